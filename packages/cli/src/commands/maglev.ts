@@ -1,0 +1,103 @@
+/** `l4fleet maglev ...`: the hashing library from the command line, no fleet needed. */
+import {
+  buildNamedTable,
+  DEFAULT_TABLE_SIZE,
+  type HashMode,
+  MaglevError,
+  type Protocol,
+  slotOf,
+  tableStats,
+} from '@l4fleet/maglev';
+import type { Command } from 'commander';
+import { CliError, type CliIo, EXIT_USAGE } from '../io.js';
+
+function intOption(value: string, field: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new CliError(`${field}: ${JSON.stringify(value)} is not an integer`, EXIT_USAGE);
+  return n;
+}
+
+function parseBackends(list: string): { name: string; weight?: number }[] {
+  return list
+    .split(',')
+    .filter((s) => s.length > 0)
+    .map((item) => {
+      const [name, weight] = item.split('=');
+      return weight === undefined ? { name: name as string } : { name: name as string, weight: Number(weight) };
+    });
+}
+
+/** Parses `ADDR:PORT`, with IPv6 as `[ADDR]:PORT`. */
+export function parseEndpoint(text: string, field: string): { address: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
+  if (!m) throw new CliError(`${field}: ${JSON.stringify(text)} is not ADDR:PORT (IPv6 as [ADDR]:PORT)`, EXIT_USAGE);
+  return { address: m[1] as string, port: Number(m[2]) };
+}
+
+function rethrow(err: unknown): never {
+  if (err instanceof MaglevError) throw new CliError(err.message, EXIT_USAGE, { cause: err });
+  throw err;
+}
+
+export function registerMaglev(program: Command, io: CliIo): void {
+  const maglev = program.command('maglev').description('Maglev lookup tables and the flow hash (no fleet needed)');
+
+  maglev
+    .command('table')
+    .description('build a table and show slots per backend')
+    .requiredOption('-b, --backends <list>', 'comma-separated NAME[=WEIGHT] list, e.g. a,b=2,c')
+    .option('-s, --size <prime>', 'table size M (prime)', String(DEFAULT_TABLE_SIZE))
+    .option('-o, --output <format>', 'table | json', 'table')
+    .action((opts: { backends: string; size: string; output: string }) => {
+      try {
+        const table = buildNamedTable(parseBackends(opts.backends), intOption(opts.size, 'size'));
+        const stats = tableStats(table);
+        if (opts.output === 'json') {
+          io.out(JSON.stringify(stats, null, 2));
+          return;
+        }
+        const rows = Object.entries(stats.slotsPerBackend).map(
+          ([name, n]) => `${name.padEnd(24)} ${String(n).padStart(8)}  ${((100 * n) / stats.size).toFixed(2)}%`,
+        );
+        io.out(
+          [`${'BACKEND'.padEnd(24)} ${'SLOTS'.padStart(8)}  SHARE`, ...rows, `spread (max-min): ${stats.spread}`].join(
+            '\n',
+          ),
+        );
+      } catch (err) {
+        rethrow(err);
+      }
+    });
+
+  maglev
+    .command('slot')
+    .description("the slot the kernel's nftables jhash picks for a flow")
+    .argument('<src>', 'SRC:SPORT')
+    .argument('<dst>', 'DST:DPORT[/tcp|udp]')
+    .option('-s, --size <prime>', 'table size M (prime)', String(DEFAULT_TABLE_SIZE))
+    .option('--seed <n>', 'fleet hash seed (decimal or 0x hex)', '0')
+    .option('--hash <mode>', '5-tuple | source-ip', '5-tuple')
+    .action((srcText: string, dstText: string, opts: { size: string; seed: string; hash: string }) => {
+      try {
+        const [dstEndpoint, proto = 'tcp'] = dstText.split('/');
+        const src = parseEndpoint(srcText, 'src');
+        const dst = parseEndpoint(dstEndpoint as string, 'dst');
+        if (proto !== 'tcp' && proto !== 'udp')
+          throw new CliError(`protocol: "${proto}" is not tcp or udp`, EXIT_USAGE);
+        if (opts.hash !== '5-tuple' && opts.hash !== 'source-ip') {
+          throw new CliError(`hash: "${opts.hash}" is not 5-tuple or source-ip`, EXIT_USAGE);
+        }
+        const seed = Number(opts.seed);
+        const flow = {
+          src: src.address,
+          sport: src.port,
+          dst: dst.address,
+          dport: dst.port,
+          protocol: proto as Protocol,
+        };
+        io.out(String(slotOf(flow, intOption(opts.size, 'size'), seed, opts.hash as HashMode)));
+      } catch (err) {
+        rethrow(err);
+      }
+    });
+}

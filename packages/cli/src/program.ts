@@ -1,0 +1,43 @@
+/** Builds the `l4fleet` command tree. Each command group lives in commands/ and registers itself here. */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { registerMaglev } from './commands/maglev.js';
+import { CliError, type CliIo, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, processIo } from './io.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function createProgram(io: CliIo = processIo): Command {
+  const program = new Command('l4fleet')
+    .description('Fleet controller for clustered ECMP/anycast L4 load balancers')
+    .version(version(), '-V, --version')
+    .showHelpAfterError()
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .exitOverride();
+  registerMaglev(program, io);
+  return program;
+}
+
+/** Runs the CLI on `argv` (without node and script) and returns the exit code; never calls process.exit. */
+export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  const program = createProgram(io);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) {
+        return EXIT_OK;
+      }
+      return EXIT_USAGE;
+    }
+    if (err instanceof CliError) {
+      for (const p of err.problems) io.err(`error: ${p}`);
+      return err.exitCode;
+    }
+    io.err(`error: ${err instanceof Error ? err.message : String(err)}`);
+    return EXIT_FAILURE;
+  }
+}

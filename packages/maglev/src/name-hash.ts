@@ -1,0 +1,49 @@
+/**
+ * MurmurHash3 x86_32 over the UTF-8 bytes of a backend name. Maglev §3.4 derives each backend's
+ * permutation (offset, skip) from two different hashes of its name; what matters is that every node
+ * computes the same value for the same name, so this is pure integer arithmetic with no platform input.
+ */
+const encoder = new TextEncoder();
+
+export function murmur3(text: string, seed: number): number {
+  const data = encoder.encode(text);
+  const c1 = 0xcc9e2d51;
+  const c2 = 0x1b873593;
+  let h = seed >>> 0;
+  const blocks = data.length & ~3;
+  for (let i = 0; i < blocks; i += 4) {
+    let k =
+      (data[i] as number) |
+      ((data[i + 1] as number) << 8) |
+      ((data[i + 2] as number) << 16) |
+      ((data[i + 3] as number) << 24);
+    k = Math.imul(k, c1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, c2);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  let k = 0;
+  const tail = data.length & 3;
+  if (tail === 3) k ^= (data[blocks + 2] as number) << 16;
+  if (tail >= 2) k ^= (data[blocks + 1] as number) << 8;
+  if (tail >= 1) {
+    k ^= data[blocks] as number;
+    k = Math.imul(k, c1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, c2);
+    h ^= k;
+  }
+  h ^= data.length;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Seeds of the two name hashes (h1 for offset, h2 for skip). Changing them reshuffles every fleet's tables. */
+export const OFFSET_HASH_SEED = 0x6d61676c; // "magl"
+export const SKIP_HASH_SEED = 0x65763334; // "ev34"

@@ -1,0 +1,42 @@
+import type { NamedTable } from './diff.js';
+import { NO_BACKEND } from './table.js';
+
+export interface TableStats {
+  readonly size: number;
+  /** Slots owned per backend name; backends with no slots appear with 0. */
+  readonly slotsPerBackend: Readonly<Record<string, number>>;
+  /** Slots with no backend (all weights 0). */
+  readonly empty: number;
+  readonly max: number;
+  readonly min: number;
+  /** max - min; Maglev §3.4 promises at most 1 at equal weights. */
+  readonly spread: number;
+  /** max / mean over backends that own slots; 1 is perfect balance (equal weights). */
+  readonly imbalance: number;
+}
+
+export function tableStats(table: NamedTable): TableStats {
+  const counts = new Array<number>(table.backends.length).fill(0);
+  let empty = 0;
+  for (const i of table.slots) {
+    if (i === NO_BACKEND) empty += 1;
+    else counts[i] = (counts[i] as number) + 1;
+  }
+  const slotsPerBackend: Record<string, number> = {};
+  table.backends.forEach((name, i) => {
+    slotsPerBackend[name] = counts[i] as number;
+  });
+  const owning = counts.filter((c) => c > 0);
+  const max = owning.length ? Math.max(...owning) : 0;
+  const min = owning.length ? Math.min(...owning) : 0;
+  const mean = owning.length ? owning.reduce((s, c) => s + c, 0) / owning.length : 0;
+  return {
+    size: table.slots.length,
+    slotsPerBackend,
+    empty,
+    max,
+    min,
+    spread: max - min,
+    imbalance: mean ? max / mean : 0,
+  };
+}
