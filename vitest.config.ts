@@ -7,6 +7,7 @@ const root = fileURLToPath(new URL('.', import.meta.url));
 export default defineConfig({
   resolve: {
     alias: [
+      { find: /^@l4fleet\/test-support\/(.*)$/, replacement: `${root}test/support/$1.ts` },
       { find: /^@l4fleet\/lab$/, replacement: `${root}lab/src/index.ts` },
       { find: /^@l4fleet\/([a-z]+)$/, replacement: `${root}packages/$1/src/index.ts` },
     ],
