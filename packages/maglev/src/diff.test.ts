@@ -1,0 +1,38 @@
+import { describe, expect, test } from 'vitest';
+import { churn, diffTables } from './diff.js';
+import { tableStats } from './stats.js';
+import { buildNamedTable } from './table.js';
+
+describe('diff, churn and stats', () => {
+  const abc = buildNamedTable([{ name: 'a' }, { name: 'b' }, { name: 'c' }], 251);
+
+  test('a table compared with itself in another argument order has no changes', () => {
+    const cba = buildNamedTable([{ name: 'c' }, { name: 'b' }, { name: 'a' }], 251);
+    expect(diffTables(abc, cba)).toEqual([]);
+    expect(churn(abc, cba)).toEqual({ changed: 0, size: 251, fraction: 0 });
+  });
+
+  test('removing c: all slots of c change, to a or b, and names are reported, not indices', () => {
+    const ab = buildNamedTable([{ name: 'a' }, { name: 'b' }], 251);
+    const changes = diffTables(abc, ab);
+    expect(changes.filter((c) => c.from === 'c')).toHaveLength(tableStats(abc).slotsPerBackend.c as number);
+    expect(changes.every((c) => (c.to === 'a' || c.to === 'b') && c.from !== c.to)).toBe(true);
+  });
+
+  test('draining to weight 0 empties the slots when it is the last backend', () => {
+    const drained = buildNamedTable([{ name: 'a', weight: 0 }], 251);
+    const live = buildNamedTable([{ name: 'a' }], 251);
+    expect(diffTables(live, drained).every((c) => c.from === 'a' && c.to === null)).toBe(true);
+    expect(tableStats(drained)).toMatchObject({ empty: 251, max: 0, min: 0, spread: 0 });
+  });
+
+  test('tables of different sizes cannot be diffed', () => {
+    expect(() => churn(abc, buildNamedTable([{ name: 'a' }], 13))).toThrow('sizes 251 and 13 differ');
+  });
+
+  test('stats: imbalance is max over mean', () => {
+    const s = tableStats(abc);
+    expect(s.max + s.min).toBeGreaterThan(0);
+    expect(s.imbalance).toBeCloseTo(s.max / (251 / 3), 10);
+  });
+});
