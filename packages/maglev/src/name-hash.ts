@@ -5,8 +5,50 @@
  */
 const encoder = new TextEncoder();
 
+/** UTF-8 bytes of `text`; ASCII names (the common case) skip the encoder's allocation. */
+function utf8(text: string): Uint8Array | string {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return encoder.encode(text);
+  return text;
+}
+
 export function murmur3(text: string, seed: number): number {
-  const data = encoder.encode(text);
+  const bytes = utf8(text);
+  return typeof bytes === 'string' ? murmur3Ascii(bytes, seed) : murmur3Bytes(bytes, seed);
+}
+
+function murmur3Ascii(data: string, seed: number): number {
+  const c1 = 0xcc9e2d51;
+  const c2 = 0x1b873593;
+  let h = seed >>> 0;
+  const blocks = data.length & ~3;
+  for (let i = 0; i < blocks; i += 4) {
+    let k =
+      data.charCodeAt(i) |
+      (data.charCodeAt(i + 1) << 8) |
+      (data.charCodeAt(i + 2) << 16) |
+      (data.charCodeAt(i + 3) << 24);
+    k = Math.imul(k, c1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, c2);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  let k = 0;
+  const tail = data.length & 3;
+  if (tail === 3) k ^= data.charCodeAt(blocks + 2) << 16;
+  if (tail >= 2) k ^= data.charCodeAt(blocks + 1) << 8;
+  if (tail >= 1) {
+    k ^= data.charCodeAt(blocks);
+    k = Math.imul(k, c1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, c2);
+    h ^= k;
+  }
+  return fmix(h, data.length);
+}
+
+function murmur3Bytes(data: Uint8Array, seed: number): number {
   const c1 = 0xcc9e2d51;
   const c2 = 0x1b873593;
   let h = seed >>> 0;
@@ -35,7 +77,11 @@ export function murmur3(text: string, seed: number): number {
     k = Math.imul(k, c2);
     h ^= k;
   }
-  h ^= data.length;
+  return fmix(h, data.length);
+}
+
+function fmix(hash: number, length: number): number {
+  let h = hash ^ length;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

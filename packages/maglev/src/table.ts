@@ -109,8 +109,9 @@ export function buildTable(backends: readonly BackendSpec[], size: number = DEFA
   const n = order.length;
   if (n === 0) return table;
 
-  const next = new Int32Array(n); // the slot each backend tries next: permutation[k][turns taken + probes]
-  const skip = new Int32Array(n);
+  // Per backend k: cursor[2k] is the slot it tries next (its permutation at turns taken + probes), cursor[2k+1]
+  // its skip. Interleaved, so each turn touches one cache line.
+  const cursor = new Int32Array(2 * n);
   const owner = new Int32Array(n);
   const rate = new Float64Array(n);
   let maxWeight = 0;
@@ -118,42 +119,67 @@ export function buildTable(backends: readonly BackendSpec[], size: number = DEFA
   for (let k = 0; k < n; k++) {
     const i = order[k] as number;
     const name = (backends[i] as BackendSpec).name;
-    next[k] = murmur3(name, OFFSET_HASH_SEED) % size;
-    skip[k] = (murmur3(name, SKIP_HASH_SEED) % (size - 1)) + 1;
+    cursor[2 * k] = murmur3(name, OFFSET_HASH_SEED) % size;
+    cursor[2 * k + 1] = (murmur3(name, SKIP_HASH_SEED) % (size - 1)) + 1;
     owner[k] = i;
     rate[k] = (weights[i] as number) / maxWeight;
   }
 
-  let filled = 0;
-  const claim = (k: number): boolean => {
-    let p = next[k] as number;
-    const s = skip[k] as number;
-    while ((table[p] as number) !== NO_BACKEND) {
-      p += s;
-      if (p >= size) p -= size;
-    }
-    table[p] = owner[k] as number;
-    p += s;
-    next[k] = p >= size ? p - size : p;
-    filled += 1;
-    return filled === size;
-  };
-
   let uniform = true;
   for (let k = 0; k < n; k++) if (rate[k] !== 1) uniform = false;
-  if (uniform) {
-    for (;;) for (let k = 0; k < n; k++) if (claim(k)) return table;
+  if (uniform) fillUniform(table, cursor, owner);
+  else fillWeighted(table, cursor, owner, rate);
+  return table;
+}
+
+// The two fill loops are the hot path (M slot claims, each probing the backend's permutation for a free slot):
+// kept as flat functions over typed arrays, with no closures, so V8 compiles them to tight machine code.
+
+/** Equal weights: plain round robin of turns (Pseudocode 1). */
+function fillUniform(table: Int32Array, cursor: Int32Array, owner: Int32Array): void {
+  const size = table.length;
+  const n = owner.length;
+  let filled = 0;
+  for (;;) {
+    for (let k = 0; k < n; k++) {
+      const s = cursor[2 * k + 1] as number;
+      let p = cursor[2 * k] as number;
+      while ((table[p] as number) !== NO_BACKEND) {
+        p += s;
+        if (p >= size) p -= size;
+      }
+      table[p] = owner[k] as number;
+      p += s;
+      cursor[2 * k] = p >= size ? p - size : p;
+      if (++filled === size) return;
+    }
   }
+}
+
+/** Weighted: each round a backend earns weight/maxWeight credit and takes a turn per whole credit. */
+function fillWeighted(table: Int32Array, cursor: Int32Array, owner: Int32Array, rate: Float64Array): void {
+  const size = table.length;
+  const n = owner.length;
   const credit = new Float64Array(n);
+  let filled = 0;
   for (;;) {
     for (let k = 0; k < n; k++) {
       const c = (credit[k] as number) + (rate[k] as number);
-      if (c >= 1) {
-        credit[k] = c - 1;
-        if (claim(k)) return table;
-      } else {
+      if (c < 1) {
         credit[k] = c;
+        continue;
       }
+      credit[k] = c - 1;
+      const s = cursor[2 * k + 1] as number;
+      let p = cursor[2 * k] as number;
+      while ((table[p] as number) !== NO_BACKEND) {
+        p += s;
+        if (p >= size) p -= size;
+      }
+      table[p] = owner[k] as number;
+      p += s;
+      cursor[2 * k] = p >= size ? p - size : p;
+      if (++filled === size) return;
     }
   }
 }

@@ -1,0 +1,87 @@
+/**
+ * `npm run bench` for @l4fleet/maglev: table build time (median of many runs) at the paper's sizes, churn for
+ * remove-one and add-one, heap used by a build, and the ratio to a plain C loop of the same algorithm compiled
+ * and timed in this same run (bench/reference.c, needs gcc; skipped with a note when absent).
+ * Paper (NSDI'16 §5.3): 1.8 ms at M = 65,537 and 22.9 ms at M = 655,373 (C, their hardware).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildNamedTable, buildTable, churn } from '../src/index.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 21);
+const cases = [
+  { size: 65_537, backends: 100 },
+  { size: 65_537, backends: 1_000 },
+  { size: 655_373, backends: 1_000 },
+];
+const backends = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `backend-${i}` }));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+function timeBuild(size: number, n: number): { ms: number; heapMiB: number } {
+  const list = backends(n);
+  for (let i = 0; i < 3; i++) buildTable(list, size); // warm up the JIT
+  const times: number[] = [];
+  let heapMiB = 0;
+  for (let r = 0; r < RUNS; r++) {
+    const before = process.memoryUsage().heapUsed;
+    const t0 = performance.now();
+    const table = buildTable(list, size);
+    times.push(performance.now() - t0);
+    heapMiB = Math.max(heapMiB, (process.memoryUsage().heapUsed - before + table.byteLength) / 2 ** 20);
+  }
+  return { ms: median(times), heapMiB };
+}
+
+function referenceC(): Map<string, number> | string {
+  const dir = mkdtempSync(join(tmpdir(), 'l4fleet-maglev-bench-'));
+  try {
+    const bin = join(dir, 'reference');
+    execFileSync('gcc', ['-O2', '-o', bin, new URL('./reference.c', import.meta.url).pathname], { stdio: 'pipe' });
+    const out = execFileSync(bin, [String(RUNS)], { encoding: 'utf8' });
+    const result = new Map<string, number>();
+    for (const line of out.trim().split('\n')) {
+      const [m, n, ms] = line.split(' ');
+      result.set(`${m}/${n}`, Number(ms));
+    }
+    return result;
+  } catch (err) {
+    return `C reference unavailable: ${(err as Error).message.split('\n')[0]}`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const c = referenceC();
+const rows = cases.map(({ size, backends: n }) => {
+  const { ms, heapMiB } = timeBuild(size, n);
+  const cMs = typeof c === 'string' ? undefined : c.get(`${size}/${n}`);
+  return { size, backends: n, buildMs: ms, cMs, ratioToC: cMs ? ms / cMs : undefined, heapMiB };
+});
+
+const churnRows = [100, 1_000].map((n) => {
+  const list = backends(n);
+  const base = buildNamedTable(list, 65_537);
+  const removeOne = churn(base, buildNamedTable(list.slice(1), 65_537)).fraction;
+  const addOne = churn(base, buildNamedTable([...list, { name: 'backend-new' }], 65_537)).fraction;
+  return { size: 65_537, backends: n, removeOne, addOne, ideal: 1 / n };
+});
+
+const f = (x: number | undefined, d = 2) => (x === undefined ? '-' : x.toFixed(d));
+console.log(`maglev: table build, median of ${RUNS} runs (node ${process.version})`);
+console.log('M        N      build ms   C ms    ratio  heap MiB');
+for (const r of rows) {
+  console.log(
+    `${String(r.size).padEnd(8)} ${String(r.backends).padEnd(6)} ${f(r.buildMs).padStart(8)} ${f(r.cMs).padStart(7)} ${f(r.ratioToC).padStart(7)} ${f(r.heapMiB, 1).padStart(8)}`,
+  );
+}
+if (typeof c === 'string') console.log(c);
+console.log('maglev: churn (share of slots that change owner), M = 65,537');
+console.log('N      remove-one  add-one  ideal (1/N)');
+for (const r of churnRows) {
+  console.log(
+    `${String(r.backends).padEnd(6)} ${f(100 * r.removeOne, 3).padStart(9)}% ${f(100 * r.addOne, 3).padStart(7)}% ${f(100 * r.ideal, 3).padStart(8)}%`,
+  );
+}
+console.log(JSON.stringify({ bench: 'maglev', runs: RUNS, build: rows, churn: churnRows }));
