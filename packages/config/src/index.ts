@@ -1,1 +1,39 @@
-export {};
+export { canonicalAddress, endpointText } from './address.js';
+export {
+  DEFAULT_HEALTH_FALL,
+  DEFAULT_HEALTH_INTERVAL_MS,
+  DEFAULT_HEALTH_RISE,
+  DEFAULT_HEALTH_TIMEOUT_MS,
+  DEFAULT_HTTP_EXPECT_STATUS,
+  DEFAULT_HTTP_PATH,
+  DEFAULT_MEMBER_WEIGHT,
+  DEFAULT_VIP_HASH,
+  DEFAULT_VIP_TABLE_SIZE,
+  defaultHealthCheck,
+  MAX_MEMBER_WEIGHT,
+} from './defaults.js';
+export { type ChangeKind, diffFleets, type FleetChange, type FleetDiff } from './diff.js';
+export { ConfigError, type ConfigErrorCode, type ConfigProblem, formatProblem } from './errors.js';
+export { parseFleet, parseFleetText } from './parse.js';
+export {
+  backendsForPool,
+  buildVipTable,
+  type DecidedStatus,
+  effectiveWeight,
+  tableChecksum,
+  tableMembers,
+  type VipTable,
+} from './table.js';
+export type {
+  Fleet,
+  HashMode,
+  HealthCheck,
+  HealthCheckType,
+  Member,
+  MemberState,
+  MemberStatus,
+  Pool,
+  Protocol,
+  Vip,
+} from './types.js';
+export { memberKey, parseVipKey, vipKey } from './vip-key.js';

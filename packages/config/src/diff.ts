@@ -1,0 +1,114 @@
+/** What changes between two fleets, for `l4fleet apply` and the agent's logs. Pure; compares by key. */
+import { endpointText } from './address.js';
+import type { Fleet, Member, Pool, Vip } from './types.js';
+import { vipKey } from './vip-key.js';
+
+export type ChangeKind = 'added' | 'removed' | 'changed';
+
+export interface FleetChange {
+  readonly kind: ChangeKind;
+  /** `hashSeed`, `vip 198.51.100.10:80/tcp`, `pool web`, `member web/be1`. */
+  readonly subject: string;
+  /** What changed, e.g. `weight 1 -> 2`; empty for added/removed. */
+  readonly detail: string;
+}
+
+export interface FleetDiff {
+  readonly changes: readonly FleetChange[];
+  /** Pools whose table inputs (members, weights, states) changed, or that were added or removed. */
+  readonly poolsChanged: readonly string[];
+}
+
+const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+function fieldChanges<T extends object>(a: T, b: T, fields: readonly (keyof T)[]): string {
+  return fields
+    .filter((f) => !same(a[f], b[f]))
+    .map((f) => `${String(f)} ${JSON.stringify(a[f]) ?? '-'} -> ${JSON.stringify(b[f]) ?? '-'}`)
+    .join(', ');
+}
+
+function keyed<T>(items: readonly T[], key: (t: T) => string): Map<string, T> {
+  return new Map(items.map((t) => [key(t), t]));
+}
+
+/** Changes from `before` (the stored fleet, or undefined for an empty store) to `after`, sorted by subject. */
+export function diffFleets(before: Fleet | undefined, after: Fleet): FleetDiff {
+  const changes: FleetChange[] = [];
+  const poolsChanged = new Set<string>();
+  const b = before ?? { pools: [], vips: [] };
+  if (after.hashSeed !== undefined && b.hashSeed !== after.hashSeed) {
+    changes.push({
+      kind: 'changed',
+      subject: 'hashSeed',
+      detail: `${b.hashSeed ?? '-'} -> ${after.hashSeed} (every flow may move)`,
+    });
+  }
+  const vb = keyed(b.vips, vipKey);
+  const va = keyed(after.vips, vipKey);
+  for (const [k, v] of va) {
+    const old = vb.get(k);
+    if (!old) changes.push({ kind: 'added', subject: `vip ${k}`, detail: `pool ${v.pool}` });
+    else if (!same(old, v)) {
+      changes.push({
+        kind: 'changed',
+        subject: `vip ${k}`,
+        detail: fieldChanges<Vip>(old, v, ['pool', 'tableSize', 'hash']),
+      });
+    }
+  }
+  for (const k of vb.keys()) if (!va.has(k)) changes.push({ kind: 'removed', subject: `vip ${k}`, detail: '' });
+
+  const pb = keyed(b.pools, (p: Pool) => p.name);
+  const pa = keyed(after.pools, (p: Pool) => p.name);
+  for (const [name, pool] of pa) {
+    const old = pb.get(name);
+    if (!old) {
+      changes.push({ kind: 'added', subject: `pool ${name}`, detail: `${pool.members.length} members` });
+      poolsChanged.add(name);
+      continue;
+    }
+    if (!same(old.healthCheck, pool.healthCheck)) {
+      changes.push({
+        kind: 'changed',
+        subject: `pool ${name}`,
+        detail: `healthCheck ${JSON.stringify(old.healthCheck)} -> ${JSON.stringify(pool.healthCheck)}`,
+      });
+    }
+    const mb = keyed(old.members, (m: Member) => m.name);
+    const ma = keyed(pool.members, (m: Member) => m.name);
+    for (const [mn, m] of ma) {
+      const om = mb.get(mn);
+      if (!om) {
+        changes.push({
+          kind: 'added',
+          subject: `member ${name}/${mn}`,
+          detail: `${endpointText(m.address, m.port)} weight ${m.weight} ${m.state}`,
+        });
+        poolsChanged.add(name);
+      } else if (!same(om, m)) {
+        changes.push({
+          kind: 'changed',
+          subject: `member ${name}/${mn}`,
+          detail: fieldChanges<Member>(om, m, ['address', 'port', 'weight', 'state']),
+        });
+        poolsChanged.add(name);
+      }
+    }
+    for (const mn of mb.keys()) {
+      if (!ma.has(mn)) {
+        changes.push({ kind: 'removed', subject: `member ${name}/${mn}`, detail: '' });
+        poolsChanged.add(name);
+      }
+    }
+  }
+  for (const name of pb.keys()) {
+    if (!pa.has(name)) {
+      changes.push({ kind: 'removed', subject: `pool ${name}`, detail: '' });
+      poolsChanged.add(name);
+    }
+  }
+  const order = { removed: 0, changed: 1, added: 2 } as const;
+  changes.sort((x, y) => (x.subject < y.subject ? -1 : x.subject > y.subject ? 1 : order[x.kind] - order[y.kind]));
+  return { changes, poolsChanged: [...poolsChanged].sort() };
+}

@@ -1,0 +1,203 @@
+import { describe, expect, test } from 'vitest';
+import { ConfigError } from './errors.js';
+import { parseFleet, parseFleetText } from './parse.js';
+
+const SAMPLE = `
+hashSeed: 0x5eed            # optional
+pools:
+  - name: web
+    healthCheck: { type: http, port: 8080, path: /healthz, expectStatus: 200,
+                   intervalMs: 2000, timeoutMs: 1000, rise: 2, fall: 4 }
+    members:
+      - { name: be1, address: 198.18.0.21, port: 80, weight: 2 }
+      - { address: 198.18.0.22, port: 80 }
+      - { address: 198.18.0.23, port: 80, state: draining }
+  - name: dns
+    healthCheck: { type: udp, payload: ping }
+    members:
+      - { address: "2001:DB8:0:0::1", port: 53 }
+vips:
+  - { address: 198.51.100.10, port: 80, protocol: tcp, pool: web }
+  - { address: "2001:db8::53", port: 53, protocol: udp, pool: dns, tableSize: 4093, hash: source-ip }
+`;
+
+function problems(raw: unknown): string[] {
+  try {
+    parseFleet(raw);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).message.split('\n');
+  }
+  throw new Error('expected a ConfigError');
+}
+
+const pool = (name: string, members: unknown[], extra: object = {}) => ({ name, members, ...extra });
+const m = (address: string, port = 80, extra: object = {}) => ({ address, port, ...extra });
+
+describe('config parse - the issue sample', () => {
+  const fleet = parseFleetText(SAMPLE);
+
+  test('reads 0x hex seed, defaults members and VIPs', () => {
+    expect(fleet.hashSeed).toBe(0x5eed);
+    const web = fleet.pools[0]!;
+    expect(web.members.map((x) => [x.name, x.weight, x.state])).toEqual([
+      ['be1', 2, 'active'],
+      ['198.18.0.22:80', 1, 'active'],
+      ['198.18.0.23:80', 1, 'draining'],
+    ]);
+    expect(fleet.vips[0]).toEqual({
+      address: '198.51.100.10',
+      port: 80,
+      protocol: 'tcp',
+      pool: 'web',
+      tableSize: 65_537,
+      hash: '5-tuple',
+    });
+  });
+
+  test('health checks are fully defaulted per type', () => {
+    expect(fleet.pools[1]!.healthCheck).toEqual({
+      type: 'udp',
+      payload: 'ping',
+      intervalMs: 2000,
+      timeoutMs: 1000,
+      rise: 2,
+      fall: 4,
+    });
+    const none = parseFleet({ pools: [pool('p', [m('10.0.0.1')])] });
+    expect(none.pools[0]!.healthCheck.type).toBe('tcp');
+  });
+
+  test('IPv6 addresses are canonical (RFC 5952) and name defaults to [addr]:port', () => {
+    expect(fleet.pools[1]!.members[0]!.address).toBe('2001:db8::1');
+    expect(fleet.pools[1]!.members[0]!.name).toBe('[2001:db8::1]:53');
+  });
+
+  test('JSON is accepted too and gives the same fleet', () => {
+    expect(parseFleetText(JSON.stringify(fleet))).toEqual(fleet);
+    expect(parseFleetText(JSON.stringify(fleet), 'json')).toEqual(fleet);
+  });
+
+  test('a fleet without seed has no hashSeed field', () => {
+    expect('hashSeed' in parseFleet({ pools: [], vips: [] })).toBe(false);
+  });
+});
+
+describe('config parse - every problem at once, with path and value', () => {
+  test('the issue examples', () => {
+    expect(
+      problems({
+        pools: [pool('web', [m('10.0.0.1')])],
+        vips: [
+          { address: '198.51.100.10', port: 70000, protocol: 'tcp', pool: 'web' },
+          { address: '198.51.100.11', port: 80, protocol: 'tcp', pool: 'nosuchpool' },
+        ],
+      }),
+    ).toEqual(['vips[0].port: 70000 is not a port (1-65535)', 'vips[1].pool: "nosuchpool" does not exist']);
+  });
+
+  test.each([
+    [
+      'duplicate VIP (canonical address)',
+      {
+        pools: [pool('p', [m('2001:db8::1')])],
+        vips: [
+          { address: '2001:db8::53', port: 53, protocol: 'udp', pool: 'p6' },
+          { address: '2001:DB8:0::53', port: 53, protocol: 'udp', pool: 'p6' },
+        ].map((v) => ({ ...v, pool: 'p' })),
+      },
+      'vips[1]: [2001:db8::53]:53/udp duplicates vips[0]',
+    ],
+    [
+      'duplicate member',
+      { pools: [pool('p', [m('10.0.0.1'), m('10.0.0.1')])] },
+      'pools[0].members[1]: 10.0.0.1:80 duplicates members[0]',
+    ],
+    [
+      'duplicate member name',
+      { pools: [pool('p', [m('10.0.0.1', 80, { name: 'a' }), m('10.0.0.2', 80, { name: 'a' })])] },
+      'pools[0].members[1].name: "a" duplicates members[0]',
+    ],
+    ['pool with no members', { pools: [pool('p', [])] }, 'pools[0].members: the pool has no members'],
+    [
+      'non-prime tableSize',
+      {
+        pools: [pool('p', [m('10.0.0.1')])],
+        vips: [{ address: '10.9.9.9', port: 80, protocol: 'tcp', pool: 'p', tableSize: 65536 }],
+      },
+      'vips[0].tableSize: 65536 is not prime (Maglev §3.4 needs a prime; next prime is 65537)',
+    ],
+    [
+      'IPv6 member in an IPv4 VIP pool',
+      { pools: [pool('p', [m('2001:db8::1')])], vips: [{ address: '10.9.9.9', port: 80, protocol: 'tcp', pool: 'p' }] },
+      'vips[0].pool: "p" has IPv6 members but the VIP 10.9.9.9 is IPv4',
+    ],
+    [
+      'bad address',
+      { pools: [pool('p', [m('10.0.0.256')])] },
+      'pools[0].members[0].address: "10.0.0.256" is not an IPv4 or IPv6 address',
+    ],
+    [
+      'unknown field',
+      { pools: [pool('p', [m('10.0.0.1', 80, { wieght: 2 })])] },
+      'pools[0].members[0].wieght: is not a known field (known: name, address, port, weight, state)',
+    ],
+    [
+      'bad state',
+      { pools: [pool('p', [m('10.0.0.1', 80, { state: 'off' })])] },
+      'pools[0].members[0].state: "off" is not one of active | draining | disabled',
+    ],
+    [
+      'bad health type',
+      { pools: [pool('p', [m('10.0.0.1')], { healthCheck: { type: 'icmp' } })] },
+      'pools[0].healthCheck.type: "icmp" is not one of tcp | http | udp | none',
+    ],
+    [
+      'timeout longer than interval',
+      { pools: [pool('p', [m('10.0.0.1')], { healthCheck: { type: 'tcp', intervalMs: 500, timeoutMs: 1000 } })] },
+      'pools[0].healthCheck.timeoutMs: 1000 is longer than intervalMs (500)',
+    ],
+    [
+      'seed out of range',
+      { hashSeed: 2 ** 32 },
+      'hashSeed: 4294967296 is not an unsigned 32-bit hash seed (0-4294967295)',
+    ],
+    [
+      'duplicate pool',
+      { pools: [pool('p', [m('10.0.0.1')]), pool('p', [m('10.0.0.2')])] },
+      'pools[1].name: "p" is defined more than once',
+    ],
+  ])('%s', (_name, raw, expected) => {
+    expect(problems(raw)).toContain(expected);
+  });
+
+  test('many problems are all reported, each on its own line', () => {
+    const list = problems({
+      hashSeed: -1,
+      pools: [pool('p', [m('x'), m('10.0.0.1', 0)]), pool('q', [])],
+      vips: [{ address: '10.0.0.9', port: 80, protocol: 'sctp', pool: 'p' }],
+    });
+    expect(list.length).toBeGreaterThanOrEqual(5);
+    expect(list).toContain('vips[0].protocol: "sctp" is not one of tcp | udp');
+  });
+
+  test('problems carry path and message separately', () => {
+    try {
+      parseFleet({ vips: [{ address: '10.0.0.1', port: 1, protocol: 'tcp', pool: 'x' }] });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as ConfigError).problems).toEqual([{ path: 'vips[0].pool', message: '"x" does not exist' }]);
+      expect((err as ConfigError).code).toBe('INVALID');
+    }
+  });
+
+  test('syntax errors are a single SYNTAX problem', () => {
+    expect(() => parseFleetText('pools: [')).toThrow(ConfigError);
+    try {
+      parseFleetText('{"pools": ');
+    } catch (err) {
+      expect((err as ConfigError).code).toBe('SYNTAX');
+      expect((err as ConfigError).message).toMatch(/^not valid JSON/);
+    }
+  });
+});

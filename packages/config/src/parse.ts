@@ -1,0 +1,347 @@
+/**
+ * parseFleet(): raw fleet file -> fully defaulted Fleet, or ConfigError listing every problem at once,
+ * each with its path and value (`vips[0].port: 70000 is not a port (1-65535)`).
+ */
+import { assertTableSize, isPrime, MaglevError, nextPrime } from '@l4fleet/maglev';
+import { parse as parseYaml } from 'yaml';
+import { canonicalAddress, endpointText } from './address.js';
+import {
+  DEFAULT_HEALTH_FALL,
+  DEFAULT_HEALTH_INTERVAL_MS,
+  DEFAULT_HEALTH_RISE,
+  DEFAULT_HEALTH_TIMEOUT_MS,
+  DEFAULT_HTTP_EXPECT_STATUS,
+  DEFAULT_HTTP_PATH,
+  DEFAULT_MEMBER_WEIGHT,
+  DEFAULT_VIP_HASH,
+  DEFAULT_VIP_TABLE_SIZE,
+  defaultHealthCheck,
+  MAX_MEMBER_WEIGHT,
+} from './defaults.js';
+import { ConfigError, type ConfigProblem } from './errors.js';
+import type { Fleet, HealthCheck, HealthCheckType, Member, MemberState, Pool, Vip } from './types.js';
+import { vipKey } from './vip-key.js';
+
+type Obj = Record<string, unknown>;
+
+const NAME = /^[A-Za-z0-9[][A-Za-z0-9._:@[\]-]{0,127}$/;
+const POOL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const MAX_U32 = 0xffff_ffff;
+
+/** Collects problems; every check reports and carries on, so the user sees them all in one run. */
+class Problems {
+  readonly list: ConfigProblem[] = [];
+  add(path: string, message: string): void {
+    this.list.push({ path, message });
+  }
+}
+
+const show = (v: unknown): string =>
+  typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'missing' : (JSON.stringify(v) ?? String(v));
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function checkKeys(p: Problems, path: string, o: Obj, allowed: readonly string[]): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k))
+      p.add(`${path}.${k}`.replace(/^\./, ''), `is not a known field (known: ${allowed.join(', ')})`);
+  }
+}
+
+function int(p: Problems, path: string, v: unknown, min: number, max: number, what: string, dflt?: number): number {
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    p.add(path, `${show(v)} is not ${what} (${min}-${max})`);
+    return dflt ?? min;
+  }
+  return v;
+}
+
+function port(p: Problems, path: string, v: unknown): number {
+  return int(p, path, v, 1, 65_535, 'a port');
+}
+
+function oneOf<T extends string>(p: Problems, path: string, v: unknown, allowed: readonly T[], dflt?: T): T {
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    p.add(path, `${show(v)} is not one of ${allowed.join(' | ')}`);
+    return dflt ?? (allowed[0] as T);
+  }
+  return v as T;
+}
+
+function address(p: Problems, path: string, v: unknown): { family: 4 | 6; address: string } | undefined {
+  try {
+    if (typeof v !== 'string') throw new Error('not a string');
+    return canonicalAddress(v, path);
+  } catch {
+    p.add(path, `${show(v)} is not an IPv4 or IPv6 address`);
+    return undefined;
+  }
+}
+
+function hashSeed(p: Problems, v: unknown): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  const n = typeof v === 'string' && /^(0x[0-9a-fA-F]+|\d+)$/.test(v) ? Number(v) : v;
+  return int(p, 'hashSeed', n, 0, MAX_U32, 'an unsigned 32-bit hash seed');
+}
+
+function healthCheck(p: Problems, path: string, v: unknown): HealthCheck {
+  if (v === undefined) return defaultHealthCheck();
+  if (!isObj(v)) {
+    p.add(path, `${show(v)} is not an object`);
+    return defaultHealthCheck();
+  }
+  checkKeys(p, path, v, ['type', 'port', 'path', 'expectStatus', 'payload', 'intervalMs', 'timeoutMs', 'rise', 'fall']);
+  const type = oneOf<HealthCheckType>(p, `${path}.type`, v.type, ['tcp', 'http', 'udp', 'none']);
+  const intervalMs = int(
+    p,
+    `${path}.intervalMs`,
+    v.intervalMs,
+    100,
+    3_600_000,
+    'an interval in ms',
+    DEFAULT_HEALTH_INTERVAL_MS,
+  );
+  const timeoutMs = int(
+    p,
+    `${path}.timeoutMs`,
+    v.timeoutMs,
+    10,
+    3_600_000,
+    'a timeout in ms',
+    DEFAULT_HEALTH_TIMEOUT_MS,
+  );
+  if (timeoutMs > intervalMs) p.add(`${path}.timeoutMs`, `${timeoutMs} is longer than intervalMs (${intervalMs})`);
+  const hc: { -readonly [K in keyof HealthCheck]: HealthCheck[K] } = {
+    type,
+    intervalMs,
+    timeoutMs,
+    rise: int(p, `${path}.rise`, v.rise, 1, 100, 'a count', DEFAULT_HEALTH_RISE),
+    fall: int(p, `${path}.fall`, v.fall, 1, 100, 'a count', DEFAULT_HEALTH_FALL),
+  };
+  if (v.port !== undefined) hc.port = port(p, `${path}.port`, v.port);
+  const onlyFor = (field: string, types: readonly HealthCheckType[]) => {
+    if (v[field] !== undefined && !types.includes(type))
+      p.add(`${path}.${field}`, `applies only to type ${types.join(' | ')}, not ${type}`);
+  };
+  onlyFor('path', ['http']);
+  onlyFor('expectStatus', ['http']);
+  onlyFor('payload', ['udp']);
+  onlyFor('port', ['tcp', 'http', 'udp']);
+  if (type === 'http') {
+    if (v.path !== undefined && (typeof v.path !== 'string' || !v.path.startsWith('/'))) {
+      p.add(`${path}.path`, `${show(v.path)} is not an absolute path (starting with /)`);
+    }
+    hc.path = typeof v.path === 'string' ? v.path : DEFAULT_HTTP_PATH;
+    hc.expectStatus = int(
+      p,
+      `${path}.expectStatus`,
+      v.expectStatus,
+      100,
+      599,
+      'an HTTP status',
+      DEFAULT_HTTP_EXPECT_STATUS,
+    );
+  }
+  if (type === 'udp') {
+    if (v.payload !== undefined && typeof v.payload !== 'string')
+      p.add(`${path}.payload`, `${show(v.payload)} is not a string`);
+    hc.payload = typeof v.payload === 'string' ? v.payload : '';
+  }
+  return hc;
+}
+
+interface ParsedMember extends Member {
+  readonly family: 4 | 6 | undefined;
+}
+
+function member(p: Problems, path: string, v: unknown): ParsedMember | undefined {
+  if (!isObj(v)) {
+    p.add(path, `${show(v)} is not an object`);
+    return undefined;
+  }
+  checkKeys(p, path, v, ['name', 'address', 'port', 'weight', 'state']);
+  const addr = address(p, `${path}.address`, v.address);
+  const prt = port(p, `${path}.port`, v.port);
+  let name = addr ? endpointText(addr.address, prt) : String(v.address);
+  if (v.name !== undefined) {
+    if (typeof v.name !== 'string' || !NAME.test(v.name)) {
+      p.add(
+        `${path}.name`,
+        `${show(v.name)} is not a name (1-128 of A-Z a-z 0-9 . _ - : @ [ ], starting alphanumeric)`,
+      );
+    } else {
+      name = v.name;
+    }
+  }
+  return {
+    name,
+    address: addr?.address ?? String(v.address),
+    port: prt,
+    weight: int(p, `${path}.weight`, v.weight, 0, MAX_MEMBER_WEIGHT, 'a weight', DEFAULT_MEMBER_WEIGHT),
+    state: oneOf<MemberState>(p, `${path}.state`, v.state, ['active', 'draining', 'disabled'], 'active'),
+    family: addr?.family,
+  };
+}
+
+interface ParsedPool extends Pool {
+  readonly families: ReadonlySet<4 | 6>;
+}
+
+function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
+  if (!isObj(v)) {
+    p.add(path, `${show(v)} is not an object`);
+    return undefined;
+  }
+  checkKeys(p, path, v, ['name', 'healthCheck', 'members']);
+  if (typeof v.name !== 'string' || !POOL_NAME.test(v.name)) {
+    p.add(`${path}.name`, `${show(v.name)} is not a pool name (1-63 of A-Z a-z 0-9 . _ -, starting alphanumeric)`);
+  }
+  const hc = healthCheck(p, `${path}.healthCheck`, v.healthCheck);
+  const members: ParsedMember[] = [];
+  if (!Array.isArray(v.members)) {
+    p.add(`${path}.members`, `${show(v.members)} is not a list of members`);
+  } else if (v.members.length === 0) {
+    p.add(`${path}.members`, 'the pool has no members');
+  } else {
+    const byName = new Map<string, number>();
+    const byEndpoint = new Map<string, number>();
+    v.members.forEach((raw, i) => {
+      const before = p.list.length;
+      const m = member(p, `${path}.members[${i}]`, raw);
+      if (!m) return;
+      members.push(m);
+      if (p.list.length > before) return;
+      const endpoint = endpointText(m.address, m.port);
+      const sameName = byName.get(m.name);
+      const sameEndpoint = byEndpoint.get(endpoint);
+      if (sameName !== undefined) p.add(`${path}.members[${i}].name`, `"${m.name}" duplicates members[${sameName}]`);
+      else byName.set(m.name, i);
+      if (sameEndpoint !== undefined) p.add(`${path}.members[${i}]`, `${endpoint} duplicates members[${sameEndpoint}]`);
+      else byEndpoint.set(endpoint, i);
+    });
+  }
+  const families = new Set<4 | 6>();
+  for (const m of members) if (m.family) families.add(m.family);
+  return {
+    name: typeof v.name === 'string' ? v.name : '',
+    healthCheck: hc,
+    members: members.map(({ family: _family, ...m }) => m),
+    families,
+  };
+}
+
+function vip(p: Problems, path: string, v: unknown, pools: ReadonlyMap<string, ParsedPool>): Vip | undefined {
+  if (!isObj(v)) {
+    p.add(path, `${show(v)} is not an object`);
+    return undefined;
+  }
+  checkKeys(p, path, v, ['address', 'port', 'protocol', 'pool', 'tableSize', 'hash']);
+  const addr = address(p, `${path}.address`, v.address);
+  const prt = port(p, `${path}.port`, v.port);
+  const protocol = oneOf(p, `${path}.protocol`, v.protocol, ['tcp', 'udp'] as const);
+  const target = typeof v.pool === 'string' ? pools.get(v.pool) : undefined;
+  if (typeof v.pool !== 'string') p.add(`${path}.pool`, `${show(v.pool)} is not a pool name`);
+  else if (!target) p.add(`${path}.pool`, `"${v.pool}" does not exist`);
+  let tableSize = DEFAULT_VIP_TABLE_SIZE;
+  if (v.tableSize !== undefined) {
+    if (typeof v.tableSize !== 'number' || !Number.isInteger(v.tableSize)) {
+      p.add(`${path}.tableSize`, `${show(v.tableSize)} is not an integer`);
+    } else if (v.tableSize >= 2 && !isPrime(v.tableSize)) {
+      p.add(
+        `${path}.tableSize`,
+        `${v.tableSize} is not prime (Maglev §3.4 needs a prime; next prime is ${nextPrime(v.tableSize)})`,
+      );
+    } else {
+      try {
+        assertTableSize(v.tableSize, target?.members.length ?? 0);
+        tableSize = v.tableSize;
+      } catch (err) {
+        p.add(`${path}.tableSize`, err instanceof MaglevError ? err.message.replace(/^size: /, '') : String(err));
+      }
+    }
+  } else if (target && target.members.length >= tableSize) {
+    p.add(
+      `${path}.tableSize`,
+      `${tableSize} (default) must be larger than the pool's ${target.members.length} members`,
+    );
+  }
+  if (addr && target) {
+    const other = addr.family === 4 ? 6 : 4;
+    if (target.families.has(other)) {
+      p.add(
+        `${path}.pool`,
+        `"${target.name}" has IPv${other} members but the VIP ${addr.address} is IPv${addr.family}`,
+      );
+    }
+  }
+  return {
+    address: addr?.address ?? String(v.address),
+    port: prt,
+    protocol,
+    pool: typeof v.pool === 'string' ? v.pool : '',
+    tableSize,
+    hash: oneOf(p, `${path}.hash`, v.hash, ['5-tuple', 'source-ip'] as const, DEFAULT_VIP_HASH),
+  };
+}
+
+/** Validates a decoded fleet file (YAML or JSON) into a new, fully defaulted Fleet; throws ConfigError. */
+export function parseFleet(raw: unknown): Fleet {
+  const p = new Problems();
+  if (!isObj(raw))
+    throw new ConfigError('INVALID', [{ path: '', message: `the fleet file is ${show(raw)}, not an object` }]);
+  checkKeys(p, '', raw, ['hashSeed', 'pools', 'vips']);
+  const seed = hashSeed(p, raw.hashSeed);
+  const pools = new Map<string, ParsedPool>();
+  const rawPools = raw.pools ?? [];
+  if (!Array.isArray(rawPools)) p.add('pools', `${show(rawPools)} is not a list of pools`);
+  else
+    rawPools.forEach((rp, i) => {
+      const pl = pool(p, `pools[${i}]`, rp);
+      if (!pl?.name) return;
+      if (pools.has(pl.name)) p.add(`pools[${i}].name`, `"${pl.name}" is defined more than once`);
+      else pools.set(pl.name, pl);
+    });
+  const vips: Vip[] = [];
+  const rawVips = raw.vips ?? [];
+  if (!Array.isArray(rawVips)) p.add('vips', `${show(rawVips)} is not a list of VIPs`);
+  else {
+    const seen = new Map<string, number>();
+    rawVips.forEach((rv, i) => {
+      const before = p.list.length;
+      const v = vip(p, `vips[${i}]`, rv, pools);
+      if (!v) return;
+      vips.push(v);
+      if (p.list.length > before) return; // a broken address or port makes the duplicate check meaningless
+      const key = vipKey(v);
+      const first = seen.get(key);
+      if (first !== undefined) p.add(`vips[${i}]`, `${key} duplicates vips[${first}]`);
+      else seen.set(key, i);
+    });
+  }
+  if (p.list.length > 0) throw new ConfigError('INVALID', p.list);
+  const fleet: { hashSeed?: number; pools: Pool[]; vips: Vip[] } = {
+    pools: [...pools.values()].map(({ families: _f, ...pl }) => pl),
+    vips,
+  };
+  if (seed !== undefined) return { hashSeed: seed, ...fleet };
+  return fleet;
+}
+
+/** Parses fleet text: JSON if `format` says so or the text starts with `{`, else YAML (1.2, which accepts 0x hex). */
+export function parseFleetText(text: string, format?: 'yaml' | 'json'): Fleet {
+  const asJson = format === 'json' || (format === undefined && text.trimStart().startsWith('{'));
+  let raw: unknown;
+  try {
+    raw = asJson ? JSON.parse(text) : parseYaml(text, { prettyErrors: false, uniqueKeys: true });
+  } catch (err) {
+    const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new ConfigError('SYNTAX', [{ path: '', message: `not valid ${asJson ? 'JSON' : 'YAML'}: ${msg}` }], {
+      cause: err,
+    });
+  }
+  return parseFleet(raw);
+}

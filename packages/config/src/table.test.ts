@@ -1,0 +1,124 @@
+import { buildNamedTable, NO_BACKEND, slotOf } from '@l4fleet/maglev';
+import { describe, expect, test } from 'vitest';
+import { diffFleets } from './diff.js';
+import { parseFleet } from './parse.js';
+import { backendsForPool, buildVipTable } from './table.js';
+import type { Fleet } from './types.js';
+import { memberKey, parseVipKey, vipKey } from './vip-key.js';
+
+const fleet = (members: object[], healthType = 'tcp', seed = 7): Fleet =>
+  parseFleet({
+    hashSeed: seed,
+    pools: [{ name: 'web', healthCheck: { type: healthType }, members }],
+    vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
+  });
+
+const owners = (f: Fleet, decided = new Map<string, 'up' | 'down'>()) => {
+  const t = buildVipTable(f, f.vips[0]!, decided);
+  const count = new Map<string, number>();
+  for (const i of t.slots) {
+    const name = i === NO_BACKEND ? '-' : t.backends[i]!.name;
+    count.set(name, (count.get(name) ?? 0) + 1);
+  }
+  return count;
+};
+
+const three = [
+  { address: '10.0.0.1', port: 80 },
+  { address: '10.0.0.2', port: 80 },
+  { address: '10.0.0.3', port: 80 },
+];
+
+describe('config table - derivation rules', () => {
+  test('disabled members leave the index space; draining ones stay with weight 0', () => {
+    const f = fleet([three[0]!, { ...three[1]!, state: 'draining' }, { ...three[2]!, state: 'disabled' }]);
+    const t = buildVipTable(f, f.vips[0]!, new Map());
+    expect(t.backends.map((b) => b.name)).toEqual(['10.0.0.1:80', '10.0.0.2:80']);
+    expect(owners(f)).toEqual(new Map([['10.0.0.1:80', 251]]));
+  });
+
+  test('decided down -> weight 0; no decision -> up', () => {
+    const f = fleet(three);
+    const down = new Map([[memberKey('web', '10.0.0.2:80'), 'down' as const]]);
+    expect(owners(f, down).has('10.0.0.2:80')).toBe(false);
+    expect(owners(f).get('10.0.0.2:80')).toBeGreaterThan(80);
+  });
+
+  test('health check none ignores decided down', () => {
+    const f = fleet(three, 'none');
+    const down = new Map([[memberKey('web', '10.0.0.2:80'), 'down' as const]]);
+    expect(owners(f, down).get('10.0.0.2:80')).toBeGreaterThan(80);
+  });
+
+  test('all down -> every slot NO_BACKEND', () => {
+    const f = fleet(three);
+    const down = new Map(three.map((m) => [memberKey('web', `${m.address}:80`), 'down' as const]));
+    expect(owners(f, down)).toEqual(new Map([['-', 251]]));
+  });
+
+  test('member order in the file does not change slots or checksum', () => {
+    const a = fleet(three);
+    const b = fleet([...three].reverse());
+    const ta = buildVipTable(a, a.vips[0]!, new Map());
+    const tb = buildVipTable(b, b.vips[0]!, new Map());
+    expect(tb.checksum).toBe(ta.checksum);
+    expect(Array.from(tb.slots)).toEqual(Array.from(ta.slots));
+  });
+
+  test('checksum changes with seed, weights and status', () => {
+    const base = buildVipTable(fleet(three), fleet(three).vips[0]!, new Map()).checksum;
+    const f2 = fleet(three, 'tcp', 8);
+    expect(buildVipTable(f2, f2.vips[0]!, new Map()).checksum).not.toBe(base);
+    const f3 = fleet([{ ...three[0]!, weight: 3 }, three[1]!, three[2]!]);
+    expect(buildVipTable(f3, f3.vips[0]!, new Map()).checksum).not.toBe(base);
+  });
+
+  test('same as maglev buildNamedTable on backendsForPool, so slotOf + table picks the backend', () => {
+    const f = fleet(three);
+    const t = buildVipTable(f, f.vips[0]!, new Map());
+    const named = buildNamedTable(backendsForPool(f.pools[0]!, new Map()), 251);
+    expect(Array.from(t.slots)).toEqual(Array.from(named.slots));
+    const slot = slotOf({ src: '203.0.113.9', sport: 40000, dst: '198.51.100.10', dport: 80, protocol: 'tcp' }, 251, 7);
+    expect(t.backends[t.slots[slot]!]!.name).toBe(named.backends[named.slots[slot]!]);
+  });
+
+  test('a fleet without seed cannot build tables', () => {
+    const f = parseFleet({
+      pools: [{ name: 'web', members: three }],
+      vips: [{ address: '1.1.1.1', port: 1, protocol: 'tcp', pool: 'web' }],
+    });
+    expect(() => buildVipTable(f, f.vips[0]!, new Map())).toThrow(/hashSeed/);
+  });
+});
+
+describe('config vip keys', () => {
+  test.each([
+    [{ address: '198.51.100.10', port: 80, protocol: 'tcp' as const }, '198.51.100.10:80/tcp'],
+    [{ address: '2001:db8::53', port: 53, protocol: 'udp' as const }, '[2001:db8::53]:53/udp'],
+  ])('%j <-> %s', (vip, key) => {
+    expect(vipKey(vip)).toBe(key);
+    expect(parseVipKey(key)).toEqual(vip);
+  });
+
+  test.each(['1.2.3.4:80', '1.2.3.4:80/sctp', '[2001:db8::1]:99999/tcp', 'x:80/tcp'])('rejects %s', (text) => {
+    expect(() => parseVipKey(text)).toThrow(/vip: /);
+  });
+});
+
+describe('config diff', () => {
+  test('reports member changes and the pools whose tables change', () => {
+    const a = fleet(three);
+    const b = fleet([{ ...three[0]!, weight: 2 }, three[1]!, { address: '10.0.0.4', port: 80 }]);
+    const d = diffFleets(a, b);
+    expect(d.poolsChanged).toEqual(['web']);
+    expect(d.changes.map((c) => `${c.kind} ${c.subject} ${c.detail}`.trim())).toEqual([
+      'changed member web/10.0.0.1:80 weight 1 -> 2',
+      'removed member web/10.0.0.3:80',
+      'added member web/10.0.0.4:80 10.0.0.4:80 weight 1 active',
+    ]);
+  });
+
+  test('identical fleets have no changes', () => {
+    expect(diffFleets(fleet(three), fleet(three)).changes).toEqual([]);
+  });
+});

@@ -1,0 +1,83 @@
+/**
+ * Table derivation: the ONE place every node agent and the CLI turn a fleet plus decided member status into a
+ * Maglev table, so all of them build the identical table (Maglev §3.4: consistency needs identical inputs).
+ *
+ * Rules: `disabled` members are out of the table; `draining` and decided-`down` members stay in the index space
+ * with weight 0 (no new flows; existing ones keep their backend through data-plane flow affinity); a member with
+ * no decision yet counts as up, so a fresh fleet serves at once; health check `none` means always up.
+ */
+import { createHash } from 'node:crypto';
+import { type BackendSpec, buildTable, type HashMode } from '@l4fleet/maglev';
+import { ConfigError } from './errors.js';
+import type { Fleet, Member, MemberStatus, Pool, Vip } from './types.js';
+import { memberKey, vipKey } from './vip-key.js';
+
+/** Decided member status keyed by memberKey(pool, member) = `${pool}/${member.name}`. */
+export type DecidedStatus = ReadonlyMap<string, MemberStatus>;
+
+export interface VipTable {
+  readonly vip: Vip;
+  /** The table's index space: the pool's members that are not disabled, sorted by name. */
+  readonly backends: readonly Member[];
+  /** Slot -> index into `backends`, or NO_BACKEND (-1) when no member takes flows. */
+  readonly slots: Int32Array;
+  readonly seed: number;
+  readonly hash: HashMode;
+  /** Hex digest of size, seed, hash mode, backend names, endpoints and slots: equal on nodes with equal tables. */
+  readonly checksum: string;
+}
+
+const byName = (a: Member, b: Member): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+/** Effective weight of a member under the rules above. */
+export function effectiveWeight(pool: Pool, m: Member, decided: DecidedStatus): number {
+  if (m.state !== 'active') return 0;
+  if (pool.healthCheck.type !== 'none' && decided.get(memberKey(pool.name, m)) === 'down') return 0;
+  return m.weight;
+}
+
+/** The members in the table's index space (not disabled, sorted by name). */
+export function tableMembers(pool: Pool): Member[] {
+  return pool.members.filter((m) => m.state !== 'disabled').sort(byName);
+}
+
+/** The Maglev backend list of a pool, in index-space order (see tableMembers). */
+export function backendsForPool(pool: Pool, decided: DecidedStatus): BackendSpec[] {
+  return tableMembers(pool).map((m) => ({ name: m.name, weight: effectiveWeight(pool, m, decided) }));
+}
+
+export function tableChecksum(
+  vip: Pick<Vip, 'tableSize' | 'hash'>,
+  seed: number,
+  backends: readonly Member[],
+  slots: Int32Array,
+): string {
+  const h = createHash('sha256');
+  h.update(`l4fleet-table-v1\n${vip.tableSize}\n${seed}\n${vip.hash}\n`);
+  for (const m of backends) h.update(`${m.name}\t${m.address}\t${m.port}\n`);
+  h.update(new Uint8Array(slots.buffer, slots.byteOffset, slots.byteLength));
+  return h.digest('hex').slice(0, 16);
+}
+
+/** Builds the table of one VIP of `fleet`; the fleet must carry its hashSeed (stored fleets always do). */
+export function buildVipTable(fleet: Fleet, vip: Vip, decided: DecidedStatus): VipTable {
+  const pool = fleet.pools.find((p) => p.name === vip.pool);
+  if (!pool) {
+    throw new ConfigError('INVALID', [{ path: `vip ${vipKey(vip)}.pool`, message: `"${vip.pool}" does not exist` }]);
+  }
+  if (fleet.hashSeed === undefined) {
+    throw new ConfigError('HASH_SEED_MISSING', [
+      { path: 'hashSeed', message: 'missing: tables need the fleet seed (the store sets one on apply)' },
+    ]);
+  }
+  const backends = tableMembers(pool);
+  const slots = buildTable(backendsForPool(pool, decided), vip.tableSize);
+  return {
+    vip,
+    backends,
+    slots,
+    seed: fleet.hashSeed,
+    hash: vip.hash,
+    checksum: tableChecksum(vip, fleet.hashSeed, backends, slots),
+  };
+}

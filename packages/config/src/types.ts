@@ -1,0 +1,72 @@
+/**
+ * The fleet model: what `l4fleet apply -f` takes and what etcd stores. Every field is fully defaulted
+ * after parseFleet(), so consumers never apply defaults of their own (they would drift apart).
+ */
+import type { HashMode, Protocol } from '@l4fleet/maglev';
+
+export type { HashMode, Protocol };
+
+/** `active` takes new flows; `draining` keeps existing ones (weight 0); `disabled` is out of the table. */
+export type MemberState = 'active' | 'draining' | 'disabled';
+/** The aggregator's decision about a member, from the nodes' health reports. */
+export type MemberStatus = 'up' | 'down';
+export type HealthCheckType = 'tcp' | 'http' | 'udp' | 'none';
+
+export interface HealthCheck {
+  /** `tcp` connects, `http` GETs `path` and expects `expectStatus`, `udp` sends `payload` and expects a reply. */
+  readonly type: HealthCheckType;
+  /** Port to probe; default: the member's port. */
+  readonly port?: number;
+  /** http only: request path, default `/`. */
+  readonly path?: string;
+  /** http only: expected status code, default 200. */
+  readonly expectStatus?: number;
+  /** udp only: datagram payload (UTF-8), default empty. */
+  readonly payload?: string;
+  /** Time between probes in ms; default 2,000 (classic L4 switch default). */
+  readonly intervalMs: number;
+  /** Probe timeout in ms; default 1,000; at most intervalMs. */
+  readonly timeoutMs: number;
+  /** Consecutive successes to go up; default 2. */
+  readonly rise: number;
+  /** Consecutive failures to go down; default 4 (classic L4 switch default). */
+  readonly fall: number;
+}
+
+export interface Member {
+  /** Fleet-wide backend name; default `address:port` (`[v6]:port`). The Maglev permutation derives from it. */
+  readonly name: string;
+  /** Canonical IPv4 or IPv6 address (RFC 5952 form for IPv6). */
+  readonly address: string;
+  readonly port: number;
+  /** Relative share of table slots, integer 0-65535; default 1. */
+  readonly weight: number;
+  /** Default `active`. */
+  readonly state: MemberState;
+}
+
+export interface Pool {
+  readonly name: string;
+  readonly healthCheck: HealthCheck;
+  readonly members: readonly Member[];
+}
+
+export interface Vip {
+  /** Canonical IPv4 or IPv6 address. */
+  readonly address: string;
+  readonly port: number;
+  readonly protocol: Protocol;
+  /** Name of the pool serving this VIP. */
+  readonly pool: string;
+  /** Maglev table size M, a prime; default 65,537 (Maglev §3.4). */
+  readonly tableSize: number;
+  /** `5-tuple` (default) or `source-ip` (client stickiness, fleet-consistent). */
+  readonly hash: HashMode;
+}
+
+export interface Fleet {
+  /** Seed of the flow hash (unsigned 32-bit). Absent in a file: the store generates one per fleet once. */
+  readonly hashSeed?: number;
+  readonly pools: readonly Pool[];
+  readonly vips: readonly Vip[];
+}
