@@ -1,6 +1,7 @@
 /** Builds the `l4fleet` command tree. Each command group lives in commands/ and registers itself here. */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { registerLab, runLab } from './commands/lab.js';
 import { registerMaglev } from './commands/maglev.js';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, processIo } from './io.js';
 
@@ -17,6 +18,7 @@ export function createProgram(io: CliIo = processIo): Command {
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
   registerMaglev(program, io);
+  registerLab(program);
   return program;
 }
 
@@ -24,6 +26,12 @@ export function createProgram(io: CliIo = processIo): Command {
 export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   const program = createProgram(io);
   try {
+    // `lab` hands its whole argument list to l4fleet-lab untouched (its options are its own).
+    if (argv[0] === 'lab') {
+      const code = await runLab(argv.slice(1));
+      if (code !== 0) throw new CliError(`lab ${argv[1] ?? ''}: exited with status ${code}`, code);
+      return EXIT_OK;
+    }
     await program.parseAsync([...argv], { from: 'user' });
     return EXIT_OK;
   } catch (err) {
