@@ -1,0 +1,67 @@
+/**
+ * The node agent as the lab runs it. The agent (`l4fleet agent --config agent.yaml`) is written in parallel; this is
+ * the one place that knows how to configure and start it, so wiring it in is a change here only.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { Topology } from '../topology/model.js';
+import { AGENT_METRICS_PORT, attachmentOf, GOBGPD_API_PORT } from '../topology/model.js';
+import { run } from './exec.js';
+import { repoRoot } from './scripts.js';
+
+/** The agent.yaml the lab writes for `node`: identity, interface, BGP peer, sidecar, control plane, metrics. */
+export function agentConfig(topology: Topology, node: string): Record<string, unknown> {
+  const fabric = attachmentOf(topology, 'fabric', node);
+  const control = attachmentOf(topology, 'control', node);
+  const { bgp } = topology;
+  return {
+    node: {
+      name: node,
+      interface: fabric.iface,
+      address: fabric.ipv4,
+      address6: fabric.ipv6,
+    },
+    bgp: {
+      asn: bgp.nodeAsn,
+      routerId: fabric.ipv4,
+      gobgpd: `127.0.0.1:${GOBGPD_API_PORT}`,
+      peers: [
+        {
+          address: bgp.routerAddress,
+          asn: bgp.routerAsn,
+          password: bgp.password,
+          holdTimeS: bgp.holdTimeS,
+          keepaliveS: bgp.keepaliveS,
+        },
+      ],
+    },
+    etcd: { endpoints: [...topology.control.etcdEndpoints] },
+    nats: { url: topology.control.natsUrl },
+    metrics: { listen: `${control.ipv4}:${AGENT_METRICS_PORT}` },
+  };
+}
+
+export function agentYaml(topology: Topology, node: string): string {
+  return `# written by l4fleet lab for ${node}\n${stringify(agentConfig(topology, node))}`;
+}
+
+export function cliBin(): string {
+  return join(repoRoot(), 'packages', 'cli', 'dist', 'bin.js');
+}
+
+/** argv that starts the agent; the only line to change if the agent's command line differs. */
+export function agentArgv(configFile: string): string[] {
+  return [process.execPath, cliBin(), 'agent', '--config', configFile];
+}
+
+export function agentConfigPath(nodeDir: string): string {
+  return join(nodeDir, 'agent.yaml');
+}
+
+/** The agent exists once the built CLI knows the `agent` command. */
+export async function agentAvailable(): Promise<boolean> {
+  if (!existsSync(cliBin())) return false;
+  const r = await run([process.execPath, cliBin(), 'agent', '--help'], { allowFailure: true, timeoutMs: 15_000 });
+  return r.code === 0;
+}

@@ -1,0 +1,486 @@
+/**
+ * The netns runtime: a whole lab in network namespaces on this machine. Every command is a new process, so all it
+ * needs is in the state directory (state.ts); `down` also finds leftovers by name prefix after a crash.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { LabError } from '../errors.js';
+import { vipSpec } from '../topology/containerlab.js';
+import {
+  attachmentOf,
+  buildTopology,
+  hostIfaceOf,
+  hostOf,
+  hostsOfKind,
+  LAB_PREFIX,
+  nextNodeIndex,
+  nodeName,
+  segmentOf,
+  type Topology,
+  type TopologyOptions,
+} from '../topology/model.js';
+import { agentArgv, agentAvailable, agentConfigPath, agentYaml } from './agent.js';
+import { etcdArgv, natsArgv } from './control.js';
+import { run, runScript, sleep, startDaemon, waitFor } from './exec.js';
+import { type FrrPaths, frrDaemonArgv, parseBgpSummary, prepareFrr, vtysh } from './frr.js';
+import { announce, announced, gobgpdArgv, gobgpdStaticConfig } from './gobgp.js';
+import { hostScript, hubPortName, topologyScript } from './netns-plan.js';
+import { OBSERVE_TABLE, observeRuleset, STATIC_TABLE, staticForwarderRuleset } from './nft.js';
+import { killAll, namespacePids } from './processes.js';
+import { scriptArgv } from './scripts.js';
+import {
+  appendEvent,
+  hostDir,
+  type LabMode,
+  type LabState,
+  labDir,
+  readState,
+  recordPid,
+  removeState,
+  writeState,
+} from './state.js';
+import { type LabStatus, routerNextHops } from './status.js';
+
+export interface UpOptions extends TopologyOptions {
+  /** `auto` (default): the agent if the built CLI has it, otherwise static announcements. */
+  mode?: LabMode | 'auto';
+  /** Time for BGP sessions, ECMP routes and VIP answers; default 60 s. */
+  readyTimeoutMs?: number;
+  log?: Logger;
+}
+
+export const DEFAULT_READY_TIMEOUT_MS = 60_000;
+
+export function labFromState(state: LabState): Topology {
+  return buildTopology({
+    id: state.id,
+    nodeIndexes: state.nodeIndexes,
+    backends: state.backends,
+    clients: state.clients,
+    controlSlot: state.controlSlot,
+  });
+}
+
+function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new LabError('NOT_ROOT', 'the lab needs root (namespaces, nftables, FRR)');
+}
+
+export class NetnsLab {
+  private constructor(
+    private state: LabState,
+    private readonly log: Logger | undefined,
+  ) {}
+
+  get id(): string {
+    return this.state.id;
+  }
+
+  get mode(): LabMode {
+    return this.state.mode;
+  }
+
+  get topology(): Topology {
+    return labFromState(this.state);
+  }
+
+  get killed(): readonly string[] {
+    return this.state.killed;
+  }
+
+  /** The running lab `id`; throws LAB_NOT_RUNNING if there is none. */
+  static open(id: string, log?: Logger): NetnsLab {
+    const state = readState(id);
+    if (!state) throw new LabError('LAB_NOT_RUNNING', `lab "${id}" is not up (no state in ${labDir(id)})`);
+    return new NetnsLab(state, log);
+  }
+
+  /** Brings the lab up; idempotent: a lab that is already up and healthy is returned as it is. */
+  static async up(options: UpOptions = {}): Promise<NetnsLab> {
+    requireRoot();
+    const topology = buildTopology(options);
+    const existing = readState(topology.id);
+    if (existing) {
+      const lab = new NetnsLab(existing, options.log);
+      if (await lab.healthy()) {
+        options.log?.info({ event: 'labAlreadyUp', id: topology.id }, 'lab already up');
+        return lab;
+      }
+      options.log?.warn({ event: 'labStale', id: topology.id }, 'removing a stale lab first');
+    }
+    await downLab(topology.id);
+    const wanted = options.mode ?? 'auto';
+    const mode: LabMode = wanted === 'auto' ? ((await agentAvailable()) ? 'agent' : 'static') : wanted;
+    const state: LabState = {
+      version: 1,
+      id: topology.id,
+      runtime: 'netns',
+      mode,
+      controlSlot: topology.controlSlot,
+      clients: hostsOfKind(topology, 'client').length,
+      backends: hostsOfKind(topology, 'backend').length,
+      nodeIndexes: hostsOfKind(topology, 'node').map((h) => Number(h.name.slice(4))),
+      killed: [],
+      pids: {},
+      createdAt: new Date().toISOString(),
+    };
+    // Written before anything is made, so `down` after a crash from here on knows the lab.
+    writeState(state);
+    const lab = new NetnsLab(state, options.log);
+    try {
+      await lab.build(options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
+    } catch (err) {
+      options.log?.error({ event: 'labUpFailed', err }, 'lab up failed; lab down removes what was made');
+      throw err;
+    }
+    return lab;
+  }
+
+  private save(): void {
+    writeState(this.state);
+  }
+
+  private ns(host: string): string {
+    const n = hostOf(this.topology, host).namespace;
+    if (!n) throw new LabError('HOST_UNKNOWN', `host "${host}" has no namespace`);
+    return n;
+  }
+
+  private async build(readyTimeoutMs: number): Promise<void> {
+    const topology = this.topology;
+    this.log?.info({ event: 'topologyBuild', id: topology.id, mode: this.state.mode }, 'building namespaces');
+    await runScript(topologyScript(topology));
+    await this.startControl();
+    await this.startRouter();
+    for (const b of hostsOfKind(topology, 'backend')) await this.startBackend(b.name);
+    for (const n of hostsOfKind(topology, 'node')) await this.startNode(n.name);
+    this.save();
+    await this.waitReady(readyTimeoutMs);
+    this.state.upAt = new Date().toISOString();
+    this.save();
+    appendEvent(this.id, {
+      event: 'labUp',
+      detail: `${hostsOfKind(topology, 'node').length} nodes, mode ${this.mode}`,
+    });
+  }
+
+  private startControl(): Promise<void> {
+    const dir = hostDir(this.id, 'control');
+    const ns = this.ns('control');
+    const etcd = startDaemon(etcdArgv(this.topology, dir), { namespace: ns, logFile: join(dir, 'etcd.log') });
+    recordPid(this.state, 'control', 'etcd', etcd.pid);
+    const nats = startDaemon(natsArgv(this.topology, dir), { namespace: ns, logFile: join(dir, 'nats.log') });
+    recordPid(this.state, 'control', 'nats', nats.pid);
+    this.save();
+    return Promise.resolve();
+  }
+
+  private frrPaths(): FrrPaths {
+    const dir = join(labDir(this.id), 'router');
+    return { dir, vtyDir: join(dir, 'vty'), zservSocket: join(dir, 'zserv.api') };
+  }
+
+  private async startRouter(): Promise<void> {
+    const dir = hostDir(this.id, 'router');
+    const paths = prepareFrr(this.topology, dir);
+    const ns = this.ns('router');
+    const zebra = startDaemon(frrDaemonArgv('zebra', paths), { namespace: ns, logFile: join(dir, 'zebra.log') });
+    recordPid(this.state, 'router', 'zebra', zebra.pid);
+    await waitFor('zebra socket', async () => (existsSync(paths.zservSocket) ? true : undefined), 10_000, 50);
+    const bgpd = startDaemon(frrDaemonArgv('bgpd', paths), { namespace: ns, logFile: join(dir, 'bgpd.log') });
+    recordPid(this.state, 'router', 'bgpd', bgpd.pid);
+    this.save();
+  }
+
+  private async startBackend(name: string): Promise<void> {
+    const dir = hostDir(this.id, name);
+    const self = attachmentOf(this.topology, 'fabric', name);
+    const listen = new Set<string>();
+    for (const vip of this.topology.vips) {
+      // TCP on the wildcard (it answers from the connection's own address); UDP on each VIP, see identity/server.ts.
+      listen.add(vip.protocol === 'tcp' ? `tcp:[::]:${vip.port}` : vipSpec(vip));
+      if (vip.protocol === 'udp') listen.add(`udp:${self.ipv4}:${vip.port}`);
+    }
+    const argv = [...scriptArgv('identity/main'), '--name', name, ...[...listen].flatMap((l) => ['--listen', l])];
+    const p = startDaemon(argv, { namespace: this.ns(name), logFile: join(dir, 'identity.log') });
+    recordPid(this.state, name, 'identity', p.pid);
+  }
+
+  /** gobgpd sidecar, then the agent (agent mode) or static announcements + forwarder (static mode). */
+  private async startNode(name: string): Promise<void> {
+    const topology = this.topology;
+    const dir = hostDir(this.id, name);
+    const ns = this.ns(name);
+    const fabric = attachmentOf(topology, 'fabric', name);
+    await run(['nft', 'delete', 'table', 'netdev', OBSERVE_TABLE], { namespace: ns, allowFailure: true });
+    await run(['nft', '-f', '-'], { namespace: ns, input: observeRuleset(fabric.iface) });
+    if (this.state.mode === 'static') {
+      const conf = join(dir, 'gobgpd.toml');
+      writeFileSync(conf, gobgpdStaticConfig(topology, name));
+      const g = startDaemon(gobgpdArgv(conf), { namespace: ns, logFile: join(dir, 'gobgpd.log') });
+      recordPid(this.state, name, 'gobgpd', g.pid);
+      await waitFor(`gobgpd API on ${name}`, async () => ((await announced(ns)) ? true : undefined), 10_000, 100);
+      await run(['nft', 'delete', 'table', 'netdev', STATIC_TABLE], { namespace: ns, allowFailure: true });
+      await run(['nft', '-f', '-'], { namespace: ns, input: staticForwarderRuleset(topology, fabric.iface) });
+      for (const vip of topology.vips) {
+        const v6 = vip.address.includes(':');
+        await announce(ns, `${vip.address}/${v6 ? 128 : 32}`, v6 ? (fabric.ipv6 ?? '') : fabric.ipv4);
+      }
+    } else {
+      const g = startDaemon(gobgpdArgv(), { namespace: ns, logFile: join(dir, 'gobgpd.log') });
+      recordPid(this.state, name, 'gobgpd', g.pid);
+      const conf = agentConfigPath(dir);
+      writeFileSync(conf, agentYaml(topology, name));
+      const a = startDaemon(agentArgv(conf), { namespace: ns, logFile: join(dir, 'agent.log') });
+      recordPid(this.state, name, 'agent', a.pid);
+    }
+    this.save();
+  }
+
+  /** Ready: etcd answers, every live node's session is up, the router has one next hop per node, the VIPs answer. */
+  private async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const left = () => Math.max(1_000, deadline - Date.now());
+    await waitFor(
+      'etcd',
+      async () => {
+        const r = await run(
+          ['etcdctl', '--endpoints', this.topology.control.etcdEndpoints.join(','), 'endpoint', 'health'],
+          {
+            allowFailure: true,
+            timeoutMs: 5_000,
+          },
+        );
+        return r.code === 0 ? true : undefined;
+      },
+      left(),
+      200,
+    );
+    const live = hostsOfKind(this.topology, 'node').filter((n) => !this.state.killed.includes(n.name));
+    await this.waitNextHops(live.length, left());
+    await this.waitVipsAnswer(left());
+  }
+
+  /** Waits until the router's route to the TCP VIP has exactly `count` next hops. */
+  async waitNextHops(count: number, timeoutMs: number): Promise<string[]> {
+    const vip = this.topology.vips[0];
+    if (!vip) return [];
+    return waitFor(
+      `router ECMP route ${vip.address}/32 with ${count} next hops`,
+      async () => {
+        const hops = await routerNextHops(this.ns('router'), `${vip.address}/32`);
+        return hops.length === count ? hops : undefined;
+      },
+      timeoutMs,
+      100,
+    );
+  }
+
+  private async waitVipsAnswer(timeoutMs: number): Promise<void> {
+    const client = hostsOfKind(this.topology, 'client')[0]?.name ?? 'client';
+    for (const vip of this.topology.vips) {
+      await waitFor(
+        `VIP ${vipSpec(vip)} answering the client`,
+        async () => ((await this.probe(client, vip)).startsWith('backend=') ? true : undefined),
+        timeoutMs,
+        300,
+      );
+    }
+  }
+
+  /** One request from `client` to a VIP with ncat; returns the first line of the answer. */
+  async probe(client: string, vip: { address: string; port: number; protocol: string }): Promise<string> {
+    const argv = ['ncat', ...(vip.protocol === 'udp' ? ['-u'] : []), '-w', '2', vip.address, String(vip.port)];
+    if (vip.protocol === 'udp') argv.splice(1, 0, '--idle-timeout', '1');
+    const r = await run(argv, { namespace: this.ns(client), input: 'probe\n', allowFailure: true, timeoutMs: 5_000 });
+    return r.stdout.split('\n')[0] ?? '';
+  }
+
+  /** Every recorded process alive and every namespace present. */
+  async healthy(): Promise<boolean> {
+    const { namespaces } = await listLabResources(this.id);
+    for (const h of this.topology.hosts) if (h.namespace && !namespaces.includes(h.namespace)) return false;
+    for (const [host, roles] of Object.entries(this.state.pids)) {
+      if (this.state.killed.includes(host)) continue;
+      for (const pid of Object.values(roles)) {
+        if (!(await pidInNamespace(pid, this.ns(host)))) return false;
+      }
+    }
+    return true;
+  }
+
+  /** Adds the next node (the router's listen range accepts it without change); returns its name. */
+  async addNode(readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<string> {
+    const name = nodeName(nextNodeIndex(this.topology));
+    this.state.nodeIndexes = [...this.state.nodeIndexes, Number(name.slice(4))];
+    this.save();
+    await runScript(hostScript(this.topology, name));
+    await this.startNode(name);
+    const live = hostsOfKind(this.topology, 'node').filter((n) => !this.state.killed.includes(n.name)).length;
+    if (this.state.mode === 'static') await this.waitNextHops(live, readyTimeoutMs);
+    appendEvent(this.id, { event: 'nodeAdded', host: name });
+    return name;
+  }
+
+  /** Hard failure: the node's link goes down first (no goodbye on the wire), then all its processes are killed. */
+  async kill(node: string): Promise<void> {
+    this.requireNode(node);
+    const ns = this.ns(node);
+    await run(['ip', 'link', 'set', 'eth0', 'down'], { namespace: ns });
+    await run(['ip', 'link', 'set', hubPortName(segmentOf(this.topology, 'fabric'), node), 'down'], {
+      namespace: this.ns('router'),
+    });
+    await killAll(await namespacePids(ns));
+    if (!this.state.killed.includes(node)) this.state.killed = [...this.state.killed, node];
+    this.save();
+    appendEvent(this.id, { event: 'nodeKilled', host: node });
+  }
+
+  /** Brings a node back: link up, its processes started again (also for a node that was not killed). */
+  async restart(node: string, readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<void> {
+    this.requireNode(node);
+    const ns = this.ns(node);
+    await killAll(await namespacePids(ns));
+    await run(['ip', 'link', 'set', hubPortName(segmentOf(this.topology, 'fabric'), node), 'up'], {
+      namespace: this.ns('router'),
+    });
+    await run(['ip', 'link', 'set', 'eth0', 'up'], { namespace: ns });
+    // The routes through eth0 went with the link.
+    await runScript(
+      hostScript(this.topology, node)
+        .split('\n')
+        .filter((l) => l.includes('route replace'))
+        .join('\n'),
+    );
+    this.state.killed = this.state.killed.filter((n) => n !== node);
+    await this.startNode(node);
+    const live = hostsOfKind(this.topology, 'node').filter((n) => !this.state.killed.includes(n.name)).length;
+    if (this.state.mode === 'static') await this.waitNextHops(live, readyTimeoutMs);
+    appendEvent(this.id, { event: 'nodeRestarted', host: node });
+  }
+
+  private requireNode(node: string): void {
+    if (hostOf(this.topology, node).kind !== 'node') {
+      throw new LabError('HOST_UNKNOWN', `host "${node}" is not a node of lab "${this.id}"`);
+    }
+  }
+
+  /** argv that runs `argv` inside `host` (for `lab exec`). */
+  execArgv(host: string, argv: readonly string[]): string[] {
+    const h = hostOf(this.topology, host);
+    return h.namespace ? ['ip', 'netns', 'exec', h.namespace, ...argv] : [...argv];
+  }
+
+  async status(): Promise<LabStatus> {
+    const topology = this.topology;
+    const router = this.ns('router');
+    const paths = this.frrPaths();
+    const summary = parseBgpSummary(await vtysh(router, paths, 'show bgp ipv4 unicast summary json').catch(() => '{}'));
+    const nodes = [];
+    for (const n of hostsOfKind(topology, 'node')) {
+      const fabric = attachmentOf(topology, 'fabric', n.name);
+      const killed = this.state.killed.includes(n.name);
+      const peer = summary.find((p) => p.address === fabric.ipv4);
+      nodes.push({
+        name: n.name,
+        address: fabric.ipv4,
+        bgp: peer?.state ?? 'Idle',
+        killed,
+        drained: null,
+        announced: killed ? [] : await announced(n.namespace ?? '').catch(() => []),
+      });
+    }
+    const nextHops: Record<string, string[]> = {};
+    for (const vip of topology.vips) {
+      const prefix = `${vip.address}/${vip.address.includes(':') ? 128 : 32}`;
+      nextHops[prefix] = await routerNextHops(router, prefix);
+    }
+    return {
+      id: this.id,
+      runtime: 'netns',
+      mode: this.state.mode,
+      etcd: { endpoints: [...topology.control.etcdEndpoints] },
+      nats: { url: topology.control.natsUrl },
+      vips: topology.vips.map((v) => ({ name: v.name, address: v.address, port: v.port, protocol: v.protocol })),
+      nodes,
+      backends: hostsOfKind(topology, 'backend').map((b) => ({
+        name: b.name,
+        address: attachmentOf(topology, 'fabric', b.name).ipv4,
+      })),
+      clients: hostsOfKind(topology, 'client').map((c) => ({
+        name: c.name,
+        address: attachmentOf(topology, `access-${c.name}`, c.name).ipv4,
+      })),
+      router: { asn: topology.bgp.routerAsn, address: topology.bgp.routerAddress, nextHops },
+    };
+  }
+
+  async down(): Promise<void> {
+    await downLab(this.id);
+  }
+}
+
+async function pidInNamespace(pid: number, namespace: string): Promise<boolean> {
+  return (await namespacePids(namespace)).includes(pid);
+}
+
+export interface LabResources {
+  readonly namespaces: string[];
+  readonly hostInterfaces: string[];
+}
+
+/** What exists of lab `id` right now, found by name prefix (not from the state file). */
+export async function listLabResources(id: string): Promise<LabResources> {
+  const prefix = `${LAB_PREFIX}${id}-`;
+  const nsList = await run(['ip', 'netns', 'list'], { allowFailure: true });
+  const namespaces = nsList.stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => n.startsWith(prefix));
+  const links = await run(['ip', '-o', 'link', 'show'], { allowFailure: true });
+  const hostInterfaces = links.stdout
+    .split('\n')
+    .map((l) => (l.split(': ')[1] ?? '').split('@')[0] ?? '')
+    .filter((n) => n === hostIfaceOf(id));
+  return { namespaces, hostInterfaces };
+}
+
+/** Removes every process, namespace, interface and state file of lab `id`; works without (or with a broken) state. */
+export async function downLab(id: string): Promise<LabResources> {
+  requireRoot();
+  const found = await listLabResources(id);
+  let state: LabState | undefined;
+  try {
+    state = readState(id);
+  } catch {
+    state = undefined;
+  }
+  const pids = new Set<number>();
+  for (const roles of Object.values(state?.pids ?? {})) {
+    for (const pid of Object.values(roles)) if (await pidOwnedByLab(pid, id)) pids.add(pid);
+  }
+  for (const ns of found.namespaces) for (const pid of await namespacePids(ns)) pids.add(pid);
+  await killAll([...pids]);
+  for (const ns of found.namespaces) await run(['ip', 'netns', 'del', ns], { allowFailure: true });
+  for (const iface of found.hostInterfaces) await run(['ip', 'link', 'del', iface], { allowFailure: true });
+  removeState(id);
+  // The kernel frees a namespace once its last process is gone; give it a moment so a following up starts clean.
+  await sleep(50);
+  return found;
+}
+
+/** A recorded pid may have been reused after a reboot: only kill it if it still runs in one of the lab's namespaces. */
+async function pidOwnedByLab(pid: number, id: string): Promise<boolean> {
+  const r = await run(['ip', 'netns', 'identify', String(pid)], { allowFailure: true, timeoutMs: 5_000 });
+  return r.stdout.trim().startsWith(`${LAB_PREFIX}${id}-`);
+}
+
+export async function listLabIds(): Promise<string[]> {
+  const nsList = await run(['ip', 'netns', 'list'], { allowFailure: true });
+  const ids = new Set<string>();
+  for (const line of nsList.stdout.split('\n')) {
+    const m = /^l4f-([a-z0-9]{1,8})-/.exec(line);
+    if (m?.[1]) ids.add(m[1]);
+  }
+  return [...ids].sort();
+}

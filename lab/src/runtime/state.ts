@@ -1,0 +1,98 @@
+/**
+ * What a lab made, on disk, so `lab down` can undo it after a crash and every `lab` command (a new process each time)
+ * finds the running lab. One directory per lab id under the state root.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { LabError } from '../errors.js';
+
+/** Override with L4FLEET_LAB_STATE_DIR; /run is a tmpfs, so a reboot (which also drops namespaces) empties it. */
+export const DEFAULT_STATE_ROOT = '/run/l4fleet-lab';
+
+export type LabMode = 'agent' | 'static';
+export type Runtime = 'netns' | 'docker';
+
+export interface LabState {
+  readonly version: 1;
+  readonly id: string;
+  readonly runtime: Runtime;
+  /** `agent`: nodes run the l4fleet agent; `static`: gobgpd announces the VIPs and a stateless nft rule forwards. */
+  readonly mode: LabMode;
+  readonly controlSlot: number;
+  readonly clients: number;
+  readonly backends: number;
+  nodeIndexes: number[];
+  /** Nodes killed with `lab kill` (link down, processes gone) until `lab restart`. */
+  killed: string[];
+  /** Host name -> process role -> pid. */
+  pids: Record<string, Record<string, number>>;
+  readonly createdAt: string;
+  upAt?: string;
+}
+
+export function stateRoot(): string {
+  return process.env.L4FLEET_LAB_STATE_DIR ?? DEFAULT_STATE_ROOT;
+}
+
+export function labDir(id: string): string {
+  return join(stateRoot(), id);
+}
+
+export function hostDir(id: string, host: string): string {
+  const dir = join(labDir(id), host);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+export function readState(id: string): LabState | undefined {
+  const file = join(labDir(id), 'state.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as LabState;
+  } catch (err) {
+    throw new LabError('STATE_INVALID', `lab state file "${file}" is not valid JSON`, { cause: err });
+  }
+}
+
+/** Written to a temp file and renamed, so a crash mid-write never leaves half a state file. */
+export function writeState(state: LabState): void {
+  const dir = labDir(state.id);
+  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, 'state.json.tmp');
+  writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`);
+  renameSync(tmp, join(dir, 'state.json'));
+}
+
+export function removeState(id: string): void {
+  rmSync(labDir(id), { recursive: true, force: true });
+}
+
+export function recordPid(state: LabState, host: string, role: string, pid: number): void {
+  state.pids[host] = { ...(state.pids[host] ?? {}), [role]: pid };
+}
+
+/** Appended by lab commands, tailed by `lab watch` for its timeline. */
+export interface LabEvent {
+  readonly at: string;
+  readonly event: string;
+  readonly host?: string;
+  readonly detail?: string;
+}
+
+export function eventsFile(id: string): string {
+  return join(labDir(id), 'events.jsonl');
+}
+
+export function appendEvent(id: string, event: Omit<LabEvent, 'at'>): void {
+  mkdirSync(labDir(id), { recursive: true });
+  writeFileSync(eventsFile(id), `${JSON.stringify({ at: new Date().toISOString(), ...event })}\n`, { flag: 'a' });
+}
+
+export function readEvents(id: string): LabEvent[] {
+  const file = eventsFile(id);
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as LabEvent);
+}

@@ -1,0 +1,257 @@
+/**
+ * The lab topology model: pure data from which the netns runtime, the Docker runtime and the containerlab export are
+ * all generated, so the three never disagree on names or addresses.
+ *
+ *   client(s) --access--> router (FRR) --fabric segment--> nodes (gobgpd + agent), backends (identity server)
+ *   host (root ns) --control segment--> control (etcd, NATS) <-- nodes
+ *
+ * Addresses: links in 198.18.0.0/15 (RFC 2544 benchmarking range), VIPs in 198.51.100.0/24 (RFC 5737 TEST-NET-2),
+ * IPv6 in 2001:db8::/32 (RFC 3849). Only the control segment touches the root namespace, so only it needs an address
+ * that differs between labs running side by side (`controlSlot`); everything else lives inside the lab's namespaces.
+ */
+import { LabError } from '../errors.js';
+
+/** Every namespace, interface in the root namespace, nft table and container the lab makes starts with this. */
+export const LAB_PREFIX = 'l4f-';
+export const DEFAULT_LAB_ID = 'lab';
+export const DEFAULT_NODES = 3;
+export const DEFAULT_BACKENDS = 4;
+export const MAX_NODES = 80;
+export const MAX_BACKENDS = 150;
+export const ROUTER_ASN = 65000;
+export const NODE_ASN = 65001;
+/** BGP timers the issue asks for: a dead node is noticed by the router within the hold time. */
+export const BGP_HOLD_TIME_S = 3;
+export const BGP_KEEPALIVE_S = 1;
+export const BGP_PASSWORD = 'l4fleet-lab';
+export const ETCD_CLIENT_PORT = 2379;
+export const NATS_PORT = 4222;
+export const AGENT_METRICS_PORT = 9469;
+export const GOBGPD_API_PORT = 50051;
+
+export type HostKind = 'host' | 'client' | 'router' | 'node' | 'backend' | 'control';
+export type Protocol = 'tcp' | 'udp';
+
+export interface LabHost {
+  readonly name: string;
+  readonly kind: HostKind;
+  /** Network namespace (netns runtime) / container name; the root namespace for kind `host`. */
+  readonly namespace: string | undefined;
+}
+
+export interface Attachment {
+  readonly host: string;
+  /** Interface name inside the host (for the segment's hub: the bridge). */
+  readonly iface: string;
+  readonly ipv4: string;
+  readonly ipv6?: string;
+}
+
+export interface Segment {
+  readonly name: string;
+  readonly ipv4Prefix: string;
+  readonly ipv6Prefix?: string;
+  /** Host holding the bridge (netns runtime); its attachment's iface is the bridge. Absent: a point-to-point veth. */
+  readonly hub?: string;
+  readonly attachments: readonly Attachment[];
+}
+
+export interface LabVip {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  readonly protocol: Protocol;
+}
+
+export interface Topology {
+  readonly id: string;
+  readonly controlSlot: number;
+  readonly hosts: readonly LabHost[];
+  readonly segments: readonly Segment[];
+  readonly vips: readonly LabVip[];
+  readonly bgp: {
+    readonly routerAsn: number;
+    readonly nodeAsn: number;
+    readonly routerAddress: string;
+    readonly holdTimeS: number;
+    readonly keepaliveS: number;
+    readonly password: string;
+    /** Dynamic-neighbor range on the router: any node on the fabric may peer, so add-node needs no router change. */
+    readonly listenRange: string;
+  };
+  readonly control: { readonly address: string; readonly etcdEndpoints: readonly string[]; readonly natsUrl: string };
+}
+
+export interface TopologyOptions {
+  /** Lab id, part of every name (`l4f-<id>-node1`); 1-8 of [a-z0-9]. Default `lab`. */
+  id?: string;
+  nodes?: number;
+  backends?: number;
+  clients?: number;
+  /** Third octet of the control segment 198.19.<slot>.0/24; 0-255, default 0. */
+  controlSlot?: number;
+  /** Node indexes to build (default 1..nodes); add-node appends the next free index. */
+  nodeIndexes?: readonly number[];
+}
+
+export const VIP_TCP: LabVip = { name: 'web', address: '198.51.100.10', port: 80, protocol: 'tcp' };
+export const VIP_UDP: LabVip = { name: 'echo-udp', address: '198.51.100.11', port: 7000, protocol: 'udp' };
+export const VIP_TCP6: LabVip = { name: 'web6', address: '2001:db8:100::10', port: 80, protocol: 'tcp' };
+
+export function namespaceOf(id: string, host: string): string {
+  return `${LAB_PREFIX}${id}-${host}`;
+}
+
+/** The root-namespace end of the control link; at most 15 characters (IFNAMSIZ). */
+export function hostIfaceOf(id: string): string {
+  return `${LAB_PREFIX}${id}-h`;
+}
+
+export function nodeName(index: number): string {
+  return `node${index}`;
+}
+
+export function backendName(index: number): string {
+  return `backend${index}`;
+}
+
+function clientNames(count: number): string[] {
+  return count === 1 ? ['client'] : Array.from({ length: count }, (_, i) => `client${i + 1}`);
+}
+
+function checkCount(field: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new LabError('OPTION_INVALID', `${field} ${value} is not an integer in ${min}..${max}`);
+  }
+}
+
+export function buildTopology(options: TopologyOptions = {}): Topology {
+  const id = options.id ?? DEFAULT_LAB_ID;
+  if (!/^[a-z0-9]{1,8}$/.test(id)) throw new LabError('OPTION_INVALID', `lab id "${id}" must be 1-8 of [a-z0-9]`);
+  const nodeIndexes = [...(options.nodeIndexes ?? range(1, options.nodes ?? DEFAULT_NODES))].sort((a, b) => a - b);
+  const backends = options.backends ?? DEFAULT_BACKENDS;
+  const clients = options.clients ?? 1;
+  const slot = options.controlSlot ?? 0;
+  checkCount('nodes', nodeIndexes.length, 1, MAX_NODES);
+  for (const i of nodeIndexes) checkCount('node index', i, 1, MAX_NODES);
+  checkCount('backends', backends, 1, MAX_BACKENDS);
+  checkCount('clients', clients, 1, 16);
+  checkCount('controlSlot', slot, 0, 255);
+
+  const ns = (h: string) => namespaceOf(id, h);
+  const nodes = nodeIndexes.map(nodeName);
+  const backendNames = range(1, backends).map(backendName);
+  const clientList = clientNames(clients);
+  const hosts: LabHost[] = [
+    { name: 'host', kind: 'host', namespace: undefined },
+    ...clientList.map((name) => ({ name, kind: 'client' as const, namespace: ns(name) })),
+    { name: 'router', kind: 'router', namespace: ns('router') },
+    ...nodes.map((name) => ({ name, kind: 'node' as const, namespace: ns(name) })),
+    ...backendNames.map((name) => ({ name, kind: 'backend' as const, namespace: ns(name) })),
+    { name: 'control', kind: 'control', namespace: ns('control') },
+  ];
+
+  const access: Segment[] = clientList.map((name, i) => ({
+    name: `access-${name}`,
+    ipv4Prefix: `198.18.1.${4 * i}/30`,
+    ipv6Prefix: `2001:db8:1:${i + 1}::/64`,
+    attachments: [
+      { host: 'router', iface: `a-${name}`, ipv4: `198.18.1.${4 * i + 1}`, ipv6: `2001:db8:1:${i + 1}::1` },
+      { host: name, iface: 'eth0', ipv4: `198.18.1.${4 * i + 2}`, ipv6: `2001:db8:1:${i + 1}::2` },
+    ],
+  }));
+  const fabric: Segment = {
+    name: 'fabric',
+    ipv4Prefix: '198.18.2.0/24',
+    ipv6Prefix: '2001:db8:2::/64',
+    hub: 'router',
+    attachments: [
+      { host: 'router', iface: 'br0', ipv4: '198.18.2.1', ipv6: '2001:db8:2::1' },
+      ...nodeIndexes.map((i) => ({
+        host: nodeName(i),
+        iface: 'eth0',
+        ipv4: `198.18.2.${10 + i}`,
+        ipv6: `2001:db8:2::${(0x10 + i).toString(16)}`,
+      })),
+      ...range(1, backends).map((j) => ({
+        host: backendName(j),
+        iface: 'eth0',
+        ipv4: `198.18.2.${100 + j}`,
+        ipv6: `2001:db8:2::1:${j.toString(16)}`,
+      })),
+    ],
+  };
+  const controlAddress = `198.19.${slot}.2`;
+  const control: Segment = {
+    name: 'control',
+    ipv4Prefix: `198.19.${slot}.0/24`,
+    hub: 'control',
+    attachments: [
+      { host: 'control', iface: 'br0', ipv4: controlAddress },
+      { host: 'host', iface: hostIfaceOf(id), ipv4: `198.19.${slot}.1` },
+      ...nodeIndexes.map((i) => ({ host: nodeName(i), iface: 'eth1', ipv4: `198.19.${slot}.${10 + i}` })),
+    ],
+  };
+
+  return {
+    id,
+    controlSlot: slot,
+    hosts,
+    segments: [...access, fabric, control],
+    vips: [VIP_TCP, VIP_UDP, VIP_TCP6],
+    bgp: {
+      routerAsn: ROUTER_ASN,
+      nodeAsn: NODE_ASN,
+      routerAddress: '198.18.2.1',
+      holdTimeS: BGP_HOLD_TIME_S,
+      keepaliveS: BGP_KEEPALIVE_S,
+      password: BGP_PASSWORD,
+      listenRange: '198.18.2.0/24',
+    },
+    control: {
+      address: controlAddress,
+      etcdEndpoints: [`http://${controlAddress}:${ETCD_CLIENT_PORT}`],
+      natsUrl: `nats://${controlAddress}:${NATS_PORT}`,
+    },
+  };
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+}
+
+/** Lookups that throw a LabError naming the host instead of returning undefined. */
+export function hostOf(topology: Topology, name: string): LabHost {
+  const host = topology.hosts.find((h) => h.name === name);
+  if (!host) {
+    const known = topology.hosts.map((h) => h.name).join(', ');
+    throw new LabError('HOST_UNKNOWN', `host "${name}" is not in lab "${topology.id}" (hosts: ${known})`);
+  }
+  return host;
+}
+
+export function hostsOfKind(topology: Topology, kind: HostKind): LabHost[] {
+  return topology.hosts.filter((h) => h.kind === kind);
+}
+
+export function segmentOf(topology: Topology, name: string): Segment {
+  const segment = topology.segments.find((s) => s.name === name);
+  if (!segment) throw new LabError('HOST_UNKNOWN', `segment "${name}" is not in lab "${topology.id}"`);
+  return segment;
+}
+
+export function attachmentOf(topology: Topology, segment: string, host: string): Attachment {
+  const a = segmentOf(topology, segment).attachments.find((x) => x.host === host);
+  if (!a) throw new LabError('HOST_UNKNOWN', `host "${host}" is not attached to segment "${segment}"`);
+  return a;
+}
+
+export function prefixLength(cidr: string): number {
+  return Number(cidr.split('/')[1]);
+}
+
+/** The index the next add-node gets: one past the highest in use, so names are never reused within a lab. */
+export function nextNodeIndex(topology: Topology): number {
+  const used = hostsOfKind(topology, 'node').map((h) => Number(h.name.slice('node'.length)));
+  return Math.max(0, ...used) + 1;
+}
