@@ -1,0 +1,29 @@
+/** Why a data-plane call refused its input or failed. Stable strings: callers and tests switch on them. */
+export type DataPlaneErrorCode =
+  | 'OPTIONS_INVALID'
+  | 'VIP_INVALID'
+  | 'VIP_DUPLICATE'
+  | 'BACKEND_INVALID'
+  | 'BACKEND_FAMILY_MISMATCH'
+  | 'BACKEND_PORT_MISMATCH'
+  | 'SLOTS_INVALID'
+  | 'INTERFACE_UNKNOWN'
+  | 'NFT_FAILED'
+  | 'NFT_STATE_UNREADABLE'
+  | 'LISTEN_FAILED'
+  | 'CLOSED';
+
+/**
+ * The one error type of @l4fleet/dataplane; `message` names the offending field and value. A refused
+ * apply() leaves the previous state in place (validation runs before anything is sent to the kernel,
+ * and the kernel applies one nft transaction atomically).
+ */
+export class DataPlaneError extends Error {
+  override readonly name = 'DataPlaneError';
+  readonly code: DataPlaneErrorCode;
+
+  constructor(code: DataPlaneErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}

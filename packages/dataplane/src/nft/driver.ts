@@ -1,0 +1,195 @@
+/**
+ * The nftables data plane: Maglev forwarding in the kernel with L2 direct server return. See
+ * ruleset.ts for the packet path and plan.ts for how a desired state becomes one nft transaction.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { DataPlaneError } from '../errors.js';
+import { createExec, type Exec } from '../exec.js';
+import type { ApplyResult, DataPlane, DataPlaneCounters, TrafficCounter, VipTable } from '../types.js';
+import { validateDesired } from '../validate.js';
+import {
+  backendCounter,
+  DROP_NO_BACKEND,
+  DROP_PORT,
+  FLOW_TABLE_FULL,
+  flowsMap,
+  hexToAddress,
+  parseVipKey,
+} from './names.js';
+import { type KernelState, planApply } from './plan.js';
+import type { Layout } from './ruleset.js';
+import { countElements, readKernelState } from './state.js';
+
+export const DEFAULT_TABLE_NAME = 'l4fleet';
+/** Idle time after which a TCP flow forgets its backend (it then follows the table, which may not have moved). */
+export const DEFAULT_FLOW_TIMEOUT_TCP_S = 300;
+/** UDP has no end-of-flow signal; 30 s is the kernel conntrack default for unreplied UDP. */
+export const DEFAULT_FLOW_TIMEOUT_UDP_S = 30;
+/** Entries per flow map (one map per IP family and protocol). */
+export const DEFAULT_FLOW_TABLE_SIZE = 65_536;
+
+export interface NftablesDataPlaneOptions {
+  /** The node's interface facing the router and the backends (one L2 segment). */
+  readonly interface: string;
+  /** Default "l4fleet". The driver never touches any other table. */
+  readonly tableName?: string;
+  readonly flowTimeoutTcpS?: number;
+  readonly flowTimeoutUdpS?: number;
+  readonly flowTableSize?: number;
+  readonly logger: Logger;
+  /** Run nft and ip inside this named network namespace (`ip netns`); default: the current one. */
+  readonly netns?: string;
+  /** Replaces process execution (tests). */
+  readonly exec?: Exec;
+}
+
+const IDENTIFIER = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+
+function positiveInt(name: string, v: number | undefined, dflt: number, max: number): number {
+  const x = v ?? dflt;
+  if (!Number.isInteger(x) || x < 1 || x > max) {
+    throw new DataPlaneError('OPTIONS_INVALID', `${name}: ${String(v)} is not an integer from 1 to ${max}`);
+  }
+  return x;
+}
+
+export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPlane {
+  const table = opts.tableName ?? DEFAULT_TABLE_NAME;
+  if (!IDENTIFIER.test(table))
+    throw new DataPlaneError('OPTIONS_INVALID', `tableName: ${JSON.stringify(table)} is not an nft identifier`);
+  if (typeof opts.interface !== 'string' || !/^[^\s"/]{1,15}$/.test(opts.interface)) {
+    throw new DataPlaneError(
+      'OPTIONS_INVALID',
+      `interface: ${JSON.stringify(opts.interface)} is not an interface name`,
+    );
+  }
+  const flowTimeoutTcpS = positiveInt('flowTimeoutTcpS', opts.flowTimeoutTcpS, DEFAULT_FLOW_TIMEOUT_TCP_S, 7 * 86_400);
+  const flowTimeoutUdpS = positiveInt('flowTimeoutUdpS', opts.flowTimeoutUdpS, DEFAULT_FLOW_TIMEOUT_UDP_S, 7 * 86_400);
+  const flowTableSize = positiveInt('flowTableSize', opts.flowTableSize, DEFAULT_FLOW_TABLE_SIZE, 16_777_216);
+  const exec = opts.exec ?? createExec(opts.netns);
+  const log = opts.logger.child({ component: 'dataplane', driver: 'nftables', table, interface: opts.interface });
+
+  let layout: Layout | undefined;
+  /** undefined: not read from the kernel yet. */
+  let state: KernelState | null | undefined;
+  let closed = false;
+  let queue: Promise<unknown> = Promise.resolve();
+
+  /** Applies never interleave: each plans against the state the previous one left. */
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = queue.then(fn, fn);
+    queue = run.catch(() => undefined);
+    return run;
+  };
+
+  async function resolveLayout(): Promise<Layout> {
+    const r = await exec(['ip', '-o', 'link', 'show', 'dev', opts.interface]);
+    const mac = /link\/ether ([0-9a-f:]{17})/.exec(r.stdout)?.[1];
+    if (r.code !== 0 || mac === undefined) {
+      throw new DataPlaneError(
+        'INTERFACE_UNKNOWN',
+        `interface: "${opts.interface}" ${r.code !== 0 ? 'does not exist' : 'is not an Ethernet interface'}` +
+          `${opts.netns ? ` in netns "${opts.netns}"` : ''}`,
+        r.code !== 0 ? { cause: r.stderr.trim() } : undefined,
+      );
+    }
+    return { table, iface: opts.interface, ifaceMac: mac, flowTimeoutTcpS, flowTimeoutUdpS, flowTableSize };
+  }
+
+  async function applyNow(desired: readonly VipTable[]): Promise<ApplyResult> {
+    if (closed) throw new DataPlaneError('CLOSED', 'apply: the nftables data plane is closed');
+    const started = performance.now();
+    const vips = validateDesired(desired, { requireSamePort: true });
+    layout ??= await resolveLayout();
+    if (state === undefined) {
+      state = await readKernelState(exec, table);
+      log.info({ event: 'kernelStateRead', exists: state !== null, vips: state?.vips.size ?? 0 });
+    }
+    const plan = planApply(state, vips, layout);
+    if (plan.script !== '') {
+      const r = await exec(['nft', '-f', '-'], plan.script);
+      if (r.code !== 0) {
+        // The transaction did not happen: the kernel (and our copy of it) keep the previous state.
+        const gone = await resolveLayout().then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        if (gone) throw gone;
+        throw new DataPlaneError('NFT_FAILED', `nft -f: ${r.stderr.trim().split('\n').slice(0, 6).join(' | ')}`, {
+          cause: r.stderr,
+        });
+      }
+    }
+    state = plan.next;
+    const result: ApplyResult = {
+      vips: plan.vips,
+      slotsChanged: plan.slotsChanged,
+      backendsAdded: plan.backendsAdded,
+      backendsRemoved: plan.backendsRemoved,
+      tableCreated: plan.tableCreated,
+      transactions: plan.script === '' ? 0 : 1,
+      durationMs: performance.now() - started,
+    };
+    log.info({
+      event: 'applied',
+      vips: vips.length,
+      changed: plan.vips.filter((v) => v.action !== 'unchanged').length,
+      slotsChanged: result.slotsChanged,
+      tableCreated: result.tableCreated,
+      durationMs: Math.round(result.durationMs * 10) / 10,
+    });
+    return result;
+  }
+
+  async function countersNow(): Promise<DataPlaneCounters> {
+    if (closed) throw new DataPlaneError('CLOSED', 'counters: the nftables data plane is closed');
+    const r = await exec(['nft', '-j', 'list', 'counters', 'table', 'netdev', table]);
+    if (r.code !== 0) throw new DataPlaneError('NFT_STATE_UNREADABLE', `nft list counters: ${r.stderr.trim()}`);
+    const byName = new Map<string, TrafficCounter>();
+    for (const o of (JSON.parse(r.stdout) as { nftables: { counter?: { name: string } & TrafficCounter }[] })
+      .nftables) {
+      if (o.counter) byName.set(o.counter.name, { packets: o.counter.packets, bytes: o.counter.bytes });
+    }
+    const zero = { packets: 0, bytes: 0 };
+    const vips = [...byName]
+      .filter(([name]) => parseVipKey(name))
+      .map(([name, c]) => {
+        const k = parseVipKey(name) as NonNullable<ReturnType<typeof parseVipKey>>;
+        const label = state?.vips.get(name)?.label ?? `${hexToAddress(k.addressHex)}:${k.port}/${k.protocol}`;
+        return { vip: label, ...c };
+      });
+    const backends = [...(state?.backends.values() ?? [])].map((b) => ({
+      address: hexToAddress(b.addressHex),
+      ...(b.mac ? { mac: b.mac } : {}),
+      ...(byName.get(backendCounter(b.id)) ?? zero),
+    }));
+    let entries = 0;
+    for (const f of [4, 6] as const) {
+      for (const p of ['tcp', 'udp'] as const) entries += await countElements(exec, table, 'map', flowsMap(f, p));
+    }
+    return {
+      vips,
+      backends,
+      drops: { port: byName.get(DROP_PORT) ?? zero, 'no-backend': byName.get(DROP_NO_BACKEND) ?? zero },
+      flowTable: { entries, fullPackets: byName.get(FLOW_TABLE_FULL)?.packets ?? 0 },
+    };
+  }
+
+  return {
+    apply: (desired) => serial(() => applyNow(desired)),
+    counters: () => serial(countersNow),
+    close: (closeOpts) =>
+      serial(async () => {
+        if (closed) return;
+        closed = true;
+        if (closeOpts?.removeState) {
+          const r = await exec(['nft', 'delete', 'table', 'netdev', table]);
+          if (r.code !== 0 && !/No such file or directory/.test(r.stderr)) {
+            throw new DataPlaneError('NFT_FAILED', `nft delete table netdev ${table}: ${r.stderr.trim()}`);
+          }
+          log.info({ event: 'tableRemoved' });
+        }
+      }),
+  };
+}

@@ -1,0 +1,49 @@
+/**
+ * Names of everything the driver keeps in its nftables table, in one place (as Katran keeps its map
+ * names). VIP objects are named from the VIP itself, so a restarted agent finds them again.
+ */
+import type { IpFamily, Protocol } from '@l4fleet/maglev';
+
+/** Bumped when the table's shape changes: an older table is then replaced once, not patched. */
+export const LAYOUT_VERSION = 1;
+
+/** Backend ids in meta mark carry this bit, so a slot number (< 2^21) is never taken for a backend. */
+export const BACKEND_ID_BIT = 0x8000_0000;
+
+export const BASE_CHAIN = 'ingress';
+export const FORWARD_CHAIN = 'forward';
+export const DROP_PORT = 'drop_port';
+export const DROP_NO_BACKEND = 'drop_no_backend';
+export const FLOW_TABLE_FULL = 'flow_table_full';
+export const BACKEND_COUNTERS = 'backend_counters';
+export const MACS = 'macs';
+
+export const backendsMap = (family: IpFamily): string => `backends${family}`;
+export const vipsMap = (family: IpFamily): string => `vips${family}`;
+export const vipAddressesSet = (family: IpFamily): string => `vipaddrs${family}`;
+export const flowsMap = (family: IpFamily, protocol: Protocol): string => `flows${family}_${protocol}`;
+/** Per VIP: the chain, and the VIP's packet counter, are named by the key itself. */
+export const slotsMap = (vipKey: string): string => `${vipKey}_slots`;
+export const liveSet = (vipKey: string): string => `${vipKey}_live`;
+export const backendCounter = (id: number): string => `b_${id.toString(16)}`;
+
+const VIP_KEY = /^v_([0-9a-f]{8}|[0-9a-f]{32})_(tcp|udp)_(\d+)$/;
+
+export function parseVipKey(
+  key: string,
+): { family: IpFamily; addressHex: string; protocol: Protocol; port: number } | undefined {
+  const m = VIP_KEY.exec(key);
+  if (!m) return undefined;
+  const addressHex = m[1] as string;
+  return { family: addressHex.length === 8 ? 4 : 6, addressHex, protocol: m[2] as Protocol, port: Number(m[3]) };
+}
+
+/** The nft text form of an address given as network-order hex (IPv6 uncompressed: nft accepts it). */
+export function hexToAddress(hex: string): string {
+  if (hex.length === 8) {
+    return [0, 2, 4, 6].map((i) => Number.parseInt(hex.slice(i, i + 2), 16)).join('.');
+  }
+  const groups: string[] = [];
+  for (let i = 0; i < 32; i += 4) groups.push(hex.slice(i, i + 4));
+  return groups.join(':');
+}

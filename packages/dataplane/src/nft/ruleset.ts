@@ -1,0 +1,133 @@
+/**
+ * The nft text the driver loads. One table of the netdev family owned by l4fleet:
+ *
+ *   ingress (hook on the node's interface): frames addressed to this host (`meta pkttype host`: a bridge
+ *     floods frames for a downed port, and without the match every node would forward them) whose
+ *     daddr . l4proto . dport is a VIP jump to that VIP's chain; anything else to a VIP address is dropped
+ *     and counted (port filtering); everything else passes untouched.
+ *   <vip> chain: an existing flow keeps its backend (Maglev §3.3 connection tracking, here an nft dynamic
+ *     map keyed by the 5-tuple, value = backend id, refreshed on every packet, expiring when idle) as long
+ *     as that backend is still in the VIP's pool; a new flow hashes to a slot with the kernel's jhash,
+ *     the slot map gives its backend id, the flow is remembered and forwarded. The remembering and the
+ *     forwarding are separate rules, so a full flow map degrades to stateless forwarding, never to drops.
+ *   forward: backend id -> neighbour (kernel ARP/ND resolution, `fwd ip to`) or a static MAC, out of the
+ *     same interface, the IP packet unchanged but for the TTL: L2 direct server return.
+ */
+import type { IpFamily, Protocol } from '@l4fleet/maglev';
+import {
+  BACKEND_COUNTERS,
+  BACKEND_ID_BIT,
+  BASE_CHAIN,
+  backendsMap,
+  DROP_NO_BACKEND,
+  DROP_PORT,
+  FLOW_TABLE_FULL,
+  FORWARD_CHAIN,
+  flowsMap,
+  LAYOUT_VERSION,
+  liveSet,
+  MACS,
+  slotsMap,
+  vipAddressesSet,
+  vipsMap,
+} from './names.js';
+
+export interface Layout {
+  readonly table: string;
+  readonly iface: string;
+  /** The interface's own MAC: the source of frames forwarded to a backend with a static MAC. */
+  readonly ifaceMac: string;
+  readonly flowTimeoutTcpS: number;
+  readonly flowTimeoutUdpS: number;
+  readonly flowTableSize: number;
+}
+
+/** Stored as the table comment: a table whose layout differs is replaced, one that matches is kept. */
+export function layoutSignature(l: Layout): string {
+  return (
+    `l4fleet layout=${LAYOUT_VERSION} dev=${l.iface} mac=${l.ifaceMac} ` +
+    `tcp=${l.flowTimeoutTcpS} udp=${l.flowTimeoutUdpS} flows=${l.flowTableSize}`
+  );
+}
+
+const FAMILIES: readonly IpFamily[] = [4, 6];
+const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp'];
+const l3 = (f: IpFamily): string => (f === 4 ? 'ip' : 'ip6');
+const addrType = (f: IpFamily): string => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
+
+/** The whole table, empty of VIPs and backends. */
+export function baseTable(l: Layout): string {
+  const lines: string[] = [`table netdev ${l.table} {`, `  comment "${layoutSignature(l)}"`];
+  for (const c of [DROP_PORT, DROP_NO_BACKEND, FLOW_TABLE_FULL]) lines.push(`  counter ${c} { }`);
+  for (const f of FAMILIES) {
+    lines.push(`  map ${vipsMap(f)} { type ${addrType(f)} . inet_proto . inet_service : verdict; }`);
+    lines.push(`  set ${vipAddressesSet(f)} { type ${addrType(f)}; }`);
+    lines.push(`  map ${backendsMap(f)} { type mark : ${addrType(f)}; }`);
+    for (const p of PROTOCOLS) {
+      const timeout = p === 'tcp' ? l.flowTimeoutTcpS : l.flowTimeoutUdpS;
+      lines.push(
+        `  map ${flowsMap(f, p)} { type ${addrType(f)} . inet_service . ${addrType(f)} . inet_service : mark; ` +
+          `flags dynamic,timeout; timeout ${timeout}s; size ${l.flowTableSize}; }`,
+      );
+    }
+  }
+  lines.push(`  map ${MACS} { type mark : ether_addr; }`);
+  lines.push(`  map ${BACKEND_COUNTERS} { type mark : counter; }`);
+  const dev = JSON.stringify(l.iface);
+  lines.push(`  chain ${BASE_CHAIN} {`, `    type filter hook ingress device ${dev} priority 0; policy accept;`);
+  for (const f of FAMILIES) {
+    lines.push(`    meta pkttype host ${l3(f)} daddr . meta l4proto . th dport vmap @${vipsMap(f)}`);
+  }
+  for (const f of FAMILIES) {
+    lines.push(`    meta pkttype host ${l3(f)} daddr @${vipAddressesSet(f)} counter name "${DROP_PORT}" drop`);
+  }
+  lines.push('  }');
+  lines.push(
+    `  chain ${FORWARD_CHAIN} {`,
+    `    counter name meta mark map @${BACKEND_COUNTERS}`,
+    // A static MAC: rewrite both addresses (the source must be ours, or the switch learns the client's
+    // router on our port). A lookup miss ends this rule and the next ones resolve the neighbour.
+    `    ether daddr set meta mark map @${MACS} ether saddr set ${l.ifaceMac} fwd to ${dev}`,
+    ...FAMILIES.map((f) => `    meta protocol ${l3(f)} fwd ${l3(f)} to meta mark map @${backendsMap(f)} device ${dev}`),
+    `    counter name "${DROP_NO_BACKEND}" drop`,
+    '  }',
+    '}',
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+export interface VipShape {
+  readonly key: string;
+  readonly family: IpFamily;
+  readonly protocol: Protocol;
+  readonly hash: '5-tuple' | 'source-ip';
+  readonly seed: number;
+  readonly size: number;
+}
+
+/** Stored as the first rule's comment: rules are rewritten only when this changes. */
+export function vipSignature(v: VipShape): string {
+  return `l4fleet vip hash=${v.hash} seed=${v.seed} size=${v.size}`;
+}
+
+/** The VIP chain's rules, in order. */
+export function vipRules(v: VipShape, l: Layout): string[] {
+  const ip = l3(v.family);
+  const tuple = `${ip} saddr . ${v.protocol} sport . ${ip} daddr . ${v.protocol} dport`;
+  const hashed = v.hash === '5-tuple' ? tuple : `${ip} saddr`;
+  const flows = `@${flowsMap(v.family, v.protocol)}`;
+  const timeout = v.protocol === 'tcp' ? l.flowTimeoutTcpS : l.flowTimeoutUdpS;
+  const remember = `update ${flows} { ${tuple} timeout ${timeout}s : meta mark }`;
+  const bit = `0x${BACKEND_ID_BIT.toString(16)}`;
+  return [
+    `counter name "${v.key}" comment "${vipSignature(v)}"`,
+    // A flow we know, to a backend still in this VIP's pool: same backend, idle timer restarted.
+    `meta mark set ${tuple} map ${flows} meta mark @${liveSet(v.key)} ${remember} goto ${FORWARD_CHAIN}`,
+    `meta mark set jhash ${hashed} mod ${v.size} seed ${v.seed}`,
+    `meta mark set meta mark map @${slotsMap(v.key)}`,
+    // Still a slot number: the slot has no backend (lookup miss).
+    `meta mark & ${bit} == 0 counter name "${DROP_NO_BACKEND}" drop`,
+    `${remember} goto ${FORWARD_CHAIN}`,
+    `counter name "${FLOW_TABLE_FULL}" goto ${FORWARD_CHAIN}`,
+  ];
+}

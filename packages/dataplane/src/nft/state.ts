@@ -1,0 +1,107 @@
+/**
+ * Reads the driver's table back from the kernel, so a restarted agent applies only what differs
+ * (and nothing when the kernel already matches). Chain and table comments are not in nft 1.0.6's JSON
+ * output, so the skeleton comes from the text listing (`-t`: no set elements) and the elements from
+ * JSON listings of the maps.
+ */
+import { type IpFamily, parseAddress } from '@l4fleet/maglev';
+import { DataPlaneError } from '../errors.js';
+import type { Exec } from '../exec.js';
+import { toHex, vipLabel } from '../validate.js';
+import { BACKEND_ID_BIT, backendsMap, hexToAddress, liveSet, MACS, parseVipKey, slotsMap } from './names.js';
+import { backendIdentity, type KernelBackend, type KernelState, type KernelVip } from './plan.js';
+
+type Elem = unknown;
+
+async function nftJson(exec: Exec, args: string[]): Promise<Record<string, unknown>[]> {
+  const r = await exec(['nft', '-j', ...args]);
+  if (r.code !== 0) {
+    throw new DataPlaneError('NFT_STATE_UNREADABLE', `nft ${args.join(' ')}: ${r.stderr.trim() || `exit ${r.code}`}`);
+  }
+  try {
+    return (JSON.parse(r.stdout) as { nftables: Record<string, unknown>[] }).nftables;
+  } catch (err) {
+    throw new DataPlaneError('NFT_STATE_UNREADABLE', `nft ${args.join(' ')}: output is not JSON`, { cause: err });
+  }
+}
+
+async function elements(exec: Exec, table: string, kind: 'map' | 'set', name: string): Promise<Elem[]> {
+  const objs = await nftJson(exec, ['list', kind, 'netdev', table, name]);
+  for (const o of objs) {
+    const body = o[kind] as { elem?: Elem[] } | undefined;
+    if (body) return body.elem ?? [];
+  }
+  return [];
+}
+
+/** Element count of a map, without materialising it beyond the JSON parse. */
+export async function countElements(exec: Exec, table: string, kind: 'map' | 'set', name: string): Promise<number> {
+  return (await elements(exec, table, kind, name)).length;
+}
+
+/** Parses `nft -t list table` text: the table comment and each VIP chain's signature comment. */
+export function parseSkeleton(text: string): { layoutSignature: string; chains: Map<string, string> } {
+  let layoutSignature = '';
+  const chains = new Map<string, string>();
+  let chain: string | undefined;
+  for (const line of text.split('\n')) {
+    const tableComment = /^\tcomment "(.*)"$/.exec(line);
+    if (tableComment) layoutSignature = tableComment[1] as string;
+    const c = /^\tchain (\S+) \{$/.exec(line);
+    if (c) {
+      chain = c[1] as string;
+      if (parseVipKey(chain)) chains.set(chain, '');
+      continue;
+    }
+    const rule = /comment "(l4fleet vip [^"]*)"$/.exec(line);
+    if (rule && chain !== undefined && chains.has(chain)) chains.set(chain, rule[1] as string);
+  }
+  return { layoutSignature, chains };
+}
+
+/** The kernel's copy of the table, or null when the table does not exist. */
+export async function readKernelState(exec: Exec, table: string): Promise<KernelState | null> {
+  const r = await exec(['nft', '-t', 'list', 'table', 'netdev', table]);
+  if (r.code !== 0) {
+    if (/No such file or directory/.test(r.stderr)) return null;
+    throw new DataPlaneError('NFT_STATE_UNREADABLE', `nft list table netdev ${table}: ${r.stderr.trim()}`);
+  }
+  const skeleton = parseSkeleton(r.stdout);
+  const backends = new Map<string, KernelBackend>();
+  const macs = new Map<number, string>();
+  for (const e of await elements(exec, table, 'map', MACS)) {
+    const [id, mac] = e as [number, string];
+    macs.set(id, mac.toLowerCase());
+  }
+  let maxBackendId = 0;
+  for (const family of [4, 6] as IpFamily[]) {
+    for (const e of await elements(exec, table, 'map', backendsMap(family))) {
+      const [id, address] = e as [number, string];
+      const addressHex = toHex(parseAddress(address).bytes);
+      const mac = macs.get(id);
+      backends.set(backendIdentity(addressHex, mac), { id, family, addressHex, ...(mac ? { mac } : {}) });
+      maxBackendId = Math.max(maxBackendId, (id & ~BACKEND_ID_BIT) >>> 0);
+    }
+  }
+  const vips = new Map<string, KernelVip>();
+  for (const [key, signature] of skeleton.chains) {
+    const k = parseVipKey(key) as NonNullable<ReturnType<typeof parseVipKey>>;
+    const size = Number(/size=(\d+)/.exec(signature)?.[1] ?? 0);
+    const slots = new Uint32Array(size);
+    for (const e of await elements(exec, table, 'map', slotsMap(key))) {
+      const [slot, id] = e as [number, number];
+      if (slot < size) slots[slot] = id;
+    }
+    const live = new Set((await elements(exec, table, 'set', liveSet(key))).map((e) => e as number));
+    vips.set(key, {
+      key,
+      ...k,
+      // An unreadable size means we cannot trust the slots: an empty signature makes the plan rewrite them.
+      signature: size > 0 ? signature : '',
+      slots,
+      live,
+      label: vipLabel(hexToAddress(k.addressHex), k.port, k.protocol),
+    });
+  }
+  return { layoutSignature: skeleton.layoutSignature, vips, backends, maxBackendId };
+}

@@ -1,0 +1,189 @@
+/**
+ * The proxy data plane: a userspace TCP/UDP balancer (Node net/dgram) for unprivileged development and
+ * hosts without nftables. Same DataPlane interface and, with `selection: 'maglev'`, the same backend
+ * choice as the kernel path. It terminates connections (backends see the proxy as the client), so it is
+ * not direct server return and backend ports may differ from the VIP port.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { DataPlaneError } from '../errors.js';
+import type { ApplyResult, DataPlane, DataPlaneCounters, VipApplyReport, VipTable } from '../types.js';
+import { type NormalizedVip, validateDesired } from '../validate.js';
+import { BackendSelector, type ProxySelection } from './select.js';
+import { type ProxyStats, Tally } from './stats.js';
+import { listenTcp, type VipListener } from './tcp.js';
+import { listenUdp } from './udp.js';
+
+export const DEFAULT_PROXY_FLOW_TIMEOUT_UDP_S = 30;
+export const DEFAULT_PROXY_FLOW_TABLE_SIZE = 65_536;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+
+export interface ProxyDataPlaneOptions {
+  /** Bind every VIP here instead of on the VIP address (e.g. "127.0.0.1" when the VIP is not local). */
+  readonly listenAddress?: string;
+  /** Default "maglev" (fleet-consistent); the others are node-local. */
+  readonly selection?: ProxySelection;
+  readonly flowTimeoutUdpS?: number;
+  /** UDP sessions per VIP; when full the least recently used one is closed. */
+  readonly flowTableSize?: number;
+  readonly connectTimeoutMs?: number;
+  readonly logger: Logger;
+}
+
+interface RunningVip {
+  readonly key: string;
+  readonly label: string;
+  table: VipTable;
+  readonly selector: BackendSelector;
+  readonly listener: VipListener;
+  readonly stats: ProxyStats;
+}
+
+function slotsDiffer(a: VipTable, b: VipTable): number {
+  if (a.slots.length !== b.slots.length) return b.slots.length;
+  let n = 0;
+  for (let s = 0; s < a.slots.length; s++) {
+    const x = a.slots[s] as number;
+    const y = b.slots[s] as number;
+    const nx = x < 0 ? null : a.backends[x]?.address;
+    const ny = y < 0 ? null : b.backends[y]?.address;
+    if (nx !== ny) n += 1;
+  }
+  return n;
+}
+
+export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
+  const selection = opts.selection ?? 'maglev';
+  if (!['maglev', 'round-robin', 'least-connections'].includes(selection)) {
+    throw new DataPlaneError(
+      'OPTIONS_INVALID',
+      `selection: ${JSON.stringify(selection)} is not maglev, round-robin or least-connections`,
+    );
+  }
+  const timeoutMs = (opts.flowTimeoutUdpS ?? DEFAULT_PROXY_FLOW_TIMEOUT_UDP_S) * 1000;
+  const maxSessions = opts.flowTableSize ?? DEFAULT_PROXY_FLOW_TABLE_SIZE;
+  const log = opts.logger.child({ component: 'dataplane', driver: 'proxy' });
+  const running = new Map<string, RunningVip>();
+  const backendTallies = new Map<string, Tally>();
+  const noBackend = new Tally();
+  let closed = false;
+  let queue: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = queue.then(fn, fn);
+    queue = run.catch(() => undefined);
+    return run;
+  };
+
+  async function start(v: NormalizedVip): Promise<RunningVip> {
+    const { address, port, protocol } = v.table.vip;
+    const host = opts.listenAddress ?? address;
+    const selector = new BackendSelector(v.table, selection);
+    const stats: ProxyStats = { vip: new Tally(), backends: backendTallies, noBackend };
+    try {
+      const listener =
+        protocol === 'tcp'
+          ? await listenTcp({
+              host,
+              port,
+              selector,
+              stats,
+              connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+              log,
+            })
+          : await listenUdp({ host, port, selector, stats, timeoutMs, maxSessions, log });
+      return { key: v.key, label: v.label, table: v.table, selector, listener, stats };
+    } catch (err) {
+      throw new DataPlaneError(
+        'LISTEN_FAILED',
+        `vip ${v.label}: cannot listen on ${host}:${port}/${protocol}: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
+
+  async function applyNow(desired: readonly VipTable[]): Promise<ApplyResult> {
+    if (closed) throw new DataPlaneError('CLOSED', 'apply: the proxy data plane is closed');
+    const started = performance.now();
+    const vips = validateDesired(desired, { requireSamePort: false });
+    // Open every new listener first: if one fails, close those and keep the previous state whole.
+    const added: RunningVip[] = [];
+    try {
+      for (const v of vips) if (!running.has(v.key)) added.push(await start(v));
+    } catch (err) {
+      await Promise.all(added.map((r) => r.listener.close(false)));
+      throw err;
+    }
+    const reports: VipApplyReport[] = [];
+    let slotsChanged = 0;
+    const wanted = new Set(vips.map((v) => v.key));
+    for (const r of added) {
+      running.set(r.key, r);
+      reports.push({ vip: r.label, action: 'added', slotsChanged: r.table.slots.length, rulesReplaced: true });
+      slotsChanged += r.table.slots.length;
+    }
+    for (const v of vips) {
+      const r = running.get(v.key) as RunningVip;
+      if (added.includes(r)) continue;
+      const changed = slotsDiffer(r.table, v.table);
+      const rulesReplaced =
+        r.table.hash !== v.table.hash || r.table.seed !== v.table.seed || r.table.slots.length !== v.table.slots.length;
+      const poolChanged = JSON.stringify(r.table.backends) !== JSON.stringify(v.table.backends);
+      r.table = v.table;
+      r.selector.setTable(v.table);
+      r.listener.tableChanged();
+      slotsChanged += changed;
+      reports.push({
+        vip: v.label,
+        action: changed || rulesReplaced || poolChanged ? 'updated' : 'unchanged',
+        slotsChanged: changed,
+        rulesReplaced,
+      });
+    }
+    for (const [key, r] of running) {
+      if (wanted.has(key)) continue;
+      running.delete(key);
+      // Established TCP connections drain by themselves; the listener stops taking new ones now.
+      await r.listener.close(true);
+      reports.push({ vip: r.label, action: 'removed', slotsChanged: r.table.slots.length, rulesReplaced: false });
+      slotsChanged += r.table.slots.length;
+    }
+    const result: ApplyResult = {
+      vips: reports,
+      slotsChanged,
+      backendsAdded: 0,
+      backendsRemoved: 0,
+      tableCreated: false,
+      transactions: reports.filter((r) => r.action === 'added' || r.action === 'removed').length,
+      durationMs: performance.now() - started,
+    };
+    log.info({
+      event: 'applied',
+      vips: vips.length,
+      slotsChanged,
+      durationMs: Math.round(result.durationMs * 10) / 10,
+    });
+    return result;
+  }
+
+  return {
+    apply: (desired) => serial(() => applyNow(desired)),
+    counters: async (): Promise<DataPlaneCounters> => ({
+      vips: [...running.values()].map((r) => ({
+        vip: r.label,
+        packets: r.stats.vip.packets,
+        bytes: r.stats.vip.bytes,
+      })),
+      backends: [...backendTallies].map(([address, t]) => ({ address, packets: t.packets, bytes: t.bytes })),
+      // The kernel answers connections to ports the proxy does not listen on; it never sees them.
+      drops: { port: { packets: 0, bytes: 0 }, 'no-backend': { packets: noBackend.packets, bytes: noBackend.bytes } },
+      flowTable: { entries: [...running.values()].reduce((n, r) => n + r.listener.flows, 0), fullPackets: 0 },
+    }),
+    close: () =>
+      serial(async () => {
+        if (closed) return;
+        closed = true;
+        await Promise.all([...running.values()].map((r) => r.listener.close(false)));
+        running.clear();
+      }),
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * Backend selection for the proxy. `maglev` is the fleet-consistent choice (every node picks the same
+ * backend for a flow, from the same table and the kernel's flow hash). `round-robin` and
+ * `least-connections` only see this node's own traffic: two nodes behind ECMP will pick different
+ * backends for the same flow, so a flow that moves between nodes moves between backends too.
+ */
+import { type HashMode, NO_BACKEND, slotOf } from '@l4fleet/maglev';
+import type { VipBackend, VipTable } from '../types.js';
+
+export type ProxySelection = 'maglev' | 'round-robin' | 'least-connections';
+
+export interface ClientFlow {
+  readonly src: string;
+  readonly sport: number;
+}
+
+/** Node's sockets report IPv4 clients of a dual-stack listener as ::ffff:a.b.c.d; the hash needs a.b.c.d. */
+export function unmapAddress(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+export class BackendSelector {
+  private table: VipTable;
+  /** Backends that own at least one slot: a weight-0 (draining) backend gets no new flows in any mode. */
+  private eligible: number[] = [];
+  private next = 0;
+  readonly active: Map<string, number> = new Map();
+
+  constructor(
+    table: VipTable,
+    private readonly mode: ProxySelection,
+  ) {
+    this.table = table;
+    this.setTable(table);
+  }
+
+  setTable(table: VipTable): void {
+    this.table = table;
+    const owners = new Set<number>();
+    for (const s of table.slots) if (s !== NO_BACKEND) owners.add(s);
+    this.eligible = [...owners].sort((a, b) => a - b);
+  }
+
+  get backends(): readonly VipBackend[] {
+    return this.table.backends;
+  }
+
+  /** The backend for a new flow, or undefined when the VIP has none. */
+  pick(flow: ClientFlow): VipBackend | undefined {
+    const t = this.table;
+    if (this.eligible.length === 0) return undefined;
+    if (this.mode === 'round-robin') {
+      this.next = (this.next + 1) % this.eligible.length;
+      return t.backends[this.eligible[this.next] as number];
+    }
+    if (this.mode === 'least-connections') {
+      let best: VipBackend | undefined;
+      let bestCount = Number.POSITIVE_INFINITY;
+      for (const i of this.eligible) {
+        const b = t.backends[i] as VipBackend;
+        const n = this.active.get(b.name) ?? 0;
+        if (n < bestCount) {
+          best = b;
+          bestCount = n;
+        }
+      }
+      return best;
+    }
+    const slot = slotOf(
+      {
+        src: unmapAddress(flow.src),
+        sport: flow.sport,
+        dst: t.vip.address,
+        dport: t.vip.port,
+        protocol: t.vip.protocol,
+      },
+      t.slots.length,
+      t.seed,
+      t.hash as HashMode,
+    );
+    const index = t.slots[slot] as number;
+    return index === NO_BACKEND ? undefined : t.backends[index];
+  }
+
+  /** Still in the pool (by name and address)? Flows to a backend that left are re-picked or closed. */
+  has(b: VipBackend): boolean {
+    return this.table.backends.some((x) => x.name === b.name && x.address === b.address && x.port === b.port);
+  }
+
+  opened(b: VipBackend): void {
+    this.active.set(b.name, (this.active.get(b.name) ?? 0) + 1);
+  }
+
+  closed(b: VipBackend): void {
+    const n = (this.active.get(b.name) ?? 1) - 1;
+    if (n <= 0) this.active.delete(b.name);
+    else this.active.set(b.name, n);
+  }
+}

@@ -1,0 +1,26 @@
+/** Mutable traffic counters of the proxy (packets: connections for TCP, datagrams for UDP). */
+export class Tally {
+  packets = 0;
+  bytes = 0;
+
+  add(packets: number, bytes: number): void {
+    this.packets += packets;
+    this.bytes += bytes;
+  }
+}
+
+export interface ProxyStats {
+  readonly vip: Tally;
+  /** By backend address. */
+  readonly backends: Map<string, Tally>;
+  readonly noBackend: Tally;
+}
+
+export function backendTally(stats: ProxyStats, address: string): Tally {
+  let t = stats.backends.get(address);
+  if (!t) {
+    t = new Tally();
+    stats.backends.set(address, t);
+  }
+  return t;
+}

@@ -1,0 +1,99 @@
+/** One VIP's TCP listener: terminates the client connection and opens one to the chosen backend. */
+import net from 'node:net';
+import type { Logger } from 'pino';
+import type { VipBackend } from '../types.js';
+import type { BackendSelector } from './select.js';
+import { backendTally, type ProxyStats } from './stats.js';
+
+export interface VipListener {
+  /** Stops accepting; `drain` false also closes the flows in progress. */
+  close(drain: boolean): Promise<void>;
+  /** Flows in progress (connections or UDP sessions). */
+  readonly flows: number;
+  /** The table changed: flows to a backend that left the pool end (Maglev would re-hash them). */
+  tableChanged(): void;
+}
+
+export async function listenTcp(opts: {
+  host: string;
+  port: number;
+  selector: BackendSelector;
+  stats: ProxyStats;
+  connectTimeoutMs: number;
+  log: Logger;
+}): Promise<VipListener> {
+  const { selector, stats } = opts;
+  const conns = new Map<net.Socket, { upstream: net.Socket; backend: VipBackend }>();
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (client) => {
+    const backend = selector.pick({ src: client.remoteAddress ?? '', sport: client.remotePort ?? 0 });
+    if (!backend) {
+      stats.noBackend.add(1, 0);
+      client.resetAndDestroy();
+      return;
+    }
+    stats.vip.add(1, 0);
+    const tally = backendTally(stats, backend.address);
+    tally.add(1, 0);
+    selector.opened(backend);
+    const upstream = net.connect({ host: backend.address, port: backend.port, noDelay: true, allowHalfOpen: true });
+    upstream.setTimeout(opts.connectTimeoutMs, () => upstream.destroy(new Error('connect timeout')));
+    upstream.once('connect', () => upstream.setTimeout(0));
+    conns.set(client, { upstream, backend });
+    client.on('data', (d: Buffer) => {
+      stats.vip.bytes += d.length;
+      tally.bytes += d.length;
+    });
+    client.pipe(upstream);
+    upstream.pipe(client);
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      conns.delete(client);
+      selector.closed(backend);
+    };
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', (err) => {
+      opts.log.debug({ event: 'upstreamError', backend: backend.name, err: err.message });
+      client.resetAndDestroy();
+    });
+    client.on('close', () => {
+      finish();
+      upstream.destroy();
+    });
+    upstream.on('close', () => {
+      finish();
+      if (!client.writableEnded) client.end();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: opts.host, port: opts.port, exclusive: true }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    get flows() {
+      return conns.size;
+    },
+    tableChanged() {
+      for (const [client, c] of conns) {
+        if (!selector.has(c.backend)) {
+          client.resetAndDestroy();
+          c.upstream.destroy();
+        }
+      }
+    },
+    close(drain) {
+      return new Promise((resolve) => {
+        server.close(() => resolve());
+        if (drain) return;
+        for (const [client, c] of conns) {
+          client.destroy();
+          c.upstream.destroy();
+        }
+      });
+    },
+  };
+}

@@ -1,0 +1,107 @@
+/**
+ * One VIP's UDP listener. Each client address:port is a session with its own socket to the backend, so
+ * the backend's replies find their way back; an idle session expires (flowTimeoutUdpS). Sessions are
+ * the proxy's flow table: an existing session keeps its backend when the table changes.
+ */
+import dgram from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import type { Logger } from 'pino';
+import type { VipBackend } from '../types.js';
+import type { BackendSelector } from './select.js';
+import { backendTally, type ProxyStats } from './stats.js';
+import type { VipListener } from './tcp.js';
+
+interface Session {
+  readonly backend: VipBackend;
+  readonly upstream: dgram.Socket;
+  lastSeenMs: number;
+}
+
+export async function listenUdp(opts: {
+  host: string;
+  port: number;
+  selector: BackendSelector;
+  stats: ProxyStats;
+  timeoutMs: number;
+  maxSessions: number;
+  log: Logger;
+}): Promise<VipListener> {
+  const { selector, stats } = opts;
+  const sessions = new Map<string, Session>();
+  const socket = dgram.createSocket({ type: isIPv6(opts.host) ? 'udp6' : 'udp4', reuseAddr: false });
+  const end = (key: string, s: Session): void => {
+    sessions.delete(key);
+    selector.closed(s.backend);
+    s.upstream.close();
+  };
+  socket.on('message', (msg, rinfo) => {
+    const key = `${rinfo.address}|${rinfo.port}`;
+    let s = sessions.get(key);
+    if (s) {
+      // Refresh recency: Map order is the eviction order.
+      sessions.delete(key);
+      sessions.set(key, s);
+    } else {
+      const backend = selector.pick({ src: rinfo.address, sport: rinfo.port });
+      if (!backend) {
+        stats.noBackend.add(1, msg.length);
+        return;
+      }
+      if (sessions.size >= opts.maxSessions) {
+        // A full table must not drop new flows: the least recently used session gives way.
+        const [oldKey, oldest] = sessions.entries().next().value as [string, Session];
+        end(oldKey, oldest);
+      }
+      const upstream = dgram.createSocket(isIPv6(backend.address) ? 'udp6' : 'udp4');
+      upstream.on('error', (err) =>
+        opts.log.debug({ event: 'upstreamError', backend: backend.name, err: err.message }),
+      );
+      upstream.on('message', (reply) => {
+        socket.send(reply, rinfo.port, rinfo.address);
+      });
+      upstream.connect(backend.port, backend.address);
+      s = { backend, upstream, lastSeenMs: 0 };
+      sessions.set(key, s);
+      selector.opened(backend);
+    }
+    const session = s;
+    session.lastSeenMs = Date.now();
+    stats.vip.add(1, msg.length);
+    backendTally(stats, session.backend.address).add(1, msg.length);
+    const send = (): void => session.upstream.send(msg);
+    // connect() is asynchronous; sending before it completes throws ERR_SOCKET_DGRAM_NOT_CONNECTED.
+    try {
+      send();
+    } catch {
+      session.upstream.once('connect', send);
+    }
+  });
+  const sweep = setInterval(
+    () => {
+      const now = Date.now();
+      for (const [key, s] of sessions) if (now - s.lastSeenMs > opts.timeoutMs) end(key, s);
+    },
+    Math.min(1000, opts.timeoutMs),
+  );
+  sweep.unref();
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind({ address: opts.host, port: opts.port, exclusive: true }, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    get flows() {
+      return sessions.size;
+    },
+    tableChanged() {
+      for (const [key, s] of sessions) if (!selector.has(s.backend)) end(key, s);
+    },
+    close() {
+      clearInterval(sweep);
+      for (const [key, s] of sessions) end(key, s);
+      return new Promise((resolve) => socket.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,108 @@
+/**
+ * A data plane that forwards nothing and records what it was asked: for the agent's unit tests and
+ * benches. It validates like the nftables driver (same errors) and reports deltas by slot.
+ */
+import { NO_BACKEND } from '@l4fleet/maglev';
+import { DataPlaneError } from './errors.js';
+import type { ApplyResult, DataPlane, DataPlaneCounters, VipApplyReport, VipTable } from './types.js';
+import { validateDesired } from './validate.js';
+
+export interface RecordingDataPlane extends DataPlane {
+  /** Every accepted apply() argument, in order. */
+  readonly applied: readonly (readonly VipTable[])[];
+  /** The last accepted desired state. */
+  readonly current: readonly VipTable[];
+  readonly closed: boolean;
+  /** Makes the next apply() throw this error (once), as a failing kernel would. */
+  failNext(err: Error): void;
+}
+
+/** Backend name per slot: what a delta compares (indices mean nothing across membership changes). */
+function owners(t: VipTable): (string | null)[] {
+  return Array.from(t.slots, (s) => (s === NO_BACKEND ? null : (t.backends[s]?.name ?? null)));
+}
+
+export function createRecordingDataPlane(opts: { requireSamePort?: boolean } = {}): RecordingDataPlane {
+  const applied: (readonly VipTable[])[] = [];
+  let current = new Map<string, { label: string; table: VipTable }>();
+  let closed = false;
+  let failure: Error | undefined;
+  return {
+    get applied() {
+      return applied;
+    },
+    get current() {
+      return [...current.values()].map((v) => v.table);
+    },
+    get closed() {
+      return closed;
+    },
+    failNext(err) {
+      failure = err;
+    },
+    async apply(desired): Promise<ApplyResult> {
+      if (closed) throw new DataPlaneError('CLOSED', 'apply: the data plane is closed');
+      const started = performance.now();
+      const vips = validateDesired(desired, { requireSamePort: opts.requireSamePort ?? true });
+      if (failure) {
+        const err = failure;
+        failure = undefined;
+        throw err;
+      }
+      const next = new Map<string, { label: string; table: VipTable }>();
+      const reports: VipApplyReport[] = [];
+      let slotsChanged = 0;
+      for (const v of vips) {
+        next.set(v.key, { label: v.label, table: v.table });
+        const old = current.get(v.key)?.table;
+        let changed = v.table.slots.length;
+        if (old && old.slots.length === v.table.slots.length) {
+          const a = owners(old);
+          const b = owners(v.table);
+          changed = a.filter((o, i) => o !== b[i]).length;
+        }
+        const rulesReplaced =
+          !old || old.hash !== v.table.hash || old.seed !== v.table.seed || old.slots.length !== v.table.slots.length;
+        slotsChanged += changed;
+        reports.push({
+          vip: v.label,
+          action: !old ? 'added' : changed || rulesReplaced ? 'updated' : 'unchanged',
+          slotsChanged: changed,
+          rulesReplaced,
+        });
+      }
+      for (const [key, old] of current) {
+        if (next.has(key)) continue;
+        reports.push({ vip: old.label, action: 'removed', slotsChanged: old.table.slots.length, rulesReplaced: false });
+        slotsChanged += old.table.slots.length;
+      }
+      const names = (m: Map<string, { table: VipTable }>): Set<string> =>
+        new Set([...m.values()].flatMap((v) => v.table.backends.map((b) => `${b.address}|${b.mac ?? ''}`)));
+      const before = names(current);
+      const after = names(next);
+      current = next;
+      applied.push(desired);
+      return {
+        vips: reports,
+        slotsChanged,
+        backendsAdded: [...after].filter((b) => !before.has(b)).length,
+        backendsRemoved: [...before].filter((b) => !after.has(b)).length,
+        tableCreated: applied.length === 1,
+        transactions: reports.some((r) => r.action !== 'unchanged') ? 1 : 0,
+        durationMs: performance.now() - started,
+      };
+    },
+    async counters(): Promise<DataPlaneCounters> {
+      const zero = { packets: 0, bytes: 0 };
+      return {
+        vips: [...current.values()].map((v) => ({ vip: v.label, ...zero })),
+        backends: [],
+        drops: { port: zero, 'no-backend': zero },
+        flowTable: { entries: 0, fullPackets: 0 },
+      };
+    },
+    async close() {
+      closed = true;
+    },
+  };
+}

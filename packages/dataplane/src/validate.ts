@@ -1,0 +1,134 @@
+/**
+ * Checks the whole desired state before anything touches the kernel or a socket, so a refused apply()
+ * loses nothing. Returns each VIP with its parsed address and a stable key.
+ */
+import { assertTableSize, type IpFamily, type MaglevError, NO_BACKEND, parseAddress } from '@l4fleet/maglev';
+import { DataPlaneError } from './errors.js';
+import type { VipTable } from './types.js';
+
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+export interface NormalizedBackend {
+  readonly name: string;
+  readonly address: string;
+  /** Address bytes in hex: the identity used across VIPs (one textual form per address). */
+  readonly addressHex: string;
+  readonly port: number;
+  readonly mac?: string;
+}
+
+export interface NormalizedVip {
+  /** `v_<address hex>_<protocol>_<port>`: stable, and a valid nft identifier. */
+  readonly key: string;
+  /** `address:port/protocol` for logs and reports. */
+  readonly label: string;
+  readonly family: IpFamily;
+  readonly addressHex: string;
+  readonly table: VipTable;
+  readonly backends: readonly NormalizedBackend[];
+}
+
+export function toHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex');
+}
+
+export function vipLabel(address: string, port: number, protocol: string): string {
+  return address.includes(':') ? `[${address}]:${port}/${protocol}` : `${address}:${port}/${protocol}`;
+}
+
+function fail(code: ConstructorParameters<typeof DataPlaneError>[0], message: string, cause?: unknown): never {
+  throw new DataPlaneError(code, message, cause === undefined ? undefined : { cause });
+}
+
+function isPort(p: unknown): p is number {
+  return typeof p === 'number' && Number.isInteger(p) && p >= 1 && p <= 65_535;
+}
+
+function parse(text: string, field: string): { family: IpFamily; bytes: Uint8Array } {
+  try {
+    return parseAddress(text, field);
+  } catch (err) {
+    return fail(field.includes('backends') ? 'BACKEND_INVALID' : 'VIP_INVALID', (err as Error).message, err);
+  }
+}
+
+export interface ValidateOptions {
+  /** L2 direct server return does not rewrite the packet: backend port must equal the VIP port. */
+  readonly requireSamePort: boolean;
+}
+
+function validateVip(t: VipTable, i: number, opts: ValidateOptions): NormalizedVip {
+  const at = `desired[${i}]`;
+  if (t === null || typeof t !== 'object' || t.vip === null || typeof t.vip !== 'object') {
+    fail('VIP_INVALID', `${at}: ${JSON.stringify(t)} is not a VipTable`);
+  }
+  const { address, port, protocol } = t.vip;
+  const vip = parse(address, `${at}.vip.address`);
+  const label = vipLabel(address, port, protocol);
+  if (!isPort(port)) fail('VIP_INVALID', `${at}.vip.port: ${String(port)} is not a port (1-65535)`);
+  if (protocol !== 'tcp' && protocol !== 'udp') {
+    fail('VIP_INVALID', `${at}.vip.protocol: ${JSON.stringify(protocol)} is not "tcp" or "udp"`);
+  }
+  if (t.hash !== '5-tuple' && t.hash !== 'source-ip') {
+    fail('VIP_INVALID', `vip ${label}: hash ${JSON.stringify(t.hash)} is not "5-tuple" or "source-ip"`);
+  }
+  if (!Number.isInteger(t.seed) || t.seed < 0 || t.seed > 0xffff_ffff) {
+    fail('VIP_INVALID', `vip ${label}: seed ${String(t.seed)} is not an unsigned 32-bit integer`);
+  }
+  if (!Array.isArray(t.backends)) fail('BACKEND_INVALID', `vip ${label}: backends is not an array`);
+  const names = new Set<string>();
+  const backends = t.backends.map((b, j): NormalizedBackend => {
+    const bat = `vip ${label}: backends[${j}]`;
+    if (typeof b?.name !== 'string' || b.name === '')
+      fail('BACKEND_INVALID', `${bat}.name: ${JSON.stringify(b?.name)} is empty`);
+    if (names.has(b.name)) fail('BACKEND_INVALID', `${bat}.name: "${b.name}" appears more than once`);
+    names.add(b.name);
+    const parsed = parse(b.address, `${bat}.address`);
+    if (parsed.family !== vip.family) {
+      fail(
+        'BACKEND_FAMILY_MISMATCH',
+        `${bat}.address: ${b.address} is IPv${parsed.family} but the VIP is IPv${vip.family} ("${b.name}")`,
+      );
+    }
+    if (!isPort(b.port)) fail('BACKEND_INVALID', `${bat}.port: ${String(b.port)} is not a port (1-65535)`);
+    if (opts.requireSamePort && b.port !== port) {
+      fail(
+        'BACKEND_PORT_MISMATCH',
+        `${bat}.port: ${b.port} differs from the VIP port ${port}; direct server return does not rewrite ports`,
+      );
+    }
+    let mac: string | undefined;
+    if (b.mac !== undefined) {
+      mac = String(b.mac).toLowerCase();
+      if (!MAC.test(mac)) fail('BACKEND_INVALID', `${bat}.mac: ${JSON.stringify(b.mac)} is not a MAC address`);
+    }
+    return { name: b.name, address: b.address, addressHex: toHex(parsed.bytes), port: b.port, ...(mac ? { mac } : {}) };
+  });
+  if (!(t.slots instanceof Int32Array)) fail('SLOTS_INVALID', `vip ${label}: slots is not an Int32Array`);
+  try {
+    assertTableSize(t.slots.length, backends.length);
+  } catch (err) {
+    fail('SLOTS_INVALID', `vip ${label}: slots.length: ${(err as MaglevError).message}`, err);
+  }
+  for (let s = 0; s < t.slots.length; s++) {
+    const v = t.slots[s] as number;
+    if (v !== NO_BACKEND && (v < 0 || v >= backends.length)) {
+      fail('SLOTS_INVALID', `vip ${label}: slots[${s}]: ${v} is not a backend index (0-${backends.length - 1} or -1)`);
+    }
+  }
+  const addressHex = toHex(vip.bytes);
+  return { key: `v_${addressHex}_${protocol}_${port}`, label, family: vip.family, addressHex, table: t, backends };
+}
+
+/** Validates every VIP; throws DataPlaneError naming the first bad field. */
+export function validateDesired(desired: readonly VipTable[], opts: ValidateOptions): NormalizedVip[] {
+  if (!Array.isArray(desired)) fail('VIP_INVALID', `desired: ${typeof desired} is not an array of VipTable`);
+  const seen = new Map<string, string>();
+  return desired.map((t, i) => {
+    const v = validateVip(t, i, opts);
+    const prev = seen.get(v.key);
+    if (prev !== undefined) fail('VIP_DUPLICATE', `desired[${i}]: vip ${v.label} is already given as ${prev}`);
+    seen.set(v.key, v.label);
+    return v;
+  });
+}
