@@ -1,0 +1,182 @@
+/** A typed, promise-based wrapper over GobgpApi; every gRPC failure becomes a BgpError here, once. */
+import { type ClientReadableStream, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { type ApiObject, apiFamily, fromApiPath, isLocalPath, toApiPath, toApiPeer } from './codec.js';
+import { BgpError, fromGrpcError } from './errors.js';
+import { gobgpClientConstructor, type RawGobgpClient } from './proto.js';
+import type { CanonicalAdvertisement, CanonicalGlobal, CanonicalPeer, IpFamily } from './validate.js';
+
+/** Deadline of one unary call or one finished stream, ms. gobgpd answers local calls in well under 10 ms. */
+export const DEFAULT_CALL_TIMEOUT_MS = 5_000;
+
+export interface GobgpClientOptions {
+  /** `127.0.0.1:50051`, `[::1]:50051`, `localhost:50051` or `unix:/run/gobgpd.sock`. */
+  address: string;
+  /** Allow a non-loopback API address (gobgpd's API has no authentication); default false. */
+  allowRemoteApi?: boolean;
+  callTimeoutMs?: number;
+}
+
+const LOOPBACK_HOST = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\]|localhost)$/;
+
+/** Refuses API addresses off the host unless asked: anyone who reaches gobgpd's API can announce any route. */
+export function validateApiAddress(address: unknown, allowRemoteApi = false): string {
+  if (typeof address !== 'string' || address === '') {
+    throw new BgpError('API_ADDRESS_INVALID', `address ${String(address)} is not a gRPC address`);
+  }
+  if (address.startsWith('unix:')) return address;
+  const m = /^(.*):(\d{1,5})$/.exec(address);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+    throw new BgpError('API_ADDRESS_INVALID', `address "${address}" is not host:port or unix:/path`);
+  }
+  if (!LOOPBACK_HOST.test(m[1] as string) && !allowRemoteApi) {
+    throw new BgpError(
+      'API_ADDRESS_INVALID',
+      `address "${address}" is not loopback; gobgpd's API is unauthenticated, set allowRemoteApi to use it anyway`,
+    );
+  }
+  return address;
+}
+
+export interface GobgpGlobal {
+  asn: number;
+  routerId: string;
+  listenPort: number;
+}
+
+export interface WatchHandle {
+  /** Settles when the stream ends, with the reason as a BgpError. */
+  readonly ended: Promise<BgpError>;
+  cancel(): void;
+}
+
+export class GobgpClient {
+  readonly address: string;
+  private readonly raw: RawGobgpClient;
+  private readonly callTimeoutMs: number;
+
+  constructor(opts: GobgpClientOptions) {
+    this.address = validateApiAddress(opts.address, opts.allowRemoteApi);
+    this.callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    const Ctor = gobgpClientConstructor();
+    // No gRPC keepalive pings: gobgpd's Go server enforces a 5 min minimum and answers faster pings with GOAWAY.
+    // The speaker's periodic GetBgp is the liveness check instead.
+    this.raw = new Ctor(this.address, credentials.createInsecure(), {
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 2_000,
+    });
+  }
+
+  private deadline(): Date {
+    return new Date(Date.now() + this.callTimeoutMs);
+  }
+
+  private unary(method: string, request: ApiObject, what: string): Promise<ApiObject> {
+    return new Promise((resolve, reject) => {
+      this.raw[method](
+        request,
+        new Metadata(),
+        { deadline: this.deadline() },
+        (err: ServiceError | null, res: ApiObject) => (err ? reject(fromGrpcError(what, err)) : resolve(res)),
+      );
+    });
+  }
+
+  private collect(method: string, request: ApiObject, what: string): Promise<ApiObject[]> {
+    return new Promise((resolve, reject) => {
+      const out: ApiObject[] = [];
+      const stream: ClientReadableStream<ApiObject> = this.raw[method](request, new Metadata(), {
+        deadline: this.deadline(),
+      });
+      stream.on('data', (d: ApiObject) => out.push(d));
+      stream.on('error', (err) => reject(fromGrpcError(what, err)));
+      stream.on('end', () => resolve(out));
+    });
+  }
+
+  /** Resolves once the channel is connected; rejects with UNAVAILABLE after `timeoutMs`. */
+  waitForReady(timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.raw.waitForReady(Date.now() + timeoutMs, (err?: Error) =>
+        err
+          ? reject(
+              new BgpError('UNAVAILABLE', `gobgpd at ${this.address} is not reachable: ${err.message}`, {
+                cause: err,
+                retryable: true,
+              }),
+            )
+          : resolve(),
+      );
+    });
+  }
+
+  async getGlobal(): Promise<GobgpGlobal> {
+    const res = await this.unary('GetBgp', {}, 'GetBgp');
+    const g = res.global ?? {};
+    return { asn: Number(g.asn ?? 0), routerId: String(g.router_id ?? ''), listenPort: Number(g.listen_port ?? 0) };
+  }
+
+  async startBgp(g: CanonicalGlobal): Promise<void> {
+    const global: ApiObject = { asn: g.asn, router_id: g.routerId, listen_port: g.listenPort };
+    if (g.listenAddresses.length > 0) global.listen_addresses = [...g.listenAddresses];
+    await this.unary('StartBgp', { global }, `StartBgp asn ${g.asn} routerId ${g.routerId}`);
+  }
+
+  async listPeers(): Promise<ApiObject[]> {
+    const rows = await this.collect('ListPeer', {}, 'ListPeer');
+    return rows.map((r) => r.peer as ApiObject).filter((p) => p !== undefined);
+  }
+
+  async addPeer(peer: CanonicalPeer): Promise<void> {
+    await this.unary('AddPeer', { peer: toApiPeer(peer) }, `AddPeer ${peer.address}`);
+  }
+
+  async deletePeer(address: string): Promise<void> {
+    await this.unary('DeletePeer', { address }, `DeletePeer ${address}`);
+  }
+
+  /** Paths this node originates (not those learnt from neighbours) of one family. */
+  async listLocalPaths(family: IpFamily): Promise<CanonicalAdvertisement[]> {
+    const rows = await this.collect(
+      'ListPath',
+      { table_type: 'GLOBAL', family: apiFamily(family) },
+      `ListPath IPv${family}`,
+    );
+    const out: CanonicalAdvertisement[] = [];
+    for (const row of rows) {
+      for (const path of (row.destination?.paths ?? []) as ApiObject[]) {
+        if (!isLocalPath(path)) continue;
+        const adv = fromApiPath(path);
+        if (adv) out.push(adv);
+      }
+    }
+    return out;
+  }
+
+  async addPath(adv: CanonicalAdvertisement): Promise<void> {
+    await this.unary('AddPath', { table_type: 'GLOBAL', path: toApiPath(adv) }, `AddPath ${adv.prefix}`);
+  }
+
+  async deletePath(adv: CanonicalAdvertisement): Promise<void> {
+    const request = { table_type: 'GLOBAL', family: apiFamily(adv.family), path: toApiPath(adv, true) };
+    await this.unary('DeletePath', request, `DeletePath ${adv.prefix}`);
+  }
+
+  /** Streams peer state changes into `onPeer` until the stream breaks or `cancel()`; never rejects. */
+  watchPeers(onPeer: (peer: ApiObject) => void): WatchHandle {
+    const stream: ClientReadableStream<ApiObject> = this.raw.WatchEvent({ peer: {} });
+    const ended = new Promise<BgpError>((resolve) => {
+      stream.on('data', (ev: ApiObject) => {
+        if (ev.peer?.peer) onPeer(ev.peer.peer as ApiObject);
+      });
+      stream.on('error', (err) => resolve(fromGrpcError('WatchEvent', err)));
+      stream.on('end', () =>
+        resolve(new BgpError('UNAVAILABLE', 'gobgpd ended the WatchEvent stream', { retryable: true })),
+      );
+    });
+    return { ended, cancel: () => stream.cancel() };
+  }
+
+  close(): void {
+    this.raw.close();
+  }
+}
