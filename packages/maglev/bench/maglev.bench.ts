@@ -6,11 +6,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildNamedTable, buildTable, churn } from '../src/index.js';
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 21);
+const RUNS = Number(process.env.BENCH_RUNS ?? 31);
 const cases = [
   { size: 65_537, backends: 100 },
   { size: 65_537, backends: 1_000 },
@@ -21,7 +21,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 function timeBuild(size: number, n: number): { ms: number; heapMiB: number } {
   const list = backends(n);
-  for (let i = 0; i < 3; i++) buildTable(list, size); // warm up the JIT
+  // Warm up: V8 first runs WebAssembly in its baseline compiler and tiers the fill loop up after it ran hot.
+  for (let i = 0; i < 10; i++) buildTable(list, size);
   const times: number[] = [];
   let heapMiB = 0;
   for (let r = 0; r < RUNS; r++) {
@@ -69,7 +70,9 @@ const churnRows = [100, 1_000].map((n) => {
 });
 
 const f = (x: number | undefined, d = 2) => (x === undefined ? '-' : x.toFixed(d));
-console.log(`maglev: table build, median of ${RUNS} runs (node ${process.version})`);
+console.log(
+  `maglev: table build, median of ${RUNS} runs (node ${process.version}, load average ${loadavg()[0]?.toFixed(2)})`,
+);
 console.log('M        N      build ms   C ms    ratio  heap MiB');
 for (const r of rows) {
   console.log(

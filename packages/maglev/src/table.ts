@@ -19,6 +19,7 @@
  * member keeps its registration but gets no new flows.
  */
 import { MaglevError } from './errors.js';
+import { fill } from './fill.js';
 import { murmur3, OFFSET_HASH_SEED, SKIP_HASH_SEED } from './name-hash.js';
 import { isPrime, nextPrime } from './prime.js';
 
@@ -100,14 +101,14 @@ function byName(a: string, b: string): number {
 export function buildTable(backends: readonly BackendSpec[], size: number = DEFAULT_TABLE_SIZE): Int32Array {
   const weights = validateBackends(backends);
   assertTableSize(size, backends.length);
-  const table = new Int32Array(size).fill(NO_BACKEND);
+  const table = new Int32Array(size);
 
   const order = backends
     .map((_b, i) => i)
     .filter((i) => (weights[i] as number) > 0)
     .sort((x, y) => byName((backends[x] as BackendSpec).name, (backends[y] as BackendSpec).name));
   const n = order.length;
-  if (n === 0) return table;
+  if (n === 0) return table.fill(NO_BACKEND);
 
   // Per backend k: cursor[2k] is the slot it tries next (its permutation at turns taken + probes), cursor[2k+1]
   // its skip. Interleaved, so each turn touches one cache line.
@@ -125,63 +126,8 @@ export function buildTable(backends: readonly BackendSpec[], size: number = DEFA
     rate[k] = (weights[i] as number) / maxWeight;
   }
 
-  let uniform = true;
-  for (let k = 0; k < n; k++) if (rate[k] !== 1) uniform = false;
-  if (uniform) fillUniform(table, cursor, owner);
-  else fillWeighted(table, cursor, owner, rate);
+  fill(table, cursor, owner, rate);
   return table;
-}
-
-// The two fill loops are the hot path (M slot claims, each probing the backend's permutation for a free slot):
-// kept as flat functions over typed arrays, with no closures, so V8 compiles them to tight machine code.
-
-/** Equal weights: plain round robin of turns (Pseudocode 1). */
-function fillUniform(table: Int32Array, cursor: Int32Array, owner: Int32Array): void {
-  const size = table.length;
-  const n = owner.length;
-  let filled = 0;
-  for (;;) {
-    for (let k = 0; k < n; k++) {
-      const s = cursor[2 * k + 1] as number;
-      let p = cursor[2 * k] as number;
-      while ((table[p] as number) !== NO_BACKEND) {
-        p += s;
-        if (p >= size) p -= size;
-      }
-      table[p] = owner[k] as number;
-      p += s;
-      cursor[2 * k] = p >= size ? p - size : p;
-      if (++filled === size) return;
-    }
-  }
-}
-
-/** Weighted: each round a backend earns weight/maxWeight credit and takes a turn per whole credit. */
-function fillWeighted(table: Int32Array, cursor: Int32Array, owner: Int32Array, rate: Float64Array): void {
-  const size = table.length;
-  const n = owner.length;
-  const credit = new Float64Array(n);
-  let filled = 0;
-  for (;;) {
-    for (let k = 0; k < n; k++) {
-      const c = (credit[k] as number) + (rate[k] as number);
-      if (c < 1) {
-        credit[k] = c;
-        continue;
-      }
-      credit[k] = c - 1;
-      const s = cursor[2 * k + 1] as number;
-      let p = cursor[2 * k] as number;
-      while ((table[p] as number) !== NO_BACKEND) {
-        p += s;
-        if (p >= size) p -= size;
-      }
-      table[p] = owner[k] as number;
-      p += s;
-      cursor[2 * k] = p >= size ? p - size : p;
-      if (++filled === size) return;
-    }
-  }
 }
 
 /** buildTable() with the names attached, ready for diffTables(), churn() and tableStats(). */

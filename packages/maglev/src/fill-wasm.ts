@@ -1,0 +1,81 @@
+/** Runs wasm/fill.wat's loops over a table in WebAssembly memory and copies the result out. */
+import { FILL_WASM_BASE64 } from './fill-wasm-bytes.js';
+
+// The few WebAssembly JS-API types used here (TypeScript puts them in lib.dom, which a Node package should not load).
+declare namespace WebAssembly {
+  class Module {
+    constructor(bytes: Uint8Array);
+  }
+  class Instance {
+    constructor(module: Module);
+    readonly exports: unknown;
+  }
+  interface Memory {
+    readonly buffer: ArrayBuffer;
+    grow(pages: number): number;
+  }
+}
+
+interface FillExports {
+  readonly memory: WebAssembly.Memory;
+  fillUniform(table: number, cursor: number, owner: number, n: number, size: number): void;
+  fillWeighted(
+    table: number,
+    cursor: number,
+    owner: number,
+    n: number,
+    size: number,
+    rate: number,
+    credit: number,
+  ): void;
+}
+
+const PAGE_BYTES = 65_536;
+// One instance per process, created on first use (a 413-byte module compiles in well under a millisecond).
+// Its memory only grows, to the largest table built so far (4 bytes a slot + 32 a backend).
+let instance: FillExports | null | undefined;
+
+function exports(): FillExports | null {
+  if (instance === undefined) {
+    try {
+      const bytes = Buffer.from(FILL_WASM_BASE64, 'base64');
+      instance = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as unknown as FillExports;
+    } catch {
+      instance = null; // no WebAssembly (e.g. node --jitless): the TypeScript loops serve
+    }
+  }
+  return instance;
+}
+
+export function wasmAvailable(): boolean {
+  return exports() !== null;
+}
+
+export function fillWasm(table: Int32Array, cursor: Int32Array, owner: Int32Array, rate?: Float64Array): void {
+  const wasm = exports();
+  if (!wasm) throw new Error('WebAssembly is unavailable');
+  const size = table.length;
+  const n = owner.length;
+  // Layout: f64 arrays first (8-byte aligned), then the i32 arrays.
+  const rateAt = 0;
+  const creditAt = rateAt + 8 * n;
+  const tableAt = creditAt + 8 * n;
+  const cursorAt = tableAt + 4 * size;
+  const ownerAt = cursorAt + 8 * n;
+  const needed = ownerAt + 4 * n;
+  const memory = wasm.memory;
+  if (memory.buffer.byteLength < needed) memory.grow(Math.ceil((needed - memory.buffer.byteLength) / PAGE_BYTES));
+  const buffer = memory.buffer;
+  new Int32Array(buffer, tableAt, size).fill(-1);
+  new Int32Array(buffer, cursorAt, 2 * n).set(cursor);
+  new Int32Array(buffer, ownerAt, n).set(owner);
+  if (rate) {
+    new Float64Array(buffer, rateAt, n).set(rate);
+    new Float64Array(buffer, creditAt, n).fill(0);
+    wasm.fillWeighted(tableAt, cursorAt, ownerAt, n, size, rateAt, creditAt);
+  } else {
+    wasm.fillUniform(tableAt, cursorAt, ownerAt, n, size);
+  }
+  table.set(new Int32Array(buffer, tableAt, size));
+  cursor.set(new Int32Array(buffer, cursorAt, 2 * n));
+}
