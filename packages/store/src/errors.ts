@@ -1,0 +1,98 @@
+/**
+ * StoreError: etcd and gRPC failures mapped once, here at the adapter, into codes that say whether a retry can
+ * help (the etcd3 client's own typed errors, house style "map gRPC and etcd failures once").
+ */
+import {
+  ClientClosedError,
+  EtcdAuthenticationFailedError,
+  EtcdInvalidAuthTokenError,
+  EtcdLeaseInvalidError,
+  EtcdPermissionDeniedError,
+  GRPCDeadlineExceededError,
+  GRPCInvalidArgumentError,
+  GRPCResourceExhastedError,
+  GRPCUnauthenticatedError,
+  GRPCUnavailableError,
+} from 'etcd3';
+
+export type StoreErrorCode =
+  /** etcd is unreachable or restarting (retryable). */
+  | 'UNAVAILABLE'
+  /** A call ran past its deadline (retryable). */
+  | 'TIMEOUT'
+  /** The desired state changed since it was read: apply's revision guard failed (re-read, then retry). */
+  | 'CONFLICT'
+  /** Wrong user/password, bad client certificate, or no permission. */
+  | 'AUTH'
+  /** What is stored does not decode or validate (e.g. written by hand with etcdctl). */
+  | 'INVALID_STATE'
+  /** The watched revision was compacted away; the watch re-reads everything. */
+  | 'COMPACTED'
+  /** A lease expired or was revoked (node registration, health reports, leadership). */
+  | 'LEASE_LOST'
+  /** A request exceeded etcd's limits (--max-request-bytes, --max-txn-ops). */
+  | 'TOO_LARGE'
+  /** A named thing (node, VIP, member) does not exist. */
+  | 'NOT_FOUND'
+  /** This store was closed. */
+  | 'CLOSED'
+  /** Anything else etcd or the client reported. */
+  | 'INTERNAL';
+
+const RETRYABLE: ReadonlySet<StoreErrorCode> = new Set([
+  'UNAVAILABLE',
+  'TIMEOUT',
+  'CONFLICT',
+  'COMPACTED',
+  'LEASE_LOST',
+]);
+
+/** The one error type of @l4fleet/store. */
+export class StoreError extends Error {
+  override readonly name = 'StoreError';
+  readonly code: StoreErrorCode;
+  /** Whether the same call can succeed later without a change of input. */
+  readonly retryable: boolean;
+
+  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.retryable = RETRYABLE.has(code);
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Maps anything thrown by the etcd3 client into a StoreError; `op` says what was being done. */
+export function toStoreError(err: unknown, op: string): StoreError {
+  if (err instanceof StoreError) return err;
+  const msg = messageOf(err);
+  const code: StoreErrorCode =
+    err instanceof GRPCUnavailableError
+      ? 'UNAVAILABLE'
+      : err instanceof GRPCDeadlineExceededError
+        ? 'TIMEOUT'
+        : err instanceof EtcdAuthenticationFailedError ||
+            err instanceof EtcdInvalidAuthTokenError ||
+            err instanceof EtcdPermissionDeniedError ||
+            err instanceof GRPCUnauthenticatedError
+          ? 'AUTH'
+          : err instanceof EtcdLeaseInvalidError
+            ? 'LEASE_LOST'
+            : err instanceof ClientClosedError
+              ? 'CLOSED'
+              : /compacted/i.test(msg)
+                ? 'COMPACTED'
+                : err instanceof GRPCResourceExhastedError || /too large|too many operations/i.test(msg)
+                  ? 'TOO_LARGE'
+                  : err instanceof GRPCInvalidArgumentError && /too many operations/i.test(msg)
+                    ? 'TOO_LARGE'
+                    : /certificate|handshake|SSL|TLS|ECONNRESET.*secure/i.test(msg)
+                      ? 'AUTH'
+                      : /No connection established|connect ECONNREFUSED|unavailable|Deadline/i.test(msg)
+                        ? 'UNAVAILABLE'
+                        : 'INTERNAL';
+  return new StoreError(code, `etcd ${op}: ${msg}`, { cause: err });
+}

@@ -1,0 +1,181 @@
+/**
+ * A node's registration: one lease carries the node record, its health reports and its status record, so all of
+ * them vanish when the agent dies (etcd lease expiry). If the lease is lost while the agent lives (etcd down longer
+ * than the TTL), the registration grants a new lease and re-writes everything it last published.
+ */
+import type { MemberStatus } from '@l4fleet/config';
+import type { Lease, Namespace } from 'etcd3';
+import type { Logger } from 'pino';
+import { StoreError, toStoreError } from './errors.js';
+import { keys, MAX_TXN_BYTES, MAX_TXN_OPS } from './layout.js';
+import { encodePoolStatus, groupByPool } from './records.js';
+import type { NodeInfo, NodeRecord, NodeRegistration, NodeRegistrationOptions, NodeStatusReport } from './types.js';
+
+export const DEFAULT_LEASE_TTL_S = 10;
+const REREGISTER_RETRY_MS = 500;
+
+type Op = { key: string; value?: string };
+
+export class EtcdNodeRegistration implements NodeRegistration {
+  private lease: Lease | undefined;
+  private leaseId = '';
+  private closed = false;
+  /** What this node last published, re-written on a new lease. */
+  private readonly health = new Map<string, string>();
+  private status: string | undefined;
+  private readonly record: string;
+  private readonly ttlS: number;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly ns: Namespace,
+    readonly info: NodeInfo,
+    private readonly options: NodeRegistrationOptions,
+    private readonly log: Logger,
+  ) {
+    this.ttlS = options.leaseTtlS ?? DEFAULT_LEASE_TTL_S;
+    this.record = JSON.stringify({ ...info, registeredAt: new Date().toISOString() } satisfies NodeRecord);
+  }
+
+  get name(): string {
+    return this.info.name;
+  }
+
+  static async create(
+    ns: Namespace,
+    info: NodeInfo,
+    options: NodeRegistrationOptions,
+    log: Logger,
+  ): Promise<EtcdNodeRegistration> {
+    const reg = new EtcdNodeRegistration(ns, info, options, log);
+    await reg.grantAndWrite();
+    return reg;
+  }
+
+  /** Grants a lease and writes everything this node publishes on it. */
+  private async grantAndWrite(): Promise<void> {
+    const lease = this.ns.lease(this.ttlS, { autoKeepAlive: true });
+    try {
+      this.leaseId = await lease.grant();
+      const ops: Op[] = [{ key: keys.node(this.name), value: this.record }];
+      for (const [pool, v] of this.health) ops.push({ key: keys.healthPool(this.name, pool), value: v });
+      if (this.status !== undefined) ops.push({ key: keys.status(this.name), value: this.status });
+      await this.write(ops);
+    } catch (err) {
+      lease.release();
+      await lease.revoke().catch(() => undefined);
+      throw toStoreError(err, `register node ${this.name}`);
+    }
+    this.lease = lease;
+    lease.on('lost', (err) => this.onLost(lease, err));
+    this.log.info({ event: 'nodeRegistered', node: this.name, lease: this.leaseId, ttlS: this.ttlS });
+  }
+
+  private onLost(lease: Lease, err: Error): void {
+    if (this.closed || this.lease !== lease) return;
+    this.lease = undefined;
+    const mapped = new StoreError('LEASE_LOST', `node ${this.name}: lease ${this.leaseId} lost: ${err.message}`, {
+      cause: err,
+    });
+    this.log.warn({ event: 'nodeLeaseLost', node: this.name, err: err.message });
+    this.options.onLeaseLost?.(mapped);
+    const retry = async (): Promise<void> => {
+      while (!this.closed) {
+        try {
+          await this.grantAndWrite();
+          this.options.onReregistered?.();
+          return;
+        } catch (e) {
+          this.log.warn({ event: 'nodeReregisterFailed', node: this.name, err: (e as Error).message });
+          await new Promise((r) => setTimeout(r, REREGISTER_RETRY_MS));
+        }
+      }
+    };
+    this.queue = this.queue.then(retry, retry);
+  }
+
+  /** Puts (with the lease) and deletes in txns below etcd's op and size limits. */
+  private async write(ops: readonly Op[]): Promise<void> {
+    let batch: Op[] = [];
+    let bytes = 0;
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const txn = this.ns.if(keys.node(this.name), 'Create', '>', -1); // always true: a plain multi-op txn
+      await txn
+        .then(
+          ...batch.map((op) =>
+            op.value === undefined
+              ? this.ns.delete().key(op.key)
+              : this.ns.put(op.key).value(op.value).lease(this.leaseId),
+          ),
+        )
+        .commit();
+      batch = [];
+      bytes = 0;
+    };
+    for (const op of ops) {
+      const size = op.key.length + (op.value?.length ?? 0);
+      if (batch.length >= MAX_TXN_OPS || bytes + size > MAX_TXN_BYTES) await flush();
+      batch.push(op);
+      bytes += size;
+    }
+    await flush();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreError('CLOSED', `node ${this.name}: registration closed`);
+  }
+
+  async reportHealth(members: ReadonlyMap<string, MemberStatus>): Promise<void> {
+    this.assertOpen();
+    const pools = groupByPool(members);
+    const ops: Op[] = [];
+    for (const [pool, rec] of pools) {
+      const v = encodePoolStatus(pool, rec);
+      if (this.health.get(pool) !== v) ops.push({ key: keys.healthPool(this.name, pool), value: v });
+      this.health.set(pool, v);
+    }
+    for (const pool of [...this.health.keys()]) {
+      if (!pools.has(pool)) {
+        ops.push({ key: keys.healthPool(this.name, pool) });
+        this.health.delete(pool);
+      }
+    }
+    if (ops.length === 0 || !this.lease) return; // no lease: re-registration writes the new view
+    try {
+      await this.write(ops);
+    } catch (err) {
+      throw toStoreError(err, `report health of ${this.name}`);
+    }
+  }
+
+  async reportStatus(status: NodeStatusReport): Promise<void> {
+    this.assertOpen();
+    this.status = JSON.stringify({ ...status, at: status.at ?? new Date().toISOString() });
+    if (!this.lease) return;
+    try {
+      await this.ns.put(keys.status(this.name)).value(this.status).lease(this.leaseId).exec();
+    } catch (err) {
+      throw toStoreError(err, `report status of ${this.name}`);
+    }
+  }
+
+  /** Stops keepalives without revoking, as if the agent died: the lease expires after its TTL. */
+  abandon(): void {
+    this.closed = true;
+    this.lease?.release();
+    this.lease = undefined;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const lease = this.lease;
+    this.lease = undefined;
+    if (lease)
+      await lease
+        .revoke()
+        .catch((err) => this.log.warn({ event: 'leaseRevokeFailed', node: this.name, err: String(err) }));
+    this.log.info({ event: 'nodeDeregistered', node: this.name });
+  }
+}

@@ -1,0 +1,161 @@
+/** The store's public shapes, shared by the etcd adapter and the in-memory fake. */
+import type { Fleet, MemberStatus } from '@l4fleet/config';
+import type { StoreError } from './errors.js';
+
+export interface DesiredState {
+  readonly fleet: Fleet;
+  /** etcd revision of the pointer key (0 when nothing was ever applied); pass it to apply() as expectRevision. */
+  readonly revision: number;
+  /** Generation id of the stored document ('' when empty). */
+  readonly generation: string;
+}
+
+export interface ApplyOptions {
+  /**
+   * Apply only if the desired state is still at this revision (from getDesired()); 0 = only if nothing is stored.
+   * Omitted: the store reads the current revision itself (last writer wins, still one atomic switch).
+   */
+  readonly expectRevision?: number;
+}
+
+export interface ApplyResult {
+  readonly revision: number;
+  readonly generation: string;
+  /** The seed stored with the fleet: the file's, else the stored one, else a fresh random one. */
+  readonly hashSeed: number;
+  /** Bytes written for the document (after compression), and their chunk count. */
+  readonly bytes: number;
+  readonly chunks: number;
+}
+
+/** What an agent registers about itself. */
+export interface NodeInfo {
+  readonly name: string;
+  /** Address the node is reachable at (for operators), optional. */
+  readonly address?: string;
+  /** Agent version, optional. */
+  readonly version?: string;
+}
+
+export interface NodeRecord extends NodeInfo {
+  /** ISO time of (re-)registration. */
+  readonly registeredAt: string;
+}
+
+/** Status a node publishes for `l4fleet status` (leased: vanishes with the node). */
+export interface NodeStatusReport {
+  /** Table checksum per VIP key, from @l4fleet/config buildVipTable(). */
+  readonly tables: Readonly<Record<string, string>>;
+  /** VIP keys the node currently announces over BGP. */
+  readonly announced: readonly string[];
+  /** BGP session state per peer (free text from the speaker, e.g. `established`). */
+  readonly bgp: Readonly<Record<string, string>>;
+  /** True when the node serves its last good tables because it lost etcd (fail static). */
+  readonly failStatic: boolean;
+  /** Desired-state revision the tables were built from. */
+  readonly desiredRevision: number;
+  /** ISO time of the report. */
+  readonly at?: string;
+}
+
+/** One row of listNodes(): registration, operator drain flag and last status, merged by name. */
+export interface NodeView {
+  readonly name: string;
+  /** Undefined when the node's lease is gone (agent dead) but a drain flag remains. */
+  readonly record: NodeRecord | undefined;
+  readonly drained: boolean;
+  readonly status: NodeStatusReport | undefined;
+}
+
+/** A node's health view: member key (`pool/member`) -> status. */
+export interface HealthReport {
+  readonly node: string;
+  readonly members: ReadonlyMap<string, MemberStatus>;
+}
+
+export interface DecidedState {
+  /** Member key (`pool/member`) -> decided status. */
+  readonly decided: ReadonlyMap<string, MemberStatus>;
+  readonly revision: number;
+}
+
+export interface NodeRegistrationOptions {
+  /** Lease TTL in seconds; default 10. The node vanishes this long after its agent dies. */
+  readonly leaseTtlS?: number;
+  /** Called when the lease was lost and re-registration starts (e.g. etcd unreachable longer than the TTL). */
+  readonly onLeaseLost?: (err: StoreError) => void;
+  /** Called when the node is registered again on a new lease, with its health and status re-written. */
+  readonly onReregistered?: () => void;
+}
+
+/** A registered node; its keys live on one lease kept alive until close(). */
+export interface NodeRegistration {
+  readonly name: string;
+  /** Publishes this node's health view (leased); only pools whose view changed are written. */
+  reportHealth(members: ReadonlyMap<string, MemberStatus>): Promise<void>;
+  /** Publishes this node's status record (leased). */
+  reportStatus(status: NodeStatusReport): Promise<void>;
+  /** Revokes the lease: the node, its health reports and status vanish at once. */
+  close(): Promise<void>;
+}
+
+export interface Leadership {
+  readonly node: string;
+  /** Resolves when leadership is lost (lease lost) or resigned. */
+  readonly lost: Promise<StoreError | undefined>;
+  /** True until lost or resigned. */
+  isLeader(): boolean;
+  resign(): Promise<void>;
+}
+
+export interface CampaignOptions {
+  /** Election lease TTL in seconds; default 10: a dead leader is replaced after at most this. */
+  readonly leaseTtlS?: number;
+}
+
+/** A running watch; close() stops it. */
+export interface Watch {
+  close(): Promise<void>;
+}
+
+export interface WatchListener<T> {
+  /** The new state; called once at start with the current state, then after every change. */
+  onUpdate(value: T): void;
+  /** A problem the watch recovers from by itself (invalid stored state, compaction, reconnect failures). */
+  onError?(err: StoreError): void;
+}
+
+/** The store as the agent and the CLI see it; EtcdFleetStore and MemoryFleetStore implement it. */
+export interface FleetStore {
+  getDesired(): Promise<DesiredState>;
+  apply(fleet: Fleet, options?: ApplyOptions): Promise<ApplyResult>;
+  /**
+   * Current desired state, then every change exactly once and in order: resumes from the last seen revision after
+   * a reconnect or an etcd restart; a compacted revision triggers a full re-read. Invalid stored state is reported
+   * through onError and not delivered, so the consumer keeps its last good state.
+   */
+  watchDesired(listener: WatchListener<DesiredState>): Promise<Watch>;
+
+  registerNode(info: NodeInfo, options?: NodeRegistrationOptions): Promise<NodeRegistration>;
+  listNodes(): Promise<NodeView[]>;
+  watchNodes(listener: WatchListener<NodeView[]>): Promise<Watch>;
+  /** Operator drain flag; not leased, so it survives agent restarts and lease loss. */
+  setNodeDrain(name: string, drained: boolean): Promise<void>;
+  /** Same as the registration's reportHealth, for a node registered through this store. */
+  reportHealth(node: string, members: ReadonlyMap<string, MemberStatus>): Promise<void>;
+  listHealthReports(): Promise<HealthReport[]>;
+  watchHealthReports(listener: WatchListener<HealthReport[]>): Promise<Watch>;
+
+  /** Writes decided status for the pools present in `decided` (only changed pools); fenced by `leadership`. */
+  writeDecided(decided: ReadonlyMap<string, MemberStatus>, options?: { leadership?: Leadership }): Promise<void>;
+  getDecided(): Promise<DecidedState>;
+  watchDecided(listener: WatchListener<DecidedState>): Promise<Watch>;
+
+  /** Campaigns for the aggregator role; resolves once elected. */
+  campaign(node: string, options?: CampaignOptions): Promise<Leadership>;
+  getLeader(): Promise<string | undefined>;
+  /** Leader changes (undefined: no leader). */
+  observeLeader(listener: WatchListener<string | undefined>): Promise<Watch>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,152 @@
+/**
+ * A watch that never loses nor repeats an event. etcd3's watcher reconnects by itself, but it restarts from the
+ * revision in the last response header, which after a reconnect can skip events still in flight. So on every
+ * disconnect this cancels it and re-creates it from (last delivered mod_revision + 1), drops any event at or below
+ * that revision, and on a compacted revision asks the owner to re-read everything (etcd API: a watch from a
+ * compacted revision is cancelled with compact_revision set).
+ */
+import type { Namespace, Watcher } from 'etcd3';
+import type { Logger } from 'pino';
+import { type StoreError, toStoreError } from './errors.js';
+
+export interface WatchEvent {
+  readonly type: 'put' | 'delete';
+  /** Key relative to the namespace. */
+  readonly key: string;
+  readonly value: Buffer;
+  readonly modRevision: number;
+  readonly createRevision: number;
+}
+
+export interface ResumableWatchHandlers {
+  /** Events of one watch response, in revision order, all newer than anything delivered before. */
+  onEvents(events: readonly WatchEvent[]): void | Promise<void>;
+  /** The resume revision was compacted: re-read the state and return the revision to continue after. */
+  resync(): Promise<number>;
+  onError(err: StoreError): void;
+}
+
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 2_000;
+
+export class ResumableWatch {
+  private watcher: Watcher | undefined;
+  private closed = false;
+  private retryMs = RETRY_MIN_MS;
+  private chain: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+
+  /** `afterRevision`: every event with mod_revision > afterRevision is delivered. */
+  constructor(
+    private readonly ns: Namespace,
+    private readonly target: { readonly prefix: string } | { readonly key: string },
+    private afterRevision: number,
+    private readonly handlers: ResumableWatchHandlers,
+    private readonly log: Logger,
+  ) {}
+
+  /** The last revision delivered (or resynced to). */
+  get revision(): number {
+    return this.afterRevision;
+  }
+
+  start(): void {
+    if (this.closed) return;
+    const b = this.ns.watch();
+    if ('prefix' in this.target) b.prefix(this.target.prefix);
+    else b.key(this.target.key);
+    const w = b.startRevision(String(this.afterRevision + 1)).watcher();
+    this.watcher = w;
+    w.on('data', (res) => {
+      if (this.watcher !== w) return;
+      this.retryMs = RETRY_MIN_MS;
+      const events: WatchEvent[] = [];
+      for (const ev of res.events) {
+        const modRevision = Number(ev.kv.mod_revision);
+        if (modRevision <= this.afterRevision) continue; // a replay after reconnect: delivered already
+        events.push({
+          type: ev.type === 'Put' ? 'put' : 'delete',
+          key: ev.kv.key.toString(),
+          value: ev.kv.value,
+          modRevision,
+          createRevision: Number(ev.kv.create_revision),
+        });
+      }
+      if (events.length === 0) return;
+      this.afterRevision = (events[events.length - 1] as WatchEvent).modRevision;
+      // Serialize handlers: an async handler (reading a generation) must finish before the next batch.
+      this.chain = this.chain
+        .then(() => this.handlers.onEvents(events))
+        .catch((err) => this.handlers.onError(toStoreError(err, 'watch handler')));
+    });
+    w.on('disconnected', (err) => {
+      if (this.watcher !== w || this.closed) return;
+      this.log.warn({ event: 'watchDisconnected', after: this.afterRevision, err: err.message });
+      this.handlers.onError(toStoreError(err, 'watch'));
+      this.restart(w, false);
+    });
+    w.on('error', (err) => {
+      if (this.watcher !== w || this.closed) return;
+      const mapped = toStoreError(err, 'watch');
+      this.handlers.onError(mapped);
+      this.restart(w, mapped.code === 'COMPACTED');
+    });
+  }
+
+  private restart(old: Watcher, resync: boolean): void {
+    this.watcher = undefined;
+    old.removeAllListeners('data');
+    old.cancel().catch(() => undefined);
+    const delay = this.retryMs;
+    this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        if (this.closed) return;
+        if (!resync) {
+          this.start();
+          return;
+        }
+        this.chain = this.chain
+          .then(async () => {
+            this.afterRevision = await this.handlers.resync();
+            this.log.info({ event: 'watchResynced', after: this.afterRevision });
+            this.start();
+          })
+          .catch((err) => {
+            this.handlers.onError(toStoreError(err, 'watch resync'));
+            if (!this.closed) this.restartLater();
+          });
+      },
+      resync ? 0 : delay,
+    );
+  }
+
+  private restartLater(): void {
+    // A resync failed (etcd still down): try again with backoff.
+    const delay = this.retryMs;
+    this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.closed) return;
+      this.chain = this.chain
+        .then(async () => {
+          this.afterRevision = await this.handlers.resync();
+          this.start();
+        })
+        .catch((err) => {
+          this.handlers.onError(toStoreError(err, 'watch resync'));
+          if (!this.closed) this.restartLater();
+        });
+    }, delay);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    const w = this.watcher;
+    this.watcher = undefined;
+    if (w) await w.cancel().catch(() => undefined);
+    await this.chain.catch(() => undefined);
+  }
+}
