@@ -1,1 +1,270 @@
-export class MemoryFleetStore {}
+/**
+ * An in-memory FleetStore for unit tests of the agent and the CLI: same interface and semantics as the etcd one
+ * (revision guard, seed generation, snapshots to watchers, leased records), no etcd. `expireNode(name)` plays a
+ * lease expiry, `corruptDesired()` plays a hand-written invalid state.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Fleet, MemberStatus } from '@l4fleet/config';
+import { StoreError } from './errors.js';
+import { EMPTY_FLEET } from './etcd-store.js';
+import { NODE_NAME } from './layout.js';
+import { groupByPool } from './records.js';
+import type {
+  ApplyOptions,
+  ApplyResult,
+  DecidedState,
+  DesiredState,
+  FleetStore,
+  HealthReport,
+  Leadership,
+  NodeInfo,
+  NodeRecord,
+  NodeRegistration,
+  NodeStatusReport,
+  NodeView,
+  Watch,
+  WatchListener,
+} from './types.js';
+
+type Topic = 'desired' | 'nodes' | 'health' | 'decided' | 'leader';
+
+export class MemoryFleetStore implements FleetStore {
+  private revision = 0;
+  private desired: DesiredState = { fleet: EMPTY_FLEET, revision: 0, generation: '' };
+  private readonly nodes = new Map<string, NodeRecord>();
+  private readonly drains = new Set<string>();
+  private readonly statuses = new Map<string, NodeStatusReport>();
+  private readonly health = new Map<string, Map<string, MemberStatus>>();
+  private readonly decided = new Map<string, Map<string, MemberStatus>>();
+  private readonly candidates: { node: string; elected: () => void; handle: Leadership & { drop(): void } }[] = [];
+  private readonly listeners = new Map<Topic, Set<() => void>>();
+  private closed = false;
+
+  private bump(topic: Topic): void {
+    this.revision += 1;
+    for (const fn of this.listeners.get(topic) ?? []) fn();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreError('CLOSED', 'memory store: closed');
+  }
+
+  private subscribe<T>(topic: Topic, read: () => T, listener: WatchListener<T>): Watch {
+    this.assertOpen();
+    const fn = () => listener.onUpdate(read());
+    let set = this.listeners.get(topic);
+    if (!set) this.listeners.set(topic, (set = new Set()));
+    set.add(fn);
+    fn();
+    return { close: async () => void set.delete(fn) };
+  }
+
+  async getDesired(): Promise<DesiredState> {
+    this.assertOpen();
+    return this.desired;
+  }
+
+  async apply(fleet: Fleet, options: ApplyOptions = {}): Promise<ApplyResult> {
+    this.assertOpen();
+    const expect = options.expectRevision ?? this.desired.revision;
+    if (expect !== this.desired.revision) {
+      throw new StoreError(
+        'CONFLICT',
+        `apply: the desired state changed since revision ${expect} (now ${this.desired.revision}); re-read and retry`,
+      );
+    }
+    const hashSeed = fleet.hashSeed ?? this.desired.fleet.hashSeed ?? randomBytes(4).readUInt32BE(0);
+    const generation = `mem-${this.revision + 1}`;
+    this.desired = { fleet: structuredClone({ ...fleet, hashSeed }), revision: this.revision + 1, generation };
+    this.bump('desired');
+    const bytes = JSON.stringify(this.desired.fleet).length;
+    return { revision: this.desired.revision, generation, hashSeed, bytes, chunks: 1 };
+  }
+
+  /** Plays a hand-written invalid desired state: watchers get INVALID_STATE, getDesired() rejects until apply. */
+  corruptDesired(): void {
+    const err = new StoreError('INVALID_STATE', 'desired/current: corrupted (memory store)');
+    this.getDesired = async () => {
+      throw err;
+    };
+    for (const fn of this.errorListeners) fn(err);
+  }
+  private readonly errorListeners = new Set<(e: StoreError) => void>();
+
+  async watchDesired(listener: WatchListener<DesiredState>): Promise<Watch> {
+    const onError = (e: StoreError) => listener.onError?.(e);
+    this.errorListeners.add(onError);
+    const w = this.subscribe('desired', () => this.desired, listener);
+    return {
+      close: async () => {
+        this.errorListeners.delete(onError);
+        await w.close();
+      },
+    };
+  }
+
+  async registerNode(info: NodeInfo): Promise<NodeRegistration> {
+    this.assertOpen();
+    if (!NODE_NAME.test(info.name))
+      throw new StoreError('INVALID_STATE', `node: ${JSON.stringify(info.name)} is not a node name`);
+    this.nodes.set(info.name, { ...info, registeredAt: new Date().toISOString() });
+    this.bump('nodes');
+    let open = true;
+    return {
+      name: info.name,
+      reportHealth: async (members) => {
+        if (!open) throw new StoreError('CLOSED', `node ${info.name}: registration closed`);
+        await this.reportHealth(info.name, members);
+      },
+      reportStatus: async (status) => {
+        if (!open) throw new StoreError('CLOSED', `node ${info.name}: registration closed`);
+        this.statuses.set(info.name, { ...status, at: status.at ?? new Date().toISOString() });
+        this.bump('nodes');
+      },
+      close: async () => {
+        open = false;
+        this.expireNode(info.name);
+      },
+    };
+  }
+
+  /** Plays the expiry of a node's lease: its record, health reports and status vanish. */
+  expireNode(name: string): void {
+    this.nodes.delete(name);
+    this.statuses.delete(name);
+    this.health.delete(name);
+    this.bump('nodes');
+    this.bump('health');
+  }
+
+  private views(): NodeView[] {
+    const names = new Set([...this.nodes.keys(), ...this.drains, ...this.statuses.keys()]);
+    return [...names].sort().map((name) => ({
+      name,
+      record: this.nodes.get(name),
+      drained: this.drains.has(name),
+      status: this.statuses.get(name),
+    }));
+  }
+
+  async listNodes(): Promise<NodeView[]> {
+    this.assertOpen();
+    return this.views();
+  }
+
+  async watchNodes(listener: WatchListener<NodeView[]>): Promise<Watch> {
+    return this.subscribe('nodes', () => this.views(), listener);
+  }
+
+  async setNodeDrain(name: string, drained: boolean): Promise<void> {
+    this.assertOpen();
+    if (drained) this.drains.add(name);
+    else this.drains.delete(name);
+    this.bump('nodes');
+  }
+
+  async reportHealth(node: string, members: ReadonlyMap<string, MemberStatus>): Promise<void> {
+    this.assertOpen();
+    if (!this.nodes.has(node)) throw new StoreError('NOT_FOUND', `node ${node}: not registered`);
+    groupByPool(members); // validates the member keys like the etcd store
+    this.health.set(node, new Map(members));
+    this.bump('health');
+  }
+
+  private reports(): HealthReport[] {
+    return [...this.health.keys()].sort().map((node) => ({ node, members: new Map(this.health.get(node)) }));
+  }
+
+  async listHealthReports(): Promise<HealthReport[]> {
+    this.assertOpen();
+    return this.reports();
+  }
+
+  async watchHealthReports(listener: WatchListener<HealthReport[]>): Promise<Watch> {
+    return this.subscribe('health', () => this.reports(), listener);
+  }
+
+  private decidedState(): DecidedState {
+    const decided = new Map<string, MemberStatus>();
+    for (const [pool, members] of this.decided) for (const [m, s] of members) decided.set(`${pool}/${m}`, s);
+    return { decided, revision: this.revision };
+  }
+
+  async writeDecided(
+    decided: ReadonlyMap<string, MemberStatus>,
+    options: { leadership?: Leadership } = {},
+  ): Promise<void> {
+    this.assertOpen();
+    if (options.leadership && !options.leadership.isLeader()) {
+      throw new StoreError('LEASE_LOST', `write decided: ${options.leadership.node} is not the leader`);
+    }
+    for (const [pool, rec] of groupByPool(decided)) this.decided.set(pool, new Map(Object.entries(rec)));
+    this.bump('decided');
+  }
+
+  async getDecided(): Promise<DecidedState> {
+    this.assertOpen();
+    return this.decidedState();
+  }
+
+  async watchDecided(listener: WatchListener<DecidedState>): Promise<Watch> {
+    return this.subscribe('decided', () => this.decidedState(), listener);
+  }
+
+  async campaign(node: string): Promise<Leadership> {
+    this.assertOpen();
+    return await new Promise<Leadership>((resolve) => {
+      let leader = false;
+      let resolveLost: (e: StoreError | undefined) => void = () => undefined;
+      const lost = new Promise<StoreError | undefined>((r) => (resolveLost = r));
+      const handle = {
+        node,
+        lost,
+        isLeader: () => leader,
+        resign: async () => handle.drop(),
+        drop: () => {
+          const i = this.candidates.findIndex((c) => c.handle === handle);
+          if (i < 0) return;
+          this.candidates.splice(i, 1);
+          const was = leader;
+          leader = false;
+          resolveLost(undefined);
+          if (was) this.promote();
+        },
+      };
+      this.candidates.push({
+        node,
+        handle,
+        elected: () => {
+          leader = true;
+          resolve(handle);
+        },
+      });
+      if (this.candidates.length === 1) this.promote();
+    });
+  }
+
+  private promote(): void {
+    const next = this.candidates[0];
+    next?.elected();
+    this.bump('leader');
+  }
+
+  async getLeader(): Promise<string | undefined> {
+    this.assertOpen();
+    return this.candidates[0]?.handle.isLeader() ? this.candidates[0].node : undefined;
+  }
+
+  async observeLeader(listener: WatchListener<string | undefined>): Promise<Watch> {
+    return this.subscribe(
+      'leader',
+      () => (this.candidates[0]?.handle.isLeader() ? this.candidates[0].node : undefined),
+      listener,
+    );
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.listeners.clear();
+  }
+}

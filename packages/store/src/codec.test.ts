@@ -1,0 +1,37 @@
+import { parseFleet } from '@l4fleet/config';
+import { describe, expect, test } from 'vitest';
+import { decodeDocument, decodePointer, encodeDocument } from './codec.js';
+import { CHUNK_BYTES } from './layout.js';
+
+const big = parseFleet({
+  hashSeed: 3,
+  pools: Array.from({ length: 20 }, (_, p) => ({
+    name: `p${p}`,
+    members: Array.from({ length: 500 }, (_, i) => ({ address: `10.${p}.${i >> 8}.${i & 255}`, port: 80 })),
+  })),
+});
+
+describe('store codec', () => {
+  test('small documents are plain JSON in one chunk; large ones gzip and chunk', () => {
+    const small = encodeDocument({ pools: [], vips: [], hashSeed: 1 }, 'g1', new Date(0));
+    expect(small.pointer).toMatchObject({ encoding: 'json', chunks: 1 });
+    const large = encodeDocument({ ...big, hashSeed: 3 }, 'g2', new Date(0));
+    expect(large.pointer.encoding).toBe('gzip');
+    for (const c of large.chunks) expect(c.length).toBeLessThanOrEqual(CHUNK_BYTES);
+    expect(decodeDocument('k', large.pointer, large.chunks)).toEqual(big);
+  });
+
+  test('a missing chunk or a changed byte is INVALID_STATE, never a partial fleet', () => {
+    const doc = encodeDocument({ ...big, hashSeed: 3 }, 'g3', new Date(0));
+    const tampered = doc.chunks.map((c) => Buffer.from(c));
+    tampered[0]![10] ^= 1;
+    expect(() => decodeDocument('k', doc.pointer, tampered)).toThrow(/sha256/);
+    expect(() => decodeDocument('k', { ...doc.pointer, chunks: doc.pointer.chunks + 1 }, doc.chunks)).toThrow(/chunks/);
+  });
+
+  test('pointer validation names the key and the field', () => {
+    expect(() => decodePointer('v1/desired/current', Buffer.from('{"schema":1}'))).toThrow(
+      /v1\/desired\/current: generation undefined is not a generation id/,
+    );
+  });
+});
