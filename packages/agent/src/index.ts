@@ -1,1 +1,56 @@
-export {};
+export { type Agent, type AgentDeps, type AgentStatus, createAgent, ETCD_PROBE_INTERVAL_MS } from './agent.js';
+export { type Aggregator, type AggregatorOptions, createAggregator } from './aggregate/aggregator.js';
+export { decideAll, decideMember, decisionDelta, type HealthReports } from './aggregate/decide.js';
+export { type Clock, systemClock } from './clock.js';
+export * as agentConfigDefaults from './config/defaults.js';
+export { loadAgentConfig, parseAgentConfigText } from './config/load.js';
+export { applyOverrides, type ConfigOverrides } from './config/overrides.js';
+export { parseAgentConfig } from './config/parse.js';
+export type {
+  AgentConfig,
+  BgpSection,
+  DataPlaneDriver,
+  DataPlaneSection,
+  DrainSection,
+  EtcdSection,
+  HealthSection,
+  LogLevel,
+  MetricsSection,
+  NatsSection,
+  NodeSection,
+  PeerSection,
+  TlsFiles,
+} from './config/types.js';
+export { type AgentConfigProblem, AgentError, type AgentErrorCode, formatAgentProblem } from './errors.js';
+export { createNatsLink, type NatsLink, type NatsLinkOptions } from './events/nats-link.js';
+export { createEventPublisher, type EventPublisher, type EventTransport } from './events/publisher.js';
+export {
+  type AgentEvent,
+  type AgentEventData,
+  EVENT_KINDS,
+  type EventKind,
+  eventFilter,
+  eventSubject,
+} from './events/subjects.js';
+export {
+  createHealthChecker,
+  type HealthChecker,
+  type HealthObservation,
+  type HealthTarget,
+} from './health/checker.js';
+export { Hysteresis, type ObservedStatus } from './health/hysteresis.js';
+export { type Probe, type ProbeResult, type ProbeTarget, probeMember } from './health/probe.js';
+export { mayAnnounce, type NodeEvent, type NodeState, nextNodeState } from './lifecycle/node-state.js';
+export { type ObservabilityServer, startObservabilityServer } from './observe/http.js';
+export { type AgentMetrics, createAgentMetrics } from './observe/metrics.js';
+export { type RunAgentOptions, type RunningAgent, runAgent } from './runtime.js';
+export {
+  checkedMembers,
+  healthTargets,
+  hostPrefix,
+  type PlannedTable,
+  plannedRoutes,
+  planTables,
+  toDataPlaneTable,
+} from './serve/plan.js';
+export { createReconciler, GRACEFUL_SHUTDOWN, type Reconciler, type ServedState } from './serve/reconciler.js';

@@ -1,0 +1,176 @@
+/**
+ * The aggregator: one node at a time (etcd3 Election through the store) turns the nodes' health reports into
+ * decided member status and writes it to etcd. Reports arrive by etcd (leased, the truth: they vanish with their
+ * node) and by NATS (faster; optional). A decision is written only when it changes, fenced by the leadership.
+ */
+import type { MemberStatus } from '@l4fleet/config';
+import type { FleetStore, Leadership, Watch } from '@l4fleet/store';
+import type { Logger } from 'pino';
+import { type Clock, sleep, systemClock } from '../clock.js';
+import type { ObservedStatus } from '../health/hysteresis.js';
+import { decideAll, decisionDelta } from './decide.js';
+
+export interface AggregatorOptions {
+  readonly node: string;
+  readonly store: FleetStore;
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  readonly leaseTtlS?: number;
+  readonly onLeadership?: (leader: boolean) => void;
+  readonly onDecisionsWritten?: (changed: number) => void;
+}
+
+export interface Aggregator {
+  start(): void;
+  /** Members to decide (from the desired state). */
+  setMembers(keys: readonly string[]): void;
+  setLiveNodes(nodes: ReadonlySet<string>): void;
+  /** The decided state as etcd has it (from the agent's watch). */
+  setDecided(decided: ReadonlyMap<string, MemberStatus>): void;
+  /** One node's observation of one member (NATS, or this node itself). */
+  observe(node: string, member: string, status: ObservedStatus): void;
+  readonly isLeader: boolean;
+  close(): Promise<void>;
+}
+
+const RETRY_MS = 1_000;
+const RECOMPUTE_DELAY_MS = 5;
+
+export function createAggregator(opts: AggregatorOptions): Aggregator {
+  const clock = opts.clock ?? systemClock;
+  const log = opts.logger.child({ component: 'aggregator' });
+  const reports = new Map<string, Map<string, ObservedStatus>>();
+  let members: readonly string[] = [];
+  let live: ReadonlySet<string> = new Set();
+  let decided: ReadonlyMap<string, MemberStatus> = new Map();
+  /** What this leader wrote last; etcd's echo may lag, and deciding against stale state would undo a tie rule. */
+  let written: Map<string, MemberStatus> | undefined;
+  let leadership: Leadership | undefined;
+  let reportWatch: Watch | undefined;
+  let closed = false;
+  let timer: unknown;
+  let writing = false;
+  let dirty = false;
+
+  const schedule = (): void => {
+    if (!leadership || closed || timer !== undefined) return;
+    timer = clock.setTimeout(() => {
+      timer = undefined;
+      void recompute();
+    }, RECOMPUTE_DELAY_MS);
+  };
+
+  const recompute = async (): Promise<void> => {
+    const lead = leadership;
+    if (!lead?.isLeader() || closed) return;
+    if (writing) {
+      dirty = true;
+      return;
+    }
+    writing = true;
+    try {
+      do {
+        dirty = false;
+        const current = written ?? new Map(decided);
+        const next = decideAll(members, reports, live, current);
+        const delta = decisionDelta(current, next);
+        if (delta.set.size === 0 && delta.remove.length === 0) continue;
+        await opts.store.writeDecided(next, { leadership: lead });
+        written = next;
+        for (const [member, status] of delta.set) log.info({ event: 'memberDecided', member, status });
+        opts.onDecisionsWritten?.(delta.set.size + delta.remove.length);
+      } while (dirty && lead.isLeader() && !closed);
+    } catch (err) {
+      log.warn({ event: 'decisionWriteFailed', err: (err as Error).message });
+      written = undefined;
+      clock.setTimeout(() => void recompute(), RETRY_MS);
+    } finally {
+      writing = false;
+    }
+  };
+
+  const lead = async (l: Leadership): Promise<void> => {
+    leadership = l;
+    written = undefined;
+    log.info({ event: 'aggregatorElected' });
+    opts.onLeadership?.(true);
+    try {
+      reportWatch = await opts.store.watchHealthReports({
+        onUpdate(list) {
+          const seen = new Set<string>();
+          for (const r of list) {
+            seen.add(r.node);
+            reports.set(r.node, new Map(r.members));
+          }
+          for (const node of [...reports.keys()]) if (!seen.has(node) && !live.has(node)) reports.delete(node);
+          schedule();
+        },
+        onError(err) {
+          log.warn({ event: 'healthWatchError', code: err.code, err: err.message });
+        },
+      });
+      if (closed) await reportWatch.close();
+      schedule();
+    } catch (err) {
+      log.warn({ event: 'healthWatchFailed', err: (err as Error).message });
+    }
+    await l.lost;
+    leadership = undefined;
+    opts.onLeadership?.(false);
+    log.info({ event: 'aggregatorLost' });
+    await reportWatch?.close().catch(() => undefined);
+    reportWatch = undefined;
+  };
+
+  const loop = async (): Promise<void> => {
+    while (!closed) {
+      try {
+        const l = await opts.store.campaign(opts.node, { leaseTtlS: opts.leaseTtlS ?? 5 });
+        if (closed) {
+          await l.resign().catch(() => undefined);
+          return;
+        }
+        await lead(l);
+      } catch (err) {
+        if (closed) return;
+        log.debug({ event: 'campaignFailed', err: (err as Error).message });
+      }
+      if (!closed) await sleep(clock, RETRY_MS);
+    }
+  };
+
+  return {
+    start() {
+      void loop();
+    },
+    setMembers(keys) {
+      members = keys;
+      schedule();
+    },
+    setLiveNodes(nodes) {
+      live = nodes;
+      schedule();
+    },
+    setDecided(d) {
+      decided = d;
+      if (!writing) written = undefined;
+      schedule();
+    },
+    observe(node, member, status) {
+      let r = reports.get(node);
+      if (!r) reports.set(node, (r = new Map()));
+      if (r.get(member) === status) return;
+      r.set(member, status);
+      schedule();
+    },
+    get isLeader() {
+      return leadership?.isLeader() ?? false;
+    },
+    async close() {
+      closed = true;
+      clock.clearTimeout(timer);
+      await reportWatch?.close().catch(() => undefined);
+      await leadership?.resign().catch(() => undefined);
+    },
+  };
+}

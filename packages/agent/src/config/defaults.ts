@@ -1,0 +1,18 @@
+/** Defaults of agent.yaml, with units in the names. */
+export const DEFAULT_FLEET_NAME = 'default';
+export const DEFAULT_GOBGPD_ADDRESS = '127.0.0.1:50051';
+export const DEFAULT_BGP_LISTEN_PORT = -1; // connect out only: the router is the passive side
+export const DEFAULT_HOLD_TIME_S = 3;
+export const DEFAULT_KEEPALIVE_S = 1;
+export const DEFAULT_BGP_PORT = 179;
+export const DEFAULT_GRACEFUL_SHUTDOWN_MS = 2_000; // RFC 8326 §3: long enough for the router to reselect paths
+export const DEFAULT_ETCD_PREFIX = '/l4fleet';
+export const DEFAULT_ETCD_DIAL_TIMEOUT_MS = 2_000;
+export const DEFAULT_LEASE_TTL_S = 5;
+export const DEFAULT_NATS_SUBJECT_PREFIX = 'l4fleet';
+export const DEFAULT_MAX_PENDING_EVENTS = 1_000;
+export const DEFAULT_METRICS_PORT = 9469;
+export const DEFAULT_METRICS_LISTEN = `127.0.0.1:${DEFAULT_METRICS_PORT}`;
+export const DEFAULT_NFT_TABLE = 'l4fleet';
+export const DEFAULT_MAX_CONCURRENT_PROBES = 256;
+export const DEFAULT_FORWARD_AFTER_WITHDRAW_MS = 3_000; // > BGP UPDATE propagation + FIB reprogramming

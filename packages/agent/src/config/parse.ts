@@ -1,0 +1,382 @@
+/**
+ * parseAgentConfig(): raw agent.yaml -> fully defaulted AgentConfig, or AgentError listing every problem at once,
+ * each with its path and value (`bgp.peers[0].asn: 0 is not an ASN (1-4294967295)`), like the fleet file.
+ */
+import { canonicalAddress } from '@l4fleet/config';
+import { type AgentConfigProblem, AgentError, formatAgentProblem } from '../errors.js';
+import * as d from './defaults.js';
+import type {
+  AgentConfig,
+  BgpSection,
+  DataPlaneDriver,
+  EtcdSection,
+  LogLevel,
+  NatsSection,
+  NodeSection,
+  PeerSection,
+  TlsFiles,
+} from './types.js';
+
+type Obj = Record<string, unknown>;
+const MAX_ASN = 0xffff_ffff;
+const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const IFNAME = /^[^\s/]{1,15}$/; // Linux IFNAMSIZ - 1
+const SUBJECT_TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
+const COMMUNITY = /^(\d{1,5}):(\d{1,5})$/;
+
+class Problems {
+  readonly list: AgentConfigProblem[] = [];
+  add(path: string, message: string): void {
+    this.list.push({ path, message });
+  }
+}
+
+const show = (v: unknown): string =>
+  typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'missing' : (JSON.stringify(v) ?? String(v));
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function section(p: Problems, path: string, v: unknown, allowed: readonly string[], required = false): Obj {
+  if (v === undefined || v === null) {
+    if (required) p.add(path, 'missing');
+    return {};
+  }
+  if (!isObj(v)) {
+    p.add(path, `${show(v)} is not an object`);
+    return {};
+  }
+  for (const k of Object.keys(v)) {
+    if (!allowed.includes(k)) p.add(path ? `${path}.${k}` : k, `is not a known field (known: ${allowed.join(', ')})`);
+  }
+  return v;
+}
+
+function int(p: Problems, path: string, v: unknown, min: number, max: number, what: string, dflt?: number): number {
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    p.add(path, `${show(v)} is not ${what} (${min}-${max})`);
+    return dflt ?? min;
+  }
+  return v;
+}
+
+function str(p: Problems, path: string, v: unknown, re: RegExp | undefined, what: string, dflt?: string): string {
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (typeof v !== 'string' || v.length === 0 || (re && !re.test(v))) {
+    p.add(path, `${show(v)} is not ${what}`);
+    return dflt ?? '';
+  }
+  return v;
+}
+
+function optStr(p: Problems, path: string, v: unknown, what: string): string | undefined {
+  if (v === undefined) return undefined;
+  return str(p, path, v, undefined, what);
+}
+
+function bool(p: Problems, path: string, v: unknown, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') {
+    p.add(path, `${show(v)} is not true or false`);
+    return dflt;
+  }
+  return v;
+}
+
+function addr(p: Problems, path: string, v: unknown, family?: 4 | 6): string {
+  try {
+    if (typeof v !== 'string') throw new Error('not a string');
+    const a = canonicalAddress(v, path);
+    if (family && a.family !== family) {
+      p.add(path, `${show(v)} is not an IPv${family} address`);
+      return v;
+    }
+    return a.address;
+  } catch {
+    p.add(path, `${show(v)} is not an ${family ? `IPv${family}` : 'IPv4 or IPv6'} address`);
+    return String(v);
+  }
+}
+
+function oneOf<T extends string>(p: Problems, path: string, v: unknown, allowed: readonly T[], dflt: T): T {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    p.add(path, `${show(v)} is not one of ${allowed.join(' | ')}`);
+    return dflt;
+  }
+  return v as T;
+}
+
+/** `HOST:PORT` or `[V6]:PORT`; the port may be 0 only where `allowZeroPort` (tests bind a free port). */
+function hostPort(p: Problems, path: string, v: unknown, dflt: string, allowZeroPort = false): string {
+  if (v === undefined) return dflt;
+  const m = typeof v === 'string' ? (/^\[([^\]]+)\]:(\d{1,5})$/.exec(v) ?? /^([^:[\]]+):(\d{1,5})$/.exec(v)) : null;
+  const port = m ? Number(m[2]) : -1;
+  if (!m || port > 65_535 || (port === 0 && !allowZeroPort)) {
+    p.add(path, `${show(v)} is not HOST:PORT (IPv6 as [ADDR]:PORT)`);
+    return dflt;
+  }
+  return v as string;
+}
+
+function list(p: Problems, path: string, v: unknown): unknown[] {
+  if (v === undefined) return [];
+  if (typeof v === 'string') return v.split(',').filter((s) => s.length > 0); // `--etcd a,b` and `endpoints: a,b`
+  if (!Array.isArray(v)) {
+    p.add(path, `${show(v)} is not a list`);
+    return [];
+  }
+  return v;
+}
+
+function urls(p: Problems, path: string, v: unknown, schemes: readonly string[]): string[] {
+  return list(p, path, v).map((u, i) => {
+    try {
+      if (typeof u !== 'string') throw new Error('not a string');
+      const url = new URL(u);
+      if (!schemes.includes(url.protocol.replace(/:$/, ''))) throw new Error('scheme');
+      return u;
+    } catch {
+      p.add(`${path}[${i}]`, `${show(u)} is not a URL (${schemes.map((s) => `${s}://`).join(' or ')}HOST:PORT)`);
+      return String(u);
+    }
+  });
+}
+
+function tls(p: Problems, path: string, v: unknown): TlsFiles | undefined {
+  if (v === undefined) return undefined;
+  const o = section(p, path, v, ['ca', 'cert', 'key']);
+  const t = {
+    ...(o.ca !== undefined ? { ca: str(p, `${path}.ca`, o.ca, undefined, 'a file path') } : {}),
+    ...(o.cert !== undefined ? { cert: str(p, `${path}.cert`, o.cert, undefined, 'a file path') } : {}),
+    ...(o.key !== undefined ? { key: str(p, `${path}.key`, o.key, undefined, 'a file path') } : {}),
+  };
+  if ((t.cert === undefined) !== (t.key === undefined)) p.add(path, 'cert and key go together (client certificate)');
+  return t;
+}
+
+function node(p: Problems, v: unknown): NodeSection {
+  const o = section(p, 'node', v, ['name', 'interface', 'address', 'address6'], true);
+  return {
+    name: str(p, 'node.name', o.name, NODE_NAME, 'a node name (1-63 of A-Z a-z 0-9 . _ -, starting alphanumeric)'),
+    interface: str(p, 'node.interface', o.interface, IFNAME, 'an interface name (1-15 characters, no / or space)'),
+    address: addr(p, 'node.address', o.address, 4),
+    ...(o.address6 !== undefined ? { address6: addr(p, 'node.address6', o.address6, 6) } : {}),
+  };
+}
+
+function peer(p: Problems, path: string, v: unknown): PeerSection {
+  const o = section(p, path, v, [
+    'address',
+    'asn',
+    'password',
+    'holdTimeS',
+    'keepaliveS',
+    'port',
+    'localAddress',
+    'passive',
+    'ebgpMultihopTtl',
+  ]);
+  const holdTimeS = int(p, `${path}.holdTimeS`, o.holdTimeS, 0, 65_535, 'a hold time in s', d.DEFAULT_HOLD_TIME_S);
+  if (holdTimeS > 0 && holdTimeS < 3) p.add(`${path}.holdTimeS`, `${holdTimeS} is not 0 or 3-65535 (RFC 4271 §4.2)`);
+  const keepaliveS = int(p, `${path}.keepaliveS`, o.keepaliveS, 0, 21_845, 'a keepalive in s', d.DEFAULT_KEEPALIVE_S);
+  if (holdTimeS > 0 && keepaliveS >= holdTimeS) {
+    p.add(`${path}.keepaliveS`, `${keepaliveS} is not below holdTimeS (${holdTimeS})`);
+  }
+  const password = optStr(p, `${path}.password`, o.password, 'a password');
+  if (password !== undefined && password.length > 80) {
+    p.add(`${path}.password`, `is ${password.length} characters; TCP MD5 keys are at most 80 (Linux)`);
+  }
+  return {
+    address: addr(p, `${path}.address`, o.address),
+    asn: int(p, `${path}.asn`, o.asn, 1, MAX_ASN, 'an ASN'),
+    ...(password !== undefined ? { password } : {}),
+    holdTimeS,
+    keepaliveS,
+    port: int(p, `${path}.port`, o.port, 1, 65_535, 'a port', d.DEFAULT_BGP_PORT),
+    ...(o.localAddress !== undefined ? { localAddress: addr(p, `${path}.localAddress`, o.localAddress) } : {}),
+    passive: bool(p, `${path}.passive`, o.passive, false),
+    ...(o.ebgpMultihopTtl !== undefined
+      ? { ebgpMultihopTtl: int(p, `${path}.ebgpMultihopTtl`, o.ebgpMultihopTtl, 1, 255, 'a TTL') }
+      : {}),
+  };
+}
+
+function bgp(p: Problems, v: unknown, nodeAddress: string): BgpSection {
+  const o = section(
+    p,
+    'bgp',
+    v,
+    ['asn', 'routerId', 'listenPort', 'gobgpdAddress', 'peers', 'communities', 'gracefulShutdownMs'],
+    true,
+  );
+  const peers = list(p, 'bgp.peers', o.peers).map((raw, i) => peer(p, `bgp.peers[${i}]`, raw));
+  if (peers.length === 0) p.add('bgp.peers', 'no peers: the node could never announce a VIP');
+  const seen = new Map<string, number>();
+  peers.forEach((pr, i) => {
+    const first = seen.get(pr.address);
+    if (first !== undefined) p.add(`bgp.peers[${i}].address`, `"${pr.address}" duplicates bgp.peers[${first}]`);
+    else seen.set(pr.address, i);
+  });
+  const communities = list(p, 'bgp.communities', o.communities).map((c, i) => {
+    const m = typeof c === 'string' ? COMMUNITY.exec(c) : null;
+    if (!m || Number(m[1]) > 65_535 || Number(m[2]) > 65_535) {
+      p.add(`bgp.communities[${i}]`, `${show(c)} is not a community ASN:VALUE (each 0-65535)`);
+    }
+    return String(c);
+  });
+  return {
+    asn: int(p, 'bgp.asn', o.asn, 1, MAX_ASN, 'an ASN'),
+    routerId: o.routerId === undefined ? nodeAddress : addr(p, 'bgp.routerId', o.routerId, 4),
+    listenPort: int(p, 'bgp.listenPort', o.listenPort, -1, 65_535, 'a port or -1', d.DEFAULT_BGP_LISTEN_PORT),
+    gobgpdAddress: hostPort(p, 'bgp.gobgpdAddress', o.gobgpdAddress, d.DEFAULT_GOBGPD_ADDRESS),
+    peers,
+    communities,
+    gracefulShutdownMs: int(
+      p,
+      'bgp.gracefulShutdownMs',
+      o.gracefulShutdownMs,
+      0,
+      600_000,
+      'a duration in ms',
+      d.DEFAULT_GRACEFUL_SHUTDOWN_MS,
+    ),
+  };
+}
+
+function etcd(p: Problems, v: unknown): EtcdSection {
+  const o = section(
+    p,
+    'etcd',
+    v,
+    ['endpoints', 'prefix', 'tls', 'user', 'password', 'dialTimeoutMs', 'leaseTtlS'],
+    true,
+  );
+  const endpoints = urls(p, 'etcd.endpoints', o.endpoints, ['http', 'https']);
+  if (endpoints.length === 0) p.add('etcd.endpoints', 'no endpoints: the agent needs etcd to learn the fleet');
+  const user = optStr(p, 'etcd.user', o.user, 'a user name');
+  const password = optStr(p, 'etcd.password', o.password, 'a password');
+  if ((user === undefined) !== (password === undefined)) p.add('etcd', 'user and password go together');
+  const t = tls(p, 'etcd.tls', o.tls);
+  return {
+    endpoints,
+    prefix: str(p, 'etcd.prefix', o.prefix, /^\/[^\s]*$/, 'a key prefix starting with /', d.DEFAULT_ETCD_PREFIX),
+    ...(t ? { tls: t } : {}),
+    ...(user !== undefined ? { user } : {}),
+    ...(password !== undefined ? { password } : {}),
+    dialTimeoutMs: int(
+      p,
+      'etcd.dialTimeoutMs',
+      o.dialTimeoutMs,
+      100,
+      60_000,
+      'a timeout in ms',
+      d.DEFAULT_ETCD_DIAL_TIMEOUT_MS,
+    ),
+    leaseTtlS: int(p, 'etcd.leaseTtlS', o.leaseTtlS, 2, 3_600, 'a TTL in s', d.DEFAULT_LEASE_TTL_S),
+  };
+}
+
+function nats(p: Problems, v: unknown): NatsSection {
+  const o = section(p, 'nats', v, ['servers', 'tls', 'user', 'password', 'token', 'subjectPrefix', 'maxPendingEvents']);
+  const user = optStr(p, 'nats.user', o.user, 'a user name');
+  const password = optStr(p, 'nats.password', o.password, 'a password');
+  const token = optStr(p, 'nats.token', o.token, 'a token');
+  if ((user === undefined) !== (password === undefined)) p.add('nats', 'user and password go together');
+  const t = tls(p, 'nats.tls', o.tls);
+  return {
+    servers: urls(p, 'nats.servers', o.servers, ['nats', 'tls']),
+    ...(t ? { tls: t } : {}),
+    ...(user !== undefined ? { user } : {}),
+    ...(password !== undefined ? { password } : {}),
+    ...(token !== undefined ? { token } : {}),
+    subjectPrefix: str(
+      p,
+      'nats.subjectPrefix',
+      o.subjectPrefix,
+      SUBJECT_TOKEN,
+      'a subject token (A-Z a-z 0-9 _ -)',
+      d.DEFAULT_NATS_SUBJECT_PREFIX,
+    ),
+    maxPendingEvents: int(
+      p,
+      'nats.maxPendingEvents',
+      o.maxPendingEvents,
+      0,
+      1_000_000,
+      'a count',
+      d.DEFAULT_MAX_PENDING_EVENTS,
+    ),
+  };
+}
+
+/** Validates a decoded agent.yaml into a new, fully defaulted AgentConfig; throws AgentError CONFIG_INVALID. */
+export function parseAgentConfig(raw: unknown): AgentConfig {
+  const p = new Problems();
+  if (!isObj(raw)) {
+    throw new AgentError('CONFIG_INVALID', `the agent config is ${show(raw)}, not an object`, {
+      problems: [{ path: '', message: `the agent config is ${show(raw)}, not an object` }],
+    });
+  }
+  section(p, '', raw, ['fleet', 'node', 'bgp', 'etcd', 'nats', 'metrics', 'dataplane', 'health', 'drain', 'logLevel']);
+  const n = node(p, raw.node);
+  const m = section(p, 'metrics', raw.metrics, ['listen']);
+  const dp = section(p, 'dataplane', raw.dataplane, ['driver', 'table', 'proxyBindAddress']);
+  const h = section(p, 'health', raw.health, ['sourceAddress', 'maxConcurrentProbes']);
+  const dr = section(p, 'drain', raw.drain, ['forwardAfterWithdrawMs']);
+  const config: AgentConfig = {
+    fleet: str(p, 'fleet', raw.fleet, SUBJECT_TOKEN, 'a fleet name (A-Z a-z 0-9 _ -)', d.DEFAULT_FLEET_NAME),
+    node: n,
+    bgp: bgp(p, raw.bgp, n.address),
+    etcd: etcd(p, raw.etcd),
+    nats: nats(p, raw.nats),
+    metrics: { listen: hostPort(p, 'metrics.listen', m.listen, d.DEFAULT_METRICS_LISTEN, true) },
+    dataplane: {
+      driver: oneOf<DataPlaneDriver>(p, 'dataplane.driver', dp.driver, ['nftables', 'proxy', 'dry-run'], 'nftables'),
+      table: str(
+        p,
+        'dataplane.table',
+        dp.table,
+        /^[A-Za-z][A-Za-z0-9_]{0,63}$/,
+        'an nftables table name (a letter, then letters, digits, _)',
+        d.DEFAULT_NFT_TABLE,
+      ),
+      ...(dp.proxyBindAddress !== undefined
+        ? { proxyBindAddress: addr(p, 'dataplane.proxyBindAddress', dp.proxyBindAddress) }
+        : {}),
+    },
+    health: {
+      ...(h.sourceAddress !== undefined ? { sourceAddress: addr(p, 'health.sourceAddress', h.sourceAddress) } : {}),
+      maxConcurrentProbes: int(
+        p,
+        'health.maxConcurrentProbes',
+        h.maxConcurrentProbes,
+        1,
+        65_536,
+        'a count',
+        d.DEFAULT_MAX_CONCURRENT_PROBES,
+      ),
+    },
+    drain: {
+      forwardAfterWithdrawMs: int(
+        p,
+        'drain.forwardAfterWithdrawMs',
+        dr.forwardAfterWithdrawMs,
+        0,
+        600_000,
+        'a duration in ms',
+        d.DEFAULT_FORWARD_AFTER_WITHDRAW_MS,
+      ),
+    },
+    logLevel: oneOf<LogLevel>(
+      p,
+      'logLevel',
+      raw.logLevel,
+      ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+      'info',
+    ),
+  };
+  if (p.list.length > 0) {
+    throw new AgentError('CONFIG_INVALID', p.list.map(formatAgentProblem).join('\n'), { problems: p.list });
+  }
+  return config;
+}

@@ -1,0 +1,125 @@
+/**
+ * The agent's own config (`agent.yaml`): who this node is, how it reaches gobgpd, etcd and NATS, and where it serves
+ * metrics. parseAgentConfig() returns it fully defaulted, so nothing downstream applies defaults of its own.
+ */
+
+export type DataPlaneDriver = 'nftables' | 'proxy' | 'dry-run';
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+
+/** Paths of PEM files (read at start, so a rotated file needs an agent restart). */
+export interface TlsFiles {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+export interface NodeSection {
+  /** Node name, unique in the fleet: etcd keys, NATS subjects and `l4fleet node drain NAME` use it. */
+  readonly name: string;
+  /** Interface facing the router and the backends (the nftables netdev chain hooks it). */
+  readonly interface: string;
+  /** IPv4 next hop announced for IPv4 VIPs (this node's address on the router's segment). */
+  readonly address: string;
+  /** IPv6 next hop for IPv6 VIPs; without it IPv6 VIPs are programmed but never announced. */
+  readonly address6?: string;
+}
+
+export interface PeerSection {
+  readonly address: string;
+  readonly asn: number;
+  /** TCP MD5 password (RFC 2385); never logged. */
+  readonly password?: string;
+  /** Default 3 s (GoBGP 3.10 has no BFD: the hold timer is the failure detector). */
+  readonly holdTimeS: number;
+  /** Default 1 s. */
+  readonly keepaliveS: number;
+  /** Default 179. */
+  readonly port: number;
+  readonly localAddress?: string;
+  readonly passive: boolean;
+  readonly ebgpMultihopTtl?: number;
+}
+
+export interface BgpSection {
+  /** This node's AS. */
+  readonly asn: number;
+  /** BGP identifier (RFC 6286); default node.address. */
+  readonly routerId: string;
+  /** gobgpd's own BGP listener; default -1 (no listener: the node connects out to its peers). */
+  readonly listenPort: number;
+  /** gobgpd gRPC API `HOST:PORT`; default 127.0.0.1:50051. */
+  readonly gobgpdAddress: string;
+  readonly peers: readonly PeerSection[];
+  /** Standard communities on every VIP route, `ASN:VALUE`; default none. */
+  readonly communities: readonly string[];
+  /** How long a drain announces GRACEFUL_SHUTDOWN (RFC 8326) before withdrawing, ms; default 2,000. */
+  readonly gracefulShutdownMs: number;
+}
+
+export interface EtcdSection {
+  /** Client URLs, e.g. http://127.0.0.1:2379. */
+  readonly endpoints: readonly string[];
+  /** Key prefix of the fleet; default /l4fleet. */
+  readonly prefix: string;
+  readonly tls?: TlsFiles;
+  readonly user?: string;
+  readonly password?: string;
+  /** Default 2,000 ms. */
+  readonly dialTimeoutMs: number;
+  /** Lease TTL of the node registration, health reports and status record; default 5 s. */
+  readonly leaseTtlS: number;
+}
+
+export interface NatsSection {
+  /** Server URLs, e.g. nats://127.0.0.1:4222; empty: events are off (health still flows through etcd). */
+  readonly servers: readonly string[];
+  readonly tls?: TlsFiles;
+  readonly user?: string;
+  readonly password?: string;
+  readonly token?: string;
+  /** First subject token; default `l4fleet`. Subjects: `<prefix>.<fleet>.<event>.<node>`. */
+  readonly subjectPrefix: string;
+  /** Events kept while NATS is unreachable before the oldest are dropped; default 1,000. */
+  readonly maxPendingEvents: number;
+}
+
+export interface MetricsSection {
+  /** `HOST:PORT` of /metrics, /healthz, /readyz; default 127.0.0.1:9469 (loopback: metrics are not public). */
+  readonly listen: string;
+}
+
+export interface DataPlaneSection {
+  /** Default nftables. */
+  readonly driver: DataPlaneDriver;
+  /** nftables table name; default l4fleet. */
+  readonly table: string;
+  /** proxy driver: address the listeners bind; default the VIP itself. */
+  readonly proxyBindAddress?: string;
+}
+
+export interface HealthSection {
+  /** Source address of probes; default chosen by the kernel. */
+  readonly sourceAddress?: string;
+  /** Probes in flight at once, per node; default 256. */
+  readonly maxConcurrentProbes: number;
+}
+
+export interface DrainSection {
+  /** After the withdraw, keep forwarding this long so the router moves the flows first (SIGTERM exit); default 3,000 ms. */
+  readonly forwardAfterWithdrawMs: number;
+}
+
+export interface AgentConfig {
+  /** Fleet name, in NATS subjects; default `default`. */
+  readonly fleet: string;
+  readonly node: NodeSection;
+  readonly bgp: BgpSection;
+  readonly etcd: EtcdSection;
+  readonly nats: NatsSection;
+  readonly metrics: MetricsSection;
+  readonly dataplane: DataPlaneSection;
+  readonly health: HealthSection;
+  readonly drain: DrainSection;
+  /** Default info. */
+  readonly logLevel: LogLevel;
+}

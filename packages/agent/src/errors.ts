@@ -1,0 +1,39 @@
+/** Why the agent refused its config or failed. Stable strings: callers and tests switch on them. */
+export type AgentErrorCode =
+  | 'CONFIG_INVALID'
+  | 'CONFIG_UNREADABLE'
+  | 'FLAG_INVALID'
+  | 'PROBE_FAILED'
+  | 'STATE_INVALID'
+  | 'METRICS_LISTEN_FAILED'
+  | 'STARTUP_FAILED'
+  | 'TIMEOUT'
+  | 'CLOSED';
+
+/** One problem in the agent's config: where (`bgp.peers[0].asn`) and what (`0 is not an ASN (1-4294967295)`). */
+export interface AgentConfigProblem {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** The one error type of @l4fleet/agent; `problems` lists every config problem at once (empty for other codes). */
+export class AgentError extends Error {
+  override readonly name = 'AgentError';
+  readonly code: AgentErrorCode;
+  readonly problems: readonly AgentConfigProblem[];
+
+  constructor(
+    code: AgentErrorCode,
+    message: string,
+    options?: { cause?: unknown; problems?: readonly AgentConfigProblem[] },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.problems = options?.problems ?? [];
+  }
+}
+
+/** `bgp.peers[0].asn: 0 is not an ASN (1-4294967295)`. */
+export function formatAgentProblem(p: AgentConfigProblem): string {
+  return p.path ? `${p.path}: ${p.message}` : p.message;
+}

@@ -1,0 +1,124 @@
+/**
+ * The agent's NATS connection: connects in the background (NATS being down at start must not stop the agent),
+ * reconnects forever, and tells the event publisher when it can deliver. nats.js would buffer publishes while
+ * disconnected; the publisher checks `isConnected()` first so that buffer never grows.
+ */
+import { readFileSync } from 'node:fs';
+import { connect, Events, type NatsConnection, type Subscription } from 'nats';
+import type { Logger } from 'pino';
+import type { NatsSection } from '../config/types.js';
+import type { EventTransport } from './publisher.js';
+
+export interface NatsLink extends EventTransport {
+  /** Calls `onMessage` for each message on `subject`, across reconnects, until close(). */
+  subscribe(subject: string, onMessage: (data: Uint8Array) => void): void;
+  close(): Promise<void>;
+}
+
+export interface NatsLinkOptions {
+  readonly config: NatsSection;
+  readonly name: string;
+  readonly logger: Logger;
+  /** Connection state changes (metrics, flushing the publisher). */
+  readonly onConnectionChange?: (connected: boolean) => void;
+}
+
+const RETRY_FIRST_CONNECT_MS = 1_000;
+
+function tlsOptions(cfg: NatsSection) {
+  if (!cfg.tls) return undefined;
+  return {
+    ...(cfg.tls.ca ? { ca: readFileSync(cfg.tls.ca, 'utf8') } : {}),
+    ...(cfg.tls.cert ? { cert: readFileSync(cfg.tls.cert, 'utf8') } : {}),
+    ...(cfg.tls.key ? { key: readFileSync(cfg.tls.key, 'utf8') } : {}),
+  };
+}
+
+export function createNatsLink(opts: NatsLinkOptions): NatsLink {
+  const log = opts.logger.child({ component: 'nats' });
+  const subs: { subject: string; onMessage: (d: Uint8Array) => void; sub?: Subscription }[] = [];
+  let nc: NatsConnection | undefined;
+  let connected = false;
+  let closed = false;
+  let retryTimer: ReturnType<typeof setTimeout> | undefined;
+
+  const setConnected = (c: boolean) => {
+    if (c === connected) return;
+    connected = c;
+    log.info({ event: c ? 'natsConnected' : 'natsDisconnected' });
+    opts.onConnectionChange?.(c);
+  };
+
+  const attach = (s: (typeof subs)[number]) => {
+    if (!nc || s.sub) return;
+    const sub = nc.subscribe(s.subject);
+    s.sub = sub;
+    void (async () => {
+      for await (const m of sub) {
+        try {
+          s.onMessage(m.data);
+        } catch (err) {
+          log.error({ event: 'natsHandlerFailed', subject: s.subject, err });
+        }
+      }
+    })();
+  };
+
+  const start = async (): Promise<void> => {
+    if (closed || opts.config.servers.length === 0) return;
+    try {
+      const tls = tlsOptions(opts.config);
+      const conn = await connect({
+        servers: [...opts.config.servers],
+        name: opts.name,
+        reconnect: true,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        pingInterval: 5_000,
+        maxPingOut: 2,
+        ...(opts.config.user !== undefined ? { user: opts.config.user, pass: opts.config.password } : {}),
+        ...(opts.config.token !== undefined ? { token: opts.config.token } : {}),
+        ...(tls ? { tls } : {}),
+      });
+      if (closed) {
+        await conn.close();
+        return;
+      }
+      nc = conn;
+      setConnected(true);
+      for (const s of subs) attach(s);
+      void (async () => {
+        for await (const st of conn.status()) {
+          if (st.type === Events.Disconnect) setConnected(false);
+          else if (st.type === Events.Reconnect) setConnected(true);
+        }
+      })();
+      void conn.closed().then(() => setConnected(false));
+    } catch (err) {
+      log.warn({ event: 'natsConnectFailed', servers: opts.config.servers, err: (err as Error).message });
+      retryTimer = setTimeout(() => void start(), RETRY_FIRST_CONNECT_MS);
+      retryTimer.unref?.();
+    }
+  };
+  void start();
+
+  return {
+    publish(subject, data) {
+      nc?.publish(subject, data);
+    },
+    isConnected: () => connected && nc !== undefined && !nc.isClosed(),
+    subscribe(subject, onMessage) {
+      const s = { subject, onMessage };
+      subs.push(s);
+      attach(s);
+    },
+    async close() {
+      closed = true;
+      if (retryTimer) clearTimeout(retryTimer);
+      const conn = nc;
+      nc = undefined;
+      connected = false;
+      if (conn && !conn.isClosed()) await conn.close().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * NATS subject layout of agent events (docs/design/0006-agent.md):
+ *
+ *   <prefix>.<fleet>.<kind>.<node>      e.g. l4fleet.default.vip.announced.node1
+ *
+ * Every kind has exactly two tokens, so `<prefix>.<fleet>.*.*.<node>` is one node's events and
+ * `<prefix>.<fleet>.vip.>` every VIP event of the fleet.
+ */
+export const EVENT_KINDS = [
+  'node.state',
+  'vip.announced',
+  'vip.withdrawn',
+  'table.applied',
+  'member.health',
+  'state.rejected',
+] as const;
+
+export type EventKind = (typeof EVENT_KINDS)[number];
+
+export function eventSubject(prefix: string, fleet: string, kind: EventKind, node: string): string {
+  return `${prefix}.${fleet}.${kind}.${node}`;
+}
+
+/** Subscription subject for `l4fleet events`: every event of the fleet, narrowed by kind and/or node. */
+export function eventFilter(prefix: string, fleet: string, opts: { kind?: string; node?: string } = {}): string {
+  const kind = opts.kind ?? '*.*';
+  return `${prefix}.${fleet}.${kind}.${opts.node ?? '*'}`;
+}
+
+/** What every event carries; `data` depends on the kind (see AgentEventData). */
+export interface AgentEvent<K extends EventKind = EventKind> {
+  readonly kind: K;
+  readonly fleet: string;
+  readonly node: string;
+  /** ISO time on the publishing node. */
+  readonly at: string;
+  /** Per-node sequence number: a gap means events were dropped (NATS down, bounded buffer). */
+  readonly seq: number;
+  readonly data: AgentEventData[K];
+}
+
+export interface AgentEventData {
+  'node.state': { state: string; previous: string; failStatic: boolean; reason?: string };
+  'vip.announced': { vip: string; prefix: string; nextHop: string };
+  'vip.withdrawn': { vip: string; prefix: string; reason: string };
+  'table.applied': { vip: string; checksum: string; slotsChanged: number; durationMs: number; revision: number };
+  'member.health': {
+    member: string;
+    observed: string;
+    changed: boolean;
+    ok: boolean;
+    latencyMs: number;
+    reason?: string;
+  };
+  'state.rejected': { error: string; code: string };
+}

@@ -1,0 +1,168 @@
+/**
+ * Probes every target on its own timer (the pool's intervalMs), at most `maxConcurrentProbes` at once, and feeds the
+ * results through rise/fall hysteresis. setTargets() takes the whole desired set: a target whose endpoint and check
+ * are unchanged keeps its hysteresis state, so a fleet change elsewhere never resets a member's status.
+ */
+import type { HealthCheck } from '@l4fleet/config';
+import type { Logger } from 'pino';
+import { type Clock, systemClock } from '../clock.js';
+import { Hysteresis, type ObservedStatus } from './hysteresis.js';
+import { type Probe, type ProbeResult, probeMember } from './probe.js';
+
+export interface HealthTarget {
+  /** memberKey(pool, member): `${pool}/${member}`. */
+  readonly key: string;
+  readonly address: string;
+  readonly port: number;
+  readonly check: HealthCheck;
+}
+
+export interface HealthObservation {
+  readonly key: string;
+  readonly result: ProbeResult;
+  readonly status: ObservedStatus;
+  /** The status changed with this result. */
+  readonly changed: boolean;
+  readonly atMs: number;
+}
+
+export interface HealthCheckerOptions {
+  readonly onObservation: (o: HealthObservation) => void;
+  readonly logger: Logger;
+  readonly probe?: Probe;
+  readonly clock?: Clock;
+  readonly maxConcurrentProbes?: number;
+  readonly sourceAddress?: string;
+}
+
+export interface HealthChecker {
+  setTargets(targets: readonly HealthTarget[]): void;
+  /** Current observed status per target key. */
+  observed(): Map<string, ObservedStatus>;
+  /** Probes finished since start, for metrics. */
+  readonly probesTotal: number;
+  close(): void;
+}
+
+interface Running {
+  readonly target: HealthTarget;
+  readonly identity: string;
+  readonly hysteresis: Hysteresis;
+  timer: unknown;
+  stopped: boolean;
+}
+
+const identityOf = (t: HealthTarget): string => JSON.stringify([t.address, t.port, t.check]);
+
+/** Spreads first probes over the interval by key, so 1,000 members do not fire in the same millisecond. */
+function offsetMs(key: string, intervalMs: number): number {
+  let h = 2166136261;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619) >>> 0;
+  return h % Math.max(1, Math.floor(intervalMs / 2));
+}
+
+export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
+  const clock = opts.clock ?? systemClock;
+  const probe = opts.probe ?? probeMember;
+  const limit = opts.maxConcurrentProbes ?? 256;
+  const log = opts.logger;
+  const running = new Map<string, Running>();
+  const waiting: (() => void)[] = [];
+  let inFlight = 0;
+  let probesTotal = 0;
+  let closed = false;
+
+  const acquire = (): Promise<void> => {
+    if (inFlight < limit) {
+      inFlight += 1;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => waiting.push(resolve));
+  };
+  const release = (): void => {
+    const next = waiting.shift();
+    if (next) next();
+    else inFlight -= 1;
+  };
+
+  const schedule = (r: Running, delayMs: number): void => {
+    if (r.stopped) return;
+    r.timer = clock.setTimeout(() => void runOnce(r), delayMs);
+  };
+
+  const runOnce = async (r: Running): Promise<void> => {
+    const startedMs = clock.now();
+    await acquire();
+    let result: ProbeResult;
+    try {
+      result = r.stopped
+        ? { ok: false, latencyMs: 0, reason: 'stopped' }
+        : await probe(r.target, r.target.check, opts.sourceAddress ? { sourceAddress: opts.sourceAddress } : {});
+    } catch (err) {
+      result = { ok: false, latencyMs: 0, reason: err instanceof Error ? err.message : String(err) };
+    } finally {
+      release();
+    }
+    if (r.stopped || closed) return;
+    probesTotal += 1;
+    const changedTo = r.hysteresis.observe(result.ok);
+    if (changedTo) {
+      log.info({ event: 'memberObserved', member: r.target.key, status: changedTo, reason: result.reason });
+    }
+    try {
+      opts.onObservation({
+        key: r.target.key,
+        result,
+        status: r.hysteresis.status,
+        changed: changedTo !== undefined,
+        atMs: clock.now(),
+      });
+    } catch (err) {
+      log.error({ event: 'healthObserverFailed', err });
+    }
+    const elapsed = clock.now() - startedMs;
+    schedule(r, Math.max(0, r.target.check.intervalMs - elapsed));
+  };
+
+  const stop = (r: Running): void => {
+    r.stopped = true;
+    clock.clearTimeout(r.timer);
+  };
+
+  return {
+    setTargets(targets) {
+      if (closed) return;
+      const wanted = new Map(targets.filter((t) => t.check.type !== 'none').map((t) => [t.key, t]));
+      for (const [key, r] of running) {
+        const t = wanted.get(key);
+        if (!t || identityOf(t) !== r.identity) {
+          stop(r);
+          running.delete(key);
+        }
+      }
+      for (const [key, t] of wanted) {
+        if (running.has(key)) continue;
+        const r: Running = {
+          target: t,
+          identity: identityOf(t),
+          hysteresis: new Hysteresis(t.check.rise, t.check.fall),
+          timer: undefined,
+          stopped: false,
+        };
+        running.set(key, r);
+        schedule(r, offsetMs(key, t.check.intervalMs));
+      }
+    },
+    observed() {
+      return new Map([...running].map(([k, r]) => [k, r.hysteresis.status]));
+    },
+    get probesTotal() {
+      return probesTotal;
+    },
+    close() {
+      closed = true;
+      for (const r of running.values()) stop(r);
+      running.clear();
+    },
+  };
+}

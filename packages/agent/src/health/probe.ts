@@ -1,0 +1,128 @@
+/**
+ * One health probe of one member: tcp (connect), http (GET, expected status), udp (payload, any reply). A probe never
+ * throws: it answers ok or not, with the reason, within the check's timeout.
+ */
+import { createSocket } from 'node:dgram';
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import type { HealthCheck } from '@l4fleet/config';
+
+export interface ProbeTarget {
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface ProbeResult {
+  readonly ok: boolean;
+  readonly latencyMs: number;
+  /** Why it failed: `timeout`, `ECONNREFUSED`, `status 503`, ... */
+  readonly reason?: string;
+}
+
+export interface ProbeOptions {
+  /** Source address of the probe; default chosen by the kernel. */
+  readonly sourceAddress?: string;
+}
+
+export type Probe = (target: ProbeTarget, check: HealthCheck, opts?: ProbeOptions) => Promise<ProbeResult>;
+
+function finisher(started: number, resolve: (r: ProbeResult) => void, cleanup: () => void) {
+  let done = false;
+  return (ok: boolean, reason?: string) => {
+    if (done) return;
+    done = true;
+    cleanup();
+    resolve({ ok, latencyMs: performance.now() - started, ...(reason === undefined ? {} : { reason }) });
+  };
+}
+
+const errCode = (err: unknown): string =>
+  (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+
+function probeTcp(target: ProbeTarget, port: number, timeoutMs: number, opts?: ProbeOptions): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const sock = connect({
+      host: target.address,
+      port,
+      ...(opts?.sourceAddress ? { localAddress: opts.sourceAddress } : {}),
+    });
+    const timer = setTimeout(() => finish(false, 'timeout'), timeoutMs);
+    const finish = finisher(started, resolve, () => {
+      clearTimeout(timer);
+      sock.destroy();
+    });
+    sock.once('connect', () => finish(true));
+    sock.once('error', (err) => finish(false, errCode(err)));
+  });
+}
+
+function probeHttp(target: ProbeTarget, port: number, check: HealthCheck, opts?: ProbeOptions): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const req = request({
+      host: target.address,
+      port,
+      path: check.path ?? '/',
+      method: 'GET',
+      agent: false,
+      headers: { 'user-agent': 'l4fleet-agent', connection: 'close' },
+      ...(opts?.sourceAddress ? { localAddress: opts.sourceAddress } : {}),
+    });
+    const timer = setTimeout(() => finish(false, 'timeout'), check.timeoutMs);
+    const finish = finisher(started, resolve, () => {
+      clearTimeout(timer);
+      req.destroy();
+    });
+    req.once('response', (res) => {
+      res.resume();
+      const expected = check.expectStatus ?? 200;
+      if (res.statusCode === expected) finish(true);
+      else finish(false, `status ${res.statusCode} (expected ${expected})`);
+    });
+    req.once('error', (err) => finish(false, errCode(err)));
+    req.end();
+  });
+}
+
+function probeUdp(target: ProbeTarget, port: number, check: HealthCheck, opts?: ProbeOptions): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const sock = createSocket(target.address.includes(':') ? 'udp6' : 'udp4');
+    const timer = setTimeout(() => finish(false, 'timeout'), check.timeoutMs);
+    const finish = finisher(started, resolve, () => {
+      clearTimeout(timer);
+      try {
+        sock.close();
+      } catch {
+        // already closed
+      }
+    });
+    // A connected UDP socket surfaces ICMP port unreachable as ECONNREFUSED: a fast, certain "down".
+    sock.once('error', (err) => finish(false, errCode(err)));
+    sock.once('message', () => finish(true));
+    const send = () =>
+      sock.connect(port, target.address, () => {
+        sock.send(Buffer.from(check.payload ?? '', 'utf8'), (err) => {
+          if (err) finish(false, errCode(err));
+        });
+      });
+    if (opts?.sourceAddress) sock.bind({ address: opts.sourceAddress, port: 0 }, send);
+    else send();
+  });
+}
+
+/** The real probe. A check of type `none` is always ok (the member is taken as up). */
+export const probeMember: Probe = async (target, check, opts) => {
+  const port = check.port ?? target.port;
+  switch (check.type) {
+    case 'none':
+      return { ok: true, latencyMs: 0 };
+    case 'tcp':
+      return probeTcp(target, port, check.timeoutMs, opts);
+    case 'http':
+      return probeHttp(target, port, check, opts);
+    case 'udp':
+      return probeUdp(target, port, check, opts);
+  }
+};

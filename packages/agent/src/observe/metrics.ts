@@ -1,0 +1,216 @@
+/**
+ * The agent's Prometheus metrics (prom-client), on a registry of its own so several agents can share a process
+ * (bench, tests). Names are stable: dashboards and the lab read them.
+ */
+
+import type { DataPlaneCounters } from '@l4fleet/dataplane';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { NodeState } from '../lifecycle/node-state.js';
+
+const NODE_STATES: readonly NodeState[] = ['starting', 'serving', 'draining', 'drained', 'stopping', 'stopped'];
+/** BGP FSM states of RFC 4271 §8.2.2, plus unknown. */
+const SESSION_STATES = ['unknown', 'idle', 'connect', 'active', 'opensent', 'openconfirm', 'established'] as const;
+
+export interface AgentMetrics {
+  readonly registry: Registry;
+  readonly nodeState: Gauge<'state'>;
+  readonly failStatic: Gauge;
+  readonly etcdConnected: Gauge;
+  readonly natsConnected: Gauge;
+  readonly aggregatorLeader: Gauge;
+  readonly bgpSessionState: Gauge<'peer' | 'state'>;
+  readonly vipAnnounced: Gauge<'vip'>;
+  readonly vipsAnnounced: Gauge;
+  readonly tableChecksum: Gauge<'vip' | 'checksum'>;
+  readonly tableUsableBackends: Gauge<'vip'>;
+  readonly tableApplySeconds: Histogram;
+  readonly tableAppliesTotal: Counter<'result'>;
+  readonly desiredRevision: Gauge;
+  readonly memberObserved: Gauge<'member'>;
+  readonly memberDecided: Gauge<'member'>;
+  readonly probesTotal: Counter<'result'>;
+  readonly stateRejectedTotal: Counter;
+  readonly eventsDroppedTotal: Gauge;
+  readonly eventsPublishedTotal: Gauge;
+  readonly decisionsWrittenTotal: Counter;
+  setNodeState(state: NodeState): void;
+  setSessionState(peer: string, state: string): void;
+  /** Reads data-plane counters on each scrape. */
+  setDataPlaneSource(fn: (() => Promise<DataPlaneCounters>) | undefined): void;
+}
+
+export function createAgentMetrics(opts: { node: string; fleet: string; defaultMetrics?: boolean }): AgentMetrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ node: opts.node, fleet: opts.fleet });
+  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'l4fleet_agent_process_' });
+  const r = [registry];
+  let dpSource: (() => Promise<DataPlaneCounters>) | undefined;
+  let dpCache: DataPlaneCounters | undefined;
+  let dpInflight: Promise<DataPlaneCounters | undefined> | undefined;
+  // prom-client collects all metrics of a scrape concurrently: the data-plane gauges share one read per scrape.
+  const readDp = (): Promise<DataPlaneCounters | undefined> => {
+    const source = dpSource;
+    if (!source) return Promise.resolve(undefined);
+    dpInflight ??= source()
+      .then((c) => (dpCache = c))
+      .catch(() => dpCache) // keep the last reading: a scrape must not fail because nft was slow once
+      .finally(() => setTimeout(() => (dpInflight = undefined), 0).unref());
+    return dpInflight;
+  };
+
+  const m = {
+    registry,
+    nodeState: new Gauge({
+      name: 'l4fleet_node_state',
+      help: '1 for the node lifecycle state',
+      labelNames: ['state'],
+      registers: r,
+    }),
+    failStatic: new Gauge({
+      name: 'l4fleet_fail_static',
+      help: '1 while serving the last good state without etcd',
+      registers: r,
+    }),
+    etcdConnected: new Gauge({ name: 'l4fleet_etcd_connected', help: '1 while etcd answers', registers: r }),
+    natsConnected: new Gauge({ name: 'l4fleet_nats_connected', help: '1 while NATS is connected', registers: r }),
+    aggregatorLeader: new Gauge({
+      name: 'l4fleet_aggregator_leader',
+      help: '1 while this node decides member status',
+      registers: r,
+    }),
+    bgpSessionState: new Gauge({
+      name: 'l4fleet_bgp_session_state',
+      help: '1 for the BGP FSM state of each peer (RFC 4271 §8.2.2)',
+      labelNames: ['peer', 'state'],
+      registers: r,
+    }),
+    vipAnnounced: new Gauge({
+      name: 'l4fleet_vip_announced',
+      help: '1 while the VIP is announced',
+      labelNames: ['vip'],
+      registers: r,
+    }),
+    vipsAnnounced: new Gauge({ name: 'l4fleet_vips_announced', help: 'VIPs announced', registers: r }),
+    tableChecksum: new Gauge({
+      name: 'l4fleet_table_checksum_info',
+      help: '1 for the checksum of the applied table of each VIP (equal on every node)',
+      labelNames: ['vip', 'checksum'],
+      registers: r,
+    }),
+    tableUsableBackends: new Gauge({
+      name: 'l4fleet_table_usable_backends',
+      help: 'backends taking new flows per VIP',
+      labelNames: ['vip'],
+      registers: r,
+    }),
+    tableApplySeconds: new Histogram({
+      name: 'l4fleet_table_apply_seconds',
+      help: 'time from a desired-state or decision change to the data plane applied',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: r,
+    }),
+    tableAppliesTotal: new Counter({
+      name: 'l4fleet_table_applies_total',
+      help: 'data-plane applies by result',
+      labelNames: ['result'],
+      registers: r,
+    }),
+    desiredRevision: new Gauge({
+      name: 'l4fleet_desired_revision',
+      help: 'etcd revision of the applied desired state',
+      registers: r,
+    }),
+    memberObserved: new Gauge({
+      name: 'l4fleet_member_observed',
+      help: "this node's health view of a member: 1 up, 0 down, -1 unknown",
+      labelNames: ['member'],
+      registers: r,
+    }),
+    memberDecided: new Gauge({
+      name: 'l4fleet_member_decided',
+      help: 'the decided status of a member: 1 up, 0 down',
+      labelNames: ['member'],
+      registers: r,
+    }),
+    probesTotal: new Counter({
+      name: 'l4fleet_health_probes_total',
+      help: 'health probes by result',
+      labelNames: ['result'],
+      registers: r,
+    }),
+    stateRejectedTotal: new Counter({
+      name: 'l4fleet_state_rejected_total',
+      help: 'invalid desired states found in etcd and rejected (the last good state kept serving)',
+      registers: r,
+    }),
+    eventsDroppedTotal: new Gauge({
+      name: 'l4fleet_events_dropped_total',
+      help: 'NATS events dropped (buffer full)',
+      registers: r,
+    }),
+    eventsPublishedTotal: new Gauge({
+      name: 'l4fleet_events_published_total',
+      help: 'NATS events published',
+      registers: r,
+    }),
+    decisionsWrittenTotal: new Counter({
+      name: 'l4fleet_decisions_written_total',
+      help: 'decided-status writes by this node as aggregator',
+      registers: r,
+    }),
+  };
+  new Gauge({
+    name: 'l4fleet_dataplane_vip_packets',
+    help: 'packets that entered the forwarding path of each VIP',
+    labelNames: ['vip'],
+    registers: r,
+    async collect() {
+      const c = await readDp();
+      this.reset();
+      for (const v of c?.vips ?? []) this.set({ vip: v.vip }, v.packets);
+    },
+  });
+  new Gauge({
+    name: 'l4fleet_dataplane_vip_bytes',
+    help: 'bytes that entered the forwarding path of each VIP',
+    labelNames: ['vip'],
+    registers: r,
+    async collect() {
+      const c = await readDp();
+      this.reset();
+      for (const v of c?.vips ?? []) this.set({ vip: v.vip }, v.bytes);
+    },
+  });
+  new Gauge({
+    name: 'l4fleet_dataplane_drops_packets',
+    help: 'packets dropped by the data plane, by reason',
+    labelNames: ['reason'],
+    registers: r,
+    async collect() {
+      const c = await readDp();
+      this.reset();
+      for (const [reason, t] of Object.entries(c?.drops ?? {})) this.set({ reason }, t.packets);
+    },
+  });
+  new Gauge({
+    name: 'l4fleet_dataplane_flow_entries',
+    help: 'flow-affinity entries in the data plane',
+    registers: r,
+    async collect() {
+      this.set((await readDp())?.flowTable.entries ?? 0);
+    },
+  });
+
+  return {
+    ...m,
+    setNodeState(state) {
+      for (const s of NODE_STATES) m.nodeState.set({ state: s }, s === state ? 1 : 0);
+    },
+    setSessionState(peer, state) {
+      for (const s of SESSION_STATES) m.bgpSessionState.set({ peer, state: s }, s === state ? 1 : 0);
+    },
+    setDataPlaneSource(fn) {
+      dpSource = fn;
+    },
+  };
+}

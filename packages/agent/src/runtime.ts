@@ -1,0 +1,163 @@
+/**
+ * The agent with its real adapters: etcd (EtcdFleetStore), gobgpd (createGobgpSpeaker), the configured data
+ * plane, NATS, and the /metrics server. `l4fleet agent` calls runAgent(); tests can too.
+ */
+import { readFileSync } from 'node:fs';
+import { createGobgpSpeaker, type Speaker } from '@l4fleet/bgp';
+import {
+  createNftablesDataPlane,
+  createProxyDataPlane,
+  createRecordingDataPlane,
+  type DataPlane,
+} from '@l4fleet/dataplane';
+import { EtcdFleetStore, type FleetStore } from '@l4fleet/store';
+import type { Logger } from 'pino';
+import { type Agent, createAgent } from './agent.js';
+import type { AgentConfig } from './config/types.js';
+import { createNatsLink, type NatsLink } from './events/nats-link.js';
+import { type ObservabilityServer, startObservabilityServer } from './observe/http.js';
+import { createAgentMetrics } from './observe/metrics.js';
+
+export interface RunningAgent {
+  readonly agent: Agent;
+  /** Where /metrics, /healthz and /readyz answer. */
+  readonly metricsAddress: string;
+  /** SIGTERM path: drain, keep forwarding a while, then stop everything. */
+  shutdown(): Promise<void>;
+  /** Stops without draining (routes and forwarding stay: a restart reconciles without a flap). */
+  close(): Promise<void>;
+}
+
+export interface RunAgentOptions {
+  readonly logger: Logger;
+  readonly version?: string;
+  /** Replace an adapter (tests, bench): anything not given is built from the config. */
+  readonly store?: FleetStore;
+  readonly speaker?: Speaker;
+  readonly dataPlane?: DataPlane;
+}
+
+function createDataPlane(config: AgentConfig, logger: Logger): DataPlane {
+  switch (config.dataplane.driver) {
+    case 'nftables':
+      return createNftablesDataPlane({ interface: config.node.interface, tableName: config.dataplane.table, logger });
+    case 'proxy':
+      return createProxyDataPlane({
+        logger,
+        ...(config.dataplane.proxyBindAddress ? { listenAddress: config.dataplane.proxyBindAddress } : {}),
+      });
+    case 'dry-run':
+      return createRecordingDataPlane({ requireSamePort: false });
+  }
+}
+
+function createStore(config: AgentConfig, logger: Logger): FleetStore {
+  const t = config.etcd.tls;
+  return new EtcdFleetStore({
+    endpoints: config.etcd.endpoints,
+    prefix: config.etcd.prefix,
+    dialTimeoutMs: config.etcd.dialTimeoutMs,
+    logger: logger.child({ component: 'store' }),
+    ...(t
+      ? {
+          tls: {
+            ...(t.ca ? { ca: readFileSync(t.ca) } : {}),
+            ...(t.cert ? { cert: readFileSync(t.cert) } : {}),
+            ...(t.key ? { key: readFileSync(t.key) } : {}),
+          },
+        }
+      : {}),
+    ...(config.etcd.user !== undefined && config.etcd.password !== undefined
+      ? { auth: { username: config.etcd.user, password: config.etcd.password } }
+      : {}),
+  });
+}
+
+export async function runAgent(config: AgentConfig, opts: RunAgentOptions): Promise<RunningAgent> {
+  const logger = opts.logger;
+  const metrics = createAgentMetrics({ node: config.node.name, fleet: config.fleet });
+  const store = opts.store ?? createStore(config, logger);
+  const speaker =
+    opts.speaker ??
+    createGobgpSpeaker({
+      address: config.bgp.gobgpdAddress,
+      logger,
+      gracefulShutdownMs: config.bgp.gracefulShutdownMs,
+    });
+  const dataPlane = opts.dataPlane ?? createDataPlane(config, logger);
+  let nats: NatsLink | undefined;
+  let agent: Agent | undefined;
+  if (config.nats.servers.length > 0) {
+    nats = createNatsLink({
+      config: config.nats,
+      name: `l4fleet-agent-${config.node.name}`,
+      logger,
+      onConnectionChange: (c) => {
+        metrics.natsConnected.set(c ? 1 : 0);
+        if (c) agent?.events.flush();
+      },
+    });
+  }
+  agent = createAgent({
+    config,
+    store,
+    speaker,
+    dataPlane,
+    logger,
+    metrics,
+    ...(nats ? { nats } : {}),
+    ...(opts.version ? { version: opts.version } : {}),
+  });
+  const a = agent;
+  let server: ObservabilityServer | undefined;
+  try {
+    server = await startObservabilityServer({
+      listen: config.metrics.listen,
+      registry: metrics.registry,
+      logger,
+      readiness: () => {
+        const s = a.status();
+        if (s.state === 'stopping' || s.state === 'stopped') return { ready: false, reason: s.state };
+        if (!s.ready) return { ready: false, reason: 'waiting for the desired state' };
+        return { ready: true, reason: s.failStatic ? 'ready (fail-static: etcd unreachable)' : 'ready' };
+      },
+    });
+    await a.start();
+  } catch (err) {
+    await a.close().catch(() => undefined);
+    await server?.close();
+    await nats?.close();
+    throw err;
+  }
+  const srv = server;
+  let stopped = false;
+  const finish = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    metrics.eventsPublishedTotal.set(a.events.published);
+    await nats?.close();
+    await speaker.close().catch(() => undefined);
+    await dataPlane.close().catch(() => undefined);
+    if (!opts.store) await store.close().catch(() => undefined);
+    await srv.close();
+  };
+  const refresh = setInterval(() => {
+    metrics.eventsPublishedTotal.set(a.events.published);
+    metrics.eventsDroppedTotal.set(a.events.dropped);
+  }, 1_000);
+  refresh.unref();
+  return {
+    agent: a,
+    metricsAddress: srv.address,
+    async shutdown() {
+      clearInterval(refresh);
+      await a.shutdown();
+      await finish();
+    },
+    async close() {
+      clearInterval(refresh);
+      await a.close();
+      await finish();
+    },
+  };
+}

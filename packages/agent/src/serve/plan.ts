@@ -1,0 +1,136 @@
+/**
+ * Pure planning of what a node serves: tables from the desired state and the decided status only (so every node
+ * builds the identical table, Maglev §3.4), and the routes to announce from them. A route is a host prefix, shared
+ * by every VIP on that address: it is announced while at least one of those VIPs has a usable backend (no
+ * blackholes) and the node may announce.
+ */
+import type { Advertisement } from '@l4fleet/bgp';
+import {
+  buildVipTable,
+  type DecidedStatus,
+  effectiveWeight,
+  type Fleet,
+  type VipTable as FleetTable,
+  vipKey,
+} from '@l4fleet/config';
+import type { VipTable as DataPlaneTable } from '@l4fleet/dataplane';
+import type { HealthTarget } from '../health/checker.js';
+
+export interface PlannedTable {
+  readonly key: string;
+  readonly table: FleetTable;
+  /** Backends taking new flows (effective weight > 0). */
+  readonly usableBackends: number;
+}
+
+export function planTables(fleet: Fleet, decided: DecidedStatus): PlannedTable[] {
+  const pools = new Map(fleet.pools.map((p) => [p.name, p]));
+  return fleet.vips.map((vip) => {
+    const table = buildVipTable(fleet, vip, decided);
+    const pool = pools.get(vip.pool);
+    const usableBackends = pool ? table.backends.filter((m) => effectiveWeight(pool, m, decided) > 0).length : 0;
+    return { key: vipKey(vip), table, usableBackends };
+  });
+}
+
+export function toDataPlaneTable(t: FleetTable): DataPlaneTable {
+  return {
+    vip: { address: t.vip.address, port: t.vip.port, protocol: t.vip.protocol },
+    hash: t.hash,
+    seed: t.seed,
+    backends: t.backends.map((m) => ({ name: m.name, address: m.address, port: m.port })),
+    slots: t.slots,
+  };
+}
+
+/** Changes whenever any table would forward differently: the data plane is re-applied only then. */
+export function tablesSignature(tables: readonly PlannedTable[]): string {
+  return tables
+    .map((t) => `${t.key}=${t.table.checksum}`)
+    .sort()
+    .join(',');
+}
+
+export function hostPrefix(address: string): string {
+  return address.includes(':') ? `${address}/128` : `${address}/32`;
+}
+
+export interface RouteContext {
+  readonly nextHop4: string;
+  readonly nextHop6?: string;
+  readonly communities: readonly string[];
+}
+
+/** The routes a serving node announces: one per VIP address with a usable backend and a next hop of its family. */
+export function plannedRoutes(tables: readonly PlannedTable[], ctx: RouteContext): Map<string, Advertisement> {
+  const routes = new Map<string, Advertisement>();
+  for (const t of tables) {
+    if (t.usableBackends === 0) continue;
+    const address = t.table.vip.address;
+    const nextHop = address.includes(':') ? ctx.nextHop6 : ctx.nextHop4;
+    if (nextHop === undefined) continue;
+    const prefix = hostPrefix(address);
+    routes.set(prefix, {
+      prefix,
+      nextHop,
+      ...(ctx.communities.length > 0 ? { communities: [...ctx.communities] } : {}),
+    });
+  }
+  return routes;
+}
+
+/** VIP keys whose route is in `routes` and whose own table is usable (what `l4fleet status` lists as announced). */
+export function announcedVips(tables: readonly PlannedTable[], routes: ReadonlyMap<string, Advertisement>): string[] {
+  return tables
+    .filter((t) => t.usableBackends > 0 && routes.has(hostPrefix(t.table.vip.address)))
+    .map((t) => t.key)
+    .sort();
+}
+
+/** The same routes with one more community (RFC 8326 GRACEFUL_SHUTDOWN while draining). */
+export function withCommunity(
+  routes: ReadonlyMap<string, Advertisement>,
+  community: string,
+): Map<string, Advertisement> {
+  const out = new Map<string, Advertisement>();
+  for (const [p, a] of routes) {
+    const communities = [...new Set([...(a.communities ?? []), community])];
+    out.set(p, { ...a, communities });
+  }
+  return out;
+}
+
+export function sameRoutes(a: ReadonlyMap<string, Advertisement>, b: ReadonlyMap<string, Advertisement>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [p, x] of a) {
+    const y = b.get(p);
+    if (!y || y.nextHop !== x.nextHop || (x.communities ?? []).join(',') !== (y.communities ?? []).join(','))
+      return false;
+  }
+  return true;
+}
+
+/** The members nodes probe and the aggregator decides: of pools some VIP serves, with a real check, not disabled. */
+export function checkedMembers(fleet: Fleet): string[] {
+  const served = new Set(fleet.vips.map((v) => v.pool));
+  const out: string[] = [];
+  for (const p of fleet.pools) {
+    if (p.healthCheck.type === 'none' || !served.has(p.name)) continue;
+    for (const m of p.members) if (m.state !== 'disabled') out.push(`${p.name}/${m.name}`);
+  }
+  return out;
+}
+
+/** Health targets of the node: the members of checkedMembers(), with their pool's check. */
+export function healthTargets(fleet: Fleet): HealthTarget[] {
+  const served = new Set(fleet.vips.map((v) => v.pool));
+  const out: HealthTarget[] = [];
+  for (const p of fleet.pools) {
+    if (p.healthCheck.type === 'none' || !served.has(p.name)) continue;
+    for (const m of p.members) {
+      if (m.state === 'disabled') continue;
+      out.push({ key: `${p.name}/${m.name}`, address: m.address, port: m.port, check: p.healthCheck });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,255 @@
+/**
+ * Turns (desired state, decided status, node state) into forwarding and routes, in the order that never
+ * blackholes: withdraw routes that must go, program the data plane, then announce (ARCHITECTURE step 5).
+ * Runs one pass at a time; requests while a pass runs coalesce into one more pass.
+ */
+import type { Advertisement, Speaker } from '@l4fleet/bgp';
+import type { DecidedStatus, Fleet } from '@l4fleet/config';
+import type { DataPlane } from '@l4fleet/dataplane';
+import type { Logger } from 'pino';
+import { type Clock, systemClock } from '../clock.js';
+import type { EventPublisher } from '../events/publisher.js';
+import type { AgentMetrics } from '../observe/metrics.js';
+import {
+  announcedVips,
+  hostPrefix,
+  type PlannedTable,
+  plannedRoutes,
+  planTables,
+  type RouteContext,
+  sameRoutes,
+  tablesSignature,
+  toDataPlaneTable,
+  withCommunity,
+} from './plan.js';
+
+/** RFC 8326 GRACEFUL_SHUTDOWN well-known community. */
+export const GRACEFUL_SHUTDOWN = '65535:0';
+const RETRY_MS = 1_000;
+
+/** What a pass needs to know; read fresh at the start of each pass. */
+export interface ServeInputs {
+  readonly fleet: Fleet | undefined;
+  readonly revision: number;
+  readonly decided: DecidedStatus;
+  /** serving: announce usable VIPs; draining: announce with GRACEFUL_SHUTDOWN; withdrawn: announce nothing. */
+  readonly routeMode: 'serving' | 'draining' | 'withdrawn';
+}
+
+export interface ServedState {
+  readonly tables: readonly PlannedTable[];
+  /** vipKey -> checksum of the table the data plane holds. */
+  readonly checksums: ReadonlyMap<string, string>;
+  readonly routes: ReadonlyMap<string, Advertisement>;
+  readonly announcedVips: readonly string[];
+  readonly appliedRevision: number;
+  /** At least one pass programmed the data plane. */
+  readonly applied: boolean;
+}
+
+export interface Reconciler {
+  /** Asks for a pass; resolves when a pass that started after this call finished. */
+  request(): Promise<void>;
+  readonly served: ServedState;
+  close(): void;
+}
+
+export interface ReconcilerOptions {
+  readonly inputs: () => ServeInputs;
+  readonly dataPlane: DataPlane;
+  readonly speaker: Speaker;
+  readonly routeContext: RouteContext;
+  readonly events: EventPublisher;
+  readonly metrics: AgentMetrics;
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  /** Called after every pass that changed something (status record, readiness). */
+  readonly onServedChange?: (s: ServedState) => void;
+}
+
+export function createReconciler(opts: ReconcilerOptions): Reconciler {
+  const clock = opts.clock ?? systemClock;
+  const log = opts.logger.child({ component: 'serve' });
+  const { events, metrics } = opts;
+  let tables: PlannedTable[] = [];
+  let checksums = new Map<string, string>();
+  let dpSignature: string | undefined;
+  /** undefined until the first pass: after a restart gobgpd may hold routes we do not know. */
+  let routes: Map<string, Advertisement> | undefined;
+  let drainRoutes: Map<string, Advertisement> | undefined;
+  let appliedRevision = 0;
+  let applied = false;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let waiters: (() => void)[] = [];
+  let retryTimer: unknown;
+  let closed = false;
+
+  const served = (): ServedState => ({
+    tables,
+    checksums,
+    routes: routes ?? new Map(),
+    announcedVips: announcedVips(tables, routes ?? new Map()),
+    appliedRevision,
+    applied,
+  });
+
+  const setRoutes = async (next: Map<string, Advertisement>, why: string): Promise<void> => {
+    const before = routes ?? new Map<string, Advertisement>();
+    try {
+      await opts.speaker.setAdvertisements([...next.values()]);
+    } catch (err) {
+      const retryable = (err as { retryable?: boolean }).retryable === true;
+      // A retryable failure means gobgpd is away: the speaker keeps the set and re-applies it when gobgpd is back.
+      log.warn({ event: retryable ? 'routesDeferred' : 'routesFailed', why, err: (err as Error).message });
+      if (!retryable) throw err;
+    }
+    routes = next;
+    const vipsOf = (prefix: string) =>
+      tables.filter((t) => hostPrefix(t.table.vip.address) === prefix).map((t) => t.key);
+    for (const [prefix, adv] of next) {
+      if (before.has(prefix)) continue; // unchanged, or an attribute change (drain community): not a new announcement
+      for (const vip of vipsOf(prefix)) {
+        events.emit('vip.announced', { vip, prefix, nextHop: adv.nextHop });
+        metrics.vipAnnounced.set({ vip }, 1);
+      }
+      log.info({ event: 'vipAnnounced', prefix, why });
+    }
+    for (const prefix of before.keys()) {
+      if (next.has(prefix)) continue;
+      for (const vip of vipsOf(prefix)) {
+        events.emit('vip.withdrawn', { vip, prefix, reason: why });
+        metrics.vipAnnounced.set({ vip }, 0);
+      }
+      log.info({ event: 'vipWithdrawn', prefix, reason: why });
+    }
+    metrics.vipsAnnounced.set(next.size);
+  };
+
+  const pass = async (): Promise<void> => {
+    const inp = opts.inputs();
+    if (!inp.fleet) return;
+    const started = performance.now();
+    const planned = planTables(inp.fleet, inp.decided);
+    const usable = plannedRoutes(planned, opts.routeContext);
+    let want: Map<string, Advertisement>;
+    if (inp.routeMode === 'serving') {
+      drainRoutes = undefined;
+      want = usable;
+    } else if (inp.routeMode === 'draining') {
+      // RFC 8326: keep what was announced, marked, so the router prefers other nodes before the withdraw.
+      drainRoutes ??= withCommunity(routes ?? usable, GRACEFUL_SHUTDOWN);
+      want = new Map([...drainRoutes].filter(([p]) => usable.has(p)));
+    } else {
+      drainRoutes = undefined;
+      want = new Map();
+    }
+    tables = planned;
+
+    // 1. Withdraw first what must go (no route may point at a table about to lose its last backend).
+    if (routes) {
+      const keep = new Map([...routes].filter(([p]) => want.has(p)));
+      if (keep.size < routes.size)
+        await setRoutes(keep, inp.routeMode === 'serving' ? 'noUsableBackend' : inp.routeMode);
+    }
+
+    // 2. Program the data plane (only when some table changed).
+    const sig = tablesSignature(planned);
+    if (sig !== dpSignature) {
+      try {
+        const res = await opts.dataPlane.apply(planned.map((t) => toDataPlaneTable(t.table)));
+        const seconds = (performance.now() - started) / 1000;
+        metrics.tableApplySeconds.observe(seconds);
+        metrics.tableAppliesTotal.inc({ result: 'ok' });
+        const slotsByVip = new Map(res.vips.map((v) => [v.vip, v.slotsChanged]));
+        const next = new Map<string, string>();
+        for (const t of planned) {
+          next.set(t.key, t.table.checksum);
+          if (checksums.get(t.key) !== t.table.checksum) {
+            events.emit('table.applied', {
+              vip: t.key,
+              checksum: t.table.checksum,
+              slotsChanged: slotsByVip.get(t.key) ?? 0,
+              durationMs: Math.round(seconds * 1000),
+              revision: inp.revision,
+            });
+            metrics.tableChecksum.remove({ vip: t.key, checksum: checksums.get(t.key) ?? '' });
+            metrics.tableChecksum.set({ vip: t.key, checksum: t.table.checksum }, 1);
+          }
+          metrics.tableUsableBackends.set({ vip: t.key }, t.usableBackends);
+        }
+        for (const [vip, sum] of checksums) {
+          if (!next.has(vip)) {
+            metrics.tableChecksum.remove({ vip, checksum: sum });
+            metrics.tableUsableBackends.remove({ vip });
+            metrics.vipAnnounced.remove({ vip });
+          }
+        }
+        checksums = next;
+        dpSignature = sig;
+        appliedRevision = inp.revision;
+        applied = true;
+        metrics.desiredRevision.set(inp.revision);
+        log.info({
+          event: 'tablesApplied',
+          vips: planned.length,
+          slotsChanged: res.slotsChanged,
+          revision: inp.revision,
+          ms: Math.round(seconds * 1000),
+        });
+      } catch (err) {
+        metrics.tableAppliesTotal.inc({ result: 'error' });
+        log.error({ event: 'tablesApplyFailed', err: (err as Error).message, code: (err as { code?: string }).code });
+        // Announce nothing new over a data plane that did not take the tables; retry.
+        if (routes) {
+          const keep = new Map([...routes].filter(([p]) => want.has(p)));
+          if (!sameRoutes(keep, routes)) await setRoutes(keep, 'dataPlaneFailed');
+        }
+        clock.clearTimeout(retryTimer);
+        retryTimer = clock.setTimeout(() => void request(), RETRY_MS);
+        return;
+      }
+    }
+
+    // 3. Announce.
+    if (!routes || !sameRoutes(routes, want)) await setRoutes(want, inp.routeMode);
+  };
+
+  const loop = async (): Promise<void> => {
+    do {
+      again = false;
+      const batch = waiters;
+      waiters = [];
+      try {
+        if (!closed) await pass();
+        opts.onServedChange?.(served());
+      } catch (err) {
+        log.error({ event: 'reconcileFailed', err: (err as Error).message });
+        clock.clearTimeout(retryTimer);
+        retryTimer = clock.setTimeout(() => void request(), RETRY_MS);
+      }
+      for (const w of batch) w();
+    } while (again && !closed);
+    running = undefined;
+  };
+
+  const request = (): Promise<void> => {
+    const done = new Promise<void>((resolve) => waiters.push(resolve));
+    if (running) again = true;
+    else running = loop();
+    return done;
+  };
+
+  return {
+    request,
+    get served() {
+      return served();
+    },
+    close() {
+      closed = true;
+      clock.clearTimeout(retryTimer);
+      for (const w of waiters) w();
+      waiters = [];
+    },
+  };
+}
