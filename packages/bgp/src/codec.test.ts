@@ -1,0 +1,94 @@
+import { loadSync } from '@grpc/proto-loader';
+import { describe, expect, test } from 'vitest';
+import { fromApiPath, fromApiPeer, isLocalPath, sessionState, toApiPath, toApiPeer } from './codec.js';
+import { GOBGP_PROTO_PATH, PROTO_LOADER_OPTIONS } from './proto.js';
+import { canonicalAdvertisement, canonicalPeer } from './validate.js';
+
+// Serialize and parse through the real protobuf codec, as the wire does: checks the Any packing and type URLs.
+const definition = loadSync(GOBGP_PROTO_PATH, PROTO_LOADER_OPTIONS);
+const service = definition['apipb.GobgpApi'] as unknown as Record<
+  string,
+  { requestSerialize(v: unknown): Buffer; requestDeserialize(b: Buffer): Record<string, unknown> }
+>;
+function wire<T>(method: string, request: T): Record<string, unknown> {
+  const m = service[method] as (typeof service)[string];
+  return m.requestDeserialize(m.requestSerialize(request));
+}
+
+describe('codec - paths', () => {
+  test.each([
+    { prefix: '198.51.100.10/32', nextHop: '192.0.2.1', communities: ['65535:0', '65001:1'], med: 7, localPref: 200 },
+    { prefix: '2001:db8::10/128', nextHop: '2001:db8::1' },
+  ])('%o survives the wire both ways', (input) => {
+    const adv = canonicalAdvertisement(input);
+    const decoded = wire('AddPath', { table_type: 'GLOBAL', path: toApiPath(adv) }).path as Record<string, unknown>;
+    expect((decoded.nlri as Record<string, unknown>)['@type']).toBe('type.googleapis.com/apipb.IPAddressPrefix');
+    expect(fromApiPath(decoded)).toEqual(adv);
+  });
+
+  test('communities are 32-bit values (RFC 1997): 65535:0 is 0xFFFF0000', () => {
+    const path = toApiPath(
+      canonicalAdvertisement({ prefix: '198.51.100.1', nextHop: '192.0.2.1', communities: ['65535:0'] }),
+    );
+    expect(path.pattrs).toContainEqual({
+      '@type': 'type.googleapis.com/apipb.CommunitiesAttribute',
+      communities: [0xffff0000],
+    });
+  });
+
+  test('IPv6 next hop read back from MP_REACH_NLRI (how gobgpd lists IPv6 paths)', () => {
+    const path = {
+      nlri: { '@type': 'type.googleapis.com/apipb.IPAddressPrefix', prefix: '2001:db8::10', prefix_len: 128 },
+      family: { afi: 'AFI_IP6', safi: 'SAFI_UNICAST' },
+      pattrs: [
+        { '@type': 'type.googleapis.com/apipb.MpReachNLRIAttribute', next_hops: ['2001:db8::1'], nlris: [] },
+        { type_url: 'type.googleapis.com/apipb.SomethingUnknown', value: Buffer.alloc(0) },
+      ],
+    };
+    expect(fromApiPath(path)).toMatchObject({ prefix: '2001:db8::10/128', nextHop: '2001:db8::1', family: 6 });
+  });
+
+  test('withdrawals carry is_withdraw (gobgpd 3.10 wants a next hop otherwise)', () => {
+    const adv = canonicalAdvertisement({ prefix: '198.51.100.1', nextHop: '192.0.2.1' });
+    expect(toApiPath(adv, true).is_withdraw).toBe(true);
+    expect(fromApiPath(toApiPath(adv, true))).toBeUndefined();
+  });
+
+  test('local paths have a nil neighbour', () => {
+    expect(isLocalPath({ neighbor_ip: '<nil>' })).toBe(true);
+    expect(isLocalPath({ neighbor_ip: '' })).toBe(true);
+    expect(isLocalPath({ neighbor_ip: '192.0.2.254' })).toBe(false);
+  });
+});
+
+describe('codec - peers', () => {
+  test('a peer survives the wire and reads back equal (so reconcile sees no change)', () => {
+    const peer = canonicalPeer({
+      address: '192.0.2.254',
+      asn: 65000,
+      password: 'secret',
+      localAddress: '192.0.2.1',
+      port: 1179,
+      ebgpMultihopTtl: 2,
+    });
+    const decoded = wire('AddPeer', { peer: toApiPeer(peer) }).peer as Record<string, unknown>;
+    expect(fromApiPeer(decoded)).toEqual(peer);
+  });
+
+  test('both unicast families are enabled', () => {
+    const api = toApiPeer(canonicalPeer({ address: '192.0.2.254', asn: 65000 }));
+    expect(api.afi_safis.map((a: { config: { family: { afi: string } } }) => a.config.family.afi)).toEqual([
+      'AFI_IP',
+      'AFI_IP6',
+    ]);
+  });
+
+  test.each([
+    ['ESTABLISHED', 'established'],
+    ['ACTIVE', 'active'],
+    ['UNKNOWN', 'unknown'],
+    [undefined, 'unknown'],
+  ])('session state %s is %s', (raw, state) => {
+    expect(sessionState(raw)).toBe(state);
+  });
+});

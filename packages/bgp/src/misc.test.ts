@@ -1,0 +1,115 @@
+import { status } from '@grpc/grpc-js';
+import { describe, expect, test } from 'vitest';
+import { Backoff } from './backoff.js';
+import { BgpError, fromGrpcError } from './errors.js';
+import { EventHub } from './event-hub.js';
+import { createFakeSpeaker } from './fake-speaker.js';
+import { validateApiAddress } from './gobgp-client.js';
+
+function grpcError(code: number, details: string): Error {
+  return Object.assign(new Error(`${code} ${details}`), { code, details });
+}
+
+describe('errors - gRPC mapping', () => {
+  test('UNAVAILABLE is retryable and keeps status and cause', () => {
+    const cause = grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED');
+    const err = fromGrpcError('AddPath 198.51.100.1/32', cause);
+    expect(err).toMatchObject({ name: 'BgpError', code: 'UNAVAILABLE', grpcStatus: 14, retryable: true, cause });
+    expect(err.message).toContain('AddPath 198.51.100.1/32');
+  });
+
+  test('a gobgpd refusal (UNKNOWN + Go error text) is not retryable and names the cause', () => {
+    const err = fromGrpcError('AddPeer 192.0.2.1', grpcError(status.UNKNOWN, 'can not add peer'));
+    expect(err).toMatchObject({ code: 'GOBGP_REJECTED', grpcStatus: 2, retryable: false });
+    expect(err.message).toBe('gobgpd AddPeer 192.0.2.1: rejected (UNKNOWN: can not add peer)');
+  });
+
+  test('a BgpError passes through unchanged', () => {
+    const e = new BgpError('CLOSED', 'closed');
+    expect(fromGrpcError('x', e)).toBe(e);
+  });
+});
+
+describe('gobgp client - API address', () => {
+  test.each(['127.0.0.1:50051', '[::1]:50051', 'localhost:50051', 'unix:/run/gobgpd.sock'])('%s is accepted', (a) => {
+    expect(validateApiAddress(a)).toBe(a);
+  });
+  test('a non-loopback address needs allowRemoteApi', () => {
+    expect(() => validateApiAddress('10.0.0.5:50051')).toThrow(/not loopback/);
+    expect(validateApiAddress('10.0.0.5:50051', true)).toBe('10.0.0.5:50051');
+  });
+  test.each(['127.0.0.1', '127.0.0.1:0', '', ':50051'])('%s is refused', (a) => {
+    expect(() => validateApiAddress(a)).toThrow(BgpError);
+  });
+});
+
+describe('backoff', () => {
+  test('doubles from the initial delay up to the cap', () => {
+    const b = new Backoff({ initialMs: 100, maxMs: 1_000, jitter: 0 });
+    expect([1, 2, 3, 4, 5, 6].map(() => b.next())).toEqual([100, 200, 400, 800, 1_000, 1_000]);
+    b.reset();
+    expect(b.next()).toBe(100);
+  });
+  test('jitter stays within ±20 %', () => {
+    expect(new Backoff({ initialMs: 1_000, random: () => 0 }).next()).toBe(800);
+    expect(new Backoff({ initialMs: 1_000, random: () => 0.999_999 }).next()).toBe(1_200);
+  });
+});
+
+describe('event hub', () => {
+  test('every subscriber gets every event; close ends the iterators after the queue', async () => {
+    const hub = new EventHub<number>();
+    const a = hub.subscribe()[Symbol.asyncIterator]();
+    const b = hub.subscribe()[Symbol.asyncIterator]();
+    hub.publish(1);
+    hub.publish(2);
+    hub.close();
+    expect(await a.next()).toEqual({ done: false, value: 1 });
+    expect(await a.next()).toEqual({ done: false, value: 2 });
+    expect((await a.next()).done).toBe(true);
+    expect((await b.next()).value).toBe(1);
+  });
+  test('a slow consumer loses the oldest events, counted', async () => {
+    const hub = new EventHub<number>(2);
+    const it = hub.subscribe()[Symbol.asyncIterator]();
+    for (const n of [1, 2, 3]) hub.publish(n);
+    expect(hub.dropped).toBe(1);
+    expect((await it.next()).value).toBe(2);
+  });
+  test('a waiting consumer wakes on publish', async () => {
+    const hub = new EventHub<string>();
+    const it = hub.subscribe()[Symbol.asyncIterator]();
+    const pending = it.next();
+    hub.publish('x');
+    expect(await pending).toEqual({ done: false, value: 'x' });
+  });
+});
+
+describe('fake speaker', () => {
+  test('validates like the real one, records the announced set and the drain sequence', async () => {
+    const s = createFakeSpeaker();
+    await expect(s.setAdvertisements([{ prefix: '198.51.100.1/24', nextHop: '192.0.2.1' }])).rejects.toMatchObject({
+      code: 'PREFIX_INVALID',
+    });
+    await s.setAdvertisements([{ prefix: '198.51.100.1', nextHop: '192.0.2.1' }]);
+    expect(s.advertised.map((a) => a.prefix)).toEqual(['198.51.100.1/32']);
+    await s.drain({ gracefulShutdownMs: 0 });
+    expect(s.history).toEqual([['198.51.100.1/32'], ['198.51.100.1/32'], []]);
+  });
+  test('peer state changes are events; failWith makes calls fail', async () => {
+    const s = createFakeSpeaker();
+    await s.setPeers([{ address: '192.0.2.254', asn: 65000 }]);
+    const it = s.peerEvents()[Symbol.asyncIterator]();
+    s.setPeerState('192.0.2.254', 'established');
+    expect((await it.next()).value).toMatchObject({
+      address: '192.0.2.254',
+      state: 'established',
+      previousState: 'unknown',
+    });
+    expect((await s.peerStates())[0]?.negotiatedHoldTimeS).toBe(3);
+    s.failWith(new BgpError('UNAVAILABLE', 'down', { retryable: true }));
+    await expect(s.setAdvertisements([])).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await s.close();
+    expect((await it.next()).done).toBe(true);
+  });
+});
