@@ -1,2 +1,2 @@
 export { CliError, type CliIo, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, processIo } from './io.js';
-export { createProgram, runCli } from './program.js';
+export { type CliDeps, createProgram, runCli } from './program.js';

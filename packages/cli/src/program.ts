@@ -1,6 +1,8 @@
 /** Builds the `l4fleet` command tree. Each command group lives in commands/ and registers itself here. */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { type OpenStore, openEtcdStore } from './commands/context.js';
+import { registerFleetCommands } from './commands/fleet.js';
 import { registerLab, runLab } from './commands/lab.js';
 import { registerMaglev } from './commands/maglev.js';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, processIo } from './io.js';
@@ -10,7 +12,12 @@ function version(): string {
   return pkg.version;
 }
 
-export function createProgram(io: CliIo = processIo): Command {
+/** What runCli needs from outside; tests pass a store opener of their own. */
+export interface CliDeps {
+  readonly openStore?: OpenStore;
+}
+
+export function createProgram(io: CliIo = processIo, deps: CliDeps = {}): Command {
   const program = new Command('l4fleet')
     .description('Fleet controller for clustered ECMP/anycast L4 load balancers')
     .version(version(), '-V, --version')
@@ -18,13 +25,14 @@ export function createProgram(io: CliIo = processIo): Command {
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
   registerMaglev(program, io);
+  registerFleetCommands(program, { io, openStore: deps.openStore ?? openEtcdStore });
   registerLab(program);
   return program;
 }
 
 /** Runs the CLI on `argv` (without node and script) and returns the exit code; never calls process.exit. */
-export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
-  const program = createProgram(io);
+export async function runCli(argv: readonly string[], io: CliIo = processIo, deps: CliDeps = {}): Promise<number> {
+  const program = createProgram(io, deps);
   try {
     // `lab` hands its whole argument list to l4fleet-lab untouched (its options are its own).
     if (argv[0] === 'lab') {

@@ -1,0 +1,133 @@
+/**
+ * What fleet commands share: the global connection flags, opening the store (injectable for tests), output
+ * formats, and the mapping of library errors to CLI exit codes (config problems: 1, one line each).
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError, formatProblem } from '@l4fleet/config';
+import { EtcdFleetStore, type FleetStore, StoreError } from '@l4fleet/store';
+import { type Command, Option } from 'commander';
+import pino from 'pino';
+import { stringify as toYaml } from 'yaml';
+import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+
+export interface ConnectionFlags {
+  readonly etcd?: string;
+  readonly cacert?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly user?: string;
+  readonly password?: string;
+  readonly prefix?: string;
+}
+
+/** Opens the store for one command; tests pass their own (e.g. a MemoryFleetStore). */
+export type OpenStore = (flags: ConnectionFlags) => FleetStore;
+
+export interface FleetCommandContext {
+  readonly io: CliIo;
+  readonly openStore: OpenStore;
+}
+
+export function addConnectionOptions(program: Command): void {
+  program
+    .addOption(new Option('--etcd <endpoints>', 'etcd client URLs, comma-separated').env('L4FLEET_ETCD'))
+    .addOption(new Option('--cacert <file>', 'PEM CA that signed the etcd server certificate'))
+    .addOption(new Option('--cert <file>', 'PEM client certificate (etcd --client-cert-auth)'))
+    .addOption(new Option('--key <file>', 'PEM client key'))
+    .addOption(new Option('--user <name>', 'etcd user'))
+    .addOption(new Option('--password <password>', 'etcd password').env('L4FLEET_ETCD_PASSWORD'))
+    .addOption(new Option('--prefix <prefix>', 'etcd key prefix').default('/l4fleet'));
+}
+
+function readPem(file: string | undefined, flag: string): Buffer | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new CliError(`${flag}: cannot read ${file}: ${(err as Error).message}`, EXIT_USAGE, { cause: err });
+  }
+}
+
+export const openEtcdStore: OpenStore = (flags) => {
+  if (!flags.etcd)
+    throw new CliError('--etcd: missing (or set L4FLEET_ETCD), e.g. --etcd http://127.0.0.1:2379', EXIT_USAGE);
+  const endpoints = flags.etcd
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const e of endpoints) {
+    if (!/^https?:\/\/[^/]+$/.test(e))
+      throw new CliError(`--etcd: ${JSON.stringify(e)} is not http(s)://HOST:PORT`, EXIT_USAGE);
+  }
+  if ((flags.user === undefined) !== (flags.password === undefined)) {
+    throw new CliError('--user and --password: give both or neither', EXIT_USAGE);
+  }
+  const ca = readPem(flags.cacert, '--cacert');
+  const cert = readPem(flags.cert, '--cert');
+  const key = readPem(flags.key, '--key');
+  return new EtcdFleetStore({
+    endpoints,
+    ...(ca || cert || key
+      ? { tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } }
+      : {}),
+    ...(flags.user !== undefined && flags.password !== undefined
+      ? { auth: { username: flags.user, password: flags.password } }
+      : {}),
+    prefix: flags.prefix ?? '/l4fleet',
+    logger: pino({ level: process.env.L4FLEET_LOG_LEVEL ?? 'silent' }, pino.destination(2)),
+  });
+};
+
+/** Runs `fn` with a store opened from the command's global flags, always closing it; maps errors to exit codes. */
+export async function withStore<T>(
+  ctx: FleetCommandContext,
+  cmd: Command,
+  fn: (store: FleetStore) => Promise<T>,
+): Promise<T> {
+  const store = ctx.openStore(cmd.optsWithGlobals() as ConnectionFlags);
+  try {
+    return await fn(store);
+  } catch (err) {
+    throw asCliError(err);
+  } finally {
+    await store.close().catch(() => undefined);
+  }
+}
+
+export function asCliError(err: unknown): unknown {
+  if (err instanceof ConfigError) return new CliError(err.problems.map(formatProblem), EXIT_FAILURE, { cause: err });
+  if (err instanceof StoreError) return new CliError(err.message, EXIT_FAILURE, { cause: err });
+  return err;
+}
+
+export type OutputFormat = 'table' | 'json' | 'yaml';
+
+export function outputFormat(
+  value: string,
+  allowed: readonly OutputFormat[] = ['table', 'json', 'yaml'],
+): OutputFormat {
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new CliError(`-o: ${JSON.stringify(value)} is not one of ${allowed.join(' | ')}`, EXIT_USAGE);
+  }
+  return value as OutputFormat;
+}
+
+/** Renders data as JSON or YAML (for scripts); tables are rendered by the command. */
+export function renderData(format: 'json' | 'yaml', data: unknown): string {
+  return format === 'json' ? JSON.stringify(data, null, 2) : toYaml(data).trimEnd();
+}
+
+/** A left-aligned text table with a header row (for people). */
+export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+export function percent(fraction: number): string {
+  return `${(100 * fraction).toFixed(2)}%`;
+}

@@ -1,0 +1,17 @@
+/** Registers every fleet command (they talk to etcd through @l4fleet/store). */
+import type { Command } from 'commander';
+import { registerApply } from './apply.js';
+import { addConnectionOptions, type FleetCommandContext } from './context.js';
+import { registerExplain } from './explain.js';
+import { registerGet } from './get.js';
+import { registerMember } from './member.js';
+import { registerStatus } from './status.js';
+
+export function registerFleetCommands(program: Command, ctx: FleetCommandContext): void {
+  addConnectionOptions(program);
+  registerApply(program, ctx);
+  registerGet(program, ctx);
+  registerMember(program, ctx);
+  registerStatus(program, ctx);
+  registerExplain(program, ctx);
+}

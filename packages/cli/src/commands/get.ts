@@ -1,0 +1,140 @@
+/** `l4fleet get vips|pools|nodes` and `l4fleet describe vip ADDR:PORT/PROTO`. */
+import { buildVipTable, endpointText, memberKey, parseVipKey, vipKey } from '@l4fleet/config';
+import type { Command } from 'commander';
+import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+import { type FleetCommandContext, outputFormat, percent, renderData, renderTable, withStore } from './context.js';
+
+const NO_BACKEND_NAME = '(none)';
+
+export function registerGet(program: Command, ctx: FleetCommandContext): void {
+  program
+    .command('get')
+    .description('list vips, pools or nodes')
+    .argument('<kind>', 'vips | pools | nodes')
+    .option('-o, --output <format>', 'table | json | yaml', 'table')
+    .action(async (kind: string, opts: { output: string }, cmd: Command) => {
+      const format = outputFormat(opts.output);
+      if (!['vips', 'vip', 'pools', 'pool', 'nodes', 'node'].includes(kind)) {
+        throw new CliError(`kind: ${JSON.stringify(kind)} is not vips | pools | nodes`, EXIT_USAGE);
+      }
+      await withStore(ctx, cmd, async (store) => {
+        if (kind.startsWith('node')) {
+          const nodes = await store.listNodes();
+          if (format !== 'table') return ctx.io.out(renderData(format, nodes));
+          const rows = nodes.map((n) => [
+            n.name,
+            n.record ? 'up' : 'gone',
+            n.drained ? 'yes' : 'no',
+            n.record?.address ?? '-',
+            n.status ? String(n.status.announced.length) : '-',
+            n.status ? (n.status.failStatic ? 'yes' : 'no') : '-',
+            n.status ? String(n.status.desiredRevision) : '-',
+          ]);
+          return ctx.io.out(
+            renderTable(['NAME', 'LEASE', 'DRAINED', 'ADDRESS', 'ANNOUNCED', 'FAIL-STATIC', 'REVISION'], rows),
+          );
+        }
+        const { fleet } = await store.getDesired();
+        if (kind.startsWith('vip')) {
+          if (format !== 'table')
+            return ctx.io.out(
+              renderData(
+                format,
+                fleet.vips.map((v) => ({ key: vipKey(v), ...v })),
+              ),
+            );
+          const rows = fleet.vips.map((v) => [vipKey(v), v.pool, String(v.tableSize), v.hash]);
+          return ctx.io.out(renderTable(['VIP', 'POOL', 'TABLE', 'HASH'], rows));
+        }
+        if (format !== 'table') return ctx.io.out(renderData(format, fleet.pools));
+        const rows = fleet.pools.map((p) => {
+          const by = (s: string) => p.members.filter((m) => m.state === s).length;
+          return [
+            p.name,
+            String(p.members.length),
+            String(by('active')),
+            String(by('draining')),
+            String(by('disabled')),
+            p.healthCheck.type,
+          ];
+        });
+        return ctx.io.out(renderTable(['POOL', 'MEMBERS', 'ACTIVE', 'DRAINING', 'DISABLED', 'CHECK'], rows));
+      });
+    });
+
+  program
+    .command('describe')
+    .description('one VIP in detail: pool, health check, members with state, decided status and table share')
+    .argument('<kind>', 'vip')
+    .argument('<vip>', 'ADDR:PORT/PROTO, IPv6 as [ADDR]:PORT/PROTO')
+    .option('-o, --output <format>', 'table | json | yaml', 'table')
+    .action(async (kind: string, key: string, opts: { output: string }, cmd: Command) => {
+      const format = outputFormat(opts.output);
+      if (kind !== 'vip') throw new CliError(`kind: ${JSON.stringify(kind)} is not vip`, EXIT_USAGE);
+      const wanted = vipKey(parseVipKeyOrUsage(key));
+      await withStore(ctx, cmd, async (store) => {
+        const { fleet, revision } = await store.getDesired();
+        const vip = fleet.vips.find((v) => vipKey(v) === wanted);
+        if (!vip) throw new CliError(`vip ${wanted}: not in the fleet (revision ${revision})`, EXIT_FAILURE);
+        const pool = fleet.pools.find((p) => p.name === vip.pool);
+        if (!pool) throw new CliError(`vip ${wanted}: pool "${vip.pool}" does not exist`, EXIT_FAILURE);
+        const { decided } = await store.getDecided();
+        const table = buildVipTable(fleet, vip, decided);
+        const slots = new Map<string, number>();
+        for (const i of table.slots) {
+          const name = i < 0 ? NO_BACKEND_NAME : (table.backends[i]?.name ?? NO_BACKEND_NAME);
+          slots.set(name, (slots.get(name) ?? 0) + 1);
+        }
+        const members = pool.members.map((m) => ({
+          ...m,
+          endpoint: endpointText(m.address, m.port),
+          decided: decided.get(memberKey(pool.name, m)) ?? 'undecided',
+          slots: slots.get(m.name) ?? 0,
+        }));
+        const data = {
+          vip: { key: wanted, ...vip },
+          revision,
+          hashSeed: table.seed,
+          checksum: table.checksum,
+          healthCheck: pool.healthCheck,
+          members,
+          unservedSlots: slots.get(NO_BACKEND_NAME) ?? 0,
+        };
+        if (format !== 'table') return ctx.io.out(renderData(format, data));
+        const hc = pool.healthCheck;
+        ctx.io.out(
+          [
+            `VIP:          ${wanted}`,
+            `Pool:         ${vip.pool}`,
+            `Table:        ${vip.tableSize} slots, hash ${vip.hash}, seed 0x${table.seed.toString(16)}, checksum ${table.checksum}`,
+            `Health check: ${hc.type}${hc.port ? ` port ${hc.port}` : ''}${hc.path ? ` ${hc.path}` : ''} every ${hc.intervalMs} ms, timeout ${hc.timeoutMs} ms, rise ${hc.rise}, fall ${hc.fall}`,
+            `Revision:     ${revision}`,
+            '',
+            renderTable(
+              ['MEMBER', 'ENDPOINT', 'WEIGHT', 'STATE', 'DECIDED', 'SLOTS', 'SHARE'],
+              members.map((m) => [
+                m.name,
+                m.endpoint,
+                String(m.weight),
+                m.state,
+                m.decided,
+                String(m.slots),
+                percent(m.slots / vip.tableSize),
+              ]),
+            ),
+            ...(data.unservedSlots
+              ? [`${data.unservedSlots} slots have no backend (every member down, draining or disabled)`]
+              : []),
+          ].join('\n'),
+        );
+      });
+    });
+}
+
+export function parseVipKeyOrUsage(text: string) {
+  try {
+    return parseVipKey(text);
+  } catch (err) {
+    throw new CliError((err as Error).message, EXIT_USAGE, { cause: err });
+  }
+}

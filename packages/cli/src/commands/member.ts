@@ -1,0 +1,141 @@
+/**
+ * `l4fleet member add|remove|drain|enable` and `l4fleet node drain|undrain`. Member edits are a read-modify-write
+ * of the fleet guarded by the revision read (a concurrent change retries on the new state, up to 3 times).
+ */
+import { canonicalAddress, type Fleet, type Member, type MemberState, type Pool, parseFleet } from '@l4fleet/config';
+import { StoreError } from '@l4fleet/store';
+import type { Command } from 'commander';
+import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+import { predictChurn } from './churn.js';
+import { type FleetCommandContext, percent, withStore } from './context.js';
+import { parseEndpoint } from './maglev.js';
+
+const MAX_ATTEMPTS = 3;
+
+type Edit = (pool: Pool) => Member[];
+
+function findMember(pool: Pool, ref: string): Member {
+  const byName = pool.members.find((m) => m.name === ref);
+  if (byName) return byName;
+  try {
+    const ep = parseEndpoint(ref, 'member');
+    const addr = canonicalAddress(ep.address).address;
+    const byEndpoint = pool.members.find((m) => m.address === addr && m.port === ep.port);
+    if (byEndpoint) return byEndpoint;
+  } catch {
+    // not an endpoint: fall through to the not-found error
+  }
+  throw new CliError(`member ${pool.name}/${ref}: no such member (by name or ADDR:PORT)`, EXIT_FAILURE);
+}
+
+async function editPool(
+  ctx: FleetCommandContext,
+  cmd: Command,
+  poolName: string,
+  what: string,
+  edit: Edit,
+): Promise<void> {
+  await withStore(ctx, cmd, async (store) => {
+    for (let attempt = 1; ; attempt++) {
+      const current = await store.getDesired();
+      const pool = current.fleet.pools.find((p) => p.name === poolName);
+      if (!pool) throw new CliError(`pool "${poolName}": does not exist (revision ${current.revision})`, EXIT_FAILURE);
+      const members = edit(pool);
+      const next: Fleet = parseFleet({
+        ...current.fleet,
+        pools: current.fleet.pools.map((p) => (p.name === poolName ? { ...p, members } : p)),
+      });
+      const { decided } = await store.getDecided();
+      try {
+        const result = await store.apply(next, { expectRevision: current.revision });
+        const lines = [`${what}: revision ${result.revision}`];
+        for (const c of predictChurn(current.fleet, next, decided)) {
+          lines.push(`churn ${c.vip}: ${percent(c.fraction)} of slots move (${c.changed}/${c.size})`);
+        }
+        ctx.io.out(lines.join('\n'));
+        return;
+      } catch (err) {
+        if (!(err instanceof StoreError && err.code === 'CONFLICT') || attempt >= MAX_ATTEMPTS) throw err;
+      }
+    }
+  });
+}
+
+function setState(state: MemberState): (ref: string) => Edit {
+  return (ref) => (pool) => {
+    const m = findMember(pool, ref);
+    return pool.members.map((x) => (x === m ? { ...x, state } : x));
+  };
+}
+
+export function registerMember(program: Command, ctx: FleetCommandContext): void {
+  const member = program
+    .command('member')
+    .description('change one pool member (read, modify, apply guarded by revision)');
+  member
+    .command('add')
+    .argument('<pool>', 'pool name')
+    .argument('<endpoint>', 'ADDR:PORT, IPv6 as [ADDR]:PORT')
+    .option('--name <name>', 'member name (default ADDR:PORT)')
+    .option('--weight <n>', 'weight (default 1)')
+    .option('--state <state>', 'active | draining | disabled', 'active')
+    .action(
+      async (pool: string, endpoint: string, opts: { name?: string; weight?: string; state: string }, cmd: Command) => {
+        const ep = parseEndpoint(endpoint, 'endpoint');
+        const weight = opts.weight === undefined ? undefined : Number(opts.weight);
+        if (weight !== undefined && !Number.isInteger(weight))
+          throw new CliError(`--weight: ${JSON.stringify(opts.weight)} is not an integer`, EXIT_USAGE);
+        await editPool(ctx, cmd, pool, `added ${pool}/${opts.name ?? endpoint}`, (p) => [
+          ...p.members,
+          {
+            address: ep.address,
+            port: ep.port,
+            state: opts.state,
+            ...(opts.name ? { name: opts.name } : {}),
+            ...(weight !== undefined ? { weight } : {}),
+          } as Member,
+        ]);
+      },
+    );
+  member
+    .command('remove')
+    .argument('<pool>', 'pool name')
+    .argument('<member>', 'member name or ADDR:PORT')
+    .action(async (pool: string, ref: string, _o: unknown, cmd: Command) => {
+      await editPool(ctx, cmd, pool, `removed ${pool}/${ref}`, (p) => {
+        const m = findMember(p, ref);
+        return p.members.filter((x) => x !== m);
+      });
+    });
+  for (const [name, state, help] of [
+    ['drain', 'draining', 'no new flows; existing flows stay (weight 0 in the table)'],
+    ['enable', 'active', 'back to active'],
+    ['disable', 'disabled', 'out of the table'],
+  ] as const) {
+    member
+      .command(name)
+      .description(help)
+      .argument('<pool>', 'pool name')
+      .argument('<member>', 'member name or ADDR:PORT')
+      .action(async (pool: string, ref: string, _o: unknown, cmd: Command) => {
+        await editPool(ctx, cmd, pool, `${state} ${pool}/${ref}`, setState(state)(ref));
+      });
+  }
+
+  const node = program.command('node').description('operator actions on balancer nodes');
+  for (const [name, drained] of [
+    ['drain', true],
+    ['undrain', false],
+  ] as const) {
+    node
+      .command(name)
+      .description(drained ? 'withdraw the node from BGP (flag survives agent restarts)' : 'clear the drain flag')
+      .argument('<name>', 'node name')
+      .action(async (nodeName: string, _o: unknown, cmd: Command) => {
+        await withStore(ctx, cmd, async (store) => {
+          await store.setNodeDrain(nodeName, drained);
+          ctx.io.out(`node ${nodeName}: ${drained ? 'drained' : 'undrained'}`);
+        });
+      });
+  }
+}

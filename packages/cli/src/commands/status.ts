@@ -1,0 +1,101 @@
+/** `l4fleet status`: fleet summary and the nodes whose tables differ from what the fleet derives. */
+import { buildVipTable, type Fleet, vipKey } from '@l4fleet/config';
+import type { NodeView } from '@l4fleet/store';
+import type { Command } from 'commander';
+import { type FleetCommandContext, outputFormat, renderData, renderTable, withStore } from './context.js';
+
+export interface NodeCheck {
+  readonly name: string;
+  readonly lease: boolean;
+  readonly drained: boolean;
+  readonly failStatic: boolean;
+  readonly desiredRevision: number | null;
+  /** VIP keys whose checksum on the node differs from the expected one (or is missing). */
+  readonly mismatched: readonly string[];
+}
+
+export function checkNodes(nodes: readonly NodeView[], expected: ReadonlyMap<string, string>): NodeCheck[] {
+  return nodes.map((n) => ({
+    name: n.name,
+    lease: n.record !== undefined,
+    drained: n.drained,
+    failStatic: n.status?.failStatic ?? false,
+    desiredRevision: n.status?.desiredRevision ?? null,
+    mismatched: n.status ? [...expected].filter(([k, sum]) => n.status?.tables[k] !== sum).map(([k]) => k) : [],
+  }));
+}
+
+function counts(fleet: Fleet, decided: ReadonlyMap<string, string>) {
+  let members = 0;
+  let active = 0;
+  let draining = 0;
+  let disabled = 0;
+  let down = 0;
+  for (const p of fleet.pools) {
+    for (const m of p.members) {
+      members++;
+      if (m.state === 'active') active++;
+      else if (m.state === 'draining') draining++;
+      else disabled++;
+      if (decided.get(`${p.name}/${m.name}`) === 'down') down++;
+    }
+  }
+  return { vips: fleet.vips.length, pools: fleet.pools.length, members, active, draining, disabled, down };
+}
+
+export function registerStatus(program: Command, ctx: FleetCommandContext): void {
+  program
+    .command('status')
+    .description('fleet summary: desired revision, members, leader, nodes and table checksum agreement')
+    .option('-o, --output <format>', 'table | json | yaml', 'table')
+    .action(async (opts: { output: string }, cmd: Command) => {
+      const format = outputFormat(opts.output);
+      await withStore(ctx, cmd, async (store) => {
+        const [desired, { decided }, nodes, leader] = await Promise.all([
+          store.getDesired(),
+          store.getDecided(),
+          store.listNodes(),
+          store.getLeader(),
+        ]);
+        const expected = new Map<string, string>();
+        if (desired.fleet.hashSeed !== undefined) {
+          for (const vip of desired.fleet.vips)
+            expected.set(vipKey(vip), buildVipTable(desired.fleet, vip, decided).checksum);
+        }
+        const checks = checkNodes(nodes, expected);
+        const summary = {
+          revision: desired.revision,
+          leader: leader ?? null,
+          ...counts(desired.fleet, decided),
+          nodes: checks,
+          expectedChecksums: Object.fromEntries(expected),
+        };
+        if (format !== 'table') return ctx.io.out(renderData(format, summary));
+        const differing = checks.filter((c) => c.mismatched.length > 0);
+        ctx.io.out(
+          [
+            `Desired revision: ${desired.revision}`,
+            `VIPs: ${summary.vips}  pools: ${summary.pools}  members: ${summary.members} (active ${summary.active}, draining ${summary.draining}, disabled ${summary.disabled}, decided down ${summary.down})`,
+            `Aggregator leader: ${leader ?? '(none)'}`,
+            `Nodes: ${checks.filter((c) => c.lease).length} registered, ${checks.filter((c) => c.drained).length} drained, ${differing.length} with differing tables`,
+            '',
+            renderTable(
+              ['NODE', 'LEASE', 'DRAINED', 'FAIL-STATIC', 'REVISION', 'TABLES'],
+              checks.map((c) => [
+                c.name,
+                c.lease ? 'up' : 'gone',
+                c.drained ? 'yes' : 'no',
+                c.failStatic ? 'yes' : 'no',
+                c.desiredRevision === null ? '-' : String(c.desiredRevision),
+                c.desiredRevision === null
+                  ? 'no status'
+                  : c.mismatched.length
+                    ? `DIFFER: ${c.mismatched.join(' ')}`
+                    : 'ok',
+              ]),
+            ),
+          ].join('\n'),
+        );
+      });
+    });
+}

@@ -1,0 +1,159 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MemoryFleetStore } from '@l4fleet/store';
+import { afterAll, beforeEach, describe, expect, test } from 'vitest';
+import type { CliIo } from './io.js';
+import { runCli } from './program.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'l4fleet-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const FLEET = `
+hashSeed: 0x5eed
+pools:
+  - name: web
+    healthCheck: { type: http, port: 8080, path: /healthz }
+    members:
+      - { name: be1, address: 198.18.0.21, port: 80, weight: 2 }
+      - { address: 198.18.0.22, port: 80 }
+      - { address: 198.18.0.23, port: 80, state: draining }
+vips:
+  - { address: 198.51.100.10, port: 80, protocol: tcp, pool: web }
+`;
+
+function file(name: string, text: string): string {
+  const f = join(dir, name);
+  writeFileSync(f, text);
+  return f;
+}
+
+let store: MemoryFleetStore;
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIo = { out: (t) => out.push(t), err: (t) => err.push(t) };
+  // The store is shared across calls; close() of one command must not end it.
+  const shared = new Proxy(store, {
+    get: (target, prop) => {
+      if (prop === 'close') return async () => undefined;
+      const v = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+  const code = await runCli(argv, io, { openStore: () => shared });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('cli - fleet commands on the memory store', () => {
+  beforeEach(() => {
+    store = new MemoryFleetStore();
+  });
+
+  test('apply --dry-run writes nothing; apply writes; a second apply reports churn', async () => {
+    const f = file('a.yaml', FLEET);
+    const dry = await cli('apply', '-f', f, '--dry-run');
+    expect(dry.code).toBe(0);
+    expect(dry.out).toContain('+ vip 198.51.100.10:80/tcp');
+    expect(dry.out).toContain('dry run: nothing written');
+    expect((await store.getDesired()).revision).toBe(0);
+    expect((await cli('apply', '-f', f)).code).toBe(0);
+    const f2 = file('b.yaml', FLEET.replace('weight: 2', 'weight: 1'));
+    const r = await cli('apply', '-f', f2, '--dry-run');
+    expect(r.out).toContain('~ member web/be1: weight 2 -> 1');
+    expect(r.out).toMatch(/churn 198\.51\.100\.10:80\/tcp \(pool web\): \d+\.\d\d% of slots move/);
+  });
+
+  test('invalid file: exit 1, one line per problem on stderr, nothing written', async () => {
+    const f = file(
+      'bad.yaml',
+      FLEET.replace('port: 80, protocol', 'port: 70000, protocol').replace('pool: web }', 'pool: nosuchpool }'),
+    );
+    const r = await cli('apply', '-f', f);
+    expect(r.code).toBe(1);
+    expect(r.err.split('\n')).toEqual([
+      'error: vips[0].port: 70000 is not a port (1-65535)',
+      'error: vips[0].pool: "nosuchpool" does not exist',
+    ]);
+    expect((await store.getDesired()).revision).toBe(0);
+  });
+
+  test('usage errors exit 2', async () => {
+    expect((await cli('get', 'widgets')).code).toBe(2);
+    expect((await cli('get', 'vips', '-o', 'xml')).code).toBe(2);
+    expect((await cli('explain', 'flow', 'nonsense', '1.2.3.4:80/tcp')).code).toBe(2);
+    expect((await cli('frobnicate')).code).toBe(2);
+  });
+
+  test('get vips -o json has the fields of the file; explain flow names slot and backend', async () => {
+    await cli('apply', '-f', file('c.yaml', FLEET));
+    const vips = JSON.parse((await cli('get', 'vips', '-o', 'json')).out);
+    expect(vips).toEqual([
+      {
+        key: '198.51.100.10:80/tcp',
+        address: '198.51.100.10',
+        port: 80,
+        protocol: 'tcp',
+        pool: 'web',
+        tableSize: 65537,
+        hash: '5-tuple',
+      },
+    ]);
+    const r = await cli('explain', 'flow', '203.0.113.7:40000', '198.51.100.10:80/tcp', '-o', 'json');
+    expect(r.code).toBe(0);
+    const ex = JSON.parse(r.out);
+    expect(typeof ex.slot).toBe('number');
+    expect(['be1', '198.18.0.22:80']).toContain(ex.backend); // the draining member takes no new flows
+  });
+
+  test('member drain/enable/add/remove and node drain', async () => {
+    await cli('apply', '-f', file('d.yaml', FLEET));
+    expect((await cli('member', 'drain', 'web', 'be1')).code).toBe(0);
+    expect((await store.getDesired()).fleet.pools[0]!.members[0]!.state).toBe('draining');
+    expect((await cli('member', 'enable', 'web', '198.18.0.21:80')).code).toBe(0);
+    expect((await store.getDesired()).fleet.pools[0]!.members[0]!.state).toBe('active');
+    expect((await cli('member', 'add', 'web', '198.18.0.24:80', '--weight', '3')).code).toBe(0);
+    expect((await store.getDesired()).fleet.pools[0]!.members).toHaveLength(4);
+    const dup = await cli('member', 'add', 'web', '198.18.0.24:80');
+    expect(dup.code).toBe(1);
+    expect(dup.err).toContain('duplicates');
+    expect((await cli('member', 'remove', 'web', '198.18.0.24:80')).code).toBe(0);
+    expect((await cli('member', 'remove', 'web', 'nosuch')).code).toBe(1);
+    expect((await cli('node', 'drain', 'lb1')).code).toBe(0);
+    expect((await store.listNodes())[0]).toMatchObject({ name: 'lb1', drained: true });
+  });
+
+  test('status flags nodes whose table checksum differs', async () => {
+    await cli('apply', '-f', file('e.yaml', FLEET));
+    const good = JSON.parse((await cli('status', '-o', 'json')).out).expectedChecksums['198.51.100.10:80/tcp'];
+    const a = await store.registerNode({ name: 'lb1' });
+    const b = await store.registerNode({ name: 'lb2' });
+    await a.reportStatus({
+      tables: { '198.51.100.10:80/tcp': good },
+      announced: ['198.51.100.10:80/tcp'],
+      bgp: {},
+      failStatic: false,
+      desiredRevision: 1,
+    });
+    await b.reportStatus({
+      tables: { '198.51.100.10:80/tcp': 'deadbeef' },
+      announced: [],
+      bgp: {},
+      failStatic: true,
+      desiredRevision: 1,
+    });
+    const r = await cli('status');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/lb1\s+up\s+no\s+no\s+1\s+ok/);
+    expect(r.out).toMatch(/lb2\s+up\s+no\s+yes\s+1\s+DIFFER: 198\.51\.100\.10:80\/tcp/);
+    expect(r.out).toContain('1 with differing tables');
+  });
+
+  test('describe vip shows members with state and share', async () => {
+    await cli('apply', '-f', file('f.yaml', FLEET));
+    const r = await cli('describe', 'vip', '198.51.100.10:80/tcp');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/198\.18\.0\.23:80\s+198\.18\.0\.23:80\s+1\s+draining\s+undecided\s+0\s+0\.00%/);
+    expect((await cli('describe', 'vip', '198.51.100.99:80/tcp')).code).toBe(1);
+  });
+});
