@@ -81,6 +81,36 @@ function elementStatements(verb: 'add' | 'delete', table: string, set: string, i
 const vipElement = (v: { addressHex: string; protocol: Protocol; port: number }): string =>
   `${hexToAddress(v.addressHex)} . ${v.protocol} . ${v.port}`;
 
+/** Slot -> backend id (0 for NO_BACKEND). Small hot loops stay in small functions, which V8 optimises. */
+function toBackendIds(wanted: Int32Array, ids: Uint32Array): Uint32Array {
+  const size = wanted.length;
+  const slots = new Uint32Array(size);
+  for (let i = 0; i < size; i++) {
+    const s = wanted[i] as number;
+    slots[i] = s === NO_BACKEND ? 0 : (ids[s] as number);
+  }
+  return slots;
+}
+
+/** Fills the nft element lists for the changed slots; returns how many changed. */
+function diffSlots(prev: Uint32Array | undefined, slots: Uint32Array, dels: string[], adds: string[]): number {
+  const size = slots.length;
+  if (prev === undefined) {
+    for (let s = 0; s < size; s++) if (slots[s] !== 0) adds.push(`${s} : ${slots[s]}`);
+    return size;
+  }
+  let changed = 0;
+  for (let s = 0; s < size; s++) {
+    const was = prev[s] as number;
+    const now = slots[s] as number;
+    if (was === now) continue;
+    changed += 1;
+    if (was !== 0) dels.push(String(s));
+    if (now !== 0) adds.push(`${s} : ${now}`);
+  }
+  return changed;
+}
+
 export function planApply(current: KernelState | null, desired: readonly NormalizedVip[], layout: Layout): Plan {
   const t = layout.table;
   const out: string[] = [];
@@ -140,11 +170,11 @@ export function planApply(current: KernelState | null, desired: readonly Normali
       size: v.table.slots.length,
     };
     const signature = vipSignature(shape);
-    const ids = v.backends.map((b) => (backends.get(backendIdentity(b.addressHex, b.mac)) as KernelBackend).id);
-    const slots = new Uint32Array(v.table.slots.length);
-    v.table.slots.forEach((s, i) => {
-      slots[i] = s === NO_BACKEND ? 0 : (ids[s] as number);
-    });
+    const ids = Uint32Array.from(
+      v.backends,
+      (b) => (backends.get(backendIdentity(b.addressHex, b.mac)) as KernelBackend).id,
+    );
+    const slots = toBackendIds(v.table.slots, ids);
     const live = new Set(ids);
     const old = base.vips.get(v.key);
     vips.set(v.key, {
@@ -180,22 +210,9 @@ export function planApply(current: KernelState | null, desired: readonly Normali
     // Slots: a new size starts over; otherwise only the changed slots.
     const dels: string[] = [];
     const adds: string[] = [];
-    let changed = 0;
     if (old !== undefined && old.slots.length !== slots.length) out.push(`flush map netdev ${t} ${slotsMap(v.key)}`);
     const prev = old !== undefined && old.slots.length === slots.length ? old.slots : undefined;
-    for (let s = 0; s < slots.length; s++) {
-      const was = prev ? (prev[s] as number) : 0;
-      const now = slots[s] as number;
-      if (prev === undefined) {
-        changed += 1;
-        if (now !== 0) adds.push(`${s} : ${now}`);
-        continue;
-      }
-      if (was === now) continue;
-      changed += 1;
-      if (was !== 0) dels.push(String(s));
-      if (now !== 0) adds.push(`${s} : ${now}`);
-    }
+    const changed = diffSlots(prev, slots, dels, adds);
     out.push(...elementStatements('delete', t, slotsMap(v.key), dels));
     out.push(...elementStatements('add', t, slotsMap(v.key), adds));
     if (old === undefined) {

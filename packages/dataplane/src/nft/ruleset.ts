@@ -65,8 +65,10 @@ export function baseTable(l: Layout): string {
     lines.push(`  map ${backendsMap(f)} { type mark : ${addrType(f)}; }`);
     for (const p of PROTOCOLS) {
       const timeout = p === 'tcp' ? l.flowTimeoutTcpS : l.flowTimeoutUdpS;
+      // IPv6: keyed by a 32-bit hash of the 5-tuple (see FLOW_KEY_SEED).
+      const key = f === 4 ? `${addrType(f)} . inet_service . ${addrType(f)} . inet_service` : 'mark';
       lines.push(
-        `  map ${flowsMap(f, p)} { type ${addrType(f)} . inet_service . ${addrType(f)} . inet_service : mark; ` +
+        `  map ${flowsMap(f, p)} { type ${key} : mark; ` +
           `flags dynamic,timeout; timeout ${timeout}s; size ${l.flowTableSize}; }`,
       );
     }
@@ -110,6 +112,16 @@ export function vipSignature(v: VipShape): string {
   return `l4fleet vip hash=${v.hash} seed=${v.seed} size=${v.size}`;
 }
 
+/**
+ * IPv6 flows are remembered under a 32-bit hash of their 5-tuple: nft 1.0.6 cannot build a dynamic-map
+ * update whose key is wider than 16 bytes (it aborts in netlink_linearize.c), and the IPv6 5-tuple is 40.
+ * Two live flows with the same hash share one entry: the later one then follows the earlier one's
+ * backend instead of the table (about 1 in 65,000 new flows with 65,536 live entries). The seed only
+ * has to differ from nothing in particular; it is fixed so a restarted agent finds its entries again.
+ */
+export const FLOW_KEY_SEED = 0x9e37_79b9;
+const FLOW_KEY_MOD = 0xffff_ffff;
+
 /** The VIP chain's rules, in order. */
 export function vipRules(v: VipShape, l: Layout): string[] {
   const ip = l3(v.family);
@@ -117,12 +129,21 @@ export function vipRules(v: VipShape, l: Layout): string[] {
   const hashed = v.hash === '5-tuple' ? tuple : `${ip} saddr`;
   const flows = `@${flowsMap(v.family, v.protocol)}`;
   const timeout = v.protocol === 'tcp' ? l.flowTimeoutTcpS : l.flowTimeoutUdpS;
-  const remember = `update ${flows} { ${tuple} timeout ${timeout}s : meta mark }`;
+  const flowKey = v.family === 4 ? tuple : `jhash ${tuple} mod ${FLOW_KEY_MOD} seed 0x${FLOW_KEY_SEED.toString(16)}`;
+  const remember = `update ${flows} { ${flowKey} timeout ${timeout}s : meta mark }`;
   const bit = `0x${BACKEND_ID_BIT.toString(16)}`;
+  // A flow we know, to a backend still in this VIP's pool: same backend, idle timer restarted.
+  const known =
+    v.family === 4
+      ? [`meta mark set ${tuple} map ${flows} meta mark @${liveSet(v.key)} ${remember} goto ${FORWARD_CHAIN}`]
+      : [
+          // A map lookup keyed by jhash fails nft's type check; the hash goes through meta mark instead.
+          `meta mark set ${flowKey}`,
+          `meta mark set meta mark map ${flows} meta mark @${liveSet(v.key)} ${remember} goto ${FORWARD_CHAIN}`,
+        ];
   return [
     `counter name "${v.key}" comment "${vipSignature(v)}"`,
-    // A flow we know, to a backend still in this VIP's pool: same backend, idle timer restarted.
-    `meta mark set ${tuple} map ${flows} meta mark @${liveSet(v.key)} ${remember} goto ${FORWARD_CHAIN}`,
+    ...known,
     `meta mark set jhash ${hashed} mod ${v.size} seed ${v.seed}`,
     `meta mark set meta mark map @${slotsMap(v.key)}`,
     // Still a slot number: the slot has no backend (lookup miss).

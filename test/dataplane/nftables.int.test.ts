@@ -1,0 +1,405 @@
+/**
+ * The nftables driver against the kernel, in network namespaces (root): hash compatibility with
+ * @l4fleet/maglev, direct server return, port filtering, flow affinity, deltas, restart reconcile.
+ */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import {
+  createNftablesDataPlane,
+  type DataPlane,
+  DataPlaneError,
+  type NftablesDataPlaneOptions,
+  type VipTable,
+} from '@l4fleet/dataplane';
+import { buildTable, type Flow, type HashMode, NO_BACKEND, type Protocol, slotOf } from '@l4fleet/maglev';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import {
+  backend4,
+  backend6,
+  CLIENT4,
+  CLIENT6,
+  clearRecorders,
+  clientSource4,
+  clientSource6,
+  createDsrTopology,
+  type DsrTopology,
+  installFlowRecorders,
+  LINE_CLIENT_PY,
+  NAME_SERVER_PY,
+  recordedFlows,
+  SEND_FLOWS_PY,
+  VIP4,
+  VIP6,
+} from './topology.js';
+
+const logger = pino({ level: 'silent' });
+const SEED = 0x5eed_1234;
+const BACKENDS = 3;
+
+let topo: DsrTopology;
+const open: DataPlane[] = [];
+
+function dataPlane(extra: Partial<NftablesDataPlaneOptions> = {}): DataPlane {
+  const dp = createNftablesDataPlane({ interface: 'eth0', netns: topo.node.ns, logger, ...extra });
+  open.push(dp);
+  return dp;
+}
+
+function vipTable(opts: {
+  address: string;
+  port: number;
+  protocol: Protocol;
+  hash?: HashMode;
+  size?: number;
+  macs?: readonly string[];
+  backends?: number;
+}): VipTable {
+  const v6 = opts.address.includes(':');
+  const backends = Array.from({ length: opts.backends ?? BACKENDS }, (_x, i) => ({
+    name: `b${i}`,
+    address: v6 ? backend6(i) : backend4(i),
+    port: opts.port,
+    ...(opts.macs ? { mac: opts.macs[i] as string } : {}),
+  }));
+  return {
+    vip: { address: opts.address, port: opts.port, protocol: opts.protocol },
+    hash: opts.hash ?? '5-tuple',
+    seed: SEED,
+    backends,
+    slots: buildTable(backends, opts.size ?? 65_537),
+  };
+}
+
+/** The backend index the table predicts for a flow. */
+function expected(t: VipTable, f: Flow): number {
+  return t.slots[slotOf(f, t.slots.length, t.seed, t.hash)] as number;
+}
+
+async function sendFlows(flows: readonly Flow[]): Promise<void> {
+  await topo.client.run(['python3', '-c', SEND_FLOWS_PY], { input: JSON.stringify(flows), timeoutMs: 30_000 });
+}
+
+/** Which backend recorded each flow (`src|proto|sport` -> backend indices). */
+async function landings(): Promise<Map<string, number[]>> {
+  const out = new Map<string, number[]>();
+  for (const [i, b] of topo.backends.entries()) {
+    for (const k of await recordedFlows(b)) out.set(k, [...(out.get(k) ?? []), i]);
+  }
+  return out;
+}
+
+const flowKey = (f: Flow): string => `${f.src}|${f.protocol}|${f.sport}`;
+
+async function macOf(i: number): Promise<string> {
+  const r = await (topo.backends[i] as DsrTopology['client']).run(['cat', '/sys/class/net/eth0/address']);
+  return r.stdout.trim();
+}
+
+beforeAll(async () => {
+  topo = await createDsrTopology({ backends: BACKENDS, extraSources: 200 });
+  await installFlowRecorders(topo.backends);
+}, 120_000);
+
+afterEach(async () => {
+  for (const dp of open.splice(0)) await dp.close({ removeState: true }).catch(() => undefined);
+  await clearRecorders(topo.backends);
+});
+
+afterAll(async () => {
+  await topo?.cleanup();
+});
+
+describe('nftables data plane', () => {
+  test('hash compatibility - 1,350 flows land where slotOf and the table predict (tcp/udp, v4/v6, 5-tuple/source-ip, static MAC)', async () => {
+    const macs = await Promise.all(topo.backends.map((_b, i) => macOf(i)));
+    const tables: VipTable[] = [];
+    const flows: Flow[] = [];
+    const want = new Map<string, number>();
+    let port = 0;
+    for (const address of [VIP4, VIP6]) {
+      for (const protocol of ['tcp', 'udp'] as const) {
+        for (const hash of ['5-tuple', 'source-ip'] as const) {
+          port += 1;
+          const t = vipTable({ address, port: 1000 + port, protocol, hash });
+          tables.push(t);
+          for (let i = 0; i < 150; i++) {
+            const v6 = address.includes(':');
+            const src = hash === 'source-ip' ? (v6 ? clientSource6(i) : clientSource4(i)) : v6 ? CLIENT6 : CLIENT4;
+            const f = { src, sport: 20_000 + port * 200 + i, dst: address, dport: t.vip.port, protocol };
+            flows.push(f);
+            want.set(flowKey(f), expected(t, f));
+          }
+        }
+      }
+    }
+    // Backends given by static MAC take the ether-rewrite path instead of the neighbour table.
+    const withMacs = vipTable({ address: VIP4, port: 2000, protocol: 'tcp', macs });
+    tables.push(withMacs);
+    for (let i = 0; i < 150; i++) {
+      const f = { src: CLIENT4, sport: 40_000 + i, dst: VIP4, dport: 2000, protocol: 'tcp' as const };
+      flows.push(f);
+      want.set(flowKey(f), expected(withMacs, f));
+    }
+    const dp = dataPlane();
+    const result = await dp.apply(tables);
+    expect(result.tableCreated).toBe(true);
+    expect(result.vips.map((v) => v.action)).toEqual(tables.map(() => 'added'));
+    await sendFlows(flows);
+
+    const seen = await landings();
+    const wrong = flows.filter((f) => JSON.stringify(seen.get(flowKey(f))) !== JSON.stringify([want.get(flowKey(f))]));
+    expect(wrong.slice(0, 5)).toEqual([]);
+    expect(flows.length).toBeGreaterThanOrEqual(1000);
+    // Every backend got some: the test would notice a driver that sends everything to one place.
+    for (const b of [0, 1, 2]) expect([...want.values()].filter((x) => x === b).length).toBeGreaterThan(100);
+    const c = await dp.counters();
+    expect(c.vips.reduce((n, v) => n + v.packets, 0)).toBeGreaterThanOrEqual(flows.length);
+    expect(c.backends.reduce((n, b) => n + b.packets, 0)).toBeGreaterThanOrEqual(flows.length);
+    expect(c.flowTable.entries).toBeGreaterThanOrEqual(flows.length);
+  });
+
+  test('direct server return, flow affinity - replies bypass the node; a moved slot keeps its old flow and sends new ones to the new backend', async () => {
+    const servers = topo.backends.map((b, i) => b.spawn(['python3', '-c', NAME_SERVER_PY, `b${i}`, '80']));
+    await Promise.all(servers.map((s) => new Promise((r) => s.stdout?.once('data', r))));
+    await topo.node.run(['nft', '-f', '-'], {
+      input:
+        'table netdev obs {\n  counter replies { }\n  counter requests { }\n' +
+        '  chain c { type filter hook ingress device "eth0" priority -500; policy accept;\n' +
+        `    ip saddr ${VIP4} counter name "replies"\n    ip6 saddr ${VIP6} counter name "replies"\n` +
+        `    ip daddr ${VIP4} counter name "requests"\n  }\n}\n`,
+    });
+    try {
+      const size = 251;
+      const t = vipTable({ address: VIP4, port: 80, protocol: 'tcp', size });
+      const udp6 = vipTable({ address: VIP6, port: 80, protocol: 'udp', size });
+      const dp = dataPlane();
+      await dp.apply([t, udp6]);
+
+      const flow = { src: CLIENT4, sport: 31_000, dst: VIP4, dport: 80, protocol: 'tcp' as const };
+      const client = spawn('ip', [
+        'netns',
+        'exec',
+        topo.client.ns,
+        'python3',
+        '-c',
+        LINE_CLIENT_PY,
+        CLIENT4,
+        '31000',
+        VIP4,
+        '80',
+      ]);
+      const lines = createInterface({ input: client.stdout })[Symbol.asyncIterator]();
+      const ask = async (): Promise<string> => {
+        client.stdin.write('x\n');
+        const next = await Promise.race([
+          lines.next(),
+          new Promise<never>((_r, j) => setTimeout(() => j(new Error('no reply')), 5000)),
+        ]);
+        return String(next.value);
+      };
+      try {
+        const first = expected(t, flow);
+        expect(await ask()).toBe(`b${first}`);
+
+        // Move the flow's slot to another backend: one slot, one transaction.
+        const slot = slotOf(flow, size, SEED, '5-tuple');
+        const moved = (first + 1) % BACKENDS;
+        const slots = Int32Array.from(t.slots);
+        slots[slot] = moved;
+        const r = await dp.apply([{ ...t, slots }, udp6]);
+        expect(r.slotsChanged).toBe(1);
+        expect(r.transactions).toBe(1);
+        expect(r.tableCreated).toBe(false);
+
+        expect(await ask()).toBe(`b${first}`); // the established flow stays
+        // A new flow to the same slot follows the new table.
+        let sport = 32_000;
+        while (slotOf({ ...flow, sport }, size, SEED, '5-tuple') !== slot) sport += 1;
+        const fresh = await topo.client.run(['python3', '-c', LINE_CLIENT_PY, CLIENT4, String(sport), VIP4, '80'], {
+          input: 'x\n',
+        });
+        expect(fresh.stdout.trim()).toBe(`b${moved}`);
+      } finally {
+        client.kill();
+      }
+
+      // UDP over IPv6, same DSR path.
+      const udpFlow = { src: CLIENT6, sport: 33_000, dst: VIP6, dport: 80, protocol: 'udp' as const };
+      const reply = await topo.client.run([
+        'python3',
+        '-c',
+        `import socket; s=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(('${CLIENT6}', 33000)); s.settimeout(3); s.sendto(b'x', ('${VIP6}', 80)); print(s.recv(100).decode().strip())`,
+      ]);
+      expect(reply.stdout.trim()).toBe(`b${expected(udp6, udpFlow)}`);
+
+      const obs = await topo.node.run(['nft', '-j', 'list', 'counters', 'table', 'netdev', 'obs']);
+      const counters = Object.fromEntries(
+        (JSON.parse(obs.stdout).nftables as { counter?: { name: string; packets: number } }[])
+          .filter((o) => o.counter)
+          .map((o) => [o.counter?.name, o.counter?.packets]),
+      );
+      expect(counters.requests).toBeGreaterThan(0); // the observer works
+      expect(counters.replies).toBe(0); // and no reply ever reached the node
+    } finally {
+      await topo.node.run(['nft', 'delete', 'table', 'netdev', 'obs'], { allowFailure: true });
+      for (const s of servers) s.kill('SIGKILL');
+    }
+  });
+
+  test('port filtering - other ports and protocols to a VIP address are dropped and counted', async () => {
+    const dp = dataPlane();
+    const t = vipTable({ address: VIP4, port: 80, protocol: 'tcp' });
+    await dp.apply([t]);
+    const flows: Flow[] = [
+      { src: CLIENT4, sport: 34_001, dst: VIP4, dport: 81, protocol: 'tcp' },
+      { src: CLIENT4, sport: 34_002, dst: VIP4, dport: 80, protocol: 'udp' },
+      { src: CLIENT4, sport: 34_003, dst: VIP4, dport: 80, protocol: 'tcp' },
+    ];
+    await sendFlows(flows);
+    const seen = await landings();
+    expect(seen.get(flowKey(flows[0] as Flow))).toBeUndefined();
+    expect(seen.get(flowKey(flows[1] as Flow))).toBeUndefined();
+    expect(seen.get(flowKey(flows[2] as Flow))).toEqual([expected(t, flows[2] as Flow)]);
+    const c = await dp.counters();
+    // The SYN to :81 may be retransmitted once within the sender's 0.3 s; the datagram is sent once.
+    expect(c.drops.port.packets).toBeGreaterThanOrEqual(2);
+    expect(c.vips).toEqual([expect.objectContaining({ vip: `${VIP4}:80/tcp`, packets: expect.any(Number) })]);
+  });
+
+  test('no backend - slots without a backend drop and count instead of forwarding', async () => {
+    const dp = dataPlane();
+    const t = vipTable({ address: VIP4, port: 80, protocol: 'tcp' });
+    await dp.apply([{ ...t, slots: new Int32Array(t.slots.length).fill(NO_BACKEND) }]);
+    await sendFlows([{ src: CLIENT4, sport: 34_100, dst: VIP4, dport: 80, protocol: 'tcp' }]);
+    expect((await landings()).size).toBe(0);
+    expect((await dp.counters()).drops['no-backend'].packets).toBeGreaterThanOrEqual(1);
+  });
+
+  test('full flow table - forwarding degrades to stateless, never drops', async () => {
+    const dp = dataPlane({ flowTableSize: 8 });
+    const t = vipTable({ address: VIP4, port: 80, protocol: 'udp' });
+    await dp.apply([t]);
+    const flows = Array.from({ length: 60 }, (_x, i) => ({
+      src: CLIENT4,
+      sport: 35_000 + i,
+      dst: VIP4,
+      dport: 80,
+      protocol: 'udp' as const,
+    }));
+    await sendFlows(flows);
+    const seen = await landings();
+    for (const f of flows) expect(seen.get(flowKey(f))).toEqual([expected(t, f)]);
+    const c = await dp.counters();
+    expect(c.flowTable.entries).toBeLessThanOrEqual(8);
+    expect(c.flowTable.fullPackets).toBeGreaterThanOrEqual(50);
+  });
+
+  test('flow timeout - idle entries expire after the configured time', async () => {
+    const dp = dataPlane({ flowTimeoutUdpS: 1 });
+    await dp.apply([vipTable({ address: VIP4, port: 80, protocol: 'udp' })]);
+    await sendFlows([{ src: CLIENT4, sport: 36_000, dst: VIP4, dport: 80, protocol: 'udp' }]);
+    expect((await dp.counters()).flowTable.entries).toBe(1);
+    await new Promise((r) => setTimeout(r, 1600));
+    expect((await dp.counters()).flowTable.entries).toBe(0);
+  });
+
+  test('delta - one backend leaving a 50-backend pool at M = 65,537 applies within 50 ms and keeps the flow map', async () => {
+    const dp = dataPlane();
+    const names = Array.from({ length: 50 }, (_x, i) => ({ name: `m${i}`, address: `10.77.3.${i + 1}`, port: 80 }));
+    const full: VipTable = {
+      vip: { address: VIP4, port: 80, protocol: 'tcp' },
+      hash: '5-tuple',
+      seed: SEED,
+      backends: names,
+      slots: buildTable(names),
+    };
+    const less = names.slice(1);
+    const smaller: VipTable = { ...full, backends: less, slots: buildTable(less) };
+    expect((await dp.apply([full])).tableCreated).toBe(true);
+    await sendFlows(
+      Array.from({ length: 20 }, (_x, i) => ({
+        src: CLIENT4,
+        sport: 37_000 + i,
+        dst: VIP4,
+        dport: 80,
+        protocol: 'tcp' as const,
+      })),
+    );
+    const before = (await dp.counters()).flowTable.entries;
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      const r = await dp.apply([i % 2 === 0 ? smaller : full]);
+      times.push(performance.now() - started);
+      expect(r.tableCreated).toBe(false);
+      expect(r.slotsChanged).toBeGreaterThan(1000);
+      expect(r.slotsChanged).toBeLessThan(2000);
+    }
+    expect(before).toBe(20);
+    expect((await dp.counters()).flowTable.entries).toBe(before);
+    // The issue's bound; the best of three, since other suites share the machine's two cores.
+    expect(Math.min(...times)).toBeLessThanOrEqual(50);
+  });
+
+  test('restart - a new driver over the same kernel state changes nothing, then applies only the delta', async () => {
+    const tables = [
+      vipTable({ address: VIP4, port: 80, protocol: 'tcp' }),
+      vipTable({ address: VIP6, port: 53, protocol: 'udp', hash: 'source-ip' }),
+    ];
+    const first = dataPlane();
+    await first.apply(tables);
+    await sendFlows([{ src: CLIENT4, sport: 38_000, dst: VIP4, dport: 80, protocol: 'tcp' }]);
+    await first.close();
+    const handles = await topo.node.run(['nft', '-a', '-t', 'list', 'table', 'netdev', 'l4fleet']);
+
+    const second = dataPlane();
+    const again = await second.apply(tables);
+    expect(again.transactions).toBe(0);
+    expect(again.vips.map((v) => v.action)).toEqual(['unchanged', 'unchanged']);
+    expect((await topo.node.run(['nft', '-a', '-t', 'list', 'table', 'netdev', 'l4fleet'])).stdout).toBe(
+      handles.stdout,
+    );
+    expect((await second.counters()).flowTable.entries).toBe(1);
+
+    const t0 = tables[0] as VipTable;
+    const slots = Int32Array.from(t0.slots);
+    slots[7] = ((slots[7] as number) + 1) % BACKENDS;
+    const delta = await second.apply([{ ...t0, slots }, tables[1] as VipTable]);
+    expect(delta.slotsChanged).toBe(1);
+    expect(delta.vips.map((v) => v.action)).toEqual(['updated', 'unchanged']);
+    // Removing a VIP takes its chain, map and counter, and nothing else.
+    const removed = await second.apply([tables[1] as VipTable]);
+    expect(removed.vips.map((v) => v.action)).toEqual(['unchanged', 'removed']);
+    const listing = (await topo.node.run(['nft', '-t', 'list', 'table', 'netdev', 'l4fleet'])).stdout;
+    expect(listing).not.toContain('v_0a4d0901_tcp_80');
+  });
+
+  test('bad desired state - typed errors, and the previous state stays', async () => {
+    const dp = dataPlane();
+    const good = vipTable({ address: VIP4, port: 80, protocol: 'tcp' });
+    await dp.apply([good]);
+    const before = (await topo.node.run(['nft', 'list', 'table', 'netdev', 'l4fleet'])).stdout;
+    const wrongFamily = {
+      ...good,
+      backends: [{ name: 'b0', address: backend6(0), port: 80 }, ...good.backends.slice(1)],
+    };
+    const cases: [VipTable[], string][] = [
+      [[wrongFamily], 'BACKEND_FAMILY_MISMATCH'],
+      [[{ ...good, backends: good.backends.map((b) => ({ ...b, port: 8080 })) }], 'BACKEND_PORT_MISMATCH'],
+      [[{ ...good, slots: Int32Array.from(good.slots).fill(7, 0, 1) }], 'SLOTS_INVALID'],
+      [[{ ...good, slots: new Int32Array(65_536) }], 'SLOTS_INVALID'],
+      [[good, good], 'VIP_DUPLICATE'],
+    ];
+    for (const [desired, code] of cases) {
+      const err = await dp.apply(desired).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DataPlaneError);
+      expect((err as DataPlaneError).code).toBe(code);
+    }
+    const other = dataPlane({ interface: 'nope0' });
+    await expect(other.apply([good])).rejects.toMatchObject({ code: 'INTERFACE_UNKNOWN' });
+    expect((await topo.node.run(['nft', 'list', 'table', 'netdev', 'l4fleet'])).stdout).toBe(before);
+    // and the driver still works
+    expect((await dp.apply([good])).transactions).toBe(0);
+  });
+});

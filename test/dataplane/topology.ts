@@ -1,0 +1,198 @@
+/**
+ * The data-plane test bed, in network namespaces:
+ *
+ *   client ──veth── router ══ br0 (one L2 segment) ══ node (l4fleet nftables on eth0)
+ *                                                  ══ backend 1..N (VIPs on lo, arp_ignore/announce)
+ *
+ * The router sends the VIP prefixes to the node; the node forwards each flow at L2 to a backend; the
+ * backend answers from the VIP straight to the router (its default gateway), so replies never reach
+ * the node: direct server return.
+ */
+import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
+
+export const VIP4 = '10.77.9.1';
+export const VIP6 = 'fd77:9::1';
+export const NODE4 = '10.77.2.2';
+export const CLIENT4 = '10.77.1.2';
+export const CLIENT6 = 'fd77:1::2';
+/** Extra client source addresses (for source-ip hashing), on the client's lo. */
+export const clientSource4 = (i: number): string => `10.77.${100 + Math.floor(i / 250)}.${1 + (i % 250)}`;
+export const clientSource6 = (i: number): string => `fd77:100::${(i + 1).toString(16)}`;
+export const backend4 = (i: number): string => `10.77.2.${10 + i}`;
+export const backend6 = (i: number): string => `fd77:2::${(10 + i).toString(16)}`;
+
+export interface DsrTopology {
+  readonly lab: NetnsLab;
+  readonly client: NetnsHost;
+  readonly router: NetnsHost;
+  readonly node: NetnsHost;
+  readonly backends: readonly NetnsHost[];
+  cleanup(): Promise<void>;
+}
+
+export async function createDsrTopology(opts: { backends: number; extraSources?: number }): Promise<DsrTopology> {
+  const lab = await createNetnsLab('l4dp');
+  try {
+    const client = await lab.host('cli');
+    const router = await lab.host('rt');
+    const node = await lab.host('node');
+    const backends: NetnsHost[] = [];
+    for (let i = 0; i < opts.backends; i++) backends.push(await lab.host(`b${i}`));
+
+    await lab.veth(client, 'eth0', router, 'c0');
+    await lab.veth(node, 'eth0', router, 'n0');
+    for (const [i, b] of backends.entries()) await lab.veth(b, 'eth0', router, `b${i}`);
+    await lab.bridge(router, 'br0', ['n0', ...backends.map((_b, i) => `b${i}`)]);
+
+    await router.sh(
+      [
+        'sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1',
+        'sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0',
+        'ip addr add 10.77.1.1/24 dev c0 && ip addr add fd77:1::1/64 dev c0 nodad',
+        'ip addr add 10.77.2.1/24 dev br0 && ip addr add fd77:2::1/64 dev br0 nodad',
+        `ip route add 10.77.9.0/24 via ${NODE4} && ip -6 route add fd77:9::/64 via fd77:2::2`,
+        `ip route add 10.77.100.0/22 via ${CLIENT4} && ip -6 route add fd77:100::/64 via ${CLIENT6}`,
+      ].join(' && '),
+    );
+    const sources = opts.extraSources ?? 0;
+    const batch: string[] = [];
+    for (let i = 0; i < sources; i++) {
+      batch.push(`addr add ${clientSource4(i)}/32 dev lo`, `addr add ${clientSource6(i)}/128 dev lo nodad`);
+    }
+    await client.sh(
+      [
+        `ip addr add ${CLIENT4}/24 dev eth0 && ip addr add ${CLIENT6}/64 dev eth0 nodad`,
+        'ip route add default via 10.77.1.1 && ip -6 route add default via fd77:1::1',
+        // A retransmitted SYN must keep its path (see platform-facts: txrehash).
+        'sysctl -qw net.core.txrehash=0 || true',
+      ].join(' && '),
+    );
+    if (batch.length > 0) await client.run(['ip', '-batch', '-'], { input: `${batch.join('\n')}\n` });
+    await node.sh(
+      `ip addr add ${NODE4}/24 dev eth0 && ip addr add fd77:2::2/64 dev eth0 nodad && ` +
+        'ip route add default via 10.77.2.1 && ip -6 route add default via fd77:2::1',
+    );
+    for (const [i, b] of backends.entries()) {
+      await b.sh(
+        [
+          'sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2',
+          'sysctl -qw net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2',
+          'sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0',
+          `ip addr add ${backend4(i)}/24 dev eth0 && ip addr add ${backend6(i)}/64 dev eth0 nodad`,
+          `ip addr add ${VIP4}/32 dev lo && ip addr add ${VIP6}/128 dev lo nodad`,
+          'ip route add default via 10.77.2.1 && ip -6 route add default via fd77:2::1',
+        ].join(' && '),
+      );
+    }
+    // Warm the neighbour tables both ways, so the first test packet is not an ARP race.
+    for (const [i] of backends.entries()) {
+      await node.run(['ping', '-c1', '-W1', backend4(i)], { allowFailure: true });
+      await node.run(['ping', '-6', '-c1', '-W1', backend6(i)], { allowFailure: true });
+    }
+    return { lab, client, router, node, backends, cleanup: () => lab.cleanup() };
+  } catch (err) {
+    await lab.cleanup();
+    throw err;
+  }
+}
+
+/**
+ * Installs a flow recorder in each backend: every packet to a VIP adds (saddr, l4proto, sport) to a set,
+ * so a test can ask which backend saw which flow.
+ */
+export async function installFlowRecorders(backends: readonly NetnsHost[]): Promise<void> {
+  const rules = `table inet rec {
+  set seen4 { type ipv4_addr . inet_proto . inet_service; flags dynamic; size 65535; }
+  set seen6 { type ipv6_addr . inet_proto . inet_service; flags dynamic; size 65535; }
+  chain pre { type filter hook prerouting priority -300; policy accept;
+    ip daddr ${VIP4} add @seen4 { ip saddr . meta l4proto . th sport }
+    ip6 daddr ${VIP6} add @seen6 { ip6 saddr . meta l4proto . th sport }
+  }
+}
+`;
+  for (const b of backends) await b.run(['nft', '-f', '-'], { input: rules });
+}
+
+/** `src|proto|sport` keys of the flows each backend recorded. */
+export async function recordedFlows(backend: NetnsHost): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const set of ['seen4', 'seen6']) {
+    const r = await backend.run(['nft', '-j', 'list', 'set', 'inet', 'rec', set]);
+    const objs = (JSON.parse(r.stdout) as { nftables: { set?: { elem?: unknown[] } }[] }).nftables;
+    for (const o of objs) {
+      for (const e of o.set?.elem ?? []) {
+        const [src, proto, sport] = (e as { concat: [string, string, number] }).concat;
+        out.add(`${src}|${proto}|${sport}`);
+      }
+    }
+  }
+  return out;
+}
+
+export async function clearRecorders(backends: readonly NetnsHost[]): Promise<void> {
+  for (const b of backends) await b.run(['nft', 'flush set inet rec seen4; flush set inet rec seen6']);
+}
+
+/** Sends one packet per flow from the client: a TCP SYN (non-blocking connect) or a UDP datagram. */
+export const SEND_FLOWS_PY = `
+import json, socket, sys, time
+flows = json.load(sys.stdin)
+socks = []
+for f in flows:
+    fam = socket.AF_INET6 if ':' in f['dst'] else socket.AF_INET
+    kind = socket.SOCK_STREAM if f['protocol'] == 'tcp' else socket.SOCK_DGRAM
+    s = socket.socket(fam, kind)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((f['src'], f['sport']))
+    s.setblocking(False)
+    if kind == socket.SOCK_STREAM:
+        s.connect_ex((f['dst'], f['dport']))
+    else:
+        s.sendto(b'x', (f['dst'], f['dport']))
+    socks.append(s)
+time.sleep(0.3)
+for s in socks:
+    s.close()
+`;
+
+/** A backend server: answers every line (TCP) or datagram (UDP) with its name, on both VIPs. */
+export const NAME_SERVER_PY = `
+import socket, sys, threading
+name, port = sys.argv[1].encode() + b'\\n', int(sys.argv[2])
+def serve(c):
+    with c:
+        for _line in c.makefile('rb'):
+            c.sendall(name)
+def tcp(fam, addr):
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port)); s.listen(256)
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+def udp(fam, addr):
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.bind((addr, port))
+    while True:
+        _d, a = s.recvfrom(2048)
+        s.sendto(name, a)
+for fam, addr in ((socket.AF_INET, '${VIP4}'), (socket.AF_INET6, '${VIP6}')):
+    for fn in (tcp, udp):
+        threading.Thread(target=fn, args=(fam, addr), daemon=True).start()
+print('ready', flush=True)
+threading.Event().wait()
+`;
+
+/** A client holding one TCP connection: each stdin line is sent, each reply line printed. */
+export const LINE_CLIENT_PY = `
+import socket, sys
+src, sport, dst, dport = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+fam = socket.AF_INET6 if ':' in dst else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((src, sport)); s.settimeout(5); s.connect((dst, dport))
+f = s.makefile('rb')
+for line in sys.stdin:
+    s.sendall(b'x\\n')
+    print(f.readline().decode().strip(), flush=True)
+`;

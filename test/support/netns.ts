@@ -1,0 +1,160 @@
+/**
+ * Test hosts built from network namespaces: namespaces with unique names, veth pairs, bridges,
+ * addresses, commands run inside a namespace, and cleanup that always runs (processes first, then the
+ * namespaces, which takes their interfaces with them). Needs root.
+ *
+ *   await using lab = await createNetnsLab('dp');
+ *   const a = await lab.host('a');  const b = await lab.host('b');
+ *   await lab.veth(a, 'eth0', b, 'eth0');
+ *   await a.addr('eth0', '10.0.0.1/24'); await b.addr('eth0', '10.0.0.2/24');
+ *   await a.run(['ping', '-c1', '10.0.0.2']);
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+
+export interface RunResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface RunOptions {
+  readonly input?: string;
+  /** Killed after this long; default 20 s. */
+  readonly timeoutMs?: number;
+  /** Resolve with a non-zero exit instead of rejecting. */
+  readonly allowFailure?: boolean;
+}
+
+export interface NetnsHost {
+  /** The namespace name (`ip netns`), unique per lab. */
+  readonly ns: string;
+  run(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  /** `sh -c script` in the namespace; rejects on failure. */
+  sh(script: string, opts?: RunOptions): Promise<string>;
+  /** A long-running process in the namespace, killed at cleanup. */
+  spawn(argv: readonly string[]): ChildProcess;
+  addr(ifname: string, cidr: string): Promise<void>;
+  sysctl(key: string, value: string | number): Promise<void>;
+}
+
+export interface NetnsLab extends AsyncDisposable {
+  /** Random suffix shared by the lab's namespaces. */
+  readonly id: string;
+  readonly hosts: readonly NetnsHost[];
+  /** A new namespace `<prefix>-<id>-<role>` with lo up and IPv6 DAD off (addresses usable at once). */
+  host(role: string): Promise<NetnsHost>;
+  /** A veth pair between two hosts, both ends up. */
+  veth(a: NetnsHost, aIf: string, b: NetnsHost, bIf: string): Promise<void>;
+  /** A bridge in `host` enslaving `ports` (existing interfaces there), up, learning, no STP delay. */
+  bridge(host: NetnsHost, name: string, ports: readonly string[]): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+function exec(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const r = {
+        code: code ?? (signal ? 128 : 1),
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+      };
+      if (r.code !== 0 && !opts.allowFailure) {
+        reject(new Error(`${argv.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`));
+      } else resolve(r);
+    });
+    child.stdin.on('error', () => {});
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** Runs a command on the host (outside any lab namespace). */
+export const run = exec;
+
+export async function createNetnsLab(prefix = 'l4t'): Promise<NetnsLab> {
+  const id = randomBytes(3).toString('hex');
+  const hosts: NetnsHost[] = [];
+  const children: ChildProcess[] = [];
+
+  const makeHost = (ns: string): NetnsHost => {
+    const inNs = (argv: readonly string[]): string[] => ['ip', 'netns', 'exec', ns, ...argv];
+    const host: NetnsHost = {
+      ns,
+      run: (argv, opts) => exec(inNs(argv), opts),
+      sh: async (script, opts) => (await exec(inNs(['sh', '-c', script]), opts)).stdout,
+      spawn: (argv) => {
+        const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+        children.push(child);
+        return child;
+      },
+      addr: async (ifname, cidr) => {
+        await exec(['ip', '-n', ns, 'addr', 'add', cidr, 'dev', ifname, ...(cidr.includes(':') ? ['nodad'] : [])]);
+      },
+      sysctl: async (key, value) => {
+        await exec(inNs(['sysctl', '-qw', `${key}=${value}`]));
+      },
+    };
+    return host;
+  };
+
+  const lab: NetnsLab = {
+    id,
+    hosts,
+    async host(role) {
+      const ns = `${prefix}-${id}-${role}`;
+      await exec(['ip', 'netns', 'add', ns]);
+      const h = makeHost(ns);
+      hosts.push(h);
+      await exec(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+      await h.sysctl('net.ipv6.conf.all.accept_dad', 0);
+      await h.sysctl('net.ipv6.conf.default.accept_dad', 0);
+      return h;
+    },
+    async veth(a, aIf, b, bIf) {
+      await exec(['ip', '-n', a.ns, 'link', 'add', aIf, 'type', 'veth', 'peer', 'name', bIf, 'netns', b.ns]);
+      await exec(['ip', '-n', a.ns, 'link', 'set', aIf, 'up']);
+      await exec(['ip', '-n', b.ns, 'link', 'set', bIf, 'up']);
+    },
+    async bridge(host, name, ports) {
+      await exec(['ip', '-n', host.ns, 'link', 'add', name, 'type', 'bridge', 'forward_delay', '0', 'stp_state', '0']);
+      for (const p of ports) await exec(['ip', '-n', host.ns, 'link', 'set', p, 'master', name]);
+      await exec(['ip', '-n', host.ns, 'link', 'set', name, 'up']);
+    },
+    async cleanup() {
+      for (const c of children.splice(0)) {
+        if (c.exitCode === null && c.signalCode === null) {
+          const exited = new Promise((r) => c.once('exit', r));
+          c.kill('SIGKILL');
+          await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+        }
+      }
+      // `ip netns exec` children die with their parent only if they got the signal: kill what is left.
+      for (const h of hosts) {
+        const pids = await exec(['ip', 'netns', 'pids', h.ns], { allowFailure: true });
+        for (const pid of pids.stdout.split(/\s+/).filter(Boolean)) {
+          try {
+            process.kill(Number(pid), 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
+      }
+      for (const h of hosts.splice(0)) await exec(['ip', 'netns', 'del', h.ns], { allowFailure: true });
+    },
+    [Symbol.asyncDispose]() {
+      return lab.cleanup();
+    },
+  };
+  return lab;
+}
