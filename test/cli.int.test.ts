@@ -1,0 +1,178 @@
+/** `l4fleet` in-process against a real etcd (plain, then TLS + auth). */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type CliIo, runCli } from '@l4fleet/cli';
+import { backendsForPool, parseFleetText } from '@l4fleet/config';
+import { buildNamedTable, slotOf } from '@l4fleet/maglev';
+import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+
+const FLEET = `
+hashSeed: 0x5eed
+pools:
+  - name: web
+    healthCheck: { type: http, port: 8080, path: /healthz, expectStatus: 200, intervalMs: 2000, timeoutMs: 1000, rise: 2, fall: 4 }
+    members:
+      - { name: be1, address: 198.18.0.21, port: 80, weight: 2 }
+      - { address: 198.18.0.22, port: 80 }
+      - { address: 198.18.0.23, port: 80, state: draining }
+  - name: dns
+    healthCheck: { type: udp, payload: ping }
+    members:
+      - { address: "2001:db8::1", port: 53 }
+      - { address: "2001:db8::2", port: 53 }
+vips:
+  - { address: 198.51.100.10, port: 80, protocol: tcp, pool: web }
+  - { address: "2001:db8::53", port: 53, protocol: udp, pool: dns, tableSize: 4093, hash: source-ip }
+`;
+
+const dir = mkdtempSync(join(tmpdir(), 'l4fleet-cli-int-'));
+const file = (name: string, text: string) => {
+  const f = join(dir, name);
+  writeFileSync(f, text);
+  return f;
+};
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function cli(global: string[], ...argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIo = { out: (t) => out.push(t), err: (t) => err.push(t) };
+  const code = await runCli([...argv, ...global], io);
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('cli - against a real etcd', () => {
+  let etcd: EtcdHandle;
+  let g: string[];
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    g = ['--etcd', etcd.endpoints.join(','), '--prefix', `/cli-${Math.random().toString(36).slice(2, 8)}`];
+  });
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+
+  test('apply, --dry-run with predicted churn, get -o json, explain flow matching maglev, exit codes', async () => {
+    const f1 = file('f1.yaml', FLEET);
+    const first = await cli(g, 'apply', '-f', f1);
+    expect(first.code).toBe(0);
+    expect(first.out).toMatch(/applied: revision \d+/);
+
+    // Remove one of 2 equal-weight-ish members: the dry run predicts churn and writes nothing.
+    const f2 = file('f2.yaml', FLEET.replace('      - { address: 198.18.0.22, port: 80 }\n', ''));
+    const before = JSON.parse((await cli(g, 'status', '-o', 'json')).out).revision;
+    const dry = await cli(g, 'apply', '-f', f2, '--dry-run');
+    expect(dry.code).toBe(0);
+    expect(dry.out).toContain('- member web/198.18.0.22:80');
+    const m = /churn 198\.51\.100\.10:80\/tcp \(pool web\): (\d+\.\d\d)% of slots move/.exec(dry.out);
+    expect(m).not.toBeNull();
+    // 198.18.0.22 had weight 1 of 3: about a third of the slots move, all of them its own.
+    expect(Number(m![1])).toBeGreaterThan(25);
+    expect(Number(m![1])).toBeLessThan(40);
+    expect(JSON.parse((await cli(g, 'status', '-o', 'json')).out).revision).toBe(before);
+
+    const vips = JSON.parse((await cli(g, 'get', 'vips', '-o', 'json')).out);
+    expect(vips).toHaveLength(2);
+    for (const v of vips)
+      for (const k of ['address', 'port', 'protocol', 'pool', 'tableSize', 'hash']) expect(v).toHaveProperty(k);
+    expect(vips[1]).toMatchObject({
+      address: '2001:db8::53',
+      port: 53,
+      protocol: 'udp',
+      pool: 'dns',
+      tableSize: 4093,
+      hash: 'source-ip',
+    });
+
+    // explain flow = buildNamedTable + slotOf computed here independently from the file.
+    const fleet = parseFleetText(FLEET);
+    const web = buildNamedTable(backendsForPool(fleet.pools[0]!, new Map()), 65_537);
+    for (const sport of [1000, 2000, 3000, 40_000]) {
+      const r = await cli(g, 'explain', 'flow', `203.0.113.7:${sport}`, '198.51.100.10:80/tcp', '-o', 'json');
+      expect(r.code).toBe(0);
+      const ex = JSON.parse(r.out);
+      const slot = slotOf(
+        { src: '203.0.113.7', sport, dst: '198.51.100.10', dport: 80, protocol: 'tcp' },
+        65_537,
+        0x5eed,
+      );
+      expect(ex.slot).toBe(slot);
+      expect(ex.backend).toBe(web.backends[web.slots[slot]!]);
+    }
+    const v6 = JSON.parse(
+      (await cli(g, 'explain', 'flow', '[2001:db8:1::9]:5000', '[2001:db8::53]:53/udp', '-o', 'json')).out,
+    );
+    expect(v6.slot).toBe(
+      slotOf(
+        { src: '2001:db8:1::9', sport: 5000, dst: '2001:db8::53', dport: 53, protocol: 'udp' },
+        4093,
+        0x5eed,
+        'source-ip',
+      ),
+    );
+    expect(['[2001:db8::1]:53', '[2001:db8::2]:53']).toContain(v6.backend);
+
+    // Exit codes: invalid file 1 (and nothing changes), usage 2, unknown VIP 1.
+    const bad = await cli(g, 'apply', '-f', file('bad.yaml', FLEET.replace('tableSize: 4093', 'tableSize: 4096')));
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain('error: vips[1].tableSize: 4096 is not prime');
+    expect(JSON.parse((await cli(g, 'status', '-o', 'json')).out).revision).toBe(before);
+    expect((await cli(g, 'get', 'things')).code).toBe(2);
+    expect((await cli(g, 'explain', 'flow', '1.2.3.4:5', '198.51.100.99:80/tcp')).code).toBe(1);
+    expect((await cli([], 'get', 'vips', '--etcd', '')).code).toBe(2);
+  });
+
+  test('node drain shows in get nodes; status reports the fleet', async () => {
+    expect((await cli(g, 'node', 'drain', 'lb7')).code).toBe(0);
+    const nodes = JSON.parse((await cli(g, 'get', 'nodes', '-o', 'json')).out);
+    expect(nodes).toEqual([{ name: 'lb7', drained: true }]);
+    const st = await cli(g, 'status');
+    expect(st.out).toContain('Desired revision:');
+    expect(st.out).toMatch(/lb7\s+gone\s+yes/);
+  });
+
+  test('etcd unreachable: exit 1 with one error line', async () => {
+    const r = await cli(['--etcd', 'http://127.0.0.1:1'], 'get', 'vips');
+    expect(r.code).toBe(1);
+    expect(r.err.split('\n')).toHaveLength(1);
+  });
+});
+
+describe('cli - TLS and auth flags end to end', () => {
+  let etcd: EtcdHandle;
+  beforeAll(async () => {
+    etcd = await startEtcd({ tls: true, rootPassword: 'pw1' });
+  });
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+
+  test('--cacert --cert --key --user --password', async () => {
+    const t = etcd.tls!;
+    const g = [
+      '--etcd',
+      etcd.endpoints[0]!,
+      '--cacert',
+      t.caFile,
+      '--cert',
+      t.certFile,
+      '--key',
+      t.keyFile,
+      '--user',
+      'root',
+      '--password',
+      'pw1',
+    ];
+    expect((await cli(g, 'apply', '-f', file('tls.yaml', FLEET))).code).toBe(0);
+    expect(JSON.parse((await cli(g, 'get', 'pools', '-o', 'json')).out).map((p: { name: string }) => p.name)).toEqual([
+      'web',
+      'dns',
+    ]);
+    const wrong = await cli([...g.slice(0, -1), 'nope'], 'get', 'vips');
+    expect(wrong.code).toBe(1);
+    expect((await cli(g.slice(0, 8), 'get', 'vips', '--user', 'root')).code).toBe(2);
+  });
+});
