@@ -1,0 +1,307 @@
+import { type Advertisement, createFakeSpeaker, type FakeSpeaker } from '@l4fleet/bgp';
+import { type Fleet, parseFleet } from '@l4fleet/config';
+import { createRecordingDataPlane, type RecordingDataPlane } from '@l4fleet/dataplane';
+import { MemoryFleetStore, StoreError } from '@l4fleet/store';
+import pino from 'pino';
+import { afterEach, describe, expect, test } from 'vitest';
+import { type Agent, createAgent } from './agent.js';
+import { parseAgentConfig } from './config/parse.js';
+import type { AgentEvent } from './events/subjects.js';
+import type { Probe } from './health/probe.js';
+
+const logger = pino({ level: process.env.L4FLEET_TEST_LOG ?? 'silent' });
+const VIP_WEB = '198.51.100.10:80/tcp';
+const VIP_DNS = '198.51.100.11:53/udp';
+
+const fleetFile: Fleet = parseFleet({
+  hashSeed: 0x5eed,
+  pools: [
+    {
+      name: 'web',
+      healthCheck: { type: 'tcp', intervalMs: 100, timeoutMs: 50, rise: 1, fall: 2 },
+      members: [
+        { name: 'a', address: '198.18.0.21', port: 80 },
+        { name: 'b', address: '198.18.0.22', port: 80 },
+        { name: 'c', address: '198.18.0.23', port: 80 },
+      ],
+    },
+    { name: 'dns', healthCheck: { type: 'none' }, members: [{ name: 'd1', address: '198.18.0.31', port: 53 }] },
+  ],
+  vips: [
+    { address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 },
+    { address: '198.51.100.11', port: 53, protocol: 'udp', pool: 'dns', tableSize: 251 },
+  ],
+});
+
+/** Which member addresses each node's probes see failing ('*' = every node). */
+const failing = new Map<string, Set<string>>();
+const probeFor =
+  (node: string): Probe =>
+  async (t) => {
+    const bad = failing.get(node)?.has(t.address) || failing.get('*')?.has(t.address);
+    return bad ? { ok: false, latencyMs: 1, reason: 'ECONNREFUSED' } : { ok: true, latencyMs: 1 };
+  };
+
+interface Node {
+  name: string;
+  agent: Agent;
+  speaker: FakeSpeaker;
+  dataPlane: RecordingDataPlane;
+  ops: string[];
+  routes: Advertisement[][];
+  events: AgentEvent[];
+}
+
+const running: Agent[] = [];
+afterEach(async () => {
+  failing.clear();
+  for (const a of running.splice(0)) await a.close();
+});
+
+function makeConfig(name: string, i: number) {
+  return parseAgentConfig({
+    node: { name, interface: 'eth0', address: `198.18.0.${11 + i}` },
+    bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }], gracefulShutdownMs: 150 },
+    etcd: { endpoints: ['http://127.0.0.1:2379'], leaseTtlS: 5 },
+    dataplane: { driver: 'dry-run' },
+    drain: { forwardAfterWithdrawMs: 50 },
+  });
+}
+
+function startNode(
+  store: MemoryFleetStore,
+  name: string,
+  i: number,
+  reuse?: { speaker: FakeSpeaker; dataPlane: RecordingDataPlane },
+): Node {
+  const speaker = reuse?.speaker ?? createFakeSpeaker();
+  const dataPlane = reuse?.dataPlane ?? createRecordingDataPlane({ requireSamePort: false });
+  const ops: string[] = [];
+  const routes: Advertisement[][] = [];
+  const events: AgentEvent[] = [];
+  // Record the order of data-plane and BGP operations.
+  const dp = {
+    ...dataPlane,
+    apply: async (d: Parameters<RecordingDataPlane['apply']>[0]) => {
+      const r = await dataPlane.apply(d);
+      ops.push(`apply:${d.length}`);
+      return r;
+    },
+    counters: () => dataPlane.counters(),
+    close: () => dataPlane.close(),
+  };
+  const sp = {
+    ...speaker,
+    ensureGlobal: (g: Parameters<FakeSpeaker['ensureGlobal']>[0]) => speaker.ensureGlobal(g),
+    setPeers: (p: Parameters<FakeSpeaker['setPeers']>[0]) => speaker.setPeers(p),
+    setAdvertisements: async (advs: readonly Advertisement[]) => {
+      await speaker.setAdvertisements(advs);
+      routes.push([...advs]);
+      ops.push(
+        `routes:${advs
+          .map((a) => a.prefix + (a.communities?.includes('65535:0') ? '+gshut' : ''))
+          .sort()
+          .join(',')}`,
+      );
+    },
+    peerEvents: () => speaker.peerEvents(),
+    peerStates: () => speaker.peerStates(),
+    drain: (o: Parameters<FakeSpeaker['drain']>[0]) => speaker.drain(o),
+    close: () => speaker.close(),
+  };
+  const agent = createAgent({
+    config: makeConfig(name, i),
+    store,
+    speaker: sp,
+    dataPlane: dp,
+    logger,
+    probe: probeFor(name),
+    onEvent: (e) => events.push(e),
+  });
+  running.push(agent);
+  return { name, agent, speaker, dataPlane, ops, routes, events };
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function fleetOf(n: number, store = new MemoryFleetStore()) {
+  await store.apply(fleetFile);
+  const nodes = Array.from({ length: n }, (_, i) => startNode(store, `n${i + 1}`, i));
+  for (const node of nodes) await node.agent.start();
+  await Promise.all(nodes.map((node) => node.agent.whenReady(5_000)));
+  return { store, nodes };
+}
+
+describe('agent - serving', () => {
+  test('programs the data plane first and announces after', async () => {
+    const { nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    await until('routes', () => n.ops.some((o) => o.startsWith('routes:')));
+    const firstApply = n.ops.findIndex((o) => o.startsWith('apply:'));
+    const firstRoutes = n.ops.findIndex((o) => o.startsWith('routes:198'));
+    expect(firstApply).toBeGreaterThanOrEqual(0);
+    expect(firstApply).toBeLessThan(firstRoutes);
+    expect(n.speaker.advertised.map((a) => [a.prefix, a.nextHop])).toEqual([
+      ['198.51.100.10/32', '198.18.0.11'],
+      ['198.51.100.11/32', '198.18.0.11'],
+    ]);
+    expect(n.speaker.global).toMatchObject({ asn: 65001, routerId: '198.18.0.11' });
+    const s = n.agent.status();
+    expect(s).toMatchObject({ state: 'serving', ready: true, failStatic: false });
+    expect(s.announced).toEqual([VIP_WEB, VIP_DNS].sort());
+    expect(n.events.map((e) => e.kind)).toEqual(
+      expect.arrayContaining(['node.state', 'table.applied', 'vip.announced']),
+    );
+  });
+
+  test('a member failing on every node is decided down everywhere and the tables stay identical', async () => {
+    const { nodes } = await fleetOf(3);
+    const before = nodes.map((n) => n.agent.status().tables[VIP_WEB]);
+    expect(new Set(before).size).toBe(1);
+    failing.set('*', new Set(['198.18.0.21']));
+    await until('web/a down on every node', () => nodes.every((n) => n.agent.status().decided['web/a'] === 'down'));
+    await until('tables rebuilt', () => nodes.every((n) => n.agent.status().tables[VIP_WEB] !== before[0]));
+    const after = nodes.map((n) => n.agent.status().tables[VIP_WEB]);
+    expect(new Set(after).size).toBe(1);
+    // the backend is out of every node's data plane table (weight 0: no slot)
+    for (const n of nodes) {
+      const t = n.dataPlane.current.find((x) => x.vip.port === 80);
+      const owners = new Set(Array.from(t?.slots ?? [], (s) => t?.backends[s]?.name));
+      expect(owners).toEqual(new Set(['b', 'c']));
+    }
+    failing.clear();
+    await until('web/a up again', () => nodes.every((n) => n.agent.status().decided['web/a'] === 'up'));
+    await until('tables back', () => nodes.every((n) => n.agent.status().tables[VIP_WEB] === before[0]));
+  });
+
+  test('one node alone seeing a member fail does not flip it (majority of live nodes)', async () => {
+    const { nodes } = await fleetOf(3);
+    failing.set('n1', new Set(['198.18.0.22']));
+    await until('n1 observes web/b down', () => nodes[0]?.agent.status().observed['web/b'] === 'down');
+    await new Promise((r) => setTimeout(r, 300));
+    for (const n of nodes) expect(n.agent.status().decided['web/b']).toBe('up');
+  });
+
+  test('a VIP with no usable backend is withdrawn before its table is emptied (no blackhole)', async () => {
+    const { nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    n.ops.length = 0;
+    failing.set('*', new Set(['198.18.0.21', '198.18.0.22', '198.18.0.23']));
+    await until('web withdrawn', () => !n.speaker.advertised.some((a) => a.prefix === '198.51.100.10/32'), 5_000);
+    await until('tables applied', () => n.ops.some((o) => o.startsWith('apply:')));
+    const withdraw = n.ops.findIndex((o) => o === 'routes:198.51.100.11/32');
+    const apply = n.ops.findLastIndex((o) => o.startsWith('apply:'));
+    expect(withdraw).toBeGreaterThanOrEqual(0);
+    expect(withdraw).toBeLessThan(apply);
+    expect(n.agent.status().announced).toEqual([VIP_DNS]);
+    expect(n.events.some((e) => e.kind === 'vip.withdrawn' && (e.data as { vip: string }).vip === VIP_WEB)).toBe(true);
+    failing.clear();
+    await until('web re-announced', () => n.speaker.advertised.some((a) => a.prefix === '198.51.100.10/32'));
+  });
+});
+
+describe('agent - drain and lifecycle', () => {
+  test('operator drain: graceful shutdown community, then withdraw; forwarding stays; undrain re-announces', async () => {
+    const { store, nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    const tablesBefore = n.dataPlane.current.length;
+    n.ops.length = 0;
+    await store.setNodeDrain('n1', true);
+    await until('drained', () => n.agent.status().state === 'drained');
+    await until('withdrawn', () => n.speaker.advertised.length === 0);
+    expect(n.ops.filter((o) => o.startsWith('routes:'))).toEqual([
+      'routes:198.51.100.10/32+gshut,198.51.100.11/32+gshut',
+      'routes:',
+    ]);
+    expect(n.dataPlane.current.length).toBe(tablesBefore);
+    expect(n.dataPlane.closed).toBe(false);
+    await store.setNodeDrain('n1', false);
+    await until('re-announced', () => n.speaker.advertised.length === 2);
+    expect(n.speaker.advertised.every((a) => !a.communities?.includes('65535:0'))).toBe(true);
+    expect(n.agent.status().state).toBe('serving');
+  });
+
+  test('a node that starts with its drain flag set announces nothing', async () => {
+    const store = new MemoryFleetStore();
+    await store.setNodeDrain('n1', true);
+    const { nodes } = await fleetOf(1, store);
+    const n = nodes[0] as Node;
+    expect(n.agent.status().state).toBe('drained');
+    expect(n.dataPlane.current.length).toBe(2);
+    expect(n.speaker.advertised).toEqual([]);
+  });
+
+  test('SIGTERM path: drain, keep forwarding, then stop', async () => {
+    const { nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    n.ops.length = 0;
+    await n.agent.shutdown();
+    expect(n.ops.filter((o) => o.startsWith('routes:'))).toEqual([
+      'routes:198.51.100.10/32+gshut,198.51.100.11/32+gshut',
+      'routes:',
+    ]);
+    expect(n.agent.status().state).toBe('stopped');
+    // the agent leaves the kernel state to its owner (the runtime closes without removing it)
+    expect(n.dataPlane.current.length).toBe(2);
+  });
+
+  test('a restart reconciles without withdrawing what stays announced', async () => {
+    const store = new MemoryFleetStore();
+    const { nodes } = await fleetOf(1, store);
+    const n = nodes[0] as Node;
+    await n.agent.close();
+    const again = startNode(store, 'n1', 0, { speaker: n.speaker, dataPlane: n.dataPlane });
+    const historyBefore = n.speaker.history.length;
+    await again.agent.start();
+    await again.agent.whenReady(5_000);
+    await until('routes set', () => again.ops.some((o) => o.startsWith('routes:')));
+    const after = n.speaker.history.slice(historyBefore);
+    expect(after.every((set) => set.length === 2)).toBe(true);
+    expect(again.ops.filter((o) => o.startsWith('routes:'))).toEqual(['routes:198.51.100.10/32,198.51.100.11/32']);
+  });
+});
+
+describe('agent - faults', () => {
+  test('invalid state in etcd is rejected with an event and a metric; the last good state keeps serving', async () => {
+    const { store, nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    const tables = n.agent.status().tables;
+    store.corruptDesired();
+    await until('rejected event', () => n.events.some((e) => e.kind === 'state.rejected'));
+    const metric = await n.agent.metrics.registry.getSingleMetricAsString('l4fleet_state_rejected_total');
+    expect(metric).toMatch(/l4fleet_state_rejected_total\{[^}]*\} 1/);
+    expect(n.agent.status().tables).toEqual(tables);
+    expect(n.speaker.advertised.length).toBe(2);
+  });
+
+  test('etcd unreachable: fail-static (status, metric), nothing withdrawn, and back without a flap', async () => {
+    const store = new MemoryFleetStore();
+    let down = false;
+    const realGetLeader = store.getLeader.bind(store);
+    store.getLeader = async () => {
+      if (down) throw new StoreError('UNAVAILABLE', 'etcd get: connect ECONNREFUSED');
+      return realGetLeader();
+    };
+    const { nodes } = await fleetOf(1, store);
+    const n = nodes[0] as Node;
+    n.ops.length = 0;
+    down = true;
+    await until('fail-static', () => n.agent.status().failStatic, 5_000);
+    expect(await n.agent.metrics.registry.getSingleMetricAsString('l4fleet_fail_static')).toMatch(/ 1$/m);
+    down = false;
+    await until('back', () => !n.agent.status().failStatic, 5_000);
+    expect(n.ops.filter((o) => o.startsWith('routes:') && o !== 'routes:198.51.100.10/32,198.51.100.11/32')).toEqual(
+      [],
+    );
+    expect(n.speaker.advertised.length).toBe(2);
+    expect(
+      n.events.filter((e) => e.kind === 'node.state').map((e) => (e.data as { failStatic: boolean }).failStatic),
+    ).toEqual(expect.arrayContaining([true, false]));
+  });
+});

@@ -1,0 +1,125 @@
+import { describe, expect, test } from 'vitest';
+import { AgentError } from '../errors.js';
+import { parseAgentConfigText } from './load.js';
+import { applyOverrides } from './overrides.js';
+import { parseAgentConfig } from './parse.js';
+
+const minimal = {
+  node: { name: 'node1', interface: 'eth0', address: '198.18.0.11' },
+  bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000, password: 's3cret' }] },
+  etcd: { endpoints: ['http://127.0.0.1:2379'] },
+};
+
+function problemsOf(raw: unknown): string[] {
+  try {
+    parseAgentConfig(raw);
+  } catch (err) {
+    expect(err).toBeInstanceOf(AgentError);
+    expect((err as AgentError).code).toBe('CONFIG_INVALID');
+    return (err as AgentError).problems.map((p) => `${p.path}: ${p.message}`);
+  }
+  throw new Error('expected the config to be refused');
+}
+
+describe('agent config - parse', () => {
+  test('a minimal file comes back fully defaulted', () => {
+    const c = parseAgentConfig(minimal);
+    expect(c.fleet).toBe('default');
+    expect(c.bgp.routerId).toBe('198.18.0.11');
+    expect(c.bgp.listenPort).toBe(-1);
+    expect(c.bgp.gobgpdAddress).toBe('127.0.0.1:50051');
+    expect(c.bgp.peers[0]).toMatchObject({
+      holdTimeS: 3,
+      keepaliveS: 1,
+      port: 179,
+      passive: false,
+      password: 's3cret',
+    });
+    expect(c.etcd).toMatchObject({ prefix: '/l4fleet', dialTimeoutMs: 2_000, leaseTtlS: 5 });
+    expect(c.nats).toMatchObject({ servers: [], subjectPrefix: 'l4fleet', maxPendingEvents: 1_000 });
+    expect(c.metrics.listen).toBe('127.0.0.1:9469');
+    expect(c.dataplane).toEqual({ driver: 'nftables', table: 'l4fleet' });
+    expect(c.drain.forwardAfterWithdrawMs).toBe(3_000);
+    expect(c.logLevel).toBe('info');
+  });
+
+  test('every problem is reported at once with its path and value', () => {
+    const problems = problemsOf({
+      fleet: 'a.b',
+      node: { name: '-bad', interface: 'eth0', address: '2001:db8::1', extra: 1 },
+      bgp: {
+        asn: 0,
+        peers: [
+          { address: '198.18.0.1', asn: 65000, holdTimeS: 2 },
+          { address: '198.18.0.1', asn: 65000, keepaliveS: 5 },
+        ],
+        communities: ['65535:0', '70000:1'],
+      },
+      etcd: { endpoints: ['ftp://x'] },
+      nats: { servers: 'nats://127.0.0.1:4222', user: 'u' },
+      metrics: { listen: 'localhost' },
+      dataplane: { driver: 'ebpf' },
+    });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'fleet: "a.b" is not a fleet name (A-Z a-z 0-9 _ -)',
+        'node.extra: is not a known field (known: name, interface, address, address6)',
+        'node.name: "-bad" is not a node name (1-63 of A-Z a-z 0-9 . _ -, starting alphanumeric)',
+        'node.address: "2001:db8::1" is not an IPv4 address',
+        'bgp.asn: 0 is not an ASN (1-4294967295)',
+        'bgp.peers[0].holdTimeS: 2 is not 0 or 3-65535 (RFC 4271 §4.2)',
+        'bgp.peers[1].keepaliveS: 5 is not below holdTimeS (3)',
+        'bgp.peers[1].address: "198.18.0.1" duplicates bgp.peers[0]',
+        'bgp.communities[1]: "70000:1" is not a community ASN:VALUE (each 0-65535)',
+        'etcd.endpoints[0]: "ftp://x" is not a URL (http:// or https://HOST:PORT)',
+        'nats: user and password go together',
+        'metrics.listen: "localhost" is not HOST:PORT (IPv6 as [ADDR]:PORT)',
+        'dataplane.driver: "ebpf" is not one of nftables | proxy | dry-run',
+      ]),
+    );
+    expect(problems.length).toBe(13);
+  });
+
+  test.each([
+    [{}, ['node: missing', 'bgp: missing', 'etcd: missing']],
+    [{ ...minimal, bgp: { asn: 65001, peers: [] } }, ['bgp.peers: no peers: the node could never announce a VIP']],
+    [
+      { ...minimal, bgp: { ...minimal.bgp, peers: [{ address: '198.18.0.1', asn: 1, password: 'x'.repeat(81) }] } },
+      ['bgp.peers[0].password: is 81 characters; TCP MD5 keys are at most 80 (Linux)'],
+    ],
+    [
+      { ...minimal, etcd: { endpoints: ['https://e:2379'], tls: { cert: '/c.pem' } } },
+      ['etcd.tls: cert and key go together (client certificate)'],
+    ],
+  ])('refused: %j', (raw, expected) => {
+    expect(problemsOf(raw)).toEqual(expect.arrayContaining(expected));
+  });
+
+  test('YAML text with flag overrides: flags win and are validated with the same paths', () => {
+    const text = [
+      'node: { name: node1, interface: eth0, address: 198.18.0.11 }',
+      'bgp: { asn: 65001, peers: [{ address: 198.18.0.1, asn: 65000 }] }',
+      'etcd: { endpoints: [http://127.0.0.1:2379] }',
+    ].join('\n');
+    const c = parseAgentConfigText(text, {
+      'node.name': 'node7',
+      'etcd.endpoints': 'http://10.0.0.1:2379,http://10.0.0.2:2379',
+      'dataplane.driver': 'dry-run',
+      'metrics.listen': '127.0.0.1:0',
+      'nats.servers': undefined,
+    });
+    expect(c.node.name).toBe('node7');
+    expect(c.etcd.endpoints).toEqual(['http://10.0.0.1:2379', 'http://10.0.0.2:2379']);
+    expect(c.dataplane.driver).toBe('dry-run');
+    expect(c.metrics.listen).toBe('127.0.0.1:0');
+    expect(() => parseAgentConfigText(text, { 'bgp.asn': 'x' })).toThrow('bgp.asn: "x" is not an ASN');
+  });
+
+  test('broken YAML is one problem naming the syntax error', () => {
+    expect(() => parseAgentConfigText('node: [')).toThrow(/not valid YAML/);
+  });
+
+  test('overrides cannot reach the prototype', () => {
+    expect(() => applyOverrides({}, { '__proto__.x': 1 })).toThrow(AgentError);
+  });
+});

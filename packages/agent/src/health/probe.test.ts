@@ -1,0 +1,100 @@
+import { createSocket, type Socket } from 'node:dgram';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { type AddressInfo, createServer, type Server } from 'node:net';
+import type { HealthCheck } from '@l4fleet/config';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { probeMember } from './probe.js';
+
+const check = (c: Partial<HealthCheck>): HealthCheck => ({
+  type: 'tcp',
+  intervalMs: 1000,
+  timeoutMs: 300,
+  rise: 1,
+  fall: 1,
+  ...c,
+});
+const portOf = (s: Server | HttpServer | Socket) =>
+  ('address' in s ? (s.address() as AddressInfo) : ((s as Server).address() as AddressInfo)).port;
+
+let tcp: Server;
+let http: HttpServer;
+let silentHttp: HttpServer;
+let udp: Socket;
+let closedPort: number;
+
+beforeAll(async () => {
+  tcp = createServer((c) => c.end());
+  await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+  http = createHttpServer((req, res) => res.writeHead(req.url === '/healthz' ? 200 : 503).end());
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  silentHttp = createHttpServer(() => undefined); // accepts, never answers
+  await new Promise<void>((r) => silentHttp.listen(0, '127.0.0.1', r));
+  udp = createSocket('udp4');
+  udp.on('message', (msg, rinfo) => udp.send(Buffer.concat([Buffer.from('echo '), msg]), rinfo.port, rinfo.address));
+  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+  const tmp = createServer();
+  await new Promise<void>((r) => tmp.listen(0, '127.0.0.1', r));
+  closedPort = portOf(tmp);
+  await new Promise((r) => tmp.close(r));
+});
+
+afterAll(async () => {
+  tcp.close();
+  http.closeAllConnections();
+  http.close();
+  silentHttp.closeAllConnections();
+  silentHttp.close();
+  udp.close();
+});
+
+describe('probe - real sockets on loopback', () => {
+  test('tcp: a listening port is up, a closed one is refused', async () => {
+    expect(await probeMember({ address: '127.0.0.1', port: portOf(tcp) }, check({}))).toMatchObject({ ok: true });
+    expect(await probeMember({ address: '127.0.0.1', port: closedPort }, check({}))).toMatchObject({
+      ok: false,
+      reason: 'ECONNREFUSED',
+    });
+  });
+
+  test('tcp: the check port overrides the member port', async () => {
+    const r = await probeMember({ address: '127.0.0.1', port: closedPort }, check({ port: portOf(tcp) }));
+    expect(r.ok).toBe(true);
+  });
+
+  test('http: the expected status is up, another status is down with the reason', async () => {
+    const target = { address: '127.0.0.1', port: portOf(http) };
+    expect(await probeMember(target, check({ type: 'http', path: '/healthz', expectStatus: 200 }))).toMatchObject({
+      ok: true,
+    });
+    expect(await probeMember(target, check({ type: 'http', path: '/other', expectStatus: 200 }))).toMatchObject({
+      ok: false,
+      reason: 'status 503 (expected 200)',
+    });
+    expect(await probeMember(target, check({ type: 'http', path: '/other', expectStatus: 503 }))).toMatchObject({
+      ok: true,
+    });
+  });
+
+  test('http: no answer within the timeout is down', async () => {
+    const started = Date.now();
+    const r = await probeMember(
+      { address: '127.0.0.1', port: portOf(silentHttp) },
+      check({ type: 'http', timeoutMs: 200 }),
+    );
+    expect(r).toMatchObject({ ok: false, reason: 'timeout' });
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  test('udp: a reply is up; ICMP port unreachable or silence is down', async () => {
+    expect(
+      await probeMember({ address: '127.0.0.1', port: portOf(udp) }, check({ type: 'udp', payload: 'ping' })),
+    ).toMatchObject({ ok: true });
+    const r = await probeMember({ address: '127.0.0.1', port: closedPort }, check({ type: 'udp', timeoutMs: 300 }));
+    expect(r.ok).toBe(false);
+    expect(['ECONNREFUSED', 'timeout']).toContain(r.reason);
+  });
+
+  test('none: always up', async () => {
+    expect(await probeMember({ address: '192.0.2.1', port: 9 }, check({ type: 'none' }))).toMatchObject({ ok: true });
+  });
+});
