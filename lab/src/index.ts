@@ -1,1 +1,72 @@
-export {};
+export { createLabProgram, type LabIo, runLabCli } from './cli.js';
+export { LabError, type LabErrorCode } from './errors.js';
+export { FlowRun, type FlowRunOptions } from './flows/run.js';
+export { disruptionTable, type FlowSummary, flowKey, summarize } from './flows/summary.js';
+export type { FlowSample, FlowState, FlowTarget, WorkerCommand, WorkerReport } from './flows/types.js';
+export { render, type WatchOptions, type WatchTick, watch } from './flows/watch.js';
+export {
+  DEFAULT_BROKEN_AFTER_MS,
+  DEFAULT_FLOW_INTERVAL_MS,
+  FlowWorker,
+  type FlowWorkerOptions,
+} from './flows/worker.js';
+export {
+  greeting,
+  type IdentityServer,
+  type IdentityServerOptions,
+  type ListenSpec,
+  parseListenSpec,
+  startIdentityServer,
+} from './identity/server.js';
+export { agentArgv, agentAvailable, agentConfig, agentYaml } from './runtime/agent.js';
+export { type RunOptions, type RunResult, run, waitFor } from './runtime/exec.js';
+export { applyDefaultFleet } from './runtime/fleet-apply.js';
+export { bgpdConfig, parseBgpSummary } from './runtime/frr.js';
+export { announce, announced, gobgpdStaticConfig, neighbors, withdraw } from './runtime/gobgp.js';
+export {
+  DEFAULT_READY_TIMEOUT_MS,
+  downLab,
+  type LabResources,
+  listLabIds,
+  listLabResources,
+  NetnsLab,
+  type UpOptions,
+} from './runtime/netns-lab.js';
+export { hostScript, hubPortName, topologyScript } from './runtime/netns-plan.js';
+export {
+  OBSERVE_TABLE,
+  observeRuleset,
+  parseObservedSet,
+  STATIC_TABLE,
+  staticForwarderRuleset,
+} from './runtime/nft.js';
+export { namespacePids } from './runtime/processes.js';
+export {
+  DEFAULT_STATE_ROOT,
+  type LabEvent,
+  type LabMode,
+  type LabState,
+  type Runtime,
+  readEvents,
+} from './runtime/state.js';
+export { type LabStatus, type NodeStatus, routerNextHops } from './runtime/status.js';
+export { containerlabYaml, IMAGES, toContainerlab } from './topology/containerlab.js';
+export { labFleet, labFleetYaml } from './topology/fleet.js';
+export {
+  BGP_HOLD_TIME_S,
+  BGP_KEEPALIVE_S,
+  buildTopology,
+  DEFAULT_LAB_ID,
+  hostOf,
+  hostsOfKind,
+  LAB_PREFIX,
+  type LabHost,
+  type LabVip,
+  namespaceOf,
+  type Segment,
+  type Topology,
+  type TopologyOptions,
+  VIP_TCP,
+  VIP_TCP6,
+  VIP_UDP,
+} from './topology/model.js';

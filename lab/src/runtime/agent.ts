@@ -16,16 +16,17 @@ export function agentConfig(topology: Topology, node: string): Record<string, un
   const control = attachmentOf(topology, 'control', node);
   const { bgp } = topology;
   return {
+    fleet: 'default',
     node: {
       name: node,
       interface: fabric.iface,
       address: fabric.ipv4,
-      address6: fabric.ipv6,
+      ...(fabric.ipv6 ? { address6: fabric.ipv6 } : {}),
     },
     bgp: {
       asn: bgp.nodeAsn,
       routerId: fabric.ipv4,
-      gobgpd: `127.0.0.1:${GOBGPD_API_PORT}`,
+      gobgpdAddress: `127.0.0.1:${GOBGPD_API_PORT}`,
       peers: [
         {
           address: bgp.routerAddress,
@@ -33,12 +34,15 @@ export function agentConfig(topology: Topology, node: string): Record<string, un
           password: bgp.password,
           holdTimeS: bgp.holdTimeS,
           keepaliveS: bgp.keepaliveS,
+          localAddress: fabric.ipv4,
         },
       ],
     },
     etcd: { endpoints: [...topology.control.etcdEndpoints] },
-    nats: { url: topology.control.natsUrl },
+    nats: { servers: [topology.control.natsUrl] },
+    // On the node's control address, so the lab (and Prometheus on the host) can scrape every node.
     metrics: { listen: `${control.ipv4}:${AGENT_METRICS_PORT}` },
+    dataplane: { driver: 'nftables' },
   };
 }
 
@@ -63,5 +67,6 @@ export function agentConfigPath(nodeDir: string): string {
 export async function agentAvailable(): Promise<boolean> {
   if (!existsSync(cliBin())) return false;
   const r = await run([process.execPath, cliBin(), 'agent', '--help'], { allowFailure: true, timeoutMs: 15_000 });
-  return r.code === 0;
+  // commander answers `--help` of an unknown command with the program's help and exit 0: check it is the agent's.
+  return r.code === 0 && /Usage: l4fleet agent/.test(r.stdout);
 }

@@ -1,0 +1,200 @@
+/** `l4fleet-lab` (and `l4fleet lab ...`, which execs it): the lab's command line. */
+import { spawn } from 'node:child_process';
+import { Command, CommanderError, Option } from 'commander';
+import { pino } from 'pino';
+import { LabError } from './errors.js';
+import { watch } from './flows/watch.js';
+import { run } from './runtime/exec.js';
+import { applyDefaultFleet } from './runtime/fleet-apply.js';
+import { downLab, listLabIds, NetnsLab } from './runtime/netns-lab.js';
+import { repoRoot } from './runtime/scripts.js';
+import { containerlabYaml } from './topology/containerlab.js';
+import { labFleetYaml } from './topology/fleet.js';
+import { buildTopology, DEFAULT_LAB_ID } from './topology/model.js';
+
+export interface LabIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const processIo: LabIo = {
+  out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
+  err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+};
+
+function int(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new LabError('OPTION_INVALID', `--${name} ${v} is not a whole number`);
+    return n;
+  };
+}
+
+function labId(cmd: Command): string {
+  return (cmd.optsWithGlobals() as { id?: string }).id ?? process.env.L4FLEET_LAB_ID ?? DEFAULT_LAB_ID;
+}
+
+export function createLabProgram(io: LabIo = processIo): Command {
+  const log = pino({ level: process.env.L4FLEET_LOG_LEVEL ?? 'info' }, pino.destination(2));
+  const program = new Command('l4fleet-lab')
+    .description('A lab fleet on this machine: client -> FRR router (ECMP) -> balancer nodes -> backends, etcd, NATS')
+    .option('--id <id>', 'lab id, part of every name (l4f-<id>-...); env L4FLEET_LAB_ID', undefined)
+    .showHelpAfterError()
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .exitOverride();
+
+  program
+    .command('up')
+    .description('bring the lab up (idempotent); returns once the VIPs answer')
+    .option('--nodes <n>', 'balancer nodes', int('nodes'), 3)
+    .option('--backends <n>', 'backends', int('backends'), 4)
+    .option('--clients <n>', 'client hosts', int('clients'), 1)
+    .addOption(new Option('--runtime <runtime>', 'where the hosts run').choices(['netns', 'docker']).default('netns'))
+    .addOption(
+      new Option('--mode <mode>', 'agent: nodes run the l4fleet agent; static: gobgpd announcements, no agent')
+        .choices(['auto', 'agent', 'static'])
+        .default('auto'),
+    )
+    .option('--control-slot <n>', 'third octet of the control network 198.19.<n>.0/24', int('control-slot'), 0)
+    .option('--no-install', 'do not install missing Debian packages')
+    .action(async (o, cmd: Command) => {
+      if (o.runtime === 'docker') {
+        throw new LabError(
+          'RUNTIME_UNSUPPORTED',
+          '--runtime docker: not implemented yet (deploy/docker has the images; see lab/README.md)',
+        );
+      }
+      if (o.install) await run(['bash', `${repoRoot()}/scripts/install-system-deps.sh`], { timeoutMs: 900_000 });
+      const lab = await NetnsLab.up({
+        id: labId(cmd),
+        nodes: o.nodes,
+        backends: o.backends,
+        clients: o.clients,
+        controlSlot: o.controlSlot,
+        mode: o.mode,
+        log,
+      });
+      if (lab.mode === 'agent') await applyDefaultFleet(lab);
+      const s = await lab.status();
+      io.out(`lab "${lab.id}" is up (${lab.mode} mode): ${s.nodes.length} nodes, ${s.backends.length} backends`);
+      io.out(`etcd: ${s.etcd.endpoints.join(',')}   try: l4fleet --etcd ${s.etcd.endpoints[0]} status`);
+      for (const v of s.vips) io.out(`vip ${v.protocol} ${v.address} port ${v.port}`);
+    });
+
+  program
+    .command('down')
+    .description('remove every namespace, process and file of the lab (also after a crash)')
+    .option('--all', 'every l4fleet lab on this machine')
+    .action(async (o, cmd: Command) => {
+      const ids = o.all ? await listLabIds() : [labId(cmd)];
+      for (const id of ids) {
+        const found = await downLab(id);
+        io.out(`lab "${id}": removed ${found.namespaces.length} namespaces`);
+      }
+    });
+
+  program
+    .command('status')
+    .description('the lab as JSON: etcd, VIPs, nodes (BGP, drained, announced), backends, router next hops')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['json', 'text']).default('text'))
+    .action(async (o, cmd: Command) => {
+      const s = await NetnsLab.open(labId(cmd), log).status();
+      if (o.output === 'json') {
+        io.out(JSON.stringify(s, null, 2));
+        return;
+      }
+      io.out(`lab "${s.id}" (${s.runtime}, ${s.mode} mode)  etcd ${s.etcd.endpoints.join(',')}`);
+      for (const n of s.nodes) {
+        io.out(
+          `node    ${n.name.padEnd(10)} ${n.address.padEnd(15)} bgp ${n.bgp}${n.killed ? ' killed' : ''} announces ${n.announced.join(' ') || '-'}`,
+        );
+      }
+      for (const b of s.backends) io.out(`backend ${b.name.padEnd(10)} ${b.address}`);
+      for (const [prefix, hops] of Object.entries(s.router.nextHops))
+        io.out(`router  ${prefix} via ${hops.join(', ')}`);
+    });
+
+  program
+    .command('exec')
+    .description('run a command in a lab host (client, router, control, a node or backend name)')
+    .argument('<host>')
+    .argument('<cmd...>')
+    .action(async (host: string, argv: string[], _o, cmd: Command) => {
+      const full = NetnsLab.open(labId(cmd), log).execArgv(host, argv);
+      const code = await new Promise<number>((resolve, reject) => {
+        const child = spawn(full[0] ?? 'true', full.slice(1), { stdio: 'inherit' });
+        child.on('error', reject);
+        child.on('exit', (c) => resolve(c ?? 1));
+      });
+      process.exitCode = code;
+    });
+
+  program
+    .command('add-node')
+    .description('add a balancer node; prints its name on the last line')
+    .action(async (_o, cmd: Command) => {
+      io.out(await NetnsLab.open(labId(cmd), log).addNode());
+    });
+
+  program
+    .command('kill')
+    .description('hard-fail a node: link down, processes killed, no graceful withdraw')
+    .argument('<node>')
+    .action(async (node: string, _o, cmd: Command) => {
+      await NetnsLab.open(labId(cmd), log).kill(node);
+      io.out(`${node} killed`);
+    });
+
+  program
+    .command('restart')
+    .description('bring a node back (link up, gobgpd and agent started again)')
+    .argument('<node>')
+    .action(async (node: string, _o, cmd: Command) => {
+      await NetnsLab.open(labId(cmd), log).restart(node);
+      io.out(`${node} restarted`);
+    });
+
+  program
+    .command('watch')
+    .description('run long-lived flows from the client and show them live (flows per node/backend, breaks, pauses)')
+    .option('--flows <k>', 'long-lived TCP flows', int('flows'), 200)
+    .option('--udp <u>', 'UDP flows', int('udp'), 50)
+    .option('--json', 'one JSON object per tick')
+    .option('--duration <s>', 'stop after this many seconds', int('duration'))
+    .action(async (o, cmd: Command) => {
+      await watch(NetnsLab.open(labId(cmd), log), {
+        tcpFlows: o.flows,
+        udpFlows: o.udp,
+        json: Boolean(o.json),
+        ...(o.duration !== undefined ? { durationMs: o.duration * 1000 } : {}),
+        write: (t) => io.out(t),
+      });
+    });
+
+  program
+    .command('export')
+    .description('the lab topology in another format')
+    .addOption(
+      new Option('--format <format>', 'output format').choices(['containerlab', 'fleet']).makeOptionMandatory(),
+    )
+    .option('--nodes <n>', 'balancer nodes', int('nodes'), 3)
+    .option('--backends <n>', 'backends', int('backends'), 4)
+    .action((o, cmd: Command) => {
+      const topology = buildTopology({ id: labId(cmd), nodes: o.nodes, backends: o.backends });
+      io.out(o.format === 'containerlab' ? containerlabYaml(topology) : labFleetYaml(topology));
+    });
+
+  return program;
+}
+
+/** Runs `l4fleet-lab` on argv (without node and script); returns the exit code: 0 ok, 1 failed, 2 usage. */
+export async function runLabCli(argv: readonly string[], io: LabIo = processIo): Promise<number> {
+  try {
+    await createLabProgram(io).parseAsync([...argv], { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    io.err(`error: ${err instanceof Error ? err.message : String(err)}`);
+    return err instanceof LabError && err.code === 'OPTION_INVALID' ? 2 : 1;
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * `lab watch`: K long-lived TCP flows and U UDP flows from the client, shown live: flows per node and per backend,
+ * broken flows, the longest pause, and a timeline (lab events from `lab` commands plus changes of the router's ECMP
+ * next hops, which is how a drain or a dead node shows up). `--json`: one JSON object per tick instead.
+ */
+import type { NetnsLab } from '../runtime/netns-lab.js';
+import { type LabEvent, readEvents } from '../runtime/state.js';
+import { routerNextHops } from '../runtime/status.js';
+import { attachmentOf, hostsOfKind, VIP_TCP } from '../topology/model.js';
+import { FlowRun } from './run.js';
+import type { FlowSummary } from './summary.js';
+
+export interface WatchOptions {
+  readonly tcpFlows: number;
+  readonly udpFlows: number;
+  readonly json: boolean;
+  /** Refresh period; default 1 s. */
+  readonly tickMs?: number;
+  /** Stop after this long (default: until SIGINT/SIGTERM). */
+  readonly durationMs?: number;
+  readonly write: (text: string) => void;
+}
+
+export interface WatchTick {
+  readonly at: string;
+  readonly summary: FlowSummary;
+  readonly nextHops: readonly string[];
+  readonly events: readonly LabEvent[];
+}
+
+export async function watch(lab: NetnsLab, options: WatchOptions): Promise<void> {
+  const startedAt = Date.now();
+  const flows = await FlowRun.start(lab, { tcpFlows: options.tcpFlows, udpFlows: options.udpFlows });
+  const router = lab.topology.hosts.find((h) => h.name === 'router')?.namespace ?? '';
+  const nodeByAddress = new Map(
+    hostsOfKind(lab.topology, 'node').map((n) => [attachmentOf(lab.topology, 'fabric', n.name).ipv4, n.name]),
+  );
+  const seen = readEvents(lab.id).length;
+  const timeline: LabEvent[] = [
+    {
+      at: new Date().toISOString(),
+      event: 'watchStarted',
+      detail: `${options.tcpFlows} tcp, ${options.udpFlows} udp flows`,
+    },
+  ];
+  let hops = await routerNextHops(router, `${VIP_TCP.address}/32`);
+  let consumed = seen;
+  let brokenBefore = 0;
+  let stopping = false;
+  const stop = () => {
+    stopping = true;
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    while (!stopping && (options.durationMs === undefined || Date.now() - startedAt < options.durationMs)) {
+      await new Promise((r) => setTimeout(r, options.tickMs ?? 1_000));
+      const fresh: LabEvent[] = [];
+      const events = readEvents(lab.id);
+      fresh.push(...events.slice(consumed));
+      consumed = events.length;
+      const now = await routerNextHops(router, `${VIP_TCP.address}/32`);
+      for (const gw of now.filter((g) => !hops.includes(g))) {
+        fresh.push({ at: new Date().toISOString(), event: 'nextHopAdded', host: nodeByAddress.get(gw) ?? gw });
+      }
+      for (const gw of hops.filter((g) => !now.includes(g))) {
+        fresh.push({ at: new Date().toISOString(), event: 'nextHopRemoved', host: nodeByAddress.get(gw) ?? gw });
+      }
+      hops = now;
+      const summary = await flows.summary();
+      if (summary.broken > brokenBefore) {
+        fresh.push({
+          at: new Date().toISOString(),
+          event: 'flowsBroken',
+          detail: `${summary.broken - brokenBefore} more`,
+        });
+        brokenBefore = summary.broken;
+      }
+      timeline.push(...fresh);
+      const tick: WatchTick = {
+        at: new Date().toISOString(),
+        summary,
+        nextHops: now.map((g) => nodeByAddress.get(g) ?? g),
+        events: fresh,
+      };
+      options.write(options.json ? JSON.stringify(tick) : render(lab, tick, timeline, startedAt));
+    }
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    await flows.stop();
+  }
+}
+
+function bar(n: number, of: number, width = 30): string {
+  const k = of === 0 ? 0 : Math.round((width * n) / of);
+  return `${'#'.repeat(k)}${' '.repeat(width - k)}`;
+}
+
+export function render(lab: NetnsLab, tick: WatchTick, timeline: readonly LabEvent[], startedAt: number): string {
+  const s = tick.summary;
+  const lines = [
+    '\x1b[2J\x1b[H',
+    `l4fleet lab "${lab.id}" (${lab.mode} mode)  up ${Math.round((Date.now() - startedAt) / 1000)} s   Ctrl-C to stop`,
+    `flows ${s.total}  open ${s.open}  broken ${s.broken}  longest pause ${s.longestPauseMs} ms`,
+    `router ECMP next hops for ${VIP_TCP.address}: ${tick.nextHops.join(', ') || '(none)'}`,
+    '',
+    'node        flows',
+  ];
+  for (const n of hostsOfKind(lab.topology, 'node')) {
+    const count = s.perNode[n.name] ?? 0;
+    const flag = lab.killed.includes(n.name) ? ' killed' : tick.nextHops.includes(n.name) ? '' : ' (not in ECMP)';
+    lines.push(`${n.name.padEnd(10)} ${String(count).padStart(6)} ${bar(count, s.open)}${flag}`);
+  }
+  if (s.perNode['?']) lines.push(`${'?'.padEnd(10)} ${String(s.perNode['?']).padStart(6)}`);
+  lines.push('', 'backend     flows');
+  for (const [name, count] of Object.entries(s.perBackend).sort()) {
+    lines.push(`${name.padEnd(10)} ${String(count).padStart(6)} ${bar(count, s.open)}`);
+  }
+  lines.push('', 'timeline');
+  for (const e of timeline.slice(-12)) {
+    const t = new Date(e.at).toISOString().slice(11, 19);
+    lines.push(`${t}  ${e.event}${e.host ? ` ${e.host}` : ''}${e.detail ? ` (${e.detail})` : ''}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,19 @@
+/**
+ * Applying the lab's default fleet (deploy/examples/lab-fleet.yaml, generated from the topology) to the lab's etcd
+ * through the `l4fleet` CLI, so the lab exercises the same path a user takes. Agent mode only: in static mode nothing
+ * reads the fleet (the static forwarder is not Maglev), and `explain flow` would then predict wrong backends.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { labFleetYaml } from '../topology/fleet.js';
+import { cliBin } from './agent.js';
+import { run } from './exec.js';
+import type { NetnsLab } from './netns-lab.js';
+import { labDir } from './state.js';
+
+export async function applyDefaultFleet(lab: NetnsLab): Promise<void> {
+  const file = join(labDir(lab.id), 'fleet.yaml');
+  writeFileSync(file, labFleetYaml(lab.topology));
+  const etcd = lab.topology.control.etcdEndpoints.join(',');
+  await run([process.execPath, cliBin(), '--etcd', etcd, 'apply', '-f', file], { timeoutMs: 60_000 });
+}

@@ -1,0 +1,35 @@
+/**
+ * The lab's default fleet file (deploy/examples/lab-fleet.yaml): one TCP VIP, one UDP VIP, one IPv6 TCP VIP, each
+ * served by every backend. Members carry the backends' lab names, so `explain flow` answers with the same name the
+ * identity server sends (`backend=<name>`).
+ */
+import { stringify } from 'yaml';
+import { attachmentOf, hostsOfKind, type Topology } from './model.js';
+
+export function labFleet(topology: Topology): Record<string, unknown> {
+  const backends = hostsOfKind(topology, 'backend').map((b) => attachmentOf(topology, 'fabric', b.name));
+  const pools: Record<string, unknown>[] = [];
+  const vips: Record<string, unknown>[] = [];
+  for (const vip of topology.vips) {
+    const v6 = vip.address.includes(':');
+    pools.push({
+      name: vip.name,
+      // The identity server answers UDP datagrams on the member address too, so a udp probe works.
+      healthCheck:
+        vip.protocol === 'udp'
+          ? { type: 'udp', payload: 'health', intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3 }
+          : { type: 'tcp', intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3 },
+      members: backends.map((b) => ({ name: b.host, address: v6 ? b.ipv6 : b.ipv4, port: vip.port })),
+    });
+    vips.push({ address: vip.address, port: vip.port, protocol: vip.protocol, pool: vip.name });
+  }
+  return { pools, vips };
+}
+
+export function labFleetYaml(topology: Topology): string {
+  return [
+    "# The lab's default fleet, applied by `l4fleet lab up` (generated from the lab topology: `lab export --format fleet`).",
+    '# Members are named like the lab backends, so `explain flow` and the identity server (`backend=<name>`) agree.',
+    stringify(labFleet(topology), { lineWidth: 0 }),
+  ].join('\n');
+}
