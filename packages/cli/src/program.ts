@@ -1,7 +1,9 @@
 /** Builds the `l4fleet` command tree. Each command group lives in commands/ and registers itself here. */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { registerAgent } from './commands/agent.js';
 import { type OpenStore, openEtcdStore } from './commands/context.js';
+import { registerEvents } from './commands/events.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { registerLab, runLab } from './commands/lab.js';
 import { registerMaglev } from './commands/maglev.js';
@@ -27,6 +29,8 @@ export function createProgram(io: CliIo = processIo, deps: CliDeps = {}): Comman
   registerMaglev(program, io);
   registerFleetCommands(program, { io, openStore: deps.openStore ?? openEtcdStore });
   registerLab(program);
+  registerAgent(program, io);
+  registerEvents(program, io);
   return program;
 }
 

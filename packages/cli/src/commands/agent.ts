@@ -1,0 +1,128 @@
+/**
+ * `l4fleet agent --config agent.yaml`: runs the node agent in the foreground until SIGTERM or SIGINT, which drain
+ * the node (RFC 8326 graceful shutdown, withdraw, keep forwarding a while) before exiting. A second signal exits at
+ * once without draining. Flags override the file; `--check` validates and prints the effective config.
+ */
+import { readFileSync } from 'node:fs';
+import { AgentError, type ConfigOverrides, formatAgentProblem, loadAgentConfig, runAgent } from '@l4fleet/agent';
+import type { Command } from 'commander';
+import pino from 'pino';
+import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+
+interface AgentFlags {
+  readonly config?: string;
+  readonly nodeName?: string;
+  readonly interface?: string;
+  readonly address?: string;
+  readonly asn?: string;
+  readonly gobgpd?: string;
+  readonly nats?: string;
+  readonly metricsListen?: string;
+  readonly dataplane?: string;
+  readonly fleet?: string;
+  readonly logLevel?: string;
+  readonly check?: boolean;
+}
+
+/** The global connection flags given on the command line (not their defaults) also override the file. */
+function overrides(flags: AgentFlags, cmd: Command): ConfigOverrides {
+  const root = cmd.parent;
+  const given = (name: string): string | undefined => {
+    const src = root?.getOptionValueSource(name);
+    return src === 'cli' || src === 'env' ? (root?.getOptionValue(name) as string) : undefined;
+  };
+  const asn = flags.asn === undefined ? undefined : Number(flags.asn);
+  return {
+    'node.name': flags.nodeName,
+    'node.interface': flags.interface,
+    'node.address': flags.address,
+    'bgp.asn': asn !== undefined && Number.isFinite(asn) ? asn : flags.asn,
+    'bgp.gobgpdAddress': flags.gobgpd,
+    'nats.servers': flags.nats,
+    'metrics.listen': flags.metricsListen,
+    'dataplane.driver': flags.dataplane,
+    fleet: flags.fleet,
+    logLevel: flags.logLevel,
+    'etcd.endpoints': given('etcd'),
+    'etcd.prefix': given('prefix'),
+    'etcd.tls.ca': given('cacert'),
+    'etcd.tls.cert': given('cert'),
+    'etcd.tls.key': given('key'),
+    'etcd.user': given('user'),
+    'etcd.password': given('password'),
+  };
+}
+
+function agentVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    return pkg.version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function registerAgent(program: Command, io: CliIo): void {
+  program
+    .command('agent')
+    .description('run the node agent (health checks, tables, BGP, metrics, events) until SIGTERM')
+    .option('-c, --config <file>', 'agent.yaml (flags override it)')
+    .option('--node-name <name>', 'node name (node.name)')
+    .option('--interface <ifname>', 'interface facing the router and backends (node.interface)')
+    .option('--address <ipv4>', 'next hop announced for IPv4 VIPs (node.address)')
+    .option('--asn <asn>', "this node's AS (bgp.asn)")
+    .option('--gobgpd <host:port>', 'gobgpd gRPC API (bgp.gobgpdAddress)')
+    .option('--nats <urls>', 'NATS servers, comma-separated (nats.servers)')
+    .option('--metrics-listen <host:port>', '/metrics, /healthz, /readyz address (metrics.listen)')
+    .option('--dataplane <driver>', 'nftables | proxy | dry-run (dataplane.driver)')
+    .option('--fleet <name>', 'fleet name in NATS subjects (fleet)')
+    .option('--log-level <level>', 'trace | debug | info | warn | error (logLevel)')
+    .option('--check', 'validate the config, print it (passwords hidden) and exit')
+    .action(async (flags: AgentFlags, cmd: Command) => {
+      let config: Awaited<ReturnType<typeof loadAgentConfig>>;
+      try {
+        config = await loadAgentConfig(flags.config, overrides(flags, cmd));
+      } catch (err) {
+        if (err instanceof AgentError) {
+          const lines = err.problems.length > 0 ? err.problems.map(formatAgentProblem) : [err.message];
+          throw new CliError(lines, err.code === 'CONFIG_UNREADABLE' ? EXIT_FAILURE : EXIT_USAGE, { cause: err });
+        }
+        throw err;
+      }
+      if (flags.check) {
+        const shown = JSON.parse(
+          JSON.stringify(config, (k, v) => (k === 'password' || k === 'token' ? '<hidden>' : v)),
+        ) as unknown;
+        io.out(JSON.stringify(shown, null, 2));
+        return;
+      }
+      const logger = pino({ level: config.logLevel, base: { node: config.node.name } });
+      let running: Awaited<ReturnType<typeof runAgent>>;
+      try {
+        running = await runAgent(config, { logger, version: agentVersion() });
+      } catch (err) {
+        throw new CliError(`agent: ${(err as Error).message}`, EXIT_FAILURE, { cause: err });
+      }
+      logger.info({ event: 'agentRunning', metrics: running.metricsAddress });
+      await new Promise<void>((resolve) => {
+        let signals = 0;
+        const onSignal = (sig: NodeJS.Signals) => {
+          signals += 1;
+          if (signals === 1) {
+            logger.info({ event: 'signal', signal: sig, action: 'drain and exit' });
+            void running.shutdown().then(resolve, (err: unknown) => {
+              logger.error({ event: 'shutdownFailed', err });
+              resolve();
+            });
+          } else {
+            logger.warn({ event: 'signal', signal: sig, action: 'exit now' });
+            void running.close().finally(resolve);
+          }
+        };
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
+      });
+      // Everything is closed; should a client library still hold a handle, do not hang the node's shutdown on it.
+      setTimeout(() => process.exit(process.exitCode ?? 0), 3_000).unref();
+    });
+}
