@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { DataPlaneError } from '../errors.js';
-import type { ApplyResult, DataPlane, DataPlaneCounters, VipApplyReport, VipTable } from '../types.js';
+import type { ApplyResult, DataPlane, DataPlaneCounters, VipApplyReport, VipBackend, VipTable } from '../types.js';
 import { type NormalizedVip, validateDesired } from '../validate.js';
 import { BackendSelector, type ProxySelection } from './select.js';
 import { type ProxyStats, Tally } from './stats.js';
@@ -39,14 +39,16 @@ interface RunningVip {
   readonly stats: ProxyStats;
 }
 
+const backendId = (b: VipBackend | undefined): string => `${b?.name}|${b?.address}|${b?.port}`;
+
 function slotsDiffer(a: VipTable, b: VipTable): number {
   if (a.slots.length !== b.slots.length) return b.slots.length;
   let n = 0;
   for (let s = 0; s < a.slots.length; s++) {
     const x = a.slots[s] as number;
     const y = b.slots[s] as number;
-    const nx = x < 0 ? null : a.backends[x]?.address;
-    const ny = y < 0 ? null : b.backends[y]?.address;
+    const nx = x < 0 ? null : backendId(a.backends[x]);
+    const ny = y < 0 ? null : backendId(b.backends[y]);
     if (nx !== ny) n += 1;
   }
   return n;

@@ -1,0 +1,42 @@
+import { buildTable } from '@l4fleet/maglev';
+import { describe, expect, test } from 'vitest';
+import { DataPlaneError } from './errors.js';
+import { createRecordingDataPlane } from './recording.js';
+import type { VipTable } from './types.js';
+
+const backends = [
+  { name: 'a', address: '10.0.0.1', port: 80 },
+  { name: 'b', address: '10.0.0.2', port: 80 },
+];
+const t: VipTable = {
+  vip: { address: '192.0.2.1', port: 80, protocol: 'tcp' },
+  hash: '5-tuple',
+  seed: 1,
+  backends,
+  slots: buildTable(backends, 13),
+};
+
+describe('recording data plane', () => {
+  test('records applies and reports deltas by backend name', async () => {
+    const dp = createRecordingDataPlane();
+    expect((await dp.apply([t])).vips[0]?.action).toBe('added');
+    expect((await dp.apply([t])).vips[0]?.action).toBe('unchanged');
+    const one = [backends[0] as (typeof backends)[0]];
+    const r = await dp.apply([{ ...t, backends: one, slots: buildTable(one, 13) }]);
+    expect(r.backendsRemoved).toBe(1);
+    expect(r.slotsChanged).toBeGreaterThan(0);
+    expect(dp.applied).toHaveLength(3);
+    expect(await dp.apply([])).toMatchObject({ vips: [{ action: 'removed' }] });
+  });
+
+  test('failNext and validation - the state stays', async () => {
+    const dp = createRecordingDataPlane();
+    await dp.apply([t]);
+    dp.failNext(new DataPlaneError('NFT_FAILED', 'boom'));
+    await expect(dp.apply([])).rejects.toThrow('boom');
+    await expect(dp.apply([{ ...t, seed: -1 }])).rejects.toMatchObject({ code: 'VIP_INVALID' });
+    expect(dp.current).toEqual([t]);
+    await dp.close();
+    await expect(dp.apply([t])).rejects.toMatchObject({ code: 'CLOSED' });
+  });
+});

@@ -1,0 +1,82 @@
+import { buildTable } from '@l4fleet/maglev';
+import { describe, expect, test } from 'vitest';
+import { DataPlaneError } from './errors.js';
+import type { VipTable } from './types.js';
+import { validateDesired } from './validate.js';
+
+const backends = [
+  { name: 'a', address: '10.0.0.1', port: 80 },
+  { name: 'b', address: '10.0.0.2', port: 80 },
+];
+const good: VipTable = {
+  vip: { address: '192.0.2.1', port: 80, protocol: 'tcp' },
+  hash: '5-tuple',
+  seed: 1,
+  backends,
+  slots: buildTable(backends, 13),
+};
+
+describe('validateDesired', () => {
+  test.each([
+    ['bad VIP address', { ...good, vip: { ...good.vip, address: '192.0.2' } }, 'VIP_INVALID', '192.0.2'],
+    ['bad port', { ...good, vip: { ...good.vip, port: 0 } }, 'VIP_INVALID', 'vip.port: 0'],
+    ['bad protocol', { ...good, vip: { ...good.vip, protocol: 'sctp' } }, 'VIP_INVALID', 'sctp'],
+    ['bad seed', { ...good, seed: -1 }, 'VIP_INVALID', 'seed -1'],
+    [
+      'backend family',
+      { ...good, backends: [backends[0], { ...backends[1], address: '2001:db8::2' }] },
+      'BACKEND_FAMILY_MISMATCH',
+      '2001:db8::2 is IPv6',
+    ],
+    [
+      'backend port',
+      { ...good, backends: [backends[0], { ...backends[1], port: 8080 }] },
+      'BACKEND_PORT_MISMATCH',
+      'port: 8080',
+    ],
+    ['backend mac', { ...good, backends: [backends[0], { ...backends[1], mac: 'zz' }] }, 'BACKEND_INVALID', '"zz"'],
+    ['duplicate backend', { ...good, backends: [backends[0], backends[0]] }, 'BACKEND_INVALID', 'more than once'],
+    [
+      'slot out of range',
+      { ...good, slots: Int32Array.from(good.slots).fill(2, 3, 4) },
+      'SLOTS_INVALID',
+      'slots[3]: 2',
+    ],
+    ['size not prime', { ...good, slots: new Int32Array(12) }, 'SLOTS_INVALID', 'not prime'],
+    ['not an Int32Array', { ...good, slots: [0, 1] }, 'SLOTS_INVALID', 'Int32Array'],
+  ])('%s - %s', (_name, table, code, text) => {
+    const err = (() => {
+      try {
+        validateDesired([table as VipTable], { requireSamePort: true });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(DataPlaneError);
+    expect((err as DataPlaneError).code).toBe(code);
+    expect((err as DataPlaneError).message).toContain(text);
+  });
+
+  test('duplicate VIP - same address (any spelling), port and protocol', () => {
+    const v6 = {
+      ...good,
+      vip: { ...good.vip, address: '2001:db8::1' },
+      backends: [{ name: 'x', address: '2001:db8::9', port: 80 }],
+    };
+    const v6b = { ...v6, vip: { ...v6.vip, address: '2001:0db8:0:0::1' } };
+    expect(() =>
+      validateDesired(
+        [
+          { ...v6, slots: buildTable(v6.backends, 13) },
+          { ...v6b, slots: buildTable(v6.backends, 13) },
+        ],
+        { requireSamePort: true },
+      ),
+    ).toThrow(/already given/);
+  });
+
+  test('proxy - backend ports may differ from the VIP port', () => {
+    const t = { ...good, backends: backends.map((b) => ({ ...b, port: 8080 })) };
+    expect(validateDesired([t], { requireSamePort: false })[0]?.key).toBe('v_c0000201_tcp_80');
+  });
+});
