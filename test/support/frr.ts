@@ -57,8 +57,10 @@ export interface FrrOptions {
   /** `maximum-paths` for eBGP in both unicast families: ECMP width; default 8. */
   maximumPaths?: number;
   /**
-   * RFC 8326 §4.2 receiver side: routes carrying GRACEFUL_SHUTDOWN (65535:0) get LOCAL_PREF 0, so a draining
-   * node leaves the ECMP group while its path stays as a backup. FRR 8.4 does not do this by itself. Default false.
+   * Writes the RFC 8326 §4.2 receiver policy explicitly: routes carrying GRACEFUL_SHUTDOWN (65535:0) get
+   * LOCAL_PREF 0, so a draining node leaves the ECMP group while its path stays as a backup. FRR 8.4 already
+   * does this for received routes without any config (measured: packages/bgp/src/frr.int.test.ts); the explicit
+   * route-map documents the intent and is what other routers need. Default false.
    */
   gracefulShutdownPolicy?: boolean;
   /** Lines added inside `router bgp` (before the address families). */

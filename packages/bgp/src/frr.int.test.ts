@@ -62,7 +62,7 @@ describe('gobgp speakers and an FRR router in a namespace', () => {
       asn: ROUTER_ASN,
       routerId: routerAddress,
       maximumPaths: 8,
-      gracefulShutdownPolicy: true,
+      // No explicit RFC 8326 policy: FRR 8.4 lowers LOCAL_PREF to 0 for GRACEFUL_SHUTDOWN routes by itself.
       neighbors: nodeSpecs.map((n) => ({ address: n.address, asn: NODE_ASN, password: n.password })),
     });
     await router.linkToHost({
