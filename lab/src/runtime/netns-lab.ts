@@ -336,22 +336,14 @@ export class NetnsLab {
     appendEvent(this.id, { event: 'nodeKilled', host: node });
   }
 
-  /** Brings a node back: link up, its processes started again (also for a node that was not killed). */
+  /**
+   * Brings a node back (also one that was not killed): its processes are stopped, its links re-created (a link that
+   * went down lost its routes and IPv6 addresses), then gobgpd and the agent started again.
+   */
   async restart(node: string, readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<void> {
     this.requireNode(node);
-    const ns = this.ns(node);
-    await killAll(await namespacePids(ns));
-    await run(['ip', 'link', 'set', hubPortName(segmentOf(this.topology, 'fabric'), node), 'up'], {
-      namespace: this.ns('router'),
-    });
-    await run(['ip', 'link', 'set', 'eth0', 'up'], { namespace: ns });
-    // The routes through eth0 went with the link.
-    await runScript(
-      hostScript(this.topology, node)
-        .split('\n')
-        .filter((l) => l.includes('route replace'))
-        .join('\n'),
-    );
+    await killAll(await namespacePids(this.ns(node)));
+    await runScript(hostScript(this.topology, node));
     this.state.killed = this.state.killed.filter((n) => n !== node);
     await this.startNode(node);
     const live = hostsOfKind(this.topology, 'node').filter((n) => !this.state.killed.includes(n.name)).length;
