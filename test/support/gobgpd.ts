@@ -22,13 +22,16 @@ export interface GobgpdOptions {
   apiPort?: number;
   /** TOML config (`-f FILE -t toml`); default none: gobgpd waits for StartBgp over gRPC. */
   config?: string;
+  /** Serve the API on a unix socket in the temp dir instead of TCP (`apiAddress` is then `unix:/...`). */
+  apiUnixSocket?: boolean;
   /** Name used in the temp dir and log, for debugging. */
   name?: string;
 }
 
 export interface GobgpdHandle extends AsyncDisposable {
-  /** `127.0.0.1:<port>` for the gRPC client. */
+  /** `127.0.0.1:<port>` (or `unix:/path` with apiUnixSocket) for the gRPC client. */
   readonly apiAddress: string;
+  /** TCP API port; 0 with apiUnixSocket. */
   readonly apiPort: number;
   readonly dir: string;
   readonly pid: number | undefined;
@@ -64,7 +67,7 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
-function canConnect(port: number): Promise<boolean> {
+function canConnect(target: number | string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = new Socket();
     socket.setTimeout(500);
@@ -77,7 +80,8 @@ function canConnect(port: number): Promise<boolean> {
       socket.destroy();
       resolve(false);
     });
-    socket.connect(port, '127.0.0.1');
+    if (typeof target === 'string') socket.connect(target);
+    else socket.connect(target, '127.0.0.1');
   });
 }
 
@@ -89,9 +93,12 @@ function exited(child: ChildProcess): Promise<void> {
 export async function startGobgpd(opts: GobgpdOptions = {}): Promise<GobgpdHandle> {
   const name = opts.name ?? 'gobgpd';
   const dir = await mkdtemp(join(tmpdir(), `l4fleet-${name}-`));
-  const apiPort = opts.apiPort ?? (await freePort());
+  const socketPath = join(dir, 'api.sock');
+  const apiPort = opts.apiUnixSocket ? 0 : (opts.apiPort ?? (await freePort()));
+  const apiTarget: number | string = opts.apiUnixSocket ? socketPath : apiPort;
+  const apiHost = opts.apiUnixSocket ? `unix://${socketPath}` : `127.0.0.1:${apiPort}`;
   const logPath = join(dir, 'gobgpd.log');
-  const args = ['--api-hosts', `127.0.0.1:${apiPort}`, '--pprof-disable', '--log-level', 'debug'];
+  const args = ['--api-hosts', apiHost, '--pprof-disable', '--log-level', 'debug'];
   if (opts.config !== undefined) {
     const configPath = join(dir, 'gobgpd.toml');
     await writeFile(configPath, opts.config);
@@ -101,6 +108,8 @@ export async function startGobgpd(opts: GobgpdOptions = {}): Promise<GobgpdHandl
   let log = '';
 
   async function launch(): Promise<void> {
+    // A killed gobgpd leaves its socket file behind, and Go's Listen refuses an existing path.
+    if (opts.apiUnixSocket) await rm(socketPath, { force: true });
     const proc = spawn(GOBGPD_BIN, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     const append = (b: Buffer) => {
@@ -111,11 +120,11 @@ export async function startGobgpd(opts: GobgpdOptions = {}): Promise<GobgpdHandl
     const deadline = Date.now() + READY_TIMEOUT_MS;
     while (Date.now() < deadline) {
       if (proc.exitCode !== null) throw new Error(`gobgpd exited with ${proc.exitCode}: ${log.slice(-2000)}`);
-      if (await canConnect(apiPort)) return;
+      if (await canConnect(apiTarget)) return;
       await new Promise((r) => setTimeout(r, 50));
     }
     proc.kill('SIGKILL');
-    throw new Error(`gobgpd API 127.0.0.1:${apiPort} not up after ${READY_TIMEOUT_MS} ms: ${log.slice(-2000)}`);
+    throw new Error(`gobgpd API ${apiHost} not up after ${READY_TIMEOUT_MS} ms: ${log.slice(-2000)}`);
   }
 
   async function signal(sig: NodeJS.Signals): Promise<void> {
@@ -128,12 +137,13 @@ export async function startGobgpd(opts: GobgpdOptions = {}): Promise<GobgpdHandl
   }
 
   const handle: GobgpdHandle = {
-    apiAddress: `127.0.0.1:${apiPort}`,
+    apiAddress: opts.apiUnixSocket ? `unix:${socketPath}` : `127.0.0.1:${apiPort}`,
     apiPort,
     dir,
     get pid() {
       return child?.pid;
     },
+    // The gobgp CLI speaks TCP only; with apiUnixSocket use the Speaker (or grpc) instead.
     cliArgs: (...rest) => ['-u', '127.0.0.1', '-p', String(apiPort), ...rest],
     async cli(...rest) {
       const { stdout } = await run(GOBGP_CLI_BIN, handle.cliArgs(...rest), { timeout: 10_000 });

@@ -7,6 +7,7 @@ import { freePort, type GobgpdHandle, startGobgpd } from '@l4fleet/test-support/
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { BgpError } from './errors.js';
+import { GobgpClient } from './gobgp-client.js';
 import { createGobgpSpeaker, type GobgpSpeaker } from './gobgp-speaker.js';
 import type { Advertisement, PeerEvent } from './types.js';
 
@@ -290,6 +291,38 @@ describe('gobgp speaker against two gobgpd', () => {
       (x) => x !== undefined,
       20_000,
     );
+  });
+});
+
+describe('gobgp speaker over a unix socket', () => {
+  let gobgpd: GobgpdHandle | undefined;
+  afterEach(async () => {
+    await gobgpd?.[Symbol.asyncDispose]();
+    gobgpd = undefined;
+  });
+
+  test('announces through unix:/path and re-applies after gobgpd restarts on the same socket', async () => {
+    gobgpd = await startGobgpd({ name: 'unix', apiUnixSocket: true });
+    expect(gobgpd.apiAddress).toMatch(/^unix:\//);
+    const speaker = createGobgpSpeaker({ address: gobgpd.apiAddress, logger, backoff: { initialMs: 50, maxMs: 300 } });
+    const client = new GobgpClient({ address: gobgpd.apiAddress });
+    try {
+      await speaker.ensureGlobal({ asn: NODE_ASN, routerId: '192.0.2.11', listenPort: -1 });
+      await speaker.setAdvertisements([{ prefix: '198.51.100.20/32', nextHop: '192.0.2.11' }]);
+      expect((await client.listLocalPaths(4)).map((p) => p.prefix)).toEqual(['198.51.100.20/32']);
+      await gobgpd.kill();
+      await gobgpd.restart();
+      const paths = await eventually(
+        'paths re-applied',
+        () => client.listLocalPaths(4),
+        (p) => p.length === 1,
+      );
+      expect(paths[0]).toMatchObject({ prefix: '198.51.100.20/32', nextHop: '192.0.2.11' });
+      expect((await client.getGlobal()).asn).toBe(NODE_ASN);
+    } finally {
+      client.close();
+      await speaker.close();
+    }
   });
 });
 
