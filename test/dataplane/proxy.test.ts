@@ -43,7 +43,14 @@ async function nameServer(name: string, host = '127.0.0.1'): Promise<NamedServer
       continue;
     }
     udp.on('message', (_m, rinfo) => udp.send(`${name}\n`, rinfo.port, rinfo.address));
-    return { name, port, close: () => (tcp.close(), udp.close()) };
+    return {
+      name,
+      port,
+      close: () => {
+        tcp.close();
+        udp.close();
+      },
+    };
   }
   throw new Error('no free port pair');
 }

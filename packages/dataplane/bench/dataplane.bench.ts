@@ -1,0 +1,237 @@
+/**
+ * Data-plane bench (root; network namespaces): throughput (iperf3) and new connections per second from
+ * a client through one node, for: straight to the backend, the nftables driver (L2 DSR), HAProxy in TCP
+ * mode, and the proxy driver; then apply latency at M = 65,537. One run; prints a table and a JSON line.
+ *
+ *   client -- router == br0 == node, backend       (veths; the backend holds the VIP on lo)
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildTable } from '@l4fleet/maglev';
+import { pino } from 'pino';
+import { createNetnsLab, type NetnsHost } from '../../../test/support/netns.js';
+import { createNftablesDataPlane, type VipTable } from '../src/index.js';
+
+const VIP = '10.77.9.1';
+const NODE = '10.77.2.2';
+const BACKEND = '10.77.2.10';
+const IPERF_S = Number(process.env.BENCH_IPERF_S ?? 3);
+const CPS_S = Number(process.env.BENCH_CPS_S ?? 2);
+const logger = pino({ level: 'silent' });
+
+const ACCEPT_CLOSE_PY = `
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', 5301)); s.listen(4096)
+print('ready', flush=True)
+while True:
+    c, _ = s.accept(); c.close()
+`;
+const CPS_CLIENT_PY = `
+import socket, sys, time
+host, port, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+n, fail, end = 0, 0, time.time() + secs
+while time.time() < end:
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00'); s.settimeout(2)
+    try:
+        s.connect((host, port)); s.recv(1); n += 1
+    except Exception:
+        fail += 1
+    s.close()
+print(n / secs, fail)
+`;
+
+async function ready(h: NetnsHost, argv: string[]): Promise<void> {
+  const child = h.spawn(argv);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${argv[0]} not ready`)), 15_000);
+    child.stdout?.on('data', (d: Buffer) => {
+      if (/ready|Server listening/.test(d.toString())) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${argv.join(' ')} exited ${code}`)));
+  });
+}
+
+async function iperf(client: NetnsHost, host: string, port: number): Promise<number> {
+  const r = await client.run(['iperf3', '-c', host, '-p', String(port), '-t', String(IPERF_S), '-J'], {
+    timeoutMs: (IPERF_S + 15) * 1000,
+  });
+  const out = JSON.parse(r.stdout) as { error?: string; end?: { sum_received?: { bits_per_second: number } } };
+  const bps = out.end?.sum_received?.bits_per_second;
+  if (bps === undefined) throw new Error(`iperf3 to ${host}:${port}: ${out.error ?? r.stdout.slice(0, 300)}`);
+  return bps;
+}
+
+async function cps(client: NetnsHost, host: string, port: number): Promise<number> {
+  const r = await client.run(['python3', '-c', CPS_CLIENT_PY, host, String(port), String(CPS_S)], {
+    timeoutMs: (CPS_S + 15) * 1000,
+  });
+  return Number(r.stdout.trim().split(' ')[0]);
+}
+
+async function applyLatency(): Promise<Record<string, number>> {
+  const lab = await createNetnsLab('l4bn');
+  try {
+    const h = await lab.host('lat');
+    await h.run(['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1']);
+    const names = Array.from({ length: 100 }, (_x, i) => ({
+      name: `m${i}`,
+      address: `10.1.${i >> 8}.${i & 255}`,
+      port: 80,
+    }));
+    const vip = (backends: typeof names): VipTable => ({
+      vip: { address: '192.0.2.1', port: 80, protocol: 'tcp' },
+      hash: '5-tuple',
+      seed: 1,
+      backends,
+      slots: buildTable(backends, 65_537),
+    });
+    const full = vip(names);
+    const less = vip(names.slice(1));
+    const dp = createNftablesDataPlane({ interface: 'eth0', netns: h.ns, logger });
+    const fullApply = (await dp.apply([full])).durationMs;
+    const deltas: number[] = [];
+    for (let i = 0; i < 5; i++) deltas.push((await dp.apply([i % 2 === 0 ? less : full])).durationMs);
+    const ones: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const slots = Int32Array.from(full.slots);
+      slots[i] = ((slots[i] as number) + 1) % names.length;
+      ones.push((await dp.apply([{ ...full, slots }])).durationMs);
+    }
+    const restart = createNftablesDataPlane({ interface: 'eth0', netns: h.ns, logger });
+    const reconcile = (await restart.apply([full])).durationMs;
+    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+    return {
+      fullApplyMs: fullApply,
+      backendLeaveDeltaMs: median(deltas),
+      backendLeaveSlots:
+        less.slots.length -
+        full.slots.filter(
+          (_s, i) => full.backends[full.slots[i] as number]?.name === less.backends[less.slots[i] as number]?.name,
+        ).length,
+      oneSlotDeltaMs: median(ones),
+      restartReconcileMs: reconcile,
+    };
+  } finally {
+    await lab.cleanup();
+  }
+}
+
+async function main(): Promise<void> {
+  const lab = await createNetnsLab('l4bn');
+  const figures: Record<string, number> = {};
+  try {
+    const client = await lab.host('cli');
+    const router = await lab.host('rt');
+    const node = await lab.host('node');
+    const backend = await lab.host('be');
+    await lab.veth(client, 'eth0', router, 'c0');
+    await lab.veth(node, 'eth0', router, 'n0');
+    await lab.veth(backend, 'eth0', router, 'b0');
+    await lab.bridge(router, 'br0', ['n0', 'b0']);
+    await router.sh(
+      'sysctl -qw net.ipv4.ip_forward=1 && ip addr add 10.77.1.1/24 dev c0 && ip addr add 10.77.2.1/24 dev br0 && ' +
+        `ip route add 10.77.9.0/24 via ${NODE}`,
+    );
+    await client.sh('ip addr add 10.77.1.2/24 dev eth0 && ip route add default via 10.77.1.1');
+    await node.sh(`ip addr add ${NODE}/24 dev eth0 && ip route add default via 10.77.2.1`);
+    await backend.sh(
+      'sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 && ' +
+        `ip addr add ${BACKEND}/24 dev eth0 && ip addr add ${VIP}/32 dev lo && ip route add default via 10.77.2.1`,
+    );
+    await node.run(['ping', '-c1', '-W1', BACKEND], { allowFailure: true });
+    await ready(backend, ['iperf3', '-s', '-p', '5201', '--forceflush']);
+    await ready(backend, ['python3', '-c', ACCEPT_CLOSE_PY]);
+
+    // nftables driver on the node.
+    const dp = createNftablesDataPlane({ interface: 'eth0', netns: node.ns, logger });
+    const be = [{ name: 'be', address: BACKEND, port: 5201 }];
+    const be2 = [{ name: 'be', address: BACKEND, port: 5301 }];
+    await dp.apply([
+      {
+        vip: { address: VIP, port: 5201, protocol: 'tcp' },
+        hash: '5-tuple',
+        seed: 7,
+        backends: be,
+        slots: buildTable(be),
+      },
+      {
+        vip: { address: VIP, port: 5301, protocol: 'tcp' },
+        hash: '5-tuple',
+        seed: 7,
+        backends: be2,
+        slots: buildTable(be2),
+      },
+    ]);
+    // HAProxy (TCP mode) and the proxy driver, on the node's own address.
+    const dir = mkdtempSync(join(tmpdir(), 'l4bn-'));
+    writeFileSync(
+      join(dir, 'haproxy.cfg'),
+      'global\n  maxconn 4096\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n' +
+        `listen t\n  bind ${NODE}:5202\n  server s ${BACKEND}:5201\nlisten c\n  bind ${NODE}:5302\n  server s ${BACKEND}:5301\n`,
+    );
+    const haproxy = node.spawn(['haproxy', '-f', join(dir, 'haproxy.cfg'), '-db']);
+    const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+    const maglev = fileURLToPath(new URL('../../maglev/dist/index.js', import.meta.url));
+    const runner = `
+      import { createProxyDataPlane } from '${dist}';
+      import { buildTable } from '${maglev}';
+      import { pino } from 'pino';
+      const dp = createProxyDataPlane({ logger: pino({ level: 'silent' }) });
+      const t = (port, bport) => { const b = [{ name: 'be', address: '${BACKEND}', port: bport }];
+        return { vip: { address: '${NODE}', port, protocol: 'tcp' }, hash: '5-tuple', seed: 7, backends: b, slots: buildTable(b) }; };
+      await dp.apply([t(5203, 5201), t(5303, 5301)]);
+      console.log('ready');`;
+    writeFileSync(join(dir, 'proxy.mjs'), runner);
+    await ready(node, ['node', '--input-type=module', '-e', runner]);
+    await new Promise((r) => setTimeout(r, 300));
+    void haproxy;
+
+    const paths: [string, string, number, number][] = [
+      ['direct', BACKEND, 5201, 5301],
+      ['nftables', VIP, 5201, 5301],
+      ['haproxy', NODE, 5202, 5302],
+      ['proxy', NODE, 5203, 5303],
+    ];
+    for (const [name, host, tport, cport] of paths) {
+      figures[`${name}Gbps`] = (await iperf(client, host, tport)) / 1e9;
+      figures[`${name}Cps`] = await cps(client, host, cport);
+    }
+    for (const name of ['nftables', 'haproxy', 'proxy']) {
+      figures[`${name}VsDirectThroughput`] = (figures[`${name}Gbps`] as number) / (figures.directGbps as number);
+      figures[`${name}VsDirectCps`] = (figures[`${name}Cps`] as number) / (figures.directCps as number);
+    }
+    figures.nftablesVsHaproxyThroughput = (figures.nftablesGbps as number) / (figures.haproxyGbps as number);
+    figures.nftablesVsHaproxyCps = (figures.nftablesCps as number) / (figures.haproxyCps as number);
+    await dp.close({ removeState: true });
+  } finally {
+    await lab.cleanup();
+  }
+  Object.assign(figures, await applyLatency());
+
+  const rows = [
+    ['path', 'iperf3 Gbit/s', 'x direct', 'new conn/s', 'x direct'],
+    ...['direct', 'nftables', 'haproxy', 'proxy'].map((p) => [
+      p,
+      (figures[`${p}Gbps`] as number).toFixed(2),
+      p === 'direct' ? '1.00' : (figures[`${p}VsDirectThroughput`] as number).toFixed(2),
+      (figures[`${p}Cps`] as number).toFixed(0),
+      p === 'direct' ? '1.00' : (figures[`${p}VsDirectCps`] as number).toFixed(2),
+    ]),
+  ];
+  for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(10) : c.padStart(14))).join(''));
+  console.log(
+    `\napply at M = 65,537 (100 backends): full ${figures.fullApplyMs?.toFixed(0)} ms, one backend leaves ` +
+      `(${figures.backendLeaveSlots} slots) ${figures.backendLeaveDeltaMs?.toFixed(1)} ms, one slot ` +
+      `${figures.oneSlotDeltaMs?.toFixed(1)} ms, restart reconcile (no change) ${figures.restartReconcileMs?.toFixed(0)} ms`,
+  );
+  const rounded = Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Math.round(v * 1000) / 1000]));
+  console.log(JSON.stringify({ bench: 'dataplane', ...rounded }));
+}
+
+await main();
