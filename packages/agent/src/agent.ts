@@ -326,6 +326,7 @@ export function createAgent(deps: AgentDeps): Agent {
           asn: config.bgp.asn,
           routerId: config.bgp.routerId,
           listenPort: config.bgp.listenPort,
+          ...(config.bgp.listenAddresses ? { listenAddresses: config.bgp.listenAddresses } : {}),
         });
         await speaker.setPeers(
           config.bgp.peers.map((p) => ({

@@ -123,3 +123,34 @@ describe('agent config - parse', () => {
     expect(() => applyOverrides({}, { '__proto__.x': 1 })).toThrow(AgentError);
   });
 });
+
+describe('agent config - the lab', () => {
+  test("the lab's agent.yaml (lab/src/runtime/agent.ts) is valid as written", () => {
+    const lab = {
+      fleet: 'default',
+      node: { name: 'node1', interface: 'fab0', address: '198.18.1.11', address6: '2001:db8:1::11' },
+      bgp: {
+        asn: 65001,
+        routerId: '198.18.1.11',
+        gobgpdAddress: '127.0.0.1:50051',
+        peers: [
+          {
+            address: '198.18.1.1',
+            asn: 65000,
+            password: 'l4fleet',
+            holdTimeS: 3,
+            keepaliveS: 1,
+            localAddress: '198.18.1.11',
+          },
+        ],
+      },
+      etcd: { endpoints: ['http://198.19.0.2:2379'] },
+      nats: { servers: ['nats://198.19.0.2:4222'] },
+      metrics: { listen: '198.19.0.11:9469' },
+      dataplane: { driver: 'nftables' },
+    };
+    const c = parseAgentConfig(lab);
+    expect(c.node.address6).toBe('2001:db8:1::11');
+    expect(c.bgp.peers[0]?.localAddress).toBe('198.18.1.11');
+  });
+});

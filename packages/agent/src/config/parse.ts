@@ -206,7 +206,7 @@ function bgp(p: Problems, v: unknown, nodeAddress: string): BgpSection {
     p,
     'bgp',
     v,
-    ['asn', 'routerId', 'listenPort', 'gobgpdAddress', 'peers', 'communities', 'gracefulShutdownMs'],
+    ['asn', 'routerId', 'listenPort', 'listenAddresses', 'gobgpdAddress', 'peers', 'communities', 'gracefulShutdownMs'],
     true,
   );
   const peers = list(p, 'bgp.peers', o.peers).map((raw, i) => peer(p, `bgp.peers[${i}]`, raw));
@@ -228,6 +228,13 @@ function bgp(p: Problems, v: unknown, nodeAddress: string): BgpSection {
     asn: int(p, 'bgp.asn', o.asn, 1, MAX_ASN, 'an ASN'),
     routerId: o.routerId === undefined ? nodeAddress : addr(p, 'bgp.routerId', o.routerId, 4),
     listenPort: int(p, 'bgp.listenPort', o.listenPort, -1, 65_535, 'a port or -1', d.DEFAULT_BGP_LISTEN_PORT),
+    ...(o.listenAddresses !== undefined
+      ? {
+          listenAddresses: list(p, 'bgp.listenAddresses', o.listenAddresses).map((a, i) =>
+            addr(p, `bgp.listenAddresses[${i}]`, a),
+          ),
+        }
+      : {}),
     gobgpdAddress: hostPort(p, 'bgp.gobgpdAddress', o.gobgpdAddress, d.DEFAULT_GOBGPD_ADDRESS),
     peers,
     communities,

@@ -47,6 +47,8 @@ export interface BgpSection {
   readonly routerId: string;
   /** gobgpd's own BGP listener; default -1 (no listener: the node connects out to its peers). */
   readonly listenPort: number;
+  /** Addresses gobgpd's listener binds (with listenPort >= 0); default GoBGP's (every address). */
+  readonly listenAddresses?: readonly string[];
   /** gobgpd gRPC API `HOST:PORT`; default 127.0.0.1:50051. */
   readonly gobgpdAddress: string;
   readonly peers: readonly PeerSection[];

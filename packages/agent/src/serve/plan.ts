@@ -11,6 +11,8 @@ import {
   effectiveWeight,
   type Fleet,
   type VipTable as FleetTable,
+  type Pool,
+  type Vip,
   vipKey,
 } from '@l4fleet/config';
 import type { VipTable as DataPlaneTable } from '@l4fleet/dataplane';
@@ -23,14 +25,40 @@ export interface PlannedTable {
   readonly usableBackends: number;
 }
 
-export function planTables(fleet: Fleet, decided: DecidedStatus): PlannedTable[] {
+/** Everything buildVipTable() reads for one VIP: equal inputs give the equal table, so it is reused. */
+function tableInputs(fleet: Fleet, vip: Vip, pool: Pool | undefined, decided: DecidedStatus): string {
+  const members = (pool?.members ?? [])
+    .map((m) => `${m.name}|${m.address}|${m.port}|${m.state}|${pool ? effectiveWeight(pool, m, decided) : 0}`)
+    .join(',');
+  return `${vipKey(vip)}|${vip.tableSize}|${vip.hash}|${vip.pool}|${fleet.hashSeed}|${members}`;
+}
+
+/**
+ * Plans every VIP's table. `cache` (from the previous call) lets unchanged VIPs keep their table: with 100 VIPs a
+ * change in one pool rebuilds only the tables of that pool's VIPs.
+ */
+export function planTables(
+  fleet: Fleet,
+  decided: DecidedStatus,
+  cache?: Map<string, PlannedTable & { inputs: string }>,
+): PlannedTable[] {
   const pools = new Map(fleet.pools.map((p) => [p.name, p]));
-  return fleet.vips.map((vip) => {
-    const table = buildVipTable(fleet, vip, decided);
+  const seen = new Set<string>();
+  const out = fleet.vips.map((vip) => {
+    const key = vipKey(vip);
     const pool = pools.get(vip.pool);
+    const inputs = tableInputs(fleet, vip, pool, decided);
+    seen.add(key);
+    const hit = cache?.get(key);
+    if (hit && hit.inputs === inputs) return hit;
+    const table = buildVipTable(fleet, vip, decided);
     const usableBackends = pool ? table.backends.filter((m) => effectiveWeight(pool, m, decided) > 0).length : 0;
-    return { key: vipKey(vip), table, usableBackends };
+    const planned = { key, table, usableBackends, inputs };
+    cache?.set(key, planned);
+    return planned;
   });
+  if (cache) for (const k of [...cache.keys()]) if (!seen.has(k)) cache.delete(k);
+  return out;
 }
 
 export function toDataPlaneTable(t: FleetTable): DataPlaneTable {

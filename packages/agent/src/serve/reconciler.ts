@@ -72,6 +72,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
   const log = opts.logger.child({ component: 'serve' });
   const { events, metrics } = opts;
   let tables: PlannedTable[] = [];
+  const tableCache = new Map<string, PlannedTable & { inputs: string }>();
   let checksums = new Map<string, string>();
   let dpSignature: string | undefined;
   /** undefined until the first pass: after a restart gobgpd may hold routes we do not know. */
@@ -130,7 +131,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     const inp = opts.inputs();
     if (!inp.fleet) return;
     const started = performance.now();
-    const planned = planTables(inp.fleet, inp.decided);
+    const planned = planTables(inp.fleet, inp.decided, tableCache);
     const usable = plannedRoutes(planned, opts.routeContext);
     let want: Map<string, Advertisement>;
     if (inp.routeMode === 'serving') {

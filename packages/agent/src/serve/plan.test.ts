@@ -1,0 +1,66 @@
+import { parseFleet } from '@l4fleet/config';
+import { describe, expect, test } from 'vitest';
+import { announcedVips, checkedMembers, healthTargets, type PlannedTable, plannedRoutes, planTables } from './plan.js';
+
+const fleet = parseFleet({
+  hashSeed: 7,
+  pools: [
+    {
+      name: 'web',
+      members: [
+        { name: 'a', address: '198.18.0.21', port: 80 },
+        { name: 'b', address: '198.18.0.22', port: 80, state: 'disabled' },
+      ],
+    },
+    { name: 'api', members: [{ name: 'x', address: '198.18.0.31', port: 443 }] },
+    { name: 'v6', healthCheck: { type: 'none' }, members: [{ name: 'y', address: '2001:db8::31', port: 53 }] },
+    { name: 'unused', members: [{ name: 'z', address: '198.18.0.41', port: 80 }] },
+  ],
+  vips: [
+    { address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 },
+    { address: '198.51.100.10', port: 443, protocol: 'tcp', pool: 'api', tableSize: 251 },
+    { address: '2001:db8::53', port: 53, protocol: 'udp', pool: 'v6', tableSize: 251 },
+  ],
+});
+const ctx = { nextHop4: '198.18.0.11', communities: [] };
+
+describe('plan - routes', () => {
+  test('one route per VIP address, kept while any VIP on it has a usable backend', () => {
+    const down = new Map([['web/a', 'down' as const]]);
+    const tables = planTables(fleet, down);
+    expect([...plannedRoutes(tables, ctx).keys()]).toEqual(['198.51.100.10/32']);
+    expect(announcedVips(tables, plannedRoutes(tables, ctx))).toEqual(['198.51.100.10:443/tcp']);
+    const allDown = planTables(fleet, new Map([...down, ['api/x', 'down' as const]]));
+    expect(plannedRoutes(allDown, ctx).size).toBe(0);
+  });
+
+  test('an IPv6 VIP is announced only with an IPv6 next hop', () => {
+    const tables = planTables(fleet, new Map());
+    expect(plannedRoutes(tables, ctx).has('2001:db8::53/128')).toBe(false);
+    expect(plannedRoutes(tables, { ...ctx, nextHop6: '2001:db8:1::11' }).get('2001:db8::53/128')?.nextHop).toBe(
+      '2001:db8:1::11',
+    );
+  });
+});
+
+describe('plan - tables', () => {
+  test('unchanged VIPs keep their table object; a changed pool rebuilds only its VIPs', () => {
+    const cache = new Map<string, PlannedTable & { inputs: string }>();
+    const first = planTables(fleet, new Map(), cache);
+    const again = planTables(fleet, new Map(), cache);
+    expect(again.map((t) => t.table)).toEqual(first.map((t) => t.table));
+    expect(again.every((t, i) => t.table === first[i]?.table)).toBe(true);
+    const changed = planTables(fleet, new Map([['web/a', 'down']]), cache);
+    expect(changed[0]?.table).not.toBe(first[0]?.table);
+    expect(changed[1]?.table).toBe(first[1]?.table);
+    expect(changed[0]?.usableBackends).toBe(0);
+  });
+
+  test('members probed: served pools with a real check, disabled members left out', () => {
+    expect(checkedMembers(fleet)).toEqual(['web/a', 'api/x']);
+    expect(healthTargets(fleet).map((t) => `${t.key}@${t.address}:${t.port}`)).toEqual([
+      'web/a@198.18.0.21:80',
+      'api/x@198.18.0.31:443',
+    ]);
+  });
+});

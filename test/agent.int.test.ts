@@ -1,0 +1,378 @@
+/**
+ * Three agents against the real daemons: etcd, NATS, one gobgpd per node (host namespace, each on its own
+ * address) and an FRR router in a namespace doing ECMP. Backends are TCP echo servers on loopback; node n2 runs
+ * the proxy data plane so a flow through it can be checked across its drain, the others the recording one.
+ *
+ * Covers the issue's list: a failing member flips on every node within interval x fall + 1 s with identical
+ * tables; invalid state written straight into etcd is rejected and the last good state keeps serving; gobgpd
+ * killed is re-announced within 5 s; a drained node's route leaves FRR while its flows keep flowing; etcd killed
+ * for 60 s changes neither forwarding nor announcements and recovers cleanly.
+ */
+import { createHash, randomInt } from 'node:crypto';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
+import { type AgentEvent, parseAgentConfig, type RunningAgent, runAgent } from '@l4fleet/agent';
+import { type Fleet, parseFleet } from '@l4fleet/config';
+import {
+  createProxyDataPlane,
+  createRecordingDataPlane,
+  type DataPlane,
+  type RecordingDataPlane,
+} from '@l4fleet/dataplane';
+import { EtcdFleetStore } from '@l4fleet/store';
+import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
+import { type FrrRouter, startFrr } from '@l4fleet/test-support/frr';
+import { type GobgpdHandle, startGobgpd } from '@l4fleet/test-support/gobgpd';
+import { type NatsHandle, startNats } from '@l4fleet/test-support/nats';
+import { type NatsConnection, connect as natsConnect } from 'nats';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+
+const logger = pino({ level: process.env.L4FLEET_TEST_LOG ?? 'silent' });
+const ROUTER_ASN = 65000;
+const NODE_ASN = 65001;
+const VIP_ADDRESS = '198.51.100.10';
+const VIP_PREFIX = `${VIP_ADDRESS}/32`;
+const INTERVAL_MS = 500;
+const FALL = 2;
+const OUTAGE_MS = Number(process.env.L4FLEET_ETCD_OUTAGE_MS ?? 60_000);
+
+interface TestNode {
+  name: string;
+  address: string;
+  password: string;
+  gobgpd: GobgpdHandle;
+  dataPlane: DataPlane;
+  running: RunningAgent;
+}
+
+async function eventually<T>(what: string, fn: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    try {
+      last = await fn();
+      if (ok(last)) return last;
+    } catch (err) {
+      lastErr = err;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${what}: not within ${timeoutMs} ms; last ${JSON.stringify(last)} ${String(lastErr ?? '')}`);
+}
+
+function echoServer(): Promise<Server> {
+  const s = createServer((c) => c.pipe(c));
+  return new Promise((resolve) => s.listen(0, '127.0.0.1', () => resolve(s)));
+}
+const portOf = (s: Server) => (s.address() as AddressInfo).port;
+
+function fleetFor(backends: readonly Server[], vipPort: number): Fleet {
+  return parseFleet({
+    hashSeed: 0x5eed,
+    pools: [
+      {
+        name: 'web',
+        healthCheck: { type: 'tcp', intervalMs: INTERVAL_MS, timeoutMs: 200, rise: 1, fall: FALL },
+        members: backends.map((b, i) => ({ name: `be${i + 1}`, address: '127.0.0.1', port: portOf(b) })),
+      },
+    ],
+    vips: [{ address: VIP_ADDRESS, port: vipPort, protocol: 'tcp', pool: 'web', tableSize: 251 }],
+  });
+}
+
+describe('agents with etcd, NATS, gobgpd and FRR', () => {
+  let etcd: EtcdHandle;
+  let nats: NatsHandle;
+  let router: FrrRouter;
+  let store: EtcdFleetStore;
+  let nc: NatsConnection;
+  let vipPort = 0;
+  let fleet: Fleet;
+  const backends: Server[] = [];
+  const nodes: TestNode[] = [];
+  const events: AgentEvent[] = [];
+  let routerAddress = '';
+
+  const hops = async () => (await router.kernelRoute(VIP_PREFIX))?.nexthops.join(',') ?? '';
+  const allHops = () =>
+    nodes
+      .map((n) => n.address)
+      .sort()
+      .join(',');
+  const agentOf = (name: string) => (nodes.find((n) => n.name === name) as TestNode).running.agent;
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    nats = await startNats();
+    nc = await natsConnect({ servers: nats.url });
+    const sub = nc.subscribe('l4fleet.itest.>');
+    void (async () => {
+      for await (const m of sub) events.push(JSON.parse(new TextDecoder().decode(m.data)) as AgentEvent);
+    })();
+    for (let i = 0; i < 3; i++) backends.push(await echoServer());
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    vipPort = portOf(probe);
+    await new Promise((r) => probe.close(r));
+    fleet = fleetFor(backends, vipPort);
+    store = new EtcdFleetStore({ endpoints: etcd.endpoints, logger });
+    await store.apply(fleet);
+
+    const base = `100.${randomInt(64, 128)}.${randomInt(0, 256)}.${randomInt(0, 32) * 8}`.split('.').map(Number);
+    const addr = (host: number) => `${base[0]}.${base[1]}.${base[2]}.${(base[3] as number) + host}`;
+    routerAddress = addr(2);
+    const specs = [
+      { name: 'n1', address: addr(1), password: 'pw-n1' },
+      { name: 'n2', address: addr(3), password: 'pw-n2' },
+      { name: 'n3', address: addr(4), password: 'pw-n3' },
+    ];
+    router = await startFrr({
+      asn: ROUTER_ASN,
+      routerId: routerAddress,
+      maximumPaths: 8,
+      neighbors: specs.map((s) => ({ address: s.address, asn: NODE_ASN, password: s.password })),
+    });
+    await router.linkToHost({
+      routerAddress: `${routerAddress}/29`,
+      hostAddresses: specs.map((s) => `${s.address}/29`),
+    });
+
+    for (const s of specs) {
+      const gobgpd = await startGobgpd({ name: `agent-${s.name}` });
+      const config = parseAgentConfig({
+        fleet: 'itest',
+        node: { name: s.name, interface: 'lo', address: s.address },
+        bgp: {
+          asn: NODE_ASN,
+          listenPort: 179,
+          listenAddresses: [s.address],
+          gobgpdAddress: gobgpd.apiAddress,
+          gracefulShutdownMs: 1_000,
+          peers: [{ address: routerAddress, asn: ROUTER_ASN, password: s.password, localAddress: s.address }],
+        },
+        etcd: { endpoints: etcd.endpoints, leaseTtlS: 5, dialTimeoutMs: 1_000 },
+        nats: { servers: [nats.url] },
+        metrics: { listen: '127.0.0.1:0' },
+        dataplane: { driver: 'dry-run' },
+      });
+      // n2 forwards for real (userspace proxy on loopback): its flow must survive its drain.
+      const dataPlane: DataPlane =
+        s.name === 'n2'
+          ? createProxyDataPlane({ logger, listenAddress: '127.0.0.1' })
+          : createRecordingDataPlane({ requireSamePort: false });
+      const running = await runAgent(config, { logger, dataPlane });
+      nodes.push({ ...s, gobgpd, dataPlane, running });
+    }
+    await Promise.all(nodes.map((n) => n.running.agent.whenReady(20_000)));
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const n of nodes) {
+      await n.running.close().catch(() => undefined);
+      await n.gobgpd.stop().catch(() => undefined);
+    }
+    await router?.stop();
+    await nc?.close();
+    await store?.close();
+    await nats?.stop();
+    await etcd?.stop();
+    for (const b of backends) b.close();
+  }, 60_000);
+
+  test('every node announces the VIP: FRR installs three next hops; status records agree', async () => {
+    await eventually('ECMP over 3 nodes', hops, (h) => h === allHops(), 30_000);
+    const views = await eventually(
+      'status records',
+      () => store.listNodes(),
+      (v) => v.length === 3 && v.every((n) => n.status?.announced.length === 1),
+    );
+    const sums = new Set(views.map((v) => Object.values(v.status?.tables ?? {}).join()));
+    expect(sums.size).toBe(1);
+    // /metrics and /readyz answer
+    const res = await fetch(`http://${nodes[0]?.running.metricsAddress}/metrics`);
+    const text = await res.text();
+    expect(text).toMatch(/l4fleet_vip_announced\{[^}]*vip="198\.51\.100\.10:\d+\/tcp"[^}]*\} 1/);
+    expect(text).toMatch(/l4fleet_bgp_session_state\{[^}]*state="established"[^}]*\} 1/);
+    expect((await fetch(`http://${nodes[0]?.running.metricsAddress}/readyz`)).status).toBe(200);
+    expect(events.some((e) => e.kind === 'vip.announced')).toBe(true);
+  }, 60_000);
+
+  test('a failing member flips on every node within interval x fall + 1 s, tables identical', async () => {
+    const victim = backends[0] as Server;
+    const port = portOf(victim);
+    const before = agentOf('n1').status().tables;
+    const started = Date.now();
+    await new Promise((r) => victim.close(r));
+    await eventually(
+      'be1 down on every node',
+      () => nodes.map((n) => n.running.agent.status()),
+      (ss) => ss.every((s) => s.decided['web/be1'] === 'down' && JSON.stringify(s.tables) !== JSON.stringify(before)),
+      10_000,
+    );
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeLessThanOrEqual(INTERVAL_MS * FALL + 1_000);
+    const tables = nodes.map((n) => JSON.stringify(n.running.agent.status().tables));
+    expect(new Set(tables).size).toBe(1);
+    // bring it back on the same port: it rises on every node again
+    const again = createServer((c) => c.pipe(c));
+    await new Promise<void>((r) => again.listen(port, '127.0.0.1', r));
+    backends[0] = again;
+    await eventually(
+      'be1 up again',
+      () => nodes.map((n) => n.running.agent.status()),
+      (ss) => ss.every((s) => s.decided['web/be1'] === 'up' && JSON.stringify(s.tables) === JSON.stringify(before)),
+      10_000,
+    );
+  }, 30_000);
+
+  test('invalid state written straight into etcd is rejected; the last good state keeps serving', async () => {
+    const tables = agentOf('n1').status().tables;
+    const rejectedBefore = events.filter((e) => e.kind === 'state.rejected').length;
+    const original = await etcd.etcdctl('get', '/l4fleet/v1/desired/current', '--print-value-only');
+    // A well-formed document whose fleet breaks a rule the CLI enforces (table size not prime).
+    const bad = Buffer.from(
+      JSON.stringify({
+        schema: 1,
+        fleet: {
+          hashSeed: 0x5eed,
+          pools: [{ name: 'web', members: [{ address: '127.0.0.1', port: 1 }] }],
+          vips: [{ address: VIP_ADDRESS, port: vipPort, protocol: 'tcp', pool: 'web', tableSize: 250 }],
+        },
+      }),
+    );
+    const pointer = {
+      schema: 1,
+      generation: 'handwritten-1',
+      chunks: 1,
+      bytes: bad.length,
+      encoding: 'json',
+      sha256: createHash('sha256').update(bad).digest('hex'),
+      hashSeed: 0x5eed,
+      appliedAt: new Date().toISOString(),
+    };
+    await etcd.etcdctl('put', '/l4fleet/v1/desired/gen/handwritten-1/000000', bad.toString());
+    await etcd.etcdctl('put', '/l4fleet/v1/desired/current', JSON.stringify(pointer));
+    await eventually(
+      'every node rejects it',
+      () => events.filter((e) => e.kind === 'state.rejected').slice(rejectedBefore),
+      (ev) => new Set(ev.map((e) => e.node)).size === 3,
+      10_000,
+    );
+    const rejected = events.filter((e) => e.kind === 'state.rejected').at(-1) as AgentEvent<'state.rejected'>;
+    expect(rejected.data.error).toMatch(/tableSize/);
+    const metrics = await (await fetch(`http://${nodes[0]?.running.metricsAddress}/metrics`)).text();
+    expect(metrics).toMatch(/l4fleet_state_rejected_total\{[^}]*\} [1-9]/);
+    for (const n of nodes) expect(n.running.agent.status().tables).toEqual(tables);
+    expect(await hops()).toBe(allHops());
+    // The operator repairs it: the good pointer back.
+    await etcd.etcdctl('put', '/l4fleet/v1/desired/current', original.trim());
+    await eventually(
+      'nodes serve the repaired state',
+      () => nodes.map((n) => n.running.agent.status().desiredRevision),
+      (r) => new Set(r).size === 1 && (r[0] ?? 0) > 0,
+    );
+  }, 30_000);
+
+  test('gobgpd killed and restarted: the VIP is announced again within 5 s', async () => {
+    const n1 = nodes[0] as TestNode;
+    await n1.gobgpd.kill();
+    await eventually('n1 gone from FRR', hops, (h) => !h.split(',').includes(n1.address), 15_000);
+    const restarted = Date.now();
+    await n1.gobgpd.restart();
+    await eventually('n1 back in FRR', hops, (h) => h === allHops(), 10_000);
+    expect(Date.now() - restarted).toBeLessThanOrEqual(5_000);
+  }, 40_000);
+
+  test("a drained node's route leaves FRR while its flows keep flowing; undrain re-announces", async () => {
+    const n2 = nodes[1] as TestNode;
+    // A long-lived flow through n2's data plane (the proxy on loopback) to a backend.
+    const flow: Socket = await new Promise((resolve, reject) => {
+      const s = connect(vipPort, '127.0.0.1', () => resolve(s));
+      s.once('error', reject);
+    });
+    const echo = (msg: string) =>
+      new Promise<string>((resolve, reject) => {
+        flow.once('data', (d) => resolve(d.toString()));
+        flow.once('error', reject);
+        flow.write(msg);
+      });
+    expect(await echo('before')).toBe('before');
+    await store.setNodeDrain('n2', true);
+    await eventually('n2 withdrawn from FRR', hops, (h) => h !== '' && !h.split(',').includes(n2.address), 10_000);
+    await eventually(
+      'n2 drained',
+      () => n2.running.agent.status().state,
+      (s) => s === 'drained',
+      10_000,
+    );
+    expect(n2.running.agent.status().announced).toEqual([]);
+    expect(await echo('during')).toBe('during');
+    expect(events.some((e) => e.kind === 'vip.withdrawn' && e.node === 'n2')).toBe(true);
+    await store.setNodeDrain('n2', false);
+    await eventually('n2 back in FRR', hops, (h) => h === allHops(), 10_000);
+    expect(await echo('after')).toBe('after');
+    flow.destroy();
+  }, 40_000);
+
+  test(
+    `etcd killed for ${OUTAGE_MS / 1000} s: forwarding and announcements unchanged, clean recovery`,
+    async () => {
+      const tables = nodes.map((n) => n.running.agent.status().tables);
+      const eventsBefore = events.length;
+      await etcd.kill();
+      await eventually(
+        'fail-static on every node',
+        () => nodes.map((n) => n.running.agent.status().failStatic),
+        (f) => f.every(Boolean),
+        10_000,
+      );
+      const metrics = await (await fetch(`http://${nodes[0]?.running.metricsAddress}/metrics`)).text();
+      expect(metrics).toMatch(/l4fleet_fail_static\{[^}]*\} 1/);
+      const deadline = Date.now() + OUTAGE_MS;
+      let checks = 0;
+      while (Date.now() < deadline) {
+        expect(await hops()).toBe(allHops());
+        checks += 1;
+        await new Promise((r) => setTimeout(r, 2_000));
+      }
+      expect(checks).toBeGreaterThan(0);
+      await etcd.start();
+      await eventually(
+        'fail-static over',
+        () => nodes.map((n) => n.running.agent.status().failStatic),
+        (f) => f.every((x) => !x),
+        30_000,
+      );
+      expect(await hops()).toBe(allHops());
+      nodes.forEach((n, i) => expect(n.running.agent.status().tables).toEqual(tables[i]));
+      const flaps = events
+        .slice(eventsBefore)
+        .filter((e) => e.kind === 'vip.withdrawn' || e.kind === 'vip.announced' || e.kind === 'table.applied');
+      expect(flaps).toEqual([]);
+      // The fleet is live again: a change applied now reaches every node.
+      const views = await eventually(
+        'nodes registered again',
+        () => store.listNodes(),
+        (v) => v.filter((n) => n.record).length === 3,
+        30_000,
+      );
+      expect(views.every((v) => v.status?.failStatic === false)).toBe(true);
+      const changed = parseFleet({
+        ...fleet,
+        pools: fleet.pools.map((p) => ({
+          ...p,
+          members: p.members.map((m, i) => (i === 2 ? { ...m, weight: 3 } : m)),
+        })),
+      });
+      await store.apply(changed);
+      await eventually(
+        'change applied everywhere',
+        () => nodes.map((n) => JSON.stringify(n.running.agent.status().tables)),
+        (t) => new Set(t).size === 1 && t[0] !== JSON.stringify(tables[0]),
+        15_000,
+      );
+    },
+    OUTAGE_MS + 90_000,
+  );
+});
