@@ -345,7 +345,7 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
         30_000,
       );
       expect(await hops()).toBe(allHops());
-      nodes.forEach((n, i) => expect(n.running.agent.status().tables).toEqual(tables[i]));
+      for (const [i, n] of nodes.entries()) expect(n.running.agent.status().tables).toEqual(tables[i]);
       const flaps = events
         .slice(eventsBefore)
         .filter((e) => e.kind === 'vip.withdrawn' || e.kind === 'vip.announced' || e.kind === 'table.applied');
