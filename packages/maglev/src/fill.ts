@@ -18,54 +18,38 @@ export function fill(table: Int32Array, cursor: Int32Array, owner: Int32Array, r
   else fillWeightedTs(table.fill(-1), cursor, owner, rate);
 }
 
-// The two fill loops are the hot path (M slot claims, each probing the backend's permutation for a free slot):
-// kept as flat functions over typed arrays, with no closures, so V8 compiles them to tight machine code.
+// The TypeScript reference loops (the wasm module implements the same two).
 
-/** Equal weights: plain round robin of turns (Pseudocode 1). */
-export function fillUniformTs(table: Int32Array, cursor: Int32Array, owner: Int32Array): void {
+/** Backend k claims its next free preferred slot; returns true when that filled the table. */
+function claim(table: Int32Array, cursor: Int32Array, owner: Int32Array, k: number, filled: number): boolean {
   const size = table.length;
-  const n = owner.length;
-  let filled = 0;
-  for (;;) {
-    for (let k = 0; k < n; k++) {
-      const s = cursor[2 * k + 1] as number;
-      let p = cursor[2 * k] as number;
-      while ((table[p] as number) !== -1) {
-        p += s;
-        if (p >= size) p -= size;
-      }
-      table[p] = owner[k] as number;
-      p += s;
-      cursor[2 * k] = p >= size ? p - size : p;
-      if (++filled === size) return;
-    }
+  const s = cursor[2 * k + 1] as number;
+  let p = cursor[2 * k] as number;
+  while ((table[p] as number) !== -1) {
+    p += s;
+    if (p >= size) p -= size;
+  }
+  table[p] = owner[k] as number;
+  p += s;
+  cursor[2 * k] = p >= size ? p - size : p;
+  return filled + 1 === size;
+}
+
+/** Equal weights: plain round robin of turns (Pseudocode 1). `table` must be all -1. */
+export function fillUniformTs(table: Int32Array, cursor: Int32Array, owner: Int32Array): void {
+  for (let filled = 0; ; ) {
+    for (let k = 0; k < owner.length; k++, filled++) if (claim(table, cursor, owner, k, filled)) return;
   }
 }
 
-/** Weighted: each round a backend earns weight/maxWeight credit and takes a turn per whole credit. */
+/** Weighted: each round a backend earns rate[k] credit and takes a turn per whole credit. `table` must be all -1. */
 export function fillWeightedTs(table: Int32Array, cursor: Int32Array, owner: Int32Array, rate: Float64Array): void {
-  const size = table.length;
-  const n = owner.length;
-  const credit = new Float64Array(n);
-  let filled = 0;
-  for (;;) {
-    for (let k = 0; k < n; k++) {
+  const credit = new Float64Array(owner.length);
+  for (let filled = 0; ; ) {
+    for (let k = 0; k < owner.length; k++) {
       const c = (credit[k] as number) + (rate[k] as number);
-      if (c < 1) {
-        credit[k] = c;
-        continue;
-      }
-      credit[k] = c - 1;
-      const s = cursor[2 * k + 1] as number;
-      let p = cursor[2 * k] as number;
-      while ((table[p] as number) !== -1) {
-        p += s;
-        if (p >= size) p -= size;
-      }
-      table[p] = owner[k] as number;
-      p += s;
-      cursor[2 * k] = p >= size ? p - size : p;
-      if (++filled === size) return;
+      credit[k] = c < 1 ? c : c - 1;
+      if (c >= 1 && claim(table, cursor, owner, k, filled++)) return;
     }
   }
 }

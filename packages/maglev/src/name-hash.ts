@@ -5,18 +5,19 @@
  */
 const encoder = new TextEncoder();
 
-/** UTF-8 bytes of `text`; ASCII names (the common case) skip the encoder's allocation. */
-function utf8(text: string): Uint8Array | string {
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return encoder.encode(text);
+/**
+ * The UTF-8 bytes of `text` as a string of char codes 0-255, so one loop reads them with charCodeAt. ASCII names
+ * (the common case) are returned as they are, with no allocation.
+ */
+function utf8Bytes(text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) > 0x7f) return String.fromCharCode(...encoder.encode(text));
+  }
   return text;
 }
 
 export function murmur3(text: string, seed: number): number {
-  const bytes = utf8(text);
-  return typeof bytes === 'string' ? murmur3Ascii(bytes, seed) : murmur3Bytes(bytes, seed);
-}
-
-function murmur3Ascii(data: string, seed: number): number {
+  const data = utf8Bytes(text);
   const c1 = 0xcc9e2d51;
   const c2 = 0x1b873593;
   let h = seed >>> 0;
@@ -40,38 +41,6 @@ function murmur3Ascii(data: string, seed: number): number {
   if (tail >= 2) k ^= data.charCodeAt(blocks + 1) << 8;
   if (tail >= 1) {
     k ^= data.charCodeAt(blocks);
-    k = Math.imul(k, c1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, c2);
-    h ^= k;
-  }
-  return fmix(h, data.length);
-}
-
-function murmur3Bytes(data: Uint8Array, seed: number): number {
-  const c1 = 0xcc9e2d51;
-  const c2 = 0x1b873593;
-  let h = seed >>> 0;
-  const blocks = data.length & ~3;
-  for (let i = 0; i < blocks; i += 4) {
-    let k =
-      (data[i] as number) |
-      ((data[i + 1] as number) << 8) |
-      ((data[i + 2] as number) << 16) |
-      ((data[i + 3] as number) << 24);
-    k = Math.imul(k, c1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, c2);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  }
-  let k = 0;
-  const tail = data.length & 3;
-  if (tail === 3) k ^= (data[blocks + 2] as number) << 16;
-  if (tail >= 2) k ^= (data[blocks + 1] as number) << 8;
-  if (tail >= 1) {
-    k ^= data[blocks] as number;
     k = Math.imul(k, c1);
     k = (k << 15) | (k >>> 17);
     k = Math.imul(k, c2);
