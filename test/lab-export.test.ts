@@ -1,6 +1,7 @@
 /** `lab export --format containerlab` checked against containerlab's own JSON schema (draft-07). */
 import { readFileSync } from 'node:fs';
-import { buildTopology, containerlabYaml, createLabProgram, toContainerlab } from '@l4fleet/lab';
+import { parseAgentConfigText } from '@l4fleet/agent';
+import { agentYaml, buildTopology, containerlabYaml, createLabProgram, toContainerlab } from '@l4fleet/lab';
 import Ajv from 'ajv';
 import { describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
@@ -63,5 +64,20 @@ describe('lab export - containerlab', () => {
       },
     );
     expect(out).toBe(containerlabYaml(buildTopology()));
+  });
+});
+
+describe('deploy/ files match the lab model', () => {
+  test('deploy/containerlab/l4fleet-lab.clab.yaml is the export of the default lab and validates', () => {
+    const file = readFileSync(new URL('../deploy/containerlab/l4fleet-lab.clab.yaml', import.meta.url), 'utf8');
+    expect(file).toBe(containerlabYaml(buildTopology()));
+    expect(errorsOf(parse(file))).toBe('');
+  });
+
+  test('deploy/examples/agent.yaml is accepted by the agent and matches what the lab writes for node1', () => {
+    const file = readFileSync(new URL('../deploy/examples/agent.yaml', import.meta.url), 'utf8');
+    const example = parseAgentConfigText(file);
+    const lab = parseAgentConfigText(agentYaml(buildTopology(), 'node1'));
+    expect(example).toEqual(lab);
   });
 });

@@ -5,7 +5,6 @@ import { pino } from 'pino';
 import { LabError } from './errors.js';
 import { watch } from './flows/watch.js';
 import { run } from './runtime/exec.js';
-import { applyDefaultFleet } from './runtime/fleet-apply.js';
 import { downLab, listLabIds, NetnsLab } from './runtime/netns-lab.js';
 import { repoRoot } from './runtime/scripts.js';
 import { containerlabYaml } from './topology/containerlab.js';
@@ -74,7 +73,6 @@ export function createLabProgram(io: LabIo = processIo): Command {
         mode: o.mode,
         log,
       });
-      if (lab.mode === 'agent') await applyDefaultFleet(lab);
       const s = await lab.status();
       io.out(`lab "${lab.id}" is up (${lab.mode} mode): ${s.nodes.length} nodes, ${s.backends.length} backends`);
       io.out(`etcd: ${s.etcd.endpoints.join(',')}   try: l4fleet --etcd ${s.etcd.endpoints[0]} status`);

@@ -18,7 +18,7 @@ export {
   parseListenSpec,
   startIdentityServer,
 } from './identity/server.js';
-export { agentArgv, agentAvailable, agentConfig, agentYaml } from './runtime/agent.js';
+export { agentArgv, agentAvailable, agentConfig, agentYaml, cliBin } from './runtime/agent.js';
 export { type RunOptions, type RunResult, run, waitFor } from './runtime/exec.js';
 export { applyDefaultFleet } from './runtime/fleet-apply.js';
 export { bgpdConfig, parseBgpSummary } from './runtime/frr.js';

@@ -9,6 +9,7 @@ import { LabError } from '../errors.js';
 import { vipSpec } from '../topology/containerlab.js';
 import {
   attachmentOf,
+  backendName,
   buildTopology,
   hostIfaceOf,
   hostOf,
@@ -23,6 +24,7 @@ import {
 import { agentArgv, agentAvailable, agentConfigPath, agentYaml } from './agent.js';
 import { etcdArgv, natsArgv } from './control.js';
 import { run, runScript, sleep, startDaemon, waitFor } from './exec.js';
+import { applyDefaultFleet } from './fleet-apply.js';
 import { type FrrPaths, frrDaemonArgv, parseBgpSummary, prepareFrr, vtysh } from './frr.js';
 import { announce, announced, gobgpdArgv, gobgpdStaticConfig } from './gobgp.js';
 import { hostScript, hubPortName, topologyScript } from './netns-plan.js';
@@ -237,28 +239,74 @@ export class NetnsLab {
     this.save();
   }
 
-  /** Ready: etcd answers, every live node's session is up, the router has one next hop per node, the VIPs answer. */
+  /**
+   * Ready: etcd answers, (agent mode) the default fleet is applied, the router has one next hop per live node, and
+   * every VIP answers the client.
+   */
   private async waitReady(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const left = () => Math.max(1_000, deadline - Date.now());
-    await waitFor(
-      'etcd',
-      async () => {
-        const r = await run(
-          ['etcdctl', '--endpoints', this.topology.control.etcdEndpoints.join(','), 'endpoint', 'health'],
-          {
-            allowFailure: true,
-            timeoutMs: 5_000,
-          },
-        );
-        return r.code === 0 ? true : undefined;
-      },
-      left(),
-      200,
-    );
+    await this.waitEtcd(left());
+    if (this.state.mode === 'agent') await applyDefaultFleet(this);
     const live = hostsOfKind(this.topology, 'node').filter((n) => !this.state.killed.includes(n.name));
     await this.waitNextHops(live.length, left());
     await this.waitVipsAnswer(left());
+  }
+
+  private waitEtcd(timeoutMs: number): Promise<boolean> {
+    const endpoints = this.topology.control.etcdEndpoints.join(',');
+    return waitFor(
+      'etcd',
+      async () => {
+        const r = await run(['etcdctl', '--endpoints', endpoints, 'endpoint', 'health'], {
+          allowFailure: true,
+          timeoutMs: 5_000,
+        });
+        return r.code === 0 ? true : undefined;
+      },
+      timeoutMs,
+      200,
+    );
+  }
+
+  /** Stops etcd hard (SIGKILL), as a crashed or partitioned control plane; `startEtcd` brings it back. */
+  async stopEtcd(): Promise<void> {
+    const pid = this.state.pids.control?.etcd;
+    if (pid !== undefined) await killAll([pid]);
+    appendEvent(this.id, { event: 'etcdStopped', host: 'control' });
+  }
+
+  async startEtcd(timeoutMs = 30_000): Promise<void> {
+    const dir = hostDir(this.id, 'control');
+    const etcd = startDaemon(etcdArgv(this.topology, dir), {
+      namespace: this.ns('control'),
+      logFile: join(dir, 'etcd.log'),
+    });
+    recordPid(this.state, 'control', 'etcd', etcd.pid);
+    this.save();
+    await this.waitEtcd(timeoutMs);
+    appendEvent(this.id, { event: 'etcdStarted', host: 'control' });
+  }
+
+  /** Adds the next backend (identity server running); the fleet is not changed: add it with `l4fleet member add`. */
+  async addBackend(): Promise<string> {
+    const name = backendName(this.state.backends + 1);
+    this.state.backends += 1;
+    this.save();
+    await runScript(hostScript(this.topology, name));
+    await this.startBackend(name);
+    this.save();
+    appendEvent(this.id, { event: 'backendAdded', host: name });
+    return name;
+  }
+
+  /** Fails a backend: its identity server dies, so health checks fail and its connections are reset. */
+  async failBackend(name: string): Promise<void> {
+    if (hostOf(this.topology, name).kind !== 'backend') {
+      throw new LabError('HOST_UNKNOWN', `host "${name}" is not a backend of lab "${this.id}"`);
+    }
+    await killAll(await namespacePids(this.ns(name)));
+    appendEvent(this.id, { event: 'backendFailed', host: name });
   }
 
   /** Waits until the router's route to the TCP VIP has exactly `count` next hops. */

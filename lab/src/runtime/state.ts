@@ -20,7 +20,7 @@ export interface LabState {
   readonly mode: LabMode;
   readonly controlSlot: number;
   readonly clients: number;
-  readonly backends: number;
+  backends: number;
   nodeIndexes: number[];
   /** Nodes killed with `lab kill` (link down, processes gone) until `lab restart`. */
   killed: string[];

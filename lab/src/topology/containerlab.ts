@@ -99,7 +99,7 @@ function clabNode(topology: Topology, host: LabHost, execs: string[]): ClabNode 
       'net.ipv6.fib_multipath_hash_policy': 1,
       'net.ipv4.conf.all.rp_filter': 0,
     };
-    node.binds = ['router/frr.conf:/etc/frr/frr.conf'];
+    node.binds = ['router/bgpd.conf:/etc/frr/bgpd.conf'];
   }
   if (host.kind === 'backend') {
     // DSR: the VIPs live on lo and the backend must not answer ARP for them (arp_ignore/arp_announce).

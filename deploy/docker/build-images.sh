@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds the lab images locally (no registry exists): a Debian 12 base from debootstrap, imported into Docker,
+# then the agent (with its gobgpd sidecar), router (FRR), backend (identity server) and control (etcd, NATS) images.
+# Needs root, debootstrap, a running dockerd and a built workspace (npm run build). Usage: deploy/docker/build-images.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BASE=l4fleet/base:bookworm
+MIRROR=${MIRROR:-$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+
+if ! docker image inspect "$BASE" >/dev/null 2>&1; then
+  rootfs=$(mktemp -d /tmp/l4f-rootfs.XXXXXX)
+  trap 'rm -rf "$rootfs"' EXIT
+  debootstrap --variant=minbase bookworm "$rootfs" "$MIRROR"
+  tar -C "$rootfs" -c . | docker import - "$BASE"
+fi
+
+# Debian 12 ships Node 18; the workspace needs Node 20: the images get this machine's node binary.
+stage=deploy/docker/.stage
+rm -rf "$stage" && mkdir -p "$stage"
+cp "$(command -v node)" "$stage/node"
+tar -c --exclude='*.map' --exclude='*.tsbuildinfo' package.json node_modules packages/*/package.json packages/*/dist \
+  lab/package.json lab/dist | tar -C "$stage" -x
+
+for image in control router backend agent; do
+  docker build -t "l4fleet/$image:latest" -f "deploy/docker/$image/Dockerfile" deploy/docker
+done
