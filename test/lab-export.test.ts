@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseAgentConfigText } from '@l4fleet/agent';
 import { agentYaml, buildTopology, containerlabYaml, createLabProgram, toContainerlab } from '@l4fleet/lab';
-import Ajv from 'ajv';
+import { Ajv } from 'ajv';
 import { describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
 
