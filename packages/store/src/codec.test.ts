@@ -14,7 +14,8 @@ const big = parseFleet({
 describe('store codec', () => {
   test('small documents are plain JSON in one chunk; large ones gzip and chunk', () => {
     const small = encodeDocument({ pools: [], vips: [], hashSeed: 1 }, 'g1', new Date(0));
-    expect(small.pointer).toMatchObject({ encoding: 'json', chunks: 1 });
+    expect(small.pointer).toMatchObject({ encoding: 'inline', chunks: 0 });
+    expect(decodeDocument('k', small.pointer, [])).toEqual({ pools: [], vips: [], hashSeed: 1 });
     const large = encodeDocument({ ...big, hashSeed: 3 }, 'g2', new Date(0));
     expect(large.pointer.encoding).toBe('gzip');
     for (const c of large.chunks) expect(c.length).toBeLessThanOrEqual(CHUNK_BYTES);

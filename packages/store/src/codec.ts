@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { ConfigError, type Fleet, formatProblem, parseFleet } from '@l4fleet/config';
 import { StoreError } from './errors.js';
-import { CHUNK_BYTES, GZIP_THRESHOLD_BYTES } from './layout.js';
+import { CHUNK_BYTES, GZIP_THRESHOLD_BYTES, INLINE_MAX_BYTES } from './layout.js';
 
 export const DOCUMENT_SCHEMA = 1;
 
@@ -17,7 +17,10 @@ export interface Pointer {
   readonly chunks: number;
   /** Total bytes of the (possibly compressed) document. */
   readonly bytes: number;
-  readonly encoding: 'json' | 'gzip';
+  /** `inline`: a small document sits in the pointer itself (chunks 0): one key, one write, no extra read. */
+  readonly encoding: 'inline' | 'json' | 'gzip';
+  /** The document, when encoding is `inline`. */
+  readonly document?: unknown;
   /** sha256 hex of the concatenated chunks: a torn or hand-edited document is detected, never half-read. */
   readonly sha256: string;
   readonly hashSeed: number;
@@ -35,6 +38,23 @@ export function newGenerationId(): string {
 
 export function encodeDocument(fleet: Fleet & { hashSeed: number }, generation: string, now: Date): EncodedDocument {
   const json = Buffer.from(JSON.stringify({ schema: DOCUMENT_SCHEMA, fleet }));
+  if (json.length <= INLINE_MAX_BYTES) {
+    const document = { schema: DOCUMENT_SCHEMA, fleet };
+    return {
+      pointer: {
+        schema: DOCUMENT_SCHEMA,
+        generation,
+        chunks: 0,
+        bytes: json.length,
+        encoding: 'inline',
+        document,
+        sha256: createHash('sha256').update(json).digest('hex'),
+        hashSeed: fleet.hashSeed,
+        appliedAt: now.toISOString(),
+      },
+      chunks: [],
+    };
+  }
   const encoding = json.length > GZIP_THRESHOLD_BYTES ? 'gzip' : 'json';
   const body = encoding === 'gzip' ? gzipSync(json, { level: 6 }) : json;
   const chunks: Buffer[] = [];
@@ -71,10 +91,14 @@ export function decodePointer(key: string, value: Buffer): Pointer {
   if (typeof p.generation !== 'string' || !/^[a-z0-9-]{1,64}$/.test(p.generation)) {
     throw invalid(key, `generation ${JSON.stringify(p.generation)} is not a generation id`);
   }
-  if (!Number.isInteger(p.chunks) || (p.chunks as number) < 1)
-    throw invalid(key, `chunks ${JSON.stringify(p.chunks)} is not >= 1`);
-  if (p.encoding !== 'json' && p.encoding !== 'gzip')
-    throw invalid(key, `encoding ${JSON.stringify(p.encoding)} is not json | gzip`);
+  if (p.encoding !== 'inline' && p.encoding !== 'json' && p.encoding !== 'gzip') {
+    throw invalid(key, `encoding ${JSON.stringify(p.encoding)} is not inline | json | gzip`);
+  }
+  const chunksOk = p.encoding === 'inline' ? p.chunks === 0 : Number.isInteger(p.chunks) && (p.chunks as number) >= 1;
+  if (!chunksOk) throw invalid(key, `chunks ${JSON.stringify(p.chunks)} does not fit encoding ${p.encoding}`);
+  if (p.encoding === 'inline' && (typeof p.document !== 'object' || p.document === null)) {
+    throw invalid(key, 'inline document is missing');
+  }
   if (typeof p.sha256 !== 'string') throw invalid(key, 'sha256 is missing');
   if (!Number.isInteger(p.hashSeed)) throw invalid(key, `hashSeed ${JSON.stringify(p.hashSeed)} is not an integer`);
   return p as Pointer;
@@ -85,6 +109,8 @@ export function decodeDocument(pointerKey: string, pointer: Pointer, chunks: rea
   if (chunks.length !== pointer.chunks) {
     throw invalid(pointerKey, `generation ${pointer.generation} has ${chunks.length} of ${pointer.chunks} chunks`);
   }
+  if (pointer.encoding === 'inline')
+    return validateDocument(pointerKey, pointer, pointer.document as { schema?: unknown; fleet?: unknown });
   const body = Buffer.concat(chunks);
   const sum = createHash('sha256').update(body).digest('hex');
   if (sum !== pointer.sha256)
@@ -95,6 +121,10 @@ export function decodeDocument(pointerKey: string, pointer: Pointer, chunks: rea
   } catch (err) {
     throw invalid(pointerKey, `generation ${pointer.generation} does not decode: ${(err as Error).message}`, err);
   }
+  return validateDocument(pointerKey, pointer, doc);
+}
+
+function validateDocument(pointerKey: string, pointer: Pointer, doc: { schema?: unknown; fleet?: unknown }): Fleet {
   if (doc.schema !== DOCUMENT_SCHEMA)
     throw invalid(pointerKey, `document schema ${JSON.stringify(doc.schema)} is not ${DOCUMENT_SCHEMA}`);
   try {

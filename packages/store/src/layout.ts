@@ -3,6 +3,7 @@
  * (default `/l4fleet`) and `v1/`, so a future layout can be written beside this one and switched to.
  *
  *   v1/desired/current                 pointer: generation id, chunk count, sha256, encoding, hashSeed
+ *                                      (and the document itself when it is at most INLINE_MAX_BYTES)
  *   v1/desired/gen/<gen>/<nnnnnn>      the fleet document in chunks of at most CHUNK_BYTES
  *   v1/nodes/<node>                    node registration (leased)
  *   v1/drain/<node>                    operator drain flag (not leased: survives agent restarts)
@@ -15,6 +16,8 @@ export const LAYOUT_VERSION = 'v1';
 export const DEFAULT_PREFIX = '/l4fleet';
 /** Chunk size of the desired document: well under etcd's 1.5 MiB default request limit (--max-request-bytes). */
 export const CHUNK_BYTES = 512 * 1024;
+/** Documents up to this size live inside the pointer key itself (one write per apply, no read after a watch event). */
+export const INLINE_MAX_BYTES = 64 * 1024;
 /** Documents larger than this are gzipped (100 VIPs x 1,000 members is ~8 MB of JSON, ~1 MB gzipped). */
 export const GZIP_THRESHOLD_BYTES = 128 * 1024;
 /** Writes batched into one txn stay below etcd's default --max-txn-ops 128 and well below 1.5 MiB. */

@@ -1,0 +1,163 @@
+/**
+ * Store bench against a real etcd (Debian's, started here):
+ *  1. change propagation: time from apply() start to each of 16 watchers (separate clients) receiving the new
+ *     desired state; p50/p99 over the runs (target p99 <= 100 ms on loopback);
+ *  2. scale: a fleet of 100 VIPs x 1,000 members: bytes stored in etcd, apply and read times, client heap.
+ * Prints a table and one JSON line.
+ */
+import { parseFleet } from '@l4fleet/config';
+import { startEtcd } from '@l4fleet/test-support/etcd';
+import pino from 'pino';
+import { EtcdFleetStore } from '../src/etcd-store.js';
+
+const WATCHERS = 16;
+const RUNS = Number(process.env.BENCH_RUNS ?? 100);
+const logger = pino({ level: 'silent' });
+
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] as number;
+};
+
+const smallFleet = (i: number) =>
+  parseFleet({
+    hashSeed: 1,
+    pools: [
+      {
+        name: 'web',
+        members: Array.from({ length: 10 }, (_, k) => ({
+          address: `10.0.0.${k + 1}`,
+          port: 80,
+          weight: 1 + ((i + k) % 3),
+        })),
+      },
+    ],
+    vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web' }],
+  });
+
+const bigFleet = () =>
+  parseFleet({
+    hashSeed: 1,
+    pools: Array.from({ length: 100 }, (_, p) => ({
+      name: `pool${p}`,
+      members: Array.from({ length: 1000 }, (_, i) => ({
+        address: `10.${p}.${i >> 8}.${i & 255}`,
+        port: 8080,
+        weight: 1 + (i % 3),
+      })),
+    })),
+    vips: Array.from({ length: 100 }, (_, p) => ({
+      address: `198.51.${p}.1`,
+      port: 80,
+      protocol: 'tcp',
+      pool: `pool${p}`,
+    })),
+  });
+
+async function main(): Promise<void> {
+  const etcd = await startEtcd();
+  try {
+    const writer = new EtcdFleetStore({ endpoints: etcd.endpoints, logger, prefix: '/bench' });
+    await writer.apply(smallFleet(0));
+    const readers = Array.from(
+      { length: WATCHERS },
+      () => new EtcdFleetStore({ endpoints: etcd.endpoints, logger, prefix: '/bench' }),
+    );
+    let pending: { revision: number; t0: number; left: number; done: () => void } | undefined;
+    const latencies: number[] = [];
+    const seenRev = new Map<number, number>();
+    const watches = await Promise.all(
+      readers.map((r) =>
+        r.watchDesired({
+          onUpdate: (s) => {
+            seenRev.set(s.revision, (seenRev.get(s.revision) ?? 0) + 1);
+            if (pending && s.fleet.pools[0]?.members[0]?.weight === pendingWeight) {
+              latencies.push(performance.now() - pending.t0);
+              if (--pending.left === 0) pending.done();
+            }
+          },
+        }),
+      ),
+    );
+    let pendingWeight = 0;
+    await new Promise((r) => setTimeout(r, 300));
+    for (let i = 1; i <= RUNS; i++) {
+      const fleet = smallFleet(i);
+      pendingWeight = fleet.pools[0]!.members[0]!.weight;
+      // Make consecutive fleets distinguishable by the first member's weight.
+      await new Promise<void>((done) => {
+        pending = { revision: 0, t0: performance.now(), left: WATCHERS, done };
+        void writer.apply(fleet);
+      });
+      pending = undefined;
+    }
+    for (const w of watches) await w.close();
+    for (const r of readers) await r.close();
+
+    // Scale: 100 VIPs x 1,000 members.
+    const big = bigFleet();
+    const heap0 = process.memoryUsage().heapUsed;
+    const t0 = performance.now();
+    const applied = await writer.apply(big);
+    const applyMs = performance.now() - t0;
+    const reader = new EtcdFleetStore({ endpoints: etcd.endpoints, logger, prefix: '/bench' });
+    const t1 = performance.now();
+    const got = await reader.getDesired();
+    const readMs = performance.now() - t1;
+    global.gc?.();
+    const heapMb = (process.memoryUsage().heapUsed - heap0) / 2 ** 20;
+    const rssMb = process.memoryUsage().rss / 2 ** 20;
+    const keysOut = await etcd.etcdctl('get', '--prefix', '/bench/v1/', '-w', 'json');
+    const kvs = (JSON.parse(keysOut).kvs ?? []) as { key: string; value: string }[];
+    const storedBytes = kvs.reduce(
+      (s, kv) => s + Buffer.from(kv.key, 'base64').length + Buffer.from(kv.value, 'base64').length,
+      0,
+    );
+    const jsonBytes = Buffer.byteLength(JSON.stringify(big));
+    const status = JSON.parse(await etcd.etcdctl('endpoint', 'status', '-w', 'json'))[0].Status;
+    await reader.close();
+    await writer.close();
+
+    const p50 = quantile(latencies, 0.5);
+    const p99 = quantile(latencies, 0.99);
+    const rows: [string, string][] = [
+      ['watchers x applies', `${WATCHERS} x ${RUNS} (${latencies.length} deliveries)`],
+      ['propagation p50', `${p50.toFixed(1)} ms`],
+      ['propagation p99', `${p99.toFixed(1)} ms (target <= 100 ms: ${p99 <= 100 ? 'met' : 'MISSED'})`],
+      ['propagation max', `${Math.max(...latencies).toFixed(1)} ms`],
+      ['100 VIPs x 1,000 members: JSON', `${(jsonBytes / 2 ** 20).toFixed(2)} MiB`],
+      [
+        'stored (keys + values, gzip)',
+        `${(storedBytes / 2 ** 20).toFixed(2)} MiB in ${applied.chunks} chunks (${(jsonBytes / storedBytes).toFixed(1)}x smaller)`,
+      ],
+      ['etcd db size after bench', `${(status.dbSize / 2 ** 20).toFixed(2)} MiB`],
+      ['apply / full read', `${applyMs.toFixed(0)} ms / ${readMs.toFixed(0)} ms`],
+      ['client heap for the fleet', `${heapMb.toFixed(1)} MiB (rss ${rssMb.toFixed(0)} MiB)`],
+    ];
+    for (const [k, v] of rows) console.log(`${k.padEnd(34)} ${v}`);
+    console.log(
+      JSON.stringify({
+        bench: 'store-propagation',
+        watchers: WATCHERS,
+        runs: RUNS,
+        p50Ms: +p50.toFixed(2),
+        p99Ms: +p99.toFixed(2),
+        p99TargetMs: 100,
+        p99OverTarget: +(p99 / 100).toFixed(3),
+        bigFleetJsonBytes: jsonBytes,
+        bigFleetStoredBytes: storedBytes,
+        compressionRatio: +(jsonBytes / storedBytes).toFixed(2),
+        chunks: applied.chunks,
+        applyMs: +applyMs.toFixed(1),
+        readMs: +readMs.toFixed(1),
+        clientHeapMiB: +heapMb.toFixed(1),
+        etcdDbBytes: Number(status.dbSize),
+        readBack: got.fleet.pools.length,
+      }),
+    );
+  } finally {
+    await etcd.stop();
+  }
+}
+
+await main();
