@@ -25,7 +25,8 @@ describe('store codec', () => {
   test('a missing chunk or a changed byte is INVALID_STATE, never a partial fleet', () => {
     const doc = encodeDocument({ ...big, hashSeed: 3 }, 'g3', new Date(0));
     const tampered = doc.chunks.map((c) => Buffer.from(c));
-    tampered[0]![10] ^= 1;
+    const first = tampered[0] as Buffer;
+    first[10] = (first[10] as number) ^ 1;
     expect(() => decodeDocument('k', doc.pointer, tampered)).toThrow(/sha256/);
     expect(() => decodeDocument('k', { ...doc.pointer, chunks: doc.pointer.chunks + 1 }, doc.chunks)).toThrow(/chunks/);
   });

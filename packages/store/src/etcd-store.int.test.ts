@@ -63,7 +63,6 @@ describe('store - etcd (real)', () => {
   });
 
   test('a large fleet (100 VIPs x 1,000 members) is chunked and reads back whole', async () => {
-    const store = open();
     const fleet = parseFleet({
       hashSeed: 1,
       pools: Array.from({ length: 100 }, (_, p) => ({
