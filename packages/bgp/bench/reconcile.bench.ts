@@ -14,7 +14,7 @@ const logger = pino({ level: 'silent' });
 function vips(n: number, community = '65001:1'): Advertisement[] {
   return Array.from({ length: n }, (_, i) => ({
     prefix: `198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`,
-    nextHop: '192.0.2.1',
+    nextHop: '198.18.0.1',
     communities: [community],
   }));
 }
@@ -28,7 +28,7 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 const gobgpd = await startGobgpd({ name: 'bench' });
 const speaker = createGobgpSpeaker({ address: gobgpd.apiAddress, logger, backoff: { initialMs: 20, maxMs: 200 } });
 try {
-  await speaker.ensureGlobal({ asn: 65001, routerId: '192.0.2.1', listenPort: -1 });
+  await speaker.ensureGlobal({ asn: 65001, routerId: '198.18.0.1', listenPort: -1 });
   const all = vips(VIPS);
   const changed = [...all.slice(0, VIPS - 10), ...vips(VIPS, '65001:2').slice(VIPS - 10)];
   const announceMs = await timed(() => speaker.setAdvertisements(all));

@@ -17,7 +17,7 @@ function wire<T>(method: string, request: T): Record<string, unknown> {
 
 describe('codec - paths', () => {
   test.each([
-    { prefix: '198.51.100.10/32', nextHop: '192.0.2.1', communities: ['65535:0', '65001:1'], med: 7, localPref: 200 },
+    { prefix: '198.51.100.10/32', nextHop: '198.18.0.1', communities: ['65535:0', '65001:1'], med: 7, localPref: 200 },
     { prefix: '2001:db8::10/128', nextHop: '2001:db8::1' },
   ])('%o survives the wire both ways', (input) => {
     const adv = canonicalAdvertisement(input);
@@ -28,7 +28,7 @@ describe('codec - paths', () => {
 
   test('communities are 32-bit values (RFC 1997): 65535:0 is 0xFFFF0000', () => {
     const path = toApiPath(
-      canonicalAdvertisement({ prefix: '198.51.100.1', nextHop: '192.0.2.1', communities: ['65535:0'] }),
+      canonicalAdvertisement({ prefix: '198.51.100.1', nextHop: '198.18.0.1', communities: ['65535:0'] }),
     );
     expect(path.pattrs).toContainEqual({
       '@type': 'type.googleapis.com/apipb.CommunitiesAttribute',
@@ -49,7 +49,7 @@ describe('codec - paths', () => {
   });
 
   test('withdrawals carry is_withdraw (gobgpd 3.10 wants a next hop otherwise)', () => {
-    const adv = canonicalAdvertisement({ prefix: '198.51.100.1', nextHop: '192.0.2.1' });
+    const adv = canonicalAdvertisement({ prefix: '198.51.100.1', nextHop: '198.18.0.1' });
     expect(toApiPath(adv, true).is_withdraw).toBe(true);
     expect(fromApiPath(toApiPath(adv, true))).toBeUndefined();
   });
@@ -57,17 +57,17 @@ describe('codec - paths', () => {
   test('local paths have a nil neighbour', () => {
     expect(isLocalPath({ neighbor_ip: '<nil>' })).toBe(true);
     expect(isLocalPath({ neighbor_ip: '' })).toBe(true);
-    expect(isLocalPath({ neighbor_ip: '192.0.2.254' })).toBe(false);
+    expect(isLocalPath({ neighbor_ip: '198.18.0.254' })).toBe(false);
   });
 });
 
 describe('codec - peers', () => {
   test('a peer survives the wire and reads back equal (so reconcile sees no change)', () => {
     const peer = canonicalPeer({
-      address: '192.0.2.254',
+      address: '198.18.0.254',
       asn: 65000,
       password: 'secret',
-      localAddress: '192.0.2.1',
+      localAddress: '198.18.0.1',
       port: 1179,
       ebgpMultihopTtl: 2,
     });
@@ -76,7 +76,7 @@ describe('codec - peers', () => {
   });
 
   test('both unicast families are enabled', () => {
-    const api = toApiPeer(canonicalPeer({ address: '192.0.2.254', asn: 65000 }));
+    const api = toApiPeer(canonicalPeer({ address: '198.18.0.254', asn: 65000 }));
     expect(api.afi_safis.map((a: { config: { family: { afi: string } } }) => a.config.family.afi)).toEqual([
       'AFI_IP',
       'AFI_IP6',
