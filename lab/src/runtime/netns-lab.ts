@@ -21,7 +21,7 @@ import {
   type Topology,
   type TopologyOptions,
 } from '../topology/model.js';
-import { agentArgv, agentAvailable, agentConfigPath, agentYaml } from './agent.js';
+import { agentArgv, agentAvailable, agentConfigPath, agentYaml, cliBin } from './agent.js';
 import { etcdArgv, natsArgv } from './control.js';
 import { run, runScript, sleep, startDaemon, waitFor } from './exec.js';
 import { applyDefaultFleet } from './fleet-apply.js';
@@ -416,6 +416,7 @@ export class NetnsLab {
     const router = this.ns('router');
     const paths = this.frrPaths();
     const summary = parseBgpSummary(await vtysh(router, paths, 'show bgp ipv4 unicast summary json').catch(() => '{}'));
+    const drained = this.state.mode === 'agent' ? await this.drainFlags() : new Map<string, boolean>();
     const nodes = [];
     for (const n of hostsOfKind(topology, 'node')) {
       const fabric = attachmentOf(topology, 'fabric', n.name);
@@ -426,7 +427,7 @@ export class NetnsLab {
         address: fabric.ipv4,
         bgp: peer?.state ?? 'Idle',
         killed,
-        drained: null,
+        drained: drained.get(n.name) ?? null,
         announced: killed ? [] : await announced(n.namespace ?? '').catch(() => []),
       });
     }
@@ -453,6 +454,22 @@ export class NetnsLab {
       })),
       router: { asn: topology.bgp.routerAsn, address: topology.bgp.routerAddress, nextHops },
     };
+  }
+
+  /** Drain flags from the control plane (`l4fleet status`); empty while etcd does not answer. */
+  private async drainFlags(): Promise<Map<string, boolean>> {
+    const etcd = this.topology.control.etcdEndpoints.join(',');
+    const r = await run([process.execPath, cliBin(), '--etcd', etcd, 'status', '-o', 'json'], {
+      allowFailure: true,
+      timeoutMs: 10_000,
+    });
+    if (r.code !== 0) return new Map();
+    try {
+      const doc = JSON.parse(r.stdout) as { nodes?: { name: string; drained?: boolean }[] };
+      return new Map((doc.nodes ?? []).map((n) => [n.name, Boolean(n.drained)]));
+    } catch {
+      return new Map();
+    }
   }
 
   async down(): Promise<void> {
