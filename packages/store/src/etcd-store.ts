@@ -601,6 +601,9 @@ export class EtcdFleetStore implements FleetStore {
     assertNodeName(node);
     const election = this.ns.election(AGGREGATOR_ELECTION, options.leaseTtlS ?? DEFAULT_LEASE_TTL_S);
     const campaign: Campaign = election.campaign(node);
+    // etcd3 emits 'error' twice when the lease grant fails (lease 'lost', then start()); without a standing
+    // listener the second emit throws inside a promise: an unhandled rejection each campaign while etcd is down.
+    campaign.on('error', () => undefined);
     let resolveLost: (e: StoreError | undefined) => void = () => undefined;
     const lost = new Promise<StoreError | undefined>((r) => (resolveLost = r));
     let leader = false;
