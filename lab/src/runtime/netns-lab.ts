@@ -20,6 +20,7 @@ import {
   segmentOf,
   type Topology,
   type TopologyOptions,
+  VIP_TCP,
 } from '../topology/model.js';
 import { agentArgv, agentAvailable, agentConfigPath, agentYaml, cliBin } from './agent.js';
 import { etcdArgv, natsArgv } from './control.js';
@@ -324,6 +325,18 @@ export class NetnsLab {
     );
   }
 
+  /** Waits until the router routes the TCP VIP through `node` (its BGP session is up and it announces). */
+  async waitInEcmp(node: string, timeoutMs: number): Promise<void> {
+    const address = attachmentOf(this.topology, 'fabric', node).ipv4;
+    await waitFor(
+      `router ECMP route ${VIP_TCP.address}/32 via ${node} (${address})`,
+      async () =>
+        (await routerNextHops(this.ns('router'), `${VIP_TCP.address}/32`)).includes(address) ? true : undefined,
+      timeoutMs,
+      100,
+    );
+  }
+
   private async waitVipsAnswer(timeoutMs: number): Promise<void> {
     const client = hostsOfKind(this.topology, 'client')[0]?.name ?? 'client';
     for (const vip of this.topology.vips) {
@@ -364,8 +377,7 @@ export class NetnsLab {
     this.save();
     await runScript(hostScript(this.topology, name));
     await this.startNode(name);
-    const live = hostsOfKind(this.topology, 'node').filter((n) => !this.state.killed.includes(n.name)).length;
-    if (this.state.mode === 'static') await this.waitNextHops(live, readyTimeoutMs);
+    await this.waitInEcmp(name, readyTimeoutMs);
     appendEvent(this.id, { event: 'nodeAdded', host: name });
     return name;
   }
@@ -394,8 +406,8 @@ export class NetnsLab {
     await runScript(hostScript(this.topology, node));
     this.state.killed = this.state.killed.filter((n) => n !== node);
     await this.startNode(node);
-    const live = hostsOfKind(this.topology, 'node').filter((n) => !this.state.killed.includes(n.name)).length;
-    if (this.state.mode === 'static') await this.waitNextHops(live, readyTimeoutMs);
+    // A drained node stays out of ECMP on purpose (the flag lives in etcd and survives the restart).
+    if (!(await this.drainFlags()).get(node)) await this.waitInEcmp(node, readyTimeoutMs);
     appendEvent(this.id, { event: 'nodeRestarted', host: node });
   }
 
@@ -458,6 +470,7 @@ export class NetnsLab {
 
   /** Drain flags from the control plane (`l4fleet status`); empty while etcd does not answer. */
   private async drainFlags(): Promise<Map<string, boolean>> {
+    if (this.state.mode !== 'agent') return new Map();
     const etcd = this.topology.control.etcdEndpoints.join(',');
     const r = await run([process.execPath, cliBin(), '--etcd', etcd, 'status', '-o', 'json'], {
       allowFailure: true,
