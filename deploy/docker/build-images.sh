@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BASE=l4fleet/base:bookworm
+# The mirror apt already uses (one-line or deb822 sources), so debootstrap works where apt works.
 MIRROR=${MIRROR:-$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)}
+MIRROR=${MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 
 if ! docker image inspect "$BASE" >/dev/null 2>&1; then
@@ -19,9 +21,13 @@ fi
 stage=deploy/docker/.stage
 rm -rf "$stage" && mkdir -p "$stage"
 cp "$(command -v node)" "$stage/node"
-tar -c --exclude='*.map' --exclude='*.tsbuildinfo' package.json node_modules packages/*/package.json packages/*/dist \
-  lab/package.json lab/dist | tar -C "$stage" -x
+# Runtime files only: no source maps, no build/lint/test tooling.
+tar -c --exclude='*.map' --exclude='*.tsbuildinfo' --exclude='node_modules/@biomejs' --exclude='node_modules/@turbo' \
+  --exclude='node_modules/typescript' --exclude='node_modules/@esbuild' --exclude='node_modules/@rolldown' \
+  --exclude='node_modules/esbuild' --exclude='node_modules/vite' --exclude='node_modules/vitest' \
+  --exclude='node_modules/@vitest' --exclude='node_modules/turbo' --exclude='node_modules/.cache' package.json node_modules packages/*/package.json packages/*/dist \
+  packages/*/proto lab/package.json lab/dist | tar -C "$stage" -x
 
 for image in control router backend agent; do
-  docker build -t "l4fleet/$image:latest" -f "deploy/docker/$image/Dockerfile" deploy/docker
+  docker build --network host -t "l4fleet/$image:latest" -f "deploy/docker/$image/Dockerfile" deploy/docker
 done

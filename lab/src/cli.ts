@@ -57,12 +57,6 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .option('--control-slot <n>', 'third octet of the control network 198.19.<n>.0/24', int('control-slot'), 0)
     .option('--no-install', 'do not install missing Debian packages')
     .action(async (o, cmd: Command) => {
-      if (o.runtime === 'docker') {
-        throw new LabError(
-          'RUNTIME_UNSUPPORTED',
-          '--runtime docker: not implemented yet (deploy/docker has the images; see lab/README.md)',
-        );
-      }
       if (o.install) await run(['bash', `${repoRoot()}/scripts/install-system-deps.sh`], { timeoutMs: 900_000 });
       const lab = await NetnsLab.up({
         id: labId(cmd),
@@ -71,10 +65,13 @@ export function createLabProgram(io: LabIo = processIo): Command {
         clients: o.clients,
         controlSlot: o.controlSlot,
         mode: o.mode,
+        runtime: o.runtime,
         log,
       });
       const s = await lab.status();
-      io.out(`lab "${lab.id}" is up (${lab.mode} mode): ${s.nodes.length} nodes, ${s.backends.length} backends`);
+      io.out(
+        `lab "${lab.id}" is up (${s.runtime}, ${lab.mode} mode): ${s.nodes.length} nodes, ${s.backends.length} backends`,
+      );
       io.out(`etcd: ${s.etcd.endpoints.join(',')}   try: l4fleet --etcd ${s.etcd.endpoints[0]} status`);
       for (const v of s.vips) io.out(`vip ${v.protocol} ${v.address} port ${v.port}`);
     });

@@ -129,7 +129,13 @@ class Flow {
     }
     const payload = `${++this.seq}\n`;
     if (this.tcp && this.state === 'open') this.tcp.write(payload);
-    if (this.udp && (this.state === 'open' || this.reason === 'backend changed')) this.udp.send(payload);
+    if (this.udp && (this.state === 'open' || this.reason === 'backend changed')) {
+      try {
+        this.udp.send(payload);
+      } catch {
+        // An ICMP error (no route, port unreachable) can leave the socket unconnected for a moment: a lost datagram.
+      }
+    }
   }
 
   private break(reason: string): void {

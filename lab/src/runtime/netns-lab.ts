@@ -24,6 +24,7 @@ import {
 } from '../topology/model.js';
 import { agentArgv, agentAvailable, agentConfigPath, agentYaml, cliBin } from './agent.js';
 import { etcdArgv, natsArgv } from './control.js';
+import { backendListen, createContainer, dockerAvailable, releaseContainer, removeLabContainers } from './docker.js';
 import { run, runScript, sleep, startDaemon, waitFor } from './exec.js';
 import { applyDefaultFleet } from './fleet-apply.js';
 import { type FrrPaths, frrDaemonArgv, parseBgpSummary, prepareFrr, vtysh } from './frr.js';
@@ -38,6 +39,7 @@ import {
   type LabMode,
   type LabState,
   labDir,
+  type Runtime,
   readState,
   recordPid,
   removeState,
@@ -48,6 +50,8 @@ import { type LabStatus, routerNextHops } from './status.js';
 export interface UpOptions extends TopologyOptions {
   /** `auto` (default): the agent if the built CLI has it, otherwise static announcements. */
   mode?: LabMode | 'auto';
+  /** `netns` (default) or `docker` (containers from the locally built images, agent mode only). */
+  runtime?: Runtime;
   /** Time for BGP sessions, ECMP routes and VIP answers; default 60 s. */
   readyTimeoutMs?: number;
   log?: Logger;
@@ -112,12 +116,24 @@ export class NetnsLab {
       options.log?.warn({ event: 'labStale', id: topology.id }, 'removing a stale lab first');
     }
     await downLab(topology.id);
+    const runtime = options.runtime ?? 'netns';
     const wanted = options.mode ?? 'auto';
-    const mode: LabMode = wanted === 'auto' ? ((await agentAvailable()) ? 'agent' : 'static') : wanted;
+    let mode: LabMode = wanted === 'auto' ? ((await agentAvailable()) ? 'agent' : 'static') : wanted;
+    if (runtime === 'docker') {
+      if (wanted === 'static')
+        throw new LabError('RUNTIME_UNSUPPORTED', '--runtime docker runs the agent: no static mode');
+      if (!(await dockerAvailable())) {
+        throw new LabError(
+          'RUNTIME_UNSUPPORTED',
+          '--runtime docker: no Docker engine answers (start dockerd, set DOCKER_HOST, build the images with deploy/docker/build-images.sh)',
+        );
+      }
+      mode = 'agent';
+    }
     const state: LabState = {
       version: 1,
       id: topology.id,
-      runtime: 'netns',
+      runtime,
       mode,
       controlSlot: topology.controlSlot,
       clients: hostsOfKind(topology, 'client').length,
@@ -151,12 +167,19 @@ export class NetnsLab {
 
   private async build(readyTimeoutMs: number): Promise<void> {
     const topology = this.topology;
-    this.log?.info({ event: 'topologyBuild', id: topology.id, mode: this.state.mode }, 'building namespaces');
-    await runScript(topologyScript(topology));
-    await this.startControl();
-    await this.startRouter();
-    for (const b of hostsOfKind(topology, 'backend')) await this.startBackend(b.name);
-    for (const n of hostsOfKind(topology, 'node')) await this.startNode(n.name);
+    this.log?.info(
+      { event: 'topologyBuild', id: topology.id, mode: this.state.mode, runtime: this.state.runtime },
+      'building the lab',
+    );
+    if (this.state.runtime === 'docker') {
+      await this.buildContainers();
+    } else {
+      await runScript(topologyScript(topology));
+      await this.startControl();
+      await this.startRouter();
+      for (const b of hostsOfKind(topology, 'backend')) await this.startBackend(b.name);
+      for (const n of hostsOfKind(topology, 'node')) await this.startNode(n.name);
+    }
     this.save();
     await this.waitReady(readyTimeoutMs);
     this.state.upAt = new Date().toISOString();
@@ -165,6 +188,46 @@ export class NetnsLab {
       event: 'labUp',
       detail: `${hostsOfKind(topology, 'node').length} nodes, mode ${this.mode}`,
     });
+  }
+
+  /** Docker runtime: configs first (containers mount them), every container, the shared wiring, then release. */
+  private async buildContainers(): Promise<void> {
+    const topology = this.topology;
+    prepareFrr(topology, hostDir(this.id, 'router'));
+    for (const n of hostsOfKind(topology, 'node')) this.writeAgentConfig(n.name);
+    for (const h of topology.hosts) if (h.kind !== 'host') await this.createContainerFor(h.name);
+    await runScript(topologyScript(topology));
+    for (const n of hostsOfKind(topology, 'node')) await this.observe(n.name);
+    for (const h of topology.hosts) if (h.kind !== 'host') await releaseContainer(h);
+  }
+
+  private async createContainerFor(host: string): Promise<void> {
+    const pid = await createContainer(this.topology, hostOf(this.topology, host), (h) => hostDir(this.id, h));
+    recordPid(this.state, host, 'container', pid);
+    this.save();
+  }
+
+  private writeAgentConfig(node: string): string {
+    const conf = agentConfigPath(hostDir(this.id, node));
+    writeFileSync(conf, agentYaml(this.topology, node));
+    return conf;
+  }
+
+  /** The lab's observe table on the node's fabric interface (which node carries which flow). */
+  private async observe(node: string): Promise<void> {
+    const ns = this.ns(node);
+    const fabric = attachmentOf(this.topology, 'fabric', node);
+    await run(['nft', 'delete', 'table', 'netdev', OBSERVE_TABLE], { namespace: ns, allowFailure: true });
+    await run(['nft', '-f', '-'], { namespace: ns, input: observeRuleset(fabric.iface) });
+  }
+
+  /** Docker runtime: a (new) container for one host, wired and released. */
+  private async replaceContainer(host: string): Promise<void> {
+    if (hostOf(this.topology, host).kind === 'node') this.writeAgentConfig(host);
+    await this.createContainerFor(host);
+    await runScript(hostScript(this.topology, host));
+    if (hostOf(this.topology, host).kind === 'node') await this.observe(host);
+    await releaseContainer(hostOf(this.topology, host));
   }
 
   private startControl(): Promise<void> {
@@ -197,14 +260,8 @@ export class NetnsLab {
 
   private async startBackend(name: string): Promise<void> {
     const dir = hostDir(this.id, name);
-    const self = attachmentOf(this.topology, 'fabric', name);
-    const listen = new Set<string>();
-    for (const vip of this.topology.vips) {
-      // TCP on the wildcard (it answers from the connection's own address); UDP on each VIP, see identity/server.ts.
-      listen.add(vip.protocol === 'tcp' ? `tcp:[::]:${vip.port}` : vipSpec(vip));
-      if (vip.protocol === 'udp') listen.add(`udp:${self.ipv4}:${vip.port}`);
-    }
-    const argv = [...scriptArgv('identity/main'), '--name', name, ...[...listen].flatMap((l) => ['--listen', l])];
+    const listen = backendListen(this.topology, name);
+    const argv = [...scriptArgv('identity/main'), '--name', name, ...listen.flatMap((l) => ['--listen', l])];
     const p = startDaemon(argv, { namespace: this.ns(name), logFile: join(dir, 'identity.log') });
     recordPid(this.state, name, 'identity', p.pid);
   }
@@ -215,8 +272,7 @@ export class NetnsLab {
     const dir = hostDir(this.id, name);
     const ns = this.ns(name);
     const fabric = attachmentOf(topology, 'fabric', name);
-    await run(['nft', 'delete', 'table', 'netdev', OBSERVE_TABLE], { namespace: ns, allowFailure: true });
-    await run(['nft', '-f', '-'], { namespace: ns, input: observeRuleset(fabric.iface) });
+    await this.observe(name);
     if (this.state.mode === 'static') {
       const conf = join(dir, 'gobgpd.toml');
       writeFileSync(conf, gobgpdStaticConfig(topology, name));
@@ -232,8 +288,7 @@ export class NetnsLab {
     } else {
       const g = startDaemon(gobgpdArgv(), { namespace: ns, logFile: join(dir, 'gobgpd.log') });
       recordPid(this.state, name, 'gobgpd', g.pid);
-      const conf = agentConfigPath(dir);
-      writeFileSync(conf, agentYaml(topology, name));
+      const conf = this.writeAgentConfig(name);
       const a = startDaemon(agentArgv(conf), { namespace: ns, logFile: join(dir, 'agent.log') });
       recordPid(this.state, name, 'agent', a.pid);
     }
@@ -272,12 +327,14 @@ export class NetnsLab {
 
   /** Stops etcd hard (SIGKILL), as a crashed or partitioned control plane; `startEtcd` brings it back. */
   async stopEtcd(): Promise<void> {
+    this.requireNetns('stopEtcd');
     const pid = this.state.pids.control?.etcd;
     if (pid !== undefined) await killAll([pid]);
     appendEvent(this.id, { event: 'etcdStopped', host: 'control' });
   }
 
   async startEtcd(timeoutMs = 30_000): Promise<void> {
+    this.requireNetns('startEtcd');
     const dir = hostDir(this.id, 'control');
     const etcd = startDaemon(etcdArgv(this.topology, dir), {
       namespace: this.ns('control'),
@@ -294,8 +351,11 @@ export class NetnsLab {
     const name = backendName(this.state.backends + 1);
     this.state.backends += 1;
     this.save();
-    await runScript(hostScript(this.topology, name));
-    await this.startBackend(name);
+    if (this.state.runtime === 'docker') await this.replaceContainer(name);
+    else {
+      await runScript(hostScript(this.topology, name));
+      await this.startBackend(name);
+    }
     this.save();
     appendEvent(this.id, { event: 'backendAdded', host: name });
     return name;
@@ -359,6 +419,8 @@ export class NetnsLab {
 
   /** Every recorded process alive and every namespace present. */
   async healthy(): Promise<boolean> {
+    // A lab whose `up` never finished (crash, timeout) is not healthy, however alive its processes are.
+    if (!this.state.upAt) return false;
     const { namespaces } = await listLabResources(this.id);
     for (const h of this.topology.hosts) if (h.namespace && !namespaces.includes(h.namespace)) return false;
     for (const [host, roles] of Object.entries(this.state.pids)) {
@@ -375,8 +437,11 @@ export class NetnsLab {
     const name = nodeName(nextNodeIndex(this.topology));
     this.state.nodeIndexes = [...this.state.nodeIndexes, Number(name.slice(4))];
     this.save();
-    await runScript(hostScript(this.topology, name));
-    await this.startNode(name);
+    if (this.state.runtime === 'docker') await this.replaceContainer(name);
+    else {
+      await runScript(hostScript(this.topology, name));
+      await this.startNode(name);
+    }
     await this.waitInEcmp(name, readyTimeoutMs);
     appendEvent(this.id, { event: 'nodeAdded', host: name });
     return name;
@@ -403,12 +468,24 @@ export class NetnsLab {
   async restart(node: string, readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<void> {
     this.requireNode(node);
     await killAll(await namespacePids(this.ns(node)));
-    await runScript(hostScript(this.topology, node));
     this.state.killed = this.state.killed.filter((n) => n !== node);
-    await this.startNode(node);
+    if (this.state.runtime === 'docker') await this.replaceContainer(node);
+    else {
+      await runScript(hostScript(this.topology, node));
+      await this.startNode(node);
+    }
     // A drained node stays out of ECMP on purpose (the flag lives in etcd and survives the restart).
     if (!(await this.drainFlags()).get(node)) await this.waitInEcmp(node, readyTimeoutMs);
     appendEvent(this.id, { event: 'nodeRestarted', host: node });
+  }
+
+  private requireNetns(what: string): void {
+    if (this.state.runtime !== 'netns') {
+      throw new LabError(
+        'RUNTIME_UNSUPPORTED',
+        `${what}: only the netns runtime (lab "${this.id}" runs on ${this.state.runtime})`,
+      );
+    }
   }
 
   private requireNode(node: string): void {
@@ -450,7 +527,7 @@ export class NetnsLab {
     }
     return {
       id: this.id,
-      runtime: 'netns',
+      runtime: this.state.runtime,
       mode: this.state.mode,
       etcd: { endpoints: [...topology.control.etcdEndpoints] },
       nats: { url: topology.control.natsUrl },
@@ -533,6 +610,7 @@ export async function downLab(id: string): Promise<LabResources> {
   await killAll([...pids]);
   for (const ns of found.namespaces) await run(['ip', 'netns', 'del', ns], { allowFailure: true });
   for (const iface of found.hostInterfaces) await run(['ip', 'link', 'del', iface], { allowFailure: true });
+  await removeLabContainers(id);
   removeState(id);
   // The kernel frees a namespace once its last process is gone; give it a moment so a following up starts clean.
   await sleep(50);

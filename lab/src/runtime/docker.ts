@@ -1,0 +1,149 @@
+/**
+ * The Docker runtime: every lab host is a container started with `--network none` from the locally built images
+ * (deploy/docker/build-images.sh), its network namespace given the lab's name with `ip netns attach`, and then wired
+ * by exactly the same plan as the netns runtime (veths, bridges, addresses, sysctls): one model, one wiring.
+ * Each container waits for `/run/l4f-ready` before its entrypoint runs, so daemons start on a wired network.
+ */
+import { LabError } from '../errors.js';
+import { vipSpec } from '../topology/containerlab.js';
+import { attachmentOf, type LabHost, type Topology } from '../topology/model.js';
+import { agentConfigPath } from './agent.js';
+import { etcdArgv, natsArgv } from './control.js';
+import { run } from './exec.js';
+
+export const READY_FILE = '/run/l4f-ready';
+export const LAB_LABEL = 'l4fleet.lab';
+
+const IMAGE_OF: Readonly<Record<string, string>> = {
+  client: 'l4fleet/backend:latest',
+  router: 'l4fleet/router:latest',
+  node: 'l4fleet/agent:latest',
+  backend: 'l4fleet/backend:latest',
+  control: 'l4fleet/control:latest',
+};
+
+export function docker(args: readonly string[], timeoutMs = 60_000) {
+  return run(['docker', ...args], { timeoutMs });
+}
+
+export async function dockerAvailable(): Promise<boolean> {
+  const r = await run(['docker', 'version', '--format', '{{.Server.Version}}'], {
+    allowFailure: true,
+    timeoutMs: 10_000,
+  });
+  return r.code === 0;
+}
+
+/** The identity server's listen list, shared with the netns runtime. */
+export function backendListen(topology: Topology, backend: string): string[] {
+  const self = attachmentOf(topology, 'fabric', backend);
+  const listen = new Set<string>();
+  for (const vip of topology.vips) {
+    // TCP on the wildcard (it answers from the connection's own address); UDP on each VIP, see identity/server.ts.
+    listen.add(vip.protocol === 'tcp' ? `tcp:[::]:${vip.port}` : vipSpec(vip));
+    if (vip.protocol === 'udp') listen.add(`udp:${self.ipv4}:${vip.port}`);
+  }
+  return [...listen];
+}
+
+/** `docker run` arguments for one host: image, mounts and the command its entrypoint runs once released. */
+export function containerSpec(topology: Topology, host: LabHost, hostDirOf: (h: string) => string): string[] {
+  const dir = hostDirOf(host.name);
+  const mounts: string[] = [];
+  const caps = ['NET_ADMIN'];
+  let command: string[];
+  switch (host.kind) {
+    case 'router':
+      mounts.push(
+        `${dir}/bgpd.conf:/etc/frr/bgpd.conf:ro`,
+        `${dir}/zebra.conf:/etc/frr/zebra.conf:ro`,
+        `${dir}/vty:/run/frr`,
+      );
+      // FRR's privilege setup wants these even to run as user frr (zebra: net_admin, net_raw, sys_admin).
+      caps.push('NET_RAW', 'SYS_ADMIN');
+      command = ['/usr/local/bin/l4fleet-router'];
+      break;
+    case 'node':
+      mounts.push(`${agentConfigPath(dir)}:/etc/l4fleet/agent.yaml:ro`);
+      command = ['/usr/local/bin/l4fleet-node', '--config', '/etc/l4fleet/agent.yaml'];
+      break;
+    case 'backend':
+      command = [
+        '/usr/local/bin/l4fleet-backend',
+        ...backendListen(topology, host.name).flatMap((l) => ['--listen', l]),
+      ];
+      break;
+    case 'control': {
+      const etcd = etcdArgv(topology, '/var/lib/l4fleet').join(' ');
+      const nats = natsArgv(topology, '/var/lib/l4fleet').join(' ');
+      command = ['sh', '-c', `mkdir -p /var/lib/l4fleet && ${etcd} & exec ${nats}`];
+      break;
+    }
+    default:
+      command = ['sleep', 'infinity'];
+  }
+  const image = IMAGE_OF[host.kind];
+  if (!image) throw new LabError('RUNTIME_UNSUPPORTED', `host "${host.name}" (${host.kind}) has no container image`);
+  return [
+    'run',
+    '-d',
+    '--name',
+    host.namespace ?? host.name,
+    '--hostname',
+    host.name,
+    '--label',
+    `${LAB_LABEL}=${topology.id}`,
+    '--network',
+    'none',
+    ...caps.flatMap((c) => ['--cap-add', c]),
+    // Docker turns IPv6 off in containers by default; the lab has IPv6 links and an IPv6 VIP.
+    '--sysctl',
+    'net.ipv6.conf.all.disable_ipv6=0',
+    '--sysctl',
+    'net.ipv6.conf.default.disable_ipv6=0',
+    '-e',
+    `L4FLEET_BACKEND_NAME=${host.name}`,
+    '-e',
+    `L4FLEET_VIPS=${topology.vips.map(vipSpec).join(',')}`,
+    ...mounts.flatMap((m) => ['-v', m]),
+    '--entrypoint',
+    '/bin/sh',
+    image,
+    '-c',
+    `while [ ! -e ${READY_FILE} ]; do sleep 0.1; done; exec "$@"`,
+    'l4f-wait',
+    ...command,
+  ];
+}
+
+/** Starts the container of `host` and names its network namespace like the netns runtime's; returns its pid. */
+export async function createContainer(
+  topology: Topology,
+  host: LabHost,
+  hostDirOf: (h: string) => string,
+): Promise<number> {
+  const name = host.namespace ?? host.name;
+  await docker(['rm', '-f', name]).catch(() => undefined);
+  await docker(containerSpec(topology, host, hostDirOf));
+  const pid = Number((await docker(['inspect', '-f', '{{.State.Pid}}', name])).stdout.trim());
+  if (!Number.isInteger(pid) || pid <= 0) throw new LabError('COMMAND_FAILED', `container "${name}" has no pid`);
+  await run(['ip', 'netns', 'delete', name], { allowFailure: true });
+  await run(['ip', 'netns', 'attach', name, String(pid)]);
+  return pid;
+}
+
+/** Lets the container's entrypoint run (its network is wired by now). */
+export async function releaseContainer(host: LabHost): Promise<void> {
+  await docker(['exec', host.namespace ?? host.name, 'touch', READY_FILE]);
+}
+
+/** Removes every container of lab `id` (by label); silent when no Docker engine answers. */
+export async function removeLabContainers(id: string): Promise<number> {
+  const ps = await run(['docker', 'ps', '-aq', '--filter', `label=${LAB_LABEL}=${id}`], {
+    allowFailure: true,
+    timeoutMs: 10_000,
+  }).catch(() => undefined);
+  const ids = (ps?.code === 0 ? ps.stdout : '').split('\n').filter((s) => s.trim() !== '');
+  if (ids.length > 0) await run(['docker', 'rm', '-f', ...ids], { allowFailure: true, timeoutMs: 60_000 });
+  return ids.length;
+}
