@@ -80,7 +80,11 @@ describe.sequential(`lab netns - lab ${id}`, () => {
     const tcp = await exchange([VIP_TCP.address, String(VIP_TCP.port)], 'hello\nworld\n');
     expect(tcp).toMatch(/^backend=(backend[1-4])\nhello\nworld\n$/);
     expect(backends).toContain(/^backend=(\S+)/.exec(tcp)?.[1]);
-    const udp = await exchange(['-u', '--idle-timeout', '1', VIP_UDP.address, String(VIP_UDP.port)], 'ping\n');
+    // UDP may lose a datagram on a loaded machine: up to 3 tries, then the answer must follow the contract.
+    let udp = '';
+    for (let i = 0; i < 3 && udp === ''; i++) {
+      udp = await exchange(['-u', '--idle-timeout', '2', VIP_UDP.address, String(VIP_UDP.port)], 'ping\n');
+    }
     expect(udp).toMatch(/^backend=backend[1-4] ping\n$/);
     const tcp6 = await exchange([VIP_TCP6.address, String(VIP_TCP6.port)], 'six\n');
     expect(tcp6).toMatch(/^backend=backend[1-4]\nsix\n$/);
