@@ -31,3 +31,6 @@ tar -c --exclude='*.map' --exclude='*.tsbuildinfo' --exclude='node_modules/@biom
 for image in control router backend agent; do
   docker build --network host -t "l4fleet/$image:latest" -f "deploy/docker/$image/Dockerfile" deploy/docker
 done
+
+# The staged context is only for the builds above.
+rm -rf "$stage"
