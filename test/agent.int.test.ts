@@ -8,8 +8,13 @@
  * killed is re-announced within 5 s; a drained node's route leaves FRR while its flows keep flowing; etcd killed
  * for 60 s changes neither forwarding nor announcements and recovers cleanly.
  */
+import { spawn } from 'node:child_process';
 import { createHash, randomInt } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type AgentEvent, parseAgentConfig, type RunningAgent, runAgent } from '@l4fleet/agent';
 import { type Fleet, parseFleet } from '@l4fleet/config';
 import {
@@ -21,11 +26,12 @@ import {
 import { EtcdFleetStore } from '@l4fleet/store';
 import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
 import { type FrrRouter, startFrr } from '@l4fleet/test-support/frr';
-import { type GobgpdHandle, startGobgpd } from '@l4fleet/test-support/gobgpd';
+import { freePort, type GobgpdHandle, startGobgpd } from '@l4fleet/test-support/gobgpd';
 import { type NatsHandle, startNats } from '@l4fleet/test-support/nats';
 import { type NatsConnection, connect as natsConnect } from 'nats';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { stringify } from 'yaml';
 
 const logger = pino({ level: process.env.L4FLEET_TEST_LOG ?? 'silent' });
 const ROUTER_ASN = 65000;
@@ -93,6 +99,7 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
   const nodes: TestNode[] = [];
   const events: AgentEvent[] = [];
   let routerAddress = '';
+  let n4 = { name: 'n4', address: '', password: '' };
 
   const hops = async () => (await router.kernelRoute(VIP_PREFIX))?.nexthops.join(',') ?? '';
   const allHops = () =>
@@ -127,6 +134,8 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
       { name: 'n2', address: addr(3), password: 'pw-n2' },
       { name: 'n3', address: addr(4), password: 'pw-n3' },
     ];
+    // n4 runs as the real `l4fleet agent` process (the lab's way) in the last test.
+    n4 = { name: 'n4', address: addr(5), password: 'pw-n4' };
     router = await startFrr({
       asn: ROUTER_ASN,
       routerId: routerAddress,
@@ -318,8 +327,9 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
   test(
     `etcd killed for ${OUTAGE_MS / 1000} s: forwarding and announcements unchanged, clean recovery`,
     async () => {
+      await eventually('ECMP over 3 nodes', hops, (h) => h === allHops(), 30_000);
       const tables = nodes.map((n) => n.running.agent.status().tables);
-      const eventsBefore = events.length;
+      const killedAt = Date.now();
       await etcd.kill();
       await eventually(
         'fail-static on every node',
@@ -347,17 +357,17 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
       expect(await hops()).toBe(allHops());
       for (const [i, n] of nodes.entries()) expect(n.running.agent.status().tables).toEqual(tables[i]);
       const flaps = events
-        .slice(eventsBefore)
+        .filter((e) => Date.parse(e.at) >= killedAt)
         .filter((e) => e.kind === 'vip.withdrawn' || e.kind === 'vip.announced' || e.kind === 'table.applied');
       expect(flaps).toEqual([]);
       // The fleet is live again: a change applied now reaches every node.
-      const views = await eventually(
-        'nodes registered again',
+      // Registered again, and the status records no longer say fail-static.
+      await eventually(
+        'nodes registered again with fresh status records',
         () => store.listNodes(),
-        (v) => v.filter((n) => n.record).length === 3,
+        (v) => v.filter((n) => n.record && n.status?.failStatic === false).length === 3,
         30_000,
       );
-      expect(views.every((v) => v.status?.failStatic === false)).toBe(true);
       const changed = parseFleet({
         ...fleet,
         pools: fleet.pools.map((p) => ({
@@ -375,4 +385,56 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
     },
     OUTAGE_MS + 90_000,
   );
+
+  test('the l4fleet agent process: announces, and on SIGTERM drains, withdraws and exits 0', async () => {
+    await eventually('ECMP over 3 nodes', hops, (h) => h === allHops(), 30_000);
+    const gobgpd = await startGobgpd({ name: 'agent-n4' });
+    const dir = await mkdtemp(join(tmpdir(), 'l4fleet-agent-n4-'));
+    const metricsPort = await freePort();
+    const file = join(dir, 'agent.yaml');
+    await writeFile(
+      file,
+      stringify({
+        fleet: 'itest',
+        node: { name: 'n4', interface: 'lo', address: n4.address },
+        bgp: {
+          asn: NODE_ASN,
+          listenPort: 179,
+          listenAddresses: [n4.address],
+          gobgpdAddress: gobgpd.apiAddress,
+          gracefulShutdownMs: 500,
+          peers: [{ address: routerAddress, asn: ROUTER_ASN, password: n4.password, localAddress: n4.address }],
+        },
+        etcd: { endpoints: etcd.endpoints },
+        nats: { servers: [nats.url] },
+        metrics: { listen: `127.0.0.1:${metricsPort}` },
+        dataplane: { driver: 'dry-run' },
+        drain: { forwardAfterWithdrawMs: 500 },
+      }),
+    );
+    const bin = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
+    const child = spawn(process.execPath, [bin, 'agent', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    child.stdout.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
+    child.stderr.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const four = [...nodes.map((n) => n.address), n4.address].sort().join(',');
+      await eventually('n4 announced', hops, (h) => h === four, 30_000).catch((err: unknown) => {
+        throw new Error(`${String(err)}\nagent log:\n${log}`);
+      });
+      expect((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status).toBe(200);
+      const stopped = Date.now();
+      child.kill('SIGTERM');
+      await eventually('n4 withdrawn', hops, (h) => h === allHops(), 10_000);
+      expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 15_000))])).toBe(0);
+      expect(Date.now() - stopped).toBeLessThan(10_000);
+      expect(log).toMatch(/"event":"shutdownStarted"/);
+      expect(log).toMatch(/"event":"vipWithdrawn"/);
+    } finally {
+      child.kill('SIGKILL');
+      await gobgpd.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -3,10 +3,9 @@
  * the agent's alone). Usage: tsx agent-process.ts <rss|health> <etcd endpoint> <seconds>; prints one JSON line.
  */
 import { createFakeSpeaker } from '@l4fleet/bgp';
-import { createRecordingDataPlane } from '@l4fleet/dataplane';
 import { EtcdFleetStore } from '@l4fleet/store';
 import pino from 'pino';
-import { createAgent, parseAgentConfig } from '../src/index.js';
+import { createAgent, createDryRunDataPlane, parseAgentConfig } from '../src/index.js';
 
 const [mode, endpoint, secondsText] = process.argv.slice(2);
 const seconds = Number(secondsText ?? '20');
@@ -23,7 +22,7 @@ const agent = createAgent({
   config,
   store,
   speaker: createFakeSpeaker(),
-  dataPlane: createRecordingDataPlane({ requireSamePort: false }),
+  dataPlane: createDryRunDataPlane(),
   logger,
 });
 const t0 = performance.now();
@@ -35,7 +34,12 @@ if (mode === 'rss') {
   await new Promise((r) => setTimeout(r, 2_000));
   globalThis.gc?.();
   const m = process.memoryUsage();
-  out = { readyMs, rssMiB: m.rss / 2 ** 20, heapUsedMiB: m.heapUsed / 2 ** 20, arrayBuffersMiB: m.arrayBuffers / 2 ** 20 };
+  out = {
+    readyMs,
+    rssMiB: m.rss / 2 ** 20,
+    heapUsedMiB: m.heapUsed / 2 ** 20,
+    arrayBuffersMiB: m.arrayBuffers / 2 ** 20,
+  };
 } else {
   // Let every member get its first probes in, then measure a steady window.
   await new Promise((r) => setTimeout(r, 4_000));

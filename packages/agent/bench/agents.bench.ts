@@ -11,11 +11,10 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createFakeSpeaker } from '@l4fleet/bgp';
-import { createRecordingDataPlane } from '@l4fleet/dataplane';
 import { EtcdFleetStore } from '@l4fleet/store';
 import pino from 'pino';
 import { startEtcd } from '../../../test/support/etcd.js';
-import { type Agent, type AgentEvent, createAgent, parseAgentConfig } from '../src/index.js';
+import { type Agent, type AgentEvent, createAgent, createDryRunDataPlane, parseAgentConfig } from '../src/index.js';
 import { benchFleet } from './fleet.js';
 
 const run = promisify(execFile);
@@ -63,7 +62,7 @@ async function propagation(endpoint: string) {
       }),
       store,
       speaker: createFakeSpeaker(),
-      dataPlane: createRecordingDataPlane({ requireSamePort: false }),
+      dataPlane: createDryRunDataPlane(),
       logger,
       onEvent,
     });
@@ -74,7 +73,11 @@ async function propagation(endpoint: string) {
   const startupMs = performance.now() - t0;
   const latencies: number[] = [];
   for (let i = 0; i < APPLIES; i++) {
-    const fleet = benchFleet({ vips: VIPS, members: MEMBERS, weightBump: { pool: i % VIPS, member: i % MEMBERS, weight: 2 + (i % 5) } });
+    const fleet = benchFleet({
+      vips: VIPS,
+      members: MEMBERS,
+      weightBump: { pool: i % VIPS, member: i % MEMBERS, weight: 2 + (i % 5) },
+    });
     const started = performance.now();
     const done = new Promise<void>((resolve) => {
       waiter = { revision: -1, resolve };
@@ -83,14 +86,23 @@ async function propagation(endpoint: string) {
     if (!waiter) throw new Error('no waiter');
     waiter.revision = res.revision;
     if ((applied.get(res.revision)?.size ?? 0) === AGENTS) waiter.resolve();
-    await Promise.race([done, new Promise((_, rej) => setTimeout(() => rej(new Error(`apply ${i} not applied everywhere in 60 s`)), 60_000))]);
+    await Promise.race([
+      done,
+      new Promise((_, rej) => setTimeout(() => rej(new Error(`apply ${i} not applied everywhere in 60 s`)), 60_000)),
+    ]);
     latencies.push(performance.now() - started);
     await new Promise((r) => setTimeout(r, 200));
   }
   for (const a of agents) await a.close();
   for (const s of stores) await s.close();
   await admin.close();
-  return { startupMs, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99), maxMs: Math.max(...latencies), samples: latencies.length };
+  return {
+    startupMs,
+    p50Ms: pct(latencies, 50),
+    p99Ms: pct(latencies, 99),
+    maxMs: Math.max(...latencies),
+    samples: latencies.length,
+  };
 }
 
 async function child(mode: 'rss' | 'health', endpoint: string, seconds: number): Promise<Record<string, number>> {
@@ -121,10 +133,19 @@ try {
   await rssStore.close();
 
   const rows = [
-    [`apply -> ${AGENTS} agents applied, ${VIPS} VIPs x ${MEMBERS} members`, `p50 ${prop.p50Ms.toFixed(0)} ms, p99 ${prop.p99Ms.toFixed(0)} ms (n=${prop.samples})`],
+    [
+      `apply -> ${AGENTS} agents applied, ${VIPS} VIPs x ${MEMBERS} members`,
+      `p50 ${prop.p50Ms.toFixed(0)} ms, p99 ${prop.p99Ms.toFixed(0)} ms (n=${prop.samples})`,
+    ],
     [`${AGENTS} agents ready from start`, `${(prop.startupMs / 1000).toFixed(1)} s`],
-    [`agent RSS, ${VIPS} VIPs x ${RSS_MEMBERS} members`, `${rss.rssMiB?.toFixed(0)} MiB (heap ${rss.heapUsedMiB?.toFixed(0)} MiB, ready in ${((rss.readyMs ?? 0) / 1000).toFixed(1)} s)`],
-    [`health-check CPU, ${HC_MEMBERS} members tcp every 2 s`, `${hc.cpuPercentOfOneCore?.toFixed(1)} % of one core (${hc.probesPerSecond?.toFixed(0)} probes/s, ${hc.membersUp} up)`],
+    [
+      `agent RSS, ${VIPS} VIPs x ${RSS_MEMBERS} members`,
+      `${rss.rssMiB?.toFixed(0)} MiB (heap ${rss.heapUsedMiB?.toFixed(0)} MiB, ready in ${((rss.readyMs ?? 0) / 1000).toFixed(1)} s)`,
+    ],
+    [
+      `health-check CPU, ${HC_MEMBERS} members tcp every 2 s`,
+      `${hc.cpuPercentOfOneCore?.toFixed(1)} % of one core (${hc.probesPerSecond?.toFixed(0)} probes/s, ${hc.membersUp} up)`,
+    ],
   ];
   const w = Math.max(...rows.map((r) => (r[0] as string).length));
   for (const [k, v] of rows) console.log(`${(k as string).padEnd(w)}  ${v}`);
@@ -149,3 +170,5 @@ try {
 } finally {
   await etcd.stop();
 }
+// Client libraries (gRPC channels) may keep the loop alive after close(): the bench is done.
+process.exit(0);

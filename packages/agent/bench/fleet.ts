@@ -19,7 +19,8 @@ export function benchFleet(opts: {
           ? `127.${1 + p}.${Math.floor(m / 250)}.${1 + (m % 250)}`
           : `10.${p % 256}.${Math.floor(m / 256)}.${m % 256}`,
       port: opts.memberPort ?? 80,
-      weight: opts.weightBump && opts.weightBump.pool === p && opts.weightBump.member === m ? opts.weightBump.weight : 1,
+      weight:
+        opts.weightBump && opts.weightBump.pool === p && opts.weightBump.member === m ? opts.weightBump.weight : 1,
     })),
   }));
   const vips = Array.from({ length: opts.vips }, (_, v) => ({

@@ -45,6 +45,7 @@ export { mayAnnounce, type NodeEvent, type NodeState, nextNodeState } from './li
 export { type ObservabilityServer, startObservabilityServer } from './observe/http.js';
 export { type AgentMetrics, createAgentMetrics } from './observe/metrics.js';
 export { type RunAgentOptions, type RunningAgent, runAgent } from './runtime.js';
+export { createDryRunDataPlane, type DryRunDataPlane } from './serve/dry-run.js';
 export {
   checkedMembers,
   healthTargets,

@@ -4,12 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createGobgpSpeaker, type Speaker } from '@l4fleet/bgp';
-import {
-  createNftablesDataPlane,
-  createProxyDataPlane,
-  createRecordingDataPlane,
-  type DataPlane,
-} from '@l4fleet/dataplane';
+import { createNftablesDataPlane, createProxyDataPlane, type DataPlane } from '@l4fleet/dataplane';
 import { EtcdFleetStore, type FleetStore } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { type Agent, createAgent } from './agent.js';
@@ -17,6 +12,7 @@ import type { AgentConfig } from './config/types.js';
 import { createNatsLink, type NatsLink } from './events/nats-link.js';
 import { type ObservabilityServer, startObservabilityServer } from './observe/http.js';
 import { createAgentMetrics } from './observe/metrics.js';
+import { createDryRunDataPlane } from './serve/dry-run.js';
 
 export interface RunningAgent {
   readonly agent: Agent;
@@ -47,7 +43,7 @@ function createDataPlane(config: AgentConfig, logger: Logger): DataPlane {
         ...(config.dataplane.proxyBindAddress ? { listenAddress: config.dataplane.proxyBindAddress } : {}),
       });
     case 'dry-run':
-      return createRecordingDataPlane({ requireSamePort: false });
+      return createDryRunDataPlane();
   }
 }
 

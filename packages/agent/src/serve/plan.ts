@@ -61,14 +61,22 @@ export function planTables(
   return out;
 }
 
+const dataPlaneTables = new WeakMap<FleetTable, DataPlaneTable>();
+
+/** The data plane's view of a table; the same object for the same table, so drivers can skip unchanged VIPs. */
 export function toDataPlaneTable(t: FleetTable): DataPlaneTable {
-  return {
-    vip: { address: t.vip.address, port: t.vip.port, protocol: t.vip.protocol },
-    hash: t.hash,
-    seed: t.seed,
-    backends: t.backends.map((m) => ({ name: m.name, address: m.address, port: m.port })),
-    slots: t.slots,
-  };
+  let d = dataPlaneTables.get(t);
+  if (!d) {
+    d = {
+      vip: { address: t.vip.address, port: t.vip.port, protocol: t.vip.protocol },
+      hash: t.hash,
+      seed: t.seed,
+      backends: t.backends.map((m) => ({ name: m.name, address: m.address, port: m.port })),
+      slots: t.slots,
+    };
+    dataPlaneTables.set(t, d);
+  }
+  return d;
 }
 
 /** Changes whenever any table would forward differently: the data plane is re-applied only then. */
