@@ -140,11 +140,11 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
       asn: ROUTER_ASN,
       routerId: routerAddress,
       maximumPaths: 8,
-      neighbors: specs.map((s) => ({ address: s.address, asn: NODE_ASN, password: s.password })),
+      neighbors: [...specs, n4].map((s) => ({ address: s.address, asn: NODE_ASN, password: s.password })),
     });
     await router.linkToHost({
       routerAddress: `${routerAddress}/29`,
-      hostAddresses: specs.map((s) => `${s.address}/29`),
+      hostAddresses: [...specs, n4].map((s) => `${s.address}/29`),
     });
 
     for (const s of specs) {
