@@ -195,7 +195,7 @@ describe('agent - serving', () => {
     failing.set('*', new Set(['198.18.0.21', '198.18.0.22', '198.18.0.23']));
     await until('web withdrawn', () => !n.speaker.advertised.some((a) => a.prefix === '198.51.100.10/32'), 5_000);
     await until('tables applied', () => n.ops.some((o) => o.startsWith('apply:')));
-    const withdraw = n.ops.findIndex((o) => o === 'routes:198.51.100.11/32');
+    const withdraw = n.ops.indexOf('routes:198.51.100.11/32');
     const apply = n.ops.findLastIndex((o) => o.startsWith('apply:'));
     expect(withdraw).toBeGreaterThanOrEqual(0);
     expect(withdraw).toBeLessThan(apply);
