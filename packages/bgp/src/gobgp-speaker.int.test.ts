@@ -129,7 +129,7 @@ describe('gobgp speaker against two gobgpd', () => {
     await s.setPeers([{ address: routerAddress, asn: ROUTER_ASN, port: routerBgpPort, localAddress: nodeAddress }]);
   }
 
-  const v4: Advertisement = { prefix: '198.51.100.10/32', nextHop: '192.0.2.11', communities: ['65001:100'], med: 10 };
+  const v4: Advertisement = { prefix: '198.51.100.10/32', nextHop: '198.18.0.11', communities: ['65001:100'], med: 10 };
   const v6: Advertisement = { prefix: '2001:db8::10/128', nextHop: '2001:db8:ffff::11', communities: ['65001:600'] };
 
   test('announce, withdraw, and re-announce by itself after the sidecar gobgpd restarts', async () => {
@@ -156,7 +156,7 @@ describe('gobgp speaker against two gobgpd', () => {
         (x) => x !== undefined,
       ),
     ).toEqual({
-      nexthop: '192.0.2.11',
+      nexthop: '198.18.0.11',
       communities: ['65001:100'],
       med: 10,
     });
@@ -200,7 +200,7 @@ describe('gobgp speaker against two gobgpd', () => {
       (x) => x !== undefined,
       20_000,
     );
-    expect(back).toEqual({ nexthop: '192.0.2.11', communities: ['65001:100'], med: 10 });
+    expect(back).toEqual({ nexthop: '198.18.0.11', communities: ['65001:100'], med: 10 });
     expect(await routerRoute(r, v6.prefix)).toMatchObject({ nexthop: '2001:db8:ffff::11' });
     expect(s.reconnects).toBe(1);
     await eventually(
@@ -274,7 +274,7 @@ describe('gobgp speaker against two gobgpd', () => {
     await expect(s.ensureGlobal({ asn: 65099, routerId: nodeAddress, listenPort: -1 })).rejects.toMatchObject({
       code: 'GLOBAL_CONFLICT',
     });
-    await expect(s.setAdvertisements([{ prefix: '198.51.100.1/24', nextHop: '192.0.2.1' }])).rejects.toMatchObject({
+    await expect(s.setAdvertisements([{ prefix: '198.51.100.1/24', nextHop: '198.18.0.1' }])).rejects.toMatchObject({
       code: 'PREFIX_INVALID',
     });
     await s.setPeers([{ address: routerAddress, asn: ROUTER_ASN, port: routerBgpPort, localAddress: nodeAddress }]);
@@ -307,8 +307,8 @@ describe('gobgp speaker over a unix socket', () => {
     const speaker = createGobgpSpeaker({ address: gobgpd.apiAddress, logger, backoff: { initialMs: 50, maxMs: 300 } });
     const client = new GobgpClient({ address: gobgpd.apiAddress });
     try {
-      await speaker.ensureGlobal({ asn: NODE_ASN, routerId: '192.0.2.11', listenPort: -1 });
-      await speaker.setAdvertisements([{ prefix: '198.51.100.20/32', nextHop: '192.0.2.11' }]);
+      await speaker.ensureGlobal({ asn: NODE_ASN, routerId: '198.18.0.11', listenPort: -1 });
+      await speaker.setAdvertisements([{ prefix: '198.51.100.20/32', nextHop: '198.18.0.11' }]);
       expect((await client.listLocalPaths(4)).map((p) => p.prefix)).toEqual(['198.51.100.20/32']);
       await gobgpd.kill();
       await gobgpd.restart();
@@ -317,7 +317,7 @@ describe('gobgp speaker over a unix socket', () => {
         () => client.listLocalPaths(4),
         (p) => p.length === 1,
       );
-      expect(paths[0]).toMatchObject({ prefix: '198.51.100.20/32', nextHop: '192.0.2.11' });
+      expect(paths[0]).toMatchObject({ prefix: '198.51.100.20/32', nextHop: '198.18.0.11' });
       expect((await client.getGlobal()).asn).toBe(NODE_ASN);
     } finally {
       client.close();

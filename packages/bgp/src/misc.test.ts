@@ -19,9 +19,9 @@ describe('errors - gRPC mapping', () => {
   });
 
   test('a gobgpd refusal (UNKNOWN + Go error text) is not retryable and names the cause', () => {
-    const err = fromGrpcError('AddPeer 192.0.2.1', grpcError(status.UNKNOWN, 'can not add peer'));
+    const err = fromGrpcError('AddPeer 198.18.0.1', grpcError(status.UNKNOWN, 'can not add peer'));
     expect(err).toMatchObject({ code: 'GOBGP_REJECTED', grpcStatus: 2, retryable: false });
-    expect(err.message).toBe('gobgpd AddPeer 192.0.2.1: rejected (UNKNOWN: can not add peer)');
+    expect(err.message).toBe('gobgpd AddPeer 198.18.0.1: rejected (UNKNOWN: can not add peer)');
   });
 
   test('a BgpError passes through unchanged', () => {
@@ -88,21 +88,21 @@ describe('event hub', () => {
 describe('fake speaker', () => {
   test('validates like the real one, records the announced set and the drain sequence', async () => {
     const s = createFakeSpeaker();
-    await expect(s.setAdvertisements([{ prefix: '198.51.100.1/24', nextHop: '192.0.2.1' }])).rejects.toMatchObject({
+    await expect(s.setAdvertisements([{ prefix: '198.51.100.1/24', nextHop: '198.18.0.1' }])).rejects.toMatchObject({
       code: 'PREFIX_INVALID',
     });
-    await s.setAdvertisements([{ prefix: '198.51.100.1', nextHop: '192.0.2.1' }]);
+    await s.setAdvertisements([{ prefix: '198.51.100.1', nextHop: '198.18.0.1' }]);
     expect(s.advertised.map((a) => a.prefix)).toEqual(['198.51.100.1/32']);
     await s.drain({ gracefulShutdownMs: 0 });
     expect(s.history).toEqual([['198.51.100.1/32'], ['198.51.100.1/32'], []]);
   });
   test('peer state changes are events; failWith makes calls fail', async () => {
     const s = createFakeSpeaker();
-    await s.setPeers([{ address: '192.0.2.254', asn: 65000 }]);
+    await s.setPeers([{ address: '198.18.0.254', asn: 65000 }]);
     const it = s.peerEvents()[Symbol.asyncIterator]();
-    s.setPeerState('192.0.2.254', 'established');
+    s.setPeerState('198.18.0.254', 'established');
     expect((await it.next()).value).toMatchObject({
-      address: '192.0.2.254',
+      address: '198.18.0.254',
       state: 'established',
       previousState: 'unknown',
     });
