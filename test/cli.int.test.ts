@@ -91,11 +91,11 @@ describe('cli - against a real etcd', () => {
     const fleet = parseFleetText(FLEET);
     const web = buildNamedTable(backendsForPool(fleet.pools[0]!, new Map()), 65_537);
     for (const sport of [1000, 2000, 3000, 40_000]) {
-      const r = await cli(g, 'explain', 'flow', `203.0.113.7:${sport}`, '198.51.100.10:80/tcp', '-o', 'json');
+      const r = await cli(g, 'explain', 'flow', `198.18.113.7:${sport}`, '198.51.100.10:80/tcp', '-o', 'json');
       expect(r.code).toBe(0);
       const ex = JSON.parse(r.out);
       const slot = slotOf(
-        { src: '203.0.113.7', sport, dst: '198.51.100.10', dport: 80, protocol: 'tcp' },
+        { src: '198.18.113.7', sport, dst: '198.51.100.10', dport: 80, protocol: 'tcp' },
         65_537,
         0x5eed,
       );

@@ -57,7 +57,7 @@ describe('validate - addresses, ASN, router id, communities', () => {
   test('canonicalIp prints IPv6 as RFC 5952 (like Go), IPv4 unchanged', () => {
     expect(canonicalIp('2001:0DB8:0000:0000:0000:0000:0000:0001')).toBe('2001:db8::1');
     expect(canonicalIp('2001:db8:0:1:0:0:0:1')).toBe('2001:db8:0:1::1');
-    expect(canonicalIp('192.0.2.1')).toBe('192.0.2.1');
+    expect(canonicalIp('198.18.2.1')).toBe('198.18.2.1');
   });
 
   test.each([0, -1, 1.5, 4_294_967_296, '65000', Number.NaN])('ASN %s is refused', (asn) => {
@@ -107,16 +107,16 @@ describe('validate - advertisements', () => {
     expect(() => canonicalAdvertisement({ prefix: '198.51.100.10/32', nextHop: '2001:db8::1' })).toThrow(
       'advertisement.nextHop "2001:db8::1" is IPv6 but prefix "198.51.100.10/32" is IPv4',
     );
-    expect(codeOf(() => canonicalAdvertisement({ prefix: '2001:db8::1/128', nextHop: '192.0.2.1' }))).toBe(
+    expect(codeOf(() => canonicalAdvertisement({ prefix: '2001:db8::1/128', nextHop: '198.18.2.1' }))).toBe(
       'NEXT_HOP_FAMILY_MISMATCH',
     );
   });
 
   test.each([
     [{ prefix: '198.51.100.10/32', nextHop: 'gw' }, 'NEXT_HOP_INVALID'],
-    [{ prefix: '198.51.100.10/32', nextHop: '192.0.2.1', med: -1 }, 'MED_INVALID'],
-    [{ prefix: '198.51.100.10/32', nextHop: '192.0.2.1', localPref: 2 ** 32 }, 'LOCAL_PREF_INVALID'],
-    [{ prefix: '198.51.100.10/32', nextHop: '192.0.2.1', communities: ['x'] }, 'COMMUNITY_INVALID'],
+    [{ prefix: '198.51.100.10/32', nextHop: '198.18.2.1', med: -1 }, 'MED_INVALID'],
+    [{ prefix: '198.51.100.10/32', nextHop: '198.18.2.1', localPref: 2 ** 32 }, 'LOCAL_PREF_INVALID'],
+    [{ prefix: '198.51.100.10/32', nextHop: '198.18.2.1', communities: ['x'] }, 'COMMUNITY_INVALID'],
   ])('%o is refused with %s', (adv, code) => {
     expect(codeOf(() => canonicalAdvertisement(adv))).toBe(code);
   });
@@ -131,7 +131,7 @@ describe('validate - advertisements', () => {
   });
 
   test('withCommunity adds once and keeps the order', () => {
-    const adv = canonicalAdvertisement({ prefix: '198.51.100.1', nextHop: '192.0.2.1', communities: ['65535:0'] });
+    const adv = canonicalAdvertisement({ prefix: '198.51.100.1', nextHop: '198.18.2.1', communities: ['65535:0'] });
     expect(withCommunity(adv, '65535:0').communities).toEqual(['65535:0']);
     expect(withCommunity(adv, '1:1').communities).toEqual(['1:1', '65535:0']);
   });
@@ -139,8 +139,8 @@ describe('validate - advertisements', () => {
 
 describe('validate - peers and global', () => {
   test('defaults: 3 s hold, 1 s keepalive, port 179', () => {
-    expect(canonicalPeer({ address: '192.0.2.1', asn: 65000 })).toEqual({
-      address: '192.0.2.1',
+    expect(canonicalPeer({ address: '198.18.2.1', asn: 65000 })).toEqual({
+      address: '198.18.2.1',
       asn: 65000,
       password: '',
       holdTimeS: 3,
@@ -162,13 +162,13 @@ describe('validate - peers and global', () => {
     [{ address: '192.0.2' }, 'PEER_ADDRESS_INVALID', /"192.0.2"/],
     [{ asn: 0 }, 'ASN_INVALID', /peer.asn 0/],
   ])('%o is refused with %s', (patch, code, message) => {
-    const peer = { address: '192.0.2.1', asn: 65000, ...patch };
+    const peer = { address: '198.18.2.1', asn: 65000, ...patch };
     expect(codeOf(() => canonicalPeer(peer))).toBe(code);
     expect(() => canonicalPeer(peer)).toThrow(message);
   });
 
   test('hold time 0 (no keepalives) is allowed', () => {
-    expect(canonicalPeer({ address: '192.0.2.1', asn: 1, holdTimeS: 0, keepaliveS: 0 }).holdTimeS).toBe(0);
+    expect(canonicalPeer({ address: '198.18.2.1', asn: 1, holdTimeS: 0, keepaliveS: 0 }).holdTimeS).toBe(0);
   });
 
   test('each peer address once', () => {

@@ -99,7 +99,7 @@ describe('cli - fleet commands on the memory store', () => {
         hash: '5-tuple',
       },
     ]);
-    const r = await cli('explain', 'flow', '203.0.113.7:40000', '198.51.100.10:80/tcp', '-o', 'json');
+    const r = await cli('explain', 'flow', '198.18.113.7:40000', '198.51.100.10:80/tcp', '-o', 'json');
     expect(r.code).toBe(0);
     const ex = JSON.parse(r.out);
     expect(typeof ex.slot).toBe('number');

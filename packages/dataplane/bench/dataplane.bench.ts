@@ -85,7 +85,7 @@ async function applyLatency(): Promise<Record<string, number>> {
       port: 80,
     }));
     const vip = (backends: typeof names): VipTable => ({
-      vip: { address: '192.0.2.1', port: 80, protocol: 'tcp' },
+      vip: { address: '198.18.2.1', port: 80, protocol: 'tcp' },
       hash: '5-tuple',
       seed: 1,
       backends,

@@ -9,7 +9,7 @@ const backends = [
   { name: 'b', address: '10.0.0.2', port: 80 },
 ];
 const t: VipTable = {
-  vip: { address: '192.0.2.1', port: 80, protocol: 'tcp' },
+  vip: { address: '198.18.2.1', port: 80, protocol: 'tcp' },
   hash: '5-tuple',
   seed: 1,
   backends,

@@ -9,7 +9,7 @@ const backends = [
   { name: 'b', address: '10.0.0.2', port: 80 },
 ];
 const good: VipTable = {
-  vip: { address: '192.0.2.1', port: 80, protocol: 'tcp' },
+  vip: { address: '198.18.2.1', port: 80, protocol: 'tcp' },
   hash: '5-tuple',
   seed: 1,
   backends,
@@ -77,6 +77,6 @@ describe('validateDesired', () => {
 
   test('proxy - backend ports may differ from the VIP port', () => {
     const t = { ...good, backends: backends.map((b) => ({ ...b, port: 8080 })) };
-    expect(validateDesired([t], { requireSamePort: false })[0]?.key).toBe('v_c0000201_tcp_80');
+    expect(validateDesired([t], { requireSamePort: false })[0]?.key).toBe('v_c6120201_tcp_80');
   });
 });

@@ -202,7 +202,7 @@ describe('store - etcd (real)', () => {
     const prefix = `/t-${Math.random().toString(36).slice(2, 8)}`;
     const agent = new EtcdFleetStore({ endpoints: etcd.endpoints, prefix, logger });
     const observer = open(prefix);
-    const reg = await agent.registerNode({ name: 'lb1', address: '192.0.2.1' }, { leaseTtlS: 2 });
+    const reg = await agent.registerNode({ name: 'lb1', address: '198.18.2.1' }, { leaseTtlS: 2 });
     await reg.reportHealth(
       new Map([
         ['web/10.0.0.1:80', 'up'],
@@ -223,7 +223,7 @@ describe('store - etcd (real)', () => {
       {
         name: 'lb1',
         drained: true,
-        record: { name: 'lb1', address: '192.0.2.1' },
+        record: { name: 'lb1', address: '198.18.2.1' },
         status: { tables: { '198.51.100.10:80/tcp': 'abc' } },
       },
     ]);

@@ -17,7 +17,7 @@ const layout: Layout = {
 function vip(n: number, opts: Partial<VipTable> = {}, size = 13): VipTable {
   const backends = Array.from({ length: n }, (_x, i) => ({ name: `b${i}`, address: `10.0.0.${i + 1}`, port: 80 }));
   return {
-    vip: { address: '192.0.2.1', port: 80, protocol: 'tcp' },
+    vip: { address: '198.18.2.1', port: 80, protocol: 'tcp' },
     hash: '5-tuple',
     seed: 7,
     backends,
@@ -38,9 +38,9 @@ describe('planApply', () => {
     const p = planApply(null, norm(vip(3)), layout);
     expect(p.tableCreated).toBe(true);
     expect(p.script).toContain('table netdev l4t {');
-    expect(p.script).toContain('add chain netdev l4t v_c0000201_tcp_80');
+    expect(p.script).toContain('add chain netdev l4t v_c6120201_tcp_80');
     expect(p.script).toContain('jhash ip saddr . tcp sport . ip daddr . tcp dport mod 13 seed 7');
-    expect(p.script).toContain('add element netdev l4t vips4 { 192.0.2.1 . tcp . 80 : jump v_c0000201_tcp_80 }');
+    expect(p.script).toContain('add element netdev l4t vips4 { 198.18.2.1 . tcp . 80 : jump v_c6120201_tcp_80 }');
     expect(p.slotsChanged).toBe(13);
     expect(p.backendsAdded).toBe(3);
   });
@@ -48,7 +48,7 @@ describe('planApply', () => {
   test('same state again - nothing to do', () => {
     const p = planApply(applied(vip(3)), norm(vip(3)), layout);
     expect(p.script).toBe('');
-    expect(p.vips).toEqual([{ vip: '192.0.2.1:80/tcp', action: 'unchanged', slotsChanged: 0, rulesReplaced: false }]);
+    expect(p.vips).toEqual([{ vip: '198.18.2.1:80/tcp', action: 'unchanged', slotsChanged: 0, rulesReplaced: false }]);
   });
 
   test('one slot moves - one delete and one add of that slot, in the VIP map only', () => {
@@ -57,8 +57,8 @@ describe('planApply', () => {
     slots[4] = ((slots[4] as number) + 1) % 3;
     const p = planApply(applied(t), norm({ ...t, slots }), layout);
     expect(lines(p.script)).toEqual([
-      'delete element netdev l4t v_c0000201_tcp_80_slots { 4 }',
-      expect.stringMatching(/^add element netdev l4t v_c0000201_tcp_80_slots \{ 4 : \d+ \}$/),
+      'delete element netdev l4t v_c6120201_tcp_80_slots { 4 }',
+      expect.stringMatching(/^add element netdev l4t v_c6120201_tcp_80_slots \{ 4 : \d+ \}$/),
     ]);
     expect(p.slotsChanged).toBe(1);
   });
@@ -68,7 +68,7 @@ describe('planApply', () => {
     const p = planApply(before, norm(vip(2)), layout);
     expect(p.backendsRemoved).toBe(1);
     expect(p.script).toContain('delete counter netdev l4t b_80000003');
-    expect(p.script).toContain('delete element netdev l4t v_c0000201_tcp_80_live { 2147483651 }');
+    expect(p.script).toContain('delete element netdev l4t v_c6120201_tcp_80_live { 2147483651 }');
     const back = planApply(p.next, norm(vip(3)), layout);
     expect(back.script).toContain('add counter netdev l4t b_80000004');
     expect(back.script).not.toContain('flush');
@@ -76,14 +76,14 @@ describe('planApply', () => {
 
   test('seed or hash changes - rules rewritten, slot map kept', () => {
     const p = planApply(applied(vip(3)), norm(vip(3, { seed: 8 })), layout);
-    expect(p.script).toContain('flush chain netdev l4t v_c0000201_tcp_80');
+    expect(p.script).toContain('flush chain netdev l4t v_c6120201_tcp_80');
     expect(p.script).not.toContain('flush map');
     expect(p.vips[0]?.rulesReplaced).toBe(true);
   });
 
   test('table size changes - the slot map is refilled', () => {
     const p = planApply(applied(vip(3)), norm(vip(3, {}, 17)), layout);
-    expect(p.script).toContain('flush map netdev l4t v_c0000201_tcp_80_slots');
+    expect(p.script).toContain('flush map netdev l4t v_c6120201_tcp_80_slots');
     expect(p.slotsChanged).toBe(17);
   });
 
@@ -91,11 +91,11 @@ describe('planApply', () => {
     const p = planApply(applied(vip(3)), [], layout);
     expect(lines(p.script)).toEqual(
       expect.arrayContaining([
-        'delete element netdev l4t vips4 { 192.0.2.1 . tcp . 80 }',
-        'delete chain netdev l4t v_c0000201_tcp_80',
-        'delete map netdev l4t v_c0000201_tcp_80_slots',
-        'delete counter netdev l4t v_c0000201_tcp_80',
-        'delete element netdev l4t vipaddrs4 { 192.0.2.1 }',
+        'delete element netdev l4t vips4 { 198.18.2.1 . tcp . 80 }',
+        'delete chain netdev l4t v_c6120201_tcp_80',
+        'delete map netdev l4t v_c6120201_tcp_80_slots',
+        'delete counter netdev l4t v_c6120201_tcp_80',
+        'delete element netdev l4t vipaddrs4 { 198.18.2.1 }',
       ]),
     );
     expect(p.vips.map((v) => v.action)).toEqual(['removed']);
