@@ -20,6 +20,7 @@ import type { ObservedStatus } from './health/hysteresis.js';
 import type { Probe } from './health/probe.js';
 import { mayAnnounce, type NodeEvent, type NodeState, nextNodeState } from './lifecycle/node-state.js';
 import { type AgentMetrics, createAgentMetrics } from './observe/metrics.js';
+import type { LastState, LastStateStore } from './persist/last-state.js';
 import { checkedMembers, healthTargets } from './serve/plan.js';
 import { createReconciler, type Reconciler, type ServedState } from './serve/reconciler.js';
 
@@ -29,6 +30,10 @@ export const ETCD_PROBE_INTERVAL_MS = 1_000;
 export const HEALTH_REPORT_DELAY_MS = 20;
 /** Status record writes are batched this long, ms. */
 export const STATUS_REPORT_DELAY_MS = 100;
+/** State file writes are batched this long, ms (a burst of decisions is one write). */
+export const STATE_SAVE_DELAY_MS = 1_000;
+/** An unchanged state file is rewritten this often while etcd answers, so its age says "confirmed recently", ms. */
+export const STATE_REFRESH_MS = 3_600_000;
 const RETRY_MS = 1_000;
 
 export interface AgentDeps {
@@ -43,6 +48,8 @@ export interface AgentDeps {
   readonly probe?: Probe;
   readonly metrics?: AgentMetrics;
   readonly version?: string;
+  /** The last good inputs on disk; undefined: nothing saved, a start without etcd waits for etcd. */
+  readonly lastState?: LastStateStore;
   /** Every event the agent emits, locally (tests). */
   readonly onEvent?: (e: AgentEvent) => void;
 }
@@ -61,6 +68,8 @@ export interface AgentStatus {
   readonly decided: Readonly<Record<string, MemberStatus>>;
   readonly observed: Readonly<Record<string, ObservedStatus>>;
   readonly bgp: Readonly<Record<string, string>>;
+  /** Where the served inputs came from: etcd, the state file (restarted without etcd), or nothing yet. */
+  readonly inputSource: 'etcd' | 'lastState' | 'none';
 }
 
 export interface Agent {
@@ -93,6 +102,7 @@ export function createAgent(deps: AgentDeps): Agent {
   let state: NodeState = 'starting';
   let fleet: Fleet | undefined;
   let revision = 0;
+  let generation = '';
   let decided: ReadonlyMap<string, MemberStatus> = new Map();
   let haveDecided = false;
   let haveNodes = false;
@@ -111,6 +121,16 @@ export function createAgent(deps: AgentDeps): Agent {
   const bgp: Record<string, string> = {};
   const readyWaiters: (() => void)[] = [];
   let healthWriting = false;
+  // Last good inputs on disk: which inputs came from etcd since the start (only those are saved).
+  const fromEtcd = { desired: false, decided: false, nodes: false };
+  let servingLastState = false;
+  let restoreTried = false;
+  let stateTimer: unknown;
+  let stateSaving = false;
+  let savedKey = '';
+  let savedAtMs = 0;
+  let onRestored: () => void = () => undefined;
+  const restored = new Promise<void>((resolve) => (onRestored = resolve));
 
   const events = createEventPublisher({
     prefix: natsPrefix,
@@ -232,13 +252,117 @@ export function createAgent(deps: AgentDeps): Agent {
       events.emit('node.state', { state, previous: state, failStatic, reason: why });
       scheduleStatusReport();
     }
+    if (!ok && state === 'starting' && !fleet) void restoreLastState(why);
   };
+
+  // ---- last good state on disk ------------------------------------------------------------------------------
+  /** Serves the state file when the agent starts without etcd; etcd's watches replace it input by input. */
+  async function restoreLastState(why: string): Promise<void> {
+    const file = deps.lastState;
+    if (!file || restoreTried || closed) return;
+    restoreTried = true;
+    let s: LastState | undefined;
+    try {
+      s = await file.load();
+    } catch (err) {
+      const code = (err as AgentError).code;
+      log.error({ event: 'lastStateIgnored', file: file.path, code, err: (err as Error).message });
+      return;
+    }
+    if (!s) {
+      log.warn({ event: 'lastStateMissing', file: file.path, reason: why });
+      return;
+    }
+    // etcd may have answered while the file was read: its inputs win.
+    if (closed || state !== 'starting' || fleet) return;
+    fleet = s.fleet;
+    revision = s.revision;
+    generation = s.generation;
+    decided = s.decided;
+    drainFlag = s.drained;
+    haveDecided = true;
+    haveNodes = true;
+    servingLastState = true;
+    const ageS = Math.max(0, Math.round((clock.now() - s.savedAt) / 1000));
+    metrics.lastStateServing.set(1);
+    metrics.lastStateAgeSeconds.set(ageS);
+    for (const [m, st] of s.decided) metrics.memberDecided.set({ member: m }, st === 'up' ? 1 : 0);
+    log.warn({
+      event: 'lastStateRestored',
+      file: file.path,
+      revision,
+      savedAt: new Date(s.savedAt).toISOString(),
+      ageS,
+      vips: s.fleet.vips.length,
+      drained: s.drained,
+      reason: why,
+    });
+    checker.setTargets(healthTargets(s.fleet));
+    aggregator.setMembers(checkedMembers(s.fleet));
+    maybeReady();
+    onRestored();
+  }
+
+  /** Called after each etcd input: once all three came from etcd, the file is no longer what the node serves. */
+  function etcdInputArrived(): void {
+    if (!fromEtcd.desired || !fromEtcd.decided || !fromEtcd.nodes) return;
+    if (servingLastState) {
+      servingLastState = false;
+      metrics.lastStateServing.set(0);
+      metrics.lastStateAgeSeconds.set(0);
+      log.info({ event: 'lastStateReplaced', revision });
+    }
+    scheduleStateSave();
+  }
+
+  function stateKey(): string {
+    let k = `${revision}|${generation}|${drainFlag}`;
+    for (const m of [...decided.keys()].sort()) k += `|${m}=${decided.get(m)}`;
+    return k;
+  }
+
+  function scheduleStateSave(): void {
+    if (!deps.lastState || stateTimer !== undefined || closed) return;
+    stateTimer = clock.setTimeout(() => {
+      stateTimer = undefined;
+      void saveState();
+    }, STATE_SAVE_DELAY_MS);
+  }
+
+  async function saveState(): Promise<void> {
+    const file = deps.lastState;
+    // Only inputs read from etcd are saved: re-saving the file's own inputs would make a stale file look fresh.
+    if (!file || !fleet || revision === 0 || servingLastState || closed) return;
+    if (!fromEtcd.desired || !fromEtcd.decided || !fromEtcd.nodes) return;
+    if (stateSaving) {
+      scheduleStateSave();
+      return;
+    }
+    const key = stateKey();
+    const now = clock.now();
+    if (key === savedKey && now - savedAtMs < STATE_REFRESH_MS) return;
+    stateSaving = true;
+    try {
+      const bytes = await file.save({ fleet, revision, generation, decided, drained: drainFlag, savedAt: now });
+      savedKey = key;
+      savedAtMs = now;
+      metrics.lastStateSavesTotal.inc({ result: 'ok' });
+      metrics.lastStateBytes.set(bytes);
+      log.debug({ event: 'lastStateSaved', file: file.path, revision, bytes });
+    } catch (err) {
+      metrics.lastStateSavesTotal.inc({ result: 'error' });
+      log.warn({ event: 'lastStateSaveFailed', file: file.path, err: (err as Error).message });
+    } finally {
+      stateSaving = false;
+    }
+  }
 
   const probeEtcd = async (): Promise<void> => {
     if (closed) return;
     try {
       await withTimeout(store.getLeader(), config.etcd.dialTimeoutMs, 'etcd probe');
       setEtcdOk(true, 'etcdAnswers');
+      if (savedAtMs > 0 && clock.now() - savedAtMs >= STATE_REFRESH_MS) scheduleStateSave();
     } catch (err) {
       setEtcdOk(false, `etcdUnreachable: ${(err as Error).message}`);
     }
@@ -353,9 +477,12 @@ export function createAgent(deps: AgentDeps): Agent {
   };
 
   // ---- watches ----------------------------------------------------------------------------------------------
-  const onDesired = (d: { fleet: Fleet; revision: number }): void => {
+  const onDesired = (d: { fleet: Fleet; revision: number; generation: string }): void => {
     fleet = d.fleet;
     revision = d.revision;
+    generation = d.generation;
+    fromEtcd.desired = true;
+    etcdInputArrived();
     log.info({ event: 'desiredState', revision, vips: d.fleet.vips.length, pools: d.fleet.pools.length });
     checker.setTargets(healthTargets(d.fleet));
     aggregator.setMembers(checkedMembers(d.fleet));
@@ -384,6 +511,8 @@ export function createAgent(deps: AgentDeps): Agent {
         onUpdate: (d) => {
           decided = d.decided;
           haveDecided = true;
+          fromEtcd.decided = true;
+          etcdInputArrived();
           for (const [m, s] of d.decided) metrics.memberDecided.set({ member: m }, s === 'up' ? 1 : 0);
           aggregator.setDecided(d.decided);
           if (state === 'starting') maybeReady();
@@ -402,6 +531,8 @@ export function createAgent(deps: AgentDeps): Agent {
             drainFlag = flag;
             log.info({ event: flag ? 'drainRequested' : 'undrainRequested', by: 'operator' });
           }
+          fromEtcd.nodes = true;
+          etcdInputArrived();
           applyDrainWish();
         },
         onError: (err) => log.warn({ event: 'nodesWatchError', code: err.code, err: err.message }),
@@ -427,6 +558,8 @@ export function createAgent(deps: AgentDeps): Agent {
             },
           },
         );
+        scheduleHealthReport();
+        scheduleStatusReport();
         return;
       } catch (err) {
         setEtcdOk(false, 'registerFailed');
@@ -436,36 +569,52 @@ export function createAgent(deps: AgentDeps): Agent {
     }
   };
 
+  /** Registers, starts the watches, the NATS health subscription and the aggregator; retries until closed. */
+  const connectEtcd = async (): Promise<void> => {
+    await register();
+    if (closed) return;
+    while (!closed) {
+      try {
+        await startWatches();
+        break;
+      } catch (err) {
+        for (const w of watches.splice(0)) await w.close().catch(() => undefined);
+        setEtcdOk(false, 'watchFailed');
+        log.warn({ event: 'watchStartFailed', err: (err as Error).message });
+        await sleep(clock, RETRY_MS);
+      }
+    }
+    if (closed) return;
+    if (deps.nats) {
+      deps.nats.subscribe(eventFilter(natsPrefix, config.fleet, { kind: 'member.health' }), (data) => {
+        try {
+          const ev = JSON.parse(new TextDecoder().decode(data)) as AgentEvent<'member.health'>;
+          if (ev.node !== node && ev.data.changed)
+            aggregator.observe(ev.node, ev.data.member, ev.data.observed as ObservedStatus);
+        } catch {
+          // not an agent event: ignore
+        }
+      });
+    }
+    aggregator.start();
+    if (!deps.lastState) probeTimer = clock.setTimeout(() => void probeEtcd(), ETCD_PROBE_INTERVAL_MS);
+  };
+
   return {
     async start() {
       log.info({ event: 'agentStarting', fleet: config.fleet, driver: config.dataplane.driver });
       void setupBgp();
       void followPeers();
-      await register();
-      while (!closed) {
-        try {
-          await startWatches();
-          break;
-        } catch (err) {
-          for (const w of watches.splice(0)) await w.close().catch(() => undefined);
-          setEtcdOk(false, 'watchFailed');
-          log.warn({ event: 'watchStartFailed', err: (err as Error).message });
-          await sleep(clock, RETRY_MS);
-        }
+      if (!deps.lastState) {
+        await connectEtcd();
+        return;
       }
-      if (deps.nats) {
-        deps.nats.subscribe(eventFilter(natsPrefix, config.fleet, { kind: 'member.health' }), (data) => {
-          try {
-            const ev = JSON.parse(new TextDecoder().decode(data)) as AgentEvent<'member.health'>;
-            if (ev.node !== node && ev.data.changed)
-              aggregator.observe(ev.node, ev.data.member, ev.data.observed as ObservedStatus);
-          } catch {
-            // not an agent event: ignore
-          }
-        });
-      }
-      aggregator.start();
-      probeTimer = clock.setTimeout(() => void probeEtcd(), ETCD_PROBE_INTERVAL_MS);
+      // With a state file, probe etcd at once: unreachable while starting means serve the file (fail-static).
+      probeTimer = clock.setTimeout(() => void probeEtcd(), 0);
+      const connected = connectEtcd().catch((err: unknown) => {
+        log.error({ event: 'etcdConnectFailed', err: (err as Error).message });
+      });
+      await Promise.race([connected, restored]);
     },
     whenReady(timeoutMs = 30_000) {
       if (ready) return Promise.resolve();
@@ -500,7 +649,7 @@ export function createAgent(deps: AgentDeps): Agent {
     async close() {
       if (closed) return;
       closed = true;
-      for (const t of [drainTimer, healthTimer, statusTimer, probeTimer]) clock.clearTimeout(t);
+      for (const t of [drainTimer, healthTimer, statusTimer, probeTimer, stateTimer]) clock.clearTimeout(t);
       checker.close();
       reconciler.close();
       await aggregator.close();
@@ -527,6 +676,7 @@ export function createAgent(deps: AgentDeps): Agent {
         decided: Object.fromEntries(decided),
         observed: Object.fromEntries(checker.observed()),
         bgp: { ...bgp },
+        inputSource: servingLastState ? 'lastState' : fleet ? 'etcd' : 'none',
       };
     },
     metrics,

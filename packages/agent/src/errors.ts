@@ -5,6 +5,8 @@ export type AgentErrorCode =
   | 'FLAG_INVALID'
   | 'PROBE_FAILED'
   | 'STATE_INVALID'
+  | 'STATE_STALE'
+  | 'STATE_SAVE_FAILED'
   | 'METRICS_LISTEN_FAILED'
   | 'STARTUP_FAILED'
   | 'TIMEOUT'

@@ -1,4 +1,12 @@
-export { type Agent, type AgentDeps, type AgentStatus, createAgent, ETCD_PROBE_INTERVAL_MS } from './agent.js';
+export {
+  type Agent,
+  type AgentDeps,
+  type AgentStatus,
+  createAgent,
+  ETCD_PROBE_INTERVAL_MS,
+  STATE_REFRESH_MS,
+  STATE_SAVE_DELAY_MS,
+} from './agent.js';
 export { type Aggregator, type AggregatorOptions, createAggregator } from './aggregate/aggregator.js';
 export { decideAll, decideMember, decisionDelta, type HealthReports } from './aggregate/decide.js';
 export { type Clock, systemClock } from './clock.js';
@@ -19,6 +27,7 @@ export type {
   NatsSection,
   NodeSection,
   PeerSection,
+  StateSection,
   TlsFiles,
 } from './config/types.js';
 export { type AgentConfigProblem, AgentError, type AgentErrorCode, formatAgentProblem } from './errors.js';
@@ -44,6 +53,18 @@ export { type Probe, type ProbeResult, type ProbeTarget, probeMember } from './h
 export { mayAnnounce, type NodeEvent, type NodeState, nextNodeState } from './lifecycle/node-state.js';
 export { type ObservabilityServer, startObservabilityServer } from './observe/http.js';
 export { type AgentMetrics, createAgentMetrics } from './observe/metrics.js';
+export {
+  createLastStateFile,
+  decodeLastState,
+  encodeLastState,
+  type LastState,
+  type LastStateFileOptions,
+  type LastStateStore,
+  STATE_FILE_KIND,
+  STATE_FILE_SCHEMA,
+  type StateIdentity,
+  stateFileName,
+} from './persist/last-state.js';
 export { type RunAgentOptions, type RunningAgent, runAgent } from './runtime.js';
 export { createDryRunDataPlane, type DryRunDataPlane } from './serve/dry-run.js';
 export {

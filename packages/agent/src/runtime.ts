@@ -12,6 +12,7 @@ import type { AgentConfig } from './config/types.js';
 import { createNatsLink, type NatsLink } from './events/nats-link.js';
 import { type ObservabilityServer, startObservabilityServer } from './observe/http.js';
 import { createAgentMetrics } from './observe/metrics.js';
+import { createLastStateFile } from './persist/last-state.js';
 import { createDryRunDataPlane } from './serve/dry-run.js';
 
 export interface RunningAgent {
@@ -103,6 +104,16 @@ export async function runAgent(config: AgentConfig, opts: RunAgentOptions): Prom
     metrics,
     ...(nats ? { nats } : {}),
     ...(opts.version ? { version: opts.version } : {}),
+    ...(config.state.enabled
+      ? {
+          lastState: createLastStateFile({
+            dir: config.state.dir,
+            identity: { node: config.node.name, fleet: config.fleet, etcdPrefix: config.etcd.prefix },
+            maxBytes: config.state.maxBytes,
+            maxAgeS: config.state.maxAgeS,
+          }),
+        }
+      : {}),
   });
   const a = agent;
   let server: ObservabilityServer | undefined;
@@ -115,7 +126,14 @@ export async function runAgent(config: AgentConfig, opts: RunAgentOptions): Prom
         const s = a.status();
         if (s.state === 'stopping' || s.state === 'stopped') return { ready: false, reason: s.state };
         if (!s.ready) return { ready: false, reason: 'waiting for the desired state' };
-        return { ready: true, reason: s.failStatic ? 'ready (fail-static: etcd unreachable)' : 'ready' };
+        if (!s.failStatic) return { ready: true, reason: 'ready' };
+        return {
+          ready: true,
+          reason:
+            s.inputSource === 'lastState'
+              ? `ready (fail-static: etcd unreachable; serving the state file, revision ${s.desiredRevision})`
+              : 'ready (fail-static: etcd unreachable)',
+        };
       },
     });
     await a.start();

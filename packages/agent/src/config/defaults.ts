@@ -16,3 +16,6 @@ export const DEFAULT_METRICS_LISTEN = `127.0.0.1:${DEFAULT_METRICS_PORT}`;
 export const DEFAULT_NFT_TABLE = 'l4fleet';
 export const DEFAULT_MAX_CONCURRENT_PROBES = 256;
 export const DEFAULT_FORWARD_AFTER_WITHDRAW_MS = 3_000; // > BGP UPDATE propagation + FIB reprogramming
+export const DEFAULT_STATE_DIR = '/var/lib/l4fleet'; // FHS: variable state that survives a reboot
+export const DEFAULT_STATE_MAX_BYTES = 64 * 1024 * 1024; // 64 MiB
+export const DEFAULT_STATE_MAX_AGE_S = 7 * 24 * 3_600; // 7 days

@@ -324,12 +324,25 @@ export function parseAgentConfig(raw: unknown): AgentConfig {
       problems: [{ path: '', message: `the agent config is ${show(raw)}, not an object` }],
     });
   }
-  section(p, '', raw, ['fleet', 'node', 'bgp', 'etcd', 'nats', 'metrics', 'dataplane', 'health', 'drain', 'logLevel']);
+  section(p, '', raw, [
+    'fleet',
+    'node',
+    'bgp',
+    'etcd',
+    'nats',
+    'metrics',
+    'dataplane',
+    'health',
+    'drain',
+    'state',
+    'logLevel',
+  ]);
   const n = node(p, raw.node);
   const m = section(p, 'metrics', raw.metrics, ['listen']);
   const dp = section(p, 'dataplane', raw.dataplane, ['driver', 'table', 'proxyBindAddress']);
   const h = section(p, 'health', raw.health, ['sourceAddress', 'maxConcurrentProbes']);
   const dr = section(p, 'drain', raw.drain, ['forwardAfterWithdrawMs']);
+  const st = section(p, 'state', raw.state, ['enabled', 'dir', 'maxBytes', 'maxAgeS']);
   const config: AgentConfig = {
     fleet: str(p, 'fleet', raw.fleet, SUBJECT_TOKEN, 'a fleet name (A-Z a-z 0-9 _ -)', d.DEFAULT_FLEET_NAME),
     node: n,
@@ -373,6 +386,12 @@ export function parseAgentConfig(raw: unknown): AgentConfig {
         'a duration in ms',
         d.DEFAULT_FORWARD_AFTER_WITHDRAW_MS,
       ),
+    },
+    state: {
+      enabled: bool(p, 'state.enabled', st.enabled, true),
+      dir: str(p, 'state.dir', st.dir, /^[^\0]+$/, 'a directory path', d.DEFAULT_STATE_DIR),
+      maxBytes: int(p, 'state.maxBytes', st.maxBytes, 1_024, 2 ** 31, 'a size in bytes', d.DEFAULT_STATE_MAX_BYTES),
+      maxAgeS: int(p, 'state.maxAgeS', st.maxAgeS, 0, 10 * 365 * 86_400, 'an age in s', d.DEFAULT_STATE_MAX_AGE_S),
     },
     logLevel: oneOf<LogLevel>(
       p,

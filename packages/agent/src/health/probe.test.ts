@@ -95,6 +95,8 @@ describe('probe - real sockets on loopback', () => {
   });
 
   test('none: always up', async () => {
-    expect(await probeMember({ address: '198.18.255.1', port: 9 }, check({ type: 'none' }))).toMatchObject({ ok: true });
+    expect(await probeMember({ address: '198.18.255.1', port: 9 }, check({ type: 'none' }))).toMatchObject({
+      ok: true,
+    });
   });
 });

@@ -33,6 +33,10 @@ export interface AgentMetrics {
   readonly eventsDroppedTotal: Gauge;
   readonly eventsPublishedTotal: Gauge;
   readonly decisionsWrittenTotal: Counter;
+  readonly lastStateServing: Gauge;
+  readonly lastStateSavesTotal: Counter<'result'>;
+  readonly lastStateBytes: Gauge;
+  readonly lastStateAgeSeconds: Gauge;
   setNodeState(state: NodeState): void;
   setSessionState(peer: string, state: string): void;
   /** Reads data-plane counters on each scrape. */
@@ -156,6 +160,23 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
     decisionsWrittenTotal: new Counter({
       name: 'l4fleet_decisions_written_total',
       help: 'decided-status writes by this node as aggregator',
+      registers: r,
+    }),
+    lastStateServing: new Gauge({
+      name: 'l4fleet_last_state_serving',
+      help: '1 while the node serves inputs loaded from its state file (restarted while etcd was unreachable)',
+      registers: r,
+    }),
+    lastStateSavesTotal: new Counter({
+      name: 'l4fleet_last_state_saves_total',
+      help: 'state file writes by result',
+      labelNames: ['result'],
+      registers: r,
+    }),
+    lastStateBytes: new Gauge({ name: 'l4fleet_last_state_bytes', help: 'size of the state file', registers: r }),
+    lastStateAgeSeconds: new Gauge({
+      name: 'l4fleet_last_state_age_seconds',
+      help: 'age of the served inputs loaded from the state file, at load (0 when serving from etcd)',
       registers: r,
     }),
   };

@@ -1,0 +1,170 @@
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Fleet, type MemberStatus, parseFleet } from '@l4fleet/config';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { AgentError } from '../errors.js';
+import { createLastStateFile, decodeLastState, encodeLastState, type LastState } from './last-state.js';
+
+const identity = { node: 'n1', fleet: 'default', etcdPrefix: '/l4fleet' };
+const NOW = Date.parse('2026-01-10T12:00:00Z');
+const DAY_S = 86_400;
+
+function fleetOf(members: number): Fleet {
+  return parseFleet({
+    hashSeed: 0x5eed,
+    pools: [
+      {
+        name: 'web',
+        healthCheck: { type: 'none' },
+        members: Array.from({ length: members }, (_, i) => ({
+          name: `m${i}`,
+          address: `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`,
+          port: 80,
+        })),
+      },
+    ],
+    vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 65_537 }],
+  });
+}
+
+function stateOf(fleet: Fleet, extra: Partial<LastState> = {}): LastState {
+  return {
+    fleet,
+    revision: 42,
+    generation: 'abc-123',
+    decided: new Map<string, MemberStatus>([
+      ['web/m1', 'down'],
+      ['web/m0', 'up'],
+    ]),
+    drained: false,
+    savedAt: NOW - 60_000,
+    ...extra,
+  };
+}
+
+let dir = '';
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'l4fleet-state-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const file = (maxAgeS = DAY_S, maxBytes = 1 << 24) =>
+  createLastStateFile({ dir: join(dir, 'sub'), identity, maxBytes, maxAgeS, now: () => NOW });
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(AgentError);
+    return `${(err as AgentError).code}: ${(err as Error).message}`;
+  }
+  return 'no error';
+}
+
+describe('last state - round trip', () => {
+  test.each([
+    ['small fleet (inline document)', 3],
+    ['large fleet (gzip chunks)', 3_000],
+  ])('%s: saved and loaded equal, validated like etcd state', async (_, members) => {
+    const f = file();
+    const s = stateOf(fleetOf(members), { drained: true });
+    const bytes = await f.save(s);
+    expect((await stat(f.path)).size).toBe(bytes);
+    const back = await f.load();
+    expect(back).toEqual(s);
+    expect(await readdir(join(dir, 'sub'))).toEqual(['default.n1.state.json']);
+  });
+
+  test('no file: undefined (not an error)', async () => {
+    expect(await file().load()).toBeUndefined();
+  });
+
+  test('a save replaces the file atomically and leaves no temp file', async () => {
+    const f = file();
+    await f.save(stateOf(fleetOf(3)));
+    await f.save(stateOf(fleetOf(4), { revision: 43 }));
+    expect((await f.load())?.revision).toBe(43);
+    expect(await readdir(join(dir, 'sub'))).toEqual(['default.n1.state.json']);
+  });
+});
+
+describe('last state - rejected files', () => {
+  test('a changed byte in the body fails the sha256', async () => {
+    const f = file();
+    await f.save(stateOf(fleetOf(3)));
+    const data = await readFile(f.path);
+    const i = data.indexOf('"revision":42');
+    data.write('"revision":41', i);
+    await writeFile(f.path, data);
+    expect(await codeOf(f.load())).toMatch(/^STATE_INVALID: .*body sha256 [0-9a-f]+ is not/);
+  });
+
+  test('a truncated file is invalid', async () => {
+    const f = file();
+    await f.save(stateOf(fleetOf(3)));
+    const data = await readFile(f.path);
+    await writeFile(f.path, data.subarray(0, data.length - 10));
+    expect(await codeOf(f.load())).toMatch(/^STATE_INVALID: .*body is \d+ bytes, header says \d+/);
+  });
+
+  test('a fleet the parser refuses is invalid with the parser message', async () => {
+    const bad = { ...fleetOf(3), vips: [{ ...fleetOf(3).vips[0], pool: 'nope' }] } as Fleet;
+    const data = encodeLastState(stateOf(bad), identity);
+    expect(() => decodeLastState('x.json', data, identity, { nowMs: NOW, maxAgeMs: 0 })).toThrow(
+      /stored fleet is invalid: vips\[0\]\.pool: .*nope/,
+    );
+  });
+
+  test('a decided value other than up | down is invalid', () => {
+    const s = stateOf(fleetOf(3), { decided: new Map([['web/m0', 'maybe' as MemberStatus]]) });
+    expect(() =>
+      decodeLastState('x.json', encodeLastState(s, identity), identity, { nowMs: NOW, maxAgeMs: 0 }),
+    ).toThrow('x.json: decided.web/m0: "maybe" is not up | down');
+  });
+
+  test.each([
+    ['node', { ...identity, node: 'n2' }, /node "n1" is not this agent's "n2"/],
+    ['fleet', { ...identity, fleet: 'other' }, /fleet "default" is not this agent's "other"/],
+    ['etcd prefix', { ...identity, etcdPrefix: '/x' }, /etcdPrefix "\/l4fleet" is not this agent's "\/x"/],
+  ])('another %s: stale', (_, other, message) => {
+    const data = encodeLastState(stateOf(fleetOf(3)), identity);
+    let err: unknown;
+    try {
+      decodeLastState('x.json', data, other, { nowMs: NOW, maxAgeMs: 0 });
+    } catch (e) {
+      err = e;
+    }
+    expect((err as AgentError).code).toBe('STATE_STALE');
+    expect((err as Error).message).toMatch(message);
+  });
+
+  test('older than maxAgeS: stale; maxAgeS 0: never', async () => {
+    await file().save(stateOf(fleetOf(3), { savedAt: NOW - 2 * DAY_S * 1000 }));
+    expect(await codeOf(file(DAY_S).load())).toMatch(
+      /^STATE_STALE: .*saved 172800 s ago .*older than state.maxAgeS 86400/,
+    );
+    expect((await file(0).load())?.revision).toBe(42);
+  });
+
+  test('bounded size: a file over maxBytes is neither written nor read', async () => {
+    const big = stateOf(fleetOf(3_000));
+    const size = encodeLastState(big, identity).length;
+    await file().save(stateOf(fleetOf(3)));
+    expect(await codeOf(file(DAY_S, size - 1).save(big))).toMatch(
+      /^STATE_SAVE_FAILED: .* bytes is over state.maxBytes/,
+    );
+    expect((await file().load())?.fleet.pools[0]?.members.length).toBe(3); // the old file stays
+    await file().save(big);
+    expect(await codeOf(file(DAY_S, size - 1).load())).toMatch(/^STATE_INVALID: .* bytes is over state.maxBytes/);
+  });
+
+  test('a directory that cannot be created: STATE_SAVE_FAILED naming the path', async () => {
+    await writeFile(join(dir, 'sub'), 'not a directory');
+    expect(await codeOf(file().save(stateOf(fleetOf(3))))).toMatch(
+      /^STATE_SAVE_FAILED: .*sub\/default\.n1\.state\.json/,
+    );
+  });
+});

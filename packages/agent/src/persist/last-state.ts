@@ -1,0 +1,257 @@
+/**
+ * The agent's last good inputs on disk: the desired fleet with its etcd revision, the decided member status and
+ * this node's drain flag (everything planTables/plannedRoutes need). An agent that restarts while etcd is
+ * unreachable serves them in fail-static instead of waiting for etcd (issue 6; docs/design/0006).
+ *
+ * Format: a header line (JSON: kind, schema, identity, savedAt, sha256 and length of the body), then the body (JSON).
+ * The fleet is kept exactly as the store keeps it in etcd (pointer + chunks from encodeDocument, gzip above
+ * 128 KiB) and read back with the store's own decodePointer/decodeDocument, so a file passes the same validation
+ * (parseFleet, seed check, chunk sha256) as state read from etcd. Written atomically: temp file, fsync, rename,
+ * fsync of the directory, so a crash leaves the old file or the new one, never half of one.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Fleet, MemberStatus } from '@l4fleet/config';
+import { decodeDocument, decodePointer, encodeDocument, StoreError } from '@l4fleet/store';
+import { AgentError } from '../errors.js';
+
+export const STATE_FILE_KIND = 'l4fleet-agent-state';
+export const STATE_FILE_SCHEMA = 1;
+
+/** The inputs a node builds its tables and routes from. */
+export interface LastState {
+  readonly fleet: Fleet;
+  /** etcd revision of the desired state. */
+  readonly revision: number;
+  /** Generation id of the stored document. */
+  readonly generation: string;
+  /** Member key (`pool/member`) -> decided status. */
+  readonly decided: ReadonlyMap<string, MemberStatus>;
+  /** The operator's drain flag for this node. */
+  readonly drained: boolean;
+  /** When these inputs were last confirmed against etcd, ms since the epoch. */
+  readonly savedAt: number;
+}
+
+/** Whose state a file holds: a file of another node, fleet or etcd prefix is stale. */
+export interface StateIdentity {
+  readonly node: string;
+  readonly fleet: string;
+  readonly etcdPrefix: string;
+}
+
+export interface LastStateStore {
+  readonly path: string;
+  /** undefined when there is no file; AgentError STATE_INVALID or STATE_STALE when it must not be used. */
+  load(): Promise<LastState | undefined>;
+  /** Replaces the file atomically; resolves with the bytes written; AgentError STATE_SAVE_FAILED. */
+  save(state: LastState): Promise<number>;
+}
+
+export interface LastStateFileOptions {
+  readonly dir: string;
+  readonly identity: StateIdentity;
+  /** Largest file written or read, bytes. */
+  readonly maxBytes: number;
+  /** Older than this (since savedAt) is stale, s; 0 = never stale. */
+  readonly maxAgeS: number;
+  readonly now?: () => number;
+}
+
+interface Header {
+  kind: string;
+  schema: number;
+  node: string;
+  fleet: string;
+  etcdPrefix: string;
+  savedAt: string;
+  bytes: number;
+  sha256: string;
+}
+
+interface Body {
+  revision: number;
+  generation: string;
+  drained: boolean;
+  decided: Record<string, MemberStatus>;
+  /** The pointer value as etcd would hold it. */
+  pointer: string;
+  /** Chunks, base64. */
+  chunks: string[];
+}
+
+/** `<fleet>.<node>.state.json`: fleet and node names are file-name safe (subject token, NODE_NAME). */
+export function stateFileName(identity: StateIdentity): string {
+  return `${identity.fleet}.${identity.node}.state.json`;
+}
+
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+export function encodeLastState(s: LastState, identity: StateIdentity): Buffer {
+  const seed = s.fleet.hashSeed;
+  if (seed === undefined) {
+    throw new AgentError('STATE_SAVE_FAILED', `state: fleet of revision ${s.revision} has no hashSeed`);
+  }
+  const doc = encodeDocument({ ...s.fleet, hashSeed: seed }, s.generation || 'state', new Date(s.savedAt));
+  const decided: Record<string, MemberStatus> = {};
+  for (const k of [...s.decided.keys()].sort()) decided[k] = s.decided.get(k) as MemberStatus;
+  const body = Buffer.from(
+    JSON.stringify({
+      revision: s.revision,
+      generation: s.generation,
+      drained: s.drained,
+      decided,
+      pointer: JSON.stringify(doc.pointer),
+      chunks: doc.chunks.map((c) => c.toString('base64')),
+    } satisfies Body),
+  );
+  const header: Header = {
+    kind: STATE_FILE_KIND,
+    schema: STATE_FILE_SCHEMA,
+    ...identity,
+    savedAt: new Date(s.savedAt).toISOString(),
+    bytes: body.length,
+    sha256: sha256(body),
+  };
+  return Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), body]);
+}
+
+const invalid = (file: string, msg: string, cause?: unknown) =>
+  new AgentError('STATE_INVALID', `${file}: ${msg}`, cause === undefined ? undefined : { cause });
+const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
+
+/** Validates a state file; `file` names it in every message. */
+export function decodeLastState(
+  file: string,
+  data: Buffer,
+  identity: StateIdentity,
+  opts: { nowMs: number; maxAgeMs: number },
+): LastState {
+  const nl = data.indexOf(0x0a);
+  if (nl < 0) throw invalid(file, 'no header line');
+  let h: Partial<Header>;
+  try {
+    h = JSON.parse(data.subarray(0, nl).toString('utf8')) as Partial<Header>;
+  } catch (err) {
+    throw invalid(file, 'header is not JSON', err);
+  }
+  if (h?.kind !== STATE_FILE_KIND) throw invalid(file, `kind ${show(h?.kind)} is not ${STATE_FILE_KIND}`);
+  if (h.schema !== STATE_FILE_SCHEMA) throw invalid(file, `schema ${show(h.schema)} is not ${STATE_FILE_SCHEMA}`);
+  const body = data.subarray(nl + 1);
+  if (h.bytes !== body.length) throw invalid(file, `body is ${body.length} bytes, header says ${show(h.bytes)}`);
+  const sum = sha256(body);
+  if (h.sha256 !== sum) throw invalid(file, `body sha256 ${sum} is not ${show(h.sha256)}`);
+  for (const k of ['node', 'fleet', 'etcdPrefix'] as const) {
+    if (h[k] !== identity[k]) {
+      throw new AgentError('STATE_STALE', `${file}: ${k} ${show(h[k])} is not this agent's ${show(identity[k])}`);
+    }
+  }
+  const savedAt = Date.parse(String(h.savedAt));
+  if (!Number.isFinite(savedAt)) throw invalid(file, `savedAt ${show(h.savedAt)} is not a time`);
+  const ageMs = opts.nowMs - savedAt;
+  if (opts.maxAgeMs > 0 && ageMs > opts.maxAgeMs) {
+    throw new AgentError(
+      'STATE_STALE',
+      `${file}: saved ${Math.round(ageMs / 1000)} s ago (${h.savedAt}), older than state.maxAgeS ${opts.maxAgeMs / 1000}`,
+    );
+  }
+  let b: Partial<Body>;
+  try {
+    b = JSON.parse(body.toString('utf8')) as Partial<Body>;
+  } catch (err) {
+    throw invalid(file, 'body is not JSON', err);
+  }
+  if (!Number.isInteger(b.revision) || (b.revision as number) < 1) {
+    throw invalid(file, `revision ${show(b.revision)} is not a revision (>= 1)`);
+  }
+  if (typeof b.generation !== 'string') throw invalid(file, `generation ${show(b.generation)} is not a string`);
+  if (typeof b.drained !== 'boolean') throw invalid(file, `drained ${show(b.drained)} is not true or false`);
+  if (typeof b.pointer !== 'string') throw invalid(file, 'pointer is missing');
+  if (!Array.isArray(b.chunks) || b.chunks.some((c) => typeof c !== 'string')) {
+    throw invalid(file, 'chunks is not a list of base64 strings');
+  }
+  if (typeof b.decided !== 'object' || b.decided === null || Array.isArray(b.decided)) {
+    throw invalid(file, 'decided is not an object');
+  }
+  const decided = new Map<string, MemberStatus>();
+  for (const [k, v] of Object.entries(b.decided)) {
+    // The store's member-key rule: the first `/` splits pool and member, neither empty.
+    const i = k.indexOf('/');
+    if (i <= 0 || i === k.length - 1) throw invalid(file, `decided key ${show(k)} is not POOL/MEMBER`);
+    if (v !== 'up' && v !== 'down') throw invalid(file, `decided.${k}: ${show(v)} is not up | down`);
+    decided.set(k, v);
+  }
+  let fleet: Fleet;
+  try {
+    const key = `${file}: pointer`;
+    const pointer = decodePointer(key, Buffer.from(b.pointer, 'utf8'));
+    fleet = decodeDocument(
+      key,
+      pointer,
+      b.chunks.map((c) => Buffer.from(c, 'base64')),
+    );
+  } catch (err) {
+    if (err instanceof StoreError) throw new AgentError('STATE_INVALID', err.message, { cause: err });
+    throw err;
+  }
+  return { fleet, revision: b.revision as number, generation: b.generation, decided, drained: b.drained, savedAt };
+}
+
+/** The state file in `dir`; the directory is created on the first save. */
+export function createLastStateFile(opts: LastStateFileOptions): LastStateStore {
+  const path = join(opts.dir, stateFileName(opts.identity));
+  const now = opts.now ?? Date.now;
+  return {
+    path,
+    async load() {
+      let size: number;
+      try {
+        size = (await stat(path)).size;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw invalid(path, `cannot stat: ${(err as Error).message}`, err);
+      }
+      if (size > opts.maxBytes) throw invalid(path, `${size} bytes is over state.maxBytes ${opts.maxBytes}`);
+      let data: Buffer;
+      try {
+        data = await readFile(path);
+      } catch (err) {
+        throw invalid(path, `cannot read: ${(err as Error).message}`, err);
+      }
+      return decodeLastState(path, data, opts.identity, { nowMs: now(), maxAgeMs: opts.maxAgeS * 1000 });
+    },
+    async save(state) {
+      const data = encodeLastState(state, opts.identity);
+      if (data.length > opts.maxBytes) {
+        throw new AgentError(
+          'STATE_SAVE_FAILED',
+          `${path}: ${data.length} bytes is over state.maxBytes ${opts.maxBytes}; not written`,
+        );
+      }
+      const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+      try {
+        await mkdir(opts.dir, { recursive: true, mode: 0o750 });
+        const fh = await open(tmp, 'w', 0o640);
+        try {
+          await fh.writeFile(data);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        await rename(tmp, path);
+        // fsync the directory so the rename itself survives a power loss.
+        const dh = await open(opts.dir, 'r');
+        try {
+          await dh.sync();
+        } finally {
+          await dh.close();
+        }
+      } catch (err) {
+        await rm(tmp, { force: true }).catch(() => undefined);
+        throw new AgentError('STATE_SAVE_FAILED', `${path}: ${(err as Error).message}`, { cause: err });
+      }
+      return data.length;
+    },
+  };
+}
