@@ -126,10 +126,19 @@ describe.sequential(`lab netns - lab ${id}`, () => {
     recordPids();
   }, 60_000);
 
-  test('add-node: node4 peers through the listen range and becomes a fourth next hop', async () => {
+  test('add-node: the router gets node4 as a neighbor, dials it (MD5), and it becomes a fourth next hop', async () => {
+    const started = Date.now();
     const name = await lab.addNode();
+    console.log(`add-node: node4 in the router's ECMP group after ${Date.now() - started} ms`);
     expect(name).toBe('node4');
     expect(await lab.waitNextHops(4, 15_000)).toContain('198.18.2.14');
+    // The router opened the session (the node's end is port 179): no wait for gobgpd's 5-9 s first connect, and
+    // the connection carries the TCP MD5 key (RFC 2385) of the router's address.
+    const ss = await run(
+      lab.execArgv('node4', ['ss', '-tnie', 'state', 'established', '( sport = :179 or dport = :179 )']),
+    );
+    expect(ss.stdout).toMatch(/198\.18\.2\.14:179\s+198\.18\.2\.1:\d+/);
+    expect(ss.stdout).toContain('md5keys:198.18.2.1/32');
     recordPids();
   }, 60_000);
 

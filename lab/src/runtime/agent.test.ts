@@ -17,6 +17,9 @@ describe('lab agent config', () => {
         address6: `2001:db8:2::${(16 + i).toString(16)}`,
       });
       expect(c.bgp.asn).toBe(65001);
+      // The router dials the node (FRR explicit neighbor): gobgpd listens on the node's fabric address only.
+      expect(c.bgp.listenPort).toBe(179);
+      expect(c.bgp.listenAddresses).toEqual([`198.18.2.${10 + i}`]);
       expect(c.bgp.peers[0]).toMatchObject({
         address: '198.18.2.1',
         asn: 65000,

@@ -26,6 +26,10 @@ export function agentConfig(topology: Topology, node: string): Record<string, un
     bgp: {
       asn: bgp.nodeAsn,
       routerId: fabric.ipv4,
+      // The router dials the node (frr.ts: explicit neighbor, `timers connect 1`), so the session is up in ~1 s
+      // instead of waiting 5-9 s for gobgpd's first outgoing attempt. Bound to the node's address, not the wildcard.
+      listenPort: 179,
+      listenAddresses: [fabric.ipv4],
       gobgpdAddress: `127.0.0.1:${GOBGPD_API_PORT}`,
       peers: [
         {

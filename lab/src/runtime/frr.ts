@@ -1,17 +1,28 @@
 /**
  * The lab router: FRR zebra + bgpd in the router namespace, without systemd or watchfrr (platform-facts).
- * One peer-group with a dynamic-neighbor listen range, so add-node needs no router change; eBGP multipath so the
+ * One explicit neighbor per node in the peer-group NODES (MD5, timers, both unicast families), eBGP multipath so the
  * VIP /32 gets one kernel next hop per announcing node (per-flow L4 ECMP, RFC 7938 §5).
+ *
+ * Why explicit neighbors and not a `bgp listen range`: a dynamic neighbor is passive, so every session would wait
+ * for the node's gobgpd to dial, and gobgpd 3.10 waits a random 5-9 s before each outgoing attempt whatever its
+ * connect-retry (pkg/server/fsm.go connectLoop: `Intn(5)+5` s, minConnectRetryInterval 5). With a configured
+ * neighbor FRR dials the node itself every second (`timers connect 1`) and the node's gobgpd, which listens on its
+ * own address, accepts at once: sessions come up in about 1 s. add-node therefore adds the neighbor (`addNeighbor`).
  */
 
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Topology } from '../topology/model.js';
+import { attachmentOf, hostsOfKind, type Topology } from '../topology/model.js';
 import { run } from './exec.js';
 
 export const FRR_DIR = '/usr/lib/frr';
 export const MAX_ECMP_PATHS = 64;
+
+/** The nodes the router peers with: every node of the topology, killed or not (a killed node comes back). */
+export function nodeAddresses(topology: Topology): string[] {
+  return hostsOfKind(topology, 'node').map((n) => attachmentOf(topology, 'fabric', n.name).ipv4);
+}
 
 export function bgpdConfig(topology: Topology): string {
   const { bgp } = topology;
@@ -31,7 +42,7 @@ export function bgpdConfig(topology: Topology): string {
     ` neighbor NODES password ${bgp.password}`,
     ` neighbor NODES timers ${bgp.keepaliveS} ${bgp.holdTimeS}`,
     ' neighbor NODES timers connect 1',
-    ` bgp listen range ${bgp.listenRange} peer-group NODES`,
+    ...nodeAddresses(topology).map((a) => ` neighbor ${a} peer-group NODES`),
     ' !',
     ' address-family ipv4 unicast',
     `  maximum-paths ${MAX_ECMP_PATHS}`,
@@ -96,6 +107,33 @@ export function frrDaemonArgv(daemon: 'zebra' | 'bgpd', paths: FrrPaths): string
 export async function vtysh(namespace: string, paths: FrrPaths, command: string): Promise<string> {
   const r = await run(['vtysh', '--vty_socket', paths.vtyDir, '-c', command], { namespace, timeoutMs: 10_000 });
   return r.stdout;
+}
+
+/**
+ * Adds `address` to the running router as a member of NODES (idempotent) and rewrites bgpd.conf, so a router
+ * started again from the file knows the node too. FRR dials the new neighbor within a second.
+ */
+export async function addNeighbor(
+  namespace: string,
+  paths: FrrPaths,
+  topology: Topology,
+  address: string,
+): Promise<void> {
+  await run(
+    [
+      'vtysh',
+      '--vty_socket',
+      paths.vtyDir,
+      '-c',
+      'configure terminal',
+      '-c',
+      `router bgp ${topology.bgp.routerAsn}`,
+      '-c',
+      `neighbor ${address} peer-group NODES`,
+    ],
+    { namespace, timeoutMs: 10_000 },
+  );
+  writeFileSync(join(paths.dir, 'bgpd.conf'), bgpdConfig(topology));
 }
 
 export interface BgpNeighborState {

@@ -23,8 +23,10 @@ export function gobgpdStaticConfig(topology: Topology, node: string): string {
     '[global.config]',
     `  as = ${bgp.nodeAsn}`,
     `  router-id = "${self.ipv4}"`,
-    // No BGP listener: the node always dials the router, whose listen range accepts it.
-    '  port = -1',
+    // Listen on the node's own address: the router dials every second (frr.ts), while gobgpd's own first attempt
+    // comes only after 5-9 s. Not the wildcard, so one namespace could hold several speakers.
+    '  port = 179',
+    `  local-address-list = ["${self.ipv4}"]`,
     '',
     '[[neighbors]]',
     '  [neighbors.config]',

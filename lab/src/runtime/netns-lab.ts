@@ -27,7 +27,7 @@ import { etcdArgv, natsArgv } from './control.js';
 import { backendListen, createContainer, dockerAvailable, releaseContainer, removeLabContainers } from './docker.js';
 import { run, runScript, sleep, startDaemon, waitFor } from './exec.js';
 import { applyDefaultFleet } from './fleet-apply.js';
-import { type FrrPaths, frrDaemonArgv, parseBgpSummary, prepareFrr, vtysh } from './frr.js';
+import { addNeighbor, type FrrPaths, frrDaemonArgv, parseBgpSummary, prepareFrr, vtysh } from './frr.js';
 import { announce, announced, gobgpdArgv, gobgpdStaticConfig } from './gobgp.js';
 import { hostScript, hubPortName, topologyScript } from './netns-plan.js';
 import { OBSERVE_TABLE, observeRuleset, STATIC_TABLE, staticForwarderRuleset } from './nft.js';
@@ -432,7 +432,7 @@ export class NetnsLab {
     return true;
   }
 
-  /** Adds the next node (the router's listen range accepts it without change); returns its name. */
+  /** Adds the next node and makes it the router's neighbor (the router dials it, frr.ts); returns its name. */
   async addNode(readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<string> {
     const name = nodeName(nextNodeIndex(this.topology));
     this.state.nodeIndexes = [...this.state.nodeIndexes, Number(name.slice(4))];
@@ -442,6 +442,8 @@ export class NetnsLab {
       await runScript(hostScript(this.topology, name));
       await this.startNode(name);
     }
+    const topology = this.topology;
+    await addNeighbor(this.ns('router'), this.frrPaths(), topology, attachmentOf(topology, 'fabric', name).ipv4);
     await this.waitInEcmp(name, readyTimeoutMs);
     appendEvent(this.id, { event: 'nodeAdded', host: name });
     return name;

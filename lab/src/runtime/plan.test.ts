@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { buildTopology } from '../topology/model.js';
+import { buildTopology, hostsOfKind } from '../topology/model.js';
 import { bgpdConfig, parseBgpSummary } from './frr.js';
 import { gobgpdStaticConfig } from './gobgp.js';
 import { hostScript, topologyScript } from './netns-plan.js';
@@ -40,7 +40,7 @@ describe('lab netns plan - wiring from the model', () => {
 });
 
 describe('lab router and sidecar configs', () => {
-  test('FRR: listen range peer-group, MD5, hold 3 / keepalive 1, multipath, no RFC 8212 default deny', () => {
+  test('FRR: one explicit neighbor per node in a peer-group, MD5, hold 3 / keepalive 1, connect 1, multipath, no RFC 8212 default deny', () => {
     const conf = bgpdConfig(topology);
     for (const line of [
       'router bgp 65000',
@@ -48,16 +48,32 @@ describe('lab router and sidecar configs', () => {
       ' neighbor NODES remote-as 65001',
       ' neighbor NODES password l4fleet-lab',
       ' neighbor NODES timers 1 3',
-      ' bgp listen range 198.18.2.0/24 peer-group NODES',
+      ' neighbor NODES timers connect 1',
+      '  neighbor NODES activate',
       '  maximum-paths 64',
     ]) {
       expect(conf.split('\n')).toContain(line);
     }
+    // A dynamic neighbor would be passive and wait 5-9 s for gobgpd to dial (frr.ts).
+    expect(conf).not.toContain('listen range');
+    expect(conf.split('\n').filter((l) => / neighbor \d/.test(l))).toEqual(
+      hostsOfKind(topology, 'node').map((_, i) => ` neighbor 198.18.2.${11 + i} peer-group NODES`),
+    );
   });
 
-  test('gobgpd static config: no listener, the router as the one peer', () => {
+  test('FRR: the neighbors follow the node indexes (add-node, a gap after a removed node)', () => {
+    const conf = bgpdConfig(buildTopology({ nodeIndexes: [1, 3, 4] }));
+    expect(conf.split('\n').filter((l) => / neighbor \d/.test(l))).toEqual([
+      ' neighbor 198.18.2.11 peer-group NODES',
+      ' neighbor 198.18.2.13 peer-group NODES',
+      ' neighbor 198.18.2.14 peer-group NODES',
+    ]);
+  });
+
+  test('gobgpd static config: listens on the node address only, the router as the one peer', () => {
     const conf = gobgpdStaticConfig(topology, 'node2');
-    expect(conf).toContain('port = -1');
+    expect(conf).toContain('port = 179');
+    expect(conf).toContain('local-address-list = ["198.18.2.12"]');
     expect(conf).toContain('neighbor-address = "198.18.2.1"');
     expect(conf).toContain('router-id = "198.18.2.12"');
     expect(conf).toContain('hold-time = 3');

@@ -76,8 +76,6 @@ export interface Topology {
     readonly holdTimeS: number;
     readonly keepaliveS: number;
     readonly password: string;
-    /** Dynamic-neighbor range on the router: any node on the fabric may peer, so add-node needs no router change. */
-    readonly listenRange: string;
   };
   readonly control: { readonly address: string; readonly etcdEndpoints: readonly string[]; readonly natsUrl: string };
 }
@@ -206,7 +204,6 @@ export function buildTopology(options: TopologyOptions = {}): Topology {
       holdTimeS: BGP_HOLD_TIME_S,
       keepaliveS: BGP_KEEPALIVE_S,
       password: BGP_PASSWORD,
-      listenRange: '198.18.2.0/24',
     },
     control: {
       address: controlAddress,

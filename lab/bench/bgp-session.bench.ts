@@ -1,0 +1,89 @@
+/**
+ * How fast a node's BGP session comes up in the lab (agent mode, netns runtime, as root):
+ * - `lab up` (2 nodes, 1 backend) until every VIP answers;
+ * - `add-node` from the call until the node is in the router's ECMP group;
+ * - `restart` from the call until the router reports the session Established, and until the node is in ECMP
+ *   (restart stops the node's processes and starts gobgpd and the agent again, so this is "agent start to
+ *   Established" plus the ~0.2 s the restart itself takes).
+ * Prints a table and one JSON line. `BENCH_ROUNDS` (default 3) sets the add-node and restart rounds.
+ */
+import { downLab, NetnsLab, run } from '../src/index.js';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const id = `b${Math.random().toString(36).slice(2, 7)}`;
+const controlSlot = 100 + Math.floor(Math.random() * 150);
+
+async function routerState(lab: NetnsLab, address: string): Promise<string> {
+  const ns = `l4f-${lab.id}-router`;
+  const vty = `/run/l4fleet-lab/${lab.id}/router/vty`;
+  const r = await run(['vtysh', '--vty_socket', vty, '-c', `show bgp neighbors ${address} json`], {
+    namespace: ns,
+    allowFailure: true,
+    timeoutMs: 5_000,
+  });
+  try {
+    const doc = JSON.parse(r.stdout || '{}') as Record<string, { bgpState?: string }>;
+    return doc[address]?.bgpState ?? 'none';
+  } catch {
+    return 'none';
+  }
+}
+
+/**
+ * Resolves with the ms from `t0` until the router's session to `address` is Established again, after it was seen
+ * down (the old session closes when restart kills gobgpd); bounded by 60 s.
+ */
+async function establishedAfter(lab: NetnsLab, address: string, t0: number): Promise<number> {
+  const deadline = t0 + 60_000;
+  let sawDown = false;
+  while (Date.now() < deadline) {
+    const up = (await routerState(lab, address)) === 'Established';
+    if (up && sawDown) return Date.now() - t0;
+    sawDown ||= !up;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return Number.NaN;
+}
+
+const addressOf = (n: string) => `198.18.2.${10 + Number(n.slice(4))}`;
+const rows: { what: string; ms: number[] }[] = [];
+const record = (what: string, ms: number) => {
+  let row = rows.find((r) => r.what === what);
+  if (!row) rows.push((row = { what, ms: [] }));
+  row.ms.push(Math.round(ms));
+};
+
+try {
+  let t0 = Date.now();
+  const lab = await NetnsLab.up({ id, controlSlot, nodes: 2, backends: 1, mode: 'agent', readyTimeoutMs: 90_000 });
+  record('lab up (2 nodes) until VIPs answer', Date.now() - t0);
+  const nodes = ['node1', 'node2'];
+  for (let i = 0; i < ROUNDS; i++) {
+    t0 = Date.now();
+    const node = await lab.addNode(60_000);
+    record('add-node until in ECMP', Date.now() - t0);
+    nodes.push(node);
+  }
+  for (let i = 0; i < ROUNDS; i++) {
+    const node = nodes[i % nodes.length] as string;
+    t0 = Date.now();
+    const established = establishedAfter(lab, addressOf(node), t0);
+    // The old session must go first: restart kills the node's processes before it starts them again.
+    await lab.restart(node, 60_000);
+    record('restart until in ECMP', Date.now() - t0);
+    record('restart until router Established', await established);
+  }
+} finally {
+  await downLab(id);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+console.log('| what | runs (ms) | median ms |\n|---|---|---|');
+for (const r of rows) console.log(`| ${r.what} | ${r.ms.join(', ')} | ${median(r.ms)} |`);
+console.log(
+  JSON.stringify({
+    bench: 'lab-bgp-session',
+    rounds: ROUNDS,
+    ...Object.fromEntries(rows.map((r) => [r.what, { runsMs: r.ms, medianMs: median(r.ms) }])),
+  }),
+);
