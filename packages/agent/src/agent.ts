@@ -558,6 +558,7 @@ export function createAgent(deps: AgentDeps): Agent {
             },
           },
         );
+        setEtcdOk(true, 'registered');
         scheduleHealthReport();
         scheduleStatusReport();
         return;

@@ -1,0 +1,270 @@
+/**
+ * Fail-static across restarts: the agent saves its last good inputs and, restarted while etcd is unreachable,
+ * serves them (same tables, same routes, no flap) until etcd answers again.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createFakeSpeaker, type FakeSpeaker } from '@l4fleet/bgp';
+import { type Fleet, parseFleet } from '@l4fleet/config';
+import { createRecordingDataPlane, type RecordingDataPlane } from '@l4fleet/dataplane';
+import { type FleetStore, MemoryFleetStore, StoreError } from '@l4fleet/store';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { type Agent, createAgent } from './agent.js';
+import { parseAgentConfig } from './config/parse.js';
+import type { AgentEvent } from './events/subjects.js';
+import { createLastStateFile, type LastStateStore } from './persist/last-state.js';
+
+const logger = pino({ level: process.env.L4FLEET_TEST_LOG ?? 'silent' });
+const ROUTES = ['198.51.100.10/32', '198.51.100.11/32'];
+
+const fleetFile: Fleet = parseFleet({
+  hashSeed: 0x5eed,
+  pools: [
+    {
+      name: 'web',
+      healthCheck: { type: 'none' },
+      members: [
+        { name: 'a', address: '198.18.0.21', port: 80 },
+        { name: 'b', address: '198.18.0.22', port: 80 },
+        { name: 'c', address: '198.18.0.23', port: 80 },
+      ],
+    },
+    { name: 'dns', healthCheck: { type: 'none' }, members: [{ name: 'd1', address: '198.18.0.31', port: 53 }] },
+  ],
+  vips: [
+    { address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 },
+    { address: '198.51.100.11', port: 53, protocol: 'udp', pool: 'dns', tableSize: 251 },
+  ],
+});
+
+/** The in-memory store behind a switch: while `down`, every call fails as an unreachable etcd would. */
+function switchable(inner: MemoryFleetStore): { store: FleetStore; setDown(d: boolean): void; calls: () => number } {
+  let down = false;
+  let failed = 0;
+  const store = new Proxy(inner, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof v !== 'function' || prop === 'close') return typeof v === 'function' ? v.bind(target) : v;
+      return (...args: unknown[]) => {
+        if (down) {
+          failed += 1;
+          return Promise.reject(new StoreError('UNAVAILABLE', `etcd ${String(prop)}: connect ECONNREFUSED`));
+        }
+        return (v as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { store, setDown: (d) => void (down = d), calls: () => failed };
+}
+
+interface Node {
+  agent: Agent;
+  speaker: FakeSpeaker;
+  dataPlane: RecordingDataPlane;
+  events: AgentEvent[];
+}
+
+const running: Agent[] = [];
+let dir = '';
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'l4fleet-agent-state-'));
+});
+afterEach(async () => {
+  for (const a of running.splice(0)) await a.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const stateFile = (maxAgeS = 3_600): LastStateStore =>
+  createLastStateFile({
+    dir,
+    identity: { node: 'n1', fleet: 'default', etcdPrefix: '/l4fleet' },
+    maxBytes: 1 << 24,
+    maxAgeS,
+  });
+
+function startNode(
+  store: FleetStore,
+  reuse?: { speaker: FakeSpeaker; dataPlane: RecordingDataPlane },
+  lastState: LastStateStore | null = stateFile(),
+  log = logger,
+): Node {
+  const speaker = reuse?.speaker ?? createFakeSpeaker();
+  const dataPlane = reuse?.dataPlane ?? createRecordingDataPlane({ requireSamePort: false });
+  const events: AgentEvent[] = [];
+  const agent = createAgent({
+    config: parseAgentConfig({
+      node: { name: 'n1', interface: 'eth0', address: '198.18.0.11' },
+      bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }], gracefulShutdownMs: 150 },
+      etcd: { endpoints: ['http://127.0.0.1:2379'], dialTimeoutMs: 200 },
+      dataplane: { driver: 'dry-run' },
+      drain: { forwardAfterWithdrawMs: 50 },
+    }),
+    store,
+    speaker,
+    dataPlane,
+    logger: log,
+    onEvent: (e) => events.push(e),
+    ...(lastState ? { lastState } : {}),
+  });
+  running.push(agent);
+  return { agent, speaker, dataPlane, events };
+}
+
+async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const saved = async (f: LastStateStore, revision: number) =>
+  (await f.load().catch(() => undefined))?.revision === revision;
+const metric = (n: Node, name: string) => n.agent.metrics.registry.getSingleMetricAsString(name);
+
+/** A node that served from etcd and saved its state, then stopped (as a crash or a restart does). */
+async function servedOnce(inner: MemoryFleetStore, store: FleetStore) {
+  const { revision } = await inner.getDesired();
+  const first = startNode(store);
+  await first.agent.start();
+  await first.agent.whenReady(5_000);
+  await until('state file saved', () => saved(stateFile(), revision));
+  await first.agent.close();
+  return first;
+}
+
+describe('agent - last good state across restarts', () => {
+  test('restart while etcd is unreachable: same tables and routes, fail-static, no flap; etcd back resumes', async () => {
+    const inner = new MemoryFleetStore();
+    const { revision } = await inner.apply(fleetFile);
+    const net = switchable(inner);
+    const first = startNode(net.store);
+    await first.agent.start();
+    await first.agent.whenReady(5_000);
+    const tables = first.agent.status().tables;
+    await until('state file saved', () => saved(stateFile(), revision));
+    await first.agent.close();
+
+    net.setDown(true);
+    const again = startNode(net.store, { speaker: first.speaker, dataPlane: first.dataPlane });
+    const historyBefore = first.speaker.history.length;
+    const appliesBefore = first.dataPlane.applied.length;
+    await again.agent.start(); // returns: serving the file, not waiting for etcd
+    await again.agent.whenReady(5_000);
+    await until('routes set', () => first.speaker.history.length > historyBefore);
+    const s = again.agent.status();
+    expect(s).toMatchObject({
+      state: 'serving',
+      ready: true,
+      failStatic: true,
+      etcdConnected: false,
+      inputSource: 'lastState',
+      desiredRevision: revision,
+    });
+    expect(s.tables).toEqual(tables);
+    expect(s.routes).toEqual(ROUTES);
+    expect(await metric(again, 'l4fleet_fail_static')).toMatch(/ 1$/m);
+    expect(await metric(again, 'l4fleet_last_state_serving')).toMatch(/ 1$/m);
+    expect(again.events.some((e) => e.kind === 'node.state' && (e.data as { failStatic: boolean }).failStatic)).toBe(
+      true,
+    );
+    // one apply of the same tables (the nftables driver leaves matching kernel state as it is)
+    expect(first.dataPlane.applied.length).toBe(appliesBefore + 1);
+    expect(first.dataPlane.current.length).toBe(2);
+
+    net.setDown(false);
+    await until('etcd inputs', () => again.agent.status().inputSource === 'etcd' && !again.agent.status().failStatic);
+    expect(await metric(again, 'l4fleet_last_state_serving')).toMatch(/ 0$/m);
+    // no flap: every route set since the restart held both routes, none of them with a graceful-shutdown community
+    const after = first.speaker.history.slice(historyBefore);
+    expect(after.length).toBeGreaterThan(0);
+    for (const set of after) expect([...set].sort()).toEqual(ROUTES);
+    expect(first.speaker.advertised.every((a) => !a.communities?.includes('65535:0'))).toBe(true);
+    expect(again.agent.status().tables).toEqual(tables);
+    expect(first.dataPlane.applied.length).toBe(appliesBefore + 1); // etcd's identical inputs: no re-apply
+
+    // resumes from etcd: a change is applied and saved
+    const { revision: r2 } = await inner.apply({ ...fleetFile, vips: fleetFile.vips.slice(0, 1) });
+    await until('VIP removed', () => first.speaker.advertised.length === 1);
+    await until('new state saved', () => saved(stateFile(), r2));
+  });
+
+  test('etcd changed while the agent was away: the file serves first, then etcd replaces it', async () => {
+    const inner = new MemoryFleetStore();
+    await inner.apply(fleetFile);
+    const net = switchable(inner);
+    const first = await servedOnce(inner, net.store);
+    const { revision: r2 } = await inner.apply({ ...fleetFile, vips: fleetFile.vips.slice(1) });
+    net.setDown(true);
+    const again = startNode(net.store, { speaker: first.speaker, dataPlane: first.dataPlane });
+    await again.agent.start();
+    await again.agent.whenReady(5_000);
+    expect(again.agent.status().routes).toEqual(ROUTES);
+    net.setDown(false);
+    await until('revision from etcd', () => again.agent.status().desiredRevision === r2);
+    await until('web withdrawn', () => first.speaker.advertised.length === 1);
+    expect(again.agent.status().routes).toEqual(['198.51.100.11/32']);
+  });
+
+  test('the drain flag is part of the state: a drained node restarting without etcd stays withdrawn', async () => {
+    const inner = new MemoryFleetStore();
+    await inner.apply(fleetFile);
+    await inner.setNodeDrain('n1', true);
+    const net = switchable(inner);
+    const first = await servedOnce(inner, net.store);
+    expect(first.speaker.advertised).toEqual([]);
+    net.setDown(true);
+    const again = startNode(net.store, { speaker: first.speaker, dataPlane: first.dataPlane });
+    await again.agent.start();
+    await again.agent.whenReady(5_000);
+    expect(again.agent.status()).toMatchObject({ state: 'drained', inputSource: 'lastState' });
+    expect(first.speaker.advertised).toEqual([]);
+    expect(first.dataPlane.current.length).toBe(2);
+  });
+
+  test.each([
+    { name: 'no file', spoil: 'none', maxAgeS: 3_600, event: 'lastStateMissing' },
+    { name: 'a corrupted file', spoil: 'truncate', maxAgeS: 3_600, event: 'lastStateIgnored' },
+    { name: 'a stale file', spoil: 'none', maxAgeS: 1, event: 'lastStateIgnored' },
+  ])('$name: logged ($event) and ignored; the agent waits for etcd, then serves', async (c) => {
+    const inner = new MemoryFleetStore();
+    await inner.apply(fleetFile);
+    const net = switchable(inner);
+    const file = stateFile(c.maxAgeS);
+    if (c.name !== 'no file') await servedOnce(inner, net.store);
+    if (c.spoil === 'truncate') await writeFile(file.path, (await readFile(file.path)).subarray(0, 200));
+    if (c.maxAgeS === 1) await new Promise((r) => setTimeout(r, 1_100));
+    net.setDown(true);
+    const lines: { event?: string; code?: string }[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const again = startNode(net.store, undefined, file, log);
+    let done = false;
+    const started = again.agent.start().then(() => (done = true));
+    await until(c.event, () => lines.some((l) => l.event === c.event));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(done).toBe(false);
+    expect(again.agent.status()).toMatchObject({ state: 'starting', ready: false, inputSource: 'none' });
+    expect(again.speaker.history).toEqual([]);
+    expect(again.dataPlane.applied).toEqual([]);
+    if (c.name === 'a stale file') expect(lines.find((l) => l.event === 'lastStateIgnored')?.code).toBe('STATE_STALE');
+    if (c.spoil === 'truncate') {
+      expect(lines.find((l) => l.event === 'lastStateIgnored')?.code).toBe('STATE_INVALID');
+    }
+    net.setDown(false);
+    await started;
+    await again.agent.whenReady(5_000);
+    expect(again.agent.status()).toMatchObject({ state: 'serving', inputSource: 'etcd', failStatic: false });
+  });
+
+  test('without a state file store nothing is written', async () => {
+    const inner = new MemoryFleetStore();
+    await inner.apply(fleetFile);
+    const n = startNode(inner, undefined, null);
+    await n.agent.start();
+    await n.agent.whenReady(5_000);
+    await new Promise((r) => setTimeout(r, 1_200));
+    expect(await stateFile().load()).toBeUndefined();
+  });
+});
