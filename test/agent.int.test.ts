@@ -109,7 +109,10 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
       .join(',');
   const agentOf = (name: string) => (nodes.find((n) => n.name === name) as TestNode).running.agent;
 
+  let stateDir = '';
+
   beforeAll(async () => {
+    stateDir = await mkdtemp(join(tmpdir(), 'l4fleet-agent-state-'));
     etcd = await startEtcd();
     nats = await startNats();
     nc = await natsConnect({ servers: nats.url });
@@ -164,6 +167,7 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
         nats: { servers: [nats.url] },
         metrics: { listen: '127.0.0.1:0' },
         dataplane: { driver: 'dry-run' },
+        state: { dir: stateDir },
       });
       // n2 forwards for real (userspace proxy on loopback): its flow must survive its drain.
       const dataPlane: DataPlane =
@@ -187,6 +191,7 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
     await nats?.stop();
     await etcd?.stop();
     for (const b of backends) b.close();
+    await rm(stateDir, { recursive: true, force: true });
   }, 60_000);
 
   test('every node announces the VIP: FRR installs three next hops; status records agree', async () => {
@@ -409,6 +414,7 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
         nats: { servers: [nats.url] },
         metrics: { listen: `127.0.0.1:${metricsPort}` },
         dataplane: { driver: 'dry-run' },
+        state: { dir },
         drain: { forwardAfterWithdrawMs: 500 },
       }),
     );

@@ -40,7 +40,23 @@ describe('agent config - parse', () => {
     expect(c.metrics.listen).toBe('127.0.0.1:9469');
     expect(c.dataplane).toEqual({ driver: 'nftables', table: 'l4fleet' });
     expect(c.drain.forwardAfterWithdrawMs).toBe(3_000);
+    expect(c.state).toEqual({ enabled: true, dir: '/var/lib/l4fleet', maxBytes: 64 * 1024 * 1024, maxAgeS: 604_800 });
     expect(c.logLevel).toBe('info');
+  });
+
+  test('state: every field checked with its path', () => {
+    expect(problemsOf({ ...minimal, state: { enabled: 'yes', dir: '', maxBytes: 10, maxAgeS: -1, x: 1 } })).toEqual([
+      'state.x: is not a known field (known: enabled, dir, maxBytes, maxAgeS)',
+      'state.enabled: "yes" is not true or false',
+      'state.dir: "" is not a directory path',
+      'state.maxBytes: 10 is not a size in bytes (1024-2147483648)',
+      'state.maxAgeS: -1 is not an age in s (0-315360000)',
+    ]);
+    expect(parseAgentConfig({ ...minimal, state: { dir: '/srv/l4', maxAgeS: 0 } }).state).toMatchObject({
+      enabled: true,
+      dir: '/srv/l4',
+      maxAgeS: 0,
+    });
   });
 
   test('every problem is reported at once with its path and value', () => {
