@@ -5,8 +5,11 @@
  * - `restart` from the call until the router reports the session Established, and until the node is in ECMP
  *   (restart stops the node's processes and starts gobgpd and the agent again, so this is "agent start to
  *   Established" plus the ~0.2 s the restart itself takes).
+ * - from the agent's own log: `agentStarting` to its first `bgpSession` `established` (agent start to Established);
+ * - `kill` then, 5 s later, `restart` until the node is in ECMP (the router kept dialling the dead node meanwhile).
  * Prints a table and one JSON line. `BENCH_ROUNDS` (default 3) sets the add-node and restart rounds.
  */
+import { readFileSync } from 'node:fs';
 import { downLab, NetnsLab, run } from '../src/index.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -45,6 +48,21 @@ async function establishedAfter(lab: NetnsLab, address: string, t0: number): Pro
   return Number.NaN;
 }
 
+/** ms from the last `agentStarting` in the node's agent.log to the first `established` session after it. */
+function agentStartToEstablished(lab: NetnsLab, node: string): number {
+  const lines = readFileSync(`/run/l4fleet-lab/${lab.id}/${node}/agent.log`, 'utf8').split('\n');
+  const events = lines.flatMap((l) => {
+    try {
+      return [JSON.parse(l) as { time: number; event?: string; state?: string }];
+    } catch {
+      return [];
+    }
+  });
+  const start = events.findLast((e) => e.event === 'agentStarting');
+  const up = events.find((e) => start && e.time >= start.time && e.event === 'bgpSession' && e.state === 'established');
+  return start && up ? up.time - start.time : Number.NaN;
+}
+
 const addressOf = (n: string) => `198.18.2.${10 + Number(n.slice(4))}`;
 const rows: { what: string; ms: number[] }[] = [];
 const record = (what: string, ms: number) => {
@@ -62,6 +80,7 @@ try {
     t0 = Date.now();
     const node = await lab.addNode(60_000);
     record('add-node until in ECMP', Date.now() - t0);
+    record('agent start to Established (agent.log)', agentStartToEstablished(lab, node));
     nodes.push(node);
   }
   for (let i = 0; i < ROUNDS; i++) {
@@ -72,7 +91,13 @@ try {
     await lab.restart(node, 60_000);
     record('restart until in ECMP', Date.now() - t0);
     record('restart until router Established', await established);
+    record('agent start to Established (agent.log)', agentStartToEstablished(lab, node));
   }
+  await lab.kill('node1');
+  await new Promise((r) => setTimeout(r, 5_000));
+  t0 = Date.now();
+  await lab.restart('node1', 60_000);
+  record('kill, 5 s, restart until in ECMP', Date.now() - t0);
 } finally {
   await downLab(id);
 }
