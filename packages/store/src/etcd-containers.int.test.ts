@@ -40,7 +40,11 @@ async function containerOnPort(port: number): Promise<string | undefined> {
   return list.find((c) => c.Labels['l4fleet.test'] === 'etcd' && c.Ports.some((p) => p.PublicPort === port))?.Id;
 }
 
-describe.skipIf(!containers)('store - etcd in a container (L4FLEET_TEST_RUNTIME=containers)', () => {
+const title = containers
+  ? 'store - etcd in a container (L4FLEET_TEST_RUNTIME=containers)'
+  : `store - etcd in a container [skipped: L4FLEET_TEST_RUNTIME is "${process.env.L4FLEET_TEST_RUNTIME ?? ''}", not "containers"]`;
+
+describe.skipIf(!containers)(title, () => {
   let etcd: EtcdHandle | undefined;
   const stores: FleetStore[] = [];
   const open = (prefix: string, extra: Partial<ConstructorParameters<typeof EtcdFleetStore>[0]> = {}) => {
