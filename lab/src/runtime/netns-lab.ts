@@ -409,10 +409,14 @@ export class NetnsLab {
     }
   }
 
-  /** One request from `client` to a VIP with ncat; returns the first line of the answer. */
+  /** One request from `client` to a VIP (ncat for TCP, socat for UDP); returns the first line of the answer. */
   async probe(client: string, vip: { address: string; port: number; protocol: string }): Promise<string> {
-    const argv = ['ncat', ...(vip.protocol === 'udp' ? ['-u'] : []), '-w', '2', vip.address, String(vip.port)];
-    if (vip.protocol === 'udp') argv.splice(1, 0, '--idle-timeout', '1');
+    // UDP with socat, not `ncat -u`: ncat exits as soon as its stdin ends, and on an idle machine that is before
+    // the answer arrives (the client then counts UdpNoPorts); socat waits `-t` seconds for it after the EOF.
+    const argv =
+      vip.protocol === 'udp'
+        ? ['socat', '-T', '2', '-t', '0.5', '-', `UDP:${udpHost(vip.address)}:${vip.port}`]
+        : ['ncat', '-w', '2', vip.address, String(vip.port)];
     const r = await run(argv, { namespace: this.ns(client), input: 'probe\n', allowFailure: true, timeoutMs: 5_000 });
     return r.stdout.split('\n')[0] ?? '';
   }
@@ -583,6 +587,10 @@ export class NetnsLab {
   async down(): Promise<void> {
     await downLab(this.id);
   }
+}
+
+function udpHost(address: string): string {
+  return address.includes(':') ? `[${address}]` : address;
 }
 
 async function pidInNamespace(pid: number, namespace: string): Promise<boolean> {
