@@ -33,4 +33,11 @@ describe('lab agent config', () => {
       expect(c.metrics.listen).toBe(`198.19.9.${10 + i}:9469`);
     },
   );
+
+  test('the netns runtime keeps the agent state file inside the lab state dir (lab down removes it)', () => {
+    const topology = buildTopology({ controlSlot: 9 });
+    expect(parseAgentConfigText(agentYaml(topology, 'node1', '/run/l4fleet-lab/x/node1')).state.dir).toBe(
+      '/run/l4fleet-lab/x/node1',
+    );
+  });
 });

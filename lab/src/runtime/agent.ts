@@ -10,8 +10,11 @@ import { AGENT_METRICS_PORT, attachmentOf, GOBGPD_API_PORT } from '../topology/m
 import { run } from './exec.js';
 import { repoRoot } from './scripts.js';
 
-/** The agent.yaml the lab writes for `node`: identity, interface, BGP peer, sidecar, control plane, metrics. */
-export function agentConfig(topology: Topology, node: string): Record<string, unknown> {
+/**
+ * The agent.yaml the lab writes for `node`: identity, interface, BGP peer, sidecar, control plane, metrics, and
+ * (netns runtime) the agent's last-good-state directory inside the lab's state dir, so `lab down` removes it too.
+ */
+export function agentConfig(topology: Topology, node: string, stateDir?: string): Record<string, unknown> {
   const fabric = attachmentOf(topology, 'fabric', node);
   const control = attachmentOf(topology, 'control', node);
   const { bgp } = topology;
@@ -47,11 +50,12 @@ export function agentConfig(topology: Topology, node: string): Record<string, un
     // On the node's control address, so the lab (and Prometheus on the host) can scrape every node.
     metrics: { listen: `${control.ipv4}:${AGENT_METRICS_PORT}` },
     dataplane: { driver: 'nftables' },
+    ...(stateDir ? { state: { dir: stateDir } } : {}),
   };
 }
 
-export function agentYaml(topology: Topology, node: string): string {
-  return `# written by l4fleet lab for ${node}\n${stringify(agentConfig(topology, node))}`;
+export function agentYaml(topology: Topology, node: string, stateDir?: string): string {
+  return `# written by l4fleet lab for ${node}\n${stringify(agentConfig(topology, node, stateDir))}`;
 }
 
 export function cliBin(): string {

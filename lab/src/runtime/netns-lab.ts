@@ -209,7 +209,7 @@ export class NetnsLab {
 
   private writeAgentConfig(node: string): string {
     const conf = agentConfigPath(hostDir(this.id, node));
-    writeFileSync(conf, agentYaml(this.topology, node));
+    writeFileSync(conf, agentYaml(this.topology, node, hostDir(this.id, node)));
     return conf;
   }
 
