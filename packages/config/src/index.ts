@@ -14,6 +14,20 @@ export {
 } from './defaults.js';
 export { type ChangeKind, diffFleets, type FleetChange, type FleetDiff } from './diff.js';
 export { ConfigError, type ConfigErrorCode, type ConfigProblem, formatProblem } from './errors.js';
+export {
+  addressField,
+  boolField,
+  checkKeys,
+  intField,
+  isRawObject,
+  listField,
+  oneOfField,
+  Problems,
+  type RawObject,
+  sectionField,
+  showValue,
+  stringField,
+} from './fields.js';
 export { parseFleet, parseFleetText } from './parse.js';
 export {
   backendsForPool,

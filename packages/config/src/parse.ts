@@ -4,7 +4,7 @@
  */
 import { assertTableSize, isPrime, MaglevError, nextPrime } from '@l4fleet/maglev';
 import { parse as parseYaml } from 'yaml';
-import { canonicalAddress, endpointText } from './address.js';
+import { endpointText } from './address.js';
 import {
   DEFAULT_HEALTH_FALL,
   DEFAULT_HEALTH_INTERVAL_MS,
@@ -18,68 +18,25 @@ import {
   defaultHealthCheck,
   MAX_MEMBER_WEIGHT,
 } from './defaults.js';
-import { ConfigError, type ConfigProblem } from './errors.js';
+import { ConfigError } from './errors.js';
+import {
+  addressField as address,
+  checkKeys,
+  intField as int,
+  isRawObject as isObj,
+  oneOfField as oneOf,
+  Problems,
+  showValue as show,
+} from './fields.js';
 import type { Fleet, HealthCheck, HealthCheckType, Member, MemberState, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
-
-type Obj = Record<string, unknown>;
 
 const NAME = /^[A-Za-z0-9[][A-Za-z0-9._:@[\]-]{0,127}$/;
 const POOL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const MAX_U32 = 0xffff_ffff;
 
-/** Collects problems; every check reports and carries on, so the user sees them all in one run. */
-class Problems {
-  readonly list: ConfigProblem[] = [];
-  add(path: string, message: string): void {
-    this.list.push({ path, message });
-  }
-}
-
-const show = (v: unknown): string =>
-  typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'missing' : (JSON.stringify(v) ?? String(v));
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function checkKeys(p: Problems, path: string, o: Obj, allowed: readonly string[]): void {
-  for (const k of Object.keys(o)) {
-    if (!allowed.includes(k))
-      p.add(`${path}.${k}`.replace(/^\./, ''), `is not a known field (known: ${allowed.join(', ')})`);
-  }
-}
-
-function int(p: Problems, path: string, v: unknown, min: number, max: number, what: string, dflt?: number): number {
-  if (v === undefined && dflt !== undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    p.add(path, `${show(v)} is not ${what} (${min}-${max})`);
-    return dflt ?? min;
-  }
-  return v;
-}
-
 function port(p: Problems, path: string, v: unknown): number {
   return int(p, path, v, 1, 65_535, 'a port');
-}
-
-function oneOf<T extends string>(p: Problems, path: string, v: unknown, allowed: readonly T[], dflt?: T): T {
-  if (v === undefined && dflt !== undefined) return dflt;
-  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
-    p.add(path, `${show(v)} is not one of ${allowed.join(' | ')}`);
-    return dflt ?? (allowed[0] as T);
-  }
-  return v as T;
-}
-
-function address(p: Problems, path: string, v: unknown): { family: 4 | 6; address: string } | undefined {
-  try {
-    if (typeof v !== 'string') throw new Error('not a string');
-    return canonicalAddress(v, path);
-  } catch {
-    p.add(path, `${show(v)} is not an IPv4 or IPv6 address`);
-    return undefined;
-  }
 }
 
 function hashSeed(p: Problems, v: unknown): number | undefined {

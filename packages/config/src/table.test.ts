@@ -78,7 +78,11 @@ describe('config table - derivation rules', () => {
     const t = buildVipTable(f, f.vips[0]!, new Map());
     const named = buildNamedTable(backendsForPool(f.pools[0]!, new Map()), 251);
     expect(Array.from(t.slots)).toEqual(Array.from(named.slots));
-    const slot = slotOf({ src: '198.18.113.9', sport: 40000, dst: '198.51.100.10', dport: 80, protocol: 'tcp' }, 251, 7);
+    const slot = slotOf(
+      { src: '198.18.113.9', sport: 40000, dst: '198.51.100.10', dport: 80, protocol: 'tcp' },
+      251,
+      7,
+    );
     expect(t.backends[t.slots[slot]!]!.name).toBe(named.backends[named.slots[slot]!]);
   });
 

@@ -2,8 +2,19 @@
  * parseAgentConfig(): raw agent.yaml -> fully defaulted AgentConfig, or AgentError listing every problem at once,
  * each with its path and value (`bgp.peers[0].asn: 0 is not an ASN (1-4294967295)`), like the fleet file.
  */
-import { canonicalAddress } from '@l4fleet/config';
-import { type AgentConfigProblem, AgentError, formatAgentProblem } from '../errors.js';
+import {
+  addressField,
+  boolField as bool,
+  intField as int,
+  isRawObject as isObj,
+  listField as list,
+  oneOfField as oneOf,
+  Problems,
+  sectionField as section,
+  showValue as show,
+  stringField as str,
+} from '@l4fleet/config';
+import { AgentError, formatAgentProblem } from '../errors.js';
 import * as d from './defaults.js';
 import type {
   AgentConfig,
@@ -17,93 +28,19 @@ import type {
   TlsFiles,
 } from './types.js';
 
-type Obj = Record<string, unknown>;
 const MAX_ASN = 0xffff_ffff;
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const IFNAME = /^[^\s/]{1,15}$/; // Linux IFNAMSIZ - 1
 const SUBJECT_TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 const COMMUNITY = /^(\d{1,5}):(\d{1,5})$/;
 
-class Problems {
-  readonly list: AgentConfigProblem[] = [];
-  add(path: string, message: string): void {
-    this.list.push({ path, message });
-  }
-}
-
-const show = (v: unknown): string =>
-  typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'missing' : (JSON.stringify(v) ?? String(v));
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function section(p: Problems, path: string, v: unknown, allowed: readonly string[], required = false): Obj {
-  if (v === undefined || v === null) {
-    if (required) p.add(path, 'missing');
-    return {};
-  }
-  if (!isObj(v)) {
-    p.add(path, `${show(v)} is not an object`);
-    return {};
-  }
-  for (const k of Object.keys(v)) {
-    if (!allowed.includes(k)) p.add(path ? `${path}.${k}` : k, `is not a known field (known: ${allowed.join(', ')})`);
-  }
-  return v;
-}
-
-function int(p: Problems, path: string, v: unknown, min: number, max: number, what: string, dflt?: number): number {
-  if (v === undefined && dflt !== undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    p.add(path, `${show(v)} is not ${what} (${min}-${max})`);
-    return dflt ?? min;
-  }
-  return v;
-}
-
-function str(p: Problems, path: string, v: unknown, re: RegExp | undefined, what: string, dflt?: string): string {
-  if (v === undefined && dflt !== undefined) return dflt;
-  if (typeof v !== 'string' || v.length === 0 || (re && !re.test(v))) {
-    p.add(path, `${show(v)} is not ${what}`);
-    return dflt ?? '';
-  }
-  return v;
-}
-
 function optStr(p: Problems, path: string, v: unknown, what: string): string | undefined {
   if (v === undefined) return undefined;
   return str(p, path, v, undefined, what);
 }
 
-function bool(p: Problems, path: string, v: unknown, dflt: boolean): boolean {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'boolean') {
-    p.add(path, `${show(v)} is not true or false`);
-    return dflt;
-  }
-  return v;
-}
-
 function addr(p: Problems, path: string, v: unknown, family?: 4 | 6): string {
-  try {
-    if (typeof v !== 'string') throw new Error('not a string');
-    const a = canonicalAddress(v, path);
-    if (family && a.family !== family) {
-      p.add(path, `${show(v)} is not an IPv${family} address`);
-      return v;
-    }
-    return a.address;
-  } catch {
-    p.add(path, `${show(v)} is not an ${family ? `IPv${family}` : 'IPv4 or IPv6'} address`);
-    return String(v);
-  }
-}
-
-function oneOf<T extends string>(p: Problems, path: string, v: unknown, allowed: readonly T[], dflt: T): T {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
-    p.add(path, `${show(v)} is not one of ${allowed.join(' | ')}`);
-    return dflt;
-  }
-  return v as T;
+  return addressField(p, path, v, family)?.address ?? String(v);
 }
 
 /** `HOST:PORT` or `[V6]:PORT`; the port may be 0 only where `allowZeroPort` (tests bind a free port). */
@@ -116,16 +53,6 @@ function hostPort(p: Problems, path: string, v: unknown, dflt: string, allowZero
     return dflt;
   }
   return v as string;
-}
-
-function list(p: Problems, path: string, v: unknown): unknown[] {
-  if (v === undefined) return [];
-  if (typeof v === 'string') return v.split(',').filter((s) => s.length > 0); // `--etcd a,b` and `endpoints: a,b`
-  if (!Array.isArray(v)) {
-    p.add(path, `${show(v)} is not a list`);
-    return [];
-  }
-  return v;
 }
 
 function urls(p: Problems, path: string, v: unknown, schemes: readonly string[]): string[] {

@@ -1,0 +1,141 @@
+/**
+ * Field checks for configuration parsers: each reports a problem (path + value + what was expected) and carries on
+ * with a default, so a user sees every problem of a file in one run. Used by parseFleet() here and by the agent's
+ * parseAgentConfig(), so both files report problems in the same words.
+ */
+import { canonicalAddress } from './address.js';
+import type { ConfigProblem } from './errors.js';
+
+export type RawObject = Record<string, unknown>;
+
+/** Collects problems in the order they are found. */
+export class Problems {
+  readonly list: ConfigProblem[] = [];
+  add(path: string, message: string): void {
+    this.list.push({ path, message });
+  }
+}
+
+/** A value as a message shows it: strings quoted, `missing` for undefined. */
+export const showValue = (v: unknown): string =>
+  typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'missing' : (JSON.stringify(v) ?? String(v));
+
+export function isRawObject(v: unknown): v is RawObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Reports every key of `o` that is not in `allowed`. */
+export function checkKeys(p: Problems, path: string, o: RawObject, allowed: readonly string[]): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) p.add(path ? `${path}.${k}` : k, `is not a known field (known: ${allowed.join(', ')})`);
+  }
+}
+
+/** An optional (or `required`) object with only `allowed` keys; {} when absent or wrong. */
+export function sectionField(
+  p: Problems,
+  path: string,
+  v: unknown,
+  allowed: readonly string[],
+  required = false,
+): RawObject {
+  if (v === undefined || v === null) {
+    if (required) p.add(path, 'missing');
+    return {};
+  }
+  if (!isRawObject(v)) {
+    p.add(path, `${showValue(v)} is not an object`);
+    return {};
+  }
+  checkKeys(p, path, v, allowed);
+  return v;
+}
+
+/** An integer in [min, max]; `dflt` when absent (absent without a default is a problem). */
+export function intField(
+  p: Problems,
+  path: string,
+  v: unknown,
+  min: number,
+  max: number,
+  what: string,
+  dflt?: number,
+): number {
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    p.add(path, `${showValue(v)} is not ${what} (${min}-${max})`);
+    return dflt ?? min;
+  }
+  return v;
+}
+
+export function oneOfField<T extends string>(
+  p: Problems,
+  path: string,
+  v: unknown,
+  allowed: readonly T[],
+  dflt?: T,
+): T {
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    p.add(path, `${showValue(v)} is not one of ${allowed.join(' | ')}`);
+    return dflt ?? (allowed[0] as T);
+  }
+  return v as T;
+}
+
+/** A non-empty string matching `re` if given. */
+export function stringField(
+  p: Problems,
+  path: string,
+  v: unknown,
+  re: RegExp | undefined,
+  what: string,
+  dflt?: string,
+): string {
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (typeof v !== 'string' || v.length === 0 || (re && !re.test(v))) {
+    p.add(path, `${showValue(v)} is not ${what}`);
+    return dflt ?? '';
+  }
+  return v;
+}
+
+export function boolField(p: Problems, path: string, v: unknown, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') {
+    p.add(path, `${showValue(v)} is not true or false`);
+    return dflt;
+  }
+  return v;
+}
+
+/** A list; a comma-separated string is accepted too (`--etcd a,b`, `endpoints: a,b`). */
+export function listField(p: Problems, path: string, v: unknown): unknown[] {
+  if (v === undefined) return [];
+  if (typeof v === 'string') return v.split(',').filter((s) => s.length > 0);
+  if (!Array.isArray(v)) {
+    p.add(path, `${showValue(v)} is not a list`);
+    return [];
+  }
+  return v;
+}
+
+/** An IPv4 or IPv6 address (of `family` if given), canonical (RFC 5952); undefined after reporting a problem. */
+export function addressField(
+  p: Problems,
+  path: string,
+  v: unknown,
+  family?: 4 | 6,
+): { family: 4 | 6; address: string } | undefined {
+  const expected = family ? `an IPv${family}` : 'an IPv4 or IPv6';
+  try {
+    if (typeof v !== 'string') throw new Error('not a string');
+    const a = canonicalAddress(v, path);
+    if (!family || a.family === family) return a;
+  } catch {
+    // reported below
+  }
+  p.add(path, `${showValue(v)} is not ${expected} address`);
+  return undefined;
+}
