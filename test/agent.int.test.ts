@@ -17,12 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type AgentEvent, parseAgentConfig, type RunningAgent, runAgent } from '@l4fleet/agent';
 import { type Fleet, parseFleet } from '@l4fleet/config';
-import {
-  createProxyDataPlane,
-  createRecordingDataPlane,
-  type DataPlane,
-  type RecordingDataPlane,
-} from '@l4fleet/dataplane';
+import { createProxyDataPlane, createRecordingDataPlane, type DataPlane } from '@l4fleet/dataplane';
 import { EtcdFleetStore } from '@l4fleet/store';
 import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
 import { type FrrRouter, startFrr } from '@l4fleet/test-support/frr';
