@@ -6,6 +6,13 @@
 import { stringify } from 'yaml';
 import { attachmentOf, hostsOfKind, type Topology } from './model.js';
 
+/**
+ * The lab's pools have 4-5 backends. Maglev §3.4 asks for M well above 100 N to keep the imbalance near 1%; 4,093
+ * slots give that, and a backend change rewrites ~800-1,000 slots per VIP (a few ms in nft) instead of ~16,000 of the
+ * default 65,537 (about 120-240 ms per VIP: docs/design/0004). Operators size tables to their pools the same way.
+ */
+export const LAB_TABLE_SIZE = 4_093;
+
 export function labFleet(topology: Topology): Record<string, unknown> {
   const backends = hostsOfKind(topology, 'backend').map((b) => attachmentOf(topology, 'fabric', b.name));
   const pools: Record<string, unknown>[] = [];
@@ -21,7 +28,13 @@ export function labFleet(topology: Topology): Record<string, unknown> {
           : { type: 'tcp', intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3 },
       members: backends.map((b) => ({ name: b.host, address: v6 ? b.ipv6 : b.ipv4, port: vip.port })),
     });
-    vips.push({ address: vip.address, port: vip.port, protocol: vip.protocol, pool: vip.name });
+    vips.push({
+      address: vip.address,
+      port: vip.port,
+      protocol: vip.protocol,
+      pool: vip.name,
+      tableSize: LAB_TABLE_SIZE,
+    });
   }
   return { pools, vips };
 }
