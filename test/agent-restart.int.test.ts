@@ -11,6 +11,7 @@ import { parseAgentConfig, type RunningAgent, runAgent } from '@l4fleet/agent';
 import { parseFleet } from '@l4fleet/config';
 import { EtcdFleetStore } from '@l4fleet/store';
 import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
+import { eventually } from '@l4fleet/test-support/eventually';
 import { freePort, type GobgpdHandle, startGobgpd } from '@l4fleet/test-support/gobgpd';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -20,21 +21,6 @@ const VIP_PREFIX = '198.51.100.20/32';
 const VIP2_PREFIX = '198.51.100.21/32';
 
 type Rib = Record<string, { age?: number; nlri?: { prefix?: string } }[]>;
-
-async function eventually<T>(what: string, fn: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    try {
-      last = await fn();
-      if (ok(last)) return last;
-    } catch {
-      // daemon not answering yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms; last ${JSON.stringify(last)}`);
-}
 
 describe('agent restart while etcd is down (state file)', () => {
   let etcd: EtcdHandle;

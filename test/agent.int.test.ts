@@ -20,6 +20,7 @@ import { type Fleet, parseFleet } from '@l4fleet/config';
 import { createProxyDataPlane, createRecordingDataPlane, type DataPlane } from '@l4fleet/dataplane';
 import { EtcdFleetStore } from '@l4fleet/store';
 import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
+import { eventually } from '@l4fleet/test-support/eventually';
 import { type FrrRouter, startFrr } from '@l4fleet/test-support/frr';
 import { freePort, type GobgpdHandle, startGobgpd } from '@l4fleet/test-support/gobgpd';
 import { type NatsHandle, startNats } from '@l4fleet/test-support/nats';
@@ -44,22 +45,6 @@ interface TestNode {
   gobgpd: GobgpdHandle;
   dataPlane: DataPlane;
   running: RunningAgent;
-}
-
-async function eventually<T>(what: string, fn: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  let lastErr: unknown;
-  while (Date.now() < deadline) {
-    try {
-      last = await fn();
-      if (ok(last)) return last;
-    } catch (err) {
-      lastErr = err;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms; last ${JSON.stringify(last)} ${String(lastErr ?? '')}`);
 }
 
 function echoServer(): Promise<Server> {

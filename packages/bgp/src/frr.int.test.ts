@@ -4,6 +4,7 @@
  * and TCP MD5.
  */
 import { randomInt } from 'node:crypto';
+import { eventually } from '@l4fleet/test-support/eventually';
 import { type FrrRouter, type KernelRoute, startFrr } from '@l4fleet/test-support/frr';
 import { type GobgpdHandle, startGobgpd } from '@l4fleet/test-support/gobgpd';
 import pino from 'pino';
@@ -15,27 +16,6 @@ const ROUTER_ASN = 65000;
 const NODE_ASN = 65001;
 const VIP = '198.51.100.10/32';
 const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
-
-async function eventually<T>(
-  what: string,
-  fn: () => Promise<T>,
-  accept: (v: T) => boolean,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  let lastErr: unknown;
-  while (Date.now() < deadline) {
-    try {
-      last = await fn();
-      if (accept(last)) return last;
-    } catch (err) {
-      lastErr = err;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what}: not reached in ${timeoutMs} ms; last ${JSON.stringify(last)} ${String(lastErr ?? '')}`);
-}
 
 interface Node {
   address: string;

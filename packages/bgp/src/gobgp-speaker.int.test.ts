@@ -3,6 +3,7 @@
  * router (configured by this test from a TOML file, read with the `gobgp` CLI, never through the code under test).
  */
 import { randomInt } from 'node:crypto';
+import { eventually } from '@l4fleet/test-support/eventually';
 import { freePort, type GobgpdHandle, startGobgpd } from '@l4fleet/test-support/gobgpd';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
@@ -42,28 +43,6 @@ async function routerRoute(router: GobgpdHandle, prefix: string): Promise<RibRou
   );
   const medAttr = attrs.find((a) => a.type === 4);
   return { nexthop, communities, med: medAttr ? Number(medAttr.metric) : undefined };
-}
-
-/** Polls `fn` every 100 ms until it returns a value `accept`s, or fails after `timeoutMs`. */
-async function eventually<T>(
-  what: string,
-  fn: () => Promise<T>,
-  accept: (v: T) => boolean,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  let lastErr: unknown;
-  while (Date.now() < deadline) {
-    try {
-      last = await fn();
-      if (accept(last)) return last;
-    } catch (err) {
-      lastErr = err;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what}: not reached in ${timeoutMs} ms; last ${JSON.stringify(last)} ${String(lastErr ?? '')}`);
 }
 
 describe('gobgp speaker against two gobgpd', () => {
