@@ -7,6 +7,7 @@
  */
 import { parseFleet } from '@l4fleet/config';
 import { startEtcd } from '@l4fleet/test-support/etcd';
+import { largeFleet } from '@l4fleet/test-support/fleets';
 import pino from 'pino';
 import { EtcdFleetStore } from '../src/etcd-store.js';
 
@@ -33,25 +34,6 @@ const smallFleet = (i: number) =>
       },
     ],
     vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web' }],
-  });
-
-const bigFleet = () =>
-  parseFleet({
-    hashSeed: 1,
-    pools: Array.from({ length: 100 }, (_, p) => ({
-      name: `pool${p}`,
-      members: Array.from({ length: 1000 }, (_, i) => ({
-        address: `10.${p}.${i >> 8}.${i & 255}`,
-        port: 8080,
-        weight: 1 + (i % 3),
-      })),
-    })),
-    vips: Array.from({ length: 100 }, (_, p) => ({
-      address: `198.51.${p}.1`,
-      port: 80,
-      protocol: 'tcp',
-      pool: `pool${p}`,
-    })),
   });
 
 async function main(): Promise<void> {
@@ -95,7 +77,7 @@ async function main(): Promise<void> {
     for (const r of readers) await r.close();
 
     // Scale: 100 VIPs x 1,000 members.
-    const big = bigFleet();
+    const big = largeFleet();
     const heap0 = process.memoryUsage().heapUsed;
     const t0 = performance.now();
     const applied = await writer.apply(big);

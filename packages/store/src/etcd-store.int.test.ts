@@ -1,5 +1,6 @@
 import { parseFleet } from '@l4fleet/config';
 import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
+import { largeFleet } from '@l4fleet/test-support/fleets';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { StoreError } from './errors.js';
@@ -63,23 +64,7 @@ describe('store - etcd (real)', () => {
   });
 
   test('a large fleet (100 VIPs x 1,000 members) is chunked and reads back whole', async () => {
-    const fleet = parseFleet({
-      hashSeed: 1,
-      pools: Array.from({ length: 100 }, (_, p) => ({
-        name: `pool${p}`,
-        members: Array.from({ length: 1000 }, (_, i) => ({
-          address: `10.${p}.${i >> 8}.${i & 255}`,
-          port: 8080,
-          weight: 1 + (i % 3),
-        })),
-      })),
-      vips: Array.from({ length: 100 }, (_, p) => ({
-        address: `198.51.${p}.1`,
-        port: 80,
-        protocol: 'tcp',
-        pool: `pool${p}`,
-      })),
-    });
+    const fleet = largeFleet(100, 1_000);
     const prefix = `/big-${Math.random().toString(36).slice(2, 8)}`;
     const store2 = open(prefix);
     await store2.apply(fleet);
