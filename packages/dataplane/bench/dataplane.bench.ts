@@ -1,7 +1,8 @@
 /**
  * Data-plane bench (root; network namespaces): throughput (iperf3) and new connections per second from
  * a client through one node, for: straight to the backend, the nftables driver (L2 DSR), HAProxy in TCP
- * mode, and the proxy driver; then apply latency at M = 65,537. One run; prints a table and a JSON line.
+ * mode, and the proxy driver; the per-packet CPU cost of the nftables chain (per-packet.ts); then apply
+ * latency at M = 65,537. One run; prints a table and a JSON line.
  *
  *   client -- router == br0 == node, backend       (veths; the backend holds the VIP on lo)
  */
@@ -13,6 +14,7 @@ import { buildTable } from '@l4fleet/maglev';
 import { pino } from 'pino';
 import { createNetnsLab, type NetnsHost } from '../../../test/support/netns.js';
 import { createNftablesDataPlane, type VipTable } from '../src/index.js';
+import { floodVip, measurePerPacket, perPacketReport } from './per-packet.js';
 
 const VIP = '198.51.100.201';
 const NODE = '198.18.172.2';
@@ -175,6 +177,7 @@ async function main(): Promise<void> {
         backends: be2,
         slots: buildTable(be2),
       },
+      floodVip(VIP, BACKEND),
     ]);
     // HAProxy (TCP mode) and the proxy driver, on the node's own address.
     const dir = mkdtempSync(join(tmpdir(), 'l4bn-'));
@@ -216,6 +219,10 @@ async function main(): Promise<void> {
     }
     figures.nftablesVsHaproxyThroughput = (figures.nftablesGbps as number) / (figures.haproxyGbps as number);
     figures.nftablesVsHaproxyCps = (figures.nftablesCps as number) / (figures.haproxyCps as number);
+    Object.assign(
+      figures,
+      await measurePerPacket({ client, node, backend, dp, vip: VIP, backendAddress: BACKEND, dir }),
+    );
     await dp.close({ removeState: true });
   } finally {
     await lab.cleanup();
@@ -239,6 +246,7 @@ async function main(): Promise<void> {
       `${figures.oneSlotDeltaMs?.toFixed(1)} ms, restart reconcile (no change) ${figures.restartReconcileMs?.toFixed(0)} ms; ` +
       `one of 4 backends leaves (a quarter of the slots) ${figures.smallPoolLeaveDeltaMs?.toFixed(0)} ms`,
   );
+  console.log(perPacketReport(figures).join('\n'));
   const rounded = Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Math.round(v * 1000) / 1000]));
   console.log(JSON.stringify({ bench: 'dataplane', ...rounded }));
 }
