@@ -227,7 +227,13 @@ async function main(): Promise<void> {
   } finally {
     await lab.cleanup();
   }
-  Object.assign(figures, await applyLatency());
+  // A failure here must not lose the figures measured above: print them, then the error, and exit 1.
+  let applyError: unknown;
+  try {
+    Object.assign(figures, await applyLatency());
+  } catch (e) {
+    applyError = e;
+  }
 
   const rows = [
     ['path', 'iperf3 Gbit/s', 'x direct', 'new conn/s', 'x direct'],
@@ -240,15 +246,20 @@ async function main(): Promise<void> {
     ]),
   ];
   for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(10) : c.padStart(14))).join(''));
-  console.log(
-    `\napply at M = 65,537 (100 backends): full ${figures.fullApplyMs?.toFixed(0)} ms, one backend leaves ` +
-      `(${figures.backendLeaveSlots} slots) ${figures.backendLeaveDeltaMs?.toFixed(1)} ms, one slot ` +
-      `${figures.oneSlotDeltaMs?.toFixed(1)} ms, restart reconcile (no change) ${figures.restartReconcileMs?.toFixed(0)} ms; ` +
-      `one of 4 backends leaves (a quarter of the slots) ${figures.smallPoolLeaveDeltaMs?.toFixed(0)} ms`,
-  );
+  if (applyError === undefined)
+    console.log(
+      `\napply at M = 65,537 (100 backends): full ${figures.fullApplyMs?.toFixed(0)} ms, one backend leaves ` +
+        `(${figures.backendLeaveSlots} slots) ${figures.backendLeaveDeltaMs?.toFixed(1)} ms, one slot ` +
+        `${figures.oneSlotDeltaMs?.toFixed(1)} ms, restart reconcile (no change) ${figures.restartReconcileMs?.toFixed(0)} ms; ` +
+        `one of 4 backends leaves (a quarter of the slots) ${figures.smallPoolLeaveDeltaMs?.toFixed(0)} ms`,
+    );
   console.log(perPacketReport(figures).join('\n'));
   const rounded = Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Math.round(v * 1000) / 1000]));
   console.log(JSON.stringify({ bench: 'dataplane', ...rounded }));
+  if (applyError !== undefined) {
+    console.error('\napply latency: FAILED:', applyError);
+    process.exitCode = 1;
+  }
 }
 
 await main();
