@@ -9,7 +9,7 @@ PKGS=(
   nftables iproute2 procps psmisc
   nats-server
   iperf3 haproxy socat ncat
-  gcc
+  gcc libc6-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do

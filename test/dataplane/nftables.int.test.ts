@@ -2,7 +2,7 @@
  * The nftables driver against the kernel, in network namespaces (root): hash compatibility with
  * @l4fleet/maglev, direct server return, port filtering, flow affinity, deltas, restart reconcile.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import {
   createNftablesDataPlane,
@@ -11,9 +11,10 @@ import {
   type NftablesDataPlaneOptions,
   type VipTable,
 } from '@l4fleet/dataplane';
-import { buildTable, type Flow, type HashMode, NO_BACKEND, type Protocol, slotOf } from '@l4fleet/maglev';
+import { buildTable, type Flow, flowHash, type HashMode, NO_BACKEND, type Protocol, slotOf } from '@l4fleet/maglev';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { FLOW_KEY_SEED } from '../../packages/dataplane/src/nft/ruleset.js';
 import {
   backend4,
   backend6,
@@ -247,6 +248,36 @@ describe('nftables data plane', () => {
     }
   });
 
+  test('IPv6 affinity is exact - two live flows whose 32-bit flow keys collide each keep their own table backend', async () => {
+    // The IPv6 flow map is keyed by jhash(5-tuple) (nft 1.0.6 limit, see ruleset.ts); find two flows
+    // with the same key by the birthday bound over source ports (~2^16 tries per expected collision).
+    const t = vipTable({ address: VIP6, port: 53, protocol: 'udp' });
+    const seen = new Map<number, Flow>();
+    let pair: [Flow, Flow] | undefined;
+    for (let src = 0; src < 8 && pair === undefined; src++) {
+      for (let sport = 1024; sport < 65_536; sport++) {
+        const f = { src: clientSource6(src), sport, dst: VIP6, dport: 53, protocol: 'udp' as const };
+        const key = flowHash(f, FLOW_KEY_SEED);
+        const other = seen.get(key);
+        if (other !== undefined && expected(t, other) !== expected(t, f)) {
+          pair = [other, f];
+          break;
+        }
+        seen.set(key, f);
+      }
+    }
+    expect(pair).toBeDefined();
+    const [a, b] = pair as [Flow, Flow];
+    const dp = dataPlane();
+    await dp.apply([t]);
+    await sendFlows([a]);
+    await sendFlows([b]);
+    const got = await landings();
+    expect(got.get(flowKey(a))).toEqual([expected(t, a)]);
+    // Before the exact set, b followed a's remembered backend.
+    expect(got.get(flowKey(b))).toEqual([expected(t, b)]);
+  });
+
   test('port filtering - other ports and protocols to a VIP address are dropped and counted', async () => {
     const dp = dataPlane();
     const t = vipTable({ address: VIP4, port: 80, protocol: 'tcp' });
@@ -304,9 +335,39 @@ describe('nftables data plane', () => {
     expect((await dp.counters()).flowTable.entries).toBe(0);
   });
 
+  test('flow re-remembered - a flow whose backend left the pool sticks to its new backend once the old entry idles out', async () => {
+    const dp = dataPlane({ flowTimeoutUdpS: 2 });
+    const t1 = vipTable({ address: VIP4, port: 80, protocol: 'udp' });
+    const x = { src: CLIENT4, sport: 36_100, dst: VIP4, dport: 80, protocol: 'udp' as const };
+    const first = expected(t1, x);
+    // The pool without x's backend: x is hashed again.
+    const pool2 = t1.backends.filter((_b, i) => i !== first);
+    const t2: VipTable = { ...t1, backends: pool2, slots: buildTable(pool2) };
+    const second = t1.backends.indexOf(pool2[expected(t2, x)] as VipTable['backends'][number]);
+    // Then x's slot moves to the pool's other backend: x must stay where it is.
+    const slots3 = Int32Array.from(t2.slots);
+    const slot = slotOf(x, t2.slots.length, t2.seed, t2.hash);
+    slots3[slot] = 1 - (slots3[slot] as number);
+    const t3: VipTable = { ...t2, slots: slots3 };
+    const landed = async (): Promise<number[] | undefined> => {
+      await clearRecorders(topo.backends);
+      await sendFlows([x]);
+      return (await landings()).get(flowKey(x));
+    };
+    await dp.apply([t1]);
+    expect(await landed()).toEqual([first]);
+    await dp.apply([t2]);
+    // x keeps sending (well within the 2 s idle timeout); its old entry, to a backend no longer in the
+    // pool, is not refreshed by that, so it expires and x is remembered with its new backend.
+    const until = performance.now() + 3_000;
+    for (let i = 0; i < 20 && performance.now() < until; i++) expect(await landed()).toEqual([second]);
+    await dp.apply([t3]);
+    expect(await landed()).toEqual([second]);
+  });
+
   test('delta - one backend leaving a 50-backend pool at M = 65,537 applies within 50 ms and keeps the flow map', async () => {
     const dp = dataPlane();
-    const names = Array.from({ length: 50 }, (_x, i) => ({ name: `m${i}`, address: `10.77.3.${i + 1}`, port: 80 }));
+    const names = Array.from({ length: 50 }, (_x, i) => ({ name: `m${i}`, address: `198.18.72.${100 + i}`, port: 80 }));
     const full: VipTable = {
       vip: { address: VIP4, port: 80, protocol: 'tcp' },
       hash: '5-tuple',
@@ -342,6 +403,93 @@ describe('nftables data plane', () => {
     expect(Math.min(...times)).toBeLessThanOrEqual(50);
   });
 
+  test('delta - one of 4 backends leaving at M = 65,537 (a quarter of the slots) applies within 50 ms', async () => {
+    const dp = dataPlane({ deltaWriter: 'netlink' });
+    const four = vipTable({ address: VIP4, port: 80, protocol: 'tcp', backends: 4 });
+    const three: VipTable = {
+      ...four,
+      backends: four.backends.slice(0, 3),
+      slots: buildTable(four.backends.slice(0, 3)),
+    };
+    await dp.apply([four]);
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await dp.apply([i % 2 === 0 ? three : four]);
+      times.push(r.durationMs);
+      expect(r.tableCreated).toBe(false);
+      expect(r.slotsChanged).toBeGreaterThan(16_000);
+      expect(r.backendsRemoved + r.backendsAdded).toBe(1);
+    }
+    // The issue's bound; the best of three, since other suites share the machine's two cores.
+    expect(Math.min(...times)).toBeLessThanOrEqual(50);
+    // Traffic follows the new table.
+    await dp.apply([three]);
+    const flows = Array.from({ length: 40 }, (_x, i) => ({
+      src: clientSource4(i),
+      sport: 41_000 + i,
+      dst: VIP4,
+      dport: 80,
+      protocol: 'tcp' as const,
+    }));
+    await sendFlows(flows);
+    const got = await landings();
+    for (const f of flows) expect(got.get(flowKey(f))).toEqual([expected(three, f)]);
+  });
+
+  test('delta writers - netlink (l4fleet-nft-batch) and nft leave the kernel in the same state', async () => {
+    const listing = async (table: string): Promise<string> =>
+      (await topo.node.run(['nft', 'list', 'table', 'netdev', table])).stdout
+        .replaceAll(table, 'T')
+        .replace(/packets \d+ bytes \d+/g, 'packets - bytes -');
+    const macs = await Promise.all([0, 1, 2].map(macOf));
+    const steps: VipTable[][] = [];
+    const v4 = vipTable({ address: VIP4, port: 80, protocol: 'tcp', size: 4093, macs });
+    const v6 = vipTable({ address: VIP6, port: 53, protocol: 'udp', size: 4093, hash: 'source-ip' });
+    const drop = (t: VipTable, i: number): VipTable => {
+      const backends = t.backends.filter((_b, j) => j !== i);
+      return { ...t, backends, slots: buildTable(backends, t.slots.length) };
+    };
+    steps.push([v4, v6], [drop(v4, 1), v6], [drop(v4, 1), drop(v6, 0)], [v4, drop(v6, 0)], [v4, v6]);
+    const viaNft = dataPlane({ deltaWriter: 'nft', tableName: 'l4nft' });
+    const viaNetlink = dataPlane({ deltaWriter: 'netlink', tableName: 'l4nl' });
+    for (const desired of steps) {
+      const a = await viaNft.apply(desired);
+      const b = await viaNetlink.apply(desired);
+      expect(b.slotsChanged).toBe(a.slotsChanged);
+      expect(await listing('l4nl')).toBe(await listing('l4nft'));
+    }
+  });
+
+  test('delta writers - a refused netlink batch changes nothing and the next apply recovers', async () => {
+    const dp = dataPlane({ deltaWriter: 'netlink', tableName: 'l4nlfail' });
+    const t = vipTable({ address: VIP4, port: 80, protocol: 'tcp', size: 4093 });
+    await dp.apply([t]);
+    const key = 'v_c633644d_tcp_80';
+    // Someone removes slot 5 behind the driver's back; a delta that deletes slot 5 is then refused.
+    await topo.node.run(['nft', 'delete', 'element', 'netdev', 'l4nlfail', `${key}_slots`, '{ 5 }']);
+    const before = (await topo.node.run(['nft', 'list', 'map', 'netdev', 'l4nlfail', `${key}_slots`])).stdout;
+    const slots = Int32Array.from(t.slots);
+    slots[5] = ((slots[5] as number) + 1) % BACKENDS;
+    slots[6] = ((slots[6] as number) + 1) % BACKENDS;
+    const err = await dp.apply([{ ...t, slots }]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DataPlaneError);
+    expect((err as DataPlaneError).code).toBe('NFT_FAILED');
+    expect((err as DataPlaneError).message).toMatch(/_slots.*No such file or directory/);
+    expect((await topo.node.run(['nft', 'list', 'map', 'netdev', 'l4nlfail', `${key}_slots`])).stdout).toBe(before);
+    // The driver reads the kernel again and repairs the slot.
+    const again = await dp.apply([{ ...t, slots }]);
+    expect(again.slotsChanged).toBe(2);
+    expect((await dp.apply([{ ...t, slots }])).transactions).toBe(0);
+    // A killed l4fleet-nft-batch is started again on the next apply.
+    const pattern = 'l4fleet-nft-batch netdev l4nlfail';
+    expect(spawnSync('pkill', ['-f', pattern]).status).toBe(0);
+    for (let i = 0; i < 100 && spawnSync('pgrep', ['-f', pattern]).status === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await dp.apply([t])).slotsChanged).toBe(2);
+  });
+
   test('restart - a new driver over the same kernel state changes nothing, then applies only the delta', async () => {
     const tables = [
       vipTable({ address: VIP4, port: 80, protocol: 'tcp' }),
@@ -372,7 +520,7 @@ describe('nftables data plane', () => {
     const removed = await second.apply([tables[1] as VipTable]);
     expect(removed.vips.map((v) => v.action)).toEqual(['unchanged', 'removed']);
     const listing = (await topo.node.run(['nft', '-t', 'list', 'table', 'netdev', 'l4fleet'])).stdout;
-    expect(listing).not.toContain('v_0a4d0901_tcp_80');
+    expect(listing).not.toContain('v_c633644d_tcp_80');
   });
 
   test('bad desired state - typed errors, and the previous state stays', async () => {

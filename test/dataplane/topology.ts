@@ -10,16 +10,16 @@
  */
 import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
 
-export const VIP4 = '10.77.9.1';
-export const VIP6 = 'fd77:9::1';
-export const NODE4 = '10.77.2.2';
-export const CLIENT4 = '10.77.1.2';
-export const CLIENT6 = 'fd77:1::2';
+export const VIP4 = '198.51.100.77';
+export const VIP6 = '2001:db8:77:9::1';
+export const NODE4 = '198.18.72.2';
+export const CLIENT4 = '198.18.71.2';
+export const CLIENT6 = '2001:db8:77:1::2';
 /** Extra client source addresses (for source-ip hashing), on the client's lo. */
-export const clientSource4 = (i: number): string => `10.77.${100 + Math.floor(i / 250)}.${1 + (i % 250)}`;
-export const clientSource6 = (i: number): string => `fd77:100::${(i + 1).toString(16)}`;
-export const backend4 = (i: number): string => `10.77.2.${10 + i}`;
-export const backend6 = (i: number): string => `fd77:2::${(10 + i).toString(16)}`;
+export const clientSource4 = (i: number): string => `198.18.${76 + Math.floor(i / 250)}.${1 + (i % 250)}`;
+export const clientSource6 = (i: number): string => `2001:db8:77:100::${(i + 1).toString(16)}`;
+export const backend4 = (i: number): string => `198.18.72.${10 + i}`;
+export const backend6 = (i: number): string => `2001:db8:77:2::${(10 + i).toString(16)}`;
 
 export interface DsrTopology {
   readonly lab: NetnsLab;
@@ -48,10 +48,10 @@ export async function createDsrTopology(opts: { backends: number; extraSources?:
       [
         'sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1',
         'sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0',
-        'ip addr add 10.77.1.1/24 dev c0 && ip addr add fd77:1::1/64 dev c0 nodad',
-        'ip addr add 10.77.2.1/24 dev br0 && ip addr add fd77:2::1/64 dev br0 nodad',
-        `ip route add 10.77.9.0/24 via ${NODE4} && ip -6 route add fd77:9::/64 via fd77:2::2`,
-        `ip route add 10.77.100.0/22 via ${CLIENT4} && ip -6 route add fd77:100::/64 via ${CLIENT6}`,
+        'ip addr add 198.18.71.1/24 dev c0 && ip addr add 2001:db8:77:1::1/64 dev c0 nodad',
+        'ip addr add 198.18.72.1/24 dev br0 && ip addr add 2001:db8:77:2::1/64 dev br0 nodad',
+        `ip route add 198.51.100.0/24 via ${NODE4} && ip -6 route add 2001:db8:77:9::/64 via 2001:db8:77:2::2`,
+        `ip route add 198.18.76.0/22 via ${CLIENT4} && ip -6 route add 2001:db8:77:100::/64 via ${CLIENT6}`,
       ].join(' && '),
     );
     const sources = opts.extraSources ?? 0;
@@ -62,15 +62,15 @@ export async function createDsrTopology(opts: { backends: number; extraSources?:
     await client.sh(
       [
         `ip addr add ${CLIENT4}/24 dev eth0 && ip addr add ${CLIENT6}/64 dev eth0 nodad`,
-        'ip route add default via 10.77.1.1 && ip -6 route add default via fd77:1::1',
+        'ip route add default via 198.18.71.1 && ip -6 route add default via 2001:db8:77:1::1',
         // A retransmitted SYN must keep its path (see platform-facts: txrehash).
         'sysctl -qw net.core.txrehash=0 || true',
       ].join(' && '),
     );
     if (batch.length > 0) await client.run(['ip', '-batch', '-'], { input: `${batch.join('\n')}\n` });
     await node.sh(
-      `ip addr add ${NODE4}/24 dev eth0 && ip addr add fd77:2::2/64 dev eth0 nodad && ` +
-        'ip route add default via 10.77.2.1 && ip -6 route add default via fd77:2::1',
+      `ip addr add ${NODE4}/24 dev eth0 && ip addr add 2001:db8:77:2::2/64 dev eth0 nodad && ` +
+        'ip route add default via 198.18.72.1 && ip -6 route add default via 2001:db8:77:2::1',
     );
     for (const [i, b] of backends.entries()) {
       await b.sh(
@@ -80,7 +80,7 @@ export async function createDsrTopology(opts: { backends: number; extraSources?:
           'sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0',
           `ip addr add ${backend4(i)}/24 dev eth0 && ip addr add ${backend6(i)}/64 dev eth0 nodad`,
           `ip addr add ${VIP4}/32 dev lo && ip addr add ${VIP6}/128 dev lo nodad`,
-          'ip route add default via 10.77.2.1 && ip -6 route add default via fd77:2::1',
+          'ip route add default via 198.18.72.1 && ip -6 route add default via 2001:db8:77:2::1',
         ].join(' && '),
       );
     }

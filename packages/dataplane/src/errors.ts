@@ -9,6 +9,7 @@ export type DataPlaneErrorCode =
   | 'SLOTS_INVALID'
   | 'INTERFACE_UNKNOWN'
   | 'NFT_FAILED'
+  | 'NFT_BATCH_LOST'
   | 'NFT_STATE_UNREADABLE'
   | 'LISTEN_FAILED'
   | 'CLOSED';

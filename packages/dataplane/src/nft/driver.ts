@@ -8,6 +8,7 @@ import { DataPlaneError } from '../errors.js';
 import { createExec, type Exec } from '../exec.js';
 import type { ApplyResult, DataPlane, DataPlaneCounters, TrafficCounter, VipTable } from '../types.js';
 import { validateDesired } from '../validate.js';
+import { createBatchWriter, NFT_BATCH_PATH, nftBatchAvailable } from './batch.js';
 import {
   backendCounter,
   DROP_NO_BACKEND,
@@ -42,6 +43,14 @@ export interface NftablesDataPlaneOptions {
   readonly netns?: string;
   /** Replaces process execution (tests). */
   readonly exec?: Exec;
+  /**
+   * How element-only changes (backends joining, leaving, changing health: the steady state) reach the
+   * kernel. "netlink": l4fleet-nft-batch, built with the package from native/nft-batch.c (one
+   * long-running process, no nft parsing: a quarter of a 65,537-slot table in about 30 ms). "nft":
+   * `nft -f` for everything (about 110 ms for the same change). "auto" (default): netlink when the
+   * binary was built, else nft. Tables, chains and rules are always written by nft.
+   */
+  readonly deltaWriter?: 'auto' | 'netlink' | 'nft';
 }
 
 const IDENTIFIER = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
@@ -69,6 +78,24 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
   const flowTableSize = positiveInt('flowTableSize', opts.flowTableSize, DEFAULT_FLOW_TABLE_SIZE, 16_777_216);
   const exec = opts.exec ?? createExec(opts.netns);
   const log = opts.logger.child({ component: 'dataplane', driver: 'nftables', table, interface: opts.interface });
+  const deltaWriter = opts.deltaWriter ?? 'auto';
+  if (!['auto', 'netlink', 'nft'].includes(deltaWriter)) {
+    throw new DataPlaneError(
+      'OPTIONS_INVALID',
+      `deltaWriter: ${JSON.stringify(deltaWriter)} is not auto, netlink or nft`,
+    );
+  }
+  const haveBatch = deltaWriter !== 'nft' && nftBatchAvailable();
+  if (deltaWriter === 'netlink' && !haveBatch) {
+    throw new DataPlaneError(
+      'OPTIONS_INVALID',
+      `deltaWriter: "netlink" needs ${NFT_BATCH_PATH}, which is missing or not executable (build @l4fleet/dataplane with gcc installed)`,
+    );
+  }
+  const batchWriter = haveBatch
+    ? createBatchWriter({ table, logger: log, ...(opts.netns === undefined ? {} : { netns: opts.netns }) })
+    : undefined;
+  log.info({ event: 'deltaWriter', writer: batchWriter ? 'netlink' : 'nft' });
 
   let layout: Layout | undefined;
   /** undefined: not read from the kernel yet. */
@@ -97,6 +124,14 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
     return { table, iface: opts.interface, ifaceMac: mac, flowTimeoutTcpS, flowTimeoutUdpS, flowTableSize };
   }
 
+  /** The typed error when the interface has gone (the usual reason a transaction fails). */
+  async function interfaceGone(): Promise<unknown> {
+    return resolveLayout().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+  }
+
   async function applyNow(desired: readonly VipTable[]): Promise<ApplyResult> {
     if (closed) throw new DataPlaneError('CLOSED', 'apply: the nftables data plane is closed');
     const started = performance.now();
@@ -107,18 +142,28 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       log.info({ event: 'kernelStateRead', exists: state !== null, vips: state?.vips.size ?? 0 });
     }
     const plan = planApply(state, vips, layout);
-    if (plan.script !== '') {
+    const batch = batchWriter === undefined || plan.ops.length === 0 ? undefined : plan.batch;
+    const planned = performance.now();
+    if (batch !== undefined) {
+      try {
+        await batchWriter?.commit(batch);
+      } catch (err) {
+        // Refused: nothing changed. Lost: unknown. Either way the next apply plans against a fresh read.
+        state = undefined;
+        throw (await interfaceGone()) ?? err;
+      }
+    } else if (plan.ops.length > 0) {
       const r = await exec(['nft', '-f', '-'], plan.script);
       if (r.code !== 0) {
-        // The transaction did not happen: the kernel (and our copy of it) keep the previous state.
-        const gone = await resolveLayout().then(
-          () => undefined,
-          (err: unknown) => err,
+        // The transaction did not happen: the kernel keeps the previous state. Our copy is read again
+        // next time, in case the kernel was changed under us (a table deleted by hand).
+        state = undefined;
+        throw (
+          (await interfaceGone()) ??
+          new DataPlaneError('NFT_FAILED', `nft -f: ${r.stderr.trim().split('\n').slice(0, 6).join(' | ')}`, {
+            cause: r.stderr,
+          })
         );
-        if (gone) throw gone;
-        throw new DataPlaneError('NFT_FAILED', `nft -f: ${r.stderr.trim().split('\n').slice(0, 6).join(' | ')}`, {
-          cause: r.stderr,
-        });
       }
     }
     state = plan.next;
@@ -128,7 +173,7 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       backendsAdded: plan.backendsAdded,
       backendsRemoved: plan.backendsRemoved,
       tableCreated: plan.tableCreated,
-      transactions: plan.script === '' ? 0 : 1,
+      transactions: plan.ops.length === 0 ? 0 : 1,
       durationMs: performance.now() - started,
     };
     log.info({
@@ -137,6 +182,8 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       changed: plan.vips.filter((v) => v.action !== 'unchanged').length,
       slotsChanged: result.slotsChanged,
       tableCreated: result.tableCreated,
+      writer: batch === undefined ? 'nft' : 'netlink',
+      planMs: Math.round((planned - started) * 10) / 10,
       durationMs: Math.round(result.durationMs * 10) / 10,
     });
     return result;
@@ -183,6 +230,7 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       serial(async () => {
         if (closed) return;
         closed = true;
+        await batchWriter?.close();
         if (closeOpts?.removeState) {
           const r = await exec(['nft', 'delete', 'table', 'netdev', table]);
           if (r.code !== 0 && !/No such file or directory/.test(r.stderr)) {

@@ -5,7 +5,7 @@
 import type { IpFamily, Protocol } from '@l4fleet/maglev';
 
 /** Bumped when the table's shape changes: an older table is then replaced once, not patched. */
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 
 /** Backend ids in meta mark carry this bit, so a slot number (< 2^21) is never taken for a backend. */
 export const BACKEND_ID_BIT = 0x8000_0000;
@@ -22,6 +22,8 @@ export const backendsMap = (family: IpFamily): string => `backends${family}`;
 export const vipsMap = (family: IpFamily): string => `vips${family}`;
 export const vipAddressesSet = (family: IpFamily): string => `vipaddrs${family}`;
 export const flowsMap = (family: IpFamily, protocol: Protocol): string => `flows${family}_${protocol}`;
+/** IPv6 only: the exact 5-tuple and backend id of each remembered flow (see ruleset.ts, FLOW_KEY_SEED). */
+export const exactFlowsSet = (protocol: Protocol): string => `exact6_${protocol}`;
 /** Per VIP: the chain, and the VIP's packet counter, are named by the key itself. */
 export const slotsMap = (vipKey: string): string => `${vipKey}_slots`;
 export const liveSet = (vipKey: string): string => `${vipKey}_live`;

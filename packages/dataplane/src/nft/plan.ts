@@ -21,6 +21,7 @@ import {
   vipAddressesSet,
   vipsMap,
 } from './names.js';
+import { type ElementValue, type Op, renderBatch, renderNft } from './ops.js';
 import { baseTable, type Layout, layoutSignature, vipRules, vipSignature } from './ruleset.js';
 
 export interface KernelBackend {
@@ -57,8 +58,15 @@ export interface KernelState {
 export const backendIdentity = (addressHex: string, mac?: string): string => `${addressHex}|${mac ?? ''}`;
 
 export interface Plan {
-  /** nft script; '' when the kernel already matches. */
+  /** The changes, in transaction order; empty when the kernel already matches. */
+  readonly ops: readonly Op[];
+  /** The changes as one nft script; '' when the kernel already matches. */
   readonly script: string;
+  /**
+   * The changes as l4fleet-nft-batch requests, when every change is an element or counter change (the
+   * steady state: backends join, leave, change health); undefined when some change needs nft.
+   */
+  readonly batch: string | undefined;
   readonly next: KernelState;
   readonly vips: readonly VipApplyReport[];
   readonly slotsChanged: number;
@@ -67,16 +75,8 @@ export interface Plan {
   readonly tableCreated: boolean;
 }
 
-/** Elements per statement: keeps lines short for the nft parser; still one transaction. */
-const CHUNK = 2048;
-
-function elementStatements(verb: 'add' | 'delete', table: string, set: string, items: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < items.length; i += CHUNK) {
-    out.push(`${verb} element netdev ${table} ${set} { ${items.slice(i, i + CHUNK).join(', ')} }`);
-  }
-  return out;
-}
+const element = (verb: 'add' | 'delete', set: string, key: number, value?: ElementValue): Op =>
+  value === undefined ? { kind: 'element', verb, set, key } : { kind: 'element', verb, set, key, value };
 
 const vipElement = (v: { addressHex: string; protocol: Protocol; port: number }): string =>
   `${hexToAddress(v.addressHex)} . ${v.protocol} . ${v.port}`;
@@ -92,34 +92,42 @@ function toBackendIds(wanted: Int32Array, ids: Uint32Array): Uint32Array {
   return slots;
 }
 
-/** Fills the nft element lists for the changed slots; returns how many changed. */
-function diffSlots(prev: Uint32Array | undefined, slots: Uint32Array, dels: string[], adds: string[]): number {
+/**
+ * Appends the changed slots to `out` (all deletes, then all adds: a map element's value cannot be
+ * replaced in place); returns how many changed.
+ */
+function diffSlots(set: string, prev: Uint32Array | undefined, slots: Uint32Array, out: Op[]): number {
   const size = slots.length;
   if (prev === undefined) {
-    for (let s = 0; s < size; s++) if (slots[s] !== 0) adds.push(`${s} : ${slots[s]}`);
+    for (let s = 0; s < size; s++) if (slots[s] !== 0) out.push(element('add', set, s, { mark: slots[s] as number }));
     return size;
   }
+  const adds: Op[] = [];
   let changed = 0;
   for (let s = 0; s < size; s++) {
     const was = prev[s] as number;
     const now = slots[s] as number;
     if (was === now) continue;
     changed += 1;
-    if (was !== 0) dels.push(String(s));
-    if (now !== 0) adds.push(`${s} : ${now}`);
+    if (was !== 0) out.push(element('delete', set, s));
+    if (now !== 0) adds.push(element('add', set, s, { mark: now }));
   }
+  for (const a of adds) out.push(a);
   return changed;
 }
 
 export function planApply(current: KernelState | null, desired: readonly NormalizedVip[], layout: Layout): Plan {
   const t = layout.table;
-  const out: string[] = [];
+  const out: Op[] = [];
+  const nft = (text: string): void => {
+    out.push({ kind: 'nft', text });
+  };
   const sig = layoutSignature(layout);
   const tableCreated = current === null || current.layoutSignature !== sig;
   if (tableCreated) {
     // A table in an older layout (or for another interface) is replaced in the same transaction.
-    if (current !== null) out.push(`delete table netdev ${t}`);
-    out.push(baseTable(layout));
+    if (current !== null) nft(`delete table netdev ${t}`);
+    nft(baseTable(layout));
   }
   const base: KernelState = tableCreated
     ? { layoutSignature: sig, vips: new Map(), backends: new Map(), maxBackendId: current?.maxBackendId ?? 0 }
@@ -129,7 +137,7 @@ export function planApply(current: KernelState | null, desired: readonly Normali
   const backends = new Map<string, KernelBackend>();
   let maxId = base.maxBackendId;
   let backendsAdded = 0;
-  const addBackend: string[] = [];
+  const addBackend: Op[] = [];
   for (const v of desired) {
     for (const b of v.backends) {
       const identity = backendIdentity(b.addressHex, b.mac);
@@ -143,10 +151,10 @@ export function planApply(current: KernelState | null, desired: readonly Normali
       const id = (BACKEND_ID_BIT | maxId) >>> 0;
       backends.set(identity, { id, family: v.family, addressHex: b.addressHex, ...(b.mac ? { mac: b.mac } : {}) });
       backendsAdded += 1;
-      addBackend.push(`add counter netdev ${t} ${backendCounter(id)}`);
-      addBackend.push(`add element netdev ${t} ${backendsMap(v.family)} { ${id} : ${hexToAddress(b.addressHex)} }`);
-      addBackend.push(`add element netdev ${t} ${BACKEND_COUNTERS} { ${id} : "${backendCounter(id)}" }`);
-      if (b.mac) addBackend.push(`add element netdev ${t} ${MACS} { ${id} : ${b.mac} }`);
+      addBackend.push({ kind: 'counter', verb: 'add', name: backendCounter(id) });
+      addBackend.push(element('add', backendsMap(v.family), id, { address: b.addressHex }));
+      addBackend.push(element('add', BACKEND_COUNTERS, id, { counter: backendCounter(id) }));
+      if (b.mac) addBackend.push(element('add', MACS, id, { mac: b.mac }));
     }
   }
   out.push(...addBackend);
@@ -191,34 +199,28 @@ export function planApply(current: KernelState | null, desired: readonly Normali
 
     const rulesReplaced = old === undefined || old.signature !== signature;
     if (old === undefined) {
-      out.push(`add counter netdev ${t} ${v.key}`);
-      out.push(`add map netdev ${t} ${slotsMap(v.key)} { type mark : mark; }`);
-      out.push(`add set netdev ${t} ${liveSet(v.key)} { type mark; }`);
-      out.push(`add chain netdev ${t} ${v.key}`);
+      nft(`add counter netdev ${t} ${v.key}`);
+      nft(`add map netdev ${t} ${slotsMap(v.key)} { type mark : mark; }`);
+      nft(`add set netdev ${t} ${liveSet(v.key)} { type mark; }`);
+      nft(`add chain netdev ${t} ${v.key}`);
     } else if (rulesReplaced) {
-      out.push(`flush chain netdev ${t} ${v.key}`);
+      nft(`flush chain netdev ${t} ${v.key}`);
     }
-    if (rulesReplaced) for (const r of vipRules(shape, layout)) out.push(`add rule netdev ${t} ${v.key} ${r}`);
+    if (rulesReplaced) for (const r of vipRules(shape, layout)) nft(`add rule netdev ${t} ${v.key} ${r}`);
 
     // Live set: the pool, so a flow whose backend left the pool is hashed again.
     const oldLive = old?.live ?? new Set<number>();
-    const liveGone = [...oldLive].filter((id) => !live.has(id)).map(String);
-    const liveNew = [...live].filter((id) => !oldLive.has(id)).map(String);
-    out.push(...elementStatements('delete', t, liveSet(v.key), liveGone));
-    out.push(...elementStatements('add', t, liveSet(v.key), liveNew));
+    const liveGone = [...oldLive].filter((id) => !live.has(id));
+    const liveNew = [...live].filter((id) => !oldLive.has(id));
+    for (const id of liveGone) out.push(element('delete', liveSet(v.key), id));
+    for (const id of liveNew) out.push(element('add', liveSet(v.key), id));
 
     // Slots: a new size starts over; otherwise only the changed slots.
-    const dels: string[] = [];
-    const adds: string[] = [];
-    if (old !== undefined && old.slots.length !== slots.length) out.push(`flush map netdev ${t} ${slotsMap(v.key)}`);
+    if (old !== undefined && old.slots.length !== slots.length) nft(`flush map netdev ${t} ${slotsMap(v.key)}`);
     const prev = old !== undefined && old.slots.length === slots.length ? old.slots : undefined;
-    const changed = diffSlots(prev, slots, dels, adds);
-    out.push(...elementStatements('delete', t, slotsMap(v.key), dels));
-    out.push(...elementStatements('add', t, slotsMap(v.key), adds));
+    const changed = diffSlots(slotsMap(v.key), prev, slots, out);
     if (old === undefined) {
-      out.push(
-        `add element netdev ${t} ${vipsMap(v.family)} { ${vipElement({ ...v, protocol, port })} : jump ${v.key} }`,
-      );
+      nft(`add element netdev ${t} ${vipsMap(v.family)} { ${vipElement({ ...v, protocol, port })} : jump ${v.key} }`);
     }
     slotsChanged += changed;
     const action =
@@ -233,36 +235,47 @@ export function planApply(current: KernelState | null, desired: readonly Normali
   for (const a of newAddresses) {
     if (oldAddresses.has(a)) continue;
     const [f, hex] = a.split('|') as [string, string];
-    out.push(`add element netdev ${t} ${vipAddressesSet(Number(f) as IpFamily)} { ${hexToAddress(hex)} }`);
+    nft(`add element netdev ${t} ${vipAddressesSet(Number(f) as IpFamily)} { ${hexToAddress(hex)} }`);
   }
   for (const old of base.vips.values()) {
     if (vips.has(old.key)) continue;
-    out.push(`delete element netdev ${t} ${vipsMap(old.family)} { ${vipElement(old)} }`);
-    out.push(`delete chain netdev ${t} ${old.key}`);
-    out.push(`delete map netdev ${t} ${slotsMap(old.key)}`);
-    out.push(`delete set netdev ${t} ${liveSet(old.key)}`);
-    out.push(`delete counter netdev ${t} ${old.key}`);
+    nft(`delete element netdev ${t} ${vipsMap(old.family)} { ${vipElement(old)} }`);
+    nft(`delete chain netdev ${t} ${old.key}`);
+    nft(`delete map netdev ${t} ${slotsMap(old.key)}`);
+    nft(`delete set netdev ${t} ${liveSet(old.key)}`);
+    nft(`delete counter netdev ${t} ${old.key}`);
     reports.push({ vip: old.label, action: 'removed', slotsChanged: old.slots.length, rulesReplaced: false });
     slotsChanged += old.slots.length;
   }
   for (const a of oldAddresses) {
     if (newAddresses.has(a)) continue;
     const [f, hex] = a.split('|') as [string, string];
-    out.push(`delete element netdev ${t} ${vipAddressesSet(Number(f) as IpFamily)} { ${hexToAddress(hex)} }`);
+    nft(`delete element netdev ${t} ${vipAddressesSet(Number(f) as IpFamily)} { ${hexToAddress(hex)} }`);
   }
 
   let backendsRemoved = 0;
   for (const [identity, b] of base.backends) {
     if (backends.has(identity)) continue;
     backendsRemoved += 1;
-    out.push(`delete element netdev ${t} ${BACKEND_COUNTERS} { ${b.id} }`);
-    out.push(`delete element netdev ${t} ${backendsMap(b.family)} { ${b.id} }`);
-    if (b.mac) out.push(`delete element netdev ${t} ${MACS} { ${b.id} }`);
-    out.push(`delete counter netdev ${t} ${backendCounter(b.id)}`);
+    out.push(element('delete', BACKEND_COUNTERS, b.id));
+    out.push(element('delete', backendsMap(b.family), b.id));
+    if (b.mac) out.push(element('delete', MACS, b.id));
+    out.push({ kind: 'counter', verb: 'delete', name: backendCounter(b.id) });
   }
 
+  let script: string | undefined;
+  let batch: string | undefined | null = null;
   return {
-    script: out.length === 0 ? '' : `${out.join('\n')}\n`,
+    ops: out,
+    // Rendered on demand: the driver needs one of the two, and a full table is 65,537 elements.
+    get script() {
+      script ??= renderNft(t, out);
+      return script;
+    },
+    get batch() {
+      if (batch === null) batch = renderBatch(out);
+      return batch;
+    },
     next: { layoutSignature: sig, vips, backends, maxBackendId: maxId },
     vips: reports,
     slotsChanged,

@@ -21,6 +21,7 @@ import {
   backendsMap,
   DROP_NO_BACKEND,
   DROP_PORT,
+  exactFlowsSet,
   FLOW_TABLE_FULL,
   FORWARD_CHAIN,
   flowsMap,
@@ -65,12 +66,11 @@ export function baseTable(l: Layout): string {
     lines.push(`  map ${backendsMap(f)} { type mark : ${addrType(f)}; }`);
     for (const p of PROTOCOLS) {
       const timeout = p === 'tcp' ? l.flowTimeoutTcpS : l.flowTimeoutUdpS;
-      // IPv6: keyed by a 32-bit hash of the 5-tuple (see FLOW_KEY_SEED).
-      const key = f === 4 ? `${addrType(f)} . inet_service . ${addrType(f)} . inet_service` : 'mark';
-      lines.push(
-        `  map ${flowsMap(f, p)} { type ${key} : mark; ` +
-          `flags dynamic,timeout; timeout ${timeout}s; size ${l.flowTableSize}; }`,
-      );
+      const tuple = `${addrType(f)} . inet_service . ${addrType(f)} . inet_service`;
+      const dynamic = `flags dynamic,timeout; timeout ${timeout}s; size ${l.flowTableSize};`;
+      // IPv6: keyed by a 32-bit hash of the 5-tuple, checked against the exact set (see FLOW_KEY_SEED).
+      lines.push(`  map ${flowsMap(f, p)} { type ${f === 4 ? tuple : 'mark'} : mark; ${dynamic} }`);
+      if (f === 6) lines.push(`  set ${exactFlowsSet(p)} { type ${tuple} . mark; ${dynamic} }`);
     }
   }
   lines.push(`  map ${MACS} { type mark : ether_addr; }`);
@@ -115,9 +115,11 @@ export function vipSignature(v: VipShape): string {
 /**
  * IPv6 flows are remembered under a 32-bit hash of their 5-tuple: nft 1.0.6 cannot build a dynamic-map
  * update whose key is wider than 16 bytes (it aborts in netlink_linearize.c), and the IPv6 5-tuple is 40.
- * Two live flows with the same hash share one entry: the later one then follows the earlier one's
- * backend instead of the table (about 1 in 65,000 new flows with 65,536 live entries). The seed only
- * has to differ from nothing in particular; it is fixed so a restarted agent finds its entries again.
+ * A dynamic *set* has no such limit, so the exact 5-tuple with its backend id goes in a second set, and
+ * a remembered backend is used only when that exact pair is there: a flow never takes another flow's
+ * backend. Two live flows with the same hash (about 1 in 65,000 new flows with 65,536 live entries):
+ * the later one is then forwarded by the table on every packet, as if the flow map were full. The seed
+ * only has to be fixed, so a restarted agent finds its entries again.
  */
 export const FLOW_KEY_SEED = 0x9e37_79b9;
 const FLOW_KEY_MOD = 0xffff_ffff;
@@ -130,16 +132,26 @@ export function vipRules(v: VipShape, l: Layout): string[] {
   const flows = `@${flowsMap(v.family, v.protocol)}`;
   const timeout = v.protocol === 'tcp' ? l.flowTimeoutTcpS : l.flowTimeoutUdpS;
   const flowKey = v.family === 4 ? tuple : `jhash ${tuple} mod ${FLOW_KEY_MOD} seed 0x${FLOW_KEY_SEED.toString(16)}`;
-  const remember = `update ${flows} { ${flowKey} timeout ${timeout}s : meta mark }`;
+  const exact = `@${exactFlowsSet(v.protocol)}`;
+  // Known flow: restart the idle timers. New flow: `add`, which leaves an existing entry alone, so an
+  // entry whose backend left the pool is not kept alive by the flow it no longer serves: it idles out
+  // and the flow is remembered again with its new backend (kernel dynset `update` never replaces data).
+  const refresh =
+    `update ${flows} { ${flowKey} timeout ${timeout}s : meta mark }` +
+    (v.family === 6 ? ` update ${exact} { ${tuple} . meta mark timeout ${timeout}s }` : '');
+  const remember =
+    `add ${flows} { ${flowKey} timeout ${timeout}s : meta mark }` +
+    (v.family === 6 ? ` update ${exact} { ${tuple} . meta mark timeout ${timeout}s }` : '');
   const bit = `0x${BACKEND_ID_BIT.toString(16)}`;
   // A flow we know, to a backend still in this VIP's pool: same backend, idle timer restarted.
   const known =
     v.family === 4
-      ? [`meta mark set ${tuple} map ${flows} meta mark @${liveSet(v.key)} ${remember} goto ${FORWARD_CHAIN}`]
+      ? [`meta mark set ${tuple} map ${flows} meta mark @${liveSet(v.key)} ${refresh} goto ${FORWARD_CHAIN}`]
       : [
           // A map lookup keyed by jhash fails nft's type check; the hash goes through meta mark instead.
           `meta mark set ${flowKey}`,
-          `meta mark set meta mark map ${flows} meta mark @${liveSet(v.key)} ${remember} goto ${FORWARD_CHAIN}`,
+          `meta mark set meta mark map ${flows} meta mark @${liveSet(v.key)} ${tuple} . meta mark ${exact} ` +
+            `${refresh} goto ${FORWARD_CHAIN}`,
         ];
   return [
     `counter name "${v.key}" comment "${vipSignature(v)}"`,
