@@ -15,7 +15,7 @@ const layout: Layout = {
 };
 
 function vip(n: number, opts: Partial<VipTable> = {}, size = 13): VipTable {
-  const backends = Array.from({ length: n }, (_x, i) => ({ name: `b${i}`, address: `10.0.0.${i + 1}`, port: 80 }));
+  const backends = Array.from({ length: n }, (_x, i) => ({ name: `b${i}`, address: `198.18.0.${i + 1}`, port: 80 }));
   return {
     vip: { address: '198.18.2.1', port: 80, protocol: 'tcp' },
     hash: '5-tuple',
@@ -107,6 +107,48 @@ describe('planApply', () => {
     expect(p.tableCreated).toBe(true);
   });
 
+  test('backend change - element-only, so it can go as one l4fleet-nft-batch transaction', () => {
+    const before = applied(vip(3));
+    const leave = planApply(before, norm(vip(2)), layout);
+    const requests = (leave.batch as string).split('\n').filter(Boolean);
+    expect(requests[0]).toBe('delete v_c6120201_tcp_80_live 2147483651');
+    expect(requests).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^delete v_c6120201_tcp_80_slots( \d+)+$/),
+        expect.stringMatching(/^add v_c6120201_tcp_80_slots( \d+=\d+)+$/),
+        'delete backend_counters 2147483651',
+        'delete backends4 2147483651',
+        'delete-counter b_80000003',
+      ]),
+    );
+    const join = planApply(
+      leave.next,
+      norm(
+        vip(3, {
+          backends: [
+            ...vip(3).backends.slice(0, 2),
+            { name: 'm', address: '198.18.0.9', port: 80, mac: '02:00:00:00:00:09' },
+          ],
+        }),
+      ),
+      layout,
+    );
+    expect((join.batch as string).split('\n').slice(0, 5)).toEqual([
+      'add-counter b_80000004',
+      'add backends4 2147483652=hex:c6120009',
+      'add backend_counters 2147483652=obj:b_80000004',
+      'add macs 2147483652=hex:020000000009',
+      'add v_c6120201_tcp_80_live 2147483652',
+    ]);
+  });
+
+  test('new VIP, rule or size change - needs nft: no batch rendering', () => {
+    expect(planApply(null, norm(vip(3)), layout).batch).toBeUndefined();
+    expect(planApply(applied(vip(3)), norm(vip(3, { seed: 8 })), layout).batch).toBeUndefined();
+    expect(planApply(applied(vip(3)), norm(vip(3, {}, 17)), layout).batch).toBeUndefined();
+    expect(planApply(applied(vip(3)), norm(vip(3)), layout).batch).toBe('');
+  });
+
   test('IPv6 VIP - flows keyed by a 32-bit hash of the 5-tuple (nft 1.0.6 dynset key limit)', () => {
     const backends = [{ name: 'a', address: '2001:db8::10', port: 53 }];
     const t: VipTable = {
@@ -118,9 +160,10 @@ describe('planApply', () => {
     };
     const p = planApply(null, norm(t), layout);
     expect(p.script).toContain('jhash ip6 saddr mod 13 seed 1');
-    expect(p.script).toContain(
-      'update @flows6_udp { jhash ip6 saddr . udp sport . ip6 daddr . udp dport mod 4294967295',
-    );
+    expect(p.script).toContain('add @flows6_udp { jhash ip6 saddr . udp sport . ip6 daddr . udp dport mod 4294967295');
+    // ... and a remembered backend is used only with the exact 5-tuple beside it.
+    expect(p.script).toContain('ip6 saddr . udp sport . ip6 daddr . udp dport . meta mark @exact6_udp');
+    expect(p.script).toContain('set exact6_udp { type ipv6_addr . inet_service . ipv6_addr . inet_service . mark;');
     expect(p.script).toContain('add element netdev l4t vips6 { 2001:0db8:0000:0000:0000:0000:0000:0001 . udp . 53');
   });
 });
