@@ -53,9 +53,9 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Elements per message: the ELEMENTS nest's length is a 16-bit field (at most 65,535 bytes);
- * a map element takes 28 bytes. */
-#define ELEMENTS_PER_MESSAGE 2000
+/* The ELEMENTS nest's length is a 16-bit field (at most 65,535 bytes): a message ends before its
+ * elements pass this many bytes (an element takes 28 bytes with a mark value, at most ~600 with names). */
+#define ELEMENT_BYTES_PER_MESSAGE 60000
 #define NAME_MAX_LEN 256
 #define RECV_TIMEOUT_S 10
 
@@ -383,7 +383,7 @@ static int commit(int fd, const char *table, int family, const struct op *ops, s
     attr_put(&b, NFTA_SET_ELEM_LIST_TABLE, table, strlen(table) + 1);
     attr_put(&b, NFTA_SET_ELEM_LIST_SET, name_of(o->name), strlen(name_of(o->name)) + 1);
     size_t list = attr_start(&b, NLA_F_NESTED | NFTA_SET_ELEM_LIST_ELEMENTS);
-    for (size_t in_message = 0; i < count && in_message < ELEMENTS_PER_MESSAGE; i++, in_message++) {
+    for (; i < count && b.len - list < ELEMENT_BYTES_PER_MESSAGE; i++) {
       const struct op *e = &ops[i];
       if (e->kind != ELEMENT || e->add != o->add || e->name != o->name) break;
       size_t elem = attr_start(&b, NLA_F_NESTED | NFTA_LIST_ELEM);
