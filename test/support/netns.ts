@@ -7,7 +7,7 @@
  *   const a = await lab.host('a');  const b = await lab.host('b');
  *   await lab.veth(a, 'eth0', b, 'eth0');
  *   await a.addr('eth0', '198.18.250.1/24'); await b.addr('eth0', '198.18.250.2/24');
- *   await a.run(['ping', '-c1', '10.0.0.2']);
+ *   await a.run(['ping', '-c1', '198.18.0.2']);
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

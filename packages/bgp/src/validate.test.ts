@@ -47,8 +47,8 @@ describe('validate - prefixes', () => {
   });
 
   test('the message names the field and the value', () => {
-    expect(() => parsePrefix('10.0.0.0/8', 'advertisements[3].prefix')).toThrow(
-      'advertisements[3].prefix "10.0.0.0/8": a VIP is a host route, /32 for IPv4',
+    expect(() => parsePrefix('198.18.0.0/15', 'advertisements[3].prefix')).toThrow(
+      'advertisements[3].prefix "198.18.0.0/15": a VIP is a host route, /32 for IPv4',
     );
   });
 });
@@ -181,8 +181,8 @@ describe('validate - peers and global', () => {
   });
 
   test('global: listen port -1 means no listener; 0 is refused', () => {
-    expect(canonicalGlobal({ asn: 65001, routerId: '10.0.0.1', listenPort: -1 }).listenPort).toBe(-1);
-    expect(canonicalGlobal({ asn: 65001, routerId: '10.0.0.1' }).listenPort).toBe(179);
-    expect(codeOf(() => canonicalGlobal({ asn: 65001, routerId: '10.0.0.1', listenPort: 0 }))).toBe('PORT_INVALID');
+    expect(canonicalGlobal({ asn: 65001, routerId: '198.18.0.1', listenPort: -1 }).listenPort).toBe(-1);
+    expect(canonicalGlobal({ asn: 65001, routerId: '198.18.0.1' }).listenPort).toBe(179);
+    expect(codeOf(() => canonicalGlobal({ asn: 65001, routerId: '198.18.0.1', listenPort: 0 }))).toBe('PORT_INVALID');
   });
 });

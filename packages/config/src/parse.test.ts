@@ -64,7 +64,7 @@ describe('config parse - the issue sample', () => {
       rise: 2,
       fall: 4,
     });
-    const none = parseFleet({ pools: [pool('p', [m('10.0.0.1')])] });
+    const none = parseFleet({ pools: [pool('p', [m('198.18.0.1')])] });
     expect(none.pools[0]!.healthCheck.type).toBe('tcp');
   });
 
@@ -87,7 +87,7 @@ describe('config parse - every problem at once, with path and value', () => {
   test('the issue examples', () => {
     expect(
       problems({
-        pools: [pool('web', [m('10.0.0.1')])],
+        pools: [pool('web', [m('198.18.0.1')])],
         vips: [
           { address: '198.51.100.10', port: 70000, protocol: 'tcp', pool: 'web' },
           { address: '198.51.100.11', port: 80, protocol: 'tcp', pool: 'nosuchpool' },
@@ -110,51 +110,51 @@ describe('config parse - every problem at once, with path and value', () => {
     ],
     [
       'duplicate member',
-      { pools: [pool('p', [m('10.0.0.1'), m('10.0.0.1')])] },
-      'pools[0].members[1]: 10.0.0.1:80 duplicates members[0]',
+      { pools: [pool('p', [m('198.18.0.1'), m('198.18.0.1')])] },
+      'pools[0].members[1]: 198.18.0.1:80 duplicates members[0]',
     ],
     [
       'duplicate member name',
-      { pools: [pool('p', [m('10.0.0.1', 80, { name: 'a' }), m('10.0.0.2', 80, { name: 'a' })])] },
+      { pools: [pool('p', [m('198.18.0.1', 80, { name: 'a' }), m('198.18.0.2', 80, { name: 'a' })])] },
       'pools[0].members[1].name: "a" duplicates members[0]',
     ],
     ['pool with no members', { pools: [pool('p', [])] }, 'pools[0].members: the pool has no members'],
     [
       'non-prime tableSize',
       {
-        pools: [pool('p', [m('10.0.0.1')])],
-        vips: [{ address: '10.9.9.9', port: 80, protocol: 'tcp', pool: 'p', tableSize: 65536 }],
+        pools: [pool('p', [m('198.18.0.1')])],
+        vips: [{ address: '198.51.100.9', port: 80, protocol: 'tcp', pool: 'p', tableSize: 65536 }],
       },
       'vips[0].tableSize: 65536 is not prime (Maglev §3.4 needs a prime; next prime is 65537)',
     ],
     [
       'IPv6 member in an IPv4 VIP pool',
-      { pools: [pool('p', [m('2001:db8::1')])], vips: [{ address: '10.9.9.9', port: 80, protocol: 'tcp', pool: 'p' }] },
-      'vips[0].pool: "p" has IPv6 members but the VIP 10.9.9.9 is IPv4',
+      { pools: [pool('p', [m('2001:db8::1')])], vips: [{ address: '198.51.100.9', port: 80, protocol: 'tcp', pool: 'p' }] },
+      'vips[0].pool: "p" has IPv6 members but the VIP 198.51.100.9 is IPv4',
     ],
     [
       'bad address',
-      { pools: [pool('p', [m('10.0.0.256')])] },
-      'pools[0].members[0].address: "10.0.0.256" is not an IPv4 or IPv6 address',
+      { pools: [pool('p', [m('198.18.0.256')])] },
+      'pools[0].members[0].address: "198.18.0.256" is not an IPv4 or IPv6 address',
     ],
     [
       'unknown field',
-      { pools: [pool('p', [m('10.0.0.1', 80, { wieght: 2 })])] },
+      { pools: [pool('p', [m('198.18.0.1', 80, { wieght: 2 })])] },
       'pools[0].members[0].wieght: is not a known field (known: name, address, port, weight, state)',
     ],
     [
       'bad state',
-      { pools: [pool('p', [m('10.0.0.1', 80, { state: 'off' })])] },
+      { pools: [pool('p', [m('198.18.0.1', 80, { state: 'off' })])] },
       'pools[0].members[0].state: "off" is not one of active | draining | disabled',
     ],
     [
       'bad health type',
-      { pools: [pool('p', [m('10.0.0.1')], { healthCheck: { type: 'icmp' } })] },
+      { pools: [pool('p', [m('198.18.0.1')], { healthCheck: { type: 'icmp' } })] },
       'pools[0].healthCheck.type: "icmp" is not one of tcp | http | udp | none',
     ],
     [
       'timeout longer than interval',
-      { pools: [pool('p', [m('10.0.0.1')], { healthCheck: { type: 'tcp', intervalMs: 500, timeoutMs: 1000 } })] },
+      { pools: [pool('p', [m('198.18.0.1')], { healthCheck: { type: 'tcp', intervalMs: 500, timeoutMs: 1000 } })] },
       'pools[0].healthCheck.timeoutMs: 1000 is longer than intervalMs (500)',
     ],
     [
@@ -164,7 +164,7 @@ describe('config parse - every problem at once, with path and value', () => {
     ],
     [
       'duplicate pool',
-      { pools: [pool('p', [m('10.0.0.1')]), pool('p', [m('10.0.0.2')])] },
+      { pools: [pool('p', [m('198.18.0.1')]), pool('p', [m('198.18.0.2')])] },
       'pools[1].name: "p" is defined more than once',
     ],
   ])('%s', (_name, raw, expected) => {
@@ -174,8 +174,8 @@ describe('config parse - every problem at once, with path and value', () => {
   test('many problems are all reported, each on its own line', () => {
     const list = problems({
       hashSeed: -1,
-      pools: [pool('p', [m('x'), m('10.0.0.1', 0)]), pool('q', [])],
-      vips: [{ address: '10.0.0.9', port: 80, protocol: 'sctp', pool: 'p' }],
+      pools: [pool('p', [m('x'), m('198.18.0.1', 0)]), pool('q', [])],
+      vips: [{ address: '198.18.0.9', port: 80, protocol: 'sctp', pool: 'p' }],
     });
     expect(list.length).toBeGreaterThanOrEqual(5);
     expect(list).toContain('vips[0].protocol: "sctp" is not one of tcp | udp');
@@ -183,7 +183,7 @@ describe('config parse - every problem at once, with path and value', () => {
 
   test('problems carry path and message separately', () => {
     try {
-      parseFleet({ vips: [{ address: '10.0.0.1', port: 1, protocol: 'tcp', pool: 'x' }] });
+      parseFleet({ vips: [{ address: '198.18.0.1', port: 1, protocol: 'tcp', pool: 'x' }] });
       expect.unreachable();
     } catch (err) {
       expect((err as ConfigError).problems).toEqual([{ path: 'vips[0].pool', message: '"x" does not exist' }]);

@@ -24,30 +24,30 @@ const owners = (f: Fleet, decided = new Map<string, 'up' | 'down'>()) => {
 };
 
 const three = [
-  { address: '10.0.0.1', port: 80 },
-  { address: '10.0.0.2', port: 80 },
-  { address: '10.0.0.3', port: 80 },
+  { address: '198.18.0.1', port: 80 },
+  { address: '198.18.0.2', port: 80 },
+  { address: '198.18.0.3', port: 80 },
 ];
 
 describe('config table - derivation rules', () => {
   test('disabled members leave the index space; draining ones stay with weight 0', () => {
     const f = fleet([three[0]!, { ...three[1]!, state: 'draining' }, { ...three[2]!, state: 'disabled' }]);
     const t = buildVipTable(f, f.vips[0]!, new Map());
-    expect(t.backends.map((b) => b.name)).toEqual(['10.0.0.1:80', '10.0.0.2:80']);
-    expect(owners(f)).toEqual(new Map([['10.0.0.1:80', 251]]));
+    expect(t.backends.map((b) => b.name)).toEqual(['198.18.0.1:80', '198.18.0.2:80']);
+    expect(owners(f)).toEqual(new Map([['198.18.0.1:80', 251]]));
   });
 
   test('decided down -> weight 0; no decision -> up', () => {
     const f = fleet(three);
-    const down = new Map([[memberKey('web', '10.0.0.2:80'), 'down' as const]]);
-    expect(owners(f, down).has('10.0.0.2:80')).toBe(false);
-    expect(owners(f).get('10.0.0.2:80')).toBeGreaterThan(80);
+    const down = new Map([[memberKey('web', '198.18.0.2:80'), 'down' as const]]);
+    expect(owners(f, down).has('198.18.0.2:80')).toBe(false);
+    expect(owners(f).get('198.18.0.2:80')).toBeGreaterThan(80);
   });
 
   test('health check none ignores decided down', () => {
     const f = fleet(three, 'none');
-    const down = new Map([[memberKey('web', '10.0.0.2:80'), 'down' as const]]);
-    expect(owners(f, down).get('10.0.0.2:80')).toBeGreaterThan(80);
+    const down = new Map([[memberKey('web', '198.18.0.2:80'), 'down' as const]]);
+    expect(owners(f, down).get('198.18.0.2:80')).toBeGreaterThan(80);
   });
 
   test('all down -> every slot NO_BACKEND', () => {
@@ -112,13 +112,13 @@ describe('config vip keys', () => {
 describe('config diff', () => {
   test('reports member changes and the pools whose tables change', () => {
     const a = fleet(three);
-    const b = fleet([{ ...three[0]!, weight: 2 }, three[1]!, { address: '10.0.0.4', port: 80 }]);
+    const b = fleet([{ ...three[0]!, weight: 2 }, three[1]!, { address: '198.18.0.4', port: 80 }]);
     const d = diffFleets(a, b);
     expect(d.poolsChanged).toEqual(['web']);
     expect(d.changes.map((c) => `${c.kind} ${c.subject} ${c.detail}`.trim())).toEqual([
-      'changed member web/10.0.0.1:80 weight 1 -> 2',
-      'removed member web/10.0.0.3:80',
-      'added member web/10.0.0.4:80 10.0.0.4:80 weight 1 active',
+      'changed member web/198.18.0.1:80 weight 1 -> 2',
+      'removed member web/198.18.0.3:80',
+      'added member web/198.18.0.4:80 198.18.0.4:80 weight 1 active',
     ]);
   });
 

@@ -5,8 +5,8 @@ import { createRecordingDataPlane } from './recording.js';
 import type { VipTable } from './types.js';
 
 const backends = [
-  { name: 'a', address: '10.0.0.1', port: 80 },
-  { name: 'b', address: '10.0.0.2', port: 80 },
+  { name: 'a', address: '198.18.0.1', port: 80 },
+  { name: 'b', address: '198.18.0.2', port: 80 },
 ];
 const t: VipTable = {
   vip: { address: '198.18.2.1', port: 80, protocol: 'tcp' },

@@ -190,8 +190,8 @@ describe('store - etcd (real)', () => {
     const reg = await agent.registerNode({ name: 'lb1', address: '198.18.2.1' }, { leaseTtlS: 2 });
     await reg.reportHealth(
       new Map([
-        ['web/10.0.0.1:80', 'up'],
-        ['web/10.0.0.2:80', 'down'],
+        ['web/198.18.0.1:80', 'up'],
+        ['web/198.18.0.2:80', 'down'],
         ['dns/a', 'up'],
       ]),
     );
@@ -214,7 +214,7 @@ describe('store - etcd (real)', () => {
     ]);
     const reports = await observer.listHealthReports();
     expect(reports).toHaveLength(1);
-    expect(reports[0]!.members.get('web/10.0.0.2:80')).toBe('down');
+    expect(reports[0]!.members.get('web/198.18.0.2:80')).toBe('down');
     expect(reports[0]!.members.size).toBe(3);
     const t0 = Date.now();
     await agent.close(); // the agent dies without revoking: keepalives stop, the lease expires

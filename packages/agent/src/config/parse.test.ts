@@ -119,13 +119,13 @@ describe('agent config - parse', () => {
     ].join('\n');
     const c = parseAgentConfigText(text, {
       'node.name': 'node7',
-      'etcd.endpoints': 'http://10.0.0.1:2379,http://10.0.0.2:2379',
+      'etcd.endpoints': 'http://198.18.0.1:2379,http://198.18.0.2:2379',
       'dataplane.driver': 'dry-run',
       'metrics.listen': '127.0.0.1:0',
       'nats.servers': undefined,
     });
     expect(c.node.name).toBe('node7');
-    expect(c.etcd.endpoints).toEqual(['http://10.0.0.1:2379', 'http://10.0.0.2:2379']);
+    expect(c.etcd.endpoints).toEqual(['http://198.18.0.1:2379', 'http://198.18.0.2:2379']);
     expect(c.dataplane.driver).toBe('dry-run');
     expect(c.metrics.listen).toBe('127.0.0.1:0');
     expect(() => parseAgentConfigText(text, { 'bgp.asn': 'x' })).toThrow('bgp.asn: "x" is not an ASN');
