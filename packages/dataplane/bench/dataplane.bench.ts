@@ -6,7 +6,7 @@
  *
  *   client -- router == br0 == node, backend       (veths; the backend holds the VIP on lo)
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -135,6 +135,7 @@ async function applyLatency(): Promise<Record<string, number>> {
 async function main(): Promise<void> {
   const lab = await createNetnsLab('l4bn');
   const figures: Record<string, number> = {};
+  const dir = mkdtempSync(join(tmpdir(), 'l4bn-'));
   try {
     const client = await lab.host('cli');
     const router = await lab.host('rt');
@@ -180,7 +181,6 @@ async function main(): Promise<void> {
       floodVip(VIP, BACKEND),
     ]);
     // HAProxy (TCP mode) and the proxy driver, on the node's own address.
-    const dir = mkdtempSync(join(tmpdir(), 'l4bn-'));
     writeFileSync(
       join(dir, 'haproxy.cfg'),
       'global\n  maxconn 4096\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n' +
@@ -226,6 +226,7 @@ async function main(): Promise<void> {
     await dp.close({ removeState: true });
   } finally {
     await lab.cleanup();
+    rmSync(dir, { recursive: true, force: true });
   }
   // A failure here must not lose the figures measured above: print them, then the error, and exit 1.
   let applyError: unknown;
