@@ -14,6 +14,7 @@ import {
 import { buildTable, type Flow, flowHash, type HashMode, NO_BACKEND, type Protocol, slotOf } from '@l4fleet/maglev';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { NFT_BATCH_PATH } from '../../packages/dataplane/src/nft/batch.js';
 import { FLOW_KEY_SEED } from '../../packages/dataplane/src/nft/ruleset.js';
 import {
   backend4,
@@ -457,6 +458,23 @@ describe('nftables data plane', () => {
       const b = await viaNetlink.apply(desired);
       expect(b.slotsChanged).toBe(a.slotsChanged);
       expect(await listing('l4nl')).toBe(await listing('l4nft'));
+    }
+  });
+
+  test('l4fleet-nft-batch - a batch of 3,000 messages gets all its answers (receive buffer sized to the batch)', async () => {
+    await topo.node.run(['nft', '-f', '-'], {
+      input: 'table netdev l4many {\n  map a { type mark : mark; }\n  map b { type mark : mark; }\n}\n',
+    });
+    try {
+      // Alternating sets: every element is a message of its own.
+      const lines: string[] = [];
+      for (let i = 0; i < 3000; i++) lines.push(`add ${i % 2 === 0 ? 'a' : 'b'} ${i}=${i}`);
+      const r = await topo.node.run([NFT_BATCH_PATH, 'netdev', 'l4many'], { input: `${lines.join('\n')}\ncommit\n` });
+      expect(r.stdout.trim()).toBe('ok 3000');
+      const listed = await topo.node.run(['nft', '-j', 'list', 'map', 'netdev', 'l4many', 'b']);
+      expect((JSON.parse(listed.stdout).nftables[1].map.elem as unknown[]).length).toBe(1500);
+    } finally {
+      await topo.node.run(['nft', 'delete', 'table', 'netdev', 'l4many'], { allowFailure: true });
     }
   });
 

@@ -76,7 +76,11 @@ async function cps(client: NetnsHost, host: string, port: number): Promise<numbe
   return Number(r.stdout.trim().split(' ')[0]);
 }
 
-async function applyLatency(): Promise<Record<string, number>> {
+/**
+ * Apply latency at M = 65,537 through one delta writer ("netlink": l4fleet-nft-batch; "nft": nft -f).
+ * Figures are suffixed with the writer's name (fullApplyMs_netlink, ...).
+ */
+async function applyLatency(writer: 'netlink' | 'nft'): Promise<Record<string, number>> {
   const lab = await createNetnsLab('l4bn');
   try {
     const h = await lab.host('lat');
@@ -87,7 +91,7 @@ async function applyLatency(): Promise<Record<string, number>> {
       port: 80,
     }));
     const vip = (backends: typeof names): VipTable => ({
-      vip: { address: '198.18.2.1', port: 80, protocol: 'tcp' },
+      vip: { address: '198.51.100.1', port: 80, protocol: 'tcp' },
       hash: '5-tuple',
       seed: 1,
       backends,
@@ -95,7 +99,7 @@ async function applyLatency(): Promise<Record<string, number>> {
     });
     const full = vip(names);
     const less = vip(names.slice(1));
-    const dp = createNftablesDataPlane({ interface: 'eth0', netns: h.ns, logger });
+    const dp = createNftablesDataPlane({ interface: 'eth0', netns: h.ns, logger, deltaWriter: writer });
     const fullApply = (await dp.apply([full])).durationMs;
     const deltas: number[] = [];
     for (let i = 0; i < 5; i++) deltas.push((await dp.apply([i % 2 === 0 ? less : full])).durationMs);
@@ -105,17 +109,29 @@ async function applyLatency(): Promise<Record<string, number>> {
       slots[i] = ((slots[i] as number) + 1) % names.length;
       ones.push((await dp.apply([{ ...full, slots }])).durationMs);
     }
-    // A small pool: one of 4 backends leaving rewrites a quarter of the table (Maglev moves its ~16,384 slots).
-    const four = vip(names.slice(0, 4));
-    const three = vip(names.slice(1, 4));
-    await dp.apply([four]);
-    const smallPool: number[] = [];
-    for (let i = 0; i < 3; i++) smallPool.push((await dp.apply([i % 2 === 0 ? three : four])).durationMs);
+    // Small pools: one of 4 backends leaving rewrites a quarter of the table (Maglev moves its ~16,384
+    // slots), one of 2 half of it.
+    const small = async (n: number): Promise<{ ms: number; slots: number }> => {
+      const all = vip(names.slice(0, n));
+      const fewer = vip(names.slice(1, n));
+      await dp.apply([all]);
+      const ms: number[] = [];
+      let slots = 0;
+      for (let i = 0; i < 5; i++) {
+        const r = await dp.apply([i % 2 === 0 ? fewer : all]);
+        ms.push(r.durationMs);
+        slots = r.slotsChanged;
+      }
+      return { ms: median(ms), slots };
+    };
+    const quarter = await small(4);
+    const half = await small(2);
     await dp.apply([full]);
-    const restart = createNftablesDataPlane({ interface: 'eth0', netns: h.ns, logger });
+    await dp.close();
+    const restart = createNftablesDataPlane({ interface: 'eth0', netns: h.ns, logger, deltaWriter: writer });
     const reconcile = (await restart.apply([full])).durationMs;
-    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-    return {
+    await restart.close();
+    const figures: Record<string, number> = {
       fullApplyMs: fullApply,
       backendLeaveDeltaMs: median(deltas),
       backendLeaveSlots:
@@ -124,13 +140,19 @@ async function applyLatency(): Promise<Record<string, number>> {
           (_s, i) => full.backends[full.slots[i] as number]?.name === less.backends[less.slots[i] as number]?.name,
         ).length,
       oneSlotDeltaMs: median(ones),
-      smallPoolLeaveDeltaMs: median(smallPool),
+      quarterPoolLeaveDeltaMs: quarter.ms,
+      quarterPoolLeaveSlots: quarter.slots,
+      halfPoolLeaveDeltaMs: half.ms,
+      halfPoolLeaveSlots: half.slots,
       restartReconcileMs: reconcile,
     };
+    return Object.fromEntries(Object.entries(figures).map(([k, v]) => [`${k}_${writer}`, v]));
   } finally {
     await lab.cleanup();
   }
 }
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 async function main(): Promise<void> {
   const lab = await createNetnsLab('l4bn');
@@ -231,7 +253,8 @@ async function main(): Promise<void> {
   // A failure here must not lose the figures measured above: print them, then the error, and exit 1.
   let applyError: unknown;
   try {
-    Object.assign(figures, await applyLatency());
+    Object.assign(figures, await applyLatency('netlink'));
+    Object.assign(figures, await applyLatency('nft'));
   } catch (e) {
     applyError = e;
   }
@@ -247,13 +270,27 @@ async function main(): Promise<void> {
     ]),
   ];
   for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(10) : c.padStart(14))).join(''));
-  if (applyError === undefined)
+  if (applyError === undefined) {
+    const f = (k: string, w: string, digits = 1): string => (figures[`${k}_${w}`] as number).toFixed(digits);
     console.log(
-      `\napply at M = 65,537 (100 backends): full ${figures.fullApplyMs?.toFixed(0)} ms, one backend leaves ` +
-        `(${figures.backendLeaveSlots} slots) ${figures.backendLeaveDeltaMs?.toFixed(1)} ms, one slot ` +
-        `${figures.oneSlotDeltaMs?.toFixed(1)} ms, restart reconcile (no change) ${figures.restartReconcileMs?.toFixed(0)} ms; ` +
-        `one of 4 backends leaves (a quarter of the slots) ${figures.smallPoolLeaveDeltaMs?.toFixed(0)} ms`,
+      `\napply at M = 65,537 (median of 5)      ${'netlink'.padStart(9)}${'nft -f'.padStart(9)}   x faster\n` +
+        [
+          ['full table (100 backends)', 'fullApplyMs'],
+          [`1 of 100 backends leaves (${f('backendLeaveSlots', 'netlink', 0)} slots)`, 'backendLeaveDeltaMs'],
+          ['one slot', 'oneSlotDeltaMs'],
+          [`1 of 4 leaves (${f('quarterPoolLeaveSlots', 'netlink', 0)} slots)`, 'quarterPoolLeaveDeltaMs'],
+          [`1 of 2 leaves (${f('halfPoolLeaveSlots', 'netlink', 0)} slots)`, 'halfPoolLeaveDeltaMs'],
+          ['restart, nothing to change', 'restartReconcileMs'],
+        ]
+          .map(
+            ([label, k]) =>
+              `${(label as string).padEnd(36)}${`${f(k as string, 'netlink')} ms`.padStart(11)}` +
+              `${`${f(k as string, 'nft')} ms`.padStart(11)}` +
+              `${((figures[`${k}_nft`] as number) / (figures[`${k}_netlink`] as number)).toFixed(1).padStart(9)}x`,
+          )
+          .join('\n'),
     );
+  }
   console.log(perPacketReport(figures).join('\n'));
   const rounded = Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Math.round(v * 1000) / 1000]));
   console.log(JSON.stringify({ bench: 'dataplane', ...rounded }));

@@ -23,7 +23,8 @@
  *   VALUE is such an integer, or hex:BYTES (raw data: an address in network order, a MAC), or
  *   obj:NAME (a reference to a named object, for `type mark : counter` maps).
  *   Empty lines and lines starting with '#' are ignored. End of input commits what is pending.
- *   stdout, one line per commit:  "ok ELEMENTS"  or  "error REASON" (the kernel changed nothing).
+ *   stdout, one line per commit:  "ok COUNT", "error REASON" (the kernel changed nothing) or "lost REASON"
+ *   (the kernel's answer could not be read: the batch may or may not have been committed).
  * Exit: 0 at end of input when the last commit succeeded, 1 when it failed, 2 on bad usage.
  *
  * Netlink layout (include/uapi/linux/netfilter/nf_tables.h, net/netfilter/nfnetlink.c):
@@ -300,12 +301,15 @@ static const char *parse_line(char *line, struct ops *ops, int *is_commit, int *
   return NULL;
 }
 
+enum outcome { COMMITTED = 0, REFUSED = -1, UNKNOWN = -2 };
+
 /*
- * Reads the ACKs of the messages first_seq .. first_seq + expected - 1. Returns 0 when every one is 0;
- * otherwise writes the first failure into `why`.
+ * Reads the ACKs of the messages first_seq .. first_seq + expected - 1 (the batch began at first_seq - 1).
+ * COMMITTED when every one is 0; REFUSED (the kernel aborted the batch) with the first failure in `why`;
+ * UNKNOWN when the answers could not be read (then the batch may or may not have been committed).
  */
-static int read_acks(int fd, uint32_t first_seq, size_t expected, const struct op *const *first_op, char *why,
-                     size_t why_len) {
+static enum outcome read_acks(int fd, uint32_t first_seq, size_t expected, const struct op *const *first_op,
+                              char *why, size_t why_len) {
   static char rbuf[1 << 16];
   size_t acked = 0;
   int failed = 0;
@@ -315,12 +319,17 @@ static int read_acks(int fd, uint32_t first_seq, size_t expected, const struct o
       if (errno == EINTR) continue;
       snprintf(why, why_len, "reading the kernel's answer: %s%s", strerror(errno),
                errno == EAGAIN ? " (timed out)" : "");
-      return -1;
+      return UNKNOWN;
     }
     for (struct nlmsghdr *h = (struct nlmsghdr *)rbuf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
       if (h->nlmsg_type != NLMSG_ERROR) continue;
-      if (h->nlmsg_seq < first_seq || h->nlmsg_seq - first_seq >= expected) continue; /* a stale answer */
       struct nlmsgerr *e = NLMSG_DATA(h);
+      /* The kernel answers for the batch as a whole when it could not even queue the answers (-ENOMEM). */
+      if (h->nlmsg_seq == first_seq - 1 && e->error != 0) {
+        snprintf(why, why_len, "batch: %s", strerror(-e->error));
+        return REFUSED;
+      }
+      if (h->nlmsg_seq < first_seq || h->nlmsg_seq - first_seq >= expected) continue; /* a stale answer */
       acked++;
       if (e->error == 0 || failed) continue;
       failed = 1;
@@ -343,11 +352,11 @@ static int read_acks(int fd, uint32_t first_seq, size_t expected, const struct o
                  o->key, strerror(-e->error), extack ? ": " : "", extack ? extack : "");
     }
   }
-  return failed ? -1 : 0;
+  return failed ? REFUSED : COMMITTED;
 }
 
-/* Sends ops[0..count) as one batch; returns 0 when committed, else -1 with the reason in `why`. */
-static int commit(int fd, const char *table, int family, const struct op *ops, size_t count, uint32_t *seq,
+/* Sends ops[0..count) as one batch; the reason for anything but COMMITTED is in `why`. */
+static enum outcome commit(int fd, const char *table, int family, const struct op *ops, size_t count, uint32_t *seq,
                   char *why, size_t why_len) {
   static struct buf b;
   static const struct op **first_op;
@@ -403,11 +412,16 @@ static int commit(int fd, const char *table, int family, const struct op *ops, s
   int size = (int)(b.len + 4096);
   if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  /* Every answer arrives at once when the kernel has processed the whole batch; each takes about 1 KiB of
+   * receive buffer (skb overhead), so make room for all of them or some are dropped (ENOBUFS). */
+  int rcv = (int)(messages * 2048 + 65536);
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof rcv) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
   ssize_t sent = sendto(fd, b.data, b.len, 0, (struct sockaddr *)&kernel, sizeof kernel);
   if (sent < 0 || (size_t)sent != b.len) {
     snprintf(why, why_len, "netlink send (%zu bytes): %s", b.len, sent < 0 ? strerror(errno) : "short write");
-    return -1;
+    return REFUSED; /* nothing reached the kernel */
   }
   return read_acks(fd, first_seq, messages, first_op, why, why_len);
 }
@@ -451,12 +465,11 @@ int main(int argc, char **argv) {
       } else if (ops.len == 0) {
         printf("ok 0\n");
         last_failed = 0;
-      } else if (commit(fd, table, family, ops.v, ops.len, &seq, why, sizeof why) == 0) {
-        printf("ok %zu\n", ops.len);
-        last_failed = 0;
       } else {
-        printf("error %s\n", why);
-        last_failed = 1;
+        enum outcome o = commit(fd, table, family, ops.v, ops.len, &seq, why, sizeof why);
+        if (o == COMMITTED) printf("ok %zu\n", ops.len);
+        else printf("%s %s\n", o == REFUSED ? "error" : "lost", why);
+        last_failed = o != COMMITTED;
       }
       fflush(stdout);
       ops.len = 0;

@@ -42,6 +42,16 @@ describe('batch writer', () => {
     await w.close();
   });
 
+  test('answers "lost" - NFT_BATCH_LOST (the outcome is unknown)', async () => {
+    const path = fake(
+      'lost',
+      'while read l; do [ "$l" = commit ] && echo "lost reading the kernel\'s answer: No buffer space available"; done',
+    );
+    const w = createBatchWriter({ table: 't', logger, path });
+    await expect(w.commit('add s 1\n')).rejects.toMatchObject({ code: 'NFT_BATCH_LOST' });
+    await w.close();
+  });
+
   test('dies during a commit - NFT_BATCH_LOST, and the next commit starts it again', async () => {
     const marker = join(dir, 'died-once');
     const path = fake(

@@ -115,7 +115,9 @@ export function createBatchWriter(opts: BatchWriterOptions): BatchWriter {
         c.stdin.write(`${requests}commit\n`);
       }).then((line) => {
         if (line.startsWith('ok')) return;
-        throw new DataPlaneError('NFT_FAILED', `l4fleet-nft-batch: ${line.replace(/^error /, '')}`);
+        // "lost": the kernel's answer could not be read, the batch may have been committed.
+        const code = line.startsWith('lost ') ? 'NFT_BATCH_LOST' : 'NFT_FAILED';
+        throw new DataPlaneError(code, `l4fleet-nft-batch: ${line.replace(/^(error|lost) /, '')}`);
       });
     },
     async close() {

@@ -137,7 +137,12 @@ export function planApply(current: KernelState | null, desired: readonly Normali
   const backends = new Map<string, KernelBackend>();
   let maxId = base.maxBackendId;
   let backendsAdded = 0;
+  // Grouped by set (counters first: the counter map references them), so each set's elements travel in
+  // one statement or netlink message however many backends change.
+  const addCounters: Op[] = [];
   const addBackend: Op[] = [];
+  const addCounterRefs: Op[] = [];
+  const addMacs: Op[] = [];
   for (const v of desired) {
     for (const b of v.backends) {
       const identity = backendIdentity(b.addressHex, b.mac);
@@ -151,13 +156,15 @@ export function planApply(current: KernelState | null, desired: readonly Normali
       const id = (BACKEND_ID_BIT | maxId) >>> 0;
       backends.set(identity, { id, family: v.family, addressHex: b.addressHex, ...(b.mac ? { mac: b.mac } : {}) });
       backendsAdded += 1;
-      addBackend.push({ kind: 'counter', verb: 'add', name: backendCounter(id) });
+      addCounters.push({ kind: 'counter', verb: 'add', name: backendCounter(id) });
       addBackend.push(element('add', backendsMap(v.family), id, { address: b.addressHex }));
-      addBackend.push(element('add', BACKEND_COUNTERS, id, { counter: backendCounter(id) }));
-      if (b.mac) addBackend.push(element('add', MACS, id, { mac: b.mac }));
+      addCounterRefs.push(element('add', BACKEND_COUNTERS, id, { counter: backendCounter(id) }));
+      if (b.mac) addMacs.push(element('add', MACS, id, { mac: b.mac }));
     }
   }
-  out.push(...addBackend);
+  const byFamily = (ops: Op[]): Op[] =>
+    [...ops].sort((a, b) => (a.kind === 'element' && b.kind === 'element' ? a.set.localeCompare(b.set) : 0));
+  out.push(...addCounters, ...byFamily(addBackend), ...addCounterRefs, ...addMacs);
 
   const reports: VipApplyReport[] = [];
   const vips = new Map<string, KernelVip>();
@@ -254,12 +261,13 @@ export function planApply(current: KernelState | null, desired: readonly Normali
   }
 
   let backendsRemoved = 0;
-  for (const [identity, b] of base.backends) {
-    if (backends.has(identity)) continue;
-    backendsRemoved += 1;
-    out.push(element('delete', BACKEND_COUNTERS, b.id));
+  const gone = [...base.backends].filter(([identity]) => !backends.has(identity)).map(([, b]) => b);
+  for (const b of gone) out.push(element('delete', BACKEND_COUNTERS, b.id));
+  for (const b of [...gone].sort((x, y) => x.family - y.family))
     out.push(element('delete', backendsMap(b.family), b.id));
-    if (b.mac) out.push(element('delete', MACS, b.id));
+  for (const b of gone) if (b.mac) out.push(element('delete', MACS, b.id));
+  for (const b of gone) {
+    backendsRemoved += 1;
     out.push({ kind: 'counter', verb: 'delete', name: backendCounter(b.id) });
   }
 
