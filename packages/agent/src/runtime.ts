@@ -34,10 +34,20 @@ export interface RunAgentOptions {
   readonly dataPlane?: DataPlane;
 }
 
+/** The keys of `o` that are set (exactOptionalPropertyTypes: an absent option is not `undefined`). */
+function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
+  return Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as Partial<Pick<T, K>>;
+}
+
 function createDataPlane(config: AgentConfig, logger: Logger): DataPlane {
   switch (config.dataplane.driver) {
     case 'nftables':
-      return createNftablesDataPlane({ interface: config.node.interface, tableName: config.dataplane.table, logger });
+      return createNftablesDataPlane({
+        interface: config.node.interface,
+        tableName: config.dataplane.table,
+        logger,
+        ...pick(config.dataplane, ['flowTimeoutTcpS', 'flowTimeoutUdpS', 'flowTableSize', 'deltaWriter']),
+      });
     case 'proxy':
       return createProxyDataPlane({
         logger,

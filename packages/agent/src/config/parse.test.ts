@@ -39,6 +39,18 @@ describe('agent config - parse', () => {
     expect(c.nats).toMatchObject({ servers: [], subjectPrefix: 'l4fleet', maxPendingEvents: 1_000 });
     expect(c.metrics.listen).toBe('127.0.0.1:9469');
     expect(c.dataplane).toEqual({ driver: 'nftables', table: 'l4fleet' });
+    const tuned = parseAgentConfig({
+      ...minimal,
+      dataplane: { flowTimeoutTcpS: 600, flowTimeoutUdpS: 10, flowTableSize: 262_144, deltaWriter: 'nft' },
+    });
+    expect(tuned.dataplane).toEqual({
+      driver: 'nftables',
+      table: 'l4fleet',
+      flowTimeoutTcpS: 600,
+      flowTimeoutUdpS: 10,
+      flowTableSize: 262_144,
+      deltaWriter: 'nft',
+    });
     expect(c.drain.forwardAfterWithdrawMs).toBe(3_000);
     expect(c.state).toEqual({ enabled: true, dir: '/var/lib/l4fleet', maxBytes: 64 * 1024 * 1024, maxAgeS: 604_800 });
     expect(c.logLevel).toBe('info');
@@ -74,7 +86,7 @@ describe('agent config - parse', () => {
       etcd: { endpoints: ['ftp://x'] },
       nats: { servers: 'nats://127.0.0.1:4222', user: 'u' },
       metrics: { listen: 'localhost' },
-      dataplane: { driver: 'ebpf' },
+      dataplane: { driver: 'ebpf', flowTimeoutTcpS: 0, flowTableSize: 1.5, deltaWriter: 'bpf' },
     });
     expect(problems).toEqual(
       expect.arrayContaining([
@@ -91,9 +103,12 @@ describe('agent config - parse', () => {
         'nats: user and password go together',
         'metrics.listen: "localhost" is not HOST:PORT (IPv6 as [ADDR]:PORT)',
         'dataplane.driver: "ebpf" is not one of nftables | proxy | dry-run',
+        'dataplane.flowTimeoutTcpS: 0 is not seconds (1-604800)',
+        'dataplane.flowTableSize: 1.5 is not a number of entries (1-16777216)',
+        'dataplane.deltaWriter: "bpf" is not one of auto | netlink | nft',
       ]),
     );
-    expect(problems.length).toBe(13);
+    expect(problems.length).toBe(16);
   });
 
   test.each([

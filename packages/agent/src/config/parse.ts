@@ -20,6 +20,7 @@ import type {
   AgentConfig,
   BgpSection,
   DataPlaneDriver,
+  DeltaWriter,
   EtcdSection,
   LogLevel,
   NatsSection,
@@ -266,7 +267,18 @@ export function parseAgentConfig(raw: unknown): AgentConfig {
   ]);
   const n = node(p, raw.node);
   const m = section(p, 'metrics', raw.metrics, ['listen']);
-  const dp = section(p, 'dataplane', raw.dataplane, ['driver', 'table', 'proxyBindAddress']);
+  const dp = section(p, 'dataplane', raw.dataplane, [
+    'driver',
+    'table',
+    'proxyBindAddress',
+    'flowTimeoutTcpS',
+    'flowTimeoutUdpS',
+    'flowTableSize',
+    'deltaWriter',
+  ]);
+  // Unset: the driver's defaults (@l4fleet/dataplane: 300 s, 30 s, 65,536 entries, auto).
+  const seconds = (k: 'flowTimeoutTcpS' | 'flowTimeoutUdpS') =>
+    dp[k] === undefined ? {} : { [k]: int(p, `dataplane.${k}`, dp[k], 1, 604_800, 'seconds') };
   const h = section(p, 'health', raw.health, ['sourceAddress', 'maxConcurrentProbes']);
   const dr = section(p, 'drain', raw.drain, ['forwardAfterWithdrawMs']);
   const st = section(p, 'state', raw.state, ['enabled', 'dir', 'maxBytes', 'maxAgeS']);
@@ -289,6 +301,22 @@ export function parseAgentConfig(raw: unknown): AgentConfig {
       ),
       ...(dp.proxyBindAddress !== undefined
         ? { proxyBindAddress: addr(p, 'dataplane.proxyBindAddress', dp.proxyBindAddress) }
+        : {}),
+      ...seconds('flowTimeoutTcpS'),
+      ...seconds('flowTimeoutUdpS'),
+      ...(dp.flowTableSize !== undefined
+        ? { flowTableSize: int(p, 'dataplane.flowTableSize', dp.flowTableSize, 1, 16_777_216, 'a number of entries') }
+        : {}),
+      ...(dp.deltaWriter !== undefined
+        ? {
+            deltaWriter: oneOf<DeltaWriter>(
+              p,
+              'dataplane.deltaWriter',
+              dp.deltaWriter,
+              ['auto', 'netlink', 'nft'],
+              'auto',
+            ),
+          }
         : {}),
     },
     health: {

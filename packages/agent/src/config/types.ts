@@ -97,7 +97,16 @@ export interface DataPlaneSection {
   readonly table: string;
   /** proxy driver: address the listeners bind; default the VIP itself. */
   readonly proxyBindAddress?: string;
+  /** nftables: idle seconds before a flow forgets its backend; default the driver's (300 TCP, 30 UDP). */
+  readonly flowTimeoutTcpS?: number;
+  readonly flowTimeoutUdpS?: number;
+  /** nftables: entries per flow map; default the driver's (65,536). */
+  readonly flowTableSize?: number;
+  /** nftables: how element-only deltas reach the kernel; default auto (netlink when built). */
+  readonly deltaWriter?: DeltaWriter;
 }
+
+export type DeltaWriter = 'auto' | 'netlink' | 'nft';
 
 export interface HealthSection {
   /** Source address of probes; default chosen by the kernel. */
