@@ -22,7 +22,16 @@ export type Op =
       readonly key: number;
       readonly value?: ElementValue;
     }
-  | { readonly kind: 'counter'; readonly verb: 'add' | 'delete'; readonly name: string };
+  | { readonly kind: 'counter'; readonly verb: 'add' | 'delete'; readonly name: string }
+  /** Many elements of one mark-to-mark map or mark set at once (slot deltas: tens of thousands). */
+  | {
+      readonly kind: 'bulk';
+      readonly verb: 'add' | 'delete';
+      readonly set: string;
+      readonly keys: Uint32Array;
+      /** add to a map: the value of each key. */
+      readonly values?: Uint32Array;
+    };
 
 /** Elements per nft statement: keeps lines short for the nft parser; still one transaction. */
 const NFT_CHUNK = 2048;
@@ -41,6 +50,17 @@ function batchValue(v: ElementValue): string {
   return `obj:${v.counter}`;
 }
 
+/** Elements [at, at + n) of a bulk change, as "k<sep>v" joined by `join` (keys alone for deletes). */
+function bulkItems(op: Extract<Op, { kind: 'bulk' }>, at: number, n: number, sep: string, join: string): string {
+  const end = Math.min(op.keys.length, at + n);
+  const parts = new Array<string>(end - at);
+  const { keys, values } = op;
+  for (let j = at; j < end; j++) {
+    parts[j - at] = values === undefined ? String(keys[j]) : `${keys[j]}${sep}${values[j]}`;
+  }
+  return parts.join(join);
+}
+
 /** The nft script; consecutive element changes of one set share a statement. */
 export function renderNft(table: string, ops: readonly Op[]): string {
   const out: string[] = [];
@@ -52,6 +72,11 @@ export function renderNft(table: string, ops: readonly Op[]): string {
       i += 1;
     } else if (op.kind === 'counter') {
       out.push(`${op.verb} counter netdev ${table} ${op.name}`);
+      i += 1;
+    } else if (op.kind === 'bulk') {
+      for (let at = 0; at < op.keys.length; at += NFT_CHUNK) {
+        out.push(`${op.verb} element netdev ${table} ${op.set} { ${bulkItems(op, at, NFT_CHUNK, ' : ', ', ')} }`);
+      }
       i += 1;
     } else {
       const items: string[] = [];
@@ -78,6 +103,13 @@ export function renderBatch(ops: readonly Op[]): string | undefined {
     if (op.kind === 'nft') return undefined;
     if (op.kind === 'counter') {
       out.push(`${op.verb}-counter ${op.name}`);
+      i += 1;
+      continue;
+    }
+    if (op.kind === 'bulk') {
+      for (let at = 0; at < op.keys.length; at += BATCH_CHUNK) {
+        out.push(`${op.verb} ${op.set} ${bulkItems(op, at, BATCH_CHUNK, '=', ' ')}`);
+      }
       i += 1;
       continue;
     }
