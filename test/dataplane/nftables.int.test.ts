@@ -404,25 +404,38 @@ describe('nftables data plane', () => {
     expect(Math.min(...times)).toBeLessThanOrEqual(50);
   });
 
-  test('delta - one of 4 backends leaving at M = 65,537 (a quarter of the slots) applies within 50 ms', async () => {
-    const dp = dataPlane({ deltaWriter: 'netlink' });
-    const four = vipTable({ address: VIP4, port: 80, protocol: 'tcp', backends: 4 });
-    const three: VipTable = {
-      ...four,
-      backends: four.backends.slice(0, 3),
-      slots: buildTable(four.backends.slice(0, 3)),
+  test('delta - one of 4 and one of 2 backends leaving at M = 65,537 (a quarter, half of the slots) apply within 50 ms', async () => {
+    const dp = dataPlane({ deltaWriter: 'netlink', foldDelayMs: 100 });
+    const folded = async (): Promise<void> => {
+      // The overlay of the previous change folds after 100 ms quiet, in 2,048-slot steps.
+      await new Promise((r) => setTimeout(r, 600));
     };
-    await dp.apply([four]);
-    const times: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      const r = await dp.apply([i % 2 === 0 ? three : four]);
-      times.push(r.durationMs);
-      expect(r.tableCreated).toBe(false);
-      expect(r.slotsChanged).toBeGreaterThan(16_000);
-      expect(r.backendsRemoved + r.backendsAdded).toBe(1);
+    const pool = (t: VipTable, n: number): VipTable => {
+      const backends = t.backends.slice(0, n);
+      return { ...t, backends, slots: buildTable(backends) };
+    };
+    const four = vipTable({ address: VIP4, port: 80, protocol: 'tcp', backends: 4 });
+    const three = pool(four, 3);
+    for (const [all, fewer, share] of [
+      [four, three, 4],
+      [pool(four, 2), pool(four, 1), 2],
+    ] as const) {
+      await dp.apply([all]);
+      await folded();
+      const times: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await dp.apply([i % 2 === 0 ? fewer : all]);
+        times.push(r.durationMs);
+        expect(r.tableCreated).toBe(false);
+        expect(r.slotsChanged).toBeGreaterThan(65_537 / share - 500);
+        expect(r.backendsRemoved + r.backendsAdded).toBe(1);
+        await folded();
+      }
+      // The issue's bound; the best of three, since other suites share the machine's two cores.
+      expect(Math.min(...times), `one of ${share} leaving: ${times.map((t) => t.toFixed(1))} ms`).toBeLessThanOrEqual(
+        50,
+      );
     }
-    // The issue's bound; the best of three, since other suites share the machine's two cores.
-    expect(Math.min(...times)).toBeLessThanOrEqual(50);
     // Traffic follows the new table.
     await dp.apply([three]);
     const flows = Array.from({ length: 40 }, (_x, i) => ({
@@ -451,8 +464,9 @@ describe('nftables data plane', () => {
       return { ...t, backends, slots: buildTable(backends, t.slots.length) };
     };
     steps.push([v4, v6], [drop(v4, 1), v6], [drop(v4, 1), drop(v6, 0)], [v4, drop(v6, 0)], [v4, v6]);
-    const viaNft = dataPlane({ deltaWriter: 'nft', tableName: 'l4nft' });
-    const viaNetlink = dataPlane({ deltaWriter: 'netlink', tableName: 'l4nl' });
+    // Folding is timed, so it is kept out of the comparison (the fold test covers it).
+    const viaNft = dataPlane({ deltaWriter: 'nft', tableName: 'l4nft', foldDelayMs: 3_600_000 });
+    const viaNetlink = dataPlane({ deltaWriter: 'netlink', tableName: 'l4nl', foldDelayMs: 3_600_000 });
     for (const desired of steps) {
       const a = await viaNft.apply(desired);
       const b = await viaNetlink.apply(desired);
@@ -479,25 +493,33 @@ describe('nftables data plane', () => {
   });
 
   test('delta writers - a refused netlink batch changes nothing and the next apply recovers', async () => {
-    const dp = dataPlane({ deltaWriter: 'netlink', tableName: 'l4nlfail' });
+    const dp = dataPlane({ deltaWriter: 'netlink', tableName: 'l4nlfail', foldDelayMs: 3_600_000 });
     const t = vipTable({ address: VIP4, port: 80, protocol: 'tcp', size: 4093 });
     await dp.apply([t]);
     const key = 'v_c633644d_tcp_80';
-    // Someone removes slot 5 behind the driver's back; a delta that deletes slot 5 is then refused.
-    await topo.node.run(['nft', 'delete', 'element', 'netdev', 'l4nlfail', `${key}_slots`, '{ 5 }']);
-    const before = (await topo.node.run(['nft', 'list', 'map', 'netdev', 'l4nlfail', `${key}_slots`])).stdout;
-    const slots = Int32Array.from(t.slots);
-    slots[5] = ((slots[5] as number) + 1) % BACKENDS;
-    slots[6] = ((slots[6] as number) + 1) % BACKENDS;
-    const err = await dp.apply([{ ...t, slots }]).catch((e: unknown) => e);
+    const moved = (slot: number, by: number): VipTable => {
+      const slots = Int32Array.from(t.slots);
+      slots[slot] = ((slots[slot] as number) + by) % BACKENDS;
+      return { ...t, slots };
+    };
+    await dp.apply([moved(5, 1)]); // slot 5 is now in the overlay
+    // Someone removes it behind the driver's back; a delta that replaces it (delete + add) is refused.
+    await topo.node.run(['nft', 'delete', 'element', 'netdev', 'l4nlfail', `${key}_over`, '{ 5 }']);
+    const listing = async (): Promise<string> =>
+      (await topo.node.run(['nft', 'list', 'table', 'netdev', 'l4nlfail'])).stdout.replace(
+        /packets \d+ bytes \d+/g,
+        '',
+      );
+    const before = await listing();
+    const err = await dp.apply([moved(5, 2)]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DataPlaneError);
     expect((err as DataPlaneError).code).toBe('NFT_FAILED');
-    expect((err as DataPlaneError).message).toMatch(/_slots.*No such file or directory/);
-    expect((await topo.node.run(['nft', 'list', 'map', 'netdev', 'l4nlfail', `${key}_slots`])).stdout).toBe(before);
-    // The driver reads the kernel again and repairs the slot.
-    const again = await dp.apply([{ ...t, slots }]);
-    expect(again.slotsChanged).toBe(2);
-    expect((await dp.apply([{ ...t, slots }])).transactions).toBe(0);
+    expect((err as DataPlaneError).message).toMatch(/_over.*No such file or directory/);
+    expect(await listing()).toBe(before);
+    // The driver reads the kernel again and writes the slot.
+    const again = await dp.apply([moved(5, 2)]);
+    expect(again.slotsChanged).toBe(1);
+    expect((await dp.apply([moved(5, 2)])).transactions).toBe(0);
     // A killed l4fleet-nft-batch is started again on the next apply.
     const pattern = 'l4fleet-nft-batch netdev l4nlfail';
     expect(spawnSync('pkill', ['-f', pattern]).status).toBe(0);
@@ -505,7 +527,47 @@ describe('nftables data plane', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     await new Promise((r) => setTimeout(r, 50));
-    expect((await dp.apply([t])).slotsChanged).toBe(2);
+    expect((await dp.apply([t])).slotsChanged).toBe(1);
+  });
+
+  test('fold - after a quiet time the overlay moves into the slot map; flows land the same before and after', async () => {
+    const dp = dataPlane({ foldDelayMs: 300 });
+    const t1 = vipTable({ address: VIP4, port: 80, protocol: 'udp', size: 4093 });
+    const pool = t1.backends.slice(1);
+    const t2: VipTable = { ...t1, backends: pool, slots: buildTable(pool, 4093) };
+    const key = 'v_c633644d_udp_80';
+    const count = async (map: string): Promise<number> => {
+      const r = await topo.node.run(['nft', '-j', 'list', 'map', 'netdev', 'l4fleet', map]);
+      const m = (JSON.parse(r.stdout).nftables as { map?: { elem?: unknown[] } }[]).find((o) => o.map);
+      return m?.map?.elem?.length ?? 0;
+    };
+    await dp.apply([t1]);
+    await dp.apply([t2]);
+    // A third of the slots moved: all in the overlay, the slot map untouched.
+    const over = await count(`${key}_over`);
+    expect(over).toBeGreaterThan(1000);
+    const flows = (base: number): Flow[] =>
+      Array.from({ length: 60 }, (_x, i) => ({
+        src: clientSource4(i),
+        sport: base + i,
+        dst: VIP4,
+        dport: 80,
+        protocol: 'udp' as const,
+      }));
+    // The new backend of each flow, as an index into the topology's backends.
+    const want = (f: Flow): number => t1.backends.indexOf(t2.backends[expected(t2, f)] as VipTable['backends'][number]);
+    const check = async (fs: Flow[]): Promise<void> => {
+      await sendFlows(fs);
+      const got = await landings();
+      for (const f of fs) expect(got.get(flowKey(f))).toEqual([want(f)]);
+    };
+    await check(flows(42_000));
+    for (let i = 0; i < 100 && (await count(`${key}_over`)) > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await count(`${key}_over`)).toBe(0);
+    expect(await count(`${key}_slots`)).toBe(4093);
+    await check(flows(43_000));
+    // The driver's copy followed the fold: the same table again is no transaction.
+    expect((await dp.apply([t2])).transactions).toBe(0);
   });
 
   test('restart - a new driver over the same kernel state changes nothing, then applies only the delta', async () => {

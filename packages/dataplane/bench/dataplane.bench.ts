@@ -99,7 +99,13 @@ async function applyLatency(writer: 'netlink' | 'nft'): Promise<Record<string, n
     });
     const full = vip(names);
     const less = vip(names.slice(1));
-    const dp = createNftablesDataPlane({ interface: 'eth0', netns: h.ns, logger, deltaWriter: writer });
+    const dp = createNftablesDataPlane({
+      interface: 'eth0',
+      netns: h.ns,
+      logger,
+      deltaWriter: writer,
+      foldDelayMs: FOLD_MS,
+    });
     const fullApply = (await dp.apply([full])).durationMs;
     const deltas: number[] = [];
     for (let i = 0; i < 5; i++) deltas.push((await dp.apply([i % 2 === 0 ? less : full])).durationMs);
@@ -110,19 +116,26 @@ async function applyLatency(writer: 'netlink' | 'nft'): Promise<Record<string, n
       ones.push((await dp.apply([{ ...full, slots }])).durationMs);
     }
     // Small pools: one of 4 backends leaving rewrites a quarter of the table (Maglev moves its ~16,384
-    // slots), one of 2 half of it.
-    const small = async (n: number): Promise<{ ms: number; slots: number }> => {
+    // slots), one of 2 half of it. Each change comes after the previous one was folded (the usual case);
+    // "flap": the backend comes back before that (new backend id: its slots are replaced in the overlay).
+    const settle = (): Promise<void> => new Promise((r) => setTimeout(r, FOLD_MS + 500));
+    const small = async (n: number): Promise<{ ms: number; flapMs: number; slots: number }> => {
       const all = vip(names.slice(0, n));
       const fewer = vip(names.slice(1, n));
       await dp.apply([all]);
+      await settle();
       const ms: number[] = [];
       let slots = 0;
       for (let i = 0; i < 5; i++) {
         const r = await dp.apply([i % 2 === 0 ? fewer : all]);
         ms.push(r.durationMs);
         slots = r.slotsChanged;
+        await settle();
       }
-      return { ms: median(ms), slots };
+      const flap: number[] = [];
+      for (let i = 0; i < 4; i++) flap.push((await dp.apply([i % 2 === 0 ? fewer : all])).durationMs);
+      await settle();
+      return { ms: median(ms), flapMs: median(flap.filter((_x, i) => i % 2 === 1)), slots };
     };
     const quarter = await small(4);
     const half = await small(2);
@@ -143,6 +156,8 @@ async function applyLatency(writer: 'netlink' | 'nft'): Promise<Record<string, n
       quarterPoolLeaveDeltaMs: quarter.ms,
       quarterPoolLeaveSlots: quarter.slots,
       halfPoolLeaveDeltaMs: half.ms,
+      quarterPoolFlapDeltaMs: quarter.flapMs,
+      halfPoolFlapDeltaMs: half.flapMs,
       halfPoolLeaveSlots: half.slots,
       restartReconcileMs: reconcile,
     };
@@ -151,6 +166,9 @@ async function applyLatency(writer: 'netlink' | 'nft'): Promise<Record<string, n
     await lab.cleanup();
   }
 }
+
+/** The bench's fold delay: short, so waiting for folds between changes does not make the run long. */
+const FOLD_MS = 200;
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
@@ -280,6 +298,8 @@ async function main(): Promise<void> {
           ['one slot', 'oneSlotDeltaMs'],
           [`1 of 4 leaves (${f('quarterPoolLeaveSlots', 'netlink', 0)} slots)`, 'quarterPoolLeaveDeltaMs'],
           [`1 of 2 leaves (${f('halfPoolLeaveSlots', 'netlink', 0)} slots)`, 'halfPoolLeaveDeltaMs'],
+          ['1 of 4 back within the fold delay', 'quarterPoolFlapDeltaMs'],
+          ['1 of 2 back within the fold delay', 'halfPoolFlapDeltaMs'],
           ['restart, nothing to change', 'restartReconcileMs'],
         ]
           .map(

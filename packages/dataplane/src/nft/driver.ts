@@ -18,7 +18,8 @@ import {
   hexToAddress,
   parseVipKey,
 } from './names.js';
-import { type KernelState, planApply } from './plan.js';
+import { type Op, renderBatch, renderNft } from './ops.js';
+import { type KernelState, planApply, planFold } from './plan.js';
 import type { Layout } from './ruleset.js';
 import { countElements, readKernelState } from './state.js';
 
@@ -29,6 +30,10 @@ export const DEFAULT_FLOW_TIMEOUT_TCP_S = 300;
 export const DEFAULT_FLOW_TIMEOUT_UDP_S = 30;
 /** Entries per flow map (one map per IP family and protocol). */
 export const DEFAULT_FLOW_TABLE_SIZE = 65_536;
+/** Quiet time after an apply before the overlays are folded into the slot maps (see plan.ts). */
+export const DEFAULT_FOLD_DELAY_MS = 1_000;
+/** Overlay entries per fold transaction: about 5 ms of kernel work, the longest an apply waits for a fold. */
+const FOLD_STEP_SLOTS = 2_048;
 
 export interface NftablesDataPlaneOptions {
   /** The node's interface facing the router and the backends (one L2 segment). */
@@ -51,6 +56,8 @@ export interface NftablesDataPlaneOptions {
    * binary was built, else nft. Tables, chains and rules are always written by nft.
    */
   readonly deltaWriter?: 'auto' | 'netlink' | 'nft';
+  /** Quiet milliseconds after an apply before its overlay entries are folded into the slot maps. */
+  readonly foldDelayMs?: number;
 }
 
 const IDENTIFIER = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
@@ -78,6 +85,10 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
   const flowTableSize = positiveInt('flowTableSize', opts.flowTableSize, DEFAULT_FLOW_TABLE_SIZE, 16_777_216);
   const exec = opts.exec ?? createExec(opts.netns);
   const log = opts.logger.child({ component: 'dataplane', driver: 'nftables', table, interface: opts.interface });
+  const foldDelayMs = opts.foldDelayMs ?? DEFAULT_FOLD_DELAY_MS;
+  if (!Number.isInteger(foldDelayMs) || foldDelayMs < 0 || foldDelayMs > 3_600_000) {
+    throw new DataPlaneError('OPTIONS_INVALID', `foldDelayMs: ${String(opts.foldDelayMs)} is not 0-3600000`);
+  }
   const deltaWriter = opts.deltaWriter ?? 'auto';
   if (!['auto', 'netlink', 'nft'].includes(deltaWriter)) {
     throw new DataPlaneError(
@@ -132,6 +143,63 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
     );
   }
 
+  /** Applies waiting or running: a fold stops between steps when one arrives. */
+  let applying = 0;
+  let foldTimer: NodeJS.Timeout | undefined;
+
+  /** Writes ops as one transaction, through the batch writer when it can take them. */
+  async function write(ops: readonly Op[]): Promise<'netlink' | 'nft'> {
+    const batch = batchWriter === undefined ? undefined : renderBatch(ops);
+    if (batch !== undefined) {
+      await batchWriter?.commit(batch);
+      return 'netlink';
+    }
+    const r = await exec(['nft', '-f', '-'], renderNft(table, ops));
+    if (r.code !== 0) {
+      throw new DataPlaneError('NFT_FAILED', `nft -f: ${r.stderr.trim().split('\n').slice(0, 6).join(' | ')}`, {
+        cause: r.stderr,
+      });
+    }
+    return 'nft';
+  }
+
+  function scheduleFold(): void {
+    if (foldTimer !== undefined) clearTimeout(foldTimer);
+    foldTimer = undefined;
+    if (closed || !state || ![...state.vips.values()].some((v) => v.overlayCount > 0)) return;
+    foldTimer = setTimeout(() => {
+      foldTimer = undefined;
+      void fold();
+    }, foldDelayMs);
+    foldTimer.unref();
+  }
+
+  /** Folds the overlays step by step while no apply is waiting; the next apply schedules the rest. */
+  async function fold(): Promise<void> {
+    const started = performance.now();
+    let slots = 0;
+    for (let step = 0; step < 100_000; step++) {
+      const done = await serial(async () => {
+        if (closed || applying > 0 || !state) return true;
+        const f = planFold(state, FOLD_STEP_SLOTS);
+        if (f === undefined) return true;
+        try {
+          await write(f.ops);
+        } catch (err) {
+          // Nothing to undo (the forwarding did not depend on it); read the kernel again next time.
+          state = undefined;
+          log.warn({ event: 'foldFailed', err });
+          return true;
+        }
+        state = f.next;
+        slots += f.slots;
+        return false;
+      });
+      if (done) break;
+    }
+    if (slots > 0) log.debug({ event: 'folded', slots, durationMs: Math.round(performance.now() - started) });
+  }
+
   async function applyNow(desired: readonly VipTable[]): Promise<ApplyResult> {
     if (closed) throw new DataPlaneError('CLOSED', 'apply: the nftables data plane is closed');
     const started = performance.now();
@@ -142,28 +210,16 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       log.info({ event: 'kernelStateRead', exists: state !== null, vips: state?.vips.size ?? 0 });
     }
     const plan = planApply(state, vips, layout);
-    const batch = batchWriter === undefined || plan.ops.length === 0 ? undefined : plan.batch;
     const planned = performance.now();
-    if (batch !== undefined) {
+    let writer: 'netlink' | 'nft' | 'none' = 'none';
+    if (plan.ops.length > 0) {
       try {
-        await batchWriter?.commit(batch);
+        writer = await write(plan.ops);
       } catch (err) {
-        // Refused: nothing changed. Lost: unknown. Either way the next apply plans against a fresh read.
+        // Refused: the kernel keeps the previous state. Lost: unknown. Either way the next apply plans
+        // against a fresh read (which also repairs a table changed under us, say deleted by hand).
         state = undefined;
         throw (await interfaceGone()) ?? err;
-      }
-    } else if (plan.ops.length > 0) {
-      const r = await exec(['nft', '-f', '-'], plan.script);
-      if (r.code !== 0) {
-        // The transaction did not happen: the kernel keeps the previous state. Our copy is read again
-        // next time, in case the kernel was changed under us (a table deleted by hand).
-        state = undefined;
-        throw (
-          (await interfaceGone()) ??
-          new DataPlaneError('NFT_FAILED', `nft -f: ${r.stderr.trim().split('\n').slice(0, 6).join(' | ')}`, {
-            cause: r.stderr,
-          })
-        );
       }
     }
     state = plan.next;
@@ -182,7 +238,7 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       changed: plan.vips.filter((v) => v.action !== 'unchanged').length,
       slotsChanged: result.slotsChanged,
       tableCreated: result.tableCreated,
-      writer: batch === undefined ? 'nft' : 'netlink',
+      writer,
       planMs: Math.round((planned - started) * 10) / 10,
       durationMs: Math.round(result.durationMs * 10) / 10,
     });
@@ -224,12 +280,21 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
   }
 
   return {
-    apply: (desired) => serial(() => applyNow(desired)),
+    apply: async (desired) => {
+      applying += 1;
+      try {
+        return await serial(() => applyNow(desired));
+      } finally {
+        applying -= 1;
+        scheduleFold();
+      }
+    },
     counters: () => serial(countersNow),
     close: (closeOpts) =>
       serial(async () => {
         if (closed) return;
         closed = true;
+        if (foldTimer !== undefined) clearTimeout(foldTimer);
         await batchWriter?.close();
         if (closeOpts?.removeState) {
           const r = await exec(['nft', 'delete', 'table', 'netdev', table]);

@@ -5,7 +5,7 @@
 import type { IpFamily, Protocol } from '@l4fleet/maglev';
 
 /** Bumped when the table's shape changes: an older table is then replaced once, not patched. */
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 
 /** Backend ids in meta mark carry this bit, so a slot number (< 2^21) is never taken for a backend. */
 export const BACKEND_ID_BIT = 0x8000_0000;
@@ -26,6 +26,10 @@ export const flowsMap = (family: IpFamily, protocol: Protocol): string => `flows
 export const exactFlowsSet = (protocol: Protocol): string => `exact6_${protocol}`;
 /** Per VIP: the chain, and the VIP's packet counter, are named by the key itself. */
 export const slotsMap = (vipKey: string): string => `${vipKey}_slots`;
+/** Per VIP: recent slot changes, looked up before the slot map and folded into it later (see plan.ts). */
+export const overlayMap = (vipKey: string): string => `${vipKey}_over`;
+/** An overlay value meaning "this slot has no backend" (bit 31 alone: never a backend id). */
+export const OVERLAY_NO_BACKEND = 0x8000_0000;
 export const liveSet = (vipKey: string): string => `${vipKey}_live`;
 export const backendCounter = (id: number): string => `b_${id.toString(16)}`;
 

@@ -2,7 +2,8 @@ import { buildTable } from '@l4fleet/maglev';
 import { describe, expect, test } from 'vitest';
 import type { VipTable } from '../types.js';
 import { validateDesired } from '../validate.js';
-import { type KernelState, planApply } from './plan.js';
+import { renderBatch } from './ops.js';
+import { effectiveSlot, type KernelState, planApply, planFold } from './plan.js';
 import type { Layout } from './ruleset.js';
 
 const layout: Layout = {
@@ -51,16 +52,56 @@ describe('planApply', () => {
     expect(p.vips).toEqual([{ vip: '198.18.2.1:80/tcp', action: 'unchanged', slotsChanged: 0, rulesReplaced: false }]);
   });
 
-  test('one slot moves - one delete and one add of that slot, in the VIP map only', () => {
+  test('one slot moves - one add to the overlay; moving back deletes it; the slot map is untouched', () => {
     const t = vip(3);
     const slots = Int32Array.from(t.slots);
     slots[4] = ((slots[4] as number) + 1) % 3;
     const p = planApply(applied(t), norm({ ...t, slots }), layout);
     expect(lines(p.script)).toEqual([
-      'delete element netdev l4t v_c6120201_tcp_80_slots { 4 }',
-      expect.stringMatching(/^add element netdev l4t v_c6120201_tcp_80_slots \{ 4 : \d+ \}$/),
+      expect.stringMatching(/^add element netdev l4t v_c6120201_tcp_80_over \{ 4 : \d+ \}$/),
     ]);
     expect(p.slotsChanged).toBe(1);
+    const v = p.next.vips.get('v_c6120201_tcp_80');
+    expect(v?.overlayCount).toBe(1);
+    const back = planApply(p.next, norm(t), layout);
+    expect(lines(back.script)).toEqual(['delete element netdev l4t v_c6120201_tcp_80_over { 4 }']);
+    expect(back.next.vips.get('v_c6120201_tcp_80')?.overlayCount).toBe(0);
+    // Moving it again, elsewhere: the overlay element is replaced.
+    const slots2 = Int32Array.from(slots);
+    slots2[4] = ((slots[4] as number) + 1) % 3;
+    const again = planApply(p.next, norm({ ...t, slots: slots2 }), layout);
+    expect(lines(again.script)).toEqual([
+      'delete element netdev l4t v_c6120201_tcp_80_over { 4 }',
+      expect.stringMatching(/^add element netdev l4t v_c6120201_tcp_80_over \{ 4 : \d+ \}$/),
+    ]);
+  });
+
+  test('fold - overlay entries move into the slot map in steps, every slot forwarding where it did', () => {
+    const t = vip(3, {}, 101);
+    let state = applied(t);
+    const less = vip(2, {}, 101);
+    state = planApply(state, norm(less), layout).next;
+    const key = 'v_c6120201_tcp_80';
+    const before = state.vips.get(key) as NonNullable<ReturnType<typeof state.vips.get>>;
+    expect(before.overlayCount).toBeGreaterThan(20);
+    const effective = (st: typeof state): number[] =>
+      Array.from({ length: 101 }, (_x, s) =>
+        effectiveSlot(st.vips.get(key) as NonNullable<ReturnType<typeof st.vips.get>>, s),
+      );
+    const want = effective(state);
+    let steps = 0;
+    for (let fold = planFold(state, 10); fold !== undefined; fold = planFold(state, 10)) {
+      expect(fold.slots).toBeLessThanOrEqual(10);
+      expect(renderBatch(fold.ops)).toBeDefined();
+      state = fold.next;
+      expect(effective(state)).toEqual(want);
+      steps += 1;
+      expect(steps).toBeLessThan(50);
+    }
+    expect(state.vips.get(key)?.overlayCount).toBe(0);
+    expect(steps).toBe(Math.ceil(before.overlayCount / 10));
+    // Folded, the state plans like a fresh one: nothing to do for the same table.
+    expect(planApply(state, norm(less), layout).script).toBe('');
   });
 
   test('backend leaves - its slots move, its id and counter go and are never reused', () => {
@@ -114,8 +155,7 @@ describe('planApply', () => {
     expect(requests[0]).toBe('delete v_c6120201_tcp_80_live 2147483651');
     expect(requests).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^delete v_c6120201_tcp_80_slots( \d+)+$/),
-        expect.stringMatching(/^add v_c6120201_tcp_80_slots( \d+=\d+)+$/),
+        expect.stringMatching(/^add v_c6120201_tcp_80_over( \d+=\d+)+$/),
         'delete backend_counters 2147483651',
         'delete backends4 2147483651',
         'delete-counter b_80000003',

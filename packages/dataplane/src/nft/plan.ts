@@ -17,6 +17,8 @@ import {
   hexToAddress,
   liveSet,
   MACS,
+  OVERLAY_NO_BACKEND,
+  overlayMap,
   slotsMap,
   vipAddressesSet,
   vipsMap,
@@ -39,8 +41,16 @@ export interface KernelVip {
   readonly port: number;
   /** vipSignature() of the rules in the kernel; '' when unknown (rules are then rewritten). */
   readonly signature: string;
-  /** Backend id per slot, 0 where the slot has no backend. */
-  readonly slots: Uint32Array;
+  /** The slot map: backend id per slot, 0 where it has no element. */
+  readonly base: Uint32Array;
+  /**
+   * The overlay map, consulted first: per slot 0 (no element), OVERLAY_NO_BACKEND, or a backend id.
+   * Recent changes go here (adds only, half the kernel work of replacing slot-map elements) and are
+   * folded into the slot map later, off the critical path.
+   */
+  readonly overlay: Uint32Array;
+  /** Elements in the overlay. */
+  readonly overlayCount: number;
   /** Backend ids in the VIP's pool (its live set). */
   readonly live: ReadonlySet<number>;
   readonly label: string;
@@ -92,13 +102,42 @@ function toBackendIds(wanted: Int32Array, ids: Uint32Array): Uint32Array {
   return slots;
 }
 
+/** The backend id a slot forwards to (0: none), as the rules read the two maps. */
+export function effectiveSlot(v: Pick<KernelVip, 'base' | 'overlay'>, slot: number): number {
+  const o = v.overlay[slot] as number;
+  if (o === 0) return v.base[slot] as number;
+  return o === OVERLAY_NO_BACKEND ? 0 : o;
+}
+
+/** A new VIP or size: every slot into the slot map. */
+function fillBase(set: string, slots: Uint32Array, out: Op[]): void {
+  const keys = new Uint32Array(slots.length);
+  const values = new Uint32Array(slots.length);
+  let n = 0;
+  for (let s = 0; s < slots.length; s++) {
+    if (slots[s] === 0) continue;
+    keys[n] = s;
+    values[n++] = slots[s] as number;
+  }
+  if (n > 0) out.push({ kind: 'bulk', verb: 'add', set, keys: keys.subarray(0, n), values: values.subarray(0, n) });
+}
+
 /**
- * Appends the changed slots to `out` (all deletes, then all adds: a map element's value cannot be
- * replaced in place); returns how many changed. Typed arrays, not an object per slot: a change can
- * move tens of thousands of slots and this is on the apply's critical path.
+ * The changed slots, written to the overlay (Maglev moves the slots of a leaving backend: a quarter of the
+ * table when one of 4 leaves). A slot the overlay does not have yet costs one `add`; replacing a slot-map
+ * element would cost a `delete` and an `add` (the kernel cannot change an element's value in place), and
+ * the kernel's ~0.75 us per operation is most of an apply. Typed arrays, not an object per slot: this is
+ * on the apply's critical path. Returns the new overlay and how many slots changed.
  */
-function diffSlots(set: string, prev: Uint32Array | undefined, slots: Uint32Array, out: Op[]): number {
+function diffSlots(
+  set: string,
+  old: Pick<KernelVip, 'base' | 'overlay' | 'overlayCount'>,
+  slots: Uint32Array,
+  out: Op[],
+): { overlay: Uint32Array; overlayCount: number; changed: number } {
   const size = slots.length;
+  const overlay = Uint32Array.from(old.overlay);
+  let overlayCount = old.overlayCount;
   const delKeys = new Uint32Array(size);
   const addKeys = new Uint32Array(size);
   const addValues = new Uint32Array(size);
@@ -106,20 +145,26 @@ function diffSlots(set: string, prev: Uint32Array | undefined, slots: Uint32Arra
   let adds = 0;
   let changed = 0;
   for (let s = 0; s < size; s++) {
-    const was = prev === undefined ? 0 : (prev[s] as number);
     const now = slots[s] as number;
-    if (prev !== undefined && was === now) continue;
+    if (effectiveSlot(old, s) === now) continue;
     changed += 1;
-    if (was !== 0) delKeys[dels++] = s;
-    if (now !== 0) {
-      addKeys[adds] = s;
-      addValues[adds++] = now;
+    const was = overlay[s] as number;
+    const want = now === (old.base[s] as number) ? 0 : now === 0 ? OVERLAY_NO_BACKEND : now;
+    if (was !== 0) {
+      delKeys[dels++] = s;
+      overlayCount -= 1;
     }
+    if (want !== 0) {
+      addKeys[adds] = s;
+      addValues[adds++] = want;
+      overlayCount += 1;
+    }
+    overlay[s] = want;
   }
   if (dels > 0) out.push({ kind: 'bulk', verb: 'delete', set, keys: delKeys.subarray(0, dels) });
   if (adds > 0)
     out.push({ kind: 'bulk', verb: 'add', set, keys: addKeys.subarray(0, adds), values: addValues.subarray(0, adds) });
-  return changed;
+  return { overlay, overlayCount, changed };
 }
 
 export function planApply(current: KernelState | null, desired: readonly NormalizedVip[], layout: Layout): Plan {
@@ -198,26 +243,24 @@ export function planApply(current: KernelState | null, desired: readonly Normali
     const slots = toBackendIds(v.table.slots, ids);
     const live = new Set(ids);
     const old = base.vips.get(v.key);
-    vips.set(v.key, {
-      key: v.key,
-      family: v.family,
-      addressHex: v.addressHex,
-      protocol,
-      port,
-      signature,
-      slots,
-      live,
-      label: v.label,
-    });
+    const sameSize = old !== undefined && old.base.length === slots.length;
+    // The overlay is sized to the table (a fixed hash: adds at about half the cost of a growing one).
+    const overlayDecl = `{ type mark : mark; size ${slots.length}; }`;
 
     const rulesReplaced = old === undefined || old.signature !== signature;
     if (old === undefined) {
       nft(`add counter netdev ${t} ${v.key}`);
       nft(`add map netdev ${t} ${slotsMap(v.key)} { type mark : mark; }`);
+      nft(`add map netdev ${t} ${overlayMap(v.key)} ${overlayDecl}`);
       nft(`add set netdev ${t} ${liveSet(v.key)} { type mark; }`);
       nft(`add chain netdev ${t} ${v.key}`);
     } else if (rulesReplaced) {
       nft(`flush chain netdev ${t} ${v.key}`);
+      if (!sameSize) {
+        // No rule refers to the overlay once the chain is flushed: replace it by one of the new size.
+        nft(`delete map netdev ${t} ${overlayMap(v.key)}`);
+        nft(`add map netdev ${t} ${overlayMap(v.key)} ${overlayDecl}`);
+      }
     }
     if (rulesReplaced) for (const r of vipRules(shape, layout)) nft(`add rule netdev ${t} ${v.key} ${r}`);
 
@@ -228,10 +271,30 @@ export function planApply(current: KernelState | null, desired: readonly Normali
     for (const id of liveGone) out.push(element('delete', liveSet(v.key), id));
     for (const id of liveNew) out.push(element('add', liveSet(v.key), id));
 
-    // Slots: a new size starts over; otherwise only the changed slots.
-    if (old !== undefined && old.slots.length !== slots.length) nft(`flush map netdev ${t} ${slotsMap(v.key)}`);
-    const prev = old !== undefined && old.slots.length === slots.length ? old.slots : undefined;
-    const changed = diffSlots(slotsMap(v.key), prev, slots, out);
+    // Slots: a new VIP or size fills the slot map; otherwise the changed slots go to the overlay.
+    let changed: number;
+    let kept: Pick<KernelVip, 'base' | 'overlay' | 'overlayCount'>;
+    if (sameSize) {
+      const d = diffSlots(overlayMap(v.key), old, slots, out);
+      changed = d.changed;
+      kept = { base: old.base, overlay: d.overlay, overlayCount: d.overlayCount };
+    } else {
+      if (old !== undefined) nft(`flush map netdev ${t} ${slotsMap(v.key)}`);
+      fillBase(slotsMap(v.key), slots, out);
+      changed = slots.length;
+      kept = { base: slots, overlay: new Uint32Array(slots.length), overlayCount: 0 };
+    }
+    vips.set(v.key, {
+      key: v.key,
+      family: v.family,
+      addressHex: v.addressHex,
+      protocol,
+      port,
+      signature,
+      ...kept,
+      live,
+      label: v.label,
+    });
     if (old === undefined) {
       nft(`add element netdev ${t} ${vipsMap(v.family)} { ${vipElement({ ...v, protocol, port })} : jump ${v.key} }`);
     }
@@ -255,10 +318,11 @@ export function planApply(current: KernelState | null, desired: readonly Normali
     nft(`delete element netdev ${t} ${vipsMap(old.family)} { ${vipElement(old)} }`);
     nft(`delete chain netdev ${t} ${old.key}`);
     nft(`delete map netdev ${t} ${slotsMap(old.key)}`);
+    nft(`delete map netdev ${t} ${overlayMap(old.key)}`);
     nft(`delete set netdev ${t} ${liveSet(old.key)}`);
     nft(`delete counter netdev ${t} ${old.key}`);
-    reports.push({ vip: old.label, action: 'removed', slotsChanged: old.slots.length, rulesReplaced: false });
-    slotsChanged += old.slots.length;
+    reports.push({ vip: old.label, action: 'removed', slotsChanged: old.base.length, rulesReplaced: false });
+    slotsChanged += old.base.length;
   }
   for (const a of oldAddresses) {
     if (newAddresses.has(a)) continue;
@@ -297,4 +361,60 @@ export function planApply(current: KernelState | null, desired: readonly Normali
     backendsRemoved,
     tableCreated,
   };
+}
+
+export interface FoldPlan {
+  readonly ops: readonly Op[];
+  readonly next: KernelState;
+  /** Overlay entries folded by this step. */
+  readonly slots: number;
+}
+
+/**
+ * One step of folding the overlays into the slot maps: up to `maxSlots` overlay entries move into their
+ * slot maps, in one transaction that leaves every slot forwarding where it did (the rules read the
+ * overlay first, and both maps change together). Small steps, so an apply that arrives meanwhile waits
+ * for one step only. Undefined when no overlay has entries.
+ */
+export function planFold(current: KernelState, maxSlots: number): FoldPlan | undefined {
+  const vips = new Map(current.vips);
+  const ops: Op[] = [];
+  let budget = maxSlots;
+  for (const v of current.vips.values()) {
+    if (budget === 0) break;
+    if (v.overlayCount === 0) continue;
+    const base = Uint32Array.from(v.base);
+    const overlay = Uint32Array.from(v.overlay);
+    const dels: number[] = [];
+    const addKeys: number[] = [];
+    const addValues: number[] = [];
+    const cleared: number[] = [];
+    for (let s = 0; s < overlay.length && cleared.length < budget; s++) {
+      if (overlay[s] === 0) continue;
+      const now = effectiveSlot(v, s);
+      if (base[s] !== 0) dels.push(s);
+      if (now !== 0) {
+        addKeys.push(s);
+        addValues.push(now);
+      }
+      base[s] = now;
+      overlay[s] = 0;
+      cleared.push(s);
+    }
+    if (dels.length > 0) ops.push({ kind: 'bulk', verb: 'delete', set: slotsMap(v.key), keys: Uint32Array.from(dels) });
+    if (addKeys.length > 0) {
+      ops.push({
+        kind: 'bulk',
+        verb: 'add',
+        set: slotsMap(v.key),
+        keys: Uint32Array.from(addKeys),
+        values: Uint32Array.from(addValues),
+      });
+    }
+    ops.push({ kind: 'bulk', verb: 'delete', set: overlayMap(v.key), keys: Uint32Array.from(cleared) });
+    vips.set(v.key, { ...v, base, overlay, overlayCount: v.overlayCount - cleared.length });
+    budget -= cleared.length;
+  }
+  if (ops.length === 0) return undefined;
+  return { ops, next: { ...current, vips }, slots: maxSlots - budget };
 }

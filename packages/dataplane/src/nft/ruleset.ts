@@ -28,6 +28,7 @@ import {
   LAYOUT_VERSION,
   liveSet,
   MACS,
+  overlayMap,
   slotsMap,
   vipAddressesSet,
   vipsMap,
@@ -157,9 +158,13 @@ export function vipRules(v: VipShape, l: Layout): string[] {
     `counter name "${v.key}" comment "${vipSignature(v)}"`,
     ...known,
     `meta mark set jhash ${hashed} mod ${v.size} seed ${v.seed}`,
-    `meta mark set meta mark map @${slotsMap(v.key)}`,
-    // Still a slot number: the slot has no backend (lookup miss).
+    // The overlay holds recent changes (a miss ends the rule, leaving the slot number in meta mark)...
+    `meta mark set meta mark map @${overlayMap(v.key)}`,
+    // ... then the slot map, for a slot the overlay did not have.
+    `meta mark & ${bit} == 0 meta mark set meta mark map @${slotsMap(v.key)}`,
+    // Still a slot number (no backend in either map), or the overlay says "no backend".
     `meta mark & ${bit} == 0 counter name "${DROP_NO_BACKEND}" drop`,
+    `meta mark ${bit} counter name "${DROP_NO_BACKEND}" drop`,
     `${remember} goto ${FORWARD_CHAIN}`,
     `counter name "${FLOW_TABLE_FULL}" goto ${FORWARD_CHAIN}`,
   ];

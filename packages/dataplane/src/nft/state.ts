@@ -8,7 +8,16 @@ import { type IpFamily, parseAddress } from '@l4fleet/maglev';
 import { DataPlaneError } from '../errors.js';
 import type { Exec } from '../exec.js';
 import { toHex, vipLabel } from '../validate.js';
-import { BACKEND_ID_BIT, backendsMap, hexToAddress, liveSet, MACS, parseVipKey, slotsMap } from './names.js';
+import {
+  BACKEND_ID_BIT,
+  backendsMap,
+  hexToAddress,
+  liveSet,
+  MACS,
+  overlayMap,
+  parseVipKey,
+  slotsMap,
+} from './names.js';
 import { backendIdentity, type KernelBackend, type KernelState, type KernelVip } from './plan.js';
 
 type Elem = unknown;
@@ -87,10 +96,19 @@ export async function readKernelState(exec: Exec, table: string): Promise<Kernel
   for (const [key, signature] of skeleton.chains) {
     const k = parseVipKey(key) as NonNullable<ReturnType<typeof parseVipKey>>;
     const size = Number(/size=(\d+)/.exec(signature)?.[1] ?? 0);
-    const slots = new Uint32Array(size);
+    const base = new Uint32Array(size);
     for (const e of await elements(exec, table, 'map', slotsMap(key))) {
       const [slot, id] = e as [number, number];
-      if (slot < size) slots[slot] = id;
+      if (slot < size) base[slot] = id;
+    }
+    const overlay = new Uint32Array(size);
+    let overlayCount = 0;
+    for (const e of await elements(exec, table, 'map', overlayMap(key))) {
+      const [slot, id] = e as [number, number];
+      if (slot < size) {
+        overlay[slot] = id;
+        overlayCount += 1;
+      }
     }
     const live = new Set((await elements(exec, table, 'set', liveSet(key))).map((e) => e as number));
     vips.set(key, {
@@ -98,7 +116,9 @@ export async function readKernelState(exec: Exec, table: string): Promise<Kernel
       ...k,
       // An unreadable size means we cannot trust the slots: an empty signature makes the plan rewrite them.
       signature: size > 0 ? signature : '',
-      slots,
+      base,
+      overlay,
+      overlayCount,
       live,
       label: vipLabel(hexToAddress(k.addressHex), k.port, k.protocol),
     });
