@@ -140,6 +140,7 @@ async function applyLatency(writer: 'netlink' | 'nft'): Promise<Record<string, n
     const quarter = await small(4);
     const half = await small(2);
     await dp.apply([full]);
+    await settle(); // folded, as a node usually is when its agent restarts
     await dp.close();
     const restart = createNftablesDataPlane({ interface: 'eth0', netns: h.ns, logger, deltaWriter: writer });
     const reconcile = (await restart.apply([full])).durationMs;

@@ -3,6 +3,7 @@ export { createExec, type Exec, type ExecResult } from './exec.js';
 export {
   createNftablesDataPlane,
   DEFAULT_FLOW_TABLE_SIZE,
+  DEFAULT_FOLD_DELAY_MS,
   DEFAULT_FLOW_TIMEOUT_TCP_S,
   DEFAULT_FLOW_TIMEOUT_UDP_S,
   DEFAULT_TABLE_NAME,
