@@ -15,7 +15,7 @@ import { buildTable, type Flow, flowHash, type HashMode, NO_BACKEND, type Protoc
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { NFT_BATCH_PATH } from '../../packages/dataplane/src/nft/batch.js';
-import { FLOW_KEY_SEED } from '../../packages/dataplane/src/nft/ruleset.js';
+import { FLOW_KEY_SEEDS } from '../../packages/dataplane/src/nft/ruleset.js';
 import {
   backend4,
   backend6,
@@ -249,7 +249,7 @@ describe('nftables data plane', () => {
     }
   });
 
-  test('IPv6 affinity is exact - two live flows whose 32-bit flow keys collide each keep their own table backend', async () => {
+  test('IPv6 affinity is exact - two live flows whose first 32-bit flow keys collide each keep their own backend, across a table change', async () => {
     // The IPv6 flow map is keyed by jhash(5-tuple) (nft 1.0.6 limit, see ruleset.ts); find two flows
     // with the same key by the birthday bound over source ports (~2^16 tries per expected collision).
     const t = vipTable({ address: VIP6, port: 53, protocol: 'udp' });
@@ -258,7 +258,7 @@ describe('nftables data plane', () => {
     for (let src = 0; src < 8 && pair === undefined; src++) {
       for (let sport = 1024; sport < 65_536; sport++) {
         const f = { src: clientSource6(src), sport, dst: VIP6, dport: 53, protocol: 'udp' as const };
-        const key = flowHash(f, FLOW_KEY_SEED);
+        const key = flowHash(f, FLOW_KEY_SEEDS[0]);
         const other = seen.get(key);
         if (other !== undefined && expected(t, other) !== expected(t, f)) {
           pair = [other, f];
@@ -277,6 +277,15 @@ describe('nftables data plane', () => {
     expect(got.get(flowKey(a))).toEqual([expected(t, a)]);
     // Before the exact set, b followed a's remembered backend.
     expect(got.get(flowKey(b))).toEqual([expected(t, b)]);
+    // b's slot moves: b keeps its backend, remembered under its second hash (with one hash map it would
+    // follow the table, since its first hash is a's).
+    const slots = Int32Array.from(t.slots);
+    const slot = slotOf(b, t.slots.length, t.seed, t.hash);
+    slots[slot] = ((slots[slot] as number) + 1) % BACKENDS;
+    await dp.apply([{ ...t, slots }]);
+    await clearRecorders(topo.backends);
+    await sendFlows([b]);
+    expect((await landings()).get(flowKey(b))).toEqual([expected(t, b)]);
   });
 
   test('port filtering - other ports and protocols to a VIP address are dropped and counted', async () => {

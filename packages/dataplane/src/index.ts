@@ -3,9 +3,9 @@ export { createExec, type Exec, type ExecResult } from './exec.js';
 export {
   createNftablesDataPlane,
   DEFAULT_FLOW_TABLE_SIZE,
-  DEFAULT_FOLD_DELAY_MS,
   DEFAULT_FLOW_TIMEOUT_TCP_S,
   DEFAULT_FLOW_TIMEOUT_UDP_S,
+  DEFAULT_FOLD_DELAY_MS,
   DEFAULT_TABLE_NAME,
   type NftablesDataPlaneOptions,
 } from './nft/driver.js';

@@ -22,7 +22,9 @@ export const backendsMap = (family: IpFamily): string => `backends${family}`;
 export const vipsMap = (family: IpFamily): string => `vips${family}`;
 export const vipAddressesSet = (family: IpFamily): string => `vipaddrs${family}`;
 export const flowsMap = (family: IpFamily, protocol: Protocol): string => `flows${family}_${protocol}`;
-/** IPv6 only: the exact 5-tuple and backend id of each remembered flow (see ruleset.ts, FLOW_KEY_SEED). */
+/** IPv6 only: the second flow map, under a second hash of the 5-tuple (see ruleset.ts, FLOW_KEY_SEEDS). */
+export const secondFlowsMap = (protocol: Protocol): string => `flows6b_${protocol}`;
+/** IPv6 only: the exact 5-tuple and backend id of each remembered flow (see ruleset.ts, FLOW_KEY_SEEDS). */
 export const exactFlowsSet = (protocol: Protocol): string => `exact6_${protocol}`;
 /** Per VIP: the chain, and the VIP's packet counter, are named by the key itself. */
 export const slotsMap = (vipKey: string): string => `${vipKey}_slots`;

@@ -29,6 +29,7 @@ import {
   liveSet,
   MACS,
   overlayMap,
+  secondFlowsMap,
   slotsMap,
   vipAddressesSet,
   vipsMap,
@@ -69,9 +70,12 @@ export function baseTable(l: Layout): string {
       const timeout = p === 'tcp' ? l.flowTimeoutTcpS : l.flowTimeoutUdpS;
       const tuple = `${addrType(f)} . inet_service . ${addrType(f)} . inet_service`;
       const dynamic = `flags dynamic,timeout; timeout ${timeout}s; size ${l.flowTableSize};`;
-      // IPv6: keyed by a 32-bit hash of the 5-tuple, checked against the exact set (see FLOW_KEY_SEED).
+      // IPv6: keyed by a 32-bit hash of the 5-tuple, checked against the exact set (see FLOW_KEY_SEEDS).
       lines.push(`  map ${flowsMap(f, p)} { type ${f === 4 ? tuple : 'mark'} : mark; ${dynamic} }`);
-      if (f === 6) lines.push(`  set ${exactFlowsSet(p)} { type ${tuple} . mark; ${dynamic} }`);
+      if (f === 6) {
+        lines.push(`  map ${secondFlowsMap(p)} { type mark : mark; ${dynamic} }`);
+        lines.push(`  set ${exactFlowsSet(p)} { type ${tuple} . mark; ${dynamic} }`);
+      }
     }
   }
   lines.push(`  map ${MACS} { type mark : ether_addr; }`);
@@ -114,15 +118,17 @@ export function vipSignature(v: VipShape): string {
 }
 
 /**
- * IPv6 flows are remembered under a 32-bit hash of their 5-tuple: nft 1.0.6 cannot build a dynamic-map
+ * IPv6 flows are remembered under 32-bit hashes of their 5-tuple: nft 1.0.6 cannot build a dynamic-map
  * update whose key is wider than 16 bytes (it aborts in netlink_linearize.c), and the IPv6 5-tuple is 40.
- * A dynamic *set* has no such limit, so the exact 5-tuple with its backend id goes in a second set, and
- * a remembered backend is used only when that exact pair is there: a flow never takes another flow's
- * backend. Two live flows with the same hash (about 1 in 65,000 new flows with 65,536 live entries):
- * the later one is then forwarded by the table on every packet, as if the flow map were full. The seed
- * only has to be fixed, so a restarted agent finds its entries again.
+ * A dynamic *set* has no such limit, so the exact 5-tuple with its backend id goes in a set beside the
+ * maps, and a remembered backend is used only when that exact pair is there: a flow never takes another
+ * flow's backend. A flow is remembered under two hashes (two maps, independent seeds), so a flow whose
+ * first hash collides with a live flow's (about 1 in 65,000 new flows with 65,536 live entries) is found
+ * under its second; only a flow colliding in both (~1 in 4 billion) is forwarded by the table on every
+ * packet, as if the flow map were full. The seeds only have to be fixed, so a restarted agent finds its
+ * entries again.
  */
-export const FLOW_KEY_SEED = 0x9e37_79b9;
+export const FLOW_KEY_SEEDS = [0x9e37_79b9, 0x85eb_ca6b] as const;
 const FLOW_KEY_MOD = 0xffff_ffff;
 
 /** The VIP chain's rules, in order. */
@@ -130,30 +136,34 @@ export function vipRules(v: VipShape, l: Layout): string[] {
   const ip = l3(v.family);
   const tuple = `${ip} saddr . ${v.protocol} sport . ${ip} daddr . ${v.protocol} dport`;
   const hashed = v.hash === '5-tuple' ? tuple : `${ip} saddr`;
-  const flows = `@${flowsMap(v.family, v.protocol)}`;
-  const timeout = v.protocol === 'tcp' ? l.flowTimeoutTcpS : l.flowTimeoutUdpS;
-  const flowKey = v.family === 4 ? tuple : `jhash ${tuple} mod ${FLOW_KEY_MOD} seed 0x${FLOW_KEY_SEED.toString(16)}`;
-  const exact = `@${exactFlowsSet(v.protocol)}`;
+  const timeout = `timeout ${v.protocol === 'tcp' ? l.flowTimeoutTcpS : l.flowTimeoutUdpS}s`;
+  const live = `meta mark @${liveSet(v.key)}`;
+  const bit = `0x${BACKEND_ID_BIT.toString(16)}`;
   // Known flow: restart the idle timers. New flow: `add`, which leaves an existing entry alone, so an
   // entry whose backend left the pool is not kept alive by the flow it no longer serves: it idles out
   // and the flow is remembered again with its new backend (kernel dynset `update` never replaces data).
-  const refresh =
-    `update ${flows} { ${flowKey} timeout ${timeout}s : meta mark }` +
-    (v.family === 6 ? ` update ${exact} { ${tuple} . meta mark timeout ${timeout}s }` : '');
-  const remember =
-    `add ${flows} { ${flowKey} timeout ${timeout}s : meta mark }` +
-    (v.family === 6 ? ` update ${exact} { ${tuple} . meta mark timeout ${timeout}s }` : '');
-  const bit = `0x${BACKEND_ID_BIT.toString(16)}`;
-  // A flow we know, to a backend still in this VIP's pool: same backend, idle timer restarted.
-  const known =
-    v.family === 4
-      ? [`meta mark set ${tuple} map ${flows} meta mark @${liveSet(v.key)} ${refresh} goto ${FORWARD_CHAIN}`]
-      : [
-          // A map lookup keyed by jhash fails nft's type check; the hash goes through meta mark instead.
-          `meta mark set ${flowKey}`,
-          `meta mark set meta mark map ${flows} meta mark @${liveSet(v.key)} ${tuple} . meta mark ${exact} ` +
-            `${refresh} goto ${FORWARD_CHAIN}`,
-        ];
+  let known: string[];
+  let remember: string;
+  if (v.family === 4) {
+    const flows = `@${flowsMap(4, v.protocol)}`;
+    const refresh = `update ${flows} { ${tuple} ${timeout} : meta mark }`;
+    known = [`meta mark set ${tuple} map ${flows} ${live} ${refresh} goto ${FORWARD_CHAIN}`];
+    remember = `add ${flows} { ${tuple} ${timeout} : meta mark }`;
+  } else {
+    const exact = `@${exactFlowsSet(v.protocol)}`;
+    const touchExact = `update ${exact} { ${tuple} . meta mark ${timeout} }`;
+    const hints = FLOW_KEY_SEEDS.map((seed, i) => ({
+      key: `jhash ${tuple} mod ${FLOW_KEY_MOD} seed 0x${seed.toString(16)}`,
+      map: `@${i === 0 ? flowsMap(6, v.protocol) : secondFlowsMap(v.protocol)}`,
+    }));
+    // A map lookup keyed by jhash fails nft's type check; the hash goes through meta mark instead.
+    known = hints.flatMap((h) => [
+      `meta mark set ${h.key}`,
+      `meta mark set meta mark map ${h.map} ${live} ${tuple} . meta mark ${exact} ` +
+        `update ${h.map} { ${h.key} ${timeout} : meta mark } ${touchExact} goto ${FORWARD_CHAIN}`,
+    ]);
+    remember = `${hints.map((h) => `add ${h.map} { ${h.key} ${timeout} : meta mark }`).join(' ')} ${touchExact}`;
+  }
   return [
     `counter name "${v.key}" comment "${vipSignature(v)}"`,
     ...known,
