@@ -93,6 +93,18 @@ async function landings(): Promise<Map<string, number[]>> {
 
 const flowKey = (f: Flow): string => `${f.src}|${f.protocol}|${f.sport}`;
 
+/** `n` flows to VIP4:80, source ports from `sport`, from one client address or many (`src`). */
+function flowsToVip4(n: number, sport: number, protocol: Protocol, src: (i: number) => string = () => CLIENT4): Flow[] {
+  return Array.from({ length: n }, (_x, i) => ({ src: src(i), sport: sport + i, dst: VIP4, dport: 80, protocol }));
+}
+
+/** Sends the flows; each must land on backend `want(f)` (an index into the topology's backends). */
+async function expectLandings(flows: readonly Flow[], want: (f: Flow) => number): Promise<void> {
+  await sendFlows(flows);
+  const got = await landings();
+  for (const f of flows) expect(got.get(flowKey(f))).toEqual([want(f)]);
+}
+
 async function macOf(i: number): Promise<string> {
   const r = await (topo.backends[i] as DsrTopology['client']).run(['cat', '/sys/class/net/eth0/address']);
   return r.stdout.trim();
@@ -321,16 +333,7 @@ describe('nftables data plane', () => {
     const dp = dataPlane({ flowTableSize: 8 });
     const t = vipTable({ address: VIP4, port: 80, protocol: 'udp' });
     await dp.apply([t]);
-    const flows = Array.from({ length: 60 }, (_x, i) => ({
-      src: CLIENT4,
-      sport: 35_000 + i,
-      dst: VIP4,
-      dport: 80,
-      protocol: 'udp' as const,
-    }));
-    await sendFlows(flows);
-    const seen = await landings();
-    for (const f of flows) expect(seen.get(flowKey(f))).toEqual([expected(t, f)]);
+    await expectLandings(flowsToVip4(60, 35_000, 'udp'), (f) => expected(t, f));
     const c = await dp.counters();
     expect(c.flowTable.entries).toBeLessThanOrEqual(8);
     expect(c.flowTable.fullPackets).toBeGreaterThanOrEqual(50);
@@ -447,16 +450,7 @@ describe('nftables data plane', () => {
     }
     // Traffic follows the new table.
     await dp.apply([three]);
-    const flows = Array.from({ length: 40 }, (_x, i) => ({
-      src: clientSource4(i),
-      sport: 41_000 + i,
-      dst: VIP4,
-      dport: 80,
-      protocol: 'tcp' as const,
-    }));
-    await sendFlows(flows);
-    const got = await landings();
-    for (const f of flows) expect(got.get(flowKey(f))).toEqual([expected(three, f)]);
+    await expectLandings(flowsToVip4(40, 41_000, 'tcp', clientSource4), (f) => expected(three, f));
   });
 
   test('delta writers - netlink (l4fleet-nft-batch) and nft leave the kernel in the same state', async () => {
@@ -555,26 +549,13 @@ describe('nftables data plane', () => {
     // A third of the slots moved: all in the overlay, the slot map untouched.
     const over = await count(`${key}_over`);
     expect(over).toBeGreaterThan(1000);
-    const flows = (base: number): Flow[] =>
-      Array.from({ length: 60 }, (_x, i) => ({
-        src: clientSource4(i),
-        sport: base + i,
-        dst: VIP4,
-        dport: 80,
-        protocol: 'udp' as const,
-      }));
     // The new backend of each flow, as an index into the topology's backends.
     const want = (f: Flow): number => t1.backends.indexOf(t2.backends[expected(t2, f)] as VipTable['backends'][number]);
-    const check = async (fs: Flow[]): Promise<void> => {
-      await sendFlows(fs);
-      const got = await landings();
-      for (const f of fs) expect(got.get(flowKey(f))).toEqual([want(f)]);
-    };
-    await check(flows(42_000));
+    await expectLandings(flowsToVip4(60, 42_000, 'udp', clientSource4), want);
     for (let i = 0; i < 100 && (await count(`${key}_over`)) > 0; i++) await new Promise((r) => setTimeout(r, 100));
     expect(await count(`${key}_over`)).toBe(0);
     expect(await count(`${key}_slots`)).toBe(4093);
-    await check(flows(43_000));
+    await expectLandings(flowsToVip4(60, 43_000, 'udp', clientSource4), want);
     // The driver's copy followed the fold: the same table again is no transaction.
     expect((await dp.apply([t2])).transactions).toBe(0);
   });

@@ -129,7 +129,10 @@ describe('config parse - every problem at once, with path and value', () => {
     ],
     [
       'IPv6 member in an IPv4 VIP pool',
-      { pools: [pool('p', [m('2001:db8::1')])], vips: [{ address: '198.51.100.9', port: 80, protocol: 'tcp', pool: 'p' }] },
+      {
+        pools: [pool('p', [m('2001:db8::1')])],
+        vips: [{ address: '198.51.100.9', port: 80, protocol: 'tcp', pool: 'p' }],
+      },
       'vips[0].pool: "p" has IPv6 members but the VIP 198.51.100.9 is IPv4',
     ],
     [

@@ -17,12 +17,16 @@ function fake(name: string, script: string): string {
   return path;
 }
 
+/** A stand-in that answers every "commit" with `answer`. */
+const answering = (name: string, answer: string): string =>
+  fake(name, `while read l; do [ "$l" = commit ] && echo "${answer}"; done`);
+
 const logger = pino({ level: 'silent' });
 
 describe('batch writer', () => {
   test('answers "ok" - resolves, commit after commit', async () => {
     // Answers each "commit" line with "ok"; two commits in a row.
-    const path = fake('ok', 'while read l; do [ "$l" = commit ] && echo ok; done');
+    const path = answering('ok', 'ok');
     const w = createBatchWriter({ table: 't', logger, path });
     await w.commit('add s 1\n');
     await w.commit('delete s 1\n');
@@ -30,10 +34,7 @@ describe('batch writer', () => {
   });
 
   test('answers "error" - NFT_FAILED with the reason', async () => {
-    const path = fake(
-      'err',
-      'while read l; do [ "$l" = commit ] && echo "error delete element(s) of set s: No such file"; done',
-    );
+    const path = answering('err', 'error delete element(s) of set s: No such file');
     const w = createBatchWriter({ table: 't', logger, path });
     await expect(w.commit('delete s 1\n')).rejects.toMatchObject({
       code: 'NFT_FAILED',
@@ -43,10 +44,7 @@ describe('batch writer', () => {
   });
 
   test('answers "lost" - NFT_BATCH_LOST (the outcome is unknown)', async () => {
-    const path = fake(
-      'lost',
-      'while read l; do [ "$l" = commit ] && echo "lost reading the kernel\'s answer: No buffer space available"; done',
-    );
+    const path = answering('lost', "lost reading the kernel's answer: No buffer space available");
     const w = createBatchWriter({ table: 't', logger, path });
     await expect(w.commit('add s 1\n')).rejects.toMatchObject({ code: 'NFT_BATCH_LOST' });
     await w.close();
