@@ -575,7 +575,7 @@ export class NetnsLab {
       allowFailure: true,
       timeoutMs: 10_000,
     }).catch(() => undefined); // a CLI that times out (etcd not answering yet) means "no flags known", as a failure does
-    if (!r || r.code !== 0) return new Map();
+    if (r?.code !== 0) return new Map();
     try {
       const doc = JSON.parse(r.stdout) as { nodes?: { name: string; drained?: boolean }[] };
       return new Map((doc.nodes ?? []).map((n) => [n.name, Boolean(n.drained)]));
