@@ -104,15 +104,26 @@ describe('planApply', () => {
     expect(planApply(state, norm(less), layout).script).toBe('');
   });
 
-  test('backend leaves - its slots move, its id and counter go and are never reused', () => {
+  test('backend leaves - its slots move, its id and counter go; the same backend gets the id back, no other does', () => {
     const before = applied(vip(3));
     const p = planApply(before, norm(vip(2)), layout);
     expect(p.backendsRemoved).toBe(1);
     expect(p.script).toContain('delete counter netdev l4t b_80000003');
     expect(p.script).toContain('delete element netdev l4t v_c6120201_tcp_80_live { 2147483651 }');
+    // It comes back before the fold: its old id again, so its slots only lose their overlay elements.
     const back = planApply(p.next, norm(vip(3)), layout);
-    expect(back.script).toContain('add counter netdev l4t b_80000004');
+    expect(back.script).toContain('add counter netdev l4t b_80000003');
     expect(back.script).not.toContain('flush');
+    expect(back.script).not.toMatch(/add element netdev l4t v_c6120201_tcp_80_over/);
+    expect(back.next.vips.get('v_c6120201_tcp_80')?.overlayCount).toBe(0);
+    // Another backend in its place gets a fresh id.
+    const other = vip(3);
+    const replaced = planApply(
+      p.next,
+      norm({ ...other, backends: [...other.backends.slice(0, 2), { name: 'x', address: '198.18.0.99', port: 80 }] }),
+      layout,
+    );
+    expect(replaced.script).toContain('add counter netdev l4t b_80000004');
   });
 
   test('seed or hash changes - rules rewritten, slot map kept', () => {

@@ -1,10 +1,11 @@
 /**
- * The delta between what the kernel holds and the desired state, as one nft script (one transaction:
- * the kernel applies all of it or none of it). Pure, so it is unit-tested without a kernel.
+ * The delta between what the kernel holds and the desired state, as one transaction (the kernel applies
+ * all of it or none of it), rendered as nft text or l4fleet-nft-batch requests (ops.ts). Pure, so it is
+ * unit-tested without a kernel.
  *
  * Slot maps change element by element: recreating a map or the table would empty the flow maps and
- * move established flows (the affinity Maglev §3.3 keeps). Backend ids are never reused, so a flow map
- * entry can never point at a different backend than the one it was made for.
+ * move established flows (the affinity Maglev §3.3 keeps). A backend id is never given to another
+ * backend, so a flow map entry can never point at a different backend than the one it was made for.
  */
 import { type IpFamily, NO_BACKEND, type Protocol } from '@l4fleet/maglev';
 import type { VipApplyReport } from '../types.js';
@@ -63,7 +64,17 @@ export interface KernelState {
   /** By backendIdentity(). */
   readonly backends: ReadonlyMap<string, KernelBackend>;
   readonly maxBackendId: number;
+  /**
+   * Ids of backends that left, by backendIdentity(): the same backend coming back gets its id again, so
+   * flow entries still pointing at that id point at the same machine, and a slot whose slot-map element
+   * still holds that id needs only its overlay element removed. Another backend never gets such an id.
+   * Kept by the driver, not in the kernel: after a restart, returning backends get new ids.
+   */
+  readonly retired?: ReadonlyMap<string, number>;
 }
+
+/** Retired ids remembered at most (the oldest are forgotten first). */
+const RETIRED_MAX = 65_536;
 
 export const backendIdentity = (addressHex: string, mac?: string): string => `${addressHex}|${mac ?? ''}`;
 
@@ -184,8 +195,9 @@ export function planApply(current: KernelState | null, desired: readonly Normali
     ? { layoutSignature: sig, vips: new Map(), backends: new Map(), maxBackendId: current?.maxBackendId ?? 0 }
     : (current as KernelState);
 
-  // Backends: existing ids are kept, new ones get fresh ids.
+  // Backends: existing ids are kept, returning ones get their old id, new ones a fresh id.
   const backends = new Map<string, KernelBackend>();
+  const retired = new Map(current?.retired ?? []);
   let maxId = base.maxBackendId;
   let backendsAdded = 0;
   // Grouped by set (counters first: the counter map references them), so each set's elements travel in
@@ -203,8 +215,10 @@ export function planApply(current: KernelState | null, desired: readonly Normali
         backends.set(identity, known);
         continue;
       }
-      maxId += 1;
-      const id = (BACKEND_ID_BIT | maxId) >>> 0;
+      const reused = retired.get(identity);
+      retired.delete(identity);
+      if (reused === undefined) maxId += 1;
+      const id = reused ?? (BACKEND_ID_BIT | maxId) >>> 0;
       backends.set(identity, { id, family: v.family, addressHex: b.addressHex, ...(b.mac ? { mac: b.mac } : {}) });
       backendsAdded += 1;
       addCounters.push({ kind: 'counter', verb: 'add', name: backendCounter(id) });
@@ -339,6 +353,11 @@ export function planApply(current: KernelState | null, desired: readonly Normali
   for (const b of gone) {
     backendsRemoved += 1;
     out.push({ kind: 'counter', verb: 'delete', name: backendCounter(b.id) });
+    retired.set(backendIdentity(b.addressHex, b.mac), b.id);
+  }
+  for (const identity of retired.keys()) {
+    if (retired.size <= RETIRED_MAX) break;
+    retired.delete(identity);
   }
 
   let script: string | undefined;
@@ -354,7 +373,7 @@ export function planApply(current: KernelState | null, desired: readonly Normali
       if (batch === null) batch = renderBatch(out);
       return batch;
     },
-    next: { layoutSignature: sig, vips, backends, maxBackendId: maxId },
+    next: { layoutSignature: sig, vips, backends, maxBackendId: maxId, retired },
     vips: reports,
     slotsChanged,
     backendsAdded,
