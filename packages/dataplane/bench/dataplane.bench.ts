@@ -132,10 +132,13 @@ async function applyLatency(writer: 'netlink' | 'nft'): Promise<Record<string, n
         slots = r.slotsChanged;
         await settle();
       }
-      const flap: number[] = [];
-      for (let i = 0; i < 4; i++) flap.push((await dp.apply([i % 2 === 0 ? fewer : all])).durationMs);
-      await settle();
-      return { ms: median(ms), flapMs: median(flap.filter((_x, i) => i % 2 === 1)), slots };
+      const back: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        await dp.apply([fewer]);
+        back.push((await dp.apply([all])).durationMs);
+        await settle();
+      }
+      return { ms: median(ms), flapMs: median(back), slots };
     };
     const quarter = await small(4);
     const half = await small(2);
