@@ -478,16 +478,22 @@ describe('nftables data plane', () => {
     }
   });
 
-  test('l4fleet-nft-batch - a batch of 3,000 messages gets all its answers (receive buffer sized to the batch)', async () => {
+  test('l4fleet-nft-batch - a batch of 8,000 messages and 5,000 names gets all its answers', async () => {
     await topo.node.run(['nft', '-f', '-'], {
       input: 'table netdev l4many {\n  map a { type mark : mark; }\n  map b { type mark : mark; }\n}\n',
     });
     try {
       // Alternating sets: every element is a message of its own.
+      // (The receive buffer is sized to the batch; the names table grows.)
       const lines: string[] = [];
       for (let i = 0; i < 3000; i++) lines.push(`add ${i % 2 === 0 ? 'a' : 'b'} ${i}=${i}`);
+      for (let i = 0; i < 5000; i++) lines.push(`add-counter c${i}`);
       const r = await topo.node.run([NFT_BATCH_PATH, 'netdev', 'l4many'], { input: `${lines.join('\n')}\ncommit\n` });
-      expect(r.stdout.trim()).toBe('ok 3000');
+      expect(r.stdout.trim()).toBe('ok 8000');
+      const counters = await topo.node.run(['nft', '-j', 'list', 'counters', 'table', 'netdev', 'l4many']);
+      expect((JSON.parse(counters.stdout).nftables as { counter?: unknown }[]).filter((o) => o.counter).length).toBe(
+        5000,
+      );
       const listed = await topo.node.run(['nft', '-j', 'list', 'map', 'netdev', 'l4many', 'b']);
       expect((JSON.parse(listed.stdout).nftables[1].map.elem as unknown[]).length).toBe(1500);
     } finally {

@@ -61,33 +61,69 @@
 #define RECV_TIMEOUT_S 10
 
 #define VALUE_MAX_LEN 64 /* NFT_DATA_VALUE_MAXLEN */
-#define NAMES_MAX 4096
 
 enum kind { ELEMENT, COUNTER };
 enum value_kind { NO_VALUE, BYTES, OBJREF };
 
-/* Names (sets, counters) are interned per batch, so an element costs a few bytes. */
-static char names[NAMES_MAX][NAME_MAX_LEN];
-static size_t names_count;
+__attribute__((format(printf, 2, 3), noreturn)) static void die(int code, const char *fmt, ...);
+
+/* Names (sets, counters: one per backend added or removed) are interned per batch, so an element costs a
+ * few bytes: a growing array, indexed by an open-addressing hash (power-of-two slots, at most half full). */
+static char **names;
+static size_t names_count, names_cap;
+static uint32_t *name_slots; /* index + 1; 0 = empty */
+static size_t name_slots_len;
 
 struct op {
   unsigned char kind, add, value_kind, value_len;
-  uint16_t name; /* the set, or the counter */
-  uint16_t obj;  /* OBJREF: the referenced object */
+  uint32_t name; /* the set, or the counter */
+  uint32_t obj;  /* OBJREF: the referenced object */
   uint32_t key;
   unsigned char value[VALUE_MAX_LEN];
 };
 
-static const char *name_of(uint16_t i) { return names[i]; }
+static const char *name_of(uint32_t i) { return names[i]; }
 
-/* Returns the name's index, or -1 when it is too long or the table is full. */
-static int intern(const char *name) {
+static uint32_t fnv1a(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
+static void names_reset(void) {
+  for (size_t i = 0; i < names_count; i++) free(names[i]);
+  names_count = 0;
+  if (name_slots) memset(name_slots, 0, name_slots_len * sizeof *name_slots);
+}
+
+static void name_slots_grow(void) {
+  size_t len = name_slots_len ? name_slots_len * 2 : 1024;
+  uint32_t *slots = calloc(len, sizeof *slots);
+  if (!slots) die(1, "out of memory");
+  for (size_t i = 0; i < names_count; i++) {
+    size_t at = fnv1a(names[i]) & (len - 1);
+    while (slots[at]) at = (at + 1) & (len - 1);
+    slots[at] = (uint32_t)i + 1;
+  }
+  free(name_slots);
+  name_slots = slots;
+  name_slots_len = len;
+}
+
+/* Returns the name's index, or -1 when it is too long. */
+static int64_t intern(const char *name) {
   if (strlen(name) >= NAME_MAX_LEN) return -1;
-  for (size_t i = names_count; i-- > 0;)
-    if (strcmp(names[i], name) == 0) return (int)i;
-  if (names_count == NAMES_MAX) return -1;
-  strcpy(names[names_count], name);
-  return (int)names_count++;
+  if (2 * (names_count + 1) > name_slots_len) name_slots_grow();
+  size_t at = fnv1a(name) & (name_slots_len - 1);
+  for (; name_slots[at]; at = (at + 1) & (name_slots_len - 1))
+    if (strcmp(names[name_slots[at] - 1], name) == 0) return name_slots[at] - 1;
+  if (names_count == names_cap) {
+    names_cap = names_cap ? names_cap * 2 : 256;
+    if (!(names = realloc(names, names_cap * sizeof *names))) die(1, "out of memory");
+  }
+  if (!(names[names_count] = strdup(name))) die(1, "out of memory");
+  name_slots[at] = (uint32_t)names_count + 1;
+  return (int64_t)names_count++;
 }
 
 struct buf {
@@ -221,9 +257,10 @@ static const char *parse_element(char *tok, struct op *o, char *why, size_t why_
   const char *v = eq + 1;
   uint32_t u;
   int n;
-  if (strncmp(v, "obj:", 4) == 0 && v[4] && (n = intern(v + 4)) >= 0) {
+  int64_t ref;
+  if (strncmp(v, "obj:", 4) == 0 && v[4] && (ref = intern(v + 4)) >= 0) {
     o->value_kind = OBJREF;
-    o->obj = (uint16_t)n;
+    o->obj = (uint32_t)ref;
   } else if (strncmp(v, "hex:", 4) == 0 && (n = parse_hex(v + 4, o->value)) > 0) {
     o->value_kind = BYTES;
     o->value_len = (unsigned char)n;
@@ -264,7 +301,7 @@ static const char *parse_line(char *line, struct ops *ops, int *is_commit, int *
              verb);
     return why;
   }
-  int n = name ? intern(name) : -1;
+  int64_t n = name ? intern(name) : -1;
   if (n < 0) {
     snprintf(why, why_len, "%s: a name is missing or too long", verb);
     return why;
@@ -278,7 +315,7 @@ static const char *parse_line(char *line, struct ops *ops, int *is_commit, int *
     struct op *o = push(ops);
     o->kind = COUNTER;
     o->add = (unsigned char)add;
-    o->name = (uint16_t)n;
+    o->name = (uint32_t)n;
     return NULL;
   }
   size_t elements = 0;
@@ -286,7 +323,7 @@ static const char *parse_line(char *line, struct ops *ops, int *is_commit, int *
     struct op *o = push(ops);
     o->kind = ELEMENT;
     o->add = (unsigned char)add;
-    o->name = (uint16_t)n;
+    o->name = (uint32_t)n;
     if (parse_element(tok, o, why, why_len) || (!add && o->value_kind != NO_VALUE)) {
       if (!add && o->value_kind != NO_VALUE) snprintf(why, why_len, "delete takes keys only, got a value for %u", o->key);
       ops->len = first;
@@ -473,7 +510,7 @@ int main(int argc, char **argv) {
       }
       fflush(stdout);
       ops.len = 0;
-      names_count = 0;
+      names_reset();
       pending = 0;
       bad[0] = '\0';
     }
