@@ -1,7 +1,8 @@
 /*
- * UDP flood for the per-packet bench (per-packet.ts). Sends `count` small datagrams to dst:port from
- * `flows` sockets (one source port each, round robin, batches of 32 with sendmmsg), pinned to one CPU,
- * and reports the CPU time of its own thread and of that CPU's ksoftirqd while it sent.
+ * UDP flood for the per-packet bench (per-packet.ts). Sends `count` small datagrams to dst:port (IPv4,
+ * or IPv6 when DST parses as an IPv6 address) from `flows` sockets (one source port each, round robin,
+ * batches of 32 with sendmmsg), pinned to one CPU, and reports the CPU time of its own thread and of
+ * that CPU's ksoftirqd while it sent.
  *
  * Why the sender's own CPU time measures the forwarding path: a veth hands a frame to the peer with
  * netif_rx() and the NET_RX softirq runs when the sender leaves its bh-disabled section
@@ -106,15 +107,27 @@ int main(int argc, char **argv) {
     perror("sched_setaffinity");
     return 1;
   }
-  struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
-  if (inet_pton(AF_INET, dst, &to.sin_addr) != 1) {
+  struct sockaddr_storage to;
+  socklen_t to_len;
+  memset(&to, 0, sizeof to);
+  struct sockaddr_in *to4 = (struct sockaddr_in *)&to;
+  struct sockaddr_in6 *to6 = (struct sockaddr_in6 *)&to;
+  if (inet_pton(AF_INET, dst, &to4->sin_addr) == 1) {
+    to4->sin_family = AF_INET;
+    to4->sin_port = htons((unsigned short)port);
+    to_len = sizeof *to4;
+  } else if (inet_pton(AF_INET6, dst, &to6->sin6_addr) == 1) {
+    to6->sin6_family = AF_INET6;
+    to6->sin6_port = htons((unsigned short)port);
+    to_len = sizeof *to6;
+  } else {
     fprintf(stderr, "bad address %s\n", dst);
     return 2;
   }
   int socks[MAX_FLOWS];
   for (int i = 0; i < flows; i++) {
-    socks[i] = socket(AF_INET, SOCK_DGRAM, 0);
-    if (socks[i] < 0 || connect(socks[i], (struct sockaddr *)&to, sizeof to) != 0) {
+    socks[i] = socket(to.ss_family, SOCK_DGRAM, 0);
+    if (socks[i] < 0 || connect(socks[i], (struct sockaddr *)&to, to_len) != 0) {
       perror("socket/connect");
       return 1;
     }
