@@ -1,10 +1,12 @@
 /**
  * Data-plane bench (root; network namespaces): throughput (iperf3) and new connections per second from
  * a client through one node, for: straight to the backend, the nftables driver (L2 DSR), HAProxy in TCP
- * mode, and the proxy driver; the per-packet CPU cost of the nftables chain (per-packet.ts); then apply
- * latency at M = 65,537. One run; prints a table and a JSON line.
+ * mode, and the proxy driver; the per-packet CPU cost of the nftables chain, IPv4 and IPv6
+ * (per-packet.ts); then apply latency at M = 65,537. One run; prints a table and a JSON line.
  *
  *   client -- router == br0 == node, backend       (veths; the backend holds the VIP on lo)
+ *   IPv4 198.18.171.0/24 client side, 198.18.172.0/24 node segment, VIP in 198.51.100.0/24;
+ *   IPv6 2001:db8:171::/64, 2001:db8:172::/64, VIP in 2001:db8:100::/64 (per-packet IPv6 flood only).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +21,10 @@ import { floodVip, measurePerPacket, perPacketReport } from './per-packet.js';
 const VIP = '198.51.100.201';
 const NODE = '198.18.172.2';
 const BACKEND = '198.18.172.10';
+// IPv6 (the per-packet IPv6 flood): the same segments, numbered alike, in 2001:db8::/32 (RFC 3849).
+const VIP6 = '2001:db8:100::201';
+const NODE6 = '2001:db8:172::2';
+const BACKEND6 = '2001:db8:172::10';
 const IPERF_S = Number(process.env.BENCH_IPERF_S ?? 3);
 const CPS_S = Number(process.env.BENCH_CPS_S ?? 2);
 const logger = pino({ level: 'silent' });
@@ -199,7 +205,20 @@ async function main(): Promise<void> {
       'sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 && ' +
         `ip addr add ${BACKEND}/24 dev eth0 && ip addr add ${VIP}/32 dev lo && ip route add default via 198.18.172.1`,
     );
+    // IPv6 for the per-packet IPv6 flood (nodad: usable at once). The backend answers ND only for
+    // addresses on the interface asked, so the VIP on lo needs no arp_ignore counterpart.
+    await router.sh(
+      'sysctl -qw net.ipv6.conf.all.forwarding=1 && ip -6 addr add 2001:db8:171::1/64 dev c0 nodad && ' +
+        `ip -6 addr add 2001:db8:172::1/64 dev br0 nodad && ip -6 route add 2001:db8:100::/64 via ${NODE6}`,
+    );
+    await client.sh('ip -6 addr add 2001:db8:171::2/64 dev eth0 nodad && ip -6 route add default via 2001:db8:171::1');
+    await node.sh(`ip -6 addr add ${NODE6}/64 dev eth0 nodad && ip -6 route add default via 2001:db8:172::1`);
+    await backend.sh(
+      `ip -6 addr add ${BACKEND6}/64 dev eth0 nodad && ip -6 addr add ${VIP6}/128 dev lo && ` +
+        'ip -6 route add default via 2001:db8:172::1',
+    );
     await node.run(['ping', '-c1', '-W1', BACKEND], { allowFailure: true });
+    await node.run(['ping', '-6', '-c1', '-W1', BACKEND6], { allowFailure: true });
     await ready(backend, ['iperf3', '-s', '-p', '5201', '--forceflush']);
     await ready(backend, ['python3', '-c', ACCEPT_CLOSE_PY]);
 
@@ -223,6 +242,7 @@ async function main(): Promise<void> {
         slots: buildTable(be2),
       },
       floodVip(VIP, BACKEND),
+      floodVip(VIP6, BACKEND6),
     ]);
     // HAProxy (TCP mode) and the proxy driver, on the node's own address.
     writeFileSync(
@@ -265,7 +285,17 @@ async function main(): Promise<void> {
     figures.nftablesVsHaproxyCps = (figures.nftablesCps as number) / (figures.haproxyCps as number);
     Object.assign(
       figures,
-      await measurePerPacket({ client, node, backend, dp, vip: VIP, backendAddress: BACKEND, dir }),
+      await measurePerPacket({
+        client,
+        node,
+        backend,
+        dp,
+        vip: VIP,
+        backendAddress: BACKEND,
+        vip6: VIP6,
+        backendAddress6: BACKEND6,
+        dir,
+      }),
     );
     await dp.close({ removeState: true });
   } finally {
