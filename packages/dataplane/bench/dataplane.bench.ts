@@ -1,12 +1,14 @@
 /**
  * Data-plane bench (root; network namespaces): throughput (iperf3) and new connections per second from
  * a client through one node, for: straight to the backend, the nftables driver (L2 DSR), HAProxy in TCP
- * mode, and the proxy driver; the per-packet CPU cost of the nftables chain, IPv4 and IPv6
- * (per-packet.ts); then apply latency at M = 65,537. One run; prints a table and a JSON line.
+ * mode, and the proxy driver; the per-packet CPU cost of the nftables chain, IPv4 and IPv6, for known
+ * flows and for a flow's first packet (per-packet.ts); then apply latency at M = 65,537. One run; prints
+ * a table and a JSON line.
  *
  *   client -- router == br0 == node, backend       (veths; the backend holds the VIP on lo)
  *   IPv4 198.18.171.0/24 client side, 198.18.172.0/24 node segment, VIP in 198.51.100.0/24;
  *   IPv6 2001:db8:171::/64, 2001:db8:172::/64, VIP in 2001:db8:100::/64 (per-packet IPv6 flood only).
+ *   New-flow floods send from 198.18.176.0/20 and 2001:db8:176::/64, routed to the client.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +18,14 @@ import { buildTable } from '@l4fleet/maglev';
 import { pino } from 'pino';
 import { createNetnsLab, type NetnsHost } from '../../../test/support/netns.js';
 import { createNftablesDataPlane, type VipTable } from '../src/index.js';
-import { floodVip, measurePerPacket, perPacketReport } from './per-packet.js';
+import {
+  BENCH_FLOW_TABLE_SIZE,
+  BENCH_FLOW_TIMEOUT_UDP_S,
+  floodVip,
+  measurePerPacket,
+  NEW_FLOW_SOURCE_PREFIXES,
+  perPacketReport,
+} from './per-packet.js';
 
 const VIP = '198.51.100.201';
 const NODE = '198.18.172.2';
@@ -212,6 +221,12 @@ async function main(): Promise<void> {
         `ip -6 addr add 2001:db8:172::1/64 dev br0 nodad && ip -6 route add 2001:db8:100::/64 via ${NODE6}`,
     );
     await client.sh('ip -6 addr add 2001:db8:171::2/64 dev eth0 nodad && ip -6 route add default via 2001:db8:171::1');
+    // The per-packet new-flow floods' source addresses (not on the client: it sends with IP_TRANSPARENT),
+    // routed back to it so the router's reverse-path check, if on, passes them.
+    await router.sh(
+      `ip route add ${NEW_FLOW_SOURCE_PREFIXES[4]} via 198.18.171.2 && ` +
+        `ip -6 route add ${NEW_FLOW_SOURCE_PREFIXES[6]} via 2001:db8:171::2`,
+    );
     await node.sh(`ip -6 addr add ${NODE6}/64 dev eth0 nodad && ip -6 route add default via 2001:db8:172::1`);
     await backend.sh(
       `ip -6 addr add ${BACKEND6}/64 dev eth0 nodad && ip -6 addr add ${VIP6}/128 dev lo && ` +
@@ -222,8 +237,15 @@ async function main(): Promise<void> {
     await ready(backend, ['iperf3', '-s', '-p', '5201', '--forceflush']);
     await ready(backend, ['python3', '-c', ACCEPT_CLOSE_PY]);
 
-    // nftables driver on the node.
-    const dp = createNftablesDataPlane({ interface: 'eth0', netns: node.ns, logger });
+    // nftables driver on the node; flow maps large enough for one per-packet new-flow flood, and UDP
+    // entries that outlive its count (see per-packet.ts).
+    const dp = createNftablesDataPlane({
+      interface: 'eth0',
+      netns: node.ns,
+      logger,
+      flowTableSize: BENCH_FLOW_TABLE_SIZE,
+      flowTimeoutUdpS: BENCH_FLOW_TIMEOUT_UDP_S,
+    });
     const be = [{ name: 'be', address: BACKEND, port: 5201 }];
     const be2 = [{ name: 'be', address: BACKEND, port: 5301 }];
     await dp.apply([

@@ -25,6 +25,24 @@
  * hashed again for the update); see src/nft/ruleset.ts, FLOW_KEY_SEEDS. Figures are the IPv4 keys with
  * `pp6` / `pps6` in place of `pp` / `pps`, plus the paired per-round difference of the two extras.
  *
+ * New flows (same run; after each family's known-flow floods in every round, fwd and l4fleet alternating
+ * which goes first): every datagram a 5-tuple never seen before, the cost of a flow's FIRST packet. The
+ * sender cycles 4,096 source addresses (NEW_FLOW_SOURCE_PREFIXES, routed back to the client by the bench)
+ * over 64 source ports, so 262,144 tuples, of which a flood uses 155,000 (warm-up included): in l4fleet's
+ * chain each misses the flow map (IPv6: both hashed maps), is jhashed into a slot, looked up in the
+ * overlay and the slot map, added to the flow map (IPv6: two maps and the exact set) and forwarded.
+ * The flow maps are flushed before and after each l4fleet new-flow flood (every flood inserts into an
+ * empty map; the known-flow floods see their usual small map) and the bench's node sizes them to
+ * BENCH_FLOW_TABLE_SIZE (262,144 > 155,000; the default 65,536 would fill up mid-flood and turn the rest
+ * into stateless forwarding) and keeps UDP entries BENCH_FLOW_TIMEOUT_UDP_S (listing 155,000 IPv6 flows
+ * for the count takes seconds). After each l4fleet new-flow flood the bench counts the entries (all of
+ * the flood's tuples must be there: IPv4 the flow map, IPv6 the exact set, and in the first round both
+ * hashed maps too) and checks the flow-table-full counter did not move. The sender routes
+ * every datagram afresh (per-datagram source address), so new-flow floods cost more at the sender than
+ * known-flow ones: the extra is l4fleet - fwd of new-flow floods, paired per round, and its difference
+ * from the known-flow extra is paired per round too. Work the kernel defers out of the packet path (the
+ * flow maps' garbage collection walks, in a kworker) is not charged to the sender and not counted.
+ *
  * Cross-check (a second method, same run): one more flood per node mode under `perf record -e cpu-clock`
  * (the VM has no hardware PMU) on the sender's CPU; the share of samples in nf_tables functions (nft_*,
  * jhash) times that flood's ns/packet is the time spent inside nf_tables. It is a lower bound of the
@@ -37,6 +55,7 @@ import { fileURLToPath } from 'node:url';
 import { buildTable } from '@l4fleet/maglev';
 import { type NetnsHost, run } from '../../../test/support/netns.js';
 import { type DataPlane, DEFAULT_TABLE_NAME, type VipTable } from '../src/index.js';
+import { exactFlowsSet, FLOW_TABLE_FULL, flowsMap, secondFlowsMap } from '../src/nft/names.js';
 
 export const FLOOD_PORT = 5401;
 const ROUNDS = Number(process.env.BENCH_PP_ROUNDS ?? 7);
@@ -47,9 +66,25 @@ const PAYLOAD_BYTES = 18; // 18 + 8 UDP + 20 IP + 14 Ethernet = 60 bytes, a mini
 /** Per flood; the flood stops itself there, and is killed 15 s later. */
 const FLOOD_MAX_S = 20;
 const BASELINE_TABLE = 'l4bench_fwd';
+/** New-flow floods: source ports (sockets) x source addresses = distinct 5-tuples available per flood. */
+const NEW_FLOW_SOCKETS = 64;
+const NEW_FLOW_SOURCES = 4_096;
+/**
+ * Where the new-flow floods' source addresses come from (RFC 2544's 198.18.0.0/15 benchmark range and the
+ * RFC 3849 documentation prefix); the bench routes them back to the client on the router.
+ */
+export const NEW_FLOW_SOURCE_PREFIXES = { 4: '198.18.176.0/20', 6: '2001:db8:176::/64' } as const;
+/** The bench node's flow-map size: one new-flow flood (155,000 new flows) must fit. */
+export const BENCH_FLOW_TABLE_SIZE = 262_144;
+/** The bench node's UDP flow timeout: the entries must outlive their count after a flood (tens of s). */
+export const BENCH_FLOW_TIMEOUT_UDP_S = 300;
 const SINK_TABLE = 'l4bench_sink';
 
 export type PerPacketMode = 'direct' | 'fwd' | 'l4fleet';
+/** Known: 16 flows already in the flow map. New: every datagram a new 5-tuple (the first-packet path). */
+type Traffic = 'known' | 'new';
+type NewFlowMode = 'fwd' | 'l4fleet';
+const NEW_MODES: readonly NewFlowMode[] = ['fwd', 'l4fleet'];
 const MODES: readonly PerPacketMode[] = ['direct', 'fwd', 'l4fleet'];
 export type PerPacketFamily = 4 | 6;
 const FAMILIES: readonly PerPacketFamily[] = [4, 6];
@@ -87,12 +122,16 @@ interface Flood {
   readonly cpuNs: number;
   readonly softirqdNs: number;
   readonly wallNs: number;
+  /** Distinct 5-tuples sent, warm-up included. */
+  readonly distinct: number;
 }
 
 interface Sample {
   readonly nsPerPacket: number;
   readonly pps: number;
   readonly lost: number;
+  /** New-flow l4fleet floods: flow-map entries counted after the flood (0 otherwise). */
+  readonly entries: number;
 }
 
 /** Kernel symbols of nf_tables' evaluation (the interpreter, expressions, set back ends, jhash). */
@@ -153,6 +192,62 @@ async function rememberedFlows(node: NetnsHost, t: Target): Promise<number> {
   return out.split(` . ${t.vip} . ${FLOOD_PORT} `).length - 1;
 }
 
+/** Elements now in an nft map or set of l4fleet's table (each has a timeout, so "expires" once). */
+async function elements(node: NetnsHost, kind: 'map' | 'set', name: string): Promise<number> {
+  const r = await node.run(['nft', 'list', kind, 'netdev', DEFAULT_TABLE_NAME, name], { timeoutMs: 60_000 });
+  return r.stdout.split(' expires ').length - 1;
+}
+
+/** The flood family's UDP flow maps (IPv6: both hashed maps and the exact set), as `kind name` pairs. */
+const udpFlowSets = (family: PerPacketFamily): string[] =>
+  family === 4
+    ? [`map ${flowsMap(4, 'udp')}`]
+    : [`map ${flowsMap(6, 'udp')}`, `map ${secondFlowsMap('udp')}`, `set ${exactFlowsSet('udp')}`];
+
+async function flushFlows(node: NetnsHost, family: PerPacketFamily): Promise<void> {
+  const input = udpFlowSets(family)
+    .map((x) => `flush ${x.replace(' ', ` netdev ${DEFAULT_TABLE_NAME} `)}\n`)
+    .join('');
+  await node.run(['nft', '-f', '-'], { input, timeoutMs: 60_000 });
+}
+
+/** Packets l4fleet forwarded statelessly because a flow map was full. */
+async function flowTableFullPackets(node: NetnsHost): Promise<number> {
+  const out = await node.sh(`nft list counter netdev ${DEFAULT_TABLE_NAME} ${FLOW_TABLE_FULL}`);
+  const m = /packets (\d+)/.exec(out);
+  if (!m) throw new Error(`flow-table-full counter: unexpected output ${JSON.stringify(out.slice(0, 200))}`);
+  return Number(m[1]);
+}
+
+/**
+ * After an l4fleet new-flow flood of `distinct` tuples of which at most `lost` were lost: every tuple
+ * that arrived is remembered (IPv4: the flow map; IPv6: the exact set, and each hashed map but for hash
+ * collisions, ~3 expected among 155,000 keys of 32 bits; counted when `all`, as listing them is slow).
+ * Returns the smallest count.
+ */
+async function checkNewFlowEntries(
+  node: NetnsHost,
+  t: Target,
+  distinct: number,
+  lost: number,
+  all: boolean,
+): Promise<number> {
+  const what = `per-packet IPv${t.family} new flows`;
+  const exact = await rememberedFlows(node, t);
+  if (exact < distinct - lost || exact > distinct) {
+    throw new Error(`${what}: ${exact} flows remembered after a flood of ${distinct} new flows (${lost} lost)`);
+  }
+  let least = exact;
+  if (t.family === 6 && all) {
+    for (const name of [flowsMap(6, 'udp'), secondFlowsMap('udp')]) {
+      const n = await elements(node, 'map', name);
+      if (n < (distinct - lost) * 0.99) throw new Error(`${what}: ${n} entries in ${name} after ${distinct} flows`);
+      least = Math.min(least, n);
+    }
+  }
+  return least;
+}
+
 export async function measurePerPacket(s: PerPacketSetup): Promise<Record<string, number>> {
   const flood = join(s.dir, 'udp-flood');
   await run(['gcc', '-O2', '-Wall', '-o', flood, fileURLToPath(new URL('./udp-flood.c', import.meta.url))]);
@@ -178,38 +273,69 @@ export async function measurePerPacket(s: PerPacketSetup): Promise<Record<string
     },
   };
 
-  const floodArgv = (dst: string): string[] =>
-    [flood, dst, FLOOD_PORT, PACKETS, WARMUP_PACKETS, FLOWS, PAYLOAD_BYTES, cpu, softirqd, FLOOD_MAX_S].map(String);
-  const once = async (t: Target, mode: PerPacketMode): Promise<Sample> => {
-    const what = `per-packet IPv${t.family} ${mode}`;
+  const floodArgv = (dst: string, traffic: Traffic = 'known', family: PerPacketFamily = 4): string[] =>
+    [flood, dst, FLOOD_PORT, PACKETS, WARMUP_PACKETS]
+      .concat(traffic === 'known' ? [FLOWS] : [NEW_FLOW_SOCKETS])
+      .concat([PAYLOAD_BYTES, cpu, softirqd, FLOOD_MAX_S])
+      .concat(traffic === 'known' ? [] : [NEW_FLOW_SOURCES, NEW_FLOW_SOURCE_PREFIXES[family].split('/')[0] as string])
+      .map(String);
+  const newFlows = PACKETS + WARMUP_PACKETS;
+  if (newFlows > NEW_FLOW_SOCKETS * NEW_FLOW_SOURCES || newFlows > BENCH_FLOW_TABLE_SIZE) {
+    throw new Error(`per-packet: ${newFlows} new flows per flood do not fit (BENCH_PP_PACKETS too large)`);
+  }
+  const once = async (t: Target, mode: PerPacketMode, traffic: Traffic = 'known', round = 0): Promise<Sample> => {
+    const what = `per-packet IPv${t.family} ${mode}${traffic === 'new' ? ' new flows' : ''}`;
+    const fresh = traffic === 'new' && mode === 'l4fleet';
     if (mode === 'fwd') await s.node.run(['nft', '-f', '-'], { input: t.baseline });
+    if (fresh) await flushFlows(s.node, t.family);
     try {
       const before = await l4fleetVipPackets(s.dp, t.vip);
+      const fullBefore = fresh ? await flowTableFullPackets(s.node) : 0;
       await sinkPackets(s.backend);
       const dst = mode === 'direct' ? t.backendAddress : t.vip;
-      const r = await s.client.run(floodArgv(dst), { timeoutMs: (FLOOD_MAX_S + 15) * 1000 });
+      const r = await s.client.run(floodArgv(dst, traffic, t.family), { timeoutMs: (FLOOD_MAX_S + 15) * 1000 });
       const f = JSON.parse(r.stdout) as Flood;
+      if (traffic === 'new' && f.distinct !== f.sent + WARMUP_PACKETS) {
+        throw new Error(`${what}: ${f.distinct} distinct 5-tuples in ${f.sent + WARMUP_PACKETS} datagrams`);
+      }
       const delivered = await sinkPackets(s.backend);
+      const lost = Math.max(0, f.sent + WARMUP_PACKETS - delivered);
+      let entries = 0;
+      if (fresh) {
+        // Count first (entries expire), then flush: nft lists every set's elements whatever it is asked
+        // for (6-7 s with 155,000 IPv6 flows), so the counters below are read from empty flow maps.
+        entries = await checkNewFlowEntries(s.node, t, f.distinct, lost, round === 0);
+        await flushFlows(s.node, t.family);
+      }
       const through = (await l4fleetVipPackets(s.dp, t.vip)) - before;
       // The mode must be what it claims: l4fleet's chain saw the flood only in l4fleet mode.
       const expectThrough = mode === 'l4fleet' ? f.sent + WARMUP_PACKETS : 0;
       if (Math.abs(through - expectThrough) > (f.sent + WARMUP_PACKETS) * 0.01) {
         throw new Error(`${what}: l4fleet's VIP counter moved by ${through}, expected ${expectThrough}`);
       }
-      const lost = Math.max(0, f.sent + WARMUP_PACKETS - delivered);
       const timed = f.sent - lost;
       if (f.sent < PACKETS / 2 || timed < f.sent * 0.99) {
         throw new Error(`${what}: sent ${f.sent} of ${PACKETS}, ${lost} lost, ${f.errors} send errors`);
       }
-      return { nsPerPacket: (f.cpuNs + f.softirqdNs) / timed, pps: (timed * 1e9) / f.wallNs, lost };
+      if (fresh) {
+        // The first-packet path, not its stateless fallback: every new flow remembered, none refused.
+        const full = (await flowTableFullPackets(s.node)) - fullBefore;
+        if (full !== 0) throw new Error(`${what}: ${full} packets forwarded with the flow table full`);
+      }
+      return { nsPerPacket: (f.cpuNs + f.softirqdNs) / timed, pps: (timed * 1e9) / f.wallNs, lost, entries };
     } finally {
       if (mode === 'fwd') await s.node.run(['nft', 'delete', 'table', 'netdev', BASELINE_TABLE]);
+      if (fresh) await flushFlows(s.node, t.family);
     }
   };
 
   const samples: Record<PerPacketFamily, Record<PerPacketMode, Sample[]>> = {
     4: { direct: [], fwd: [], l4fleet: [] },
     6: { direct: [], fwd: [], l4fleet: [] },
+  };
+  const newSamples: Record<PerPacketFamily, Record<NewFlowMode, Sample[]>> = {
+    4: { fwd: [], l4fleet: [] },
+    6: { fwd: [], l4fleet: [] },
   };
   const checked = new Set<PerPacketFamily>();
   const deadline = Date.now() + 10 * 60_000;
@@ -227,17 +353,24 @@ export async function measurePerPacket(s: PerPacketSetup): Promise<Record<string
           checked.add(t.family);
         }
       }
+      // Then the same family's new-flow floods (which of the two goes first alternates by round).
+      for (let i = 0; i < NEW_MODES.length; i++) {
+        const mode = NEW_MODES[(round + i) % NEW_MODES.length] as NewFlowMode;
+        newSamples[t.family][mode].push(await once(t, mode, 'new', round));
+      }
     }
   }
   // Cross-check: ns per packet inside nf_tables functions, from a cpu-clock profile of one flood.
-  const profiled = async (t: Target, mode: 'fwd' | 'l4fleet'): Promise<number> => {
+  const profiled = async (t: Target, mode: 'fwd' | 'l4fleet', traffic: Traffic = 'known'): Promise<number> => {
+    const fresh = traffic === 'new' && mode === 'l4fleet';
     if (mode === 'fwd') await s.node.run(['nft', '-f', '-'], { input: t.baseline });
+    if (fresh) await flushFlows(s.node, t.family);
     try {
       const data = join(s.dir, `perf-${t.family}-${mode}.data`);
       const rec = await run(
         ['perf', 'record', '-q', '-e', 'cpu-clock', '-F', '2000', '-C', String(cpu), '-o', data, '--'].concat(
           ['ip', 'netns', 'exec', s.client.ns],
-          floodArgv(t.vip),
+          floodArgv(t.vip, traffic, t.family),
         ),
         { timeoutMs: (FLOOD_MAX_S + 15) * 1000 },
       );
@@ -252,6 +385,7 @@ export async function measurePerPacket(s: PerPacketSetup): Promise<Record<string
       return (share * (f.cpuNs + f.softirqdNs)) / f.sent;
     } finally {
       if (mode === 'fwd') await s.node.run(['nft', 'delete', 'table', 'netdev', BASELINE_TABLE]);
+      if (fresh) await flushFlows(s.node, t.family);
     }
   };
   const perf: Record<string, number> = {};
@@ -264,6 +398,17 @@ export async function measurePerPacket(s: PerPacketSetup): Promise<Record<string
       perf[key(family, 'ppPerfNftExtraNs')] = l4fleetNft - fwdNft;
     } catch (e) {
       console.error(`per-packet: IPv${family} perf cross-check skipped: ${(e as Error).message.slice(0, 200)}`);
+    }
+    try {
+      const fwdNft = await profiled(targets[family], 'fwd', 'new');
+      const l4fleetNft = await profiled(targets[family], 'l4fleet', 'new');
+      perf[key(family, 'ppNewPerfNftFwdNs')] = fwdNft;
+      perf[key(family, 'ppNewPerfNftL4fleetNs')] = l4fleetNft;
+      perf[key(family, 'ppNewPerfNftExtraNs')] = l4fleetNft - fwdNft;
+    } catch (e) {
+      console.error(
+        `per-packet: IPv${family} new-flow perf cross-check skipped: ${(e as Error).message.slice(0, 200)}`,
+      );
     }
   }
 
@@ -302,7 +447,12 @@ export async function measurePerPacket(s: PerPacketSetup): Promise<Record<string
       ppLost: Math.max(...MODES.flatMap((m) => fam[m].map((x) => x.lost))),
     };
     for (const [k, v] of Object.entries(f)) figures[key(family, k)] = v;
+    for (const [k, v] of Object.entries(newFlowFigures(newSamples[family], extra))) figures[key(family, k)] = v;
     for (const k of ['ppPerfNftFwdNs', 'ppPerfNftL4fleetNs', 'ppPerfNftExtraNs']) {
+      const v = perf[key(family, k)];
+      if (v !== undefined) figures[key(family, k)] = v;
+    }
+    for (const k of ['ppNewPerfNftFwdNs', 'ppNewPerfNftL4fleetNs', 'ppNewPerfNftExtraNs']) {
       const v = perf[key(family, k)];
       if (v !== undefined) figures[key(family, k)] = v;
     }
@@ -320,6 +470,47 @@ export async function measurePerPacket(s: PerPacketSetup): Promise<Record<string
     pp6OverV4ExtraMeasurable: (oMed > 0 ? o25 > 0 : o75 < 0) && o75 - o25 < Math.abs(oMed) ? 1 : 0,
   });
   return figures;
+}
+
+/** Median, quartiles and the bench's rule "measurable": the quartiles on one side of zero, IQR < |median|. */
+function paired(xs: readonly number[]): { med: number; p25: number; p75: number; measurable: boolean } {
+  const p25 = quantile(xs, 0.25);
+  const p75 = quantile(xs, 0.75);
+  const med = median(xs);
+  return { med, p25, p75, measurable: (med > 0 ? p25 > 0 : p75 < 0) && p75 - p25 < Math.abs(med) };
+}
+
+/** A family's new-flow figures (IPv4 key names); `knownExtra` are the same rounds' known-flow extras. */
+function newFlowFigures(fam: Record<NewFlowMode, Sample[]>, knownExtra: readonly number[]): Record<string, number> {
+  const ns = (m: NewFlowMode): number[] => fam[m].map((x) => x.nsPerPacket);
+  const pps = (m: NewFlowMode): number[] => fam[m].map((x) => x.pps);
+  const extra = fam.l4fleet.map((x, i) => x.nsPerPacket - (fam.fwd[i] as Sample).nsPerPacket);
+  const e = paired(extra);
+  const over = paired(extra.slice(0, knownExtra.length).map((x, i) => x - (knownExtra[i] as number)));
+  return {
+    ppNewRounds: extra.length,
+    ppNewPacketsPerFlood: PACKETS,
+    ppNewFlowsPerFlood: PACKETS + WARMUP_PACKETS,
+    ppNewFwdNs: median(ns('fwd')),
+    ppNewL4fleetNs: median(ns('l4fleet')),
+    ppNewFwdSpreadNs: quantile(ns('fwd'), 1) - quantile(ns('fwd'), 0),
+    ppNewL4fleetSpreadNs: quantile(ns('l4fleet'), 1) - quantile(ns('l4fleet'), 0),
+    ppNewExtraNs: e.med,
+    ppNewExtraP25Ns: e.p25,
+    ppNewExtraP75Ns: e.p75,
+    ppNewExtraMinNs: quantile(extra, 0),
+    ppNewExtraMaxNs: quantile(extra, 1),
+    ppNewExtraMeasurable: e.measurable ? 1 : 0,
+    ppNewOverKnownExtraNs: over.med,
+    ppNewOverKnownExtraP25Ns: over.p25,
+    ppNewOverKnownExtraP75Ns: over.p75,
+    ppNewOverKnownExtraMeasurable: over.measurable ? 1 : 0,
+    ppsNewFwd: median(pps('fwd')),
+    ppsNewL4fleet: median(pps('l4fleet')),
+    ppsNewL4fleetVsFwd: median(pps('l4fleet')) / median(pps('fwd')),
+    ppNewLost: Math.max(...NEW_MODES.flatMap((m) => fam[m].map((x) => x.lost))),
+    ppNewFlowEntriesMin: Math.min(...fam.l4fleet.map((x) => x.entries)),
+  };
 }
 
 /** The lines the bench prints: IPv4 first (as before), then IPv6. */
@@ -363,5 +554,31 @@ function familyReport(f: Record<string, number>, family: PerPacketFamily): strin
       : `  cross-check (perf cpu-clock, time inside nf_tables functions, a lower bound): l4fleet ` +
           `${n('ppPerfNftL4fleetNs')} ns/pkt, fwd ${n('ppPerfNftFwdNs')} ns/pkt, extra ${n('ppPerfNftExtraNs')} ns`,
   );
+  if (f[key(family, 'ppNewRounds')] !== undefined) lines.push(...newFlowReport(f, family));
   return lines;
+}
+
+function newFlowReport(f: Record<string, number>, family: PerPacketFamily): string[] {
+  const n = (k: string, d = 0): string => (f[key(family, k)] as number).toFixed(d);
+  const kpps = (k: string): string => (Number(f[key(family, k)]) / 1e3).toFixed(0);
+  const noisy = (k: string): string =>
+    f[key(family, `${k}Measurable`)]
+      ? `${n(`${k}Ns`)} ns`
+      : `NOT MEASURABLE here (noise): median ${n(`${k}Ns`)} ns, but the rounds disagree`;
+  return [
+    `  new flows, IPv${family} (every datagram a new 5-tuple, ${n('ppNewFlowsPerFlood')} per flood from ` +
+      `${NEW_FLOW_SOCKETS} ports x ${NEW_FLOW_SOURCES} addresses, flow maps flushed before each, ` +
+      `${n('ppNewRounds')} rounds; the sender routes each datagram, so only new-flow floods compare): ` +
+      `minimal fwd ${n('ppNewFwdNs')} ns/pkt (${kpps('ppsNewFwd')} kpps, spread ${n('ppNewFwdSpreadNs')}); ` +
+      `l4fleet ${n('ppNewL4fleetNs')} ns/pkt (${kpps('ppsNewL4fleet')} kpps, spread ${n('ppNewL4fleetSpreadNs')}); ` +
+      `flow-map entries after a flood >= ${n('ppNewFlowEntriesMin')}`,
+    `  l4fleet chain extra per new-flow (first) packet: ${noisy('ppNewExtra')} (pairs: p25 ${n('ppNewExtraP25Ns')}, ` +
+      `p75 ${n('ppNewExtraP75Ns')}, min ${n('ppNewExtraMinNs')}, max ${n('ppNewExtraMaxNs')}); ` +
+      `pps l4fleet/fwd ${n('ppsNewL4fleetVsFwd', 2)}; first packet minus known-flow extra, paired per round: ` +
+      `${noisy('ppNewOverKnownExtra')} (p25 ${n('ppNewOverKnownExtraP25Ns')}, p75 ${n('ppNewOverKnownExtraP75Ns')})`,
+    f[key(family, 'ppNewPerfNftExtraNs')] === undefined
+      ? '  cross-check new flows (perf cpu-clock profile): skipped'
+      : `  cross-check new flows (perf cpu-clock, inside nf_tables, a lower bound): l4fleet ` +
+        `${n('ppNewPerfNftL4fleetNs')} ns/pkt, fwd ${n('ppNewPerfNftFwdNs')} ns/pkt, extra ${n('ppNewPerfNftExtraNs')} ns`,
+  ];
 }

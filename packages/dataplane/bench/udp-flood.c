@@ -12,14 +12,25 @@
  * softirq time is not split off). Softirq work deferred to ksoftirqd is added from its schedstat.
  * Other tasks preempting us on a shared machine are not charged to this thread.
  *
- *   udp-flood DST PORT COUNT WARMUP FLOWS PAYLOAD_BYTES CPU KSOFTIRQD_PID MAX_SECONDS
- * Prints one JSON line: {"sent":..,"errors":..,"cpuNs":..,"softirqdNs":..,"wallNs":..}
+ * New flows (SOURCES > 0): every datagram is a 5-tuple never sent before. Each one carries its source
+ * address in an IP_PKTINFO / IPV6_PKTINFO control message, SOURCE_BASE + k (k counted in the address's
+ * last 32 bits), and a socket's k-th datagram (warm-up included) takes k: a tuple is (socket's source
+ * port, k), so FLOWS x SOURCES tuples, none repeated while no socket sends more than SOURCES datagrams.
+ * The sockets are IP_TRANSPARENT / IPV6_TRANSPARENT (CAP_NET_ADMIN) so the kernel lets them send from
+ * addresses that are not local; the router needs a route back to SOURCE_BASE's prefix only for rp_filter.
+ * The control message makes the kernel route every datagram afresh (no cached route of the connected
+ * socket), so the sender costs more than with SOURCES = 0: compare new-flow floods with each other.
+ *
+ *   udp-flood DST PORT COUNT WARMUP FLOWS PAYLOAD_BYTES CPU KSOFTIRQD_PID MAX_SECONDS [SOURCES SOURCE_BASE]
+ * Prints one JSON line: {"sent":..,"errors":..,"cpuNs":..,"softirqdNs":..,"wallNs":..,"distinct":..}
+ * where distinct is the number of distinct 5-tuples sent, warm-up included (FLOWS when SOURCES = 0).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +40,48 @@
 
 #define BATCH 32
 #define MAX_FLOWS 1024
+#define MAX_SOURCES (1 << 24)
+
+/* New flows: the per-socket source counter and the control messages that carry each datagram's source. */
+static int sources;
+static int family;
+static struct in_addr base4;
+static struct in6_addr base6;
+static long long per_sock[MAX_FLOWS];
+static union {
+  char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+  struct cmsghdr align;
+} ctl[BATCH];
+
+/* Fills message i's control message with source SOURCE_BASE + k. */
+static void set_source(struct msghdr *h, int i, unsigned k) {
+  memset(&ctl[i], 0, sizeof ctl[i]);
+  h->msg_control = ctl[i].buf;
+  struct cmsghdr *c = (struct cmsghdr *)ctl[i].buf;
+  if (family == AF_INET) {
+    struct in_pktinfo pi;
+    memset(&pi, 0, sizeof pi);
+    pi.ipi_spec_dst.s_addr = htonl(ntohl(base4.s_addr) + k);
+    h->msg_controllen = CMSG_SPACE(sizeof pi);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof pi);
+    memcpy(CMSG_DATA(c), &pi, sizeof pi);
+  } else {
+    struct in6_pktinfo pi;
+    memset(&pi, 0, sizeof pi);
+    pi.ipi6_addr = base6;
+    uint32_t low;
+    memcpy(&low, &pi.ipi6_addr.s6_addr[12], 4);
+    low = htonl(ntohl(low) + k);
+    memcpy(&pi.ipi6_addr.s6_addr[12], &low, 4);
+    h->msg_controllen = CMSG_SPACE(sizeof pi);
+    c->cmsg_level = IPPROTO_IPV6;
+    c->cmsg_type = IPV6_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof pi);
+    memcpy(CMSG_DATA(c), &pi, sizeof pi);
+  }
+}
 
 static long long now_ns(clockid_t c) {
   struct timespec ts;
@@ -66,6 +119,9 @@ static long long flood(int *socks, int flows, long long count, char *payload, in
   while (sent < count) {
     if ((sent & 4095) == 0 && now_ns(CLOCK_MONOTONIC) > deadline_ns) break;
     int n = count - sent < BATCH ? (int)(count - sent) : BATCH;
+    if (sources > 0) {
+      for (int i = 0; i < n; i++) set_source(&msgs[i].msg_hdr, i, (unsigned)((per_sock[f] + i) % sources));
+    }
     int r = sendmmsg(socks[f], msgs, (unsigned)n, 0);
     if (r < 0) {
       if (errno != ENOBUFS && errno != EAGAIN && errno != ECONNREFUSED) {
@@ -76,6 +132,7 @@ static long long flood(int *socks, int flows, long long count, char *payload, in
       if (*errors > 1000000) break;
     } else {
       sent += r;
+      per_sock[f] += r;
     }
     f = (f + 1) % flows;
   }
@@ -83,8 +140,9 @@ static long long flood(int *socks, int flows, long long count, char *payload, in
 }
 
 int main(int argc, char **argv) {
-  if (argc != 10) {
-    fprintf(stderr, "usage: %s DST PORT COUNT WARMUP FLOWS PAYLOAD CPU KSOFTIRQD_PID MAX_SECONDS\n", argv[0]);
+  if (argc != 10 && argc != 12) {
+    fprintf(stderr, "usage: %s DST PORT COUNT WARMUP FLOWS PAYLOAD CPU KSOFTIRQD_PID MAX_SECONDS [SOURCES SOURCE_BASE]\n",
+            argv[0]);
     return 2;
   }
   const char *dst = argv[1];
@@ -96,7 +154,9 @@ int main(int argc, char **argv) {
   int cpu = atoi(argv[7]);
   int ksoftirqd = atoi(argv[8]);
   double max_s = atof(argv[9]);
-  if (flows < 1 || flows > MAX_FLOWS || len < 1 || len > 1400 || count < 1 || max_s <= 0) {
+  sources = argc == 12 ? atoi(argv[10]) : 0;
+  if (flows < 1 || flows > MAX_FLOWS || len < 1 || len > 1400 || count < 1 || max_s <= 0 || sources < 0 ||
+      sources > MAX_SOURCES) {
     fprintf(stderr, "bad arguments\n");
     return 2;
   }
@@ -124,9 +184,22 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bad address %s\n", dst);
     return 2;
   }
+  family = to.ss_family;
+  if (sources > 0 && (family == AF_INET ? inet_pton(AF_INET, argv[11], &base4)
+                                         : inet_pton(AF_INET6, argv[11], &base6)) != 1) {
+    fprintf(stderr, "bad source base %s (must be of the destination's family)\n", argv[11]);
+    return 2;
+  }
   int socks[MAX_FLOWS];
   for (int i = 0; i < flows; i++) {
     socks[i] = socket(to.ss_family, SOCK_DGRAM, 0);
+    int one = 1;
+    if (socks[i] >= 0 && sources > 0 &&
+        (family == AF_INET ? setsockopt(socks[i], IPPROTO_IP, IP_TRANSPARENT, &one, sizeof one)
+                           : setsockopt(socks[i], IPPROTO_IPV6, IPV6_TRANSPARENT, &one, sizeof one)) != 0) {
+      perror("setsockopt transparent");
+      return 1;
+    }
     if (socks[i] < 0 || connect(socks[i], (struct sockaddr *)&to, to_len) != 0) {
       perror("socket/connect");
       return 1;
@@ -147,7 +220,12 @@ int main(int argc, char **argv) {
   long long wall1 = now_ns(CLOCK_MONOTONIC);
   long long cpu1 = now_ns(CLOCK_THREAD_CPUTIME_ID);
   long long soft1 = schedstat_ns(ksoftirqd);
-  printf("{\"sent\":%lld,\"errors\":%lld,\"cpuNs\":%lld,\"softirqdNs\":%lld,\"wallNs\":%lld}\n", sent, errors,
-         cpu1 - cpu0, soft1 - soft0, wall1 - wall0);
+  long long distinct = 0;
+  for (int i = 0; i < flows; i++) {
+    if (sources == 0) distinct += per_sock[i] > 0;
+    else distinct += per_sock[i] < sources ? per_sock[i] : sources;
+  }
+  printf("{\"sent\":%lld,\"errors\":%lld,\"cpuNs\":%lld,\"softirqdNs\":%lld,\"wallNs\":%lld,\"distinct\":%lld}\n",
+         sent, errors, cpu1 - cpu0, soft1 - soft0, wall1 - wall0, distinct);
   return 0;
 }
