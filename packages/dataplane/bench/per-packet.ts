@@ -447,11 +447,12 @@ export async function measurePerPacket(s: PerPacketSetup): Promise<Record<string
       ppLost: Math.max(...MODES.flatMap((m) => fam[m].map((x) => x.lost))),
     };
     for (const [k, v] of Object.entries(f)) figures[key(family, k)] = v;
-    for (const [k, v] of Object.entries(newFlowFigures(newSamples[family], extra))) figures[key(family, k)] = v;
     for (const k of ['ppPerfNftFwdNs', 'ppPerfNftL4fleetNs', 'ppPerfNftExtraNs']) {
       const v = perf[key(family, k)];
       if (v !== undefined) figures[key(family, k)] = v;
     }
+    // New keys after the known-flow ones, so the JSON line keeps its earlier keys in their order.
+    for (const [k, v] of Object.entries(newFlowFigures(newSamples[family], extra))) figures[key(family, k)] = v;
     for (const k of ['ppNewPerfNftFwdNs', 'ppNewPerfNftL4fleetNs', 'ppNewPerfNftExtraNs']) {
       const v = perf[key(family, k)];
       if (v !== undefined) figures[key(family, k)] = v;
