@@ -18,6 +18,7 @@ export {
 } from './proxy/driver.js';
 export type { ProxySelection } from './proxy/select.js';
 export { createRecordingDataPlane, type RecordingDataPlane } from './recording.js';
+export { changedSlots } from './slots.js';
 export type {
   ApplyResult,
   DataPlane,
@@ -29,3 +30,4 @@ export type {
   VipBackend,
   VipTable,
 } from './types.js';
+export { vipLabel } from './validate.js';

@@ -2,8 +2,8 @@
  * A data plane that forwards nothing and records what it was asked: for the agent's unit tests and
  * benches. It validates like the nftables driver (same errors) and reports deltas by slot.
  */
-import { NO_BACKEND } from '@l4fleet/maglev';
 import { DataPlaneError } from './errors.js';
+import { changedSlots } from './slots.js';
 import type { ApplyResult, DataPlane, DataPlaneCounters, VipApplyReport, VipTable } from './types.js';
 import { validateDesired } from './validate.js';
 
@@ -15,11 +15,6 @@ export interface RecordingDataPlane extends DataPlane {
   readonly closed: boolean;
   /** Makes the next apply() throw this error (once), as a failing kernel would. */
   failNext(err: Error): void;
-}
-
-/** Backend name per slot: what a delta compares (indices mean nothing across membership changes). */
-function owners(t: VipTable): (string | null)[] {
-  return Array.from(t.slots, (s) => (s === NO_BACKEND ? null : (t.backends[s]?.name ?? null)));
 }
 
 export function createRecordingDataPlane(opts: { requireSamePort?: boolean } = {}): RecordingDataPlane {
@@ -55,12 +50,7 @@ export function createRecordingDataPlane(opts: { requireSamePort?: boolean } = {
       for (const v of vips) {
         next.set(v.key, { label: v.label, table: v.table });
         const old = current.get(v.key)?.table;
-        let changed = v.table.slots.length;
-        if (old && old.slots.length === v.table.slots.length) {
-          const a = owners(old);
-          const b = owners(v.table);
-          changed = a.filter((o, i) => o !== b[i]).length;
-        }
+        const changed = old ? changedSlots(old, v.table) : v.table.slots.length;
         const rulesReplaced =
           !old || old.hash !== v.table.hash || old.seed !== v.table.seed || old.slots.length !== v.table.slots.length;
         slotsChanged += changed;

@@ -4,23 +4,19 @@
  * that changed (by identity, then by slot owner), so a long-running dry-run agent and the 16-agent bench pay for
  * what changed, not for every slot of every VIP on every apply.
  */
-import type { ApplyResult, DataPlane, DataPlaneCounters, VipApplyReport, VipTable } from '@l4fleet/dataplane';
+import {
+  type ApplyResult,
+  changedSlots,
+  type DataPlane,
+  type DataPlaneCounters,
+  type VipApplyReport,
+  type VipTable,
+  vipLabel,
+} from '@l4fleet/dataplane';
 import { AgentError } from '../errors.js';
 
 const keyOf = (t: VipTable) => `${t.vip.address}|${t.vip.port}|${t.vip.protocol}`;
-const label = (t: VipTable) =>
-  `${t.vip.address.includes(':') ? `[${t.vip.address}]` : t.vip.address}:${t.vip.port}/${t.vip.protocol}`;
-
-function slotsChanged(a: VipTable, b: VipTable): number {
-  if (a.slots.length !== b.slots.length) return b.slots.length;
-  let n = 0;
-  for (let i = 0; i < b.slots.length; i++) {
-    const x = a.slots[i] as number;
-    const y = b.slots[i] as number;
-    if ((x < 0 ? undefined : a.backends[x]?.name) !== (y < 0 ? undefined : b.backends[y]?.name)) n += 1;
-  }
-  return n;
-}
+const label = (t: VipTable) => vipLabel(t.vip.address, t.vip.port, t.vip.protocol);
 
 export interface DryRunDataPlane extends DataPlane {
   readonly tables: readonly VipTable[];
@@ -50,7 +46,7 @@ export function createDryRunDataPlane(): DryRunDataPlane {
         next.set(key, t);
         const old = current.get(key);
         const same = old === t;
-        const changed = !old ? t.slots.length : same ? 0 : slotsChanged(old, t);
+        const changed = !old ? t.slots.length : same ? 0 : changedSlots(old, t);
         const rulesReplaced =
           !!old && (old.hash !== t.hash || old.seed !== t.seed || old.slots.length !== t.slots.length);
         total += changed;

@@ -2,8 +2,8 @@ import { buildTable } from '@l4fleet/maglev';
 import { describe, expect, test } from 'vitest';
 import type { VipTable } from '../types.js';
 import { validateDesired } from '../validate.js';
-import { renderBatch } from './ops.js';
-import { effectiveSlot, type KernelState, planApply, planFold } from './plan.js';
+import { renderBatch, renderNft } from './ops.js';
+import { effectiveSlot, type KernelState, type Plan, planApply, planFold } from './plan.js';
 import type { Layout } from './ruleset.js';
 
 const layout: Layout = {
@@ -29,6 +29,9 @@ function vip(n: number, opts: Partial<VipTable> = {}, size = 13): VipTable {
 
 const norm = (...t: VipTable[]) => validateDesired(t, { requireSamePort: true });
 const lines = (script: string) => script.split('\n').filter(Boolean);
+/** The plan as the nft script and as l4fleet-nft-batch requests (undefined when it needs nft). */
+const script = (p: Plan): string => renderNft(layout.table, p.ops);
+const batch = (p: Plan): string | undefined => renderBatch(p.ops);
 
 function applied(...t: VipTable[]): KernelState {
   return planApply(null, norm(...t), layout).next;
@@ -38,17 +41,17 @@ describe('planApply', () => {
   test('first apply - creates the table, one VIP chain, every slot', () => {
     const p = planApply(null, norm(vip(3)), layout);
     expect(p.tableCreated).toBe(true);
-    expect(p.script).toContain('table netdev l4t {');
-    expect(p.script).toContain('add chain netdev l4t v_c6120201_tcp_80');
-    expect(p.script).toContain('jhash ip saddr . tcp sport . ip daddr . tcp dport mod 13 seed 7');
-    expect(p.script).toContain('add element netdev l4t vips4 { 198.18.2.1 . tcp . 80 : jump v_c6120201_tcp_80 }');
+    expect(script(p)).toContain('table netdev l4t {');
+    expect(script(p)).toContain('add chain netdev l4t v_c6120201_tcp_80');
+    expect(script(p)).toContain('jhash ip saddr . tcp sport . ip daddr . tcp dport mod 13 seed 7');
+    expect(script(p)).toContain('add element netdev l4t vips4 { 198.18.2.1 . tcp . 80 : jump v_c6120201_tcp_80 }');
     expect(p.slotsChanged).toBe(13);
     expect(p.backendsAdded).toBe(3);
   });
 
   test('same state again - nothing to do', () => {
     const p = planApply(applied(vip(3)), norm(vip(3)), layout);
-    expect(p.script).toBe('');
+    expect(script(p)).toBe('');
     expect(p.vips).toEqual([{ vip: '198.18.2.1:80/tcp', action: 'unchanged', slotsChanged: 0, rulesReplaced: false }]);
   });
 
@@ -57,20 +60,20 @@ describe('planApply', () => {
     const slots = Int32Array.from(t.slots);
     slots[4] = ((slots[4] as number) + 1) % 3;
     const p = planApply(applied(t), norm({ ...t, slots }), layout);
-    expect(lines(p.script)).toEqual([
+    expect(lines(script(p))).toEqual([
       expect.stringMatching(/^add element netdev l4t v_c6120201_tcp_80_over \{ 4 : \d+ \}$/),
     ]);
     expect(p.slotsChanged).toBe(1);
     const v = p.next.vips.get('v_c6120201_tcp_80');
     expect(v?.overlayCount).toBe(1);
     const back = planApply(p.next, norm(t), layout);
-    expect(lines(back.script)).toEqual(['delete element netdev l4t v_c6120201_tcp_80_over { 4 }']);
+    expect(lines(script(back))).toEqual(['delete element netdev l4t v_c6120201_tcp_80_over { 4 }']);
     expect(back.next.vips.get('v_c6120201_tcp_80')?.overlayCount).toBe(0);
     // Moving it again, elsewhere: the overlay element is replaced.
     const slots2 = Int32Array.from(slots);
     slots2[4] = ((slots[4] as number) + 1) % 3;
     const again = planApply(p.next, norm({ ...t, slots: slots2 }), layout);
-    expect(lines(again.script)).toEqual([
+    expect(lines(script(again))).toEqual([
       'delete element netdev l4t v_c6120201_tcp_80_over { 4 }',
       expect.stringMatching(/^add element netdev l4t v_c6120201_tcp_80_over \{ 4 : \d+ \}$/),
     ]);
@@ -101,20 +104,20 @@ describe('planApply', () => {
     expect(state.vips.get(key)?.overlayCount).toBe(0);
     expect(steps).toBe(Math.ceil(before.overlayCount / 10));
     // Folded, the state plans like a fresh one: nothing to do for the same table.
-    expect(planApply(state, norm(less), layout).script).toBe('');
+    expect(script(planApply(state, norm(less), layout))).toBe('');
   });
 
   test('backend leaves - its slots move, its id and counter go; the same backend gets the id back, no other does', () => {
     const before = applied(vip(3));
     const p = planApply(before, norm(vip(2)), layout);
     expect(p.backendsRemoved).toBe(1);
-    expect(p.script).toContain('delete counter netdev l4t b_80000003');
-    expect(p.script).toContain('delete element netdev l4t v_c6120201_tcp_80_live { 2147483651 }');
+    expect(script(p)).toContain('delete counter netdev l4t b_80000003');
+    expect(script(p)).toContain('delete element netdev l4t v_c6120201_tcp_80_live { 2147483651 }');
     // It comes back before the fold: its old id again, so its slots only lose their overlay elements.
     const back = planApply(p.next, norm(vip(3)), layout);
-    expect(back.script).toContain('add counter netdev l4t b_80000003');
-    expect(back.script).not.toContain('flush');
-    expect(back.script).not.toMatch(/add element netdev l4t v_c6120201_tcp_80_over/);
+    expect(script(back)).toContain('add counter netdev l4t b_80000003');
+    expect(script(back)).not.toContain('flush');
+    expect(script(back)).not.toMatch(/add element netdev l4t v_c6120201_tcp_80_over/);
     expect(back.next.vips.get('v_c6120201_tcp_80')?.overlayCount).toBe(0);
     // Another backend in its place gets a fresh id.
     const other = vip(3);
@@ -123,25 +126,25 @@ describe('planApply', () => {
       norm({ ...other, backends: [...other.backends.slice(0, 2), { name: 'x', address: '198.18.0.99', port: 80 }] }),
       layout,
     );
-    expect(replaced.script).toContain('add counter netdev l4t b_80000004');
+    expect(script(replaced)).toContain('add counter netdev l4t b_80000004');
   });
 
   test('seed or hash changes - rules rewritten, slot map kept', () => {
     const p = planApply(applied(vip(3)), norm(vip(3, { seed: 8 })), layout);
-    expect(p.script).toContain('flush chain netdev l4t v_c6120201_tcp_80');
-    expect(p.script).not.toContain('flush map');
+    expect(script(p)).toContain('flush chain netdev l4t v_c6120201_tcp_80');
+    expect(script(p)).not.toContain('flush map');
     expect(p.vips[0]?.rulesReplaced).toBe(true);
   });
 
   test('table size changes - the slot map is refilled', () => {
     const p = planApply(applied(vip(3)), norm(vip(3, {}, 17)), layout);
-    expect(p.script).toContain('flush map netdev l4t v_c6120201_tcp_80_slots');
+    expect(script(p)).toContain('flush map netdev l4t v_c6120201_tcp_80_slots');
     expect(p.slotsChanged).toBe(17);
   });
 
   test('VIP removed - its chain, maps, counter and address go', () => {
     const p = planApply(applied(vip(3)), [], layout);
-    expect(lines(p.script)).toEqual(
+    expect(lines(script(p))).toEqual(
       expect.arrayContaining([
         'delete element netdev l4t vips4 { 198.18.2.1 . tcp . 80 }',
         'delete chain netdev l4t v_c6120201_tcp_80',
@@ -155,14 +158,14 @@ describe('planApply', () => {
 
   test('another layout (interface, timeouts) - the table is replaced in the same transaction', () => {
     const p = planApply(applied(vip(3)), norm(vip(3)), { ...layout, flowTimeoutTcpS: 60 });
-    expect(lines(p.script)[0]).toBe('delete table netdev l4t');
+    expect(lines(script(p))[0]).toBe('delete table netdev l4t');
     expect(p.tableCreated).toBe(true);
   });
 
   test('backend change - element-only, so it can go as one l4fleet-nft-batch transaction', () => {
     const before = applied(vip(3));
     const leave = planApply(before, norm(vip(2)), layout);
-    const requests = (leave.batch as string).split('\n').filter(Boolean);
+    const requests = (batch(leave) as string).split('\n').filter(Boolean);
     expect(requests[0]).toBe('delete v_c6120201_tcp_80_live 2147483651');
     expect(requests).toEqual(
       expect.arrayContaining([
@@ -184,7 +187,7 @@ describe('planApply', () => {
       ),
       layout,
     );
-    expect((join.batch as string).split('\n').slice(0, 5)).toEqual([
+    expect((batch(join) as string).split('\n').slice(0, 5)).toEqual([
       'add-counter b_80000004',
       'add backends4 2147483652=hex:c6120009',
       'add backend_counters 2147483652=obj:b_80000004',
@@ -194,10 +197,10 @@ describe('planApply', () => {
   });
 
   test('new VIP, rule or size change - needs nft: no batch rendering', () => {
-    expect(planApply(null, norm(vip(3)), layout).batch).toBeUndefined();
-    expect(planApply(applied(vip(3)), norm(vip(3, { seed: 8 })), layout).batch).toBeUndefined();
-    expect(planApply(applied(vip(3)), norm(vip(3, {}, 17)), layout).batch).toBeUndefined();
-    expect(planApply(applied(vip(3)), norm(vip(3)), layout).batch).toBe('');
+    expect(batch(planApply(null, norm(vip(3)), layout))).toBeUndefined();
+    expect(batch(planApply(applied(vip(3)), norm(vip(3, { seed: 8 })), layout))).toBeUndefined();
+    expect(batch(planApply(applied(vip(3)), norm(vip(3, {}, 17)), layout))).toBeUndefined();
+    expect(batch(planApply(applied(vip(3)), norm(vip(3)), layout))).toBe('');
   });
 
   test('IPv6 VIP - flows keyed by a 32-bit hash of the 5-tuple (nft 1.0.6 dynset key limit)', () => {
@@ -210,11 +213,11 @@ describe('planApply', () => {
       slots: buildTable(backends, 13),
     };
     const p = planApply(null, norm(t), layout);
-    expect(p.script).toContain('jhash ip6 saddr mod 13 seed 1');
-    expect(p.script).toContain('add @flows6_udp { jhash ip6 saddr . udp sport . ip6 daddr . udp dport mod 4294967295');
+    expect(script(p)).toContain('jhash ip6 saddr mod 13 seed 1');
+    expect(script(p)).toContain('add @flows6_udp { jhash ip6 saddr . udp sport . ip6 daddr . udp dport mod 4294967295');
     // ... and a remembered backend is used only with the exact 5-tuple beside it.
-    expect(p.script).toContain('ip6 saddr . udp sport . ip6 daddr . udp dport . meta mark @exact6_udp');
-    expect(p.script).toContain('set exact6_udp { type ipv6_addr . inet_service . ipv6_addr . inet_service . mark;');
-    expect(p.script).toContain('add element netdev l4t vips6 { 2001:0db8:0000:0000:0000:0000:0000:0001 . udp . 53');
+    expect(script(p)).toContain('ip6 saddr . udp sport . ip6 daddr . udp dport . meta mark @exact6_udp');
+    expect(script(p)).toContain('set exact6_udp { type ipv6_addr . inet_service . ipv6_addr . inet_service . mark;');
+    expect(script(p)).toContain('add element netdev l4t vips6 { 2001:0db8:0000:0000:0000:0000:0000:0001 . udp . 53');
   });
 });

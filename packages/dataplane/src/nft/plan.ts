@@ -24,7 +24,7 @@ import {
   vipAddressesSet,
   vipsMap,
 } from './names.js';
-import { type ElementValue, type Op, renderBatch, renderNft } from './ops.js';
+import type { ElementValue, Op } from './ops.js';
 import { baseTable, type Layout, layoutSignature, vipRules, vipSignature } from './ruleset.js';
 
 export interface KernelBackend {
@@ -79,15 +79,12 @@ const RETIRED_MAX = 65_536;
 export const backendIdentity = (addressHex: string, mac?: string): string => `${addressHex}|${mac ?? ''}`;
 
 export interface Plan {
-  /** The changes, in transaction order; empty when the kernel already matches. */
-  readonly ops: readonly Op[];
-  /** The changes as one nft script; '' when the kernel already matches. */
-  readonly script: string;
   /**
-   * The changes as l4fleet-nft-batch requests, when every change is an element or counter change (the
-   * steady state: backends join, leave, change health); undefined when some change needs nft.
+   * The changes, in transaction order; empty when the kernel already matches. renderNft() writes them as
+   * one nft script; renderBatch() as l4fleet-nft-batch requests when every change is an element or
+   * counter change (the steady state: backends join, leave, change health).
    */
-  readonly batch: string | undefined;
+  readonly ops: readonly Op[];
   readonly next: KernelState;
   readonly vips: readonly VipApplyReport[];
   readonly slotsChanged: number;
@@ -360,19 +357,8 @@ export function planApply(current: KernelState | null, desired: readonly Normali
     retired.delete(identity);
   }
 
-  let script: string | undefined;
-  let batch: string | undefined | null = null;
   return {
     ops: out,
-    // Rendered on demand: the driver needs one of the two, and a full table is 65,537 elements.
-    get script() {
-      script ??= renderNft(t, out);
-      return script;
-    },
-    get batch() {
-      if (batch === null) batch = renderBatch(out);
-      return batch;
-    },
     next: { layoutSignature: sig, vips, backends, maxBackendId: maxId, retired },
     vips: reports,
     slotsChanged,

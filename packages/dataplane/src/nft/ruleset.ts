@@ -28,6 +28,7 @@ import {
   LAYOUT_VERSION,
   liveSet,
   MACS,
+  OVERLAY_NO_BACKEND,
   overlayMap,
   secondFlowsMap,
   slotsMap,
@@ -174,7 +175,7 @@ export function vipRules(v: VipShape, l: Layout): string[] {
     `meta mark & ${bit} == 0 meta mark set meta mark map @${slotsMap(v.key)}`,
     // Still a slot number (no backend in either map), or the overlay says "no backend".
     `meta mark & ${bit} == 0 counter name "${DROP_NO_BACKEND}" drop`,
-    `meta mark ${bit} counter name "${DROP_NO_BACKEND}" drop`,
+    `meta mark 0x${OVERLAY_NO_BACKEND.toString(16)} counter name "${DROP_NO_BACKEND}" drop`,
     `${remember} goto ${FORWARD_CHAIN}`,
     `counter name "${FLOW_TABLE_FULL}" goto ${FORWARD_CHAIN}`,
   ];

@@ -7,6 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { DataPlaneError } from '../errors.js';
+import { changedSlots } from '../slots.js';
 import type { ApplyResult, DataPlane, DataPlaneCounters, VipApplyReport, VipBackend, VipTable } from '../types.js';
 import { type NormalizedVip, validateDesired } from '../validate.js';
 import { BackendSelector, type ProxySelection } from './select.js';
@@ -39,20 +40,8 @@ interface RunningVip {
   readonly stats: ProxyStats;
 }
 
-const backendId = (b: VipBackend | undefined): string => `${b?.name}|${b?.address}|${b?.port}`;
-
-function slotsDiffer(a: VipTable, b: VipTable): number {
-  if (a.slots.length !== b.slots.length) return b.slots.length;
-  let n = 0;
-  for (let s = 0; s < a.slots.length; s++) {
-    const x = a.slots[s] as number;
-    const y = b.slots[s] as number;
-    const nx = x < 0 ? null : backendId(a.backends[x]);
-    const ny = y < 0 ? null : backendId(b.backends[y]);
-    if (nx !== ny) n += 1;
-  }
-  return n;
-}
+/** The proxy connects to the address: a slot whose backend keeps its name but moves counts as changed. */
+const backendId = (b: VipBackend): string => `${b.name}|${b.address}|${b.port}`;
 
 export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
   const selection = opts.selection ?? 'maglev';
@@ -126,7 +115,7 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
     for (const v of vips) {
       const r = running.get(v.key) as RunningVip;
       if (added.includes(r)) continue;
-      const changed = slotsDiffer(r.table, v.table);
+      const changed = changedSlots(r.table, v.table, backendId);
       const rulesReplaced =
         r.table.hash !== v.table.hash || r.table.seed !== v.table.seed || r.table.slots.length !== v.table.slots.length;
       const poolChanged = JSON.stringify(r.table.backends) !== JSON.stringify(v.table.backends);
