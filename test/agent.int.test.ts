@@ -91,6 +91,28 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
 
   let stateDir = '';
 
+  /** Node `s`'s agent file, beside its gobgpd, with the suite's router, NATS and the dry-run data plane. */
+  const agentFile = (
+    s: { name: string; address: string; password: string },
+    gobgpdAddress: string,
+    gracefulShutdownMs: number,
+    rest: Record<string, unknown>,
+  ): Record<string, unknown> => ({
+    fleet: 'itest',
+    node: { name: s.name, interface: 'lo', address: s.address },
+    bgp: {
+      asn: NODE_ASN,
+      listenPort: 179,
+      listenAddresses: [s.address],
+      gobgpdAddress,
+      gracefulShutdownMs,
+      peers: [{ address: routerAddress, asn: ROUTER_ASN, password: s.password, localAddress: s.address }],
+    },
+    nats: { servers: [nats.url] },
+    dataplane: { driver: 'dry-run' },
+    ...rest,
+  });
+
   beforeAll(async () => {
     stateDir = await mkdtemp(join(tmpdir(), 'l4fleet-agent-state-'));
     etcd = await startEtcd();
@@ -132,23 +154,13 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
 
     for (const s of specs) {
       const gobgpd = await startGobgpd({ name: `agent-${s.name}` });
-      const config = parseAgentConfig({
-        fleet: 'itest',
-        node: { name: s.name, interface: 'lo', address: s.address },
-        bgp: {
-          asn: NODE_ASN,
-          listenPort: 179,
-          listenAddresses: [s.address],
-          gobgpdAddress: gobgpd.apiAddress,
-          gracefulShutdownMs: 1_000,
-          peers: [{ address: routerAddress, asn: ROUTER_ASN, password: s.password, localAddress: s.address }],
-        },
-        etcd: { endpoints: etcd.endpoints, leaseTtlS: 5, dialTimeoutMs: 1_000 },
-        nats: { servers: [nats.url] },
-        metrics: { listen: '127.0.0.1:0' },
-        dataplane: { driver: 'dry-run' },
-        state: { dir: stateDir },
-      });
+      const config = parseAgentConfig(
+        agentFile(s, gobgpd.apiAddress, 1_000, {
+          etcd: { endpoints: etcd.endpoints, leaseTtlS: 5, dialTimeoutMs: 1_000 },
+          metrics: { listen: '127.0.0.1:0' },
+          state: { dir: stateDir },
+        }),
+      );
       // n2 forwards for real (userspace proxy on loopback): its flow must survive its drain.
       const dataPlane: DataPlane =
         s.name === 'n2'
@@ -379,24 +391,14 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
     const file = join(dir, 'agent.yaml');
     await writeFile(
       file,
-      stringify({
-        fleet: 'itest',
-        node: { name: 'n4', interface: 'lo', address: n4.address },
-        bgp: {
-          asn: NODE_ASN,
-          listenPort: 179,
-          listenAddresses: [n4.address],
-          gobgpdAddress: gobgpd.apiAddress,
-          gracefulShutdownMs: 500,
-          peers: [{ address: routerAddress, asn: ROUTER_ASN, password: n4.password, localAddress: n4.address }],
-        },
-        etcd: { endpoints: etcd.endpoints },
-        nats: { servers: [nats.url] },
-        metrics: { listen: `127.0.0.1:${metricsPort}` },
-        dataplane: { driver: 'dry-run' },
-        state: { dir },
-        drain: { forwardAfterWithdrawMs: 500 },
-      }),
+      stringify(
+        agentFile(n4, gobgpd.apiAddress, 500, {
+          etcd: { endpoints: etcd.endpoints },
+          metrics: { listen: `127.0.0.1:${metricsPort}` },
+          state: { dir },
+          drain: { forwardAfterWithdrawMs: 500 },
+        }),
+      ),
     );
     const bin = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
     const child = spawn(process.execPath, [bin, 'agent', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });

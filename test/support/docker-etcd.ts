@@ -26,20 +26,15 @@ const READY_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_S = 5;
 
 const live = new Set<string>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // Without Ryuk nothing else removes a crashed test's containers; 'exit' allows only synchronous work.
-  process.once('exit', () => {
-    if (live.size === 0) return;
-    try {
-      execFileSync('docker', ['rm', '-f', ...live], { stdio: 'ignore', timeout: 10_000 });
-    } catch {
-      // best effort: the label above finds leftovers
-    }
-  });
-}
+// Without Ryuk nothing else removes a crashed test's containers; 'exit' allows only synchronous work.
+process.once('exit', () => {
+  if (live.size === 0) return;
+  try {
+    execFileSync('docker', ['rm', '-f', ...live], { stdio: 'ignore', timeout: 10_000 });
+  } catch {
+    // best effort: the label above finds leftovers
+  }
+});
 
 /**
  * Where the published port answers. An engine on a unix socket runs on this machine and publishes on its addresses:
@@ -55,7 +50,6 @@ function publishedHost(c: StartedTestContainer): string {
 }
 
 export async function startEtcdContainer(opts: EtcdOptions = {}): Promise<EtcdHandle> {
-  installExitHook();
   const image = await ensureEtcdImage();
   const dir = await mkdtemp(join(tmpdir(), 'l4fleet-etcd-ct-'));
   let container: StartedTestContainer | undefined;

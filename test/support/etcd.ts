@@ -59,14 +59,9 @@ const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5_000;
 
 const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
-  });
-}
+process.once('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
 
 /** A free loopback TCP port (listen on 0, read it back, close). */
 export async function freePort(): Promise<number> {
@@ -168,7 +163,6 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdHandle> {
     const { startEtcdContainer } = await import('./docker-etcd.js');
     return await startEtcdContainer(opts);
   }
-  installExitHook();
   const dir = await mkdtemp(join(tmpdir(), 'l4fleet-etcd-'));
   const dataDir = join(dir, 'data');
   const tls = opts.tls ? await makeCerts(dir) : undefined;

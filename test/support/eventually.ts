@@ -23,3 +23,13 @@ export async function eventually<T>(
   }
   throw new Error(`${what}: not within ${timeoutMs} ms; last ${JSON.stringify(last)} ${String(lastErr ?? '')}`);
 }
+
+/** eventually() for a truthy value, which it returns. */
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T> | T,
+  timeoutMs = 20_000,
+  intervalMs = 50,
+): Promise<NonNullable<T>> {
+  return (await eventually(what, fn, (v) => Boolean(v), timeoutMs, intervalMs)) as NonNullable<T>;
+}

@@ -9,6 +9,7 @@ import { createFakeSpeaker, type FakeSpeaker } from '@l4fleet/bgp';
 import { type Fleet, parseFleet } from '@l4fleet/config';
 import { createRecordingDataPlane, type RecordingDataPlane } from '@l4fleet/dataplane';
 import { type FleetStore, MemoryFleetStore, StoreError } from '@l4fleet/store';
+import { until as waitUntil } from '@l4fleet/test-support/eventually';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { type Agent, createAgent } from './agent.js';
@@ -112,13 +113,8 @@ function startNode(
   return { agent, speaker, dataPlane, events };
 }
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** Polls until `fn` is truthy (5 s, every 10 ms). */
+const until = <T>(what: string, fn: () => T | Promise<T>, timeoutMs = 5_000) => waitUntil(what, fn, timeoutMs, 10);
 
 const saved = async (f: LastStateStore, revision: number) =>
   (await f.load().catch(() => undefined))?.revision === revision;

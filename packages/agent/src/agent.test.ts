@@ -2,6 +2,7 @@ import { type Advertisement, createFakeSpeaker, type FakeSpeaker } from '@l4flee
 import { type Fleet, parseFleet } from '@l4fleet/config';
 import { createRecordingDataPlane, type RecordingDataPlane } from '@l4fleet/dataplane';
 import { MemoryFleetStore, StoreError } from '@l4fleet/store';
+import { until as waitUntil } from '@l4fleet/test-support/eventually';
 import pino from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import { type Agent, createAgent } from './agent.js';
@@ -122,13 +123,8 @@ function startNode(
   return { name, agent, speaker, dataPlane, ops, routes, events };
 }
 
-async function until(what: string, cond: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** Polls until `fn` is truthy (5 s, every 10 ms). */
+const until = <T>(what: string, fn: () => T | Promise<T>, timeoutMs = 5_000) => waitUntil(what, fn, timeoutMs, 10);
 
 async function fleetOf(n: number, store = new MemoryFleetStore()) {
   await store.apply(fleetFile);

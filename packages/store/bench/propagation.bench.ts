@@ -27,7 +27,7 @@ const smallFleet = (i: number) =>
       {
         name: 'web',
         members: Array.from({ length: 10 }, (_, k) => ({
-          address: `10.0.0.${k + 1}`,
+          address: `198.18.0.${k + 1}`,
           port: 80,
           weight: 1 + ((i + k) % 3),
         })),

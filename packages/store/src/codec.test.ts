@@ -7,7 +7,7 @@ const big = parseFleet({
   hashSeed: 3,
   pools: Array.from({ length: 20 }, (_, p) => ({
     name: `p${p}`,
-    members: Array.from({ length: 500 }, (_, i) => ({ address: `10.${p}.${i >> 8}.${i & 255}`, port: 80 })),
+    members: Array.from({ length: 500 }, (_, i) => ({ address: `198.18.${2 * p + (i >> 8)}.${i & 255}`, port: 80 })),
   })),
 });
 

@@ -6,6 +6,7 @@
 import { parseFleet } from '@l4fleet/config';
 import { ensureEtcdImage } from '@l4fleet/test-support/docker-image';
 import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
+import { until as waitUntil } from '@l4fleet/test-support/eventually';
 import pino from 'pino';
 import { getContainerRuntimeClient } from 'testcontainers';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
@@ -19,20 +20,13 @@ const fleetOf = (members: number, seed?: number) =>
   parseFleet({
     ...(seed === undefined ? {} : { hashSeed: seed }),
     pools: [
-      { name: 'web', members: Array.from({ length: members }, (_, i) => ({ address: `10.1.0.${i}`, port: 80 })) },
+      { name: 'web', members: Array.from({ length: members }, (_, i) => ({ address: `198.18.1.${i}`, port: 80 })) },
     ],
     vips: [{ address: '198.18.0.10', port: 80, protocol: 'tcp', pool: 'web' }],
   });
 
-async function until<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 15_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Polls until `fn` is truthy (15 s, every 50 ms). */
+const until = <T>(what: string, fn: () => T | Promise<T>, timeoutMs = 15_000) => waitUntil(what, fn, timeoutMs, 50);
 
 /** The labelled test container publishing `port`, or undefined: proves etcd is not the host process runtime. */
 async function containerOnPort(port: number): Promise<string | undefined> {

@@ -1,5 +1,6 @@
 import { parseFleet } from '@l4fleet/config';
 import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
+import { until as waitUntil } from '@l4fleet/test-support/eventually';
 import { largeFleet } from '@l4fleet/test-support/fleets';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
@@ -15,21 +16,14 @@ const fleetOf = (members: number, seed?: number) =>
     pools: [
       {
         name: 'web',
-        members: Array.from({ length: members }, (_, i) => ({ address: `10.0.${i >> 8}.${i & 255}`, port: 80 })),
+        members: Array.from({ length: members }, (_, i) => ({ address: `198.18.${i >> 8}.${i & 255}`, port: 80 })),
       },
     ],
     vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web' }],
   });
 
-async function until<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 10_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Polls until `fn` is truthy (10 s, every 50 ms). */
+const until = <T>(what: string, fn: () => T | Promise<T>, timeoutMs = 10_000) => waitUntil(what, fn, timeoutMs, 50);
 
 describe('store - etcd (real)', () => {
   let etcd: EtcdHandle;

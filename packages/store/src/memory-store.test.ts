@@ -4,7 +4,9 @@ import { MemoryFleetStore } from './memory-store.js';
 
 const fleet = (n: number) =>
   parseFleet({
-    pools: [{ name: 'web', members: Array.from({ length: n }, (_, i) => ({ address: `10.0.0.${i + 1}`, port: 80 })) }],
+    pools: [
+      { name: 'web', members: Array.from({ length: n }, (_, i) => ({ address: `198.18.0.${i + 1}`, port: 80 })) },
+    ],
   });
 
 describe('store - memory fake behaves like the etcd store', () => {
