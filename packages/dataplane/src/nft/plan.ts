@@ -144,15 +144,19 @@ function diffSlots(
   out: Op[],
 ): { overlay: Uint32Array; overlayCount: number; changed: number } {
   const size = slots.length;
+  // Most VIPs do not change in an apply: find the first changed slot before copying or allocating.
+  let first = 0;
+  while (first < size && effectiveSlot(old, first) === slots[first]) first += 1;
+  if (first === size) return { overlay: old.overlay, overlayCount: old.overlayCount, changed: 0 };
   const overlay = Uint32Array.from(old.overlay);
   let overlayCount = old.overlayCount;
-  const delKeys = new Uint32Array(size);
-  const addKeys = new Uint32Array(size);
-  const addValues = new Uint32Array(size);
+  const delKeys = new Uint32Array(size - first);
+  const addKeys = new Uint32Array(size - first);
+  const addValues = new Uint32Array(size - first);
   let dels = 0;
   let adds = 0;
   let changed = 0;
-  for (let s = 0; s < size; s++) {
+  for (let s = first; s < size; s++) {
     const now = slots[s] as number;
     if (effectiveSlot(old, s) === now) continue;
     changed += 1;
