@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GenericContainer, getContainerRuntimeClient, type StartedTestContainer, Wait } from 'testcontainers';
 import { ensureEtcdImage } from './docker-image.js';
-import { type EtcdHandle, type EtcdOptions, freePort, makeCerts } from './etcd.js';
+import { type EtcdHandle, type EtcdOptions, freePort, makeCerts, singleMemberFlags } from './etcd.js';
 
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
 
@@ -78,27 +78,13 @@ export async function startEtcdContainer(opts: EtcdOptions = {}): Promise<EtcdHa
       .withEnvironment({ ETCDCTL_API: '3' })
       .withCommand([
         '/usr/bin/etcd',
-        '--name',
-        'n1',
-        '--data-dir',
-        DATA_DIR,
-        // The wildcard: the published port reaches the container over its bridge address, not loopback.
-        '--listen-client-urls',
-        `${scheme}://0.0.0.0:${CLIENT_PORT}`,
-        '--advertise-client-urls',
-        `${scheme}://127.0.0.1:${hostPort}`,
-        '--listen-peer-urls',
-        'http://127.0.0.1:2380',
-        '--initial-advertise-peer-urls',
-        'http://127.0.0.1:2380',
-        '--initial-cluster',
-        'n1=http://127.0.0.1:2380',
-        '--initial-cluster-state',
-        'new',
-        '--logger',
-        'zap',
-        '--log-level',
-        'warn',
+        ...singleMemberFlags({
+          dataDir: DATA_DIR,
+          // The wildcard: the published port reaches the container over its bridge address, not loopback.
+          listenClientUrl: `${scheme}://0.0.0.0:${CLIENT_PORT}`,
+          advertiseClientUrl: `${scheme}://127.0.0.1:${hostPort}`,
+          peerUrl: 'http://127.0.0.1:2380',
+        }),
         ...(tls ? [...tlsFlags, '--client-cert-auth'] : []),
         ...(opts.extraArgs ?? []),
       ])

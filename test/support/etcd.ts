@@ -157,6 +157,37 @@ async function waitPort(port: number, deadline: number, child: ChildProcess, log
   }
 }
 
+/** etcd's flags for a one-member cluster (n1), logging warnings only; the caller adds TLS and extra flags. */
+export function singleMemberFlags(o: {
+  dataDir: string;
+  listenClientUrl: string;
+  advertiseClientUrl: string;
+  peerUrl: string;
+}): string[] {
+  return [
+    '--name',
+    'n1',
+    '--data-dir',
+    o.dataDir,
+    '--listen-client-urls',
+    o.listenClientUrl,
+    '--advertise-client-urls',
+    o.advertiseClientUrl,
+    '--listen-peer-urls',
+    o.peerUrl,
+    '--initial-advertise-peer-urls',
+    o.peerUrl,
+    '--initial-cluster',
+    `n1=${o.peerUrl}`,
+    '--initial-cluster-state',
+    'new',
+    '--logger',
+    'zap',
+    '--log-level',
+    'warn',
+  ];
+}
+
 export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdHandle> {
   if (process.env.L4FLEET_TEST_RUNTIME === 'containers') {
     // Loaded on demand: the process runtime (and CI, which has no Docker engine) never loads testcontainers.
@@ -171,26 +202,7 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdHandle> {
   const clientUrl = `${scheme}://127.0.0.1:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   const args = [
-    '--name',
-    'n1',
-    '--data-dir',
-    dataDir,
-    '--listen-client-urls',
-    clientUrl,
-    '--advertise-client-urls',
-    clientUrl,
-    '--listen-peer-urls',
-    peerUrl,
-    '--initial-advertise-peer-urls',
-    peerUrl,
-    '--initial-cluster',
-    `n1=${peerUrl}`,
-    '--initial-cluster-state',
-    'new',
-    '--logger',
-    'zap',
-    '--log-level',
-    'warn',
+    ...singleMemberFlags({ dataDir, listenClientUrl: clientUrl, advertiseClientUrl: clientUrl, peerUrl }),
     ...(tls
       ? [
           '--cert-file',

@@ -24,3 +24,29 @@ export function largeFleet(vips = 100, members = 1_000): Fleet {
     })),
   });
 }
+
+/**
+ * The agent tests' small fleet: pool web (members a, b, c; health check `webCheck`) behind 198.51.100.10:80/tcp and
+ * pool dns (d1, unchecked) behind 198.51.100.11:53/udp, with 251-slot tables.
+ */
+export function twoPoolFleet(webCheck: Record<string, unknown>): Fleet {
+  return parseFleet({
+    hashSeed: 0x5eed,
+    pools: [
+      {
+        name: 'web',
+        healthCheck: webCheck,
+        members: [
+          { name: 'a', address: '198.18.0.21', port: 80 },
+          { name: 'b', address: '198.18.0.22', port: 80 },
+          { name: 'c', address: '198.18.0.23', port: 80 },
+        ],
+      },
+      { name: 'dns', healthCheck: { type: 'none' }, members: [{ name: 'd1', address: '198.18.0.31', port: 53 }] },
+    ],
+    vips: [
+      { address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 },
+      { address: '198.51.100.11', port: 53, protocol: 'udp', pool: 'dns', tableSize: 251 },
+    ],
+  });
+}

@@ -6,10 +6,11 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFakeSpeaker, type FakeSpeaker } from '@l4fleet/bgp';
-import { type Fleet, parseFleet } from '@l4fleet/config';
+import type { Fleet } from '@l4fleet/config';
 import { createRecordingDataPlane, type RecordingDataPlane } from '@l4fleet/dataplane';
 import { type FleetStore, MemoryFleetStore, StoreError } from '@l4fleet/store';
 import { until as waitUntil } from '@l4fleet/test-support/eventually';
+import { twoPoolFleet } from '@l4fleet/test-support/fleets';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { type Agent, createAgent } from './agent.js';
@@ -20,25 +21,7 @@ import { createLastStateFile, type LastStateStore } from './persist/last-state.j
 const logger = pino({ level: process.env.L4FLEET_TEST_LOG ?? 'silent' });
 const ROUTES = ['198.51.100.10/32', '198.51.100.11/32'];
 
-const fleetFile: Fleet = parseFleet({
-  hashSeed: 0x5eed,
-  pools: [
-    {
-      name: 'web',
-      healthCheck: { type: 'none' },
-      members: [
-        { name: 'a', address: '198.18.0.21', port: 80 },
-        { name: 'b', address: '198.18.0.22', port: 80 },
-        { name: 'c', address: '198.18.0.23', port: 80 },
-      ],
-    },
-    { name: 'dns', healthCheck: { type: 'none' }, members: [{ name: 'd1', address: '198.18.0.31', port: 53 }] },
-  ],
-  vips: [
-    { address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 },
-    { address: '198.51.100.11', port: 53, protocol: 'udp', pool: 'dns', tableSize: 251 },
-  ],
-});
+const fleetFile: Fleet = twoPoolFleet({ type: 'none' });
 
 /** The in-memory store behind a switch: while `down`, every call fails as an unreachable etcd would. */
 function switchable(inner: MemoryFleetStore): { store: FleetStore; setDown(d: boolean): void; calls: () => number } {

@@ -1,8 +1,9 @@
 import { type Advertisement, createFakeSpeaker, type FakeSpeaker } from '@l4fleet/bgp';
-import { type Fleet, parseFleet } from '@l4fleet/config';
+import type { Fleet } from '@l4fleet/config';
 import { createRecordingDataPlane, type RecordingDataPlane } from '@l4fleet/dataplane';
 import { MemoryFleetStore, StoreError } from '@l4fleet/store';
 import { until as waitUntil } from '@l4fleet/test-support/eventually';
+import { twoPoolFleet } from '@l4fleet/test-support/fleets';
 import pino from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import { type Agent, createAgent } from './agent.js';
@@ -14,25 +15,7 @@ const logger = pino({ level: process.env.L4FLEET_TEST_LOG ?? 'silent' });
 const VIP_WEB = '198.51.100.10:80/tcp';
 const VIP_DNS = '198.51.100.11:53/udp';
 
-const fleetFile: Fleet = parseFleet({
-  hashSeed: 0x5eed,
-  pools: [
-    {
-      name: 'web',
-      healthCheck: { type: 'tcp', intervalMs: 100, timeoutMs: 50, rise: 1, fall: 2 },
-      members: [
-        { name: 'a', address: '198.18.0.21', port: 80 },
-        { name: 'b', address: '198.18.0.22', port: 80 },
-        { name: 'c', address: '198.18.0.23', port: 80 },
-      ],
-    },
-    { name: 'dns', healthCheck: { type: 'none' }, members: [{ name: 'd1', address: '198.18.0.31', port: 53 }] },
-  ],
-  vips: [
-    { address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 },
-    { address: '198.51.100.11', port: 53, protocol: 'udp', pool: 'dns', tableSize: 251 },
-  ],
-});
+const fleetFile: Fleet = twoPoolFleet({ type: 'tcp', intervalMs: 100, timeoutMs: 50, rise: 1, fall: 2 });
 
 /** Which member addresses each node's probes see failing ('*' = every node). */
 const failing = new Map<string, Set<string>>();
