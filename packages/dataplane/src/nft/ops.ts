@@ -5,8 +5,8 @@
  */
 import { hexToAddress } from './names.js';
 
+/** The value of a single map element; many mark-to-mark elements (slots) travel as a `bulk` op instead. */
 export type ElementValue =
-  | { readonly mark: number }
   /** Network-order hex, as the driver keeps addresses. */
   | { readonly address: string }
   | { readonly mac: string }
@@ -37,14 +37,12 @@ export type Op =
 const NFT_CHUNK = 2048;
 
 function nftValue(v: ElementValue): string {
-  if ('mark' in v) return String(v.mark);
   if ('address' in v) return hexToAddress(v.address);
   if ('mac' in v) return v.mac;
   return `"${v.counter}"`;
 }
 
 function batchValue(v: ElementValue): string {
-  if ('mark' in v) return String(v.mark);
   if ('address' in v) return `hex:${v.address}`;
   if ('mac' in v) return `hex:${v.mac.replaceAll(':', '')}`;
   return `obj:${v.counter}`;
