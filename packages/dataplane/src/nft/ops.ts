@@ -5,12 +5,11 @@
  */
 import { hexToAddress } from './names.js';
 
-/** The value of a single map element; many mark-to-mark elements (slots) travel as a `bulk` op instead. */
-export type ElementValue =
-  /** Network-order hex, as the driver keeps addresses. */
-  | { readonly address: string }
-  | { readonly mac: string }
-  | { readonly counter: string };
+/**
+ * The value of a single map element: an address (network-order hex, as the driver keeps addresses), a MAC, or a
+ * named counter. Many mark-to-mark elements (slots) travel as a `bulk` op instead.
+ */
+export type ElementValue = { readonly address: string } | { readonly mac: string } | { readonly counter: string };
 
 export type Op =
   /** Only nft can write this (tables, chains, rules, address-keyed maps). */
