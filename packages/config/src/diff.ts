@@ -75,6 +75,13 @@ export function diffFleets(before: Fleet | undefined, after: Fleet): FleetDiff {
         detail: `healthCheck ${JSON.stringify(old.healthCheck)} -> ${JSON.stringify(pool.healthCheck)}`,
       });
     }
+    if (old.forwarding !== pool.forwarding || old.guePort !== pool.guePort) {
+      changes.push({
+        kind: 'changed',
+        subject: `pool ${name}`,
+        detail: `forwarding ${old.forwarding}/${old.guePort} -> ${pool.forwarding}/${pool.guePort}`,
+      });
+    }
     const mb = keyed(old.members, (m: Member) => m.name);
     const ma = keyed(pool.members, (m: Member) => m.name);
     for (const [mn, m] of ma) {

@@ -1,5 +1,6 @@
 export { canonicalAddress, endpointText } from './address.js';
 export {
+  DEFAULT_GUE_PORT,
   DEFAULT_HEALTH_FALL,
   DEFAULT_HEALTH_INTERVAL_MS,
   DEFAULT_HEALTH_RISE,
@@ -7,6 +8,7 @@ export {
   DEFAULT_HTTP_EXPECT_STATUS,
   DEFAULT_HTTP_PATH,
   DEFAULT_MEMBER_WEIGHT,
+  DEFAULT_POOL_FORWARDING,
   DEFAULT_VIP_HASH,
   DEFAULT_VIP_TABLE_SIZE,
   defaultHealthCheck,
@@ -40,6 +42,7 @@ export {
 } from './table.js';
 export type {
   Fleet,
+  Forwarding,
   HashMode,
   HealthCheck,
   HealthCheckType,

@@ -55,6 +55,12 @@ describe('config parse - the issue sample', () => {
     });
   });
 
+  test('forwarding defaults to l2 with the GUE port 6080; gue takes a port', () => {
+    expect([fleet.pools[0]!.forwarding, fleet.pools[0]!.guePort]).toEqual(['l2', 6080]);
+    const gue = parseFleet({ pools: [pool('p', [m('198.18.0.1')], { forwarding: 'gue', guePort: 7000 })] });
+    expect([gue.pools[0]!.forwarding, gue.pools[0]!.guePort]).toEqual(['gue', 7000]);
+  });
+
   test('health checks are fully defaulted per type', () => {
     expect(fleet.pools[1]!.healthCheck).toEqual({
       type: 'udp',
@@ -164,6 +170,16 @@ describe('config parse - every problem at once, with path and value', () => {
       'seed out of range',
       { hashSeed: 2 ** 32 },
       'hashSeed: 4294967296 is not an unsigned 32-bit hash seed (0-4294967295)',
+    ],
+    [
+      'unknown forwarding',
+      { pools: [pool('p', [m('198.18.0.1')], { forwarding: 'vxlan' })] },
+      'pools[0].forwarding: "vxlan" is not one of l2 | ipip | gre | gue',
+    ],
+    [
+      'guePort out of range',
+      { pools: [pool('p', [m('198.18.0.1')], { forwarding: 'gue', guePort: 0 })] },
+      'pools[0].guePort: 0 is not a port (1-65535)',
     ],
     [
       'duplicate pool',

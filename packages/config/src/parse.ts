@@ -6,6 +6,7 @@ import { assertTableSize, isPrime, MaglevError, nextPrime } from '@l4fleet/magle
 import { parse as parseYaml } from 'yaml';
 import { endpointText } from './address.js';
 import {
+  DEFAULT_GUE_PORT,
   DEFAULT_HEALTH_FALL,
   DEFAULT_HEALTH_INTERVAL_MS,
   DEFAULT_HEALTH_RISE,
@@ -13,6 +14,7 @@ import {
   DEFAULT_HTTP_EXPECT_STATUS,
   DEFAULT_HTTP_PATH,
   DEFAULT_MEMBER_WEIGHT,
+  DEFAULT_POOL_FORWARDING,
   DEFAULT_VIP_HASH,
   DEFAULT_VIP_TABLE_SIZE,
   defaultHealthCheck,
@@ -28,7 +30,7 @@ import {
   Problems,
   showValue as show,
 } from './fields.js';
-import type { Fleet, HealthCheck, HealthCheckType, Member, MemberState, Pool, Vip } from './types.js';
+import type { Fleet, Forwarding, HealthCheck, HealthCheckType, Member, MemberState, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
 
 const NAME = /^[A-Za-z0-9[][A-Za-z0-9._:@[\]-]{0,127}$/;
@@ -153,7 +155,16 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
     p.add(path, `${show(v)} is not an object`);
     return undefined;
   }
-  checkKeys(p, path, v, ['name', 'healthCheck', 'members']);
+  checkKeys(p, path, v, ['name', 'healthCheck', 'members', 'forwarding', 'guePort']);
+  const forwarding = oneOf<Forwarding>(
+    p,
+    `${path}.forwarding`,
+    v.forwarding,
+    ['l2', 'ipip', 'gre', 'gue'],
+    DEFAULT_POOL_FORWARDING,
+  );
+  // Accepted with any forwarding (a parsed fleet carries the default and must parse again); used by gue only.
+  const guePort = port(p, `${path}.guePort`, v.guePort ?? DEFAULT_GUE_PORT);
   if (typeof v.name !== 'string' || !POOL_NAME.test(v.name)) {
     p.add(`${path}.name`, `${show(v.name)} is not a pool name (1-63 of A-Z a-z 0-9 . _ -, starting alphanumeric)`);
   }
@@ -187,6 +198,8 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
     name: typeof v.name === 'string' ? v.name : '',
     healthCheck: hc,
     members: members.map(({ family: _family, ...m }) => m),
+    forwarding,
+    guePort,
     families,
   };
 }

@@ -45,10 +45,22 @@ export interface Member {
   readonly state: MemberState;
 }
 
+/**
+ * How a node hands a flow's packets to a pool's backends. `l2`: the frame unchanged to the backend's MAC
+ * (backends on the node's segment). `ipip` (IPv4-in-IPv4 / IPv6-in-IPv6), `gre` (RFC 2784, 4-byte header) and
+ * `gue` (GUE variant 1, draft-ietf-intarea-gue §5: IP directly in UDP): encapsulated to the backend's address,
+ * so backends can sit anywhere routed (bpf data plane only; nftables refuses them).
+ */
+export type Forwarding = 'l2' | 'ipip' | 'gre' | 'gue';
+
 export interface Pool {
   readonly name: string;
   readonly healthCheck: HealthCheck;
   readonly members: readonly Member[];
+  /** Default `l2`. */
+  readonly forwarding: Forwarding;
+  /** `gue` only: UDP destination port the backends decapsulate on; default 6080 (used only with `gue`). */
+  readonly guePort: number;
 }
 
 export interface Vip {
