@@ -1,5 +1,6 @@
 /** Why a fleet file was refused. Stable strings: callers and tests switch on them. */
-export type ConfigErrorCode = 'INVALID' | 'SYNTAX' | 'HASH_SEED_MISSING' | 'VIP_NOT_FOUND';
+/** `TOO_LARGE`: a size bound of limits.ts (bytes, counts) was exceeded; nothing else was checked. */
+export type ConfigErrorCode = 'INVALID' | 'SYNTAX' | 'TOO_LARGE' | 'HASH_SEED_MISSING' | 'VIP_NOT_FOUND';
 
 /** One problem in a fleet file: where (`vips[0].port`) and what (`70000 is not a port (1-65535)`). */
 export interface ConfigProblem {

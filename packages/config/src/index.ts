@@ -30,6 +30,23 @@ export {
   showValue,
   stringField,
 } from './fields.js';
+export {
+  capProblems,
+  fleetBytesProblem,
+  fleetSizeProblems,
+  MAX_FLEET_BYTES,
+  MAX_HTTP_PATH_CHARS,
+  MAX_MEMBERS_PER_POOL,
+  MAX_POOLS,
+  MAX_PROBLEMS_REPORTED,
+  MAX_TOTAL_MEMBERS,
+  MAX_TOTAL_TABLE_SLOTS,
+  MAX_UDP_PAYLOAD_BYTES,
+  MAX_VIP_TABLE_SIZE,
+  MAX_VIPS,
+  MAX_YAML_ALIASES,
+  utf8Bytes,
+} from './limits.js';
 export { parseFleet, parseFleetText } from './parse.js';
 export {
   backendsForPool,

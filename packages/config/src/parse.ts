@@ -30,6 +30,14 @@ import {
   Problems,
   showValue as show,
 } from './fields.js';
+import {
+  capProblems,
+  fleetBytesProblem,
+  fleetSizeProblems,
+  MAX_FLEET_BYTES,
+  MAX_YAML_ALIASES,
+  utf8Bytes,
+} from './limits.js';
 import type { Fleet, Forwarding, HealthCheck, HealthCheckType, Member, MemberState, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
 
@@ -263,6 +271,9 @@ export function parseFleet(raw: unknown): Fleet {
   const p = new Problems();
   if (!isObj(raw))
     throw new ConfigError('INVALID', [{ path: '', message: `the fleet file is ${show(raw)}, not an object` }]);
+  // Sizes first: an oversized fleet is refused before any per-member work (limits.ts).
+  const oversized = fleetSizeProblems(raw);
+  if (oversized.length > 0) throw new ConfigError('TOO_LARGE', oversized);
   checkKeys(p, '', raw, ['hashSeed', 'pools', 'vips']);
   const seed = hashSeed(p, raw.hashSeed);
   const pools = new Map<string, ParsedPool>();
@@ -292,7 +303,7 @@ export function parseFleet(raw: unknown): Fleet {
       else seen.set(key, i);
     });
   }
-  if (p.list.length > 0) throw new ConfigError('INVALID', p.list);
+  if (p.list.length > 0) throw new ConfigError('INVALID', capProblems(p.list));
   const fleet: { hashSeed?: number; pools: Pool[]; vips: Vip[] } = {
     pools: [...pools.values()].map(({ families: _f, ...pl }) => pl),
     vips,
@@ -303,10 +314,15 @@ export function parseFleet(raw: unknown): Fleet {
 
 /** Parses fleet text: JSON if `format` says so or the text starts with `{`, else YAML (1.2, which accepts 0x hex). */
 export function parseFleetText(text: string, format?: 'yaml' | 'json'): Fleet {
-  const asJson = format === 'json' || (format === undefined && text.trimStart().startsWith('{'));
+  // The character count bounds the byte count from below: a huge text is refused without a pass over it.
+  const big = fleetBytesProblem(text.length > MAX_FLEET_BYTES ? text.length : utf8Bytes(text));
+  if (big) throw new ConfigError('TOO_LARGE', [big]);
+  const asJson = format === 'json' || (format === undefined && /^\s*\{/.test(text.slice(0, 4096)));
   let raw: unknown;
   try {
-    raw = asJson ? JSON.parse(text) : parseYaml(text, { prettyErrors: false, uniqueKeys: true });
+    raw = asJson
+      ? JSON.parse(text)
+      : parseYaml(text, { prettyErrors: false, uniqueKeys: true, maxAliasCount: MAX_YAML_ALIASES });
   } catch (err) {
     const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
     throw new ConfigError('SYNTAX', [{ path: '', message: `not valid ${asJson ? 'JSON' : 'YAML'}: ${msg}` }], {

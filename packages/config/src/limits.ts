@@ -1,0 +1,108 @@
+/**
+ * Size bounds of a fleet: what `l4fleet apply` accepts and what a record read back from etcd may claim. Checked
+ * before any work is done (a bounded read of the file, then counts before per-item parsing), so a hostile or
+ * mistaken input is refused in milliseconds with the field and the value instead of exhausting memory later in
+ * every node. The bench scale (100 VIPs x 1,000 members; one pool of 100,000) sits well inside them.
+ */
+import { MAX_TABLE_SIZE } from '@l4fleet/maglev';
+import { DEFAULT_VIP_TABLE_SIZE } from './defaults.js';
+import type { ConfigProblem } from './errors.js';
+import { isRawObject } from './fields.js';
+
+const n = (v: number): string => v.toLocaleString('en-US');
+
+/** Fleet file text, in bytes (UTF-8): 16 MiB holds ~250,000 members in flow-style YAML with room to spare. */
+export const MAX_FLEET_BYTES = 16 * 1024 * 1024;
+/** VIPs in one fleet: 1,000 default-size tables are 65.5 M slots (see MAX_TOTAL_TABLE_SLOTS). */
+export const MAX_VIPS = 1_000;
+export const MAX_POOLS = 1_000;
+/** Members of one pool; its VIPs' tables must be larger still (Maglev §3.4 wants M >> N). */
+export const MAX_MEMBERS_PER_POOL = 100_000;
+/** Members over all pools: every node keeps them in memory and every health checker probes them. */
+export const MAX_TOTAL_MEMBERS = 250_000;
+/** Slots of one VIP's table (a prime); the Maglev package's own ceiling. */
+export const MAX_VIP_TABLE_SIZE = MAX_TABLE_SIZE;
+/** Slots over all VIPs: 2^26 = 256 MiB of Int32 slots per node; room for 1,000 default-size (65,537) tables. */
+export const MAX_TOTAL_TABLE_SLOTS = 67_108_864;
+/** YAML alias expansions per file (the `yaml` library's maxAliasCount): stops billion-laughs alias bombs. */
+export const MAX_YAML_ALIASES = 100;
+/** HTTP health check path, in characters. */
+export const MAX_HTTP_PATH_CHARS = 2_048;
+/**
+ * UDP health check payload, in UTF-8 bytes: 1,232 = the IPv6 minimum MTU 1,280 (RFC 8200 §5) minus the IPv6 (40)
+ * and UDP (8) headers, so a probe never needs fragmentation on any path.
+ */
+export const MAX_UDP_PAYLOAD_BYTES = 1_232;
+/** Problems listed in one error; the rest are counted (a million bad members must not make a million lines). */
+export const MAX_PROBLEMS_REPORTED = 100;
+
+/** The first MAX_PROBLEMS_REPORTED problems, and one line counting the rest. */
+export function capProblems(list: readonly ConfigProblem[]): ConfigProblem[] {
+  if (list.length <= MAX_PROBLEMS_REPORTED) return [...list];
+  const rest = list.length - MAX_PROBLEMS_REPORTED;
+  return [...list.slice(0, MAX_PROBLEMS_REPORTED), { path: '', message: `... and ${n(rest)} more problems` }];
+}
+
+function tooMany(path: string, count: number, what: string, limit: number, name: string): ConfigProblem {
+  return { path, message: `${n(count)} ${what} is more than the limit of ${n(limit)} (${name})` };
+}
+
+/** UTF-8 length of `text`, without encoding it (the text may be large). */
+export function utf8Bytes(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      bytes += 4; // a surrogate pair is one 4-byte code point
+      i += 1;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/** The byte bound of fleet text; checked before parsing (a parser holds many times the text in memory). */
+export function fleetBytesProblem(bytes: number, source = 'fleet file'): ConfigProblem | undefined {
+  if (bytes <= MAX_FLEET_BYTES) return undefined;
+  return {
+    path: '',
+    message: `the ${source} is ${n(bytes)} bytes, more than the limit of ${n(MAX_FLEET_BYTES)} bytes (MAX_FLEET_BYTES)`,
+  };
+}
+
+/**
+ * Count bounds of a decoded (not yet validated) fleet: VIPs, pools, members per pool and in total, table slots.
+ * Cheap (no per-member work), so parseFleet() runs it first and refuses an oversized fleet before parsing it.
+ */
+export function fleetSizeProblems(raw: unknown): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  if (!isRawObject(raw)) return out;
+  const vips = Array.isArray(raw.vips) ? raw.vips : [];
+  const pools = Array.isArray(raw.pools) ? raw.pools : [];
+  if (vips.length > MAX_VIPS) out.push(tooMany('vips', vips.length, 'VIPs', MAX_VIPS, 'MAX_VIPS'));
+  if (pools.length > MAX_POOLS) out.push(tooMany('pools', pools.length, 'pools', MAX_POOLS, 'MAX_POOLS'));
+  let members = 0;
+  for (let i = 0; i < pools.length && i <= MAX_POOLS; i++) {
+    const pool = pools[i];
+    const list = isRawObject(pool) && Array.isArray(pool.members) ? pool.members : [];
+    members += list.length;
+    if (list.length > MAX_MEMBERS_PER_POOL) {
+      out.push(tooMany(`pools[${i}].members`, list.length, 'members', MAX_MEMBERS_PER_POOL, 'MAX_MEMBERS_PER_POOL'));
+    }
+  }
+  if (members > MAX_TOTAL_MEMBERS) {
+    out.push(tooMany('pools', members, 'members in all pools', MAX_TOTAL_MEMBERS, 'MAX_TOTAL_MEMBERS'));
+  }
+  let slots = 0;
+  for (let i = 0; i < vips.length && i <= MAX_VIPS; i++) {
+    const v = vips[i];
+    const size = isRawObject(v) && typeof v.tableSize === 'number' ? v.tableSize : DEFAULT_VIP_TABLE_SIZE;
+    // Out-of-range sizes are the per-VIP check's to report; count them at the ceiling here.
+    slots += Number.isFinite(size) && size > 0 ? Math.min(size, MAX_VIP_TABLE_SIZE) : 0;
+  }
+  if (slots > MAX_TOTAL_TABLE_SLOTS) {
+    out.push(tooMany('vips', slots, 'table slots in all VIPs', MAX_TOTAL_TABLE_SLOTS, 'MAX_TOTAL_TABLE_SLOTS'));
+  }
+  return out;
+}
