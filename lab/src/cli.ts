@@ -5,8 +5,10 @@ import { pino } from 'pino';
 import { LabError } from './errors.js';
 import { watch } from './flows/watch.js';
 import { run } from './runtime/exec.js';
+import { applyDefaultFleet } from './runtime/fleet-apply.js';
 import { downLab, listLabIds, NetnsLab } from './runtime/netns-lab.js';
 import { repoRoot } from './runtime/scripts.js';
+import { labDir } from './runtime/state.js';
 import { containerlabYaml } from './topology/containerlab.js';
 import { labFleetYaml } from './topology/fleet.js';
 import { buildTopology, DEFAULT_LAB_ID } from './topology/model.js';
@@ -104,7 +106,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
           `node    ${n.name.padEnd(10)} ${n.address.padEnd(15)} bgp ${n.bgp}${n.killed ? ' killed' : ''} announces ${n.announced.join(' ') || '-'}`,
         );
       }
-      for (const b of s.backends) io.out(`backend ${b.name.padEnd(10)} ${b.address}`);
+      for (const b of s.backends) io.out(`backend ${b.name.padEnd(10)} ${b.address}${b.failed ? ' failed' : ''}`);
       for (const [prefix, hops] of Object.entries(s.router.nextHops))
         io.out(`router  ${prefix} via ${hops.join(', ')}`);
     });
@@ -147,6 +149,40 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .action(async (node: string, _o, cmd: Command) => {
       await NetnsLab.open(labId(cmd), log).restart(node);
       io.out(`${node} restarted`);
+    });
+
+  program
+    .command('add-backend')
+    .description(
+      "add a backend; in agent mode the lab fleet's pools gain it through `l4fleet apply`; prints its name on the last line",
+    )
+    .option('--no-apply', 'only start the backend (add it yourself: `l4fleet member add` or `l4fleet apply -f`)')
+    .action(async (o, cmd: Command) => {
+      const lab = NetnsLab.open(labId(cmd), log);
+      const name = await lab.addBackend();
+      if (o.apply && lab.mode === 'agent') {
+        io.out(`l4fleet apply -f ${labDir(lab.id)}/fleet.yaml`);
+        io.out((await applyDefaultFleet(lab)).trimEnd());
+      }
+      io.out(name);
+    });
+
+  program
+    .command('fail-backend')
+    .description('fail a backend: its service stops answering, health checks mark it down, its connections reset')
+    .argument('<backend>')
+    .action(async (name: string, _o, cmd: Command) => {
+      await NetnsLab.open(labId(cmd), log).failBackend(name);
+      io.out(`${name} failed`);
+    });
+
+  program
+    .command('restore-backend')
+    .description('start a failed backend again; health checks bring it back into its pools')
+    .argument('<backend>')
+    .action(async (name: string, _o, cmd: Command) => {
+      await NetnsLab.open(labId(cmd), log).restoreBackend(name);
+      io.out(`${name} restored`);
     });
 
   program

@@ -11,9 +11,11 @@ import { run } from './exec.js';
 import type { NetnsLab } from './netns-lab.js';
 import { labDir } from './state.js';
 
-export async function applyDefaultFleet(lab: NetnsLab): Promise<void> {
+/** Writes the fleet of the lab's current topology (every backend in every pool) and applies it; returns apply's output. */
+export async function applyDefaultFleet(lab: NetnsLab): Promise<string> {
   const file = join(labDir(lab.id), 'fleet.yaml');
   writeFileSync(file, labFleetYaml(lab.topology));
   const etcd = lab.topology.control.etcdEndpoints.join(',');
-  await run([process.execPath, cliBin(), '--etcd', etcd, 'apply', '-f', file], { timeoutMs: 60_000 });
+  const r = await run([process.execPath, cliBin(), '--etcd', etcd, 'apply', '-f', file], { timeoutMs: 60_000 });
+  return r.stdout;
 }

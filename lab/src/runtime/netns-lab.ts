@@ -346,7 +346,10 @@ export class NetnsLab {
     appendEvent(this.id, { event: 'etcdStarted', host: 'control' });
   }
 
-  /** Adds the next backend (identity server running); the fleet is not changed: add it with `l4fleet member add`. */
+  /**
+   * Adds the next backend (identity server running); the fleet is not changed: `lab add-backend` applies the lab
+   * fleet with it (`l4fleet apply`), or add it to a pool with `l4fleet member add`.
+   */
   async addBackend(): Promise<string> {
     const name = backendName(this.state.backends + 1);
     this.state.backends += 1;
@@ -361,13 +364,33 @@ export class NetnsLab {
     return name;
   }
 
-  /** Fails a backend: its identity server dies, so health checks fail and its connections are reset. */
+  /**
+   * Fails a backend: everything in it dies (the identity server; in Docker its container), so its port refuses
+   * connections, health checks mark it down and its TCP connections are reset. `restoreBackend` brings it back.
+   */
   async failBackend(name: string): Promise<void> {
-    if (hostOf(this.topology, name).kind !== 'backend') {
-      throw new LabError('HOST_UNKNOWN', `host "${name}" is not a backend of lab "${this.id}"`);
-    }
+    this.requireBackend(name);
     await killAll(await namespacePids(this.ns(name)));
+    if (!this.state.killed.includes(name)) this.state.killed = [...this.state.killed, name];
+    this.save();
     appendEvent(this.id, { event: 'backendFailed', host: name });
+  }
+
+  /** Starts a backend's service again (also one that was not failed: it is restarted); health checks see it rise. */
+  async restoreBackend(name: string): Promise<void> {
+    this.requireBackend(name);
+    await killAll(await namespacePids(this.ns(name)));
+    this.state.killed = this.state.killed.filter((n) => n !== name);
+    // Docker: the container exited with its service; a new one is created and wired like one added later.
+    if (this.state.runtime === 'docker') await this.replaceContainer(name);
+    else await this.startBackend(name);
+    this.save();
+    appendEvent(this.id, { event: 'backendRestored', host: name });
+  }
+
+  /** Reads the state again: hosts added or failed by other `lab` commands since this lab was opened. */
+  refresh(): void {
+    this.state = readState(this.id) ?? this.state;
   }
 
   /** Waits until the router's route to the TCP VIP has exactly `count` next hops. */
@@ -510,6 +533,12 @@ export class NetnsLab {
     }
   }
 
+  private requireBackend(name: string): void {
+    if (hostOf(this.topology, name).kind !== 'backend') {
+      throw new LabError('HOST_UNKNOWN', `host "${name}" is not a backend of lab "${this.id}"`);
+    }
+  }
+
   private requireNode(node: string): void {
     if (hostOf(this.topology, node).kind !== 'node') {
       throw new LabError('HOST_UNKNOWN', `host "${node}" is not a node of lab "${this.id}"`);
@@ -558,6 +587,7 @@ export class NetnsLab {
       backends: hostsOfKind(topology, 'backend').map((b) => ({
         name: b.name,
         address: attachmentOf(topology, 'fabric', b.name).ipv4,
+        failed: this.state.killed.includes(b.name),
       })),
       clients: hostsOfKind(topology, 'client').map((c) => ({
         name: c.name,

@@ -22,7 +22,7 @@ export interface LabState {
   readonly clients: number;
   backends: number;
   nodeIndexes: number[];
-  /** Nodes killed with `lab kill` (link down, processes gone) until `lab restart`. */
+  /** Nodes killed with `lab kill` until `lab restart`, backends failed with `lab fail-backend` until `restore-backend`. */
   killed: string[];
   /** Host name -> process role -> pid. */
   pids: Record<string, Record<string, number>>;

@@ -22,7 +22,8 @@ export interface LabStatus {
   readonly nats: { readonly url: string };
   readonly vips: readonly { name: string; address: string; port: number; protocol: string }[];
   readonly nodes: readonly NodeStatus[];
-  readonly backends: readonly { name: string; address: string }[];
+  /** `failed`: by `lab fail-backend` until `lab restore-backend`. */
+  readonly backends: readonly { name: string; address: string; failed: boolean }[];
   readonly clients: readonly { name: string; address: string }[];
   /** Kernel next hops of the router's route to each VIP prefix: one per announcing node (ECMP). */
   readonly router: { readonly asn: number; readonly address: string; readonly nextHops: Record<string, string[]> };
