@@ -10,6 +10,7 @@ PKGS=(
   nats-server
   iperf3 haproxy socat ncat
   gcc libc6-dev
+  clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool
 )
 missing=()
 for p in "${PKGS[@]}"; do
