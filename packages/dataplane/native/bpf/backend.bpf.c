@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * l4fleet backend: removes the fleet's encapsulation at tc ingress (clsact, direct action) so a backend
+ * without ipip/gre/fou modules receives the client's packet to the VIP as if it had been routed to it, and
+ * answers from the VIP straight to the client (direct server return).
+ *
+ * Accepted (the outer family is the backend address's; the inner family is the VIP's; all four pairs):
+ *   ipip  outer IPv4 proto 4 (IPv4 inner) or 41 (IPv6 inner); outer IPv6 next header 41 or 4
+ *   gre   RFC 2784 basic header: flags/version word 0 (no checksum, key or sequence), protocol 0x0800/0x86DD
+ *   gue   UDP to the configured port, GUE variant 1 (draft-ietf-intarea-gue §5): the inner IP header right
+ *         after the UDP header, told apart by its version nibble; any source port (the nodes put the flow hash
+ *         there), the UDP checksum is not checked (0 is what the nodes send)
+ * Only from a node in the allow list: an encapsulated packet of an enabled mode from anyone else is dropped
+ * and counted (a backend must not be a reflector for spoofed VIP traffic), and so is one whose inner
+ * destination is not one of this host's VIPs. Everything else goes up the stack untouched.
+ *
+ * Decapsulation is one bpf_skb_adjust_room(-hdr, BPF_ADJ_ROOM_MAC, DECAP_L3_*): the kernel removes the room
+ * behind the MAC header, fixes CHECKSUM_COMPLETE, grows gso_size, and (DECAP_L3_*) sets skb->protocol to the
+ * inner family, which is what makes 6-in-4 and 4-in-6 free.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/pkt_cls.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+/* Kernel 6.3+ (Debian 12's 6.1 uapi headers lack them; the running kernel accepts them). */
+#ifndef BPF_F_ADJ_ROOM_DECAP_L3_IPV4
+#define BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
+#endif
+#ifndef BPF_F_ADJ_ROOM_DECAP_L3_IPV6
+#define BPF_F_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
+#endif
+
+#define IPPROTO_GRE_ 47
+#define GRE_HDR_LEN 4
+#define UDP_HDR_LEN 8
+
+/* Encapsulation modes; `modes` in the config is a bit set of (1 << MODE_*). Order = counter layout. */
+enum { MODE_GUE = 0, MODE_IPIP = 1, MODE_GRE = 2, MODE_COUNT = 3 };
+
+/*
+ * Counter slots. DECAP_BASE + mode * 4 + outer_is_v6 * 2 + inner_is_v6: 12 slots, then the others.
+ * The layout is mirrored in src/backend/counters.ts; append only.
+ */
+enum {
+	CNT_DECAP_BASE = 0,
+	CNT_STRANGER = 12,    /* encapsulated (enabled mode) but the outer source is not a node */
+	CNT_MALFORMED = 13,   /* from a node, but not a header this program accepts (GRE flags, GUE variant 0, fragment) */
+	CNT_NOT_VIP = 14,     /* from a node, inner destination not one of this host's VIPs */
+	CNT_PASSED = 15,      /* not the fleet's encapsulation: handed to the stack unchanged */
+	CNT_DECAP_FAILED = 16, /* bpf_skb_adjust_room refused (counted, dropped) */
+	CNT_SLOTS = 32,
+};
+
+struct counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+struct config {
+	__u32 modes;    /* bit set of 1 << MODE_* */
+	__u16 gue_port; /* network byte order */
+	__u16 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct config);
+} l4fb_config SEC(".maps");
+
+/* The fleet's node addresses (outer sources allowed); value unused (1). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} l4fb_nodes4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct in6_addr);
+	__type(value, __u8);
+} l4fb_nodes6 SEC(".maps");
+
+/* This host's VIPs (inner destinations allowed). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} l4fb_vips4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct in6_addr);
+	__type(value, __u8);
+} l4fb_vips6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CNT_SLOTS);
+	__type(key, __u32);
+	__type(value, struct counter);
+} l4fb_counters SEC(".maps");
+
+static __always_inline void count(__u32 slot, __u32 len)
+{
+	struct counter *c = bpf_map_lookup_elem(&l4fb_counters, &slot);
+
+	if (c) {
+		c->packets += 1;
+		c->bytes += len;
+	}
+}
+
+static __always_inline int pass(struct __sk_buff *skb)
+{
+	count(CNT_PASSED, skb->len);
+	return TC_ACT_OK;
+}
+
+static __always_inline int drop(struct __sk_buff *skb, __u32 slot)
+{
+	count(slot, skb->len);
+	return TC_ACT_SHOT;
+}
+
+/* The outer header as parsed: which mode, how many bytes to remove, and what the tunnel says is inside. */
+struct outer {
+	__u32 mode;
+	__u32 hdr_len;    /* outer L3 + L4/tunnel header, removed by the decap */
+	__u32 inner_v6;   /* from the protocol field (ipip, gre); GUE sets it from the version nibble */
+	__u32 outer_v6;
+};
+
+/* Which enabled mode (if any) an outer protocol/next-header value and what follows it select. */
+static __always_inline int classify(struct __sk_buff *skb, const struct config *cfg, __u8 proto, __u32 l3_len,
+				    struct outer *o)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u32 l4 = sizeof(struct ethhdr) + l3_len;
+
+	if (proto == IPPROTO_UDP && (cfg->modes & (1u << MODE_GUE))) {
+		struct udphdr *udp = data + l4;
+
+		if ((void *)(udp + 1) > end)
+			return -1;
+		if (udp->dest != cfg->gue_port)
+			return -1;
+		o->mode = MODE_GUE;
+		o->hdr_len = l3_len + UDP_HDR_LEN;
+		return 0;
+	}
+	if (proto == IPPROTO_GRE_ && (cfg->modes & (1u << MODE_GRE))) {
+		o->mode = MODE_GRE;
+		o->hdr_len = l3_len + GRE_HDR_LEN;
+		return 0;
+	}
+	if ((proto == IPPROTO_IPIP || proto == IPPROTO_IPV6) && (cfg->modes & (1u << MODE_IPIP))) {
+		o->mode = MODE_IPIP;
+		o->hdr_len = l3_len;
+		o->inner_v6 = proto == IPPROTO_IPV6;
+		return 0;
+	}
+	return -1;
+}
+
+/* Checks what sits behind the outer header; 0 = decapsulate, else the counter slot to drop with. */
+static __always_inline int check_inner(struct __sk_buff *skb, struct outer *o)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u32 off = sizeof(struct ethhdr) + (o->hdr_len & 0xff);
+	__u8 *inner = data + off;
+
+	if (o->mode == MODE_GRE) {
+		/* RFC 2784 §2: C bit, reserved bits and version all 0 in the basic header the nodes send. */
+		__be16 *gre = data + off - GRE_HDR_LEN;
+
+		if ((void *)(gre + 2) > end)
+			return CNT_MALFORMED;
+		if (gre[0] != 0)
+			return CNT_MALFORMED;
+		if (gre[1] == bpf_htons(ETH_P_IP))
+			o->inner_v6 = 0;
+		else if (gre[1] == bpf_htons(ETH_P_IPV6))
+			o->inner_v6 = 1;
+		else
+			return CNT_MALFORMED;
+	}
+	if ((void *)(inner + 1) > end)
+		return CNT_MALFORMED;
+	if (o->mode == MODE_GUE) {
+		/* Variant 1: 0100 = IPv4, 0110 = IPv6; variant 0 (a GUE header) is not what the nodes send. */
+		if ((*inner >> 4) == 4)
+			o->inner_v6 = 0;
+		else if ((*inner >> 4) == 6)
+			o->inner_v6 = 1;
+		else
+			return CNT_MALFORMED;
+	}
+	if (o->inner_v6) {
+		struct ipv6hdr *ip6 = (void *)inner;
+
+		if ((void *)(ip6 + 1) > end || ip6->version != 6)
+			return CNT_MALFORMED;
+		if (!bpf_map_lookup_elem(&l4fb_vips6, &ip6->daddr))
+			return CNT_NOT_VIP;
+	} else {
+		struct iphdr *ip = (void *)inner;
+
+		if ((void *)(ip + 1) > end || ip->version != 4 || ip->ihl < 5)
+			return CNT_MALFORMED;
+		if (!bpf_map_lookup_elem(&l4fb_vips4, &ip->daddr))
+			return CNT_NOT_VIP;
+	}
+	return 0;
+}
+
+SEC("tc")
+int l4fb_ingress(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct outer o = {};
+	__u32 zero = 0;
+	struct config *cfg;
+	int verdict;
+
+	if ((void *)(eth + 1) > end || skb->pkt_type != PACKET_HOST)
+		return pass(skb);
+	cfg = bpf_map_lookup_elem(&l4fb_config, &zero);
+	if (!cfg || cfg->modes == 0)
+		return pass(skb);
+
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		__u32 l3_len;
+
+		if ((void *)(ip + 1) > end || ip->ihl < 5)
+			return pass(skb);
+		l3_len = (ip->ihl & 0xf) * 4;
+		if (classify(skb, cfg, ip->protocol, l3_len, &o) != 0)
+			return pass(skb);
+		if (!bpf_map_lookup_elem(&l4fb_nodes4, &ip->saddr))
+			return drop(skb, CNT_STRANGER);
+		/* MF or a fragment offset: the nodes set DF and never fragment; a piece cannot be decapsulated. */
+		if (ip->frag_off & bpf_htons(0x3fff))
+			return drop(skb, CNT_MALFORMED);
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > end)
+			return pass(skb);
+		/* Extension headers are not followed: the nodes send the tunnel protocol as the next header. */
+		if (classify(skb, cfg, ip6->nexthdr, sizeof(*ip6), &o) != 0)
+			return pass(skb);
+		if (!bpf_map_lookup_elem(&l4fb_nodes6, &ip6->saddr))
+			return drop(skb, CNT_STRANGER);
+		o.outer_v6 = 1;
+	} else {
+		return pass(skb);
+	}
+
+	verdict = check_inner(skb, &o);
+	if (verdict != 0)
+		return drop(skb, verdict);
+
+	__u32 len = skb->len;
+	if (bpf_skb_adjust_room(skb, -(__s32)o.hdr_len, BPF_ADJ_ROOM_MAC,
+				o.inner_v6 ? BPF_F_ADJ_ROOM_DECAP_L3_IPV6 : BPF_F_ADJ_ROOM_DECAP_L3_IPV4))
+		return drop(skb, CNT_DECAP_FAILED);
+	if (o.inner_v6 != o.outer_v6) {
+		/* skb->protocol is already the inner family (DECAP_L3_*); keep the frame honest for taps after us. */
+		__be16 proto = o.inner_v6 ? bpf_htons(ETH_P_IPV6) : bpf_htons(ETH_P_IP);
+
+		bpf_skb_store_bytes(skb, __builtin_offsetof(struct ethhdr, h_proto), &proto, sizeof(proto), 0);
+	}
+	count(CNT_DECAP_BASE + o.mode * 4 + o.outer_v6 * 2 + o.inner_v6, len);
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
