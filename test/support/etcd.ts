@@ -157,16 +157,19 @@ async function waitPort(port: number, deadline: number, child: ChildProcess, log
   }
 }
 
-/** etcd's flags for a one-member cluster (n1), logging warnings only; the caller adds TLS and extra flags. */
-export function singleMemberFlags(o: {
+/** etcd's flags for one member of a cluster, logging warnings only; the caller adds TLS and extra flags. */
+export function memberFlags(o: {
+  name: string;
   dataDir: string;
   listenClientUrl: string;
   advertiseClientUrl: string;
   peerUrl: string;
+  /** `n1=http://...,n2=http://...`: every member's peer URL. */
+  initialCluster: string;
 }): string[] {
   return [
     '--name',
-    'n1',
+    o.name,
     '--data-dir',
     o.dataDir,
     '--listen-client-urls',
@@ -178,7 +181,7 @@ export function singleMemberFlags(o: {
     '--initial-advertise-peer-urls',
     o.peerUrl,
     '--initial-cluster',
-    `n1=${o.peerUrl}`,
+    o.initialCluster,
     '--initial-cluster-state',
     'new',
     '--logger',
@@ -186,6 +189,25 @@ export function singleMemberFlags(o: {
     '--log-level',
     'warn',
   ];
+}
+
+/** etcd's flags for a one-member cluster (n1). */
+export function singleMemberFlags(o: {
+  dataDir: string;
+  listenClientUrl: string;
+  advertiseClientUrl: string;
+  peerUrl: string;
+}): string[] {
+  return memberFlags({ ...o, name: 'n1', initialCluster: `n1=${o.peerUrl}` });
+}
+
+/** etcd 3.4 refuses to start on arches other than amd64/ppc64le/s390x unless told. */
+function etcdEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  if (process.arch !== 'x64' && process.arch !== 'ppc64' && process.arch !== 's390x') {
+    env.ETCD_UNSUPPORTED_ARCH = process.arch === 'arm64' ? 'arm64' : process.arch;
+  }
+  return env;
 }
 
 export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdHandle> {
@@ -216,11 +238,7 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdHandle> {
       : []),
     ...(opts.extraArgs ?? []),
   ];
-  // etcd 3.4 refuses to start on arches other than amd64/ppc64le/s390x unless told.
-  const env = { ...process.env };
-  if (process.arch !== 'x64' && process.arch !== 'ppc64' && process.arch !== 's390x') {
-    env.ETCD_UNSUPPORTED_ARCH = process.arch === 'arm64' ? 'arm64' : process.arch;
-  }
+  const env = etcdEnv();
 
   let child: ChildProcess | undefined;
   let logTail = '';
@@ -302,4 +320,154 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdHandle> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+export interface EtcdClusterOptions {
+  /** Number of members; default 3. */
+  readonly members?: number;
+  /** Extra etcd flags for every member. */
+  readonly extraArgs?: readonly string[];
+}
+
+/** One member of a test cluster: stop it, kill it, freeze it (SIGSTOP: the port stays open, nothing answers). */
+export interface EtcdMemberHandle {
+  readonly name: string;
+  /** This member's client URL. */
+  readonly endpoint: string;
+  /** SIGKILL; start() brings it back on the same ports and data. */
+  kill(): Promise<void>;
+  /** Stops gracefully (SIGTERM). */
+  halt(): Promise<void>;
+  /** Starts again after kill()/halt() (waits until it listens). */
+  start(): Promise<void>;
+  /** SIGSTOP: TCP connects still complete (the kernel's backlog) but no request is ever answered. */
+  freeze(): void;
+  /** SIGCONT after freeze(). */
+  thaw(): void;
+}
+
+export interface EtcdClusterHandle {
+  /** Every member's client URL, in member order. */
+  readonly endpoints: string[];
+  readonly members: readonly EtcdMemberHandle[];
+  /** etcdctl against the given endpoints (default: all); returns stdout. */
+  etcdctl(args: readonly string[], endpoints?: readonly string[]): Promise<string>;
+  /** Stops every member (thawing frozen ones) and removes the temp dir; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A throwaway N-member etcd cluster (Debian's /usr/bin/etcd 3.4, plain http on free loopback ports), for failover
+ * tests: members can be killed, stopped and frozen one by one. Always call stop() (an exit hook kills leftovers).
+ */
+export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<EtcdClusterHandle> {
+  const n = opts.members ?? 3;
+  const dir = await mkdtemp(join(tmpdir(), 'l4fleet-etcd-cluster-'));
+  const env = etcdEnv();
+  const specs: { name: string; clientPort: number; clientUrl: string; peerUrl: string }[] = [];
+  for (let i = 1; i <= n; i++) {
+    const [clientPort, peerPort] = [await freePort(), await freePort()];
+    specs.push({
+      name: `n${i}`,
+      clientPort,
+      clientUrl: `http://127.0.0.1:${clientPort}`,
+      peerUrl: `http://127.0.0.1:${peerPort}`,
+    });
+  }
+  const initialCluster = specs.map((s) => `${s.name}=${s.peerUrl}`).join(',');
+  const etcdctl = async (a: readonly string[], endpoints: readonly string[] = specs.map((s) => s.clientUrl)) => {
+    const flags = [`--endpoints=${endpoints.join(',')}`, '--dial-timeout=2s', '--command-timeout=5s'];
+    const { stdout } = await run('etcdctl', [...flags, ...a], { env: { ...process.env, ETCDCTL_API: '3' } });
+    return stdout;
+  };
+
+  const waitHealthy = async (endpoints: readonly string[]): Promise<void> => {
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    for (;;) {
+      try {
+        await etcdctl(['endpoint', 'health'], endpoints);
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`etcd ${endpoints.join(',')} not healthy: ${String(err)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  };
+
+  const members = specs.map((spec) => {
+    let child: ChildProcess | undefined;
+    let logTail = '';
+    let frozen = false;
+    const args = memberFlags({
+      name: spec.name,
+      dataDir: join(dir, spec.name),
+      listenClientUrl: spec.clientUrl,
+      advertiseClientUrl: spec.clientUrl,
+      peerUrl: spec.peerUrl,
+      initialCluster,
+    });
+    const launch = async (): Promise<void> => {
+      if (child) return;
+      const c = spawn(ETCD, [...args, ...(opts.extraArgs ?? [])], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      child = c;
+      live.add(c);
+      c.once('exit', () => live.delete(c));
+      c.stderr?.on('data', (d: Buffer) => {
+        logTail = (logTail + d.toString()).slice(-4000);
+      });
+      await waitPort(spec.clientPort, Date.now() + READY_TIMEOUT_MS, c, () => logTail);
+    };
+    const halt = async (signal: NodeJS.Signals): Promise<void> => {
+      const c = child;
+      child = undefined;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+      c.kill(signal);
+      if (frozen) c.kill('SIGCONT'); // a stopped process acts on SIGTERM only once it runs again
+      frozen = false;
+      const timer = setTimeout(() => c.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      await exited;
+      clearTimeout(timer);
+    };
+    const member: EtcdMemberHandle = {
+      name: spec.name,
+      endpoint: spec.clientUrl,
+      kill: () => halt('SIGKILL'),
+      halt: () => halt('SIGTERM'),
+      start: async () => {
+        await launch();
+        await waitHealthy([spec.clientUrl]);
+      },
+      freeze: () => {
+        if (child && !frozen) {
+          child.kill('SIGSTOP');
+          frozen = true;
+        }
+      },
+      thaw: () => {
+        if (child && frozen) {
+          child.kill('SIGCONT');
+          frozen = false;
+        }
+      },
+    };
+    return { member, launch, halt };
+  });
+
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    await Promise.all(members.map((m) => m.halt('SIGTERM')));
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    // Members wait for each other (quorum) before serving: start all, then wait for the cluster's health.
+    await Promise.all(members.map((m) => m.launch()));
+    await waitHealthy(specs.map((s) => s.clientUrl));
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { endpoints: specs.map((s) => s.clientUrl), members: members.map((m) => m.member), etcdctl, stop };
 }
