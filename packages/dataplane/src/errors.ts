@@ -12,7 +12,10 @@ export type DataPlaneErrorCode =
   | 'NFT_BATCH_LOST'
   | 'NFT_STATE_UNREADABLE'
   | 'LISTEN_FAILED'
-  | 'CLOSED';
+  | 'CLOSED'
+  | 'BACKEND_HOST_UNSUITABLE'
+  | 'BACKEND_SETUP_FAILED'
+  | 'BACKEND_RECORD_INVALID';
 
 /**
  * The one error type of @l4fleet/dataplane; `message` names the offending field and value. A refused
