@@ -1,7 +1,7 @@
 /** `l4fleet events` against a real NATS server, fed by the agent's own publisher and NATS link. */
 import { createEventPublisher, createNatsLink, parseAgentConfig } from '@l4fleet/agent';
 import { runCli } from '@l4fleet/cli';
-import { type NatsHandle, startNats } from '@l4fleet/test-support/nats';
+import { type NatsHandle, startNats } from '@l4fleet/daemons';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 

@@ -9,10 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAgentConfig, type RunningAgent, runAgent } from '@l4fleet/agent';
 import { parseFleet } from '@l4fleet/config';
+import { type GobgpdHandle, startGobgpd } from '@l4fleet/daemons';
+import { freePort } from '@l4fleet/process';
 import { EtcdFleetStore } from '@l4fleet/store';
 import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
 import { eventually } from '@l4fleet/test-support/eventually';
-import { freePort, type GobgpdHandle, startGobgpd } from '@l4fleet/test-support/gobgpd';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 

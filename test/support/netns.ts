@@ -11,12 +11,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { killAll, namespacePids, type RunOptions as ProcessRunOptions, type RunResult, run } from '@l4fleet/process';
 
-export interface RunResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+export type { RunResult };
 
 export interface RunOptions {
   readonly input?: string;
@@ -51,36 +48,13 @@ export interface NetnsLab extends AsyncDisposable {
   cleanup(): Promise<void>;
 }
 
-function exec(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const r = {
-        code: code ?? (signal ? 128 : 1),
-        stdout: Buffer.concat(out).toString(),
-        stderr: Buffer.concat(err).toString(),
-      };
-      if (r.code !== 0 && !opts.allowFailure) {
-        reject(new Error(`${argv.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`));
-      } else resolve(r);
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(opts.input ?? '');
-  });
-}
+const COMMAND_TIMEOUT_MS = 20_000;
 
-/** Runs a command on the host (outside any lab namespace). */
-export const run = exec;
+/** Runs a command on the host (outside any lab namespace), or in `namespace`. */
+function exec(argv: readonly string[], opts: RunOptions = {}, namespace?: string): Promise<RunResult> {
+  const options: ProcessRunOptions = { timeoutMs: COMMAND_TIMEOUT_MS, ...opts, namespace };
+  return run(argv, options);
+}
 
 export async function createNetnsLab(prefix = 'l4t'): Promise<NetnsLab> {
   const id = randomBytes(3).toString('hex');
@@ -88,11 +62,10 @@ export async function createNetnsLab(prefix = 'l4t'): Promise<NetnsLab> {
   const children: ChildProcess[] = [];
 
   const makeHost = (ns: string): NetnsHost => {
-    const inNs = (argv: readonly string[]): string[] => ['ip', 'netns', 'exec', ns, ...argv];
     const host: NetnsHost = {
       ns,
-      run: (argv, opts) => exec(inNs(argv), opts),
-      sh: async (script, opts) => (await exec(inNs(['sh', '-c', script]), opts)).stdout,
+      run: (argv, opts) => exec(argv, opts, ns),
+      sh: async (script, opts) => (await exec(['sh', '-c', script], opts, ns)).stdout,
       spawn: (argv) => {
         const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
         children.push(child);
@@ -102,7 +75,7 @@ export async function createNetnsLab(prefix = 'l4t'): Promise<NetnsLab> {
         await exec(['ip', '-n', ns, 'addr', 'add', cidr, 'dev', ifname, ...(cidr.includes(':') ? ['nodad'] : [])]);
       },
       sysctl: async (key, value) => {
-        await exec(inNs(['sysctl', '-qw', `${key}=${value}`]));
+        await exec(['sysctl', '-qw', `${key}=${value}`], {}, ns);
       },
     };
     return host;
@@ -140,16 +113,7 @@ export async function createNetnsLab(prefix = 'l4t'): Promise<NetnsLab> {
         }
       }
       // `ip netns exec` children die with their parent only if they got the signal: kill what is left.
-      for (const h of hosts) {
-        const pids = await exec(['ip', 'netns', 'pids', h.ns], { allowFailure: true });
-        for (const pid of pids.stdout.split(/\s+/).filter(Boolean)) {
-          try {
-            process.kill(Number(pid), 'SIGKILL');
-          } catch {
-            // already gone
-          }
-        }
-      }
+      for (const h of hosts) await killAll(await namespacePids(h.ns));
       for (const h of hosts.splice(0)) await exec(['ip', 'netns', 'del', h.ns], { allowFailure: true });
     },
     [Symbol.asyncDispose]() {

@@ -5,9 +5,8 @@
  */
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { type GobgpdHandle, startFrr, startGobgpd } from '@l4fleet/daemons';
 import pino from 'pino';
-import { startFrr } from '../../../test/support/frr.js';
-import { type GobgpdHandle, startGobgpd } from '../../../test/support/gobgpd.js';
 import { createGobgpSpeaker, type GobgpSpeaker } from '../src/index.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);

@@ -4,8 +4,8 @@
  * Run: npm run bench -w @l4fleet/bgp   (VIPS=1000 by default)
  */
 import { performance } from 'node:perf_hooks';
+import { startGobgpd } from '@l4fleet/daemons';
 import pino from 'pino';
-import { startGobgpd } from '../../../test/support/gobgpd.js';
 import { type Advertisement, createGobgpSpeaker } from '../src/index.js';
 
 const VIPS = Number(process.env.VIPS ?? 1000);

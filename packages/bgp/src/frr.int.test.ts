@@ -4,9 +4,8 @@
  * and TCP MD5.
  */
 import { randomInt } from 'node:crypto';
+import { type FrrRouter, type GobgpdHandle, type KernelRoute, startFrr, startGobgpd } from '@l4fleet/daemons';
 import { eventually } from '@l4fleet/test-support/eventually';
-import { type FrrRouter, type KernelRoute, startFrr } from '@l4fleet/test-support/frr';
-import { type GobgpdHandle, startGobgpd } from '@l4fleet/test-support/gobgpd';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { createGobgpSpeaker, type GobgpSpeaker } from './gobgp-speaker.js';

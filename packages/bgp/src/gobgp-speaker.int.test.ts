@@ -3,8 +3,9 @@
  * router (configured by this test from a TOML file, read with the `gobgp` CLI, never through the code under test).
  */
 import { randomInt } from 'node:crypto';
+import { type GobgpdHandle, startGobgpd } from '@l4fleet/daemons';
+import { freePort } from '@l4fleet/process';
 import { eventually } from '@l4fleet/test-support/eventually';
-import { freePort, type GobgpdHandle, startGobgpd } from '@l4fleet/test-support/gobgpd';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { BgpError } from './errors.js';

@@ -53,7 +53,8 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildTable } from '@l4fleet/maglev';
-import { type NetnsHost, run } from '../../../test/support/netns.js';
+import { run } from '@l4fleet/process';
+import type { NetnsHost } from '../../../test/support/netns.js';
 import { type DataPlane, DEFAULT_TABLE_NAME, type VipTable } from '../src/index.js';
 import { exactFlowsSet, FLOW_TABLE_FULL, flowsMap, secondFlowsMap } from '../src/nft/names.js';
 

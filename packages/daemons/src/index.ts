@@ -1,0 +1,54 @@
+export {
+  ETCD_BIN,
+  type EtcdMemberOptions,
+  etcdEnv,
+  etcdMemberArgv,
+  etcdMemberFlags,
+  singleMemberFlags,
+} from './etcd-flags.js';
+export {
+  DEFAULT_MAXIMUM_PATHS,
+  FRR_DAEMON_DIR,
+  type FrrNeighbor,
+  type FrrOptions,
+  type FrrPaths,
+  type FrrPeerGroup,
+  type FrrPeerSettings,
+  frrBgpdConfig,
+  frrDaemonArgv,
+  frrPaths,
+  prepareFrrDir,
+} from './frr-config.js';
+export {
+  addFrrNeighbor,
+  type BgpNeighborState,
+  type KernelRoute,
+  kernelRoute,
+  parseBgpSummary,
+  vtysh,
+} from './frr-query.js';
+export {
+  type FrrRouter,
+  type FrrRouterOptions,
+  type HostLink,
+  ROUTER_SYSCTLS,
+  startFrr,
+} from './frr-router.js';
+export {
+  GOBGP_CLI_BIN,
+  GOBGPD_BIN,
+  type GobgpApi,
+  type GobgpdArgvOptions,
+  type GobgpdConfig,
+  type GobgpdNeighborConfig,
+  type GobgpNeighbor,
+  gobgpAnnounce,
+  gobgpCli,
+  gobgpdArgv,
+  gobgpdConfigToml,
+  gobgpNeighbors,
+  gobgpRibPrefixes,
+  gobgpWithdraw,
+} from './gobgpd.js';
+export { type GobgpdHandle, type GobgpdOptions, startGobgpd } from './gobgpd-child.js';
+export { NATS_SERVER_BIN, type NatsArgvOptions, type NatsHandle, natsArgv, startNats } from './nats.js';

@@ -1,0 +1,66 @@
+import { describe, expect, test } from 'vitest';
+import { ProcessError } from './errors.js';
+import { freePort, inNamespace, run, runScript, spawnChild, waitFor } from './index.js';
+
+describe('process - run', () => {
+  test('collects stdout and stderr and feeds stdin', async () => {
+    const r = await run(['sh', '-c', 'cat; echo err >&2'], { input: 'hello' });
+    expect(r).toEqual({ code: 0, stdout: 'hello', stderr: 'err\n' });
+  });
+
+  test('a non-zero exit rejects with COMMAND_FAILED naming the command and what it said', async () => {
+    const err = await run(['sh', '-c', 'echo nope >&2; exit 3']).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProcessError);
+    expect(err).toMatchObject({
+      code: 'COMMAND_FAILED',
+      message: 'command "sh -c echo nope >&2; exit 3" exited 3: nope',
+    });
+  });
+
+  test('allowFailure resolves with the exit code', async () => {
+    expect((await runScript('exit 4', { allowFailure: true })).code).toBe(4);
+  });
+
+  test('a program that outlives its timeout is killed and rejects with TIMEOUT', async () => {
+    const started = Date.now();
+    await expect(run(['sleep', '5'], { timeoutMs: 100 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    expect(Date.now() - started).toBeLessThan(4_000);
+  });
+
+  test('a program that does not exist rejects with NOT_STARTED', async () => {
+    await expect(run(['/nonexistent/l4fleet-none'])).rejects.toMatchObject({ code: 'NOT_STARTED' });
+  });
+
+  test('namespaces are entered with ip netns exec or nsenter', () => {
+    expect(inNamespace(undefined, ['nft', 'list'])).toEqual(['nft', 'list']);
+    expect(inNamespace('a', ['nft'])).toEqual(['ip', 'netns', 'exec', 'a', 'nft']);
+    expect(inNamespace('a', ['nft'], 'nsenter')).toEqual(['nsenter', '--net=/run/netns/a', 'nft']);
+  });
+});
+
+describe('process - children and waiting', () => {
+  test('spawnChild keeps the output tail and stop() ends it', async () => {
+    const c = spawnChild(['sh', '-c', 'echo up; exec sleep 30']);
+    await waitFor('output', async () => (c.log().includes('up') ? true : undefined), 5_000, 20);
+    expect(c.exitReason()).toBeUndefined();
+    await c.stop();
+    expect(c.exitReason()).toBe('killed by SIGTERM');
+  });
+
+  test('waitFor gives up early with the reason, and times out bounded', async () => {
+    await expect(
+      waitFor(
+        'x',
+        async () => undefined,
+        5_000,
+        10,
+        () => 'exited 1',
+      ),
+    ).rejects.toThrow('x: exited 1');
+    await expect(waitFor('y', async () => undefined, 50, 10)).rejects.toMatchObject({ code: 'TIMEOUT' });
+  });
+
+  test('freePort returns a bindable port', async () => {
+    expect(await freePort()).toBeGreaterThan(0);
+  });
+});
