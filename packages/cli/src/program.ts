@@ -2,7 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAgent } from './commands/agent.js';
+import { registerBackend } from './commands/backend.js';
 import { type OpenStore, openEtcdStore } from './commands/context.js';
+import { registerDashboard } from './commands/dashboard.js';
 import { registerEvents } from './commands/events.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { registerLab, runLab } from './commands/lab.js';
@@ -28,8 +30,10 @@ export function createProgram(io: CliIo = processIo, deps: CliDeps = {}): Comman
     .exitOverride();
   registerMaglev(program, io);
   registerFleetCommands(program, { io, openStore: deps.openStore ?? openEtcdStore });
+  registerDashboard(program, { io, openStore: deps.openStore ?? openEtcdStore });
   registerLab(program);
   registerAgent(program, io);
+  registerBackend(program, io);
   registerEvents(program, io);
   return program;
 }

@@ -1,0 +1,86 @@
+/**
+ * `l4fleet dashboard`: the live web page over etcd (the global connection flags), the agents' NATS events and
+ * their /metrics, until SIGTERM or SIGINT. Prints the URL on stdout once it listens. Writes need a token from
+ * --token-file or L4FLEET_DASHBOARD_TOKEN (never a flag value: it would show in `ps`); without one, read-only.
+ */
+import { readFileSync } from 'node:fs';
+import { eventFilter } from '@l4fleet/agent';
+import { DashboardError, DEFAULT_LISTEN, parseMetricsTargets, startDashboard } from '@l4fleet/dashboard';
+import { type Command, Option } from 'commander';
+import pino from 'pino';
+import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+import { type ConnectionFlags, type FleetCommandContext, asCliError } from './context.js';
+
+interface DashboardFlags {
+  readonly listen: string;
+  readonly tokenFile?: string;
+  readonly nats?: string;
+  readonly fleet: string;
+  readonly subjectPrefix: string;
+  readonly agentMetrics?: string;
+  readonly logLevel: string;
+}
+
+function readToken(flags: DashboardFlags): string | undefined {
+  if (flags.tokenFile === undefined) return process.env.L4FLEET_DASHBOARD_TOKEN || undefined;
+  try {
+    return readFileSync(flags.tokenFile, 'utf8').trim();
+  } catch (err) {
+    throw new CliError(`--token-file: cannot read ${flags.tokenFile}: ${(err as Error).message}`, EXIT_USAGE, {
+      cause: err,
+    });
+  }
+}
+
+export function registerDashboard(program: Command, ctx: FleetCommandContext): void {
+  program
+    .command('dashboard')
+    .description('serve the live fleet page (nodes, VIPs, members, charts, events, explain, drains) until SIGTERM')
+    .option('--listen <host:port>', 'address to serve on (loopback unless told otherwise)', DEFAULT_LISTEN)
+    .option('--token-file <file>', 'bearer token for writes (or env L4FLEET_DASHBOARD_TOKEN); none: read-only')
+    .addOption(new Option('--nats <urls>', 'NATS servers for the event timeline, comma-separated').env('L4FLEET_NATS'))
+    .option('--fleet <name>', 'fleet name in NATS subjects', 'default')
+    .option('--subject-prefix <prefix>', 'first NATS subject token', 'l4fleet')
+    .option('--agent-metrics <list>', "agents' /metrics: NODE=http://HOST:PORT[,NODE=...]")
+    .option('--log-level <level>', 'pino level (logs go to stderr)', 'info')
+    .action(async (flags: DashboardFlags, cmd: Command) => {
+      let metricsTargets: Map<string, string>;
+      try {
+        metricsTargets = parseMetricsTargets(flags.agentMetrics);
+      } catch (err) {
+        throw new CliError(`--${(err as Error).message}`, EXIT_USAGE, { cause: err });
+      }
+      const token = readToken(flags);
+      const store = ctx.openStore(cmd.optsWithGlobals() as ConnectionFlags);
+      const logger = pino({ level: flags.logLevel }, pino.destination(2));
+      const servers = (flags.nats ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      let dashboard: Awaited<ReturnType<typeof startDashboard>>;
+      try {
+        dashboard = await startDashboard({
+          store,
+          logger,
+          listen: flags.listen,
+          ...(token ? { token } : {}),
+          ...(servers.length ? { nats: { servers, subject: eventFilter(flags.subjectPrefix, flags.fleet) } } : {}),
+          metricsTargets,
+        });
+      } catch (err) {
+        await store.close().catch(() => undefined);
+        if (err instanceof DashboardError) {
+          throw new CliError(err.message, err.code === 'OPTION_INVALID' ? EXIT_USAGE : EXIT_FAILURE, { cause: err });
+        }
+        throw asCliError(err);
+      }
+      ctx.io.out(dashboard.url);
+      await new Promise<void>((resolve) => {
+        const onSignal = () => resolve();
+        process.once('SIGTERM', onSignal);
+        process.once('SIGINT', onSignal);
+      });
+      await dashboard.close();
+      await store.close().catch(() => undefined);
+    });
+}

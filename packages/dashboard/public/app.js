@@ -1,0 +1,88 @@
+/**
+ * The page: follows /api/stream (server-sent events) and re-renders; actions ask for confirmation and send the
+ * token as a bearer header (kept in sessionStorage for this tab only).
+ */
+import { createCharts } from './charts.js';
+import { el, renderMembers, renderNodes, renderTimeline, renderVips } from './render.js';
+
+const $ = (id) => document.getElementById(id);
+const state = { writes: false, view: undefined };
+const charts = createCharts($('charts'), $('charts-note'));
+const tokenInput = $('token');
+tokenInput.value = sessionStorage.getItem('l4fleet-token') ?? '';
+tokenInput.addEventListener('change', () => sessionStorage.setItem('l4fleet-token', tokenInput.value));
+
+async function post(path, body) {
+  const headers = { 'content-type': 'application/json' };
+  if (tokenInput.value) headers.authorization = `Bearer ${tokenInput.value}`;
+  const res = await fetch(path, { method: 'POST', headers, body: JSON.stringify(body ?? {}) });
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(data.error ?? `HTTP ${res.status}`);
+  return data;
+}
+
+/** Every write is confirmed first; the outcome (and a refusal) also lands in the timeline from the server. */
+async function act(question, path) {
+  if (!window.confirm(question)) return;
+  try {
+    await post(path);
+  } catch (err) {
+    window.alert(`refused: ${err.message}`);
+  }
+}
+
+function render() {
+  const v = state.view;
+  if (!v) return;
+  $('summary').textContent =
+    `revision ${v.revision} · leader ${v.leader ?? '(none)'} · ${v.nodes.length} nodes · ${v.vips.length} VIPs`;
+  $('writes').textContent = state.writes ? 'writes enabled' : 'read-only (no token configured)';
+  $('writes').className = `badge ${state.writes ? 'on' : 'warn'}`;
+  $('token-box').hidden = !state.writes;
+  $('problems').hidden = v.problems.length === 0;
+  $('problems').textContent = v.problems.join('\n');
+  renderNodes($('nodes').tBodies[0], v, state.writes, act);
+  renderVips($('vips').tBodies[0], v);
+  renderMembers($('members').tBodies[0], v, state.writes, act);
+  const select = $('explain').elements.vip;
+  const chosen = select.value;
+  select.replaceChildren(...v.vips.map((x) => el('option', { value: x.key, selected: x.key === chosen }, x.key)));
+}
+
+$('explain').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const f = ev.target.elements;
+  const out = $('explain-result');
+  try {
+    const r = await post('/api/explain', { src: f.src.value.trim(), sport: Number(f.sport.value), vip: f.vip.value });
+    out.textContent = [
+      `flow:     ${r.flow}`,
+      `slot:     ${r.slot} of ${r.tableSize} (hash ${r.hash}, seed 0x${r.seed.toString(16)}, checksum ${r.checksum}, revision ${r.revision})`,
+      `backend:  ${r.backend ? `${r.backend} (${r.address}, pool ${r.pool})` : '(none: the data plane drops it)'}`,
+      ...r.why.map((w) => `why:      ${w}`),
+    ].join('\n');
+  } catch (err) {
+    out.textContent = `error: ${err.message}`;
+  }
+});
+
+const live = $('live');
+const stream = new EventSource('/api/stream');
+stream.addEventListener('open', () => {
+  live.textContent = 'live';
+  live.className = 'badge on';
+});
+stream.addEventListener('error', () => {
+  live.textContent = 'reconnecting';
+  live.className = 'badge off';
+});
+stream.addEventListener('hello', (e) => {
+  state.writes = JSON.parse(e.data).writes;
+  render();
+});
+stream.addEventListener('view', (e) => {
+  state.view = JSON.parse(e.data);
+  render();
+});
+stream.addEventListener('timeline', (e) => renderTimeline($('timeline'), JSON.parse(e.data)));
+stream.addEventListener('metrics', (e) => charts.update(JSON.parse(e.data)));

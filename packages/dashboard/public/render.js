@@ -1,0 +1,207 @@
+/** Renders the fleet view into the page's tables. Text goes in through textContent only (never as HTML). */
+
+/** Colours for backends and nodes, stable by position. */
+export const PALETTE = ['#2b6cb0', '#c05621', '#2f855a', '#805ad5', '#b83280', '#2c7a7b', '#975a16', '#4a5568'];
+
+/** `el('td', {class: 'x'}, 'text', child)`. */
+export function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+const badge = (text, cls) => el('span', { class: `badge ${cls}` }, text);
+
+function fill(tbody, rows) {
+  tbody.replaceChildren(...rows);
+}
+
+function actionButton(label, enabled, onClick, testId) {
+  return el(
+    'button',
+    {
+      type: 'button',
+      disabled: !enabled,
+      title: enabled ? undefined : 'writes are disabled (no token)',
+      'data-action': testId,
+      onclick: onClick,
+    },
+    label,
+  );
+}
+
+export function renderNodes(tbody, view, writes, act) {
+  fill(
+    tbody,
+    view.nodes.map((n) => {
+      const sessions = Object.entries(n.bgp).map(([peer, state]) =>
+        el('div', {}, badge(state, state === 'established' ? 'on' : 'off'), ' ', el('code', {}, peer)),
+      );
+      const tables = n.tables.map((t) =>
+        el(
+          'div',
+          { class: t.match ? '' : 'mismatch', 'data-vip': t.vip },
+          el('code', {}, t.vip),
+          ' ',
+          el('code', {}, t.checksum ?? 'missing'),
+          t.match ? '' : ' ≠ expected',
+        ),
+      );
+      return el(
+        'tr',
+        { 'data-node': n.name },
+        el(
+          'td',
+          {},
+          el('strong', {}, n.name),
+          n.leader ? ' ' : '',
+          n.leader ? badge('leader', 'on') : '',
+          el('div', { class: 'note' }, n.address ?? ''),
+        ),
+        el('td', {}, badge(n.alive ? 'up' : 'gone', n.alive ? 'on' : 'off')),
+        el('td', {}, sessions.length ? sessions : '-'),
+        el('td', { 'data-field': 'drained' }, n.drained ? badge('drained', 'drained') : 'no'),
+        el('td', { 'data-field': 'failStatic' }, n.failStatic ? badge('fail-static', 'warn') : 'no'),
+        el(
+          'td',
+          {},
+          n.announced.map((v) => el('div', {}, el('code', {}, v))),
+        ),
+        el('td', {}, tables),
+        el('td', {}, n.desiredRevision ?? '-'),
+        el(
+          'td',
+          {},
+          n.drained
+            ? actionButton(
+                'undrain',
+                writes,
+                () => act(`undrain node ${n.name}?`, `/api/nodes/${encodeURIComponent(n.name)}/undrain`),
+                'undrain',
+              )
+            : actionButton(
+                'drain',
+                writes,
+                () =>
+                  act(
+                    `drain node ${n.name}? It withdraws its VIPs from BGP.`,
+                    `/api/nodes/${encodeURIComponent(n.name)}/drain`,
+                  ),
+                'drain',
+              ),
+        ),
+      );
+    }),
+  );
+}
+
+export function renderVips(tbody, view) {
+  fill(
+    tbody,
+    view.vips.map((v) => {
+      const bar = el(
+        'div',
+        { class: 'share', title: 'table slots per backend' },
+        v.shares.map((s, i) =>
+          el('span', {
+            style: `width:${(100 * s.fraction).toFixed(2)}%;background:${PALETTE[i % PALETTE.length]}`,
+            title: `${s.backend}: ${s.slots} slots`,
+          }),
+        ),
+      );
+      const legend = el(
+        'div',
+        { class: 'legend' },
+        v.shares.map((s, i) => [
+          el('i', { style: `background:${PALETTE[i % PALETTE.length]}` }),
+          `${s.backend} ${(100 * s.fraction).toFixed(1)}%`,
+        ]),
+        v.emptySlots ? ` · ${v.emptySlots} slots without a backend` : '',
+      );
+      return el(
+        'tr',
+        { 'data-vip': v.key },
+        el('td', {}, el('code', {}, v.key)),
+        el('td', {}, v.pool),
+        el('td', {}, v.hash),
+        el('td', {}, v.tableSize),
+        el('td', {}, el('code', {}, v.checksum ?? '-')),
+        el('td', {}, v.announcedBy.join(', ') || '-'),
+        el('td', {}, bar, legend),
+      );
+    }),
+  );
+}
+
+export function renderMembers(tbody, view, writes, act) {
+  const rows = [];
+  for (const p of view.pools) {
+    for (const m of p.members) {
+      const path = `/api/pools/${encodeURIComponent(p.name)}/members/${encodeURIComponent(m.name)}`;
+      rows.push(
+        el(
+          'tr',
+          { 'data-member': `${p.name}/${m.name}` },
+          el('td', {}, p.name, el('div', { class: 'note' }, `check ${p.healthCheck}`)),
+          el('td', {}, m.name),
+          el('td', {}, el('code', {}, m.endpoint)),
+          el('td', {}, m.weight),
+          el('td', { 'data-field': 'state' }, badge(m.state, m.state === 'active' ? 'on' : 'draining')),
+          el('td', { 'data-field': 'decided' }, badge(m.decided, m.decided)),
+          el(
+            'td',
+            {},
+            Object.entries(m.health).map(([node, s]) => el('span', {}, badge(`${node} ${s}`, s), ' ')),
+          ),
+          el(
+            'td',
+            {},
+            m.state === 'active'
+              ? actionButton(
+                  'drain',
+                  writes,
+                  () => act(`drain member ${p.name}/${m.name}? It takes no new flows.`, `${path}/drain`),
+                  'drain',
+                )
+              : actionButton(
+                  'enable',
+                  writes,
+                  () => act(`enable member ${p.name}/${m.name}?`, `${path}/enable`),
+                  'enable',
+                ),
+          ),
+        ),
+      );
+    }
+  }
+  fill(tbody, rows);
+}
+
+function describeEntry(e) {
+  const fields = Object.entries(e.data)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ');
+  return `${e.at} ${e.node} ${e.kind} ${fields}`;
+}
+
+/** Prepends entries the list does not show yet (by id), newest first, keeping at most `max`. */
+export function renderTimeline(ol, entries, max = 200) {
+  const seen = Number(ol.dataset.last ?? 0);
+  for (const e of entries) {
+    if (e.id <= seen) continue;
+    const result = e.data.result ? ` ${e.data.result}` : '';
+    ol.prepend(
+      el('li', { class: `${e.kind === 'action' ? 'action' : ''}${result}`, 'data-kind': e.kind }, describeEntry(e)),
+    );
+    ol.dataset.last = String(e.id);
+  }
+  while (ol.children.length > max) ol.lastElementChild.remove();
+}

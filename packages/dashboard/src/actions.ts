@@ -1,0 +1,89 @@
+/**
+ * The page's writes, with the same store calls as the CLI (packages/cli/src/commands/member.ts): a node drain is
+ * the operator's drain flag (setNodeDrain; the node withdraws its VIPs from BGP and keeps forwarding existing
+ * flows), a member drain or enable is a read-modify-write of the fleet guarded by the revision read, retried on
+ * a concurrent change. Every action is put into the timeline, refused ones too.
+ */
+import { type Fleet, type MemberState, parseFleet } from '@l4fleet/config';
+import { type FleetStore, StoreError } from '@l4fleet/store';
+import { DashboardError } from './errors.js';
+import type { Timeline } from './timeline.js';
+
+/** Attempts of a member edit against concurrent writers (as `l4fleet member`). */
+export const MAX_EDIT_ATTEMPTS = 3;
+
+export type MemberAction = 'drain' | 'enable';
+const MEMBER_STATE: Readonly<Record<MemberAction, MemberState>> = { drain: 'draining', enable: 'active' };
+
+export interface ActionResult {
+  readonly action: string;
+  readonly target: string;
+  /** Desired-state revision written (member edits), absent for node drains. */
+  readonly revision?: number;
+}
+
+export interface Actions {
+  setNodeDrain(node: string, drained: boolean, who: string): Promise<ActionResult>;
+  setMemberState(pool: string, member: string, action: MemberAction, who: string): Promise<ActionResult>;
+  /** Records a write refused before it reached the store (no token, wrong token). */
+  refused(action: string, target: string, reason: string, who: string): void;
+}
+
+export function createActions(store: FleetStore, timeline: Timeline, now: () => Date = () => new Date()): Actions {
+  const record = (data: Record<string, unknown>) =>
+    timeline.add({ at: now().toISOString(), kind: 'action', node: 'dashboard', data });
+
+  const run = async (action: string, target: string, who: string, fn: () => Promise<number | undefined>) => {
+    try {
+      const revision = await fn();
+      record({ action, target, result: 'ok', from: who, ...(revision === undefined ? {} : { revision }) });
+      return { action, target, ...(revision === undefined ? {} : { revision }) };
+    } catch (err) {
+      record({ action, target, result: 'failed', from: who, error: (err as Error).message });
+      throw err;
+    }
+  };
+
+  return {
+    async setNodeDrain(node, drained, who) {
+      const action = drained ? 'node drain' : 'node undrain';
+      return await run(action, node, who, async () => {
+        const known = (await store.listNodes()).some((n) => n.name === node);
+        if (!known) throw new DashboardError('NOT_FOUND', `node "${node}": not registered and has no drain flag`);
+        await store.setNodeDrain(node, drained);
+        return undefined;
+      });
+    },
+    async setMemberState(poolName, memberName, action, who) {
+      const state = MEMBER_STATE[action];
+      return await run(`member ${action}`, `${poolName}/${memberName}`, who, async () => {
+        for (let attempt = 1; ; attempt++) {
+          const current = await store.getDesired();
+          const pool = current.fleet.pools.find((p) => p.name === poolName);
+          if (!pool)
+            throw new DashboardError('NOT_FOUND', `pool "${poolName}": does not exist (revision ${current.revision})`);
+          if (!pool.members.some((m) => m.name === memberName))
+            throw new DashboardError('NOT_FOUND', `member ${poolName}/${memberName}: no such member`);
+          const next: Fleet = parseFleet({
+            ...current.fleet,
+            pools: current.fleet.pools.map((p) =>
+              p === pool ? { ...p, members: p.members.map((m) => (m.name === memberName ? { ...m, state } : m)) } : p,
+            ),
+          });
+          try {
+            return (await store.apply(next, { expectRevision: current.revision })).revision;
+          } catch (err) {
+            if (!(err instanceof StoreError && err.code === 'CONFLICT')) throw err;
+            if (attempt >= MAX_EDIT_ATTEMPTS)
+              throw new DashboardError('CONFLICT', `pool "${poolName}": changed concurrently ${attempt} times`, {
+                cause: err,
+              });
+          }
+        }
+      });
+    },
+    refused(action, target, reason, who) {
+      record({ action, target, result: 'refused', from: who, error: reason });
+    },
+  };
+}

@@ -1,0 +1,138 @@
+/** The whole server over the in-memory store (the browser test runs the same paths against etcd and agents). */
+import { parseFleet } from '@l4fleet/config';
+import { MemoryFleetStore } from '@l4fleet/store';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { type Dashboard, startDashboard } from './dashboard.js';
+
+const TOKEN = 'test-token-0123456789';
+const logger = pino({ level: 'silent' });
+
+async function fleetStore(): Promise<MemoryFleetStore> {
+  const store = new MemoryFleetStore();
+  await store.apply(
+    parseFleet({
+      hashSeed: 5,
+      pools: [{ name: 'web', members: [{ name: 'a', address: '198.18.0.21', port: 80 }] }],
+      vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
+    }),
+  );
+  await store.registerNode({ name: 'n1', address: '198.18.0.11' });
+  return store;
+}
+
+/** Reads SSE records from /api/stream until `want` says stop (bounded by time). */
+async function readStream(url: string, want: (events: { event: string; data: unknown }[]) => boolean) {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), 5_000);
+  const events: { event: string; data: unknown }[] = [];
+  try {
+    const res = await fetch(`${url}api/stream`, { signal: abort.signal });
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    let buf = '';
+    while (!want(events)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += new TextDecoder().decode(value);
+      for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+        const rec = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const ev = /^event: (.*)$/m.exec(rec)?.[1];
+        const data = /^data: (.*)$/m.exec(rec)?.[1];
+        if (ev && data) events.push({ event: ev, data: JSON.parse(data) });
+      }
+    }
+    return events;
+  } finally {
+    clearTimeout(timer);
+    abort.abort();
+  }
+}
+
+describe('dashboard server', () => {
+  let store: MemoryFleetStore;
+  let dash: Dashboard | undefined;
+  beforeEach(async () => {
+    store = await fleetStore();
+  });
+  afterEach(async () => {
+    await dash?.close();
+    dash = undefined;
+    await store.close();
+  });
+
+  const post = (path: string, token?: string) =>
+    fetch(`${dash?.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: '{}',
+    });
+
+  test('dashboard - without a token writes are refused (403), reads work, and the refusal is in the timeline', async () => {
+    dash = await startDashboard({ store, logger, listen: '127.0.0.1:0' });
+    expect(dash.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const res = await post('api/nodes/n1/drain', TOKEN);
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as { error: string }).error).toMatch(/writes are disabled/);
+    expect((await store.listNodes())[0]?.drained).toBe(false);
+    const state = (await (await fetch(`${dash.url}api/state`)).json()) as {
+      writes: boolean;
+      view: { nodes: { name: string }[] };
+      timeline: { kind: string; data: { result: string } }[];
+    };
+    expect(state.writes).toBe(false);
+    expect(state.view.nodes.map((n) => n.name)).toEqual(['n1']);
+    expect(state.timeline.at(-1)).toMatchObject({ kind: 'action', data: { result: 'refused' } });
+  });
+
+  test('dashboard - a wrong token is 401; the right one drains the node and the member, each in the timeline', async () => {
+    dash = await startDashboard({ store, logger, listen: '127.0.0.1:0', token: TOKEN });
+    expect((await post('api/nodes/n1/drain', 'wrong-token-0123456789')).status).toBe(401);
+    expect((await post('api/nodes/n1/drain', TOKEN)).status).toBe(200);
+    expect((await store.listNodes())[0]?.drained).toBe(true);
+    const m = await post('api/pools/web/members/a/drain', TOKEN);
+    expect(await m.json()).toMatchObject({ action: 'member drain', target: 'web/a', revision: expect.any(Number) });
+    expect((await store.getDesired()).fleet.pools[0]?.members[0]?.state).toBe('draining');
+    expect((await post('api/pools/web/members/zz/drain', TOKEN)).status).toBe(404);
+    expect((await post('api/nodes/nobody/drain', TOKEN)).status).toBe(404);
+    const events = await readStream(dash.url, (evs) => evs.some((e) => e.event === 'timeline'));
+    const timeline = events.find((e) => e.event === 'timeline')?.data as { data: { action: string; result: string } }[];
+    expect(timeline.map((e) => `${e.data.action} ${e.data.result}`)).toEqual([
+      'node drain refused',
+      'node drain ok',
+      'member drain ok',
+      'member drain failed',
+      'node drain failed',
+    ]);
+  });
+
+  test('dashboard - the stream sends the view first, then each etcd change; assets are local with a CSP', async () => {
+    dash = await startDashboard({ store, logger, listen: '127.0.0.1:0' });
+    const url = dash.url;
+    setTimeout(() => void store.setNodeDrain('n1', true), 300);
+    const events = await readStream(url, (evs) =>
+      evs.some((e) => e.event === 'view' && (e.data as { nodes: { drained: boolean }[] }).nodes[0]?.drained),
+    );
+    expect(events[0]?.event).toBe('hello');
+    expect((events[1]?.data as { nodes: { drained: boolean }[] } | undefined)?.nodes[0]?.drained).toBe(false);
+    const page = await fetch(url);
+    expect(page.headers.get('content-security-policy')).toMatch(/default-src 'self'/);
+    const html = await page.text();
+    expect(html).not.toMatch(/https?:\/\//);
+    for (const src of html.match(/(?:src|href)="[^"]+"/g) ?? []) {
+      const path = (/"\/(.*)"/.exec(src) as RegExpExecArray)[1];
+      expect((await fetch(`${url}${path}`)).status, path).toBe(200);
+    }
+    expect((await fetch(`${url}assets/../package.json`)).status).toBe(404);
+  });
+
+  test('dashboard - a bad listen address or a short token fails the start naming the option', async () => {
+    await expect(startDashboard({ store, logger, listen: 'nowhere' })).rejects.toThrow(
+      /listen: "nowhere" is not HOST:PORT/,
+    );
+    await expect(startDashboard({ store, logger, listen: '127.0.0.1:0', token: 'short' })).rejects.toThrow(
+      /token: 5 characters/,
+    );
+  });
+});

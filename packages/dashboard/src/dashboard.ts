@@ -1,0 +1,124 @@
+/**
+ * `startDashboard`: the live fleet view (etcd watches), the event timeline (NATS), the metrics history (agents'
+ * /metrics) and the HTTP server, wired together; close() stops all of it. Dependencies are passed in: the store,
+ * the logger and (for tests) the metrics fetcher.
+ */
+import { followEvents } from '@l4fleet/agent';
+import type { FleetStore } from '@l4fleet/store';
+import type { Logger } from 'pino';
+import { createActions } from './actions.js';
+import { loadAssets } from './assets.js';
+import { createWriteGuard } from './auth.js';
+import { DashboardError } from './errors.js';
+import { watchFleet } from './live-fleet.js';
+import { createMetricsRecorder, type FetchText, SCRAPE_INTERVAL_MS } from './metrics-history.js';
+import { DEFAULT_LISTEN, parseListen } from './options.js';
+import { createServer } from './server.js';
+import { createSseHub } from './sse.js';
+import { createTimeline, parseAgentEvent } from './timeline.js';
+
+/** Wait before following NATS again after the connection failed or ended. */
+export const NATS_RETRY_MS = 2_000;
+
+export interface DashboardOptions {
+  readonly store: FleetStore;
+  readonly logger: Logger;
+  /** `HOST:PORT`; default DEFAULT_LISTEN (loopback). */
+  readonly listen?: string;
+  /** Bearer token for writes; none: writes are refused (there is no default token). */
+  readonly token?: string;
+  /** NATS servers and the event subject (eventFilter(prefix, fleet)); none: no agent events in the timeline. */
+  readonly nats?: { readonly servers: readonly string[]; readonly subject: string };
+  /** Node -> its agent's /metrics URL. */
+  readonly metricsTargets?: ReadonlyMap<string, string>;
+  readonly scrapeIntervalMs?: number;
+  readonly fetchText?: FetchText;
+}
+
+export interface Dashboard {
+  /** `http://HOST:PORT/` actually bound. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
+  const log = opts.logger.child({ component: 'dashboard' });
+  const listen = parseListen(opts.listen ?? DEFAULT_LISTEN);
+  const guard = createWriteGuard(opts.token);
+  const assets = await loadAssets();
+  const timeline = createTimeline();
+  const hub = createSseHub();
+  const metrics = createMetricsRecorder({
+    targets: opts.metricsTargets ?? new Map(),
+    ...(opts.fetchText ? { fetchText: opts.fetchText } : {}),
+  });
+  const fleet = await watchFleet(opts.store, log);
+  const actions = createActions(opts.store, timeline);
+  const app = createServer({ logger: log, assets, fleet, timeline, metrics, hub, guard, actions });
+
+  const unsubscribe = [
+    fleet.subscribe((v) => hub.broadcast('view', v)),
+    timeline.subscribe((e) => hub.broadcast('timeline', [e])),
+  ];
+  let closed = false;
+  const scrape = async () => {
+    await metrics.tick(Date.now());
+    hub.broadcast('metrics', metrics.history());
+  };
+  const scrapeTimer = opts.metricsTargets?.size
+    ? setInterval(
+        () => void scrape().catch((err) => log.warn({ event: 'scrapeFailed', err })),
+        opts.scrapeIntervalMs ?? SCRAPE_INTERVAL_MS,
+      )
+    : undefined;
+
+  const abort = new AbortController();
+  const follow = opts.nats
+    ? (async (nats) => {
+        while (!closed) {
+          try {
+            await followEvents({
+              servers: nats.servers,
+              subject: nats.subject,
+              signal: abort.signal,
+              onMessage(text, subject) {
+                try {
+                  timeline.add(parseAgentEvent(text));
+                } catch (err) {
+                  log.warn({ event: 'eventRejected', subject, err: (err as Error).message });
+                }
+              },
+            });
+          } catch (err) {
+            log.warn({ event: 'natsUnavailable', err: (err as Error).message });
+          }
+          if (!closed) await new Promise((r) => setTimeout(r, NATS_RETRY_MS));
+        }
+      })(opts.nats)
+    : Promise.resolve();
+
+  const stop = async () => {
+    closed = true;
+    abort.abort();
+    if (scrapeTimer) clearInterval(scrapeTimer);
+    for (const u of unsubscribe) u();
+    hub.close();
+    await app.close();
+    await fleet.close();
+    await follow;
+  };
+  try {
+    await app.listen({ host: listen.host, port: listen.port });
+  } catch (err) {
+    await stop();
+    throw new DashboardError('LISTEN_FAILED', `listen "${opts.listen ?? DEFAULT_LISTEN}": ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const a = app.server.address();
+  const port = typeof a === 'object' && a ? a.port : listen.port;
+  const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
+  const url = `http://${host}:${port}/`;
+  log.info({ event: 'dashboardListening', url, writes: guard.enabled });
+  return { url, close: stop };
+}

@@ -1,0 +1,94 @@
+import { buildVipTable, parseFleet, vipKey } from '@l4fleet/config';
+import type { NodeView } from '@l4fleet/store';
+import { describe, expect, test } from 'vitest';
+import { buildFleetView } from './fleet-view.js';
+
+const fleet = parseFleet({
+  hashSeed: 0x5eed,
+  pools: [
+    {
+      name: 'web',
+      members: [
+        { name: 'a', address: '198.18.0.21', port: 80 },
+        { name: 'b', address: '198.18.0.22', port: 80, weight: 2 },
+        { name: 'c', address: '198.18.0.23', port: 80, state: 'disabled' },
+      ],
+    },
+  ],
+  vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
+});
+const vip = fleet.vips[0] as (typeof fleet.vips)[number];
+const KEY = vipKey(vip);
+const decided = new Map([['web/a', 'down' as const]]);
+const expected = buildVipTable(fleet, vip, decided).checksum;
+
+function node(name: string, checksum: string | undefined, extra: Partial<NodeView> = {}): NodeView {
+  return {
+    name,
+    record: { name, address: '198.18.0.11', registeredAt: '2026-01-01T00:00:00Z' },
+    drained: false,
+    status: {
+      tables: checksum ? { [KEY]: checksum } : {},
+      announced: [KEY],
+      bgp: { '198.18.0.1': 'established' },
+      failStatic: false,
+      desiredRevision: 3,
+    },
+    ...extra,
+  };
+}
+
+describe('fleet-view', () => {
+  const view = buildFleetView({
+    desired: { fleet, revision: 3, generation: 'g' },
+    decided: { decided, revision: 4 },
+    nodes: [node('n2', 'deadbeefdeadbeef', { drained: true }), node('n1', expected), node('n3', undefined)],
+    health: [
+      { node: 'n1', members: new Map([['web/a', 'down' as const]]) },
+      { node: 'n2', members: new Map([['web/a', 'up' as const]]) },
+    ],
+    leader: 'n1',
+  });
+
+  test('fleet-view - a node whose checksum differs from the derived table (or lacks one) is flagged', () => {
+    expect(view.nodes.map((n) => [n.name, n.tables[0]?.match])).toEqual([
+      ['n1', true],
+      ['n2', false],
+      ['n3', false],
+    ]);
+    expect(view.nodes[2]?.tables[0]?.checksum).toBeNull();
+    expect(view.nodes.map((n) => [n.leader, n.drained])).toEqual([
+      [true, false],
+      [false, true],
+      [false, false],
+    ]);
+  });
+
+  test('fleet-view - shares count every slot of the table; a down member has none, disabled is not listed', () => {
+    const v = view.vips[0];
+    expect(v?.checksum).toBe(expected);
+    expect(v?.shares.map((s) => s.backend)).toEqual(['a', 'b']);
+    expect(v?.shares[0]?.slots).toBe(0);
+    expect(v?.shares[1]?.slots).toBe(251);
+    expect(v?.emptySlots).toBe(0);
+    expect(v?.announcedBy).toEqual(['n2', 'n1', 'n3']);
+  });
+
+  test('fleet-view - members carry each node view and the decision', () => {
+    const a = view.pools[0]?.members.find((m) => m.name === 'a');
+    expect(a).toMatchObject({ decided: 'down', health: { n1: 'down', n2: 'up' }, endpoint: '198.18.0.21:80' });
+    expect(view.pools[0]?.members.find((m) => m.name === 'b')?.decided).toBe('unknown');
+  });
+
+  test('fleet-view - a fleet without a seed still lists its VIPs and says why there is no table', () => {
+    const v = buildFleetView({
+      desired: { fleet: { ...fleet, hashSeed: undefined }, revision: 1, generation: '' },
+      decided: { decided: new Map(), revision: 0 },
+      nodes: [],
+      health: [],
+      leader: undefined,
+    });
+    expect(v.vips[0]?.checksum).toBeNull();
+    expect(v.problems[0]).toMatch(/^vip 198\.51\.100\.10:80\/tcp: .*hashSeed/);
+  });
+});

@@ -1,0 +1,163 @@
+/**
+ * What the page shows about the fleet, derived from etcd only (pure: the inputs are the store's own shapes).
+ * Expected tables are built with @l4fleet/config buildVipTable, the one derivation every node and the CLI use
+ * (Maglev §3.4: equal inputs give equal tables), so a node whose checksum differs is flagged exactly as
+ * `l4fleet status` flags it.
+ */
+import { buildVipTable, endpointText, type Fleet, type MemberStatus, memberKey, vipKey } from '@l4fleet/config';
+import { NO_BACKEND } from '@l4fleet/maglev';
+import type { DecidedState, DesiredState, HealthReport, NodeView } from '@l4fleet/store';
+
+export interface FleetInputs {
+  readonly desired: DesiredState;
+  readonly decided: DecidedState;
+  readonly nodes: readonly NodeView[];
+  readonly health: readonly HealthReport[];
+  readonly leader: string | undefined;
+}
+
+export interface NodeRow {
+  readonly name: string;
+  /** False when the lease is gone (agent dead) but a drain flag remains. */
+  readonly alive: boolean;
+  readonly address: string | null;
+  readonly version: string | null;
+  readonly drained: boolean;
+  readonly failStatic: boolean;
+  readonly leader: boolean;
+  /** Peer address -> BGP session state, as the node reported it. */
+  readonly bgp: Readonly<Record<string, string>>;
+  readonly announced: readonly string[];
+  readonly desiredRevision: number | null;
+  /** Per VIP of the fleet: the node's checksum (null when missing) and whether it equals the expected one. */
+  readonly tables: readonly { readonly vip: string; readonly checksum: string | null; readonly match: boolean }[];
+  readonly reportedAt: string | null;
+}
+
+export interface ShareRow {
+  readonly backend: string;
+  readonly slots: number;
+  readonly fraction: number;
+}
+
+export interface VipRow {
+  readonly key: string;
+  readonly pool: string;
+  readonly tableSize: number;
+  readonly hash: string;
+  readonly checksum: string | null;
+  /** Slots per backend of the expected table (every index-space member, 0 when it takes no new flows). */
+  readonly shares: readonly ShareRow[];
+  /** Slots that lead nowhere (no member takes new flows). */
+  readonly emptySlots: number;
+  readonly announcedBy: readonly string[];
+}
+
+export interface MemberRow {
+  readonly name: string;
+  readonly endpoint: string;
+  readonly weight: number;
+  readonly state: string;
+  /** The aggregator's decision; `unknown` before the first one (counts as up in tables). */
+  readonly decided: MemberStatus | 'unknown';
+  /** Node -> that node's own health view. */
+  readonly health: Readonly<Record<string, MemberStatus>>;
+}
+
+export interface PoolRow {
+  readonly name: string;
+  readonly healthCheck: string;
+  readonly members: readonly MemberRow[];
+}
+
+export interface FleetView {
+  readonly revision: number;
+  readonly decidedRevision: number;
+  readonly leader: string | null;
+  readonly nodes: readonly NodeRow[];
+  readonly vips: readonly VipRow[];
+  readonly pools: readonly PoolRow[];
+  /** Problems deriving the view (e.g. a fleet without a seed yet); the rest of the view is still shown. */
+  readonly problems: readonly string[];
+}
+
+function vipRows(fleet: Fleet, decided: DecidedState, nodes: readonly NodeView[], problems: string[]): VipRow[] {
+  return fleet.vips.map((vip) => {
+    const key = vipKey(vip);
+    const announcedBy = nodes.filter((n) => n.status?.announced.includes(key)).map((n) => n.name);
+    const base = { key, pool: vip.pool, tableSize: vip.tableSize, hash: vip.hash, announcedBy };
+    try {
+      const table = buildVipTable(fleet, vip, decided.decided);
+      const counts = new Array<number>(table.backends.length).fill(0);
+      let emptySlots = 0;
+      for (const i of table.slots) {
+        if (i === NO_BACKEND) emptySlots++;
+        else counts[i] = (counts[i] ?? 0) + 1;
+      }
+      const shares = table.backends.map((m, i) => ({
+        backend: m.name,
+        slots: counts[i] ?? 0,
+        fraction: (counts[i] ?? 0) / vip.tableSize,
+      }));
+      return { ...base, checksum: table.checksum, shares, emptySlots };
+    } catch (err) {
+      problems.push(`vip ${key}: ${(err as Error).message}`);
+      return { ...base, checksum: null, shares: [], emptySlots: vip.tableSize };
+    }
+  });
+}
+
+export function buildFleetView(inputs: FleetInputs): FleetView {
+  const { desired, decided, nodes, health, leader } = inputs;
+  const problems: string[] = [];
+  const vips = vipRows(desired.fleet, decided, nodes, problems);
+  const expected = new Map(vips.map((v) => [v.key, v.checksum]));
+  const nodeRows: NodeRow[] = [...nodes]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((n) => ({
+      name: n.name,
+      alive: n.record !== undefined,
+      address: n.record?.address ?? null,
+      version: n.record?.version ?? null,
+      drained: n.drained,
+      failStatic: n.status?.failStatic ?? false,
+      leader: leader === n.name,
+      bgp: n.status?.bgp ?? {},
+      announced: n.status?.announced ?? [],
+      desiredRevision: n.status?.desiredRevision ?? null,
+      tables: [...expected].map(([vip, sum]) => {
+        const checksum = n.status?.tables[vip] ?? null;
+        return { vip, checksum, match: checksum !== null && checksum === sum };
+      }),
+      reportedAt: n.status?.at ?? null,
+    }));
+  const pools: PoolRow[] = desired.fleet.pools.map((p) => ({
+    name: p.name,
+    healthCheck: p.healthCheck.type,
+    members: p.members.map((m) => {
+      const key = memberKey(p.name, m);
+      const views: Record<string, MemberStatus> = {};
+      for (const r of health) {
+        const s = r.members.get(key);
+        if (s) views[r.node] = s;
+      }
+      return {
+        name: m.name,
+        endpoint: endpointText(m.address, m.port),
+        weight: m.weight,
+        state: m.state,
+        decided: decided.decided.get(key) ?? 'unknown',
+        health: views,
+      };
+    }),
+  }));
+  return {
+    revision: desired.revision,
+    decidedRevision: decided.revision,
+    leader: leader ?? null,
+    nodes: nodeRows,
+    vips,
+    pools,
+    problems,
+  };
+}

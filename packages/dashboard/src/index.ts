@@ -1,0 +1,36 @@
+export { type ActionResult, type Actions, createActions, MAX_EDIT_ATTEMPTS, type MemberAction } from './actions.js';
+export { ASSET_PATHS, loadAssets } from './assets.js';
+export { createWriteGuard, MIN_TOKEN_LENGTH, type WriteGuard } from './auth.js';
+export { type Dashboard, type DashboardOptions, NATS_RETRY_MS, startDashboard } from './dashboard.js';
+export { DashboardError, type DashboardErrorCode, HTTP_STATUS } from './errors.js';
+export { type ExplainRequest, explainFlow, type FlowExplanation } from './explain.js';
+export {
+  buildFleetView,
+  type FleetInputs,
+  type FleetView,
+  type MemberRow,
+  type NodeRow,
+  type PoolRow,
+  type ShareRow,
+  type VipRow,
+} from './fleet-view.js';
+export { type LiveFleet, REBUILD_DELAY_MS, watchFleet } from './live-fleet.js';
+export {
+  BACKEND_PACKETS,
+  createMetricsRecorder,
+  DROPS,
+  type FetchText,
+  FLOW_ENTRIES,
+  HISTORY_POINTS,
+  httpFetchText,
+  type MetricsHistory,
+  type MetricsRecorder,
+  SCRAPE_INTERVAL_MS,
+  SCRAPE_TIMEOUT_MS,
+  type Series,
+  VIP_PACKETS,
+} from './metrics-history.js';
+export { DEFAULT_LISTEN, type ListenAddress, parseListen, parseMetricsTargets } from './options.js';
+export { firstValue, parsePrometheusText, type Sample, sumBy } from './prom-text.js';
+export { createSseHub, SSE_HEARTBEAT_MS, type SseHub, sseRecord } from './sse.js';
+export { createTimeline, parseAgentEvent, TIMELINE_CAPACITY, type Timeline, type TimelineEntry } from './timeline.js';

@@ -1,0 +1,102 @@
+/**
+ * Keeps the fleet view current from etcd: one watch per input (desired, decided, nodes, health reports, leader),
+ * each delivering its current value first, then changes. The view is rebuilt at most every REBUILD_DELAY_MS so a
+ * burst of changes (a member flip writes health from every node) costs one rebuild and one push to the pages.
+ */
+import { EMPTY_FLEET, type FleetStore, type StoreError, type Watch } from '@l4fleet/store';
+import type { Logger } from 'pino';
+import { buildFleetView, type FleetInputs, type FleetView } from './fleet-view.js';
+
+/** Coalescing delay between an etcd change and the rebuilt view. */
+export const REBUILD_DELAY_MS = 100;
+
+export interface LiveFleet {
+  /** The latest view (built from the last good value of every input). */
+  view(): FleetView;
+  /** The last good value of every input (explain reads the fleet and decisions from here, not from etcd). */
+  inputs(): FleetInputs;
+  /** Called with every rebuilt view; returns an unsubscribe function. */
+  subscribe(listener: (view: FleetView) => void): () => void;
+  close(): Promise<void>;
+}
+
+export async function watchFleet(store: FleetStore, logger: Logger): Promise<LiveFleet> {
+  const inputs: { -readonly [K in keyof FleetInputs]: FleetInputs[K] } = {
+    desired: { fleet: EMPTY_FLEET, revision: 0, generation: '' },
+    decided: { decided: new Map(), revision: 0 },
+    nodes: [],
+    health: [],
+    leader: undefined,
+  };
+  let current = buildFleetView(inputs);
+  const listeners = new Set<(view: FleetView) => void>();
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = () => {
+    timer ??= setTimeout(() => {
+      timer = undefined;
+      current = buildFleetView(inputs);
+      for (const l of listeners) l(current);
+    }, REBUILD_DELAY_MS);
+  };
+  // Invalid stored state is reported, not delivered: the page keeps the last good view (the agents do the same).
+  const onError = (input: string) => (err: StoreError) =>
+    logger.warn({ event: 'watchProblem', input, code: err.code, err: err.message });
+  const watches: Watch[] = [];
+  const close = async () => {
+    if (timer) clearTimeout(timer);
+    listeners.clear();
+    await Promise.all(watches.map((w) => w.close().catch(() => undefined)));
+  };
+  try {
+    watches.push(
+      await store.watchDesired({
+        onUpdate: (v) => {
+          inputs.desired = v;
+          schedule();
+        },
+        onError: onError('desired'),
+      }),
+      await store.watchDecided({
+        onUpdate: (v) => {
+          inputs.decided = v;
+          schedule();
+        },
+        onError: onError('decided'),
+      }),
+      await store.watchNodes({
+        onUpdate: (v) => {
+          inputs.nodes = v;
+          schedule();
+        },
+        onError: onError('nodes'),
+      }),
+      await store.watchHealthReports({
+        onUpdate: (v) => {
+          inputs.health = v;
+          schedule();
+        },
+        onError: onError('health'),
+      }),
+      await store.observeLeader({
+        onUpdate: (v) => {
+          inputs.leader = v;
+          schedule();
+        },
+        onError: onError('leader'),
+      }),
+    );
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  current = buildFleetView(inputs);
+  return {
+    view: () => current,
+    inputs: () => inputs,
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    close,
+  };
+}

@@ -1,0 +1,67 @@
+import { describe, expect, test } from 'vitest';
+import { createMetricsRecorder } from './metrics-history.js';
+
+function exposition(packets: number, flows: number, backends: Record<string, number> = {}): string {
+  return [
+    `l4fleet_dataplane_vip_packets{vip="198.51.100.10:80/tcp"} ${packets / 2}`,
+    `l4fleet_dataplane_vip_packets{vip="198.51.100.11:53/udp"} ${packets / 2}`,
+    `l4fleet_dataplane_flow_entries ${flows}`,
+    `l4fleet_dataplane_drops_packets{reason="noBackend"} 0`,
+    ...Object.entries(backends).map(([b, v]) => `l4fleet_dataplane_backend_packets{backend="${b}"} ${v}`),
+  ].join('\n');
+}
+
+describe('metrics-history', () => {
+  test('metrics-history - packet counters become rates per node; a reset gives a gap; backends sum over nodes', async () => {
+    const readings: Record<string, string[]> = {
+      'http://n1/metrics': [
+        exposition(0, 5, { a: 0 }),
+        exposition(200, 6, { a: 100 }),
+        exposition(10, 7, { a: 10 }),
+        exposition(30, 7, { a: 30 }),
+      ],
+      'http://n2/metrics': [
+        exposition(0, 1, { a: 0 }),
+        exposition(100, 1, { a: 50 }),
+        exposition(200, 1, { a: 100 }),
+        exposition(300, 1, { a: 150 }),
+      ],
+    };
+    const rec = createMetricsRecorder({
+      targets: new Map([
+        ['n1', 'http://n1/metrics'],
+        ['n2', 'http://n2/metrics'],
+      ]),
+      fetchText: async (url) => readings[url]?.shift() ?? '',
+    });
+    for (const t of [0, 2_000, 4_000, 6_000]) await rec.tick(t);
+    const h = rec.history();
+    expect(h.t).toEqual([0, 2, 4, 6]);
+    expect(h.packetsPerNode.n1).toEqual([null, 100, null, 10]); // 200 pkts / 2 s; then the counter went down
+    expect(h.packetsPerNode.n2).toEqual([null, 50, 50, 50]);
+    expect(h.flowsPerNode.n1).toEqual([5, 6, 7, 7]);
+    expect(h.packetsPerBackend.a).toEqual([null, 75, 25, 35]); // n1's reset column counts n2 only
+  });
+
+  test('metrics-history - an unreachable agent gives a gap and an error, and recovers', async () => {
+    let fail = true;
+    const rec = createMetricsRecorder({
+      targets: new Map([['n1', 'http://n1/metrics']]),
+      fetchText: async () => {
+        if (fail) throw new Error('connect ECONNREFUSED');
+        return exposition(10, 1);
+      },
+      capacity: 2,
+    });
+    await rec.tick(0);
+    expect(rec.history().errors).toEqual({ n1: 'connect ECONNREFUSED' });
+    fail = false;
+    await rec.tick(1_000);
+    await rec.tick(2_000);
+    const h = rec.history();
+    expect(h.errors).toEqual({});
+    expect(h.t).toEqual([1, 2]); // capacity 2
+    expect(h.flowsPerNode.n1).toEqual([1, 1]);
+    expect(h.packetsPerNode.n1).toEqual([null, 0]);
+  });
+});

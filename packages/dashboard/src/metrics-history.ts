@@ -1,0 +1,128 @@
+/**
+ * Packets and flows over the last minutes, from the agents' /metrics (packages/agent/src/observe/metrics.ts).
+ * Every tick scrapes all agents at once and appends one column (same time for every node), so the page's charts
+ * share one time axis. Packet counters become rates here; a counter that went down (agent restart) gives a gap.
+ */
+import { firstValue, parsePrometheusText, type Sample, sumBy } from './prom-text.js';
+
+/** Scrape period: fine enough to see a drain move traffic, light enough for a 2-core box. */
+export const SCRAPE_INTERVAL_MS = 2_000;
+/** Columns kept: 10 minutes at the default period. */
+export const HISTORY_POINTS = 300;
+/** An agent that does not answer within this long is shown as unreachable for that column. */
+export const SCRAPE_TIMEOUT_MS = 1_500;
+
+/** Metric names the dashboard reads (the Grafana board reads the same ones). */
+export const VIP_PACKETS = 'l4fleet_dataplane_vip_packets';
+export const BACKEND_PACKETS = 'l4fleet_dataplane_backend_packets';
+export const FLOW_ENTRIES = 'l4fleet_dataplane_flow_entries';
+export const DROPS = 'l4fleet_dataplane_drops_packets';
+
+export type Series = Record<string, (number | null)[]>;
+
+export interface MetricsHistory {
+  /** Unix seconds per column. */
+  readonly t: number[];
+  readonly packetsPerNode: Series;
+  readonly flowsPerNode: Series;
+  /** Summed over nodes; empty when the agents do not export per-backend counters. */
+  readonly packetsPerBackend: Series;
+  readonly dropsPerNode: Series;
+  /** Node -> last scrape problem (absent when the last scrape worked). */
+  readonly errors: Record<string, string>;
+}
+
+export type FetchText = (url: string, timeoutMs: number) => Promise<string>;
+
+export const httpFetchText: FetchText = async (url, timeoutMs) => {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return await res.text();
+};
+
+export interface MetricsRecorder {
+  history(): MetricsHistory;
+  /** Scrapes every target once and appends a column at `nowMs`. */
+  tick(nowMs: number): Promise<void>;
+}
+
+function push(series: Series, key: string, at: number, value: number | null, capacity: number): void {
+  let col = series[key];
+  if (!col) {
+    col = new Array<number | null>(at).fill(null);
+    series[key] = col;
+  }
+  col.push(value);
+  if (col.length > capacity) col.splice(0, col.length - capacity);
+}
+
+export function createMetricsRecorder(opts: {
+  /** Node name -> its agent's /metrics URL. */
+  readonly targets: ReadonlyMap<string, string>;
+  readonly fetchText?: FetchText;
+  readonly capacity?: number;
+}): MetricsRecorder {
+  const fetchText = opts.fetchText ?? httpFetchText;
+  const capacity = opts.capacity ?? HISTORY_POINTS;
+  const h: MetricsHistory = {
+    t: [],
+    packetsPerNode: {},
+    flowsPerNode: {},
+    packetsPerBackend: {},
+    dropsPerNode: {},
+    errors: {},
+  };
+  // Last raw counters per node (total packets, per backend) for rates.
+  const prev = new Map<string, { atS: number; packets: number; drops: number; backends: Map<string, number> }>();
+  const rate = (now: number, before: number | undefined, dtS: number): number | null =>
+    before === undefined || now < before || dtS <= 0 ? null : (now - before) / dtS;
+
+  return {
+    history: () => h,
+    async tick(nowMs) {
+      const atS = Math.round(nowMs / 100) / 10;
+      const scraped = await Promise.all(
+        [...opts.targets].map(async ([node, url]) => {
+          try {
+            return { node, samples: parsePrometheusText(await fetchText(url, SCRAPE_TIMEOUT_MS)) };
+          } catch (err) {
+            return { node, error: (err as Error).message };
+          }
+        }),
+      );
+      const column = h.t.length;
+      h.t.push(atS);
+      const backendRates = new Map<string, number | null>();
+      for (const s of scraped) {
+        const samples: Sample[] | undefined = s.samples;
+        if (!samples) {
+          h.errors[s.node] = s.error ?? 'unknown';
+          prev.delete(s.node);
+          for (const series of [h.packetsPerNode, h.flowsPerNode, h.dropsPerNode])
+            push(series, s.node, column, null, capacity);
+          continue;
+        }
+        delete h.errors[s.node];
+        const packets = [...sumBy(samples, VIP_PACKETS, 'vip').values()].reduce((a, b) => a + b, 0);
+        const drops = [...sumBy(samples, DROPS, 'reason').values()].reduce((a, b) => a + b, 0);
+        const backends = sumBy(samples, BACKEND_PACKETS, 'backend');
+        const p = prev.get(s.node);
+        const dtS = p ? atS - p.atS : 0;
+        push(h.packetsPerNode, s.node, column, rate(packets, p?.packets, dtS), capacity);
+        push(h.dropsPerNode, s.node, column, rate(drops, p?.drops, dtS), capacity);
+        push(h.flowsPerNode, s.node, column, firstValue(samples, FLOW_ENTRIES) ?? null, capacity);
+        for (const [b, v] of backends) {
+          // A node without a rate this column (first scrape, counter reset) adds nothing; null only if none has one.
+          const r = rate(v, p?.backends.get(b), dtS);
+          backendRates.set(b, r === null ? (backendRates.get(b) ?? null) : (backendRates.get(b) ?? 0) + r);
+        }
+        prev.set(s.node, { atS, packets, drops, backends });
+      }
+      for (const b of new Set([...Object.keys(h.packetsPerBackend), ...backendRates.keys()])) {
+        const v = backendRates.get(b);
+        push(h.packetsPerBackend, b, column, v ?? null, capacity);
+      }
+      if (h.t.length > capacity) h.t.splice(0, h.t.length - capacity);
+    },
+  };
+}

@@ -1,0 +1,45 @@
+/** The dashboard's options, validated at the edge: every problem names the option and the value. */
+import { DashboardError } from './errors.js';
+
+/** Loopback only unless told otherwise: reads are open, so the default must not expose the fleet. */
+export const DEFAULT_LISTEN = '127.0.0.1:9470';
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** `HOST:PORT` or `[V6]:PORT`; port 0 picks a free one. */
+export function parseListen(text: string): ListenAddress {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
+  const port = Number(m?.[2]);
+  if (!m || !Number.isInteger(port) || port > 65_535) {
+    throw new DashboardError('OPTION_INVALID', `listen: ${JSON.stringify(text)} is not HOST:PORT ([V6]:PORT)`);
+  }
+  return { host: m[1] as string, port };
+}
+
+/**
+ * `node1=http://127.0.0.1:9469/metrics,node2=...`: where each agent's /metrics is (the agents' `metrics.listen`).
+ * A bare `http://host:port` gets `/metrics` appended.
+ */
+export function parseMetricsTargets(text: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of (text ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const m = /^([^=\s]+)=(https?:\/\/\S+)$/.exec(part);
+    if (!m)
+      throw new DashboardError(
+        'OPTION_INVALID',
+        `agent-metrics: ${JSON.stringify(part)} is not NODE=http://HOST:PORT[/metrics]`,
+      );
+    const url = new URL(m[2] as string);
+    if (url.pathname === '/') url.pathname = '/metrics';
+    if (out.has(m[1] as string))
+      throw new DashboardError('OPTION_INVALID', `agent-metrics: node "${m[1]}" given twice`);
+    out.set(m[1] as string, url.toString());
+  }
+  return out;
+}

@@ -1,0 +1,136 @@
+/** The HTTP surface: the page, its assets, the state as JSON, the event stream, explain, and the guarded writes. */
+import { ConfigError, formatProblem } from '@l4fleet/config';
+import { StoreError } from '@l4fleet/store';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { Actions, MemberAction } from './actions.js';
+import type { Asset } from './assets.js';
+import type { WriteGuard } from './auth.js';
+import { DashboardError, HTTP_STATUS } from './errors.js';
+import { explainFlow } from './explain.js';
+import type { LiveFleet } from './live-fleet.js';
+import type { MetricsRecorder } from './metrics-history.js';
+import type { SseHub } from './sse.js';
+import type { Timeline } from './timeline.js';
+
+export interface ServerDeps {
+  readonly logger: Logger;
+  readonly assets: ReadonlyMap<string, Asset>;
+  readonly fleet: LiveFleet;
+  readonly timeline: Timeline;
+  readonly metrics: MetricsRecorder;
+  readonly hub: SseHub;
+  readonly guard: WriteGuard;
+  readonly actions: Actions;
+}
+
+/** Scripts and styles only from this server (no CDN, no inline script): the page works offline and resists XSS. */
+const CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'";
+
+/** Request bodies are tiny JSON objects; anything larger is refused before parsing. */
+const BODY_LIMIT_BYTES = 4_096;
+
+function statusOf(err: unknown): { status: number; message: string } {
+  if (err instanceof DashboardError) return { status: HTTP_STATUS[err.code], message: err.message };
+  if (err instanceof ConfigError) return { status: 400, message: err.problems.map(formatProblem).join('; ') };
+  if (err instanceof StoreError) return { status: err.code === 'CONFLICT' ? 409 : 503, message: err.message };
+  const e = err as { statusCode?: number; message?: string };
+  if (typeof e.statusCode === 'number' && e.statusCode < 500)
+    return { status: e.statusCode, message: String(e.message) };
+  return { status: 500, message: `internal error: ${(err as Error).message}` };
+}
+
+export function snapshot(deps: ServerDeps) {
+  return {
+    writes: deps.guard.enabled,
+    view: deps.fleet.view(),
+    timeline: deps.timeline.list(),
+    metrics: deps.metrics.history(),
+  };
+}
+
+export function createServer(deps: ServerDeps): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES });
+  app.addHook('onSend', async (_req, reply, payload) => {
+    reply.header('content-security-policy', CSP);
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    return payload;
+  });
+  app.setErrorHandler((err, req, reply) => {
+    const { status, message } = statusOf(err);
+    if (status >= 500) deps.logger.error({ event: 'requestFailed', url: req.url, err }, message);
+    void reply.code(status).send({ error: message });
+  });
+
+  for (const [route, asset] of deps.assets) {
+    app.get(route, async (_req, reply) => reply.type(asset.type).header('cache-control', 'no-cache').send(asset.body));
+  }
+  app.get('/api/state', async () => snapshot(deps));
+  app.get('/api/stream', (req, reply) => {
+    reply.hijack();
+    const s = snapshot(deps);
+    deps.hub.attach(reply.raw, [
+      ['hello', { writes: s.writes }],
+      ['view', s.view],
+      ['timeline', s.timeline],
+      ['metrics', s.metrics],
+    ]);
+    req.raw.on('close', () => reply.raw.end());
+  });
+  app.post('/api/explain', async (req) => {
+    const body = (req.body ?? {}) as { src?: unknown; sport?: unknown; vip?: unknown };
+    const sport = Number(body.sport);
+    if (typeof body.src !== 'string' || body.src === '')
+      throw new DashboardError('BAD_REQUEST', `src: ${JSON.stringify(body.src)} is not an address`);
+    if (typeof body.vip !== 'string')
+      throw new DashboardError('BAD_REQUEST', `vip: ${JSON.stringify(body.vip)} is not a VIP key`);
+    if (!Number.isInteger(sport))
+      throw new DashboardError('BAD_REQUEST', `sport: ${JSON.stringify(body.sport)} is not a port`);
+    const { desired, decided } = deps.fleet.inputs();
+    return explainFlow(desired.fleet, decided.decided, desired.revision, { src: body.src, sport, vip: body.vip });
+  });
+
+  const who = (req: FastifyRequest) => req.ip;
+  /** Checks the token first; a refused write is still an action in the timeline. */
+  const guarded =
+    (action: string, target: (req: FastifyRequest) => string, fn: (req: FastifyRequest) => Promise<unknown>) =>
+    async (req: FastifyRequest, reply: FastifyReply) => {
+      try {
+        deps.guard.check(req.headers.authorization);
+      } catch (err) {
+        deps.actions.refused(action, target(req), (err as Error).message, who(req));
+        throw err;
+      }
+      return reply.send(await fn(req));
+    };
+  type NodeParams = { Params: { name: string } };
+  for (const [verb, drained] of [
+    ['drain', true],
+    ['undrain', false],
+  ] as const) {
+    app.post<NodeParams>(
+      `/api/nodes/:name/${verb}`,
+      guarded(
+        `node ${verb}`,
+        (req) => (req.params as { name: string }).name,
+        (req) => deps.actions.setNodeDrain((req.params as { name: string }).name, drained, who(req)),
+      ),
+    );
+  }
+  type MemberParams = { pool: string; member: string };
+  for (const verb of ['drain', 'enable'] as const satisfies readonly MemberAction[]) {
+    app.post(
+      `/api/pools/:pool/members/:member/${verb}`,
+      guarded(
+        `member ${verb}`,
+        (req) => `${(req.params as MemberParams).pool}/${(req.params as MemberParams).member}`,
+        (req) => {
+          const p = req.params as MemberParams;
+          return deps.actions.setMemberState(p.pool, p.member, verb, who(req));
+        },
+      ),
+    );
+  }
+  return app;
+}
