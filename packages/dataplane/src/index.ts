@@ -1,3 +1,29 @@
+export { DEFAULT_BACKEND_OBJECT } from './backend/bpf.js';
+export {
+  type BackendCounters,
+  type FamilyPair,
+  formatCounters,
+  type PacketCount,
+  totalDecapsulated,
+} from './backend/counters.js';
+export {
+  type BackendSetupInput,
+  type BackendSetupOptions,
+  DEFAULT_BPFFS_DIR,
+  DEFAULT_GUE_PORT,
+  DEFAULT_STATE_DIR,
+  FORWARDING_MODES,
+  type ForwardingMode,
+  parseBackendSetupOptions,
+} from './backend/options.js';
+export type { BackendRecord, SysctlChange } from './backend/record.js';
+export { type BackendChange, type BackendHostDeps, type BackendSetupReport, setupBackend } from './backend/setup.js';
+export {
+  type BackendStatus,
+  type BackendTeardownReport,
+  backendStatus,
+  teardownBackend,
+} from './backend/teardown.js';
 export { DataPlaneError, type DataPlaneErrorCode } from './errors.js';
 export { createExec, type Exec, type ExecResult } from './exec.js';
 export {
@@ -30,4 +56,3 @@ export type {
   VipBackend,
   VipTable,
 } from './types.js';
-export { vipLabel } from './validate.js';

@@ -1,0 +1,143 @@
+/**
+ * `l4fleet backend setup | teardown | status`: makes this host a backend for pools with `forwarding: gue | ipip |
+ * gre` without tunnel modules (a tc program removes the fleet's encapsulation), undoes it, and shows its counters.
+ * See packages/dataplane/README.md "Backend hosts".
+ */
+import {
+  type BackendHostDeps,
+  backendStatus,
+  createExec,
+  DataPlaneError,
+  DEFAULT_BPFFS_DIR,
+  DEFAULT_GUE_PORT,
+  DEFAULT_STATE_DIR,
+  FORWARDING_MODES,
+  formatCounters,
+  setupBackend,
+  teardownBackend,
+} from '@l4fleet/dataplane';
+import type { Command } from 'commander';
+import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+
+interface HostFlags {
+  readonly bpffs: string;
+  readonly stateDir: string;
+  readonly object?: string;
+  readonly output: string;
+}
+
+interface SetupFlags extends HostFlags {
+  readonly vip?: string[];
+  readonly forwarding?: string[];
+  readonly nodes?: string[];
+  readonly guePort?: string;
+  readonly interface?: string;
+}
+
+function deps(flags: HostFlags): BackendHostDeps {
+  return {
+    exec: createExec(),
+    bpffs: flags.bpffs,
+    stateDir: flags.stateDir,
+    ...(flags.object === undefined ? {} : { objectPath: flags.object }),
+  };
+}
+
+function rethrow(err: unknown): never {
+  if (err instanceof DataPlaneError) {
+    throw new CliError(err.message.split('\n'), err.code === 'OPTIONS_INVALID' ? EXIT_USAGE : EXIT_FAILURE, {
+      cause: err,
+    });
+  }
+  throw err;
+}
+
+function output(value: string): 'text' | 'json' {
+  if (value !== 'text' && value !== 'json') {
+    throw new CliError(`--output ${JSON.stringify(value)}: not one of text | json`, EXIT_USAGE);
+  }
+  return value;
+}
+
+function hostOptions(cmd: Command): Command {
+  return cmd
+    .option('--bpffs <dir>', 'mounted bpf file system for the pins', DEFAULT_BPFFS_DIR)
+    .option('--state-dir <dir>', 'where the record of the setup is kept (teardown reads it)', DEFAULT_STATE_DIR)
+    .option('-o, --output <format>', 'text | json', 'text');
+}
+
+export function registerBackend(program: Command, io: CliIo): void {
+  const backend = program
+    .command('backend')
+    .description('configure this host as a backend for encapsulated forwarding (gue | ipip | gre)');
+
+  hostOptions(
+    backend
+      .command('setup')
+      .description("decapsulate the fleet nodes' packets at tc ingress, VIPs on lo, ARP and rp_filter settings")
+      .option('--vip <addr...>', 'the VIP addresses this backend serves (IPv4 and/or IPv6)')
+      .option('--forwarding <mode...>', `encapsulation the nodes use: ${FORWARDING_MODES.join(' | ')}`)
+      .option('--nodes <addr...>', "addresses of the fleet's nodes (outer sources allowed; all others dropped)")
+      .option('--gue-port <port>', `UDP destination port of gue (default ${DEFAULT_GUE_PORT})`)
+      .option('--interface <ifname>', 'interface facing the nodes (default: that of the default route)')
+      .option('--object <file>', 'compiled backend.bpf.o (default: the one built with @l4fleet/dataplane)'),
+  ).action(async (flags: SetupFlags) => {
+    const format = output(flags.output);
+    const report = await setupBackend(
+      {
+        ...(flags.vip === undefined ? {} : { vips: flags.vip }),
+        ...(flags.forwarding === undefined ? {} : { forwarding: flags.forwarding.flatMap((f) => f.split(',')) }),
+        ...(flags.nodes === undefined ? {} : { nodes: flags.nodes }),
+        ...(flags.guePort === undefined ? {} : { guePort: flags.guePort }),
+        ...(flags.interface === undefined ? {} : { interface: flags.interface }),
+      },
+      deps(flags),
+    ).catch(rethrow);
+    if (format === 'json') {
+      io.out(JSON.stringify(report, null, 2));
+      return;
+    }
+    io.out(`backend: set up on ${report.interface} (program ${report.progId}, pins ${report.pinDir})`);
+    if (report.changes.length === 0) io.out('  no changes: already set up as asked');
+    for (const c of report.changes) io.out(`  ${c.what.padEnd(8)} ${c.detail}`);
+  });
+
+  hostOptions(
+    backend
+      .command('teardown')
+      .description('undo exactly what setup changed (sysctls, VIPs on lo, tc filter and qdisc, pins)'),
+  ).action(async (flags: HostFlags) => {
+    const format = output(flags.output);
+    const report = await teardownBackend(deps(flags)).catch(rethrow);
+    if (format === 'json') {
+      io.out(JSON.stringify(report, null, 2));
+      return;
+    }
+    if (!report.wasSetUp) {
+      io.out(`backend: nothing to tear down (no record at ${report.recordPath})`);
+      return;
+    }
+    io.out('backend: torn down');
+    for (const c of report.changes) io.out(`  ${c.what.padEnd(8)} ${c.detail}`);
+    for (const l of report.leftAlone) io.out(`  left alone: ${l}`);
+  });
+
+  hostOptions(backend.command('status').description('the setup and its counters (packets, bytes)')).action(
+    async (flags: HostFlags) => {
+      const format = output(flags.output);
+      const status = await backendStatus(deps(flags)).catch(rethrow);
+      if (format === 'json') {
+        io.out(JSON.stringify(status, null, 2));
+        return;
+      }
+      const r = status.record;
+      io.out(
+        `backend: ${r.interface}, ${r.forwarding.join(',')}${r.forwarding.includes('gue') ? ` port ${r.guePort}` : ''}, ` +
+          `filter ${status.attached ? `attached (program ${status.progId})` : 'NOT attached'}`,
+      );
+      io.out(`  vips:  ${r.vips.join(' ')}`);
+      io.out(`  nodes: ${r.nodes.join(' ')}`);
+      for (const line of formatCounters(status.counters)) io.out(line);
+    },
+  );
+}

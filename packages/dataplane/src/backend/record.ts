@@ -1,0 +1,113 @@
+/**
+ * The record of what `backend setup` changed on this host, so `teardown` undoes exactly that and nothing else:
+ * which sysctls it set (and their values before), which VIPs it added to `lo`, whether it created the clsact
+ * qdisc, and where its program and maps are pinned. One file per network namespace (its inode in the name), under
+ * /run by default: cleared at boot together with everything it describes.
+ */
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { DataPlaneError } from '../errors.js';
+import { FORWARDING_MODES, type ForwardingMode } from './options.js';
+
+export const RECORD_VERSION = 1;
+
+export interface SysctlChange {
+  /** Slash form (`net/ipv4/conf/eth0.100/rp_filter`): interface names may contain dots. */
+  readonly key: string;
+  /** Value before the first setup changed it; restored by teardown. */
+  readonly before: string;
+  /** Value setup wrote; teardown restores `before` only while the key still holds this. */
+  readonly set: string;
+}
+
+export interface BackendRecord {
+  readonly version: typeof RECORD_VERSION;
+  /** `net:[inode]` of the namespace this record belongs to. */
+  readonly netns: string;
+  readonly interface: string;
+  /** The bpf file system the pins live under. */
+  readonly bpffs: string;
+  /** Pin directory of the loaded program generation: `<bpffs>/l4fleet-backend/<object sha256 prefix>`. */
+  readonly pinDir: string;
+  readonly objectSha256: string;
+  readonly forwarding: readonly ForwardingMode[];
+  readonly guePort: number;
+  /** As given on the command line. */
+  readonly vips: readonly string[];
+  readonly nodes: readonly string[];
+  /** VIP addresses (with prefix length) this setup added to `lo`; VIPs that were already there are not listed. */
+  readonly addedVips: readonly string[];
+  readonly clsactCreated: boolean;
+  readonly sysctls: readonly SysctlChange[];
+}
+
+export function recordPath(stateDir: string, netns: string): string {
+  const inode = /^net:\[(\d+)\]$/.exec(netns)?.[1];
+  if (inode === undefined) {
+    throw new DataPlaneError('BACKEND_HOST_UNSUITABLE', `network namespace ${JSON.stringify(netns)} is not net:[N]`);
+  }
+  return `${stateDir}/backend-net${inode}.json`;
+}
+
+const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+const isStrList = (v: unknown): v is string[] => Array.isArray(v) && v.every(isStr);
+
+/** Checks a record read back from disk; names the first field that is wrong. */
+export function parseRecord(raw: unknown, path: string): BackendRecord {
+  const bad = (field: string, value: unknown): never => {
+    throw new DataPlaneError(
+      'BACKEND_RECORD_INVALID',
+      `${path}: ${field} ${JSON.stringify(value)} is not valid; fix or remove the file (teardown needs it)`,
+    );
+  };
+  if (typeof raw !== 'object' || raw === null) return bad('record', raw);
+  const r = raw as Record<string, unknown>;
+  if (r.version !== RECORD_VERSION) bad('version', r.version);
+  for (const f of ['netns', 'interface', 'bpffs', 'pinDir', 'objectSha256'] as const) if (!isStr(r[f])) bad(f, r[f]);
+  if (!isStrList(r.forwarding) || !r.forwarding.every((m) => (FORWARDING_MODES as string[]).includes(m))) {
+    bad('forwarding', r.forwarding);
+  }
+  if (typeof r.guePort !== 'number' || !Number.isInteger(r.guePort) || r.guePort < 1 || r.guePort > 65_535) {
+    bad('guePort', r.guePort);
+  }
+  for (const f of ['vips', 'nodes', 'addedVips'] as const) if (!isStrList(r[f])) bad(f, r[f]);
+  if (typeof r.clsactCreated !== 'boolean') bad('clsactCreated', r.clsactCreated);
+  const sysctls = r.sysctls;
+  if (!Array.isArray(sysctls)) return bad('sysctls', sysctls);
+  for (const s of sysctls as unknown[]) {
+    const c = s as Record<string, unknown>;
+    if (typeof s !== 'object' || s === null || !isStr(c.key) || typeof c.before !== 'string' || !isStr(c.set)) {
+      bad('sysctls[]', s);
+    }
+  }
+  return raw as BackendRecord;
+}
+
+/** The record at `path`, or undefined when there is none. */
+export async function readRecord(path: string): Promise<BackendRecord | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new DataPlaneError('BACKEND_RECORD_INVALID', `${path}: unreadable`, { cause: err });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new DataPlaneError('BACKEND_RECORD_INVALID', `${path}: not JSON; fix or remove the file`, { cause: err });
+  }
+  return parseRecord(raw, path);
+}
+
+/** Writes the record atomically (temporary file, then rename): a crash leaves the old or the new one. */
+export async function writeRecord(path: string, record: BackendRecord): Promise<void> {
+  await mkdir(path.slice(0, path.lastIndexOf('/')), { recursive: true, mode: 0o755 });
+  const tmp = `${path}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644 });
+  await rename(tmp, path);
+}
+
+export async function removeRecord(path: string): Promise<void> {
+  await rm(path, { force: true });
+}
