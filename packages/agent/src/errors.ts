@@ -1,3 +1,5 @@
+import type { ConfigProblem } from '@l4fleet/config';
+
 /** Why the agent refused its config or failed. Stable strings: callers and tests switch on them. */
 export type AgentErrorCode =
   | 'CONFIG_INVALID'
@@ -12,11 +14,11 @@ export type AgentErrorCode =
   | 'TIMEOUT'
   | 'CLOSED';
 
-/** One problem in the agent's config: where (`bgp.peers[0].asn`) and what (`0 is not an ASN (1-4294967295)`). */
-export interface AgentConfigProblem {
-  readonly path: string;
-  readonly message: string;
-}
+/**
+ * One problem in the agent's config: where (`bgp.peers[0].asn`) and what (`0 is not an ASN (1-4294967295)`). The
+ * fleet file's problem shape, collected and formatted (`formatProblem`) by @l4fleet/config.
+ */
+export type AgentConfigProblem = ConfigProblem;
 
 /** The one error type of @l4fleet/agent; `problems` lists every config problem at once (empty for other codes). */
 export class AgentError extends Error {
@@ -33,9 +35,4 @@ export class AgentError extends Error {
     this.code = code;
     this.problems = options?.problems ?? [];
   }
-}
-
-/** `bgp.peers[0].asn: 0 is not an ASN (1-4294967295)`. */
-export function formatAgentProblem(p: AgentConfigProblem): string {
-  return p.path ? `${p.path}: ${p.message}` : p.message;
 }

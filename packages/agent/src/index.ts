@@ -30,7 +30,7 @@ export type {
   StateSection,
   TlsFiles,
 } from './config/types.js';
-export { type AgentConfigProblem, AgentError, type AgentErrorCode, formatAgentProblem } from './errors.js';
+export { type AgentConfigProblem, AgentError, type AgentErrorCode } from './errors.js';
 export { type FollowEventsOptions, followEvents } from './events/follow.js';
 export { createNatsLink, type NatsLink, type NatsLinkOptions } from './events/nats-link.js';
 export { createEventPublisher, type EventPublisher, type EventTransport } from './events/publisher.js';

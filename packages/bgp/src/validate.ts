@@ -1,5 +1,6 @@
 /** Input validation: every function returns a canonical value or throws a BgpError naming the field and value. */
 import { isIPv4, isIPv6 } from 'node:net';
+import { canonicalAddress } from '@l4fleet/config';
 import { BgpError } from './errors.js';
 import type { Advertisement, GlobalConfig, Peer } from './types.js';
 
@@ -23,12 +24,11 @@ export function ipFamily(text: unknown): IpFamily | undefined {
 
 /**
  * The canonical text of an address: dotted quad, or RFC 5952 IPv6 (lower case, longest zero run compressed),
- * which is also how gobgpd (Go's net.IP.String) prints it, so reconcile compares equal strings.
+ * which is also how gobgpd (Go's net.IP.String) prints it, so reconcile compares equal strings. The one formatter
+ * is config's, which makes VIP addresses canonical too.
  */
 export function canonicalIp(text: string): string {
-  if (isIPv4(text)) return text.split('.').map(Number).join('.');
-  // The WHATWG URL host serializer implements RFC 5952 §4.
-  return new URL(`http://[${text}]/`).hostname.slice(1, -1);
+  return canonicalAddress(text).address;
 }
 
 function assertIp(field: string, value: unknown, code: 'NEXT_HOP_INVALID' | 'PEER_ADDRESS_INVALID'): IpFamily {

@@ -70,4 +70,5 @@ export type {
   Protocol,
   Vip,
 } from './types.js';
+export { NODE_NAME, POOL_NAME } from './names.js';
 export { memberKey, parseVipKey, vipKey } from './vip-key.js';

@@ -5,6 +5,7 @@
 import { assertTableSize, isPrime, MaglevError, nextPrime } from '@l4fleet/maglev';
 import { parse as parseYaml } from 'yaml';
 import { endpointText } from './address.js';
+import { POOL_NAME } from './names.js';
 import {
   DEFAULT_GUE_PORT,
   DEFAULT_HEALTH_FALL,
@@ -42,7 +43,6 @@ import type { Fleet, Forwarding, HealthCheck, HealthCheckType, Member, MemberSta
 import { vipKey } from './vip-key.js';
 
 const NAME = /^[A-Za-z0-9[][A-Za-z0-9._:@[\]-]{0,127}$/;
-const POOL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const MAX_U32 = 0xffff_ffff;
 
 function port(p: Problems, path: string, v: unknown): number {

@@ -2,6 +2,7 @@
  * Checks the whole desired state before anything touches the kernel or a socket, so a refused apply()
  * loses nothing. Returns each VIP with its parsed address and a stable key.
  */
+import { vipKey } from '@l4fleet/config';
 import { assertTableSize, type IpFamily, type MaglevError, NO_BACKEND, parseAddress } from '@l4fleet/maglev';
 import { DataPlaneError } from './errors.js';
 import type { VipTable } from './types.js';
@@ -32,10 +33,6 @@ export function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('hex');
 }
 
-export function vipLabel(address: string, port: number, protocol: string): string {
-  return address.includes(':') ? `[${address}]:${port}/${protocol}` : `${address}:${port}/${protocol}`;
-}
-
 function fail(code: ConstructorParameters<typeof DataPlaneError>[0], message: string, cause?: unknown): never {
   throw new DataPlaneError(code, message, cause === undefined ? undefined : { cause });
 }
@@ -64,7 +61,7 @@ function validateVip(t: VipTable, i: number, opts: ValidateOptions): NormalizedV
   }
   const { address, port, protocol } = t.vip;
   const vip = parse(address, `${at}.vip.address`);
-  const label = vipLabel(address, port, protocol);
+  const label = vipKey(t.vip);
   if (!isPort(port)) fail('VIP_INVALID', `${at}.vip.port: ${String(port)} is not a port (1-65535)`);
   if (protocol !== 'tcp' && protocol !== 'udp') {
     fail('VIP_INVALID', `${at}.vip.protocol: ${JSON.stringify(protocol)} is not "tcp" or "udp"`);

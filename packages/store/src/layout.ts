@@ -44,8 +44,8 @@ export const keys = {
   status: (node: string) => `status/${node}`,
 } as const;
 
-/** Node names become key segments: no `/`, bounded length. */
-export const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+/** Node names become key segments: config's rule (no `/`, bounded length). */
+export { NODE_NAME } from '@l4fleet/config';
 
 /** The namespace prefix with exactly one trailing slash. */
 export function normalizePrefix(prefix: string): string {

@@ -5,16 +5,18 @@
 import {
   addressField,
   boolField as bool,
+  formatProblem,
   intField as int,
   isRawObject as isObj,
   listField as list,
   oneOfField as oneOf,
+  NODE_NAME,
   Problems,
   sectionField as section,
   showValue as show,
   stringField as str,
 } from '@l4fleet/config';
-import { AgentError, formatAgentProblem } from '../errors.js';
+import { AgentError } from '../errors.js';
 import * as d from './defaults.js';
 import type {
   AgentConfig,
@@ -30,7 +32,6 @@ import type {
 } from './types.js';
 
 const MAX_ASN = 0xffff_ffff;
-const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const IFNAME = /^[^\s/]{1,15}$/; // Linux IFNAMSIZ - 1
 const SUBJECT_TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 const COMMUNITY = /^(\d{1,5}):(\d{1,5})$/;
@@ -357,7 +358,7 @@ export function parseAgentConfig(raw: unknown): AgentConfig {
     ),
   };
   if (p.list.length > 0) {
-    throw new AgentError('CONFIG_INVALID', p.list.map(formatAgentProblem).join('\n'), { problems: p.list });
+    throw new AgentError('CONFIG_INVALID', p.list.map(formatProblem).join('\n'), { problems: p.list });
   }
   return config;
 }

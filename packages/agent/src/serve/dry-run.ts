@@ -4,6 +4,8 @@
  * that changed (by identity, then by slot owner), so a long-running dry-run agent and the 16-agent bench pay for
  * what changed, not for every slot of every VIP on every apply.
  */
+
+import { vipKey } from '@l4fleet/config';
 import {
   type ApplyResult,
   changedSlots,
@@ -11,12 +13,11 @@ import {
   type DataPlaneCounters,
   type VipApplyReport,
   type VipTable,
-  vipLabel,
 } from '@l4fleet/dataplane';
 import { AgentError } from '../errors.js';
 
 const keyOf = (t: VipTable) => `${t.vip.address}|${t.vip.port}|${t.vip.protocol}`;
-const label = (t: VipTable) => vipLabel(t.vip.address, t.vip.port, t.vip.protocol);
+const label = (t: VipTable) => vipKey(t.vip);
 
 export interface DryRunDataPlane extends DataPlane {
   readonly tables: readonly VipTable[];

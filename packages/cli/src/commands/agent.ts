@@ -4,7 +4,8 @@
  * once without draining. Flags override the file; `--check` validates and prints the effective config.
  */
 import { readFileSync } from 'node:fs';
-import { AgentError, type ConfigOverrides, formatAgentProblem, loadAgentConfig, runAgent } from '@l4fleet/agent';
+import { AgentError, type ConfigOverrides, loadAgentConfig, runAgent } from '@l4fleet/agent';
+import { formatProblem } from '@l4fleet/config';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
@@ -84,7 +85,7 @@ export function registerAgent(program: Command, io: CliIo): void {
         config = await loadAgentConfig(flags.config, overrides(flags, cmd));
       } catch (err) {
         if (err instanceof AgentError) {
-          const lines = err.problems.length > 0 ? err.problems.map(formatAgentProblem) : [err.message];
+          const lines = err.problems.length > 0 ? err.problems.map(formatProblem) : [err.message];
           throw new CliError(lines, err.code === 'CONFIG_UNREADABLE' ? EXIT_FAILURE : EXIT_USAGE, { cause: err });
         }
         throw err;

@@ -4,10 +4,11 @@
  * output, so the skeleton comes from the text listing (`-t`: no set elements) and the elements from
  * JSON listings of the maps.
  */
+import { vipKey } from '@l4fleet/config';
 import { type IpFamily, parseAddress } from '@l4fleet/maglev';
 import { DataPlaneError } from '../errors.js';
 import type { Exec } from '../exec.js';
-import { toHex, vipLabel } from '../validate.js';
+import { toHex } from '../validate.js';
 import {
   BACKEND_ID_BIT,
   backendsMap,
@@ -120,7 +121,7 @@ export async function readKernelState(exec: Exec, table: string): Promise<Kernel
       overlay,
       overlayCount,
       live,
-      label: vipLabel(hexToAddress(k.addressHex), k.port, k.protocol),
+      label: vipKey({ address: hexToAddress(k.addressHex), port: k.port, protocol: k.protocol }),
     });
   }
   return { layoutSignature: skeleton.layoutSignature, vips, backends, maxBackendId };
