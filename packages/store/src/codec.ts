@@ -6,8 +6,10 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { ConfigError, type Fleet, formatProblem, parseFleet } from '@l4fleet/config';
-import { StoreError } from './errors.js';
+import { invalidRecord, StoreError } from './errors.js';
 import { CHUNK_BYTES, GZIP_THRESHOLD_BYTES, INLINE_MAX_BYTES } from './layout.js';
+import { MAX_DOCUMENT_BYTES, MAX_DOCUMENT_JSON_BYTES, MAX_POINTER_BYTES } from './limits.js';
+import { parseRecord, shown } from './record-check.js';
 
 export const DOCUMENT_SCHEMA = 1;
 
@@ -57,6 +59,14 @@ export function encodeDocument(fleet: Fleet & { hashSeed: number }, generation: 
   }
   const encoding = json.length > GZIP_THRESHOLD_BYTES ? 'gzip' : 'json';
   const body = encoding === 'gzip' ? gzipSync(json, { level: 6 }) : json;
+  // Never write what readers refuse (limits.ts); config's fleet bounds keep real fleets far below these.
+  if (json.length > MAX_DOCUMENT_JSON_BYTES || body.length > MAX_DOCUMENT_BYTES) {
+    throw new StoreError(
+      'TOO_LARGE',
+      `apply: the fleet document is ${json.length} bytes of JSON (${body.length} stored), more than the limits of ` +
+        `${MAX_DOCUMENT_JSON_BYTES} (MAX_DOCUMENT_JSON_BYTES) and ${MAX_DOCUMENT_BYTES} (MAX_DOCUMENT_BYTES)`,
+    );
+  }
   const chunks: Buffer[] = [];
   for (let off = 0; off < body.length || chunks.length === 0; off += CHUNK_BYTES) {
     chunks.push(body.subarray(off, off + CHUNK_BYTES));
@@ -76,78 +86,125 @@ export function encodeDocument(fleet: Fleet & { hashSeed: number }, generation: 
   };
 }
 
-const invalid = (key: string, msg: string, cause?: unknown) =>
-  new StoreError('INVALID_STATE', `${key}: ${msg}`, cause === undefined ? undefined : { cause });
-
+/** Pointer fields checked against their own claims before a single chunk is fetched (docs/design/0002, Bounds). */
 export function decodePointer(key: string, value: Buffer): Pointer {
-  let p: Partial<Pointer>;
-  try {
-    p = JSON.parse(value.toString('utf8')) as Partial<Pointer>;
-  } catch (err) {
-    throw invalid(key, `${JSON.stringify(value.toString('utf8').slice(0, 60))} is not JSON`, err);
-  }
-  if (typeof p !== 'object' || p === null) throw invalid(key, 'is not a JSON object');
-  if (p.schema !== DOCUMENT_SCHEMA) throw invalid(key, `schema ${JSON.stringify(p.schema)} is not ${DOCUMENT_SCHEMA}`);
+  const p = parseRecord(key, value, MAX_POINTER_BYTES) as Partial<Record<keyof Pointer, unknown>>;
+  const bad = (field: string, v: unknown, what: string) => invalidRecord(key, `${field} ${shown(v)} ${what}`);
+  if (p.schema !== DOCUMENT_SCHEMA) throw bad('schema', p.schema, `is not ${DOCUMENT_SCHEMA}`);
   if (typeof p.generation !== 'string' || !/^[a-z0-9-]{1,64}$/.test(p.generation)) {
-    throw invalid(key, `generation ${JSON.stringify(p.generation)} is not a generation id`);
+    throw bad('generation', p.generation, 'is not a generation id');
   }
   if (p.encoding !== 'inline' && p.encoding !== 'json' && p.encoding !== 'gzip') {
-    throw invalid(key, `encoding ${JSON.stringify(p.encoding)} is not inline | json | gzip`);
+    throw bad('encoding', p.encoding, 'is not inline | json | gzip');
   }
-  const chunksOk = p.encoding === 'inline' ? p.chunks === 0 : Number.isInteger(p.chunks) && (p.chunks as number) >= 1;
-  if (!chunksOk) throw invalid(key, `chunks ${JSON.stringify(p.chunks)} does not fit encoding ${p.encoding}`);
-  if (p.encoding === 'inline' && (typeof p.document !== 'object' || p.document === null)) {
-    throw invalid(key, 'inline document is missing');
+  if (typeof p.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(p.sha256)) {
+    throw bad('sha256', p.sha256, 'is not 64 hex digits');
   }
-  if (typeof p.sha256 !== 'string') throw invalid(key, 'sha256 is missing');
-  if (!Number.isInteger(p.hashSeed)) throw invalid(key, `hashSeed ${JSON.stringify(p.hashSeed)} is not an integer`);
-  return p as Pointer;
+  if (!Number.isInteger(p.hashSeed) || (p.hashSeed as number) < 0 || (p.hashSeed as number) > 0xffff_ffff) {
+    throw bad('hashSeed', p.hashSeed, 'is not an integer 0..4294967295');
+  }
+  if (typeof p.appliedAt !== 'string' || p.appliedAt.length > 64) throw bad('appliedAt', p.appliedAt, 'is not a time');
+  const bytes = p.bytes;
+  const maxBytes = p.encoding === 'inline' ? INLINE_MAX_BYTES : MAX_DOCUMENT_BYTES;
+  if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes < 1 || bytes > maxBytes) {
+    throw bad('bytes', bytes, `is not a size of 1..${maxBytes} bytes for encoding ${p.encoding}`);
+  }
+  const chunks = p.encoding === 'inline' ? 0 : Math.ceil(bytes / CHUNK_BYTES);
+  if (p.chunks !== chunks) {
+    throw bad(
+      'chunks',
+      p.chunks,
+      `is not ${chunks} (${bytes} bytes in chunks of ${CHUNK_BYTES}, encoding ${p.encoding})`,
+    );
+  }
+  if (p.encoding === 'inline') {
+    if (typeof p.document !== 'object' || p.document === null) throw bad('document', p.document, 'is not an object');
+    // The writer hashed JSON.stringify of this very object; JSON.parse + JSON.stringify gives the same bytes back.
+    const json = Buffer.from(JSON.stringify(p.document));
+    if (json.length !== bytes) throw bad('bytes', bytes, `is not the inline document's size ${json.length}`);
+    const sum = createHash('sha256').update(json).digest('hex');
+    if (sum !== p.sha256) throw bad('sha256', p.sha256, `is not the inline document's sha256 ${sum}`);
+  }
+  return p as unknown as Pointer;
 }
 
-/** Reassembles, verifies and validates the document; every failure is INVALID_STATE naming the key. */
+/** The size chunk `i` of a generation must have: CHUNK_BYTES, the last one the rest. */
+export function chunkSize(pointer: Pointer, i: number): number {
+  return i < pointer.chunks - 1 ? CHUNK_BYTES : pointer.bytes - CHUNK_BYTES * (pointer.chunks - 1);
+}
+
+/** Checks one chunk as it is read (before the next is fetched): present, and of the size the pointer implies. */
+export function checkChunk(pointerKey: string, pointer: Pointer, i: number, chunk: Buffer | undefined): Buffer {
+  const where = `generation ${pointer.generation} chunk ${i}`;
+  if (chunk === undefined) throw invalidRecord(pointerKey, `chunks: ${where} of ${pointer.chunks} is missing`);
+  const want = chunkSize(pointer, i);
+  if (chunk.length !== want) throw invalidRecord(pointerKey, `bytes: ${where} is ${chunk.length} bytes, not ${want}`);
+  return chunk;
+}
+
+/** Reassembles, verifies and validates the document; every failure is `invalid-record` naming the key. */
 export function decodeDocument(pointerKey: string, pointer: Pointer, chunks: readonly Buffer[]): Fleet {
   if (chunks.length !== pointer.chunks) {
-    throw invalid(pointerKey, `generation ${pointer.generation} has ${chunks.length} of ${pointer.chunks} chunks`);
+    throw invalidRecord(
+      pointerKey,
+      `chunks: generation ${pointer.generation} has ${chunks.length} of ${pointer.chunks} chunks`,
+    );
   }
   if (pointer.encoding === 'inline')
     return validateDocument(pointerKey, pointer, pointer.document as { schema?: unknown; fleet?: unknown });
+  chunks.forEach((c, i) => checkChunk(pointerKey, pointer, i, c));
   const body = Buffer.concat(chunks);
   const sum = createHash('sha256').update(body).digest('hex');
-  if (sum !== pointer.sha256)
-    throw invalid(pointerKey, `generation ${pointer.generation}: sha256 ${sum} is not ${pointer.sha256}`);
+  if (sum !== pointer.sha256) {
+    throw invalidRecord(pointerKey, `sha256: ${pointer.sha256} is not generation ${pointer.generation}'s ${sum}`);
+  }
   let doc: { schema?: unknown; fleet?: unknown };
   try {
-    doc = JSON.parse((pointer.encoding === 'gzip' ? gunzipSync(body) : body).toString('utf8'));
+    const json = pointer.encoding === 'gzip' ? gunzipSync(body, { maxOutputLength: MAX_DOCUMENT_JSON_BYTES }) : body;
+    doc = JSON.parse(json.toString('utf8'));
   } catch (err) {
-    throw invalid(pointerKey, `generation ${pointer.generation} does not decode: ${(err as Error).message}`, err);
+    throw invalidRecord(
+      pointerKey,
+      `encoding: generation ${pointer.generation} does not decode as ${pointer.encoding} JSON of at most ` +
+        `${MAX_DOCUMENT_JSON_BYTES} bytes: ${(err as Error).message}`,
+      err,
+    );
   }
   return validateDocument(pointerKey, pointer, doc);
 }
 
 function validateDocument(pointerKey: string, pointer: Pointer, doc: { schema?: unknown; fleet?: unknown }): Fleet {
+  if (typeof doc !== 'object' || doc === null)
+    throw invalidRecord(pointerKey, `document: ${shown(doc)} is not an object`);
   if (doc.schema !== DOCUMENT_SCHEMA)
-    throw invalid(pointerKey, `document schema ${JSON.stringify(doc.schema)} is not ${DOCUMENT_SCHEMA}`);
+    throw invalidRecord(pointerKey, `document.schema: ${shown(doc.schema)} is not ${DOCUMENT_SCHEMA}`);
+  let fleet: Fleet;
   try {
-    const fleet = parseFleet(doc.fleet);
-    if (fleet.hashSeed !== pointer.hashSeed) {
-      throw invalid(pointerKey, `document hashSeed ${fleet.hashSeed} differs from the pointer's ${pointer.hashSeed}`);
-    }
-    return fleet;
+    fleet = parseFleet(doc.fleet);
   } catch (err) {
     if (err instanceof ConfigError) {
-      throw invalid(pointerKey, `stored fleet is invalid: ${err.problems.map(formatProblem).join('; ')}`, err);
+      throw invalidRecord(pointerKey, `document.fleet: ${err.problems.map(formatProblem).join('; ')}`, err);
     }
     throw err;
   }
+  if (fleet.hashSeed !== pointer.hashSeed) {
+    throw invalidRecord(
+      pointerKey,
+      `document.fleet.hashSeed: ${fleet.hashSeed} differs from the pointer's hashSeed ${pointer.hashSeed}`,
+    );
+  }
+  return fleet;
 }
 
-/** Parses a JSON value of a record key, or throws INVALID_STATE naming the key. */
-export function decodeJson<T>(key: string, value: Buffer): T {
+/** The hash seed of a pointer that does not decode, when that one field is still readable (a recovery keeps it). */
+export function salvageHashSeed(value: Buffer): number | undefined {
+  if (value.length > MAX_POINTER_BYTES) return undefined;
   try {
-    const v = JSON.parse(value.toString('utf8')) as unknown;
-    if (typeof v !== 'object' || v === null) throw new Error('not an object');
-    return v as T;
-  } catch (err) {
-    throw invalid(key, `${JSON.stringify(value.toString('utf8').slice(0, 60))} is not a JSON object`, err);
+    const seed = (JSON.parse(value.toString('utf8')) as { hashSeed?: unknown }).hashSeed;
+    return Number.isInteger(seed) && (seed as number) >= 0 && (seed as number) <= 0xffff_ffff
+      ? (seed as number)
+      : undefined;
+  } catch {
+    return undefined;
   }
 }

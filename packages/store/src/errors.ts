@@ -2,6 +2,7 @@
  * StoreError: etcd and gRPC failures mapped once, here at the adapter, into codes that say whether a retry can
  * help (the etcd3 client's own typed errors, house style "map gRPC and etcd failures once").
  */
+import { isBrokenCircuitError } from 'cockatiel';
 import {
   ClientClosedError,
   EtcdAuthenticationFailedError,
@@ -9,7 +10,6 @@ import {
   EtcdLeaseInvalidError,
   EtcdPermissionDeniedError,
   GRPCDeadlineExceededError,
-  GRPCInvalidArgumentError,
   GRPCResourceExhastedError,
   GRPCUnauthenticatedError,
   GRPCUnavailableError,
@@ -24,8 +24,19 @@ export type StoreErrorCode =
   | 'CONFLICT'
   /** Wrong user/password, bad client certificate, or no permission. */
   | 'AUTH'
-  /** What is stored does not decode or validate (e.g. written by hand with etcdctl). */
+  /** A name or key given to the store is not valid (e.g. a node name with `/`). */
   | 'INVALID_STATE'
+  /**
+   * A record read from etcd does not match its schema or its own claims (sizes, counts, checksums), e.g. written by
+   * hand with etcdctl; it is not used: watchers keep their last good state. The message names the key, the field and
+   * the value; `key` holds the key.
+   */
+  | 'invalid-record'
+  /**
+   * A write was sent but its outcome is unknown (etcd stalled or the connection was lost after the request left):
+   * it may or may not take effect. The message says how to check.
+   */
+  | 'outcome-unknown'
   /** The watched revision was compacted away; the watch re-reads everything. */
   | 'COMPACTED'
   /** A lease expired or was revoked (node registration, health reports, leadership). */
@@ -54,11 +65,20 @@ export class StoreError extends Error {
   /** Whether the same call can succeed later without a change of input. */
   readonly retryable: boolean;
 
-  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  /** The etcd key (relative to the layout namespace) the error is about, when there is one. */
+  readonly key: string | undefined;
+
+  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown; key?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.retryable = RETRYABLE.has(code);
+    this.key = options?.key;
   }
+}
+
+/** A record read from etcd that is not used: `key: field: value is not ...` (the message names all three). */
+export function invalidRecord(key: string, message: string, cause?: unknown): StoreError {
+  return new StoreError('invalid-record', `${key}: ${message}`, { key, ...(cause === undefined ? {} : { cause }) });
 }
 
 function messageOf(err: unknown): string {
@@ -87,12 +107,11 @@ export function toStoreError(err: unknown, op: string): StoreError {
                 ? 'COMPACTED'
                 : err instanceof GRPCResourceExhastedError || /too large|too many operations/i.test(msg)
                   ? 'TOO_LARGE'
-                  : err instanceof GRPCInvalidArgumentError && /too many operations/i.test(msg)
-                    ? 'TOO_LARGE'
-                    : /certificate|handshake|SSL|TLS|ECONNRESET.*secure/i.test(msg)
-                      ? 'AUTH'
-                      : /No connection established|connect ECONNREFUSED|unavailable|Deadline/i.test(msg)
-                        ? 'UNAVAILABLE'
-                        : 'INTERNAL';
+                  : /certificate|handshake|SSL|TLS|ECONNRESET.*secure/i.test(msg)
+                    ? 'AUTH'
+                    : isBrokenCircuitError(err) ||
+                        /No connection established|connect ECONNREFUSED|unavailable|Deadline/i.test(msg)
+                      ? 'UNAVAILABLE'
+                      : 'INTERNAL';
   return new StoreError(code, `etcd ${op}: ${msg}`, { cause: err });
 }

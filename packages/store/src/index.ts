@@ -1,22 +1,38 @@
 export { DOCUMENT_SCHEMA, decodeDocument, decodePointer, encodeDocument, type Pointer } from './codec.js';
-export { StoreError, type StoreErrorCode, toStoreError } from './errors.js';
 export {
   DEFAULT_CALL_TIMEOUT_MS,
   DEFAULT_DIAL_TIMEOUT_MS,
-  EMPTY_FLEET,
-  EtcdFleetStore,
+  ENDPOINT_HOLD_DOWN_MS,
+  ENDPOINT_KEEPALIVE_TIME_MS,
+  ENDPOINT_KEEPALIVE_TIMEOUT_MS,
   type EtcdStoreOptions,
-} from './etcd-store.js';
+} from './connection.js';
+export { EMPTY_FLEET } from './desired.js';
+export { StoreError, type StoreErrorCode, toStoreError } from './errors.js';
+export { EtcdFleetStore } from './etcd-store.js';
 export {
   AGGREGATOR_ELECTION,
   CHUNK_BYTES,
   DEFAULT_PREFIX,
   GZIP_THRESHOLD_BYTES,
+  INLINE_MAX_BYTES,
   keys,
   LAYOUT_VERSION,
   layoutNamespace,
   NODE_NAME,
 } from './layout.js';
+export {
+  MAX_DOCUMENT_BYTES,
+  MAX_DOCUMENT_CHUNKS,
+  MAX_DOCUMENT_JSON_BYTES,
+  MAX_KEYS_PER_FAMILY,
+  MAX_MEMBERS_PER_RECORD,
+  MAX_PEERS_PER_STATUS,
+  MAX_POINTER_BYTES,
+  MAX_RECORD_BYTES,
+  MAX_TEXT_CHARS,
+  MAX_VIPS_PER_STATUS,
+} from './limits.js';
 export { MemoryFleetStore } from './memory-store.js';
 export { DEFAULT_LEASE_TTL_S } from './registration.js';
 export type {

@@ -5,8 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Fleet, MemberStatus } from '@l4fleet/config';
+import { EMPTY_FLEET } from './desired.js';
 import { StoreError } from './errors.js';
-import { EMPTY_FLEET } from './etcd-store.js';
 import { NODE_NAME } from './layout.js';
 import { groupByPool } from './records.js';
 import type {

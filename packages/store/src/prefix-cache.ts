@@ -2,10 +2,15 @@
  * A local copy of every key under a prefix, kept current by a ResumableWatch: one full read, then events.
  * Compaction re-reads everything. Consumers get the whole snapshot after each change (simple to reason about;
  * the prefixes cached this way hold at most nodes x pools small records).
+ *
+ * Every value passes its family's decoder (record-check.ts) before it enters the cache. A value that does not is
+ * reported through onError (StoreError `invalid-record`) and is not used: the key is left out (`skip`, for list
+ * families such as nodes and health reports) or keeps its last good value (`keep-last-good`, for decided status).
  */
 import type { Namespace } from 'etcd3';
 import type { Logger } from 'pino';
-import { type StoreError, toStoreError } from './errors.js';
+import { invalidRecord, type StoreError, toStoreError } from './errors.js';
+import { MAX_KEYS_PER_FAMILY } from './limits.js';
 import { ResumableWatch } from './watch.js';
 
 export interface CachedKv<T> {
@@ -14,40 +19,88 @@ export interface CachedKv<T> {
   readonly modRevision: number;
 }
 
+/** Decodes a value or throws StoreError `invalid-record` (record-check.ts). */
+export type Decode<T> = (key: string, value: Buffer) => T;
+
+/** What a rejected put does to a key already cached: drop it, or keep serving its last good value. */
+export type OnInvalid = 'skip' | 'keep-last-good';
+
+/** The decoded values under `prefix` at one revision; bad ones reported to `onError` and left out. */
+export async function readPrefix<T>(
+  ns: Namespace,
+  prefix: string,
+  decode: Decode<T>,
+  onError: (err: StoreError) => void,
+): Promise<{ entries: Map<string, CachedKv<T>>; revision: number }> {
+  // One more than the bound: more keys than that is itself a problem to report.
+  const res = await ns
+    .getAll()
+    .prefix(prefix)
+    .limit(MAX_KEYS_PER_FAMILY + 1)
+    .exec();
+  const entries = new Map<string, CachedKv<T>>();
+  for (const kv of res.kvs.slice(0, MAX_KEYS_PER_FAMILY)) {
+    const key = kv.key.toString();
+    try {
+      entries.set(key, {
+        value: decode(key, kv.value),
+        createRevision: Number(kv.create_revision),
+        modRevision: Number(kv.mod_revision),
+      });
+    } catch (err) {
+      onError(toStoreError(err, `decode ${key}`));
+    }
+  }
+  if (res.kvs.length > MAX_KEYS_PER_FAMILY) {
+    onError(invalidRecord(prefix, `keys: more than the limit of ${MAX_KEYS_PER_FAMILY}; the rest are ignored`));
+  }
+  return { entries, revision: Number(res.header.revision) };
+}
+
 export interface PrefixCacheHandlers<T> {
-  /** Decodes a value; throw StoreError INVALID_STATE to skip the key (reported through onError). */
-  decode(key: string, value: Buffer): T;
+  decode: Decode<T>;
   onChange(snapshot: ReadonlyMap<string, CachedKv<T>>, revision: number): void;
   onError(err: StoreError): void;
 }
 
 export class PrefixCache<T> {
-  private readonly entries = new Map<string, CachedKv<T>>();
+  private entries = new Map<string, CachedKv<T>>();
   private watch: ResumableWatch | undefined;
 
   constructor(
     private readonly ns: Namespace,
     private readonly prefix: string,
     private readonly handlers: PrefixCacheHandlers<T>,
+    private readonly onInvalid: OnInvalid,
     private readonly log: Logger,
   ) {}
 
   private put(key: string, value: Buffer, createRevision: number, modRevision: number): void {
+    let decoded: T;
     try {
-      this.entries.set(key, { value: this.handlers.decode(key, value), createRevision, modRevision });
+      decoded = this.handlers.decode(key, value);
     } catch (err) {
-      this.entries.delete(key);
+      if (this.onInvalid === 'skip') this.entries.delete(key);
       this.handlers.onError(toStoreError(err, `decode ${key}`));
+      return;
     }
+    if (!this.entries.has(key) && this.entries.size >= MAX_KEYS_PER_FAMILY) {
+      this.handlers.onError(
+        invalidRecord(key, `key: more than the limit of ${MAX_KEYS_PER_FAMILY} under ${this.prefix}`),
+      );
+      return;
+    }
+    this.entries.set(key, { value: decoded, createRevision, modRevision });
   }
 
   /** Full read; returns the header revision the snapshot is at. */
   private async load(): Promise<number> {
-    const res = await this.ns.getAll().prefix(this.prefix).exec();
-    this.entries.clear();
-    for (const kv of res.kvs)
-      this.put(kv.key.toString(), kv.value, Number(kv.create_revision), Number(kv.mod_revision));
-    const revision = Number(res.header.revision);
+    const { entries, revision } = await readPrefix(this.ns, this.prefix, this.handlers.decode, this.handlers.onError);
+    if (this.onInvalid === 'keep-last-good') {
+      // A key whose new value is bad keeps its old one (if it still exists).
+      for (const [key, old] of this.entries) if (!entries.has(key)) entries.set(key, old);
+    }
+    this.entries = entries;
     this.handlers.onChange(new Map(this.entries), revision);
     return revision;
   }
@@ -84,5 +137,64 @@ export class PrefixCache<T> {
 
   async close(): Promise<void> {
     await this.watch?.close();
+  }
+}
+
+/** A typed view of one cache of a group. */
+export interface CacheView<T> {
+  snapshot(): ReadonlyMap<string, CachedKv<T>>;
+}
+
+/**
+ * Several prefix caches behind one watch: `add()` each (typed), then `start()`; `emit` runs once all have loaded
+ * and after every change of any of them, with the highest revision seen.
+ */
+export class PrefixCacheGroup {
+  private readonly caches: { start(): Promise<void>; close(): Promise<void> }[] = [];
+  private started = false;
+  private revision = 0;
+  private emit: (revision: number) => void = () => undefined;
+
+  constructor(
+    private readonly ns: Namespace,
+    private readonly onError: (err: StoreError) => void,
+    private readonly log: Logger,
+  ) {}
+
+  add<T>(prefix: string, decode: Decode<T>, onInvalid: OnInvalid = 'skip'): CacheView<T> {
+    let snap: ReadonlyMap<string, CachedKv<T>> = new Map();
+    const cache = new PrefixCache<T>(
+      this.ns,
+      prefix,
+      {
+        decode,
+        onChange: (s, rev) => {
+          snap = s;
+          this.revision = Math.max(this.revision, rev);
+          if (this.started) this.emit(this.revision);
+        },
+        onError: (err) => this.onError(err),
+      },
+      onInvalid,
+      this.log,
+    );
+    this.caches.push(cache);
+    return { snapshot: () => snap };
+  }
+
+  async start(emit: (revision: number) => void): Promise<void> {
+    this.emit = emit;
+    try {
+      for (const c of this.caches) await c.start();
+    } catch (err) {
+      await this.close();
+      throw toStoreError(err, 'watch');
+    }
+    this.started = true;
+    emit(this.revision);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.caches.map((c) => c.close()));
   }
 }

@@ -1,6 +1,7 @@
-/** Encoding of the small JSON records (health, decided, node status) and grouping of member keys by pool. */
-import type { MemberStatus } from '@l4fleet/config';
+/** Encoding of the pool status records (health, decided) and grouping of member keys by pool. */
+import { type MemberStatus, memberKey } from '@l4fleet/config';
 import { StoreError } from './errors.js';
+import type { PoolStatusRecord } from './record-check.js';
 
 /** `web/be1` -> ['web', 'be1']; pool names never contain `/`, so the first `/` splits. */
 export function splitMemberKey(key: string): [string, string] {
@@ -23,22 +24,11 @@ export function groupByPool(members: ReadonlyMap<string, MemberStatus>): Map<str
   return pools;
 }
 
-export interface PoolStatusRecord {
-  readonly pool: string;
-  readonly members: Readonly<Record<string, MemberStatus>>;
+/** `pool/member -> status` entries of a pool record, keyed with config's memberKey. */
+export function memberEntries(rec: PoolStatusRecord): [string, MemberStatus][] {
+  return Object.entries(rec.members).map(([member, s]) => [memberKey(rec.pool, member), s]);
 }
 
 export function encodePoolStatus(pool: string, members: Readonly<Record<string, MemberStatus>>): string {
   return JSON.stringify({ pool, members } satisfies PoolStatusRecord);
-}
-
-export function checkPoolStatus(key: string, v: Partial<PoolStatusRecord>): PoolStatusRecord {
-  if (typeof v.pool !== 'string' || typeof v.members !== 'object' || v.members === null) {
-    throw new StoreError('INVALID_STATE', `${key}: not a {pool, members} record`);
-  }
-  for (const [m, s] of Object.entries(v.members)) {
-    if (s !== 'up' && s !== 'down')
-      throw new StoreError('INVALID_STATE', `${key}: members.${m}: ${JSON.stringify(s)} is not up | down`);
-  }
-  return v as PoolStatusRecord;
 }

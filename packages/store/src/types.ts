@@ -16,6 +16,12 @@ export interface ApplyOptions {
    * Omitted: the store reads the current revision itself (last writer wins, still one atomic switch).
    */
   readonly expectRevision?: number;
+  /**
+   * Recovery of a pointer (`desired/current`) that does not decode (StoreError `invalid-record`): replace it, guarded
+   * by its revision, keeping its hash seed when that field is still readable. Fails with CONFLICT when the pointer
+   * is valid (then there is nothing to recover: apply normally).
+   */
+  readonly recoverInvalid?: boolean;
 }
 
 export interface ApplyResult {

@@ -1,0 +1,128 @@
+/**
+ * The etcd client and how it picks endpoints. etcd3 1.1.x shuffles the hosts for every call and tries the next one
+ * only when a host's own policy refuses the call (an open circuit); a call that reached a dead or hung host fails,
+ * and the retry that would move on is the client-wide `faultHandling.global` policy. With both disabled (as this
+ * store had them, to keep etcd restarts quick), `--etcd A,B,C` failed every call that drew a dead A (issue 12).
+ *
+ * With two or more endpoints:
+ * - each attempt has a deadline of `dialTimeoutMs` (a hung endpoint, e.g. SIGSTOP, is abandoned within it);
+ * - a failed attempt (UNAVAILABLE, DEADLINE_EXCEEDED) is retried on the next endpoint of the call's shuffle, up to
+ *   once per endpoint; every write the store makes is safe to repeat (puts of fixed values, txns guarded by
+ *   revisions, and apply's pointer txn recognises its own earlier success by its generation id);
+ * - an endpoint that failed is skipped for ENDPOINT_HOLD_DOWN_MS (a per-endpoint circuit breaker), then tried again;
+ * - gRPC keepalive pings find a hung endpoint under a long-lived stream (watch, lease keepalive) within
+ *   ENDPOINT_KEEPALIVE_TIME_MS + ENDPOINT_KEEPALIVE_TIMEOUT_MS; the stream then moves to another endpoint. That
+ *   bound (6 s) is below two thirds of DEFAULT_LEASE_TTL_S, so a node's lease survives the move.
+ * With one endpoint nothing is retried and nothing is held down: callers see failures at once, and the first call
+ * after an etcd restart goes through.
+ */
+import {
+  ConsecutiveBreaker,
+  circuitBreaker,
+  ExponentialBackoff,
+  handleWhen,
+  type IBackoff,
+  noop,
+  retry,
+} from 'cockatiel';
+import { Etcd3, GRPCDeadlineExceededError, GRPCUnavailableError, type IOptions, type Namespace } from 'etcd3';
+import type { Logger } from 'pino';
+import { DEFAULT_PREFIX, layoutNamespace } from './layout.js';
+
+export interface EtcdStoreOptions {
+  /** etcd client URLs, e.g. ['http://127.0.0.1:2379']; https:// with `tls`. Several: see connection.ts. */
+  readonly endpoints: readonly string[];
+  /** PEM CA to verify etcd, and the client certificate and key when etcd requires them (--client-cert-auth). */
+  readonly tls?: { readonly ca?: Buffer; readonly cert?: Buffer; readonly key?: Buffer };
+  /** etcd user/password auth. */
+  readonly auth?: { readonly username: string; readonly password: string };
+  /** Key prefix; default `/l4fleet`. */
+  readonly prefix?: string;
+  /**
+   * With several endpoints: an endpoint that does not answer a call within this is abandoned for the next one, in
+   * ms; default DEFAULT_DIAL_TIMEOUT_MS (2,000). Unused with one endpoint (callTimeoutMs bounds the call).
+   */
+  readonly dialTimeoutMs?: number;
+  /** Deadline of each unary call, in ms; default 10,000 (streams have none). */
+  readonly callTimeoutMs?: number;
+  readonly logger: Logger;
+}
+
+/**
+ * 2 s: over 100x a normal call on a loaded machine (apply p99 13 ms, a 100 VIP x 1,000 member read 231 ms over many
+ * calls: packages/store README), and short enough that a command drawing a hung endpoint still answers within a few
+ * seconds. The agent's etcd.dialTimeoutMs defaults to this.
+ */
+export const DEFAULT_DIAL_TIMEOUT_MS = 2_000;
+export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
+/** How long an endpoint that failed is skipped before one call tries it again. */
+export const ENDPOINT_HOLD_DOWN_MS = 5_000;
+/**
+ * gRPC keepalive ping interval on a connection with open streams. etcd refuses pings more often than its
+ * --grpc-keepalive-min-time (default 5 s) with GOAWAY too_many_pings, so not below 5 s.
+ */
+export const ENDPOINT_KEEPALIVE_TIME_MS = 5_000;
+/** A ping unanswered this long closes the connection (its streams fail over). */
+export const ENDPOINT_KEEPALIVE_TIMEOUT_MS = 1_000;
+/** gRPC's 4 MiB default receive limit is below a large generation read; etcd sends up to its own limits. */
+const MAX_RECEIVE_BYTES = 64 * 1024 * 1024;
+
+/** Errors after which another endpoint may succeed. */
+function isEndpointFailure(err: Error): boolean {
+  return err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError;
+}
+
+export interface Connection {
+  readonly client: Etcd3;
+  /** Namespace of layout v1: `${prefix}/v1/`. */
+  readonly ns: Namespace;
+}
+
+export function connect(options: EtcdStoreOptions): Connection {
+  const hosts = [...options.endpoints];
+  const several = hosts.length > 1;
+  const callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+  const attemptMs = several ? Math.min(callTimeoutMs, options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS) : callTimeoutMs;
+  const log = options.logger.child({ component: 'store' });
+  const etcdOptions: IOptions = {
+    hosts,
+    grpcOptions: {
+      'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
+      ...(several
+        ? {
+            'grpc.keepalive_time_ms': ENDPOINT_KEEPALIVE_TIME_MS,
+            'grpc.keepalive_timeout_ms': ENDPOINT_KEEPALIVE_TIMEOUT_MS,
+            'grpc.keepalive_permit_without_calls': 0,
+          }
+        : {}),
+    },
+    // Streams (watch, lease keepalive) live for the process; unary calls get a deadline per attempt.
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + attemptMs }),
+    faultHandling: {
+      host: several
+        ? (host) => {
+            const breaker = circuitBreaker(handleWhen(isEndpointFailure), {
+              halfOpenAfter: ENDPOINT_HOLD_DOWN_MS,
+              breaker: new ConsecutiveBreaker(1),
+            });
+            breaker.onBreak(() => log.warn({ event: 'etcdEndpointDown', endpoint: host }));
+            breaker.onReset(() => log.info({ event: 'etcdEndpointUp', endpoint: host }));
+            return breaker;
+          }
+        : () => noop,
+      global: several ? retry(handleWhen(isEndpointFailure), { maxAttempts: hosts.length - 1 }) : noop,
+      // etcd3 calls .next() on this itself (its typing says IBackoff, its code wants the factory).
+      watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }) as unknown as IBackoff<unknown>,
+    },
+  };
+  if (options.tls) {
+    etcdOptions.credentials = {
+      rootCertificate: options.tls.ca ?? Buffer.alloc(0),
+      ...(options.tls.cert ? { certChain: options.tls.cert } : {}),
+      ...(options.tls.key ? { privateKey: options.tls.key } : {}),
+    };
+  }
+  if (options.auth) etcdOptions.auth = { username: options.auth.username, password: options.auth.password };
+  const client = new Etcd3(etcdOptions);
+  return { client, ns: client.namespace(layoutNamespace(options.prefix ?? DEFAULT_PREFIX)) };
+}

@@ -1,0 +1,286 @@
+/**
+ * The desired state on etcd. apply() writes the document's chunks under a new generation, then switches the pointer
+ * in ONE txn guarded by the pointer's mod revision; the same txn deletes every other generation. Readers read the
+ * pointer and the chunks at the same revision, so they see the old or the new fleet, never a mix. The pointer is
+ * checked against its own claims (limits.ts) before any chunk is fetched, and each chunk as it arrives.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Fleet } from '@l4fleet/config';
+import { Range } from 'etcd3';
+import {
+  checkChunk,
+  decodeDocument,
+  decodePointer,
+  encodeDocument,
+  newGenerationId,
+  type Pointer,
+  salvageHashSeed,
+} from './codec.js';
+import { StoreError, toStoreError } from './errors.js';
+import { keys } from './layout.js';
+import type { StoreContext } from './store-context.js';
+import { tracked } from './store-context.js';
+import type { ApplyOptions, ApplyResult, DesiredState, Watch, WatchListener } from './types.js';
+import { ResumableWatch } from './watch.js';
+
+export const EMPTY_FLEET: Fleet = Object.freeze({ pools: [], vips: [] });
+const CHUNK_WRITE_CONCURRENCY = 4;
+const CHUNK_READ_CONCURRENCY = 4;
+
+function randomSeed(): number {
+  return randomBytes(4).readUInt32BE(0);
+}
+
+/** The key right after every key with this prefix (etcd range end for a prefix). */
+function prefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}
+
+interface ReadPointer {
+  readonly pointer: Pointer | undefined;
+  readonly modRevision: number;
+  readonly headerRevision: number;
+  readonly invalid: StoreError | undefined;
+  /** The hash seed of an invalid pointer, when still readable. */
+  readonly salvagedSeed: number | undefined;
+}
+
+/** Failures after which a sent request may still have been applied (or may still be, once etcd resumes). */
+const MAYBE_SENT: ReadonlySet<string> = new Set(['UNAVAILABLE', 'TIMEOUT', 'INTERNAL']);
+
+export class DesiredStore {
+  constructor(private readonly ctx: StoreContext) {}
+
+  private async readPointer(): Promise<ReadPointer> {
+    const res = await this.ctx.ns.get(keys.pointer).exec();
+    const kv = res.kvs[0];
+    const headerRevision = Number(res.header.revision);
+    if (!kv) return { pointer: undefined, modRevision: 0, headerRevision, invalid: undefined, salvagedSeed: undefined };
+    const modRevision = Number(kv.mod_revision);
+    try {
+      const pointer = decodePointer(keys.pointer, kv.value);
+      return { pointer, modRevision, headerRevision, invalid: undefined, salvagedSeed: undefined };
+    } catch (err) {
+      const invalid = toStoreError(err, 'read');
+      return { pointer: undefined, modRevision, headerRevision, invalid, salvagedSeed: salvageHashSeed(kv.value) };
+    }
+  }
+
+  /** Reads the generation the pointer names, at the revision the pointer was read at; each chunk checked on arrival. */
+  private async readFleet(p: Pointer, atRevision: number): Promise<Fleet> {
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < p.chunks; i += CHUNK_READ_CONCURRENCY) {
+      const batch = Array.from({ length: Math.min(CHUNK_READ_CONCURRENCY, p.chunks - i) }, (_, j) => i + j);
+      const got = await Promise.all(
+        batch.map(async (n) => {
+          const res = await this.ctx.ns.get(keys.chunk(p.generation, n)).revision(atRevision).exec();
+          return checkChunk(keys.pointer, p, n, res.kvs[0]?.value);
+        }),
+      );
+      chunks.push(...got);
+    }
+    return decodeDocument(keys.pointer, p, chunks);
+  }
+
+  async getDesired(): Promise<DesiredState> {
+    try {
+      const cur = await this.readPointer();
+      if (cur.invalid) throw cur.invalid;
+      if (!cur.pointer) return { fleet: EMPTY_FLEET, revision: 0, generation: '' };
+      const fleet = await this.readFleet(cur.pointer, cur.headerRevision);
+      return { fleet, revision: cur.modRevision, generation: cur.pointer.generation };
+    } catch (err) {
+      throw toStoreError(err, 'read desired state');
+    }
+  }
+
+  /** The pointer's revision if it names `generation` now (a switch that did land), else undefined. */
+  private async landed(generation: string): Promise<number | undefined> {
+    const cur = await this.readPointer();
+    return cur.pointer?.generation === generation ? cur.modRevision : undefined;
+  }
+
+  async apply(fleet: Fleet, options: ApplyOptions = {}): Promise<ApplyResult> {
+    const { ns, log } = this.ctx;
+    let cur: ReadPointer;
+    try {
+      cur = await this.readPointer();
+    } catch (err) {
+      throw toStoreError(err, 'apply (read)');
+    }
+    if (options.recoverInvalid && !cur.invalid) {
+      throw new StoreError(
+        'CONFLICT',
+        `recover: ${keys.pointer} is valid (revision ${cur.modRevision}${cur.pointer ? '' : ', absent'}); ` +
+          'nothing to recover: apply normally',
+        { key: keys.pointer },
+      );
+    }
+    const expect = options.expectRevision ?? cur.modRevision;
+    const conflict = () =>
+      new StoreError(
+        'CONFLICT',
+        `apply: the desired state changed since revision ${expect} (now ${cur.modRevision}); re-read and retry`,
+      );
+    if (cur.modRevision !== expect) throw conflict();
+    const hashSeed = fleet.hashSeed ?? cur.pointer?.hashSeed ?? cur.salvagedSeed ?? randomSeed();
+    const generation = newGenerationId();
+    let doc: ReturnType<typeof encodeDocument>;
+    try {
+      doc = encodeDocument({ ...fleet, hashSeed }, generation, new Date());
+      for (let i = 0; i < doc.chunks.length; i += CHUNK_WRITE_CONCURRENCY) {
+        await Promise.all(
+          doc.chunks.slice(i, i + CHUNK_WRITE_CONCURRENCY).map((c, j) =>
+            ns
+              .put(keys.chunk(generation, i + j))
+              .value(c)
+              .exec(),
+          ),
+        );
+      }
+    } catch (err) {
+      throw toStoreError(err, 'apply');
+    }
+    const gen = keys.generation(generation);
+    let revision: number;
+    try {
+      const res = await ns
+        .if(keys.pointer, 'Mod', '==', expect)
+        .then(
+          ns.put(keys.pointer).value(JSON.stringify(doc.pointer)),
+          // Garbage-collect every other generation: old ones, and orphans of applies that crashed or lost a race
+          // (a racing apply's own flip is guarded by the revision this txn changes, so it fails anyway).
+          ns.delete().range(new Range(keys.generations, gen)),
+          ns.delete().range(new Range(prefixEnd(gen), prefixEnd(keys.generations))),
+        )
+        .commit();
+      // Not succeeded: a conflict, or an earlier attempt of this very txn (retried on another endpoint) that landed.
+      const ours = res.succeeded ? Number(res.header.revision) : await this.landed(generation);
+      if (ours === undefined) {
+        await ns
+          .delete()
+          .prefix(gen)
+          .exec()
+          .catch(() => undefined);
+        throw conflict();
+      }
+      revision = ours;
+    } catch (err) {
+      const e = toStoreError(err, 'apply');
+      if (!MAYBE_SENT.has(e.code)) throw e;
+      // The switch was sent and etcd did not answer: it may have landed, or may land once etcd resumes (a frozen
+      // member forwards it late). Look once; if that does not settle it, say so. The chunks stay: the pointer may
+      // yet name them (the next apply collects them otherwise).
+      const seen = await this.landed(generation).catch(() => undefined);
+      if (seen === undefined) throw outcomeUnknown(generation, doc.pointer.sha256, expect, e);
+      revision = seen;
+    }
+    log.info({ event: 'desiredApplied', revision, generation, bytes: doc.pointer.bytes, chunks: doc.chunks.length });
+    return { revision, generation, hashSeed, bytes: doc.pointer.bytes, chunks: doc.chunks.length };
+  }
+
+  async watchDesired(listener: WatchListener<DesiredState>): Promise<Watch> {
+    const { ns, log } = this.ctx;
+    const onError = (err: StoreError) => {
+      log.warn({ event: 'desiredWatchError', code: err.code, err: err.message });
+      listener.onError?.(err);
+    };
+    let lastDelivered = -1;
+    const deliver = (s: DesiredState) => {
+      if (s.revision === lastDelivered) return;
+      lastDelivered = s.revision;
+      listener.onUpdate(s);
+    };
+    // Full read: delivers the current state (if valid) and returns the revision to watch after.
+    const resync = async (): Promise<number> => {
+      const cur = await this.readPointer();
+      if (cur.invalid) onError(cur.invalid);
+      else if (!cur.pointer) deliver({ fleet: EMPTY_FLEET, revision: 0, generation: '' });
+      else {
+        try {
+          const fleet = await this.readFleet(cur.pointer, cur.headerRevision);
+          deliver({ fleet, revision: cur.modRevision, generation: cur.pointer.generation });
+        } catch (err) {
+          const e = toStoreError(err, 'read desired state');
+          if (e.code !== 'invalid-record') throw e;
+          onError(e);
+        }
+      }
+      return cur.headerRevision;
+    };
+    let closed = false;
+    const after = await resync().catch((err) => {
+      throw toStoreError(err, 'watch desired state');
+    });
+    const watch = new ResumableWatch(
+      ns,
+      { key: keys.pointer },
+      after,
+      {
+        onEvents: async (events) => {
+          for (const ev of events) {
+            if (ev.type === 'delete') {
+              onError(
+                new StoreError(
+                  'invalid-record',
+                  `${keys.pointer}: deleted outside l4fleet; keeping the last good fleet`,
+                  {
+                    key: keys.pointer,
+                  },
+                ),
+              );
+              continue;
+            }
+            let pointer: Pointer;
+            try {
+              pointer = decodePointer(keys.pointer, ev.value);
+            } catch (err) {
+              onError(toStoreError(err, 'watch desired state'));
+              continue;
+            }
+            // Read the generation as of this event's revision; retry while etcd is unreachable, re-read all if
+            // that revision was compacted meanwhile.
+            for (let attempt = 0; !closed; attempt++) {
+              try {
+                const fleet = await this.readFleet(pointer, ev.modRevision);
+                deliver({ fleet, revision: ev.modRevision, generation: pointer.generation });
+                break;
+              } catch (err) {
+                const e = toStoreError(err, 'read desired generation');
+                if (e.code === 'invalid-record') {
+                  onError(e);
+                  break;
+                }
+                if (e.code === 'COMPACTED') {
+                  await resync();
+                  break;
+                }
+                onError(e);
+                await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt)));
+              }
+            }
+          }
+        },
+        resync,
+        onError,
+      },
+      log,
+    );
+    watch.start();
+    return tracked(this.ctx, async () => {
+      closed = true;
+      await watch.close();
+    });
+  }
+}
+
+function outcomeUnknown(generation: string, sha256: string, fromRevision: number, cause: StoreError): StoreError {
+  return new StoreError(
+    'outcome-unknown',
+    `apply: outcome unknown: the switch of ${keys.pointer} to generation ${generation} (sha256 ${sha256}) was sent ` +
+      `and etcd did not answer (${cause.message}); the fleet may or may not be live, now or once etcd resumes. ` +
+      `It is live if ${keys.pointer} names generation ${generation} (its revision is then above ${fromRevision}); ` +
+      'applying the same fleet again is safe (the revision guard refuses a stale switch)',
+    { cause, key: keys.pointer },
+  );
+}

@@ -1,0 +1,118 @@
+/**
+ * The aggregator election (etcd3's Election: the campaign key with the lowest create revision leads). Candidate
+ * values read back are checked as node names; an election key of the wrong shape is reported and, while it holds
+ * the lowest create revision, leaves the leader unknown (undefined) rather than naming a node that does not lead.
+ */
+import type { Campaign } from 'etcd3';
+import { StoreError, toStoreError } from './errors.js';
+import { AGGREGATOR_ELECTION } from './layout.js';
+import { PrefixCacheGroup } from './prefix-cache.js';
+import { decodeCandidate } from './record-check.js';
+import { DEFAULT_LEASE_TTL_S } from './registration.js';
+import { assertNodeName, type StoreContext, tracked } from './store-context.js';
+import type { CampaignOptions, Leadership, Watch, WatchListener } from './types.js';
+
+/** Election keys, relative to the layout namespace. */
+export const ELECTION_PREFIX = `election/${AGGREGATOR_ELECTION}/`;
+
+/** Leadership handle -> full etcd key of its campaign (the fence of writeDecided). */
+const leadershipKeys = new WeakMap<Leadership, string>();
+
+/** The campaign key fencing writes of `leadership`, if it came from this store and is still held. */
+export function fenceOf(leadership: Leadership): string | undefined {
+  return leadershipKeys.get(leadership);
+}
+
+/** A candidate decoded, or the reason it was not: kept in the cache so the lowest key still decides the leader. */
+type Candidate = { readonly name: string } | { readonly invalid: StoreError };
+
+const decodeCandidateEntry = (k: string, v: Buffer): Candidate => {
+  try {
+    return { name: decodeCandidate(k, v) };
+  } catch (err) {
+    return { invalid: toStoreError(err, `decode ${k}`) };
+  }
+};
+
+export class ElectionStore {
+  constructor(private readonly ctx: StoreContext) {}
+
+  async campaign(node: string, options: CampaignOptions = {}): Promise<Leadership> {
+    assertNodeName(node);
+    const { ns, log } = this.ctx;
+    const election = ns.election(AGGREGATOR_ELECTION, options.leaseTtlS ?? DEFAULT_LEASE_TTL_S);
+    const campaign: Campaign = election.campaign(node);
+    // etcd3 emits 'error' twice when the lease grant fails (lease 'lost', then start()); without a standing
+    // listener the second emit throws inside a promise: an unhandled rejection each campaign while etcd is down.
+    campaign.on('error', () => undefined);
+    let resolveLost: (e: StoreError | undefined) => void = () => undefined;
+    const lost = new Promise<StoreError | undefined>((r) => (resolveLost = r));
+    let leader = false;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        campaign.once('elected', () => resolve());
+        campaign.once('error', reject);
+      });
+    } catch (err) {
+      await campaign.resign().catch(() => undefined);
+      throw toStoreError(err, `campaign of ${node}`);
+    }
+    leader = true;
+    const key = await campaign.getCampaignKey();
+    campaign.on('error', (err) => {
+      if (!leader) return;
+      leader = false;
+      log.warn({ event: 'leadershipLost', node, err: err.message });
+      resolveLost(new StoreError('LEASE_LOST', `leadership of ${node} lost: ${err.message}`, { cause: err }));
+    });
+    const resign = async () => {
+      if (!leader) return;
+      leader = false;
+      await campaign.resign().catch(() => undefined);
+      resolveLost(undefined);
+      log.info({ event: 'leadershipResigned', node });
+    };
+    const handle = tracked(this.ctx, resign);
+    const leadership: Leadership = { node, lost, isLeader: () => leader, resign: handle.close };
+    leadershipKeys.set(leadership, key);
+    log.info({ event: 'leadershipAcquired', node });
+    return leadership;
+  }
+
+  async getLeader(): Promise<string | undefined> {
+    let kv: { key: Buffer; value: Buffer } | undefined;
+    try {
+      // etcd3 Election: the leader is the campaign key with the lowest create revision.
+      const res = await this.ctx.ns.getAll().prefix(ELECTION_PREFIX).sort('Create', 'Ascend').limit(1).exec();
+      kv = res.kvs[0];
+    } catch (err) {
+      throw toStoreError(err, 'read leader');
+    }
+    return kv ? decodeCandidate(kv.key.toString(), kv.value) : undefined;
+  }
+
+  async observeLeader(listener: WatchListener<string | undefined>): Promise<Watch> {
+    let last: string | undefined | null = null;
+    const group = new PrefixCacheGroup(this.ctx.ns, (err) => listener.onError?.(err), this.ctx.log);
+    const candidates = group.add(ELECTION_PREFIX, decodeCandidateEntry);
+    const reported = new WeakSet<StoreError>();
+    await group.start(() => {
+      // etcd3 Election: the leader is the campaign key with the lowest create revision.
+      let best: { createRevision: number; value: Candidate } | undefined;
+      for (const kv of candidates.snapshot().values()) {
+        if (!best || kv.createRevision < best.createRevision) best = kv;
+      }
+      let leader: string | undefined;
+      if (best && 'name' in best.value) leader = best.value.name;
+      else if (best && 'invalid' in best.value && !reported.has(best.value.invalid)) {
+        reported.add(best.value.invalid);
+        listener.onError?.(best.value.invalid);
+      }
+      if (leader !== last) {
+        last = leader;
+        listener.onUpdate(leader);
+      }
+    });
+    return tracked(this.ctx, () => group.close());
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * Nodes and their health: registrations (leased), operator drain flags, node status records and per-pool health
+ * reports. Every record read back is decoded by record-check.ts; a bad one is reported through onError and left
+ * out while the good ones are delivered.
+ */
+import type { MemberStatus } from '@l4fleet/config';
+import { StoreError, toStoreError } from './errors.js';
+import { keys } from './layout.js';
+import { type CachedKv, PrefixCacheGroup, readPrefix } from './prefix-cache.js';
+import {
+  checkHealthKey,
+  decodeDrain,
+  decodeNodeRecord,
+  decodeNodeStatus,
+  decodePoolStatus,
+  type PoolStatusRecord,
+} from './record-check.js';
+import { memberEntries } from './records.js';
+import { EtcdNodeRegistration } from './registration.js';
+import { assertNodeName, type StoreContext, tracked } from './store-context.js';
+import type {
+  HealthReport,
+  NodeInfo,
+  NodeRecord,
+  NodeRegistration,
+  NodeRegistrationOptions,
+  NodeStatusReport,
+  NodeView,
+  Watch,
+  WatchListener,
+} from './types.js';
+
+const decodeNode = (k: string, v: Buffer): NodeRecord => decodeNodeRecord(k, v, keys.nodes);
+const decodeDrainFlag = (k: string, v: Buffer): true => decodeDrain(k, v, keys.drains);
+const decodeStatus = (k: string, v: Buffer): NodeStatusReport => decodeNodeStatus(k, v, keys.statuses);
+/** A health record: `health/<node>/<pool>`, both segments checked. */
+const decodeHealth = (k: string, v: Buffer): PoolStatusRecord => {
+  checkHealthKey(k, keys.health);
+  return decodePoolStatus(k, v);
+};
+
+function nodeViews(
+  nodes: ReadonlyMap<string, CachedKv<NodeRecord>>,
+  drains: ReadonlyMap<string, CachedKv<true>>,
+  statuses: ReadonlyMap<string, CachedKv<NodeStatusReport>>,
+): NodeView[] {
+  const tail = (k: string) => k.slice(k.lastIndexOf('/') + 1);
+  const names = new Set([...nodes.keys(), ...drains.keys(), ...statuses.keys()].map(tail));
+  return [...names].sort().map((name) => ({
+    name,
+    record: nodes.get(keys.node(name))?.value,
+    drained: drains.has(keys.drain(name)),
+    status: statuses.get(keys.status(name))?.value,
+  }));
+}
+
+function healthReports(snap: ReadonlyMap<string, CachedKv<PoolStatusRecord>>): HealthReport[] {
+  const byNode = new Map<string, Map<string, MemberStatus>>();
+  for (const [key, { value }] of snap) {
+    const node = key.slice(keys.health.length, key.lastIndexOf('/'));
+    let m = byNode.get(node);
+    if (!m) byNode.set(node, (m = new Map()));
+    for (const [member, s] of memberEntries(value)) m.set(member, s);
+  }
+  return [...byNode].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([node, members]) => ({ node, members }));
+}
+
+export class NodeStore {
+  private readonly registrations = new Map<string, EtcdNodeRegistration>();
+
+  constructor(private readonly ctx: StoreContext) {}
+
+  private warnInvalid = (err: StoreError) =>
+    this.ctx.log.warn({ event: 'invalidRecord', key: err.key, code: err.code, err: err.message });
+
+  async registerNode(info: NodeInfo, options: NodeRegistrationOptions = {}): Promise<NodeRegistration> {
+    assertNodeName(info.name);
+    const existing = this.registrations.get(info.name);
+    if (existing) return existing;
+    const reg = await EtcdNodeRegistration.create(this.ctx.ns, info, options, this.ctx.log);
+    this.registrations.set(info.name, reg);
+    const close = reg.close.bind(reg);
+    return Object.assign(reg, {
+      close: async () => {
+        this.registrations.delete(info.name);
+        await close();
+      },
+    });
+  }
+
+  async listNodes(): Promise<NodeView[]> {
+    try {
+      const [nodes, drains, statuses] = await Promise.all([
+        readPrefix(this.ctx.ns, keys.nodes, decodeNode, this.warnInvalid),
+        readPrefix(this.ctx.ns, keys.drains, decodeDrainFlag, this.warnInvalid),
+        readPrefix(this.ctx.ns, keys.statuses, decodeStatus, this.warnInvalid),
+      ]);
+      return nodeViews(nodes.entries, drains.entries, statuses.entries);
+    } catch (err) {
+      throw toStoreError(err, 'list nodes');
+    }
+  }
+
+  /** Starts a typed cache group; the returned Watch closes it. */
+  private async watchGroup(
+    onError: ((err: StoreError) => void) | undefined,
+    build: (group: PrefixCacheGroup) => (revision: number) => void,
+  ): Promise<Watch> {
+    const group = new PrefixCacheGroup(
+      this.ctx.ns,
+      (err) => {
+        this.warnInvalid(err);
+        onError?.(err);
+      },
+      this.ctx.log,
+    );
+    await group.start(build(group));
+    return tracked(this.ctx, () => group.close());
+  }
+
+  async watchNodes(listener: WatchListener<NodeView[]>): Promise<Watch> {
+    return await this.watchGroup(listener.onError?.bind(listener), (group) => {
+      const nodes = group.add(keys.nodes, decodeNode);
+      const drains = group.add(keys.drains, decodeDrainFlag);
+      const statuses = group.add(keys.statuses, decodeStatus);
+      return () => listener.onUpdate(nodeViews(nodes.snapshot(), drains.snapshot(), statuses.snapshot()));
+    });
+  }
+
+  async setNodeDrain(name: string, drained: boolean): Promise<void> {
+    assertNodeName(name);
+    try {
+      if (drained)
+        await this.ctx.ns
+          .put(keys.drain(name))
+          .value(JSON.stringify({ drained: true, at: new Date().toISOString() }))
+          .exec();
+      else await this.ctx.ns.delete().key(keys.drain(name)).exec();
+    } catch (err) {
+      throw toStoreError(err, `${drained ? 'drain' : 'undrain'} node ${name}`);
+    }
+  }
+
+  async reportHealth(node: string, members: ReadonlyMap<string, MemberStatus>): Promise<void> {
+    const reg = this.registrations.get(node);
+    if (!reg) throw new StoreError('NOT_FOUND', `node ${node}: not registered through this store (registerNode first)`);
+    await reg.reportHealth(members);
+  }
+
+  async listHealthReports(): Promise<HealthReport[]> {
+    try {
+      return healthReports((await readPrefix(this.ctx.ns, keys.health, decodeHealth, this.warnInvalid)).entries);
+    } catch (err) {
+      throw toStoreError(err, 'list health reports');
+    }
+  }
+
+  async watchHealthReports(listener: WatchListener<HealthReport[]>): Promise<Watch> {
+    return await this.watchGroup(listener.onError?.bind(listener), (group) => {
+      const health = group.add(keys.health, decodeHealth);
+      return () => listener.onUpdate(healthReports(health.snapshot()));
+    });
+  }
+
+  /** Leases are not revoked: like a crash, they expire after their TTL (close() a registration to leave at once). */
+  abandonAll(): void {
+    for (const reg of this.registrations.values()) reg.abandon();
+    this.registrations.clear();
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * Decoders of the small records (nodes, drain, status, health, decided, election): each checks the size, the JSON
+ * shape, every field's type and bounds, and that the record agrees with its own key (a health record under
+ * `health/lb1/web` must say pool `web`), and throws StoreError `invalid-record` naming the key, the field and the
+ * value otherwise. Nothing read from etcd is used before it passed one of these (issue 12: a hand-written record of
+ * the wrong shape must never be taken as "up" nor show as `undefined`/`NaN`).
+ */
+import type { MemberStatus } from '@l4fleet/config';
+import { invalidRecord } from './errors.js';
+import { NODE_NAME } from './layout.js';
+import {
+  MAX_MEMBERS_PER_RECORD,
+  MAX_PEERS_PER_STATUS,
+  MAX_RECORD_BYTES,
+  MAX_TEXT_CHARS,
+  MAX_VIPS_PER_STATUS,
+} from './limits.js';
+import type { NodeRecord, NodeStatusReport } from './types.js';
+
+type Raw = Record<string, unknown>;
+
+/** A value for a message: JSON, cut at 60 characters. */
+export function shown(v: unknown): string {
+  const text = v === undefined ? 'undefined' : (JSON.stringify(v) ?? String(v));
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** Parses a record's JSON object, bounded by `maxBytes`. */
+export function parseRecord(key: string, value: Buffer, maxBytes = MAX_RECORD_BYTES): Raw {
+  if (value.length > maxBytes) {
+    throw invalidRecord(key, `value: ${value.length} bytes is more than the limit of ${maxBytes} bytes`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(value.toString('utf8'));
+  } catch (err) {
+    throw invalidRecord(key, `value: ${shown(value.toString('utf8', 0, 60))} is not JSON`, err);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw invalidRecord(key, `value: ${shown(v)} is not a JSON object`);
+  }
+  return v as Raw;
+}
+
+/** A string field of at most MAX_TEXT_CHARS (and matching `pattern` when given). */
+export function text(key: string, rec: Raw, field: string, pattern?: RegExp): string {
+  const v = rec[field];
+  if (typeof v !== 'string' || v.length > MAX_TEXT_CHARS || (pattern && !pattern.test(v))) {
+    throw invalidRecord(key, `${field}: ${shown(v)} is not ${pattern ? `a string matching ${pattern}` : 'a string'}`);
+  }
+  return v;
+}
+
+function optionalText(key: string, rec: Raw, field: string): string | undefined {
+  return rec[field] === undefined ? undefined : text(key, rec, field);
+}
+
+/** An object used as a map, with at most `max` entries. */
+function mapField(key: string, rec: Raw, field: string, max: number): Raw {
+  const v = rec[field];
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw invalidRecord(key, `${field}: ${shown(v)} is not an object`);
+  }
+  const size = Object.keys(v).length;
+  if (size > max) throw invalidRecord(key, `${field}: ${size} entries is more than the limit of ${max}`);
+  return v as Raw;
+}
+
+function stringMap(key: string, rec: Raw, field: string, max: number): Record<string, string> {
+  const m = mapField(key, rec, field, max);
+  for (const [k, v] of Object.entries(m)) {
+    if (k.length > MAX_TEXT_CHARS || typeof v !== 'string' || v.length > MAX_TEXT_CHARS) {
+      throw invalidRecord(key, `${field}.${k.slice(0, 60)}: ${shown(v)} is not a string`);
+    }
+  }
+  return m as Record<string, string>;
+}
+
+/** The last segment of a key (`nodes/lb1` -> `lb1`), checked as a node name. */
+export function nodeOfKey(key: string, family: string): string {
+  const name = key.slice(family.length);
+  if (!NODE_NAME.test(name)) throw invalidRecord(key, `key: ${shown(name)} is not a node name`);
+  return name;
+}
+
+/** A health key `health/<node>/<pool>`: the node segment checked (the pool by decodePoolStatus). */
+export function checkHealthKey(key: string, family: string): void {
+  const rest = key.slice(family.length);
+  const i = rest.indexOf('/');
+  const node = i < 0 ? rest : rest.slice(0, i);
+  if (i < 0 || !NODE_NAME.test(node)) throw invalidRecord(key, `key: ${shown(node)} is not a node name`);
+  if (rest.indexOf('/', i + 1) >= 0) throw invalidRecord(key, `key: ${shown(rest)} is not NODE/POOL`);
+}
+
+export function decodeNodeRecord(key: string, value: Buffer, family: string): NodeRecord {
+  const node = nodeOfKey(key, family);
+  const rec = parseRecord(key, value);
+  const name = text(key, rec, 'name', NODE_NAME);
+  if (name !== node) throw invalidRecord(key, `name: ${shown(name)} is not the key's node ${shown(node)}`);
+  const address = optionalText(key, rec, 'address');
+  const version = optionalText(key, rec, 'version');
+  return {
+    name,
+    ...(address === undefined ? {} : { address }),
+    ...(version === undefined ? {} : { version }),
+    registeredAt: text(key, rec, 'registeredAt'),
+  };
+}
+
+/** A drain flag: `{drained: true, at}`; anything else is not a drain. */
+export function decodeDrain(key: string, value: Buffer, family: string): true {
+  nodeOfKey(key, family);
+  const rec = parseRecord(key, value);
+  if (rec.drained !== true) throw invalidRecord(key, `drained: ${shown(rec.drained)} is not true`);
+  return true;
+}
+
+/**
+ * A node status record. Fields unknown here are kept (a newer agent may add some during a rolling upgrade); the
+ * record as a whole is still bounded by MAX_RECORD_BYTES.
+ */
+export function decodeNodeStatus(key: string, value: Buffer, family: string): NodeStatusReport {
+  nodeOfKey(key, family);
+  const rec = parseRecord(key, value);
+  stringMap(key, rec, 'tables', MAX_VIPS_PER_STATUS);
+  stringMap(key, rec, 'bgp', MAX_PEERS_PER_STATUS);
+  const announced = rec.announced;
+  if (
+    !Array.isArray(announced) ||
+    announced.length > MAX_VIPS_PER_STATUS ||
+    !announced.every((a) => typeof a === 'string' && a.length <= MAX_TEXT_CHARS)
+  ) {
+    throw invalidRecord(key, `announced: ${shown(announced)} is not a list of at most ${MAX_VIPS_PER_STATUS} VIP keys`);
+  }
+  if (typeof rec.failStatic !== 'boolean') {
+    throw invalidRecord(key, `failStatic: ${shown(rec.failStatic)} is not true | false`);
+  }
+  const rev = rec.desiredRevision;
+  if (typeof rev !== 'number' || !Number.isSafeInteger(rev) || rev < 0) {
+    throw invalidRecord(key, `desiredRevision: ${shown(rev)} is not a revision (an integer >= 0)`);
+  }
+  optionalText(key, rec, 'at');
+  return rec as unknown as NodeStatusReport;
+}
+
+export interface PoolStatusRecord {
+  readonly pool: string;
+  readonly members: Readonly<Record<string, MemberStatus>>;
+}
+
+/** A health or decided record of one pool; `pool` must be the key's last segment. */
+export function decodePoolStatus(key: string, value: Buffer): PoolStatusRecord {
+  const rec = parseRecord(key, value);
+  const pool = text(key, rec, 'pool', NODE_NAME);
+  const keyPool = key.slice(key.lastIndexOf('/') + 1);
+  if (pool !== keyPool) throw invalidRecord(key, `pool: ${shown(pool)} is not the key's pool ${shown(keyPool)}`);
+  const members = mapField(key, rec, 'members', MAX_MEMBERS_PER_RECORD);
+  for (const [m, s] of Object.entries(members)) {
+    if (m.length === 0 || m.length > MAX_TEXT_CHARS) throw invalidRecord(key, `members: ${shown(m)} is not a member`);
+    if (s !== 'up' && s !== 'down') throw invalidRecord(key, `members.${m}: ${shown(s)} is not up | down`);
+  }
+  return { pool, members: members as Record<string, MemberStatus> };
+}
+
+/** An election key's value: the campaigning node's name. */
+export function decodeCandidate(key: string, value: Buffer): string {
+  if (value.length > MAX_TEXT_CHARS) {
+    throw invalidRecord(key, `value: ${value.length} bytes is more than the limit of ${MAX_TEXT_CHARS} bytes`);
+  }
+  const name = value.toString('utf8');
+  if (!NODE_NAME.test(name)) throw invalidRecord(key, `value: ${shown(name)} is not a node name`);
+  return name;
+}
