@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAgent } from './commands/agent.js';
+import { registerBackend } from './commands/backend.js';
 import { type OpenStore, openEtcdStore } from './commands/context.js';
 import { registerDashboard } from './commands/dashboard.js';
 import { registerEvents } from './commands/events.js';
@@ -32,6 +33,7 @@ export function createProgram(io: CliIo = processIo, deps: CliDeps = {}): Comman
   registerDashboard(program, { io, openStore: deps.openStore ?? openEtcdStore });
   registerLab(program);
   registerAgent(program, io);
+  registerBackend(program, io);
   registerEvents(program, io);
   return program;
 }
