@@ -24,6 +24,15 @@ export {
   backendStatus,
   teardownBackend,
 } from './backend/teardown.js';
+export {
+  type BpfDataPlane,
+  type BpfDataPlaneOptions,
+  createBpfDataPlane,
+  DEFAULT_BPF_FLOW_TABLE_SIZE,
+  DEFAULT_BPFFS_PATH,
+  DEFAULT_PIN_NAME,
+} from './bpf/driver.js';
+export { BPF_LOADER_PATH, BPF_NODE_OBJECT_PATH, bpfAvailable } from './bpf/loader.js';
 export { DataPlaneError, type DataPlaneErrorCode } from './errors.js';
 export { createExec, type Exec, type ExecResult } from './exec.js';
 export {
@@ -44,12 +53,14 @@ export {
 } from './proxy/driver.js';
 export type { ProxySelection } from './proxy/select.js';
 export { createRecordingDataPlane, type RecordingDataPlane } from './recording.js';
-export { changedSlots } from './slots.js';
+export { changedSlotIndices, changedSlots } from './slots.js';
 export type {
   ApplyResult,
+  BpfDropReason,
   DataPlane,
   DataPlaneCounters,
   DropReason,
+  Forwarding,
   TrafficCounter,
   VipAction,
   VipApplyReport,

@@ -21,3 +21,13 @@ export function changedSlots(
   for (let s = 0; s < b.slots.length; s++) if (owner(a, s) !== owner(b, s)) n += 1;
   return n;
 }
+
+/** Indices where two tables of equal length hold different values (kernel slot tables of backend ids). */
+export function changedSlotIndices(a: Uint32Array, b: Uint32Array): Uint32Array {
+  let n = 0;
+  for (let s = 0; s < b.length; s++) if (a[s] !== b[s]) n += 1;
+  const out = new Uint32Array(n);
+  n = 0;
+  for (let s = 0; s < b.length; s++) if (a[s] !== b[s]) out[n++] = s;
+  return out;
+}

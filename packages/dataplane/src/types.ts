@@ -1,3 +1,4 @@
+import type { Forwarding } from '@l4fleet/config';
 import type { HashMode, Protocol } from '@l4fleet/maglev';
 
 export interface VipBackend {
@@ -10,6 +11,13 @@ export interface VipBackend {
   readonly mac?: string;
 }
 
+/**
+ * How a node hands a VIP's packets to its backends: the pool's `forwarding` (@l4fleet/config). `l2` in every
+ * driver; `ipip`, `gre`, `gue` (encapsulated to the backend's address) in the bpf driver only; the format is
+ * in docs/design/0007-bpf-dataplane.md.
+ */
+export type { Forwarding };
+
 /** One VIP's whole desired state. */
 export interface VipTable {
   readonly vip: { readonly address: string; readonly port: number; readonly protocol: Protocol };
@@ -20,6 +28,10 @@ export interface VipTable {
   readonly backends: readonly VipBackend[];
   /** @l4fleet/maglev buildTable() over `backends`; NO_BACKEND (-1) where no backend owns the slot. */
   readonly slots: Int32Array;
+  /** Default `l2`. */
+  readonly forwarding?: Forwarding;
+  /** `gue` only: the UDP destination port backends decapsulate on; default 6080. */
+  readonly guePort?: number;
 }
 
 export type VipAction = 'added' | 'updated' | 'unchanged' | 'removed';
@@ -52,13 +64,20 @@ export interface TrafficCounter {
 }
 
 export type DropReason = 'port' | 'no-backend';
+/**
+ * Drops only the bpf driver has: `fragment` (IP fragments and IPv6 extension headers to a VIP address: no
+ * ports to hash), `too-big` (would exceed the MTU once encapsulated), `no-source` (no node address of the
+ * family to encapsulate from), `encap-failed` (the kernel refused to grow or write the packet).
+ */
+export type BpfDropReason = 'fragment' | 'too-big' | 'no-source' | 'encap-failed';
 
 export interface DataPlaneCounters {
   /** Per VIP: what entered the VIP's forwarding path (proxy: datagrams / connections and bytes from clients). */
   readonly vips: readonly ({ readonly vip: string } & TrafficCounter)[];
   /** Per backend address, summed over the VIPs that use it. */
   readonly backends: readonly ({ readonly address: string; readonly mac?: string } & TrafficCounter)[];
-  readonly drops: Readonly<Record<DropReason, TrafficCounter>>;
+  readonly drops: Readonly<Record<DropReason, TrafficCounter>> &
+    Readonly<Partial<Record<BpfDropReason, TrafficCounter>>>;
   readonly flowTable: {
     /** Affinity entries now (nftables: live dynamic-map elements; proxy: open connections and UDP sessions). */
     readonly entries: number;

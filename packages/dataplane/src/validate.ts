@@ -2,12 +2,13 @@
  * Checks the whole desired state before anything touches the kernel or a socket, so a refused apply()
  * loses nothing. Returns each VIP with its parsed address and a stable key.
  */
-import { vipKey } from '@l4fleet/config';
+import { DEFAULT_GUE_PORT, vipKey } from '@l4fleet/config';
 import { assertTableSize, type IpFamily, type MaglevError, NO_BACKEND, parseAddress } from '@l4fleet/maglev';
 import { DataPlaneError } from './errors.js';
-import type { VipTable } from './types.js';
+import type { Forwarding, VipTable } from './types.js';
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+const FORWARDING: readonly Forwarding[] = ['l2', 'ipip', 'gre', 'gue'];
 
 export interface NormalizedBackend {
   readonly name: string;
@@ -27,6 +28,8 @@ export interface NormalizedVip {
   readonly addressHex: string;
   readonly table: VipTable;
   readonly backends: readonly NormalizedBackend[];
+  readonly forwarding: Forwarding;
+  readonly guePort: number;
 }
 
 export function toHex(bytes: Uint8Array): string {
@@ -52,6 +55,10 @@ function parse(text: string, field: string): { family: IpFamily; bytes: Uint8Arr
 export interface ValidateOptions {
   /** L2 direct server return does not rewrite the packet: backend port must equal the VIP port. */
   readonly requireSamePort: boolean;
+  /** Forwarding modes the driver implements (default: all); another one is refused (FORWARDING_UNSUPPORTED). */
+  readonly forwarding?: readonly Forwarding[];
+  /** Names the driver in that error. */
+  readonly driver?: string;
 }
 
 function validateVip(t: VipTable, i: number, opts: ValidateOptions): NormalizedVip {
@@ -72,6 +79,22 @@ function validateVip(t: VipTable, i: number, opts: ValidateOptions): NormalizedV
   if (!Number.isInteger(t.seed) || t.seed < 0 || t.seed > 0xffff_ffff) {
     fail('VIP_INVALID', `vip ${label}: seed ${String(t.seed)} is not an unsigned 32-bit integer`);
   }
+  const forwarding = t.forwarding ?? 'l2';
+  if (!FORWARDING.includes(forwarding)) {
+    fail(
+      'VIP_INVALID',
+      `vip ${label}: forwarding ${JSON.stringify(t.forwarding)} is not one of ${FORWARDING.join(' | ')}`,
+    );
+  }
+  if (opts.forwarding !== undefined && !opts.forwarding.includes(forwarding)) {
+    fail(
+      'FORWARDING_UNSUPPORTED',
+      `vip ${label}: forwarding "${forwarding}" is not supported by the ${opts.driver ?? 'this'} data plane ` +
+        `(supported: ${opts.forwarding.join(' | ')}; the bpf data plane encapsulates)`,
+    );
+  }
+  const guePort = t.guePort ?? DEFAULT_GUE_PORT;
+  if (!isPort(guePort)) fail('VIP_INVALID', `vip ${label}: guePort ${String(t.guePort)} is not a port (1-65535)`);
   if (!Array.isArray(t.backends)) fail('BACKEND_INVALID', `vip ${label}: backends is not an array`);
   const names = new Set<string>();
   const backends = t.backends.map((b, j): NormalizedBackend => {
@@ -114,7 +137,16 @@ function validateVip(t: VipTable, i: number, opts: ValidateOptions): NormalizedV
     }
   }
   const addressHex = toHex(vip.bytes);
-  return { key: `v_${addressHex}_${protocol}_${port}`, label, family: vip.family, addressHex, table: t, backends };
+  return {
+    key: `v_${addressHex}_${protocol}_${port}`,
+    label,
+    family: vip.family,
+    addressHex,
+    table: t,
+    backends,
+    forwarding,
+    guePort,
+  };
 }
 
 /** Validates every VIP; throws DataPlaneError naming the first bad field. */

@@ -203,7 +203,7 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
   async function applyNow(desired: readonly VipTable[]): Promise<ApplyResult> {
     if (closed) throw new DataPlaneError('CLOSED', 'apply: the nftables data plane is closed');
     const started = performance.now();
-    const vips = validateDesired(desired, { requireSamePort: true });
+    const vips = validateDesired(desired, { requireSamePort: true, forwarding: ['l2'], driver: 'nftables' });
     layout ??= await resolveLayout();
     if (state === undefined) {
       state = await readKernelState(exec, table);

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The l4fleet node data plane's map layout, shared by node.bpf.c (the tc program) and bpf-loader.c (the map
+ * writer) and mirrored byte for byte in src/bpf/codec.ts. Every map is pinned by name under the driver's pin
+ * directory, so a restarted agent finds the forwarding state where it left it. Changing a struct here changes
+ * the pinned maps' value sizes: a node then has to be started with removeState once (the loader refuses to
+ * reuse a pinned map whose layout differs).
+ */
+#ifndef L4F_NODE_MAPS_H
+#define L4F_NODE_MAPS_H
+
+#include <linux/types.h>
+
+#define L4F_MAX_VIPS 4096
+/* Backend ids: one per (VIP, backend address), never handed to another backend while it is remembered. */
+#define L4F_MAX_BACKENDS 65536
+/* Two slot tables per VIP (index vip_id * 2 + generation): a whole-table swap fills the idle one, then flips. */
+#define L4F_MAX_TABLES (2 * L4F_MAX_VIPS)
+#define L4F_DEFAULT_TABLE_SLOTS 65537
+#define L4F_DEFAULT_FLOWS 65536
+/* A slot without a backend (Maglev NO_BACKEND). */
+#define L4F_NO_BACKEND 0xffffffffu
+
+enum l4f_family { L4F_FAMILY_V4 = 4, L4F_FAMILY_V6 = 6 };
+enum l4f_hash { L4F_HASH_5TUPLE = 0, L4F_HASH_SOURCE_IP = 1 };
+/* Forwarding per VIP (the pool's `forwarding`). */
+enum l4f_fwd { L4F_FWD_L2 = 0, L4F_FWD_IPIP = 1, L4F_FWD_GRE = 2, L4F_FWD_GUE = 3 };
+/* backend.flags */
+enum { L4F_BACKEND_LIVE = 1, L4F_BACKEND_HAS_MAC = 2 };
+
+/*
+ * Counter slots of l4f_stats (per CPU). Drops first, then events. Mirrored in src/bpf/codec.ts; append only.
+ */
+enum {
+	L4F_DROP_PORT = 0,       /* to a VIP address, but no VIP on that port/protocol (or another protocol) */
+	L4F_DROP_NO_BACKEND = 1, /* the slot has no backend */
+	L4F_DROP_FRAGMENT = 2,   /* an IP fragment or IPv6 extension header to a VIP address: no ports to hash */
+	L4F_DROP_TOO_BIG = 3,    /* would exceed the interface MTU once encapsulated */
+	L4F_DROP_NO_SOURCE = 4,  /* encapsulation of a family the node has no source address for */
+	L4F_DROP_ENCAP_FAILED = 5, /* bpf_skb_adjust_room / store refused */
+	L4F_ICMP_FORWARDED = 8,  /* frag-needed / packet-too-big for a VIP flow, sent to the flow's backend */
+	L4F_ICMP_UNMATCHED = 9,  /* such an ICMP error whose embedded header is no VIP flow (dropped) */
+	L4F_STATS_SLOTS = 16,
+};
+
+struct l4f_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+struct l4f_vip_key {
+	__u8 addr[16]; /* IPv4: the first 4 bytes, the rest 0 */
+	__u16 port;    /* network byte order */
+	__u8 proto;    /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 family;   /* L4F_FAMILY_* */
+};
+
+struct l4f_vip {
+	__u32 id;    /* index of the VIP's counters; tables vip_id * 2 + 0/1 */
+	__u32 table; /* the live slot table's index in l4f_tables */
+	__u32 size;  /* M: slots in that table */
+	__u32 seed;  /* fleet hash seed */
+	__u8 hash;   /* L4F_HASH_* */
+	__u8 fwd;    /* L4F_FWD_* */
+	__u16 gue_port; /* network byte order; GUE destination port */
+	__u32 pad;
+};
+
+struct l4f_addr_key {
+	__u8 addr[16];
+	__u8 family;
+	__u8 pad[3];
+};
+
+struct l4f_backend {
+	__u8 addr[16];
+	__u8 mac[6];
+	__u8 family;
+	__u8 flags; /* L4F_BACKEND_* */
+	__u32 vip_id;
+};
+
+/* The node's own addresses: the outer source of encapsulated packets. */
+struct l4f_config {
+	__u8 src6[16];
+	__u32 src4;   /* network byte order */
+	__u32 flags;  /* bit 0: src4 set, bit 1: src6 set */
+};
+
+struct l4f_flow4 {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct l4f_flow6 {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct l4f_flow_value {
+	__u32 backend;
+	__u32 hash; /* the flow hash, kept for the GUE source port and the IPv6 flow label */
+};
+
+#endif

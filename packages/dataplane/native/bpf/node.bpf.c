@@ -1,0 +1,507 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * l4fleet node: Maglev forwarding at tc ingress (clsact, direct action) on the node's interface.
+ *
+ * A packet addressed to this host (PACKET_HOST) whose destination is a VIP address:
+ *   1. VIP lookup by (address, port, protocol); another port or protocol is dropped and counted.
+ *   2. Flow affinity (Maglev §3.3 connection tracking): an LRU hash keyed by the exact 5-tuple gives the
+ *      backend id a flow was given; it is kept while that backend is live for the VIP.
+ *   3. Otherwise the flow hash: the kernel's jhash over nft's register layout (each field in its own 32-bit
+ *      word, ports in network order followed by two zero bytes), seeded with the fleet seed and scaled onto
+ *      [0, M) as nft does ((hash * M) >> 32). Bit-identical to @l4fleet/maglev slotOf, so nftables and bpf
+ *      nodes of one fleet pick the same backend. The slot table (an inner array of l4f_tables) gives the id.
+ *   4. Forwarding per VIP: l2 (the frame unchanged to the backend's MAC: static, or resolved by the kernel's
+ *      neighbour table for the backend address), or encapsulated to the backend's address with the node's
+ *      own address as source, DF set, TTL 64: ipip (IPv4 proto 4 / IPv6 next header 41), gre (RFC 2784 basic
+ *      4-byte header), gue (GUE variant 1, draft-ietf-intarea-gue §5: the inner IP header right after the
+ *      UDP header; source port from the flow hash so ECMP among the backends spreads flows; checksum 0).
+ *      The kernel routes the outer packet (bpf_redirect_neigh: FIB lookup and neighbour resolution).
+ * ICMP "fragmentation needed" (IPv4 type 3 code 4) and "packet too big" (ICMPv6 type 2) to a VIP address are
+ * about a backend's reply (source = the VIP): the flow is the embedded header reversed, and the ICMP goes to
+ * that flow's backend, so path MTU discovery works through the fleet (RFC 1191, RFC 8201).
+ * A packet that would exceed the MTU once encapsulated is dropped and counted (L4F_DROP_TOO_BIG): backends
+ * advertise an MSS that leaves room for the header (docs/design/0007-bpf-dataplane.md).
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "node-maps.h"
+
+#define IPPROTO_ICMPV6_ 58
+#define IPPROTO_GRE_ 47
+#define IPPROTO_IPV6_ 41
+#define IPPROTO_IPIP_ 4
+#define IPV6_FRAGMENT_ 44
+#define OUTER_TTL 64
+#define GUE_SPORT_BASE 0xc000 /* the dynamic range, RFC 6335 */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, L4F_MAX_VIPS);
+	__type(key, struct l4f_vip_key);
+	__type(value, struct l4f_vip);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} l4f_vips SEC(".maps");
+
+/* VIP addresses (any port): traffic to them is ours, also when no VIP matches (dropped, counted). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, L4F_MAX_VIPS);
+	__type(key, struct l4f_addr_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} l4f_vip_addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, L4F_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct l4f_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} l4f_backends SEC(".maps");
+
+/* Slot -> backend id. BPF_F_INNER_MAP: inner tables may have any size M. */
+struct l4f_slot_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, L4F_DEFAULT_TABLE_SLOTS);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, L4F_MAX_TABLES);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct l4f_slot_table);
+} l4f_tables SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, L4F_DEFAULT_FLOWS);
+	__type(key, struct l4f_flow4);
+	__type(value, struct l4f_flow_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} l4f_flows4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, L4F_DEFAULT_FLOWS);
+	__type(key, struct l4f_flow6);
+	__type(value, struct l4f_flow_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} l4f_flows6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct l4f_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} l4f_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, L4F_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, struct l4f_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} l4f_vip_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, L4F_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct l4f_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} l4f_backend_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, L4F_STATS_SLOTS);
+	__type(key, __u32);
+	__type(value, struct l4f_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} l4f_stats SEC(".maps");
+
+/* ---- the kernel's jhash (include/linux/jhash.h, Bob Jenkins' lookup3), as nft_jhash calls it ---- */
+#define JHASH_INITVAL 0xdeadbeef
+static __always_inline __u32 rol32(__u32 w, unsigned int s) { return (w << s) | (w >> (32 - s)); }
+#define JHASH_MIX(a, b, c)                                                                                    \
+	do {                                                                                                 \
+		a -= c; a ^= rol32(c, 4); c += b;                                                            \
+		b -= a; b ^= rol32(a, 6); a += c;                                                            \
+		c -= b; c ^= rol32(b, 8); b += a;                                                            \
+		a -= c; a ^= rol32(c, 16); c += b;                                                           \
+		b -= a; b ^= rol32(a, 19); a += c;                                                           \
+		c -= b; c ^= rol32(b, 4); b += a;                                                            \
+	} while (0)
+#define JHASH_FINAL(a, b, c)                                                                                  \
+	do {                                                                                                 \
+		c ^= b; c -= rol32(b, 14);                                                                   \
+		a ^= c; a -= rol32(c, 11);                                                                   \
+		b ^= a; b -= rol32(a, 25);                                                                   \
+		c ^= b; c -= rol32(b, 16);                                                                   \
+		a ^= c; a -= rol32(c, 4);                                                                    \
+		b ^= a; b -= rol32(a, 14);                                                                   \
+		c ^= b; c -= rol32(b, 24);                                                                   \
+	} while (0)
+
+/* jhash over `n` 32-bit words (n = 1, 4 or 10: every key length here leaves a 4-byte tail). Words are
+ * the key's bytes read in CPU (little-endian) order, as the kernel's jhash reads them. */
+static __always_inline __u32 jhash_words(const __u32 *k, int n, __u32 seed)
+{
+	__u32 a, b, c;
+	a = b = c = JHASH_INITVAL + (__u32)(n * 4) + seed;
+	int i = 0;
+#pragma unroll
+	for (int r = 0; r < 3; r++) {
+		if (n - i > 3) {
+			a += k[i];
+			b += k[i + 1];
+			c += k[i + 2];
+			JHASH_MIX(a, b, c);
+			i += 3;
+		}
+	}
+	a += k[n - 1];
+	JHASH_FINAL(a, b, c);
+	return c;
+}
+
+/* nft's register layout of `saddr . sport . daddr . dport` (or `saddr` alone for source-ip). */
+static __always_inline __u32 flow_hash4(__u32 saddr, __u16 sport, __u32 daddr, __u16 dport, __u8 mode, __u32 seed)
+{
+	__u32 w[4] = {saddr, (__u32)sport, daddr, (__u32)dport};
+	if (mode == L4F_HASH_SOURCE_IP)
+		return jhash_words(w, 1, seed);
+	return jhash_words(w, 4, seed);
+}
+
+static __always_inline __u32 flow_hash6(const struct l4f_flow6 *f, __u8 mode, __u32 seed)
+{
+	__u32 w[10];
+	__builtin_memcpy(&w[0], f->saddr, 16);
+	w[4] = (__u32)f->sport;
+	__builtin_memcpy(&w[5], f->daddr, 16);
+	w[9] = (__u32)f->dport;
+	if (mode == L4F_HASH_SOURCE_IP)
+		return jhash_words(w, 4, seed);
+	return jhash_words(w, 10, seed);
+}
+
+static __always_inline void count(void *map, __u32 idx, __u32 bytes)
+{
+	struct l4f_counter *c = bpf_map_lookup_elem(map, &idx);
+	if (c) {
+		c->packets++;
+		c->bytes += bytes;
+	}
+}
+
+static __always_inline int drop(struct __sk_buff *skb, __u32 reason)
+{
+	count(&l4f_stats, reason, skb->len);
+	return TC_ACT_SHOT;
+}
+
+/* The live backend for a new flow (or an ICMP error about one): the VIP's table at the flow's slot. */
+static __always_inline struct l4f_backend *table_backend(const struct l4f_vip *vip, __u32 hash, __u32 *id)
+{
+	void *table = bpf_map_lookup_elem(&l4f_tables, &vip->table);
+	if (!table)
+		return NULL;
+	__u32 slot = (__u32)(((__u64)hash * vip->size) >> 32);
+	__u32 *v = bpf_map_lookup_elem(table, &slot);
+	if (!v || *v == L4F_NO_BACKEND)
+		return NULL;
+	*id = *v;
+	struct l4f_backend *b = bpf_map_lookup_elem(&l4f_backends, id);
+	if (!b || !(b->flags & L4F_BACKEND_LIVE))
+		return NULL;
+	return b;
+}
+
+static __always_inline __u16 csum_fold(__u32 csum)
+{
+	csum = (csum & 0xffff) + (csum >> 16);
+	csum = (csum & 0xffff) + (csum >> 16);
+	return (__u16)~csum;
+}
+
+/* Encapsulates (ipip, gre, gue) toward `b` and hands the packet to the kernel's routing. */
+static __always_inline int encapsulate(struct __sk_buff *skb, const struct l4f_vip *vip, const struct l4f_backend *b,
+				       __u32 hash, int v6, __u8 tos)
+{
+	__u32 zero = 0;
+	struct l4f_config *cfg = bpf_map_lookup_elem(&l4f_config, &zero);
+	if (!cfg || !(cfg->flags & (v6 ? 2 : 1)))
+		return drop(skb, L4F_DROP_NO_SOURCE);
+	__u32 l3 = v6 ? 40 : 20;
+	__u32 l4 = vip->fwd == L4F_FWD_GRE ? 4 : vip->fwd == L4F_FWD_GUE ? 8 : 0;
+	__u32 olen = l3 + l4;
+	__u32 mtu_len = 0;
+	if (bpf_check_mtu(skb, 0, &mtu_len, (__s32)olen, 0) != BPF_MTU_CHK_RET_SUCCESS)
+		return drop(skb, L4F_DROP_TOO_BIG);
+	__u64 flags = v6 ? BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 : BPF_F_ADJ_ROOM_ENCAP_L3_IPV4;
+	if (vip->fwd == L4F_FWD_GRE)
+		flags |= BPF_F_ADJ_ROOM_ENCAP_L4_GRE;
+	else if (vip->fwd == L4F_FWD_GUE)
+		flags |= BPF_F_ADJ_ROOM_ENCAP_L4_UDP;
+	if (bpf_skb_adjust_room(skb, (__s32)olen, BPF_ADJ_ROOM_MAC, flags))
+		return drop(skb, L4F_DROP_ENCAP_FAILED);
+
+	/* Outer header + GRE/UDP header, written in one store after the MAC header. */
+	__u8 hdr[48] = {};
+	__u32 outer_len = skb->len - ETH_HLEN;
+	__u8 proto_inner = v6 ? IPPROTO_IPV6_ : IPPROTO_IPIP_;
+	__u8 next = vip->fwd == L4F_FWD_GRE ? IPPROTO_GRE_ : vip->fwd == L4F_FWD_GUE ? IPPROTO_UDP : proto_inner;
+	if (v6) {
+		struct ipv6hdr *ip6 = (struct ipv6hdr *)hdr;
+		/* version 6, traffic class = the inner one, flow label from the flow hash (RFC 6438) */
+		__u32 first = (6u << 28) | ((__u32)tos << 20) | (hash & 0xfffff);
+		*(__u32 *)ip6 = bpf_htonl(first);
+		ip6->payload_len = bpf_htons((__u16)(outer_len - 40));
+		ip6->nexthdr = next;
+		ip6->hop_limit = OUTER_TTL;
+		__builtin_memcpy(&ip6->saddr, cfg->src6, 16);
+		__builtin_memcpy(&ip6->daddr, b->addr, 16);
+	} else {
+		struct iphdr *ip = (struct iphdr *)hdr;
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->tos = tos;
+		ip->tot_len = bpf_htons((__u16)outer_len);
+		ip->frag_off = bpf_htons(0x4000); /* DF */
+		ip->ttl = OUTER_TTL;
+		ip->protocol = next;
+		ip->saddr = cfg->src4;
+		__builtin_memcpy(&ip->daddr, b->addr, 4);
+		__u32 sum = 0;
+		__u16 *w = (__u16 *)hdr;
+#pragma unroll
+		for (int i = 0; i < 10; i++)
+			sum += w[i];
+		ip->check = csum_fold(sum);
+	}
+	__u8 *l4h = hdr + l3;
+	if (vip->fwd == L4F_FWD_GRE) {
+		/* RFC 2784: C=0, reserved 0, version 0; protocol type = the inner EtherType */
+		*(__u16 *)(l4h + 2) = bpf_htons(v6 ? ETH_P_IPV6 : ETH_P_IP);
+	} else if (vip->fwd == L4F_FWD_GUE) {
+		*(__u16 *)(l4h + 0) = bpf_htons(GUE_SPORT_BASE | (hash & 0x3fff));
+		*(__u16 *)(l4h + 2) = vip->gue_port;
+		*(__u16 *)(l4h + 4) = bpf_htons((__u16)(outer_len - l3));
+		/* checksum 0: allowed for IPv4, and for tunnels over IPv6 (RFC 6935, RFC 6936) */
+	}
+	int err;
+	if (v6)
+		err = bpf_skb_store_bytes(skb, ETH_HLEN, hdr, olen == 40 ? 40 : olen == 44 ? 44 : 48, 0);
+	else
+		err = bpf_skb_store_bytes(skb, ETH_HLEN, hdr, olen == 20 ? 20 : olen == 24 ? 24 : 28, 0);
+	if (err)
+		return drop(skb, L4F_DROP_ENCAP_FAILED);
+	return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
+}
+
+static __always_inline int forward(struct __sk_buff *skb, const struct l4f_vip *vip, const struct l4f_backend *b,
+				   __u32 id, __u32 hash, int v6, __u8 tos)
+{
+	count(&l4f_backend_stats, id, skb->len);
+	if (vip->fwd != L4F_FWD_L2)
+		return encapsulate(skb, vip, b, hash, v6, tos);
+	if (b->flags & L4F_BACKEND_HAS_MAC) {
+		/* The frame came to this host's MAC: that becomes the source, the backend's the destination. */
+		__u8 macs[12];
+		if (bpf_skb_load_bytes(skb, 0, macs, 6))
+			return drop(skb, L4F_DROP_ENCAP_FAILED);
+		__builtin_memcpy(macs + 6, macs, 6);
+		__builtin_memcpy(macs, b->mac, 6);
+		if (bpf_skb_store_bytes(skb, 0, macs, 12, 0))
+			return drop(skb, L4F_DROP_ENCAP_FAILED);
+		return bpf_redirect(skb->ifindex, 0);
+	}
+	/* The kernel's neighbour table resolves the backend's MAC (ARP / ND), as nft's `fwd ip to` does. */
+	struct bpf_redir_neigh nh = {};
+	if (v6) {
+		nh.nh_family = 10; /* AF_INET6 */
+		__builtin_memcpy(nh.ipv6_nh, b->addr, 16);
+	} else {
+		nh.nh_family = 2; /* AF_INET */
+		__builtin_memcpy(&nh.ipv4_nh, b->addr, 4);
+	}
+	return bpf_redirect_neigh(skb->ifindex, &nh, sizeof(nh), 0);
+}
+
+/* Picks the backend of an IPv4 flow (remembered, else the table) and forwards. `remember`: 0 for ICMP errors. */
+static __always_inline int serve4(struct __sk_buff *skb, const struct l4f_vip *vip, struct l4f_flow4 *f,
+				  int remember, __u8 tos)
+{
+	struct l4f_flow_value *fv = bpf_map_lookup_elem(&l4f_flows4, f);
+	__u32 id;
+	if (fv) {
+		id = fv->backend;
+		__u32 hash = fv->hash;
+		struct l4f_backend *b = bpf_map_lookup_elem(&l4f_backends, &id);
+		if (b && (b->flags & L4F_BACKEND_LIVE) && b->vip_id == vip->id)
+			return forward(skb, vip, b, id, hash, 0, tos);
+	}
+	__u32 hash = flow_hash4(f->saddr, f->sport, f->daddr, f->dport, vip->hash, vip->seed);
+	struct l4f_backend *b = table_backend(vip, hash, &id);
+	if (!b)
+		return drop(skb, L4F_DROP_NO_BACKEND);
+	if (remember) {
+		struct l4f_flow_value nv = {.backend = id, .hash = hash};
+		bpf_map_update_elem(&l4f_flows4, f, &nv, BPF_ANY);
+	}
+	return forward(skb, vip, b, id, hash, 0, tos);
+}
+
+static __always_inline int serve6(struct __sk_buff *skb, const struct l4f_vip *vip, struct l4f_flow6 *f,
+				  int remember, __u8 tos)
+{
+	struct l4f_flow_value *fv = bpf_map_lookup_elem(&l4f_flows6, f);
+	__u32 id;
+	if (fv) {
+		id = fv->backend;
+		__u32 hash = fv->hash;
+		struct l4f_backend *b = bpf_map_lookup_elem(&l4f_backends, &id);
+		if (b && (b->flags & L4F_BACKEND_LIVE) && b->vip_id == vip->id)
+			return forward(skb, vip, b, id, hash, 1, tos);
+	}
+	__u32 hash = flow_hash6(f, vip->hash, vip->seed);
+	struct l4f_backend *b = table_backend(vip, hash, &id);
+	if (!b)
+		return drop(skb, L4F_DROP_NO_BACKEND);
+	if (remember) {
+		struct l4f_flow_value nv = {.backend = id, .hash = hash};
+		bpf_map_update_elem(&l4f_flows6, f, &nv, BPF_ANY);
+	}
+	return forward(skb, vip, b, id, hash, 1, tos);
+}
+
+/* ICMP frag-needed about a backend's reply (VIP -> client): forward it to the backend owning that flow. */
+static __always_inline int icmp4(struct __sk_buff *skb, __u32 off)
+{
+	__u8 icmp[2];
+	if (bpf_skb_load_bytes(skb, off, icmp, 2) || icmp[0] != 3 || icmp[1] != 4)
+		return drop(skb, L4F_DROP_PORT);
+	struct iphdr in;
+	if (bpf_skb_load_bytes(skb, off + 8, &in, sizeof(in)))
+		return drop(skb, L4F_ICMP_UNMATCHED);
+	__u16 ports[2];
+	if (in.ihl < 5 || bpf_skb_load_bytes(skb, off + 8 + in.ihl * 4, ports, 4))
+		return drop(skb, L4F_ICMP_UNMATCHED);
+	struct l4f_vip_key vk = {.port = ports[0], .proto = in.protocol, .family = L4F_FAMILY_V4};
+	__builtin_memcpy(vk.addr, &in.saddr, 4);
+	struct l4f_vip *vip = bpf_map_lookup_elem(&l4f_vips, &vk);
+	if (!vip)
+		return drop(skb, L4F_ICMP_UNMATCHED);
+	struct l4f_flow4 f = {.saddr = in.daddr, .daddr = in.saddr, .sport = ports[1], .dport = ports[0],
+			      .proto = in.protocol};
+	count(&l4f_stats, L4F_ICMP_FORWARDED, skb->len);
+	return serve4(skb, vip, &f, 0, 0);
+}
+
+static __always_inline int icmp6(struct __sk_buff *skb, __u32 off)
+{
+	__u8 icmp[2];
+	if (bpf_skb_load_bytes(skb, off, icmp, 2) || icmp[0] != 2)
+		return drop(skb, L4F_DROP_PORT);
+	struct ipv6hdr in;
+	__u16 ports[2];
+	if (bpf_skb_load_bytes(skb, off + 8, &in, sizeof(in)) || bpf_skb_load_bytes(skb, off + 48, ports, 4))
+		return drop(skb, L4F_ICMP_UNMATCHED);
+	struct l4f_vip_key vk = {.port = ports[0], .proto = in.nexthdr, .family = L4F_FAMILY_V6};
+	__builtin_memcpy(vk.addr, &in.saddr, 16);
+	struct l4f_vip *vip = bpf_map_lookup_elem(&l4f_vips, &vk);
+	if (!vip)
+		return drop(skb, L4F_ICMP_UNMATCHED);
+	struct l4f_flow6 f = {.sport = ports[1], .dport = ports[0], .proto = in.nexthdr};
+	__builtin_memcpy(f.saddr, &in.daddr, 16);
+	__builtin_memcpy(f.daddr, &in.saddr, 16);
+	count(&l4f_stats, L4F_ICMP_FORWARDED, skb->len);
+	return serve6(skb, vip, &f, 0, 0);
+}
+
+static __always_inline int ingress4(struct __sk_buff *skb)
+{
+	struct iphdr ip;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) || ip.ihl < 5)
+		return TC_ACT_OK;
+	struct l4f_addr_key ak = {.family = L4F_FAMILY_V4};
+	__builtin_memcpy(ak.addr, &ip.daddr, 4);
+	if (!bpf_map_lookup_elem(&l4f_vip_addrs, &ak))
+		return TC_ACT_OK;
+	if (ip.frag_off & bpf_htons(0x3fff))
+		return drop(skb, L4F_DROP_FRAGMENT);
+	__u32 l4 = ETH_HLEN + ip.ihl * 4;
+	if (ip.protocol == IPPROTO_ICMP)
+		return icmp4(skb, l4);
+	if (ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP)
+		return drop(skb, L4F_DROP_PORT);
+	__u16 ports[2];
+	if (bpf_skb_load_bytes(skb, l4, ports, 4))
+		return drop(skb, L4F_DROP_PORT);
+	struct l4f_vip_key vk = {.port = ports[1], .proto = ip.protocol, .family = L4F_FAMILY_V4};
+	__builtin_memcpy(vk.addr, &ip.daddr, 4);
+	struct l4f_vip *vip = bpf_map_lookup_elem(&l4f_vips, &vk);
+	if (!vip)
+		return drop(skb, L4F_DROP_PORT);
+	count(&l4f_vip_stats, vip->id, skb->len);
+	struct l4f_flow4 f = {.saddr = ip.saddr, .daddr = ip.daddr, .sport = ports[0], .dport = ports[1],
+			      .proto = ip.protocol};
+	return serve4(skb, vip, &f, 1, ip.tos);
+}
+
+static __always_inline int ingress6(struct __sk_buff *skb)
+{
+	struct ipv6hdr ip;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)))
+		return TC_ACT_OK;
+	struct l4f_addr_key ak = {.family = L4F_FAMILY_V6};
+	__builtin_memcpy(ak.addr, &ip.daddr, 16);
+	if (!bpf_map_lookup_elem(&l4f_vip_addrs, &ak))
+		return TC_ACT_OK;
+	__u32 l4 = ETH_HLEN + 40;
+	if (ip.nexthdr == IPPROTO_ICMPV6_)
+		return icmp6(skb, l4);
+	if (ip.nexthdr != IPPROTO_TCP && ip.nexthdr != IPPROTO_UDP)
+		return drop(skb, ip.nexthdr == IPV6_FRAGMENT_ ? L4F_DROP_FRAGMENT : L4F_DROP_PORT);
+	__u16 ports[2];
+	if (bpf_skb_load_bytes(skb, l4, ports, 4))
+		return drop(skb, L4F_DROP_PORT);
+	struct l4f_vip_key vk = {.port = ports[1], .proto = ip.nexthdr, .family = L4F_FAMILY_V6};
+	__builtin_memcpy(vk.addr, &ip.daddr, 16);
+	struct l4f_vip *vip = bpf_map_lookup_elem(&l4f_vips, &vk);
+	if (!vip)
+		return drop(skb, L4F_DROP_PORT);
+	count(&l4f_vip_stats, vip->id, skb->len);
+	struct l4f_flow6 f = {.sport = ports[0], .dport = ports[1], .proto = ip.nexthdr};
+	__builtin_memcpy(f.saddr, &ip.saddr, 16);
+	__builtin_memcpy(f.daddr, &ip.daddr, 16);
+	__u8 tc = (__u8)((bpf_ntohl(*(__u32 *)&ip) >> 20) & 0xff);
+	return serve6(skb, vip, &f, 1, tc);
+}
+
+SEC("tc")
+int l4f_node(struct __sk_buff *skb)
+{
+	if (skb->pkt_type != PACKET_HOST)
+		return TC_ACT_OK; /* flooded frames for other hosts: never forward them (duplicates at backends) */
+	if (skb->protocol == bpf_htons(ETH_P_IP))
+		return ingress4(skb);
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return ingress6(skb);
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

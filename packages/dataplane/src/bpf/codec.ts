@@ -1,0 +1,248 @@
+/**
+ * Byte layouts of the node program's map keys and values (native/bpf/node-maps.h, host byte order except
+ * where the header says network order) and of the loader's dump and stats replies (native/bpf-loader.c).
+ */
+import type { Forwarding } from '../types.js';
+
+export const NO_BACKEND_ID = 0xffff_ffff;
+export const MAX_VIPS = 4096;
+export const MAX_BACKENDS = 65_536;
+export const MAX_TABLES = 2 * MAX_VIPS;
+
+/** OP_UPDATE / OP_DELETE map numbers (small_maps[] in bpf-loader.c). */
+export const MapId = { vips: 0, vipAddrs: 1, backends: 2, config: 3 } as const;
+export type MapId = (typeof MapId)[keyof typeof MapId];
+
+export const VIP_KEY_BYTES = 20;
+export const VIP_BYTES = 24;
+export const ADDR_KEY_BYTES = 20;
+export const BACKEND_BYTES = 28;
+export const CONFIG_BYTES = 24;
+
+const FWD: readonly Forwarding[] = ['l2', 'ipip', 'gre', 'gue'];
+const PROTO = { tcp: 6, udp: 17 } as const;
+export const BACKEND_LIVE = 1;
+export const BACKEND_HAS_MAC = 2;
+
+/** Counter slots of l4f_stats (node-maps.h). */
+export const STAT = {
+  port: 0,
+  'no-backend': 1,
+  fragment: 2,
+  'too-big': 3,
+  'no-source': 4,
+  'encap-failed': 5,
+  icmpForwarded: 8,
+  icmpUnmatched: 9,
+} as const;
+
+export interface VipKey {
+  readonly family: 4 | 6;
+  readonly addressHex: string;
+  readonly port: number;
+  readonly protocol: 'tcp' | 'udp';
+}
+
+export interface VipValue {
+  readonly id: number;
+  readonly table: number;
+  readonly size: number;
+  readonly seed: number;
+  readonly hash: '5-tuple' | 'source-ip';
+  readonly forwarding: Forwarding;
+  readonly guePort: number;
+}
+
+export interface BackendValue {
+  readonly family: 4 | 6;
+  readonly addressHex: string;
+  readonly mac?: string;
+  readonly live: boolean;
+  readonly vipId: number;
+}
+
+export interface ConfigValue {
+  readonly src4?: string;
+  readonly src6?: string;
+}
+
+function addr16(hex: string): Buffer {
+  const b = Buffer.alloc(16);
+  Buffer.from(hex, 'hex').copy(b);
+  return b;
+}
+
+export function encodeVipKey(k: VipKey): Buffer {
+  const b = Buffer.alloc(VIP_KEY_BYTES);
+  addr16(k.addressHex).copy(b, 0);
+  b.writeUInt16BE(k.port, 16);
+  b[18] = PROTO[k.protocol];
+  b[19] = k.family;
+  return b;
+}
+
+export function decodeVipKey(b: Buffer, at: number): VipKey {
+  const family = b[at + 19] === 6 ? 6 : 4;
+  return {
+    family,
+    addressHex: b.subarray(at, at + (family === 4 ? 4 : 16)).toString('hex'),
+    port: b.readUInt16BE(at + 16),
+    protocol: b[at + 18] === 17 ? 'udp' : 'tcp',
+  };
+}
+
+export function encodeVip(v: VipValue): Buffer {
+  const b = Buffer.alloc(VIP_BYTES);
+  b.writeUInt32LE(v.id, 0);
+  b.writeUInt32LE(v.table, 4);
+  b.writeUInt32LE(v.size, 8);
+  b.writeUInt32LE(v.seed >>> 0, 12);
+  b[16] = v.hash === 'source-ip' ? 1 : 0;
+  b[17] = FWD.indexOf(v.forwarding);
+  b.writeUInt16BE(v.guePort, 18);
+  return b;
+}
+
+export function decodeVip(b: Buffer, at: number): VipValue {
+  return {
+    id: b.readUInt32LE(at),
+    table: b.readUInt32LE(at + 4),
+    size: b.readUInt32LE(at + 8),
+    seed: b.readUInt32LE(at + 12),
+    hash: b[at + 16] === 1 ? 'source-ip' : '5-tuple',
+    forwarding: FWD[b[at + 17] as number] ?? 'l2',
+    guePort: b.readUInt16BE(at + 18),
+  };
+}
+
+export function encodeAddrKey(family: 4 | 6, addressHex: string): Buffer {
+  const b = Buffer.alloc(ADDR_KEY_BYTES);
+  addr16(addressHex).copy(b, 0);
+  b[16] = family;
+  return b;
+}
+
+export function decodeAddrKey(b: Buffer, at: number): { family: 4 | 6; addressHex: string } {
+  const family = b[at + 16] === 6 ? 6 : 4;
+  return { family, addressHex: b.subarray(at, at + (family === 4 ? 4 : 16)).toString('hex') };
+}
+
+export function encodeBackend(v: BackendValue): Buffer {
+  const b = Buffer.alloc(BACKEND_BYTES);
+  addr16(v.addressHex).copy(b, 0);
+  if (v.mac) Buffer.from(v.mac.replaceAll(':', ''), 'hex').copy(b, 16);
+  b[22] = v.family;
+  b[23] = (v.live ? BACKEND_LIVE : 0) | (v.mac ? BACKEND_HAS_MAC : 0);
+  b.writeUInt32LE(v.vipId, 24);
+  return b;
+}
+
+export function decodeBackend(b: Buffer, at: number): BackendValue {
+  const family = b[at + 22] === 6 ? 6 : 4;
+  const flags = b[at + 23] as number;
+  const mac =
+    flags & BACKEND_HAS_MAC
+      ? [...b.subarray(at + 16, at + 22)].map((x) => x.toString(16).padStart(2, '0')).join(':')
+      : undefined;
+  return {
+    family,
+    addressHex: b.subarray(at, at + (family === 4 ? 4 : 16)).toString('hex'),
+    ...(mac ? { mac } : {}),
+    live: (flags & BACKEND_LIVE) !== 0,
+    vipId: b.readUInt32LE(at + 24),
+  };
+}
+
+export function encodeConfig(c: ConfigValue): Buffer {
+  const b = Buffer.alloc(CONFIG_BYTES);
+  if (c.src6) addr16(c.src6).copy(b, 0);
+  if (c.src4) Buffer.from(c.src4, 'hex').copy(b, 16);
+  b.writeUInt32LE((c.src4 ? 1 : 0) | (c.src6 ? 2 : 0), 20);
+  return b;
+}
+
+function decodeConfig(b: Buffer, at: number): ConfigValue {
+  const flags = b.readUInt32LE(at + 20);
+  return {
+    ...(flags & 1 ? { src4: b.subarray(at + 16, at + 20).toString('hex') } : {}),
+    ...(flags & 2 ? { src6: b.subarray(at, at + 16).toString('hex') } : {}),
+  };
+}
+
+export interface Dump {
+  readonly vips: { readonly key: VipKey; readonly value: VipValue }[];
+  readonly addrs: { readonly family: 4 | 6; readonly addressHex: string }[];
+  readonly backends: Map<number, BackendValue>;
+  readonly config: ConfigValue | undefined;
+  readonly tables: Map<number, Uint32Array>;
+}
+
+/** Parses the loader's OP_DUMP reply (layout at dump() in bpf-loader.c). */
+export function decodeDump(b: Buffer): Dump {
+  let at = 0;
+  const u32 = (): number => {
+    const v = b.readUInt32LE(at);
+    at += 4;
+    return v;
+  };
+  const vips: Dump['vips'] = [];
+  for (let n = u32(); n > 0; n--) {
+    vips.push({ key: decodeVipKey(b, at), value: decodeVip(b, at + VIP_KEY_BYTES) });
+    at += VIP_KEY_BYTES + VIP_BYTES;
+  }
+  const addrs: Dump['addrs'] = [];
+  for (let n = u32(); n > 0; n--) {
+    addrs.push(decodeAddrKey(b, at));
+    at += ADDR_KEY_BYTES + 4;
+  }
+  const backends = new Map<number, BackendValue>();
+  for (let n = u32(); n > 0; n--) {
+    const id = u32();
+    backends.set(id, decodeBackend(b, at));
+    at += BACKEND_BYTES;
+  }
+  const haveConfig = u32() === 1;
+  const config = haveConfig ? decodeConfig(b, at) : undefined;
+  at += CONFIG_BYTES;
+  const tables = new Map<number, Uint32Array>();
+  for (let n = u32(); n > 0; n--) {
+    const idx = u32();
+    const size = u32();
+    // Copy: the reply buffer may not be 4-byte aligned for a typed-array view.
+    const slots = new Uint32Array(size);
+    Buffer.from(slots.buffer).set(b.subarray(at, at + 4 * size));
+    at += 4 * size;
+    tables.set(idx, slots);
+  }
+  return { vips, addrs, backends, config, tables };
+}
+
+export interface Counters {
+  readonly vips: Map<number, { packets: number; bytes: number }>;
+  readonly backends: Map<number, { packets: number; bytes: number }>;
+  readonly stats: Map<number, { packets: number; bytes: number }>;
+  readonly flows4: number;
+  readonly flows6: number;
+}
+
+/** Parses the loader's OP_STATS reply (layout at stats() in bpf-loader.c). */
+export function decodeCounters(b: Buffer): Counters {
+  let at = 0;
+  const list = (): Map<number, { packets: number; bytes: number }> => {
+    const m = new Map<number, { packets: number; bytes: number }>();
+    let n = b.readUInt32LE(at);
+    at += 4;
+    for (; n > 0; n--) {
+      m.set(b.readUInt32LE(at), {
+        packets: Number(b.readBigUInt64LE(at + 4)),
+        bytes: Number(b.readBigUInt64LE(at + 12)),
+      });
+      at += 20;
+    }
+    return m;
+  };
+  const vips = list();
+  const backends = list();
+  const stats = list();
+  return { vips, backends, stats, flows4: b.readUInt32LE(at), flows6: b.readUInt32LE(at + 4) };
+}

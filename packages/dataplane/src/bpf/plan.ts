@@ -1,0 +1,352 @@
+/**
+ * Plans an apply of the bpf data plane: the desired VIPs against what the maps hold (read back from the
+ * kernel after a restart), as an ordered list of loader requests that changes only what differs.
+ *
+ * - Backend ids are per (VIP, backend address): the slot tables and the flow LRU hold ids, and the program
+ *   keeps a remembered flow only while its id is live for the flow's VIP. A backend leaving a VIP is marked
+ *   not live (its flows are hashed again), not deleted: its id is never given to another backend while it is
+ *   remembered, and a backend that comes back gets its old id (its old flows are valid again: same machine).
+ * - A VIP's table is written in place (one batch of the changed slots: each slot changes atomically, every
+ *   packet sees the old or the new backend of its slot). A new VIP or a new size M gets a fresh table at the
+ *   VIP's idle index (vip id * 2 + the other generation) and the VIP entry flips to it in one update: packets
+ *   in flight see the whole old table or the whole new one. The old table is deleted by a later apply, once
+ *   no program run can still hold the old VIP entry (RETIRE_AFTER_MS).
+ * - Order inside an apply: node addresses, backends, tables, VIPs, VIP addresses added; then addresses,
+ *   VIPs removed, backends marked not live, retired tables deleted: a packet never finds a VIP whose table
+ *   or backends are not there yet.
+ */
+import { vipKey } from '@l4fleet/config';
+import { NO_BACKEND } from '@l4fleet/maglev';
+import { hexToAddress } from '../nft/names.js';
+import { changedSlotIndices } from '../slots.js';
+import type { VipApplyReport } from '../types.js';
+import type { NormalizedVip } from '../validate.js';
+import {
+  type BackendValue,
+  type ConfigValue,
+  type Dump,
+  encodeAddrKey,
+  encodeBackend,
+  encodeConfig,
+  encodeVip,
+  encodeVipKey,
+  MAX_BACKENDS,
+  MAX_VIPS,
+  MapId,
+  NO_BACKEND_ID,
+  type VipKey,
+  type VipValue,
+} from './codec.js';
+import { Op, type Request } from './loader.js';
+
+/** A table replaced this long ago can no longer be in use by a program run (RCU: microseconds). */
+export const RETIRE_AFTER_MS = 1_000;
+
+export interface KernelVip {
+  readonly key: VipKey;
+  readonly value: VipValue;
+}
+
+/** What the maps hold (kept by the driver between applies; rebuilt from a dump after a restart). */
+export interface KernelState {
+  readonly vips: Map<string, KernelVip>;
+  readonly addrs: Set<string>;
+  readonly backends: Map<number, BackendValue>;
+  readonly tables: Map<number, Uint32Array>;
+  readonly config: ConfigValue | undefined;
+  /** Tables no VIP points at any more, with when (ms, performance.now()) they stopped being used. */
+  readonly retired: Map<number, number>;
+}
+
+const vipMapKey = (k: VipKey): string => `${k.family}/${k.addressHex}/${k.protocol}/${k.port}`;
+const addrMapKey = (family: 4 | 6, hex: string): string => `${family}/${hex}`;
+
+export function stateFromDump(d: Dump, now: number): KernelState {
+  const vips = new Map(d.vips.map((v) => [vipMapKey(v.key), v]));
+  const used = new Set(d.vips.map((v) => v.value.table));
+  // Tables no VIP points at: left by an apply that was interrupted, or replaced just before a restart.
+  const retired = new Map([...d.tables.keys()].filter((t) => !used.has(t)).map((t) => [t, now - RETIRE_AFTER_MS]));
+  return {
+    vips,
+    addrs: new Set(d.addrs.map((a) => addrMapKey(a.family, a.addressHex))),
+    backends: new Map(d.backends),
+    tables: new Map(d.tables),
+    config: d.config,
+    retired,
+  };
+}
+
+export function emptyState(): KernelState {
+  return {
+    vips: new Map(),
+    addrs: new Set(),
+    backends: new Map(),
+    tables: new Map(),
+    config: undefined,
+    retired: new Map(),
+  };
+}
+
+export interface Plan {
+  readonly requests: Request[];
+  readonly next: KernelState;
+  readonly vips: VipApplyReport[];
+  readonly slotsChanged: number;
+  readonly backendsAdded: number;
+  readonly backendsRemoved: number;
+}
+
+function u32s(...xs: number[]): Buffer {
+  const b = Buffer.alloc(4 * xs.length);
+  xs.forEach((x, i) => {
+    b.writeUInt32LE(x >>> 0, 4 * i);
+  });
+  return b;
+}
+
+function elements(map: MapId, entries: readonly Buffer[][]): Buffer {
+  return Buffer.concat([u32s(map, entries.length), ...entries.flat()]);
+}
+
+function lowestFree(used: (i: number) => boolean, max: number, what: string): number {
+  for (let i = 0; i < max; i++) if (!used(i)) return i;
+  throw new Error(`${what}: all ${max} ids are in use`);
+}
+
+export function planApply(
+  state: KernelState,
+  desired: readonly NormalizedVip[],
+  config: ConfigValue,
+  now: number,
+): Plan {
+  const vips = new Map(state.vips);
+  const addrs = new Set(state.addrs);
+  const backends = new Map(state.backends);
+  const tables = new Map(state.tables);
+  const retired = new Map(state.retired);
+  const early: Request[] = [];
+  const tableReqs: Request[] = [];
+  const vipUps: Buffer[][] = [];
+  const backendUps: Buffer[][] = [];
+  const backendDowns: Buffer[][] = [];
+  const reports: VipApplyReport[] = [];
+  let slotsChanged = 0;
+  let backendsAdded = 0;
+  let backendsRemoved = 0;
+
+  if ((state.config?.src4 ?? '') !== (config.src4 ?? '') || (state.config?.src6 ?? '') !== (config.src6 ?? '')) {
+    early.push({ op: Op.update, payload: elements(MapId.config, [[u32s(0), encodeConfig(config)]]), what: 'config' });
+  }
+
+  const wanted = new Set<string>();
+  const usedVipIds = new Set([...vips.values()].map((v) => v.value.id));
+  for (const v of desired) {
+    const key: VipKey = {
+      family: v.family,
+      addressHex: v.addressHex,
+      port: v.table.vip.port,
+      protocol: v.table.vip.protocol,
+    };
+    const mk = vipMapKey(key);
+    wanted.add(mk);
+    const old = vips.get(mk);
+    const id = old?.value.id ?? lowestFree((i) => usedVipIds.has(i), MAX_VIPS, 'VIPs');
+    usedVipIds.add(id);
+
+    // Backend ids of this VIP: by address; a returning address gets its old id.
+    const mine = new Map<string, number>();
+    for (const [bid, b] of backends) if (b.vipId === id) mine.set(b.addressHex, bid);
+    const ids = v.backends.map((b) => {
+      const want: BackendValue = {
+        family: v.family,
+        addressHex: b.addressHex,
+        ...(b.mac ? { mac: b.mac } : {}),
+        live: true,
+        vipId: id,
+      };
+      let bid = mine.get(b.addressHex);
+      if (bid === undefined) {
+        bid = lowestFree((i) => backends.has(i), MAX_BACKENDS, 'backends');
+        backendsAdded += 1;
+      } else if (!backends.get(bid)?.live) backendsAdded += 1;
+      const have = backends.get(bid);
+      if (!have || !have.live || have.mac !== want.mac) {
+        backends.set(bid, want);
+        backendUps.push([u32s(bid), encodeBackend(want)]);
+      }
+      return bid;
+    });
+    const inDesired = new Set(ids);
+    for (const bid of mine.values()) {
+      const b = backends.get(bid) as BackendValue;
+      if (b.live && !inDesired.has(bid)) {
+        const down = { ...b, live: false };
+        backends.set(bid, down);
+        backendDowns.push([u32s(bid), encodeBackend(down)]);
+        backendsRemoved += 1;
+      }
+    }
+
+    const slots = new Uint32Array(v.table.slots.length);
+    for (let s = 0; s < slots.length; s++) {
+      const i = v.table.slots[s] as number;
+      slots[s] = i === NO_BACKEND ? NO_BACKEND_ID : (ids[i] as number);
+    }
+    const current = old ? tables.get(old.value.table) : undefined;
+    let table = old?.value.table ?? id * 2;
+    let changed: number;
+    if (!current || current.length !== slots.length) {
+      // A fresh table at the idle index, then the VIP flips to it (atomic for packets in flight).
+      if (old) {
+        table = id * 2 + ((old.value.table & 1) ^ 1);
+        retired.set(old.value.table, now);
+      }
+      retired.delete(table);
+      tableReqs.push({
+        op: Op.tableCreate,
+        payload: Buffer.concat([u32s(table, slots.length), Buffer.from(slots.buffer)]),
+        what: `table-create ${v.label}`,
+      });
+      tables.set(table, slots);
+      changed = slots.length;
+    } else {
+      const diff = changedSlotIndices(current, slots);
+      changed = diff.length;
+      if (changed > 0) {
+        const vals = new Uint32Array(changed);
+        for (let i = 0; i < changed; i++) vals[i] = slots[diff[i] as number] as number;
+        tableReqs.push({
+          op: Op.tableWrite,
+          payload: Buffer.concat([u32s(table, changed), Buffer.from(diff.buffer), Buffer.from(vals.buffer)]),
+          what: `table-write ${v.label}`,
+        });
+        tables.set(table, slots);
+      }
+    }
+    const value: VipValue = {
+      id,
+      table,
+      size: slots.length,
+      seed: v.table.seed,
+      hash: v.table.hash,
+      forwarding: v.forwarding,
+      guePort: v.guePort,
+    };
+    const o = old?.value;
+    const valueChanged =
+      !o ||
+      o.table !== value.table ||
+      o.size !== value.size ||
+      o.seed !== value.seed ||
+      o.hash !== value.hash ||
+      o.forwarding !== value.forwarding ||
+      o.guePort !== value.guePort;
+    if (valueChanged) {
+      vips.set(mk, { key, value });
+      vipUps.push([encodeVipKey(key), encodeVip(value)]);
+    }
+    const rulesReplaced =
+      !!o &&
+      (o.size !== value.size ||
+        o.seed !== value.seed ||
+        o.hash !== value.hash ||
+        o.forwarding !== value.forwarding ||
+        o.guePort !== value.guePort);
+    slotsChanged += changed;
+    reports.push({
+      vip: v.label,
+      action: !old ? 'added' : changed > 0 || valueChanged ? 'updated' : 'unchanged',
+      slotsChanged: changed,
+      rulesReplaced,
+    });
+  }
+
+  const wantAddrs = new Set(desired.map((v) => addrMapKey(v.family, v.addressHex)));
+  const addrAdds = [...wantAddrs].filter((a) => !addrs.has(a));
+  const addrDels = [...addrs].filter((a) => !wantAddrs.has(a));
+  const addrKey = (a: string): Buffer => {
+    const [f, hex] = a.split('/') as [string, string];
+    return encodeAddrKey(f === '6' ? 6 : 4, hex);
+  };
+  const vipDels: Buffer[] = [];
+  for (const [mk, kv] of vips) {
+    if (wanted.has(mk)) continue;
+    vips.delete(mk);
+    vipDels.push(encodeVipKey(kv.key));
+    retired.set(kv.value.table, now);
+    for (const [bid, b] of backends) {
+      if (b.vipId === kv.value.id && b.live) {
+        const down = { ...b, live: false };
+        backends.set(bid, down);
+        backendDowns.push([u32s(bid), encodeBackend(down)]);
+        backendsRemoved += 1;
+      }
+    }
+    const label = vipKey({ address: hexToAddress(kv.key.addressHex), port: kv.key.port, protocol: kv.key.protocol });
+    reports.push({ vip: label, action: 'removed', slotsChanged: 0, rulesReplaced: false });
+  }
+  for (const a of addrAdds) addrs.add(a);
+  for (const a of addrDels) addrs.delete(a);
+
+  const requests: Request[] = [...early];
+  if (backendUps.length)
+    requests.push({ op: Op.update, payload: elements(MapId.backends, backendUps), what: 'backends' });
+  requests.push(...tableReqs);
+  if (vipUps.length) requests.push({ op: Op.update, payload: elements(MapId.vips, vipUps), what: 'vips' });
+  if (addrAdds.length)
+    requests.push({
+      op: Op.update,
+      payload: elements(
+        MapId.vipAddrs,
+        addrAdds.map((a) => [addrKey(a), u32s(1)]),
+      ),
+      what: 'vip addresses',
+    });
+  if (addrDels.length)
+    requests.push({
+      op: Op.delete,
+      payload: elements(
+        MapId.vipAddrs,
+        addrDels.map((a) => [addrKey(a)]),
+      ),
+      what: 'vip addresses',
+    });
+  if (vipDels.length)
+    requests.push({
+      op: Op.delete,
+      payload: elements(
+        MapId.vips,
+        vipDels.map((k) => [k]),
+      ),
+      what: 'vips',
+    });
+  if (backendDowns.length)
+    requests.push({ op: Op.update, payload: elements(MapId.backends, backendDowns), what: 'backends leaving' });
+  const swept = planSweep({ vips, addrs, backends, tables, config, retired }, now);
+  requests.push(...swept.requests);
+  return {
+    requests,
+    next: swept.next,
+    vips: reports,
+    slotsChanged,
+    backendsAdded,
+    backendsRemoved,
+  };
+}
+
+/** Deletes the retired tables no program run can still be using; the rest stay for a later sweep. */
+export function planSweep(state: KernelState, now: number): { requests: Request[]; next: KernelState } {
+  const retired = new Map(state.retired);
+  const tables = new Map(state.tables);
+  const inUse = new Set([...state.vips.values()].map((v) => v.value.table));
+  const requests: Request[] = [];
+  for (const [t, since] of retired) {
+    if (inUse.has(t)) retired.delete(t);
+    else if (now - since >= RETIRE_AFTER_MS) {
+      requests.push({ op: Op.tableDelete, payload: u32s(t), what: `table-delete ${t}` });
+      retired.delete(t);
+      tables.delete(t);
+    }
+  }
+  return { requests, next: { ...state, tables, retired } };
+}
