@@ -16,9 +16,36 @@ export class Problems {
   }
 }
 
-/** A value as a message shows it: strings quoted, `missing` for undefined. */
-export const showValue = (v: unknown): string =>
-  typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'missing' : (JSON.stringify(v) ?? String(v));
+/** Longest value text a message shows: a 16 MiB string or a deep object must not become a 16 MiB error line. */
+export const MAX_SHOWN_CHARS = 120;
+const SHOWN_ITEMS = 8;
+const SHOWN_DEPTH = 3;
+
+/** JSON text of `v`, but of at most SHOWN_ITEMS items per level and SHOWN_DEPTH levels (no recursion past them). */
+function brief(v: unknown, depth: number): string {
+  if (v === null || typeof v !== 'object') {
+    if (typeof v === 'string' && v.length > MAX_SHOWN_CHARS) return `${JSON.stringify(v.slice(0, MAX_SHOWN_CHARS))}...`;
+    return JSON.stringify(v) ?? String(v);
+  }
+  if (depth >= SHOWN_DEPTH) return Array.isArray(v) ? '[...]' : '{...}';
+  if (Array.isArray(v)) {
+    const items = v.slice(0, SHOWN_ITEMS).map((x) => (x === undefined ? 'null' : brief(x, depth + 1)));
+    return `[${items.join(',')}${v.length > SHOWN_ITEMS ? `,... ${v.length} items` : ''}]`;
+  }
+  const keys = Object.keys(v);
+  const items = keys
+    .slice(0, SHOWN_ITEMS)
+    .filter((k) => (v as RawObject)[k] !== undefined)
+    .map((k) => `${JSON.stringify(k)}:${brief((v as RawObject)[k], depth + 1)}`);
+  return `{${items.join(',')}${keys.length > SHOWN_ITEMS ? `,... ${keys.length} keys` : ''}}`;
+}
+
+/** A value as a message shows it: strings quoted, `missing` for undefined; long or deep values cut short. */
+export function showValue(v: unknown): string {
+  if (v === undefined) return 'missing';
+  const text = brief(v, 0);
+  return text.length > MAX_SHOWN_CHARS + 8 ? `${text.slice(0, MAX_SHOWN_CHARS)}...` : text;
+}
 
 export function isRawObject(v: unknown): v is RawObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -27,7 +54,9 @@ export function isRawObject(v: unknown): v is RawObject {
 /** Reports every key of `o` that is not in `allowed`. */
 export function checkKeys(p: Problems, path: string, o: RawObject, allowed: readonly string[]): void {
   for (const k of Object.keys(o)) {
-    if (!allowed.includes(k)) p.add(path ? `${path}.${k}` : k, `is not a known field (known: ${allowed.join(', ')})`);
+    if (allowed.includes(k)) continue;
+    const key = k.length > MAX_SHOWN_CHARS ? `${k.slice(0, MAX_SHOWN_CHARS)}...` : k;
+    p.add(path ? `${path}.${key}` : key, `is not a known field (known: ${allowed.join(', ')})`);
   }
 }
 

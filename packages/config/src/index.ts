@@ -1,4 +1,5 @@
 export { canonicalAddress, endpointText } from './address.js';
+export { predictChurn, type VipChurn } from './churn.js';
 export {
   DEFAULT_GUE_PORT,
   DEFAULT_HEALTH_FALL,
@@ -34,7 +35,9 @@ export {
   capProblems,
   fleetBytesProblem,
   fleetSizeProblems,
+  fleetTextProblem,
   MAX_FLEET_BYTES,
+  MAX_FLEET_DEPTH,
   MAX_HTTP_PATH_CHARS,
   MAX_MEMBERS_PER_POOL,
   MAX_POOLS,
@@ -45,8 +48,10 @@ export {
   MAX_VIP_TABLE_SIZE,
   MAX_VIPS,
   MAX_YAML_ALIASES,
+  MAX_YAML_NODES,
   utf8Bytes,
 } from './limits.js';
+export { NODE_NAME, POOL_NAME } from './names.js';
 export { parseFleet, parseFleetText } from './parse.js';
 export {
   backendsForPool,
@@ -70,5 +75,4 @@ export type {
   Protocol,
   Vip,
 } from './types.js';
-export { NODE_NAME, POOL_NAME } from './names.js';
 export { memberKey, parseVipKey, vipKey } from './vip-key.js';

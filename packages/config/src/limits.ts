@@ -24,6 +24,15 @@ export const MAX_TOTAL_MEMBERS = 250_000;
 export const MAX_VIP_TABLE_SIZE = MAX_TABLE_SIZE;
 /** Slots over all VIPs: 2^26 = 256 MiB of Int32 slots per node; room for 1,000 default-size (65,537) tables. */
 export const MAX_TOTAL_TABLE_SLOTS = 67_108_864;
+/**
+ * Nodes of a YAML fleet file, counted before parsing as lines + commas + opening brackets (an upper bound on what
+ * the parser must build). The `yaml` library costs ~10-30 µs and ~200 bytes per node, so 16 MiB of `- 1` lines (4 M
+ * nodes) held it for minutes and gigabytes; 1.5 M covers 250,000 members in flow style. JSON has no such limit
+ * (JSON.parse is ~100x faster): generate large fleets as JSON.
+ */
+export const MAX_YAML_NODES = 1_500_000;
+/** Bracket nesting depth of a fleet file (a fleet needs 4: `{pools: [{members: [{`). */
+export const MAX_FLEET_DEPTH = 32;
 /** YAML alias expansions per file (the `yaml` library's maxAliasCount): stops billion-laughs alias bombs. */
 export const MAX_YAML_ALIASES = 100;
 /** HTTP health check path, in characters. */
@@ -69,6 +78,40 @@ export function fleetBytesProblem(bytes: number, source = 'fleet file'): ConfigP
     path: '',
     message: `the ${source} is ${n(bytes)} bytes, more than the limit of ${n(MAX_FLEET_BYTES)} bytes (MAX_FLEET_BYTES)`,
   };
+}
+
+/**
+ * Cheap shape checks of fleet text before a parser sees it: no NUL byte (not text), bracket depth, and for YAML
+ * the node estimate above. One pass, no allocation.
+ */
+export function fleetTextProblem(text: string, yaml: boolean): ConfigProblem | undefined {
+  let marks = 0;
+  let depth = 0;
+  let maxDepth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0) return { path: '', message: `the fleet file has a NUL byte at offset ${n(i)}: not text` };
+    if (c === 0x5b || c === 0x7b) {
+      marks += 1;
+      depth += 1;
+      if (depth > maxDepth) maxDepth = depth;
+    } else if (c === 0x5d || c === 0x7d) depth = Math.max(0, depth - 1);
+    else if (c === 0x0a || c === 0x2c) marks += 1;
+  }
+  // Brackets inside quoted strings count too: an upper bound, never an underestimate.
+  if (maxDepth > MAX_FLEET_DEPTH) {
+    return {
+      path: '',
+      message: `the fleet file nests brackets ${n(maxDepth)} deep, more than the limit of ${MAX_FLEET_DEPTH} (MAX_FLEET_DEPTH)`,
+    };
+  }
+  if (yaml && marks > MAX_YAML_NODES) {
+    return {
+      path: '',
+      message: `the fleet file has about ${n(marks)} YAML nodes (lines, commas, brackets), more than the limit of ${n(MAX_YAML_NODES)} (MAX_YAML_NODES); use JSON for fleets this large`,
+    };
+  }
+  return undefined;
 }
 
 /**

@@ -5,7 +5,6 @@
 import { assertTableSize, isPrime, MaglevError, nextPrime } from '@l4fleet/maglev';
 import { parse as parseYaml } from 'yaml';
 import { endpointText } from './address.js';
-import { POOL_NAME } from './names.js';
 import {
   DEFAULT_GUE_PORT,
   DEFAULT_HEALTH_FALL,
@@ -35,10 +34,12 @@ import {
   capProblems,
   fleetBytesProblem,
   fleetSizeProblems,
+  fleetTextProblem,
   MAX_FLEET_BYTES,
   MAX_YAML_ALIASES,
   utf8Bytes,
 } from './limits.js';
+import { POOL_NAME } from './names.js';
 import type { Fleet, Forwarding, HealthCheck, HealthCheckType, Member, MemberState, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
 
@@ -318,6 +319,8 @@ export function parseFleetText(text: string, format?: 'yaml' | 'json'): Fleet {
   const big = fleetBytesProblem(text.length > MAX_FLEET_BYTES ? text.length : utf8Bytes(text));
   if (big) throw new ConfigError('TOO_LARGE', [big]);
   const asJson = format === 'json' || (format === undefined && /^\s*\{/.test(text.slice(0, 4096)));
+  const shape = fleetTextProblem(text, !asJson);
+  if (shape) throw new ConfigError('TOO_LARGE', [shape]);
   let raw: unknown;
   try {
     raw = asJson

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildNamedTable, buildTable, churn } from '../src/index.js';
+import { buildNamedTable, buildTable, churn, tableStats } from '../src/index.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 31);
 const cases = [
@@ -69,6 +69,22 @@ const churnRows = [100, 1_000].map((n) => {
   return { size: 65_537, backends: n, removeOne, addOne, ideal: 1 / n };
 });
 
+// Linear in N: churn() maps names once (an indexOf per name was quadratic: seconds at N = 50,000) and tableStats()
+// loops instead of spreading 100,000 arguments into Math.max (a call-stack overflow).
+const large = (() => {
+  const list = backends(100_000);
+  const size = 1_000_003;
+  const before = buildNamedTable(list, size);
+  const after = buildNamedTable(list.slice(1), size);
+  let t0 = performance.now();
+  const c100k = churn(before, after);
+  const churnMs = performance.now() - t0;
+  t0 = performance.now();
+  const stats = tableStats(before);
+  const statsMs = performance.now() - t0;
+  return { size, backends: list.length, churnMs, statsMs, removeOne: c100k.fraction, spread: stats.spread };
+})();
+
 const f = (x: number | undefined, d = 2) => (x === undefined ? '-' : x.toFixed(d));
 console.log(
   `maglev: table build, median of ${RUNS} runs (node ${process.version}, load average ${loadavg()[0]?.toFixed(2)})`,
@@ -87,4 +103,7 @@ for (const r of churnRows) {
     `${String(r.backends).padEnd(6)} ${f(100 * r.removeOne, 3).padStart(9)}% ${f(100 * r.addOne, 3).padStart(7)}% ${f(100 * r.ideal, 3).padStart(8)}%`,
   );
 }
-console.log(JSON.stringify({ bench: 'maglev', runs: RUNS, build: rows, churn: churnRows }));
+console.log(
+  `maglev: N = 100,000, M = 1,000,003: churn (remove-one) ${f(large.churnMs, 1)} ms, tableStats ${f(large.statsMs, 1)} ms`,
+);
+console.log(JSON.stringify({ bench: 'maglev', runs: RUNS, build: rows, churn: churnRows, large }));

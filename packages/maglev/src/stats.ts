@@ -26,10 +26,20 @@ export function tableStats(table: NamedTable): TableStats {
   table.backends.forEach((name, i) => {
     slotsPerBackend[name] = counts[i] as number;
   });
-  const owning = counts.filter((c) => c > 0);
-  const max = owning.length ? Math.max(...owning) : 0;
-  const min = owning.length ? Math.min(...owning) : 0;
-  const mean = owning.length ? owning.reduce((s, c) => s + c, 0) / owning.length : 0;
+  // Loops, not Math.max(...list): a spread of 100,000+ arguments overflows the call stack.
+  let owning = 0;
+  let max = 0;
+  let min = Number.POSITIVE_INFINITY;
+  let sum = 0;
+  for (const c of counts) {
+    if (c === 0) continue;
+    owning += 1;
+    sum += c;
+    if (c > max) max = c;
+    if (c < min) min = c;
+  }
+  if (owning === 0) min = 0;
+  const mean = owning ? sum / owning : 0;
   return {
     size: table.slots.length,
     slotsPerBackend,

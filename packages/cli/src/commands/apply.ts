@@ -1,9 +1,9 @@
 /** `l4fleet apply -f FILE [--dry-run]`: validate, show the diff and predicted churn, then write in one txn. */
 import { readFileSync } from 'node:fs';
-import { diffFleets, type Fleet, parseFleetText } from '@l4fleet/config';
+import { diffFleets, type Fleet, parseFleetText, predictChurn } from '@l4fleet/config';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE } from '../io.js';
-import { predictChurn } from './churn.js';
+
 import { asCliError, type FleetCommandContext, outputFormat, percent, renderData, withStore } from './context.js';
 
 function readFleetFile(file: string): Fleet {

@@ -2,11 +2,19 @@
  * `l4fleet member add|remove|drain|enable` and `l4fleet node drain|undrain`. Member edits are a read-modify-write
  * of the fleet guarded by the revision read (a concurrent change retries on the new state, up to 3 times).
  */
-import { canonicalAddress, type Fleet, type Member, type MemberState, type Pool, parseFleet } from '@l4fleet/config';
+import {
+  canonicalAddress,
+  type Fleet,
+  type Member,
+  type MemberState,
+  type Pool,
+  parseFleet,
+  predictChurn,
+} from '@l4fleet/config';
 import { StoreError } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
-import { predictChurn } from './churn.js';
+
 import { type FleetCommandContext, percent, withStore } from './context.js';
 import { parseEndpoint } from './maglev.js';
 
