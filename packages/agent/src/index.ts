@@ -1,15 +1,7 @@
-export {
-  type Agent,
-  type AgentDeps,
-  type AgentStatus,
-  createAgent,
-  ETCD_PROBE_INTERVAL_MS,
-  STATE_REFRESH_MS,
-  STATE_SAVE_DELAY_MS,
-} from './agent.js';
+export { type Agent, type AgentDeps, type AgentStatus, type AgentStatusReport, createAgent } from './agent.js';
 export { type Aggregator, type AggregatorOptions, createAggregator } from './aggregate/aggregator.js';
 export { decideAll, decideMember, decisionDelta, type HealthReports } from './aggregate/decide.js';
-export { type Clock, systemClock } from './clock.js';
+export { type Clock, createManualClock, type ManualClock, systemClock } from './clock.js';
 export * as agentConfigDefaults from './config/defaults.js';
 export { loadAgentConfig, parseAgentConfigText } from './config/load.js';
 export { applyOverrides, type ConfigOverrides } from './config/overrides.js';
@@ -31,6 +23,8 @@ export type {
   TlsFiles,
 } from './config/types.js';
 export { type AgentConfigProblem, AgentError, type AgentErrorCode } from './errors.js';
+export { ETCD_PROBE_INTERVAL_MS } from './etcd/fail-static.js';
+export { INVALID_RECORD, type RecordFamily, type RejectedRecords } from './etcd/rejected-records.js';
 export { type FollowEventsOptions, followEvents } from './events/follow.js';
 export { createNatsLink, type NatsLink, type NatsLinkOptions } from './events/nats-link.js';
 export { createEventPublisher, type EventPublisher, type EventTransport } from './events/publisher.js';
@@ -53,6 +47,7 @@ export { type Probe, type ProbeResult, type ProbeTarget, probeMember } from './h
 export { mayAnnounce, type NodeEvent, type NodeState, nextNodeState } from './lifecycle/node-state.js';
 export { type ObservabilityServer, startObservabilityServer } from './observe/http.js';
 export { type AgentMetrics, createAgentMetrics } from './observe/metrics.js';
+export { STATE_REFRESH_MS, STATE_SAVE_DELAY_MS } from './persist/keeper.js';
 export {
   createLastStateFile,
   decodeLastState,

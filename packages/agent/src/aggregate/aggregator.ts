@@ -4,9 +4,11 @@
  * node) and by NATS (faster; optional). A decision is written only when it changes, fenced by the leadership.
  */
 import type { MemberStatus } from '@l4fleet/config';
-import type { FleetStore, Leadership, Watch } from '@l4fleet/store';
+import type { FleetStore, Leadership, StoreError, Watch } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { type Clock, sleep, systemClock } from '../clock.js';
+import { DEFAULT_LEASE_TTL_S } from '../config/defaults.js';
+import { isRejectedRecord, type RecordFamily } from '../etcd/rejected-records.js';
 import type { ObservedStatus } from '../health/hysteresis.js';
 import { decideAll, decisionDelta } from './decide.js';
 
@@ -15,9 +17,12 @@ export interface AggregatorOptions {
   readonly store: FleetStore;
   readonly logger: Logger;
   readonly clock?: Clock;
+  /** Election lease TTL, s; default agent.yaml's etcd.leaseTtlS default. */
   readonly leaseTtlS?: number;
   readonly onLeadership?: (leader: boolean) => void;
   readonly onDecisionsWritten?: (changed: number) => void;
+  /** The store refused a health report record (StoreError `invalid-record`); the others still count. */
+  readonly onRejectedRecord?: (family: RecordFamily, err: StoreError) => void;
 }
 
 export interface Aggregator {
@@ -106,6 +111,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
           schedule();
         },
         onError(err) {
+          if (isRejectedRecord(err) && opts.onRejectedRecord) return opts.onRejectedRecord('health', err);
           log.warn({ event: 'healthWatchError', code: err.code, err: err.message });
         },
       });
@@ -125,7 +131,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
   const loop = async (): Promise<void> => {
     while (!closed) {
       try {
-        const l = await opts.store.campaign(opts.node, { leaseTtlS: opts.leaseTtlS ?? 5 });
+        const l = await opts.store.campaign(opts.node, { leaseTtlS: opts.leaseTtlS ?? DEFAULT_LEASE_TTL_S });
         if (closed) {
           await l.resign().catch(() => undefined);
           return;

@@ -2,6 +2,7 @@
  * The agent's own config (`agent.yaml`): who this node is, how it reaches gobgpd, etcd and NATS, and where it serves
  * metrics. parseAgentConfig() returns it fully defaulted, so nothing downstream applies defaults of its own.
  */
+import type { Peer } from '@l4fleet/bgp';
 
 export type DataPlaneDriver = 'nftables' | 'proxy' | 'dry-run';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -24,21 +25,15 @@ export interface NodeSection {
   readonly address6?: string;
 }
 
-export interface PeerSection {
-  readonly address: string;
-  readonly asn: number;
-  /** TCP MD5 password (RFC 2385); never logged. */
-  readonly password?: string;
-  /** Default 3 s (GoBGP 3.10 has no BFD: the hold timer is the failure detector). */
-  readonly holdTimeS: number;
-  /** Default 1 s. */
-  readonly keepaliveS: number;
-  /** Default 179. */
-  readonly port: number;
-  readonly localAddress?: string;
-  readonly passive: boolean;
-  readonly ebgpMultihopTtl?: number;
-}
+/**
+ * A BGP peer in agent.yaml: @l4fleet/bgp's Peer (the field meanings and units live there), with agent.yaml's
+ * defaults filled in: holdTimeS 3, keepaliveS 1, port 179, passive false (GoBGP 3.10 has no BFD: the hold timer is
+ * the failure detector). `password` is never logged.
+ */
+export type PeerSection = Readonly<
+  Required<Pick<Peer, 'address' | 'asn' | 'holdTimeS' | 'keepaliveS' | 'port' | 'passive'>> &
+    Pick<Peer, 'password' | 'localAddress' | 'ebgpMultihopTtl'>
+>;
 
 export interface BgpSection {
   /** This node's AS. */

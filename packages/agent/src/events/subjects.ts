@@ -13,6 +13,7 @@ export const EVENT_KINDS = [
   'table.applied',
   'member.health',
   'state.rejected',
+  'record.rejected',
 ] as const;
 
 export type EventKind = (typeof EVENT_KINDS)[number];
@@ -53,4 +54,6 @@ export interface AgentEventData {
     reason?: string;
   };
   'state.rejected': { error: string; code: string };
+  /** A record the store refused (family: desired, decided, nodes, health, election); the last good state serves. */
+  'record.rejected': { family: string; code: string; error: string };
 }

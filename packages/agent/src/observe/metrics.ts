@@ -30,6 +30,7 @@ export interface AgentMetrics {
   readonly memberDecided: Gauge<'member'>;
   readonly probesTotal: Counter<'result'>;
   readonly stateRejectedTotal: Counter;
+  readonly storeRejectedRecordsTotal: Counter<'family'>;
   readonly eventsDroppedTotal: Gauge;
   readonly eventsPublishedTotal: Gauge;
   readonly decisionsWrittenTotal: Counter;
@@ -145,6 +146,12 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
     stateRejectedTotal: new Counter({
       name: 'l4fleet_state_rejected_total',
       help: 'invalid desired states found in etcd and rejected (the last good state kept serving)',
+      registers: r,
+    }),
+    storeRejectedRecordsTotal: new Counter({
+      name: 'l4fleet_store_rejected_records_total',
+      help: 'records the store refused (bad shape, size claims or checksum), by key family; nothing changed',
+      labelNames: ['family'],
       registers: r,
     }),
     eventsDroppedTotal: new Gauge({

@@ -1,0 +1,94 @@
+/**
+ * The node's BGP speaker setup and session states: hands gobgpd the global config and the peers from agent.yaml
+ * (retrying until gobgpd answers), and follows each session's state for metrics and the status record. Routes are
+ * not here: the reconciler hands the speaker the whole route set on every pass.
+ */
+import type { Speaker } from '@l4fleet/bgp';
+import type { Logger } from 'pino';
+import { type Clock, sleep } from '../clock.js';
+import type { BgpSection } from '../config/types.js';
+import type { AgentMetrics } from '../observe/metrics.js';
+
+/** Pause before setting up gobgpd again after a failure that is not retried by the speaker itself, ms. */
+export const BGP_SETUP_RETRY_MS = 5_000;
+
+export interface BgpSessionsOptions {
+  readonly speaker: Speaker;
+  readonly config: BgpSection;
+  readonly clock: Clock;
+  readonly metrics: AgentMetrics;
+  readonly logger: Logger;
+  /** A session changed state (status record). */
+  readonly onChange: () => void;
+}
+
+export interface BgpSessions {
+  /** Sets up gobgpd and follows the sessions in the background. */
+  start(): void;
+  /** Session state per peer address. */
+  states(): Record<string, string>;
+  close(): void;
+}
+
+export function createBgpSessions(opts: BgpSessionsOptions): BgpSessions {
+  const { speaker, config, clock, metrics } = opts;
+  const log = opts.logger;
+  const states: Record<string, string> = {};
+  let closed = false;
+
+  const setState = (peer: string, state: string): void => {
+    states[peer] = state;
+    metrics.setSessionState(peer, state);
+  };
+
+  const follow = async (): Promise<void> => {
+    try {
+      for (const p of await speaker.peerStates()) setState(p.address, p.state);
+    } catch {
+      // gobgpd not there yet: events will tell
+    }
+    try {
+      for await (const ev of speaker.peerEvents()) {
+        if (closed) break;
+        setState(ev.address, ev.state);
+        log.info({ event: 'bgpSession', peer: ev.address, state: ev.state, previous: ev.previousState });
+        opts.onChange();
+      }
+    } catch (err) {
+      if (!closed) log.warn({ event: 'bgpEventsEnded', err: (err as Error).message });
+    }
+  };
+
+  const setup = async (): Promise<void> => {
+    while (!closed) {
+      try {
+        await speaker.ensureGlobal({
+          asn: config.asn,
+          routerId: config.routerId,
+          listenPort: config.listenPort,
+          ...(config.listenAddresses ? { listenAddresses: config.listenAddresses } : {}),
+        });
+        // PeerSection is bgp's Peer with agent.yaml's defaults filled in: handed over as it is.
+        await speaker.setPeers(config.peers);
+        return;
+      } catch (err) {
+        const retryable = (err as { retryable?: boolean }).retryable === true;
+        log.warn({ event: 'bgpSetupFailed', retryable, err: (err as Error).message });
+        // The speaker keeps the desired global and peers and applies them when gobgpd answers.
+        if (retryable) return;
+        await sleep(clock, BGP_SETUP_RETRY_MS);
+      }
+    }
+  };
+
+  return {
+    start() {
+      void setup();
+      void follow();
+    },
+    states: () => ({ ...states }),
+    close() {
+      closed = true;
+    },
+  };
+}

@@ -1,0 +1,138 @@
+/**
+ * The node's etcd session: registers the node on its lease, then watches the desired state, the decided status and
+ * the node list, retrying each step until it works or the agent closes. Watch errors are sorted here: a record the
+ * store rejected is reported (the last good state keeps serving), an unreachable etcd is fail-static evidence, the
+ * rest is logged (the store's watches recover by themselves).
+ */
+import type { DecidedState, DesiredState, FleetStore, NodeView, StoreError, Watch } from '@l4fleet/store';
+import type { Logger } from 'pino';
+import { type Clock, sleep } from '../clock.js';
+import type { FailStatic } from './fail-static.js';
+import { isRejectedRecord, type RecordFamily, type RejectedRecordsLog } from './rejected-records.js';
+import type { Reports } from './reports.js';
+
+/** Pause between attempts to register or to start the watches, ms. */
+export const ETCD_RETRY_MS = 1_000;
+
+export interface EtcdConnectionOptions {
+  readonly store: FleetStore;
+  readonly node: { readonly name: string; readonly address: string; readonly version?: string };
+  /** Lease TTL of the registration (etcd.leaseTtlS), s. */
+  readonly leaseTtlS: number;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly failStatic: FailStatic;
+  readonly reports: Reports;
+  readonly rejected: RejectedRecordsLog;
+  readonly onDesired: (d: DesiredState) => void;
+  readonly onDecided: (d: DecidedState) => void;
+  readonly onNodes: (views: readonly NodeView[]) => void;
+  /** The stored desired state does not validate (INVALID_STATE); nothing was delivered. */
+  readonly onStateRejected: (err: StoreError) => void;
+}
+
+export interface EtcdConnection {
+  /** Registers, then starts the watches; resolves once both worked, or when closed. */
+  connect(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnection {
+  const { store, clock, failStatic, reports, rejected } = opts;
+  const log = opts.logger;
+  const watches: Watch[] = [];
+  let closed = false;
+
+  /** Handles what every watch may report; returns false for the errors left to the caller. */
+  const common = (family: RecordFamily, err: StoreError): boolean => {
+    if (!isRejectedRecord(err)) return false;
+    rejected.report(family, err);
+    return true;
+  };
+
+  const startWatches = async (): Promise<void> => {
+    watches.push(
+      await store.watchDesired({
+        onUpdate: opts.onDesired,
+        onError: (err) => {
+          if (common('desired', err)) return;
+          if (err.code === 'INVALID_STATE') return opts.onStateRejected(err);
+          log.warn({ event: 'desiredWatchError', code: err.code, err: err.message });
+          if (err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT') {
+            failStatic.setReachable(false, 'desiredWatchUnavailable');
+          }
+        },
+      }),
+    );
+    watches.push(
+      await store.watchDecided({
+        onUpdate: opts.onDecided,
+        onError: (err) => {
+          if (!common('decided', err)) log.warn({ event: 'decidedWatchError', code: err.code, err: err.message });
+        },
+      }),
+    );
+    watches.push(
+      await store.watchNodes({
+        onUpdate: opts.onNodes,
+        onError: (err) => {
+          if (!common('nodes', err)) log.warn({ event: 'nodesWatchError', code: err.code, err: err.message });
+        },
+      }),
+    );
+  };
+
+  const register = async (): Promise<void> => {
+    const { name, address, version } = opts.node;
+    while (!closed) {
+      try {
+        const registration = await store.registerNode(
+          { name, address, ...(version ? { version } : {}) },
+          {
+            leaseTtlS: opts.leaseTtlS,
+            onLeaseLost: (err) => {
+              log.warn({ event: 'leaseLost', err: err.message });
+              failStatic.setReachable(false, 'leaseLost');
+            },
+            onReregistered: () => {
+              log.info({ event: 'reregistered' });
+              reports.health();
+              reports.status();
+            },
+          },
+        );
+        reports.setRegistration(registration);
+        failStatic.setReachable(true, 'registered');
+        reports.health();
+        reports.status();
+        return;
+      } catch (err) {
+        failStatic.setReachable(false, 'registerFailed');
+        log.warn({ event: 'registerFailed', err: (err as Error).message });
+        await sleep(clock, ETCD_RETRY_MS);
+      }
+    }
+  };
+
+  return {
+    async connect() {
+      await register();
+      while (!closed) {
+        try {
+          await startWatches();
+          return;
+        } catch (err) {
+          for (const w of watches.splice(0)) await w.close().catch(() => undefined);
+          failStatic.setReachable(false, 'watchFailed');
+          log.warn({ event: 'watchStartFailed', err: (err as Error).message });
+          await sleep(clock, ETCD_RETRY_MS);
+        }
+      }
+    },
+    async close() {
+      closed = true;
+      for (const w of watches.splice(0)) await w.close().catch(() => undefined);
+      await reports.registration?.close().catch(() => undefined);
+    },
+  };
+}

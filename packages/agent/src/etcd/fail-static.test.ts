@@ -1,0 +1,99 @@
+import { StoreError } from '@l4fleet/store';
+import pino from 'pino';
+import { describe, expect, test } from 'vitest';
+import { createManualClock } from '../clock.js';
+import { createAgentMetrics } from '../observe/metrics.js';
+import { createFailStatic, ETCD_PROBE_INTERVAL_MS } from './fail-static.js';
+import { INVALID_RECORD } from './rejected-records.js';
+
+const logger = pino({ level: 'silent' });
+const PROBE_TIMEOUT_MS = 2_000;
+
+/** A probe target whose answer the test chooses: answer, refuse, hang (never settles) or a rejected record. */
+function setup() {
+  const clock = createManualClock(1_000_000);
+  let mode: 'answer' | 'refuse' | 'hang' | 'badRecord' = 'answer';
+  let calls = 0;
+  const changes: [boolean, string][] = [];
+  const rejected: string[] = [];
+  const fs = createFailStatic({
+    store: {
+      getLeader: () => {
+        calls += 1;
+        if (mode === 'hang') return new Promise<string | undefined>(() => undefined);
+        if (mode === 'refuse') return Promise.reject(new StoreError('UNAVAILABLE', 'connect ECONNREFUSED'));
+        if (mode === 'badRecord') {
+          return Promise.reject(new StoreError(INVALID_RECORD as never, 'election key: not a node name'));
+        }
+        return Promise.resolve('n1');
+      },
+    },
+    clock,
+    probeTimeoutMs: PROBE_TIMEOUT_MS,
+    metrics: createAgentMetrics({ node: 'n1', fleet: 'default', defaultMetrics: false }),
+    logger,
+    revision: () => 7,
+    onFailStatic: (f, why) => changes.push([f, why]),
+    onRejectedRecord: (err) => rejected.push(err.message),
+  });
+  return {
+    clock,
+    fs,
+    changes,
+    rejected,
+    calls: () => calls,
+    setMode: (m: typeof mode) => void (mode = m),
+  };
+}
+
+describe('fail-static - etcd probe on the injected clock', () => {
+  test('a probe that never answers enters fail-static after the probe timeout, not before', async () => {
+    const t = setup();
+    t.fs.startProbing(0);
+    await t.clock.advance(0);
+    expect(t.calls()).toBe(1);
+    expect(t.fs.failStatic).toBe(false);
+    t.setMode('hang');
+    await t.clock.advance(ETCD_PROBE_INTERVAL_MS); // the second probe starts and hangs
+    expect(t.calls()).toBe(2);
+    await t.clock.advance(PROBE_TIMEOUT_MS - 1);
+    expect(t.fs.failStatic).toBe(false);
+    await t.clock.advance(1);
+    expect(t.fs).toMatchObject({ failStatic: true, etcdOk: false });
+    expect(t.changes).toEqual([[true, `etcdUnreachable: etcd probe: no answer within ${PROBE_TIMEOUT_MS} ms`]]);
+    t.setMode('answer');
+    await t.clock.advance(ETCD_PROBE_INTERVAL_MS);
+    expect(t.fs).toMatchObject({ failStatic: false, etcdOk: true });
+    expect(t.changes.map(([f]) => f)).toEqual([true, false]);
+    t.fs.close();
+    const before = t.calls();
+    await t.clock.advance(10 * ETCD_PROBE_INTERVAL_MS);
+    expect(t.calls()).toBe(before);
+    expect(t.clock.pending).toBe(0);
+  });
+
+  test('probes every interval; a refused probe enters fail-static at once', async () => {
+    const t = setup();
+    t.fs.startProbing();
+    await t.clock.advance(ETCD_PROBE_INTERVAL_MS - 1);
+    expect(t.calls()).toBe(0);
+    await t.clock.advance(1);
+    expect(t.calls()).toBe(1);
+    await t.clock.advance(3 * ETCD_PROBE_INTERVAL_MS);
+    expect(t.calls()).toBe(4);
+    t.setMode('refuse');
+    await t.clock.advance(ETCD_PROBE_INTERVAL_MS);
+    expect(t.fs.failStatic).toBe(true);
+    t.fs.close();
+  });
+
+  test('a rejected election record is reported, and is not an outage', async () => {
+    const t = setup();
+    t.setMode('badRecord');
+    t.fs.startProbing(0);
+    await t.clock.advance(0);
+    expect(t.fs.failStatic).toBe(false);
+    expect(t.rejected).toEqual(['election key: not a node name']);
+    t.fs.close();
+  });
+});

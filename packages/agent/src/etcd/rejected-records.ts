@@ -1,0 +1,75 @@
+/**
+ * Records the store refused (bad shape, size claims that do not hold, bad checksum): the store reports each one
+ * through the watch's onError as StoreError `invalid-record` and does not deliver it, so the node keeps serving its
+ * last good state. Here each one becomes a log line, an event, a metric and a line in the node's status record,
+ * so an operator learns that someone wrote a bad key (issue 12: "a bad record is reported").
+ */
+import type { StoreError } from '@l4fleet/store';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { EventPublisher } from '../events/publisher.js';
+import type { AgentMetrics } from '../observe/metrics.js';
+
+/** StoreError code of a record the store rejected (@l4fleet/store, issue 12). */
+export const INVALID_RECORD = 'invalid-record';
+
+/** Which watch the record came through (the etcd key family: docs/design/0003 layout). */
+export type RecordFamily = 'desired' | 'decided' | 'nodes' | 'health' | 'election';
+
+/** The node's account of rejected records, in its status record (`l4fleet status -o json`). */
+export interface RejectedRecords {
+  /** Records rejected since the agent started. */
+  readonly total: number;
+  readonly byFamily: Readonly<Partial<Record<RecordFamily, number>>>;
+  /** The most recent one: its family, the store's message (it names the key and the problem) and when, ISO. */
+  readonly last: { readonly family: RecordFamily; readonly code: string; readonly error: string; readonly at: string };
+}
+
+export interface RejectedRecordsOptions {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly events: EventPublisher;
+  readonly metrics: AgentMetrics;
+  /** The status record changed. */
+  readonly onChange: () => void;
+}
+
+export interface RejectedRecordsLog {
+  /** Reports `err` for `family` (log, event, metric, status); the caller keeps its last good state. */
+  report(family: RecordFamily, err: StoreError): void;
+  /** Counts `err` in the status record only (an error reported elsewhere already, e.g. INVALID_STATE). */
+  note(family: RecordFamily, err: StoreError): void;
+  /** undefined until a record was rejected. */
+  readonly summary: RejectedRecords | undefined;
+}
+
+/** Whether `err` is the store's report of a record it rejected. */
+export function isRejectedRecord(err: unknown): err is StoreError {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === INVALID_RECORD;
+}
+
+export function createRejectedRecords(opts: RejectedRecordsOptions): RejectedRecordsLog {
+  const byFamily: Partial<Record<RecordFamily, number>> = {};
+  let total = 0;
+  let last: RejectedRecords['last'] | undefined;
+
+  const note = (family: RecordFamily, err: StoreError): void => {
+    total += 1;
+    byFamily[family] = (byFamily[family] ?? 0) + 1;
+    last = { family, code: err.code, error: err.message, at: new Date(opts.clock.now()).toISOString() };
+    opts.onChange();
+  };
+
+  return {
+    report(family, err) {
+      opts.metrics.storeRejectedRecordsTotal.inc({ family });
+      opts.logger.error({ event: 'recordRejected', family, code: err.code, err: err.message });
+      opts.events.emit('record.rejected', { family, code: err.code, error: err.message });
+      note(family, err);
+    },
+    note,
+    get summary() {
+      return last ? { total, byFamily: { ...byFamily }, last } : undefined;
+    },
+  };
+}

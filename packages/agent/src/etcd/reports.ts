@@ -1,0 +1,102 @@
+/**
+ * What the node writes about itself into etcd, on its registration lease: its health view (the aggregator's input)
+ * and its status record (what `l4fleet status` shows). Both are batched (one write for a burst of changes), one
+ * write in flight each, retried after a failure.
+ */
+import type { MemberStatus } from '@l4fleet/config';
+import type { NodeRegistration, NodeStatusReport } from '@l4fleet/store';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { ObservedStatus } from '../health/hysteresis.js';
+
+/** Health reports to etcd are batched this long, ms (one write for a burst of changes). */
+export const HEALTH_REPORT_DELAY_MS = 20;
+/** Status record writes are batched this long, ms. */
+export const STATUS_REPORT_DELAY_MS = 100;
+/** A failed report is tried again after this long, ms. */
+export const REPORT_RETRY_MS = 1_000;
+
+export interface ReportsOptions {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** This node's health view (unknown members are not reported). */
+  readonly observed: () => ReadonlyMap<string, ObservedStatus>;
+  /** The status record as of now. */
+  readonly status: () => NodeStatusReport;
+}
+
+export interface Reports {
+  /** The node is registered (again): reports go to this lease from now on. */
+  setRegistration(r: NodeRegistration): void;
+  readonly registration: NodeRegistration | undefined;
+  /** Something in the health view changed. */
+  health(): void;
+  /** Something in the status record changed. */
+  status(): void;
+  close(): void;
+}
+
+export function createReports(opts: ReportsOptions): Reports {
+  const { clock } = opts;
+  const log = opts.logger;
+  let registration: NodeRegistration | undefined;
+  let healthTimer: unknown;
+  let statusTimer: unknown;
+  let healthWriting = false;
+  let closed = false;
+
+  function scheduleHealth(): void {
+    if (healthTimer !== undefined || closed) return;
+    healthTimer = clock.setTimeout(() => {
+      healthTimer = undefined;
+      void writeHealth();
+    }, HEALTH_REPORT_DELAY_MS);
+  }
+
+  async function writeHealth(): Promise<void> {
+    if (!registration || healthWriting) {
+      if (healthWriting) scheduleHealth();
+      return;
+    }
+    healthWriting = true;
+    const view = new Map<string, MemberStatus>();
+    for (const [k, s] of opts.observed()) if (s !== 'unknown') view.set(k, s);
+    try {
+      await registration.reportHealth(view);
+    } catch (err) {
+      log.warn({ event: 'healthReportFailed', err: (err as Error).message });
+      clock.setTimeout(() => scheduleHealth(), REPORT_RETRY_MS);
+    } finally {
+      healthWriting = false;
+    }
+  }
+
+  function scheduleStatus(): void {
+    if (statusTimer !== undefined || closed) return;
+    statusTimer = clock.setTimeout(() => {
+      statusTimer = undefined;
+      const reg = registration;
+      if (!reg) return;
+      reg.reportStatus(opts.status()).catch((err: unknown) => {
+        log.debug({ event: 'statusReportFailed', err: (err as Error).message });
+        clock.setTimeout(() => scheduleStatus(), REPORT_RETRY_MS);
+      });
+    }, STATUS_REPORT_DELAY_MS);
+  }
+
+  return {
+    setRegistration(r) {
+      registration = r;
+    },
+    get registration() {
+      return registration;
+    },
+    health: scheduleHealth,
+    status: scheduleStatus,
+    close() {
+      closed = true;
+      clock.clearTimeout(healthTimer);
+      clock.clearTimeout(statusTimer);
+    },
+  };
+}

@@ -1,0 +1,141 @@
+/**
+ * Drives the node's lifecycle (node-state.ts is the pure transition table) from the agent's wishes: ready once all
+ * inputs are known, drain when the operator's flag or a local drain (SIGTERM) asks for it, drained after the RFC 8326
+ * graceful-shutdown window. Also holds readiness: the first pass that programmed the data plane.
+ */
+import type { Logger } from 'pino';
+import { type Clock, withTimeout } from '../clock.js';
+import type { AgentMetrics } from '../observe/metrics.js';
+import type { ServedInputs } from '../serve/inputs.js';
+import { mayAnnounce, type NodeEvent, type NodeState, nextNodeState } from './node-state.js';
+
+/** How long whenReady() waits by default, ms. */
+export const READY_TIMEOUT_MS = 30_000;
+/** How often shutdown() looks whether the graceful-shutdown window is over, ms. */
+const DRAIN_POLL_MS = 50;
+
+export type RouteMode = 'serving' | 'draining' | 'withdrawn';
+
+export interface LifecycleOptions {
+  readonly node: string;
+  readonly inputs: ServedInputs;
+  readonly clock: Clock;
+  /** How long a drain announces GRACEFUL_SHUTDOWN before withdrawing (bgp.gracefulShutdownMs), ms. */
+  readonly gracefulShutdownMs: number;
+  readonly metrics: AgentMetrics;
+  readonly logger: Logger;
+  /** The state changed (event, reconcile pass). */
+  readonly onTransition: (state: NodeState, previous: NodeState, reason: string | undefined) => void;
+}
+
+export interface Lifecycle {
+  readonly state: NodeState;
+  readonly ready: boolean;
+  /** What the routes should do in this state. */
+  routeMode(): RouteMode;
+  /** While starting: become ready once all inputs are known (a restart never builds tables from partial inputs). */
+  maybeReady(): void;
+  /** The operator's drain flag may have changed: drain or undrain to match it (or become ready, while starting). */
+  followDrainWish(): void;
+  /** A local drain (tests, `agent.drain()`): true drains, false gives the decision back to the operator's flag. */
+  setLocalDrain(drain: boolean): void;
+  /** SIGTERM: drain locally; a node that is not serving (or starting) stays as it is. */
+  beginShutdown(): void;
+  /** Resolves once the graceful-shutdown window of a drain is over (at once if not draining). */
+  drained(): Promise<void>;
+  stop(reason: string): void;
+  /** Stops the graceful-shutdown timer (the agent is closing). */
+  close(): void;
+  /** The agent closed: stopping, then stopped, without touching routes. */
+  stopped(): void;
+  /** A pass programmed the data plane: the node is ready. */
+  markReady(): boolean;
+  whenReady(timeoutMs?: number): Promise<void>;
+}
+
+export function createLifecycle(opts: LifecycleOptions): Lifecycle {
+  const { inputs, clock, metrics } = opts;
+  const log = opts.logger;
+  let state: NodeState = 'starting';
+  let localDrain = false;
+  let drainTimer: unknown;
+  let ready = false;
+  const readyWaiters: (() => void)[] = [];
+  metrics.setNodeState(state);
+
+  const transition = (ev: NodeEvent, reason?: string): void => {
+    const previous = state;
+    state = nextNodeState(state, ev);
+    if (state === previous) return;
+    metrics.setNodeState(state);
+    log.info({ event: 'nodeState', state, previous, reason });
+    if (state === 'draining') {
+      clock.clearTimeout(drainTimer);
+      drainTimer = clock.setTimeout(() => {
+        transition({ type: 'drained' }, 'gracefulShutdownElapsed');
+      }, opts.gracefulShutdownMs);
+    }
+    opts.onTransition(state, previous, reason);
+  };
+
+  const wantDrained = (): boolean => inputs.drainFlag || localDrain;
+
+  const maybeReady = (): void => {
+    if (state !== 'starting' || !inputs.complete) return;
+    transition({ type: 'ready', drained: wantDrained() }, wantDrained() ? 'drainFlagSet' : undefined);
+  };
+
+  const applyDrainWish = (): void => {
+    if (state === 'starting') {
+      maybeReady();
+      return;
+    }
+    if (wantDrained()) transition({ type: 'drain' }, localDrain ? 'local' : 'operator');
+    else transition({ type: 'undrain' }, 'operator');
+  };
+
+  return {
+    get state() {
+      return state;
+    },
+    get ready() {
+      return ready;
+    },
+    routeMode: () => (mayAnnounce(state) ? 'serving' : state === 'draining' ? 'draining' : 'withdrawn'),
+    maybeReady,
+    followDrainWish: applyDrainWish,
+    setLocalDrain(drain) {
+      localDrain = drain;
+      applyDrainWish();
+    },
+    beginShutdown() {
+      localDrain = true;
+      if (state === 'serving' || state === 'starting') applyDrainWish();
+    },
+    drained() {
+      return new Promise<void>((resolve) => {
+        const check = () => (state !== 'draining' ? resolve() : clock.setTimeout(check, DRAIN_POLL_MS));
+        check();
+      });
+    },
+    stop: (reason) => transition({ type: 'stop' }, reason),
+    close() {
+      clock.clearTimeout(drainTimer);
+    },
+    stopped() {
+      state = nextNodeState(nextNodeState(state, { type: 'stop' }), { type: 'stopped' });
+      metrics.setNodeState(state);
+    },
+    markReady() {
+      if (ready) return false;
+      ready = true;
+      for (const w of readyWaiters.splice(0)) w();
+      return true;
+    },
+    whenReady(timeoutMs = READY_TIMEOUT_MS) {
+      if (ready) return Promise.resolve();
+      const waiting = new Promise<void>((resolve) => readyWaiters.push(resolve));
+      return withTimeout(clock, waiting, timeoutMs, `node ${opts.node} ready`);
+    },
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * What the node serves from: the desired fleet, the decided status and the node's drain flag, and where each came
+ * from (etcd since this start, or the state file). Tables and routes are built from these only (0006 "Fleet-
+ * consistent tables"), so they are the agent's whole served input; the controllers change them through here.
+ */
+import type { Fleet, MemberStatus } from '@l4fleet/config';
+import type { DesiredState } from '@l4fleet/store';
+import type { LastState } from '../persist/last-state.js';
+
+/** Where the served inputs came from: etcd, the state file (restarted without etcd), or nothing yet. */
+export type InputSource = 'etcd' | 'lastState' | 'none';
+
+export interface ServedInputs {
+  readonly fleet: Fleet | undefined;
+  /** etcd revision of the desired state (0: none yet). */
+  readonly revision: number;
+  readonly generation: string;
+  readonly decided: ReadonlyMap<string, MemberStatus>;
+  /** The operator's drain flag (`l4fleet node drain`), from etcd or the file. */
+  readonly drainFlag: boolean;
+  /** Desired state, decided state and node list are all known: a table may be built (never from partial inputs). */
+  readonly complete: boolean;
+  /** All three inputs came from etcd since this start (only those are saved to the state file). */
+  readonly allFromEtcd: boolean;
+  readonly source: InputSource;
+  setDesired(d: DesiredState): void;
+  setDecided(decided: ReadonlyMap<string, MemberStatus>): void;
+  /** The node list arrived; returns true when this node's drain flag changed. */
+  setNodes(drainFlag: boolean): boolean;
+  /** Takes every input from the state file (start without etcd). */
+  restore(s: LastState): void;
+  /** etcd delivered all three inputs: the file is no longer what the node serves. Returns true if it was. */
+  leaveLastState(): boolean;
+  /** A string that changes whenever a saved state file would (revision, generation, drain flag, decisions). */
+  key(): string;
+}
+
+export function createServedInputs(): ServedInputs {
+  let fleet: Fleet | undefined;
+  let revision = 0;
+  let generation = '';
+  let decided: ReadonlyMap<string, MemberStatus> = new Map();
+  let drainFlag = false;
+  let haveDecided = false;
+  let haveNodes = false;
+  let servingLastState = false;
+  const fromEtcd = { desired: false, decided: false, nodes: false };
+  return {
+    get fleet() {
+      return fleet;
+    },
+    get revision() {
+      return revision;
+    },
+    get generation() {
+      return generation;
+    },
+    get decided() {
+      return decided;
+    },
+    get drainFlag() {
+      return drainFlag;
+    },
+    get complete() {
+      return fleet !== undefined && haveDecided && haveNodes;
+    },
+    get allFromEtcd() {
+      return fromEtcd.desired && fromEtcd.decided && fromEtcd.nodes;
+    },
+    get source() {
+      return servingLastState ? 'lastState' : fleet ? 'etcd' : 'none';
+    },
+    setDesired(d) {
+      fleet = d.fleet;
+      revision = d.revision;
+      generation = d.generation;
+      fromEtcd.desired = true;
+    },
+    setDecided(d) {
+      decided = d;
+      haveDecided = true;
+      fromEtcd.decided = true;
+    },
+    setNodes(flag) {
+      haveNodes = true;
+      fromEtcd.nodes = true;
+      if (flag === drainFlag) return false;
+      drainFlag = flag;
+      return true;
+    },
+    restore(s) {
+      fleet = s.fleet;
+      revision = s.revision;
+      generation = s.generation;
+      decided = s.decided;
+      drainFlag = s.drained;
+      haveDecided = true;
+      haveNodes = true;
+      servingLastState = true;
+    },
+    leaveLastState() {
+      const was = servingLastState;
+      servingLastState = false;
+      return was;
+    },
+    key() {
+      let k = `${revision}|${generation}|${drainFlag}`;
+      for (const m of [...decided.keys()].sort()) k += `|${m}=${decided.get(m)}`;
+      return k;
+    },
+  };
+}
