@@ -11,6 +11,7 @@ PKGS=(
   iperf3 haproxy socat ncat
   gcc libc6-dev
   clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool
+  chromium
 )
 missing=()
 for p in "${PKGS[@]}"; do

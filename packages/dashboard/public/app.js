@@ -66,6 +66,8 @@ $('explain').addEventListener('submit', async (ev) => {
   }
 });
 
+$('all-probes').addEventListener('change', (ev) => $('timeline').classList.toggle('hide-probes', !ev.target.checked));
+
 const live = $('live');
 const stream = new EventSource('/api/stream');
 stream.addEventListener('open', () => {

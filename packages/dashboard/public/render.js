@@ -11,7 +11,7 @@ export function el(tag, attrs = {}, ...children) {
     if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Number.POSITIVE_INFINITY)) {
     if (c === undefined || c === null) continue;
     e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -72,7 +72,7 @@ export function renderNodes(tbody, view, writes, act) {
         el('td', { 'data-field': 'failStatic' }, n.failStatic ? badge('fail-static', 'warn') : 'no'),
         el(
           'td',
-          {},
+          { 'data-field': 'announced' },
           n.announced.map((v) => el('div', {}, el('code', {}, v))),
         ),
         el('td', {}, tables),
@@ -198,9 +198,10 @@ export function renderTimeline(ol, entries, max = 200) {
   for (const e of entries) {
     if (e.id <= seen) continue;
     const result = e.data.result ? ` ${e.data.result}` : '';
-    ol.prepend(
-      el('li', { class: `${e.kind === 'action' ? 'action' : ''}${result}`, 'data-kind': e.kind }, describeEntry(e)),
-    );
+    // Every probe is an event; the ones that changed nothing are hidden unless asked for (see index.html).
+    const probe = e.kind === 'member.health' && e.data.changed === false ? ' probe' : '';
+    const cls = `${e.kind === 'action' ? 'action' : ''}${result}${probe}`;
+    ol.prepend(el('li', { class: cls, 'data-kind': e.kind }, describeEntry(e)));
     ol.dataset.last = String(e.id);
   }
   while (ol.children.length > max) ol.lastElementChild.remove();
