@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Quick start on a fresh Debian 12 machine, as root: installs what the lab needs, builds l4fleet, brings up the
 # lab fleet (client -> FRR router -> 3 balancer nodes -> 4 backends, etcd and NATS) and shows the flows live.
-# Extra arguments go to `lab watch` (e.g. --flows 50). Leave with Ctrl-C; `npx l4fleet lab down` removes the lab.
+# Extra arguments go to `lab watch` (e.g. --flows 50; `--duration 20 --check` ends after 20 s and exits 1 if any flow
+# broke or none is open). Leave with Ctrl-C; the lab stays up until `npx l4fleet lab down`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1
 if [ "$(id -u)" -ne 0 ]; then
-  echo "the lab creates network namespaces, nftables tables and daemons: run as root (sudo)" >&2
+  echo "the lab creates network namespaces, nftables tables and daemons: run as root (sudo bash scripts/quickstart.sh)" >&2
   exit 1
 fi
 bash scripts/install-system-deps.sh
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npm run --silent build
-node packages/cli/dist/bin.js lab up
-exec node packages/cli/dist/bin.js lab watch "$@"
+# The installed command, as the README's walk-through uses it (npm links it at `npm ci`).
+npx --no-install l4fleet lab up --no-install
+exec npx --no-install l4fleet lab watch "$@"

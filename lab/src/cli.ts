@@ -8,7 +8,7 @@ import { run } from './runtime/exec.js';
 import { applyDefaultFleet } from './runtime/fleet-apply.js';
 import { downLab, listLabIds, NetnsLab } from './runtime/netns-lab.js';
 import { repoRoot } from './runtime/scripts.js';
-import { labDir } from './runtime/state.js';
+import { appendEvent, labDir } from './runtime/state.js';
 import { containerlabYaml } from './topology/containerlab.js';
 import { labFleetYaml } from './topology/fleet.js';
 import { buildTopology, DEFAULT_LAB_ID } from './topology/model.js';
@@ -35,6 +35,12 @@ function labId(cmd: Command): string {
   return (cmd.optsWithGlobals() as { id?: string }).id ?? process.env.L4FLEET_LAB_ID ?? DEFAULT_LAB_ID;
 }
 
+/** Labs side by side need their own control network: the env default lets scripts pick one for every `up`. */
+function controlSlotDefault(): number {
+  const env = process.env.L4FLEET_LAB_CONTROL_SLOT;
+  return env === undefined || env === '' ? 0 : int('control-slot (env L4FLEET_LAB_CONTROL_SLOT)')(env);
+}
+
 export function createLabProgram(io: LabIo = processIo): Command {
   const log = pino({ level: process.env.L4FLEET_LOG_LEVEL ?? 'info' }, pino.destination(2));
   const program = new Command('l4fleet-lab')
@@ -56,7 +62,12 @@ export function createLabProgram(io: LabIo = processIo): Command {
         .choices(['auto', 'agent', 'static'])
         .default('auto'),
     )
-    .option('--control-slot <n>', 'third octet of the control network 198.19.<n>.0/24', int('control-slot'), 0)
+    .option(
+      '--control-slot <n>',
+      'third octet of the control network 198.19.<n>.0/24; env L4FLEET_LAB_CONTROL_SLOT',
+      int('control-slot'),
+      controlSlotDefault(),
+    )
     .option('--no-install', 'do not install missing Debian packages')
     .action(async (o, cmd: Command) => {
       if (o.install) await run(['bash', `${repoRoot()}/scripts/install-system-deps.sh`], { timeoutMs: 900_000 });
@@ -163,6 +174,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
       if (o.apply && lab.mode === 'agent') {
         io.out(`l4fleet apply -f ${labDir(lab.id)}/fleet.yaml`);
         io.out((await applyDefaultFleet(lab)).trimEnd());
+        appendEvent(lab.id, { event: 'fleetApplied', detail: `every pool has ${name}` });
       }
       io.out(name);
     });
@@ -192,14 +204,22 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .option('--udp <u>', 'UDP flows', int('udp'), 50)
     .option('--json', 'one JSON object per tick')
     .option('--duration <s>', 'stop after this many seconds', int('duration'))
+    .option('--check', 'at the end print a verdict; exit 1 if any flow broke or no flow answered (scripts, CI)')
     .action(async (o, cmd: Command) => {
-      await watch(NetnsLab.open(labId(cmd), log), {
+      const { summary } = await watch(NetnsLab.open(labId(cmd), log), {
         tcpFlows: o.flows,
         udpFlows: o.udp,
         json: Boolean(o.json),
         ...(o.duration !== undefined ? { durationMs: o.duration * 1000 } : {}),
         write: (t) => io.out(t),
       });
+      if (!o.check) return;
+      const verdict = `flows ${summary.total}  open ${summary.open}  broken ${summary.broken}  longest pause ${summary.longestPauseMs} ms`;
+      if (summary.broken > 0 || summary.open === 0) {
+        const why = summary.open === 0 ? 'no flow is open' : `${summary.broken} flows broke`;
+        throw new LabError('CHECK_FAILED', `watch --check: ${why} (${verdict})`);
+      }
+      io.out(`watch --check: ok (${verdict})`);
     });
 
   program

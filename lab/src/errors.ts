@@ -7,7 +7,8 @@ export type LabErrorCode =
   | 'TIMEOUT'
   | 'STATE_INVALID'
   | 'LAB_NOT_RUNNING'
-  | 'RUNTIME_UNSUPPORTED';
+  | 'RUNTIME_UNSUPPORTED'
+  | 'CHECK_FAILED';
 
 /** The one error type of @l4fleet/lab; `message` names the offending field, host or command. */
 export class LabError extends Error {

@@ -3,7 +3,7 @@ export { LabError, type LabErrorCode } from './errors.js';
 export { FlowRun, type FlowRunOptions } from './flows/run.js';
 export { disruptionTable, type FlowSummary, flowKey, summarize } from './flows/summary.js';
 export type { FlowSample, FlowState, FlowTarget, WorkerCommand, WorkerReport } from './flows/types.js';
-export { render, type WatchOptions, type WatchTick, watch } from './flows/watch.js';
+export { render, type WatchOptions, type WatchResult, type WatchTick, watch } from './flows/watch.js';
 export {
   DEFAULT_BROKEN_AFTER_MS,
   DEFAULT_FLOW_INTERVAL_MS,

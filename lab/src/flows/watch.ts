@@ -26,15 +26,25 @@ export interface WatchTick {
   readonly summary: FlowSummary;
   readonly nextHops: readonly string[];
   readonly events: readonly LabEvent[];
+  /** Every node and backend of the lab at this tick (also those added after `watch` started). */
+  readonly nodes: readonly string[];
+  readonly backends: readonly string[];
+  /** Killed nodes and failed backends. */
+  readonly down: readonly string[];
 }
 
-export async function watch(lab: NetnsLab, options: WatchOptions): Promise<void> {
+/** What the flows looked like when `watch` stopped. */
+export interface WatchResult {
+  readonly summary: FlowSummary;
+}
+
+export async function watch(lab: NetnsLab, options: WatchOptions): Promise<WatchResult> {
   const startedAt = Date.now();
   const flows = await FlowRun.start(lab, { tcpFlows: options.tcpFlows, udpFlows: options.udpFlows });
   const router = lab.topology.hosts.find((h) => h.name === 'router')?.namespace ?? '';
-  const nodeByAddress = new Map(
-    hostsOfKind(lab.topology, 'node').map((n) => [attachmentOf(lab.topology, 'fabric', n.name).ipv4, n.name]),
-  );
+  // Other `lab` commands (a new process each) add nodes and backends while this runs: names come from the state as
+  // it is at each tick, so a node added later is named, and asked which flows it carries, like the first ones.
+  let nodeByAddress = nodesByAddress(lab);
   const seen = readEvents(lab.id).length;
   const timeline: LabEvent[] = [
     {
@@ -55,6 +65,8 @@ export async function watch(lab: NetnsLab, options: WatchOptions): Promise<void>
   try {
     while (!stopping && (options.durationMs === undefined || Date.now() - startedAt < options.durationMs)) {
       await new Promise((r) => setTimeout(r, options.tickMs ?? 1_000));
+      lab.refresh();
+      nodeByAddress = nodesByAddress(lab);
       const fresh: LabEvent[] = [];
       const events = readEvents(lab.id);
       fresh.push(...events.slice(consumed));
@@ -82,9 +94,13 @@ export async function watch(lab: NetnsLab, options: WatchOptions): Promise<void>
         summary,
         nextHops: now.map((g) => nodeByAddress.get(g) ?? g),
         events: fresh,
+        nodes: hostsOfKind(lab.topology, 'node').map((n) => n.name),
+        backends: hostsOfKind(lab.topology, 'backend').map((b) => b.name),
+        down: [...lab.killed],
       };
       options.write(options.json ? JSON.stringify(tick) : render(lab, tick, timeline, startedAt));
     }
+    return { summary: await flows.summary() };
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
@@ -92,12 +108,24 @@ export async function watch(lab: NetnsLab, options: WatchOptions): Promise<void>
   }
 }
 
+function nodesByAddress(lab: NetnsLab): Map<string, string> {
+  return new Map(
+    hostsOfKind(lab.topology, 'node').map((n) => [attachmentOf(lab.topology, 'fabric', n.name).ipv4, n.name]),
+  );
+}
+
 function bar(n: number, of: number, width = 30): string {
   const k = of === 0 ? 0 : Math.round((width * n) / of);
   return `${'#'.repeat(k)}${' '.repeat(width - k)}`;
 }
 
-export function render(lab: NetnsLab, tick: WatchTick, timeline: readonly LabEvent[], startedAt: number): string {
+/** One frame of the live view (pure: everything it shows is in `tick` and `timeline`). */
+export function render(
+  lab: { readonly id: string; readonly mode: string },
+  tick: WatchTick,
+  timeline: readonly LabEvent[],
+  startedAt: number,
+): string {
   const s = tick.summary;
   const lines = [
     '\x1b[2J\x1b[H',
@@ -107,15 +135,24 @@ export function render(lab: NetnsLab, tick: WatchTick, timeline: readonly LabEve
     '',
     'node        flows',
   ];
-  for (const n of hostsOfKind(lab.topology, 'node')) {
-    const count = s.perNode[n.name] ?? 0;
-    const flag = lab.killed.includes(n.name) ? ' killed' : tick.nextHops.includes(n.name) ? '' : ' (not in ECMP)';
-    lines.push(`${n.name.padEnd(10)} ${String(count).padStart(6)} ${bar(count, s.open)}${flag}`);
+  for (const name of tick.nodes) {
+    const count = s.perNode[name] ?? 0;
+    const flag = tick.down.includes(name) ? ' killed' : tick.nextHops.includes(name) ? '' : ' (not in ECMP)';
+    lines.push(`${name.padEnd(10)} ${String(count).padStart(6)} ${bar(count, s.open)}${flag}`);
   }
   if (s.perNode['?']) lines.push(`${'?'.padEnd(10)} ${String(s.perNode['?']).padStart(6)}`);
   lines.push('', 'backend     flows');
-  for (const [name, count] of Object.entries(s.perBackend).sort()) {
-    lines.push(`${name.padEnd(10)} ${String(count).padStart(6)} ${bar(count, s.open)}`);
+  // Every backend of the lab, also those without flows (just added, or failed), then any name only flows report.
+  const backends = tick.backends;
+  for (const name of [
+    ...backends,
+    ...Object.keys(s.perBackend)
+      .filter((b) => !backends.includes(b))
+      .sort(),
+  ]) {
+    const count = s.perBackend[name] ?? 0;
+    const flag = tick.down.includes(name) ? ' failed' : '';
+    lines.push(`${name.padEnd(10)} ${String(count).padStart(6)} ${bar(count, s.open)}${flag}`);
   }
   lines.push('', 'timeline');
   for (const e of timeline.slice(-12)) {

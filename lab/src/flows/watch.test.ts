@@ -1,0 +1,73 @@
+import { describe, expect, test } from 'vitest';
+import { summarize } from './summary.js';
+import type { FlowSample } from './types.js';
+import { render, type WatchTick } from './watch.js';
+
+function flow(id: number, backend: string): FlowSample {
+  return {
+    id,
+    protocol: 'tcp',
+    localPort: 40000 + id,
+    localAddress: '198.18.1.2',
+    target: '198.51.100.10:80',
+    backend,
+    state: 'open',
+    replies: 10,
+    maxPauseMs: 50,
+    openedAt: 1_000,
+    backends: [backend],
+  };
+}
+
+/** The view once node4 and backend5 were added and backend2 failed (all after `watch` started). */
+function tick(): WatchTick {
+  const report = { at: 9_000, markAt: 0, flows: [flow(1, 'backend1'), flow(2, 'backend3'), flow(3, 'backend1')] };
+  const carriers = new Map([
+    ['tcp:40001', 'node1'],
+    ['tcp:40002', 'node4'],
+    ['tcp:40003', 'node4'],
+  ]);
+  return {
+    at: '2026-12-02T10:00:09.000Z',
+    summary: summarize(report, carriers),
+    nextHops: ['node1', 'node2', 'node3', 'node4'],
+    events: [],
+    nodes: ['node1', 'node2', 'node3', 'node4'],
+    backends: ['backend1', 'backend2', 'backend3', 'backend4', 'backend5'],
+    down: ['backend2'],
+  };
+}
+
+const rows = (frame: string, first: string) =>
+  frame
+    .split('\n')
+    .filter((l) => l.startsWith(first))
+    .map((l) => l.replace(/\s+#*\s*/g, ' ').trim());
+
+describe('lab watch - render', () => {
+  test('names every node and backend of the tick, also ones without flows; no `?` row', () => {
+    const frame = render({ id: 'lab', mode: 'agent' }, tick(), [], Date.now());
+    expect(rows(frame, 'node')).toEqual(['node flows', 'node1 1', 'node2 0', 'node3 0', 'node4 2']);
+    expect(rows(frame, 'backend')).toEqual([
+      'backend flows',
+      'backend1 2',
+      'backend2 0 failed',
+      'backend3 1',
+      'backend4 0',
+      'backend5 0',
+    ]);
+    expect(frame).not.toMatch(/^\?/m);
+  });
+
+  test('a node missing from the next hops is flagged; the timeline shows backend events', () => {
+    const t = { ...tick(), nextHops: ['node1', 'node2', 'node4'] };
+    const timeline = [
+      { at: '2026-12-02T10:00:05.000Z', event: 'backendAdded', host: 'backend5' },
+      { at: '2026-12-02T10:00:06.000Z', event: 'backendFailed', host: 'backend2' },
+    ];
+    const frame = render({ id: 'lab', mode: 'agent' }, t, timeline, Date.now());
+    expect(rows(frame, 'node3')).toEqual(['node3 0 (not in ECMP)']);
+    expect(frame).toContain('10:00:05  backendAdded backend5');
+    expect(frame).toContain('10:00:06  backendFailed backend2');
+  });
+});
