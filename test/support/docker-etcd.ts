@@ -11,9 +11,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type EtcdHandle, type EtcdOptions, makeCerts, singleMemberFlags } from '@l4fleet/daemons';
+import { freePort } from '@l4fleet/process';
 import { GenericContainer, getContainerRuntimeClient, type StartedTestContainer, Wait } from 'testcontainers';
 import { ensureEtcdImage } from './docker-image.js';
-import { type EtcdHandle, type EtcdOptions, freePort, makeCerts, singleMemberFlags } from './etcd.js';
 
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
 

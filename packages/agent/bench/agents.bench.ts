@@ -11,9 +11,9 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createFakeSpeaker } from '@l4fleet/bgp';
+import { startEtcd } from '@l4fleet/daemons';
 import { EtcdFleetStore } from '@l4fleet/store';
 import pino from 'pino';
-import { startEtcd } from '../../../test/support/etcd.js';
 import { type Agent, type AgentEvent, createAgent, createDryRunDataPlane, parseAgentConfig } from '../src/index.js';
 import { benchFleet } from './fleet.js';
 

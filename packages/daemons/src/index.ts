@@ -1,3 +1,11 @@
+export { type EtcdHandle, type EtcdOptions, etcdctl, startEtcd } from './etcd.js';
+export { type EtcdTls, makeCerts } from './etcd-certs.js';
+export {
+  type EtcdClusterHandle,
+  type EtcdClusterOptions,
+  type EtcdMemberHandle,
+  startEtcdCluster,
+} from './etcd-cluster.js';
 export {
   ETCD_BIN,
   type EtcdMemberOptions,
