@@ -1,0 +1,135 @@
+/**
+ * deploy/grafana against the agent's real metrics module: every metric the Grafana dashboard queries (panels and
+ * variables) exists in what the agent's registry renders on /metrics, every label it groups by exists on a metric
+ * of that query, and the provisioning and the Prometheus scrape config agree with the dashboard and the agent's
+ * defaults. No Grafana or Prometheus needed.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { agentConfigDefaults, createAgentMetrics } from '@l4fleet/agent';
+import { parsePrometheusText } from '@l4fleet/dashboard';
+import { describe, expect, test } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+
+const dir = fileURLToPath(new URL('../deploy/grafana/', import.meta.url));
+const read = (p: string) => readFileSync(`${dir}${p}`, 'utf8');
+
+interface Target {
+  expr: string;
+  datasource: { uid: string };
+}
+interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  datasource?: { uid: string };
+  targets?: Target[];
+}
+const dashboard = JSON.parse(read('dashboards/l4fleet-agents.json')) as {
+  uid: string;
+  panels: Panel[];
+  templating: { list: { name: string; query: { query: string }; datasource: { uid: string } }[] };
+};
+
+/** Metric name -> label names, from the agent's registry rendered with every metric given a value. */
+async function agentExposition(): Promise<Map<string, Set<string>>> {
+  const m = createAgentMetrics({ node: 'n1', fleet: 'f' });
+  m.setNodeState('serving');
+  m.setSessionState('198.18.0.1', 'established');
+  m.failStatic.set(0);
+  m.etcdConnected.set(1);
+  m.natsConnected.set(1);
+  m.aggregatorLeader.set(1);
+  m.vipAnnounced.set({ vip: '198.51.100.10:80/tcp' }, 1);
+  m.vipsAnnounced.set(1);
+  m.tableChecksum.set({ vip: '198.51.100.10:80/tcp', checksum: '0123456789abcdef' }, 1);
+  m.tableUsableBackends.set({ vip: '198.51.100.10:80/tcp' }, 3);
+  m.tableApplySeconds.observe(0.01);
+  m.tableAppliesTotal.inc({ result: 'ok' });
+  m.desiredRevision.set(3);
+  m.memberObserved.set({ member: 'web/a' }, 1);
+  m.memberDecided.set({ member: 'web/a' }, 1);
+  m.probesTotal.inc({ result: 'ok' });
+  m.stateRejectedTotal.inc();
+  m.eventsDroppedTotal.set(0);
+  m.setDataPlaneSource(async () => ({
+    vips: [{ vip: '198.51.100.10:80/tcp', packets: 10, bytes: 1_000 }],
+    backends: [{ address: '198.18.0.21', packets: 10, bytes: 1_000 }],
+    drops: { noBackend: { packets: 1, bytes: 60 } } as never,
+    flowTable: { entries: 4, fullPackets: 0 },
+  }));
+  const names = new Map<string, Set<string>>();
+  for (const s of parsePrometheusText(await m.registry.metrics())) {
+    const labels = names.get(s.name) ?? new Set<string>();
+    for (const l of Object.keys(s.labels)) labels.add(l);
+    names.set(s.name, labels);
+  }
+  return names;
+}
+
+const queries = (): { where: string; expr: string; uid: string | undefined }[] => [
+  ...dashboard.panels.flatMap((p) =>
+    (p.targets ?? []).map((t) => ({ where: `panel ${p.id} "${p.title}"`, expr: t.expr, uid: t.datasource?.uid })),
+  ),
+  ...dashboard.templating.list.map((v) => ({
+    where: `variable $${v.name}`,
+    expr: v.query.query,
+    uid: v.datasource.uid,
+  })),
+];
+
+describe('deploy/grafana', () => {
+  test('grafana - every metric the dashboard queries is on the agent /metrics, with the labels it groups by', async () => {
+    const exposed = await agentExposition();
+    const problems: string[] = [];
+    let referenced = 0;
+    for (const q of queries()) {
+      const metrics = q.expr.match(/\bl4fleet_[a-z0-9_]+/g) ?? [];
+      if (metrics.length === 0) problems.push(`${q.where}: no l4fleet metric in ${JSON.stringify(q.expr)}`);
+      const labels = new Set<string>(['le']);
+      for (const name of metrics) {
+        referenced++;
+        const have = exposed.get(name);
+        if (!have) problems.push(`${q.where}: metric ${name} is not on the agent's /metrics`);
+        for (const l of have ?? []) labels.add(l);
+      }
+      for (const by of q.expr.matchAll(/\bby \(([^)]*)\)/g)) {
+        for (const l of (by[1] as string).split(',').map((s) => s.trim())) {
+          if (!labels.has(l))
+            problems.push(`${q.where}: groups by label "${l}" that none of ${metrics.join(', ')} has`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(referenced).toBeGreaterThanOrEqual(25);
+  });
+
+  test('grafana - panels have unique ids and use the provisioned datasource; the provider path is a directory', () => {
+    const ds = parseYaml(read('provisioning/datasources/prometheus.yaml')) as {
+      datasources: { uid: string; type: string }[];
+    };
+    const uid = ds.datasources[0]?.uid;
+    expect(ds.datasources[0]?.type).toBe('prometheus');
+    const ids = dashboard.panels.map((p) => p.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const q of queries()) expect(q.uid, q.where).toBe(uid);
+    for (const p of dashboard.panels.filter((x) => x.type !== 'row')) expect(p.datasource?.uid, p.title).toBe(uid);
+    const provider = parseYaml(read('provisioning/dashboards/l4fleet.yaml')) as {
+      providers: { type: string; options: { path: string } }[];
+    };
+    expect(provider.providers[0]).toMatchObject({ type: 'file', options: { path: expect.stringMatching(/^\//) } });
+  });
+
+  test("grafana - the Prometheus scrape config targets the agents' metrics port and path", () => {
+    const prom = parseYaml(read('prometheus.yml')) as {
+      scrape_configs: { job_name: string; metrics_path: string; static_configs: { targets: string[] }[] }[];
+    };
+    const job = prom.scrape_configs.find((j) => j.job_name === 'l4fleet-agent');
+    expect(job?.metrics_path).toBe('/metrics');
+    const targets = job?.static_configs.flatMap((s) => s.targets) ?? [];
+    expect(targets.length).toBeGreaterThan(0);
+    for (const t of targets) {
+      expect(t).toMatch(new RegExp(`^198\\.18\\.\\d+\\.\\d+:${agentConfigDefaults.DEFAULT_METRICS_PORT}$`));
+    }
+  });
+});
