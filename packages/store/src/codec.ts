@@ -152,7 +152,7 @@ export function decodeDocument(pointerKey: string, pointer: Pointer, chunks: rea
   }
   if (pointer.encoding === 'inline')
     return validateDocument(pointerKey, pointer, pointer.document as { schema?: unknown; fleet?: unknown });
-  chunks.forEach((c, i) => checkChunk(pointerKey, pointer, i, c));
+  for (const [i, c] of chunks.entries()) checkChunk(pointerKey, pointer, i, c);
   const body = Buffer.concat(chunks);
   const sum = createHash('sha256').update(body).digest('hex');
   if (sum !== pointer.sha256) {

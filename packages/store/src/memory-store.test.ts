@@ -1,4 +1,5 @@
 import { parseFleet } from '@l4fleet/config';
+import { describeStoreContract } from '@l4fleet/test-support/store-contract';
 import { describe, expect, test } from 'vitest';
 import { MemoryFleetStore } from './memory-store.js';
 
@@ -9,7 +10,14 @@ const fleet = (n: number) =>
     ],
   });
 
-describe('store - memory fake behaves like the etcd store', () => {
+// The behaviour shared with the etcd store is asserted by the contract suite (run here and, against a real etcd, in
+// store-contract.int.test.ts); these tests cover what only the fake has (expireNode).
+describeStoreContract('memory fake', async () => {
+  const store = new MemoryFleetStore();
+  return { open: () => store, corruptPointer: async () => store.corruptDesired() };
+});
+
+describe('store - memory fake', () => {
   test('revision guard, seed kept, watchers see each apply', async () => {
     const s = new MemoryFleetStore();
     const seen: number[] = [];

@@ -1,13 +1,14 @@
 /**
  * An in-memory FleetStore for unit tests of the agent and the CLI: same interface and semantics as the etcd one
  * (revision guard, seed generation, snapshots to watchers, leased records), no etcd. `expireNode(name)` plays a
- * lease expiry, `corruptDesired()` plays a hand-written invalid state.
+ * lease expiry, `corruptDesired()` plays a hand-written invalid pointer. test/support/store-contract.ts runs one
+ * suite of behaviour against this fake and the etcd store, so the two cannot drift.
  */
 import { randomBytes } from 'node:crypto';
 import type { Fleet, MemberStatus } from '@l4fleet/config';
 import { EMPTY_FLEET } from './desired.js';
 import { StoreError } from './errors.js';
-import { NODE_NAME } from './layout.js';
+import { keys, NODE_NAME } from './layout.js';
 import { groupByPool } from './records.js';
 import type {
   ApplyOptions,
@@ -49,52 +50,73 @@ export class MemoryFleetStore implements FleetStore {
     if (this.closed) throw new StoreError('CLOSED', 'memory store: closed');
   }
 
-  private subscribe<T>(topic: Topic, read: () => T, listener: WatchListener<T>): Watch {
+  /** `initial`: deliver the current state at once (not for a corrupt pointer: there is none, like etcd). */
+  private subscribe<T>(topic: Topic, read: () => T, listener: WatchListener<T>, initial = true): Watch {
     this.assertOpen();
     const fn = () => listener.onUpdate(read());
     let set = this.listeners.get(topic);
     if (!set) this.listeners.set(topic, (set = new Set()));
     set.add(fn);
-    fn();
+    if (initial) fn();
     return { close: async () => void set.delete(fn) };
   }
 
+  /** The pointer's revision: the last apply's, or the corruption's. */
+  private pointerRevision = 0;
+  /** Set by corruptDesired() until the next apply: what the etcd store reports for a pointer that does not decode. */
+  private corrupt: StoreError | undefined;
+  private readonly errorListeners = new Set<(e: StoreError) => void>();
+
   async getDesired(): Promise<DesiredState> {
     this.assertOpen();
+    if (this.corrupt) throw this.corrupt;
     return this.desired;
   }
 
   async apply(fleet: Fleet, options: ApplyOptions = {}): Promise<ApplyResult> {
     this.assertOpen();
-    const expect = options.expectRevision ?? this.desired.revision;
-    if (expect !== this.desired.revision) {
+    if (options.recoverInvalid && !this.corrupt) {
       throw new StoreError(
         'CONFLICT',
-        `apply: the desired state changed since revision ${expect} (now ${this.desired.revision}); re-read and retry`,
+        `recover: ${keys.pointer} is valid (revision ${this.pointerRevision}); nothing to recover: apply normally`,
+        { key: keys.pointer },
+      );
+    }
+    const expect = options.expectRevision ?? this.pointerRevision;
+    if (expect !== this.pointerRevision) {
+      throw new StoreError(
+        'CONFLICT',
+        `apply: the desired state changed since revision ${expect} (now ${this.pointerRevision}); re-read and retry`,
       );
     }
     const hashSeed = fleet.hashSeed ?? this.desired.fleet.hashSeed ?? randomBytes(4).readUInt32BE(0);
     const generation = `mem-${this.revision + 1}`;
     this.desired = { fleet: structuredClone({ ...fleet, hashSeed }), revision: this.revision + 1, generation };
+    this.pointerRevision = this.desired.revision;
+    this.corrupt = undefined;
     this.bump('desired');
     const bytes = JSON.stringify(this.desired.fleet).length;
     return { revision: this.desired.revision, generation, hashSeed, bytes, chunks: 1 };
   }
 
-  /** Plays a hand-written invalid desired state: watchers get INVALID_STATE, getDesired() rejects until apply. */
+  /**
+   * Plays a hand-written pointer that does not decode: watchers get `invalid-record` and keep their last good
+   * state, getDesired() rejects, until an apply (or a recovery: apply with recoverInvalid) replaces it.
+   */
   corruptDesired(): void {
-    const err = new StoreError('INVALID_STATE', 'desired/current: corrupted (memory store)');
-    this.getDesired = async () => {
-      throw err;
-    };
-    for (const fn of this.errorListeners) fn(err);
+    this.revision += 1;
+    this.pointerRevision = this.revision;
+    this.corrupt = new StoreError('invalid-record', `${keys.pointer}: schema undefined is not 1 (memory store)`, {
+      key: keys.pointer,
+    });
+    for (const fn of this.errorListeners) fn(this.corrupt);
   }
-  private readonly errorListeners = new Set<(e: StoreError) => void>();
 
   async watchDesired(listener: WatchListener<DesiredState>): Promise<Watch> {
     const onError = (e: StoreError) => listener.onError?.(e);
     this.errorListeners.add(onError);
-    const w = this.subscribe('desired', () => this.desired, listener);
+    const w = this.subscribe('desired', () => this.desired, listener, !this.corrupt);
+    if (this.corrupt) onError(this.corrupt);
     return {
       close: async () => {
         this.errorListeners.delete(onError);

@@ -1,0 +1,185 @@
+/**
+ * One suite of FleetStore behaviour, run against the in-memory fake (packages/store/src/memory-store.test.ts) and
+ * the etcd store on a real etcd (packages/store/src/store-contract.int.test.ts), so the fake the agent and CLI unit
+ * tests rely on cannot drift from the real thing (issue 13). Each test gets a fresh fleet (a new etcd prefix or a
+ * new fake); `open()` returns another client of the same fleet.
+ */
+import { type Fleet, parseFleet } from '@l4fleet/config';
+import type { DesiredState, FleetStore, StoreError } from '@l4fleet/store';
+import { afterEach, describe, expect, test } from 'vitest';
+import { until } from './eventually.js';
+
+export interface ContractFleet {
+  /** Another client of this fleet (the fake: the same instance). Closed by the suite. */
+  open(): FleetStore;
+  /** Writes a pointer that does not decode, as someone with etcdctl would. */
+  corruptPointer(): Promise<void>;
+}
+
+export type ContractFactory = () => Promise<ContractFleet>;
+
+export const contractFleet = (members: number, seed?: number): Fleet =>
+  parseFleet({
+    ...(seed === undefined ? {} : { hashSeed: seed }),
+    pools: [
+      {
+        name: 'web',
+        members: Array.from({ length: members }, (_, i) => ({ address: `198.18.0.${i + 1}`, port: 80 })),
+      },
+    ],
+    vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web' }],
+  });
+
+const wait = <T>(what: string, fn: () => T | Promise<T>) => until(what, fn, 10_000, 20);
+
+export function describeStoreContract(name: string, factory: ContractFactory): void {
+  describe(`store contract - ${name}`, () => {
+    const opened: FleetStore[] = [];
+    const fleet = async () => {
+      const f = await factory();
+      return {
+        ...f,
+        open: () => {
+          const s = f.open();
+          opened.push(s);
+          return s;
+        },
+      };
+    };
+    afterEach(async () => {
+      for (const s of opened.splice(0)) await s.close().catch(() => undefined);
+    });
+
+    test('apply: revision guard, the generated seed is kept, an explicit one wins', async () => {
+      const s = (await fleet()).open();
+      expect(await s.getDesired()).toMatchObject({ revision: 0, generation: '', fleet: { pools: [], vips: [] } });
+      const r1 = await s.apply(contractFleet(1), { expectRevision: 0 });
+      await expect(s.apply(contractFleet(2), { expectRevision: 0 })).rejects.toMatchObject({ code: 'CONFLICT' });
+      const r2 = await s.apply(contractFleet(2), { expectRevision: r1.revision });
+      expect(r2.hashSeed).toBe(r1.hashSeed);
+      expect(r2.revision).toBeGreaterThan(r1.revision);
+      const got = await s.getDesired();
+      expect(got.revision).toBe(r2.revision);
+      expect(got.generation).toBe(r2.generation);
+      expect(got.fleet).toEqual({ ...contractFleet(2), hashSeed: r1.hashSeed });
+      expect((await s.apply(contractFleet(2, 42))).hashSeed).toBe(42);
+    });
+
+    test('watchDesired: the current state, then every apply once and in order', async () => {
+      const f = await fleet();
+      const [w, r] = [f.open(), f.open()];
+      await w.apply(contractFleet(1, 7));
+      const seen: number[] = [];
+      const watch = await r.watchDesired({ onUpdate: (d) => seen.push(d.fleet.pools[0]?.members.length ?? 0) });
+      await w.apply(contractFleet(2));
+      await w.apply(contractFleet(3));
+      await wait('three states', () => seen.length === 3);
+      expect(seen).toEqual([1, 2, 3]);
+      await watch.close();
+    });
+
+    test('a corrupt pointer: invalid-record naming the key, last good state kept, recovery replaces it', async () => {
+      const f = await fleet();
+      const [w, r] = [f.open(), f.open()];
+      await w.apply(contractFleet(2, 9));
+      const seen: DesiredState[] = [];
+      const errors: StoreError[] = [];
+      const watch = await r.watchDesired({ onUpdate: (d) => seen.push(d), onError: (e) => errors.push(e) });
+      await expect(w.apply(contractFleet(3), { recoverInvalid: true })).rejects.toMatchObject({ code: 'CONFLICT' });
+      await f.corruptPointer();
+      await wait('error reported', () => errors.some((e) => e.code === 'invalid-record'));
+      const err = errors.find((e) => e.code === 'invalid-record') as StoreError;
+      expect(err.key).toBe('desired/current');
+      expect(err.message).toMatch(/desired\/current: /);
+      await expect(w.getDesired()).rejects.toMatchObject({ code: 'invalid-record', key: 'desired/current' });
+      expect(seen.map((d) => d.fleet.pools[0]?.members.length)).toEqual([2]);
+      const fixed = await w.apply(contractFleet(4, 9), { recoverInvalid: true });
+      await wait('recovered', () => seen.at(-1)?.revision === fixed.revision);
+      expect((await w.getDesired()).fleet.pools[0]?.members.length).toBe(4);
+      await watch.close();
+    });
+
+    test('nodes: registration, health, status and drain; close() removes all but the drain flag', async () => {
+      const f = await fleet();
+      const [agent, cli] = [f.open(), f.open()];
+      const views: string[][] = [];
+      const watch = await cli.watchNodes({ onUpdate: (v) => views.push(v.map((n) => n.name)) });
+      const reg = await agent.registerNode({ name: 'lb1', address: '198.18.2.1' });
+      await reg.reportHealth(
+        new Map([
+          ['web/a', 'up'],
+          ['web/b', 'down'],
+        ]),
+      );
+      await reg.reportStatus({
+        tables: { k: 'sum' },
+        announced: ['k'],
+        bgp: {},
+        failStatic: false,
+        desiredRevision: 3,
+      });
+      await cli.setNodeDrain('lb1', true);
+      await wait('node seen', () => views.at(-1)?.includes('lb1'));
+      const [view] = await cli.listNodes();
+      expect(view).toMatchObject({ name: 'lb1', drained: true, record: { name: 'lb1', address: '198.18.2.1' } });
+      expect(view?.status).toMatchObject({ tables: { k: 'sum' }, announced: ['k'], desiredRevision: 3 });
+      const reports = await cli.listHealthReports();
+      expect(reports.map((h) => [h.node, [...h.members].sort()])).toEqual([
+        [
+          'lb1',
+          [
+            ['web/a', 'up'],
+            ['web/b', 'down'],
+          ],
+        ],
+      ]);
+      await reg.close();
+      await wait('lease gone', async () => (await cli.listNodes())[0]?.record === undefined);
+      expect(await cli.listHealthReports()).toEqual([]);
+      expect(await cli.listNodes()).toMatchObject([{ name: 'lb1', drained: true, record: undefined }]);
+      await cli.setNodeDrain('lb1', false);
+      expect(await cli.listNodes()).toEqual([]);
+      await expect(cli.registerNode({ name: 'a/b' })).rejects.toMatchObject({ code: 'INVALID_STATE' });
+      await watch.close();
+    });
+
+    test('election and decided status: one leader, fenced writes, handover on resign', async () => {
+      const f = await fleet();
+      const [a, b] = [f.open(), f.open()];
+      const decidedSeen: number[] = [];
+      const watch = await b.watchDecided({ onUpdate: (d) => decidedSeen.push(d.decided.size) });
+      const la = await a.campaign('lb1');
+      expect(await b.getLeader()).toBe('lb1');
+      let bElected = false;
+      const pb = b.campaign('lb2').then((l) => {
+        bElected = true;
+        return l;
+      });
+      await a.writeDecided(
+        new Map([
+          ['web/x', 'down'],
+          ['web/y', 'up'],
+        ]),
+        { leadership: la },
+      );
+      expect(bElected).toBe(false);
+      expect((await b.getDecided()).decided).toEqual(
+        new Map([
+          ['web/x', 'down'],
+          ['web/y', 'up'],
+        ]),
+      );
+      await wait('decided watched', () => decidedSeen.at(-1) === 2);
+      await la.resign();
+      expect(await la.lost).toBeUndefined();
+      await expect(a.writeDecided(new Map([['web/x', 'up']]), { leadership: la })).rejects.toMatchObject({
+        code: 'LEASE_LOST',
+      });
+      const lb = await pb;
+      expect(lb.isLeader()).toBe(true);
+      expect(await a.getLeader()).toBe('lb2');
+      await lb.resign();
+      await watch.close();
+    });
+  });
+}
