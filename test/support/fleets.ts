@@ -12,7 +12,7 @@ export function largeFleet(vips = 100, members = 1_000): Fleet {
       name: `pool${p}`,
       members: Array.from({ length: members }, (_, i) => ({
         address: `198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`,
-        port: 8080,
+        port: 80, // the VIP's port: direct server return does not rewrite ports
         weight: 1 + (i % 3),
       })),
     })),

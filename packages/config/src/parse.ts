@@ -40,6 +40,7 @@ import {
   utf8Bytes,
 } from './limits.js';
 import { POOL_NAME } from './names.js';
+import { fleetSemanticProblems } from './semantics.js';
 import type { Fleet, Forwarding, HealthCheck, HealthCheckType, Member, MemberState, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
 
@@ -309,6 +310,9 @@ export function parseFleet(raw: unknown): Fleet {
     pools: [...pools.values()].map(({ families: _f, ...pl }) => pl),
     vips,
   };
+  // Values valid in form that cannot work (addresses, ports under direct server return, health checks).
+  const semantic = fleetSemanticProblems(fleet);
+  if (semantic.length > 0) throw new ConfigError('INVALID', capProblems(semantic));
   if (seed !== undefined) return { hashSeed: seed, ...fleet };
   return fleet;
 }

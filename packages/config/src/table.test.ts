@@ -89,7 +89,7 @@ describe('config table - derivation rules', () => {
   test('a fleet without seed cannot build tables', () => {
     const f = parseFleet({
       pools: [{ name: 'web', members: three }],
-      vips: [{ address: '1.1.1.1', port: 1, protocol: 'tcp', pool: 'web' }],
+      vips: [{ address: '198.51.100.1', port: 80, protocol: 'tcp', pool: 'web' }],
     });
     expect(() => buildVipTable(f, f.vips[0]!, new Map())).toThrow(/hashSeed/);
   });

@@ -1,0 +1,50 @@
+/**
+ * Addresses that parse but cannot be a VIP or a pool member: no client can reach them across the router, or no
+ * backend can own them. Ranges from the IANA special-purpose registries (RFC 6890) and RFC 4291 (IPv6).
+ */
+import { parseAddress } from '@l4fleet/maglev';
+
+interface SpecialRange {
+  readonly family: 4 | 6;
+  readonly prefix: readonly number[];
+  readonly bits: number;
+  readonly what: string;
+}
+
+/** Each with why it cannot work: a router does not forward it, or it names no single host. */
+const RANGES: readonly SpecialRange[] = [
+  { family: 4, prefix: [0, 0, 0, 0], bits: 8, what: 'an unspecified ("this network", RFC 1122) address' },
+  { family: 4, prefix: [127, 0, 0, 0], bits: 8, what: 'a loopback address (127.0.0.0/8)' },
+  { family: 4, prefix: [169, 254, 0, 0], bits: 16, what: 'a link-local address (169.254.0.0/16, not routed)' },
+  { family: 4, prefix: [224, 0, 0, 0], bits: 4, what: 'a multicast address (224.0.0.0/4)' },
+  { family: 4, prefix: [255, 255, 255, 255], bits: 32, what: 'the broadcast address' },
+  { family: 4, prefix: [240, 0, 0, 0], bits: 4, what: 'a reserved address (240.0.0.0/4, not routed)' },
+  { family: 6, prefix: [], bits: 128, what: 'the unspecified address (::)' },
+  { family: 6, prefix: [...new Array(15).fill(0), 1], bits: 128, what: 'the loopback address (::1)' },
+  {
+    family: 6,
+    prefix: [...new Array(10).fill(0), 0xff, 0xff],
+    bits: 96,
+    what: 'an IPv4-mapped address (::ffff:0:0/96; write the IPv4 address)',
+  },
+  { family: 6, prefix: [0xfe, 0x80], bits: 10, what: 'a link-local address (fe80::/10, not routed)' },
+  { family: 6, prefix: [0xff], bits: 8, what: 'a multicast address (ff00::/8)' },
+];
+
+function inRange(bytes: Uint8Array, r: SpecialRange): boolean {
+  for (let bit = 0; bit < r.bits; bit += 8) {
+    const want = r.prefix[bit / 8] ?? 0;
+    const have = bytes[bit / 8] ?? 0;
+    const left = r.bits - bit;
+    const mask = left >= 8 ? 0xff : (0xff << (8 - left)) & 0xff;
+    if ((have & mask) !== (want & mask)) return false;
+  }
+  return true;
+}
+
+/** Why `address` (already valid) cannot be a VIP or a member, or undefined when it can. */
+export function unusableAddress(address: string): string | undefined {
+  const parsed = parseAddress(address);
+  const hit = RANGES.find((r) => r.family === parsed.family && inRange(parsed.bytes, r));
+  return hit?.what;
+}

@@ -1,0 +1,132 @@
+/**
+ * Rules over a fleet that is valid in form: values that parse but cannot work. Each would otherwise be accepted by
+ * `apply` and fail later, far from the file (nodes refusing the whole state, a health check that never passes, a
+ * VIP no client can reach). Run by parseFleet() once the per-field checks passed, so indices match the file.
+ */
+import { unusableAddress } from './address-use.js';
+import type { ConfigProblem } from './errors.js';
+import { showValue as show } from './fields.js';
+import { MAX_HTTP_PATH_CHARS, MAX_UDP_PAYLOAD_BYTES, utf8Bytes } from './limits.js';
+import type { Fleet, HealthCheck, Pool, Vip } from './types.js';
+import { vipKey } from './vip-key.js';
+
+/** RFC 3986 §3.3 path and §3.4 query characters (with %-escapes): no spaces or controls in a request line. */
+const HTTP_PATH = /^\/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$/;
+
+function healthCheckProblems(hc: HealthCheck, path: string): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  // Longer-than is parse.ts's; equal means every probe still running when the next is due.
+  if (hc.timeoutMs === hc.intervalMs) {
+    out.push({
+      path: `${path}.timeoutMs`,
+      message: `${hc.timeoutMs} equals intervalMs (${hc.intervalMs}): a probe must end before the next one starts`,
+    });
+  }
+  if (hc.type === 'http' && hc.expectStatus !== undefined && hc.expectStatus < 200) {
+    out.push({
+      path: `${path}.expectStatus`,
+      message: `${hc.expectStatus} is an informational (1xx) status, never a final answer: the check could never pass (use 200-599)`,
+    });
+  }
+  if (hc.type === 'http' && hc.path !== undefined) {
+    if (hc.path.length > MAX_HTTP_PATH_CHARS) {
+      out.push({
+        path: `${path}.path`,
+        message: `${show(hc.path)} is ${hc.path.length} characters, more than the limit of ${MAX_HTTP_PATH_CHARS} (MAX_HTTP_PATH_CHARS)`,
+      });
+    } else if (!HTTP_PATH.test(hc.path)) {
+      out.push({
+        path: `${path}.path`,
+        message: `${show(hc.path)} is not a request path (RFC 3986: no spaces or control characters; escape others as %XX)`,
+      });
+    }
+  }
+  if (hc.type === 'udp' && hc.payload !== undefined) {
+    const bytes = utf8Bytes(hc.payload);
+    if (bytes > MAX_UDP_PAYLOAD_BYTES) {
+      out.push({
+        path: `${path}.payload`,
+        message: `${bytes} bytes is more than the limit of ${MAX_UDP_PAYLOAD_BYTES} (MAX_UDP_PAYLOAD_BYTES: one unfragmented datagram)`,
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * Every forwarding mode (l2, ipip, gre, gue) is direct server return: the packet reaches the member unchanged, so
+ * it must listen on the VIP's port. The first mismatch of each VIP is reported, with how many more there are.
+ */
+function portProblems(vip: Vip, vipIndex: number, pool: Pool, poolIndex: number): ConfigProblem[] {
+  let first = -1;
+  let count = 0;
+  pool.members.forEach((m, j) => {
+    if (m.port === vip.port) return;
+    if (first < 0) first = j;
+    count += 1;
+  });
+  if (first < 0) return [];
+  const m = pool.members[first];
+  const more = count > 1 ? ` (and ${count - 1} more members of pool "${pool.name}")` : '';
+  return [
+    {
+      path: `pools[${poolIndex}].members[${first}].port`,
+      message: `${m?.port} differs from the port of vips[${vipIndex}] ${vipKey(vip)}: forwarding ${pool.forwarding} (direct server return) does not rewrite ports${more}`,
+    },
+  ];
+}
+
+/**
+ * A check of the wrong transport on the VIP's own port cannot pass unless the member also serves that transport
+ * there; an explicit `healthCheck.port` says it does (e.g. a DNS server's TCP 53 behind a UDP VIP is fine either way,
+ * so `tcp` is always accepted).
+ */
+function transportProblems(vip: Vip, vipIndex: number, pool: Pool, poolIndex: number): ConfigProblem[] {
+  const hc = pool.healthCheck;
+  if (hc.port !== undefined) return [];
+  const wrong = (hc.type === 'http' && vip.protocol === 'udp') || (hc.type === 'udp' && vip.protocol === 'tcp');
+  if (!wrong) return [];
+  const probes = hc.type === 'http' ? 'TCP' : 'UDP';
+  return [
+    {
+      path: `pools[${poolIndex}].healthCheck.type`,
+      message: `"${hc.type}" probes ${probes} on the member's port but vips[${vipIndex}] ${vipKey(vip)} is ${vip.protocol}: set healthCheck.port to where the member answers ${hc.type}, or use type ${vip.protocol === 'udp' ? 'udp' : 'tcp'}`,
+    },
+  ];
+}
+
+/** Problems of a fleet whose fields are each valid (see parseFleet); empty when it can work. */
+export function fleetSemanticProblems(fleet: Fleet): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const poolIndex = new Map<string, number>();
+  const vipAddresses = new Set(fleet.vips.map((v) => v.address));
+  fleet.pools.forEach((pool, i) => {
+    poolIndex.set(pool.name, i);
+    out.push(...healthCheckProblems(pool.healthCheck, `pools[${i}].healthCheck`));
+    pool.members.forEach((m, j) => {
+      const why = unusableAddress(m.address);
+      if (why) out.push({ path: `pools[${i}].members[${j}].address`, message: `"${m.address}" is ${why}` });
+      else if (vipAddresses.has(m.address)) {
+        out.push({
+          path: `pools[${i}].members[${j}].address`,
+          message: `"${m.address}" is a VIP of this fleet: the balancers would forward to themselves`,
+        });
+      }
+    });
+  });
+  const transportSeen = new Set<number>();
+  fleet.vips.forEach((vip, k) => {
+    const why = unusableAddress(vip.address);
+    if (why) out.push({ path: `vips[${k}].address`, message: `"${vip.address}" is ${why}` });
+    const i = poolIndex.get(vip.pool);
+    const pool = i === undefined ? undefined : fleet.pools[i];
+    if (i === undefined || !pool) return;
+    for (const p of portProblems(vip, k, pool, i)) out.push(p);
+    if (!transportSeen.has(i)) {
+      const t = transportProblems(vip, k, pool, i);
+      if (t.length > 0) transportSeen.add(i);
+      for (const p of t) out.push(p);
+    }
+  });
+  return out;
+}
