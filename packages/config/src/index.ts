@@ -1,4 +1,5 @@
 export { canonicalAddress, endpointText } from './address.js';
+export { unusableAddress } from './address-use.js';
 export { predictChurn, type VipChurn } from './churn.js';
 export {
   DEFAULT_GUE_PORT,
