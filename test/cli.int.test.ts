@@ -57,7 +57,7 @@ describe('cli - against a real etcd', () => {
 
   test('apply, --dry-run with predicted churn, get -o json, explain flow matching maglev, exit codes', async () => {
     const f1 = file('f1.yaml', FLEET);
-    const first = await cli(g, 'apply', '-f', f1);
+    const first = await cli(g, 'apply', '-f', f1, '--new-fleet');
     expect(first.code).toBe(0);
     expect(first.out).toMatch(/applied: revision \d+/);
 
@@ -126,7 +126,11 @@ describe('cli - against a real etcd', () => {
   });
 
   test('node drain shows in get nodes; status reports the fleet', async () => {
-    expect((await cli(g, 'node', 'drain', 'lb7')).code).toBe(0);
+    const typo = await cli(g, 'node', 'drain', 'lb7');
+    expect(typo.code).toBe(1); // no agent registered lb7: refused, and no phantom node appears
+    expect(typo.err).toContain('node "lb7": no such node');
+    expect(JSON.parse((await cli(g, 'get', 'nodes', '-o', 'json')).out)).toEqual([]);
+    expect((await cli(g, 'node', 'drain', 'lb7', '--force')).code).toBe(0);
     const nodes = JSON.parse((await cli(g, 'get', 'nodes', '-o', 'json')).out);
     expect(nodes).toEqual([{ name: 'lb7', drained: true }]);
     const st = await cli(g, 'status');
@@ -166,7 +170,7 @@ describe('cli - TLS and auth flags end to end', () => {
       '--password',
       'pw1',
     ];
-    expect((await cli(g, 'apply', '-f', file('tls.yaml', FLEET))).code).toBe(0);
+    expect((await cli(g, 'apply', '-f', file('tls.yaml', FLEET), '--new-fleet')).code).toBe(0);
     expect(JSON.parse((await cli(g, 'get', 'pools', '-o', 'json')).out).map((p: { name: string }) => p.name)).toEqual([
       'web',
       'dns',

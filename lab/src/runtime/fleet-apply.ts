@@ -16,6 +16,8 @@ export async function applyDefaultFleet(lab: NetnsLab): Promise<string> {
   const file = join(labDir(lab.id), 'fleet.yaml');
   writeFileSync(file, labFleetYaml(lab.topology));
   const etcd = lab.topology.control.etcdEndpoints.join(',');
-  const r = await run([process.execPath, cliBin(), '--etcd', etcd, 'apply', '-f', file], { timeoutMs: 60_000 });
+  const r = await run([process.execPath, cliBin(), '--etcd', etcd, 'apply', '-f', file, '--new-fleet'], {
+    timeoutMs: 60_000,
+  });
   return r.stdout;
 }

@@ -57,7 +57,7 @@ describe('cli - fleet commands on the memory store', () => {
     expect(dry.out).toContain('+ vip 198.51.100.10:80/tcp');
     expect(dry.out).toContain('dry run: nothing written');
     expect((await store.getDesired()).revision).toBe(0);
-    expect((await cli('apply', '-f', f)).code).toBe(0);
+    expect((await cli('apply', '-f', f, '--new-fleet')).code).toBe(0);
     const f2 = file('b.yaml', FLEET.replace('weight: 2', 'weight: 1'));
     const r = await cli('apply', '-f', f2, '--dry-run');
     expect(r.out).toContain('~ member web/be1: weight 2 -> 1');
@@ -86,7 +86,7 @@ describe('cli - fleet commands on the memory store', () => {
   });
 
   test('get vips -o json has the fields of the file; explain flow names slot and backend', async () => {
-    await cli('apply', '-f', file('c.yaml', FLEET));
+    await cli('apply', '-f', file('c.yaml', FLEET), '--new-fleet');
     const vips = JSON.parse((await cli('get', 'vips', '-o', 'json')).out);
     expect(vips).toEqual([
       {
@@ -107,7 +107,7 @@ describe('cli - fleet commands on the memory store', () => {
   });
 
   test('member drain/enable/add/remove and node drain', async () => {
-    await cli('apply', '-f', file('d.yaml', FLEET));
+    await cli('apply', '-f', file('d.yaml', FLEET), '--new-fleet');
     expect((await cli('member', 'drain', 'web', 'be1')).code).toBe(0);
     expect((await store.getDesired()).fleet.pools[0]!.members[0]!.state).toBe('draining');
     expect((await cli('member', 'enable', 'web', '198.18.0.21:80')).code).toBe(0);
@@ -119,12 +119,13 @@ describe('cli - fleet commands on the memory store', () => {
     expect(dup.err).toContain('duplicates');
     expect((await cli('member', 'remove', 'web', '198.18.0.24:80')).code).toBe(0);
     expect((await cli('member', 'remove', 'web', 'nosuch')).code).toBe(1);
-    expect((await cli('node', 'drain', 'lb1')).code).toBe(0);
+    expect((await cli('node', 'drain', 'lb1')).code).toBe(1); // not registered: a typo until proven otherwise
+    expect((await cli('node', 'drain', 'lb1', '--force')).code).toBe(0);
     expect((await store.listNodes())[0]).toMatchObject({ name: 'lb1', drained: true });
   });
 
   test('status flags nodes whose table checksum differs', async () => {
-    await cli('apply', '-f', file('e.yaml', FLEET));
+    await cli('apply', '-f', file('e.yaml', FLEET), '--new-fleet');
     const good = JSON.parse((await cli('status', '-o', 'json')).out).expectedChecksums['198.51.100.10:80/tcp'];
     const a = await store.registerNode({ name: 'lb1' });
     const b = await store.registerNode({ name: 'lb2' });
@@ -150,7 +151,7 @@ describe('cli - fleet commands on the memory store', () => {
   });
 
   test('describe vip shows members with state and share', async () => {
-    await cli('apply', '-f', file('f.yaml', FLEET));
+    await cli('apply', '-f', file('f.yaml', FLEET), '--new-fleet');
     const r = await cli('describe', 'vip', '198.51.100.10:80/tcp');
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/198\.18\.0\.23:80\s+198\.18\.0\.23:80\s+1\s+draining\s+undecided\s+0\s+0\.00%/);

@@ -1,20 +1,36 @@
 /** `l4fleet apply -f FILE [--dry-run]`: validate, show the diff and predicted churn, then write in one txn. */
-import { readFileSync } from 'node:fs';
-import { diffFleets, type Fleet, parseFleetText, predictChurn } from '@l4fleet/config';
+import { diffFleets, type Fleet, MAX_FLEET_BYTES, parseFleetText, predictChurn } from '@l4fleet/config';
 import type { Command } from 'commander';
+import { readBounded } from '../bounded-read.js';
 import { CliError, EXIT_FAILURE } from '../io.js';
+import { type ApplyGuardFlags, applyGuards } from './apply-guards.js';
+import {
+  asCliError,
+  type ConnectionFlags,
+  type FleetCommandContext,
+  outputFormat,
+  percent,
+  renderData,
+  withStore,
+} from './context.js';
 
-import { asCliError, type FleetCommandContext, outputFormat, percent, renderData, withStore } from './context.js';
-
+/** Reads and validates the file before etcd is contacted; at most MAX_FLEET_BYTES are ever read. */
 function readFleetFile(file: string): Fleet {
-  let text: string;
+  let read: ReturnType<typeof readBounded>;
   try {
-    text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+    read = readBounded(file, MAX_FLEET_BYTES);
   } catch (err) {
     throw new CliError(`-f: cannot read ${file}: ${(err as Error).message}`, EXIT_FAILURE, { cause: err });
   }
+  if ('tooLarge' in read) {
+    const size = read.exact ? `is ${read.tooLarge.toLocaleString('en-US')} bytes` : 'does not end within the limit';
+    throw new CliError(
+      `-f: ${file} ${size}, more than the limit of ${MAX_FLEET_BYTES.toLocaleString('en-US')} bytes (MAX_FLEET_BYTES); nothing read past it`,
+      EXIT_FAILURE,
+    );
+  }
   try {
-    return parseFleetText(text, /\.json$/i.test(file) ? 'json' : undefined);
+    return parseFleetText(read.text, /\.json$/i.test(file) ? 'json' : undefined);
   } catch (err) {
     throw asCliError(err);
   }
@@ -27,7 +43,13 @@ export function registerApply(program: Command, ctx: FleetCommandContext): void 
     .requiredOption('-f, --file <file>', 'fleet file (YAML or JSON; - for stdin)')
     .option('--dry-run', 'validate and show what would change, write nothing')
     .option('-o, --output <format>', 'table | json (the plan and result)', 'table')
-    .action(async (opts: { file: string; dryRun?: boolean; output: string }, cmd: Command) => {
+    .option(
+      '--new-fleet',
+      'allow creating a fleet where the prefix has none (a new hash seed unless the file sets one)',
+    )
+    .option('--change-seed', "allow replacing the stored hash seed with the file's (every flow moves)")
+    .option('--remove-all-vips', 'allow a file with no VIPs over a fleet that has some (every VIP is withdrawn)')
+    .action(async (opts: { file: string; dryRun?: boolean; output: string } & ApplyGuardFlags, cmd: Command) => {
       const format = outputFormat(opts.output, ['table', 'json']);
       const fleet = readFleetFile(opts.file);
       await withStore(ctx, cmd, async (store) => {
@@ -35,8 +57,20 @@ export function registerApply(program: Command, ctx: FleetCommandContext): void 
         const { decided } = await store.getDecided();
         const diff = diffFleets(current.revision === 0 ? undefined : current.fleet, fleet);
         const churn = predictChurn(current.fleet, fleet, decided);
-        const plan = { fromRevision: current.revision, changes: diff.changes, churn, dryRun: Boolean(opts.dryRun) };
+        const prefix = (cmd.optsWithGlobals() as ConnectionFlags).prefix ?? '/l4fleet';
+        const guards = applyGuards(current, fleet, prefix, opts);
+        const blocked = guards.filter((g) => !g.allowed).map((g) => `${g.message}; pass ${g.flag} to do it`);
+        if (blocked.length > 0 && !opts.dryRun) throw new CliError(blocked, EXIT_FAILURE);
+        const plan = {
+          fromRevision: current.revision,
+          changes: diff.changes,
+          churn,
+          guards,
+          dryRun: Boolean(opts.dryRun),
+        };
         const lines: string[] = [];
+        for (const g of guards)
+          lines.push(g.allowed ? `note (${g.flag}): ${g.message}` : `needs ${g.flag}: ${g.message}`);
         if (diff.changes.length === 0 && current.revision !== 0) lines.push('no changes');
         for (const c of diff.changes) {
           const sign = c.kind === 'added' ? '+' : c.kind === 'removed' ? '-' : '~';

@@ -1,8 +1,11 @@
 /** `l4fleet maglev ...`: the hashing library from the command line, no fleet needed. */
+
+import { MAX_MEMBER_WEIGHT } from '@l4fleet/config';
 import {
   buildNamedTable,
   DEFAULT_TABLE_SIZE,
   type HashMode,
+  MAX_TABLE_SIZE,
   MaglevError,
   type Protocol,
   slotOf,
@@ -10,12 +13,7 @@ import {
 } from '@l4fleet/maglev';
 import type { Command } from 'commander';
 import { CliError, type CliIo, EXIT_USAGE } from '../io.js';
-
-function intOption(value: string, field: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new CliError(`${field}: ${JSON.stringify(value)} is not an integer`, EXIT_USAGE);
-  return n;
-}
+import { integerOption } from '../options.js';
 
 function parseBackends(list: string): { name: string; weight?: number }[] {
   return list
@@ -23,7 +21,8 @@ function parseBackends(list: string): { name: string; weight?: number }[] {
     .filter((s) => s.length > 0)
     .map((item) => {
       const [name, weight] = item.split('=');
-      return weight === undefined ? { name: name as string } : { name: name as string, weight: Number(weight) };
+      if (weight === undefined) return { name: name as string };
+      return { name: name as string, weight: integerOption(weight, `backends: ${name} weight`, 0, MAX_MEMBER_WEIGHT) };
     });
 }
 
@@ -50,7 +49,10 @@ export function registerMaglev(program: Command, io: CliIo): void {
     .option('-o, --output <format>', 'table | json', 'table')
     .action((opts: { backends: string; size: string; output: string }) => {
       try {
-        const table = buildNamedTable(parseBackends(opts.backends), intOption(opts.size, 'size'));
+        const table = buildNamedTable(
+          parseBackends(opts.backends),
+          integerOption(opts.size, '--size', 2, MAX_TABLE_SIZE),
+        );
         const stats = tableStats(table);
         if (opts.output === 'json') {
           io.out(JSON.stringify(stats, null, 2));
@@ -87,7 +89,7 @@ export function registerMaglev(program: Command, io: CliIo): void {
         if (opts.hash !== '5-tuple' && opts.hash !== 'source-ip') {
           throw new CliError(`hash: "${opts.hash}" is not 5-tuple or source-ip`, EXIT_USAGE);
         }
-        const seed = Number(opts.seed);
+        const seed = integerOption(opts.seed, '--seed', 0, 0xffff_ffff, true);
         const flow = {
           src: src.address,
           sport: src.port,
@@ -95,7 +97,9 @@ export function registerMaglev(program: Command, io: CliIo): void {
           dport: dst.port,
           protocol: proto as Protocol,
         };
-        io.out(String(slotOf(flow, intOption(opts.size, 'size'), seed, opts.hash as HashMode)));
+        io.out(
+          String(slotOf(flow, integerOption(opts.size, '--size', 2, MAX_TABLE_SIZE), seed, opts.hash as HashMode)),
+        );
       } catch (err) {
         rethrow(err);
       }

@@ -5,15 +5,18 @@
 import {
   canonicalAddress,
   type Fleet,
+  MAX_MEMBER_WEIGHT,
   type Member,
   type MemberState,
+  NODE_NAME,
   type Pool,
   parseFleet,
   predictChurn,
 } from '@l4fleet/config';
-import { StoreError } from '@l4fleet/store';
+import { type FleetStore, StoreError } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+import { integerOption } from '../options.js';
 
 import { type FleetCommandContext, percent, withStore } from './context.js';
 import { parseEndpoint } from './maglev.js';
@@ -90,16 +93,15 @@ export function registerMember(program: Command, ctx: FleetCommandContext): void
     .action(
       async (pool: string, endpoint: string, opts: { name?: string; weight?: string; state: string }, cmd: Command) => {
         const ep = parseEndpoint(endpoint, 'endpoint');
-        const weight = opts.weight === undefined ? undefined : Number(opts.weight);
-        if (weight !== undefined && !Number.isInteger(weight))
-          throw new CliError(`--weight: ${JSON.stringify(opts.weight)} is not an integer`, EXIT_USAGE);
+        const weight =
+          opts.weight === undefined ? undefined : integerOption(opts.weight, '--weight', 0, MAX_MEMBER_WEIGHT);
         await editPool(ctx, cmd, pool, `added ${pool}/${opts.name ?? endpoint}`, (p) => [
           ...p.members,
           {
             address: ep.address,
             port: ep.port,
             state: opts.state,
-            ...(opts.name ? { name: opts.name } : {}),
+            ...(opts.name !== undefined ? { name: opts.name } : {}),
             ...(weight !== undefined ? { weight } : {}),
           } as Member,
         ]);
@@ -139,11 +141,34 @@ export function registerMember(program: Command, ctx: FleetCommandContext): void
       .command(name)
       .description(drained ? 'withdraw the node from BGP (flag survives agent restarts)' : 'clear the drain flag')
       .argument('<name>', 'node name')
-      .action(async (nodeName: string, _o: unknown, cmd: Command) => {
+      .option('--force', `${name} a node that is not registered (yet): the flag waits for it`)
+      .action(async (nodeName: string, opts: { force?: boolean }, cmd: Command) => {
+        if (!NODE_NAME.test(nodeName)) {
+          throw new CliError(
+            `node: ${JSON.stringify(nodeName)} is not a node name (1-63 of A-Z a-z 0-9 . _ -, starting alphanumeric)`,
+            EXIT_USAGE,
+          );
+        }
         await withStore(ctx, cmd, async (store) => {
+          if (!opts.force) await assertNodeKnown(store, nodeName, name);
           await store.setNodeDrain(nodeName, drained);
           ctx.io.out(`node ${nodeName}: ${drained ? 'drained' : 'undrained'}`);
         });
       });
   }
+}
+
+/**
+ * A drain for a name no agent registered is almost always a typo, and would leave a phantom node behind; the
+ * store's listNodes() has every registered node and every node with a drain flag.
+ */
+async function assertNodeKnown(store: FleetStore, nodeName: string, verb: string): Promise<void> {
+  const nodes = await store.listNodes();
+  if (nodes.some((n) => n.name === nodeName)) return;
+  const known = nodes.map((n) => n.name).sort();
+  const list = known.length === 0 ? 'none' : known.slice(0, 10).join(', ') + (known.length > 10 ? ', ...' : '');
+  throw new CliError(
+    `node ${JSON.stringify(nodeName)}: no such node (registered: ${list}); pass --force to ${verb} it before its agent registers`,
+    EXIT_FAILURE,
+  );
 }
