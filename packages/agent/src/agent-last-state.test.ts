@@ -2,7 +2,7 @@
  * Fail-static across restarts: the agent saves its last good inputs and, restarted while etcd is unreachable,
  * serves them (same tables, same routes, no flap) until etcd answers again.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFakeSpeaker, type FakeSpeaker } from '@l4fleet/bgp';
@@ -16,7 +16,9 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { type Agent, createAgent } from './agent.js';
 import { parseAgentConfig } from './config/parse.js';
 import type { AgentEvent } from './events/subjects.js';
+import { STATE_SAVE_DELAY_MS } from './persist/keeper.js';
 import { createLastStateFile, type LastStateStore } from './persist/last-state.js';
+import { runAgent } from './runtime.js';
 
 const logger = pino({ level: process.env.L4FLEET_TEST_LOG ?? 'silent' });
 const ROUTES = ['198.51.100.10/32', '198.51.100.11/32'];
@@ -237,13 +239,32 @@ describe('agent - last good state across restarts', () => {
     expect(again.agent.status()).toMatchObject({ state: 'serving', inputSource: 'etcd', failStatic: false });
   });
 
-  test('without a state file store nothing is written', async () => {
+  // The switch is agent.yaml's state.enabled, read where the adapters are built (runAgent): the enabled case is
+  // the control that the same setup does write a file.
+  test.each([
+    { enabled: true, files: ['default.n1.state.json'] },
+    { enabled: false, files: [] },
+  ])('runAgent with state.enabled $enabled writes $files', async ({ enabled, files }) => {
     const inner = new MemoryFleetStore();
-    await inner.apply(fleetFile);
-    const n = startNode(inner, undefined, null);
-    await n.agent.start();
-    await n.agent.whenReady(5_000);
-    await new Promise((r) => setTimeout(r, 1_200));
-    expect(await stateFile().load()).toBeUndefined();
+    const { revision } = await inner.apply(fleetFile);
+    const running = await runAgent(
+      parseAgentConfig({
+        node: { name: 'n1', interface: 'eth0', address: '198.18.0.11' },
+        bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }] },
+        etcd: { endpoints: ['http://127.0.0.1:2379'] },
+        dataplane: { driver: 'dry-run' },
+        metrics: { listen: '127.0.0.1:0' },
+        state: { enabled, dir },
+      }),
+      { logger, store: inner, speaker: createFakeSpeaker(), dataPlane: createRecordingDataPlane() },
+    );
+    try {
+      await running.agent.whenReady(5_000);
+      if (enabled) await until('state file saved', () => saved(stateFile(), revision));
+      else await new Promise((r) => setTimeout(r, STATE_SAVE_DELAY_MS + 300));
+      expect(await readdir(dir)).toEqual(files);
+    } finally {
+      await running.close();
+    }
   });
 });

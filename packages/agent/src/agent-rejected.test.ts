@@ -47,7 +47,7 @@ class TappedStore extends MemoryFleetStore {
   reject(family: TappedFamily, message: string): void {
     const l = this.taps.get(family);
     if (!l?.onError) throw new Error(`no ${WATCHES[family]} listener with onError`);
-    l.onError(new StoreError(INVALID_RECORD as never, message));
+    l.onError(new StoreError(INVALID_RECORD, message));
   }
 }
 

@@ -15,7 +15,7 @@ import { type Clock, sleep, systemClock } from './clock.js';
 import type { AgentConfig } from './config/types.js';
 import { createEtcdConnection } from './etcd/connection.js';
 import { createFailStatic } from './etcd/fail-static.js';
-import { createRejectedRecords, type RejectedRecords } from './etcd/rejected-records.js';
+import { createRejectedRecords, isRejectedRecord, type RejectedRecords } from './etcd/rejected-records.js';
 import { createReports } from './etcd/reports.js';
 import type { NatsLink } from './events/nats-link.js';
 import { followPeerHealth } from './events/peer-health.js';
@@ -276,10 +276,12 @@ export function createAgent(deps: AgentDeps): Agent {
       lifecycle.followDrainWish();
     },
     onStateRejected: (err) => {
+      // The desired state's own metric and event stay (dashboards and `l4fleet events` use them).
       metrics.stateRejectedTotal.inc();
       log.error({ event: 'stateRejected', err: err.message, keptRevision: inputs.revision });
       events.emit('state.rejected', { error: err.message, code: err.code });
-      rejected.note('desired', err);
+      if (isRejectedRecord(err)) rejected.report('desired', err);
+      else rejected.note('desired', err);
     },
   });
 

@@ -3,24 +3,27 @@ export { type Aggregator, type AggregatorOptions, createAggregator } from './agg
 export { decideAll, decideMember, decisionDelta, type HealthReports } from './aggregate/decide.js';
 export { type Clock, createManualClock, type ManualClock, systemClock } from './clock.js';
 export * as agentConfigDefaults from './config/defaults.js';
+export { type HostFacts, systemHost } from './config/host.js';
 export { loadAgentConfig, parseAgentConfigText } from './config/load.js';
 export { applyOverrides, type ConfigOverrides } from './config/overrides.js';
 export { parseAgentConfig } from './config/parse.js';
-export type {
-  AgentConfig,
-  BgpSection,
-  DataPlaneDriver,
-  DataPlaneSection,
-  DrainSection,
-  EtcdSection,
-  HealthSection,
-  LogLevel,
-  MetricsSection,
-  NatsSection,
-  NodeSection,
-  PeerSection,
-  StateSection,
-  TlsFiles,
+export { preflightProblems } from './config/preflight.js';
+export {
+  type AgentConfig,
+  type BgpSection,
+  DATA_PLANE_DRIVERS,
+  type DataPlaneDriver,
+  type DataPlaneSection,
+  type DrainSection,
+  type EtcdSection,
+  type HealthSection,
+  type LogLevel,
+  type MetricsSection,
+  type NatsSection,
+  type NodeSection,
+  type PeerSection,
+  type StateSection,
+  type TlsFiles,
 } from './config/types.js';
 export { type AgentConfigProblem, AgentError, type AgentErrorCode } from './errors.js';
 export { ETCD_PROBE_INTERVAL_MS } from './etcd/fail-static.js';
@@ -61,6 +64,11 @@ export {
   stateFileName,
 } from './persist/last-state.js';
 export { type RunAgentOptions, type RunningAgent, runAgent } from './runtime.js';
+export {
+  createConfiguredDataPlane,
+  DATA_PLANE_DRIVER_SPECS,
+  type DataPlaneDriverSpec,
+} from './serve/drivers.js';
 export { createDryRunDataPlane, type DryRunDataPlane } from './serve/dry-run.js';
 export {
   checkedMembers,

@@ -4,16 +4,17 @@
  */
 import { readFileSync } from 'node:fs';
 import { createGobgpSpeaker, type Speaker } from '@l4fleet/bgp';
-import { createNftablesDataPlane, createProxyDataPlane, type DataPlane } from '@l4fleet/dataplane';
+import type { DataPlane } from '@l4fleet/dataplane';
 import { EtcdFleetStore, type FleetStore } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { type Agent, createAgent } from './agent.js';
+import { type Clock, systemClock } from './clock.js';
 import type { AgentConfig } from './config/types.js';
 import { createNatsLink, type NatsLink } from './events/nats-link.js';
 import { type ObservabilityServer, startObservabilityServer } from './observe/http.js';
 import { createAgentMetrics } from './observe/metrics.js';
 import { createLastStateFile } from './persist/last-state.js';
-import { createDryRunDataPlane } from './serve/dry-run.js';
+import { createConfiguredDataPlane } from './serve/drivers.js';
 
 export interface RunningAgent {
   readonly agent: Agent;
@@ -32,31 +33,12 @@ export interface RunAgentOptions {
   readonly store?: FleetStore;
   readonly speaker?: Speaker;
   readonly dataPlane?: DataPlane;
+  /** Time for the agent and this runtime; default the system clock. */
+  readonly clock?: Clock;
 }
 
-/** The keys of `o` that are set (exactOptionalPropertyTypes: an absent option is not `undefined`). */
-function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
-  return Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as Partial<Pick<T, K>>;
-}
-
-function createDataPlane(config: AgentConfig, logger: Logger): DataPlane {
-  switch (config.dataplane.driver) {
-    case 'nftables':
-      return createNftablesDataPlane({
-        interface: config.node.interface,
-        tableName: config.dataplane.table,
-        logger,
-        ...pick(config.dataplane, ['flowTimeoutTcpS', 'flowTimeoutUdpS', 'flowTableSize', 'deltaWriter']),
-      });
-    case 'proxy':
-      return createProxyDataPlane({
-        logger,
-        ...(config.dataplane.proxyBindAddress ? { listenAddress: config.dataplane.proxyBindAddress } : {}),
-      });
-    case 'dry-run':
-      return createDryRunDataPlane();
-  }
-}
+/** How often the event counters are copied into their gauges, ms. */
+const EVENT_METRICS_REFRESH_MS = 1_000;
 
 function createStore(config: AgentConfig, logger: Logger): FleetStore {
   const t = config.etcd.tls;
@@ -82,16 +64,11 @@ function createStore(config: AgentConfig, logger: Logger): FleetStore {
 
 export async function runAgent(config: AgentConfig, opts: RunAgentOptions): Promise<RunningAgent> {
   const logger = opts.logger;
+  const clock = opts.clock ?? systemClock;
   const metrics = createAgentMetrics({ node: config.node.name, fleet: config.fleet });
   const store = opts.store ?? createStore(config, logger);
-  const speaker =
-    opts.speaker ??
-    createGobgpSpeaker({
-      address: config.bgp.gobgpdAddress,
-      logger,
-      gracefulShutdownMs: config.bgp.gracefulShutdownMs,
-    });
-  const dataPlane = opts.dataPlane ?? createDataPlane(config, logger);
+  const speaker = opts.speaker ?? createGobgpSpeaker({ address: config.bgp.gobgpdAddress, logger });
+  const dataPlane = opts.dataPlane ?? createConfiguredDataPlane(config, logger);
   let nats: NatsLink | undefined;
   let agent: Agent | undefined;
   if (config.nats.servers.length > 0) {
@@ -107,6 +84,7 @@ export async function runAgent(config: AgentConfig, opts: RunAgentOptions): Prom
   }
   agent = createAgent({
     config,
+    clock,
     store,
     speaker,
     dataPlane,
@@ -165,21 +143,23 @@ export async function runAgent(config: AgentConfig, opts: RunAgentOptions): Prom
     if (!opts.store) await store.close().catch(() => undefined);
     await srv.close();
   };
-  const refresh = setInterval(() => {
+  let refresh: unknown;
+  const refreshEventMetrics = (): void => {
     metrics.eventsPublishedTotal.set(a.events.published);
     metrics.eventsDroppedTotal.set(a.events.dropped);
-  }, 1_000);
-  refresh.unref();
+    refresh = clock.setTimeout(refreshEventMetrics, EVENT_METRICS_REFRESH_MS);
+  };
+  refresh = clock.setTimeout(refreshEventMetrics, EVENT_METRICS_REFRESH_MS);
   return {
     agent: a,
     metricsAddress: srv.address,
     async shutdown() {
-      clearInterval(refresh);
+      clock.clearTimeout(refresh);
       await a.shutdown();
       await finish();
     },
     async close() {
-      clearInterval(refresh);
+      clock.clearTimeout(refresh);
       await a.close();
       await finish();
     },

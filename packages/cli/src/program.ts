@@ -1,7 +1,7 @@
 /** Builds the `l4fleet` command tree. Each command group lives in commands/ and registers itself here. */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { registerAgent } from './commands/agent.js';
+import { type AgentCommandDeps, registerAgent } from './commands/agent.js';
 import { registerBackend } from './commands/backend.js';
 import { type OpenStore, openEtcdStore } from './commands/context.js';
 import { registerDashboard } from './commands/dashboard.js';
@@ -19,6 +19,8 @@ function version(): string {
 /** What runCli needs from outside; tests pass a store opener of their own. */
 export interface CliDeps {
   readonly openStore?: OpenStore;
+  /** `l4fleet agent`'s runner and host (tests: a runner that records instead of starting an agent). */
+  readonly agent?: AgentCommandDeps;
 }
 
 export function createProgram(io: CliIo = processIo, deps: CliDeps = {}): Command {
@@ -32,7 +34,7 @@ export function createProgram(io: CliIo = processIo, deps: CliDeps = {}): Comman
   registerFleetCommands(program, { io, openStore: deps.openStore ?? openEtcdStore });
   registerDashboard(program, { io, openStore: deps.openStore ?? openEtcdStore });
   registerLab(program);
-  registerAgent(program, io);
+  registerAgent(program, io, deps.agent);
   registerBackend(program, io);
   registerEvents(program, io);
   return program;

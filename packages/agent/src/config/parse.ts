@@ -9,8 +9,8 @@ import {
   intField as int,
   isRawObject as isObj,
   listField as list,
-  oneOfField as oneOf,
   NODE_NAME,
+  oneOfField as oneOf,
   Problems,
   sectionField as section,
   showValue as show,
@@ -18,17 +18,18 @@ import {
 } from '@l4fleet/config';
 import { AgentError } from '../errors.js';
 import * as d from './defaults.js';
-import type {
-  AgentConfig,
-  BgpSection,
-  DataPlaneDriver,
-  DeltaWriter,
-  EtcdSection,
-  LogLevel,
-  NatsSection,
-  NodeSection,
-  PeerSection,
-  TlsFiles,
+import {
+  type AgentConfig,
+  type BgpSection,
+  DATA_PLANE_DRIVERS,
+  type DataPlaneDriver,
+  type DeltaWriter,
+  type EtcdSection,
+  type LogLevel,
+  type NatsSection,
+  type NodeSection,
+  type PeerSection,
+  type TlsFiles,
 } from './types.js';
 
 const MAX_ASN = 0xffff_ffff;
@@ -291,7 +292,7 @@ export function parseAgentConfig(raw: unknown): AgentConfig {
     nats: nats(p, raw.nats),
     metrics: { listen: hostPort(p, 'metrics.listen', m.listen, d.DEFAULT_METRICS_LISTEN, true) },
     dataplane: {
-      driver: oneOf<DataPlaneDriver>(p, 'dataplane.driver', dp.driver, ['nftables', 'proxy', 'dry-run'], 'nftables'),
+      driver: oneOf<DataPlaneDriver>(p, 'dataplane.driver', dp.driver, DATA_PLANE_DRIVERS, 'nftables'),
       table: str(
         p,
         'dataplane.table',

@@ -4,7 +4,9 @@
  */
 import type { Peer } from '@l4fleet/bgp';
 
-export type DataPlaneDriver = 'nftables' | 'proxy' | 'dry-run';
+/** The data-plane drivers agent.yaml may name; each has a factory in serve/drivers.ts (the compiler checks both). */
+export const DATA_PLANE_DRIVERS = ['nftables', 'proxy', 'dry-run'] as const;
+export type DataPlaneDriver = (typeof DATA_PLANE_DRIVERS)[number];
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
 /** Paths of PEM files (read at start, so a rotated file needs an agent restart). */

@@ -27,7 +27,7 @@ export interface EtcdConnectionOptions {
   readonly onDesired: (d: DesiredState) => void;
   readonly onDecided: (d: DecidedState) => void;
   readonly onNodes: (views: readonly NodeView[]) => void;
-  /** The stored desired state does not validate (INVALID_STATE); nothing was delivered. */
+  /** The stored desired state was refused (invalid-record, or INVALID_STATE); nothing was delivered. */
   readonly onStateRejected: (err: StoreError) => void;
 }
 
@@ -55,8 +55,7 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
       await store.watchDesired({
         onUpdate: opts.onDesired,
         onError: (err) => {
-          if (common('desired', err)) return;
-          if (err.code === 'INVALID_STATE') return opts.onStateRejected(err);
+          if (isRejectedRecord(err) || err.code === 'INVALID_STATE') return opts.onStateRejected(err);
           log.warn({ event: 'desiredWatchError', code: err.code, err: err.message });
           if (err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT') {
             failStatic.setReachable(false, 'desiredWatchUnavailable');

@@ -23,7 +23,7 @@ function setup() {
         if (mode === 'hang') return new Promise<string | undefined>(() => undefined);
         if (mode === 'refuse') return Promise.reject(new StoreError('UNAVAILABLE', 'connect ECONNREFUSED'));
         if (mode === 'badRecord') {
-          return Promise.reject(new StoreError(INVALID_RECORD as never, 'election key: not a node name'));
+          return Promise.reject(new StoreError(INVALID_RECORD, 'election key: not a node name'));
         }
         return Promise.resolve('n1');
       },

@@ -75,7 +75,7 @@ export function createFailStatic(opts: FailStaticOptions): FailStatic {
       if (isRejectedRecord(err) && opts.onRejectedRecord) {
         // A bad key is not an outage: fail-static would hide the record behind "etcd unreachable".
         setReachable(true, 'etcdAnswers');
-        opts.onRejectedRecord(err);
+        opts.onRejectedRecord(err as StoreError);
       } else {
         setReachable(false, `etcdUnreachable: ${(err as Error).message}`);
       }

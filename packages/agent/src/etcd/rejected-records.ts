@@ -4,14 +4,14 @@
  * last good state. Here each one becomes a log line, an event, a metric and a line in the node's status record,
  * so an operator learns that someone wrote a bad key (issue 12: "a bad record is reported").
  */
-import type { StoreError } from '@l4fleet/store';
+import type { StoreError, StoreErrorCode } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { EventPublisher } from '../events/publisher.js';
 import type { AgentMetrics } from '../observe/metrics.js';
 
 /** StoreError code of a record the store rejected (@l4fleet/store, issue 12). */
-export const INVALID_RECORD = 'invalid-record';
+export const INVALID_RECORD = 'invalid-record' satisfies StoreErrorCode;
 
 /** Which watch the record came through (the etcd key family: docs/design/0003 layout). */
 export type RecordFamily = 'desired' | 'decided' | 'nodes' | 'health' | 'election';
@@ -21,8 +21,14 @@ export interface RejectedRecords {
   /** Records rejected since the agent started. */
   readonly total: number;
   readonly byFamily: Readonly<Partial<Record<RecordFamily, number>>>;
-  /** The most recent one: its family, the store's message (it names the key and the problem) and when, ISO. */
-  readonly last: { readonly family: RecordFamily; readonly code: string; readonly error: string; readonly at: string };
+  /** The most recent one: its family and key, the store's message (key, field and value) and when, ISO. */
+  readonly last: {
+    readonly family: RecordFamily;
+    readonly key?: string;
+    readonly code: string;
+    readonly error: string;
+    readonly at: string;
+  };
 }
 
 export interface RejectedRecordsOptions {
@@ -44,7 +50,7 @@ export interface RejectedRecordsLog {
 }
 
 /** Whether `err` is the store's report of a record it rejected. */
-export function isRejectedRecord(err: unknown): err is StoreError {
+export function isRejectedRecord(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === INVALID_RECORD;
 }
 
@@ -56,15 +62,17 @@ export function createRejectedRecords(opts: RejectedRecordsOptions): RejectedRec
   const note = (family: RecordFamily, err: StoreError): void => {
     total += 1;
     byFamily[family] = (byFamily[family] ?? 0) + 1;
-    last = { family, code: err.code, error: err.message, at: new Date(opts.clock.now()).toISOString() };
+    const at = new Date(opts.clock.now()).toISOString();
+    last = { family, ...(err.key ? { key: err.key } : {}), code: err.code, error: err.message, at };
     opts.onChange();
   };
 
   return {
     report(family, err) {
       opts.metrics.storeRejectedRecordsTotal.inc({ family });
-      opts.logger.error({ event: 'recordRejected', family, code: err.code, err: err.message });
-      opts.events.emit('record.rejected', { family, code: err.code, error: err.message });
+      const key = err.key ? { key: err.key } : {};
+      opts.logger.error({ event: 'recordRejected', family, ...key, code: err.code, err: err.message });
+      opts.events.emit('record.rejected', { family, ...key, code: err.code, error: err.message });
       note(family, err);
     },
     note,

@@ -55,5 +55,5 @@ export interface AgentEventData {
   };
   'state.rejected': { error: string; code: string };
   /** A record the store refused (family: desired, decided, nodes, health, election); the last good state serves. */
-  'record.rejected': { family: string; code: string; error: string };
+  'record.rejected': { family: string; key?: string; code: string; error: string };
 }

@@ -1,14 +1,30 @@
 /**
  * `l4fleet agent --config agent.yaml`: runs the node agent in the foreground until SIGTERM or SIGINT, which drain
  * the node (RFC 8326 graceful shutdown, withdraw, keep forwarding a while) before exiting. A second signal exits at
- * once without draining. Flags override the file; `--check` validates and prints the effective config.
+ * once without draining. Flags override the file. `--check` validates the config and what this host must offer
+ * (addresses, interface, files, the data plane's needs), prints the effective config and exits: it never starts
+ * anything. Exit codes: 0 ok, 2 the config or the command line is wrong, 1 the host cannot run it.
  */
 import { readFileSync } from 'node:fs';
-import { AgentError, type ConfigOverrides, loadAgentConfig, runAgent } from '@l4fleet/agent';
+import {
+  AgentError,
+  type ConfigOverrides,
+  type HostFacts,
+  loadAgentConfig,
+  preflightProblems,
+  runAgent,
+  systemHost,
+} from '@l4fleet/agent';
 import { formatProblem } from '@l4fleet/config';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+
+/** What the command uses from outside; tests replace the runner (nothing may start) and describe the host. */
+export interface AgentCommandDeps {
+  readonly runAgent?: typeof runAgent;
+  readonly host?: HostFacts;
+}
 
 interface AgentFlags {
   readonly config?: string;
@@ -54,6 +70,27 @@ function overrides(flags: AgentFlags, cmd: Command): ConfigOverrides {
   };
 }
 
+/**
+ * An option that takes a value takes the next word, whatever it is: `--node-name --check` made `--check` the node
+ * name, and the agent started. Refused here, before the action: a value given on the command line may not be one
+ * of the flags of this command or of the commands above it (`--check`, `-c`, `--prefix`, `--etcd=...`).
+ */
+function refuseFlagsAsValues(cmd: Command): void {
+  const chain: Command[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) chain.push(c);
+  const flags = chain.flatMap((c) => c.options.flatMap((o) => [o.long, o.short].filter((f) => f !== undefined)));
+  const isFlag = (v: string) => flags.some((f) => v === f || v.startsWith(`${f}=`));
+  for (const c of chain) {
+    for (const o of c.options) {
+      if (!o.required && !o.optional) continue;
+      const key = o.attributeName();
+      const value: unknown = c.getOptionValue(key);
+      if (c.getOptionValueSource(key) !== 'cli' || typeof value !== 'string' || !isFlag(value)) continue;
+      throw new CliError(`${o.long ?? o.short}: needs a value, got the option "${value}"`, EXIT_USAGE);
+    }
+  }
+}
+
 function agentVersion(): string {
   try {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -63,7 +100,7 @@ function agentVersion(): string {
   }
 }
 
-export function registerAgent(program: Command, io: CliIo): void {
+export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDeps = {}): void {
   program
     .command('agent')
     .description('run the node agent (health checks, tables, BGP, metrics, events) until SIGTERM')
@@ -78,7 +115,8 @@ export function registerAgent(program: Command, io: CliIo): void {
     .option('--dataplane <driver>', 'nftables | proxy | dry-run (dataplane.driver)')
     .option('--fleet <name>', 'fleet name in NATS subjects (fleet)')
     .option('--log-level <level>', 'trace | debug | info | warn | error (logLevel)')
-    .option('--check', 'validate the config, print it (passwords hidden) and exit')
+    .option('--check', 'validate the config and this host, print the config (passwords hidden) and exit')
+    .hook('preAction', (_self, action) => refuseFlagsAsValues(action))
     .action(async (flags: AgentFlags, cmd: Command) => {
       let config: Awaited<ReturnType<typeof loadAgentConfig>>;
       try {
@@ -91,6 +129,8 @@ export function registerAgent(program: Command, io: CliIo): void {
         throw err;
       }
       if (flags.check) {
+        const problems = preflightProblems(config, deps.host ?? systemHost());
+        if (problems.length > 0) throw new CliError(problems.map(formatProblem), EXIT_FAILURE);
         const shown = JSON.parse(
           JSON.stringify(config, (k, v) => (k === 'password' || k === 'token' ? '<hidden>' : v)),
         ) as unknown;
@@ -100,7 +140,7 @@ export function registerAgent(program: Command, io: CliIo): void {
       const logger = pino({ level: config.logLevel, base: { node: config.node.name } });
       let running: Awaited<ReturnType<typeof runAgent>>;
       try {
-        running = await runAgent(config, { logger, version: agentVersion() });
+        running = await (deps.runAgent ?? runAgent)(config, { logger, version: agentVersion() });
       } catch (err) {
         throw new CliError(`agent: ${(err as Error).message}`, EXIT_FAILURE, { cause: err });
       }

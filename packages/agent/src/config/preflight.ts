@@ -1,0 +1,69 @@
+/**
+ * `l4fleet agent --check`, past parsing: whether this valid agent.yaml can run on this machine. Everything is
+ * read-only (HostFacts): addresses the node announces or binds must be usable and its own, files must be readable,
+ * the state directory writable, and the data-plane driver's prerequisites present. Each problem names the field
+ * and its value, like a parse problem.
+ */
+import { unusableAddress } from '@l4fleet/config';
+import type { AgentConfigProblem } from '../errors.js';
+import { DATA_PLANE_DRIVER_SPECS } from '../serve/drivers.js';
+import type { HostFacts } from './host.js';
+import type { AgentConfig, TlsFiles } from './types.js';
+
+const UNSPECIFIED = new Set(['0.0.0.0', '::']);
+
+/** Problems of `config` on `host`; empty when the agent can start here. */
+export function preflightProblems(config: AgentConfig, host: HostFacts): AgentConfigProblem[] {
+  const problems: AgentConfigProblem[] = [];
+  const add = (path: string, message: string): void => {
+    problems.push({ path, message });
+  };
+
+  // The next hops: the router forwards VIP traffic to them, so they must be unicast and this node's own.
+  const nextHop = (path: string, address: string | undefined, what: string) => {
+    if (address === undefined) return;
+    const why = unusableAddress(address);
+    if (why) add(path, `"${address}" is ${why}: not a next hop a router can forward to`);
+    else if (!host.isLocalAddress(address)) {
+      add(path, `"${address}" is not assigned to any interface on this host (${what})`);
+    }
+  };
+  nextHop('node.address', config.node.address, 'the next hop announced for IPv4 VIPs');
+  nextHop('node.address6', config.node.address6, 'the next hop announced for IPv6 VIPs');
+
+  // Addresses a socket binds: bind(2) fails with EADDRNOTAVAIL unless they are local (or unspecified).
+  const bound = (path: string, address: string | undefined, what: string) => {
+    if (address === undefined || UNSPECIFIED.has(address) || host.isLocalAddress(address)) return;
+    add(path, `"${address}" is not assigned to any interface on this host (${what})`);
+  };
+  bound('health.sourceAddress', config.health.sourceAddress, 'health probes bind it');
+  for (const [i, a] of (config.bgp.listenAddresses ?? []).entries()) {
+    bound(`bgp.listenAddresses[${i}]`, a, "gobgpd's listener binds it");
+  }
+  config.bgp.peers.forEach((p, i) => {
+    bound(`bgp.peers[${i}].localAddress`, p.localAddress, 'the BGP session is opened from it');
+    const why = unusableAddress(p.address);
+    // A peer on loopback or link-local is a real setup (a router on the same host, IPv6 unnumbered peering).
+    if (why && !/loopback|link-local/.test(why)) add(`bgp.peers[${i}].address`, `"${p.address}" is ${why}`);
+  });
+  if (config.bgp.routerId === '0.0.0.0') add('bgp.routerId', '"0.0.0.0" is not a BGP identifier (RFC 6286: non-zero)');
+  const metricsHost = /^\[?([^\]]+)\]?:\d+$/.exec(config.metrics.listen)?.[1];
+  if (metricsHost !== undefined && /^[\d.]+$|:/.test(metricsHost)) {
+    bound('metrics.listen', metricsHost, '/metrics binds it');
+  }
+
+  const files = (path: string, tls: TlsFiles | undefined) => {
+    for (const k of ['ca', 'cert', 'key'] as const) {
+      const f = tls?.[k];
+      if (f !== undefined && !host.canRead(f)) add(`${path}.${k}`, `"${f}" cannot be read`);
+    }
+  };
+  files('etcd.tls', config.etcd.tls);
+  files('nats.tls', config.nats.tls);
+  if (config.state.enabled && !host.canWriteDir(config.state.dir)) {
+    add('state.dir', `"${config.state.dir}" cannot be created or written (the last good state is saved there)`);
+  }
+
+  problems.push(...DATA_PLANE_DRIVER_SPECS[config.dataplane.driver].prerequisites(config, host));
+  return problems;
+}

@@ -1,0 +1,86 @@
+/**
+ * The data-plane drivers agent.yaml can name (`dataplane.driver`), keyed by that name: how to build each one and
+ * what each needs from the machine (checked by `l4fleet agent --check`, without side effects). A new driver is one
+ * more name in DATA_PLANE_DRIVERS (config/types.ts) and one more entry here; the compiler asks for both.
+ */
+import { createNftablesDataPlane, createProxyDataPlane, type DataPlane } from '@l4fleet/dataplane';
+import type { Logger } from 'pino';
+import type { HostFacts } from '../config/host.js';
+import type { AgentConfig, DataPlaneDriver } from '../config/types.js';
+import type { AgentConfigProblem } from '../errors.js';
+import { createDryRunDataPlane } from './dry-run.js';
+
+export interface DataPlaneDriverSpec {
+  /** Builds the driver from the validated config. */
+  create(config: AgentConfig, logger: Logger): DataPlane;
+  /** What the driver needs on this machine; each problem names the field it comes from and its value. */
+  prerequisites(config: AgentConfig, host: HostFacts): AgentConfigProblem[];
+}
+
+/** The keys of `o` that are set (an absent option stays absent, not `undefined`). */
+function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
+  return Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as Partial<Pick<T, K>>;
+}
+
+/** The kernel-side drivers hook `node.interface` and change kernel state: the interface and CAP_NET_ADMIN. */
+function kernelPrerequisites(config: AgentConfig, host: HostFacts, driver: string): AgentConfigProblem[] {
+  const problems: AgentConfigProblem[] = [];
+  if (!host.hasInterface(config.node.interface)) {
+    problems.push({
+      path: 'node.interface',
+      message: `"${config.node.interface}" does not exist on this host (the ${driver} data plane hooks it)`,
+    });
+  }
+  if (!host.hasNetAdmin()) {
+    problems.push({
+      path: 'dataplane.driver',
+      message: `"${driver}" needs CAP_NET_ADMIN, which this process does not have (run as root or grant it)`,
+    });
+  }
+  return problems;
+}
+
+export const DATA_PLANE_DRIVER_SPECS: { readonly [K in DataPlaneDriver]: DataPlaneDriverSpec } = {
+  nftables: {
+    create: (config, logger) =>
+      createNftablesDataPlane({
+        interface: config.node.interface,
+        tableName: config.dataplane.table,
+        logger,
+        ...pick(config.dataplane, ['flowTimeoutTcpS', 'flowTimeoutUdpS', 'flowTableSize', 'deltaWriter']),
+      }),
+    prerequisites(config, host) {
+      const problems = kernelPrerequisites(config, host, 'nftables');
+      if (!host.onPath('nft')) {
+        problems.push({ path: 'dataplane.driver', message: '"nftables" needs the nft program, which is not on PATH' });
+      }
+      return problems;
+    },
+  },
+  proxy: {
+    create: (config, logger) =>
+      createProxyDataPlane({
+        logger,
+        ...(config.dataplane.proxyBindAddress ? { listenAddress: config.dataplane.proxyBindAddress } : {}),
+      }),
+    prerequisites(config, host) {
+      const bind = config.dataplane.proxyBindAddress;
+      if (bind === undefined || bind === '0.0.0.0' || bind === '::' || host.isLocalAddress(bind)) return [];
+      return [
+        {
+          path: 'dataplane.proxyBindAddress',
+          message: `"${bind}" is not assigned to any interface on this host (the proxy's listeners bind it)`,
+        },
+      ];
+    },
+  },
+  'dry-run': {
+    create: () => createDryRunDataPlane(),
+    prerequisites: () => [],
+  },
+};
+
+/** The configured driver, built. */
+export function createConfiguredDataPlane(config: AgentConfig, logger: Logger): DataPlane {
+  return DATA_PLANE_DRIVER_SPECS[config.dataplane.driver].create(config, logger);
+}

@@ -1,0 +1,203 @@
+/**
+ * `l4fleet agent`: `--check` never starts anything, whatever the other flags swallow, and an agent.yaml that parses
+ * but cannot run on the host fails `--check` with the field and the value. The runner is replaced by one that records
+ * the call, and the host is described (HostFacts), so nothing here touches the machine.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { HostFacts } from '@l4fleet/agent';
+import { afterAll, describe, expect, test } from 'vitest';
+import type { CliIo } from '../io.js';
+import { runCli } from '../program.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'l4fleet-cli-agent-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const GOOD = {
+  node: { name: 'lb1', interface: 'eth0', address: '198.18.0.11' },
+  bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }] },
+  etcd: { endpoints: ['http://198.18.0.2:2379'] },
+  dataplane: { driver: 'nftables' },
+  state: { dir: '/var/lib/l4fleet' },
+};
+
+/** A host with eth0 (198.18.0.11, 2001:db8::11), nft, CAP_NET_ADMIN, /etc/l4fleet/ca.pem and /var/lib writable. */
+function host(change: Partial<HostFacts> = {}): HostFacts {
+  return {
+    hasInterface: (n) => n === 'eth0' || n === 'lo',
+    isLocalAddress: (a) => ['198.18.0.11', '2001:db8::11', '127.0.0.1', '::1'].includes(a),
+    canRead: (f) => f === '/etc/l4fleet/ca.pem',
+    canWriteDir: (d) => d.startsWith('/var/lib/'),
+    onPath: (p) => p === 'nft',
+    hasNetAdmin: () => true,
+    ...change,
+  };
+}
+
+function file(name: string, config: unknown): string {
+  const f = join(dir, name);
+  writeFileSync(f, JSON.stringify(config)); // JSON is YAML
+  return f;
+}
+
+async function agent(argv: string[], h: HostFacts = host()) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIo = { out: (t) => out.push(t), err: (t) => err.push(t) };
+  const started: unknown[] = [];
+  const code = await runCli(['agent', ...argv], io, {
+    agent: {
+      host: h,
+      runAgent: async (config) => {
+        started.push(config);
+        throw new Error('the test runner starts nothing');
+      },
+    },
+  });
+  return { code, out: out.join('\n'), err: err.join('\n'), started: started.length };
+}
+
+describe('cli agent - --check never starts an agent', () => {
+  const f = file('good.yaml', GOOD);
+
+  test('control: without --check the runner is called; with it, it is not and the config is printed', async () => {
+    expect((await agent(['--config', f])).started).toBe(1);
+    const r = await agent(['--config', f, '--check']);
+    expect(r).toMatchObject({ code: 0, started: 0 });
+    expect(JSON.parse(r.out)).toMatchObject({ node: { name: 'lb1' }, dataplane: { driver: 'nftables' } });
+  });
+
+  test.each([
+    { argv: ['--config', f, '--node-name', '--check'], flag: '--node-name', value: '--check' },
+    { argv: ['--config', '--check'], flag: '--config', value: '--check' },
+    { argv: ['-c', f, '--asn', '--check'], flag: '--asn', value: '--check' },
+    { argv: ['--config', f, '--interface', '--check=1'], flag: '--interface', value: '--check=1' },
+    { argv: ['--config', f, '--node-name=--check'], flag: '--node-name', value: '--check' },
+    { argv: ['--config', f, '--dataplane', '-c'], flag: '--dataplane', value: '-c' },
+    // a connection flag of the root command, given after `agent`
+    { argv: ['--config', f, '--prefix', '--check'], flag: '--prefix', value: '--check' },
+  ])('$argv: usage error naming $flag and $value; nothing started', async ({ argv, flag, value }) => {
+    const r = await agent(argv);
+    expect(r).toMatchObject({ code: 2, started: 0 });
+    expect(r.err).toContain(`${flag}: needs a value, got the option "${value}"`);
+  });
+
+  test('--check with a value-taking flag missing its value: usage error, nothing started', async () => {
+    const r = await agent(['--config', f, '--check', '--node-name']);
+    expect(r).toMatchObject({ code: 2, started: 0 });
+    expect(r.err).toMatch(/--node-name <name>'? argument missing/);
+  });
+
+  test('a value that merely starts with a dash is still a value (not one of the flags)', async () => {
+    const r = await agent(['--config', f, '--node-name', '-blue', '--check']);
+    expect(r).toMatchObject({ code: 2, started: 0 });
+    expect(r.err).toMatch(/node\.name: .*"-blue"/);
+  });
+});
+
+describe('cli agent - --check refuses an agent.yaml this host cannot run', () => {
+  const set = (path: string, value: unknown) => {
+    const c = structuredClone(GOOD) as Record<string, Record<string, unknown>>;
+    const [section, key] = path.split('.') as [string, string];
+    c[section] = { ...c[section], [key]: value };
+    return c;
+  };
+  test.each([
+    {
+      name: 'loopback next hop',
+      config: set('node.address', '127.0.0.1'),
+      message: 'node.address: "127.0.0.1" is a loopback address (127.0.0.0/8): not a next hop',
+    },
+    {
+      name: 'multicast next hop',
+      config: set('node.address', '224.0.0.5'),
+      message: 'node.address: "224.0.0.5" is a multicast address (224.0.0.0/4)',
+    },
+    {
+      name: 'next hop not on this host',
+      config: set('node.address', '198.18.0.99'),
+      message: 'node.address: "198.18.0.99" is not assigned to any interface on this host',
+    },
+    {
+      name: 'IPv6 next hop not on this host',
+      config: set('node.address6', '2001:db8::99'),
+      message: 'node.address6: "2001:db8::99" is not assigned to any interface on this host',
+    },
+    {
+      name: 'interface missing',
+      config: set('node.interface', 'eth9'),
+      message: 'node.interface: "eth9" does not exist on this host (the nftables data plane hooks it)',
+    },
+    {
+      name: 'probe source not local',
+      config: { ...GOOD, health: { sourceAddress: '198.18.0.50' } },
+      message: 'health.sourceAddress: "198.18.0.50" is not assigned to any interface on this host',
+    },
+    {
+      name: 'unreadable CA',
+      config: set('etcd.tls', { ca: '/etc/l4fleet/missing.pem' }),
+      message: 'etcd.tls.ca: "/etc/l4fleet/missing.pem" cannot be read',
+    },
+    {
+      name: 'state dir not writable',
+      config: set('state.dir', '/proc/l4fleet'),
+      message: 'state.dir: "/proc/l4fleet" cannot be created or written',
+    },
+    {
+      name: 'metrics address not local',
+      config: { ...GOOD, metrics: { listen: '198.18.0.77:9469' } },
+      message: 'metrics.listen: "198.18.0.77" is not assigned to any interface on this host',
+    },
+    {
+      name: 'multicast peer',
+      config: set('bgp.peers', [{ address: '239.1.1.1', asn: 65000 }]),
+      message: 'bgp.peers[0].address: "239.1.1.1" is a multicast address',
+    },
+    {
+      name: 'peer session source not local',
+      config: set('bgp.peers', [{ address: '198.18.0.1', asn: 65000, localAddress: '198.18.0.12' }]),
+      message: 'bgp.peers[0].localAddress: "198.18.0.12" is not assigned to any interface on this host',
+    },
+    {
+      name: 'router id 0.0.0.0',
+      config: set('bgp.routerId', '0.0.0.0'),
+      message: 'bgp.routerId: "0.0.0.0" is not a BGP identifier',
+    },
+    {
+      name: 'proxy bind address not local',
+      config: set('dataplane.proxyBindAddress', '198.18.0.40'),
+      setDriver: 'proxy',
+      message: 'dataplane.proxyBindAddress: "198.18.0.40" is not assigned to any interface on this host',
+    },
+  ])('$name: exit 1, the field and the value named', async ({ name, config, message, setDriver }) => {
+    const c = setDriver ? { ...config, dataplane: { ...config.dataplane, driver: setDriver } } : config;
+    const r = await agent(['--config', file(`${name.replaceAll(' ', '-')}.yaml`, c), '--check']);
+    expect(r).toMatchObject({ code: 1, started: 0, out: '' });
+    expect(r.err).toContain(message);
+  });
+
+  test.each([
+    { name: 'no nft program', change: { onPath: () => false }, message: '"nftables" needs the nft program' },
+    { name: 'no CAP_NET_ADMIN', change: { hasNetAdmin: () => false }, message: '"nftables" needs CAP_NET_ADMIN' },
+  ])('$name: the data plane driver says what it misses', async ({ change, message }) => {
+    const r = await agent(['--config', file('good.yaml', GOOD), '--check'], host(change));
+    expect(r).toMatchObject({ code: 1, started: 0 });
+    expect(r.err).toContain(`dataplane.driver: ${message}`);
+  });
+
+  test('every problem at once; dry-run needs no interface and no privileges', async () => {
+    const bad = { ...set('node.address', '198.18.0.99'), health: { sourceAddress: '198.18.0.50' } };
+    const r = await agent(['--config', file('two.yaml', bad), '--check'], host({ hasNetAdmin: () => false }));
+    expect(r.err.split('\n').filter((l) => l.startsWith('error: '))).toHaveLength(3);
+    const dry = set('dataplane.driver', 'dry-run');
+    const ok = await agent(['--config', file('dry.yaml', dry), '--check'], host({ hasNetAdmin: () => false }));
+    expect(ok).toMatchObject({ code: 0, started: 0 });
+  });
+
+  test('a config that does not parse stays a usage error (exit 2) and is not checked against the host', async () => {
+    const r = await agent(['--config', file('bad.yaml', set('node.address', 'not-an-ip')), '--check']);
+    expect(r).toMatchObject({ code: 2, started: 0 });
+    expect(r.err).toContain('node.address');
+  });
+});
