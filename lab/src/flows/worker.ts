@@ -12,8 +12,8 @@ export const DEFAULT_FLOW_INTERVAL_MS = 50;
 export const DEFAULT_BROKEN_AFTER_MS = 15_000;
 
 export interface FlowWorkerOptions {
-  readonly tcp?: FlowTarget;
-  readonly udp?: FlowTarget;
+  readonly tcp?: FlowTarget | undefined;
+  readonly udp?: FlowTarget | undefined;
   readonly intervalMs?: number;
   readonly brokenAfterMs?: number;
   readonly now?: () => number;

@@ -90,7 +90,6 @@ function startNode(
     },
     peerEvents: () => speaker.peerEvents(),
     peerStates: () => speaker.peerStates(),
-    drain: (o: Parameters<FakeSpeaker['drain']>[0]) => speaker.drain(o),
     close: () => speaker.close(),
   };
   const agent = createAgent({

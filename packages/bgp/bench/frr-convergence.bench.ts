@@ -7,7 +7,7 @@ import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { type GobgpdHandle, startFrr, startGobgpd } from '@l4fleet/daemons';
 import pino from 'pino';
-import { createGobgpSpeaker, type GobgpSpeaker } from '../src/index.js';
+import { createGobgpSpeaker, type GobgpSpeaker, GRACEFUL_SHUTDOWN_COMMUNITY } from '../src/index.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const VIP = '198.51.100.10/32';
@@ -68,10 +68,12 @@ try {
     await until(async () => (await hops()) === 2);
     announceMs.push(performance.now() - t0);
     t0 = performance.now();
-    const draining = a.drain({ gracefulShutdownMs: 300 });
+    await a.setAdvertisements([
+      { prefix: VIP, nextHop: nodes[0] as string, communities: [GRACEFUL_SHUTDOWN_COMMUNITY] },
+    ]);
     await until(async () => (await hops()) === 1);
     gshutMs.push(performance.now() - t0);
-    await draining;
+    await a.setAdvertisements([]);
     await a.setAdvertisements([{ prefix: VIP, nextHop: nodes[0] as string }]);
     await until(async () => (await hops()) === 2);
   }

@@ -1,7 +1,6 @@
 /** An in-memory Speaker for other packages' unit tests: same validation, no gobgpd. */
 import { BgpError } from './errors.js';
 import { EventHub } from './event-hub.js';
-import { GRACEFUL_SHUTDOWN_COMMUNITY } from './gobgp-speaker.js';
 import type { Advertisement, GlobalConfig, Peer, PeerEvent, PeerStatus, SessionState, Speaker } from './types.js';
 import {
   type CanonicalAdvertisement,
@@ -10,7 +9,6 @@ import {
   canonicalAdvertisements,
   canonicalGlobal,
   canonicalPeers,
-  withCommunity,
 } from './validate.js';
 
 export interface FakeSpeaker extends Speaker {
@@ -18,7 +16,7 @@ export interface FakeSpeaker extends Speaker {
   readonly advertised: readonly CanonicalAdvertisement[];
   readonly global: CanonicalGlobal | undefined;
   readonly peers: readonly CanonicalPeer[];
-  /** Every setAdvertisements/drain step, in order (each a sorted prefix list), to assert sequences. */
+  /** Every setAdvertisements step, in order (each a sorted prefix list), to assert sequences. */
   readonly history: readonly (readonly string[])[];
   /** Sets a peer's session state and emits a PeerEvent, as gobgpd would. */
   setPeerState(address: string, state: SessionState): void;
@@ -65,14 +63,6 @@ export function createFakeSpeaker(): FakeSpeaker {
     async setAdvertisements(advs: readonly Advertisement[]) {
       check();
       paths = canonicalAdvertisements(advs);
-      record();
-    },
-    async drain(opts = {}) {
-      check();
-      paths = new Map([...paths].map(([p, a]) => [p, withCommunity(a, GRACEFUL_SHUTDOWN_COMMUNITY)]));
-      record();
-      await new Promise((r) => setTimeout(r, opts.gracefulShutdownMs ?? 0));
-      paths = new Map();
       record();
     },
     peerEvents: () => hub.subscribe(),

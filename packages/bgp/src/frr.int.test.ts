@@ -8,7 +8,7 @@ import { type FrrRouter, type GobgpdHandle, type KernelRoute, startFrr, startGob
 import { eventually } from '@l4fleet/test-support/eventually';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { createGobgpSpeaker, type GobgpSpeaker } from './gobgp-speaker.js';
+import { createGobgpSpeaker, type GobgpSpeaker, GRACEFUL_SHUTDOWN_COMMUNITY } from './gobgp-speaker.js';
 import type { Peer } from './types.js';
 
 const ROUTER_ASN = 65000;
@@ -112,7 +112,9 @@ describe('gobgp speakers and an FRR router in a namespace', () => {
 
     // Drain: while a announces with GRACEFUL_SHUTDOWN, the router keeps a's path (a backup) but leaves it out of
     // the ECMP group; after the withdraw the path is gone too.
-    const draining = a.speaker.drain({ gracefulShutdownMs: 4_000 });
+    await a.speaker.setAdvertisements([
+      { prefix: VIP, nextHop: a.address, communities: [GRACEFUL_SHUTDOWN_COMMUNITY] },
+    ]);
     await eventually(
       'a out of the ECMP group',
       () => rtr.kernelRoute(VIP),
@@ -123,7 +125,7 @@ describe('gobgp speakers and an FRR router in a namespace', () => {
     const rib = await rtr.vtyshJson<BgpRoute>(`show bgp ipv4 unicast ${VIP} json`);
     const aPath = rib.paths.find((p) => p.nexthops[0]?.ip === a.address);
     expect(aPath?.locPrf).toBe(0);
-    await draining;
+    await a.speaker.setAdvertisements([]);
     await eventually(
       'a withdrawn',
       () => rtr.vtyshJson<BgpRoute>(`show bgp ipv4 unicast ${VIP} json`),

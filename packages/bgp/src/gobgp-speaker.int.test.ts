@@ -10,7 +10,7 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { BgpError } from './errors.js';
 import { GobgpClient } from './gobgp-client.js';
-import { createGobgpSpeaker, type GobgpSpeaker } from './gobgp-speaker.js';
+import { createGobgpSpeaker, type GobgpSpeaker, GRACEFUL_SHUTDOWN_COMMUNITY } from './gobgp-speaker.js';
 import type { Advertisement, PeerEvent } from './types.js';
 
 const ROUTER_ASN = 65000;
@@ -227,7 +227,7 @@ describe('gobgp speaker against two gobgpd', () => {
     );
   });
 
-  test('drain announces GRACEFUL_SHUTDOWN, then withdraws', async () => {
+  test('an RFC 8326 drain as the agent makes it: the paths with GRACEFUL_SHUTDOWN, then none', async () => {
     const s = speaker as GobgpSpeaker;
     await connect(s);
     await s.setAdvertisements([v4]);
@@ -237,15 +237,19 @@ describe('gobgp speaker against two gobgpd', () => {
       () => routerRoute(r, v4.prefix),
       (x) => x !== undefined,
     );
-    const draining = s.drain({ gracefulShutdownMs: 2_000 });
+    await s.setAdvertisements([{ ...v4, communities: [...(v4.communities ?? []), GRACEFUL_SHUTDOWN_COMMUNITY] }]);
     const marked = await eventually(
       'gshut community',
       () => routerRoute(r, v4.prefix),
       (x) => x?.communities.includes('65535:0') === true,
     );
     expect(marked?.communities).toEqual(['65001:100', '65535:0']);
-    await draining;
-    expect(await routerRoute(r, v4.prefix)).toBeUndefined();
+    await s.setAdvertisements([]);
+    await eventually(
+      'v4 withdrawn',
+      () => routerRoute(r, v4.prefix),
+      (x) => x === undefined,
+    );
   });
 
   test('gobgpd refusals and a dead sidecar are typed errors; the desired set is applied when it is back', async () => {

@@ -10,16 +10,7 @@ import { BgpError } from './errors.js';
 import { EventHub } from './event-hub.js';
 import { GobgpClient } from './gobgp-client.js';
 import { planPaths, planPeers } from './reconcile.js';
-import type {
-  Advertisement,
-  DrainOptions,
-  GlobalConfig,
-  Peer,
-  PeerEvent,
-  PeerStatus,
-  SessionState,
-  Speaker,
-} from './types.js';
+import type { Advertisement, GlobalConfig, Peer, PeerEvent, PeerStatus, SessionState, Speaker } from './types.js';
 import {
   type CanonicalAdvertisement,
   type CanonicalGlobal,
@@ -27,13 +18,10 @@ import {
   canonicalAdvertisements,
   canonicalGlobal,
   canonicalPeers,
-  withCommunity,
 } from './validate.js';
 
 /** RFC 8326 GRACEFUL_SHUTDOWN well-known community. */
 export const GRACEFUL_SHUTDOWN_COMMUNITY = '65535:0';
-/** How long drain() announces with GRACEFUL_SHUTDOWN before withdrawing, ms. */
-export const DEFAULT_GRACEFUL_SHUTDOWN_MS = 10_000;
 /** How often a connected speaker checks gobgpd and re-reconciles, ms. */
 export const DEFAULT_RESYNC_INTERVAL_MS = 10_000;
 /** How long one connection attempt waits for the channel, ms. */
@@ -49,8 +37,6 @@ export interface GobgpSpeakerOptions {
   resyncIntervalMs?: number;
   connectTimeoutMs?: number;
   backoff?: BackoffOptions;
-  /** Default for drain(), ms. */
-  gracefulShutdownMs?: number;
 }
 
 /** The real Speaker plus connection health for status pages and metrics. */
@@ -86,7 +72,6 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
   private readonly backoff: Backoff;
   private readonly resyncIntervalMs: number;
   private readonly connectTimeoutMs: number;
-  private readonly gracefulShutdownMs: number;
   private readonly supervisor: Promise<void>;
   /** Wakes the supervisor out of a backoff wait (a setter was called, so gobgpd may be worth trying now). */
   private kick: (() => void) | undefined;
@@ -95,7 +80,7 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
   private desiredGlobal: CanonicalGlobal | undefined;
   /** undefined until setPeers: the speaker leaves peers it was never told about alone. */
   private desiredPeers: Map<string, CanonicalPeer> | undefined;
-  /** undefined until setAdvertisements (or drain). */
+  /** undefined until setAdvertisements. */
   private desiredPaths: Map<string, CanonicalAdvertisement> | undefined;
   private readonly states = new Map<string, { asn: number; state: SessionState }>();
 
@@ -108,7 +93,6 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
     this.backoff = new Backoff(opts.backoff);
     this.resyncIntervalMs = opts.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    this.gracefulShutdownMs = opts.gracefulShutdownMs ?? DEFAULT_GRACEFUL_SHUTDOWN_MS;
     this.supervisor = this.supervise();
   }
 
@@ -150,32 +134,6 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
     this.desiredPaths = canonicalAdvertisements(advs);
     if (!this.connected) this.kick?.();
     await this.serial(() => this.applyPaths());
-  }
-
-  async drain(opts: DrainOptions = {}): Promise<void> {
-    this.assertOpen();
-    const waitMs = opts.gracefulShutdownMs ?? this.gracefulShutdownMs;
-    if (!Number.isInteger(waitMs) || waitMs < 0) {
-      throw new BgpError('DURATION_INVALID', `gracefulShutdownMs ${String(waitMs)} is not a whole number of ms >= 0`);
-    }
-    // After an agent restart the speaker may not know the set yet: drain what gobgpd announces.
-    const current =
-      this.desiredPaths ?? new Map((await this.serial(() => this.localPaths())).map((a) => [a.prefix, a]));
-    const marked = new Map<string, CanonicalAdvertisement>();
-    for (const [prefix, adv] of current) marked.set(prefix, withCommunity(adv, GRACEFUL_SHUTDOWN_COMMUNITY));
-    this.desiredPaths = marked;
-    this.log.info({ event: 'drainStarted', prefixes: [...marked.keys()], gracefulShutdownMs: waitMs });
-    await this.serial(() => this.applyPaths());
-    await sleep(waitMs, this.stop.signal);
-    this.assertOpen();
-    if (this.desiredPaths !== marked) {
-      // setAdvertisements was called meanwhile (e.g. the drain was cancelled): that set wins.
-      this.log.info({ event: 'drainSuperseded' });
-      return;
-    }
-    this.desiredPaths = new Map();
-    await this.serial(() => this.applyPaths());
-    this.log.info({ event: 'drainFinished', withdrawn: marked.size });
   }
 
   peerEvents(): AsyncIterable<PeerEvent> {

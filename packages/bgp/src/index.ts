@@ -5,7 +5,6 @@ export { DEFAULT_CALL_TIMEOUT_MS, validateApiAddress } from './gobgp-client.js';
 export {
   createGobgpSpeaker,
   DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_GRACEFUL_SHUTDOWN_MS,
   DEFAULT_RESYNC_INTERVAL_MS,
   type GobgpSpeaker,
   type GobgpSpeakerOptions,
@@ -15,7 +14,6 @@ export { GOBGP_PROTO_PATH, PROTO_LOADER_OPTIONS } from './proto.js';
 export { type PathPlan, type PeerPlan, planPaths, planPeers } from './reconcile.js';
 export type {
   Advertisement,
-  DrainOptions,
   GlobalConfig,
   Peer,
   PeerEvent,

@@ -81,11 +81,6 @@ export interface PeerStatus {
   received: number;
 }
 
-export interface DrainOptions {
-  /** How long to keep announcing with GRACEFUL_SHUTDOWN before withdrawing, ms; default 10_000. */
-  gracefulShutdownMs?: number;
-}
-
 /** Announces VIPs through a BGP speaker. Every setter takes the whole desired state and reconciles. */
 export interface Speaker {
   /** Starts BGP in gobgpd (StartBgp) if it runs bare; checks that a running gobgpd has the same AS and id. */
@@ -94,12 +89,15 @@ export interface Speaker {
   setPeers(peers: readonly Peer[]): Promise<void>;
   /** Makes gobgpd's locally originated paths exactly `advs`; paths already right are left alone. */
   setAdvertisements(advs: readonly Advertisement[]): Promise<void>;
-  /** RFC 8326: re-announce everything with GRACEFUL_SHUTDOWN, wait, then withdraw everything. */
-  drain(opts?: DrainOptions): Promise<void>;
   /** Session state changes; every call gets its own iterator, ended by close(). */
   peerEvents(): AsyncIterable<PeerEvent>;
   /** Current state of every peer gobgpd knows. */
   peerStates(): Promise<PeerStatus[]>;
-  /** Stops the speaker's own work (stream, timers, channel). Leaves gobgpd's routes in place: see drain(). */
+  /**
+   * Stops the speaker's own work (stream, timers, channel). Leaves gobgpd's routes in place. A drain (RFC 8326) is
+   * two calls of setAdvertisements: the set with GRACEFUL_SHUTDOWN_COMMUNITY, then, after the wait, the empty set;
+   * the agent's node state decides when (packages/agent/src/lifecycle), so a drain survives restarts and can be
+   * cancelled.
+   */
   close(): Promise<void>;
 }

@@ -12,7 +12,6 @@ import {
   parsePrefix,
   validateAsn,
   validateRouterId,
-  withCommunity,
 } from './validate.js';
 
 function codeOf(fn: () => unknown): string | undefined {
@@ -128,12 +127,6 @@ describe('validate - advertisements', () => {
         { prefix: '2001:DB8:0::10', nextHop: '2001:db8::2' },
       ]),
     ).toThrow('advertisements[1].prefix "2001:DB8:0::10" is announced twice');
-  });
-
-  test('withCommunity adds once and keeps the order', () => {
-    const adv = canonicalAdvertisement({ prefix: '198.51.100.1', nextHop: '198.18.2.1', communities: ['65535:0'] });
-    expect(withCommunity(adv, '65535:0').communities).toEqual(['65535:0']);
-    expect(withCommunity(adv, '1:1').communities).toEqual(['1:1', '65535:0']);
   });
 });
 

@@ -153,12 +153,6 @@ export function canonicalAdvertisements(advs: readonly Advertisement[]): Map<str
   return out;
 }
 
-/** `adv` with one more community, kept sorted. */
-export function withCommunity(adv: CanonicalAdvertisement, community: string): CanonicalAdvertisement {
-  const values = new Set([...adv.communities, community].map((c) => parseCommunity(c)));
-  return { ...adv, communities: [...values].sort((a, b) => a - b).map(formatCommunity) };
-}
-
 /** Same advertisement on the wire? (Both canonical.) */
 export function sameAdvertisement(a: CanonicalAdvertisement, b: CanonicalAdvertisement): boolean {
   return (

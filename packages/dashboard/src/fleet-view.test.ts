@@ -81,8 +81,9 @@ describe('fleet-view', () => {
   });
 
   test('fleet-view - a fleet without a seed still lists its VIPs and says why there is no table', () => {
+    const { hashSeed: _, ...unseeded } = fleet;
     const v = buildFleetView({
-      desired: { fleet: { ...fleet, hashSeed: undefined }, revision: 1, generation: '' },
+      desired: { fleet: unseeded, revision: 1, generation: '' },
       decided: { decided: new Map(), revision: 0 },
       nodes: [],
       health: [],

@@ -3,7 +3,7 @@
  * blackholes: withdraw routes that must go, program the data plane, then announce (ARCHITECTURE step 5).
  * Runs one pass at a time; requests while a pass runs coalesce into one more pass.
  */
-import type { Advertisement, Speaker } from '@l4fleet/bgp';
+import { type Advertisement, GRACEFUL_SHUTDOWN_COMMUNITY, type Speaker } from '@l4fleet/bgp';
 import type { DecidedStatus, Fleet } from '@l4fleet/config';
 import type { DataPlane } from '@l4fleet/dataplane';
 import type { Logger } from 'pino';
@@ -23,8 +23,8 @@ import {
   withCommunity,
 } from './plan.js';
 
-/** RFC 8326 GRACEFUL_SHUTDOWN well-known community. */
-export const GRACEFUL_SHUTDOWN = '65535:0';
+/** RFC 8326 GRACEFUL_SHUTDOWN well-known community: bgp's constant, under the name the agent's API has used. */
+export const GRACEFUL_SHUTDOWN = GRACEFUL_SHUTDOWN_COMMUNITY;
 const RETRY_MS = 1_000;
 
 /** What a pass needs to know; read fresh at the start of each pass. */
