@@ -25,6 +25,7 @@ const SHOWN_DEPTH = 3;
 function brief(v: unknown, depth: number): string {
   if (v === null || typeof v !== 'object') {
     if (typeof v === 'string' && v.length > MAX_SHOWN_CHARS) return `${JSON.stringify(v.slice(0, MAX_SHOWN_CHARS))}...`;
+    if (typeof v === 'number' && !Number.isFinite(v)) return String(v); // JSON would say null
     return JSON.stringify(v) ?? String(v);
   }
   if (depth >= SHOWN_DEPTH) return Array.isArray(v) ? '[...]' : '{...}';

@@ -54,6 +54,11 @@ function port(p: Problems, path: string, v: unknown): number {
 function hashSeed(p: Problems, v: unknown): number | undefined {
   if (v === undefined || v === null) return undefined;
   const n = typeof v === 'string' && /^(0x[0-9a-fA-F]+|\d+)$/.test(v) ? Number(v) : v;
+  // A numeric string out of range is reported as written, not as the number it became (Infinity).
+  if (n !== v && (n as number) > MAX_U32) {
+    p.add('hashSeed', `${show(v)} is not an unsigned 32-bit hash seed (0-${MAX_U32})`);
+    return undefined;
+  }
   return int(p, 'hashSeed', n, 0, MAX_U32, 'an unsigned 32-bit hash seed');
 }
 

@@ -36,3 +36,23 @@ describe('diff, churn and stats', () => {
     expect(s.imbalance).toBeCloseTo(s.max / (251 / 3), 10);
   });
 });
+
+describe('maglev diff - large tables', () => {
+  // Built by hand (no fill): 200,000 backends round-robin over a 1,000,003-slot table.
+  const N = 200_000;
+  const size = 1_000_003;
+  const names = Array.from({ length: N }, (_, i) => `b${i}`);
+  const slots = Int32Array.from({ length: size }, (_, s) => s % N);
+
+  test('tableStats of 200,000 backends (a Math.max spread overflowed the stack)', () => {
+    const stats = tableStats({ backends: names, slots });
+    expect(stats.max - stats.min).toBe(1);
+    expect(stats.spread).toBe(1);
+  });
+
+  test('churn of 200,000 backends, one renamed: exactly its slots move', () => {
+    const renamed = names.map((n, i) => (i === 7 ? 'other' : n));
+    const c = churn({ backends: names, slots }, { backends: renamed, slots });
+    expect(c.changed).toBe(slots.filter((i) => i === 7).length);
+  });
+});
