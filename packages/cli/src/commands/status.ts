@@ -12,6 +12,19 @@ export interface NodeCheck {
   readonly desiredRevision: number | null;
   /** VIP keys whose checksum on the node differs from the expected one (or is missing). */
   readonly mismatched: readonly string[];
+  /** Records from etcd the node's store refused since its agent started (the agent's status record). */
+  readonly rejectedRecords: number;
+  /** The last one refused: the store's message (key, field, value); null when none. */
+  readonly lastRejected: string | null;
+}
+
+/** The agent's account of rejected records, read defensively: a status record is etcd data like any other. */
+function rejectedOf(status: NodeView['status']): { total: number; last: string | null } {
+  const r = (status as { rejectedRecords?: { total?: unknown; last?: { error?: unknown } } } | undefined)
+    ?.rejectedRecords;
+  const total = typeof r?.total === 'number' && Number.isSafeInteger(r.total) && r.total > 0 ? r.total : 0;
+  const last = typeof r?.last?.error === 'string' ? r.last.error.slice(0, 200) : null;
+  return { total, last: total > 0 ? last : null };
 }
 
 export function checkNodes(nodes: readonly NodeView[], expected: ReadonlyMap<string, string>): NodeCheck[] {
@@ -22,6 +35,8 @@ export function checkNodes(nodes: readonly NodeView[], expected: ReadonlyMap<str
     failStatic: n.status?.failStatic ?? false,
     desiredRevision: n.status?.desiredRevision ?? null,
     mismatched: n.status ? [...expected].filter(([k, sum]) => n.status?.tables[k] !== sum).map(([k]) => k) : [],
+    rejectedRecords: rejectedOf(n.status).total,
+    lastRejected: rejectedOf(n.status).last,
   }));
 }
 
@@ -72,15 +87,19 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
         };
         if (format !== 'table') return ctx.io.out(renderData(format, summary));
         const differing = checks.filter((c) => c.mismatched.length > 0);
+        const rejecting = checks.filter((c) => c.rejectedRecords > 0);
         ctx.io.out(
           [
             `Desired revision: ${desired.revision}`,
             `VIPs: ${summary.vips}  pools: ${summary.pools}  members: ${summary.members} (active ${summary.active}, draining ${summary.draining}, disabled ${summary.disabled}, decided down ${summary.down})`,
             `Aggregator leader: ${leader ?? '(none)'}`,
             `Nodes: ${checks.filter((c) => c.lease).length} registered, ${checks.filter((c) => c.drained).length} drained, ${differing.length} with differing tables`,
+            ...rejecting.map(
+              (c) => `Node ${c.name} rejected ${c.rejectedRecords} record(s) from etcd; last: ${c.lastRejected}`,
+            ),
             '',
             renderTable(
-              ['NODE', 'LEASE', 'DRAINED', 'FAIL-STATIC', 'REVISION', 'TABLES'],
+              ['NODE', 'LEASE', 'DRAINED', 'FAIL-STATIC', 'REVISION', 'TABLES', 'REJECTED'],
               checks.map((c) => [
                 c.name,
                 c.lease ? 'up' : 'gone',
@@ -92,6 +111,7 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
                   : c.mismatched.length
                     ? `DIFFER: ${c.mismatched.join(' ')}`
                     : 'ok',
+                String(c.rejectedRecords),
               ]),
             ),
           ].join('\n'),

@@ -1,0 +1,60 @@
+/**
+ * `l4fleet status` shows the records each node's agent had to reject (issue 12: a bad etcd record is visible in the
+ * node's status), read defensively since a status record is etcd data like any other.
+ */
+import { MemoryFleetStore, type NodeStatusReport } from '@l4fleet/store';
+import { twoPoolFleet } from '@l4fleet/test-support/fleets';
+import { describe, expect, test } from 'vitest';
+import type { CliIo } from '../io.js';
+import { runCli } from '../program.js';
+
+const base: NodeStatusReport = { tables: {}, announced: [], bgp: {}, failStatic: false, desiredRevision: 1 };
+
+async function status(store: MemoryFleetStore, ...argv: string[]) {
+  const out: string[] = [];
+  const io: CliIo = { out: (t) => out.push(t), err: (t) => out.push(t) };
+  // The store outlives the command (its close() would end it for the next call).
+  const shared = new Proxy(store, {
+    get: (target, prop) => {
+      if (prop === 'close') return async () => undefined;
+      const v = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+  const code = await runCli(['status', ...argv], io, { openStore: () => shared });
+  return { code, out: out.join('\n') };
+}
+
+describe('cli status - rejected records', () => {
+  test('a node that rejected records: counted in the table and the JSON, with the last message', async () => {
+    const store = new MemoryFleetStore();
+    await store.apply(twoPoolFleet({ type: 'none' }));
+    const last = { family: 'nodes', code: 'invalid-record', error: 'nodes/lb9: address: 7 is not text', at: '' };
+    await (await store.registerNode({ name: 'lb1' })).reportStatus({
+      ...base,
+      rejectedRecords: { total: 3, byFamily: { nodes: 3 }, last },
+    } as NodeStatusReport);
+    await (await store.registerNode({ name: 'lb2' })).reportStatus(base);
+    // a hand-written status whose rejectedRecords is nonsense counts as none
+    await (await store.registerNode({ name: 'lb3' })).reportStatus({
+      ...base,
+      rejectedRecords: { total: 'many' },
+    } as NodeStatusReport);
+
+    const table = await status(store);
+    expect(table.code).toBe(0);
+    expect(table.out).toContain('Node lb1 rejected 3 record(s) from etcd; last: nodes/lb9: address: 7 is not text');
+    expect(table.out).toMatch(/^lb1\s+up\s+no\s+no\s+1\s.*\s3$/m);
+    expect(table.out).toMatch(/^lb2\s+up\s+no\s+no\s+1\s.*\s0$/m);
+    expect(table.out).not.toContain('Node lb3 rejected');
+
+    const json = JSON.parse((await status(store, '-o', 'json')).out) as {
+      nodes: { name: string; rejectedRecords: number; lastRejected: string | null }[];
+    };
+    expect(json.nodes.map((n) => [n.name, n.rejectedRecords, n.lastRejected])).toEqual([
+      ['lb1', 3, last.error],
+      ['lb2', 0, null],
+      ['lb3', 0, null],
+    ]);
+  });
+});
