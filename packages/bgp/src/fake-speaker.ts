@@ -53,7 +53,19 @@ export function createFakeSpeaker(): FakeSpeaker {
     history,
     async ensureGlobal(g: GlobalConfig) {
       check();
-      global = canonicalGlobal(g);
+      const want = canonicalGlobal(g);
+      // As gobgpd: a running speaker keeps its AS, router id and port (GobgpSpeaker.applyGlobal).
+      if (
+        global &&
+        (global.asn !== want.asn || global.routerId !== want.routerId || global.listenPort !== want.listenPort)
+      ) {
+        throw new BgpError(
+          'GLOBAL_CONFLICT',
+          `the fake speaker runs with asn ${global.asn} routerId "${global.routerId}" listenPort ${global.listenPort}, ` +
+            `not asn ${want.asn} routerId "${want.routerId}" listenPort ${want.listenPort}`,
+        );
+      }
+      global = want;
     },
     async setPeers(list: readonly Peer[]) {
       check();
