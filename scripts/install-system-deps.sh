@@ -11,7 +11,7 @@ PKGS=(
   iperf3 haproxy socat ncat
   gcc libc6-dev
   clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool
-  chromium
+  chromium bird2
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,190 @@
+/**
+ * docs/operator-guide.md is checked, not trusted: every block marked `<!-- example: NAME -->` goes to the real
+ * parser, generator or program it claims to match, and every field the fleet and agent parsers know must be in the
+ * guide's reference tables. The shell examples run in a throwaway network namespace (run under the ns lock:
+ * `flock /tmp/l4fleet-ns.lock npx vitest run test/dashboard-operator-guide.test.ts`).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parseAgentConfig, parseAgentConfigText } from '@l4fleet/agent';
+import { ConfigError, parseFleet, parseFleetText } from '@l4fleet/config';
+import { frrBgpdConfig, ROUTER_SYSCTLS } from '@l4fleet/daemons';
+import { describe, expect, test } from 'vitest';
+
+const run = promisify(execFile);
+const GUIDE = new URL('../docs/operator-guide.md', import.meta.url);
+
+async function examples(): Promise<Map<string, string>> {
+  const text = await readFile(GUIDE, 'utf8');
+  const out = new Map<string, string>();
+  for (const m of text.matchAll(/<!-- example: ([a-z0-9-]+) -->\n```[a-z]*\n([\s\S]*?)```/g)) {
+    out.set(m[1] as string, m[2] as string);
+  }
+  return out;
+}
+
+async function example(name: string): Promise<string> {
+  const text = (await examples()).get(name);
+  if (text === undefined) throw new Error(`docs/operator-guide.md: no example "${name}"`);
+  return text;
+}
+
+/** Known fields per section, read from the parsers' own "is not a known field (known: ...)" problems. */
+function knownFields(parse: () => unknown): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  try {
+    parse();
+  } catch (err) {
+    for (const p of (err as { problems: { path: string; message: string }[] }).problems) {
+      const m = /^is not a known field \(known: (.*)\)$/.exec(p.message);
+      if (m) out.set(p.path.replace(/\[0\]/g, '[]').replace(/\.?bogus$/, ''), (m[1] as string).split(', '));
+    }
+  }
+  return out;
+}
+
+/** Runs `script` with sh in a fresh network namespace, then `check` there; the namespace is always removed. */
+async function inNamespace(script: string, check: string[]): Promise<string> {
+  const ns = `l4f-guide-${process.pid % 100_000}`;
+  await run('ip', ['netns', 'add', ns]);
+  try {
+    await run('ip', ['netns', 'exec', ns, 'sh', '-e', '-c', script]);
+    return (await run('ip', ['netns', 'exec', ns, ...check])).stdout;
+  } finally {
+    await run('ip', ['netns', 'del', ns]);
+  }
+}
+
+describe('docs/operator-guide.md', () => {
+  test('guide - every field of the fleet file and agent.yaml is in the reference tables', async () => {
+    const text = await readFile(GUIDE, 'utf8');
+    const bogus = { bogus: 1 };
+    const fleet = knownFields(() =>
+      parseFleet({
+        ...bogus,
+        pools: [{ ...bogus, name: 'p', healthCheck: bogus, members: [{ ...bogus, address: '198.18.0.1', port: 1 }] }],
+        vips: [{ ...bogus, address: '198.51.100.1', port: 1, protocol: 'tcp', pool: 'p' }],
+      }),
+    );
+    const agent = knownFields(() =>
+      parseAgentConfig({
+        ...bogus,
+        node: { ...bogus, name: 'n', interface: 'lo', address: '198.18.0.1' },
+        bgp: { ...bogus, asn: 1, peers: [{ ...bogus, address: '198.18.0.2', asn: 2 }] },
+        etcd: { ...bogus, endpoints: ['http://127.0.0.1:2379'], tls: bogus },
+        nats: { ...bogus, tls: bogus },
+        metrics: bogus,
+        dataplane: bogus,
+        health: bogus,
+        drain: bogus,
+        state: bogus,
+      }),
+    );
+    expect([...fleet.keys()].sort()).toEqual(['', 'pools[]', 'pools[].healthCheck', 'pools[].members[]', 'vips[]']);
+    expect(agent.size).toBe(13);
+    const missing: string[] = [];
+    const sections = new Set([...fleet.keys(), ...agent.keys()]);
+    for (const [section, fields] of [...fleet, ...agent]) {
+      for (const f of fields) {
+        const path = section ? `${section}.${f}` : f;
+        // An object field is documented by its own fields' rows (`etcd.tls.ca`), not a row of its own.
+        if (sections.has(path)) continue;
+        if (!text.includes(`| \`${path}\` |`)) missing.push(path);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
+  test('guide - the fleet example parses, and the defaults the table states are what parseFleet fills', async () => {
+    const fleet = parseFleetText(await example('fleet'), 'yaml');
+    expect(fleet.hashSeed).toBe(0x5eed);
+    const dns = fleet.pools.find((p) => p.name === 'dns');
+    expect(dns?.members[0]?.name).toBe('198.18.3.31:53');
+    expect(dns?.healthCheck).toMatchObject({ type: 'udp', rise: 2, fall: 4 });
+    const web6 = fleet.pools.find((p) => p.name === 'web6');
+    expect(web6).toMatchObject({
+      forwarding: 'l2',
+      guePort: 6080,
+      healthCheck: { type: 'tcp', intervalMs: 2_000, timeoutMs: 1_000 },
+    });
+    expect(web6?.members[0]).toMatchObject({ weight: 1, state: 'active' });
+    expect(fleet.vips[0]).toMatchObject({ tableSize: 65_537, hash: '5-tuple' });
+    expect(() => parseFleetText('pools: []\nvips: []\nbogus: 1\n', 'yaml')).toThrow(ConfigError);
+  });
+
+  test.each([['agent'], ['agent-secure']])('guide - the %s example is a valid agent.yaml', async (name) => {
+    const config = parseAgentConfigText(await example(name));
+    expect(config.bgp.gobgpdAddress).toBe('127.0.0.1:50051');
+    expect(config.bgp.peers[0]?.password).toBeDefined();
+    if (name === 'agent-secure') {
+      expect(config.etcd.tls?.cert).toBe('/etc/l4fleet/node1.pem');
+      expect(config.metrics.listen).toBe('127.0.0.1:9469');
+    } else {
+      expect(config).toMatchObject({
+        fleet: 'default',
+        logLevel: 'info',
+        etcd: { leaseTtlS: 5, dialTimeoutMs: 2_000 },
+      });
+      expect(config.state).toEqual({ enabled: true, dir: '/var/lib/l4fleet', maxBytes: 67_108_864, maxAgeS: 604_800 });
+    }
+  });
+
+  test('guide - the FRR example is what frrBgpdConfig writes for the lab router', async () => {
+    const expected = frrBgpdConfig({
+      asn: 65000,
+      routerId: '198.18.2.1',
+      hostname: 'router',
+      extraBgpConfig: ['no bgp network import-check', 'bgp bestpath as-path multipath-relax'],
+      peerGroup: {
+        name: 'NODES',
+        asn: 65001,
+        password: 'l4fleet-lab',
+        keepaliveS: 1,
+        holdTimeS: 3,
+        members: ['198.18.2.11', '198.18.2.12', '198.18.2.13'],
+      },
+      maximumPaths: 64,
+    });
+    expect(await example('frr')).toBe(expected);
+  });
+
+  test("guide - the BIRD example passes BIRD's own parser (bird -p)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'l4fleet-guide-bird-'));
+    try {
+      const file = join(dir, 'bird.conf');
+      await writeFile(file, await example('bird'));
+      await run('/usr/sbin/bird', ['-p', '-c', file]);
+      await writeFile(file, `${await example('bird')}\nprotocol bgp broken from nodes { neighbour 198.18.2.14; }\n`);
+      await expect(run('/usr/sbin/bird', ['-p', '-c', file])).rejects.toThrow(/syntax error/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("guide - the router sysctls are the test routers' and take effect in a namespace", async () => {
+    const script = await example('router-sysctls');
+    for (const s of ROUTER_SYSCTLS.filter((x) => !x.includes('rp_filter'))) expect(script).toContain(`sysctl -w ${s}`);
+    const out = await inNamespace(script, [
+      'sysctl',
+      '-n',
+      'net.ipv4.fib_multipath_hash_policy',
+      'net.ipv4.ip_forward',
+    ]);
+    expect(out.split('\n').slice(0, 2)).toEqual(['1', '1']);
+  });
+
+  test('guide - the l2 backend setup runs in a namespace: ARP quiet for the VIPs, VIPs on lo', async () => {
+    const out = await inNamespace(await example('backend-l2'), [
+      'sh',
+      '-c',
+      'sysctl -n net.ipv4.conf.all.arp_ignore net.ipv4.conf.all.arp_announce; ip -o addr show dev lo',
+    ]);
+    const [ignore, announce] = out.split('\n');
+    expect([ignore, announce]).toEqual(['1', '2']);
+    expect(out).toMatch(/inet 198\.51\.100\.10\/32/);
+    expect(out).toMatch(/inet6 2001:db8:100::10\/128/);
+  });
+});
