@@ -38,7 +38,7 @@ export function speakerContract(name: string, start: () => Promise<SpeakerHarnes
     });
 
     test('announces exactly the desired set, canonical, both families', async () => {
-      await h.speaker.setAdvertisements([V6, { prefix: '198.51.100.10', nextHop: '198.18.0.11', ...V4 }]);
+      await h.speaker.setAdvertisements([V6, { ...V4, prefix: '198.51.100.10' }]);
       expect(view(await h.announced())).toEqual([
         { prefix: '198.51.100.10/32', nextHop: '198.18.0.11', communities: ['65001:100'], med: 10 },
         { prefix: '2001:db8::10/128', nextHop: '2001:db8:ffff::11', communities: [], med: undefined },
