@@ -1,4 +1,11 @@
 import { describe, expect, test } from 'vitest';
+import {
+  DEFAULT_HEALTH_FALL,
+  DEFAULT_HEALTH_INTERVAL_MS,
+  DEFAULT_HEALTH_RISE,
+  DEFAULT_HEALTH_TIMEOUT_MS,
+  defaultHealthCheck,
+} from './defaults.js';
 import { ConfigError } from './errors.js';
 import { parseFleet, parseFleetText } from './parse.js';
 
@@ -31,6 +38,16 @@ function problems(raw: unknown): string[] {
   throw new Error('expected a ConfigError');
 }
 
+/** What `fn` threw; undefined when it returned (the caller's expect then fails: a test that cannot pass vacuously). */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+}
+
 const pool = (name: string, members: unknown[], extra: object = {}) => ({ name, members, ...extra });
 const m = (address: string, port = 80, extra: object = {}) => ({ address, port, ...extra });
 
@@ -61,17 +78,26 @@ describe('config parse - the issue sample', () => {
     expect([gue.pools[0]!.forwarding, gue.pools[0]!.guePort]).toEqual(['gue', 7000]);
   });
 
-  test('health checks are fully defaulted per type', () => {
-    expect(fleet.pools[1]!.healthCheck).toEqual({
+  test('health checks are fully defaulted per type, from the defaults and not from another pool', () => {
+    // The explicit pool's values all differ from the defaults, so a default taken from it would show.
+    const explicit = { type: 'http', port: 8080, intervalMs: 7_000, timeoutMs: 3_000, rise: 5, fall: 6 };
+    const f = parseFleet({
+      pools: [
+        pool('a', [m('198.18.0.1')], { healthCheck: explicit }),
+        pool('b', [m('198.18.0.2')], { healthCheck: { type: 'udp', payload: 'ping' } }),
+        pool('c', [m('198.18.0.3')]),
+      ],
+    });
+    expect(f.pools[0]!.healthCheck).toMatchObject(explicit);
+    expect(f.pools[1]!.healthCheck).toEqual({
       type: 'udp',
       payload: 'ping',
-      intervalMs: 2000,
-      timeoutMs: 1000,
-      rise: 2,
-      fall: 4,
+      intervalMs: DEFAULT_HEALTH_INTERVAL_MS,
+      timeoutMs: DEFAULT_HEALTH_TIMEOUT_MS,
+      rise: DEFAULT_HEALTH_RISE,
+      fall: DEFAULT_HEALTH_FALL,
     });
-    const none = parseFleet({ pools: [pool('p', [m('198.18.0.1')])] });
-    expect(none.pools[0]!.healthCheck.type).toBe('tcp');
+    expect(f.pools[2]!.healthCheck).toEqual(defaultHealthCheck());
   });
 
   test('IPv6 addresses are canonical (RFC 5952) and name defaults to [addr]:port', () => {
@@ -210,13 +236,14 @@ describe('config parse - every problem at once, with path and value', () => {
     }
   });
 
-  test('syntax errors are a single SYNTAX problem', () => {
-    expect(() => parseFleetText('pools: [')).toThrow(ConfigError);
-    try {
-      parseFleetText('{"pools": ');
-    } catch (err) {
-      expect((err as ConfigError).code).toBe('SYNTAX');
-      expect((err as ConfigError).message).toMatch(/^not valid JSON/);
-    }
+  test.each([
+    ['YAML', 'pools: ['],
+    ['JSON', '{"pools": '],
+  ])('%s syntax errors are a single SYNTAX problem', (format, text) => {
+    const err = thrown(() => parseFleetText(text));
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).code).toBe('SYNTAX');
+    expect((err as ConfigError).problems).toHaveLength(1);
+    expect((err as ConfigError).message).toMatch(new RegExp(`^not valid ${format}`));
   });
 });
