@@ -63,7 +63,7 @@ describe('agent restart while etcd is down (state file)', () => {
       parseFleet({
         hashSeed: 7,
         pools: [
-          { name: 'web', healthCheck: { type: 'none' }, members: [{ name: 'a', address: '127.0.0.1', port: 80 }] },
+          { name: 'web', healthCheck: { type: 'none' }, members: [{ name: 'a', address: '198.18.0.21', port: 80 }] },
         ],
         vips: [{ address: '198.51.100.20', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
       }),

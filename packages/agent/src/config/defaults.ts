@@ -1,4 +1,9 @@
-/** Defaults of agent.yaml, with units in the names. */
+/**
+ * Defaults of agent.yaml, with units in the names. A default whose concept another package owns is that package's
+ * constant, re-exported under the agent.yaml field's name.
+ */
+import { DEFAULT_DIAL_TIMEOUT_MS } from '@l4fleet/store';
+
 export const DEFAULT_FLEET_NAME = 'default';
 export const DEFAULT_GOBGPD_ADDRESS = '127.0.0.1:50051';
 export const DEFAULT_BGP_LISTEN_PORT = -1; // connect out only: the router is the passive side
@@ -7,7 +12,9 @@ export const DEFAULT_KEEPALIVE_S = 1;
 export const DEFAULT_BGP_PORT = 179;
 export const DEFAULT_GRACEFUL_SHUTDOWN_MS = 2_000; // RFC 8326 §3: long enough for the router to reselect paths
 export const DEFAULT_ETCD_PREFIX = '/l4fleet';
-export const DEFAULT_ETCD_DIAL_TIMEOUT_MS = 2_000;
+/** etcd.dialTimeoutMs: the store's per-endpoint dial deadline (also the agent's etcd probe timeout). */
+export const DEFAULT_ETCD_DIAL_TIMEOUT_MS = DEFAULT_DIAL_TIMEOUT_MS;
+/** etcd.leaseTtlS: the node's registration, reports and election lease (the store's own default, 10 s, is not used). */
 export const DEFAULT_LEASE_TTL_S = 5;
 export const DEFAULT_NATS_SUBJECT_PREFIX = 'l4fleet';
 export const DEFAULT_MAX_PENDING_EVENTS = 1_000;
