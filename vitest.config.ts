@@ -5,9 +5,17 @@ const root = fileURLToPath(new URL('.', import.meta.url));
 
 const ALL = ['packages/*/src/**/*.test.ts', 'lab/src/**/*.test.ts', 'test/**/*.test.ts'];
 // Files that assert the issues' time bounds end to end (failover pauses, interval x fall + 1 s, delta apply
-// <= 50 ms, etcd outage). They run after everything else, one at a time, so another file's daemons and flows
-// never share the two cores with them: a bound they miss is then the product's, not the test run's.
-const TIMED = ['test/lab-e2e.int.test.ts', 'test/agent.int.test.ts', 'test/dataplane/nftables.int.test.ts'];
+// <= 50 ms, etcd outage, lab sessions and ECMP within their ready timeouts, watch latency). They run after
+// everything else, one at a time, so another file's daemons and flows never share the two cores with them: a
+// bound they miss is then the product's, not the test run's.
+const TIMED = [
+  'test/lab-e2e.int.test.ts',
+  'test/lab-netns.int.test.ts',
+  'test/lab-docker.int.test.ts',
+  'test/agent.int.test.ts',
+  'test/dataplane/nftables.int.test.ts',
+  'packages/store/src/etcd-store.int.test.ts',
+];
 
 // Tests import the workspace packages from source, so `npm test` needs no build of the package under test.
 export default defineConfig({
