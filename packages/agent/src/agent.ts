@@ -4,94 +4,25 @@
  * aggregator and the reconciler (data plane, then BGP). Every dependency is passed in, so tests run it with the
  * in-memory store, the fake speaker, the recording data plane and a manual clock.
  */
-import type { Speaker } from '@l4fleet/bgp';
-import type { MemberStatus } from '@l4fleet/config';
-import type { DataPlane } from '@l4fleet/dataplane';
-import type { FleetStore, NodeStatusReport } from '@l4fleet/store';
-import type { Logger } from 'pino';
+import type { Agent, AgentDeps, AgentStatusReport } from './agent-api.js';
 import { createAggregator } from './aggregate/aggregator.js';
 import { createBgpSessions } from './bgp/sessions.js';
-import { type Clock, sleep, systemClock } from './clock.js';
-import type { AgentConfig } from './config/types.js';
+import { sleep, systemClock } from './clock.js';
 import { createEtcdConnection } from './etcd/connection.js';
 import { createFailStatic } from './etcd/fail-static.js';
-import { createRejectedRecords, isRejectedRecord, type RejectedRecords } from './etcd/rejected-records.js';
+import { createRejectedRecords, isRejectedRecord } from './etcd/rejected-records.js';
 import { createReports } from './etcd/reports.js';
-import type { NatsLink } from './events/nats-link.js';
 import { followPeerHealth } from './events/peer-health.js';
-import { createEventPublisher, type EventPublisher } from './events/publisher.js';
-import type { AgentEvent } from './events/subjects.js';
+import { createEventPublisher } from './events/publisher.js';
 import { createHealthChecker } from './health/checker.js';
-import type { ObservedStatus } from './health/hysteresis.js';
-import type { Probe } from './health/probe.js';
 import { createLifecycle } from './lifecycle/lifecycle.js';
-import type { NodeState } from './lifecycle/node-state.js';
-import { type AgentMetrics, createAgentMetrics } from './observe/metrics.js';
+import { createAgentMetrics } from './observe/metrics.js';
 import { createLastStateKeeper } from './persist/keeper.js';
-import type { LastStateStore } from './persist/last-state.js';
-import { createServedInputs, type InputSource } from './serve/inputs.js';
+import { createServedInputs } from './serve/inputs.js';
 import { checkedMembers, healthTargets } from './serve/plan.js';
 import { createReconciler } from './serve/reconciler.js';
 
-export interface AgentDeps {
-  readonly config: AgentConfig;
-  readonly store: FleetStore;
-  readonly speaker: Speaker;
-  readonly dataPlane: DataPlane;
-  readonly logger: Logger;
-  /** NATS for events and fast health reports; undefined: events are counted as dropped, health goes by etcd. */
-  readonly nats?: NatsLink;
-  readonly clock?: Clock;
-  readonly probe?: Probe;
-  readonly metrics?: AgentMetrics;
-  readonly version?: string;
-  /** The last good inputs on disk; undefined: nothing saved, a start without etcd waits for etcd. */
-  readonly lastState?: LastStateStore;
-  /** Every event the agent emits, locally (tests). */
-  readonly onEvent?: (e: AgentEvent) => void;
-}
-
-export interface AgentStatus {
-  readonly node: string;
-  readonly state: NodeState;
-  readonly failStatic: boolean;
-  readonly etcdConnected: boolean;
-  readonly ready: boolean;
-  readonly aggregator: boolean;
-  readonly desiredRevision: number;
-  readonly tables: Readonly<Record<string, string>>;
-  readonly announced: readonly string[];
-  readonly routes: readonly string[];
-  readonly decided: Readonly<Record<string, MemberStatus>>;
-  readonly observed: Readonly<Record<string, ObservedStatus>>;
-  readonly bgp: Readonly<Record<string, string>>;
-  /** Where the served inputs came from: etcd, the state file (restarted without etcd), or nothing yet. */
-  readonly inputSource: InputSource;
-  /** Records the store refused since the start; undefined: none. */
-  readonly rejectedRecords?: RejectedRecords;
-}
-
-/** The status record the node writes (`l4fleet status`): the store's, plus the records it had to reject. */
-export type AgentStatusReport = NodeStatusReport & { readonly rejectedRecords?: RejectedRecords };
-
-export interface Agent {
-  /** Registers the node and starts watching; the node serves once the first desired state arrived (whenReady). */
-  start(): Promise<void>;
-  /** Resolves when the data plane holds the desired state and routes were set once; rejects after timeoutMs. */
-  whenReady(timeoutMs?: number): Promise<void>;
-  /** Local drain (SIGTERM path or tests); the operator's drain is the etcd flag (`l4fleet node drain`). */
-  drain(): Promise<void>;
-  undrain(): Promise<void>;
-  /** SIGTERM: drain (graceful shutdown, withdraw), keep forwarding forwardAfterWithdrawMs, then close. */
-  shutdown(): Promise<void>;
-  /** Stops without touching routes or forwarding (a crash or restart looks the same to the fleet). */
-  close(): Promise<void>;
-  /** Asks for a reconcile pass and waits for it (tests, after injecting a change). */
-  reconcile(): Promise<void>;
-  status(): AgentStatus;
-  readonly metrics: AgentMetrics;
-  readonly events: EventPublisher;
-}
+export type { Agent, AgentDeps, AgentStatus, AgentStatusReport } from './agent-api.js';
 
 export function createAgent(deps: AgentDeps): Agent {
   const { config, store, speaker, dataPlane } = deps;
