@@ -11,11 +11,10 @@ import { parseAddress } from '@l4fleet/maglev';
 import type { Logger } from 'pino';
 import { DataPlaneError } from '../errors.js';
 import { createExec, type Exec } from '../exec.js';
-import { hexToAddress } from '../nft/names.js';
 import type { ApplyResult, DataPlane, DataPlaneCounters, TrafficCounter, VipTable } from '../types.js';
 import { type NormalizedVip, validateDesired } from '../validate.js';
 import { ensureBpffs } from './bpffs.js';
-import { type ConfigValue, decodeCounters, decodeDump, STAT } from './codec.js';
+import { addressText, type ConfigValue, decodeCounters, decodeDump, STAT } from './codec.js';
 import { bpfAvailable, type Loader, Op, startLoader } from './loader.js';
 import { type KernelState, planApply, planSweep, RETIRE_AFTER_MS, stateFromDump } from './plan.js';
 
@@ -255,7 +254,7 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
     const c = decodeCounters(raw as Buffer);
     const zero = (): TrafficCounter => ({ packets: 0, bytes: 0 });
     const vips = [...state.vips.values()].map((v) => ({
-      vip: vipKey({ address: hexToAddress(v.key.addressHex), port: v.key.port, protocol: v.key.protocol }),
+      vip: vipKey({ address: addressText(v.key.addressHex), port: v.key.port, protocol: v.key.protocol }),
       ...(c.vips.get(v.value.id) ?? zero()),
     }));
     const byAddress = new Map<string, { address: string; mac?: string; packets: number; bytes: number }>();
@@ -267,7 +266,7 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
         have.packets += t.packets;
         have.bytes += t.bytes;
       } else if (b.live || t.packets > 0) {
-        byAddress.set(k, { address: hexToAddress(b.addressHex), ...(b.mac ? { mac: b.mac } : {}), ...t });
+        byAddress.set(k, { address: addressText(b.addressHex), ...(b.mac ? { mac: b.mac } : {}), ...t });
       }
     }
     const stat = (i: number): TrafficCounter => c.stats.get(i) ?? zero();

@@ -17,11 +17,11 @@
  */
 import { vipKey } from '@l4fleet/config';
 import { NO_BACKEND } from '@l4fleet/maglev';
-import { hexToAddress } from '../nft/names.js';
 import { changedSlotIndices } from '../slots.js';
 import type { VipApplyReport } from '../types.js';
 import type { NormalizedVip } from '../validate.js';
 import {
+  addressText,
   type BackendValue,
   type ConfigValue,
   type Dump,
@@ -282,7 +282,7 @@ export function planApply(
         backendsRemoved += 1;
       }
     }
-    const label = vipKey({ address: hexToAddress(kv.key.addressHex), port: kv.key.port, protocol: kv.key.protocol });
+    const label = vipKey({ address: addressText(kv.key.addressHex), port: kv.key.port, protocol: kv.key.protocol });
     reports.push({ vip: label, action: 'removed', slotsChanged: 0, rulesReplaced: false });
   }
   for (const a of addrAdds) addrs.add(a);

@@ -1,0 +1,574 @@
+/**
+ * The bpf driver against the kernel, in network namespaces (root): hash compatibility with @l4fleet/maglev
+ * (and so with nftables nodes), direct server return, each encapsulation on the wire, flow affinity, atomic
+ * table swaps, restart over the pinned maps, bad input.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import {
+  type BpfDataPlane,
+  type BpfDataPlaneOptions,
+  bpfAvailable,
+  createBpfDataPlane,
+  createExec,
+  createNftablesDataPlane,
+  type DataPlane,
+  DataPlaneError,
+  type Forwarding,
+  setupBackend,
+  teardownBackend,
+  type VipTable,
+} from '@l4fleet/dataplane';
+import { buildTable, type Flow, flowHash, type HashMode, type Protocol, slotOf } from '@l4fleet/maglev';
+import type { NetnsHost } from '@l4fleet/test-support/netns';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { type CapturedPacket, captureEncapsulated } from './bpf-wire.js';
+import {
+  backend4,
+  backend6,
+  CLIENT4,
+  CLIENT6,
+  clearRecorders,
+  clientSource4,
+  clientSource6,
+  createDsrTopology,
+  type DsrTopology,
+  installFlowRecorders,
+  LINE_CLIENT_PY,
+  NAME_SERVER_PY,
+  NODE4,
+  recordedFlows,
+  SEND_FLOWS_PY,
+  VIP4,
+  VIP6,
+} from './topology.js';
+
+const logger = pino({ level: 'silent' });
+const SEED = 0x5eed_1234;
+const BACKENDS = 3;
+const NODE6 = '2001:db8:77:2::2';
+const BPFFS = `/run/l4fleet-bpf-test-${process.pid}`;
+const built = bpfAvailable() === undefined;
+
+let topo: DsrTopology;
+let node2: NetnsHost;
+const open: DataPlane[] = [];
+let pins = 0;
+
+function bpf(extra: Partial<BpfDataPlaneOptions> = {}): BpfDataPlane {
+  const dp = createBpfDataPlane({
+    interface: 'eth0',
+    netns: topo.node.ns,
+    nodeAddresses: [NODE4, NODE6],
+    bpffsPath: BPFFS,
+    pinName: `t${pins}`,
+    logger,
+    ...extra,
+  });
+  open.push(dp);
+  return dp;
+}
+
+function vipTable(opts: {
+  address: string;
+  port: number;
+  protocol: Protocol;
+  hash?: HashMode;
+  size?: number;
+  backends?: number;
+  forwarding?: Forwarding;
+  guePort?: number;
+}): VipTable {
+  const v6 = opts.address.includes(':');
+  const backends = Array.from({ length: opts.backends ?? BACKENDS }, (_x, i) => ({
+    name: `b${i}`,
+    address: v6 ? backend6(i) : backend4(i),
+    port: opts.port,
+  }));
+  return {
+    vip: { address: opts.address, port: opts.port, protocol: opts.protocol },
+    hash: opts.hash ?? '5-tuple',
+    seed: SEED,
+    backends,
+    slots: buildTable(backends, opts.size ?? 65_537),
+    ...(opts.forwarding ? { forwarding: opts.forwarding } : {}),
+    ...(opts.guePort ? { guePort: opts.guePort } : {}),
+  };
+}
+
+const expected = (t: VipTable, f: Flow): number => t.slots[slotOf(f, t.slots.length, t.seed, t.hash)] as number;
+const flowKey = (f: Flow): string => `${f.src}|${f.protocol}|${f.sport}`;
+
+async function sendFlows(flows: readonly Flow[]): Promise<void> {
+  await topo.client.run(['python3', '-c', SEND_FLOWS_PY], { input: JSON.stringify(flows), timeoutMs: 30_000 });
+}
+
+async function landings(): Promise<Map<string, number[]>> {
+  const out = new Map<string, number[]>();
+  for (const [i, b] of topo.backends.entries()) {
+    for (const k of await recordedFlows(b)) out.set(k, [...(out.get(k) ?? []), i]);
+  }
+  return out;
+}
+
+/** 4 x `n` flows to port 1000+k of both VIPs, tcp and udp, from many client addresses. */
+function mixedFlows(n: number, port: (v6: boolean, protocol: Protocol) => number, sport = 20_000): Flow[] {
+  const flows: Flow[] = [];
+  for (const v6 of [false, true]) {
+    for (const protocol of ['tcp', 'udp'] as const) {
+      for (let i = 0; i < n; i++) {
+        flows.push({
+          src: v6 ? clientSource6(i) : clientSource4(i),
+          sport: sport + i,
+          dst: v6 ? VIP6 : VIP4,
+          dport: port(v6, protocol),
+          protocol,
+        });
+      }
+    }
+  }
+  return flows;
+}
+
+const NODE2_4 = '198.18.72.3';
+const NODE2_6 = '2001:db8:77:2::3';
+
+/** Routes the VIP prefixes through node 1 (the topology's node) or through the second node. */
+async function routeVia(which: 1 | 2): Promise<void> {
+  const [v4, v6] = which === 1 ? [NODE4, NODE6] : [NODE2_4, NODE2_6];
+  await topo.router.sh(
+    `ip route replace 198.51.100.0/24 via ${v4} && ip -6 route replace 2001:db8:77:9::/64 via ${v6}`,
+  );
+}
+
+/** A long-lived TCP connection from the client; ask() sends a line and returns the backend's name. */
+function lineClient(src: string, sport: number, dst: string, dport: number) {
+  const child = spawn('ip', [
+    'netns',
+    'exec',
+    topo.client.ns,
+    'python3',
+    '-c',
+    LINE_CLIENT_PY,
+    src,
+    String(sport),
+    dst,
+    String(dport),
+  ]);
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  return {
+    async ask(): Promise<string> {
+      child.stdin.write('x\n');
+      const next = await Promise.race([
+        lines.next(),
+        new Promise<never>((_r, j) => setTimeout(() => j(new Error('no reply')), 5000)),
+      ]);
+      return String(next.value);
+    },
+    close: () => child.kill(),
+  };
+}
+
+async function nameServers(port: number): Promise<() => void> {
+  const servers = topo.backends.map((b, i) => b.spawn(['python3', '-c', NAME_SERVER_PY, `b${i}`, String(port)]));
+  await Promise.all(servers.map((x) => new Promise((r) => x.stdout?.once('data', r))));
+  return () => {
+    for (const x of servers) x.kill('SIGKILL');
+  };
+}
+
+/** What the maps and the attached program look like (bpftool): equal snapshots = nothing changed. */
+async function snapshot(): Promise<string> {
+  const dir = `${BPFFS}/t${pins}`;
+  const parts: string[] = [];
+  for (const m of ['l4f_vips', 'l4f_vip_addrs', 'l4f_config', 'l4f_tables']) {
+    const r = spawnSync('bpftool', ['-j', 'map', 'dump', 'pinned', `${dir}/${m}`], { encoding: 'utf8' });
+    parts.push(r.stdout);
+  }
+  parts.push((await topo.node.run(['tc', 'filter', 'show', 'dev', 'eth0', 'ingress'])).stdout);
+  return parts.join('\n');
+}
+
+beforeAll(async () => {
+  topo = await createDsrTopology({ backends: BACKENDS, extraSources: 200 });
+  await installFlowRecorders(topo.backends);
+  // A second node on the segment, for the mixed nftables + bpf fleet.
+  node2 = await topo.lab.host('node2');
+  await topo.lab.veth(node2, 'eth0', topo.router, 'n1');
+  await topo.router.sh('ip link set n1 master br0');
+  await node2.sh(
+    `ip addr add ${NODE2_4}/24 dev eth0 && ip addr add ${NODE2_6}/64 dev eth0 nodad && ` +
+      'ip route add default via 198.18.72.1 && ip -6 route add default via 2001:db8:77:2::1',
+  );
+  for (let i = 0; i < BACKENDS; i++) await node2.run(['ping', '-c1', '-W1', backend4(i)], { allowFailure: true });
+}, 120_000);
+
+afterEach(async () => {
+  for (const dp of open.splice(0)) await dp.close({ removeState: true }).catch(() => undefined);
+  pins += 1;
+  await routeVia(1);
+  await clearRecorders(topo.backends);
+});
+
+afterAll(async () => {
+  await topo?.cleanup();
+  spawnSync('umount', [BPFFS]);
+  rmSync(BPFFS, { recursive: true, force: true });
+});
+
+describe.skipIf(!built)('bpf data plane', () => {
+  test('hash compatibility - 800 flows land where slotOf and the table predict (tcp/udp, v4/v6, 5-tuple/source-ip, l2)', async () => {
+    const dp = bpf();
+    const tables: VipTable[] = [];
+    const want = new Map<string, number>();
+    const flows: Flow[] = [];
+    for (const hash of ['5-tuple', 'source-ip'] as const) {
+      const port = (v6: boolean, protocol: Protocol): number =>
+        1000 + (hash === 'source-ip' ? 10 : 0) + (v6 ? 2 : 0) + (protocol === 'udp' ? 1 : 0);
+      for (const v6 of [false, true]) {
+        for (const protocol of ['tcp', 'udp'] as const) {
+          tables.push(vipTable({ address: v6 ? VIP6 : VIP4, port: port(v6, protocol), protocol, hash }));
+        }
+      }
+      for (const f of mixedFlows(100, port, hash === 'source-ip' ? 21_000 : 20_000)) {
+        const t = tables.find((x) => x.vip.port === f.dport && x.vip.address === f.dst) as VipTable;
+        want.set(flowKey(f), expected(t, f));
+        flows.push(f);
+      }
+    }
+    const r = await dp.apply(tables);
+    expect(r.vips.every((v) => v.action === 'added')).toBe(true);
+    await sendFlows(flows);
+    const got = await landings();
+    for (const f of flows) expect(got.get(flowKey(f)), flowKey(f)).toEqual([want.get(flowKey(f))]);
+    // Every backend got some (the test would pass vacuously if all went to one).
+    expect(new Set([...got.values()].flat()).size).toBe(BACKENDS);
+    const c = await dp.counters();
+    expect(c.vips.reduce((s, v) => s + v.packets, 0)).toBeGreaterThanOrEqual(flows.length);
+    expect(c.flowTable.entries).toBeGreaterThanOrEqual(flows.length);
+  }, 120_000);
+  test('mixed fleet - the same flows through an nftables node and a bpf node land on the same backends', async () => {
+    const tables = [
+      vipTable({ address: VIP4, port: 1100, protocol: 'tcp' }),
+      vipTable({ address: VIP4, port: 1101, protocol: 'udp' }),
+      vipTable({ address: VIP6, port: 1102, protocol: 'tcp' }),
+      vipTable({ address: VIP6, port: 1103, protocol: 'udp' }),
+    ];
+    const nft = createNftablesDataPlane({ interface: 'eth0', netns: topo.node.ns, tableName: 'mixed', logger });
+    open.push(nft);
+    await nft.apply(tables);
+    await bpf({ netns: node2.ns, nodeAddresses: [NODE2_4, NODE2_6] }).apply(tables);
+    const flows = mixedFlows(100, (v6, protocol) => 1100 + (v6 ? 2 : 0) + (protocol === 'udp' ? 1 : 0), 22_000);
+
+    await routeVia(1);
+    await sendFlows(flows);
+    const viaNft = await landings();
+    await clearRecorders(topo.backends);
+    await routeVia(2);
+    await sendFlows(flows);
+    const viaBpf = await landings();
+    for (const f of flows) {
+      const t = tables.find((x) => x.vip.port === f.dport) as VipTable;
+      expect(viaNft.get(flowKey(f)), `nft ${flowKey(f)}`).toEqual([expected(t, f)]);
+      expect(viaBpf.get(flowKey(f)), `bpf ${flowKey(f)}`).toEqual(viaNft.get(flowKey(f)));
+    }
+  }, 120_000);
+
+  test.each(['ipip', 'gre', 'gue'] as const)(
+    'encapsulation on the wire - %s: outer header from the node to the backend, DF, TTL 64, inner packet unchanged (IPv4 and IPv6)',
+    async (mode) => {
+      const guePort = 7070;
+      const dp = bpf();
+      const t4 = vipTable({ address: VIP4, port: 1200, protocol: 'udp', forwarding: mode, guePort });
+      const t6 = vipTable({ address: VIP6, port: 1201, protocol: 'tcp', forwarding: mode, guePort });
+      await dp.apply([t4, t6]);
+      const f4: Flow = { src: CLIENT4, sport: 23_000, dst: VIP4, dport: 1200, protocol: 'udp' };
+      const f6: Flow = { src: CLIENT6, sport: 23_001, dst: VIP6, dport: 1201, protocol: 'tcp' };
+      for (const [t, f, v6] of [
+        [t4, f4, false],
+        [t6, f6, true],
+      ] as const) {
+        const owner = expected(t, f);
+        const got = await captureEncapsulated(topo.backends[owner] as NetnsHost, () => sendFlows([f]), {
+          count: 1,
+          seconds: 3,
+          guePort,
+        });
+        expect(got.length, `${mode} IPv${v6 ? 6 : 4}: captured at b${owner}`).toBe(1);
+        const p = got[0] as CapturedPacket;
+        expect([p.outerFamily, p.outerSrc, p.outerDst]).toEqual(
+          v6 ? [6, NODE6, backend6(owner)] : [4, NODE4, backend4(owner)],
+        );
+        expect(p.ttl).toBe(64);
+        expect(p.df).toBe(true);
+        expect(p.ipv4ChecksumOk).toBe(true);
+        expect(p.lengthOk).toBe(true);
+        expect([p.innerFamily, p.innerSrc, p.innerDst, p.innerSport, p.innerDport]).toEqual([
+          v6 ? 6 : 4,
+          f.src,
+          f.dst,
+          f.sport,
+          f.dport,
+        ]);
+        const hash = flowHash(f, SEED, '5-tuple');
+        if (mode === 'ipip') expect(p.outerProto).toBe(v6 ? 41 : 4);
+        if (mode === 'gre') {
+          expect(p.outerProto).toBe(47);
+          expect(p.gre).toEqual({ flags: 0, protocol: v6 ? 0x86dd : 0x0800 });
+        }
+        if (mode === 'gue') {
+          expect(p.outerProto).toBe(17);
+          // Source port from the flow hash (ECMP entropy), so every node picks the same one for a flow.
+          expect(p.udp).toMatchObject({ sport: 0xc000 | (hash & 0x3fff), dport: guePort, checksum: 0 });
+        }
+        if (v6) expect(p.flowLabel).toBe(hash & 0xfffff);
+      }
+    },
+    60_000,
+  );
+
+  test('encapsulation end to end - GUE, IPIP and GRE through the backend decapsulator (l4fleet backend setup): replies come from the predicted backend', async () => {
+    const stop = await nameServers(1300);
+    const stateDir = `/run/l4fleet-bpf-test-${process.pid}-state`;
+    const deps = topo.backends.map((b) => ({ exec: createExec(b.ns), bpffs: BPFFS, stateDir: `${stateDir}-${b.ns}` }));
+    try {
+      for (const d of deps) {
+        await setupBackend(
+          { vips: [VIP4, VIP6], forwarding: ['gue', 'ipip', 'gre'], nodes: [NODE4, NODE6], interface: 'eth0' },
+          d,
+        );
+      }
+      const dp = bpf();
+      let sport = 24_000;
+      for (const mode of ['gue', 'ipip', 'gre'] as const) {
+        for (const [vip, src] of [
+          [VIP4, CLIENT4],
+          [VIP6, CLIENT6],
+        ] as const) {
+          const t = vipTable({ address: vip, port: 1300, protocol: 'tcp', forwarding: mode });
+          const other = vipTable({
+            address: vip === VIP4 ? VIP6 : VIP4,
+            port: 1300,
+            protocol: 'tcp',
+            forwarding: mode,
+          });
+          await dp.apply([t, other]);
+          for (let i = 0; i < 3; i++, sport++) {
+            const f: Flow = { src, sport, dst: vip, dport: 1300, protocol: 'tcp' };
+            const c = lineClient(src, sport, vip, 1300);
+            try {
+              expect(await c.ask(), `${mode} ${flowKey(f)}`).toBe(`b${expected(t, f)}`);
+            } finally {
+              c.close();
+            }
+          }
+        }
+      }
+      const counters = await dp.counters();
+      expect(counters.drops['too-big']?.packets ?? 0).toBe(0);
+    } finally {
+      stop();
+      for (const d of deps) await teardownBackend(d).catch(() => undefined);
+      for (const d of deps) rmSync(d.stateDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  test('flow affinity - a live TCP flow keeps its backend when its slot moves; a new flow to that slot follows the table', async () => {
+    const stop = await nameServers(1400);
+    try {
+      const size = 251;
+      const t = vipTable({ address: VIP4, port: 1400, protocol: 'tcp', size });
+      const dp = bpf();
+      await dp.apply([t]);
+      const flow: Flow = { src: CLIENT4, sport: 31_000, dst: VIP4, dport: 1400, protocol: 'tcp' };
+      const c = lineClient(CLIENT4, 31_000, VIP4, 1400);
+      try {
+        const first = expected(t, flow);
+        expect(await c.ask()).toBe(`b${first}`);
+        const slot = slotOf(flow, size, SEED, '5-tuple');
+        const moved = (first + 1) % BACKENDS;
+        const slots = Int32Array.from(t.slots);
+        slots[slot] = moved;
+        const r = await dp.apply([{ ...t, slots }]);
+        expect(r.slotsChanged).toBe(1);
+        expect(await c.ask()).toBe(`b${first}`);
+        let sport = 32_000;
+        while (slotOf({ ...flow, sport }, size, SEED, '5-tuple') !== slot) sport += 1;
+        const fresh = lineClient(CLIENT4, sport, VIP4, 1400);
+        try {
+          expect(await fresh.ask()).toBe(`b${moved}`);
+        } finally {
+          fresh.close();
+        }
+        // The backend leaving the pool: the remembered flow is hashed again (to the moved slot's backend).
+        const without = vipTable({ address: VIP4, port: 1400, protocol: 'tcp', size, backends: BACKENDS });
+        const gone = { ...without, backends: without.backends.filter((_b, i) => i !== first) };
+        const r2 = await dp.apply([{ ...gone, slots: buildTable(gone.backends, size) }]);
+        expect(r2.backendsRemoved).toBe(1);
+      } finally {
+        c.close();
+      }
+    } finally {
+      stop();
+    }
+  }, 60_000);
+
+  test('table swap - a new table size flips the VIP to a whole new table; new flows during 20 swaps all land on a backend of the old or the new table', async () => {
+    const dp = bpf();
+    const a = vipTable({ address: VIP4, port: 1500, protocol: 'udp', size: 251 });
+    const bBackends = a.backends;
+    const b: VipTable = { ...a, slots: buildTable(bBackends.slice(1), 257).map((i) => i + 1) };
+    await dp.apply([a]);
+    const flows = Array.from(
+      { length: 3000 },
+      (_x, i): Flow => ({
+        src: clientSource4(i % 200),
+        sport: 40_000 + i,
+        dst: VIP4,
+        dport: 1500,
+        protocol: 'udp',
+      }),
+    );
+    let swaps = 0;
+    const sending = sendFlows(flows);
+    const swapping = (async () => {
+      for (let i = 0; i < 20; i++) {
+        const r = await dp.apply([i % 2 === 0 ? b : a]);
+        expect(r.vips[0]?.rulesReplaced).toBe(true);
+        swaps += 1;
+      }
+    })();
+    await Promise.all([sending, swapping]);
+    expect(swaps).toBe(20);
+    const got = await landings();
+    for (const f of flows) {
+      const at = got.get(flowKey(f));
+      expect(at, flowKey(f)).toHaveLength(1);
+      expect([expected(a, f), expected(b, f)], flowKey(f)).toContain((at as number[])[0]);
+    }
+    const c = await dp.counters();
+    expect(c.drops['no-backend'].packets).toBe(0);
+  }, 60_000);
+
+  test('restart - a new driver reuses the pins and the attached program, changes nothing, keeps the flows, then applies only the delta', async () => {
+    const tables = [
+      vipTable({ address: VIP4, port: 1600, protocol: 'tcp' }),
+      vipTable({ address: VIP6, port: 1601, protocol: 'udp', hash: 'source-ip', forwarding: 'gue' }),
+    ];
+    const first = bpf();
+    const r1 = await first.apply(tables);
+    expect(r1.tableCreated).toBe(true);
+    await sendFlows([{ src: CLIENT4, sport: 38_000, dst: VIP4, dport: 1600, protocol: 'tcp' }]);
+    const prog = await first.programStats();
+    await first.close();
+    const before = await snapshot();
+
+    const second = bpf();
+    const again = await second.apply(tables);
+    expect(again.transactions).toBe(0);
+    expect(again.tableCreated).toBe(false);
+    expect(again.vips.map((v) => v.action)).toEqual(['unchanged', 'unchanged']);
+    expect((await second.programStats()).progId).toBe(prog.progId);
+    expect(await snapshot()).toBe(before);
+    expect((await second.counters()).flowTable.entries).toBe(1);
+
+    const t0 = tables[0] as VipTable;
+    const slots = Int32Array.from(t0.slots);
+    slots[7] = ((slots[7] as number) + 1) % BACKENDS;
+    const delta = await second.apply([{ ...t0, slots }, tables[1] as VipTable]);
+    expect(delta.slotsChanged).toBe(1);
+    expect(delta.transactions).toBe(1);
+    expect(delta.vips.map((v) => v.action)).toEqual(['updated', 'unchanged']);
+    const removed = await second.apply([tables[1] as VipTable]);
+    expect(removed.vips.map((v) => v.action)).toEqual(['unchanged', 'removed']);
+  }, 60_000);
+
+  test('ICMP - fragmentation needed / packet too big about a VIP flow reaches the backend that owns the flow', async () => {
+    const dp = bpf();
+    const t4 = vipTable({ address: VIP4, port: 1700, protocol: 'tcp' });
+    const t6 = vipTable({ address: VIP6, port: 1700, protocol: 'tcp' });
+    await dp.apply([t4, t6]);
+    // The backend's reply VIP:1700 -> client:sport was too big somewhere: the error goes to the VIP.
+    const py = `
+import socket, struct, sys
+def csum(b):
+    if len(b) % 2: b += b'\\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+vip4, cli4, vip6, cli6, sp4, sp6 = sys.argv[1:7]
+ports4 = struct.pack('!HH', 1700, int(sp4)) + b'\\0' * 4
+inner4 = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 40, 0, 0x4000, 64, 6, 0, socket.inet_aton(vip4), socket.inet_aton(cli4))
+body = struct.pack('!HH', 0, 1400) + inner4 + ports4
+msg = struct.pack('!BBH', 3, 4, 0) + body
+msg = msg[:2] + struct.pack('!H', csum(msg)) + msg[4:]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+s.sendto(msg, (vip4, 0))
+inner6 = struct.pack('!IHBB16s16s', 6 << 28, 20, 6, 64, socket.inet_pton(socket.AF_INET6, vip6), socket.inet_pton(socket.AF_INET6, cli6))
+msg6 = struct.pack('!BBHI', 2, 0, 0, 1280) + inner6 + struct.pack('!HH', 1700, int(sp6)) + b'\\0' * 16
+s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s6.sendto(msg6, (vip6, 0))
+`;
+    await topo.client.run(['python3', '-c', py, VIP4, CLIENT4, VIP6, CLIENT6, '45000', '45001']);
+    const f4: Flow = { src: CLIENT4, sport: 45_000, dst: VIP4, dport: 1700, protocol: 'tcp' };
+    const f6: Flow = { src: CLIENT6, sport: 45_001, dst: VIP6, dport: 1700, protocol: 'tcp' };
+    const got = await landings();
+    const icmp = [...got].filter(([k]) => /\|(ipv6-)?icmp\|/.test(k));
+    expect(icmp.find(([k]) => k.startsWith(`${CLIENT4}|`))?.[1]).toEqual([expected(t4, f4)]);
+    expect(icmp.find(([k]) => k.startsWith(`${CLIENT6}|`))?.[1]).toEqual([expected(t6, f6)]);
+  }, 60_000);
+
+  test('too big to encapsulate - a full-MTU packet with GUE is dropped and counted (too-big)', async () => {
+    const dp = bpf();
+    await dp.apply([vipTable({ address: VIP4, port: 1800, protocol: 'udp', forwarding: 'gue' })]);
+    await topo.client.run([
+      'python3',
+      '-c',
+      `import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setsockopt(socket.IPPROTO_IP, 10, 2); s.sendto(b'x' * 1472, ('${VIP4}', 1800)); s.sendto(b'x' * 100, ('${VIP4}', 1800))`,
+    ]);
+    const c = await dp.counters();
+    expect(c.drops['too-big']?.packets).toBe(1);
+    expect(c.vips[0]?.packets).toBe(2);
+  }, 60_000);
+
+  test('bad input - typed errors naming field and value; the maps and the program stay as they were', async () => {
+    const dp = bpf({ nodeAddresses: [NODE4] });
+    const good = vipTable({ address: VIP4, port: 1900, protocol: 'tcp', forwarding: 'ipip' });
+    await dp.apply([good]);
+    const before = await snapshot();
+    const cases: [VipTable[], string, RegExp][] = [
+      [[{ ...good, forwarding: 'vxlan' as Forwarding }], 'VIP_INVALID', /forwarding "vxlan"/],
+      [[{ ...good, guePort: 70_000 }], 'VIP_INVALID', /guePort 70000/],
+      [
+        [good, vipTable({ address: VIP6, port: 1900, protocol: 'tcp', forwarding: 'gue' })],
+        'NODE_ADDRESS_MISSING',
+        /IPv6 node address/,
+      ],
+      [[{ ...good, backends: good.backends.map((b) => ({ ...b, port: 8080 })) }], 'BACKEND_PORT_MISMATCH', /8080/],
+      [[{ ...good, slots: new Int32Array(65_536) }], 'SLOTS_INVALID', /65536/],
+      [[good, good], 'VIP_DUPLICATE', /1900/],
+    ];
+    for (const [desired, code, message] of cases) {
+      const err = await dp.apply(desired).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DataPlaneError);
+      expect((err as DataPlaneError).code).toBe(code);
+      expect((err as DataPlaneError).message).toMatch(message);
+    }
+    expect(() => bpf({ nodeAddresses: ['198.18.0.300'] })).toThrow(/nodeAddresses\[0\]/);
+    expect(() => bpf({ nodeAddresses: [NODE4, NODE2_4] })).toThrow(/second IPv4 address/);
+    await expect(bpf({ interface: 'nope0', pinName: 'nope' }).apply([good])).rejects.toMatchObject({
+      code: 'INTERFACE_UNKNOWN',
+    });
+    expect(await snapshot()).toBe(before);
+    expect((await dp.apply([good])).transactions).toBe(0);
+    // nftables refuses encapsulation before touching the kernel.
+    const nft = createNftablesDataPlane({ interface: 'eth0', netns: topo.node.ns, tableName: 'refuse', logger });
+    open.push(nft);
+    const err = await nft.apply([good]).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'FORWARDING_UNSUPPORTED' });
+    expect((err as Error).message).toMatch(/forwarding "ipip"/);
+    expect((await topo.node.run(['nft', 'list', 'tables'])).stdout).not.toContain('refuse');
+  }, 60_000);
+});
