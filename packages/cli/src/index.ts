@@ -1,2 +1,2 @@
-export { CliError, type CliIo, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, processIo } from './io.js';
+export { CliError, type CliIo, EXIT_FAILURE, EXIT_OK, EXIT_OUTCOME_UNKNOWN, EXIT_USAGE, processIo } from './io.js';
 export { type CliDeps, createProgram, runCli } from './program.js';

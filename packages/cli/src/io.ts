@@ -9,10 +9,12 @@ export const processIo: CliIo = {
   err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
 };
 
-/** Exit codes of `l4fleet`: 0 ok, 1 the operation failed, 2 the command line was wrong. */
+/** Exit codes of `l4fleet`: 0 ok, 1 the operation failed, 2 the command line was wrong, 3 outcome unknown. */
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
+/** A write was sent and etcd did not answer: it may or may not have taken effect (the message says how to check). */
+export const EXIT_OUTCOME_UNKNOWN = 3;
 
 /** A failure the CLI reports as one line per problem on stderr, with its exit code. */
 export class CliError extends Error {

@@ -100,6 +100,26 @@ export class DesiredStore {
     return cur.pointer?.generation === generation ? cur.modRevision : undefined;
   }
 
+  /** Recovery only replaces a desired state that does not read: a bad pointer, or a good one naming bad chunks. */
+  private async assertInvalid(cur: ReadPointer): Promise<void> {
+    if (cur.invalid) return;
+    if (cur.pointer) {
+      try {
+        await this.readFleet(cur.pointer, cur.headerRevision);
+      } catch (err) {
+        const e = toStoreError(err, 'recover (read)');
+        if (e.code === 'invalid-record') return;
+        throw e;
+      }
+    }
+    throw new StoreError(
+      'CONFLICT',
+      `recover: the desired state reads fine (${keys.pointer} ${cur.pointer ? `at revision ${cur.modRevision}` : 'absent'}); ` +
+        'nothing to recover: apply normally',
+      { key: keys.pointer },
+    );
+  }
+
   async apply(fleet: Fleet, options: ApplyOptions = {}): Promise<ApplyResult> {
     const { ns, log } = this.ctx;
     let cur: ReadPointer;
@@ -108,14 +128,7 @@ export class DesiredStore {
     } catch (err) {
       throw toStoreError(err, 'apply (read)');
     }
-    if (options.recoverInvalid && !cur.invalid) {
-      throw new StoreError(
-        'CONFLICT',
-        `recover: ${keys.pointer} is valid (revision ${cur.modRevision}${cur.pointer ? '' : ', absent'}); ` +
-          'nothing to recover: apply normally',
-        { key: keys.pointer },
-      );
-    }
+    if (options.recoverInvalid) await this.assertInvalid(cur);
     const expect = options.expectRevision ?? cur.modRevision;
     const conflict = () =>
       new StoreError(
@@ -123,7 +136,10 @@ export class DesiredStore {
         `apply: the desired state changed since revision ${expect} (now ${cur.modRevision}); re-read and retry`,
       );
     if (cur.modRevision !== expect) throw conflict();
-    const hashSeed = fleet.hashSeed ?? cur.pointer?.hashSeed ?? cur.salvagedSeed ?? randomSeed();
+    const stored = cur.pointer?.hashSeed ?? cur.salvagedSeed;
+    const hashSeed = fleet.hashSeed ?? stored ?? randomSeed();
+    const seedSource =
+      fleet.hashSeed !== undefined ? 'fleet' : cur.pointer ? 'stored' : stored !== undefined ? 'salvaged' : 'new';
     const generation = newGenerationId();
     let doc: ReturnType<typeof encodeDocument>;
     try {
@@ -176,7 +192,7 @@ export class DesiredStore {
       revision = seen;
     }
     log.info({ event: 'desiredApplied', revision, generation, bytes: doc.pointer.bytes, chunks: doc.chunks.length });
-    return { revision, generation, hashSeed, bytes: doc.pointer.bytes, chunks: doc.chunks.length };
+    return { revision, generation, hashSeed, seedSource, bytes: doc.pointer.bytes, chunks: doc.chunks.length };
   }
 
   async watchDesired(listener: WatchListener<DesiredState>): Promise<Watch> {

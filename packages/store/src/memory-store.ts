@@ -78,7 +78,7 @@ export class MemoryFleetStore implements FleetStore {
     if (options.recoverInvalid && !this.corrupt) {
       throw new StoreError(
         'CONFLICT',
-        `recover: ${keys.pointer} is valid (revision ${this.pointerRevision}); nothing to recover: apply normally`,
+        `recover: the desired state reads fine (${keys.pointer} at revision ${this.pointerRevision}); nothing to recover: apply normally`,
         { key: keys.pointer },
       );
     }
@@ -89,14 +89,17 @@ export class MemoryFleetStore implements FleetStore {
         `apply: the desired state changed since revision ${expect} (now ${this.pointerRevision}); re-read and retry`,
       );
     }
-    const hashSeed = fleet.hashSeed ?? this.desired.fleet.hashSeed ?? randomBytes(4).readUInt32BE(0);
+    const stored = this.desired.fleet.hashSeed;
+    const hashSeed = fleet.hashSeed ?? stored ?? randomBytes(4).readUInt32BE(0);
+    const seedSource =
+      fleet.hashSeed !== undefined ? 'fleet' : stored === undefined ? 'new' : this.corrupt ? 'salvaged' : 'stored';
     const generation = `mem-${this.revision + 1}`;
     this.desired = { fleet: structuredClone({ ...fleet, hashSeed }), revision: this.revision + 1, generation };
     this.pointerRevision = this.desired.revision;
     this.corrupt = undefined;
     this.bump('desired');
     const bytes = JSON.stringify(this.desired.fleet).length;
-    return { revision: this.desired.revision, generation, hashSeed, bytes, chunks: 1 };
+    return { revision: this.desired.revision, generation, hashSeed, seedSource, bytes, chunks: 1 };
   }
 
   /**

@@ -29,6 +29,11 @@ export interface ApplyResult {
   readonly generation: string;
   /** The seed stored with the fleet: the file's, else the stored one, else a fresh random one. */
   readonly hashSeed: number;
+  /**
+   * Where hashSeed came from: the fleet given, the stored fleet, the readable field of a pointer that did not decode
+   * (a recovery), or new (every flow moves).
+   */
+  readonly seedSource?: 'fleet' | 'stored' | 'salvaged' | 'new';
   /** Bytes written for the document (after compression), and their chunk count. */
   readonly bytes: number;
   readonly chunks: number;

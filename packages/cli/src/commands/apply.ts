@@ -13,9 +13,10 @@ import {
   renderData,
   withStore,
 } from './context.js';
+import { outcomeUnknown } from './store-errors.js';
 
 /** Reads and validates the file before etcd is contacted; at most MAX_FLEET_BYTES are ever read. */
-function readFleetFile(file: string): Fleet {
+export function readFleetFile(file: string): Fleet {
   let read: ReturnType<typeof readBounded>;
   try {
     read = readBounded(file, MAX_FLEET_BYTES);
@@ -84,7 +85,9 @@ export function registerApply(program: Command, ctx: FleetCommandContext): void 
           ctx.io.out(format === 'json' ? renderData('json', plan) : lines.join('\n'));
           return;
         }
-        const result = await store.apply(fleet, { expectRevision: current.revision });
+        const result = await store
+          .apply(fleet, { expectRevision: current.revision })
+          .catch((err: unknown) => Promise.reject(outcomeUnknown(err, opts.file)));
         lines.push(
           `applied: revision ${result.revision}, generation ${result.generation}, hash seed 0x${result.hashSeed.toString(16)}`,
         );

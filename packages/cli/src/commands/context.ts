@@ -9,6 +9,7 @@ import { type Command, Option } from 'commander';
 import pino from 'pino';
 import { stringify as toYaml } from 'yaml';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+import { storeErrorHints } from './store-errors.js';
 
 export interface ConnectionFlags {
   readonly etcd?: string;
@@ -96,7 +97,8 @@ export async function withStore<T>(
 
 export function asCliError(err: unknown): unknown {
   if (err instanceof ConfigError) return new CliError(err.problems.map(formatProblem), EXIT_FAILURE, { cause: err });
-  if (err instanceof StoreError) return new CliError(err.message, EXIT_FAILURE, { cause: err });
+  if (err instanceof StoreError)
+    return new CliError([err.message, ...storeErrorHints(err)], EXIT_FAILURE, { cause: err });
   return err;
 }
 

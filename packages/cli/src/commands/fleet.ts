@@ -5,6 +5,7 @@ import { addConnectionOptions, type FleetCommandContext } from './context.js';
 import { registerExplain } from './explain.js';
 import { registerGet } from './get.js';
 import { registerMember } from './member.js';
+import { registerRecover } from './recover.js';
 import { registerStatus } from './status.js';
 
 export function registerFleetCommands(program: Command, ctx: FleetCommandContext): void {
@@ -13,5 +14,6 @@ export function registerFleetCommands(program: Command, ctx: FleetCommandContext
   registerGet(program, ctx);
   registerMember(program, ctx);
   registerStatus(program, ctx);
+  registerRecover(program, ctx);
   registerExplain(program, ctx);
 }

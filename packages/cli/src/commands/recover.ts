@@ -1,0 +1,68 @@
+/**
+ * `l4fleet recover -f FILE --yes`: replaces a desired state that no longer reads (a pointer under
+ * `<prefix>/v1/desired/current` that does not decode, or one naming missing or bad chunks) with the fleet in FILE.
+ * `apply` cannot do it: it reads the current state first (for the diff and its guards) and a broken one blocks it.
+ * The store keeps the broken pointer's hash seed when that field is still readable (flows stay where they are);
+ * the write is guarded by the broken pointer's revision, and refused when the state reads fine (then: apply).
+ * docs/design/0002-etcd-layout.md, "Recovering a corrupt pointer"; README Troubleshooting.
+ */
+import { StoreError } from '@l4fleet/store';
+import type { Command } from 'commander';
+import { CliError, EXIT_FAILURE } from '../io.js';
+import { readFleetFile } from './apply.js';
+import { type FleetCommandContext, outputFormat, renderData, withStore } from './context.js';
+import { outcomeUnknown } from './store-errors.js';
+
+const SEED_SOURCE = {
+  fleet: 'from the file',
+  stored: 'kept',
+  salvaged: 'kept from the broken pointer',
+  new: 'NEW: the broken pointer had none readable and the file sets none, so every flow moves',
+} as const;
+
+export function registerRecover(program: Command, ctx: FleetCommandContext): void {
+  program
+    .command('recover')
+    .description('replace a desired state that no longer reads (corrupt pointer or chunks) with a fleet file')
+    .requiredOption('-f, --file <file>', 'fleet file to store instead (YAML or JSON; - for stdin)')
+    .option('--yes', 'really replace it (without: show the problem and what would be done)')
+    .option('-o, --output <format>', 'table | json', 'table')
+    .action(async (opts: { file: string; yes?: boolean; output: string }, cmd: Command) => {
+      const format = outputFormat(opts.output, ['table', 'json']);
+      const fleet = readFleetFile(opts.file);
+      await withStore(ctx, cmd, async (store) => {
+        const problem = await store.getDesired().then(
+          () => undefined,
+          (err: unknown) => {
+            if (err instanceof StoreError && err.code === 'invalid-record') return err;
+            throw err;
+          },
+        );
+        if (!problem) {
+          throw new CliError('recover: the desired state reads fine; nothing to recover (use apply)', EXIT_FAILURE);
+        }
+        if (!opts.yes) {
+          throw new CliError(
+            [
+              problem.message,
+              `recover: would replace it with ${opts.file} (${fleet.vips.length} VIPs, ${fleet.pools.length} pools); ` +
+                'pass --yes to do it',
+            ],
+            EXIT_FAILURE,
+          );
+        }
+        const result = await store
+          .apply(fleet, { recoverInvalid: true })
+          .catch((err: unknown) => Promise.reject(outcomeUnknown(err, opts.file)));
+        const seed = `hash seed 0x${result.hashSeed.toString(16)} (${SEED_SOURCE[result.seedSource ?? 'stored']})`;
+        ctx.io.out(
+          format === 'json'
+            ? renderData('json', { replaced: problem.message, result })
+            : [
+                `replaced: ${problem.message}`,
+                `recovered: revision ${result.revision}, generation ${result.generation}, ${seed}`,
+              ].join('\n'),
+        );
+      });
+    });
+}

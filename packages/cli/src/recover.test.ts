@@ -1,0 +1,75 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MemoryFleetStore, StoreError } from '@l4fleet/store';
+import { afterAll, beforeEach, describe, expect, test } from 'vitest';
+import { type CliIo, EXIT_FAILURE, EXIT_OUTCOME_UNKNOWN } from './io.js';
+import { runCli } from './program.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'l4fleet-cli-recover-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const fleetFile = (name: string, members: number, seed = '') => {
+  const f = join(dir, name);
+  const list = Array.from({ length: members }, (_, i) => `      - { address: 198.18.0.${i + 1}, port: 80 }`);
+  writeFileSync(
+    f,
+    `${seed}pools:\n  - name: web\n    members:\n${list.join('\n')}\nvips:\n  - { address: 198.51.100.10, port: 80, protocol: tcp, pool: web }\n`,
+  );
+  return f;
+};
+
+let store: MemoryFleetStore;
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIo = { out: (t) => out.push(t), err: (t) => err.push(t) };
+  const code = await runCli(argv, io, { openStore: () => Object.assign(store, { close: async () => undefined }) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('cli - recovery from a corrupt desired state', () => {
+  beforeEach(async () => {
+    store = new MemoryFleetStore();
+    await store.apply((await import('@l4fleet/config')).parseFleet({ hashSeed: 0x5eed, pools: [], vips: [] }));
+  });
+
+  test('a corrupt pointer blocks apply with the key and the way to recover; recover needs --yes', async () => {
+    store.corruptDesired();
+    const f = fleetFile('two.yaml', 2);
+    const blocked = await cli('apply', '-f', f);
+    expect(blocked.code).toBe(EXIT_FAILURE);
+    expect(blocked.err).toContain('desired/current: ');
+    expect(blocked.err).toContain('l4fleet recover -f FLEET_FILE');
+    const unconfirmed = await cli('recover', '-f', f);
+    expect(unconfirmed.code).toBe(EXIT_FAILURE);
+    expect(unconfirmed.err).toContain('pass --yes to do it');
+    await expect(store.getDesired()).rejects.toMatchObject({ code: 'invalid-record' });
+    const done = await cli('recover', '-f', f, '--yes');
+    expect(done.err).toBe('');
+    expect(done.code).toBe(0);
+    expect(done.out).toContain('hash seed 0x5eed (kept from the broken pointer)');
+    const now = await store.getDesired();
+    expect(now.fleet.pools[0]?.members.length).toBe(2);
+    expect(now.fleet.hashSeed).toBe(0x5eed);
+    expect((await cli('apply', '-f', fleetFile('three.yaml', 3))).code).toBe(0);
+  });
+
+  test('recover refuses a desired state that reads fine', async () => {
+    const r = await cli('recover', '-f', fleetFile('one.yaml', 1), '--yes');
+    expect(r.code).toBe(EXIT_FAILURE);
+    expect(r.err).toContain('nothing to recover');
+    expect((await store.getDesired()).fleet.pools).toEqual([]);
+  });
+
+  test('an apply whose outcome is unknown says so, how to check, and exits with its own code', async () => {
+    store.apply = async () => {
+      throw new StoreError('outcome-unknown', 'apply: outcome unknown: the fleet may or may not be live');
+    };
+    const f = fleetFile('four.yaml', 4);
+    const r = await cli('apply', '-f', f);
+    expect(r.code).toBe(EXIT_OUTCOME_UNKNOWN);
+    expect(r.err).toContain('may or may not be live');
+    expect(r.err).toContain(`l4fleet apply -f ${f} --dry-run`);
+  });
+});
