@@ -1,0 +1,37 @@
+/** The real host adapter of `--check`, against this machine (read-only: it creates nothing). */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { systemHost } from './host.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'l4fleet-host-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const host = systemHost();
+
+describe('host facts - this machine', () => {
+  test('interfaces and local addresses', () => {
+    expect(host.hasInterface('lo')).toBe(true);
+    expect(host.hasInterface('l4f-none0')).toBe(false);
+    expect(host.hasInterface('../lo')).toBe(false);
+    expect(host.isLocalAddress('127.0.0.1')).toBe(true);
+    expect(host.isLocalAddress('198.51.100.254')).toBe(false);
+  });
+
+  test('files, directories and programs', () => {
+    const f = join(dir, 'ca.pem');
+    writeFileSync(f, 'x');
+    expect(host.canRead(f)).toBe(true);
+    expect(host.canRead(dir)).toBe(false); // a directory is not a PEM file
+    expect(host.canRead(join(dir, 'missing.pem'))).toBe(false);
+    expect(host.canWriteDir(join(dir, 'state', 'sub'))).toBe(true); // creatable below a writable directory
+    expect(host.canWriteDir(f)).toBe(false); // a file where the directory should be
+    expect(host.canWriteDir(join(f, 'state'))).toBe(false); // below a file: can never be created
+    expect(host.onPath('sh')).toBe(true);
+    expect(host.onPath('l4fleet-no-such-program')).toBe(false);
+  });
+
+  test.runIf(process.getuid?.() === 0)('root holds CAP_NET_ADMIN', () => {
+    expect(host.hasNetAdmin()).toBe(true);
+  });
+});

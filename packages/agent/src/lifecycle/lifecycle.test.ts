@@ -1,0 +1,67 @@
+import { twoPoolFleet } from '@l4fleet/test-support/fleets';
+import pino from 'pino';
+import { describe, expect, test } from 'vitest';
+import { createManualClock } from '../clock.js';
+import { createAgentMetrics } from '../observe/metrics.js';
+import { createServedInputs } from '../serve/inputs.js';
+import { createLifecycle } from './lifecycle.js';
+
+const GRACEFUL_MS = 2_000;
+
+function setup() {
+  const clock = createManualClock();
+  const inputs = createServedInputs();
+  const seen: string[] = [];
+  const lifecycle = createLifecycle({
+    node: 'n1',
+    inputs,
+    clock,
+    gracefulShutdownMs: GRACEFUL_MS,
+    metrics: createAgentMetrics({ node: 'n1', fleet: 'default', defaultMetrics: false }),
+    logger: pino({ level: 'silent' }),
+    onTransition: (state, previous, reason) => seen.push(`${previous}->${state}${reason ? ` (${reason})` : ''}`),
+  });
+  return { clock, inputs, lifecycle, seen };
+}
+
+describe('lifecycle - on the injected clock', () => {
+  test('ready only once every input is known; a drain lasts exactly the graceful-shutdown window', async () => {
+    const { clock, inputs, lifecycle, seen } = setup();
+    inputs.setDesired({ fleet: twoPoolFleet({ type: 'none' }), revision: 3, generation: 'g' });
+    lifecycle.maybeReady();
+    inputs.setDecided(new Map());
+    lifecycle.maybeReady();
+    expect(lifecycle.state).toBe('starting'); // no node list yet
+    inputs.setNodes(false);
+    lifecycle.followDrainWish();
+    expect(lifecycle.state).toBe('serving');
+
+    lifecycle.setLocalDrain(true);
+    expect(lifecycle.routeMode()).toBe('draining');
+    await clock.advance(GRACEFUL_MS - 1);
+    expect(lifecycle.state).toBe('draining');
+    await clock.advance(1);
+    expect(lifecycle.state).toBe('drained');
+    expect(lifecycle.routeMode()).toBe('withdrawn');
+    expect(seen).toEqual([
+      'starting->serving',
+      'serving->draining (local)',
+      'draining->drained (gracefulShutdownElapsed)',
+    ]);
+  });
+
+  test('whenReady times out on the clock, and resolves once a pass programmed the data plane', async () => {
+    const { clock, lifecycle } = setup();
+    const late = lifecycle.whenReady(500);
+    const outcome = late.then(
+      () => 'ready',
+      (err: Error) => err.message,
+    );
+    await clock.advance(500);
+    expect(await outcome).toBe('node n1 ready: no answer within 500 ms');
+    const waiting = lifecycle.whenReady(500);
+    expect(lifecycle.markReady()).toBe(true);
+    await expect(waiting).resolves.toBeUndefined();
+    expect(lifecycle.markReady()).toBe(false);
+  });
+});
