@@ -18,6 +18,7 @@ import { buildTable } from '@l4fleet/maglev';
 import { pino } from 'pino';
 import { createNetnsLab, type NetnsHost } from '../../../test/support/netns.js';
 import { createNftablesDataPlane, type VipTable } from '../src/index.js';
+import { bpfApplyLatency, bpfReport, measureBpfPerPacket } from './bpf.js';
 import {
   BENCH_FLOW_TABLE_SIZE,
   BENCH_FLOW_TIMEOUT_UDP_S,
@@ -37,6 +38,8 @@ const BACKEND6 = '2001:db8:172::10';
 const IPERF_S = Number(process.env.BENCH_IPERF_S ?? 3);
 const CPS_S = Number(process.env.BENCH_CPS_S ?? 2);
 const logger = pino({ level: 'silent' });
+/** BENCH_ONLY=bpf runs only the bpf driver's part (per-packet and apply), for working on it. */
+const ONLY_BPF = process.env.BENCH_ONLY === 'bpf';
 
 const ACCEPT_CLOSE_PY = `
 import socket
@@ -295,31 +298,48 @@ async function main(): Promise<void> {
       ['haproxy', NODE, 5202, 5302],
       ['proxy', NODE, 5203, 5303],
     ];
-    for (const [name, host, tport, cport] of paths) {
+    for (const [name, host, tport, cport] of ONLY_BPF ? [] : paths) {
       figures[`${name}Gbps`] = (await iperf(client, host, tport)) / 1e9;
       figures[`${name}Cps`] = await cps(client, host, cport);
     }
-    for (const name of ['nftables', 'haproxy', 'proxy']) {
+    for (const name of ONLY_BPF ? [] : ['nftables', 'haproxy', 'proxy']) {
       figures[`${name}VsDirectThroughput`] = (figures[`${name}Gbps`] as number) / (figures.directGbps as number);
       figures[`${name}VsDirectCps`] = (figures[`${name}Cps`] as number) / (figures.directCps as number);
     }
-    figures.nftablesVsHaproxyThroughput = (figures.nftablesGbps as number) / (figures.haproxyGbps as number);
-    figures.nftablesVsHaproxyCps = (figures.nftablesCps as number) / (figures.haproxyCps as number);
+    if (!ONLY_BPF)
+      figures.nftablesVsHaproxyThroughput = (figures.nftablesGbps as number) / (figures.haproxyGbps as number);
+    if (!ONLY_BPF) figures.nftablesVsHaproxyCps = (figures.nftablesCps as number) / (figures.haproxyCps as number);
+    if (!ONLY_BPF)
+      Object.assign(
+        figures,
+        await measurePerPacket({
+          client,
+          node,
+          backend,
+          dp,
+          vip: VIP,
+          backendAddress: BACKEND,
+          vip6: VIP6,
+          backendAddress6: BACKEND6,
+          dir,
+        }),
+      );
+    await dp.close({ removeState: true });
+    // The bpf driver on the same node and path, after nftables is gone from it.
     Object.assign(
       figures,
-      await measurePerPacket({
+      await measureBpfPerPacket({
         client,
         node,
         backend,
-        dp,
         vip: VIP,
-        backendAddress: BACKEND,
         vip6: VIP6,
+        backendAddress: BACKEND,
         backendAddress6: BACKEND6,
+        nodeAddresses: [NODE, NODE6],
         dir,
       }),
     );
-    await dp.close({ removeState: true });
   } finally {
     await lab.cleanup();
     rmSync(dir, { recursive: true, force: true });
@@ -327,24 +347,28 @@ async function main(): Promise<void> {
   // A failure here must not lose the figures measured above: print them, then the error, and exit 1.
   let applyError: unknown;
   try {
-    Object.assign(figures, await applyLatency('netlink'));
-    Object.assign(figures, await applyLatency('nft'));
+    if (!ONLY_BPF) Object.assign(figures, await applyLatency('netlink'));
+    if (!ONLY_BPF) Object.assign(figures, await applyLatency('nft'));
+    Object.assign(figures, await bpfApplyLatency());
   } catch (e) {
     applyError = e;
   }
 
-  const rows = [
-    ['path', 'iperf3 Gbit/s', 'x direct', 'new conn/s', 'x direct'],
-    ...['direct', 'nftables', 'haproxy', 'proxy'].map((p) => [
-      p,
-      (figures[`${p}Gbps`] as number).toFixed(2),
-      p === 'direct' ? '1.00' : (figures[`${p}VsDirectThroughput`] as number).toFixed(2),
-      (figures[`${p}Cps`] as number).toFixed(0),
-      p === 'direct' ? '1.00' : (figures[`${p}VsDirectCps`] as number).toFixed(2),
-    ]),
-  ];
-  for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(10) : c.padStart(14))).join(''));
-  if (applyError === undefined) {
+  const rows = ONLY_BPF
+    ? []
+    : [
+        ['path', 'iperf3 Gbit/s', 'x direct', 'new conn/s', 'x direct'],
+        ...['direct', 'nftables', 'haproxy', 'proxy'].map((p) => [
+          p,
+          (figures[`${p}Gbps`] as number).toFixed(2),
+          p === 'direct' ? '1.00' : (figures[`${p}VsDirectThroughput`] as number).toFixed(2),
+          (figures[`${p}Cps`] as number).toFixed(0),
+          p === 'direct' ? '1.00' : (figures[`${p}VsDirectCps`] as number).toFixed(2),
+        ]),
+      ];
+  for (const r of ONLY_BPF ? [] : rows)
+    console.log(r.map((c, i) => (i === 0 ? c.padEnd(10) : c.padStart(14))).join(''));
+  if (applyError === undefined && !ONLY_BPF) {
     const f = (k: string, w: string, digits = 1): string => (figures[`${k}_${w}`] as number).toFixed(digits);
     console.log(
       `\napply at M = 65,537 (median of 5)      ${'netlink'.padStart(9)}${'nft -f'.padStart(9)}   x faster\n` +
@@ -367,7 +391,8 @@ async function main(): Promise<void> {
           .join('\n'),
     );
   }
-  console.log(perPacketReport(figures).join('\n'));
+  if (!ONLY_BPF) console.log(perPacketReport(figures).join('\n'));
+  console.log(bpfReport(figures).join('\n'));
   const rounded = Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Math.round(v * 1000) / 1000]));
   console.log(JSON.stringify({ bench: 'dataplane', ...rounded }));
   if (applyError !== undefined) {

@@ -59,17 +59,17 @@ import { type DataPlane, DEFAULT_TABLE_NAME, type VipTable } from '../src/index.
 import { exactFlowsSet, FLOW_TABLE_FULL, flowsMap, secondFlowsMap } from '../src/nft/names.js';
 
 export const FLOOD_PORT = 5401;
-const ROUNDS = Number(process.env.BENCH_PP_ROUNDS ?? 7);
-const PACKETS = Number(process.env.BENCH_PP_PACKETS ?? 150_000);
-const WARMUP_PACKETS = 5_000;
-const FLOWS = 16;
-const PAYLOAD_BYTES = 18; // 18 + 8 UDP + 20 IP + 14 Ethernet = 60 bytes, a minimum frame (IPv6: 40-byte header, 80)
+export const ROUNDS = Number(process.env.BENCH_PP_ROUNDS ?? 7);
+export const PACKETS = Number(process.env.BENCH_PP_PACKETS ?? 150_000);
+export const WARMUP_PACKETS = 5_000;
+export const FLOWS = 16;
+export const PAYLOAD_BYTES = 18; // 18 + 8 UDP + 20 IP + 14 Ethernet = 60 bytes, a minimum frame (IPv6: 40-byte header, 80)
 /** Per flood; the flood stops itself there, and is killed 15 s later. */
-const FLOOD_MAX_S = 20;
+export const FLOOD_MAX_S = 20;
 const BASELINE_TABLE = 'l4bench_fwd';
 /** New-flow floods: source ports (sockets) x source addresses = distinct 5-tuples available per flood. */
-const NEW_FLOW_SOCKETS = 64;
-const NEW_FLOW_SOURCES = 4_096;
+export const NEW_FLOW_SOCKETS = 64;
+export const NEW_FLOW_SOURCES = 4_096;
 /**
  * Where the new-flow floods' source addresses come from (RFC 2544's 198.18.0.0/15 benchmark range and the
  * RFC 3849 documentation prefix); the bench routes them back to the client on the router.
@@ -140,13 +140,13 @@ const NFT_SYMBOL = /^(nft_|__nft_|nf_tables_|jhash)/;
 
 const sorted = (xs: readonly number[]): number[] => [...xs].sort((a, b) => a - b);
 /** Nearest-rank quantile. */
-function quantile(xs: readonly number[], q: number): number {
+export function quantile(xs: readonly number[], q: number): number {
   const s = sorted(xs);
   return s[Math.min(s.length - 1, Math.max(0, Math.round(q * (s.length - 1))))] as number;
 }
-const median = (xs: readonly number[]): number => quantile(xs, 0.5);
+export const median = (xs: readonly number[]): number => quantile(xs, 0.5);
 
-function ksoftirqdPid(cpu: number): number {
+export function ksoftirqdPid(cpu: number): number {
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     try {

@@ -1,0 +1,294 @@
+/**
+ * The bpf data plane in the data-plane bench, beside nftables in the same run and topology.
+ *
+ * Per-packet CPU (the method of per-packet.ts: a pinned UDP flood, the sender's CPU time plus its
+ * ksoftirqd per delivered packet; every hop runs in the sender's softirq on a veth path), rounds
+ * alternating which mode goes first:
+ *   fwd       the bare `fwd ip to BACKEND` netdev chain of per-packet.ts, with the bpf program detached;
+ *   bpf-l2    the node program, forwarding l2 (redirect_neigh to the backend address);
+ *   bpf-gue   the same VIP with forwarding gue (+28 / +48 bytes, the outer header, redirect_neigh);
+ *   bpf-ipip  forwarding ipip (+20 / +40 bytes).
+ * Known flows (16, remembered in the flow LRU) and new flows (every datagram a new 5-tuple; the LRUs are
+ * emptied before each such flood), IPv4 and IPv6. Extra = mode - fwd, paired per round (median and
+ * quartiles). The backend counts and drops what arrives, encapsulated or not, in a netdev chain.
+ * Cross-check: kernel.bpf_stats_enabled=1 during the bpf floods; run_time_ns / run_cnt of the program is
+ * the program's own time per packet (it does not include the redirect's transmit or the extra bytes).
+ *
+ * Apply latency at M = 65,537, 100 backends (median of 5): full table (a new VIP), a 16,384-slot delta,
+ * and a restart with nothing to change (a new driver: loader start, program load and tag check, reading
+ * the pinned maps back, planning: nothing sent).
+ */
+import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildTable } from '@l4fleet/maglev';
+import { run } from '@l4fleet/process';
+import { pino } from 'pino';
+import { createNetnsLab, type NetnsHost } from '../../../test/support/netns.js';
+import { type BpfDataPlane, createBpfDataPlane, type Forwarding, type VipTable } from '../src/index.js';
+import {
+  BENCH_FLOW_TABLE_SIZE,
+  FLOOD_MAX_S,
+  FLOOD_PORT,
+  FLOWS,
+  floodVip,
+  ksoftirqdPid,
+  median,
+  NEW_FLOW_SOCKETS,
+  NEW_FLOW_SOURCE_PREFIXES,
+  NEW_FLOW_SOURCES,
+  PACKETS,
+  PAYLOAD_BYTES,
+  quantile,
+  ROUNDS,
+  WARMUP_PACKETS,
+} from './per-packet.js';
+
+const logger = pino({ level: 'silent' });
+const SINK = 'l4bench_bpf_sink';
+const BASELINE = 'l4bench_bpf_fwd';
+const BPFFS = `/run/l4fleet-bench-bpf-${process.pid}`;
+type Mode = 'fwd' | 'bpf-l2' | 'bpf-gue' | 'bpf-ipip';
+const MODES: readonly Mode[] = ['fwd', 'bpf-l2', 'bpf-gue', 'bpf-ipip'];
+const NEW_MODES: readonly Mode[] = ['fwd', 'bpf-l2', 'bpf-gue'];
+type Traffic = 'known' | 'new';
+
+export interface BpfBenchSetup {
+  readonly client: NetnsHost;
+  readonly node: NetnsHost;
+  readonly backend: NetnsHost;
+  readonly vip: string;
+  readonly vip6: string;
+  readonly backendAddress: string;
+  readonly backendAddress6: string;
+  readonly nodeAddresses: readonly string[];
+  readonly dir: string;
+}
+
+interface Flood {
+  readonly sent: number;
+  readonly cpuNs: number;
+  readonly softirqdNs: number;
+  readonly distinct: number;
+}
+
+function spread(xs: readonly number[]): { med: number; p25: number; p75: number } {
+  return { med: median(xs), p25: quantile(xs, 0.25), p75: quantile(xs, 0.75) };
+}
+
+export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<string, number>> {
+  const flood = join(s.dir, 'udp-flood-bpf');
+  await run(['gcc', '-O2', '-Wall', '-o', flood, fileURLToPath(new URL('./udp-flood.c', import.meta.url))]);
+  const cpu = Number(process.env.BENCH_PP_CPU ?? availableParallelism() - 1);
+  const softirqd = ksoftirqdPid(cpu);
+  // Counts and drops whatever the node sends the backend: plain, GUE (6080), IPIP (4 / 41).
+  await s.backend.run(['nft', '-f', '-'], {
+    input:
+      `table netdev ${SINK} {\n  counter sink { }\n  chain in {\n` +
+      '    type filter hook ingress device "eth0" priority -10; policy accept;\n' +
+      `    udp dport { ${FLOOD_PORT}, 6080 } counter name "sink" drop\n` +
+      '    ip protocol 4 counter name "sink" drop\n    ip6 nexthdr 41 counter name "sink" drop\n  }\n}\n',
+  });
+  const sink = async (): Promise<number> => {
+    const out = await s.backend.sh(`nft reset counter netdev ${SINK} sink`);
+    return Number(/packets (\d+)/.exec(out)?.[1] ?? Number.NaN);
+  };
+  let dp: BpfDataPlane | undefined;
+  const tables = (fwd: Forwarding): VipTable[] =>
+    [floodVip(s.vip, s.backendAddress), floodVip(s.vip6, s.backendAddress6)].map((t) => ({ ...t, forwarding: fwd }));
+  const attach = async (fwd: Forwarding): Promise<BpfDataPlane> => {
+    dp ??= createBpfDataPlane({
+      interface: 'eth0',
+      netns: s.node.ns,
+      nodeAddresses: s.nodeAddresses,
+      bpffsPath: BPFFS,
+      flowTableSize: BENCH_FLOW_TABLE_SIZE,
+      logger,
+    });
+    await dp.apply(tables(fwd));
+    return dp;
+  };
+  const detach = async (): Promise<void> => {
+    await dp?.close();
+    dp = undefined;
+    await s.node.run(['tc', 'filter', 'del', 'dev', 'eth0', 'ingress'], { allowFailure: true });
+  };
+  const argv = (dst: string, traffic: Traffic, family: 4 | 6): string[] =>
+    [flood, dst, FLOOD_PORT, PACKETS, WARMUP_PACKETS, traffic === 'known' ? FLOWS : NEW_FLOW_SOCKETS]
+      .concat([PAYLOAD_BYTES, cpu, softirqd, FLOOD_MAX_S])
+      .concat(traffic === 'known' ? [] : [NEW_FLOW_SOURCES, NEW_FLOW_SOURCE_PREFIXES[family].split('/')[0] as string])
+      .map(String);
+  const baseline = (family: 4 | 6): string => {
+    const ip = family === 4 ? 'ip' : 'ip6';
+    const [vip, be] = family === 4 ? [s.vip, s.backendAddress] : [s.vip6, s.backendAddress6];
+    return (
+      `table netdev ${BASELINE} {\n  chain in {\n    type filter hook ingress device "eth0" priority -100; policy accept;\n` +
+      `    meta pkttype host ${ip} daddr ${vip} fwd ${ip} to ${be} device "eth0"\n  }\n}\n`
+    );
+  };
+  /** ns of CPU per delivered packet, and the program's own ns per run (bpf modes, bpf_stats). */
+  const once = async (mode: Mode, family: 4 | 6, traffic: Traffic): Promise<{ ns: number; progNs: number }> => {
+    if (mode === 'fwd') {
+      await detach();
+      await s.node.run(['nft', '-f', '-'], { input: baseline(family) });
+    } else {
+      const d = await attach(mode.slice(4) as Forwarding);
+      if (traffic === 'new') await d.clearFlows();
+    }
+    try {
+      const before = dp ? await dp.programStats() : undefined;
+      await sink();
+      const r = await s.client.run(argv(family === 4 ? s.vip : s.vip6, traffic, family), {
+        timeoutMs: (FLOOD_MAX_S + 15) * 1000,
+      });
+      const f = JSON.parse(r.stdout) as Flood;
+      const delivered = await sink();
+      const lost = Math.max(0, f.sent + WARMUP_PACKETS - delivered);
+      if (lost > f.sent * 0.01) throw new Error(`bpf bench ${mode} IPv${family} ${traffic}: ${lost} of ${f.sent} lost`);
+      const after = dp ? await dp.programStats() : undefined;
+      const progNs =
+        before && after && after.runCount > before.runCount
+          ? (after.runTimeNs - before.runTimeNs) / (after.runCount - before.runCount)
+          : 0;
+      return { ns: (f.cpuNs + f.softirqdNs) / (f.sent - lost), progNs };
+    } finally {
+      if (mode === 'fwd') await s.node.run(['nft', 'delete', 'table', 'netdev', BASELINE]);
+    }
+  };
+
+  const stats = spawnSync('sysctl', ['-n', 'kernel.bpf_stats_enabled'], { encoding: 'utf8' }).stdout.trim();
+  spawnSync('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
+  const samples = new Map<string, { ns: number; progNs: number }[]>();
+  const push = (k: string, v: { ns: number; progNs: number }): void => {
+    samples.set(k, [...(samples.get(k) ?? []), v]);
+  };
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const family of [4, 6] as const) {
+        for (const traffic of ['known', 'new'] as const) {
+          const modes = traffic === 'known' ? MODES : NEW_MODES;
+          for (let i = 0; i < modes.length; i++) {
+            const mode = modes[(round + i) % modes.length] as Mode;
+            push(`${family}/${traffic}/${mode}`, await once(mode, family, traffic));
+          }
+        }
+      }
+    }
+  } finally {
+    spawnSync('sysctl', ['-qw', `kernel.bpf_stats_enabled=${stats || '0'}`]);
+    await detach();
+    await dp?.close({ removeState: true }).catch(() => undefined);
+    // The pins: a last driver removes them.
+    const last = createBpfDataPlane({
+      interface: 'eth0',
+      netns: s.node.ns,
+      bpffsPath: BPFFS,
+      flowTableSize: BENCH_FLOW_TABLE_SIZE,
+      logger,
+    });
+    await last.close({ removeState: true }).catch(() => undefined);
+    spawnSync('umount', [BPFFS]);
+    spawnSync('rmdir', [BPFFS]);
+    await s.backend.run(['nft', 'delete', 'table', 'netdev', SINK], { allowFailure: true });
+  }
+
+  const figures: Record<string, number> = {};
+  for (const family of [4, 6] as const) {
+    for (const traffic of ['known', 'new'] as const) {
+      const fwd = samples.get(`${family}/${traffic}/fwd`) ?? [];
+      const base = `bpf${family === 6 ? '6' : ''}${traffic === 'new' ? 'New' : ''}`;
+      figures[`${base}FwdNs`] = median(fwd.map((x) => x.ns));
+      for (const mode of (traffic === 'known' ? MODES : NEW_MODES).filter((m) => m !== 'fwd')) {
+        const xs = samples.get(`${family}/${traffic}/${mode}`) ?? [];
+        const name = mode === 'bpf-l2' ? 'L2' : mode === 'bpf-gue' ? 'Gue' : 'Ipip';
+        const extra = spread(xs.map((x, i) => x.ns - (fwd[i]?.ns ?? Number.NaN)));
+        figures[`${base}${name}Ns`] = median(xs.map((x) => x.ns));
+        figures[`${base}${name}ExtraNs`] = extra.med;
+        figures[`${base}${name}ExtraP25Ns`] = extra.p25;
+        figures[`${base}${name}ExtraP75Ns`] = extra.p75;
+        figures[`${base}${name}ProgNs`] = median(xs.map((x) => x.progNs));
+      }
+    }
+  }
+  return figures;
+}
+
+/** Apply latency of the bpf driver at M = 65,537 with 100 backends (median of 5 each). */
+export async function bpfApplyLatency(): Promise<Record<string, number>> {
+  const lab = await createNetnsLab('l4bb');
+  const bpffs = `${BPFFS}-apply`;
+  const times = { full: [] as number[], delta: [] as number[], restart: [] as number[] };
+  try {
+    const h = await lab.host('lat');
+    await h.run(['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1']);
+    await h.run(['ip', 'link', 'set', 'eth0', 'up']);
+    const names = Array.from({ length: 100 }, (_x, i) => ({
+      name: `m${i}`,
+      address: `198.18.${200 + (i >> 8)}.${i & 255}`,
+      port: 80,
+    }));
+    const full: VipTable = {
+      vip: { address: '198.51.100.1', port: 80, protocol: 'tcp' },
+      hash: '5-tuple',
+      seed: 1,
+      backends: names,
+      slots: buildTable(names, 65_537),
+    };
+    // Exactly 16,384 slots move to another backend (as a quarter of a 4-backend pool leaving would).
+    const moved = Int32Array.from(full.slots);
+    for (let s = 0; s < 16_384; s++) moved[s * 4] = ((moved[s * 4] as number) + 1) % names.length;
+    const delta: VipTable = { ...full, slots: moved };
+    const make = (): BpfDataPlane => createBpfDataPlane({ interface: 'eth0', netns: h.ns, bpffsPath: bpffs, logger });
+    for (let i = 0; i < 5; i++) {
+      const dp = make();
+      await dp.apply([]); // loader start and the empty read-back, outside the figure
+      times.full.push((await dp.apply([full])).durationMs);
+      times.delta.push((await dp.apply([delta])).durationMs);
+      await dp.apply([full]);
+      await dp.close();
+      const again = make();
+      const r = await again.apply([full]);
+      if (r.transactions !== 0) throw new Error(`bpf restart: ${r.transactions} requests for an unchanged state`);
+      times.restart.push(r.durationMs);
+      await again.close({ removeState: true });
+    }
+  } finally {
+    await lab.cleanup();
+    spawnSync('umount', [bpffs]);
+    spawnSync('rmdir', [bpffs]);
+  }
+  return {
+    bpfFullApplyMs: median(times.full),
+    bpfDelta16kMs: median(times.delta),
+    bpfRestartReconcileMs: median(times.restart),
+  };
+}
+
+export function bpfReport(f: Record<string, number>): string[] {
+  const ns = (k: string): string => (f[k] === undefined ? '-' : `${Math.round(f[k] as number)}`);
+  const lines = [
+    '\nbpf data plane, CPU per packet over a bare netdev fwd (median [p25-p75] of paired rounds; prog = bpf_stats)',
+  ];
+  for (const fam of ['', '6']) {
+    for (const t of ['', 'New']) {
+      const base = `bpf${fam}${t}`;
+      const cells = ['L2', 'Gue', 'Ipip']
+        .filter((m) => f[`${base}${m}ExtraNs`] !== undefined)
+        .map(
+          (m) =>
+            `${m.toLowerCase()} +${ns(`${base}${m}ExtraNs`)} [${ns(`${base}${m}ExtraP25Ns`)}..${ns(`${base}${m}ExtraP75Ns`)}] ns (prog ${ns(`${base}${m}ProgNs`)})`,
+        );
+      lines.push(
+        `  IPv${fam || '4'} ${t ? 'new flows ' : 'known flows'}: fwd ${ns(`${base}FwdNs`)} ns/pkt; ${cells.join('; ')}`,
+      );
+    }
+  }
+  if (f.bpfFullApplyMs !== undefined) {
+    lines.push(
+      `bpf apply at M = 65,537: full table ${(f.bpfFullApplyMs as number).toFixed(1)} ms, 16,384-slot delta ` +
+        `${(f.bpfDelta16kMs as number).toFixed(1)} ms, restart with nothing to change ${(f.bpfRestartReconcileMs as number).toFixed(1)} ms`,
+    );
+  }
+  return lines;
+}
