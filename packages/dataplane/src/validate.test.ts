@@ -80,3 +80,35 @@ describe('validateDesired', () => {
     expect(validateDesired([t], { requireSamePort: false })[0]?.key).toBe('v_c6120201_tcp_80');
   });
 });
+
+describe('validateDesired - forwarding', () => {
+  test('defaults to l2 with the GUE port 6080', () => {
+    const [v] = validateDesired([good], { requireSamePort: true });
+    expect([v?.forwarding, v?.guePort]).toEqual(['l2', 6080]);
+  });
+
+  test('a driver that only forwards at L2 refuses encapsulation, naming the VIP and the value', () => {
+    const gue: VipTable = { ...good, forwarding: 'gue' };
+    const err = (() => {
+      try {
+        validateDesired([gue], { requireSamePort: true, forwarding: ['l2'], driver: 'nftables' });
+      } catch (e) {
+        return e as DataPlaneError;
+      }
+      throw new Error('expected a refusal');
+    })();
+    expect(err.code).toBe('FORWARDING_UNSUPPORTED');
+    expect(err.message).toContain('forwarding "gue" is not supported by the nftables data plane');
+    expect(validateDesired([gue], { requireSamePort: true })[0]?.forwarding).toBe('gue');
+  });
+
+  test.each([
+    [
+      { ...good, forwarding: 'vxlan' as VipTable['forwarding'] },
+      'forwarding "vxlan" is not one of l2 | ipip | gre | gue',
+    ],
+    [{ ...good, forwarding: 'gue' as const, guePort: 0 }, 'guePort 0 is not a port'],
+  ])('bad forwarding fields: %#', (t, message) => {
+    expect(() => validateDesired([t], { requireSamePort: true })).toThrow(message);
+  });
+});

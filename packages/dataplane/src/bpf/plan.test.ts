@@ -1,0 +1,120 @@
+import { buildTable, NO_BACKEND } from '@l4fleet/maglev';
+import { describe, expect, test } from 'vitest';
+import type { VipTable } from '../types.js';
+import { validateDesired } from '../validate.js';
+import { decodeBackend, decodeVip, decodeVipKey, encodeBackend, encodeVip, encodeVipKey, MapId } from './codec.js';
+import { Op } from './loader.js';
+import { emptyState, type KernelState, planApply, planSweep, RETIRE_AFTER_MS } from './plan.js';
+
+const backends = [
+  { name: 'a', address: '198.18.0.1', port: 80 },
+  { name: 'b', address: '198.18.0.2', port: 80 },
+  { name: 'c', address: '198.18.0.3', port: 80 },
+];
+const table = (bs = backends, size = 251): VipTable => ({
+  vip: { address: '198.51.100.7', port: 80, protocol: 'tcp' },
+  hash: '5-tuple',
+  seed: 9,
+  backends: bs,
+  slots: buildTable(bs, size),
+});
+const plan = (state: KernelState, ts: VipTable[], now = 0) =>
+  planApply(state, validateDesired(ts, { requireSamePort: true }), { src4: 'c6124802' }, now);
+
+describe('bpf plan', () => {
+  test('a new VIP: node address, backends, a filled table, the VIP, its address; in that order', () => {
+    const p = plan(emptyState(), [table()]);
+    expect(p.requests.map((r) => r.op)).toEqual([Op.update, Op.update, Op.tableCreate, Op.update, Op.update]);
+    expect(p.requests.map((r) => r.what)).toEqual([
+      'config',
+      'backends',
+      'table-create 198.51.100.7:80/tcp',
+      'vips',
+      'vip addresses',
+    ]);
+    expect(p.vips).toEqual([{ vip: '198.51.100.7:80/tcp', action: 'added', slotsChanged: 251, rulesReplaced: false }]);
+    expect(p.backendsAdded).toBe(3);
+    const slots = p.next.tables.get(0) as Uint32Array;
+    expect(new Set(slots)).toEqual(new Set([0, 1, 2]));
+  });
+
+  test('the same state again sends nothing; one moved slot is one table write of one slot', () => {
+    const first = plan(emptyState(), [table()]);
+    expect(plan(first.next, [table()]).requests).toEqual([]);
+    const t = table();
+    const slots = Int32Array.from(t.slots);
+    slots[5] = ((slots[5] as number) + 1) % 3;
+    const p = plan(first.next, [{ ...t, slots }]);
+    expect(p.requests.map((r) => [r.op, r.payload.readUInt32LE(4)])).toEqual([[Op.tableWrite, 1]]);
+    expect(p.vips[0]).toMatchObject({ action: 'updated', slotsChanged: 1, rulesReplaced: false });
+  });
+
+  test('a new size is a fresh table at the idle index and a flip; the old table goes after the retire delay', () => {
+    const first = plan(emptyState(), [table()]);
+    const p = plan(first.next, [table(backends, 257)], 100);
+    expect(p.requests.map((r) => r.what)).toEqual(['table-create 198.51.100.7:80/tcp', 'vips']);
+    expect(p.requests[0]?.payload.readUInt32LE(0)).toBe(1);
+    expect(p.vips[0]).toMatchObject({ rulesReplaced: true, slotsChanged: 257 });
+    expect(planSweep(p.next, 100 + RETIRE_AFTER_MS - 1).requests).toEqual([]);
+    const swept = planSweep(p.next, 100 + RETIRE_AFTER_MS);
+    expect(swept.requests.map((r) => [r.op, r.payload.readUInt32LE(0)])).toEqual([[Op.tableDelete, 0]]);
+    expect([...swept.next.tables.keys()]).toEqual([1]);
+  });
+
+  test('a backend that leaves is marked not live, never reused; when it returns it gets its old id', () => {
+    const first = plan(emptyState(), [table()]);
+    const idOfB = [...first.next.backends].find(([, b]) => b.addressHex === 'c6120002')?.[0];
+    const without = backends.filter((b) => b.name !== 'b');
+    const left = plan(first.next, [table(without)]);
+    expect(left.backendsRemoved).toBe(1);
+    expect(left.next.backends.get(idOfB as number)?.live).toBe(false);
+    expect([...(left.next.tables.get(0) as Uint32Array)].includes(idOfB as number)).toBe(false);
+    // A new backend takes a fresh id, not b's.
+    const d = { name: 'd', address: '198.18.0.4', port: 80 };
+    const added = plan(left.next, [table([...without, d])]);
+    expect([...added.next.backends].find(([, b]) => b.addressHex === 'c6120004')?.[0]).not.toBe(idOfB);
+    const back = plan(added.next, [table([...without, d, backends[1] as (typeof backends)[number]])]);
+    expect(back.next.backends.get(idOfB as number)?.live).toBe(true);
+  });
+
+  test('removing a VIP deletes it and its address, marks its backends dead, retires its table', () => {
+    const first = plan(emptyState(), [table()]);
+    const p = plan(first.next, [], 5);
+    expect(p.requests.map((r) => r.what)).toEqual(['vip addresses', 'vips', 'backends leaving']);
+    expect(p.vips).toEqual([{ vip: '198.51.100.7:80/tcp', action: 'removed', slotsChanged: 0, rulesReplaced: false }]);
+    expect([...p.next.retired.keys()]).toEqual([0]);
+  });
+
+  test('slots without a backend hold NO_BACKEND_ID', () => {
+    const t = table();
+    const slots = Int32Array.from(t.slots).fill(NO_BACKEND, 0, 3);
+    const p = plan(emptyState(), [{ ...t, slots }]);
+    expect([...(p.next.tables.get(0) as Uint32Array).slice(0, 3)]).toEqual([0xffff_ffff, 0xffff_ffff, 0xffff_ffff]);
+  });
+});
+
+describe('bpf codec', () => {
+  test('keys and values round-trip through their byte layouts (node-maps.h)', () => {
+    const k = {
+      family: 6 as const,
+      addressHex: '20010db8000000000000000000000001',
+      port: 443,
+      protocol: 'udp' as const,
+    };
+    expect(decodeVipKey(encodeVipKey(k), 0)).toEqual(k);
+    const v = {
+      id: 3,
+      table: 7,
+      size: 65_537,
+      seed: 0xdead_beef,
+      hash: 'source-ip' as const,
+      forwarding: 'gue' as const,
+      guePort: 6080,
+    };
+    expect(decodeVip(encodeVip(v), 0)).toEqual(v);
+    const b = { family: 4 as const, addressHex: 'c6120001', mac: '02:00:00:00:00:01', live: true, vipId: 3 };
+    expect(decodeBackend(encodeBackend(b), 0)).toEqual(b);
+    expect(encodeVipKey(k).length).toBe(20);
+    expect(MapId.config).toBe(3);
+  });
+});
