@@ -210,6 +210,17 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
     },
   });
   new Gauge({
+    name: 'l4fleet_dataplane_backend_packets',
+    help: 'packets forwarded to each backend address, summed over the VIPs that use it',
+    labelNames: ['backend'],
+    registers: r,
+    async collect() {
+      const c = await readDp();
+      this.reset();
+      for (const b of c?.backends ?? []) this.set({ backend: b.address }, b.packets);
+    },
+  });
+  new Gauge({
     name: 'l4fleet_dataplane_drops_packets',
     help: 'packets dropped by the data plane, by reason',
     labelNames: ['reason'],
