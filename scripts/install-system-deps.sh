@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages l4fleet's tests and lab use; idempotent, installs only what is missing.
 # Needs root (apt-get). Package list: what each real component needs (see README "Requirements").
+# --docker: also docker.io and debootstrap (the Docker tests and the lab's Docker runtime; `npm test` passes it).
+# Debian's docker.io starts its own engine where systemd runs; the tests use scripts/docker-engine.sh's instead.
 set -euo pipefail
 PKGS=(
   etcd-server etcd-client
@@ -13,6 +15,8 @@ PKGS=(
   clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool
   chromium bird2
 )
+DOCKER_PKGS=(docker.io debootstrap)
+[ "${1:-}" = --docker ] && PKGS+=("${DOCKER_PKGS[@]}")
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,22 +1,40 @@
-// Prints `tests: N passed, N failed` from vitest's JSON report (the line CI reads) and exits 1 when
-// the report is missing, shows a failure, or counts no test at all.
-import { readFileSync } from 'node:fs';
+// Prints `tests: N passed, N failed` from vitest's JSON reports (the line CI reads; `npm test` writes
+// reports/vitest.json and, with Docker, reports/vitest-containers.json) and exits 1 when a report is missing, shows a
+// failure, or the reports count no test at all. Usage: node scripts/test-summary.mjs [REPORT...]
+import { readdirSync, readFileSync } from 'node:fs';
 
-const path = process.argv[2] ?? 'reports/vitest.json';
-let report;
-try {
-  report = JSON.parse(readFileSync(path, 'utf8'));
-} catch (err) {
-  console.error(`test report ${path} is missing or unreadable: ${err.message}`);
-  console.log('tests: 0 passed, 1 failed');
-  process.exit(1);
+const paths = process.argv.slice(2);
+if (paths.length === 0) {
+  try {
+    paths.push(
+      ...readdirSync('reports')
+        .filter((f) => /^vitest.*\.json$/.test(f))
+        .map((f) => `reports/${f}`),
+    );
+  } catch {
+    // no reports directory: reported as missing below
+  }
+  if (paths.length === 0) paths.push('reports/vitest.json');
 }
-const passed = report.numPassedTests ?? 0;
-// Suites that fail to load (syntax error, failing beforeAll) have no failed tests of their own: count them.
-const failedSuites = (report.testResults ?? []).filter(
-  (r) => r.status === 'failed' && r.assertionResults?.every((a) => a.status !== 'failed'),
-).length;
-const failed = (report.numFailedTests ?? 0) + failedSuites;
-const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+for (const path of paths) {
+  let report;
+  try {
+    report = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    console.error(`test report ${path} is missing or unreadable: ${err.message}`);
+    console.log('tests: 0 passed, 1 failed');
+    process.exit(1);
+  }
+  passed += report.numPassedTests ?? 0;
+  // Suites that fail to load (syntax error, failing beforeAll) have no failed tests of their own: count them.
+  const failedSuites = (report.testResults ?? []).filter(
+    (r) => r.status === 'failed' && r.assertionResults?.every((a) => a.status !== 'failed'),
+  ).length;
+  failed += (report.numFailedTests ?? 0) + failedSuites;
+  skipped += (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
+}
 console.log(`tests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed > 0 || passed === 0 ? 1 : 0);

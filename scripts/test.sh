@@ -1,21 +1,51 @@
 #!/usr/bin/env bash
-# The whole test suite: `npm test` (as root, so the namespace, nftables and daemon tests can run).
+# The whole test suite: `npm test` (as root, so the namespace, nftables, daemon and Docker tests can run).
 # On a fresh Debian 12 machine it installs what it needs first: system packages, node modules, the build.
-# Ends with `tests: N passed, N failed` from vitest's JSON report and exits non-zero on any failure.
+# The whole suite (no arguments) also runs the Docker tests: it installs docker.io and debootstrap, starts a Docker
+# engine of its own (scripts/docker-engine.sh: own socket and data root, no firewall or sysctl change on the host),
+# builds the lab images (deploy/docker/build-images.sh), runs the store's etcd-in-a-container tests in a second vitest
+# run (L4FLEET_TEST_RUNTIME=containers) and stops the engine at the end. L4FLEET_TEST_DOCKER=0 leaves Docker out
+# (its tests are then reported as skipped); =1 brings it in when only some test files are named.
+# Ends with `tests: N passed, N failed` from vitest's JSON reports and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1
+fail() { echo "test: $1 failed"; echo "tests: 0 passed, 1 failed"; exit 1; }
 
-if [ "$(id -u)" -eq 0 ]; then
-  bash scripts/install-system-deps.sh || { echo "tests: 0 passed, 1 failed"; exit 1; }
+root=0
+[ "$(id -u)" -eq 0 ] && root=1
+docker_wanted=${L4FLEET_TEST_DOCKER:-$([ $# -eq 0 ] && echo 1 || echo 0)}
+[ $root -eq 1 ] || docker_wanted=0
+CONTAINER_TESTS=packages/store/src/etcd-containers.int.test.ts
+
+if [ $root -eq 1 ]; then
+  deps=()
+  [ "$docker_wanted" = 1 ] && deps=(--docker)
+  bash scripts/install-system-deps.sh "${deps[@]}" || fail "system packages"
 fi
-[ -d node_modules ] || npm ci --no-audit --no-fund || { echo "tests: 0 passed, 1 failed"; exit 1; }
-npm run --silent build >/dev/null || { npm run build; echo "tests: 0 passed, 1 failed"; exit 1; }
+[ -d node_modules ] || npm ci --no-audit --no-fund || fail "npm ci"
+npm run --silent build >/dev/null || { npm run build; fail "build"; }
 
 mkdir -p reports
-report=reports/vitest.json
-rm -f "$report"
-npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
+rm -f reports/vitest*.json
+excludes=()
+if [ "$docker_wanted" = 1 ]; then
+  started=$(date +%s)
+  eval "$(bash scripts/docker-engine.sh start)" || fail "docker engine"
+  trap 'bash scripts/docker-engine.sh stop >/dev/null' EXIT
+  # testcontainers' reaper image cannot be pulled (no registry); the helpers remove their containers themselves.
+  export TESTCONTAINERS_RYUK_DISABLED=true
+  bash deploy/docker/build-images.sh >reports/docker-images.log 2>&1 || { tail -30 reports/docker-images.log; fail "lab images"; }
+  echo "docker: engine up and lab images built in $(($(date +%s) - started)) s (DOCKER_HOST=$DOCKER_HOST)"
+  # They run in their own vitest run below, with etcd in containers.
+  [ $# -eq 0 ] && excludes=(--exclude "$CONTAINER_TESTS")
+fi
+
+npx vitest run --reporter=default --reporter=json --outputFile.json=reports/vitest.json "${excludes[@]}" "$@"
 status=$?
-node scripts/test-summary.mjs "$report" || status=1
+if [ ${#excludes[@]} -gt 0 ]; then
+  L4FLEET_TEST_RUNTIME=containers npx vitest run --reporter=default --reporter=json \
+    --outputFile.json=reports/vitest-containers.json "$CONTAINER_TESTS" || status=1
+fi
+node scripts/test-summary.mjs reports/vitest*.json || status=1
 exit $status

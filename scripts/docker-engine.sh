@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# A Docker engine of l4fleet's own, for the Docker tests and the lab's Docker runtime (`npm test` starts and stops it).
+# Everything is its own: socket, data root, exec root, pidfile, containerd namespace and bridge, so a Docker engine
+# the machine already runs is left alone. It changes no firewall rule and no sysctl of the host
+# (--iptables=false --ip6tables=false --ip-forward=false --ip-masq=false): the lab wires its containers itself
+# (`--network none`, then veths), and the only published ports (testcontainers' etcd) go through docker-proxy on
+# the host's loopback, which needs neither NAT nor forwarding. The bridge gets a lab address (198.18.240.1/24).
+#
+#   scripts/docker-engine.sh start    starts it (idempotent) and prints `export DOCKER_HOST=unix://...` for eval
+#   scripts/docker-engine.sh stop     stops it (its containers with it) and removes the bridge
+#   scripts/docker-engine.sh status   exit 0 if it answers
+# Needs root and dockerd (`apt-get install docker.io`: scripts/install-system-deps.sh --docker).
+set -euo pipefail
+
+RUN_DIR=${L4FLEET_DOCKER_RUN_DIR:-/run/l4fleet-docker}
+DATA_ROOT=${L4FLEET_DOCKER_DATA_ROOT:-/var/lib/l4fleet-docker}
+SOCKET=$RUN_DIR/docker.sock
+PIDFILE=$RUN_DIR/dockerd.pid
+LOG=$RUN_DIR/dockerd.log
+BRIDGE=l4f-docker0
+BRIDGE_ADDRESS=198.18.240.1/24
+START_TIMEOUT_S=60
+STOP_TIMEOUT_S=30
+export DOCKER_HOST=unix://$SOCKET
+
+answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+start() {
+  if answers; then
+    echo "export DOCKER_HOST=$DOCKER_HOST"
+    return 0
+  fi
+  command -v dockerd >/dev/null || { echo "docker-engine: no dockerd (apt-get install docker.io)" >&2; return 1; }
+  mkdir -p "$RUN_DIR" "$DATA_ROOT"
+  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+    ip link add "$BRIDGE" type bridge
+    ip addr add "$BRIDGE_ADDRESS" dev "$BRIDGE"
+  fi
+  ip link set "$BRIDGE" up
+  # setsid: the engine outlives the shell that started it and gets none of its terminal's signals.
+  setsid dockerd --host "$DOCKER_HOST" --data-root "$DATA_ROOT" --exec-root "$RUN_DIR/exec" --pidfile "$PIDFILE" \
+    --containerd-namespace l4fleet --containerd-plugins-namespace l4fleet-plugins --bridge "$BRIDGE" \
+    --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false >"$LOG" 2>&1 </dev/null &
+  for _ in $(seq $((START_TIMEOUT_S * 5))); do
+    if answers; then
+      echo "export DOCKER_HOST=$DOCKER_HOST"
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "docker-engine: dockerd did not answer on $SOCKET within ${START_TIMEOUT_S} s; last lines of $LOG:" >&2
+  tail -20 "$LOG" >&2
+  return 1
+}
+
+stop() {
+  if [ -f "$PIDFILE" ]; then
+    pid=$(cat "$PIDFILE")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq $((STOP_TIMEOUT_S * 5))); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$PIDFILE"
+  ip link del "$BRIDGE" 2>/dev/null || true
+  echo "docker-engine: stopped"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) answers ;;
+  *)
+    echo "usage: $0 start|stop|status" >&2
+    exit 2
+    ;;
+esac
