@@ -4,7 +4,7 @@
  * qdisc, and where its program and maps are pinned. One file per network namespace (its inode in the name), under
  * /run by default: cleared at boot together with everything it describes.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { DataPlaneError } from '../errors.js';
 import { FORWARDING_MODES, type ForwardingMode } from './options.js';
 
@@ -37,6 +37,8 @@ export interface BackendRecord {
   /** VIP addresses (with prefix length) this setup added to `lo`; VIPs that were already there are not listed. */
   readonly addedVips: readonly string[];
   readonly clsactCreated: boolean;
+  /** The state directory did not exist before setup: teardown removes it when it is empty. */
+  readonly stateDirCreated: boolean;
   readonly sysctls: readonly SysctlChange[];
 }
 
@@ -70,7 +72,7 @@ export function parseRecord(raw: unknown, path: string): BackendRecord {
     bad('guePort', r.guePort);
   }
   for (const f of ['vips', 'nodes', 'addedVips'] as const) if (!isStrList(r[f])) bad(f, r[f]);
-  if (typeof r.clsactCreated !== 'boolean') bad('clsactCreated', r.clsactCreated);
+  for (const f of ['clsactCreated', 'stateDirCreated'] as const) if (typeof r[f] !== 'boolean') bad(f, r[f]);
   const sysctls = r.sysctls;
   if (!Array.isArray(sysctls)) return bad('sysctls', sysctls);
   for (const s of sysctls as unknown[]) {
@@ -108,6 +110,15 @@ export async function writeRecord(path: string, record: BackendRecord): Promise<
   await rename(tmp, path);
 }
 
-export async function removeRecord(path: string): Promise<void> {
+/** Removes the record, and its directory too when setup created it and nothing else is in it. */
+export async function removeRecord(path: string, removeDir: boolean): Promise<void> {
   await rm(path, { force: true });
+  if (removeDir) await rmdir(path.slice(0, path.lastIndexOf('/'))).catch(() => undefined);
+}
+
+export async function dirExists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }

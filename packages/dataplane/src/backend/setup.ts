@@ -41,6 +41,7 @@ import {
 } from './options.js';
 import {
   type BackendRecord,
+  dirExists,
   RECORD_VERSION,
   readRecord,
   recordPath,
@@ -87,7 +88,8 @@ export async function setupBackend(input: BackendSetupInput, deps: BackendHostDe
   await requireTools(exec, TOOLS);
   const object = await readBackendObject(deps.objectPath ?? DEFAULT_BACKEND_OBJECT);
   await requireBpffs(exec, bpffs);
-  const path = recordPath(deps.stateDir ?? DEFAULT_STATE_DIR, await netnsId(exec));
+  const stateDir = deps.stateDir ?? DEFAULT_STATE_DIR;
+  const path = recordPath(stateDir, await netnsId(exec));
   const prev = await readRecord(path);
   const ifname = opts.interface ?? prev?.interface ?? (await defaultInterface(exec));
   await requireInterface(exec, ifname);
@@ -199,6 +201,7 @@ export async function setupBackend(input: BackendSetupInput, deps: BackendHostDe
       nodes: opts.nodes.map((n) => n.text),
       addedVips,
       clsactCreated,
+      stateDirCreated: prev?.stateDirCreated ?? !(await dirExists(stateDir)),
       sysctls,
     };
     await writeRecord(path, record);

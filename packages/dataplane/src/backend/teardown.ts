@@ -82,7 +82,7 @@ export async function teardownBackend(deps: BackendHostDeps): Promise<BackendTea
     await sysctlSet(exec, [[s.key, s.before]]);
     changes.push({ what: 'sysctl', detail: `${s.key} ${s.set} -> ${s.before}` });
   }
-  await removeRecord(path);
+  await removeRecord(path, r.stateDirCreated);
   return { recordPath: path, wasSetUp: true, changes, leftAlone };
 }
 
