@@ -4,7 +4,7 @@
  * table swaps, restart over the pinned maps, bad input.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import {
   type BpfDataPlane,
@@ -332,7 +332,16 @@ describe.skipIf(!built)('bpf data plane', () => {
   test('encapsulation end to end - GUE, IPIP and GRE through the backend decapsulator (l4fleet backend setup): replies come from the predicted backend', async () => {
     const stop = await nameServers(1300);
     const stateDir = `/run/l4fleet-bpf-test-${process.pid}-state`;
-    const deps = topo.backends.map((b) => ({ exec: createExec(b.ns), bpffs: BPFFS, stateDir: `${stateDir}-${b.ns}` }));
+    // One bpffs per backend: each is its own host (the backend setup keeps one pin directory per bpffs).
+    const deps = topo.backends.map((b, i) => ({
+      exec: createExec(b.ns),
+      bpffs: `${BPFFS}-b${i}`,
+      stateDir: `${stateDir}-${b.ns}`,
+    }));
+    for (const d of deps) {
+      mkdirSync(d.bpffs, { recursive: true });
+      spawnSync('mount', ['-t', 'bpf', 'bpf', d.bpffs]);
+    }
     try {
       for (const d of deps) {
         await setupBackend(
@@ -371,7 +380,11 @@ describe.skipIf(!built)('bpf data plane', () => {
     } finally {
       stop();
       for (const d of deps) await teardownBackend(d).catch(() => undefined);
-      for (const d of deps) rmSync(d.stateDir, { recursive: true, force: true });
+      for (const d of deps) {
+        rmSync(d.stateDir, { recursive: true, force: true });
+        spawnSync('umount', [d.bpffs]);
+        rmSync(d.bpffs, { recursive: true, force: true });
+      }
     }
   }, 120_000);
 

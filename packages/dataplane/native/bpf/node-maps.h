@@ -105,6 +105,13 @@ struct l4f_flow6 {
 	__u8 pad[3];
 };
 
+/* What the loader attached last: a restart with the same object skips loading it (l4f_meta, one entry). */
+struct l4f_meta {
+	__u64 object_hash; /* FNV-1a of the object file */
+	__u32 prog_id;     /* the program it attached */
+	__u32 flows;       /* FLOW_ENTRIES it was started with */
+};
+
 struct l4f_flow_value {
 	__u32 backend;
 	__u32 hash; /* the flow hash, kept for the GUE source port and the IPv6 flow label */

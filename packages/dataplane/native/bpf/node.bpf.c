@@ -67,11 +67,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } l4f_backends SEC(".maps");
 
-/* Slot -> backend id. BPF_F_INNER_MAP: inner tables may have any size M. */
+/*
+ * Slot -> backend id. BPF_F_INNER_MAP: inner tables may have any size M. BPF_F_MMAPABLE: the loader writes a
+ * table through a shared mapping (plain aligned 4-byte stores: each slot changes atomically), which makes
+ * filling 65,537 slots a memcpy and a 16,384-slot delta a loop of stores instead of a batch syscall.
+ */
 struct l4f_slot_table {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, L4F_DEFAULT_TABLE_SLOTS);
-	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, __u32);
 };
@@ -107,6 +111,15 @@ struct {
 	__type(value, struct l4f_config);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } l4f_config SEC(".maps");
+
+/* Written by the loader only (see struct l4f_meta). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct l4f_meta);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} l4f_meta SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
