@@ -2,7 +2,7 @@
  * The lab on the Docker runtime (root, a running Docker engine and the images of deploy/docker/build-images.sh;
  * skipped otherwise): the same topology as containers, wired by the same plan as the netns runtime.
  */
-import { downLab, FlowRun, listLabResources, NetnsLab, run, VIP_TCP } from '@l4fleet/lab';
+import { downLab, FlowRun, listLabResources, Lab, run, VIP_TCP } from '@l4fleet/lab';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 async function engineWithImages(): Promise<boolean> {
@@ -28,12 +28,12 @@ async function engineWithImages(): Promise<boolean> {
 const ready = await engineWithImages();
 const id = `d${Math.random().toString(36).slice(2, 8)}`;
 const controlSlot = 100 + Math.floor(Math.random() * 150);
-let lab: NetnsLab;
+let lab: Lab;
 let flows: FlowRun | undefined;
 
 describe.skipIf(!ready).sequential(`lab docker - lab ${id}`, () => {
   beforeAll(async () => {
-    lab = await NetnsLab.up({ id, controlSlot, nodes: 3, backends: 4, runtime: 'docker', readyTimeoutMs: 90_000 });
+    lab = await Lab.up({ id, controlSlot, nodes: 3, backends: 4, runtime: 'docker', readyTimeoutMs: 90_000 });
   }, 150_000);
 
   afterAll(async () => {

@@ -11,7 +11,7 @@ import {
   downLab,
   FlowRun,
   type FlowSummary,
-  NetnsLab,
+  Lab,
   run,
   VIP_TCP,
   VIP_UDP,
@@ -25,7 +25,7 @@ const controlSlot = 100 + Math.floor(Math.random() * 150);
 const HEALTH_INTERVAL_MS = 1_000;
 const HEALTH_FALL = 3;
 
-let lab: NetnsLab;
+let lab: Lab;
 let flows: FlowRun;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -64,7 +64,7 @@ async function nextHopsWithout(address: string, timeoutMs: number): Promise<void
 
 describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - the issue scenarios (lab ${id})`, () => {
   beforeAll(async () => {
-    lab = await NetnsLab.up({ id, controlSlot, nodes: 3, backends: 4, mode: 'agent', readyTimeoutMs: 90_000 });
+    lab = await Lab.up({ id, controlSlot, nodes: 3, backends: 4, mode: 'agent', readyTimeoutMs: 90_000 });
     flows = await FlowRun.start(lab, { tcpFlows: 200, udpFlows: 50, openTimeoutMs: 60_000 });
   }, 180_000);
 

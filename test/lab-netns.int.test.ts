@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import {
   downLab,
   FlowRun,
+  Lab,
   type LabState,
   listLabResources,
-  NetnsLab,
   namespacePids,
   run,
   VIP_TCP,
@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 const id = `t${Math.random().toString(36).slice(2, 8)}`;
 const controlSlot = 100 + Math.floor(Math.random() * 150);
 const stateRoot = process.env.L4FLEET_LAB_STATE_DIR ?? '/run/l4fleet-lab';
-let lab: NetnsLab;
+let lab: Lab;
 let flows: FlowRun | undefined;
 const pidsSeen = new Set<number>();
 
@@ -42,7 +42,7 @@ function stateText(): string {
 
 describe.sequential(`lab netns - lab ${id}`, () => {
   beforeAll(async () => {
-    lab = await NetnsLab.up({ id, controlSlot, nodes: 3, backends: 4, mode: 'static', readyTimeoutMs: 45_000 });
+    lab = await Lab.up({ id, controlSlot, nodes: 3, backends: 4, mode: 'static', readyTimeoutMs: 45_000 });
     recordPids();
   }, 90_000);
 
@@ -69,7 +69,7 @@ describe.sequential(`lab netns - lab ${id}`, () => {
   });
 
   test('up again is idempotent: the same lab, the same processes', async () => {
-    const again = await NetnsLab.up({ id, controlSlot, nodes: 3, backends: 4, mode: 'static' });
+    const again = await Lab.up({ id, controlSlot, nodes: 3, backends: 4, mode: 'static' });
     expect(again.id).toBe(id);
     const before = stateText();
     expect(JSON.parse(before).pids).toEqual(JSON.parse(stateText()).pids);

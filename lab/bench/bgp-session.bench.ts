@@ -10,13 +10,13 @@
  * Prints a table and one JSON line. `BENCH_ROUNDS` (default 3) sets the add-node and restart rounds.
  */
 import { readFileSync } from 'node:fs';
-import { downLab, NetnsLab, run } from '../src/index.js';
+import { downLab, Lab, run } from '../src/index.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const id = `b${Math.random().toString(36).slice(2, 7)}`;
 const controlSlot = 100 + Math.floor(Math.random() * 150);
 
-async function routerState(lab: NetnsLab, address: string): Promise<string> {
+async function routerState(lab: Lab, address: string): Promise<string> {
   const ns = `l4f-${lab.id}-router`;
   const vty = `/run/l4fleet-lab/${lab.id}/router/vty`;
   const r = await run(['vtysh', '--vty_socket', vty, '-c', `show bgp neighbors ${address} json`], {
@@ -36,7 +36,7 @@ async function routerState(lab: NetnsLab, address: string): Promise<string> {
  * Resolves with the ms from `t0` until the router's session to `address` is Established again, after it was seen
  * down (the old session closes when restart kills gobgpd); bounded by 60 s.
  */
-async function establishedAfter(lab: NetnsLab, address: string, t0: number): Promise<number> {
+async function establishedAfter(lab: Lab, address: string, t0: number): Promise<number> {
   const deadline = t0 + 60_000;
   let sawDown = false;
   while (Date.now() < deadline) {
@@ -49,7 +49,7 @@ async function establishedAfter(lab: NetnsLab, address: string, t0: number): Pro
 }
 
 /** ms from the last `agentStarting` in the node's agent.log to the first `established` session after it. */
-function agentStartToEstablished(lab: NetnsLab, node: string): number {
+function agentStartToEstablished(lab: Lab, node: string): number {
   const lines = readFileSync(`/run/l4fleet-lab/${lab.id}/${node}/agent.log`, 'utf8').split('\n');
   const events = lines.flatMap((l) => {
     try {
@@ -73,7 +73,7 @@ const record = (what: string, ms: number) => {
 
 try {
   let t0 = Date.now();
-  const lab = await NetnsLab.up({ id, controlSlot, nodes: 2, backends: 1, mode: 'agent', readyTimeoutMs: 90_000 });
+  const lab = await Lab.up({ id, controlSlot, nodes: 2, backends: 1, mode: 'agent', readyTimeoutMs: 90_000 });
   record('lab up (2 nodes) until VIPs answer', Date.now() - t0);
   const nodes = ['node1', 'node2'];
   for (let i = 0; i < ROUNDS; i++) {

@@ -1,12 +1,13 @@
 /** `l4fleet-lab` (and `l4fleet lab ...`, which execs it): the lab's command line. */
 import { spawn } from 'node:child_process';
+import { run } from '@l4fleet/process';
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
 import { LabError } from './errors.js';
 import { watch } from './flows/watch.js';
-import { run } from './runtime/exec.js';
 import { applyDefaultFleet } from './runtime/fleet-apply.js';
-import { downLab, listLabIds, NetnsLab } from './runtime/netns-lab.js';
+import { Lab } from './runtime/lab.js';
+import { downLab, listLabIds } from './runtime/resources.js';
 import { repoRoot } from './runtime/scripts.js';
 import { appendEvent, labDir } from './runtime/state.js';
 import { containerlabYaml } from './topology/containerlab.js';
@@ -71,7 +72,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .option('--no-install', 'do not install missing Debian packages')
     .action(async (o, cmd: Command) => {
       if (o.install) await run(['bash', `${repoRoot()}/scripts/install-system-deps.sh`], { timeoutMs: 900_000 });
-      const lab = await NetnsLab.up({
+      const lab = await Lab.up({
         id: labId(cmd),
         nodes: o.nodes,
         backends: o.backends,
@@ -106,7 +107,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .description('the lab as JSON: etcd, VIPs, nodes (BGP, drained, announced), backends, router next hops')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['json', 'text']).default('text'))
     .action(async (o, cmd: Command) => {
-      const s = await NetnsLab.open(labId(cmd), log).status();
+      const s = await Lab.open(labId(cmd), log).status();
       if (o.output === 'json') {
         io.out(JSON.stringify(s, null, 2));
         return;
@@ -128,7 +129,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .argument('<host>')
     .argument('<cmd...>')
     .action(async (host: string, argv: string[], _o, cmd: Command) => {
-      const full = NetnsLab.open(labId(cmd), log).execArgv(host, argv);
+      const full = Lab.open(labId(cmd), log).execArgv(host, argv);
       const code = await new Promise<number>((resolve, reject) => {
         const child = spawn(full[0] ?? 'true', full.slice(1), { stdio: 'inherit' });
         child.on('error', reject);
@@ -141,7 +142,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .command('add-node')
     .description('add a balancer node; prints its name on the last line')
     .action(async (_o, cmd: Command) => {
-      io.out(await NetnsLab.open(labId(cmd), log).addNode());
+      io.out(await Lab.open(labId(cmd), log).addNode());
     });
 
   program
@@ -149,7 +150,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .description('hard-fail a node: link down, processes killed, no graceful withdraw')
     .argument('<node>')
     .action(async (node: string, _o, cmd: Command) => {
-      await NetnsLab.open(labId(cmd), log).kill(node);
+      await Lab.open(labId(cmd), log).kill(node);
       io.out(`${node} killed`);
     });
 
@@ -158,7 +159,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .description('bring a node back (link up, gobgpd and agent started again)')
     .argument('<node>')
     .action(async (node: string, _o, cmd: Command) => {
-      await NetnsLab.open(labId(cmd), log).restart(node);
+      await Lab.open(labId(cmd), log).restart(node);
       io.out(`${node} restarted`);
     });
 
@@ -169,7 +170,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
     )
     .option('--no-apply', 'only start the backend (add it yourself: `l4fleet member add` or `l4fleet apply -f`)')
     .action(async (o, cmd: Command) => {
-      const lab = NetnsLab.open(labId(cmd), log);
+      const lab = Lab.open(labId(cmd), log);
       const name = await lab.addBackend();
       if (o.apply && lab.mode === 'agent') {
         io.out(`l4fleet apply -f ${labDir(lab.id)}/fleet.yaml`);
@@ -184,7 +185,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .description('fail a backend: its service stops answering, health checks mark it down, its connections reset')
     .argument('<backend>')
     .action(async (name: string, _o, cmd: Command) => {
-      await NetnsLab.open(labId(cmd), log).failBackend(name);
+      await Lab.open(labId(cmd), log).failBackend(name);
       io.out(`${name} failed`);
     });
 
@@ -193,7 +194,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .description('start a failed backend again; health checks bring it back into its pools')
     .argument('<backend>')
     .action(async (name: string, _o, cmd: Command) => {
-      await NetnsLab.open(labId(cmd), log).restoreBackend(name);
+      await Lab.open(labId(cmd), log).restoreBackend(name);
       io.out(`${name} restored`);
     });
 
@@ -206,7 +207,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .option('--duration <s>', 'stop after this many seconds', int('duration'))
     .option('--check', 'at the end print a verdict; exit 1 if any flow broke or no flow answered (scripts, CI)')
     .action(async (o, cmd: Command) => {
-      const { summary } = await watch(NetnsLab.open(labId(cmd), log), {
+      const { summary } = await watch(Lab.open(labId(cmd), log), {
         tcpFlows: o.flows,
         udpFlows: o.udp,
         json: Boolean(o.json),

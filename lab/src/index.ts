@@ -1,3 +1,5 @@
+// The runner the lab uses, for the lab's tests and scripts (one implementation: @l4fleet/process).
+export { namespacePids, type RunOptions, type RunResult, run, waitFor } from '@l4fleet/process';
 export { createLabProgram, type LabIo, runLabCli } from './cli.js';
 export { LabError, type LabErrorCode } from './errors.js';
 export { FlowRun, type FlowRunOptions } from './flows/run.js';
@@ -19,19 +21,11 @@ export {
   startIdentityServer,
 } from './identity/server.js';
 export { agentArgv, agentAvailable, agentConfig, agentYaml, cliBin } from './runtime/agent.js';
-export { type RunOptions, type RunResult, run, waitFor } from './runtime/exec.js';
 export { applyDefaultFleet } from './runtime/fleet-apply.js';
-export { bgpdConfig, parseBgpSummary } from './runtime/frr.js';
+export { bgpdConfig } from './runtime/frr.js';
 export { announce, announced, gobgpdStaticConfig, neighbors, withdraw } from './runtime/gobgp.js';
-export {
-  DEFAULT_READY_TIMEOUT_MS,
-  downLab,
-  type LabResources,
-  listLabIds,
-  listLabResources,
-  NetnsLab,
-  type UpOptions,
-} from './runtime/netns-lab.js';
+export { DEFAULT_READY_TIMEOUT_MS, Lab, topologyOf, type UpOptions } from './runtime/lab.js';
+export type { LabContext, LabRuntime } from './runtime/lab-runtime.js';
 export { hostScript, hubPortName, topologyScript } from './runtime/netns-plan.js';
 export {
   OBSERVE_TABLE,
@@ -40,7 +34,7 @@ export {
   STATIC_TABLE,
   staticForwarderRuleset,
 } from './runtime/nft.js';
-export { namespacePids } from './runtime/processes.js';
+export { downLab, type LabResources, listLabIds, listLabResources } from './runtime/resources.js';
 export {
   DEFAULT_STATE_ROOT,
   type LabEvent,

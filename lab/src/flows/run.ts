@@ -4,9 +4,9 @@
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { run, waitFor } from '@l4fleet/process';
 import { LabError } from '../errors.js';
-import { run, waitFor } from '../runtime/exec.js';
-import type { NetnsLab } from '../runtime/netns-lab.js';
+import type { Lab } from '../runtime/lab.js';
 import { OBSERVE_TABLE, parseObservedSet } from '../runtime/nft.js';
 import { scriptArgv } from '../runtime/scripts.js';
 import { hostsOfKind, VIP_TCP, VIP_UDP } from '../topology/model.js';
@@ -29,7 +29,7 @@ export class FlowRun {
   private stderr = '';
 
   private constructor(
-    private readonly lab: NetnsLab,
+    private readonly lab: Lab,
     private readonly child: ChildProcessWithoutNullStreams,
   ) {
     createInterface({ input: child.stdout }).on('line', (line) => {
@@ -43,7 +43,7 @@ export class FlowRun {
     child.on('exit', () => (this.exited = true));
   }
 
-  static async start(lab: NetnsLab, options: FlowRunOptions): Promise<FlowRun> {
+  static async start(lab: Lab, options: FlowRunOptions): Promise<FlowRun> {
     const client = options.client ?? hostsOfKind(lab.topology, 'client')[0]?.name ?? 'client';
     const argv = lab.execArgv(client, [
       ...scriptArgv('flows/worker-main'),

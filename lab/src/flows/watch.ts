@@ -3,7 +3,7 @@
  * broken flows, the longest pause, and a timeline (lab events from `lab` commands plus changes of the router's ECMP
  * next hops, which is how a drain or a dead node shows up). `--json`: one JSON object per tick instead.
  */
-import type { NetnsLab } from '../runtime/netns-lab.js';
+import type { Lab } from '../runtime/lab.js';
 import { type LabEvent, readEvents } from '../runtime/state.js';
 import { routerNextHops } from '../runtime/status.js';
 import { attachmentOf, hostsOfKind, VIP_TCP } from '../topology/model.js';
@@ -38,7 +38,7 @@ export interface WatchResult {
   readonly summary: FlowSummary;
 }
 
-export async function watch(lab: NetnsLab, options: WatchOptions): Promise<WatchResult> {
+export async function watch(lab: Lab, options: WatchOptions): Promise<WatchResult> {
   const startedAt = Date.now();
   const flows = await FlowRun.start(lab, { tcpFlows: options.tcpFlows, udpFlows: options.udpFlows });
   const router = lab.topology.hosts.find((h) => h.name === 'router')?.namespace ?? '';
@@ -108,7 +108,7 @@ export async function watch(lab: NetnsLab, options: WatchOptions): Promise<Watch
   }
 }
 
-function nodesByAddress(lab: NetnsLab): Map<string, string> {
+function nodesByAddress(lab: Lab): Map<string, string> {
   return new Map(
     hostsOfKind(lab.topology, 'node').map((n) => [attachmentOf(lab.topology, 'fabric', n.name).ipv4, n.name]),
   );

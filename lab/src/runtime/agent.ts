@@ -4,10 +4,10 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { run } from '@l4fleet/process';
 import { stringify } from 'yaml';
 import type { Topology } from '../topology/model.js';
 import { AGENT_METRICS_PORT, attachmentOf, GOBGPD_API_PORT } from '../topology/model.js';
-import { run } from './exec.js';
 import { repoRoot } from './scripts.js';
 
 /**

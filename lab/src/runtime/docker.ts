@@ -4,12 +4,13 @@
  * by exactly the same plan as the netns runtime (veths, bridges, addresses, sysctls): one model, one wiring.
  * Each container waits for `/run/l4f-ready` before its entrypoint runs, so daemons start on a wired network.
  */
+
+import { run } from '@l4fleet/process';
 import { LabError } from '../errors.js';
 import { vipSpec } from '../topology/containerlab.js';
 import { attachmentOf, type LabHost, type Topology } from '../topology/model.js';
 import { agentConfigPath } from './agent.js';
 import { etcdArgv, natsArgv } from './control.js';
-import { run } from './exec.js';
 
 export const READY_FILE = '/run/l4f-ready';
 export const LAB_LABEL = 'l4fleet.lab';

@@ -5,14 +5,14 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { run } from '@l4fleet/process';
 import { labFleetYaml } from '../topology/fleet.js';
+import type { Topology } from '../topology/model.js';
 import { cliBin } from './agent.js';
-import { run } from './exec.js';
-import type { NetnsLab } from './netns-lab.js';
 import { labDir } from './state.js';
 
 /** Writes the fleet of the lab's current topology (every backend in every pool) and applies it; returns apply's output. */
-export async function applyDefaultFleet(lab: NetnsLab): Promise<string> {
+export async function applyDefaultFleet(lab: { readonly id: string; readonly topology: Topology }): Promise<string> {
   const file = join(labDir(lab.id), 'fleet.yaml');
   writeFileSync(file, labFleetYaml(lab.topology));
   const etcd = lab.topology.control.etcdEndpoints.join(',');

@@ -11,17 +11,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  addFrrNeighbor,
-  vtysh as daemonVtysh,
-  type FrrOptions,
-  type FrrPaths,
-  frrBgpdConfig,
-  prepareFrrDir,
-} from '@l4fleet/daemons';
+import { addFrrNeighbor, type FrrOptions, type FrrPaths, frrBgpdConfig, prepareFrrDir } from '@l4fleet/daemons';
 import { attachmentOf, hostsOfKind, type Topology } from '../topology/model.js';
-
-export { type FrrPaths, frrDaemonArgv, parseBgpSummary } from '@l4fleet/daemons';
 
 export const MAX_ECMP_PATHS = 64;
 const NODES_GROUP = 'NODES';
@@ -71,9 +62,4 @@ export async function addNeighbor(
 ): Promise<void> {
   await addFrrNeighbor(namespace, paths.vtyDir, topology.bgp.routerAsn, NODES_GROUP, address);
   writeFileSync(join(paths.dir, 'bgpd.conf'), bgpdConfig(topology));
-}
-
-/** One vtysh command in the lab router; returns its text output. */
-export function vtysh(namespace: string, paths: FrrPaths, command: string): Promise<string> {
-  return daemonVtysh(namespace, paths.vtyDir, command);
 }

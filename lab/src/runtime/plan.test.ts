@@ -1,6 +1,7 @@
+import { parseBgpSummary } from '@l4fleet/daemons';
 import { describe, expect, test } from 'vitest';
 import { buildTopology, hostsOfKind } from '../topology/model.js';
-import { bgpdConfig, parseBgpSummary } from './frr.js';
+import { bgpdConfig } from './frr.js';
 import { gobgpdStaticConfig } from './gobgp.js';
 import { hostScript, topologyScript } from './netns-plan.js';
 import { observeRuleset, parseObservedSet, staticForwarderRuleset } from './nft.js';

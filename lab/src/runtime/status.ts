@@ -1,14 +1,20 @@
 /** `lab status`: what the lab is and how it is doing, as one JSON document. */
-import { run } from './exec.js';
+import { gobgpRibPrefixes, kernelRoute, parseBgpSummary, vtysh } from '@l4fleet/daemons';
+import { run } from '@l4fleet/process';
+import { LabError } from '../errors.js';
+import { attachmentOf, hostsOfKind, type Topology } from '../topology/model.js';
+import { cliBin } from './agent.js';
+import { nodeGobgp } from './gobgp.js';
+import { hostNamespace } from './lab-runtime.js';
 import type { LabMode, Runtime } from './state.js';
 
 export interface NodeStatus {
   readonly name: string;
   readonly address: string;
-  /** The router's view of the node's BGP session (FRR state name, e.g. `Established`, `Idle`). */
+  /** The router's view of the node's BGP session (FRR state name, e.g. `Established`, `Idle`; `Unknown`: no answer). */
   readonly bgp: string;
   readonly killed: boolean;
-  /** From the control plane; null while the lab cannot read it (static mode). */
+  /** From the control plane; null while the lab cannot read it (static mode, etcd not answering). */
   readonly drained: boolean | null;
   /** Prefixes in the node's gobgpd RIB, i.e. what it announces. */
   readonly announced: readonly string[];
@@ -29,42 +35,86 @@ export interface LabStatus {
   readonly router: { readonly asn: number; readonly address: string; readonly nextHops: Record<string, string[]> };
 }
 
-interface IpRoute {
-  gateway?: string;
-  nhid?: number;
-  nexthops?: { gateway?: string }[];
+/** The router's kernel next hops for `prefix` (FRR's nexthop groups resolved): one per announcing node. */
+export async function routerNextHops(namespace: string, prefix: string): Promise<string[]> {
+  return (await kernelRoute(namespace, prefix))?.nexthops ?? [];
 }
 
-interface IpNexthop {
-  id: number;
-  gateway?: string;
-  group?: { id: number }[];
-}
+const CLI_TIMEOUT_MS = 10_000;
 
 /**
- * The router's kernel next hops for `prefix`. FRR 8.4 installs multipath routes as nexthop groups (`nhid`), which
- * `ip route` does not always expand, so groups are resolved through `ip nexthop`.
+ * Drain flags from the control plane (`l4fleet status`); undefined while etcd does not answer (the CLI fails or
+ * times out), which callers treat as "not known". Output the CLI should not produce is an error, not "no flags".
  */
-export async function routerNextHops(namespace: string, prefix: string): Promise<string[]> {
-  const family = prefix.includes(':') ? '-6' : '-4';
-  const r = await run(['ip', family, '-j', 'route', 'show', prefix], {
-    namespace,
-    allowFailure: true,
-    timeoutMs: 5_000,
-  });
-  const routes = JSON.parse(r.stdout.trim() || '[]') as IpRoute[];
-  const route = routes[0];
-  if (!route) return [];
-  if (route.nexthops && route.nexthops.length > 0)
-    return route.nexthops.flatMap((n) => (n.gateway ? [n.gateway] : [])).sort();
-  if (route.nhid !== undefined) {
-    const all = await run(['ip', '-j', 'nexthop', 'show'], { namespace, allowFailure: true, timeoutMs: 5_000 });
-    const list = JSON.parse(all.stdout.trim() || '[]') as IpNexthop[];
-    const byId = new Map(list.map((n) => [n.id, n]));
-    const top = byId.get(route.nhid);
-    if (!top) return [];
-    const members = top.group ? top.group.map((g) => byId.get(g.id)) : [top];
-    return members.flatMap((m) => (m?.gateway ? [m.gateway] : [])).sort();
+export async function readDrainFlags(topology: Topology): Promise<Map<string, boolean> | undefined> {
+  const etcd = topology.control.etcdEndpoints.join(',');
+  const argv = [process.execPath, cliBin(), '--etcd', etcd, 'status', '-o', 'json'];
+  const r = await run(argv, { allowFailure: true, timeoutMs: CLI_TIMEOUT_MS }).catch(() => undefined);
+  if (r?.code !== 0) return undefined;
+  try {
+    const doc = JSON.parse(r.stdout) as { nodes?: { name: string; drained?: boolean }[] };
+    return new Map((doc.nodes ?? []).map((n) => [n.name, Boolean(n.drained)]));
+  } catch (err) {
+    throw new LabError('COMMAND_FAILED', `"l4fleet status -o json" printed no JSON: ${r.stdout.slice(0, 200)}`, {
+      cause: err,
+    });
   }
-  return route.gateway ? [route.gateway] : [];
+}
+
+export interface StatusInput {
+  readonly id: string;
+  readonly runtime: Runtime;
+  readonly mode: LabMode;
+  readonly topology: Topology;
+  /** Killed nodes and failed backends. */
+  readonly killed: readonly string[];
+  readonly vtyDir: string;
+}
+
+export async function collectStatus(lab: StatusInput): Promise<LabStatus> {
+  const { topology } = lab;
+  const router = hostNamespace(topology, 'router');
+  const summary = await vtysh(router, lab.vtyDir, 'show bgp ipv4 unicast summary json').then(
+    parseBgpSummary,
+    () => undefined,
+  );
+  const drained = lab.mode === 'agent' ? await readDrainFlags(topology) : undefined;
+  const nodes: NodeStatus[] = [];
+  for (const n of hostsOfKind(topology, 'node')) {
+    const fabric = attachmentOf(topology, 'fabric', n.name);
+    const killed = lab.killed.includes(n.name);
+    const peer = summary?.find((p) => p.address === fabric.ipv4);
+    nodes.push({
+      name: n.name,
+      address: fabric.ipv4,
+      bgp: summary ? (peer?.state ?? 'Idle') : 'Unknown',
+      killed,
+      drained: drained?.get(n.name) ?? null,
+      announced: killed ? [] : await gobgpRibPrefixes(nodeGobgp(hostNamespace(topology, n.name))).catch(() => []),
+    });
+  }
+  const nextHops: Record<string, string[]> = {};
+  for (const vip of topology.vips) {
+    const prefix = `${vip.address}/${vip.address.includes(':') ? 128 : 32}`;
+    nextHops[prefix] = await routerNextHops(router, prefix);
+  }
+  return {
+    id: lab.id,
+    runtime: lab.runtime,
+    mode: lab.mode,
+    etcd: { endpoints: [...topology.control.etcdEndpoints] },
+    nats: { url: topology.control.natsUrl },
+    vips: topology.vips.map((v) => ({ name: v.name, address: v.address, port: v.port, protocol: v.protocol })),
+    nodes,
+    backends: hostsOfKind(topology, 'backend').map((b) => ({
+      name: b.name,
+      address: attachmentOf(topology, 'fabric', b.name).ipv4,
+      failed: lab.killed.includes(b.name),
+    })),
+    clients: hostsOfKind(topology, 'client').map((c) => ({
+      name: c.name,
+      address: attachmentOf(topology, `access-${c.name}`, c.name).ipv4,
+    })),
+    router: { asn: topology.bgp.routerAsn, address: topology.bgp.routerAddress, nextHops },
+  };
 }

@@ -66,6 +66,8 @@ export interface LabVip {
 export interface Topology {
   readonly id: string;
   readonly controlSlot: number;
+  /** The nodes' indexes, ascending (`node<i>`): add-node takes the next one, nothing parses names. */
+  readonly nodeIndexes: readonly number[];
   readonly hosts: readonly LabHost[];
   readonly segments: readonly Segment[];
   readonly vips: readonly LabVip[];
@@ -194,6 +196,7 @@ export function buildTopology(options: TopologyOptions = {}): Topology {
   return {
     id,
     controlSlot: slot,
+    nodeIndexes,
     hosts,
     segments: [...access, fabric, control],
     vips: [VIP_TCP, VIP_UDP, VIP_TCP6],
@@ -249,6 +252,5 @@ export function prefixLength(cidr: string): number {
 
 /** The index the next add-node gets: one past the highest in use, so names are never reused within a lab. */
 export function nextNodeIndex(topology: Topology): number {
-  const used = hostsOfKind(topology, 'node').map((h) => Number(h.name.slice('node'.length)));
-  return Math.max(0, ...used) + 1;
+  return Math.max(0, ...topology.nodeIndexes) + 1;
 }

@@ -1,0 +1,62 @@
+/**
+ * The Docker runtime: every host a container (docker.ts) whose network namespace gets the netns runtime's name and
+ * exactly its wiring (netns-plan.ts); agent mode only. A host made anew is a new container, wired, then released.
+ */
+import { runScript } from '@l4fleet/process';
+import { LabError } from '../errors.js';
+import { hostOf, hostsOfKind } from '../topology/model.js';
+import { createContainer, dockerAvailable, releaseContainer } from './docker.js';
+import { prepareFrr } from './frr.js';
+import type { LabContext, LabRuntime } from './lab-runtime.js';
+import { hostScript, topologyScript } from './netns-plan.js';
+import { observe, writeAgentConfig } from './node-host.js';
+import type { LabMode } from './state.js';
+
+async function createContainerFor(lab: LabContext, host: string): Promise<void> {
+  const pid = await createContainer(lab.topology, hostOf(lab.topology, host), (h) => lab.hostDir(h));
+  lab.recordPid(host, 'container', pid);
+}
+
+/** A (new) container for one host, wired and released. */
+async function replaceContainer(lab: LabContext, host: string): Promise<void> {
+  const isNode = hostOf(lab.topology, host).kind === 'node';
+  if (isNode) writeAgentConfig(lab, host);
+  await createContainerFor(lab, host);
+  await runScript(hostScript(lab.topology, host));
+  if (isNode) await observe(lab, host);
+  await releaseContainer(hostOf(lab.topology, host));
+}
+
+function netnsOnly(lab: LabContext, what: string): never {
+  throw new LabError('RUNTIME_UNSUPPORTED', `${what}: only the netns runtime (lab "${lab.id}" runs on docker)`);
+}
+
+export const dockerRuntime: LabRuntime = {
+  name: 'docker',
+  async resolveMode(wanted: LabMode | 'auto'): Promise<LabMode> {
+    if (wanted === 'static')
+      throw new LabError('RUNTIME_UNSUPPORTED', '--runtime docker runs the agent: no static mode');
+    if (!(await dockerAvailable())) {
+      throw new LabError(
+        'RUNTIME_UNSUPPORTED',
+        '--runtime docker: no Docker engine answers (start dockerd, set DOCKER_HOST, build the images with deploy/docker/build-images.sh)',
+      );
+    }
+    return 'agent';
+  },
+  /** Configs first (containers mount them), every container, the shared wiring, then release. */
+  async build(lab) {
+    const { topology } = lab;
+    prepareFrr(topology, lab.hostDir('router'));
+    for (const n of hostsOfKind(topology, 'node')) writeAgentConfig(lab, n.name);
+    for (const h of topology.hosts) if (h.kind !== 'host') await createContainerFor(lab, h.name);
+    await runScript(topologyScript(topology));
+    for (const n of hostsOfKind(topology, 'node')) await observe(lab, n.name);
+    for (const h of topology.hosts) if (h.kind !== 'host') await releaseContainer(h);
+  },
+  startHost: replaceContainer,
+  // The container exited with its service: a new one is created and wired like one added later.
+  restoreService: replaceContainer,
+  stopEtcd: (lab) => netnsOnly(lab, 'stopEtcd'),
+  startEtcd: (lab) => netnsOnly(lab, 'startEtcd'),
+};

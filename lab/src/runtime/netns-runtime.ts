@@ -1,0 +1,115 @@
+/**
+ * The netns runtime: every host a network namespace on this machine, wired by one shell script from the model
+ * (netns-plan.ts), its daemons started detached through `ip netns exec` (which execs: the recorded pid is the
+ * daemon's own, so `kill` and `down` never depend on pid files).
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { frrDaemonArgv } from '@l4fleet/daemons';
+import { killAll, run, runScript, startDaemon, waitFor } from '@l4fleet/process';
+import { attachmentOf, hostOf, hostsOfKind } from '../topology/model.js';
+import { agentArgv, agentAvailable } from './agent.js';
+import { etcdArgv, natsArgv } from './control.js';
+import { backendListen } from './docker.js';
+import { prepareFrr } from './frr.js';
+import { announce, announced, gobgpdArgv, gobgpdStaticConfig } from './gobgp.js';
+import type { LabContext, LabRuntime } from './lab-runtime.js';
+import { hostScript, topologyScript } from './netns-plan.js';
+import { STATIC_TABLE, staticForwarderRuleset } from './nft.js';
+import { observe, writeAgentConfig } from './node-host.js';
+import { scriptArgv } from './scripts.js';
+import type { LabMode } from './state.js';
+
+const ZEBRA_SOCKET_TIMEOUT_MS = 10_000;
+const GOBGPD_API_TIMEOUT_MS = 10_000;
+
+function daemon(lab: LabContext, host: string, role: string, argv: readonly string[]): void {
+  const p = startDaemon(argv, { namespace: lab.ns(host), logFile: join(lab.hostDir(host), `${role}.log`) });
+  lab.recordPid(host, role, p.pid);
+}
+
+function startEtcdDaemon(lab: LabContext): void {
+  daemon(lab, 'control', 'etcd', etcdArgv(lab.topology, lab.hostDir('control')));
+}
+
+async function startRouter(lab: LabContext): Promise<void> {
+  const paths = prepareFrr(lab.topology, lab.hostDir('router'));
+  daemon(lab, 'router', 'zebra', frrDaemonArgv('zebra', paths));
+  await waitFor(
+    'zebra socket',
+    async () => (existsSync(paths.zservSocket) ? true : undefined),
+    ZEBRA_SOCKET_TIMEOUT_MS,
+    50,
+  );
+  daemon(lab, 'router', 'bgpd', frrDaemonArgv('bgpd', paths));
+}
+
+function startBackend(lab: LabContext, name: string): void {
+  const listen = backendListen(lab.topology, name);
+  daemon(lab, name, 'identity', [
+    ...scriptArgv('identity/main'),
+    '--name',
+    name,
+    ...listen.flatMap((l) => ['--listen', l]),
+  ]);
+}
+
+/** gobgpd sidecar, then the agent (agent mode) or static announcements + forwarder (static mode). */
+async function startNode(lab: LabContext, name: string): Promise<void> {
+  const { topology } = lab;
+  const namespace = lab.ns(name);
+  const fabric = attachmentOf(topology, 'fabric', name);
+  await observe(lab, name);
+  if (lab.mode === 'agent') {
+    daemon(lab, name, 'gobgpd', gobgpdArgv());
+    daemon(lab, name, 'agent', agentArgv(writeAgentConfig(lab, name)));
+    return;
+  }
+  const conf = join(lab.hostDir(name), 'gobgpd.toml');
+  writeFileSync(conf, gobgpdStaticConfig(topology, name));
+  daemon(lab, name, 'gobgpd', gobgpdArgv(conf));
+  const apiUp = async () => {
+    await announced(namespace);
+    return true;
+  };
+  await waitFor(`gobgpd API on ${name}`, apiUp, GOBGPD_API_TIMEOUT_MS, 100);
+  await run(['nft', 'delete', 'table', 'netdev', STATIC_TABLE], { namespace, allowFailure: true });
+  await run(['nft', '-f', '-'], { namespace, input: staticForwarderRuleset(topology, fabric.iface) });
+  for (const vip of topology.vips) {
+    const v6 = vip.address.includes(':');
+    await announce(namespace, `${vip.address}/${v6 ? 128 : 32}`, v6 ? (fabric.ipv6 ?? '') : fabric.ipv4);
+  }
+}
+
+async function startProcesses(lab: LabContext, host: string): Promise<void> {
+  const { kind } = hostOf(lab.topology, host);
+  if (kind === 'node') await startNode(lab, host);
+  else if (kind === 'backend') startBackend(lab, host);
+}
+
+export const netnsRuntime: LabRuntime = {
+  name: 'netns',
+  async resolveMode(wanted: LabMode | 'auto'): Promise<LabMode> {
+    if (wanted !== 'auto') return wanted;
+    return (await agentAvailable()) ? 'agent' : 'static';
+  },
+  async build(lab) {
+    await runScript(topologyScript(lab.topology));
+    startEtcdDaemon(lab);
+    daemon(lab, 'control', 'nats', natsArgv(lab.topology, lab.hostDir('control')));
+    await startRouter(lab);
+    for (const b of hostsOfKind(lab.topology, 'backend')) startBackend(lab, b.name);
+    for (const n of hostsOfKind(lab.topology, 'node')) await startNode(lab, n.name);
+  },
+  async startHost(lab, host) {
+    await runScript(hostScript(lab.topology, host));
+    await startProcesses(lab, host);
+  },
+  restoreService: startProcesses,
+  async stopEtcd(_lab, pid) {
+    if (pid !== undefined) await killAll([pid]);
+  },
+  async startEtcd(lab) {
+    startEtcdDaemon(lab);
+  },
+};

@@ -1,0 +1,22 @@
+/** What both runtimes do on a node: the agent's config file and the lab's observe table (which flows a node carries). */
+import { writeFileSync } from 'node:fs';
+import { run } from '@l4fleet/process';
+import { attachmentOf } from '../topology/model.js';
+import { agentConfigPath, agentYaml } from './agent.js';
+import type { LabContext } from './lab-runtime.js';
+import { OBSERVE_TABLE, observeRuleset } from './nft.js';
+
+/** Writes the node's agent.yaml (the Docker runtime mounts it into the container); returns its path. */
+export function writeAgentConfig(lab: LabContext, node: string): string {
+  const conf = agentConfigPath(lab.hostDir(node));
+  writeFileSync(conf, agentYaml(lab.topology, node, lab.hostDir(node)));
+  return conf;
+}
+
+/** The lab's observe table on the node's fabric interface: it never changes a packet. */
+export async function observe(lab: LabContext, node: string): Promise<void> {
+  const namespace = lab.ns(node);
+  const fabric = attachmentOf(lab.topology, 'fabric', node);
+  await run(['nft', 'delete', 'table', 'netdev', OBSERVE_TABLE], { namespace, allowFailure: true });
+  await run(['nft', '-f', '-'], { namespace, input: observeRuleset(fabric.iface) });
+}

@@ -1,0 +1,75 @@
+/**
+ * What exists of a lab, found by name prefix rather than from its state file, and `down`, which removes all of it:
+ * a crashed `up`, a broken state file or a reboot's leftovers are cleaned the same way.
+ */
+import { killAll, namespacePids, run, sleep } from '@l4fleet/process';
+import { LabError } from '../errors.js';
+import { hostIfaceOf, LAB_PREFIX } from '../topology/model.js';
+import { removeLabContainers } from './docker.js';
+import { type LabState, readState, removeState } from './state.js';
+
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new LabError('NOT_ROOT', 'the lab needs root (namespaces, nftables, FRR)');
+}
+
+export interface LabResources {
+  readonly namespaces: string[];
+  readonly hostInterfaces: string[];
+}
+
+/** What exists of lab `id` right now, found by name prefix (not from the state file). */
+export async function listLabResources(id: string): Promise<LabResources> {
+  const prefix = `${LAB_PREFIX}${id}-`;
+  const nsList = await run(['ip', 'netns', 'list'], { allowFailure: true });
+  const namespaces = nsList.stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => n.startsWith(prefix));
+  const links = await run(['ip', '-o', 'link', 'show'], { allowFailure: true });
+  const hostInterfaces = links.stdout
+    .split('\n')
+    .map((l) => (l.split(': ')[1] ?? '').split('@')[0] ?? '')
+    .filter((n) => n === hostIfaceOf(id));
+  return { namespaces, hostInterfaces };
+}
+
+/** Removes every process, namespace, interface and state file of lab `id`; works without (or with a broken) state. */
+export async function downLab(id: string): Promise<LabResources> {
+  requireRoot();
+  const found = await listLabResources(id);
+  let state: LabState | undefined;
+  try {
+    state = readState(id);
+  } catch {
+    state = undefined; // a broken state file must not keep `down` from cleaning up what the prefix finds
+  }
+  const pids = new Set<number>();
+  for (const roles of Object.values(state?.pids ?? {})) {
+    for (const pid of Object.values(roles)) if (await pidOwnedByLab(pid, id)) pids.add(pid);
+  }
+  for (const ns of found.namespaces) for (const pid of await namespacePids(ns)) pids.add(pid);
+  await killAll([...pids]);
+  for (const ns of found.namespaces) await run(['ip', 'netns', 'del', ns], { allowFailure: true });
+  for (const iface of found.hostInterfaces) await run(['ip', 'link', 'del', iface], { allowFailure: true });
+  await removeLabContainers(id);
+  removeState(id);
+  // The kernel frees a namespace once its last process is gone; give it a moment so a following up starts clean.
+  await sleep(50);
+  return found;
+}
+
+/** A recorded pid may have been reused after a reboot: only kill it if it still runs in one of the lab's namespaces. */
+async function pidOwnedByLab(pid: number, id: string): Promise<boolean> {
+  const r = await run(['ip', 'netns', 'identify', String(pid)], { allowFailure: true, timeoutMs: 5_000 });
+  return r.stdout.trim().startsWith(`${LAB_PREFIX}${id}-`);
+}
+
+export async function listLabIds(): Promise<string[]> {
+  const nsList = await run(['ip', 'netns', 'list'], { allowFailure: true });
+  const ids = new Set<string>();
+  for (const line of nsList.stdout.split('\n')) {
+    const m = /^l4f-([a-z0-9]{1,8})-/.exec(line);
+    if (m?.[1]) ids.add(m[1]);
+  }
+  return [...ids].sort();
+}
