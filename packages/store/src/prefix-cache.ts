@@ -95,10 +95,14 @@ export class PrefixCache<T> {
 
   /** Full read; returns the header revision the snapshot is at. */
   private async load(): Promise<number> {
-    const { entries, revision } = await readPrefix(this.ns, this.prefix, this.handlers.decode, this.handlers.onError);
+    const rejected = new Set<string>();
+    const { entries, revision } = await readPrefix(this.ns, this.prefix, this.handlers.decode, (err) => {
+      if (err.key !== undefined) rejected.add(err.key);
+      this.handlers.onError(err);
+    });
     if (this.onInvalid === 'keep-last-good') {
-      // A key whose new value is bad keeps its old one (if it still exists).
-      for (const [key, old] of this.entries) if (!entries.has(key)) entries.set(key, old);
+      // A key whose new value is bad keeps its old one; a key deleted meanwhile goes.
+      for (const [key, old] of this.entries) if (rejected.has(key) && !entries.has(key)) entries.set(key, old);
     }
     this.entries = entries;
     this.handlers.onChange(new Map(this.entries), revision);
