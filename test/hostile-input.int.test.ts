@@ -497,6 +497,17 @@ describe('hostile input - CLI and fleet files against a real etcd', () => {
     const dry = await cli('apply', '-f', json(BASE), '--prefix', '/hostile-dry', '--dry-run');
     expect(dry.code).toBe(0);
     expect(dry.out).toContain('needs --new-fleet: no fleet under prefix "/hostile-dry"');
+    const proxied = mut((f) => {
+      f.hashSeed = 1;
+      m0(f).address = '127.0.0.1';
+      m0(f).port = 8081;
+    });
+    const refused = await cli('apply', '-f', json(proxied));
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain('--proxy-only');
+    const proxy = await cli('apply', '-f', json(proxied), '--proxy-only');
+    expect(proxy.err).toBe('');
+    expect(proxy.code).toBe(0);
     const ghost = await cli('node', 'drain', 'lb9', '--force');
     expect(ghost.code).toBe(0);
   });

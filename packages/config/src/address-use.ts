@@ -9,18 +9,20 @@ interface SpecialRange {
   readonly prefix: readonly number[];
   readonly bits: number;
   readonly what: string;
+  /** Refused as a VIP only: the userspace proxy reaches a loopback member (directReturnProblems() refuses it). */
+  readonly vipOnly?: boolean;
 }
 
 /** Each with why it cannot work: a router does not forward it, or it names no single host. */
 const RANGES: readonly SpecialRange[] = [
   { family: 4, prefix: [0, 0, 0, 0], bits: 8, what: 'an unspecified ("this network", RFC 1122) address' },
-  { family: 4, prefix: [127, 0, 0, 0], bits: 8, what: 'a loopback address (127.0.0.0/8)' },
+  { family: 4, prefix: [127, 0, 0, 0], bits: 8, what: 'a loopback address (127.0.0.0/8)', vipOnly: true },
   { family: 4, prefix: [169, 254, 0, 0], bits: 16, what: 'a link-local address (169.254.0.0/16, not routed)' },
   { family: 4, prefix: [224, 0, 0, 0], bits: 4, what: 'a multicast address (224.0.0.0/4)' },
   { family: 4, prefix: [255, 255, 255, 255], bits: 32, what: 'the broadcast address' },
   { family: 4, prefix: [240, 0, 0, 0], bits: 4, what: 'a reserved address (240.0.0.0/4, not routed)' },
   { family: 6, prefix: [], bits: 128, what: 'the unspecified address (::)' },
-  { family: 6, prefix: [...new Array(15).fill(0), 1], bits: 128, what: 'the loopback address (::1)' },
+  { family: 6, prefix: [...new Array(15).fill(0), 1], bits: 128, what: 'the loopback address (::1)', vipOnly: true },
   {
     family: 6,
     prefix: [...new Array(10).fill(0), 0xff, 0xff],
@@ -42,9 +44,16 @@ function inRange(bytes: Uint8Array, r: SpecialRange): boolean {
   return true;
 }
 
-/** Why `address` (already valid) cannot be a VIP or a member, or undefined when it can. */
-export function unusableAddress(address: string): string | undefined {
+/** Why `address` (already valid) cannot be a VIP (`vip`) or a member (`member`), or undefined when it can. */
+export function unusableAddress(address: string, role: 'vip' | 'member'): string | undefined {
   const parsed = parseAddress(address);
-  const hit = RANGES.find((r) => r.family === parsed.family && inRange(parsed.bytes, r));
+  const hit = RANGES.find(
+    (r) => r.family === parsed.family && (role === 'vip' || !r.vipOnly) && inRange(parsed.bytes, r),
+  );
   return hit?.what;
+}
+
+export function isLoopback(address: string): boolean {
+  const parsed = parseAddress(address);
+  return RANGES.some((r) => r.vipOnly && r.family === parsed.family && inRange(parsed.bytes, r));
 }

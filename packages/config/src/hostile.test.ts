@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { unusableAddress } from './address-use.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, formatProblem } from './errors.js';
 import { showValue } from './fields.js';
 import {
   MAX_FLEET_BYTES,
@@ -18,6 +18,7 @@ import {
   MAX_YAML_NODES,
 } from './limits.js';
 import { parseFleet, parseFleetText } from './parse.js';
+import { directReturnProblems } from './semantics.js';
 
 type Raw = Record<string, unknown>;
 const member = (address: string, port = 80, extra: Raw = {}): Raw => ({ address, port, ...extra });
@@ -46,21 +47,6 @@ function refusal(fn: () => unknown): ConfigError {
 
 describe('config hostile - values valid in form that cannot work', () => {
   test.each<[string, Raw, string]>([
-    [
-      'member port differs from the VIP port (l2)',
-      fleetWith({ members: [member('198.18.0.21', 8080)] }),
-      'pools[0].members[0].port: 8080 differs from the port of vips[0] 198.51.100.10:80/tcp: forwarding l2',
-    ],
-    [
-      'member port differs (gue, no rewrite either)',
-      fleetWith({ members: [member('198.18.0.21', 81)], pool: { forwarding: 'gue' } }),
-      'pools[0].members[0].port: 81 differs from the port of vips[0] 198.51.100.10:80/tcp: forwarding gue',
-    ],
-    [
-      'many members on another port: first one and a count',
-      fleetWith({ members: [member('198.18.0.21'), member('198.18.0.22', 81), member('198.18.0.23', 82)] }),
-      'pools[0].members[1].port: 81 differs from the port of vips[0] 198.51.100.10:80/tcp: forwarding l2 (direct server return) does not rewrite ports (and 1 more members of pool "web")',
-    ],
     ['VIP 0.0.0.0', fleetWith({ vip: { address: '0.0.0.0' } }), 'vips[0].address: "0.0.0.0" is an unspecified'],
     [
       'VIP 0.1.2.3 (this network)',
@@ -101,11 +87,6 @@ describe('config hostile - values valid in form that cannot work', () => {
       'VIP 240.0.0.1',
       fleetWith({ vip: { address: '240.0.0.1' } }),
       'vips[0].address: "240.0.0.1" is a reserved address',
-    ],
-    [
-      'member 127.0.0.1',
-      fleetWith({ members: [member('127.0.0.1')] }),
-      'pools[0].members[0].address: "127.0.0.1" is a loopback address',
     ],
     [
       'member 0.0.0.0',
@@ -258,14 +239,52 @@ describe('config hostile - values valid in form that cannot work', () => {
     expect(() => parseFleet(raw)).not.toThrow();
   });
 
+  test('unusableAddress - loopback is refused as a VIP, left to directReturnProblems as a member', () => {
+    expect(unusableAddress('127.0.0.1', 'vip')).toMatch(/loopback/);
+    expect(unusableAddress('127.0.0.1', 'member')).toBeUndefined();
+    expect(() => parseFleet(fleetWith({ members: [member('127.0.0.1', 8080)] }))).not.toThrow();
+  });
+
   test('unusableAddress - the range edges', () => {
-    expect(unusableAddress('126.255.255.255')).toBeUndefined();
-    expect(unusableAddress('128.0.0.0')).toBeUndefined();
-    expect(unusableAddress('223.255.255.255')).toBeUndefined();
-    expect(unusableAddress('255.255.255.254')).toMatch(/reserved/);
-    expect(unusableAddress('fec0::1')).toBeUndefined();
-    expect(unusableAddress('::2')).toBeUndefined();
-    expect(unusableAddress('2001:db8::1')).toBeUndefined();
+    expect(unusableAddress('126.255.255.255', 'vip')).toBeUndefined();
+    expect(unusableAddress('128.0.0.0', 'vip')).toBeUndefined();
+    expect(unusableAddress('223.255.255.255', 'vip')).toBeUndefined();
+    expect(unusableAddress('255.255.255.254', 'vip')).toMatch(/reserved/);
+    expect(unusableAddress('fec0::1', 'vip')).toBeUndefined();
+    expect(unusableAddress('::2', 'vip')).toBeUndefined();
+    expect(unusableAddress('2001:db8::1', 'vip')).toBeUndefined();
+  });
+});
+
+describe('config hostile - direct server return (directReturnProblems, checked by the CLI at apply)', () => {
+  test.each<[string, Raw, string]>([
+    [
+      'member port differs from the VIP port (l2)',
+      fleetWith({ members: [member('198.18.0.21', 8080)] }),
+      'pools[0].members[0].port: 8080 differs from the port of vips[0] 198.51.100.10:80/tcp: forwarding l2',
+    ],
+    [
+      'member port differs (gue, no rewrite either)',
+      fleetWith({ members: [member('198.18.0.21', 81)], pool: { forwarding: 'gue' } }),
+      'pools[0].members[0].port: 81 differs from the port of vips[0] 198.51.100.10:80/tcp: forwarding gue',
+    ],
+    [
+      'many members on another port: first one and a count',
+      fleetWith({ members: [member('198.18.0.21'), member('198.18.0.22', 81), member('198.18.0.23', 82)] }),
+      'pools[0].members[1].port: 81 differs from the port of vips[0] 198.51.100.10:80/tcp: forwarding l2 (direct server return) does not rewrite ports (and 1 more members of pool "web")',
+    ],
+    [
+      'member 127.0.0.1',
+      fleetWith({ members: [member('127.0.0.1')] }),
+      'pools[0].members[0].address: "127.0.0.1" is a loopback address: with direct server return that is the node itself',
+    ],
+  ])('%s', (_name, raw, expected) => {
+    const problems = directReturnProblems(parseFleet(raw)).map(formatProblem);
+    expect(problems.join('\n')).toContain(expected);
+  });
+
+  test('a fleet on the VIP ports with routable members has none', () => {
+    expect(directReturnProblems(parseFleet(fleetWith()))).toEqual([]);
   });
 });
 

@@ -54,6 +54,7 @@ export {
 } from './limits.js';
 export { NODE_NAME, POOL_NAME } from './names.js';
 export { parseFleet, parseFleetText } from './parse.js';
+export { directReturnProblems } from './semantics.js';
 export {
   backendsForPool,
   buildVipTable,

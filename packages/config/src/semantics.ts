@@ -1,9 +1,13 @@
 /**
  * Rules over a fleet that is valid in form: values that parse but cannot work. Each would otherwise be accepted by
  * `apply` and fail later, far from the file (nodes refusing the whole state, a health check that never passes, a
- * VIP no client can reach). Run by parseFleet() once the per-field checks passed, so indices match the file.
+ * VIP no client can reach). fleetSemanticProblems() holds everywhere and runs in parseFleet() once the per-field
+ * checks passed, so indices match the file. directReturnProblems() holds for the kernel data planes (nftables,
+ * eBPF: every forwarding mode is direct server return) but not for the userspace proxy, which connects to members
+ * itself (loopback backends and other ports work there): the CLI checks it at apply unless told the fleet is
+ * proxy-only.
  */
-import { unusableAddress } from './address-use.js';
+import { isLoopback, unusableAddress } from './address-use.js';
 import type { ConfigProblem } from './errors.js';
 import { showValue as show } from './fields.js';
 import { MAX_HTTP_PATH_CHARS, MAX_UDP_PAYLOAD_BYTES, utf8Bytes } from './limits.js';
@@ -104,7 +108,7 @@ export function fleetSemanticProblems(fleet: Fleet): ConfigProblem[] {
     poolIndex.set(pool.name, i);
     out.push(...healthCheckProblems(pool.healthCheck, `pools[${i}].healthCheck`));
     pool.members.forEach((m, j) => {
-      const why = unusableAddress(m.address);
+      const why = unusableAddress(m.address, 'member');
       if (why) out.push({ path: `pools[${i}].members[${j}].address`, message: `"${m.address}" is ${why}` });
       else if (vipAddresses.has(m.address)) {
         out.push({
@@ -116,17 +120,43 @@ export function fleetSemanticProblems(fleet: Fleet): ConfigProblem[] {
   });
   const transportSeen = new Set<number>();
   fleet.vips.forEach((vip, k) => {
-    const why = unusableAddress(vip.address);
+    const why = unusableAddress(vip.address, 'vip');
     if (why) out.push({ path: `vips[${k}].address`, message: `"${vip.address}" is ${why}` });
     const i = poolIndex.get(vip.pool);
     const pool = i === undefined ? undefined : fleet.pools[i];
     if (i === undefined || !pool) return;
-    for (const p of portProblems(vip, k, pool, i)) out.push(p);
     if (!transportSeen.has(i)) {
       const t = transportProblems(vip, k, pool, i);
       if (t.length > 0) transportSeen.add(i);
       for (const p of t) out.push(p);
     }
+  });
+  return out;
+}
+
+/**
+ * Rules of direct server return (nftables and eBPF data planes, every forwarding mode): the packet reaches the
+ * member unchanged, so the member listens on the VIP's port and is another host (a loopback member would be the
+ * node itself). The nodes refuse the whole state otherwise; the CLI says it at apply instead.
+ */
+export function directReturnProblems(fleet: Fleet): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const poolIndex = new Map(fleet.pools.map((p, i) => [p.name, i]));
+  fleet.pools.forEach((pool, i) => {
+    pool.members.forEach((m, j) => {
+      if (isLoopback(m.address)) {
+        out.push({
+          path: `pools[${i}].members[${j}].address`,
+          message: `"${m.address}" is a loopback address: with direct server return that is the node itself`,
+        });
+      }
+    });
+  });
+  fleet.vips.forEach((vip, k) => {
+    const i = poolIndex.get(vip.pool);
+    const pool = i === undefined ? undefined : fleet.pools[i];
+    if (i === undefined || !pool) return;
+    for (const p of portProblems(vip, k, pool, i)) out.push(p);
   });
   return out;
 }

@@ -1,5 +1,13 @@
 /** `l4fleet apply -f FILE [--dry-run]`: validate, show the diff and predicted churn, then write in one txn. */
-import { diffFleets, type Fleet, MAX_FLEET_BYTES, parseFleetText, predictChurn } from '@l4fleet/config';
+import {
+  diffFleets,
+  directReturnProblems,
+  type Fleet,
+  formatProblem,
+  MAX_FLEET_BYTES,
+  parseFleetText,
+  predictChurn,
+} from '@l4fleet/config';
 import type { Command } from 'commander';
 import { readBounded } from '../bounded-read.js';
 import { CliError, EXIT_FAILURE } from '../io.js';
@@ -37,6 +45,11 @@ export function readFleetFile(file: string): Fleet {
   }
 }
 
+type ApplyOptions = { file: string; dryRun?: boolean; output: string; proxyOnly?: boolean } & ApplyGuardFlags;
+
+const PROXY_HINT =
+  'these hold for the nftables and eBPF data planes (direct server return); a fleet served only by the proxy data plane may pass --proxy-only';
+
 export function registerApply(program: Command, ctx: FleetCommandContext): void {
   program
     .command('apply')
@@ -50,9 +63,13 @@ export function registerApply(program: Command, ctx: FleetCommandContext): void 
     )
     .option('--change-seed', "allow replacing the stored hash seed with the file's (every flow moves)")
     .option('--remove-all-vips', 'allow a file with no VIPs over a fleet that has some (every VIP is withdrawn)')
-    .action(async (opts: { file: string; dryRun?: boolean; output: string } & ApplyGuardFlags, cmd: Command) => {
+    .option('--proxy-only', 'every node runs the proxy data plane: members may be on other ports or loopback')
+    .action(async (opts: ApplyOptions, cmd: Command) => {
       const format = outputFormat(opts.output, ['table', 'json']);
       const fleet = readFleetFile(opts.file);
+      // The kernel data planes refuse these (direct server return); say it here, before etcd, not on every node.
+      const dsr = opts.proxyOnly ? [] : directReturnProblems(fleet);
+      if (dsr.length > 0) throw new CliError([...dsr.map(formatProblem), PROXY_HINT], EXIT_FAILURE);
       await withStore(ctx, cmd, async (store) => {
         const current = await store.getDesired();
         const { decided } = await store.getDecided();

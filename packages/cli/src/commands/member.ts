@@ -4,7 +4,9 @@
  */
 import {
   canonicalAddress,
+  directReturnProblems,
   type Fleet,
+  formatProblem,
   MAX_MEMBER_WEIGHT,
   type Member,
   type MemberState,
@@ -56,6 +58,10 @@ async function editPool(
         ...current.fleet,
         pools: current.fleet.pools.map((p) => (p.name === poolName ? { ...p, members } : p)),
       });
+      // A member edit may not add a direct-server-return problem (a fleet that already has some is proxy-only).
+      const known = new Set(directReturnProblems(current.fleet).map((p) => p.message));
+      const added = directReturnProblems(next).filter((p) => !known.has(p.message));
+      if (added.length > 0) throw new CliError(added.map(formatProblem), EXIT_FAILURE);
       const { decided } = await store.getDecided();
       try {
         const result = await store.apply(next, { expectRevision: current.revision });
