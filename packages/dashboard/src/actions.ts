@@ -4,7 +4,7 @@
  * flows), a member drain or enable is a read-modify-write of the fleet guarded by the revision read, retried on
  * a concurrent change. Every action is put into the timeline, refused ones too.
  */
-import { type Fleet, type MemberState, parseFleet } from '@l4fleet/config';
+import { type Fleet, type MemberState, parseFleet, predictChurn, type VipChurn } from '@l4fleet/config';
 import { type FleetStore, StoreError } from '@l4fleet/store';
 import { DashboardError } from './errors.js';
 import type { Timeline } from './timeline.js';
@@ -20,6 +20,13 @@ export interface ActionResult {
   readonly target: string;
   /** Desired-state revision written (member edits), absent for node drains. */
   readonly revision?: number;
+  /** Member edits: per VIP, the share of table slots (new flows) that move, as `l4fleet member` prints it. */
+  readonly churn?: readonly { readonly vip: string; readonly fraction: number }[];
+}
+
+interface Written {
+  readonly revision: number;
+  readonly churn: readonly VipChurn[];
 }
 
 export interface Actions {
@@ -33,11 +40,19 @@ export function createActions(store: FleetStore, timeline: Timeline, now: () => 
   const record = (data: Record<string, unknown>) =>
     timeline.add({ at: now().toISOString(), kind: 'action', node: 'dashboard', data });
 
-  const run = async (action: string, target: string, who: string, fn: () => Promise<number | undefined>) => {
+  const run = async (
+    action: string,
+    target: string,
+    who: string,
+    fn: () => Promise<Written | undefined>,
+  ): Promise<ActionResult> => {
     try {
-      const revision = await fn();
-      record({ action, target, result: 'ok', from: who, ...(revision === undefined ? {} : { revision }) });
-      return { action, target, ...(revision === undefined ? {} : { revision }) };
+      const written = await fn();
+      const extra = written
+        ? { revision: written.revision, churn: written.churn.map((c) => ({ vip: c.vip, fraction: c.fraction })) }
+        : {};
+      record({ action, target, result: 'ok', from: who, ...extra });
+      return { action, target, ...extra };
     } catch (err) {
       record({ action, target, result: 'failed', from: who, error: (err as Error).message });
       throw err;
@@ -70,8 +85,10 @@ export function createActions(store: FleetStore, timeline: Timeline, now: () => 
               p === pool ? { ...p, members: p.members.map((m) => (m.name === memberName ? { ...m, state } : m)) } : p,
             ),
           });
+          const { decided } = await store.getDecided();
           try {
-            return (await store.apply(next, { expectRevision: current.revision })).revision;
+            const { revision } = await store.apply(next, { expectRevision: current.revision });
+            return { revision, churn: predictChurn(current.fleet, next, decided) };
           } catch (err) {
             if (!(err instanceof StoreError && err.code === 'CONFLICT')) throw err;
             if (attempt >= MAX_EDIT_ATTEMPTS)

@@ -92,7 +92,12 @@ describe('dashboard server', () => {
     expect((await post('api/nodes/n1/drain', TOKEN)).status).toBe(200);
     expect((await store.listNodes())[0]?.drained).toBe(true);
     const m = await post('api/pools/web/members/a/drain', TOKEN);
-    expect(await m.json()).toMatchObject({ action: 'member drain', target: 'web/a', revision: expect.any(Number) });
+    expect(await m.json()).toMatchObject({
+      action: 'member drain',
+      target: 'web/a',
+      revision: expect.any(Number),
+      churn: [{ vip: '198.51.100.10:80/tcp', fraction: 1 }], // the pool's only member: every slot moves
+    });
     expect((await store.getDesired()).fleet.pools[0]?.members[0]?.state).toBe('draining');
     expect((await post('api/pools/web/members/zz/drain', TOKEN)).status).toBe(404);
     expect((await post('api/nodes/nobody/drain', TOKEN)).status).toBe(404);

@@ -9,7 +9,7 @@ import { DashboardError, DEFAULT_LISTEN, parseMetricsTargets, startDashboard } f
 import { type Command, Option } from 'commander';
 import pino from 'pino';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
-import { type ConnectionFlags, type FleetCommandContext, asCliError } from './context.js';
+import { asCliError, type ConnectionFlags, type FleetCommandContext } from './context.js';
 
 interface DashboardFlags {
   readonly listen: string;
