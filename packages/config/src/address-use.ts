@@ -44,8 +44,11 @@ function inRange(bytes: Uint8Array, r: SpecialRange): boolean {
   return true;
 }
 
-/** Why `address` (already valid) cannot be a VIP (`vip`) or a member (`member`), or undefined when it can. */
-export function unusableAddress(address: string, role: 'vip' | 'member'): string | undefined {
+/**
+ * Why `address` (already valid) cannot be a VIP (`vip`, the default: also what a router cannot forward to, as the
+ * agent's next hops) or a member (`member`: loopback allowed, see directReturnProblems), or undefined when it can.
+ */
+export function unusableAddress(address: string, role: 'vip' | 'member' = 'vip'): string | undefined {
   const parsed = parseAddress(address);
   const hit = RANGES.find(
     (r) => r.family === parsed.family && (role === 'vip' || !r.vipOnly) && inRange(parsed.bytes, r),
