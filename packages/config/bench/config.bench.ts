@@ -51,6 +51,7 @@ for (const { label, vips, members, tableSize } of [
 ]) {
   const raw = rawFleet(vips, members, tableSize);
   const text = stringify(raw, { flowCollectionPadding: false });
+  const jsonText = JSON.stringify(raw);
   const before: Fleet = parseFleet(raw);
   const after: Fleet = parseFleet(rawFleet(vips, members, tableSize, true));
   const churnMs = time(() => predictChurn(before, after, new Map()));
@@ -59,6 +60,7 @@ for (const { label, vips, members, tableSize } of [
     fleet: label,
     yamlMiB: Number((text.length / 2 ** 20).toFixed(1)),
     parseTextMs: Math.round(time(() => parseFleetText(text))),
+    parseJsonMs: Math.round(time(() => parseFleetText(jsonText))),
     parseObjectMs: Math.round(time(() => parseFleet(raw))),
     churnMs: Math.round(churnMs),
     vipsChanged: changed.length,
@@ -83,7 +85,7 @@ console.log(
 );
 for (const r of rows) {
   console.log(
-    `${String(r.fleet).padEnd(28)} ${String(r.yamlMiB).padStart(8)} ${String(r.parseTextMs).padStart(14)} ${String(r.parseObjectMs).padStart(16)} ${String(r.churnMs).padStart(9)} ${String(r.vipsChanged).padStart(13)} ${String(r.meanChurnPct).padStart(10)}%`,
+    `${String(r.fleet).padEnd(28)} ${String(r.yamlMiB).padStart(8)} ${String(r.parseTextMs).padStart(14)} ${String(r.parseJsonMs).padStart(14)} ${String(r.parseObjectMs).padStart(16)} ${String(r.churnMs).padStart(9)} ${String(r.vipsChanged).padStart(13)} ${String(r.meanChurnPct).padStart(10)}%`,
   );
 }
 console.log(`refusing a pool of ${MAX_MEMBERS_PER_POOL + 1} members (TOO_LARGE): ${refuseMs.toFixed(3)} ms`);
