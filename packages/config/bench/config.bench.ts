@@ -81,7 +81,7 @@ console.log(
   `config: parse and churn prediction, median of ${RUNS} runs (node ${process.version}, load ${loadavg()[0]?.toFixed(2)})`,
 );
 console.log(
-  'fleet                        YAML MiB  parse text ms  parse object ms  churn ms  VIPs changed  mean churn',
+  'fleet                        YAML MiB  parse YAML ms  parse JSON ms  parse object ms  churn ms  VIPs changed  mean churn',
 );
 for (const r of rows) {
   console.log(
