@@ -508,6 +508,10 @@ describe('hostile input - CLI and fleet files against a real etcd', () => {
     const proxy = await cli('apply', '-f', json(proxied), '--proxy-only');
     expect(proxy.err).toBe('');
     expect(proxy.code).toBe(0);
+    // A stored proxy-only fleet keeps taking member edits in its own terms.
+    const edit = await cli('member', 'add', 'web', '127.0.0.1:8082', '--name', 'be4');
+    expect(edit.err).toBe('');
+    expect(edit.code).toBe(0);
     const ghost = await cli('node', 'drain', 'lb9', '--force');
     expect(ghost.code).toBe(0);
   });

@@ -58,10 +58,11 @@ async function editPool(
         ...current.fleet,
         pools: current.fleet.pools.map((p) => (p.name === poolName ? { ...p, members } : p)),
       });
-      // A member edit may not add a direct-server-return problem (a fleet that already has some is proxy-only).
-      const known = new Set(directReturnProblems(current.fleet).map((p) => p.message));
-      const added = directReturnProblems(next).filter((p) => !known.has(p.message));
-      if (added.length > 0) throw new CliError(added.map(formatProblem), EXIT_FAILURE);
+      // A member edit may not break direct server return; a stored fleet that already does is proxy-only
+      // (applied with --proxy-only), and its edits are left alone.
+      const proxyOnly = directReturnProblems(current.fleet).length > 0;
+      const broken = proxyOnly ? [] : directReturnProblems(next);
+      if (broken.length > 0) throw new CliError(broken.map(formatProblem), EXIT_FAILURE);
       const { decided } = await store.getDecided();
       try {
         const result = await store.apply(next, { expectRevision: current.revision });
