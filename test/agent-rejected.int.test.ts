@@ -117,6 +117,11 @@ describe('agent with a real etcd - hostile records', () => {
   });
 
   test('the corrupt pointer replaced by the recovery apply: the agent serves the new state', async () => {
+    // corrupt whatever pointer is there (the test above leaves it corrupt already; this one stands alone)
+    const key = `${NS}desired/current`;
+    const pointer = JSON.parse(await etcd.etcdctl('get', key, '--print-value-only')) as Record<string, unknown>;
+    await etcd.etcdctl('put', key, JSON.stringify({ ...pointer, chunks: 1_000_000_000 }));
+    await until('pointer rejected', async () => (await rejectedIn('desired')) >= 1, 10_000);
     const fleet = twoPoolFleet({ type: 'none' });
     await admin.apply({ ...fleet, vips: fleet.vips.slice(0, 1) }, { recoverInvalid: true });
     await until('one VIP announced', () => speaker.advertised.length === 1, 10_000);
