@@ -1,6 +1,6 @@
 import { loadSync } from '@grpc/proto-loader';
 import { describe, expect, test } from 'vitest';
-import { fromApiPath, fromApiPeer, isLocalPath, sessionState, toApiPath, toApiPeer } from './codec.js';
+import { fromApiPath, fromApiPeer, isLocalPath, peerAddress, sessionState, toApiPath, toApiPeer } from './codec.js';
 import { GOBGP_PROTO_PATH, PROTO_LOADER_OPTIONS } from './proto.js';
 import { canonicalAdvertisement, canonicalPeer } from './validate.js';
 
@@ -58,6 +58,13 @@ describe('codec - paths', () => {
     expect(isLocalPath({ neighbor_ip: '<nil>' })).toBe(true);
     expect(isLocalPath({ neighbor_ip: '' })).toBe(true);
     expect(isLocalPath({ neighbor_ip: '198.18.0.254' })).toBe(false);
+  });
+
+  test('a peer whose session state has a nil address is named by its configured address', () => {
+    const conf = { neighbor_address: '198.18.0.254' };
+    expect(peerAddress({ state: { neighbor_address: '<nil>' }, conf })).toBe('198.18.0.254');
+    expect(peerAddress({ state: { neighbor_address: '198.18.0.253' }, conf })).toBe('198.18.0.253');
+    expect(peerAddress({ state: { neighbor_address: '<nil>' } })).toBe('');
   });
 });
 

@@ -49,10 +49,23 @@ export function toApiPath(adv: CanonicalAdvertisement, withdraw = false): ApiObj
   };
 }
 
+/** gobgpd (Go) prints an absent address as `<nil>`: treat it as no address. */
+function presentAddress(value: unknown): string {
+  const text = String(value ?? '');
+  return text === '<nil>' ? '' : text;
+}
+
 /** gobgpd marks paths that no neighbour sent (AddPath or its config file) with a nil source. */
 export function isLocalPath(path: ApiObject): boolean {
-  const neighbor = String(path.neighbor_ip ?? '');
-  return neighbor === '' || neighbor === '<nil>';
+  return presentAddress(path.neighbor_ip) === '';
+}
+
+/**
+ * A peer's address from a ListPeer/WatchEvent answer: the session state's address, else the configured one.
+ * Before a session comes up gobgpd reports the state's address as `<nil>`, which named a phantom peer.
+ */
+export function peerAddress(peer: ApiObject): string {
+  return presentAddress(peer.state?.neighbor_address) || presentAddress(peer.conf?.neighbor_address);
 }
 
 /** Reads a unicast host-route apipb.Path back; undefined for anything this package would not have announced. */

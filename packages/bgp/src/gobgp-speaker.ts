@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { Backoff, type BackoffOptions } from './backoff.js';
-import { type ApiObject, fromApiPeer, sessionState } from './codec.js';
+import { type ApiObject, fromApiPeer, peerAddress, sessionState } from './codec.js';
 import { BgpError } from './errors.js';
 import { EventHub } from './event-hub.js';
 import { GobgpClient } from './gobgp-client.js';
@@ -221,7 +221,7 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
   // --- sessions and connection ----------------------------------------------------------------------------------
 
   private onPeer(peer: ApiObject): void {
-    const address = String(peer.state?.neighbor_address || peer.conf?.neighbor_address || '');
+    const address = peerAddress(peer);
     if (address === '') return;
     const asn = Number(peer.state?.peer_asn || peer.conf?.peer_asn || 0);
     this.publish(address, asn, sessionState(peer.state?.session_state));
@@ -332,7 +332,7 @@ function toPeerStatus(peer: ApiObject): PeerStatus {
     received += Number(af.state?.received ?? 0);
   }
   return {
-    address: String(peer.state?.neighbor_address || peer.conf?.neighbor_address),
+    address: peerAddress(peer),
     asn: Number(peer.state?.peer_asn || peer.conf?.peer_asn),
     state,
     adminDown: peer.state?.admin_state === 'DOWN' || peer.state?.admin_state === 'PFX_CT',
