@@ -76,6 +76,7 @@ export async function runAgent(config: AgentConfig, opts: RunAgentOptions): Prom
       config: config.nats,
       name: `l4fleet-agent-${config.node.name}`,
       logger,
+      clock,
       onConnectionChange: (c) => {
         metrics.natsConnected.set(c ? 1 : 0);
         if (c) agent?.events.flush();

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { connect, Events, type NatsConnection, type Subscription } from 'nats';
 import type { Logger } from 'pino';
+import { type Clock, systemClock } from '../clock.js';
 import type { NatsSection } from '../config/types.js';
 import type { EventTransport } from './publisher.js';
 
@@ -21,6 +22,8 @@ export interface NatsLinkOptions {
   readonly logger: Logger;
   /** Connection state changes (metrics, flushing the publisher). */
   readonly onConnectionChange?: (connected: boolean) => void;
+  /** Time for the first-connect retry; default the system clock. */
+  readonly clock?: Clock;
 }
 
 const RETRY_FIRST_CONNECT_MS = 1_000;
@@ -40,7 +43,8 @@ export function createNatsLink(opts: NatsLinkOptions): NatsLink {
   let nc: NatsConnection | undefined;
   let connected = false;
   let closed = false;
-  let retryTimer: ReturnType<typeof setTimeout> | undefined;
+  const clock = opts.clock ?? systemClock;
+  let retryTimer: unknown;
 
   const setConnected = (c: boolean) => {
     if (c === connected) return;
@@ -96,8 +100,7 @@ export function createNatsLink(opts: NatsLinkOptions): NatsLink {
       void conn.closed().then(() => setConnected(false));
     } catch (err) {
       log.warn({ event: 'natsConnectFailed', servers: opts.config.servers, err: (err as Error).message });
-      retryTimer = setTimeout(() => void start(), RETRY_FIRST_CONNECT_MS);
-      retryTimer.unref?.();
+      retryTimer = clock.setTimeout(() => void start(), RETRY_FIRST_CONNECT_MS);
     }
   };
   void start();
@@ -114,7 +117,7 @@ export function createNatsLink(opts: NatsLinkOptions): NatsLink {
     },
     async close() {
       closed = true;
-      if (retryTimer) clearTimeout(retryTimer);
+      clock.clearTimeout(retryTimer);
       const conn = nc;
       nc = undefined;
       connected = false;
