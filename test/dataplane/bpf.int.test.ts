@@ -4,7 +4,7 @@
  * table swaps, restart over the pinned maps, bad input.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import {
   type BpfDataPlane,
@@ -496,6 +496,10 @@ describe.skipIf(!built)('bpf data plane', () => {
     expect(delta.vips.map((v) => v.action)).toEqual(['updated', 'unchanged']);
     const removed = await second.apply([tables[1] as VipTable]);
     expect(removed.vips.map((v) => v.action)).toEqual(['unchanged', 'removed']);
+    // removeState: the filter and every pin go (the kernel frees the maps with their last reference).
+    await second.close({ removeState: true });
+    expect(existsSync(`${BPFFS}/t${pins}`)).toBe(false);
+    expect((await topo.node.run(['tc', 'filter', 'show', 'dev', 'eth0', 'ingress'])).stdout).not.toContain('l4f_node');
   }, 60_000);
 
   test('ICMP - fragmentation needed / packet too big about a VIP flow reaches the backend that owns the flow', async () => {

@@ -419,6 +419,8 @@ static void remove_all(void)
 	struct bpf_map *m;
 	bpf_object__for_each_map(m, obj)
 	{
+		/* Internal maps (node.rodata, ...) are never pinned; bpffs refuses names with a dot (EPERM). */
+		if (strchr(bpf_map__name(m), '.')) continue;
 		char path[1100];
 		snprintf(path, sizeof(path), "%s/%s", pin_dir, bpf_map__name(m));
 		if (unlink(path) && errno != ENOENT) return reply_err(errno, "unpinning %s: %s", path, strerror(errno));
