@@ -33,8 +33,12 @@ export const MAX_TOTAL_TABLE_SLOTS = 67_108_864;
 export const MAX_YAML_NODES = 1_500_000;
 /** Bracket nesting depth of a fleet file (a fleet needs 4: `{pools: [{members: [{`). */
 export const MAX_FLEET_DEPTH = 32;
-/** YAML alias expansions per file (the `yaml` library's maxAliasCount): stops billion-laughs alias bombs. */
-export const MAX_YAML_ALIASES = 100;
+/**
+ * YAML alias uses per file, weighted by the aliases inside the anchored node (the `yaml` library's maxAliasCount):
+ * nested alias ("billion laughs") bombs of 6 levels and more are refused. Aliases resolve to shared objects and the
+ * count bounds below are checked per reference, so a fleet can reuse one anchored health check in every pool.
+ */
+export const MAX_YAML_ALIASES = 10_000;
 /** HTTP health check path, in characters. */
 export const MAX_HTTP_PATH_CHARS = 2_048;
 /**
