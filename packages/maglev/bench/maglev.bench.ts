@@ -76,12 +76,19 @@ const large = (() => {
   const size = 1_000_003;
   const before = buildNamedTable(list, size);
   const after = buildNamedTable(list.slice(1), size);
-  let t0 = performance.now();
-  const c100k = churn(before, after);
-  const churnMs = performance.now() - t0;
-  t0 = performance.now();
-  const stats = tableStats(before);
-  const statsMs = performance.now() - t0;
+  // Best of three: the first run also pays for compiling the loops.
+  let churnMs = Number.POSITIVE_INFINITY;
+  let statsMs = Number.POSITIVE_INFINITY;
+  let c100k = churn(before, after);
+  let stats = tableStats(before);
+  for (let r = 0; r < 3; r++) {
+    let t0 = performance.now();
+    c100k = churn(before, after);
+    churnMs = Math.min(churnMs, performance.now() - t0);
+    t0 = performance.now();
+    stats = tableStats(before);
+    statsMs = Math.min(statsMs, performance.now() - t0);
+  }
   return { size, backends: list.length, churnMs, statsMs, removeOne: c100k.fraction, spread: stats.spread };
 })();
 

@@ -16,9 +16,11 @@ export interface TableStats {
 }
 
 export function tableStats(table: NamedTable): TableStats {
-  const counts = new Array<number>(table.backends.length).fill(0);
+  const counts = new Int32Array(table.backends.length);
   let empty = 0;
-  for (const i of table.slots) {
+  const slots = table.slots;
+  for (let s = 0; s < slots.length; s++) {
+    const i = slots[s] as number;
     if (i === NO_BACKEND) empty += 1;
     else counts[i] = (counts[i] as number) + 1;
   }
