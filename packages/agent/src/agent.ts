@@ -120,6 +120,7 @@ export function createAgent(deps: AgentDeps): Agent {
     config: config.bgp,
     clock,
     metrics,
+    events,
     logger: log,
     onChange: () => reports.status(),
   });

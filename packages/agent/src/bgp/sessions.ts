@@ -7,6 +7,7 @@ import type { Speaker } from '@l4fleet/bgp';
 import type { Logger } from 'pino';
 import { type Clock, sleep } from '../clock.js';
 import type { BgpSection } from '../config/types.js';
+import type { EventPublisher } from '../events/publisher.js';
 import type { AgentMetrics } from '../observe/metrics.js';
 
 /** Pause before setting up gobgpd again after a failure that is not retried by the speaker itself, ms. */
@@ -17,6 +18,7 @@ export interface BgpSessionsOptions {
   readonly config: BgpSection;
   readonly clock: Clock;
   readonly metrics: AgentMetrics;
+  readonly events: Pick<EventPublisher, 'emit'>;
   readonly logger: Logger;
   /** A session changed state (status record). */
   readonly onChange: () => void;
@@ -44,6 +46,7 @@ export function createBgpSessions(opts: BgpSessionsOptions): BgpSessions {
   const follow = async (): Promise<void> => {
     try {
       for (const p of await speaker.peerStates()) setState(p.address, p.state);
+      metrics.gobgpdReachable.set(1);
     } catch {
       // gobgpd not there yet: events will tell
     }
@@ -51,7 +54,13 @@ export function createBgpSessions(opts: BgpSessionsOptions): BgpSessions {
       for await (const ev of speaker.peerEvents()) {
         if (closed) break;
         setState(ev.address, ev.state);
-        log.info({ event: 'bgpSession', peer: ev.address, state: ev.state, previous: ev.previousState });
+        // A hung gobgpd (SIGSTOP, deadlock) answers no call: the speaker's resync times out and says so here. The
+        // router drops the node within its hold time meanwhile (RFC 4271 §6.5); the operator should learn why.
+        const unreachable = ev.reason === 'gobgpdUnreachable';
+        metrics.gobgpdReachable.set(unreachable ? 0 : 1);
+        const reason = ev.reason ? { reason: ev.reason } : {};
+        log.info({ event: 'bgpSession', peer: ev.address, state: ev.state, previous: ev.previousState, ...reason });
+        opts.events.emit('bgp.session', { peer: ev.address, state: ev.state, previous: ev.previousState, ...reason });
         opts.onChange();
       }
     } catch (err) {

@@ -14,6 +14,7 @@ export const EVENT_KINDS = [
   'member.health',
   'state.rejected',
   'record.rejected',
+  'bgp.session',
 ] as const;
 
 export type EventKind = (typeof EVENT_KINDS)[number];
@@ -56,4 +57,6 @@ export interface AgentEventData {
   'state.rejected': { error: string; code: string };
   /** A record the store refused (family: desired, decided, nodes, health, election); the last good state serves. */
   'record.rejected': { family: string; key?: string; code: string; error: string };
+  /** A BGP session changed state; reason `gobgpdUnreachable`: gobgpd stopped answering (dead or hung), not the peer. */
+  'bgp.session': { peer: string; state: string; previous: string; reason?: string };
 }

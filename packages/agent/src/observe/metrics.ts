@@ -38,6 +38,7 @@ export interface AgentMetrics {
   readonly lastStateSavesTotal: Counter<'result'>;
   readonly lastStateBytes: Gauge;
   readonly lastStateAgeSeconds: Gauge;
+  readonly gobgpdReachable: Gauge;
   setNodeState(state: NodeState): void;
   setSessionState(peer: string, state: string): void;
   /** Reads data-plane counters on each scrape. */
@@ -81,6 +82,11 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
     aggregatorLeader: new Gauge({
       name: 'l4fleet_aggregator_leader',
       help: '1 while this node decides member status',
+      registers: r,
+    }),
+    gobgpdReachable: new Gauge({
+      name: 'l4fleet_gobgpd_reachable',
+      help: '1 while gobgpd answers the agent (0: dead or hung; the router drops the node within its hold time)',
       registers: r,
     }),
     bgpSessionState: new Gauge({
