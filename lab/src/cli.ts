@@ -57,6 +57,11 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .option('--nodes <n>', 'balancer nodes', int('nodes'), 3)
     .option('--backends <n>', 'backends', int('backends'), 4)
     .option('--clients <n>', 'client hosts', int('clients'), 1)
+    .addOption(
+      new Option('--etcd-members <n>', 'etcd cluster members (all in the control host)')
+        .choices(['1', '3', '5'])
+        .default('3'),
+    )
     .addOption(new Option('--runtime <runtime>', 'where the hosts run').choices(['netns', 'docker']).default('netns'))
     .addOption(
       new Option('--mode <mode>', 'agent: nodes run the l4fleet agent; static: gobgpd announcements, no agent')
@@ -77,6 +82,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
         nodes: o.nodes,
         backends: o.backends,
         clients: o.clients,
+        etcdMembers: Number(o.etcdMembers),
         controlSlot: o.controlSlot,
         mode: o.mode,
         runtime: o.runtime,
@@ -86,7 +92,8 @@ export function createLabProgram(io: LabIo = processIo): Command {
       io.out(
         `lab "${lab.id}" is up (${s.runtime}, ${lab.mode} mode): ${s.nodes.length} nodes, ${s.backends.length} backends`,
       );
-      io.out(`etcd: ${s.etcd.endpoints.join(',')}   try: l4fleet --etcd ${s.etcd.endpoints[0]} status`);
+      io.out(`etcd: ${s.etcd.endpoints.join(',')}`);
+      io.out(`try: export L4FLEET_ETCD=${s.etcd.endpoints.join(',')}; l4fleet status`);
       for (const v of s.vips) io.out(`vip ${v.protocol} ${v.address} port ${v.port}`);
     });
 
@@ -118,6 +125,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
           `node    ${n.name.padEnd(10)} ${n.address.padEnd(15)} bgp ${n.bgp}${n.killed ? ' killed' : ''} announces ${n.announced.join(' ') || '-'}`,
         );
       }
+      for (const m of s.etcd.members) io.out(`etcd    ${m.name.padEnd(10)} ${m.endpoint}${m.killed ? ' killed' : ''}`);
       for (const b of s.backends) io.out(`backend ${b.name.padEnd(10)} ${b.address}${b.failed ? ' failed' : ''}`);
       for (const [prefix, hops] of Object.entries(s.router.nextHops))
         io.out(`router  ${prefix} via ${hops.join(', ')}`);
@@ -147,8 +155,8 @@ export function createLabProgram(io: LabIo = processIo): Command {
 
   program
     .command('kill')
-    .description('hard-fail a node: link down, processes killed, no graceful withdraw')
-    .argument('<node>')
+    .description('hard-fail a node (link down, processes killed, no graceful withdraw) or an etcd member (SIGKILL)')
+    .argument('<node>', 'a node or an etcd member (etcd1..)')
     .action(async (node: string, _o, cmd: Command) => {
       await Lab.open(labId(cmd), log).kill(node);
       io.out(`${node} killed`);
@@ -156,8 +164,8 @@ export function createLabProgram(io: LabIo = processIo): Command {
 
   program
     .command('restart')
-    .description('bring a node back (link up, gobgpd and agent started again)')
-    .argument('<node>')
+    .description('bring a node back (link up, gobgpd and agent started again) or an etcd member (on its data)')
+    .argument('<node>', 'a node or an etcd member (etcd1..)')
     .action(async (node: string, _o, cmd: Command) => {
       await Lab.open(labId(cmd), log).restart(node);
       io.out(`${node} restarted`);

@@ -21,6 +21,7 @@ export {
   startIdentityServer,
 } from './identity/server.js';
 export { agentArgv, agentAvailable, agentConfig, agentYaml, cliBin } from './runtime/agent.js';
+export { daemonPid, restartAgent, signalDaemon } from './runtime/faults.js';
 export { applyDefaultFleet } from './runtime/fleet-apply.js';
 export { bgpdConfig } from './runtime/frr.js';
 export { announce, announced, gobgpdStaticConfig, neighbors, withdraw } from './runtime/gobgp.js';
@@ -43,14 +44,16 @@ export {
   type Runtime,
   readEvents,
 } from './runtime/state.js';
-export { type LabStatus, type NodeStatus, routerNextHops } from './runtime/status.js';
+export { type EtcdMemberStatus, type LabStatus, type NodeStatus, routerNextHops } from './runtime/status.js';
 export { containerlabYaml, IMAGES, toContainerlab } from './topology/containerlab.js';
 export { labFleet, labFleetYaml } from './topology/fleet.js';
 export {
   BGP_HOLD_TIME_S,
   BGP_KEEPALIVE_S,
   buildTopology,
+  DEFAULT_ETCD_MEMBERS,
   DEFAULT_LAB_ID,
+  type EtcdMember,
   hostOf,
   hostsOfKind,
   LAB_PREFIX,

@@ -28,7 +28,12 @@ describe('lab agent config', () => {
         password: 'l4fleet-lab',
       });
       expect(c.bgp.gobgpdAddress).toBe('127.0.0.1:50051');
-      expect(c.etcd.endpoints).toEqual(['http://198.19.9.2:2379']);
+      // Every member of the lab's etcd cluster: the agent's client fails over between them.
+      expect(c.etcd.endpoints).toEqual([
+        'http://198.19.9.2:2379',
+        'http://198.19.9.2:12379',
+        'http://198.19.9.2:22379',
+      ]);
       expect(c.nats.servers).toEqual(['nats://198.19.9.2:4222']);
       expect(c.metrics.listen).toBe(`198.19.9.${10 + i}:9469`);
     },

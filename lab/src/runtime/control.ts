@@ -1,20 +1,23 @@
 /** The control network's daemons: etcd and NATS in the control namespace, reachable from the host and the nodes. */
 import { join } from 'node:path';
 import { etcdMemberArgv, natsArgv as natsServerArgv } from '@l4fleet/daemons';
-import type { Topology } from '../topology/model.js';
-import { ETCD_CLIENT_PORT, NATS_PORT } from '../topology/model.js';
+import type { EtcdMember, Topology } from '../topology/model.js';
+import { NATS_PORT } from '../topology/model.js';
 
-export function etcdArgv(topology: Topology, dataDir: string): string[] {
-  const addr = topology.control.address;
-  // Peer traffic stays inside the control namespace: a one-member cluster.
-  const peerUrl = 'http://127.0.0.1:2380';
+/**
+ * One member of the lab's etcd cluster. All members live in the control host on their own ports, peers on loopback;
+ * a member killed and started again rejoins on its data dir (`--initial-cluster-state new` is ignored once the data
+ * dir holds a member: etcd docs, "clustering").
+ */
+export function etcdArgv(topology: Topology, dataDir: string, member: EtcdMember): string[] {
+  const { address, etcdMembers } = topology.control;
   return etcdMemberArgv({
-    name: 'l4f',
-    dataDir: join(dataDir, 'etcd'),
-    listenClientUrl: `http://${addr}:${ETCD_CLIENT_PORT},http://127.0.0.1:${ETCD_CLIENT_PORT}`,
-    advertiseClientUrl: `http://${addr}:${ETCD_CLIENT_PORT}`,
-    peerUrl,
-    initialCluster: `l4f=${peerUrl}`,
+    name: member.name,
+    dataDir: join(dataDir, member.name),
+    listenClientUrl: `${member.clientUrl},http://127.0.0.1:${member.clientPort}`,
+    advertiseClientUrl: `http://${address}:${member.clientPort}`,
+    peerUrl: member.peerUrl,
+    initialCluster: etcdMembers.map((m) => `${m.name}=${m.peerUrl}`).join(','),
   });
 }
 

@@ -75,9 +75,9 @@ export function containerSpec(topology: Topology, host: LabHost, hostDirOf: (h: 
       ];
       break;
     case 'control': {
-      const etcd = etcdArgv(topology, '/var/lib/l4fleet').join(' ');
+      const etcd = topology.control.etcdMembers.map((m) => `${etcdArgv(topology, '/var/lib/l4fleet', m).join(' ')} & `);
       const nats = natsArgv(topology, '/var/lib/l4fleet').join(' ');
-      command = ['sh', '-c', `mkdir -p /var/lib/l4fleet && ${etcd} & exec ${nats}`];
+      command = ['sh', '-c', `mkdir -p /var/lib/l4fleet && ${etcd.join('')}exec ${nats}`];
       break;
     }
     default:

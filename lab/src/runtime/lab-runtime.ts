@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { LabError } from '../errors.js';
-import { hostOf, type Topology } from '../topology/model.js';
+import { type EtcdMember, hostOf, type Topology } from '../topology/model.js';
 import type { LabMode, Runtime } from './state.js';
 
 /** The network namespace of `host` (named like the netns runtime's in both runtimes). */
@@ -40,8 +40,8 @@ export interface LabRuntime {
   startHost(lab: LabContext, host: string): Promise<void>;
   /** Starts a failed backend's service again; its links stay. */
   restoreService(lab: LabContext, host: string): Promise<void>;
-  /** Stops etcd hard (SIGKILL), as a crashed or partitioned control plane. */
-  stopEtcd(lab: LabContext, pid: number | undefined): Promise<void>;
-  /** Starts etcd again (on its data); the caller waits until it answers. */
-  startEtcd(lab: LabContext): Promise<void>;
+  /** Stops one etcd member hard (SIGKILL), as a crashed or partitioned member. */
+  stopEtcd(lab: LabContext, member: EtcdMember, pid: number | undefined): Promise<void>;
+  /** Starts one etcd member again (on its data); the caller waits until it answers. */
+  startEtcd(lab: LabContext, member: EtcdMember): Promise<void>;
 }

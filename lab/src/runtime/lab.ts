@@ -12,8 +12,10 @@ import {
   attachmentOf,
   backendName,
   buildTopology,
+  etcdMemberOf,
   hostOf,
   hostsOfKind,
+  isEtcdMember,
   nextNodeIndex,
   nodeName,
   segmentOf,
@@ -64,6 +66,7 @@ export function topologyOf(state: LabState): Topology {
     backends: state.backends,
     clients: state.clients,
     controlSlot: state.controlSlot,
+    etcdMembers: state.etcdMembers ?? 1,
   });
 }
 
@@ -127,6 +130,7 @@ export class Lab implements LabContext {
       runtime,
       mode,
       controlSlot: topology.controlSlot,
+      etcdMembers: topology.control.etcdMembers.length,
       clients: hostsOfKind(topology, 'client').length,
       backends: hostsOfKind(topology, 'backend').length,
       nodeIndexes: [...topology.nodeIndexes],
@@ -200,16 +204,42 @@ export class Lab implements LabContext {
     await waitVipsAnswer(this.topology, left());
   }
 
-  /** Stops etcd hard (SIGKILL), as a crashed or partitioned control plane; `startEtcd` brings it back. */
-  async stopEtcd(): Promise<void> {
-    await this.runtime.stopEtcd(this, this.state.pids.control?.etcd);
-    appendEvent(this.id, { event: 'etcdStopped', host: 'control' });
+  /**
+   * Stops etcd members hard (SIGKILL; default: all), as crashed or partitioned members; `startEtcd` brings them back.
+   * With a majority gone the cluster has no quorum: nothing is read or written until it is back.
+   */
+  async stopEtcd(names: readonly string[] = this.etcdMemberNames()): Promise<void> {
+    const members = names.map((n) => etcdMemberOf(this.topology, n));
+    for (const m of members) await this.runtime.stopEtcd(this, m, this.state.pids.control?.[m.name]);
+    this.state.killed = [...new Set([...this.state.killed, ...names])];
+    this.save();
+    for (const m of members) appendEvent(this.id, { event: 'etcdStopped', host: m.name });
   }
 
-  async startEtcd(timeoutMs = DEFAULT_ETCD_START_TIMEOUT_MS): Promise<void> {
-    await this.runtime.startEtcd(this);
-    await waitEtcd(this.topology, timeoutMs);
-    appendEvent(this.id, { event: 'etcdStarted', host: 'control' });
+  /**
+   * Starts etcd members (default: all that were stopped; a running one is restarted) and, if a quorum then runs,
+   * waits until they answer. A member started while the majority is still down waits for it, serving nothing.
+   */
+  async startEtcd(
+    names: readonly string[] = this.etcdMemberNames().filter((n) => this.killed.includes(n)),
+    timeoutMs = DEFAULT_ETCD_START_TIMEOUT_MS,
+  ): Promise<void> {
+    const members = names.map((n) => etcdMemberOf(this.topology, n));
+    for (const m of members) {
+      const pid = this.state.pids.control?.[m.name];
+      if (!this.killed.includes(m.name)) await this.runtime.stopEtcd(this, m, pid);
+      await this.runtime.startEtcd(this, m);
+    }
+    this.state.killed = this.state.killed.filter((n) => !names.includes(n));
+    this.save();
+    const all = this.topology.control.etcdMembers;
+    const live = all.filter((m) => !this.killed.includes(m.name));
+    if (live.length > all.length / 2) await waitEtcd(this.topology, timeoutMs, members);
+    for (const m of members) appendEvent(this.id, { event: 'etcdStarted', host: m.name });
+  }
+
+  private etcdMemberNames(): string[] {
+    return this.topology.control.etcdMembers.map((m) => m.name);
   }
 
   /**
@@ -276,7 +306,10 @@ export class Lab implements LabContext {
     for (const [host, roles] of Object.entries(this.state.pids)) {
       if (this.state.killed.includes(host)) continue;
       const running = await namespacePids(this.ns(host));
-      for (const pid of Object.values(roles)) if (!running.includes(pid)) return false;
+      // A killed etcd member is a role of the control host.
+      for (const [role, pid] of Object.entries(roles)) {
+        if (!this.state.killed.includes(role) && !running.includes(pid)) return false;
+      }
     }
     return true;
   }
@@ -308,8 +341,12 @@ export class Lab implements LabContext {
     if (fabric.ipv6) await run(['ip', '-6', 'neigh', 'flush', 'to', fabric.ipv6], { namespace, allowFailure: true });
   }
 
-  /** Hard failure: the node's link goes down first (no goodbye on the wire), then all its processes are killed. */
+  /**
+   * Hard failure: the node's link goes down first (no goodbye on the wire), then all its processes are killed.
+   * An etcd member's name (`etcd2`) kills that member only (stopEtcd).
+   */
   async kill(node: string): Promise<void> {
+    if (isEtcdMember(this.topology, node)) return this.stopEtcd([node]);
     this.requireKind(node, 'node');
     const namespace = this.ns(node);
     await run(['ip', 'link', 'set', 'eth0', 'down'], { namespace });
@@ -326,6 +363,7 @@ export class Lab implements LabContext {
    * went down lost its routes and IPv6 addresses), then gobgpd and the agent started again.
    */
   async restart(node: string, readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<void> {
+    if (isEtcdMember(this.topology, node)) return this.startEtcd([node], readyTimeoutMs);
     this.requireKind(node, 'node');
     await killAll(await namespacePids(this.ns(node)));
     this.state.killed = this.state.killed.filter((n) => n !== node);

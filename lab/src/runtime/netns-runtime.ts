@@ -7,7 +7,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { frrDaemonArgv } from '@l4fleet/daemons';
 import { killAll, run, runScript, startDaemon, waitFor } from '@l4fleet/process';
-import { attachmentOf, hostOf, hostsOfKind } from '../topology/model.js';
+import { attachmentOf, type EtcdMember, hostOf, hostsOfKind } from '../topology/model.js';
 import { agentArgv, agentAvailable } from './agent.js';
 import { etcdArgv, natsArgv } from './control.js';
 import { backendListen } from './docker.js';
@@ -28,8 +28,9 @@ function daemon(lab: LabContext, host: string, role: string, argv: readonly stri
   lab.recordPid(host, role, p.pid);
 }
 
-function startEtcdDaemon(lab: LabContext): void {
-  daemon(lab, 'control', 'etcd', etcdArgv(lab.topology, lab.hostDir('control')));
+/** The member's pid is recorded under its name (`lab kill etcd2` finds it). */
+function startEtcdDaemon(lab: LabContext, member: EtcdMember): void {
+  daemon(lab, 'control', member.name, etcdArgv(lab.topology, lab.hostDir('control'), member));
 }
 
 async function startRouter(lab: LabContext): Promise<void> {
@@ -54,6 +55,11 @@ function startBackend(lab: LabContext, name: string): void {
   ]);
 }
 
+/** The node's agent on its agent.yaml (written anew); `faults.ts` restarts it after a crash with this. */
+export function startAgent(lab: LabContext, name: string): void {
+  daemon(lab, name, 'agent', agentArgv(writeAgentConfig(lab, name)));
+}
+
 /** gobgpd sidecar, then the agent (agent mode) or static announcements + forwarder (static mode). */
 async function startNode(lab: LabContext, name: string): Promise<void> {
   const { topology } = lab;
@@ -62,7 +68,7 @@ async function startNode(lab: LabContext, name: string): Promise<void> {
   await observe(lab, name);
   if (lab.mode === 'agent') {
     daemon(lab, name, 'gobgpd', gobgpdArgv());
-    daemon(lab, name, 'agent', agentArgv(writeAgentConfig(lab, name)));
+    startAgent(lab, name);
     return;
   }
   const conf = join(lab.hostDir(name), 'gobgpd.toml');
@@ -95,7 +101,7 @@ export const netnsRuntime: LabRuntime = {
   },
   async build(lab) {
     await runScript(topologyScript(lab.topology));
-    startEtcdDaemon(lab);
+    for (const m of lab.topology.control.etcdMembers) startEtcdDaemon(lab, m);
     daemon(lab, 'control', 'nats', natsArgv(lab.topology, lab.hostDir('control')));
     await startRouter(lab);
     for (const b of hostsOfKind(lab.topology, 'backend')) startBackend(lab, b.name);
@@ -106,10 +112,10 @@ export const netnsRuntime: LabRuntime = {
     await startProcesses(lab, host);
   },
   restoreService: startProcesses,
-  async stopEtcd(_lab, pid) {
+  async stopEtcd(_lab, _member, pid) {
     if (pid !== undefined) await killAll([pid]);
   },
-  async startEtcd(lab) {
-    startEtcdDaemon(lab);
+  async startEtcd(lab, member) {
+    startEtcdDaemon(lab, member);
   },
 };

@@ -1,7 +1,7 @@
 /** Waiting for the lab to be ready, from the outside: etcd answers, the router's ECMP route, the VIPs answer. */
 import { run, waitFor } from '@l4fleet/process';
 import { vipSpec } from '../topology/containerlab.js';
-import { attachmentOf, hostsOfKind, type Topology, VIP_TCP } from '../topology/model.js';
+import { attachmentOf, type EtcdMember, hostsOfKind, type Topology, VIP_TCP } from '../topology/model.js';
 import { hostNamespace } from './lab-runtime.js';
 import { routerNextHops } from './status.js';
 
@@ -12,10 +12,15 @@ function routerNs(topology: Topology): string {
   return hostNamespace(topology, 'router');
 }
 
-export function waitEtcd(topology: Topology, timeoutMs: number): Promise<boolean> {
-  const endpoints = topology.control.etcdEndpoints.join(',');
+/** Waits until every member of `members` (default: all) answers a health check (it needs a quorum to). */
+export function waitEtcd(
+  topology: Topology,
+  timeoutMs: number,
+  members: readonly EtcdMember[] = topology.control.etcdMembers,
+): Promise<boolean> {
+  const endpoints = members.map((m) => m.clientUrl).join(',');
   return waitFor(
-    'etcd',
+    `etcd ${members.map((m) => m.name).join(',')}`,
     async () => {
       const health = ['etcdctl', '--endpoints', endpoints, 'endpoint', 'health'];
       const r = await run(health, { allowFailure: true, timeoutMs: ETCD_HEALTH_TIMEOUT_MS });

@@ -19,12 +19,17 @@ export interface LabState {
   /** `agent`: nodes run the l4fleet agent; `static`: gobgpd announces the VIPs and a stateless nft rule forwards. */
   readonly mode: LabMode;
   readonly controlSlot: number;
+  /** etcd cluster members; absent in states written before the lab ran a cluster (then 1). */
+  readonly etcdMembers?: number;
   readonly clients: number;
   backends: number;
   nodeIndexes: number[];
-  /** Nodes killed with `lab kill` until `lab restart`, backends failed with `lab fail-backend` until `restore-backend`. */
+  /**
+   * Nodes and etcd members killed with `lab kill` until `lab restart`, backends failed with `lab fail-backend` until
+   * `restore-backend`.
+   */
   killed: string[];
-  /** Host name -> process role -> pid. */
+  /** Host name -> process role -> pid (the control host's etcd members by member name). */
   pids: Record<string, Record<string, number>>;
   readonly createdAt: string;
   upAt?: string;

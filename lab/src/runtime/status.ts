@@ -20,11 +20,19 @@ export interface NodeStatus {
   readonly announced: readonly string[];
 }
 
+export interface EtcdMemberStatus {
+  /** `etcd<i>`: what `lab kill` / `lab restart` take. */
+  readonly name: string;
+  readonly endpoint: string;
+  /** By `lab kill <member>` until `lab restart <member>`. */
+  readonly killed: boolean;
+}
+
 export interface LabStatus {
   readonly id: string;
   readonly runtime: Runtime;
   readonly mode: LabMode;
-  readonly etcd: { readonly endpoints: readonly string[] };
+  readonly etcd: { readonly endpoints: readonly string[]; readonly members: readonly EtcdMemberStatus[] };
   readonly nats: { readonly url: string };
   readonly vips: readonly { name: string; address: string; port: number; protocol: string }[];
   readonly nodes: readonly NodeStatus[];
@@ -102,7 +110,14 @@ export async function collectStatus(lab: StatusInput): Promise<LabStatus> {
     id: lab.id,
     runtime: lab.runtime,
     mode: lab.mode,
-    etcd: { endpoints: [...topology.control.etcdEndpoints] },
+    etcd: {
+      endpoints: [...topology.control.etcdEndpoints],
+      members: topology.control.etcdMembers.map((m) => ({
+        name: m.name,
+        endpoint: m.clientUrl,
+        killed: lab.killed.includes(m.name),
+      })),
+    },
     nats: { url: topology.control.natsUrl },
     vips: topology.vips.map((v) => ({ name: v.name, address: v.address, port: v.port, protocol: v.protocol })),
     nodes,

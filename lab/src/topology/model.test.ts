@@ -64,8 +64,23 @@ describe('lab topology - model', () => {
       if (s.name === 'control') expect(other?.ipv4Prefix).not.toBe(s.ipv4Prefix);
       else expect(other).toEqual(s);
     }
-    expect(a.control.etcdEndpoints).toEqual(['http://198.19.1.2:2379']);
+    expect(a.control.etcdEndpoints).toEqual([
+      'http://198.19.1.2:2379',
+      'http://198.19.1.2:12379',
+      'http://198.19.1.2:22379',
+    ]);
     expect(prefixLength(a.segments.find((s) => s.name === 'control')?.ipv4Prefix ?? '')).toBe(24);
+  });
+
+  test('etcd: three members by default, one on request; names never collide with hosts', () => {
+    const t = buildTopology();
+    expect(t.control.etcdMembers.map((m) => [m.name, m.clientUrl, m.peerUrl])).toEqual([
+      ['etcd1', 'http://198.19.0.2:2379', 'http://127.0.0.1:2380'],
+      ['etcd2', 'http://198.19.0.2:12379', 'http://127.0.0.1:12380'],
+      ['etcd3', 'http://198.19.0.2:22379', 'http://127.0.0.1:22380'],
+    ]);
+    for (const m of t.control.etcdMembers) expect(t.hosts.map((h) => h.name)).not.toContain(m.name);
+    expect(buildTopology({ etcdMembers: 1 }).control.etcdEndpoints).toEqual(['http://198.19.0.2:2379']);
   });
 
   test('add-node takes the next index, never reusing a name', () => {
@@ -80,6 +95,7 @@ describe('lab topology - model', () => {
     [{ nodes: 0 }, 'nodes 0'],
     [{ backends: 151 }, 'backends 151'],
     [{ controlSlot: 256 }, 'controlSlot 256'],
+    [{ etcdMembers: 2 }, 'etcdMembers 2 is not one of 1, 3, 5'],
   ])('invalid options are refused naming the field: %j', (options, message) => {
     expect(() => buildTopology(options)).toThrow(LabError);
     expect(() => buildTopology(options)).toThrow(message);

@@ -25,6 +25,13 @@ export const BGP_HOLD_TIME_S = 3;
 export const BGP_KEEPALIVE_S = 1;
 export const BGP_PASSWORD = 'l4fleet-lab';
 export const ETCD_CLIENT_PORT = 2379;
+export const ETCD_PEER_PORT = 2380;
+/** Member i listens on ETCD_CLIENT_PORT + (i - 1) * this (2379, 12379, 22379), as etcd's own Procfile does. */
+export const ETCD_MEMBER_PORT_STEP = 10_000;
+/** Three members: the smallest cluster that keeps quorum (and writes) when one member dies (etcd's FAQ). */
+export const DEFAULT_ETCD_MEMBERS = 3;
+/** An even count adds no fault tolerance over the odd count below it (quorum = floor(n/2) + 1). */
+export const ETCD_MEMBER_COUNTS: readonly number[] = [1, 3, 5];
 export const NATS_PORT = 4222;
 export const AGENT_METRICS_PORT = 9469;
 export const GOBGPD_API_PORT = 50051;
@@ -79,7 +86,27 @@ export interface Topology {
     readonly keepaliveS: number;
     readonly password: string;
   };
-  readonly control: { readonly address: string; readonly etcdEndpoints: readonly string[]; readonly natsUrl: string };
+  readonly control: {
+    readonly address: string;
+    /** Every member's client URL, in member order: what nodes and the CLI are given. */
+    readonly etcdEndpoints: readonly string[];
+    readonly etcdMembers: readonly EtcdMember[];
+    readonly natsUrl: string;
+  };
+}
+
+/** One etcd member of the lab: all live in the control host, on their own ports (`lab kill etcd2` stops one). */
+export interface EtcdMember {
+  /** `etcd<i>`: never a host name, so `lab kill` / `lab restart` tell them apart. */
+  readonly name: string;
+  readonly clientPort: number;
+  readonly clientUrl: string;
+  /** Peer traffic stays inside the control host (loopback). */
+  readonly peerUrl: string;
+}
+
+export function etcdMemberName(index: number): string {
+  return `etcd${index}`;
 }
 
 export interface TopologyOptions {
@@ -92,6 +119,8 @@ export interface TopologyOptions {
   controlSlot?: number;
   /** Node indexes to build (default 1..nodes); add-node appends the next free index. */
   nodeIndexes?: readonly number[];
+  /** etcd cluster members, 1, 3 (default) or 5. */
+  etcdMembers?: number;
 }
 
 export const VIP_TCP: LabVip = { name: 'web', address: '198.51.100.10', port: 80, protocol: 'tcp' };
@@ -137,6 +166,13 @@ export function buildTopology(options: TopologyOptions = {}): Topology {
   checkCount('backends', backends, 1, MAX_BACKENDS);
   checkCount('clients', clients, 1, 16);
   checkCount('controlSlot', slot, 0, 255);
+  const etcdMemberCount = options.etcdMembers ?? DEFAULT_ETCD_MEMBERS;
+  if (!ETCD_MEMBER_COUNTS.includes(etcdMemberCount)) {
+    throw new LabError(
+      'OPTION_INVALID',
+      `etcdMembers ${etcdMemberCount} is not one of ${ETCD_MEMBER_COUNTS.join(', ')}`,
+    );
+  }
 
   const ns = (h: string) => namespaceOf(id, h);
   const nodes = nodeIndexes.map(nodeName);
@@ -182,6 +218,7 @@ export function buildTopology(options: TopologyOptions = {}): Topology {
     ],
   };
   const controlAddress = `198.19.${slot}.2`;
+  const etcdMembers = etcdMembersOf(controlAddress, etcdMemberCount);
   const control: Segment = {
     name: 'control',
     ipv4Prefix: `198.19.${slot}.0/24`,
@@ -210,10 +247,36 @@ export function buildTopology(options: TopologyOptions = {}): Topology {
     },
     control: {
       address: controlAddress,
-      etcdEndpoints: [`http://${controlAddress}:${ETCD_CLIENT_PORT}`],
+      etcdEndpoints: etcdMembers.map((m) => m.clientUrl),
+      etcdMembers,
       natsUrl: `nats://${controlAddress}:${NATS_PORT}`,
     },
   };
+}
+
+function etcdMembersOf(address: string, count: number): EtcdMember[] {
+  return range(1, count).map((i) => {
+    const step = (i - 1) * ETCD_MEMBER_PORT_STEP;
+    return {
+      name: etcdMemberName(i),
+      clientPort: ETCD_CLIENT_PORT + step,
+      clientUrl: `http://${address}:${ETCD_CLIENT_PORT + step}`,
+      peerUrl: `http://127.0.0.1:${ETCD_PEER_PORT + step}`,
+    };
+  });
+}
+
+/** Whether `name` is one of the lab's etcd members: `lab kill` / `lab restart` take a node or an etcd member. */
+export function isEtcdMember(topology: Topology, name: string): boolean {
+  return topology.control.etcdMembers.some((m) => m.name === name);
+}
+
+/** The lab's etcd member `name`; throws naming the members if there is none. */
+export function etcdMemberOf(topology: Topology, name: string): EtcdMember {
+  const member = topology.control.etcdMembers.find((m) => m.name === name);
+  if (member) return member;
+  const names = topology.control.etcdMembers.map((m) => m.name).join(', ');
+  throw new LabError('HOST_UNKNOWN', `"${name}" is not an etcd member of lab "${topology.id}" (members: ${names})`);
 }
 
 function range(from: number, to: number): number[] {
