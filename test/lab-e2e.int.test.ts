@@ -3,19 +3,8 @@
  * flows and 50 UDP flows from the client; each step prints its disruption table. Needs root and the built CLI with
  * the `agent` command (`npm run build`); without the agent the suite is skipped, never faked.
  */
-import {
-  agentAvailable,
-  cliBin,
-  DEFAULT_BROKEN_AFTER_MS,
-  disruptionTable,
-  downLab,
-  FlowRun,
-  type FlowSummary,
-  Lab,
-  run,
-  VIP_TCP,
-  VIP_UDP,
-} from '@l4fleet/lab';
+import { agentAvailable, DEFAULT_BROKEN_AFTER_MS, downLab, FlowRun, Lab, VIP_TCP, VIP_UDP } from '@l4fleet/lab';
+import { brokenIds, l4fleet, sleep, step } from '@l4fleet/test-support/lab-scenario';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const agentReady = await agentAvailable();
@@ -27,30 +16,6 @@ const HEALTH_FALL = 3;
 
 let lab: Lab;
 let flows: FlowRun;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function l4fleet(...args: string[]): Promise<string> {
-  const etcd = lab.topology.control.etcdEndpoints.join(',');
-  return (await run([process.execPath, cliBin(), '--etcd', etcd, ...args], { timeoutMs: 30_000 })).stdout;
-}
-
-function brokenIds(): Set<number> {
-  return new Set(flows.report.flows.filter((f) => f.state === 'broken').map((f) => f.id));
-}
-
-/** Settles, prints the step's disruption table, returns the summary and the flows broken during the step. */
-async function step(
-  name: string,
-  before: Set<number>,
-  settleMs: number,
-): Promise<{ s: FlowSummary; broken: number[] }> {
-  await sleep(settleMs);
-  const s = await flows.summary();
-  console.log(disruptionTable(name, s));
-  const broken = [...brokenIds()].filter((i) => !before.has(i));
-  return { s, broken };
-}
 
 async function nextHopsWithout(address: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -79,6 +44,7 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
     for (const f of sample) {
       const vip = f.protocol === 'tcp' ? VIP_TCP : VIP_UDP;
       const out = await l4fleet(
+        lab,
         'explain',
         'flow',
         `${f.localAddress}:${f.localPort}`,
@@ -91,62 +57,62 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
   }, 120_000);
 
   test('1. add a node: 0 flows broken; the new node carries >= 15% of new flows', async () => {
-    const before = brokenIds();
+    const before = brokenIds(flows);
     await flows.mark();
     const name = await lab.addNode();
     await lab.waitNextHops(4, 30_000);
     await flows.open(200, 0);
-    const { s, broken } = await step(`add ${name}`, before, 2_500);
+    const { s, broken } = await step(flows, `add ${name}`, before, 2_500);
     expect(broken).toEqual([]);
     expect((s.newFlows.perNode[name] ?? 0) / s.newFlows.total).toBeGreaterThanOrEqual(0.15);
   }, 120_000);
 
   test('2. drain a node: 0 broken; longest pause <= 250 ms; it carries no flows afterwards', async () => {
-    const before = brokenIds();
+    const before = brokenIds(flows);
     await flows.mark();
     // node1's address from the lab, not written here: a stale literal would match no next hop and pass at once.
     const node1 = (await lab.status()).nodes.find((n) => n.name === 'node1')?.address;
     expect(node1).toMatch(/^198\.18\./);
     expect((await lab.status()).router.nextHops[`${VIP_TCP.address}/32`]).toContain(node1);
-    await l4fleet('node', 'drain', 'node1');
+    await l4fleet(lab, 'node', 'drain', 'node1');
     await nextHopsWithout(node1 as string, 20_000);
-    const { s, broken } = await step('drain node1', before, 4_000);
+    const { s, broken } = await step(flows, 'drain node1', before, 4_000);
     expect(broken).toEqual([]);
     expect(s.longestPauseMs).toBeLessThanOrEqual(250);
     expect(s.perNode.node1 ?? 0).toBe(0);
     expect((await lab.status()).nodes.find((n) => n.name === 'node1')?.announced).toEqual([]);
-    await l4fleet('node', 'undrain', 'node1');
+    await l4fleet(lab, 'node', 'undrain', 'node1');
     await lab.waitNextHops(4, 30_000);
   }, 120_000);
 
   test('3. kill a node: 0 broken; longest pause <= 4 s (hold timer)', async () => {
-    const before = brokenIds();
+    const before = brokenIds(flows);
     await flows.mark();
     await lab.kill('node2');
     await lab.waitNextHops(3, 15_000);
-    const { s, broken } = await step('kill node2', before, 2_000);
+    const { s, broken } = await step(flows, 'kill node2', before, 2_000);
     expect(broken).toEqual([]);
     expect(s.longestPauseMs).toBeLessThanOrEqual(4_000);
   }, 60_000);
 
   test('4. add a backend: 0 existing flows broken (affinity); >= 15% of new flows go to it', async () => {
-    const before = brokenIds();
+    const before = brokenIds(flows);
     await flows.mark();
     const name = await lab.addBackend();
     const address = lab.topology.segments
       .find((x) => x.name === 'fabric')
       ?.attachments.find((a) => a.host === name)?.ipv4;
-    await l4fleet('member', 'add', 'web', `${address}:${VIP_TCP.port}`, '--name', name);
+    await l4fleet(lab, 'member', 'add', 'web', `${address}:${VIP_TCP.port}`, '--name', name);
     // rise 2 x interval 1 s, plus the tables reaching every node
     await sleep(HEALTH_INTERVAL_MS * 2 + 2_000);
     await flows.open(300, 0);
-    const { s, broken } = await step(`add ${name}`, before, 2_000);
+    const { s, broken } = await step(flows, `add ${name}`, before, 2_000);
     expect(broken).toEqual([]);
     expect((s.newFlows.perBackend[name] ?? 0) / s.newFlows.total).toBeGreaterThanOrEqual(0.15);
   }, 120_000);
 
   test('5. fail a backend: only its flows break; its share moves to the others within interval x fall + 1 s', async () => {
-    const before = brokenIds();
+    const before = brokenIds(flows);
     const existing = new Set(flows.report.flows.map((f) => f.id));
     const victims = new Set(
       flows.report.flows.filter((f) => f.state === 'open' && f.backend === 'backend3').map((f) => f.id),
@@ -172,22 +138,22 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
     }
     // The failed backend's own flows: TCP is reset by its dead port, UDP stays on it (affinity) until the timeout.
     const deadline = Date.now() + DEFAULT_BROKEN_AFTER_MS + 5_000;
-    while (Date.now() < deadline && ![...victims].every((v) => brokenIds().has(v))) await sleep(250);
-    const { broken } = await step(`fail backend3 (new flows reached it until ${lastHitMs} ms)`, before, 0);
+    while (Date.now() < deadline && ![...victims].every((v) => brokenIds(flows).has(v))) await sleep(250);
+    const { broken } = await step(flows, `fail backend3 (new flows reached it until ${lastHitMs} ms)`, before, 0);
     console.log(`fail backend3: share moved after <= ${lastHitMs} ms (bound ${boundMs} ms); victims ${victims.size}`);
     expect(broken.filter((i) => existing.has(i) && !victims.has(i))).toEqual([]);
-    expect([...victims].filter((v) => !brokenIds().has(v))).toEqual([]);
+    expect([...victims].filter((v) => !brokenIds(flows).has(v))).toEqual([]);
     expect(lastHitMs).toBeLessThanOrEqual(boundMs);
   }, 120_000);
 
   test('6. etcd down for 60 s: 0 broken, announcements unchanged', async () => {
-    const before = brokenIds();
+    const before = brokenIds(flows);
     const announced = (await lab.status()).nodes.map((n) => [n.name, n.announced]);
     await flows.mark();
     await lab.stopEtcd();
     // Longer than the flows' own broken-after timeout, so a silent stall would show up as broken flows.
     await sleep(Math.max(60_000, DEFAULT_BROKEN_AFTER_MS + 1_000));
-    const { broken } = await step('etcd down 60 s', before, 0);
+    const { broken } = await step(flows, 'etcd down 60 s', before, 0);
     const after = (await lab.status()).nodes.map((n) => [n.name, n.announced]);
     await lab.startEtcd();
     expect(broken).toEqual([]);
