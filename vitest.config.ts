@@ -11,6 +11,7 @@ const ALL = ['packages/*/src/**/*.test.ts', 'lab/src/**/*.test.ts', 'test/**/*.t
 const TIMED = [
   'test/lab-e2e.int.test.ts',
   'test/lab-faults.int.test.ts',
+  'test/lab-bfd.int.test.ts',
   'test/lab-netns.int.test.ts',
   'test/lab-docker.int.test.ts',
   'test/agent.int.test.ts',

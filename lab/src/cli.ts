@@ -1,5 +1,6 @@
 /** `l4fleet-lab` (and `l4fleet lab ...`, which execs it): the lab's command line. */
 import { spawn } from 'node:child_process';
+import { DEFAULT_BFD_DETECT_MULTIPLIER, DEFAULT_BFD_INTERVAL_MS } from '@l4fleet/daemons';
 import { run } from '@l4fleet/process';
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
@@ -74,6 +75,14 @@ export function createLabProgram(io: LabIo = processIo): Command {
       int('control-slot'),
       controlSlotDefault(),
     )
+    .option(
+      '--bfd-interval-ms <ms>',
+      'BFD (RFC 5880) interval, both directions, router <-> each node (netns runtime)',
+      int('bfd-interval-ms'),
+      DEFAULT_BFD_INTERVAL_MS,
+    )
+    .option('--bfd-multiplier <n>', 'BFD detect multiplier', int('bfd-multiplier'), DEFAULT_BFD_DETECT_MULTIPLIER)
+    .option('--no-bfd', 'no BFD: a dead node is noticed by the BGP hold timer')
     .option('--no-install', 'do not install missing Debian packages')
     .action(async (o, cmd: Command) => {
       if (o.install) await run(['bash', `${repoRoot()}/scripts/install-system-deps.sh`], { timeoutMs: 900_000 });
@@ -83,6 +92,8 @@ export function createLabProgram(io: LabIo = processIo): Command {
         backends: o.backends,
         clients: o.clients,
         etcdMembers: Number(o.etcdMembers),
+        // The Docker runtime's router and node images run no bfdd (yet): BFD there is off.
+        bfd: o.bfd && o.runtime === 'netns' ? { intervalMs: o.bfdIntervalMs, multiplier: o.bfdMultiplier } : undefined,
         controlSlot: o.controlSlot,
         mode: o.mode,
         runtime: o.runtime,
@@ -111,7 +122,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
 
   program
     .command('status')
-    .description('the lab as JSON: etcd, VIPs, nodes (BGP, drained, announced), backends, router next hops')
+    .description('the lab as JSON: etcd, VIPs, nodes (BGP, BFD, drained, announced), backends, router next hops')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['json', 'text']).default('text'))
     .action(async (o, cmd: Command) => {
       const s = await Lab.open(labId(cmd), log).status();
@@ -122,7 +133,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
       io.out(`lab "${s.id}" (${s.runtime}, ${s.mode} mode)  etcd ${s.etcd.endpoints.join(',')}`);
       for (const n of s.nodes) {
         io.out(
-          `node    ${n.name.padEnd(10)} ${n.address.padEnd(15)} bgp ${n.bgp}${n.killed ? ' killed' : ''} announces ${n.announced.join(' ') || '-'}`,
+          `node    ${n.name.padEnd(10)} ${n.address.padEnd(15)} bgp ${n.bgp}${n.bfd ? ` bfd ${n.bfd}` : ''}${n.killed ? ' killed' : ''} announces ${n.announced.join(' ') || '-'}`,
         );
       }
       for (const m of s.etcd.members) io.out(`etcd    ${m.name.padEnd(10)} ${m.endpoint}${m.killed ? ' killed' : ''}`);

@@ -1,5 +1,5 @@
 /**
- * The lab router: FRR zebra + bgpd in the router namespace (launcher: @l4fleet/daemons). One explicit neighbor per
+ * The lab router: FRR zebra + bgpd (+ bfdd with BFD) in the router namespace (launcher: @l4fleet/daemons). One explicit neighbor per
  * node in the peer-group NODES (MD5, timers, both unicast families), eBGP multipath so the VIP /32 gets one kernel
  * next hop per announcing node (per-flow L4 ECMP, RFC 7938 §5).
  *
@@ -11,7 +11,14 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { addFrrNeighbor, type FrrOptions, type FrrPaths, frrBgpdConfig, prepareFrrDir } from '@l4fleet/daemons';
+import {
+  addFrrNeighbor,
+  bfdTimers,
+  type FrrOptions,
+  type FrrPaths,
+  frrBgpdConfig,
+  prepareFrrDir,
+} from '@l4fleet/daemons';
 import { attachmentOf, hostsOfKind, type Topology } from '../topology/model.js';
 
 export const MAX_ECMP_PATHS = 64;
@@ -22,8 +29,14 @@ export function nodeAddresses(topology: Topology): string[] {
   return hostsOfKind(topology, 'node').map((n) => attachmentOf(topology, 'fabric', n.name).ipv4);
 }
 
+/** The bfdd profile of the router's sessions to the nodes (`lab up --bfd-interval-ms`, `--bfd-multiplier`). */
+export const BFD_PROFILE = 'nodes';
+
 export function routerOptions(topology: Topology): FrrOptions {
   const { bgp } = topology;
+  // BFD (RFC 5880/5881): bgpd registers each node's session with bfdd and drops the node, with its routes, as soon as
+  // the session goes down (intervalMs x multiplier) instead of at the end of the hold time.
+  const bfd = bgp.bfd ? bfdTimers(bgp.bfd.intervalMs, bgp.bfd.multiplier) : undefined;
   return {
     asn: bgp.routerAsn,
     routerId: bgp.routerAddress,
@@ -36,7 +49,9 @@ export function routerOptions(topology: Topology): FrrOptions {
       keepaliveS: bgp.keepaliveS,
       holdTimeS: bgp.holdTimeS,
       members: nodeAddresses(topology),
+      ...(bfd ? { bfdProfile: BFD_PROFILE } : {}),
     },
+    ...(bfd ? { bfdProfiles: [{ name: BFD_PROFILE, ...bfd }] } : {}),
     maximumPaths: MAX_ECMP_PATHS,
   };
 }

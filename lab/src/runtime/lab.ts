@@ -60,14 +60,8 @@ const RUNTIMES: Readonly<Record<Runtime, LabRuntime>> = { netns: netnsRuntime, d
 
 /** The topology a state describes: the hosts `up` made plus those added since. */
 export function topologyOf(state: LabState): Topology {
-  return buildTopology({
-    id: state.id,
-    nodeIndexes: state.nodeIndexes,
-    backends: state.backends,
-    clients: state.clients,
-    controlSlot: state.controlSlot,
-    etcdMembers: state.etcdMembers ?? 1,
-  });
+  const { id, nodeIndexes, backends, clients, controlSlot, bfd } = state;
+  return buildTopology({ id, nodeIndexes, backends, clients, controlSlot, etcdMembers: state.etcdMembers ?? 1, bfd });
 }
 
 export class Lab implements LabContext {
@@ -131,6 +125,7 @@ export class Lab implements LabContext {
       mode,
       controlSlot: topology.controlSlot,
       etcdMembers: topology.control.etcdMembers.length,
+      ...(topology.bgp.bfd ? { bfd: topology.bgp.bfd } : {}),
       clients: hostsOfKind(topology, 'client').length,
       backends: hostsOfKind(topology, 'backend').length,
       nodeIndexes: [...topology.nodeIndexes],

@@ -9,6 +9,7 @@ import { frrDaemonArgv } from '@l4fleet/daemons';
 import { killAll, run, runScript, startDaemon, waitFor } from '@l4fleet/process';
 import { attachmentOf, type EtcdMember, hostOf, hostsOfKind } from '../topology/model.js';
 import { agentArgv, agentAvailable } from './agent.js';
+import { prepareNodeBfdd } from './bfd.js';
 import { etcdArgv, natsArgv } from './control.js';
 import { backendListen } from './docker.js';
 import { prepareFrr } from './frr.js';
@@ -43,6 +44,13 @@ async function startRouter(lab: LabContext): Promise<void> {
     50,
   );
   daemon(lab, 'router', 'bgpd', frrDaemonArgv('bgpd', paths));
+  if (lab.topology.bgp.bfd) daemon(lab, 'router', 'bfdd', frrDaemonArgv('bfdd', paths));
+}
+
+/** The node's standalone bfdd (bfd.ts), when the lab runs BFD; before gobgpd, so BFD is up when BGP is. */
+function startNodeBfdd(lab: LabContext, name: string): void {
+  const paths = prepareNodeBfdd(lab.topology, name, lab.hostDir(name));
+  if (paths) daemon(lab, name, 'bfdd', frrDaemonArgv('bfdd', paths));
 }
 
 function startBackend(lab: LabContext, name: string): void {
@@ -66,6 +74,7 @@ async function startNode(lab: LabContext, name: string): Promise<void> {
   const namespace = lab.ns(name);
   const fabric = attachmentOf(topology, 'fabric', name);
   await observe(lab, name);
+  startNodeBfdd(lab, name);
   if (lab.mode === 'agent') {
     daemon(lab, name, 'gobgpd', gobgpdArgv());
     startAgent(lab, name);

@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LabError } from '../errors.js';
+import type { LabBfd } from '../topology/model.js';
 
 /** Override with L4FLEET_LAB_STATE_DIR; /run is a tmpfs, so a reboot (which also drops namespaces) empties it. */
 export const DEFAULT_STATE_ROOT = '/run/l4fleet-lab';
@@ -21,6 +22,8 @@ export interface LabState {
   readonly controlSlot: number;
   /** etcd cluster members; absent in states written before the lab ran a cluster (then 1). */
   readonly etcdMembers?: number;
+  /** BFD timers of the router-node sessions; absent: no BFD (also in states written before the lab had it). */
+  readonly bfd?: LabBfd;
   readonly clients: number;
   backends: number;
   nodeIndexes: number[];

@@ -4,6 +4,7 @@ import { run } from '@l4fleet/process';
 import { LabError } from '../errors.js';
 import { attachmentOf, hostsOfKind, type Topology } from '../topology/model.js';
 import { cliBin } from './agent.js';
+import { routerBfdStates } from './bfd.js';
 import { nodeGobgp } from './gobgp.js';
 import { hostNamespace } from './lab-runtime.js';
 import type { LabMode, Runtime } from './state.js';
@@ -16,6 +17,11 @@ export interface NodeStatus {
   readonly killed: boolean;
   /** From the control plane; null while the lab cannot read it (static mode, etcd not answering). */
   readonly drained: boolean | null;
+  /**
+   * The router's BFD session to the node (FRR bfdd state: `up`, `down`, `init`, `shutdown`); null when the lab runs
+   * no BFD (`lab up --no-bfd`, Docker runtime), `Unknown` when the router's bfdd does not answer.
+   */
+  readonly bfd: string | null;
   /** Prefixes in the node's gobgpd RIB, i.e. what it announces. */
   readonly announced: readonly string[];
 }
@@ -86,6 +92,7 @@ export async function collectStatus(lab: StatusInput): Promise<LabStatus> {
     parseBgpSummary,
     () => undefined,
   );
+  const bfd = topology.bgp.bfd ? await routerBfdStates(router, lab.vtyDir) : undefined;
   const drained = lab.mode === 'agent' ? await readDrainFlags(topology) : undefined;
   const nodes: NodeStatus[] = [];
   for (const n of hostsOfKind(topology, 'node')) {
@@ -97,6 +104,7 @@ export async function collectStatus(lab: StatusInput): Promise<LabStatus> {
       address: fabric.ipv4,
       bgp: summary ? (peer?.state ?? 'Idle') : 'Unknown',
       killed,
+      bfd: topology.bgp.bfd ? (bfd ? (bfd.get(fabric.ipv4) ?? 'down') : 'Unknown') : null,
       drained: drained?.get(n.name) ?? null,
       announced: killed ? [] : await gobgpRibPrefixes(nodeGobgp(hostNamespace(topology, n.name))).catch(() => []),
     });

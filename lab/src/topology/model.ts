@@ -24,6 +24,9 @@ export const NODE_ASN = 65001;
 export const BGP_HOLD_TIME_S = 3;
 export const BGP_KEEPALIVE_S = 1;
 export const BGP_PASSWORD = 'l4fleet-lab';
+/** BFD (RFC 5880) timer bounds as FRR's bfdd takes them. */
+export const BFD_INTERVAL_MS_RANGE: readonly [number, number] = [10, 60_000];
+export const BFD_MULTIPLIER_RANGE: readonly [number, number] = [2, 255];
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
 /** Member i listens on ETCD_CLIENT_PORT + (i - 1) * this (2379, 12379, 22379), as etcd's own Procfile does. */
@@ -85,6 +88,8 @@ export interface Topology {
     readonly holdTimeS: number;
     readonly keepaliveS: number;
     readonly password: string;
+    /** BFD on every router-node session; undefined: none, a dead node is noticed by the hold timer. */
+    readonly bfd: LabBfd | undefined;
   };
   readonly control: {
     readonly address: string;
@@ -109,6 +114,12 @@ export function etcdMemberName(index: number): string {
   return `etcd${index}`;
 }
 
+/** BFD timers of the router-node sessions (both ends): a dead node is noticed within intervalMs x multiplier. */
+export interface LabBfd {
+  readonly intervalMs: number;
+  readonly multiplier: number;
+}
+
 export interface TopologyOptions {
   /** Lab id, part of every name (`l4f-<id>-node1`); 1-8 of [a-z0-9]. Default `lab`. */
   id?: string;
@@ -121,6 +132,8 @@ export interface TopologyOptions {
   nodeIndexes?: readonly number[];
   /** etcd cluster members, 1, 3 (default) or 5. */
   etcdMembers?: number;
+  /** BFD between the router and every node (netns runtime); default none. `lab up` turns it on with 100 ms x 3. */
+  bfd?: LabBfd | undefined;
 }
 
 export const VIP_TCP: LabVip = { name: 'web', address: '198.51.100.10', port: 80, protocol: 'tcp' };
@@ -166,6 +179,10 @@ export function buildTopology(options: TopologyOptions = {}): Topology {
   checkCount('backends', backends, 1, MAX_BACKENDS);
   checkCount('clients', clients, 1, 16);
   checkCount('controlSlot', slot, 0, 255);
+  if (options.bfd) {
+    checkCount('bfd.intervalMs', options.bfd.intervalMs, ...BFD_INTERVAL_MS_RANGE);
+    checkCount('bfd.multiplier', options.bfd.multiplier, ...BFD_MULTIPLIER_RANGE);
+  }
   const etcdMemberCount = options.etcdMembers ?? DEFAULT_ETCD_MEMBERS;
   if (!ETCD_MEMBER_COUNTS.includes(etcdMemberCount)) {
     throw new LabError(
@@ -244,6 +261,7 @@ export function buildTopology(options: TopologyOptions = {}): Topology {
       holdTimeS: BGP_HOLD_TIME_S,
       keepaliveS: BGP_KEEPALIVE_S,
       password: BGP_PASSWORD,
+      bfd: options.bfd ? { intervalMs: options.bfd.intervalMs, multiplier: options.bfd.multiplier } : undefined,
     },
     control: {
       address: controlAddress,

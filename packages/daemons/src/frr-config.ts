@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type BfddOptions, type BfdTimers, frrBfddConfig } from './frr-bfd.js';
 
 export const FRR_DAEMON_DIR = '/usr/lib/frr';
 
@@ -17,6 +18,12 @@ export interface FrrPeerSettings {
   /** Default 1 s / 3 s, like the node side (packages/bgp). */
   readonly keepaliveS?: number;
   readonly holdTimeS?: number;
+  /**
+   * BFD (RFC 5880) for the session: bgpd registers it with bfdd (which must run: `bfdd` in `daemons`) and drops
+   * the neighbour, with its routes, as soon as BFD reports it down, instead of waiting for the hold timer. The
+   * value names a bfdd profile (`FrrOptions.bfdProfiles`) with the timers; default none (no BFD).
+   */
+  readonly bfdProfile?: string;
 }
 
 export interface FrrNeighbor extends FrrPeerSettings {
@@ -48,6 +55,8 @@ export interface FrrOptions {
   readonly gracefulShutdownPolicy?: boolean;
   /** Lines added inside `router bgp` (before the neighbours). */
   readonly extraBgpConfig?: readonly string[];
+  /** bfdd profiles (timers) that `bfdProfile` refers to; written to bfdd.conf. Default none. */
+  readonly bfdProfiles?: readonly ({ readonly name: string } & BfdTimers)[];
 }
 
 export const DEFAULT_MAXIMUM_PATHS = 8;
@@ -59,6 +68,7 @@ function sessionLines(target: string, p: FrrPeerSettings): string[] {
     ` neighbor ${target} timers ${p.keepaliveS ?? 1} ${p.holdTimeS ?? 3}`,
     // Retry the TCP connection every second (default 120 s), so sessions come up as soon as the node listens.
     ` neighbor ${target} timers connect 1`,
+    ...(p.bfdProfile ? [` neighbor ${target} bfd`, ` neighbor ${target} bfd profile ${p.bfdProfile}`] : []),
   ];
 }
 
@@ -115,7 +125,10 @@ export function frrPaths(dir: string): FrrPaths {
   return { dir, vtyDir: join(dir, 'vty'), zservSocket: join(dir, 'zserv.api') };
 }
 
-/** Writes zebra.conf and bgpd.conf into `dir` (made if missing) and hands it to frr, which the daemons run as. */
+/**
+ * Writes zebra.conf, bgpd.conf (and bfdd.conf with `bfdProfiles`) into `dir` (made if missing) and hands it to frr,
+ * which the daemons run as.
+ */
 export function prepareFrrDir(dir: string, opts: FrrOptions): FrrPaths {
   const paths = frrPaths(dir);
   mkdirSync(paths.vtyDir, { recursive: true });
@@ -124,9 +137,25 @@ export function prepareFrrDir(dir: string, opts: FrrOptions): FrrPaths {
     `${opts.hostname ? `hostname ${opts.hostname}\n` : ''}log stdout informational\n`,
   );
   writeFileSync(join(dir, 'bgpd.conf'), frrBgpdConfig(opts));
+  if (opts.bfdProfiles) {
+    writeFileSync(join(dir, 'bfdd.conf'), frrBfddConfig({ hostname: opts.hostname, profiles: opts.bfdProfiles }));
+  }
   execFileSync('chown', ['-R', 'frr:frr', dir]);
   chmodSync(dir, 0o755);
   chownSync(paths.vtyDir, idOf('-u'), idOf('-g'));
+  return paths;
+}
+
+/**
+ * Writes bfdd.conf into `dir` (made if missing) for a bfdd of its own (a node's), hands the directory to frr and
+ * returns its paths. Only `dir` is chowned, so give it a directory of its own.
+ */
+export function prepareBfddDir(dir: string, opts: BfddOptions): FrrPaths {
+  const paths = frrPaths(dir);
+  mkdirSync(paths.vtyDir, { recursive: true });
+  writeFileSync(join(dir, 'bfdd.conf'), frrBfddConfig(opts));
+  execFileSync('chown', ['-R', 'frr:frr', dir]);
+  chmodSync(dir, 0o755);
   return paths;
 }
 
@@ -134,8 +163,10 @@ function idOf(flag: '-u' | '-g'): number {
   return Number(execFileSync('id', [flag, 'frr']).toString().trim());
 }
 
+export type FrrDaemon = 'zebra' | 'bgpd' | 'bfdd';
+
 /** argv of a daemon in the foreground (no -d): the pid that runs it is the daemon's, to stop and to kill. */
-export function frrDaemonArgv(daemon: 'zebra' | 'bgpd', paths: FrrPaths): string[] {
+export function frrDaemonArgv(daemon: FrrDaemon, paths: FrrPaths): string[] {
   return [
     join(FRR_DAEMON_DIR, daemon),
     '-u',

@@ -113,7 +113,8 @@ export async function startFrr(opts: FrrRouterOptions): Promise<FrrRouter> {
     await run(['ip', '-n', namespace, 'link', 'set', 'lo', 'up']);
     for (const s of ROUTER_SYSCTLS) await run(['sysctl', '-q', '-w', s], { namespace });
     const paths = prepareFrrDir(dir, opts);
-    for (const daemon of ['zebra', 'bgpd'] as const) {
+    const daemons = ['zebra', 'bgpd', ...(opts.bfdProfiles ? (['bfdd'] as const) : [])] as const;
+    for (const daemon of daemons) {
       children.push(spawnChild(frrDaemonArgv(daemon, paths), { namespace }));
     }
     await waitFor(

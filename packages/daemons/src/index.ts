@@ -15,8 +15,20 @@ export {
   singleMemberFlags,
 } from './etcd-flags.js';
 export {
+  type BfddOptions,
+  type BfdPeer,
+  type BfdPeerState,
+  type BfdTimers,
+  bfdTimers,
+  DEFAULT_BFD_DETECT_MULTIPLIER,
+  DEFAULT_BFD_INTERVAL_MS,
+  frrBfddConfig,
+  parseBfdPeers,
+} from './frr-bfd.js';
+export {
   DEFAULT_MAXIMUM_PATHS,
   FRR_DAEMON_DIR,
+  type FrrDaemon,
   type FrrNeighbor,
   type FrrOptions,
   type FrrPaths,
@@ -25,6 +37,7 @@ export {
   frrBgpdConfig,
   frrDaemonArgv,
   frrPaths,
+  prepareBfddDir,
   prepareFrrDir,
 } from './frr-config.js';
 export {

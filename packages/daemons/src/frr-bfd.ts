@@ -1,0 +1,86 @@
+/**
+ * FRR's bfdd (8.4): BFD, RFC 5880, single hop over UDP 3784 (RFC 5881). The same daemon on both ends: on the router
+ * beside bgpd, which registers a session per `neighbor X bfd` and drops the neighbour (and its routes) when bfdd
+ * reports the session down; on a node standalone, with the router as a configured peer, because gobgpd 3.10 has no
+ * BFD. Measured: standalone bfdd needs neither zebra nor bgpd when a peer names no interface (with `interface` it
+ * waits for zebra to report the interface and stays down).
+ */
+/** The lab's and the node's default: 100 ms x 3, a dead peer noticed within 300 ms. */
+export const DEFAULT_BFD_INTERVAL_MS = 100;
+export const DEFAULT_BFD_DETECT_MULTIPLIER = 3;
+
+/** RFC 5880 §6.8.1 timers as FRR takes them: 10-60000 ms each, multiplier 2-255. */
+export interface BfdTimers {
+  /** Required Min RX Interval we offer (ms). */
+  readonly receiveIntervalMs: number;
+  /** Desired Min TX Interval (ms). */
+  readonly transmitIntervalMs: number;
+  /** Detect Mult: missed packets before the session goes down. */
+  readonly detectMultiplier: number;
+}
+
+export function bfdTimers(intervalMs = DEFAULT_BFD_INTERVAL_MS, detectMultiplier = DEFAULT_BFD_DETECT_MULTIPLIER) {
+  return { receiveIntervalMs: intervalMs, transmitIntervalMs: intervalMs, detectMultiplier } satisfies BfdTimers;
+}
+
+/** A configured (not bgpd-registered) single-hop session, as a node runs it towards its router. */
+export interface BfdPeer extends BfdTimers {
+  readonly address: string;
+  /** Our source address on the link; required for a single-hop peer without an interface. */
+  readonly localAddress: string;
+}
+
+export interface BfddOptions {
+  readonly hostname?: string | undefined;
+  /** Named timer sets that bgpd refers to (`neighbor X bfd profile NAME`). */
+  readonly profiles?: readonly ({ readonly name: string } & BfdTimers)[];
+  readonly peers?: readonly BfdPeer[];
+}
+
+function timerLines(t: BfdTimers, indent: string): string[] {
+  return [
+    `${indent}receive-interval ${t.receiveIntervalMs}`,
+    `${indent}transmit-interval ${t.transmitIntervalMs}`,
+    `${indent}detect-multiplier ${t.detectMultiplier}`,
+  ];
+}
+
+/** The bfdd.conf for `opts`. */
+export function frrBfddConfig(opts: BfddOptions): string {
+  const lines = [...(opts.hostname ? [`hostname ${opts.hostname}`] : []), 'log stdout informational', '!', 'bfd'];
+  for (const p of opts.profiles ?? []) lines.push(` profile ${p.name}`, ...timerLines(p, '  '), ' !');
+  for (const p of opts.peers ?? []) {
+    lines.push(` peer ${p.address} local-address ${p.localAddress}`, ...timerLines(p, '  '), ' !');
+  }
+  lines.push('!', '');
+  return lines.join('\n');
+}
+
+/** One session from `show bfd peers json`. */
+export interface BfdPeerState {
+  readonly peer: string;
+  readonly local: string | undefined;
+  /** FRR's state: `up`, `down`, `init`, `shutdown` (admin-down). */
+  readonly status: string;
+  /** Seconds in the current state. */
+  readonly sinceS: number | undefined;
+}
+
+interface RawBfdPeer {
+  peer?: string;
+  local?: string;
+  status?: string;
+  uptime?: number;
+  downtime?: number;
+}
+
+/** Parses `show bfd peers json` (an array of sessions); entries without a peer address are skipped. */
+export function parseBfdPeers(json: string): BfdPeerState[] {
+  const doc = JSON.parse(json.trim() || '[]') as unknown;
+  if (!Array.isArray(doc)) return [];
+  return (doc as RawBfdPeer[]).flatMap((p) =>
+    typeof p?.peer === 'string'
+      ? [{ peer: p.peer, local: p.local, status: p.status ?? 'unknown', sinceS: p.uptime ?? p.downtime }]
+      : [],
+  );
+}
