@@ -309,7 +309,25 @@ static void dump(void)
 		size_t at = o.len;
 		uint32_t n = 0;
 		put32(&o, 0);
-		for (uint32_t idx = 0; idx < L4F_MAX_TABLES; idx++) {
+		/*
+		 * Only the two table indices of each VIP in l4f_vips (id * 2, id * 2 + 1): a lookup per possible
+		 * index would cost 8,192 syscalls per restart. A table of a VIP removed just before the agent stopped
+		 * (before the driver's sweep) is not seen and stays allocated until the index is used again.
+		 */
+		uint32_t ids[L4F_MAX_VIPS];
+		uint32_t nids = 0;
+		{
+			char key[sizeof(struct l4f_vip_key)], next[sizeof(struct l4f_vip_key)];
+			struct l4f_vip v;
+			void *prev = NULL;
+			while (nids < L4F_MAX_VIPS && bpf_map_get_next_key(small_fd[0], prev, next) == 0) {
+				memcpy(key, next, sizeof(key));
+				prev = key;
+				if (bpf_map_lookup_elem(small_fd[0], key, &v) == 0 && v.id < L4F_MAX_VIPS) ids[nids++] = v.id;
+			}
+		}
+		for (uint32_t k = 0; k < 2 * nids; k++) {
+			uint32_t idx = ids[k / 2] * 2 + (k & 1);
 			if (inner(idx)) continue;
 			put32(&o, idx);
 			put32(&o, inner_size[idx]);
