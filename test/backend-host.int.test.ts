@@ -286,12 +286,17 @@ describe('backend host - l4fleet backend on a real kernel', () => {
     expect((await status()).attached).toBe(true);
   });
 
-  test('backend host - teardown restores the previous sysctls, addresses and filters exactly', async () => {
+  test('backend host - teardown restores the previous sysctls, addresses and filters exactly; a failed setup too', async () => {
     await mustCli(setupArgs('gue'));
     const out = await mustCli(['teardown']);
     expect(out).toMatch(/torn down/);
     expect(await hostState()).toBe(pristine);
     expect((await bed.cli(['teardown'])).stdout).toMatch(/nothing to tear down/);
+    // A setup that fails part-way (after the sysctls and VIPs, at the program load) undoes its own steps.
+    const broken = await bed.cli(setupArgs('gue', ['--object', `${root}test/backend-host-encap.bpf.c`]));
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toMatch(/bpftool prog load .*backend-host-encap.bpf.c/);
+    expect(await hostState()).toBe(pristine);
     const st = await bed.cli(['status']);
     expect(st.code).toBe(1);
     expect(st.stderr).toMatch(/not set up/);

@@ -162,8 +162,13 @@ export async function setupBackend(input: BackendSetupInput, deps: BackendHostDe
     // 3. The program: a new generation only when the object changed (an upgrade; its counters start at 0).
     const fresh = !(await exists(exec, `${pinDir}/prog`));
     if (fresh) {
+      const baseExisted = await exists(exec, base);
+      // Registered before the load: a refused object leaves the directories mkdir made.
+      undo.push(async () => {
+        await exec(['rm', '-rf', pinDir]);
+        if (!baseExisted) await exec(['rmdir', base]);
+      });
       await loadProgram(exec, object, pinDir);
-      undo.push(() => exec(['rm', '-rf', pinDir]));
       changes.push({ what: 'program', detail: `${object.path} loaded, pinned at ${pinDir}` });
     }
     // 4. The allow lists and the config, filled before the filter sees a packet.
