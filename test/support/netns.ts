@@ -9,9 +9,16 @@
  *   await a.addr('eth0', '198.18.250.1/24'); await b.addr('eth0', '198.18.250.2/24');
  *   await a.run(['ping', '-c1', '198.18.0.2']);
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { killAll, namespacePids, type RunOptions as ProcessRunOptions, type RunResult, run } from '@l4fleet/process';
+import {
+  killAll,
+  namespacePids,
+  type RunOptions as ProcessRunOptions,
+  type RunResult,
+  run,
+  spawnChild,
+} from '@l4fleet/process';
 
 export type { RunResult };
 
@@ -67,7 +74,7 @@ export async function createNetnsLab(prefix = 'l4t'): Promise<NetnsLab> {
       run: (argv, opts) => exec(argv, opts, ns),
       sh: async (script, opts) => (await exec(['sh', '-c', script], opts, ns)).stdout,
       spawn: (argv) => {
-        const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawnChild(argv, { namespace: ns }).process;
         children.push(child);
         return child;
       },
