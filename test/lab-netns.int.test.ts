@@ -62,7 +62,13 @@ describe.sequential(`lab netns - lab ${id}`, () => {
     expect(s.router.nextHops[`${VIP_UDP.address}/32`]).toHaveLength(3);
     expect(s.router.nextHops[`${VIP_TCP6.address}/128`]).toHaveLength(3);
     expect(s.nodes[0]?.announced).toEqual(['198.51.100.10/32', '198.51.100.11/32', '2001:db8:100::10/128']);
-    expect(s.etcd.endpoints).toEqual([`http://198.19.${controlSlot}.2:2379`]);
+    // Three etcd members by default (lab up --etcd-members), each named in the status.
+    expect(s.etcd.endpoints).toEqual([2379, 12379, 22379].map((port) => `http://198.19.${controlSlot}.2:${port}`));
+    expect(s.etcd.members.map((m) => [m.name, m.killed])).toEqual([
+      ['etcd1', false],
+      ['etcd2', false],
+      ['etcd3', false],
+    ]);
     // etcd answers from the host: the control network is reachable from the root namespace.
     const health = await run(['etcdctl', '--endpoints', s.etcd.endpoints.join(','), 'endpoint', 'health']);
     expect(health.stderr + health.stdout).toMatch(/is healthy/);
