@@ -2,7 +2,7 @@
  * Defaults of agent.yaml, with units in the names. A default whose concept another package owns is that package's
  * constant, re-exported under the agent.yaml field's name.
  */
-import { DEFAULT_DIAL_TIMEOUT_MS } from '@l4fleet/store';
+import { DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_LEASE_TTL_S as STORE_LEASE_TTL_S } from '@l4fleet/store';
 
 export const DEFAULT_FLEET_NAME = 'default';
 export const DEFAULT_GOBGPD_ADDRESS = '127.0.0.1:50051';
@@ -14,8 +14,13 @@ export const DEFAULT_GRACEFUL_SHUTDOWN_MS = 2_000; // RFC 8326 §3: long enough 
 export const DEFAULT_ETCD_PREFIX = '/l4fleet';
 /** etcd.dialTimeoutMs: the store's per-endpoint dial deadline (also the agent's etcd probe timeout). */
 export const DEFAULT_ETCD_DIAL_TIMEOUT_MS = DEFAULT_DIAL_TIMEOUT_MS;
-/** etcd.leaseTtlS: the node's registration, reports and election lease (the store's own default, 10 s, is not used). */
-export const DEFAULT_LEASE_TTL_S = 5;
+/**
+ * etcd.leaseTtlS: the node's registration, reports and election lease; the store's default (10 s), which is above
+ * 1.5 x the ~6 s a watch or keepalive stream takes to leave a hung etcd member, so a node keeps its lease while its
+ * client fails over. A dead agent's records vanish (and a new aggregator is elected) within it; the data path does
+ * not wait for it (BGP hold time or BFD removes a dead node).
+ */
+export const DEFAULT_LEASE_TTL_S = STORE_LEASE_TTL_S;
 export const DEFAULT_NATS_SUBJECT_PREFIX = 'l4fleet';
 export const DEFAULT_MAX_PENDING_EVENTS = 1_000;
 export const DEFAULT_METRICS_PORT = 9469;

@@ -35,7 +35,7 @@ describe('agent config - parse', () => {
       passive: false,
       password: 's3cret',
     });
-    expect(c.etcd).toMatchObject({ prefix: '/l4fleet', dialTimeoutMs: 2_000, leaseTtlS: 5 });
+    expect(c.etcd).toMatchObject({ prefix: '/l4fleet', dialTimeoutMs: 2_000, leaseTtlS: 10 });
     expect(c.nats).toMatchObject({ servers: [], subjectPrefix: 'l4fleet', maxPendingEvents: 1_000 });
     expect(c.metrics.listen).toBe('127.0.0.1:9469');
     expect(c.dataplane).toEqual({ driver: 'nftables', table: 'l4fleet' });
