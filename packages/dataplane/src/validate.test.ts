@@ -104,7 +104,7 @@ describe('validateDesired - forwarding', () => {
 
   test.each([
     [
-      { ...good, forwarding: 'vxlan' as VipTable['forwarding'] },
+      { ...good, forwarding: 'vxlan' as NonNullable<VipTable['forwarding']> },
       'forwarding "vxlan" is not one of l2 | ipip | gre | gue',
     ],
     [{ ...good, forwarding: 'gue' as const, guePort: 0 }, 'guePort 0 is not a port'],
