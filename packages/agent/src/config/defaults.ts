@@ -2,6 +2,7 @@
  * Defaults of agent.yaml, with units in the names. A default whose concept another package owns is that package's
  * constant, re-exported under the agent.yaml field's name.
  */
+import { DEFAULT_BPFFS_PATH as DATAPLANE_BPFFS_PATH, DEFAULT_PIN_NAME as DATAPLANE_PIN_NAME } from '@l4fleet/dataplane';
 import { DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_LEASE_TTL_S as STORE_LEASE_TTL_S } from '@l4fleet/store';
 
 export const DEFAULT_FLEET_NAME = 'default';
@@ -26,6 +27,9 @@ export const DEFAULT_MAX_PENDING_EVENTS = 1_000;
 export const DEFAULT_METRICS_PORT = 9469;
 export const DEFAULT_METRICS_LISTEN = `127.0.0.1:${DEFAULT_METRICS_PORT}`;
 export const DEFAULT_NFT_TABLE = 'l4fleet';
+/** dataplane.bpffsPath and dataplane.pinName: the bpf driver's own defaults. */
+export const DEFAULT_BPFFS_PATH = DATAPLANE_BPFFS_PATH;
+export const DEFAULT_BPF_PIN_NAME = DATAPLANE_PIN_NAME;
 export const DEFAULT_MAX_CONCURRENT_PROBES = 256;
 export const DEFAULT_FORWARD_AFTER_WITHDRAW_MS = 3_000; // > BGP UPDATE propagation + FIB reprogramming
 export const DEFAULT_STATE_DIR = '/var/lib/l4fleet'; // FHS: variable state that survives a reboot

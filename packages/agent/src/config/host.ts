@@ -5,6 +5,7 @@
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
+import { bpfAvailable } from '@l4fleet/dataplane';
 
 export interface HostFacts {
   /** Whether a network interface of this name exists (in this network namespace). */
@@ -19,6 +20,8 @@ export interface HostFacts {
   onPath(program: string): boolean;
   /** Whether this process holds CAP_NET_ADMIN (nftables, qdiscs, BPF attach need it). */
   hasNetAdmin(): boolean;
+  /** The first missing file of the bpf data plane (its loader or its program object); undefined when it is built. */
+  missingBpfFile(): string | undefined;
 }
 
 /** CAP_NET_ADMIN's bit in /proc/self/status CapEff (linux/capability.h). */
@@ -59,6 +62,7 @@ export function systemHost(): HostFacts {
         .split(delimiter)
         .filter((d) => d !== '')
         .some((d) => accessible(join(d, program), constants.X_OK)),
+    missingBpfFile: () => bpfAvailable(),
     hasNetAdmin() {
       try {
         const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));

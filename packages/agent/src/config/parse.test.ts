@@ -102,7 +102,7 @@ describe('agent config - parse', () => {
         'etcd.endpoints[0]: "ftp://x" is not a URL (http:// or https://HOST:PORT)',
         'nats: user and password go together',
         'metrics.listen: "localhost" is not HOST:PORT (IPv6 as [ADDR]:PORT)',
-        'dataplane.driver: "ebpf" is not one of nftables | proxy | dry-run',
+        'dataplane.driver: "ebpf" is not one of nftables | bpf | proxy | dry-run',
         'dataplane.flowTimeoutTcpS: 0 is not seconds (1-604800)',
         'dataplane.flowTableSize: 1.5 is not a number of entries (1-16777216)',
         'dataplane.deltaWriter: "bpf" is not one of auto | netlink | nft',

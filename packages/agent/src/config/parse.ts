@@ -17,19 +17,17 @@ import {
   stringField as str,
 } from '@l4fleet/config';
 import { AgentError } from '../errors.js';
+import { parseDataPlane } from './dataplane.js';
 import * as d from './defaults.js';
-import {
-  type AgentConfig,
-  type BgpSection,
-  DATA_PLANE_DRIVERS,
-  type DataPlaneDriver,
-  type DeltaWriter,
-  type EtcdSection,
-  type LogLevel,
-  type NatsSection,
-  type NodeSection,
-  type PeerSection,
-  type TlsFiles,
+import type {
+  AgentConfig,
+  BgpSection,
+  EtcdSection,
+  LogLevel,
+  NatsSection,
+  NodeSection,
+  PeerSection,
+  TlsFiles,
 } from './types.js';
 
 const MAX_ASN = 0xffff_ffff;
@@ -269,18 +267,6 @@ export function parseAgentConfig(raw: unknown): AgentConfig {
   ]);
   const n = node(p, raw.node);
   const m = section(p, 'metrics', raw.metrics, ['listen']);
-  const dp = section(p, 'dataplane', raw.dataplane, [
-    'driver',
-    'table',
-    'proxyBindAddress',
-    'flowTimeoutTcpS',
-    'flowTimeoutUdpS',
-    'flowTableSize',
-    'deltaWriter',
-  ]);
-  // Unset: the driver's defaults (@l4fleet/dataplane: 300 s, 30 s, 65,536 entries, auto).
-  const seconds = (k: 'flowTimeoutTcpS' | 'flowTimeoutUdpS') =>
-    dp[k] === undefined ? {} : { [k]: int(p, `dataplane.${k}`, dp[k], 1, 604_800, 'seconds') };
   const h = section(p, 'health', raw.health, ['sourceAddress', 'maxConcurrentProbes']);
   const dr = section(p, 'drain', raw.drain, ['forwardAfterWithdrawMs']);
   const st = section(p, 'state', raw.state, ['enabled', 'dir', 'maxBytes', 'maxAgeS']);
@@ -291,36 +277,7 @@ export function parseAgentConfig(raw: unknown): AgentConfig {
     etcd: etcd(p, raw.etcd),
     nats: nats(p, raw.nats),
     metrics: { listen: hostPort(p, 'metrics.listen', m.listen, d.DEFAULT_METRICS_LISTEN, true) },
-    dataplane: {
-      driver: oneOf<DataPlaneDriver>(p, 'dataplane.driver', dp.driver, DATA_PLANE_DRIVERS, 'nftables'),
-      table: str(
-        p,
-        'dataplane.table',
-        dp.table,
-        /^[A-Za-z][A-Za-z0-9_]{0,63}$/,
-        'an nftables table name (a letter, then letters, digits, _)',
-        d.DEFAULT_NFT_TABLE,
-      ),
-      ...(dp.proxyBindAddress !== undefined
-        ? { proxyBindAddress: addr(p, 'dataplane.proxyBindAddress', dp.proxyBindAddress) }
-        : {}),
-      ...seconds('flowTimeoutTcpS'),
-      ...seconds('flowTimeoutUdpS'),
-      ...(dp.flowTableSize !== undefined
-        ? { flowTableSize: int(p, 'dataplane.flowTableSize', dp.flowTableSize, 1, 16_777_216, 'a number of entries') }
-        : {}),
-      ...(dp.deltaWriter !== undefined
-        ? {
-            deltaWriter: oneOf<DeltaWriter>(
-              p,
-              'dataplane.deltaWriter',
-              dp.deltaWriter,
-              ['auto', 'netlink', 'nft'],
-              'auto',
-            ),
-          }
-        : {}),
-    },
+    dataplane: parseDataPlane(p, raw.dataplane, n),
     health: {
       ...(h.sourceAddress !== undefined ? { sourceAddress: addr(p, 'health.sourceAddress', h.sourceAddress) } : {}),
       maxConcurrentProbes: int(

@@ -5,7 +5,7 @@
 import type { Peer } from '@l4fleet/bgp';
 
 /** The data-plane drivers agent.yaml may name; each has a factory in serve/drivers.ts (the compiler checks both). */
-export const DATA_PLANE_DRIVERS = ['nftables', 'proxy', 'dry-run'] as const;
+export const DATA_PLANE_DRIVERS = ['nftables', 'bpf', 'proxy', 'dry-run'] as const;
 export type DataPlaneDriver = (typeof DATA_PLANE_DRIVERS)[number];
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
@@ -97,10 +97,18 @@ export interface DataPlaneSection {
   /** nftables: idle seconds before a flow forgets its backend; default the driver's (300 TCP, 30 UDP). */
   readonly flowTimeoutTcpS?: number;
   readonly flowTimeoutUdpS?: number;
-  /** nftables: entries per flow map; default the driver's (65,536). */
+  /** nftables and bpf: entries per flow map (bpf: per flow LRU, one per family); default the driver's (65,536). */
   readonly flowTableSize?: number;
   /** nftables: how element-only deltas reach the kernel; default auto (netlink when built). */
   readonly deltaWriter?: DeltaWriter;
+  /** bpf: outer IPv4 source of encapsulated packets (ipip, gre, gue); default node.address. */
+  readonly encapSourceAddress?: string;
+  /** bpf: outer IPv6 source; default node.address6 (without either, IPv6 VIPs can only use `l2`). */
+  readonly encapSourceAddress6?: string;
+  /** bpf: the bpffs mount the maps are pinned under (mounted there when it is not one); default /sys/fs/bpf. */
+  readonly bpffsPath?: string;
+  /** bpf: pins go to `<bpffsPath>/<pinName>`, one data plane per name; default l4fleet. */
+  readonly pinName?: string;
 }
 
 export type DeltaWriter = 'auto' | 'netlink' | 'nft';

@@ -3,7 +3,7 @@
  * what each needs from the machine (checked by `l4fleet agent --check`, without side effects). A new driver is one
  * more name in DATA_PLANE_DRIVERS (config/types.ts) and one more entry here; the compiler asks for both.
  */
-import { createNftablesDataPlane, createProxyDataPlane, type DataPlane } from '@l4fleet/dataplane';
+import { createBpfDataPlane, createNftablesDataPlane, createProxyDataPlane, type DataPlane } from '@l4fleet/dataplane';
 import type { Logger } from 'pino';
 import type { HostFacts } from '../config/host.js';
 import type { AgentConfig, DataPlaneDriver } from '../config/types.js';
@@ -53,6 +53,38 @@ export const DATA_PLANE_DRIVER_SPECS: { readonly [K in DataPlaneDriver]: DataPla
       const problems = kernelPrerequisites(config, host, 'nftables');
       if (!host.onPath('nft')) {
         problems.push({ path: 'dataplane.driver', message: '"nftables" needs the nft program, which is not on PATH' });
+      }
+      return problems;
+    },
+  },
+  bpf: {
+    create: (config, logger) => {
+      const dp = config.dataplane;
+      return createBpfDataPlane({
+        interface: config.node.interface,
+        nodeAddresses: [dp.encapSourceAddress, dp.encapSourceAddress6].filter((a): a is string => a !== undefined),
+        logger,
+        ...pick(dp, ['bpffsPath', 'pinName', 'flowTableSize']),
+      });
+    },
+    prerequisites(config, host) {
+      const problems = kernelPrerequisites(config, host, 'bpf');
+      const missing = host.missingBpfFile();
+      if (missing !== undefined) {
+        problems.push({
+          path: 'dataplane.driver',
+          message: `"bpf" needs ${missing}, which is missing (build @l4fleet/dataplane with clang, libbpf-dev, libelf-dev)`,
+        });
+      }
+      // Encapsulated packets leave with this source; a backend answers ICMP errors to it and filters on it.
+      for (const k of ['encapSourceAddress', 'encapSourceAddress6'] as const) {
+        const a = config.dataplane[k];
+        if (a !== undefined && !host.isLocalAddress(a)) {
+          problems.push({
+            path: `dataplane.${k}`,
+            message: `"${a}" is not assigned to any interface on this host (the outer source of encapsulated packets)`,
+          });
+        }
       }
       return problems;
     },

@@ -31,6 +31,7 @@ function host(change: Partial<HostFacts> = {}): HostFacts {
     canWriteDir: (d) => d.startsWith('/var/lib/'),
     onPath: (p) => p === 'nft',
     hasNetAdmin: () => true,
+    missingBpfFile: () => undefined,
     ...change,
   };
 }

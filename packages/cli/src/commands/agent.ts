@@ -112,7 +112,7 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
     .option('--gobgpd <host:port>', 'gobgpd gRPC API (bgp.gobgpdAddress)')
     .option('--nats <urls>', 'NATS servers, comma-separated (nats.servers)')
     .option('--metrics-listen <host:port>', '/metrics, /healthz, /readyz address (metrics.listen)')
-    .option('--dataplane <driver>', 'nftables | proxy | dry-run (dataplane.driver)')
+    .option('--dataplane <driver>', 'nftables | bpf | proxy | dry-run (dataplane.driver)')
     .option('--fleet <name>', 'fleet name in NATS subjects (fleet)')
     .option('--log-level <level>', 'trace | debug | info | warn | error (logLevel)')
     .option('--check', 'validate the config and this host, print the config (passwords hidden) and exit')

@@ -1,0 +1,105 @@
+import { describe, expect, test } from 'vitest';
+import { AgentError } from '../errors.js';
+import { parseAgentConfig } from './parse.js';
+
+const minimal = {
+  node: { name: 'node1', interface: 'eth0', address: '198.18.0.11' },
+  bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }] },
+  etcd: { endpoints: ['http://127.0.0.1:2379'] },
+};
+
+const withDataPlane = (dataplane: unknown, node: object = {}) => ({
+  ...minimal,
+  node: { ...minimal.node, ...node },
+  dataplane,
+});
+
+function problemsOf(raw: unknown): string[] {
+  try {
+    parseAgentConfig(raw);
+  } catch (err) {
+    expect(err).toBeInstanceOf(AgentError);
+    return (err as AgentError).problems.map((p) => `${p.path}: ${p.message}`);
+  }
+  throw new Error('expected the config to be refused');
+}
+
+describe('agent config - dataplane bpf', () => {
+  test('driver bpf comes back defaulted: encapsulation sources from the next hops, pins under /sys/fs/bpf/l4fleet', () => {
+    const c = parseAgentConfig(withDataPlane({ driver: 'bpf' }, { address6: '2001:db8::11' }));
+    expect(c.dataplane).toEqual({
+      driver: 'bpf',
+      table: 'l4fleet',
+      encapSourceAddress: '198.18.0.11',
+      encapSourceAddress6: '2001:db8::11',
+      bpffsPath: '/sys/fs/bpf',
+      pinName: 'l4fleet',
+    });
+  });
+
+  test('without node.address6 there is no IPv6 encapsulation source', () => {
+    const c = parseAgentConfig(withDataPlane({ driver: 'bpf' }));
+    expect(c.dataplane.encapSourceAddress6).toBeUndefined();
+    expect(c.dataplane.encapSourceAddress).toBe('198.18.0.11');
+  });
+
+  test('explicit bpf options are kept', () => {
+    const c = parseAgentConfig(
+      withDataPlane({
+        driver: 'bpf',
+        encapSourceAddress: '198.18.0.99',
+        encapSourceAddress6: '2001:db8::99',
+        bpffsPath: '/run/bpf',
+        pinName: 'lb_a',
+        flowTableSize: 1024,
+      }),
+    );
+    expect(c.dataplane).toMatchObject({
+      encapSourceAddress: '198.18.0.99',
+      encapSourceAddress6: '2001:db8::99',
+      bpffsPath: '/run/bpf',
+      pinName: 'lb_a',
+      flowTableSize: 1024,
+    });
+  });
+
+  test.each([
+    [{ encapSourceAddress: '2001:db8::1' }, 'dataplane.encapSourceAddress: "2001:db8::1"'],
+    [{ encapSourceAddress: 'lb1' }, 'dataplane.encapSourceAddress: "lb1"'],
+    [{ encapSourceAddress6: '198.18.0.1' }, 'dataplane.encapSourceAddress6: "198.18.0.1"'],
+    [{ bpffsPath: 'sys/fs/bpf' }, 'dataplane.bpffsPath: "sys/fs/bpf" is not an absolute path'],
+    [{ pinName: 'a/b' }, 'dataplane.pinName: "a/b" is not a pin directory name'],
+    [{ pinName: '' }, 'dataplane.pinName: "" is not a pin directory name'],
+    [{ flowTableSize: 0 }, 'dataplane.flowTableSize: 0'],
+    [{ flowTimeoutTcpS: 300 }, 'dataplane.flowTimeoutTcpS: 300 is only read by driver nftables (driver is "bpf")'],
+    [{ deltaWriter: 'nft' }, 'dataplane.deltaWriter: "nft" is only read by driver nftables (driver is "bpf")'],
+  ])('bad bpf option %j names the field and the value', (extra, message) => {
+    const problems = problemsOf(withDataPlane({ driver: 'bpf', ...extra }));
+    expect(problems.join('\n')).toContain(message);
+  });
+
+  test.each([
+    ['nftables', { pinName: 'x' }, 'dataplane.pinName: "x" is only read by driver bpf (driver is "nftables")'],
+    [
+      'proxy',
+      { encapSourceAddress: '198.18.0.11' },
+      'dataplane.encapSourceAddress: "198.18.0.11" is only read by driver bpf',
+    ],
+    ['dry-run', { bpffsPath: '/sys/fs/bpf' }, 'dataplane.bpffsPath: "/sys/fs/bpf" is only read by driver bpf'],
+  ])('a bpf option under driver %s is refused', (driver, extra, message) => {
+    expect(problemsOf(withDataPlane({ driver, ...extra })).join('\n')).toContain(message);
+  });
+
+  test('an unknown driver is one problem, not also one per option', () => {
+    expect(problemsOf(withDataPlane({ driver: 'xdp', pinName: 'x' }))).toEqual([
+      'dataplane.driver: "xdp" is not one of nftables | bpf | proxy | dry-run',
+    ]);
+  });
+
+  test('other drivers carry no bpf options', () => {
+    expect(parseAgentConfig(withDataPlane({ driver: 'nftables' })).dataplane).toEqual({
+      driver: 'nftables',
+      table: 'l4fleet',
+    });
+  });
+});
