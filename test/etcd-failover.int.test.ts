@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CliIo, runCli } from '@l4fleet/cli';
 import { parseFleet } from '@l4fleet/config';
-import { DEFAULT_DIAL_TIMEOUT_MS, EtcdFleetStore, type FleetStore, type StoreError } from '@l4fleet/store';
+import { DEFAULT_CALL_TIMEOUT_MS, EtcdFleetStore, type FleetStore, type StoreError } from '@l4fleet/store';
 import { type EtcdClusterHandle, startEtcdCluster } from '@l4fleet/test-support/etcd';
 import { until } from '@l4fleet/test-support/eventually';
 import pino from 'pino';
@@ -29,10 +29,10 @@ const fleetOf = (members: number) =>
 
 /**
  * An operation against a cluster with one hung member: at most one attempt on it (DEFAULT_DIAL_TIMEOUT_MS), then
- * the next member. Calls a command makes in sequence each may draw the hung member once before its circuit opens;
- * 3 x the dial timeout plus 2 s of slack for two shared cores is the bound asserted.
+ * the next member. If the hung member is etcd's leader, the others stall too until they elect a new one (~1-2 s), so
+ * the store retries for about DEFAULT_CALL_TIMEOUT_MS; that plus 2 s of slack for two shared cores is the bound.
  */
-const HUNG_OP_BOUND_MS = 3 * DEFAULT_DIAL_TIMEOUT_MS + 2_000;
+const HUNG_OP_BOUND_MS = DEFAULT_CALL_TIMEOUT_MS + 2_000;
 
 const dir = mkdtempSync(join(tmpdir(), 'l4fleet-failover-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -151,7 +151,7 @@ describe('etcd failover - three members, one killed or frozen', () => {
     try {
       const t0 = Date.now();
       const err = await s.apply(fleetOf(2)).catch((e: StoreError) => e);
-      expect(Date.now() - t0).toBeLessThan(15_000);
+      expect(Date.now() - t0).toBeLessThan(HUNG_OP_BOUND_MS + 5_000);
       expect(['UNAVAILABLE', 'TIMEOUT', 'outcome-unknown']).toContain((err as StoreError).code);
     } finally {
       b.thaw();

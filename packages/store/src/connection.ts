@@ -6,28 +6,22 @@
  *
  * With two or more endpoints:
  * - each attempt has a deadline of `dialTimeoutMs` (a hung endpoint, e.g. SIGSTOP, is abandoned within it);
- * - a failed attempt (UNAVAILABLE, DEADLINE_EXCEEDED) is retried on the next endpoint of the call's shuffle, up to
- *   once per endpoint; every write the store makes is safe to repeat (puts of fixed values, txns guarded by
+ * - a failed attempt (UNAVAILABLE, DEADLINE_EXCEEDED) is retried on the next endpoint of the call's shuffle, with a
+ *   short backoff, for about callTimeoutMs in all (a frozen leader also stalls the other members until they elect
+ *   a new one, ~1-2 s); every write the store makes is safe to repeat (puts of fixed values, txns guarded by
  *   revisions, and apply's pointer txn recognises its own earlier success by its generation id);
- * - an endpoint that failed is skipped for ENDPOINT_HOLD_DOWN_MS (a per-endpoint circuit breaker), then tried again;
+ * - an endpoint that failed is skipped until a probe of its own answers (endpoint-health.ts);
  * - gRPC keepalive pings find a hung endpoint under a long-lived stream (watch, lease keepalive) within
  *   ENDPOINT_KEEPALIVE_TIME_MS + ENDPOINT_KEEPALIVE_TIMEOUT_MS; the stream then moves to another endpoint. That
  *   bound (6 s) is below two thirds of DEFAULT_LEASE_TTL_S, so a node's lease survives the move.
  * With one endpoint nothing is retried and nothing is held down: callers see failures at once, and the first call
  * after an etcd restart goes through.
  */
-import {
-  ConsecutiveBreaker,
-  circuitBreaker,
-  ExponentialBackoff,
-  handleWhen,
-  type IBackoff,
-  noop,
-  retry,
-} from 'cockatiel';
-import { Etcd3, GRPCDeadlineExceededError, GRPCUnavailableError, type IOptions, type Namespace } from 'etcd3';
+import { ExponentialBackoff, handleWhen, type IBackoff, noop, retry } from 'cockatiel';
+import { Etcd3, type IOptions, type Namespace } from 'etcd3';
 import type { Logger } from 'pino';
-import { DEFAULT_PREFIX, layoutNamespace } from './layout.js';
+import { EndpointDownError, EndpointHealth, isEndpointFailure } from './endpoint-health.js';
+import { DEFAULT_PREFIX, keys, layoutNamespace } from './layout.js';
 
 export interface EtcdStoreOptions {
   /** etcd client URLs, e.g. ['http://127.0.0.1:2379']; https:// with `tls`. Several: see connection.ts. */
@@ -55,8 +49,9 @@ export interface EtcdStoreOptions {
  */
 export const DEFAULT_DIAL_TIMEOUT_MS = 2_000;
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
-/** How long an endpoint that failed is skipped before one call tries it again. */
-export const ENDPOINT_HOLD_DOWN_MS = 5_000;
+/** Pause before a call moves to the next endpoint, doubling per attempt up to the max. */
+const RETRY_BACKOFF_MIN_MS = 100;
+const RETRY_BACKOFF_MAX_MS = 1_000;
 /**
  * gRPC keepalive ping interval on a connection with open streams. etcd refuses pings more often than its
  * --grpc-keepalive-min-time (default 5 s) with GOAWAY too_many_pings, so not below 5 s.
@@ -67,15 +62,17 @@ export const ENDPOINT_KEEPALIVE_TIMEOUT_MS = 1_000;
 /** gRPC's 4 MiB default receive limit is below a large generation read; etcd sends up to its own limits. */
 const MAX_RECEIVE_BYTES = 64 * 1024 * 1024;
 
-/** Errors after which another endpoint may succeed. */
-function isEndpointFailure(err: Error): boolean {
-  return err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError;
+/** Worth another attempt: an endpoint failed, or every endpoint is held down right now (one will be tried again). */
+function isRetryable(err: Error): boolean {
+  return isEndpointFailure(err) || err instanceof EndpointDownError;
 }
 
 export interface Connection {
   readonly client: Etcd3;
   /** Namespace of layout v1: `${prefix}/v1/`. */
   readonly ns: Namespace;
+  /** Stops the endpoint probes and closes the client. */
+  close(): void;
 }
 
 export function connect(options: EtcdStoreOptions): Connection {
@@ -101,16 +98,23 @@ export function connect(options: EtcdStoreOptions): Connection {
     faultHandling: {
       host: several
         ? (host) => {
-            const breaker = circuitBreaker(handleWhen(isEndpointFailure), {
-              halfOpenAfter: ENDPOINT_HOLD_DOWN_MS,
-              breaker: new ConsecutiveBreaker(1),
-            });
-            breaker.onBreak(() => log.warn({ event: 'etcdEndpointDown', endpoint: host }));
-            breaker.onReset(() => log.info({ event: 'etcdEndpointUp', endpoint: host }));
-            return breaker;
+            const health = new EndpointHealth(
+              host,
+              () => probe(host),
+              log,
+              () => healths.every((h) => h.isDown),
+            );
+            healths.push(health);
+            return health;
           }
         : () => noop,
-      global: several ? retry(handleWhen(isEndpointFailure), { maxAttempts: hosts.length - 1 }) : noop,
+      global: several
+        ? retry(handleWhen(isRetryable), {
+            // About callTimeoutMs in all: each attempt is bounded by attemptMs.
+            maxAttempts: Math.max(hosts.length, Math.floor(callTimeoutMs / attemptMs)) - 1,
+            backoff: new ExponentialBackoff({ initialDelay: RETRY_BACKOFF_MIN_MS, maxDelay: RETRY_BACKOFF_MAX_MS }),
+          })
+        : noop,
       // etcd3 calls .next() on this itself (its typing says IBackoff, its code wants the factory).
       watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }) as unknown as IBackoff<unknown>,
     },
@@ -123,6 +127,28 @@ export function connect(options: EtcdStoreOptions): Connection {
     };
   }
   if (options.auth) etcdOptions.auth = { username: options.auth.username, password: options.auth.password };
+  const namespace = layoutNamespace(options.prefix ?? DEFAULT_PREFIX);
+  const healths: EndpointHealth[] = [];
+  /** One linearizable read on `host` alone, with the attempt deadline (a member without a leader fails it). */
+  const probe = async (host: string): Promise<void> => {
+    const single = new Etcd3({
+      ...etcdOptions,
+      hosts: [host],
+      faultHandling: { host: () => noop, global: noop },
+    });
+    try {
+      await single.namespace(namespace).get(keys.pointer).exec();
+    } finally {
+      single.close();
+    }
+  };
   const client = new Etcd3(etcdOptions);
-  return { client, ns: client.namespace(layoutNamespace(options.prefix ?? DEFAULT_PREFIX)) };
+  return {
+    client,
+    ns: client.namespace(namespace),
+    close: () => {
+      for (const h of healths) h.close();
+      client.close();
+    },
+  };
 }

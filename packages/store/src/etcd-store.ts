@@ -36,8 +36,14 @@ export class EtcdFleetStore implements FleetStore {
   readonly #election: ElectionStore;
 
   constructor(options: EtcdStoreOptions) {
-    const { client, ns } = connect(options);
-    this.#ctx = { client, ns, log: options.logger.child({ component: 'store' }), closers: new Set() };
+    const { client, ns, close } = connect(options);
+    this.#ctx = {
+      client,
+      ns,
+      closeClient: close,
+      log: options.logger.child({ component: 'store' }),
+      closers: new Set(),
+    };
     this.#desired = new DesiredStore(this.#ctx);
     this.#nodes = new NodeStore(this.#ctx);
     this.#decided = new DecidedStore(this.#ctx);
@@ -100,6 +106,6 @@ export class EtcdFleetStore implements FleetStore {
     for (const close of [...this.#ctx.closers]) await close().catch(() => undefined);
     this.#ctx.closers.clear();
     this.#nodes.abandonAll();
-    this.#ctx.client.close();
+    this.#ctx.closeClient();
   }
 }

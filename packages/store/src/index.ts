@@ -2,12 +2,12 @@ export { DOCUMENT_SCHEMA, decodeDocument, decodePointer, encodeDocument, type Po
 export {
   DEFAULT_CALL_TIMEOUT_MS,
   DEFAULT_DIAL_TIMEOUT_MS,
-  ENDPOINT_HOLD_DOWN_MS,
   ENDPOINT_KEEPALIVE_TIME_MS,
   ENDPOINT_KEEPALIVE_TIMEOUT_MS,
   type EtcdStoreOptions,
 } from './connection.js';
 export { EMPTY_FLEET } from './desired.js';
+export { ENDPOINT_PROBE_MAX_MS, ENDPOINT_PROBE_MIN_MS } from './endpoint-health.js';
 export { StoreError, type StoreErrorCode, toStoreError } from './errors.js';
 export { EtcdFleetStore } from './etcd-store.js';
 export {

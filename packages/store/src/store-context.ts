@@ -9,6 +9,8 @@ export interface StoreContext {
   /** Namespace of layout v1: `${prefix}/v1/`. */
   readonly ns: Namespace;
   readonly log: Logger;
+  /** Stops the endpoint probes and closes the client. */
+  readonly closeClient: () => void;
   /** Closers of open watches and leaderships, run by the store's close(). */
   readonly closers: Set<() => Promise<void>>;
 }
