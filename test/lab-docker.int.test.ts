@@ -2,7 +2,7 @@
  * The lab on the Docker runtime (root, a running Docker engine and the images of deploy/docker/build-images.sh;
  * skipped otherwise): the same topology as containers, wired by the same plan as the netns runtime.
  */
-import { downLab, FlowRun, listLabResources, Lab, run, VIP_TCP } from '@l4fleet/lab';
+import { downLab, FlowRun, Lab, listLabResources, run, VIP_TCP } from '@l4fleet/lab';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 async function engineWithImages(): Promise<boolean> {
@@ -61,6 +61,22 @@ describe.skipIf(!ready).sequential(`lab docker - lab ${id}`, () => {
     const s = await flows.summary();
     expect(s.broken).toBe(0);
     expect(s.longestPauseMs).toBeLessThanOrEqual(4_000);
+  }, 60_000);
+
+  test('fail and restore a backend container: its service stops answering, then answers again', async () => {
+    const address = (await lab.status()).backends.find((b) => b.name === 'backend2')?.address ?? '';
+    const ask = () => lab.probe('client', { address, port: VIP_TCP.port, protocol: 'tcp' });
+    expect(await ask()).toBe('backend=backend2');
+    await lab.failBackend('backend2');
+    expect(await ask()).toBe('');
+    expect((await lab.status()).backends.find((b) => b.name === 'backend2')?.failed).toBe(true);
+    await lab.restoreBackend('backend2');
+    // The new container's identity server starts once it is wired and released.
+    const deadline = Date.now() + 15_000;
+    let answer = await ask();
+    while (answer !== 'backend=backend2' && Date.now() < deadline) answer = await ask();
+    expect(answer).toBe('backend=backend2');
+    expect((await lab.status()).backends.find((b) => b.name === 'backend2')?.failed).toBe(false);
   }, 60_000);
 
   test('down removes every container and namespace', async () => {

@@ -2,9 +2,9 @@
  * The Docker runtime: every host a container (docker.ts) whose network namespace gets the netns runtime's name and
  * exactly its wiring (netns-plan.ts); agent mode only. A host made anew is a new container, wired, then released.
  */
-import { runScript } from '@l4fleet/process';
+import { run, runScript } from '@l4fleet/process';
 import { LabError } from '../errors.js';
-import { hostOf, hostsOfKind } from '../topology/model.js';
+import { attachmentOf, hostOf, hostsOfKind } from '../topology/model.js';
 import { createContainer, dockerAvailable, releaseContainer } from './docker.js';
 import { prepareFrr } from './frr.js';
 import type { LabContext, LabRuntime } from './lab-runtime.js';
@@ -25,6 +25,24 @@ async function replaceContainer(lab: LabContext, host: string): Promise<void> {
   await runScript(hostScript(lab.topology, host));
   if (isNode) await observe(lab, host);
   await releaseContainer(hostOf(lab.topology, host));
+}
+
+/**
+ * A backend in a new container has a new MAC on the fabric, but the router and the nodes still hold the old one in
+ * their ARP / ND entries (REACHABLE, then STALE for ~5 s before a probe), and the nodes forward its flows at L2 (DSR)
+ * to that MAC (the same reason lab.ts flushes the router's entry of a re-created node). Flushing the entries makes
+ * them resolve it on the next packet.
+ */
+async function restoreBackendContainer(lab: LabContext, host: string): Promise<void> {
+  await replaceContainer(lab, host);
+  const fabric = attachmentOf(lab.topology, 'fabric', host);
+  for (const h of lab.topology.hosts) {
+    if ((h.kind !== 'node' && h.kind !== 'router') || !h.namespace) continue;
+    await run(['ip', 'neigh', 'flush', 'to', fabric.ipv4], { namespace: h.namespace, allowFailure: true });
+    if (fabric.ipv6) {
+      await run(['ip', '-6', 'neigh', 'flush', 'to', fabric.ipv6], { namespace: h.namespace, allowFailure: true });
+    }
+  }
 }
 
 function netnsOnly(lab: LabContext, what: string): never {
@@ -56,7 +74,7 @@ export const dockerRuntime: LabRuntime = {
   },
   startHost: replaceContainer,
   // The container exited with its service: a new one is created and wired like one added later.
-  restoreService: replaceContainer,
+  restoreService: restoreBackendContainer,
   stopEtcd: (lab) => netnsOnly(lab, 'stopEtcd'),
   startEtcd: (lab) => netnsOnly(lab, 'startEtcd'),
 };
