@@ -178,6 +178,11 @@ describe
       expect(broken).toEqual([]);
       expect(s.longestPauseMs).toBeLessThanOrEqual(CONTROL_PLANE_PAUSE_MS);
       expect(await forwardingState()).toEqual(state);
+      // The agents moved to another member: none of them went fail-static.
+      const failStatic = await Promise.all(
+        nodes().map(async (n) => [n, /^l4fleet_fail_static(\{[^}]*\})? 0$/m.test(await metrics(n))]),
+      );
+      expect(failStatic).toEqual(nodes().map((n) => [n, true]));
       await lab.restart('etcd1');
       expect((await lab.status()).etcd.members.every((m) => !m.killed)).toBe(true);
     }, 120_000);
