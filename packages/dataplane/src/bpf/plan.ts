@@ -170,7 +170,7 @@ export function planApply(
         backendsAdded += 1;
       } else if (!backends.get(bid)?.live) backendsAdded += 1;
       const have = backends.get(bid);
-      if (!have || !have.live || have.mac !== want.mac) {
+      if (!have?.live || have.mac !== want.mac) {
         backends.set(bid, want);
         backendUps.push([u32s(bid), encodeBackend(want)]);
       }
