@@ -1,6 +1,6 @@
 /**
  * Hostile records written straight into a real etcd while an agent serves (issue 12): the etcd store refuses each
- * one (`invalid-record`), and the agent keeps its last good state while it reports the record: metric per family,
+ * one (`INVALID_RECORD`), and the agent keeps its last good state while it reports the record: metric per family,
  * `record.rejected` event, and `rejectedRecords` in its status record in etcd (what `l4fleet status` shows). Then
  * the corrupt pointer is replaced through the store's recovery path and the agent serves the new state.
  *

@@ -3,7 +3,7 @@
  * between the store and a real etcd reads the client's HTTP/2 frames (RFC 9113 §4.1: 9-byte frame header, type 0x1
  * HEADERS opens each gRPC call) and, from the apply's second call (the switch txn) on, drops etcd's replies (the
  * switch lands, the client never hears) or the requests (the switch never arrives). Both must end in
- * `outcome-unknown` naming the generation, never a plain TIMEOUT, and re-applying must be safe.
+ * `OUTCOME_UNKNOWN` naming the generation, never a plain TIMEOUT, and re-applying must be safe.
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { parseFleet } from '@l4fleet/config';
@@ -120,7 +120,7 @@ describe('apply - unknown outcome', () => {
   test.each([
     ['drop-replies', 'the switch lands, etcd stalls'],
     ['drop-requests', 'etcd stalls before the switch arrives'],
-  ] as const)('%s (%s): outcome-unknown naming the generation; re-applying is safe', async (mode, _what) => {
+  ] as const)('%s (%s): OUTCOME_UNKNOWN naming the generation; re-applying is safe', async (mode, _what) => {
     const prefix = `/unknown-${mode}`;
     const direct = new EtcdFleetStore({ endpoints: etcd.endpoints, prefix, logger });
     const proxy = await stallingProxy(new URL(etcd.endpoints[0] as string));
@@ -130,7 +130,7 @@ describe('apply - unknown outcome', () => {
       // An inline fleet: apply reads the pointer (call 1), then sends the switch txn (call 2).
       proxy.arm(mode, 2, true);
       const err = (await viaProxy.apply(fleetOf(2)).catch((e: StoreError) => e)) as StoreError;
-      expect(err.code, JSON.stringify(err)).toBe('outcome-unknown');
+      expect(err.code, JSON.stringify(err)).toBe('OUTCOME_UNKNOWN');
       const generation = /generation ([a-z0-9-]+)/.exec(err.message)?.[1];
       expect(generation).toBeTruthy();
       expect(err.message).toMatch(/may or may not be live/);

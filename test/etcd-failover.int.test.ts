@@ -152,7 +152,7 @@ describe('etcd failover - three members, one killed or frozen', () => {
       const t0 = Date.now();
       const err = await s.apply(fleetOf(2)).catch((e: StoreError) => e);
       expect(Date.now() - t0).toBeLessThan(HUNG_OP_BOUND_MS + 5_000);
-      expect(['UNAVAILABLE', 'TIMEOUT', 'outcome-unknown']).toContain((err as StoreError).code);
+      expect(['UNAVAILABLE', 'TIMEOUT', 'OUTCOME_UNKNOWN']).toContain((err as StoreError).code);
     } finally {
       b.thaw();
       await a.start();

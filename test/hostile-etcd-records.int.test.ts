@@ -1,7 +1,7 @@
 /**
  * Hostile records in etcd (issue 12): keys written by hand, as anyone with etcd write access could, in every key
  * family. For each: the CLI exits with a message naming the key, the field and the value (or, for the families the
- * agent watches, the store API reports `invalid-record` through onError and keeps the last good state), nothing
+ * agent watches, the store API reports `INVALID_RECORD` through onError and keeps the last good state), nothing
  * crashes or hangs (each command bounded), and etcd did not change (same revision before and after).
  */
 import { createHash } from 'node:crypto';
@@ -212,14 +212,14 @@ describe('hostile records - desired/current and its chunks: every read is refuse
       expect(r.err).toMatch(c.says);
       expect(r.err).toContain('l4fleet recover -f FLEET_FILE');
     }
-    // The agent-facing API: a watch started now reports invalid-record and delivers nothing (a running one keeps
+    // The agent-facing API: a watch started now reports INVALID_RECORD and delivers nothing (a running one keeps
     // its last good state: the contract suite).
     const seen: number[] = [];
     const errors: StoreError[] = [];
     const watch = await store.watchDesired({ onUpdate: (d) => seen.push(d.revision), onError: (e) => errors.push(e) });
-    await until('onError', () => errors.find((e) => e.code === 'invalid-record'), 10_000, 20);
-    expect(errors.find((e) => e.code === 'invalid-record')?.message).toMatch(c.says);
-    expect(errors.find((e) => e.code === 'invalid-record')?.key).toBe('desired/current');
+    await until('onError', () => errors.find((e) => e.code === 'INVALID_RECORD'), 10_000, 20);
+    expect(errors.find((e) => e.code === 'INVALID_RECORD')?.message).toMatch(c.says);
+    expect(errors.find((e) => e.code === 'INVALID_RECORD')?.key).toBe('desired/current');
     expect(seen).toEqual([]);
     expect(await revision()).toBe(before);
     await watch.close();
@@ -354,8 +354,8 @@ describe('hostile records - nodes, drain, status, health, decided, election', ()
           ? await store.watchHealthReports(listener)
           : await store.watchDecided(listener);
     await raw.put(key(c.key)).value(c.value);
-    await until('reported', () => errors.find((e) => e.code === 'invalid-record'), 10_000, 20);
-    const err = errors.find((e) => e.code === 'invalid-record') as StoreError;
+    await until('reported', () => errors.find((e) => e.code === 'INVALID_RECORD'), 10_000, 20);
+    const err = errors.find((e) => e.code === 'INVALID_RECORD') as StoreError;
     expect(err.message).toMatch(c.says);
     expect(err.key).toBe(c.key);
     const last = values.at(-1);
@@ -394,7 +394,7 @@ describe('hostile records - nodes, drain, status, health, decided, election', ()
     const leaders: (string | undefined)[] = [];
     const watch = await store.observeLeader({ onUpdate: (l) => leaders.push(l), onError: (e) => errors.push(e) });
     await raw.put(key('election/aggregator/1234')).value('not a node!');
-    await until('reported', () => errors.find((e) => e.code === 'invalid-record'), 10_000, 20);
+    await until('reported', () => errors.find((e) => e.code === 'INVALID_RECORD'), 10_000, 20);
     expect(errors[0]?.message).toMatch(/election\/aggregator\/1234: value: "not a node!" is not a node name/);
     expect(leaders.every((l) => l === undefined)).toBe(true);
     const before = await revision();

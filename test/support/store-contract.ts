@@ -78,7 +78,7 @@ export function describeStoreContract(name: string, factory: ContractFactory): v
       await watch.close();
     });
 
-    test('a corrupt pointer: invalid-record naming the key, last good state kept, recovery replaces it', async () => {
+    test('a corrupt pointer: INVALID_RECORD naming the key, last good state kept, recovery replaces it', async () => {
       const f = await fleet();
       const [w, r] = [f.open(), f.open()];
       await w.apply(contractFleet(2, 9));
@@ -87,11 +87,11 @@ export function describeStoreContract(name: string, factory: ContractFactory): v
       const watch = await r.watchDesired({ onUpdate: (d) => seen.push(d), onError: (e) => errors.push(e) });
       await expect(w.apply(contractFleet(3), { recoverInvalid: true })).rejects.toMatchObject({ code: 'CONFLICT' });
       await f.corruptPointer();
-      await wait('error reported', () => errors.some((e) => e.code === 'invalid-record'));
-      const err = errors.find((e) => e.code === 'invalid-record') as StoreError;
+      await wait('error reported', () => errors.some((e) => e.code === 'INVALID_RECORD'));
+      const err = errors.find((e) => e.code === 'INVALID_RECORD') as StoreError;
       expect(err.key).toBe('desired/current');
       expect(err.message).toMatch(/desired\/current: /);
-      await expect(w.getDesired()).rejects.toMatchObject({ code: 'invalid-record', key: 'desired/current' });
+      await expect(w.getDesired()).rejects.toMatchObject({ code: 'INVALID_RECORD', key: 'desired/current' });
       expect(seen.map((d) => d.fleet.pools[0]?.members.length)).toEqual([2]);
       const fixed = await w.apply(contractFleet(4, 9), { recoverInvalid: true });
       await wait('recovered', () => seen.at(-1)?.revision === fixed.revision);

@@ -44,7 +44,7 @@ describe('cli - recovery from a corrupt desired state', () => {
     const unconfirmed = await cli('recover', '-f', f);
     expect(unconfirmed.code).toBe(EXIT_FAILURE);
     expect(unconfirmed.err).toContain('pass --yes to do it');
-    await expect(store.getDesired()).rejects.toMatchObject({ code: 'invalid-record' });
+    await expect(store.getDesired()).rejects.toMatchObject({ code: 'INVALID_RECORD' });
     const done = await cli('recover', '-f', f, '--yes');
     expect(done.err).toBe('');
     expect(done.code).toBe(0);
@@ -64,7 +64,7 @@ describe('cli - recovery from a corrupt desired state', () => {
 
   test('an apply whose outcome is unknown says so, how to check, and exits with its own code', async () => {
     store.apply = async () => {
-      throw new StoreError('outcome-unknown', 'apply: outcome unknown: the fleet may or may not be live');
+      throw new StoreError('OUTCOME_UNKNOWN', 'apply: outcome unknown: the fleet may or may not be live');
     };
     const f = fleetFile('four.yaml', 4);
     const r = await cli('apply', '-f', f);

@@ -22,7 +22,7 @@ describe('store codec', () => {
     expect(decodeDocument('k', large.pointer, large.chunks)).toEqual(big);
   });
 
-  test('a missing chunk or a changed byte is invalid-record, never a partial fleet', () => {
+  test('a missing chunk or a changed byte is INVALID_RECORD, never a partial fleet', () => {
     const doc = encodeDocument({ ...big, hashSeed: 3 }, 'g3', new Date(0));
     const tampered = doc.chunks.map((c) => Buffer.from(c));
     const first = tampered[0] as Buffer;

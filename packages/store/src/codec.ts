@@ -142,7 +142,7 @@ export function checkChunk(pointerKey: string, pointer: Pointer, i: number, chun
   return chunk;
 }
 
-/** Reassembles, verifies and validates the document; every failure is `invalid-record` naming the key. */
+/** Reassembles, verifies and validates the document; every failure is `INVALID_RECORD` naming the key. */
 export function decodeDocument(pointerKey: string, pointer: Pointer, chunks: readonly Buffer[]): Fleet {
   if (chunks.length !== pointer.chunks) {
     throw invalidRecord(

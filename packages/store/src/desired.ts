@@ -108,7 +108,7 @@ export class DesiredStore {
         await this.readFleet(cur.pointer, cur.headerRevision);
       } catch (err) {
         const e = toStoreError(err, 'recover (read)');
-        if (e.code === 'invalid-record') return;
+        if (e.code === 'INVALID_RECORD') return;
         throw e;
       }
     }
@@ -218,7 +218,7 @@ export class DesiredStore {
           deliver({ fleet, revision: cur.modRevision, generation: cur.pointer.generation });
         } catch (err) {
           const e = toStoreError(err, 'read desired state');
-          if (e.code !== 'invalid-record') throw e;
+          if (e.code !== 'INVALID_RECORD') throw e;
           onError(e);
         }
       }
@@ -238,7 +238,7 @@ export class DesiredStore {
             if (ev.type === 'delete') {
               onError(
                 new StoreError(
-                  'invalid-record',
+                  'INVALID_RECORD',
                   `${keys.pointer}: deleted outside l4fleet; keeping the last good fleet`,
                   {
                     key: keys.pointer,
@@ -263,7 +263,7 @@ export class DesiredStore {
                 break;
               } catch (err) {
                 const e = toStoreError(err, 'read desired generation');
-                if (e.code === 'invalid-record') {
+                if (e.code === 'INVALID_RECORD') {
                   onError(e);
                   break;
                 }
@@ -292,7 +292,7 @@ export class DesiredStore {
 
 function outcomeUnknown(generation: string, sha256: string, fromRevision: number, cause: StoreError): StoreError {
   return new StoreError(
-    'outcome-unknown',
+    'OUTCOME_UNKNOWN',
     `apply: outcome unknown: the switch of ${keys.pointer} to generation ${generation} (sha256 ${sha256}) was sent ` +
       `and etcd did not answer (${cause.message}); the fleet may or may not be live, now or once etcd resumes. ` +
       `It is live if ${keys.pointer} names generation ${generation} (its revision is then above ${fromRevision}); ` +

@@ -31,12 +31,12 @@ export type StoreErrorCode =
    * hand with etcdctl; it is not used: watchers keep their last good state. The message names the key, the field and
    * the value; `key` holds the key.
    */
-  | 'invalid-record'
+  | 'INVALID_RECORD'
   /**
    * A write was sent but its outcome is unknown (etcd stalled or the connection was lost after the request left):
    * it may or may not take effect. The message says how to check.
    */
-  | 'outcome-unknown'
+  | 'OUTCOME_UNKNOWN'
   /** The watched revision was compacted away; the watch re-reads everything. */
   | 'COMPACTED'
   /** A lease expired or was revoked (node registration, health reports, leadership). */
@@ -78,7 +78,7 @@ export class StoreError extends Error {
 
 /** A record read from etcd that is not used: `key: field: value is not ...` (the message names all three). */
 export function invalidRecord(key: string, message: string, cause?: unknown): StoreError {
-  return new StoreError('invalid-record', `${key}: ${message}`, { key, ...(cause === undefined ? {} : { cause }) });
+  return new StoreError('INVALID_RECORD', `${key}: ${message}`, { key, ...(cause === undefined ? {} : { cause }) });
 }
 
 function messageOf(err: unknown): string {

@@ -86,7 +86,7 @@ describe('store - etcd (real)', () => {
     const gens = await etcd.etcdctl('get', '--prefix', '--keys-only', `${prefix}/v1/desired/gen/`);
     expect(gens.trim()).toBe(''); // small fleets live inline in the pointer: no chunk keys at all
     await etcd.etcdctl('put', `${prefix}/v1/desired/current`, 'not json');
-    await expect(store.getDesired()).rejects.toMatchObject({ code: 'invalid-record' });
+    await expect(store.getDesired()).rejects.toMatchObject({ code: 'INVALID_RECORD' });
     const r = await store.apply(fleetOf(1, 5));
     expect((await store.getDesired()).revision).toBe(r.revision);
   });
@@ -170,7 +170,7 @@ describe('store - etcd (real)', () => {
       onError: (e) => errors.push(e),
     });
     await etcd.etcdctl('put', `${prefix}/v1/desired/current`, '{"schema":1}');
-    await until('error event', () => errors.some((e) => e.code === 'invalid-record'));
+    await until('error event', () => errors.some((e) => e.code === 'INVALID_RECORD'));
     expect(seen).toEqual([2]);
     await writer.apply(fleetOf(5));
     await until('recovery', () => seen.at(-1) === 5);

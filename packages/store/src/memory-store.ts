@@ -103,13 +103,13 @@ export class MemoryFleetStore implements FleetStore {
   }
 
   /**
-   * Plays a hand-written pointer that does not decode: watchers get `invalid-record` and keep their last good
+   * Plays a hand-written pointer that does not decode: watchers get `INVALID_RECORD` and keep their last good
    * state, getDesired() rejects, until an apply (or a recovery: apply with recoverInvalid) replaces it.
    */
   corruptDesired(): void {
     this.revision += 1;
     this.pointerRevision = this.revision;
-    this.corrupt = new StoreError('invalid-record', `${keys.pointer}: schema undefined is not 1 (memory store)`, {
+    this.corrupt = new StoreError('INVALID_RECORD', `${keys.pointer}: schema undefined is not 1 (memory store)`, {
       key: keys.pointer,
     });
     for (const fn of this.errorListeners) fn(this.corrupt);

@@ -4,7 +4,7 @@
  * the prefixes cached this way hold at most nodes x pools small records).
  *
  * Every value passes its family's decoder (record-check.ts) before it enters the cache. A value that does not is
- * reported through onError (StoreError `invalid-record`) and is not used: the key is left out (`skip`, for list
+ * reported through onError (StoreError `INVALID_RECORD`) and is not used: the key is left out (`skip`, for list
  * families such as nodes and health reports) or keeps its last good value (`keep-last-good`, for decided status).
  */
 import type { Namespace } from 'etcd3';
@@ -19,7 +19,7 @@ export interface CachedKv<T> {
   readonly modRevision: number;
 }
 
-/** Decodes a value or throws StoreError `invalid-record` (record-check.ts). */
+/** Decodes a value or throws StoreError `INVALID_RECORD` (record-check.ts). */
 export type Decode<T> = (key: string, value: Buffer) => T;
 
 /** What a rejected put does to a key already cached: drop it, or keep serving its last good value. */

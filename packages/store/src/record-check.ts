@@ -1,7 +1,7 @@
 /**
  * Decoders of the small records (nodes, drain, status, health, decided, election): each checks the size, the JSON
  * shape, every field's type and bounds, and that the record agrees with its own key (a health record under
- * `health/lb1/web` must say pool `web`), and throws StoreError `invalid-record` naming the key, the field and the
+ * `health/lb1/web` must say pool `web`), and throws StoreError `INVALID_RECORD` naming the key, the field and the
  * value otherwise. Nothing read from etcd is used before it passed one of these (issue 12: a hand-written record of
  * the wrong shape must never be taken as "up" nor show as `undefined`/`NaN`).
  */

@@ -17,7 +17,7 @@ export interface ApplyOptions {
    */
   readonly expectRevision?: number;
   /**
-   * Recovery of a pointer (`desired/current`) that does not decode (StoreError `invalid-record`): replace it, guarded
+   * Recovery of a pointer (`desired/current`) that does not decode (StoreError `INVALID_RECORD`): replace it, guarded
    * by its revision, keeping its hash seed when that field is still readable. Fails with CONFLICT when the pointer
    * is valid (then there is nothing to recover: apply normally).
    */

@@ -21,7 +21,7 @@ export interface AggregatorOptions {
   readonly leaseTtlS?: number;
   readonly onLeadership?: (leader: boolean) => void;
   readonly onDecisionsWritten?: (changed: number) => void;
-  /** The store refused a health report record (StoreError `invalid-record`); the others still count. */
+  /** The store refused a health report record (StoreError `INVALID_RECORD`); the others still count. */
   readonly onRejectedRecord?: (family: RecordFamily, err: StoreError) => void;
 }
 

@@ -27,7 +27,7 @@ export interface EtcdConnectionOptions {
   readonly onDesired: (d: DesiredState) => void;
   readonly onDecided: (d: DecidedState) => void;
   readonly onNodes: (views: readonly NodeView[]) => void;
-  /** The stored desired state was refused (invalid-record, or INVALID_STATE); nothing was delivered. */
+  /** The stored desired state was refused (INVALID_RECORD, or INVALID_STATE); nothing was delivered. */
   readonly onStateRejected: (err: StoreError) => void;
 }
 

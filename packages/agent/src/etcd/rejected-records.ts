@@ -1,6 +1,6 @@
 /**
  * Records the store refused (bad shape, size claims that do not hold, bad checksum): the store reports each one
- * through the watch's onError as StoreError `invalid-record` and does not deliver it, so the node keeps serving its
+ * through the watch's onError as StoreError `INVALID_RECORD` and does not deliver it, so the node keeps serving its
  * last good state. Here each one becomes a log line, an event, a metric and a line in the node's status record,
  * so an operator learns that someone wrote a bad key (issue 12: "a bad record is reported").
  */
@@ -11,7 +11,7 @@ import type { EventPublisher } from '../events/publisher.js';
 import type { AgentMetrics } from '../observe/metrics.js';
 
 /** StoreError code of a record the store rejected (@l4fleet/store, issue 12). */
-export const INVALID_RECORD = 'invalid-record' satisfies StoreErrorCode;
+export const INVALID_RECORD = 'INVALID_RECORD' satisfies StoreErrorCode;
 
 /** Which watch the record came through (the etcd key family: docs/design/0003 layout). */
 export type RecordFamily = 'desired' | 'decided' | 'nodes' | 'health' | 'election';

@@ -34,7 +34,7 @@ export function registerRecover(program: Command, ctx: FleetCommandContext): voi
         const problem = await store.getDesired().then(
           () => undefined,
           (err: unknown) => {
-            if (err instanceof StoreError && err.code === 'invalid-record') return err;
+            if (err instanceof StoreError && err.code === 'INVALID_RECORD') return err;
             throw err;
           },
         );

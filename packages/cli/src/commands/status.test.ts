@@ -29,7 +29,7 @@ describe('cli status - rejected records', () => {
   test('a node that rejected records: counted in the table and the JSON, with the last message', async () => {
     const store = new MemoryFleetStore();
     await store.apply(twoPoolFleet({ type: 'none' }));
-    const last = { family: 'nodes', code: 'invalid-record', error: 'nodes/lb9: address: 7 is not text', at: '' };
+    const last = { family: 'nodes', code: 'INVALID_RECORD', error: 'nodes/lb9: address: 7 is not text', at: '' };
     await (await store.registerNode({ name: 'lb1' })).reportStatus({
       ...base,
       rejectedRecords: { total: 3, byFamily: { nodes: 3 }, last },

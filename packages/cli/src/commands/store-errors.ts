@@ -1,23 +1,23 @@
 /**
- * What the CLI adds to two store errors: how to recover from a desired state that no longer reads (`invalid-record`
+ * What the CLI adds to two store errors: how to recover from a desired state that no longer reads (`INVALID_RECORD`
  * on the pointer), and what to do after a write whose outcome is unknown (exit EXIT_OUTCOME_UNKNOWN).
  */
 import { keys, StoreError } from '@l4fleet/store';
 import { CliError, EXIT_OUTCOME_UNKNOWN } from '../io.js';
 
-/** The line after an `invalid-record` error on the pointer: every command that reads the fleet is blocked by it. */
+/** The line after an `INVALID_RECORD` error on the pointer: every command that reads the fleet is blocked by it. */
 export const RECOVER_HINT =
   'to recover: `l4fleet recover -f FLEET_FILE` shows what would be done, add --yes to replace the broken desired ' +
   'state with that file (README: Troubleshooting)';
 
 /** Extra lines for a store error (none for most). */
 export function storeErrorHints(err: StoreError): string[] {
-  return err.code === 'invalid-record' && err.key === keys.pointer ? [RECOVER_HINT] : [];
+  return err.code === 'INVALID_RECORD' && err.key === keys.pointer ? [RECOVER_HINT] : [];
 }
 
 /** A failed apply whose outcome is unknown becomes exit EXIT_OUTCOME_UNKNOWN with how to check; others pass. */
 export function outcomeUnknown(err: unknown, file: string): unknown {
-  if (!(err instanceof StoreError) || err.code !== 'outcome-unknown') return err;
+  if (!(err instanceof StoreError) || err.code !== 'OUTCOME_UNKNOWN') return err;
   return new CliError(
     [
       err.message,
