@@ -280,7 +280,7 @@ describe
           '--timeout-ms',
           '60000',
           '--count',
-          '2',
+          '3',
         ],
         { timeoutMs: 70_000, allowFailure: true },
       );
@@ -331,7 +331,11 @@ describe
         .filter((l) => l.trim() !== '')
         .map((l) => JSON.parse(l) as { data: { state: string; reason?: string } });
       console.log(`gobgpd continued: node3 back in ECMP after ${backMs} ms; flaps in the next 10 s: ${flaps}`);
-      expect(reported[0]?.data).toMatchObject({ state: 'unknown', reason: 'gobgpdUnreachable' });
+      // Seen once (1 run of 4): an `idle` session event arrived before the `unknown` one; the report must be among them.
+      console.log(`gobgpd hung: bgp.session events of node3: ${JSON.stringify(reported.map((e) => e.data))}`);
+      expect(reported.map((e) => e.data)).toContainEqual(
+        expect.objectContaining({ state: 'unknown', reason: 'gobgpdUnreachable' }),
+      );
       expect(/^l4fleet_gobgpd_reachable(\{[^}]*\})? 1$/m.test(await metrics('node3'))).toBe(true);
       expect(flaps).toBe(0);
       expect(back.broken).toEqual([]);
