@@ -1,0 +1,110 @@
+/**
+ * The agent with `dataplane: { driver: bpf }` against the real kernel: an agent process in a network namespace
+ * (memory store, fake speaker: the data plane is the part under test) attaches the tc program to its veth, pins the
+ * maps under the configured bpffs path and pin name, and programs the fleet's VIP. (The agent's plan does not pass a
+ * pool's `forwarding` to the data plane yet, so the VIP is `l2` whatever the fleet says.) Run under the ns lock.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bpfAvailable } from '@l4fleet/dataplane';
+import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+
+const ROOT = join(import.meta.dirname, '..');
+const BPFFS = `/run/l4fleet-agent-bpf-${process.pid}`;
+const PIN = 'agentbpf';
+const NODE4 = '198.18.40.2';
+const VIP4 = '198.51.100.40';
+
+/** The agent, run in the namespace by tsx from source (tsconfig.check.json's paths are vitest's aliases). */
+const CHILD = join(import.meta.dirname, 'agent-bpf-child.ts');
+
+const built = bpfAvailable() === undefined;
+
+describe.skipIf(!built)('agent - dataplane driver bpf on a veth', () => {
+  let lab: NetnsLab;
+  let node: NetnsHost;
+  let dir = '';
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'l4fleet-agent-bpf-'));
+    // Mounted here, before the agent: `ip netns exec` gives the agent a private mount namespace, so a bpffs it
+    // mounted itself would be invisible to this process; this mount is shared into it, and so are its pins.
+    mkdirSync(BPFFS, { recursive: true });
+    expect(spawnSync('mount', ['-t', 'bpf', 'bpf', BPFFS]).status).toBe(0);
+    lab = await createNetnsLab('l4ab');
+    node = await lab.host('node');
+    const router = await lab.host('rtr');
+    await lab.veth(node, 'eth0', router, 'eth0');
+    await node.addr('eth0', `${NODE4}/24`);
+    await router.addr('eth0', '198.18.40.1/24');
+  });
+
+  afterAll(async () => {
+    await lab?.cleanup();
+    // The pins outlive the agent by design (forwarding survives restarts): the test removes them, then the mount.
+    rmSync(join(BPFFS, PIN), { recursive: true, force: true });
+    spawnSync('umount', [BPFFS]);
+    rmSync(BPFFS, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('agent - driver bpf attaches to node.interface, pins under bpffsPath/pinName and programs the VIP', async () => {
+    const config = {
+      node: { name: 'n1', interface: 'eth0', address: NODE4 },
+      bgp: { asn: 65001, peers: [{ address: '198.18.40.1', asn: 65000 }] },
+      etcd: { endpoints: ['http://127.0.0.1:2379'] }, // unused: the store is given
+      metrics: { listen: '127.0.0.1:0' },
+      state: { enabled: false },
+      dataplane: { driver: 'bpf', bpffsPath: BPFFS, pinName: PIN, flowTableSize: 1024 },
+    };
+    const fleet = {
+      hashSeed: 7,
+      pools: [
+        {
+          name: 'web',
+          healthCheck: { type: 'none' },
+          members: [{ name: 'be1', address: '198.18.41.10', port: 80 }],
+        },
+      ],
+      vips: [{ address: VIP4, port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
+    };
+    const child = node.spawn([
+      join(ROOT, 'node_modules/.bin/tsx'),
+      '--tsconfig',
+      join(ROOT, 'tsconfig.check.json'),
+      CHILD,
+      JSON.stringify(config),
+      JSON.stringify(fleet),
+    ]);
+    let stderr = '';
+    child.stderr?.on('data', (b: Buffer) => {
+      stderr += b.toString();
+    });
+
+    // Bounded: 30 s, every 250 ms, until the VIP is in the pinned VIP map.
+    const vips = join(BPFFS, PIN, 'l4f_vips');
+    let dump = '';
+    const deadline = Date.now() + 30_000;
+    for (let i = 0; i < 120 && Date.now() < deadline; i++) {
+      if (existsSync(vips)) {
+        dump = spawnSync('bpftool', ['-j', 'map', 'dump', 'pinned', vips], { encoding: 'utf8' }).stdout;
+        if (dump.includes('"key"')) break;
+      }
+      if (child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(child.exitCode, stderr).toBeNull();
+    expect(existsSync(vips), stderr).toBe(true);
+    expect(JSON.parse(dump), stderr).toHaveLength(1);
+    const tc = await node.sh('tc filter show dev eth0 ingress');
+    expect(tc).toMatch(/bpf/);
+
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    // close() leaves the program attached and the maps pinned: forwarding survives the agent (0007).
+    expect(existsSync(vips)).toBe(true);
+  }, 60_000);
+});
