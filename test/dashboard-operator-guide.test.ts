@@ -126,7 +126,7 @@ describe('docs/operator-guide.md', () => {
       expect(config).toMatchObject({
         fleet: 'default',
         logLevel: 'info',
-        etcd: { leaseTtlS: 5, dialTimeoutMs: 2_000 },
+        etcd: { leaseTtlS: 10, dialTimeoutMs: 2_000 },
       });
       expect(config.state).toEqual({ enabled: true, dir: '/var/lib/l4fleet', maxBytes: 67_108_864, maxAgeS: 604_800 });
     }

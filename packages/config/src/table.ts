@@ -8,8 +8,9 @@
  */
 import { createHash } from 'node:crypto';
 import { type BackendSpec, buildTable, type HashMode } from '@l4fleet/maglev';
+import { DEFAULT_GUE_PORT } from './defaults.js';
 import { ConfigError } from './errors.js';
-import type { Fleet, Member, MemberStatus, Pool, Vip } from './types.js';
+import type { Fleet, Forwarding, Member, MemberStatus, Pool, Vip } from './types.js';
 import { memberKey, vipKey } from './vip-key.js';
 
 /** Decided member status keyed by memberKey(pool, member) = `${pool}/${member.name}`. */
@@ -23,7 +24,14 @@ export interface VipTable {
   readonly slots: Int32Array;
   readonly seed: number;
   readonly hash: HashMode;
-  /** Hex digest of size, seed, hash mode, backend names, endpoints and slots: equal on nodes with equal tables. */
+  /** The pool's forwarding: how a node hands the VIP's packets to the backends (l2, or an encapsulation). */
+  readonly forwarding: Forwarding;
+  /** The pool's GUE destination port (used with `forwarding: gue`). */
+  readonly guePort: number;
+  /**
+   * Hex digest of size, seed, hash mode, backend names, endpoints, slots and (when not l2) the forwarding: equal on
+   * nodes that forward the VIP alike.
+   */
   readonly checksum: string;
 }
 
@@ -51,11 +59,17 @@ export function tableChecksum(
   seed: number,
   backends: readonly Member[],
   slots: Int32Array,
+  forwarding: Pick<Pool, 'forwarding' | 'guePort'> = { forwarding: 'l2', guePort: DEFAULT_GUE_PORT },
 ): string {
   const h = createHash('sha256');
   h.update(`l4fleet-table-v1\n${vip.tableSize}\n${seed}\n${vip.hash}\n`);
   for (const m of backends) h.update(`${m.name}\t${m.address}\t${m.port}\n`);
   h.update(new Uint8Array(slots.buffer, slots.byteOffset, slots.byteLength));
+  // Only encapsulation is hashed, so an l2 table's checksum stays what nodes of earlier versions report.
+  if (forwarding.forwarding !== 'l2') {
+    const port = forwarding.forwarding === 'gue' ? ` ${forwarding.guePort}` : '';
+    h.update(`\nforwarding ${forwarding.forwarding}${port}\n`);
+  }
   return h.digest('hex').slice(0, 16);
 }
 
@@ -78,6 +92,8 @@ export function buildVipTable(fleet: Fleet, vip: Vip, decided: DecidedStatus): V
     slots,
     seed: fleet.hashSeed,
     hash: vip.hash,
-    checksum: tableChecksum(vip, fleet.hashSeed, backends, slots),
+    forwarding: pool.forwarding,
+    guePort: pool.guePort,
+    checksum: tableChecksum(vip, fleet.hashSeed, backends, slots, pool),
   };
 }

@@ -1,6 +1,14 @@
 import { parseFleet } from '@l4fleet/config';
 import { describe, expect, test } from 'vitest';
-import { announcedVips, checkedMembers, healthTargets, type PlannedTable, plannedRoutes, planTables } from './plan.js';
+import {
+  announcedVips,
+  checkedMembers,
+  healthTargets,
+  type PlannedTable,
+  plannedRoutes,
+  planTables,
+  toDataPlaneTable,
+} from './plan.js';
 
 const fleet = parseFleet({
   hashSeed: 7,
@@ -62,5 +70,24 @@ describe('plan - tables', () => {
       'web/a@198.18.0.21:80',
       'api/x@198.18.0.31:443',
     ]);
+  });
+});
+
+describe('plan - forwarding', () => {
+  const withForwarding = (forwarding: string, guePort?: number) =>
+    parseFleet({
+      hashSeed: 7,
+      pools: [{ name: 'web', forwarding, guePort, members: [{ name: 'a', address: '198.18.0.21', port: 80 }] }],
+      vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
+    });
+
+  test("the pool's forwarding reaches the data plane and a change of it re-plans the table", () => {
+    const cache = new Map();
+    const [l2] = planTables(withForwarding('l2'), new Map(), cache);
+    const [gue] = planTables(withForwarding('gue', 7000), new Map(), cache);
+    expect(toDataPlaneTable(l2!.table)).toMatchObject({ forwarding: 'l2' });
+    expect(toDataPlaneTable(gue!.table)).toMatchObject({ forwarding: 'gue', guePort: 7000 });
+    // Same slots, other forwarding: nodes must see a different checksum, or the re-apply would be skipped.
+    expect(gue!.table.checksum).not.toBe(l2!.table.checksum);
   });
 });

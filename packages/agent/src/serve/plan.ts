@@ -30,7 +30,8 @@ function tableInputs(fleet: Fleet, vip: Vip, pool: Pool | undefined, decided: De
   const members = (pool?.members ?? [])
     .map((m) => `${m.name}|${m.address}|${m.port}|${m.state}|${pool ? effectiveWeight(pool, m, decided) : 0}`)
     .join(',');
-  return `${vipKey(vip)}|${vip.tableSize}|${vip.hash}|${vip.pool}|${fleet.hashSeed}|${members}`;
+  const forwarding = `${pool?.forwarding}|${pool?.guePort}`;
+  return `${vipKey(vip)}|${vip.tableSize}|${vip.hash}|${vip.pool}|${fleet.hashSeed}|${forwarding}|${members}`;
 }
 
 /**
@@ -71,6 +72,8 @@ export function toDataPlaneTable(t: FleetTable): DataPlaneTable {
       vip: { address: t.vip.address, port: t.vip.port, protocol: t.vip.protocol },
       hash: t.hash,
       seed: t.seed,
+      forwarding: t.forwarding,
+      guePort: t.guePort,
       backends: t.backends.map((m) => ({ name: m.name, address: m.address, port: m.port })),
       slots: t.slots,
     };
