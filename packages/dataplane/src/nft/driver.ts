@@ -9,6 +9,7 @@ import { createExec, type Exec } from '../exec.js';
 import type { ApplyResult, DataPlane, DataPlaneCounters, TrafficCounter, VipTable } from '../types.js';
 import { validateDesired } from '../validate.js';
 import { createBatchWriter, NFT_BATCH_PATH, nftBatchAvailable } from './batch.js';
+import { planFold } from './fold.js';
 import {
   backendCounter,
   DROP_NO_BACKEND,
@@ -19,7 +20,7 @@ import {
   parseVipKey,
 } from './names.js';
 import { type Op, renderBatch, renderNft } from './ops.js';
-import { type KernelState, planApply, planFold } from './plan.js';
+import { type KernelState, planApply } from './plan.js';
 import type { Layout } from './ruleset.js';
 import { countElements, readKernelState } from './state.js';
 

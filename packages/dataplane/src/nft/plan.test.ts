@@ -2,8 +2,9 @@ import { buildTable } from '@l4fleet/maglev';
 import { describe, expect, test } from 'vitest';
 import type { VipTable } from '../types.js';
 import { validateDesired } from '../validate.js';
+import { planFold } from './fold.js';
 import { renderBatch, renderNft } from './ops.js';
-import { effectiveSlot, type KernelState, type Plan, planApply, planFold } from './plan.js';
+import { effectiveSlot, type KernelState, type Plan, planApply } from './plan.js';
 import type { Layout } from './ruleset.js';
 
 const layout: Layout = {
