@@ -5,7 +5,8 @@
 # engine of its own (scripts/docker-engine.sh: own socket and data root, no firewall or sysctl change on the host),
 # builds the lab images (deploy/docker/build-images.sh), runs the store's etcd-in-a-container tests in a second vitest
 # run (L4FLEET_TEST_RUNTIME=containers) and stops the engine at the end. L4FLEET_TEST_DOCKER=0 leaves Docker out
-# (its tests are then reported as skipped); =1 brings it in when only some test files are named.
+# (the lab's Docker tests are then reported as skipped; the etcd-container file, collected only with
+# L4FLEET_TEST_RUNTIME=containers, is not run); =1 brings it in when only some test files are named.
 # Ends with `tests: N passed, N failed` from vitest's JSON reports and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
