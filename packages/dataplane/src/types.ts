@@ -28,6 +28,14 @@ export interface VipTable {
   readonly backends: readonly VipBackend[];
   /** @l4fleet/maglev buildTable() over `backends`; NO_BACKEND (-1) where no backend owns the slot. */
   readonly slots: Int32Array;
+  /**
+   * Second chance (docs/design/0011-second-chance.md; GLB Director's primary/secondary rows): the same length as
+   * `slots`; per slot the index into `backends` of the slot's previous owner (its owner before the last table change
+   * that moved the slot), or NO_BACKEND (-1) where there is none or it equals the current owner. `backends` holds
+   * every backend referenced by `slots` or `previousSlots` (a previous owner may own no current slot). Absent: no
+   * second chance for this VIP. Encapsulated forwarding only (the previous owner travels in the GUE header).
+   */
+  readonly previousSlots?: Int32Array;
   /** Default `l2`. */
   readonly forwarding?: Forwarding;
   /** `gue` only: the UDP destination port backends decapsulate on; default 6080. */
