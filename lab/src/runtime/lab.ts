@@ -2,31 +2,27 @@
  * The lab: one model (topology + state on disk) and its operations (up, add, kill, restart, fail, status), run
  * through a LabRuntime (netns or Docker) that only makes hosts. Every `lab` command is a new process, so all the lab
  * needs is in its state directory (state.ts); `down` also finds leftovers by name prefix (resources.ts).
+ * The operations live in a module per job (lab-nodes.ts, lab-backends.ts, lab-etcd.ts) and see the lab as a
+ * LabCore (lab-core.ts); this class holds the state and hands them that view.
  */
-import { join } from 'node:path';
-import { type FrrPaths, frrPaths } from '@l4fleet/daemons';
-import { killAll, namespacePids, run } from '@l4fleet/process';
+import { namespacePids } from '@l4fleet/process';
 import type { Logger } from 'pino';
 import { LabError } from '../errors.js';
 import {
-  attachmentOf,
-  backendName,
   buildTopology,
-  etcdMemberOf,
   hostOf,
   hostsOfKind,
   isEtcdMember,
-  nextNodeIndex,
-  nodeName,
-  segmentOf,
   type Topology,
   type TopologyOptions,
 } from '../topology/model.js';
 import { dockerRuntime } from './docker-runtime.js';
 import { applyDefaultFleet } from './fleet-apply.js';
-import { addNeighbor } from './frr.js';
+import { addBackend, failBackend, restoreBackend } from './lab-backends.js';
+import { type LabCore, routerPaths } from './lab-core.js';
+import { DEFAULT_ETCD_START_TIMEOUT_MS, etcdMemberNames, startEtcd, stopEtcd } from './lab-etcd.js';
+import { addNode, killNode, restartNode } from './lab-nodes.js';
 import { hostNamespace, type LabContext, type LabRuntime } from './lab-runtime.js';
-import { hubPortName } from './netns-plan.js';
 import { netnsRuntime } from './netns-runtime.js';
 import { probe, waitEtcd, waitInEcmp, waitNextHops, waitVipsAnswer } from './readiness.js';
 import { downLab, listLabResources, requireRoot } from './resources.js';
@@ -41,7 +37,7 @@ import {
   recordPid,
   writeState,
 } from './state.js';
-import { collectStatus, type LabStatus, readDrainFlags } from './status.js';
+import { collectStatus, type LabStatus } from './status.js';
 
 export interface UpOptions extends TopologyOptions {
   /** `auto` (default): the agent if the built CLI has it, otherwise static announcements. */
@@ -54,7 +50,6 @@ export interface UpOptions extends TopologyOptions {
 }
 
 export const DEFAULT_READY_TIMEOUT_MS = 60_000;
-const DEFAULT_ETCD_START_TIMEOUT_MS = 30_000;
 
 const RUNTIMES: Readonly<Record<Runtime, LabRuntime>> = { netns: netnsRuntime, docker: dockerRuntime };
 
@@ -68,6 +63,8 @@ export class Lab implements LabContext {
   private state: LabState;
   #topology: Topology;
   private readonly runtime: LabRuntime;
+  /** The view the operation modules get; reads through to this lab, so `refresh` is seen everywhere. */
+  readonly #core: LabCore;
 
   private constructor(
     state: LabState,
@@ -76,6 +73,36 @@ export class Lab implements LabContext {
     this.state = state;
     this.#topology = topologyOf(state);
     this.runtime = RUNTIMES[state.runtime];
+    this.#core = this.makeCore();
+  }
+
+  private makeCore(): LabCore {
+    const lab = this;
+    return {
+      get id() {
+        return lab.id;
+      },
+      get topology() {
+        return lab.topology;
+      },
+      get mode() {
+        return lab.mode;
+      },
+      get log() {
+        return lab.log;
+      },
+      get state() {
+        return lab.state;
+      },
+      get runtime() {
+        return lab.runtime;
+      },
+      ns: (host) => lab.ns(host),
+      hostDir: (host) => lab.hostDir(host),
+      recordPid: (host, role, pid) => lab.recordPid(host, role, pid),
+      save: () => lab.save(),
+      setHosts: (change) => lab.setHosts(change),
+    };
   }
 
   get id(): string {
@@ -170,10 +197,6 @@ export class Lab implements LabContext {
     this.save();
   }
 
-  private routerPaths(): FrrPaths {
-    return frrPaths(join(labDir(this.id), 'router'));
-  }
-
   private async build(readyTimeoutMs: number): Promise<void> {
     const { topology } = this;
     const { runtime, mode } = this.state;
@@ -199,76 +222,32 @@ export class Lab implements LabContext {
     await waitVipsAnswer(this.topology, left());
   }
 
-  /**
-   * Stops etcd members hard (SIGKILL; default: all), as crashed or partitioned members; `startEtcd` brings them back.
-   * With a majority gone the cluster has no quorum: nothing is read or written until it is back.
-   */
-  async stopEtcd(names: readonly string[] = this.etcdMemberNames()): Promise<void> {
-    const members = names.map((n) => etcdMemberOf(this.topology, n));
-    for (const m of members) await this.runtime.stopEtcd(this, m, this.state.pids.control?.[m.name]);
-    this.state.killed = [...new Set([...this.state.killed, ...names])];
-    this.save();
-    for (const m of members) appendEvent(this.id, { event: 'etcdStopped', host: m.name });
+  /** Stops etcd members hard (default: all); see lab-etcd.ts. */
+  stopEtcd(names: readonly string[] = etcdMemberNames(this.#core)): Promise<void> {
+    return stopEtcd(this.#core, names);
   }
 
-  /**
-   * Starts etcd members (default: all that were stopped; a running one is restarted) and, if a quorum then runs,
-   * waits until they answer. A member started while the majority is still down waits for it, serving nothing.
-   */
-  async startEtcd(
-    names: readonly string[] = this.etcdMemberNames().filter((n) => this.killed.includes(n)),
+  /** Starts etcd members (default: all that were stopped) and waits for them if a quorum runs; see lab-etcd.ts. */
+  startEtcd(
+    names: readonly string[] = etcdMemberNames(this.#core).filter((n) => this.killed.includes(n)),
     timeoutMs = DEFAULT_ETCD_START_TIMEOUT_MS,
   ): Promise<void> {
-    const members = names.map((n) => etcdMemberOf(this.topology, n));
-    for (const m of members) {
-      const pid = this.state.pids.control?.[m.name];
-      if (!this.killed.includes(m.name)) await this.runtime.stopEtcd(this, m, pid);
-      await this.runtime.startEtcd(this, m);
-    }
-    this.state.killed = this.state.killed.filter((n) => !names.includes(n));
-    this.save();
-    const all = this.topology.control.etcdMembers;
-    const live = all.filter((m) => !this.killed.includes(m.name));
-    if (live.length > all.length / 2) await waitEtcd(this.topology, timeoutMs, members);
-    for (const m of members) appendEvent(this.id, { event: 'etcdStarted', host: m.name });
+    return startEtcd(this.#core, names, timeoutMs);
   }
 
-  private etcdMemberNames(): string[] {
-    return this.topology.control.etcdMembers.map((m) => m.name);
+  /** Adds the next backend; returns its name (lab-backends.ts). */
+  addBackend(): Promise<string> {
+    return addBackend(this.#core);
   }
 
-  /**
-   * Adds the next backend (identity server running); the fleet is not changed: `lab add-backend` applies the lab
-   * fleet with it (`l4fleet apply`), or add it to a pool with `l4fleet member add`.
-   */
-  async addBackend(): Promise<string> {
-    const name = backendName(this.state.backends + 1);
-    this.setHosts({ nodeIndexes: this.state.nodeIndexes, backends: this.state.backends + 1 });
-    await this.runtime.startHost(this, name);
-    appendEvent(this.id, { event: 'backendAdded', host: name });
-    return name;
+  /** Fails a backend: everything in it dies (lab-backends.ts). */
+  failBackend(name: string): Promise<void> {
+    return failBackend(this.#core, name);
   }
 
-  /**
-   * Fails a backend: everything in it dies (the identity server; in Docker its container), so its port refuses
-   * connections, health checks mark it down and its TCP connections are reset. `restoreBackend` brings it back.
-   */
-  async failBackend(name: string): Promise<void> {
-    this.requireKind(name, 'backend');
-    await killAll(await namespacePids(this.ns(name)));
-    if (!this.state.killed.includes(name)) this.state.killed = [...this.state.killed, name];
-    this.save();
-    appendEvent(this.id, { event: 'backendFailed', host: name });
-  }
-
-  /** Starts a backend's service again (also one that was not failed: it is restarted); health checks see it rise. */
-  async restoreBackend(name: string): Promise<void> {
-    this.requireKind(name, 'backend');
-    await killAll(await namespacePids(this.ns(name)));
-    this.state.killed = this.state.killed.filter((n) => n !== name);
-    await this.runtime.restoreService(this, name);
-    this.save();
-    appendEvent(this.id, { event: 'backendRestored', host: name });
+  /** Starts a backend's service again (lab-backends.ts). */
+  restoreBackend(name: string): Promise<void> {
+    return restoreBackend(this.#core, name);
   }
 
   /** Reads the state again: hosts added or failed by other `lab` commands since this lab was opened. */
@@ -309,73 +288,21 @@ export class Lab implements LabContext {
     return true;
   }
 
-  /** Adds the next node and makes it the router's neighbor (the router dials it, frr.ts); returns its name. */
-  async addNode(readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<string> {
-    const index = nextNodeIndex(this.topology);
-    const name = nodeName(index);
-    this.setHosts({ nodeIndexes: [...this.state.nodeIndexes, index], backends: this.state.backends });
-    await this.runtime.startHost(this, name);
-    await this.forgetRouterNeighborCache(name);
-    const address = attachmentOf(this.topology, 'fabric', name).ipv4;
-    await addNeighbor(this.ns('router'), this.routerPaths(), this.topology, address);
-    await this.waitInEcmp(name, readyTimeoutMs);
-    appendEvent(this.id, { event: 'nodeAdded', host: name });
-    return name;
+  /** Adds the next node and makes it the router's neighbor; returns its name (lab-nodes.ts). */
+  addNode(readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<string> {
+    return addNode(this.#core, readyTimeoutMs);
   }
 
-  /**
-   * The re-created link has a new MAC address, but the router's ARP / ND entry for the node still holds the old one
-   * (REACHABLE, then STALE for ~5 s before it probes again). The router dials the node (frr.ts), so its SYNs would go
-   * to a MAC that no longer exists until then: measured 6-9 s instead of ~1 s for a restart. Flushing the entries
-   * makes the router resolve the node afresh on its next packet.
-   */
-  private async forgetRouterNeighborCache(node: string): Promise<void> {
-    const fabric = attachmentOf(this.topology, 'fabric', node);
-    const namespace = this.ns('router');
-    await run(['ip', 'neigh', 'flush', 'to', fabric.ipv4], { namespace, allowFailure: true });
-    if (fabric.ipv6) await run(['ip', '-6', 'neigh', 'flush', 'to', fabric.ipv6], { namespace, allowFailure: true });
-  }
-
-  /**
-   * Hard failure: the node's link goes down first (no goodbye on the wire), then all its processes are killed.
-   * An etcd member's name (`etcd2`) kills that member only (stopEtcd).
-   */
-  async kill(node: string): Promise<void> {
+  /** Hard failure of a node (lab-nodes.ts); an etcd member's name (`etcd2`) kills that member only (stopEtcd). */
+  kill(node: string): Promise<void> {
     if (isEtcdMember(this.topology, node)) return this.stopEtcd([node]);
-    this.requireKind(node, 'node');
-    const namespace = this.ns(node);
-    await run(['ip', 'link', 'set', 'eth0', 'down'], { namespace });
-    const hubPort = hubPortName(segmentOf(this.topology, 'fabric'), node);
-    await run(['ip', 'link', 'set', hubPort, 'down'], { namespace: this.ns('router') });
-    await killAll(await namespacePids(namespace));
-    if (!this.state.killed.includes(node)) this.state.killed = [...this.state.killed, node];
-    this.save();
-    appendEvent(this.id, { event: 'nodeKilled', host: node });
+    return killNode(this.#core, node);
   }
 
-  /**
-   * Brings a node back (also one that was not killed): its processes are stopped, its links re-created (a link that
-   * went down lost its routes and IPv6 addresses), then gobgpd and the agent started again.
-   */
-  async restart(node: string, readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<void> {
+  /** Brings a node (or an etcd member) back (lab-nodes.ts). */
+  restart(node: string, readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<void> {
     if (isEtcdMember(this.topology, node)) return this.startEtcd([node], readyTimeoutMs);
-    this.requireKind(node, 'node');
-    await killAll(await namespacePids(this.ns(node)));
-    this.state.killed = this.state.killed.filter((n) => n !== node);
-    this.save();
-    await this.runtime.startHost(this, node);
-    await this.forgetRouterNeighborCache(node);
-    // A drained node stays out of ECMP on purpose (the flag lives in etcd and survives the restart); flags that
-    // cannot be read (etcd not answering) are taken as "not drained": the wait then says why it timed out.
-    const drained = this.mode === 'agent' ? await readDrainFlags(this.topology) : undefined;
-    if (!drained?.get(node)) await this.waitInEcmp(node, readyTimeoutMs);
-    appendEvent(this.id, { event: 'nodeRestarted', host: node });
-  }
-
-  private requireKind(host: string, kind: 'node' | 'backend'): void {
-    if (hostOf(this.topology, host).kind !== kind) {
-      throw new LabError('HOST_UNKNOWN', `host "${host}" is not a ${kind} of lab "${this.id}"`);
-    }
+    return restartNode(this.#core, node, readyTimeoutMs);
   }
 
   /** argv that runs `argv` inside `host` (for `lab exec`). */
@@ -386,7 +313,7 @@ export class Lab implements LabContext {
 
   status(): Promise<LabStatus> {
     const { id, runtime, mode, killed } = this.state;
-    return collectStatus({ id, runtime, mode, killed, topology: this.topology, vtyDir: this.routerPaths().vtyDir });
+    return collectStatus({ id, runtime, mode, killed, topology: this.topology, vtyDir: routerPaths(id).vtyDir });
   }
 
   async down(): Promise<void> {

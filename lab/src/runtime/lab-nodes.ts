@@ -1,0 +1,65 @@
+/** The lab's balancer nodes: add one, kill one (hard failure), restart one. */
+import { killAll, namespacePids, run } from '@l4fleet/process';
+import { attachmentOf, nextNodeIndex, nodeName, segmentOf } from '../topology/model.js';
+import { addNeighbor } from './frr.js';
+import { type LabCore, markAlive, markKilled, requireKind, routerPaths } from './lab-core.js';
+import { hubPortName } from './netns-plan.js';
+import { waitInEcmp } from './readiness.js';
+import { appendEvent } from './state.js';
+import { readDrainFlags } from './status.js';
+
+/** Adds the next node and makes it the router's neighbor (the router dials it, frr.ts); returns its name. */
+export async function addNode(core: LabCore, readyTimeoutMs: number): Promise<string> {
+  const index = nextNodeIndex(core.topology);
+  const name = nodeName(index);
+  core.setHosts({ nodeIndexes: [...core.state.nodeIndexes, index], backends: core.state.backends });
+  await core.runtime.startHost(core, name);
+  await forgetRouterNeighborCache(core, name);
+  const address = attachmentOf(core.topology, 'fabric', name).ipv4;
+  await addNeighbor(core.ns('router'), routerPaths(core.id), core.topology, address);
+  await waitInEcmp(core.topology, name, readyTimeoutMs);
+  appendEvent(core.id, { event: 'nodeAdded', host: name });
+  return name;
+}
+
+/**
+ * The re-created link has a new MAC address, but the router's ARP / ND entry for the node still holds the old one
+ * (REACHABLE, then STALE for ~5 s before it probes again). The router dials the node (frr.ts), so its SYNs would go
+ * to a MAC that no longer exists until then: measured 6-9 s instead of ~1 s for a restart. Flushing the entries
+ * makes the router resolve the node afresh on its next packet.
+ */
+async function forgetRouterNeighborCache(core: LabCore, node: string): Promise<void> {
+  const fabric = attachmentOf(core.topology, 'fabric', node);
+  const namespace = core.ns('router');
+  await run(['ip', 'neigh', 'flush', 'to', fabric.ipv4], { namespace, allowFailure: true });
+  if (fabric.ipv6) await run(['ip', '-6', 'neigh', 'flush', 'to', fabric.ipv6], { namespace, allowFailure: true });
+}
+
+/** Hard failure: the node's link goes down first (no goodbye on the wire), then all its processes are killed. */
+export async function killNode(core: LabCore, node: string): Promise<void> {
+  requireKind(core, node, 'node');
+  const namespace = core.ns(node);
+  await run(['ip', 'link', 'set', 'eth0', 'down'], { namespace });
+  const hubPort = hubPortName(segmentOf(core.topology, 'fabric'), node);
+  await run(['ip', 'link', 'set', hubPort, 'down'], { namespace: core.ns('router') });
+  await killAll(await namespacePids(namespace));
+  markKilled(core, node);
+  appendEvent(core.id, { event: 'nodeKilled', host: node });
+}
+
+/**
+ * Brings a node back (also one that was not killed): its processes are stopped, its links re-created (a link that
+ * went down lost its routes and IPv6 addresses), then gobgpd and the agent started again.
+ */
+export async function restartNode(core: LabCore, node: string, readyTimeoutMs: number): Promise<void> {
+  requireKind(core, node, 'node');
+  await killAll(await namespacePids(core.ns(node)));
+  markAlive(core, [node]);
+  await core.runtime.startHost(core, node);
+  await forgetRouterNeighborCache(core, node);
+  // A drained node stays out of ECMP on purpose (the flag lives in etcd and survives the restart); flags that
+  // cannot be read (etcd not answering) are taken as "not drained": the wait then says why it timed out.
+  const drained = core.mode === 'agent' ? await readDrainFlags(core.topology) : undefined;
+  if (!drained?.get(node)) await waitInEcmp(core.topology, node, readyTimeoutMs);
+  appendEvent(core.id, { event: 'nodeRestarted', host: node });
+}
