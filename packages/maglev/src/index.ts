@@ -3,6 +3,7 @@ export { type Churn, churn, diffTables, type NamedTable, type SlotChange } from 
 export { MaglevError, type MaglevErrorCode } from './errors.js';
 export { type Flow, flowHash, flowKey, type HashMode, type Protocol, slotOf } from './flow.js';
 export { jhash, reciprocalScale } from './jhash.js';
+export { type EarlierTable, previousOwners } from './previous.js';
 export { isPrime, nextPrime } from './prime.js';
 export { type TableStats, tableStats } from './stats.js';
 export {
