@@ -59,7 +59,7 @@ export class GobgpClient {
     this.callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     const Ctor = gobgpClientConstructor();
     // No gRPC keepalive pings: gobgpd's Go server enforces a 5 min minimum and answers faster pings with GOAWAY.
-    // The speaker's periodic GetBgp is the liveness check instead.
+    // The speaker's liveness ping (ping(), every second) is the check instead.
     this.raw = new Ctor(this.address, credentials.createInsecure(), {
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 2_000,
@@ -70,12 +70,12 @@ export class GobgpClient {
     return new Date(Date.now() + this.callTimeoutMs);
   }
 
-  private unary(method: string, request: ApiObject, what: string): Promise<ApiObject> {
+  private unary(method: string, request: ApiObject, what: string, timeoutMs = this.callTimeoutMs): Promise<ApiObject> {
     return new Promise((resolve, reject) => {
       this.raw[method](
         request,
         new Metadata(),
-        { deadline: this.deadline() },
+        { deadline: new Date(Date.now() + timeoutMs) },
         (err: ServiceError | null, res: ApiObject) => (err ? reject(fromGrpcError(what, err)) : resolve(res)),
       );
     });
@@ -113,6 +113,15 @@ export class GobgpClient {
     const res = await this.unary('GetBgp', {}, 'GetBgp');
     const g = res.global ?? {};
     return { asn: Number(g.asn ?? 0), routerId: String(g.router_id ?? ''), listenPort: Number(g.listen_port ?? 0) };
+  }
+
+  /**
+   * Is gobgpd's server answering at all? One GetBgp with a short deadline of its own. A stopped or deadlocked gobgpd
+   * keeps its TCP connection open (the kernel ACKs), so only an answer, not the channel state, shows it is alive;
+   * gRPC keepalive cannot be used instead: gobgpd's Go server refuses pings more often than every 5 min (GOAWAY).
+   */
+  async ping(timeoutMs: number): Promise<void> {
+    await this.unary('GetBgp', {}, 'GetBgp (liveness)', timeoutMs);
   }
 
   async startBgp(g: CanonicalGlobal): Promise<void> {

@@ -197,6 +197,58 @@ describe('gobgp speaker against two gobgpd', () => {
     expect(states.lastIndexOf('established')).toBeGreaterThan(states.indexOf('unknown'));
   });
 
+  test('a hung gobgpd (SIGSTOP) is found by the liveness ping, long before the resync; SIGCONT: one reconnect', async () => {
+    await speaker?.close();
+    const side = sidecar as GobgpdHandle;
+    // A resync a minute away: only the liveness ping can find the hang within the bound below.
+    const s = createGobgpSpeaker({
+      address: side.apiAddress,
+      logger,
+      resyncIntervalMs: 60_000,
+      livenessIntervalMs: 500,
+      livenessTimeoutMs: 1_000,
+      backoff: { initialMs: 50, maxMs: 500 },
+    });
+    speaker = s;
+    const events: PeerEvent[] = [];
+    void (async () => {
+      for await (const ev of s.peerEvents()) events.push(ev);
+    })();
+    await connect(s);
+    await eventually(
+      'session up',
+      () => s.peerStates(),
+      (p) => p[0]?.state === 'established',
+    );
+    const pid = side.pid as number;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await eventually(
+        'the hang reported',
+        async () => events,
+        (e) => e.some((x) => x.reason === 'gobgpdUnreachable' && x.state === 'unknown'),
+        10_000,
+      );
+      expect(s.connected).toBe(false);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await eventually(
+      'connected again',
+      async () => s.connected,
+      (c) => c,
+      15_000,
+    );
+    expect(s.reconnects).toBe(1);
+    await eventually(
+      'session up again',
+      () => s.peerStates(),
+      (p) => p[0]?.state === 'established',
+      20_000,
+    );
+    expect(events.filter((e) => e.reason === 'gobgpdUnreachable')).toHaveLength(1);
+  });
+
   test('reconcile leaves unchanged paths alone: a second speaker (agent restart) does not flap the route', async () => {
     const s = speaker as GobgpSpeaker;
     await connect(s);

@@ -26,6 +26,16 @@ export const GRACEFUL_SHUTDOWN_COMMUNITY = '65535:0';
 export const DEFAULT_RESYNC_INTERVAL_MS = 10_000;
 /** How long one connection attempt waits for the channel, ms. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 2_000;
+/**
+ * How often a connected speaker asks gobgpd whether it still answers (one GetBgp), ms. A hung gobgpd (SIGSTOP,
+ * deadlock) keeps its connection and stream open, so without this the speaker learnt of it only at the next resync.
+ */
+export const DEFAULT_LIVENESS_INTERVAL_MS = 1_000;
+/**
+ * Deadline of that GetBgp, ms: one unanswered ping means gobgpd is hung. A local gobgpd answers in well under 10 ms;
+ * 2 s leaves room for a loaded machine, and a hung gobgpd is reported within interval + timeout (3 s).
+ */
+export const DEFAULT_LIVENESS_TIMEOUT_MS = 2_000;
 
 export interface GobgpSpeakerOptions {
   /** gobgpd's API: `127.0.0.1:50051` or `unix:/path`. Non-loopback needs `allowRemoteApi`. */
@@ -36,6 +46,9 @@ export interface GobgpSpeakerOptions {
   callTimeoutMs?: number;
   resyncIntervalMs?: number;
   connectTimeoutMs?: number;
+  /** Liveness ping interval and deadline while connected, ms; defaults above. */
+  livenessIntervalMs?: number;
+  livenessTimeoutMs?: number;
   backoff?: BackoffOptions;
 }
 
@@ -72,6 +85,8 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
   private readonly backoff: Backoff;
   private readonly resyncIntervalMs: number;
   private readonly connectTimeoutMs: number;
+  private readonly livenessIntervalMs: number;
+  private readonly livenessTimeoutMs: number;
   private readonly supervisor: Promise<void>;
   /** Wakes the supervisor out of a backoff wait (a setter was called, so gobgpd may be worth trying now). */
   private kick: (() => void) | undefined;
@@ -93,6 +108,8 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
     this.backoff = new Backoff(opts.backoff);
     this.resyncIntervalMs = opts.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.livenessIntervalMs = opts.livenessIntervalMs ?? DEFAULT_LIVENESS_INTERVAL_MS;
+    this.livenessTimeoutMs = opts.livenessTimeoutMs ?? DEFAULT_LIVENESS_TIMEOUT_MS;
     this.supervisor = this.supervise();
   }
 
@@ -283,6 +300,8 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
   /** One connection: channel ready, peer watch open, desired state re-applied. */
   private async connectOnce() {
     await this.client.waitForReady(this.connectTimeoutMs);
+    // The channel of a stopped gobgpd stays ready: ask it first, so a hung one costs a ping, not a full call deadline.
+    await this.client.ping(this.livenessTimeoutMs);
     const watch = this.client.watchPeers((p) => this.onPeer(p));
     try {
       await this.serial(() => this.reapply());
@@ -297,21 +316,36 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
     return watch;
   }
 
-  /** Resyncs every interval until the watch stream ends, a resync finds gobgpd gone, or close(). */
+  /**
+   * Pings gobgpd every liveness interval and resyncs every resync interval, until the watch stream ends, a ping or
+   * resync finds gobgpd gone or hung, or close(). The ping bypasses the serial chain: a setter stuck on a hung
+   * gobgpd must not delay the finding.
+   */
   private async whileConnected(ended: Promise<BgpError>): Promise<unknown> {
     let streamEnded: BgpError | undefined;
     void ended.then((e) => {
       streamEnded = e;
       this.kick?.();
     });
+    let nextResyncAt = Date.now() + this.resyncIntervalMs;
     while (!this.stop.signal.aborted && !streamEnded) {
-      await this.backoffWait(this.resyncIntervalMs);
+      await this.backoffWait(Math.max(0, Math.min(this.livenessIntervalMs, nextResyncAt - Date.now())));
       if (this.stop.signal.aborted || streamEnded) break;
+      const resync = Date.now() >= nextResyncAt;
       try {
-        await this.serial(() => this.reapply());
+        if (resync) {
+          await this.serial(() => this.reapply());
+          nextResyncAt = Date.now() + this.resyncIntervalMs;
+        } else {
+          await this.client.ping(this.livenessTimeoutMs);
+        }
       } catch (err) {
-        if (err instanceof BgpError && err.retryable) return err;
+        if (err instanceof BgpError && err.retryable) {
+          if (!resync) this.log.warn({ event: 'gobgpdHung', timeoutMs: this.livenessTimeoutMs });
+          return err;
+        }
         this.log.error({ event: 'resyncFailed', err: (err as Error).message, code: (err as BgpError).code });
+        nextResyncAt = Date.now() + this.resyncIntervalMs;
       }
     }
     return streamEnded;

@@ -5,6 +5,8 @@ export { DEFAULT_CALL_TIMEOUT_MS, validateApiAddress } from './gobgp-client.js';
 export {
   createGobgpSpeaker,
   DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_LIVENESS_INTERVAL_MS,
+  DEFAULT_LIVENESS_TIMEOUT_MS,
   DEFAULT_RESYNC_INTERVAL_MS,
   type GobgpSpeaker,
   type GobgpSpeakerOptions,
