@@ -18,6 +18,7 @@ export {
 } from './defaults.js';
 export { type ChangeKind, diffFleets, type FleetChange, type FleetDiff } from './diff.js';
 export { ConfigError, type ConfigErrorCode, type ConfigProblem, formatProblem } from './errors.js';
+export { explainFlow, type FlowExplanation } from './explain.js';
 export {
   addressField,
   boolField,

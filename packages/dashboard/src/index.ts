@@ -3,7 +3,6 @@ export { ASSET_PATHS, loadAssets } from './assets.js';
 export { createWriteGuard, MIN_TOKEN_LENGTH, type WriteGuard } from './auth.js';
 export { type Dashboard, type DashboardOptions, NATS_RETRY_MS, startDashboard } from './dashboard.js';
 export { DashboardError, type DashboardErrorCode, HTTP_STATUS } from './errors.js';
-export { type ExplainRequest, explainFlow, type FlowExplanation } from './explain.js';
 export {
   buildFleetView,
   type FleetInputs,

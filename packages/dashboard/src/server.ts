@@ -1,5 +1,5 @@
 /** The HTTP surface: the page, its assets, the state as JSON, the event stream, explain, and the guarded writes. */
-import { ConfigError, formatProblem } from '@l4fleet/config';
+import { ConfigError, explainFlow, formatProblem, parseVipKey } from '@l4fleet/config';
 import { StoreError } from '@l4fleet/store';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -7,7 +7,6 @@ import type { Actions, MemberAction } from './actions.js';
 import type { Asset } from './assets.js';
 import type { WriteGuard } from './auth.js';
 import { DashboardError, HTTP_STATUS } from './errors.js';
-import { explainFlow } from './explain.js';
 import type { LiveFleet } from './live-fleet.js';
 import type { MetricsRecorder } from './metrics-history.js';
 import type { SseHub } from './sse.js';
@@ -32,7 +31,8 @@ const BODY_LIMIT_BYTES = 4_096;
 
 function statusOf(err: unknown): { status: number; message: string } {
   if (err instanceof DashboardError) return { status: HTTP_STATUS[err.code], message: err.message };
-  if (err instanceof ConfigError) return { status: 400, message: err.problems.map(formatProblem).join('; ') };
+  if (err instanceof ConfigError)
+    return { status: err.code === 'VIP_NOT_FOUND' ? 404 : 400, message: err.problems.map(formatProblem).join('; ') };
   if (err instanceof StoreError) return { status: err.code === 'CONFLICT' ? 409 : 503, message: err.message };
   const e = err as { statusCode?: number; message?: string };
   if (typeof e.statusCode === 'number' && e.statusCode < 500)
@@ -87,8 +87,10 @@ export function createServer(deps: ServerDeps): FastifyInstance {
       throw new DashboardError('BAD_REQUEST', `vip: ${JSON.stringify(body.vip)} is not a VIP key`);
     if (!Number.isInteger(sport))
       throw new DashboardError('BAD_REQUEST', `sport: ${JSON.stringify(body.sport)} is not a port`);
+    const vip = parseVipKey(body.vip);
     const { desired, decided } = deps.fleet.inputs();
-    return explainFlow(desired.fleet, decided.decided, desired.revision, { src: body.src, sport, vip: body.vip });
+    const flow = { src: body.src, sport, dst: vip.address, dport: vip.port, protocol: vip.protocol };
+    return { ...explainFlow(desired.fleet, decided.decided, flow), revision: desired.revision };
   });
 
   const who = (req: FastifyRequest) => req.ip;

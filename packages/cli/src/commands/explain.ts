@@ -1,6 +1,5 @@
 /** `l4fleet explain flow SRC:SPORT DST:DPORT/PROTO`: the slot and backend the fleet picks, as every node does. */
-import { buildVipTable, endpointText, type Protocol, vipKey } from '@l4fleet/config';
-import { MaglevError, NO_BACKEND, slotOf } from '@l4fleet/maglev';
+import { ConfigError, explainFlow } from '@l4fleet/config';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { type FleetCommandContext, outputFormat, renderData, withStore } from './context.js';
@@ -11,7 +10,7 @@ export function registerExplain(program: Command, ctx: FleetCommandContext): voi
   const explain = program.command('explain').description('explain what the fleet does with something');
   explain
     .command('flow')
-    .description('the table slot and backend of a flow (same table, seed and hash as the nodes)')
+    .description('the table slot and backend of a flow, and why (same table, seed and hash as the nodes)')
     .argument('<src>', 'SRC:SPORT (IPv6 as [SRC]:SPORT)')
     .argument('<dst>', 'DST:DPORT/PROTO, the VIP')
     .option('-o, --output <format>', 'table | json | yaml', 'table')
@@ -21,47 +20,25 @@ export function registerExplain(program: Command, ctx: FleetCommandContext): voi
       const dst = parseVipKeyOrUsage(dstText);
       await withStore(ctx, cmd, async (store) => {
         const { fleet, revision } = await store.getDesired();
-        const key = vipKey(dst);
-        const vip = fleet.vips.find((v) => vipKey(v) === key);
-        if (!vip) throw new CliError(`vip ${key}: not in the fleet (revision ${revision})`, EXIT_FAILURE);
         const { decided } = await store.getDecided();
-        const table = buildVipTable(fleet, vip, decided);
-        let slot: number;
+        const flow = { src: src.address, sport: src.port, dst: dst.address, dport: dst.port, protocol: dst.protocol };
+        let r: ReturnType<typeof explainFlow>;
         try {
-          const flow = {
-            src: src.address,
-            sport: src.port,
-            dst: vip.address,
-            dport: vip.port,
-            protocol: vip.protocol as Protocol,
-          };
-          slot = slotOf(flow, vip.tableSize, table.seed, vip.hash);
+          r = explainFlow(fleet, decided, flow);
         } catch (err) {
-          if (err instanceof MaglevError) throw new CliError(err.message, EXIT_USAGE, { cause: err });
-          throw err;
+          if (!(err instanceof ConfigError)) throw err;
+          if (err.code === 'VIP_NOT_FOUND')
+            throw new CliError(`${err.message} (revision ${revision})`, EXIT_FAILURE, { cause: err });
+          throw new CliError(err.message, EXIT_USAGE, { cause: err });
         }
-        const index = table.slots[slot] as number;
-        const member = index === NO_BACKEND ? undefined : table.backends[index];
-        const data = {
-          flow: `${srcText} -> ${key}`,
-          vip: key,
-          pool: vip.pool,
-          hash: vip.hash,
-          seed: table.seed,
-          tableSize: vip.tableSize,
-          slot,
-          backend: member?.name ?? null,
-          address: member ? endpointText(member.address, member.port) : null,
-          checksum: table.checksum,
-          revision,
-        };
-        if (format !== 'table') return ctx.io.out(renderData(format, data));
+        if (format !== 'table') return ctx.io.out(renderData(format, { ...r, revision }));
         ctx.io.out(
           [
-            `flow:     ${data.flow}`,
-            `hash:     ${vip.hash}, seed 0x${table.seed.toString(16)}, table ${vip.tableSize} slots (checksum ${table.checksum}, revision ${revision})`,
-            `slot:     ${slot}`,
-            `backend:  ${member ? `${member.name} (${data.address}, pool ${vip.pool})` : '(none: no member takes new flows; the data plane drops it)'}`,
+            `flow:     ${r.flow}`,
+            `hash:     ${r.hash}, seed 0x${r.seed.toString(16)}, table ${r.tableSize} slots (checksum ${r.checksum}, revision ${revision})`,
+            `slot:     ${r.slot}`,
+            `backend:  ${r.backend ? `${r.backend} (${r.address}, pool ${r.pool})` : '(none: no member takes new flows; the data plane drops it)'}`,
+            ...r.why.map((w) => `why:      ${w}`),
           ].join('\n'),
         );
       });

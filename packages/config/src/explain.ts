@@ -1,0 +1,101 @@
+/**
+ * `explain flow`: the slot and backend the fleet gives a flow, and why. The ONE implementation behind the CLI's
+ * `l4fleet explain flow` and the dashboard's explain form, so both agree with each other and with the nodes: the
+ * table is buildVipTable's (the table every node builds, Maglev §3.4) and the slot is slotOf's (the kernel's flow
+ * hash scaled onto the table, Maglev §3.3).
+ */
+import { type Flow, MaglevError, NO_BACKEND, slotOf } from '@l4fleet/maglev';
+import { canonicalAddress, endpointText } from './address.js';
+import { ConfigError } from './errors.js';
+import { buildVipTable, type DecidedStatus, effectiveWeight } from './table.js';
+import type { Fleet } from './types.js';
+import { memberKey, vipKey } from './vip-key.js';
+
+export interface FlowExplanation {
+  /** `SRC:SPORT -> VIP`, addresses canonical. */
+  readonly flow: string;
+  /** The VIP key the flow's destination names. */
+  readonly vip: string;
+  readonly pool: string;
+  readonly hash: Fleet['vips'][number]['hash'];
+  readonly seed: number;
+  readonly tableSize: number;
+  readonly slot: number;
+  /** The member's name, or null when no member takes new flows (the data plane drops the flow). */
+  readonly backend: string | null;
+  /** The member's ADDR:PORT, or null with no backend. */
+  readonly address: string | null;
+  /** The table's checksum: compare with the nodes' (`status`, the dashboard) to see that they built the same. */
+  readonly checksum: string;
+  /** One sentence per reason, for people. */
+  readonly why: readonly string[];
+}
+
+/**
+ * Explains `flow` (its dst, dport and protocol name the VIP) under `fleet` and the `decided` member status.
+ * Throws ConfigError VIP_NOT_FOUND when no VIP has that address, port and protocol, and INVALID (naming the field
+ * and the value) when the flow's addresses or ports are not valid.
+ */
+export function explainFlow(fleet: Fleet, decided: DecidedStatus, flow: Flow): FlowExplanation {
+  let src: string;
+  let key: string;
+  try {
+    src = canonicalAddress(flow.src, 'flow.src').address;
+    key = vipKey({
+      address: canonicalAddress(flow.dst, 'flow.dst').address,
+      port: flow.dport,
+      protocol: flow.protocol,
+    });
+  } catch (err) {
+    throw invalidFlow(err);
+  }
+  const vip = fleet.vips.find((v) => vipKey(v) === key);
+  if (!vip) throw new ConfigError('VIP_NOT_FOUND', [{ path: '', message: `vip ${key}: not in the fleet` }]);
+  const table = buildVipTable(fleet, vip, decided);
+  let slot: number;
+  try {
+    slot = slotOf({ ...flow, src, dst: vip.address }, vip.tableSize, table.seed, vip.hash);
+  } catch (err) {
+    throw invalidFlow(err);
+  }
+  const index = table.slots[slot] as number;
+  const member = index === NO_BACKEND ? undefined : table.backends[index];
+  const pool = fleet.pools.find((p) => p.name === vip.pool);
+  const hashed = vip.hash === 'source-ip' ? 'the source address' : 'the 5-tuple';
+  const why = [
+    `hash of ${hashed} with seed 0x${table.seed.toString(16)} picks slot ${slot} of ${vip.tableSize} (Maglev §3.3)`,
+  ];
+  if (member) {
+    const owned = table.slots.filter((i) => i === index).length;
+    const decision = decided.get(memberKey(vip.pool, member));
+    const status = decision ? `decided ${decision}` : 'no decision yet (counts as up)';
+    why.push(
+      `slot ${slot} belongs to ${member.name}: ${member.state}, weight ${member.weight}, ${status}; it owns ${owned} of ${vip.tableSize} slots`,
+    );
+  } else {
+    const states = (pool?.members ?? []).map((m) => {
+      const down = pool && m.state === 'active' && effectiveWeight(pool, m, decided) === 0;
+      return `${m.name} ${m.state}${down ? ' (down)' : ''}`;
+    });
+    why.push(`no member takes new flows (${states.join(', ') || 'pool is empty'}): the data plane drops the flow`);
+  }
+  return {
+    flow: `${endpointText(src, flow.sport)} -> ${key}`,
+    vip: key,
+    pool: vip.pool,
+    hash: vip.hash,
+    seed: table.seed,
+    tableSize: vip.tableSize,
+    slot,
+    backend: member?.name ?? null,
+    address: member ? endpointText(member.address, member.port) : null,
+    checksum: table.checksum,
+    why,
+  };
+}
+
+/** A bad address or port in the flow: the MaglevError's message already names the field and the value. */
+function invalidFlow(err: unknown): never {
+  if (!(err instanceof MaglevError)) throw err;
+  throw new ConfigError('INVALID', [{ path: '', message: err.message }], { cause: err });
+}
