@@ -77,7 +77,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
     )
     .option(
       '--bfd-interval-ms <ms>',
-      'BFD (RFC 5880) interval, both directions, router <-> each node (netns runtime)',
+      'BFD (RFC 5880) interval, both directions, router <-> each node',
       int('bfd-interval-ms'),
       DEFAULT_BFD_INTERVAL_MS,
     )
@@ -92,8 +92,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
         backends: o.backends,
         clients: o.clients,
         etcdMembers: Number(o.etcdMembers),
-        // The Docker runtime's router and node images run no bfdd (yet): BFD there is off.
-        bfd: o.bfd && o.runtime === 'netns' ? { intervalMs: o.bfdIntervalMs, multiplier: o.bfdMultiplier } : undefined,
+        bfd: o.bfd ? { intervalMs: o.bfdIntervalMs, multiplier: o.bfdMultiplier } : undefined,
         controlSlot: o.controlSlot,
         mode: o.mode,
         runtime: o.runtime,

@@ -9,12 +9,22 @@ import { join } from 'node:path';
 import { bfdTimers, type FrrPaths, parseBfdPeers, prepareBfddDir, vtysh } from '@l4fleet/daemons';
 import { attachmentOf, type Topology } from '../topology/model.js';
 
+/** The node's bfdd directory (config, pid file, vty sockets), its own so that only it is handed to frr. */
+function nodeBfdDir(nodeDir: string): string {
+  return join(nodeDir, 'bfd');
+}
+
+/** The node's bfdd.conf (the Docker runtime mounts it into the node's container). */
+export function nodeBfddConfigPath(nodeDir: string): string {
+  return join(nodeBfdDir(nodeDir), 'bfdd.conf');
+}
+
 /** Writes the node's bfdd.conf (peer: the router, from the node's fabric address) and returns the daemon's paths. */
 export function prepareNodeBfdd(topology: Topology, node: string, nodeDir: string): FrrPaths | undefined {
   const { bfd } = topology.bgp;
   if (!bfd) return undefined;
   const self = attachmentOf(topology, 'fabric', node);
-  return prepareBfddDir(join(nodeDir, 'bfd'), {
+  return prepareBfddDir(nodeBfdDir(nodeDir), {
     hostname: node,
     peers: [
       { address: topology.bgp.routerAddress, localAddress: self.ipv4, ...bfdTimers(bfd.intervalMs, bfd.multiplier) },

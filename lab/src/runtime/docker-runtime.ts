@@ -1,11 +1,15 @@
 /**
  * The Docker runtime: every host a container (docker.ts) whose network namespace gets the netns runtime's name and
  * exactly its wiring (netns-plan.ts); agent mode only. A host made anew is a new container, wired, then released.
+ * With BFD the router's and every node's bfdd run in their containers from the same configs as the netns runtime's
+ * (frr.ts, bfd.ts); the control container's etcd members are killed and started one by one (docker-etcd.ts).
  */
 import { run, runScript } from '@l4fleet/process';
 import { LabError } from '../errors.js';
 import { attachmentOf, hostOf, hostsOfKind } from '../topology/model.js';
+import { prepareNodeBfdd } from './bfd.js';
 import { createContainer, dockerAvailable, releaseContainer } from './docker.js';
+import { recordEtcdMember, startEtcdMember, stopEtcdMember } from './docker-etcd.js';
 import { prepareFrr } from './frr.js';
 import type { LabContext, LabRuntime } from './lab-runtime.js';
 import { hostScript, topologyScript } from './netns-plan.js';
@@ -17,10 +21,16 @@ async function createContainerFor(lab: LabContext, host: string): Promise<void> 
   lab.recordPid(host, 'container', pid);
 }
 
+/** What a node's container mounts: its agent.yaml and, with BFD, its bfdd.conf. */
+function writeNodeConfigs(lab: LabContext, node: string): void {
+  writeAgentConfig(lab, node);
+  prepareNodeBfdd(lab.topology, node, lab.hostDir(node));
+}
+
 /** A (new) container for one host, wired and released. */
 async function replaceContainer(lab: LabContext, host: string): Promise<void> {
   const isNode = hostOf(lab.topology, host).kind === 'node';
-  if (isNode) writeAgentConfig(lab, host);
+  if (isNode) writeNodeConfigs(lab, host);
   await createContainerFor(lab, host);
   await runScript(hostScript(lab.topology, host));
   if (isNode) await observe(lab, host);
@@ -45,10 +55,6 @@ async function restoreBackendContainer(lab: LabContext, host: string): Promise<v
   }
 }
 
-function netnsOnly(lab: LabContext, what: string): never {
-  throw new LabError('RUNTIME_UNSUPPORTED', `${what}: only the netns runtime (lab "${lab.id}" runs on docker)`);
-}
-
 export const dockerRuntime: LabRuntime = {
   name: 'docker',
   async resolveMode(wanted: LabMode | 'auto'): Promise<LabMode> {
@@ -66,15 +72,18 @@ export const dockerRuntime: LabRuntime = {
   async build(lab) {
     const { topology } = lab;
     prepareFrr(topology, lab.hostDir('router'));
-    for (const n of hostsOfKind(topology, 'node')) writeAgentConfig(lab, n.name);
+    for (const n of hostsOfKind(topology, 'node')) writeNodeConfigs(lab, n.name);
     for (const h of topology.hosts) if (h.kind !== 'host') await createContainerFor(lab, h.name);
     await runScript(topologyScript(topology));
     for (const n of hostsOfKind(topology, 'node')) await observe(lab, n.name);
     for (const h of topology.hosts) if (h.kind !== 'host') await releaseContainer(h);
+    // Recorded under their names like the netns runtime's, so `healthy` checks them and `kill etcd2` finds one.
+    for (const m of topology.control.etcdMembers) await recordEtcdMember(lab, m);
   },
   startHost: replaceContainer,
   // The container exited with its service: a new one is created and wired like one added later.
   restoreService: restoreBackendContainer,
-  stopEtcd: (lab) => netnsOnly(lab, 'stopEtcd'),
-  startEtcd: (lab) => netnsOnly(lab, 'startEtcd'),
+  // By its name among the control container's processes: a recorded pid may be stale (the container was re-made).
+  stopEtcd: (lab, member) => stopEtcdMember(lab, member),
+  startEtcd: startEtcdMember,
 };

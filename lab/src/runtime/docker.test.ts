@@ -1,6 +1,9 @@
 import { describe, expect, test } from 'vitest';
 import { buildTopology, hostOf } from '../topology/model.js';
 import { containerSpec } from './docker.js';
+import { isEtcdMemberArgv } from './docker-etcd.js';
+
+const BFD = { intervalMs: 100, multiplier: 3 };
 
 describe('docker runtime - the control container', () => {
   test.each([1, 3])('starts every one of %i etcd members with one initial cluster, NATS in the foreground', (n) => {
@@ -15,5 +18,42 @@ describe('docker runtime - the control container', () => {
       expect(members[i]).toContain(`--initial-cluster ${cluster} `);
     }
     expect(shell).toMatch(/ & exec \/usr\/sbin\/nats-server /);
+  });
+});
+
+describe('docker runtime - etcd member processes', () => {
+  test.each([
+    [['/usr/bin/etcd', '--name', 'etcd2', '--data-dir', '/var/lib/l4fleet/etcd2'], 'etcd2', true],
+    [['/usr/bin/etcd', '--name', 'etcd2'], 'etcd1', false],
+    // etcd12 is not etcd1, and the control container's shell (whose one argument holds every member) is no member.
+    [['/usr/bin/etcd', '--name', 'etcd12'], 'etcd1', false],
+    [['sh', '-c', '/usr/bin/etcd --name etcd1 & exec nats-server'], 'etcd1', false],
+    [['/usr/bin/etcd', '--data-dir', 'etcd1'], 'etcd1', false],
+  ])('%j is member %s: %s', (argv, name, expected) => {
+    expect(isEtcdMemberArgv(argv, name)).toBe(expected);
+  });
+});
+
+describe('docker runtime - BFD in the router and node containers', () => {
+  const mountsOf = (spec: string[]) => spec.flatMap((a, i) => (spec[i - 1] === '-v' ? [a] : []));
+  const capsOf = (spec: string[]) => spec.flatMap((a, i) => (spec[i - 1] === '--cap-add' ? [a] : []));
+
+  test('with BFD: the router mounts its bfdd.conf, every node its own bfdd.conf with the caps bfdd asks for', () => {
+    const topology = buildTopology({ id: 'x2', bfd: BFD });
+    const router = containerSpec(topology, hostOf(topology, 'router'), (h) => `/s/${h}`);
+    expect(mountsOf(router)).toContain('/s/router/bfdd.conf:/etc/frr/bfdd.conf:ro');
+    for (const node of ['node1', 'node2', 'node3']) {
+      const spec = containerSpec(topology, hostOf(topology, node), (h) => `/s/${h}`);
+      expect(mountsOf(spec)).toContain(`/s/${node}/bfd/bfdd.conf:/etc/frr/bfdd.conf:ro`);
+      expect(capsOf(spec)).toEqual(expect.arrayContaining(['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN']));
+    }
+  });
+
+  test('without BFD: no bfdd.conf is mounted anywhere (the entrypoints then start no bfdd)', () => {
+    const topology = buildTopology({ id: 'x3' });
+    for (const host of topology.hosts.filter((h) => h.kind !== 'host')) {
+      const spec = containerSpec(topology, host, (h) => `/s/${h}`);
+      expect(mountsOf(spec).filter((m) => m.includes('bfdd'))).toEqual([]);
+    }
   });
 });

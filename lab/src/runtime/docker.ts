@@ -10,10 +10,15 @@ import { LabError } from '../errors.js';
 import { vipSpec } from '../topology/containerlab.js';
 import { attachmentOf, type LabHost, type Topology } from '../topology/model.js';
 import { agentConfigPath } from './agent.js';
+import { nodeBfddConfigPath } from './bfd.js';
 import { etcdArgv, natsArgv } from './control.js';
 
 export const READY_FILE = '/run/l4f-ready';
 export const LAB_LABEL = 'l4fleet.lab';
+/** The control container's data (etcd members' data dirs, NATS JetStream); lives as long as the container. */
+export const CONTROL_DATA_DIR = '/var/lib/l4fleet';
+/** Where the images' entrypoints look for a bfdd config (deploy/docker/{router,agent}/entrypoint.sh). */
+const BFDD_CONF = '/etc/frr/bfdd.conf';
 
 const IMAGE_OF: Readonly<Record<string, string>> = {
   client: 'l4fleet/backend:latest',
@@ -25,6 +30,11 @@ const IMAGE_OF: Readonly<Record<string, string>> = {
 
 export function docker(args: readonly string[], timeoutMs = 60_000) {
   return run(['docker', ...args], { timeoutMs });
+}
+
+/** The container of `host`: named like its network namespace. */
+export function containerName(host: LabHost): string {
+  return host.namespace ?? host.name;
 }
 
 export async function dockerAvailable(): Promise<boolean> {
@@ -60,12 +70,19 @@ export function containerSpec(topology: Topology, host: LabHost, hostDirOf: (h: 
         `${dir}/zebra.conf:/etc/frr/zebra.conf:ro`,
         `${dir}/vty:/run/frr`,
       );
+      // With BFD the entrypoint starts bfdd beside bgpd (prepareFrr wrote bfdd.conf with the nodes' profile).
+      if (topology.bgp.bfd) mounts.push(`${dir}/bfdd.conf:${BFDD_CONF}:ro`);
       // FRR's privilege setup wants these even to run as user frr (zebra: net_admin, net_raw, sys_admin).
       caps.push('NET_RAW', 'SYS_ADMIN');
       command = ['/usr/local/bin/l4fleet-router'];
       break;
     case 'node':
       mounts.push(`${agentConfigPath(dir)}:/etc/l4fleet/agent.yaml:ro`);
+      if (topology.bgp.bfd) {
+        // The node's standalone bfdd (bfd.ts: the router as its one peer); FRR's privilege setup wants SYS_ADMIN.
+        mounts.push(`${nodeBfddConfigPath(dir)}:${BFDD_CONF}:ro`);
+        caps.push('NET_RAW', 'SYS_ADMIN');
+      }
       command = ['/usr/local/bin/l4fleet-node', '--config', '/etc/l4fleet/agent.yaml'];
       break;
     case 'backend':
@@ -75,9 +92,9 @@ export function containerSpec(topology: Topology, host: LabHost, hostDirOf: (h: 
       ];
       break;
     case 'control': {
-      const etcd = topology.control.etcdMembers.map((m) => `${etcdArgv(topology, '/var/lib/l4fleet', m).join(' ')} & `);
-      const nats = natsArgv(topology, '/var/lib/l4fleet').join(' ');
-      command = ['sh', '-c', `mkdir -p /var/lib/l4fleet && ${etcd.join('')}exec ${nats}`];
+      const etcd = topology.control.etcdMembers.map((m) => `${etcdArgv(topology, CONTROL_DATA_DIR, m).join(' ')} & `);
+      const nats = natsArgv(topology, CONTROL_DATA_DIR).join(' ');
+      command = ['sh', '-c', `mkdir -p ${CONTROL_DATA_DIR} && ${etcd.join('')}exec ${nats}`];
       break;
     }
     default:
@@ -89,7 +106,7 @@ export function containerSpec(topology: Topology, host: LabHost, hostDirOf: (h: 
     'run',
     '-d',
     '--name',
-    host.namespace ?? host.name,
+    containerName(host),
     '--hostname',
     host.name,
     '--label',
@@ -123,7 +140,7 @@ export async function createContainer(
   host: LabHost,
   hostDirOf: (h: string) => string,
 ): Promise<number> {
-  const name = host.namespace ?? host.name;
+  const name = containerName(host);
   await docker(['rm', '-f', name]).catch(() => undefined);
   await docker(containerSpec(topology, host, hostDirOf));
   const pid = Number((await docker(['inspect', '-f', '{{.State.Pid}}', name])).stdout.trim());
@@ -135,7 +152,7 @@ export async function createContainer(
 
 /** Lets the container's entrypoint run (its network is wired by now). */
 export async function releaseContainer(host: LabHost): Promise<void> {
-  await docker(['exec', host.namespace ?? host.name, 'touch', READY_FILE]);
+  await docker(['exec', containerName(host), 'touch', READY_FILE]);
 }
 
 /** Removes every container of lab `id` (by label); silent when no Docker engine answers. */
