@@ -41,9 +41,12 @@ export {
   MAX_FLEET_BYTES,
   MAX_FLEET_DEPTH,
   MAX_HTTP_PATH_CHARS,
+  MAX_IDLE_TIMEOUT_S,
   MAX_MEMBERS_PER_POOL,
   MAX_POOLS,
   MAX_PROBLEMS_REPORTED,
+  MAX_TCP_CLOSE_TIMEOUT_S,
+  MAX_TCP_HANDSHAKE_TIMEOUT_S,
   MAX_TOTAL_MEMBERS,
   MAX_TOTAL_TABLE_SLOTS,
   MAX_UDP_PAYLOAD_BYTES,
@@ -51,10 +54,33 @@ export {
   MAX_VIPS,
   MAX_YAML_ALIASES,
   MAX_YAML_NODES,
+  MIN_PROFILE_TIMEOUT_S,
   utf8Bytes,
 } from './limits.js';
 export { NODE_NAME, POOL_NAME } from './names.js';
 export { parseFleet, parseFleetText } from './parse.js';
+export { previousChecksum, withPreviousOwners } from './previous-owners.js';
+export {
+  DEFAULT_ON_TIMEOUT,
+  DEFAULT_TCP_CLOSE_TIMEOUT_S,
+  DEFAULT_TCP_HANDSHAKE_TIMEOUT_S,
+  DEFAULT_TCP_IDLE_TIMEOUT_S,
+  DEFAULT_UDP_IDLE_TIMEOUT_S,
+  defaultProfile,
+  type OnTimeout,
+  type VipProfile,
+} from './profile.js';
+export {
+  DEFAULT_SECOND_CHANCE_ENABLED,
+  DEFAULT_SECOND_CHANCE_RETAIN_S,
+  defaultSecondChance,
+  MAX_PREVIOUS_TABLES,
+  MAX_SECOND_CHANCE_RETAIN_S,
+  type SecondChance,
+  secondChanceActive,
+  secondChanceField,
+  secondChanceOf,
+} from './second-chance.js';
 export { directReturnProblems } from './semantics.js';
 export {
   backendsForPool,
@@ -62,9 +88,20 @@ export {
   type DecidedStatus,
   effectiveWeight,
   tableChecksum,
+  tableInputsOf,
   tableMembers,
   type VipTable,
 } from './table.js';
+export {
+  type EarlierPoolTable,
+  earlierTables,
+  type HistoryMember,
+  nextExpiryMs,
+  type PoolHistory,
+  recordPoolTable,
+  sameTableInputs,
+  type TableHistory,
+} from './table-history.js';
 export type {
   Fleet,
   Forwarding,

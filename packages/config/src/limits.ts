@@ -46,6 +46,14 @@ export const MAX_HTTP_PATH_CHARS = 2_048;
  * and UDP (8) headers, so a probe never needs fragmentation on any path.
  */
 export const MAX_UDP_PAYLOAD_BYTES = 1_232;
+/** Shortest profile timeout (profile.ts), in seconds: conntrack and nft timeouts count whole seconds. */
+export const MIN_PROFILE_TIMEOUT_S = 1;
+/** Longest idle timeout, in seconds (7 days): the nftables driver's flow-timeout ceiling too. */
+export const MAX_IDLE_TIMEOUT_S = 604_800;
+/** Longest TCP handshake timeout, in seconds (10 min): a longer one only lets a SYN flood hold more state. */
+export const MAX_TCP_HANDSHAKE_TIMEOUT_S = 600;
+/** Longest TCP close timeout, in seconds (1 h). */
+export const MAX_TCP_CLOSE_TIMEOUT_S = 3_600;
 /** Problems listed in one error; the rest are counted (a million bad members must not make a million lines). */
 export const MAX_PROBLEMS_REPORTED = 100;
 

@@ -69,6 +69,7 @@ describe('config parse - the issue sample', () => {
       pool: 'web',
       tableSize: 65_537,
       hash: '5-tuple',
+      profile: { idleTimeoutS: 300, tcpHandshakeTimeoutS: 10, tcpCloseTimeoutS: 10, onTimeout: 'drop' },
     });
   });
 
@@ -200,7 +201,7 @@ describe('config parse - every problem at once, with path and value', () => {
     [
       'unknown forwarding',
       { pools: [pool('p', [m('198.18.0.1')], { forwarding: 'vxlan' })] },
-      'pools[0].forwarding: "vxlan" is not one of l2 | ipip | gre | gue',
+      'pools[0].forwarding: "vxlan" is not one of l2 | ipip | gre | gue | nat',
     ],
     [
       'guePort out of range',

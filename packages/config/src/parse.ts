@@ -40,6 +40,7 @@ import {
   utf8Bytes,
 } from './limits.js';
 import { POOL_NAME } from './names.js';
+import { profileField } from './profile.js';
 import { fleetSemanticProblems } from './semantics.js';
 import type { Fleet, Forwarding, HealthCheck, HealthCheckType, Member, MemberState, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
@@ -175,7 +176,7 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
     p,
     `${path}.forwarding`,
     v.forwarding,
-    ['l2', 'ipip', 'gre', 'gue'],
+    ['l2', 'ipip', 'gre', 'gue', 'nat'],
     DEFAULT_POOL_FORWARDING,
   );
   // Accepted with any forwarding (a parsed fleet carries the default and must parse again); used by gue only.
@@ -224,7 +225,7 @@ function vip(p: Problems, path: string, v: unknown, pools: ReadonlyMap<string, P
     p.add(path, `${show(v)} is not an object`);
     return undefined;
   }
-  checkKeys(p, path, v, ['address', 'port', 'protocol', 'pool', 'tableSize', 'hash']);
+  checkKeys(p, path, v, ['address', 'port', 'protocol', 'pool', 'tableSize', 'hash', 'profile']);
   const addr = address(p, `${path}.address`, v.address);
   const prt = port(p, `${path}.port`, v.port);
   const protocol = oneOf(p, `${path}.protocol`, v.protocol, ['tcp', 'udp'] as const);
@@ -270,6 +271,7 @@ function vip(p: Problems, path: string, v: unknown, pools: ReadonlyMap<string, P
     pool: typeof v.pool === 'string' ? v.pool : '',
     tableSize,
     hash: oneOf(p, `${path}.hash`, v.hash, ['5-tuple', 'source-ip'] as const, DEFAULT_VIP_HASH),
+    profile: profileField(p, `${path}.profile`, v.profile, protocol),
   };
 }
 

@@ -11,6 +11,7 @@ import { isLoopback, unusableAddress } from './address-use.js';
 import type { ConfigProblem } from './errors.js';
 import { showValue as show } from './fields.js';
 import { MAX_HTTP_PATH_CHARS, MAX_UDP_PAYLOAD_BYTES, utf8Bytes } from './limits.js';
+import { natAddressProblems } from './profile.js';
 import type { Fleet, HealthCheck, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
 
@@ -131,6 +132,8 @@ export function fleetSemanticProblems(fleet: Fleet): ConfigProblem[] {
       for (const p of t) out.push(p);
     }
   });
+  const natPools = new Set(fleet.pools.filter((p) => p.forwarding === 'nat').map((p) => p.name));
+  if (natPools.size > 0) out.push(...natAddressProblems(fleet.vips, natPools));
   return out;
 }
 
@@ -155,7 +158,8 @@ export function directReturnProblems(fleet: Fleet): ConfigProblem[] {
   fleet.vips.forEach((vip, k) => {
     const i = poolIndex.get(vip.pool);
     const pool = i === undefined ? undefined : fleet.pools[i];
-    if (i === undefined || !pool) return;
+    // NAT rewrites the destination port: a member may listen on another port than the VIP's (design note 0012).
+    if (i === undefined || !pool || pool.forwarding === 'nat') return;
     for (const p of portProblems(vip, k, pool, i)) out.push(p);
   });
   return out;

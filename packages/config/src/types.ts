@@ -3,6 +3,7 @@
  * after parseFleet(), so consumers never apply defaults of their own (they would drift apart).
  */
 import type { HashMode, Protocol } from '@l4fleet/maglev';
+import type { VipProfile } from './profile.js';
 
 export type { HashMode, Protocol };
 
@@ -49,9 +50,11 @@ export interface Member {
  * How a node hands a flow's packets to a pool's backends. `l2`: the frame unchanged to the backend's MAC
  * (backends on the node's segment). `ipip` (IPv4-in-IPv4 / IPv6-in-IPv6), `gre` (RFC 2784, 4-byte header) and
  * `gue` (GUE variant 1, draft-ietf-intarea-gue §5: IP directly in UDP): encapsulated to the backend's address,
- * so backends can sit anywhere routed (bpf data plane only; nftables refuses them).
+ * so backends can sit anywhere routed (bpf data plane only; nftables refuses them). `nat`: the node rewrites the
+ * destination to the member's address and port and the source to its own address (conntrack), so members need no VIP
+ * and may listen on another port; replies return through the node (nftables data plane only; design note 0012).
  */
-export type Forwarding = 'l2' | 'ipip' | 'gre' | 'gue';
+export type Forwarding = 'l2' | 'ipip' | 'gre' | 'gue' | 'nat';
 
 export interface Pool {
   readonly name: string;
@@ -74,6 +77,11 @@ export interface Vip {
   readonly tableSize: number;
   /** `5-tuple` (default) or `source-ip` (client stickiness, fleet-consistent). */
   readonly hash: HashMode;
+  /**
+   * Timeouts of the VIP's flows (profile.ts, design note 0012). Always set by parseFleet (defaults by protocol);
+   * optional so hand-built VIPs stay valid (absent: the defaults of defaultProfile()).
+   */
+  readonly profile?: VipProfile;
 }
 
 export interface Fleet {
