@@ -59,7 +59,6 @@ export {
 } from './limits.js';
 export { NODE_NAME, POOL_NAME } from './names.js';
 export { parseFleet, parseFleetText } from './parse.js';
-export { previousChecksum, withPreviousOwners } from './previous-owners.js';
 export {
   DEFAULT_ON_TIMEOUT,
   DEFAULT_TCP_CLOSE_TIMEOUT_S,
@@ -70,17 +69,6 @@ export {
   type OnTimeout,
   type VipProfile,
 } from './profile.js';
-export {
-  DEFAULT_SECOND_CHANCE_ENABLED,
-  DEFAULT_SECOND_CHANCE_RETAIN_S,
-  defaultSecondChance,
-  MAX_PREVIOUS_TABLES,
-  MAX_SECOND_CHANCE_RETAIN_S,
-  type SecondChance,
-  secondChanceActive,
-  secondChanceField,
-  secondChanceOf,
-} from './second-chance.js';
 export { directReturnProblems } from './semantics.js';
 export {
   backendsForPool,
@@ -88,20 +76,9 @@ export {
   type DecidedStatus,
   effectiveWeight,
   tableChecksum,
-  tableInputsOf,
   tableMembers,
   type VipTable,
 } from './table.js';
-export {
-  type EarlierPoolTable,
-  earlierTables,
-  type HistoryMember,
-  nextExpiryMs,
-  type PoolHistory,
-  recordPoolTable,
-  sameTableInputs,
-  type TableHistory,
-} from './table-history.js';
 export type {
   Fleet,
   Forwarding,
