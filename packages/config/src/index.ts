@@ -69,6 +69,18 @@ export {
   type OnTimeout,
   type VipProfile,
 } from './profile.js';
+export { previousChecksum, withPreviousOwners } from './previous-owners.js';
+export {
+  DEFAULT_SECOND_CHANCE_ENABLED,
+  DEFAULT_SECOND_CHANCE_RETAIN_S,
+  defaultSecondChance,
+  MAX_PREVIOUS_TABLES,
+  MAX_SECOND_CHANCE_RETAIN_S,
+  type SecondChance,
+  secondChanceActive,
+  secondChanceField,
+  secondChanceOf,
+} from './second-chance.js';
 export { directReturnProblems } from './semantics.js';
 export {
   backendsForPool,
@@ -76,9 +88,20 @@ export {
   type DecidedStatus,
   effectiveWeight,
   tableChecksum,
+  tableInputsOf,
   tableMembers,
   type VipTable,
 } from './table.js';
+export {
+  type EarlierPoolTable,
+  earlierTables,
+  type HistoryMember,
+  nextExpiryMs,
+  type PoolHistory,
+  recordPoolTable,
+  sameTableInputs,
+  type TableHistory,
+} from './table-history.js';
 export type {
   Fleet,
   Forwarding,

@@ -40,6 +40,7 @@ import {
   utf8Bytes,
 } from './limits.js';
 import { POOL_NAME } from './names.js';
+import { secondChanceField } from './second-chance.js';
 import { profileField } from './profile.js';
 import { fleetSemanticProblems } from './semantics.js';
 import type { Fleet, Forwarding, HealthCheck, HealthCheckType, Member, MemberState, Pool, Vip } from './types.js';
@@ -171,7 +172,7 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
     p.add(path, `${show(v)} is not an object`);
     return undefined;
   }
-  checkKeys(p, path, v, ['name', 'healthCheck', 'members', 'forwarding', 'guePort']);
+  checkKeys(p, path, v, ['name', 'healthCheck', 'members', 'forwarding', 'guePort', 'secondChance']);
   const forwarding = oneOf<Forwarding>(
     p,
     `${path}.forwarding`,
@@ -216,6 +217,7 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
     members: members.map(({ family: _family, ...m }) => m),
     forwarding,
     guePort,
+    secondChance: secondChanceField(p, `${path}.secondChance`, v.secondChance),
     families,
   };
 }

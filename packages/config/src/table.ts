@@ -10,6 +10,8 @@ import { createHash } from 'node:crypto';
 import { type BackendSpec, buildTable, type HashMode } from '@l4fleet/maglev';
 import { DEFAULT_GUE_PORT } from './defaults.js';
 import { ConfigError } from './errors.js';
+import { withPreviousOwners } from './previous-owners.js';
+import type { HistoryMember, TableHistory } from './table-history.js';
 import type { Fleet, Forwarding, Member, MemberStatus, Pool, Vip } from './types.js';
 import { memberKey, vipKey } from './vip-key.js';
 
@@ -18,10 +20,18 @@ export type DecidedStatus = ReadonlyMap<string, MemberStatus>;
 
 export interface VipTable {
   readonly vip: Vip;
-  /** The table's index space: the pool's members that are not disabled, sorted by name. */
+  /**
+   * The table's index space: the pool's members that are not disabled, sorted by name; then, with previous owners,
+   * the members that are previous owners only (removed or disabled since: weight 0, state `disabled`).
+   */
   readonly backends: readonly Member[];
   /** Slot -> index into `backends`, or NO_BACKEND (-1) when no member takes flows. */
   readonly slots: Int32Array;
+  /**
+   * Second chance (0011): slot -> index into `backends` of the slot's previous owner, or NO_BACKEND (none, or the
+   * current owner). Absent when the pool has no second chance or no slot has a previous owner.
+   */
+  readonly previousSlots?: Int32Array;
   readonly seed: number;
   readonly hash: HashMode;
   /** The pool's forwarding: how a node hands the VIP's packets to the backends (l2, or an encapsulation). */
@@ -29,8 +39,8 @@ export interface VipTable {
   /** The pool's GUE destination port (used with `forwarding: gue`). */
   readonly guePort: number;
   /**
-   * Hex digest of size, seed, hash mode, backend names, endpoints, slots and (when not l2) the forwarding: equal on
-   * nodes that forward the VIP alike.
+   * Hex digest of size, seed, hash mode, backend names, endpoints, slots, (when not l2) the forwarding and (when
+   * present) the previous owners: equal on nodes that forward the VIP alike.
    */
   readonly checksum: string;
 }
@@ -73,8 +83,21 @@ export function tableChecksum(
   return h.digest('hex').slice(0, 16);
 }
 
-/** Builds the table of one VIP of `fleet`; the fleet must carry its hashSeed (stored fleets always do). */
-export function buildVipTable(fleet: Fleet, vip: Vip, decided: DecidedStatus): VipTable {
+/** The pool's table inputs in index-space order, as the table history records them (table-history.ts). */
+export function tableInputsOf(pool: Pool, decided: DecidedStatus): HistoryMember[] {
+  return tableMembers(pool).map((m) => ({
+    name: m.name,
+    address: m.address,
+    port: m.port,
+    weight: effectiveWeight(pool, m, decided),
+  }));
+}
+
+/**
+ * Builds the table of one VIP of `fleet`; the fleet must carry its hashSeed (stored fleets always do). With the
+ * fleet's table `history` (etcd `history/`), the pool's previous owners too (second chance, 0011).
+ */
+export function buildVipTable(fleet: Fleet, vip: Vip, decided: DecidedStatus, history?: TableHistory): VipTable {
   const pool = fleet.pools.find((p) => p.name === vip.pool);
   if (!pool) {
     throw new ConfigError('INVALID', [{ path: `vip ${vipKey(vip)}.pool`, message: `"${vip.pool}" does not exist` }]);
@@ -86,7 +109,7 @@ export function buildVipTable(fleet: Fleet, vip: Vip, decided: DecidedStatus): V
   }
   const backends = tableMembers(pool);
   const slots = buildTable(backendsForPool(pool, decided), vip.tableSize);
-  return {
+  const table: VipTable = {
     vip,
     backends,
     slots,
@@ -96,4 +119,6 @@ export function buildVipTable(fleet: Fleet, vip: Vip, decided: DecidedStatus): V
     guePort: pool.guePort,
     checksum: tableChecksum(vip, fleet.hashSeed, backends, slots, pool),
   };
+  const poolHistory = history?.get(pool.name);
+  return poolHistory ? withPreviousOwners(table, pool, tableInputsOf(pool, decided), poolHistory) : table;
 }

@@ -3,6 +3,7 @@
  * after parseFleet(), so consumers never apply defaults of their own (they would drift apart).
  */
 import type { HashMode, Protocol } from '@l4fleet/maglev';
+import type { SecondChance } from './second-chance.js';
 import type { VipProfile } from './profile.js';
 
 export type { HashMode, Protocol };
@@ -64,6 +65,11 @@ export interface Pool {
   readonly forwarding: Forwarding;
   /** `gue` only: UDP destination port the backends decapsulate on; default 6080 (used only with `gue`). */
   readonly guePort: number;
+  /**
+   * Second chance (docs/design/0011-second-chance.md): previous slot owners carried with encapsulated forwarding;
+   * default `{enabled: true, retainS: 3600}`. Always set by parseFleet; optional so hand-built pools stay valid.
+   */
+  readonly secondChance?: SecondChance;
 }
 
 export interface Vip {
