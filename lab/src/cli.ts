@@ -12,6 +12,13 @@ import { downLab, listLabIds } from './runtime/resources.js';
 import { repoRoot } from './runtime/scripts.js';
 import { appendEvent, labDir } from './runtime/state.js';
 import { containerlabYaml } from './topology/containerlab.js';
+import {
+  BACKEND_NETWORKS,
+  DEFAULT_DATA_PATH,
+  LAB_DATA_PLANES,
+  LAB_FORWARDINGS,
+  type LabDataPath,
+} from './topology/data-path.js';
 import { labFleetYaml } from './topology/fleet.js';
 import { buildTopology, DEFAULT_LAB_ID } from './topology/model.js';
 
@@ -31,6 +38,10 @@ function int(name: string) {
     if (!Number.isInteger(n) || n < 0) throw new LabError('OPTION_INVALID', `--${name} ${v} is not a whole number`);
     return n;
   };
+}
+
+function dataPathLine(p: LabDataPath): string {
+  return `data plane ${p.dataplane}, backends ${p.backendNetwork === 'routed' ? 'routed (behind the router)' : "on the nodes' segment"}, forwarding ${p.forwarding}`;
 }
 
 function labId(cmd: Command): string {
@@ -65,6 +76,25 @@ export function createLabProgram(io: LabIo = processIo): Command {
     )
     .addOption(new Option('--runtime <runtime>', 'where the hosts run').choices(['netns', 'docker']).default('netns'))
     .addOption(
+      new Option('--dataplane <driver>', "the nodes' data plane (agent.yaml dataplane.driver)")
+        .choices([...LAB_DATA_PLANES])
+        .default(DEFAULT_DATA_PATH.dataplane),
+    )
+    .addOption(
+      new Option(
+        '--backend-network <network>',
+        "l2: backends on the nodes' segment; routed: their own subnet behind the router",
+      )
+        .choices([...BACKEND_NETWORKS])
+        .default(DEFAULT_DATA_PATH.backendNetwork),
+    )
+    .addOption(
+      new Option(
+        '--forwarding <mode>',
+        "the lab pools' forwarding (default: gue for bpf with routed backends, else l2)",
+      ).choices([...LAB_FORWARDINGS]),
+    )
+    .addOption(
       new Option('--mode <mode>', 'agent: nodes run the l4fleet agent; static: gobgpd announcements, no agent')
         .choices(['auto', 'agent', 'static'])
         .default('auto'),
@@ -94,6 +124,9 @@ export function createLabProgram(io: LabIo = processIo): Command {
         etcdMembers: Number(o.etcdMembers),
         bfd: o.bfd ? { intervalMs: o.bfdIntervalMs, multiplier: o.bfdMultiplier } : undefined,
         controlSlot: o.controlSlot,
+        dataplane: o.dataplane,
+        backendNetwork: o.backendNetwork,
+        forwarding: o.forwarding,
         mode: o.mode,
         runtime: o.runtime,
         log,
@@ -102,6 +135,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
       io.out(
         `lab "${lab.id}" is up (${s.runtime}, ${lab.mode} mode): ${s.nodes.length} nodes, ${s.backends.length} backends`,
       );
+      io.out(dataPathLine(s.dataPath));
       io.out(`etcd: ${s.etcd.endpoints.join(',')}`);
       io.out(`try: export L4FLEET_ETCD=${s.etcd.endpoints.join(',')}; l4fleet status`);
       for (const v of s.vips) io.out(`vip ${v.protocol} ${v.address} port ${v.port}`);
@@ -130,6 +164,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
         return;
       }
       io.out(`lab "${s.id}" (${s.runtime}, ${s.mode} mode)  etcd ${s.etcd.endpoints.join(',')}`);
+      io.out(dataPathLine(s.dataPath));
       for (const n of s.nodes) {
         io.out(
           `node    ${n.name.padEnd(10)} ${n.address.padEnd(15)} bgp ${n.bgp}${n.bfd ? ` bfd ${n.bfd}` : ''}${n.killed ? ' killed' : ''} announces ${n.announced.join(' ') || '-'}`,

@@ -21,6 +21,7 @@ export {
   startIdentityServer,
 } from './identity/server.js';
 export { agentArgv, agentAvailable, agentConfig, agentYaml, cliBin } from './runtime/agent.js';
+export { backendSetupArgv, nodeAddresses } from './runtime/backend-setup.js';
 export { daemonPid, restartAgent, signalDaemon } from './runtime/faults.js';
 export { applyDefaultFleet } from './runtime/fleet-apply.js';
 export { bgpdConfig } from './runtime/frr.js';
@@ -46,10 +47,24 @@ export {
 } from './runtime/state.js';
 export { type EtcdMemberStatus, type LabStatus, type NodeStatus, routerNextHops } from './runtime/status.js';
 export { containerlabYaml, IMAGES, toContainerlab } from './topology/containerlab.js';
+export {
+  BACKEND_NETWORKS,
+  type BackendNetwork,
+  type DataPathOptions,
+  DEFAULT_DATA_PATH,
+  dataPathOf,
+  LAB_DATA_PLANES,
+  LAB_FORWARDINGS,
+  type LabDataPath,
+  type LabDataPlane,
+  type LabForwarding,
+} from './topology/data-path.js';
 export { labFleet, labFleetYaml } from './topology/fleet.js';
 export {
+  BACKEND_SEGMENT,
   BGP_HOLD_TIME_S,
   BGP_KEEPALIVE_S,
+  backendAttachment,
   buildTopology,
   DEFAULT_ETCD_MEMBERS,
   DEFAULT_LAB_ID,

@@ -8,6 +8,7 @@ import { run } from '@l4fleet/process';
 import { stringify } from 'yaml';
 import type { Topology } from '../topology/model.js';
 import { AGENT_METRICS_PORT, attachmentOf, GOBGPD_API_PORT } from '../topology/model.js';
+import { bpffsDir } from './bpffs.js';
 import { repoRoot } from './scripts.js';
 
 /**
@@ -49,9 +50,21 @@ export function agentConfig(topology: Topology, node: string, stateDir?: string)
     nats: { servers: [topology.control.natsUrl] },
     // On the node's control address, so the lab (and Prometheus on the host) can scrape every node.
     metrics: { listen: `${control.ipv4}:${AGENT_METRICS_PORT}` },
-    dataplane: { driver: 'nftables' },
+    dataplane: dataplaneSection(topology, node, stateDir),
     ...(stateDir ? { state: { dir: stateDir } } : {}),
   };
+}
+
+/**
+ * agent.yaml `dataplane` for the lab's data plane. bpf: the pins go to the node's own bpf file system in its state
+ * dir (bpffs.ts mounts it before the agent starts): `ip netns exec` gives the agent a fresh /sys, where pins would
+ * vanish with the agent, and one file system per node keeps the nodes' maps apart. Its encapsulation sources default
+ * to node.address / address6 (what backends allow, backend-setup.ts).
+ */
+function dataplaneSection(topology: Topology, node: string, stateDir: string | undefined): Record<string, unknown> {
+  const { dataplane } = topology.dataPath;
+  if (dataplane !== 'bpf') return { driver: dataplane };
+  return { driver: 'bpf', ...(stateDir ? { bpffsPath: bpffsDir(stateDir), pinName: node } : {}) };
 }
 
 export function agentYaml(topology: Topology, node: string, stateDir?: string): string {

@@ -8,7 +8,7 @@
 import { run } from '@l4fleet/process';
 import { LabError } from '../errors.js';
 import { vipSpec } from '../topology/containerlab.js';
-import { attachmentOf, type LabHost, type Topology } from '../topology/model.js';
+import { backendAttachment, type LabHost, type Topology } from '../topology/model.js';
 import { agentConfigPath } from './agent.js';
 import { nodeBfddConfigPath } from './bfd.js';
 import { etcdArgv, natsArgv } from './control.js';
@@ -47,7 +47,7 @@ export async function dockerAvailable(): Promise<boolean> {
 
 /** The identity server's listen list, shared with the netns runtime. */
 export function backendListen(topology: Topology, backend: string): string[] {
-  const self = attachmentOf(topology, 'fabric', backend);
+  const self = backendAttachment(topology, backend);
   const listen = new Set<string>();
   for (const vip of topology.vips) {
     // TCP on the wildcard (it answers from the connection's own address); UDP on each VIP, see identity/server.ts.

@@ -1,6 +1,7 @@
 /** The lab's balancer nodes: add one, kill one (hard failure), restart one. */
 import { killAll, namespacePids, run } from '@l4fleet/process';
 import { attachmentOf, nextNodeIndex, nodeName, segmentOf } from '../topology/model.js';
+import { setupBackends } from './backend-setup.js';
 import { addNeighbor } from './frr.js';
 import { type LabCore, markAlive, markKilled, requireKind, routerPaths } from './lab-core.js';
 import { hubPortName } from './netns-plan.js';
@@ -13,6 +14,8 @@ export async function addNode(core: LabCore, readyTimeoutMs: number): Promise<st
   const index = nextNodeIndex(core.topology);
   const name = nodeName(index);
   core.setHosts({ nodeIndexes: [...core.state.nodeIndexes, index], backends: core.state.backends });
+  // Encapsulating backends accept the new node's packets before the router can send it a flow.
+  await setupBackends(core);
   await core.runtime.startHost(core, name);
   await forgetRouterNeighborCache(core, name);
   const address = attachmentOf(core.topology, 'fabric', name).ipv4;

@@ -55,8 +55,34 @@ const RUNTIMES: Readonly<Record<Runtime, LabRuntime>> = { netns: netnsRuntime, d
 
 /** The topology a state describes: the hosts `up` made plus those added since. */
 export function topologyOf(state: LabState): Topology {
-  const { id, nodeIndexes, backends, clients, controlSlot, bfd } = state;
-  return buildTopology({ id, nodeIndexes, backends, clients, controlSlot, etcdMembers: state.etcdMembers ?? 1, bfd });
+  const { id, nodeIndexes, backends, clients, controlSlot, bfd, dataplane, backendNetwork, forwarding } = state;
+  const etcdMembers = state.etcdMembers ?? 1;
+  return buildTopology({
+    ...{ id, nodeIndexes, backends, clients, controlSlot, etcdMembers, bfd },
+    ...{ dataplane, backendNetwork, forwarding },
+  });
+}
+
+/**
+ * What only the netns runtime's agent nodes do: another data plane than nftables, routed or encapsulating backends
+ * (the Docker images carry no bpf objects or bpf file system yet; static mode has no agent to drive a data plane).
+ */
+function checkDataPath(topology: Topology, runtime: Runtime, mode: LabMode): void {
+  const { dataplane, backendNetwork, forwarding } = topology.dataPath;
+  if (dataplane === 'nftables' && backendNetwork === 'l2' && forwarding === 'l2') return;
+  const asked = `--dataplane ${dataplane} --backend-network ${backendNetwork} --forwarding ${forwarding}`;
+  if (runtime !== 'netns') {
+    throw new LabError(
+      'RUNTIME_UNSUPPORTED',
+      `${asked}: the ${runtime} runtime runs nftables nodes with l2 backends only; use --runtime netns`,
+    );
+  }
+  if (mode !== 'agent') {
+    throw new LabError(
+      'RUNTIME_UNSUPPORTED',
+      `${asked}: ${mode} mode has no agent to drive a data plane; use --mode agent`,
+    );
+  }
 }
 
 export class Lab implements LabContext {
@@ -145,6 +171,7 @@ export class Lab implements LabContext {
     await downLab(topology.id);
     const runtime = options.runtime ?? 'netns';
     const mode = await RUNTIMES[runtime].resolveMode(options.mode ?? 'auto');
+    checkDataPath(topology, runtime, mode);
     const state: LabState = {
       version: 1,
       id: topology.id,
@@ -152,6 +179,7 @@ export class Lab implements LabContext {
       mode,
       controlSlot: topology.controlSlot,
       etcdMembers: topology.control.etcdMembers.length,
+      ...topology.dataPath,
       ...(topology.bgp.bfd ? { bfd: topology.bgp.bfd } : {}),
       clients: hostsOfKind(topology, 'client').length,
       backends: hostsOfKind(topology, 'backend').length,

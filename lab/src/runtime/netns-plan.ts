@@ -2,9 +2,12 @@
  * The netns runtime's wiring as shell text, generated from the topology model (pure, unit-tested): namespaces,
  * veths, bridges, addresses, sysctls and routes. Run as one `sh` per step: one process instead of hundreds of `ip`s.
  */
+import { encapsulated } from '../topology/data-path.js';
 import {
   type Attachment,
   attachmentOf,
+  BACKEND_SEGMENT,
+  backendSegmentOf,
   hostOf,
   type LabHost,
   prefixLength,
@@ -14,7 +17,8 @@ import {
 
 /** Name of a bridge port in the hub namespace; unique per hub and within IFNAMSIZ (15). */
 export function hubPortName(segment: Segment, host: string): string {
-  return `${segment.name === 'fabric' ? 'f' : 'c'}-${host}`.slice(0, 15);
+  const letter = segment.name === 'fabric' ? 'f' : segment.name === BACKEND_SEGMENT ? 'b' : 'c';
+  return `${letter}-${host}`.slice(0, 15);
 }
 
 function ns(topology: Topology, host: string): string | undefined {
@@ -117,6 +121,8 @@ export function hostConfigScript(topology: Topology, host: LabHost): string[] {
         `ip -n ${n} -6 route replace default via ${fabricGw.ipv6}`,
       ];
     case 'backend': {
+      // Routed backends: their gateway is the router's address on their own segment.
+      const gw = attachmentOf(topology, backendSegmentOf(topology).name, 'router');
       const lines = [
         // DSR: the VIPs sit on lo; the backend must neither answer ARP for them nor use them as ARP source.
         ...sysctl(n, {
@@ -125,9 +131,11 @@ export function hostConfigScript(topology: Topology, host: LabHost): string[] {
           'net.ipv4.conf.all.rp_filter': 0,
           'net.ipv4.conf.default.rp_filter': 0,
         }),
-        `ip -n ${n} route replace default via ${fabricGw.ipv4}`,
-        `ip -n ${n} -6 route replace default via ${fabricGw.ipv6}`,
+        `ip -n ${n} route replace default via ${gw.ipv4}`,
+        `ip -n ${n} -6 route replace default via ${gw.ipv6}`,
       ];
+      // Encapsulated forwarding: `l4fleet backend setup` puts the VIPs on lo (backend-setup.ts), as on a real host.
+      if (encapsulated(topology.dataPath)) return lines;
       for (const vip of topology.vips) {
         const v6 = vip.address.includes(':');
         lines.push(

@@ -9,6 +9,7 @@ import { frrDaemonArgv } from '@l4fleet/daemons';
 import { killAll, run, runScript, startDaemon, waitFor } from '@l4fleet/process';
 import { attachmentOf, type EtcdMember, hostOf, hostsOfKind } from '../topology/model.js';
 import { agentArgv, agentAvailable } from './agent.js';
+import { setupBackend } from './backend-setup.js';
 import { prepareNodeBfdd } from './bfd.js';
 import { etcdArgv, natsArgv } from './control.js';
 import { backendListen } from './docker.js';
@@ -17,7 +18,7 @@ import { announce, announced, gobgpdArgv, gobgpdStaticConfig } from './gobgp.js'
 import type { LabContext, LabRuntime } from './lab-runtime.js';
 import { hostScript, topologyScript } from './netns-plan.js';
 import { STATIC_TABLE, staticForwarderRuleset } from './nft.js';
-import { observe, writeAgentConfig } from './node-host.js';
+import { observe, prepareDataPlane, writeAgentConfig } from './node-host.js';
 import { scriptArgv } from './scripts.js';
 import type { LabMode } from './state.js';
 
@@ -76,6 +77,7 @@ async function startNode(lab: LabContext, name: string): Promise<void> {
   await observe(lab, name);
   startNodeBfdd(lab, name);
   if (lab.mode === 'agent') {
+    await prepareDataPlane(lab, name);
     daemon(lab, name, 'gobgpd', gobgpdArgv());
     startAgent(lab, name);
     return;
@@ -114,11 +116,13 @@ export const netnsRuntime: LabRuntime = {
     daemon(lab, 'control', 'nats', natsArgv(lab.topology, lab.hostDir('control')));
     await startRouter(lab);
     for (const b of hostsOfKind(lab.topology, 'backend')) startBackend(lab, b.name);
+    await Promise.all(hostsOfKind(lab.topology, 'backend').map((b) => setupBackend(lab, b.name)));
     for (const n of hostsOfKind(lab.topology, 'node')) await startNode(lab, n.name);
   },
   async startHost(lab, host) {
     await runScript(hostScript(lab.topology, host));
     await startProcesses(lab, host);
+    if (hostOf(lab.topology, host).kind === 'backend') await setupBackend(lab, host);
   },
   restoreService: startProcesses,
   async stopEtcd(_lab, _member, pid) {

@@ -1,8 +1,12 @@
-/** What both runtimes do on a node: the agent's config file and the lab's observe table (which flows a node carries). */
+/**
+ * What both runtimes do on a node: the agent's config file, the lab's observe table (which flows a node carries) and,
+ * for the bpf data plane, the node's bpf file system (bpffs.ts).
+ */
 import { writeFileSync } from 'node:fs';
 import { run } from '@l4fleet/process';
 import { attachmentOf } from '../topology/model.js';
 import { agentConfigPath, agentYaml } from './agent.js';
+import { bpffsDir, mountBpffs } from './bpffs.js';
 import type { LabContext } from './lab-runtime.js';
 import { OBSERVE_TABLE, observeRuleset } from './nft.js';
 
@@ -19,4 +23,9 @@ export async function observe(lab: LabContext, node: string): Promise<void> {
   const fabric = attachmentOf(lab.topology, 'fabric', node);
   await run(['nft', 'delete', 'table', 'netdev', OBSERVE_TABLE], { namespace, allowFailure: true });
   await run(['nft', '-f', '-'], { namespace, input: observeRuleset(fabric.iface) });
+}
+
+/** The bpf driver's pins live in the node's own bpf file system (agent.ts); mounted before the agent starts. */
+export async function prepareDataPlane(lab: LabContext, node: string): Promise<void> {
+  if (lab.topology.dataPath.dataplane === 'bpf') await mountBpffs(bpffsDir(lab.hostDir(node)));
 }

@@ -5,8 +5,9 @@
 import { killAll, namespacePids, run, sleep } from '@l4fleet/process';
 import { LabError } from '../errors.js';
 import { hostIfaceOf, LAB_PREFIX } from '../topology/model.js';
+import { unmountBpffsUnder } from './bpffs.js';
 import { removeLabContainers } from './docker.js';
-import { type LabState, readState, removeState } from './state.js';
+import { type LabState, labDir, readState, removeState } from './state.js';
 
 export function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new LabError('NOT_ROOT', 'the lab needs root (namespaces, nftables, FRR)');
@@ -52,6 +53,8 @@ export async function downLab(id: string): Promise<LabResources> {
   for (const ns of found.namespaces) await run(['ip', 'netns', 'del', ns], { allowFailure: true });
   for (const iface of found.hostInterfaces) await run(['ip', 'link', 'del', iface], { allowFailure: true });
   await removeLabContainers(id);
+  // The bpf nodes' and backends' pins (bpffs.ts) go with their file systems; before the state dir is removed.
+  await unmountBpffsUnder(labDir(id));
   removeState(id);
   // The kernel frees a namespace once its last process is gone; give it a moment so a following up starts clean.
   await sleep(50);

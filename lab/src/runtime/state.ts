@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LabError } from '../errors.js';
+import type { BackendNetwork, LabDataPlane, LabForwarding } from '../topology/data-path.js';
 import type { LabBfd } from '../topology/model.js';
 
 /** Override with L4FLEET_LAB_STATE_DIR; /run is a tmpfs, so a reboot (which also drops namespaces) empties it. */
@@ -24,6 +25,10 @@ export interface LabState {
   readonly etcdMembers?: number;
   /** BFD timers of the router-node sessions; absent: no BFD (also in states written before the lab had it). */
   readonly bfd?: LabBfd;
+  /** The nodes' data plane, where backends sit, the pools' forwarding; absent in older states: nftables, l2, l2. */
+  readonly dataplane?: LabDataPlane;
+  readonly backendNetwork?: BackendNetwork;
+  readonly forwarding?: LabForwarding;
   readonly clients: number;
   backends: number;
   nodeIndexes: number[];

@@ -2,7 +2,8 @@
 import { gobgpRibPrefixes, kernelRoute, parseBgpSummary, vtysh } from '@l4fleet/daemons';
 import { run } from '@l4fleet/process';
 import { LabError } from '../errors.js';
-import { attachmentOf, hostsOfKind, type Topology } from '../topology/model.js';
+import type { LabDataPath, LabDataPlane } from '../topology/data-path.js';
+import { attachmentOf, backendAttachment, hostsOfKind, type Topology } from '../topology/model.js';
 import { cliBin } from './agent.js';
 import { routerBfdStates } from './bfd.js';
 import { nodeGobgp } from './gobgp.js';
@@ -15,6 +16,8 @@ export interface NodeStatus {
   /** The router's view of the node's BGP session (FRR state name, e.g. `Established`, `Idle`; `Unknown`: no answer). */
   readonly bgp: string;
   readonly killed: boolean;
+  /** The data plane the node's agent runs (its agent.yaml `dataplane.driver`). */
+  readonly dataplane: LabDataPlane;
   /** From the control plane; null while the lab cannot read it (static mode, etcd not answering). */
   readonly drained: boolean | null;
   /**
@@ -38,6 +41,8 @@ export interface LabStatus {
   readonly id: string;
   readonly runtime: Runtime;
   readonly mode: LabMode;
+  /** The nodes' data plane, where the backends sit (`l2`: the nodes' segment; `routed`: behind the router), forwarding. */
+  readonly dataPath: LabDataPath;
   readonly etcd: { readonly endpoints: readonly string[]; readonly members: readonly EtcdMemberStatus[] };
   readonly nats: { readonly url: string };
   readonly vips: readonly { name: string; address: string; port: number; protocol: string }[];
@@ -104,6 +109,7 @@ export async function collectStatus(lab: StatusInput): Promise<LabStatus> {
       address: fabric.ipv4,
       bgp: summary ? (peer?.state ?? 'Idle') : 'Unknown',
       killed,
+      dataplane: topology.dataPath.dataplane,
       bfd: topology.bgp.bfd ? (bfd ? (bfd.get(fabric.ipv4) ?? 'down') : 'Unknown') : null,
       drained: drained?.get(n.name) ?? null,
       announced: killed ? [] : await gobgpRibPrefixes(nodeGobgp(hostNamespace(topology, n.name))).catch(() => []),
@@ -118,6 +124,7 @@ export async function collectStatus(lab: StatusInput): Promise<LabStatus> {
     id: lab.id,
     runtime: lab.runtime,
     mode: lab.mode,
+    dataPath: { ...topology.dataPath },
     etcd: {
       endpoints: [...topology.control.etcdEndpoints],
       members: topology.control.etcdMembers.map((m) => ({
@@ -131,7 +138,7 @@ export async function collectStatus(lab: StatusInput): Promise<LabStatus> {
     nodes,
     backends: hostsOfKind(topology, 'backend').map((b) => ({
       name: b.name,
-      address: attachmentOf(topology, 'fabric', b.name).ipv4,
+      address: backendAttachment(topology, b.name).ipv4,
       failed: lab.killed.includes(b.name),
     })),
     clients: hostsOfKind(topology, 'client').map((c) => ({

@@ -4,7 +4,7 @@
  * identity server sends (`backend=<name>`).
  */
 import { stringify } from 'yaml';
-import { attachmentOf, hostsOfKind, type Topology } from './model.js';
+import { backendAttachment, hostsOfKind, type Topology } from './model.js';
 
 /**
  * The lab's pools have 4-5 backends. Maglev §3.4 asks for M well above 100 N to keep the imbalance near 1%; 4,093
@@ -15,7 +15,8 @@ import { attachmentOf, hostsOfKind, type Topology } from './model.js';
 export const LAB_TABLE_SIZE = 4_093;
 
 export function labFleet(topology: Topology): Record<string, unknown> {
-  const backends = hostsOfKind(topology, 'backend').map((b) => attachmentOf(topology, 'fabric', b.name));
+  const backends = hostsOfKind(topology, 'backend').map((b) => backendAttachment(topology, b.name));
+  const { forwarding } = topology.dataPath;
   const pools: Record<string, unknown>[] = [];
   const vips: Record<string, unknown>[] = [];
   for (const vip of topology.vips) {
@@ -28,6 +29,8 @@ export function labFleet(topology: Topology): Record<string, unknown> {
           ? { type: 'udp', payload: 'health', intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3 }
           : { type: 'tcp', intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3 },
       members: backends.map((b) => ({ name: b.host, address: v6 ? b.ipv6 : b.ipv4, port: vip.port })),
+      // Only when not the default, so the l2 lab's fleet file reads as before (GUE port: the default 6080).
+      ...(forwarding === 'l2' ? {} : { forwarding }),
     });
     vips.push({
       address: vip.address,

@@ -3,6 +3,7 @@
  * all generated, so the three never disagree on names or addresses.
  *
  *   client(s) --access--> router (FRR) --fabric segment--> nodes (gobgpd + agent), backends (identity server)
+ *                                       `-backends segment--> backends, with `backendNetwork: routed` (off the fabric)
  *   host (root ns) --control segment--> control (etcd, NATS) <-- nodes
  *
  * Addresses: links in 198.18.0.0/15 (RFC 2544 benchmarking range), VIPs in 198.51.100.0/24 (RFC 5737 TEST-NET-2),
@@ -10,6 +11,7 @@
  * that differs between labs running side by side (`controlSlot`); everything else lives inside the lab's namespaces.
  */
 import { LabError } from '../errors.js';
+import { type DataPathOptions, dataPathOf, type LabDataPath } from './data-path.js';
 
 /** Every namespace, interface in the root namespace, nft table and container the lab makes starts with this. */
 export const LAB_PREFIX = 'l4f-';
@@ -81,6 +83,8 @@ export interface Topology {
   readonly hosts: readonly LabHost[];
   readonly segments: readonly Segment[];
   readonly vips: readonly LabVip[];
+  /** Data plane, where the backends sit, the pools' forwarding (data-path.ts). */
+  readonly dataPath: LabDataPath;
   readonly bgp: {
     readonly routerAsn: number;
     readonly nodeAsn: number;
@@ -120,7 +124,7 @@ export interface LabBfd {
   readonly multiplier: number;
 }
 
-export interface TopologyOptions {
+export interface TopologyOptions extends DataPathOptions {
   /** Lab id, part of every name (`l4f-<id>-node1`); 1-8 of [a-z0-9]. Default `lab`. */
   id?: string;
   nodes?: number;
@@ -139,6 +143,9 @@ export interface TopologyOptions {
 export const VIP_TCP: LabVip = { name: 'web', address: '198.51.100.10', port: 80, protocol: 'tcp' };
 export const VIP_UDP: LabVip = { name: 'echo-udp', address: '198.51.100.11', port: 7000, protocol: 'udp' };
 export const VIP_TCP6: LabVip = { name: 'web6', address: '2001:db8:100::10', port: 80, protocol: 'tcp' };
+
+/** The segment routed backends sit on (198.18.3.0/24 behind the router); absent with backendNetwork l2. */
+export const BACKEND_SEGMENT = 'backends';
 
 export function namespaceOf(id: string, host: string): string {
   return `${LAB_PREFIX}${id}-${host}`;
@@ -183,6 +190,8 @@ export function buildTopology(options: TopologyOptions = {}): Topology {
     checkCount('bfd.intervalMs', options.bfd.intervalMs, ...BFD_INTERVAL_MS_RANGE);
     checkCount('bfd.multiplier', options.bfd.multiplier, ...BFD_MULTIPLIER_RANGE);
   }
+  const dataPath = dataPathOf(options);
+  const routed = dataPath.backendNetwork === 'routed';
   const etcdMemberCount = options.etcdMembers ?? DEFAULT_ETCD_MEMBERS;
   if (!ETCD_MEMBER_COUNTS.includes(etcdMemberCount)) {
     throw new LabError(
@@ -226,14 +235,36 @@ export function buildTopology(options: TopologyOptions = {}): Topology {
         ipv4: `198.18.2.${10 + i}`,
         ipv6: `2001:db8:2::${(0x10 + i).toString(16)}`,
       })),
-      ...range(1, backends).map((j) => ({
-        host: backendName(j),
-        iface: 'eth0',
-        ipv4: `198.18.2.${100 + j}`,
-        ipv6: `2001:db8:2::1:${j.toString(16)}`,
-      })),
+      ...(routed
+        ? []
+        : range(1, backends).map((j) => ({
+            host: backendName(j),
+            iface: 'eth0',
+            ipv4: `198.18.2.${100 + j}`,
+            ipv6: `2001:db8:2::1:${j.toString(16)}`,
+          }))),
     ],
   };
+  // Routed backends: their own subnet, one hop behind the router; the nodes reach them only through it.
+  const backendSegment: Segment[] = routed
+    ? [
+        {
+          name: BACKEND_SEGMENT,
+          ipv4Prefix: '198.18.3.0/24',
+          ipv6Prefix: '2001:db8:3::/64',
+          hub: 'router',
+          attachments: [
+            { host: 'router', iface: 'br1', ipv4: '198.18.3.1', ipv6: '2001:db8:3::1' },
+            ...range(1, backends).map((j) => ({
+              host: backendName(j),
+              iface: 'eth0',
+              ipv4: `198.18.3.${100 + j}`,
+              ipv6: `2001:db8:3::1:${j.toString(16)}`,
+            })),
+          ],
+        },
+      ]
+    : [];
   const controlAddress = `198.19.${slot}.2`;
   const etcdMembers = etcdMembersOf(controlAddress, etcdMemberCount);
   const control: Segment = {
@@ -252,8 +283,9 @@ export function buildTopology(options: TopologyOptions = {}): Topology {
     controlSlot: slot,
     nodeIndexes,
     hosts,
-    segments: [...access, fabric, control],
+    segments: [...access, fabric, ...backendSegment, control],
     vips: [VIP_TCP, VIP_UDP, VIP_TCP6],
+    dataPath,
     bgp: {
       routerAsn: ROUTER_ASN,
       nodeAsn: NODE_ASN,
@@ -325,6 +357,18 @@ export function attachmentOf(topology: Topology, segment: string, host: string):
   const a = segmentOf(topology, segment).attachments.find((x) => x.host === host);
   if (!a) throw new LabError('HOST_UNKNOWN', `host "${host}" is not attached to segment "${segment}"`);
   return a;
+}
+
+/** The segment a backend sits on: the fabric, or (routed) the backends' own. */
+export function backendSegmentOf(topology: Topology): Segment {
+  return topology.dataPath.backendNetwork === 'routed'
+    ? segmentOf(topology, BACKEND_SEGMENT)
+    : segmentOf(topology, 'fabric');
+}
+
+/** A backend's attachment on its segment (its member address). */
+export function backendAttachment(topology: Topology, backend: string): Attachment {
+  return attachmentOf(topology, backendSegmentOf(topology).name, backend);
 }
 
 export function prefixLength(cidr: string): number {

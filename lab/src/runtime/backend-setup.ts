@@ -1,0 +1,58 @@
+/**
+ * Encapsulating backends (every forwarding but l2): each backend host runs `l4fleet backend setup` as a real one
+ * would (docs/backend-host.md): decapsulation at tc ingress for packets from the fleet's nodes only, the VIPs on lo,
+ * ARP and rp_filter settings. Run when a backend is made and again on every backend when a node is added, so the
+ * new node's address is accepted before the router sends it any flow.
+ */
+import { join } from 'node:path';
+import { run } from '@l4fleet/process';
+import { encapsulated } from '../topology/data-path.js';
+import { attachmentOf, backendAttachment, hostsOfKind, type Topology } from '../topology/model.js';
+import { cliBin } from './agent.js';
+import { bpffsDir, mountBpffs } from './bpffs.js';
+import type { LabContext } from './lab-runtime.js';
+
+const SETUP_TIMEOUT_MS = 60_000;
+
+/** Every node's addresses (the outer sources the bpf nodes use: node.address and address6), killed ones included. */
+export function nodeAddresses(topology: Topology): string[] {
+  return hostsOfKind(topology, 'node').flatMap((n) => {
+    const a = attachmentOf(topology, 'fabric', n.name);
+    return a.ipv6 ? [a.ipv4, a.ipv6] : [a.ipv4];
+  });
+}
+
+/** `l4fleet backend setup ...` for `backend`, its pins and record in its own state dir. */
+export function backendSetupArgv(topology: Topology, backend: string, hostDir: string): string[] {
+  return [
+    process.execPath,
+    cliBin(),
+    'backend',
+    'setup',
+    '--vip',
+    ...topology.vips.map((v) => v.address),
+    '--forwarding',
+    topology.dataPath.forwarding,
+    '--nodes',
+    ...nodeAddresses(topology),
+    '--interface',
+    backendAttachment(topology, backend).iface,
+    '--bpffs',
+    bpffsDir(hostDir),
+    '--state-dir',
+    join(hostDir, 'backend-state'),
+  ];
+}
+
+/** Sets `backend` up for the lab's encapsulation (idempotent); nothing with l2 forwarding. */
+export async function setupBackend(lab: LabContext, backend: string): Promise<void> {
+  if (!encapsulated(lab.topology.dataPath)) return;
+  const dir = lab.hostDir(backend);
+  await mountBpffs(bpffsDir(dir));
+  await run(backendSetupArgv(lab.topology, backend, dir), { namespace: lab.ns(backend), timeoutMs: SETUP_TIMEOUT_MS });
+}
+
+/** Every backend again (the node list changed); in parallel: each is one CLI start and a few bpftool calls. */
+export async function setupBackends(lab: LabContext): Promise<void> {
+  await Promise.all(hostsOfKind(lab.topology, 'backend').map((b) => setupBackend(lab, b.name)));
+}
