@@ -3,7 +3,7 @@
  * token as a bearer header (kept in sessionStorage for this tab only).
  */
 import { createCharts } from './charts.js';
-import { el, renderMembers, renderNodes, renderTimeline, renderVips } from './render.js';
+import { el, renderFlows, renderMembers, renderNodes, renderTimeline, renderVips } from './render.js';
 
 const $ = (id) => document.getElementById(id);
 const state = { writes: false, view: undefined };
@@ -88,3 +88,10 @@ stream.addEventListener('view', (e) => {
 });
 stream.addEventListener('timeline', (e) => renderTimeline($('timeline'), JSON.parse(e.data)));
 stream.addEventListener('metrics', (e) => charts.update(JSON.parse(e.data)));
+let flows;
+stream.addEventListener('flows', (e) => {
+  flows = JSON.parse(e.data);
+  renderFlows($('flows-section'), flows);
+});
+// Ticks arrive every second while `lab watch` runs: re-render so the panel says so once they stop.
+setInterval(() => flows && renderFlows($('flows-section'), flows), 2_000);

@@ -38,6 +38,15 @@ function actionButton(label, enabled, onClick, testId) {
   );
 }
 
+/** Per peer: the BFD state (RFC 5880 §4.1) as the node reported it; `-` when the node runs no BFD. */
+function bfdCell(bfd) {
+  const peers = Object.entries(bfd ?? {});
+  if (!peers.length) return '-';
+  return peers.map(([peer, state]) =>
+    el('div', { 'data-peer': peer }, badge(state, state === 'up' ? 'on' : 'off'), ' ', el('code', {}, peer)),
+  );
+}
+
 export function renderNodes(tbody, view, writes, act) {
   fill(
     tbody,
@@ -68,6 +77,7 @@ export function renderNodes(tbody, view, writes, act) {
         ),
         el('td', {}, badge(n.alive ? 'up' : 'gone', n.alive ? 'on' : 'off')),
         el('td', {}, sessions.length ? sessions : '-'),
+        el('td', { 'data-field': 'bfd' }, bfdCell(n.bfd)),
         el('td', { 'data-field': 'drained' }, n.drained ? badge('drained', 'drained') : 'no'),
         el('td', { 'data-field': 'failStatic' }, n.failStatic ? badge('fail-static', 'warn') : 'no'),
         el(
@@ -205,4 +215,62 @@ export function renderTimeline(ol, entries, max = 200) {
     ol.dataset.last = String(e.id);
   }
   while (ol.children.length > max) ol.lastElementChild.remove();
+}
+
+/** One row per name: count, a bar of its share of the open flows, and a flag (killed / failed / not in ECMP). */
+function flowRows(tbody, attr, names, counts, open, flag) {
+  fill(
+    tbody,
+    names.map((name) => {
+      const n = counts[name] ?? 0;
+      const pct = open ? (100 * n) / open : 0;
+      const why = flag(name);
+      return el(
+        'tr',
+        { [attr]: name, class: why ? 'off' : undefined },
+        el('td', {}, name, why ? el('span', { class: 'note' }, ` ${why}`) : ''),
+        el('td', { 'data-field': 'flows' }, n),
+        el(
+          'td',
+          {},
+          el('div', { class: 'share' }, el('span', { style: `width:${pct.toFixed(1)}%;background:${PALETTE[0]}` })),
+        ),
+      );
+    }),
+  );
+}
+
+/** The live flows of `lab watch`: per node, per backend, broken, longest pause; marked stale when ticks stop. */
+export function renderFlows(section, f, staleMs = 5_000) {
+  section.hidden = false;
+  const age = Date.now() - Date.parse(f.at);
+  const summary = section.querySelector('#flows-summary');
+  summary.replaceChildren(
+    `lab ${f.lab} · flows ${f.total} · open ${f.open} · `,
+    el('span', { 'data-field': 'broken', class: f.broken ? 'mismatch' : '' }, `broken ${f.broken}`),
+    ' · ',
+    el('span', { 'data-field': 'longestPause' }, `longest pause ${f.longestPauseMs} ms`),
+    ` · at ${new Date(f.at).toLocaleTimeString()}`,
+    age > staleMs ? el('span', { class: 'badge warn', 'data-field': 'stale' }, 'stale: lab watch stopped?') : '',
+  );
+  const extra = (all, known) =>
+    Object.keys(all)
+      .filter((k) => !known.includes(k))
+      .sort();
+  flowRows(
+    section.querySelector('#flows-nodes tbody'),
+    'data-flow-node',
+    [...f.nodes, ...extra(f.perNode, f.nodes)],
+    f.perNode,
+    f.open,
+    (n) => (f.down.includes(n) ? 'killed' : f.nodes.includes(n) && !f.nextHops.includes(n) ? 'not in ECMP' : ''),
+  );
+  flowRows(
+    section.querySelector('#flows-backends tbody'),
+    'data-flow-backend',
+    [...f.backends, ...extra(f.perBackend, f.backends)],
+    f.perBackend,
+    f.open,
+    (b) => (f.down.includes(b) ? 'failed' : ''),
+  );
 }

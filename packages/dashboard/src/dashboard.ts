@@ -10,6 +10,7 @@ import { createActions } from './actions.js';
 import { loadAssets } from './assets.js';
 import { createWriteGuard } from './auth.js';
 import { DashboardError } from './errors.js';
+import { type LabFlows, parseLabFlows } from './lab-flows.js';
 import { watchFleet } from './live-fleet.js';
 import { createMetricsRecorder, type FetchText, SCRAPE_INTERVAL_MS } from './metrics-history.js';
 import { DEFAULT_LISTEN, parseListen } from './options.js';
@@ -27,8 +28,11 @@ export interface DashboardOptions {
   readonly listen?: string;
   /** Bearer token for writes; none: writes are refused (there is no default token). */
   readonly token?: string;
-  /** NATS servers and the event subject (eventFilter(prefix, fleet)); none: no agent events in the timeline. */
-  readonly nats?: { readonly servers: readonly string[]; readonly subject: string };
+  /**
+   * NATS servers, the event subject (eventFilter(prefix, fleet)) and, optionally, the subject `lab watch` publishes
+   * its flows on (labFlowsSubject(prefix, fleet)); none: no agent events in the timeline, no lab flows.
+   */
+  readonly nats?: { readonly servers: readonly string[]; readonly subject: string; readonly flowsSubject?: string };
   /** Node -> its agent's /metrics URL. */
   readonly metricsTargets?: ReadonlyMap<string, string>;
   readonly scrapeIntervalMs?: number;
@@ -54,7 +58,18 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   });
   const fleet = await watchFleet(opts.store, log);
   const actions = createActions(opts.store, timeline);
-  const app = createServer({ logger: log, assets, fleet, timeline, metrics, hub, guard, actions });
+  let labFlows: LabFlows | null = null;
+  const app = createServer({
+    logger: log,
+    assets,
+    fleet,
+    timeline,
+    metrics,
+    hub,
+    guard,
+    actions,
+    labFlows: () => labFlows,
+  });
 
   const unsubscribe = [
     fleet.subscribe((v) => hub.broadcast('view', v)),
@@ -73,29 +88,41 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     : undefined;
 
   const abort = new AbortController();
-  const follow = opts.nats
-    ? (async (nats) => {
-        while (!closed) {
-          try {
-            await followEvents({
-              servers: nats.servers,
-              subject: nats.subject,
-              signal: abort.signal,
-              onMessage(text, subject) {
-                try {
-                  timeline.add(parseAgentEvent(text));
-                } catch (err) {
-                  log.warn({ event: 'eventRejected', subject, err: (err as Error).message });
-                }
-              },
-            });
-          } catch (err) {
-            log.warn({ event: 'natsUnavailable', err: (err as Error).message });
-          }
-          if (!closed) await new Promise((r) => setTimeout(r, NATS_RETRY_MS));
-        }
-      })(opts.nats)
-    : Promise.resolve();
+  /** Follows one subject until close, again NATS_RETRY_MS after the connection failed or ended. */
+  const follow = async (servers: readonly string[], subject: string, onMessage: (text: string) => void) => {
+    while (!closed) {
+      try {
+        await followEvents({
+          servers,
+          subject,
+          signal: abort.signal,
+          onMessage(text) {
+            try {
+              onMessage(text);
+            } catch (err) {
+              log.warn({ event: 'eventRejected', subject, err: (err as Error).message });
+            }
+          },
+        });
+      } catch (err) {
+        log.warn({ event: 'natsUnavailable', subject, err: (err as Error).message });
+      }
+      if (!closed) await new Promise((r) => setTimeout(r, NATS_RETRY_MS));
+    }
+  };
+  const following = opts.nats
+    ? [
+        follow(opts.nats.servers, opts.nats.subject, (text) => timeline.add(parseAgentEvent(text))),
+        ...(opts.nats.flowsSubject
+          ? [
+              follow(opts.nats.servers, opts.nats.flowsSubject, (text) => {
+                labFlows = parseLabFlows(text);
+                hub.broadcast('flows', labFlows);
+              }),
+            ]
+          : []),
+      ]
+    : [];
 
   const stop = async () => {
     closed = true;
@@ -105,7 +132,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     hub.close();
     await app.close();
     await fleet.close();
-    await follow;
+    await Promise.all(following);
   };
   try {
     await app.listen({ host: listen.host, port: listen.port });

@@ -64,6 +64,22 @@ describe('fleet-view', () => {
     ]);
   });
 
+  test('fleet-view - BFD per peer when the node reports it, null when it runs none', () => {
+    const bfd = { '198.18.0.1': 'up' as const, '2001:db8::1': 'down' as const };
+    const n = node('n4', expected);
+    const v = buildFleetView({
+      desired: { fleet, revision: 3, generation: 'g' },
+      decided: { decided, revision: 4 },
+      nodes: [{ ...n, status: { ...(n.status as NonNullable<NodeView['status']>), bfd } }, node('n5', expected)],
+      health: [],
+      leader: undefined,
+    });
+    expect(v.nodes.map((x) => [x.name, x.bfd])).toEqual([
+      ['n4', bfd],
+      ['n5', null],
+    ]);
+  });
+
   test('fleet-view - shares count every slot of the table; a down member has none, disabled is not listed', () => {
     const v = view.vips[0];
     expect(v?.checksum).toBe(expected);

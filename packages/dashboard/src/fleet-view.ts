@@ -27,6 +27,8 @@ export interface NodeRow {
   readonly leader: boolean;
   /** Peer address -> BGP session state, as the node reported it. */
   readonly bgp: Readonly<Record<string, string>>;
+  /** Peer address -> BFD session state (`up`, `down`, `init`, `shutdown`) as the node reported it; null: no BFD. */
+  readonly bfd: Readonly<Record<string, string>> | null;
   readonly announced: readonly string[];
   readonly desiredRevision: number | null;
   /** Per VIP of the fleet: the node's checksum (null when missing) and whether it equals the expected one. */
@@ -123,6 +125,7 @@ export function buildFleetView(inputs: FleetInputs): FleetView {
       failStatic: n.status?.failStatic ?? false,
       leader: leader === n.name,
       bgp: n.status?.bgp ?? {},
+      bfd: n.status?.bfd ?? null,
       announced: n.status?.announced ?? [],
       desiredRevision: n.status?.desiredRevision ?? null,
       tables: [...expected].map(([vip, sum]) => {

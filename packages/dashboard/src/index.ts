@@ -13,6 +13,7 @@ export {
   type ShareRow,
   type VipRow,
 } from './fleet-view.js';
+export { type LabFlows, labFlowsSubject, MAX_LAB_FLOWS_BYTES, parseLabFlows } from './lab-flows.js';
 export { type LiveFleet, REBUILD_DELAY_MS, watchFleet } from './live-fleet.js';
 export {
   BACKEND_PACKETS,

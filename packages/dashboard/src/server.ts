@@ -7,6 +7,7 @@ import type { Actions, MemberAction } from './actions.js';
 import type { Asset } from './assets.js';
 import type { WriteGuard } from './auth.js';
 import { DashboardError, HTTP_STATUS } from './errors.js';
+import type { LabFlows } from './lab-flows.js';
 import type { LiveFleet } from './live-fleet.js';
 import type { MetricsRecorder } from './metrics-history.js';
 import type { SseHub } from './sse.js';
@@ -21,6 +22,8 @@ export interface ServerDeps {
   readonly hub: SseHub;
   readonly guard: WriteGuard;
   readonly actions: Actions;
+  /** The last good flows of `lab watch` (null: none seen). */
+  readonly labFlows: () => LabFlows | null;
 }
 
 /** Scripts and styles only from this server (no CDN, no inline script): the page works offline and resists XSS. */
@@ -46,6 +49,7 @@ export function snapshot(deps: ServerDeps) {
     view: deps.fleet.view(),
     timeline: deps.timeline.list(),
     metrics: deps.metrics.history(),
+    flows: deps.labFlows(),
   };
 }
 
@@ -75,6 +79,7 @@ export function createServer(deps: ServerDeps): FastifyInstance {
       ['view', s.view],
       ['timeline', s.timeline],
       ['metrics', s.metrics],
+      ...(s.flows ? [['flows', s.flows] as [string, unknown]] : []),
     ]);
     req.raw.on('close', () => reply.raw.end());
   });

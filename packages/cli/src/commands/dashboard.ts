@@ -5,7 +5,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { eventFilter } from '@l4fleet/agent';
-import { DashboardError, DEFAULT_LISTEN, parseMetricsTargets, startDashboard } from '@l4fleet/dashboard';
+import {
+  DashboardError,
+  DEFAULT_LISTEN,
+  labFlowsSubject,
+  parseMetricsTargets,
+  startDashboard,
+} from '@l4fleet/dashboard';
 import { type Command, Option } from 'commander';
 import pino from 'pino';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
@@ -64,7 +70,15 @@ export function registerDashboard(program: Command, ctx: FleetCommandContext): v
           logger,
           listen: flags.listen,
           ...(token ? { token } : {}),
-          ...(servers.length ? { nats: { servers, subject: eventFilter(flags.subjectPrefix, flags.fleet) } } : {}),
+          ...(servers.length
+            ? {
+                nats: {
+                  servers,
+                  subject: eventFilter(flags.subjectPrefix, flags.fleet),
+                  flowsSubject: labFlowsSubject(flags.subjectPrefix, flags.fleet),
+                },
+              }
+            : {}),
           metricsTargets,
         });
       } catch (err) {
