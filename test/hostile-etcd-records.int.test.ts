@@ -307,6 +307,21 @@ describe('hostile records - nodes, drain, status, health, decided, election', ()
       says: /status\/lb9: tables: \[\] is not an object/,
     },
     {
+      name: 'status: a BFD state FRR does not have',
+      family: 'nodes',
+      key: 'status/lb9',
+      value:
+        '{"tables":{},"announced":[],"bgp":{},"failStatic":false,"desiredRevision":1,"bfd":{"198.18.2.1":"maybe"}}',
+      says: /status\/lb9: bfd\.198\.18\.2\.1: "maybe" is not up \| down \| init \| shutdown/,
+    },
+    {
+      name: 'status: bfd is a list',
+      family: 'nodes',
+      key: 'status/lb9',
+      value: '{"tables":{},"announced":[],"bgp":{},"failStatic":false,"desiredRevision":1,"bfd":["up"]}',
+      says: /status\/lb9: bfd: \["up"\] is not an object/,
+    },
+    {
       name: 'health: a status other than up | down',
       family: 'health',
       key: 'health/lb9/web',

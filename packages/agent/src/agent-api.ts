@@ -2,8 +2,9 @@
 import type { Speaker } from '@l4fleet/bgp';
 import type { MemberStatus } from '@l4fleet/config';
 import type { DataPlane } from '@l4fleet/dataplane';
-import type { FleetStore, NodeStatusReport } from '@l4fleet/store';
+import type { BfdSessionState, FleetStore, NodeStatusReport } from '@l4fleet/store';
 import type { Logger } from 'pino';
+import type { Bfdd } from './bfd/bfdd.js';
 import type { Clock } from './clock.js';
 import type { AgentConfig } from './config/types.js';
 import type { RejectedRecords } from './etcd/rejected-records.js';
@@ -31,6 +32,8 @@ export interface AgentDeps {
   readonly version?: string;
   /** The last good inputs on disk; undefined: nothing saved, a start without etcd waits for etcd. */
   readonly lastState?: LastStateStore;
+  /** The node's bfdd; default vtysh on bfd.vtyDir (used only with bfd.enabled). */
+  readonly bfdd?: Bfdd;
   /** Every event the agent emits, locally (tests). */
   readonly onEvent?: (e: AgentEvent) => void;
 }
@@ -49,6 +52,8 @@ export interface AgentStatus {
   readonly decided: Readonly<Record<string, MemberStatus>>;
   readonly observed: Readonly<Record<string, ObservedStatus>>;
   readonly bgp: Readonly<Record<string, string>>;
+  /** BFD session state per peer (bfd.enabled only), as the node's bfdd last reported it. */
+  readonly bfd?: Readonly<Record<string, BfdSessionState>>;
   /** Where the served inputs came from: etcd, the state file (restarted without etcd), or nothing yet. */
   readonly inputSource: InputSource;
   /** Records the store refused since the start; undefined: none. */

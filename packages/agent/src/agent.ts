@@ -6,6 +6,8 @@
  */
 import type { Agent, AgentDeps, AgentStatusReport } from './agent-api.js';
 import { createAggregator } from './aggregate/aggregator.js';
+import { createVtyshBfdd } from './bfd/bfdd.js';
+import { createBfdController } from './bfd/controller.js';
 import { createBgpSessions } from './bgp/sessions.js';
 import { sleep, systemClock } from './clock.js';
 import { createEtcdConnection } from './etcd/connection.js';
@@ -95,6 +97,7 @@ export function createAgent(deps: AgentDeps): Agent {
       fleet: inputs.fleet,
       revision: inputs.revision,
       decided: inputs.decided,
+      history: inputs.history,
       routeMode: lifecycle.routeMode(),
     }),
     dataPlane,
@@ -108,6 +111,7 @@ export function createAgent(deps: AgentDeps): Agent {
     metrics,
     logger: log,
     clock,
+    onDataPlaneApply: (ok) => bfd.setDataPlaneHealthy(ok),
     onServedChange: (s) => {
       if (s.applied && lifecycle.markReady()) {
         log.info({ event: 'nodeReady', revision: s.appliedRevision, vips: s.tables.length });
@@ -124,6 +128,16 @@ export function createAgent(deps: AgentDeps): Agent {
     logger: log,
     onChange: () => reports.status(),
   });
+  const bfd = createBfdController({
+    config: config.bfd,
+    bfdd: deps.bfdd ?? createVtyshBfdd(config.bfd.vtyDir),
+    clock,
+    metrics,
+    events,
+    logger: log,
+    onChange: () => reports.status(),
+  });
+  const bfdStates = () => (config.bfd.enabled ? { bfd: bfd.states() } : {});
   const statusRecord = (): AgentStatusReport => {
     const s = reconciler.served;
     const r = rejected.summary;
@@ -134,6 +148,7 @@ export function createAgent(deps: AgentDeps): Agent {
       failStatic: failStatic.failStatic,
       desiredRevision: s.appliedRevision,
       at: new Date(clock.now()).toISOString(),
+      ...bfdStates(),
       ...(r ? { rejectedRecords: r } : {}),
     };
   };
@@ -142,6 +157,7 @@ export function createAgent(deps: AgentDeps): Agent {
   const servedFrom = (fleet: NonNullable<typeof inputs.fleet>): void => {
     checker.setTargets(healthTargets(fleet));
     aggregator.setMembers(checkedMembers(fleet));
+    aggregator.setFleet(fleet);
   };
   const keeper = createLastStateKeeper({
     file: deps.lastState,
@@ -200,6 +216,11 @@ export function createAgent(deps: AgentDeps): Agent {
       aggregator.setDecided(d.decided);
       served();
     },
+    onHistory: (h) => {
+      inputs.setHistory(h.history);
+      aggregator.setHistory(h.history);
+      served();
+    },
     onNodes: (views) => {
       aggregator.setLiveNodes(new Set(views.filter((v) => v.record !== undefined).map((v) => v.name)));
       const flag = views.find((v) => v.name === node)?.drained ?? false;
@@ -237,6 +258,7 @@ export function createAgent(deps: AgentDeps): Agent {
     async start() {
       log.info({ event: 'agentStarting', fleet: config.fleet, driver: config.dataplane.driver });
       bgp.start();
+      bfd.start();
       if (!keeper.enabled) {
         await connectEtcd();
         return;
@@ -275,6 +297,7 @@ export function createAgent(deps: AgentDeps): Agent {
       failStatic.close();
       keeper.close();
       bgp.close();
+      bfd.close();
       checker.close();
       reconciler.close();
       await aggregator.close();
@@ -300,6 +323,7 @@ export function createAgent(deps: AgentDeps): Agent {
         decided: Object.fromEntries(inputs.decided),
         observed: Object.fromEntries(checker.observed()),
         bgp: bgp.states(),
+        ...bfdStates(),
         inputSource: inputs.source,
         ...(r ? { rejectedRecords: r } : {}),
       };

@@ -1,6 +1,8 @@
 export { type Agent, type AgentDeps, type AgentStatus, type AgentStatusReport, createAgent } from './agent.js';
 export { type Aggregator, type AggregatorOptions, createAggregator } from './aggregate/aggregator.js';
 export { decideAll, decideMember, decisionDelta, type HealthReports } from './aggregate/decide.js';
+export { type Bfdd, createVtyshBfdd } from './bfd/bfdd.js';
+export { type BfdController, type BfdControllerOptions, createBfdController } from './bfd/controller.js';
 export { type Clock, createManualClock, type ManualClock, systemClock } from './clock.js';
 export * as agentConfigDefaults from './config/defaults.js';
 export { type HostFacts, systemHost } from './config/host.js';
@@ -10,6 +12,8 @@ export { parseAgentConfig } from './config/parse.js';
 export { preflightProblems } from './config/preflight.js';
 export {
   type AgentConfig,
+  type BfdPeerSection,
+  type BfdSection,
   type BgpSection,
   DATA_PLANE_DRIVERS,
   type DataPlaneDriver,

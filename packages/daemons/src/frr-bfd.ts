@@ -56,6 +56,22 @@ export function frrBfddConfig(opts: BfddOptions): string {
   return lines.join('\n');
 }
 
+/**
+ * vtysh commands (`-c` each, in order) that configure `p` in a running bfdd: the same lines as bfdd.conf, so a peer
+ * set up at run time (by the node agent) and one from the file are the same peer. `shutdown` true sets the session
+ * AdminDown (RFC 5880 §6.8.16: the remote system takes the session down at once, without a detection timeout), false
+ * lifts it; undefined leaves the admin state as it is. Idempotent: bfdd keeps an existing session and its state.
+ */
+export function bfdPeerCommands(p: BfdPeer, shutdown?: boolean): string[] {
+  return [
+    'configure terminal',
+    'bfd',
+    `peer ${p.address} local-address ${p.localAddress}`,
+    ...timerLines(p, ''),
+    ...(shutdown === undefined ? [] : [shutdown ? 'shutdown' : 'no shutdown']),
+  ];
+}
+
 /** One session from `show bfd peers json`. */
 export interface BfdPeerState {
   readonly peer: string;

@@ -19,6 +19,7 @@ export {
   type BfdPeer,
   type BfdPeerState,
   type BfdTimers,
+  bfdPeerCommands,
   bfdTimers,
   DEFAULT_BFD_DETECT_MULTIPLIER,
   DEFAULT_BFD_INTERVAL_MS,

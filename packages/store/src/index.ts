@@ -10,6 +10,8 @@ export { EMPTY_FLEET } from './desired.js';
 export { ENDPOINT_PROBE_MAX_MS, ENDPOINT_PROBE_MIN_MS } from './endpoint-health.js';
 export { StoreError, type StoreErrorCode, toStoreError } from './errors.js';
 export { EtcdFleetStore } from './etcd-store.js';
+export { fittedHistoryValue } from './history.js';
+export { decodePoolHistory, encodePoolHistory, MAX_TABLES_PER_HISTORY } from './history-record.js';
 export {
   AGGREGATOR_ELECTION,
   CHUNK_BYTES,
@@ -38,6 +40,7 @@ export { DEFAULT_LEASE_TTL_S } from './registration.js';
 export type {
   ApplyOptions,
   ApplyResult,
+  BfdSessionState,
   CampaignOptions,
   DecidedState,
   DesiredState,
@@ -50,6 +53,8 @@ export type {
   NodeRegistrationOptions,
   NodeStatusReport,
   NodeView,
+  TableHistoryState,
   Watch,
   WatchListener,
 } from './types.js';
+export { BFD_SESSION_STATES } from './types.js';

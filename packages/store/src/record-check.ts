@@ -15,7 +15,7 @@ import {
   MAX_TEXT_CHARS,
   MAX_VIPS_PER_STATUS,
 } from './limits.js';
-import type { NodeRecord, NodeStatusReport } from './types.js';
+import { BFD_SESSION_STATES, type NodeRecord, type NodeStatusReport } from './types.js';
 
 type Raw = Record<string, unknown>;
 
@@ -140,6 +140,13 @@ export function decodeNodeStatus(key: string, value: Buffer, family: string): No
     throw invalidRecord(key, `desiredRevision: ${shown(rev)} is not a revision (an integer >= 0)`);
   }
   optionalText(key, rec, 'at');
+  if (rec.bfd !== undefined) {
+    for (const [peer, state] of Object.entries(stringMap(key, rec, 'bfd', MAX_PEERS_PER_STATUS))) {
+      if (!(BFD_SESSION_STATES as readonly string[]).includes(state)) {
+        throw invalidRecord(key, `bfd.${peer.slice(0, 60)}: ${shown(state)} is not ${BFD_SESSION_STATES.join(' | ')}`);
+      }
+    }
+  }
   return rec as unknown as NodeStatusReport;
 }
 

@@ -1,5 +1,5 @@
 /** The store's public shapes, shared by the etcd adapter and the in-memory fake. */
-import type { Fleet, MemberStatus } from '@l4fleet/config';
+import type { Fleet, MemberStatus, TableHistory } from '@l4fleet/config';
 import type { StoreError } from './errors.js';
 
 export interface DesiredState {
@@ -67,7 +67,16 @@ export interface NodeStatusReport {
   readonly desiredRevision: number;
   /** ISO time of the report. */
   readonly at?: string;
+  /**
+   * BFD session state per peer address as the node's bfdd reports it (RFC 5880 §4.1 states; FRR's names:
+   * `shutdown` is AdminDown). Absent when the node runs no BFD; a peer bfdd did not answer for is left out.
+   */
+  readonly bfd?: Readonly<Record<string, BfdSessionState>>;
 }
+
+/** The BFD session states a status record may carry (RFC 5880 §4.1 State, as FRR's bfdd names them). */
+export const BFD_SESSION_STATES = ['up', 'down', 'init', 'shutdown'] as const;
+export type BfdSessionState = (typeof BFD_SESSION_STATES)[number];
 
 /** One row of listNodes(): registration, operator drain flag and last status, merged by name. */
 export interface NodeView {
@@ -87,6 +96,13 @@ export interface HealthReport {
 export interface DecidedState {
   /** Member key (`pool/member`) -> decided status. */
   readonly decided: ReadonlyMap<string, MemberStatus>;
+  readonly revision: number;
+}
+
+/** The table history of every pool with second chance (`history/<pool>`, docs/design/0011-second-chance.md). */
+export interface TableHistoryState {
+  /** Pool name -> its history. */
+  readonly history: TableHistory;
   readonly revision: number;
 }
 
@@ -161,6 +177,12 @@ export interface FleetStore {
   writeDecided(decided: ReadonlyMap<string, MemberStatus>, options?: { leadership?: Leadership }): Promise<void>;
   getDecided(): Promise<DecidedState>;
   watchDecided(listener: WatchListener<DecidedState>): Promise<Watch>;
+
+  /** Makes the stored table history exactly `history` (changed pools put, others deleted); fenced by `leadership`. */
+  writeTableHistory(history: TableHistory, options?: { leadership?: Leadership }): Promise<void>;
+  getTableHistory(): Promise<TableHistoryState>;
+  /** Like watchDecided: a record that goes bad keeps its pool's last good history. */
+  watchTableHistory(listener: WatchListener<TableHistoryState>): Promise<Watch>;
 
   /** Campaigns for the aggregator role; resolves once elected. */
   campaign(node: string, options?: CampaignOptions): Promise<Leadership>;

@@ -2,6 +2,7 @@
  * Defaults of agent.yaml, with units in the names. A default whose concept another package owns is that package's
  * constant, re-exported under the agent.yaml field's name.
  */
+import { DEFAULT_BFD_DETECT_MULTIPLIER, DEFAULT_BFD_INTERVAL_MS } from '@l4fleet/daemons';
 import { DEFAULT_BPFFS_PATH as DATAPLANE_BPFFS_PATH, DEFAULT_PIN_NAME as DATAPLANE_PIN_NAME } from '@l4fleet/dataplane';
 import { DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_LEASE_TTL_S as STORE_LEASE_TTL_S } from '@l4fleet/store';
 
@@ -35,3 +36,9 @@ export const DEFAULT_FORWARD_AFTER_WITHDRAW_MS = 3_000; // > BGP UPDATE propagat
 export const DEFAULT_STATE_DIR = '/var/lib/l4fleet'; // FHS: variable state that survives a reboot
 export const DEFAULT_STATE_MAX_BYTES = 64 * 1024 * 1024; // 64 MiB
 export const DEFAULT_STATE_MAX_AGE_S = 7 * 24 * 3_600; // 7 days
+/** bfd.*IntervalMs and bfd.detectMultiplier: FRR bfdd's timers as the lab runs them (100 ms x 3 = 300 ms). */
+export const DEFAULT_BFD_RECEIVE_INTERVAL_MS = DEFAULT_BFD_INTERVAL_MS;
+export const DEFAULT_BFD_TRANSMIT_INTERVAL_MS = DEFAULT_BFD_INTERVAL_MS;
+export { DEFAULT_BFD_DETECT_MULTIPLIER };
+export const DEFAULT_BFD_VTY_DIR = '/var/run/frr'; // Debian's frr package: where bfdd puts bfdd.vty
+export const DEFAULT_BFD_POLL_INTERVAL_MS = 1_000;

@@ -17,6 +17,7 @@ import {
   stringField as str,
 } from '@l4fleet/config';
 import { AgentError } from '../errors.js';
+import { parseBfd } from './bfd.js';
 import { parseDataPlane } from './dataplane.js';
 import * as d from './defaults.js';
 import type {
@@ -263,9 +264,11 @@ export function parseAgentConfig(raw: unknown): AgentConfig {
     'health',
     'drain',
     'state',
+    'bfd',
     'logLevel',
   ]);
   const n = node(p, raw.node);
+  const b = bgp(p, raw.bgp, n.address);
   const m = section(p, 'metrics', raw.metrics, ['listen']);
   const h = section(p, 'health', raw.health, ['sourceAddress', 'maxConcurrentProbes']);
   const dr = section(p, 'drain', raw.drain, ['forwardAfterWithdrawMs']);
@@ -273,7 +276,7 @@ export function parseAgentConfig(raw: unknown): AgentConfig {
   const config: AgentConfig = {
     fleet: str(p, 'fleet', raw.fleet, SUBJECT_TOKEN, 'a fleet name (A-Z a-z 0-9 _ -)', d.DEFAULT_FLEET_NAME),
     node: n,
-    bgp: bgp(p, raw.bgp, n.address),
+    bgp: b,
     etcd: etcd(p, raw.etcd),
     nats: nats(p, raw.nats),
     metrics: { listen: hostPort(p, 'metrics.listen', m.listen, d.DEFAULT_METRICS_LISTEN, true) },
@@ -307,6 +310,7 @@ export function parseAgentConfig(raw: unknown): AgentConfig {
       maxBytes: int(p, 'state.maxBytes', st.maxBytes, 1_024, 2 ** 31, 'a size in bytes', d.DEFAULT_STATE_MAX_BYTES),
       maxAgeS: int(p, 'state.maxAgeS', st.maxAgeS, 0, 10 * 365 * 86_400, 'an age in s', d.DEFAULT_STATE_MAX_AGE_S),
     },
+    bfd: parseBfd(p, raw.bfd, n, b),
     logLevel: oneOf<LogLevel>(
       p,
       'logLevel',

@@ -136,6 +136,36 @@ export interface StateSection {
   readonly maxAgeS: number;
 }
 
+/** A BFD session the agent keeps in the node's bfdd (RFC 5880/5881 single hop, towards a router). */
+export interface BfdPeerSection {
+  /** The router's address on the link (a BGP peer's, by default). */
+  readonly address: string;
+  /** Our source address: the BGP peer's localAddress, else node.address (IPv4) or node.address6 (IPv6). */
+  readonly localAddress: string;
+}
+
+export interface BfdSection {
+  /** Keep the node's bfdd sessions and report them; default false (no BFD: the BGP hold time detects a dead node). */
+  readonly enabled: boolean;
+  /** bfdd's vty socket directory (`bfdd --vty_socket`, `vtysh --vty_socket`); default /var/run/frr. */
+  readonly vtyDir: string;
+  /** Sessions to keep; default one per BGP peer (bgp.peers). */
+  readonly peers: readonly BfdPeerSection[];
+  /** Required Min RX Interval we offer, ms (RFC 5880 §6.8.1); default 100; FRR takes 10-60,000. */
+  readonly receiveIntervalMs: number;
+  /** Desired Min TX Interval, ms; default 100. */
+  readonly transmitIntervalMs: number;
+  /** Missed packets before the session goes down; default 3 (100 ms x 3: a dead node is noticed in 300 ms). */
+  readonly detectMultiplier: number;
+  /** How often the agent reads the sessions from bfdd, ms; default 1,000. */
+  readonly pollIntervalMs: number;
+  /**
+   * Set the sessions AdminDown while the data plane cannot take the tables (an apply failed), so the router drops
+   * the node at once, and lift it when an apply succeeds again; default true (docs/design/0010-bfd.md).
+   */
+  readonly followDataPlane: boolean;
+}
+
 export interface AgentConfig {
   /** Fleet name, in NATS subjects; default `default`. */
   readonly fleet: string;
@@ -148,6 +178,7 @@ export interface AgentConfig {
   readonly health: HealthSection;
   readonly drain: DrainSection;
   readonly state: StateSection;
+  readonly bfd: BfdSection;
   /** Default info. */
   readonly logLevel: LogLevel;
 }

@@ -15,6 +15,7 @@ export const EVENT_KINDS = [
   'state.rejected',
   'record.rejected',
   'bgp.session',
+  'bfd.session',
 ] as const;
 
 export type EventKind = (typeof EVENT_KINDS)[number];
@@ -59,4 +60,9 @@ export interface AgentEventData {
   'record.rejected': { family: string; key?: string; code: string; error: string };
   /** A BGP session changed state; reason `gobgpdUnreachable`: gobgpd stopped answering (dead or hung), not the peer. */
   'bgp.session': { peer: string; state: string; previous: string; reason?: string };
+  /**
+   * A BFD session of the node's bfdd changed state (up, down, init, shutdown); reason `dataPlaneFailed`: the agent set
+   * it AdminDown because its data plane failed, `dataPlaneRecovered`: it lifted that.
+   */
+  'bfd.session': { peer: string; state: string; previous: string; reason?: string };
 }

@@ -39,6 +39,9 @@ export interface AgentMetrics {
   readonly lastStateBytes: Gauge;
   readonly lastStateAgeSeconds: Gauge;
   readonly gobgpdReachable: Gauge;
+  readonly bfdSessionUp: Gauge<'peer'>;
+  readonly bfdAdminDown: Gauge<'peer'>;
+  readonly bfddReachable: Gauge;
   setNodeState(state: NodeState): void;
   setSessionState(peer: string, state: string): void;
   /** Reads data-plane counters on each scrape. */
@@ -87,6 +90,23 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
     gobgpdReachable: new Gauge({
       name: 'l4fleet_gobgpd_reachable',
       help: '1 while gobgpd answers the agent (0: dead or hung; the router drops the node within its hold time)',
+      registers: r,
+    }),
+    bfdSessionUp: new Gauge({
+      name: 'l4fleet_bfd_session_up',
+      help: "1 while the node's BFD session to the peer is up in its bfdd (RFC 5880), 0 otherwise",
+      labelNames: ['peer'],
+      registers: r,
+    }),
+    bfdAdminDown: new Gauge({
+      name: 'l4fleet_bfd_admin_down',
+      help: '1 while the agent holds the BFD session AdminDown because its data plane failed (the router dropped the node)',
+      labelNames: ['peer'],
+      registers: r,
+    }),
+    bfddReachable: new Gauge({
+      name: 'l4fleet_bfdd_reachable',
+      help: "1 while the node's bfdd answers the agent (vtysh); only with bfd.enabled",
       registers: r,
     }),
     bgpSessionState: new Gauge({

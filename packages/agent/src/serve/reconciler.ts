@@ -4,7 +4,7 @@
  * Runs one pass at a time; requests while a pass runs coalesce into one more pass.
  */
 import { type Advertisement, GRACEFUL_SHUTDOWN_COMMUNITY, type Speaker } from '@l4fleet/bgp';
-import type { DecidedStatus, Fleet } from '@l4fleet/config';
+import type { DecidedStatus, Fleet, TableHistory } from '@l4fleet/config';
 import type { DataPlane } from '@l4fleet/dataplane';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../clock.js';
@@ -32,6 +32,8 @@ export interface ServeInputs {
   readonly fleet: Fleet | undefined;
   readonly revision: number;
   readonly decided: DecidedStatus;
+  /** The table history (second chance, 0011): the tables' previous owners. */
+  readonly history?: TableHistory;
   /** serving: announce usable VIPs; draining: announce with GRACEFUL_SHUTDOWN; withdrawn: announce nothing. */
   readonly routeMode: 'serving' | 'draining' | 'withdrawn';
 }
@@ -65,6 +67,8 @@ export interface ReconcilerOptions {
   readonly clock?: Clock;
   /** Called after every pass that changed something (status record, readiness). */
   readonly onServedChange?: (s: ServedState) => void;
+  /** Called after every data-plane apply: whether the data plane took the tables (BFD follows it, 0010). */
+  readonly onDataPlaneApply?: (ok: boolean) => void;
 }
 
 export function createReconciler(opts: ReconcilerOptions): Reconciler {
@@ -131,7 +135,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     const inp = opts.inputs();
     if (!inp.fleet) return;
     const started = performance.now();
-    const planned = planTables(inp.fleet, inp.decided, tableCache);
+    const planned = planTables(inp.fleet, inp.decided, tableCache, inp.history);
     const usable = plannedRoutes(planned, opts.routeContext);
     let want: Map<string, Advertisement>;
     if (inp.routeMode === 'serving') {
@@ -162,6 +166,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
         const seconds = (performance.now() - started) / 1000;
         metrics.tableApplySeconds.observe(seconds);
         metrics.tableAppliesTotal.inc({ result: 'ok' });
+        opts.onDataPlaneApply?.(true);
         const slotsByVip = new Map(res.vips.map((v) => [v.vip, v.slotsChanged]));
         const next = new Map<string, string>();
         for (const t of planned) {
@@ -200,6 +205,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
         });
       } catch (err) {
         metrics.tableAppliesTotal.inc({ result: 'error' });
+        opts.onDataPlaneApply?.(false);
         log.error({ event: 'tablesApplyFailed', err: (err as Error).message, code: (err as { code?: string }).code });
         // Announce nothing new over a data plane that did not take the tables; retry.
         if (routes) {

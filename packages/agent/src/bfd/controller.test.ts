@@ -1,0 +1,169 @@
+import type { BfdPeer, BfdPeerState } from '@l4fleet/daemons';
+import pino from 'pino';
+import { describe, expect, test } from 'vitest';
+import { createManualClock } from '../clock.js';
+import type { BfdSection } from '../config/types.js';
+import type { AgentEvent } from '../events/subjects.js';
+import { createAgentMetrics } from '../observe/metrics.js';
+import type { Bfdd } from './bfdd.js';
+import { createBfdController } from './controller.js';
+
+const ROUTER = '198.18.2.1';
+const config: BfdSection = {
+  enabled: true,
+  vtyDir: '/run/test',
+  peers: [{ address: ROUTER, localAddress: '198.18.2.11' }],
+  receiveIntervalMs: 100,
+  transmitIntervalMs: 100,
+  detectMultiplier: 3,
+  pollIntervalMs: 1_000,
+  followDataPlane: true,
+};
+
+/** A bfdd in memory: sessions come up when configured, AdminDown follows `shutdown`; `down` makes it unreachable. */
+function fakeBfdd() {
+  const sessions = new Map<string, BfdPeerState>();
+  const calls: { peer: string; shutdown: boolean | undefined }[] = [];
+  let down = false;
+  const bfdd: Bfdd = {
+    async sessions() {
+      if (down) throw new Error('vtysh: bfdd is not running');
+      return [...sessions.values()];
+    },
+    async configure(p: BfdPeer, shutdown?: boolean) {
+      if (down) throw new Error('vtysh: bfdd is not running');
+      calls.push({ peer: p.address, shutdown });
+      const was = sessions.get(p.address)?.status;
+      const status = shutdown ? 'shutdown' : shutdown === false ? 'down' : (was ?? 'up');
+      sessions.set(p.address, { peer: p.address, local: p.localAddress, status, sinceS: 0 });
+    },
+  };
+  return {
+    bfdd,
+    calls,
+    sessions,
+    setStatus: (status: string) => sessions.set(ROUTER, { peer: ROUTER, local: '', status, sinceS: 0 }),
+    setDown: (d: boolean) => {
+      down = d;
+    },
+  };
+}
+
+function setup(cfg: BfdSection = config) {
+  const clock = createManualClock();
+  const metrics = createAgentMetrics({ node: 'node1', fleet: 'f', defaultMetrics: false });
+  const events: AgentEvent['data'][] = [];
+  const fake = fakeBfdd();
+  let changes = 0;
+  const bfd = createBfdController({
+    config: cfg,
+    bfdd: fake.bfdd,
+    clock,
+    metrics,
+    events: { emit: (_kind: string, data: AgentEvent['data']) => events.push(data) } as never,
+    logger: pino({ level: 'silent' }),
+    onChange: () => changes++,
+  });
+  const metric = async (name: string) =>
+    (await metrics.registry.getSingleMetric(name)?.get())?.values.find((v) => v.labels.peer === ROUTER)?.value;
+  return { clock, bfd, fake, events, metric, metrics, changes: () => changes };
+}
+
+describe('bfd controller - sessions in the node bfdd', () => {
+  test('configures each peer once with the timers, then reports its state in states(), the metric and events', async () => {
+    const t = setup();
+    t.bfd.start();
+    await t.clock.advance(0);
+    expect(t.fake.calls).toEqual([{ peer: ROUTER, shutdown: undefined }]);
+    await t.clock.advance(1_000);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'up' });
+    expect(await t.metric('l4fleet_bfd_session_up')).toBe(1);
+    t.fake.setStatus('down');
+    await t.clock.advance(1_000);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'down' });
+    expect(await t.metric('l4fleet_bfd_session_up')).toBe(0);
+    expect(t.events).toEqual([
+      { peer: ROUTER, state: 'up', previous: 'unknown' },
+      { peer: ROUTER, state: 'down', previous: 'up' },
+    ]);
+    expect(t.fake.calls).toHaveLength(1); // no reconfiguration while bfdd has the session
+    t.bfd.close();
+  });
+
+  test('a failed apply sets the session AdminDown at once; a good apply lifts it', async () => {
+    const t = setup();
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    t.bfd.setDataPlaneHealthy(true); // the first apply: nothing to change
+    await t.clock.advance(0);
+    expect(t.fake.calls).toHaveLength(1);
+    t.bfd.setDataPlaneHealthy(false);
+    await t.clock.advance(0); // not waiting for the next poll
+    expect(t.fake.calls.at(-1)).toEqual({ peer: ROUTER, shutdown: true });
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'shutdown' });
+    expect(await t.metric('l4fleet_bfd_admin_down')).toBe(1);
+    expect(t.events.at(-1)).toEqual({ peer: ROUTER, state: 'shutdown', previous: 'up', reason: 'dataPlaneFailed' });
+    await t.clock.advance(5_000);
+    expect(t.fake.calls).toHaveLength(2); // held, not sent again
+    t.bfd.setDataPlaneHealthy(true);
+    await t.clock.advance(0);
+    expect(t.fake.calls.at(-1)).toEqual({ peer: ROUTER, shutdown: false });
+    expect(await t.metric('l4fleet_bfd_admin_down')).toBe(0);
+    expect(t.events.at(-1)).toMatchObject({ state: 'down', previous: 'shutdown', reason: 'dataPlaneRecovered' });
+    t.fake.setStatus('up');
+    await t.clock.advance(1_000);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'up' });
+    t.bfd.close();
+  });
+
+  test('a restarted agent finds the session AdminDown; a good first apply lifts it, an unknown data plane leaves it', async () => {
+    const t = setup();
+    t.fake.setStatus('shutdown');
+    t.bfd.start();
+    await t.clock.advance(3_000);
+    expect(t.fake.calls).toEqual([{ peer: ROUTER, shutdown: undefined }]);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'shutdown' });
+    t.bfd.setDataPlaneHealthy(true);
+    await t.clock.advance(0);
+    expect(t.fake.calls.at(-1)).toEqual({ peer: ROUTER, shutdown: false });
+    t.bfd.close();
+  });
+
+  test('followDataPlane false: a failed apply leaves the session alone', async () => {
+    const t = setup({ ...config, followDataPlane: false });
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    t.bfd.setDataPlaneHealthy(false);
+    await t.clock.advance(3_000);
+    expect(t.fake.calls).toEqual([{ peer: ROUTER, shutdown: undefined }]);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'up' });
+    t.bfd.close();
+  });
+
+  test('bfdd unreachable: no state claimed, metric 0; bfdd restarted without the peer: configured again', async () => {
+    const t = setup();
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    expect(await t.metric('l4fleet_bfd_session_up')).toBe(1);
+    t.fake.setDown(true);
+    await t.clock.advance(1_000);
+    expect(t.bfd.states()).toEqual({});
+    expect(await t.metric('l4fleet_bfd_session_up')).toBe(0);
+    expect((await t.metrics.registry.getSingleMetric('l4fleet_bfdd_reachable')?.get())?.values[0]?.value).toBe(0);
+    t.fake.sessions.clear();
+    t.fake.setDown(false);
+    await t.clock.advance(2_000);
+    expect(t.fake.calls).toHaveLength(2);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'up' });
+    t.bfd.close();
+  });
+
+  test('disabled: bfdd is never asked', async () => {
+    const t = setup({ ...config, enabled: false });
+    t.bfd.start();
+    t.bfd.setDataPlaneHealthy(false);
+    await t.clock.advance(5_000);
+    expect(t.fake.calls).toEqual([]);
+    expect(t.bfd.states()).toEqual({});
+  });
+});

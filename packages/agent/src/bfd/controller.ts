@@ -1,0 +1,174 @@
+/**
+ * The node's BFD sessions (RFC 5880/5881, single hop, towards the router), kept in the node's bfdd: configured from
+ * agent.yaml, read every pollIntervalMs for the status record, `l4fleet status`, the `bfd.session` event and
+ * `l4fleet_bfd_session_up{peer}`, and held AdminDown while the data plane fails (docs/design/0010-bfd.md "What BFD
+ * follows"): a node that cannot take its tables must leave the router at once, not after its BGP hold time, and
+ * come back when an apply succeeds. AdminDown (RFC 5880 §6.8.16) makes the router's session go down on the next
+ * packet, with diagnostic "neighbor signaled session down", and bgpd drops the node's routes (RFC 5882 §4.3).
+ */
+import type { BfdPeer } from '@l4fleet/daemons';
+import type { BfdSessionState } from '@l4fleet/store';
+import { BFD_SESSION_STATES } from '@l4fleet/store';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { BfdSection } from '../config/types.js';
+import type { EventPublisher } from '../events/publisher.js';
+import type { AgentMetrics } from '../observe/metrics.js';
+import type { Bfdd } from './bfdd.js';
+
+export interface BfdControllerOptions {
+  readonly config: BfdSection;
+  readonly bfdd: Bfdd;
+  readonly clock: Clock;
+  readonly metrics: Pick<AgentMetrics, 'bfdSessionUp' | 'bfdAdminDown' | 'bfddReachable'>;
+  readonly events: Pick<EventPublisher, 'emit'>;
+  readonly logger: Logger;
+  /** A session changed state (status record). */
+  readonly onChange: () => void;
+}
+
+export interface BfdController {
+  /** Configures the sessions and starts reading them. */
+  start(): void;
+  /** State per peer address, as bfdd last reported it; peers bfdd has no session for are left out. */
+  states(): Record<string, BfdSessionState>;
+  /**
+   * What the agent knows of its data plane: false after a failed apply, true after a successful one. With
+   * followDataPlane a change is acted on at once (not at the next poll).
+   */
+  setDataPlaneHealthy(ok: boolean): void;
+  /** Stops reading; the sessions stay as they are in bfdd (a restarted agent finds them). */
+  close(): void;
+}
+
+const isState = (s: string): s is BfdSessionState => (BFD_SESSION_STATES as readonly string[]).includes(s);
+
+export function createBfdController(opts: BfdControllerOptions): BfdController {
+  const { config, bfdd, clock, metrics, events } = opts;
+  const log = opts.logger.child({ component: 'bfd' });
+  const peers: BfdPeer[] = config.peers.map((p) => ({
+    address: p.address,
+    localAddress: p.localAddress,
+    receiveIntervalMs: config.receiveIntervalMs,
+    transmitIntervalMs: config.transmitIntervalMs,
+    detectMultiplier: config.detectMultiplier,
+  }));
+  const states = new Map<string, BfdSessionState>();
+  /** undefined until the first apply: a starting agent leaves the admin state as it finds it. */
+  let dataPlaneOk: boolean | undefined;
+  /** Peers configured by this agent since it started (a restarted bfdd loses them: configured again). */
+  const configured = new Set<string>();
+  let reachable: boolean | undefined;
+  let timer: unknown;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let closed = false;
+
+  const wantShutdown = (): boolean | undefined =>
+    !config.followDataPlane || dataPlaneOk === undefined ? undefined : !dataPlaneOk;
+
+  const setState = (peer: string, state: BfdSessionState, reason?: string): void => {
+    const previous = states.get(peer);
+    states.set(peer, state);
+    metrics.bfdSessionUp.set({ peer }, state === 'up' ? 1 : 0);
+    if (previous === state) return;
+    log.info({ event: 'bfdSession', peer, state, previous: previous ?? 'unknown', ...(reason ? { reason } : {}) });
+    events.emit('bfd.session', { peer, state, previous: previous ?? 'unknown', ...(reason ? { reason } : {}) });
+    opts.onChange();
+  };
+
+  const setReachable = (ok: boolean, err?: unknown): void => {
+    metrics.bfddReachable.set(ok ? 1 : 0);
+    if (ok === reachable) return;
+    reachable = ok;
+    if (ok) log.info({ event: 'bfddReachable', vtyDir: config.vtyDir });
+    else log.warn({ event: 'bfddUnreachable', vtyDir: config.vtyDir, err: (err as Error)?.message });
+  };
+
+  /** One pass: read the sessions, configure what is missing, hold or lift AdminDown, publish the states. */
+  const pass = async (): Promise<void> => {
+    let sessions: Awaited<ReturnType<Bfdd['sessions']>>;
+    try {
+      sessions = await bfdd.sessions();
+      setReachable(true);
+    } catch (err) {
+      setReachable(false, err);
+      // Unknown is not up: the record and the metric stop claiming a state bfdd no longer confirms.
+      for (const peer of states.keys()) metrics.bfdSessionUp.set({ peer }, 0);
+      if (states.size > 0) {
+        states.clear();
+        opts.onChange();
+      }
+      return;
+    }
+    const shutdown = wantShutdown();
+    for (const peer of peers) {
+      const s = sessions.find((x) => x.peer === peer.address);
+      const adminDown = s?.status === 'shutdown';
+      const fix = shutdown !== undefined && s !== undefined && adminDown !== shutdown;
+      if (s !== undefined && configured.has(peer.address) && !fix) {
+        if (isState(s.status)) setState(peer.address, s.status);
+        continue;
+      }
+      // New to this agent (configure once: timers from agent.yaml), gone from bfdd (restarted), or the admin state to change.
+      try {
+        await bfdd.configure(peer, shutdown);
+        configured.add(peer.address);
+      } catch (err) {
+        log.warn({ event: 'bfdConfigureFailed', peer: peer.address, err: (err as Error).message });
+        continue;
+      }
+      if (shutdown !== undefined) metrics.bfdAdminDown.set({ peer: peer.address }, shutdown ? 1 : 0);
+      if (fix) {
+        const reason = shutdown ? 'dataPlaneFailed' : 'dataPlaneRecovered';
+        log.warn({ event: shutdown ? 'bfdAdminDown' : 'bfdAdminUp', peer: peer.address, reason });
+        // AdminDown is immediate; a lifted session starts from Down (RFC 5880 §6.8.16) and the next read says more.
+        setState(peer.address, shutdown ? 'shutdown' : 'down', reason);
+      } else if (s === undefined) {
+        log.info({ event: 'bfdPeerConfigured', peer: peer.address, localAddress: peer.localAddress });
+      } else if (isState(s.status)) {
+        setState(peer.address, s.status);
+      }
+    }
+  };
+
+  const schedule = (): void => {
+    clock.clearTimeout(timer);
+    if (!closed) timer = clock.setTimeout(() => void request(), config.pollIntervalMs);
+  };
+
+  /** Runs a pass now, or one more after the running one; passes never overlap. */
+  const request = (): Promise<void> => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        if (!closed) await pass();
+      } while (again && !closed);
+      running = undefined;
+      schedule();
+    })();
+    return running;
+  };
+
+  return {
+    start() {
+      if (!config.enabled) return;
+      for (const p of peers) metrics.bfdAdminDown.set({ peer: p.address }, 0);
+      void request();
+    },
+    states: () => Object.fromEntries(states),
+    setDataPlaneHealthy(ok) {
+      if (ok === dataPlaneOk) return;
+      dataPlaneOk = ok;
+      if (config.enabled && config.followDataPlane) void request();
+    },
+    close() {
+      closed = true;
+      clock.clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * The `bfd` section of agent.yaml: the node's BFD sessions (RFC 5880/5881, single hop) that the agent keeps in the
+ * node's FRR bfdd and reports. bfdd itself is a sidecar the node's supervisor starts (docs/design/0010-bfd.md).
+ */
+import {
+  addressField,
+  boolField as bool,
+  intField as int,
+  listField as list,
+  type Problems,
+  sectionField as section,
+  stringField as str,
+} from '@l4fleet/config';
+import * as d from './defaults.js';
+import type { BfdPeerSection, BfdSection, BgpSection, NodeSection } from './types.js';
+
+const FIELDS = [
+  'enabled',
+  'vtyDir',
+  'peers',
+  'receiveIntervalMs',
+  'transmitIntervalMs',
+  'detectMultiplier',
+  'pollIntervalMs',
+  'followDataPlane',
+] as const;
+
+/** FRR 8.4's bounds (bfdd refuses anything else, and would refuse it only when the agent configures it). */
+const INTERVAL_MIN_MS = 10;
+const INTERVAL_MAX_MS = 60_000;
+const MULTIPLIER_MIN = 2;
+const MULTIPLIER_MAX = 255;
+
+/** The local address towards `address`: the BGP peer's own, else the node's address of that family. */
+function localFor(p: Problems, path: string, address: string, node: NodeSection, bgp: BgpSection): string {
+  const fromBgp = bgp.peers.find((b) => b.address === address)?.localAddress;
+  if (fromBgp) return fromBgp;
+  if (!address.includes(':')) return node.address;
+  if (node.address6) return node.address6;
+  p.add(path, `"${address}" is IPv6 and node.address6 is not set (the session needs a local IPv6 address)`);
+  return '';
+}
+
+/** Validates `raw.bfd`; the peers default to the BGP peers. */
+export function parseBfd(p: Problems, v: unknown, node: NodeSection, bgp: BgpSection): BfdSection {
+  const o = section(p, 'bfd', v, FIELDS);
+  const addresses =
+    o.peers === undefined
+      ? bgp.peers.map((b) => b.address)
+      : list(p, 'bfd.peers', o.peers).map((a, i) => addressField(p, `bfd.peers[${i}]`, a)?.address ?? String(a));
+  const seen = new Map<string, number>();
+  const peers: BfdPeerSection[] = [];
+  addresses.forEach((address, i) => {
+    const first = seen.get(address);
+    if (first !== undefined) {
+      p.add(`bfd.peers[${i}]`, `"${address}" duplicates bfd.peers[${first}]`);
+      return;
+    }
+    seen.set(address, i);
+    const path = o.peers === undefined ? `bgp.peers[${i}].address` : `bfd.peers[${i}]`;
+    peers.push({ address, localAddress: localFor(p, path, address, node, bgp) });
+  });
+  const interval = (field: 'receiveIntervalMs' | 'transmitIntervalMs', dflt: number) =>
+    int(p, `bfd.${field}`, o[field], INTERVAL_MIN_MS, INTERVAL_MAX_MS, 'an interval in ms', dflt);
+  const enabled = bool(p, 'bfd.enabled', o.enabled, false);
+  if (enabled && peers.length === 0) p.add('bfd.peers', 'no peers: BFD is enabled but there is no session to keep');
+  return {
+    enabled,
+    vtyDir: str(p, 'bfd.vtyDir', o.vtyDir, /^\/[^\0]*$/, 'an absolute directory path', d.DEFAULT_BFD_VTY_DIR),
+    peers,
+    receiveIntervalMs: interval('receiveIntervalMs', d.DEFAULT_BFD_RECEIVE_INTERVAL_MS),
+    transmitIntervalMs: interval('transmitIntervalMs', d.DEFAULT_BFD_TRANSMIT_INTERVAL_MS),
+    detectMultiplier: int(
+      p,
+      'bfd.detectMultiplier',
+      o.detectMultiplier,
+      MULTIPLIER_MIN,
+      MULTIPLIER_MAX,
+      'a multiplier',
+      d.DEFAULT_BFD_DETECT_MULTIPLIER,
+    ),
+    pollIntervalMs: int(
+      p,
+      'bfd.pollIntervalMs',
+      o.pollIntervalMs,
+      100,
+      60_000,
+      'an interval in ms',
+      d.DEFAULT_BFD_POLL_INTERVAL_MS,
+    ),
+    followDataPlane: bool(p, 'bfd.followDataPlane', o.followDataPlane, true),
+  };
+}
