@@ -1,14 +1,15 @@
 /**
  * FleetStore on etcd (the etcd3 client), composed of one module per concern, each working in the layout namespace:
  * desired state (desired.ts), nodes and health (nodes.ts), decided status (decided.ts), the aggregator election
- * (election.ts). The connection and its endpoint failover: connection.ts. Key layout: layout.ts and
+ * (election.ts), table history (history.ts). The connection and its endpoint failover: connection.ts. Key layout: layout.ts and
  * docs/design/0002-etcd-layout.md. etcd3's types stay inside this package.
  */
-import type { Fleet, MemberStatus } from '@l4fleet/config';
+import type { Fleet, MemberStatus, TableHistory } from '@l4fleet/config';
 import { connect, type EtcdStoreOptions } from './connection.js';
 import { DecidedStore } from './decided.js';
 import { DesiredStore } from './desired.js';
 import { ElectionStore } from './election.js';
+import { HistoryStore } from './history.js';
 import { NodeStore } from './nodes.js';
 import type { StoreContext } from './store-context.js';
 import type {
@@ -24,6 +25,7 @@ import type {
   NodeRegistration,
   NodeRegistrationOptions,
   NodeView,
+  TableHistoryState,
   Watch,
   WatchListener,
 } from './types.js';
@@ -34,6 +36,7 @@ export class EtcdFleetStore implements FleetStore {
   readonly #nodes: NodeStore;
   readonly #decided: DecidedStore;
   readonly #election: ElectionStore;
+  readonly #history: HistoryStore;
 
   constructor(options: EtcdStoreOptions) {
     const { client, ns, close } = connect(options);
@@ -48,6 +51,7 @@ export class EtcdFleetStore implements FleetStore {
     this.#nodes = new NodeStore(this.#ctx);
     this.#decided = new DecidedStore(this.#ctx);
     this.#election = new ElectionStore(this.#ctx);
+    this.#history = new HistoryStore(this.#ctx);
   }
 
   getDesired(): Promise<DesiredState> {
@@ -90,6 +94,16 @@ export class EtcdFleetStore implements FleetStore {
   }
   watchDecided(listener: WatchListener<DecidedState>): Promise<Watch> {
     return this.#decided.watchDecided(listener);
+  }
+
+  writeTableHistory(history: TableHistory, options?: { leadership?: Leadership }): Promise<void> {
+    return this.#history.writeTableHistory(history, options);
+  }
+  getTableHistory(): Promise<TableHistoryState> {
+    return this.#history.getTableHistory();
+  }
+  watchTableHistory(listener: WatchListener<TableHistoryState>): Promise<Watch> {
+    return this.#history.watchTableHistory(listener);
   }
 
   campaign(node: string, options?: CampaignOptions): Promise<Leadership> {

@@ -9,6 +9,7 @@
  *   v1/drain/<node>                    operator drain flag (not leased: survives agent restarts)
  *   v1/health/<node>/<pool>            a node's health view of one pool (leased to the node)
  *   v1/decided/<pool>                  the aggregator's decided member status of one pool
+ *   v1/history/<pool>                  the aggregator's table history of one pool (second chance, 0011)
  *   v1/status/<node>                   node status: table checksums, announced VIPs, BGP, fail-static (leased)
  *   v1/election/aggregator/<lease>     etcd3 Election keys of the aggregator
  */
@@ -40,6 +41,8 @@ export const keys = {
   healthPool: (node: string, pool: string) => `health/${node}/${pool}`,
   decided: `decided/`,
   decidedPool: (pool: string) => `decided/${pool}`,
+  history: `history/`,
+  historyPool: (pool: string) => `history/${pool}`,
   statuses: `status/`,
   status: (node: string) => `status/${node}`,
 } as const;

@@ -5,9 +5,11 @@
  * suite of behaviour against this fake and the etcd store, so the two cannot drift.
  */
 import { randomBytes } from 'node:crypto';
-import type { Fleet, MemberStatus } from '@l4fleet/config';
+import type { Fleet, MemberStatus, PoolHistory, TableHistory } from '@l4fleet/config';
 import { EMPTY_FLEET } from './desired.js';
 import { StoreError } from './errors.js';
+import { fittedHistoryValue } from './history.js';
+import { decodePoolHistory } from './history-record.js';
 import { keys, NODE_NAME } from './layout.js';
 import { groupByPool } from './records.js';
 import type {
@@ -23,11 +25,12 @@ import type {
   NodeRegistration,
   NodeStatusReport,
   NodeView,
+  TableHistoryState,
   Watch,
   WatchListener,
 } from './types.js';
 
-type Topic = 'desired' | 'nodes' | 'health' | 'decided' | 'leader';
+type Topic = 'desired' | 'nodes' | 'health' | 'decided' | 'history' | 'leader';
 
 export class MemoryFleetStore implements FleetStore {
   private revision = 0;
@@ -37,6 +40,8 @@ export class MemoryFleetStore implements FleetStore {
   private readonly statuses = new Map<string, NodeStatusReport>();
   private readonly health = new Map<string, Map<string, MemberStatus>>();
   private readonly decided = new Map<string, Map<string, MemberStatus>>();
+  /** Pool -> the history record as etcd would hold it (encoded, and decoded on read like the etcd store does). */
+  private readonly history = new Map<string, string>();
   private readonly candidates: { node: string; elected: () => void; handle: Leadership & { drop(): void } }[] = [];
   private readonly listeners = new Map<Topic, Set<() => void>>();
   private closed = false;
@@ -234,6 +239,36 @@ export class MemoryFleetStore implements FleetStore {
 
   async watchDecided(listener: WatchListener<DecidedState>): Promise<Watch> {
     return this.subscribe('decided', () => this.decidedState(), listener);
+  }
+
+  private historyState(): TableHistoryState {
+    const history = new Map<string, PoolHistory>();
+    for (const [pool, value] of this.history) {
+      history.set(pool, decodePoolHistory(keys.historyPool(pool), Buffer.from(value)));
+    }
+    return { history, revision: this.revision };
+  }
+
+  async writeTableHistory(history: TableHistory, options: { leadership?: Leadership } = {}): Promise<void> {
+    this.assertOpen();
+    if (options.leadership && !options.leadership.isLeader()) {
+      throw new StoreError('LEASE_LOST', `write table history: ${options.leadership.node} is not the leader`);
+    }
+    this.history.clear();
+    for (const [pool, h] of history) {
+      const value = fittedHistoryValue(h);
+      if (value !== undefined) this.history.set(pool, value);
+    }
+    this.bump('history');
+  }
+
+  async getTableHistory(): Promise<TableHistoryState> {
+    this.assertOpen();
+    return this.historyState();
+  }
+
+  async watchTableHistory(listener: WatchListener<TableHistoryState>): Promise<Watch> {
+    return this.subscribe('history', () => this.historyState(), listener);
   }
 
   async campaign(node: string): Promise<Leadership> {

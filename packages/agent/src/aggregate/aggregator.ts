@@ -2,8 +2,9 @@
  * The aggregator: one node at a time (etcd3 Election through the store) turns the nodes' health reports into
  * decided member status and writes it to etcd. Reports arrive by etcd (leased, the truth: they vanish with their
  * node) and by NATS (faster; optional). A decision is written only when it changes, fenced by the leadership.
+ * After the decisions it records the table history of second-chance pools (history.ts, 0011), fenced the same way.
  */
-import type { MemberStatus } from '@l4fleet/config';
+import type { Fleet, MemberStatus, TableHistory } from '@l4fleet/config';
 import type { FleetStore, Leadership, StoreError, Watch } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { type Clock, sleep, systemClock } from '../clock.js';
@@ -11,6 +12,7 @@ import { DEFAULT_LEASE_TTL_S } from '../config/defaults.js';
 import { isRejectedRecord, type RecordFamily } from '../etcd/rejected-records.js';
 import type { ObservedStatus } from '../health/hysteresis.js';
 import { decideAll, decisionDelta } from './decide.js';
+import { nextTableHistory } from './history.js';
 
 export interface AggregatorOptions {
   readonly node: string;
@@ -32,6 +34,10 @@ export interface Aggregator {
   setLiveNodes(nodes: ReadonlySet<string>): void;
   /** The decided state as etcd has it (from the agent's watch). */
   setDecided(decided: ReadonlyMap<string, MemberStatus>): void;
+  /** The desired fleet (its pools' table inputs go into the table history). */
+  setFleet(fleet: Fleet): void;
+  /** The table history as etcd has it (from the agent's watch). */
+  setHistory(history: TableHistory): void;
   /** One node's observation of one member (NATS, or this node itself). */
   observe(node: string, member: string, status: ObservedStatus): void;
   readonly isLeader: boolean;
@@ -50,6 +56,11 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
   let decided: ReadonlyMap<string, MemberStatus> = new Map();
   /** What this leader wrote last; etcd's echo may lag, and deciding against stale state would undo a tie rule. */
   let written: Map<string, MemberStatus> | undefined;
+  let fleet: Fleet | undefined;
+  let storedHistory: TableHistory = new Map();
+  /** Like `written`, for the table history. */
+  let writtenHistory: TableHistory | undefined;
+  let expiryTimer: unknown;
   let leadership: Leadership | undefined;
   let reportWatch: Watch | undefined;
   let closed = false;
@@ -79,24 +90,44 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
         const current = written ?? new Map(decided);
         const next = decideAll(members, reports, live, current);
         const delta = decisionDelta(current, next);
-        if (delta.set.size === 0 && delta.remove.length === 0) continue;
-        await opts.store.writeDecided(next, { leadership: lead });
-        written = next;
-        for (const [member, status] of delta.set) log.info({ event: 'memberDecided', member, status });
-        opts.onDecisionsWritten?.(delta.set.size + delta.remove.length);
+        if (delta.set.size > 0 || delta.remove.length > 0) {
+          await opts.store.writeDecided(next, { leadership: lead });
+          written = next;
+          for (const [member, status] of delta.set) log.info({ event: 'memberDecided', member, status });
+          opts.onDecisionsWritten?.(delta.set.size + delta.remove.length);
+        }
+        await recordHistory(lead, written ?? current);
       } while (dirty && lead.isLeader() && !closed);
     } catch (err) {
       log.warn({ event: 'decisionWriteFailed', err: (err as Error).message });
       written = undefined;
+      writtenHistory = undefined;
       clock.setTimeout(() => void recompute(), RETRY_MS);
     } finally {
       writing = false;
     }
   };
 
+  /** The table-history step after the decisions (the decided map nodes will build from); re-run at each expiry. */
+  const recordHistory = async (lead: Leadership, decidedNow: ReadonlyMap<string, MemberStatus>): Promise<void> => {
+    if (!fleet) return;
+    const step = nextTableHistory(fleet, decidedNow, writtenHistory ?? storedHistory, clock.now());
+    if (step.changed) {
+      await opts.store.writeTableHistory(step.history, { leadership: lead });
+      writtenHistory = step.history;
+      log.info({ event: 'tableHistoryWritten', pools: step.history.size });
+    }
+    clock.clearTimeout(expiryTimer);
+    expiryTimer =
+      step.nextExpiryMs === undefined
+        ? undefined
+        : clock.setTimeout(() => schedule(), Math.max(0, step.nextExpiryMs - clock.now()) + 1);
+  };
+
   const lead = async (l: Leadership): Promise<void> => {
     leadership = l;
     written = undefined;
+    writtenHistory = undefined;
     log.info({ event: 'aggregatorElected' });
     opts.onLeadership?.(true);
     try {
@@ -162,6 +193,15 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
       if (!writing) written = undefined;
       schedule();
     },
+    setFleet(f) {
+      fleet = f;
+      schedule();
+    },
+    setHistory(h) {
+      storedHistory = h;
+      if (!writing) writtenHistory = undefined;
+      schedule();
+    },
     observe(node, member, status) {
       let r = reports.get(node);
       if (!r) reports.set(node, (r = new Map()));
@@ -175,6 +215,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
     async close() {
       closed = true;
       clock.clearTimeout(timer);
+      clock.clearTimeout(expiryTimer);
       await reportWatch?.close().catch(() => undefined);
       await leadership?.resign().catch(() => undefined);
     },

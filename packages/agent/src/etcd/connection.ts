@@ -1,10 +1,18 @@
 /**
- * The node's etcd session: registers the node on its lease, then watches the desired state, the decided status and
- * the node list, retrying each step until it works or the agent closes. Watch errors are sorted here: a record the
+ * The node's etcd session: registers the node on its lease, then watches the desired state, the decided status,
+ * the node list and the table history, retrying each step until it works or the agent closes. Watch errors are sorted here: a record the
  * store rejected is reported (the last good state keeps serving), an unreachable etcd is fail-static evidence, the
  * rest is logged (the store's watches recover by themselves).
  */
-import type { DecidedState, DesiredState, FleetStore, NodeView, StoreError, Watch } from '@l4fleet/store';
+import type {
+  DecidedState,
+  DesiredState,
+  FleetStore,
+  NodeView,
+  StoreError,
+  TableHistoryState,
+  Watch,
+} from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { type Clock, sleep } from '../clock.js';
 import type { FailStatic } from './fail-static.js';
@@ -27,6 +35,8 @@ export interface EtcdConnectionOptions {
   readonly onDesired: (d: DesiredState) => void;
   readonly onDecided: (d: DecidedState) => void;
   readonly onNodes: (views: readonly NodeView[]) => void;
+  /** The table history (second chance, 0011); a bad record keeps its pool's last good history. */
+  readonly onHistory: (h: TableHistoryState) => void;
   /** The stored desired state was refused (INVALID_RECORD, or INVALID_STATE); nothing was delivered. */
   readonly onStateRejected: (err: StoreError) => void;
 }
@@ -76,6 +86,14 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
         onUpdate: opts.onNodes,
         onError: (err) => {
           if (!common('nodes', err)) log.warn({ event: 'nodesWatchError', code: err.code, err: err.message });
+        },
+      }),
+    );
+    watches.push(
+      await store.watchTableHistory({
+        onUpdate: opts.onHistory,
+        onError: (err) => {
+          if (!common('history', err)) log.warn({ event: 'historyWatchError', code: err.code, err: err.message });
         },
       }),
     );

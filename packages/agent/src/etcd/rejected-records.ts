@@ -14,7 +14,7 @@ import type { AgentMetrics } from '../observe/metrics.js';
 export const INVALID_RECORD = 'INVALID_RECORD' satisfies StoreErrorCode;
 
 /** Which watch the record came through (the etcd key family: docs/design/0003 layout). */
-export type RecordFamily = 'desired' | 'decided' | 'nodes' | 'health' | 'election';
+export type RecordFamily = 'desired' | 'decided' | 'nodes' | 'health' | 'election' | 'history';
 
 /** The node's account of rejected records, in its status record (`l4fleet status -o json`). */
 export interface RejectedRecords {

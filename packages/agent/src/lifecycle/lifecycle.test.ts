@@ -34,6 +34,9 @@ describe('lifecycle - on the injected clock', () => {
     expect(lifecycle.state).toBe('starting'); // no node list yet
     inputs.setNodes(false);
     lifecycle.followDrainWish();
+    expect(lifecycle.state).toBe('starting'); // no table history yet (second chance: previous owners)
+    inputs.setHistory(new Map());
+    lifecycle.maybeReady();
     expect(lifecycle.state).toBe('serving');
 
     lifecycle.setLocalDrain(true);

@@ -3,7 +3,7 @@
  * from (etcd since this start, or the state file). Tables and routes are built from these only (0006 "Fleet-
  * consistent tables"), so they are the agent's whole served input; the controllers change them through here.
  */
-import type { Fleet, MemberStatus } from '@l4fleet/config';
+import type { Fleet, MemberStatus, TableHistory } from '@l4fleet/config';
 import type { DesiredState } from '@l4fleet/store';
 import type { LastState } from '../persist/last-state.js';
 
@@ -16,15 +16,21 @@ export interface ServedInputs {
   readonly revision: number;
   readonly generation: string;
   readonly decided: ReadonlyMap<string, MemberStatus>;
+  /** The table history (second chance, 0011): previous owners derive from it. Not in the state file (empty there). */
+  readonly history: TableHistory;
   /** The operator's drain flag (`l4fleet node drain`), from etcd or the file. */
   readonly drainFlag: boolean;
-  /** Desired state, decided state and node list are all known: a table may be built (never from partial inputs). */
+  /**
+   * Desired state, decided state, node list and table history are all known: a table may be built (never from
+   * partial inputs: a node must not program a table without the previous owners the fleet has).
+   */
   readonly complete: boolean;
   /** All three inputs came from etcd since this start (only those are saved to the state file). */
   readonly allFromEtcd: boolean;
   readonly source: InputSource;
   setDesired(d: DesiredState): void;
   setDecided(decided: ReadonlyMap<string, MemberStatus>): void;
+  setHistory(history: TableHistory): void;
   /** The node list arrived; returns true when this node's drain flag changed. */
   setNodes(drainFlag: boolean): boolean;
   /** Takes every input from the state file (start without etcd). */
@@ -40,7 +46,9 @@ export function createServedInputs(): ServedInputs {
   let revision = 0;
   let generation = '';
   let decided: ReadonlyMap<string, MemberStatus> = new Map();
+  let history: TableHistory = new Map();
   let drainFlag = false;
+  let haveHistory = false;
   let haveDecided = false;
   let haveNodes = false;
   let servingLastState = false;
@@ -58,11 +66,14 @@ export function createServedInputs(): ServedInputs {
     get decided() {
       return decided;
     },
+    get history() {
+      return history;
+    },
     get drainFlag() {
       return drainFlag;
     },
     get complete() {
-      return fleet !== undefined && haveDecided && haveNodes;
+      return fleet !== undefined && haveDecided && haveNodes && haveHistory;
     },
     get allFromEtcd() {
       return fromEtcd.desired && fromEtcd.decided && fromEtcd.nodes;
@@ -81,6 +92,10 @@ export function createServedInputs(): ServedInputs {
       haveDecided = true;
       fromEtcd.decided = true;
     },
+    setHistory(h) {
+      history = h;
+      haveHistory = true;
+    },
     setNodes(flag) {
       haveNodes = true;
       fromEtcd.nodes = true;
@@ -94,6 +109,7 @@ export function createServedInputs(): ServedInputs {
       generation = s.generation;
       decided = s.decided;
       drainFlag = s.drained;
+      haveHistory = true;
       haveDecided = true;
       haveNodes = true;
       servingLastState = true;

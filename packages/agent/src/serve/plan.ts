@@ -1,6 +1,6 @@
 /**
- * Pure planning of what a node serves: tables from the desired state and the decided status only (so every node
- * builds the identical table, Maglev §3.4), and the routes to announce from them. A route is a host prefix, shared
+ * Pure planning of what a node serves: tables from the desired state, the decided status and the table history only
+ * (so every node builds the identical table, Maglev §3.4, with the same previous owners, 0011), and the routes to announce from them. A route is a host prefix, shared
  * by every VIP on that address: it is announced while at least one of those VIPs has a usable backend (no
  * blackholes) and the node may announce.
  */
@@ -12,6 +12,8 @@ import {
   type Fleet,
   type VipTable as FleetTable,
   type Pool,
+  type PoolHistory,
+  type TableHistory,
   type Vip,
   vipKey,
 } from '@l4fleet/config';
@@ -25,13 +27,30 @@ export interface PlannedTable {
   readonly usableBackends: number;
 }
 
+/** A number per history record object: the store keeps the object of an unchanged record, so equal means equal. */
+const historyIds = new WeakMap<PoolHistory, number>();
+let nextHistoryId = 1;
+function historyId(h: PoolHistory | undefined): number {
+  if (!h) return 0;
+  let id = historyIds.get(h);
+  if (id === undefined) historyIds.set(h, (id = nextHistoryId++));
+  return id;
+}
+
 /** Everything buildVipTable() reads for one VIP: equal inputs give the equal table, so it is reused. */
-function tableInputs(fleet: Fleet, vip: Vip, pool: Pool | undefined, decided: DecidedStatus): string {
+function tableInputs(
+  fleet: Fleet,
+  vip: Vip,
+  pool: Pool | undefined,
+  decided: DecidedStatus,
+  history: TableHistory | undefined,
+): string {
   const members = (pool?.members ?? [])
     .map((m) => `${m.name}|${m.address}|${m.port}|${m.state}|${pool ? effectiveWeight(pool, m, decided) : 0}`)
     .join(',');
-  const forwarding = `${pool?.forwarding}|${pool?.guePort}`;
-  return `${vipKey(vip)}|${vip.tableSize}|${vip.hash}|${vip.pool}|${fleet.hashSeed}|${forwarding}|${members}`;
+  const forwarding = `${pool?.forwarding}|${pool?.guePort}|${JSON.stringify(pool?.secondChance)}`;
+  const previous = historyId(pool ? history?.get(pool.name) : undefined);
+  return `${previous}|${vipKey(vip)}|${vip.tableSize}|${vip.hash}|${vip.pool}|${fleet.hashSeed}|${forwarding}|${members}`;
 }
 
 /**
@@ -42,17 +61,19 @@ export function planTables(
   fleet: Fleet,
   decided: DecidedStatus,
   cache?: Map<string, PlannedTable & { inputs: string }>,
+  history?: TableHistory,
 ): PlannedTable[] {
   const pools = new Map(fleet.pools.map((p) => [p.name, p]));
   const seen = new Set<string>();
   const out = fleet.vips.map((vip) => {
     const key = vipKey(vip);
     const pool = pools.get(vip.pool);
-    const inputs = tableInputs(fleet, vip, pool, decided);
+    const inputs = tableInputs(fleet, vip, pool, decided, history);
     seen.add(key);
     const hit = cache?.get(key);
     if (hit && hit.inputs === inputs) return hit;
-    const table = buildVipTable(fleet, vip, decided);
+    const table = buildVipTable(fleet, vip, decided, history);
+    // Carried previous owners are `disabled` members: effective weight 0, never counted.
     const usableBackends = pool ? table.backends.filter((m) => effectiveWeight(pool, m, decided) > 0).length : 0;
     const planned = { key, table, usableBackends, inputs };
     cache?.set(key, planned);
@@ -76,6 +97,7 @@ export function toDataPlaneTable(t: FleetTable): DataPlaneTable {
       guePort: t.guePort,
       backends: t.backends.map((m) => ({ name: m.name, address: m.address, port: m.port })),
       slots: t.slots,
+      ...(t.previousSlots ? { previousSlots: t.previousSlots } : {}),
     };
     dataPlaneTables.set(t, d);
   }

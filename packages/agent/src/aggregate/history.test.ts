@@ -1,0 +1,54 @@
+import { buildVipTable, type DecidedStatus, parseFleet } from '@l4fleet/config';
+import { describe, expect, test } from 'vitest';
+import { nextTableHistory } from './history.js';
+
+const fleetOf = (n: number, forwarding = 'gue', retainS = 60) =>
+  parseFleet({
+    hashSeed: 9,
+    pools: [
+      {
+        name: 'web',
+        forwarding,
+        secondChance: { retainS },
+        members: Array.from({ length: n }, (_v, i) => ({ address: `198.18.0.${i + 1}`, port: 80 })),
+      },
+      { name: 'idle', forwarding, members: [{ address: '198.18.1.1', port: 80 }] },
+    ],
+    vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
+  });
+const up: DecidedStatus = new Map();
+
+describe('aggregate history - the writer step', () => {
+  test('first step records the served pool only; a change keeps the replaced inputs with the time', () => {
+    const s1 = nextTableHistory(fleetOf(3), up, new Map(), 1_000);
+    expect(s1.changed).toBe(true);
+    expect([...s1.history.keys()]).toEqual(['web']);
+    expect(nextTableHistory(fleetOf(3), up, s1.history, 2_000).changed).toBe(false);
+    const s2 = nextTableHistory(fleetOf(4), up, s1.history, 3_000);
+    expect(s2.changed).toBe(true);
+    expect(s2.history.get('web')?.earlier).toEqual([{ members: s1.history.get('web')?.current, untilMs: 3_000 }]);
+    expect(s2.nextExpiryMs).toBe(63_000);
+  });
+
+  test('a decision (member down) is a change too; the nodes then derive it as previous owner', () => {
+    const s1 = nextTableHistory(fleetOf(3), up, new Map(), 1_000);
+    const down: DecidedStatus = new Map([['web/198.18.0.2:80', 'down']]);
+    const s2 = nextTableHistory(fleetOf(3), down, s1.history, 2_000);
+    expect(s2.changed).toBe(true);
+    const f = fleetOf(3);
+    const t = buildVipTable(f, f.vips[0]!, down, s2.history);
+    expect([...t.previousSlots!].filter((i) => i === 1).length).toBeGreaterThan(0);
+  });
+
+  test('expiry at retainS drops the earlier table; l2 pools and unserved pools are not recorded (removed)', () => {
+    const s1 = nextTableHistory(fleetOf(3), up, new Map(), 1_000);
+    const s2 = nextTableHistory(fleetOf(4), up, s1.history, 2_000);
+    const s3 = nextTableHistory(fleetOf(4), up, s2.history, 62_000);
+    expect(s3.changed).toBe(true);
+    expect(s3.history.get('web')?.earlier).toEqual([]);
+    expect(s3.nextExpiryMs).toBeUndefined();
+    const l2 = nextTableHistory(fleetOf(4, 'l2'), up, s3.history, 63_000);
+    expect(l2).toMatchObject({ changed: true });
+    expect(l2.history.size).toBe(0);
+  });
+});

@@ -1,0 +1,50 @@
+/**
+ * The aggregator's table-history step (second chance, docs/design/0011-second-chance.md): after each decision, the
+ * inputs of every second-chance pool's table (the desired members and the decided status, exactly what every node
+ * builds its table from) are recorded in etcd's `history/<pool>`, with the inputs they replaced and when. Nodes
+ * rebuild the earlier tables from the record, so all of them, a restarted one included, derive the same previous
+ * owners. Earlier tables expire after the pool's `secondChance.retainS` (the writer's clock: one clock for the fleet).
+ */
+import {
+  type DecidedStatus,
+  type Fleet,
+  nextExpiryMs,
+  type PoolHistory,
+  recordPoolTable,
+  secondChanceActive,
+  secondChanceOf,
+  type TableHistory,
+  tableInputsOf,
+} from '@l4fleet/config';
+
+export interface HistoryStep {
+  /** The whole history to store: one entry per served second-chance pool. */
+  readonly history: Map<string, PoolHistory>;
+  /** `history` differs from `stored`: write it. */
+  readonly changed: boolean;
+  /** When the next earlier table expires (ms since the epoch): run the step again then. */
+  readonly nextExpiryMs?: number;
+}
+
+export function nextTableHistory(
+  fleet: Fleet,
+  decided: DecidedStatus,
+  stored: TableHistory,
+  nowMs: number,
+): HistoryStep {
+  const served = new Set(fleet.vips.map((v) => v.pool));
+  const history = new Map<string, PoolHistory>();
+  let changed = false;
+  let next: number | undefined;
+  for (const pool of fleet.pools) {
+    if (!served.has(pool.name) || !secondChanceActive(pool)) continue;
+    const before = stored.get(pool.name);
+    const h = recordPoolTable(before, pool.name, tableInputsOf(pool, decided), secondChanceOf(pool), nowMs);
+    if (h !== before) changed = true;
+    history.set(pool.name, h);
+    const at = nextExpiryMs(h, secondChanceOf(pool));
+    if (at !== undefined && (next === undefined || at < next)) next = at;
+  }
+  for (const pool of stored.keys()) if (!history.has(pool)) changed = true;
+  return { history, changed, ...(next === undefined ? {} : { nextExpiryMs: next }) };
+}

@@ -1,0 +1,114 @@
+/**
+ * Table history (second chance, docs/design/0011-second-chance.md): one record per pool under `history/`, written
+ * by the elected aggregator (fenced by its election key, like decided status) and read by every node, which derives
+ * the previous owners of its tables from it (@l4fleet/config buildVipTable). A record that does not decode is
+ * reported through onError; in a watch the pool keeps its last good record (a bad key must not move previous owners
+ * on some nodes and not on others).
+ */
+import type { PoolHistory, TableHistory } from '@l4fleet/config';
+import { fenceOf } from './election.js';
+import { StoreError, toStoreError } from './errors.js';
+import { decodePoolHistory, encodePoolHistory } from './history-record.js';
+import { keys, MAX_TXN_BYTES, MAX_TXN_OPS } from './layout.js';
+import { MAX_RECORD_BYTES } from './limits.js';
+import { type CachedKv, PrefixCacheGroup, readPrefix } from './prefix-cache.js';
+import { type StoreContext, tracked } from './store-context.js';
+import type { Leadership, TableHistoryState, Watch, WatchListener } from './types.js';
+
+function historyMap(snap: ReadonlyMap<string, CachedKv<PoolHistory>>): Map<string, PoolHistory> {
+  const out = new Map<string, PoolHistory>();
+  for (const { value } of snap.values()) out.set(value.pool, value);
+  return out;
+}
+
+/**
+ * The record as written: earlier tables dropped from the oldest until it fits MAX_RECORD_BYTES; undefined when even
+ * the current table alone does not (a pool of ~100,000 long-named members: no second chance, logged).
+ */
+export function fittedHistoryValue(h: PoolHistory): string | undefined {
+  for (let n = h.earlier.length; n >= 0; n--) {
+    const value = encodePoolHistory({ ...h, earlier: h.earlier.slice(0, n) });
+    if (Buffer.byteLength(value) <= MAX_RECORD_BYTES) return value;
+  }
+  return undefined;
+}
+
+export class HistoryStore {
+  constructor(private readonly ctx: StoreContext) {}
+
+  private warnInvalid = (err: StoreError) =>
+    this.ctx.log.warn({ event: 'invalidRecord', key: err.key, code: err.code, err: err.message });
+
+  async getTableHistory(): Promise<TableHistoryState> {
+    try {
+      const { entries, revision } = await readPrefix(this.ctx.ns, keys.history, decodePoolHistory, this.warnInvalid);
+      return { history: historyMap(entries), revision };
+    } catch (err) {
+      throw toStoreError(err, 'read table history');
+    }
+  }
+
+  async watchTableHistory(listener: WatchListener<TableHistoryState>): Promise<Watch> {
+    const group = new PrefixCacheGroup(
+      this.ctx.ns,
+      (err) => {
+        this.warnInvalid(err);
+        listener.onError?.(err);
+      },
+      this.ctx.log,
+    );
+    const history = group.add(keys.history, decodePoolHistory, 'keep-last-good');
+    await group.start((revision) => listener.onUpdate({ history: historyMap(history.snapshot()), revision }));
+    return tracked(this.ctx, () => group.close());
+  }
+
+  /** Makes `history/` exactly `history` (changed pools put, others deleted); fenced by `leadership`. */
+  async writeTableHistory(history: TableHistory, options: { leadership?: Leadership } = {}): Promise<void> {
+    const { ns, client } = this.ctx;
+    const fence = options.leadership ? fenceOf(options.leadership) : undefined;
+    if (options.leadership && (!fence || !options.leadership.isLeader())) {
+      throw new StoreError('LEASE_LOST', `write table history: ${options.leadership.node} is not the leader`);
+    }
+    try {
+      const current = await ns.getAll().prefix(keys.history).exec();
+      const stored = new Map(current.kvs.map((kv) => [kv.key.toString(), kv.value.toString()]));
+      const ops: { key: string; value?: string }[] = [];
+      const wanted = new Set<string>();
+      for (const [pool, h] of history) {
+        const key = keys.historyPool(pool);
+        const value = fittedHistoryValue(h);
+        if (value === undefined) {
+          this.ctx.log.warn({ event: 'historyTooLarge', pool, limit: MAX_RECORD_BYTES });
+          continue;
+        }
+        wanted.add(key);
+        if (stored.get(key) !== value) ops.push({ key, value });
+      }
+      for (const key of stored.keys()) if (!wanted.has(key)) ops.push({ key });
+      for (let i = 0; i < ops.length; ) {
+        const batch: typeof ops = [];
+        let bytes = 0;
+        while (i < ops.length && batch.length < MAX_TXN_OPS) {
+          const op = ops[i] as (typeof ops)[number];
+          const size = op.value?.length ?? 0;
+          if (batch.length > 0 && bytes + size >= MAX_TXN_BYTES) break;
+          bytes += size;
+          batch.push(op);
+          i++;
+        }
+        // Fencing: the txn applies only while the leader's election key exists (its lease is alive).
+        const txn = fence ? client.if(fence, 'Create', '>', 0) : ns.if(keys.historyPool('_'), 'Create', '>', -1);
+        const res = await txn
+          .then(
+            ...batch.map((op) => (op.value === undefined ? ns.delete().key(op.key) : ns.put(op.key).value(op.value))),
+          )
+          .commit();
+        if (!res.succeeded) {
+          throw new StoreError('LEASE_LOST', `write table history: ${options.leadership?.node} lost leadership`);
+        }
+      }
+    } catch (err) {
+      throw toStoreError(err, 'write table history');
+    }
+  }
+}
