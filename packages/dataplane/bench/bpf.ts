@@ -25,8 +25,9 @@ import { fileURLToPath } from 'node:url';
 import { buildTable } from '@l4fleet/maglev';
 import { run } from '@l4fleet/process';
 import { pino } from 'pino';
-import { createNetnsLab, type NetnsHost } from '../../../test/support/netns.js';
+import type { NetnsHost } from '../../../test/support/netns.js';
 import { type BpfDataPlane, createBpfDataPlane, type Forwarding, type VipTable } from '../src/index.js';
+import { benchLab } from './interrupt.js';
 import {
   BENCH_FLOW_TABLE_SIZE,
   FLOOD_MAX_S,
@@ -46,6 +47,14 @@ import {
 } from './per-packet.js';
 
 const logger = pino({ level: 'silent' });
+/**
+ * BENCH_BPF_LOADER / BENCH_BPF_OBJECT: another l4fleet-bpf / node.bpf.o than the package build's (to compare a
+ * change to the program or the loader in one run of the same bench).
+ */
+export const ARTIFACTS = {
+  ...(process.env.BENCH_BPF_LOADER ? { loaderPath: process.env.BENCH_BPF_LOADER } : {}),
+  ...(process.env.BENCH_BPF_OBJECT ? { objectPath: process.env.BENCH_BPF_OBJECT } : {}),
+};
 const SINK = 'l4bench_bpf_sink';
 const BASELINE = 'l4bench_bpf_fwd';
 const BPFFS = `/run/l4fleet-bench-bpf-${process.pid}`;
@@ -105,6 +114,7 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
       bpffsPath: BPFFS,
       flowTableSize: BENCH_FLOW_TABLE_SIZE,
       logger,
+      ...ARTIFACTS,
     });
     await dp.apply(tables(fwd));
     return dp;
@@ -133,8 +143,13 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
       await detach();
       await s.node.run(['nft', '-f', '-'], { input: baseline(family) });
     } else {
-      const d = await attach(mode.slice(4) as Forwarding);
-      if (traffic === 'new') await d.clearFlows();
+      // Empty flow LRUs for a new-flow flood: new pins (the driver's clearFlows deletes key by key, and each
+      // get_next_key from the start scans the emptied buckets again: minutes for 60,000 flows).
+      if (traffic === 'new') {
+        await dp?.close({ removeState: true });
+        dp = undefined;
+      }
+      await attach(mode.slice(4) as Forwarding);
     }
     try {
       const before = dp ? await dp.programStats() : undefined;
@@ -186,6 +201,7 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
       bpffsPath: BPFFS,
       flowTableSize: BENCH_FLOW_TABLE_SIZE,
       logger,
+      ...ARTIFACTS,
     });
     await last.close({ removeState: true }).catch(() => undefined);
     spawnSync('umount', [BPFFS]);
@@ -216,7 +232,7 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
 
 /** Apply latency of the bpf driver at M = 65,537 with 100 backends (median of 5 each). */
 export async function bpfApplyLatency(): Promise<Record<string, number>> {
-  const lab = await createNetnsLab('l4bb');
+  const lab = await benchLab('l4bb');
   const bpffs = `${BPFFS}-apply`;
   const times = { full: [] as number[], delta: [] as number[], restart: [] as number[] };
   try {
@@ -239,7 +255,8 @@ export async function bpfApplyLatency(): Promise<Record<string, number>> {
     const moved = Int32Array.from(full.slots);
     for (let s = 0; s < 16_384; s++) moved[s * 4] = ((moved[s * 4] as number) + 1) % names.length;
     const delta: VipTable = { ...full, slots: moved };
-    const make = (): BpfDataPlane => createBpfDataPlane({ interface: 'eth0', netns: h.ns, bpffsPath: bpffs, logger });
+    const make = (): BpfDataPlane =>
+      createBpfDataPlane({ interface: 'eth0', netns: h.ns, bpffsPath: bpffs, logger, ...ARTIFACTS });
     for (let i = 0; i < 5; i++) {
       const dp = make();
       await dp.apply([]); // loader start and the empty read-back, outside the figure

@@ -1,11 +1,14 @@
 /**
  * Data-plane bench (root; network namespaces): throughput (iperf3) and new connections per second from
- * a client through one node, for: straight to the backend, the nftables driver (L2 DSR), HAProxy in TCP
- * mode, and the proxy driver; the per-packet CPU cost of the nftables chain, IPv4 and IPv6, for known
- * flows and for a flow's first packet (per-packet.ts); then apply latency at M = 65,537. One run; prints
- * a table and a JSON line.
+ * a client through one node (paths.ts: direct, nftables, HAProxy in TCP mode, the proxy driver, the bpf
+ * driver with l2 / gue / ipip); the per-packet CPU cost of the nftables chain and of the bpf program, IPv4
+ * and IPv6, for known flows and for a flow's first packet (per-packet.ts, bpf.ts); then apply latency at
+ * M = 65,537 of both drivers. One run; prints tables and a JSON line. Everything it creates (namespaces,
+ * processes, pins, bpffs mounts) is removed at the end, after a failure, and on SIGINT/SIGTERM.
  *
  *   client -- router == br0 == node, backend       (veths; the backend holds the VIP on lo)
+ *   The node segment (br0, node, backend) has MTU 1600, so a 1500-byte packet fits after GUE (+28) or
+ *   IPIP (+20): the underlay MTU a fleet with encapsulation needs (docs/design/0007). Client side 1500.
  *   IPv4 198.18.171.0/24 client side, 198.18.172.0/24 node segment, VIP in 198.51.100.0/24;
  *   IPv6 2001:db8:171::/64, 2001:db8:172::/64, VIP in 2001:db8:100::/64 (per-packet IPv6 flood only).
  *   New-flow floods send from 198.18.176.0/20 and 2001:db8:176::/64, routed to the client.
@@ -16,9 +19,22 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildTable } from '@l4fleet/maglev';
 import { pino } from 'pino';
-import { createNetnsLab, type NetnsHost } from '../../../test/support/netns.js';
 import { createNftablesDataPlane, type VipTable } from '../src/index.js';
 import { bpfApplyLatency, bpfReport, measureBpfPerPacket } from './bpf.js';
+import { benchLab } from './interrupt.js';
+import {
+  addRatios,
+  buildConnRate,
+  CPS_PORT,
+  CPS_S,
+  CPS_WORKERS,
+  IPERF_PORT,
+  IPERF_S,
+  measureBpfPaths,
+  measurePath,
+  pathsReport,
+  ready,
+} from './paths.js';
 import {
   BENCH_FLOW_TABLE_SIZE,
   BENCH_FLOW_TIMEOUT_UDP_S,
@@ -35,71 +51,16 @@ const BACKEND = '198.18.172.10';
 const VIP6 = '2001:db8:100::201';
 const NODE6 = '2001:db8:172::2';
 const BACKEND6 = '2001:db8:172::10';
-const IPERF_S = Number(process.env.BENCH_IPERF_S ?? 3);
-const CPS_S = Number(process.env.BENCH_CPS_S ?? 2);
 const logger = pino({ level: 'silent' });
 /** BENCH_ONLY=bpf runs only the bpf driver's part (per-packet and apply), for working on it. */
 const ONLY_BPF = process.env.BENCH_ONLY === 'bpf';
-
-const ACCEPT_CLOSE_PY = `
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('0.0.0.0', 5301)); s.listen(4096)
-print('ready', flush=True)
-while True:
-    c, _ = s.accept(); c.close()
-`;
-const CPS_CLIENT_PY = `
-import socket, sys, time
-host, port, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-n, fail, end = 0, 0, time.time() + secs
-while time.time() < end:
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00'); s.settimeout(2)
-    try:
-        s.connect((host, port)); s.recv(1); n += 1
-    except Exception:
-        fail += 1
-    s.close()
-print(n / secs, fail)
-`;
-
-async function ready(h: NetnsHost, argv: string[]): Promise<void> {
-  const child = h.spawn(argv);
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${argv[0]} not ready`)), 15_000);
-    child.stdout?.on('data', (d: Buffer) => {
-      if (/ready|Server listening/.test(d.toString())) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`${argv.join(' ')} exited ${code}`)));
-  });
-}
-
-async function iperf(client: NetnsHost, host: string, port: number): Promise<number> {
-  const r = await client.run(['iperf3', '-c', host, '-p', String(port), '-t', String(IPERF_S), '-J'], {
-    timeoutMs: (IPERF_S + 15) * 1000,
-  });
-  const out = JSON.parse(r.stdout) as { error?: string; end?: { sum_received?: { bits_per_second: number } } };
-  const bps = out.end?.sum_received?.bits_per_second;
-  if (bps === undefined) throw new Error(`iperf3 to ${host}:${port}: ${out.error ?? r.stdout.slice(0, 300)}`);
-  return bps;
-}
-
-async function cps(client: NetnsHost, host: string, port: number): Promise<number> {
-  const r = await client.run(['python3', '-c', CPS_CLIENT_PY, host, String(port), String(CPS_S)], {
-    timeoutMs: (CPS_S + 15) * 1000,
-  });
-  return Number(r.stdout.trim().split(' ')[0]);
-}
 
 /**
  * Apply latency at M = 65,537 through one delta writer ("netlink": l4fleet-nft-batch; "nft": nft -f).
  * Figures are suffixed with the writer's name (fullApplyMs_netlink, ...).
  */
 async function applyLatency(writer: 'netlink' | 'nft'): Promise<Record<string, number>> {
-  const lab = await createNetnsLab('l4bn');
+  const lab = await benchLab('l4bn');
   try {
     const h = await lab.host('lat');
     await h.run(['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1']);
@@ -195,7 +156,7 @@ const FOLD_MS = 200;
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 async function main(): Promise<void> {
-  const lab = await createNetnsLab('l4bn');
+  const lab = await benchLab('l4bn');
   const figures: Record<string, number> = {};
   const dir = mkdtempSync(join(tmpdir(), 'l4bn-'));
   try {
@@ -207,6 +168,9 @@ async function main(): Promise<void> {
     await lab.veth(node, 'eth0', router, 'n0');
     await lab.veth(backend, 'eth0', router, 'b0');
     await lab.bridge(router, 'br0', ['n0', 'b0']);
+    await router.sh('ip link set n0 mtu 1600 && ip link set b0 mtu 1600 && ip link set br0 mtu 1600');
+    await node.sh('ip link set eth0 mtu 1600');
+    await backend.sh('ip link set eth0 mtu 1600');
     await router.sh(
       'sysctl -qw net.ipv4.ip_forward=1 && ip addr add 198.18.171.1/24 dev c0 && ip addr add 198.18.172.1/24 dev br0 && ' +
         `ip route add 198.51.100.0/24 via ${NODE}`,
@@ -237,8 +201,9 @@ async function main(): Promise<void> {
     );
     await node.run(['ping', '-c1', '-W1', BACKEND], { allowFailure: true });
     await node.run(['ping', '-6', '-c1', '-W1', BACKEND6], { allowFailure: true });
-    await ready(backend, ['iperf3', '-s', '-p', '5201', '--forceflush']);
-    await ready(backend, ['python3', '-c', ACCEPT_CLOSE_PY]);
+    const connRate = await buildConnRate(dir);
+    await ready(backend, ['iperf3', '-s', '-p', String(IPERF_PORT), '--forceflush']);
+    await ready(backend, [connRate, 'server', String(CPS_PORT), String(CPS_WORKERS)]);
 
     // nftables driver on the node; flow maps large enough for one per-packet new-flow flood, and UDP
     // entries that outlive its count (see per-packet.ts).
@@ -290,25 +255,13 @@ async function main(): Promise<void> {
     writeFileSync(join(dir, 'proxy.mjs'), runner);
     await ready(node, ['node', '--input-type=module', '-e', runner]);
     await new Promise((r) => setTimeout(r, 300));
-    void haproxy;
 
-    const paths: [string, string, number, number][] = [
-      ['direct', BACKEND, 5201, 5301],
-      ['nftables', VIP, 5201, 5301],
-      ['haproxy', NODE, 5202, 5302],
-      ['proxy', NODE, 5203, 5303],
-    ];
-    for (const [name, host, tport, cport] of ONLY_BPF ? [] : paths) {
-      figures[`${name}Gbps`] = (await iperf(client, host, tport)) / 1e9;
-      figures[`${name}Cps`] = await cps(client, host, cport);
+    await measurePath(figures, client, connRate, 'direct', BACKEND);
+    if (!ONLY_BPF) {
+      await measurePath(figures, client, connRate, 'nftables', VIP);
+      await measurePath(figures, client, connRate, 'haproxy', NODE, { iperf: 5202, cps: 5302 });
+      await measurePath(figures, client, connRate, 'proxy', NODE, { iperf: 5203, cps: 5303 });
     }
-    for (const name of ONLY_BPF ? [] : ['nftables', 'haproxy', 'proxy']) {
-      figures[`${name}VsDirectThroughput`] = (figures[`${name}Gbps`] as number) / (figures.directGbps as number);
-      figures[`${name}VsDirectCps`] = (figures[`${name}Cps`] as number) / (figures.directCps as number);
-    }
-    if (!ONLY_BPF)
-      figures.nftablesVsHaproxyThroughput = (figures.nftablesGbps as number) / (figures.haproxyGbps as number);
-    if (!ONLY_BPF) figures.nftablesVsHaproxyCps = (figures.nftablesCps as number) / (figures.haproxyCps as number);
     if (!ONLY_BPF)
       Object.assign(
         figures,
@@ -325,7 +278,27 @@ async function main(): Promise<void> {
         }),
       );
     await dp.close({ removeState: true });
+    haproxy.kill('SIGKILL');
     // The bpf driver on the same node and path, after nftables is gone from it.
+    Object.assign(
+      figures,
+      await measureBpfPaths({
+        client,
+        node,
+        backend,
+        connRate,
+        vip: VIP,
+        nodeAddress: NODE,
+        backendAddress: BACKEND,
+        dir,
+      }),
+    );
+    addRatios(figures);
+    if (!ONLY_BPF) {
+      figures.nftablesVsHaproxyThroughput = (figures.nftablesGbps as number) / (figures.haproxyGbps as number);
+      figures.nftablesVsHaproxyCps = (figures.nftablesCps as number) / (figures.haproxyCps as number);
+      figures.bpfL2VsHaproxyThroughput = (figures.bpfL2Gbps as number) / (figures.haproxyGbps as number);
+    }
     Object.assign(
       figures,
       await measureBpfPerPacket({
@@ -354,20 +327,8 @@ async function main(): Promise<void> {
     applyError = e;
   }
 
-  const rows = ONLY_BPF
-    ? []
-    : [
-        ['path', 'iperf3 Gbit/s', 'x direct', 'new conn/s', 'x direct'],
-        ...['direct', 'nftables', 'haproxy', 'proxy'].map((p) => [
-          p,
-          (figures[`${p}Gbps`] as number).toFixed(2),
-          p === 'direct' ? '1.00' : (figures[`${p}VsDirectThroughput`] as number).toFixed(2),
-          (figures[`${p}Cps`] as number).toFixed(0),
-          p === 'direct' ? '1.00' : (figures[`${p}VsDirectCps`] as number).toFixed(2),
-        ]),
-      ];
-  for (const r of ONLY_BPF ? [] : rows)
-    console.log(r.map((c, i) => (i === 0 ? c.padEnd(10) : c.padStart(14))).join(''));
+  console.log(`\nthroughput (iperf3, ${IPERF_S} s) and new TCP connections/s (conn-rate, ${CPS_S} s) through one node`);
+  console.log(pathsReport(figures).join('\n'));
   if (applyError === undefined && !ONLY_BPF) {
     const f = (k: string, w: string, digits = 1): string => (figures[`${k}_${w}`] as number).toFixed(digits);
     console.log(

@@ -1,0 +1,47 @@
+/**
+ * The bench's namespaces and bpffs mounts, removed also when it is interrupted (SIGINT / SIGTERM, e.g. a
+ * `timeout` around it): the `finally` blocks do not run then. Every lab of the bench comes from benchLab.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createNetnsLab, type NetnsLab } from '../../../test/support/netns.js';
+
+const labs = new Set<NetnsLab>();
+/** Removing the namespaces on interrupt gets this long; then the process exits anyway. */
+const INTERRUPT_CLEANUP_MS = 20_000;
+
+export async function benchLab(prefix: string): Promise<NetnsLab> {
+  const lab = await createNetnsLab(prefix);
+  labs.add(lab);
+  const cleanup = lab.cleanup.bind(lab);
+  return Object.assign(lab, {
+    cleanup: async () => {
+      labs.delete(lab);
+      await cleanup();
+    },
+  });
+}
+
+/** bpffs mounts of this process: every bench mount point has `-<pid>` in its path. */
+function ownMounts(): string[] {
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => f[2] === 'bpf' && (f[1] ?? '').includes(`-${process.pid}`))
+    .map((f) => f[1] as string);
+}
+
+function interrupted(signal: NodeJS.Signals): void {
+  console.error(`\nbench: ${signal}: removing its namespaces and mounts`);
+  setTimeout(() => process.exit(130), INTERRUPT_CLEANUP_MS).unref();
+  void Promise.allSettled([...labs].map((l) => l.cleanup())).finally(() => {
+    for (const m of ownMounts()) {
+      spawnSync('umount', [m]);
+      spawnSync('rmdir', [m]);
+    }
+    process.exit(130);
+  });
+}
+
+process.once('SIGINT', interrupted);
+process.once('SIGTERM', interrupted);
