@@ -52,6 +52,7 @@ enum op {
 	OP_FLOWS_CLEAR = 8,  /* empties both flow maps                                */
 	OP_REMOVE = 9,       /* detaches the program and removes every pin            */
 	OP_PROG_INFO = 10,   /* -> u32 prog id, u64 run_time_ns, u64 run_cnt (kernel.bpf_stats_enabled) */
+	OP_TABLE_PREV = 11,  /* u32 index, u32 n, n x u32 slot, n x u32 previous owner id + 1 (0 none): second chance */
 };
 
 /* Small maps written element by element: index in the OP_UPDATE/OP_DELETE `map` field. */
@@ -113,8 +114,8 @@ static void put32(struct out *o, uint32_t v) { put(o, &v, 4); }
 
 /* ---- slot tables ---- */
 /*
- * An array map stores each value in round_up(value_size, 8) bytes (kernel/bpf/arraymap.c), so slot s's 4-byte
- * backend id sits at byte 8 * s of the mapping (little-endian: the low half), the other 4 bytes stay 0.
+ * An array map stores each value in round_up(value_size, 8) bytes (kernel/bpf/arraymap.c). A slot is struct
+ * l4f_slot (8 bytes): the backend id at byte 8 * s of the mapping, the previous owner (id + 1, 0 = none) at 8 * s + 4.
  */
 #define SLOT_STRIDE 2 /* in uint32_t */
 
@@ -175,7 +176,7 @@ static void table_create(const char *p, uint32_t len)
 	if (idx >= L4F_MAX_TABLES || size == 0 || len != 8 + 4ull * size)
 		return reply_err(EINVAL, "table-create: index %u / size %u / payload %u do not fit", idx, size, len);
 	LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "l4f_slots", 4, 4, size, &mo);
+	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "l4f_slots", 4, sizeof(struct l4f_slot), size, &mo);
 	if (fd < 0) return reply_err(errno, "table-create %u: bpf_map_create(%u slots): %s", idx, size, strerror(errno));
 	forget_inner(idx);
 	int err = map_inner(idx, fd, size);
@@ -197,7 +198,8 @@ static void table_create(const char *p, uint32_t len)
 	reply(0, NULL, 0);
 }
 
-static void table_write(const char *p, uint32_t len)
+/* half 0: the slots' backend ids (OP_TABLE_WRITE); half 1: their previous owners (OP_TABLE_PREV). */
+static void table_write(const char *p, uint32_t len, uint32_t half)
 {
 	if (len < 8) return reply_err(EINVAL, "table-write: short payload");
 	uint32_t idx, n;
@@ -212,7 +214,7 @@ static void table_write(const char *p, uint32_t len)
 			return reply_err(ERANGE, "table-write %u: slot %u of a %u-slot table", idx, keys[i], inner_size[idx]);
 	/* Aligned 4-byte stores: each slot changes atomically for the program (both values are valid). */
 	volatile uint32_t *slots = inner_mem[idx];
-	for (uint32_t i = 0; i < n; i++) slots[SLOT_STRIDE * keys[i]] = vals[i];
+	for (uint32_t i = 0; i < n; i++) slots[SLOT_STRIDE * keys[i] + half] = vals[i];
 	reply(0, NULL, 0);
 }
 
@@ -267,7 +269,7 @@ static void dump_hash(struct out *o, int fd, uint32_t ks, uint32_t vs)
 /*
  * Layout: vips (u32 n, n x (key 20, value 24)); vip addresses (u32 n, n x (key 20, u32)); backends in use
  * (u32 n, n x (u32 id, backend 28)); config (u32 present, config 24); tables (u32 n, n x (u32 index,
- * u32 size, size x u32)).
+ * u32 size, size x u32)); previous owners (u32 n, n x (u32 index, u32 count, count x (u32 slot, u32 id + 1))).
  */
 static void dump(void)
 {
@@ -335,6 +337,34 @@ static void dump(void)
 			n++;
 		}
 		memcpy(o.p + at, &n, 4);
+		/* Second chance, appended: per table above with any previous owner, (u32 index, u32 count, count x
+		 * (u32 slot, u32 previous id + 1)) for the slots that have one. */
+		size_t pat = o.len;
+		uint32_t pn = 0;
+		put32(&o, 0);
+		for (uint32_t k = 0; k < 2 * nids; k++) {
+			uint32_t idx = ids[k / 2] * 2 + (k & 1);
+			if (inner_fd[idx] < 0) continue;
+			size_t cat = 0;
+			uint32_t c = 0;
+			for (uint32_t s = 0; s < inner_size[idx]; s++) {
+				uint32_t pv = inner_mem[idx][SLOT_STRIDE * s + 1];
+				if (pv == 0) continue;
+				if (c == 0) {
+					put32(&o, idx);
+					cat = o.len;
+					put32(&o, 0);
+				}
+				put32(&o, s);
+				put32(&o, pv);
+				c++;
+			}
+			if (c > 0) {
+				memcpy(o.p + cat, &c, 4);
+				pn++;
+			}
+		}
+		memcpy(o.p + pat, &pn, 4);
 	}
 	reply(0, o.p, (uint32_t)o.len);
 	free(o.p);
@@ -646,7 +676,8 @@ int main(int argc, char **argv)
 		case OP_UPDATE: update(buf, h[1], 0); break;
 		case OP_DELETE: update(buf, h[1], 1); break;
 		case OP_TABLE_CREATE: table_create(buf, h[1]); break;
-		case OP_TABLE_WRITE: table_write(buf, h[1]); break;
+		case OP_TABLE_WRITE: table_write(buf, h[1], 0); break;
+		case OP_TABLE_PREV: table_write(buf, h[1], 1); break;
 		case OP_TABLE_DELETE: {
 			uint32_t idx = 0;
 			if (h[1] == 4) memcpy(&idx, buf, 4);

@@ -92,6 +92,8 @@ export interface DataPlaneCounters {
     /** Packets forwarded statelessly because the flow table was full. */
     readonly fullPackets: number;
   };
+  /** bpf only: packets encapsulated (gue) with the slot's previous owner named (docs/design/0011-second-chance.md). */
+  readonly secondChance?: { readonly tagged: TrafficCounter };
 }
 
 export interface DataPlane {

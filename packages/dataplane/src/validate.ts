@@ -136,6 +136,21 @@ function validateVip(t: VipTable, i: number, opts: ValidateOptions): NormalizedV
       fail('SLOTS_INVALID', `vip ${label}: slots[${s}]: ${v} is not a backend index (0-${backends.length - 1} or -1)`);
     }
   }
+  const prev = t.previousSlots;
+  if (prev !== undefined) {
+    if (!(prev instanceof Int32Array) || prev.length !== t.slots.length) {
+      fail('SLOTS_INVALID', `vip ${label}: previousSlots: not an Int32Array of ${t.slots.length} slots`);
+    }
+    for (let s = 0; s < prev.length; s++) {
+      const v = prev[s] as number;
+      if (v !== NO_BACKEND && (v < 0 || v >= backends.length)) {
+        fail(
+          'SLOTS_INVALID',
+          `vip ${label}: previousSlots[${s}]: ${v} is not a backend index (0-${backends.length - 1} or -1)`,
+        );
+      }
+    }
+  }
   const addressHex = toHex(vip.bytes);
   return {
     key: `v_${addressHex}_${protocol}_${port}`,

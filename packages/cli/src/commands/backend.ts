@@ -32,6 +32,9 @@ interface SetupFlags extends HostFlags {
   readonly nodes?: string[];
   readonly guePort?: string;
   readonly interface?: string;
+  readonly peers?: string[];
+  /** commander's --no-second-chance */
+  readonly secondChance?: boolean;
 }
 
 function deps(flags: HostFlags): BackendHostDeps {
@@ -80,6 +83,11 @@ export function registerBackend(program: Command, io: CliIo): void {
       .option('--nodes <addr...>', "addresses of the fleet's nodes (outer sources allowed; all others dropped)")
       .option('--gue-port <port>', `UDP destination port of gue (default ${DEFAULT_GUE_PORT})`)
       .option('--interface <ifname>', 'interface facing the nodes (default: that of the default route)')
+      .option(
+        '--peers <addr...>',
+        "the other backends' addresses (second chance: they forward flows they do not own here)",
+      )
+      .option('--no-second-chance', 'never forward a packet to the previous owner the node named (decapsulate it here)')
       .option('--object <file>', 'compiled backend.bpf.o (default: the one built with @l4fleet/dataplane)'),
   ).action(async (flags: SetupFlags) => {
     const format = output(flags.output);
@@ -90,6 +98,8 @@ export function registerBackend(program: Command, io: CliIo): void {
         ...(flags.nodes === undefined ? {} : { nodes: flags.nodes }),
         ...(flags.guePort === undefined ? {} : { guePort: flags.guePort }),
         ...(flags.interface === undefined ? {} : { interface: flags.interface }),
+        ...(flags.peers === undefined ? {} : { peers: flags.peers }),
+        ...(flags.secondChance === false ? { secondChance: false } : {}),
       },
       deps(flags),
     ).catch(rethrow);
@@ -137,6 +147,7 @@ export function registerBackend(program: Command, io: CliIo): void {
       );
       io.out(`  vips:  ${r.vips.join(' ')}`);
       io.out(`  nodes: ${r.nodes.join(' ')}`);
+      io.out(`  peers: ${(r.peers ?? []).join(' ') || '-'} (second chance ${r.secondChance === false ? 'off' : 'on'})`);
       for (const line of formatCounters(status.counters)) io.out(line);
     },
   );

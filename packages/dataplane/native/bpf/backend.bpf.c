@@ -17,6 +17,15 @@
  * Decapsulation is one bpf_skb_adjust_room(-hdr, BPF_ADJ_ROOM_MAC, DECAP_L3_*): the kernel removes the room
  * behind the MAC header, fixes CHECKSUM_COMPLETE, grows gso_size, and (DECAP_L3_*) sets skb->protocol to the
  * inner family, which is what makes 6-in-4 and 4-in-6 free.
+ *
+ * Second chance (docs/design/0011-second-chance.md; GLB Director's idea): a GUE packet may name the slot's
+ * previous owner in GUE private data (layout in node-maps.h, struct l4f_gue_sc). For such a TCP packet that is
+ * not a SYN, the program asks the kernel for a socket (bpf_skc_lookup_tcp: established, time-wait and request
+ * sockets; a listener counts only for a valid SYN cookie). With none, and the second chance unused, the packet
+ * goes on to the previous owner as it is: outer source = this backend's address (the outer destination it came
+ * to), outer destination = the previous owner, the hop index set to "used" (it is never forwarded again: a loop
+ * is impossible), and out through the kernel's routing (bpf_redirect_neigh). Everything else is decapsulated.
+ * The previous owner accepts it because its source is in its allow list as a peer (`--peers`).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -25,6 +34,7 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
+#include <linux/tcp.h>
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
@@ -36,6 +46,8 @@
 #ifndef BPF_F_ADJ_ROOM_DECAP_L3_IPV6
 #define BPF_F_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
 #endif
+
+#include "node-maps.h" /* the GUE second-chance layout the nodes write */
 
 #define IPPROTO_GRE_ 47
 #define GRE_HDR_LEN 4
@@ -55,6 +67,11 @@ enum {
 	CNT_NOT_VIP = 14,     /* from a node, inner destination not one of this host's VIPs */
 	CNT_PASSED = 15,      /* not the fleet's encapsulation: handed to the stack unchanged */
 	CNT_DECAP_FAILED = 16, /* bpf_skb_adjust_room refused (counted, dropped) */
+	CNT_SC_FORWARDED = 17, /* second chance: no socket here, sent on to the previous owner */
+	CNT_SC_RECEIVED = 18,  /* arrived with its second chance used and found its socket here (a rescued flow) */
+	CNT_SC_MISS = 19,      /* second chance used and no socket here either: decapsulated (the stack resets it) */
+	CNT_SC_FAILED = 20,    /* the forward could not be written or sent: dropped */
+	CNT_SC_LOCAL = 21,     /* named a previous owner, but a SYN or the socket is here: decapsulated */
 	CNT_SLOTS = 32,
 };
 
@@ -66,8 +83,13 @@ struct counter {
 struct config {
 	__u32 modes;    /* bit set of 1 << MODE_* */
 	__u16 gue_port; /* network byte order */
-	__u16 pad;
+	__u16 flags;    /* CFG_* */
 };
+
+/* config.flags: second chance is on unless this bit is set (zero = the default). */
+enum { CFG_NO_SECOND_CHANCE = 1 };
+/* Values of the allow lists l4fb_nodes4/6: a fleet node, a peer backend (a second chance's sender), or both. */
+enum { SRC_NODE = 1, SRC_PEER = 2 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -76,7 +98,7 @@ struct {
 	__type(value, struct config);
 } l4fb_config SEC(".maps");
 
-/* The fleet's node addresses (outer sources allowed); value unused (1). */
+/* The fleet's node and peer backend addresses (outer sources allowed); value SRC_NODE | SRC_PEER. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
@@ -141,6 +163,9 @@ struct outer {
 	__u32 hdr_len;    /* outer L3 + L4/tunnel header, removed by the decap */
 	__u32 inner_v6;   /* from the protocol field (ipip, gre); GUE sets it from the version nibble */
 	__u32 outer_v6;
+	__u32 sc;         /* GUE with a second-chance hop (struct l4f_gue_sc) */
+	__u32 sc_used;    /* its hop index says used, or it came from a peer */
+	__u32 l3_len;     /* the outer IP header's length */
 };
 
 /* Which enabled mode (if any) an outer protocol/next-header value and what follows it select. */
@@ -201,7 +226,28 @@ static __always_inline int check_inner(struct __sk_buff *skb, struct outer *o)
 	}
 	if ((void *)(inner + 1) > end)
 		return CNT_MALFORMED;
-	if (o->mode == MODE_GUE) {
+	if (o->mode == MODE_GUE && (*inner >> 6) == 0) {
+		/* GUE variant 0: only the second-chance header the nodes write (node-maps.h). */
+		struct l4f_gue_sc *g = (void *)inner;
+		__u32 words = o->outer_v6 ? 5 : 2;
+
+		if ((void *)(g + 1) > end || g->vers_c_hlen != words || g->flags != 0 ||
+		    g->type != bpf_htons(L4F_GUE_PRIV_TYPE) || g->hop_count != 1 || g->hop_index > 1)
+			return CNT_MALFORMED;
+		if (g->proto == IPPROTO_IPIP)
+			o->inner_v6 = 0;
+		else if (g->proto == IPPROTO_IPV6)
+			o->inner_v6 = 1;
+		else
+			return CNT_MALFORMED;
+		o->sc = 1;
+		o->sc_used |= g->hop_index >= g->hop_count;
+		o->hdr_len += 4 + words * 4;
+		off = sizeof(struct ethhdr) + (o->hdr_len & 0xff);
+		inner = data + off;
+		if ((void *)(inner + 1) > end || (*inner >> 4) != (o->inner_v6 ? 6 : 4))
+			return CNT_MALFORMED;
+	} else if (o->mode == MODE_GUE) {
 		/* Variant 1: 0100 = IPv4, 0110 = IPv6; variant 0 (a GUE header) is not what the nodes send. */
 		if ((*inner >> 4) == 4)
 			o->inner_v6 = 0;
@@ -226,6 +272,156 @@ static __always_inline int check_inner(struct __sk_buff *skb, struct outer *o)
 			return CNT_NOT_VIP;
 	}
 	return 0;
+}
+
+/*
+ * Whether this host has a socket for the inner TCP packet: 1 yes, 0 no, -1 not a question (not TCP, or a SYN:
+ * a new connection belongs to the current owner), -2 the headers are not in the linear data (pull, ask again).
+ * Established, time-wait and request (SYN_RECV) sockets count; a listener only for the ACK of a valid SYN
+ * cookie (bpf_tcp_check_syncookie), as GLB's glb-redirect does.
+ */
+static __always_inline int tcp_socket(struct __sk_buff *skb, const struct outer *o)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u32 off = sizeof(struct ethhdr) + (o->hdr_len & 0xff);
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	int found;
+
+	if (o->inner_v6) {
+		struct ipv6hdr *ip6 = data + off;
+		struct tcphdr *th = (void *)(ip6 + 1);
+
+		if ((void *)(ip6 + 1) > end)
+			return -2;
+		if (ip6->nexthdr != IPPROTO_TCP)
+			return -1;
+		if ((void *)(th + 1) > end)
+			return -2;
+		if (th->syn && !th->ack)
+			return -1;
+		__builtin_memcpy(t.ipv6.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(t.ipv6.daddr, &ip6->daddr, 16);
+		t.ipv6.sport = th->source;
+		t.ipv6.dport = th->dest;
+		sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
+		if (!sk)
+			return 0;
+		found = sk->state != BPF_TCP_LISTEN;
+		if (!found)
+			found = bpf_tcp_check_syncookie(sk, ip6, sizeof(*ip6), th, sizeof(*th)) == 0;
+		bpf_sk_release(sk);
+		return found;
+	}
+	struct iphdr *ip = data + off;
+	struct tcphdr *th = (void *)(ip + 1);
+
+	if ((void *)(ip + 1) > end)
+		return -2;
+	/* IP options (ihl > 5) are not followed: such a packet is decapsulated here, as without second chance. */
+	if (ip->protocol != IPPROTO_TCP || ip->ihl != 5)
+		return -1;
+	if ((void *)(th + 1) > end)
+		return -2;
+	if (th->syn && !th->ack)
+		return -1;
+	t.ipv4.saddr = ip->saddr;
+	t.ipv4.daddr = ip->daddr;
+	t.ipv4.sport = th->source;
+	t.ipv4.dport = th->dest;
+	sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	found = sk->state != BPF_TCP_LISTEN;
+	if (!found)
+		found = bpf_tcp_check_syncookie(sk, ip, sizeof(*ip), th, sizeof(*th)) == 0;
+	bpf_sk_release(sk);
+	return found;
+}
+
+static __always_inline __u16 csum_fold(__u32 csum)
+{
+	csum = (csum & 0xffff) + (csum >> 16);
+	csum = (csum & 0xffff) + (csum >> 16);
+	return (__u16)~csum;
+}
+
+/*
+ * Sends the packet, still encapsulated, to the previous owner named in its GUE private data: outer source =
+ * this host's address (where the node sent it), destination = the hop, TTL 64, hop index = used. Written with
+ * BPF_F_RECOMPUTE_CSUM so a CHECKSUM_COMPLETE skb stays right; then the kernel routes it (FIB + neighbour).
+ */
+static __always_inline int forward_previous(struct __sk_buff *skb, const struct outer *o)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u8 used = 1;
+	__u32 at;
+
+	if (o->outer_v6) {
+		struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+		__u8 *hop = (void *)(ip6 + 1) + UDP_HDR_LEN + sizeof(struct l4f_gue_sc);
+		struct ipv6hdr n;
+
+		if ((void *)(hop + 16) > end)
+			return drop(skb, CNT_SC_FAILED);
+		n = *ip6;
+		n.saddr = ip6->daddr;
+		__builtin_memcpy(&n.daddr, hop, 16);
+		n.hop_limit = 64;
+		if (bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &n, sizeof(n), BPF_F_RECOMPUTE_CSUM))
+			return drop(skb, CNT_SC_FAILED);
+		at = sizeof(struct ethhdr) + sizeof(n) + UDP_HDR_LEN + __builtin_offsetof(struct l4f_gue_sc, hop_index);
+	} else {
+		struct iphdr *ip = data + sizeof(struct ethhdr);
+		__u8 *hop = (void *)(ip + 1) + UDP_HDR_LEN + sizeof(struct l4f_gue_sc);
+		struct iphdr n;
+		__u32 sum = 0;
+
+		if ((void *)(hop + 4) > end || ip->ihl != 5)
+			return drop(skb, CNT_SC_FAILED);
+		n = *ip;
+		n.saddr = ip->daddr;
+		__builtin_memcpy(&n.daddr, hop, 4);
+		n.ttl = 64;
+		n.check = 0;
+		__u16 *w = (__u16 *)&n;
+#pragma unroll
+		for (int i = 0; i < 10; i++)
+			sum += w[i];
+		n.check = csum_fold(sum);
+		if (bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &n, sizeof(n), BPF_F_RECOMPUTE_CSUM))
+			return drop(skb, CNT_SC_FAILED);
+		at = sizeof(struct ethhdr) + sizeof(n) + UDP_HDR_LEN + __builtin_offsetof(struct l4f_gue_sc, hop_index);
+	}
+	if (bpf_skb_store_bytes(skb, at, &used, 1, BPF_F_RECOMPUTE_CSUM))
+		return drop(skb, CNT_SC_FAILED);
+	count(CNT_SC_FORWARDED, skb->len);
+	return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
+}
+
+/* A packet naming a previous owner: forwards it there (a verdict) or returns -1 to decapsulate it here. */
+static __always_inline int second_chance(struct __sk_buff *skb, const struct outer *o)
+{
+	int here = tcp_socket(skb, o);
+
+	if (here == -2) {
+		if (bpf_skb_pull_data(skb, sizeof(struct ethhdr) + (o->hdr_len & 0xff) + 60))
+			return -1;
+		here = tcp_socket(skb, o);
+	}
+	if (here < 0)
+		return -1;
+	if (o->sc_used) {
+		count(here ? CNT_SC_RECEIVED : CNT_SC_MISS, skb->len);
+		return -1;
+	}
+	if (here) {
+		count(CNT_SC_LOCAL, skb->len);
+		return -1;
+	}
+	return forward_previous(skb, o);
 }
 
 SEC("tc")
@@ -254,8 +450,11 @@ int l4fb_ingress(struct __sk_buff *skb)
 		l3_len = (ip->ihl & 0xf) * 4;
 		if (classify(skb, cfg, ip->protocol, l3_len, &o) != 0)
 			return pass(skb);
-		if (!bpf_map_lookup_elem(&l4fb_nodes4, &ip->saddr))
+		__u8 *src = bpf_map_lookup_elem(&l4fb_nodes4, &ip->saddr);
+		if (!src)
 			return drop(skb, CNT_STRANGER);
+		o.sc_used = !(*src & SRC_NODE);
+		o.l3_len = l3_len;
 		/* MF or a fragment offset: the nodes set DF and never fragment; a piece cannot be decapsulated. */
 		if (ip->frag_off & bpf_htons(0x3fff))
 			return drop(skb, CNT_MALFORMED);
@@ -267,9 +466,12 @@ int l4fb_ingress(struct __sk_buff *skb)
 		/* Extension headers are not followed: the nodes send the tunnel protocol as the next header. */
 		if (classify(skb, cfg, ip6->nexthdr, sizeof(*ip6), &o) != 0)
 			return pass(skb);
-		if (!bpf_map_lookup_elem(&l4fb_nodes6, &ip6->saddr))
+		__u8 *src = bpf_map_lookup_elem(&l4fb_nodes6, &ip6->saddr);
+		if (!src)
 			return drop(skb, CNT_STRANGER);
+		o.sc_used = !(*src & SRC_NODE);
 		o.outer_v6 = 1;
+		o.l3_len = sizeof(*ip6);
 	} else {
 		return pass(skb);
 	}
@@ -277,6 +479,11 @@ int l4fb_ingress(struct __sk_buff *skb)
 	verdict = check_inner(skb, &o);
 	if (verdict != 0)
 		return drop(skb, verdict);
+	if (o.sc && !(cfg->flags & CFG_NO_SECOND_CHANCE)) {
+		verdict = second_chance(skb, &o);
+		if (verdict >= 0)
+			return verdict;
+	}
 
 	__u32 len = skb->len;
 	if (bpf_skb_adjust_room(skb, -(__s32)o.hdr_len, BPF_ADJ_ROOM_MAC,

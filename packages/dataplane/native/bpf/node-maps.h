@@ -40,6 +40,7 @@ enum {
 	L4F_DROP_ENCAP_FAILED = 5, /* bpf_skb_adjust_room / store refused */
 	L4F_ICMP_FORWARDED = 8,  /* frag-needed / packet-too-big for a VIP flow, sent to the flow's backend */
 	L4F_ICMP_UNMATCHED = 9,  /* such an ICMP error whose embedded header is no VIP flow (dropped) */
+	L4F_SC_TAGGED = 10,      /* encapsulated (gue) with the slot's previous owner in the GUE private data */
 	L4F_STATS_SLOTS = 16,
 };
 
@@ -105,6 +106,37 @@ struct l4f_flow6 {
 	__u8 pad[3];
 };
 
+/*
+ * One slot of a VIP's table. `prev` is second chance (docs/design/0011-second-chance.md): the slot's previous
+ * owner's backend id PLUS ONE, 0 = none, so a freshly created (zeroed) table has no previous owners. The loader
+ * writes `backend` at byte 8 s of the table's mapping and `prev` at 8 s + 4 (a 4-byte value took 8 bytes anyway:
+ * arrays round values up to 8).
+ */
+struct l4f_slot {
+	__u32 backend;
+	__u32 prev;
+};
+
+/*
+ * GUE private data carrying the previous owner (draft-ietf-intarea-gue §3.3; the idea is GLB Director's
+ * "second chance" hop list). Only on `gue` VIPs whose slot has a previous owner; everything else stays GUE
+ * variant 1 (no GUE header). Layout after the UDP header, all network order:
+ *   GUE header (4)   ver 0 (2 bits) | C 0 (1) | hlen (5: 32-bit words after this header) ; proto = inner IP
+ *                    protocol (4 IPv4 / 41 IPv6) ; flags 0 (16)
+ *   private (4)      type 0x4c46 ("LF") (16) ; hop index (8): 0 = unused, = hop count once used ; hop count (8) = 1
+ *   hop (4 / 16)     the previous owner's address, the outer family
+ * hlen = 2 (IPv4) / 5 (IPv6); 12 / 24 bytes more than plain GUE.
+ */
+#define L4F_GUE_PRIV_TYPE 0x4c46
+struct l4f_gue_sc {
+	__u8 vers_c_hlen;
+	__u8 proto;
+	__u16 flags;
+	__u16 type;
+	__u8 hop_index;
+	__u8 hop_count;
+};
+
 /* What the loader attached last: a restart with the same object skips loading it (l4f_meta, one entry). */
 struct l4f_meta {
 	__u64 object_hash; /* FNV-1a of the object file */
@@ -115,6 +147,7 @@ struct l4f_meta {
 struct l4f_flow_value {
 	__u32 backend;
 	__u32 hash; /* the flow hash, kept for the GUE source port and the IPv6 flow label */
+	__u32 prev; /* second chance: the previous owner's id + 1 when the flow was hashed, 0 = none */
 };
 
 #endif

@@ -77,7 +77,9 @@ struct l4f_slot_table {
 	__uint(max_entries, L4F_DEFAULT_TABLE_SLOTS);
 	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, __u32);
+	/* struct l4f_slot; declared as __u64 because clang emits only a forward declaration for a struct inside an
+	 * inner map's definition, and libbpf then cannot size it */
+	__type(value, __u64);
 };
 
 struct {
@@ -226,17 +228,22 @@ static __always_inline int drop(struct __sk_buff *skb, __u32 reason)
 	return TC_ACT_SHOT;
 }
 
-/* The live backend for a new flow (or an ICMP error about one): the VIP's table at the flow's slot. */
-static __always_inline struct l4f_backend *table_backend(const struct l4f_vip *vip, __u32 hash, __u32 *id)
+/*
+ * The live backend for a new flow (or an ICMP error about one): the VIP's table at the flow's slot. `*prev`:
+ * the slot's previous owner's id + 1, 0 = none (second chance).
+ */
+static __always_inline struct l4f_backend *table_backend(const struct l4f_vip *vip, __u32 hash, __u32 *id,
+							 __u32 *prev)
 {
 	void *table = bpf_map_lookup_elem(&l4f_tables, &vip->table);
 	if (!table)
 		return NULL;
 	__u32 slot = (__u32)(((__u64)hash * vip->size) >> 32);
-	__u32 *v = bpf_map_lookup_elem(table, &slot);
-	if (!v || *v == L4F_NO_BACKEND)
+	struct l4f_slot *v = (struct l4f_slot *)bpf_map_lookup_elem(table, &slot);
+	if (!v || v->backend == L4F_NO_BACKEND)
 		return NULL;
-	*id = *v;
+	*id = v->backend;
+	*prev = v->prev;
 	struct l4f_backend *b = bpf_map_lookup_elem(&l4f_backends, id);
 	if (!b || !(b->flags & L4F_BACKEND_LIVE))
 		return NULL;
@@ -250,9 +257,27 @@ static __always_inline __u16 csum_fold(__u32 csum)
 	return (__u16)~csum;
 }
 
-/* Encapsulates (ipip, gre, gue) toward `b` and hands the packet to the kernel's routing. */
+/*
+ * Second chance: the previous owner to name in the GUE private data, or NULL. Only for `gue` VIPs, only a
+ * backend still live for this VIP, of the VIP's family, and not the current one (ids are per VIP and address).
+ */
+static __always_inline const struct l4f_backend *previous_owner(const struct l4f_vip *vip, __u32 id, __u32 prev,
+								 int v6)
+{
+	if (prev == 0 || vip->fwd != L4F_FWD_GUE)
+		return NULL;
+	__u32 pid = prev - 1;
+	if (pid == id)
+		return NULL;
+	struct l4f_backend *p = bpf_map_lookup_elem(&l4f_backends, &pid);
+	if (!p || !(p->flags & L4F_BACKEND_LIVE) || p->vip_id != vip->id || p->family != (v6 ? L4F_FAMILY_V6 : L4F_FAMILY_V4))
+		return NULL;
+	return p;
+}
+
+/* Encapsulates (ipip, gre, gue) toward `b` and hands the packet to the kernel's routing. `p`: see previous_owner. */
 static __always_inline int encapsulate(struct __sk_buff *skb, const struct l4f_vip *vip, const struct l4f_backend *b,
-				       __u32 hash, int v6, __u8 tos)
+				       const struct l4f_backend *p, __u32 hash, int v6, __u8 tos)
 {
 	__u32 zero = 0;
 	struct l4f_config *cfg = bpf_map_lookup_elem(&l4f_config, &zero);
@@ -260,7 +285,9 @@ static __always_inline int encapsulate(struct __sk_buff *skb, const struct l4f_v
 		return drop(skb, L4F_DROP_NO_SOURCE);
 	__u32 l3 = v6 ? 40 : 20;
 	__u32 l4 = vip->fwd == L4F_FWD_GRE ? 4 : vip->fwd == L4F_FWD_GUE ? 8 : 0;
-	__u32 olen = l3 + l4;
+	/* GUE header + private data + one hop (node-maps.h, struct l4f_gue_sc) */
+	__u32 sc = p ? (v6 ? 24 : 12) : 0;
+	__u32 olen = l3 + l4 + sc;
 	__u32 mtu_len = 0;
 	if (bpf_check_mtu(skb, 0, &mtu_len, (__s32)olen, 0) != BPF_MTU_CHK_RET_SUCCESS)
 		return drop(skb, L4F_DROP_TOO_BIG);
@@ -316,21 +343,35 @@ static __always_inline int encapsulate(struct __sk_buff *skb, const struct l4f_v
 		/* checksum 0: allowed for IPv4, and for tunnels over IPv6 (RFC 6935, RFC 6936) */
 	}
 	int err;
+	__u32 hl = l3 + l4; /* the second-chance extension is written separately below */
 	if (v6)
-		err = bpf_skb_store_bytes(skb, ETH_HLEN, hdr, olen == 40 ? 40 : olen == 44 ? 44 : 48, 0);
+		err = bpf_skb_store_bytes(skb, ETH_HLEN, hdr, hl == 40 ? 40 : hl == 44 ? 44 : 48, 0);
 	else
-		err = bpf_skb_store_bytes(skb, ETH_HLEN, hdr, olen == 20 ? 20 : olen == 24 ? 24 : 28, 0);
+		err = bpf_skb_store_bytes(skb, ETH_HLEN, hdr, hl == 20 ? 20 : hl == 24 ? 24 : 28, 0);
 	if (err)
 		return drop(skb, L4F_DROP_ENCAP_FAILED);
+	if (p) {
+		__u8 ext[24] = {};
+		struct l4f_gue_sc *g = (struct l4f_gue_sc *)ext;
+		g->vers_c_hlen = v6 ? 5 : 2; /* version 0, C 0, hlen in 32-bit words after the GUE header */
+		g->proto = v6 ? IPPROTO_IPV6_ : IPPROTO_IPIP_;
+		g->type = bpf_htons(L4F_GUE_PRIV_TYPE);
+		g->hop_count = 1;
+		__builtin_memcpy(ext + 8, p->addr, 16);
+		err = bpf_skb_store_bytes(skb, ETH_HLEN + l3 + 8, ext, v6 ? 24 : 12, 0);
+		if (err)
+			return drop(skb, L4F_DROP_ENCAP_FAILED);
+		count(&l4f_stats, L4F_SC_TAGGED, skb->len);
+	}
 	return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
 }
 
 static __always_inline int forward(struct __sk_buff *skb, const struct l4f_vip *vip, const struct l4f_backend *b,
-				   __u32 id, __u32 hash, int v6, __u8 tos)
+				   __u32 id, __u32 prev, __u32 hash, int v6, __u8 tos)
 {
 	count(&l4f_backend_stats, id, skb->len);
 	if (vip->fwd != L4F_FWD_L2)
-		return encapsulate(skb, vip, b, hash, v6, tos);
+		return encapsulate(skb, vip, b, previous_owner(vip, id, prev, v6), hash, v6, tos);
 	if (b->flags & L4F_BACKEND_HAS_MAC) {
 		/* The frame came to this host's MAC: that becomes the source, the backend's the destination. */
 		__u8 macs[12];
@@ -362,20 +403,21 @@ static __always_inline int serve4(struct __sk_buff *skb, const struct l4f_vip *v
 	__u32 id;
 	if (fv) {
 		id = fv->backend;
-		__u32 hash = fv->hash;
+		__u32 hash = fv->hash, prev = fv->prev;
 		struct l4f_backend *b = bpf_map_lookup_elem(&l4f_backends, &id);
 		if (b && (b->flags & L4F_BACKEND_LIVE) && b->vip_id == vip->id)
-			return forward(skb, vip, b, id, hash, 0, tos);
+			return forward(skb, vip, b, id, prev, hash, 0, tos);
 	}
+	__u32 prev = 0;
 	__u32 hash = flow_hash4(f->saddr, f->sport, f->daddr, f->dport, vip->hash, vip->seed);
-	struct l4f_backend *b = table_backend(vip, hash, &id);
+	struct l4f_backend *b = table_backend(vip, hash, &id, &prev);
 	if (!b)
 		return drop(skb, L4F_DROP_NO_BACKEND);
 	if (remember) {
-		struct l4f_flow_value nv = {.backend = id, .hash = hash};
+		struct l4f_flow_value nv = {.backend = id, .hash = hash, .prev = prev};
 		bpf_map_update_elem(&l4f_flows4, f, &nv, BPF_ANY);
 	}
-	return forward(skb, vip, b, id, hash, 0, tos);
+	return forward(skb, vip, b, id, prev, hash, 0, tos);
 }
 
 static __always_inline int serve6(struct __sk_buff *skb, const struct l4f_vip *vip, struct l4f_flow6 *f,
@@ -385,20 +427,21 @@ static __always_inline int serve6(struct __sk_buff *skb, const struct l4f_vip *v
 	__u32 id;
 	if (fv) {
 		id = fv->backend;
-		__u32 hash = fv->hash;
+		__u32 hash = fv->hash, prev = fv->prev;
 		struct l4f_backend *b = bpf_map_lookup_elem(&l4f_backends, &id);
 		if (b && (b->flags & L4F_BACKEND_LIVE) && b->vip_id == vip->id)
-			return forward(skb, vip, b, id, hash, 1, tos);
+			return forward(skb, vip, b, id, prev, hash, 1, tos);
 	}
+	__u32 prev = 0;
 	__u32 hash = flow_hash6(f, vip->hash, vip->seed);
-	struct l4f_backend *b = table_backend(vip, hash, &id);
+	struct l4f_backend *b = table_backend(vip, hash, &id, &prev);
 	if (!b)
 		return drop(skb, L4F_DROP_NO_BACKEND);
 	if (remember) {
-		struct l4f_flow_value nv = {.backend = id, .hash = hash};
+		struct l4f_flow_value nv = {.backend = id, .hash = hash, .prev = prev};
 		bpf_map_update_elem(&l4f_flows6, f, &nv, BPF_ANY);
 	}
-	return forward(skb, vip, b, id, hash, 1, tos);
+	return forward(skb, vip, b, id, prev, hash, 1, tos);
 }
 
 /* ICMP frag-needed about a backend's reply (VIP -> client): forward it to the backend owning that flow. */

@@ -23,6 +23,10 @@ export const PIN_BASE_NAME = 'l4fleet-backend';
  */
 export const TC_PREF = 1;
 export const TC_HANDLE = 1;
+/** backend.bpf.c: config.flags bit, allow-list values. */
+const CFG_NO_SECOND_CHANCE = 1;
+const SRC_NODE = 1;
+const SRC_PEER = 2;
 
 export interface BackendObject {
   readonly path: string;
@@ -98,16 +102,24 @@ const hex = (b: Uint8Array | number[]): string => Buffer.from(b).toString('hex')
 
 export function desiredMaps(opts: BackendSetupOptions): MapContents {
   const modes = opts.forwarding.reduce((m, f) => m | (1 << FORWARDING_MODES.indexOf(f)), 0);
-  // struct config { __u32 modes (host order, little endian on x86/arm64); __be16 gue_port; __u16 pad; }
+  // struct config { __u32 modes (host order, little endian on x86/arm64); __be16 gue_port; __u16 flags; }
   const config = Buffer.alloc(8);
   config.writeUInt32LE(modes, 0);
   config.writeUInt16BE(opts.guePort, 4);
+  config.writeUInt16LE(opts.secondChance ? 0 : CFG_NO_SECOND_CHANCE, 6);
   const set = (list: BackendSetupOptions['vips'], family: 4 | 6) =>
     new Map(list.filter((a) => a.family === family).map((a) => [a.hex, '01']));
+  // The allow lists' value: SRC_NODE 1 | SRC_PEER 2 (a peer's packets are never forwarded again).
+  const sources = (family: 4 | 6) => {
+    const m = new Map<string, number>();
+    for (const a of opts.nodes) if (a.family === family) m.set(a.hex, SRC_NODE);
+    for (const a of opts.peers) if (a.family === family) m.set(a.hex, (m.get(a.hex) ?? 0) | SRC_PEER);
+    return new Map([...m].map(([k, v]) => [k, v.toString(16).padStart(2, '0')]));
+  };
   return new Map([
     ['l4fb_config', new Map([['00000000', hex(config)]])],
-    ['l4fb_nodes4', set(opts.nodes, 4)],
-    ['l4fb_nodes6', set(opts.nodes, 6)],
+    ['l4fb_nodes4', sources(4)],
+    ['l4fb_nodes6', sources(6)],
     ['l4fb_vips4', set(opts.vips, 4)],
     ['l4fb_vips6', set(opts.vips, 6)],
   ]);

@@ -26,6 +26,19 @@ export interface BackendCounters {
   readonly decapFailed: PacketCount;
   /** Not the fleet's encapsulation (the host's own traffic): handed to the stack unchanged. */
   readonly passed: PacketCount;
+  /** Second chance (docs/design/0011-second-chance.md), for GUE packets naming a previous owner. */
+  readonly secondChance: {
+    /** No socket here for a non-SYN TCP packet: sent on to the previous owner. */
+    readonly forwarded: PacketCount;
+    /** Arrived with its second chance used (from a peer) and found its socket here: a rescued flow. */
+    readonly received: PacketCount;
+    /** Second chance used and no socket here either: decapsulated, the stack answers with a reset. */
+    readonly missed: PacketCount;
+    /** A SYN, or the socket is here: decapsulated here (the common case). */
+    readonly local: PacketCount;
+    /** The forward could not be written or sent: dropped. */
+    readonly failed: PacketCount;
+  };
 }
 
 const SLOT_STRANGER = 12;
@@ -33,6 +46,7 @@ const SLOT_MALFORMED = 13;
 const SLOT_NOT_VIP = 14;
 const SLOT_PASSED = 15;
 const SLOT_DECAP_FAILED = 16;
+const SLOT_SC = { forwarded: 17, received: 18, missed: 19, failed: 20, local: 21 } as const;
 const VALUE_BYTES = 16;
 
 /** One entry of `bpftool -j map dump` of a per-CPU array: raw little-endian bytes as "0x.." strings. */
@@ -85,6 +99,13 @@ export function parseCounterDump(json: string): BackendCounters {
     droppedNotVip: at(SLOT_NOT_VIP),
     decapFailed: at(SLOT_DECAP_FAILED),
     passed: at(SLOT_PASSED),
+    secondChance: {
+      forwarded: at(SLOT_SC.forwarded),
+      received: at(SLOT_SC.received),
+      missed: at(SLOT_SC.missed),
+      local: at(SLOT_SC.local),
+      failed: at(SLOT_SC.failed),
+    },
   };
 }
 
@@ -117,5 +138,11 @@ export function formatCounters(c: BackendCounters): string[] {
   lines.push(row('dropped malformed', c.malformed));
   lines.push(row('dropped decap failed', c.decapFailed));
   lines.push(row('passed (not encapsulated)', c.passed));
+  const sc = c.secondChance;
+  lines.push(row('second chance forwarded', sc.forwarded));
+  lines.push(row('second chance received', sc.received));
+  lines.push(row('second chance missed', sc.missed));
+  lines.push(row('second chance local', sc.local));
+  lines.push(row('second chance failed', sc.failed));
   return lines;
 }

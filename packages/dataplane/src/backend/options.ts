@@ -26,6 +26,13 @@ export interface BackendSetupInput {
   readonly nodes?: readonly string[];
   readonly guePort?: number | string;
   readonly interface?: string;
+  /**
+   * The other backends' addresses: second chance (docs/design/0011-second-chance.md) has a backend send a packet
+   * it has no socket for on to the previous owner, so each backend must accept packets from its peers. Optional.
+   */
+  readonly peers?: readonly string[];
+  /** Default true: forward a non-SYN TCP packet without a socket here to the previous owner the node named. */
+  readonly secondChance?: boolean;
 }
 
 export interface HostAddress {
@@ -44,13 +51,23 @@ export interface BackendSetupOptions {
   readonly guePort: number;
   /** Undefined: the interface of the default route. */
   readonly interface?: string;
+  /** Other backends allowed as outer sources (second chance); may be empty. */
+  readonly peers: readonly HostAddress[];
+  readonly secondChance: boolean;
 }
 
 const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
 
-function addresses(field: string, values: readonly string[] | undefined, max: number, problems: string[]) {
+function addresses(
+  field: string,
+  values: readonly string[] | undefined,
+  max: number,
+  problems: string[],
+  optional = false,
+) {
   const out: HostAddress[] = [];
   const seen = new Set<string>();
+  if (optional && (values === undefined || values.length === 0)) return out;
   if (values === undefined || values.length === 0) {
     problems.push(`${field}: at least one address is required`);
     return out;
@@ -114,6 +131,12 @@ export function parseBackendSetupOptions(input: BackendSetupInput): BackendSetup
   const modes = forwarding(input.forwarding, problems);
   const nodes = addresses('--nodes', input.nodes, MAX_NODES, problems);
   const port = guePort(input.guePort, modes, problems);
+  const peers = addresses('--peers', input.peers, MAX_NODES, problems, true);
+  const distinct = new Set([...nodes, ...peers].map((a) => a.hex)).size;
+  if (distinct > MAX_NODES) problems.push(`--nodes and --peers: ${distinct} addresses, at most ${MAX_NODES} together`);
+  if (input.secondChance !== undefined && typeof input.secondChance !== 'boolean') {
+    problems.push(`--second-chance ${JSON.stringify(input.secondChance)}: not true or false`);
+  }
   if (input.interface !== undefined && !IFNAME.test(input.interface)) {
     problems.push(`--interface ${JSON.stringify(input.interface)}: not an interface name`);
   }
@@ -124,5 +147,7 @@ export function parseBackendSetupOptions(input: BackendSetupInput): BackendSetup
     nodes,
     guePort: port,
     ...(input.interface === undefined ? {} : { interface: input.interface }),
+    peers,
+    secondChance: input.secondChance ?? true,
   };
 }

@@ -34,6 +34,10 @@ export interface BackendRecord {
   /** As given on the command line. */
   readonly vips: readonly string[];
   readonly nodes: readonly string[];
+  /** Second chance: the peer backends allowed as sources (absent in records of older setups: none). */
+  readonly peers?: readonly string[];
+  /** Absent in records of older setups: true. */
+  readonly secondChance?: boolean;
   /** VIP addresses (with prefix length) this setup added to `lo`; VIPs that were already there are not listed. */
   readonly addedVips: readonly string[];
   readonly clsactCreated: boolean;
@@ -72,6 +76,8 @@ export function parseRecord(raw: unknown, path: string): BackendRecord {
     bad('guePort', r.guePort);
   }
   for (const f of ['vips', 'nodes', 'addedVips'] as const) if (!isStrList(r[f])) bad(f, r[f]);
+  if (r.peers !== undefined && !(Array.isArray(r.peers) && r.peers.every(isStr))) bad('peers', r.peers);
+  if (r.secondChance !== undefined && typeof r.secondChance !== 'boolean') bad('secondChance', r.secondChance);
   for (const f of ['clsactCreated', 'stateDirCreated'] as const) if (typeof r[f] !== 'boolean') bad(f, r[f]);
   const sysctls = r.sysctls;
   if (!Array.isArray(sysctls)) return bad('sysctls', sysctls);

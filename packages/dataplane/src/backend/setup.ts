@@ -204,6 +204,8 @@ export async function setupBackend(input: BackendSetupInput, deps: BackendHostDe
       guePort: opts.guePort,
       vips: opts.vips.map((v) => v.text),
       nodes: opts.nodes.map((n) => n.text),
+      peers: opts.peers.map((n) => n.text),
+      secondChance: opts.secondChance,
       addedVips,
       clsactCreated,
       stateDirCreated: prev?.stateDirCreated ?? !(await dirExists(stateDir)),
@@ -244,5 +246,7 @@ export function recordInput(r: BackendRecord): BackendSetupInput {
     forwarding: r.forwarding,
     interface: r.interface,
     ...(r.forwarding.includes('gue') ? { guePort: r.guePort } : {}),
+    ...(r.peers === undefined ? {} : { peers: r.peers }),
+    ...(r.secondChance === undefined ? {} : { secondChance: r.secondChance }),
   };
 }

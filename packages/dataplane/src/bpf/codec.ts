@@ -41,6 +41,7 @@ export const STAT = {
   'encap-failed': 5,
   icmpForwarded: 8,
   icmpUnmatched: 9,
+  secondChanceTagged: 10,
 } as const;
 
 export interface VipKey {
@@ -182,6 +183,8 @@ export interface Dump {
   readonly backends: Map<number, BackendValue>;
   readonly config: ConfigValue | undefined;
   readonly tables: Map<number, Uint32Array>;
+  /** Second chance: per table with any, its slots' previous owners (id + 1, 0 = none; src/bpf/previous.ts). */
+  readonly previous: Map<number, Uint32Array>;
 }
 
 /** Parses the loader's OP_DUMP reply (layout at dump() in bpf-loader.c). */
@@ -221,7 +224,18 @@ export function decodeDump(b: Buffer): Dump {
     at += 4 * size;
     tables.set(idx, slots);
   }
-  return { vips, addrs, backends, config, tables };
+  const previous = new Map<number, Uint32Array>();
+  for (let n = at < b.length ? u32() : 0; n > 0; n--) {
+    const idx = u32();
+    const prev = new Uint32Array(tables.get(idx)?.length ?? 0);
+    for (let c = u32(); c > 0; c--) {
+      const slot = u32();
+      const value = u32();
+      if (slot < prev.length) prev[slot] = value;
+    }
+    previous.set(idx, prev);
+  }
+  return { vips, addrs, backends, config, tables, previous };
 }
 
 export interface Counters {

@@ -283,6 +283,7 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       },
       // An LRU is never full: it evicts the least recently used flow instead (it then follows the table).
       flowTable: { entries: c.flows4 + c.flows6, fullPackets: 0 },
+      secondChance: { tagged: stat(STAT.secondChanceTagged) },
     };
   }
 

@@ -27,6 +27,8 @@ export const Op = {
   flowsClear: 8,
   remove: 9,
   progInfo: 10,
+  /** Second chance: the slots' previous owners (src/bpf/previous.ts). */
+  tablePrev: 11,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 

@@ -38,6 +38,7 @@ import {
   type VipValue,
 } from './codec.js';
 import { Op, type Request } from './loader.js';
+import { planPrevious, previousIds } from './previous.js';
 
 /** A table replaced this long ago can no longer be in use by a program run (RCU: microseconds). */
 export const RETIRE_AFTER_MS = 1_000;
@@ -53,6 +54,8 @@ export interface KernelState {
   readonly addrs: Set<string>;
   readonly backends: Map<number, BackendValue>;
   readonly tables: Map<number, Uint32Array>;
+  /** Second chance: previous owners per table (id + 1, 0 = none); absent = none (src/bpf/previous.ts). */
+  readonly previous: Map<number, Uint32Array>;
   readonly config: ConfigValue | undefined;
   /** Tables no VIP points at any more, with when (ms, performance.now()) they stopped being used. */
   readonly retired: Map<number, number>;
@@ -71,6 +74,7 @@ export function stateFromDump(d: Dump, now: number): KernelState {
     addrs: new Set(d.addrs.map((a) => addrMapKey(a.family, a.addressHex))),
     backends: new Map(d.backends),
     tables: new Map(d.tables),
+    previous: new Map(d.previous),
     config: d.config,
     retired,
   };
@@ -82,6 +86,7 @@ export function emptyState(): KernelState {
     addrs: new Set(),
     backends: new Map(),
     tables: new Map(),
+    previous: new Map(),
     config: undefined,
     retired: new Map(),
   };
@@ -123,6 +128,7 @@ export function planApply(
   const addrs = new Set(state.addrs);
   const backends = new Map(state.backends);
   const tables = new Map(state.tables);
+  const previous = new Map(state.previous);
   const retired = new Map(state.retired);
   const early: Request[] = [];
   const tableReqs: Request[] = [];
@@ -195,6 +201,7 @@ export function planApply(
     const current = old ? tables.get(old.value.table) : undefined;
     let table = old?.value.table ?? id * 2;
     let changed: number;
+    let previousChanged = false;
     if (!current || current.length !== slots.length) {
       // A fresh table at the idle index, then the VIP flips to it (atomic for packets in flight).
       if (old) {
@@ -209,6 +216,15 @@ export function planApply(
       });
       tables.set(table, slots);
       changed = slots.length;
+      const p = planPrevious(
+        previous,
+        table,
+        undefined,
+        previousIds(v.table.previousSlots, v.table.slots, ids),
+        slots.length,
+        v.label,
+      );
+      if (p) tableReqs.push(p);
     } else {
       const diff = changedSlotIndices(current, slots);
       changed = diff.length;
@@ -221,6 +237,12 @@ export function planApply(
           what: `table-write ${v.label}`,
         });
         tables.set(table, slots);
+      }
+      const want = previousIds(v.table.previousSlots, v.table.slots, ids);
+      const p = planPrevious(previous, table, previous.get(table), want, slots.length, v.label);
+      if (p) {
+        tableReqs.push(p);
+        previousChanged = true;
       }
     }
     const value: VipValue = {
@@ -255,7 +277,7 @@ export function planApply(
     slotsChanged += changed;
     reports.push({
       vip: v.label,
-      action: !old ? 'added' : changed > 0 || valueChanged ? 'updated' : 'unchanged',
+      action: !old ? 'added' : changed > 0 || valueChanged || previousChanged ? 'updated' : 'unchanged',
       slotsChanged: changed,
       rulesReplaced,
     });
@@ -322,7 +344,7 @@ export function planApply(
     });
   if (backendDowns.length)
     requests.push({ op: Op.update, payload: elements(MapId.backends, backendDowns), what: 'backends leaving' });
-  const swept = planSweep({ vips, addrs, backends, tables, config, retired }, now);
+  const swept = planSweep({ vips, addrs, backends, tables, previous, config, retired }, now);
   requests.push(...swept.requests);
   return {
     requests,
@@ -338,6 +360,7 @@ export function planApply(
 export function planSweep(state: KernelState, now: number): { requests: Request[]; next: KernelState } {
   const retired = new Map(state.retired);
   const tables = new Map(state.tables);
+  const previous = new Map(state.previous);
   const inUse = new Set([...state.vips.values()].map((v) => v.value.table));
   const requests: Request[] = [];
   for (const [t, since] of retired) {
@@ -346,7 +369,8 @@ export function planSweep(state: KernelState, now: number): { requests: Request[
       requests.push({ op: Op.tableDelete, payload: u32s(t), what: `table-delete ${t}` });
       retired.delete(t);
       tables.delete(t);
+      previous.delete(t);
     }
   }
-  return { requests, next: { ...state, tables, retired } };
+  return { requests, next: { ...state, tables, previous, retired } };
 }
