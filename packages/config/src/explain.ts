@@ -2,12 +2,15 @@
  * `explain flow`: the slot and backend the fleet gives a flow, and why. The ONE implementation behind the CLI's
  * `l4fleet explain flow` and the dashboard's explain form, so both agree with each other and with the nodes: the
  * table is buildVipTable's (the table every node builds, Maglev §3.4) and the slot is slotOf's (the kernel's flow
- * hash scaled onto the table, Maglev §3.3).
+ * hash scaled onto the table, Maglev §3.3). With the table history it names the slot's previous owner too (second
+ * chance, docs/design/0011-second-chance.md): where a node sends a flow it has not seen that the current owner does
+ * not know.
  */
 import { type Flow, MaglevError, NO_BACKEND, slotOf } from '@l4fleet/maglev';
 import { canonicalAddress, endpointText } from './address.js';
 import { ConfigError } from './errors.js';
 import { buildVipTable, type DecidedStatus, effectiveWeight } from './table.js';
+import type { TableHistory } from './table-history.js';
 import type { Fleet } from './types.js';
 import { memberKey, vipKey } from './vip-key.js';
 
@@ -25,6 +28,13 @@ export interface FlowExplanation {
   readonly backend: string | null;
   /** The member's ADDR:PORT, or null with no backend. */
   readonly address: string | null;
+  /**
+   * Second chance: the slot's previous owner (its owner before the last table change that moved the slot, kept for
+   * the pool's `secondChance.retainS`), or null when there is none or the history was not given.
+   */
+  readonly previousBackend: string | null;
+  /** The previous owner's ADDR:PORT, or null. */
+  readonly previousAddress: string | null;
   /** The table's checksum: compare with the nodes' (`status`, the dashboard) to see that they built the same. */
   readonly checksum: string;
   /** One sentence per reason, for people. */
@@ -32,11 +42,12 @@ export interface FlowExplanation {
 }
 
 /**
- * Explains `flow` (its dst, dport and protocol name the VIP) under `fleet` and the `decided` member status.
+ * Explains `flow` (its dst, dport and protocol name the VIP) under `fleet`, the `decided` member status and, when
+ * given, the table `history` (etcd `history/`: the slot's previous owner).
  * Throws ConfigError VIP_NOT_FOUND when no VIP has that address, port and protocol, and INVALID (naming the field
  * and the value) when the flow's addresses or ports are not valid.
  */
-export function explainFlow(fleet: Fleet, decided: DecidedStatus, flow: Flow): FlowExplanation {
+export function explainFlow(fleet: Fleet, decided: DecidedStatus, flow: Flow, history?: TableHistory): FlowExplanation {
   let src: string;
   let key: string;
   try {
@@ -51,7 +62,7 @@ export function explainFlow(fleet: Fleet, decided: DecidedStatus, flow: Flow): F
   }
   const vip = fleet.vips.find((v) => vipKey(v) === key);
   if (!vip) throw new ConfigError('VIP_NOT_FOUND', [{ path: '', message: `vip ${key}: not in the fleet` }]);
-  const table = buildVipTable(fleet, vip, decided);
+  const table = buildVipTable(fleet, vip, decided, history);
   let slot: number;
   try {
     slot = slotOf({ ...flow, src, dst: vip.address }, vip.tableSize, table.seed, vip.hash);
@@ -79,6 +90,14 @@ export function explainFlow(fleet: Fleet, decided: DecidedStatus, flow: Flow): F
     });
     why.push(`no member takes new flows (${states.join(', ') || 'pool is empty'}): the data plane drops the flow`);
   }
+  const previousIndex = table.previousSlots?.[slot] ?? NO_BACKEND;
+  const previous = previousIndex === NO_BACKEND ? undefined : table.backends[previousIndex];
+  if (previous) {
+    const gone = previous.state === 'disabled' && !pool?.members.some((m) => m.name === previous.name);
+    why.push(
+      `slot ${slot} belonged to ${previous.name}${gone ? ' (removed since)' : ''} before the last change that moved it: a node that has not seen the flow names it as second chance, and ${member?.name ?? 'the owner'} hands a packet it has no socket for to it (0011)`,
+    );
+  }
   return {
     flow: `${endpointText(src, flow.sport)} -> ${key}`,
     vip: key,
@@ -89,6 +108,8 @@ export function explainFlow(fleet: Fleet, decided: DecidedStatus, flow: Flow): F
     slot,
     backend: member?.name ?? null,
     address: member ? endpointText(member.address, member.port) : null,
+    previousBackend: previous?.name ?? null,
+    previousAddress: previous ? endpointText(previous.address, previous.port) : null,
     checksum: table.checksum,
     why,
   };

@@ -6,7 +6,7 @@
  */
 import { buildVipTable, endpointText, type Fleet, type MemberStatus, memberKey, vipKey } from '@l4fleet/config';
 import { NO_BACKEND } from '@l4fleet/maglev';
-import type { DecidedState, DesiredState, HealthReport, NodeView } from '@l4fleet/store';
+import type { DecidedState, DesiredState, HealthReport, NodeView, TableHistoryState } from '@l4fleet/store';
 
 export interface FleetInputs {
   readonly desired: DesiredState;
@@ -14,6 +14,8 @@ export interface FleetInputs {
   readonly nodes: readonly NodeView[];
   readonly health: readonly HealthReport[];
   readonly leader: string | undefined;
+  /** The table history (second chance, 0011): previous owners are in the nodes' checksums. */
+  readonly history?: TableHistoryState;
 }
 
 export interface NodeRow {
@@ -83,13 +85,19 @@ export interface FleetView {
   readonly problems: readonly string[];
 }
 
-function vipRows(fleet: Fleet, decided: DecidedState, nodes: readonly NodeView[], problems: string[]): VipRow[] {
+function vipRows(
+  fleet: Fleet,
+  decided: DecidedState,
+  nodes: readonly NodeView[],
+  problems: string[],
+  history?: TableHistoryState,
+): VipRow[] {
   return fleet.vips.map((vip) => {
     const key = vipKey(vip);
     const announcedBy = nodes.filter((n) => n.status?.announced.includes(key)).map((n) => n.name);
     const base = { key, pool: vip.pool, tableSize: vip.tableSize, hash: vip.hash, announcedBy };
     try {
-      const table = buildVipTable(fleet, vip, decided.decided);
+      const table = buildVipTable(fleet, vip, decided.decided, history?.history);
       const counts = new Array<number>(table.backends.length).fill(0);
       let emptySlots = 0;
       for (const i of table.slots) {
@@ -110,9 +118,9 @@ function vipRows(fleet: Fleet, decided: DecidedState, nodes: readonly NodeView[]
 }
 
 export function buildFleetView(inputs: FleetInputs): FleetView {
-  const { desired, decided, nodes, health, leader } = inputs;
+  const { desired, decided, nodes, health, leader, history } = inputs;
   const problems: string[] = [];
-  const vips = vipRows(desired.fleet, decided, nodes, problems);
+  const vips = vipRows(desired.fleet, decided, nodes, problems, history);
   const expected = new Map(vips.map((v) => [v.key, v.checksum]));
   const nodeRows: NodeRow[] = [...nodes]
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))

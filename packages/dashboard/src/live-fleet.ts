@@ -1,5 +1,6 @@
 /**
- * Keeps the fleet view current from etcd: one watch per input (desired, decided, nodes, health reports, leader),
+ * Keeps the fleet view current from etcd: one watch per input (desired, decided, nodes, health reports, leader,
+ * table history),
  * each delivering its current value first, then changes. The view is rebuilt at most every REBUILD_DELAY_MS so a
  * burst of changes (a member flip writes health from every node) costs one rebuild and one push to the pages.
  */
@@ -27,6 +28,7 @@ export async function watchFleet(store: FleetStore, logger: Logger): Promise<Liv
     nodes: [],
     health: [],
     leader: undefined,
+    history: { history: new Map(), revision: 0 },
   };
   let current = buildFleetView(inputs);
   const listeners = new Set<(view: FleetView) => void>();
@@ -76,6 +78,13 @@ export async function watchFleet(store: FleetStore, logger: Logger): Promise<Liv
           schedule();
         },
         onError: onError('health'),
+      }),
+      await store.watchTableHistory({
+        onUpdate: (v) => {
+          inputs.history = v;
+          schedule();
+        },
+        onError: onError('history'),
       }),
       await store.observeLeader({
         onUpdate: (v) => {

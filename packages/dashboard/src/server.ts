@@ -93,9 +93,9 @@ export function createServer(deps: ServerDeps): FastifyInstance {
     if (!Number.isInteger(sport))
       throw new DashboardError('BAD_REQUEST', `sport: ${JSON.stringify(body.sport)} is not a port`);
     const vip = parseVipKey(body.vip);
-    const { desired, decided } = deps.fleet.inputs();
+    const { desired, decided, history } = deps.fleet.inputs();
     const flow = { src: body.src, sport, dst: vip.address, dport: vip.port, protocol: vip.protocol };
-    return { ...explainFlow(desired.fleet, decided.decided, flow), revision: desired.revision };
+    return { ...explainFlow(desired.fleet, decided.decided, flow, history?.history), revision: desired.revision };
   });
 
   const who = (req: FastifyRequest) => req.ip;

@@ -21,10 +21,11 @@ export function registerExplain(program: Command, ctx: FleetCommandContext): voi
       await withStore(ctx, cmd, async (store) => {
         const { fleet, revision } = await store.getDesired();
         const { decided } = await store.getDecided();
+        const { history } = await store.getTableHistory();
         const flow = { src: src.address, sport: src.port, dst: dst.address, dport: dst.port, protocol: dst.protocol };
         let r: ReturnType<typeof explainFlow>;
         try {
-          r = explainFlow(fleet, decided, flow);
+          r = explainFlow(fleet, decided, flow, history);
         } catch (err) {
           if (!(err instanceof ConfigError)) throw err;
           if (err.code === 'VIP_NOT_FOUND')
@@ -38,6 +39,7 @@ export function registerExplain(program: Command, ctx: FleetCommandContext): voi
             `hash:     ${r.hash}, seed 0x${r.seed.toString(16)}, table ${r.tableSize} slots (checksum ${r.checksum}, revision ${revision})`,
             `slot:     ${r.slot}`,
             `backend:  ${r.backend ? `${r.backend} (${r.address}, pool ${r.pool})` : '(none: no member takes new flows; the data plane drops it)'}`,
+            `previous: ${r.previousBackend ? `${r.previousBackend} (${r.previousAddress}, second chance)` : '(none)'}`,
             ...r.why.map((w) => `why:      ${w}`),
           ].join('\n'),
         );
