@@ -79,7 +79,8 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
         const pool = fleet.pools.find((p) => p.name === vip.pool);
         if (!pool) throw new CliError(`vip ${wanted}: pool "${vip.pool}" does not exist`, EXIT_FAILURE);
         const { decided } = await store.getDecided();
-        const table = buildVipTable(fleet, vip, decided);
+        const { history } = await store.getTableHistory();
+        const table = buildVipTable(fleet, vip, decided, history);
         const slots = new Map<string, number>();
         for (const i of table.slots) {
           const name = i < 0 ? NO_BACKEND_NAME : (table.backends[i]?.name ?? NO_BACKEND_NAME);
