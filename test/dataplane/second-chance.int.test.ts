@@ -230,6 +230,28 @@ describe.skipIf(!built)('second chance', () => {
     60_000,
   );
 
+  test('restart - a new driver reads the previous owners back and changes nothing; dropping them is one write', async () => {
+    const dp = node();
+    const pinName = `sc${pins - 1}`;
+    await dp.apply([table(VIP4, 1, 0), table(VIP6, 0, 1)]);
+    await dp.close();
+    open.pop();
+    const again = createBpfDataPlane({
+      interface: 'eth0',
+      netns: topo.node.ns,
+      nodeAddresses: [NODE4, NODE6],
+      bpffsPath: BPFFS,
+      pinName,
+      logger,
+    });
+    open.push(again);
+    const same = await again.apply([table(VIP4, 1, 0), table(VIP6, 0, 1)]);
+    expect(same.transactions).toBe(0);
+    const dropped = await again.apply([table(VIP4, 1), table(VIP6, 0, 1)]);
+    expect(dropped.transactions).toBe(1);
+    expect(dropped.vips.map((v) => v.action)).toEqual(['updated', 'unchanged']);
+  }, 60_000);
+
   test('the other way round (b1 to b0), and a packet neither backend has a socket for is forwarded once, then decapsulated and counted as missed (no loop)', async () => {
     await setupBackends(true);
     const dp = node();
