@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { bfdTimers, frrBfddConfig, parseBfdPeers } from './frr-bfd.js';
+import { bfdPeerCommands, bfdTimers, frrBfddConfig, parseBfdPeers } from './frr-bfd.js';
 import { frrBgpdConfig } from './frr-config.js';
 
 describe('frr bfd - config text', () => {
@@ -23,6 +23,25 @@ describe('frr bfd - config text', () => {
     });
     expect(bgpd).toContain(' neighbor NODES bfd\n neighbor NODES bfd profile nodes\n');
     expect(frrBgpdConfig({ asn: 65000, routerId: '198.18.2.1' })).not.toContain('bfd');
+  });
+});
+
+describe('frr bfd - vtysh commands for a peer', () => {
+  const peer = { address: '198.18.2.1', localAddress: '198.18.2.11', ...bfdTimers(100, 3) };
+  test.each([
+    [undefined, []],
+    [true, ['shutdown']],
+    [false, ['no shutdown']],
+  ])('shutdown %s: the bfdd.conf lines in config mode, then %j', (shutdown, tail) => {
+    expect(bfdPeerCommands(peer, shutdown)).toEqual([
+      'configure terminal',
+      'bfd',
+      'peer 198.18.2.1 local-address 198.18.2.11',
+      'receive-interval 100',
+      'transmit-interval 100',
+      'detect-multiplier 3',
+      ...tail,
+    ]);
   });
 });
 
