@@ -1,0 +1,74 @@
+import { parseFleet } from '@l4fleet/config';
+import { MemoryFleetStore } from '@l4fleet/store';
+import pino from 'pino';
+import { afterEach, describe, expect, test } from 'vitest';
+import { createManualClock } from '../clock.js';
+import { type Aggregator, createAggregator } from './aggregator.js';
+
+const logger = pino({ level: 'silent' });
+const T0 = 1_700_000_000_000;
+const fleetOf = (n: number, retainS = 30) =>
+  parseFleet({
+    hashSeed: 3,
+    pools: [
+      {
+        name: 'web',
+        forwarding: 'gue',
+        healthCheck: { type: 'none' },
+        secondChance: { retainS },
+        members: Array.from({ length: n }, (_v, i) => ({ address: `198.18.0.${i + 1}`, port: 80 })),
+      },
+    ],
+    vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
+  });
+
+const open: Aggregator[] = [];
+afterEach(async () => {
+  for (const a of open.splice(0)) await a.close();
+});
+
+describe('aggregator - table history', () => {
+  test('the leader records a change with its time and drops it at retainS on its own timer', async () => {
+    const clock = createManualClock(T0);
+    const store = new MemoryFleetStore();
+    const agg = createAggregator({ node: 'n1', store, logger, clock });
+    open.push(agg);
+    await store.watchTableHistory({ onUpdate: (s) => agg.setHistory(s.history) });
+    agg.start();
+    await clock.advance(10);
+    expect(agg.isLeader).toBe(true);
+    const history = async () => (await store.getTableHistory()).history.get('web');
+
+    agg.setFleet(fleetOf(3));
+    await clock.advance(10);
+    expect(await history()).toMatchObject({ earlier: [] });
+    expect((await history())?.current).toHaveLength(3);
+
+    agg.setFleet(fleetOf(4));
+    await clock.advance(10);
+    const changedAt = T0 + 20;
+    const recorded = await history();
+    expect(recorded?.current).toHaveLength(4);
+    expect(recorded?.earlier.map((t) => [t.members.length, t.untilMs])).toEqual([[3, changedAt + 5]]);
+
+    await clock.advance(29_000);
+    expect((await history())?.earlier).toHaveLength(1);
+    await clock.advance(1_100);
+    expect((await history())?.earlier).toEqual([]);
+  });
+
+  test('a follower writes nothing', async () => {
+    const clock = createManualClock(T0);
+    const store = new MemoryFleetStore();
+    const leader = createAggregator({ node: 'n1', store, logger, clock });
+    const follower = createAggregator({ node: 'n2', store, logger, clock });
+    open.push(leader, follower);
+    leader.start();
+    await clock.advance(10);
+    follower.start();
+    follower.setFleet(fleetOf(3));
+    await clock.advance(10);
+    expect(follower.isLeader).toBe(false);
+    expect((await store.getTableHistory()).history.size).toBe(0);
+  });
+});
