@@ -1,11 +1,11 @@
-import type { Forwarding } from '@l4fleet/config';
+import type { Forwarding, VipProfile } from '@l4fleet/config';
 import type { HashMode, Protocol } from '@l4fleet/maglev';
 
 export interface VipBackend {
   /** Fleet-wide backend name (the Maglev table was built over these names). */
   readonly name: string;
   readonly address: string;
-  /** With L2 direct server return the packet is not rewritten, so this must equal the VIP port (nftables). */
+  /** With direct server return the packet is not rewritten, so this must equal the VIP port; `nat` rewrites it. */
   readonly port: number;
   /** Backend MAC on the node's segment; when absent the kernel's neighbour table resolves it (ARP / ND). */
   readonly mac?: string;
@@ -14,9 +14,10 @@ export interface VipBackend {
 /**
  * How a node hands a VIP's packets to its backends: the pool's `forwarding` (@l4fleet/config). `l2` in every
  * driver; `ipip`, `gre`, `gue` (encapsulated to the backend's address) in the bpf driver only; the format is
- * in docs/design/0007-bpf-dataplane.md.
+ * in docs/design/0007-bpf-dataplane.md. `nat` (conntrack DNAT to the backend's address and port, SNAT to the
+ * node) in the nftables driver only; the bpf driver refuses it (docs/design/0012-nat-and-profiles.md).
  */
-export type { Forwarding };
+export type { Forwarding, VipProfile };
 
 /** One VIP's whole desired state. */
 export interface VipTable {
@@ -40,6 +41,11 @@ export interface VipTable {
   readonly forwarding?: Forwarding;
   /** `gue` only: the UDP destination port backends decapsulate on; default 6080. */
   readonly guePort?: number;
+  /**
+   * Flow timeouts (@l4fleet/config VipProfile): conntrack timeouts under `nat`, the flow-affinity timeout under
+   * direct server return, socket timeouts in the proxy. Absent: the defaults of the VIP's protocol.
+   */
+  readonly profile?: VipProfile;
 }
 
 export type VipAction = 'added' | 'updated' | 'unchanged' | 'removed';

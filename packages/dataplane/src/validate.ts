@@ -6,9 +6,12 @@ import { DEFAULT_GUE_PORT, vipKey } from '@l4fleet/config';
 import { assertTableSize, type IpFamily, type MaglevError, NO_BACKEND, parseAddress } from '@l4fleet/maglev';
 import { DataPlaneError } from './errors.js';
 import type { Forwarding, VipTable } from './types.js';
+import { type ResolvedProfile, resolveProfile } from './vip-profile.js';
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
-const FORWARDING: readonly Forwarding[] = ['l2', 'ipip', 'gre', 'gue'];
+const FORWARDING: readonly Forwarding[] = ['l2', 'ipip', 'gre', 'gue', 'nat'];
+/** What a driver takes when it does not say: every direct-return mode; `nat` needs conntrack (nftables says so). */
+const DIRECT_RETURN: readonly Forwarding[] = ['l2', 'ipip', 'gre', 'gue'];
 
 export interface NormalizedBackend {
   readonly name: string;
@@ -30,6 +33,8 @@ export interface NormalizedVip {
   readonly backends: readonly NormalizedBackend[];
   readonly forwarding: Forwarding;
   readonly guePort: number;
+  /** The table's profile, or its protocol's defaults. */
+  readonly profile: ResolvedProfile;
 }
 
 export function toHex(bytes: Uint8Array): string {
@@ -53,9 +58,12 @@ function parse(text: string, field: string): { family: IpFamily; bytes: Uint8Arr
 }
 
 export interface ValidateOptions {
-  /** L2 direct server return does not rewrite the packet: backend port must equal the VIP port. */
+  /** Direct server return does not rewrite the packet: backend port must equal the VIP port (not under `nat`). */
   readonly requireSamePort: boolean;
-  /** Forwarding modes the driver implements (default: all); another one is refused (FORWARDING_UNSUPPORTED). */
+  /**
+   * Forwarding modes the driver implements (default: the direct-return ones, l2 ipip gre gue); another one is
+   * refused (FORWARDING_UNSUPPORTED).
+   */
   readonly forwarding?: readonly Forwarding[];
   /** Names the driver in that error. */
   readonly driver?: string;
@@ -86,11 +94,16 @@ function validateVip(t: VipTable, i: number, opts: ValidateOptions): NormalizedV
       `vip ${label}: forwarding ${JSON.stringify(t.forwarding)} is not one of ${FORWARDING.join(' | ')}`,
     );
   }
-  if (opts.forwarding !== undefined && !opts.forwarding.includes(forwarding)) {
+  const supported = opts.forwarding ?? DIRECT_RETURN;
+  if (!supported.includes(forwarding)) {
+    const why =
+      forwarding === 'nat'
+        ? 'nat needs connection tracking: use the nftables data plane'
+        : 'the bpf data plane encapsulates';
     fail(
       'FORWARDING_UNSUPPORTED',
-      `vip ${label}: forwarding "${forwarding}" is not supported by the ${opts.driver ?? 'this'} data plane ` +
-        `(supported: ${opts.forwarding.join(' | ')}; the bpf data plane encapsulates)`,
+      `vip ${label}: forwarding "${forwarding}" is not supported by ${opts.driver ? `the ${opts.driver}` : 'this'} ` +
+        `data plane (supported: ${supported.join(' | ')}; ${why})`,
     );
   }
   const guePort = t.guePort ?? DEFAULT_GUE_PORT;
@@ -111,7 +124,7 @@ function validateVip(t: VipTable, i: number, opts: ValidateOptions): NormalizedV
       );
     }
     if (!isPort(b.port)) fail('BACKEND_INVALID', `${bat}.port: ${String(b.port)} is not a port (1-65535)`);
-    if (opts.requireSamePort && b.port !== port) {
+    if (opts.requireSamePort && forwarding !== 'nat' && b.port !== port) {
       fail(
         'BACKEND_PORT_MISMATCH',
         `${bat}.port: ${b.port} differs from the VIP port ${port}; direct server return does not rewrite ports`,
@@ -161,6 +174,7 @@ function validateVip(t: VipTable, i: number, opts: ValidateOptions): NormalizedV
     backends,
     forwarding,
     guePort,
+    profile: resolveProfile(label, protocol, t.profile),
   };
 }
 

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { DataPlaneError } from '../errors.js';
 import { createExec, type Exec } from '../exec.js';
 import type { ApplyResult, DataPlane, DataPlaneCounters, TrafficCounter, VipTable } from '../types.js';
-import { validateDesired } from '../validate.js';
+import { type NormalizedVip, validateDesired } from '../validate.js';
 import { createBatchWriter, NFT_BATCH_PATH, nftBatchAvailable } from './batch.js';
 import { planFold } from './fold.js';
 import {
@@ -19,6 +19,7 @@ import {
   hexToAddress,
   parseVipKey,
 } from './names.js';
+import { createNatTable } from './nat-table.js';
 import { type Op, renderBatch, renderNft } from './ops.js';
 import { type KernelState, planApply } from './plan.js';
 import type { Layout } from './ruleset.js';
@@ -63,6 +64,31 @@ export interface NftablesDataPlaneOptions {
 
 const IDENTIFIER = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
 
+const sum = (a: TrafficCounter, b: TrafficCounter): TrafficCounter => ({
+  packets: a.packets + b.packets,
+  bytes: a.bytes + b.bytes,
+});
+
+/**
+ * NAT VIPs go to the NAT table, the others to the netdev table. An address served by both would have its NAT ports
+ * dropped by the netdev table's port filter, so it is refused (parseFleet refuses it too).
+ */
+function splitNat(vips: readonly NormalizedVip[]): { direct: NormalizedVip[]; nat: NormalizedVip[] } {
+  const direct = vips.filter((v) => v.forwarding !== 'nat');
+  const nat = vips.filter((v) => v.forwarding === 'nat');
+  const directAddresses = new Map(direct.map((v) => [v.addressHex, v.label]));
+  for (const v of nat) {
+    const other = directAddresses.get(v.addressHex);
+    if (other !== undefined) {
+      throw new DataPlaneError(
+        'VIP_INVALID',
+        `vip ${v.label}: forwarding "nat" on the address of vip ${other}, which is direct server return: an address is served by one of the two`,
+      );
+    }
+  }
+  return { direct, nat };
+}
+
 function positiveInt(name: string, v: number | undefined, dflt: number, max: number): number {
   const x = v ?? dflt;
   if (!Number.isInteger(x) || x < 1 || x > max) {
@@ -104,6 +130,13 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       `deltaWriter: "netlink" needs ${NFT_BATCH_PATH}, which is missing or not executable (build @l4fleet/dataplane with gcc installed)`,
     );
   }
+  // NAT VIPs live in an inet table of their own (conntrack): nat-table.ts, design note 0012.
+  const nat = createNatTable({
+    exec,
+    table: `${table}_nat`,
+    log,
+    ...(opts.netns === undefined ? {} : { netns: opts.netns }),
+  });
   const batchWriter = haveBatch
     ? createBatchWriter({ table, logger: log, ...(opts.netns === undefined ? {} : { netns: opts.netns }) })
     : undefined;
@@ -204,7 +237,8 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
   async function applyNow(desired: readonly VipTable[]): Promise<ApplyResult> {
     if (closed) throw new DataPlaneError('CLOSED', 'apply: the nftables data plane is closed');
     const started = performance.now();
-    const vips = validateDesired(desired, { requireSamePort: true, forwarding: ['l2'], driver: 'nftables' });
+    const all = validateDesired(desired, { requireSamePort: true, forwarding: ['l2', 'nat'], driver: 'nftables' });
+    const { direct: vips, nat: natVips } = splitNat(all);
     layout ??= await resolveLayout();
     if (state === undefined) {
       state = await readKernelState(exec, table);
@@ -224,18 +258,21 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       }
     }
     state = plan.next;
+    // A second transaction: the NAT table is another table (and family) than the netdev one.
+    const natResult = await nat.apply(natVips);
     const result: ApplyResult = {
-      vips: plan.vips,
-      slotsChanged: plan.slotsChanged,
+      vips: [...plan.vips, ...natResult.vips],
+      slotsChanged: plan.slotsChanged + natResult.slotsChanged,
       backendsAdded: plan.backendsAdded,
       backendsRemoved: plan.backendsRemoved,
       tableCreated: plan.tableCreated,
-      transactions: plan.ops.length === 0 ? 0 : 1,
+      transactions: (plan.ops.length === 0 ? 0 : 1) + natResult.transactions,
       durationMs: performance.now() - started,
     };
     log.info({
       event: 'applied',
       vips: vips.length,
+      natVips: natVips.length,
       changed: plan.vips.filter((v) => v.action !== 'unchanged').length,
       slotsChanged: result.slotsChanged,
       tableCreated: result.tableCreated,
@@ -256,13 +293,16 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       if (o.counter) byName.set(o.counter.name, { packets: o.counter.packets, bytes: o.counter.bytes });
     }
     const zero = { packets: 0, bytes: 0 };
+    const natCounters = await nat.counters();
     const vips = [...byName]
       .filter(([name]) => parseVipKey(name))
       .map(([name, c]) => {
         const k = parseVipKey(name) as NonNullable<ReturnType<typeof parseVipKey>>;
         const label = state?.vips.get(name)?.label ?? `${hexToAddress(k.addressHex)}:${k.port}/${k.protocol}`;
         return { vip: label, ...c };
-      });
+      })
+      // NAT VIPs: connections (their chain sees the first packet of each), design note 0012.
+      .concat([...natCounters.vips].map(([vip, c]) => ({ vip, ...c })));
     const backends = [...(state?.backends.values() ?? [])].map((b) => ({
       address: hexToAddress(b.addressHex),
       ...(b.mac ? { mac: b.mac } : {}),
@@ -275,7 +315,10 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
     return {
       vips,
       backends,
-      drops: { port: byName.get(DROP_PORT) ?? zero, 'no-backend': byName.get(DROP_NO_BACKEND) ?? zero },
+      drops: {
+        port: sum(byName.get(DROP_PORT) ?? zero, natCounters.port),
+        'no-backend': sum(byName.get(DROP_NO_BACKEND) ?? zero, natCounters.noBackend),
+      },
       flowTable: { entries, fullPackets: byName.get(FLOW_TABLE_FULL)?.packets ?? 0 },
     };
   }
@@ -302,6 +345,7 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
           if (r.code !== 0 && !/No such file or directory/.test(r.stderr)) {
             throw new DataPlaneError('NFT_FAILED', `nft delete table netdev ${table}: ${r.stderr.trim()}`);
           }
+          await nat.remove();
           log.info({ event: 'tableRemoved' });
         }
       }),

@@ -242,6 +242,7 @@ export function planApply(current: KernelState | null, desired: readonly Normali
 
   for (const v of desired) {
     const { protocol, port } = v.table.vip;
+    const idle = v.profile.idleTimeoutS; // the flow-affinity timeout of this VIP (profile, design note 0012)
     const shape = {
       key: v.key,
       family: v.family,
@@ -249,6 +250,9 @@ export function planApply(current: KernelState | null, desired: readonly Normali
       hash: v.table.hash,
       seed: v.table.seed,
       size: v.table.slots.length,
+      ...(idle === (protocol === 'tcp' ? layout.flowTimeoutTcpS : layout.flowTimeoutUdpS)
+        ? {}
+        : { idleTimeoutS: idle }),
     };
     const signature = vipSignature(shape);
     const ids = Uint32Array.from(

@@ -111,11 +111,18 @@ export interface VipShape {
   readonly hash: '5-tuple' | 'source-ip';
   readonly seed: number;
   readonly size: number;
+  /**
+   * The VIP profile's idle timeout in seconds, when it differs from the layout's default for the protocol: the flow
+   * affinity entries of this VIP expire after it (design note 0012). Absent: the layout's flowTimeout*S.
+   */
+  readonly idleTimeoutS?: number;
 }
 
 /** Stored as the first rule's comment: rules are rewritten only when this changes. */
 export function vipSignature(v: VipShape): string {
-  return `l4fleet vip hash=${v.hash} seed=${v.seed} size=${v.size}`;
+  // The idle timeout only when it is not the default, so tables written before profiles keep their signature.
+  const idle = v.idleTimeoutS === undefined ? '' : ` idle=${v.idleTimeoutS}`;
+  return `l4fleet vip hash=${v.hash} seed=${v.seed} size=${v.size}${idle}`;
 }
 
 /**
@@ -137,7 +144,7 @@ export function vipRules(v: VipShape, l: Layout): string[] {
   const ip = l3(v.family);
   const tuple = `${ip} saddr . ${v.protocol} sport . ${ip} daddr . ${v.protocol} dport`;
   const hashed = v.hash === '5-tuple' ? tuple : `${ip} saddr`;
-  const timeout = `timeout ${v.protocol === 'tcp' ? l.flowTimeoutTcpS : l.flowTimeoutUdpS}s`;
+  const timeout = `timeout ${v.idleTimeoutS ?? (v.protocol === 'tcp' ? l.flowTimeoutTcpS : l.flowTimeoutUdpS)}s`;
   const live = `meta mark @${liveSet(v.key)}`;
   const bit = `0x${BACKEND_ID_BIT.toString(16)}`;
   // Known flow: restart the idle timers. New flow: `add`, which leaves an existing entry alone, so an

@@ -1,0 +1,164 @@
+import { buildTable } from '@l4fleet/maglev';
+import { describe, expect, test } from 'vitest';
+import { DataPlaneError } from '../errors.js';
+import type { VipTable } from '../types.js';
+import { validateDesired } from '../validate.js';
+import { type NatState, planNat } from './nat-plan.js';
+import { parseNatSkeleton } from './nat-table.js';
+import { planApply } from './plan.js';
+import { vipRules } from './ruleset.js';
+
+function nat(n: number, opts: Partial<VipTable> = {}, size = 13): VipTable {
+  const backends = Array.from({ length: n }, (_x, i) => ({ name: `m${i}`, address: `198.18.0.${i + 1}`, port: 8443 }));
+  return {
+    vip: { address: '198.51.100.1', port: 443, protocol: 'tcp' },
+    hash: '5-tuple',
+    seed: 7,
+    backends,
+    slots: buildTable(backends, size),
+    forwarding: 'nat',
+    ...opts,
+  };
+}
+
+const norm = (...t: VipTable[]) =>
+  validateDesired(t, { requireSamePort: true, forwarding: ['l2', 'nat'], driver: 'nftables' });
+const applied = (...t: VipTable[]): NatState => planNat(null, norm(...t), 'l4t_nat').next as NatState;
+
+function refusal(fn: () => unknown): DataPlaneError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(DataPlaneError);
+    return err as DataPlaneError;
+  }
+  throw new Error('expected a DataPlaneError');
+}
+
+describe('nat plan', () => {
+  test('a new VIP: the table, a timeout object named by the profile, rules with DNAT to member address and port', () => {
+    const p = planNat(null, norm(nat(2)), 'l4t_nat');
+    const text = p.lines.join('\n');
+    expect(p.tableCreated).toBe(true);
+    expect(text).toContain('table inet l4t_nat {');
+    expect(text).toContain(
+      'add ct timeout inet l4t_nat to_tcp4_300_10_10 { protocol tcp; l3proto ip; policy = { established: 300, syn_sent: 10, syn_recv: 10, fin_wait: 10, close_wait: 10, last_ack: 10, time_wait: 10, close: 10 }; }',
+    );
+    expect(text).toContain('ct status dnat ct original ip daddr @nataddrs4 masquerade');
+    expect(text).toMatch(
+      /add rule inet l4t_nat v_\w+ tcp flags & \(syn \| ack\) != syn counter name "nat_drop_expired" drop/,
+    );
+    expect(text).toMatch(/meta l4proto tcp dnat ip to meta mark map @v_\w+_slots/);
+    expect(text).toContain(': 198.18.0.1 . 8443');
+    expect(text).toContain('add element inet l4t_nat natvips4 { 198.51.100.1 . tcp . 443 : jump v_c6336401_tcp_443 }');
+  });
+
+  test('the same state again: nothing to write; a changed member: only its slots, delete then add', () => {
+    const before = applied(nat(3));
+    expect(planNat(before, norm(nat(3)), 'l4t_nat').lines).toEqual([]);
+    const after = nat(3, {});
+    const moved = { ...after, backends: after.backends.map((b, i) => (i === 1 ? { ...b, port: 9443 } : b)) };
+    const p = planNat(before, norm(moved), 'l4t_nat');
+    expect(p.lines.every((l) => /^(delete|add) element inet l4t_nat v_\w+_slots /.test(l))).toBe(true);
+    expect(p.lines.join('\n')).toContain('198.18.0.2 . 9443');
+    expect(p.vips[0]).toMatchObject({ action: 'updated', rulesReplaced: false });
+  });
+
+  test('a new profile: a new timeout object and the rules rewritten; reset rejects with a TCP reset', () => {
+    const before = applied(nat(2));
+    const profile = { idleTimeoutS: 60, tcpHandshakeTimeoutS: 5, tcpCloseTimeoutS: 5, onTimeout: 'reset' as const };
+    const text = planNat(before, norm(nat(2, { profile })), 'l4t_nat').lines.join('\n');
+    expect(text).toContain('add ct timeout inet l4t_nat to_tcp4_60_5_5 ');
+    expect(text).toContain('counter name "nat_drop_expired" reject with tcp reset');
+    expect(text).toContain('ct timeout set "to_tcp4_60_5_5"');
+    expect(text).not.toContain('delete ct timeout');
+  });
+
+  test('udp over IPv6: unreplied and replied timeouts, no TCP rule, dnat ip6', () => {
+    const backends = [{ name: 'm0', address: '2001:db8::10', port: 5353 }];
+    const t = nat(1, {
+      vip: { address: '2001:db8:9::1', port: 53, protocol: 'udp' },
+      backends,
+      slots: buildTable(backends, 13),
+      profile: { idleTimeoutS: 5, onTimeout: 'drop' },
+    });
+    const text = planNat(null, norm(t), 'l4t_nat').lines.join('\n');
+    expect(text).toContain('to_udp6_5 { protocol udp; l3proto ip6; policy = { unreplied: 5, replied: 5 }; }');
+    expect(text).not.toContain('tcp flags');
+    expect(text).toContain('meta l4proto udp dnat ip6 to meta mark map');
+  });
+
+  test('the last NAT VIP gone: the table is deleted', () => {
+    const p = planNat(applied(nat(2)), [], 'l4t_nat');
+    expect(p.lines).toEqual(['delete table inet l4t_nat']);
+    expect(p.next).toBeNull();
+  });
+
+  test('an adopted table (after a restart) is rewritten once: rules flushed, slots refilled, no new vmap element', () => {
+    const skeleton = parseNatSkeleton(
+      'table inet l4t_nat {\n\tcomment "l4fleet nat layout=1"\n\tct timeout to_tcp4_300_10_10 {\n\t}\n' +
+        '\tchain v_c6336401_tcp_443 {\n\t}\n}\n',
+    );
+    expect([...skeleton.vips.keys()]).toEqual(['v_c6336401_tcp_443']);
+    const text = planNat(skeleton, norm(nat(2)), 'l4t_nat').lines.join('\n');
+    expect(text).toContain('flush chain inet l4t_nat v_c6336401_tcp_443');
+    expect(text).toContain('flush map inet l4t_nat v_c6336401_tcp_443_slots');
+    expect(text).not.toContain('add ct timeout');
+    expect(text).not.toContain('natvips4 {');
+  });
+});
+
+describe('nat validation', () => {
+  test('a driver that does not take nat refuses it, naming the VIP and why (the bpf driver passes no list)', () => {
+    const err = refusal(() => validateDesired([nat(2)], { requireSamePort: true }));
+    expect(err.code).toBe('FORWARDING_UNSUPPORTED');
+    expect(err.message).toBe(
+      'vip 198.51.100.1:443/tcp: forwarding "nat" is not supported by this data plane (supported: l2 | ipip | gre | gue; nat needs connection tracking: use the nftables data plane)',
+    );
+  });
+
+  test('member ports may differ from the VIP port under nat, not under l2', () => {
+    expect(norm(nat(2))).toHaveLength(1);
+    expect(refusal(() => norm(nat(2, { forwarding: 'l2' }))).code).toBe('BACKEND_PORT_MISMATCH');
+  });
+
+  test('a bad profile is refused naming the field and the value', () => {
+    const bad = { idleTimeoutS: 0, onTimeout: 'drop' as const };
+    expect(refusal(() => norm(nat(2, { profile: bad }))).message).toBe(
+      'vip 198.51.100.1:443/tcp: profile.idleTimeoutS: 0 is not a timeout in seconds (1-604800)',
+    );
+    const udp = nat(2, { vip: { address: '198.51.100.1', port: 53, protocol: 'udp' } });
+    expect(refusal(() => norm({ ...udp, profile: { idleTimeoutS: 5, onTimeout: 'reset' } })).message).toBe(
+      'vip 198.51.100.1:53/udp: profile.onTimeout: "reset" applies only to tcp VIPs',
+    );
+  });
+});
+
+describe('direct return and the profile', () => {
+  test("a VIP's idle timeout other than the layout default becomes its flow-affinity timeout (and its signature)", () => {
+    const layout = {
+      table: 'l4t',
+      iface: 'eth0',
+      ifaceMac: '02:00:00:00:00:01',
+      flowTimeoutTcpS: 300,
+      flowTimeoutUdpS: 30,
+      flowTableSize: 1024,
+    };
+    const l2 = (profile?: VipTable['profile']) =>
+      nat(2, {
+        forwarding: 'l2',
+        backends: nat(2).backends.map((b) => ({ ...b, port: 443 })),
+        ...(profile ? { profile } : {}),
+      });
+    const plain = planApply(null, norm(l2()), layout);
+    const custom = planApply(null, norm(l2({ idleTimeoutS: 45, onTimeout: 'drop' })), layout);
+    const text = (p: typeof plain) => p.ops.map((o) => (o.kind === 'nft' ? o.text : '')).join('\n');
+    expect(text(plain)).toContain('timeout 300s');
+    expect(text(plain)).toContain('comment "l4fleet vip hash=5-tuple seed=7 size=13"');
+    expect(text(custom)).toContain('timeout 45s');
+    expect(text(custom)).toContain('size=13 idle=45"');
+    expect(
+      vipRules({ key: 'v', family: 4, protocol: 'udp', hash: '5-tuple', seed: 1, size: 13 }, layout).join(),
+    ).toContain('timeout 30s');
+  });
+});

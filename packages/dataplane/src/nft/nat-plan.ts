@@ -1,0 +1,208 @@
+/**
+ * The delta between the NAT table (nat-ruleset.ts) and the desired NAT VIPs, as one nft script (one transaction).
+ * Pure, so it is unit-tested without a kernel.
+ *
+ * Unlike the netdev table, nothing here holds flows: conntrack does, and keeps a connection's member and timeouts
+ * whatever the ruleset becomes. So a table the driver did not write in this run (a restart) is adopted by rewriting
+ * every VIP's rules and slot map once, not by reading 65,537 elements per VIP back; established connections are not
+ * touched by that. The table is deleted only when no NAT VIP is left (its conntrack timeout objects go with it).
+ */
+import { type IpFamily, NO_BACKEND, type Protocol } from '@l4fleet/maglev';
+import type { VipApplyReport } from '../types.js';
+import type { NormalizedVip } from '../validate.js';
+import { hexToAddress } from './names.js';
+import {
+  NAT_ELEMENTS_PER_STATEMENT,
+  natAddressesSet,
+  natBaseTable,
+  natLayoutSignature,
+  natSlotsMap,
+  natVipRules,
+  natVipSignature,
+  natVipsMap,
+  timeoutName,
+  timeoutObject,
+} from './nat-ruleset.js';
+
+export interface NatVipState {
+  readonly key: string;
+  readonly family: IpFamily;
+  readonly addressHex: string;
+  readonly protocol: Protocol;
+  readonly port: number;
+  readonly label: string;
+  /** natVipSignature() of the rules written; '' when unknown (adopted table: rules are rewritten). */
+  readonly signature: string;
+  /** Per slot the member as nft writes it (`198.18.0.21 . 8443`), '' for no member; empty when unknown. */
+  readonly slots: readonly string[];
+}
+
+/** What the driver believes the NAT table holds; `adopted`: read as names only (after a restart). */
+export interface NatState {
+  readonly vips: ReadonlyMap<string, NatVipState>;
+  readonly timeouts: ReadonlySet<string>;
+  readonly layoutSignature: string;
+}
+
+export interface NatPlan {
+  /** nft script lines; empty when the kernel already matches. */
+  readonly lines: readonly string[];
+  /** null: no NAT table (none desired). */
+  readonly next: NatState | null;
+  readonly vips: readonly VipApplyReport[];
+  readonly slotsChanged: number;
+  readonly tableCreated: boolean;
+}
+
+const vipElement = (v: { addressHex: string; protocol: Protocol; port: number }): string =>
+  `${hexToAddress(v.addressHex)} . ${v.protocol} . ${v.port}`;
+
+function memberText(address: string, port: number): string {
+  return `${address} . ${port}`;
+}
+
+/** Slot -> member text, from the Maglev table. */
+function slotMembers(v: NormalizedVip): string[] {
+  const members = v.backends.map((b) => memberText(hexToAddress(b.addressHex), b.port));
+  return Array.from(v.table.slots, (i) => (i === NO_BACKEND ? '' : (members[i] as string)));
+}
+
+function addElements(out: string[], prefix: string, items: string[]): void {
+  for (let i = 0; i < items.length; i += NAT_ELEMENTS_PER_STATEMENT) {
+    out.push(`${prefix} { ${items.slice(i, i + NAT_ELEMENTS_PER_STATEMENT).join(', ')} }`);
+  }
+}
+
+/** The delta from `current` (null: no table) to `desired` (NAT VIPs only, validated). */
+export function planNat(current: NatState | null, desired: readonly NormalizedVip[], table: string): NatPlan {
+  const out: string[] = [];
+  const t = `inet ${table}`;
+  if (desired.length === 0) {
+    if (current === null) return { lines: [], next: null, vips: [], slotsChanged: 0, tableCreated: false };
+    const vips = [...current.vips.values()].map(
+      (v): VipApplyReport => ({ vip: v.label, action: 'removed', slotsChanged: v.slots.length, rulesReplaced: false }),
+    );
+    return {
+      lines: [`delete table ${t}`],
+      next: null,
+      vips,
+      slotsChanged: vips.reduce((n, v) => n + v.slotsChanged, 0),
+      tableCreated: false,
+    };
+  }
+  const tableCreated = current === null || current.layoutSignature !== natLayoutSignature();
+  if (tableCreated) {
+    if (current !== null) out.push(`delete table ${t}`);
+    out.push(natBaseTable(table));
+  }
+  const base: NatState = tableCreated
+    ? { vips: new Map(), timeouts: new Set(), layoutSignature: natLayoutSignature() }
+    : (current as NatState);
+  const timeouts = new Set(base.timeouts);
+  const vips = new Map<string, NatVipState>();
+  const reports: VipApplyReport[] = [];
+  let slotsChanged = 0;
+
+  for (const v of desired) {
+    const { protocol, port } = v.table.vip;
+    const timeout = timeoutName(v.family, protocol, v.profile);
+    if (!timeouts.has(timeout)) {
+      // Kept after their last VIP leaves: connections made under a timeout object keep using it (0012).
+      out.push(`add ct timeout ${t} ${timeout} ${timeoutObject(v.family, protocol, v.profile)}`);
+      timeouts.add(timeout);
+    }
+    const shape = {
+      key: v.key,
+      family: v.family,
+      protocol,
+      hash: v.table.hash,
+      seed: v.table.seed,
+      size: v.table.slots.length,
+      timeout,
+      onTimeout: v.profile.onTimeout,
+    };
+    const signature = natVipSignature(shape);
+    const slots = slotMembers(v);
+    const old = base.vips.get(v.key);
+    const slotsMap = `${t} ${natSlotsMap(v.key)}`;
+    const rulesReplaced = old === undefined || old.signature !== signature;
+    if (old === undefined) {
+      out.push(`add counter ${t} ${v.key}`);
+      out.push(`add map ${slotsMap} { type mark : ${v.family === 4 ? 'ipv4_addr' : 'ipv6_addr'} . inet_service; }`);
+      out.push(`add chain ${t} ${v.key}`);
+    } else if (rulesReplaced) {
+      out.push(`flush chain ${t} ${v.key}`);
+    }
+    if (rulesReplaced) for (const r of natVipRules(shape)) out.push(`add rule ${t} ${v.key} ${r}`);
+
+    let changed = 0;
+    if (old !== undefined && old.slots.length === slots.length) {
+      const dels: string[] = [];
+      const adds: string[] = [];
+      for (let s = 0; s < slots.length; s++) {
+        if (old.slots[s] === slots[s]) continue;
+        changed += 1;
+        if (old.slots[s] !== '') dels.push(String(s));
+        if (slots[s] !== '') adds.push(`${s} : ${slots[s]}`);
+      }
+      // The kernel cannot change an element's value: delete, then add, in the same transaction.
+      addElements(out, `delete element ${slotsMap}`, dels);
+      addElements(out, `add element ${slotsMap}`, adds);
+    } else {
+      if (old !== undefined) out.push(`flush map ${slotsMap}`);
+      const adds: string[] = [];
+      slots.forEach((m, s) => {
+        if (m !== '') adds.push(`${s} : ${m}`);
+      });
+      addElements(out, `add element ${slotsMap}`, adds);
+      changed = slots.length;
+    }
+    if (old === undefined) {
+      out.push(`add element ${t} ${natVipsMap(v.family)} { ${vipElement({ ...v, protocol, port })} : jump ${v.key} }`);
+    }
+    vips.set(v.key, {
+      key: v.key,
+      family: v.family,
+      addressHex: v.addressHex,
+      protocol,
+      port,
+      label: v.label,
+      signature,
+      slots,
+    });
+    slotsChanged += changed;
+    const action = old === undefined ? 'added' : changed > 0 || rulesReplaced ? 'updated' : 'unchanged';
+    reports.push({ vip: v.label, action, slotsChanged: changed, rulesReplaced });
+  }
+
+  const addresses = (s: Iterable<{ family: IpFamily; addressHex: string }>): Set<string> =>
+    new Set([...s].map((v) => `${v.family}|${v.addressHex}`));
+  const oldAddresses = addresses(base.vips.values());
+  const newAddresses = addresses(vips.values());
+  for (const a of newAddresses) {
+    if (oldAddresses.has(a)) continue;
+    const [f, hex] = a.split('|') as [string, string];
+    out.push(`add element ${t} ${natAddressesSet(Number(f) as IpFamily)} { ${hexToAddress(hex)} }`);
+  }
+  for (const old of base.vips.values()) {
+    if (vips.has(old.key)) continue;
+    out.push(`delete element ${t} ${natVipsMap(old.family)} { ${vipElement(old)} }`);
+    out.push(`delete chain ${t} ${old.key}`);
+    out.push(`delete map ${t} ${natSlotsMap(old.key)}`);
+    out.push(`delete counter ${t} ${old.key}`);
+    reports.push({ vip: old.label, action: 'removed', slotsChanged: old.slots.length, rulesReplaced: false });
+    slotsChanged += old.slots.length;
+  }
+  for (const a of oldAddresses) {
+    if (newAddresses.has(a)) continue;
+    const [f, hex] = a.split('|') as [string, string];
+    out.push(`delete element ${t} ${natAddressesSet(Number(f) as IpFamily)} { ${hexToAddress(hex)} }`);
+  }
+  return {
+    lines: out,
+    next: { vips, timeouts, layoutSignature: natLayoutSignature() },
+    vips: reports,
+    slotsChanged,
+    tableCreated,
+  };
+}

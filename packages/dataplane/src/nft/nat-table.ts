@@ -1,0 +1,149 @@
+/**
+ * The NAT table's side of the nftables driver (nat-ruleset.ts, nat-plan.ts): reading it back after a restart,
+ * checking that the node forwards, writing a plan, its counters, removing it. The driver serialises the calls.
+ */
+import { vipKey } from '@l4fleet/config';
+import type { IpFamily } from '@l4fleet/maglev';
+import type { Logger } from 'pino';
+import { DataPlaneError } from '../errors.js';
+import type { Exec } from '../exec.js';
+import type { TrafficCounter, VipApplyReport } from '../types.js';
+import type { NormalizedVip } from '../validate.js';
+import { hexToAddress, parseVipKey } from './names.js';
+import { type NatState, type NatVipState, planNat } from './nat-plan.js';
+import { NAT_DROP_NO_BACKEND, NAT_DROP_PORT } from './nat-ruleset.js';
+
+/** Parses `nft -t list table inet T`: the table comment, the VIP chains, the conntrack timeout objects. */
+export function parseNatSkeleton(text: string): NatState {
+  let layoutSignature = '';
+  const vips = new Map<string, NatVipState>();
+  const timeouts = new Set<string>();
+  for (const line of text.split('\n')) {
+    const comment = /^\tcomment "(.*)"$/.exec(line);
+    if (comment) layoutSignature = comment[1] as string;
+    const timeout = /^\tct timeout (\S+) \{$/.exec(line);
+    if (timeout) timeouts.add(timeout[1] as string);
+    const chain = /^\tchain (\S+) \{$/.exec(line);
+    const k = chain ? parseVipKey(chain[1] as string) : undefined;
+    if (chain && k) {
+      const key = chain[1] as string;
+      // Rules and slots unknown: the plan rewrites both (nothing established depends on them: conntrack does).
+      vips.set(key, {
+        key,
+        ...k,
+        label: vipKey({ address: hexToAddress(k.addressHex), port: k.port, protocol: k.protocol }),
+        signature: '',
+        slots: [],
+      });
+    }
+  }
+  return { vips, timeouts, layoutSignature };
+}
+
+export interface NatTable {
+  apply(vips: readonly NormalizedVip[]): Promise<{
+    readonly vips: readonly VipApplyReport[];
+    readonly slotsChanged: number;
+    readonly tableCreated: boolean;
+    readonly transactions: number;
+  }>;
+  /** Per VIP label: new connections (a NAT chain sees a connection's first packet only); and the drops. */
+  counters(): Promise<{ vips: Map<string, TrafficCounter>; port: TrafficCounter; noBackend: TrafficCounter }>;
+  remove(): Promise<void>;
+  /** Forget what was written (after a failed transaction): the next apply reads the table again. */
+  forget(): void;
+}
+
+const FORWARDING_SYSCTL: Record<IpFamily, string> = {
+  4: 'net.ipv4.ip_forward',
+  6: 'net.ipv6.conf.all.forwarding',
+};
+
+export function createNatTable(opts: { exec: Exec; table: string; log: Logger; netns?: string }): NatTable {
+  const { exec, table, log } = opts;
+  /** undefined: not read yet; null: no table. */
+  let state: NatState | null | undefined;
+
+  async function read(): Promise<NatState | null> {
+    const r = await exec(['nft', '-t', 'list', 'table', 'inet', table]);
+    if (r.code !== 0) {
+      if (/No such file or directory/.test(r.stderr)) return null;
+      throw new DataPlaneError('NFT_STATE_UNREADABLE', `nft list table inet ${table}: ${r.stderr.trim()}`);
+    }
+    return parseNatSkeleton(r.stdout);
+  }
+
+  /** NAT forwards through the node's IP stack: without forwarding on, the kernel would drop every NATed packet. */
+  async function checkForwarding(vips: readonly NormalizedVip[]): Promise<void> {
+    for (const f of [4, 6] as const) {
+      if (!vips.some((v) => v.family === f)) continue;
+      const r = await exec(['sysctl', '-n', FORWARDING_SYSCTL[f]]);
+      if (r.code === 0 && r.stdout.trim() === '1') continue;
+      const first = vips.find((v) => v.family === f) as NormalizedVip;
+      throw new DataPlaneError(
+        'NAT_FORWARDING_DISABLED',
+        `vip ${first.label}: forwarding "nat" needs ${FORWARDING_SYSCTL[f]}=1 on the node` +
+          `${opts.netns ? ` (netns "${opts.netns}")` : ''}, found ${JSON.stringify(r.stdout.trim() || r.stderr.trim())}`,
+      );
+    }
+  }
+
+  return {
+    async apply(vips) {
+      if (vips.length > 0) await checkForwarding(vips);
+      if (state === undefined) {
+        state = await read();
+        if (state) log.info({ event: 'natTableRead', vips: state.vips.size, timeouts: state.timeouts.size });
+      }
+      const plan = planNat(state, vips, table);
+      if (plan.lines.length > 0) {
+        const r = await exec(['nft', '-f', '-'], `${plan.lines.join('\n')}\n`);
+        if (r.code !== 0) {
+          state = undefined;
+          throw new DataPlaneError(
+            'NFT_FAILED',
+            `nft -f (nat table): ${r.stderr.trim().split('\n').slice(0, 6).join(' | ')}`,
+            { cause: r.stderr },
+          );
+        }
+      }
+      state = plan.next;
+      return {
+        vips: plan.vips,
+        slotsChanged: plan.slotsChanged,
+        tableCreated: plan.tableCreated,
+        transactions: plan.lines.length > 0 ? 1 : 0,
+      };
+    },
+    async counters() {
+      const zero = { packets: 0, bytes: 0 };
+      const vips = new Map<string, TrafficCounter>();
+      if (state === null) return { vips, port: zero, noBackend: zero };
+      const r = await exec(['nft', '-j', 'list', 'counters', 'table', 'inet', table]);
+      if (r.code !== 0) {
+        if (/No such file or directory/.test(r.stderr)) return { vips, port: zero, noBackend: zero };
+        throw new DataPlaneError('NFT_STATE_UNREADABLE', `nft list counters (nat table): ${r.stderr.trim()}`);
+      }
+      const byName = new Map<string, TrafficCounter>();
+      for (const o of (JSON.parse(r.stdout) as { nftables: { counter?: { name: string } & TrafficCounter }[] })
+        .nftables) {
+        if (o.counter) byName.set(o.counter.name, { packets: o.counter.packets, bytes: o.counter.bytes });
+      }
+      for (const [name, c] of byName) {
+        const k = parseVipKey(name);
+        if (k) vips.set(vipKey({ address: hexToAddress(k.addressHex), port: k.port, protocol: k.protocol }), c);
+      }
+      return { vips, port: byName.get(NAT_DROP_PORT) ?? zero, noBackend: byName.get(NAT_DROP_NO_BACKEND) ?? zero };
+    },
+    async remove() {
+      const r = await exec(['nft', 'delete', 'table', 'inet', table]);
+      if (r.code !== 0 && !/No such file or directory/.test(r.stderr)) {
+        throw new DataPlaneError('NFT_FAILED', `nft delete table inet ${table}: ${r.stderr.trim()}`);
+      }
+      state = null;
+    },
+    forget() {
+      state = undefined;
+    },
+  };
+}
