@@ -14,6 +14,7 @@ const TIMED = [
   'test/etcd-failover.int.test.ts',
   'test/lab-faults.int.test.ts',
   'test/lab-bfd.int.test.ts',
+  'test/dashboard-lab.int.test.ts',
   'test/lab-netns.int.test.ts',
   'test/lab-docker.int.test.ts',
   'test/agent.int.test.ts',

@@ -5,6 +5,7 @@ import { run } from '@l4fleet/process';
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
 import { LabError } from './errors.js';
+import { publishLabFlows } from './flows/publish.js';
 import { watch } from './flows/watch.js';
 import { applyDefaultFleet } from './runtime/fleet-apply.js';
 import { Lab } from './runtime/lab.js';
@@ -138,6 +139,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
       io.out(dataPathLine(s.dataPath));
       io.out(`etcd: ${s.etcd.endpoints.join(',')}`);
       io.out(`try: export L4FLEET_ETCD=${s.etcd.endpoints.join(',')}; l4fleet status`);
+      if (s.dashboard) io.out(`dashboard: ${s.dashboard.url} (write token in ${s.dashboard.tokenFile})`);
       for (const v of s.vips) io.out(`vip ${v.protocol} ${v.address} port ${v.port}`);
     });
 
@@ -174,6 +176,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
       for (const b of s.backends) io.out(`backend ${b.name.padEnd(10)} ${b.address}${b.failed ? ' failed' : ''}`);
       for (const [prefix, hops] of Object.entries(s.router.nextHops))
         io.out(`router  ${prefix} via ${hops.join(', ')}`);
+      if (s.dashboard) io.out(`dashboard ${s.dashboard.url} (write token in ${s.dashboard.tokenFile})`);
     });
 
   program
@@ -260,13 +263,17 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .option('--duration <s>', 'stop after this many seconds', int('duration'))
     .option('--check', 'at the end print a verdict; exit 1 if any flow broke or no flow answered (scripts, CI)')
     .action(async (o, cmd: Command) => {
-      const { summary } = await watch(Lab.open(labId(cmd), log), {
+      const lab = Lab.open(labId(cmd), log);
+      // Every tick also goes to the lab's dashboard (flows/publish.ts).
+      const flowsOut = await publishLabFlows(lab, log);
+      const { summary } = await watch(lab, {
         tcpFlows: o.flows,
         udpFlows: o.udp,
         json: Boolean(o.json),
         ...(o.duration !== undefined ? { durationMs: o.duration * 1000 } : {}),
         write: (t) => io.out(t),
-      });
+        onTick: (t) => flowsOut.publish(t),
+      }).finally(() => flowsOut.close());
       if (!o.check) return;
       const verdict = `flows ${summary.total}  open ${summary.open}  broken ${summary.broken}  longest pause ${summary.longestPauseMs} ms`;
       if (summary.broken > 0 || summary.open === 0) {

@@ -2,6 +2,7 @@
 export { namespacePids, type RunOptions, type RunResult, run, waitFor } from '@l4fleet/process';
 export { createLabProgram, type LabIo, runLabCli } from './cli.js';
 export { LabError, type LabErrorCode } from './errors.js';
+export { type FlowsPublisher, LAB_FLOWS_SUBJECT, labFlowsOf, publishLabFlows } from './flows/publish.js';
 export { FlowRun, type FlowRunOptions } from './flows/run.js';
 export { disruptionTable, type FlowSummary, flowKey, summarize } from './flows/summary.js';
 export type { FlowSample, FlowState, FlowTarget, WorkerCommand, WorkerReport } from './flows/types.js';
@@ -22,6 +23,18 @@ export {
 } from './identity/server.js';
 export { agentArgv, agentAvailable, agentConfig, agentYaml, cliBin } from './runtime/agent.js';
 export { backendSetupArgv, nodeAddresses } from './runtime/backend-setup.js';
+export {
+  DASHBOARD_READY_TIMEOUT_MS,
+  DASHBOARD_TOKEN_BYTES,
+  dashboardArgv,
+  dashboardTokenFile,
+  dashboardUrl,
+  LAB_DASHBOARD_PORT,
+  type LabDashboard,
+  labDashboard,
+  restartLabDashboard,
+  startLabDashboard,
+} from './runtime/dashboard.js';
 export { daemonPid, restartAgent, signalDaemon } from './runtime/faults.js';
 export { applyDefaultFleet } from './runtime/fleet-apply.js';
 export { bgpdConfig } from './runtime/frr.js';

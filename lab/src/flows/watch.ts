@@ -19,6 +19,8 @@ export interface WatchOptions {
   /** Stop after this long (default: until SIGINT/SIGTERM). */
   readonly durationMs?: number;
   readonly write: (text: string) => void;
+  /** Called with every tick (e.g. to publish it for the dashboard, publish.ts). */
+  readonly onTick?: (tick: WatchTick) => void;
 }
 
 export interface WatchTick {
@@ -98,6 +100,7 @@ export async function watch(lab: Lab, options: WatchOptions): Promise<WatchResul
         backends: hostsOfKind(lab.topology, 'backend').map((b) => b.name),
         down: [...lab.killed],
       };
+      options.onTick?.(tick);
       options.write(options.json ? JSON.stringify(tick) : render(lab, tick, timeline, startedAt));
     }
     return { summary: await flows.summary() };

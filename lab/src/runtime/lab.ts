@@ -16,6 +16,7 @@ import {
   type Topology,
   type TopologyOptions,
 } from '../topology/model.js';
+import { labDashboard, restartLabDashboard, startLabDashboard } from './dashboard.js';
 import { dockerRuntime } from './docker-runtime.js';
 import { applyDefaultFleet } from './fleet-apply.js';
 import { addBackend, failBackend, restoreBackend } from './lab-backends.js';
@@ -231,6 +232,8 @@ export class Lab implements LabContext {
     this.log?.info({ event: 'topologyBuild', id: topology.id, mode, runtime }, 'building the lab');
     await this.runtime.build(this);
     await this.waitReady(readyTimeoutMs);
+    // The page shows the fleet the agents serve: static mode has none (dashboard.ts).
+    if (mode === 'agent') await startLabDashboard(this);
     this.state.upAt = new Date().toISOString();
     this.save();
     appendEvent(this.id, { event: 'labUp', detail: `${hostsOfKind(topology, 'node').length} nodes, mode ${mode}` });
@@ -317,8 +320,11 @@ export class Lab implements LabContext {
   }
 
   /** Adds the next node and makes it the router's neighbor; returns its name (lab-nodes.ts). */
-  addNode(readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<string> {
-    return addNode(this.#core, readyTimeoutMs);
+  async addNode(readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<string> {
+    const name = await addNode(this.#core, readyTimeoutMs);
+    // Restarted with the new node's agent in its /metrics list (dashboard.ts).
+    if (labDashboard(this.state, this.topology)) await restartLabDashboard(this.#core);
+    return name;
   }
 
   /** Hard failure of a node (lab-nodes.ts); an etcd member's name (`etcd2`) kills that member only (stopEtcd). */
@@ -341,7 +347,16 @@ export class Lab implements LabContext {
 
   status(): Promise<LabStatus> {
     const { id, runtime, mode, killed } = this.state;
-    return collectStatus({ id, runtime, mode, killed, topology: this.topology, vtyDir: routerPaths(id).vtyDir });
+    const dashboard = labDashboard(this.state, this.topology);
+    return collectStatus({
+      id,
+      runtime,
+      mode,
+      killed,
+      topology: this.topology,
+      vtyDir: routerPaths(id).vtyDir,
+      dashboard,
+    });
   }
 
   async down(): Promise<void> {

@@ -6,6 +6,7 @@ import type { LabDataPath, LabDataPlane } from '../topology/data-path.js';
 import { attachmentOf, backendAttachment, hostsOfKind, type Topology } from '../topology/model.js';
 import { cliBin } from './agent.js';
 import { routerBfdStates } from './bfd.js';
+import type { LabDashboard } from './dashboard.js';
 import { nodeGobgp } from './gobgp.js';
 import { hostNamespace } from './lab-runtime.js';
 import type { LabMode, Runtime } from './state.js';
@@ -52,6 +53,8 @@ export interface LabStatus {
   readonly clients: readonly { name: string; address: string }[];
   /** Kernel next hops of the router's route to each VIP prefix: one per announcing node (ECMP). */
   readonly router: { readonly asn: number; readonly address: string; readonly nextHops: Record<string, string[]> };
+  /** The dashboard `lab up` started (its URL opens from the host's browser); null when the lab runs none. */
+  readonly dashboard: LabDashboard | null;
 }
 
 /** The router's kernel next hops for `prefix` (FRR's nexthop groups resolved): one per announcing node. */
@@ -88,6 +91,7 @@ export interface StatusInput {
   /** Killed nodes and failed backends. */
   readonly killed: readonly string[];
   readonly vtyDir: string;
+  readonly dashboard: LabDashboard | null;
 }
 
 export async function collectStatus(lab: StatusInput): Promise<LabStatus> {
@@ -146,5 +150,6 @@ export async function collectStatus(lab: StatusInput): Promise<LabStatus> {
       address: attachmentOf(topology, `access-${c.name}`, c.name).ipv4,
     })),
     router: { asn: topology.bgp.routerAsn, address: topology.bgp.routerAddress, nextHops },
+    dashboard: lab.dashboard,
   };
 }
