@@ -98,7 +98,7 @@ export function createLastStateKeeper(opts: LastStateKeeperOptions): LastStateKe
   }
 
   async function save(): Promise<void> {
-    const { fleet, revision, generation, decided, drainFlag } = inputs;
+    const { fleet, revision, generation, decided, history, drainFlag } = inputs;
     // Only inputs read from etcd are saved: re-saving the file's own inputs would make a stale file look fresh.
     if (!file || !fleet || revision === 0 || inputs.source === 'lastState' || closed) return;
     if (!inputs.allFromEtcd) return;
@@ -111,7 +111,8 @@ export function createLastStateKeeper(opts: LastStateKeeperOptions): LastStateKe
     if (key === savedKey && now - savedAtMs < STATE_REFRESH_MS) return;
     saving = true;
     try {
-      const bytes = await file.save({ fleet, revision, generation, decided, drained: drainFlag, savedAt: now });
+      const state = { fleet, revision, generation, decided, history, drained: drainFlag, savedAt: now };
+      const bytes = await file.save(state);
       savedKey = key;
       savedAtMs = now;
       metrics.lastStateSavesTotal.inc({ result: 'ok' });

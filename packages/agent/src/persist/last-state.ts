@@ -1,6 +1,6 @@
 /**
- * The agent's last good inputs on disk: the desired fleet with its etcd revision, the decided member status and
- * this node's drain flag (everything planTables/plannedRoutes need). An agent that restarts while etcd is
+ * The agent's last good inputs on disk: the desired fleet with its etcd revision, the decided member status, the
+ * table history (second chance, 0011) and this node's drain flag (everything planTables/plannedRoutes need). An agent that restarts while etcd is
  * unreachable serves them in fail-static instead of waiting for etcd (issue 6; docs/design/0006).
  *
  * Format: a header line (JSON: kind, schema, identity, savedAt, sha256 and length of the body), then the body (JSON).
@@ -12,8 +12,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Fleet, MemberStatus } from '@l4fleet/config';
-import { decodeDocument, decodePointer, encodeDocument, StoreError } from '@l4fleet/store';
+import type { Fleet, MemberStatus, PoolHistory, TableHistory } from '@l4fleet/config';
+import {
+  decodeDocument,
+  decodePointer,
+  decodePoolHistory,
+  encodeDocument,
+  encodePoolHistory,
+  StoreError,
+} from '@l4fleet/store';
 import { AgentError } from '../errors.js';
 
 export const STATE_FILE_KIND = 'l4fleet-agent-state';
@@ -28,6 +35,8 @@ export interface LastState {
   readonly generation: string;
   /** Member key (`pool/member`) -> decided status. */
   readonly decided: ReadonlyMap<string, MemberStatus>;
+  /** The table history by pool (absent in files of earlier versions: no previous owners). */
+  readonly history?: TableHistory;
   /** The operator's drain flag for this node. */
   readonly drained: boolean;
   /** When these inputs were last confirmed against etcd, ms since the epoch. */
@@ -75,6 +84,8 @@ interface Body {
   generation: string;
   drained: boolean;
   decided: Record<string, MemberStatus>;
+  /** Pool -> its `history/<pool>` record as etcd would hold it (checked with the store's decoder on load). */
+  history?: Record<string, string>;
   /** The pointer value as etcd would hold it. */
   pointer: string;
   /** Chunks, base64. */
@@ -87,6 +98,13 @@ export function stateFileName(identity: StateIdentity): string {
 }
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** Pool -> the record as etcd holds it, pools sorted (the same history, the same bytes). */
+function historyRecords(history: TableHistory): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pool of [...history.keys()].sort()) out[pool] = encodePoolHistory(history.get(pool) as PoolHistory);
+  return out;
+}
 
 export function encodeLastState(s: LastState, identity: StateIdentity): Buffer {
   const seed = s.fleet.hashSeed;
@@ -102,6 +120,7 @@ export function encodeLastState(s: LastState, identity: StateIdentity): Buffer {
       generation: s.generation,
       drained: s.drained,
       decided,
+      ...(s.history === undefined ? {} : { history: historyRecords(s.history) }),
       pointer: JSON.stringify(doc.pointer),
       chunks: doc.chunks.map((c) => c.toString('base64')),
     } satisfies Body),
@@ -182,8 +201,16 @@ export function decodeLastState(
     if (v !== 'up' && v !== 'down') throw invalid(file, `decided.${k}: ${show(v)} is not up | down`);
     decided.set(k, v);
   }
+  if (b.history !== undefined && (typeof b.history !== 'object' || b.history === null || Array.isArray(b.history))) {
+    throw invalid(file, 'history is not an object');
+  }
+  const history = new Map<string, PoolHistory>();
   let fleet: Fleet;
   try {
+    for (const [pool, value] of Object.entries(b.history ?? {})) {
+      if (typeof value !== 'string') throw invalid(file, `history.${pool}: ${show(value)} is not a record`);
+      history.set(pool, decodePoolHistory(`${file}: history/${pool}`, Buffer.from(value, 'utf8')));
+    }
     const key = `${file}: pointer`;
     const pointer = decodePointer(key, Buffer.from(b.pointer, 'utf8'));
     fleet = decodeDocument(
@@ -195,7 +222,16 @@ export function decodeLastState(
     if (err instanceof StoreError) throw new AgentError('STATE_INVALID', err.message, { cause: err });
     throw err;
   }
-  return { fleet, revision: b.revision as number, generation: b.generation, decided, drained: b.drained, savedAt };
+  const revision = b.revision as number;
+  return {
+    fleet,
+    revision,
+    generation: b.generation,
+    decided,
+    ...(b.history === undefined ? {} : { history }),
+    drained: b.drained,
+    savedAt,
+  };
 }
 
 /** The state file in `dir`; the directory is created on the first save. */

@@ -16,7 +16,7 @@ export interface ServedInputs {
   readonly revision: number;
   readonly generation: string;
   readonly decided: ReadonlyMap<string, MemberStatus>;
-  /** The table history (second chance, 0011): previous owners derive from it. Not in the state file (empty there). */
+  /** The table history (second chance, 0011): previous owners derive from it. In the state file too. */
   readonly history: TableHistory;
   /** The operator's drain flag (`l4fleet node drain`), from etcd or the file. */
   readonly drainFlag: boolean;
@@ -25,7 +25,7 @@ export interface ServedInputs {
    * partial inputs: a node must not program a table without the previous owners the fleet has).
    */
   readonly complete: boolean;
-  /** All three inputs came from etcd since this start (only those are saved to the state file). */
+  /** All four inputs (desired, decided, nodes, history) came from etcd since this start (only those are saved to the state file). */
   readonly allFromEtcd: boolean;
   readonly source: InputSource;
   setDesired(d: DesiredState): void;
@@ -35,7 +35,7 @@ export interface ServedInputs {
   setNodes(drainFlag: boolean): boolean;
   /** Takes every input from the state file (start without etcd). */
   restore(s: LastState): void;
-  /** etcd delivered all three inputs: the file is no longer what the node serves. Returns true if it was. */
+  /** etcd delivered all four inputs: the file is no longer what the node serves. Returns true if it was. */
   leaveLastState(): boolean;
   /** A string that changes whenever a saved state file would (revision, generation, drain flag, decisions). */
   key(): string;
@@ -52,7 +52,7 @@ export function createServedInputs(): ServedInputs {
   let haveDecided = false;
   let haveNodes = false;
   let servingLastState = false;
-  const fromEtcd = { desired: false, decided: false, nodes: false };
+  const fromEtcd = { desired: false, decided: false, nodes: false, history: false };
   return {
     get fleet() {
       return fleet;
@@ -76,7 +76,7 @@ export function createServedInputs(): ServedInputs {
       return fleet !== undefined && haveDecided && haveNodes && haveHistory;
     },
     get allFromEtcd() {
-      return fromEtcd.desired && fromEtcd.decided && fromEtcd.nodes;
+      return fromEtcd.desired && fromEtcd.decided && fromEtcd.nodes && fromEtcd.history;
     },
     get source() {
       return servingLastState ? 'lastState' : fleet ? 'etcd' : 'none';
@@ -95,6 +95,7 @@ export function createServedInputs(): ServedInputs {
     setHistory(h) {
       history = h;
       haveHistory = true;
+      fromEtcd.history = true;
     },
     setNodes(flag) {
       haveNodes = true;
@@ -109,6 +110,7 @@ export function createServedInputs(): ServedInputs {
       generation = s.generation;
       decided = s.decided;
       drainFlag = s.drained;
+      history = s.history ?? new Map();
       haveHistory = true;
       haveDecided = true;
       haveNodes = true;
@@ -122,6 +124,10 @@ export function createServedInputs(): ServedInputs {
     key() {
       let k = `${revision}|${generation}|${drainFlag}`;
       for (const m of [...decided.keys()].sort()) k += `|${m}=${decided.get(m)}`;
+      for (const p of [...history.keys()].sort()) {
+        const h = history.get(p);
+        k += `|history ${p}=${h?.current.length}/${h?.earlier.map((t) => t.untilMs).join('.')}`;
+      }
       return k;
     },
   };
