@@ -115,14 +115,15 @@ export const netnsRuntime: LabRuntime = {
     for (const m of lab.topology.control.etcdMembers) startEtcdDaemon(lab, m);
     daemon(lab, 'control', 'nats', natsArgv(lab.topology, lab.hostDir('control')));
     await startRouter(lab);
-    for (const b of hostsOfKind(lab.topology, 'backend')) startBackend(lab, b.name);
+    // Setup first: it puts the VIPs on lo, which the identity server binds for UDP.
     await Promise.all(hostsOfKind(lab.topology, 'backend').map((b) => setupBackend(lab, b.name)));
+    for (const b of hostsOfKind(lab.topology, 'backend')) startBackend(lab, b.name);
     for (const n of hostsOfKind(lab.topology, 'node')) await startNode(lab, n.name);
   },
   async startHost(lab, host) {
     await runScript(hostScript(lab.topology, host));
-    await startProcesses(lab, host);
     if (hostOf(lab.topology, host).kind === 'backend') await setupBackend(lab, host);
+    await startProcesses(lab, host);
   },
   restoreService: startProcesses,
   async stopEtcd(_lab, _member, pid) {
