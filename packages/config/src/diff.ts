@@ -1,5 +1,6 @@
 /** What changes between two fleets, for `l4fleet apply` and the agent's logs. Pure; compares by key. */
 import { endpointText } from './address.js';
+import { secondChanceOf } from './second-chance.js';
 import type { Fleet, Member, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
 
@@ -80,6 +81,14 @@ export function diffFleets(before: Fleet | undefined, after: Fleet): FleetDiff {
         kind: 'changed',
         subject: `pool ${name}`,
         detail: `forwarding ${old.forwarding}/${old.guePort} -> ${pool.forwarding}/${pool.guePort}`,
+      });
+    }
+    const [scOld, scNew] = [secondChanceOf(old), secondChanceOf(pool)];
+    if (scOld.enabled !== scNew.enabled || scOld.retainS !== scNew.retainS) {
+      changes.push({
+        kind: 'changed',
+        subject: `pool ${name}`,
+        detail: `secondChance ${JSON.stringify(scOld)} -> ${JSON.stringify(scNew)}`,
       });
     }
     const mb = keyed(old.members, (m: Member) => m.name);

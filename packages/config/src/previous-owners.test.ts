@@ -1,5 +1,6 @@
 import { NO_BACKEND } from '@l4fleet/maglev';
 import { describe, expect, test } from 'vitest';
+import { diffFleets } from './diff.js';
 import { ConfigError } from './errors.js';
 import { parseFleet } from './parse.js';
 import { DEFAULT_SECOND_CHANCE_RETAIN_S, secondChanceOf } from './second-chance.js';
@@ -149,6 +150,16 @@ describe('second chance - fleet file setting', () => {
     }
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toContain(message);
+  });
+
+  test('apply sees a changed setting (diffFleets names it), not "no changes"', () => {
+    const before = fleetOf([member(1)]);
+    const after = fleetOf([member(1)], { secondChance: { retainS: 60 } });
+    expect(diffFleets(before, after).changes).toContainEqual({
+      kind: 'changed',
+      subject: 'pool web',
+      detail: 'secondChance {"enabled":true,"retainS":3600} -> {"enabled":true,"retainS":60}',
+    });
   });
 
   test('a parsed fleet parses again to the same setting', () => {
