@@ -73,6 +73,8 @@ export interface Connection {
   readonly ns: Namespace;
   /** Stops the endpoint probes and closes the client. */
   close(): void;
+  /** Status of one endpoint alone (its own client, the attempt deadline); quorum.ts reads the leader from it. */
+  status(endpoint: string): Promise<{ leader: string }>;
 }
 
 export function connect(options: EtcdStoreOptions): Connection {
@@ -143,8 +145,22 @@ export function connect(options: EtcdStoreOptions): Connection {
     }
   };
   const client = new Etcd3(etcdOptions);
+  const status = async (host: string): Promise<{ leader: string }> => {
+    const single = new Etcd3({
+      ...etcdOptions,
+      hosts: [host],
+      defaultCallOptions: () => ({ deadline: Date.now() + Math.min(attemptMs, DEFAULT_DIAL_TIMEOUT_MS) }),
+      faultHandling: { host: () => noop, global: noop },
+    });
+    try {
+      return { leader: String((await single.maintenance.status()).leader ?? '') };
+    } finally {
+      single.close();
+    }
+  };
   return {
     client,
+    status,
     ns: client.namespace(namespace),
     close: () => {
       for (const h of healths) h.close();

@@ -11,6 +11,7 @@ import { DesiredStore } from './desired.js';
 import { ElectionStore } from './election.js';
 import { HistoryStore } from './history.js';
 import { NodeStore } from './nodes.js';
+import { explainWriteFailure, type StatusProbe } from './quorum.js';
 import type { StoreContext } from './store-context.js';
 import type {
   ApplyOptions,
@@ -37,9 +38,13 @@ export class EtcdFleetStore implements FleetStore {
   readonly #decided: DecidedStore;
   readonly #election: ElectionStore;
   readonly #history: HistoryStore;
+  readonly #endpoints: readonly string[];
+  readonly #status: StatusProbe;
 
   constructor(options: EtcdStoreOptions) {
-    const { client, ns, close } = connect(options);
+    const { client, ns, close, status } = connect(options);
+    this.#endpoints = options.endpoints;
+    this.#status = status;
     this.#ctx = {
       client,
       ns,
@@ -55,10 +60,23 @@ export class EtcdFleetStore implements FleetStore {
   }
 
   getDesired(): Promise<DesiredState> {
-    return this.#desired.getDesired();
+    return this.#explained(() => this.#desired.getDesired());
   }
+  /**
+   * An operator's call (the CLI reads the desired state, the decided status or the nodes before it writes; they are
+   * linearizable reads, refused without quorum like the writes): a failure while etcd has no quorum says so
+   * (quorum.ts). The agent's watches and lease calls are not wrapped: it goes fail-static and says so itself.
+   */
+  async #explained<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw await explainWriteFailure(err, this.#endpoints, this.#status);
+    }
+  }
+
   apply(fleet: Fleet, options?: ApplyOptions): Promise<ApplyResult> {
-    return this.#desired.apply(fleet, options);
+    return this.#explained(() => this.#desired.apply(fleet, options));
   }
   watchDesired(listener: WatchListener<DesiredState>): Promise<Watch> {
     return this.#desired.watchDesired(listener);
@@ -68,13 +86,13 @@ export class EtcdFleetStore implements FleetStore {
     return this.#nodes.registerNode(info, options);
   }
   listNodes(): Promise<NodeView[]> {
-    return this.#nodes.listNodes();
+    return this.#explained(() => this.#nodes.listNodes());
   }
   watchNodes(listener: WatchListener<NodeView[]>): Promise<Watch> {
     return this.#nodes.watchNodes(listener);
   }
   setNodeDrain(name: string, drained: boolean): Promise<void> {
-    return this.#nodes.setNodeDrain(name, drained);
+    return this.#explained(() => this.#nodes.setNodeDrain(name, drained));
   }
   reportHealth(node: string, members: ReadonlyMap<string, MemberStatus>): Promise<void> {
     return this.#nodes.reportHealth(node, members);
@@ -90,7 +108,7 @@ export class EtcdFleetStore implements FleetStore {
     return this.#decided.writeDecided(decided, options);
   }
   getDecided(): Promise<DecidedState> {
-    return this.#decided.getDecided();
+    return this.#explained(() => this.#decided.getDecided());
   }
   watchDecided(listener: WatchListener<DecidedState>): Promise<Watch> {
     return this.#decided.watchDecided(listener);

@@ -44,8 +44,8 @@ describe('cli status - rejected records', () => {
     const table = await status(store);
     expect(table.code).toBe(0);
     expect(table.out).toContain('Node lb1 rejected 3 record(s) from etcd; last: nodes/lb9: address: 7 is not text');
-    expect(table.out).toMatch(/^lb1\s+up\s+no\s+no\s+1\s.*\s3$/m);
-    expect(table.out).toMatch(/^lb2\s+up\s+no\s+no\s+1\s.*\s0$/m);
+    expect(table.out).toMatch(/^lb1\s+up\s+no\s+no\s+-\s+1\s.*\s3$/m);
+    expect(table.out).toMatch(/^lb2\s+up\s+no\s+no\s+-\s+1\s.*\s0$/m);
     expect(table.out).not.toContain('Node lb3 rejected');
 
     const json = JSON.parse((await status(store, '-o', 'json')).out) as {
@@ -55,6 +55,35 @@ describe('cli status - rejected records', () => {
       ['lb1', 3, last.error],
       ['lb2', 0, null],
       ['lb3', 0, null],
+    ]);
+  });
+});
+
+describe('cli status - BFD as each node reports it', () => {
+  test('a BFD column (one state, or each peer) and the JSON; nodes without BFD show -', async () => {
+    const store = new MemoryFleetStore();
+    await store.apply(twoPoolFleet({ type: 'none' }));
+    await (await store.registerNode({ name: 'lb1' })).reportStatus({ ...base, bfd: { '198.18.2.1': 'up' } });
+    await (await store.registerNode({ name: 'lb2' })).reportStatus({
+      ...base,
+      bfd: { '198.18.2.1': 'shutdown', '198.18.3.1': 'up' },
+    });
+    await (await store.registerNode({ name: 'lb3' })).reportStatus(base);
+    await (await store.registerNode({ name: 'lb4' })).reportStatus({ ...base, bfd: {} });
+
+    const table = await status(store);
+    expect(table.out).toMatch(/^NODE\s+LEASE\s+DRAINED\s+FAIL-STATIC\s+BFD\s+REVISION/m);
+    expect(table.out).toMatch(/^lb1\s+up\s+no\s+no\s+up\s+1\s/m);
+    expect(table.out).toMatch(/^lb2\s+up\s+no\s+no\s+198\.18\.2\.1 shutdown, 198\.18\.3\.1 up\s+1\s/m);
+    expect(table.out).toMatch(/^lb3\s+up\s+no\s+no\s+-\s+1\s/m);
+    expect(table.out).toMatch(/^lb4\s+up\s+no\s+no\s+no session\s+1\s/m);
+
+    const json = JSON.parse((await status(store, '-o', 'json')).out) as { nodes: { name: string; bfd: unknown }[] };
+    expect(json.nodes.map((n) => [n.name, n.bfd])).toEqual([
+      ['lb1', { '198.18.2.1': 'up' }],
+      ['lb2', { '198.18.2.1': 'shutdown', '198.18.3.1': 'up' }],
+      ['lb3', null],
+      ['lb4', {}],
     ]);
   });
 });

@@ -16,6 +16,17 @@ export interface NodeCheck {
   readonly rejectedRecords: number;
   /** The last one refused: the store's message (key, field, value); null when none. */
   readonly lastRejected: string | null;
+  /** BFD session state per peer as the node's bfdd reports it; null when the node runs no BFD (or no status). */
+  readonly bfd: Readonly<Record<string, string>> | null;
+}
+
+/** The BFD column: one state when every session agrees (`up`), else each `peer state`; `-` without BFD. */
+export function bfdCell(bfd: NodeCheck['bfd']): string {
+  if (bfd === null) return '-';
+  const entries = Object.entries(bfd).sort(([a], [b]) => a.localeCompare(b));
+  if (entries.length === 0) return 'no session';
+  const states = new Set(entries.map(([, s]) => s));
+  return states.size === 1 ? (entries[0]?.[1] ?? '-') : entries.map(([p, st]) => `${p} ${st}`).join(', ');
 }
 
 /** The agent's account of rejected records, read defensively: a status record is etcd data like any other. */
@@ -37,6 +48,7 @@ export function checkNodes(nodes: readonly NodeView[], expected: ReadonlyMap<str
     mismatched: n.status ? [...expected].filter(([k, sum]) => n.status?.tables[k] !== sum).map(([k]) => k) : [],
     rejectedRecords: rejectedOf(n.status).total,
     lastRejected: rejectedOf(n.status).last,
+    bfd: n.status?.bfd ?? null,
   }));
 }
 
@@ -100,12 +112,13 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
             ),
             '',
             renderTable(
-              ['NODE', 'LEASE', 'DRAINED', 'FAIL-STATIC', 'REVISION', 'TABLES', 'REJECTED'],
+              ['NODE', 'LEASE', 'DRAINED', 'FAIL-STATIC', 'BFD', 'REVISION', 'TABLES', 'REJECTED'],
               checks.map((c) => [
                 c.name,
                 c.lease ? 'up' : 'gone',
                 c.drained ? 'yes' : 'no',
                 c.failStatic ? 'yes' : 'no',
+                bfdCell(c.bfd),
                 c.desiredRevision === null ? '-' : String(c.desiredRevision),
                 c.desiredRevision === null
                   ? 'no status'

@@ -1,0 +1,52 @@
+import { describe, expect, test } from 'vitest';
+import { StoreError } from './errors.js';
+import { type EndpointStatus, explainWriteFailure, noQuorumMessage, quorumOf } from './quorum.js';
+
+const A = 'http://127.0.0.1:2379';
+const B = 'http://127.0.0.1:12379';
+const C = 'http://127.0.0.1:22379';
+const led = (endpoint: string): EndpointStatus => ({ endpoint, answered: true, hasLeader: true });
+const lost = (endpoint: string): EndpointStatus => ({ endpoint, answered: true, hasLeader: false });
+const silent = (endpoint: string): EndpointStatus => ({ endpoint, answered: false, hasLeader: false });
+
+describe('store quorum - the no-quorum message', () => {
+  test.each([
+    [1, 1],
+    [2, 2],
+    [3, 2],
+    [5, 3],
+  ])('%i members: a majority is %i', (n, q) => expect(quorumOf(n)).toBe(q));
+
+  test('two of three dead, the third without a leader: says so, naming who answered and who did not', () => {
+    expect(noQuorumMessage([silent(A), silent(B), lost(C)])).toBe(
+      `the etcd cluster has no quorum (1 of 3 endpoints answered; answered: ${C} (no leader); no answer: ${A}, ${B}): ` +
+        'writes are refused until a majority (2 of 3) is back; agents keep serving their last tables (fail-static)',
+    );
+  });
+
+  test.each([
+    ['a majority with a leader', [led(A), led(B), silent(C)]],
+    ['one endpoint that does not answer (unreachable, not a quorum question)', [silent(A)]],
+    ['no endpoints', []],
+  ])('%s: no message', (_name, statuses) => expect(noQuorumMessage(statuses)).toBeUndefined());
+
+  test('a write that failed without quorum: the code stays, the message explains', async () => {
+    const err = new StoreError('UNAVAILABLE', 'etcd apply: 14 UNAVAILABLE: etcdserver: no leader');
+    const probe = async (e: string) => {
+      if (e === C) return { leader: '0' };
+      throw new Error('ECONNREFUSED');
+    };
+    const out = (await explainWriteFailure(err, [A, B, C], probe)) as StoreError;
+    expect(out.code).toBe('UNAVAILABLE');
+    expect(out.retryable).toBe(true);
+    expect(out.message).toMatch(/^the etcd cluster has no quorum \(1 of 3 endpoints answered;.*; etcd apply: 14/);
+    expect(out.cause).toBe(err);
+  });
+
+  test('other failures and clusters with a quorum come back unchanged', async () => {
+    const conflict = new StoreError('CONFLICT', 'etcd apply: the desired state changed');
+    expect(await explainWriteFailure(conflict, [A], async () => ({ leader: '0' }))).toBe(conflict);
+    const err = new StoreError('TIMEOUT', 'etcd apply: deadline');
+    expect(await explainWriteFailure(err, [A, B, C], async () => ({ leader: '8e9e05c52164694d' }))).toBe(err);
+  });
+});
