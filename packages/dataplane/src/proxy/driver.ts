@@ -12,7 +12,7 @@ import type { ApplyResult, DataPlane, DataPlaneCounters, VipApplyReport, VipBack
 import { type NormalizedVip, validateDesired } from '../validate.js';
 import { BackendSelector, type ProxySelection } from './select.js';
 import { type ProxyStats, Tally } from './stats.js';
-import { listenTcp, type VipListener } from './tcp.js';
+import { listenTcp, type ProfileHolder, type VipListener } from './tcp.js';
 import { listenUdp } from './udp.js';
 
 export const DEFAULT_PROXY_FLOW_TIMEOUT_UDP_S = 30;
@@ -38,10 +38,17 @@ interface RunningVip {
   readonly selector: BackendSelector;
   readonly listener: VipListener;
   readonly stats: ProxyStats;
+  /** The VIP's profile as socket timeouts (tcp.ts); replaced by each apply, read by new connections. */
+  readonly profile: ProfileHolder;
 }
 
 /** The proxy connects to the address: a slot whose backend keeps its name but moves counts as changed. */
 const backendId = (b: VipBackend): string => `${b.name}|${b.address}|${b.port}`;
+
+/** A table's own profile (a table without one keeps the proxy's behaviour before profiles: no idle timeout). */
+function profileOf(v: NormalizedVip): ProfileHolder {
+  return v.table.profile === undefined ? {} : { profile: v.profile };
+}
 
 export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
   const selection = opts.selection ?? 'maglev';
@@ -70,6 +77,7 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
     const host = opts.listenAddress ?? address;
     const selector = new BackendSelector(v.table, selection);
     const stats: ProxyStats = { vip: new Tally(), backends: backendTallies, noBackend };
+    const profile = profileOf(v);
     try {
       const listener =
         protocol === 'tcp'
@@ -79,10 +87,19 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
               selector,
               stats,
               connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+              profile,
               log,
             })
-          : await listenUdp({ host, port, selector, stats, timeoutMs, maxSessions, log });
-      return { key: v.key, label: v.label, table: v.table, selector, listener, stats };
+          : await listenUdp({
+              host,
+              port,
+              selector,
+              stats,
+              timeoutMs: () => (profile.profile ? profile.profile.idleTimeoutS * 1000 : timeoutMs),
+              maxSessions,
+              log,
+            });
+      return { key: v.key, label: v.label, table: v.table, selector, listener, stats, profile };
     } catch (err) {
       throw new DataPlaneError(
         'LISTEN_FAILED',
@@ -95,7 +112,12 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
   async function applyNow(desired: readonly VipTable[]): Promise<ApplyResult> {
     if (closed) throw new DataPlaneError('CLOSED', 'apply: the proxy data plane is closed');
     const started = performance.now();
-    const vips = validateDesired(desired, { requireSamePort: false });
+    // The proxy connects to members itself: every forwarding mode (nat included) means the same to it.
+    const vips = validateDesired(desired, {
+      requireSamePort: false,
+      forwarding: ['l2', 'ipip', 'gre', 'gue', 'nat'],
+      driver: 'proxy',
+    });
     // Open every new listener first: if one fails, close those and keep the previous state whole.
     const added: RunningVip[] = [];
     try {
@@ -120,6 +142,7 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
         r.table.hash !== v.table.hash || r.table.seed !== v.table.seed || r.table.slots.length !== v.table.slots.length;
       const poolChanged = JSON.stringify(r.table.backends) !== JSON.stringify(v.table.backends);
       r.table = v.table;
+      r.profile.profile = profileOf(v).profile;
       r.selector.setTable(v.table);
       r.listener.tableChanged();
       slotsChanged += changed;

@@ -2,6 +2,7 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
 import type { VipBackend } from '../types.js';
+import type { ResolvedProfile } from '../vip-profile.js';
 import type { BackendSelector } from './select.js';
 import { backendTally, type ProxyStats } from './stats.js';
 
@@ -14,12 +15,23 @@ export interface VipListener {
   tableChanged(): void;
 }
 
+/**
+ * The VIP's profile as socket timeouts (design note 0012), read for each new connection so an apply changes it for
+ * new connections: idle (no byte either way) ends both connections, with a RST each under `onTimeout: reset`, else
+ * closed; the handshake timeout bounds the connect to the member (the client's handshake is the kernel's); the close
+ * timeout ends both once either side has sent its FIN. Absent: no idle or close timeout (the proxy before profiles).
+ */
+export interface ProfileHolder {
+  profile?: ResolvedProfile | undefined;
+}
+
 export async function listenTcp(opts: {
   host: string;
   port: number;
   selector: BackendSelector;
   stats: ProxyStats;
   connectTimeoutMs: number;
+  profile: ProfileHolder;
   log: Logger;
 }): Promise<VipListener> {
   const { selector, stats } = opts;
@@ -35,9 +47,14 @@ export async function listenTcp(opts: {
     const tally = backendTally(stats, backend.address);
     tally.add(1, 0);
     selector.opened(backend);
+    const profile = opts.profile.profile;
+    const connectMs = profile
+      ? Math.min(opts.connectTimeoutMs, profile.tcpHandshakeTimeoutS * 1000)
+      : opts.connectTimeoutMs;
     const upstream = net.connect({ host: backend.address, port: backend.port, noDelay: true, allowHalfOpen: true });
-    upstream.setTimeout(opts.connectTimeoutMs, () => upstream.destroy(new Error('connect timeout')));
+    upstream.setTimeout(connectMs, () => upstream.destroy(new Error('connect timeout')));
     upstream.once('connect', () => upstream.setTimeout(0));
+    if (profile) applyProfile(client, upstream, profile);
     conns.set(client, { upstream, backend });
     client.on('data', (d: Buffer) => {
       stats.vip.bytes += d.length;
@@ -96,4 +113,28 @@ export async function listenTcp(opts: {
       });
     },
   };
+}
+
+/** Idle and close timeouts of one proxied connection (see ProfileHolder). */
+function applyProfile(client: net.Socket, upstream: net.Socket, p: ResolvedProfile): void {
+  const end = (): void => {
+    if (p.onTimeout === 'reset') {
+      client.resetAndDestroy();
+      if (!upstream.destroyed) upstream.resetAndDestroy();
+    } else {
+      client.destroy();
+      upstream.destroy();
+    }
+  };
+  // Every byte either way passes through the client socket (read from it or written to it): its idle timer is the
+  // connection's.
+  client.setTimeout(p.idleTimeoutS * 1000, end);
+  let closing: NodeJS.Timeout | undefined;
+  const halfClosed = (): void => {
+    closing ??= setTimeout(end, p.tcpCloseTimeoutS * 1000);
+    closing.unref();
+  };
+  client.once('end', halfClosed);
+  upstream.once('end', halfClosed);
+  client.once('close', () => clearTimeout(closing));
 }

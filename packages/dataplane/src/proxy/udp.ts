@@ -22,7 +22,8 @@ export async function listenUdp(opts: {
   port: number;
   selector: BackendSelector;
   stats: ProxyStats;
-  timeoutMs: number;
+  /** Idle milliseconds before a session ends: the VIP profile's idleTimeoutS, read at each sweep. */
+  timeoutMs: () => number;
   maxSessions: number;
   log: Logger;
 }): Promise<VipListener> {
@@ -79,9 +80,10 @@ export async function listenUdp(opts: {
   const sweep = setInterval(
     () => {
       const now = Date.now();
-      for (const [key, s] of sessions) if (now - s.lastSeenMs > opts.timeoutMs) end(key, s);
+      const timeoutMs = opts.timeoutMs();
+      for (const [key, s] of sessions) if (now - s.lastSeenMs > timeoutMs) end(key, s);
     },
-    Math.min(1000, opts.timeoutMs),
+    Math.min(1000, opts.timeoutMs()),
   );
   sweep.unref();
   await new Promise<void>((resolve, reject) => {

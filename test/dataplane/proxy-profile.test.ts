@@ -1,0 +1,138 @@
+/**
+ * The proxy driver applies a VIP's profile as socket timeouts (design note 0012), on loopback: an idle TCP connection
+ * is closed (drop) or reset (reset) at idleTimeoutS, a closing one at tcpCloseTimeoutS, a UDP session ends at
+ * idleTimeoutS; a table without a profile keeps the behaviour before profiles (no idle timeout).
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import type { VipProfile } from '@l4fleet/config';
+import { createProxyDataPlane, type DataPlane, type VipTable } from '@l4fleet/dataplane';
+import { buildTable, type Protocol } from '@l4fleet/maglev';
+import { pino } from 'pino';
+import { afterEach, describe, expect, test } from 'vitest';
+
+const logger = pino({ level: 'silent' });
+const cleanups: (() => unknown)[] = [];
+
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** An echo member on TCP and UDP of one port; keeps its connections open until the peer closes. */
+async function member(): Promise<number> {
+  const tcp = net.createServer({ allowHalfOpen: true }, (c) => {
+    c.on('data', (d) => c.write(d));
+    c.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+  const port = (tcp.address() as net.AddressInfo).port;
+  const udp = dgram.createSocket('udp4');
+  await new Promise<void>((r) => udp.bind(port, '127.0.0.1', r));
+  udp.on('message', (m, rinfo) => udp.send(m, rinfo.port, rinfo.address));
+  cleanups.push(() => {
+    tcp.close();
+    udp.close();
+  });
+  return port;
+}
+
+async function proxyWith(protocol: Protocol, profile?: VipProfile): Promise<{ dp: DataPlane; port: number }> {
+  const memberPort = await member();
+  const port = await freePort();
+  const backends = [{ name: 'm0', address: '127.0.0.1', port: memberPort }];
+  const t: VipTable = {
+    vip: { address: '127.0.0.1', port, protocol },
+    hash: '5-tuple',
+    seed: 1,
+    backends,
+    slots: buildTable(backends, 251),
+    forwarding: 'nat',
+    ...(profile ? { profile } : {}),
+  };
+  const dp = createProxyDataPlane({ logger });
+  cleanups.push(() => dp.close());
+  await dp.apply([t]);
+  return { dp, port };
+}
+
+/** Connects, gets one echo, then waits (at most `waitMs`) for the connection to end: 'end', 'reset' or 'open'. */
+async function idleOutcome(port: number, waitMs: number): Promise<string> {
+  const sock = net.connect({ host: '127.0.0.1', port });
+  cleanups.push(() => sock.destroy());
+  await new Promise<void>((r) => sock.once('connect', r));
+  const echoed = new Promise((r) => sock.once('data', r));
+  sock.write('x');
+  await echoed;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve('open'), waitMs);
+    sock.once('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(e.code === 'ECONNRESET' ? 'reset' : (e.code ?? 'error'));
+    });
+    sock.once('end', () => {
+      clearTimeout(timer);
+      resolve('end');
+    });
+  });
+}
+
+const tcpProfile = (p: Partial<VipProfile>): VipProfile => ({
+  idleTimeoutS: 1,
+  tcpHandshakeTimeoutS: 5,
+  tcpCloseTimeoutS: 5,
+  onTimeout: 'drop',
+  ...p,
+});
+
+describe('proxy profile', () => {
+  test('tcp idle timeout, drop - the idle connection is closed (FIN) after idleTimeoutS', async () => {
+    const { port } = await proxyWith('tcp', tcpProfile({}));
+    expect(await idleOutcome(port, 3_000)).toBe('end');
+  });
+
+  test('tcp idle timeout, reset - the idle connection is reset after idleTimeoutS', async () => {
+    const { port } = await proxyWith('tcp', tcpProfile({ onTimeout: 'reset' }));
+    expect(await idleOutcome(port, 3_000)).toBe('reset');
+  });
+
+  test('no profile in the table - the idle connection stays open', async () => {
+    const { port } = await proxyWith('tcp');
+    expect(await idleOutcome(port, 2_000)).toBe('open');
+  });
+
+  test('tcp close timeout - a half-closed connection is ended after tcpCloseTimeoutS', async () => {
+    const { port } = await proxyWith('tcp', tcpProfile({ idleTimeoutS: 60, tcpCloseTimeoutS: 1 }));
+    const sock = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    cleanups.push(() => sock.destroy());
+    await new Promise<void>((r) => sock.once('connect', r));
+    const closed = new Promise<number>((r) => {
+      const started = Date.now();
+      sock.once('close', () => r(Date.now() - started));
+    });
+    sock.on('error', () => undefined);
+    sock.end(); // our FIN; the echo member keeps its side open
+    const ms = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 4_000))]);
+    expect(ms).toBeGreaterThan(500);
+    expect(ms).toBeLessThan(3_000);
+  });
+
+  test('udp idle timeout - a session ends after idleTimeoutS', async () => {
+    const { dp, port } = await proxyWith('udp', { idleTimeoutS: 1, onTimeout: 'drop' });
+    const sock = dgram.createSocket('udp4');
+    cleanups.push(() => sock.close());
+    const reply = new Promise((r) => sock.once('message', r));
+    sock.send('x', port, '127.0.0.1');
+    await reply;
+    expect((await dp.counters()).flowTable.entries).toBe(1);
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect((await dp.counters()).flowTable.entries).toBe(0);
+  });
+});
