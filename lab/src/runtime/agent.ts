@@ -3,11 +3,13 @@
  * the one place that knows how to configure and start it, so wiring it in is a change here only.
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { frrPaths } from '@l4fleet/daemons';
 import { run } from '@l4fleet/process';
 import { stringify } from 'yaml';
 import type { Topology } from '../topology/model.js';
 import { AGENT_METRICS_PORT, attachmentOf, GOBGPD_API_PORT } from '../topology/model.js';
+import { nodeBfddConfigPath } from './bfd.js';
 import { bpffsDir } from './bpffs.js';
 import { repoRoot } from './scripts.js';
 
@@ -52,6 +54,26 @@ export function agentConfig(topology: Topology, node: string, stateDir?: string)
     metrics: { listen: `${control.ipv4}:${AGENT_METRICS_PORT}` },
     dataplane: dataplaneSection(topology, node, stateDir),
     ...(stateDir ? { state: { dir: stateDir } } : {}),
+    ...bfdSection(topology, stateDir),
+  };
+}
+
+/**
+ * agent.yaml `bfd` (netns runtime, with BFD): the agent keeps and reports the session in the node's bfdd, which the
+ * lab starts (bfd.ts) and reaches on its vty socket directory; the timers are the lab's, so the agent configuring the
+ * peer changes nothing in the session the file set up.
+ */
+function bfdSection(topology: Topology, stateDir: string | undefined): Record<string, unknown> {
+  const { bfd } = topology.bgp;
+  if (!bfd || !stateDir) return {};
+  return {
+    bfd: {
+      enabled: true,
+      vtyDir: frrPaths(dirname(nodeBfddConfigPath(stateDir))).vtyDir,
+      receiveIntervalMs: bfd.intervalMs,
+      transmitIntervalMs: bfd.intervalMs,
+      detectMultiplier: bfd.multiplier,
+    },
   };
 }
 
