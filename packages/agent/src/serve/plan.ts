@@ -50,7 +50,8 @@ function tableInputs(
     .join(',');
   const forwarding = `${pool?.forwarding}|${pool?.guePort}|${JSON.stringify(pool?.secondChance)}`;
   const previous = historyId(pool ? history?.get(pool.name) : undefined);
-  return `${previous}|${vipKey(vip)}|${vip.tableSize}|${vip.hash}|${vip.pool}|${fleet.hashSeed}|${forwarding}|${members}`;
+  const profile = JSON.stringify(vip.profile); // carried to the data plane with the table (design note 0012)
+  return `${previous}|${vipKey(vip)}|${vip.tableSize}|${vip.hash}|${vip.pool}|${fleet.hashSeed}|${forwarding}|${profile}|${members}`;
 }
 
 /**
@@ -98,6 +99,7 @@ export function toDataPlaneTable(t: FleetTable): DataPlaneTable {
       backends: t.backends.map((m) => ({ name: m.name, address: m.address, port: m.port })),
       slots: t.slots,
       ...(t.previousSlots ? { previousSlots: t.previousSlots } : {}),
+      ...(t.vip.profile ? { profile: t.vip.profile } : {}),
     };
     dataPlaneTables.set(t, d);
   }
@@ -106,10 +108,13 @@ export function toDataPlaneTable(t: FleetTable): DataPlaneTable {
 
 /** Changes whenever any table would forward differently: the data plane is re-applied only then. */
 export function tablesSignature(tables: readonly PlannedTable[]): string {
-  return tables
-    .map((t) => `${t.key}=${t.table.checksum}`)
-    .sort()
-    .join(',');
+  return (
+    tables
+      // The profile is not in the checksum (its timeouts do not choose members), but a changed one must be applied.
+      .map((t) => `${t.key}=${t.table.checksum}${t.table.vip.profile ? JSON.stringify(t.table.vip.profile) : ''}`)
+      .sort()
+      .join(',')
+  );
 }
 
 export function hostPrefix(address: string): string {
