@@ -17,15 +17,18 @@ const TIMED = [
   'test/dashboard-lab.int.test.ts',
   'test/lab-netns.int.test.ts',
   'test/lab-docker.int.test.ts',
+  'test/lab-docker-faults.int.test.ts',
   'test/agent.int.test.ts',
   'test/dataplane/nftables.int.test.ts',
   'packages/store/src/etcd-store.int.test.ts',
 ];
 
-// The store against etcd in containers: collected only in the run that brings a Docker engine
-// (L4FLEET_TEST_RUNTIME=containers, scripts/test.sh), so the whole suite reports it run, never skipped.
+// The store against etcd in containers and the lab's faults in Docker: collected only in the run that brings a
+// Docker engine (L4FLEET_TEST_RUNTIME=containers, scripts/test.sh), so the whole suite reports them run, never skipped.
 const CONTAINERS =
-  process.env.L4FLEET_TEST_RUNTIME === 'containers' ? [] : ['packages/store/src/etcd-containers.int.test.ts'];
+  process.env.L4FLEET_TEST_RUNTIME === 'containers'
+    ? []
+    : ['packages/store/src/etcd-containers.int.test.ts', 'test/lab-docker-faults.int.test.ts'];
 
 // Tests import the workspace packages from source, so `npm test` needs no build of the package under test.
 export default defineConfig({
@@ -54,7 +57,13 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: 'timed', include: TIMED, fileParallelism: false, sequence: { groupOrder: 1 } },
+        test: {
+          name: 'timed',
+          include: TIMED,
+          exclude: [...configDefaults.exclude, ...CONTAINERS],
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
       },
     ],
   },

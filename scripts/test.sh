@@ -3,10 +3,10 @@
 # On a fresh Debian 12 machine it installs what it needs first: system packages, node modules, the build.
 # The whole suite (no arguments) also runs the Docker tests: it installs docker.io and debootstrap, starts a Docker
 # engine of its own (scripts/docker-engine.sh: own socket and data root, no firewall or sysctl change on the host),
-# builds the lab images (deploy/docker/build-images.sh), runs the store's etcd-in-a-container tests in a second vitest
-# run (L4FLEET_TEST_RUNTIME=containers) and stops the engine at the end. L4FLEET_TEST_DOCKER=0 leaves Docker out
-# (the lab's Docker tests are then reported as skipped; the etcd-container file, collected only with
-# L4FLEET_TEST_RUNTIME=containers, is not run); =1 brings it in when only some test files are named.
+# builds the lab images (deploy/docker/build-images.sh), runs the store's etcd-in-a-container tests and the lab's
+# Docker fault tests in a second vitest run (L4FLEET_TEST_RUNTIME=containers) and stops the engine at the end.
+# L4FLEET_TEST_DOCKER=0 leaves Docker out (the lab's Docker tests are then reported as skipped; the files collected
+# only with L4FLEET_TEST_RUNTIME=containers are not run); =1 brings it in when only some test files are named.
 # Ends with `tests: N passed, N failed` from vitest's JSON reports and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ root=0
 [ "$(id -u)" -eq 0 ] && root=1
 docker_wanted=${L4FLEET_TEST_DOCKER:-$([ $# -eq 0 ] && echo 1 || echo 0)}
 [ $root -eq 1 ] || docker_wanted=0
-CONTAINER_TESTS=packages/store/src/etcd-containers.int.test.ts
+CONTAINER_TESTS=(packages/store/src/etcd-containers.int.test.ts test/lab-docker-faults.int.test.ts)
 
 if [ $root -eq 1 ]; then
   deps=()
@@ -39,14 +39,14 @@ if [ "$docker_wanted" = 1 ]; then
   bash deploy/docker/build-images.sh >reports/docker-images.log 2>&1 || { tail -30 reports/docker-images.log; fail "lab images"; }
   echo "docker: engine up and lab images built in $(($(date +%s) - started)) s (DOCKER_HOST=$DOCKER_HOST)"
   # They run in their own vitest run below, with etcd in containers.
-  [ $# -eq 0 ] && excludes=(--exclude "$CONTAINER_TESTS")
+  if [ $# -eq 0 ]; then for f in "${CONTAINER_TESTS[@]}"; do excludes+=(--exclude "$f"); done; fi
 fi
 
 npx vitest run --reporter=default --reporter=json --outputFile.json=reports/vitest.json "${excludes[@]}" "$@"
 status=$?
 if [ ${#excludes[@]} -gt 0 ]; then
   L4FLEET_TEST_RUNTIME=containers npx vitest run --reporter=default --reporter=json \
-    --outputFile.json=reports/vitest-containers.json "$CONTAINER_TESTS" || status=1
+    --outputFile.json=reports/vitest-containers.json "${CONTAINER_TESTS[@]}" || status=1
 fi
 node scripts/test-summary.mjs reports/vitest*.json || status=1
 exit $status

@@ -1,0 +1,142 @@
+/**
+ * Issue 16's faults on the Docker runtime: every lab host a container (the images of deploy/docker/build-images.sh),
+ * a three-member etcd in the control container, BFD 100 ms x 3 between the router's bfdd (beside bgpd) and a bfdd in
+ * every node container. With 100 TCP + 10 UDP long-lived flows running, a node container is killed (link down,
+ * every process SIGKILLed) and then an etcd member; each step prints its disruption table.
+ * Collected only with L4FLEET_TEST_RUNTIME=containers (scripts/test.sh's second vitest run, which brings its own
+ * Docker engine and the images): there a missing engine or image fails the file, it is never skipped. The lab's
+ * containers and namespaces are removed even when a step fails (afterAll: `downLab`).
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { downLab, FlowRun, Lab, labFleet, listLabResources, run, VIP_TCP } from '@l4fleet/lab';
+import { brokenIds, l4fleetRun, sleep, step } from '@l4fleet/test-support/lab-scenario';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+
+const id = `x${Math.random().toString(36).slice(2, 8)}`;
+const controlSlot = 100 + Math.floor(Math.random() * 150);
+const BFD = { intervalMs: 100, multiplier: 3 };
+/** The issue's bound for a killed node's flows with BFD (the hold timer alone: 3.2 s). */
+const KILL_PAUSE_MAX_MS = 1_000;
+/** No data-plane event happens when an etcd member dies: a longer pause is a stall. */
+const CONTROL_PLANE_PAUSE_MAX_MS = 1_000;
+
+let lab: Lab;
+let flows: FlowRun | undefined;
+
+/** Waits until the router has every listed node's BGP session Established and its BFD session up; returns the status. */
+async function waitSessionsUp(names: readonly string[], timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  let last: Record<string, string> = {};
+  while (Date.now() < deadline) {
+    const s = await lab.status();
+    last = Object.fromEntries(s.nodes.map((n) => [n.name, `bgp ${n.bgp}, bfd ${n.bfd}`]));
+    if (names.every((n) => last[n] === 'bgp Established, bfd up')) return s;
+    await sleep(100);
+  }
+  throw new Error(`sessions not up on ${names.join(', ')} after ${timeoutMs} ms: ${JSON.stringify(last)}`);
+}
+
+/** Whether the etcd member at `endpoint` answers its health check (from the host, over the control network). */
+async function memberHealthy(endpoint: string): Promise<boolean> {
+  try {
+    const r = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(2_000) });
+    return r.ok && ((await r.json()) as { health?: string }).health === 'true';
+  } catch {
+    return false;
+  }
+}
+
+/** A real write (the web pool's health check timeout) that changes no table and no announcement. */
+function writeFleet(timeoutMs: number): string {
+  const fleet = labFleet(lab.topology) as { pools: { name: string; healthCheck: { timeoutMs: number } }[] };
+  const web = fleet.pools.find((p) => p.name === VIP_TCP.name);
+  if (!web) throw new Error(`the lab fleet has no pool "${VIP_TCP.name}"`);
+  web.healthCheck.timeoutMs = timeoutMs;
+  const file = join(lab.hostDir('control'), `fleet-${timeoutMs}.json`);
+  writeFileSync(file, JSON.stringify(fleet));
+  return file;
+}
+
+describe.sequential(`lab docker faults - BFD and a three-member etcd in containers (lab ${id})`, () => {
+  beforeAll(async () => {
+    lab = await Lab.up({
+      id,
+      controlSlot,
+      nodes: 3,
+      backends: 4,
+      runtime: 'docker',
+      etcdMembers: 3,
+      bfd: BFD,
+      readyTimeoutMs: 90_000,
+    });
+    flows = await FlowRun.start(lab, { tcpFlows: 100, udpFlows: 10, openTimeoutMs: 60_000 });
+  }, 180_000);
+
+  afterAll(async () => {
+    await flows?.stop();
+    await downLab(id);
+  }, 60_000);
+
+  test('lab status: three etcd members by name, every node Established with its BFD session up', async () => {
+    const s = await waitSessionsUp(['node1', 'node2', 'node3'], 20_000);
+    expect(s.runtime).toBe('docker');
+    expect(s.etcd.members.map((m) => m.name)).toEqual(['etcd1', 'etcd2', 'etcd3']);
+    expect(s.etcd.endpoints).toHaveLength(3);
+    for (const m of s.etcd.members) expect(await memberHealthy(m.endpoint)).toBe(true);
+    expect(s.router.nextHops[`${VIP_TCP.address}/32`]).toHaveLength(3);
+  }, 30_000);
+
+  test('kill a node container: 0 broken, longest pause <= 1 s, its BFD session down', async () => {
+    if (!flows) throw new Error('no flows');
+    const before = brokenIds(flows);
+    await flows.mark();
+    const t0 = Date.now();
+    await lab.kill('node2');
+    await lab.waitNextHops(2, 10_000);
+    const removedMs = Date.now() - t0;
+    const { s, broken } = await step(flows, 'docker: kill node2 (BFD 100 ms x 3)', before, 2_000);
+    console.log(
+      `docker: router dropped node2 ${removedMs} ms after lab kill began; longest pause ${s.longestPauseMs} ms`,
+    );
+    expect(broken).toEqual([]);
+    expect(s.longestPauseMs).toBeLessThanOrEqual(KILL_PAUSE_MAX_MS);
+    const after = await lab.status();
+    expect(after.nodes.find((n) => n.name === 'node2')?.bfd).toBe('down');
+    expect(after.nodes.find((n) => n.name === 'node1')?.bfd).toBe('up');
+  }, 60_000);
+
+  test('kill etcd member etcd1: 0 broken, apply still works; restart: it answers again', async () => {
+    if (!flows) throw new Error('no flows');
+    const etcd1 = lab.topology.control.etcdMembers.find((m) => m.name === 'etcd1');
+    if (!etcd1) throw new Error('no etcd1');
+    const before = brokenIds(flows);
+    await flows.mark();
+    // etcd1 is every client's first endpoint: the agents and the CLI must fail over to another member.
+    await lab.kill('etcd1');
+    expect((await lab.status()).etcd.members.find((m) => m.name === 'etcd1')?.killed).toBe(true);
+    expect(await memberHealthy(etcd1.clientUrl)).toBe(false);
+    const t0 = Date.now();
+    const applied = await l4fleetRun(lab, ['apply', '-f', writeFleet(600)], { allowFailure: true });
+    console.log(`docker: kill etcd1: apply took ${Date.now() - t0} ms (exit ${applied.code})`);
+    expect(applied.code, applied.stderr).toBe(0);
+    const { s, broken } = await step(flows, 'docker: kill etcd1 (1 of 3)', before, 3_000);
+    expect(broken).toEqual([]);
+    expect(s.longestPauseMs).toBeLessThanOrEqual(CONTROL_PLANE_PAUSE_MAX_MS);
+
+    const t1 = Date.now();
+    await lab.restart('etcd1');
+    console.log(`docker: restart etcd1: healthy after ${Date.now() - t1} ms`);
+    expect(await memberHealthy(etcd1.clientUrl)).toBe(true);
+    expect((await lab.status()).etcd.members.find((m) => m.name === 'etcd1')?.killed).toBe(false);
+  }, 90_000);
+
+  test('down removes every container and namespace of the lab', async () => {
+    await flows?.stop();
+    flows = undefined;
+    await downLab(id);
+    expect(await listLabResources(id)).toEqual({ namespaces: [], hostInterfaces: [] });
+    const ps = await run(['docker', 'ps', '-aq', '--filter', `label=l4fleet.lab=${id}`]);
+    expect(ps.stdout.trim()).toBe('');
+  }, 60_000);
+});
