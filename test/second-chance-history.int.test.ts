@@ -2,7 +2,8 @@
  * Second chance, control plane (issue 15; docs/design/0011-second-chance.md): against a real etcd, the elected
  * aggregator records the pools' table history and every agent, one started after the change included, hands the
  * data plane the same previousSlots (and the same checksum), equal to what the CLI derives from etcd. A hostile
- * history record is refused (INVALID_RECORD naming key, field and value) and the agents keep their last good tables.
+ * history record is refused (INVALID_RECORD naming key, field and value), the agents keep their last good tables and
+ * the leader puts the last good record back.
  *
  * Agents run with the fake speaker, the recording data plane and health checks `none`: nothing is sent anywhere.
  */
@@ -138,5 +139,17 @@ describe('second chance - table history through a real etcd', () => {
     );
     expect(previousOf(n1)).toEqual(before);
     expect(n1.agent.status().tables).toEqual(tables);
+
+    // The leader puts the last good record back, so a node that starts now derives the same previous owners.
+    const good = await until(
+      'the leader rewrote the record',
+      async () => (await admin.getTableHistory()).history.get('web'),
+      10_000,
+    );
+    expect(good.earlier).toHaveLength(1);
+    const n4 = await startNode('n4', 3);
+    await until('n4 has previous owners', () => previousOf(n4), 10_000);
+    expect(previousOf(n4)).toEqual(before);
+    expect(n4.agent.status().tables).toEqual(tables);
   }, 30_000);
 });

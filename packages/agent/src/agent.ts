@@ -221,6 +221,7 @@ export function createAgent(deps: AgentDeps): Agent {
       aggregator.setHistory(h.history);
       served();
     },
+    onHistoryRejected: () => aggregator.historyRejected(),
     onNodes: (views) => {
       aggregator.setLiveNodes(new Set(views.filter((v) => v.record !== undefined).map((v) => v.name)));
       const flag = views.find((v) => v.name === node)?.drained ?? false;

@@ -38,6 +38,8 @@ export interface Aggregator {
   setFleet(fleet: Fleet): void;
   /** The table history as etcd has it (from the agent's watch). */
   setHistory(history: TableHistory): void;
+  /** The store refused a history record: the leader rewrites the last good history (a node starting now needs it). */
+  historyRejected(): void;
   /** One node's observation of one member (NATS, or this node itself). */
   observe(node: string, member: string, status: ObservedStatus): void;
   readonly isLeader: boolean;
@@ -61,6 +63,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
   /** Like `written`, for the table history. */
   let writtenHistory: TableHistory | undefined;
   let expiryTimer: unknown;
+  let rewriteHistory = false;
   let leadership: Leadership | undefined;
   let reportWatch: Watch | undefined;
   let closed = false;
@@ -112,10 +115,12 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
   const recordHistory = async (lead: Leadership, decidedNow: ReadonlyMap<string, MemberStatus>): Promise<void> => {
     if (!fleet) return;
     const step = nextTableHistory(fleet, decidedNow, writtenHistory ?? storedHistory, clock.now());
-    if (step.changed) {
+    if (step.changed || rewriteHistory) {
+      const rewrite = !step.changed;
+      rewriteHistory = false;
       await opts.store.writeTableHistory(step.history, { leadership: lead });
       writtenHistory = step.history;
-      log.info({ event: 'tableHistoryWritten', pools: step.history.size });
+      log.info({ event: rewrite ? 'tableHistoryRewritten' : 'tableHistoryWritten', pools: step.history.size });
     }
     clock.clearTimeout(expiryTimer);
     expiryTimer =
@@ -200,6 +205,10 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
     setHistory(h) {
       storedHistory = h;
       if (!writing) writtenHistory = undefined;
+      schedule();
+    },
+    historyRejected() {
+      rewriteHistory = true;
       schedule();
     },
     observe(node, member, status) {

@@ -37,6 +37,8 @@ export interface EtcdConnectionOptions {
   readonly onNodes: (views: readonly NodeView[]) => void;
   /** The table history (second chance, 0011); a bad record keeps its pool's last good history. */
   readonly onHistory: (h: TableHistoryState) => void;
+  /** A history record was refused (already reported): the aggregator, if leading, rewrites the last good one. */
+  readonly onHistoryRejected?: () => void;
   /** The stored desired state was refused (INVALID_RECORD, or INVALID_STATE); nothing was delivered. */
   readonly onStateRejected: (err: StoreError) => void;
 }
@@ -93,7 +95,8 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
       await store.watchTableHistory({
         onUpdate: opts.onHistory,
         onError: (err) => {
-          if (!common('history', err)) log.warn({ event: 'historyWatchError', code: err.code, err: err.message });
+          if (common('history', err)) opts.onHistoryRejected?.();
+          else log.warn({ event: 'historyWatchError', code: err.code, err: err.message });
         },
       }),
     );
