@@ -36,6 +36,8 @@ async function agentExposition(): Promise<Map<string, Set<string>>> {
   const m = createAgentMetrics({ node: 'n1', fleet: 'f' });
   m.setNodeState('serving');
   m.setSessionState('198.18.0.1', 'established');
+  m.bfdSessionUp.set({ peer: '198.18.0.1' }, 1);
+  m.bfdAdminDown.set({ peer: '198.18.0.1' }, 0);
   m.failStatic.set(0);
   m.etcdConnected.set(1);
   m.natsConnected.set(1);
