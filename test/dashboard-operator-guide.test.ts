@@ -81,10 +81,11 @@ describe('docs/operator-guide.md', () => {
         health: bogus,
         drain: bogus,
         state: bogus,
+        bfd: bogus,
       }),
     );
     expect([...fleet.keys()].sort()).toEqual(['', 'pools[]', 'pools[].healthCheck', 'pools[].members[]', 'vips[]']);
-    expect(agent.size).toBe(13);
+    expect(agent.size).toBe(14);
     const missing: string[] = [];
     const sections = new Set([...fleet.keys(), ...agent.keys()]);
     for (const [section, fields] of [...fleet, ...agent]) {
