@@ -187,6 +187,18 @@ export interface Dump {
   readonly previous: Map<number, Uint32Array>;
 }
 
+/**
+ * `n` u32 (host byte order, as the loader writes them) at `b[at]` as a Uint32Array: a view of the reply
+ * when it is 4-byte aligned (a restart reads 256 KB per table: no copy), else a copy.
+ */
+export function u32View(b: Buffer, at: number, n: number): Uint32Array {
+  if (at + 4 * n > b.length) throw new RangeError(`${n} u32 at ${at} past the end (${b.length} bytes)`);
+  if ((b.byteOffset + at) % 4 === 0) return new Uint32Array(b.buffer, b.byteOffset + at, n);
+  const out = new Uint32Array(n);
+  Buffer.from(out.buffer).set(b.subarray(at, at + 4 * n));
+  return out;
+}
+
 /** Parses the loader's OP_DUMP reply (layout at dump() in bpf-loader.c). */
 export function decodeDump(b: Buffer): Dump {
   let at = 0;
@@ -218,9 +230,7 @@ export function decodeDump(b: Buffer): Dump {
   for (let n = u32(); n > 0; n--) {
     const idx = u32();
     const size = u32();
-    // Copy: the reply buffer may not be 4-byte aligned for a typed-array view.
-    const slots = new Uint32Array(size);
-    Buffer.from(slots.buffer).set(b.subarray(at, at + 4 * size));
+    const slots = u32View(b, at, size);
     at += 4 * size;
     tables.set(idx, slots);
   }

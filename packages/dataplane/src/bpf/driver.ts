@@ -52,6 +52,7 @@ export interface BpfDataPlane extends DataPlane {
 }
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const DUMP = { op: Op.dump, payload: Buffer.alloc(0), what: 'dump' } as const;
 
 function nodeConfig(addresses: readonly string[] | undefined): ConfigValue {
   const out: { src4?: string; src6?: string } = {};
@@ -112,6 +113,8 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
   let closed = false;
   let queue: Promise<unknown> = Promise.resolve();
   let sweepTimer: NodeJS.Timeout | undefined;
+  /** The read-back sent with the loader's start (see ensureLoader), until an apply or counters takes it. */
+  let startDump: Promise<Buffer[]> | undefined;
 
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = queue.then(fn, fn);
@@ -133,6 +136,10 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       ...(opts.loaderPath === undefined ? {} : { loaderPath: opts.loaderPath }),
       ...(opts.objectPath === undefined ? {} : { objectPath: opts.objectPath }),
     });
+    // The read-back of the maps goes with the start: the loader answers it right after starting, without a
+    // round trip through this process in between (a restart's apply needs it first).
+    const dump = l.send([DUMP]);
+    dump.catch(() => {}); // taken by readState, or dropped with a failed start
     try {
       const s = await l.started;
       log.info({ event: 'programLoaded', attach: s.attach, progId: s.progId, fresh });
@@ -148,12 +155,22 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       throw err;
     }
     loader = l;
+    startDump = dump;
     return { loader: l, fresh };
+  }
+
+  /** What the pinned maps hold: the dump sent with the start when there is one, else a new one. */
+  async function readState(l: Loader): Promise<KernelState> {
+    const pending = startDump ?? l.send([DUMP]);
+    startDump = undefined;
+    const [dump] = await pending;
+    return stateFromDump(decodeDump(dump as Buffer), performance.now());
   }
 
   /** After a failure the loader's state is unknown: restart it and read the maps again next time. */
   async function reset(): Promise<void> {
     state = undefined;
+    startDump = undefined;
     const l = loader;
     loader = undefined;
     await l?.close();
@@ -198,8 +215,7 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
     const { loader: l, fresh } = await ensureLoader();
     if (state === undefined) {
       try {
-        const [dump] = await l.send([{ op: Op.dump, payload: Buffer.alloc(0), what: 'dump' }]);
-        state = stateFromDump(decodeDump(dump as Buffer), performance.now());
+        state = await readState(l);
       } catch (err) {
         await reset();
         throw new DataPlaneError(
@@ -246,10 +262,7 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
   async function countersNow(): Promise<DataPlaneCounters> {
     if (closed) throw new DataPlaneError('CLOSED', 'counters: the bpf data plane is closed');
     const { loader: l } = await ensureLoader();
-    if (state === undefined) {
-      const [dump] = await l.send([{ op: Op.dump, payload: Buffer.alloc(0), what: 'dump' }]);
-      state = stateFromDump(decodeDump(dump as Buffer), performance.now());
-    }
+    if (state === undefined) state = await readState(l);
     const [raw] = await l.send([{ op: Op.stats, payload: Buffer.alloc(0), what: 'stats' }]);
     const c = decodeCounters(raw as Buffer);
     const zero = (): TrafficCounter => ({ packets: 0, bytes: 0 });

@@ -1,7 +1,9 @@
 /**
  * Drives l4fleet-bpf (native/bpf-loader.c): one long-running process per data plane that loaded the node
  * program, reused or created its pinned maps, attached it at tc ingress, and now writes maps on request.
- * Requests are pipelined: an apply sends all of its requests, then waits for the answers, in order.
+ * Requests are pipelined: an apply sends all of its requests, then waits for the answers, in order; the
+ * first ones may be sent before the loader has answered its start (a restart's dump then runs right after
+ * the start, without a round trip through the event loop in between).
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
@@ -90,7 +92,7 @@ export function startLoader(opts: LoaderOptions): Loader {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const pending: Pending[] = [];
-  let buf: Buffer = Buffer.alloc(0);
+  const replies = createReplyReader();
   let stderrTail = '';
   let gone: Error | undefined;
 
@@ -99,16 +101,10 @@ export function startLoader(opts: LoaderOptions): Loader {
     for (const p of pending.splice(0)) p.reject(err);
   };
   child.stdout.on('data', (d: Buffer) => {
-    buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
-    while (buf.length >= 8) {
-      const len = buf.readUInt32LE(4);
-      if (buf.length < 8 + len) break;
-      const status = buf.readUInt32LE(0);
-      const body = buf.subarray(8, 8 + len);
-      buf = buf.subarray(8 + len);
+    for (const { status, body } of replies(d)) {
       const p = pending.shift();
       if (!p) continue;
-      if (status === 0) p.resolve(Buffer.from(body));
+      if (status === 0) p.resolve(body);
       else p.reject(new DataPlaneError('BPF_FAILED', `l4fleet-bpf: ${p.what}: ${body.toString('utf8')}`));
     }
   });
@@ -155,18 +151,23 @@ export function startLoader(opts: LoaderOptions): Loader {
   return {
     started,
     async send(requests) {
-      await started;
-      const replies = requests.map((r) => expect(r.what));
-      const frames: Buffer[] = [];
+      // Replies come in order after the start's, so requests may go before it answered; a failed start
+      // rejects them all (the loader exits).
+      const answers = requests.map((r) => expect(r.what));
+      // One writev of headers and payloads as they are (a table's payload is 256 KB: no copy into one buffer).
+      child.stdin.cork();
       for (const r of requests) {
-        const h = Buffer.alloc(8);
+        const h = Buffer.allocUnsafe(8);
         h.writeUInt32LE(r.op, 0);
         h.writeUInt32LE(r.payload.length, 4);
-        frames.push(h, r.payload);
+        child.stdin.write(h);
+        if (r.payload.length > 0) child.stdin.write(r.payload);
       }
-      child.stdin.write(Buffer.concat(frames));
-      // All settle (no unhandled rejections); the first failure is reported.
-      const settled = await Promise.allSettled(replies);
+      child.stdin.uncork();
+      // All settle (no unhandled rejections, also when the start fails); the first failure is reported.
+      const all = Promise.allSettled(answers);
+      await started;
+      const settled = await all;
       const bad = settled.find((s) => s.status === 'rejected');
       if (bad) throw (bad as PromiseRejectedResult).reason;
       return settled.map((s) => (s as PromiseFulfilledResult<Buffer>).value);
@@ -182,5 +183,44 @@ export function startLoader(opts: LoaderOptions): Loader {
         child.stdin.end();
       });
     },
+  };
+}
+
+export interface Reply {
+  readonly status: number;
+  readonly body: Buffer;
+}
+
+/**
+ * Splits the loader's stdout into replies (u32 status, u32 length, body). Chunks are kept until a reply is
+ * complete and joined once (a 256 KB dump arrives in 64 KB pipe reads: joining at every read copied it
+ * again each time). A body that lies inside one chunk is returned without a copy.
+ */
+export function createReplyReader(): (chunk: Buffer) => Reply[] {
+  let chunks: Buffer[] = [];
+  let have = 0;
+  return (chunk) => {
+    chunks.push(chunk);
+    have += chunk.length;
+    const out: Reply[] = [];
+    for (;;) {
+      if (have < 8) break;
+      let head = chunks[0] as Buffer;
+      if (head.length < 8) {
+        head = Buffer.concat(chunks);
+        chunks = [head];
+      }
+      const len = head.readUInt32LE(4);
+      if (have < 8 + len) break;
+      if (head.length < 8 + len) {
+        head = Buffer.concat(chunks, have);
+        chunks = [head];
+      }
+      out.push({ status: head.readUInt32LE(0), body: head.subarray(8, 8 + len) });
+      const rest = head.subarray(8 + len);
+      chunks = rest.length > 0 ? [rest, ...chunks.slice(1)] : chunks.slice(1);
+      have -= 8 + len;
+    }
+    return out;
   };
 }

@@ -16,8 +16,6 @@
  *   or backends are not there yet.
  */
 import { vipKey } from '@l4fleet/config';
-import { NO_BACKEND } from '@l4fleet/maglev';
-import { changedSlotIndices } from '../slots.js';
 import type { VipApplyReport } from '../types.js';
 import type { NormalizedVip } from '../validate.js';
 import {
@@ -33,12 +31,12 @@ import {
   MAX_BACKENDS,
   MAX_VIPS,
   MapId,
-  NO_BACKEND_ID,
   type VipKey,
   type VipValue,
 } from './codec.js';
 import { Op, type Request } from './loader.js';
 import { planPrevious, previousIds } from './previous.js';
+import { planTableCreate, planTableWrite } from './table-plan.js';
 
 /** A table replaced this long ago can no longer be in use by a program run (RCU: microseconds). */
 export const RETIRE_AFTER_MS = 1_000;
@@ -193,11 +191,8 @@ export function planApply(
       }
     }
 
-    const slots = new Uint32Array(v.table.slots.length);
-    for (let s = 0; s < slots.length; s++) {
-      const i = v.table.slots[s] as number;
-      slots[s] = i === NO_BACKEND ? NO_BACKEND_ID : (ids[i] as number);
-    }
+    // Maglev's backend indices; table-plan.ts turns them into ids while comparing or encoding.
+    const slots = v.table.slots;
     const current = old ? tables.get(old.value.table) : undefined;
     let table = old?.value.table ?? id * 2;
     let changed: number;
@@ -209,12 +204,9 @@ export function planApply(
         retired.set(old.value.table, now);
       }
       retired.delete(table);
-      tableReqs.push({
-        op: Op.tableCreate,
-        payload: Buffer.concat([u32s(table, slots.length), Buffer.from(slots.buffer)]),
-        what: `table-create ${v.label}`,
-      });
-      tables.set(table, slots);
+      const create = planTableCreate(table, slots, ids);
+      tableReqs.push({ op: Op.tableCreate, payload: create.payload, what: `table-create ${v.label}` });
+      tables.set(table, create.table);
       changed = slots.length;
       const p = planPrevious(
         previous,
@@ -226,17 +218,11 @@ export function planApply(
       );
       if (p) tableReqs.push(p);
     } else {
-      const diff = changedSlotIndices(current, slots);
-      changed = diff.length;
-      if (changed > 0) {
-        const vals = new Uint32Array(changed);
-        for (let i = 0; i < changed; i++) vals[i] = slots[diff[i] as number] as number;
-        tableReqs.push({
-          op: Op.tableWrite,
-          payload: Buffer.concat([u32s(table, changed), Buffer.from(diff.buffer), Buffer.from(vals.buffer)]),
-          what: `table-write ${v.label}`,
-        });
-        tables.set(table, slots);
+      const write = planTableWrite(table, current, slots, ids);
+      changed = write?.changed ?? 0;
+      if (write) {
+        tableReqs.push({ op: Op.tableWrite, payload: write.payload, what: `table-write ${v.label}` });
+        tables.set(table, write.table);
       }
       const want = previousIds(v.table.previousSlots, v.table.slots, ids);
       const p = planPrevious(previous, table, previous.get(table), want, slots.length, v.label);

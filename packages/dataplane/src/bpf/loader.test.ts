@@ -1,0 +1,39 @@
+import { describe, expect, test } from 'vitest';
+import { createReplyReader } from './loader.js';
+
+const frame = (status: number, body: Buffer): Buffer => {
+  const h = Buffer.alloc(8);
+  h.writeUInt32LE(status, 0);
+  h.writeUInt32LE(body.length, 4);
+  return Buffer.concat([h, body]);
+};
+
+describe('bpf loader replies', () => {
+  const bodies = [Buffer.from('attached 7'), Buffer.alloc(0), Buffer.from(Array.from({ length: 300 }, (_x, i) => i))];
+  const stream = Buffer.concat([
+    frame(0, bodies[0] as Buffer),
+    frame(0, bodies[1] as Buffer),
+    frame(22, bodies[2] as Buffer),
+  ]);
+
+  test.each([1, 2, 3, 7, 8, 9, 64, stream.length])('split into %i-byte reads, the same replies in order', (size) => {
+    const read = createReplyReader();
+    const got: { status: number; body: string }[] = [];
+    for (let at = 0; at < stream.length; at += size) {
+      for (const r of read(stream.subarray(at, at + size)))
+        got.push({ status: r.status, body: r.body.toString('hex') });
+    }
+    expect(got).toEqual([
+      { status: 0, body: (bodies[0] as Buffer).toString('hex') },
+      { status: 0, body: '' },
+      { status: 22, body: (bodies[2] as Buffer).toString('hex') },
+    ]);
+  });
+
+  test('an incomplete reply waits for the rest', () => {
+    const read = createReplyReader();
+    const f = frame(0, Buffer.from('dump'));
+    expect(read(f.subarray(0, f.length - 1))).toEqual([]);
+    expect(read(f.subarray(f.length - 1)).map((r) => r.body.toString())).toEqual(['dump']);
+  });
+});
