@@ -157,6 +157,8 @@ describe('direct return and the profile', () => {
     expect(text(plain)).toContain('comment "l4fleet vip hash=5-tuple seed=7 size=13"');
     expect(text(custom)).toContain('timeout 45s');
     expect(text(custom)).toContain('size=13 idle=45"');
+    // A table without a profile keeps the driver's flow timeout (flowTimeoutTcpS here 7 s).
+    expect(text(planApply(null, norm(l2()), { ...layout, flowTimeoutTcpS: 7 }))).toContain('timeout 7s');
     expect(
       vipRules({ key: 'v', family: 4, protocol: 'udp', hash: '5-tuple', seed: 1, size: 13 }, layout).join(),
     ).toContain('timeout 30s');

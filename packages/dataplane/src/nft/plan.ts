@@ -242,7 +242,8 @@ export function planApply(current: KernelState | null, desired: readonly Normali
 
   for (const v of desired) {
     const { protocol, port } = v.table.vip;
-    const idle = v.profile.idleTimeoutS; // the flow-affinity timeout of this VIP (profile, design note 0012)
+    // The flow-affinity timeout of this VIP: its profile's idle timeout; without one, the driver's (design note 0012).
+    const idle = v.table.profile === undefined ? undefined : v.profile.idleTimeoutS;
     const shape = {
       key: v.key,
       family: v.family,
@@ -250,7 +251,7 @@ export function planApply(current: KernelState | null, desired: readonly Normali
       hash: v.table.hash,
       seed: v.table.seed,
       size: v.table.slots.length,
-      ...(idle === (protocol === 'tcp' ? layout.flowTimeoutTcpS : layout.flowTimeoutUdpS)
+      ...(idle === undefined || idle === (protocol === 'tcp' ? layout.flowTimeoutTcpS : layout.flowTimeoutUdpS)
         ? {}
         : { idleTimeoutS: idle }),
     };
