@@ -16,7 +16,7 @@ export interface WatchOptions {
   readonly json: boolean;
   /** Refresh period; default 1 s. */
   readonly tickMs?: number;
-  /** Stop after this long (default: until SIGINT/SIGTERM). */
+  /** Stop after this long once the flows are open (default: until SIGINT/SIGTERM). */
   readonly durationMs?: number;
   readonly write: (text: string) => void;
   /** Called with every tick (e.g. to publish it for the dashboard, publish.ts). */
@@ -41,8 +41,9 @@ export interface WatchResult {
 }
 
 export async function watch(lab: Lab, options: WatchOptions): Promise<WatchResult> {
-  const startedAt = Date.now();
   const flows = await FlowRun.start(lab, { tcpFlows: options.tcpFlows, udpFlows: options.udpFlows });
+  // The duration counts from when the flows answer: opening them can take longer than a short --duration.
+  const startedAt = Date.now();
   const router = lab.topology.hosts.find((h) => h.name === 'router')?.namespace ?? '';
   // Other `lab` commands (a new process each) add nodes and backends while this runs: names come from the state as
   // it is at each tick, so a node added later is named, and asked which flows it carries, like the first ones.
