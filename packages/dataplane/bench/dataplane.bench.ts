@@ -14,7 +14,7 @@
  *   New-flow floods send from 198.18.176.0/20 and 2001:db8:176::/64, routed to the client.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildTable } from '@l4fleet/maglev';
@@ -54,6 +54,8 @@ const BACKEND6 = '2001:db8:172::10';
 const logger = pino({ level: 'silent' });
 /** BENCH_ONLY=bpf runs only the bpf driver's part (per-packet and apply), for working on it. */
 const ONLY_BPF = process.env.BENCH_ONLY === 'bpf';
+/** BENCH_SKIP=paths,per-packet,apply (any of them) leaves those parts of the bpf driver's figures out. */
+const SKIP = new Set((process.env.BENCH_SKIP ?? '').split(',').filter(Boolean));
 
 /**
  * Apply latency at M = 65,537 through one delta writer ("netlink": l4fleet-nft-batch; "nft": nft -f).
@@ -157,7 +159,8 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 async function main(): Promise<void> {
   const lab = await benchLab('l4bn');
-  const figures: Record<string, number> = {};
+  // The machine's load when the run started and ended: on 2 shared cores every figure moves with it.
+  const figures: Record<string, number> = { loadAverageStart: loadavg()[0] as number };
   const dir = mkdtempSync(join(tmpdir(), 'l4bn-'));
   try {
     const client = await lab.host('cli');
@@ -280,39 +283,41 @@ async function main(): Promise<void> {
     await dp.close({ removeState: true });
     haproxy.kill('SIGKILL');
     // The bpf driver on the same node and path, after nftables is gone from it.
-    Object.assign(
-      figures,
-      await measureBpfPaths({
-        client,
-        node,
-        backend,
-        connRate,
-        vip: VIP,
-        nodeAddress: NODE,
-        backendAddress: BACKEND,
-        dir,
-      }),
-    );
+    if (!SKIP.has('paths'))
+      Object.assign(
+        figures,
+        await measureBpfPaths({
+          client,
+          node,
+          backend,
+          connRate,
+          vip: VIP,
+          nodeAddress: NODE,
+          backendAddress: BACKEND,
+          dir,
+        }),
+      );
     addRatios(figures);
     if (!ONLY_BPF) {
       figures.nftablesVsHaproxyThroughput = (figures.nftablesGbps as number) / (figures.haproxyGbps as number);
       figures.nftablesVsHaproxyCps = (figures.nftablesCps as number) / (figures.haproxyCps as number);
       figures.bpfL2VsHaproxyThroughput = (figures.bpfL2Gbps as number) / (figures.haproxyGbps as number);
     }
-    Object.assign(
-      figures,
-      await measureBpfPerPacket({
-        client,
-        node,
-        backend,
-        vip: VIP,
-        vip6: VIP6,
-        backendAddress: BACKEND,
-        backendAddress6: BACKEND6,
-        nodeAddresses: [NODE, NODE6],
-        dir,
-      }),
-    );
+    if (!SKIP.has('per-packet'))
+      Object.assign(
+        figures,
+        await measureBpfPerPacket({
+          client,
+          node,
+          backend,
+          vip: VIP,
+          vip6: VIP6,
+          backendAddress: BACKEND,
+          backendAddress6: BACKEND6,
+          nodeAddresses: [NODE, NODE6],
+          dir,
+        }),
+      );
   } finally {
     await lab.cleanup();
     rmSync(dir, { recursive: true, force: true });
@@ -322,7 +327,7 @@ async function main(): Promise<void> {
   try {
     if (!ONLY_BPF) Object.assign(figures, await applyLatency('netlink'));
     if (!ONLY_BPF) Object.assign(figures, await applyLatency('nft'));
-    Object.assign(figures, await bpfApplyLatency());
+    if (!SKIP.has('apply')) Object.assign(figures, await bpfApplyLatency());
   } catch (e) {
     applyError = e;
   }
@@ -354,6 +359,10 @@ async function main(): Promise<void> {
   }
   if (!ONLY_BPF) console.log(perPacketReport(figures).join('\n'));
   console.log(bpfReport(figures).join('\n'));
+  figures.loadAverageEnd = loadavg()[0] as number;
+  console.log(
+    `\nload average (1 min) at start ${(figures.loadAverageStart as number).toFixed(1)}, at end ${figures.loadAverageEnd.toFixed(1)}`,
+  );
   const rounded = Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Math.round(v * 1000) / 1000]));
   console.log(JSON.stringify({ bench: 'dataplane', ...rounded }));
   if (applyError !== undefined) {
