@@ -15,6 +15,8 @@ export const NAT_VIP4 = '198.51.100.88';
 export const NAT_VIP6 = '2001:db8:88:9::1';
 export const NAT_NODE4 = '198.18.82.2';
 export const NAT_NODE6 = '2001:db8:88:2::2';
+/** The second node (nodes: 2): the router's route to the VIP moves here to stand for ECMP moving a flow. */
+export const NAT_NODE2_4 = '198.18.82.3';
 export const NAT_CLIENT4 = '198.18.81.2';
 export const NAT_CLIENT6 = '2001:db8:88:1::2';
 /** Members listen here; the VIPs listen on 443: port translation. */
@@ -28,22 +30,31 @@ export interface NatTopology {
   readonly lab: NetnsLab;
   readonly client: NetnsHost;
   readonly node: NetnsHost;
+  /** With `nodes: 2`: a second node at NAT_NODE2_4, set up like the first. */
+  readonly node2?: NetnsHost;
+  readonly router: NetnsHost;
   readonly members: readonly NetnsHost[];
   cleanup(): Promise<void>;
 }
 
-export async function createNatTopology(opts: { members: number; nodeForwarding?: boolean }): Promise<NatTopology> {
+export async function createNatTopology(opts: {
+  members: number;
+  nodeForwarding?: boolean;
+  nodes?: 1 | 2;
+}): Promise<NatTopology> {
   const lab = await createNetnsLab('l4nat');
   try {
     const client = await lab.host('cli');
     const router = await lab.host('rt');
     const node = await lab.host('node');
+    const node2 = opts.nodes === 2 ? await lab.host('node2') : undefined;
     const members: NetnsHost[] = [];
     for (let i = 0; i < opts.members; i++) members.push(await lab.host(`m${i}`));
     await lab.veth(client, 'eth0', router, 'c0');
     await lab.veth(node, 'eth0', router, 'n0');
     for (const [i, m] of members.entries()) await lab.veth(m, 'eth0', router, `m${i}`);
-    await lab.bridge(router, 'br0', ['n0', ...members.map((_m, i) => `m${i}`)]);
+    if (node2) await lab.veth(node2, 'eth0', router, 'n1');
+    await lab.bridge(router, 'br0', [...(node2 ? ['n0', 'n1'] : ['n0']), ...members.map((_m, i) => `m${i}`)]);
     await router.sh(
       [
         'sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1',
@@ -67,6 +78,12 @@ export async function createNatTopology(opts: { members: number; nodeForwarding?
         `sysctl -qw net.ipv4.ip_forward=${forwarding} net.ipv6.conf.all.forwarding=${forwarding}`,
       ].join(' && '),
     );
+    if (node2) {
+      await node2.sh(
+        `ip addr add ${NAT_NODE2_4}/24 dev eth0 && ip route add default via 198.18.82.1 && ` +
+          'sysctl -qw net.ipv4.ip_forward=1',
+      );
+    }
     for (const [i, m] of members.entries()) {
       await m.sh(
         [
@@ -79,7 +96,7 @@ export async function createNatTopology(opts: { members: number; nodeForwarding?
       await node.run(['ping', '-c1', '-W1', member4(i)], { allowFailure: true });
       await node.run(['ping', '-6', '-c1', '-W1', member6(i)], { allowFailure: true });
     }
-    return { lab, client, node, members, cleanup: () => lab.cleanup() };
+    return { lab, client, node, ...(node2 ? { node2 } : {}), router, members, cleanup: () => lab.cleanup() };
   } catch (err) {
     await lab.cleanup();
     throw err;
