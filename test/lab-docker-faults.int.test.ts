@@ -9,7 +9,18 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { downLab, FlowRun, Lab, labFleet, listLabResources, run, VIP_TCP } from '@l4fleet/lab';
+import { frrPaths, vtysh } from '@l4fleet/daemons';
+import {
+  DEFAULT_STATE_ROOT,
+  downLab,
+  FlowRun,
+  hostsOfKind,
+  Lab,
+  labFleet,
+  listLabResources,
+  run,
+  VIP_TCP,
+} from '@l4fleet/lab';
 import { brokenIds, l4fleetRun, sleep, step } from '@l4fleet/test-support/lab-scenario';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
@@ -35,6 +46,20 @@ async function waitSessionsUp(names: readonly string[], timeoutMs: number) {
     await sleep(100);
   }
   throw new Error(`sessions not up on ${names.join(', ')} after ${timeoutMs} ms: ${JSON.stringify(last)}`);
+}
+
+/**
+ * How often the router's BFD session to each node went down since up (FRR `show bfd peers counters json`,
+ * `session-down`): a surviving node's count above 0 means BFD flapped (e.g. 100 ms x 3 on a starved CPU), which also
+ * resets its BGP session. Printed with the kill step, so a long pause can be told from a flap.
+ */
+async function bfdDownCounts(): Promise<Record<string, number | undefined>> {
+  const vtyDir = frrPaths(join(process.env.L4FLEET_LAB_STATE_DIR ?? DEFAULT_STATE_ROOT, id, 'router')).vtyDir;
+  const out = await vtysh(lab.ns('router'), vtyDir, 'show bfd peers counters json');
+  const peers = JSON.parse(out) as { peer?: string; 'session-down'?: number }[];
+  const fabric = lab.topology.segments.find((seg) => seg.name === 'fabric')?.attachments ?? [];
+  const downs = (node: string) => peers.find((p) => p.peer === fabric.find((a) => a.host === node)?.ipv4);
+  return Object.fromEntries(hostsOfKind(lab.topology, 'node').map((n) => [n.name, downs(n.name)?.['session-down']]));
 }
 
 /** Whether the etcd member at `endpoint` answers its health check (from the host, over the control network). */
@@ -97,7 +122,8 @@ describe.sequential(`lab docker faults - BFD and a three-member etcd in containe
     const removedMs = Date.now() - t0;
     const { s, broken } = await step(flows, 'docker: kill node2 (BFD 100 ms x 3)', before, 2_000);
     console.log(
-      `docker: router dropped node2 ${removedMs} ms after lab kill began; longest pause ${s.longestPauseMs} ms`,
+      `docker: router dropped node2 ${removedMs} ms after lab kill began; longest pause ${s.longestPauseMs} ms; ` +
+        `router BFD session-down counts ${JSON.stringify(await bfdDownCounts())}`,
     );
     expect(broken).toEqual([]);
     expect(s.longestPauseMs).toBeLessThanOrEqual(KILL_PAUSE_MAX_MS);
