@@ -119,6 +119,19 @@ describe('second chance - previous owners', () => {
     expect(recordPoolTable(h, 'web', tableInputsOf(pool, up), secondChanceOf(pool), T0 + 5_000)).toBe(h);
   });
 
+  test('a table too small to also hold the carried members gets no previous owners (backends stay below size)', () => {
+    const tiny = (ids: number[]) =>
+      parseFleet({
+        hashSeed: 7,
+        pools: [{ name: 'web', forwarding: 'gue', members: ids.map(member) }],
+        vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 7 }],
+      });
+    const [before, after] = [tiny([1, 2, 3, 4, 5, 6]), tiny([2, 3, 4, 5, 6, 7])];
+    const t = buildVipTable(after, after.vips[0]!, up, viaJson(writerHistory([{ fleet: before }, { fleet: after }])));
+    expect(t.backends).toHaveLength(6);
+    expect(t.previousSlots).toBeUndefined();
+  });
+
   test.each([
     ['l2 forwarding', { forwarding: 'l2' }],
     ['second chance disabled', { secondChance: { enabled: false } }],

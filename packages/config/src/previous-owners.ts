@@ -65,6 +65,9 @@ export function withPreviousOwners(
     if (i < first) renumber[i] = i;
     else if (used[i] === 1) renumber[i] = kept.push(backends[i] as Member) - 1;
   }
+  // A Maglev table needs more slots than backends (§3.4; the data plane checks it): a tiny table that cannot also
+  // hold the carried members gets no previous owners rather than a table every node would refuse.
+  if (kept.length >= size) return table;
   for (let s = 0; s < size; s++) {
     const i = previous[s] as number;
     if (i !== NO_BACKEND) previous[s] = renumber[i] as number;
