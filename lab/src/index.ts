@@ -45,6 +45,7 @@ export { hostScript, hubPortName, topologyScript } from './runtime/netns-plan.js
 export {
   OBSERVE_TABLE,
   observeRuleset,
+  observeTableOf,
   parseObservedSet,
   STATIC_TABLE,
   staticForwarderRuleset,

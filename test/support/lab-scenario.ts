@@ -43,3 +43,47 @@ export async function step(
   const broken = [...brokenIds(flows)].filter((i) => !before.has(i));
   return { s, broken };
 }
+
+/** An interface's kernel counters (`ip -s -j link`), read inside a lab host. */
+export interface LinkCounters {
+  readonly rxPackets: number;
+  readonly txPackets: number;
+  readonly rxBytes: number;
+  readonly txBytes: number;
+}
+
+export async function linkCounters(lab: Lab, host: string, iface = 'eth0'): Promise<LinkCounters> {
+  const r = await run(['ip', '-s', '-j', 'link', 'show', 'dev', iface], { namespace: lab.ns(host), timeoutMs: 5_000 });
+  const [link] = JSON.parse(r.stdout) as { stats64?: { rx: Record<string, number>; tx: Record<string, number> } }[];
+  const s = link?.stats64;
+  if (!s) throw new Error(`${host} ${iface}: no stats64 in ${r.stdout.slice(0, 200)}`);
+  return {
+    rxPackets: s.rx.packets ?? 0,
+    txPackets: s.tx.packets ?? 0,
+    rxBytes: s.rx.bytes ?? 0,
+    txBytes: s.tx.bytes ?? 0,
+  };
+}
+
+/** Counters of `hosts` summed, for a window: call, wait, call again and subtract. */
+export async function sumCounters(lab: Lab, hosts: readonly string[]): Promise<LinkCounters> {
+  const all = await Promise.all(hosts.map((h) => linkCounters(lab, h)));
+  return all.reduce(
+    (a, c) => ({
+      rxPackets: a.rxPackets + c.rxPackets,
+      txPackets: a.txPackets + c.txPackets,
+      rxBytes: a.rxBytes + c.rxBytes,
+      txBytes: a.txBytes + c.txBytes,
+    }),
+    { rxPackets: 0, txPackets: 0, rxBytes: 0, txBytes: 0 },
+  );
+}
+
+export function minus(a: LinkCounters, b: LinkCounters): LinkCounters {
+  return {
+    rxPackets: a.rxPackets - b.rxPackets,
+    txPackets: a.txPackets - b.txPackets,
+    rxBytes: a.rxBytes - b.rxBytes,
+    txBytes: a.txBytes - b.txBytes,
+  };
+}

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { run, waitFor } from '@l4fleet/process';
 import { LabError } from '../errors.js';
 import type { Lab } from '../runtime/lab.js';
-import { OBSERVE_TABLE, parseObservedSet } from '../runtime/nft.js';
+import { observeTableOf, parseObservedSet } from '../runtime/nft.js';
 import { scriptArgv } from '../runtime/scripts.js';
 import { hostsOfKind, VIP_TCP, VIP_UDP } from '../topology/model.js';
 import { type FlowSummary, flowKey, summarize } from './summary.js';
@@ -112,8 +112,9 @@ export class FlowRun {
     await Promise.all(
       nodes.map(async (n) => {
         for (const set of ['flows4', 'flows6']) {
-          const r = await run(['nft', '-j', 'list', 'set', 'netdev', OBSERVE_TABLE, set], {
-            namespace: n.namespace,
+          // The router's table of the node (runtime/nft.ts): the flows the router sends it.
+          const r = await run(['nft', '-j', 'list', 'set', 'netdev', observeTableOf(n.name), set], {
+            namespace: this.lab.ns('router'),
             allowFailure: true,
             timeoutMs: 5_000,
           });

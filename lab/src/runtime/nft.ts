@@ -1,7 +1,9 @@
 /**
- * nftables tables the lab itself puts on nodes (netdev family, on the fabric interface):
- * - `l4f-observe`: remembers which client flows arrived at this node, so `lab watch` can say which node carries
- *   which flow. Runs before any data plane (priority -500) and never changes a packet.
+ * nftables tables the lab itself puts in (netdev family):
+ * - `l4f-observe-<node>`, in the router, on egress of its bridge port toward the node: remembers which client flows
+ *   the router sends to that node, so `lab watch` can say which node carries which flow. It never changes a packet
+ *   and sees the same whatever the node's data plane: on the node itself a tc program (bpf) takes the packet at
+ *   ingress before any netfilter hook (tc runs first in __netif_receive_skb_core), so a table there saw nothing.
  * - `l4f-static`: static mode only (no agent): a stateless forwarder, jhash of the 4-tuple over the backends, the same
  *   on every node, so a flow that ECMP moves to another node still reaches the same backend. DSR as in
  *   platform-facts: `fwd` to the backend's address on the same segment; the backend holds the VIP on lo.
@@ -14,9 +16,15 @@ export const STATIC_TABLE = 'l4f-static';
 /** Longer than the flows' send interval (50 ms) by far, short enough that a moved flow leaves the old node's set soon. */
 export const OBSERVE_TIMEOUT_S = 2;
 
-export function observeRuleset(iface: string): string {
+/** The router's observe table for `node`. */
+export function observeTableOf(node: string): string {
+  return `${OBSERVE_TABLE}-${node}`;
+}
+
+/** The observe table `table` on egress of the router's port `port` (toward one node). */
+export function observeRuleset(table: string, port: string): string {
   return [
-    `table netdev ${OBSERVE_TABLE} {`,
+    `table netdev ${table} {`,
     '  set flows4 {',
     '    type ipv4_addr . inet_proto . inet_service',
     `    flags dynamic,timeout; timeout ${OBSERVE_TIMEOUT_S}s; size 65536`,
@@ -25,10 +33,10 @@ export function observeRuleset(iface: string): string {
     '    type ipv6_addr . inet_proto . inet_service',
     `    flags dynamic,timeout; timeout ${OBSERVE_TIMEOUT_S}s; size 65536`,
     '  }',
-    '  chain ingress {',
-    `    type filter hook ingress device "${iface}" priority -500; policy accept;`,
-    '    meta pkttype host ip daddr 198.51.100.0/24 meta l4proto { tcp, udp } update @flows4 { ip saddr . meta l4proto . th sport } counter',
-    '    meta pkttype host ip6 daddr 2001:db8::/32 meta l4proto { tcp, udp } update @flows6 { ip6 saddr . meta l4proto . th sport } counter',
+    '  chain egress {',
+    `    type filter hook egress device "${port}" priority -500; policy accept;`,
+    '    ip daddr 198.51.100.0/24 meta l4proto { tcp, udp } update @flows4 { ip saddr . meta l4proto . th sport } counter',
+    '    ip6 daddr 2001:db8::/32 meta l4proto { tcp, udp } update @flows6 { ip6 saddr . meta l4proto . th sport } counter',
     '  }',
     '}',
     '',

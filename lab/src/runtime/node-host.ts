@@ -4,11 +4,12 @@
  */
 import { writeFileSync } from 'node:fs';
 import { run } from '@l4fleet/process';
-import { attachmentOf } from '../topology/model.js';
+import { segmentOf } from '../topology/model.js';
 import { agentConfigPath, agentYaml } from './agent.js';
 import { bpffsDir, mountBpffs } from './bpffs.js';
 import type { LabContext } from './lab-runtime.js';
-import { OBSERVE_TABLE, observeRuleset } from './nft.js';
+import { hubPortName } from './netns-plan.js';
+import { observeRuleset, observeTableOf } from './nft.js';
 
 /** Writes the node's agent.yaml (the Docker runtime mounts it into the container); returns its path. */
 export function writeAgentConfig(lab: LabContext, node: string): string {
@@ -17,12 +18,16 @@ export function writeAgentConfig(lab: LabContext, node: string): string {
   return conf;
 }
 
-/** The lab's observe table on the node's fabric interface: it never changes a packet. */
+/**
+ * The lab's observe table of `node`, in the router on its port toward the node (nft.ts): made anew whenever the node
+ * is (the port is re-created with it, and a netdev chain does not follow a new device of the same name).
+ */
 export async function observe(lab: LabContext, node: string): Promise<void> {
-  const namespace = lab.ns(node);
-  const fabric = attachmentOf(lab.topology, 'fabric', node);
-  await run(['nft', 'delete', 'table', 'netdev', OBSERVE_TABLE], { namespace, allowFailure: true });
-  await run(['nft', '-f', '-'], { namespace, input: observeRuleset(fabric.iface) });
+  const namespace = lab.ns('router');
+  const table = observeTableOf(node);
+  const port = hubPortName(segmentOf(lab.topology, 'fabric'), node);
+  await run(['nft', 'delete', 'table', 'netdev', table], { namespace, allowFailure: true });
+  await run(['nft', '-f', '-'], { namespace, input: observeRuleset(table, port) });
 }
 
 /** The bpf driver's pins live in the node's own bpf file system (agent.ts); mounted before the agent starts. */

@@ -94,9 +94,10 @@ describe('lab router and sidecar configs', () => {
 });
 
 describe('lab nftables tables', () => {
-  test('observe table runs before any data plane and only updates a set', () => {
-    const rules = observeRuleset('eth0');
-    expect(rules).toContain('priority -500');
+  test('observe table: on egress of the router port toward the node, only updates a set', () => {
+    const rules = observeRuleset('l4f-observe-node1', 'f-node1');
+    expect(rules).toContain('table netdev l4f-observe-node1 {');
+    expect(rules).toContain('type filter hook egress device "f-node1" priority -500');
     expect(rules).not.toMatch(/\b(fwd|drop|dnat|snat)\b/);
   });
 
