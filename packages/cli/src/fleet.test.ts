@@ -145,8 +145,8 @@ describe('cli - fleet commands on the memory store', () => {
     });
     const r = await cli('status');
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/lb1\s+up\s+no\s+no\s+1\s+ok/);
-    expect(r.out).toMatch(/lb2\s+up\s+no\s+yes\s+1\s+DIFFER: 198\.51\.100\.10:80\/tcp/);
+    expect(r.out).toMatch(/lb1\s+up\s+no\s+no\s+-\s+1\s+ok/);
+    expect(r.out).toMatch(/lb2\s+up\s+no\s+yes\s+-\s+1\s+DIFFER: 198\.51\.100\.10:80\/tcp/);
     expect(r.out).toContain('1 with differing tables');
   });
 
