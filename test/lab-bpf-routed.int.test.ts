@@ -6,7 +6,8 @@
  * path: nodes keep forwarding from their last tables), with fewer flows. One gue run took 8.7 min on the loaded VM.
  * Which node carries a flow: the lab's observe table in the router, on its port toward each node (on the node, a
  * bpf program at tc ingress takes the packets before any netfilter hook), and the nodes' interface counters.
- * agent, and the bpf objects (`npm run build` with clang); otherwise skipped, never faked. Run under the lab lock.
+ * Needs root, the built CLI with the agent, and the bpf objects (`npm run build` with clang); otherwise skipped,
+ * never faked. Run under the lab lock.
  */
 import { DEFAULT_BFD_DETECT_MULTIPLIER, DEFAULT_BFD_INTERVAL_MS } from '@l4fleet/daemons';
 import { bpfAvailable } from '@l4fleet/dataplane';
