@@ -1,0 +1,65 @@
+import { describe, expect, test } from 'vitest';
+import { buildTopology } from '../topology/model.js';
+import { agentConfig } from './agent.js';
+import { backendSetupArgv, nodeAddresses } from './backend-setup.js';
+import { bpffsMountsUnder } from './bpffs.js';
+import { hostScript } from './netns-plan.js';
+
+const routed = buildTopology({ id: 't', dataplane: 'bpf', backendNetwork: 'routed', forwarding: 'gre' });
+
+describe('lab data path - wiring', () => {
+  test('agent.yaml: the driver, and for bpf the node-own bpf file system and pin name', () => {
+    expect(agentConfig(routed, 'node2', '/run/l4fleet-lab/t/node2').dataplane).toEqual({
+      driver: 'bpf',
+      bpffsPath: '/run/l4fleet-lab/t/node2/bpffs',
+      pinName: 'node2',
+    });
+    expect(agentConfig(buildTopology(), 'node1', '/x').dataplane).toEqual({ driver: 'nftables' });
+    expect(agentConfig(buildTopology({ dataplane: 'proxy' }), 'node1').dataplane).toEqual({ driver: 'proxy' });
+  });
+
+  test('routed backend: default route via the router on 198.18.3.0/24; VIPs on lo left to backend setup', () => {
+    const script = hostScript(routed, 'backend1');
+    expect(script).toContain('ip -n l4f-t-backend1 route replace default via 198.18.3.1');
+    expect(script).toContain('addr replace 198.18.3.101/24 dev eth0');
+    expect(script).not.toContain('dev lo');
+    expect(hostScript(buildTopology({ id: 't' }), 'backend1')).toContain('198.51.100.10/32 dev lo');
+  });
+
+  test('backend setup: every VIP, the mode, every node address (both families), its interface and own dirs', () => {
+    const argv = backendSetupArgv(routed, 'backend2', '/run/l4fleet-lab/t/backend2');
+    const after = (flag: string) => argv[argv.indexOf(flag) + 1];
+    expect(argv.slice(argv.indexOf('--vip') + 1, argv.indexOf('--forwarding'))).toEqual([
+      '198.51.100.10',
+      '198.51.100.11',
+      '2001:db8:100::10',
+    ]);
+    expect(after('--forwarding')).toBe('gre');
+    expect(argv.slice(argv.indexOf('--nodes') + 1, argv.indexOf('--interface'))).toEqual(nodeAddresses(routed));
+    expect(nodeAddresses(routed)).toEqual([
+      '198.18.2.11',
+      '2001:db8:2::11',
+      '198.18.2.12',
+      '2001:db8:2::12',
+      '198.18.2.13',
+      '2001:db8:2::13',
+    ]);
+    expect(after('--interface')).toBe('eth0');
+    expect(after('--bpffs')).toBe('/run/l4fleet-lab/t/backend2/bpffs');
+    expect(after('--state-dir')).toBe('/run/l4fleet-lab/t/backend2/backend-state');
+  });
+
+  test('bpf mounts under the lab dir found in mountinfo, deepest first; other file systems and dirs ignored', () => {
+    const mountinfo = [
+      '30 1 0:26 / /sys/fs/bpf rw - bpf bpf rw',
+      '31 1 0:27 / /run/l4fleet-lab/t/node1/bpffs rw - bpf bpf rw',
+      '32 1 0:28 / /run/l4fleet-lab/t/backend1/bpffs rw,relatime shared:5 - bpf bpf rw',
+      '33 1 0:29 / /run/l4fleet-lab/t/x rw - tmpfs tmpfs rw',
+      '34 1 0:30 / /run/l4fleet-lab/tt/node1/bpffs rw - bpf bpf rw',
+    ].join('\n');
+    expect(bpffsMountsUnder('/run/l4fleet-lab/t', mountinfo)).toEqual([
+      '/run/l4fleet-lab/t/backend1/bpffs',
+      '/run/l4fleet-lab/t/node1/bpffs',
+    ]);
+  });
+});
