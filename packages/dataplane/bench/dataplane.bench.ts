@@ -21,6 +21,7 @@ import { buildTable } from '@l4fleet/maglev';
 import { pino } from 'pino';
 import { createNftablesDataPlane, type VipTable } from '../src/index.js';
 import { bpfApplyLatency, bpfReport, measureBpfPerPacket } from './bpf.js';
+import { measureSecondChance, secondChanceReport } from './second-chance.js';
 import { benchLab } from './interrupt.js';
 import {
   addRatios,
@@ -338,6 +339,7 @@ async function main(): Promise<void> {
     if (!ONLY_BPF && !SKIP.has('nft-apply')) Object.assign(figures, await applyLatency('netlink'));
     if (!ONLY_BPF && !SKIP.has('nft-apply')) Object.assign(figures, await applyLatency('nft'));
     if (!SKIP.has('apply')) Object.assign(figures, await bpfApplyLatency());
+    if (!SKIP.has('second-chance')) Object.assign(figures, await measureSecondChance());
   } catch (e) {
     applyError = e;
   }
@@ -369,6 +371,7 @@ async function main(): Promise<void> {
   }
   if (!ONLY_BPF && !SKIP.has('nft-per-packet')) console.log(perPacketReport(figures).join('\n'));
   console.log(bpfReport(figures).join('\n'));
+  if (figures.scPackets !== undefined) console.log(secondChanceReport(figures).join('\n'));
   figures.loadAverageEnd = loadavg()[0] as number;
   console.log(
     `\nload average (1 min) at start ${(figures.loadAverageStart as number).toFixed(1)}, at end ${figures.loadAverageEnd.toFixed(1)}`,
