@@ -406,7 +406,7 @@ static __always_inline int serve4(struct __sk_buff *skb, const struct l4f_vip *v
 		__u32 hash = fv->hash, prev = fv->prev;
 		struct l4f_backend *b = bpf_map_lookup_elem(&l4f_backends, &id);
 		if (b && (b->flags & L4F_BACKEND_LIVE) && b->vip_id == vip->id)
-			return forward(skb, vip, b, id, prev, hash, 0, tos);
+			return forward(skb, vip, b, id, f->proto == IPPROTO_TCP ? prev : 0, hash, 0, tos);
 	}
 	__u32 prev = 0;
 	__u32 hash = flow_hash4(f->saddr, f->sport, f->daddr, f->dport, vip->hash, vip->seed);
@@ -417,7 +417,8 @@ static __always_inline int serve4(struct __sk_buff *skb, const struct l4f_vip *v
 		struct l4f_flow_value nv = {.backend = id, .hash = hash, .prev = prev};
 		bpf_map_update_elem(&l4f_flows4, f, &nv, BPF_ANY);
 	}
-	return forward(skb, vip, b, id, prev, hash, 0, tos);
+	/* Second chance is for TCP (the backend asks for a socket); UDP is never tagged (0011). */
+	return forward(skb, vip, b, id, f->proto == IPPROTO_TCP ? prev : 0, hash, 0, tos);
 }
 
 static __always_inline int serve6(struct __sk_buff *skb, const struct l4f_vip *vip, struct l4f_flow6 *f,
@@ -430,7 +431,7 @@ static __always_inline int serve6(struct __sk_buff *skb, const struct l4f_vip *v
 		__u32 hash = fv->hash, prev = fv->prev;
 		struct l4f_backend *b = bpf_map_lookup_elem(&l4f_backends, &id);
 		if (b && (b->flags & L4F_BACKEND_LIVE) && b->vip_id == vip->id)
-			return forward(skb, vip, b, id, prev, hash, 1, tos);
+			return forward(skb, vip, b, id, f->proto == IPPROTO_TCP ? prev : 0, hash, 1, tos);
 	}
 	__u32 prev = 0;
 	__u32 hash = flow_hash6(f, vip->hash, vip->seed);
@@ -441,7 +442,8 @@ static __always_inline int serve6(struct __sk_buff *skb, const struct l4f_vip *v
 		struct l4f_flow_value nv = {.backend = id, .hash = hash, .prev = prev};
 		bpf_map_update_elem(&l4f_flows6, f, &nv, BPF_ANY);
 	}
-	return forward(skb, vip, b, id, prev, hash, 1, tos);
+	/* Second chance is for TCP (the backend asks for a socket); UDP is never tagged (0011). */
+	return forward(skb, vip, b, id, f->proto == IPPROTO_TCP ? prev : 0, hash, 1, tos);
 }
 
 /* ICMP frag-needed about a backend's reply (VIP -> client): forward it to the backend owning that flow. */
