@@ -31,6 +31,8 @@ const BFD = { intervalMs: 100, multiplier: 3 };
 const KILL_PAUSE_MAX_MS = 1_000;
 /** No data-plane event happens when an etcd member dies: a longer pause is a stall. */
 const CONTROL_PLANE_PAUSE_MAX_MS = 1_000;
+/** The lab's agents serve metrics on their control address at this port (agent.yaml `metrics.listen`). */
+const AGENT_METRICS_PORT = 9469;
 
 let lab: Lab;
 let flows: FlowRun | undefined;
@@ -60,6 +62,18 @@ async function bfdDownCounts(): Promise<Record<string, number | undefined>> {
   const fabric = lab.topology.segments.find((seg) => seg.name === 'fabric')?.attachments ?? [];
   const downs = (node: string) => peers.find((p) => p.peer === fabric.find((a) => a.host === node)?.ipv4);
   return Object.fromEntries(hostsOfKind(lab.topology, 'node').map((n) => [n.name, downs(n.name)?.['session-down']]));
+}
+
+/** The agent's view of its bfdd in `node`'s container (metrics on the node's control address). */
+async function agentBfd(node: string): Promise<{ reachable: boolean; sessionUp: boolean }> {
+  const control = lab.topology.segments.find((seg) => seg.name === 'control')?.attachments;
+  const address = control?.find((a) => a.host === node)?.ipv4;
+  const r = await fetch(`http://${address}:${AGENT_METRICS_PORT}/metrics`, { signal: AbortSignal.timeout(3_000) });
+  const text = await r.text();
+  return {
+    reachable: /^l4fleet_bfdd_reachable 1$/m.test(text),
+    sessionUp: /^l4fleet_bfd_session_up\{[^}]*\} 1$/m.test(text),
+  };
 }
 
 /** Whether the etcd member at `endpoint` answers its health check (from the host, over the control network). */
@@ -110,6 +124,20 @@ describe.sequential(`lab docker faults - BFD and a three-member etcd in containe
     expect(s.etcd.endpoints).toHaveLength(3);
     for (const m of s.etcd.members) expect(await memberHealthy(m.endpoint)).toBe(true);
     expect(s.router.nextHops[`${VIP_TCP.address}/32`]).toHaveLength(3);
+  }, 30_000);
+
+  test("every node's agent reaches the bfdd in its container and sees its session up", async () => {
+    const deadline = Date.now() + 20_000;
+    let views: Record<string, unknown> = {};
+    while (Date.now() < deadline) {
+      views = {};
+      for (const n of ['node1', 'node2', 'node3']) views[n] = await agentBfd(n).catch((err: Error) => err.message);
+      if (Object.values(views).every((v) => JSON.stringify(v) === '{"reachable":true,"sessionUp":true}')) break;
+      await sleep(500);
+    }
+    expect(views).toEqual(
+      Object.fromEntries(['node1', 'node2', 'node3'].map((n) => [n, { reachable: true, sessionUp: true }])),
+    );
   }, 30_000);
 
   test('kill a node container: 0 broken, longest pause <= 1 s, its BFD session down', async () => {

@@ -4,16 +4,19 @@
  * With BFD the router's and every node's bfdd run in their containers from the same configs as the netns runtime's
  * (frr.ts, bfd.ts); the control container's etcd members are killed and started one by one (docker-etcd.ts).
  */
+import { writeFileSync } from 'node:fs';
 import { run, runScript } from '@l4fleet/process';
+import { stringify } from 'yaml';
 import { LabError } from '../errors.js';
 import { attachmentOf, hostOf, hostsOfKind } from '../topology/model.js';
+import { agentConfig, agentConfigPath } from './agent.js';
 import { prepareNodeBfdd } from './bfd.js';
 import { createContainer, dockerAvailable, releaseContainer } from './docker.js';
 import { recordEtcdMember, startEtcdMember, stopEtcdMember } from './docker-etcd.js';
 import { prepareFrr } from './frr.js';
 import type { LabContext, LabRuntime } from './lab-runtime.js';
 import { hostScript, topologyScript } from './netns-plan.js';
-import { observe, writeAgentConfig } from './node-host.js';
+import { observe } from './node-host.js';
 import type { LabMode } from './state.js';
 
 async function createContainerFor(lab: LabContext, host: string): Promise<void> {
@@ -21,10 +24,19 @@ async function createContainerFor(lab: LabContext, host: string): Promise<void> 
   lab.recordPid(host, 'container', pid);
 }
 
-/** What a node's container mounts: its agent.yaml and, with BFD, its bfdd.conf. */
+/** Where the node image's entrypoint runs bfdd: FRR's default vty directory inside the container. */
+const CONTAINER_FRR_VTY_DIR = '/run/frr';
+
+/**
+ * What a node's container mounts: its agent.yaml and, with BFD, its bfdd.conf. The agent.yaml is the lab's, except
+ * that the agent reaches its bfdd inside the container (the lab's `bfd.vtyDir` is a host path of the netns runtime).
+ */
 function writeNodeConfigs(lab: LabContext, node: string): void {
-  writeAgentConfig(lab, node);
-  prepareNodeBfdd(lab.topology, node, lab.hostDir(node));
+  const dir = lab.hostDir(node);
+  const config = agentConfig(lab.topology, node, dir);
+  if (config.bfd) config.bfd = { ...(config.bfd as object), vtyDir: CONTAINER_FRR_VTY_DIR };
+  writeFileSync(agentConfigPath(dir), `# written by l4fleet lab for ${node} (docker)\n${stringify(config)}`);
+  prepareNodeBfdd(lab.topology, node, dir);
 }
 
 /** A (new) container for one host, wired and released. */
