@@ -23,7 +23,7 @@ export interface NodeStatus {
   readonly drained: boolean | null;
   /**
    * The router's BFD session to the node (FRR bfdd state: `up`, `down`, `init`, `shutdown`); null when the lab runs
-   * no BFD (`lab up --no-bfd`, Docker runtime), `Unknown` when the router's bfdd does not answer.
+   * no BFD (`lab up --no-bfd`), `Unknown` when the router's bfdd does not answer.
    */
   readonly bfd: string | null;
   /** Prefixes in the node's gobgpd RIB, i.e. what it announces. */
