@@ -1,8 +1,8 @@
 /**
  * Encapsulating backends (every forwarding but l2): each backend host runs `l4fleet backend setup` as a real one
  * would (docs/backend-host.md): decapsulation at tc ingress for packets from the fleet's nodes only, the VIPs on lo,
- * ARP and rp_filter settings. Run when a backend is made and again on every backend when a node is added, so the
- * new node's address is accepted before the router sends it any flow.
+ * ARP and rp_filter settings. Run on every backend when a node or a backend is added, so the new node's address is
+ * accepted before the router sends it any flow, and the new backend's as a peer (second chance) before it owns a slot.
  */
 import { join } from 'node:path';
 import { run } from '@l4fleet/process';
@@ -22,8 +22,22 @@ export function nodeAddresses(topology: Topology): string[] {
   });
 }
 
+/**
+ * The other backends' addresses: a backend with no socket for a flow hands it to the slot's previous owner (second
+ * chance, docs/design/0011-second-chance.md), which accepts only the senders on its allow list.
+ */
+export function peerAddresses(topology: Topology, backend: string): string[] {
+  return hostsOfKind(topology, 'backend')
+    .filter((b) => b.name !== backend)
+    .flatMap((b) => {
+      const a = backendAttachment(topology, b.name);
+      return a.ipv6 ? [a.ipv4, a.ipv6] : [a.ipv4];
+    });
+}
+
 /** `l4fleet backend setup ...` for `backend`, its pins and record in its own state dir. */
 export function backendSetupArgv(topology: Topology, backend: string, hostDir: string): string[] {
+  const peers = peerAddresses(topology, backend);
   return [
     process.execPath,
     cliBin(),
@@ -41,6 +55,7 @@ export function backendSetupArgv(topology: Topology, backend: string, hostDir: s
     bpffsDir(hostDir),
     '--state-dir',
     join(hostDir, 'backend-state'),
+    ...(peers.length > 0 ? ['--peers', ...peers] : []),
   ];
 }
 
@@ -52,7 +67,7 @@ export async function setupBackend(lab: LabContext, backend: string): Promise<vo
   await run(backendSetupArgv(lab.topology, backend, dir), { namespace: lab.ns(backend), timeoutMs: SETUP_TIMEOUT_MS });
 }
 
-/** Every backend again (the node list changed); in parallel: each is one CLI start and a few bpftool calls. */
+/** Every backend again (the node or backend list changed); in parallel: each is one CLI start and a few bpftool calls. */
 export async function setupBackends(lab: LabContext): Promise<void> {
   await Promise.all(hostsOfKind(lab.topology, 'backend').map((b) => setupBackend(lab, b.name)));
 }

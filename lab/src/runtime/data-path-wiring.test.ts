@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { buildTopology } from '../topology/model.js';
 import { agentConfig } from './agent.js';
-import { backendSetupArgv, nodeAddresses } from './backend-setup.js';
+import { backendSetupArgv, nodeAddresses, peerAddresses } from './backend-setup.js';
 import { bpffsMountsUnder } from './bpffs.js';
 import { hostScript } from './netns-plan.js';
 
@@ -47,6 +47,16 @@ describe('lab data path - wiring', () => {
     expect(after('--interface')).toBe('eth0');
     expect(after('--bpffs')).toBe('/run/l4fleet-lab/t/backend2/bpffs');
     expect(after('--state-dir')).toBe('/run/l4fleet-lab/t/backend2/backend-state');
+  });
+
+  test('backend setup: the other backends as peers (second chance), both families, never itself', () => {
+    const argv = backendSetupArgv(routed, 'backend2', '/run/l4fleet-lab/t/backend2');
+    const peers = argv.slice(argv.indexOf('--peers') + 1);
+    expect(peers).toEqual(peerAddresses(routed, 'backend2'));
+    expect(peers).toContain('198.18.3.101');
+    expect(peers).not.toContain('198.18.3.102');
+    expect(peers.filter((p) => p.includes(':'))).toHaveLength(peers.length / 2);
+    expect(peers).toHaveLength(2 * (routed.hosts.filter((h) => h.kind === 'backend').length - 1));
   });
 
   test('bpf mounts under the lab dir found in mountinfo, deepest first; other file systems and dirs ignored', () => {

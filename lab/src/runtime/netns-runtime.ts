@@ -9,7 +9,7 @@ import { frrDaemonArgv } from '@l4fleet/daemons';
 import { killAll, run, runScript, startDaemon, waitFor } from '@l4fleet/process';
 import { attachmentOf, type EtcdMember, hostOf, hostsOfKind } from '../topology/model.js';
 import { agentArgv, agentAvailable } from './agent.js';
-import { setupBackend } from './backend-setup.js';
+import { setupBackend, setupBackends } from './backend-setup.js';
 import { prepareNodeBfdd } from './bfd.js';
 import { etcdArgv, natsArgv } from './control.js';
 import { backendListen } from './docker.js';
@@ -122,7 +122,8 @@ export const netnsRuntime: LabRuntime = {
   },
   async startHost(lab, host) {
     await runScript(hostScript(lab.topology, host));
-    if (hostOf(lab.topology, host).kind === 'backend') await setupBackend(lab, host);
+    // Every backend: the others take the new one as a peer (second chance), the new one takes them.
+    if (hostOf(lab.topology, host).kind === 'backend') await setupBackends(lab);
     await startProcesses(lab, host);
   },
   restoreService: startProcesses,
