@@ -53,7 +53,8 @@ export function parseBfd(p: Problems, v: unknown, node: NodeSection, bgp: BgpSec
   addresses.forEach((address, i) => {
     const first = seen.get(address);
     if (first !== undefined) {
-      p.add(`bfd.peers[${i}]`, `"${address}" duplicates bfd.peers[${first}]`);
+      // A duplicate BGP peer is reported once, under bgp.peers.
+      if (o.peers !== undefined) p.add(`bfd.peers[${i}]`, `"${address}" duplicates bfd.peers[${first}]`);
       return;
     }
     seen.set(address, i);
