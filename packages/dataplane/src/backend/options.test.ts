@@ -96,3 +96,27 @@ describe('backend sysctls', () => {
     expect(plan(['8', '2', '0'], '2')).toEqual([]);
   });
 });
+
+describe('backend options - second chance', () => {
+  test('--peers: optional; in the allow lists as 2 (peer), 3 when also a node; config flags say off with --no-second-chance', () => {
+    const o = parseBackendSetupOptions({ ...good, peers: ['198.18.0.2', '198.18.5.11', '2001:db8::b'] });
+    expect(o.secondChance).toBe(true);
+    const maps = desiredMaps(o);
+    expect([...(maps.get('l4fb_nodes4') ?? [])]).toEqual([
+      ['c6120002', '03'],
+      ['c612050b', '02'],
+    ]);
+    expect([...(maps.get('l4fb_nodes6') ?? [])]).toEqual([['20010db800000000000000000000000b', '02']]);
+    expect(maps.get('l4fb_config')?.get('00000000')?.slice(12)).toBe('0000');
+    const off = desiredMaps(parseBackendSetupOptions({ ...good, secondChance: false }));
+    expect(off.get('l4fb_config')?.get('00000000')?.slice(12)).toBe('0100');
+    expect(parseBackendSetupOptions(good).peers).toEqual([]);
+  });
+
+  test('--peers: bad and repeated addresses are refused naming the flag and the value', () => {
+    expect(problems({ ...good, peers: ['peer-1'] })).toEqual(['--peers "peer-1": not an IPv4 or IPv6 address']);
+    expect(problems({ ...good, peers: ['198.18.5.11', '198.18.5.11'] })).toEqual([
+      '--peers "198.18.5.11": given twice',
+    ]);
+  });
+});
