@@ -221,6 +221,7 @@ describe('gobgp speaker against two gobgpd', () => {
       (p) => p[0]?.state === 'established',
     );
     const pid = side.pid as number;
+    const stoppedAt = Date.now();
     process.kill(pid, 'SIGSTOP');
     try {
       await eventually(
@@ -229,6 +230,7 @@ describe('gobgp speaker against two gobgpd', () => {
         (e) => e.some((x) => x.reason === 'gobgpdUnreachable' && x.state === 'unknown'),
         10_000,
       );
+      console.log(`gobgpd SIGSTOP: reported after ${Date.now() - stoppedAt} ms (ping every 500 ms, deadline 1,000 ms)`);
       expect(s.connected).toBe(false);
     } finally {
       process.kill(pid, 'SIGCONT');
