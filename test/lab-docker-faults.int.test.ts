@@ -71,7 +71,8 @@ async function agentBfd(node: string): Promise<{ reachable: boolean; sessionUp: 
   const r = await fetch(`http://${address}:${AGENT_METRICS_PORT}/metrics`, { signal: AbortSignal.timeout(3_000) });
   const text = await r.text();
   return {
-    reachable: /^l4fleet_bfdd_reachable 1$/m.test(text),
+    // The agent's registry adds node and fleet labels to every metric.
+    reachable: /^l4fleet_bfdd_reachable(\{[^}]*\})? 1$/m.test(text),
     sessionUp: /^l4fleet_bfd_session_up\{[^}]*\} 1$/m.test(text),
   };
 }
