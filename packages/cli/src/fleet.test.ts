@@ -97,6 +97,7 @@ describe('cli - fleet commands on the memory store', () => {
         pool: 'web',
         tableSize: 65537,
         hash: '5-tuple',
+        profile: { idleTimeoutS: 300, tcpHandshakeTimeoutS: 10, tcpCloseTimeoutS: 10, onTimeout: 'drop' },
       },
     ]);
     const r = await cli('explain', 'flow', '198.18.113.7:40000', '198.51.100.10:80/tcp', '-o', 'json');
