@@ -131,8 +131,9 @@ describe.skipIf(!ready).sequential.each(MODES)('lab bpf + routed backends - $for
     );
     expect(w.client.rxPackets).toBeGreaterThan(1_000);
     // Through the nodes, every reply would add one packet to the nodes' rx: they would see tx + rx of the client.
-    // They see the client's requests plus their own control traffic (BGP, health checks, ARP): far below that.
-    expect(rx - w.client.txPackets).toBeLessThan(0.15 * w.client.rxPackets);
+    // They see the client's requests plus their own control traffic (BGP, BFD, health checks, ARP: 1,718 packets in
+    // 3 s in one gre run with 120 flows), well under half of the replies.
+    expect(rx - w.client.txPackets).toBeLessThan(0.5 * w.client.rxPackets);
     // The replies leave the backends (straight to the router, DSR): at least what the client received.
     expect(w.backends.txPackets).toBeGreaterThanOrEqual(0.95 * w.client.rxPackets);
     // Every backend decapsulated this mode's packets from the nodes and dropped no stranger's.
@@ -213,7 +214,7 @@ describe.skipIf(!ready).sequential.each(MODES)('lab bpf + routed backends - $for
     const { s, broken } = await step(flows, `add ${name}`, before, 2_000);
     expect(broken).toEqual([]);
     expect((s.newFlows.perBackend[name] ?? 0) / s.newFlows.total).toBeGreaterThanOrEqual(0.15);
-  }, 120_000);
+  }, 240_000);
 
   test('5. fail a backend: only its flows break; its share moves to the others within interval x fall + 1 s', async () => {
     const before = brokenIds(flows);

@@ -12,7 +12,9 @@ import { cliBin } from './agent.js';
 import { bpffsDir, mountBpffs } from './bpffs.js';
 import type { LabContext } from './lab-runtime.js';
 
-const SETUP_TIMEOUT_MS = 60_000;
+// One CLI start plus a few bpftool calls; every backend runs it at once on add-node and add-backend, and on the
+// loaded 2-core VM one took over 60 s (test/lab-bpf-routed, ipip, fifth backend added).
+const SETUP_TIMEOUT_MS = 180_000;
 
 /** Every node's addresses (the outer sources the bpf nodes use: node.address and address6), killed ones included. */
 export function nodeAddresses(topology: Topology): string[] {
