@@ -41,6 +41,8 @@ const STATE = `/run/l4fleet-sc-test-${process.pid}-state`;
 const PORT = 1500;
 const SIZE = 251;
 const built = bpfAvailable() === undefined;
+/** One exchange; generous: a run at load average ~19 saw first replies take over 5 s. */
+const ASK_TIMEOUT_MS = 15_000;
 
 let topo: DsrTopology;
 let hosts: BackendHostDeps[] = [];
@@ -98,7 +100,7 @@ function lineClient(src: string, sport: number, dst: string) {
       const next = await Promise.race([
         lines.next(),
         new Promise<{ done: true; value: 'timeout' }>((r) =>
-          setTimeout(() => r({ done: true, value: 'timeout' }), 5000),
+          setTimeout(() => r({ done: true, value: 'timeout' }), ASK_TIMEOUT_MS),
         ),
       ]);
       return next.done ? (next.value === 'timeout' ? 'timeout' : 'closed') : String(next.value);
