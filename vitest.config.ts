@@ -11,6 +11,7 @@ const ALL = ['packages/*/src/**/*.test.ts', 'lab/src/**/*.test.ts', 'test/**/*.t
 const TIMED = [
   'test/lab-e2e.int.test.ts',
   'test/lab-bpf-routed.int.test.ts',
+  'test/lab-second-chance.int.test.ts',
   'test/quickstart.int.test.ts',
   'test/etcd-failover.int.test.ts',
   'test/lab-faults.int.test.ts',
