@@ -59,6 +59,7 @@ export {
 } from './limits.js';
 export { NODE_NAME, POOL_NAME } from './names.js';
 export { parseFleet, parseFleetText } from './parse.js';
+export { previousChecksum, withPreviousOwners } from './previous-owners.js';
 export {
   DEFAULT_ON_TIMEOUT,
   DEFAULT_TCP_CLOSE_TIMEOUT_S,
@@ -69,7 +70,6 @@ export {
   type OnTimeout,
   type VipProfile,
 } from './profile.js';
-export { previousChecksum, withPreviousOwners } from './previous-owners.js';
 export {
   DEFAULT_SECOND_CHANCE_ENABLED,
   DEFAULT_SECOND_CHANCE_RETAIN_S,

@@ -40,8 +40,8 @@ import {
   utf8Bytes,
 } from './limits.js';
 import { POOL_NAME } from './names.js';
-import { secondChanceField } from './second-chance.js';
 import { profileField } from './profile.js';
+import { secondChanceField } from './second-chance.js';
 import { fleetSemanticProblems } from './semantics.js';
 import type { Fleet, Forwarding, HealthCheck, HealthCheckType, Member, MemberState, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';

@@ -3,8 +3,8 @@
  * after parseFleet(), so consumers never apply defaults of their own (they would drift apart).
  */
 import type { HashMode, Protocol } from '@l4fleet/maglev';
-import type { SecondChance } from './second-chance.js';
 import type { VipProfile } from './profile.js';
+import type { SecondChance } from './second-chance.js';
 
 export type { HashMode, Protocol };
 

@@ -21,7 +21,6 @@ import { buildTable } from '@l4fleet/maglev';
 import { pino } from 'pino';
 import { createNftablesDataPlane, type VipTable } from '../src/index.js';
 import { bpfApplyLatency, bpfReport, measureBpfPerPacket } from './bpf.js';
-import { measureSecondChance, secondChanceReport } from './second-chance.js';
 import { benchLab } from './interrupt.js';
 import {
   addRatios,
@@ -44,6 +43,7 @@ import {
   NEW_FLOW_SOURCE_PREFIXES,
   perPacketReport,
 } from './per-packet.js';
+import { measureSecondChance, secondChanceReport } from './second-chance.js';
 
 const VIP = '198.51.100.201';
 const NODE = '198.18.172.2';
