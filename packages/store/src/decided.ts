@@ -4,9 +4,10 @@
  * pool keeps its last good record (a node must not flip members because someone wrote a bad key).
  */
 import type { MemberStatus } from '@l4fleet/config';
-import { fenceOf } from './election.js';
-import { StoreError, toStoreError } from './errors.js';
-import { keys, MAX_TXN_BYTES, MAX_TXN_OPS } from './layout.js';
+import type { StoreError } from './errors.js';
+import { toStoreError } from './errors.js';
+import { writeFencedPrefix } from './fenced-write.js';
+import { keys } from './layout.js';
 import { type CachedKv, PrefixCacheGroup, readPrefix } from './prefix-cache.js';
 import { decodePoolStatus, type PoolStatusRecord } from './record-check.js';
 import { encodePoolStatus, groupByPool, memberEntries } from './records.js';
@@ -52,42 +53,16 @@ export class DecidedStore {
     decided: ReadonlyMap<string, MemberStatus>,
     options: { leadership?: Leadership } = {},
   ): Promise<void> {
-    const { ns, client } = this.ctx;
-    const fence = options.leadership ? fenceOf(options.leadership) : undefined;
-    if (options.leadership && (!fence || !options.leadership.isLeader())) {
-      throw new StoreError('LEASE_LOST', `write decided: ${options.leadership.node} is not the leader`);
-    }
+    const wanted = new Map<string, string>();
+    for (const [pool, rec] of groupByPool(decided)) wanted.set(keys.decidedPool(pool), encodePoolStatus(pool, rec));
     try {
-      const current = await ns.getAll().prefix(keys.decided).exec();
-      const stored = new Map(current.kvs.map((kv) => [kv.key.toString(), kv.value.toString()]));
-      const puts: { key: string; value: string }[] = [];
-      for (const [pool, rec] of groupByPool(decided)) {
-        const value = encodePoolStatus(pool, rec);
-        if (stored.get(keys.decidedPool(pool)) !== value) puts.push({ key: keys.decidedPool(pool), value });
-      }
-      let i = 0;
-      while (i < puts.length) {
-        const batch: typeof puts = [];
-        let bytes = 0;
-        for (
-          let p = puts[i];
-          p && batch.length < MAX_TXN_OPS && bytes + p.value.length < MAX_TXN_BYTES;
-          p = puts[++i]
-        ) {
-          bytes += p.value.length;
-          batch.push(p);
-        }
-        const first = puts[i];
-        if (batch.length === 0 && first) {
-          batch.push(first);
-          i++;
-        }
-        // Fencing: the txn applies only while the leader's election key exists (its lease is alive).
-        const txn = fence ? client.if(fence, 'Create', '>', 0) : ns.if(keys.decidedPool('_'), 'Create', '>', -1);
-        const res = await txn.then(...batch.map((p) => ns.put(p.key).value(p.value))).commit();
-        if (!res.succeeded)
-          throw new StoreError('LEASE_LOST', `write decided: ${options.leadership?.node} lost leadership`);
-      }
+      await writeFencedPrefix(this.ctx, {
+        prefix: keys.decided,
+        wanted,
+        deleteOthers: false,
+        what: 'write decided',
+        ...(options.leadership ? { leadership: options.leadership } : {}),
+      });
     } catch (err) {
       throw toStoreError(err, 'write decided status');
     }

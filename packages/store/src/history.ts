@@ -6,10 +6,10 @@
  * on some nodes and not on others).
  */
 import type { PoolHistory, TableHistory } from '@l4fleet/config';
-import { fenceOf } from './election.js';
-import { StoreError, toStoreError } from './errors.js';
+import { type StoreError, toStoreError } from './errors.js';
+import { writeFencedPrefix } from './fenced-write.js';
 import { decodePoolHistory, encodePoolHistory } from './history-record.js';
-import { keys, MAX_TXN_BYTES, MAX_TXN_OPS } from './layout.js';
+import { keys } from './layout.js';
 import { MAX_RECORD_BYTES } from './limits.js';
 import { type CachedKv, PrefixCacheGroup, readPrefix } from './prefix-cache.js';
 import { type StoreContext, tracked } from './store-context.js';
@@ -64,49 +64,23 @@ export class HistoryStore {
 
   /** Makes `history/` exactly `history` (changed pools put, others deleted); fenced by `leadership`. */
   async writeTableHistory(history: TableHistory, options: { leadership?: Leadership } = {}): Promise<void> {
-    const { ns, client } = this.ctx;
-    const fence = options.leadership ? fenceOf(options.leadership) : undefined;
-    if (options.leadership && (!fence || !options.leadership.isLeader())) {
-      throw new StoreError('LEASE_LOST', `write table history: ${options.leadership.node} is not the leader`);
+    const wanted = new Map<string, string>();
+    for (const [pool, h] of history) {
+      const value = fittedHistoryValue(h);
+      if (value === undefined) {
+        this.ctx.log.warn({ event: 'historyTooLarge', pool, limit: MAX_RECORD_BYTES });
+        continue;
+      }
+      wanted.set(keys.historyPool(pool), value);
     }
     try {
-      const current = await ns.getAll().prefix(keys.history).exec();
-      const stored = new Map(current.kvs.map((kv) => [kv.key.toString(), kv.value.toString()]));
-      const ops: { key: string; value?: string }[] = [];
-      const wanted = new Set<string>();
-      for (const [pool, h] of history) {
-        const key = keys.historyPool(pool);
-        const value = fittedHistoryValue(h);
-        if (value === undefined) {
-          this.ctx.log.warn({ event: 'historyTooLarge', pool, limit: MAX_RECORD_BYTES });
-          continue;
-        }
-        wanted.add(key);
-        if (stored.get(key) !== value) ops.push({ key, value });
-      }
-      for (const key of stored.keys()) if (!wanted.has(key)) ops.push({ key });
-      for (let i = 0; i < ops.length; ) {
-        const batch: typeof ops = [];
-        let bytes = 0;
-        while (i < ops.length && batch.length < MAX_TXN_OPS) {
-          const op = ops[i] as (typeof ops)[number];
-          const size = op.value?.length ?? 0;
-          if (batch.length > 0 && bytes + size >= MAX_TXN_BYTES) break;
-          bytes += size;
-          batch.push(op);
-          i++;
-        }
-        // Fencing: the txn applies only while the leader's election key exists (its lease is alive).
-        const txn = fence ? client.if(fence, 'Create', '>', 0) : ns.if(keys.historyPool('_'), 'Create', '>', -1);
-        const res = await txn
-          .then(
-            ...batch.map((op) => (op.value === undefined ? ns.delete().key(op.key) : ns.put(op.key).value(op.value))),
-          )
-          .commit();
-        if (!res.succeeded) {
-          throw new StoreError('LEASE_LOST', `write table history: ${options.leadership?.node} lost leadership`);
-        }
-      }
+      await writeFencedPrefix(this.ctx, {
+        prefix: keys.history,
+        wanted,
+        deleteOthers: true,
+        what: 'write table history',
+        ...(options.leadership ? { leadership: options.leadership } : {}),
+      });
     } catch (err) {
       throw toStoreError(err, 'write table history');
     }

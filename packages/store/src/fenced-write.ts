@@ -1,0 +1,69 @@
+/**
+ * The elected aggregator's writes (decided status, table history): a prefix brought to exactly the wanted records,
+ * in transactions bounded by MAX_TXN_OPS and MAX_TXN_BYTES, each fenced by the leader's election key so a deposed
+ * leader (lease gone) can never overwrite its successor's decisions.
+ */
+import { fenceOf } from './election.js';
+import { StoreError } from './errors.js';
+import { MAX_TXN_BYTES, MAX_TXN_OPS } from './layout.js';
+import type { StoreContext } from './store-context.js';
+import type { Leadership } from './types.js';
+
+export interface FencedPrefixWrite {
+  /** The prefix the records live under (e.g. keys.decided). */
+  readonly prefix: string;
+  /** Key -> value wanted; a stored key with the same value is left alone. */
+  readonly wanted: ReadonlyMap<string, string>;
+  /** Delete stored keys under `prefix` that are not wanted (history) or keep them (decided: pools come and go). */
+  readonly deleteOthers: boolean;
+  /** For error messages: `write decided`. */
+  readonly what: string;
+  readonly leadership?: Leadership;
+}
+
+interface Op {
+  readonly key: string;
+  /** Undefined: delete. */
+  readonly value?: string;
+}
+
+/** Splits ops into transactions of at most MAX_TXN_OPS and (beyond a single op) MAX_TXN_BYTES of values. */
+export function txnBatches(ops: readonly Op[]): Op[][] {
+  const batches: Op[][] = [];
+  let batch: Op[] = [];
+  let bytes = 0;
+  for (const op of ops) {
+    const size = op.value?.length ?? 0;
+    if (batch.length > 0 && (batch.length >= MAX_TXN_OPS || bytes + size >= MAX_TXN_BYTES)) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(op);
+    bytes += size;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+}
+
+export async function writeFencedPrefix(ctx: StoreContext, w: FencedPrefixWrite): Promise<void> {
+  const { ns, client } = ctx;
+  const fence = w.leadership ? fenceOf(w.leadership) : undefined;
+  if (w.leadership && (!fence || !w.leadership.isLeader())) {
+    throw new StoreError('LEASE_LOST', `${w.what}: ${w.leadership.node} is not the leader`);
+  }
+  const current = await ns.getAll().prefix(w.prefix).exec();
+  const stored = new Map(current.kvs.map((kv) => [kv.key.toString(), kv.value.toString()]));
+  const ops: Op[] = [];
+  for (const [key, value] of w.wanted) if (stored.get(key) !== value) ops.push({ key, value });
+  if (w.deleteOthers) for (const key of stored.keys()) if (!w.wanted.has(key)) ops.push({ key });
+  for (const batch of txnBatches(ops)) {
+    // Fencing: the txn applies only while the leader's election key exists (its lease is alive). Without a
+    // leadership (tests, `recover`) the comparison always holds.
+    const txn = fence ? client.if(fence, 'Create', '>', 0) : ns.if(`${w.prefix}_`, 'Create', '>', -1);
+    const res = await txn
+      .then(...batch.map((op) => (op.value === undefined ? ns.delete().key(op.key) : ns.put(op.key).value(op.value))))
+      .commit();
+    if (!res.succeeded) throw new StoreError('LEASE_LOST', `${w.what}: ${w.leadership?.node} lost leadership`);
+  }
+}
