@@ -15,7 +15,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { pino } from 'pino';
-import { createNetnsLab, type NetnsHost } from '../../../test/support/netns.js';
+import type { NetnsHost } from '../../../test/support/netns.js';
 import {
   type BackendHostDeps,
   backendStatus,
@@ -25,6 +25,7 @@ import {
   teardownBackend,
   type VipTable,
 } from '../src/index.js';
+import { benchLab } from './interrupt.js';
 
 // Lab addresses (198.18.0.0/15, 198.51.100.0/24), distinct from the other bench topologies.
 const VIP4 = '198.51.100.91';
@@ -34,7 +35,7 @@ const backend4 = (i: number): string => `198.18.92.${10 + i}`;
 
 /** client - router - br0 { node, b0, b1 }: the router sends the VIP to the node; backends answer directly. */
 async function topology() {
-  const lab = await createNetnsLab('l4sc');
+  const lab = await benchLab('l4sc');
   try {
     const client = await lab.host('cli');
     const router = await lab.host('rt');
