@@ -64,6 +64,10 @@ stop() {
     kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$PIDFILE"
+  # dockerd leaves its network-namespace bind mounts under the exec root when it is stopped: remove them too.
+  for m in $(awk -v root="$RUN_DIR/exec/" 'index($2, root) == 1 { print $2 }' /proc/self/mounts); do
+    umount "$m" 2>/dev/null || true
+  done
   ip link del "$BRIDGE" 2>/dev/null || true
   echo "docker-engine: stopped"
 }
