@@ -258,6 +258,16 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
     },
   });
   new Gauge({
+    name: 'l4fleet_dataplane_second_chance_tagged_packets',
+    help:
+      "packets sent with their slot's previous owner named for second chance (bpf driver, gue; 0 for the other " +
+      'drivers). The backends count what they did with them: l4fleet backend status',
+    registers: r,
+    async collect() {
+      this.set((await readDp())?.secondChance?.tagged.packets ?? 0);
+    },
+  });
+  new Gauge({
     name: 'l4fleet_dataplane_flow_entries',
     help: 'flow-affinity entries in the data plane',
     registers: r,

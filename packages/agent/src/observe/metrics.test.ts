@@ -1,0 +1,42 @@
+import type { DataPlaneCounters } from '@l4fleet/dataplane';
+import { describe, expect, test } from 'vitest';
+import { createAgentMetrics } from './metrics.js';
+
+const zero = { packets: 0, bytes: 0 };
+
+function counters(extra: Partial<DataPlaneCounters> = {}): DataPlaneCounters {
+  return {
+    vips: [{ vip: '198.51.100.10:80/tcp', packets: 7, bytes: 700 }],
+    backends: [{ address: '198.18.3.11', packets: 5, bytes: 500 }],
+    drops: { port: { packets: 2, bytes: 80 }, 'no-backend': zero },
+    flowTable: { entries: 3, fullPackets: 0 },
+    ...extra,
+  };
+}
+
+async function scrape(c: DataPlaneCounters): Promise<string> {
+  const m = createAgentMetrics({ node: 'node1', fleet: 'default', defaultMetrics: false });
+  m.setDataPlaneSource(async () => c);
+  return m.registry.metrics();
+}
+
+describe('agent metrics - data-plane gauges', () => {
+  test('per VIP, per backend, drops by reason and flow entries come from one counters() read', async () => {
+    const text = await scrape(counters());
+    expect(text).toMatch(
+      /^l4fleet_dataplane_vip_packets\{vip="198.51.100.10:80\/tcp",node="node1",fleet="default"\} 7$/m,
+    );
+    expect(text).toMatch(
+      /^l4fleet_dataplane_backend_packets\{backend="198.18.3.11",node="node1",fleet="default"\} 5$/m,
+    );
+    expect(text).toMatch(/^l4fleet_dataplane_drops_packets\{reason="port",node="node1",fleet="default"\} 2$/m);
+    expect(text).toMatch(/^l4fleet_dataplane_flow_entries\{node="node1",fleet="default"\} 3$/m);
+  });
+
+  test('second chance: the packets a bpf node sent with the previous owner named; 0 without the counter', async () => {
+    const tagged = await scrape(counters({ secondChance: { tagged: { packets: 42, bytes: 4200 } } }));
+    expect(tagged).toMatch(/^l4fleet_dataplane_second_chance_tagged_packets\{node="node1",fleet="default"\} 42$/m);
+    const without = await scrape(counters());
+    expect(without).toMatch(/^l4fleet_dataplane_second_chance_tagged_packets\{node="node1",fleet="default"\} 0$/m);
+  });
+});
