@@ -1,7 +1,7 @@
 /**
  * Data-plane bench (root; network namespaces): throughput (iperf3) and new connections per second from
- * a client through one node (paths.ts: direct, nftables, HAProxy in TCP mode, the proxy driver, the bpf
- * driver with l2 / gue / ipip); the per-packet CPU cost of the nftables chain and of the bpf program, IPv4
+ * a client through one node (paths.ts: direct, nftables l2 and nat, HAProxy in TCP mode, the proxy driver,
+ * the bpf driver with l2 / gue / ipip); the per-packet CPU cost of the nftables chain and of the bpf program, IPv4
  * and IPv6, for known flows and for a flow's first packet (per-packet.ts, bpf.ts); then apply latency at
  * M = 65,537 of both drivers. One run; prints tables and a JSON line. Everything it creates (namespaces,
  * processes, pins, bpffs mounts) is removed at the end, after a failure, and on SIGINT/SIGTERM.
@@ -19,7 +19,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildTable } from '@l4fleet/maglev';
 import { pino } from 'pino';
-import { createNftablesDataPlane, type VipTable } from '../src/index.js';
+import type { NetnsHost } from '../../../test/support/netns.js';
+import { createNftablesDataPlane, type DataPlane, type VipTable } from '../src/index.js';
 import { bpfApplyLatency, bpfReport, measureBpfPerPacket } from './bpf.js';
 import { benchLab } from './interrupt.js';
 import {
@@ -46,6 +47,9 @@ import {
 import { measureSecondChance, secondChanceReport } from './second-chance.js';
 
 const VIP = '198.51.100.201';
+/** The NAT path's VIP (forwarding: nat, design note 0012): its ports are the members' plus NAT_PORT_OFFSET. */
+const NAT_VIP = '198.51.100.202';
+const NAT_PORT_OFFSET = 10;
 const NODE = '198.18.172.2';
 const BACKEND = '198.18.172.10';
 // IPv6 (the per-packet IPv6 flood): the same segments, numbered alike, in 2001:db8::/32 (RFC 3849).
@@ -156,6 +160,40 @@ async function applyLatency(writer: 'netlink' | 'nft'): Promise<Record<string, n
   }
 }
 
+/**
+ * The nftables driver in `nat` mode beside the l2 VIPs (as test/dataplane/nat.int.test.ts runs it): forwarding
+ * on in the node's namespace for the measurement only, the NAT VIP removed again before the per-packet part so
+ * that part measures the l2 chain alone.
+ */
+async function measureNat(
+  figures: Record<string, number>,
+  s: { dp: DataPlane; l2Tables: VipTable[]; node: NetnsHost; client: NetnsHost; connRate: string },
+): Promise<void> {
+  const nat = [IPERF_PORT, CPS_PORT].map((port): VipTable => {
+    const backends = [{ name: 'be', address: BACKEND, port }];
+    return {
+      vip: { address: NAT_VIP, port: port + NAT_PORT_OFFSET, protocol: 'tcp' },
+      hash: '5-tuple',
+      seed: 7,
+      backends,
+      slots: buildTable(backends),
+      forwarding: 'nat',
+    };
+  });
+  const before = (await s.node.sh('sysctl -n net.ipv4.ip_forward')).trim();
+  await s.node.sh('sysctl -qw net.ipv4.ip_forward=1');
+  try {
+    await s.dp.apply([...s.l2Tables, ...nat]);
+    await measurePath(figures, s.client, s.connRate, 'nftables-nat', NAT_VIP, {
+      iperf: IPERF_PORT + NAT_PORT_OFFSET,
+      cps: CPS_PORT + NAT_PORT_OFFSET,
+    });
+  } finally {
+    await s.dp.apply(s.l2Tables);
+    await s.node.sh(`conntrack -F 2>/dev/null; sysctl -qw net.ipv4.ip_forward=${before}`);
+  }
+}
+
 /** The bench's fold delay: short, so waiting for folds between changes does not make the run long. */
 const FOLD_MS = 200;
 
@@ -224,7 +262,7 @@ async function main(): Promise<void> {
     });
     const be = [{ name: 'be', address: BACKEND, port: 5201 }];
     const be2 = [{ name: 'be', address: BACKEND, port: 5301 }];
-    await dp.apply([
+    const l2Tables: VipTable[] = [
       {
         vip: { address: VIP, port: 5201, protocol: 'tcp' },
         hash: '5-tuple',
@@ -241,7 +279,8 @@ async function main(): Promise<void> {
       },
       floodVip(VIP, BACKEND),
       floodVip(VIP6, BACKEND6),
-    ]);
+    ];
+    await dp.apply(l2Tables);
     // HAProxy (TCP mode) and the proxy driver, on the node's own address.
     writeFileSync(
       join(dir, 'haproxy.cfg'),
@@ -267,6 +306,7 @@ async function main(): Promise<void> {
     await measurePath(figures, client, connRate, 'direct', BACKEND);
     if (!ONLY_BPF) {
       await measurePath(figures, client, connRate, 'nftables', VIP);
+      await measureNat(figures, { dp, l2Tables, node, client, connRate });
       await measurePath(figures, client, connRate, 'haproxy', NODE, { iperf: 5202, cps: 5302 });
       await measurePath(figures, client, connRate, 'proxy', NODE, { iperf: 5203, cps: 5303 });
     }

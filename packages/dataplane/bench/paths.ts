@@ -3,12 +3,15 @@
  * connect, 16 bytes there and back, close) from the bench's client through one node, per path:
  *   direct      client -> the backend's own address (no balancer; the reference of every ratio);
  *   nftables    the nftables driver, l2 DSR (dataplane.bench.ts sets it up);
+ *   nftables-nat the nftables driver, `forwarding: nat` with port translation (VIP :5211 -> member :5201):
+ *               DNAT and SNAT in conntrack on the node, so replies come back through it (design note 0012);
  *   haproxy     Debian's HAProxy in TCP mode on the node (the classic proxy baseline; replies pass it too);
  *   proxy       the userspace proxy driver on the node;
  *   bpf-l2      the bpf driver, l2 DSR;
  *   bpf-gue     the bpf driver, GUE to a backend set up as `l4fleet backend setup` does (decap at tc ingress);
  *   bpf-ipip    the same with IPIP.
- * Replies go from the backend straight to the client in every DSR path (l2, gue, ipip).
+ * Replies go from the backend straight to the client in every DSR path (l2, gue, ipip); HAProxy, the proxy and
+ * NAT carry them too.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -37,7 +40,16 @@ export const IPERF_PORT = 5201;
 export const CPS_PORT = 5301;
 const logger = pino({ level: 'silent' });
 
-export const PATHS = ['direct', 'nftables', 'haproxy', 'proxy', 'bpf-l2', 'bpf-gue', 'bpf-ipip'] as const;
+export const PATHS = [
+  'direct',
+  'nftables',
+  'nftables-nat',
+  'haproxy',
+  'proxy',
+  'bpf-l2',
+  'bpf-gue',
+  'bpf-ipip',
+] as const;
 export type PathName = (typeof PATHS)[number];
 /** Figure names: `${key}Gbps`, `${key}Cps`, `${key}VsDirectThroughput`, `${key}VsDirectCps`. */
 export const pathKey = (p: PathName): string => p.replace(/-(\w)/, (_m, c: string) => c.toUpperCase());
@@ -204,5 +216,5 @@ export function pathsReport(figures: Record<string, number>): string[] {
       p === 'direct' ? '1.00' : (figures[`${k}VsDirectCps`] as number).toFixed(2),
     ]);
   }
-  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(10) : c.padStart(14))).join(''));
+  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(13) : c.padStart(14))).join(''));
 }
