@@ -3,6 +3,7 @@ import { buildTopology } from '../topology/model.js';
 import { agentConfig } from './agent.js';
 import { backendSetupArgv, nodeAddresses, peerAddresses } from './backend-setup.js';
 import { bpffsMountsUnder } from './bpffs.js';
+import { backendListen } from './docker.js';
 import { hostScript } from './netns-plan.js';
 
 const routed = buildTopology({ id: 't', dataplane: 'bpf', backendNetwork: 'routed', forwarding: 'gre' });
@@ -24,6 +25,21 @@ describe('lab data path - wiring', () => {
     expect(script).toContain('addr replace 198.18.3.101/24 dev eth0');
     expect(script).not.toContain('dev lo');
     expect(hostScript(buildTopology({ id: 't' }), 'backend1')).toContain('198.51.100.10/32 dev lo');
+  });
+
+  test('nat: nodes forward IP (both families); backends hold no VIP and listen on the members port only', () => {
+    const nat = buildTopology({ id: 't', forwarding: 'nat' });
+    expect(hostScript(nat, 'node1')).toMatch(
+      /sysctl -q .*-w net\.ipv4\.ip_forward=1 -w net\.ipv6\.conf\.all\.forwarding=1/,
+    );
+    expect(hostScript(buildTopology({ id: 't' }), 'node1')).not.toContain('ip_forward');
+    expect(hostScript(nat, 'backend1')).not.toContain('dev lo');
+    expect(backendListen(nat, 'backend1')).toEqual(['tcp:[::]:8080', 'udp:198.18.2.101:15000']);
+    expect(backendListen(buildTopology({ id: 't' }), 'backend1')).toEqual([
+      'tcp:[::]:80',
+      'udp:198.51.100.11:7000',
+      'udp:198.18.2.101:7000',
+    ]);
   });
 
   test('backend setup: every VIP, the mode, every node address (both families), its interface and own dirs', () => {

@@ -8,6 +8,7 @@
 import { run } from '@l4fleet/process';
 import { LabError } from '../errors.js';
 import { vipSpec } from '../topology/containerlab.js';
+import { memberPort } from '../topology/data-path.js';
 import { backendAttachment, type LabHost, type Topology } from '../topology/model.js';
 import { agentConfigPath } from './agent.js';
 import { nodeBfddConfigPath } from './bfd.js';
@@ -50,9 +51,12 @@ export function backendListen(topology: Topology, backend: string): string[] {
   const self = backendAttachment(topology, backend);
   const listen = new Set<string>();
   for (const vip of topology.vips) {
+    const port = memberPort(topology.dataPath, vip.port);
     // TCP on the wildcard (it answers from the connection's own address); UDP on each VIP, see identity/server.ts.
-    listen.add(vip.protocol === 'tcp' ? `tcp:[::]:${vip.port}` : vipSpec(vip));
-    if (vip.protocol === 'udp') listen.add(`udp:${self.ipv4}:${vip.port}`);
+    // Under nat no VIP is on the backend: the member address and port alone (the node rewrites the answer back).
+    if (vip.protocol === 'tcp') listen.add(`tcp:[::]:${port}`);
+    else if (topology.dataPath.forwarding !== 'nat') listen.add(vipSpec(vip));
+    if (vip.protocol === 'udp') listen.add(`udp:${self.ipv4}:${port}`);
   }
   return [...listen];
 }

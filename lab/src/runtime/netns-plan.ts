@@ -116,7 +116,14 @@ export function hostConfigScript(topology: Topology, host: LabHost): string[] {
       });
     case 'node':
       return [
-        ...sysctl(n, { 'net.ipv4.conf.all.rp_filter': 0, 'net.ipv4.conf.default.rp_filter': 0 }),
+        ...sysctl(n, {
+          'net.ipv4.conf.all.rp_filter': 0,
+          'net.ipv4.conf.default.rp_filter': 0,
+          // NAT forwards through the node's IP stack (the driver refuses a NAT VIP without it: design note 0012).
+          ...(topology.dataPath.forwarding === 'nat'
+            ? { 'net.ipv4.ip_forward': 1, 'net.ipv6.conf.all.forwarding': 1 }
+            : {}),
+        }),
         `ip -n ${n} route replace default via ${fabricGw.ipv4}`,
         `ip -n ${n} -6 route replace default via ${fabricGw.ipv6}`,
       ];
@@ -135,7 +142,8 @@ export function hostConfigScript(topology: Topology, host: LabHost): string[] {
         `ip -n ${n} -6 route replace default via ${gw.ipv6}`,
       ];
       // Encapsulated forwarding: `l4fleet backend setup` puts the VIPs on lo (backend-setup.ts), as on a real host.
-      if (encapsulated(topology.dataPath)) return lines;
+      // NAT: the members see their own address as the destination; no VIP on the backend.
+      if (encapsulated(topology.dataPath) || topology.dataPath.forwarding === 'nat') return lines;
       for (const vip of topology.vips) {
         const v6 = vip.address.includes(':');
         lines.push(

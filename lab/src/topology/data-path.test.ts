@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { LabError } from '../errors.js';
-import { dataPathOf } from './data-path.js';
+import { dataPathOf, encapsulated, memberPort } from './data-path.js';
 import { labFleet } from './fleet.js';
 import { backendAttachment, buildTopology, hostsOfKind, segmentOf } from './model.js';
 
@@ -20,7 +20,9 @@ describe('lab data path - options', () => {
     [{ dataplane: 'proxy', forwarding: 'ipip' }, /--forwarding "ipip" needs --dataplane bpf/],
     [{ dataplane: 'nftables', backendNetwork: 'routed' }, /--backend-network "routed" needs --dataplane bpf/],
     [{ dataplane: 'xdp' }, /--dataplane "xdp" is not one of nftables, bpf, proxy/],
-    [{ forwarding: 'vxlan' }, /--forwarding "vxlan" is not one of l2, ipip, gre, gue/],
+    [{ forwarding: 'vxlan' }, /--forwarding "vxlan" is not one of l2, ipip, gre, gue, nat/],
+    [{ dataplane: 'bpf', forwarding: 'nat' }, /--forwarding "nat" needs --dataplane nftables \(--dataplane "bpf"/],
+    [{ dataplane: 'proxy', forwarding: 'nat' }, /--forwarding "nat" needs --dataplane nftables \(--dataplane "proxy"/],
   ] as const)('refused, naming the option and the value: %j', (options, message) => {
     // biome-ignore lint/suspicious/noExplicitAny: the point is to pass values the types forbid
     const call = () => dataPathOf(options as any);
@@ -50,5 +52,27 @@ describe('lab data path - routed topology', () => {
     expect(backendAttachment(t, 'backend1').ipv4).toBe('198.18.2.101');
     const fleet = labFleet(t) as { pools: { forwarding?: string }[] };
     for (const pool of fleet.pools) expect(pool.forwarding).toBeUndefined();
+  });
+});
+
+describe('lab data path - nat', () => {
+  test('nat under nftables, with backends on the segment (default) or routed: replies come back through the node', () => {
+    expect(dataPathOf({ forwarding: 'nat' })).toEqual({
+      dataplane: 'nftables',
+      backendNetwork: 'l2',
+      forwarding: 'nat',
+    });
+    expect(dataPathOf({ forwarding: 'nat', backendNetwork: 'routed' }).backendNetwork).toBe('routed');
+    expect(encapsulated(dataPathOf({ forwarding: 'nat' }))).toBe(false);
+  });
+
+  test('the fleet: every pool forwards nat, members on the VIP port + 8000 (web :80 -> :8080, echo-udp :7000 -> :15000)', () => {
+    const t = buildTopology({ forwarding: 'nat' });
+    expect(memberPort(t.dataPath, 80)).toBe(8_080);
+    expect(memberPort(buildTopology().dataPath, 80)).toBe(80);
+    const fleet = labFleet(t) as { pools: { name: string; forwarding?: string; members: { port: number }[] }[] };
+    const ports = Object.fromEntries(fleet.pools.map((p) => [p.name, [...new Set(p.members.map((m) => m.port))]]));
+    expect(ports).toEqual({ web: [8_080], 'echo-udp': [15_000], web6: [8_080] });
+    for (const pool of fleet.pools) expect(pool.forwarding).toBe('nat');
   });
 });

@@ -4,6 +4,7 @@
  * identity server sends (`backend=<name>`).
  */
 import { stringify } from 'yaml';
+import { memberPort } from './data-path.js';
 import { backendAttachment, hostsOfKind, type Topology } from './model.js';
 
 /**
@@ -28,7 +29,11 @@ export function labFleet(topology: Topology): Record<string, unknown> {
         vip.protocol === 'udp'
           ? { type: 'udp', payload: 'health', intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3 }
           : { type: 'tcp', intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3 },
-      members: backends.map((b) => ({ name: b.host, address: v6 ? b.ipv6 : b.ipv4, port: vip.port })),
+      members: backends.map((b) => ({
+        name: b.host,
+        address: v6 ? b.ipv6 : b.ipv4,
+        port: memberPort(topology.dataPath, vip.port),
+      })),
       // Only when not the default, so the l2 lab's fleet file reads as before (GUE port: the default 6080).
       ...(forwarding === 'l2' ? {} : { forwarding }),
     });
