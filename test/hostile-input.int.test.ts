@@ -288,7 +288,7 @@ const FILE_CASES: Case[] = [
     '"http" probes TCP',
     '198.51.100.11:53/udp',
   ]),
-  apply('forwarding nat', () => json(mut((f) => (web(f).forwarding = 'nat'))), ['pools[0].forwarding', '"nat"']),
+  apply('forwarding dsr', () => json(mut((f) => (web(f).forwarding = 'dsr'))), ['pools[0].forwarding', '"dsr"']),
   apply('guePort 0', () => json(mut((f) => (web(f).guePort = 0))), ['pools[0].guePort', '0 is not a port']),
   apply('hashSeed negative', () => json(mut((f) => (f.hashSeed = -1))), ['hashSeed', '-1']),
   apply('hashSeed 2^32', () => json(mut((f) => (f.hashSeed = 2 ** 32))), ['hashSeed', '4294967296']),
