@@ -23,6 +23,9 @@ const TIMED = [
   'test/lab-docker-faults.int.test.ts',
   'test/agent.int.test.ts',
   'test/dataplane/nftables.int.test.ts',
+  'test/dataplane/bpf.int.test.ts',
+  'test/dataplane/second-chance.int.test.ts',
+  'test/dashboard.int.test.ts',
   'packages/store/src/etcd-store.int.test.ts',
 ];
 
