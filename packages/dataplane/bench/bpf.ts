@@ -143,8 +143,8 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
       await detach();
       await s.node.run(['nft', '-f', '-'], { input: baseline(family) });
     } else {
-      // Empty flow LRUs for a new-flow flood: new pins (the driver's clearFlows deletes key by key, and each
-      // get_next_key from the start scans the emptied buckets again: minutes for 60,000 flows).
+      // Empty flow LRUs for a new-flow flood: new pins (chosen while the driver's clearFlows was quadratic in the
+      // bucket count; it is one batch walk now, issue 14, so either would do).
       if (traffic === 'new') {
         await dp?.close({ removeState: true });
         dp = undefined;
