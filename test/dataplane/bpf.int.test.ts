@@ -578,6 +578,12 @@ s6.sendto(msg6, (vip6, 0))
     await expect(bpf({ interface: 'nope0', pinName: 'nope' }).apply([good])).rejects.toMatchObject({
       code: 'INTERFACE_UNKNOWN',
     });
+    // The loader joins the namespace itself (setns on /run/netns/NAME): a bad or missing one is named.
+    expect(() => bpf({ netns: '../x' })).toThrow(/netns: "\.\.\/x" is not a namespace name/);
+    const noNs = `${topo.node.ns}-gone`;
+    await expect(bpf({ netns: noNs, pinName: 'nons' }).apply([good])).rejects.toThrow(
+      new RegExp(`netns ${noNs} \\(/run/netns/${noNs}\\): No such file or directory`),
+    );
     expect(await snapshot()).toBe(before);
     expect((await dp.apply([good])).transactions).toBe(0);
     // nftables refuses encapsulation before touching the kernel.

@@ -9,9 +9,12 @@
  * loader replaces the attached program only when its instructions differ (program tag), atomically
  * (BPF_TC_F_REPLACE): packets in flight see the old or the new program, never none.
  *
- * Usage: l4fleet-bpf PIN_DIR OBJECT IFNAME FLOW_ENTRIES
+ * Usage: l4fleet-bpf [--netns NAME] PIN_DIR OBJECT IFNAME FLOW_ENTRIES
  *   PIN_DIR must be inside a mounted bpffs (the driver mounts one). FLOW_ENTRIES sizes both flow LRUs; a
  *   pinned flow map of another size is refused by libbpf ("couldn't reuse pinned map").
+ *   --netns: first of all, setns() into the network namespace /run/netns/NAME (`ip netns add`). Only the
+ *   network namespace changes, as with `nsenter --net`: the mounts stay the caller's, so PIN_DIR is the same
+ *   bpffs the driver sees (`ip netns exec` would give a private /sys). One exec less than nsenter + loader.
  * Protocol (binary, host byte order): each request is  u32 op, u32 length, payload;  each reply is
  *   u32 status (0 = ok, else an errno), u32 length, payload (data, or the error text). Requests are answered
  *   in order, so a client may send several before reading. The first reply, unrequested, tells how the
@@ -22,9 +25,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if_link.h>
 #include <linux/magic.h>
 #include <net/if.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -680,17 +685,44 @@ static int start(const char *object, const char *ifname, uint32_t flows, char *m
 	return 0;
 }
 
+/* Joins the network namespace named NAME (ip netns: a bind mount at /run/netns/NAME). Returns 0 or an errno. */
+static int enter_netns(const char *name, char *msg, size_t msglen)
+{
+	if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..") || strlen(name) > 200) {
+		snprintf(msg, msglen, "netns \"%s\" is not a namespace name", name);
+		return EINVAL;
+	}
+	char path[256];
+	snprintf(path, sizeof(path), "/run/netns/%s", name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWNET)) {
+		int e = errno;
+		snprintf(msg, msglen, "netns %s (%s): %s", name, path, strerror(e));
+		if (fd >= 0) close(fd);
+		return e;
+	}
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	const char *netns = NULL;
+	if (argc == 7 && !strcmp(argv[1], "--netns")) {
+		netns = argv[2];
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc != 5) {
-		fprintf(stderr, "usage: %s PIN_DIR OBJECT IFNAME FLOW_ENTRIES\n", argv[0]);
+		fprintf(stderr, "usage: %s [--netns NAME] PIN_DIR OBJECT IFNAME FLOW_ENTRIES\n", argv[0]);
 		return 2;
 	}
 	for (int i = 0; i < L4F_MAX_TABLES; i++) inner_fd[i] = -1;
 	libbpf_set_print(quiet);
 	snprintf(pin_dir, sizeof(pin_dir), "%s", argv[1]);
 	char msg[1200];
-	int err = start(argv[2], argv[3], (uint32_t)strtoul(argv[4], NULL, 10), msg, sizeof(msg));
+	int err = netns ? enter_netns(netns, msg, sizeof(msg)) : 0;
+	if (!err) err = start(argv[2], argv[3], (uint32_t)strtoul(argv[4], NULL, 10), msg, sizeof(msg));
 	reply(err, msg, (uint32_t)strlen(msg));
 	if (err) return 1;
 

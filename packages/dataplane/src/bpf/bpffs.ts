@@ -1,7 +1,7 @@
 /**
  * The bpffs that holds the pinned maps. A host without one mounted at the configured path gets one mounted
  * there (the mount lives in the driver's mount namespace; `ip netns exec` would give each command a fresh
- * /sys, which is why the driver enters network namespaces with `nsenter --net` only: platform notes).
+ * /sys, which is why the loader joins only the network namespace, by setns(): platform notes).
  */
 import { mkdirSync, statfsSync } from 'node:fs';
 import { DataPlaneError } from '../errors.js';

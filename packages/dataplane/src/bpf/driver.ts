@@ -34,7 +34,8 @@ export interface BpfDataPlaneOptions {
   readonly pinName?: string;
   /** Entries per flow LRU (one for IPv4, one for IPv6); fixed once pinned. Default 65,536. */
   readonly flowTableSize?: number;
-  /** Run the loader inside this named network namespace (`nsenter --net`); default: the current one. */
+  /** Run the loader in this named network namespace (/run/netns/NAME; it setns() itself, network only, so the
+   * mounts, and the bpffs, stay this process's); default: the current one. */
   readonly netns?: string;
   readonly logger: Logger;
   /** Runs `mount` (default: a local exec); replaceable in tests. */
@@ -52,6 +53,8 @@ export interface BpfDataPlane extends DataPlane {
 }
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** An `ip netns` name: a file in /run/netns. */
+const NETNS = /^[^/\s]{1,200}$/;
 const DUMP = { op: Op.dump, payload: Buffer.alloc(0), what: 'dump' } as const;
 
 function nodeConfig(addresses: readonly string[] | undefined): ConfigValue {
@@ -81,6 +84,12 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       'OPTIONS_INVALID',
       `interface: ${JSON.stringify(opts.interface)} is not an interface name`,
     );
+  }
+  if (
+    opts.netns !== undefined &&
+    (typeof opts.netns !== 'string' || !NETNS.test(opts.netns) || /^\.\.?$/.test(opts.netns))
+  ) {
+    throw new DataPlaneError('OPTIONS_INVALID', `netns: ${JSON.stringify(opts.netns)} is not a namespace name`);
   }
   const pinName = opts.pinName ?? DEFAULT_PIN_NAME;
   if (!NAME.test(pinName))

@@ -80,9 +80,11 @@ interface Pending {
 }
 
 export function startLoader(opts: LoaderOptions): Loader {
+  // The loader joins the namespace itself (setns, network only, like `nsenter --net`): one exec instead of two
+  // at every start (nsenter cost 37-190 ms on a loaded machine: docs/design/0007-bpf-dataplane.md, Measured).
   const argv = [
-    ...(opts.netns === undefined ? [] : ['nsenter', `--net=/run/netns/${opts.netns}`]),
     opts.loaderPath ?? BPF_LOADER_PATH,
+    ...(opts.netns === undefined ? [] : ['--netns', opts.netns]),
     opts.pinDir,
     opts.objectPath ?? BPF_NODE_OBJECT_PATH,
     opts.iface,
