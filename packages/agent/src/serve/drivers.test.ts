@@ -7,14 +7,15 @@ import { createConfiguredDataPlane, DATA_PLANE_DRIVER_SPECS } from './drivers.js
 
 const logger = pino({ level: 'silent' });
 
-const bpfConfig = (dataplane: object = {}) =>
-  parseAgentConfig({
-    node: { name: 'lb1', interface: 'eth0', address: '198.18.0.11', address6: '2001:db8::11' },
-    bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }] },
-    etcd: { endpoints: ['http://198.18.0.2:2379'] },
-    state: { enabled: false },
-    dataplane: { driver: 'bpf', ...dataplane },
-  });
+/** agent.yaml as a user writes it (a parsed config is not input: its sections carry resolved defaults). */
+const rawConfig = (dataplane: object = {}) => ({
+  node: { name: 'lb1', interface: 'eth0', address: '198.18.0.11', address6: '2001:db8::11' },
+  bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }] },
+  etcd: { endpoints: ['http://198.18.0.2:2379'] },
+  state: { enabled: false },
+  dataplane: { driver: 'bpf', ...dataplane },
+});
+const bpfConfig = (dataplane: object = {}) => parseAgentConfig(rawConfig(dataplane));
 
 function host(change: Partial<HostFacts> = {}): HostFacts {
   return {
@@ -68,7 +69,7 @@ describe('agent drivers - bpf', () => {
   });
 
   test('the nftables driver does not ask for the bpf build', () => {
-    const c = parseAgentConfig({ ...bpfConfig(), dataplane: { driver: 'nftables' } });
+    const c = parseAgentConfig({ ...rawConfig(), dataplane: { driver: 'nftables' } });
     const problems = DATA_PLANE_DRIVER_SPECS.nftables.prerequisites(
       c,
       host({ onPath: (p) => p === 'nft', missingBpfFile: () => '/x' }),
