@@ -24,15 +24,17 @@ import { createNftablesDataPlane, type DataPlane, type VipTable } from '../src/i
 import { bpfApplyLatency, bpfReport, measureBpfPerPacket } from './bpf.js';
 import { benchLab } from './interrupt.js';
 import {
-  addRatios,
   buildConnRate,
   CPS_PORT,
   CPS_S,
   CPS_WORKERS,
+  createPathRunner,
   IPERF_PORT,
   IPERF_S,
   measureBpfPaths,
-  measurePath,
+  PATHS_ROUNDS,
+  type PathRunner,
+  pathSelected,
   pathsReport,
   ready,
 } from './paths.js';
@@ -60,10 +62,17 @@ const logger = pino({ level: 'silent' });
 /** BENCH_ONLY=bpf runs only the bpf driver's part (per-packet and apply), for working on it. */
 const ONLY_BPF = process.env.BENCH_ONLY === 'bpf';
 /**
- * BENCH_SKIP=paths,per-packet,apply (the bpf driver's parts), nft-per-packet, nft-apply: any of them leaves
- * those figures out (a shorter run; on a loaded machine `nft list map` of the nft per-packet part can time out).
+ * BENCH_SKIP=paths,per-packet,apply (the bpf driver's parts), nft-per-packet, nft-apply, second-chance: any of
+ * them leaves those figures out (a shorter run; on a loaded machine `nft list map` of the nft per-packet part can
+ * time out). BENCH_ONLY=paths runs only the throughput and connections/s table (BENCH_PATHS in paths.ts picks
+ * paths in it).
  */
-const SKIP = new Set((process.env.BENCH_SKIP ?? '').split(',').filter(Boolean));
+const SKIP = new Set([
+  ...(process.env.BENCH_SKIP ?? '').split(',').filter(Boolean),
+  ...(process.env.BENCH_ONLY === 'paths'
+    ? ['per-packet', 'apply', 'nft-per-packet', 'nft-apply', 'second-chance']
+    : []),
+]);
 
 /**
  * Apply latency at M = 65,537 through one delta writer ("netlink": l4fleet-nft-batch; "nft": nft -f).
@@ -165,10 +174,13 @@ async function applyLatency(writer: 'netlink' | 'nft'): Promise<Record<string, n
  * on in the node's namespace for the measurement only, the NAT VIP removed again before the per-packet part so
  * that part measures the l2 chain alone.
  */
-async function measureNat(
-  figures: Record<string, number>,
-  s: { dp: DataPlane; l2Tables: VipTable[]; node: NetnsHost; client: NetnsHost; connRate: string },
-): Promise<void> {
+async function measureNat(s: {
+  dp: DataPlane;
+  l2Tables: VipTable[];
+  node: NetnsHost;
+  runner: PathRunner;
+}): Promise<void> {
+  if (!pathSelected('nftables-nat')) return;
   const nat = [IPERF_PORT, CPS_PORT].map((port): VipTable => {
     const backends = [{ name: 'be', address: BACKEND, port }];
     return {
@@ -184,9 +196,9 @@ async function measureNat(
   await s.node.sh('sysctl -qw net.ipv4.ip_forward=1');
   try {
     await s.dp.apply([...s.l2Tables, ...nat]);
-    await measurePath(figures, s.client, s.connRate, 'nftables-nat', NAT_VIP, {
-      iperf: IPERF_PORT + NAT_PORT_OFFSET,
-      cps: CPS_PORT + NAT_PORT_OFFSET,
+    await s.runner.measure('nftables-nat', {
+      host: NAT_VIP,
+      ports: { iperf: IPERF_PORT + NAT_PORT_OFFSET, cps: CPS_PORT + NAT_PORT_OFFSET },
     });
   } finally {
     await s.dp.apply(s.l2Tables);
@@ -303,12 +315,13 @@ async function main(): Promise<void> {
     await ready(node, ['node', '--input-type=module', '-e', runner]);
     await new Promise((r) => setTimeout(r, 300));
 
-    await measurePath(figures, client, connRate, 'direct', BACKEND);
-    if (!ONLY_BPF) {
-      await measurePath(figures, client, connRate, 'nftables', VIP);
-      await measureNat(figures, { dp, l2Tables, node, client, connRate });
-      await measurePath(figures, client, connRate, 'haproxy', NODE, { iperf: 5202, cps: 5302 });
-      await measurePath(figures, client, connRate, 'proxy', NODE, { iperf: 5203, cps: 5303 });
+    // Every path in paired rounds with direct (paths.ts, PathRunner).
+    const paths = createPathRunner({ client, connRate, direct: BACKEND });
+    if (!ONLY_BPF && !SKIP.has('paths')) {
+      await paths.measure('nftables', { host: VIP });
+      await measureNat({ dp, l2Tables, node, runner: paths });
+      await paths.measure('haproxy', { host: NODE, ports: { iperf: 5202, cps: 5302 } });
+      await paths.measure('proxy', { host: NODE, ports: { iperf: 5203, cps: 5303 } });
     }
     if (!ONLY_BPF && !SKIP.has('nft-per-packet'))
       Object.assign(
@@ -334,10 +347,9 @@ async function main(): Promise<void> {
         Object.assign(
           figures,
           await measureBpfPaths({
-            client,
+            runner: paths,
             node,
             backend,
-            connRate,
             vip: VIP,
             nodeAddress: NODE,
             backendAddress: BACKEND,
@@ -348,8 +360,8 @@ async function main(): Promise<void> {
         pathsError = err;
       }
     }
-    addRatios(figures);
-    if (!ONLY_BPF) {
+    Object.assign(figures, paths.figures());
+    if (figures.nftablesGbps !== undefined && figures.haproxyGbps !== undefined) {
       figures.nftablesVsHaproxyThroughput = (figures.nftablesGbps as number) / (figures.haproxyGbps as number);
       figures.nftablesVsHaproxyCps = (figures.nftablesCps as number) / (figures.haproxyCps as number);
       figures.bpfL2VsHaproxyThroughput = (figures.bpfL2Gbps as number) / (figures.haproxyGbps as number);
@@ -384,7 +396,10 @@ async function main(): Promise<void> {
     applyError = e;
   }
 
-  console.log(`\nthroughput (iperf3, ${IPERF_S} s) and new TCP connections/s (conn-rate, ${CPS_S} s) through one node`);
+  console.log(
+    `\nthroughput (iperf3, ${IPERF_S} s) and new TCP connections/s (conn-rate, ${CPS_S} s) through one node; ` +
+      `per path ${PATHS_ROUNDS} rounds paired with direct: median, [min..max] of the rounds' ratios, 1-min load average`,
+  );
   console.log(pathsReport(figures).join('\n'));
   if (applyError === undefined && !ONLY_BPF && !SKIP.has('nft-apply')) {
     const f = (k: string, w: string, digits = 1): string => (figures[`${k}_${w}`] as number).toFixed(digits);
@@ -410,7 +425,7 @@ async function main(): Promise<void> {
     );
   }
   if (!ONLY_BPF && !SKIP.has('nft-per-packet')) console.log(perPacketReport(figures).join('\n'));
-  console.log(bpfReport(figures).join('\n'));
+  if (!SKIP.has('per-packet') || !SKIP.has('apply')) console.log(bpfReport(figures).join('\n'));
   if (figures.scPackets !== undefined) console.log(secondChanceReport(figures).join('\n'));
   figures.loadAverageEnd = loadavg()[0] as number;
   console.log(

@@ -15,6 +15,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildTable } from '@l4fleet/maglev';
@@ -31,9 +32,14 @@ import {
   type VipTable,
 } from '../src/index.js';
 import { ARTIFACTS } from './bpf.js';
+import { median, quantile } from './per-packet.js';
 
 export const IPERF_S = Number(process.env.BENCH_IPERF_S ?? 3);
 export const CPS_S = Number(process.env.BENCH_CPS_S ?? 2);
+/** Paired rounds per path (direct and the path alternating, see PathRunner). */
+export const PATHS_ROUNDS = Number(process.env.BENCH_PATHS_ROUNDS ?? 3);
+/** BENCH_PATHS=bpf-l2,nftables measures only those paths (direct always, as the reference). */
+const PATHS_ONLY = new Set((process.env.BENCH_PATHS ?? '').split(',').filter(Boolean));
 /** Client and server processes of conn-rate (one per core: the client must not be the bottleneck alone). */
 export const CPS_WORKERS = 2;
 export const IPERF_PORT = 5201;
@@ -51,7 +57,12 @@ export const PATHS = [
   'bpf-ipip',
 ] as const;
 export type PathName = (typeof PATHS)[number];
-/** Figure names: `${key}Gbps`, `${key}Cps`, `${key}VsDirectThroughput`, `${key}VsDirectCps`. */
+export const pathSelected = (p: PathName): boolean => p === 'direct' || PATHS_ONLY.size === 0 || PATHS_ONLY.has(p);
+/**
+ * Figure names: `${key}Gbps`, `${key}Cps` (medians over the rounds), `${key}VsDirectThroughput`,
+ * `${key}VsDirectCps` (median of the rounds' paired ratios) with `Min` / `Max` of those ratios, `${key}LoadAverage`
+ * (the 1-minute load average over the path's rounds), `pathsRounds`.
+ */
 export const pathKey = (p: PathName): string => p.replace(/-(\w)/, (_m, c: string) => c.toUpperCase());
 
 /** Spawns `argv` in `h` and resolves when it prints "ready" or iperf3's "Server listening" (15 s at most). */
@@ -104,25 +115,103 @@ async function cps(client: NetnsHost, bin: string, host: string, port: number): 
   return out.perSecond;
 }
 
-/** Measures one path into `figures` (`${key}Gbps`, `${key}Cps`). */
-export async function measurePath(
-  figures: Record<string, number>,
-  client: NetnsHost,
-  connRate: string,
-  path: PathName,
-  host: string,
-  ports: { iperf: number; cps: number } = { iperf: IPERF_PORT, cps: CPS_PORT },
-): Promise<void> {
-  const k = pathKey(path);
-  figures[`${k}Gbps`] = (await iperf(client, host, ports.iperf)) / 1e9;
-  figures[`${k}Cps`] = await cps(client, connRate, host, ports.cps);
+/** Where a path's traffic goes: the VIP (or the proxy's address) and its iperf3 / conn-rate ports. */
+export interface PathTarget {
+  readonly host: string;
+  readonly ports?: { readonly iperf: number; readonly cps: number };
+}
+
+/**
+ * Measures paths in rounds, each against direct: round r runs iperf3 to direct and to the path back to back
+ * (direct first in even rounds, the path first in odd ones), then conn-rate the same way, and the round's
+ * ratio is path / direct of that pair. On a shared 2-core machine the CPU a run gets drifts over seconds, so
+ * only such pairs compare; one sample per path (the bench until issue 14) moved ratios by 0.1 between runs.
+ */
+export interface PathRunner {
+  /** Measures `path` (PATHS_ROUNDS paired rounds) unless BENCH_PATHS leaves it out. */
+  measure(path: PathName, target: PathTarget): Promise<void>;
+  /** Medians, ratios, spreads and load averages of everything measured so far (keys: see pathKey). */
+  figures(): Record<string, number>;
+}
+
+interface Samples {
+  gbps: number[];
+  cps: number[];
+  vsDirectGbps: number[];
+  vsDirectCps: number[];
+  load: number[];
+}
+
+export function createPathRunner(s: {
+  readonly client: NetnsHost;
+  readonly connRate: string;
+  readonly direct: string;
+  readonly rounds?: number;
+}): PathRunner {
+  const rounds = s.rounds ?? PATHS_ROUNDS;
+  const direct = { gbps: [] as number[], cps: [] as number[] };
+  const measured = new Map<PathName, Samples>();
+  const gbps = async (t: PathTarget): Promise<number> =>
+    (await iperf(s.client, t.host, t.ports?.iperf ?? IPERF_PORT)) / 1e9;
+  const conns = (t: PathTarget): Promise<number> => cps(s.client, s.connRate, t.host, t.ports?.cps ?? CPS_PORT);
+  return {
+    async measure(path, target) {
+      if (!pathSelected(path)) return;
+      const m: Samples = { gbps: [], cps: [], vsDirectGbps: [], vsDirectCps: [], load: [] };
+      const d: PathTarget = { host: s.direct };
+      for (let r = 0; r < rounds; r++) {
+        m.load.push(loadavg()[0] as number);
+        const order = path === 'direct' ? [d] : r % 2 === 0 ? [d, target] : [target, d];
+        const g: number[] = [];
+        for (const t of order) g.push(await gbps(t));
+        const c: number[] = [];
+        for (const t of order) c.push(await conns(t));
+        if (path === 'direct') {
+          direct.gbps.push(g[0] as number);
+          direct.cps.push(c[0] as number);
+          continue;
+        }
+        const di = r % 2 === 0 ? 0 : 1;
+        const [dg, pg, dc, pc] = [g[di], g[1 - di], c[di], c[1 - di]] as number[];
+        direct.gbps.push(dg as number);
+        direct.cps.push(dc as number);
+        m.gbps.push(pg as number);
+        m.cps.push(pc as number);
+        m.vsDirectGbps.push((pg as number) / (dg as number));
+        m.vsDirectCps.push((pc as number) / (dc as number));
+      }
+      m.load.push(loadavg()[0] as number);
+      measured.set(path, m);
+    },
+    figures() {
+      const f: Record<string, number> = { pathsRounds: rounds };
+      if (direct.gbps.length === 0) return f;
+      f.directGbps = median(direct.gbps);
+      f.directCps = median(direct.cps);
+      f.directGbpsMin = quantile(direct.gbps, 0);
+      f.directGbpsMax = quantile(direct.gbps, 1);
+      for (const [path, m] of measured) {
+        const k = pathKey(path);
+        f[`${k}LoadAverage`] = m.load.reduce((a, b) => a + b, 0) / m.load.length;
+        if (path === 'direct') continue;
+        f[`${k}Gbps`] = median(m.gbps);
+        f[`${k}Cps`] = median(m.cps);
+        f[`${k}VsDirectThroughput`] = median(m.vsDirectGbps);
+        f[`${k}VsDirectThroughputMin`] = quantile(m.vsDirectGbps, 0);
+        f[`${k}VsDirectThroughputMax`] = quantile(m.vsDirectGbps, 1);
+        f[`${k}VsDirectCps`] = median(m.vsDirectCps);
+        f[`${k}VsDirectCpsMin`] = quantile(m.vsDirectCps, 0);
+        f[`${k}VsDirectCpsMax`] = quantile(m.vsDirectCps, 1);
+      }
+      return f;
+    },
+  };
 }
 
 export interface BpfPathsSetup {
-  readonly client: NetnsHost;
+  readonly runner: PathRunner;
   readonly node: NetnsHost;
   readonly backend: NetnsHost;
-  readonly connRate: string;
   readonly vip: string;
   readonly nodeAddress: string;
   readonly backendAddress: string;
@@ -166,6 +255,7 @@ export async function measureBpfPaths(s: BpfPathsSetup): Promise<Record<string, 
       ...ARTIFACTS,
     });
     for (const fwd of ['l2', 'gue', 'ipip'] as const) {
+      if (!pathSelected(`bpf-${fwd}`)) continue;
       if (fwd !== 'l2' && !backendSetUp) {
         await setupBackend(
           { vips: [s.vip], forwarding: ['gue', 'ipip'], nodes: [s.nodeAddress], interface: 'eth0' },
@@ -174,7 +264,7 @@ export async function measureBpfPaths(s: BpfPathsSetup): Promise<Record<string, 
         backendSetUp = true;
       }
       await dp.apply(tables(fwd));
-      await measurePath(figures, s.client, s.connRate, `bpf-${fwd}`, s.vip);
+      await s.runner.measure(`bpf-${fwd}`, { host: s.vip });
     }
     const c = await dp.counters();
     const drops = Object.entries(c.drops).filter(([, t]) => t.packets > 0);
@@ -193,28 +283,25 @@ export async function measureBpfPaths(s: BpfPathsSetup): Promise<Record<string, 
   return figures;
 }
 
-/** Ratios to direct; call with every measured path in `figures`. */
-export function addRatios(figures: Record<string, number>): void {
-  for (const p of PATHS) {
-    const k = pathKey(p);
-    if (p === 'direct' || figures[`${k}Gbps`] === undefined) continue;
-    figures[`${k}VsDirectThroughput`] = (figures[`${k}Gbps`] as number) / (figures.directGbps as number);
-    figures[`${k}VsDirectCps`] = (figures[`${k}Cps`] as number) / (figures.directCps as number);
-  }
-}
+const ratio = (f: Record<string, number>, k: string, what: string): string =>
+  `${(f[`${k}VsDirect${what}`] as number).toFixed(2)} [${(f[`${k}VsDirect${what}Min`] as number).toFixed(2)}..${(
+    f[`${k}VsDirect${what}Max`] as number
+  ).toFixed(2)}]`;
 
 export function pathsReport(figures: Record<string, number>): string[] {
-  const rows = [['path', 'iperf3 Gbit/s', 'x direct', 'new conn/s', 'x direct']];
+  const rows = [['path', 'iperf3 Gbit/s', 'x direct [min..max]', 'new conn/s', 'x direct [min..max]', 'load']];
   for (const p of PATHS) {
     const k = pathKey(p);
     if (figures[`${k}Gbps`] === undefined) continue;
+    const load = figures[`${k}LoadAverage`];
     rows.push([
       p,
       (figures[`${k}Gbps`] as number).toFixed(2),
-      p === 'direct' ? '1.00' : (figures[`${k}VsDirectThroughput`] as number).toFixed(2),
+      p === 'direct' ? '1.00' : ratio(figures, k, 'Throughput'),
       (figures[`${k}Cps`] as number).toFixed(0),
-      p === 'direct' ? '1.00' : (figures[`${k}VsDirectCps`] as number).toFixed(2),
+      p === 'direct' ? '1.00' : ratio(figures, k, 'Cps'),
+      load === undefined ? '' : load.toFixed(1),
     ]);
   }
-  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(13) : c.padStart(14))).join(''));
+  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(13) : c.padStart(i === 5 ? 6 : 21))).join(''));
 }
