@@ -1,7 +1,15 @@
 /** `lab export --format containerlab` checked against containerlab's own JSON schema (draft-07). */
 import { readFileSync } from 'node:fs';
 import { parseAgentConfigText } from '@l4fleet/agent';
-import { agentYaml, buildTopology, containerlabYaml, createLabProgram, toContainerlab } from '@l4fleet/lab';
+import {
+  agentYaml,
+  buildTopology,
+  containerlabYaml,
+  createLabProgram,
+  NFTABLES_DATA_PATH,
+  type TopologyOptions,
+  toContainerlab,
+} from '@l4fleet/lab';
 import { Ajv } from 'ajv';
 import { describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
@@ -14,6 +22,9 @@ const schema = JSON.parse(readFileSync('/work/shared/schemas/containerlab.schema
 const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
 const validate = ajv.compile(schema);
 
+/** containerlab runs the Docker runtime's images: nftables nodes with backends on their segment (issue 14). */
+const clab = (options: TopologyOptions = {}) => buildTopology({ ...options, ...NFTABLES_DATA_PATH });
+
 function errorsOf(doc: unknown): string {
   return validate(doc) ? '' : ajv.errorsText(validate.errors, { separator: '\n' });
 }
@@ -24,18 +35,18 @@ describe('lab export - containerlab', () => {
     [1, 1, 1],
     [8, 20, 2],
   ])('%i nodes, %i backends, %i clients: the topology file validates', (nodes, backends, clients) => {
-    const text = containerlabYaml(buildTopology({ nodes, backends, clients }));
+    const text = containerlabYaml(clab({ nodes, backends, clients }));
     expect(errorsOf(parse(text))).toBe('');
   });
 
   test('the schema check can fail: a wrong kind is refused', () => {
-    const doc = toContainerlab(buildTopology()) as { topology: { nodes: Record<string, Record<string, unknown>> } };
+    const doc = toContainerlab(clab()) as { topology: { nodes: Record<string, Record<string, unknown>> } };
     (doc.topology.nodes.router as Record<string, unknown>).kind = 'not-a-kind';
     expect(errorsOf(doc)).toMatch(/kind/);
   });
 
   test('same model: every host, one link per attachment, addresses from the model', () => {
-    const topology = buildTopology();
+    const topology = clab();
     const doc = toContainerlab(topology) as {
       name: string;
       topology: {
@@ -63,21 +74,21 @@ describe('lab export - containerlab', () => {
         from: 'user',
       },
     );
-    expect(out).toBe(containerlabYaml(buildTopology()));
+    expect(out).toBe(containerlabYaml(clab()));
   });
 });
 
 describe('deploy/ files match the lab model', () => {
   test('deploy/containerlab/l4fleet-lab.clab.yaml is the export of the default lab and validates', () => {
     const file = readFileSync(new URL('../deploy/containerlab/l4fleet-lab.clab.yaml', import.meta.url), 'utf8');
-    expect(file).toBe(containerlabYaml(buildTopology()));
+    expect(file).toBe(containerlabYaml(clab()));
     expect(errorsOf(parse(file))).toBe('');
   });
 
-  test('deploy/examples/agent.yaml is accepted by the agent and matches what the lab writes for node1', () => {
+  test('deploy/examples/agent.yaml is accepted by the agent and matches what an nftables lab writes for node1', () => {
     const file = readFileSync(new URL('../deploy/examples/agent.yaml', import.meta.url), 'utf8');
     const example = parseAgentConfigText(file);
-    const lab = parseAgentConfigText(agentYaml(buildTopology(), 'node1'));
+    const lab = parseAgentConfigText(agentYaml(buildTopology(NFTABLES_DATA_PATH), 'node1'));
     expect(example).toEqual(lab);
   });
 });

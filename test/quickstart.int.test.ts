@@ -7,7 +7,16 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { agentAvailable, downLab, run, type WatchTick } from '@l4fleet/lab';
+import { bpfAvailable, DEFAULT_BACKEND_OBJECT } from '@l4fleet/dataplane';
+import {
+  agentAvailable,
+  DEFAULT_DATA_PATH,
+  downLab,
+  type LabStatus,
+  NFTABLES_DATA_PATH,
+  run,
+  type WatchTick,
+} from '@l4fleet/lab';
 import { afterAll, describe, expect, test } from 'vitest';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -17,6 +26,9 @@ const controlSlot = 100 + Math.floor(Math.random() * 150);
 // The lab commands read their lab from the environment, so the README's commands run unchanged.
 const env = { ...process.env, L4FLEET_LAB_ID: id, L4FLEET_LAB_CONTROL_SLOT: String(controlSlot) };
 const etcd = `http://198.19.${controlSlot}.2:2379`;
+/** What `lab up` runs by default here: bpf + routed + gue when the bpf objects are built (lab/src/runtime/up-data-path.ts). */
+const bpfMissing = bpfAvailable() ?? bpfAvailable({ objectPath: DEFAULT_BACKEND_OBJECT });
+const expectedPath = bpfMissing === undefined ? DEFAULT_DATA_PATH : NFTABLES_DATA_PATH;
 /**
  * The lab fleet's health check (deploy/examples/lab-fleet.yaml) decides within 2-3 intervals of 1 s; the time bounds
  * are lab-e2e.int.test.ts's. Here only "it happens": 20 s leaves room for a loaded machine.
@@ -106,6 +118,12 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`quick start
     });
     expect(r.code, r.stderr.slice(-2_000)).toBe(0);
     expect(r.stdout).toContain(`lab "${id}" is up`);
+    // What a new user gets: bpf nodes, routed backends, gue; without the bpf objects nftables and a notice saying so.
+    const { dataplane, backendNetwork, forwarding } = expectedPath;
+    const where = backendNetwork === 'routed' ? 'routed (behind the router)' : "on the nodes' segment";
+    expect(r.stdout).toContain(`data plane ${dataplane}, backends ${where}, forwarding ${forwarding}`);
+    if (bpfMissing === undefined) expect(r.stderr).not.toContain('notice:');
+    else expect(r.stderr).toContain(`notice: bpf data plane not built (${bpfMissing} missing)`);
     expect(r.stdout).toMatch(/^node1 +\d+ /m);
     expect(lastLine(r.stdout)).toMatch(/^watch --check: ok \(flows 150 {2}open 150 {2}broken 0 /);
   }, 660_000);
@@ -123,7 +141,13 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`quick start
 
     expect(lastLine(await l4fleet('lab', 'add-node'))).toBe('node4');
     const added = await l4fleet('lab', 'add-backend');
-    expect(added).toMatch(/^\+ member web\/backend5: 198\.18\.2\.105:80 /m);
+    // The lab's default puts backends behind the router (198.18.3.0/24; nftables: the nodes' segment 198.18.2.0/24):
+    // the address `lab status` shows is the one the apply added.
+    const status = JSON.parse(await l4fleet('lab', 'status', '-o', 'json')) as LabStatus;
+    expect(status.dataPath).toEqual(expectedPath);
+    const address = status.backends.find((b) => b.name === 'backend5')?.address;
+    expect(address).toBe(expectedPath.backendNetwork === 'routed' ? '198.18.3.105' : '198.18.2.105');
+    expect(added).toContain(`\n+ member web/backend5: ${address}:80 `);
     expect(lastLine(added)).toBe('backend5');
     const roseMs = await waitDecided('backend5', 'up', DECIDED_TIMEOUT_MS);
 

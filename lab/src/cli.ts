@@ -19,6 +19,7 @@ import {
   LAB_DATA_PLANES,
   LAB_FORWARDINGS,
   type LabDataPath,
+  NFTABLES_DATA_PATH,
 } from './topology/data-path.js';
 import { labFleetYaml } from './topology/fleet.js';
 import { buildTopology, DEFAULT_LAB_ID } from './topology/model.js';
@@ -75,19 +76,22 @@ export function createLabProgram(io: LabIo = processIo): Command {
         .choices(['1', '3', '5'])
         .default('3'),
     )
-    .addOption(new Option('--runtime <runtime>', 'where the hosts run').choices(['netns', 'docker']).default('netns'))
     .addOption(
-      new Option('--dataplane <driver>', "the nodes' data plane (agent.yaml dataplane.driver)")
-        .choices([...LAB_DATA_PLANES])
-        .default(DEFAULT_DATA_PATH.dataplane),
+      new Option('--runtime <runtime>', 'where the hosts run (docker: nftables nodes with l2 backends only)')
+        .choices(['netns', 'docker'])
+        .default('netns'),
+    )
+    .addOption(
+      new Option(
+        '--dataplane <driver>',
+        `the nodes' data plane (agent.yaml dataplane.driver). Default: ${DEFAULT_DATA_PATH.dataplane} with --runtime netns in agent mode; nftables with --runtime docker, in static mode, and (with a notice) when the bpf objects are not built`,
+      ).choices([...LAB_DATA_PLANES]),
     )
     .addOption(
       new Option(
         '--backend-network <network>',
-        "l2: backends on the nodes' segment; routed: their own subnet behind the router",
-      )
-        .choices([...BACKEND_NETWORKS])
-        .default(DEFAULT_DATA_PATH.backendNetwork),
+        "l2: backends on the nodes' segment; routed: their own subnet behind the router (default: routed with bpf unless --forwarding l2, else l2)",
+      ).choices([...BACKEND_NETWORKS]),
     )
     .addOption(
       new Option(
@@ -131,6 +135,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
         mode: o.mode,
         runtime: o.runtime,
         log,
+        onNotice: (line) => io.err(`notice: ${line}`),
       });
       const s = await lab.status();
       io.out(
@@ -287,13 +292,23 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .command('export')
     .description('the lab topology in another format')
     .addOption(
-      new Option('--format <format>', 'output format').choices(['containerlab', 'fleet']).makeOptionMandatory(),
+      new Option(
+        '--format <format>',
+        "containerlab: the Docker runtime's hosts (nftables, l2 backends); fleet: the default lab's fleet file",
+      )
+        .choices(['containerlab', 'fleet'])
+        .makeOptionMandatory(),
     )
     .option('--nodes <n>', 'balancer nodes', int('nodes'), 3)
     .option('--backends <n>', 'backends', int('backends'), 4)
     .action((o, cmd: Command) => {
-      const topology = buildTopology({ id: labId(cmd), nodes: o.nodes, backends: o.backends });
-      io.out(o.format === 'containerlab' ? containerlabYaml(topology) : labFleetYaml(topology));
+      const hosts = { id: labId(cmd), nodes: o.nodes, backends: o.backends };
+      // containerlab runs the Docker runtime's images, which run nftables nodes with l2 backends only.
+      io.out(
+        o.format === 'containerlab'
+          ? containerlabYaml(buildTopology({ ...hosts, ...NFTABLES_DATA_PATH }))
+          : labFleetYaml(buildTopology(hosts)),
+      );
     });
 
   return program;

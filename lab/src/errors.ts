@@ -8,6 +8,7 @@ export type LabErrorCode =
   | 'STATE_INVALID'
   | 'LAB_NOT_RUNNING'
   | 'RUNTIME_UNSUPPORTED'
+  | 'BPF_UNAVAILABLE'
   | 'CHECK_FAILED';
 
 /** The one error type of @l4fleet/lab; `message` names the offending field, host or command. */

@@ -60,6 +60,7 @@ export {
   readEvents,
 } from './runtime/state.js';
 export { type EtcdMemberStatus, type LabStatus, type NodeStatus, routerNextHops } from './runtime/status.js';
+export { BPF_BUILD_HINT, type UpDataPath, type UpDataPathContext, upDataPath } from './runtime/up-data-path.js';
 export { containerlabYaml, IMAGES, toContainerlab } from './topology/containerlab.js';
 export {
   BACKEND_NETWORKS,
@@ -67,11 +68,13 @@ export {
   type DataPathOptions,
   DEFAULT_DATA_PATH,
   dataPathOf,
+  impliedDataPlane,
   LAB_DATA_PLANES,
   LAB_FORWARDINGS,
   type LabDataPath,
   type LabDataPlane,
   type LabForwarding,
+  NFTABLES_DATA_PATH,
 } from './topology/data-path.js';
 export { labFleet, labFleetYaml } from './topology/fleet.js';
 export {

@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { NFTABLES_DATA_PATH } from '../topology/data-path.js';
 import { buildTopology } from '../topology/model.js';
 import { agentConfig } from './agent.js';
 import { backendSetupArgv, nodeAddresses, peerAddresses } from './backend-setup.js';
@@ -7,6 +8,7 @@ import { backendListen } from './docker.js';
 import { hostScript } from './netns-plan.js';
 
 const routed = buildTopology({ id: 't', dataplane: 'bpf', backendNetwork: 'routed', forwarding: 'gre' });
+const nftables = buildTopology({ id: 't', ...NFTABLES_DATA_PATH });
 
 describe('lab data path - wiring', () => {
   test('agent.yaml: the driver, and for bpf the node-own bpf file system and pin name', () => {
@@ -15,7 +17,9 @@ describe('lab data path - wiring', () => {
       bpffsPath: '/run/l4fleet-lab/t/node2/bpffs',
       pinName: 'node2',
     });
-    expect(agentConfig(buildTopology(), 'node1', '/x').dataplane).toEqual({ driver: 'nftables' });
+    expect(agentConfig(nftables, 'node1', '/x').dataplane).toEqual({ driver: 'nftables' });
+    // The lab's default (issue 14) is bpf.
+    expect(agentConfig(buildTopology({ id: 't' }), 'node1', '/x').dataplane).toMatchObject({ driver: 'bpf' });
     expect(agentConfig(buildTopology({ dataplane: 'proxy' }), 'node1').dataplane).toEqual({ driver: 'proxy' });
   });
 
@@ -24,7 +28,7 @@ describe('lab data path - wiring', () => {
     expect(script).toContain('ip -n l4f-t-backend1 route replace default via 198.18.3.1');
     expect(script).toContain('addr replace 198.18.3.101/24 dev eth0');
     expect(script).not.toContain('dev lo');
-    expect(hostScript(buildTopology({ id: 't' }), 'backend1')).toContain('198.51.100.10/32 dev lo');
+    expect(hostScript(nftables, 'backend1')).toContain('198.51.100.10/32 dev lo');
   });
 
   test('nat: nodes forward IP (both families); backends hold no VIP and listen on the members port only', () => {
@@ -32,10 +36,10 @@ describe('lab data path - wiring', () => {
     expect(hostScript(nat, 'node1')).toMatch(
       /sysctl -q .*-w net\.ipv4\.ip_forward=1 -w net\.ipv6\.conf\.all\.forwarding=1/,
     );
-    expect(hostScript(buildTopology({ id: 't' }), 'node1')).not.toContain('ip_forward');
+    expect(hostScript(nftables, 'node1')).not.toContain('ip_forward');
     expect(hostScript(nat, 'backend1')).not.toContain('dev lo');
     expect(backendListen(nat, 'backend1')).toEqual(['tcp:[::]:8080', 'udp:198.18.2.101:15000']);
-    expect(backendListen(buildTopology({ id: 't' }), 'backend1')).toEqual([
+    expect(backendListen(nftables, 'backend1')).toEqual([
       'tcp:[::]:80',
       'udp:198.51.100.11:7000',
       'udp:198.18.2.101:7000',

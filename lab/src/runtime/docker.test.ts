@@ -1,13 +1,16 @@
 import { describe, expect, test } from 'vitest';
-import { buildTopology, hostOf } from '../topology/model.js';
+import { NFTABLES_DATA_PATH } from '../topology/data-path.js';
+import { buildTopology, hostOf, type TopologyOptions } from '../topology/model.js';
 import { containerSpec } from './docker.js';
 import { isEtcdMemberArgv } from './docker-etcd.js';
 
 const BFD = { intervalMs: 100, multiplier: 3 };
+/** The Docker runtime runs nftables nodes with backends on the fabric only (runtime/up-data-path.ts). */
+const dockerTopology = (options: TopologyOptions) => buildTopology({ ...options, ...NFTABLES_DATA_PATH });
 
 describe('docker runtime - the control container', () => {
   test.each([1, 3])('starts every one of %i etcd members with one initial cluster, NATS in the foreground', (n) => {
-    const topology = buildTopology({ id: 'x1', etcdMembers: n });
+    const topology = dockerTopology({ id: 'x1', etcdMembers: n });
     const shell = containerSpec(topology, hostOf(topology, 'control'), (h) => `/tmp/${h}`).at(-1) ?? '';
     const members = shell.split(' & ').filter((part) => part.includes('/usr/bin/etcd'));
     expect(members).toHaveLength(n);
@@ -39,7 +42,7 @@ describe('docker runtime - BFD in the router and node containers', () => {
   const capsOf = (spec: string[]) => spec.flatMap((a, i) => (spec[i - 1] === '--cap-add' ? [a] : []));
 
   test('with BFD: the router mounts its bfdd.conf, every node its own bfdd.conf with the caps bfdd asks for', () => {
-    const topology = buildTopology({ id: 'x2', bfd: BFD });
+    const topology = dockerTopology({ id: 'x2', bfd: BFD });
     const router = containerSpec(topology, hostOf(topology, 'router'), (h) => `/s/${h}`);
     expect(mountsOf(router)).toContain('/s/router/bfdd.conf:/etc/frr/bfdd.conf:ro');
     for (const node of ['node1', 'node2', 'node3']) {
@@ -50,7 +53,7 @@ describe('docker runtime - BFD in the router and node containers', () => {
   });
 
   test('without BFD: no bfdd.conf is mounted anywhere (the entrypoints then start no bfdd)', () => {
-    const topology = buildTopology({ id: 'x3' });
+    const topology = dockerTopology({ id: 'x3' });
     for (const host of topology.hosts.filter((h) => h.kind !== 'host')) {
       const spec = containerSpec(topology, host, (h) => `/s/${h}`);
       expect(mountsOf(spec).filter((m) => m.includes('bfdd'))).toEqual([]);

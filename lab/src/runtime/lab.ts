@@ -5,9 +5,11 @@
  * The operations live in a module per job (lab-nodes.ts, lab-backends.ts, lab-etcd.ts) and see the lab as a
  * LabCore (lab-core.ts); this class holds the state and hands them that view.
  */
+import { bpfAvailable, DEFAULT_BACKEND_OBJECT } from '@l4fleet/dataplane';
 import { namespacePids } from '@l4fleet/process';
 import type { Logger } from 'pino';
 import { LabError } from '../errors.js';
+import { NFTABLES_DATA_PATH } from '../topology/data-path.js';
 import {
   buildTopology,
   hostOf,
@@ -39,6 +41,7 @@ import {
   writeState,
 } from './state.js';
 import { collectStatus, type LabStatus } from './status.js';
+import { upDataPath } from './up-data-path.js';
 
 export interface UpOptions extends TopologyOptions {
   /** `auto` (default): the agent if the built CLI has it, otherwise static announcements. */
@@ -48,6 +51,8 @@ export interface UpOptions extends TopologyOptions {
   /** Time for BGP sessions, ECMP routes and VIP answers; default 60 s. */
   readyTimeoutMs?: number;
   log?: Logger;
+  /** Told one line for the user when the data path fell back from the default (up-data-path.ts). */
+  onNotice?: (line: string) => void;
 }
 
 export const DEFAULT_READY_TIMEOUT_MS = 60_000;
@@ -60,30 +65,9 @@ export function topologyOf(state: LabState): Topology {
   const etcdMembers = state.etcdMembers ?? 1;
   return buildTopology({
     ...{ id, nodeIndexes, backends, clients, controlSlot, etcdMembers, bfd },
-    ...{ dataplane, backendNetwork, forwarding },
+    // A state written before the lab had data paths ran nftables with l2 backends, whatever today's default is.
+    ...(dataplane === undefined ? NFTABLES_DATA_PATH : { dataplane, backendNetwork, forwarding }),
   });
-}
-
-/**
- * What only the netns runtime's agent nodes do: another data plane than nftables, routed or encapsulating backends
- * (the Docker images carry no bpf objects or bpf file system yet; static mode has no agent to drive a data plane).
- */
-function checkDataPath(topology: Topology, runtime: Runtime, mode: LabMode): void {
-  const { dataplane, backendNetwork, forwarding } = topology.dataPath;
-  if (dataplane === 'nftables' && backendNetwork === 'l2' && forwarding === 'l2') return;
-  const asked = `--dataplane ${dataplane} --backend-network ${backendNetwork} --forwarding ${forwarding}`;
-  if (runtime !== 'netns') {
-    throw new LabError(
-      'RUNTIME_UNSUPPORTED',
-      `${asked}: the ${runtime} runtime runs nftables nodes with l2 backends only; use --runtime netns`,
-    );
-  }
-  if (mode !== 'agent') {
-    throw new LabError(
-      'RUNTIME_UNSUPPORTED',
-      `${asked}: ${mode} mode has no agent to drive a data plane; use --mode agent`,
-    );
-  }
 }
 
 export class Lab implements LabContext {
@@ -159,20 +143,25 @@ export class Lab implements LabContext {
   /** Brings the lab up; idempotent: a lab that is already up and healthy is returned as it is. */
   static async up(options: UpOptions = {}): Promise<Lab> {
     requireRoot();
-    const topology = buildTopology(options);
-    const existing = readState(topology.id);
+    const { id } = buildTopology(options);
+    const existing = readState(id);
     if (existing) {
       const lab = new Lab(existing, options.log);
       if (await lab.healthy()) {
-        options.log?.info({ event: 'labAlreadyUp', id: topology.id }, 'lab already up');
+        options.log?.info({ event: 'labAlreadyUp', id }, 'lab already up');
         return lab;
       }
-      options.log?.warn({ event: 'labStale', id: topology.id }, 'removing a stale lab first');
+      options.log?.warn({ event: 'labStale', id }, 'removing a stale lab first');
     }
-    await downLab(topology.id);
+    await downLab(id);
     const runtime = options.runtime ?? 'netns';
     const mode = await RUNTIMES[runtime].resolveMode(options.mode ?? 'auto');
-    checkDataPath(topology, runtime, mode);
+    const bpfMissing = bpfAvailable() ?? bpfAvailable({ objectPath: DEFAULT_BACKEND_OBJECT });
+    const { dataPath, notice } = upDataPath(options, { runtime, mode, bpfMissing });
+    // One line for the user (the CLI prints it); a log event where nobody prints it.
+    if (notice !== undefined && options.onNotice) options.onNotice(notice);
+    else if (notice !== undefined) options.log?.warn({ event: 'dataPathFallback', bpfMissing, dataPath }, notice);
+    const topology = buildTopology({ ...options, ...dataPath });
     const state: LabState = {
       version: 1,
       id: topology.id,

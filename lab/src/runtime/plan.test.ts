@@ -1,12 +1,15 @@
 import { parseBgpSummary } from '@l4fleet/daemons';
 import { describe, expect, test } from 'vitest';
+import { NFTABLES_DATA_PATH } from '../topology/data-path.js';
 import { buildTopology, hostsOfKind } from '../topology/model.js';
 import { bgpdConfig } from './frr.js';
 import { gobgpdStaticConfig } from './gobgp.js';
 import { hostScript, topologyScript } from './netns-plan.js';
 import { observeRuleset, parseObservedSet, staticForwarderRuleset } from './nft.js';
 
-const topology = buildTopology({ id: 'x1', controlSlot: 5 });
+// nftables with backends on the fabric: static mode's forwarder and the l2 backends (VIPs on lo) are checked here;
+// routed backends and their setup in data-path-wiring.test.ts.
+const topology = buildTopology({ id: 'x1', controlSlot: 5, ...NFTABLES_DATA_PATH });
 
 describe('lab netns plan - wiring from the model', () => {
   test('namespaces first, then links (hubs before their members), then settings', () => {

@@ -1,14 +1,39 @@
 import { describe, expect, test } from 'vitest';
 import { LabError } from '../errors.js';
-import { dataPathOf, encapsulated, memberPort } from './data-path.js';
+import {
+  DEFAULT_DATA_PATH,
+  dataPathOf,
+  encapsulated,
+  impliedDataPlane,
+  memberPort,
+  NFTABLES_DATA_PATH,
+} from './data-path.js';
 import { labFleet } from './fleet.js';
 import { backendAttachment, buildTopology, hostsOfKind, segmentOf } from './model.js';
 
 describe('lab data path - options', () => {
-  test('defaults: nftables, backends on the nodes segment, l2; bpf with routed backends defaults to gue', () => {
-    expect(dataPathOf()).toEqual({ dataplane: 'nftables', backendNetwork: 'l2', forwarding: 'l2' });
-    expect(dataPathOf({ dataplane: 'bpf', backendNetwork: 'routed' }).forwarding).toBe('gue');
-    expect(dataPathOf({ dataplane: 'bpf' }).forwarding).toBe('l2');
+  test('default: bpf, routed backends, gue (issue 14); the other options follow the data plane given', () => {
+    expect(dataPathOf()).toEqual({ dataplane: 'bpf', backendNetwork: 'routed', forwarding: 'gue' });
+    expect(dataPathOf()).toEqual(DEFAULT_DATA_PATH);
+    expect(dataPathOf({ dataplane: 'bpf' })).toEqual(DEFAULT_DATA_PATH);
+    expect(dataPathOf({ dataplane: 'bpf', forwarding: 'l2' })).toEqual({ ...NFTABLES_DATA_PATH, dataplane: 'bpf' });
+    expect(dataPathOf({ dataplane: 'bpf', backendNetwork: 'l2' }).forwarding).toBe('l2');
+    expect(dataPathOf({ dataplane: 'nftables' })).toEqual(NFTABLES_DATA_PATH);
+    expect(dataPathOf({ dataplane: 'proxy' })).toEqual({ ...NFTABLES_DATA_PATH, dataplane: 'proxy' });
+  });
+
+  test.each([
+    [{ forwarding: 'nat' }, 'nftables'],
+    [{ forwarding: 'nat', backendNetwork: 'routed' }, 'nftables'],
+    [{ forwarding: 'gue' }, 'bpf'],
+    [{ forwarding: 'ipip' }, 'bpf'],
+    [{ forwarding: 'gre' }, 'bpf'],
+    [{ backendNetwork: 'routed' }, 'bpf'],
+    [{ forwarding: 'l2' }, undefined],
+    [{ backendNetwork: 'l2' }, undefined],
+    [{}, undefined],
+  ] as const)('the data plane %j asks for: %s', (options, dataplane) => {
+    expect(impliedDataPlane(options)).toBe(dataplane);
   });
 
   test.each([
@@ -48,7 +73,7 @@ describe('lab data path - routed topology', () => {
   });
 
   test('l2 backends stay on the fabric and the fleet file carries no forwarding (as before)', () => {
-    const t = buildTopology();
+    const t = buildTopology(NFTABLES_DATA_PATH);
     expect(backendAttachment(t, 'backend1').ipv4).toBe('198.18.2.101');
     const fleet = labFleet(t) as { pools: { forwarding?: string }[] };
     for (const pool of fleet.pools) expect(pool.forwarding).toBeUndefined();

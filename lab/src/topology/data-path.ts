@@ -27,15 +27,37 @@ export interface LabDataPath {
 }
 
 export interface DataPathOptions {
-  /** Default nftables. */
+  /** Default: what `forwarding` needs (nat: nftables; ipip, gre, gue: bpf), else bpf (also for routed backends). */
   readonly dataplane?: LabDataPlane | undefined;
-  /** Default l2. */
+  /** Default: `routed` under bpf (unless `forwarding` is l2), else `l2`. */
   readonly backendNetwork?: BackendNetwork | undefined;
   /** Default: `gue` for routed backends under bpf, else `l2`. */
   readonly forwarding?: LabForwarding | undefined;
 }
 
-export const DEFAULT_DATA_PATH: LabDataPath = { dataplane: 'nftables', backendNetwork: 'l2', forwarding: 'l2' };
+/**
+ * The lab's default (issue 14): bpf nodes at tc ingress, backends on their own subnet behind the router, GUE to them.
+ * `lab up` runs it on the netns runtime in agent mode when the bpf objects are built (runtime/up-data-path.ts).
+ */
+export const DEFAULT_DATA_PATH: LabDataPath = { dataplane: 'bpf', backendNetwork: 'routed', forwarding: 'gue' };
+/**
+ * nftables with backends on the nodes' segment (L2 direct server return): what the Docker runtime and static mode run,
+ * what the netns runtime falls back to without the bpf objects, and what a state written before issue 14 describes.
+ */
+export const NFTABLES_DATA_PATH: LabDataPath = { dataplane: 'nftables', backendNetwork: 'l2', forwarding: 'l2' };
+
+const ENCAPSULATIONS: readonly LabForwarding[] = ['ipip', 'gre', 'gue'];
+
+/**
+ * The data plane the other options ask for when `dataplane` is not given: nat only under nftables, an encapsulation
+ * only under bpf, routed backends under bpf (the default's way to reach them); undefined when nothing decides it.
+ */
+export function impliedDataPlane(options: DataPathOptions): LabDataPlane | undefined {
+  if (options.forwarding === 'nat') return 'nftables';
+  if (options.forwarding !== undefined && ENCAPSULATIONS.includes(options.forwarding)) return 'bpf';
+  if (options.backendNetwork === 'routed') return 'bpf';
+  return undefined;
+}
 
 function oneOf<T extends string>(flag: string, value: T | undefined, allowed: readonly T[], fallback: T): T {
   if (value === undefined) return fallback;
@@ -46,18 +68,22 @@ function oneOf<T extends string>(flag: string, value: T | undefined, allowed: re
 }
 
 /**
- * The lab's data path, defaulted and checked: every problem names the option and its value. Refused: `l2`
- * forwarding to routed backends (an unchanged frame cannot cross the router), encapsulation under nftables (it
- * forwards at L2 only) or the proxy (it opens its own connections to the members); `nat` under another data plane
- * than nftables (the only driver with NAT). NAT takes either backend network: replies return through the node.
+ * The lab's data path, defaulted (DEFAULT_DATA_PATH, or what the given options imply; `lab up` passes nftables
+ * where bpf cannot run: runtime/up-data-path.ts) and checked: every problem names the option and its value.
+ * Refused: `l2` forwarding to routed backends (an unchanged frame cannot cross the router), encapsulation under
+ * nftables (it forwards at L2 only) or the proxy (it opens its own connections to the members); `nat` under another
+ * data plane than nftables (the only driver with NAT). NAT takes either backend network: replies return through the
+ * node.
  */
 export function dataPathOf(options: DataPathOptions = {}): LabDataPath {
-  const dataplane = oneOf('dataplane', options.dataplane, LAB_DATA_PLANES, DEFAULT_DATA_PATH.dataplane);
+  const implied = impliedDataPlane(options) ?? DEFAULT_DATA_PATH.dataplane;
+  const dataplane = oneOf('dataplane', options.dataplane, LAB_DATA_PLANES, implied);
+  // bpf reaches routed backends (the default) unless L2 forwarding is asked, which needs them on the segment.
   const backendNetwork = oneOf(
     'backend-network',
     options.backendNetwork,
     BACKEND_NETWORKS,
-    DEFAULT_DATA_PATH.backendNetwork,
+    dataplane === 'bpf' && options.forwarding !== 'l2' ? 'routed' : 'l2',
   );
   const fallback: LabForwarding = dataplane === 'bpf' && backendNetwork === 'routed' ? 'gue' : 'l2';
   const forwarding = oneOf('forwarding', options.forwarding, LAB_FORWARDINGS, fallback);
