@@ -18,12 +18,15 @@
  * Protocol (binary, host byte order): each request is  u32 op, u32 length, payload;  each reply is
  *   u32 status (0 = ok, else an errno), u32 length, payload (data, or the error text). Requests are answered
  *   in order, so a client may send several before reading. The first reply, unrequested, tells how the
- *   start went: "attached PROG_ID" / "unchanged PROG_ID", or an error (then the process exits 1).
+ *   start went: "attached PROG_ID FROM" / "unchanged PROG_ID FROM", FROM being "pins" (the restart fast path:
+ *   the pinned maps opened by path, the object file only hashed, never parsed) or "object" (opened with
+ *   libbpf), or an error (then the process exits 1).
  * Ops and payloads are listed at enum op below; layouts of keys and values are in native/bpf/node-maps.h.
  */
 #define _GNU_SOURCE
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_link.h>
@@ -64,7 +67,12 @@ enum op {
 static const char *const small_maps[] = {"l4f_vips", "l4f_vip_addrs", "l4f_backends", "l4f_config"};
 #define N_SMALL (sizeof(small_maps) / sizeof(small_maps[0]))
 
-static struct bpf_object *obj;
+/* What node-maps.h says each small map's key and value are: a pinned map of other sizes is not ours to write. */
+static const uint32_t small_key_size[N_SMALL] = {sizeof(struct l4f_vip_key), sizeof(struct l4f_addr_key), 4, 4};
+static const uint32_t small_value_size[N_SMALL] = {sizeof(struct l4f_vip), 4, sizeof(struct l4f_backend),
+						   sizeof(struct l4f_config)};
+
+static struct bpf_object *obj; /* NULL after a start over the pins (fast path) */
 static int small_fd[N_SMALL];
 static int tables_fd, flows4_fd, flows6_fd, vip_stats_fd, backend_stats_fd, stats_fd;
 static int inner_fd[L4F_MAX_TABLES];
@@ -102,7 +110,8 @@ struct out {
 	size_t len, cap;
 };
 
-static void put(struct out *o, const void *d, size_t n)
+/* Room for n more bytes at o->p + o->len. */
+static void reserve(struct out *o, size_t n)
 {
 	if (o->len + n > o->cap) {
 		size_t cap = o->cap ? o->cap : 4096;
@@ -111,11 +120,109 @@ static void put(struct out *o, const void *d, size_t n)
 		if (!o->p) exit(1);
 		o->cap = cap;
 	}
+}
+
+static void put(struct out *o, const void *d, size_t n)
+{
+	reserve(o, n);
 	memcpy(o->p + o->len, d, n);
 	o->len += n;
 }
 
 static void put32(struct out *o, uint32_t v) { put(o, &v, 4); }
+
+/* ---- pins ---- */
+/* An fd for the pinned map `name`, or -1. */
+static int pinned(const char *name)
+{
+	char path[1100];
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
+	return bpf_obj_get(path);
+}
+
+/*
+ * The backends' high-water mark: every backend id ever written is below it, so a restart's dump reads
+ * l4f_backends up to the mark (100 entries for 100 backends) instead of all 65,536 (1.8 MB through the batch
+ * lookup, ~8 ms of a restart). The loader is the only writer of l4f_backends and raises the mark BEFORE it
+ * writes an id at or above it, so the mark is never too low whatever fails in between. It lives in a
+ * one-entry array the loader creates and pins itself beside the object's maps (HWM_PIN; not in node-maps.h:
+ * the program never reads it, and a new map in the object would change its pinned definitions). Pins of an
+ * older loader have none: the first start scans the whole array once and pins the mark.
+ */
+#define HWM_PIN "l4f_backend_hwm"
+static int hwm_fd = -1;
+static uint32_t hwm;
+
+/* The highest id in use + 1 by a scan of the whole array (batches of 4,096). Returns 0 or an errno. */
+static int scan_backends(uint32_t *mark)
+{
+	static struct l4f_backend bs[4096];
+	static uint32_t ks[4096];
+	*mark = 0;
+	for (uint32_t start = 0; start < L4F_MAX_BACKENDS; start += 4096) {
+		uint32_t count = 4096, in = start, out_b;
+		LIBBPF_OPTS(bpf_map_batch_opts, bo);
+		if (bpf_map_lookup_batch(small_fd[2], start ? &in : NULL, &out_b, ks, bs, &count, &bo) && errno != ENOENT)
+			return errno;
+		for (uint32_t i = 0; i < count; i++)
+			if (bs[i].family != 0 && ks[i] + 1 > *mark) *mark = ks[i] + 1;
+	}
+	return 0;
+}
+
+/*
+ * Opens the pinned mark, or creates and pins it: 0 when l4f_backends was just created (`fresh`), else by a
+ * scan. Returns 0 or an errno (message in msg).
+ */
+static int hwm_open(int fresh, char *msg, size_t msglen)
+{
+	uint32_t zero = 0;
+	int fd = pinned(HWM_PIN);
+	if (fd >= 0 && !fresh) {
+		if (bpf_map_lookup_elem(fd, &zero, &hwm) == 0) {
+			hwm_fd = fd;
+			return 0;
+		}
+		close(fd); /* unreadable: replaced below */
+		fd = -1;
+	}
+	uint32_t mark = 0;
+	int err = fresh ? 0 : scan_backends(&mark);
+	if (err) {
+		snprintf(msg, msglen, "reading l4f_backends for its high-water mark: %s", strerror(err));
+		return err;
+	}
+	char path[1100];
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, HWM_PIN);
+	if (fd < 0) {
+		unlink(path); /* an unreadable one */
+		fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, HWM_PIN, 4, 4, 1, NULL);
+		if (fd < 0 || bpf_map_update_elem(fd, &zero, &mark, BPF_ANY) || bpf_obj_pin(fd, path)) {
+			err = errno;
+			snprintf(msg, msglen, "%s: %s", path, strerror(err));
+			if (fd >= 0) close(fd);
+			return err;
+		}
+	} else if (bpf_map_update_elem(fd, &zero, &mark, BPF_ANY)) {
+		err = errno;
+		snprintf(msg, msglen, "%s: %s", path, strerror(err));
+		close(fd);
+		return err;
+	}
+	hwm_fd = fd;
+	hwm = mark;
+	return 0;
+}
+
+/* Raises the mark to `mark` (before ids below it are written). Returns 0 or an errno. */
+static int hwm_raise(uint32_t mark)
+{
+	if (mark <= hwm) return 0;
+	uint32_t zero = 0;
+	if (bpf_map_update_elem(hwm_fd, &zero, &mark, BPF_ANY)) return errno;
+	hwm = mark;
+	return 0;
+}
 
 /* ---- slot tables ---- */
 /*
@@ -227,9 +334,8 @@ static void table_write(const char *p, uint32_t len, uint32_t half)
 static int small_map(uint32_t m, uint32_t *ks, uint32_t *vs)
 {
 	if (m >= N_SMALL) return -1;
-	struct bpf_map *map = bpf_object__find_map_by_name(obj, small_maps[m]);
-	*ks = bpf_map__key_size(map);
-	*vs = bpf_map__value_size(map);
+	*ks = small_key_size[m];
+	*vs = small_value_size[m];
 	return small_fd[m];
 }
 
@@ -244,6 +350,15 @@ static void update(const char *p, uint32_t len, int del)
 	uint32_t each = del ? ks : ks + vs;
 	if (len != 8 + (uint64_t)each * n) return reply_err(EINVAL, "%s: %u elements but %u bytes", small_maps[m], n, len);
 	const char *e = p + 8;
+	if (m == 2 && !del) {
+		uint32_t mark = 0, id;
+		for (uint32_t i = 0; i < n; i++) {
+			memcpy(&id, e + (size_t)i * each, 4);
+			if (id < L4F_MAX_BACKENDS && id + 1 > mark) mark = id + 1; /* others: the kernel refuses (E2BIG) */
+		}
+		int err = hwm_raise(mark);
+		if (err) return reply_err(err, "%s: high-water mark %u: %s", HWM_PIN, mark, strerror(err));
+	}
 	for (uint32_t i = 0; i < n; i++, e += each) {
 		int r = del ? bpf_map_delete_elem(fd, e) : bpf_map_update_elem(fd, e, e + ks, BPF_ANY);
 		if (r && !(del && errno == ENOENT))
@@ -282,19 +397,22 @@ static void dump(void)
 	dump_hash(&o, small_fd[0], sizeof(struct l4f_vip_key), sizeof(struct l4f_vip));
 	dump_hash(&o, small_fd[1], sizeof(struct l4f_addr_key), sizeof(__u32));
 	{
+		/* Ids below the high-water mark only (see HWM_PIN). */
 		static struct l4f_backend bs[4096];
 		static uint32_t ks[4096];
 		size_t at = o.len;
-		uint32_t n = 0, batch = 0;
+		uint32_t n = 0;
 		put32(&o, 0);
-		for (uint32_t start = 0; start < L4F_MAX_BACKENDS; start += 4096) {
-			uint32_t count = 4096, in = start;
+		for (uint32_t start = 0; start < hwm; start += 4096) {
+			uint32_t count = hwm - start < 4096 ? hwm - start : 4096, in = start, out_b;
 			LIBBPF_OPTS(bpf_map_batch_opts, bo);
-			(void)batch;
 			/* ARRAY lookup_batch: in_batch = the first index, out_batch = the next */
-			uint32_t out_b;
-			if (bpf_map_lookup_batch(small_fd[2], start ? &in : NULL, &out_b, ks, bs, &count, &bo) && errno != ENOENT)
-				return reply_err(errno, "dump l4f_backends: %s", strerror(errno));
+			if (bpf_map_lookup_batch(small_fd[2], start ? &in : NULL, &out_b, ks, bs, &count, &bo) &&
+			    errno != ENOENT) {
+				int err = errno;
+				free(o.p);
+				return reply_err(err, "dump l4f_backends: %s", strerror(err));
+			}
 			for (uint32_t i = 0; i < count; i++) {
 				if (bs[i].family == 0) continue;
 				put32(&o, ks[i]);
@@ -338,7 +456,11 @@ static void dump(void)
 			if (inner(idx)) continue;
 			put32(&o, idx);
 			put32(&o, inner_size[idx]);
-			for (uint32_t s = 0; s < inner_size[idx]; s++) put32(&o, inner_mem[idx][SLOT_STRIDE * s]);
+			/* The backend ids without the previous owners between them (one reservation, then plain loads). */
+			reserve(&o, 4ull * inner_size[idx]);
+			uint32_t *to = (uint32_t *)(o.p + o.len);
+			for (uint32_t s = 0; s < inner_size[idx]; s++) to[s] = inner_mem[idx][SLOT_STRIDE * s];
+			o.len += 4ull * inner_size[idx];
 			n++;
 		}
 		memcpy(o.p + at, &n, 4);
@@ -506,15 +628,23 @@ static void remove_all(void)
 	int err = bpf_tc_detach(&hook, &to);
 	if (err && err != -ENOENT && err != -EINVAL)
 		return reply_err(-err, "detaching from ifindex %d: %s", hook.ifindex, strerror(-err));
-	struct bpf_map *m;
-	bpf_object__for_each_map(m, obj)
-	{
-		/* Internal maps (node.rodata, ...) are never pinned; bpffs refuses names with a dot (EPERM). */
-		if (strchr(bpf_map__name(m), '.')) continue;
+	/*
+	 * Every pin in the directory: the object's maps and the loader's own (HWM_PIN). Read from the directory, not
+	 * from the object: a start over the pins has no object open.
+	 */
+	DIR *d = opendir(pin_dir);
+	if (!d && errno != ENOENT) return reply_err(errno, "opendir %s: %s", pin_dir, strerror(errno));
+	for (struct dirent *e; d && (e = readdir(d));) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
 		char path[1100];
-		snprintf(path, sizeof(path), "%s/%s", pin_dir, bpf_map__name(m));
-		if (unlink(path) && errno != ENOENT) return reply_err(errno, "unpinning %s: %s", path, strerror(errno));
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, e->d_name);
+		if (unlink(path) && errno != ENOENT) {
+			int e2 = errno;
+			closedir(d);
+			return reply_err(e2, "unpinning %s: %s", path, strerror(e2));
+		}
 	}
+	if (d) closedir(d);
 	if (rmdir(pin_dir) && errno != ENOENT) return reply_err(errno, "rmdir %s: %s", pin_dir, strerror(errno));
 	reply(0, NULL, 0);
 }
@@ -539,25 +669,41 @@ static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 
 static uint64_t file_hash(const char *path)
 {
-	/* FNV-1a 64: only tells "the same object file as last time", not a security check. */
+	/* FNV-1a 64: only tells "the same object file as last time", not a security check. Read in 64 KB blocks
+	 * (getc per byte cost ~1 ms for the 200 KB object). */
+	static unsigned char buf[65536];
 	uint64_t h = 0xcbf29ce484222325ull;
-	FILE *f = fopen(path, "rb");
-	if (!f) return 0;
-	int c;
-	while ((c = getc(f)) != EOF) h = (h ^ (unsigned char)c) * 0x100000001b3ull;
-	fclose(f);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) return 0;
+	for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;)
+		for (ssize_t i = 0; i < n; i++) h = (h ^ buf[i]) * 0x100000001b3ull;
+	close(fd);
 	return h;
 }
 
-/* An fd for the pinned map `name`, or -1. */
-static int pinned(const char *name)
+static void close_fd(int *fd)
 {
-	char path[1100];
-	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
-	return bpf_obj_get(path);
+	if (*fd >= 0) close(*fd);
+	*fd = -1;
 }
 
-static void take_fds(int (*fd_of)(const char *))
+/* With fds of our own (from the pins), not the object's: closed again when the fast path does not apply. */
+static void drop_fds(void)
+{
+	for (size_t i = 0; i < N_SMALL; i++) close_fd(&small_fd[i]);
+	close_fd(&tables_fd);
+	close_fd(&flows4_fd);
+	close_fd(&flows6_fd);
+	close_fd(&vip_stats_fd);
+	close_fd(&backend_stats_fd);
+	close_fd(&stats_fd);
+}
+
+/*
+ * Takes every map's fd by name. Returns 0, or an errno with msg saying which map is missing or is not laid
+ * out as node-maps.h says (key and value sizes from the kernel: bpf_obj_get_info_by_fd).
+ */
+static int take_fds(int (*fd_of)(const char *), char *msg, size_t msglen)
 {
 	for (size_t i = 0; i < N_SMALL; i++) small_fd[i] = fd_of(small_maps[i]);
 	tables_fd = fd_of("l4f_tables");
@@ -566,13 +712,45 @@ static void take_fds(int (*fd_of)(const char *))
 	vip_stats_fd = fd_of("l4f_vip_stats");
 	backend_stats_fd = fd_of("l4f_backend_stats");
 	stats_fd = fd_of("l4f_stats");
+	const char *missing = tables_fd < 0	      ? "l4f_tables"
+			      : flows4_fd < 0	      ? "l4f_flows4"
+			      : flows6_fd < 0	      ? "l4f_flows6"
+			      : vip_stats_fd < 0      ? "l4f_vip_stats"
+			      : backend_stats_fd < 0 ? "l4f_backend_stats"
+			      : stats_fd < 0	      ? "l4f_stats"
+						      : NULL;
+	for (size_t i = 0; i < N_SMALL && !missing; i++)
+		if (small_fd[i] < 0) missing = small_maps[i];
+	if (missing) {
+		snprintf(msg, msglen, "map %s: not found", missing);
+		return ENOENT;
+	}
+	for (size_t i = 0; i < N_SMALL; i++) {
+		struct bpf_map_info info = {0};
+		uint32_t il = sizeof(info);
+		if (bpf_obj_get_info_by_fd(small_fd[i], &info, &il)) {
+			int err = errno;
+			snprintf(msg, msglen, "map %s: %s", small_maps[i], strerror(err));
+			return err;
+		}
+		if (info.key_size != small_key_size[i] || info.value_size != small_value_size[i]) {
+			snprintf(msg, msglen, "map %s: key %u / value %u bytes, node-maps.h says %u / %u", small_maps[i],
+				 info.key_size, info.value_size, small_key_size[i], small_value_size[i]);
+			return EINVAL;
+		}
+	}
+	return 0;
 }
 
 static int loaded_fd(const char *name) { return bpf_object__find_map_fd_by_name(obj, name); }
 
 /*
- * The restart fast path: the attached program is the one this object produced last time (l4f_meta) and the
- * flow maps have the asked size, so nothing needs loading: open the pins and go (no verifier run).
+ * The restart fast path, taken before the object is opened: l4f_meta says the program attached at our tc
+ * handle is the one this object file (same hash) produced, with flow maps of the asked size, and that program
+ * is still the one attached. Then nothing needs loading or even parsing (bpf_object__open_file reads the
+ * 160-200 KB ELF and its BTF; bpf_object__load runs the verifier): the pins are opened by path. Anything else
+ * (no meta, another hash or flow size, another or no program attached, a pin missing or of another layout)
+ * returns 0 and the start takes the full path.
  */
 static int reuse(uint64_t hash, uint32_t flows)
 {
@@ -580,15 +758,16 @@ static int reuse(uint64_t hash, uint32_t flows)
 	uint32_t zero = 0;
 	int mfd = pinned("l4f_meta");
 	if (mfd < 0) return 0;
-	int ok = bpf_map_lookup_elem(mfd, &zero, &meta) == 0 && meta.object_hash == hash && meta.flows == flows;
+	int ok = bpf_map_lookup_elem(mfd, &zero, &meta) == 0 && hash != 0 && meta.object_hash == hash &&
+		 meta.flows == flows;
 	close(mfd);
 	LIBBPF_OPTS(bpf_tc_opts, q, .handle = TC_HANDLE, .priority = TC_PRIORITY);
 	if (!ok || bpf_tc_query(&hook, &q) != 0 || q.prog_id != meta.prog_id) return 0;
-	take_fds(pinned);
-	int all = tables_fd >= 0 && flows4_fd >= 0 && flows6_fd >= 0 && vip_stats_fd >= 0 && backend_stats_fd >= 0 &&
-		  stats_fd >= 0;
-	for (size_t i = 0; i < N_SMALL; i++) all = all && small_fd[i] >= 0;
-	if (!all) return 0; /* a pin is missing: load properly (fds leak once; the process is short of none) */
+	char why[300];
+	if (take_fds(pinned, why, sizeof(why))) {
+		drop_fds();
+		return 0;
+	}
 	prog_id = meta.prog_id;
 	return 1;
 }
@@ -599,6 +778,71 @@ static void remember(uint64_t hash, uint32_t flows)
 	uint32_t zero = 0;
 	int fd = loaded_fd("l4f_meta");
 	if (fd >= 0) bpf_map_update_elem(fd, &zero, &meta, BPF_ANY);
+}
+
+/* The full path: open and load the object (libbpf reuses the pins that match), attach unless the same program
+ * is attached. */
+static int load(const char *object, uint64_t hash, uint32_t flows, const char *ifname, char *msg, size_t msglen)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = pin_dir);
+	obj = bpf_object__open_file(object, &oo);
+	if (!obj) {
+		snprintf(msg, msglen, "open %s: %s", object, strerror(errno));
+		return errno;
+	}
+	struct bpf_map *f4 = bpf_object__find_map_by_name(obj, "l4f_flows4");
+	struct bpf_map *f6 = bpf_object__find_map_by_name(obj, "l4f_flows6");
+	if (!f4 || !f6 || bpf_map__set_max_entries(f4, flows) || bpf_map__set_max_entries(f6, flows)) {
+		snprintf(msg, msglen, "%s: no flow maps to size", object);
+		return EINVAL;
+	}
+	int err = bpf_object__load(obj);
+	if (err) {
+		snprintf(msg, msglen, "load %s (pins in %s): %s", object, pin_dir, strerror(-err));
+		return -err;
+	}
+	char why[300];
+	err = take_fds(loaded_fd, why, sizeof(why));
+	if (err) {
+		snprintf(msg, msglen, "%s: %s", object, why);
+		return err;
+	}
+	struct bpf_program *prog = bpf_object__find_program_by_name(obj, "l4f_node");
+	prog_fd = prog ? bpf_program__fd(prog) : -1;
+	if (prog_fd < 0) {
+		snprintf(msg, msglen, "%s: no program l4f_node", object);
+		return EINVAL;
+	}
+	err = bpf_tc_hook_create(&hook);
+	if (err && err != -EEXIST) {
+		snprintf(msg, msglen, "clsact on %s: %s", ifname, strerror(-err));
+		return -err;
+	}
+	unsigned char want[BPF_TAG_SIZE], have[BPF_TAG_SIZE];
+	prog_tag(prog_fd, want, NULL);
+	LIBBPF_OPTS(bpf_tc_opts, q, .handle = TC_HANDLE, .priority = TC_PRIORITY);
+	if (bpf_tc_query(&hook, &q) == 0) {
+		int fd = bpf_prog_get_fd_by_id(q.prog_id);
+		int same = fd >= 0 && prog_tag(fd, have, NULL) == 0 && memcmp(want, have, BPF_TAG_SIZE) == 0;
+		if (fd >= 0) close(fd);
+		if (same) {
+			prog_id = q.prog_id;
+			remember(hash, flows);
+			snprintf(msg, msglen, "unchanged %u object", prog_id);
+			return 0;
+		}
+	}
+	LIBBPF_OPTS(bpf_tc_opts, ao, .handle = TC_HANDLE, .priority = TC_PRIORITY, .prog_fd = prog_fd,
+		    .flags = BPF_TC_F_REPLACE);
+	err = bpf_tc_attach(&hook, &ao);
+	if (err) {
+		snprintf(msg, msglen, "attach to %s ingress: %s", ifname, strerror(-err));
+		return -err;
+	}
+	prog_id = ao.prog_id;
+	remember(hash, flows);
+	snprintf(msg, msglen, "attached %u object", prog_id);
+	return 0;
 }
 
 static int start(const char *object, const char *ifname, uint32_t flows, char *msg, size_t msglen)
@@ -621,68 +865,21 @@ static int start(const char *object, const char *ifname, uint32_t flows, char *m
 		snprintf(msg, msglen, "interface %s: %s", ifname, strerror(errno));
 		return ENODEV;
 	}
-	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = pin_dir);
-	obj = bpf_object__open_file(object, &oo);
-	if (!obj) {
-		snprintf(msg, msglen, "open %s: %s", object, strerror(errno));
-		return errno;
-	}
 	hook.sz = sizeof(hook);
 	hook.ifindex = (int)ifindex;
 	hook.attach_point = BPF_TC_INGRESS;
 	uint64_t hash = file_hash(object);
 	if (reuse(hash, flows)) {
-		snprintf(msg, msglen, "unchanged %u", prog_id);
-		return 0;
+		snprintf(msg, msglen, "unchanged %u pins", prog_id);
+		return hwm_open(0, msg, msglen); /* msg is only written on failure */
 	}
-	struct bpf_map *f4 = bpf_object__find_map_by_name(obj, "l4f_flows4");
-	struct bpf_map *f6 = bpf_object__find_map_by_name(obj, "l4f_flows6");
-	if (!f4 || !f6 || bpf_map__set_max_entries(f4, flows) || bpf_map__set_max_entries(f6, flows)) {
-		snprintf(msg, msglen, "%s: no flow maps to size", object);
-		return EINVAL;
-	}
-	int err = bpf_object__load(obj);
-	if (err) {
-		snprintf(msg, msglen, "load %s (pins in %s): %s", object, pin_dir, strerror(-err));
-		return -err;
-	}
-	take_fds(loaded_fd);
-	struct bpf_program *prog = bpf_object__find_program_by_name(obj, "l4f_node");
-	prog_fd = prog ? bpf_program__fd(prog) : -1;
-	if (prog_fd < 0) {
-		snprintf(msg, msglen, "%s: no program l4f_node", object);
-		return EINVAL;
-	}
-	err = bpf_tc_hook_create(&hook);
-	if (err && err != -EEXIST) {
-		snprintf(msg, msglen, "clsact on %s: %s", ifname, strerror(-err));
-		return -err;
-	}
-	unsigned char want[BPF_TAG_SIZE], have[BPF_TAG_SIZE];
-	prog_tag(prog_fd, want, NULL);
-	LIBBPF_OPTS(bpf_tc_opts, q, .handle = TC_HANDLE, .priority = TC_PRIORITY);
-	if (bpf_tc_query(&hook, &q) == 0) {
-		int fd = bpf_prog_get_fd_by_id(q.prog_id);
-		int same = fd >= 0 && prog_tag(fd, have, NULL) == 0 && memcmp(want, have, BPF_TAG_SIZE) == 0;
-		if (fd >= 0) close(fd);
-		if (same) {
-			prog_id = q.prog_id;
-			remember(hash, flows);
-			snprintf(msg, msglen, "unchanged %u", prog_id);
-			return 0;
-		}
-	}
-	LIBBPF_OPTS(bpf_tc_opts, ao, .handle = TC_HANDLE, .priority = TC_PRIORITY, .prog_fd = prog_fd,
-		    .flags = BPF_TC_F_REPLACE);
-	err = bpf_tc_attach(&hook, &ao);
-	if (err) {
-		snprintf(msg, msglen, "attach to %s ingress: %s", ifname, strerror(-err));
-		return -err;
-	}
-	prog_id = ao.prog_id;
-	remember(hash, flows);
-	snprintf(msg, msglen, "attached %u", prog_id);
-	return 0;
+	/* l4f_backends is created by this load when it has no pin yet: its high-water mark is then 0. */
+	char path[1100];
+	snprintf(path, sizeof(path), "%s/l4f_backends", pin_dir);
+	int fresh = access(path, F_OK) != 0;
+	int err = load(object, hash, flows, ifname, msg, msglen);
+	if (err) return err;
+	return hwm_open(fresh, msg, msglen); /* msg is only written on failure */
 }
 
 /* Joins the network namespace named NAME (ip netns: a bind mount at /run/netns/NAME). Returns 0 or an errno. */
@@ -718,6 +915,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	for (int i = 0; i < L4F_MAX_TABLES; i++) inner_fd[i] = -1;
+	/*
+	 * 1 MB pipes (fs.pipe-max-size's default) instead of 64 KB: a 256 KB table or a dump crosses in one write
+	 * instead of four rounds of wake-ups between the driver and this process. Not fatal when refused (no pipe,
+	 * or above the limit for an unprivileged user).
+	 */
+	fcntl(STDIN_FILENO, F_SETPIPE_SZ, 1 << 20);
+	fcntl(STDOUT_FILENO, F_SETPIPE_SZ, 1 << 20);
 	libbpf_set_print(quiet);
 	snprintf(pin_dir, sizeof(pin_dir), "%s", argv[1]);
 	char msg[1200];

@@ -41,9 +41,20 @@ export interface Request {
   readonly what: string;
 }
 
+export interface LoaderStart {
+  /** `attached`: the program was (re)attached; `unchanged`: the same program was already attached. */
+  readonly attach: 'attached' | 'unchanged';
+  readonly progId: number;
+  /**
+   * `pins`: the restart fast path (l4f_meta names this object file and the attached program: the pinned maps
+   * were opened by path, the object never parsed); `object`: libbpf opened and loaded the object.
+   */
+  readonly from: 'pins' | 'object';
+}
+
 export interface Loader {
-  /** How the start went: `attached` (program (re)attached) or `unchanged` (the same program already ran). */
-  readonly started: Promise<{ readonly attach: 'attached' | 'unchanged'; readonly progId: number }>;
+  /** How the start went (LoaderStart). */
+  readonly started: Promise<LoaderStart>;
   /** Sends all requests, resolves with their replies in order; rejects at the first failure (BPF_FAILED). */
   send(requests: readonly Request[]): Promise<Buffer[]>;
   close(): Promise<void>;
@@ -144,9 +155,13 @@ export function startLoader(opts: LoaderOptions): Loader {
     });
 
   const started = expect('start').then((b) => {
-    const [attach, id] = b.toString('utf8').split(' ');
-    opts.logger.debug({ event: 'bpfLoaderStarted', pid: child.pid, attach });
-    return { attach: attach === 'unchanged' ? ('unchanged' as const) : ('attached' as const), progId: Number(id) };
+    const [attach, id, from] = b.toString('utf8').split(' ');
+    opts.logger.debug({ event: 'bpfLoaderStarted', pid: child.pid, attach, from });
+    return {
+      attach: attach === 'unchanged' ? ('unchanged' as const) : ('attached' as const),
+      progId: Number(id),
+      from: from === 'pins' ? ('pins' as const) : ('object' as const),
+    };
   });
   started.catch(() => {}); // observed by whoever awaits it
 

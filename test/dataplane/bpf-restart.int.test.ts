@@ -1,0 +1,209 @@
+/**
+ * The bpf loader's restart paths against the kernel (root), in one network namespace of its own:
+ * - the fast path: when the pinned l4f_meta names this object file (its hash) and the program still attached,
+ *   the loader opens the pins by path and never parses the object (start reply "... pins");
+ * - the full path otherwise (another object hash in l4f_meta, the program detached): libbpf opens the object
+ *   ("... object"), and the start after it is fast again;
+ * - the backends' high-water mark (l4f_backend_hwm, the loader's own pin): a restart reads l4f_backends only
+ *   below it, and pins without one (an older loader's) are scanned once and get one.
+ * Each restart must rebuild the driver's exact model: nothing sent for the same state, one request for a
+ * one-slot delta. docs/design/0007-bpf-dataplane.md, "Loader and restarts".
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import { type BpfDataPlane, bpfAvailable, createBpfDataPlane, type VipTable } from '@l4fleet/dataplane';
+import { buildTable } from '@l4fleet/maglev';
+import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+
+const BPFFS = `/run/l4fleet-bpf-restart-test-${process.pid}`;
+const FLOW_TABLE_SIZE = 4096;
+const built = bpfAvailable() === undefined;
+
+let lab: NetnsLab | undefined;
+let node: NetnsHost;
+let pin = 0;
+const open: BpfDataPlane[] = [];
+
+interface Loaded {
+  readonly attach: string;
+  readonly progId: number;
+  readonly from: string;
+}
+
+/** A driver over this test's pins whose `programLoaded` log events are collected. */
+function driver(): { dp: BpfDataPlane; loads: Loaded[] } {
+  const loads: Loaded[] = [];
+  const logger = pino(
+    { level: 'info' },
+    {
+      write(line: string) {
+        const e = JSON.parse(line) as { event?: string } & Loaded;
+        if (e.event === 'programLoaded') loads.push({ attach: e.attach, progId: e.progId, from: e.from });
+      },
+    },
+  );
+  const dp = createBpfDataPlane({
+    interface: 'eth0',
+    netns: node.ns,
+    bpffsPath: BPFFS,
+    pinName: `r${pin}`,
+    flowTableSize: FLOW_TABLE_SIZE,
+    logger,
+  });
+  open.push(dp);
+  return { dp, loads };
+}
+
+function vip(port: number, backends: number, firstBackend = 0): VipTable {
+  const bs = Array.from({ length: backends }, (_x, i) => ({
+    name: `b${firstBackend + i}`,
+    address: `198.18.90.${10 + firstBackend + i}`,
+    port,
+  }));
+  return {
+    vip: { address: '198.51.100.40', port, protocol: 'tcp' },
+    hash: '5-tuple',
+    seed: 7,
+    backends: bs,
+    slots: buildTable(bs, 4099),
+  };
+}
+
+const pinPath = (name: string): string => `${BPFFS}/r${pin}/${name}`;
+
+function bpftool(args: string[]): string {
+  const r = spawnSync('bpftool', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`bpftool ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** The u32 at key 0 of a pinned one-entry array. */
+function pinnedU32(name: string): number {
+  const out = JSON.parse(
+    bpftool(['-j', 'map', 'lookup', 'pinned', pinPath(name), 'key', 'hex', '00', '00', '00', '00']),
+  );
+  const bytes = (out.value as string[]).map((x) => Number(x));
+  return Buffer.from(bytes).readUInt32LE(0);
+}
+
+/** Closes a driver (pins and program stay) and applies `tables` with a new one: the agent restarting. */
+async function restart(
+  dp: BpfDataPlane,
+  tables: VipTable[],
+): Promise<{ dp: BpfDataPlane; loaded: Loaded; transactions: number }> {
+  await dp.close();
+  const next = driver();
+  const r = await next.dp.apply(tables);
+  expect(next.loads).toHaveLength(1);
+  return { dp: next.dp, loaded: next.loads[0] as Loaded, transactions: r.transactions };
+}
+
+beforeAll(async () => {
+  if (!built) return;
+  lab = await createNetnsLab('brs');
+  node = await lab.host('node');
+  await node.sh('ip link add eth0 type veth peer name eth1 && ip link set eth0 up && ip link set eth1 up');
+}, 60_000);
+
+afterEach(async () => {
+  for (const dp of open.splice(0)) await dp.close({ removeState: true }).catch(() => undefined);
+  pin += 1;
+});
+
+afterAll(async () => {
+  await lab?.cleanup();
+  spawnSync('umount', [BPFFS]);
+  rmSync(BPFFS, { recursive: true, force: true });
+});
+
+describe.skipIf(!built)('bpf loader restart', () => {
+  test('fast path - the same object and program: the pins are opened without parsing the object, the model is exact', async () => {
+    const tables = [vip(80, 3), vip(81, 4, 3)];
+    const first = driver();
+    await first.dp.apply(tables);
+    expect(first.loads).toEqual([{ attach: 'attached', progId: expect.any(Number), from: 'object' }]);
+    const progId = (first.loads[0] as Loaded).progId;
+
+    const again = await restart(first.dp, tables);
+    expect(again.loaded).toEqual({ attach: 'unchanged', progId, from: 'pins' });
+    expect(again.transactions).toBe(0);
+    const t0 = tables[0] as VipTable;
+    const slots = Int32Array.from(t0.slots);
+    slots[11] = ((slots[11] as number) + 1) % 3;
+    const delta = await again.dp.apply([{ ...t0, slots }, tables[1] as VipTable]);
+    expect([delta.slotsChanged, delta.transactions]).toEqual([1, 1]);
+    // removeState over a fast-path start (no object open): every pin goes, the loader's own mark too.
+    await again.dp.close({ removeState: true });
+    expect(existsSync(`${BPFFS}/r${pin}`)).toBe(false);
+  }, 60_000);
+
+  test('full path - l4f_meta naming another object hash, then a detached program, make the loader open the object', async () => {
+    const tables = [vip(90, 3)];
+    const first = driver();
+    await first.dp.apply(tables);
+    const progId = (first.loads[0] as Loaded).progId;
+    await first.dp.close();
+
+    // l4f_meta: { u64 object_hash, u32 prog_id, u32 flows } (node-maps.h) with a hash no object has.
+    const meta = Buffer.alloc(16);
+    meta.writeBigUInt64LE(1n, 0);
+    meta.writeUInt32LE(progId, 8);
+    meta.writeUInt32LE(FLOW_TABLE_SIZE, 12);
+    const hex = [...meta].map((b) => b.toString(16).padStart(2, '0'));
+    bpftool([
+      'map',
+      'update',
+      'pinned',
+      pinPath('l4f_meta'),
+      'key',
+      'hex',
+      '00',
+      '00',
+      '00',
+      '00',
+      'value',
+      'hex',
+      ...hex,
+    ]);
+    const other = driver();
+    const r = await other.dp.apply(tables);
+    // The same instructions (tag): loaded, compared, left attached.
+    expect(other.loads).toEqual([{ attach: 'unchanged', progId, from: 'object' }]);
+    expect(r.transactions).toBe(0);
+    // The full path wrote the meta again: the next start is fast.
+    const fast = await restart(other.dp, tables);
+    expect(fast.loaded).toEqual({ attach: 'unchanged', progId, from: 'pins' });
+
+    await fast.dp.close();
+    await node.run(['tc', 'filter', 'del', 'dev', 'eth0', 'ingress']);
+    const detached = driver();
+    const d = await detached.dp.apply(tables);
+    expect(detached.loads).toEqual([{ attach: 'attached', progId: expect.any(Number), from: 'object' }]);
+    expect((detached.loads[0] as Loaded).progId).not.toBe(progId);
+    expect(d.transactions).toBe(0);
+  }, 60_000);
+
+  test('backend high-water mark - raised before backends are written; pins without one are scanned once and get one', async () => {
+    const first = driver();
+    await first.dp.apply([vip(100, 3)]);
+    expect(pinnedU32('l4f_backend_hwm')).toBe(3);
+    // A second VIP: ids 3-7; the first VIP's backends stay below.
+    const tables = [vip(100, 3), vip(101, 5, 3)];
+    await first.dp.apply(tables);
+    expect(pinnedU32('l4f_backend_hwm')).toBe(8);
+
+    // An older loader's pins: no mark. The restart scans l4f_backends, finds all 8, pins the mark.
+    await first.dp.close();
+    rmSync(pinPath('l4f_backend_hwm'));
+    const d = driver();
+    const r = await d.dp.apply(tables);
+    expect(d.loads[0]?.from).toBe('pins');
+    expect(r.transactions).toBe(0);
+    expect(pinnedU32('l4f_backend_hwm')).toBe(8);
+    // And with the mark: the same model (a backend below it dropped by the dump would be written again).
+    const again = await restart(d.dp, tables);
+    expect(again.transactions).toBe(0);
+  }, 60_000);
+});
