@@ -32,6 +32,7 @@
 #include <linux/if_link.h>
 #include <linux/magic.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -39,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -279,6 +281,94 @@ static void forget_inner(uint32_t idx)
 	}
 }
 
+/*
+ * A spare table, made ready off the request path. Creating a table costs more in fresh memory than in work:
+ * the map's pages are new to the process, and on a VM whose host backs guest memory lazily (this project's
+ * 2-core VM: ~15 us per first touch of a page, docs/design/0007, Measured) the first stores into a
+ * 65,537-slot table (129 pages) take 1-2 ms, the map create up to 1.8 ms. A helper thread creates, maps
+ * and touches (writes zeros: a fresh table has no previous owners) one table of the size last asked for
+ * (the default M at start) while the loader waits for requests; a create of that size takes it and asks
+ * for the next. A create that finds none (another size, or not ready yet) creates its own as before. The
+ * spare is never in l4f_tables and never pinned: it goes with the process.
+ */
+static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t spare_cv = PTHREAD_COND_INITIALIZER;
+static int spare_fd = -1;
+static uint32_t *spare_mem;
+static uint32_t spare_size; /* of the ready spare */
+static uint32_t spare_want; /* the size to make ready; 0 = none (or making spares failed: not retried) */
+
+static int create_table(uint32_t size)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	return bpf_map_create(BPF_MAP_TYPE_ARRAY, "l4f_slots", 4, sizeof(struct l4f_slot), size, &mo);
+}
+
+static void *spare_worker(void *unused)
+{
+	(void)unused;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	pthread_mutex_lock(&spare_mu);
+	for (;;) {
+		while (spare_fd >= 0 || spare_want == 0) pthread_cond_wait(&spare_cv, &spare_mu);
+		uint32_t size = spare_want;
+		pthread_mutex_unlock(&spare_mu);
+		int fd = create_table(size);
+		void *m = fd < 0 ? MAP_FAILED : mmap(NULL, mapped_len(size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (m != MAP_FAILED)
+			for (size_t off = 0; off < mapped_len(size); off += page) ((volatile char *)m)[off] = 0;
+		pthread_mutex_lock(&spare_mu);
+		if (m == MAP_FAILED) {
+			if (fd >= 0) close(fd);
+			spare_want = 0; /* e.g. out of memory: creates go on without spares */
+		} else if (spare_fd < 0 && spare_want == size) {
+			spare_fd = fd;
+			spare_mem = m;
+			spare_size = size;
+		} else {
+			munmap(m, mapped_len(size));
+			close(fd);
+		}
+	}
+	return NULL;
+}
+
+/* Asks for a spare of `size` slots (starting the helper thread the first time). */
+static void want_spare(uint32_t size)
+{
+	static int started;
+	pthread_mutex_lock(&spare_mu);
+	spare_want = size;
+	if (spare_fd >= 0 && spare_size != size) { /* the wrong size: replaced */
+		munmap(spare_mem, mapped_len(spare_size));
+		close(spare_fd);
+		spare_fd = -1;
+	}
+	pthread_cond_signal(&spare_cv);
+	pthread_mutex_unlock(&spare_mu);
+	pthread_t t;
+	if (!started && pthread_create(&t, NULL, spare_worker, NULL) == 0) {
+		pthread_detach(t);
+		started = 1;
+	}
+}
+
+/* The ready spare of `size` slots at idx (1), or 0 when there is none of that size. */
+static int take_spare(uint32_t idx, uint32_t size)
+{
+	int took = 0;
+	pthread_mutex_lock(&spare_mu);
+	if (spare_fd >= 0 && spare_size == size) {
+		inner_fd[idx] = spare_fd;
+		inner_mem[idx] = spare_mem;
+		inner_size[idx] = size;
+		spare_fd = -1;
+		took = 1;
+	}
+	pthread_mutex_unlock(&spare_mu);
+	return took;
+}
+
 static void table_create(const char *p, uint32_t len)
 {
 	if (len < 8) return reply_err(EINVAL, "table-create: short payload");
@@ -287,15 +377,20 @@ static void table_create(const char *p, uint32_t len)
 	memcpy(&size, p + 4, 4);
 	if (idx >= L4F_MAX_TABLES || size == 0 || len != 8 + 4ull * size)
 		return reply_err(EINVAL, "table-create: index %u / size %u / payload %u do not fit", idx, size, len);
-	LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "l4f_slots", 4, sizeof(struct l4f_slot), size, &mo);
-	if (fd < 0) return reply_err(errno, "table-create %u: bpf_map_create(%u slots): %s", idx, size, strerror(errno));
 	forget_inner(idx);
-	int err = map_inner(idx, fd, size);
-	if (err) {
-		close(fd);
-		return reply_err(-err, "table-create %u: mmap of %u slots: %s", idx, size, strerror(-err));
+	int err;
+	if (!take_spare(idx, size)) {
+		int fd = create_table(size);
+		if (fd < 0)
+			return reply_err(errno, "table-create %u: bpf_map_create(%u slots): %s", idx, size, strerror(errno));
+		err = map_inner(idx, fd, size);
+		if (err) {
+			close(fd);
+			return reply_err(-err, "table-create %u: mmap of %u slots: %s", idx, size, strerror(-err));
+		}
 	}
+	want_spare(size); /* the next one of this size, made ready while this process waits */
+	int fd = inner_fd[idx];
 	/* Filled before it is reachable: no packet can see it half written. */
 	const uint32_t *vals = (const uint32_t *)(p + 8);
 	uint32_t *slots = inner_mem[idx];
@@ -879,7 +974,11 @@ static int start(const char *object, const char *ifname, uint32_t flows, char *m
 	int fresh = access(path, F_OK) != 0;
 	int err = load(object, hash, flows, ifname, msg, msglen);
 	if (err) return err;
-	return hwm_open(fresh, msg, msglen); /* msg is only written on failure */
+	err = hwm_open(fresh, msg, msglen); /* msg is only written on failure */
+	/* A first start on this host: the first apply creates every VIP's table, so one of the default M is made
+	 * ready now (a restart over pins most often creates none). */
+	if (!err && fresh) want_spare(L4F_DEFAULT_TABLE_SLOTS);
+	return err;
 }
 
 /* Joins the network namespace named NAME (ip netns: a bind mount at /run/netns/NAME). Returns 0 or an errno. */
@@ -916,12 +1015,15 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < L4F_MAX_TABLES; i++) inner_fd[i] = -1;
 	/*
-	 * 1 MB pipes (fs.pipe-max-size's default) instead of 64 KB: a 256 KB table or a dump crosses in one write
-	 * instead of four rounds of wake-ups between the driver and this process. Not fatal when refused (no pipe,
-	 * or above the limit for an unprivileged user).
+	 * Room for a whole dump (265 KB at 65,537 slots) in one write instead of rounds of wake-ups between the
+	 * driver and this process: Node's stdio are Unix socket pairs (a send buffer of net.core.wmem_default,
+	 * 208 KB; SO_SNDBUFFORCE as root), a pipe from another client 64 KB (F_SETPIPE_SZ, up to
+	 * fs.pipe-max-size). Each is refused on the other kind of fd, and not fatal.
 	 */
-	fcntl(STDIN_FILENO, F_SETPIPE_SZ, 1 << 20);
-	fcntl(STDOUT_FILENO, F_SETPIPE_SZ, 1 << 20);
+	int big = 1 << 20;
+	setsockopt(STDOUT_FILENO, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
+	fcntl(STDIN_FILENO, F_SETPIPE_SZ, big);
+	fcntl(STDOUT_FILENO, F_SETPIPE_SZ, big);
 	libbpf_set_print(quiet);
 	snprintf(pin_dir, sizeof(pin_dir), "%s", argv[1]);
 	char msg[1200];
