@@ -34,12 +34,22 @@ import {
 import { ARTIFACTS } from './bpf.js';
 import { median, quantile } from './per-packet.js';
 
-export const IPERF_S = Number(process.env.BENCH_IPERF_S ?? 3);
-export const CPS_S = Number(process.env.BENCH_CPS_S ?? 2);
+/**
+ * Short samples, many rounds: a pair (direct, path) a few seconds apart sees about the same share of a shared
+ * machine; at load 3-12 the rounds of 3 s + 2 s samples still moved a ratio by 0.3-0.7 (see PathRunner).
+ */
+export const IPERF_S = Number(process.env.BENCH_IPERF_S ?? 2);
+export const CPS_S = Number(process.env.BENCH_CPS_S ?? 1);
 /** Paired rounds per path (direct and the path alternating, see PathRunner). */
-export const PATHS_ROUNDS = Number(process.env.BENCH_PATHS_ROUNDS ?? 3);
+export const PATHS_ROUNDS = Number(process.env.BENCH_PATHS_ROUNDS ?? 5);
 /** BENCH_PATHS=bpf-l2,nftables measures only those paths (direct always, as the reference). */
 const PATHS_ONLY = new Set((process.env.BENCH_PATHS ?? '').split(',').filter(Boolean));
+/**
+ * BENCH_PATHS_PERF=DIR: after a path's rounds, one more iperf3 run under `perf record -a -e cpu-clock` (all CPUs:
+ * the path's work spreads over the sender's softirq and the receiver's CPU), kept as DIR/<path>.data for
+ * `perf report -i` (diagnosis only; no figures).
+ */
+const PERF_DIR = process.env.BENCH_PATHS_PERF;
 /** Client and server processes of conn-rate (one per core: the client must not be the bottleneck alone). */
 export const CPS_WORKERS = 2;
 export const IPERF_PORT = 5201;
@@ -90,18 +100,31 @@ export async function buildConnRate(dir: string): Promise<string> {
   return bin;
 }
 
-async function iperf(client: NetnsHost, host: string, port: number): Promise<number> {
+/**
+ * bits/s, and CPU ns per KiB received: iperf3's own CPU time at both ends (getrusage; the kernel here has no
+ * IRQ time accounting, so the softirq work each side's syscalls run, the whole veth chain included, is charged to
+ * them) over the bytes. Work deferred to ksoftirqd is not in it. It does not depend on how much of the machine
+ * the run got, so it compares paths on a loaded machine where Gbit/s does not.
+ */
+async function iperf(client: NetnsHost, host: string, port: number): Promise<{ bps: number; cpuNsPerKiB: number }> {
   const r = await client.run(['iperf3', '-c', host, '-p', String(port), '-t', String(IPERF_S), '-J'], {
     timeoutMs: (IPERF_S + 15) * 1000,
     allowFailure: true,
   });
   const out = JSON.parse(r.stdout || '{}') as {
     error?: string;
-    end?: { sum_received?: { bits_per_second: number } };
+    end?: {
+      sum_received?: { bits_per_second: number; bytes: number; seconds: number };
+      cpu_utilization_percent?: { host_total: number; remote_total: number };
+    };
   };
-  const bps = out.end?.sum_received?.bits_per_second;
-  if (bps === undefined) throw new Error(`iperf3 to ${host}:${port}: ${out.error ?? r.stderr.slice(0, 300)}`);
-  return bps;
+  const rx = out.end?.sum_received;
+  const cpu = out.end?.cpu_utilization_percent;
+  if (rx === undefined || cpu === undefined) {
+    throw new Error(`iperf3 to ${host}:${port}: ${out.error ?? r.stderr.slice(0, 300)}`);
+  }
+  const cpuNs = ((cpu.host_total + cpu.remote_total) / 100) * rx.seconds * 1e9;
+  return { bps: rx.bits_per_second, cpuNsPerKiB: cpuNs / (rx.bytes / 1024) };
 }
 
 async function cps(client: NetnsHost, bin: string, host: string, port: number): Promise<number> {
@@ -134,13 +157,20 @@ export interface PathRunner {
   figures(): Record<string, number>;
 }
 
-interface Samples {
-  gbps: number[];
-  cps: number[];
-  vsDirectGbps: number[];
-  vsDirectCps: number[];
-  load: number[];
+/** One measure: Gbit/s, iperf3's CPU ns per KiB (see iperf), connections/s. */
+interface Sample {
+  gbps: number;
+  cpuNsPerKiB: number;
+  cps: number;
 }
+type Metric = keyof Sample;
+const METRICS: readonly Metric[] = ['gbps', 'cpuNsPerKiB', 'cps'];
+/** Figure names per metric: the value's suffix and the ratio's (ratio keys predate issue 14's rounds). */
+const NAMES: Record<Metric, { value: string; ratio: string }> = {
+  gbps: { value: 'Gbps', ratio: 'Throughput' },
+  cpuNsPerKiB: { value: 'CpuNsPerKiB', ratio: 'CpuPerByte' },
+  cps: { value: 'Cps', ratio: 'Cps' },
+};
 
 export function createPathRunner(s: {
   readonly client: NetnsHost;
@@ -149,59 +179,75 @@ export function createPathRunner(s: {
   readonly rounds?: number;
 }): PathRunner {
   const rounds = s.rounds ?? PATHS_ROUNDS;
-  const direct = { gbps: [] as number[], cps: [] as number[] };
-  const measured = new Map<PathName, Samples>();
-  const gbps = async (t: PathTarget): Promise<number> =>
-    (await iperf(s.client, t.host, t.ports?.iperf ?? IPERF_PORT)) / 1e9;
+  const allDirect: Sample[] = [];
+  const measured = new Map<PathName, { path: Sample[]; direct: Sample[]; load: number[] }>();
+  const stream = (t: PathTarget): Promise<{ bps: number; cpuNsPerKiB: number }> =>
+    iperf(s.client, t.host, t.ports?.iperf ?? IPERF_PORT);
   const conns = (t: PathTarget): Promise<number> => cps(s.client, s.connRate, t.host, t.ports?.cps ?? CPS_PORT);
+  const profile = async (path: PathName, target: PathTarget, dir: string): Promise<void> => {
+    mkdirSync(dir, { recursive: true });
+    const rec = run(
+      ['perf', 'record', '-q', '-a', '-g', '-e', 'cpu-clock', '-F', '1999', '-o', join(dir, `${path}.data`)].concat([
+        '--',
+        'sleep',
+        String(IPERF_S),
+      ]),
+      { timeoutMs: (IPERF_S + 30) * 1000 },
+    );
+    await stream(target);
+    await rec;
+  };
   return {
     async measure(path, target) {
       if (!pathSelected(path)) return;
-      const m: Samples = { gbps: [], cps: [], vsDirectGbps: [], vsDirectCps: [], load: [] };
+      const m = { path: [] as Sample[], direct: [] as Sample[], load: [] as number[] };
       const d: PathTarget = { host: s.direct };
       for (let r = 0; r < rounds; r++) {
         m.load.push(loadavg()[0] as number);
         const order = path === 'direct' ? [d] : r % 2 === 0 ? [d, target] : [target, d];
-        const g: number[] = [];
-        for (const t of order) g.push(await gbps(t));
+        const it: { bps: number; cpuNsPerKiB: number }[] = [];
+        for (const t of order) it.push(await stream(t));
         const c: number[] = [];
         for (const t of order) c.push(await conns(t));
-        if (path === 'direct') {
-          direct.gbps.push(g[0] as number);
-          direct.cps.push(c[0] as number);
-          continue;
-        }
-        const di = r % 2 === 0 ? 0 : 1;
-        const [dg, pg, dc, pc] = [g[di], g[1 - di], c[di], c[1 - di]] as number[];
-        direct.gbps.push(dg as number);
-        direct.cps.push(dc as number);
-        m.gbps.push(pg as number);
-        m.cps.push(pc as number);
-        m.vsDirectGbps.push((pg as number) / (dg as number));
-        m.vsDirectCps.push((pc as number) / (dc as number));
+        const at = (i: number): Sample => ({
+          gbps: (it[i]?.bps as number) / 1e9,
+          cpuNsPerKiB: it[i]?.cpuNsPerKiB as number,
+          cps: c[i] as number,
+        });
+        const di = order[0] === d ? 0 : 1;
+        allDirect.push(at(di));
+        m.direct.push(at(di));
+        if (path !== 'direct') m.path.push(at(1 - di));
       }
       m.load.push(loadavg()[0] as number);
       measured.set(path, m);
+      if (PERF_DIR !== undefined) await profile(path, target, PERF_DIR);
     },
     figures() {
       const f: Record<string, number> = { pathsRounds: rounds };
-      if (direct.gbps.length === 0) return f;
-      f.directGbps = median(direct.gbps);
-      f.directCps = median(direct.cps);
-      f.directGbpsMin = quantile(direct.gbps, 0);
-      f.directGbpsMax = quantile(direct.gbps, 1);
+      if (allDirect.length === 0) return f;
+      for (const x of METRICS) f[`direct${NAMES[x].value}`] = median(allDirect.map((v) => v[x]));
+      f.directGbpsMin = quantile(
+        allDirect.map((v) => v.gbps),
+        0,
+      );
+      f.directGbpsMax = quantile(
+        allDirect.map((v) => v.gbps),
+        1,
+      );
       for (const [path, m] of measured) {
         const k = pathKey(path);
         f[`${k}LoadAverage`] = m.load.reduce((a, b) => a + b, 0) / m.load.length;
         if (path === 'direct') continue;
-        f[`${k}Gbps`] = median(m.gbps);
-        f[`${k}Cps`] = median(m.cps);
-        f[`${k}VsDirectThroughput`] = median(m.vsDirectGbps);
-        f[`${k}VsDirectThroughputMin`] = quantile(m.vsDirectGbps, 0);
-        f[`${k}VsDirectThroughputMax`] = quantile(m.vsDirectGbps, 1);
-        f[`${k}VsDirectCps`] = median(m.vsDirectCps);
-        f[`${k}VsDirectCpsMin`] = quantile(m.vsDirectCps, 0);
-        f[`${k}VsDirectCpsMax`] = quantile(m.vsDirectCps, 1);
+        for (const x of METRICS) {
+          const { value, ratio } = NAMES[x];
+          const ratios = m.path.map((v, i) => v[x] / (m.direct[i] as Sample)[x]);
+          f[`${k}${value}`] = median(m.path.map((v) => v[x]));
+          f[`${k}Direct${value}`] = median(m.direct.map((v) => v[x]));
+          f[`${k}VsDirect${ratio}`] = median(ratios);
+          f[`${k}VsDirect${ratio}Min`] = quantile(ratios, 0);
+          f[`${k}VsDirect${ratio}Max`] = quantile(ratios, 1);
+        }
       }
       return f;
     },
@@ -233,6 +279,10 @@ export async function measureBpfPaths(s: BpfPathsSetup): Promise<Record<string, 
   const deps = { exec: createExec(s.backend.ns), bpffs: backendFs, stateDir: join(s.dir, 'backend-state') };
   let dp: BpfDataPlane | undefined;
   let backendSetUp = false;
+  // The program's own run time over each mode's rounds (both iperf3 and conn-rate traffic): its share of one CPU
+  // says how much of a throughput difference the program itself can explain.
+  const stats = spawnSync('sysctl', ['-n', 'kernel.bpf_stats_enabled'], { encoding: 'utf8' }).stdout.trim();
+  spawnSync('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
   const tables = (forwarding: Forwarding): VipTable[] =>
     [IPERF_PORT, CPS_PORT].map((port) => {
       const backends = [{ name: 'be', address: s.backendAddress, port }];
@@ -264,7 +314,16 @@ export async function measureBpfPaths(s: BpfPathsSetup): Promise<Record<string, 
         backendSetUp = true;
       }
       await dp.apply(tables(fwd));
+      const before = await dp.programStats();
+      const t0 = process.hrtime.bigint();
       await s.runner.measure(`bpf-${fwd}`, { host: s.vip });
+      const wallNs = Number(process.hrtime.bigint() - t0);
+      const after = await dp.programStats();
+      const k = pathKey(`bpf-${fwd}`);
+      const runs = after.runCount - before.runCount;
+      figures[`${k}ProgRuns`] = runs;
+      figures[`${k}ProgNsPerRun`] = runs > 0 ? (after.runTimeNs - before.runTimeNs) / runs : 0;
+      figures[`${k}ProgCpuShare`] = (after.runTimeNs - before.runTimeNs) / wallNs;
     }
     const c = await dp.counters();
     const drops = Object.entries(c.drops).filter(([, t]) => t.packets > 0);
@@ -273,6 +332,7 @@ export async function measureBpfPaths(s: BpfPathsSetup): Promise<Record<string, 
       console.error(`bpf paths: drops ${drops.map(([k, t]) => `${k} ${t.packets}`).join(', ')}`);
     }
   } finally {
+    spawnSync('sysctl', ['-qw', `kernel.bpf_stats_enabled=${stats || '0'}`]);
     if (backendSetUp) await teardownBackend(deps).catch((e) => console.error('backend teardown:', e));
     await dp?.close({ removeState: true }).catch((e) => console.error('bpf paths close:', e));
     for (const d of [nodeFs, backendFs]) {
@@ -289,19 +349,43 @@ const ratio = (f: Record<string, number>, k: string, what: string): string =>
   ).toFixed(2)}]`;
 
 export function pathsReport(figures: Record<string, number>): string[] {
-  const rows = [['path', 'iperf3 Gbit/s', 'x direct [min..max]', 'new conn/s', 'x direct [min..max]', 'load']];
+  const rows = [
+    ['path', 'Gbit/s (direct)', 'x direct [min..max]', 'CPU ns/KiB', 'x direct [min..max]'].concat([
+      'conn/s (direct)',
+      'x direct [min..max]',
+      'load',
+    ]),
+  ];
+  const beside = (k: string, unit: string, digits: number): string =>
+    figures[`${k}Direct${unit}`] === undefined
+      ? (figures[`${k}${unit}`] as number).toFixed(digits)
+      : `${(figures[`${k}${unit}`] as number).toFixed(digits)} (${(figures[`${k}Direct${unit}`] as number).toFixed(digits)})`;
   for (const p of PATHS) {
     const k = pathKey(p);
     if (figures[`${k}Gbps`] === undefined) continue;
     const load = figures[`${k}LoadAverage`];
     rows.push([
       p,
-      (figures[`${k}Gbps`] as number).toFixed(2),
+      beside(k, 'Gbps', 2),
       p === 'direct' ? '1.00' : ratio(figures, k, 'Throughput'),
-      (figures[`${k}Cps`] as number).toFixed(0),
+      beside(k, 'CpuNsPerKiB', 0),
+      p === 'direct' ? '1.00' : ratio(figures, k, 'CpuPerByte'),
+      beside(k, 'Cps', 0),
       p === 'direct' ? '1.00' : ratio(figures, k, 'Cps'),
       load === undefined ? '' : load.toFixed(1),
     ]);
   }
-  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(13) : c.padStart(i === 5 ? 6 : 21))).join(''));
+  const lines = rows.map((r) =>
+    r.map((c, i) => (i === 0 ? c.padEnd(13) : c.padStart(i === 7 ? 6 : i === 3 ? 15 : 21))).join(''),
+  );
+  const prog = (['bpf-l2', 'bpf-gue', 'bpf-ipip'] as const)
+    .map(pathKey)
+    .filter((k) => figures[`${k}ProgRuns`] !== undefined)
+    .map(
+      (k) =>
+        `${k} ${(figures[`${k}ProgRuns`] as number).toFixed(0)} runs, ${(figures[`${k}ProgNsPerRun`] as number).toFixed(0)} ns/run, ` +
+        `${((figures[`${k}ProgCpuShare`] as number) * 100).toFixed(2)}% of one CPU`,
+    );
+  if (prog.length > 0) lines.push(`bpf program (bpf_stats, over each mode's rounds): ${prog.join('; ')}`);
+  return lines;
 }
