@@ -8,7 +8,16 @@
  * fails (afterAll).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { agentAvailable, createLabProgram, downLab, type LabState, type LabStatus } from '@l4fleet/lab';
+import { bpfAvailable, DEFAULT_BACKEND_OBJECT } from '@l4fleet/dataplane';
+import {
+  agentAvailable,
+  createLabProgram,
+  DEFAULT_DATA_PATH,
+  downLab,
+  type LabState,
+  type LabStatus,
+  NFTABLES_DATA_PATH,
+} from '@l4fleet/lab';
 import { isAlive } from '@l4fleet/process';
 import { eventually } from '@l4fleet/test-support/eventually';
 import { chromium } from 'playwright-core';
@@ -19,6 +28,8 @@ const id = `d${Math.random().toString(36).slice(2, 8)}`;
 const controlSlot = 100 + Math.floor(Math.random() * 150);
 const stateRoot = process.env.L4FLEET_LAB_STATE_DIR ?? '/run/l4fleet-lab';
 const CHROMIUM = '/usr/bin/chromium';
+const bpfMissing = bpfAvailable() ?? bpfAvailable({ objectPath: DEFAULT_BACKEND_OBJECT });
+const expectedPath = bpfMissing === undefined ? DEFAULT_DATA_PATH : NFTABLES_DATA_PATH;
 
 /** `l4fleet-lab --id <id> ARGS` in this process; the lines it printed. */
 async function lab(...args: string[]): Promise<string[]> {
@@ -65,6 +76,8 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`dashboard i
   test('lab up prints the URL that lab status -o json has; the page and the fleet answer there', async () => {
     const s = await status();
     url = s.dashboard?.url ?? '';
+    // The lab's default data path (bpf + routed + gue where the bpf objects are built; issue 14).
+    expect(s.dataPath).toEqual(expectedPath);
     expect(url).toBe(`http://198.19.${controlSlot}.2:9470/`);
     expect(upOut).toContain(`dashboard: ${url} (write token in ${s.dashboard?.tokenFile})`);
     const page = await fetch(url);

@@ -6,7 +6,8 @@
  * Needs root and the built CLI with the `agent` command; without the agent the suite is skipped, never faked. The lab
  * is removed even when a step fails (afterAll).
  */
-import { agentAvailable, downLab, FlowRun, Lab, VIP_TCP } from '@l4fleet/lab';
+import { bpfAvailable, DEFAULT_BACKEND_OBJECT } from '@l4fleet/dataplane';
+import { agentAvailable, DEFAULT_DATA_PATH, downLab, FlowRun, Lab, NFTABLES_DATA_PATH, VIP_TCP } from '@l4fleet/lab';
 import { brokenIds, sleep, step } from '@l4fleet/test-support/lab-scenario';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
@@ -16,6 +17,8 @@ const controlSlot = 100 + Math.floor(Math.random() * 150);
 const BFD = { intervalMs: 100, multiplier: 3 };
 /** The issue's bound for a killed node's flows with BFD (today's hold-timer pause: 3.2-3.5 s). */
 const KILL_PAUSE_MAX_MS = 1_000;
+const bpfMissing = bpfAvailable() ?? bpfAvailable({ objectPath: DEFAULT_BACKEND_OBJECT });
+const expectedPath = bpfMissing === undefined ? DEFAULT_DATA_PATH : NFTABLES_DATA_PATH;
 
 let lab: Lab;
 let flows: FlowRun;
@@ -46,6 +49,8 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab bfd - k
 
   test('lab status shows the router BFD session of every node up', async () => {
     const s = await waitBfd(['node1', 'node2', 'node3'], 'up', 15_000);
+    // The lab's default data path (bpf + routed + gue where the bpf objects are built; issue 14).
+    expect(s.dataPath).toEqual(expectedPath);
     expect(s.nodes.map((n) => n.bgp)).toEqual(['Established', 'Established', 'Established']);
     expect(s.router.nextHops[`${VIP_TCP.address}/32`]).toHaveLength(3);
   }, 30_000);
