@@ -103,8 +103,8 @@ export async function buildConnRate(dir: string): Promise<string> {
 /**
  * bits/s, and CPU ns per KiB received: iperf3's own CPU time at both ends (getrusage; the kernel here has no
  * IRQ time accounting, so the softirq work each side's syscalls run, the whole veth chain included, is charged to
- * them) over the bytes. Work deferred to ksoftirqd is not in it. It does not depend on how much of the machine
- * the run got, so it compares paths on a loaded machine where Gbit/s does not.
+ * them) over the bytes. Work deferred to ksoftirqd is not in it (nor a proxy's own CPU). It depends less on how much
+ * of the machine the run got than Gbit/s does (paired ratios within +-0.15 at load 10-16, against 0.3-0.7 for Gbit/s).
  */
 async function iperf(client: NetnsHost, host: string, port: number): Promise<{ bps: number; cpuNsPerKiB: number }> {
   const r = await client.run(['iperf3', '-c', host, '-p', String(port), '-t', String(IPERF_S), '-J'], {
