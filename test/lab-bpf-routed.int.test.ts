@@ -254,7 +254,7 @@ describe.skipIf(!ready).sequential.each(MODES)('lab bpf + routed backends - $for
     expect(s.longestPauseMs).toBeLessThanOrEqual(4_000);
   }, 60_000);
 
-  test('4. add a backend: 0 existing flows broken (affinity); >= 15% of new flows go to it', async () => {
+  test('4. add a backend: 0 existing flows broken (affinity); >= 10% of new flows go to it', async () => {
     const before = brokenIds(flows);
     await flows.mark();
     const name = await lab.addBackend();
@@ -262,11 +262,13 @@ describe.skipIf(!ready).sequential.each(MODES)('lab bpf + routed backends - $for
     await l4fleet(lab, 'member', 'add', 'web', `${address}:${VIP_TCP.port}`, '--name', name);
     await sleep(HEALTH_INTERVAL_MS * 2 + 2_000);
     // 300 new flows in every mode, as lab-e2e: with 200 (ipip, gre before) the new backend's count (fair share 20%)
-    // has a standard deviation of 2.8 points, and one ipip run gave it 16.0% against the 15% bound.
+    // has a standard deviation of 2.8 points, and one ipip run gave it 16.0% against the 15% bound. With 300 it is 2.3
+    // points: 15% was 2.2 deviations below the fair share (~1.4% of runs per mode would fail by chance); 10% is 4.3
+    // (one run in ~100,000), and still fails if the new backend takes no new flows or too few to be in the table.
     await flows.open(300, 0);
     const { s, broken } = await step(flows, `add ${name}`, before, 2_000);
     expect(broken).toEqual([]);
-    expect((s.newFlows.perBackend[name] ?? 0) / s.newFlows.total).toBeGreaterThanOrEqual(0.15);
+    expect((s.newFlows.perBackend[name] ?? 0) / s.newFlows.total).toBeGreaterThanOrEqual(0.1);
   }, 240_000);
 
   test('5. fail a backend: only its flows break; its share moves to the others within interval x fall + 1 s', async () => {
