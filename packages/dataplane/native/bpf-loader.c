@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -307,6 +308,9 @@ static int create_table(uint32_t size)
 static void *spare_worker(void *unused)
 {
 	(void)unused;
+	/* Idle-time work: under contention (2 cores, the driver and this process's main thread busy with an
+	 * apply) it yields to them. setpriority on a thread id changes that thread only (Linux). */
+	setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	pthread_mutex_lock(&spare_mu);
 	for (;;) {
