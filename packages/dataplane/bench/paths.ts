@@ -67,11 +67,17 @@ export const PATHS = [
   'bpf-ipip',
 ] as const;
 export type PathName = (typeof PATHS)[number];
+for (const p of PATHS_ONLY) {
+  if (!(PATHS as readonly string[]).includes(p))
+    throw new Error(`BENCH_PATHS: "${p}" is not one of ${PATHS.join(', ')}`);
+}
 export const pathSelected = (p: PathName): boolean => p === 'direct' || PATHS_ONLY.size === 0 || PATHS_ONLY.has(p);
 /**
- * Figure names: `${key}Gbps`, `${key}Cps` (medians over the rounds), `${key}VsDirectThroughput`,
- * `${key}VsDirectCps` (median of the rounds' paired ratios) with `Min` / `Max` of those ratios, `${key}LoadAverage`
- * (the 1-minute load average over the path's rounds), `pathsRounds`.
+ * Figure names: `${key}Gbps`, `${key}CpuNsPerKiB`, `${key}Cps` (medians over the rounds) and the same with
+ * `${key}Direct...` (direct's median in that path's rounds); `${key}VsDirectThroughput`, `${key}VsDirectCpuPerByte`,
+ * `${key}VsDirectCps` (median of the rounds' paired ratios) with `Min` / `Max` of those ratios; `${key}LoadAverage`
+ * (the 1-minute load average over the path's rounds); bpf modes `${key}ProgRuns`, `${key}ProgNsPerRun`,
+ * `${key}ProgCpuShare` (bpf_stats); `pathsRounds`.
  */
 export const pathKey = (p: PathName): string => p.replace(/-(\w)/, (_m, c: string) => c.toUpperCase());
 
