@@ -62,8 +62,8 @@ const logger = pino({ level: 'silent' });
 /** BENCH_ONLY=bpf runs only the bpf driver's part (per-packet and apply), for working on it. */
 const ONLY_BPF = process.env.BENCH_ONLY === 'bpf';
 /**
- * BENCH_SKIP=paths,per-packet,apply (the bpf driver's parts), nft-per-packet, nft-apply, second-chance: any of
- * them leaves those figures out (a shorter run; on a loaded machine `nft list map` of the nft per-packet part can
+ * BENCH_SKIP=paths (the throughput and connections/s table, every path), per-packet, apply (the bpf driver's),
+ * nft-per-packet, nft-apply, second-chance: any of them leaves those figures out (a shorter run; on a loaded machine `nft list map` of the nft per-packet part can
  * time out). BENCH_ONLY=paths runs only the throughput and connections/s table (BENCH_PATHS in paths.ts picks
  * paths in it).
  */
