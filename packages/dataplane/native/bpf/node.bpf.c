@@ -10,6 +10,7 @@
  *      word, ports in network order followed by two zero bytes), seeded with the fleet seed and scaled onto
  *      [0, M) as nft does ((hash * M) >> 32). Bit-identical to @l4fleet/maglev slotOf, so nftables and bpf
  *      nodes of one fleet pick the same backend. The slot table (an inner array of l4f_tables) gives the id.
+ *      (The hash and the slot are read before step 2, for every packet: see table_slot.)
  *   4. Forwarding per VIP: l2 (the frame unchanged to the backend's MAC: static, or resolved by the kernel's
  *      neighbour table for the backend address), or encapsulated to the backend's address with the node's
  *      own address as source, DF set, TTL 64: ipip (IPv4 proto 4 / IPv6 next header 41), gre (RFC 2784 basic
@@ -229,21 +230,36 @@ static __always_inline int drop(struct __sk_buff *skb, __u32 reason)
 }
 
 /*
- * The live backend for a new flow (or an ICMP error about one): the VIP's table at the flow's slot. `*prev`:
- * the slot's previous owner's id + 1, 0 = none (second chance).
+ * The flow's slot in the VIP's table (NULL: no table, or out of range). Looked up for every packet, before the
+ * flow LRU: on a first packet both the slot's line and the LRU bucket's are usually cold, and reading the slot
+ * first lets the CPU wait for both misses at once instead of one after the other (docs/design/0007, Measured).
  */
-static __always_inline struct l4f_backend *table_backend(const struct l4f_vip *vip, __u32 hash, __u32 *id,
-							 __u32 *prev)
+static __always_inline struct l4f_slot *table_slot(const struct l4f_vip *vip, __u32 hash)
 {
 	void *table = bpf_map_lookup_elem(&l4f_tables, &vip->table);
 	if (!table)
 		return NULL;
 	__u32 slot = (__u32)(((__u64)hash * vip->size) >> 32);
-	struct l4f_slot *v = (struct l4f_slot *)bpf_map_lookup_elem(table, &slot);
-	if (!v || v->backend == L4F_NO_BACKEND)
+	return (struct l4f_slot *)bpf_map_lookup_elem(table, &slot);
+}
+
+/* One 8-byte load of a slot (struct l4f_slot: backend, then prev), or "no backend". */
+static __always_inline __u64 slot_load(const struct l4f_slot *s)
+{
+	return s ? *(const volatile __u64 *)s : (__u64)L4F_NO_BACKEND;
+}
+
+/*
+ * The live backend for a new flow (or an ICMP error about one), from its slot as slot_load read it. `*prev`: the
+ * slot's previous owner's id + 1, 0 = none (second chance).
+ */
+static __always_inline struct l4f_backend *slot_backend(__u64 slot, __u32 *id, __u32 *prev)
+{
+	__u32 backend = (__u32)slot; /* little-endian: the first field */
+	if (backend == L4F_NO_BACKEND)
 		return NULL;
-	*id = v->backend;
-	*prev = v->prev;
+	*id = backend;
+	*prev = (__u32)(slot >> 32);
 	struct l4f_backend *b = bpf_map_lookup_elem(&l4f_backends, id);
 	if (!b || !(b->flags & L4F_BACKEND_LIVE))
 		return NULL;
@@ -399,18 +415,19 @@ static __always_inline int forward(struct __sk_buff *skb, const struct l4f_vip *
 static __always_inline int serve4(struct __sk_buff *skb, const struct l4f_vip *vip, struct l4f_flow4 *f,
 				  int remember, __u8 tos)
 {
+	__u32 hash = flow_hash4(f->saddr, f->sport, f->daddr, f->dport, vip->hash, vip->seed);
+	__u64 slot = slot_load(table_slot(vip, hash)); /* before the LRU: see table_slot */
 	struct l4f_flow_value *fv = bpf_map_lookup_elem(&l4f_flows4, f);
 	__u32 id;
 	if (fv) {
 		id = fv->backend;
-		__u32 hash = fv->hash, prev = fv->prev;
+		__u32 fhash = fv->hash, prev = fv->prev;
 		struct l4f_backend *b = bpf_map_lookup_elem(&l4f_backends, &id);
 		if (b && (b->flags & L4F_BACKEND_LIVE) && b->vip_id == vip->id)
-			return forward(skb, vip, b, id, f->proto == IPPROTO_TCP ? prev : 0, hash, 0, tos);
+			return forward(skb, vip, b, id, f->proto == IPPROTO_TCP ? prev : 0, fhash, 0, tos);
 	}
 	__u32 prev = 0;
-	__u32 hash = flow_hash4(f->saddr, f->sport, f->daddr, f->dport, vip->hash, vip->seed);
-	struct l4f_backend *b = table_backend(vip, hash, &id, &prev);
+	struct l4f_backend *b = slot_backend(slot, &id, &prev);
 	if (!b)
 		return drop(skb, L4F_DROP_NO_BACKEND);
 	if (remember) {
@@ -424,18 +441,19 @@ static __always_inline int serve4(struct __sk_buff *skb, const struct l4f_vip *v
 static __always_inline int serve6(struct __sk_buff *skb, const struct l4f_vip *vip, struct l4f_flow6 *f,
 				  int remember, __u8 tos)
 {
+	__u32 hash = flow_hash6(f, vip->hash, vip->seed);
+	__u64 slot = slot_load(table_slot(vip, hash)); /* before the LRU: see table_slot */
 	struct l4f_flow_value *fv = bpf_map_lookup_elem(&l4f_flows6, f);
 	__u32 id;
 	if (fv) {
 		id = fv->backend;
-		__u32 hash = fv->hash, prev = fv->prev;
+		__u32 fhash = fv->hash, prev = fv->prev;
 		struct l4f_backend *b = bpf_map_lookup_elem(&l4f_backends, &id);
 		if (b && (b->flags & L4F_BACKEND_LIVE) && b->vip_id == vip->id)
-			return forward(skb, vip, b, id, f->proto == IPPROTO_TCP ? prev : 0, hash, 1, tos);
+			return forward(skb, vip, b, id, f->proto == IPPROTO_TCP ? prev : 0, fhash, 1, tos);
 	}
 	__u32 prev = 0;
-	__u32 hash = flow_hash6(f, vip->hash, vip->seed);
-	struct l4f_backend *b = table_backend(vip, hash, &id, &prev);
+	struct l4f_backend *b = slot_backend(slot, &id, &prev);
 	if (!b)
 		return drop(skb, L4F_DROP_NO_BACKEND);
 	if (remember) {
