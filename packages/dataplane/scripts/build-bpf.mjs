@@ -1,5 +1,5 @@
 // Builds the eBPF data plane: every native/bpf/*.bpf.c into native/bin/bpf/<name>.bpf.o (clang -target bpf),
-// and the loader/map writer native/bpf-loader.c into native/bin/l4fleet-bpf (cc, Debian's libbpf).
+// and the loader/map writer native/bpf-loader/*.c into native/bin/l4fleet-bpf (cc, Debian's libbpf).
 // Without clang or libbpf-dev the build only says why: the nftables and proxy drivers still work, and the bpf
 // driver refuses to start with a message naming the missing file. A compiler that rejects a source fails
 // the build. Debian: apt-get install clang llvm libbpf-dev libelf-dev (scripts/install-system-deps.sh).
@@ -67,16 +67,36 @@ if (sources.length > 0) {
   }
 }
 
-const loader = `${root}bpf-loader.c`;
-if (existsSync(loader)) {
+const loaderDir = `${root}bpf-loader/`;
+const loader = existsSync(loaderDir)
+  ? readdirSync(loaderDir)
+      .filter((f) => f.endsWith('.c'))
+      .sort()
+      .map((f) => `${loaderDir}${f}`)
+  : [];
+if (loader.length > 0) {
   const out = `${outDir}l4fleet-bpf`;
   const cc = [process.env.CC, 'cc', 'gcc'].find((c) => c && works(c, ['--version']));
   if (cc === undefined) warn('no C compiler: l4fleet-bpf not built (apt-get install gcc libc6-dev)');
   else if (!existsSync('/usr/include/bpf/libbpf.h'))
     warn('no libbpf headers: l4fleet-bpf not built (apt-get install libbpf-dev libelf-dev)');
-  else if (stale(out, [loader, ...shared])) {
+  else if (stale(out, [...loader, `${loaderDir}loader.h`, ...shared])) {
     mkdirSync(outDir, { recursive: true });
-    run(cc, ['-O2', '-Wall', '-Wextra', '-Werror', '-I', bpfDir, '-o', out, loader, '-lbpf', '-lelf', '-lz']);
+    run(cc, [
+      '-O2',
+      '-Wall',
+      '-Wextra',
+      '-Werror',
+      '-I',
+      bpfDir,
+      '-o',
+      out,
+      ...loader,
+      '-lbpf',
+      '-lelf',
+      '-lz',
+      '-lpthread',
+    ]);
   }
 }
 process.exit(failed ? 1 : 0);

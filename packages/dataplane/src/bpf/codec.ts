@@ -1,6 +1,6 @@
 /**
  * Byte layouts of the node program's map keys and values (native/bpf/node-maps.h, host byte order except
- * where the header says network order) and of the loader's dump and stats replies (native/bpf-loader.c).
+ * where the header says network order) and of the loader's dump and stats replies (native/bpf-loader/).
  */
 import { canonicalAddress } from '@l4fleet/config';
 import { hexToAddress } from '../nft/names.js';

@@ -1,5 +1,5 @@
 /**
- * Drives l4fleet-bpf (native/bpf-loader.c): one long-running process per data plane that loaded the node
+ * Drives l4fleet-bpf (native/bpf-loader/): one long-running process per data plane that loaded the node
  * program, reused or created its pinned maps, attached it at tc ingress, and now writes maps on request.
  * Requests are pipelined: an apply sends all of its requests, then waits for the answers, in order; the
  * first ones may be sent before the loader has answered its start (a restart's dump then runs right after

@@ -1,0 +1,93 @@
+/* Pins by path, and the backends' high-water mark the loader pins beside the object's maps. */
+#include "loader.h"
+
+/* An fd for the pinned map `name`, or -1. */
+int pinned(const char *name)
+{
+	char path[1100];
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
+	return bpf_obj_get(path);
+}
+
+/*
+ * The backends' high-water mark: every backend id ever written is below it, so a restart's dump reads
+ * l4f_backends up to the mark (100 entries for 100 backends) instead of all 65,536 (1.8 MB through the batch
+ * lookup, ~8 ms of a restart). The loader is the only writer of l4f_backends and raises the mark BEFORE it
+ * writes an id at or above it, so the mark is never too low whatever fails in between. It lives in a
+ * one-entry array the loader creates and pins itself beside the object's maps (HWM_PIN; not in node-maps.h:
+ * the program never reads it, and a new map in the object would change its pinned definitions). Pins of an
+ * older loader have none: the first start scans the whole array once and pins the mark.
+ */
+static int hwm_fd = -1;
+uint32_t hwm;
+
+/* The highest id in use + 1 by a scan of the whole array (batches of 4,096). Returns 0 or an errno. */
+static int scan_backends(uint32_t *mark)
+{
+	static struct l4f_backend bs[4096];
+	static uint32_t ks[4096];
+	*mark = 0;
+	for (uint32_t start = 0; start < L4F_MAX_BACKENDS; start += 4096) {
+		uint32_t count = 4096, in = start, out_b;
+		LIBBPF_OPTS(bpf_map_batch_opts, bo);
+		if (bpf_map_lookup_batch(small_fd[2], start ? &in : NULL, &out_b, ks, bs, &count, &bo) && errno != ENOENT)
+			return errno;
+		for (uint32_t i = 0; i < count; i++)
+			if (bs[i].family != 0 && ks[i] + 1 > *mark) *mark = ks[i] + 1;
+	}
+	return 0;
+}
+
+/*
+ * Opens the pinned mark, or creates and pins it: 0 when l4f_backends was just created (`fresh`), else by a
+ * scan. Returns 0 or an errno (message in msg).
+ */
+int hwm_open(int fresh, char *msg, size_t msglen)
+{
+	uint32_t zero = 0;
+	int fd = pinned(HWM_PIN);
+	if (fd >= 0 && !fresh) {
+		if (bpf_map_lookup_elem(fd, &zero, &hwm) == 0) {
+			hwm_fd = fd;
+			return 0;
+		}
+		close(fd); /* unreadable: replaced below */
+		fd = -1;
+	}
+	uint32_t mark = 0;
+	int err = fresh ? 0 : scan_backends(&mark);
+	if (err) {
+		snprintf(msg, msglen, "reading l4f_backends for its high-water mark: %s", strerror(err));
+		return err;
+	}
+	char path[1100];
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, HWM_PIN);
+	if (fd < 0) {
+		unlink(path); /* an unreadable one */
+		fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, HWM_PIN, 4, 4, 1, NULL);
+		if (fd < 0 || bpf_map_update_elem(fd, &zero, &mark, BPF_ANY) || bpf_obj_pin(fd, path)) {
+			err = errno;
+			snprintf(msg, msglen, "%s: %s", path, strerror(err));
+			if (fd >= 0) close(fd);
+			return err;
+		}
+	} else if (bpf_map_update_elem(fd, &zero, &mark, BPF_ANY)) {
+		err = errno;
+		snprintf(msg, msglen, "%s: %s", path, strerror(err));
+		close(fd);
+		return err;
+	}
+	hwm_fd = fd;
+	hwm = mark;
+	return 0;
+}
+
+/* Raises the mark to `mark` (before ids below it are written). Returns 0 or an errno. */
+int hwm_raise(uint32_t mark)
+{
+	if (mark <= hwm) return 0;
+	uint32_t zero = 0;
+	if (bpf_map_update_elem(hwm_fd, &zero, &mark, BPF_ANY)) return errno;
+	hwm = mark;
+	return 0;
+}
