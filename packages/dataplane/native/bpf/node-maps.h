@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * The l4fleet node data plane's map layout, shared by node.bpf.c (the tc program) and bpf-loader.c (the map
+ * The l4fleet node data plane's map layout, shared by node.bpf.c (the tc program) and native/bpf-loader/ (the map
  * writer) and mirrored byte for byte in src/bpf/codec.ts. Every map is pinned by name under the driver's pin
  * directory, so a restarted agent finds the forwarding state where it left it. Changing a struct here changes
  * the pinned maps' value sizes: a node then has to be started with removeState once (the loader refuses to

@@ -16,7 +16,7 @@ export const MAX_VIPS = 4096;
 export const MAX_BACKENDS = 65_536;
 export const MAX_TABLES = 2 * MAX_VIPS;
 
-/** OP_UPDATE / OP_DELETE map numbers (small_maps[] in bpf-loader.c). */
+/** OP_UPDATE / OP_DELETE map numbers (small_maps[] in native/bpf-loader/state.c). */
 export const MapId = { vips: 0, vipAddrs: 1, backends: 2, config: 3 } as const;
 export type MapId = (typeof MapId)[keyof typeof MapId];
 
@@ -199,7 +199,7 @@ export function u32View(b: Buffer, at: number, n: number): Uint32Array {
   return out;
 }
 
-/** Parses the loader's OP_DUMP reply (layout at dump() in bpf-loader.c). */
+/** Parses the loader's OP_DUMP reply (layout at dump() in native/bpf-loader/maps.c). */
 export function decodeDump(b: Buffer): Dump {
   let at = 0;
   const u32 = (): number => {
@@ -256,7 +256,7 @@ export interface Counters {
   readonly flows6: number;
 }
 
-/** Parses the loader's OP_STATS reply (layout at stats() in bpf-loader.c). */
+/** Parses the loader's OP_STATS reply (layout at stats() in native/bpf-loader/maps.c). */
 export function decodeCounters(b: Buffer): Counters {
   let at = 0;
   const list = (): Map<number, { packets: number; bytes: number }> => {

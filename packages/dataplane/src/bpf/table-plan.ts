@@ -3,7 +3,7 @@
  * table the maps hold, with the loader request built in place: a full table is one allocation (the request,
  * whose slot part the driver then keeps as its copy of the table), an unchanged table costs one comparing
  * pass and no allocation (a restart with nothing to change compares every table), a delta is one pass to
- * count, one to fill (slot indices, then ids: OP_TABLE_WRITE in bpf-loader.c) and a copy of the table.
+ * count, one to fill (slot indices, then ids: OP_TABLE_WRITE in native/bpf-loader/tables.c) and a copy of the table.
  */
 import { NO_BACKEND } from '@l4fleet/maglev';
 import { NO_BACKEND_ID } from './codec.js';
