@@ -48,11 +48,23 @@ export interface Aggregator {
 
 const RETRY_MS = 1_000;
 const RECOMPUTE_DELAY_MS = 5;
+/**
+ * How long an observation that came by NATS (or from this node itself) outranks the same node's etcd report when
+ * they disagree, ms. A node writes its whole view to etcd after every change, one write in flight; the watch
+ * delivers every node's record on every change, so a record written before an observation (unchanged, or still
+ * in flight) arrives after it. Letting that record win flipped a decision back: "down" at +2.44 s, "up" at +2.49,
+ * "down" at +2.58 in a lab run (backend3 failed; three pools failing on three nodes within 0.2 s), and every
+ * node's tables moved three times. Once etcd shows the observed status the observation is settled; past this
+ * time etcd wins again (it is the truth: a node whose etcd writes keep failing is not believed forever).
+ */
+export const OBSERVATION_LEAD_MS = 10_000;
 
 export function createAggregator(opts: AggregatorOptions): Aggregator {
   const clock = opts.clock ?? systemClock;
   const log = opts.logger.child({ component: 'aggregator' });
   const reports = new Map<string, Map<string, ObservedStatus>>();
+  /** Per node: observations not yet seen in its etcd report (see OBSERVATION_LEAD_MS). */
+  const unsettled = new Map<string, Map<string, { status: ObservedStatus; atMs: number }>>();
   let members: readonly string[] = [];
   let live: ReadonlySet<string> = new Set();
   let decided: ReadonlyMap<string, MemberStatus> = new Map();
@@ -129,6 +141,21 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
         : clock.setTimeout(() => schedule(), Math.max(0, step.nextExpiryMs - clock.now()) + 1);
   };
 
+  /** A node's etcd report with its newer observations over it; observations etcd now shows are settled. */
+  const withUnsettled = (node: string, fromEtcd: Map<string, ObservedStatus>): Map<string, ObservedStatus> => {
+    const pending = unsettled.get(node);
+    if (!pending) return fromEtcd;
+    const now = clock.now();
+    for (const [member, o] of pending) {
+      // etcd leaves 'unknown' out of a report: absent there is the same as 'unknown'.
+      const etcdSays = fromEtcd.get(member) ?? 'unknown';
+      if (etcdSays === o.status || now - o.atMs >= OBSERVATION_LEAD_MS) pending.delete(member);
+      else fromEtcd.set(member, o.status);
+    }
+    if (pending.size === 0) unsettled.delete(node);
+    return fromEtcd;
+  };
+
   const lead = async (l: Leadership): Promise<void> => {
     leadership = l;
     written = undefined;
@@ -141,9 +168,14 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
           const seen = new Set<string>();
           for (const r of list) {
             seen.add(r.node);
-            reports.set(r.node, new Map(r.members));
+            reports.set(r.node, withUnsettled(r.node, new Map(r.members)));
           }
-          for (const node of [...reports.keys()]) if (!seen.has(node) && !live.has(node)) reports.delete(node);
+          for (const node of [...reports.keys()]) {
+            if (!seen.has(node) && !live.has(node)) {
+              reports.delete(node);
+              unsettled.delete(node);
+            }
+          }
           schedule();
         },
         onError(err) {
@@ -212,6 +244,9 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
       schedule();
     },
     observe(node, member, status) {
+      let pending = unsettled.get(node);
+      if (!pending) unsettled.set(node, (pending = new Map()));
+      pending.set(member, { status, atMs: clock.now() });
       let r = reports.get(node);
       if (!r) reports.set(node, (r = new Map()));
       if (r.get(member) === status) return;

@@ -1,0 +1,75 @@
+import type { MemberStatus } from '@l4fleet/config';
+import { MemoryFleetStore } from '@l4fleet/store';
+import pino from 'pino';
+import { afterEach, describe, expect, test } from 'vitest';
+import { createManualClock } from '../clock.js';
+import { type Aggregator, createAggregator, OBSERVATION_LEAD_MS } from './aggregator.js';
+
+const logger = pino({ level: 'silent' });
+const MEMBER = 'web/a';
+const NODES = ['n1', 'n2', 'n3'];
+
+const open: Aggregator[] = [];
+afterEach(async () => {
+  for (const a of open.splice(0)) await a.close();
+});
+
+/** n1 leads; n1..n3 are registered and live and report MEMBER up in etcd. */
+async function fleetOfThree() {
+  const clock = createManualClock(1_700_000_000_000);
+  const store = new MemoryFleetStore();
+  const agg = createAggregator({ node: 'n1', store, logger, clock });
+  open.push(agg);
+  const regs = new Map(
+    await Promise.all(
+      NODES.map(async (n) => [n, await store.registerNode({ name: n, address: '198.18.0.1' })] as const),
+    ),
+  );
+  const report = async (node: string, status: MemberStatus) =>
+    regs.get(node)?.reportHealth(new Map([[MEMBER, status]]));
+  for (const n of NODES) await report(n, 'up');
+  agg.setMembers([MEMBER]);
+  agg.setLiveNodes(new Set(NODES));
+  agg.start();
+  await clock.advance(20);
+  expect(agg.isLeader).toBe(true);
+  const decided = async () => (await store.getDecided()).decided.get(MEMBER);
+  expect(await decided()).toBe('up');
+  return { clock, agg, report, decided };
+}
+
+describe('aggregator - observations against etcd reports', () => {
+  test('an etcd report written before an observation does not flip the decision back', async () => {
+    const { clock, agg, report, decided } = await fleetOfThree();
+    // n1 and n2 see the member down; NATS (and n1 itself) are faster than their etcd writes.
+    agg.observe('n1', MEMBER, 'down');
+    agg.observe('n2', MEMBER, 'down');
+    await clock.advance(20);
+    expect(await decided()).toBe('down');
+    // n1's etcd write lands; the watch delivers every node's record, n2's still the old 'up'.
+    await report('n1', 'down');
+    await clock.advance(20);
+    expect(await decided()).toBe('down');
+    // n2's write lands: settled. Then etcd alone: n2 up again (no NATS) is believed.
+    await report('n2', 'down');
+    await clock.advance(20);
+    expect(await decided()).toBe('down');
+    await report('n2', 'up');
+    await report('n1', 'up');
+    await clock.advance(20);
+    expect(await decided()).toBe('up');
+  });
+
+  test(`past ${OBSERVATION_LEAD_MS} ms etcd wins over an observation it never showed`, async () => {
+    const { clock, agg, report, decided } = await fleetOfThree();
+    agg.observe('n1', MEMBER, 'down');
+    agg.observe('n2', MEMBER, 'down');
+    await clock.advance(20);
+    expect(await decided()).toBe('down');
+    await clock.advance(OBSERVATION_LEAD_MS);
+    // A change of n3's record makes the watch deliver all three: n1 and n2 still say 'up' in etcd.
+    await report('n3', 'up');
+    await clock.advance(20);
+    expect(await decided()).toBe('up');
+  });
+});
