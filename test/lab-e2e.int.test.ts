@@ -4,8 +4,19 @@
  * flows and 50 UDP flows from the client; each step prints its disruption table. Needs root and the built CLI with
  * the `agent` command (`npm run build`); without the agent the suite is skipped, never faked.
  */
-import { agentAvailable, DEFAULT_BROKEN_AFTER_MS, downLab, FlowRun, Lab, VIP_TCP, VIP_UDP } from '@l4fleet/lab';
-import { brokenIds, l4fleet, sleep, step } from '@l4fleet/test-support/lab-scenario';
+import {
+  agentAvailable,
+  DEFAULT_BROKEN_AFTER_MS,
+  downLab,
+  FlowRun,
+  flowKey,
+  hostsOfKind,
+  Lab,
+  routerNextHops,
+  VIP_TCP,
+  VIP_UDP,
+} from '@l4fleet/lab';
+import { agentTimeline, brokenIds, l4fleet, sleep, step } from '@l4fleet/test-support/lab-scenario';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const agentReady = await agentAvailable();
@@ -14,14 +25,17 @@ const controlSlot = 100 + Math.floor(Math.random() * 150);
 /** The lab fleet's health check (deploy/examples/lab-fleet.yaml): every 1 s, down after 3 failures. */
 const HEALTH_INTERVAL_MS = 1_000;
 const HEALTH_FALL = 3;
+/** What a drain may add to the pause of the flows it moves, over the pause of the flows it does not move. */
+const DRAIN_EXTRA_PAUSE_MS = 250;
 
 let lab: Lab;
 let flows: FlowRun;
 
+/** Reads the router's kernel route itself: `lab.status()` takes 5-17 s (the CLI and every node's RIB). */
 async function nextHopsWithout(address: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const hops = (await lab.status()).router.nextHops[`${VIP_TCP.address}/32`] ?? [];
+    const hops = await routerNextHops(lab.ns('router'), `${VIP_TCP.address}/32`);
     if (hops.length > 0 && !hops.includes(address)) return;
     await sleep(100);
   }
@@ -45,8 +59,10 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
   }, 60_000);
 
   test('explain flow predicts the backend of every sampled flow', async () => {
-    const sample = flows.report.flows.filter((f) => f.state === 'open').filter((_, i) => i % 10 === 0);
-    expect(sample.length).toBeGreaterThanOrEqual(20);
+    // One CLI process per flow (1-5 s each, by load): 1 in 20 of the 250 flows, TCP and UDP both.
+    const sample = flows.report.flows.filter((f) => f.state === 'open').filter((_, i) => i % 20 === 0);
+    expect(sample.length).toBeGreaterThanOrEqual(10);
+    expect(new Set(sample.map((f) => f.protocol))).toEqual(new Set(['tcp', 'udp']));
     for (const f of sample) {
       const vip = f.protocol === 'tcp' ? VIP_TCP : VIP_UDP;
       const out = await l4fleet(
@@ -60,7 +76,7 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
       );
       expect(JSON.parse(out).backend, `${f.protocol} flow from port ${f.localPort}`).toBe(f.backend);
     }
-  }, 120_000);
+  }, 240_000);
 
   test('1. add a node: 0 flows broken; the new node carries >= 15% of new flows', async () => {
     const before = brokenIds(flows);
@@ -73,8 +89,9 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
     expect((s.newFlows.perNode[name] ?? 0) / s.newFlows.total).toBeGreaterThanOrEqual(0.15);
   }, 120_000);
 
-  test('2. drain a node: 0 broken; longest pause <= 250 ms; it carries no flows afterwards', async () => {
+  test('2. drain a node: 0 broken; the flows it moves pause <= 250 ms longer than the others; it carries none afterwards', async () => {
     const before = brokenIds(flows);
+    const carriedBefore = await flows.carriers();
     await flows.mark();
     // node1's address from the lab, not written here: a stale literal would match no next hop and pass at once.
     const node1 = (await lab.status()).nodes.find((n) => n.name === 'node1')?.address;
@@ -84,7 +101,20 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
     await nextHopsWithout(node1 as string, 20_000);
     const { s, broken } = await step(flows, 'drain node1', before, 4_000);
     expect(broken).toEqual([]);
-    expect(s.longestPauseMs).toBeLessThanOrEqual(250);
+    // The moved flows against the flows that stayed put, over the same window: a pause both see is the lab's own
+    // (the flow worker or the router starved of CPU: 279 ms in a full CI run, 0.9-1.0 s at load 10-16), not the
+    // drain's. An absolute bound alone failed on that load, and would pass a drain that stalls every flow a little.
+    const moved = (f: { protocol: string; localPort: number }) =>
+      carriedBefore.get(flowKey(f.protocol, f.localPort)) === 'node1';
+    const open = flows.report.flows.filter(
+      (f) => f.state === 'open' && carriedBefore.has(flowKey(f.protocol, f.localPort)),
+    );
+    const pause = (fs: typeof open) => Math.max(0, ...fs.map((f) => f.maxPauseMs));
+    const movedPauseMs = pause(open.filter(moved));
+    const stayedPauseMs = pause(open.filter((f) => !moved(f)));
+    console.log(`drain node1: moved flows paused <= ${movedPauseMs} ms, the others <= ${stayedPauseMs} ms`);
+    expect(open.filter(moved).length).toBeGreaterThan(0);
+    expect(movedPauseMs).toBeLessThanOrEqual(stayedPauseMs + DRAIN_EXTRA_PAUSE_MS);
     expect(s.perNode.node1 ?? 0).toBe(0);
     expect((await lab.status()).nodes.find((n) => n.name === 'node1')?.announced).toEqual([]);
     await l4fleet(lab, 'node', 'undrain', 'node1');
@@ -126,19 +156,28 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
     expect(victims.size).toBeGreaterThan(0);
     const boundMs = HEALTH_INTERVAL_MS * HEALTH_FALL + 1_000;
     await flows.mark();
-    const failedAt = Date.now();
+    // From the moment backend3's processes are gone (failBackend returns within 50 ms of it), as
+    // test/lab-bpf-routed.int.test.ts: timing from before the call also counted the lab's own `ip netns pids`.
     await lab.failBackend('backend3');
+    const failedAt = Date.now();
     // Probe: a few new flows every 250 ms; the last batch that still reached backend3 (answered by it, or reset by
     // its dead port) says when its share had moved.
     let lastHitMs = 0;
+    const otherFailures: string[] = [];
     for (let i = 0; i < 80; i++) {
       const elapsed = Date.now() - failedAt;
       if (elapsed > Math.max(boundMs, lastHitMs) + 2_000) break;
       const from = flows.report.flows.length;
       await flows.open(4, 0, 10_000);
       const batch = flows.report.flows.slice(from);
-      if (batch.some((f) => f.backend === 'backend3' || (f.state === 'broken' && f.backend === undefined))) {
-        lastHitMs = elapsed;
+      // Reaching backend3 is an answer from it or a refusal by its dead port (its RST, sent straight to the
+      // client). Any other failure of a new flow (a timeout) says nothing about backend3: kept apart, and none
+      // is allowed (it used to count as a hit, so one slow flow on a loaded CI machine moved the measurement).
+      if (batch.some((f) => f.backend === 'backend3' || f.reason === 'ECONNREFUSED')) lastHitMs = elapsed;
+      for (const f of batch) {
+        if (f.state === 'broken' && f.backend === undefined && f.reason !== 'ECONNREFUSED') {
+          otherFailures.push(`${f.protocol}:${f.localPort} ${f.reason} at ${elapsed} ms`);
+        }
       }
       await sleep(250);
     }
@@ -147,9 +186,22 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
     while (Date.now() < deadline && ![...victims].every((v) => brokenIds(flows).has(v))) await sleep(250);
     const { broken } = await step(flows, `fail backend3 (new flows reached it until ${lastHitMs} ms)`, before, 0);
     console.log(`fail backend3: share moved after <= ${lastHitMs} ms (bound ${boundMs} ms); victims ${victims.size}`);
+    const nodes = hostsOfKind(lab.topology, 'node')
+      .map((h) => h.name)
+      .filter((n) => !lab.killed.includes(n));
+    const timeline = agentTimeline(
+      lab,
+      nodes,
+      failedAt,
+      ['memberObserved', 'memberDecided', 'tablesApplied', 'tablesApplyFailed'],
+      // member keys are pool/name (@l4fleet/config memberKey)
+      (e) => e.member === undefined || String(e.member).endsWith('/backend3'),
+    );
+    console.log(`fail backend3: the agents' record (ms after the kill)\n${timeline}`);
     expect(broken.filter((i) => existing.has(i) && !victims.has(i))).toEqual([]);
     expect([...victims].filter((v) => !brokenIds(flows).has(v))).toEqual([]);
-    expect(lastHitMs).toBeLessThanOrEqual(boundMs);
+    expect(otherFailures).toEqual([]);
+    expect(lastHitMs, timeline).toBeLessThanOrEqual(boundMs);
   }, 120_000);
 
   test('6. etcd down for 60 s: 0 broken, announcements unchanged', async () => {

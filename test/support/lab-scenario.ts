@@ -2,6 +2,8 @@
  * What the lab's scenario tests share (test/lab-e2e.int.test.ts, test/lab-faults.int.test.ts): the `l4fleet` CLI
  * against the lab's etcd, the flows broken so far, and one step's disruption table.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cliBin, disruptionTable, type FlowRun, type FlowSummary, type Lab, type RunResult, run } from '@l4fleet/lab';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -86,4 +88,43 @@ export function minus(a: LinkCounters, b: LinkCounters): LinkCounters {
     rxBytes: a.rxBytes - b.rxBytes,
     txBytes: a.txBytes - b.txBytes,
   };
+}
+
+/**
+ * The agents' own record of a step, for a failed bound to say where the time went: each node's `agent.log` (pino JSON
+ * lines, `time` in ms) from `sinceMs` on, the events named in `events`, one line each as "+ms node event detail".
+ * A line that is not JSON (a daemon's stderr) is skipped; a node without a log says so.
+ */
+export function agentTimeline(
+  lab: Lab,
+  nodes: readonly string[],
+  sinceMs: number,
+  events: readonly string[],
+  detail: (e: Record<string, unknown>) => boolean = () => true,
+): string {
+  const lines: { t: number; text: string }[] = [];
+  for (const node of nodes) {
+    const file = join(lab.hostDir(node), 'agent.log');
+    if (!existsSync(file)) {
+      lines.push({ t: 0, text: `${node}: no ${file}` });
+      continue;
+    }
+    for (const raw of readFileSync(file, 'utf8').split('\n')) {
+      if (!raw.startsWith('{')) continue;
+      let e: Record<string, unknown>;
+      try {
+        e = JSON.parse(raw) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      const t = typeof e.time === 'number' ? e.time : 0;
+      if (t < sinceMs || !events.includes(String(e.event)) || !detail(e)) continue;
+      const { time: _t, level: _l, pid: _p, hostname: _h, event, ...rest } = e;
+      lines.push({ t, text: `+${t - sinceMs} ms ${node} ${String(event)} ${JSON.stringify(rest)}` });
+    }
+  }
+  return lines
+    .sort((a, b) => a.t - b.t)
+    .map((l) => l.text)
+    .join('\n');
 }
