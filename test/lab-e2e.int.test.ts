@@ -16,7 +16,7 @@ import {
   VIP_TCP,
   VIP_UDP,
 } from '@l4fleet/lab';
-import { agentTimeline, brokenIds, l4fleet, sleep, step } from '@l4fleet/test-support/lab-scenario';
+import { agentTimeline, brokenIds, l4fleet, reachedBackend, sleep, step } from '@l4fleet/test-support/lab-scenario';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const agentReady = await agentAvailable();
@@ -170,19 +170,9 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
       const from = flows.report.flows.length;
       await flows.open(4, 0, 10_000);
       const batch = flows.report.flows.slice(from);
-      // Reaching backend3 is an answer from it, or a connection refused or reset before any answer: only a
-      // backend answers a SYN for the VIP (straight to the client), and a live one answers with its name, so a
-      // reset without one is backend3's dead port (ECONNREFUSED) or its dying socket (ECONNRESET, a CI run
-      // right at the kill). Any other failure of a new flow (a timeout) says nothing about backend3: kept apart,
-      // and none is allowed (it used to count as a hit, so one slow flow on a loaded machine moved the figure).
-      const refused = (f: { backend: string | undefined; reason?: string | undefined }) =>
-        f.backend === undefined && (f.reason === 'ECONNREFUSED' || f.reason === 'reset' || f.reason === 'closed');
-      if (batch.some((f) => f.backend === 'backend3' || refused(f))) lastHitMs = elapsed;
-      for (const f of batch) {
-        if (f.state === 'broken' && f.backend === undefined && !refused(f)) {
-          otherFailures.push(`${f.protocol}:${f.localPort} ${f.reason} at ${elapsed} ms`);
-        }
-      }
+      const seen = reachedBackend(batch, 'backend3');
+      if (seen.reached) lastHitMs = elapsed;
+      otherFailures.push(...seen.otherFailures.map((f) => `${f} at ${elapsed} ms`));
       await sleep(250);
     }
     // The failed backend's own flows: TCP is reset by its dead port, UDP stays on it (affinity) until the timeout.

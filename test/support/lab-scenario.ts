@@ -4,7 +4,16 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cliBin, disruptionTable, type FlowRun, type FlowSummary, type Lab, type RunResult, run } from '@l4fleet/lab';
+import {
+  cliBin,
+  disruptionTable,
+  type FlowRun,
+  type FlowSample,
+  type FlowSummary,
+  type Lab,
+  type RunResult,
+  run,
+} from '@l4fleet/lab';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -127,4 +136,26 @@ export function agentTimeline(
     .sort((a, b) => a.t - b.t)
     .map((l) => l.text)
     .join('\n');
+}
+
+/**
+ * Whether a batch of new flows reached `backend` while it was failing: an answer from it, or a connection refused
+ * or reset before any answer. Only a backend answers a SYN for the VIP (straight to the client) and a live one
+ * answers with its name, so a reset without one is the failed backend's dead port (ECONNREFUSED) or its dying
+ * socket (ECONNRESET: a CI run, right at the kill). Any other failure of a new flow (a timeout) says nothing about
+ * the backend: listed apart, as "protocol:port reason" (it used to count as a hit, so one slow flow on a loaded
+ * machine moved the measurement).
+ */
+export function reachedBackend(
+  batch: readonly FlowSample[],
+  backend: string,
+): { reached: boolean; otherFailures: string[] } {
+  const refused = (f: FlowSample) =>
+    f.backend === undefined && (f.reason === 'ECONNREFUSED' || f.reason === 'reset' || f.reason === 'closed');
+  return {
+    reached: batch.some((f) => f.backend === backend || refused(f)),
+    otherFailures: batch
+      .filter((f) => f.state === 'broken' && f.backend === undefined && !refused(f))
+      .map((f) => `${f.protocol}:${f.localPort} ${f.reason}`),
+  };
 }
