@@ -502,6 +502,34 @@ describe.skipIf(!built)('bpf data plane', () => {
     expect((await topo.node.run(['tc', 'filter', 'show', 'dev', 'eth0', 'ingress'])).stdout).not.toContain('l4f_node');
   }, 60_000);
 
+  test('static MAC - a backend given with a mac gets the frame at that address, not at its neighbour entry', async () => {
+    const macs = await Promise.all(
+      topo.backends.map(async (b) => (await b.run(['cat', '/sys/class/net/eth0/address'])).stdout.trim()),
+    );
+    const base = vipTable({ address: VIP4, port: 1500, protocol: 'udp' });
+    // shift 0: each backend's own MAC; shift 1: backend i is given backend i+1's MAC, so its flows land there.
+    const withMacs = (shift: number): VipTable => ({
+      ...base,
+      backends: base.backends.map((b, i) => ({ ...b, mac: macs[(i + shift) % BACKENDS] as string })),
+    });
+    const flows = (sport: number): Flow[] =>
+      Array.from({ length: 60 }, (_x, i) => ({
+        src: clientSource4(i),
+        sport: sport + i,
+        dst: VIP4,
+        dport: 1500,
+        protocol: 'udp' as const,
+      }));
+    const dp = bpf();
+    for (const shift of [0, 1]) {
+      await dp.apply([withMacs(shift)]);
+      const sent = flows(40_000 + shift * 100);
+      await sendFlows(sent);
+      const got = await landings();
+      for (const f of sent) expect(got.get(flowKey(f)), flowKey(f)).toEqual([(expected(base, f) + shift) % BACKENDS]);
+      await clearRecorders(topo.backends);
+    }
+  }, 60_000);
   test('ICMP - fragmentation needed / packet too big about a VIP flow reaches the backend that owns the flow', async () => {
     const dp = bpf();
     const t4 = vipTable({ address: VIP4, port: 1700, protocol: 'tcp' });

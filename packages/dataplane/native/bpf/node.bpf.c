@@ -2,8 +2,9 @@
 /*
  * l4fleet node: Maglev forwarding at tc ingress (clsact, direct action) on the node's interface.
  *
- * A packet addressed to this host (PACKET_HOST) whose destination is a VIP address:
- *   1. VIP lookup by (address, port, protocol); another port or protocol is dropped and counted.
+ * A packet addressed to this host (PACKET_HOST) whose destination is a VIP address (headers read in place):
+ *   1. VIP lookup by (address, port, protocol), first, for TCP and UDP; a packet to a VIP address with no VIP
+ *      on its port or protocol is dropped and counted.
  *   2. Flow affinity (Maglev §3.3 connection tracking): an LRU hash keyed by the exact 5-tuple gives the
  *      backend id a flow was given; it is kept while that backend is live for the VIP.
  *   3. Otherwise the flow hash: the kernel's jhash over nft's register layout (each field in its own 32-bit
@@ -315,69 +316,73 @@ static __always_inline int encapsulate(struct __sk_buff *skb, const struct l4f_v
 	if (bpf_skb_adjust_room(skb, (__s32)olen, BPF_ADJ_ROOM_MAC, flags))
 		return drop(skb, L4F_DROP_ENCAP_FAILED);
 
-	/* Outer header + GRE/UDP header, written in one store after the MAC header. */
-	__u8 hdr[48] = {};
+	/*
+	 * The outer header, written in place: adjust_room has zeroed the room it made (bpf_skb_generic_push), so only
+	 * the non-zero fields are stored. No stack copy and no bpf_skb_store_bytes (issue 14: the cost of a first
+	 * packet).
+	 */
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	__u32 outer_len = skb->len - ETH_HLEN;
 	__u8 proto_inner = v6 ? IPPROTO_IPV6_ : IPPROTO_IPIP_;
 	__u8 next = vip->fwd == L4F_FWD_GRE ? IPPROTO_GRE_ : vip->fwd == L4F_FWD_GUE ? IPPROTO_UDP : proto_inner;
+	__u8 *l4h;
 	if (v6) {
-		struct ipv6hdr *ip6 = (struct ipv6hdr *)hdr;
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+		if ((void *)(ip6 + 1) > end)
+			return drop(skb, L4F_DROP_ENCAP_FAILED);
 		/* version 6, traffic class = the inner one, flow label from the flow hash (RFC 6438) */
-		__u32 first = (6u << 28) | ((__u32)tos << 20) | (hash & 0xfffff);
-		*(__u32 *)ip6 = bpf_htonl(first);
+		*(__u32 *)ip6 = bpf_htonl((6u << 28) | ((__u32)tos << 20) | (hash & 0xfffff));
 		ip6->payload_len = bpf_htons((__u16)(outer_len - 40));
 		ip6->nexthdr = next;
 		ip6->hop_limit = OUTER_TTL;
 		__builtin_memcpy(&ip6->saddr, cfg->src6, 16);
 		__builtin_memcpy(&ip6->daddr, b->addr, 16);
+		l4h = (__u8 *)(ip6 + 1);
 	} else {
-		struct iphdr *ip = (struct iphdr *)hdr;
-		ip->version = 4;
-		ip->ihl = 5;
-		ip->tos = tos;
-		ip->tot_len = bpf_htons((__u16)outer_len);
-		ip->frag_off = bpf_htons(0x4000); /* DF */
-		ip->ttl = OUTER_TTL;
-		ip->protocol = next;
+		struct iphdr *ip = data + ETH_HLEN;
+		if ((void *)(ip + 1) > end)
+			return drop(skb, L4F_DROP_ENCAP_FAILED);
+		__u16 *w = (__u16 *)ip;
+		w[0] = bpf_htons(0x4500 | tos); /* version 4, IHL 5 */
+		w[1] = bpf_htons((__u16)outer_len);
+		w[3] = bpf_htons(0x4000); /* DF */
+		w[4] = bpf_htons((OUTER_TTL << 8) | next);
 		ip->saddr = cfg->src4;
 		__builtin_memcpy(&ip->daddr, b->addr, 4);
 		__u32 sum = 0;
-		__u16 *w = (__u16 *)hdr;
 #pragma unroll
 		for (int i = 0; i < 10; i++)
 			sum += w[i];
 		ip->check = csum_fold(sum);
+		l4h = (__u8 *)(ip + 1);
 	}
-	__u8 *l4h = hdr + l3;
 	if (vip->fwd == L4F_FWD_GRE) {
+		if ((void *)(l4h + 4) > end)
+			return drop(skb, L4F_DROP_ENCAP_FAILED);
 		/* RFC 2784: C=0, reserved 0, version 0; protocol type = the inner EtherType */
 		*(__u16 *)(l4h + 2) = bpf_htons(v6 ? ETH_P_IPV6 : ETH_P_IP);
 	} else if (vip->fwd == L4F_FWD_GUE) {
+		if ((void *)(l4h + 8) > end)
+			return drop(skb, L4F_DROP_ENCAP_FAILED);
 		*(__u16 *)(l4h + 0) = bpf_htons(GUE_SPORT_BASE | (hash & 0x3fff));
 		*(__u16 *)(l4h + 2) = vip->gue_port;
 		*(__u16 *)(l4h + 4) = bpf_htons((__u16)(outer_len - l3));
 		/* checksum 0: allowed for IPv4, and for tunnels over IPv6 (RFC 6935, RFC 6936) */
-	}
-	int err;
-	__u32 hl = l3 + l4; /* the second-chance extension is written separately below */
-	if (v6)
-		err = bpf_skb_store_bytes(skb, ETH_HLEN, hdr, hl == 40 ? 40 : hl == 44 ? 44 : 48, 0);
-	else
-		err = bpf_skb_store_bytes(skb, ETH_HLEN, hdr, hl == 20 ? 20 : hl == 24 ? 24 : 28, 0);
-	if (err)
-		return drop(skb, L4F_DROP_ENCAP_FAILED);
-	if (p) {
-		__u8 ext[24] = {};
-		struct l4f_gue_sc *g = (struct l4f_gue_sc *)ext;
-		g->vers_c_hlen = v6 ? 5 : 2; /* version 0, C 0, hlen in 32-bit words after the GUE header */
-		g->proto = v6 ? IPPROTO_IPV6_ : IPPROTO_IPIP_;
-		g->type = bpf_htons(L4F_GUE_PRIV_TYPE);
-		g->hop_count = 1;
-		__builtin_memcpy(ext + 8, p->addr, 16);
-		err = bpf_skb_store_bytes(skb, ETH_HLEN + l3 + 8, ext, v6 ? 24 : 12, 0);
-		if (err)
-			return drop(skb, L4F_DROP_ENCAP_FAILED);
-		count(&l4f_stats, L4F_SC_TAGGED, skb->len);
+		if (p) {
+			struct l4f_gue_sc *g = (struct l4f_gue_sc *)(l4h + 8);
+			__u8 *hop = (__u8 *)(g + 1);
+			if ((void *)(hop + 16) > end)
+				return drop(skb, L4F_DROP_ENCAP_FAILED);
+			g->vers_c_hlen = v6 ? 5 : 2; /* version 0, C 0, hlen in 32-bit words after the GUE header */
+			g->proto = proto_inner;
+			g->type = bpf_htons(L4F_GUE_PRIV_TYPE);
+			g->hop_count = 1;
+			if (v6)
+				__builtin_memcpy(hop, p->addr, 16);
+			else
+				__builtin_memcpy(hop, p->addr, 4);
+			count(&l4f_stats, L4F_SC_TAGGED, skb->len);
+		}
 	}
 	return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
 }
@@ -390,13 +395,12 @@ static __always_inline int forward(struct __sk_buff *skb, const struct l4f_vip *
 		return encapsulate(skb, vip, b, previous_owner(vip, id, prev, v6), hash, v6, tos);
 	if (b->flags & L4F_BACKEND_HAS_MAC) {
 		/* The frame came to this host's MAC: that becomes the source, the backend's the destination. */
-		__u8 macs[12];
-		if (bpf_skb_load_bytes(skb, 0, macs, 6))
+		void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+		struct ethhdr *eth = data;
+		if ((void *)(eth + 1) > end)
 			return drop(skb, L4F_DROP_ENCAP_FAILED);
-		__builtin_memcpy(macs + 6, macs, 6);
-		__builtin_memcpy(macs, b->mac, 6);
-		if (bpf_skb_store_bytes(skb, 0, macs, 12, 0))
-			return drop(skb, L4F_DROP_ENCAP_FAILED);
+		__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+		__builtin_memcpy(eth->h_dest, b->mac, ETH_ALEN);
 		return bpf_redirect(skb->ifindex, 0);
 	}
 	/* The kernel's neighbour table resolves the backend's MAC (ARP / ND), as nft's `fwd ip to` does. */
@@ -508,64 +512,89 @@ static __always_inline int icmp6(struct __sk_buff *skb, __u32 off)
 	return serve6(skb, vip, &f, 0, 0);
 }
 
+/*
+ * Makes the first `need` bytes linear (or the whole packet, when shorter), so the headers are read in place. A
+ * frame from a NIC or a veth has them in its head already; only a paged one pays the pull.
+ */
+static __always_inline void pull_headers(struct __sk_buff *skb, __u32 need)
+{
+	__u32 linear = (__u32)((long)skb->data_end - (long)skb->data);
+	if (linear < need && linear < skb->len)
+		bpf_skb_pull_data(skb, skb->len < need ? skb->len : need);
+}
+
+/*
+ * A TCP or UDP packet is looked up as a VIP (address, port, protocol) first: one hash lookup for the traffic this
+ * node exists for. Anything else, or no such VIP, is ours only if its destination is a VIP address (dropped and
+ * counted, or an ICMP error about a VIP flow); the node's own traffic passes.
+ */
 static __always_inline int ingress4(struct __sk_buff *skb)
 {
-	struct iphdr ip;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) || ip.ihl < 5)
+	pull_headers(skb, ETH_HLEN + 60 + 4);
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + ETH_HLEN;
+	if ((void *)(ip + 1) > end || ip->ihl < 5)
 		return TC_ACT_OK;
+	__u32 daddr = ip->daddr;
+	__u8 proto = ip->protocol;
+	int fragment = (ip->frag_off & bpf_htons(0x3fff)) != 0;
+	__u32 l4 = ETH_HLEN + ip->ihl * 4;
+	if (!fragment && (proto == IPPROTO_TCP || proto == IPPROTO_UDP)) {
+		__u16 *ports = (void *)ip + ip->ihl * 4;
+		if ((void *)(ports + 2) <= end) {
+			struct l4f_vip_key vk = {.port = ports[1], .proto = proto, .family = L4F_FAMILY_V4};
+			__builtin_memcpy(vk.addr, &daddr, 4);
+			struct l4f_vip *vip = bpf_map_lookup_elem(&l4f_vips, &vk);
+			if (vip) {
+				count(&l4f_vip_stats, vip->id, skb->len);
+				struct l4f_flow4 f = {.saddr = ip->saddr, .daddr = daddr, .sport = ports[0],
+						      .dport = ports[1], .proto = proto};
+				return serve4(skb, vip, &f, 1, ip->tos);
+			}
+		}
+	}
 	struct l4f_addr_key ak = {.family = L4F_FAMILY_V4};
-	__builtin_memcpy(ak.addr, &ip.daddr, 4);
+	__builtin_memcpy(ak.addr, &daddr, 4);
 	if (!bpf_map_lookup_elem(&l4f_vip_addrs, &ak))
 		return TC_ACT_OK;
-	if (ip.frag_off & bpf_htons(0x3fff))
+	if (fragment)
 		return drop(skb, L4F_DROP_FRAGMENT);
-	__u32 l4 = ETH_HLEN + ip.ihl * 4;
-	if (ip.protocol == IPPROTO_ICMP)
+	if (proto == IPPROTO_ICMP)
 		return icmp4(skb, l4);
-	if (ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP)
-		return drop(skb, L4F_DROP_PORT);
-	__u16 ports[2];
-	if (bpf_skb_load_bytes(skb, l4, ports, 4))
-		return drop(skb, L4F_DROP_PORT);
-	struct l4f_vip_key vk = {.port = ports[1], .proto = ip.protocol, .family = L4F_FAMILY_V4};
-	__builtin_memcpy(vk.addr, &ip.daddr, 4);
-	struct l4f_vip *vip = bpf_map_lookup_elem(&l4f_vips, &vk);
-	if (!vip)
-		return drop(skb, L4F_DROP_PORT);
-	count(&l4f_vip_stats, vip->id, skb->len);
-	struct l4f_flow4 f = {.saddr = ip.saddr, .daddr = ip.daddr, .sport = ports[0], .dport = ports[1],
-			      .proto = ip.protocol};
-	return serve4(skb, vip, &f, 1, ip.tos);
+	return drop(skb, L4F_DROP_PORT);
 }
 
 static __always_inline int ingress6(struct __sk_buff *skb)
 {
-	struct ipv6hdr ip;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)))
+	pull_headers(skb, ETH_HLEN + 40 + 4);
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct ipv6hdr *ip = data + ETH_HLEN;
+	if ((void *)(ip + 1) > end)
 		return TC_ACT_OK;
+	__u8 next = ip->nexthdr;
+	if (next == IPPROTO_TCP || next == IPPROTO_UDP) {
+		__u16 *ports = (void *)(ip + 1);
+		if ((void *)(ports + 2) <= end) {
+			struct l4f_vip_key vk = {.port = ports[1], .proto = next, .family = L4F_FAMILY_V6};
+			__builtin_memcpy(vk.addr, &ip->daddr, 16);
+			struct l4f_vip *vip = bpf_map_lookup_elem(&l4f_vips, &vk);
+			if (vip) {
+				count(&l4f_vip_stats, vip->id, skb->len);
+				struct l4f_flow6 f = {.sport = ports[0], .dport = ports[1], .proto = next};
+				__builtin_memcpy(f.saddr, &ip->saddr, 16);
+				__builtin_memcpy(f.daddr, &ip->daddr, 16);
+				__u8 tc = (__u8)((bpf_ntohl(*(__u32 *)ip) >> 20) & 0xff);
+				return serve6(skb, vip, &f, 1, tc);
+			}
+		}
+	}
 	struct l4f_addr_key ak = {.family = L4F_FAMILY_V6};
-	__builtin_memcpy(ak.addr, &ip.daddr, 16);
+	__builtin_memcpy(ak.addr, &ip->daddr, 16);
 	if (!bpf_map_lookup_elem(&l4f_vip_addrs, &ak))
 		return TC_ACT_OK;
-	__u32 l4 = ETH_HLEN + 40;
-	if (ip.nexthdr == IPPROTO_ICMPV6_)
-		return icmp6(skb, l4);
-	if (ip.nexthdr != IPPROTO_TCP && ip.nexthdr != IPPROTO_UDP)
-		return drop(skb, ip.nexthdr == IPV6_FRAGMENT_ ? L4F_DROP_FRAGMENT : L4F_DROP_PORT);
-	__u16 ports[2];
-	if (bpf_skb_load_bytes(skb, l4, ports, 4))
-		return drop(skb, L4F_DROP_PORT);
-	struct l4f_vip_key vk = {.port = ports[1], .proto = ip.nexthdr, .family = L4F_FAMILY_V6};
-	__builtin_memcpy(vk.addr, &ip.daddr, 16);
-	struct l4f_vip *vip = bpf_map_lookup_elem(&l4f_vips, &vk);
-	if (!vip)
-		return drop(skb, L4F_DROP_PORT);
-	count(&l4f_vip_stats, vip->id, skb->len);
-	struct l4f_flow6 f = {.sport = ports[0], .dport = ports[1], .proto = ip.nexthdr};
-	__builtin_memcpy(f.saddr, &ip.saddr, 16);
-	__builtin_memcpy(f.daddr, &ip.daddr, 16);
-	__u8 tc = (__u8)((bpf_ntohl(*(__u32 *)&ip) >> 20) & 0xff);
-	return serve6(skb, vip, &f, 1, tc);
+	if (next == IPPROTO_ICMPV6_)
+		return icmp6(skb, ETH_HLEN + 40);
+	return drop(skb, next == IPV6_FRAGMENT_ ? L4F_DROP_FRAGMENT : L4F_DROP_PORT);
 }
 
 SEC("tc")
