@@ -8,8 +8,8 @@
  *   bpf-l2    the node program, forwarding l2 (redirect_neigh to the backend address);
  *   bpf-gue   the same VIP with forwarding gue (+28 / +48 bytes, the outer header, redirect_neigh);
  *   bpf-ipip  forwarding ipip (+20 / +40 bytes).
- *   fwd-nic, bpf-gue-nic  known flows only: fwd and gue again with 64 bytes of room in front of each frame, as a
- *             NIC's receive buffer has (headroom.ts; the client's datagrams have 2, so every encapsulation
+ *   fwd-nic, bpf-gue-nic  fwd and gue again with 66 bytes of room in front of each frame, as a NIC's receive
+ *             buffer has (headroom.ts; the client's datagrams otherwise have 2, so every encapsulation
  *             reallocates the head); paired with each other. BENCH_PP_NIC=0 leaves them out.
  * Known flows (16, remembered in the flow LRU) and new flows (every datagram a new 5-tuple; the LRUs are
  * emptied before each such flood), IPv4 and IPv6. Extra = mode - fwd, paired per round (median and
@@ -30,7 +30,7 @@ import { run } from '@l4fleet/process';
 import { pino } from 'pino';
 import type { NetnsHost } from '../../../test/support/netns.js';
 import { type BpfDataPlane, createBpfDataPlane, type Forwarding, type VipTable } from '../src/index.js';
-import { attachHeadroom, buildHeadroomProgram, detachHeadroom, NIC_HEADROOM_BYTES } from './headroom.js';
+import { NIC_HEADROOM_BYTES, nicHeadroom } from './headroom.js';
 import { benchLab } from './interrupt.js';
 import {
   BENCH_FLOW_TABLE_SIZE,
@@ -49,6 +49,7 @@ import {
   ROUNDS,
   WARMUP_PACKETS,
 } from './per-packet.js';
+import { type Flood, grownSymbols, type Profile, profileFlood } from './profile.js';
 
 const logger = pino({ level: 'silent' });
 /** The restarts' `programLoaded` events (bpfApplyLatency): which start path the loader took. */
@@ -76,16 +77,22 @@ const BPFFS = `/run/l4fleet-bench-bpf-${process.pid}`;
 type Mode = 'fwd' | 'bpf-l2' | 'bpf-gue' | 'bpf-ipip' | 'fwd-nic' | 'bpf-gue-nic';
 const NIC: readonly Mode[] = process.env.BENCH_PP_NIC === '0' ? [] : ['fwd-nic', 'bpf-gue-nic'];
 const MODES: readonly Mode[] = ['fwd', 'bpf-l2', 'bpf-gue', 'bpf-ipip', ...NIC];
-/**
- * Not with NIC headroom: on new flows the sender's own head reallocation (same CPU, a fresh head per packet)
- * cost the node program's flow-map work more than the room saved (2026-12-03: +640 / +685 ns against +564 / +605
- * without), so the pair does not isolate the node there.
- */
-const NEW_MODES: readonly Mode[] = ['fwd', 'bpf-l2', 'bpf-gue'];
+const NEW_MODES: readonly Mode[] = ['fwd', 'bpf-l2', 'bpf-gue', ...NIC];
 type Traffic = 'known' | 'new';
+/** BENCH_PP_PROFILE=0: no perf profile of l2 against gue (it needs `perf`, Debian's linux-perf). */
+const PROFILE = process.env.BENCH_PP_PROFILE !== '0' && perfAvailable();
+
+function perfAvailable(): boolean {
+  const ok = spawnSync('perf', ['--version']).status === 0;
+  if (!ok) console.error("bpf bench: no perf, so no profile of where gue's extra goes (apt-get install linux-perf)");
+  return ok;
+}
+const PROFILE_KEY = 'bpfGueOverL2';
 
 export interface BpfBenchSetup {
   readonly client: NetnsHost;
+  /** Holds headroom.ts's client bridge (clientBridge done). */
+  readonly router: NetnsHost;
   readonly node: NetnsHost;
   readonly backend: NetnsHost;
   readonly vip: string;
@@ -94,13 +101,6 @@ export interface BpfBenchSetup {
   readonly backendAddress6: string;
   readonly nodeAddresses: readonly string[];
   readonly dir: string;
-}
-
-interface Flood {
-  readonly sent: number;
-  readonly cpuNs: number;
-  readonly softirqdNs: number;
-  readonly distinct: number;
 }
 
 function spread(xs: readonly number[]): { med: number; p25: number; p75: number } {
@@ -112,7 +112,6 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
   await run(['gcc', '-O2', '-Wall', '-o', flood, fileURLToPath(new URL('./udp-flood.c', import.meta.url))]);
   const cpu = Number(process.env.BENCH_PP_CPU ?? availableParallelism() - 1);
   const softirqd = ksoftirqdPid(cpu);
-  const headroom = NIC.length > 0 ? await buildHeadroomProgram(s.dir) : '';
   // Counts and drops whatever the node sends the backend: plain, GUE (6080), IPIP (4 / 41).
   await s.backend.run(['nft', '-f', '-'], {
     input:
@@ -159,11 +158,19 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
       `    meta pkttype host ${ip} daddr ${vip} fwd ${ip} to ${be} device "eth0"\n  }\n}\n`
     );
   };
-  /** ns of CPU per delivered packet, and the program's own ns per run (bpf modes, bpf_stats). */
-  const once = async (nicMode: Mode, family: 4 | 6, traffic: Traffic): Promise<{ ns: number; progNs: number }> => {
+  /**
+   * ns of CPU per delivered packet, and the program's own ns per run (bpf modes, bpf_stats). `profile`: the flood
+   * runs under perf (profile.ts), and its profile comes back too.
+   */
+  const once = async (
+    nicMode: Mode,
+    family: 4 | 6,
+    traffic: Traffic,
+    profile?: string,
+  ): Promise<{ ns: number; progNs: number; profile?: Profile }> => {
     const nic = nicMode.endsWith('-nic');
     const mode = nic ? (nicMode.slice(0, -4) as Mode) : nicMode;
-    if (nic) await attachHeadroom(s.client, 'eth0', headroom);
+    if (nic) await nicHeadroom(s.router, true);
     if (mode === 'fwd') {
       await detach();
       await s.node.run(['nft', '-f', '-'], { input: baseline(family) });
@@ -179,10 +186,13 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
     try {
       const before = dp ? await dp.programStats() : undefined;
       await sink();
-      const r = await s.client.run(argv(family === 4 ? s.vip : s.vip6, traffic, family), {
-        timeoutMs: (FLOOD_MAX_S + 15) * 1000,
-      });
-      const f = JSON.parse(r.stdout) as Flood;
+      const flood = argv(family === 4 ? s.vip : s.vip6, traffic, family);
+      const p = profile
+        ? await profileFlood(['ip', 'netns', 'exec', s.client.ns, ...flood], cpu, s.dir, profile)
+        : undefined;
+      const f = p
+        ? p.flood
+        : (JSON.parse((await s.client.run(flood, { timeoutMs: (FLOOD_MAX_S + 15) * 1000 })).stdout) as Flood);
       const delivered = await sink();
       const lost = Math.max(0, f.sent + WARMUP_PACKETS - delivered);
       if (lost > f.sent * 0.01) {
@@ -193,16 +203,17 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
         before && after && after.runCount > before.runCount
           ? (after.runTimeNs - before.runTimeNs) / (after.runCount - before.runCount)
           : 0;
-      return { ns: (f.cpuNs + f.softirqdNs) / (f.sent - lost), progNs };
+      return { ns: (f.cpuNs + f.softirqdNs) / (f.sent - lost), progNs, ...(p ? { profile: p } : {}) };
     } finally {
       if (mode === 'fwd') await s.node.run(['nft', 'delete', 'table', 'netdev', BASELINE]);
-      if (nic) await detachHeadroom(s.client, 'eth0');
+      if (nic) await nicHeadroom(s.router, false);
     }
   };
 
   const stats = spawnSync('sysctl', ['-n', 'kernel.bpf_stats_enabled'], { encoding: 'utf8' }).stdout.trim();
   spawnSync('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
   const samples = new Map<string, { ns: number; progNs: number }[]>();
+  const profiled: Record<string, number> = {};
   const push = (k: string, v: { ns: number; progNs: number }): void => {
     samples.set(k, [...(samples.get(k) ?? []), v]);
   };
@@ -215,6 +226,19 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
             const mode = modes[(round + i) % modes.length] as Mode;
             push(`${family}/${traffic}/${mode}`, await once(mode, family, traffic));
           }
+        }
+      }
+    }
+    // Where gue's extra goes: one more l2 and gue flood each under perf; symbols that grew, in ns per packet.
+    if (PROFILE) {
+      for (const family of [4, 6] as const) {
+        for (const traffic of ['known', 'new'] as const) {
+          const name = `${family}-${traffic}`;
+          const l2 = (await once('bpf-l2', family, traffic, `${name}-l2`)).profile;
+          const gue = (await once('bpf-gue', family, traffic, `${name}-gue`)).profile;
+          if (!l2 || !gue) continue;
+          profiled[`${PROFILE_KEY}.${family}.${traffic}.total`] = gue.nsPerPacket - l2.nsPerPacket;
+          for (const [sym, ns] of grownSymbols(l2, gue, 8)) profiled[`${PROFILE_KEY}.${family}.${traffic}.${sym}`] = ns;
         }
       }
     }
@@ -237,7 +261,7 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
     await s.backend.run(['nft', 'delete', 'table', 'netdev', SINK], { allowFailure: true });
   }
 
-  const figures: Record<string, number> = {};
+  const figures: Record<string, number> = { ...profiled };
   for (const family of [4, 6] as const) {
     for (const traffic of ['known', 'new'] as const) {
       const fwd = samples.get(`${family}/${traffic}/fwd`) ?? [];
@@ -370,6 +394,24 @@ export function bpfReport(f: Record<string, number>): string[] {
       lines.push(
         `  IPv${fam || '4'} ${t ? 'new flows ' : 'known flows'}: fwd ${ns(`${base}FwdNs`)} ns/pkt; ${cells.join('; ')}`,
       );
+    }
+  }
+  const grown = Object.keys(f).filter((k) => k.startsWith(`${PROFILE_KEY}.`));
+  if (grown.length > 0) {
+    lines.push(
+      "  where gue's extra goes (perf cpu-clock on the sender's CPU, one l2 and one gue flood each; kernel symbols " +
+        'whose ns/packet grew most from l2 to gue):',
+    );
+    for (const fam of [4, 6]) {
+      for (const t of ['known', 'new']) {
+        const prefix = `${PROFILE_KEY}.${fam}.${t}.`;
+        const syms = grown
+          .filter((k) => k.startsWith(prefix) && !k.endsWith('.total'))
+          .map((k) => `${k.slice(prefix.length)} +${ns(k)}`);
+        if (f[`${prefix}total`] !== undefined) {
+          lines.push(`    IPv${fam} ${t}: +${ns(`${prefix}total`)} ns/pkt in all; ${syms.join(', ')}`);
+        }
+      }
     }
   }
   if (f.bpfFullApplyMs !== undefined) {

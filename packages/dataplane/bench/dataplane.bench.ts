@@ -7,6 +7,8 @@
  * processes, pins, bpffs mounts) is removed at the end, after a failure, and on SIGINT/SIGTERM.
  *
  *   client -- router == br0 == node, backend       (veths; the backend holds the VIP on lo)
+ *   The router's client-side veth sits alone in a bridge (brc), so the per-packet bench can give the client's
+ *   frames a NIC's headroom (headroom.ts).
  *   The node segment (br0, node, backend) has MTU 1600, so a 1500-byte packet fits after GUE (+28) or
  *   IPIP (+20): the underlay MTU a fleet with encapsulation needs (docs/design/0007). Client side 1500.
  *   IPv4 198.18.171.0/24 client side, 198.18.172.0/24 node segment, VIP in 198.51.100.0/24;
@@ -22,6 +24,7 @@ import { pino } from 'pino';
 import type { NetnsHost } from '../../../test/support/netns.js';
 import { createNftablesDataPlane, type DataPlane, type VipTable } from '../src/index.js';
 import { bpfApplyLatency, bpfReport, measureBpfPerPacket } from './bpf.js';
+import { clientBridge } from './headroom.js';
 import { benchLab } from './interrupt.js';
 import {
   buildConnRate,
@@ -226,11 +229,12 @@ async function main(): Promise<void> {
     await lab.veth(node, 'eth0', router, 'n0');
     await lab.veth(backend, 'eth0', router, 'b0');
     await lab.bridge(router, 'br0', ['n0', 'b0']);
+    await clientBridge(router, 'c0', '198.18.171.1'); // NIC-like headroom on demand (headroom.ts)
     await router.sh('ip link set n0 mtu 1600 && ip link set b0 mtu 1600 && ip link set br0 mtu 1600');
     await node.sh('ip link set eth0 mtu 1600');
     await backend.sh('ip link set eth0 mtu 1600');
     await router.sh(
-      'sysctl -qw net.ipv4.ip_forward=1 && ip addr add 198.18.171.1/24 dev c0 && ip addr add 198.18.172.1/24 dev br0 && ' +
+      'sysctl -qw net.ipv4.ip_forward=1 && ip addr add 198.18.171.1/24 dev brc && ip addr add 198.18.172.1/24 dev br0 && ' +
         `ip route add 198.51.100.0/24 via ${NODE}`,
     );
     await client.sh('ip addr add 198.18.171.2/24 dev eth0 && ip route add default via 198.18.171.1');
@@ -242,7 +246,7 @@ async function main(): Promise<void> {
     // IPv6 for the per-packet IPv6 flood (nodad: usable at once). The backend answers ND only for
     // addresses on the interface asked, so the VIP on lo needs no arp_ignore counterpart.
     await router.sh(
-      'sysctl -qw net.ipv6.conf.all.forwarding=1 && ip -6 addr add 2001:db8:171::1/64 dev c0 nodad && ' +
+      'sysctl -qw net.ipv6.conf.all.forwarding=1 && ip -6 addr add 2001:db8:171::1/64 dev brc nodad && ' +
         `ip -6 addr add 2001:db8:172::1/64 dev br0 nodad && ip -6 route add 2001:db8:100::/64 via ${NODE6}`,
     );
     await client.sh('ip -6 addr add 2001:db8:171::2/64 dev eth0 nodad && ip -6 route add default via 2001:db8:171::1');
@@ -371,6 +375,7 @@ async function main(): Promise<void> {
         figures,
         await measureBpfPerPacket({
           client,
+          router,
           node,
           backend,
           vip: VIP,

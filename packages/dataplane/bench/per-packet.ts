@@ -57,6 +57,7 @@ import { run } from '@l4fleet/process';
 import type { NetnsHost } from '../../../test/support/netns.js';
 import { type DataPlane, DEFAULT_TABLE_NAME, type VipTable } from '../src/index.js';
 import { exactFlowsSet, FLOW_TABLE_FULL, flowsMap, secondFlowsMap } from '../src/nft/names.js';
+import { type Flood, nsIn, profileFlood } from './profile.js';
 
 export const FLOOD_PORT = 5401;
 export const ROUNDS = Number(process.env.BENCH_PP_ROUNDS ?? 7);
@@ -115,16 +116,6 @@ export function floodVip(vip: string, backendAddress: string): VipTable {
     backends,
     slots: buildTable(backends),
   };
-}
-
-interface Flood {
-  readonly sent: number;
-  readonly errors: number;
-  readonly cpuNs: number;
-  readonly softirqdNs: number;
-  readonly wallNs: number;
-  /** Distinct 5-tuples sent, warm-up included. */
-  readonly distinct: number;
 }
 
 interface Sample {
@@ -367,23 +358,8 @@ export async function measurePerPacket(s: PerPacketSetup): Promise<Record<string
     if (mode === 'fwd') await s.node.run(['nft', '-f', '-'], { input: t.baseline });
     if (fresh) await flushFlows(s.node, t.family);
     try {
-      const data = join(s.dir, `perf-${t.family}-${mode}.data`);
-      const rec = await run(
-        ['perf', 'record', '-q', '-e', 'cpu-clock', '-F', '2000', '-C', String(cpu), '-o', data, '--'].concat(
-          ['ip', 'netns', 'exec', s.client.ns],
-          floodArgv(t.vip, traffic, t.family),
-        ),
-        { timeoutMs: (FLOOD_MAX_S + 15) * 1000 },
-      );
-      const f = JSON.parse(rec.stdout.trim().split('\n').pop() as string) as Flood;
-      const rep = await run(['perf', 'report', '-i', data, '--no-children', '--sort', 'sym', '--stdio'], {
-        timeoutMs: 60_000,
-      });
-      let share = 0;
-      for (const m of rep.stdout.matchAll(/^\s*([\d.]+)%\s+\[k\]\s+(\S+)/gm)) {
-        if (NFT_SYMBOL.test(m[2] as string)) share += Number(m[1]) / 100;
-      }
-      return (share * (f.cpuNs + f.softirqdNs)) / f.sent;
+      const argv = ['ip', 'netns', 'exec', s.client.ns, ...floodArgv(t.vip, traffic, t.family)];
+      return nsIn(await profileFlood(argv, cpu, s.dir, `${t.family}-${mode}`), NFT_SYMBOL);
     } finally {
       if (mode === 'fwd') await s.node.run(['nft', 'delete', 'table', 'netdev', BASELINE_TABLE]);
       if (fresh) await flushFlows(s.node, t.family);
