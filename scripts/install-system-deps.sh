@@ -10,7 +10,7 @@ PKGS=(
   frr
   nftables iproute2 procps psmisc
   nats-server
-  iperf3 haproxy socat ncat
+  iperf3 haproxy socat ncat linux-perf
   gcc libc6-dev
   clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool
   chromium bird2
