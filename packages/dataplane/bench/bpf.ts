@@ -30,8 +30,6 @@ import { run } from '@l4fleet/process';
 import { pino } from 'pino';
 import type { NetnsHost } from '../../../test/support/netns.js';
 import { type BpfDataPlane, createBpfDataPlane, type Forwarding, type VipTable } from '../src/index.js';
-import { NIC_HEADROOM_BYTES, nicHeadroom } from './headroom.js';
-import { benchLab } from './interrupt.js';
 import {
   BENCH_FLOW_TABLE_SIZE,
   FLOOD_MAX_S,
@@ -48,7 +46,9 @@ import {
   quantile,
   ROUNDS,
   WARMUP_PACKETS,
-} from './per-packet.js';
+} from './flood.js';
+import { NIC_HEADROOM_BYTES, nicHeadroom } from './headroom.js';
+import { benchLab } from './interrupt.js';
 import { type Flood, grownSymbols, type Profile, profileFlood } from './profile.js';
 
 const logger = pino({ level: 'silent' });

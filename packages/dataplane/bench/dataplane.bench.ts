@@ -24,6 +24,7 @@ import { pino } from 'pino';
 import type { NetnsHost } from '../../../test/support/netns.js';
 import { createNftablesDataPlane, type DataPlane, type VipTable } from '../src/index.js';
 import { bpfApplyLatency, bpfReport, measureBpfPerPacket } from './bpf.js';
+import { BENCH_FLOW_TABLE_SIZE, BENCH_FLOW_TIMEOUT_UDP_S, floodVip, NEW_FLOW_SOURCE_PREFIXES } from './flood.js';
 import { clientBridge } from './headroom.js';
 import { benchLab } from './interrupt.js';
 import {
@@ -41,14 +42,8 @@ import {
   pathsReport,
   ready,
 } from './paths.js';
-import {
-  BENCH_FLOW_TABLE_SIZE,
-  BENCH_FLOW_TIMEOUT_UDP_S,
-  floodVip,
-  measurePerPacket,
-  NEW_FLOW_SOURCE_PREFIXES,
-  perPacketReport,
-} from './per-packet.js';
+import { measurePerPacket } from './per-packet.js';
+import { perPacketReport } from './per-packet-report.js';
 import { measureSecondChance, secondChanceReport } from './second-chance.js';
 
 const VIP = '198.51.100.201';

@@ -32,7 +32,7 @@ import {
   type VipTable,
 } from '../src/index.js';
 import { ARTIFACTS } from './bpf.js';
-import { median, quantile } from './per-packet.js';
+import { median, quantile } from './flood.js';
 
 /**
  * Short samples, many rounds: a pair (direct, path) a few seconds apart sees about the same share of a shared

@@ -48,38 +48,32 @@
  * jhash) times that flood's ns/packet is the time spent inside nf_tables. It is a lower bound of the
  * chain's cost (cache misses it causes elsewhere are not in those functions) and is skipped without perf.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildTable } from '@l4fleet/maglev';
 import { run } from '@l4fleet/process';
 import type { NetnsHost } from '../../../test/support/netns.js';
-import { type DataPlane, DEFAULT_TABLE_NAME, type VipTable } from '../src/index.js';
-import { exactFlowsSet, FLOW_TABLE_FULL, flowsMap, secondFlowsMap } from '../src/nft/names.js';
+import type { DataPlane } from '../src/index.js';
+import {
+  BENCH_FLOW_TABLE_SIZE,
+  FLOOD_MAX_S,
+  FLOOD_PORT,
+  FLOWS,
+  ksoftirqdPid,
+  median,
+  NEW_FLOW_SOCKETS,
+  NEW_FLOW_SOURCE_PREFIXES,
+  NEW_FLOW_SOURCES,
+  PACKETS,
+  PAYLOAD_BYTES,
+  quantile,
+  ROUNDS,
+  WARMUP_PACKETS,
+} from './flood.js';
+import { checkNewFlowEntries, flowTableFullPackets, flushFlows, rememberedFlows, type Target } from './nft-flows.js';
 import { type Flood, nsIn, profileFlood } from './profile.js';
 
-export const FLOOD_PORT = 5401;
-export const ROUNDS = Number(process.env.BENCH_PP_ROUNDS ?? 7);
-export const PACKETS = Number(process.env.BENCH_PP_PACKETS ?? 150_000);
-export const WARMUP_PACKETS = 5_000;
-export const FLOWS = 16;
-export const PAYLOAD_BYTES = 18; // 18 + 8 UDP + 20 IP + 14 Ethernet = 60 bytes, a minimum frame (IPv6: 40-byte header, 80)
-/** Per flood; the flood stops itself there, and is killed 15 s later. */
-export const FLOOD_MAX_S = 20;
 const BASELINE_TABLE = 'l4bench_fwd';
-/** New-flow floods: source ports (sockets) x source addresses = distinct 5-tuples available per flood. */
-export const NEW_FLOW_SOCKETS = 64;
-export const NEW_FLOW_SOURCES = 4_096;
-/**
- * Where the new-flow floods' source addresses come from (RFC 2544's 198.18.0.0/15 benchmark range and the
- * RFC 3849 documentation prefix); the bench routes them back to the client on the router.
- */
-export const NEW_FLOW_SOURCE_PREFIXES = { 4: '198.18.176.0/20', 6: '2001:db8:176::/64' } as const;
-/** The bench node's flow-map size: one new-flow flood (155,000 new flows) must fit. */
-export const BENCH_FLOW_TABLE_SIZE = 262_144;
-/** The bench node's UDP flow timeout: the entries must outlive their count after a flood (tens of s). */
-export const BENCH_FLOW_TIMEOUT_UDP_S = 300;
 const SINK_TABLE = 'l4bench_sink';
 
 export type PerPacketMode = 'direct' | 'fwd' | 'l4fleet';
@@ -106,18 +100,6 @@ export interface PerPacketSetup {
   readonly dir: string;
 }
 
-/** The UDP VIP the flood goes to; the bench applies it with its other VIPs. */
-export function floodVip(vip: string, backendAddress: string): VipTable {
-  const backends = [{ name: 'be', address: backendAddress, port: FLOOD_PORT }];
-  return {
-    vip: { address: vip, port: FLOOD_PORT, protocol: 'udp' },
-    hash: '5-tuple',
-    seed: 7,
-    backends,
-    slots: buildTable(backends),
-  };
-}
-
 interface Sample {
   readonly nsPerPacket: number;
   readonly pps: number;
@@ -128,26 +110,6 @@ interface Sample {
 
 /** Kernel symbols of nf_tables' evaluation (the interpreter, expressions, set back ends, jhash). */
 const NFT_SYMBOL = /^(nft_|__nft_|nf_tables_|jhash)/;
-
-const sorted = (xs: readonly number[]): number[] => [...xs].sort((a, b) => a - b);
-/** Nearest-rank quantile. */
-export function quantile(xs: readonly number[], q: number): number {
-  const s = sorted(xs);
-  return s[Math.min(s.length - 1, Math.max(0, Math.round(q * (s.length - 1))))] as number;
-}
-export const median = (xs: readonly number[]): number => quantile(xs, 0.5);
-
-export function ksoftirqdPid(cpu: number): number {
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === `ksoftirqd/${cpu}`) return Number(pid);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return 0;
-}
 
 async function sinkPackets(backend: NetnsHost): Promise<number> {
   const out = await backend.sh(`nft reset counter netdev ${SINK_TABLE} sink`);
@@ -163,82 +125,8 @@ async function l4fleetVipPackets(dp: DataPlane, vip: string): Promise<number> {
 }
 
 /** A figure's key for a family: IPv4 keeps the original names, IPv6 has `pp6` / `pps6` for `pp` / `pps`. */
-const key = (family: PerPacketFamily, name: string): string =>
+export const key = (family: PerPacketFamily, name: string): string =>
   family === 4 ? name : name.replace(/^pps?/, (m) => `${m}6`);
-
-interface Target {
-  readonly family: PerPacketFamily;
-  readonly vip: string;
-  readonly backendAddress: string;
-  /** The minimal baseline chain: only the VIP address matched, `fwd` to the backend. */
-  readonly baseline: string;
-}
-
-/**
- * Flow-map entries remembered for the flood VIP: the IPv4 flow map, or the IPv6 exact set (an IPv6 flow
- * takes its remembered backend only when its exact 5-tuple is there).
- */
-async function rememberedFlows(node: NetnsHost, t: Target): Promise<number> {
-  const set = t.family === 4 ? 'flows4_udp' : 'exact6_udp';
-  const out = await node.sh(`nft list ${t.family === 4 ? 'map' : 'set'} netdev ${DEFAULT_TABLE_NAME} ${set}`);
-  return out.split(` . ${t.vip} . ${FLOOD_PORT} `).length - 1;
-}
-
-/** Elements now in an nft map or set of l4fleet's table (each has a timeout, so "expires" once). */
-async function elements(node: NetnsHost, kind: 'map' | 'set', name: string): Promise<number> {
-  const r = await node.run(['nft', 'list', kind, 'netdev', DEFAULT_TABLE_NAME, name], { timeoutMs: 60_000 });
-  return r.stdout.split(' expires ').length - 1;
-}
-
-/** The flood family's UDP flow maps (IPv6: both hashed maps and the exact set), as `kind name` pairs. */
-const udpFlowSets = (family: PerPacketFamily): string[] =>
-  family === 4
-    ? [`map ${flowsMap(4, 'udp')}`]
-    : [`map ${flowsMap(6, 'udp')}`, `map ${secondFlowsMap('udp')}`, `set ${exactFlowsSet('udp')}`];
-
-async function flushFlows(node: NetnsHost, family: PerPacketFamily): Promise<void> {
-  const input = udpFlowSets(family)
-    .map((x) => `flush ${x.replace(' ', ` netdev ${DEFAULT_TABLE_NAME} `)}\n`)
-    .join('');
-  await node.run(['nft', '-f', '-'], { input, timeoutMs: 60_000 });
-}
-
-/** Packets l4fleet forwarded statelessly because a flow map was full. */
-async function flowTableFullPackets(node: NetnsHost): Promise<number> {
-  const out = await node.sh(`nft list counter netdev ${DEFAULT_TABLE_NAME} ${FLOW_TABLE_FULL}`);
-  const m = /packets (\d+)/.exec(out);
-  if (!m) throw new Error(`flow-table-full counter: unexpected output ${JSON.stringify(out.slice(0, 200))}`);
-  return Number(m[1]);
-}
-
-/**
- * After an l4fleet new-flow flood of `distinct` tuples of which at most `lost` were lost: every tuple
- * that arrived is remembered (IPv4: the flow map; IPv6: the exact set, and each hashed map but for hash
- * collisions, ~3 expected among 155,000 keys of 32 bits; counted when `all`, as listing them is slow).
- * Returns the smallest count.
- */
-async function checkNewFlowEntries(
-  node: NetnsHost,
-  t: Target,
-  distinct: number,
-  lost: number,
-  all: boolean,
-): Promise<number> {
-  const what = `per-packet IPv${t.family} new flows`;
-  const exact = await rememberedFlows(node, t);
-  if (exact < distinct - lost || exact > distinct) {
-    throw new Error(`${what}: ${exact} flows remembered after a flood of ${distinct} new flows (${lost} lost)`);
-  }
-  let least = exact;
-  if (t.family === 6 && all) {
-    for (const name of [flowsMap(6, 'udp'), secondFlowsMap('udp')]) {
-      const n = await elements(node, 'map', name);
-      if (n < (distinct - lost) * 0.99) throw new Error(`${what}: ${n} entries in ${name} after ${distinct} flows`);
-      least = Math.min(least, n);
-    }
-  }
-  return least;
-}
 
 export async function measurePerPacket(s: PerPacketSetup): Promise<Record<string, number>> {
   const flood = join(s.dir, 'udp-flood');
@@ -489,74 +377,4 @@ function newFlowFigures(fam: Record<NewFlowMode, Sample[]>, knownExtra: readonly
     ppNewLost: Math.max(...NEW_MODES.flatMap((m) => fam[m].map((x) => x.lost))),
     ppNewFlowEntriesMin: Math.min(...fam.l4fleet.map((x) => x.entries)),
   };
-}
-
-/** The lines the bench prints: IPv4 first (as before), then IPv6. */
-export function perPacketReport(f: Record<string, number>): string[] {
-  return [...familyReport(f, 4), ...(f.pp6Rounds === undefined ? [] : familyReport(f, 6))];
-}
-
-function familyReport(f: Record<string, number>, family: PerPacketFamily): string[] {
-  const n = (k: string, d = 0): string => (f[key(family, k)] as number).toFixed(d);
-  const kpps = (k: string): string => (Number(f[key(family, k)]) / 1e3).toFixed(0);
-  const extra = f[key(family, 'ppExtraMeasurable')]
-    ? `${n('ppExtraNs')} ns`
-    : `NOT MEASURABLE here (noise): median ${n('ppExtraNs')} ns, but the rounds disagree`;
-  const lines = [
-    family === 4
-      ? `per-packet cost (method: pinned UDP flood, ${n('ppPacketsPerFlood')} x 60-byte frames, 16 known flows, ` +
-        `sender thread CPU + its ksoftirqd / delivered packets; ${n('ppRounds')} rounds alternating; medians):`
-      : `per-packet cost, IPv6 (same method and rounds, interleaved with IPv4: ${n('ppPacketsPerFlood')} x ` +
-        `80-byte frames, 16 known flows, ${n('ppRounds')} rounds; baseline fwd ip6 to):`,
-    `  direct to backend ${n('ppDirectNs')} ns/pkt (${kpps('ppsDirect')} kpps); ` +
-      `via node, minimal fwd ${n('ppFwdNs')} ns/pkt (${kpps('ppsFwd')} kpps, spread ` +
-      `${n('ppFwdSpreadNs')}); via node, l4fleet ${n('ppL4fleetNs')} ns/pkt ` +
-      `(${kpps('ppsL4fleet')} kpps, spread ${n('ppL4fleetSpreadNs')})`,
-    `  l4fleet chain extra per packet: ${extra} (pairs: p25 ${n('ppExtraP25Ns')}, p75 ${n('ppExtraP75Ns')}, ` +
-      `min ${n('ppExtraMinNs')}, max ${n('ppExtraMaxNs')}); pps l4fleet/direct ${n('ppsL4fleetVsDirect', 2)}, ` +
-      `l4fleet/fwd ${n('ppsL4fleetVsFwd', 2)}`,
-  ];
-  if (family === 6) {
-    const o = (k: string): string => (f[k] as number).toFixed(0);
-    lines.push(
-      `  IPv6 extra minus IPv4 extra, paired per round: ` +
-        (f.pp6OverV4ExtraMeasurable
-          ? `${o('pp6OverV4ExtraNs')} ns`
-          : `NOT MEASURABLE here (noise): median ${o('pp6OverV4ExtraNs')} ns, but the rounds disagree`) +
-        ` (p25 ${o('pp6OverV4ExtraP25Ns')}, p75 ${o('pp6OverV4ExtraP75Ns')})`,
-    );
-  }
-  lines.push(
-    f[key(family, 'ppPerfNftExtraNs')] === undefined
-      ? '  cross-check (perf cpu-clock profile): skipped'
-      : `  cross-check (perf cpu-clock, time inside nf_tables functions, a lower bound): l4fleet ` +
-          `${n('ppPerfNftL4fleetNs')} ns/pkt, fwd ${n('ppPerfNftFwdNs')} ns/pkt, extra ${n('ppPerfNftExtraNs')} ns`,
-  );
-  if (f[key(family, 'ppNewRounds')] !== undefined) lines.push(...newFlowReport(f, family));
-  return lines;
-}
-
-function newFlowReport(f: Record<string, number>, family: PerPacketFamily): string[] {
-  const n = (k: string, d = 0): string => (f[key(family, k)] as number).toFixed(d);
-  const kpps = (k: string): string => (Number(f[key(family, k)]) / 1e3).toFixed(0);
-  const noisy = (k: string): string =>
-    f[key(family, `${k}Measurable`)]
-      ? `${n(`${k}Ns`)} ns`
-      : `NOT MEASURABLE here (noise): median ${n(`${k}Ns`)} ns, but the rounds disagree`;
-  return [
-    `  new flows, IPv${family} (every datagram a new 5-tuple, ${n('ppNewFlowsPerFlood')} per flood from ` +
-      `${NEW_FLOW_SOCKETS} ports x ${NEW_FLOW_SOURCES} addresses, flow maps flushed before each, ` +
-      `${n('ppNewRounds')} rounds; the sender routes each datagram, so only new-flow floods compare): ` +
-      `minimal fwd ${n('ppNewFwdNs')} ns/pkt (${kpps('ppsNewFwd')} kpps, spread ${n('ppNewFwdSpreadNs')}); ` +
-      `l4fleet ${n('ppNewL4fleetNs')} ns/pkt (${kpps('ppsNewL4fleet')} kpps, spread ${n('ppNewL4fleetSpreadNs')}); ` +
-      `flow-map entries after a flood >= ${n('ppNewFlowEntriesMin')}`,
-    `  l4fleet chain extra per new-flow (first) packet: ${noisy('ppNewExtra')} (pairs: p25 ${n('ppNewExtraP25Ns')}, ` +
-      `p75 ${n('ppNewExtraP75Ns')}, min ${n('ppNewExtraMinNs')}, max ${n('ppNewExtraMaxNs')}); ` +
-      `pps l4fleet/fwd ${n('ppsNewL4fleetVsFwd', 2)}; first packet minus known-flow extra, paired per round: ` +
-      `${noisy('ppNewOverKnownExtra')} (p25 ${n('ppNewOverKnownExtraP25Ns')}, p75 ${n('ppNewOverKnownExtraP75Ns')})`,
-    f[key(family, 'ppNewPerfNftExtraNs')] === undefined
-      ? '  cross-check new flows (perf cpu-clock profile): skipped'
-      : `  cross-check new flows (perf cpu-clock, inside nf_tables, a lower bound): l4fleet ` +
-        `${n('ppNewPerfNftL4fleetNs')} ns/pkt, fwd ${n('ppNewPerfNftFwdNs')} ns/pkt, extra ${n('ppNewPerfNftExtraNs')} ns`,
-  ];
 }
