@@ -4,7 +4,7 @@ import { NFTABLES_DATA_PATH } from '../topology/data-path.js';
 import { buildTopology, hostsOfKind } from '../topology/model.js';
 import { bgpdConfig } from './frr.js';
 import { gobgpdStaticConfig } from './gobgp.js';
-import { hostScript, topologyScript } from './netns-plan.js';
+import { hostScript, hubBridgeMac, topologyScript } from './netns-plan.js';
 import { observeRuleset, parseObservedSet, staticForwarderRuleset } from './nft.js';
 
 // nftables with backends on the fabric: static mode's forwarder and the l2 backends (VIPs on lo) are checked here;
@@ -23,6 +23,23 @@ describe('lab netns plan - wiring from the model', () => {
     );
     expect(script).toContain('ip -n l4f-x1-control link add c-host type veth peer name l4f-x1-h netns 1');
     expect(script).toContain('ip addr replace 198.19.5.1/24 dev l4f-x1-h');
+  });
+
+  test("hub bridges have their own fixed MAC (not their lowest port's, which changes when that port goes)", () => {
+    const script = topologyScript(topology);
+    const bridges = script.split('\n').filter((l) => l.includes('type bridge'));
+    expect(bridges.length).toBeGreaterThan(0);
+    const macs = new Set<string>();
+    for (const line of bridges) {
+      const mac = /address (\S+) type bridge/.exec(line)?.[1];
+      expect(mac, line).toMatch(/^02(:[0-9a-f]{2}){5}$/);
+      macs.add(mac as string);
+    }
+    expect(macs.size).toBe(bridges.length);
+    const fabric = topology.segments.find((s) => s.name === 'fabric');
+    if (!fabric) throw new Error('no fabric segment');
+    expect(hubBridgeMac(topology, fabric)).toBe(hubBridgeMac(topology, fabric));
+    expect(hubBridgeMac(buildTopology({ id: 'x2', controlSlot: 5 }), fabric)).not.toBe(hubBridgeMac(topology, fabric));
   });
 
   test('router: forwarding and per-flow L4 multipath hash; client: no TCP rehash; backends: VIPs on lo, ARP quiet', () => {
