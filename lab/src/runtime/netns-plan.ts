@@ -26,7 +26,7 @@ export function hubPortName(segment: Segment, host: string): string {
  * The hub bridge's own MAC: fixed, locally administered (02:...), from the lab id and the segment. A bridge without
  * one takes its lowest port's MAC and changes it when that port goes (a node container's veth dies with it): hosts
  * on the segment then send to a MAC nobody has until they re-resolve the hub. The likely cause of every flow stalling
- * 5.8-6.9 s after a node container kill (test/lab-docker-faults.int.test.ts, 2 of 16 runs before; 0 of 5 after).
+ * 5.8-6.9 s after a node container kill (test/lab-docker-faults.int.test.ts, 2 of 16 runs before; 0 of 10 after).
  */
 export function hubBridgeMac(topology: Topology, segment: Segment): string {
   const h = createHash('sha256').update(`${topology.id}/${segment.name}`).digest();
