@@ -2,7 +2,9 @@
  * What the bpf node puts on the wire, seen by a raw (AF_PACKET) socket in a backend namespace: packet taps
  * run before tc ingress, so the encapsulated frame is captured even where a decapsulating program runs.
  */
+import { type Flow, flowHash } from '@l4fleet/maglev';
 import type { NetnsHost } from '@l4fleet/test-support/netns';
+import { expect } from 'vitest';
 
 /** Captures up to `count` frames that carry an encapsulation (IP proto 4/41/47, or UDP to `guePort`). */
 const SNIFF_PY = `
@@ -142,4 +144,40 @@ export async function captureEncapsulated(
     const [len, hex] = h.split(':') as [string, string];
     return parseEncapsulated(hex, Number(len));
   });
+}
+
+/**
+ * What every node must put on the wire for `flow` encapsulated with `mode` (tc and XDP alike): the outer header
+ * from `node` to `backend`, TTL 64, DF, a good IPv4 checksum and lengths, the inner packet unchanged, GRE's
+ * protocol type, GUE's source port from the flow hash (ECMP entropy) with checksum 0, the IPv6 flow label.
+ */
+export function expectEncapsulated(
+  p: CapturedPacket,
+  want: { mode: 'ipip' | 'gre' | 'gue'; flow: Flow; node: string; backend: string; seed: number; guePort: number },
+): void {
+  const { mode, flow: f } = want;
+  const v6 = f.dst.includes(':');
+  expect([p.outerFamily, p.outerSrc, p.outerDst]).toEqual([v6 ? 6 : 4, want.node, want.backend]);
+  expect(p.ttl).toBe(64);
+  expect(p.df).toBe(true);
+  expect(p.ipv4ChecksumOk).toBe(true);
+  expect(p.lengthOk).toBe(true);
+  expect([p.innerFamily, p.innerSrc, p.innerDst, p.innerSport, p.innerDport]).toEqual([
+    v6 ? 6 : 4,
+    f.src,
+    f.dst,
+    f.sport,
+    f.dport,
+  ]);
+  const hash = flowHash(f, want.seed, '5-tuple');
+  if (mode === 'ipip') expect(p.outerProto).toBe(v6 ? 41 : 4);
+  if (mode === 'gre') {
+    expect(p.outerProto).toBe(47);
+    expect(p.gre).toEqual({ flags: 0, protocol: v6 ? 0x86dd : 0x0800 });
+  }
+  if (mode === 'gue') {
+    expect(p.outerProto).toBe(17);
+    expect(p.udp).toMatchObject({ sport: 0xc000 | (hash & 0x3fff), dport: want.guePort, checksum: 0 });
+  }
+  if (v6) expect(p.flowLabel).toBe(hash & 0xfffff);
 }

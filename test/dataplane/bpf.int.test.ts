@@ -3,9 +3,8 @@
  * (and so with nftables nodes), direct server return, each encapsulation on the wire, flow affinity, atomic
  * table swaps, restart over the pinned maps, bad input.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import {
   type BpfDataPlane,
   type BpfDataPlaneOptions,
@@ -20,11 +19,11 @@ import {
   teardownBackend,
   type VipTable,
 } from '@l4fleet/dataplane';
-import { buildTable, type Flow, flowHash, type HashMode, type Protocol, slotOf } from '@l4fleet/maglev';
+import { buildTable, type Flow, type HashMode, type Protocol, slotOf } from '@l4fleet/maglev';
 import type { NetnsHost } from '@l4fleet/test-support/netns';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { type CapturedPacket, captureEncapsulated } from './bpf-wire.js';
+import { type CapturedPacket, captureEncapsulated, expectEncapsulated } from './bpf-wire.js';
 import {
   backend4,
   backend6,
@@ -36,9 +35,9 @@ import {
   createDsrTopology,
   type DsrTopology,
   installFlowRecorders,
-  LINE_CLIENT_PY,
-  NAME_SERVER_PY,
+  lineClient as lineClientIn,
   NODE4,
+  nameServers as nameServersAt,
   recordedFlows,
   SEND_FLOWS_PY,
   VIP4,
@@ -143,41 +142,9 @@ async function routeVia(which: 1 | 2): Promise<void> {
   );
 }
 
-/** A long-lived TCP connection from the client; ask() sends a line and returns the backend's name. */
-function lineClient(src: string, sport: number, dst: string, dport: number) {
-  const child = spawn('ip', [
-    'netns',
-    'exec',
-    topo.client.ns,
-    'python3',
-    '-c',
-    LINE_CLIENT_PY,
-    src,
-    String(sport),
-    dst,
-    String(dport),
-  ]);
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  return {
-    async ask(): Promise<string> {
-      child.stdin.write('x\n');
-      const next = await Promise.race([
-        lines.next(),
-        new Promise<never>((_r, j) => setTimeout(() => j(new Error('no reply')), 5000)),
-      ]);
-      return String(next.value);
-    },
-    close: () => child.kill(),
-  };
-}
-
-async function nameServers(port: number): Promise<() => void> {
-  const servers = topo.backends.map((b, i) => b.spawn(['python3', '-c', NAME_SERVER_PY, `b${i}`, String(port)]));
-  await Promise.all(servers.map((x) => new Promise((r) => x.stdout?.once('data', r))));
-  return () => {
-    for (const x of servers) x.kill('SIGKILL');
-  };
-}
+const lineClient = (src: string, sport: number, dst: string, dport: number) =>
+  lineClientIn(topo.client, src, sport, dst, dport);
+const nameServers = (port: number) => nameServersAt(topo.backends, port);
 
 /** What the maps and the attached program look like (bpftool): equal snapshots = nothing changed. */
 async function snapshot(): Promise<string> {
@@ -297,33 +264,14 @@ describe.skipIf(!built)('bpf data plane', () => {
           guePort,
         });
         expect(got.length, `${mode} IPv${v6 ? 6 : 4}: captured at b${owner}`).toBe(1);
-        const p = got[0] as CapturedPacket;
-        expect([p.outerFamily, p.outerSrc, p.outerDst]).toEqual(
-          v6 ? [6, NODE6, backend6(owner)] : [4, NODE4, backend4(owner)],
-        );
-        expect(p.ttl).toBe(64);
-        expect(p.df).toBe(true);
-        expect(p.ipv4ChecksumOk).toBe(true);
-        expect(p.lengthOk).toBe(true);
-        expect([p.innerFamily, p.innerSrc, p.innerDst, p.innerSport, p.innerDport]).toEqual([
-          v6 ? 6 : 4,
-          f.src,
-          f.dst,
-          f.sport,
-          f.dport,
-        ]);
-        const hash = flowHash(f, SEED, '5-tuple');
-        if (mode === 'ipip') expect(p.outerProto).toBe(v6 ? 41 : 4);
-        if (mode === 'gre') {
-          expect(p.outerProto).toBe(47);
-          expect(p.gre).toEqual({ flags: 0, protocol: v6 ? 0x86dd : 0x0800 });
-        }
-        if (mode === 'gue') {
-          expect(p.outerProto).toBe(17);
-          // Source port from the flow hash (ECMP entropy), so every node picks the same one for a flow.
-          expect(p.udp).toMatchObject({ sport: 0xc000 | (hash & 0x3fff), dport: guePort, checksum: 0 });
-        }
-        if (v6) expect(p.flowLabel).toBe(hash & 0xfffff);
+        expectEncapsulated(got[0] as CapturedPacket, {
+          mode,
+          flow: f,
+          node: v6 ? NODE6 : NODE4,
+          backend: v6 ? backend6(owner) : backend4(owner),
+          seed: SEED,
+          guePort,
+        });
       }
     },
     60_000,

@@ -8,6 +8,8 @@
  * backend answers from the VIP straight to the router (its default gateway), so replies never reach
  * the node: direct server return.
  */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
 
 export const VIP4 = '198.51.100.77';
@@ -84,11 +86,9 @@ export async function createDsrTopology(opts: { backends: number; extraSources?:
         ].join(' && '),
       );
     }
-    // Warm the neighbour tables both ways, so the first test packet is not an ARP race.
-    for (const [i] of backends.entries()) {
-      await node.run(['ping', '-c1', '-W1', backend4(i)], { allowFailure: true });
-      await node.run(['ping', '-6', '-c1', '-W1', backend6(i)], { allowFailure: true });
-    }
+    // Warm the node's neighbour entries for the backends (a datagram to each resolves ARP / ND), so the first
+    // test packet is not an ARP race.
+    await warmNeighbours(node, backends.length);
     return { lab, client, router, node, backends, cleanup: () => lab.cleanup() };
   } catch (err) {
     await lab.cleanup();
@@ -196,3 +196,54 @@ for line in sys.stdin:
     s.sendall(b'x\\n')
     print(f.readline().decode().strip(), flush=True)
 `;
+
+/** Sends a datagram from `node` to each of `n` backends (both families) and waits for ARP / ND to answer. */
+export async function warmNeighbours(node: NetnsHost, n: number): Promise<void> {
+  const addresses = Array.from({ length: n }, (_x, i) => [backend4(i), backend6(i)]).flat();
+  await node.run([
+    'python3',
+    '-c',
+    `import socket, time
+for a in ${JSON.stringify(addresses)}:
+    s = socket.socket(socket.AF_INET6 if ':' in a else socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(b'x', (a, 9))
+time.sleep(0.5)`,
+  ]);
+}
+
+/** A long-lived TCP connection from `client`; ask() sends a line and returns the backend's name. */
+export function lineClient(client: NetnsHost, src: string, sport: number, dst: string, dport: number) {
+  const child = spawn('ip', [
+    'netns',
+    'exec',
+    client.ns,
+    'python3',
+    '-c',
+    LINE_CLIENT_PY,
+    src,
+    String(sport),
+    dst,
+    String(dport),
+  ]);
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  return {
+    async ask(): Promise<string> {
+      child.stdin.write('x\n');
+      const next = await Promise.race([
+        lines.next(),
+        new Promise<never>((_r, j) => setTimeout(() => j(new Error('no reply')), 5000)),
+      ]);
+      return String(next.value);
+    },
+    close: () => child.kill(),
+  };
+}
+
+/** NAME_SERVER_PY on every backend at `port`; resolves once all listen, with a function that stops them. */
+export async function nameServers(backends: readonly NetnsHost[], port: number): Promise<() => void> {
+  const servers = backends.map((b, i) => b.spawn(['python3', '-c', NAME_SERVER_PY, `b${i}`, String(port)]));
+  await Promise.all(servers.map((x) => new Promise((r) => x.stdout?.once('data', r))));
+  return () => {
+    for (const x of servers) x.kill('SIGKILL');
+  };
+}

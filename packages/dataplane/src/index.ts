@@ -32,7 +32,7 @@ export {
   DEFAULT_BPFFS_PATH,
   DEFAULT_PIN_NAME,
 } from './bpf/driver.js';
-export { BPF_LOADER_PATH, BPF_NODE_OBJECT_PATH, bpfAvailable } from './bpf/loader.js';
+export { BPF_LOADER_PATH, BPF_NODE_OBJECT_PATH, bpfAvailable, type XdpMode } from './bpf/loader.js';
 export { DataPlaneError, type DataPlaneErrorCode } from './errors.js';
 export { createExec, type Exec, type ExecResult } from './exec.js';
 export {

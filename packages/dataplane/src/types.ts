@@ -100,6 +100,8 @@ export interface DataPlaneCounters {
   };
   /** bpf only: packets encapsulated (gue) with the slot's previous owner named (docs/design/0011-second-chance.md). */
   readonly secondChance?: { readonly tagged: TrafficCounter };
+  /** bpf only: packets the XDP fast path forwarded itself (XDP_TX); the rest went through tc (docs/design/0007). */
+  readonly xdp?: { readonly forwarded: TrafficCounter };
 }
 
 export interface DataPlane {

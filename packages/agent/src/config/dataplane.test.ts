@@ -34,6 +34,7 @@ describe('agent config - dataplane bpf', () => {
       encapSourceAddress6: '2001:db8::11',
       bpffsPath: '/sys/fs/bpf',
       pinName: 'l4fleet',
+      xdp: 'off',
     });
   });
 
@@ -52,6 +53,7 @@ describe('agent config - dataplane bpf', () => {
         bpffsPath: '/run/bpf',
         pinName: 'lb_a',
         flowTableSize: 1024,
+        xdp: 'native',
       }),
     );
     expect(c.dataplane).toMatchObject({
@@ -60,6 +62,7 @@ describe('agent config - dataplane bpf', () => {
       bpffsPath: '/run/bpf',
       pinName: 'lb_a',
       flowTableSize: 1024,
+      xdp: 'native',
     });
   });
 
@@ -71,6 +74,7 @@ describe('agent config - dataplane bpf', () => {
     [{ pinName: 'a/b' }, 'dataplane.pinName: "a/b" is not a pin directory name'],
     [{ pinName: '' }, 'dataplane.pinName: "" is not a pin directory name'],
     [{ flowTableSize: 0 }, 'dataplane.flowTableSize: 0'],
+    [{ xdp: 'generic' }, 'dataplane.xdp: "generic"'],
     [{ flowTimeoutTcpS: 300 }, 'dataplane.flowTimeoutTcpS: 300 is only read by driver nftables (driver is "bpf")'],
     [{ deltaWriter: 'nft' }, 'dataplane.deltaWriter: "nft" is only read by driver nftables (driver is "bpf")'],
   ])('bad bpf option %j names the field and the value', (extra, message) => {

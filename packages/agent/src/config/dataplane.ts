@@ -33,6 +33,7 @@ const FIELDS = [
   'encapSourceAddress6',
   'bpffsPath',
   'pinName',
+  'xdp',
 ] as const;
 
 /** Fields only one driver reads; the rest are shared or harmless (`table` has a default every driver carries). */
@@ -44,6 +45,7 @@ const ONLY: Partial<Record<(typeof FIELDS)[number], readonly DataPlaneDriver[]>>
   encapSourceAddress6: ['bpf'],
   bpffsPath: ['bpf'],
   pinName: ['bpf'],
+  xdp: ['bpf'],
 };
 
 const PIN_NAME = /^[A-Za-z0-9_-]{1,64}$/; // one directory under the bpffs mount (the driver's own rule)
@@ -126,5 +128,6 @@ function bpfOptions(p: Problems, dp: Record<string, unknown>, node: NodeSection)
       'a pin directory name (1-64 of A-Z a-z 0-9 _ -)',
       d.DEFAULT_BPF_PIN_NAME,
     ),
+    xdp: oneOf<'off' | 'native'>(p, 'dataplane.xdp', dp.xdp, ['off', 'native'], 'off'),
   };
 }

@@ -109,6 +109,8 @@ export interface DataPlaneSection {
   readonly bpffsPath?: string;
   /** bpf: pins go to `<bpffsPath>/<pinName>`, one data plane per name; default l4fleet. */
   readonly pinName?: string;
+  /** bpf: `native` adds the XDP fast path in front of the tc program (a NIC driver with native XDP); default off. */
+  readonly xdp?: 'off' | 'native';
 }
 
 export type DeltaWriter = 'auto' | 'netlink' | 'nft';

@@ -64,7 +64,7 @@ export const DATA_PLANE_DRIVER_SPECS: { readonly [K in DataPlaneDriver]: DataPla
         interface: config.node.interface,
         nodeAddresses: [dp.encapSourceAddress, dp.encapSourceAddress6].filter((a): a is string => a !== undefined),
         logger,
-        ...pick(dp, ['bpffsPath', 'pinName', 'flowTableSize']),
+        ...pick(dp, ['bpffsPath', 'pinName', 'flowTableSize', 'xdp']),
       });
     },
     prerequisites(config, host) {

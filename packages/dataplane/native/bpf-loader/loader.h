@@ -99,6 +99,14 @@ void prog_info(void);
 void remove_all(void);
 int quiet(enum libbpf_print_level level, const char *fmt, va_list ap);
 int start(const char *object, const char *ifname, uint32_t flows, char *msg, size_t msglen);
+/* xdp.c: the XDP fast path (--xdp native). */
+extern int xdp_wanted;
+extern unsigned int xdp_id;
+int xdp_matches(void);
+int xdp_mac(int map_fd, const char *ifname, char *msg, size_t msglen);
+int xdp_attach(struct bpf_program *prog, char *msg, size_t msglen);
+int xdp_detach_ours(void);
+void xdp_describe(const char *ifname, char *msg, size_t msglen);
 static inline void put32(struct out *o, uint32_t v) { put(o, &v, 4); }
 
 #endif

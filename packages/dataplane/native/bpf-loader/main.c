@@ -9,12 +9,15 @@
  * loader replaces the attached program only when its instructions differ (program tag), atomically
  * (BPF_TC_F_REPLACE): packets in flight see the old or the new program, never none.
  *
- * Usage: l4fleet-bpf [--netns NAME] PIN_DIR OBJECT IFNAME FLOW_ENTRIES
+ * Usage: l4fleet-bpf [--netns NAME] [--xdp native|off] PIN_DIR OBJECT IFNAME FLOW_ENTRIES
  *   PIN_DIR must be inside a mounted bpffs (the driver mounts one). FLOW_ENTRIES sizes both flow LRUs; a
  *   pinned flow map of another size is refused by libbpf ("couldn't reuse pinned map").
  *   --netns: first of all, setns() into the network namespace /run/netns/NAME (`ip netns add`). Only the
  *   network namespace changes, as with `nsenter --net`: the mounts stay the caller's, so PIN_DIR is the same
  *   bpffs the driver sees (`ip netns exec` would give a private /sys). One exec less than nsenter + loader.
+ *   --xdp native: also attach the XDP fast path (node-xdp.h) in native mode; off (the default): detach ours if
+ *   attached. The start reply then ends in " xdp PROG_ID", and " nofwd4" / " nofwd6" for a family whose
+ *   forwarding is off on IFNAME (the fast path is idle for it: xdp.c).
  * Protocol (binary, host byte order): each request is  u32 op, u32 length, payload;  each reply is
  *   u32 status (0 = ok, else an errno), u32 length, payload (data, or the error text). Requests are answered
  *   in order, so a client may send several before reading. The first reply, unrequested, tells how the
@@ -46,14 +49,18 @@ static int enter_netns(const char *name, char *msg, size_t msglen)
 
 int main(int argc, char **argv)
 {
-	const char *netns = NULL;
-	if (argc == 7 && !strcmp(argv[1], "--netns")) {
-		netns = argv[2];
+	const char *netns = NULL, *prog = argv[0];
+	int bad = 0;
+	while (argc >= 3 && !strncmp(argv[1], "--", 2)) {
+		if (!strcmp(argv[1], "--netns")) netns = argv[2];
+		else if (!strcmp(argv[1], "--xdp") && (!strcmp(argv[2], "native") || !strcmp(argv[2], "off")))
+			xdp_wanted = !strcmp(argv[2], "native");
+		else bad = 1;
 		argv += 2;
 		argc -= 2;
 	}
-	if (argc != 5) {
-		fprintf(stderr, "usage: %s [--netns NAME] PIN_DIR OBJECT IFNAME FLOW_ENTRIES\n", argv[0]);
+	if (bad || argc != 5) {
+		fprintf(stderr, "usage: %s [--netns NAME] [--xdp native|off] PIN_DIR OBJECT IFNAME FLOW_ENTRIES\n", prog);
 		return 2;
 	}
 	for (int i = 0; i < L4F_MAX_TABLES; i++) inner_fd[i] = -1;

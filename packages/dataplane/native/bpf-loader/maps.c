@@ -298,6 +298,8 @@ void remove_all(void)
 	int err = bpf_tc_detach(&hook, &to);
 	if (err && err != -ENOENT && err != -EINVAL)
 		return reply_err(-err, "detaching from ifindex %d: %s", hook.ifindex, strerror(-err));
+	err = xdp_detach_ours();
+	if (err) return reply_err(err, "detaching XDP from ifindex %d: %s", hook.ifindex, strerror(err));
 	/*
 	 * Every pin in the directory: the object's maps and the loader's own (HWM_PIN). Read from the directory, not
 	 * from the object: a start over the pins has no object open.

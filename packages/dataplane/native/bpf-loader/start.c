@@ -113,7 +113,7 @@ static int reuse(uint64_t hash, uint32_t flows)
 		 meta.flows == flows;
 	close(mfd);
 	LIBBPF_OPTS(bpf_tc_opts, q, .handle = TC_HANDLE, .priority = TC_PRIORITY);
-	if (!ok || bpf_tc_query(&hook, &q) != 0 || q.prog_id != meta.prog_id) return 0;
+	if (!ok || bpf_tc_query(&hook, &q) != 0 || q.prog_id != meta.prog_id || !xdp_matches()) return 0;
 	char why[300];
 	if (take_fds(pinned, why, sizeof(why))) {
 		drop_fds();
@@ -147,6 +147,9 @@ static int load(const char *object, uint64_t hash, uint32_t flows, const char *i
 		snprintf(msg, msglen, "%s: no flow maps to size", object);
 		return EINVAL;
 	}
+	/* The XDP program is verified and loaded only when asked for. */
+	struct bpf_program *xdp = bpf_object__find_program_by_name(obj, "l4f_node_xdp");
+	if (xdp) bpf_program__set_autoload(xdp, xdp_wanted);
 	int err = bpf_object__load(obj);
 	if (err) {
 		snprintf(msg, msglen, "load %s (pins in %s): %s", object, pin_dir, strerror(-err));
@@ -176,23 +179,30 @@ static int load(const char *object, uint64_t hash, uint32_t flows, const char *i
 		int fd = bpf_prog_get_fd_by_id(q.prog_id);
 		int same = fd >= 0 && prog_tag(fd, have, NULL) == 0 && memcmp(want, have, BPF_TAG_SIZE) == 0;
 		if (fd >= 0) close(fd);
-		if (same) {
-			prog_id = q.prog_id;
-			remember(hash, flows);
-			snprintf(msg, msglen, "unchanged %u object", prog_id);
-			return 0;
+		if (same) prog_id = q.prog_id;
+		if (same) snprintf(msg, msglen, "unchanged %u object", prog_id);
+		else prog_id = 0;
+	}
+	if (!prog_id) {
+		LIBBPF_OPTS(bpf_tc_opts, ao, .handle = TC_HANDLE, .priority = TC_PRIORITY, .prog_fd = prog_fd,
+			    .flags = BPF_TC_F_REPLACE);
+		err = bpf_tc_attach(&hook, &ao);
+		if (err) {
+			snprintf(msg, msglen, "attach to %s ingress: %s", ifname, strerror(-err));
+			return -err;
 		}
+		prog_id = ao.prog_id;
+		snprintf(msg, msglen, "attached %u object", prog_id);
 	}
-	LIBBPF_OPTS(bpf_tc_opts, ao, .handle = TC_HANDLE, .priority = TC_PRIORITY, .prog_fd = prog_fd,
-		    .flags = BPF_TC_F_REPLACE);
-	err = bpf_tc_attach(&hook, &ao);
+	/* After tc: a packet the XDP program passes always finds the tc program there. */
+	char xmsg[300];
+	err = xdp_mac(loaded_fd("l4f_ifaces"), ifname, xmsg, sizeof(xmsg));
+	if (!err) err = xdp_attach(xdp, xmsg, sizeof(xmsg));
 	if (err) {
-		snprintf(msg, msglen, "attach to %s ingress: %s", ifname, strerror(-err));
-		return -err;
+		snprintf(msg, msglen, "%s", xmsg);
+		return err;
 	}
-	prog_id = ao.prog_id;
 	remember(hash, flows);
-	snprintf(msg, msglen, "attached %u object", prog_id);
 	return 0;
 }
 
@@ -221,7 +231,12 @@ int start(const char *object, const char *ifname, uint32_t flows, char *msg, siz
 	hook.attach_point = BPF_TC_INGRESS;
 	uint64_t hash = file_hash(object);
 	if (reuse(hash, flows)) {
+		int mfd = pinned("l4f_ifaces");
+		int err = xdp_mac(mfd, ifname, msg, msglen); /* the MAC may have changed since */
+		if (mfd >= 0) close(mfd);
+		if (err) return err;
 		snprintf(msg, msglen, "unchanged %u pins", prog_id);
+		xdp_describe(ifname, msg, msglen);
 		return hwm_open(0, msg, msglen); /* msg is only written on failure */
 	}
 	/* l4f_backends is created by this load when it has no pin yet: its high-water mark is then 0. */
@@ -230,6 +245,7 @@ int start(const char *object, const char *ifname, uint32_t flows, char *msg, siz
 	int fresh = access(path, F_OK) != 0;
 	int err = load(object, hash, flows, ifname, msg, msglen);
 	if (err) return err;
+	xdp_describe(ifname, msg, msglen);
 	err = hwm_open(fresh, msg, msglen); /* msg is only written on failure */
 	/* A first start on this host: the first apply creates every VIP's table, so one of the default M is made
 	 * ready now (a restart over pins most often creates none). */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * The l4fleet node data plane's map layout, shared by node.bpf.c (the tc program) and native/bpf-loader/ (the map
+ * The l4fleet node data plane's map layout, shared by node.bpf.c (the tc and XDP programs) and native/bpf-loader/ (the map
  * writer) and mirrored byte for byte in src/bpf/codec.ts. Every map is pinned by name under the driver's pin
  * directory, so a restarted agent finds the forwarding state where it left it. Changing a struct here changes
  * the pinned maps' value sizes: a node then has to be started with removeState once (the loader refuses to
@@ -41,6 +41,7 @@ enum {
 	L4F_ICMP_FORWARDED = 8,  /* frag-needed / packet-too-big for a VIP flow, sent to the flow's backend */
 	L4F_ICMP_UNMATCHED = 9,  /* such an ICMP error whose embedded header is no VIP flow (dropped) */
 	L4F_SC_TAGGED = 10,      /* encapsulated (gue) with the slot's previous owner in the GUE private data */
+	L4F_XDP_TX = 11,         /* forwarded by the XDP program (XDP_TX); every other packet went on to tc */
 	L4F_STATS_SLOTS = 16,
 };
 
@@ -135,6 +136,12 @@ struct l4f_gue_sc {
 	__u16 type;
 	__u8 hop_index;
 	__u8 hop_count;
+};
+
+/* l4f_ifaces: an interface the XDP program runs on (key: ifindex). */
+struct l4f_iface {
+	__u8 mac[6];
+	__u8 pad[2];
 };
 
 /* What the loader attached last: a restart with the same object skips loading it (l4f_meta, one entry). */

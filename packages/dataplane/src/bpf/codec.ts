@@ -42,6 +42,7 @@ export const STAT = {
   icmpForwarded: 8,
   icmpUnmatched: 9,
   secondChanceTagged: 10,
+  xdpForwarded: 11,
 } as const;
 
 export interface VipKey {

@@ -15,7 +15,7 @@ import type { ApplyResult, DataPlane, DataPlaneCounters, TrafficCounter, VipTabl
 import { type NormalizedVip, validateDesired } from '../validate.js';
 import { ensureBpffs } from './bpffs.js';
 import { addressText, type ConfigValue, decodeCounters, decodeDump, STAT } from './codec.js';
-import { bpfAvailable, type Loader, Op, startLoader } from './loader.js';
+import { bpfAvailable, type Loader, Op, startLoader, type XdpMode } from './loader.js';
 import { type KernelState, planApply, planSweep, RETIRE_AFTER_MS, stateFromDump } from './plan.js';
 
 export const DEFAULT_BPFFS_PATH = '/sys/fs/bpf';
@@ -34,6 +34,11 @@ export interface BpfDataPlaneOptions {
   readonly pinName?: string;
   /** Entries per flow LRU (one for IPv4, one for IPv6); fixed once pinned. Default 65,536. */
   readonly flowTableSize?: number;
+  /**
+   * `native`: an XDP program in the NIC driver forwards what it can alone and passes the rest to the tc program
+   * (node-xdp.h); needs a driver with native XDP and forwarding enabled on the interface. Default `off`.
+   */
+  readonly xdp?: XdpMode;
   /** Run the loader in this named network namespace (/run/netns/NAME; it setns() itself, network only, so the
    * mounts, and the bpffs, stay this process's); default: the current one. */
   readonly netns?: string;
@@ -107,6 +112,10 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       `flowTableSize: ${String(opts.flowTableSize)} is not an integer from 1 to 16777216`,
     );
   }
+  const xdp = opts.xdp ?? 'off';
+  if (xdp !== 'off' && xdp !== 'native') {
+    throw new DataPlaneError('OPTIONS_INVALID', `xdp: ${JSON.stringify(opts.xdp)} is not one of off, native`);
+  }
   const config = nodeConfig(opts.nodeAddresses);
   const missing = bpfAvailable(opts);
   if (missing !== undefined) {
@@ -142,6 +151,7 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       pinDir,
       iface: opts.interface,
       flowTableSize,
+      xdp,
       logger: log,
       ...(opts.netns === undefined ? {} : { netns: opts.netns }),
       ...(opts.loaderPath === undefined ? {} : { loaderPath: opts.loaderPath }),
@@ -153,7 +163,13 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
     dump.catch(() => {}); // taken by readState, or dropped with a failed start
     try {
       const s = await l.started;
-      log.info({ event: 'programLoaded', attach: s.attach, progId: s.progId, from: s.from, fresh });
+      log.info({ event: 'programLoaded', attach: s.attach, progId: s.progId, from: s.from, fresh, xdp: s.xdp });
+      for (const family of s.xdp?.forwardingOff ?? []) {
+        log.warn(
+          { event: 'xdpIdle', family },
+          `xdp: net.ipv${family}.conf.${opts.interface}.forwarding is 0, so bpf_fib_lookup refuses and every IPv${family} packet takes the tc path`,
+        );
+      }
     } catch (err) {
       await l.close();
       if (/interface .*: No such device/.test((err as Error).message)) {
@@ -315,6 +331,7 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       // An LRU is never full: it evicts the least recently used flow instead (it then follows the table).
       flowTable: { entries: c.flows4 + c.flows6, fullPackets: 0 },
       secondChance: { tagged: stat(STAT.secondChanceTagged) },
+      ...(xdp === 'native' ? { xdp: { forwarded: stat(STAT.xdpForwarded) } } : {}),
     };
   }
 

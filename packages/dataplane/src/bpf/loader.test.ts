@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { createReplyReader } from './loader.js';
+import { createReplyReader, parseStart } from './loader.js';
 
 const frame = (status: number, body: Buffer): Buffer => {
   const h = Buffer.alloc(8);
@@ -35,5 +35,26 @@ describe('bpf loader replies', () => {
     const f = frame(0, Buffer.from('dump'));
     expect(read(f.subarray(0, f.length - 1))).toEqual([]);
     expect(read(f.subarray(f.length - 1)).map((r) => r.body.toString())).toEqual(['dump']);
+  });
+});
+
+describe('bpf loader start reply', () => {
+  test.each([
+    ['attached 12 object', { attach: 'attached', progId: 12, from: 'object' }],
+    ['unchanged 12 pins', { attach: 'unchanged', progId: 12, from: 'pins' }],
+    [
+      'attached 12 object xdp 13',
+      { attach: 'attached', progId: 12, from: 'object', xdp: { progId: 13, forwardingOff: [] } },
+    ],
+    [
+      'unchanged 12 pins xdp 13 nofwd4 nofwd6',
+      { attach: 'unchanged', progId: 12, from: 'pins', xdp: { progId: 13, forwardingOff: [4, 6] } },
+    ],
+    [
+      'attached 5 object xdp 6 nofwd6',
+      { attach: 'attached', progId: 5, from: 'object', xdp: { progId: 6, forwardingOff: [6] } },
+    ],
+  ])('%s', (text, want) => {
+    expect(parseStart(text)).toEqual(want);
   });
 });

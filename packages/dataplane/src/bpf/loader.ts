@@ -34,6 +34,9 @@ export const Op = {
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
+/** Where the node program runs: tc alone, or an XDP fast path in native (driver) mode in front of it. */
+export type XdpMode = 'off' | 'native';
+
 export interface Request {
   readonly op: Op;
   readonly payload: Buffer;
@@ -50,6 +53,28 @@ export interface LoaderStart {
    * were opened by path, the object never parsed); `object`: libbpf opened and loaded the object.
    */
   readonly from: 'pins' | 'object';
+  /** With `xdp: native`: the XDP program's id, and the families whose forwarding is off on the interface
+   * (bpf_fib_lookup refuses there, so the XDP fast path is idle for them and tc forwards every packet). */
+  readonly xdp?: { readonly progId: number; readonly forwardingOff: readonly (4 | 6)[] };
+}
+
+/** The loader's start reply: `attached|unchanged PROG_ID pins|object [xdp ID] [nofwd4] [nofwd6]`. */
+export function parseStart(text: string): LoaderStart {
+  const [attach, id, from, ...rest] = text.split(' ');
+  const xdpAt = rest.indexOf('xdp');
+  return {
+    attach: attach === 'unchanged' ? 'unchanged' : 'attached',
+    progId: Number(id),
+    from: from === 'pins' ? 'pins' : 'object',
+    ...(xdpAt < 0
+      ? {}
+      : {
+          xdp: {
+            progId: Number(rest[xdpAt + 1]),
+            forwardingOff: ([4, 6] as const).filter((f) => rest.includes(`nofwd${f}`)),
+          },
+        }),
+  };
 }
 
 export interface Loader {
@@ -65,6 +90,8 @@ export interface LoaderOptions {
   readonly iface: string;
   readonly flowTableSize: number;
   readonly netns?: string;
+  /** `native`: the XDP fast path in front of tc; `off`: tc alone (and ours detached). */
+  readonly xdp: XdpMode;
   readonly logger: Logger;
   readonly loaderPath?: string;
   readonly objectPath?: string;
@@ -96,6 +123,8 @@ export function startLoader(opts: LoaderOptions): Loader {
   const argv = [
     opts.loaderPath ?? BPF_LOADER_PATH,
     ...(opts.netns === undefined ? [] : ['--netns', opts.netns]),
+    '--xdp',
+    opts.xdp,
     opts.pinDir,
     opts.objectPath ?? BPF_NODE_OBJECT_PATH,
     opts.iface,
@@ -155,13 +184,9 @@ export function startLoader(opts: LoaderOptions): Loader {
     });
 
   const started = expect('start').then((b) => {
-    const [attach, id, from] = b.toString('utf8').split(' ');
-    opts.logger.debug({ event: 'bpfLoaderStarted', pid: child.pid, attach, from });
-    return {
-      attach: attach === 'unchanged' ? ('unchanged' as const) : ('attached' as const),
-      progId: Number(id),
-      from: from === 'pins' ? ('pins' as const) : ('object' as const),
-    };
+    const s = parseStart(b.toString('utf8'));
+    opts.logger.debug({ event: 'bpfLoaderStarted', pid: child.pid, attach: s.attach, from: s.from });
+    return s;
   });
   started.catch(() => {}); // observed by whoever awaits it
 
