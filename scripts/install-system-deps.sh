@@ -8,7 +8,7 @@ PKGS=(
   etcd-server etcd-client
   gobgpd golang-github-osrg-gobgp-dev
   frr
-  nftables iproute2 procps psmisc ethtool
+  nftables iproute2 procps psmisc ethtool conntrack iputils-ping
   nats-server
   iperf3 haproxy socat ncat linux-perf
   gcc libc6-dev

@@ -123,7 +123,7 @@ beforeAll(async () => {
 
 afterEach(async () => {
   for (const dp of open.splice(0)) await dp.close({ removeState: true }).catch(() => undefined);
-  await topo.node.run(['conntrack', '-F'], { allowFailure: true });
+  await topo.node.run(['conntrack', '-F']); // Debian conntrack: the next test counts only its own entries
 });
 
 afterAll(async () => {
