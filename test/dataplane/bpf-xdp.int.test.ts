@@ -2,14 +2,13 @@
  * The bpf driver's XDP fast path (`xdp: native`) against the kernel, on veth in network namespaces (root).
  *
  * veth runs XDP in native mode; an XDP_TX'd frame reaches the peer only when the peer runs an XDP program too
- * (xdp-pass.bpf.c on the router's side; platform-facts "XDP on veth"). bpf_fib_lookup needs forwarding on the
+ * (test/support/xdp-pass.bpf.c on the router's side; platform-facts "XDP on veth"). bpf_fib_lookup needs forwarding on the
  * node's interface, and the client computes its checksums itself (see beforeAll). With both, the XDP program forwards known-neighbour flows itself; everything else goes on
  * to the tc program, which must give the same answer.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import {
   type BpfDataPlane,
   type BpfDataPlaneOptions,
@@ -24,6 +23,7 @@ import {
 } from '@l4fleet/dataplane';
 import { buildTable, type Flow, type Protocol, slotOf } from '@l4fleet/maglev';
 import type { NetnsHost } from '@l4fleet/test-support/netns';
+import { buildXdpPass, xdpPass } from '@l4fleet/test-support/xdp-pass';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { type CapturedPacket, captureEncapsulated, expectEncapsulated } from './bpf-wire.js';
@@ -54,7 +54,6 @@ const BACKENDS = 3;
 const NODE6 = '2001:db8:77:2::2';
 const BPFFS = `/run/l4fleet-xdp-test-${process.pid}`;
 const built = bpfAvailable() === undefined;
-const PASS_SRC = fileURLToPath(new URL('./xdp-pass.bpf.c', import.meta.url));
 const work = mkdtempSync(`${tmpdir()}/l4xdp-`);
 
 let topo: DsrTopology;
@@ -139,11 +138,7 @@ beforeAll(async () => {
   topo = await createDsrTopology({ backends: BACKENDS, extraSources: 100 });
   await installFlowRecorders(topo.backends);
   // An XDP program on the router's end of the node's link, so the node's XDP_TX frames are received there.
-  const multiarch = spawnSync('gcc', ['-print-multiarch'], { encoding: 'utf8' }).stdout.trim() || 'x86_64-linux-gnu';
-  const obj = `${work}/xdp-pass.o`;
-  const cc = spawnSync('clang', ['-O2', '-target', 'bpf', `-I/usr/include/${multiarch}`, '-c', PASS_SRC, '-o', obj]);
-  if (cc.status !== 0) throw new Error(`clang ${PASS_SRC}: ${cc.stderr.toString()}`);
-  await topo.router.sh(`ip link set dev n0 xdpdrv obj ${obj} sec xdp`);
+  await xdpPass(topo.router, 'n0', buildXdpPass(work));
   await topo.node.sh('sysctl -qw net.ipv4.conf.eth0.forwarding=1 net.ipv6.conf.eth0.forwarding=1');
   // A veth passes a packet's checksum-offload state (CHECKSUM_PARTIAL: the TCP / UDP checksum not yet computed)
   // along to the next veth, the router and the bridge; XDP works on bytes and loses it, so the backend would see
@@ -346,6 +341,7 @@ for _ in range(5):
     await first.apply([t4]);
     const prog = await xdpProgram();
     expect(prog?.name).toBe('l4f_node_xdp');
+    expect((await first.programStats()).xdp?.progId).toBe(prog?.id);
     await first.close();
     expect((await xdpProgram())?.id).toBe(prog?.id);
 
@@ -362,6 +358,7 @@ for _ in range(5):
     const got = await landings();
     for (const f of flows) expect(got.get(flowKey(f))).toEqual([expected(t4, f)]);
     expect((await off.counters()).xdp).toBeUndefined();
+    expect((await off.programStats()).xdp).toBeUndefined();
     await off.close();
 
     const again = bpf();

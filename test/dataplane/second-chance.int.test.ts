@@ -4,9 +4,8 @@
  * empty flow table: the node encapsulates (gue) to B naming A as the previous owner, B has no socket for it and
  * forwards it to A, A answers the client directly. Without previous owners in the table the same flow is reset.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import {
   type BackendHostDeps,
   type BpfDataPlane,
@@ -27,9 +26,9 @@ import {
   CLIENT6,
   createDsrTopology,
   type DsrTopology,
-  LINE_CLIENT_PY,
-  NAME_SERVER_PY,
+  lineClient as lineClientIn,
   NODE4,
+  nameServers,
   VIP4,
   VIP6,
 } from './topology.js';
@@ -78,36 +77,8 @@ function node(): BpfDataPlane {
   return dp;
 }
 
-/** A long-lived TCP connection from the client; ask() sends a line and returns the answering backend's name. */
-function lineClient(src: string, sport: number, dst: string) {
-  const child = spawn('ip', [
-    'netns',
-    'exec',
-    topo.client.ns,
-    'python3',
-    '-c',
-    LINE_CLIENT_PY,
-    src,
-    String(sport),
-    dst,
-    String(PORT),
-  ]);
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  return {
-    /** The backend's name, or `closed` when the connection died (reset), or `timeout`. */
-    async ask(): Promise<string> {
-      child.stdin.write('x\n');
-      const next = await Promise.race([
-        lines.next(),
-        new Promise<{ done: true; value: 'timeout' }>((r) =>
-          setTimeout(() => r({ done: true, value: 'timeout' }), ASK_TIMEOUT_MS),
-        ),
-      ]);
-      return next.done ? (next.value === 'timeout' ? 'timeout' : 'closed') : String(next.value);
-    },
-    close: () => child.kill(),
-  };
-}
+const lineClient = (src: string, sport: number, dst: string) =>
+  lineClientIn(topo.client, src, sport, dst, PORT, ASK_TIMEOUT_MS);
 
 const sc = async (i: number) => (await backendStatus(hosts[i] as BackendHostDeps)).counters.secondChance;
 
@@ -125,11 +96,7 @@ beforeAll(async () => {
     mkdirSync(h.bpffs as string, { recursive: true });
     spawnSync('mount', ['-t', 'bpf', 'bpf', h.bpffs as string]);
   }
-  const servers = topo.backends.map((b, i) => b.spawn(['python3', '-c', NAME_SERVER_PY, `b${i}`, String(PORT)]));
-  await Promise.all(servers.map((x) => new Promise((r) => x.stdout?.once('data', r))));
-  stopServers = () => {
-    for (const x of servers) x.kill('SIGKILL');
-  };
+  stopServers = await nameServers(topo.backends, PORT);
 }, 120_000);
 
 afterEach(async () => {

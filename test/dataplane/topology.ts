@@ -211,8 +211,18 @@ time.sleep(0.5)`,
   ]);
 }
 
-/** A long-lived TCP connection from `client`; ask() sends a line and returns the backend's name. */
-export function lineClient(client: NetnsHost, src: string, sport: number, dst: string, dport: number) {
+/**
+ * A long-lived TCP connection from `client`; ask() sends a line and returns the answering backend's name, or
+ * `closed` when the connection died (reset), or `timeout` after `askTimeoutMs`.
+ */
+export function lineClient(
+  client: NetnsHost,
+  src: string,
+  sport: number,
+  dst: string,
+  dport: number,
+  askTimeoutMs = 5000,
+) {
   const child = spawn('ip', [
     'netns',
     'exec',
@@ -231,9 +241,11 @@ export function lineClient(client: NetnsHost, src: string, sport: number, dst: s
       child.stdin.write('x\n');
       const next = await Promise.race([
         lines.next(),
-        new Promise<never>((_r, j) => setTimeout(() => j(new Error('no reply')), 5000)),
+        new Promise<{ done: true; value: 'timeout' }>((r) =>
+          setTimeout(() => r({ done: true, value: 'timeout' }), askTimeoutMs),
+        ),
       ]);
-      return String(next.value);
+      return next.done ? (next.value === 'timeout' ? 'timeout' : 'closed') : String(next.value);
     },
     close: () => child.kill(),
   };

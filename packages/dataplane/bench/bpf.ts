@@ -11,6 +11,11 @@
  *   fwd-nic, bpf-gue-nic  fwd and gue again with 66 bytes of room in front of each frame, as a NIC's receive
  *             buffer has (headroom.ts; the client's datagrams otherwise have 2, so every encapsulation
  *             reallocates the head); paired with each other. BENCH_PP_NIC=0 leaves them out.
+ *   xdp-l2, xdp-gue  the node program with its XDP fast path (xdp: native) in front of tc, the router's end of the
+ *             node's veth running an XDP_PASS program (a veth needs it to receive XDP_TX frames) and forwarding on
+ *             for the node's eth0 (bpf_fib_lookup), both only during these floods. On veth this measures veth's
+ *             XDP, not a NIC's: veth copies every skb into a page with 256 bytes of headroom before the program
+ *             runs, and builds a new skb at the peer. BENCH_PP_XDP=0 leaves them out.
  * Known flows (16, remembered in the flow LRU) and new flows (every datagram a new 5-tuple; the LRUs are
  * emptied before each such flood), IPv4 and IPv6. Extra = mode - fwd, paired per round (median and
  * quartiles). The backend counts and drops what arrives, encapsulated or not, in a netdev chain.
@@ -29,6 +34,7 @@ import { buildTable } from '@l4fleet/maglev';
 import { run } from '@l4fleet/process';
 import { pino } from 'pino';
 import type { NetnsHost } from '../../../test/support/netns.js';
+import { buildXdpPass, xdpPass } from '../../../test/support/xdp-pass.js';
 import { type BpfDataPlane, createBpfDataPlane, type Forwarding, type VipTable } from '../src/index.js';
 import {
   BENCH_FLOW_TABLE_SIZE,
@@ -74,10 +80,20 @@ export const ARTIFACTS = {
 const SINK = 'l4bench_bpf_sink';
 const BASELINE = 'l4bench_bpf_fwd';
 const BPFFS = `/run/l4fleet-bench-bpf-${process.pid}`;
-type Mode = 'fwd' | 'bpf-l2' | 'bpf-gue' | 'bpf-ipip' | 'fwd-nic' | 'bpf-gue-nic';
+type Mode = 'fwd' | 'bpf-l2' | 'bpf-gue' | 'bpf-ipip' | 'fwd-nic' | 'bpf-gue-nic' | 'xdp-l2' | 'xdp-gue';
 const NIC: readonly Mode[] = process.env.BENCH_PP_NIC === '0' ? [] : ['fwd-nic', 'bpf-gue-nic'];
-const MODES: readonly Mode[] = ['fwd', 'bpf-l2', 'bpf-gue', 'bpf-ipip', ...NIC];
-const NEW_MODES: readonly Mode[] = ['fwd', 'bpf-l2', 'bpf-gue', ...NIC];
+const XDP: readonly Mode[] = process.env.BENCH_PP_XDP === '0' ? [] : ['xdp-l2', 'xdp-gue'];
+const MODES: readonly Mode[] = ['fwd', 'bpf-l2', 'bpf-gue', 'bpf-ipip', ...NIC, ...XDP];
+const NEW_MODES: readonly Mode[] = ['fwd', 'bpf-l2', 'bpf-gue', ...NIC, ...XDP];
+/** Figure names of the non-baseline modes. */
+const MODE_NAME: Partial<Record<Mode, string>> = {
+  'bpf-l2': 'L2',
+  'bpf-gue': 'Gue',
+  'bpf-ipip': 'Ipip',
+  'bpf-gue-nic': 'GueNic',
+  'xdp-l2': 'XdpL2',
+  'xdp-gue': 'XdpGue',
+};
 type Traffic = 'known' | 'new';
 /** BENCH_PP_PROFILE=0: no perf profile of l2 against gue (it needs `perf`, Debian's linux-perf). */
 const PROFILE = process.env.BENCH_PP_PROFILE !== '0' && perfAvailable();
@@ -125,20 +141,35 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
     return Number(/packets (\d+)/.exec(out)?.[1] ?? Number.NaN);
   };
   let dp: BpfDataPlane | undefined;
+  let dpXdp = false;
+  const passObject = XDP.length > 0 ? buildXdpPass(s.dir) : undefined;
   const tables = (fwd: Forwarding): VipTable[] =>
     [floodVip(s.vip, s.backendAddress), floodVip(s.vip6, s.backendAddress6)].map((t) => ({ ...t, forwarding: fwd }));
-  const attach = async (fwd: Forwarding): Promise<BpfDataPlane> => {
+  /** The driver with the XDP fast path on or off: a new driver over the same pins when that changes. */
+  const attach = async (fwd: Forwarding, xdp = false): Promise<BpfDataPlane> => {
+    if (dp && dpXdp !== xdp) {
+      await dp.close();
+      dp = undefined;
+    }
+    dpXdp = xdp;
     dp ??= createBpfDataPlane({
       interface: 'eth0',
       netns: s.node.ns,
       nodeAddresses: s.nodeAddresses,
       bpffsPath: BPFFS,
       flowTableSize: BENCH_FLOW_TABLE_SIZE,
+      xdp: xdp ? 'native' : 'off',
       logger,
       ...ARTIFACTS,
     });
     await dp.apply(tables(fwd));
     return dp;
+  };
+  /** The XDP modes' surroundings: the router's pass program on n0 and forwarding on the node's eth0. */
+  const xdpSurroundings = async (on: boolean): Promise<void> => {
+    await xdpPass(s.router, 'n0', on ? passObject : undefined);
+    const v = on ? 1 : 0;
+    await s.node.sh(`sysctl -qw net.ipv4.conf.eth0.forwarding=${v} net.ipv6.conf.eth0.forwarding=${v}`);
   };
   const detach = async (): Promise<void> => {
     await dp?.close();
@@ -170,7 +201,9 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
   ): Promise<{ ns: number; progNs: number; profile?: Profile }> => {
     const nic = nicMode.endsWith('-nic');
     const mode = nic ? (nicMode.slice(0, -4) as Mode) : nicMode;
+    const xdp = mode.startsWith('xdp-');
     if (nic) await nicHeadroom(s.router, true);
+    if (xdp) await xdpSurroundings(true);
     if (mode === 'fwd') {
       await detach();
       await s.node.run(['nft', '-f', '-'], { input: baseline(family) });
@@ -181,7 +214,7 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
         await dp?.close({ removeState: true });
         dp = undefined;
       }
-      await attach(mode.slice(4) as Forwarding);
+      await attach(mode.slice(4) as Forwarding, xdp);
     }
     try {
       const before = dp ? await dp.programStats() : undefined;
@@ -199,14 +232,14 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
         throw new Error(`bpf bench ${nicMode} IPv${family} ${traffic}: ${lost} of ${f.sent} lost`);
       }
       const after = dp ? await dp.programStats() : undefined;
-      const progNs =
-        before && after && after.runCount > before.runCount
-          ? (after.runTimeNs - before.runTimeNs) / (after.runCount - before.runCount)
-          : 0;
+      // The XDP modes: the XDP program's own time (tc runs only for what it passes).
+      const [b, a] = xdp ? [before?.xdp, after?.xdp] : [before, after];
+      const progNs = b && a && a.runCount > b.runCount ? (a.runTimeNs - b.runTimeNs) / (a.runCount - b.runCount) : 0;
       return { ns: (f.cpuNs + f.softirqdNs) / (f.sent - lost), progNs, ...(p ? { profile: p } : {}) };
     } finally {
       if (mode === 'fwd') await s.node.run(['nft', 'delete', 'table', 'netdev', BASELINE]);
       if (nic) await nicHeadroom(s.router, false);
+      if (xdp) await xdpSurroundings(false);
     }
   };
 
@@ -271,7 +304,7 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
       if (fwdNic.length > 0) figures[`${base}FwdNicNs`] = median(fwdNic.map((x) => x.ns));
       for (const mode of (traffic === 'known' ? MODES : NEW_MODES).filter((m) => !m.startsWith('fwd'))) {
         const xs = samples.get(`${family}/${traffic}/${mode}`) ?? [];
-        const name = { 'bpf-l2': 'L2', 'bpf-gue': 'Gue', 'bpf-ipip': 'Ipip', 'bpf-gue-nic': 'GueNic' }[mode as string];
+        const name = MODE_NAME[mode] as string;
         // Each mode against its own baseline: the NIC-headroom gue against fwd with the same sender program.
         const against = mode.endsWith('-nic') ? fwdNic : fwd;
         const extra = spread(xs.map((x, i) => x.ns - (against[i]?.ns ?? Number.NaN)));
@@ -384,8 +417,12 @@ export function bpfReport(f: Record<string, number>): string[] {
     for (const t of ['', 'New']) {
       const base = `bpf${fam}${t}`;
       const label = (m: string): string =>
-        m === 'GueNic' ? `gue, ${NIC_HEADROOM_BYTES} B headroom (a NIC's)` : m.toLowerCase();
-      const cells = ['L2', 'Gue', 'Ipip', 'GueNic']
+        m === 'GueNic'
+          ? `gue, ${NIC_HEADROOM_BYTES} B headroom (a NIC's)`
+          : m.startsWith('Xdp')
+            ? `xdp ${m.slice(3).toLowerCase()} (veth's XDP)`
+            : m.toLowerCase();
+      const cells = ['L2', 'Gue', 'Ipip', 'GueNic', 'XdpL2', 'XdpGue']
         .filter((m) => f[`${base}${m}ExtraNs`] !== undefined)
         .map(
           (m) =>

@@ -31,6 +31,8 @@ export {
   DEFAULT_BPF_FLOW_TABLE_SIZE,
   DEFAULT_BPFFS_PATH,
   DEFAULT_PIN_NAME,
+  type ProgramRun,
+  type ProgramStats,
 } from './bpf/driver.js';
 export { BPF_LOADER_PATH, BPF_NODE_OBJECT_PATH, bpfAvailable, type XdpMode } from './bpf/loader.js';
 export { DataPlaneError, type DataPlaneErrorCode } from './errors.js';

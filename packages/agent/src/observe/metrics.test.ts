@@ -39,4 +39,11 @@ describe('agent metrics - data-plane gauges', () => {
     const without = await scrape(counters());
     expect(without).toMatch(/^l4fleet_dataplane_second_chance_tagged_packets\{node="node1",fleet="default"\} 0$/m);
   });
+
+  test('xdp: the packets the XDP fast path sent itself; 0 without it', async () => {
+    const sent = await scrape(counters({ xdp: { forwarded: { packets: 9, bytes: 900 } } }));
+    expect(sent).toMatch(/^l4fleet_dataplane_xdp_forwarded_packets\{node="node1",fleet="default"\} 9$/m);
+    const without = await scrape(counters());
+    expect(without).toMatch(/^l4fleet_dataplane_xdp_forwarded_packets\{node="node1",fleet="default"\} 0$/m);
+  });
 });

@@ -268,6 +268,16 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
     },
   });
   new Gauge({
+    name: 'l4fleet_dataplane_xdp_forwarded_packets',
+    help:
+      'packets the XDP fast path forwarded itself (bpf driver, xdp: native; the rest went through the tc program; ' +
+      '0 without it)',
+    registers: r,
+    async collect() {
+      this.set((await readDp())?.xdp?.forwarded.packets ?? 0);
+    },
+  });
+  new Gauge({
     name: 'l4fleet_dataplane_flow_entries',
     help: 'flow-affinity entries in the data plane',
     registers: r,

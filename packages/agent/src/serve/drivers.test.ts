@@ -82,4 +82,9 @@ describe('agent drivers - bpf', () => {
     const c = { ...bpfConfig(), dataplane: { ...bpfConfig().dataplane, pinName: 'a/b' } };
     expect(() => createConfiguredDataPlane(c, logger)).toThrow(/pinName: "a\/b" is not a name/);
   });
+
+  test('driver bpf gets dataplane.xdp: a value forced past the parser reaches the driver, which names it', () => {
+    const c = { ...bpfConfig(), dataplane: { ...bpfConfig().dataplane, xdp: 'generic' as 'native' } };
+    expect(() => createConfiguredDataPlane(c, logger)).toThrow(/xdp: "generic" is not one of off, native/);
+  });
 });

@@ -41,7 +41,7 @@ enum op {
 	OP_STATS = 7,        /* -> counters summed over CPUs and flow entry counts (layout at stats()) */
 	OP_FLOWS_CLEAR = 8,  /* empties both flow maps                                */
 	OP_REMOVE = 9,       /* detaches the program and removes every pin            */
-	OP_PROG_INFO = 10,   /* -> u32 prog id, u64 run_time_ns, u64 run_cnt (kernel.bpf_stats_enabled) */
+	OP_PROG_INFO = 10,   /* -> u32 prog id, u64 run_time_ns, u64 run_cnt (kernel.bpf_stats_enabled); the same for XDP */
 	OP_TABLE_PREV = 11,  /* u32 index, u32 n, n x u32 slot, n x u32 previous owner id + 1 (0 none): second chance */
 };
 

@@ -288,6 +288,16 @@ void prog_info(void)
 	put32(&o, prog_id);
 	put(&o, &info.run_time_ns, 8);
 	put(&o, &info.run_cnt, 8);
+	/* With the XDP fast path attached: the same three for its program. */
+	int xfd = xdp_id ? bpf_prog_get_fd_by_id(xdp_id) : -1;
+	struct bpf_prog_info xi = {0};
+	il = sizeof(xi);
+	if (xfd >= 0 && bpf_obj_get_info_by_fd(xfd, &xi, &il) == 0) {
+		put32(&o, xdp_id);
+		put(&o, &xi.run_time_ns, 8);
+		put(&o, &xi.run_cnt, 8);
+	}
+	if (xfd >= 0) close(xfd);
 	reply(0, o.p, (uint32_t)o.len);
 	free(o.p);
 }

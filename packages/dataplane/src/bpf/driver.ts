@@ -49,12 +49,24 @@ export interface BpfDataPlaneOptions {
   readonly objectPath?: string;
 }
 
+/** A program's id and, with kernel.bpf_stats_enabled=1, its total run time and run count. */
+export interface ProgramRun {
+  readonly progId: number;
+  readonly runTimeNs: number;
+  readonly runCount: number;
+}
+
+/** The tc program's run figures, and the XDP program's when the fast path is attached. */
+export interface ProgramStats extends ProgramRun {
+  readonly xdp?: ProgramRun;
+}
+
 /** Extra operations for benches and tests; the agent needs only DataPlane. */
 export interface BpfDataPlane extends DataPlane {
   /** Empties both flow LRUs (benches measure first packets with it). */
   clearFlows(): Promise<void>;
   /** The attached program's id and, with kernel.bpf_stats_enabled=1, its total run time and run count. */
-  programStats(): Promise<{ progId: number; runTimeNs: number; runCount: number }>;
+  programStats(): Promise<ProgramStats>;
 }
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -348,11 +360,12 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
         const { loader: l } = await ensureLoader();
         const [b] = await l.send([{ op: Op.progInfo, payload: Buffer.alloc(0), what: 'prog-info' }]);
         const r = b as Buffer;
-        return {
-          progId: r.readUInt32LE(0),
-          runTimeNs: Number(r.readBigUInt64LE(4)),
-          runCount: Number(r.readBigUInt64LE(12)),
-        };
+        const run = (at: number): ProgramRun => ({
+          progId: r.readUInt32LE(at),
+          runTimeNs: Number(r.readBigUInt64LE(at + 4)),
+          runCount: Number(r.readBigUInt64LE(at + 12)),
+        });
+        return { ...run(0), ...(r.length >= 40 ? { xdp: run(20) } : {}) };
       }),
     close: (closeOpts) =>
       serial(async () => {
