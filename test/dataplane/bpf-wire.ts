@@ -41,6 +41,16 @@ export interface CapturedPacket {
   /** GRE: flags/version word and protocol type. */
   readonly gre?: { readonly flags: number; readonly protocol: number };
   readonly udp?: { readonly sport: number; readonly dport: number; readonly length: number; readonly checksum: number };
+  /** GUE variant 0 (a header, as second chance sends it: node-maps.h struct l4f_gue_sc) after the UDP header. */
+  readonly gueHeader?: {
+    readonly hlen: number;
+    readonly proto: number;
+    readonly flags: number;
+    readonly privateType: number;
+    readonly hopIndex: number;
+    readonly hopCount: number;
+    readonly hop: string;
+  };
   readonly innerFamily: 4 | 6;
   readonly innerSrc: string;
   readonly innerDst: string;
@@ -91,6 +101,20 @@ export function parseEncapsulated(hex: string, frameLen?: number): CapturedPacke
     };
     at += 8;
   }
+  let gueHeader: CapturedPacket['gueHeader'];
+  if (udp && (f[at] as number) >> 6 === 0) {
+    const hlen = (f[at] as number) & 0x1f;
+    gueHeader = {
+      hlen,
+      proto: f[at + 1] as number,
+      flags: f.readUInt16BE(at + 2),
+      privateType: f.readUInt16BE(at + 4),
+      hopIndex: f[at + 6] as number,
+      hopCount: f[at + 7] as number,
+      hop: addr(f, at + 8, outerFamily),
+    };
+    at += 4 + hlen * 4;
+  }
   const innerFamily = (f[at] as number) >> 4 === 6 ? 6 : 4;
   const il3 = innerFamily === 6 ? 40 : ((f[at] as number) & 15) * 4;
   return {
@@ -104,6 +128,7 @@ export function parseEncapsulated(hex: string, frameLen?: number): CapturedPacke
     flowLabel: v6 ? f.readUInt32BE(14) & 0xfffff : 0,
     ...(gre ? { gre } : {}),
     ...(udp ? { udp } : {}),
+    ...(gueHeader ? { gueHeader } : {}),
     innerFamily,
     innerSrc: addr(f, at + (innerFamily === 6 ? 8 : 12), innerFamily),
     innerDst: addr(f, at + (innerFamily === 6 ? 24 : 16), innerFamily),

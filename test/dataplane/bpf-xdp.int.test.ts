@@ -262,6 +262,49 @@ for _ in range(5):
     60_000,
   );
 
+  test('second chance by XDP_TX - a TCP flow whose slot changed owner names the previous owner in the GUE header, every byte of it written', async () => {
+    const dp = bpf();
+    // Every slot owned by b1 and owned by b0 before: each new TCP flow goes to b1 naming b0.
+    const withPrevious = (t: VipTable): VipTable => ({
+      ...t,
+      slots: new Int32Array(t.slots.length).fill(1),
+      previousSlots: new Int32Array(t.slots.length).fill(0),
+    });
+    await dp.apply([
+      withPrevious(vipTable(VIP4, 2460, 'tcp', 'gue')),
+      withPrevious(vipTable(VIP6, 2460, 'tcp', 'gue')),
+    ]);
+    await warmNeighbours(topo.node, BACKENDS);
+    for (const [src, dst, v6] of [
+      [CLIENT4, VIP4, false],
+      [CLIENT6, VIP6, true],
+    ] as const) {
+      const f: Flow = { src, sport: 24_600, dst, dport: 2460, protocol: 'tcp' };
+      const got = await captureEncapsulated(topo.backends[1] as NetnsHost, () => sendFlows([f]), {
+        count: 1,
+        seconds: 3,
+        guePort: GUE_PORT,
+      });
+      expect(got.length, `IPv${v6 ? 6 : 4}: captured at b1`).toBe(1);
+      const p = got[0] as CapturedPacket;
+      expect(p.gueHeader).toEqual({
+        hlen: v6 ? 5 : 2,
+        proto: v6 ? 41 : 4,
+        flags: 0,
+        privateType: 0x4c46,
+        hopIndex: 0,
+        hopCount: 1,
+        hop: v6 ? backend6(0) : backend4(0),
+      });
+      expect([p.innerSrc, p.innerDst, p.innerSport, p.innerDport]).toEqual([f.src, f.dst, f.sport, f.dport]);
+      expect(p.lengthOk).toBe(true);
+      expect(p.ipv4ChecksumOk).toBe(true);
+    }
+    const c = await dp.counters();
+    expect(c.secondChance?.tagged.packets).toBe(2);
+    expect(c.xdp?.forwarded.packets).toBe(2);
+  }, 60_000);
+
   test('encapsulation - GUE, IPIP and GRE by XDP_TX through the backend decapsulator: replies come from the predicted backend', async () => {
     const stop = await nameServers(topo.backends, 2400);
     await warmNeighbours(topo.node, BACKENDS);
