@@ -22,6 +22,8 @@ export interface HostFacts {
   hasNetAdmin(): boolean;
   /** The first missing file of the bpf data plane (its loader or its program object); undefined when it is built. */
   missingBpfFile(): string | undefined;
+  /** net.ipv4|ipv6.conf.IFACE.forwarding of this network namespace; undefined when it cannot be read. */
+  forwarding(iface: string, family: 4 | 6): boolean | undefined;
 }
 
 /** CAP_NET_ADMIN's bit in /proc/self/status CapEff (linux/capability.h). */
@@ -63,6 +65,14 @@ export function systemHost(): HostFacts {
         .filter((d) => d !== '')
         .some((d) => accessible(join(d, program), constants.X_OK)),
     missingBpfFile: () => bpfAvailable(),
+    forwarding(iface, family) {
+      if (iface.includes('/') || iface.startsWith('.')) return undefined;
+      try {
+        return readFileSync(`/proc/sys/net/ipv${family}/conf/${iface}/forwarding`, 'utf8').trim() !== '0';
+      } catch {
+        return undefined;
+      }
+    },
     hasNetAdmin() {
       try {
         const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));

@@ -26,6 +26,7 @@ function host(change: Partial<HostFacts> = {}): HostFacts {
     onPath: () => false, // bpf needs no program on PATH (nft is the nftables driver's)
     hasNetAdmin: () => true,
     missingBpfFile: () => undefined,
+    forwarding: () => true,
     ...change,
   };
 }
@@ -81,6 +82,23 @@ describe('agent drivers - bpf', () => {
     // A pin name the agent's parser would refuse, forced past it: the driver's own check proves it was chosen.
     const c = { ...bpfConfig(), dataplane: { ...bpfConfig().dataplane, pinName: 'a/b' } };
     expect(() => createConfiguredDataPlane(c, logger)).toThrow(/pinName: "a\/b" is not a name/);
+  });
+
+  test('--check with xdp native names each announced family whose forwarding is off on node.interface', () => {
+    const off = (family: 4 | 6) => host({ forwarding: (i, f) => !(i === 'eth0' && f === family) });
+    const { address6: _v6, ...v4only } = rawConfig().node;
+    const xdp = (extra: object = {}) =>
+      parseAgentConfig({ ...rawConfig({ xdp: 'native' }), node: { ...v4only, ...extra } });
+    expect(messages(DATA_PLANE_DRIVER_SPECS.bpf.prerequisites(xdp(), off(4)))).toEqual([
+      'dataplane.xdp: "native" needs net.ipv4.conf.eth0.forwarding=1 (it is 0): bpf_fib_lookup refuses there, so the XDP fast path would forward no IPv4 packet',
+    ]);
+    // IPv6 only matters when the node announces IPv6 (node.address6).
+    expect(DATA_PLANE_DRIVER_SPECS.bpf.prerequisites(xdp(), off(6))).toEqual([]);
+    expect(messages(DATA_PLANE_DRIVER_SPECS.bpf.prerequisites(xdp({ address6: '2001:db8::11' }), off(6)))).toEqual([
+      'dataplane.xdp: "native" needs net.ipv6.conf.eth0.forwarding=1 (it is 0): bpf_fib_lookup refuses there, so the XDP fast path would forward no IPv6 packet',
+    ]);
+    // xdp off asks nothing of forwarding.
+    expect(DATA_PLANE_DRIVER_SPECS.bpf.prerequisites(bpfConfig(), off(4))).toEqual([]);
   });
 
   test('driver bpf gets dataplane.xdp: a value forced past the parser reaches the driver, which names it', () => {

@@ -86,6 +86,20 @@ export const DATA_PLANE_DRIVER_SPECS: { readonly [K in DataPlaneDriver]: DataPla
           });
         }
       }
+      // The XDP fast path asks the FIB (bpf_fib_lookup), which refuses on an interface that does not forward: the
+      // families this node announces would all take the tc path (docs/design/0007 "XDP fast path").
+      if (config.dataplane.xdp === 'native') {
+        const iface = config.node.interface;
+        for (const family of [4, 6] as const) {
+          if ((family === 4 ? config.node.address : config.node.address6) === undefined) continue;
+          if (host.forwarding(iface, family) === false) {
+            problems.push({
+              path: 'dataplane.xdp',
+              message: `"native" needs net.ipv${family}.conf.${iface}.forwarding=1 (it is 0): bpf_fib_lookup refuses there, so the XDP fast path would forward no IPv${family} packet`,
+            });
+          }
+        }
+      }
       return problems;
     },
   },

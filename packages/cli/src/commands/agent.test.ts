@@ -32,6 +32,7 @@ function host(change: Partial<HostFacts> = {}): HostFacts {
     onPath: (p) => p === 'nft',
     hasNetAdmin: () => true,
     missingBpfFile: () => undefined,
+    forwarding: () => true,
     ...change,
   };
 }
