@@ -1,7 +1,8 @@
 /**
  * The agent with `dataplane: { driver: bpf }` against the real kernel: an agent process in a network namespace
  * (memory store, fake speaker: the data plane is the part under test) attaches the tc program to its veth, pins the
- * maps under the configured bpffs path and pin name, and programs the fleet's VIP. (The agent's plan does not pass a
+ * maps under the configured bpffs path and pin name, and programs the fleet's VIP; restarted with `xdp: native`, it
+ * also attaches the XDP fast path. (The agent's plan does not pass a
  * pool's `forwarding` to the data plane yet, so the VIP is `l2` whatever the fleet says.) Run under the ns lock.
  */
 import { spawnSync } from 'node:child_process';
@@ -42,6 +43,12 @@ describe.skipIf(!built)('agent - dataplane driver bpf on a veth', () => {
     await router.addr('eth0', '198.18.40.1/24');
   });
 
+  /** The name of the XDP program on the node's eth0, if any. */
+  const xdpProgram = async (): Promise<string | undefined> => {
+    const [link] = JSON.parse(await node.sh('ip -j link show dev eth0')) as { xdp?: { prog?: { name: string } } }[];
+    return link?.xdp?.prog?.name;
+  };
+
   afterAll(async () => {
     await lab?.cleanup();
     // The pins outlive the agent by design (forwarding survives restarts): the test removes them, then the mount.
@@ -51,60 +58,71 @@ describe.skipIf(!built)('agent - dataplane driver bpf on a veth', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test('agent - driver bpf attaches to node.interface, pins under bpffsPath/pinName and programs the VIP', async () => {
-    const config = {
-      node: { name: 'n1', interface: 'eth0', address: NODE4 },
-      bgp: { asn: 65001, peers: [{ address: '198.18.40.1', asn: 65000 }] },
-      etcd: { endpoints: ['http://127.0.0.1:2379'] }, // unused: the store is given
-      metrics: { listen: '127.0.0.1:0' },
-      state: { enabled: false },
-      dataplane: { driver: 'bpf', bpffsPath: BPFFS, pinName: PIN, flowTableSize: 1024 },
-    };
-    const fleet = {
-      hashSeed: 7,
-      pools: [
-        {
-          name: 'web',
-          healthCheck: { type: 'none' },
-          members: [{ name: 'be1', address: '198.18.41.10', port: 80 }],
-        },
-      ],
-      vips: [{ address: VIP4, port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
-    };
-    const child = node.spawn([
-      join(ROOT, 'node_modules/.bin/tsx'),
-      '--tsconfig',
-      join(ROOT, 'tsconfig.check.json'),
-      CHILD,
-      JSON.stringify(config),
-      JSON.stringify(fleet),
-    ]);
-    let stderr = '';
-    child.stderr?.on('data', (b: Buffer) => {
-      stderr += b.toString();
-    });
+  // The second case restarts over the first one's pins with the XDP fast path asked for.
+  test.each([
+    ['off', {}],
+    ['native', { xdp: 'native' }],
+  ] as const)(
+    'agent - driver bpf (xdp %s) attaches to node.interface, pins under bpffsPath/pinName and programs the VIP',
+    async (xdp, option) => {
+      if (xdp === 'native') await node.sh('sysctl -qw net.ipv4.conf.eth0.forwarding=1');
+      const config = {
+        node: { name: 'n1', interface: 'eth0', address: NODE4 },
+        bgp: { asn: 65001, peers: [{ address: '198.18.40.1', asn: 65000 }] },
+        etcd: { endpoints: ['http://127.0.0.1:2379'] }, // unused: the store is given
+        metrics: { listen: '127.0.0.1:0' },
+        state: { enabled: false },
+        dataplane: { driver: 'bpf', bpffsPath: BPFFS, pinName: PIN, flowTableSize: 1024, ...option },
+      };
+      const fleet = {
+        hashSeed: 7,
+        pools: [
+          {
+            name: 'web',
+            healthCheck: { type: 'none' },
+            members: [{ name: 'be1', address: '198.18.41.10', port: 80 }],
+          },
+        ],
+        vips: [{ address: VIP4, port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
+      };
+      const child = node.spawn([
+        join(ROOT, 'node_modules/.bin/tsx'),
+        '--tsconfig',
+        join(ROOT, 'tsconfig.check.json'),
+        CHILD,
+        JSON.stringify(config),
+        JSON.stringify(fleet),
+      ]);
+      let stderr = '';
+      child.stderr?.on('data', (b: Buffer) => {
+        stderr += b.toString();
+      });
 
-    // Bounded: 30 s, every 250 ms, until the VIP is in the pinned VIP map.
-    const vips = join(BPFFS, PIN, 'l4f_vips');
-    let dump = '';
-    const deadline = Date.now() + 30_000;
-    for (let i = 0; i < 120 && Date.now() < deadline; i++) {
-      if (existsSync(vips)) {
-        dump = spawnSync('bpftool', ['-j', 'map', 'dump', 'pinned', vips], { encoding: 'utf8' }).stdout;
-        if (dump.includes('"key"')) break;
+      // Bounded: 30 s, every 250 ms, until the VIP is in the pinned VIP map.
+      const vips = join(BPFFS, PIN, 'l4f_vips');
+      let dump = '';
+      const deadline = Date.now() + 30_000;
+      for (let i = 0; i < 120 && Date.now() < deadline; i++) {
+        if (existsSync(vips)) {
+          dump = spawnSync('bpftool', ['-j', 'map', 'dump', 'pinned', vips], { encoding: 'utf8' }).stdout;
+          if (dump.includes('"key"') && (xdp === 'off' || (await xdpProgram()) !== undefined)) break;
+        }
+        if (child.exitCode !== null) break;
+        await new Promise((r) => setTimeout(r, 250));
       }
-      if (child.exitCode !== null) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    expect(child.exitCode, stderr).toBeNull();
-    expect(existsSync(vips), stderr).toBe(true);
-    expect(JSON.parse(dump), stderr).toHaveLength(1);
-    const tc = await node.sh('tc filter show dev eth0 ingress');
-    expect(tc).toMatch(/bpf/);
+      expect(child.exitCode, stderr).toBeNull();
+      expect(existsSync(vips), stderr).toBe(true);
+      expect(JSON.parse(dump), stderr).toHaveLength(1);
+      const tc = await node.sh('tc filter show dev eth0 ingress');
+      expect(tc).toMatch(/bpf/);
+      // agent.yaml's dataplane.xdp reached the loader: the XDP program is attached in native mode, or not at all.
+      expect(await xdpProgram()).toBe(xdp === 'native' ? 'l4f_node_xdp' : undefined);
 
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
-    // close() leaves the program attached and the maps pinned: forwarding survives the agent (0007).
-    expect(existsSync(vips)).toBe(true);
-  }, 60_000);
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      // close() leaves the program attached and the maps pinned: forwarding survives the agent (0007).
+      expect(existsSync(vips)).toBe(true);
+    },
+    60_000,
+  );
 });
