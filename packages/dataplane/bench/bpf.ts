@@ -21,21 +21,18 @@
  * quartiles). The backend counts and drops what arrives, encapsulated or not, in a netdev chain.
  * Cross-check: kernel.bpf_stats_enabled=1 during the bpf floods; run_time_ns / run_cnt of the program is
  * the program's own time per packet (it does not include the redirect's transmit or the extra bytes).
- *
- * Apply latency at M = 65,537, 100 backends (median of 7): full table (a new VIP), a 16,384-slot delta,
- * and a restart with nothing to change (a new driver: loader start over the pins, reading the maps back,
- * planning: nothing sent).
+ * Apply latency: bpf-apply.ts; the printed lines: bpf-report.ts.
  */
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildTable } from '@l4fleet/maglev';
 import { run } from '@l4fleet/process';
 import { pino } from 'pino';
 import type { NetnsHost } from '../../../test/support/netns.js';
 import { buildXdpPass, xdpPass } from '../../../test/support/xdp-pass.js';
 import { type BpfDataPlane, createBpfDataPlane, type Forwarding, type VipTable } from '../src/index.js';
+import { ARTIFACTS, BPFFS } from './bpf-apply.js';
 import {
   BENCH_FLOW_TABLE_SIZE,
   FLOOD_MAX_S,
@@ -53,33 +50,13 @@ import {
   ROUNDS,
   WARMUP_PACKETS,
 } from './flood.js';
-import { NIC_HEADROOM_BYTES, nicHeadroom } from './headroom.js';
-import { benchLab } from './interrupt.js';
+import { nicHeadroom } from './headroom.js';
 import { type Flood, grownSymbols, type Profile, profileFlood } from './profile.js';
 
 const logger = pino({ level: 'silent' });
-/** The restarts' `programLoaded` events (bpfApplyLatency): which start path the loader took. */
-const starts: string[] = [];
-const startLogger = pino(
-  { level: 'info' },
-  {
-    write(line: string) {
-      const e = JSON.parse(line) as { event?: string; from?: string };
-      if (e.event === 'programLoaded') starts.push(e.from ?? '');
-    },
-  },
-);
-/**
- * BENCH_BPF_LOADER / BENCH_BPF_OBJECT: another l4fleet-bpf / node.bpf.o than the package build's (to compare a
- * change to the program or the loader in one run of the same bench).
- */
-export const ARTIFACTS = {
-  ...(process.env.BENCH_BPF_LOADER ? { loaderPath: process.env.BENCH_BPF_LOADER } : {}),
-  ...(process.env.BENCH_BPF_OBJECT ? { objectPath: process.env.BENCH_BPF_OBJECT } : {}),
-};
 const SINK = 'l4bench_bpf_sink';
 const BASELINE = 'l4bench_bpf_fwd';
-const BPFFS = `/run/l4fleet-bench-bpf-${process.pid}`;
+
 type Mode = 'fwd' | 'bpf-l2' | 'bpf-gue' | 'bpf-ipip' | 'fwd-nic' | 'bpf-gue-nic' | 'xdp-l2' | 'xdp-gue';
 const NIC: readonly Mode[] = process.env.BENCH_PP_NIC === '0' ? [] : ['fwd-nic', 'bpf-gue-nic'];
 const XDP: readonly Mode[] = process.env.BENCH_PP_XDP === '0' ? [] : ['xdp-l2', 'xdp-gue'];
@@ -103,7 +80,7 @@ function perfAvailable(): boolean {
   if (!ok) console.error("bpf bench: no perf, so no profile of where gue's extra goes (apt-get install linux-perf)");
   return ok;
 }
-const PROFILE_KEY = 'bpfGueOverL2';
+export const PROFILE_KEY = 'bpfGueOverL2';
 
 export interface BpfBenchSetup {
   readonly client: NetnsHost;
@@ -317,150 +294,4 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
     }
   }
   return figures;
-}
-
-/** Rounds of the apply latency figures (each: full table, delta, restart). */
-const APPLY_RUNS = Number(process.env.BENCH_APPLY_RUNS ?? 7);
-
-/** This process's CPU time in ms (all its threads: JavaScript, GC, compiler). */
-const cpuMs = (): number => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
-
-/** Wall time and this process's CPU time of `fn` (the loader's own time is in the wall time only). */
-async function timed<T>(fn: () => Promise<T>): Promise<{ r: T; wall: number; cpu: number }> {
-  const c = cpuMs();
-  const t = performance.now();
-  const r = await fn();
-  return { r, wall: performance.now() - t, cpu: cpuMs() - c };
-}
-
-/**
- * Apply latency of the bpf driver at M = 65,537 with 100 backends (median and minimum of APPLY_RUNS):
- * wall time (what the agent waits), and how much of it was this process on a CPU (planning, encoding,
- * decoding; the rest is the loader, the kernel, process start, and waiting for a CPU on a loaded machine).
- * The loader joins the bench's node namespace itself (--netns); bpfNsenterSpawnMs is what `nsenter --net`
- * alone costs, which a restart paid before that. bpfRestartFromPins: the share of restarts that took the
- * loader's fast path (1 = all: the pins opened by path, the object never parsed).
- */
-export async function bpfApplyLatency(): Promise<Record<string, number>> {
-  const lab = await benchLab('l4bb');
-  const bpffs = `${BPFFS}-apply`;
-  type Sample = { wall: number; cpu: number };
-  const times = { full: [] as Sample[], delta: [] as Sample[], restart: [] as Sample[], nsenter: [] as number[] };
-  try {
-    const h = await lab.host('lat');
-    await h.run(['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1']);
-    await h.run(['ip', 'link', 'set', 'eth0', 'up']);
-    const names = Array.from({ length: 100 }, (_x, i) => ({
-      name: `m${i}`,
-      address: `198.18.${200 + (i >> 8)}.${i & 255}`,
-      port: 80,
-    }));
-    const full: VipTable = {
-      vip: { address: '198.51.100.1', port: 80, protocol: 'tcp' },
-      hash: '5-tuple',
-      seed: 1,
-      backends: names,
-      slots: buildTable(names, 65_537),
-    };
-    // Exactly 16,384 slots move to another backend (as a quarter of a 4-backend pool leaving would).
-    const moved = Int32Array.from(full.slots);
-    for (let s = 0; s < 16_384; s++) moved[s * 4] = ((moved[s * 4] as number) + 1) % names.length;
-    const delta: VipTable = { ...full, slots: moved };
-    const make = (log = logger): BpfDataPlane =>
-      createBpfDataPlane({ interface: 'eth0', netns: h.ns, bpffsPath: bpffs, logger: log, ...ARTIFACTS });
-    for (let i = 0; i < APPLY_RUNS; i++) {
-      const dp = make();
-      await dp.apply([]); // loader start and the empty read-back, outside the figure
-      times.full.push(await timed(() => dp.apply([full])));
-      times.delta.push(await timed(() => dp.apply([delta])));
-      await dp.apply([full]);
-      await dp.close();
-      const again = make(startLogger);
-      const r = await timed(() => again.apply([full]));
-      if (r.r.transactions !== 0) throw new Error(`bpf restart: ${r.r.transactions} requests for an unchanged state`);
-      times.restart.push(r);
-      await again.close({ removeState: true });
-      const t = performance.now();
-      await run(['nsenter', `--net=/run/netns/${h.ns}`, 'true']);
-      times.nsenter.push(performance.now() - t);
-    }
-  } finally {
-    await lab.cleanup();
-    spawnSync('umount', [bpffs]);
-    spawnSync('rmdir', [bpffs]);
-  }
-  const out: Record<string, number> = {
-    bpfNsenterSpawnMs: median(times.nsenter),
-    bpfRestartFromPins: starts.filter((f) => f === 'pins').length / Math.max(1, starts.length),
-  };
-  for (const [k, xs] of [
-    ['bpfFullApply', times.full],
-    ['bpfDelta16k', times.delta],
-    ['bpfRestartReconcile', times.restart],
-  ] as const) {
-    out[`${k}Ms`] = median(xs.map((x) => x.wall));
-    out[`${k}MinMs`] = Math.min(...xs.map((x) => x.wall));
-    out[`${k}CpuMs`] = median(xs.map((x) => x.cpu));
-  }
-  return out;
-}
-
-export function bpfReport(f: Record<string, number>): string[] {
-  const ns = (k: string): string => (f[k] === undefined ? '-' : `${Math.round(f[k] as number)}`);
-  const lines = [
-    '\nbpf data plane, CPU per packet over a bare netdev fwd (median [p25-p75] of paired rounds; prog = bpf_stats)',
-  ];
-  for (const fam of ['', '6']) {
-    for (const t of ['', 'New']) {
-      const base = `bpf${fam}${t}`;
-      const label = (m: string): string =>
-        m === 'GueNic'
-          ? `gue, ${NIC_HEADROOM_BYTES} B headroom (a NIC's)`
-          : m.startsWith('Xdp')
-            ? `xdp ${m.slice(3).toLowerCase()} (veth's XDP)`
-            : m.toLowerCase();
-      const cells = ['L2', 'Gue', 'Ipip', 'GueNic', 'XdpL2', 'XdpGue']
-        .filter((m) => f[`${base}${m}ExtraNs`] !== undefined)
-        .map(
-          (m) =>
-            `${label(m)} +${ns(`${base}${m}ExtraNs`)} [${ns(`${base}${m}ExtraP25Ns`)}..${ns(`${base}${m}ExtraP75Ns`)}] ns (prog ${ns(`${base}${m}ProgNs`)})`,
-        );
-      lines.push(
-        `  IPv${fam || '4'} ${t ? 'new flows ' : 'known flows'}: fwd ${ns(`${base}FwdNs`)} ns/pkt; ${cells.join('; ')}`,
-      );
-    }
-  }
-  const grown = Object.keys(f).filter((k) => k.startsWith(`${PROFILE_KEY}.`));
-  if (grown.length > 0) {
-    lines.push(
-      "  where gue's extra goes (perf cpu-clock on the sender's CPU, one l2 and one gue flood each; kernel symbols " +
-        'whose ns/packet grew most from l2 to gue):',
-    );
-    for (const fam of [4, 6]) {
-      for (const t of ['known', 'new']) {
-        const prefix = `${PROFILE_KEY}.${fam}.${t}.`;
-        const syms = grown
-          .filter((k) => k.startsWith(prefix) && !k.endsWith('.total'))
-          .map((k) => `${k.slice(prefix.length)} +${ns(k)}`);
-        if (f[`${prefix}total`] !== undefined) {
-          lines.push(`    IPv${fam} ${t}: +${ns(`${prefix}total`)} ns/pkt in all; ${syms.join(', ')}`);
-        }
-      }
-    }
-  }
-  if (f.bpfFullApplyMs !== undefined) {
-    const ms = (k: string): string =>
-      `${(f[`${k}Ms`] as number).toFixed(1)} ms (min ${(f[`${k}MinMs`] as number).toFixed(1)}, ` +
-      `this process on CPU ${(f[`${k}CpuMs`] as number).toFixed(1)})`;
-    lines.push(
-      `bpf apply at M = 65,537, median of ${APPLY_RUNS}: full table ${ms('bpfFullApply')}; 16,384-slot delta ` +
-        `${ms('bpfDelta16k')}; restart with nothing to change ${ms('bpfRestartReconcile')}, loader fast path ` +
-        `in ${Math.round(100 * (f.bpfRestartFromPins as number))}% (nsenter alone, no longer used: ` +
-        `~${(f.bpfNsenterSpawnMs as number).toFixed(1)} ms)`,
-    );
-  }
-  return lines;
 }

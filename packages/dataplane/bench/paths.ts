@@ -31,7 +31,7 @@ import {
   teardownBackend,
   type VipTable,
 } from '../src/index.js';
-import { ARTIFACTS } from './bpf.js';
+import { ARTIFACTS } from './bpf-apply.js';
 import { median, quantile } from './flood.js';
 
 /**
