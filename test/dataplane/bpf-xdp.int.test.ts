@@ -7,21 +7,18 @@
  * to the tc program, which must give the same answer.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import {
   type BpfDataPlane,
   type BpfDataPlaneOptions,
   bpfAvailable,
   createBpfDataPlane,
-  createExec,
   DataPlaneError,
   type Forwarding,
-  setupBackend,
-  teardownBackend,
   type VipTable,
 } from '@l4fleet/dataplane';
-import { buildTable, type Flow, type Protocol, slotOf } from '@l4fleet/maglev';
+import { buildTable, type Flow, type Protocol } from '@l4fleet/maglev';
 import type { NetnsHost } from '@l4fleet/test-support/netns';
 import { buildXdpPass, xdpPass } from '@l4fleet/test-support/xdp-pass';
 import { pino } from 'pino';
@@ -37,12 +34,15 @@ import {
   clientSource6,
   createDsrTopology,
   type DsrTopology,
+  decapsulatingBackends,
+  expectedBackend,
+  flowKey,
   installFlowRecorders,
+  landings as landingsOf,
   lineClient,
   NODE4,
   nameServers,
-  recordedFlows,
-  SEND_FLOWS_PY,
+  sendFlows as sendFlowsVia,
   VIP4,
   VIP6,
   warmNeighbours,
@@ -57,6 +57,9 @@ const built = bpfAvailable() === undefined;
 const work = mkdtempSync(`${tmpdir()}/l4xdp-`);
 
 let topo: DsrTopology;
+const sendFlows = (flows: readonly Flow[]): Promise<void> => sendFlowsVia(topo, flows);
+const landings = (): Promise<Map<string, number[]>> => landingsOf(topo);
+const expected = expectedBackend;
 const open: BpfDataPlane[] = [];
 let pins = 0;
 
@@ -93,21 +96,6 @@ function vipTable(address: string, port: number, protocol: Protocol, forwarding:
     forwarding,
     guePort: GUE_PORT,
   };
-}
-
-const expected = (t: VipTable, f: Flow): number => t.slots[slotOf(f, t.slots.length, t.seed, t.hash)] as number;
-const flowKey = (f: Flow): string => `${f.src}|${f.protocol}|${f.sport}`;
-
-async function sendFlows(flows: readonly Flow[]): Promise<void> {
-  await topo.client.run(['python3', '-c', SEND_FLOWS_PY], { input: JSON.stringify(flows), timeoutMs: 30_000 });
-}
-
-async function landings(): Promise<Map<string, number[]>> {
-  const out = new Map<string, number[]>();
-  for (const [i, b] of topo.backends.entries()) {
-    for (const k of await recordedFlows(b)) out.set(k, [...(out.get(k) ?? []), i]);
-  }
-  return out;
 }
 
 /** `n` UDP flows (one datagram each) to both VIPs' `port`, from many client addresses. */
@@ -308,23 +296,8 @@ for _ in range(5):
   test('encapsulation - GUE, IPIP and GRE by XDP_TX through the backend decapsulator: replies come from the predicted backend', async () => {
     const stop = await nameServers(topo.backends, 2400);
     await warmNeighbours(topo.node, BACKENDS);
-    const stateDir = `/run/l4fleet-xdp-test-${process.pid}-state`;
-    const deps = topo.backends.map((b, i) => ({
-      exec: createExec(b.ns),
-      bpffs: `${BPFFS}-b${i}`,
-      stateDir: `${stateDir}-${b.ns}`,
-    }));
-    for (const d of deps) {
-      mkdirSync(d.bpffs, { recursive: true });
-      spawnSync('mount', ['-t', 'bpf', 'bpf', d.bpffs]);
-    }
+    const undo = await decapsulatingBackends(topo, `${BPFFS}-decap`, [NODE4, NODE6]);
     try {
-      for (const d of deps) {
-        await setupBackend(
-          { vips: [VIP4, VIP6], forwarding: ['gue', 'ipip', 'gre'], nodes: [NODE4, NODE6], interface: 'eth0' },
-          d,
-        );
-      }
       const dp = bpf();
       let sport = 24_000;
       let asked = 0;
@@ -355,12 +328,7 @@ for _ in range(5):
       expect(c.drops['too-big']?.packets ?? 0).toBe(0);
     } finally {
       stop();
-      for (const d of deps) await teardownBackend(d).catch(() => undefined);
-      for (const d of deps) {
-        rmSync(d.stateDir, { recursive: true, force: true });
-        spawnSync('umount', [d.bpffs]);
-        rmSync(d.bpffs, { recursive: true, force: true });
-      }
+      await undo();
     }
   }, 120_000);
 

@@ -4,19 +4,16 @@
  * table swaps, restart over the pinned maps, bad input.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import {
   type BpfDataPlane,
   type BpfDataPlaneOptions,
   bpfAvailable,
   createBpfDataPlane,
-  createExec,
   createNftablesDataPlane,
   type DataPlane,
   DataPlaneError,
   type Forwarding,
-  setupBackend,
-  teardownBackend,
   type VipTable,
 } from '@l4fleet/dataplane';
 import { buildTable, type Flow, type HashMode, type Protocol, slotOf } from '@l4fleet/maglev';
@@ -34,12 +31,15 @@ import {
   clientSource6,
   createDsrTopology,
   type DsrTopology,
+  decapsulatingBackends,
+  expectedBackend,
+  flowKey,
   installFlowRecorders,
+  landings as landingsOf,
   lineClient as lineClientIn,
   NODE4,
   nameServers as nameServersAt,
-  recordedFlows,
-  SEND_FLOWS_PY,
+  sendFlows as sendFlowsVia,
   VIP4,
   VIP6,
 } from './topology.js';
@@ -52,6 +52,9 @@ const BPFFS = `/run/l4fleet-bpf-test-${process.pid}`;
 const built = bpfAvailable() === undefined;
 
 let topo: DsrTopology;
+const sendFlows = (flows: readonly Flow[]): Promise<void> => sendFlowsVia(topo, flows);
+const landings = (): Promise<Map<string, number[]>> => landingsOf(topo);
+const expected = expectedBackend;
 let node2: NetnsHost;
 const open: DataPlane[] = [];
 let pins = 0;
@@ -95,21 +98,6 @@ function vipTable(opts: {
     ...(opts.forwarding ? { forwarding: opts.forwarding } : {}),
     ...(opts.guePort ? { guePort: opts.guePort } : {}),
   };
-}
-
-const expected = (t: VipTable, f: Flow): number => t.slots[slotOf(f, t.slots.length, t.seed, t.hash)] as number;
-const flowKey = (f: Flow): string => `${f.src}|${f.protocol}|${f.sport}`;
-
-async function sendFlows(flows: readonly Flow[]): Promise<void> {
-  await topo.client.run(['python3', '-c', SEND_FLOWS_PY], { input: JSON.stringify(flows), timeoutMs: 30_000 });
-}
-
-async function landings(): Promise<Map<string, number[]>> {
-  const out = new Map<string, number[]>();
-  for (const [i, b] of topo.backends.entries()) {
-    for (const k of await recordedFlows(b)) out.set(k, [...(out.get(k) ?? []), i]);
-  }
-  return out;
 }
 
 /** 4 x `n` flows to port 1000+k of both VIPs, tcp and udp, from many client addresses. */
@@ -279,24 +267,8 @@ describe.skipIf(!built)('bpf data plane', () => {
 
   test('encapsulation end to end - GUE, IPIP and GRE through the backend decapsulator (l4fleet backend setup): replies come from the predicted backend', async () => {
     const stop = await nameServers(1300);
-    const stateDir = `/run/l4fleet-bpf-test-${process.pid}-state`;
-    // One bpffs per backend: each is its own host (the backend setup keeps one pin directory per bpffs).
-    const deps = topo.backends.map((b, i) => ({
-      exec: createExec(b.ns),
-      bpffs: `${BPFFS}-b${i}`,
-      stateDir: `${stateDir}-${b.ns}`,
-    }));
-    for (const d of deps) {
-      mkdirSync(d.bpffs, { recursive: true });
-      spawnSync('mount', ['-t', 'bpf', 'bpf', d.bpffs]);
-    }
+    const undo = await decapsulatingBackends(topo, `${BPFFS}-decap`, [NODE4, NODE6]);
     try {
-      for (const d of deps) {
-        await setupBackend(
-          { vips: [VIP4, VIP6], forwarding: ['gue', 'ipip', 'gre'], nodes: [NODE4, NODE6], interface: 'eth0' },
-          d,
-        );
-      }
       const dp = bpf();
       let sport = 24_000;
       for (const mode of ['gue', 'ipip', 'gre'] as const) {
@@ -327,12 +299,7 @@ describe.skipIf(!built)('bpf data plane', () => {
       expect(counters.drops['too-big']?.packets ?? 0).toBe(0);
     } finally {
       stop();
-      for (const d of deps) await teardownBackend(d).catch(() => undefined);
-      for (const d of deps) {
-        rmSync(d.stateDir, { recursive: true, force: true });
-        spawnSync('umount', [d.bpffs]);
-        rmSync(d.bpffs, { recursive: true, force: true });
-      }
+      await undo();
     }
   }, 120_000);
 

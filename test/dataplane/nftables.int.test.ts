@@ -26,11 +26,13 @@ import {
   clientSource6,
   createDsrTopology,
   type DsrTopology,
+  expectedBackend,
+  flowKey,
   installFlowRecorders,
   LINE_CLIENT_PY,
+  landings as landingsOf,
   NAME_SERVER_PY,
-  recordedFlows,
-  SEND_FLOWS_PY,
+  sendFlows as sendFlowsVia,
   VIP4,
   VIP6,
 } from './topology.js';
@@ -40,6 +42,9 @@ const SEED = 0x5eed_1234;
 const BACKENDS = 3;
 
 let topo: DsrTopology;
+const sendFlows = (flows: readonly Flow[]): Promise<void> => sendFlowsVia(topo, flows);
+const landings = (): Promise<Map<string, number[]>> => landingsOf(topo);
+const expected = expectedBackend;
 const open: DataPlane[] = [];
 
 function dataPlane(extra: Partial<NftablesDataPlaneOptions> = {}): DataPlane {
@@ -72,26 +77,6 @@ function vipTable(opts: {
     slots: buildTable(backends, opts.size ?? 65_537),
   };
 }
-
-/** The backend index the table predicts for a flow. */
-function expected(t: VipTable, f: Flow): number {
-  return t.slots[slotOf(f, t.slots.length, t.seed, t.hash)] as number;
-}
-
-async function sendFlows(flows: readonly Flow[]): Promise<void> {
-  await topo.client.run(['python3', '-c', SEND_FLOWS_PY], { input: JSON.stringify(flows), timeoutMs: 30_000 });
-}
-
-/** Which backend recorded each flow (`src|proto|sport` -> backend indices). */
-async function landings(): Promise<Map<string, number[]>> {
-  const out = new Map<string, number[]>();
-  for (const [i, b] of topo.backends.entries()) {
-    for (const k of await recordedFlows(b)) out.set(k, [...(out.get(k) ?? []), i]);
-  }
-  return out;
-}
-
-const flowKey = (f: Flow): string => `${f.src}|${f.protocol}|${f.sport}`;
 
 /** `n` flows to VIP4:80, source ports from `sport`, from one client address or many (`src`). */
 function flowsToVip4(n: number, sport: number, protocol: Protocol, src: (i: number) => string = () => CLIENT4): Flow[] {

@@ -8,8 +8,11 @@
  * backend answers from the VIP straight to the router (its default gateway), so replies never reach
  * the node: direct server return.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { createExec, setupBackend, teardownBackend, type VipTable } from '@l4fleet/dataplane';
+import { type Flow, slotOf } from '@l4fleet/maglev';
 import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
 
 export const VIP4 = '198.51.100.77';
@@ -258,4 +261,63 @@ export async function nameServers(backends: readonly NetnsHost[], port: number):
   return () => {
     for (const x of servers) x.kill('SIGKILL');
   };
+}
+
+/** The backend index the VIP's table gives `f` (@l4fleet/maglev slotOf: what every node must pick). */
+export const expectedBackend = (t: VipTable, f: Flow): number =>
+  t.slots[slotOf(f, t.slots.length, t.seed, t.hash)] as number;
+
+/** A flow as the backends' recorders key it. */
+export const flowKey = (f: Flow): string => `${f.src}|${f.protocol}|${f.sport}`;
+
+/** One packet per flow from the topology's client (SEND_FLOWS_PY). */
+export async function sendFlows(topo: DsrTopology, flows: readonly Flow[]): Promise<void> {
+  await topo.client.run(['python3', '-c', SEND_FLOWS_PY], { input: JSON.stringify(flows), timeoutMs: 30_000 });
+}
+
+/** Which backend recorded each flow (`src|proto|sport` -> backend indices). */
+export async function landings(topo: DsrTopology): Promise<Map<string, number[]>> {
+  const out = new Map<string, number[]>();
+  for (const [i, b] of topo.backends.entries()) {
+    for (const k of await recordedFlows(b)) out.set(k, [...(out.get(k) ?? []), i]);
+  }
+  return out;
+}
+
+/**
+ * `l4fleet backend setup` on every backend (gue, ipip and gre for both VIPs, from `nodes`), each backend its own host:
+ * its own bpffs (`<bpffsBase>-b<i>`, mounted here) and state directory. Returns what undoes it all.
+ */
+export async function decapsulatingBackends(
+  topo: DsrTopology,
+  bpffsBase: string,
+  nodes: readonly string[],
+): Promise<() => Promise<void>> {
+  const deps = topo.backends.map((b, i) => ({
+    exec: createExec(b.ns),
+    bpffs: `${bpffsBase}-b${i}`,
+    stateDir: `${bpffsBase}-state-${b.ns}`,
+  }));
+  const undo = async (): Promise<void> => {
+    for (const d of deps) await teardownBackend(d).catch(() => undefined);
+    for (const d of deps) {
+      rmSync(d.stateDir, { recursive: true, force: true });
+      spawnSync('umount', [d.bpffs]);
+      rmSync(d.bpffs, { recursive: true, force: true });
+    }
+  };
+  try {
+    for (const d of deps) {
+      mkdirSync(d.bpffs, { recursive: true });
+      spawnSync('mount', ['-t', 'bpf', 'bpf', d.bpffs]);
+      await setupBackend(
+        { vips: [VIP4, VIP6], forwarding: ['gue', 'ipip', 'gre'], nodes: [...nodes], interface: 'eth0' },
+        d,
+      );
+    }
+  } catch (err) {
+    await undo();
+    throw err;
+  }
+  return undo;
 }
