@@ -11,9 +11,9 @@
  *   a new one, ~1-2 s); every write the store makes is safe to repeat (puts of fixed values, txns guarded by
  *   revisions, and apply's pointer txn recognises its own earlier success by its generation id);
  * - an endpoint that failed is skipped until a probe of its own answers (endpoint-health.ts);
- * - gRPC keepalive pings find a hung endpoint under a long-lived stream (watch, lease keepalive) within
- *   ENDPOINT_KEEPALIVE_TIME_MS + ENDPOINT_KEEPALIVE_TIMEOUT_MS; the stream then moves to another endpoint. That
- *   bound (6 s) is below two thirds of DEFAULT_LEASE_TTL_S, so a node's lease survives the move.
+ * - gRPC keepalive pings find a hung endpoint under a long-lived stream (a watch) within
+ *   ENDPOINT_KEEPALIVE_TIME_MS + ENDPOINT_KEEPALIVE_TIMEOUT_MS; the stream then moves to another endpoint. A node's
+ *   lease is not kept on such a stream: each renewal has the attempt deadline (lease-keeper.ts).
  * With one endpoint nothing is retried and nothing is held down: callers see failures at once, and the first call
  * after an etcd restart goes through.
  */
@@ -75,6 +75,8 @@ export interface Connection {
   close(): void;
   /** Status of one endpoint alone (its own client, the attempt deadline); quorum.ts reads the leader from it. */
   status(endpoint: string): Promise<{ leader: string }>;
+  /** Deadline of one attempt on one endpoint, in ms (a lease renewal's too: lease-keeper.ts). */
+  readonly attemptMs: number;
 }
 
 export function connect(options: EtcdStoreOptions): Connection {
@@ -161,6 +163,7 @@ export function connect(options: EtcdStoreOptions): Connection {
   return {
     client,
     status,
+    attemptMs,
     ns: client.namespace(namespace),
     close: () => {
       for (const h of healths) h.close();

@@ -220,6 +220,36 @@ describe('store - etcd (real)', () => {
     expect(await observer.listNodes()).toEqual([]);
   });
 
+  test('renewals keep a short lease alive; a lease revoked behind its back is re-granted and everything re-written', async () => {
+    const prefix = `/t-${Math.random().toString(36).slice(2, 8)}`;
+    const agent = open(prefix);
+    const observer = open(prefix);
+    const lost: StoreError[] = [];
+    let reregistered = 0;
+    const reg = await agent.registerNode(
+      { name: 'lb1' },
+      { leaseTtlS: 2, onLeaseLost: (e) => lost.push(e), onReregistered: () => (reregistered += 1) },
+    );
+    await reg.reportHealth(new Map([['web/198.18.0.1:80', 'up']]));
+    await reg.reportStatus({ tables: {}, announced: [], bgp: {}, failStatic: false, desiredRevision: 1 });
+    // Three TTLs: only the renewals keep it (lease-keeper.ts).
+    await new Promise((r) => setTimeout(r, 6_000));
+    expect((await observer.listNodes()).map((n) => n.name)).toEqual(['lb1']);
+    expect(lost).toEqual([]);
+    const key = `${prefix}/v1/nodes/lb1`;
+    const leaseOf = async () => (await etcd.etcdctl('get', key, '-w', 'json')).match(/"lease":(\d+)/)?.[1];
+    const first = await leaseOf();
+    expect(first).toMatch(/^\d+$/);
+    await etcd.etcdctl('lease', 'revoke', BigInt(first ?? 0).toString(16));
+    // The next renewal is answered with TTL 0: lost, then a new lease carries the record, health and status again.
+    await until('re-registered', () => reregistered === 1, 5_000);
+    expect(lost.map((e) => e.code)).toEqual(['LEASE_LOST']);
+    expect(await leaseOf()).not.toBe(first);
+    const [node] = await observer.listNodes();
+    expect(node).toMatchObject({ name: 'lb1', record: { name: 'lb1' }, status: { desiredRevision: 1 } });
+    expect((await observer.listHealthReports())[0]?.members.get('web/198.18.0.1:80')).toBe('up');
+  });
+
   test('node and health watches follow registration and close()', async () => {
     const prefix = `/t-${Math.random().toString(36).slice(2, 8)}`;
     const store = open(prefix);

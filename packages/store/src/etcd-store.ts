@@ -42,13 +42,14 @@ export class EtcdFleetStore implements FleetStore {
   readonly #status: StatusProbe;
 
   constructor(options: EtcdStoreOptions) {
-    const { client, ns, close, status } = connect(options);
+    const { client, ns, close, status, attemptMs } = connect(options);
     this.#endpoints = options.endpoints;
     this.#status = status;
     this.#ctx = {
       client,
       ns,
       closeClient: close,
+      attemptMs,
       log: options.logger.child({ component: 'store' }),
       closers: new Set(),
     };

@@ -23,6 +23,7 @@ export {
   layoutNamespace,
   NODE_NAME,
 } from './layout.js';
+export { longestRenewalGapMs } from './lease-keeper.js';
 export {
   MAX_DOCUMENT_BYTES,
   MAX_DOCUMENT_CHUNKS,

@@ -77,7 +77,7 @@ export class NodeStore {
     assertNodeName(info.name);
     const existing = this.registrations.get(info.name);
     if (existing) return existing;
-    const reg = await EtcdNodeRegistration.create(this.ctx.ns, info, options, this.ctx.log);
+    const reg = await EtcdNodeRegistration.create(this.ctx.ns, info, options, this.ctx.log, this.ctx.attemptMs);
     this.registrations.set(info.name, reg);
     const close = reg.close.bind(reg);
     return Object.assign(reg, {

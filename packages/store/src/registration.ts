@@ -1,13 +1,15 @@
 /**
  * A node's registration: one lease carries the node record, its health reports and its status record, so all of
  * them vanish when the agent dies (etcd lease expiry). If the lease is lost while the agent lives (etcd down longer
- * than the TTL), the registration grants a new lease and re-writes everything it last published.
+ * than the TTL), the registration grants a new lease and re-writes everything it last published. The lease is
+ * renewed by lease-keeper.ts (each renewal with a deadline), not by etcd3's one long stream.
  */
 import type { MemberStatus } from '@l4fleet/config';
 import type { Lease, Namespace } from 'etcd3';
 import type { Logger } from 'pino';
 import { StoreError, toStoreError } from './errors.js';
 import { keys, MAX_TXN_BYTES, MAX_TXN_OPS } from './layout.js';
+import { LeaseKeeper } from './lease-keeper.js';
 import { encodePoolStatus, groupByPool } from './records.js';
 import type { NodeInfo, NodeRecord, NodeRegistration, NodeRegistrationOptions, NodeStatusReport } from './types.js';
 
@@ -18,6 +20,7 @@ type Op = { key: string; value?: string };
 
 export class EtcdNodeRegistration implements NodeRegistration {
   private lease: Lease | undefined;
+  private keeper: LeaseKeeper | undefined;
   private leaseId = '';
   private closed = false;
   /** What this node last published, re-written on a new lease. */
@@ -32,6 +35,8 @@ export class EtcdNodeRegistration implements NodeRegistration {
     readonly info: NodeInfo,
     private readonly options: NodeRegistrationOptions,
     private readonly log: Logger,
+    /** Deadline of one lease renewal, in ms. */
+    private readonly attemptMs: number,
   ) {
     this.ttlS = options.leaseTtlS ?? DEFAULT_LEASE_TTL_S;
     this.record = JSON.stringify({ ...info, registeredAt: new Date().toISOString() } satisfies NodeRecord);
@@ -46,15 +51,16 @@ export class EtcdNodeRegistration implements NodeRegistration {
     info: NodeInfo,
     options: NodeRegistrationOptions,
     log: Logger,
+    attemptMs: number,
   ): Promise<EtcdNodeRegistration> {
-    const reg = new EtcdNodeRegistration(ns, info, options, log);
+    const reg = new EtcdNodeRegistration(ns, info, options, log, attemptMs);
     await reg.grantAndWrite();
     return reg;
   }
 
   /** Grants a lease and writes everything this node publishes on it. */
   private async grantAndWrite(): Promise<void> {
-    const lease = this.ns.lease(this.ttlS, { autoKeepAlive: true });
+    const lease = this.ns.lease(this.ttlS, { autoKeepAlive: false });
     try {
       this.leaseId = await lease.grant();
       const ops: Op[] = [{ key: keys.node(this.name), value: this.record }];
@@ -68,12 +74,22 @@ export class EtcdNodeRegistration implements NodeRegistration {
     }
     this.lease = lease;
     lease.on('lost', (err) => this.onLost(lease, err));
+    const leaseId = this.leaseId;
+    this.keeper = new LeaseKeeper(lease, {
+      ttlS: this.ttlS,
+      attemptMs: this.attemptMs,
+      onRenewFailed: (err) =>
+        this.log.warn({ event: 'leaseRenewFailed', node: this.name, lease: leaseId, err: err.message }),
+    });
+    this.keeper.start();
     this.log.info({ event: 'nodeRegistered', node: this.name, lease: this.leaseId, ttlS: this.ttlS });
   }
 
   private onLost(lease: Lease, err: Error): void {
     if (this.closed || this.lease !== lease) return;
     this.lease = undefined;
+    this.keeper?.stop();
+    lease.release();
     const mapped = new StoreError('LEASE_LOST', `node ${this.name}: lease ${this.leaseId} lost: ${err.message}`, {
       cause: err,
     });
@@ -163,6 +179,7 @@ export class EtcdNodeRegistration implements NodeRegistration {
   /** Stops keepalives without revoking, as if the agent died: the lease expires after its TTL. */
   abandon(): void {
     this.closed = true;
+    this.keeper?.stop();
     this.lease?.release();
     this.lease = undefined;
   }
@@ -170,6 +187,7 @@ export class EtcdNodeRegistration implements NodeRegistration {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.keeper?.stop();
     const lease = this.lease;
     this.lease = undefined;
     if (lease)

@@ -11,6 +11,8 @@ export interface StoreContext {
   readonly log: Logger;
   /** Stops the endpoint probes and closes the client. */
   readonly closeClient: () => void;
+  /** Deadline of one attempt on one endpoint, in ms (connection.ts). */
+  readonly attemptMs: number;
   /** Closers of open watches and leaderships, run by the store's close(). */
   readonly closers: Set<() => Promise<void>>;
 }

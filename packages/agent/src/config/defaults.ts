@@ -17,9 +17,9 @@ export const DEFAULT_ETCD_PREFIX = '/l4fleet';
 /** etcd.dialTimeoutMs: the store's per-endpoint dial deadline (also the agent's etcd probe timeout). */
 export const DEFAULT_ETCD_DIAL_TIMEOUT_MS = DEFAULT_DIAL_TIMEOUT_MS;
 /**
- * etcd.leaseTtlS: the node's registration, reports and election lease; the store's default (10 s), which is above
- * 1.5 x the ~6 s a watch or keepalive stream takes to leave a hung etcd member, so a node keeps its lease while its
- * client fails over. A dead agent's records vanish (and a new aggregator is elected) within it; the data path does
+ * etcd.leaseTtlS: the node's registration, reports and election lease; the store's default (10 s), well above the
+ * 5.5 s between two renewals when one meets a hung etcd member (TTL/3 + dialTimeoutMs + 200 ms: store
+ * lease-keeper.ts), so a node keeps its lease while its client fails over. A dead agent's records vanish (and a new aggregator is elected) within it; the data path does
  * not wait for it (BGP hold time or BFD removes a dead node).
  */
 export const DEFAULT_LEASE_TTL_S = STORE_LEASE_TTL_S;

@@ -56,6 +56,21 @@ describe('agent config - parse', () => {
     expect(c.logLevel).toBe('info');
   });
 
+  test('etcd.leaseTtlS must outlive a renewal on a hung member when there are several endpoints', () => {
+    const three = ['http://127.0.0.1:2379', 'http://127.0.0.1:2479', 'http://127.0.0.1:2579'];
+    expect(problemsOf({ ...minimal, etcd: { endpoints: three, leaseTtlS: 3 } })).toEqual([
+      'etcd.leaseTtlS: 3 s is too short for etcd.dialTimeoutMs 2000 ms: with a member hung, renewals can be 3200 ms apart (TTL/3 + dialTimeoutMs + 200 ms), and the node would lose its lease; raise the TTL or lower the timeout',
+    ]);
+    expect(
+      parseAgentConfig({ ...minimal, etcd: { endpoints: three, leaseTtlS: 3, dialTimeoutMs: 1_000 } }).etcd,
+    ).toMatchObject({
+      leaseTtlS: 3,
+      dialTimeoutMs: 1_000,
+    });
+    // One endpoint: nowhere to fail over to, nothing to check.
+    expect(parseAgentConfig({ ...minimal, etcd: { ...minimal.etcd, leaseTtlS: 2 } }).etcd.leaseTtlS).toBe(2);
+  });
+
   test('state: every field checked with its path', () => {
     expect(problemsOf({ ...minimal, state: { enabled: 'yes', dir: '', maxBytes: 10, maxAgeS: -1, x: 1 } })).toEqual([
       'state.x: is not a known field (known: enabled, dir, maxBytes, maxAgeS)',

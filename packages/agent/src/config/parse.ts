@@ -16,6 +16,7 @@ import {
   showValue as show,
   stringField as str,
 } from '@l4fleet/config';
+import { longestRenewalGapMs } from '@l4fleet/store';
 import { AgentError } from '../errors.js';
 import { parseBfd } from './bfd.js';
 import { parseDataPlane } from './dataplane.js';
@@ -193,23 +194,37 @@ function etcd(p: Problems, v: unknown): EtcdSection {
   const password = optStr(p, 'etcd.password', o.password, 'a password');
   if ((user === undefined) !== (password === undefined)) p.add('etcd', 'user and password go together');
   const t = tls(p, 'etcd.tls', o.tls);
+  const dialTimeoutMs = int(
+    p,
+    'etcd.dialTimeoutMs',
+    o.dialTimeoutMs,
+    100,
+    60_000,
+    'a timeout in ms',
+    d.DEFAULT_ETCD_DIAL_TIMEOUT_MS,
+  );
   return {
     endpoints,
     prefix: str(p, 'etcd.prefix', o.prefix, /^\/[^\s]*$/, 'a key prefix starting with /', d.DEFAULT_ETCD_PREFIX),
     ...(t ? { tls: t } : {}),
     ...(user !== undefined ? { user } : {}),
     ...(password !== undefined ? { password } : {}),
-    dialTimeoutMs: int(
-      p,
-      'etcd.dialTimeoutMs',
-      o.dialTimeoutMs,
-      100,
-      60_000,
-      'a timeout in ms',
-      d.DEFAULT_ETCD_DIAL_TIMEOUT_MS,
-    ),
-    leaseTtlS: int(p, 'etcd.leaseTtlS', o.leaseTtlS, 2, 3_600, 'a TTL in s', d.DEFAULT_LEASE_TTL_S),
+    dialTimeoutMs,
+    leaseTtlS: leaseTtl(p, o.leaseTtlS, endpoints.length, dialTimeoutMs),
   };
+}
+
+/** With several endpoints the lease must outlive a renewal that meets a hung member (store lease-keeper.ts). */
+function leaseTtl(p: Problems, v: unknown, endpoints: number, dialTimeoutMs: number): number {
+  const ttlS = int(p, 'etcd.leaseTtlS', v, 2, 3_600, 'a TTL in s', d.DEFAULT_LEASE_TTL_S);
+  const gapMs = longestRenewalGapMs(ttlS, dialTimeoutMs);
+  if (endpoints > 1 && gapMs >= ttlS * 1000) {
+    p.add(
+      'etcd.leaseTtlS',
+      `${ttlS} s is too short for etcd.dialTimeoutMs ${dialTimeoutMs} ms: with a member hung, renewals can be ${gapMs} ms apart (TTL/3 + dialTimeoutMs + 200 ms), and the node would lose its lease; raise the TTL or lower the timeout`,
+    );
+  }
+  return ttlS;
 }
 
 function nats(p: Problems, v: unknown): NatsSection {
