@@ -21,10 +21,8 @@ describe('reachedBackend: which new flows of a batch reached the failing backend
   test('its answer, or a refusal or reset before any answer, is reaching it', () => {
     expect(reachedBackend([flow({ backend: 'backend3' })], 'backend3').reached).toBe(true);
     for (const reason of ['ECONNREFUSED', 'reset', 'closed']) {
-      expect(reachedBackend([flow({ state: 'broken', reason, localPort: 0 })], 'backend3')).toEqual({
-        reached: true,
-        otherFailures: [],
-      });
+      const f = flow({ state: 'broken', reason, localPort: 0 });
+      expect(reachedBackend([f], 'backend3')).toEqual({ reached: true, hits: [f], otherFailures: [] });
     }
   });
 
@@ -34,6 +32,7 @@ describe('reachedBackend: which new flows of a batch reached the failing backend
     );
     expect(reachedBackend([flow({ state: 'broken', reason: 'timeout', localPort: 41000 })], 'backend3')).toEqual({
       reached: false,
+      hits: [],
       otherFailures: ['tcp:41000 timeout'],
     });
   });

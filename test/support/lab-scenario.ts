@@ -149,13 +149,47 @@ export function agentTimeline(
 export function reachedBackend(
   batch: readonly FlowSample[],
   backend: string,
-): { reached: boolean; otherFailures: string[] } {
+): { reached: boolean; hits: FlowSample[]; otherFailures: string[] } {
   const refused = (f: FlowSample) =>
     f.backend === undefined && (f.reason === 'ECONNREFUSED' || f.reason === 'reset' || f.reason === 'closed');
+  const hits = batch.filter((f) => f.backend === backend || refused(f));
   return {
-    reached: batch.some((f) => f.backend === backend || refused(f)),
+    reached: hits.length > 0,
+    hits,
     otherFailures: batch
       .filter((f) => f.state === 'broken' && f.backend === undefined && !refused(f))
       .map((f) => `${f.protocol}:${f.localPort} ${f.reason}`),
   };
+}
+
+/**
+ * After `backend` failed at `failedAt`: batches of 4 new TCP flows every 250 ms (at most 80, and no longer than
+ * 2 s past both `boundMs` and the last hit) until none reaches it. `lastHitMs` is the start of the last batch that
+ * reached it; `hits` names each flow that did (port, how, when it opened), so a late hit says what it was.
+ */
+export async function probeFailedBackend(
+  flows: FlowRun,
+  backend: string,
+  failedAt: number,
+  boundMs: number,
+): Promise<{ lastHitMs: number; hits: string[]; otherFailures: string[] }> {
+  let lastHitMs = 0;
+  const hits: string[] = [];
+  const otherFailures: string[] = [];
+  for (let i = 0; i < 80; i++) {
+    const elapsed = Date.now() - failedAt;
+    if (elapsed > Math.max(boundMs, lastHitMs) + 2_000) break;
+    const from = flows.report.flows.length;
+    await flows.open(4, 0, 10_000);
+    const batch = flows.report.flows.slice(from);
+    const seen = reachedBackend(batch, backend);
+    if (seen.reached) lastHitMs = elapsed;
+    for (const f of seen.hits)
+      hits.push(
+        `${f.protocol}:${f.localPort} ${f.backend ?? f.reason} (batch +${elapsed} ms, opened +${f.openedAt - failedAt} ms)`,
+      );
+    otherFailures.push(...seen.otherFailures.map((f) => `${f} at ${elapsed} ms`));
+    await sleep(250);
+  }
+  return { lastHitMs, hits, otherFailures };
 }
