@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { run, waitFor } from '@l4fleet/process';
 import { LabError } from '../errors.js';
 import type { Lab } from '../runtime/lab.js';
-import { observeTableOf, parseObservedSet } from '../runtime/nft.js';
+import { type ObservedFlow, observeTableOf, parseObservedSet } from '../runtime/nft.js';
 import { scriptArgv } from '../runtime/scripts.js';
 import { hostsOfKind, VIP_TCP, VIP_UDP } from '../topology/model.js';
 import { type FlowSummary, flowKey, summarize } from './summary.js';
@@ -26,6 +26,8 @@ export interface FlowRunOptions {
 export class FlowRun {
   private latestReport: WorkerReport = { at: 0, markAt: 0, flows: [] };
   private exited = false;
+  /** Each node's observe set as last read (node/set -> flows, when read): stands in for a read that fails. */
+  private readonly lastObserved = new Map<string, { flows: ObservedFlow[]; readAtMs: number }>();
   private stderr = '';
 
   private constructor(
@@ -118,11 +120,18 @@ export class FlowRun {
             allowFailure: true,
             timeoutMs: 5_000,
           });
-          if (r.code !== 0) continue;
-          for (const f of parseObservedSet(r.stdout)) {
+          // A read that fails (a 5 s timeout on a loaded machine, seen in CI) keeps the node's last view, aged,
+          // rather than counting its flows under "?".
+          const id = `${n.name}/${set}`;
+          if (r.code === 0) this.lastObserved.set(id, { flows: parseObservedSet(r.stdout), readAtMs: Date.now() });
+          const seen = this.lastObserved.get(id);
+          if (!seen) continue;
+          const ageS = (Date.now() - seen.readAtMs) / 1000;
+          for (const f of seen.flows) {
             const key = flowKey(f.protocol, f.port);
             const prev = best.get(key);
-            if (!prev || f.expiresS > prev.expiresS) best.set(key, { node: n.name, expiresS: f.expiresS });
+            const expiresS = f.expiresS - ageS;
+            if (!prev || expiresS > prev.expiresS) best.set(key, { node: n.name, expiresS });
           }
         }
       }),
