@@ -6,6 +6,8 @@
  *   ("... object"), and the start after it is fast again;
  * - the backends' high-water mark (l4f_backend_hwm, the loader's own pin): a restart reads l4f_backends only
  *   below it, and pins without one (an older loader's) are scanned once and get one.
+ * - the seat (native/bpf-loader/ahead.c): a fresh table put at the next new VIP's table index ahead of time, so
+ *   that VIP's create only fills it; a restart adopts it.
  * Each restart must rebuild the driver's exact model: nothing sent for the same state, one request for a
  * one-slot delta. docs/design/0007-bpf-dataplane.md, "Loader and restarts".
  */
@@ -56,7 +58,7 @@ function driver(): { dp: BpfDataPlane; loads: Loaded[] } {
   return { dp, loads };
 }
 
-function vip(port: number, backends: number, firstBackend = 0): VipTable {
+function vip(port: number, backends: number, firstBackend = 0, slots = 4099): VipTable {
   const bs = Array.from({ length: backends }, (_x, i) => ({
     name: `b${firstBackend + i}`,
     address: `198.18.90.${10 + firstBackend + i}`,
@@ -67,7 +69,7 @@ function vip(port: number, backends: number, firstBackend = 0): VipTable {
     hash: '5-tuple',
     seed: 7,
     backends: bs,
-    slots: buildTable(bs, 4099),
+    slots: buildTable(bs, slots),
   };
 }
 
@@ -86,6 +88,20 @@ function pinnedU32(name: string): number {
   );
   const bytes = (out.value as string[]).map((x) => Number(x));
   return Buffer.from(bytes).readUInt32LE(0);
+}
+
+/** The id of the table map at `index` of l4f_tables, or undefined when the index is empty. */
+function tableMapId(index: number): number | undefined {
+  const key = Buffer.alloc(4);
+  key.writeUInt32LE(index);
+  const r = spawnSync(
+    'bpftool',
+    ['-j', 'map', 'lookup', 'pinned', pinPath('l4f_tables'), 'key', ...[...key].map(String)],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) return undefined;
+  const v = (JSON.parse(r.stdout) as { value: number | string[] }).value;
+  return typeof v === 'number' ? v : Buffer.from(v.map((x) => Number(x))).readUInt32LE(0);
 }
 
 /** Closes a driver (pins and program stay) and applies `tables` with a new one: the agent restarting. */
@@ -205,5 +221,41 @@ describe.skipIf(!built)('bpf loader restart', () => {
     // And with the mark: the same model (a backend below it dropped by the dump would be written again).
     const again = await restart(d.dp, tables);
     expect(again.transactions).toBe(0);
+  }, 60_000);
+
+  test("seat - the next new VIP's table is put in l4f_tables ahead; its create fills that map; a restart adopts it", async () => {
+    const first = driver();
+    await first.dp.apply([vip(110, 3)]); // VIP id 0: table index 0; the seat goes to index 2
+    await first.dp.settled();
+    const seat2 = tableMapId(2);
+    expect(seat2).toBeDefined();
+    expect(pinnedU32('l4f_table_seat')).toBe(3); // index + 1
+    const tables = [vip(110, 3), vip(111, 4, 3)];
+    await first.dp.apply(tables); // VIP id 1: its table is the seat's map, filled in place
+    expect(tableMapId(2)).toBe(seat2);
+    await first.dp.settled();
+    const seat4 = tableMapId(4);
+    expect(seat4).toBeDefined();
+    expect(pinnedU32('l4f_table_seat')).toBe(5);
+
+    // A restart reads the filled seat back exactly (nothing to send) and adopts the seat at index 4.
+    const again = await restart(first.dp, tables);
+    expect(again.loaded.from).toBe('pins');
+    expect(again.transactions).toBe(0);
+    await again.dp.settled();
+    expect(tableMapId(4)).toBe(seat4);
+    const three = [...tables, vip(112, 2, 7)];
+    expect((await again.dp.apply(three)).transactions).toBeGreaterThan(0);
+    expect(tableMapId(4)).toBe(seat4);
+    await again.dp.settled();
+    const seat6 = tableMapId(6);
+    expect(seat6).toBeDefined();
+
+    // A new VIP of another size replaces the seat's map; every table reads back exactly after a restart.
+    const four = [...three, vip(113, 2, 9, 251)];
+    await again.dp.apply(four);
+    expect(tableMapId(6)).not.toBe(seat6);
+    const last = await restart(again.dp, four);
+    expect(last.transactions).toBe(0);
   }, 60_000);
 });

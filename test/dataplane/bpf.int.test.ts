@@ -497,6 +497,7 @@ s6.sendto(msg6, (vip6, 0))
     const dp = bpf({ nodeAddresses: [NODE4] });
     const good = vipTable({ address: VIP4, port: 1900, protocol: 'tcp', forwarding: 'ipip' });
     await dp.apply([good]);
+    await dp.settled(); // the next VIP's table, made ready after the apply, is in the snapshot
     const before = await snapshot();
     const cases: [VipTable[], string, RegExp][] = [
       [[{ ...good, forwarding: 'vxlan' as Forwarding }], 'VIP_INVALID', /forwarding "vxlan"/],

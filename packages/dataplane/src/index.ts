@@ -24,17 +24,14 @@ export {
   backendStatus,
   teardownBackend,
 } from './backend/teardown.js';
+export { type BpfDataPlane, createBpfDataPlane, type ProgramRun, type ProgramStats } from './bpf/driver.js';
+export { BPF_LOADER_PATH, BPF_NODE_OBJECT_PATH, bpfAvailable, type XdpMode } from './bpf/loader.js';
 export {
-  type BpfDataPlane,
   type BpfDataPlaneOptions,
-  createBpfDataPlane,
   DEFAULT_BPF_FLOW_TABLE_SIZE,
   DEFAULT_BPFFS_PATH,
   DEFAULT_PIN_NAME,
-  type ProgramRun,
-  type ProgramStats,
-} from './bpf/driver.js';
-export { BPF_LOADER_PATH, BPF_NODE_OBJECT_PATH, bpfAvailable, type XdpMode } from './bpf/loader.js';
+} from './bpf/options.js';
 export { DataPlaneError, type DataPlaneErrorCode } from './errors.js';
 export { createExec, type Exec, type ExecResult } from './exec.js';
 export {

@@ -43,6 +43,8 @@ enum op {
 	OP_REMOVE = 9,       /* detaches the program and removes every pin            */
 	OP_PROG_INFO = 10,   /* -> u32 prog id, u64 run_time_ns, u64 run_cnt (kernel.bpf_stats_enabled); the same for XDP */
 	OP_TABLE_PREV = 11,  /* u32 index, u32 n, n x u32 slot, n x u32 previous owner id + 1 (0 none): second chance */
+	OP_TABLE_SEAT = 12,  /* u32 index, u32 size: make a table ready there ahead of its create (ahead.c) */
+	OP_SEAT_WAIT = 13,   /* answered once the seat asked for is ready (or given up) */
 };
 
 /* Small maps written element by element: index in the OP_UPDATE/OP_DELETE `map` field (state.c). */
@@ -88,7 +90,17 @@ int hwm_open(int fresh, char *msg, size_t msglen);
 int hwm_raise(uint32_t mark);
 int inner(uint32_t idx);
 void forget_inner(uint32_t idx);
+/* tables.c */
+size_t mapped_len(uint32_t size);
+int create_table(uint32_t size);
+/* ahead.c: the spare and the seat (tables made ready off the request path); the seat's registry pin. */
+#define SEAT_PIN "l4f_table_seat"
 void want_spare(uint32_t size);
+int take_spare(uint32_t idx, uint32_t size);
+void seat_want(const char *p, uint32_t len);
+int seat_take(uint32_t idx, uint32_t size);
+void seat_settle(void);
+int seat_open(char *msg, size_t msglen);
 void table_create(const char *p, uint32_t len);
 void table_write(const char *p, uint32_t len, uint32_t half);
 void update(const char *p, uint32_t len, int del);

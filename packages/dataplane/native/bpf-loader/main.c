@@ -110,6 +110,7 @@ int main(int argc, char **argv)
 				reply_err(EINVAL, "table-delete: bad index");
 				break;
 			}
+			seat_take(idx, 0);
 			if (bpf_map_delete_elem(tables_fd, &idx) && errno != ENOENT) {
 				reply_err(errno, "table-delete %u: %s", idx, strerror(errno));
 				break;
@@ -129,8 +130,14 @@ int main(int argc, char **argv)
 		}
 		case OP_REMOVE: remove_all(); break;
 		case OP_PROG_INFO: prog_info(); break;
+		case OP_TABLE_SEAT: seat_want(buf, h[1]); break;
+		case OP_SEAT_WAIT:
+			seat_settle();
+			reply(0, NULL, 0);
+			break;
 		default: reply_err(EINVAL, "unknown op %u", h[0]);
 		}
 	}
+	seat_settle(); /* a seat being inserted is finished and registered before this process goes */
 	return 0;
 }

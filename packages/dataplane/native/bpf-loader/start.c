@@ -237,7 +237,8 @@ int start(const char *object, const char *ifname, uint32_t flows, char *msg, siz
 		if (err) return err;
 		snprintf(msg, msglen, "unchanged %u pins", prog_id);
 		xdp_describe(ifname, msg, msglen);
-		return hwm_open(0, msg, msglen); /* msg is only written on failure */
+		int e = hwm_open(0, msg, msglen); /* msg is only written on failure */
+		return e ? e : seat_open(msg, msglen);
 	}
 	/* l4f_backends is created by this load when it has no pin yet: its high-water mark is then 0. */
 	char path[1100];
@@ -247,6 +248,7 @@ int start(const char *object, const char *ifname, uint32_t flows, char *msg, siz
 	if (err) return err;
 	xdp_describe(ifname, msg, msglen);
 	err = hwm_open(fresh, msg, msglen); /* msg is only written on failure */
+	if (!err) err = seat_open(msg, msglen);
 	/* A first start on this host: the first apply creates every VIP's table, so one of the default M is made
 	 * ready now (a restart over pins most often creates none). */
 	if (!err && fresh) want_spare(L4F_DEFAULT_TABLE_SLOTS);

@@ -1,10 +1,16 @@
 /* The slot tables: created whole (from a spare made ready off the request path) or written in place. */
 #include "loader.h"
 
-static size_t mapped_len(uint32_t size)
+size_t mapped_len(uint32_t size)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	return (8ull * size + page - 1) / page * page;
+}
+
+int create_table(uint32_t size)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	return bpf_map_create(BPF_MAP_TYPE_ARRAY, "l4f_slots", 4, sizeof(struct l4f_slot), size, &mo);
 }
 
 /* Maps table `fd` (of `size` slots) at `idx`; takes ownership of fd. */
@@ -49,97 +55,6 @@ void forget_inner(uint32_t idx)
 	}
 }
 
-/*
- * A spare table, made ready off the request path. Creating a table costs more in fresh memory than in work:
- * the map's pages are new to the process, and on a VM whose host backs guest memory lazily (this project's
- * 2-core VM: ~15 us per first touch of a page, docs/design/0007, Measured) the first stores into a
- * 65,537-slot table (129 pages) take 1-2 ms, the map create up to 1.8 ms. A helper thread creates, maps
- * and touches (writes zeros: a fresh table has no previous owners) one table of the size last asked for
- * (the default M at start) while the loader waits for requests; a create of that size takes it and asks
- * for the next. A create that finds none (another size, or not ready yet) creates its own as before. The
- * spare is never in l4f_tables and never pinned: it goes with the process.
- */
-static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t spare_cv = PTHREAD_COND_INITIALIZER;
-static int spare_fd = -1;
-static uint32_t *spare_mem;
-static uint32_t spare_size; /* of the ready spare */
-static uint32_t spare_want; /* the size to make ready; 0 = none (or making spares failed: not retried) */
-
-static int create_table(uint32_t size)
-{
-	LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-	return bpf_map_create(BPF_MAP_TYPE_ARRAY, "l4f_slots", 4, sizeof(struct l4f_slot), size, &mo);
-}
-
-static void *spare_worker(void *unused)
-{
-	(void)unused;
-	/* Idle-time work: under contention (2 cores, the driver and this process's main thread busy with an
-	 * apply) it yields to them. setpriority on a thread id changes that thread only (Linux). */
-	setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	pthread_mutex_lock(&spare_mu);
-	for (;;) {
-		while (spare_fd >= 0 || spare_want == 0) pthread_cond_wait(&spare_cv, &spare_mu);
-		uint32_t size = spare_want;
-		pthread_mutex_unlock(&spare_mu);
-		int fd = create_table(size);
-		void *m = fd < 0 ? MAP_FAILED : mmap(NULL, mapped_len(size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		if (m != MAP_FAILED)
-			for (size_t off = 0; off < mapped_len(size); off += page) ((volatile char *)m)[off] = 0;
-		pthread_mutex_lock(&spare_mu);
-		if (m == MAP_FAILED) {
-			if (fd >= 0) close(fd);
-			spare_want = 0; /* e.g. out of memory: creates go on without spares */
-		} else if (spare_fd < 0 && spare_want == size) {
-			spare_fd = fd;
-			spare_mem = m;
-			spare_size = size;
-		} else {
-			munmap(m, mapped_len(size));
-			close(fd);
-		}
-	}
-	return NULL;
-}
-
-/* Asks for a spare of `size` slots (starting the helper thread the first time). */
-void want_spare(uint32_t size)
-{
-	static int started;
-	pthread_mutex_lock(&spare_mu);
-	spare_want = size;
-	if (spare_fd >= 0 && spare_size != size) { /* the wrong size: replaced */
-		munmap(spare_mem, mapped_len(spare_size));
-		close(spare_fd);
-		spare_fd = -1;
-	}
-	pthread_cond_signal(&spare_cv);
-	pthread_mutex_unlock(&spare_mu);
-	pthread_t t;
-	if (!started && pthread_create(&t, NULL, spare_worker, NULL) == 0) {
-		pthread_detach(t);
-		started = 1;
-	}
-}
-
-/* The ready spare of `size` slots at idx (1), or 0 when there is none of that size. */
-static int take_spare(uint32_t idx, uint32_t size)
-{
-	int took = 0;
-	pthread_mutex_lock(&spare_mu);
-	if (spare_fd >= 0 && spare_size == size) {
-		inner_fd[idx] = spare_fd;
-		inner_mem[idx] = spare_mem;
-		inner_size[idx] = size;
-		spare_fd = -1;
-		took = 1;
-	}
-	pthread_mutex_unlock(&spare_mu);
-	return took;
-}
-
 void table_create(const char *p, uint32_t len)
 {
 	if (len < 8) return reply_err(EINVAL, "table-create: short payload");
@@ -149,8 +64,8 @@ void table_create(const char *p, uint32_t len)
 	if (idx >= L4F_MAX_TABLES || size == 0 || len != 8 + 4ull * size)
 		return reply_err(EINVAL, "table-create: index %u / size %u / payload %u do not fit", idx, size, len);
 	forget_inner(idx);
-	int err;
-	if (!take_spare(idx, size)) {
+	int err, seated = seat_take(idx, size);
+	if (!seated && !take_spare(idx, size)) {
 		int fd = create_table(size);
 		if (fd < 0)
 			return reply_err(errno, "table-create %u: bpf_map_create(%u slots): %s", idx, size, strerror(errno));
@@ -166,6 +81,7 @@ void table_create(const char *p, uint32_t len)
 	const uint32_t *vals = (const uint32_t *)(p + 8);
 	uint32_t *slots = inner_mem[idx];
 	for (uint32_t s = 0; s < size; s++) slots[SLOT_STRIDE * s] = vals[s];
+	if (seated) return reply(0, NULL, 0); /* already in l4f_tables, unreachable until the VIP flips to it */
 	uint32_t v = (uint32_t)fd;
 	/* One update of the outer array: a packet sees the old table or the new one, never a partial one. */
 	if (bpf_map_update_elem(tables_fd, &idx, &v, BPF_ANY)) {
@@ -184,6 +100,7 @@ void table_write(const char *p, uint32_t len, uint32_t half)
 	memcpy(&idx, p, 4);
 	memcpy(&n, p + 4, 4);
 	if (len != 8 + 8ull * n) return reply_err(EINVAL, "table-write: %u slots but %u bytes", n, len);
+	if (idx < L4F_MAX_TABLES) seat_take(idx, 0); /* a written table is no seat */
 	int err = inner(idx);
 	if (err) return reply_err(-err, "table-write: no table at index %u", idx);
 	const uint32_t *keys = (const uint32_t *)(p + 8), *vals = keys + n;

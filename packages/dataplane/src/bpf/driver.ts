@@ -7,47 +7,16 @@
 import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { vipKey } from '@l4fleet/config';
-import { parseAddress } from '@l4fleet/maglev';
-import type { Logger } from 'pino';
 import { DataPlaneError } from '../errors.js';
-import { createExec, type Exec } from '../exec.js';
+import { createExec } from '../exec.js';
 import type { ApplyResult, DataPlane, DataPlaneCounters, TrafficCounter, VipTable } from '../types.js';
 import { type NormalizedVip, validateDesired } from '../validate.js';
 import { ensureBpffs } from './bpffs.js';
-import { addressText, type ConfigValue, decodeCounters, decodeDump, STAT } from './codec.js';
-import { bpfAvailable, type Loader, Op, startLoader, type XdpMode } from './loader.js';
+import { addressText, decodeCounters, decodeDump, STAT } from './codec.js';
+import { type Loader, Op, startLoader } from './loader.js';
+import { type BpfDataPlaneOptions, checkOptions } from './options.js';
 import { type KernelState, planApply, planSweep, RETIRE_AFTER_MS, stateFromDump } from './plan.js';
-
-export const DEFAULT_BPFFS_PATH = '/sys/fs/bpf';
-export const DEFAULT_PIN_NAME = 'l4fleet';
-/** Entries of each flow LRU (IPv4, IPv6); about 5.8 MB for IPv4 at 65,536 (platform notes). */
-export const DEFAULT_BPF_FLOW_TABLE_SIZE = 65_536;
-
-export interface BpfDataPlaneOptions {
-  /** The node's interface facing the router (and, with `l2`, the backends). */
-  readonly interface: string;
-  /** The node's own addresses, at most one per family: the outer source of encapsulated packets. */
-  readonly nodeAddresses?: readonly string[];
-  /** A bpffs mount point; mounted there when it is not one. Default /sys/fs/bpf. */
-  readonly bpffsPath?: string;
-  /** Pins go to `<bpffsPath>/<pinName>`; one data plane per name. Default "l4fleet". */
-  readonly pinName?: string;
-  /** Entries per flow LRU (one for IPv4, one for IPv6); fixed once pinned. Default 65,536. */
-  readonly flowTableSize?: number;
-  /**
-   * `native`: an XDP program in the NIC driver forwards what it can alone and passes the rest to the tc program
-   * (node-xdp.h); needs a driver with native XDP and forwarding enabled on the interface. Default `off`.
-   */
-  readonly xdp?: XdpMode;
-  /** Run the loader in this named network namespace (/run/netns/NAME; it setns() itself, network only, so the
-   * mounts, and the bpffs, stay this process's); default: the current one. */
-  readonly netns?: string;
-  readonly logger: Logger;
-  /** Runs `mount` (default: a local exec); replaceable in tests. */
-  readonly exec?: Exec;
-  readonly loaderPath?: string;
-  readonly objectPath?: string;
-}
+import { nextSeat, type Seat, seatRequest } from './seat.js';
 
 /** A program's id and, with kernel.bpf_stats_enabled=1, its total run time and run count. */
 export interface ProgramRun {
@@ -67,76 +36,20 @@ export interface BpfDataPlane extends DataPlane {
   clearFlows(): Promise<void>;
   /** The attached program's id and, with kernel.bpf_stats_enabled=1, its total run time and run count. */
   programStats(): Promise<ProgramStats>;
+  /**
+   * Resolves once the loader has made the next new VIP's table ready (src/bpf/seat.ts), which it does after
+   * an apply, off the request path; tests that compare the maps wait for it.
+   */
+  settled(): Promise<void>;
 }
 
-const NAME = /^[A-Za-z0-9_-]{1,64}$/;
-/** An `ip netns` name: a file in /run/netns. */
-const NETNS = /^[^/\s]{1,200}$/;
 /** A duration for the logs: ms to 0.1. */
 const ms = (x: number): number => Math.round(x * 10) / 10;
 const DUMP = { op: Op.dump, payload: Buffer.alloc(0), what: 'dump' } as const;
-
-function nodeConfig(addresses: readonly string[] | undefined): ConfigValue {
-  const out: { src4?: string; src6?: string } = {};
-  if (addresses !== undefined && !Array.isArray(addresses)) {
-    throw new DataPlaneError('OPTIONS_INVALID', `nodeAddresses: ${JSON.stringify(addresses)} is not a list`);
-  }
-  (addresses ?? []).forEach((a, i) => {
-    let parsed: ReturnType<typeof parseAddress>;
-    try {
-      parsed = parseAddress(a, `nodeAddresses[${i}]`);
-    } catch (err) {
-      throw new DataPlaneError('OPTIONS_INVALID', (err as Error).message, { cause: err });
-    }
-    const k = parsed.family === 4 ? 'src4' : 'src6';
-    if (out[k] !== undefined) {
-      throw new DataPlaneError('OPTIONS_INVALID', `nodeAddresses[${i}]: ${a} is a second IPv${parsed.family} address`);
-    }
-    out[k] = Buffer.from(parsed.bytes).toString('hex');
-  });
-  return out;
-}
+const SEAT_WAIT = { op: Op.seatWait, payload: Buffer.alloc(0), what: 'seat-wait' } as const;
 
 export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
-  if (typeof opts.interface !== 'string' || !/^[^\s"/]{1,15}$/.test(opts.interface)) {
-    throw new DataPlaneError(
-      'OPTIONS_INVALID',
-      `interface: ${JSON.stringify(opts.interface)} is not an interface name`,
-    );
-  }
-  if (
-    opts.netns !== undefined &&
-    (typeof opts.netns !== 'string' || !NETNS.test(opts.netns) || /^\.\.?$/.test(opts.netns))
-  ) {
-    throw new DataPlaneError('OPTIONS_INVALID', `netns: ${JSON.stringify(opts.netns)} is not a namespace name`);
-  }
-  const pinName = opts.pinName ?? DEFAULT_PIN_NAME;
-  if (!NAME.test(pinName))
-    throw new DataPlaneError('OPTIONS_INVALID', `pinName: ${JSON.stringify(pinName)} is not a name`);
-  const bpffsPath = opts.bpffsPath ?? DEFAULT_BPFFS_PATH;
-  if (typeof bpffsPath !== 'string' || !bpffsPath.startsWith('/')) {
-    throw new DataPlaneError('OPTIONS_INVALID', `bpffsPath: ${JSON.stringify(bpffsPath)} is not an absolute path`);
-  }
-  const flowTableSize = opts.flowTableSize ?? DEFAULT_BPF_FLOW_TABLE_SIZE;
-  if (!Number.isInteger(flowTableSize) || flowTableSize < 1 || flowTableSize > 16_777_216) {
-    throw new DataPlaneError(
-      'OPTIONS_INVALID',
-      `flowTableSize: ${String(opts.flowTableSize)} is not an integer from 1 to 16777216`,
-    );
-  }
-  const xdp = opts.xdp ?? 'off';
-  if (xdp !== 'off' && xdp !== 'native') {
-    throw new DataPlaneError('OPTIONS_INVALID', `xdp: ${JSON.stringify(opts.xdp)} is not one of off, native`);
-  }
-  const config = nodeConfig(opts.nodeAddresses);
-  const missing = bpfAvailable(opts);
-  if (missing !== undefined) {
-    throw new DataPlaneError(
-      'BPF_UNAVAILABLE',
-      `bpf data plane: ${missing} is missing (build @l4fleet/dataplane with clang, libbpf-dev and libelf-dev installed)`,
-    );
-  }
-  const pinDir = `${bpffsPath.replace(/\/+$/, '')}/${pinName}`;
+  const { pinDir, bpffsPath, flowTableSize, xdp, config } = checkOptions(opts);
   const exec = opts.exec ?? createExec();
   const log = opts.logger.child({ component: 'dataplane', driver: 'bpf', interface: opts.interface, pinDir });
 
@@ -147,6 +60,8 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
   let sweepTimer: NodeJS.Timeout | undefined;
   /** The read-back sent with the loader's start (see ensureLoader), until an apply or counters takes it. */
   let startDump: Promise<Buffer[]> | undefined;
+  /** The seat the loader was last asked for (undefined: none asked of this loader yet). */
+  let seat: Seat | undefined;
 
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = queue.then(fn, fn);
@@ -176,6 +91,7 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
     try {
       const s = await l.started;
       log.info({ event: 'programLoaded', attach: s.attach, progId: s.progId, from: s.from, fresh, xdp: s.xdp });
+      seat = s.seat; // a seat left by the previous loader, adopted (ahead.c)
       for (const family of s.xdp?.forwardingOff ?? []) {
         log.warn(
           { event: 'xdpIdle', family },
@@ -210,6 +126,7 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
   async function reset(): Promise<void> {
     state = undefined;
     startDump = undefined;
+    seat = undefined;
     const l = loader;
     loader = undefined;
     await l?.close();
@@ -227,6 +144,13 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
     }
   }
 
+  /** The seat to ask the loader for after this state, when it differs from the one asked for last. */
+  function seatChange(next: KernelState, createdSize?: number, again = false): Seat | undefined {
+    const want = nextSeat(next, seat, createdSize);
+    if (!want || (!again && want.index === seat?.index && want.size === seat.size)) return undefined;
+    return want;
+  }
+
   function scheduleSweep(): void {
     if (sweepTimer !== undefined || closed || !state || state.retired.size === 0) return;
     sweepTimer = setTimeout(() => {
@@ -235,7 +159,10 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
         if (closed || !state || !loader) return;
         const s = planSweep(state, performance.now());
         try {
-          if (s.requests.length > 0) await loader.send(s.requests);
+          // A deleted table may have kept the loader from making the seat at its index: asked again.
+          const again = s.requests.length > 0 ? seatChange(s.next, undefined, true) : undefined;
+          if (s.requests.length > 0) await loader.send(again ? [...s.requests, seatRequest(again)] : s.requests);
+          if (again) seat = again;
           state = s.next;
         } catch (err) {
           log.warn({ event: 'sweepFailed', err });
@@ -268,14 +195,18 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
     }
     const read = performance.now();
     const plan = planApply(state, vips, config, read);
+    const created = plan.requests.filter((r) => r.op === Op.tableCreate).at(-1);
+    const seatAsk = seatChange(plan.next, created?.payload.readUInt32LE(4));
     const planned = performance.now();
-    if (plan.requests.length > 0) {
+    if (plan.requests.length > 0 || seatAsk) {
       try {
-        await l.send(plan.requests);
+        // The seat's request last: the loader answers it at once and makes the table afterwards.
+        await l.send(seatAsk ? [...plan.requests, seatRequest(seatAsk)] : plan.requests);
       } catch (err) {
         await reset();
         throw err;
       }
+      if (seatAsk) seat = seatAsk;
     }
     state = plan.next;
     scheduleSweep();
@@ -366,6 +297,10 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
           runCount: Number(r.readBigUInt64LE(at + 12)),
         });
         return { ...run(0), ...(r.length >= 40 ? { xdp: run(20) } : {}) };
+      }),
+    settled: () =>
+      serial(async () => {
+        if (loader && !closed) await loader.send([SEAT_WAIT]);
       }),
     close: (closeOpts) =>
       serial(async () => {

@@ -54,6 +54,20 @@ describe('bpf loader start reply', () => {
       'attached 5 object xdp 6 nofwd6',
       { attach: 'attached', progId: 5, from: 'object', xdp: { progId: 6, forwardingOff: [6] } },
     ],
+    [
+      'unchanged 12 pins seat 4 65537',
+      { attach: 'unchanged', progId: 12, from: 'pins', seat: { index: 4, size: 65_537 } },
+    ],
+    [
+      'unchanged 12 pins xdp 13 nofwd4 seat 0 251',
+      {
+        attach: 'unchanged',
+        progId: 12,
+        from: 'pins',
+        xdp: { progId: 13, forwardingOff: [4] },
+        seat: { index: 0, size: 251 },
+      },
+    ],
   ])('%s', (text, want) => {
     expect(parseStart(text)).toEqual(want);
   });

@@ -31,6 +31,10 @@ export const Op = {
   progInfo: 10,
   /** Second chance: the slots' previous owners (src/bpf/previous.ts). */
   tablePrev: 11,
+  /** A fresh table made ready where the next new VIP's table goes (src/bpf/seat.ts). */
+  tableSeat: 12,
+  /** Answered once that table is ready (or given up). */
+  seatWait: 13,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -56,12 +60,17 @@ export interface LoaderStart {
   /** With `xdp: native`: the XDP program's id, and the families whose forwarding is off on the interface
    * (bpf_fib_lookup refuses there, so the XDP fast path is idle for them and tc forwards every packet). */
   readonly xdp?: { readonly progId: number; readonly forwardingOff: readonly (4 | 6)[] };
+  /** The table made ready for the next new VIP that this loader found registered and adopted (ahead.c). */
+  readonly seat?: { readonly index: number; readonly size: number };
 }
 
-/** The loader's start reply: `attached|unchanged PROG_ID pins|object [xdp ID] [nofwd4] [nofwd6]`. */
+/**
+ * The loader's start reply: `attached|unchanged PROG_ID pins|object [xdp ID] [nofwd4] [nofwd6] [seat INDEX SIZE]`.
+ */
 export function parseStart(text: string): LoaderStart {
   const [attach, id, from, ...rest] = text.split(' ');
   const xdpAt = rest.indexOf('xdp');
+  const seatAt = rest.indexOf('seat');
   return {
     attach: attach === 'unchanged' ? 'unchanged' : 'attached',
     progId: Number(id),
@@ -74,6 +83,7 @@ export function parseStart(text: string): LoaderStart {
             forwardingOff: ([4, 6] as const).filter((f) => rest.includes(`nofwd${f}`)),
           },
         }),
+    ...(seatAt < 0 ? {} : { seat: { index: Number(rest[seatAt + 1]), size: Number(rest[seatAt + 2]) } }),
   };
 }
 
