@@ -1,7 +1,9 @@
 /**
  * The bpf driver's apply latency in the data-plane bench: at M = 65,537 with 100 backends (median of
- * BENCH_APPLY_RUNS, default 7), a full table (a new VIP), a 16,384-slot delta, and a restart with nothing to change
- * (a new driver: loader start over the pins, reading the maps back, planning: nothing sent).
+ * BENCH_APPLY_RUNS, default 7), a full table (a new VIP on a running node, its seat ready; and right after the
+ * start, before the seat is: NoSeat), 100 new VIPs at M = 4,099 in one apply, a 16,384-slot delta, and a
+ * restart with nothing to change (a new driver: loader start over the pins, reading the maps back, planning:
+ * nothing sent).
  */
 import { spawnSync } from 'node:child_process';
 import { buildTable } from '@l4fleet/maglev';
@@ -63,7 +65,14 @@ export async function bpfApplyLatency(): Promise<Record<string, number>> {
   const lab = await benchLab('l4bb');
   const bpffs = `${BPFFS}-apply`;
   type Sample = { wall: number; cpu: number };
-  const times = { full: [] as Sample[], delta: [] as Sample[], restart: [] as Sample[], nsenter: [] as number[] };
+  const times = {
+    cold: [] as Sample[],
+    many: [] as Sample[],
+    full: [] as Sample[],
+    delta: [] as Sample[],
+    restart: [] as Sample[],
+    nsenter: [] as number[],
+  };
   try {
     const h = await lab.host('lat');
     await h.run(['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1']);
@@ -80,6 +89,19 @@ export async function bpfApplyLatency(): Promise<Record<string, number>> {
       backends: names,
       slots: buildTable(names, 65_537),
     };
+    const hundred: VipTable[] = Array.from({ length: 100 }, (_x, v) => {
+      const bs = Array.from({ length: 10 }, (_y, i) => ({
+        name: `v${v}m${i}`,
+        address: `198.18.${100 + (v >> 4)}.${(v & 15) * 16 + i + 1}`,
+        port: 80,
+      }));
+      return {
+        ...full,
+        vip: { ...full.vip, address: `198.51.100.${v + 2}` },
+        backends: bs,
+        slots: buildTable(bs, 4099),
+      };
+    });
     // Exactly 16,384 slots move to another backend (as a quarter of a 4-backend pool leaving would).
     const moved = Int32Array.from(full.slots);
     for (let s = 0; s < 16_384; s++) moved[s * 4] = ((moved[s * 4] as number) + 1) % names.length;
@@ -87,8 +109,17 @@ export async function bpfApplyLatency(): Promise<Record<string, number>> {
     const make = (log = logger): BpfDataPlane =>
       createBpfDataPlane({ interface: 'eth0', netns: h.ns, bpffsPath: bpffs, logger: log, ...ARTIFACTS });
     for (let i = 0; i < APPLY_RUNS; i++) {
+      // A new VIP right after the start: the seat (the next VIP's table put in l4f_tables ahead of time,
+      // native/bpf-loader/ahead.c) is not ready yet, so the create pays the map-of-maps update itself.
+      const cold = make();
+      await cold.apply([]);
+      times.cold.push(await timed(() => cold.apply([full])));
+      // 100 new VIPs in one apply: their tables go into l4f_tables in one batch (one RCU wait, not 100).
+      times.many.push(await timed(() => cold.apply([full, ...hundred])));
+      await cold.close({ removeState: true });
       const dp = make();
       await dp.apply([]); // loader start and the empty read-back, outside the figure
+      await dp.settled(); // a running node: the seat is ready when a new VIP comes
       times.full.push(await timed(() => dp.apply([full])));
       times.delta.push(await timed(() => dp.apply([delta])));
       await dp.apply([full]);
@@ -113,6 +144,8 @@ export async function bpfApplyLatency(): Promise<Record<string, number>> {
   };
   for (const [k, xs] of [
     ['bpfFullApply', times.full],
+    ['bpfFullApplyNoSeat', times.cold],
+    ['bpfNewVips100', times.many],
     ['bpfDelta16k', times.delta],
     ['bpfRestartReconcile', times.restart],
   ] as const) {

@@ -52,7 +52,9 @@ export function bpfReport(f: Record<string, number>): string[] {
       `${(f[`${k}Ms`] as number).toFixed(1)} ms (min ${(f[`${k}MinMs`] as number).toFixed(1)}, ` +
       `this process on CPU ${(f[`${k}CpuMs`] as number).toFixed(1)})`;
     lines.push(
-      `bpf apply at M = 65,537, median of ${APPLY_RUNS}: full table ${ms('bpfFullApply')}; 16,384-slot delta ` +
+      `bpf apply at M = 65,537, median of ${APPLY_RUNS}: full table ${ms('bpfFullApply')} ` +
+        `(right after the start, before its seat is ready: ${ms('bpfFullApplyNoSeat')}); 100 new VIPs at ` +
+        `M = 4,099 in one apply ${ms('bpfNewVips100')}; 16,384-slot delta ` +
         `${ms('bpfDelta16k')}; restart with nothing to change ${ms('bpfRestartReconcile')}, loader fast path ` +
         `in ${Math.round(100 * (f.bpfRestartFromPins as number))}% (nsenter alone, no longer used: ` +
         `~${(f.bpfNsenterSpawnMs as number).toFixed(1)} ms)`,

@@ -93,6 +93,7 @@ void forget_inner(uint32_t idx);
 /* tables.c */
 size_t mapped_len(uint32_t size);
 int create_table(uint32_t size);
+int tables_flush(char *msg, size_t msglen);
 /* ahead.c: the spare and the seat (tables made ready off the request path); the seat's registry pin. */
 #define SEAT_PIN "l4f_table_seat"
 void want_spare(uint32_t size);

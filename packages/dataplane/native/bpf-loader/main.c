@@ -97,6 +97,14 @@ int main(int argc, char **argv)
 			cap = h[1];
 		}
 		if (h[1] && fread(buf, h[1], 1, stdin) != 1) break;
+		if (h[0] != OP_TABLE_CREATE && h[0] != OP_TABLE_WRITE && h[0] != OP_TABLE_PREV) {
+			/* The apply's new tables go into l4f_tables, in one batch, before anything could refer to them. */
+			int ferr = tables_flush(msg, sizeof(msg));
+			if (ferr) {
+				reply_err(ferr, "%s", msg);
+				continue;
+			}
+		}
 		switch (h[0]) {
 		case OP_UPDATE: update(buf, h[1], 0); break;
 		case OP_DELETE: update(buf, h[1], 1); break;
@@ -138,6 +146,7 @@ int main(int argc, char **argv)
 		default: reply_err(EINVAL, "unknown op %u", h[0]);
 		}
 	}
+	tables_flush(msg, sizeof(msg)); /* tables the driver counts as created (no VIP refers to them yet) */
 	seat_settle(); /* a seat being inserted is finished and registered before this process goes */
 	return 0;
 }

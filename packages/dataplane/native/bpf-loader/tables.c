@@ -55,6 +55,10 @@ void forget_inner(uint32_t idx)
 	}
 }
 
+/* Tables created but not yet in l4f_tables (see tables_flush). */
+static uint32_t pending[L4F_MAX_TABLES];
+static uint32_t n_pending;
+
 void table_create(const char *p, uint32_t len)
 {
 	if (len < 8) return reply_err(EINVAL, "table-create: short payload");
@@ -76,20 +80,52 @@ void table_create(const char *p, uint32_t len)
 		}
 	}
 	want_spare(size); /* the next one of this size, made ready while this process waits */
-	int fd = inner_fd[idx];
 	/* Filled before it is reachable: no packet can see it half written. */
 	const uint32_t *vals = (const uint32_t *)(p + 8);
 	uint32_t *slots = inner_mem[idx];
 	for (uint32_t s = 0; s < size; s++) slots[SLOT_STRIDE * s] = vals[s];
-	if (seated) return reply(0, NULL, 0); /* already in l4f_tables, unreachable until the VIP flips to it */
-	uint32_t v = (uint32_t)fd;
-	/* One update of the outer array: a packet sees the old table or the new one, never a partial one. */
-	if (bpf_map_update_elem(tables_fd, &idx, &v, BPF_ANY)) {
-		err = errno;
-		forget_inner(idx);
-		return reply_err(err, "table-create %u: l4f_tables: %s", idx, strerror(err));
+	/* The seat is in l4f_tables already; another table goes there at the next flush (tables_flush). */
+	if (!seated) {
+		uint32_t i = 0;
+		while (i < n_pending && pending[i] != idx) i++;
+		if (i == n_pending) pending[n_pending++] = idx;
 	}
 	reply(0, NULL, 0);
+}
+
+/*
+ * Deferred inserts into l4f_tables. Every update of a map of maps waits for an RCU grace period in the kernel
+ * (maybe_wait_bpf_programs: 8-16 ms on the 2026-12-03 VM), but a batch update waits once for the whole batch
+ * (since Linux 6.8; before, once per element). An apply's table creates come together, before the VIP entries
+ * that make them reachable (src/bpf/plan.ts), so the loader fills each new table at once and puts them all
+ * into l4f_tables with one batch, before the first request that is not a table create or write (main.c):
+ * 100 new VIPs cost one wait instead of 100. A table not yet in l4f_tables is reachable by no VIP, so a packet
+ * still sees the old table or the whole new one. Returns 0, or an errno with the message in msg; then the
+ * tables not inserted are forgotten (no VIP refers to them: the request that would have is refused).
+ */
+int tables_flush(char *msg, size_t msglen)
+{
+	if (n_pending == 0) return 0;
+	static uint32_t vals[L4F_MAX_TABLES];
+	for (uint32_t i = 0; i < n_pending; i++) vals[i] = (uint32_t)inner_fd[pending[i]];
+	uint32_t done = n_pending;
+	LIBBPF_OPTS(bpf_map_batch_opts, bo, .elem_flags = BPF_ANY);
+	int err = bpf_map_update_batch(tables_fd, pending, vals, &done, &bo) ? errno : 0;
+	if (err && done == 0 && (err == EINVAL || err == EOPNOTSUPP || err == 524 /* ENOTSUPP */)) {
+		/* A kernel without batch updates of a map of maps: one at a time. */
+		for (err = 0; done < n_pending; done++)
+			if (bpf_map_update_elem(tables_fd, &pending[done], &vals[done], BPF_ANY)) {
+				err = errno;
+				break;
+			}
+	}
+	if (err) {
+		snprintf(msg, msglen, "table %u (and %u after it): l4f_tables: %s", pending[done], n_pending - done - 1,
+			 strerror(err));
+		for (uint32_t i = done; i < n_pending; i++) forget_inner(pending[i]);
+	}
+	n_pending = 0;
+	return err;
 }
 
 /* half 0: the slots' backend ids (OP_TABLE_WRITE); half 1: their previous owners (OP_TABLE_PREV). */
