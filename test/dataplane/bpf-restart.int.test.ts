@@ -258,4 +258,33 @@ describe.skipIf(!built)('bpf loader restart', () => {
     const last = await restart(again.dp, four);
     expect(last.transactions).toBe(0);
   }, 60_000);
+
+  test('sweep - retired tables leave l4f_tables after the retire delay, a few per sweep, none by an apply', async () => {
+    const d = driver();
+    const six = Array.from({ length: 6 }, (_x, i) => ({
+      ...vip(120, 2, 2 * i),
+      vip: { address: `198.51.100.${50 + i}`, port: 120, protocol: 'tcp' as const },
+    }));
+    await d.dp.apply(six); // VIP ids 0-5: tables at 0, 2, ..., 10
+    await d.dp.settled();
+    expect([0, 2, 4, 6, 8, 10].map(tableMapId).every((id) => id !== undefined)).toBe(true);
+    const removed = await d.dp.apply([six[0] as VipTable]);
+    expect(removed.transactions).toBeGreaterThan(0);
+    // Retired, not deleted yet: a program run may still hold a removed VIP's entry for RETIRE_AFTER_MS.
+    expect(tableMapId(10)).toBeDefined();
+    const deadline = Date.now() + 10_000;
+    let left = [4, 6, 8, 10].filter((t) => tableMapId(t) !== undefined);
+    while (left.length > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = left.filter((t) => tableMapId(t) !== undefined);
+    }
+    expect(left).toEqual([]);
+    expect(tableMapId(0)).toBeDefined();
+    // Index 2 (the lowest free VIP id's) was deleted too: the next VIP's seat could be made there.
+    await d.dp.settled();
+    expect(pinnedU32('l4f_table_seat')).toBe(3);
+    // Nothing left for an apply or a restart to do.
+    expect((await d.dp.apply([six[0] as VipTable])).transactions).toBe(0);
+    expect((await restart(d.dp, [six[0] as VipTable])).transactions).toBe(0);
+  }, 60_000);
 });

@@ -47,6 +47,8 @@ export interface BpfDataPlane extends DataPlane {
 const ms = (x: number): number => Math.round(x * 10) / 10;
 const DUMP = { op: Op.dump, payload: Buffer.alloc(0), what: 'dump' } as const;
 const SEAT_WAIT = { op: Op.seatWait, payload: Buffer.alloc(0), what: 'seat-wait' } as const;
+/** Between sweeps while retired tables are due (each sweep deletes at most SWEEP_MAX_DELETES). */
+const SWEEP_PAUSE_MS = 20;
 
 export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
   const { pinDir, bpffsPath, flowTableSize, xdp, config } = checkOptions(opts);
@@ -153,23 +155,29 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
 
   function scheduleSweep(): void {
     if (sweepTimer !== undefined || closed || !state || state.retired.size === 0) return;
-    sweepTimer = setTimeout(() => {
-      sweepTimer = undefined;
-      void serial(async () => {
-        if (closed || !state || !loader) return;
-        const s = planSweep(state, performance.now());
-        try {
-          // A deleted table may have kept the loader from making the seat at its index: asked again.
-          const again = s.requests.length > 0 ? seatChange(s.next, undefined, true) : undefined;
-          if (s.requests.length > 0) await loader.send(again ? [...s.requests, seatRequest(again)] : s.requests);
-          if (again) seat = again;
-          state = s.next;
-        } catch (err) {
-          log.warn({ event: 'sweepFailed', err });
-          await reset();
-        }
-      }).finally(scheduleSweep);
-    }, RETIRE_AFTER_MS + 50);
+    // The earliest retired table's due time; due already (a sweep stopped at SWEEP_MAX_DELETES): a short pause,
+    // so that an apply waiting in the queue goes first.
+    const due = planSweep(state, performance.now(), 0).nextDueMs ?? RETIRE_AFTER_MS;
+    sweepTimer = setTimeout(
+      () => {
+        sweepTimer = undefined;
+        void serial(async () => {
+          if (closed || !state || !loader) return;
+          const s = planSweep(state, performance.now());
+          try {
+            // A deleted table may have kept the loader from making the seat at its index: asked again.
+            const again = s.requests.length > 0 ? seatChange(s.next, undefined, true) : undefined;
+            if (s.requests.length > 0) await loader.send(again ? [...s.requests, seatRequest(again)] : s.requests);
+            if (again) seat = again;
+            state = s.next;
+          } catch (err) {
+            log.warn({ event: 'sweepFailed', err });
+            await reset();
+          }
+        }).finally(scheduleSweep);
+      },
+      due === 0 ? SWEEP_PAUSE_MS : due + 50,
+    );
     sweepTimer.unref();
   }
 

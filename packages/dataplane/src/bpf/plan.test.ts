@@ -4,7 +4,7 @@ import type { VipTable } from '../types.js';
 import { validateDesired } from '../validate.js';
 import { decodeBackend, decodeVip, decodeVipKey, encodeBackend, encodeVip, encodeVipKey, MapId } from './codec.js';
 import { Op } from './loader.js';
-import { emptyState, type KernelState, planApply, planSweep, RETIRE_AFTER_MS } from './plan.js';
+import { emptyState, type KernelState, planApply, planSweep, RETIRE_AFTER_MS, SWEEP_MAX_DELETES } from './plan.js';
 
 const backends = [
   { name: 'a', address: '198.18.0.1', port: 80 },
@@ -83,6 +83,28 @@ describe('bpf plan', () => {
     expect(p.requests.map((r) => r.what)).toEqual(['vip addresses', 'vips', 'backends leaving']);
     expect(p.vips).toEqual([{ vip: '198.51.100.7:80/tcp', action: 'removed', slotsChanged: 0, rulesReplaced: false }]);
     expect([...p.next.retired.keys()]).toEqual([0]);
+    // An apply long after deletes nothing itself (each delete is an RCU wait): the sweeps do.
+    const later = plan(p.next, [], 5 + 10 * RETIRE_AFTER_MS);
+    expect(later.requests).toEqual([]);
+    expect(planSweep(later.next, 5 + 10 * RETIRE_AFTER_MS).requests.map((r) => r.what)).toEqual(['table-delete 0']);
+  });
+
+  test('a sweep deletes at most SWEEP_MAX_DELETES tables and says when the next is due', () => {
+    const vips = Array.from({ length: SWEEP_MAX_DELETES + 2 }, (_x, i) => ({
+      ...table(),
+      vip: { address: `198.51.100.${10 + i}`, port: 80, protocol: 'tcp' as const },
+    }));
+    const all = plan(emptyState(), vips);
+    const gone = plan(all.next, [], 0);
+    expect(gone.next.retired.size).toBe(SWEEP_MAX_DELETES + 2);
+    expect(planSweep(gone.next, RETIRE_AFTER_MS - 300).nextDueMs).toBe(300);
+    const first = planSweep(gone.next, RETIRE_AFTER_MS);
+    expect(first.requests).toHaveLength(SWEEP_MAX_DELETES);
+    expect(first.nextDueMs).toBe(0);
+    const second = planSweep(first.next, RETIRE_AFTER_MS);
+    expect(second.requests).toHaveLength(2);
+    expect(second.nextDueMs).toBeUndefined();
+    expect(second.next.tables.size).toBe(0);
   });
 
   test('slots without a backend hold NO_BACKEND_ID', () => {

@@ -9,11 +9,11 @@
  * - A VIP's table is written in place (one batch of the changed slots: each slot changes atomically, every
  *   packet sees the old or the new backend of its slot). A new VIP or a new size M gets a fresh table at the
  *   VIP's idle index (vip id * 2 + the other generation) and the VIP entry flips to it in one update: packets
- *   in flight see the whole old table or the whole new one. The old table is deleted by a later apply, once
- *   no program run can still hold the old VIP entry (RETIRE_AFTER_MS).
+ *   in flight see the whole old table or the whole new one. The old table is deleted by a later sweep
+ *   (planSweep, the driver's timer), once no program run can still hold the old VIP entry (RETIRE_AFTER_MS).
  * - Order inside an apply: node addresses, backends, tables, VIPs, VIP addresses added; then addresses,
- *   VIPs removed, backends marked not live, retired tables deleted: a packet never finds a VIP whose table
- *   or backends are not there yet.
+ *   VIPs removed, backends marked not live: a packet never finds a VIP whose table or backends are not there
+ *   yet.
  */
 import { vipKey } from '@l4fleet/config';
 import type { VipApplyReport } from '../types.js';
@@ -40,6 +40,12 @@ import { planTableCreate, planTableWrite } from './table-plan.js';
 
 /** A table replaced this long ago can no longer be in use by a program run (RCU: microseconds). */
 export const RETIRE_AFTER_MS = 1_000;
+/**
+ * Table deletes per sweep. Each delete from the map of tables waits for an RCU grace period in the kernel (8-16 ms
+ * on some VMs; no batch delete for arrays: docs/design/0007), and applies queue behind a sweep: a sweep of 100
+ * tables would hold the next apply for a second. The rest go in the sweeps that follow.
+ */
+export const SWEEP_MAX_DELETES = 4;
 
 export interface KernelVip {
   readonly key: VipKey;
@@ -330,11 +336,10 @@ export function planApply(
     });
   if (backendDowns.length)
     requests.push({ op: Op.update, payload: elements(MapId.backends, backendDowns), what: 'backends leaving' });
-  const swept = planSweep({ vips, addrs, backends, tables, previous, config, retired }, now);
-  requests.push(...swept.requests);
+  // Retired tables are deleted by the driver's sweeps, not here: each delete would add an RCU wait to the apply.
   return {
     requests,
-    next: swept.next,
+    next: { vips, addrs, backends, tables, previous, config, retired },
     vips: reports,
     slotsChanged,
     backendsAdded,
@@ -342,21 +347,29 @@ export function planApply(
   };
 }
 
-/** Deletes the retired tables no program run can still be using; the rest stay for a later sweep. */
-export function planSweep(state: KernelState, now: number): { requests: Request[]; next: KernelState } {
+/**
+ * Deletes the retired tables no program run can still be using, at most `maxDeletes`; the rest stay for a later
+ * sweep (`nextDueMs`: when the next one is due, 0 = now; undefined = none retired).
+ */
+export function planSweep(
+  state: KernelState,
+  now: number,
+  maxDeletes = SWEEP_MAX_DELETES,
+): { requests: Request[]; next: KernelState; nextDueMs: number | undefined } {
   const retired = new Map(state.retired);
   const tables = new Map(state.tables);
   const previous = new Map(state.previous);
   const inUse = new Set([...state.vips.values()].map((v) => v.value.table));
   const requests: Request[] = [];
+  let nextDueMs: number | undefined;
   for (const [t, since] of retired) {
     if (inUse.has(t)) retired.delete(t);
-    else if (now - since >= RETIRE_AFTER_MS) {
+    else if (now - since >= RETIRE_AFTER_MS && requests.length < maxDeletes) {
       requests.push({ op: Op.tableDelete, payload: u32s(t), what: `table-delete ${t}` });
       retired.delete(t);
       tables.delete(t);
       previous.delete(t);
-    }
+    } else nextDueMs = Math.min(nextDueMs ?? Number.POSITIVE_INFINITY, Math.max(0, since + RETIRE_AFTER_MS - now));
   }
-  return { requests, next: { ...state, tables, previous, retired } };
+  return { requests, next: { ...state, tables, previous, retired }, nextDueMs };
 }
