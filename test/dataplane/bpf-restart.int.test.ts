@@ -259,6 +259,58 @@ describe.skipIf(!built)('bpf loader restart', () => {
     expect(last.transactions).toBe(0);
   }, 60_000);
 
+  test('seat - a registry naming a map that is no longer there (another loader replaced it) adopts nothing and takes nothing', async () => {
+    const first = driver();
+    const tables = [vip(130, 3)];
+    await first.dp.apply(tables);
+    await first.dp.settled();
+    expect(pinnedU32('l4f_table_seat')).toBe(3);
+    await first.dp.close();
+    // What a loader without seats would leave: another table at the seat's index (here: made with bpftool).
+    const foreign = `${BPFFS}/foreign${pin}`;
+    try {
+      bpftool([
+        'map',
+        'create',
+        foreign,
+        'type',
+        'array',
+        'key',
+        '4',
+        'value',
+        '8',
+        'entries',
+        '4099',
+        'name',
+        'foreign',
+        'flags',
+        String(0x1400),
+      ]);
+      bpftool([
+        'map',
+        'update',
+        'pinned',
+        pinPath('l4f_tables'),
+        'key',
+        '2',
+        '0',
+        '0',
+        '0',
+        'value',
+        'pinned',
+        foreign,
+      ]);
+      const foreignId = tableMapId(2);
+      const next = driver();
+      expect((await next.dp.apply(tables)).transactions).toBe(0);
+      await next.dp.settled();
+      expect(pinnedU32('l4f_table_seat')).toBe(0);
+      expect(tableMapId(2)).toBe(foreignId);
+    } finally {
+      rmSync(foreign, { force: true });
+    }
+  }, 60_000);
+
   test('sweep - retired tables leave l4f_tables after the retire delay, a few per sweep, none by an apply', async () => {
     const d = driver();
     const six = Array.from({ length: 6 }, (_x, i) => ({

@@ -19,9 +19,9 @@
  * reads the indices of VIPs in l4f_vips only) never shows it. A create at that index and of that size fills
  * the seat through its mapping and needs no update of l4f_tables: the VIP entry's flip makes it live.
  * Any other request that touches the index first drops the seat (a create of another size replaces it as
- * before). The seat is registered in a one-entry array pinned beside the maps (SEAT_PIN: index + 1, size),
- * written after the insert and cleared before any write of the table, so a restarted loader adopts a seat
- * only while it is still all zeros and unreferenced. A seat the registry does not name (the loader killed
+ * before). The seat is registered in a one-entry array pinned beside the maps (SEAT_PIN: index + 1, size, map
+ * id), written after the insert and cleared before any write of the table, so a restarted loader adopts a seat
+ * only while it is still all zeros and unreferenced (and only the very map registered: see seat_open). A seat the registry does not name (the loader killed
  * between the insert and the registry write) is an unreferenced table: the next create there replaces it.
  */
 #include "loader.h"
@@ -51,9 +51,13 @@ static int seat_reg_fd = -1;
 
 static int is_busy(uint32_t idx) { return idx != NONE && (busy_idx[0] == idx || busy_idx[1] == idx); }
 
-static void reg_write(uint32_t idx, uint32_t size)
+/* The registry's value: index + 1 (0 = no seat), size, and the seat map's id (ids are not reused soon). */
+static void reg_write(uint32_t idx, uint32_t size, int fd)
 {
-	uint32_t zero = 0, v[2] = {idx == NONE ? 0 : idx + 1, size};
+	struct bpf_map_info info = {0};
+	uint32_t il = sizeof(info), zero = 0;
+	if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &il)) info.id = 0;
+	uint32_t v[3] = {idx == NONE ? 0 : idx + 1, size, info.id};
 	if (seat_reg_fd >= 0) bpf_map_update_elem(seat_reg_fd, &zero, v, BPF_ANY);
 }
 
@@ -103,7 +107,7 @@ static void make_seat(void)
 		busy_idx[0] = idx;
 		busy_idx[1] = old;
 		pthread_mutex_unlock(&mu);
-		reg_write(NONE, 0);
+		reg_write(NONE, 0, -1);
 		if (old != NONE && old != idx) bpf_map_delete_elem(tables_fd, &old);
 		drop_table(old_fd, old_mem, old_size);
 		uint32_t v = (uint32_t)fd, id;
@@ -112,7 +116,7 @@ static void make_seat(void)
 		 * (no other thread writes it meanwhile: it is busy, and only this process writes l4f_tables). */
 		ok = (old == idx || bpf_map_lookup_elem(tables_fd, &idx, &id)) &&
 		     bpf_map_update_elem(tables_fd, &idx, &v, BPF_ANY) == 0;
-		if (ok) reg_write(idx, size);
+		if (ok) reg_write(idx, size, fd);
 		pthread_mutex_lock(&mu);
 		busy_idx[0] = busy_idx[1] = NONE;
 	} else ok = 0;
@@ -232,7 +236,7 @@ int seat_take(uint32_t idx, uint32_t size)
 	if (making_idx == idx) making_idx = NONE; /* the helper drops what it is making */
 	if (want_idx == idx) want_idx = NONE;
 	if (ready_idx == idx) {
-		reg_write(NONE, 0); /* before the first store into it */
+		reg_write(NONE, 0, -1); /* before the first store into it */
 		if (ready_size == size) {
 			inner_fd[idx] = ready_fd;
 			inner_mem[idx] = ready_mem;
@@ -261,17 +265,21 @@ void seat_settle(void)
  */
 int seat_open(char *msg, size_t msglen)
 {
-	uint32_t zero = 0, rec[2] = {0, 0};
+	uint32_t zero = 0, rec[3] = {0, 0, 0};
 	char path[1100];
 	snprintf(path, sizeof(path), "%s/%s", pin_dir, SEAT_PIN);
 	int fd = pinned(SEAT_PIN);
-	if (fd >= 0 && bpf_map_lookup_elem(fd, &zero, rec)) {
+	struct bpf_map_info ri = {0};
+	uint32_t ril = sizeof(ri);
+	if (fd >= 0 && (bpf_obj_get_info_by_fd(fd, &ri, &ril) || ri.value_size != sizeof(rec) ||
+			bpf_map_lookup_elem(fd, &zero, rec))) {
 		close(fd); /* unreadable or another layout: replaced */
 		unlink(path);
+		memset(rec, 0, sizeof(rec));
 		fd = -1;
 	}
 	if (fd < 0) {
-		fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, SEAT_PIN, 4, 8, 1, NULL);
+		fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, SEAT_PIN, 4, sizeof(rec), 1, NULL);
 		if (fd < 0 || bpf_map_update_elem(fd, &zero, rec, BPF_ANY) || bpf_obj_pin(fd, path)) {
 			int err = errno;
 			snprintf(msg, msglen, "%s: %s", path, strerror(err));
@@ -282,6 +290,12 @@ int seat_open(char *msg, size_t msglen)
 	seat_reg_fd = fd;
 	uint32_t idx = rec[0] - 1, size = rec[1], id;
 	if (rec[0] == 0 || idx >= L4F_MAX_TABLES || bpf_map_lookup_elem(tables_fd, &idx, &id)) return 0;
+	/* The same map the registry names: a loader that knows no seats (an older version, run in between) may have
+	 * put a VIP's table at that index, which must never be taken for a seat. */
+	if (id != rec[2]) {
+		reg_write(NONE, 0, -1);
+		return 0;
+	}
 	int tfd = bpf_map_get_fd_by_id(id);
 	struct bpf_map_info info = {0};
 	uint32_t il = sizeof(info);
@@ -290,7 +304,7 @@ int seat_open(char *msg, size_t msglen)
 		m = mmap(NULL, mapped_len(size), PROT_READ | PROT_WRITE, MAP_SHARED, tfd, 0);
 	if (m == MAP_FAILED) {
 		if (tfd >= 0) close(tfd);
-		reg_write(NONE, 0);
+		reg_write(NONE, 0, -1);
 		return 0;
 	}
 	ready_idx = idx;
