@@ -380,6 +380,46 @@ describe.skipIf(!built)('bpf data plane', () => {
     expect(c.drops['no-backend'].packets).toBe(0);
   }, 60_000);
 
+  test("a new TCP connection (SYN) takes the table's backend even when the flow LRU remembers its 5-tuple (a reused port)", async () => {
+    const stop = await nameServers(1410);
+    try {
+      const t = vipTable({ address: VIP4, port: 1410, protocol: 'tcp', size: 251 });
+      const dp = bpf();
+      await dp.apply([t]); // fresh pins: backend ids are the backends' indices
+      const flow: Flow = { src: CLIENT4, sport: 31_500, dst: VIP4, dport: 1410, protocol: 'tcp' };
+      const table = expected(t, flow);
+      const other = (table + 1) % BACKENDS;
+      // What an earlier connection from the same port would have left: the LRU naming another (live) backend.
+      const be16 = (n: number) => [n >> 8, n & 255];
+      const key = [...CLIENT4.split('.'), ...VIP4.split('.')]
+        .map(Number)
+        .concat(be16(31_500), be16(1410), [6, 0, 0, 0]);
+      const value = [other, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+      const hex = (bytes: number[]) => bytes.map((b) => b.toString(16).padStart(2, '0'));
+      const update = spawnSync('bpftool', [
+        'map',
+        'update',
+        'pinned',
+        `${BPFFS}/t${pins}/l4f_flows4`,
+        'key',
+        'hex',
+        ...hex(key),
+        'value',
+        'hex',
+        ...hex(value),
+      ]);
+      expect(update.status, String(update.stderr)).toBe(0);
+      const c = lineClient(CLIENT4, 31_500, VIP4, 1410);
+      try {
+        expect(await c.ask()).toBe(`b${table}`);
+      } finally {
+        c.close();
+      }
+    } finally {
+      stop();
+    }
+  }, 60_000);
+
   test('restart - a new driver reuses the pins and the attached program, changes nothing, keeps the flows, then applies only the delta', async () => {
     const tables = [
       vipTable({ address: VIP4, port: 1600, protocol: 'tcp' }),

@@ -170,15 +170,31 @@ struct l4f_pick {
 };
 
 /*
+ * Whether the TCP header at `th` (bounds checked against `end`) is a SYN without ACK: a new connection.
+ */
+static __always_inline int tcp_syn(const void *th, const void *end)
+{
+	const __u8 *flags = (const __u8 *)th + 13;
+	if ((const void *)(flags + 1) > end)
+		return 0;
+	return (*flags & 0x12) == 0x02; /* SYN set, ACK clear */
+}
+
+/*
  * The backend of a flow (`f`: struct l4f_flow4 / l4f_flow6 in `flows`, l4f_flows4 / l4f_flows6): the one the
  * flow was given while it is live for the VIP (Maglev §3.3), else the table's, remembered when `remember` (0 for
  * ICMP errors). Returns 0, or -1 when the slot has no live backend.
+ * `syn` (a TCP SYN without ACK) opens a new connection: it takes the table's backend even when the LRU remembers
+ * its 5-tuple, i.e. a client reusing the port of an earlier connection (Maglev and Katran place new connections by
+ * the table too). A remembered backend stays "live" while it is a member of the pool, also when it failed its
+ * health checks (the table no longer has it); such a reused port went to the dead backend and was refused
+ * (lab test "fail a backend", 2026-12-03: a new flow refused 2 s after every node had dropped the backend).
  */
 static __always_inline int pick(void *flows, const void *f, const struct l4f_vip *vip, __u32 hash, __u8 proto,
-				int remember, struct l4f_pick *out)
+				int remember, int syn, struct l4f_pick *out)
 {
 	__u64 slot = slot_load(table_slot(vip, hash)); /* before the LRU: see table_slot */
-	struct l4f_flow_value *fv = bpf_map_lookup_elem(flows, f);
+	struct l4f_flow_value *fv = syn ? NULL : bpf_map_lookup_elem(flows, f);
 	if (fv) {
 		__u32 id = fv->backend, fhash = fv->hash, prev = fv->prev;
 		struct l4f_backend *b = bpf_map_lookup_elem(&l4f_backends, &id);

@@ -103,21 +103,21 @@ static __always_inline int forward(struct __sk_buff *skb, const struct l4f_vip *
 
 /* Picks the backend of an IPv4 flow (remembered, else the table) and forwards. `remember`: 0 for ICMP errors. */
 static __always_inline int serve4(struct __sk_buff *skb, const struct l4f_vip *vip, struct l4f_flow4 *f,
-				  int remember, __u8 tos)
+				  int remember, int syn, __u8 tos)
 {
 	__u32 hash = flow_hash4(f->saddr, f->sport, f->daddr, f->dport, vip->hash, vip->seed);
 	struct l4f_pick k;
-	if (pick(&l4f_flows4, f, vip, hash, f->proto, remember, &k))
+	if (pick(&l4f_flows4, f, vip, hash, f->proto, remember, syn, &k))
 		return drop(skb, L4F_DROP_NO_BACKEND);
 	return forward(skb, vip, &k, 0, tos);
 }
 
 static __always_inline int serve6(struct __sk_buff *skb, const struct l4f_vip *vip, struct l4f_flow6 *f,
-				  int remember, __u8 tos)
+				  int remember, int syn, __u8 tos)
 {
 	__u32 hash = flow_hash6(f, vip->hash, vip->seed);
 	struct l4f_pick k;
-	if (pick(&l4f_flows6, f, vip, hash, f->proto, remember, &k))
+	if (pick(&l4f_flows6, f, vip, hash, f->proto, remember, syn, &k))
 		return drop(skb, L4F_DROP_NO_BACKEND);
 	return forward(skb, vip, &k, 1, tos);
 }
@@ -141,7 +141,7 @@ static __always_inline int icmp4(struct __sk_buff *skb, __u32 off)
 	struct l4f_flow4 f = {.saddr = in.daddr, .daddr = in.saddr, .sport = ports[1], .dport = ports[0],
 			      .proto = in.protocol};
 	count(&l4f_stats, L4F_ICMP_FORWARDED, skb->len);
-	return serve4(skb, vip, &f, 0, 0);
+	return serve4(skb, vip, &f, 0, 0, 0);
 }
 
 static __always_inline int icmp6(struct __sk_buff *skb, __u32 off)
@@ -162,7 +162,7 @@ static __always_inline int icmp6(struct __sk_buff *skb, __u32 off)
 	__builtin_memcpy(f.saddr, &in.daddr, 16);
 	__builtin_memcpy(f.daddr, &in.saddr, 16);
 	count(&l4f_stats, L4F_ICMP_FORWARDED, skb->len);
-	return serve6(skb, vip, &f, 0, 0);
+	return serve6(skb, vip, &f, 0, 0, 0);
 }
 
 /*
@@ -183,7 +183,7 @@ static __always_inline void pull_headers(struct __sk_buff *skb, __u32 need)
  */
 static __always_inline int ingress4(struct __sk_buff *skb)
 {
-	pull_headers(skb, ETH_HLEN + 60 + 4);
+	pull_headers(skb, ETH_HLEN + 60 + 14); /* up to the TCP flags */
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct iphdr *ip = data + ETH_HLEN;
 	if ((void *)(ip + 1) > end || ip->ihl < 5)
@@ -202,7 +202,7 @@ static __always_inline int ingress4(struct __sk_buff *skb)
 				count(&l4f_vip_stats, vip->id, skb->len);
 				struct l4f_flow4 f = {.saddr = ip->saddr, .daddr = daddr, .sport = ports[0],
 						      .dport = ports[1], .proto = proto};
-				return serve4(skb, vip, &f, 1, ip->tos);
+				return serve4(skb, vip, &f, 1, proto == IPPROTO_TCP && tcp_syn(ports, end), ip->tos);
 			}
 		}
 	}
@@ -219,7 +219,7 @@ static __always_inline int ingress4(struct __sk_buff *skb)
 
 static __always_inline int ingress6(struct __sk_buff *skb)
 {
-	pull_headers(skb, ETH_HLEN + 40 + 4);
+	pull_headers(skb, ETH_HLEN + 40 + 14); /* up to the TCP flags */
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct ipv6hdr *ip = data + ETH_HLEN;
 	if ((void *)(ip + 1) > end)
@@ -237,7 +237,7 @@ static __always_inline int ingress6(struct __sk_buff *skb)
 				__builtin_memcpy(f.saddr, &ip->saddr, 16);
 				__builtin_memcpy(f.daddr, &ip->daddr, 16);
 				__u8 tc = (__u8)((bpf_ntohl(*(__u32 *)ip) >> 20) & 0xff);
-				return serve6(skb, vip, &f, 1, tc);
+				return serve6(skb, vip, &f, 1, next == IPPROTO_TCP && tcp_syn(ports, end), tc);
 			}
 		}
 	}
