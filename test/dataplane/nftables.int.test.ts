@@ -246,6 +246,53 @@ describe('nftables data plane', () => {
     }
   });
 
+  test("a new TCP connection (SYN) takes the table's backend even when the flow map remembers its 5-tuple (a reused port), IPv4 and IPv6", async () => {
+    const servers = topo.backends.map((b, i) => b.spawn(['python3', '-c', NAME_SERVER_PY, `b${i}`, '1410']));
+    await Promise.all(servers.map((s) => new Promise((r) => s.stdout?.once('data', r))));
+    try {
+      const t4 = vipTable({ address: VIP4, port: 1410, protocol: 'tcp', size: 251 });
+      const t6 = vipTable({ address: VIP6, port: 1410, protocol: 'tcp', size: 251 });
+      const dp = dataPlane();
+      await dp.apply([t4, t6]);
+      const listed = await topo.node.run(['nft', '-j', 'list', 'table', 'netdev', 'l4fleet']);
+      // backend id by address, from the backends maps
+      const ids = new Map<string, number>();
+      for (const o of JSON.parse(listed.stdout).nftables as { map?: { name: string; elem?: [number, string][] } }[]) {
+        if (!o.map?.name.startsWith('backends')) continue;
+        for (const [id, address] of o.map.elem ?? []) ids.set(address, id);
+      }
+      const flow4: Flow = { src: CLIENT4, sport: 31_500, dst: VIP4, dport: 1410, protocol: 'tcp' };
+      const flow6: Flow = { src: CLIENT6, sport: 31_500, dst: VIP6, dport: 1410, protocol: 'tcp' };
+      const other = (t: VipTable, f: Flow) => (expected(t, f) + 1) % BACKENDS;
+      const otherId = (address: string) => `0x${(ids.get(address) as number).toString(16)}`;
+      // What an earlier connection from the same port would have left: entries naming another (live) backend.
+      const id4 = otherId(backend4(other(t4, flow4)));
+      const id6 = otherId(backend6(other(t6, flow6)));
+      const tuple6 = `${CLIENT6} . 31500 . ${VIP6} . 1410`;
+      await topo.node.run(['nft', '-f', '-'], {
+        input: [
+          `add element netdev l4fleet flows4_tcp { ${CLIENT4} . 31500 . ${VIP4} . 1410 : ${id4} }`,
+          `add element netdev l4fleet flows6_tcp { ${flowHash(flow6, FLOW_KEY_SEEDS[0])} : ${id6} }`,
+          `add element netdev l4fleet flows6b_tcp { ${flowHash(flow6, FLOW_KEY_SEEDS[1])} : ${id6} }`,
+          `add element netdev l4fleet exact6_tcp { ${tuple6} . ${id6} }`,
+          '',
+        ].join('\n'),
+      });
+      for (const [t, f, address] of [
+        [t4, flow4, VIP4],
+        [t6, flow6, VIP6],
+      ] as const) {
+        const answer = await topo.client.run(['python3', '-c', LINE_CLIENT_PY, f.src, '31500', address, '1410'], {
+          input: 'x\nx\n',
+        });
+        // Both lines: the SYN went by the table, and the packets after it followed the entry it left.
+        expect(answer.stdout.trim().split('\n')).toEqual([`b${expected(t, f)}`, `b${expected(t, f)}`]);
+      }
+    } finally {
+      for (const s of servers) s.kill('SIGKILL');
+    }
+  });
+
   test('IPv6 affinity is exact - two live flows whose first 32-bit flow keys collide each keep their own backend, across a table change', async () => {
     // The IPv6 flow map is keyed by jhash(5-tuple) (nft 1.0.6 limit, see ruleset.ts); find two flows
     // with the same key by the birthday bound over source ports (~2^16 tries per expected collision).

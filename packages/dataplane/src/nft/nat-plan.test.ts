@@ -154,9 +154,9 @@ describe('direct return and the profile', () => {
     const custom = planApply(null, norm(l2({ idleTimeoutS: 45, onTimeout: 'drop' })), layout);
     const text = (p: typeof plain) => p.ops.map((o) => (o.kind === 'nft' ? o.text : '')).join('\n');
     expect(text(plain)).toContain('timeout 300s');
-    expect(text(plain)).toContain('comment "l4fleet vip hash=5-tuple seed=7 size=13"');
+    expect(text(plain)).toContain('comment "l4fleet vip hash=5-tuple seed=7 size=13 syn=table"');
     expect(text(custom)).toContain('timeout 45s');
-    expect(text(custom)).toContain('size=13 idle=45"');
+    expect(text(custom)).toContain('size=13 idle=45 syn=table"');
     // A table without a profile keeps the driver's flow timeout (flowTimeoutTcpS here 7 s).
     expect(text(planApply(null, norm(l2()), { ...layout, flowTimeoutTcpS: 7 }))).toContain('timeout 7s');
     expect(

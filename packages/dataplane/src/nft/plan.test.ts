@@ -137,6 +137,46 @@ describe('planApply', () => {
     expect(p.vips[0]?.rulesReplaced).toBe(true);
   });
 
+  test('a TCP SYN is placed by the table - known-flow rules skip it, its old entry is deleted before the add', () => {
+    const rules = lines(script(planApply(null, norm(vip(3)), layout))).filter((l) => l.includes('v_c6120201_tcp_80 '));
+    const known = rules.filter((l) => l.includes('map @flows4_tcp'));
+    expect(known).toHaveLength(1);
+    expect(known[0]).toContain('tcp flags & (syn | ack) != syn');
+    const forget = rules.findIndex((l) => l.includes('delete @flows4_tcp'));
+    const remember = rules.findIndex((l) => l.includes('add @flows4_tcp'));
+    expect(rules[forget]).toContain('tcp flags & (syn | ack) == syn');
+    expect(forget).toBeGreaterThan(-1);
+    expect(forget).toBeLessThan(remember);
+    // IPv6: both hint maps lose the SYN's entry; UDP has no SYN rule.
+    const v6 = vip(3, { vip: { address: '2001:db8::1', port: 80, protocol: 'tcp' } });
+    const v6Rules = lines(
+      script(
+        planApply(
+          null,
+          norm({ ...v6, backends: v6.backends.map((b, i) => ({ ...b, address: `2001:db8:1::${i + 1}` })) }),
+          layout,
+        ),
+      ),
+    );
+    expect(v6Rules.filter((l) => /== syn delete @flows6_tcp .* delete @flows6b?_tcp/.test(l))).toHaveLength(1);
+    const udp = planApply(null, norm(vip(3, { vip: { address: '198.18.2.1', port: 80, protocol: 'udp' } })), layout);
+    expect(script(udp)).not.toContain('syn');
+  });
+
+  test('rules written before the SYN rule (no syn=table in the signature) are rewritten once, maps kept', () => {
+    const old = applied(vip(3));
+    const entry = old.vips.get('v_c6120201_tcp_80');
+    if (entry === undefined) throw new Error('no vip');
+    const before: KernelState = {
+      ...old,
+      vips: new Map([['v_c6120201_tcp_80', { ...entry, signature: entry.signature.replace(' syn=table', '') }]]),
+    };
+    const p = planApply(before, norm(vip(3)), layout);
+    expect(script(p)).toContain('flush chain netdev l4t v_c6120201_tcp_80');
+    expect(script(p)).not.toContain('flush map');
+    expect(planApply(old, norm(vip(3)), layout).ops).toHaveLength(0);
+  });
+
   test('table size changes - the slot map is refilled', () => {
     const p = planApply(applied(vip(3)), norm(vip(3, {}, 17)), layout);
     expect(script(p)).toContain('flush map netdev l4t v_c6120201_tcp_80_slots');

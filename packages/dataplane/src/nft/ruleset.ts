@@ -122,7 +122,10 @@ export interface VipShape {
 export function vipSignature(v: VipShape): string {
   // The idle timeout only when it is not the default, so tables written before profiles keep their signature.
   const idle = v.idleTimeoutS === undefined ? '' : ` idle=${v.idleTimeoutS}`;
-  return `l4fleet vip hash=${v.hash} seed=${v.seed} size=${v.size}${idle}`;
+  // `syn=table`: TCP rules that place every SYN by the table (see vipRules); a TCP VIP whose rules lack it is
+  // rewritten once, so an upgraded node gets them without a new layout (which would drop its flow maps).
+  const syn = v.protocol === 'tcp' ? ' syn=table' : '';
+  return `l4fleet vip hash=${v.hash} seed=${v.seed} size=${v.size}${idle}${syn}`;
 }
 
 /**
@@ -139,6 +142,10 @@ export function vipSignature(v: VipShape): string {
 export const FLOW_KEY_SEEDS = [0x9e37_79b9, 0x85eb_ca6b] as const;
 const FLOW_KEY_MOD = 0xffff_ffff;
 
+/** A TCP segment opening a connection (SYN without ACK), and everything else. */
+const SYN_ONLY = 'tcp flags & (syn | ack) == syn';
+const NOT_SYN = 'tcp flags & (syn | ack) != syn';
+
 /** The VIP chain's rules, in order. */
 export function vipRules(v: VipShape, l: Layout): string[] {
   const ip = l3(v.family);
@@ -150,13 +157,22 @@ export function vipRules(v: VipShape, l: Layout): string[] {
   // Known flow: restart the idle timers. New flow: `add`, which leaves an existing entry alone, so an
   // entry whose backend left the pool is not kept alive by the flow it no longer serves: it idles out
   // and the flow is remembered again with its new backend (kernel dynset `update` never replaces data).
+  // A TCP SYN without ACK opens a new connection: it never follows a remembered entry, and replaces it. A client
+  // reusing the source port of an earlier connection would otherwise reach that connection's backend, also one that
+  // failed its health checks (it stays in the live set: health decides only the slots). Maglev §3.3 and Katran place
+  // a new connection by the table the same way; the bpf driver does it in node-core.h.
+  const syn = v.protocol === 'tcp' ? SYN_ONLY : '';
+  const notSyn = v.protocol === 'tcp' ? `${NOT_SYN} ` : '';
   let known: string[];
   let remember: string;
+  let forget: string[];
   if (v.family === 4) {
     const flows = `@${flowsMap(4, v.protocol)}`;
     const refresh = `update ${flows} { ${tuple} ${timeout} : meta mark }`;
-    known = [`meta mark set ${tuple} map ${flows} ${live} ${refresh} goto ${FORWARD_CHAIN}`];
+    known = [`${notSyn}meta mark set ${tuple} map ${flows} ${live} ${refresh} goto ${FORWARD_CHAIN}`];
     remember = `add ${flows} { ${tuple} ${timeout} : meta mark }`;
+    // A map's delete needs a data register in the kernel (nft_dynset_init), though the data is not compared.
+    forget = [`delete ${flows} { ${tuple} : meta mark }`];
   } else {
     const exact = `@${exactFlowsSet(v.protocol)}`;
     const touchExact = `update ${exact} { ${tuple} . meta mark ${timeout} }`;
@@ -166,11 +182,13 @@ export function vipRules(v: VipShape, l: Layout): string[] {
     }));
     // A map lookup keyed by jhash fails nft's type check; the hash goes through meta mark instead.
     known = hints.flatMap((h) => [
-      `meta mark set ${h.key}`,
-      `meta mark set meta mark map ${h.map} ${live} ${tuple} . meta mark ${exact} ` +
+      `${notSyn}meta mark set ${h.key}`,
+      `${notSyn}meta mark set meta mark map ${h.map} ${live} ${tuple} . meta mark ${exact} ` +
         `update ${h.map} { ${h.key} ${timeout} : meta mark } ${touchExact} goto ${FORWARD_CHAIN}`,
     ]);
     remember = `${hints.map((h) => `add ${h.map} { ${h.key} ${timeout} : meta mark }`).join(' ')} ${touchExact}`;
+    // The old exact entry (tuple . old backend) is left to idle out: without its hint it is never matched.
+    forget = hints.map((h) => `delete ${h.map} { ${h.key} : meta mark }`);
   }
   return [
     `counter name "${v.key}" comment "${vipSignature(v)}"`,
@@ -183,6 +201,8 @@ export function vipRules(v: VipShape, l: Layout): string[] {
     // Still a slot number (no backend in either map), or the overlay says "no backend".
     `meta mark & ${bit} == 0 counter name "${DROP_NO_BACKEND}" drop`,
     `meta mark 0x${OVERLAY_NO_BACKEND.toString(16)} counter name "${DROP_NO_BACKEND}" drop`,
+    // A SYN's old entry goes first: `add` below would keep it. The delete leaves meta mark (the backend) alone.
+    ...(syn === '' ? [] : [`${syn} ${forget.join(' ')}`]),
     `${remember} goto ${FORWARD_CHAIN}`,
     `counter name "${FLOW_TABLE_FULL}" goto ${FORWARD_CHAIN}`,
   ];
