@@ -1,5 +1,5 @@
 /**
- * Drives l4fleet-nft-batch (native/nft-batch.c): one long-running process per data plane that commits
+ * Drives l4fleet-nft-batch (native/nft-batch/): one long-running process per data plane that commits
  * element and counter changes as one nf_tables transaction each, over its own netlink socket.
  *
  * Long-running because closing an nf_tables netlink socket waits for the previous commit's deferred

@@ -52,7 +52,7 @@ export interface NftablesDataPlaneOptions {
   readonly exec?: Exec;
   /**
    * How element-only changes (backends joining, leaving, changing health: the steady state) reach the
-   * kernel. "netlink": l4fleet-nft-batch, built with the package from native/nft-batch.c (one
+   * kernel. "netlink": l4fleet-nft-batch, built with the package from native/nft-batch/ (one
    * long-running process, no nft parsing: a quarter of a 65,537-slot table in about 30 ms). "nft":
    * `nft -f` for everything (about 110 ms for the same change). "auto" (default): netlink when the
    * binary was built, else nft. Tables, chains and rules are always written by nft.

@@ -1,6 +1,6 @@
 /**
  * One change to the driver's table, rendered either as nft text (`nft -f`) or as requests for
- * l4fleet-nft-batch (native/nft-batch.c), which writes element and counter changes to the kernel
+ * l4fleet-nft-batch (native/nft-batch/), which writes element and counter changes to the kernel
  * without nft's per-element parsing. Both renderings of a list are one transaction.
  */
 import { hexToAddress } from './names.js';
