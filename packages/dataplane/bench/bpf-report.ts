@@ -6,10 +6,15 @@ import { NIC_HEADROOM_BYTES } from './headroom.js';
 
 export function bpfReport(f: Record<string, number>): string[] {
   const ns = (k: string): string => (f[k] === undefined ? '-' : `${Math.round(f[k] as number)}`);
-  const lines = [
-    '\nbpf data plane, CPU per packet over a bare netdev fwd (median [p25-p75] of paired rounds; prog = bpf_stats)',
-  ];
-  for (const fam of ['', '6']) {
+  const lines: string[] = [];
+  // The per-packet rows only when that part ran (BENCH_SKIP=per-packet leaves them out).
+  const perPacket = f.bpfFwdNs !== undefined || f.bpf6FwdNs !== undefined;
+  if (perPacket) {
+    lines.push(
+      '\nbpf data plane, CPU per packet over a bare netdev fwd (median [p25-p75] of paired rounds; prog = bpf_stats)',
+    );
+  }
+  for (const fam of perPacket ? ['', '6'] : []) {
     for (const t of ['', 'New']) {
       const base = `bpf${fam}${t}`;
       const label = (m: string): string =>

@@ -29,6 +29,7 @@ import { bpfReport } from './bpf-report.js';
 import { BENCH_FLOW_TABLE_SIZE, BENCH_FLOW_TIMEOUT_UDP_S, floodVip, NEW_FLOW_SOURCE_PREFIXES } from './flood.js';
 import { clientBridge } from './headroom.js';
 import { benchLab } from './interrupt.js';
+import { machine, machineLine, safeRet } from './machine.js';
 import { nftApplyLatency } from './nft-apply.js';
 import {
   buildConnRate,
@@ -117,7 +118,13 @@ async function measureNat(s: {
 async function main(): Promise<void> {
   const lab = await benchLab('l4bn');
   // The machine's load when the run started and ended: on 2 shared cores every figure moves with it.
-  const figures: Record<string, number> = { loadAverageStart: loadavg()[0] as number };
+  const host = machine();
+  console.log(machineLine(host));
+  const figures: Record<string, number> = {
+    loadAverageStart: loadavg()[0] as number,
+    cpus: host.cpus,
+    safeRet: safeRet(host) ? 1 : 0,
+  };
   let pathsError: unknown;
   const dir = mkdtempSync(join(tmpdir(), 'l4bn-'));
   try {
@@ -346,6 +353,7 @@ async function main(): Promise<void> {
   console.log(
     `\nload average (1 min) at start ${(figures.loadAverageStart as number).toFixed(1)}, at end ${figures.loadAverageEnd.toFixed(1)}`,
   );
+  console.log(machineLine(host));
   const rounded = Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Math.round(v * 1000) / 1000]));
   console.log(JSON.stringify({ bench: 'dataplane', ...rounded }));
   if (pathsError !== undefined) {
