@@ -73,7 +73,7 @@ describe('agent restart while etcd is down (state file)', () => {
   afterAll(async () => {
     await running?.close().catch(() => undefined);
     await store?.close().catch(() => undefined);
-    await gobgpd?.stop().catch(() => undefined);
+    await gobgpd?.close().catch(() => undefined);
     await etcd?.stop().catch(() => undefined);
     await rm(stateDir, { recursive: true, force: true });
   }, 30_000);

@@ -174,7 +174,7 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
   afterAll(async () => {
     for (const n of nodes) {
       await n.running.close().catch(() => undefined);
-      await n.gobgpd.stop().catch(() => undefined);
+      await n.gobgpd.close().catch(() => undefined);
     }
     await router?.stop();
     await nc?.close();
@@ -420,7 +420,7 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
       expect(log).toMatch(/"event":"vipWithdrawn"/);
     } finally {
       child.kill('SIGKILL');
-      await gobgpd.stop();
+      await gobgpd.close();
       await rm(dir, { recursive: true, force: true });
     }
   }, 60_000);

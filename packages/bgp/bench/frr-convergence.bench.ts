@@ -100,6 +100,6 @@ try {
   );
 } finally {
   for (const s of speakers) await s.close();
-  for (const d of daemons) await d[Symbol.asyncDispose]();
+  for (const d of daemons) await d.close();
   await router.stop();
 }

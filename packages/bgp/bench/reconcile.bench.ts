@@ -75,5 +75,5 @@ try {
   );
 } finally {
   await speaker.close();
-  await gobgpd[Symbol.asyncDispose]();
+  await gobgpd.close();
 }

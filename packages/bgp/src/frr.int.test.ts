@@ -67,7 +67,7 @@ describe('gobgp speakers and an FRR router in a namespace', () => {
   afterEach(async () => {
     for (const n of nodes.splice(0)) {
       await n.speaker.close();
-      await n.gobgpd[Symbol.asyncDispose]();
+      await n.gobgpd.close();
     }
     await router?.stop();
     router = undefined;

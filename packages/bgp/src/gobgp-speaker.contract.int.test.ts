@@ -20,7 +20,7 @@ speakerContract('gobgp (real gobgpd)', async () => {
     dispose: async () => {
       client.close();
       await speaker.close();
-      await gobgpd[Symbol.asyncDispose]();
+      await gobgpd.close();
     },
   };
 });

@@ -97,8 +97,8 @@ describe('gobgp speaker against two gobgpd', () => {
 
   afterEach(async () => {
     await speaker?.close();
-    await sidecar?.[Symbol.asyncDispose]();
-    await router?.[Symbol.asyncDispose]();
+    await sidecar?.close();
+    await router?.close();
     speaker = undefined;
     sidecar = undefined;
     router = undefined;
@@ -335,7 +335,7 @@ describe('gobgp speaker against two gobgpd', () => {
 describe('gobgp speaker over a unix socket', () => {
   let gobgpd: GobgpdHandle | undefined;
   afterEach(async () => {
-    await gobgpd?.[Symbol.asyncDispose]();
+    await gobgpd?.close();
     gobgpd = undefined;
   });
 

@@ -39,6 +39,8 @@ export interface GobgpdHandle extends AsyncDisposable {
   stop(): Promise<void>;
   /** SIGKILL (a crash: sessions drop without NOTIFICATION). */
   kill(): Promise<void>;
+  /** Stops it for good and removes its temp dir (what `await using` does); `stop()` keeps the dir for `restart()`. */
+  close(): Promise<void>;
   /** Starts again on the same API port with the same config (after stop or kill). */
   restart(): Promise<void>;
   /** stdout+stderr so far (the tail). */
@@ -96,10 +98,11 @@ export async function startGobgpd(opts: GobgpdOptions = {}): Promise<GobgpdHandl
       await launch();
     },
     logs: () => child?.log() ?? '',
-    async [Symbol.asyncDispose]() {
+    async close() {
       await handle.stop();
       await rm(dir, { recursive: true, force: true });
     },
+    [Symbol.asyncDispose]: () => handle.close(),
   };
   try {
     await launch();
