@@ -14,36 +14,22 @@
  * never faked. Run under the lab lock.
  */
 import { DEFAULT_BFD_DETECT_MULTIPLIER, DEFAULT_BFD_INTERVAL_MS } from '@l4fleet/daemons';
-import { type BackendCounters, bpfAvailable } from '@l4fleet/dataplane';
+import { bpfAvailable } from '@l4fleet/dataplane';
 import {
   agentAvailable,
   announced,
-  BACKEND_SEGMENT,
   backendAttachment,
-  backendSetupArgv,
-  cliBin,
   DEFAULT_BROKEN_AFTER_MS,
   downLab,
   FlowRun,
   hostsOfKind,
-  hubPortName,
   Lab,
   type LabForwarding,
   routerNextHops,
-  run,
-  type Segment,
   VIP_TCP,
 } from '@l4fleet/lab';
-import {
-  agentTimeline,
-  brokenIds,
-  type LinkCounters,
-  l4fleet,
-  minus,
-  probeFailedBackend,
-  sleep,
-  step,
-} from '@l4fleet/test-support/lab-scenario';
+import { agentTimeline, brokenIds, l4fleet, probeFailedBackend, sleep, step } from '@l4fleet/test-support/lab-scenario';
+import { backendCounters, liveHosts, nodeRx, trafficWindow } from '@l4fleet/test-support/lab-traffic';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const ready = (await agentAvailable()) && bpfAvailable() === undefined && process.getuid?.() === 0;
@@ -84,76 +70,11 @@ describe.skipIf(!ready).sequential.each(MODES)('lab bpf + routed backends - $for
   let lab: Lab;
   let flows: FlowRun;
 
-  const names = (kind: 'node' | 'backend') =>
-    hostsOfKind(lab.topology, kind)
-      .map((h) => h.name)
-      .filter((n) => !lab.killed.includes(n));
-
-  /** The router's port toward each lab host: `a-client` (its access link), `f-<node>`, `b-<backend>`. */
-  function routerPort(host: string): string {
-    if (host === 'client') return 'a-client';
-    const segment = lab.topology.segments.find(
-      (s) => s.name === (host.startsWith('node') ? 'fabric' : BACKEND_SEGMENT),
-    );
-    return hubPortName(segment as Segment, host);
-  }
-
-  /**
-   * Every host's traffic as its router port sees it, read at one instant (one `ip -s -j link` in the router): the
-   * port's tx is what the host received, its rx what it sent. Reading each host's eth0 instead took 8 processes
-   * started at once, and on the loaded VM they finished hundreds of ms apart: the client's and the backends' windows
-   * then differed by more than the 5% the reply check allows.
-   */
-  async function routerCounters(): Promise<Map<string, LinkCounters>> {
-    const r = await run(['ip', '-s', '-j', 'link', 'show'], { namespace: lab.ns('router'), timeoutMs: 10_000 });
-    const links = JSON.parse(r.stdout) as {
-      ifname: string;
-      stats64?: { rx: Record<string, number>; tx: Record<string, number> };
-    }[];
-    return new Map(
-      links.map((l) => [
-        l.ifname,
-        {
-          rxPackets: l.stats64?.tx.packets ?? 0,
-          txPackets: l.stats64?.rx.packets ?? 0,
-          rxBytes: l.stats64?.tx.bytes ?? 0,
-          txBytes: l.stats64?.rx.bytes ?? 0,
-        },
-      ]),
-    );
-  }
-
-  /** Traffic of the client, every live node and the live backends (summed) over one window. */
-  async function window(
-    ms = WINDOW_MS,
-  ): Promise<{ client: LinkCounters; nodes: Map<string, LinkCounters>; backends: LinkCounters }> {
-    const nodes = names('node');
-    const backends = names('backend');
-    const before = await routerCounters();
-    await sleep(ms);
-    const after = await routerCounters();
-    const of = (host: string): LinkCounters => {
-      const port = routerPort(host);
-      const [a, b] = [after.get(port), before.get(port)];
-      if (!a || !b) throw new Error(`router port ${port} (toward ${host}) has no counters`);
-      return minus(a, b);
-    };
-    return {
-      client: of('client'),
-      backends: backends.map(of).reduce((a, c) => ({
-        rxPackets: a.rxPackets + c.rxPackets,
-        txPackets: a.txPackets + c.txPackets,
-        rxBytes: a.rxBytes + c.rxBytes,
-        txBytes: a.txBytes + c.txBytes,
-      })),
-      nodes: new Map(nodes.map((n) => [n, of(n)])),
-    };
-  }
+  const names = (kind: 'node' | 'backend') => liveHosts(lab, kind);
+  const window = (ms = WINDOW_MS) => trafficWindow(lab, ms);
 
   /** What each live node's gobgpd announces (its RIB), read directly: without the rest of `lab.status()`. */
   const announcements = () => Promise.all(names('node').map(async (n) => [n, await announced(lab.ns(n))] as const));
-
-  const nodeRx = (w: Awaited<ReturnType<typeof window>>) => [...w.nodes.values()].reduce((a, c) => a + c.rxPackets, 0);
 
   /**
    * Waits until the router's route to the TCP VIP no longer goes through `address`. Reads the router's kernel route
@@ -207,7 +128,7 @@ describe.skipIf(!ready).sequential.each(MODES)('lab bpf + routed backends - $for
     // The replies leave the backends (straight to the router, DSR): at least what the client received.
     expect(w.backends.txPackets).toBeGreaterThanOrEqual(0.95 * w.client.rxPackets);
     // Every backend decapsulated this mode's packets from the nodes and dropped no stranger's.
-    for (const [b, counters] of await backendCounters(names('backend'))) {
+    for (const [b, counters] of await backendCounters(lab, names('backend'))) {
       const decap = Object.values(counters.decapsulated[mode.forwarding]).reduce((a, p) => a + p.packets, 0);
       expect(decap, `${b} decapsulated ${mode.forwarding}`).toBeGreaterThan(0);
       expect(counters.droppedStranger.packets, `${b} dropped stranger`).toBe(0);
@@ -335,7 +256,7 @@ describe.skipIf(!ready).sequential.each(MODES)('lab bpf + routed backends - $for
   test('7. after every step, no backend dropped a packet of the fleet: none from a stranger, malformed, not to a VIP', async () => {
     // backend3 (failed: its processes are gone, its decapsulator still runs) and backend5 (added) included.
     const all = hostsOfKind(lab.topology, 'backend').map((h) => h.name);
-    const dropped = (await backendCounters(all)).map(([b, c]) => ({
+    const dropped = (await backendCounters(lab, all)).map(([b, c]) => ({
       backend: b,
       decapsulated: Object.values(c.decapsulated[mode.forwarding]).reduce((a, p) => a + p.packets, 0),
       stranger: c.droppedStranger.packets,
@@ -349,22 +270,4 @@ describe.skipIf(!ready).sequential.each(MODES)('lab bpf + routed backends - $for
       expect([d.stranger, d.malformed, d.notVip, d.decapFailed], `${d.backend} dropped`).toEqual([0, 0, 0, 0]);
     }
   }, 150_000);
-
-  /** `l4fleet backend status` in each of `backends`: its decapsulator's counters. */
-  async function backendCounters(backends: readonly string[]): Promise<(readonly [string, BackendCounters])[]> {
-    return Promise.all(
-      backends.map(async (b) => {
-        const argv = [process.execPath, ...backendStatusArgv(lab, b)];
-        const r = await run(argv, { namespace: lab.ns(b), timeoutMs: 90_000 });
-        return [b, (JSON.parse(r.stdout) as { counters: BackendCounters }).counters] as const;
-      }),
-    );
-  }
 });
-
-/** `l4fleet backend status -o json` with the lab's record of `backend` (backend-setup.ts). */
-function backendStatusArgv(lab: Lab, backend: string): string[] {
-  const setup = backendSetupArgv(lab.topology, backend, lab.hostDir(backend));
-  const stateDir = setup[setup.indexOf('--state-dir') + 1] as string;
-  return [cliBin(), 'backend', 'status', '-o', 'json', '--state-dir', stateDir];
-}

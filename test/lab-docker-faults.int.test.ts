@@ -106,6 +106,8 @@ describe.sequential(`lab docker faults - BFD and a three-member etcd in containe
       nodes: 3,
       backends: 4,
       runtime: 'docker',
+      // nftables on Docker keeps its coverage here; test/lab-docker runs the default (bpf, routed, gue).
+      dataplane: 'nftables',
       etcdMembers: 3,
       bfd: BFD,
       readyTimeoutMs: 90_000,

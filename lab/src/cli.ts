@@ -77,14 +77,17 @@ export function createLabProgram(io: LabIo = processIo): Command {
         .default('3'),
     )
     .addOption(
-      new Option('--runtime <runtime>', 'where the hosts run (docker: nftables nodes with l2 backends only)')
+      new Option(
+        '--runtime <runtime>',
+        'where the hosts run: network namespaces, or a container each (images of deploy/docker/build-images.sh)',
+      )
         .choices(['netns', 'docker'])
         .default('netns'),
     )
     .addOption(
       new Option(
         '--dataplane <driver>',
-        `the nodes' data plane (agent.yaml dataplane.driver). Default: ${DEFAULT_DATA_PATH.dataplane} with --runtime netns in agent mode; nftables with --runtime docker, in static mode, and (with a notice) when the bpf objects are not built`,
+        `the nodes' data plane (agent.yaml dataplane.driver). Default: ${DEFAULT_DATA_PATH.dataplane} in agent mode; nftables in static mode, and (with a notice) when the bpf objects are not built (on docker: not in the agent image)`,
       ).choices([...LAB_DATA_PLANES]),
     )
     .addOption(
@@ -303,7 +306,8 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .option('--backends <n>', 'backends', int('backends'), 4)
     .action((o, cmd: Command) => {
       const hosts = { id: labId(cmd), nodes: o.nodes, backends: o.backends };
-      // containerlab runs the Docker runtime's images, which run nftables nodes with l2 backends only.
+      // containerlab starts the images itself: no bpf file system from a host dir and no backend setup, which the bpf
+      // data path needs (runtime/docker-runtime.ts does both), so nftables nodes with l2 backends.
       io.out(
         o.format === 'containerlab'
           ? containerlabYaml(buildTopology({ ...hosts, ...NFTABLES_DATA_PATH }))

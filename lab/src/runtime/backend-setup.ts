@@ -4,12 +4,13 @@
  * ARP and rp_filter settings. Run on every backend when a node or a backend is added, so the new node's address is
  * accepted before the router sends it any flow, and the new backend's as a peer (second chance) before it owns a slot.
  */
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '@l4fleet/process';
 import { encapsulated } from '../topology/data-path.js';
 import { attachmentOf, backendAttachment, hostsOfKind, type Topology } from '../topology/model.js';
 import { cliBin } from './agent.js';
-import { bpffsDir, mountBpffs } from './bpffs.js';
+import { bpffsDir, mountBpffs, unmountBpffsUnder } from './bpffs.js';
 import type { LabContext } from './lab-runtime.js';
 
 // One CLI start plus a few bpftool calls; every backend runs it at once on add-node and add-backend, and on the
@@ -37,6 +38,11 @@ export function peerAddresses(topology: Topology, backend: string): string[] {
     });
 }
 
+/** Where `backend setup` keeps its record for a lab backend. */
+function backendStateDir(hostDir: string): string {
+  return join(hostDir, 'backend-state');
+}
+
 /** `l4fleet backend setup ...` for `backend`, its pins and record in its own state dir. */
 export function backendSetupArgv(topology: Topology, backend: string, hostDir: string): string[] {
   const peers = peerAddresses(topology, backend);
@@ -56,7 +62,7 @@ export function backendSetupArgv(topology: Topology, backend: string, hostDir: s
     '--bpffs',
     bpffsDir(hostDir),
     '--state-dir',
-    join(hostDir, 'backend-state'),
+    backendStateDir(hostDir),
     ...(peers.length > 0 ? ['--peers', ...peers] : []),
   ];
 }
@@ -72,4 +78,16 @@ export async function setupBackend(lab: LabContext, backend: string): Promise<vo
 /** Every backend again (the node or backend list changed); in parallel: each is one CLI start and a few bpftool calls. */
 export async function setupBackends(lab: LabContext): Promise<void> {
   await Promise.all(hostsOfKind(lab.topology, 'backend').map((b) => setupBackend(lab, b.name)));
+}
+
+/**
+ * Forgets a backend host that is made anew in a new network namespace (the Docker runtime's new container): its
+ * program and filter went with the old namespace, but its pins and setup record stay on this machine, and setup
+ * rightly refuses pins it has no record of in the namespace it runs in. A fresh bpf file system and no record make
+ * the next setup a first one.
+ */
+export async function forgetBackendHost(lab: LabContext, backend: string): Promise<void> {
+  const dir = lab.hostDir(backend);
+  await unmountBpffsUnder(dir);
+  await rm(backendStateDir(dir), { recursive: true, force: true });
 }

@@ -3,20 +3,25 @@
  * exactly its wiring (netns-plan.ts); agent mode only. A host made anew is a new container, wired, then released.
  * With BFD the router's and every node's bfdd run in their containers from the same configs as the netns runtime's
  * (frr.ts, bfd.ts); the control container's etcd members are killed and started one by one (docker-etcd.ts).
+ * With the bpf data plane each node container mounts its bpf file system, made on this machine first (node-host.ts),
+ * and encapsulating backends are set up like the netns runtime's, by `l4fleet backend setup` run from this machine in
+ * the container's network namespace (backend-setup.ts), before the container is released: its identity server binds
+ * the VIPs that setup puts on lo.
  */
 import { writeFileSync } from 'node:fs';
 import { run, runScript } from '@l4fleet/process';
 import { stringify } from 'yaml';
 import { LabError } from '../errors.js';
-import { attachmentOf, hostOf, hostsOfKind } from '../topology/model.js';
+import { backendAttachment, hostOf, hostsOfKind } from '../topology/model.js';
 import { agentConfig, agentConfigPath } from './agent.js';
+import { forgetBackendHost, setupBackend, setupBackends } from './backend-setup.js';
 import { prepareNodeBfdd } from './bfd.js';
-import { createContainer, dockerAvailable, releaseContainer } from './docker.js';
+import { agentImageBpfMissing, createContainer, dockerAvailable, releaseContainer } from './docker.js';
 import { recordEtcdMember, startEtcdMember, stopEtcdMember } from './docker-etcd.js';
 import { prepareFrr } from './frr.js';
 import type { LabContext, LabRuntime } from './lab-runtime.js';
 import { hostScript, topologyScript } from './netns-plan.js';
-import { observe } from './node-host.js';
+import { observe, prepareDataPlane } from './node-host.js';
 import type { LabMode } from './state.js';
 
 async function createContainerFor(lab: LabContext, host: string): Promise<void> {
@@ -39,13 +44,25 @@ function writeNodeConfigs(lab: LabContext, node: string): void {
   prepareNodeBfdd(lab.topology, node, dir);
 }
 
-/** A (new) container for one host, wired and released. */
-async function replaceContainer(lab: LabContext, host: string): Promise<void> {
-  const isNode = hostOf(lab.topology, host).kind === 'node';
-  if (isNode) writeNodeConfigs(lab, host);
+/** What a node's container needs before it starts: its configs and (bpf) its bpf file system. */
+async function prepareNode(lab: LabContext, node: string): Promise<void> {
+  writeNodeConfigs(lab, node);
+  await prepareDataPlane(lab, node);
+}
+
+/**
+ * A (new) container for one host, wired and released. A new backend container is a new network namespace: its old
+ * setup is forgotten and it is set up again; `peers`: every backend is, because the host is new to the others (second
+ * chance peers), or only this one (it was restored).
+ */
+async function replaceContainer(lab: LabContext, host: string, peers: 'all' | 'self' = 'all'): Promise<void> {
+  const { kind } = hostOf(lab.topology, host);
+  if (kind === 'node') await prepareNode(lab, host);
+  if (kind === 'backend') await forgetBackendHost(lab, host);
   await createContainerFor(lab, host);
   await runScript(hostScript(lab.topology, host));
-  if (isNode) await observe(lab, host);
+  if (kind === 'node') await observe(lab, host);
+  if (kind === 'backend') await (peers === 'all' ? setupBackends(lab) : setupBackend(lab, host));
   await releaseContainer(hostOf(lab.topology, host));
 }
 
@@ -56,13 +73,14 @@ async function replaceContainer(lab: LabContext, host: string): Promise<void> {
  * them resolve it on the next packet.
  */
 async function restoreBackendContainer(lab: LabContext, host: string): Promise<void> {
-  await replaceContainer(lab, host);
-  const fabric = attachmentOf(lab.topology, 'fabric', host);
+  await replaceContainer(lab, host, 'self');
+  // On the fabric or (routed) the backends' segment, where the router is its neighbor.
+  const self = backendAttachment(lab.topology, host);
   for (const h of lab.topology.hosts) {
     if ((h.kind !== 'node' && h.kind !== 'router') || !h.namespace) continue;
-    await run(['ip', 'neigh', 'flush', 'to', fabric.ipv4], { namespace: h.namespace, allowFailure: true });
-    if (fabric.ipv6) {
-      await run(['ip', '-6', 'neigh', 'flush', 'to', fabric.ipv6], { namespace: h.namespace, allowFailure: true });
+    await run(['ip', 'neigh', 'flush', 'to', self.ipv4], { namespace: h.namespace, allowFailure: true });
+    if (self.ipv6) {
+      await run(['ip', '-6', 'neigh', 'flush', 'to', self.ipv6], { namespace: h.namespace, allowFailure: true });
     }
   }
 }
@@ -80,19 +98,21 @@ export const dockerRuntime: LabRuntime = {
     }
     return 'agent';
   },
-  /** Configs first (containers mount them), every container, the shared wiring, then release. */
+  bpfMissing: agentImageBpfMissing,
+  /** Configs first (containers mount them), every container, the shared wiring, backend setup, then release. */
   async build(lab) {
     const { topology } = lab;
     prepareFrr(topology, lab.hostDir('router'));
-    for (const n of hostsOfKind(topology, 'node')) writeNodeConfigs(lab, n.name);
+    for (const n of hostsOfKind(topology, 'node')) await prepareNode(lab, n.name);
     for (const h of topology.hosts) if (h.kind !== 'host') await createContainerFor(lab, h.name);
     await runScript(topologyScript(topology));
     for (const n of hostsOfKind(topology, 'node')) await observe(lab, n.name);
+    await setupBackends(lab);
     for (const h of topology.hosts) if (h.kind !== 'host') await releaseContainer(h);
     // Recorded under their names like the netns runtime's, so `healthy` checks them and `kill etcd2` finds one.
     for (const m of topology.control.etcdMembers) await recordEtcdMember(lab, m);
   },
-  startHost: replaceContainer,
+  startHost: (lab, host) => replaceContainer(lab, host),
   // The container exited with its service: a new one is created and wired like one added later.
   restoreService: restoreBackendContainer,
   // By its name among the control container's processes: a recorded pid may be stale (the container was re-made).

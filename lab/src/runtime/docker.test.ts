@@ -1,11 +1,11 @@
 import { describe, expect, test } from 'vitest';
-import { NFTABLES_DATA_PATH } from '../topology/data-path.js';
+import { DEFAULT_DATA_PATH, NFTABLES_DATA_PATH } from '../topology/data-path.js';
 import { buildTopology, hostOf, type TopologyOptions } from '../topology/model.js';
 import { containerSpec } from './docker.js';
 import { isEtcdMemberArgv } from './docker-etcd.js';
 
 const BFD = { intervalMs: 100, multiplier: 3 };
-/** The Docker runtime runs nftables nodes with backends on the fabric only (runtime/up-data-path.ts). */
+/** nftables nodes with backends on the fabric (the bpf data path's own cases are below). */
 const dockerTopology = (options: TopologyOptions) => buildTopology({ ...options, ...NFTABLES_DATA_PATH });
 
 describe('docker runtime - the control container', () => {
@@ -58,5 +58,26 @@ describe('docker runtime - BFD in the router and node containers', () => {
       const spec = containerSpec(topology, host, (h) => `/s/${h}`);
       expect(mountsOf(spec).filter((m) => m.includes('bfdd'))).toEqual([]);
     }
+  });
+});
+
+describe('docker runtime - bpf nodes', () => {
+  const mountsOf = (spec: string[]) => spec.flatMap((a, i) => (spec[i - 1] === '-v' ? [a] : []));
+  const capsOf = (spec: string[]) => spec.flatMap((a, i) => (spec[i - 1] === '--cap-add' ? [a] : []));
+
+  test('a bpf node mounts its bpf file system at the same path (agent.yaml bpffsPath) and gets SYS_ADMIN once', () => {
+    const topology = buildTopology({ id: 'x4', bfd: BFD, ...DEFAULT_DATA_PATH });
+    const spec = containerSpec(topology, hostOf(topology, 'node2'), (h) => `/s/${h}`);
+    expect(mountsOf(spec)).toContain('/s/node2/bpffs:/s/node2/bpffs');
+    expect(capsOf(spec).filter((c) => c === 'SYS_ADMIN')).toHaveLength(1);
+    const backend = containerSpec(topology, hostOf(topology, 'backend1'), (h) => `/s/${h}`);
+    expect(mountsOf(backend)).toEqual([]);
+  });
+
+  test('an nftables node mounts no bpf file system', () => {
+    const topology = dockerTopology({ id: 'x5' });
+    const spec = containerSpec(topology, hostOf(topology, 'node1'), (h) => `/s/${h}`);
+    expect(mountsOf(spec).filter((m) => m.includes('bpffs'))).toEqual([]);
+    expect(capsOf(spec)).toEqual(['NET_ADMIN']);
   });
 });

@@ -12,7 +12,9 @@ import { memberPort } from '../topology/data-path.js';
 import { backendAttachment, type LabHost, type Topology } from '../topology/model.js';
 import { agentConfigPath } from './agent.js';
 import { nodeBfddConfigPath } from './bfd.js';
+import { bpffsDir } from './bpffs.js';
 import { etcdArgv, natsArgv } from './control.js';
+import type { BpfMissing } from './up-data-path.js';
 
 export const READY_FILE = '/run/l4f-ready';
 export const LAB_LABEL = 'l4fleet.lab';
@@ -61,6 +63,31 @@ export function backendListen(topology: Topology, backend: string): string[] {
   return [...listen];
 }
 
+/** Where build-images.sh stages the bpf data plane's loader and objects in the agent image. */
+const IMAGE_NATIVE_BIN = '/opt/l4fleet/packages/dataplane/native/bin';
+
+/**
+ * What the agent image lacks of the bpf data plane, undefined when it has all: the loader and node object (staged
+ * only when this machine built them) and libbpf1 (images built before the bpf data plane ran in Docker lack it).
+ * One short container run: the image's own files, not a label that could disagree with them.
+ */
+export async function agentImageBpfMissing(): Promise<BpfMissing | undefined> {
+  const image = IMAGE_OF.node as string;
+  const files = [`${IMAGE_NATIVE_BIN}/l4fleet-bpf`, `${IMAGE_NATIVE_BIN}/bpf/node.bpf.o`];
+  const check = [
+    ...files.map((f) => `[ -e ${f} ] || { echo ${f}; exit 0; }`),
+    "ldconfig -p | grep -q 'libbpf[.]so[.]1 ' || echo libbpf.so.1",
+  ].join('; ');
+  const r = await run(['docker', 'run', '--rm', '--network', 'none', '--entrypoint', '/bin/sh', image, '-c', check], {
+    allowFailure: true,
+    timeoutMs: 60_000,
+  });
+  const hint = 'build the images again with deploy/docker/build-images.sh (after npm run build with clang installed)';
+  if (r.code !== 0) return { what: `image ${image}`, hint };
+  const what = r.stdout.trim();
+  return what === '' ? undefined : { what: `${what} in image ${image}`, hint };
+}
+
 /** `docker run` arguments for one host: image, mounts and the command its entrypoint runs once released. */
 export function containerSpec(topology: Topology, host: LabHost, hostDirOf: (h: string) => string): string[] {
   const dir = hostDirOf(host.name);
@@ -86,6 +113,14 @@ export function containerSpec(topology: Topology, host: LabHost, hostDirOf: (h: 
         // The node's standalone bfdd (bfd.ts: the router as its one peer); FRR's privilege setup wants SYS_ADMIN.
         mounts.push(`${nodeBfddConfigPath(dir)}:${BFDD_CONF}:ro`);
         caps.push('NET_RAW', 'SYS_ADMIN');
+      }
+      if (topology.dataPath.dataplane === 'bpf') {
+        // The node's bpf file system (mounted on this machine before the container starts, node-host.ts) at the
+        // same path, so agent.yaml's bpffsPath is right in both places and the pins outlive the container; bpf(2)
+        // needs SYS_ADMIN under Docker's seccomp profile.
+        const bpffs = bpffsDir(dir);
+        mounts.push(`${bpffs}:${bpffs}`);
+        if (!caps.includes('SYS_ADMIN')) caps.push('SYS_ADMIN');
       }
       command = ['/usr/local/bin/l4fleet-node', '--config', '/etc/l4fleet/agent.yaml'];
       break;

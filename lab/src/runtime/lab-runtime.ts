@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { LabError } from '../errors.js';
 import { type EtcdMember, hostOf, type Topology } from '../topology/model.js';
 import type { LabMode, Runtime } from './state.js';
+import type { BpfMissing } from './up-data-path.js';
 
 /** The network namespace of `host` (named like the netns runtime's in both runtimes). */
 export function hostNamespace(topology: Topology, host: string): string {
@@ -34,6 +35,11 @@ export interface LabRuntime {
   readonly name: Runtime;
   /** The node mode to run for `wanted`; refuses, before anything is made, what this runtime cannot do. */
   resolveMode(wanted: LabMode | 'auto'): Promise<LabMode>;
+  /**
+   * What this runtime lacks of the bpf data plane beyond this machine's build (Docker: the agent image's loader,
+   * object and libbpf); undefined when nothing.
+   */
+  bpfMissing(): Promise<BpfMissing | undefined>;
   /** Makes every host of the topology: wiring, then daemons. */
   build(lab: LabContext): Promise<void>;
   /** Makes one host anew, links and daemons (add-node, add-backend, restart). */

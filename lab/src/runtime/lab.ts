@@ -41,7 +41,7 @@ import {
   writeState,
 } from './state.js';
 import { collectStatus, type LabStatus } from './status.js';
-import { upDataPath } from './up-data-path.js';
+import { bpfNotBuilt, upDataPath } from './up-data-path.js';
 
 export interface UpOptions extends TopologyOptions {
   /** `auto` (default): the agent if the built CLI has it, otherwise static announcements. */
@@ -156,8 +156,14 @@ export class Lab implements LabContext {
     await downLab(id);
     const runtime = options.runtime ?? 'netns';
     const mode = await RUNTIMES[runtime].resolveMode(options.mode ?? 'auto');
-    const bpfMissing = bpfAvailable() ?? bpfAvailable({ objectPath: DEFAULT_BACKEND_OBJECT });
-    const { dataPath, notice } = upDataPath(options, { runtime, mode, bpfMissing });
+    const notBuilt = bpfAvailable() ?? bpfAvailable({ objectPath: DEFAULT_BACKEND_OBJECT });
+    const bpfMissing =
+      notBuilt !== undefined
+        ? bpfNotBuilt(notBuilt)
+        : mode === 'agent'
+          ? await RUNTIMES[runtime].bpfMissing()
+          : undefined;
+    const { dataPath, notice } = upDataPath(options, { mode, bpfMissing });
     // One line for the user (the CLI prints it); a log event where nobody prints it.
     if (notice !== undefined && options.onNotice) options.onNotice(notice);
     else if (notice !== undefined) options.log?.warn({ event: 'dataPathFallback', bpfMissing, dataPath }, notice);

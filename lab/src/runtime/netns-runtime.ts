@@ -110,6 +110,8 @@ export const netnsRuntime: LabRuntime = {
     if (wanted !== 'auto') return wanted;
     return (await agentAvailable()) ? 'agent' : 'static';
   },
+  // The hosts run this machine's build: bpfAvailable() (lab.ts) says it all.
+  bpfMissing: async () => undefined,
   async build(lab) {
     await runScript(topologyScript(lab.topology));
     for (const m of lab.topology.control.etcdMembers) startEtcdDaemon(lab, m);

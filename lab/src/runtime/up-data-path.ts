@@ -1,11 +1,11 @@
 /**
- * The data path `lab up` runs (issue 14). Default on the netns runtime in agent mode: bpf nodes at tc ingress,
+ * The data path `lab up` runs (issue 14). Default in agent mode, on either runtime: bpf nodes at tc ingress,
  * backends on their own subnet behind the router, GUE to them (DEFAULT_DATA_PATH). nftables with backends on the
- * nodes' segment where bpf cannot run: the Docker runtime (its images carry no bpf objects or bpf file system) and
- * static mode (no agent to drive a data plane). Without the bpf objects (built without clang) the netns default falls
+ * nodes' segment where bpf cannot run: static mode (no agent to drive a data plane). Without the bpf data plane (the
+ * objects not built without clang; on the Docker runtime also an agent image built without it) the default falls
  * back to nftables with one notice saying why and how to get bpf: the quick start installs clang, so a new user
  * missing it still gets a working lab and is told what they miss. Asked explicitly (`--dataplane bpf`, an
- * encapsulation, routed backends), missing objects are an error naming the file. Pure: what is built comes in.
+ * encapsulation, routed backends), a missing part is an error naming it. Pure: what is built comes in.
  */
 import { LabError } from '../errors.js';
 import {
@@ -15,16 +15,19 @@ import {
   type LabDataPath,
   type LabDataPlane,
 } from '../topology/data-path.js';
-import type { LabMode, Runtime } from './state.js';
+import type { LabMode } from './state.js';
+
+/** A part of the bpf data plane that is missing, and how to get it. */
+export interface BpfMissing {
+  /** The file (the loader, the node or the backend object: `bpfAvailable()` of @l4fleet/dataplane) or image part. */
+  readonly what: string;
+  readonly hint: string;
+}
 
 export interface UpDataPathContext {
-  readonly runtime: Runtime;
   readonly mode: LabMode;
-  /**
-   * A file of the bpf data plane that is missing (the loader, the node or the backend object: `bpfAvailable()` of
-   * @l4fleet/dataplane); undefined when all are built.
-   */
-  readonly bpfMissing: string | undefined;
+  /** Undefined when the bpf data plane can run (on this machine and, for Docker, in the agent image). */
+  readonly bpfMissing: BpfMissing | undefined;
 }
 
 export interface UpDataPath {
@@ -37,11 +40,13 @@ export interface UpDataPath {
 export const BPF_BUILD_HINT =
   'install clang llvm libbpf-dev libelf-dev bpftool (bash scripts/install-system-deps.sh), then npm run build';
 
+/** A file of the bpf data plane not built on this machine. */
+export function bpfNotBuilt(file: string): BpfMissing {
+  return { what: file, hint: BPF_BUILD_HINT };
+}
+
 /** Where only nftables with backends on the segment runs; undefined where the default (bpf) can. */
 function nftablesOnly(ctx: UpDataPathContext): string | undefined {
-  if (ctx.runtime !== 'netns') {
-    return `the ${ctx.runtime} runtime runs nftables nodes with l2 backends only; use --runtime netns`;
-  }
   if (ctx.mode !== 'agent') return `${ctx.mode} mode has no agent to drive a data plane; use --mode agent`;
   return undefined;
 }
@@ -61,7 +66,8 @@ export function upDataPath(options: DataPathOptions, ctx: UpDataPathContext): Up
     if (nftablesOnly(ctx) !== undefined) dataplane = 'nftables';
     else if (ctx.bpfMissing !== undefined) {
       dataplane = 'nftables';
-      notice = `bpf data plane not built (${ctx.bpfMissing} missing), so this lab runs nftables with backends on the nodes' segment; for the default (bpf, routed backends, gue) ${BPF_BUILD_HINT} and run lab down, lab up again; --dataplane nftables silences this`;
+      const { what, hint } = ctx.bpfMissing;
+      notice = `bpf data plane not built (${what} missing), so this lab runs nftables with backends on the nodes' segment; for the default (bpf, routed backends, gue) ${hint} and run lab down, lab up again; --dataplane nftables silences this`;
     } else dataplane = 'bpf';
   }
   const dataPath = dataPathOf({ ...options, dataplane });
@@ -72,7 +78,7 @@ export function upDataPath(options: DataPathOptions, ctx: UpDataPathContext): Up
   if (d === 'bpf' && ctx.bpfMissing !== undefined) {
     throw new LabError(
       'BPF_UNAVAILABLE',
-      `${asked(dataPath)}: the bpf data plane is not built (${ctx.bpfMissing} missing); ${BPF_BUILD_HINT}, or use --dataplane nftables`,
+      `${asked(dataPath)}: the bpf data plane is not built (${ctx.bpfMissing.what} missing); ${ctx.bpfMissing.hint}, or use --dataplane nftables`,
     );
   }
   return { dataPath, notice };
