@@ -2,11 +2,12 @@
  * The agent with `dataplane: { driver: bpf }` against the real kernel: an agent process in a network namespace
  * (memory store, fake speaker: the data plane is the part under test) attaches the tc program to its veth, pins the
  * maps under the configured bpffs path and pin name, and programs the fleet's VIP; restarted with `xdp: native`, it
- * also attaches the XDP fast path. (The agent's plan does not pass a
- * pool's `forwarding` to the data plane yet, so the VIP is `l2` whatever the fleet says.) Run under the ns lock.
+ * also attaches the XDP fast path; and, from nothing, with only the capabilities deploy/systemd/l4fleet-agent.service
+ * grants (setpriv --bounding-set). The pool here forwards `l2`; the encapsulations through the agent are
+ * test/lab-bpf-routed's. Run under the ns lock.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bpfAvailable } from '@l4fleet/dataplane';
@@ -16,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 const ROOT = join(import.meta.dirname, '..');
 const BPFFS = `/run/l4fleet-agent-bpf-${process.pid}`;
 const PIN = 'agentbpf';
+const UNIT_PIN = 'agentunit';
 const NODE4 = '198.18.40.2';
 const VIP4 = '198.51.100.40';
 
@@ -23,6 +25,18 @@ const VIP4 = '198.51.100.40';
 const CHILD = join(import.meta.dirname, 'agent-bpf-child.ts');
 
 const built = bpfAvailable() === undefined;
+
+/**
+ * What deploy/systemd/l4fleet-agent.service leaves the agent: its CapabilityBoundingSet as a setpriv argument
+ * (`-all,+net_admin,...`). For root, exec keeps only the bounding set, so the agent and the loader it starts run
+ * with exactly these, as under systemd.
+ */
+function unitBoundingSet(): string {
+  const unit = readFileSync(join(ROOT, 'deploy/systemd/l4fleet-agent.service'), 'utf8');
+  const caps = (/^CapabilityBoundingSet=(.*)$/m.exec(unit)?.[1] ?? '').split(/\s+/).filter((c) => c !== '');
+  if (caps.length === 0) throw new Error('deploy/systemd/l4fleet-agent.service has no CapabilityBoundingSet');
+  return ['-all', ...caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
+}
 
 describe.skipIf(!built)('agent - dataplane driver bpf on a veth', () => {
   let lab: NetnsLab;
@@ -52,19 +66,22 @@ describe.skipIf(!built)('agent - dataplane driver bpf on a veth', () => {
   afterAll(async () => {
     await lab?.cleanup();
     // The pins outlive the agent by design (forwarding survives restarts): the test removes them, then the mount.
-    rmSync(join(BPFFS, PIN), { recursive: true, force: true });
+    for (const pin of [PIN, UNIT_PIN]) rmSync(join(BPFFS, pin), { recursive: true, force: true });
     spawnSync('umount', [BPFFS]);
     rmSync(BPFFS, { recursive: true, force: true });
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  // The second case restarts over the first one's pins with the XDP fast path asked for.
+  // The second case starts from nothing (its own pins, no tc filter) with only the systemd unit's capabilities; the
+  // third restarts over the first one's pins with the XDP fast path asked for.
   test.each([
-    ['off', {}],
-    ['native', { xdp: 'native' }],
+    ['root', 'off', PIN, {}],
+    ['the systemd unit', 'off', UNIT_PIN, {}],
+    ['root', 'native', PIN, { xdp: 'native' }],
   ] as const)(
-    'agent - driver bpf (xdp %s) attaches to node.interface, pins under bpffsPath/pinName and programs the VIP',
-    async (xdp, option) => {
+    'agent - driver bpf with the capabilities of %s (xdp %s) attaches to node.interface, pins under bpffsPath/%s and programs the VIP',
+    async (caps, xdp, pin, option) => {
+      if (caps !== 'root') await node.sh('tc qdisc del dev eth0 clsact');
       if (xdp === 'native') await node.sh('sysctl -qw net.ipv4.conf.eth0.forwarding=1');
       const config = {
         node: { name: 'n1', interface: 'eth0', address: NODE4 },
@@ -72,7 +89,7 @@ describe.skipIf(!built)('agent - dataplane driver bpf on a veth', () => {
         etcd: { endpoints: ['http://127.0.0.1:2379'] }, // unused: the store is given
         metrics: { listen: '127.0.0.1:0' },
         state: { enabled: false },
-        dataplane: { driver: 'bpf', bpffsPath: BPFFS, pinName: PIN, flowTableSize: 1024, ...option },
+        dataplane: { driver: 'bpf', bpffsPath: BPFFS, pinName: pin, flowTableSize: 1024, ...option },
       };
       const fleet = {
         hashSeed: 7,
@@ -86,6 +103,7 @@ describe.skipIf(!built)('agent - dataplane driver bpf on a veth', () => {
         vips: [{ address: VIP4, port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
       };
       const child = node.spawn([
+        ...(caps === 'root' ? [] : ['setpriv', `--bounding-set=${unitBoundingSet()}`]),
         join(ROOT, 'node_modules/.bin/tsx'),
         '--tsconfig',
         join(ROOT, 'tsconfig.check.json'),
@@ -99,7 +117,7 @@ describe.skipIf(!built)('agent - dataplane driver bpf on a veth', () => {
       });
 
       // Bounded: 30 s, every 250 ms, until the VIP is in the pinned VIP map.
-      const vips = join(BPFFS, PIN, 'l4f_vips');
+      const vips = join(BPFFS, pin, 'l4f_vips');
       let dump = '';
       const deadline = Date.now() + 30_000;
       for (let i = 0; i < 120 && Date.now() < deadline; i++) {
