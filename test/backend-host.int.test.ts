@@ -6,7 +6,7 @@
  * objects first (npm run build would too).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { BackendCounters, FamilyPair } from '@l4fleet/dataplane';
 import { run } from '@l4fleet/process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -301,4 +301,37 @@ describe('backend host - l4fleet backend on a real kernel', () => {
     expect(st.code).toBe(1);
     expect(st.stderr).toMatch(/not set up/);
   });
+
+  test('backend host - deploy/systemd/l4fleet-backend.service: its ExecStart, ExecReload and ExecStop with deploy/examples/backend.env', async () => {
+    const env = environmentFile(readFileSync(`${root}deploy/examples/backend.env`, 'utf8'));
+    const unit = readFileSync(`${root}deploy/systemd/l4fleet-backend.service`, 'utf8');
+    /** The `l4fleet backend` arguments of the unit's `key=` line, its `$VAR`s expanded as systemd does. */
+    const command = (key: string): string[] => {
+      const line = new RegExp(`^${key}=(.*)$`, 'm').exec(unit)?.[1];
+      if (line === undefined) throw new Error(`l4fleet-backend.service has no ${key}=`);
+      const words = line
+        .split(/\s+/)
+        .flatMap((w) => (w.startsWith('$') ? (env.get(w.slice(1)) ?? '').split(/\s+/).filter((x) => x !== '') : [w]));
+      expect(words.slice(0, 3)).toEqual(['/usr/bin/node', '/opt/l4fleet/packages/cli/dist/bin.js', 'backend']);
+      return words.slice(3);
+    };
+    const start = await bed.cli(command('ExecStart'));
+    expect(start.code, start.stderr).toBe(0);
+    expect((await status()).attached).toBe(true);
+    const lo = (await bed.backend.run(['ip', '-br', 'addr', 'show', 'dev', 'lo'])).stdout;
+    for (const vip of ['198.51.100.10/32', '198.51.100.11/32', '2001:db8:100::10/128']) expect(lo).toContain(vip);
+    expect(await mustCli(command('ExecReload'))).toMatch(/no changes/);
+    expect(await mustCli(command('ExecStop'))).toMatch(/torn down/);
+    expect(await hostState()).toBe(pristine);
+  });
 });
+
+/** A systemd EnvironmentFile: KEY=VALUE lines, `#` comments, one pair of double quotes around a value removed. */
+function environmentFile(text: string): Map<string, string> {
+  const env = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
+    if (m) env.set(m[1] as string, (m[2] as string).replace(/^"(.*)"$/, '$1'));
+  }
+  return env;
+}
