@@ -112,6 +112,9 @@ describe.skipIf(!ready).sequential(`lab docker - lab ${id}`, () => {
     await lab.waitNextHops(2, 15_000);
     await new Promise((r) => setTimeout(r, 1_500));
     const s = await flows.summary();
+    console.log(
+      `docker ${expectedPath.dataplane}: kill node2: ${s.broken} broken, longest pause ${s.longestPauseMs} ms`,
+    );
     expect(s.broken).toBe(0);
     expect(s.longestPauseMs).toBeLessThanOrEqual(4_000);
   }, 60_000);
@@ -123,7 +126,11 @@ describe.skipIf(!ready).sequential(`lab docker - lab ${id}`, () => {
     await lab.restart('node2', 60_000);
     await lab.waitNextHops(3, 15_000);
     await new Promise((r) => setTimeout(r, 1_500));
-    expect((await flows?.summary())?.broken).toBe(0);
+    const s = await flows?.summary();
+    console.log(
+      `docker ${expectedPath.dataplane}: restart node2: ${s?.broken} broken, longest pause ${s?.longestPauseMs} ms`,
+    );
+    expect(s?.broken).toBe(0);
     // The pins live in the node's bpf file system on this machine, mounted into each of its containers: the new
     // agent reads its maps back (flows, tables) instead of starting empty.
     if (bpf) expect(await pinnedMapIds('node2')).toEqual(before);
