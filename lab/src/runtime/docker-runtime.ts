@@ -67,10 +67,10 @@ async function replaceContainer(lab: LabContext, host: string, peers: 'all' | 's
 }
 
 /**
- * A backend in a new container has a new MAC on the fabric, but the router and the nodes still hold the old one in
- * their ARP / ND entries (REACHABLE, then STALE for ~5 s before a probe), and the nodes forward its flows at L2 (DSR)
- * to that MAC (the same reason lab.ts flushes the router's entry of a re-created node). Flushing the entries makes
- * them resolve it on the next packet.
+ * A backend in a new container has a new MAC on its segment, but its neighbours still hold the old one in their ARP
+ * / ND entries (REACHABLE, then STALE for ~5 s before a probe): on the fabric the nodes forward its flows at L2 (DSR)
+ * to that MAC, on the routed segment the router forwards the encapsulated packets to it (the same reason lab.ts
+ * flushes the router's entry of a re-created node). Flushing the entries makes them resolve it on the next packet.
  */
 async function restoreBackendContainer(lab: LabContext, host: string): Promise<void> {
   await replaceContainer(lab, host, 'self');
