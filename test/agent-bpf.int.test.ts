@@ -7,11 +7,12 @@
  * test/lab-bpf-routed's. Run under the ns lock.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bpfAvailable } from '@l4fleet/dataplane';
 import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
+import { setprivBoundingSet, unitFile } from '@l4fleet/test-support/systemd';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -25,18 +26,6 @@ const VIP4 = '198.51.100.40';
 const CHILD = join(import.meta.dirname, 'agent-bpf-child.ts');
 
 const built = bpfAvailable() === undefined;
-
-/**
- * What deploy/systemd/l4fleet-agent.service leaves the agent: its CapabilityBoundingSet as a setpriv argument
- * (`-all,+net_admin,...`). For root, exec keeps only the bounding set, so the agent and the loader it starts run
- * with exactly these, as under systemd.
- */
-function unitBoundingSet(): string {
-  const unit = readFileSync(join(ROOT, 'deploy/systemd/l4fleet-agent.service'), 'utf8');
-  const caps = (/^CapabilityBoundingSet=(.*)$/m.exec(unit)?.[1] ?? '').split(/\s+/).filter((c) => c !== '');
-  if (caps.length === 0) throw new Error('deploy/systemd/l4fleet-agent.service has no CapabilityBoundingSet');
-  return ['-all', ...caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
-}
 
 describe.skipIf(!built)('agent - dataplane driver bpf on a veth', () => {
   let lab: NetnsLab;
@@ -103,7 +92,9 @@ describe.skipIf(!built)('agent - dataplane driver bpf on a veth', () => {
         vips: [{ address: VIP4, port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
       };
       const child = node.spawn([
-        ...(caps === 'root' ? [] : ['setpriv', `--bounding-set=${unitBoundingSet()}`]),
+        ...(caps === 'root'
+          ? []
+          : ['setpriv', `--bounding-set=${setprivBoundingSet(unitFile('l4fleet-agent.service'))}`]),
         join(ROOT, 'node_modules/.bin/tsx'),
         '--tsconfig',
         join(ROOT, 'tsconfig.check.json'),

@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { BackendCounters, FamilyPair } from '@l4fleet/dataplane';
 import { run } from '@l4fleet/process';
+import { environmentFile, expandCommand, unitFile, unitValue } from '@l4fleet/test-support/systemd';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   BACKEND,
@@ -304,14 +305,10 @@ describe('backend host - l4fleet backend on a real kernel', () => {
 
   test('backend host - deploy/systemd/l4fleet-backend.service: its ExecStart, ExecReload and ExecStop with deploy/examples/backend.env', async () => {
     const env = environmentFile(readFileSync(`${root}deploy/examples/backend.env`, 'utf8'));
-    const unit = readFileSync(`${root}deploy/systemd/l4fleet-backend.service`, 'utf8');
+    const unit = unitFile('l4fleet-backend.service');
     /** The `l4fleet backend` arguments of the unit's `key=` line, its `$VAR`s expanded as systemd does. */
     const command = (key: string): string[] => {
-      const line = new RegExp(`^${key}=(.*)$`, 'm').exec(unit)?.[1];
-      if (line === undefined) throw new Error(`l4fleet-backend.service has no ${key}=`);
-      const words = line
-        .split(/\s+/)
-        .flatMap((w) => (w.startsWith('$') ? (env.get(w.slice(1)) ?? '').split(/\s+/).filter((x) => x !== '') : [w]));
+      const words = expandCommand(unitValue(unit, key), env);
       expect(words.slice(0, 3)).toEqual(['/usr/bin/node', '/opt/l4fleet/packages/cli/dist/bin.js', 'backend']);
       return words.slice(3);
     };
@@ -325,13 +322,3 @@ describe('backend host - l4fleet backend on a real kernel', () => {
     expect(await hostState()).toBe(pristine);
   });
 });
-
-/** A systemd EnvironmentFile: KEY=VALUE lines, `#` comments, one pair of double quotes around a value removed. */
-function environmentFile(text: string): Map<string, string> {
-  const env = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
-    if (m) env.set(m[1] as string, (m[2] as string).replace(/^"(.*)"$/, '$1'));
-  }
-  return env;
-}

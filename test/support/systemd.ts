@@ -1,0 +1,51 @@
+/**
+ * The project's systemd units read as systemd would, so tests run exactly what the units run: a unit's `Key=`
+ * line, an EnvironmentFile, `$VAR` expansion, and the capabilities a unit leaves its service. No systemd here: the
+ * tests run the commands themselves (as root, limited with setpriv).
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** The text of `deploy/systemd/<name>`. */
+export function unitFile(name: string): string {
+  return readFileSync(`${ROOT}deploy/systemd/${name}`, 'utf8');
+}
+
+/** The value of the unit's `key=` line; throws when it has none. */
+export function unitValue(unit: string, key: string): string {
+  const line = new RegExp(`^${key}=(.*)$`, 'm').exec(unit)?.[1];
+  if (line === undefined) throw new Error(`the unit has no ${key}=`);
+  return line;
+}
+
+/** A systemd EnvironmentFile: KEY=VALUE lines, `#` comments, one pair of double quotes around a value removed. */
+export function environmentFile(text: string): Map<string, string> {
+  const env = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
+    if (m) env.set(m[1] as string, (m[2] as string).replace(/^"(.*)"$/, '$1'));
+  }
+  return env;
+}
+
+/** A command line's words with each unbraced `$VAR` split at whitespace into zero or more words (systemd.service). */
+export function expandCommand(line: string, env: ReadonlyMap<string, string>): string[] {
+  return line
+    .split(/\s+/)
+    .filter((w) => w !== '')
+    .flatMap((w) => (w.startsWith('$') ? (env.get(w.slice(1)) ?? '').split(/\s+/).filter((x) => x !== '') : [w]));
+}
+
+/**
+ * The unit's CapabilityBoundingSet as a setpriv argument (`-all,+net_admin,...`). For root, exec keeps only the
+ * bounding set, so `setpriv --bounding-set=<this> CMD` runs CMD (and what it starts) with exactly these.
+ */
+export function setprivBoundingSet(unit: string): string {
+  const caps = unitValue(unit, 'CapabilityBoundingSet')
+    .split(/\s+/)
+    .filter((c) => c !== '');
+  if (caps.length === 0) throw new Error('the unit has an empty CapabilityBoundingSet');
+  return ['-all', ...caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
+}
