@@ -11,19 +11,16 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bpfAvailable } from '@l4fleet/dataplane';
+import { spawnAgent } from '@l4fleet/test-support/agent-process';
 import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
 import { setprivBoundingSet, unitFile } from '@l4fleet/test-support/systemd';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
-const ROOT = join(import.meta.dirname, '..');
 const BPFFS = `/run/l4fleet-agent-bpf-${process.pid}`;
 const PIN = 'agentbpf';
 const UNIT_PIN = 'agentunit';
 const NODE4 = '198.18.40.2';
 const VIP4 = '198.51.100.40';
-
-/** The agent, run in the namespace by tsx from source (tsconfig.check.json's paths are vitest's aliases). */
-const CHILD = join(import.meta.dirname, 'agent-bpf-child.ts');
 
 const built = bpfAvailable() === undefined;
 
@@ -91,21 +88,13 @@ describe.skipIf(!built)('agent - dataplane driver bpf on a veth', () => {
         ],
         vips: [{ address: VIP4, port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
       };
-      const child = node.spawn([
-        ...(caps === 'root'
-          ? []
-          : ['setpriv', `--bounding-set=${setprivBoundingSet(unitFile('l4fleet-agent.service'))}`]),
-        join(ROOT, 'node_modules/.bin/tsx'),
-        '--tsconfig',
-        join(ROOT, 'tsconfig.check.json'),
-        CHILD,
-        JSON.stringify(config),
-        JSON.stringify(fleet),
-      ]);
-      let stderr = '';
-      child.stderr?.on('data', (b: Buffer) => {
-        stderr += b.toString();
-      });
+      const agent = spawnAgent(
+        node,
+        config,
+        fleet,
+        caps === 'root' ? [] : ['setpriv', `--bounding-set=${setprivBoundingSet(unitFile('l4fleet-agent.service'))}`],
+      );
+      const { child } = agent;
 
       // Bounded: 30 s, every 250 ms, until the VIP is in the pinned VIP map.
       const vips = join(BPFFS, pin, 'l4f_vips');
@@ -119,16 +108,15 @@ describe.skipIf(!built)('agent - dataplane driver bpf on a veth', () => {
         if (child.exitCode !== null) break;
         await new Promise((r) => setTimeout(r, 250));
       }
-      expect(child.exitCode, stderr).toBeNull();
-      expect(existsSync(vips), stderr).toBe(true);
-      expect(JSON.parse(dump), stderr).toHaveLength(1);
+      expect(child.exitCode, agent.stderr()).toBeNull();
+      expect(existsSync(vips), agent.stderr()).toBe(true);
+      expect(JSON.parse(dump), agent.stderr()).toHaveLength(1);
       const tc = await node.sh('tc filter show dev eth0 ingress');
       expect(tc).toMatch(/bpf/);
       // agent.yaml's dataplane.xdp reached the loader: the XDP program is attached in native mode, or not at all.
       expect(await xdpProgram()).toBe(xdp === 'native' ? 'l4f_node_xdp' : undefined);
 
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      await agent.stop();
       // close() leaves the program attached and the maps pinned: forwarding survives the agent (0007).
       expect(existsSync(vips)).toBe(true);
     },

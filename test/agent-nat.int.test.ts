@@ -1,10 +1,4 @@
-/**
- * A NAT pool end to end through the agent (issue 18): an agent process with the nftables driver in the node namespace
- * of the NAT test bed (memory store, fake speaker: the router's route to the VIP is static), a fleet whose pool has
- * `forwarding: nat`, members on :8443 behind VIP:443 and a VIP profile. The client is served through the VIP, the
- * members see the node as the peer, and the node holds the profile's conntrack timeout object. Run under the ns lock.
- */
-import { join } from 'node:path';
+import { spawnAgent } from '@l4fleet/test-support/agent-process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   createNatTopology,
@@ -18,9 +12,7 @@ import {
   type NatTopology,
 } from './dataplane/nat-topology.js';
 
-const ROOT = join(import.meta.dirname, '..');
 /** The agent process of test/agent-bpf.int.test.ts: argv = agent.yaml and fleet as JSON, memory store, fake speaker. */
-const CHILD = join(import.meta.dirname, 'agent-bpf-child.ts');
 const MEMBERS = 2;
 
 describe('agent - a NAT pool serves the client end to end', () => {
@@ -70,18 +62,8 @@ describe('agent - a NAT pool serves the client end to end', () => {
         },
       ],
     };
-    const child = topo.node.spawn([
-      join(ROOT, 'node_modules/.bin/tsx'),
-      '--tsconfig',
-      join(ROOT, 'tsconfig.check.json'),
-      CHILD,
-      JSON.stringify(config),
-      JSON.stringify(fleet),
-    ]);
-    let stderr = '';
-    child.stderr?.on('data', (b: Buffer) => {
-      stderr += b.toString();
-    });
+    const agent = spawnAgent(topo.node, config, fleet);
+    const { child } = agent;
     try {
       // Bounded: 30 s, every 250 ms, until the agent has programmed the NAT table.
       let listing = '';
@@ -92,8 +74,8 @@ describe('agent - a NAT pool serves the client end to end', () => {
         if (listing.includes('tcp . 443')) break;
         await new Promise((r) => setTimeout(r, 250));
       }
-      expect(child.exitCode, stderr).toBeNull();
-      expect(listing, stderr).toContain(`${NAT_VIP4} . tcp . 443`);
+      expect(child.exitCode, agent.stderr()).toBeNull();
+      expect(listing, agent.stderr()).toContain(`${NAT_VIP4} . tcp . 443`);
       expect(listing).toContain('ct timeout to_tcp4_120_4_6');
       expect(listing).toContain('reject with tcp reset');
 
@@ -120,8 +102,7 @@ describe('agent - a NAT pool serves the client end to end', () => {
       // Both members served (Maglev spreads 16 flows over 2 members).
       expect(new Set(answers.map((a) => a.reply?.split(' ')[0])).size).toBe(MEMBERS);
     } finally {
-      child.kill('SIGTERM');
-      await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
+      await agent.stop();
     }
   }, 90_000);
 });

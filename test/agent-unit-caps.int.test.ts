@@ -5,13 +5,11 @@
  * Run under the ns lock; root only, else skipped.
  */
 
-import { join } from 'node:path';
+import { spawnAgent } from '@l4fleet/test-support/agent-process';
 import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
 import { setprivBoundingSet, unitFile } from '@l4fleet/test-support/systemd';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
-const ROOT = join(import.meta.dirname, '..');
-const CHILD = join(import.meta.dirname, 'agent-bpf-child.ts');
 const NODE4 = '198.18.42.2';
 const VIP4 = '198.51.100.42';
 const TABLE = 'l4fcaps';
@@ -49,20 +47,11 @@ describe.skipIf(process.getuid?.() !== 0)('agent - nftables with the systemd uni
       ],
       vips: [{ address: VIP4, port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
     };
-    const child = node.spawn([
+    const agent = spawnAgent(node, config, fleet, [
       'setpriv',
       `--bounding-set=${setprivBoundingSet(unitFile('l4fleet-agent.service'))}`,
-      join(ROOT, 'node_modules/.bin/tsx'),
-      '--tsconfig',
-      join(ROOT, 'tsconfig.check.json'),
-      CHILD,
-      JSON.stringify(config),
-      JSON.stringify(fleet),
     ]);
-    let stderr = '';
-    child.stderr?.on('data', (b: Buffer) => {
-      stderr += b.toString();
-    });
+    const { child } = agent;
     try {
       // Bounded: 30 s, every 250 ms, until the VIP is in the table.
       let table = '';
@@ -73,12 +62,11 @@ describe.skipIf(process.getuid?.() !== 0)('agent - nftables with the systemd uni
         if (table.includes(VIP4) || child.exitCode !== null) break;
         await new Promise((r) => setTimeout(r, 250));
       }
-      expect(child.exitCode, stderr).toBeNull();
-      expect(table, stderr).toContain(VIP4);
-      expect(stderr).not.toMatch(/tablesApplyFailed/);
+      expect(child.exitCode, agent.stderr()).toBeNull();
+      expect(table, agent.stderr()).toContain(VIP4);
+      expect(agent.stderr()).not.toMatch(/tablesApplyFailed/);
     } finally {
-      child.kill('SIGTERM');
-      await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
+      await agent.stop();
       await node.run(['nft', 'delete', 'table', 'netdev', TABLE], { allowFailure: true });
     }
   }, 60_000);

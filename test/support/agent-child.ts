@@ -1,6 +1,6 @@
 /**
- * The agent process of test/agent-bpf.int.test.ts and test/agent-unit-caps.int.test.ts, started in a network
- * namespace by tsx: argv = agent.yaml and fleet file as JSON. A memory store and a fake speaker: the data plane the config chooses is the part under test.
+ * The agent process of agent-process.ts (spawnAgent), started in a network namespace by tsx: argv = agent.yaml and
+ * fleet file as JSON. A memory store and a fake speaker: the data plane the config chooses is the part under test.
  */
 import { parseAgentConfig, runAgent } from '@l4fleet/agent';
 import { createFakeSpeaker } from '@l4fleet/bgp';
