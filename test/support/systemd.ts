@@ -49,3 +49,18 @@ export function setprivBoundingSet(unit: string): string {
   if (caps.length === 0) throw new Error('the unit has an empty CapabilityBoundingSet');
   return ['-all', ...caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
 }
+
+/**
+ * setpriv arguments that start a command as the unit would: with DynamicUser=yes as an unprivileged user (nobody
+ * stands in for the dynamic one), keeping only the unit's AmbientCapabilities (ambient, inheritable and bounding
+ * sets), so they survive the change of user as under systemd.
+ */
+export function setprivAsUnit(unit: string): string[] {
+  const ambient = (/^AmbientCapabilities=(.*)$/m.exec(unit)?.[1] ?? '')
+    .split(/\s+/)
+    .filter((c) => c !== '')
+    .map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);
+  const caps = ['-all', ...ambient].join(',');
+  const user = /^DynamicUser=yes$/m.test(unit) ? ['--reuid=65534', '--regid=65534', '--clear-groups'] : [];
+  return ['setpriv', ...user, `--inh-caps=${caps}`, `--ambient-caps=${caps}`, `--bounding-set=${caps}`];
+}
