@@ -3,7 +3,7 @@
  * (memory store, fake speaker: the data plane is the part under test) attaches the tc program to its veth, pins the
  * maps under the configured bpffs path and pin name, and programs the fleet's VIP; restarted with `xdp: native`, it
  * also attaches the XDP fast path; and, from nothing, with only the capabilities deploy/systemd/l4fleet-agent.service
- * grants (setpriv --bounding-set). The pool here forwards `l2`; the encapsulations through the agent are
+ * grants (setpriv, test/support/systemd.ts). The pool here forwards `l2`; the encapsulations through the agent are
  * test/lab-bpf-routed's. Run under the ns lock.
  */
 import { spawnSync } from 'node:child_process';
@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { bpfAvailable } from '@l4fleet/dataplane';
 import { spawnAgent } from '@l4fleet/test-support/agent-process';
 import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
-import { setprivBoundingSet, unitFile } from '@l4fleet/test-support/systemd';
+import { setprivAsUnit, unitFile } from '@l4fleet/test-support/systemd';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const BPFFS = `/run/l4fleet-agent-bpf-${process.pid}`;
@@ -92,7 +92,7 @@ describe.skipIf(!built)('agent - dataplane driver bpf on a veth', () => {
         node,
         config,
         fleet,
-        caps === 'root' ? [] : ['setpriv', `--bounding-set=${setprivBoundingSet(unitFile('l4fleet-agent.service'))}`],
+        caps === 'root' ? [] : setprivAsUnit(unitFile('l4fleet-agent.service')),
       );
       const { child } = agent;
 

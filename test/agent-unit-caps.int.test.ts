@@ -1,13 +1,13 @@
 /**
  * The agent with the nftables data plane and only the capabilities deploy/systemd/l4fleet-agent.service grants
- * (its CapabilityBoundingSet, through setpriv as root): an agent process in a network namespace (memory store, fake
+ * (its CapabilityBoundingSet and SupplementaryGroups, through setpriv as root): an agent process in a network namespace (memory store, fake
  * speaker) programs its VIP into its netdev table. test/agent-bpf.int.test.ts does the same for the bpf driver.
  * Run under the ns lock; root only, else skipped.
  */
 
 import { spawnAgent } from '@l4fleet/test-support/agent-process';
 import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
-import { setprivBoundingSet, unitFile } from '@l4fleet/test-support/systemd';
+import { setprivAsUnit, unitFile } from '@l4fleet/test-support/systemd';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const NODE4 = '198.18.42.2';
@@ -47,10 +47,7 @@ describe.skipIf(process.getuid?.() !== 0)('agent - nftables with the systemd uni
       ],
       vips: [{ address: VIP4, port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
     };
-    const agent = spawnAgent(node, config, fleet, [
-      'setpriv',
-      `--bounding-set=${setprivBoundingSet(unitFile('l4fleet-agent.service'))}`,
-    ]);
+    const agent = spawnAgent(node, config, fleet, setprivAsUnit(unitFile('l4fleet-agent.service')));
     const { child } = agent;
     try {
       // Bounded: 30 s, every 250 ms, until the VIP is in the table.

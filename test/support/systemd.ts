@@ -38,29 +38,33 @@ export function expandCommand(line: string, env: ReadonlyMap<string, string>): s
     .flatMap((w) => (w.startsWith('$') ? (env.get(w.slice(1)) ?? '').split(/\s+/).filter((x) => x !== '') : [w]));
 }
 
-/**
- * The unit's CapabilityBoundingSet as a setpriv argument (`-all,+net_admin,...`). For root, exec keeps only the
- * bounding set, so `setpriv --bounding-set=<this> CMD` runs CMD (and what it starts) with exactly these.
- */
-export function setprivBoundingSet(unit: string): string {
-  const caps = unitValue(unit, 'CapabilityBoundingSet')
-    .split(/\s+/)
-    .filter((c) => c !== '');
-  if (caps.length === 0) throw new Error('the unit has an empty CapabilityBoundingSet');
+/** A unit's capability list (`CAP_X CAP_Y`) as a setpriv set: `-all,+x,+y`. */
+function capSet(unit: string, key: string): string {
+  const caps = (new RegExp(`^${key}=(.*)$`, 'm').exec(unit)?.[1] ?? '').split(/\s+/).filter((c) => c !== '');
   return ['-all', ...caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
 }
 
 /**
- * setpriv arguments that start a command as the unit would: with DynamicUser=yes as an unprivileged user (nobody
- * stands in for the dynamic one), keeping only the unit's AmbientCapabilities (ambient, inheritable and bounding
- * sets), so they survive the change of user as under systemd.
+ * setpriv arguments that start a command as the unit would, from root: with DynamicUser=yes as an unprivileged user
+ * (nobody stands in for the dynamic one) keeping only the unit's AmbientCapabilities (ambient, inheritable and
+ * bounding sets, so they survive the change of user); else as root limited to its CapabilityBoundingSet (for root,
+ * exec keeps only the bounding set) with its SupplementaryGroups.
  */
 export function setprivAsUnit(unit: string): string[] {
-  const ambient = (/^AmbientCapabilities=(.*)$/m.exec(unit)?.[1] ?? '')
+  if (/^DynamicUser=yes$/m.test(unit)) {
+    const caps = capSet(unit, 'AmbientCapabilities');
+    const user = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+    return ['setpriv', ...user, `--inh-caps=${caps}`, `--ambient-caps=${caps}`, `--bounding-set=${caps}`];
+  }
+  if (!/^CapabilityBoundingSet=\S/m.test(unit))
+    throw new Error('the unit runs as root without a CapabilityBoundingSet');
+  const groups = (/^SupplementaryGroups=(.*)$/m.exec(unit)?.[1] ?? '')
+    .trim()
     .split(/\s+/)
-    .filter((c) => c !== '')
-    .map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);
-  const caps = ['-all', ...ambient].join(',');
-  const user = /^DynamicUser=yes$/m.test(unit) ? ['--reuid=65534', '--regid=65534', '--clear-groups'] : [];
-  return ['setpriv', ...user, `--inh-caps=${caps}`, `--ambient-caps=${caps}`, `--bounding-set=${caps}`];
+    .filter((g) => g !== '');
+  return [
+    'setpriv',
+    `--bounding-set=${capSet(unit, 'CapabilityBoundingSet')}`,
+    ...(groups.length > 0 ? [`--groups=${groups.join(',')}`] : []),
+  ];
 }
