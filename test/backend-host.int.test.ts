@@ -309,7 +309,7 @@ describe('backend host - l4fleet backend on a real kernel', () => {
     /** The `l4fleet backend` arguments of the unit's `key=` line, its `$VAR`s expanded as systemd does. */
     const command = (key: string): string[] => {
       const words = expandCommand(unitValue(unit, key), env);
-      expect(words.slice(0, 3)).toEqual(['/usr/bin/node', '/opt/l4fleet/packages/cli/dist/bin.js', 'backend']);
+      expect(words.slice(0, 3)).toEqual(['/opt/l4fleet/bin/node', '/opt/l4fleet/packages/cli/dist/bin.js', 'backend']);
       return words.slice(3);
     };
     const start = await bed.cli(command('ExecStart'));

@@ -21,12 +21,7 @@ fi
 stage=deploy/docker/.stage
 rm -rf "$stage" && mkdir -p "$stage"
 cp "$(command -v node)" "$stage/node"
-# Runtime files only: no source maps, no build/lint/test tooling.
-tar -c --exclude='*.map' --exclude='*.tsbuildinfo' --exclude='node_modules/@biomejs' --exclude='node_modules/@turbo' \
-  --exclude='node_modules/typescript' --exclude='node_modules/@esbuild' --exclude='node_modules/@rolldown' \
-  --exclude='node_modules/esbuild' --exclude='node_modules/vite' --exclude='node_modules/vitest' \
-  --exclude='node_modules/@vitest' --exclude='node_modules/turbo' --exclude='node_modules/.cache' package.json node_modules packages/*/package.json packages/*/dist \
-  packages/*/proto lab/package.json lab/dist $(ls -d packages/dataplane/native/bin 2>/dev/null) | tar -C "$stage" -x
+bash scripts/stage-runtime.sh "$stage"
 
 for image in control router backend agent; do
   docker build --network host -t "l4fleet/$image:latest" -f "deploy/docker/$image/Dockerfile" deploy/docker

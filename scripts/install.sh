@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs l4fleet on this machine from a built checkout (`npm ci && npm run build`; with clang installed, the build
+# includes the bpf data plane): a balancer node (the agent and its gobgpd sidecar) or an encapsulating backend host.
+#   /opt/l4fleet            the runtime files (scripts/stage-runtime.sh) and bin/node, this machine's Node (>= 20;
+#                           Debian 12's own is 18)
+#   /usr/local/bin/l4fleet  the command
+#   /etc/systemd/system/    l4fleet-agent.service, l4fleet-gobgpd.service, l4fleet-backend.service (deploy/systemd)
+#   /etc/l4fleet/           agent.yaml and backend.env from deploy/examples, only where none exists (never replaced)
+# and the Debian packages they run with, only those missing (gobgpd, nftables, iproute2, frr for bfdd and vtysh,
+# libbpf1, bpftool). Nothing is enabled or started: write /etc/l4fleet/agent.yaml or backend.env first
+# (docs/operator-guide.md section 3, docs/backend-host.md), then `systemctl enable --now l4fleet-gobgpd l4fleet-agent`
+# or `l4fleet-backend`. Run again to upgrade: /opt/l4fleet is replaced whole; restart the services after.
+# Usage (root): scripts/install.sh [--root DIR] [--no-apt]
+#   --root DIR  install under DIR instead of / (a package or image build): no apt-get, no systemctl
+#   --no-apt    do not install Debian packages
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=/
+apt=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --root) root=${2:?--root needs a directory}; apt=0; shift 2 ;;
+    --no-apt) apt=0; shift ;;
+    *) echo "install: unknown argument \"$1\" (usage: scripts/install.sh [--root DIR] [--no-apt])" >&2; exit 2 ;;
+  esac
+done
+[ "$(id -u)" -eq 0 ] || [ "$root" != / ] || { echo "install: needs root (or --root DIR)" >&2; exit 1; }
+node_bin=$(command -v node)
+major=$("$node_bin" -p 'process.versions.node.split(".")[0]')
+[ "$major" -ge 20 ] || { echo "install: $node_bin is Node $major; l4fleet needs Node >= 20" >&2; exit 1; }
+
+if [ "$apt" = 1 ]; then
+  pkgs=(gobgpd nftables iproute2 frr libbpf1 bpftool)
+  missing=()
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "install: apt-get install ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+opt="${root%/}/opt/l4fleet"
+mkdir -p "$(dirname "$opt")"
+next="$opt.new.$$"
+rm -rf "$next"
+bash scripts/stage-runtime.sh "$next"
+mkdir -p "$next/bin"
+cp "$node_bin" "$next/bin/node"
+rm -rf "$opt.old"
+[ -e "$opt" ] && mv "$opt" "$opt.old"
+mv "$next" "$opt"
+rm -rf "$opt.old"
+
+install -D -m 0755 /dev/stdin "${root%/}/usr/local/bin/l4fleet" <<'WRAPPER'
+#!/bin/sh
+exec /opt/l4fleet/bin/node /opt/l4fleet/packages/cli/dist/bin.js "$@"
+WRAPPER
+for unit in deploy/systemd/*.service; do
+  install -D -m 0644 "$unit" "${root%/}/etc/systemd/system/$(basename "$unit")"
+done
+for example in agent.yaml backend.env; do
+  target="${root%/}/etc/l4fleet/$example"
+  [ -e "$target" ] || install -D -m 0640 "deploy/examples/$example" "$target"
+done
+
+if [ "$root" = / ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+echo "install: l4fleet $("$opt/bin/node" "$opt/packages/cli/dist/bin.js" --version) in $opt (Node $("$opt/bin/node" --version))"
