@@ -12,6 +12,7 @@ const TIMED = [
   'test/lab-e2e.int.test.ts',
   'test/lab-bpf-routed.int.test.ts',
   'test/lab-second-chance.int.test.ts',
+  'test/lab-member-down.int.test.ts',
   'test/lab-nat.int.test.ts',
   'test/quickstart.int.test.ts',
   'test/etcd-failover.int.test.ts',

@@ -14,6 +14,7 @@ import {
 import { buildTable, type HashMode, NO_BACKEND, type Protocol, slotOf } from '@l4fleet/maglev';
 import { pino } from 'pino';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { withDown } from './member-down.js';
 
 const logger = pino({ level: 'silent' });
 const SEED = 0x5eed_1234;
@@ -232,6 +233,39 @@ describe('proxy data plane', () => {
     await new Promise((r) => refused.once('close', r)); // reset by the proxy
     expect((await dp.counters()).drops['no-backend'].packets).toBe(1);
   });
+
+  test.each(['keep', 'reselect'] as const)(
+    'onMemberDown %s - a UDP session and a TCP connection whose backend is decided down stay on it, or are re-picked and reset',
+    async (mode) => {
+      const port = await freePort();
+      const udp = table(servers, { address: '127.0.0.1', port, protocol: 'udp' }, 'source-ip');
+      const tcp = table(servers, { address: '127.0.0.1', port, protocol: 'tcp' }, 'source-ip');
+      const dp = proxy();
+      await dp.apply([withDown(udp, undefined, mode), withDown(tcp, undefined, mode)]);
+      const u = dgram.createSocket('udp4');
+      await new Promise<void>((r) => u.bind(0, '127.0.0.78', r));
+      const first = await udpAsk(u, '127.0.0.1', port);
+      const c = await connect('127.0.0.1', port, '127.0.0.78');
+      expect(await c.ask()).toBe(first);
+      const a = udp.backends.findIndex((b) => b.name === first);
+      const down = withDown(udp, a, mode);
+      await dp.apply([down, withDown(tcp, a, mode)]);
+      if (mode === 'keep') {
+        expect(await udpAsk(u, '127.0.0.1', port)).toBe(first);
+        expect(await c.ask()).toBe(first);
+      } else {
+        const moved = expectedName(down, '127.0.0.78', 0);
+        expect(moved).not.toBe(first);
+        expect(await udpAsk(u, '127.0.0.1', port)).toBe(moved);
+        await c.closed; // reset: the client learns at once instead of waiting on a dead backend
+        // Back up: the session stays where it went.
+        await dp.apply([withDown(udp, undefined, mode), withDown(tcp, undefined, mode)]);
+        expect(await udpAsk(u, '127.0.0.1', port)).toBe(moved);
+      }
+      c.close();
+      u.close();
+    },
+  );
 
   test.each(['round-robin', 'least-connections'] as const)(
     '%s - node-local selection spreads over every backend',

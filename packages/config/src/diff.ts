@@ -1,5 +1,6 @@
 /** What changes between two fleets, for `l4fleet apply` and the agent's logs. Pure; compares by key. */
 import { endpointText } from './address.js';
+import { onMemberDownOf } from './on-member-down.js';
 import { secondChanceOf } from './second-chance.js';
 import type { Fleet, Member, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
@@ -81,6 +82,13 @@ export function diffFleets(before: Fleet | undefined, after: Fleet): FleetDiff {
         kind: 'changed',
         subject: `pool ${name}`,
         detail: `forwarding ${old.forwarding}/${old.guePort} -> ${pool.forwarding}/${pool.guePort}`,
+      });
+    }
+    if (onMemberDownOf(old) !== onMemberDownOf(pool)) {
+      changes.push({
+        kind: 'changed',
+        subject: `pool ${name}`,
+        detail: `onMemberDown ${onMemberDownOf(old)} -> ${onMemberDownOf(pool)}`,
       });
     }
     const [scOld, scNew] = [secondChanceOf(old), secondChanceOf(pool)];

@@ -58,6 +58,7 @@ export {
   utf8Bytes,
 } from './limits.js';
 export { NODE_NAME, POOL_NAME } from './names.js';
+export { DEFAULT_ON_MEMBER_DOWN, ON_MEMBER_DOWN, onMemberDownOf } from './on-member-down.js';
 export { parseFleet, parseFleetText } from './parse.js';
 export { previousChecksum, withPreviousOwners } from './previous-owners.js';
 export {
@@ -86,6 +87,7 @@ export {
   backendsForPool,
   buildVipTable,
   type DecidedStatus,
+  downMembers,
   effectiveWeight,
   tableChecksum,
   tableInputsOf,
@@ -111,6 +113,7 @@ export type {
   Member,
   MemberState,
   MemberStatus,
+  OnMemberDown,
   Pool,
   Protocol,
   Vip,

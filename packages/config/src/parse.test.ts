@@ -117,6 +117,24 @@ describe('config parse - the issue sample', () => {
 });
 
 describe('config parse - every problem at once, with path and value', () => {
+  test('onMemberDown - keep or reselect, written back only when given; a bad value or reselect with nat is named', () => {
+    const vips = [{ address: '198.51.100.10', port: 80, protocol: 'udp', pool: 'web' }];
+    const f = parseFleet({ pools: [pool('web', [m('198.18.0.1')], { onMemberDown: 'reselect' })], vips });
+    expect(f.pools[0]?.onMemberDown).toBe('reselect');
+    expect(parseFleet(f).pools[0]?.onMemberDown).toBe('reselect'); // a parsed fleet parses again
+    expect(problems({ pools: [pool('web', [m('198.18.0.1')], { onMemberDown: 'drop' })], vips })).toEqual([
+      'pools[0].onMemberDown: "drop" is not one of keep | reselect',
+    ]);
+    expect(
+      problems({
+        pools: [pool('web', [m('198.18.0.1', 8080)], { onMemberDown: 'reselect', forwarding: 'nat' })],
+        vips,
+      }),
+    ).toEqual([
+      'pools[0].onMemberDown: "reselect" is not supported with forwarding "nat" (its flows are conntrack entries); use "keep"',
+    ]);
+  });
+
   test('the issue examples', () => {
     expect(
       problems({

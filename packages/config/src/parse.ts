@@ -40,6 +40,7 @@ import {
   utf8Bytes,
 } from './limits.js';
 import { POOL_NAME } from './names.js';
+import { onMemberDownField } from './on-member-down.js';
 import { profileField } from './profile.js';
 import { secondChanceField } from './second-chance.js';
 import { fleetSemanticProblems } from './semantics.js';
@@ -172,7 +173,7 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
     p.add(path, `${show(v)} is not an object`);
     return undefined;
   }
-  checkKeys(p, path, v, ['name', 'healthCheck', 'members', 'forwarding', 'guePort', 'secondChance']);
+  checkKeys(p, path, v, ['name', 'healthCheck', 'members', 'forwarding', 'guePort', 'secondChance', 'onMemberDown']);
   const forwarding = oneOf<Forwarding>(
     p,
     `${path}.forwarding`,
@@ -218,6 +219,7 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
     forwarding,
     guePort,
     secondChance: secondChanceField(p, `${path}.secondChance`, v.secondChance),
+    ...onMemberDownField(p, `${path}.onMemberDown`, v.onMemberDown, forwarding),
     families,
   };
 }

@@ -73,6 +73,33 @@ describe('config table - derivation rules', () => {
     expect(buildVipTable(f3, f3.vips[0]!, new Map()).checksum).not.toBe(base);
   });
 
+  test('onMemberDown - down lists decided-down active members; only reselect puts it in the checksum', () => {
+    const f = (onMemberDown?: string, members: object[] = three): Fleet =>
+      parseFleet({
+        hashSeed: 7,
+        pools: [{ name: 'web', healthCheck: { type: 'tcp' }, members, ...(onMemberDown ? { onMemberDown } : {}) }],
+        vips: [{ address: '198.51.100.10', port: 80, protocol: 'udp', pool: 'web', tableSize: 251 }],
+      });
+    const downB = new Map([[memberKey('web', { name: '198.18.0.2:80' }), 'down' as const]]);
+    const keep = f();
+    expect(keep.pools[0]!.onMemberDown).toBeUndefined(); // the default is not written back
+    const k = buildVipTable(keep, keep.vips[0]!, downB);
+    expect([k.onMemberDown, k.down]).toEqual(['keep', [1]]);
+    const draining = f(undefined, [three[0]!, { ...three[1]!, state: 'draining' }, three[2]!]);
+    expect(buildVipTable(draining, draining.vips[0]!, new Map()).down).toEqual([]);
+    // keep: the same slots give the same checksum as a draining member (no data plane differs)
+    expect(buildVipTable(draining, draining.vips[0]!, new Map()).checksum).toBe(k.checksum);
+    const reselect = f('reselect');
+    const r = buildVipTable(reselect, reselect.vips[0]!, downB);
+    expect([r.onMemberDown, r.down]).toEqual(['reselect', [1]]);
+    expect(Array.from(r.slots)).toEqual(Array.from(k.slots));
+    expect(r.checksum).not.toBe(k.checksum); // nodes that keep and nodes that reselect forward differently
+    // reselect with nobody down forwards as keep would, yet the setting alone is a difference
+    expect(buildVipTable(reselect, reselect.vips[0]!, new Map()).checksum).not.toBe(
+      buildVipTable(keep, keep.vips[0]!, new Map()).checksum,
+    );
+  });
+
   test('same as maglev buildNamedTable on backendsForPool, so slotOf + table picks the backend', () => {
     const f = fleet(three);
     const t = buildVipTable(f, f.vips[0]!, new Map());
@@ -120,6 +147,21 @@ describe('config diff', () => {
       'removed member web/198.18.0.3:80',
       'added member web/198.18.0.4:80 198.18.0.4:80 weight 1 active',
     ]);
+  });
+
+  test('a changed onMemberDown is a pool change', () => {
+    const f = (onMemberDown?: string) =>
+      parseFleet({
+        hashSeed: 7,
+        pools: [{ name: 'web', members: three, ...(onMemberDown ? { onMemberDown } : {}) }],
+        vips: [{ address: '198.51.100.10', port: 80, protocol: 'udp', pool: 'web' }],
+      });
+    expect(diffFleets(f(), f('reselect')).changes).toContainEqual({
+      kind: 'changed',
+      subject: 'pool web',
+      detail: 'onMemberDown keep -> reselect',
+    });
+    expect(diffFleets(f(), f('keep')).changes).toEqual([]);
   });
 
   test('identical fleets have no changes', () => {

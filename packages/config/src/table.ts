@@ -10,9 +10,10 @@ import { createHash } from 'node:crypto';
 import { type BackendSpec, buildTable, type HashMode } from '@l4fleet/maglev';
 import { DEFAULT_GUE_PORT } from './defaults.js';
 import { ConfigError } from './errors.js';
+import { onMemberDownOf } from './on-member-down.js';
 import { withPreviousOwners } from './previous-owners.js';
 import type { HistoryMember, TableHistory } from './table-history.js';
-import type { Fleet, Forwarding, Member, MemberStatus, Pool, Vip } from './types.js';
+import type { Fleet, Forwarding, Member, MemberStatus, OnMemberDown, Pool, Vip } from './types.js';
 import { memberKey, vipKey } from './vip-key.js';
 
 /** Decided member status keyed by memberKey(pool, member) = `${pool}/${member.name}`. */
@@ -38,9 +39,13 @@ export interface VipTable {
   readonly forwarding: Forwarding;
   /** The pool's GUE destination port (used with `forwarding: gue`). */
   readonly guePort: number;
+  /** The pool's `onMemberDown` (on-member-down.ts): whether `down` members keep their remembered flows. */
+  readonly onMemberDown: OnMemberDown;
+  /** Indices into `backends` of the members decided down by their health checks (active members only), ascending. */
+  readonly down: readonly number[];
   /**
-   * Hex digest of size, seed, hash mode, backend names, endpoints, slots, (when not l2) the forwarding and (when
-   * present) the previous owners: equal on nodes that forward the VIP alike.
+   * Hex digest of size, seed, hash mode, backend names, endpoints, slots, (when not l2) the forwarding, (with
+   * `reselect`) the down members and (when present) the previous owners: equal on nodes that forward the VIP alike.
    */
   readonly checksum: string;
 }
@@ -69,7 +74,8 @@ export function tableChecksum(
   seed: number,
   backends: readonly Member[],
   slots: Int32Array,
-  forwarding: Pick<Pool, 'forwarding' | 'guePort'> = { forwarding: 'l2', guePort: DEFAULT_GUE_PORT },
+  forwarding: Pick<Pool, 'forwarding' | 'guePort' | 'onMemberDown'> = { forwarding: 'l2', guePort: DEFAULT_GUE_PORT },
+  down: readonly number[] = [],
 ): string {
   const h = createHash('sha256');
   h.update(`l4fleet-table-v1\n${vip.tableSize}\n${seed}\n${vip.hash}\n`);
@@ -80,7 +86,19 @@ export function tableChecksum(
     const port = forwarding.forwarding === 'gue' ? ` ${forwarding.guePort}` : '';
     h.update(`\nforwarding ${forwarding.forwarding}${port}\n`);
   }
+  // Likewise only `reselect`: with `keep` a down member differs from an up one in its slots alone.
+  if (onMemberDownOf(forwarding) === 'reselect') h.update(`\nreselect ${down.join(',')}\n`);
   return h.digest('hex').slice(0, 16);
+}
+
+/** Indices into `members` (tableMembers order) of the active members decided down (see effectiveWeight). */
+export function downMembers(pool: Pool, members: readonly Member[], decided: DecidedStatus): number[] {
+  if (pool.healthCheck.type === 'none') return [];
+  const out: number[] = [];
+  members.forEach((m, i) => {
+    if (m.state === 'active' && decided.get(memberKey(pool.name, m)) === 'down') out.push(i);
+  });
+  return out;
 }
 
 /** The pool's table inputs in index-space order, as the table history records them (table-history.ts). */
@@ -109,6 +127,7 @@ export function buildVipTable(fleet: Fleet, vip: Vip, decided: DecidedStatus, hi
   }
   const backends = tableMembers(pool);
   const slots = buildTable(backendsForPool(pool, decided), vip.tableSize);
+  const down = downMembers(pool, backends, decided);
   const table: VipTable = {
     vip,
     backends,
@@ -117,7 +136,9 @@ export function buildVipTable(fleet: Fleet, vip: Vip, decided: DecidedStatus, hi
     hash: vip.hash,
     forwarding: pool.forwarding,
     guePort: pool.guePort,
-    checksum: tableChecksum(vip, fleet.hashSeed, backends, slots, pool),
+    onMemberDown: onMemberDownOf(pool),
+    down,
+    checksum: tableChecksum(vip, fleet.hashSeed, backends, slots, pool, down),
   };
   const poolHistory = history?.get(pool.name);
   return poolHistory ? withPreviousOwners(table, pool, tableInputsOf(pool, decided), poolHistory) : table;

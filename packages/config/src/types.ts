@@ -56,6 +56,12 @@ export interface Member {
  * and may listen on another port; replies return through the node (nftables data plane only; design note 0012).
  */
 export type Forwarding = 'l2' | 'ipip' | 'gre' | 'gue' | 'nat';
+/**
+ * What a pool's remembered flows do when their member is decided down: `keep` (default) leaves them on it (health
+ * decides only the slots, so a member that fails its checks but still serves keeps its connections); `reselect`
+ * places them by the table again, like an F5 pool's "action on service down: reselect". See onMemberDownOf.
+ */
+export type OnMemberDown = 'keep' | 'reselect';
 
 export interface Pool {
   readonly name: string;
@@ -70,6 +76,8 @@ export interface Pool {
    * default `{enabled: true, retainS: 3600}`. Always set by parseFleet; optional so hand-built pools stay valid.
    */
   readonly secondChance?: SecondChance;
+  /** Absent: `keep`. Set by parseFleet only when the file gives it, so fleets without it stay readable by older nodes. */
+  readonly onMemberDown?: OnMemberDown;
 }
 
 export interface Vip {

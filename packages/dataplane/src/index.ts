@@ -60,9 +60,11 @@ export type {
   DataPlaneCounters,
   DropReason,
   Forwarding,
+  OnMemberDown,
   TrafficCounter,
   VipAction,
   VipApplyReport,
   VipBackend,
   VipTable,
 } from './types.js';
+export { keepsFlows } from './types.js';

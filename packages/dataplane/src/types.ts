@@ -1,4 +1,4 @@
-import type { Forwarding, VipProfile } from '@l4fleet/config';
+import type { Forwarding, OnMemberDown, VipProfile } from '@l4fleet/config';
 import type { HashMode, Protocol } from '@l4fleet/maglev';
 
 export interface VipBackend {
@@ -9,6 +9,11 @@ export interface VipBackend {
   readonly port: number;
   /** Backend MAC on the node's segment; when absent the kernel's neighbour table resolves it (ARP / ND). */
   readonly mac?: string;
+  /**
+   * Decided down by its health checks (it then owns no slot). With the VIP's `onMemberDown: reselect` its remembered
+   * flows are placed by the table again; otherwise they stay on it (`keepsFlows`).
+   */
+  readonly down?: boolean;
 }
 
 /**
@@ -17,7 +22,15 @@ export interface VipBackend {
  * in docs/design/0007-bpf-dataplane.md. `nat` (conntrack DNAT to the backend's address and port, SNAT to the
  * node) in the nftables driver only; the bpf driver refuses it (docs/design/0012-nat-and-profiles.md).
  */
-export type { Forwarding, VipProfile };
+export type { Forwarding, OnMemberDown, VipProfile };
+
+/**
+ * Whether a backend's remembered flows stay on it (Maglev §3.3 connection tracking): always while it is in the
+ * pool, except a `down` one of a `reselect` VIP. Every driver asks this one question.
+ */
+export function keepsFlows(t: Pick<VipTable, 'onMemberDown'>, b: Pick<VipBackend, 'down'>): boolean {
+  return !(t.onMemberDown === 'reselect' && b.down === true);
+}
 
 /** One VIP's whole desired state. */
 export interface VipTable {
@@ -39,6 +52,8 @@ export interface VipTable {
   readonly previousSlots?: Int32Array;
   /** Default `l2`. */
   readonly forwarding?: Forwarding;
+  /** The pool's `onMemberDown` (@l4fleet/config); default `keep`. */
+  readonly onMemberDown?: OnMemberDown;
   /** `gue` only: the UDP destination port backends decapsulate on; default 6080. */
   readonly guePort?: number;
   /**

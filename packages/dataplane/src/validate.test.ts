@@ -36,6 +36,8 @@ describe('validateDesired', () => {
     ],
     ['backend mac', { ...good, backends: [backends[0], { ...backends[1], mac: 'zz' }] }, 'BACKEND_INVALID', '"zz"'],
     ['duplicate backend', { ...good, backends: [backends[0], backends[0]] }, 'BACKEND_INVALID', 'more than once'],
+    ['onMemberDown', { ...good, onMemberDown: 'drop' }, 'VIP_INVALID', 'onMemberDown "drop"'],
+    ['backend down', { ...good, backends: [backends[0], { ...backends[1], down: 'yes' }] }, 'BACKEND_INVALID', '"yes"'],
     [
       'slot out of range',
       { ...good, slots: Int32Array.from(good.slots).fill(2, 3, 4) },

@@ -5,7 +5,7 @@
 import { DEFAULT_GUE_PORT, vipKey } from '@l4fleet/config';
 import { assertTableSize, type IpFamily, type MaglevError, NO_BACKEND, parseAddress } from '@l4fleet/maglev';
 import { DataPlaneError } from './errors.js';
-import type { Forwarding, VipTable } from './types.js';
+import { type Forwarding, keepsFlows, type VipTable } from './types.js';
 import { type ResolvedProfile, resolveProfile } from './vip-profile.js';
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
@@ -20,6 +20,8 @@ export interface NormalizedBackend {
   readonly addressHex: string;
   readonly port: number;
   readonly mac?: string;
+  /** Its remembered flows stay on it (types.ts keepsFlows): false for a `down` backend of a `reselect` VIP. */
+  readonly keepsFlows: boolean;
 }
 
 export interface NormalizedVip {
@@ -106,6 +108,13 @@ function validateVip(t: VipTable, i: number, opts: ValidateOptions): NormalizedV
         `data plane (supported: ${supported.join(' | ')}; ${why})`,
     );
   }
+  const onMemberDown = t.onMemberDown ?? 'keep';
+  if (onMemberDown !== 'keep' && onMemberDown !== 'reselect') {
+    fail('VIP_INVALID', `vip ${label}: onMemberDown ${JSON.stringify(t.onMemberDown)} is not one of keep | reselect`);
+  }
+  if (onMemberDown === 'reselect' && forwarding === 'nat') {
+    fail('VIP_INVALID', `vip ${label}: onMemberDown "reselect" is not supported with forwarding "nat"`);
+  }
   const guePort = t.guePort ?? DEFAULT_GUE_PORT;
   if (!isPort(guePort)) fail('VIP_INVALID', `vip ${label}: guePort ${String(t.guePort)} is not a port (1-65535)`);
   if (!Array.isArray(t.backends)) fail('BACKEND_INVALID', `vip ${label}: backends is not an array`);
@@ -135,7 +144,17 @@ function validateVip(t: VipTable, i: number, opts: ValidateOptions): NormalizedV
       mac = String(b.mac).toLowerCase();
       if (!MAC.test(mac)) fail('BACKEND_INVALID', `${bat}.mac: ${JSON.stringify(b.mac)} is not a MAC address`);
     }
-    return { name: b.name, address: b.address, addressHex: toHex(parsed.bytes), port: b.port, ...(mac ? { mac } : {}) };
+    if (b.down !== undefined && typeof b.down !== 'boolean') {
+      fail('BACKEND_INVALID', `${bat}.down: ${JSON.stringify(b.down)} is not true or false`);
+    }
+    return {
+      name: b.name,
+      address: b.address,
+      addressHex: toHex(parsed.bytes),
+      port: b.port,
+      ...(mac ? { mac } : {}),
+      keepsFlows: keepsFlows(t, b),
+    };
   });
   if (!(t.slots instanceof Int32Array)) fail('SLOTS_INVALID', `vip ${label}: slots is not an Int32Array`);
   try {

@@ -81,6 +81,38 @@ describe('plan - forwarding', () => {
       vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
     });
 
+  test('onMemberDown - the data plane learns the setting and which backends are down; a down member is re-planned', () => {
+    const f = (onMemberDown: 'keep' | 'reselect', state = 'active') =>
+      parseFleet({
+        hashSeed: 7,
+        pools: [
+          {
+            name: 'dns',
+            onMemberDown,
+            members: [
+              { name: 'a', address: '198.18.0.21', port: 53, state },
+              { name: 'b', address: '198.18.0.22', port: 53 },
+            ],
+          },
+        ],
+        vips: [{ address: '198.51.100.53', port: 53, protocol: 'udp', pool: 'dns', tableSize: 251 }],
+      });
+    const down = new Map([['dns/a', 'down' as const]]);
+    const cache = new Map();
+    const [draining] = planTables(f('reselect', 'draining'), new Map(), cache);
+    const [isDown] = planTables(f('reselect'), down, cache);
+    // Both give `a` weight 0, so the slots are equal: only the decided status tells them apart.
+    expect(Array.from(isDown!.table.slots)).toEqual(Array.from(draining!.table.slots));
+    expect(isDown!.table).not.toBe(draining!.table);
+    expect(toDataPlaneTable(isDown!.table)).toMatchObject({
+      onMemberDown: 'reselect',
+      backends: [{ name: 'a', down: true }, { name: 'b' }],
+    });
+    expect(toDataPlaneTable(draining!.table).backends[0]).not.toHaveProperty('down');
+    const [keep] = planTables(f('keep'), down, cache);
+    expect(toDataPlaneTable(keep!.table)).not.toHaveProperty('onMemberDown');
+  });
+
   test("the pool's forwarding reaches the data plane and a change of it re-plans the table", () => {
     const cache = new Map();
     const [l2] = planTables(withForwarding('l2'), new Map(), cache);

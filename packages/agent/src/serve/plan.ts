@@ -8,12 +8,14 @@ import type { Advertisement } from '@l4fleet/bgp';
 import {
   buildVipTable,
   type DecidedStatus,
+  downMembers,
   effectiveWeight,
   type Fleet,
   type VipTable as FleetTable,
   type Pool,
   type PoolHistory,
   type TableHistory,
+  tableMembers,
   type Vip,
   vipKey,
 } from '@l4fleet/config';
@@ -48,7 +50,9 @@ function tableInputs(
   const members = (pool?.members ?? [])
     .map((m) => `${m.name}|${m.address}|${m.port}|${m.state}|${pool ? effectiveWeight(pool, m, decided) : 0}`)
     .join(',');
-  const forwarding = `${pool?.forwarding}|${pool?.guePort}|${JSON.stringify(pool?.secondChance)}`;
+  // The decided status itself, not only the weight: `reselect` tells a down member from a draining one (both 0).
+  const down = pool ? downMembers(pool, tableMembers(pool), decided).join(',') : '';
+  const forwarding = `${pool?.forwarding}|${pool?.guePort}|${JSON.stringify(pool?.secondChance)}|${pool?.onMemberDown}|${down}`;
   const previous = historyId(pool ? history?.get(pool.name) : undefined);
   const profile = JSON.stringify(vip.profile); // carried to the data plane with the table (design note 0012)
   return `${previous}|${vipKey(vip)}|${vip.tableSize}|${vip.hash}|${vip.pool}|${fleet.hashSeed}|${forwarding}|${profile}|${members}`;
@@ -90,13 +94,20 @@ const dataPlaneTables = new WeakMap<FleetTable, DataPlaneTable>();
 export function toDataPlaneTable(t: FleetTable): DataPlaneTable {
   let d = dataPlaneTables.get(t);
   if (!d) {
+    const down = new Set(t.down);
     d = {
       vip: { address: t.vip.address, port: t.vip.port, protocol: t.vip.protocol },
       hash: t.hash,
       seed: t.seed,
       forwarding: t.forwarding,
       guePort: t.guePort,
-      backends: t.backends.map((m) => ({ name: m.name, address: m.address, port: m.port })),
+      backends: t.backends.map((m, i) => ({
+        name: m.name,
+        address: m.address,
+        port: m.port,
+        ...(down.has(i) ? { down: true } : {}),
+      })),
+      ...(t.onMemberDown === 'reselect' ? { onMemberDown: t.onMemberDown } : {}),
       slots: t.slots,
       ...(t.previousSlots ? { previousSlots: t.previousSlots } : {}),
       ...(t.vip.profile ? { profile: t.vip.profile } : {}),

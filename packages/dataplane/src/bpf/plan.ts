@@ -167,22 +167,25 @@ export function planApply(
     const mine = new Map<string, number>();
     for (const [bid, b] of backends) if (b.vipId === id) mine.set(b.addressHex, bid);
     const ids = v.backends.map((b) => {
+      // Not live: a remembered flow of it is placed by the table again (a down backend of a `reselect` VIP). It
+      // owns no slot then; its id stays with it, so flows remembered on it return if it comes back first.
       const want: BackendValue = {
         family: v.family,
         addressHex: b.addressHex,
         ...(b.mac ? { mac: b.mac } : {}),
-        live: true,
+        live: b.keepsFlows,
         vipId: id,
       };
       let bid = mine.get(b.addressHex);
       if (bid === undefined) {
         bid = lowestFree((i) => backends.has(i), MAX_BACKENDS, 'backends');
         backendsAdded += 1;
-      } else if (!backends.get(bid)?.live) backendsAdded += 1;
+      } else if (!backends.get(bid)?.live && want.live) backendsAdded += 1;
       const have = backends.get(bid);
-      if (!have?.live || have.mac !== want.mac) {
+      if (have === undefined || have.live !== want.live || have.mac !== want.mac) {
         backends.set(bid, want);
-        backendUps.push([u32s(bid), encodeBackend(want)]);
+        // Marked live before the table that uses it; marked not live after the table that dropped it (Downs).
+        (have?.live && !want.live ? backendDowns : backendUps).push([u32s(bid), encodeBackend(want)]);
       }
       return bid;
     });

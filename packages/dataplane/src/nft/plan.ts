@@ -9,7 +9,7 @@
  */
 import { type IpFamily, NO_BACKEND, type Protocol } from '@l4fleet/maglev';
 import type { VipApplyReport } from '../types.js';
-import type { NormalizedVip } from '../validate.js';
+import type { NormalizedBackend, NormalizedVip } from '../validate.js';
 import {
   BACKEND_COUNTERS,
   BACKEND_ID_BIT,
@@ -52,7 +52,7 @@ export interface KernelVip {
   readonly overlay: Uint32Array;
   /** Elements in the overlay. */
   readonly overlayCount: number;
-  /** Backend ids in the VIP's pool (its live set). */
+  /** Backend ids whose remembered flows stay (its live set): the pool, less `reselect` VIPs' down backends. */
   readonly live: ReadonlySet<number>;
   readonly label: string;
 }
@@ -251,6 +251,7 @@ export function planApply(current: KernelState | null, desired: readonly Normali
       hash: v.table.hash,
       seed: v.table.seed,
       size: v.table.slots.length,
+      ...(v.table.onMemberDown === 'reselect' ? { reselect: true } : {}),
       ...(idle === undefined || idle === (protocol === 'tcp' ? layout.flowTimeoutTcpS : layout.flowTimeoutUdpS)
         ? {}
         : { idleTimeoutS: idle }),
@@ -261,7 +262,8 @@ export function planApply(current: KernelState | null, desired: readonly Normali
       (b) => (backends.get(backendIdentity(b.addressHex, b.mac)) as KernelBackend).id,
     );
     const slots = toBackendIds(v.table.slots, ids);
-    const live = new Set(ids);
+    // Live: the pool's backends whose remembered flows stay (a down one of a `reselect` VIP is not live).
+    const live = new Set([...ids].filter((_, i) => (v.backends[i] as NormalizedBackend).keepsFlows));
     const old = base.vips.get(v.key);
     const sameSize = old !== undefined && old.base.length === slots.length;
     // The overlay is sized to the table (a fixed hash: adds at about half the cost of a growing one).
@@ -284,7 +286,7 @@ export function planApply(current: KernelState | null, desired: readonly Normali
     }
     if (rulesReplaced) for (const r of vipRules(shape, layout)) nft(`add rule netdev ${t} ${v.key} ${r}`);
 
-    // Live set: the pool, so a flow whose backend left the pool is hashed again.
+    // Live set: a flow whose backend is not in it (left the pool, or down under `reselect`) is hashed again.
     const oldLive = old?.live ?? new Set<number>();
     const liveGone = [...oldLive].filter((id) => !live.has(id));
     const liveNew = [...live].filter((id) => !oldLive.has(id));

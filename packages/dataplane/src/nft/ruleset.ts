@@ -116,6 +116,8 @@ export interface VipShape {
    * affinity entries of this VIP expire after it (design note 0012). Absent: the layout's flowTimeout*S.
    */
   readonly idleTimeoutS?: number;
+  /** `onMemberDown: reselect`: a remembered flow whose backend is not live is forgotten, not left to idle out. */
+  readonly reselect?: boolean;
 }
 
 /** Stored as the first rule's comment: rules are rewritten only when this changes. */
@@ -125,7 +127,8 @@ export function vipSignature(v: VipShape): string {
   // `syn=table`: TCP rules that place every SYN by the table (see vipRules); a TCP VIP whose rules lack it is
   // rewritten once, so an upgraded node gets them without a new layout (which would drop its flow maps).
   const syn = v.protocol === 'tcp' ? ' syn=table' : '';
-  return `l4fleet vip hash=${v.hash} seed=${v.seed} size=${v.size}${idle}${syn}`;
+  const reselect = v.reselect ? ' reselect' : '';
+  return `l4fleet vip hash=${v.hash} seed=${v.seed} size=${v.size}${idle}${syn}${reselect}`;
 }
 
 /**
@@ -166,6 +169,7 @@ export function vipRules(v: VipShape, l: Layout): string[] {
   let known: string[];
   let remember: string;
   let forget: string[];
+  let stale: string[];
   if (v.family === 4) {
     const flows = `@${flowsMap(4, v.protocol)}`;
     const refresh = `update ${flows} { ${tuple} ${timeout} : meta mark }`;
@@ -173,6 +177,8 @@ export function vipRules(v: VipShape, l: Layout): string[] {
     remember = `add ${flows} { ${tuple} ${timeout} : meta mark }`;
     // A map's delete needs a data register in the kernel (nft_dynset_init), though the data is not compared.
     forget = [`delete ${flows} { ${tuple} : meta mark }`];
+    // Past the known rule, an entry found here names a backend not live for the VIP.
+    stale = [`${notSyn}meta mark set ${tuple} map ${flows} ${forget.join(' ')}`];
   } else {
     const exact = `@${exactFlowsSet(v.protocol)}`;
     const touchExact = `update ${exact} { ${tuple} . meta mark ${timeout} }`;
@@ -189,10 +195,19 @@ export function vipRules(v: VipShape, l: Layout): string[] {
     remember = `${hints.map((h) => `add ${h.map} { ${h.key} ${timeout} : meta mark }`).join(' ')} ${touchExact}`;
     // The old exact entry (tuple . old backend) is left to idle out: without its hint it is never matched.
     forget = hints.map((h) => `delete ${h.map} { ${h.key} : meta mark }`);
+    // Past the known rules, a hint whose exact pair is there names a backend not live for the VIP (a hint without
+    // its pair is another flow's: it stays).
+    stale = hints.flatMap((h) => [
+      `${notSyn}meta mark set ${h.key}`,
+      `${notSyn}meta mark set meta mark map ${h.map} ${tuple} . meta mark ${exact} delete ${h.map} { ${h.key} : meta mark }`,
+    ]);
   }
   return [
     `counter name "${v.key}" comment "${vipSignature(v)}"`,
     ...known,
+    // `reselect`: the entry of a flow whose backend was decided down goes, so `add` below remembers the table's
+    // backend and the flow stays there when the old one comes back (without it the entry idles out first).
+    ...(v.reselect ? stale : []),
     `meta mark set jhash ${hashed} mod ${v.size} seed ${v.seed}`,
     // The overlay holds recent changes (a miss ends the rule, leaving the slot number in meta mark)...
     `meta mark set meta mark map @${overlayMap(v.key)}`,

@@ -5,7 +5,7 @@
  * backends for the same flow, so a flow that moves between nodes moves between backends too.
  */
 import { type HashMode, NO_BACKEND, slotOf } from '@l4fleet/maglev';
-import type { VipBackend, VipTable } from '../types.js';
+import { keepsFlows, type VipBackend, type VipTable } from '../types.js';
 
 export type ProxySelection = 'maglev' | 'round-robin' | 'least-connections';
 
@@ -82,9 +82,15 @@ export class BackendSelector {
     return index === NO_BACKEND ? undefined : t.backends[index];
   }
 
-  /** Still in the pool (by name and address)? Flows to a backend that left are re-picked or closed. */
+  /**
+   * Do a flow's sessions stay on `b`: still in the pool (by name and address), and not down under `reselect`
+   * (types.ts keepsFlows)? Sessions to any other backend are re-picked (UDP) or reset (TCP).
+   */
   has(b: VipBackend): boolean {
-    return this.table.backends.some((x) => x.name === b.name && x.address === b.address && x.port === b.port);
+    const t = this.table;
+    return t.backends.some(
+      (x) => x.name === b.name && x.address === b.address && x.port === b.port && keepsFlows(t, x),
+    );
   }
 
   opened(b: VipBackend): void {

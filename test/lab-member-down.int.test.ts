@@ -1,0 +1,150 @@
+/**
+ * `onMemberDown: reselect` end to end (packages/config/src/on-member-down.ts): the lab's default data path (bpf, routed
+ * backends, gue), 2 nodes, 3 backends, the real agents, health checker and aggregator. The UDP pool is switched to
+ * `reselect` with `l4fleet apply`; a client sends a datagram every 100 ms from one source port (a syslog or SIP
+ * client), which with `keep` would stay on a failed backend for as long as it keeps sending (test/lab-e2e "fail a
+ * backend" shows that half). Here its answers must come from another backend within the health check's bound, and
+ * stay there when the failed backend is restored. Needs root, the built CLI with the agent and the bpf objects;
+ * otherwise skipped, never faked. Run under the lab lock.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { bpfAvailable } from '@l4fleet/dataplane';
+import { agentAvailable, downLab, Lab, labFleet, VIP_UDP } from '@l4fleet/lab';
+import { l4fleet, sleep } from '@l4fleet/test-support/lab-scenario';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { stringify } from 'yaml';
+
+const ready = (await agentAvailable()) && bpfAvailable() === undefined && process.getuid?.() === 0;
+/** The lab fleet's health check (lab/src/topology/fleet.ts): every 1 s, down after 3 failures, up after 2. */
+const HEALTH_INTERVAL_MS = 1_000;
+const HEALTH_FALL = 3;
+const HEALTH_RISE = 2;
+/** interval x fall + 1 s, the bound test/lab-e2e holds a failed backend's share to; plus the apply on every node. */
+const MOVE_BOUND_MS = HEALTH_INTERVAL_MS * HEALTH_FALL + 1_000 + 1_000;
+const SPORT = 45_123;
+
+/** Sends one datagram every 100 ms from one port; prints `<ms since start> <backend name | ->` per datagram. */
+const PROBE_PY = `
+import socket, sys, time
+vip, port, sport, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', sport))
+s.settimeout(0.09)
+t0 = time.time()
+while time.time() - t0 < seconds:
+    s.sendto(b'probe', (vip, port))
+    try:
+        answer = s.recv(200).decode().split()[0].removeprefix('backend=')
+    except socket.timeout:
+        answer = '-'
+    print(int((time.time() - t0) * 1000), answer, flush=True)
+    time.sleep(0.1)
+`;
+
+interface Answer {
+  readonly atMs: number;
+  readonly backend: string;
+}
+
+/** The probe as a child in the client namespace; `answers` grows as it runs, times relative to `startedAt`. */
+function startProbe(
+  lab: Lab,
+  seconds: number,
+): { answers: Answer[]; startedAt: number; done: Promise<void>; child: ChildProcess } {
+  const child = spawn('ip', [
+    ...['netns', 'exec', lab.ns('client'), 'python3', '-c', PROBE_PY],
+    ...[VIP_UDP.address, String(VIP_UDP.port), String(SPORT), String(seconds)],
+  ]);
+  const answers: Answer[] = [];
+  const startedAt = Date.now();
+  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+    const [ms, backend] = line.trim().split(' ');
+    answers.push({ atMs: Number(ms), backend: backend ?? '-' });
+  });
+  const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return { answers, startedAt, done, child };
+}
+
+/** Until every node reports the fleet's current tables (`l4fleet status`: same revision, no differing checksum). */
+async function tablesAgree(lab: Lab, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    last = await l4fleet(lab, 'status', '-o', 'json');
+    const s = JSON.parse(last) as {
+      revision: number;
+      nodes: { lease: boolean; desiredRevision: number | null; mismatched: string[] }[];
+    };
+    const live = s.nodes.filter((n) => n.lease);
+    if (live.length > 0 && live.every((n) => n.desiredRevision === s.revision && n.mismatched.length === 0)) return;
+    await sleep(250);
+  }
+  throw new Error(`nodes' tables do not agree with the fleet after ${timeoutMs} ms:\n${last}`);
+}
+
+describe.skipIf(!ready).sequential('lab - onMemberDown: reselect (bpf + routed + gue)', () => {
+  const id = `m${Math.random().toString(36).slice(2, 6)}`;
+  const controlSlot = 100 + Math.floor(Math.random() * 150);
+  let lab: Lab;
+  let dir: string;
+
+  beforeAll(async () => {
+    lab = await Lab.up({ id, controlSlot, nodes: 2, backends: 3, mode: 'agent', readyTimeoutMs: 90_000 });
+    dir = mkdtempSync(join(tmpdir(), 'l4fleet-member-down-'));
+  }, 180_000);
+
+  afterAll(async () => {
+    await downLab(id);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  test('a fixed-port UDP client moves off a failed backend within the health bound and stays when it is restored', async () => {
+    expect(lab.topology.dataPath).toMatchObject({ dataplane: 'bpf', forwarding: 'gue' });
+    const fleet = labFleet(lab.topology) as { pools: Record<string, unknown>[] };
+    for (const p of fleet.pools) if (p.name === VIP_UDP.name) p.onMemberDown = 'reselect';
+    const file = join(dir, 'fleet.yaml');
+    writeFileSync(file, stringify(fleet));
+    await l4fleet(lab, 'apply', '-f', file);
+    await tablesAgree(lab, 30_000);
+
+    const probe = startProbe(lab, 30);
+    try {
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline && probe.answers.filter((a) => a.backend !== '-').length < 5) await sleep(100);
+      const first = probe.answers.find((a) => a.backend !== '-')?.backend;
+      expect(first, JSON.stringify(probe.answers)).toMatch(/^backend\d$/);
+      expect(new Set(probe.answers.filter((a) => a.backend !== '-').map((a) => a.backend))).toEqual(new Set([first]));
+
+      await lab.failBackend(first as string);
+      const failedMs = Date.now() - probe.startedAt;
+      // Answers from another backend, then nothing but it.
+      const moveDeadline = Date.now() + MOVE_BOUND_MS + 3_000;
+      const after = () => probe.answers.filter((a) => a.atMs > failedMs && a.backend !== '-');
+      while (Date.now() < moveDeadline && after().length < 5) await sleep(100);
+      const moved = after();
+      expect(moved.length, JSON.stringify(probe.answers.slice(-60))).toBeGreaterThanOrEqual(5);
+      const second = moved[0]?.backend as string;
+      expect(second).not.toBe(first);
+      const movedAfterMs = (moved[0] as Answer).atMs - failedMs;
+      console.log(`reselect: answers from ${second} ${movedAfterMs} ms after ${first} failed (bound ${MOVE_BOUND_MS})`);
+      expect(movedAfterMs).toBeLessThanOrEqual(MOVE_BOUND_MS);
+
+      // Restored: up after `rise` probes; the flow stays where it went.
+      await lab.restoreBackend(first as string);
+      const restoredMs = Date.now() - probe.startedAt;
+      await sleep(HEALTH_INTERVAL_MS * (HEALTH_RISE + 1) + 1_000);
+      await tablesAgree(lab, 15_000);
+      await sleep(2_000);
+      const since = probe.answers.filter((a) => a.atMs > failedMs + movedAfterMs && a.backend !== '-');
+      expect(since.length).toBeGreaterThan(20);
+      expect(new Set(since.map((a) => a.backend)), `restored at ${restoredMs} ms`).toEqual(new Set([second]));
+    } finally {
+      probe.child.kill();
+      await probe.done;
+    }
+  }, 180_000);
+});
