@@ -650,6 +650,42 @@ describe('nftables data plane', () => {
     expect(listing).not.toContain('v_c633644d_tcp_80');
   });
 
+  test('restart - a backend removed before it keeps its id: a new backend after the restart gets another, and it gets its own back', async () => {
+    const ids = async (): Promise<Map<string, number>> => {
+      const r = await topo.node.run(['nft', '-j', 'list', 'map', 'netdev', 'l4fleet', 'backends4']);
+      const map = (JSON.parse(r.stdout).nftables as { map?: { elem?: [number, string][] } }[]).find((o) => o.map);
+      return new Map((map?.map?.elem ?? []).map(([id, address]) => [address, id]));
+    };
+    const t = vipTable({ address: VIP4, port: 80, protocol: 'udp' });
+    const without = (t: VipTable, i: number): VipTable => {
+      const backends = t.backends.filter((_b, j) => j !== i);
+      return { ...t, backends, slots: buildTable(backends, t.slots.length) };
+    };
+    const first = dataPlane();
+    await first.apply([t]);
+    const before = await ids();
+    expect(before.size).toBe(3);
+    await first.apply([without(t, 2)]);
+    await first.close(); // a restart: the kernel state stays
+
+    const second = dataPlane();
+    // A backend the kernel never had (no traffic is sent to it): before the fix it took the retired backend's id.
+    const newcomer = { name: 'b9', address: '198.18.74.99', port: 80 };
+    const two = without(t, 2);
+    await second.apply([
+      { ...two, backends: [...two.backends, newcomer], slots: buildTable([...two.backends, newcomer], t.slots.length) },
+    ]);
+    const after = await ids();
+    const retiredId = before.get(backend4(2)) as number;
+    expect(retiredId).toBeGreaterThan(0);
+    expect(after.get(backend4(2))).toBe(retiredId); // kept in the kernel while retired
+    expect(after.get(newcomer.address)).toBeGreaterThan(Math.max(...before.values()));
+    await second.apply([t]);
+    expect((await ids()).get(backend4(2))).toBe(retiredId);
+    // and it serves again under that id
+    await expectLandings(flowsToVip4(20, 38_500, 'udp'), (f) => expected(t, f));
+  });
+
   test('bad desired state - typed errors, and the previous state stays', async () => {
     const dp = dataPlane();
     const good = vipTable({ address: VIP4, port: 80, protocol: 'tcp' });

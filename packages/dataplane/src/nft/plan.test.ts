@@ -4,7 +4,7 @@ import type { VipTable } from '../types.js';
 import { validateDesired } from '../validate.js';
 import { planFold } from './fold.js';
 import { renderBatch, renderNft } from './ops.js';
-import { effectiveSlot, type KernelState, type Plan, planApply } from './plan.js';
+import { effectiveSlot, type KernelBackend, type KernelState, type Plan, planApply, RETIRED_MAX } from './plan.js';
 import type { Layout } from './ruleset.js';
 
 const layout: Layout = {
@@ -203,6 +203,41 @@ describe('planApply', () => {
     expect(p.tableCreated).toBe(true);
   });
 
+  test('a retired backend keeps its id and elements: back, it gets its counter again and nothing else', () => {
+    const before = applied(vip(3));
+    const leave = planApply(before, norm(vip(2)), layout);
+    expect([...(leave.next.retired?.values() ?? [])].map((b) => b.id)).toEqual([2147483651]);
+    const back = planApply(leave.next, norm(vip(3)), layout);
+    const requests = (batch(back) as string).split('\n').filter(Boolean);
+    expect(requests.filter((r) => r.includes('2147483651') || r.includes('b_80000003'))).toEqual([
+      'add-counter b_80000003',
+      'add backend_counters 2147483651=obj:b_80000003',
+      'add v_c6120201_tcp_80_live 2147483651',
+    ]);
+    expect(back.next.retired?.size).toBe(0);
+    // A new table (another layout) has none of the old elements: a returning backend is added whole.
+    const relaid = planApply(leave.next, norm(vip(3)), { ...layout, flowTableSize: 2048 });
+    expect(script(relaid)).toMatch(/add element netdev l4t backends4 \{ .*2147483651 : 198\.18\.0\.3/);
+  });
+
+  test(`retired backends past RETIRED_MAX (${RETIRED_MAX}): the oldest go with their elements, never the highest id`, () => {
+    const before = applied(vip(3));
+    const retired = new Map<string, KernelBackend>();
+    // The highest id retired first, so it is the oldest.
+    const top = { id: 0x8000_0000 + 70_000, family: 4 as const, addressHex: 'c612ffff' };
+    retired.set(`${top.addressHex}|`, top);
+    for (let i = 0; i < RETIRED_MAX - 1; i++) {
+      const b = { id: 0x8000_0000 + 100 + i, family: 4 as const, addressHex: (0xc6130000 + i).toString(16) };
+      retired.set(`${b.addressHex}|`, b);
+    }
+    const state: KernelState = { ...before, retired, maxBackendId: 70_000 };
+    const leave = planApply(state, norm(vip(2)), layout);
+    expect(leave.next.retired?.size).toBe(RETIRED_MAX);
+    expect(leave.next.retired?.has(`${top.addressHex}|`)).toBe(true);
+    expect(leave.next.retired?.has('c6130000|')).toBe(false);
+    expect((batch(leave) as string).split('\n')).toContain(`delete backends4 ${0x8000_0000 + 100}`);
+  });
+
   test('backend change - element-only, so it can go as one l4fleet-nft-batch transaction', () => {
     const before = applied(vip(3));
     const leave = planApply(before, norm(vip(2)), layout);
@@ -212,10 +247,11 @@ describe('planApply', () => {
       expect.arrayContaining([
         expect.stringMatching(/^add v_c6120201_tcp_80_over( \d+=\d+)+$/),
         'delete backend_counters 2147483651',
-        'delete backends4 2147483651',
         'delete-counter b_80000003',
       ]),
     );
+    // Retired: its address element stays in the kernel (a restarted driver reads its id back: KernelState.retired).
+    expect(requests.filter((r) => r.startsWith('delete backends4'))).toEqual([]);
     const join = planApply(
       leave.next,
       norm(

@@ -65,16 +65,18 @@ export interface KernelState {
   readonly backends: ReadonlyMap<string, KernelBackend>;
   readonly maxBackendId: number;
   /**
-   * Ids of backends that left, by backendIdentity(): the same backend coming back gets its id again, so
-   * flow entries still pointing at that id point at the same machine, and a slot whose slot-map element
-   * still holds that id needs only its overlay element removed. Another backend never gets such an id.
-   * Kept by the driver, not in the kernel: after a restart, returning backends get new ids.
+   * Backends that left, by backendIdentity(): the same backend coming back gets its id again, so flow entries
+   * still pointing at that id point at the same machine, and a slot whose slot-map element still holds that id
+   * needs only its overlay element removed. Another backend never gets such an id. Kept in the kernel too: a
+   * retired backend keeps its address (and MAC) element and loses its counter, so a restarted driver reads it back
+   * (readKernelState) and neither reuses its id nor forgets it. No packet reaches such an element: its id is in no
+   * live set and no slot the overlay does not override.
    */
-  readonly retired?: ReadonlyMap<string, number>;
+  readonly retired?: ReadonlyMap<string, KernelBackend>;
 }
 
-/** Retired ids remembered at most (the oldest are forgotten first). */
-const RETIRED_MAX = 65_536;
+/** Retired backends remembered at most (the oldest are forgotten first, and their elements deleted). */
+export const RETIRED_MAX = 65_536;
 
 export const backendIdentity = (addressHex: string, mac?: string): string => `${addressHex}|${mac ?? ''}`;
 
@@ -199,6 +201,8 @@ export function planApply(current: KernelState | null, desired: readonly Normali
   // Backends: existing ids are kept, returning ones get their old id, new ones a fresh id.
   const backends = new Map<string, KernelBackend>();
   const retired = new Map(current?.retired ?? []);
+  // A retired backend's elements are in the kernel unless the table is new (then every returning one is added whole).
+  const retiredInKernel = !tableCreated;
   let maxId = base.maxBackendId;
   let backendsAdded = 0;
   // Grouped by set (counters first: the counter map references them), so each set's elements travel in
@@ -216,16 +220,18 @@ export function planApply(current: KernelState | null, desired: readonly Normali
         backends.set(identity, known);
         continue;
       }
-      const reused = retired.get(identity);
+      const reused = retired.get(identity)?.id;
       retired.delete(identity);
       if (reused === undefined) maxId += 1;
       const id = reused ?? (BACKEND_ID_BIT | maxId) >>> 0;
       backends.set(identity, { id, family: v.family, addressHex: b.addressHex, ...(b.mac ? { mac: b.mac } : {}) });
       backendsAdded += 1;
       addCounters.push({ kind: 'counter', verb: 'add', name: backendCounter(id) });
-      addBackend.push(element('add', backendsMap(v.family), id, { address: b.addressHex }));
+      if (reused === undefined || !retiredInKernel) {
+        addBackend.push(element('add', backendsMap(v.family), id, { address: b.addressHex }));
+        if (b.mac) addMacs.push(element('add', MACS, id, { mac: b.mac }));
+      }
       addCounterRefs.push(element('add', BACKEND_COUNTERS, id, { counter: backendCounter(id) }));
-      if (b.mac) addMacs.push(element('add', MACS, id, { mac: b.mac }));
     }
   }
   const byFamily = (ops: Op[]): Op[] =>
@@ -352,21 +358,27 @@ export function planApply(current: KernelState | null, desired: readonly Normali
     nft(`delete element netdev ${t} ${vipAddressesSet(Number(f) as IpFamily)} { ${hexToAddress(hex)} }`);
   }
 
+  // A backend that left loses its counter (the mark of a retired one) and keeps its address and MAC elements.
   let backendsRemoved = 0;
   const gone = [...base.backends].filter(([identity]) => !backends.has(identity)).map(([, b]) => b);
   for (const b of gone) out.push(element('delete', BACKEND_COUNTERS, b.id));
-  for (const b of [...gone].sort((x, y) => x.family - y.family))
-    out.push(element('delete', backendsMap(b.family), b.id));
-  for (const b of gone) if (b.mac) out.push(element('delete', MACS, b.id));
   for (const b of gone) {
     backendsRemoved += 1;
     out.push({ kind: 'counter', verb: 'delete', name: backendCounter(b.id) });
-    retired.set(backendIdentity(b.addressHex, b.mac), b.id);
+    retired.set(backendIdentity(b.addressHex, b.mac), b);
   }
-  for (const identity of retired.keys()) {
+  // Past the limit the oldest are forgotten, except the highest id: after a restart it is where new ids continue.
+  const topId = (BACKEND_ID_BIT | maxId) >>> 0;
+  const forgotten: KernelBackend[] = [];
+  for (const [identity, b] of retired) {
     if (retired.size <= RETIRED_MAX) break;
+    if (b.id === topId) continue;
     retired.delete(identity);
+    if (retiredInKernel) forgotten.push(b);
   }
+  for (const b of forgotten.sort((x, y) => x.family - y.family))
+    out.push(element('delete', backendsMap(b.family), b.id));
+  for (const b of forgotten) if (b.mac) out.push(element('delete', MACS, b.id));
 
   return {
     ops: out,

@@ -10,6 +10,7 @@ import { DataPlaneError } from '../errors.js';
 import type { Exec } from '../exec.js';
 import { toHex } from '../validate.js';
 import {
+  BACKEND_COUNTERS,
   BACKEND_ID_BIT,
   backendsMap,
   hexToAddress,
@@ -78,6 +79,10 @@ export async function readKernelState(exec: Exec, table: string): Promise<Kernel
   }
   const skeleton = parseSkeleton(r.stdout);
   const backends = new Map<string, KernelBackend>();
+  // A backend without a counter is retired (plan.ts, KernelState.retired): kept for its id, not in the pool.
+  const retired = new Map<string, KernelBackend>();
+  const counted = new Set<number>();
+  for (const e of await elements(exec, table, 'map', BACKEND_COUNTERS)) counted.add((e as [number, string])[0]);
   const macs = new Map<number, string>();
   for (const e of await elements(exec, table, 'map', MACS)) {
     const [id, mac] = e as [number, string];
@@ -89,7 +94,12 @@ export async function readKernelState(exec: Exec, table: string): Promise<Kernel
       const [id, address] = e as [number, string];
       const addressHex = toHex(parseAddress(address).bytes);
       const mac = macs.get(id);
-      backends.set(backendIdentity(addressHex, mac), { id, family, addressHex, ...(mac ? { mac } : {}) });
+      (counted.has(id) ? backends : retired).set(backendIdentity(addressHex, mac), {
+        id,
+        family,
+        addressHex,
+        ...(mac ? { mac } : {}),
+      });
       maxBackendId = Math.max(maxBackendId, (id & ~BACKEND_ID_BIT) >>> 0);
     }
   }
@@ -124,5 +134,5 @@ export async function readKernelState(exec: Exec, table: string): Promise<Kernel
       label: vipKey({ address: hexToAddress(k.addressHex), port: k.port, protocol: k.protocol }),
     });
   }
-  return { layoutSignature: skeleton.layoutSignature, vips, backends, maxBackendId };
+  return { layoutSignature: skeleton.layoutSignature, vips, backends, maxBackendId, retired };
 }
