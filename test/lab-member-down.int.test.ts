@@ -4,7 +4,8 @@
  * `reselect` with `l4fleet apply`; a client sends a datagram every 100 ms from one source port (a syslog or SIP
  * client), which with `keep` would stay on a failed backend for as long as it keeps sending (test/lab-e2e "fail a
  * backend" shows that half). Here its answers must come from another backend within the health check's bound, and
- * stay there when the failed backend is restored. Needs root, the built CLI with the agent and the bpf objects;
+ * stay there when the failed backend is restored. Then a backup member (`members[].backup`): no flow while a primary is
+ * up, the flows when both primaries fail, and new flows back to the primaries when they return. Needs root, the built CLI with the agent and the bpf objects;
  * otherwise skipped, never faked. Run under the lab lock.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -25,7 +26,7 @@ const HEALTH_FALL = 3;
 const HEALTH_RISE = 2;
 /** interval x fall + 1 s, the bound test/lab-e2e holds a failed backend's share to; plus the apply on every node. */
 const MOVE_BOUND_MS = HEALTH_INTERVAL_MS * HEALTH_FALL + 1_000 + 1_000;
-const SPORT = 45_123;
+let sport = 45_123;
 
 /** Sends one datagram every 100 ms from one port; prints `<ms since start> <backend name | ->` per datagram. */
 const PROBE_PY = `
@@ -57,7 +58,7 @@ function startProbe(
 ): { answers: Answer[]; startedAt: number; done: Promise<void>; child: ChildProcess } {
   const child = spawn('ip', [
     ...['netns', 'exec', lab.ns('client'), 'python3', '-c', PROBE_PY],
-    ...[VIP_UDP.address, String(VIP_UDP.port), String(SPORT), String(seconds)],
+    ...[VIP_UDP.address, String(VIP_UDP.port), String(sport++), String(seconds)],
   ]);
   const answers: Answer[] = [];
   const startedAt = Date.now();
@@ -67,6 +68,15 @@ function startProbe(
   });
   const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return { answers, startedAt, done, child };
+}
+
+/** The answers after `sinceMs` (probe time), once there are 5 of them or `timeoutMs` passed; fails with fewer. */
+async function answersAfter(probe: { answers: Answer[] }, sinceMs: number, timeoutMs: number): Promise<Answer[]> {
+  const deadline = Date.now() + timeoutMs;
+  const after = () => probe.answers.filter((a) => a.atMs > sinceMs && a.backend !== '-');
+  while (Date.now() < deadline && after().length < 5) await sleep(100);
+  expect(after().length, JSON.stringify(probe.answers.slice(-60))).toBeGreaterThanOrEqual(5);
+  return after();
 }
 
 /** Until every node reports the fleet's current tables (`l4fleet status`: same revision, no differing checksum). */
@@ -113,20 +123,14 @@ describe.skipIf(!ready).sequential('lab - onMemberDown: reselect (bpf + routed +
 
     const probe = startProbe(lab, 30);
     try {
-      const deadline = Date.now() + 10_000;
-      while (Date.now() < deadline && probe.answers.filter((a) => a.backend !== '-').length < 5) await sleep(100);
-      const first = probe.answers.find((a) => a.backend !== '-')?.backend;
+      const first = (await answersAfter(probe, -1, 10_000))[0]?.backend;
       expect(first, JSON.stringify(probe.answers)).toMatch(/^backend\d$/);
       expect(new Set(probe.answers.filter((a) => a.backend !== '-').map((a) => a.backend))).toEqual(new Set([first]));
 
       await lab.failBackend(first as string);
       const failedMs = Date.now() - probe.startedAt;
       // Answers from another backend, then nothing but it.
-      const moveDeadline = Date.now() + MOVE_BOUND_MS + 3_000;
-      const after = () => probe.answers.filter((a) => a.atMs > failedMs && a.backend !== '-');
-      while (Date.now() < moveDeadline && after().length < 5) await sleep(100);
-      const moved = after();
-      expect(moved.length, JSON.stringify(probe.answers.slice(-60))).toBeGreaterThanOrEqual(5);
+      const moved = await answersAfter(probe, failedMs, MOVE_BOUND_MS + 3_000);
       const second = moved[0]?.backend as string;
       expect(second).not.toBe(first);
       const movedAfterMs = (moved[0] as Answer).atMs - failedMs;
@@ -142,6 +146,63 @@ describe.skipIf(!ready).sequential('lab - onMemberDown: reselect (bpf + routed +
       const since = probe.answers.filter((a) => a.atMs > failedMs + movedAfterMs && a.backend !== '-');
       expect(since.length).toBeGreaterThan(20);
       expect(new Set(since.map((a) => a.backend)), `restored at ${restoredMs} ms`).toEqual(new Set([second]));
+    } finally {
+      probe.child.kill();
+      await probe.done;
+    }
+  }, 180_000);
+
+  test('a backup member takes no flow while another member is up, takes the flows when every other is down, and keeps them when they return', async () => {
+    const backup = 'backend3';
+    const fleet = labFleet(lab.topology) as {
+      pools: (Record<string, unknown> & { members: Record<string, unknown>[] })[];
+    };
+    for (const p of fleet.pools) {
+      if (p.name !== VIP_UDP.name) continue;
+      p.onMemberDown = 'reselect';
+      for (const m of p.members) if (m.name === backup) m.backup = true;
+    }
+    const file = join(dir, 'fleet-backup.yaml');
+    writeFileSync(file, stringify(fleet));
+    await l4fleet(lab, 'apply', '-f', file);
+    await tablesAgree(lab, 30_000);
+    const slotsOf = async (): Promise<Map<string, number>> => {
+      const d = JSON.parse(
+        await l4fleet(lab, 'describe', 'vip', `${VIP_UDP.address}:${VIP_UDP.port}/udp`, '-o', 'json'),
+      );
+      return new Map((d.members as { name: string; slots: number }[]).map((m) => [m.name, m.slots]));
+    };
+    expect((await slotsOf()).get(backup)).toBe(0);
+
+    const probe = startProbe(lab, 40);
+    const primaries = ['backend1', 'backend2'];
+    try {
+      const first = (await answersAfter(probe, -1, 10_000))[0]?.backend;
+      expect(primaries).toContain(first);
+
+      for (const b of primaries) await lab.failBackend(b);
+      const failedMs = Date.now() - probe.startedAt;
+      const moved = await answersAfter(probe, failedMs, MOVE_BOUND_MS + 3_000);
+      expect(new Set(moved.map((a) => a.backend))).toEqual(new Set([backup]));
+      const movedAfterMs = (moved[0] as Answer).atMs - failedMs;
+      console.log(
+        `backup: answers from ${backup} ${movedAfterMs} ms after both primaries failed (bound ${MOVE_BOUND_MS})`,
+      );
+      expect(movedAfterMs).toBeLessThanOrEqual(MOVE_BOUND_MS);
+      await tablesAgree(lab, 15_000);
+      expect((await slotsOf()).get(backup)).toBe(4_093);
+
+      // The primaries return: new flows go back to them, the flow the backup took stays on it (flow affinity).
+      for (const b of primaries) await lab.restoreBackend(b);
+      const back = Date.now() + HEALTH_INTERVAL_MS * (HEALTH_RISE + 1) + 10_000;
+      while (Date.now() < back && (await slotsOf()).get(backup) !== 0) await sleep(500);
+      expect((await slotsOf()).get(backup)).toBe(0);
+      await tablesAgree(lab, 15_000);
+      const restoredMs = Date.now() - probe.startedAt;
+      await sleep(2_000);
+      const since = probe.answers.filter((a) => a.atMs > restoredMs && a.backend !== '-');
+      expect(since.length).toBeGreaterThan(10);
+      expect(new Set(since.map((a) => a.backend))).toEqual(new Set([backup]));
     } finally {
       probe.child.kill();
       await probe.done;

@@ -21,7 +21,7 @@ import type { NetnsHost } from '@l4fleet/test-support/netns';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { type CapturedPacket, captureEncapsulated, expectEncapsulated } from './bpf-wire.js';
-import { expectOnMemberDown, twoFlows } from './member-down.js';
+import { ON_MEMBER_DOWN_CASES, ON_MEMBER_DOWN_TITLE, onMemberDownCase } from './member-down.js';
 import {
   backend4,
   backend6,
@@ -421,19 +421,8 @@ describe.skipIf(!built)('bpf data plane', () => {
     }
   }, 60_000);
 
-  test.each([
-    ['keep', VIP4],
-    ['reselect', VIP4],
-    ['keep', VIP6],
-    ['reselect', VIP6],
-  ] as const)(
-    'onMemberDown %s - a UDP flow whose backend is decided down (%s): stays on it, or moves to the table and stays there when it returns',
-    async (mode, vip) => {
-      const dp = bpf();
-      const t = vipTable({ address: vip, port: 80, protocol: 'udp', size: 251 });
-      const src = vip === VIP4 ? CLIENT4 : CLIENT6;
-      await expectOnMemberDown(topo, dp, t, twoFlows(t, src, mode === 'keep' ? 37_000 : 37_200), mode);
-    },
+  test.each(ON_MEMBER_DOWN_CASES)(ON_MEMBER_DOWN_TITLE, (mode, vip) =>
+    onMemberDownCase(topo, bpf(), vipTable, mode, vip),
   );
 
   test('restart - a new driver reuses the pins and the attached program, changes nothing, keeps the flows, then applies only the delta', async () => {

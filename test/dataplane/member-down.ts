@@ -6,7 +6,41 @@
 import { type DataPlane, keepsFlows, type OnMemberDown, type VipTable } from '@l4fleet/dataplane';
 import { buildTable, type Flow } from '@l4fleet/maglev';
 import { expect } from 'vitest';
-import { clearRecorders, type DsrTopology, expectedBackend, flowKey, landings, sendFlows } from './topology.js';
+import {
+  CLIENT4,
+  CLIENT6,
+  clearRecorders,
+  type DsrTopology,
+  expectedBackend,
+  flowKey,
+  landings,
+  sendFlows,
+  VIP4,
+  VIP6,
+} from './topology.js';
+
+/** The cases every kernel driver's file runs: both settings, IPv4 and IPv6 (test.each with ON_MEMBER_DOWN_TITLE). */
+export const ON_MEMBER_DOWN_CASES = [
+  ['keep', VIP4],
+  ['reselect', VIP4],
+  ['keep', VIP6],
+  ['reselect', VIP6],
+] as const;
+export const ON_MEMBER_DOWN_TITLE =
+  'onMemberDown %s - a UDP flow whose backend is decided down (%s): stays on it, or moves to the table and stays there when it returns';
+
+/** One case: a 251-slot UDP VIP on port 80 from the driver file's `vipTable`, two flows from the client. */
+export function onMemberDownCase(
+  topo: DsrTopology,
+  dp: DataPlane,
+  vipTable: (o: { address: string; port: number; protocol: 'udp'; size: number }) => VipTable,
+  mode: OnMemberDown,
+  vip: string,
+): Promise<void> {
+  const t = vipTable({ address: vip, port: 80, protocol: 'udp', size: 251 });
+  const src = vip === VIP4 ? CLIENT4 : CLIENT6;
+  return expectOnMemberDown(topo, dp, t, twoFlows(t, src, mode === 'keep' ? 37_000 : 37_200), mode);
+}
 
 /** `t` with backend `down` decided down (no slots, `down: true`) or with every backend up (`down` undefined). */
 export function withDown(t: VipTable, down: number | undefined, onMemberDown: OnMemberDown): VipTable {

@@ -16,7 +16,7 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { NFT_BATCH_PATH } from '../../packages/dataplane/src/nft/batch.js';
 import { FLOW_KEY_SEEDS } from '../../packages/dataplane/src/nft/ruleset.js';
-import { expectOnMemberDown, twoFlows } from './member-down.js';
+import { ON_MEMBER_DOWN_CASES, ON_MEMBER_DOWN_TITLE, onMemberDownCase } from './member-down.js';
 import {
   backend4,
   backend6,
@@ -423,19 +423,8 @@ describe('nftables data plane', () => {
     expect(await landed()).toEqual([second]);
   });
 
-  test.each([
-    ['keep', VIP4],
-    ['reselect', VIP4],
-    ['keep', VIP6],
-    ['reselect', VIP6],
-  ] as const)(
-    'onMemberDown %s - a UDP flow whose backend is decided down (%s): stays on it, or moves to the table and stays there when it returns',
-    async (mode, vip) => {
-      const dp = dataPlane();
-      const t = vipTable({ address: vip, port: 80, protocol: 'udp', size: 251 });
-      const src = vip === VIP4 ? CLIENT4 : CLIENT6;
-      await expectOnMemberDown(topo, dp, t, twoFlows(t, src, mode === 'keep' ? 37_000 : 37_200), mode);
-    },
+  test.each(ON_MEMBER_DOWN_CASES)(ON_MEMBER_DOWN_TITLE, (mode, vip) =>
+    onMemberDownCase(topo, dataPlane(), vipTable, mode, vip),
   );
 
   // How long a delta takes (the issue's 50 ms) is the bench's to say: `npm run bench -w @l4fleet/dataplane`, the apply

@@ -151,6 +151,15 @@ describe('cli - fleet commands on the memory store', () => {
     expect(r.out).toContain('1 with differing tables');
   });
 
+  test('member add --backup: written to the fleet, shown by describe vip with no slots while others serve', async () => {
+    await cli('apply', '-f', file('g.yaml', FLEET), '--new-fleet');
+    expect((await cli('member', 'add', 'web', '198.18.0.29:80', '--name', 'sorry', '--backup')).code).toBe(0);
+    const sorry = (await store.getDesired()).fleet.pools[0]!.members.find((m) => m.name === 'sorry');
+    expect(sorry).toMatchObject({ backup: true, state: 'active' });
+    const r = await cli('describe', 'vip', '198.51.100.10:80/tcp');
+    expect(r.out).toMatch(/sorry\s+198\.18\.0\.29:80\s+1\s+active backup\s+undecided\s+0\s+0\.00%/);
+  });
+
   test('describe vip shows members with state and share', async () => {
     await cli('apply', '-f', file('f.yaml', FLEET), '--new-fleet');
     const r = await cli('describe', 'vip', '198.51.100.10:80/tcp');

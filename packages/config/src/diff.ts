@@ -107,14 +107,14 @@ export function diffFleets(before: Fleet | undefined, after: Fleet): FleetDiff {
         changes.push({
           kind: 'added',
           subject: `member ${name}/${mn}`,
-          detail: `${endpointText(m.address, m.port)} weight ${m.weight} ${m.state}`,
+          detail: `${endpointText(m.address, m.port)} weight ${m.weight} ${m.state}${m.backup ? ' backup' : ''}`,
         });
         poolsChanged.add(name);
       } else if (!same(om, m)) {
         changes.push({
           kind: 'changed',
           subject: `member ${name}/${mn}`,
-          detail: fieldChanges<Member>(om, m, ['address', 'port', 'weight', 'state']),
+          detail: fieldChanges<Member>(om, m, ['address', 'port', 'weight', 'state', 'backup']),
         });
         poolsChanged.add(name);
       }

@@ -64,6 +64,25 @@ describe('explainFlow', () => {
     expect(r.why[0]).toMatch(/^hash of the source address with seed 0x5eed picks slot \d+ of 251/);
   });
 
+  test('explain - a backup serves only when the others are down, and says so', () => {
+    const withBackup = parseFleet({
+      ...fleet,
+      pools: fleet.pools.map((p) =>
+        p.name === 'web'
+          ? { ...p, members: [...p.members, { name: 's', address: '198.18.0.29', port: 80, backup: true }] }
+          : p,
+      ),
+    });
+    expect(['a', 'b']).toContain(explainFlow(withBackup, new Map(), to('198.18.1.7', 1)).backend);
+    const down = new Map([
+      ['web/a', 'down' as const],
+      ['web/b', 'down' as const],
+    ]);
+    const r = explainFlow(withBackup, down, to('198.18.1.7', 1));
+    expect(r.backend).toBe('s');
+    expect(r.why[1]).toMatch(/belongs to s \(a backup: no other member takes flows\): active, weight 1/);
+  });
+
   test('explain - no member up: no backend, and the reason lists the members', () => {
     const decided = new Map([
       ['web/a', 'down' as const],

@@ -80,13 +80,15 @@ export function explainFlow(fleet: Fleet, decided: DecidedStatus, flow: Flow, hi
     const owned = table.slots.filter((i) => i === index).length;
     const decision = decided.get(memberKey(vip.pool, member));
     const status = decision ? `decided ${decision}` : 'no decision yet (counts as up)';
+    // A member the table gives slots to is a backup only when no other member takes flows.
+    const backup = member.backup ? ' (a backup: no other member takes flows)' : '';
     why.push(
-      `slot ${slot} belongs to ${member.name}: ${member.state}, weight ${member.weight}, ${status}; it owns ${owned} of ${vip.tableSize} slots`,
+      `slot ${slot} belongs to ${member.name}${backup}: ${member.state}, weight ${member.weight}, ${status}; it owns ${owned} of ${vip.tableSize} slots`,
     );
   } else {
     const states = (pool?.members ?? []).map((m) => {
       const down = pool && m.state === 'active' && effectiveWeight(pool, m, decided) === 0;
-      return `${m.name} ${m.state}${down ? ' (down)' : ''}`;
+      return `${m.name} ${m.state}${m.backup ? ' backup' : ''}${down ? ' (down)' : ''}`;
     });
     why.push(`no member takes new flows (${states.join(', ') || 'pool is empty'}): the data plane drops the flow`);
   }

@@ -85,6 +85,7 @@ export {
 export { directReturnProblems } from './semantics.js';
 export {
   backendsForPool,
+  backupsServe,
   buildVipTable,
   type DecidedStatus,
   downMembers,

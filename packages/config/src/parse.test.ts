@@ -117,6 +117,20 @@ describe('config parse - the issue sample', () => {
 });
 
 describe('config parse - every problem at once, with path and value', () => {
+  test('members[].backup - written back only when true; anything but a boolean is named', () => {
+    const vips = [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web' }];
+    const f = parseFleet({
+      pools: [
+        pool('web', [m('198.18.0.1'), m('198.18.0.2', 80, { backup: true }), m('198.18.0.3', 80, { backup: false })]),
+      ],
+      vips,
+    });
+    expect(f.pools[0]?.members.map((x) => x.backup)).toEqual([undefined, true, undefined]);
+    expect(problems({ pools: [pool('web', [m('198.18.0.1', 80, { backup: 'yes' })])], vips })).toEqual([
+      'pools[0].members[0].backup: "yes" is not true or false',
+    ]);
+  });
+
   test('onMemberDown - keep or reselect, written back only when given; a bad value or reselect with nat is named', () => {
     const vips = [{ address: '198.51.100.10', port: 80, protocol: 'udp', pool: 'web' }];
     const f = parseFleet({ pools: [pool('web', [m('198.18.0.1')], { onMemberDown: 'reselect' })], vips });
@@ -194,7 +208,7 @@ describe('config parse - every problem at once, with path and value', () => {
     [
       'unknown field',
       { pools: [pool('p', [m('198.18.0.1', 80, { wieght: 2 })])] },
-      'pools[0].members[0].wieght: is not a known field (known: name, address, port, weight, state)',
+      'pools[0].members[0].wieght: is not a known field (known: name, address, port, weight, state, backup)',
     ],
     [
       'bad state',

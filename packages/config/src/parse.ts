@@ -23,6 +23,7 @@ import {
 import { ConfigError } from './errors.js';
 import {
   addressField as address,
+  boolField,
   checkKeys,
   intField as int,
   isRawObject as isObj,
@@ -140,7 +141,8 @@ function member(p: Problems, path: string, v: unknown): ParsedMember | undefined
     p.add(path, `${show(v)} is not an object`);
     return undefined;
   }
-  checkKeys(p, path, v, ['name', 'address', 'port', 'weight', 'state']);
+  checkKeys(p, path, v, ['name', 'address', 'port', 'weight', 'state', 'backup']);
+  const backup = boolField(p, `${path}.backup`, v.backup, false);
   const addr = address(p, `${path}.address`, v.address);
   const prt = port(p, `${path}.port`, v.port);
   let name = addr ? endpointText(addr.address, prt) : String(v.address);
@@ -160,6 +162,7 @@ function member(p: Problems, path: string, v: unknown): ParsedMember | undefined
     port: prt,
     weight: int(p, `${path}.weight`, v.weight, 0, MAX_MEMBER_WEIGHT, 'a weight', DEFAULT_MEMBER_WEIGHT),
     state: oneOf<MemberState>(p, `${path}.state`, v.state, ['active', 'draining', 'disabled'], 'active'),
+    ...(backup ? { backup } : {}),
     family: addr?.family,
   };
 }

@@ -73,6 +73,30 @@ describe('config table - derivation rules', () => {
     expect(buildVipTable(f3, f3.vips[0]!, new Map()).checksum).not.toBe(base);
   });
 
+  test('backup members - no slots while another member has weight; every slot when none has (down, draining, disabled)', () => {
+    const withBackup = (others: object[]): Fleet =>
+      fleet([...others, { address: '198.18.0.9', port: 80, name: 'sorry', backup: true }]);
+    const f = withBackup(three);
+    expect(f.pools[0]!.members.map((m) => m.backup)).toEqual([undefined, undefined, undefined, true]);
+    expect(owners(f).get('sorry')).toBeUndefined();
+    const allDown = new Map(three.map((m) => [memberKey('web', { name: `${m.address}:${m.port}` }), 'down' as const]));
+    expect(owners(f, allDown)).toEqual(new Map([['sorry', 251]]));
+    // one primary still up: it takes everything, the backup nothing
+    const oneUp = new Map([...allDown].slice(1));
+    expect(owners(f, oneUp)).toEqual(new Map([['198.18.0.1:80', 251]]));
+    const drained = withBackup(three.map((m) => ({ ...m, state: 'draining' })));
+    expect(owners(drained)).toEqual(new Map([['sorry', 251]]));
+    // the backup in the index space either way: the primaries' slots do not move when it starts or stops serving
+    const t = buildVipTable(f, f.vips[0]!, new Map());
+    expect(t.backends.map((b) => b.name)).toContain('sorry');
+    expect(Array.from(t.slots)).toEqual(
+      Array.from(buildVipTable(fleet(three), fleet(three).vips[0]!, new Map()).slots).map((i) => i),
+    );
+    // a down backup does not serve when everything is down
+    const sorryDown = new Map([...allDown, [memberKey('web', { name: 'sorry' }), 'down' as const]]);
+    expect(owners(f, sorryDown)).toEqual(new Map([['-', 251]]));
+  });
+
   test('onMemberDown - down lists decided-down active members; only reselect puts it in the checksum', () => {
     const f = (onMemberDown?: string, members: object[] = three): Fleet =>
       parseFleet({

@@ -4,7 +4,8 @@
  *
  * Rules: `disabled` members are out of the table; `draining` and decided-`down` members stay in the index space
  * with weight 0 (no new flows; existing ones keep their backend through data-plane flow affinity); a member with
- * no decision yet counts as up, so a fresh fleet serves at once; health check `none` means always up.
+ * no decision yet counts as up, so a fresh fleet serves at once; health check `none` means always up; `backup`
+ * members have weight 0 while any other member has weight (backupsServe), and stay in the index space.
  */
 import { createHash } from 'node:crypto';
 import { type BackendSpec, buildTable, type HashMode } from '@l4fleet/maglev';
@@ -52,11 +53,30 @@ export interface VipTable {
 
 const byName = (a: Member, b: Member): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
-/** Effective weight of a member under the rules above. */
-export function effectiveWeight(pool: Pool, m: Member, decided: DecidedStatus): number {
+/** A member's weight before the backup rule: 0 unless active and not decided down. */
+function ownWeight(pool: Pool, m: Member, decided: DecidedStatus): number {
   if (m.state !== 'active') return 0;
   if (pool.healthCheck.type !== 'none' && decided.get(memberKey(pool.name, m)) === 'down') return 0;
   return m.weight;
+}
+
+/**
+ * Whether the pool's backup members take flows: no other member does (each is draining, disabled, decided down or
+ * of weight 0). The switch is the table's like any weight change: flows on a backup stay there by flow affinity when
+ * the primaries come back, only new flows return (Maglev §3.3).
+ */
+export function backupsServe(pool: Pool, decided: DecidedStatus): boolean {
+  return !pool.members.some((m) => m.backup !== true && ownWeight(pool, m, decided) > 0);
+}
+
+/**
+ * Effective weight of a member under the rules above, and the backup rule. `serving`: backupsServe(pool, decided)
+ * when the caller has it (it walks the pool; a loop over members passes it once).
+ */
+export function effectiveWeight(pool: Pool, m: Member, decided: DecidedStatus, serving?: boolean): number {
+  const own = ownWeight(pool, m, decided);
+  if (own === 0 || m.backup !== true) return own;
+  return (serving ?? backupsServe(pool, decided)) ? own : 0;
 }
 
 /** The members in the table's index space (not disabled, sorted by name). */
@@ -66,7 +86,8 @@ export function tableMembers(pool: Pool): Member[] {
 
 /** The Maglev backend list of a pool, in index-space order (see tableMembers). */
 export function backendsForPool(pool: Pool, decided: DecidedStatus): BackendSpec[] {
-  return tableMembers(pool).map((m) => ({ name: m.name, weight: effectiveWeight(pool, m, decided) }));
+  const serving = backupsServe(pool, decided);
+  return tableMembers(pool).map((m) => ({ name: m.name, weight: effectiveWeight(pool, m, decided, serving) }));
 }
 
 export function tableChecksum(
@@ -103,11 +124,12 @@ export function downMembers(pool: Pool, members: readonly Member[], decided: Dec
 
 /** The pool's table inputs in index-space order, as the table history records them (table-history.ts). */
 export function tableInputsOf(pool: Pool, decided: DecidedStatus): HistoryMember[] {
+  const serving = backupsServe(pool, decided);
   return tableMembers(pool).map((m) => ({
     name: m.name,
     address: m.address,
     port: m.port,
-    weight: effectiveWeight(pool, m, decided),
+    weight: effectiveWeight(pool, m, decided, serving),
   }));
 }
 

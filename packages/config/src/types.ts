@@ -45,6 +45,12 @@ export interface Member {
   readonly weight: number;
   /** Default `active`. */
   readonly state: MemberState;
+  /**
+   * A backup member ("sorry server": HAProxy's `backup`, an F5 priority group, Alteon's backup server) takes flows
+   * only while no other member of its pool does (table.ts effectiveWeight). Absent: false; written back only when
+   * true, so fleets without backups stay readable by nodes that predate it.
+   */
+  readonly backup?: boolean;
 }
 
 /**

@@ -6,6 +6,7 @@
  */
 import type { Advertisement } from '@l4fleet/bgp';
 import {
+  backupsServe,
   buildVipTable,
   type DecidedStatus,
   downMembers,
@@ -47,8 +48,9 @@ function tableInputs(
   decided: DecidedStatus,
   history: TableHistory | undefined,
 ): string {
+  const serving = pool ? backupsServe(pool, decided) : false;
   const members = (pool?.members ?? [])
-    .map((m) => `${m.name}|${m.address}|${m.port}|${m.state}|${pool ? effectiveWeight(pool, m, decided) : 0}`)
+    .map((m) => `${m.name}|${m.address}|${m.port}|${m.state}|${pool ? effectiveWeight(pool, m, decided, serving) : 0}`)
     .join(',');
   // The decided status itself, not only the weight: `reselect` tells a down member from a draining one (both 0).
   const down = pool ? downMembers(pool, tableMembers(pool), decided).join(',') : '';
@@ -79,7 +81,10 @@ export function planTables(
     if (hit && hit.inputs === inputs) return hit;
     const table = buildVipTable(fleet, vip, decided, history);
     // Carried previous owners are `disabled` members: effective weight 0, never counted.
-    const usableBackends = pool ? table.backends.filter((m) => effectiveWeight(pool, m, decided) > 0).length : 0;
+    const serving = pool ? backupsServe(pool, decided) : false;
+    const usableBackends = pool
+      ? table.backends.filter((m) => effectiveWeight(pool, m, decided, serving) > 0).length
+      : 0;
     const planned = { key, table, usableBackends, inputs };
     cache?.set(key, planned);
     return planned;

@@ -106,7 +106,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
         ctx.io.out(
           [
             `VIP:          ${wanted}`,
-            `Pool:         ${vip.pool}`,
+            `Pool:         ${vip.pool}${pool.onMemberDown === 'reselect' ? ' (onMemberDown reselect)' : ''}`,
             `Table:        ${vip.tableSize} slots, hash ${vip.hash}, seed 0x${table.seed.toString(16)}, checksum ${table.checksum}`,
             `Health check: ${hc.type}${hc.port ? ` port ${hc.port}` : ''}${hc.path ? ` ${hc.path}` : ''} every ${hc.intervalMs} ms, timeout ${hc.timeoutMs} ms, rise ${hc.rise}, fall ${hc.fall}`,
             `Revision:     ${revision}`,
@@ -117,7 +117,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
                 m.name,
                 m.endpoint,
                 String(m.weight),
-                m.state,
+                m.backup ? `${m.state} backup` : m.state,
                 m.decided,
                 String(m.slots),
                 percent(m.slots / vip.tableSize),

@@ -97,8 +97,14 @@ export function registerMember(program: Command, ctx: FleetCommandContext): void
     .option('--name <name>', 'member name (default ADDR:PORT)')
     .option('--weight <n>', 'weight (default 1)')
     .option('--state <state>', 'active | draining | disabled', 'active')
+    .option('--backup', 'a backup member: takes flows only while no other member of the pool does')
     .action(
-      async (pool: string, endpoint: string, opts: { name?: string; weight?: string; state: string }, cmd: Command) => {
+      async (
+        pool: string,
+        endpoint: string,
+        opts: { name?: string; weight?: string; state: string; backup?: boolean },
+        cmd: Command,
+      ) => {
         const ep = parseEndpoint(endpoint, 'endpoint');
         const weight =
           opts.weight === undefined ? undefined : integerOption(opts.weight, '--weight', 0, MAX_MEMBER_WEIGHT);
@@ -110,6 +116,7 @@ export function registerMember(program: Command, ctx: FleetCommandContext): void
             state: opts.state,
             ...(opts.name !== undefined ? { name: opts.name } : {}),
             ...(weight !== undefined ? { weight } : {}),
+            ...(opts.backup ? { backup: true } : {}),
           } as Member,
         ]);
       },
