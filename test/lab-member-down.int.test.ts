@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { bpfAvailable } from '@l4fleet/dataplane';
-import { agentAvailable, downLab, Lab, labFleet, VIP_UDP } from '@l4fleet/lab';
+import { AGENT_METRICS_PORT, agentAvailable, attachmentOf, downLab, Lab, labFleet, VIP_UDP } from '@l4fleet/lab';
 import { l4fleet, sleep } from '@l4fleet/test-support/lab-scenario';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { stringify } from 'yaml';
@@ -191,6 +191,14 @@ describe.skipIf(!ready).sequential('lab - onMemberDown: reselect (bpf + routed +
       expect(movedAfterMs).toBeLessThanOrEqual(MOVE_BOUND_MS);
       await tablesAgree(lab, 15_000);
       expect((await slotsOf()).get(backup)).toBe(4_093);
+      // Every node says so on /metrics (the operator's alert: l4fleet_table_backup_serving).
+      for (const node of ['node1', 'node2']) {
+        const address = attachmentOf(lab.topology, 'control', node).ipv4;
+        const text = await (await fetch(`http://${address}:${AGENT_METRICS_PORT}/metrics`)).text();
+        expect(text).toMatch(
+          new RegExp(`l4fleet_table_backup_serving\\{[^}]*vip="${VIP_UDP.address}:${VIP_UDP.port}/udp"[^}]*\\} 1`),
+        );
+      }
 
       // The primaries return: new flows go back to them, the flow the backup took stays on it (flow affinity).
       for (const b of primaries) await lab.restoreBackend(b);

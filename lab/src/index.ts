@@ -78,6 +78,8 @@ export {
 } from './topology/data-path.js';
 export { labFleet, labFleetYaml } from './topology/fleet.js';
 export {
+  AGENT_METRICS_PORT,
+  attachmentOf,
   BACKEND_SEGMENT,
   BGP_HOLD_TIME_S,
   BGP_KEEPALIVE_S,

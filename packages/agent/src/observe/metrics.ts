@@ -22,6 +22,7 @@ export interface AgentMetrics {
   readonly vipAnnounced: Gauge<'vip'>;
   readonly vipsAnnounced: Gauge;
   readonly tableChecksum: Gauge<'vip' | 'checksum'>;
+  readonly tableBackupServing: Gauge<'vip'>;
   readonly tableUsableBackends: Gauge<'vip'>;
   readonly tableApplySeconds: Histogram;
   readonly tableAppliesTotal: Counter<'result'>;
@@ -131,6 +132,12 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
     tableUsableBackends: new Gauge({
       name: 'l4fleet_table_usable_backends',
       help: 'backends taking new flows per VIP',
+      labelNames: ['vip'],
+      registers: r,
+    }),
+    tableBackupServing: new Gauge({
+      name: 'l4fleet_table_backup_serving',
+      help: "1 while the VIP's new flows go to its pool's backup members (no other member takes flows)",
       labelNames: ['vip'],
       registers: r,
     }),

@@ -113,6 +113,34 @@ describe('plan - forwarding', () => {
     expect(toDataPlaneTable(keep!.table)).not.toHaveProperty('onMemberDown');
   });
 
+  test('backupServing - set while only backup members take flows', () => {
+    const f = parseFleet({
+      hashSeed: 7,
+      pools: [
+        {
+          name: 'web',
+          members: [
+            { name: 'a', address: '198.18.0.21', port: 80 },
+            { name: 's', address: '198.18.0.29', port: 80, backup: true },
+          ],
+        },
+      ],
+      vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
+    });
+    const [up] = planTables(f, new Map());
+    expect([up!.usableBackends, up!.backupServing]).toEqual([1, false]);
+    const [down] = planTables(f, new Map([['web/a', 'down' as const]]));
+    expect([down!.usableBackends, down!.backupServing]).toEqual([1, true]);
+    const [none] = planTables(
+      f,
+      new Map([
+        ['web/a', 'down' as const],
+        ['web/s', 'down' as const],
+      ]),
+    );
+    expect([none!.usableBackends, none!.backupServing]).toEqual([0, false]);
+  });
+
   test("the pool's forwarding reaches the data plane and a change of it re-plans the table", () => {
     const cache = new Map();
     const [l2] = planTables(withForwarding('l2'), new Map(), cache);

@@ -28,6 +28,8 @@ export interface PlannedTable {
   readonly table: FleetTable;
   /** Backends taking new flows (effective weight > 0). */
   readonly usableBackends: number;
+  /** New flows go to backup members only (members[].backup; an alert for the operator). */
+  readonly backupServing: boolean;
 }
 
 /** A number per history record object: the store keeps the object of an unchanged record, so equal means equal. */
@@ -82,10 +84,9 @@ export function planTables(
     const table = buildVipTable(fleet, vip, decided, history);
     // Carried previous owners are `disabled` members: effective weight 0, never counted.
     const serving = pool ? backupsServe(pool, decided) : false;
-    const usableBackends = pool
-      ? table.backends.filter((m) => effectiveWeight(pool, m, decided, serving) > 0).length
-      : 0;
-    const planned = { key, table, usableBackends, inputs };
+    const usable = pool ? table.backends.filter((m) => effectiveWeight(pool, m, decided, serving) > 0) : [];
+    const backupServing = usable.length > 0 && usable.every((m) => m.backup === true);
+    const planned = { key, table, usableBackends: usable.length, backupServing, inputs };
     cache?.set(key, planned);
     return planned;
   });

@@ -183,11 +183,13 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
             metrics.tableChecksum.set({ vip: t.key, checksum: t.table.checksum }, 1);
           }
           metrics.tableUsableBackends.set({ vip: t.key }, t.usableBackends);
+          metrics.tableBackupServing.set({ vip: t.key }, t.backupServing ? 1 : 0);
         }
         for (const [vip, sum] of checksums) {
           if (!next.has(vip)) {
             metrics.tableChecksum.remove({ vip, checksum: sum });
             metrics.tableUsableBackends.remove({ vip });
+            metrics.tableBackupServing.remove({ vip });
             metrics.vipAnnounced.remove({ vip });
           }
         }
