@@ -70,6 +70,16 @@ async function metrics(node: string): Promise<string> {
   return r.text();
 }
 
+/** How many times each node has gone fail-static (l4fleet_fail_static_entered_total): a blip between scrapes counts. */
+async function failStaticEntries(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const n of nodes()) {
+    const m = /^l4fleet_fail_static_entered_total(?:\{[^}]*\})? (\d+)$/m.exec(await metrics(n));
+    out[n] = Number(m?.[1] ?? Number.NaN);
+  }
+  return out;
+}
+
 /** Each node's Maglev tables (l4fleet_table_checksum_info: VIP and checksum), so a change of any slot shows. */
 async function tables(): Promise<Record<string, string[]>> {
   const out: Record<string, string[]> = {};
@@ -191,6 +201,7 @@ describe
     test('kill one etcd member: 0 broken, no announcement or table change, apply still works', async () => {
       const before = brokenIds(flows);
       const state = await forwardingState();
+      const entries = await failStaticEntries();
       await flows.mark();
       // etcd1 is every client's first endpoint: the agents and the CLI must fail over.
       await lab.kill('etcd1');
@@ -204,7 +215,9 @@ describe
       expect(broken).toEqual([]);
       expect(s.longestPauseMs).toBeLessThanOrEqual(CONTROL_PLANE_PAUSE_MS);
       expect(await forwardingState()).toEqual(state);
-      // The agents moved to another member: none of them went fail-static.
+      // The agents moved to another member: none of them went fail-static, not even for a moment (the node whose
+      // watches were on etcd1 saw them break; its probe, through the other members, answered).
+      expect(await failStaticEntries()).toEqual(entries);
       const failStatic = await Promise.all(
         nodes().map(async (n) => [n, /^l4fleet_fail_static(\{[^}]*\})? 0$/m.test(await metrics(n))]),
       );

@@ -11,7 +11,7 @@ import { createBfdController } from './bfd/controller.js';
 import { createBgpSessions } from './bgp/sessions.js';
 import { sleep, systemClock } from './clock.js';
 import { createEtcdConnection } from './etcd/connection.js';
-import { createFailStatic } from './etcd/fail-static.js';
+import { createFailStatic, etcdProbeTimeoutMs } from './etcd/fail-static.js';
 import { createRejectedRecords, isRejectedRecord } from './etcd/rejected-records.js';
 import { createReports } from './etcd/reports.js';
 import { followPeerHealth } from './events/peer-health.js';
@@ -174,7 +174,7 @@ export function createAgent(deps: AgentDeps): Agent {
   const failStatic = createFailStatic({
     store,
     clock,
-    probeTimeoutMs: config.etcd.dialTimeoutMs,
+    probeTimeoutMs: etcdProbeTimeoutMs(config.etcd.dialTimeoutMs, config.etcd.endpoints.length),
     metrics,
     logger: log,
     revision: () => inputs.revision,

@@ -1,8 +1,8 @@
 /**
  * The node's etcd session: registers the node on its lease, then watches the desired state, the decided status,
  * the node list and the table history, retrying each step until it works or the agent closes. Watch errors are sorted here: a record the
- * store rejected is reported (the last good state keeps serving), an unreachable etcd is fail-static evidence, the
- * rest is logged (the store's watches recover by themselves).
+ * store rejected is reported (the last good state keeps serving), an unreachable etcd asks for a fail-static probe,
+ * the rest is logged (the store's watches recover by themselves).
  */
 import type {
   DecidedState,
@@ -69,9 +69,8 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
         onError: (err) => {
           if (isRejectedRecord(err) || err.code === 'INVALID_STATE') return opts.onStateRejected(err);
           log.warn({ event: 'desiredWatchError', code: err.code, err: err.message });
-          if (err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT') {
-            failStatic.setReachable(false, 'desiredWatchUnavailable');
-          }
+          // The stream's one member is gone; whether etcd is, the probe tells (fail-static.ts).
+          if (err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT') failStatic.probeNow('desiredWatchUnavailable');
         },
       }),
     );

@@ -3,7 +3,7 @@ import pino from 'pino';
 import { describe, expect, test } from 'vitest';
 import { createManualClock } from '../clock.js';
 import { createAgentMetrics } from '../observe/metrics.js';
-import { createFailStatic, ETCD_PROBE_INTERVAL_MS } from './fail-static.js';
+import { createFailStatic, ETCD_PROBE_INTERVAL_MS, etcdProbeTimeoutMs } from './fail-static.js';
 import { INVALID_RECORD } from './rejected-records.js';
 
 const logger = pino({ level: 'silent' });
@@ -16,6 +16,7 @@ function setup() {
   let calls = 0;
   const changes: [boolean, string][] = [];
   const rejected: string[] = [];
+  const metrics = createAgentMetrics({ node: 'n1', fleet: 'default', defaultMetrics: false });
   const fs = createFailStatic({
     store: {
       getLeader: () => {
@@ -30,7 +31,7 @@ function setup() {
     },
     clock,
     probeTimeoutMs: PROBE_TIMEOUT_MS,
-    metrics: createAgentMetrics({ node: 'n1', fleet: 'default', defaultMetrics: false }),
+    metrics,
     logger,
     revision: () => 7,
     onFailStatic: (f, why) => changes.push([f, why]),
@@ -42,6 +43,7 @@ function setup() {
     changes,
     rejected,
     calls: () => calls,
+    entered: async () => (await metrics.failStaticEnteredTotal.get()).values[0]?.value ?? 0,
     setMode: (m: typeof mode) => void (mode = m),
   };
 }
@@ -95,5 +97,52 @@ describe('fail-static - etcd probe on the injected clock', () => {
     expect(t.fs.failStatic).toBe(false);
     expect(t.rejected).toEqual(['election key: not a node name']);
     t.fs.close();
+  });
+
+  test('probeNow (a watch broke) probes at once: etcd answers, so no fail-static; refused, fail-static', async () => {
+    const t = setup();
+    t.fs.startProbing();
+    t.fs.probeNow('desiredWatchUnavailable');
+    await t.clock.advance(0);
+    expect(t.calls()).toBe(1);
+    expect(t.fs.failStatic).toBe(false);
+    expect(await t.entered()).toBe(0);
+    // The regular interval restarts from the requested probe.
+    await t.clock.advance(ETCD_PROBE_INTERVAL_MS);
+    expect(t.calls()).toBe(2);
+    t.setMode('refuse');
+    t.fs.probeNow('desiredWatchUnavailable');
+    await t.clock.advance(0);
+    expect(t.calls()).toBe(3);
+    expect(t.fs.failStatic).toBe(true);
+    expect(await t.entered()).toBe(1);
+    t.fs.close();
+  });
+
+  test('probeNow while a probe is under way leaves it to decide (one call, no second timer)', async () => {
+    const t = setup();
+    t.setMode('hang');
+    t.fs.startProbing(0);
+    await t.clock.advance(0);
+    expect(t.calls()).toBe(1);
+    t.fs.probeNow('desiredWatchUnavailable');
+    t.fs.probeNow('desiredWatchUnavailable');
+    await t.clock.advance(0);
+    expect(t.calls()).toBe(1);
+    await t.clock.advance(PROBE_TIMEOUT_MS);
+    expect(t.fs.failStatic).toBe(true);
+    t.setMode('answer');
+    await t.clock.advance(ETCD_PROBE_INTERVAL_MS);
+    expect(t.calls()).toBe(2);
+    expect(t.fs.failStatic).toBe(false);
+    expect(await t.entered()).toBe(1);
+    t.fs.close();
+    expect(t.clock.pending).toBe(0);
+  });
+
+  test('the probe timeout: one dial timeout with one endpoint; room for a second member with several', () => {
+    expect(etcdProbeTimeoutMs(2_000, 1)).toBe(2_000);
+    expect(etcdProbeTimeoutMs(2_000, 3)).toBeGreaterThan(2 * 2_000);
+    expect(etcdProbeTimeoutMs(2_000, 3)).toBeLessThan(3 * 2_000);
   });
 });

@@ -1,7 +1,9 @@
 /**
  * Whether etcd answers, and fail-static while it does not: the node keeps serving its last good tables and routes
- * (0006 "Faults"). Evidence comes from a periodic probe (`getLeader`, bounded by the dial timeout) and from the
- * other controllers (registration, watch errors, lease loss).
+ * (0006 "Faults"). Evidence comes from a periodic probe (`getLeader`, bounded by etcdProbeTimeoutMs) and from the
+ * other controllers (registration failing, lease loss). A watch stream that broke is not evidence by itself: with
+ * several endpoints it broke because its one member died, and the store moves it to another; it asks for a probe
+ * now (probeNow), which reads through every endpoint and decides.
  */
 import type { FleetStore, StoreError } from '@l4fleet/store';
 import type { Logger } from 'pino';
@@ -11,6 +13,18 @@ import { isRejectedRecord } from './rejected-records.js';
 
 /** How often the agent checks that etcd answers (fail-static detection), ms. */
 export const ETCD_PROBE_INTERVAL_MS = 1_000;
+/** Room for the store's pause before it moves a call to the next endpoint (100 ms, doubling), ms. */
+export const ETCD_PROBE_RETRY_SLACK_MS = 500;
+
+/**
+ * How long a probe may take before the node goes fail-static, ms. With one endpoint: one dial timeout. With several,
+ * a probe may draw a dead or hung member first (every client's shuffle does, until the store has marked it down);
+ * the store abandons it after one dial timeout and asks the next member, and that second attempt must fit too, or
+ * losing one member of three would look like losing etcd.
+ */
+export function etcdProbeTimeoutMs(dialTimeoutMs: number, endpoints: number): number {
+  return endpoints > 1 ? 2 * dialTimeoutMs + ETCD_PROBE_RETRY_SLACK_MS : dialTimeoutMs;
+}
 
 export interface FailStaticOptions {
   readonly store: Pick<FleetStore, 'getLeader'>;
@@ -38,6 +52,8 @@ export interface FailStatic {
   setReachable(ok: boolean, why: string): void;
   /** Probes after `delayMs`, then every ETCD_PROBE_INTERVAL_MS until close(). */
   startProbing(delayMs?: number): void;
+  /** Something suggested etcd is gone (`why`, logged): probe now, unless a probe is under way (it decides). */
+  probeNow(why: string): void;
   close(): void;
 }
 
@@ -47,6 +63,7 @@ export function createFailStatic(opts: FailStaticOptions): FailStatic {
   let etcdOk = true;
   let failStatic = false;
   let closed = false;
+  let probing = false;
   let timer: unknown;
   metrics.etcdConnected.set(1);
 
@@ -57,6 +74,7 @@ export function createFailStatic(opts: FailStaticOptions): FailStatic {
     if (!ok !== failStatic) {
       failStatic = !ok;
       metrics.failStatic.set(failStatic ? 1 : 0);
+      if (failStatic) metrics.failStaticEnteredTotal.inc();
       const revision = opts.revision();
       if (failStatic) log.warn({ event: 'failStaticEntered', reason: why, revision });
       else log.info({ event: 'failStaticLeft', reason: why, revision });
@@ -67,6 +85,7 @@ export function createFailStatic(opts: FailStaticOptions): FailStatic {
 
   const probe = async (): Promise<void> => {
     if (closed) return;
+    probing = true;
     try {
       await withTimeout(clock, opts.store.getLeader(), opts.probeTimeoutMs, 'etcd probe');
       setReachable(true, 'etcdAnswers');
@@ -79,6 +98,8 @@ export function createFailStatic(opts: FailStaticOptions): FailStatic {
       } else {
         setReachable(false, `etcdUnreachable: ${(err as Error).message}`);
       }
+    } finally {
+      probing = false;
     }
     if (!closed) timer = clock.setTimeout(() => void probe(), ETCD_PROBE_INTERVAL_MS);
   };
@@ -95,6 +116,12 @@ export function createFailStatic(opts: FailStaticOptions): FailStatic {
       if (closed) return;
       clock.clearTimeout(timer);
       timer = clock.setTimeout(() => void probe(), delayMs);
+    },
+    probeNow(why) {
+      if (closed || probing) return;
+      log.info({ event: 'etcdProbeRequested', reason: why });
+      clock.clearTimeout(timer);
+      void probe();
     },
     close() {
       closed = true;

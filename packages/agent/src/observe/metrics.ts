@@ -15,6 +15,7 @@ export interface AgentMetrics {
   readonly registry: Registry;
   readonly nodeState: Gauge<'state'>;
   readonly failStatic: Gauge;
+  readonly failStaticEnteredTotal: Counter;
   readonly etcdConnected: Gauge;
   readonly natsConnected: Gauge;
   readonly aggregatorLeader: Gauge;
@@ -79,6 +80,11 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
     failStatic: new Gauge({
       name: 'l4fleet_fail_static',
       help: '1 while serving the last good state without etcd',
+      registers: r,
+    }),
+    failStaticEnteredTotal: new Counter({
+      name: 'l4fleet_fail_static_entered_total',
+      help: 'Times the node went fail-static (a blip between two scrapes shows here, not in l4fleet_fail_static)',
       registers: r,
     }),
     etcdConnected: new Gauge({ name: 'l4fleet_etcd_connected', help: '1 while etcd answers', registers: r }),
