@@ -21,7 +21,7 @@ import type { NetnsHost } from '@l4fleet/test-support/netns';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { type CapturedPacket, captureEncapsulated, expectEncapsulated } from './bpf-wire.js';
-import { ON_MEMBER_DOWN_CASES, ON_MEMBER_DOWN_TITLE, onMemberDownCase } from './member-down.js';
+import { ON_MEMBER_DOWN_CASES, ON_MEMBER_DOWN_TITLE, onMemberDownCase, withDown } from './member-down.js';
 import {
   backend4,
   backend6,
@@ -424,6 +424,17 @@ describe.skipIf(!built)('bpf data plane', () => {
   test.each(ON_MEMBER_DOWN_CASES)(ON_MEMBER_DOWN_TITLE, (mode, vip) =>
     onMemberDownCase(topo, bpf(), vipTable, mode, vip),
   );
+
+  test('counters list a down member of a reselect VIP without traffic (as nftables does), not a removed backend', async () => {
+    const dp = bpf();
+    const t = vipTable({ address: VIP4, port: 1700, protocol: 'udp', size: 251, backends: 5, forwarding: 'gue' });
+    await dp.apply([withDown(t, 4, 'reselect')]);
+    const listed = async (): Promise<string[]> => (await dp.counters()).backends.map((b) => b.address).sort();
+    expect(await listed()).toEqual([0, 1, 2, 3, 4].map(backend4));
+    const removed = { ...t, backends: t.backends.slice(0, 4), slots: buildTable(t.backends.slice(0, 4), 251) };
+    await dp.apply([removed]);
+    expect(await listed()).toEqual([0, 1, 2, 3].map(backend4));
+  });
 
   test('restart - a new driver reuses the pins and the attached program, changes nothing, keeps the flows, then applies only the delta', async () => {
     const tables = [

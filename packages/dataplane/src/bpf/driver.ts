@@ -43,6 +43,8 @@ export interface BpfDataPlane extends DataPlane {
   settled(): Promise<void>;
 }
 
+/** A backend as counters() reports it: by address and MAC, summed over the VIPs it serves. */
+const counterKey = (addressHex: string, mac: string | undefined): string => `${addressHex}/${mac ?? ''}`;
 /** A duration for the logs: ms to 0.1. */
 const ms = (x: number): number => Math.round(x * 10) / 10;
 const DUMP = { op: Op.dump, payload: Buffer.alloc(0), what: 'dump' } as const;
@@ -64,6 +66,12 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
   let startDump: Promise<Buffer[]> | undefined;
   /** The seat the loader was last asked for (undefined: none asked of this loader yet). */
   let seat: Seat | undefined;
+  /**
+   * Backends (counterKey) of the last applied state: counters list them even when not live and without traffic (a
+   * down member of a `reselect` VIP), as nftables does; a removed backend's id stays in the map (not live) and is
+   * listed only while it has counted packets.
+   */
+  let members = new Set<string>();
 
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = queue.then(fn, fn);
@@ -217,6 +225,7 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       if (seatAsk) seat = seatAsk;
     }
     state = plan.next;
+    members = new Set(vips.flatMap((v) => v.backends.map((b) => counterKey(b.addressHex, b.mac))));
     scheduleSweep();
     const result: ApplyResult = {
       vips: plan.vips,
@@ -257,13 +266,13 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
     }));
     const byAddress = new Map<string, { address: string; mac?: string; packets: number; bytes: number }>();
     for (const [id, b] of state.backends) {
-      const k = `${b.addressHex}/${b.mac ?? ''}`;
+      const k = counterKey(b.addressHex, b.mac);
       const t = c.backends.get(id) ?? zero();
       const have = byAddress.get(k);
       if (have) {
         have.packets += t.packets;
         have.bytes += t.bytes;
-      } else if (b.live || t.packets > 0) {
+      } else if (b.live || t.packets > 0 || members.has(k)) {
         byAddress.set(k, { address: addressText(b.addressHex), ...(b.mac ? { mac: b.mac } : {}), ...t });
       }
     }
