@@ -21,7 +21,14 @@ import {
   run,
   VIP_TCP,
 } from '@l4fleet/lab';
-import { brokenIds, l4fleetRun, sleep, step } from '@l4fleet/test-support/lab-scenario';
+import {
+  agentMetrics,
+  brokenIds,
+  failStaticEntries,
+  l4fleetRun,
+  sleep,
+  step,
+} from '@l4fleet/test-support/lab-scenario';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const id = `x${Math.random().toString(36).slice(2, 8)}`;
@@ -31,8 +38,6 @@ const BFD = { intervalMs: 100, multiplier: 3 };
 const KILL_PAUSE_MAX_MS = 1_000;
 /** No data-plane event happens when an etcd member dies: a longer pause is a stall. */
 const CONTROL_PLANE_PAUSE_MAX_MS = 1_000;
-/** The lab's agents serve metrics on their control address at this port (agent.yaml `metrics.listen`). */
-const AGENT_METRICS_PORT = 9469;
 
 let lab: Lab;
 let flows: FlowRun | undefined;
@@ -66,10 +71,7 @@ async function bfdDownCounts(): Promise<Record<string, number | undefined>> {
 
 /** The agent's view of its bfdd in `node`'s container (metrics on the node's control address). */
 async function agentBfd(node: string): Promise<{ reachable: boolean; sessionUp: boolean }> {
-  const control = lab.topology.segments.find((seg) => seg.name === 'control')?.attachments;
-  const address = control?.find((a) => a.host === node)?.ipv4;
-  const r = await fetch(`http://${address}:${AGENT_METRICS_PORT}/metrics`, { signal: AbortSignal.timeout(3_000) });
-  const text = await r.text();
+  const text = await agentMetrics(lab, node);
   return {
     // The agent's registry adds node and fleet labels to every metric.
     reachable: /^l4fleet_bfdd_reachable(\{[^}]*\})? 1$/m.test(text),
@@ -168,6 +170,9 @@ describe.sequential(`lab docker faults - BFD and a three-member etcd in containe
     const etcd1 = lab.topology.control.etcdMembers.find((m) => m.name === 'etcd1');
     if (!etcd1) throw new Error('no etcd1');
     const before = brokenIds(flows);
+    // node2 was killed by the step before.
+    const running = ['node1', 'node3'];
+    const entries = await failStaticEntries(lab, running);
     await flows.mark();
     // etcd1 is every client's first endpoint: the agents and the CLI must fail over to another member.
     await lab.kill('etcd1');
@@ -180,6 +185,8 @@ describe.sequential(`lab docker faults - BFD and a three-member etcd in containe
     const { s, broken } = await step(flows, 'docker: kill etcd1 (1 of 3)', before, 3_000);
     expect(broken).toEqual([]);
     expect(s.longestPauseMs).toBeLessThanOrEqual(CONTROL_PLANE_PAUSE_MAX_MS);
+    // No agent went fail-static, not even between scrapes: their calls and watches moved to another member.
+    expect(await failStaticEntries(lab, running)).toEqual(entries);
 
     const t1 = Date.now();
     await lab.restart('etcd1');

@@ -24,7 +24,14 @@ import {
   signalDaemon,
   VIP_TCP,
 } from '@l4fleet/lab';
-import { brokenIds, l4fleetRun, sleep, step } from '@l4fleet/test-support/lab-scenario';
+import {
+  agentMetrics,
+  brokenIds,
+  failStaticEntries,
+  l4fleetRun,
+  sleep,
+  step,
+} from '@l4fleet/test-support/lab-scenario';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const agentReady = await agentAvailable();
@@ -53,8 +60,6 @@ const prefixes = () => lab.topology.vips.map((v) => `${v.address}/${v.address.in
 const tcpPrefix = `${VIP_TCP.address}/32`;
 const fabricIpv4 = (node: string) =>
   lab.topology.segments.find((s) => s.name === 'fabric')?.attachments.find((a) => a.host === node)?.ipv4 ?? '';
-const controlIpv4 = (node: string) =>
-  lab.topology.segments.find((s) => s.name === 'control')?.attachments.find((a) => a.host === node)?.ipv4 ?? '';
 const nodes = () => hostsOfKind(lab.topology, 'node').map((n) => n.name);
 
 /** The router's next hops per VIP prefix, sorted. */
@@ -64,21 +69,8 @@ async function routes(): Promise<Record<string, string[]>> {
   return out;
 }
 
-/** A node's agent metrics (the lab's agents listen on their control address). */
-async function metrics(node: string): Promise<string> {
-  const r = await fetch(`http://${controlIpv4(node)}:9469/metrics`, { signal: AbortSignal.timeout(5_000) });
-  return r.text();
-}
-
-/** How many times each node has gone fail-static (l4fleet_fail_static_entered_total): a blip between scrapes counts. */
-async function failStaticEntries(): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const n of nodes()) {
-    const m = /^l4fleet_fail_static_entered_total(?:\{[^}]*\})? (\d+)$/m.exec(await metrics(n));
-    out[n] = Number(m?.[1] ?? Number.NaN);
-  }
-  return out;
-}
+/** A node's agent metrics. */
+const metrics = (node: string): Promise<string> => agentMetrics(lab, node);
 
 /** Each node's Maglev tables (l4fleet_table_checksum_info: VIP and checksum), so a change of any slot shows. */
 async function tables(): Promise<Record<string, string[]>> {
@@ -201,7 +193,7 @@ describe
     test('kill one etcd member: 0 broken, no announcement or table change, apply still works', async () => {
       const before = brokenIds(flows);
       const state = await forwardingState();
-      const entries = await failStaticEntries();
+      const entries = await failStaticEntries(lab);
       await flows.mark();
       // etcd1 is every client's first endpoint: the agents and the CLI must fail over.
       await lab.kill('etcd1');
@@ -217,7 +209,7 @@ describe
       expect(await forwardingState()).toEqual(state);
       // The agents moved to another member: none of them went fail-static, not even for a moment (the node whose
       // watches were on etcd1 saw them break; its probe, through the other members, answered).
-      expect(await failStaticEntries()).toEqual(entries);
+      expect(await failStaticEntries(lab)).toEqual(entries);
       const failStatic = await Promise.all(
         nodes().map(async (n) => [n, /^l4fleet_fail_static(\{[^}]*\})? 0$/m.test(await metrics(n))]),
       );

@@ -14,8 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { bpfAvailable } from '@l4fleet/dataplane';
-import { AGENT_METRICS_PORT, agentAvailable, attachmentOf, downLab, Lab, labFleet, VIP_UDP } from '@l4fleet/lab';
-import { l4fleet, sleep } from '@l4fleet/test-support/lab-scenario';
+import { agentAvailable, downLab, Lab, labFleet, VIP_UDP } from '@l4fleet/lab';
+import { agentMetrics, l4fleet, sleep } from '@l4fleet/test-support/lab-scenario';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { stringify } from 'yaml';
 
@@ -193,8 +193,7 @@ describe.skipIf(!ready).sequential('lab - onMemberDown: reselect (bpf + routed +
       expect((await slotsOf()).get(backup)).toBe(4_093);
       // Every node says so on /metrics (the operator's alert: l4fleet_table_backup_serving).
       for (const node of ['node1', 'node2']) {
-        const address = attachmentOf(lab.topology, 'control', node).ipv4;
-        const text = await (await fetch(`http://${address}:${AGENT_METRICS_PORT}/metrics`)).text();
+        const text = await agentMetrics(lab, node);
         expect(text).toMatch(
           new RegExp(`l4fleet_table_backup_serving\\{[^}]*vip="${VIP_UDP.address}:${VIP_UDP.port}/udp"[^}]*\\} 1`),
         );

@@ -1,21 +1,47 @@
 /**
- * What the lab's scenario tests share (test/lab-e2e.int.test.ts, test/lab-faults.int.test.ts): the `l4fleet` CLI
- * against the lab's etcd, the flows broken so far, and one step's disruption table.
+ * What the lab's scenario tests share (test/lab-e2e.int.test.ts, test/lab-faults.int.test.ts and others): the
+ * `l4fleet` CLI against the lab's etcd, the agents' metrics, the flows broken so far, and one step's disruption table.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  AGENT_METRICS_PORT,
+  attachmentOf,
   cliBin,
   disruptionTable,
   type FlowRun,
   type FlowSample,
   type FlowSummary,
+  hostsOfKind,
   type Lab,
   type RunResult,
   run,
 } from '@l4fleet/lab';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A node's agent `/metrics` text (the lab's agents listen on their control address, netns or Docker). */
+export async function agentMetrics(lab: Lab, node: string): Promise<string> {
+  const address = attachmentOf(lab.topology, 'control', node).ipv4;
+  const r = await fetch(`http://${address}:${AGENT_METRICS_PORT}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  return r.text();
+}
+
+/**
+ * How many times each of `nodes` (default: every node) has gone fail-static (l4fleet_fail_static_entered_total): a
+ * blip between scrapes counts.
+ */
+export async function failStaticEntries(
+  lab: Lab,
+  nodes: readonly string[] = hostsOfKind(lab.topology, 'node').map((h) => h.name),
+): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const name of nodes) {
+    const m = /^l4fleet_fail_static_entered_total(?:\{[^}]*\})? (\d+)$/m.exec(await agentMetrics(lab, name));
+    out[name] = Number(m?.[1] ?? Number.NaN);
+  }
+  return out;
+}
 
 const CLI_TIMEOUT_MS = 30_000;
 
