@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { type CliIo, runCli } from '@l4fleet/cli';
 import { parseFleet } from '@l4fleet/config';
 import { DEFAULT_CALL_TIMEOUT_MS, EtcdFleetStore, type FleetStore, type StoreError } from '@l4fleet/store';
-import { type EtcdClusterHandle, startEtcdCluster } from '@l4fleet/test-support/etcd';
+import { type EtcdClusterHandle, etcdLeader, startEtcdCluster } from '@l4fleet/test-support/etcd';
 import { until } from '@l4fleet/test-support/eventually';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
@@ -113,17 +113,7 @@ describe('etcd failover - three members, one killed or frozen', () => {
     120_000,
   );
 
-  /** The member etcd names leader (asked of every member; call with none frozen). */
-  const leaderOf = async () => {
-    const status = JSON.parse(await cluster.etcdctl(['endpoint', 'status', '-w', 'json'])) as {
-      Endpoint: string;
-      Status: { header: { member_id: number | string }; leader: number | string };
-    }[];
-    const ep = status.find((s) => String(s.Status.header.member_id) === String(s.Status.leader))?.Endpoint;
-    const leader = cluster.members.find((m) => m.endpoint === ep);
-    if (!leader) throw new Error(`no leader in ${JSON.stringify(status)}`);
-    return leader;
-  };
+  const leaderOf = () => etcdLeader(cluster);
 
   test('a node (lease, watches) rides through each member frozen in turn, the leader among them; it stays registered', async () => {
     const prefix = '/fo-agent';
