@@ -140,6 +140,23 @@ describe('fail-static - etcd probe on the injected clock', () => {
     expect(t.clock.pending).toBe(0);
   });
 
+  test('startProbing while a requested probe is under way: still one probe per interval', async () => {
+    const t = setup();
+    t.setMode('hang');
+    t.fs.probeNow('desiredWatchUnavailable');
+    await t.clock.advance(0);
+    t.fs.startProbing(0); // e.g. the agent's connect finishing while the probe waits
+    await t.clock.advance(0);
+    expect(t.calls()).toBe(1);
+    t.setMode('answer');
+    await t.clock.advance(PROBE_TIMEOUT_MS); // the hung probe times out and schedules the next
+    const after = t.calls();
+    await t.clock.advance(5 * ETCD_PROBE_INTERVAL_MS);
+    expect(t.calls() - after).toBe(5);
+    t.fs.close();
+    expect(t.clock.pending).toBe(0);
+  });
+
   test('the probe timeout: one dial timeout with one endpoint; room for a second member with several', () => {
     expect(etcdProbeTimeoutMs(2_000, 1)).toBe(2_000);
     expect(etcdProbeTimeoutMs(2_000, 3)).toBeGreaterThan(2 * 2_000);

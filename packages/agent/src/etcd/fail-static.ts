@@ -83,8 +83,9 @@ export function createFailStatic(opts: FailStaticOptions): FailStatic {
     if (!ok) opts.onUnreachable?.(why);
   };
 
+  // One chain of probes: a probe under way schedules the next itself, so a timer that fires meanwhile is dropped.
   const probe = async (): Promise<void> => {
-    if (closed) return;
+    if (closed || probing) return;
     probing = true;
     try {
       await withTimeout(clock, opts.store.getLeader(), opts.probeTimeoutMs, 'etcd probe');
@@ -101,6 +102,7 @@ export function createFailStatic(opts: FailStaticOptions): FailStatic {
     } finally {
       probing = false;
     }
+    clock.clearTimeout(timer);
     if (!closed) timer = clock.setTimeout(() => void probe(), ETCD_PROBE_INTERVAL_MS);
   };
 
@@ -120,7 +122,6 @@ export function createFailStatic(opts: FailStaticOptions): FailStatic {
     probeNow(why) {
       if (closed || probing) return;
       log.info({ event: 'etcdProbeRequested', reason: why });
-      clock.clearTimeout(timer);
       void probe();
     },
     close() {
