@@ -4,14 +4,14 @@
  * pool keeps its last good record (a node must not flip members because someone wrote a bad key).
  */
 import type { MemberStatus } from '@l4fleet/config';
-import type { StoreError } from './errors.js';
 import { toStoreError } from './errors.js';
 import { writeFencedPrefix } from './fenced-write.js';
 import { keys } from './layout.js';
-import { type CachedKv, PrefixCacheGroup, readPrefix } from './prefix-cache.js';
+import type { CachedKv } from './prefix-cache.js';
 import { decodePoolStatus, type PoolStatusRecord } from './record-check.js';
+import { type PoolRecordFamily, readPoolRecords, watchPoolRecords } from './record-family.js';
 import { encodePoolStatus, groupByPool, memberEntries } from './records.js';
-import { type StoreContext, tracked } from './store-context.js';
+import type { StoreContext } from './store-context.js';
 import type { DecidedState, Leadership, Watch, WatchListener } from './types.js';
 
 function decidedMap(snap: ReadonlyMap<string, CachedKv<PoolStatusRecord>>): Map<string, MemberStatus> {
@@ -20,33 +20,22 @@ function decidedMap(snap: ReadonlyMap<string, CachedKv<PoolStatusRecord>>): Map<
   return out;
 }
 
+const decidedRecords: PoolRecordFamily<PoolStatusRecord, DecidedState> = {
+  prefix: keys.decided,
+  decode: decodePoolStatus,
+  what: 'read decided status',
+  toState: (records, revision) => ({ decided: decidedMap(records), revision }),
+};
+
 export class DecidedStore {
   constructor(private readonly ctx: StoreContext) {}
 
-  private warnInvalid = (err: StoreError) =>
-    this.ctx.log.warn({ event: 'invalidRecord', key: err.key, code: err.code, err: err.message });
-
   async getDecided(): Promise<DecidedState> {
-    try {
-      const { entries, revision } = await readPrefix(this.ctx.ns, keys.decided, decodePoolStatus, this.warnInvalid);
-      return { decided: decidedMap(entries), revision };
-    } catch (err) {
-      throw toStoreError(err, 'read decided status');
-    }
+    return await readPoolRecords(this.ctx, decidedRecords);
   }
 
   async watchDecided(listener: WatchListener<DecidedState>): Promise<Watch> {
-    const group = new PrefixCacheGroup(
-      this.ctx.ns,
-      (err) => {
-        this.warnInvalid(err);
-        listener.onError?.(err);
-      },
-      this.ctx.log,
-    );
-    const decided = group.add(keys.decided, decodePoolStatus, 'keep-last-good');
-    await group.start((revision) => listener.onUpdate({ decided: decidedMap(decided.snapshot()), revision }));
-    return tracked(this.ctx, () => group.close());
+    return await watchPoolRecords(this.ctx, decidedRecords, listener);
   }
 
   async writeDecided(

@@ -6,13 +6,14 @@
  * on some nodes and not on others).
  */
 import type { PoolHistory, TableHistory } from '@l4fleet/config';
-import { type StoreError, toStoreError } from './errors.js';
+import { toStoreError } from './errors.js';
 import { writeFencedPrefix } from './fenced-write.js';
 import { decodePoolHistory, encodePoolHistory } from './history-record.js';
 import { keys } from './layout.js';
 import { MAX_RECORD_BYTES } from './limits.js';
-import { type CachedKv, PrefixCacheGroup, readPrefix } from './prefix-cache.js';
-import { type StoreContext, tracked } from './store-context.js';
+import type { CachedKv } from './prefix-cache.js';
+import { type PoolRecordFamily, readPoolRecords, watchPoolRecords } from './record-family.js';
+import type { StoreContext } from './store-context.js';
 import type { Leadership, TableHistoryState, Watch, WatchListener } from './types.js';
 
 function historyMap(snap: ReadonlyMap<string, CachedKv<PoolHistory>>): Map<string, PoolHistory> {
@@ -33,33 +34,22 @@ export function fittedHistoryValue(h: PoolHistory): string | undefined {
   return undefined;
 }
 
+const historyRecords: PoolRecordFamily<PoolHistory, TableHistoryState> = {
+  prefix: keys.history,
+  decode: decodePoolHistory,
+  what: 'read table history',
+  toState: (records, revision) => ({ history: historyMap(records), revision }),
+};
+
 export class HistoryStore {
   constructor(private readonly ctx: StoreContext) {}
 
-  private warnInvalid = (err: StoreError) =>
-    this.ctx.log.warn({ event: 'invalidRecord', key: err.key, code: err.code, err: err.message });
-
   async getTableHistory(): Promise<TableHistoryState> {
-    try {
-      const { entries, revision } = await readPrefix(this.ctx.ns, keys.history, decodePoolHistory, this.warnInvalid);
-      return { history: historyMap(entries), revision };
-    } catch (err) {
-      throw toStoreError(err, 'read table history');
-    }
+    return await readPoolRecords(this.ctx, historyRecords);
   }
 
   async watchTableHistory(listener: WatchListener<TableHistoryState>): Promise<Watch> {
-    const group = new PrefixCacheGroup(
-      this.ctx.ns,
-      (err) => {
-        this.warnInvalid(err);
-        listener.onError?.(err);
-      },
-      this.ctx.log,
-    );
-    const history = group.add(keys.history, decodePoolHistory, 'keep-last-good');
-    await group.start((revision) => listener.onUpdate({ history: historyMap(history.snapshot()), revision }));
-    return tracked(this.ctx, () => group.close());
+    return await watchPoolRecords(this.ctx, historyRecords, listener);
   }
 
   /** Makes `history/` exactly `history` (changed pools put, others deleted); fenced by `leadership`. */

@@ -6,7 +6,7 @@
 import type { MemberStatus } from '@l4fleet/config';
 import { StoreError, toStoreError } from './errors.js';
 import { keys } from './layout.js';
-import { type CachedKv, PrefixCacheGroup, readPrefix } from './prefix-cache.js';
+import { type CachedKv, readPrefix } from './prefix-cache.js';
 import {
   checkHealthKey,
   decodeDrain,
@@ -15,9 +15,10 @@ import {
   decodePoolStatus,
   type PoolStatusRecord,
 } from './record-check.js';
+import { warnInvalidRecord, watchRecordGroup } from './record-family.js';
 import { memberEntries } from './records.js';
 import { EtcdNodeRegistration } from './registration.js';
-import { assertNodeName, type StoreContext, tracked } from './store-context.js';
+import { assertNodeName, type StoreContext } from './store-context.js';
 import type {
   HealthReport,
   NodeInfo,
@@ -68,10 +69,11 @@ function healthReports(snap: ReadonlyMap<string, CachedKv<PoolStatusRecord>>): H
 export class NodeStore {
   private readonly registrations = new Map<string, EtcdNodeRegistration>();
 
-  constructor(private readonly ctx: StoreContext) {}
+  private readonly warnInvalid: (err: StoreError) => void;
 
-  private warnInvalid = (err: StoreError) =>
-    this.ctx.log.warn({ event: 'invalidRecord', key: err.key, code: err.code, err: err.message });
+  constructor(private readonly ctx: StoreContext) {
+    this.warnInvalid = warnInvalidRecord(ctx);
+  }
 
   async registerNode(info: NodeInfo, options: NodeRegistrationOptions = {}): Promise<NodeRegistration> {
     assertNodeName(info.name);
@@ -101,25 +103,8 @@ export class NodeStore {
     }
   }
 
-  /** Starts a typed cache group; the returned Watch closes it. */
-  private async watchGroup(
-    onError: ((err: StoreError) => void) | undefined,
-    build: (group: PrefixCacheGroup) => (revision: number) => void,
-  ): Promise<Watch> {
-    const group = new PrefixCacheGroup(
-      this.ctx.ns,
-      (err) => {
-        this.warnInvalid(err);
-        onError?.(err);
-      },
-      this.ctx.log,
-    );
-    await group.start(build(group));
-    return tracked(this.ctx, () => group.close());
-  }
-
   async watchNodes(listener: WatchListener<NodeView[]>): Promise<Watch> {
-    return await this.watchGroup(listener.onError?.bind(listener), (group) => {
+    return await watchRecordGroup(this.ctx, listener.onError?.bind(listener), (group) => {
       const nodes = group.add(keys.nodes, decodeNode);
       const drains = group.add(keys.drains, decodeDrainFlag);
       const statuses = group.add(keys.statuses, decodeStatus);
@@ -156,7 +141,7 @@ export class NodeStore {
   }
 
   async watchHealthReports(listener: WatchListener<HealthReport[]>): Promise<Watch> {
-    return await this.watchGroup(listener.onError?.bind(listener), (group) => {
+    return await watchRecordGroup(this.ctx, listener.onError?.bind(listener), (group) => {
       const health = group.add(keys.health, decodeHealth);
       return () => listener.onUpdate(healthReports(health.snapshot()));
     });
