@@ -5,8 +5,6 @@
  * a non-SYN new connection there: reset (onTimeout reset) or dropped (drop). A move back to the first node before the
  * state idles out lets a dropped flow carry on. Run under /tmp/l4fleet-ns.lock.
  */
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import type { OnTimeout } from '@l4fleet/config';
 import { createNftablesDataPlane, type DataPlane, type VipTable } from '@l4fleet/dataplane';
 import { buildTable } from '@l4fleet/maglev';
@@ -14,7 +12,7 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import {
   createNatTopology,
-  HOLD_CLIENT_PY,
+  holdConnection,
   MEMBER_PORT,
   MEMBER_SERVER_PY,
   member4,
@@ -51,42 +49,6 @@ async function bothNodes(onTimeout: OnTimeout): Promise<void> {
 
 const routeVia = (node: string) => topo.router.sh(`ip route replace ${NAT_VIP4}/32 via ${node}`);
 
-function hold(waitS: number) {
-  const child = spawn('ip', [
-    'netns',
-    'exec',
-    topo.client.ns,
-    'python3',
-    '-c',
-    HOLD_CLIENT_PY,
-    NAT_VIP4,
-    '443',
-    `${waitS}`,
-  ]);
-  const lines = createInterface({ input: child.stdout });
-  const queue: string[] = [];
-  const waiters: ((l: string) => void)[] = [];
-  lines.on('line', (l) => {
-    const w = waiters.shift();
-    if (w) w(l);
-    else queue.push(l);
-  });
-  const next = (): Promise<string> =>
-    new Promise((resolve) => {
-      const l = queue.shift();
-      if (l !== undefined) resolve(l);
-      else waiters.push(resolve);
-    });
-  return {
-    ready: next,
-    send: (): Promise<string> => {
-      child.stdin.write('send\n');
-      return next();
-    },
-    close: () => child.kill('SIGKILL'),
-  };
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
@@ -109,7 +71,7 @@ afterAll(async () => {
 describe('nat - a flow moved to another node', () => {
   test('onTimeout reset: the next segment through the other node is reset', async () => {
     await bothNodes('reset');
-    const c = hold(3);
+    const c = holdConnection(topo.client, NAT_VIP4, 3);
     try {
       expect(await c.ready()).toBe('connected');
       expect(await c.send()).toMatch(/^m\d /);
@@ -124,7 +86,7 @@ describe('nat - a flow moved to another node', () => {
 
   test('onTimeout drop: segments through the other node are dropped; back on the first node the flow carries on', async () => {
     await bothNodes('drop');
-    const c = hold(10);
+    const c = holdConnection(topo.client, NAT_VIP4, 10);
     try {
       expect(await c.ready()).toBe('connected');
       const before = await c.send();
@@ -148,7 +110,7 @@ describe('nat - a flow moved to another node', () => {
 
   test('onTimeout drop: a flow that stays on the other node gets no answer', async () => {
     await bothNodes('drop');
-    const c = hold(3);
+    const c = holdConnection(topo.client, NAT_VIP4, 3);
     try {
       expect(await c.ready()).toBe('connected');
       expect(await c.send()).toMatch(/^m\d /);

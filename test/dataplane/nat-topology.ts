@@ -9,6 +9,8 @@
  * every line (TCP) or datagram (UDP) with their name and the peer address they saw, so a test learns which member
  * served a flow and from which address it was reached (the node's: SNAT).
  */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
 
 export const NAT_VIP4 = '198.51.100.88';
@@ -185,3 +187,38 @@ for line in sys.stdin:
     except Exception as e:
         print(type(e).__name__, flush=True)
 `;
+
+/** A connection HOLD_CLIENT_PY holds from `client` to `dst`:443: `ready()` resolves at 'connected', `send()` to the reply line. */
+export interface HeldConnection {
+  ready(): Promise<string>;
+  /** The reply line, 'timeout', or the error's name. */
+  send(): Promise<string>;
+  close(): void;
+}
+
+/** Starts HOLD_CLIENT_PY in `client`'s namespace toward `dst`:443; each read waits `waitS` at most. */
+export function holdConnection(client: NetnsHost, dst: string, waitS: number): HeldConnection {
+  const child = spawn('ip', ['netns', 'exec', client.ns, 'python3', '-c', HOLD_CLIENT_PY, dst, '443', `${waitS}`]);
+  const lines = createInterface({ input: child.stdout });
+  const queue: string[] = [];
+  const waiters: ((l: string) => void)[] = [];
+  lines.on('line', (l) => {
+    const w = waiters.shift();
+    if (w) w(l);
+    else queue.push(l);
+  });
+  const next = (): Promise<string> =>
+    new Promise((resolve) => {
+      const l = queue.shift();
+      if (l !== undefined) resolve(l);
+      else waiters.push(resolve);
+    });
+  return {
+    ready: next,
+    send: (): Promise<string> => {
+      child.stdin.write('send\n');
+      return next();
+    },
+    close: () => child.kill('SIGKILL'),
+  };
+}

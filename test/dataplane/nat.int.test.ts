@@ -4,8 +4,6 @@
  * through the node (SNAT), profile timeouts as conntrack timeouts (idle expiry with drop and reset, half-open
  * connections cleaned up at the handshake timeout), and the refusals. Design note 0012.
  */
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import type { VipProfile } from '@l4fleet/config';
 import { createNftablesDataPlane, type DataPlane, DataPlaneError, type VipTable } from '@l4fleet/dataplane';
 import { buildTable, type Flow, type Protocol, slotOf } from '@l4fleet/maglev';
@@ -14,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import {
   BLACKHOLE4,
   createNatTopology,
-  HOLD_CLIENT_PY,
+  holdConnection,
   MEMBER_PORT,
   MEMBER_SERVER_PY,
   member4,
@@ -76,33 +74,6 @@ async function request(flows: readonly (Omit<Flow, 'src'> & { src?: string })[])
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as Answer);
-}
-
-/** A client holding one connection to `dst`; `send()` answers the reply line, `timeout`, or the error name. */
-function holdConnection(dst: string, waitS: number) {
-  const child = spawn('ip', ['netns', 'exec', topo.client.ns, 'python3', '-c', HOLD_CLIENT_PY, dst, '443', `${waitS}`]);
-  const lines = createInterface({ input: child.stdout });
-  const queue: string[] = [];
-  const waiters: ((l: string) => void)[] = [];
-  lines.on('line', (l) => {
-    const w = waiters.shift();
-    if (w) w(l);
-    else queue.push(l);
-  });
-  const next = (): Promise<string> =>
-    new Promise((resolve) => {
-      const l = queue.shift();
-      if (l !== undefined) resolve(l);
-      else waiters.push(resolve);
-    });
-  return {
-    ready: next,
-    send: (): Promise<string> => {
-      child.stdin.write('send\n');
-      return next();
-    },
-    close: () => child.kill('SIGKILL'),
-  };
 }
 
 /** Conntrack entries of the node to `dst` (the listing drops expired entries, unlike nf_conntrack_count). */
@@ -183,7 +154,7 @@ describe('nftables nat', () => {
       const dp = dataPlane();
       const profile = { idleTimeoutS: 2, tcpHandshakeTimeoutS: 5, tcpCloseTimeoutS: 5, onTimeout };
       await dp.apply([natTable({ address: NAT_VIP4, protocol: 'tcp', profile })]);
-      const c = holdConnection(NAT_VIP4, 2);
+      const c = holdConnection(topo.client, NAT_VIP4, 2);
       try {
         expect(await c.ready()).toBe('connected');
         expect(await c.send()).toMatch(/^m\d 198\.18\.82\.2$/);
@@ -202,7 +173,7 @@ describe('nftables nat', () => {
   test('idle timeout - the same pause under the default profile (300 s) keeps the connection', async () => {
     const dp = dataPlane();
     await dp.apply([natTable({ address: NAT_VIP4, protocol: 'tcp' })]);
-    const c = holdConnection(NAT_VIP4, 2);
+    const c = holdConnection(topo.client, NAT_VIP4, 2);
     try {
       expect(await c.ready()).toBe('connected');
       expect(await c.send()).toMatch(/^m\d /);
@@ -276,7 +247,7 @@ describe('nftables nat', () => {
   test('a restarted driver adopts the NAT table: an established connection stays, new ones follow the table', async () => {
     const first = dataPlane();
     await first.apply([natTable({ address: NAT_VIP4, protocol: 'tcp' })]);
-    const c = holdConnection(NAT_VIP4, 2);
+    const c = holdConnection(topo.client, NAT_VIP4, 2);
     try {
       expect(await c.ready()).toBe('connected');
       const before = await c.send();
