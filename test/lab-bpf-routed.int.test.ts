@@ -18,17 +18,22 @@ import { bpfAvailable } from '@l4fleet/dataplane';
 import {
   agentAvailable,
   announced,
-  backendAttachment,
   DEFAULT_BROKEN_AFTER_MS,
   downLab,
   FlowRun,
   hostsOfKind,
   Lab,
   type LabForwarding,
-  routerNextHops,
   VIP_TCP,
 } from '@l4fleet/lab';
-import { agentTimeline, brokenIds, l4fleet, probeFailedBackend, sleep, step } from '@l4fleet/test-support/lab-scenario';
+import { brokenIds, l4fleet, sleep, step } from '@l4fleet/test-support/lab-scenario';
+import {
+  addBackendStep,
+  failBackendStep,
+  killNodeStep,
+  NEW_BACKEND_MIN_SHARE,
+  nextHopsWithout,
+} from '@l4fleet/test-support/lab-steps';
 import { backendCounters, liveHosts, nodeRx, trafficWindow } from '@l4fleet/test-support/lab-traffic';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
@@ -75,21 +80,6 @@ describe.skipIf(!ready).sequential.each(MODES)('lab bpf + routed backends - $for
 
   /** What each live node's gobgpd announces (its RIB), read directly: without the rest of `lab.status()`. */
   const announcements = () => Promise.all(names('node').map(async (n) => [n, await announced(lab.ns(n))] as const));
-
-  /**
-   * Waits until the router's route to the TCP VIP no longer goes through `address`. Reads the router's kernel route
-   * only: `lab.status()` (BGP, BFD, every node's RIB, the CLI's status) took 5 s on a quiet VM and 14-17 s at load
-   * 14, so a 20 s deadline saw one or two polls and failed the drain whenever the withdrawal landed after the first.
-   */
-  async function nextHopsWithout(address: string, timeoutMs: number): Promise<number> {
-    const started = Date.now();
-    while (Date.now() - started < timeoutMs) {
-      const hops = await routerNextHops(lab.ns('router'), `${VIP_TCP.address}/32`);
-      if (hops.length > 0 && !hops.includes(address)) return Date.now() - started;
-      await sleep(100);
-    }
-    throw new Error(`router still routes ${VIP_TCP.address} via ${address} after ${timeoutMs} ms`);
-  }
 
   beforeAll(async () => {
     lab = await Lab.up({
@@ -158,7 +148,7 @@ describe.skipIf(!ready).sequential.each(MODES)('lab bpf + routed backends - $for
     expect(node1).toMatch(/^198\.18\./);
     expect(status.router.nextHops[`${VIP_TCP.address}/32`]).toContain(node1);
     await l4fleet(lab, 'node', 'drain', 'node1');
-    const withdrawnMs = await nextHopsWithout(node1 as string, 20_000);
+    const withdrawnMs = await nextHopsWithout(lab, node1 as string, 20_000);
     const { s, broken } = await step(flows, 'drain node1', before, 4_000);
     const w = await window();
     console.log(
@@ -175,69 +165,15 @@ describe.skipIf(!ready).sequential.each(MODES)('lab bpf + routed backends - $for
   }, 180_000);
 
   test('3. kill a node: 0 broken; longest pause <= 4 s (BFD, else the hold timer)', async () => {
-    const before = brokenIds(flows);
-    await flows.mark();
-    await lab.kill('node2');
-    await lab.waitNextHops(3, 15_000);
-    const { s, broken } = await step(flows, 'kill node2', before, 2_000);
-    expect(broken).toEqual([]);
-    expect(s.longestPauseMs).toBeLessThanOrEqual(4_000);
+    await killNodeStep(lab, flows, 'node2', 3);
   }, 60_000);
 
-  test('4. add a backend: 0 existing flows broken (affinity); >= 10% of new flows go to it', async () => {
-    const before = brokenIds(flows);
-    await flows.mark();
-    const name = await lab.addBackend();
-    const address = backendAttachment(lab.topology, name).ipv4;
-    await l4fleet(lab, 'member', 'add', 'web', `${address}:${VIP_TCP.port}`, '--name', name);
-    await sleep(HEALTH_INTERVAL_MS * 2 + 2_000);
-    // 300 new flows in every mode, as lab-e2e: with 200 (ipip, gre before) the new backend's count (fair share 20%)
-    // has a standard deviation of 2.8 points, and one ipip run gave it 16.0% against the 15% bound. With 300 it is 2.3
-    // points: 15% was 2.2 deviations below the fair share (~1.4% of runs per mode would fail by chance); 10% is 4.3
-    // (one run in ~100,000), and still fails if the new backend takes no new flows or too few to be in the table.
-    await flows.open(300, 0);
-    const { s, broken } = await step(flows, `add ${name}`, before, 2_000);
-    expect(broken).toEqual([]);
-    expect((s.newFlows.perBackend[name] ?? 0) / s.newFlows.total).toBeGreaterThanOrEqual(0.1);
+  test(`4. add a backend: 0 existing flows broken (affinity); >= ${NEW_BACKEND_MIN_SHARE * 100}% of new flows go to it`, async () => {
+    await addBackendStep(lab, flows, HEALTH_INTERVAL_MS * 2 + 2_000);
   }, 240_000);
 
   test('5. fail a backend: only its flows break; its share moves to the others within interval x fall + 1 s', async () => {
-    const before = brokenIds(flows);
-    const existing = new Set(flows.report.flows.map((f) => f.id));
-    const victims = new Set(
-      flows.report.flows.filter((f) => f.state === 'open' && f.backend === 'backend3').map((f) => f.id),
-    );
-    expect(victims.size).toBeGreaterThan(0);
-    const boundMs = HEALTH_INTERVAL_MS * HEALTH_FALL + 1_000;
-    await flows.mark();
-    // The failure is the moment backend3's processes are gone: failBackend returns within 50 ms of it (it SIGKILLs
-    // them, then polls until none is left). Timing from before the call also counted the lab's own `ip netns pids`
-    // (0.23 s at load ~2, more under load), and the runs of 2026-12-02 missed the 4 s bound by 38-734 ms.
-    const killStarted = Date.now();
-    await lab.failBackend('backend3');
-    const failedAt = Date.now();
-    const { lastHitMs, hits, otherFailures } = await probeFailedBackend(flows, 'backend3', failedAt, boundMs);
-    const deadline = Date.now() + DEFAULT_BROKEN_AFTER_MS + 5_000;
-    while (Date.now() < deadline && ![...victims].every((v) => brokenIds(flows).has(v))) await sleep(250);
-    const { broken } = await step(
-      flows,
-      `fail backend3 (killed in ${failedAt - killStarted} ms; new flows reached it until ${lastHitMs} ms after)`,
-      before,
-      0,
-    );
-    const timeline = agentTimeline(
-      lab,
-      names('node'),
-      failedAt,
-      ['memberObserved', 'memberDecided', 'tablesApplied', 'tablesApplyFailed'],
-      // member keys are pool/name (@l4fleet/config memberKey)
-      (e) => e.member === undefined || String(e.member).endsWith('/backend3'),
-    );
-    console.log(`fail backend3: the agents' record (ms after the kill)\n${timeline}`);
-    expect(broken.filter((i) => existing.has(i) && !victims.has(i))).toEqual([]);
-    expect([...victims].filter((v) => !brokenIds(flows).has(v))).toEqual([]);
-    expect(otherFailures).toEqual([]);
-    expect(lastHitMs, `${timeline}\nflows that reached backend3:\n${hits.join('\n')}`).toBeLessThanOrEqual(boundMs);
+    await failBackendStep(lab, flows, 'backend3', HEALTH_INTERVAL_MS * HEALTH_FALL + 1_000, names('node'));
   }, 120_000);
 
   test('6. etcd down for 60 s: 0 broken, announcements unchanged', async () => {

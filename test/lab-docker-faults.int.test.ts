@@ -10,17 +10,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { frrPaths, vtysh } from '@l4fleet/daemons';
-import {
-  DEFAULT_STATE_ROOT,
-  downLab,
-  FlowRun,
-  hostsOfKind,
-  Lab,
-  labFleet,
-  listLabResources,
-  run,
-  VIP_TCP,
-} from '@l4fleet/lab';
+import { DEFAULT_STATE_ROOT, downLab, FlowRun, hostsOfKind, Lab, labFleet, VIP_TCP } from '@l4fleet/lab';
 import {
   agentMetrics,
   brokenIds,
@@ -29,6 +19,7 @@ import {
   sleep,
   step,
 } from '@l4fleet/test-support/lab-scenario';
+import { downDockerLabAndExpectGone } from '@l4fleet/test-support/lab-steps';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const id = `x${Math.random().toString(36).slice(2, 8)}`;
@@ -198,9 +189,6 @@ describe.sequential(`lab docker faults - BFD and a three-member etcd in containe
   test('down removes every container and namespace of the lab', async () => {
     await flows?.stop();
     flows = undefined;
-    await downLab(id);
-    expect(await listLabResources(id)).toEqual({ namespaces: [], hostInterfaces: [] });
-    const ps = await run(['docker', 'ps', '-aq', '--filter', `label=l4fleet.lab=${id}`]);
-    expect(ps.stdout.trim()).toBe('');
+    await downDockerLabAndExpectGone(id);
   }, 60_000);
 });

@@ -7,16 +7,8 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { bpfAvailable, DEFAULT_BACKEND_OBJECT } from '@l4fleet/dataplane';
-import {
-  DEFAULT_DATA_PATH,
-  downLab,
-  FlowRun,
-  Lab,
-  listLabResources,
-  NFTABLES_DATA_PATH,
-  run,
-  VIP_TCP,
-} from '@l4fleet/lab';
+import { DEFAULT_DATA_PATH, downLab, FlowRun, Lab, NFTABLES_DATA_PATH, run, VIP_TCP } from '@l4fleet/lab';
+import { downDockerLabAndExpectGone } from '@l4fleet/test-support/lab-steps';
 import { backendCounters, liveHosts, nodeRx, trafficWindow } from '@l4fleet/test-support/lab-traffic';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
@@ -162,9 +154,6 @@ describe.skipIf(!ready).sequential(`lab docker - lab ${id}`, () => {
   test('down removes every container and namespace', async () => {
     await flows?.stop();
     flows = undefined;
-    await downLab(id);
-    expect(await listLabResources(id)).toEqual({ namespaces: [], hostInterfaces: [] });
-    const ps = await run(['docker', 'ps', '-aq', '--filter', `label=l4fleet.lab=${id}`]);
-    expect(ps.stdout.trim()).toBe('');
+    await downDockerLabAndExpectGone(id);
   }, 60_000);
 });

@@ -12,11 +12,17 @@ import {
   flowKey,
   hostsOfKind,
   Lab,
-  routerNextHops,
   VIP_TCP,
   VIP_UDP,
 } from '@l4fleet/lab';
-import { agentTimeline, brokenIds, l4fleet, probeFailedBackend, sleep, step } from '@l4fleet/test-support/lab-scenario';
+import { brokenIds, l4fleet, sleep, step } from '@l4fleet/test-support/lab-scenario';
+import {
+  addBackendStep,
+  failBackendStep,
+  killNodeStep,
+  NEW_BACKEND_MIN_SHARE,
+  nextHopsWithout,
+} from '@l4fleet/test-support/lab-steps';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const agentReady = await agentAvailable();
@@ -30,17 +36,6 @@ const DRAIN_EXTRA_PAUSE_MS = 250;
 
 let lab: Lab;
 let flows: FlowRun;
-
-/** Reads the router's kernel route itself: `lab.status()` takes 5-17 s (the CLI and every node's RIB). */
-async function nextHopsWithout(address: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const hops = await routerNextHops(lab.ns('router'), `${VIP_TCP.address}/32`);
-    if (hops.length > 0 && !hops.includes(address)) return;
-    await sleep(100);
-  }
-  throw new Error(`router still routes ${VIP_TCP.address} via ${address} after ${timeoutMs} ms`);
-}
 
 describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - the issue scenarios (lab ${id})`, () => {
   beforeAll(async () => {
@@ -98,7 +93,7 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
     expect(node1).toMatch(/^198\.18\./);
     expect((await lab.status()).router.nextHops[`${VIP_TCP.address}/32`]).toContain(node1);
     await l4fleet(lab, 'node', 'drain', 'node1');
-    await nextHopsWithout(node1 as string, 20_000);
+    await nextHopsWithout(lab, node1 as string, 20_000);
     const { s, broken } = await step(flows, 'drain node1', before, 4_000);
     expect(broken).toEqual([]);
     // The moved flows against the flows that stayed put, over the same window: a pause both see is the lab's own
@@ -122,68 +117,19 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
   }, 120_000);
 
   test('3. kill a node: 0 broken; longest pause <= 4 s (hold timer)', async () => {
-    const before = brokenIds(flows);
-    await flows.mark();
-    await lab.kill('node2');
-    await lab.waitNextHops(3, 15_000);
-    const { s, broken } = await step(flows, 'kill node2', before, 2_000);
-    expect(broken).toEqual([]);
-    expect(s.longestPauseMs).toBeLessThanOrEqual(4_000);
+    await killNodeStep(lab, flows, 'node2', 3);
   }, 60_000);
 
-  test('4. add a backend: 0 existing flows broken (affinity); >= 15% of new flows go to it', async () => {
-    const before = brokenIds(flows);
-    await flows.mark();
-    const name = await lab.addBackend();
-    const address = lab.topology.segments
-      .find((x) => x.name === 'fabric')
-      ?.attachments.find((a) => a.host === name)?.ipv4;
-    await l4fleet(lab, 'member', 'add', 'web', `${address}:${VIP_TCP.port}`, '--name', name);
+  test(`4. add a backend: 0 existing flows broken (affinity); >= ${NEW_BACKEND_MIN_SHARE * 100}% of new flows go to it`, async () => {
     // rise 2 x interval 1 s, plus the tables reaching every node
-    await sleep(HEALTH_INTERVAL_MS * 2 + 2_000);
-    await flows.open(300, 0);
-    const { s, broken } = await step(flows, `add ${name}`, before, 2_000);
-    expect(broken).toEqual([]);
-    expect((s.newFlows.perBackend[name] ?? 0) / s.newFlows.total).toBeGreaterThanOrEqual(0.15);
+    await addBackendStep(lab, flows, HEALTH_INTERVAL_MS * 2 + 2_000);
   }, 120_000);
 
   test('5. fail a backend: only its flows break; its share moves to the others within interval x fall + 1 s', async () => {
-    const before = brokenIds(flows);
-    const existing = new Set(flows.report.flows.map((f) => f.id));
-    const victims = new Set(
-      flows.report.flows.filter((f) => f.state === 'open' && f.backend === 'backend3').map((f) => f.id),
-    );
-    expect(victims.size).toBeGreaterThan(0);
-    const boundMs = HEALTH_INTERVAL_MS * HEALTH_FALL + 1_000;
-    await flows.mark();
-    // From the moment backend3's processes are gone (failBackend returns within 50 ms of it), as
-    // test/lab-bpf-routed.int.test.ts: timing from before the call also counted the lab's own `ip netns pids`.
-    await lab.failBackend('backend3');
-    const failedAt = Date.now();
-    // Probe: a few new flows every 250 ms; the last batch that still reached backend3 (answered by it, or reset by
-    // its dead port) says when its share had moved.
-    const { lastHitMs, hits, otherFailures } = await probeFailedBackend(flows, 'backend3', failedAt, boundMs);
-    // The failed backend's own flows: TCP is reset by its dead port, UDP stays on it (affinity) until the timeout.
-    const deadline = Date.now() + DEFAULT_BROKEN_AFTER_MS + 5_000;
-    while (Date.now() < deadline && ![...victims].every((v) => brokenIds(flows).has(v))) await sleep(250);
-    const { broken } = await step(flows, `fail backend3 (new flows reached it until ${lastHitMs} ms)`, before, 0);
-    console.log(`fail backend3: share moved after <= ${lastHitMs} ms (bound ${boundMs} ms); victims ${victims.size}`);
     const nodes = hostsOfKind(lab.topology, 'node')
       .map((h) => h.name)
       .filter((n) => !lab.killed.includes(n));
-    const timeline = agentTimeline(
-      lab,
-      nodes,
-      failedAt,
-      ['memberObserved', 'memberDecided', 'tablesApplied', 'tablesApplyFailed'],
-      // member keys are pool/name (@l4fleet/config memberKey)
-      (e) => e.member === undefined || String(e.member).endsWith('/backend3'),
-    );
-    console.log(`fail backend3: the agents' record (ms after the kill)\n${timeline}`);
-    expect(broken.filter((i) => existing.has(i) && !victims.has(i))).toEqual([]);
-    expect([...victims].filter((v) => !brokenIds(flows).has(v))).toEqual([]);
-    expect(otherFailures).toEqual([]);
-    expect(lastHitMs, `${timeline}\nflows that reached backend3:\n${hits.join('\n')}`).toBeLessThanOrEqual(boundMs);
+    await failBackendStep(lab, flows, 'backend3', HEALTH_INTERVAL_MS * HEALTH_FALL + 1_000, nodes);
   }, 120_000);
 
   test('6. etcd down for 60 s: 0 broken, announcements unchanged', async () => {

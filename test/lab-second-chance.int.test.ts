@@ -16,7 +16,6 @@ import { DEFAULT_BFD_DETECT_MULTIPLIER, DEFAULT_BFD_INTERVAL_MS } from '@l4fleet
 import { bpfAvailable } from '@l4fleet/dataplane';
 import {
   agentAvailable,
-  backendAttachment,
   backendSetupArgv,
   cliBin,
   DEFAULT_BROKEN_AFTER_MS,
@@ -29,6 +28,7 @@ import {
   VIP_TCP,
 } from '@l4fleet/lab';
 import { brokenIds, l4fleet, sleep, step } from '@l4fleet/test-support/lab-scenario';
+import { addBackendMember, nextHopsWithout } from '@l4fleet/test-support/lab-steps';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const ready = (await agentAvailable()) && bpfAvailable() === undefined && process.getuid?.() === 0;
@@ -53,16 +53,6 @@ describe.skipIf(!ready).sequential.each<Half>([{ secondChance: true }, { secondC
     let lab: Lab;
     let flows: FlowRun;
     let longestPauseMs = 0;
-
-    async function nextHopsWithout(address: string, timeoutMs: number): Promise<void> {
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        const hops = (await lab.status()).router.nextHops[`${VIP_TCP.address}/32`] ?? [];
-        if (hops.length > 0 && !hops.includes(address)) return;
-        await sleep(100);
-      }
-      throw new Error(`router still routes ${VIP_TCP.address} via ${address} after ${timeoutMs} ms`);
-    }
 
     /** Every live backend's second-chance counters (`l4fleet backend status -o json`), summed. */
     async function secondChanceCounters(): Promise<Record<string, number>> {
@@ -121,9 +111,7 @@ describe.skipIf(!ready).sequential.each<Half>([{ secondChance: true }, { secondC
 
     test('add a backend: existing flows keep their backend (node flow affinity), in both halves', async () => {
       const broken = await nodeEvent('add backend', async () => {
-        const name = await lab.addBackend();
-        const address = backendAttachment(lab.topology, name).ipv4;
-        await l4fleet(lab, 'member', 'add', VIP_TCP.name, `${address}:${VIP_TCP.port}`, '--name', name);
+        await addBackendMember(lab);
         // Up after rise checks; then the aggregator records the table change in the history.
         await sleep(HEALTH_RISE_MS);
       });
@@ -145,7 +133,7 @@ describe.skipIf(!ready).sequential.each<Half>([{ secondChance: true }, { secondC
         const node1 = (await lab.status()).nodes.find((n) => n.name === 'node1')?.address;
         expect(node1).toMatch(/^198\.18\./);
         await l4fleet(lab, 'node', 'drain', 'node1');
-        await nextHopsWithout(node1 as string, 20_000);
+        await nextHopsWithout(lab, node1 as string, 20_000);
       });
       await nodeEvent('kill node2', async () => {
         await lab.kill('node2');

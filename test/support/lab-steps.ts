@@ -1,0 +1,145 @@
+/**
+ * The lab scenario steps more than one lab test takes (test/lab-e2e, test/lab-bpf-routed, test/lab-second-chance,
+ * the Docker lab tests): waiting for a drained node's route to go, killing a node, adding a backend as a pool member,
+ * failing a backend while probing when its share of new flows has moved, and taking a Docker lab down. One implementation each, so a bound or a wait fixed in one test is fixed
+ * in all of them.
+ */
+import {
+  backendAttachment,
+  DEFAULT_BROKEN_AFTER_MS,
+  downLab,
+  type FlowRun,
+  type Lab,
+  listLabResources,
+  routerNextHops,
+  run,
+  VIP_TCP,
+} from '@l4fleet/lab';
+import { expect } from 'vitest';
+import { agentTimeline, brokenIds, l4fleet, probeFailedBackend, sleep, step } from './lab-scenario.js';
+
+/**
+ * Waits until the router's route to the TCP VIP no longer goes through `address`; returns the ms it took. Reads the
+ * router's kernel route only: `lab.status()` (BGP, BFD, every node's RIB, the CLI's status) took 5 s on a quiet VM,
+ * 14-17 s at load 14 and over 30 s in CI, so a 20 s deadline saw one or two polls and failed a drain whenever the
+ * withdrawal landed after the first (ipip and gre in CI on 2026-12-02).
+ */
+export async function nextHopsWithout(lab: Lab, address: string, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  while (Date.now() - started < timeoutMs) {
+    const hops = await routerNextHops(lab.ns('router'), `${VIP_TCP.address}/32`);
+    if (hops.length > 0 && !hops.includes(address)) return Date.now() - started;
+    await sleep(100);
+  }
+  throw new Error(`router still routes ${VIP_TCP.address} via ${address} after ${timeoutMs} ms`);
+}
+
+/**
+ * Step "kill a node": kills `node` (its agent, gobgpd and data plane at once), waits for the router to route over
+ * the `nextHopsLeft` nodes left, and asserts that no flow broke and no flow paused longer than 4 s (the lab's 3 s
+ * BGP hold time and 1 s for the router's route change; BFD takes the route away in ~300 ms where it runs).
+ */
+export async function killNodeStep(lab: Lab, flows: FlowRun, node: string, nextHopsLeft: number): Promise<void> {
+  const before = brokenIds(flows);
+  await flows.mark();
+  await lab.kill(node);
+  await lab.waitNextHops(nextHopsLeft, 15_000);
+  const { s, broken } = await step(flows, `kill ${node}`, before, 2_000);
+  expect(broken).toEqual([]);
+  expect(s.longestPauseMs).toBeLessThanOrEqual(4_000);
+}
+
+/** Adds a backend host to the lab and makes it a member of the TCP VIP's pool (named as the host); its name. */
+export async function addBackendMember(lab: Lab): Promise<string> {
+  const name = await lab.addBackend();
+  const address = backendAttachment(lab.topology, name).ipv4;
+  await l4fleet(lab, 'member', 'add', VIP_TCP.name, `${address}:${VIP_TCP.port}`, '--name', name);
+  return name;
+}
+
+/** New flows opened after a backend joins, to measure its share. */
+export const NEW_BACKEND_FLOWS = 300;
+/**
+ * The least share of those a new backend (the fifth of five, fair share 20%) must take. With 300 flows its count has
+ * a standard deviation of 2.3 points: 15% was 2.2 deviations below the fair share (~1.4% of runs would fail by
+ * chance; one ipip run gave 16.0% of 200 against it), 10% is 4.3 (one run in ~100,000), and still fails when the new
+ * backend takes no new flows or too few to be in the table.
+ */
+export const NEW_BACKEND_MIN_SHARE = 0.1;
+
+/**
+ * Step "add a backend": adds one as a member, waits `settleMs` (rise x interval plus the tables reaching every
+ * node), opens NEW_BACKEND_FLOWS new TCP flows and asserts that no existing flow broke (flow affinity) and that the
+ * new backend took at least NEW_BACKEND_MIN_SHARE of the new ones.
+ */
+export async function addBackendStep(lab: Lab, flows: FlowRun, settleMs: number): Promise<string> {
+  const before = brokenIds(flows);
+  await flows.mark();
+  const name = await addBackendMember(lab);
+  await sleep(settleMs);
+  await flows.open(NEW_BACKEND_FLOWS, 0);
+  const { s, broken } = await step(flows, `add ${name}`, before, 2_000);
+  expect(broken).toEqual([]);
+  expect((s.newFlows.perBackend[name] ?? 0) / s.newFlows.total).toBeGreaterThanOrEqual(NEW_BACKEND_MIN_SHARE);
+  return name;
+}
+
+/**
+ * Step "fail a backend": kills `backend`'s processes and asserts that only its own flows broke (TCP reset by its
+ * dead port; UDP, kept on it by affinity, until the flows' timeout), every one of them did, and new flows stopped
+ * reaching it within `boundMs` (interval x fall + 1 s). The failure is timed from the moment its processes are
+ * gone (failBackend returns within 50 ms of it): timing from before the call also counted the lab's own
+ * `ip netns pids` (0.23 s at load ~2, more under load), and runs of 2026-12-02 missed the 4 s bound by 38-734 ms.
+ * On a miss, the message carries the agents' record of the member (observed, decided, tables applied).
+ */
+export async function failBackendStep(
+  lab: Lab,
+  flows: FlowRun,
+  backend: string,
+  boundMs: number,
+  nodes: readonly string[],
+): Promise<void> {
+  const before = brokenIds(flows);
+  const existing = new Set(flows.report.flows.map((f) => f.id));
+  const victims = new Set(
+    flows.report.flows.filter((f) => f.state === 'open' && f.backend === backend).map((f) => f.id),
+  );
+  expect(victims.size).toBeGreaterThan(0);
+  await flows.mark();
+  const killStarted = Date.now();
+  await lab.failBackend(backend);
+  const failedAt = Date.now();
+  // A few new flows every 250 ms; the last batch that still reached it (answered by it, or reset by its dead port)
+  // says when its share had moved.
+  const { lastHitMs, hits, otherFailures } = await probeFailedBackend(flows, backend, failedAt, boundMs);
+  const deadline = Date.now() + DEFAULT_BROKEN_AFTER_MS + 5_000;
+  while (Date.now() < deadline && ![...victims].every((v) => brokenIds(flows).has(v))) await sleep(250);
+  const { broken } = await step(
+    flows,
+    `fail ${backend} (killed in ${failedAt - killStarted} ms; new flows reached it until ${lastHitMs} ms after)`,
+    before,
+    0,
+  );
+  console.log(`fail ${backend}: share moved after <= ${lastHitMs} ms (bound ${boundMs} ms); victims ${victims.size}`);
+  const timeline = agentTimeline(
+    lab,
+    nodes,
+    failedAt,
+    ['memberObserved', 'memberDecided', 'tablesApplied', 'tablesApplyFailed'],
+    // member keys are pool/name (@l4fleet/config memberKey)
+    (e) => e.member === undefined || String(e.member).endsWith(`/${backend}`),
+  );
+  console.log(`fail ${backend}: the agents' record (ms after the kill)\n${timeline}`);
+  expect(broken.filter((i) => existing.has(i) && !victims.has(i))).toEqual([]);
+  expect([...victims].filter((v) => !brokenIds(flows).has(v))).toEqual([]);
+  expect(otherFailures).toEqual([]);
+  expect(lastHitMs, `${timeline}\nflows that reached ${backend}:\n${hits.join('\n')}`).toBeLessThanOrEqual(boundMs);
+}
+
+/** Takes a Docker lab down and asserts that nothing of it is left: no namespace, host interface or container. */
+export async function downDockerLabAndExpectGone(id: string): Promise<void> {
+  await downLab(id);
+  expect(await listLabResources(id)).toEqual({ namespaces: [], hostInterfaces: [] });
+  const ps = await run(['docker', 'ps', '-aq', '--filter', `label=l4fleet.lab=${id}`]);
+  expect(ps.stdout.trim()).toBe('');
+}
