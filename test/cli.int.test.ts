@@ -138,6 +138,18 @@ describe('cli - against a real etcd', () => {
     expect(st.out).toMatch(/lb7\s+gone\s+yes/);
   });
 
+  test('member weight: the new weight is in etcd and in describe vip; the table moves by the predicted churn', async () => {
+    const before = JSON.parse((await cli(g, 'status', '-o', 'json')).out).revision;
+    const r = await cli(g, 'member', 'weight', 'web', '198.18.0.22:80', '4');
+    expect(r.err).toBe('');
+    expect(r.out).toMatch(/^weight web\/198\.18\.0\.22:80 1 -> 4: revision \d+\nchurn 198\.51\.100\.10:80\/tcp: /);
+    expect(JSON.parse((await cli(g, 'status', '-o', 'json')).out).revision).toBeGreaterThan(before);
+    const d = await cli(g, 'describe', 'vip', '198.51.100.10:80/tcp');
+    expect(d.out).toMatch(/198\.18\.0\.22:80\s+198\.18\.0\.22:80\s+4\s+active/);
+    const same = await cli(g, 'member', 'weight', 'web', '198.18.0.22:80', '4');
+    expect(same.out).toContain('weight web/198.18.0.22:80 is 4 already: nothing written');
+  });
+
   test('etcd unreachable: exit 1 with one error line', async () => {
     const r = await cli(['--etcd', 'http://127.0.0.1:1'], 'get', 'vips');
     expect(r.code).toBe(1);

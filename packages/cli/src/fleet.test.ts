@@ -125,6 +125,28 @@ describe('cli - fleet commands on the memory store', () => {
     expect((await store.listNodes())[0]).toMatchObject({ name: 'lb1', drained: true });
   });
 
+  test('member weight: sets the weight and prints the churn; the same weight writes nothing', async () => {
+    await cli('apply', '-f', file('w.yaml', FLEET), '--new-fleet');
+    const before = (await store.getDesired()).revision;
+    const r = await cli('member', 'weight', 'web', '198.18.0.22:80', '5');
+    expect(r).toMatchObject({ code: 0, err: '' });
+    expect(r.out).toContain('weight web/198.18.0.22:80 1 -> 5: revision');
+    expect(r.out).toMatch(/churn 198\.51\.100\.10:80\/tcp: [\d.]+% of slots move/);
+    const after = await store.getDesired();
+    expect(after.revision).toBeGreaterThan(before);
+    expect(after.fleet.pools[0]!.members.find((m) => m.address === '198.18.0.22')?.weight).toBe(5);
+    const same = await cli('member', 'weight', 'web', 'be1', '2');
+    expect(same).toMatchObject({
+      code: 0,
+      out: `weight web/be1 is 2 already: nothing written (revision ${after.revision})`,
+    });
+    expect((await store.getDesired()).revision).toBe(after.revision);
+    const bad = await cli('member', 'weight', 'web', 'be1', '1e3');
+    expect(bad).toMatchObject({ code: 2, err: 'error: weight: "1e3" is not an integer (0-65535)' });
+    expect((await cli('member', 'weight', 'web', 'nosuch', '3')).code).toBe(1);
+    expect((await store.getDesired()).revision).toBe(after.revision);
+  });
+
   test('status flags nodes whose table checksum differs', async () => {
     await cli('apply', '-f', file('e.yaml', FLEET), '--new-fleet');
     const good = JSON.parse((await cli('status', '-o', 'json')).out).expectedChecksums['198.51.100.10:80/tcp'];

@@ -1,6 +1,7 @@
 /**
- * `l4fleet member add|remove|drain|enable` and `l4fleet node drain|undrain`. Member edits are a read-modify-write
- * of the fleet guarded by the revision read (a concurrent change retries on the new state, up to 3 times).
+ * `l4fleet member add|remove|drain|enable|disable|weight` and `l4fleet node drain|undrain`. Member edits are a
+ * read-modify-write of the fleet guarded by the revision read (a concurrent change retries on the new state, up to 3
+ * times).
  */
 import {
   canonicalAddress,
@@ -25,7 +26,8 @@ import { parseEndpoint } from './maglev.js';
 
 const MAX_ATTEMPTS = 3;
 
-type Edit = (pool: Pool) => Member[];
+/** The pool's new members, or a sentence saying why nothing needs writing. */
+type Edit = (pool: Pool) => Member[] | { unchanged: string };
 
 function findMember(pool: Pool, ref: string): Member {
   const byName = pool.members.find((m) => m.name === ref);
@@ -45,7 +47,7 @@ async function editPool(
   ctx: FleetCommandContext,
   cmd: Command,
   poolName: string,
-  what: string,
+  what: string | (() => string),
   edit: Edit,
 ): Promise<void> {
   await withStore(ctx, cmd, async (store) => {
@@ -54,6 +56,10 @@ async function editPool(
       const pool = current.fleet.pools.find((p) => p.name === poolName);
       if (!pool) throw new CliError(`pool "${poolName}": does not exist (revision ${current.revision})`, EXIT_FAILURE);
       const members = edit(pool);
+      if (!Array.isArray(members)) {
+        ctx.io.out(`${members.unchanged}: nothing written (revision ${current.revision})`);
+        return;
+      }
       const next: Fleet = parseFleet({
         ...current.fleet,
         pools: current.fleet.pools.map((p) => (p.name === poolName ? { ...p, members } : p)),
@@ -66,7 +72,7 @@ async function editPool(
       const { decided } = await store.getDecided();
       try {
         const result = await store.apply(next, { expectRevision: current.revision });
-        const lines = [`${what}: revision ${result.revision}`];
+        const lines = [`${typeof what === 'string' ? what : what()}: revision ${result.revision}`];
         for (const c of predictChurn(current.fleet, next, decided)) {
           lines.push(`churn ${c.vip}: ${percent(c.fraction)} of slots move (${c.changed}/${c.size})`);
         }
@@ -145,6 +151,29 @@ export function registerMember(program: Command, ctx: FleetCommandContext): void
         await editPool(ctx, cmd, pool, `${state} ${pool}/${ref}`, setState(state)(ref));
       });
   }
+
+  member
+    .command('weight')
+    .description("set a member's weight: its share of table slots (0: no new flows, as drain)")
+    .argument('<pool>', 'pool name')
+    .argument('<member>', 'member name or ADDR:PORT')
+    .argument('<weight>', `decimal digits 0-${MAX_MEMBER_WEIGHT}`)
+    .action(async (pool: string, ref: string, value: string, _o: unknown, cmd: Command) => {
+      const weight = integerOption(value, 'weight', 0, MAX_MEMBER_WEIGHT);
+      let was = weight;
+      await editPool(
+        ctx,
+        cmd,
+        pool,
+        () => `weight ${pool}/${ref} ${was} -> ${weight}`,
+        (p) => {
+          const m = findMember(p, ref);
+          was = m.weight;
+          if (m.weight === weight) return { unchanged: `weight ${pool}/${ref} is ${weight} already` };
+          return p.members.map((x) => (x === m ? { ...x, weight } : x));
+        },
+      );
+    });
 
   const node = program.command('node').description('operator actions on balancer nodes');
   for (const [name, drained] of [
