@@ -1,16 +1,13 @@
 /**
  * The page's writes, with the same store calls as the CLI (packages/cli/src/commands/member.ts): a node drain is
  * the operator's drain flag (setNodeDrain; the node withdraws its VIPs from BGP and keeps forwarding existing
- * flows), a member drain or enable is a read-modify-write of the fleet guarded by the revision read, retried on
- * a concurrent change. Every action is put into the timeline, refused ones too.
+ * flows), a member drain or enable is @l4fleet/store editPoolMembers (a read-modify-write of the fleet guarded by
+ * the revision read, retried on a concurrent change). Every action is put into the timeline, refused ones too.
  */
-import { type Fleet, type MemberState, parseFleet, predictChurn, type VipChurn } from '@l4fleet/config';
-import { type FleetStore, StoreError } from '@l4fleet/store';
+import { type MemberState, predictChurn, type VipChurn } from '@l4fleet/config';
+import { editPoolMembers, type FleetStore } from '@l4fleet/store';
 import { DashboardError } from './errors.js';
 import type { Timeline } from './timeline.js';
-
-/** Attempts of a member edit against concurrent writers (as `l4fleet member`). */
-export const MAX_EDIT_ATTEMPTS = 3;
 
 export type MemberAction = 'drain' | 'enable';
 const MEMBER_STATE: Readonly<Record<MemberAction, MemberState>> = { drain: 'draining', enable: 'active' };
@@ -72,31 +69,13 @@ export function createActions(store: FleetStore, timeline: Timeline, now: () => 
     async setMemberState(poolName, memberName, action, who) {
       const state = MEMBER_STATE[action];
       return await run(`member ${action}`, `${poolName}/${memberName}`, who, async () => {
-        for (let attempt = 1; ; attempt++) {
-          const current = await store.getDesired();
-          const pool = current.fleet.pools.find((p) => p.name === poolName);
-          if (!pool)
-            throw new DashboardError('NOT_FOUND', `pool "${poolName}": does not exist (revision ${current.revision})`);
+        const result = await editPoolMembers(store, poolName, (pool) => {
           if (!pool.members.some((m) => m.name === memberName))
             throw new DashboardError('NOT_FOUND', `member ${poolName}/${memberName}: no such member`);
-          const next: Fleet = parseFleet({
-            ...current.fleet,
-            pools: current.fleet.pools.map((p) =>
-              p === pool ? { ...p, members: p.members.map((m) => (m.name === memberName ? { ...m, state } : m)) } : p,
-            ),
-          });
-          const { decided } = await store.getDecided();
-          try {
-            const { revision } = await store.apply(next, { expectRevision: current.revision });
-            return { revision, churn: predictChurn(current.fleet, next, decided) };
-          } catch (err) {
-            if (!(err instanceof StoreError && err.code === 'CONFLICT')) throw err;
-            if (attempt >= MAX_EDIT_ATTEMPTS)
-              throw new DashboardError('CONFLICT', `pool "${poolName}": changed concurrently ${attempt} times`, {
-                cause: err,
-              });
-          }
-        }
+          return pool.members.map((m) => (m.name === memberName ? { ...m, state } : m));
+        });
+        if ('unchanged' in result) return undefined; // never: a state edit always writes
+        return { revision: result.revision, churn: predictChurn(result.before, result.after, result.decided) };
       });
     },
     refused(action, target, reason, who) {

@@ -100,6 +100,7 @@ describe('dashboard server', () => {
     });
     expect((await store.getDesired()).fleet.pools[0]?.members[0]?.state).toBe('draining');
     expect((await post('api/pools/web/members/zz/drain', TOKEN)).status).toBe(404);
+    expect((await post('api/pools/nope/members/a/drain', TOKEN)).status).toBe(404); // a missing pool, not a 503
     expect((await post('api/nodes/nobody/drain', TOKEN)).status).toBe(404);
     const events = await readStream(dash.url, (evs) => evs.some((e) => e.event === 'timeline'));
     const timeline = events.find((e) => e.event === 'timeline')?.data as { data: { action: string; result: string } }[];
@@ -107,6 +108,7 @@ describe('dashboard server', () => {
       'node drain refused',
       'node drain ok',
       'member drain ok',
+      'member drain failed',
       'member drain failed',
       'node drain failed',
     ]);

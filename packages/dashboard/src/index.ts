@@ -1,4 +1,4 @@
-export { type ActionResult, type Actions, createActions, MAX_EDIT_ATTEMPTS, type MemberAction } from './actions.js';
+export { type ActionResult, type Actions, createActions, type MemberAction } from './actions.js';
 export { ASSET_PATHS, loadAssets } from './assets.js';
 export { createWriteGuard, MIN_TOKEN_LENGTH, type WriteGuard } from './auth.js';
 export { type Dashboard, type DashboardOptions, NATS_RETRY_MS, startDashboard } from './dashboard.js';

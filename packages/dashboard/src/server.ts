@@ -36,7 +36,10 @@ function statusOf(err: unknown): { status: number; message: string } {
   if (err instanceof DashboardError) return { status: HTTP_STATUS[err.code], message: err.message };
   if (err instanceof ConfigError)
     return { status: err.code === 'VIP_NOT_FOUND' ? 404 : 400, message: err.problems.map(formatProblem).join('; ') };
-  if (err instanceof StoreError) return { status: err.code === 'CONFLICT' ? 409 : 503, message: err.message };
+  if (err instanceof StoreError) {
+    const status = err.code === 'CONFLICT' ? 409 : err.code === 'NOT_FOUND' ? 404 : 503;
+    return { status, message: err.message };
+  }
   const e = err as { statusCode?: number; message?: string };
   if (typeof e.statusCode === 'number' && e.statusCode < 500)
     return { status: e.statusCode, message: String(e.message) };

@@ -37,6 +37,14 @@ export {
   MAX_VIPS_PER_STATUS,
 } from './limits.js';
 export { MemoryFleetStore } from './memory-store.js';
+export {
+  editPoolMembers,
+  MAX_POOL_EDIT_ATTEMPTS,
+  type MembersEdit,
+  type PoolEditOptions,
+  type PoolEditUnchanged,
+  type PoolEditWritten,
+} from './pool-edit.js';
 export { DEFAULT_LEASE_TTL_S } from './registration.js';
 export type {
   ApplyOptions,

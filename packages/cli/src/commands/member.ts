@@ -13,21 +13,15 @@ import {
   type MemberState,
   NODE_NAME,
   type Pool,
-  parseFleet,
   predictChurn,
 } from '@l4fleet/config';
-import { type FleetStore, StoreError } from '@l4fleet/store';
+import { editPoolMembers, type FleetStore, type MembersEdit } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { integerOption } from '../options.js';
 
 import { type FleetCommandContext, percent, withStore } from './context.js';
 import { parseEndpoint } from './maglev.js';
-
-const MAX_ATTEMPTS = 3;
-
-/** The pool's new members, or a sentence saying why nothing needs writing. */
-type Edit = (pool: Pool) => Member[] | { unchanged: string };
 
 function findMember(pool: Pool, ref: string): Member {
   const byName = pool.members.find((m) => m.name === ref);
@@ -43,49 +37,42 @@ function findMember(pool: Pool, ref: string): Member {
   throw new CliError(`member ${pool.name}/${ref}: no such member (by name or ADDR:PORT)`, EXIT_FAILURE);
 }
 
+/**
+ * One member edit through the store's guarded read-modify-write (@l4fleet/store editPoolMembers): prints what was
+ * written and the predicted churn, or why nothing was.
+ */
 async function editPool(
   ctx: FleetCommandContext,
   cmd: Command,
   poolName: string,
   what: string | (() => string),
-  edit: Edit,
+  edit: MembersEdit,
 ): Promise<void> {
   await withStore(ctx, cmd, async (store) => {
-    for (let attempt = 1; ; attempt++) {
-      const current = await store.getDesired();
-      const pool = current.fleet.pools.find((p) => p.name === poolName);
-      if (!pool) throw new CliError(`pool "${poolName}": does not exist (revision ${current.revision})`, EXIT_FAILURE);
-      const members = edit(pool);
-      if (!Array.isArray(members)) {
-        ctx.io.out(`${members.unchanged}: nothing written (revision ${current.revision})`);
-        return;
-      }
-      const next: Fleet = parseFleet({
-        ...current.fleet,
-        pools: current.fleet.pools.map((p) => (p.name === poolName ? { ...p, members } : p)),
-      });
-      // A member edit may not break direct server return; a stored fleet that already does is proxy-only
-      // (applied with --proxy-only), and its edits are left alone.
-      const proxyOnly = directReturnProblems(current.fleet).length > 0;
-      const broken = proxyOnly ? [] : directReturnProblems(next);
-      if (broken.length > 0) throw new CliError(broken.map(formatProblem), EXIT_FAILURE);
-      const { decided } = await store.getDecided();
-      try {
-        const result = await store.apply(next, { expectRevision: current.revision });
-        const lines = [`${typeof what === 'string' ? what : what()}: revision ${result.revision}`];
-        for (const c of predictChurn(current.fleet, next, decided)) {
-          lines.push(`churn ${c.vip}: ${percent(c.fraction)} of slots move (${c.changed}/${c.size})`);
-        }
-        ctx.io.out(lines.join('\n'));
-        return;
-      } catch (err) {
-        if (!(err instanceof StoreError && err.code === 'CONFLICT') || attempt >= MAX_ATTEMPTS) throw err;
-      }
+    const result = await editPoolMembers(store, poolName, edit, { check: keepsDirectReturn });
+    if ('unchanged' in result) {
+      ctx.io.out(`${result.unchanged}: nothing written (revision ${result.revision})`);
+      return;
     }
+    const lines = [`${typeof what === 'string' ? what : what()}: revision ${result.revision}`];
+    for (const c of predictChurn(result.before, result.after, result.decided)) {
+      lines.push(`churn ${c.vip}: ${percent(c.fraction)} of slots move (${c.changed}/${c.size})`);
+    }
+    ctx.io.out(lines.join('\n'));
   });
 }
 
-function setState(state: MemberState): (ref: string) => Edit {
+/**
+ * A member edit may not break direct server return; a stored fleet that already does is proxy-only (applied with
+ * --proxy-only), and its edits are left alone.
+ */
+function keepsDirectReturn(before: Fleet, after: Fleet): void {
+  if (directReturnProblems(before).length > 0) return;
+  const broken = directReturnProblems(after);
+  if (broken.length > 0) throw new CliError(broken.map(formatProblem), EXIT_FAILURE);
+}
+
+function setState(state: MemberState): (ref: string) => MembersEdit {
   return (ref) => (pool) => {
     const m = findMember(pool, ref);
     return pool.members.map((x) => (x === m ? { ...x, state } : x));

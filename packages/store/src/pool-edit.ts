@@ -1,0 +1,73 @@
+/**
+ * Changing one pool's members in place: a read-modify-write of the desired fleet guarded by the revision read
+ * (apply's `expectRevision`), started again on a concurrent change. The one implementation behind `l4fleet member`
+ * and the dashboard's member actions, so both refuse, retry and report alike.
+ */
+import { type Fleet, type Member, type MemberStatus, type Pool, parseFleet } from '@l4fleet/config';
+import { StoreError } from './errors.js';
+import type { FleetStore } from './types.js';
+
+/** Reads and applies of one edit against concurrent writers before it gives up with `CONFLICT`. */
+export const MAX_POOL_EDIT_ATTEMPTS = 3;
+
+/** The pool's new members, or the sentence that says why nothing needs writing. */
+export type MembersEdit = (pool: Pool) => readonly Member[] | { readonly unchanged: string };
+
+/** What an edit wrote: the fleet before and after (validated), the revision, and the decided status read with it. */
+export interface PoolEditWritten {
+  readonly revision: number;
+  readonly before: Fleet;
+  readonly after: Fleet;
+  /** Decided member status read before the write, for @l4fleet/config predictChurn. */
+  readonly decided: ReadonlyMap<string, MemberStatus>;
+}
+
+/** Nothing was written: `unchanged` from the edit, at the revision read. */
+export interface PoolEditUnchanged {
+  readonly unchanged: string;
+  readonly revision: number;
+}
+
+export interface PoolEditOptions {
+  /** Throws (the caller's error) when the edited fleet must not be written; runs on every attempt. */
+  readonly check?: (before: Fleet, after: Fleet) => void;
+  readonly maxAttempts?: number;
+}
+
+/**
+ * Applies `edit` to pool `poolName` of the stored fleet. The edited fleet passes parseFleet (every rule a file
+ * meets) before it is written. Throws StoreError `NOT_FOUND` for a missing pool, `CONFLICT` when the fleet changed
+ * under each of `maxAttempts` attempts, and whatever `edit` or `check` throws; nothing is written then.
+ */
+export async function editPoolMembers(
+  store: FleetStore,
+  poolName: string,
+  edit: MembersEdit,
+  options: PoolEditOptions = {},
+): Promise<PoolEditWritten | PoolEditUnchanged> {
+  const maxAttempts = options.maxAttempts ?? MAX_POOL_EDIT_ATTEMPTS;
+  for (let attempt = 1; ; attempt++) {
+    const current = await store.getDesired();
+    const pool = current.fleet.pools.find((p) => p.name === poolName);
+    if (!pool) throw new StoreError('NOT_FOUND', `pool "${poolName}": does not exist (revision ${current.revision})`);
+    const members = edit(pool);
+    if ('unchanged' in members) return { unchanged: members.unchanged, revision: current.revision };
+    const after = parseFleet({
+      ...current.fleet,
+      pools: current.fleet.pools.map((p) => (p === pool ? { ...p, members } : p)),
+    });
+    options.check?.(current.fleet, after);
+    const { decided } = await store.getDecided();
+    try {
+      const { revision } = await store.apply(after, { expectRevision: current.revision });
+      return { revision, before: current.fleet, after, decided };
+    } catch (err) {
+      if (!(err instanceof StoreError && err.code === 'CONFLICT')) throw err;
+      if (attempt >= maxAttempts) {
+        throw new StoreError('CONFLICT', `pool "${poolName}": the fleet changed concurrently ${attempt} times`, {
+          cause: err,
+        });
+      }
+    }
+  }
+}
