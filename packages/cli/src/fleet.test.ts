@@ -141,6 +141,14 @@ describe('cli - fleet commands on the memory store', () => {
       out: `weight web/be1 is 2 already: nothing written (revision ${after.revision})`,
     });
     expect((await store.getDesired()).revision).toBe(after.revision);
+    const preview = await cli('member', 'weight', 'web', 'be1', '7', '--dry-run');
+    expect(preview.code).toBe(0);
+    expect(preview.out).toContain(`weight web/be1 2 -> 7: dry run, nothing written (revision ${after.revision})`);
+    expect(preview.out).toMatch(/churn 198\.51\.100\.10:80\/tcp: [\d.]+% of slots move/);
+    const drainPreview = await cli('member', 'drain', 'web', 'be1', '--dry-run');
+    expect(drainPreview.out).toContain(`draining web/be1: dry run, nothing written (revision ${after.revision})`);
+    expect((await store.getDesired()).revision).toBe(after.revision);
+    expect((await store.getDesired()).fleet.pools[0]!.members[0]).toMatchObject({ weight: 2, state: 'active' });
     const bad = await cli('member', 'weight', 'web', 'be1', '1e3');
     expect(bad).toMatchObject({ code: 2, err: 'error: weight: "1e3" is not an integer (0-65535)' });
     expect((await cli('member', 'weight', 'web', 'nosuch', '3')).code).toBe(1);

@@ -42,6 +42,7 @@ export {
   MAX_POOL_EDIT_ATTEMPTS,
   type MembersEdit,
   type PoolEditOptions,
+  type PoolEditPreview,
   type PoolEditUnchanged,
   type PoolEditWritten,
 } from './pool-edit.js';

@@ -36,6 +36,18 @@ describe('editPoolMembers', () => {
     expect((await store.getDesired()).fleet.pools[0]?.members[1]?.weight).toBe(3);
   });
 
+  test('a dry run validates, checks and returns both fleets at the revision read, and writes nothing', async () => {
+    const { store, revision } = await storeWithFleet();
+    let checked = 0;
+    const r = await editPoolMembers(store, 'web', weightOfB(3), { dryRun: true, check: () => void checked++ });
+    expect(r).toMatchObject({ dryRun: true, revision });
+    if (!('dryRun' in r)) throw new Error('expected a preview');
+    expect(r.after.pools[0]?.members[1]?.weight).toBe(3);
+    expect(checked).toBe(1);
+    expect((await store.getDesired()).revision).toBe(revision);
+    await expect(editPoolMembers(store, 'web', weightOfB(70_000), { dryRun: true })).rejects.toThrow(/weight/);
+  });
+
   test('an edit that needs no write writes nothing and says why, at the revision read', async () => {
     const { store, revision } = await storeWithFleet();
     const r = await editPoolMembers(store, 'web', () => ({ unchanged: 'web/b is 1 already' }));

@@ -22,6 +22,13 @@ export interface PoolEditWritten {
   readonly decided: ReadonlyMap<string, MemberStatus>;
 }
 
+/** A dry run: what the edit would write at the revision read (validated and checked), not written. */
+export interface PoolEditPreview extends Omit<PoolEditWritten, 'revision'> {
+  readonly dryRun: true;
+  /** The revision read: the preview holds while the fleet stays at it. */
+  readonly revision: number;
+}
+
 /** Nothing was written: `unchanged` from the edit, at the revision read. */
 export interface PoolEditUnchanged {
   readonly unchanged: string;
@@ -32,6 +39,8 @@ export interface PoolEditOptions {
   /** Throws (the caller's error) when the edited fleet must not be written; runs on every attempt. */
   readonly check?: (before: Fleet, after: Fleet) => void;
   readonly maxAttempts?: number;
+  /** Validate, check and read the decided status, but write nothing (PoolEditPreview). */
+  readonly dryRun?: boolean;
 }
 
 /**
@@ -44,7 +53,7 @@ export async function editPoolMembers(
   poolName: string,
   edit: MembersEdit,
   options: PoolEditOptions = {},
-): Promise<PoolEditWritten | PoolEditUnchanged> {
+): Promise<PoolEditWritten | PoolEditPreview | PoolEditUnchanged> {
   const maxAttempts = options.maxAttempts ?? MAX_POOL_EDIT_ATTEMPTS;
   for (let attempt = 1; ; attempt++) {
     const current = await store.getDesired();
@@ -58,6 +67,7 @@ export async function editPoolMembers(
     });
     options.check?.(current.fleet, after);
     const { decided } = await store.getDecided();
+    if (options.dryRun) return { dryRun: true, revision: current.revision, before: current.fleet, after, decided };
     try {
       const { revision } = await store.apply(after, { expectRevision: current.revision });
       return { revision, before: current.fleet, after, decided };

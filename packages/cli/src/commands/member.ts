@@ -23,6 +23,11 @@ import { integerOption } from '../options.js';
 import { type FleetCommandContext, percent, withStore } from './context.js';
 import { parseEndpoint } from './maglev.js';
 
+const DRY_RUN_HELP = 'validate and show the predicted churn; write nothing';
+interface DryRunOption {
+  readonly dryRun?: boolean;
+}
+
 function findMember(pool: Pool, ref: string): Member {
   const byName = pool.members.find((m) => m.name === ref);
   if (byName) return byName;
@@ -47,14 +52,17 @@ async function editPool(
   poolName: string,
   what: string | (() => string),
   edit: MembersEdit,
+  dryRun = false,
 ): Promise<void> {
   await withStore(ctx, cmd, async (store) => {
-    const result = await editPoolMembers(store, poolName, edit, { check: keepsDirectReturn });
+    const result = await editPoolMembers(store, poolName, edit, { check: keepsDirectReturn, dryRun });
     if ('unchanged' in result) {
       ctx.io.out(`${result.unchanged}: nothing written (revision ${result.revision})`);
       return;
     }
-    const lines = [`${typeof what === 'string' ? what : what()}: revision ${result.revision}`];
+    const done =
+      'dryRun' in result ? `dry run, nothing written (revision ${result.revision})` : `revision ${result.revision}`;
+    const lines = [`${typeof what === 'string' ? what : what()}: ${done}`];
     for (const c of predictChurn(result.before, result.after, result.decided)) {
       lines.push(`churn ${c.vip}: ${percent(c.fraction)} of slots move (${c.changed}/${c.size})`);
     }
@@ -91,38 +99,54 @@ export function registerMember(program: Command, ctx: FleetCommandContext): void
     .option('--weight <n>', 'weight (default 1)')
     .option('--state <state>', 'active | draining | disabled', 'active')
     .option('--backup', 'a backup member: takes flows only while no other member of the pool does')
+    .option('--dry-run', DRY_RUN_HELP)
     .action(
       async (
         pool: string,
         endpoint: string,
-        opts: { name?: string; weight?: string; state: string; backup?: boolean },
+        opts: { name?: string; weight?: string; state: string; backup?: boolean; dryRun?: boolean },
         cmd: Command,
       ) => {
         const ep = parseEndpoint(endpoint, 'endpoint');
         const weight =
           opts.weight === undefined ? undefined : integerOption(opts.weight, '--weight', 0, MAX_MEMBER_WEIGHT);
-        await editPool(ctx, cmd, pool, `added ${pool}/${opts.name ?? endpoint}`, (p) => [
-          ...p.members,
-          {
-            address: ep.address,
-            port: ep.port,
-            state: opts.state,
-            ...(opts.name !== undefined ? { name: opts.name } : {}),
-            ...(weight !== undefined ? { weight } : {}),
-            ...(opts.backup ? { backup: true } : {}),
-          } as Member,
-        ]);
+        await editPool(
+          ctx,
+          cmd,
+          pool,
+          `added ${pool}/${opts.name ?? endpoint}`,
+          (p) => [
+            ...p.members,
+            {
+              address: ep.address,
+              port: ep.port,
+              state: opts.state,
+              ...(opts.name !== undefined ? { name: opts.name } : {}),
+              ...(weight !== undefined ? { weight } : {}),
+              ...(opts.backup ? { backup: true } : {}),
+            } as Member,
+          ],
+          opts.dryRun,
+        );
       },
     );
   member
     .command('remove')
     .argument('<pool>', 'pool name')
     .argument('<member>', 'member name or ADDR:PORT')
-    .action(async (pool: string, ref: string, _o: unknown, cmd: Command) => {
-      await editPool(ctx, cmd, pool, `removed ${pool}/${ref}`, (p) => {
-        const m = findMember(p, ref);
-        return p.members.filter((x) => x !== m);
-      });
+    .option('--dry-run', DRY_RUN_HELP)
+    .action(async (pool: string, ref: string, opts: DryRunOption, cmd: Command) => {
+      await editPool(
+        ctx,
+        cmd,
+        pool,
+        `removed ${pool}/${ref}`,
+        (p) => {
+          const m = findMember(p, ref);
+          return p.members.filter((x) => x !== m);
+        },
+        opts.dryRun,
+      );
     });
   for (const [name, state, help] of [
     ['drain', 'draining', 'no new flows; existing flows stay (weight 0 in the table)'],
@@ -134,8 +158,9 @@ export function registerMember(program: Command, ctx: FleetCommandContext): void
       .description(help)
       .argument('<pool>', 'pool name')
       .argument('<member>', 'member name or ADDR:PORT')
-      .action(async (pool: string, ref: string, _o: unknown, cmd: Command) => {
-        await editPool(ctx, cmd, pool, `${state} ${pool}/${ref}`, setState(state)(ref));
+      .option('--dry-run', DRY_RUN_HELP)
+      .action(async (pool: string, ref: string, opts: DryRunOption, cmd: Command) => {
+        await editPool(ctx, cmd, pool, `${state} ${pool}/${ref}`, setState(state)(ref), opts.dryRun);
       });
   }
 
@@ -145,7 +170,8 @@ export function registerMember(program: Command, ctx: FleetCommandContext): void
     .argument('<pool>', 'pool name')
     .argument('<member>', 'member name or ADDR:PORT')
     .argument('<weight>', `decimal digits 0-${MAX_MEMBER_WEIGHT}`)
-    .action(async (pool: string, ref: string, value: string, _o: unknown, cmd: Command) => {
+    .option('--dry-run', DRY_RUN_HELP)
+    .action(async (pool: string, ref: string, value: string, opts: DryRunOption, cmd: Command) => {
       const weight = integerOption(value, 'weight', 0, MAX_MEMBER_WEIGHT);
       let was = weight;
       await editPool(
@@ -159,6 +185,7 @@ export function registerMember(program: Command, ctx: FleetCommandContext): void
           if (m.weight === weight) return { unchanged: `weight ${pool}/${ref} is ${weight} already` };
           return p.members.map((x) => (x === m ? { ...x, weight } : x));
         },
+        opts.dryRun,
       );
     });
 
