@@ -7,7 +7,7 @@
  * to the tc program, which must give the same answer.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import {
   type BpfDataPlane,
@@ -388,6 +388,19 @@ for _ in range(5):
       await expect(dp.apply([vipTable(VIP4, 2700, 'udp')])).rejects.toThrow(/native mode on ifindex \d+: .*native XDP/);
     } finally {
       await topo.node.sh('ip link del xd0');
+    }
+  }, 60_000);
+
+  test("the veth's pass program leaves every other bpf file system alone (iproute2 is given one of its own)", async () => {
+    const foreign = `${work}/foreign-bpffs`;
+    mkdirSync(foreign);
+    spawnSync('mount', ['-t', 'bpf', 'bpf', foreign]);
+    try {
+      await xdpPass(topo.router, 'n0', undefined);
+      await xdpPass(topo.router, 'n0', buildXdpPass(work));
+      for (const fs of [foreign, BPFFS]) expect(existsSync(`${fs}/tc/globals`), fs).toBe(false);
+    } finally {
+      spawnSync('umount', [foreign]);
     }
   }, 60_000);
 

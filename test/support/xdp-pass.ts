@@ -4,6 +4,8 @@
  * tests and the bench; a NIC needs nothing of the kind.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NetnsHost } from './netns.js';
 
@@ -18,9 +20,18 @@ export function buildXdpPass(dir: string): string {
   return obj;
 }
 
-/** Attaches the pass program (`obj` from buildXdpPass) to `dev` in native mode, or detaches it (obj undefined). */
+/**
+ * Attaches the pass program (`obj` from buildXdpPass) to `dev` in native mode, or detaches it (obj undefined).
+ *
+ * iproute2 loads an object with libbpf and first sets up its pin directories (tc/globals, ip, xdp) on a bpf file
+ * system: /sys/fs/bpf, else the first one in /proc/mounts, which in a netns without /sys/fs/bpf may be another
+ * test's (backend-host's teardown check saw them appear in its own). TC_BPF_MNT names a directory of ours instead;
+ * iproute2 mounts a bpf file system there inside `ip netns exec`'s mount namespace, gone when the command ends.
+ */
 export async function xdpPass(host: NetnsHost, dev: string, obj: string | undefined): Promise<void> {
+  const own = obj === undefined ? [] : ['env', `TC_BPF_MNT=${iproute2Bpffs(obj)}`];
   await host.run([
+    ...own,
     'ip',
     'link',
     'set',
@@ -29,4 +40,10 @@ export async function xdpPass(host: NetnsHost, dev: string, obj: string | undefi
     'xdpdrv',
     ...(obj === undefined ? ['off'] : ['obj', obj, 'sec', 'xdp']),
   ]);
+}
+
+function iproute2Bpffs(obj: string): string {
+  const dir = `${dirname(obj)}/iproute2-bpffs`;
+  mkdirSync(dir, { recursive: true });
+  return dir;
 }
