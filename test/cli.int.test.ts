@@ -155,10 +155,16 @@ describe('cli - against a real etcd', () => {
     expect(same.out).toContain('weight web/198.18.0.22:80 is 4 already: nothing written');
   });
 
-  test('etcd unreachable: exit 1 with one error line', async () => {
-    const r = await cli(['--etcd', 'http://127.0.0.1:1'], 'get', 'vips');
-    expect(r.code).toBe(1);
-    expect(r.err.split('\n')).toHaveLength(1);
+  test('etcd unreachable: exit 1 with one error line that names the endpoint', async () => {
+    for (const argv of [['get', 'vips'], ['status'], ['member', 'drain', 'web', 'be1']]) {
+      const r = await cli(['--etcd', 'http://127.0.0.1:1'], ...argv);
+      expect(r.code, argv.join(' ')).toBe(1);
+      expect(r.err.split('\n'), argv.join(' ')).toHaveLength(1);
+      expect(r.err, argv.join(' ')).toMatch(
+        /^error: etcd at http:\/\/127\.0\.0\.1:1 does not answer \(is it running, and is that its client URL\?\); etcd read [a-z ]+: 14 UNAVAILABLE: .*ECONNREFUSED 127\.0\.0\.1:1$/,
+      );
+      expect(r.err, argv.join(' ')).not.toContain('Resolution note');
+    }
   });
 });
 

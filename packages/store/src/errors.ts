@@ -81,8 +81,11 @@ export function invalidRecord(key: string, message: string, cause?: unknown): St
   return new StoreError('INVALID_RECORD', `${key}: ${message}`, { key, ...(cause === undefined ? {} : { cause }) });
 }
 
+/** grpc-js ends "No connection established" with "Resolution note: " even when it has no note. */
+const EMPTY_RESOLUTION_NOTE = /\. Resolution note: ?$/;
+
 function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  return (err instanceof Error ? err.message : String(err)).replace(EMPTY_RESOLUTION_NOTE, '');
 }
 
 /** Maps anything thrown by the etcd3 client into a StoreError; `op` says what was being done. */

@@ -64,8 +64,9 @@ export class EtcdFleetStore implements FleetStore {
     return this.#explained(() => this.#desired.getDesired());
   }
   /**
-   * An operator's call (the CLI reads the desired state, the decided status or the nodes before it writes; they are
-   * linearizable reads, refused without quorum like the writes): a failure while etcd has no quorum says so
+   * An operator's call (the CLI reads the desired state, the decided status, the nodes, health reports, table
+   * history or the leader before it writes or shows them; they are linearizable reads, refused without quorum like
+   * the writes): a failure while etcd has no quorum says so, and so does a single endpoint that does not answer
    * (quorum.ts). The agent's watches and lease calls are not wrapped: it goes fail-static and says so itself.
    */
   async #explained<T>(fn: () => Promise<T>): Promise<T> {
@@ -99,7 +100,7 @@ export class EtcdFleetStore implements FleetStore {
     return this.#nodes.reportHealth(node, members);
   }
   listHealthReports(): Promise<HealthReport[]> {
-    return this.#nodes.listHealthReports();
+    return this.#explained(() => this.#nodes.listHealthReports());
   }
   watchHealthReports(listener: WatchListener<HealthReport[]>): Promise<Watch> {
     return this.#nodes.watchHealthReports(listener);
@@ -119,7 +120,7 @@ export class EtcdFleetStore implements FleetStore {
     return this.#history.writeTableHistory(history, options);
   }
   getTableHistory(): Promise<TableHistoryState> {
-    return this.#history.getTableHistory();
+    return this.#explained(() => this.#history.getTableHistory());
   }
   watchTableHistory(listener: WatchListener<TableHistoryState>): Promise<Watch> {
     return this.#history.watchTableHistory(listener);
@@ -129,7 +130,7 @@ export class EtcdFleetStore implements FleetStore {
     return this.#election.campaign(node, options);
   }
   getLeader(): Promise<string | undefined> {
-    return this.#election.getLeader();
+    return this.#explained(() => this.#election.getLeader());
   }
   observeLeader(listener: WatchListener<string | undefined>): Promise<Watch> {
     return this.#election.observeLeader(listener);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { StoreError } from './errors.js';
-import { type EndpointStatus, explainWriteFailure, noQuorumMessage, quorumOf } from './quorum.js';
+import { type EndpointStatus, explainWriteFailure, noQuorumMessage, quorumOf, unreachableMessage } from './quorum.js';
 
 const A = 'http://127.0.0.1:2379';
 const B = 'http://127.0.0.1:12379';
@@ -41,6 +41,23 @@ describe('store quorum - the no-quorum message', () => {
     expect(out.retryable).toBe(true);
     expect(out.message).toMatch(/^the etcd cluster has no quorum \(1 of 3 endpoints answered;.*; etcd apply: 14/);
     expect(out.cause).toBe(err);
+  });
+
+  test('a single endpoint that does not answer: named, the code stays; one that answers: unchanged', async () => {
+    expect(unreachableMessage([silent(A)])).toBe(
+      `etcd at ${A} does not answer (is it running, and is that its client URL?)`,
+    );
+    for (const s of [[led(A)], [lost(A)], [silent(A), silent(B)], []]) expect(unreachableMessage(s)).toBeUndefined();
+    const err = new StoreError('UNAVAILABLE', 'etcd read leader: 14 UNAVAILABLE: No connection established');
+    const out = (await explainWriteFailure(err, [A], async () =>
+      Promise.reject(new Error('ECONNREFUSED')),
+    )) as StoreError;
+    expect(out.code).toBe('UNAVAILABLE');
+    expect(out.message).toBe(
+      `etcd at ${A} does not answer (is it running, and is that its client URL?); ${err.message}`,
+    );
+    expect(out.cause).toBe(err);
+    expect(await explainWriteFailure(err, [A], async () => ({ leader: '8e9e05c52164694d' }))).toBe(err);
   });
 
   test('other failures and clusters with a quorum come back unchanged', async () => {

@@ -65,12 +65,23 @@ export function noQuorumMessage(statuses: readonly EndpointStatus[]): string | u
   );
 }
 
+/**
+ * The sentence for a single endpoint that did not answer Status either: the usual first-hour mistake (etcd not
+ * started, or a peer URL given for the client URL), which gRPC reports only as "No connection established".
+ */
+export function unreachableMessage(statuses: readonly EndpointStatus[]): string | undefined {
+  const [only] = statuses;
+  if (statuses.length !== 1 || only === undefined || only.answered) return undefined;
+  return `etcd at ${only.endpoint} does not answer (is it running, and is that its client URL?)`;
+}
+
 /** Codes a lost quorum shows up as. */
 const QUORUM_SYMPTOMS: ReadonlySet<string> = new Set(['UNAVAILABLE', 'TIMEOUT', 'OUTCOME_UNKNOWN']);
 
 /**
- * `err` with the no-quorum explanation in front when etcd has no quorum; the code (and so what the caller does)
- * stays. Any other error, or a cluster with its quorum, comes back unchanged.
+ * `err` with the no-quorum explanation in front when etcd has no quorum, or the unreachable one when its single
+ * endpoint does not answer; the code (and so what the caller does) stays. Any other error, or a cluster with its
+ * quorum, comes back unchanged.
  */
 export async function explainWriteFailure(
   err: unknown,
@@ -78,7 +89,8 @@ export async function explainWriteFailure(
   probe: StatusProbe,
 ): Promise<unknown> {
   if (!(err instanceof StoreError) || !QUORUM_SYMPTOMS.has(err.code)) return err;
-  const why = noQuorumMessage(await endpointStatuses(endpoints, probe));
+  const statuses = await endpointStatuses(endpoints, probe);
+  const why = noQuorumMessage(statuses) ?? unreachableMessage(statuses);
   if (!why) return err;
   const out = new StoreError(err.code, `${why}; ${err.message}`, {
     cause: err,
