@@ -161,7 +161,7 @@ describe('cli - against a real etcd', () => {
       expect(r.code, argv.join(' ')).toBe(1);
       expect(r.err.split('\n'), argv.join(' ')).toHaveLength(1);
       expect(r.err, argv.join(' ')).toMatch(
-        /^error: etcd at http:\/\/127\.0\.0\.1:1 does not answer \(is it running, and is that its client URL\?\); etcd read [a-z ]+: 14 UNAVAILABLE: .*ECONNREFUSED 127\.0\.0\.1:1$/,
+        /^error: etcd at http:\/\/127\.0\.0\.1:1 does not answer \(is it running, and is that its client URL, https:\/\/ if it serves TLS\?\); etcd read [a-z ]+: 14 UNAVAILABLE: .*ECONNREFUSED 127\.0\.0\.1:1$/,
       );
       expect(r.err, argv.join(' ')).not.toContain('Resolution note');
     }
@@ -205,6 +205,23 @@ describe('cli - TLS and auth flags end to end', () => {
     const wrong = await cli([...g.slice(0, -1), 'nope'], 'get', 'vips');
     expect(wrong.code).toBe(1);
     expect((await cli(g.slice(0, 8), 'get', 'vips', '--user', 'root')).code).toBe(2);
+  });
+
+  test('a TLS mistake says which: http:// to it, no CA, no client certificate', async () => {
+    const t = etcd.tls!;
+    const url = etcd.endpoints[0]!;
+    const plain = await cli(['--etcd', url.replace('https:', 'http:')], 'get', 'vips');
+    expect(plain.code).toBe(1);
+    expect(plain.err).toContain(
+      `etcd at ${url.replace('https:', 'http:')} does not answer (is it running, and is that`,
+    );
+    const handshake = `etcd at ${url}: the TLS handshake failed (check the CA that signed its certificate`;
+    for (const flags of [[], ['--cacert', t.caFile]]) {
+      const r = await cli(['--etcd', url, ...flags], 'get', 'vips');
+      expect(r.code, flags.join(' ')).toBe(1);
+      expect(r.err.split('\n'), flags.join(' ')).toHaveLength(1);
+      expect(r.err, flags.join(' ')).toContain(handshake);
+    }
   });
 
   test('the l4fleet command to https://127.0.0.1: nothing on stderr (no DEP0123 "TLS ServerName" warning)', () => {

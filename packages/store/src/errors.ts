@@ -84,8 +84,13 @@ export function invalidRecord(key: string, message: string, cause?: unknown): St
 /** grpc-js ends "No connection established" with "Resolution note: " even when it has no note. */
 const EMPTY_RESOLUTION_NOTE = /\. Resolution note: ?$/;
 
+/** One line (OpenSSL's errors end in a newline inside gRPC's message; the CLI prints one line per problem). */
 function messageOf(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).replace(EMPTY_RESOLUTION_NOTE, '');
+  const raw = err instanceof Error ? err.message : String(err);
+  return raw
+    .replace(/\s*\n\s*/g, ' ')
+    .trim()
+    .replace(EMPTY_RESOLUTION_NOTE, '');
 }
 
 /** Maps anything thrown by the etcd3 client into a StoreError; `op` says what was being done. */

@@ -44,20 +44,32 @@ describe('store quorum - the no-quorum message', () => {
   });
 
   test('a single endpoint that does not answer: named, the code stays; one that answers: unchanged', async () => {
-    expect(unreachableMessage([silent(A)])).toBe(
-      `etcd at ${A} does not answer (is it running, and is that its client URL?)`,
-    );
+    const sentence = `etcd at ${A} does not answer (is it running, and is that its client URL, https:// if it serves TLS?)`;
+    expect(unreachableMessage([silent(A)])).toBe(sentence);
     for (const s of [[led(A)], [lost(A)], [silent(A), silent(B)], []]) expect(unreachableMessage(s)).toBeUndefined();
     const err = new StoreError('UNAVAILABLE', 'etcd read leader: 14 UNAVAILABLE: No connection established');
     const out = (await explainWriteFailure(err, [A], async () =>
       Promise.reject(new Error('ECONNREFUSED')),
     )) as StoreError;
     expect(out.code).toBe('UNAVAILABLE');
-    expect(out.message).toBe(
-      `etcd at ${A} does not answer (is it running, and is that its client URL?); ${err.message}`,
-    );
+    expect(out.message).toBe(`${sentence}; ${err.message}`);
     expect(out.cause).toBe(err);
     expect(await explainWriteFailure(err, [A], async () => ({ leader: '8e9e05c52164694d' }))).toBe(err);
+  });
+
+  test.each([
+    ['Error: unable to verify the first certificate'],
+    ['error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate'],
+  ])('a single endpoint whose TLS handshake failed (%s): says TLS, not "is it running"', async (last) => {
+    const err = new StoreError(
+      'UNAVAILABLE',
+      `etcd get: 14 UNAVAILABLE: No connection established. Last error: ${last}`,
+    );
+    const out = (await explainWriteFailure(err, [A], async () => Promise.reject(new Error('TLS')))) as StoreError;
+    expect(out.message).toBe(
+      `etcd at ${A}: the TLS handshake failed (check the CA that signed its certificate, and the client certificate ` +
+        `and key if it asks for one); ${err.message}`,
+    );
   });
 
   test('other failures and clusters with a quorum come back unchanged', async () => {

@@ -65,14 +65,25 @@ export function noQuorumMessage(statuses: readonly EndpointStatus[]): string | u
   );
 }
 
+/** What gRPC's error says when the connection got as far as TLS and failed there (CA, client certificate). */
+const TLS_FAILURE = /certificate|SSL routines|SSL alert|handshake/i;
+
 /**
- * The sentence for a single endpoint that did not answer Status either: the usual first-hour mistake (etcd not
- * started, or a peer URL given for the client URL), which gRPC reports only as "No connection established".
+ * The sentence for a single endpoint that did not answer Status either: the usual first-hour mistakes (etcd not
+ * started, a wrong URL, http:// to a TLS etcd, a CA or client certificate that does not fit), which gRPC reports only
+ * as "No connection established. Last error: ...". `cause` is the failed call's message: a TLS failure gets its own
+ * sentence, since "is it running?" would send the operator the wrong way.
  */
-export function unreachableMessage(statuses: readonly EndpointStatus[]): string | undefined {
+export function unreachableMessage(statuses: readonly EndpointStatus[], cause = ''): string | undefined {
   const [only] = statuses;
   if (statuses.length !== 1 || only === undefined || only.answered) return undefined;
-  return `etcd at ${only.endpoint} does not answer (is it running, and is that its client URL?)`;
+  if (TLS_FAILURE.test(cause)) {
+    return (
+      `etcd at ${only.endpoint}: the TLS handshake failed (check the CA that signed its certificate, and the ` +
+      'client certificate and key if it asks for one)'
+    );
+  }
+  return `etcd at ${only.endpoint} does not answer (is it running, and is that its client URL, https:// if it serves TLS?)`;
 }
 
 /** Codes a lost quorum shows up as. */
@@ -90,7 +101,7 @@ export async function explainWriteFailure(
 ): Promise<unknown> {
   if (!(err instanceof StoreError) || !QUORUM_SYMPTOMS.has(err.code)) return err;
   const statuses = await endpointStatuses(endpoints, probe);
-  const why = noQuorumMessage(statuses) ?? unreachableMessage(statuses);
+  const why = noQuorumMessage(statuses) ?? unreachableMessage(statuses, err.message);
   if (!why) return err;
   const out = new StoreError(err.code, `${why}; ${err.message}`, {
     cause: err,
