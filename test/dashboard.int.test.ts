@@ -127,6 +127,8 @@ describe('dashboard in chromium against etcd, NATS and two agents', () => {
   const children: Child[] = [];
   const backends = new Map<string, Child>();
   const dialogs: string[] = [];
+  let etcdArgv: string[] = [];
+  let etcd: Child | undefined;
 
   const start = (argv: string[], env?: NodeJS.ProcessEnv): Child => {
     const c = spawnChild(argv, { namespace: NS, ...(env ? { env } : {}) });
@@ -143,18 +145,16 @@ describe('dashboard in chromium against etcd, NATS and two agents', () => {
     for (const h of ['1', '11', '12', '21', '22', '23']) {
       await run(['ip', 'addr', 'add', `${SEGMENT}.${h}/32`, 'dev', 'lo'], { namespace: NS });
     }
-    start(
-      [
-        '/usr/bin/etcd',
-        ...singleMemberFlags({
-          dataDir: join(dir, 'etcd'),
-          listenClientUrl: ETCD,
-          advertiseClientUrl: ETCD,
-          peerUrl: 'http://127.0.0.1:2380',
-        }),
-      ],
-      etcdEnv(),
-    );
+    etcdArgv = [
+      '/usr/bin/etcd',
+      ...singleMemberFlags({
+        dataDir: join(dir, 'etcd'),
+        listenClientUrl: ETCD,
+        advertiseClientUrl: ETCD,
+        peerUrl: 'http://127.0.0.1:2380',
+      }),
+    ];
+    etcd = start(etcdArgv, etcdEnv());
     start(natsArgv({ address: '127.0.0.1', port: 4222 }));
     for (const i of [1, 2]) start(gobgpdArgv({ apiHosts: `127.0.0.1:5005${i}` }));
     for (const i of [1, 2, 3]) {
@@ -383,5 +383,24 @@ describe('dashboard in chromium against etcd, NATS and two agents', () => {
     } finally {
       await ro.close();
     }
+  }, 90_000);
+
+  // Last: it takes etcd away from everything above.
+  test('etcd killed: the page says etcd is unreachable since when and still shows the last state; back: the line goes', async () => {
+    const problems = page.locator('#problems');
+    await page.goto(DASHBOARD);
+    await expect.poll(() => problems.isHidden(), { timeout: 10_000 }).toBe(true);
+    await etcd?.stop('SIGKILL');
+    const killedAt = Date.now();
+    await expect
+      .poll(() => problems.textContent(), { timeout: 20_000 })
+      .toMatch(/^etcd unreachable since \S+Z \(.*\): showing the last state read \(revision \d+\)/);
+    console.log(`dashboard: etcd unreachable shown ${Date.now() - killedAt} ms after the kill`);
+    expect(await problems.isVisible()).toBe(true);
+    expect(await page.locator('tr[data-node="n1"]').count()).toBe(1);
+    etcd = start(etcdArgv, etcdEnv());
+    const restartedAt = Date.now();
+    await expect.poll(() => problems.isHidden(), { timeout: 30_000 }).toBe(true);
+    console.log(`dashboard: the line gone ${Date.now() - restartedAt} ms after etcd was started again`);
   }, 90_000);
 });

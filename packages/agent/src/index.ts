@@ -3,7 +3,7 @@ export { type Aggregator, type AggregatorOptions, createAggregator } from './agg
 export { decideAll, decideMember, decisionDelta, type HealthReports } from './aggregate/decide.js';
 export { type Bfdd, createVtyshBfdd } from './bfd/bfdd.js';
 export { type BfdController, type BfdControllerOptions, createBfdController } from './bfd/controller.js';
-export { type Clock, createManualClock, type ManualClock, systemClock } from './clock.js';
+export { type Clock, createManualClock, type ManualClock, systemClock, withTimeout } from './clock.js';
 export * as agentConfigDefaults from './config/defaults.js';
 export { type HostFacts, systemHost } from './config/host.js';
 export { loadAgentConfig, parseAgentConfigText } from './config/load.js';

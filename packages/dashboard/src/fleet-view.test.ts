@@ -1,6 +1,7 @@
 import { buildVipTable, parseFleet, vipKey } from '@l4fleet/config';
 import type { NodeView } from '@l4fleet/store';
 import { describe, expect, test } from 'vitest';
+import { ETCD_REACHABLE } from './etcd-check.js';
 import { buildFleetView } from './fleet-view.js';
 
 const fleet = parseFleet({
@@ -107,5 +108,36 @@ describe('fleet-view', () => {
     });
     expect(v.vips[0]?.checksum).toBeNull();
     expect(v.problems[0]).toMatch(/^vip 198\.51\.100\.10:80\/tcp: .*hashSeed/);
+  });
+});
+
+describe('fleet-view - etcd reachability', () => {
+  const inputs = {
+    desired: { fleet, revision: 7, generation: 'g' },
+    decided: { decided, revision: 4 },
+    nodes: [],
+    health: [],
+    leader: undefined,
+  };
+
+  test('etcd not answering: the first problem says since when, why, and which revision the page still shows', () => {
+    const since = Date.UTC(2026, 11, 4, 16, 40, 12);
+    const v = buildFleetView(inputs, { reachable: false, unreachableSinceMs: since, problem: 'etcd check: no answer' });
+    expect(v.problems[0]).toBe(
+      'etcd unreachable since 2026-12-04T16:40:12.000Z (etcd check: no answer): showing the last state read (revision 7)',
+    );
+    expect(v.etcd).toEqual({
+      reachable: false,
+      unreachableSince: '2026-12-04T16:40:12.000Z',
+      problem: 'etcd check: no answer',
+    });
+    expect(v.vips.map((x) => x.key)).toEqual([KEY]);
+  });
+
+  test('etcd answering (and by default): no such problem', () => {
+    for (const v of [buildFleetView(inputs), buildFleetView(inputs, ETCD_REACHABLE)]) {
+      expect(v.problems.filter((p) => p.startsWith('etcd'))).toEqual([]);
+      expect(v.etcd).toEqual({ reachable: true, unreachableSince: null, problem: null });
+    }
   });
 });

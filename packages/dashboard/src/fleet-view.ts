@@ -7,6 +7,7 @@
 import { buildVipTable, endpointText, type Fleet, type MemberStatus, memberKey, vipKey } from '@l4fleet/config';
 import { NO_BACKEND } from '@l4fleet/maglev';
 import type { DecidedState, DesiredState, HealthReport, NodeView, TableHistoryState } from '@l4fleet/store';
+import { ETCD_REACHABLE, type EtcdReachability } from './etcd-check.js';
 
 export interface FleetInputs {
   readonly desired: DesiredState;
@@ -81,8 +82,24 @@ export interface FleetView {
   readonly nodes: readonly NodeRow[];
   readonly vips: readonly VipRow[];
   readonly pools: readonly PoolRow[];
-  /** Problems deriving the view (e.g. a fleet without a seed yet); the rest of the view is still shown. */
+  /** Whether etcd answered its last check; while it does not, the rest of the view is the last state read. */
+  readonly etcd: {
+    readonly reachable: boolean;
+    readonly unreachableSince: string | null;
+    readonly problem: string | null;
+  };
+  /**
+   * Problems deriving the view (e.g. a fleet without a seed yet), and etcd not answering (first); the rest of the
+   * view is still shown.
+   */
   readonly problems: readonly string[];
+}
+
+/** The page's line for an etcd outage: since when, why, and that what it shows is the last state read. */
+function etcdProblem(etcd: EtcdReachability, revision: number): string | undefined {
+  if (etcd.reachable) return undefined;
+  const since = etcd.unreachableSinceMs === null ? 'now' : new Date(etcd.unreachableSinceMs).toISOString();
+  return `etcd unreachable since ${since} (${etcd.problem ?? 'no answer'}): showing the last state read (revision ${revision})`;
 }
 
 function vipRows(
@@ -117,9 +134,10 @@ function vipRows(
   });
 }
 
-export function buildFleetView(inputs: FleetInputs): FleetView {
+export function buildFleetView(inputs: FleetInputs, etcd: EtcdReachability = ETCD_REACHABLE): FleetView {
   const { desired, decided, nodes, health, leader, history } = inputs;
-  const problems: string[] = [];
+  const outage = etcdProblem(etcd, desired.revision);
+  const problems: string[] = outage === undefined ? [] : [outage];
   const vips = vipRows(desired.fleet, decided, nodes, problems, history);
   const expected = new Map(vips.map((v) => [v.key, v.checksum]));
   const nodeRows: NodeRow[] = [...nodes]
@@ -169,6 +187,11 @@ export function buildFleetView(inputs: FleetInputs): FleetView {
     nodes: nodeRows,
     vips,
     pools,
+    etcd: {
+      reachable: etcd.reachable,
+      unreachableSince: etcd.unreachableSinceMs === null ? null : new Date(etcd.unreachableSinceMs).toISOString(),
+      problem: etcd.problem,
+    },
     problems,
   };
 }

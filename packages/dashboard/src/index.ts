@@ -4,6 +4,15 @@ export { createWriteGuard, MIN_TOKEN_LENGTH, type WriteGuard } from './auth.js';
 export { type Dashboard, type DashboardOptions, NATS_RETRY_MS, startDashboard } from './dashboard.js';
 export { DashboardError, type DashboardErrorCode, HTTP_STATUS } from './errors.js';
 export {
+  checkEtcd,
+  ETCD_CHECK_INTERVAL_MS,
+  ETCD_CHECK_TIMEOUT_MS,
+  ETCD_REACHABLE,
+  type EtcdCheck,
+  type EtcdCheckOptions,
+  type EtcdReachability,
+} from './etcd-check.js';
+export {
   buildFleetView,
   type FleetInputs,
   type FleetView,

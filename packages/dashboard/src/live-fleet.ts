@@ -1,11 +1,12 @@
 /**
  * Keeps the fleet view current from etcd: one watch per input (desired, decided, nodes, health reports, leader,
- * table history),
- * each delivering its current value first, then changes. The view is rebuilt at most every REBUILD_DELAY_MS so a
+ * table history), each delivering its current value first, then changes, and a reachability check (etcd-check.ts)
+ * so an outage shows on the page instead of a silently stale view. The view is rebuilt at most every REBUILD_DELAY_MS so a
  * burst of changes (a member flip writes health from every node) costs one rebuild and one push to the pages.
  */
 import { EMPTY_FLEET, type FleetStore, type StoreError, type Watch } from '@l4fleet/store';
 import type { Logger } from 'pino';
+import { checkEtcd, type EtcdCheck, type EtcdCheckOptions } from './etcd-check.js';
 import { buildFleetView, type FleetInputs, type FleetView } from './fleet-view.js';
 
 /** Coalescing delay between an etcd change and the rebuilt view. */
@@ -21,7 +22,12 @@ export interface LiveFleet {
   close(): Promise<void>;
 }
 
-export async function watchFleet(store: FleetStore, logger: Logger): Promise<LiveFleet> {
+/** `etcdCheck`: the reachability check's clock and intervals (tests); it always runs. */
+export async function watchFleet(
+  store: FleetStore,
+  logger: Logger,
+  etcdCheck: Omit<EtcdCheckOptions, 'onChange'> = {},
+): Promise<LiveFleet> {
   const inputs: { -readonly [K in keyof FleetInputs]: FleetInputs[K] } = {
     desired: { fleet: EMPTY_FLEET, revision: 0, generation: '' },
     decided: { decided: new Map(), revision: 0 },
@@ -30,13 +36,15 @@ export async function watchFleet(store: FleetStore, logger: Logger): Promise<Liv
     leader: undefined,
     history: { history: new Map(), revision: 0 },
   };
-  let current = buildFleetView(inputs);
+  let etcd: EtcdCheck | undefined;
+  const build = () => buildFleetView(inputs, etcd?.state());
+  let current = build();
   const listeners = new Set<(view: FleetView) => void>();
   let timer: NodeJS.Timeout | undefined;
   const schedule = () => {
     timer ??= setTimeout(() => {
       timer = undefined;
-      current = buildFleetView(inputs);
+      current = build();
       for (const l of listeners) l(current);
     }, REBUILD_DELAY_MS);
   };
@@ -45,6 +53,7 @@ export async function watchFleet(store: FleetStore, logger: Logger): Promise<Liv
     logger.warn({ event: 'watchProblem', input, code: err.code, err: err.message });
   const watches: Watch[] = [];
   const close = async () => {
+    etcd?.close();
     if (timer) clearTimeout(timer);
     listeners.clear();
     await Promise.all(watches.map((w) => w.close().catch(() => undefined)));
@@ -98,7 +107,15 @@ export async function watchFleet(store: FleetStore, logger: Logger): Promise<Liv
     await close();
     throw err;
   }
-  current = buildFleetView(inputs);
+  etcd = checkEtcd(store, {
+    ...etcdCheck,
+    onChange: (state) => {
+      if (state.reachable) logger.info({ event: 'etcdAnswers' });
+      else logger.warn({ event: 'etcdUnreachable', err: state.problem });
+      schedule();
+    },
+  });
+  current = build();
   return {
     view: () => current,
     inputs: () => inputs,
