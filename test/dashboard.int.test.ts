@@ -43,6 +43,8 @@ const ETCD = 'http://127.0.0.1:2379';
 const NATS = 'nats://127.0.0.1:4222';
 const DASHBOARD = 'http://127.0.0.1:9480/';
 const READ_ONLY_DASHBOARD = 'http://127.0.0.1:9481/';
+/** A third dashboard, started while etcd is down (the last test). */
+const LATE_PORT = 9482;
 const INTERVAL_MS = 300;
 const FALL = 2;
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -386,7 +388,7 @@ describe('dashboard in chromium against etcd, NATS and two agents', () => {
   }, 90_000);
 
   // Last: it takes etcd away from everything above.
-  test('etcd killed: the page says etcd is unreachable since when and still shows the last state; back: the line goes', async () => {
+  test('etcd killed: the page says etcd is unreachable since when and still shows the last state; one started now says nothing was read; back: both show the fleet', async () => {
     const problems = page.locator('#problems');
     await page.goto(DASHBOARD);
     await expect.poll(() => problems.isHidden(), { timeout: 10_000 }).toBe(true);
@@ -398,9 +400,31 @@ describe('dashboard in chromium against etcd, NATS and two agents', () => {
     console.log(`dashboard: etcd unreachable shown ${Date.now() - killedAt} ms after the kill`);
     expect(await problems.isVisible()).toBe(true);
     expect(await page.locator('tr[data-node="n1"]').count()).toBe(1);
+    // A dashboard started during the outage serves a page that says so (it used to exit with the watch's error).
+    start([process.execPath, BIN, '--etcd', ETCD, 'dashboard', '--listen', `127.0.0.1:${LATE_PORT}`]);
+    const late = await context.newPage();
+    await eventually(
+      'the dashboard started during the outage serves its page',
+      () => late.goto(`http://127.0.0.1:${LATE_PORT}/`).then((r) => r?.status()),
+      (s) => s === 200,
+      15_000,
+      250,
+    );
+    const lateProblems = late.locator('#problems');
+    await expect
+      .poll(() => lateProblems.textContent(), { timeout: 10_000 })
+      .toMatch(/^etcd unreachable since \S+Z \(.*\): nothing read from it yet/);
     etcd = start(etcdArgv, etcdEnv());
     const restartedAt = Date.now();
     await expect.poll(() => problems.isHidden(), { timeout: 30_000 }).toBe(true);
     console.log(`dashboard: the line gone ${Date.now() - restartedAt} ms after etcd was started again`);
-  }, 90_000);
+    // The late one opens its watches once etcd answers and shows the fleet.
+    await late.locator('tr[data-node="n1"]').waitFor({ timeout: 30_000 });
+    await late.locator(`#vips tr[data-vip="${VIP}"]`).waitFor();
+    await expect.poll(() => lateProblems.isHidden(), { timeout: 10_000 }).toBe(true);
+    console.log(
+      `dashboard started during the outage: the fleet shown ${Date.now() - restartedAt} ms after etcd came back`,
+    );
+    await late.close();
+  }, 120_000);
 });

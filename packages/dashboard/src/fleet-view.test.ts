@@ -130,14 +130,40 @@ describe('fleet-view - etcd reachability', () => {
       reachable: false,
       unreachableSince: '2026-12-04T16:40:12.000Z',
       problem: 'etcd check: no answer',
+      watching: true,
     });
     expect(v.vips.map((x) => x.key)).toEqual([KEY]);
+  });
+
+  test('started during an outage: the line says nothing was read yet, also once etcd answers and until the watches open', () => {
+    const empty = {
+      desired: { fleet: { ...fleet, vips: [], pools: [] }, revision: 0, generation: '' },
+      decided: { decided: new Map(), revision: 0 },
+      nodes: [],
+      health: [],
+      leader: undefined,
+    };
+    const since = Date.UTC(2026, 11, 4, 16, 40, 12);
+    const down = buildFleetView(
+      empty,
+      { reachable: false, unreachableSinceMs: since, problem: 'etcd read leader: refused' },
+      'etcd watch desired state: 14 UNAVAILABLE',
+    );
+    expect(down.problems).toEqual([
+      'etcd unreachable since 2026-12-04T16:40:12.000Z (etcd read leader: refused): nothing read from it yet',
+    ]);
+    expect(down.etcd.watching).toBe(false);
+    const answering = buildFleetView(empty, ETCD_REACHABLE, 'etcd watch desired state: 14 UNAVAILABLE');
+    expect(answering.problems).toEqual([
+      'not watching etcd yet (etcd watch desired state: 14 UNAVAILABLE): nothing read from it yet',
+    ]);
+    expect(answering.etcd).toEqual({ reachable: true, unreachableSince: null, problem: null, watching: false });
   });
 
   test('etcd answering (and by default): no such problem', () => {
     for (const v of [buildFleetView(inputs), buildFleetView(inputs, ETCD_REACHABLE)]) {
       expect(v.problems.filter((p) => p.startsWith('etcd'))).toEqual([]);
-      expect(v.etcd).toEqual({ reachable: true, unreachableSince: null, problem: null });
+      expect(v.etcd).toEqual({ reachable: true, unreachableSince: null, problem: null, watching: true });
     }
   });
 });

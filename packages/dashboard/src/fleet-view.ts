@@ -87,6 +87,8 @@ export interface FleetView {
     readonly reachable: boolean;
     readonly unreachableSince: string | null;
     readonly problem: string | null;
+    /** Whether the watches are open; false only until the first state is read (the dashboard started in an outage). */
+    readonly watching: boolean;
   };
   /**
    * Problems deriving the view (e.g. a fleet without a seed yet), and etcd not answering (first); the rest of the
@@ -95,11 +97,18 @@ export interface FleetView {
   readonly problems: readonly string[];
 }
 
-/** The page's line for an etcd outage: since when, why, and that what it shows is the last state read. */
-function etcdProblem(etcd: EtcdReachability, revision: number): string | undefined {
-  if (etcd.reachable) return undefined;
+/**
+ * The page's line for an etcd outage: since when, why, and that what it shows is the last state read, or that
+ * nothing has been read yet (`notWatching`: why the watches are not open yet, null once they are).
+ */
+function etcdProblem(etcd: EtcdReachability, notWatching: string | null, revision: number): string | undefined {
+  if (etcd.reachable) {
+    return notWatching === null ? undefined : `not watching etcd yet (${notWatching}): nothing read from it yet`;
+  }
   const since = etcd.unreachableSinceMs === null ? 'now' : new Date(etcd.unreachableSinceMs).toISOString();
-  return `etcd unreachable since ${since} (${etcd.problem ?? 'no answer'}): showing the last state read (revision ${revision})`;
+  const shown =
+    notWatching === null ? `showing the last state read (revision ${revision})` : 'nothing read from it yet';
+  return `etcd unreachable since ${since} (${etcd.problem ?? 'no answer'}): ${shown}`;
 }
 
 function vipRows(
@@ -134,9 +143,14 @@ function vipRows(
   });
 }
 
-export function buildFleetView(inputs: FleetInputs, etcd: EtcdReachability = ETCD_REACHABLE): FleetView {
+/** `notWatching`: why the etcd watches are not open yet (live-fleet.ts retries them); null once they are. */
+export function buildFleetView(
+  inputs: FleetInputs,
+  etcd: EtcdReachability = ETCD_REACHABLE,
+  notWatching: string | null = null,
+): FleetView {
   const { desired, decided, nodes, health, leader, history } = inputs;
-  const outage = etcdProblem(etcd, desired.revision);
+  const outage = etcdProblem(etcd, notWatching, desired.revision);
   const problems: string[] = outage === undefined ? [] : [outage];
   const vips = vipRows(desired.fleet, decided, nodes, problems, history);
   const expected = new Map(vips.map((v) => [v.key, v.checksum]));
@@ -191,6 +205,7 @@ export function buildFleetView(inputs: FleetInputs, etcd: EtcdReachability = ETC
       reachable: etcd.reachable,
       unreachableSince: etcd.unreachableSinceMs === null ? null : new Date(etcd.unreachableSinceMs).toISOString(),
       problem: etcd.problem,
+      watching: notWatching === null,
     },
     problems,
   };

@@ -23,7 +23,14 @@ export {
   type VipRow,
 } from './fleet-view.js';
 export { type LabFlows, labFlowsSubject, MAX_LAB_FLOWS_BYTES, parseLabFlows } from './lab-flows.js';
-export { type LiveFleet, REBUILD_DELAY_MS, watchFleet } from './live-fleet.js';
+export {
+  type LiveFleet,
+  type LiveFleetOptions,
+  REBUILD_DELAY_MS,
+  WATCH_OPEN_TIMEOUT_MS,
+  WATCH_RETRY_MS,
+  watchFleet,
+} from './live-fleet.js';
 export {
   BACKEND_PACKETS,
   createMetricsRecorder,

@@ -1,9 +1,12 @@
 /**
  * Keeps the fleet view current from etcd: one watch per input (desired, decided, nodes, health reports, leader,
  * table history), each delivering its current value first, then changes, and a reachability check (etcd-check.ts)
- * so an outage shows on the page instead of a silently stale view. The view is rebuilt at most every REBUILD_DELAY_MS so a
- * burst of changes (a member flip writes health from every node) costs one rebuild and one push to the pages.
+ * so an outage shows on the page instead of a silently stale view. The view is rebuilt at most every
+ * REBUILD_DELAY_MS so a burst of changes (a member flip writes health from every node) costs one rebuild and one
+ * push to the pages. Started during an outage, it serves a page that says so and opens the watches when etcd
+ * answers (a dashboard started with its host, before etcd, must not exit: there is nobody to restart it).
  */
+import { type Clock, systemClock, withTimeout } from '@l4fleet/agent';
 import { EMPTY_FLEET, type FleetStore, type StoreError, type Watch } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { checkEtcd, type EtcdCheck, type EtcdCheckOptions } from './etcd-check.js';
@@ -11,6 +14,13 @@ import { buildFleetView, type FleetInputs, type FleetView } from './fleet-view.j
 
 /** Coalescing delay between an etcd change and the rebuilt view. */
 export const REBUILD_DELAY_MS = 100;
+/** Pause before opening the watches again after an attempt failed (the dashboard started during an outage). */
+export const WATCH_RETRY_MS = 2_000;
+/**
+ * One attempt's bound. The store's reads give up on a dead endpoint by themselves (each within its 2 s attempt
+ * deadline); this only keeps the retries going when a member accepts the connection and never answers.
+ */
+export const WATCH_OPEN_TIMEOUT_MS = 15_000;
 
 export interface LiveFleet {
   /** The latest view (built from the last good value of every input). */
@@ -22,13 +32,43 @@ export interface LiveFleet {
   close(): Promise<void>;
 }
 
-/** `etcdCheck`: the reachability check's clock and intervals (tests); it always runs. */
-export async function watchFleet(
+/** The reachability check's clock and intervals, and the watches' retry (tests); both always run. */
+export interface LiveFleetOptions extends Omit<EtcdCheckOptions, 'onChange'> {
+  readonly watchRetryMs?: number;
+  readonly watchOpenTimeoutMs?: number;
+}
+
+type Inputs = { -readonly [K in keyof FleetInputs]: FleetInputs[K] };
+
+const closeAll = (watches: readonly Watch[]) => Promise.all(watches.map((w) => w.close().catch(() => undefined)));
+
+/** Opens every watch, or none: on a failure the ones already open are closed and the error is thrown. */
+async function openWatches(
   store: FleetStore,
-  logger: Logger,
-  etcdCheck: Omit<EtcdCheckOptions, 'onChange'> = {},
-): Promise<LiveFleet> {
-  const inputs: { -readonly [K in keyof FleetInputs]: FleetInputs[K] } = {
+  set: <K extends keyof Inputs>(input: K) => (value: Inputs[K]) => void,
+  onError: (input: string) => (err: StoreError) => void,
+): Promise<Watch[]> {
+  const watches: Watch[] = [];
+  try {
+    watches.push(await store.watchDesired({ onUpdate: set('desired'), onError: onError('desired') }));
+    watches.push(await store.watchDecided({ onUpdate: set('decided'), onError: onError('decided') }));
+    watches.push(await store.watchNodes({ onUpdate: set('nodes'), onError: onError('nodes') }));
+    watches.push(await store.watchHealthReports({ onUpdate: set('health'), onError: onError('health') }));
+    watches.push(await store.watchTableHistory({ onUpdate: set('history'), onError: onError('history') }));
+    watches.push(await store.observeLeader({ onUpdate: set('leader'), onError: onError('leader') }));
+  } catch (err) {
+    await closeAll(watches);
+    throw err;
+  }
+  return watches;
+}
+
+export async function watchFleet(store: FleetStore, logger: Logger, opts: LiveFleetOptions = {}): Promise<LiveFleet> {
+  const { watchRetryMs, watchOpenTimeoutMs, ...checkOpts } = opts;
+  const clock: Clock = opts.clock ?? systemClock;
+  const retryMs = watchRetryMs ?? WATCH_RETRY_MS;
+  const openTimeoutMs = watchOpenTimeoutMs ?? WATCH_OPEN_TIMEOUT_MS;
+  const inputs: Inputs = {
     desired: { fleet: EMPTY_FLEET, revision: 0, generation: '' },
     decided: { decided: new Map(), revision: 0 },
     nodes: [],
@@ -37,84 +77,65 @@ export async function watchFleet(
     history: { history: new Map(), revision: 0 },
   };
   let etcd: EtcdCheck | undefined;
-  const build = () => buildFleetView(inputs, etcd?.state());
+  /** Why the watches are not open yet; null once they are. */
+  let notWatching: string | null = 'not opened yet';
+  let failedAttempts = 0;
+  const build = () => buildFleetView(inputs, etcd?.state(), notWatching);
   let current = build();
   const listeners = new Set<(view: FleetView) => void>();
-  let timer: NodeJS.Timeout | undefined;
+  let timer: unknown;
   const schedule = () => {
-    timer ??= setTimeout(() => {
+    timer ??= clock.setTimeout(() => {
       timer = undefined;
       current = build();
       for (const l of listeners) l(current);
     }, REBUILD_DELAY_MS);
   };
+  const set =
+    <K extends keyof Inputs>(input: K) =>
+    (value: Inputs[K]) => {
+      inputs[input] = value;
+      schedule();
+    };
   // Invalid stored state is reported, not delivered: the page keeps the last good view (the agents do the same).
   const onError = (input: string) => (err: StoreError) =>
     logger.warn({ event: 'watchProblem', input, code: err.code, err: err.message });
   const watches: Watch[] = [];
-  const close = async () => {
-    etcd?.close();
-    if (timer) clearTimeout(timer);
-    listeners.clear();
-    await Promise.all(watches.map((w) => w.close().catch(() => undefined)));
+  let closed = false;
+  let retry: unknown;
+
+  /** One attempt; on failure the next is scheduled, so there is one chain of attempts, ended by close(). */
+  const open = async (): Promise<void> => {
+    const attempt = openWatches(store, set, onError);
+    try {
+      const opened = await withTimeout(clock, attempt, openTimeoutMs, 'open the etcd watches');
+      if (closed) {
+        await closeAll(opened);
+        return;
+      }
+      watches.push(...opened);
+      if (failedAttempts > 0) logger.info({ event: 'etcdWatching', failedAttempts });
+      notWatching = null;
+    } catch (err) {
+      void attempt.then(closeAll, () => undefined); // a late success after the timeout: close what it opened
+      const problem = err instanceof Error ? err.message : String(err);
+      if (problem !== notWatching) logger.warn({ event: 'etcdWatchFailed', err: problem, retryMs });
+      notWatching = problem;
+      failedAttempts += 1;
+      if (!closed) retry = clock.setTimeout(() => void open(), retryMs);
+    }
+    schedule();
   };
-  try {
-    watches.push(
-      await store.watchDesired({
-        onUpdate: (v) => {
-          inputs.desired = v;
-          schedule();
-        },
-        onError: onError('desired'),
-      }),
-      await store.watchDecided({
-        onUpdate: (v) => {
-          inputs.decided = v;
-          schedule();
-        },
-        onError: onError('decided'),
-      }),
-      await store.watchNodes({
-        onUpdate: (v) => {
-          inputs.nodes = v;
-          schedule();
-        },
-        onError: onError('nodes'),
-      }),
-      await store.watchHealthReports({
-        onUpdate: (v) => {
-          inputs.health = v;
-          schedule();
-        },
-        onError: onError('health'),
-      }),
-      await store.watchTableHistory({
-        onUpdate: (v) => {
-          inputs.history = v;
-          schedule();
-        },
-        onError: onError('history'),
-      }),
-      await store.observeLeader({
-        onUpdate: (v) => {
-          inputs.leader = v;
-          schedule();
-        },
-        onError: onError('leader'),
-      }),
-    );
-  } catch (err) {
-    await close();
-    throw err;
-  }
+
   etcd = checkEtcd(store, {
-    ...etcdCheck,
+    ...checkOpts,
     onChange: (state) => {
       if (state.reachable) logger.info({ event: 'etcdAnswers' });
       else logger.warn({ event: 'etcdUnreachable', err: state.problem });
       schedule();
     },
   });
+  await open();
   current = build();
   return {
     view: () => current,
@@ -123,6 +144,13 @@ export async function watchFleet(
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    close,
+    async close() {
+      closed = true;
+      etcd?.close();
+      clock.clearTimeout(retry);
+      clock.clearTimeout(timer);
+      listeners.clear();
+      await closeAll(watches);
+    },
   };
 }

@@ -1,0 +1,126 @@
+/** The live view over a store that is down, hung or up at the dashboard's start (manual clock). */
+import { createManualClock } from '@l4fleet/agent';
+import { parseFleet } from '@l4fleet/config';
+import { type DesiredState, MemoryFleetStore, StoreError, type Watch, type WatchListener } from '@l4fleet/store';
+import pino from 'pino';
+import { describe, expect, test } from 'vitest';
+import { type LiveFleet, watchFleet } from './live-fleet.js';
+
+const logger = pino({ level: 'silent' });
+const VIP = '198.51.100.10:80/tcp';
+
+/** The memory store, as etcd would look down (refusing), hung (accepting, never answering) or up. */
+class OutageStore extends MemoryFleetStore {
+  mode: 'down' | 'hung' | 'up' = 'down';
+  watchAttempts = 0;
+  openWatches = 0;
+  /** Answers the hung attempts (in the order they were made). */
+  readonly hung: (() => void)[] = [];
+
+  override async watchDesired(listener: WatchListener<DesiredState>): Promise<Watch> {
+    this.watchAttempts += 1;
+    if (this.mode === 'down') throw new StoreError('UNAVAILABLE', 'etcd watch desired state: 14 UNAVAILABLE: refused');
+    if (this.mode === 'hung') await new Promise<void>((resolve) => this.hung.push(resolve));
+    const w = await super.watchDesired(listener);
+    this.openWatches += 1;
+    return {
+      close: async () => {
+        this.openWatches -= 1;
+        await w.close();
+      },
+    };
+  }
+
+  override async getLeader(): Promise<string | undefined> {
+    if (this.mode === 'down') throw new StoreError('UNAVAILABLE', 'etcd read leader: refused');
+    if (this.mode === 'hung') return new Promise(() => undefined);
+    return super.getLeader();
+  }
+}
+
+async function outageStore(): Promise<OutageStore> {
+  const store = new OutageStore();
+  await store.apply(
+    parseFleet({
+      hashSeed: 5,
+      pools: [{ name: 'web', members: [{ name: 'a', address: '198.18.0.21', port: 80 }] }],
+      vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
+    }),
+  );
+  return store;
+}
+
+describe('live fleet - started while etcd is down', () => {
+  test('serves a view that says nothing was read, retries every 2 s in one chain, fills in when etcd answers', async () => {
+    const clock = createManualClock(Date.UTC(2026, 11, 4, 18, 0, 0));
+    const store = await outageStore();
+    let fleet: LiveFleet | undefined;
+    try {
+      fleet = await watchFleet(store, logger, { clock, intervalMs: 2_000, timeoutMs: 4_500, watchRetryMs: 2_000 });
+      await clock.advance(100);
+      expect(fleet.view().problems).toEqual([
+        'etcd unreachable since 2026-12-04T18:00:00.000Z (etcd read leader: refused): nothing read from it yet',
+      ]);
+      expect(fleet.view().etcd).toMatchObject({ reachable: false, watching: false });
+      expect(fleet.view().vips).toEqual([]);
+      await clock.advance(10_000);
+      expect(store.watchAttempts).toBe(6); // at 0, 2, 4, 6, 8, 10 s: one chain, not one per check
+      expect(store.openWatches).toBe(0);
+
+      store.mode = 'up';
+      await clock.advance(2_000 + 100);
+      expect(store.openWatches).toBe(1);
+      expect(fleet.view().problems).toEqual([]);
+      expect(fleet.view().etcd).toMatchObject({ reachable: true, watching: true });
+      expect(fleet.view().vips.map((v) => v.key)).toEqual([VIP]);
+      await clock.advance(10_000);
+      expect(store.watchAttempts).toBe(7); // open: no more attempts
+    } finally {
+      await fleet?.close();
+    }
+    expect(store.openWatches).toBe(0);
+    expect(clock.pending).toBe(0);
+  });
+
+  test('an attempt that hangs is given up after its bound and retried; what it opens late is closed', async () => {
+    const clock = createManualClock();
+    const store = await outageStore();
+    store.mode = 'hung';
+    const opening = watchFleet(store, logger, {
+      clock,
+      intervalMs: 2_000,
+      timeoutMs: 4_500,
+      watchRetryMs: 2_000,
+      watchOpenTimeoutMs: 15_000,
+    });
+    await clock.advance(15_000);
+    const fleet = await opening;
+    try {
+      expect(fleet.view().etcd.watching).toBe(false);
+      expect(fleet.view().problems[0]).toMatch(/^etcd unreachable since .*: nothing read from it yet$/);
+      store.mode = 'up';
+      await clock.advance(2_000 + 100);
+      expect(fleet.view().etcd.watching).toBe(true);
+      expect(store.openWatches).toBe(1);
+      for (const answer of store.hung) answer(); // the first attempt's watch opens now, long after it was given up
+      await clock.advance(100);
+      expect(store.openWatches).toBe(1);
+      expect(fleet.view().vips.map((v) => v.key)).toEqual([VIP]);
+    } finally {
+      await fleet.close();
+    }
+    expect(store.openWatches).toBe(0);
+  });
+
+  test('close() during the outage stops the retries', async () => {
+    const clock = createManualClock();
+    const store = await outageStore();
+    const fleet = await watchFleet(store, logger, { clock, watchRetryMs: 2_000 });
+    await clock.advance(4_000);
+    const attempts = store.watchAttempts;
+    await fleet.close();
+    await clock.advance(20_000);
+    expect(store.watchAttempts).toBe(attempts);
+    expect(clock.pending).toBe(0);
+  });
+});
