@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Installs l4fleet on this machine from a built checkout (`npm ci && npm run build`; with clang installed, the build
-# includes the bpf data plane): a balancer node (the agent and its gobgpd sidecar) or an encapsulating backend host.
+# includes the bpf data plane): a balancer node (the agent and its gobgpd sidecar), an encapsulating backend host or
+# a management host (the dashboard).
 #   /opt/l4fleet            the runtime files (scripts/stage-runtime.sh) and bin/node, this machine's Node (>= 20;
 #                           Debian 12's own is 18)
 #   /usr/local/bin/l4fleet  the command
-#   /etc/systemd/system/    l4fleet-agent.service, l4fleet-gobgpd.service, l4fleet-backend.service (deploy/systemd)
-#   /etc/l4fleet/           agent.yaml and backend.env from deploy/examples, only where none exists (never replaced)
+#   /etc/systemd/system/    l4fleet-agent.service, l4fleet-gobgpd.service, l4fleet-backend.service,
+#                           l4fleet-dashboard.service (deploy/systemd)
+#   /etc/l4fleet/           agent.yaml, backend.env and dashboard.env (mode 0600) from deploy/examples, only where
+#                           none exists (never replaced)
 # and the Debian packages they run with, only those missing (gobgpd, nftables, iproute2, frr for bfdd and vtysh,
-# libbpf1, bpftool). Nothing is enabled or started: write /etc/l4fleet/agent.yaml or backend.env first
-# (docs/operator-guide.md section 3, docs/backend-host.md), then `systemctl enable --now l4fleet-gobgpd l4fleet-agent`
-# or `l4fleet-backend`. Run again to upgrade: /opt/l4fleet is replaced whole; restart the services after.
+# libbpf1, bpftool). Nothing is enabled or started: write /etc/l4fleet/agent.yaml, backend.env or dashboard.env
+# first (docs/operator-guide.md sections 3 and 7, docs/backend-host.md), then `systemctl enable --now l4fleet-gobgpd
+# l4fleet-agent`, `l4fleet-backend` or `l4fleet-dashboard`. Run again to upgrade: /opt/l4fleet is replaced whole;
+# restart the services after.
 # Usage (root): scripts/install.sh [--root DIR] [--no-apt]
 #   --root DIR  install under DIR instead of / (a package or image build): no apt-get, no systemctl
 #   --no-apt    do not install Debian packages
@@ -61,9 +65,10 @@ WRAPPER
 for unit in deploy/systemd/*.service; do
   install -D -m 0644 "$unit" "${root%/}/etc/systemd/system/$(basename "$unit")"
 done
-for example in agent.yaml backend.env; do
-  target="${root%/}/etc/l4fleet/$example"
-  [ -e "$target" ] || install -D -m 0640 "deploy/examples/$example" "$target"
+# dashboard.env holds the dashboard's write token: root's alone.
+for example in agent.yaml:0640 backend.env:0640 dashboard.env:0600; do
+  target="${root%/}/etc/l4fleet/${example%%:*}"
+  [ -e "$target" ] || install -D -m "${example##*:}" "deploy/examples/${example%%:*}" "$target"
 done
 
 if [ "$root" = / ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi

@@ -14,6 +14,7 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,7 +26,12 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 const ROOT = join(import.meta.dirname, '..');
 /** What the units may start from Debian's packages rather than the installed tree. */
 const DEBIAN_PROGRAMS = ['/usr/bin/gobgpd'];
-const UNITS = ['l4fleet-agent.service', 'l4fleet-gobgpd.service', 'l4fleet-backend.service'];
+const UNITS = [
+  'l4fleet-agent.service',
+  'l4fleet-gobgpd.service',
+  'l4fleet-backend.service',
+  'l4fleet-dashboard.service',
+];
 
 /** Every symbolic link under `dir` whose target is absolute (it would point outside the installed tree). */
 function absoluteLinks(dir: string, found: string[] = []): string[] {
@@ -61,10 +67,14 @@ describe('scripts/install.sh', () => {
       'exec /opt/l4fleet/bin/node /opt/l4fleet/packages/cli/dist/bin.js "$@"',
     );
     for (const u of UNITS) expect(existsSync(join(dest, 'etc/systemd/system', u)), u).toBe(true);
-    for (const e of ['agent.yaml', 'backend.env']) {
-      expect(readFileSync(join(dest, 'etc/l4fleet', e), 'utf8')).toBe(
-        readFileSync(join(ROOT, 'deploy/examples', e), 'utf8'),
-      );
+    for (const [e, mode] of [
+      ['agent.yaml', 0o640],
+      ['backend.env', 0o640],
+      ['dashboard.env', 0o600], // it holds the dashboard's write token
+    ] as const) {
+      const installed = join(dest, 'etc/l4fleet', e);
+      expect(readFileSync(installed, 'utf8')).toBe(readFileSync(join(ROOT, 'deploy/examples', e), 'utf8'));
+      expect(statSync(installed).mode & 0o777, e).toBe(mode);
     }
     // No sources or test tooling: what runs, only.
     expect(existsSync(join(opt(), 'packages/agent/src'))).toBe(false);

@@ -4,14 +4,17 @@
  * the global config of deploy/examples/agent.yaml's node (listen on port 179 at the node's address, so the router
  * can dial it) and listens there. The agent's unit reaches a bfdd run as FRR runs it (user frr, vty socket of group
  * frrvty) with vtysh, as the agent does with bfd.enabled. The agent's data planes under its unit are test/agent-bpf's
- * and test/agent-unit-caps'; the backend's unit is test/backend-host's. Root only, else skipped; under the ns lock.
+ * and test/agent-unit-caps'; the backend's unit is test/backend-host's. The dashboard's unit runs with
+ * deploy/examples/dashboard.env, started before etcd as at boot. Root only, else skipped; under the ns lock.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { frrDaemonArgv, prepareBfddDir } from '@l4fleet/daemons';
+import { etcdEnv, frrDaemonArgv, prepareBfddDir, singleMemberFlags } from '@l4fleet/daemons';
+import { type Child, spawnChild } from '@l4fleet/process';
+import { eventually } from '@l4fleet/test-support/eventually';
 import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
-import { expandCommand, setprivAsUnit, unitFile, unitValue } from '@l4fleet/test-support/systemd';
+import { environmentFile, expandCommand, setprivAsUnit, unitFile, unitValue } from '@l4fleet/test-support/systemd';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
 
@@ -88,4 +91,110 @@ describe.skipIf(process.getuid?.() !== 0)('systemd units - l4fleet-gobgpd.servic
       rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
+});
+
+/** systemd's environment for a service: its default PATH and the EnvironmentFile's variables, nothing inherited. */
+const SERVICE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const BIN = join(ROOT, 'packages', 'cli', 'bin', 'l4fleet.js');
+
+interface DashboardState {
+  readonly writes: boolean;
+  readonly view: {
+    readonly problems: string[];
+    readonly vips: { key: string }[];
+    readonly etcd: { watching: boolean };
+  };
+}
+
+describe.skipIf(process.getuid?.() !== 0)('systemd units - l4fleet-dashboard.service', () => {
+  let lab: NetnsLab;
+  let host: NetnsHost;
+  const env = environmentFile(readFileSync(join(ROOT, 'deploy/examples/dashboard.env'), 'utf8'));
+  const listen = /--listen (\S+)/.exec(env.get('L4FLEET_DASHBOARD_FLAGS') ?? '')?.[1] ?? '';
+  const etcdUrl = (env.get('L4FLEET_ETCD') ?? '').split(',')[0] ?? '';
+
+  beforeAll(async () => {
+    lab = await createNetnsLab('l4sd');
+    host = await lab.host('mgmt');
+    await host.addr('lo', `${new URL(etcdUrl).hostname}/32`);
+  });
+
+  afterAll(async () => {
+    await lab?.cleanup();
+  });
+
+  /** GET /api/state from inside the namespace. */
+  const state = async (): Promise<DashboardState> => {
+    const script = `fetch('http://${listen}/api/state').then((r) => r.text()).then((t) => process.stdout.write(t))`;
+    return JSON.parse((await host.run([process.execPath, '-e', script])).stdout) as DashboardState;
+  };
+
+  test('started before etcd with the example file and no capabilities: serves, says nothing was read, shows the fleet once etcd answers', async () => {
+    expect(listen).toMatch(/^198\.19\.0\.2:9470$/);
+    const unit = unitFile('l4fleet-dashboard.service');
+    const argv = expandCommand(unitValue(unit, 'ExecStart'), env);
+    expect(argv.slice(0, 3)).toEqual(['/opt/l4fleet/bin/node', '/opt/l4fleet/packages/cli/dist/bin.js', 'dashboard']);
+    // This checkout's node and CLI stand in for /opt/l4fleet's (scripts/install.sh copies exactly these).
+    const command = [
+      ...setprivAsUnit(unit),
+      process.execPath,
+      join(ROOT, 'packages/cli/dist/bin.js'),
+      ...argv.slice(2),
+    ];
+    const dir = mkdtempSync(join(tmpdir(), 'l4fleet-unit-dash-'));
+    const children: Child[] = [];
+    try {
+      const dashboard = spawnChild(command, {
+        namespace: host.ns,
+        env: { PATH: SERVICE_PATH, ...Object.fromEntries(env) },
+      });
+      children.push(dashboard);
+      const down = await eventually(
+        'the dashboard serves while etcd is down',
+        () => state().catch(() => undefined),
+        (s) => s?.view.problems[0]?.endsWith('nothing read from it yet') === true,
+        20_000,
+        250,
+      ).catch((err: unknown) => {
+        throw new Error(`${String(err)}\n${dashboard.log()}`);
+      });
+      expect(down?.writes).toBe(false); // the example's token is empty: read-only
+      expect(down?.view.etcd.watching).toBe(false);
+      // No capability at all (root for the key files only), as CapabilityBoundingSet= gives it.
+      const status = readFileSync(`/proc/${dashboard.process.pid}/status`, 'utf8');
+      expect(/^CapEff:\s+(\S+)$/m.exec(status)?.[1]).toBe('0000000000000000');
+      expect(/^CapBnd:\s+(\S+)$/m.exec(status)?.[1]).toBe('0000000000000000');
+
+      const peerUrl = `http://${new URL(etcdUrl).hostname}:2380`;
+      const flags = singleMemberFlags({
+        dataDir: join(dir, 'etcd'),
+        listenClientUrl: etcdUrl,
+        advertiseClientUrl: etcdUrl,
+        peerUrl,
+      });
+      children.push(spawnChild(['/usr/bin/etcd', ...flags], { namespace: host.ns, env: etcdEnv() }));
+      const apply = [process.execPath, BIN, '--etcd', etcdUrl, 'apply', '--new-fleet', '-f'];
+      apply.push(join(ROOT, 'deploy/examples/lab-fleet.yaml'));
+      await eventually(
+        'etcd answers, fleet applied',
+        () => host.run(apply, { allowFailure: true }),
+        (r) => r.code === 0,
+        30_000,
+        250,
+      );
+      const up = await eventually(
+        'the dashboard shows the fleet',
+        state,
+        (s) => s.view.etcd.watching && s.view.vips.length > 0 && s.view.problems.length === 0,
+        30_000,
+        250,
+      );
+      expect(up.view.vips.map((v) => v.key)).toContain('198.51.100.10:80/tcp');
+      await dashboard.stop('SIGTERM', 5_000);
+      expect(dashboard.process.exitCode).toBe(0);
+    } finally {
+      for (const c of children.reverse()) await c.stop('SIGTERM', 5_000).catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -48,7 +48,7 @@ function capSet(unit: string, key: string): string {
  * setpriv arguments that start a command as the unit would, from root: with DynamicUser=yes as an unprivileged user
  * (nobody stands in for the dynamic one) keeping only the unit's AmbientCapabilities (ambient, inheritable and
  * bounding sets, so they survive the change of user); else as root limited to its CapabilityBoundingSet (for root,
- * exec keeps only the bounding set) with its SupplementaryGroups.
+ * exec keeps only the bounding set; an empty one leaves none) with its SupplementaryGroups.
  */
 export function setprivAsUnit(unit: string): string[] {
   if (/^DynamicUser=yes$/m.test(unit)) {
@@ -56,8 +56,8 @@ export function setprivAsUnit(unit: string): string[] {
     const user = ['--reuid=65534', '--regid=65534', '--clear-groups'];
     return ['setpriv', ...user, `--inh-caps=${caps}`, `--ambient-caps=${caps}`, `--bounding-set=${caps}`];
   }
-  if (!/^CapabilityBoundingSet=\S/m.test(unit))
-    throw new Error('the unit runs as root without a CapabilityBoundingSet');
+  // An empty `CapabilityBoundingSet=` is systemd's "no capabilities at all"; a missing one is "every capability".
+  if (!/^CapabilityBoundingSet=/m.test(unit)) throw new Error('the unit runs as root without a CapabilityBoundingSet');
   const groups = (/^SupplementaryGroups=(.*)$/m.exec(unit)?.[1] ?? '')
     .trim()
     .split(/\s+/)
