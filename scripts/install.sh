@@ -10,10 +10,10 @@
 #   /etc/l4fleet/           agent.yaml, backend.env and dashboard.env (mode 0600) from deploy/examples, only where
 #                           none exists (never replaced)
 # and the Debian packages they run with, only those missing (gobgpd, nftables, iproute2, frr for bfdd and vtysh,
-# libbpf1, bpftool). Nothing is enabled or started: write /etc/l4fleet/agent.yaml, backend.env or dashboard.env
-# first (docs/operator-guide.md sections 3 and 7, docs/backend-host.md), then `systemctl enable --now l4fleet-gobgpd
-# l4fleet-agent`, `l4fleet-backend` or `l4fleet-dashboard`. Run again to upgrade: /opt/l4fleet is replaced whole;
-# restart the services after.
+# libbpf1, bpftool; procps for the agent unit's reload). Nothing is enabled or started: write
+# /etc/l4fleet/agent.yaml, backend.env or dashboard.env first (docs/operator-guide.md sections 3 and 7,
+# docs/backend-host.md), then `systemctl enable --now l4fleet-gobgpd l4fleet-agent`, `l4fleet-backend` or
+# `l4fleet-dashboard`. Run again to upgrade: /opt/l4fleet is replaced whole; restart the services after.
 # Usage (root): scripts/install.sh [--root DIR] [--no-apt]
 #   --root DIR  install under DIR instead of / (a package or image build): no apt-get, no systemctl
 #   --no-apt    do not install Debian packages
@@ -34,7 +34,7 @@ major=$("$node_bin" -p 'process.versions.node.split(".")[0]')
 [ "$major" -ge 20 ] || { echo "install: $node_bin is Node $major; l4fleet needs Node >= 20" >&2; exit 1; }
 
 if [ "$apt" = 1 ]; then
-  pkgs=(gobgpd nftables iproute2 frr libbpf1 bpftool)
+  pkgs=(gobgpd nftables iproute2 frr libbpf1 bpftool procps)
   missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -37,6 +37,12 @@ const INTERVAL_MS = 500;
 const FALL = 2;
 const OUTAGE_MS = Number(process.env.L4FLEET_ETCD_OUTAGE_MS ?? 60_000);
 
+/** What `gobgp neighbor -j` says of a peer (the fields read here). */
+interface Neighbor {
+  readonly conf: { readonly neighbor_address: string };
+  readonly timers?: { readonly state?: { readonly uptime?: { readonly seconds?: number } } };
+}
+
 interface TestNode {
   name: string;
   address: string;
@@ -79,6 +85,8 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
   const events: AgentEvent[] = [];
   let routerAddress = '';
   let n4 = { name: 'n4', address: '', password: '' };
+  /** A second router for n4's reload test: configured, never answering. */
+  let n4ExtraPeer = '';
 
   const hops = async () => (await router.kernelRoute(VIP_PREFIX))?.nexthops.join(',') ?? '';
   const allHops = () =>
@@ -140,6 +148,7 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
     ];
     // n4 runs as the real `l4fleet agent` process (the lab's way) in the last test.
     n4 = { name: 'n4', address: addr(5), password: 'pw-n4' };
+    n4ExtraPeer = addr(6);
     router = await startFrr({
       asn: ROUTER_ASN,
       routerId: routerAddress,
@@ -382,23 +391,20 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
     OUTAGE_MS + 90_000,
   );
 
-  test('the l4fleet agent process: announces, and on SIGTERM drains, withdraws and exits 0', async () => {
+  test('the l4fleet agent process: announces; SIGHUP adds a peer live and refuses what needs a restart; SIGTERM drains, withdraws and exits 0', async () => {
     await eventually('ECMP over 3 nodes', hops, (h) => h === allHops(), 30_000);
     const gobgpd = await startGobgpd({ name: 'agent-n4' });
     const dir = await mkdtemp(join(tmpdir(), 'l4fleet-agent-n4-'));
     const metricsPort = await freePort();
     const file = join(dir, 'agent.yaml');
-    await writeFile(
-      file,
-      stringify(
-        agentFile(n4, gobgpd.apiAddress, 500, {
-          etcd: { endpoints: etcd.endpoints },
-          metrics: { listen: `127.0.0.1:${metricsPort}` },
-          state: { dir },
-          drain: { forwardAfterWithdrawMs: 500 },
-        }),
-      ),
-    );
+    const n4File = () =>
+      agentFile(n4, gobgpd.apiAddress, 500, {
+        etcd: { endpoints: etcd.endpoints },
+        metrics: { listen: `127.0.0.1:${metricsPort}` },
+        state: { dir },
+        drain: { forwardAfterWithdrawMs: 500 },
+      });
+    await writeFile(file, stringify(n4File()));
     const bin = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
     const child = spawn(process.execPath, [bin, 'agent', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
@@ -411,6 +417,52 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
         throw new Error(`${String(err)}\nagent log:\n${log}`);
       });
       expect((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status).toBe(200);
+
+      // SIGHUP (systemctl reload): a peer added reaches gobgpd; the router's session is not reset, the route stays.
+      const neighbors = async () => (await gobgpd.cliJson<Neighbor[]>('neighbor')) ?? ([] as Neighbor[]);
+      const routerUptime = async () =>
+        (await neighbors()).find((n) => n.conf.neighbor_address === routerAddress)?.timers?.state?.uptime?.seconds;
+      const uptimeBefore = await routerUptime();
+      expect(uptimeBefore).toBeDefined();
+      const extraPeer = { address: n4ExtraPeer, asn: ROUTER_ASN + 10, password: 'pw-extra', localAddress: n4.address };
+      const fileWith = (bgp: Record<string, unknown>) => {
+        const base = n4File();
+        return stringify({ ...base, bgp: { ...(base.bgp as Record<string, unknown>), ...bgp } });
+      };
+      const peersNow = (n4File().bgp as { peers: unknown[] }).peers;
+      await writeFile(file, fileWith({ peers: [...peersNow, extraPeer] }));
+      child.kill('SIGHUP');
+      await eventually('the added peer in gobgpd', neighbors, (ns) =>
+        ns.some((n) => n.conf.neighbor_address === n4ExtraPeer),
+      );
+      expect(log).toMatch(/"event":"configReloaded","changed":\["bgp.peers"/);
+      expect(await routerUptime()).toBe(uptimeBefore);
+      expect(await hops()).toBe(four);
+      // A field only a restart applies: refused whole, named; gobgpd keeps both peers.
+      await writeFile(file, fileWith({ asn: NODE_ASN + 1, peers: [...peersNow] }));
+      child.kill('SIGHUP');
+      await eventually(
+        'the refusal logged',
+        () => log,
+        (l) => /"event":"configReloadRefused"/.test(l),
+      );
+      expect(log).toMatch(/reload refused, nothing changed: bgp\.asn changed, which only a restart applies/);
+      // An invalid file: refused with the field and the value.
+      await writeFile(file, fileWith({ peers: [{ ...extraPeer, asn: 0 }] }));
+      child.kill('SIGHUP');
+      await eventually(
+        'the invalid file refused',
+        () => log,
+        (l) => /bgp\.peers\[0\]\.asn/.test(l),
+      );
+      expect((await neighbors()).map((n) => n.conf.neighbor_address).sort()).toEqual(
+        [routerAddress, n4ExtraPeer].sort(),
+      );
+      expect(await routerUptime()).toBe(uptimeBefore);
+      const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      expect(scraped).toMatch(/l4fleet_config_reloads_total\{[^}]*result="applied"[^}]*\} 1/);
+      expect(scraped).toMatch(/l4fleet_config_reloads_total\{[^}]*result="refused"[^}]*\} 2/);
+
       const stopped = Date.now();
       child.kill('SIGTERM');
       await eventually('n4 withdrawn', hops, (h) => h === allHops(), 10_000);

@@ -24,8 +24,8 @@ import { unitValue } from '@l4fleet/test-support/systemd';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const ROOT = join(import.meta.dirname, '..');
-/** What the units may start from Debian's packages rather than the installed tree. */
-const DEBIAN_PROGRAMS = ['/usr/bin/gobgpd'];
+/** What the units may start from Debian's packages rather than the installed tree (kill: procps, the reload). */
+const DEBIAN_PROGRAMS = ['/usr/bin/gobgpd', '/bin/kill'];
 const UNITS = [
   'l4fleet-agent.service',
   'l4fleet-gobgpd.service',
@@ -101,7 +101,7 @@ describe('scripts/install.sh', () => {
       for (const key of ['ExecStartPre', 'ExecStart', 'ExecReload', 'ExecStop']) {
         if (!new RegExp(`^${key}=`, 'm').test(unit)) continue;
         const [program, script] = unitValue(unit, key).split(/\s+/);
-        // Node is the installed one (Debian 12's /usr/bin/node is 18); gobgpd is Debian's.
+        // Node is the installed one (Debian 12's /usr/bin/node is 18); gobgpd and kill are Debian's.
         expect(
           [DEBIAN_PROGRAMS.includes(program ?? ''), program?.startsWith('/opt/l4fleet/')],
           `${u} ${key}`,

@@ -6,6 +6,7 @@ import type { BfdSessionState, FleetStore, NodeStatusReport } from '@l4fleet/sto
 import type { Logger } from 'pino';
 import type { Bfdd } from './bfd/bfdd.js';
 import type { Clock } from './clock.js';
+import type { ReloadPlan } from './config/reload.js';
 import type { AgentConfig } from './config/types.js';
 import type { RejectedRecords } from './etcd/rejected-records.js';
 import type { NatsLink } from './events/nats-link.js';
@@ -77,6 +78,12 @@ export interface Agent {
   close(): Promise<void>;
   /** Asks for a reconcile pass and waits for it (tests, after injecting a change). */
   reconcile(): Promise<void>;
+  /**
+   * SIGHUP: agent.yaml read again (`load`), what changed applied when a reload can (bgp.peers: config/reload.ts),
+   * or the whole reload refused with nothing changed (AgentError RELOAD_REFUSED naming each field, or load's
+   * error); logged and counted either way (l4fleet_config_reloads_total{result}).
+   */
+  reload(load: () => Promise<AgentConfig>): Promise<ReloadPlan>;
   status(): AgentStatus;
   readonly metrics: AgentMetrics;
   readonly events: EventPublisher;

@@ -10,6 +10,7 @@ import { createVtyshBfdd } from './bfd/bfdd.js';
 import { createBfdController } from './bfd/controller.js';
 import { createBgpSessions } from './bgp/sessions.js';
 import { sleep, systemClock } from './clock.js';
+import { createReloader } from './config/reloader.js';
 import { createEtcdConnection } from './etcd/connection.js';
 import { createFailStatic, etcdProbeTimeoutMs } from './etcd/fail-static.js';
 import { createRejectedRecords, isRejectedRecord } from './etcd/rejected-records.js';
@@ -138,6 +139,7 @@ export function createAgent(deps: AgentDeps): Agent {
     onChange: () => reports.status(),
   });
   const bfdStates = () => (config.bfd.enabled ? { bfd: bfd.states() } : {});
+  const reloader = createReloader({ config, bgp, metrics, logger: log });
   const statusRecord = (): AgentStatusReport => {
     const s = reconciler.served;
     const r = rejected.summary;
@@ -307,6 +309,7 @@ export function createAgent(deps: AgentDeps): Agent {
       log.info({ event: 'agentStopped' });
     },
     reconcile: () => reconciler.request(),
+    reload: (load) => reloader.reload(load),
     status() {
       const s = reconciler.served;
       const r = rejected.summary;

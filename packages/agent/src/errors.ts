@@ -10,6 +10,7 @@ export type AgentErrorCode =
   | 'STATE_STALE'
   | 'STATE_SAVE_FAILED'
   | 'METRICS_LISTEN_FAILED'
+  | 'RELOAD_REFUSED'
   | 'STARTUP_FAILED'
   | 'TIMEOUT'
   | 'CLOSED';

@@ -10,6 +10,7 @@ export { loadAgentConfig, parseAgentConfigText } from './config/load.js';
 export { applyOverrides, type ConfigOverrides } from './config/overrides.js';
 export { parseAgentConfig } from './config/parse.js';
 export { preflightProblems } from './config/preflight.js';
+export { changedFields, LIVE_RELOAD_FIELDS, planReload, type ReloadPlan } from './config/reload.js';
 export {
   type AgentConfig,
   type BfdPeerSection,

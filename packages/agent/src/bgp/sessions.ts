@@ -6,7 +6,7 @@
 import type { Speaker } from '@l4fleet/bgp';
 import type { Logger } from 'pino';
 import { type Clock, sleep } from '../clock.js';
-import type { BgpSection } from '../config/types.js';
+import type { BgpSection, PeerSection } from '../config/types.js';
 import type { EventPublisher } from '../events/publisher.js';
 import type { AgentMetrics } from '../observe/metrics.js';
 
@@ -29,6 +29,12 @@ export interface BgpSessions {
   start(): void;
   /** Session state per peer address. */
   states(): Record<string, string>;
+  /**
+   * A reload's new peer list (config/reload.ts): gobgpd reconciles its neighbours to it, leaving unchanged sessions
+   * alone; a removed peer's state and metrics go. gobgpd unreachable: the speaker keeps the list and applies it when
+   * gobgpd answers, as at startup.
+   */
+  setPeers(peers: readonly PeerSection[]): Promise<void>;
   close(): void;
 }
 
@@ -36,6 +42,7 @@ export function createBgpSessions(opts: BgpSessionsOptions): BgpSessions {
   const { speaker, config, clock, metrics } = opts;
   const log = opts.logger;
   const states: Record<string, string> = {};
+  let peers = config.peers;
   let closed = false;
 
   const setState = (peer: string, state: string): void => {
@@ -78,7 +85,7 @@ export function createBgpSessions(opts: BgpSessionsOptions): BgpSessions {
           ...(config.listenAddresses ? { listenAddresses: config.listenAddresses } : {}),
         });
         // PeerSection is bgp's Peer with agent.yaml's defaults filled in: handed over as it is.
-        await speaker.setPeers(config.peers);
+        await speaker.setPeers(peers);
         return;
       } catch (err) {
         const retryable = (err as { retryable?: boolean }).retryable === true;
@@ -96,6 +103,22 @@ export function createBgpSessions(opts: BgpSessionsOptions): BgpSessions {
       void follow();
     },
     states: () => ({ ...states }),
+    async setPeers(next) {
+      const kept = new Set(next.map((p) => p.address));
+      for (const address of new Set([...peers.map((p) => p.address), ...Object.keys(states)])) {
+        if (kept.has(address)) continue;
+        delete states[address];
+        metrics.forgetSession(address);
+      }
+      peers = next;
+      try {
+        await speaker.setPeers(next);
+      } catch (err) {
+        if ((err as { retryable?: boolean }).retryable !== true) throw err;
+        log.warn({ event: 'bgpPeersDeferred', err: (err as Error).message });
+      }
+      opts.onChange();
+    },
     close() {
       closed = true;
     },

@@ -16,6 +16,7 @@ export interface AgentMetrics {
   readonly nodeState: Gauge<'state'>;
   readonly failStatic: Gauge;
   readonly failStaticEnteredTotal: Counter;
+  readonly configReloadsTotal: Counter<'result'>;
   readonly etcdConnected: Gauge;
   readonly natsConnected: Gauge;
   readonly aggregatorLeader: Gauge;
@@ -46,6 +47,8 @@ export interface AgentMetrics {
   readonly bfddReachable: Gauge;
   setNodeState(state: NodeState): void;
   setSessionState(peer: string, state: string): void;
+  /** Drops a peer's session series (the peer left agent.yaml on a reload). */
+  forgetSession(peer: string): void;
   /** Reads data-plane counters on each scrape. */
   setDataPlaneSource(fn: (() => Promise<DataPlaneCounters>) | undefined): void;
 }
@@ -85,6 +88,12 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
     failStaticEnteredTotal: new Counter({
       name: 'l4fleet_fail_static_entered_total',
       help: 'Times the node went fail-static (a blip between two scrapes shows here, not in l4fleet_fail_static)',
+      registers: r,
+    }),
+    configReloadsTotal: new Counter({
+      name: 'l4fleet_config_reloads_total',
+      help: 'agent.yaml reloads (SIGHUP) by result: applied, or refused (invalid, or a field only a restart applies)',
+      labelNames: ['result'],
       registers: r,
     }),
     etcdConnected: new Gauge({ name: 'l4fleet_etcd_connected', help: '1 while etcd answers', registers: r }),
@@ -306,6 +315,9 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
     },
     setSessionState(peer, state) {
       for (const s of SESSION_STATES) m.bgpSessionState.set({ peer, state: s }, s === state ? 1 : 0);
+    },
+    forgetSession(peer) {
+      for (const s of SESSION_STATES) m.bgpSessionState.remove({ peer, state: s });
     },
     setDataPlaneSource(fn) {
       dpSource = fn;

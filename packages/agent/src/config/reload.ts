@@ -1,0 +1,58 @@
+/**
+ * What a reload (SIGHUP: `systemctl reload l4fleet-agent`) may change in a running agent. One field is applied
+ * live: `bgp.peers` (with `bfd.*` while BFD is off), the change an operator makes most (a router added, replaced or its MD5 password rotated):
+ * gobgpd reconciles its neighbours to the list, leaving an unchanged session alone, so the routes the other routers
+ * hold from this node stay. Every other field is built into a running part (the etcd client and its lease, the data
+ * plane and its pins, gobgpd's global config, the BFD sessions, the metrics listener, the loggers), so a reload that
+ * changes one is refused whole, naming each such field: the running config stays as it was, and a restart
+ * (which drains the node first) applies it. Pure: the agent decides, then acts (agent.ts reload).
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type { AgentConfig } from './types.js';
+
+/** The dotted fields a reload applies without a restart. */
+export const LIVE_RELOAD_FIELDS: readonly string[] = ['bgp.peers'];
+
+export interface ReloadPlan {
+  /** Every field that differs, as `section.field` (or a top-level field), in the config's order. */
+  readonly changed: readonly string[];
+  /** The changed fields only a restart applies; the reload is refused when there is any. */
+  readonly needRestart: readonly string[];
+}
+
+const isSection = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The fields that differ between two parsed configs, one level into each section. */
+export function changedFields(running: AgentConfig, next: AgentConfig): string[] {
+  const a = running as unknown as Record<string, unknown>;
+  const b = next as unknown as Record<string, unknown>;
+  const changed: string[] = [];
+  for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const x = a[key];
+    const y = b[key];
+    if (isDeepStrictEqual(x, y)) continue;
+    if (!isSection(x) || !isSection(y)) {
+      changed.push(key);
+      continue;
+    }
+    for (const field of new Set([...Object.keys(x), ...Object.keys(y)])) {
+      if (!isDeepStrictEqual(x[field], y[field])) changed.push(`${key}.${field}`);
+    }
+  }
+  return changed;
+}
+
+/**
+ * Whether a changed field is applied by the reload: a live field, or a `bfd.*` field while BFD stays off (its peers
+ * follow bgp.peers by default, and nothing reads them then).
+ */
+function appliedByReload(field: string, running: AgentConfig, next: AgentConfig): boolean {
+  if (LIVE_RELOAD_FIELDS.includes(field)) return true;
+  return field.startsWith('bfd.') && field !== 'bfd.enabled' && !running.bfd.enabled && !next.bfd.enabled;
+}
+
+export function planReload(running: AgentConfig, next: AgentConfig): ReloadPlan {
+  const changed = changedFields(running, next);
+  return { changed, needRestart: changed.filter((f) => !appliedByReload(f, running, next)) };
+}

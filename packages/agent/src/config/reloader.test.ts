@@ -1,0 +1,94 @@
+/** A reload through the real BGP sessions over the fake speaker (gobgpd's reconcile itself: test/agent.int). */
+import { createFakeSpeaker } from '@l4fleet/bgp';
+import pino from 'pino';
+import { describe, expect, test } from 'vitest';
+import { createBgpSessions } from '../bgp/sessions.js';
+import { systemClock } from '../clock.js';
+import { AgentError } from '../errors.js';
+import { createAgentMetrics } from '../observe/metrics.js';
+import { parseAgentConfig } from './parse.js';
+import { createReloader } from './reloader.js';
+
+const logger = pino({ level: 'silent' });
+const ROUTER = { address: '198.18.2.1', asn: 65000 };
+const ROUTER2 = { address: '198.18.2.2', asn: 65000 };
+
+const configWith = (bgp: Record<string, unknown> = {}) =>
+  parseAgentConfig({
+    node: { name: 'n1', interface: 'eth0', address: '198.18.2.11' },
+    bgp: { asn: 65001, peers: [ROUTER], ...bgp },
+    etcd: { endpoints: ['http://198.19.0.2:2379'] },
+  });
+
+async function setUp() {
+  const speaker = createFakeSpeaker();
+  const metrics = createAgentMetrics({ node: 'n1', fleet: 'f', defaultMetrics: false });
+  const config = configWith();
+  const bgp = createBgpSessions({
+    speaker,
+    config: config.bgp,
+    clock: systemClock,
+    metrics,
+    events: { emit: () => undefined },
+    logger,
+    onChange: () => undefined,
+  });
+  await speaker.setPeers(config.bgp.peers); // as the sessions' start would
+  const reloader = createReloader({ config, bgp, metrics, logger });
+  const count = async (result: string) =>
+    (await metrics.configReloadsTotal.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+  return { speaker, metrics, reloader, count, bgp };
+}
+
+describe('agent reload', () => {
+  test('a peer added is handed to gobgpd; removed again, its session metrics go', async () => {
+    const { speaker, metrics, reloader, count } = await setUp();
+    const added = await reloader.reload(async () => configWith({ peers: [ROUTER, ROUTER2] }));
+    expect(added.changed).toContain('bgp.peers');
+    expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER.address, ROUTER2.address]);
+    speaker.setPeerState(ROUTER2.address, 'active');
+    metrics.setSessionState(ROUTER2.address, 'active');
+    await reloader.reload(async () => configWith({ peers: [ROUTER] }));
+    expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER.address]);
+    const series = (await metrics.bgpSessionState.get()).values.map((v) => v.labels.peer);
+    expect(series).not.toContain(ROUTER2.address);
+    expect(await count('applied')).toBe(2);
+  });
+
+  test('a field only a restart applies refuses the whole reload, naming it; the peers stay as they were', async () => {
+    const { speaker, reloader, count } = await setUp();
+    const refused = reloader.reload(async () => configWith({ asn: 65002, peers: [ROUTER, ROUTER2] }));
+    await expect(refused).rejects.toThrow(/reload refused, nothing changed: bgp\.asn changed/);
+    await expect(refused).rejects.toMatchObject({ code: 'RELOAD_REFUSED', problems: [{ path: 'bgp.asn' }] });
+    expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER.address]);
+    expect(await count('refused')).toBe(1);
+    // The running config is still the first one: the same file again is a reload of nothing.
+    expect((await reloader.reload(async () => configWith())).changed).toEqual([]);
+  });
+
+  test('an invalid file is refused with its own error; nothing changes', async () => {
+    const { speaker, reloader, count } = await setUp();
+    const invalid = new AgentError('CONFIG_INVALID', 'bgp.peers[0].asn: 0 is not an ASN', {
+      problems: [{ path: 'bgp.peers[0].asn', message: '0 is not an ASN' }],
+    });
+    await expect(
+      reloader.reload(async () => {
+        throw invalid;
+      }),
+    ).rejects.toBe(invalid);
+    expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER.address]);
+    expect(await count('refused')).toBe(1);
+    expect(await count('applied')).toBe(0);
+  });
+
+  test('reloads run one at a time, in order: the last file wins', async () => {
+    const { speaker, reloader } = await setUp();
+    const first = reloader.reload(async () => {
+      await new Promise((r) => setTimeout(r, 20));
+      return configWith({ peers: [ROUTER, ROUTER2] });
+    });
+    const second = reloader.reload(async () => configWith({ peers: [ROUTER2] }));
+    await Promise.all([first, second]);
+    expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER2.address]);
+  });
+});

@@ -1,0 +1,61 @@
+/**
+ * The agent's side of a reload (SIGHUP): reads agent.yaml again through `load`, plans it against the running config
+ * (reload.ts) and applies what a reload can, or refuses the whole reload, changing nothing: an unreadable or
+ * invalid file, or a changed field only a restart applies (each named). Reloads run one at a time, in order.
+ */
+import type { Logger } from 'pino';
+import type { BgpSessions } from '../bgp/sessions.js';
+import { AgentError } from '../errors.js';
+import type { AgentMetrics } from '../observe/metrics.js';
+import { planReload, type ReloadPlan } from './reload.js';
+import type { AgentConfig } from './types.js';
+
+export interface Reloader {
+  reload(load: () => Promise<AgentConfig>): Promise<ReloadPlan>;
+}
+
+export interface ReloaderOptions {
+  readonly config: AgentConfig;
+  readonly bgp: Pick<BgpSessions, 'setPeers'>;
+  readonly metrics: Pick<AgentMetrics, 'configReloadsTotal'>;
+  readonly logger: Logger;
+}
+
+const NEEDS_RESTART = 'changed: only a restart applies it (a restart drains the node first)';
+
+export function createReloader(opts: ReloaderOptions): Reloader {
+  let running = opts.config;
+  let chain: Promise<unknown> = Promise.resolve();
+
+  const once = async (load: () => Promise<AgentConfig>): Promise<ReloadPlan> => {
+    try {
+      const next = await load();
+      const plan = planReload(running, next);
+      if (plan.needRestart.length > 0) {
+        throw new AgentError(
+          'RELOAD_REFUSED',
+          `reload refused, nothing changed: ${plan.needRestart.join(', ')} changed, which only a restart applies`,
+          { problems: plan.needRestart.map((path) => ({ path, message: NEEDS_RESTART })) },
+        );
+      }
+      if (plan.changed.includes('bgp.peers')) await opts.bgp.setPeers(next.bgp.peers);
+      running = next;
+      opts.metrics.configReloadsTotal.inc({ result: 'applied' });
+      opts.logger.info({ event: 'configReloaded', changed: plan.changed });
+      return plan;
+    } catch (err) {
+      opts.metrics.configReloadsTotal.inc({ result: 'refused' });
+      const problems = err instanceof AgentError ? err.problems : [];
+      opts.logger.error({ event: 'configReloadRefused', err: (err as Error).message, problems });
+      throw err;
+    }
+  };
+
+  return {
+    reload(load) {
+      const result = chain.then(() => once(load));
+      chain = result.catch(() => undefined);
+      return result;
+    },
+  };
+}
