@@ -36,6 +36,9 @@ chmodSync(dir, 0o755); // bfdd runs as frr and must reach its directory below th
 const children: Child[] = [];
 let routerVty = '';
 let agent: Agent | undefined;
+let agentFile: (peers: readonly string[]) => ReturnType<typeof parseAgentConfig> = () => {
+  throw new Error('not set up');
+};
 let broken = false;
 const events: AgentEvent[] = [];
 
@@ -77,13 +80,13 @@ describe.skipIf(!isRoot)('agent bfd - the node session follows the data plane (r
     const store = new MemoryFleetStore();
     await store.apply(fleet);
     const dataPlane = createRecordingDataPlane({ requireSamePort: false });
-    agent = createAgent({
-      config: parseAgentConfig({
+    agentFile = (peers: readonly string[]) =>
+      parseAgentConfig({
         node: { name: 'n1', interface: 'eth0', address: NODE },
-        bgp: { asn: 65001, peers: [{ address: ROUTER, asn: 65000 }] },
+        bgp: { asn: 65001, peers: peers.map((address) => ({ address, asn: 65000 })) },
         etcd: { endpoints: ['http://127.0.0.1:2379'] },
         dataplane: { driver: 'dry-run' },
-        // The peers default to the BGP peer; the agent runs in the host namespace and reaches bfdd by its socket.
+        // The peers default to the BGP peers; the agent runs in the host namespace and reaches bfdd by its socket.
         bfd: {
           enabled: true,
           vtyDir: node.vtyDir,
@@ -91,7 +94,9 @@ describe.skipIf(!isRoot)('agent bfd - the node session follows the data plane (r
           transmitIntervalMs: 100,
           pollIntervalMs: 200,
         },
-      }),
+      });
+    agent = createAgent({
+      config: agentFile([ROUTER]),
       store,
       speaker: createFakeSpeaker(),
       dataPlane: {
@@ -155,5 +160,28 @@ describe.skipIf(!isRoot)('agent bfd - the node session follows the data plane (r
       expect.objectContaining({ peer: ROUTER, reason: 'dataPlaneRecovered' }),
     );
     expect(Date.now() - t1).toBeLessThan(10_000);
+  }, 30_000);
+
+  test("a reload adds a router's session to the node's bfdd and removes it again; the first session stays up", async () => {
+    const SECOND = '198.18.251.1'; // a second router, configured and never answering
+    const nodePeers = async () =>
+      parseBfdPeers(await vtysh(undefined, join(dir, 'node', 'vty'), 'show bfd peers json')).map((p) => p.peer);
+    await waitRouter('up', 10_000);
+    await until('agent sees up', () => agent?.status().bfd?.[ROUTER] === 'up', 5_000, 20);
+    const routerUpS = async () =>
+      parseBfdPeers(await vtysh(routerNs, routerVty, 'show bfd peers json')).find((p) => p.peer === NODE)?.sinceS ?? -1;
+    await until('the session up for a second', async () => (await routerUpS()) >= 1, 5_000, 100);
+    const upBefore = await routerUpS();
+    const plan = await agent?.reload(async () => agentFile([ROUTER, SECOND]));
+    expect(plan?.changed).toEqual(['bgp.peers', 'bfd.peers']);
+    await until('the second session in bfdd', async () => (await nodePeers()).includes(SECOND), 5_000, 50);
+    expect(await routerState()).toBe('up');
+    await agent?.reload(async () => agentFile([ROUTER]));
+    await until('the second session gone', async () => !(await nodePeers()).includes(SECOND), 5_000, 50);
+    expect(await nodePeers()).toEqual([ROUTER]);
+    expect(await routerState()).toBe('up');
+    expect(agent?.status().bfd).toEqual({ [ROUTER]: 'up' });
+    // The session was not reset by either reload: its time in `up` only grew.
+    expect(await routerUpS()).toBeGreaterThanOrEqual(upBefore);
   }, 30_000);
 });

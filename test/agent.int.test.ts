@@ -447,6 +447,14 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
         (l) => /"event":"configReloadRefused"/.test(l),
       );
       expect(log).toMatch(/reload refused, nothing changed: bgp\.asn changed, which only a restart applies/);
+      // A peer this host cannot open a session from: refused by the host's checks, naming the field.
+      await writeFile(file, fileWith({ peers: [...peersNow, { ...extraPeer, localAddress: '198.18.255.254' }] }));
+      child.kill('SIGHUP');
+      await eventually(
+        'the foreign localAddress refused',
+        () => log,
+        (l) => /bgp\.peers\[1\]\.localAddress: \\"198\.18\.255\.254\\" is not assigned to any interface/.test(l),
+      );
       // An invalid file: refused with the field and the value.
       await writeFile(file, fileWith({ peers: [{ ...extraPeer, asn: 0 }] }));
       child.kill('SIGHUP');
@@ -461,7 +469,7 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
       expect(await routerUptime()).toBe(uptimeBefore);
       const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       expect(scraped).toMatch(/l4fleet_config_reloads_total\{[^}]*result="applied"[^}]*\} 1/);
-      expect(scraped).toMatch(/l4fleet_config_reloads_total\{[^}]*result="refused"[^}]*\} 2/);
+      expect(scraped).toMatch(/l4fleet_config_reloads_total\{[^}]*result="refused"[^}]*\} 3/);
 
       const stopped = Date.now();
       child.kill('SIGTERM');

@@ -6,6 +6,7 @@ import type { BfdSessionState, FleetStore, NodeStatusReport } from '@l4fleet/sto
 import type { Logger } from 'pino';
 import type { Bfdd } from './bfd/bfdd.js';
 import type { Clock } from './clock.js';
+import type { HostFacts } from './config/host.js';
 import type { ReloadPlan } from './config/reload.js';
 import type { AgentConfig } from './config/types.js';
 import type { RejectedRecords } from './etcd/rejected-records.js';
@@ -35,6 +36,8 @@ export interface AgentDeps {
   readonly lastState?: LastStateStore;
   /** The node's bfdd; default vtysh on bfd.vtyDir (used only with bfd.enabled). */
   readonly bfdd?: Bfdd;
+  /** What this host offers, for a reload's checks of the fields it changes; default systemHost(). */
+  readonly host?: HostFacts;
   /** Every event the agent emits, locally (tests). */
   readonly onEvent?: (e: AgentEvent) => void;
 }

@@ -10,6 +10,8 @@ import { createVtyshBfdd } from './bfd/bfdd.js';
 import { createBfdController } from './bfd/controller.js';
 import { createBgpSessions } from './bgp/sessions.js';
 import { sleep, systemClock } from './clock.js';
+import { systemHost } from './config/host.js';
+import { preflightProblems } from './config/preflight.js';
 import { createReloader } from './config/reloader.js';
 import { createEtcdConnection } from './etcd/connection.js';
 import { createFailStatic, etcdProbeTimeoutMs } from './etcd/fail-static.js';
@@ -139,7 +141,15 @@ export function createAgent(deps: AgentDeps): Agent {
     onChange: () => reports.status(),
   });
   const bfdStates = () => (config.bfd.enabled ? { bfd: bfd.states() } : {});
-  const reloader = createReloader({ config, bgp, metrics, logger: log });
+  const host = deps.host ?? systemHost();
+  const reloader = createReloader({
+    config,
+    bgp,
+    bfd,
+    metrics,
+    logger: log,
+    preflight: (next) => preflightProblems(next, host),
+  });
   const statusRecord = (): AgentStatusReport => {
     const s = reconciler.served;
     const r = rejected.summary;

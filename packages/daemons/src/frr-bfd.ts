@@ -72,6 +72,14 @@ export function bfdPeerCommands(p: BfdPeer, shutdown?: boolean): string[] {
   ];
 }
 
+/**
+ * vtysh commands that remove the session with `p` from a running bfdd (a peer taken out of agent.yaml on a reload).
+ * The peer's other end sees AdminDown first when FRR sends it, else the session times out there.
+ */
+export function bfdPeerRemoveCommands(p: Pick<BfdPeer, 'address' | 'localAddress'>): string[] {
+  return ['configure terminal', 'bfd', `no peer ${p.address} local-address ${p.localAddress}`];
+}
+
 /** One session from `show bfd peers json`. */
 export interface BfdPeerState {
   readonly peer: string;

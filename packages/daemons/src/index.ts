@@ -20,6 +20,7 @@ export {
   type BfdPeerState,
   type BfdTimers,
   bfdPeerCommands,
+  bfdPeerRemoveCommands,
   bfdTimers,
   DEFAULT_BFD_DETECT_MULTIPLIER,
   DEFAULT_BFD_INTERVAL_MS,

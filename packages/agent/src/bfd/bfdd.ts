@@ -4,13 +4,22 @@
  * agent.yaml, reads their state and sets them AdminDown. A fake of this interface backs the unit tests; the real one
  * is tested against a real bfdd pair (test/agent-bfd.int.test.ts).
  */
-import { type BfdPeer, type BfdPeerState, bfdPeerCommands, parseBfdPeers, vtysh } from '@l4fleet/daemons';
+import {
+  type BfdPeer,
+  type BfdPeerState,
+  bfdPeerCommands,
+  bfdPeerRemoveCommands,
+  parseBfdPeers,
+  vtysh,
+} from '@l4fleet/daemons';
 
 export interface Bfdd {
   /** Every session bfdd has (`show bfd peers json`). */
   sessions(): Promise<BfdPeerState[]>;
   /** Creates or updates the session with `peer` (idempotent); `shutdown` sets or lifts AdminDown, undefined keeps it. */
   configure(peer: BfdPeer, shutdown?: boolean): Promise<void>;
+  /** Removes the session with `peer` (a reload took it out of agent.yaml). */
+  remove(peer: Pick<BfdPeer, 'address' | 'localAddress'>): Promise<void>;
 }
 
 /** bfdd through `vtysh --vty_socket <vtyDir>` in the agent's own network namespace (the node's). */
@@ -21,6 +30,9 @@ export function createVtyshBfdd(vtyDir: string): Bfdd {
     },
     async configure(peer, shutdown) {
       await vtysh(undefined, vtyDir, ...bfdPeerCommands(peer, shutdown));
+    },
+    async remove(peer) {
+      await vtysh(undefined, vtyDir, ...bfdPeerRemoveCommands(peer));
     },
   };
 }

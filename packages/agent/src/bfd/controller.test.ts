@@ -37,6 +37,11 @@ function fakeBfdd() {
       const status = shutdown ? 'shutdown' : shutdown === false ? 'down' : (was ?? 'up');
       sessions.set(p.address, { peer: p.address, local: p.localAddress, status, sinceS: 0 });
     },
+    async remove(p) {
+      if (down) throw new Error('vtysh: bfdd is not running');
+      calls.push({ peer: `-${p.address}`, shutdown: undefined });
+      sessions.delete(p.address);
+    },
   };
   return {
     bfdd,
@@ -155,6 +160,41 @@ describe('bfd controller - sessions in the node bfdd', () => {
     await t.clock.advance(2_000);
     expect(t.fake.calls).toHaveLength(2);
     expect(t.bfd.states()).toEqual({ [ROUTER]: 'up' });
+    t.bfd.close();
+  });
+
+  test('a reload: a new peer is configured, a removed one leaves bfdd with its state and series; the kept one stays', async () => {
+    const t = setup();
+    const ROUTER2 = '198.18.2.2';
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'up' });
+    await t.bfd.setPeers([...config.peers, { address: ROUTER2, localAddress: '198.18.2.11' }]);
+    expect(t.fake.calls).toEqual([
+      { peer: ROUTER, shutdown: undefined },
+      { peer: ROUTER2, shutdown: undefined },
+    ]);
+    await t.clock.advance(1_000);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'up', [ROUTER2]: 'up' });
+    await t.bfd.setPeers([{ address: ROUTER2, localAddress: '198.18.2.11' }]);
+    expect(t.fake.calls.at(-1)).toEqual({ peer: `-${ROUTER}`, shutdown: undefined });
+    expect([...t.fake.sessions.keys()]).toEqual([ROUTER2]);
+    expect(t.bfd.states()).toEqual({ [ROUTER2]: 'up' });
+    expect(await t.metric('l4fleet_bfd_session_up')).toBeUndefined(); // ROUTER's series is gone
+    expect(t.fake.calls.filter((c) => c.peer === ROUTER2)).toHaveLength(1); // kept: not configured again
+    t.bfd.close();
+  });
+
+  test('a reload while bfdd is down: the removal is retried by the next pass', async () => {
+    const t = setup();
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    t.fake.setDown(true);
+    await t.bfd.setPeers([]);
+    expect(t.fake.sessions.has(ROUTER)).toBe(true);
+    t.fake.setDown(false);
+    await t.clock.advance(1_000);
+    expect(t.fake.sessions.has(ROUTER)).toBe(false);
     t.bfd.close();
   });
 

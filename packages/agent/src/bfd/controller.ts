@@ -11,7 +11,7 @@ import type { BfdSessionState } from '@l4fleet/store';
 import { BFD_SESSION_STATES } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
-import type { BfdSection } from '../config/types.js';
+import type { BfdPeerSection, BfdSection } from '../config/types.js';
 import type { EventPublisher } from '../events/publisher.js';
 import type { AgentMetrics } from '../observe/metrics.js';
 import type { Bfdd } from './bfdd.js';
@@ -37,6 +37,11 @@ export interface BfdController {
    * followDataPlane a change is acted on at once (not at the next poll).
    */
   setDataPlaneHealthy(ok: boolean): void;
+  /**
+   * A reload's peer list (config/reload.ts): new peers are configured, removed ones (or one whose local address
+   * changed) taken out of bfdd, with their state and metric series, in the next pass; resolves when it ran.
+   */
+  setPeers(peers: readonly BfdPeerSection[]): Promise<void>;
   /** Stops reading; the sessions stay as they are in bfdd (a restarted agent finds them). */
   close(): void;
 }
@@ -46,13 +51,16 @@ const isState = (s: string): s is BfdSessionState => (BFD_SESSION_STATES as read
 export function createBfdController(opts: BfdControllerOptions): BfdController {
   const { config, bfdd, clock, metrics, events } = opts;
   const log = opts.logger.child({ component: 'bfd' });
-  const peers: BfdPeer[] = config.peers.map((p) => ({
+  const toPeer = (p: BfdPeerSection): BfdPeer => ({
     address: p.address,
     localAddress: p.localAddress,
     receiveIntervalMs: config.receiveIntervalMs,
     transmitIntervalMs: config.transmitIntervalMs,
     detectMultiplier: config.detectMultiplier,
-  }));
+  });
+  let peers: BfdPeer[] = config.peers.map(toPeer);
+  /** Sessions a reload took out of agent.yaml, removed from bfdd by the next pass (passes never overlap). */
+  const toRemove = new Map<string, BfdPeer>();
   const states = new Map<string, BfdSessionState>();
   /** undefined until the first apply: a starting agent leaves the admin state as it finds it. */
   let dataPlaneOk: boolean | undefined;
@@ -87,6 +95,15 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
 
   /** One pass: read the sessions, configure what is missing, hold or lift AdminDown, publish the states. */
   const pass = async (): Promise<void> => {
+    for (const [key, peer] of toRemove) {
+      try {
+        await bfdd.remove(peer);
+        toRemove.delete(key);
+        log.info({ event: 'bfdPeerRemoved', peer: peer.address, localAddress: peer.localAddress });
+      } catch (err) {
+        log.warn({ event: 'bfdRemoveFailed', peer: peer.address, err: (err as Error).message }); // next pass again
+      }
+    }
     let sessions: Awaited<ReturnType<Bfdd['sessions']>>;
     try {
       sessions = await bfdd.sessions();
@@ -165,6 +182,22 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
       if (ok === dataPlaneOk) return;
       dataPlaneOk = ok;
       if (config.enabled && config.followDataPlane) void request();
+    },
+    async setPeers(next) {
+      const keep = new Set(next.map((p) => `${p.address} ${p.localAddress}`));
+      for (const p of peers) {
+        if (keep.has(`${p.address} ${p.localAddress}`)) continue;
+        toRemove.set(`${p.address} ${p.localAddress}`, p);
+        configured.delete(p.address);
+        states.delete(p.address);
+        metrics.bfdSessionUp.remove({ peer: p.address });
+        metrics.bfdAdminDown.remove({ peer: p.address });
+      }
+      const known = new Set(peers.map((p) => p.address));
+      peers = next.map(toPeer);
+      for (const p of peers) if (!known.has(p.address)) metrics.bfdAdminDown.set({ peer: p.address }, 0);
+      opts.onChange();
+      if (config.enabled && !closed) await request();
     },
     close() {
       closed = true;

@@ -27,16 +27,19 @@ describe('agent config - reload plan', () => {
     expect(planReload(base, rotated)).toEqual({ changed: ['bgp.peers'], needRestart: [] });
   });
 
-  test('with BFD on, a peer added changes its BFD sessions too: that takes a restart', () => {
+  test('with BFD on, a peer added changes its BFD sessions too, live; its timers or turning BFD on take a restart', () => {
     const bfdOn = { ...raw, bfd: { enabled: true } };
-    const next = parseAgentConfig({
+    const added = parseAgentConfig({
       ...bfdOn,
       bgp: { ...raw.bgp, peers: [...raw.bgp.peers, { address: '198.18.2.2', asn: 65000 }] },
     });
-    expect(planReload(parseAgentConfig(bfdOn), next)).toEqual({
+    expect(planReload(parseAgentConfig(bfdOn), added)).toEqual({
       changed: ['bgp.peers', 'bfd.peers'],
-      needRestart: ['bfd.peers'],
+      needRestart: [],
     });
+    const timers = parseAgentConfig({ ...raw, bfd: { enabled: true, receiveIntervalMs: 300 } });
+    expect(planReload(parseAgentConfig(bfdOn), timers).needRestart).toEqual(['bfd.receiveIntervalMs']);
+    expect(planReload(base, parseAgentConfig(bfdOn)).needRestart).toEqual(['bfd.enabled']);
   });
 
   test('anything else needs a restart, each field named, also beside a live one', () => {

@@ -13,17 +13,17 @@ const logger = pino({ level: 'silent' });
 const ROUTER = { address: '198.18.2.1', asn: 65000 };
 const ROUTER2 = { address: '198.18.2.2', asn: 65000 };
 
-const configWith = (bgp: Record<string, unknown> = {}) =>
+const configWith = (bgp: Record<string, unknown> = {}, rest: Record<string, unknown> = {}) =>
   parseAgentConfig({
     node: { name: 'n1', interface: 'eth0', address: '198.18.2.11' },
     bgp: { asn: 65001, peers: [ROUTER], ...bgp },
     etcd: { endpoints: ['http://198.19.0.2:2379'] },
+    ...rest,
   });
 
-async function setUp() {
+async function setUp(config = configWith(), preflight?: Parameters<typeof createReloader>[0]['preflight']) {
   const speaker = createFakeSpeaker();
   const metrics = createAgentMetrics({ node: 'n1', fleet: 'f', defaultMetrics: false });
-  const config = configWith();
   const bgp = createBgpSessions({
     speaker,
     config: config.bgp,
@@ -34,10 +34,12 @@ async function setUp() {
     onChange: () => undefined,
   });
   await speaker.setPeers(config.bgp.peers); // as the sessions' start would
-  const reloader = createReloader({ config, bgp, metrics, logger });
+  const bfdPeers: string[][] = [];
+  const bfd = { setPeers: async (ps: readonly { address: string }[]) => void bfdPeers.push(ps.map((p) => p.address)) };
+  const reloader = createReloader({ config, bgp, bfd, metrics, logger, ...(preflight ? { preflight } : {}) });
   const count = async (result: string) =>
     (await metrics.configReloadsTotal.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
-  return { speaker, metrics, reloader, count, bgp };
+  return { speaker, metrics, reloader, count, bgp, bfdPeers };
 }
 
 describe('agent reload', () => {
@@ -55,6 +57,20 @@ describe('agent reload', () => {
     expect(await count('applied')).toBe(2);
   });
 
+  test('BFD sessions follow the peers only while BFD is on', async () => {
+    const off = await setUp();
+    await off.reloader.reload(async () => configWith({ peers: [ROUTER, ROUTER2] }));
+    expect(off.bfdPeers).toEqual([]);
+    // Turning BFD on is refused (a restart); nothing reaches bfdd.
+    await expect(off.reloader.reload(async () => configWith({}, { bfd: { enabled: true } }))).rejects.toThrow(
+      /bfd\.enabled changed/,
+    );
+    expect(off.bfdPeers).toEqual([]);
+    const on = await setUp(configWith({}, { bfd: { enabled: true } }));
+    await on.reloader.reload(async () => configWith({ peers: [ROUTER, ROUTER2] }, { bfd: { enabled: true } }));
+    expect(on.bfdPeers).toEqual([[ROUTER.address, ROUTER2.address]]);
+  });
+
   test('a field only a restart applies refuses the whole reload, naming it; the peers stay as they were', async () => {
     const { speaker, reloader, count } = await setUp();
     const refused = reloader.reload(async () => configWith({ asn: 65002, peers: [ROUTER, ROUTER2] }));
@@ -64,6 +80,25 @@ describe('agent reload', () => {
     expect(await count('refused')).toBe(1);
     // The running config is still the first one: the same file again is a reload of nothing.
     expect((await reloader.reload(async () => configWith())).changed).toEqual([]);
+  });
+
+  test("the host's checks refuse a changed peer that cannot work here; a problem elsewhere is not the reload's", async () => {
+    const { speaker, reloader } = await setUp(configWith(), (next) => [
+      { path: 'node.address', message: '"198.18.2.11" is not assigned to any interface on this host' },
+      ...next.bgp.peers.flatMap((p, i) =>
+        p.localAddress === '198.18.9.9'
+          ? [{ path: `bgp.peers[${i}].localAddress`, message: `"${p.localAddress}" is not assigned to any interface` }]
+          : [],
+      ),
+    ]);
+    await expect(
+      reloader.reload(async () => configWith({ peers: [ROUTER, { ...ROUTER2, localAddress: '198.18.9.9' }] })),
+    ).rejects.toThrow(
+      'reload refused, nothing changed: bgp.peers[1].localAddress: "198.18.9.9" is not assigned to any interface',
+    );
+    expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER.address]);
+    await reloader.reload(async () => configWith({ peers: [ROUTER, ROUTER2] }));
+    expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER.address, ROUTER2.address]);
   });
 
   test('an invalid file is refused with its own error; nothing changes', async () => {

@@ -3,9 +3,11 @@
  * (reload.ts) and applies what a reload can, or refuses the whole reload, changing nothing: an unreadable or
  * invalid file, or a changed field only a restart applies (each named). Reloads run one at a time, in order.
  */
+import { formatProblem } from '@l4fleet/config';
 import type { Logger } from 'pino';
+import type { BfdController } from '../bfd/controller.js';
 import type { BgpSessions } from '../bgp/sessions.js';
-import { AgentError } from '../errors.js';
+import { type AgentConfigProblem, AgentError } from '../errors.js';
 import type { AgentMetrics } from '../observe/metrics.js';
 import { planReload, type ReloadPlan } from './reload.js';
 import type { AgentConfig } from './types.js';
@@ -17,9 +19,19 @@ export interface Reloader {
 export interface ReloaderOptions {
   readonly config: AgentConfig;
   readonly bgp: Pick<BgpSessions, 'setPeers'>;
+  readonly bfd: Pick<BfdController, 'setPeers'>;
   readonly metrics: Pick<AgentMetrics, 'configReloadsTotal'>;
   readonly logger: Logger;
+  /**
+   * The host's checks of `l4fleet agent --check` (preflight.ts); only the problems of the fields this reload
+   * changes refuse it (a peer's localAddress that is not this host's), as the agent does not check its start.
+   */
+  readonly preflight?: (next: AgentConfig) => readonly AgentConfigProblem[];
 }
+
+/** Whether `path` (`bgp.peers[1].localAddress`) lies in one of the changed fields (`bgp.peers`). */
+const within = (path: string, fields: readonly string[]) =>
+  fields.some((f) => path === f || path.startsWith(`${f}[`) || path.startsWith(`${f}.`));
 
 const NEEDS_RESTART = 'changed: only a restart applies it (a restart drains the node first)';
 
@@ -38,7 +50,19 @@ export function createReloader(opts: ReloaderOptions): Reloader {
           { problems: plan.needRestart.map((path) => ({ path, message: NEEDS_RESTART })) },
         );
       }
+      const problems = (opts.preflight?.(next) ?? []).filter((p) => within(p.path, plan.changed));
+      if (problems.length > 0) {
+        throw new AgentError(
+          'RELOAD_REFUSED',
+          `reload refused, nothing changed: ${problems.map(formatProblem).join('; ')}`,
+          {
+            problems,
+          },
+        );
+      }
       if (plan.changed.includes('bgp.peers')) await opts.bgp.setPeers(next.bgp.peers);
+      // BFD on (a change of bfd.enabled was refused above): its sessions follow; off, nothing reads them.
+      if (plan.changed.includes('bfd.peers') && next.bfd.enabled) await opts.bfd.setPeers(next.bfd.peers);
       running = next;
       opts.metrics.configReloadsTotal.inc({ result: 'applied' });
       opts.logger.info({ event: 'configReloaded', changed: plan.changed });

@@ -1,9 +1,9 @@
 /**
  * `l4fleet agent --config agent.yaml`: runs the node agent in the foreground until SIGTERM or SIGINT, which drain
  * the node (RFC 8326 graceful shutdown, withdraw, keep forwarding a while) before exiting. A second signal exits at
- * once without draining. SIGHUP (`systemctl reload`) reads the file again: a change of bgp.peers is applied live,
- * anything else is refused, naming the fields, and the agent runs on unchanged (config/reload.ts in @l4fleet/agent).
- * Flags override the file. `--check` validates the config and what this host must offer
+ * once without draining. SIGHUP (`systemctl reload`) reads the file again: a change of the BGP or BFD peers is
+ * applied live, anything else is refused, naming the fields, and the agent runs on unchanged (config/reload.ts in
+ * @l4fleet/agent). Flags override the file. `--check` validates the config and what this host must offer
  * (addresses, interface, files, the data plane's needs), prints the effective config and exits: it never starts
  * anything. Exit codes: 0 ok, 2 the config or the command line is wrong, 1 the host cannot run it.
  */
