@@ -470,6 +470,18 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
       const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       expect(scraped).toMatch(/l4fleet_config_reloads_total\{[^}]*result="applied"[^}]*\} 1/);
       expect(scraped).toMatch(/l4fleet_config_reloads_total\{[^}]*result="refused"[^}]*\} 3/);
+      // Each reload is an event on NATS (the dashboard's timeline).
+      await eventually(
+        "n4's config.reload events",
+        () => events.filter((e) => e.kind === 'config.reload' && e.node === 'n4').map((e) => e.data),
+        (d) => d.length === 4,
+      );
+      expect(events.filter((e) => e.kind === 'config.reload' && e.node === 'n4').map((e) => e.data)).toEqual([
+        { result: 'applied', changed: ['bgp.peers', 'bfd.peers'] }, // BFD is off: its peers follow, nothing reads them
+        expect.objectContaining({ result: 'refused', changed: ['bgp.asn'] }),
+        expect.objectContaining({ result: 'refused', changed: ['bgp.peers[1].localAddress'] }),
+        expect.objectContaining({ result: 'refused', changed: ['bgp.peers[0].asn'] }),
+      ]);
 
       const stopped = Date.now();
       child.kill('SIGTERM');

@@ -147,6 +147,7 @@ export function createAgent(deps: AgentDeps): Agent {
     bgp,
     bfd,
     metrics,
+    events,
     logger: log,
     preflight: (next) => preflightProblems(next, host),
   });

@@ -36,10 +36,12 @@ async function setUp(config = configWith(), preflight?: Parameters<typeof create
   await speaker.setPeers(config.bgp.peers); // as the sessions' start would
   const bfdPeers: string[][] = [];
   const bfd = { setPeers: async (ps: readonly { address: string }[]) => void bfdPeers.push(ps.map((p) => p.address)) };
-  const reloader = createReloader({ config, bgp, bfd, metrics, logger, ...(preflight ? { preflight } : {}) });
+  const emitted: { kind: string; data: unknown }[] = [];
+  const events = { emit: (kind: string, data: unknown) => void emitted.push({ kind, data }) };
+  const reloader = createReloader({ config, bgp, bfd, metrics, events, logger, ...(preflight ? { preflight } : {}) });
   const count = async (result: string) =>
     (await metrics.configReloadsTotal.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
-  return { speaker, metrics, reloader, count, bgp, bfdPeers };
+  return { speaker, metrics, reloader, count, bgp, bfdPeers, emitted };
 }
 
 describe('agent reload', () => {
@@ -72,7 +74,7 @@ describe('agent reload', () => {
   });
 
   test('a field only a restart applies refuses the whole reload, naming it; the peers stay as they were', async () => {
-    const { speaker, reloader, count } = await setUp();
+    const { speaker, reloader, count, emitted } = await setUp();
     const refused = reloader.reload(async () => configWith({ asn: 65002, peers: [ROUTER, ROUTER2] }));
     await expect(refused).rejects.toThrow(/reload refused, nothing changed: bgp\.asn changed/);
     await expect(refused).rejects.toMatchObject({ code: 'RELOAD_REFUSED', problems: [{ path: 'bgp.asn' }] });
@@ -80,6 +82,14 @@ describe('agent reload', () => {
     expect(await count('refused')).toBe(1);
     // The running config is still the first one: the same file again is a reload of nothing.
     expect((await reloader.reload(async () => configWith())).changed).toEqual([]);
+    // Both outcomes are events (the dashboard's timeline, `l4fleet events --kind config.reload`).
+    expect(emitted).toEqual([
+      {
+        kind: 'config.reload',
+        data: { result: 'refused', changed: ['bgp.asn'], error: expect.stringMatching(/^reload refused/) },
+      },
+      { kind: 'config.reload', data: { result: 'applied', changed: [] } },
+    ]);
   });
 
   test("the host's checks refuse a changed peer that cannot work here; a problem elsewhere is not the reload's", async () => {

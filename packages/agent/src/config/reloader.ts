@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { BfdController } from '../bfd/controller.js';
 import type { BgpSessions } from '../bgp/sessions.js';
 import { type AgentConfigProblem, AgentError } from '../errors.js';
+import type { EventPublisher } from '../events/publisher.js';
 import type { AgentMetrics } from '../observe/metrics.js';
 import { planReload, type ReloadPlan } from './reload.js';
 import type { AgentConfig } from './types.js';
@@ -21,6 +22,7 @@ export interface ReloaderOptions {
   readonly bgp: Pick<BgpSessions, 'setPeers'>;
   readonly bfd: Pick<BfdController, 'setPeers'>;
   readonly metrics: Pick<AgentMetrics, 'configReloadsTotal'>;
+  readonly events: Pick<EventPublisher, 'emit'>;
   readonly logger: Logger;
   /**
    * The host's checks of `l4fleet agent --check` (preflight.ts); only the problems of the fields this reload
@@ -66,11 +68,14 @@ export function createReloader(opts: ReloaderOptions): Reloader {
       running = next;
       opts.metrics.configReloadsTotal.inc({ result: 'applied' });
       opts.logger.info({ event: 'configReloaded', changed: plan.changed });
+      opts.events.emit('config.reload', { result: 'applied', changed: [...plan.changed] });
       return plan;
     } catch (err) {
       opts.metrics.configReloadsTotal.inc({ result: 'refused' });
       const problems = err instanceof AgentError ? err.problems : [];
       opts.logger.error({ event: 'configReloadRefused', err: (err as Error).message, problems });
+      const changed = problems.map((p) => p.path);
+      opts.events.emit('config.reload', { result: 'refused', changed, error: (err as Error).message });
       throw err;
     }
   };

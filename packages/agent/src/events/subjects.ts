@@ -16,6 +16,7 @@ export const EVENT_KINDS = [
   'record.rejected',
   'bgp.session',
   'bfd.session',
+  'config.reload',
 ] as const;
 
 export type EventKind = (typeof EVENT_KINDS)[number];
@@ -65,4 +66,6 @@ export interface AgentEventData {
    * it AdminDown because its data plane failed, `dataPlaneRecovered`: it lifted that.
    */
   'bfd.session': { peer: string; state: string; previous: string; reason?: string };
+  /** agent.yaml reloaded (SIGHUP): `applied` with the fields changed, or `refused` with why (nothing changed). */
+  'config.reload': { result: 'applied' | 'refused'; changed: string[]; error?: string };
 }
