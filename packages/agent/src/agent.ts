@@ -13,6 +13,7 @@ import { sleep, systemClock } from './clock.js';
 import { systemHost } from './config/host.js';
 import { preflightProblems } from './config/preflight.js';
 import { createReloader } from './config/reloader.js';
+import { tlsFileDigests } from './config/tls-files.js';
 import { createEtcdConnection } from './etcd/connection.js';
 import { createFailStatic, etcdProbeTimeoutMs } from './etcd/fail-static.js';
 import { createRejectedRecords, isRejectedRecord } from './etcd/rejected-records.js';
@@ -150,6 +151,7 @@ export function createAgent(deps: AgentDeps): Agent {
     events,
     logger: log,
     preflight: (next) => preflightProblems(next, host),
+    tlsFiles: tlsFileDigests,
   });
   const statusRecord = (): AgentStatusReport => {
     const s = reconciler.served;

@@ -1,4 +1,7 @@
 /** A reload through the real BGP sessions over the fake speaker (gobgpd's reconcile itself: test/agent.int). */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createFakeSpeaker } from '@l4fleet/bgp';
 import pino from 'pino';
 import { describe, expect, test } from 'vitest';
@@ -8,6 +11,7 @@ import { AgentError } from '../errors.js';
 import { createAgentMetrics } from '../observe/metrics.js';
 import { parseAgentConfig } from './parse.js';
 import { createReloader } from './reloader.js';
+import { tlsFileDigests } from './tls-files.js';
 
 const logger = pino({ level: 'silent' });
 const ROUTER = { address: '198.18.2.1', asn: 65000 };
@@ -21,7 +25,9 @@ const configWith = (bgp: Record<string, unknown> = {}, rest: Record<string, unkn
     ...rest,
   });
 
-async function setUp(config = configWith(), preflight?: Parameters<typeof createReloader>[0]['preflight']) {
+type Extra = Pick<Parameters<typeof createReloader>[0], 'preflight' | 'tlsFiles'>;
+
+async function setUp(config = configWith(), extra: Extra = {}) {
   const speaker = createFakeSpeaker();
   const metrics = createAgentMetrics({ node: 'n1', fleet: 'f', defaultMetrics: false });
   const bgp = createBgpSessions({
@@ -38,7 +44,7 @@ async function setUp(config = configWith(), preflight?: Parameters<typeof create
   const bfd = { setPeers: async (ps: readonly { address: string }[]) => void bfdPeers.push(ps.map((p) => p.address)) };
   const emitted: { kind: string; data: unknown }[] = [];
   const events = { emit: (kind: string, data: unknown) => void emitted.push({ kind, data }) };
-  const reloader = createReloader({ config, bgp, bfd, metrics, events, logger, ...(preflight ? { preflight } : {}) });
+  const reloader = createReloader({ config, bgp, bfd, metrics, events, logger, ...extra });
   const count = async (result: string) =>
     (await metrics.configReloadsTotal.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
   return { speaker, metrics, reloader, count, bgp, bfdPeers, emitted };
@@ -93,14 +99,21 @@ describe('agent reload', () => {
   });
 
   test("the host's checks refuse a changed peer that cannot work here; a problem elsewhere is not the reload's", async () => {
-    const { speaker, reloader } = await setUp(configWith(), (next) => [
-      { path: 'node.address', message: '"198.18.2.11" is not assigned to any interface on this host' },
-      ...next.bgp.peers.flatMap((p, i) =>
-        p.localAddress === '198.18.9.9'
-          ? [{ path: `bgp.peers[${i}].localAddress`, message: `"${p.localAddress}" is not assigned to any interface` }]
-          : [],
-      ),
-    ]);
+    const { speaker, reloader } = await setUp(configWith(), {
+      preflight: (next) => [
+        { path: 'node.address', message: '"198.18.2.11" is not assigned to any interface on this host' },
+        ...next.bgp.peers.flatMap((p, i) =>
+          p.localAddress === '198.18.9.9'
+            ? [
+                {
+                  path: `bgp.peers[${i}].localAddress`,
+                  message: `"${p.localAddress}" is not assigned to any interface`,
+                },
+              ]
+            : [],
+        ),
+      ],
+    });
     await expect(
       reloader.reload(async () => configWith({ peers: [ROUTER, { ...ROUTER2, localAddress: '198.18.9.9' }] })),
     ).rejects.toThrow(
@@ -109,6 +122,34 @@ describe('agent reload', () => {
     expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER.address]);
     await reloader.reload(async () => configWith({ peers: [ROUTER, ROUTER2] }));
     expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER.address, ROUTER2.address]);
+  });
+
+  test('a TLS file renewed in place is named: the etcd client read it at the start, only a restart uses it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'l4fleet-reload-tls-'));
+    try {
+      const cert = join(dir, 'node1.pem');
+      writeFileSync(cert, 'certificate 1');
+      const withTls = () =>
+        configWith({}, { etcd: { endpoints: ['https://198.19.0.2:2379'], tls: { cert, key: cert } } });
+      const { reloader, speaker } = await setUp(withTls(), { tlsFiles: tlsFileDigests });
+      expect((await reloader.reload(async () => withTls())).changed).toEqual([]); // the same content: nothing to say
+      writeFileSync(cert, 'certificate 2');
+      await expect(
+        reloader.reload(async () =>
+          configWith(
+            { peers: [ROUTER, ROUTER2] },
+            {
+              etcd: { endpoints: ['https://198.19.0.2:2379'], tls: { cert, key: cert } },
+            },
+          ),
+        ),
+      ).rejects.toThrow(
+        `reload refused, nothing changed: etcd.tls.cert: "${cert}" changed since the agent read it at its start: only a restart uses it`,
+      );
+      expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER.address]); // the peers waited for the restart too
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('an invalid file is refused with its own error; nothing changes', async () => {

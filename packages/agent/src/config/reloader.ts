@@ -11,6 +11,7 @@ import { type AgentConfigProblem, AgentError } from '../errors.js';
 import type { EventPublisher } from '../events/publisher.js';
 import type { AgentMetrics } from '../observe/metrics.js';
 import { planReload, type ReloadPlan } from './reload.js';
+import type { TlsFile } from './tls-files.js';
 import type { AgentConfig } from './types.js';
 
 export interface Reloader {
@@ -29,6 +30,8 @@ export interface ReloaderOptions {
    * changes refuse it (a peer's localAddress that is not this host's), as the agent does not check its start.
    */
   readonly preflight?: (next: AgentConfig) => readonly AgentConfigProblem[];
+  /** The TLS files a config names, with their content's digest (tls-files.ts): read at creation and per reload. */
+  readonly tlsFiles?: (config: AgentConfig) => ReadonlyMap<string, TlsFile>;
 }
 
 /** Whether `path` (`bgp.peers[1].localAddress`) lies in one of the changed fields (`bgp.peers`). */
@@ -40,6 +43,16 @@ const NEEDS_RESTART = 'changed: only a restart applies it (a restart drains the 
 export function createReloader(opts: ReloaderOptions): Reloader {
   let running = opts.config;
   let chain: Promise<unknown> = Promise.resolve();
+  /** What the etcd client and NATS read at the start; they never read the files again. */
+  const startTls = opts.tlsFiles?.(opts.config) ?? new Map<string, TlsFile>();
+
+  /** A TLS file whose field is unchanged but whose content is not what the agent read at its start. */
+  const renewedTls = (next: AgentConfig): AgentConfigProblem[] =>
+    [...(opts.tlsFiles?.(next) ?? [])].flatMap(([path, now]) => {
+      const then = startTls.get(path);
+      if (then === undefined || then.file !== now.file || then.digest === now.digest) return [];
+      return [{ path, message: `"${now.file}" changed since the agent read it at its start: only a restart uses it` }];
+    });
 
   const once = async (load: () => Promise<AgentConfig>): Promise<ReloadPlan> => {
     try {
@@ -52,7 +65,10 @@ export function createReloader(opts: ReloaderOptions): Reloader {
           { problems: plan.needRestart.map((path) => ({ path, message: NEEDS_RESTART })) },
         );
       }
-      const problems = (opts.preflight?.(next) ?? []).filter((p) => within(p.path, plan.changed));
+      const problems = [
+        ...renewedTls(next),
+        ...(opts.preflight?.(next) ?? []).filter((p) => within(p.path, plan.changed)),
+      ];
       if (problems.length > 0) {
         throw new AgentError(
           'RELOAD_REFUSED',
