@@ -54,6 +54,7 @@ async function agentExposition(): Promise<Map<string, Set<string>>> {
   m.memberDecided.set({ member: 'web/a' }, 1);
   m.probesTotal.inc({ result: 'ok' });
   m.stateRejectedTotal.inc();
+  m.configReloadsTotal.inc({ result: 'refused' });
   m.eventsDroppedTotal.set(0);
   m.setDataPlaneSource(async () => ({
     vips: [{ vip: '198.51.100.10:80/tcp', packets: 10, bytes: 1_000 }],
