@@ -203,3 +203,28 @@ describe('cli agent - --check refuses an agent.yaml this host cannot run', () =>
     expect(r.err).toContain('node.address');
   });
 });
+
+describe('cli agent - SIGHUP', () => {
+  test('is handled from before the start (Node would exit on it) until the command ends; a failed start removes it', async () => {
+    const f = file('hup.yaml', { ...GOOD, logLevel: 'silent' });
+    const before = process.listenerCount('SIGHUP');
+    let during = -1;
+    const code = await runCli(
+      ['agent', '--config', f],
+      { out: () => undefined, err: () => undefined },
+      {
+        agent: {
+          host: host(),
+          runAgent: async () => {
+            during = process.listenerCount('SIGHUP');
+            process.emit('SIGHUP', 'SIGHUP'); // while starting: ignored, logged
+            throw new Error('the test runner starts nothing');
+          },
+        },
+      },
+    );
+    expect(code).toBe(1);
+    expect(during).toBe(before + 1);
+    expect(process.listenerCount('SIGHUP')).toBe(before);
+  });
+});

@@ -140,36 +140,45 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
         return;
       }
       const logger = pino({ level: config.logLevel, base: { node: config.node.name } });
-      let running: Awaited<ReturnType<typeof runAgent>>;
+      let running: Awaited<ReturnType<typeof runAgent>> | undefined;
+      // Installed before the start, which can take a while (etcd, gobgpd): Node's default for SIGHUP is to exit.
+      // The agent logs and counts each outcome; the same flags override the file as at the start.
+      const onHangup = () => {
+        if (running === undefined) {
+          logger.warn({ event: 'signal', signal: 'SIGHUP', action: 'ignored: the agent is still starting' });
+          return;
+        }
+        logger.info({ event: 'signal', signal: 'SIGHUP', action: 'reload agent.yaml' });
+        void running.agent.reload(() => loadAgentConfig(flags.config, overrides(flags, cmd))).catch(() => undefined);
+      };
+      process.on('SIGHUP', onHangup);
       try {
         running = await (deps.runAgent ?? runAgent)(config, { logger, version: agentVersion() });
       } catch (err) {
+        process.off('SIGHUP', onHangup);
         throw new CliError(`agent: ${(err as Error).message}`, EXIT_FAILURE, { cause: err });
       }
       logger.info({ event: 'agentRunning', metrics: running.metricsAddress });
+      const agent = running;
       await new Promise<void>((resolve) => {
         let signals = 0;
         const onSignal = (sig: NodeJS.Signals) => {
           signals += 1;
           if (signals === 1) {
             logger.info({ event: 'signal', signal: sig, action: 'drain and exit' });
-            void running.shutdown().then(resolve, (err: unknown) => {
+            void agent.shutdown().then(resolve, (err: unknown) => {
               logger.error({ event: 'shutdownFailed', err });
               resolve();
             });
           } else {
             logger.warn({ event: 'signal', signal: sig, action: 'exit now' });
-            void running.close().finally(resolve);
+            void agent.close().finally(resolve);
           }
         };
         process.on('SIGTERM', onSignal);
         process.on('SIGINT', onSignal);
-        // The agent logs and counts each outcome; the same flags override the file as at the start.
-        process.on('SIGHUP', () => {
-          logger.info({ event: 'signal', signal: 'SIGHUP', action: 'reload agent.yaml' });
-          void running.agent.reload(() => loadAgentConfig(flags.config, overrides(flags, cmd))).catch(() => undefined);
-        });
       });
+      process.off('SIGHUP', onHangup);
       // Everything is closed; should a client library still hold a handle, do not hang the node's shutdown on it.
       setTimeout(() => process.exit(process.exitCode ?? 0), 3_000).unref();
     });
