@@ -105,7 +105,9 @@ function agentVersion(): string {
 export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDeps = {}): void {
   program
     .command('agent')
-    .description('run the node agent (health checks, tables, BGP, metrics, events) until SIGTERM')
+    .description(
+      'run the node agent (health checks, tables, BGP, metrics, events) until SIGTERM; SIGHUP reloads the peers',
+    )
     .option('-c, --config <file>', 'agent.yaml (flags override it)')
     .option('--node-name <name>', 'node name (node.name)')
     .option('--interface <ifname>', 'interface facing the router and backends (node.interface)')
