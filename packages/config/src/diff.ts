@@ -2,6 +2,7 @@
 import { endpointText } from './address.js';
 import { onMemberDownOf } from './on-member-down.js';
 import { secondChanceOf } from './second-chance.js';
+import { slowStartOf } from './slow-start.js';
 import type { Fleet, Member, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
 
@@ -89,6 +90,13 @@ export function diffFleets(before: Fleet | undefined, after: Fleet): FleetDiff {
         kind: 'changed',
         subject: `pool ${name}`,
         detail: `onMemberDown ${onMemberDownOf(old)} -> ${onMemberDownOf(pool)}`,
+      });
+    }
+    if (slowStartOf(old) !== slowStartOf(pool)) {
+      changes.push({
+        kind: 'changed',
+        subject: `pool ${name}`,
+        detail: `slowStartS ${slowStartOf(old)} -> ${slowStartOf(pool)}`,
       });
     }
     const [scOld, scNew] = [secondChanceOf(old), secondChanceOf(pool)];

@@ -9,6 +9,7 @@
 import { type Flow, MaglevError, NO_BACKEND, slotOf } from '@l4fleet/maglev';
 import { canonicalAddress, endpointText } from './address.js';
 import { ConfigError } from './errors.js';
+import { type MemberRamps, NO_RAMPS } from './slow-start.js';
 import { buildVipTable, type DecidedStatus, effectiveWeight } from './table.js';
 import type { TableHistory } from './table-history.js';
 import type { Fleet } from './types.js';
@@ -43,11 +44,17 @@ export interface FlowExplanation {
 
 /**
  * Explains `flow` (its dst, dport and protocol name the VIP) under `fleet`, the `decided` member status and, when
- * given, the table `history` (etcd `history/`: the slot's previous owner).
+ * given, the table `history` (etcd `history/`: the slot's previous owner) and the decided slow-start `ramps`.
  * Throws ConfigError VIP_NOT_FOUND when no VIP has that address, port and protocol, and INVALID (naming the field
  * and the value) when the flow's addresses or ports are not valid.
  */
-export function explainFlow(fleet: Fleet, decided: DecidedStatus, flow: Flow, history?: TableHistory): FlowExplanation {
+export function explainFlow(
+  fleet: Fleet,
+  decided: DecidedStatus,
+  flow: Flow,
+  history?: TableHistory,
+  ramps: MemberRamps = NO_RAMPS,
+): FlowExplanation {
   let src: string;
   let key: string;
   try {
@@ -62,7 +69,7 @@ export function explainFlow(fleet: Fleet, decided: DecidedStatus, flow: Flow, hi
   }
   const vip = fleet.vips.find((v) => vipKey(v) === key);
   if (!vip) throw new ConfigError('VIP_NOT_FOUND', [{ path: '', message: `vip ${key}: not in the fleet` }]);
-  const table = buildVipTable(fleet, vip, decided, history);
+  const table = buildVipTable(fleet, vip, decided, history, ramps);
   let slot: number;
   try {
     slot = slotOf({ ...flow, src, dst: vip.address }, vip.tableSize, table.seed, vip.hash);
@@ -79,7 +86,9 @@ export function explainFlow(fleet: Fleet, decided: DecidedStatus, flow: Flow, hi
   if (member) {
     const owned = table.slots.filter((i) => i === index).length;
     const decision = decided.get(memberKey(vip.pool, member));
-    const status = decision ? `decided ${decision}` : 'no decision yet (counts as up)';
+    const ramp = ramps.get(memberKey(vip.pool, member));
+    const ramping = ramp ? `, slow start at ${ramp.percent}% of its weight` : '';
+    const status = `${decision ? `decided ${decision}` : 'no decision yet (counts as up)'}${ramping}`;
     // A member the table gives slots to is a backup only when no other member takes flows.
     const backup = member.backup ? ' (a backup: no other member takes flows)' : '';
     why.push(

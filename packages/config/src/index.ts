@@ -84,6 +84,20 @@ export {
 } from './second-chance.js';
 export { directReturnProblems } from './semantics.js';
 export {
+  isRampPercent,
+  MAX_SLOW_START_S,
+  type MemberRamp,
+  type MemberRamps,
+  NO_RAMPS,
+  nextRampStepMs,
+  RAMP_PERCENTS,
+  rampedWeight,
+  rampPercentAt,
+  slowStartField,
+  slowStartOf,
+  startedMembers,
+} from './slow-start.js';
+export {
   backendsForPool,
   backupsServe,
   buildVipTable,

@@ -45,6 +45,7 @@ import { onMemberDownField } from './on-member-down.js';
 import { profileField } from './profile.js';
 import { secondChanceField } from './second-chance.js';
 import { fleetSemanticProblems } from './semantics.js';
+import { slowStartField } from './slow-start.js';
 import type { Fleet, Forwarding, HealthCheck, HealthCheckType, Member, MemberState, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
 
@@ -176,7 +177,16 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
     p.add(path, `${show(v)} is not an object`);
     return undefined;
   }
-  checkKeys(p, path, v, ['name', 'healthCheck', 'members', 'forwarding', 'guePort', 'secondChance', 'onMemberDown']);
+  checkKeys(p, path, v, [
+    'name',
+    'healthCheck',
+    'members',
+    'forwarding',
+    'guePort',
+    'secondChance',
+    'onMemberDown',
+    'slowStartS',
+  ]);
   const forwarding = oneOf<Forwarding>(
     p,
     `${path}.forwarding`,
@@ -223,6 +233,7 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
     guePort,
     secondChance: secondChanceField(p, `${path}.secondChance`, v.secondChance),
     ...onMemberDownField(p, `${path}.onMemberDown`, v.onMemberDown, forwarding),
+    ...slowStartField(p, `${path}.slowStartS`, v.slowStartS),
     families,
   };
 }

@@ -13,6 +13,7 @@ import { DEFAULT_GUE_PORT } from './defaults.js';
 import { ConfigError } from './errors.js';
 import { onMemberDownOf } from './on-member-down.js';
 import { withPreviousOwners } from './previous-owners.js';
+import { type MemberRamps, NO_RAMPS, rampedWeight } from './slow-start.js';
 import type { HistoryMember, TableHistory } from './table-history.js';
 import type { Fleet, Forwarding, Member, MemberStatus, OnMemberDown, Pool, Vip } from './types.js';
 import { memberKey, vipKey } from './vip-key.js';
@@ -53,7 +54,7 @@ export interface VipTable {
 
 const byName = (a: Member, b: Member): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
-/** A member's weight before the backup rule: 0 unless active and not decided down. */
+/** A member's weight before the backup rule and its ramp: 0 unless active and not decided down. */
 function ownWeight(pool: Pool, m: Member, decided: DecidedStatus): number {
   if (m.state !== 'active') return 0;
   if (pool.healthCheck.type !== 'none' && decided.get(memberKey(pool.name, m)) === 'down') return 0;
@@ -70,13 +71,21 @@ export function backupsServe(pool: Pool, decided: DecidedStatus): boolean {
 }
 
 /**
- * Effective weight of a member under the rules above, and the backup rule. `serving`: backupsServe(pool, decided)
- * when the caller has it (it walks the pool; a loop over members passes it once).
+ * Effective weight of a member under the rules above, the backup rule, and its slow-start ramp (slow-start.ts: a
+ * part of its weight while it ramps; a ramping primary already stops the backups). `serving`:
+ * backupsServe(pool, decided) when the caller has it (it walks the pool; a loop over members passes it once).
  */
-export function effectiveWeight(pool: Pool, m: Member, decided: DecidedStatus, serving?: boolean): number {
+export function effectiveWeight(
+  pool: Pool,
+  m: Member,
+  decided: DecidedStatus,
+  ramps: MemberRamps = NO_RAMPS,
+  serving?: boolean,
+): number {
   const own = ownWeight(pool, m, decided);
-  if (own === 0 || m.backup !== true) return own;
-  return (serving ?? backupsServe(pool, decided)) ? own : 0;
+  if (own === 0) return 0;
+  if (m.backup === true && !(serving ?? backupsServe(pool, decided))) return 0;
+  return rampedWeight(own, ramps.get(memberKey(pool.name, m)));
 }
 
 /** The members in the table's index space (not disabled, sorted by name). */
@@ -85,9 +94,9 @@ export function tableMembers(pool: Pool): Member[] {
 }
 
 /** The Maglev backend list of a pool, in index-space order (see tableMembers). */
-export function backendsForPool(pool: Pool, decided: DecidedStatus): BackendSpec[] {
+export function backendsForPool(pool: Pool, decided: DecidedStatus, ramps: MemberRamps = NO_RAMPS): BackendSpec[] {
   const serving = backupsServe(pool, decided);
-  return tableMembers(pool).map((m) => ({ name: m.name, weight: effectiveWeight(pool, m, decided, serving) }));
+  return tableMembers(pool).map((m) => ({ name: m.name, weight: effectiveWeight(pool, m, decided, ramps, serving) }));
 }
 
 export function tableChecksum(
@@ -123,21 +132,28 @@ export function downMembers(pool: Pool, members: readonly Member[], decided: Dec
 }
 
 /** The pool's table inputs in index-space order, as the table history records them (table-history.ts). */
-export function tableInputsOf(pool: Pool, decided: DecidedStatus): HistoryMember[] {
+export function tableInputsOf(pool: Pool, decided: DecidedStatus, ramps: MemberRamps = NO_RAMPS): HistoryMember[] {
   const serving = backupsServe(pool, decided);
   return tableMembers(pool).map((m) => ({
     name: m.name,
     address: m.address,
     port: m.port,
-    weight: effectiveWeight(pool, m, decided, serving),
+    weight: effectiveWeight(pool, m, decided, ramps, serving),
   }));
 }
 
 /**
  * Builds the table of one VIP of `fleet`; the fleet must carry its hashSeed (stored fleets always do). With the
- * fleet's table `history` (etcd `history/`), the pool's previous owners too (second chance, 0011).
+ * fleet's table `history` (etcd `history/`), the pool's previous owners too (second chance, 0011). `ramps`: the
+ * decided slow-start steps (slow-start.ts), from the same decided records as `decided`.
  */
-export function buildVipTable(fleet: Fleet, vip: Vip, decided: DecidedStatus, history?: TableHistory): VipTable {
+export function buildVipTable(
+  fleet: Fleet,
+  vip: Vip,
+  decided: DecidedStatus,
+  history?: TableHistory,
+  ramps: MemberRamps = NO_RAMPS,
+): VipTable {
   const pool = fleet.pools.find((p) => p.name === vip.pool);
   if (!pool) {
     throw new ConfigError('INVALID', [{ path: `vip ${vipKey(vip)}.pool`, message: `"${vip.pool}" does not exist` }]);
@@ -148,7 +164,7 @@ export function buildVipTable(fleet: Fleet, vip: Vip, decided: DecidedStatus, hi
     ]);
   }
   const backends = tableMembers(pool);
-  const slots = buildTable(backendsForPool(pool, decided), vip.tableSize);
+  const slots = buildTable(backendsForPool(pool, decided, ramps), vip.tableSize);
   const down = downMembers(pool, backends, decided);
   const table: VipTable = {
     vip,
@@ -163,5 +179,5 @@ export function buildVipTable(fleet: Fleet, vip: Vip, decided: DecidedStatus, hi
     checksum: tableChecksum(vip, fleet.hashSeed, backends, slots, pool, down),
   };
   const poolHistory = history?.get(pool.name);
-  return poolHistory ? withPreviousOwners(table, pool, tableInputsOf(pool, decided), poolHistory) : table;
+  return poolHistory ? withPreviousOwners(table, pool, tableInputsOf(pool, decided, ramps), poolHistory) : table;
 }

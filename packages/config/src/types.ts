@@ -84,6 +84,11 @@ export interface Pool {
   readonly secondChance?: SecondChance;
   /** Absent: `keep`. Set by parseFleet only when the file gives it, so fleets without it stay readable by older nodes. */
   readonly onMemberDown?: OnMemberDown;
+  /**
+   * Slow start, s (slow-start.ts): a member that starts taking new flows again ramps up to its weight over this
+   * time. Absent: 0, off; set by parseFleet only when not 0, so fleets without it stay readable by older nodes.
+   */
+  readonly slowStartS?: number;
 }
 
 export interface Vip {
