@@ -349,6 +349,27 @@ describe('hostile records - nodes, drain, status, health, decided, election', ()
       value: '{"pool":"web","members":{"x":"UP"}}',
       says: /decided\/web: members\.x: "UP" is not up \| down/,
     },
+    {
+      name: 'decided: a slow-start step that is not a percent',
+      family: 'decided',
+      key: 'decided/web',
+      value: '{"pool":"web","members":{"x":"up"},"ramp":{"x":{"percent":100,"sinceMs":1}}}',
+      says: /decided\/web: ramp\.x\.percent: 100 is not a percent \(1-99\)/,
+    },
+    {
+      name: 'decided: a slow-start time that is not a time',
+      family: 'decided',
+      key: 'decided/web',
+      value: '{"pool":"web","members":{"x":"up"},"ramp":{"x":{"percent":20,"sinceMs":"now"}}}',
+      says: /decided\/web: ramp\.x\.sinceMs: "now" is not a time/,
+    },
+    {
+      name: 'decided: a ramp of a member decided down',
+      family: 'decided',
+      key: 'decided/web',
+      value: '{"pool":"web","members":{"x":"up","y":"down"},"ramp":{"y":{"percent":20,"sinceMs":1}}}',
+      says: /decided\/web: ramp\.y: the member is decided "down": it cannot ramp/,
+    },
   ];
 
   test.each(cases)('$name: skipped and reported, the good records still delivered', async (c) => {

@@ -181,5 +181,49 @@ export function describeStoreContract(name: string, factory: ContractFactory): v
       await lb.resign();
       await watch.close();
     });
+
+    test('decided ramps (slow start): written with the decisions, read back, ended ones leave nothing behind', async () => {
+      const f = await fleet();
+      const [a, b] = [f.open(), f.open()];
+      const seen: number[] = [];
+      const watch = await b.watchDecided({ onUpdate: (d) => seen.push(d.ramps.size) });
+      const l = await a.campaign('lb1');
+      const ramps = new Map([
+        ['web/y', { percent: 20, sinceMs: 1_700_000_000_000 }],
+        ['api/z', { percent: 60, sinceMs: 1_700_000_000_500 }], // a pool with no decision (health check none)
+      ]);
+      await a.writeDecided(
+        new Map([
+          ['web/x', 'down'],
+          ['web/y', 'up'],
+        ]),
+        { leadership: l, ramps },
+      );
+      expect(await b.getDecided()).toMatchObject({
+        decided: new Map([
+          ['web/x', 'down'],
+          ['web/y', 'up'],
+        ]),
+        ramps,
+      });
+      await wait('ramps watched', () => seen.at(-1) === 2);
+      await expect(
+        a.writeDecided(new Map([['web/x', 'down']]), {
+          leadership: l,
+          ramps: new Map([['web/x', { percent: 20, sinceMs: 1 }]]),
+        }),
+      ).rejects.toMatchObject({ code: 'INVALID_STATE', message: expect.stringContaining('"web/x"') });
+      await a.writeDecided(
+        new Map([
+          ['web/x', 'down'],
+          ['web/y', 'up'],
+        ]),
+        { leadership: l, pools: ['api', 'web'] },
+      );
+      expect((await b.getDecided()).ramps).toEqual(new Map());
+      await wait('ended ramps watched', () => seen.at(-1) === 0);
+      await l.resign();
+      await watch.close();
+    });
   });
 }

@@ -22,9 +22,10 @@ import { followPeerHealth } from './events/peer-health.js';
 import { createEventPublisher } from './events/publisher.js';
 import { createHealthChecker } from './health/checker.js';
 import { createLifecycle } from './lifecycle/lifecycle.js';
-import { createAgentMetrics } from './observe/metrics.js';
+import { createAgentMetrics, recordDecided } from './observe/metrics.js';
 import { createLastStateKeeper } from './persist/keeper.js';
 import { createServedInputs } from './serve/inputs.js';
+import { createPendingRamps } from './serve/pending-ramps.js';
 import { checkedMembers, healthTargets } from './serve/plan.js';
 import { createReconciler } from './serve/reconciler.js';
 
@@ -52,6 +53,13 @@ export function createAgent(deps: AgentDeps): Agent {
   metrics.setDataPlaneSource(() => dataPlane.counters());
 
   const inputs = createServedInputs();
+  // Slow start of members the operator starts: held at the first step until the aggregator's ramp arrives.
+  const pendingRamps = createPendingRamps({
+    clock,
+    onExpired: () => {
+      if (lifecycle.state !== 'starting') void reconciler.request();
+    },
+  });
   const lifecycle = createLifecycle({
     node,
     inputs,
@@ -101,6 +109,7 @@ export function createAgent(deps: AgentDeps): Agent {
       fleet: inputs.fleet,
       revision: inputs.revision,
       decided: inputs.decided,
+      ramps: pendingRamps.merged(inputs.ramps),
       history: inputs.history,
       routeMode: lifecycle.routeMode(),
     }),
@@ -220,15 +229,17 @@ export function createAgent(deps: AgentDeps): Agent {
     reports,
     rejected,
     onDesired: (d) => {
+      pendingRamps.fleetChanged(inputs.fleet, d.fleet);
       inputs.setDesired(d);
       log.info({ event: 'desiredState', revision: d.revision, vips: d.fleet.vips.length, pools: d.fleet.pools.length });
       servedFrom(d.fleet);
       served();
     },
     onDecided: (d) => {
-      inputs.setDecided(d.decided);
-      for (const [m, s] of d.decided) metrics.memberDecided.set({ member: m }, s === 'up' ? 1 : 0);
-      aggregator.setDecided(d.decided);
+      pendingRamps.decided(d.ramps);
+      inputs.setDecided(d.decided, d.ramps);
+      recordDecided(metrics, d.decided, d.ramps);
+      aggregator.setDecided(d.decided, d.ramps);
       served();
     },
     onHistory: (h) => {
@@ -316,6 +327,7 @@ export function createAgent(deps: AgentDeps): Agent {
       bfd.close();
       checker.close();
       reconciler.close();
+      pendingRamps.close();
       await aggregator.close();
       await connection.close();
       lifecycle.stopped();

@@ -165,7 +165,14 @@ export function renderMembers(tbody, view, writes, act) {
           el('td', {}, el('code', {}, m.endpoint)),
           el('td', {}, m.weight),
           el('td', { 'data-field': 'state' }, badge(m.state, m.state === 'active' ? 'on' : 'draining')),
-          el('td', { 'data-field': 'decided' }, badge(m.decided, m.decided)),
+          el(
+            'td',
+            { 'data-field': 'decided' },
+            badge(m.decided, m.decided),
+            m.slowStartPercent === null || m.slowStartPercent === undefined
+              ? ''
+              : el('div', { class: 'note', 'data-field': 'slow-start' }, `slow start ${m.slowStartPercent}%`),
+          ),
           el(
             'td',
             {},

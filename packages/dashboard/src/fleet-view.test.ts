@@ -42,7 +42,7 @@ function node(name: string, checksum: string | undefined, extra: Partial<NodeVie
 describe('fleet-view', () => {
   const view = buildFleetView({
     desired: { fleet, revision: 3, generation: 'g' },
-    decided: { decided, revision: 4 },
+    decided: { decided, ramps: new Map(), revision: 4 },
     nodes: [node('n2', 'deadbeefdeadbeef', { drained: true }), node('n1', expected), node('n3', undefined)],
     health: [
       { node: 'n1', members: new Map([['web/a', 'down' as const]]) },
@@ -70,7 +70,7 @@ describe('fleet-view', () => {
     const n = node('n4', expected);
     const v = buildFleetView({
       desired: { fleet, revision: 3, generation: 'g' },
-      decided: { decided, revision: 4 },
+      decided: { decided, ramps: new Map(), revision: 4 },
       nodes: [{ ...n, status: { ...(n.status as NonNullable<NodeView['status']>), bfd } }, node('n5', expected)],
       health: [],
       leader: undefined,
@@ -101,7 +101,7 @@ describe('fleet-view', () => {
     const { hashSeed: _, ...unseeded } = fleet;
     const v = buildFleetView({
       desired: { fleet: unseeded, revision: 1, generation: '' },
-      decided: { decided: new Map(), revision: 0 },
+      decided: { decided: new Map(), ramps: new Map(), revision: 0 },
       nodes: [],
       health: [],
       leader: undefined,
@@ -114,7 +114,7 @@ describe('fleet-view', () => {
 describe('fleet-view - etcd reachability', () => {
   const inputs = {
     desired: { fleet, revision: 7, generation: 'g' },
-    decided: { decided, revision: 4 },
+    decided: { decided, ramps: new Map(), revision: 4 },
     nodes: [],
     health: [],
     leader: undefined,
@@ -138,7 +138,7 @@ describe('fleet-view - etcd reachability', () => {
   test('started during an outage: the line says nothing was read yet, also once etcd answers and until the watches open', () => {
     const empty = {
       desired: { fleet: { ...fleet, vips: [], pools: [] }, revision: 0, generation: '' },
-      decided: { decided: new Map(), revision: 0 },
+      decided: { decided: new Map(), ramps: new Map(), revision: 0 },
       nodes: [],
       health: [],
       leader: undefined,

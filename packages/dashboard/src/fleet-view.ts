@@ -65,6 +65,8 @@ export interface MemberRow {
   readonly state: string;
   /** The aggregator's decision; `unknown` before the first one (counts as up in tables). */
   readonly decided: MemberStatus | 'unknown';
+  /** Slow start: the part of its weight the member has while it ramps up, %; null: its whole weight. */
+  readonly slowStartPercent: number | null;
   /** Node -> that node's own health view. */
   readonly health: Readonly<Record<string, MemberStatus>>;
 }
@@ -123,7 +125,7 @@ function vipRows(
     const announcedBy = nodes.filter((n) => n.status?.announced.includes(key)).map((n) => n.name);
     const base = { key, pool: vip.pool, tableSize: vip.tableSize, hash: vip.hash, announcedBy };
     try {
-      const table = buildVipTable(fleet, vip, decided.decided, history?.history);
+      const table = buildVipTable(fleet, vip, decided.decided, history?.history, decided.ramps);
       const counts = new Array<number>(table.backends.length).fill(0);
       let emptySlots = 0;
       for (const i of table.slots) {
@@ -190,6 +192,7 @@ export function buildFleetView(
         weight: m.weight,
         state: m.state,
         decided: decided.decided.get(key) ?? 'unknown',
+        slowStartPercent: decided.ramps.get(key)?.percent ?? null,
         health: views,
       };
     }),

@@ -70,7 +70,7 @@ export async function watchFleet(store: FleetStore, logger: Logger, opts: LiveFl
   const openTimeoutMs = watchOpenTimeoutMs ?? WATCH_OPEN_TIMEOUT_MS;
   const inputs: Inputs = {
     desired: { fleet: EMPTY_FLEET, revision: 0, generation: '' },
-    decided: { decided: new Map(), revision: 0 },
+    decided: { decided: new Map(), ramps: new Map(), revision: 0 },
     nodes: [],
     health: [],
     leader: undefined,

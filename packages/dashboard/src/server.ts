@@ -98,7 +98,8 @@ export function createServer(deps: ServerDeps): FastifyInstance {
     const vip = parseVipKey(body.vip);
     const { desired, decided, history } = deps.fleet.inputs();
     const flow = { src: body.src, sport, dst: vip.address, dport: vip.port, protocol: vip.protocol };
-    return { ...explainFlow(desired.fleet, decided.decided, flow, history?.history), revision: desired.revision };
+    const explained = explainFlow(desired.fleet, decided.decided, flow, history?.history, decided.ramps);
+    return { ...explained, revision: desired.revision };
   });
 
   const who = (req: FastifyRequest) => req.ip;

@@ -3,16 +3,16 @@
  * election key) and read by every node. A record that does not decode is reported through onError; in a watch the
  * pool keeps its last good record (a node must not flip members because someone wrote a bad key).
  */
-import type { MemberStatus } from '@l4fleet/config';
+import type { MemberRamp, MemberStatus } from '@l4fleet/config';
 import { toStoreError } from './errors.js';
 import { writeFencedPrefix } from './fenced-write.js';
 import { keys } from './layout.js';
 import type { CachedKv } from './prefix-cache.js';
 import { decodePoolStatus, type PoolStatusRecord } from './record-check.js';
 import { type PoolRecordFamily, readPoolRecords, watchPoolRecords } from './record-family.js';
-import { encodePoolStatus, groupByPool, memberEntries } from './records.js';
+import { encodeDecidedPools, memberEntries, rampEntries } from './records.js';
 import type { StoreContext } from './store-context.js';
-import type { DecidedState, Leadership, Watch, WatchListener } from './types.js';
+import type { DecidedState, DecidedWriteOptions, Watch, WatchListener } from './types.js';
 
 function decidedMap(snap: ReadonlyMap<string, CachedKv<PoolStatusRecord>>): Map<string, MemberStatus> {
   const out = new Map<string, MemberStatus>();
@@ -20,11 +20,17 @@ function decidedMap(snap: ReadonlyMap<string, CachedKv<PoolStatusRecord>>): Map<
   return out;
 }
 
+function rampMap(snap: ReadonlyMap<string, CachedKv<PoolStatusRecord>>): Map<string, MemberRamp> {
+  const out = new Map<string, MemberRamp>();
+  for (const { value } of snap.values()) for (const [member, r] of rampEntries(value)) out.set(member, r);
+  return out;
+}
+
 const decidedRecords: PoolRecordFamily<PoolStatusRecord, DecidedState> = {
   prefix: keys.decided,
   decode: decodePoolStatus,
   what: 'read decided status',
-  toState: (records, revision) => ({ decided: decidedMap(records), revision }),
+  toState: (records, revision) => ({ decided: decidedMap(records), ramps: rampMap(records), revision }),
 };
 
 export class DecidedStore {
@@ -38,12 +44,11 @@ export class DecidedStore {
     return await watchPoolRecords(this.ctx, decidedRecords, listener);
   }
 
-  async writeDecided(
-    decided: ReadonlyMap<string, MemberStatus>,
-    options: { leadership?: Leadership } = {},
-  ): Promise<void> {
+  async writeDecided(decided: ReadonlyMap<string, MemberStatus>, options: DecidedWriteOptions = {}): Promise<void> {
     const wanted = new Map<string, string>();
-    for (const [pool, rec] of groupByPool(decided)) wanted.set(keys.decidedPool(pool), encodePoolStatus(pool, rec));
+    for (const [pool, value] of encodeDecidedPools(decided, options.ramps ?? new Map(), options.pools)) {
+      wanted.set(keys.decidedPool(pool), value);
+    }
     try {
       await writeFencedPrefix(this.ctx, {
         prefix: keys.decided,

@@ -18,6 +18,7 @@ import type {
   ApplyResult,
   CampaignOptions,
   DecidedState,
+  DecidedWriteOptions,
   DesiredState,
   FleetStore,
   HealthReport,
@@ -106,7 +107,7 @@ export class EtcdFleetStore implements FleetStore {
     return this.#nodes.watchHealthReports(listener);
   }
 
-  writeDecided(decided: ReadonlyMap<string, MemberStatus>, options?: { leadership?: Leadership }): Promise<void> {
+  writeDecided(decided: ReadonlyMap<string, MemberStatus>, options?: DecidedWriteOptions): Promise<void> {
     return this.#decided.writeDecided(decided, options);
   }
   getDecided(): Promise<DecidedState> {

@@ -63,7 +63,8 @@ function members(key: string, field: string, v: unknown): HistoryMember[] {
     if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65_535) {
       throw invalidRecord(key, `${at}.port: ${shown(port)} is not a port (1-65535)`);
     }
-    if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0 || weight > MAX_MEMBER_WEIGHT) {
+    // Not only integers: a member in slow start has a part of its weight (@l4fleet/config slow-start.ts).
+    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0 || weight > MAX_MEMBER_WEIGHT) {
       throw invalidRecord(key, `${at}.weight: ${shown(weight)} is not a weight (0-${MAX_MEMBER_WEIGHT})`);
     }
     out.push({ name, address: address as string, port, weight });

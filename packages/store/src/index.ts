@@ -46,6 +46,7 @@ export {
   type PoolEditUnchanged,
   type PoolEditWritten,
 } from './pool-edit.js';
+export { decodeMemberRamp } from './record-check.js';
 export { DEFAULT_LEASE_TTL_S } from './registration.js';
 export type {
   ApplyOptions,
@@ -53,6 +54,7 @@ export type {
   BfdSessionState,
   CampaignOptions,
   DecidedState,
+  DecidedWriteOptions,
   DesiredState,
   FleetStore,
   HealthReport,

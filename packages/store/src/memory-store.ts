@@ -5,17 +5,19 @@
  * suite of behaviour against this fake and the etcd store, so the two cannot drift.
  */
 import { randomBytes } from 'node:crypto';
-import type { Fleet, MemberStatus, PoolHistory, TableHistory } from '@l4fleet/config';
+import type { Fleet, MemberRamp, MemberStatus, PoolHistory, TableHistory } from '@l4fleet/config';
 import { EMPTY_FLEET } from './desired.js';
 import { StoreError } from './errors.js';
 import { fittedHistoryValue } from './history.js';
 import { decodePoolHistory } from './history-record.js';
 import { keys, NODE_NAME } from './layout.js';
-import { groupByPool } from './records.js';
+import { decodePoolStatus } from './record-check.js';
+import { encodeDecidedPools, groupByPool, memberEntries, rampEntries } from './records.js';
 import type {
   ApplyOptions,
   ApplyResult,
   DecidedState,
+  DecidedWriteOptions,
   DesiredState,
   FleetStore,
   HealthReport,
@@ -39,7 +41,8 @@ export class MemoryFleetStore implements FleetStore {
   private readonly drains = new Set<string>();
   private readonly statuses = new Map<string, NodeStatusReport>();
   private readonly health = new Map<string, Map<string, MemberStatus>>();
-  private readonly decided = new Map<string, Map<string, MemberStatus>>();
+  /** Pool -> the decided record as etcd would hold it (encoded, and decoded on read like the etcd store does). */
+  private readonly decided = new Map<string, string>();
   /** Pool -> the history record as etcd would hold it (encoded, and decoded on read like the etcd store does). */
   private readonly history = new Map<string, string>();
   private readonly candidates: { node: string; elected: () => void; handle: Leadership & { drop(): void } }[] = [];
@@ -216,19 +219,23 @@ export class MemoryFleetStore implements FleetStore {
 
   private decidedState(): DecidedState {
     const decided = new Map<string, MemberStatus>();
-    for (const [pool, members] of this.decided) for (const [m, s] of members) decided.set(`${pool}/${m}`, s);
-    return { decided, revision: this.revision };
+    const ramps = new Map<string, MemberRamp>();
+    for (const [pool, value] of this.decided) {
+      const rec = decodePoolStatus(keys.decidedPool(pool), Buffer.from(value));
+      for (const [member, s] of memberEntries(rec)) decided.set(member, s);
+      for (const [member, r] of rampEntries(rec)) ramps.set(member, r);
+    }
+    return { decided, ramps, revision: this.revision };
   }
 
-  async writeDecided(
-    decided: ReadonlyMap<string, MemberStatus>,
-    options: { leadership?: Leadership } = {},
-  ): Promise<void> {
+  async writeDecided(decided: ReadonlyMap<string, MemberStatus>, options: DecidedWriteOptions = {}): Promise<void> {
     this.assertOpen();
     if (options.leadership && !options.leadership.isLeader()) {
       throw new StoreError('LEASE_LOST', `write decided: ${options.leadership.node} is not the leader`);
     }
-    for (const [pool, rec] of groupByPool(decided)) this.decided.set(pool, new Map(Object.entries(rec)));
+    for (const [pool, value] of encodeDecidedPools(decided, options.ramps ?? new Map(), options.pools)) {
+      this.decided.set(pool, value);
+    }
     this.bump('decided');
   }
 

@@ -5,7 +5,7 @@
  * value otherwise. Nothing read from etcd is used before it passed one of these (issue 12: a hand-written record of
  * the wrong shape must never be taken as "up" nor show as `undefined`/`NaN`).
  */
-import type { MemberStatus } from '@l4fleet/config';
+import { isRampPercent, type MemberRamp, type MemberStatus } from '@l4fleet/config';
 import { invalidRecord } from './errors.js';
 import { NODE_NAME } from './layout.js';
 import {
@@ -153,6 +153,11 @@ export function decodeNodeStatus(key: string, value: Buffer, family: string): No
 export interface PoolStatusRecord {
   readonly pool: string;
   readonly members: Readonly<Record<string, MemberStatus>>;
+  /**
+   * Decided records only: the members in slow start (@l4fleet/config slow-start.ts); none is `down` in `members`.
+   * Absent when none ramps, so records without ramps are what nodes that predate slow start read.
+   */
+  readonly ramp?: Readonly<Record<string, MemberRamp>>;
 }
 
 /** A health or decided record of one pool; `pool` must be the key's last segment. */
@@ -166,7 +171,29 @@ export function decodePoolStatus(key: string, value: Buffer): PoolStatusRecord {
     if (m.length === 0 || m.length > MAX_TEXT_CHARS) throw invalidRecord(key, `members: ${shown(m)} is not a member`);
     if (s !== 'up' && s !== 'down') throw invalidRecord(key, `members.${m}: ${shown(s)} is not up | down`);
   }
-  return { pool, members: members as Record<string, MemberStatus> };
+  if (rec.ramp === undefined) return { pool, members: members as Record<string, MemberStatus> };
+  const ramp: Record<string, MemberRamp> = {};
+  for (const [m, r] of Object.entries(mapField(key, rec, 'ramp', MAX_MEMBERS_PER_RECORD))) {
+    ramp[m] = decodeMemberRamp(key, `ramp.${m.slice(0, 60)}`, r, members[m]);
+  }
+  return { pool, members: members as Record<string, MemberStatus>, ramp };
+}
+
+/**
+ * One member's ramp: `{percent: 1-99, sinceMs}`, of a member whose decided `status` is not `down`; `key` and `at`
+ * name the record and the field in the error (also used for the agent's state file).
+ */
+export function decodeMemberRamp(key: string, at: string, r: unknown, status: unknown): MemberRamp {
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) {
+    throw invalidRecord(key, `${at}: ${shown(r)} is not {percent, sinceMs}`);
+  }
+  const { percent, sinceMs } = r as Raw;
+  if (!isRampPercent(percent)) throw invalidRecord(key, `${at}.percent: ${shown(percent)} is not a percent (1-99)`);
+  if (typeof sinceMs !== 'number' || !Number.isSafeInteger(sinceMs) || sinceMs < 0) {
+    throw invalidRecord(key, `${at}.sinceMs: ${shown(sinceMs)} is not a time (ms since the epoch)`);
+  }
+  if (status === 'down') throw invalidRecord(key, `${at}: the member is decided "down": it cannot ramp`);
+  return { percent, sinceMs };
 }
 
 /** An election key's value: the campaigning node's name. */

@@ -1,5 +1,5 @@
 /** The store's public shapes, shared by the etcd adapter and the in-memory fake. */
-import type { Fleet, MemberStatus, TableHistory } from '@l4fleet/config';
+import type { Fleet, MemberRamps, MemberStatus, TableHistory } from '@l4fleet/config';
 import type { StoreError } from './errors.js';
 
 export interface DesiredState {
@@ -93,9 +93,20 @@ export interface HealthReport {
   readonly members: ReadonlyMap<string, MemberStatus>;
 }
 
+export interface DecidedWriteOptions {
+  /** Fences the write: it applies only while this leadership holds. */
+  readonly leadership?: Leadership;
+  /** The members in slow start (none decided `down`); absent: none. */
+  readonly ramps?: MemberRamps;
+  /** Pools whose record is written even with no decision and no ramp (where a ramp ended). */
+  readonly pools?: Iterable<string>;
+}
+
 export interface DecidedState {
   /** Member key (`pool/member`) -> decided status. */
   readonly decided: ReadonlyMap<string, MemberStatus>;
+  /** Member key -> its slow-start step (@l4fleet/config slow-start.ts); only members `up` in `decided`. */
+  readonly ramps: MemberRamps;
   readonly revision: number;
 }
 
@@ -174,7 +185,7 @@ export interface FleetStore {
   watchHealthReports(listener: WatchListener<HealthReport[]>): Promise<Watch>;
 
   /** Writes decided status for the pools present in `decided` (only changed pools); fenced by `leadership`. */
-  writeDecided(decided: ReadonlyMap<string, MemberStatus>, options?: { leadership?: Leadership }): Promise<void>;
+  writeDecided(decided: ReadonlyMap<string, MemberStatus>, options?: DecidedWriteOptions): Promise<void>;
   getDecided(): Promise<DecidedState>;
   watchDecided(listener: WatchListener<DecidedState>): Promise<Watch>;
 

@@ -2,9 +2,10 @@
  * The aggregator: one node at a time (etcd3 Election through the store) turns the nodes' health reports into
  * decided member status and writes it to etcd. Reports arrive by etcd (leased, the truth: they vanish with their
  * node) and by NATS (faster; optional). A decision is written only when it changes, fenced by the leadership.
- * After the decisions it records the table history of second-chance pools (history.ts, 0011), fenced the same way.
+ * With the decisions it writes the slow-start ramps (slow-start.ts) into the same records, and after them it records
+ * the table history of second-chance pools (history.ts, 0011), fenced the same way.
  */
-import type { Fleet, MemberStatus, TableHistory } from '@l4fleet/config';
+import { type Fleet, type MemberRamps, type MemberStatus, startedMembers, type TableHistory } from '@l4fleet/config';
 import type { FleetStore, Leadership, StoreError, Watch } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { type Clock, sleep, systemClock } from '../clock.js';
@@ -13,6 +14,7 @@ import { isRejectedRecord, type RecordFamily } from '../etcd/rejected-records.js
 import type { ObservedStatus } from '../health/hysteresis.js';
 import { decideAll, decisionDelta } from './decide.js';
 import { nextTableHistory } from './history.js';
+import { nextRamps } from './slow-start.js';
 
 export interface AggregatorOptions {
   readonly node: string;
@@ -32,8 +34,8 @@ export interface Aggregator {
   /** Members to decide (from the desired state). */
   setMembers(keys: readonly string[]): void;
   setLiveNodes(nodes: ReadonlySet<string>): void;
-  /** The decided state as etcd has it (from the agent's watch). */
-  setDecided(decided: ReadonlyMap<string, MemberStatus>): void;
+  /** The decided state as etcd has it (from the agent's watch): decisions and slow-start ramps. */
+  setDecided(decided: ReadonlyMap<string, MemberStatus>, ramps: MemberRamps): void;
   /** The desired fleet (its pools' table inputs go into the table history). */
   setFleet(fleet: Fleet): void;
   /** The table history as etcd has it (from the agent's watch). */
@@ -70,6 +72,12 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
   let decided: ReadonlyMap<string, MemberStatus> = new Map();
   /** What this leader wrote last; etcd's echo may lag, and deciding against stale state would undo a tie rule. */
   let written: Map<string, MemberStatus> | undefined;
+  let storedRamps: MemberRamps = new Map();
+  /** Like `written`, for the ramps. */
+  let writtenRamps: MemberRamps | undefined;
+  /** Members set active or added while this node leads, not yet given a ramp (config's startedMembers). */
+  const started = new Set<string>();
+  let rampTimer: unknown;
   let fleet: Fleet | undefined;
   let storedHistory: TableHistory = new Map();
   /** Like `written`, for the table history. */
@@ -103,19 +111,44 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
       do {
         dirty = false;
         const current = written ?? new Map(decided);
+        const currentRamps = writtenRamps ?? storedRamps;
         const next = decideAll(members, reports, live, current);
         const delta = decisionDelta(current, next);
-        if (delta.set.size > 0 || delta.remove.length > 0) {
-          await opts.store.writeDecided(next, { leadership: lead });
+        const now = clock.now();
+        const ramp = fleet
+          ? nextRamps({
+              fleet,
+              before: current,
+              after: next,
+              ramps: currentRamps,
+              started: new Set(started),
+              nowMs: now,
+            })
+          : { ramps: new Map(currentRamps), changed: false, begun: [] };
+        const startedNow = [...started];
+        if (delta.set.size > 0 || delta.remove.length > 0 || ramp.changed) {
+          // Pools that had a ramp are written even when nothing is left in them, so no ended ramp stays behind.
+          const pools = [...currentRamps.keys()].map((k) => k.slice(0, k.indexOf('/')));
+          await opts.store.writeDecided(next, { leadership: lead, ramps: ramp.ramps, pools });
           written = next;
+          writtenRamps = ramp.ramps;
           for (const [member, status] of delta.set) log.info({ event: 'memberDecided', member, status });
-          opts.onDecisionsWritten?.(delta.set.size + delta.remove.length);
+          logRamps(currentRamps, ramp.ramps);
+          if (delta.set.size > 0 || delta.remove.length > 0)
+            opts.onDecisionsWritten?.(delta.set.size + delta.remove.length);
         }
-        await recordHistory(lead, written ?? current);
+        for (const k of startedNow) started.delete(k);
+        clock.clearTimeout(rampTimer);
+        rampTimer =
+          ramp.nextStepMs === undefined
+            ? undefined
+            : clock.setTimeout(() => schedule(), Math.max(0, ramp.nextStepMs - clock.now()) + 1);
+        await recordHistory(lead, written ?? current, writtenRamps ?? currentRamps);
       } while (dirty && lead.isLeader() && !closed);
     } catch (err) {
       log.warn({ event: 'decisionWriteFailed', err: (err as Error).message });
       written = undefined;
+      writtenRamps = undefined;
       writtenHistory = undefined;
       clock.setTimeout(() => void recompute(), RETRY_MS);
     } finally {
@@ -123,10 +156,26 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
     }
   };
 
+  /** Each ramp that began, stepped or ended, in the log (the decided records say the same to every node). */
+  const logRamps = (before: MemberRamps, after: MemberRamps): void => {
+    for (const [member, r] of after) {
+      const was = before.get(member);
+      if (was?.percent === r.percent && was.sinceMs === r.sinceMs) continue;
+      log.info({ event: 'memberSlowStart', member, percent: r.percent, sinceMs: r.sinceMs });
+    }
+    for (const member of before.keys()) {
+      if (!after.has(member)) log.info({ event: 'memberSlowStart', member, percent: 100 });
+    }
+  };
+
   /** The table-history step after the decisions (the decided map nodes will build from); re-run at each expiry. */
-  const recordHistory = async (lead: Leadership, decidedNow: ReadonlyMap<string, MemberStatus>): Promise<void> => {
+  const recordHistory = async (
+    lead: Leadership,
+    decidedNow: ReadonlyMap<string, MemberStatus>,
+    rampsNow: MemberRamps,
+  ): Promise<void> => {
     if (!fleet) return;
-    const step = nextTableHistory(fleet, decidedNow, writtenHistory ?? storedHistory, clock.now());
+    const step = nextTableHistory(fleet, decidedNow, rampsNow, writtenHistory ?? storedHistory, clock.now());
     if (step.changed || rewriteHistory) {
       const rewrite = !step.changed;
       rewriteHistory = false;
@@ -159,7 +208,9 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
   const lead = async (l: Leadership): Promise<void> => {
     leadership = l;
     written = undefined;
+    writtenRamps = undefined;
     writtenHistory = undefined;
+    started.clear();
     log.info({ event: 'aggregatorElected' });
     opts.onLeadership?.(true);
     try {
@@ -225,12 +276,18 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
       live = nodes;
       schedule();
     },
-    setDecided(d) {
+    setDecided(d, ramps) {
       decided = d;
-      if (!writing) written = undefined;
+      storedRamps = ramps;
+      if (!writing) {
+        written = undefined;
+        writtenRamps = undefined;
+      }
       schedule();
     },
     setFleet(f) {
+      // Only a leader starts ramps, for what it saw happen (a successor does not replay its predecessor's fleet).
+      if (fleet && leadership) for (const k of startedMembers(fleet, f)) started.add(k);
       fleet = f;
       schedule();
     },
@@ -260,6 +317,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
       closed = true;
       clock.clearTimeout(timer);
       clock.clearTimeout(expiryTimer);
+      clock.clearTimeout(rampTimer);
       await reportWatch?.close().catch(() => undefined);
       await leadership?.resign().catch(() => undefined);
     },

@@ -1,4 +1,4 @@
-import { buildVipTable, type DecidedStatus, parseFleet } from '@l4fleet/config';
+import { buildVipTable, type DecidedStatus, NO_RAMPS, parseFleet } from '@l4fleet/config';
 import { describe, expect, test } from 'vitest';
 import { nextTableHistory } from './history.js';
 
@@ -20,20 +20,20 @@ const up: DecidedStatus = new Map();
 
 describe('aggregate history - the writer step', () => {
   test('first step records the served pool only; a change keeps the replaced inputs with the time', () => {
-    const s1 = nextTableHistory(fleetOf(3), up, new Map(), 1_000);
+    const s1 = nextTableHistory(fleetOf(3), up, NO_RAMPS, new Map(), 1_000);
     expect(s1.changed).toBe(true);
     expect([...s1.history.keys()]).toEqual(['web']);
-    expect(nextTableHistory(fleetOf(3), up, s1.history, 2_000).changed).toBe(false);
-    const s2 = nextTableHistory(fleetOf(4), up, s1.history, 3_000);
+    expect(nextTableHistory(fleetOf(3), up, NO_RAMPS, s1.history, 2_000).changed).toBe(false);
+    const s2 = nextTableHistory(fleetOf(4), up, NO_RAMPS, s1.history, 3_000);
     expect(s2.changed).toBe(true);
     expect(s2.history.get('web')?.earlier).toEqual([{ members: s1.history.get('web')?.current, untilMs: 3_000 }]);
     expect(s2.nextExpiryMs).toBe(63_000);
   });
 
   test('a decision (member down) is a change too; the nodes then derive it as previous owner', () => {
-    const s1 = nextTableHistory(fleetOf(3), up, new Map(), 1_000);
+    const s1 = nextTableHistory(fleetOf(3), up, NO_RAMPS, new Map(), 1_000);
     const down: DecidedStatus = new Map([['web/198.18.0.2:80', 'down']]);
-    const s2 = nextTableHistory(fleetOf(3), down, s1.history, 2_000);
+    const s2 = nextTableHistory(fleetOf(3), down, NO_RAMPS, s1.history, 2_000);
     expect(s2.changed).toBe(true);
     const f = fleetOf(3);
     const t = buildVipTable(f, f.vips[0]!, down, s2.history);
@@ -41,13 +41,13 @@ describe('aggregate history - the writer step', () => {
   });
 
   test('expiry at retainS drops the earlier table; l2 pools and unserved pools are not recorded (removed)', () => {
-    const s1 = nextTableHistory(fleetOf(3), up, new Map(), 1_000);
-    const s2 = nextTableHistory(fleetOf(4), up, s1.history, 2_000);
-    const s3 = nextTableHistory(fleetOf(4), up, s2.history, 62_000);
+    const s1 = nextTableHistory(fleetOf(3), up, NO_RAMPS, new Map(), 1_000);
+    const s2 = nextTableHistory(fleetOf(4), up, NO_RAMPS, s1.history, 2_000);
+    const s3 = nextTableHistory(fleetOf(4), up, NO_RAMPS, s2.history, 62_000);
     expect(s3.changed).toBe(true);
     expect(s3.history.get('web')?.earlier).toEqual([]);
     expect(s3.nextExpiryMs).toBeUndefined();
-    const l2 = nextTableHistory(fleetOf(4, 'l2'), up, s3.history, 63_000);
+    const l2 = nextTableHistory(fleetOf(4, 'l2'), up, NO_RAMPS, s3.history, 63_000);
     expect(l2).toMatchObject({ changed: true });
     expect(l2.history.size).toBe(0);
   });

@@ -1,6 +1,6 @@
 /**
  * The aggregator's table-history step (second chance, docs/design/0011-second-chance.md): after each decision, the
- * inputs of every second-chance pool's table (the desired members and the decided status, exactly what every node
+ * inputs of every second-chance pool's table (the desired members, the decided status and ramps: what every node
  * builds its table from) are recorded in etcd's `history/<pool>`, with the inputs they replaced and when. Nodes
  * rebuild the earlier tables from the record, so all of them, a restarted one included, derive the same previous
  * owners. Earlier tables expire after the pool's `secondChance.retainS` (the writer's clock: one clock for the fleet).
@@ -8,6 +8,7 @@
 import {
   type DecidedStatus,
   type Fleet,
+  type MemberRamps,
   nextExpiryMs,
   type PoolHistory,
   recordPoolTable,
@@ -29,6 +30,7 @@ export interface HistoryStep {
 export function nextTableHistory(
   fleet: Fleet,
   decided: DecidedStatus,
+  ramps: MemberRamps,
   stored: TableHistory,
   nowMs: number,
 ): HistoryStep {
@@ -39,7 +41,7 @@ export function nextTableHistory(
   for (const pool of fleet.pools) {
     if (!served.has(pool.name) || !secondChanceActive(pool)) continue;
     const before = stored.get(pool.name);
-    const h = recordPoolTable(before, pool.name, tableInputsOf(pool, decided), secondChanceOf(pool), nowMs);
+    const h = recordPoolTable(before, pool.name, tableInputsOf(pool, decided, ramps), secondChanceOf(pool), nowMs);
     if (h !== before) changed = true;
     history.set(pool.name, h);
     const at = nextExpiryMs(h, secondChanceOf(pool));

@@ -29,7 +29,7 @@ describe('lifecycle - on the injected clock', () => {
     const { clock, inputs, lifecycle, seen } = setup();
     inputs.setDesired({ fleet: twoPoolFleet({ type: 'none' }), revision: 3, generation: 'g' });
     lifecycle.maybeReady();
-    inputs.setDecided(new Map());
+    inputs.setDecided(new Map(), new Map());
     lifecycle.maybeReady();
     expect(lifecycle.state).toBe('starting'); // no node list yet
     inputs.setNodes(false);

@@ -3,6 +3,7 @@
  * (bench, tests). Names are stable: dashboards and the lab read them.
  */
 
+import type { MemberRamps, MemberStatus } from '@l4fleet/config';
 import type { DataPlaneCounters } from '@l4fleet/dataplane';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { NodeState } from '../lifecycle/node-state.js';
@@ -31,6 +32,7 @@ export interface AgentMetrics {
   readonly desiredRevision: Gauge;
   readonly memberObserved: Gauge<'member'>;
   readonly memberDecided: Gauge<'member'>;
+  readonly memberWeightPercent: Gauge<'member'>;
   readonly probesTotal: Counter<'result'>;
   readonly stateRejectedTotal: Counter;
   readonly storeRejectedRecordsTotal: Counter<'family'>;
@@ -185,6 +187,12 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
       labelNames: ['member'],
       registers: r,
     }),
+    memberWeightPercent: new Gauge({
+      name: 'l4fleet_member_weight_percent',
+      help: 'the part of its weight a member has in the tables: below 100 while it ramps up in slow start',
+      labelNames: ['member'],
+      registers: r,
+    }),
     probesTotal: new Counter({
       name: 'l4fleet_health_probes_total',
       help: 'health probes by result',
@@ -323,4 +331,19 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
       dpSource = fn;
     },
   };
+}
+
+/**
+ * The decided records in the metrics: each member's status (1 up, 0 down), and the part of its weight it has
+ * (slow start: its ramp's percent; 100 otherwise, also for a member whose ramp just ended).
+ */
+export function recordDecided(
+  metrics: AgentMetrics,
+  decided: ReadonlyMap<string, MemberStatus>,
+  ramps: MemberRamps,
+): void {
+  for (const [m, s] of decided) metrics.memberDecided.set({ member: m }, s === 'up' ? 1 : 0);
+  for (const m of new Set([...decided.keys(), ...ramps.keys()])) {
+    metrics.memberWeightPercent.set({ member: m }, ramps.get(m)?.percent ?? 100);
+  }
 }

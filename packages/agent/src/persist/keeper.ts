@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { AgentError } from '../errors.js';
-import type { AgentMetrics } from '../observe/metrics.js';
+import { type AgentMetrics, recordDecided } from '../observe/metrics.js';
 import type { ServedInputs } from '../serve/inputs.js';
 import type { LastState, LastStateStore } from './last-state.js';
 
@@ -74,7 +74,7 @@ export function createLastStateKeeper(opts: LastStateKeeperOptions): LastStateKe
     const ageS = Math.max(0, Math.round((clock.now() - s.savedAt) / 1000));
     metrics.lastStateServing.set(1);
     metrics.lastStateAgeSeconds.set(ageS);
-    for (const [m, st] of s.decided) metrics.memberDecided.set({ member: m }, st === 'up' ? 1 : 0);
+    recordDecided(metrics, s.decided, s.ramps ?? new Map());
     log.warn({
       event: 'lastStateRestored',
       file: file.path,
@@ -98,7 +98,7 @@ export function createLastStateKeeper(opts: LastStateKeeperOptions): LastStateKe
   }
 
   async function save(): Promise<void> {
-    const { fleet, revision, generation, decided, history, drainFlag } = inputs;
+    const { fleet, revision, generation, decided, ramps, history, drainFlag } = inputs;
     // Only inputs read from etcd are saved: re-saving the file's own inputs would make a stale file look fresh.
     if (!file || !fleet || revision === 0 || inputs.source === 'lastState' || closed) return;
     if (!inputs.allFromEtcd) return;
@@ -111,7 +111,7 @@ export function createLastStateKeeper(opts: LastStateKeeperOptions): LastStateKe
     if (key === savedKey && now - savedAtMs < STATE_REFRESH_MS) return;
     saving = true;
     try {
-      const state = { fleet, revision, generation, decided, history, drained: drainFlag, savedAt: now };
+      const state = { fleet, revision, generation, decided, ramps, history, drained: drainFlag, savedAt: now };
       const bytes = await file.save(state);
       savedKey = key;
       savedAtMs = now;

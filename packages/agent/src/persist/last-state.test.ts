@@ -125,6 +125,24 @@ describe('last state - rejected files', () => {
     ).toThrow('x.json: decided.web/m0: "maybe" is not up | down');
   });
 
+  test('slow-start ramps come back as saved; a ramp of a member decided down is invalid, naming it', () => {
+    const ramps = new Map([['web/m0', { percent: 40, sinceMs: NOW - 5_000 }]]);
+    const back = decodeLastState('x.json', encodeLastState(stateOf(fleetOf(3), { ramps }), identity), identity, {
+      nowMs: NOW,
+      maxAgeMs: 0,
+    });
+    expect(back.ramps).toEqual(ramps);
+    const none = decodeLastState('x.json', encodeLastState(stateOf(fleetOf(3)), identity), identity, {
+      nowMs: NOW,
+      maxAgeMs: 0,
+    });
+    expect(none.ramps).toBeUndefined();
+    const bad = stateOf(fleetOf(3), { ramps: new Map([['web/m1', { percent: 40, sinceMs: 1 }]]) });
+    expect(() =>
+      decodeLastState('x.json', encodeLastState(bad, identity), identity, { nowMs: NOW, maxAgeMs: 0 }),
+    ).toThrow('x.json: ramps.web/m1: the member is decided "down": it cannot ramp');
+  });
+
   test.each([
     ['node', { ...identity, node: 'n2' }, /node "n1" is not this agent's "n2"/],
     ['fleet', { ...identity, fleet: 'other' }, /fleet "default" is not this agent's "other"/],

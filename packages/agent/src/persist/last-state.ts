@@ -1,5 +1,6 @@
 /**
- * The agent's last good inputs on disk: the desired fleet with its etcd revision, the decided member status, the
+ * The agent's last good inputs on disk: the desired fleet with its etcd revision, the decided member status and
+ * slow-start ramps, the
  * table history (second chance, 0011) and this node's drain flag (everything planTables/plannedRoutes need). An agent that restarts while etcd is
  * unreachable serves them in fail-static instead of waiting for etcd (issue 6; docs/design/0006).
  *
@@ -12,9 +13,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Fleet, MemberStatus, PoolHistory, TableHistory } from '@l4fleet/config';
+import type { Fleet, MemberRamp, MemberRamps, MemberStatus, PoolHistory, TableHistory } from '@l4fleet/config';
 import {
   decodeDocument,
+  decodeMemberRamp,
   decodePointer,
   decodePoolHistory,
   encodeDocument,
@@ -35,6 +37,8 @@ export interface LastState {
   readonly generation: string;
   /** Member key (`pool/member`) -> decided status. */
   readonly decided: ReadonlyMap<string, MemberStatus>;
+  /** Member key -> its slow-start step (absent in files of earlier versions: none). */
+  readonly ramps?: MemberRamps;
   /** The table history by pool (absent in files of earlier versions: no previous owners). */
   readonly history?: TableHistory;
   /** The operator's drain flag for this node. */
@@ -84,6 +88,8 @@ interface Body {
   generation: string;
   drained: boolean;
   decided: Record<string, MemberStatus>;
+  /** Member key -> its ramp; written only when a member ramps. */
+  ramps?: Record<string, MemberRamp>;
   /** Pool -> its `history/<pool>` record as etcd would hold it (checked with the store's decoder on load). */
   history?: Record<string, string>;
   /** The pointer value as etcd would hold it. */
@@ -114,12 +120,15 @@ export function encodeLastState(s: LastState, identity: StateIdentity): Buffer {
   const doc = encodeDocument({ ...s.fleet, hashSeed: seed }, s.generation || 'state', new Date(s.savedAt));
   const decided: Record<string, MemberStatus> = {};
   for (const k of [...s.decided.keys()].sort()) decided[k] = s.decided.get(k) as MemberStatus;
+  const ramps: Record<string, MemberRamp> = {};
+  for (const k of [...(s.ramps?.keys() ?? [])].sort()) ramps[k] = s.ramps?.get(k) as MemberRamp;
   const body = Buffer.from(
     JSON.stringify({
       revision: s.revision,
       generation: s.generation,
       drained: s.drained,
       decided,
+      ...(Object.keys(ramps).length === 0 ? {} : { ramps }),
       ...(s.history === undefined ? {} : { history: historyRecords(s.history) }),
       pointer: JSON.stringify(doc.pointer),
       chunks: doc.chunks.map((c) => c.toString('base64')),
@@ -201,12 +210,21 @@ export function decodeLastState(
     if (v !== 'up' && v !== 'down') throw invalid(file, `decided.${k}: ${show(v)} is not up | down`);
     decided.set(k, v);
   }
+  if (b.ramps !== undefined && (typeof b.ramps !== 'object' || b.ramps === null || Array.isArray(b.ramps))) {
+    throw invalid(file, 'ramps is not an object');
+  }
+  const ramps = new Map<string, MemberRamp>();
   if (b.history !== undefined && (typeof b.history !== 'object' || b.history === null || Array.isArray(b.history))) {
     throw invalid(file, 'history is not an object');
   }
   const history = new Map<string, PoolHistory>();
   let fleet: Fleet;
   try {
+    for (const [k, r] of Object.entries(b.ramps ?? {})) {
+      const i = k.indexOf('/');
+      if (i <= 0 || i === k.length - 1) throw invalid(file, `ramps key ${show(k)} is not POOL/MEMBER`);
+      ramps.set(k, decodeMemberRamp(file, `ramps.${k}`, r, decided.get(k)));
+    }
     for (const [pool, value] of Object.entries(b.history ?? {})) {
       if (typeof value !== 'string') throw invalid(file, `history.${pool}: ${show(value)} is not a record`);
       history.set(pool, decodePoolHistory(`${file}: history/${pool}`, Buffer.from(value, 'utf8')));
@@ -228,6 +246,7 @@ export function decodeLastState(
     revision,
     generation: b.generation,
     decided,
+    ...(ramps.size === 0 ? {} : { ramps }),
     ...(b.history === undefined ? {} : { history }),
     drained: b.drained,
     savedAt,

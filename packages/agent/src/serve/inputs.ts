@@ -3,7 +3,7 @@
  * from (etcd since this start, or the state file). Tables and routes are built from these only (0006 "Fleet-
  * consistent tables"), so they are the agent's whole served input; the controllers change them through here.
  */
-import type { Fleet, MemberStatus, TableHistory } from '@l4fleet/config';
+import type { Fleet, MemberRamps, MemberStatus, TableHistory } from '@l4fleet/config';
 import type { DesiredState } from '@l4fleet/store';
 import type { LastState } from '../persist/last-state.js';
 
@@ -16,6 +16,8 @@ export interface ServedInputs {
   readonly revision: number;
   readonly generation: string;
   readonly decided: ReadonlyMap<string, MemberStatus>;
+  /** The decided slow-start steps (from the same records as `decided`). In the state file too. */
+  readonly ramps: MemberRamps;
   /** The table history (second chance, 0011): previous owners derive from it. In the state file too. */
   readonly history: TableHistory;
   /** The operator's drain flag (`l4fleet node drain`), from etcd or the file. */
@@ -29,7 +31,7 @@ export interface ServedInputs {
   readonly allFromEtcd: boolean;
   readonly source: InputSource;
   setDesired(d: DesiredState): void;
-  setDecided(decided: ReadonlyMap<string, MemberStatus>): void;
+  setDecided(decided: ReadonlyMap<string, MemberStatus>, ramps: MemberRamps): void;
   setHistory(history: TableHistory): void;
   /** The node list arrived; returns true when this node's drain flag changed. */
   setNodes(drainFlag: boolean): boolean;
@@ -46,6 +48,7 @@ export function createServedInputs(): ServedInputs {
   let revision = 0;
   let generation = '';
   let decided: ReadonlyMap<string, MemberStatus> = new Map();
+  let ramps: MemberRamps = new Map();
   let history: TableHistory = new Map();
   let drainFlag = false;
   let haveHistory = false;
@@ -65,6 +68,9 @@ export function createServedInputs(): ServedInputs {
     },
     get decided() {
       return decided;
+    },
+    get ramps() {
+      return ramps;
     },
     get history() {
       return history;
@@ -87,8 +93,9 @@ export function createServedInputs(): ServedInputs {
       generation = d.generation;
       fromEtcd.desired = true;
     },
-    setDecided(d) {
+    setDecided(d, r) {
       decided = d;
+      ramps = r;
       haveDecided = true;
       fromEtcd.decided = true;
     },
@@ -109,6 +116,7 @@ export function createServedInputs(): ServedInputs {
       revision = s.revision;
       generation = s.generation;
       decided = s.decided;
+      ramps = s.ramps ?? new Map();
       drainFlag = s.drained;
       history = s.history ?? new Map();
       haveHistory = true;
@@ -124,6 +132,7 @@ export function createServedInputs(): ServedInputs {
     key() {
       let k = `${revision}|${generation}|${drainFlag}`;
       for (const m of [...decided.keys()].sort()) k += `|${m}=${decided.get(m)}`;
+      for (const m of [...ramps.keys()].sort()) k += `|ramp ${m}=${ramps.get(m)?.percent}`;
       for (const p of [...history.keys()].sort()) {
         const h = history.get(p);
         k += `|history ${p}=${h?.current.length}/${h?.earlier.map((t) => t.untilMs).join('.')}`;

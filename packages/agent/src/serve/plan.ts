@@ -13,6 +13,9 @@ import {
   effectiveWeight,
   type Fleet,
   type VipTable as FleetTable,
+  type Member,
+  type MemberRamps,
+  NO_RAMPS,
   type Pool,
   type PoolHistory,
   type TableHistory,
@@ -49,10 +52,12 @@ function tableInputs(
   pool: Pool | undefined,
   decided: DecidedStatus,
   history: TableHistory | undefined,
+  ramps: MemberRamps,
 ): string {
   const serving = pool ? backupsServe(pool, decided) : false;
+  const weight = (m: Member): number => (pool ? effectiveWeight(pool, m, decided, ramps, serving) : 0);
   const members = (pool?.members ?? [])
-    .map((m) => `${m.name}|${m.address}|${m.port}|${m.state}|${pool ? effectiveWeight(pool, m, decided, serving) : 0}`)
+    .map((m) => `${m.name}|${m.address}|${m.port}|${m.state}|${weight(m)}`)
     .join(',');
   // The decided status itself, not only the weight: `reselect` tells a down member from a draining one (both 0).
   const down = pool ? downMembers(pool, tableMembers(pool), decided).join(',') : '';
@@ -64,27 +69,28 @@ function tableInputs(
 
 /**
  * Plans every VIP's table. `cache` (from the previous call) lets unchanged VIPs keep their table: with 100 VIPs a
- * change in one pool rebuilds only the tables of that pool's VIPs.
+ * change in one pool rebuilds only the tables of that pool's VIPs. `ramps`: the decided slow-start steps.
  */
 export function planTables(
   fleet: Fleet,
   decided: DecidedStatus,
   cache?: Map<string, PlannedTable & { inputs: string }>,
   history?: TableHistory,
+  ramps: MemberRamps = NO_RAMPS,
 ): PlannedTable[] {
   const pools = new Map(fleet.pools.map((p) => [p.name, p]));
   const seen = new Set<string>();
   const out = fleet.vips.map((vip) => {
     const key = vipKey(vip);
     const pool = pools.get(vip.pool);
-    const inputs = tableInputs(fleet, vip, pool, decided, history);
+    const inputs = tableInputs(fleet, vip, pool, decided, history, ramps);
     seen.add(key);
     const hit = cache?.get(key);
     if (hit && hit.inputs === inputs) return hit;
-    const table = buildVipTable(fleet, vip, decided, history);
+    const table = buildVipTable(fleet, vip, decided, history, ramps);
     // Carried previous owners are `disabled` members: effective weight 0, never counted.
     const serving = pool ? backupsServe(pool, decided) : false;
-    const usable = pool ? table.backends.filter((m) => effectiveWeight(pool, m, decided, serving) > 0) : [];
+    const usable = pool ? table.backends.filter((m) => effectiveWeight(pool, m, decided, ramps, serving) > 0) : [];
     const backupServing = usable.length > 0 && usable.every((m) => m.backup === true);
     const planned = { key, table, usableBackends: usable.length, backupServing, inputs };
     cache?.set(key, planned);

@@ -4,7 +4,7 @@
  * Runs one pass at a time; requests while a pass runs coalesce into one more pass.
  */
 import { type Advertisement, GRACEFUL_SHUTDOWN_COMMUNITY, type Speaker } from '@l4fleet/bgp';
-import type { DecidedStatus, Fleet, TableHistory } from '@l4fleet/config';
+import type { DecidedStatus, Fleet, MemberRamps, TableHistory } from '@l4fleet/config';
 import type { DataPlane } from '@l4fleet/dataplane';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../clock.js';
@@ -32,6 +32,8 @@ export interface ServeInputs {
   readonly fleet: Fleet | undefined;
   readonly revision: number;
   readonly decided: DecidedStatus;
+  /** The decided slow-start steps (from the same records as `decided`). */
+  readonly ramps: MemberRamps;
   /** The table history (second chance, 0011): the tables' previous owners. */
   readonly history?: TableHistory;
   /** serving: announce usable VIPs; draining: announce with GRACEFUL_SHUTDOWN; withdrawn: announce nothing. */
@@ -135,7 +137,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     const inp = opts.inputs();
     if (!inp.fleet) return;
     const started = performance.now();
-    const planned = planTables(inp.fleet, inp.decided, tableCache, inp.history);
+    const planned = planTables(inp.fleet, inp.decided, tableCache, inp.history, inp.ramps);
     const usable = plannedRoutes(planned, opts.routeContext);
     let want: Map<string, Advertisement>;
     if (inp.routeMode === 'serving') {

@@ -20,12 +20,12 @@ export function registerExplain(program: Command, ctx: FleetCommandContext): voi
       const dst = parseVipKeyOrUsage(dstText);
       await withStore(ctx, cmd, async (store) => {
         const { fleet, revision } = await store.getDesired();
-        const { decided } = await store.getDecided();
+        const { decided, ramps } = await store.getDecided();
         const { history } = await store.getTableHistory();
         const flow = { src: src.address, sport: src.port, dst: dst.address, dport: dst.port, protocol: dst.protocol };
         let r: ReturnType<typeof explainFlow>;
         try {
-          r = explainFlow(fleet, decided, flow, history);
+          r = explainFlow(fleet, decided, flow, history, ramps);
         } catch (err) {
           if (!(err instanceof ConfigError)) throw err;
           if (err.code === 'VIP_NOT_FOUND')

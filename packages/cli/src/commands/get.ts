@@ -1,10 +1,15 @@
 /** `l4fleet get vips|pools|nodes` and `l4fleet describe vip ADDR:PORT/PROTO`. */
-import { buildVipTable, endpointText, memberKey, parseVipKey, vipKey } from '@l4fleet/config';
+import { buildVipTable, endpointText, type MemberRamp, memberKey, parseVipKey, vipKey } from '@l4fleet/config';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { type FleetCommandContext, outputFormat, percent, renderData, renderTable, withStore } from './context.js';
 
 const NO_BACKEND_NAME = '(none)';
+
+/** A member in slow start: the part of its weight its slots have now (absent: its whole weight). */
+function slowStart(ramp: MemberRamp | undefined): { slowStartPercent?: number } {
+  return ramp ? { slowStartPercent: ramp.percent } : {};
+}
 
 export function registerGet(program: Command, ctx: FleetCommandContext): void {
   program
@@ -78,9 +83,9 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
         if (!vip) throw new CliError(`vip ${wanted}: not in the fleet (revision ${revision})`, EXIT_FAILURE);
         const pool = fleet.pools.find((p) => p.name === vip.pool);
         if (!pool) throw new CliError(`vip ${wanted}: pool "${vip.pool}" does not exist`, EXIT_FAILURE);
-        const { decided } = await store.getDecided();
+        const { decided, ramps } = await store.getDecided();
         const { history } = await store.getTableHistory();
-        const table = buildVipTable(fleet, vip, decided, history);
+        const table = buildVipTable(fleet, vip, decided, history, ramps);
         const slots = new Map<string, number>();
         for (const i of table.slots) {
           const name = i < 0 ? NO_BACKEND_NAME : (table.backends[i]?.name ?? NO_BACKEND_NAME);
@@ -90,6 +95,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
           ...m,
           endpoint: endpointText(m.address, m.port),
           decided: decided.get(memberKey(pool.name, m)) ?? 'undecided',
+          ...slowStart(ramps.get(memberKey(pool.name, m))),
           slots: slots.get(m.name) ?? 0,
         }));
         const data = {
@@ -106,7 +112,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
         ctx.io.out(
           [
             `VIP:          ${wanted}`,
-            `Pool:         ${vip.pool}${pool.onMemberDown === 'reselect' ? ' (onMemberDown reselect)' : ''}`,
+            `Pool:         ${vip.pool}${pool.onMemberDown === 'reselect' ? ' (onMemberDown reselect)' : ''}${pool.slowStartS ? ` (slowStartS ${pool.slowStartS})` : ''}`,
             `Table:        ${vip.tableSize} slots, hash ${vip.hash}, seed 0x${table.seed.toString(16)}, checksum ${table.checksum}`,
             `Health check: ${hc.type}${hc.port ? ` port ${hc.port}` : ''}${hc.path ? ` ${hc.path}` : ''} every ${hc.intervalMs} ms, timeout ${hc.timeoutMs} ms, rise ${hc.rise}, fall ${hc.fall}`,
             `Revision:     ${revision}`,
@@ -118,7 +124,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
                 m.endpoint,
                 String(m.weight),
                 m.backup ? `${m.state} backup` : m.state,
-                m.decided,
+                m.slowStartPercent === undefined ? m.decided : `${m.decided}, slow start ${m.slowStartPercent}%`,
                 String(m.slots),
                 percent(m.slots / vip.tableSize),
               ]),

@@ -78,7 +78,7 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
     .action(async (opts: { output: string }, cmd: Command) => {
       const format = outputFormat(opts.output);
       await withStore(ctx, cmd, async (store) => {
-        const [desired, { decided }, nodes, leader, { history }] = await Promise.all([
+        const [desired, { decided, ramps }, nodes, leader, { history }] = await Promise.all([
           store.getDesired(),
           store.getDecided(),
           store.listNodes(),
@@ -88,7 +88,7 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
         const expected = new Map<string, string>();
         if (desired.fleet.hashSeed !== undefined) {
           for (const vip of desired.fleet.vips)
-            expected.set(vipKey(vip), buildVipTable(desired.fleet, vip, decided, history).checksum);
+            expected.set(vipKey(vip), buildVipTable(desired.fleet, vip, decided, history, ramps).checksum);
         }
         const checks = checkNodes(nodes, expected);
         const summary = {

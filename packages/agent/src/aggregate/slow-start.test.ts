@@ -1,0 +1,169 @@
+import { type DecidedStatus, type Fleet, type MemberStatus, parseFleet, startedMembers } from '@l4fleet/config';
+import { type DecidedState, MemoryFleetStore } from '@l4fleet/store';
+import pino from 'pino';
+import { afterEach, describe, expect, test } from 'vitest';
+import { createManualClock } from '../clock.js';
+import { type Aggregator, createAggregator } from './aggregator.js';
+import { nextRamps } from './slow-start.js';
+
+const logger = pino({ level: 'silent' });
+const T0 = 1_700_000_000_000;
+const NODES = ['n1', 'n2', 'n3'];
+
+const fleetOf = (opts: { slowStartS?: number; b?: string; type?: string; c?: boolean } = {}): Fleet =>
+  parseFleet({
+    hashSeed: 7,
+    pools: [
+      {
+        name: 'web',
+        healthCheck: { type: opts.type ?? 'tcp' },
+        ...(opts.slowStartS === undefined ? {} : { slowStartS: opts.slowStartS }),
+        members: [
+          { name: 'a', address: '198.18.0.1', port: 80 },
+          { name: 'b', address: '198.18.0.2', port: 80, state: opts.b ?? 'active' },
+          ...(opts.c ? [{ name: 'c', address: '198.18.0.3', port: 80 }] : []),
+        ],
+      },
+    ],
+    vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web' }],
+  });
+
+const status = (entries: [string, MemberStatus][]): DecidedStatus => new Map(entries);
+
+describe('slow start - the aggregator step', () => {
+  const step = (o: Partial<Parameters<typeof nextRamps>[0]>) =>
+    nextRamps({
+      fleet: fleetOf({ slowStartS: 8 }),
+      before: new Map(),
+      after: new Map(),
+      ramps: new Map(),
+      started: new Set(),
+      nowMs: T0,
+      ...o,
+    });
+
+  test('up after down begins a ramp at the first step; it steps on the clock and ends at slowStartS', () => {
+    const first = step({ before: status([['web/a', 'down']]), after: status([['web/a', 'up']]) });
+    expect(first).toMatchObject({ changed: true, begun: ['web/a'], nextStepMs: T0 + 2_000 });
+    expect(first.ramps).toEqual(new Map([['web/a', { percent: 20, sinceMs: T0 }]]));
+    const up = status([['web/a', 'up']]);
+    const later = (ms: number) => step({ before: up, after: up, ramps: first.ramps, nowMs: T0 + ms });
+    expect(later(1_999)).toMatchObject({ changed: false, nextStepMs: T0 + 2_000 });
+    expect(later(2_000).ramps.get('web/a')).toEqual({ percent: 40, sinceMs: T0 });
+    expect(later(6_500).ramps.get('web/a')?.percent).toBe(80);
+    expect(later(8_000)).toMatchObject({ changed: true, ramps: new Map() });
+    expect(later(8_000).nextStepMs).toBeUndefined();
+  });
+
+  test('no ramp: a first decision, slow start off, a draining member; a ramp ends when down or turned off', () => {
+    expect(step({ after: status([['web/a', 'up']]) }).ramps.size).toBe(0); // undecided counted as up already
+    expect(
+      step({ fleet: fleetOf(), before: status([['web/a', 'down']]), after: status([['web/a', 'up']]) }).ramps.size,
+    ).toBe(0);
+    const ramps = new Map([['web/b', { percent: 40, sinceMs: T0 - 2_000 }]]);
+    expect(step({ ramps, after: status([['web/b', 'down']]) })).toMatchObject({ changed: true, ramps: new Map() });
+    expect(step({ ramps, fleet: fleetOf() }).ramps.size).toBe(0);
+    expect(step({ ramps, fleet: fleetOf({ slowStartS: 8, b: 'draining' }) }).ramps.size).toBe(0);
+    expect(step({ ramps, fleet: fleetOf({ slowStartS: 8 }) }).ramps).toEqual(ramps);
+    // A member of a pool that is gone, in a record: dropped.
+    expect(step({ ramps: new Map([['gone/x', { percent: 20, sinceMs: T0 }]]) })).toMatchObject({ changed: true });
+  });
+
+  test('a member started by the fleet ramps too, also with health check none (no decisions)', () => {
+    const r = step({ fleet: fleetOf({ slowStartS: 8, type: 'none' }), started: new Set(['web/b']) });
+    expect(r.ramps).toEqual(new Map([['web/b', { percent: 20, sinceMs: T0 }]]));
+  });
+
+  test('startedMembers: set active or added to a pool that was there; not a new pool, not with slow start off', () => {
+    const before = fleetOf({ slowStartS: 8, b: 'draining' });
+    expect(startedMembers(before, fleetOf({ slowStartS: 8, c: true }))).toEqual(new Set(['web/b', 'web/c']));
+    expect(startedMembers(fleetOf({ slowStartS: 8, b: 'disabled' }), fleetOf({ slowStartS: 8 }))).toEqual(
+      new Set(['web/b']),
+    );
+    expect(startedMembers(before, fleetOf({ b: 'active' })).size).toBe(0);
+    expect(startedMembers({ pools: [], vips: [] }, fleetOf({ slowStartS: 8 })).size).toBe(0);
+    expect(startedMembers(fleetOf({ slowStartS: 8 }), fleetOf({ slowStartS: 8, b: 'draining' })).size).toBe(0);
+  });
+});
+
+describe('slow start - through the aggregator and a store', () => {
+  const open: Aggregator[] = [];
+  afterEach(async () => {
+    for (const a of open.splice(0)) await a.close();
+  });
+
+  /** n1 leads over a memory store; the decided watch feeds it back, as the agent does. */
+  async function leader(fleet: Fleet) {
+    const clock = createManualClock(T0);
+    const store = new MemoryFleetStore();
+    const agg = createAggregator({ node: 'n1', store, logger, clock });
+    open.push(agg);
+    const seen: DecidedState[] = [];
+    await store.watchDecided({
+      onUpdate: (d) => {
+        seen.push(d);
+        agg.setDecided(d.decided, d.ramps);
+      },
+    });
+    const regs = await Promise.all(NODES.map((n) => store.registerNode({ name: n, address: '198.18.0.9' })));
+    const report = async (s: MemberStatus) => {
+      for (const r of regs) await r.reportHealth(new Map([['web/a', s]]));
+    };
+    await report('up');
+    agg.setMembers(['web/a', 'web/b']);
+    agg.setLiveNodes(new Set(NODES));
+    agg.setFleet(fleet);
+    agg.start();
+    await clock.advance(20);
+    expect(agg.isLeader).toBe(true);
+    return { clock, store, agg, report, seen };
+  }
+
+  test('a returning member is decided up with its first step in one write, then steps to its whole weight', async () => {
+    const { clock, store, report, seen } = await leader(fleetOf({ slowStartS: 8 }));
+    expect((await store.getDecided()).ramps.size).toBe(0); // the first decision ramps nothing
+    await report('down');
+    await clock.advance(20);
+    expect((await store.getDecided()).decided.get('web/a')).toBe('down');
+    await clock.advance(5_000);
+    await report('up');
+    await clock.advance(20);
+    // Every record a node could have read with a up also has its ramp: never the whole weight first.
+    const afterDown = seen.slice(seen.findIndex((d) => d.decided.get('web/a') === 'down'));
+    const upRecords = afterDown.filter((d) => d.decided.get('web/a') === 'up');
+    expect(upRecords.length).toBeGreaterThan(0);
+    expect(upRecords.every((d) => d.ramps.get('web/a')?.percent === 20)).toBe(true);
+    const began = (await store.getDecided()).ramps.get('web/a')?.sinceMs as number;
+    expect(began).toBeGreaterThan(clock.now() - 20);
+    const percentAt = async (ms: number) => {
+      await clock.advance(ms);
+      return (await store.getDecided()).ramps.get('web/a')?.percent;
+    };
+    expect(await percentAt(began + 2_010 - clock.now())).toBe(40); // the step timer, then RECOMPUTE_DELAY_MS
+    expect(await percentAt(2_000)).toBe(60);
+    expect(await percentAt(2_000)).toBe(80);
+    expect(await percentAt(2_000)).toBeUndefined();
+    expect((await store.getDecided()).decided.get('web/a')).toBe('up');
+  });
+
+  test('a member set active by the operator ramps; a new leader carries the ramp on and starts none', async () => {
+    const { clock, store, agg } = await leader(fleetOf({ slowStartS: 8, b: 'draining' }));
+    agg.setFleet(fleetOf({ slowStartS: 8 }));
+    await clock.advance(20);
+    expect((await store.getDecided()).ramps.get('web/b')?.percent).toBe(20);
+    // The successor: reads the ramp back, sees the fleet for the first time (no ramp for what it did not see).
+    await agg.close();
+    const next = createAggregator({ node: 'n2', store, logger, clock });
+    open.push(next);
+    const d = await store.getDecided();
+    next.setDecided(d.decided, d.ramps);
+    next.setMembers(['web/a', 'web/b']);
+    next.setLiveNodes(new Set(NODES));
+    next.setFleet(fleetOf({ slowStartS: 8, c: true }));
+    next.start();
+    await clock.advance(2_100);
+    expect(next.isLeader).toBe(true);
+    // Begun at the recompute after the fleet change (+20 ms, then RECOMPUTE_DELAY_MS).
+    expect((await store.getDecided()).ramps).toEqual(new Map([['web/b', { percent: 40, sinceMs: T0 + 25 }]]));
+  });
+});
