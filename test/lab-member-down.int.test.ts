@@ -5,7 +5,8 @@
  * client), which with `keep` would stay on a failed backend for as long as it keeps sending (test/lab-e2e "fail a
  * backend" shows that half). Here its answers must come from another backend within the health check's bound, and
  * stay there when the failed backend is restored. Then a backup member (`members[].backup`): no flow while a primary is
- * up, the flows when both primaries fail, and new flows back to the primaries when they return. Needs root, the built CLI with the agent and the bpf objects;
+ * up, the flows when both primaries fail, and new flows back to the primaries when they return. Then slow start
+ * (`slowStartS`): a backend that fails and returns gets 20, 40, 60 and 80 % of its weight, then all of it. Needs root, the built CLI with the agent and the bpf objects;
  * otherwise skipped, never faked. Run under the lab lock.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -14,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { bpfAvailable } from '@l4fleet/dataplane';
-import { agentAvailable, downLab, Lab, labFleet, VIP_UDP } from '@l4fleet/lab';
+import { agentAvailable, downLab, Lab, labFleet, run, VIP_UDP } from '@l4fleet/lab';
 import { agentMetrics, l4fleet, sleep } from '@l4fleet/test-support/lab-scenario';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { stringify } from 'yaml';
@@ -27,6 +28,10 @@ const HEALTH_RISE = 2;
 /** interval x fall + 1 s, the bound test/lab-e2e holds a failed backend's share to; plus the apply on every node. */
 const MOVE_BOUND_MS = HEALTH_INTERVAL_MS * HEALTH_FALL + 1_000 + 1_000;
 let sport = 45_123;
+/** The slow start the third test gives the UDP pool: four steps of 5 s. */
+const SLOW_START_S = 20;
+/** New flows per sample of the returning backend's share. */
+const FLOWS = 300;
 
 /** Sends one datagram every 100 ms from one port; prints `<ms since start> <backend name | ->` per datagram. */
 const PROBE_PY = `
@@ -45,6 +50,32 @@ while time.time() - t0 < seconds:
     print(int((time.time() - t0) * 1000), answer, flush=True)
     time.sleep(0.1)
 `;
+
+/** Opens `n` new UDP flows (one datagram each, a new source port each); prints the backend that answered each. */
+const FLOWS_PY = `
+import socket, sys
+vip, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for _ in range(n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.3)
+    s.sendto(b'flow', (vip, port))
+    try:
+        print(s.recv(200).decode().split()[0].removeprefix('backend='), flush=True)
+    except socket.timeout:
+        print('-', flush=True)
+    s.close()
+`;
+
+/** Which backend answered each of `n` new flows to the UDP VIP, counted by backend. */
+async function newFlows(lab: Lab, n: number): Promise<Map<string, number>> {
+  const { stdout } = await run(
+    ['ip', 'netns', 'exec', lab.ns('client'), 'python3', '-c', FLOWS_PY, VIP_UDP.address, String(VIP_UDP.port), `${n}`],
+    { timeoutMs: 60_000, allowFailure: false },
+  );
+  const counts = new Map<string, number>();
+  for (const b of stdout.trim().split('\n')) counts.set(b, (counts.get(b) ?? 0) + 1);
+  return counts;
+}
 
 interface Answer {
   readonly atMs: number;
@@ -214,5 +245,61 @@ describe.skipIf(!ready).sequential('lab - onMemberDown: reselect (bpf + routed +
       probe.child.kill();
       await probe.done;
     }
+  }, 180_000);
+
+  test('slow start: a backend that returns ramps through 20/40/60/80 % of its share of new flows, on every node', async () => {
+    const returning = 'backend1';
+    const fleet = labFleet(lab.topology) as { pools: Record<string, unknown>[] };
+    for (const p of fleet.pools) if (p.name === VIP_UDP.name) p.slowStartS = SLOW_START_S;
+    const file = join(dir, 'fleet-slow-start.yaml');
+    writeFileSync(file, stringify(fleet));
+    await l4fleet(lab, 'apply', '-f', file);
+    await tablesAgree(lab, 30_000);
+    const vip = `${VIP_UDP.address}:${VIP_UDP.port}/udp`;
+    const member = async () => {
+      const d = JSON.parse(await l4fleet(lab, 'describe', 'vip', vip, '-o', 'json'));
+      return (d.members as { name: string; slots: number; slowStartPercent?: number }[]).find(
+        (m) => m.name === returning,
+      ) as { slots: number; slowStartPercent?: number };
+    };
+    const whole = (await member()).slots;
+    expect(whole).toBeGreaterThan(4_093 / 3 - 100);
+
+    await lab.failBackend(returning);
+    const downBy = Date.now() + MOVE_BOUND_MS + 10_000;
+    while (Date.now() < downBy && (await member()).slots !== 0) await sleep(250);
+    expect((await member()).slots).toBe(0);
+    await lab.restoreBackend(returning);
+
+    // The ramp's steps as the CLI reads them from etcd, and the nodes' tables agreeing with each (l4fleet status).
+    const seen: { percent: number | undefined; slots: number }[] = [];
+    const record = async () => {
+      const m = await member();
+      if (seen.at(-1)?.percent !== m.slowStartPercent) seen.push({ percent: m.slowStartPercent, slots: m.slots });
+      return m;
+    };
+    const upBy = Date.now() + HEALTH_INTERVAL_MS * (HEALTH_RISE + 1) + 10_000;
+    while (Date.now() < upBy && (await record()).slots === 0) await sleep(200);
+    expect(seen.at(-1)?.percent, JSON.stringify(seen)).toBe(20);
+    await tablesAgree(lab, (SLOW_START_S * 1_000) / 4);
+    // New flows on the nodes' tables at the first step: about 0.2 / 2.2 of them (3 members of weight 1).
+    const early = await newFlows(lab, FLOWS);
+    const earlyShare = (early.get(returning) ?? 0) / FLOWS;
+    const endBy = Date.now() + SLOW_START_S * 1_000 + 10_000;
+    while (Date.now() < endBy && (await record()).slowStartPercent !== undefined) await sleep(500);
+    await tablesAgree(lab, 15_000);
+    const late = await newFlows(lab, FLOWS);
+    const lateShare = (late.get(returning) ?? 0) / FLOWS;
+    console.log(
+      `slow start: steps ${JSON.stringify(seen)} (whole ${whole} slots); new flows on ${returning}: ${(earlyShare * 100).toFixed(1)} % at 20 %, ${(lateShare * 100).toFixed(1)} % after`,
+      Object.fromEntries(early),
+      Object.fromEntries(late),
+    );
+    expect(seen.map((s) => s.percent)).toEqual([undefined, 20, 40, 60, 80, undefined].slice(-seen.length));
+    expect(seen.at(-1)?.slots).toBe(whole);
+    expect(early.get('-') ?? 0).toBe(0);
+    expect(earlyShare).toBeLessThan(0.18);
+    expect(earlyShare).toBeGreaterThan(0.02);
+    expect(lateShare).toBeGreaterThan(0.25);
   }, 180_000);
 });
