@@ -190,6 +190,22 @@ describe('cli - fleet commands on the memory store', () => {
     expect(r.out).toMatch(/sorry\s+198\.18\.0\.29:80\s+1\s+active backup\s+undecided\s+0\s+0\.00%/);
   });
 
+  test('describe vip shows a member in slow start with its step, and its ramped share; JSON has the percent', async () => {
+    await cli('apply', '-f', file('s.yaml', FLEET), '--new-fleet');
+    const leader = await store.campaign('lb1');
+    await store.writeDecided(new Map([['web/be1', 'up']]), {
+      leadership: leader,
+      ramps: new Map([['web/be1', { percent: 20, sinceMs: 1 }]]),
+    });
+    const r = await cli('describe', 'vip', '198.51.100.10:80/tcp');
+    expect(r.out).toMatch(/be1\s+198\.18\.0\.21:80\s+2\s+active\s+up, slow start 20%\s+\d+\s+\d+\.\d+%/);
+    const share = Number(/up, slow start 20%\s+\d+\s+(\d+\.\d+)%/.exec(r.out)?.[1]);
+    expect(share).toBeGreaterThan(24);
+    expect(share).toBeLessThan(33); // weight 2 x 20 % against 1: 0.4 / 1.4 of the slots (66.7 % without the ramp)
+    const json = JSON.parse((await cli('describe', 'vip', '198.51.100.10:80/tcp', '-o', 'json')).out);
+    expect(json.members.map((m: { slowStartPercent?: number }) => m.slowStartPercent ?? null)).toContain(20);
+  });
+
   test('describe vip shows members with state and share', async () => {
     await cli('apply', '-f', file('f.yaml', FLEET), '--new-fleet');
     const r = await cli('describe', 'vip', '198.51.100.10:80/tcp');

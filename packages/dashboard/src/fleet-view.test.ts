@@ -97,6 +97,29 @@ describe('fleet-view', () => {
     expect(view.pools[0]?.members.find((m) => m.name === 'b')?.decided).toBe('unknown');
   });
 
+  test('fleet-view - a member in slow start: its step on its row, and the expected checksum is the ramped table', () => {
+    const ramps = new Map([['web/b', { percent: 40, sinceMs: 1 }]]);
+    const ramped = buildVipTable(fleet, vip, new Map(), undefined, ramps).checksum;
+    const whole = buildVipTable(fleet, vip, new Map()).checksum;
+    expect(ramped).not.toBe(whole);
+    const v = buildFleetView({
+      desired: { fleet, revision: 3, generation: 'g' },
+      decided: { decided: new Map(), ramps, revision: 5 },
+      nodes: [node('n1', ramped), node('n2', whole)],
+      health: [],
+      leader: 'n1',
+    });
+    expect(v.pools[0]?.members.map((m) => [m.name, m.slowStartPercent])).toEqual([
+      ['a', null],
+      ['b', 40],
+      ['c', null],
+    ]);
+    expect(v.nodes.map((n) => [n.name, n.tables[0]?.match])).toEqual([
+      ['n1', true],
+      ['n2', false],
+    ]);
+  });
+
   test('fleet-view - a fleet without a seed still lists its VIPs and says why there is no table', () => {
     const { hashSeed: _, ...unseeded } = fleet;
     const v = buildFleetView({
