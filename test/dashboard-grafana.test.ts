@@ -52,6 +52,7 @@ async function agentExposition(): Promise<Map<string, Set<string>>> {
   m.desiredRevision.set(3);
   m.memberObserved.set({ member: 'web/a' }, 1);
   m.memberDecided.set({ member: 'web/a' }, 1);
+  m.memberWeightPercent.set({ member: 'web/a' }, 40);
   m.probesTotal.inc({ result: 'ok' });
   m.stateRejectedTotal.inc();
   m.configReloadsTotal.inc({ result: 'refused' });
