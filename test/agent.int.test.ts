@@ -467,20 +467,35 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
         [routerAddress, n4ExtraPeer].sort(),
       );
       expect(await routerUptime()).toBe(uptimeBefore);
+      // The log level, live: debug from now on, also in the component loggers (the speaker's `speakerClosed` at the
+      // end is a debug line of its child logger).
+      const applied = {
+        ...n4File(),
+        bgp: { ...(n4File().bgp as Record<string, unknown>), peers: [...peersNow, extraPeer] },
+      };
+      await writeFile(file, stringify({ ...applied, logLevel: 'debug' }));
+      child.kill('SIGHUP');
+      await eventually(
+        'the log level reloaded',
+        () => log,
+        (l) => /"event":"configReloaded","changed":\["logLevel"\]/.test(l),
+      );
+      expect(log).not.toMatch(/"event":"speakerClosed"/);
       const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-      expect(scraped).toMatch(/l4fleet_config_reloads_total\{[^}]*result="applied"[^}]*\} 1/);
+      expect(scraped).toMatch(/l4fleet_config_reloads_total\{[^}]*result="applied"[^}]*\} 2/);
       expect(scraped).toMatch(/l4fleet_config_reloads_total\{[^}]*result="refused"[^}]*\} 3/);
       // Each reload is an event on NATS (the dashboard's timeline).
       await eventually(
         "n4's config.reload events",
         () => events.filter((e) => e.kind === 'config.reload' && e.node === 'n4').map((e) => e.data),
-        (d) => d.length === 4,
+        (d) => d.length === 5,
       );
       expect(events.filter((e) => e.kind === 'config.reload' && e.node === 'n4').map((e) => e.data)).toEqual([
         { result: 'applied', changed: ['bgp.peers', 'bfd.peers'] }, // BFD is off: its peers follow, nothing reads them
         expect.objectContaining({ result: 'refused', changed: ['bgp.asn'] }),
         expect.objectContaining({ result: 'refused', changed: ['bgp.peers[1].localAddress'] }),
         expect.objectContaining({ result: 'refused', changed: ['bgp.peers[0].asn'] }),
+        { result: 'applied', changed: ['logLevel'] },
       ]);
 
       const stopped = Date.now();
@@ -490,6 +505,7 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
       expect(Date.now() - stopped).toBeLessThan(10_000);
       expect(log).toMatch(/"event":"shutdownStarted"/);
       expect(log).toMatch(/"event":"vipWithdrawn"/);
+      expect(log).toMatch(/"level":20[^\n]*"event":"speakerClosed"/);
     } finally {
       child.kill('SIGKILL');
       await gobgpd.close();

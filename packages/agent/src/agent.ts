@@ -159,6 +159,9 @@ export function createAgent(deps: AgentDeps): Agent {
     metrics,
     events,
     logger: log,
+    setLogLevel: (level) => {
+      deps.logger.level = level;
+    },
     preflight: (next) => preflightProblems(next, host),
     tlsFiles: tlsFileDigests,
   });

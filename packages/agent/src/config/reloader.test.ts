@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { createFakeSpeaker } from '@l4fleet/bgp';
 import pino from 'pino';
 import { describe, expect, test } from 'vitest';
@@ -25,7 +26,7 @@ const configWith = (bgp: Record<string, unknown> = {}, rest: Record<string, unkn
     ...rest,
   });
 
-type Extra = Pick<Parameters<typeof createReloader>[0], 'preflight' | 'tlsFiles'>;
+type Extra = Pick<Parameters<typeof createReloader>[0], 'preflight' | 'tlsFiles' | 'setLogLevel'>;
 
 async function setUp(config = configWith(), extra: Extra = {}) {
   const speaker = createFakeSpeaker();
@@ -63,6 +64,32 @@ describe('agent reload', () => {
     const series = (await metrics.bgpSessionState.get()).values.map((v) => v.labels.peer);
     expect(series).not.toContain(ROUTER2.address);
     expect(await count('applied')).toBe(2);
+  });
+
+  test('logLevel is applied live: the component loggers (made without a level of their own) follow the root', async () => {
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk, _enc, done) {
+        lines.push((JSON.parse(String(chunk)) as { msg: string }).msg);
+        done();
+      },
+    });
+    const root = pino({ level: 'info' }, stream);
+    const bgpLog = root.child({ component: 'bgp' });
+    const { reloader } = await setUp(configWith(), {
+      setLogLevel: (level) => {
+        root.level = level;
+      },
+    });
+    bgpLog.debug('hidden');
+    const plan = await reloader.reload(async () => configWith({}, { logLevel: 'debug' }));
+    expect(plan).toEqual({ changed: ['logLevel'], needRestart: [] });
+    bgpLog.debug('shown at debug');
+    await reloader.reload(async () => configWith({}, { logLevel: 'warn' }));
+    bgpLog.info('hidden at warn');
+    bgpLog.warn('shown at warn');
+    await new Promise((r) => setImmediate(r));
+    expect(lines).toEqual(['shown at debug', 'shown at warn']);
   });
 
   test('BFD sessions follow the peers only while BFD is on', async () => {

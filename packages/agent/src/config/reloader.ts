@@ -12,7 +12,7 @@ import type { EventPublisher } from '../events/publisher.js';
 import type { AgentMetrics } from '../observe/metrics.js';
 import { planReload, type ReloadPlan } from './reload.js';
 import type { TlsFile } from './tls-files.js';
-import type { AgentConfig } from './types.js';
+import type { AgentConfig, LogLevel } from './types.js';
 
 export interface Reloader {
   reload(load: () => Promise<AgentConfig>): Promise<ReloadPlan>;
@@ -25,6 +25,11 @@ export interface ReloaderOptions {
   readonly metrics: Pick<AgentMetrics, 'configReloadsTotal'>;
   readonly events: Pick<EventPublisher, 'emit'>;
   readonly logger: Logger;
+  /**
+   * Sets the agent's log level (the root logger's: pino's component loggers, made without a level of their own,
+   * follow it). Absent: a changed `logLevel` is applied to `logger` only.
+   */
+  readonly setLogLevel?: (level: LogLevel) => void;
   /**
    * The host's checks of `l4fleet agent --check` (preflight.ts); only the problems of the fields this reload
    * changes refuse it (a peer's localAddress that is not this host's), as the agent does not check its start.
@@ -81,6 +86,10 @@ export function createReloader(opts: ReloaderOptions): Reloader {
       if (plan.changed.includes('bgp.peers')) await opts.bgp.setPeers(next.bgp.peers);
       // BFD on (a change of bfd.enabled was refused above): its sessions follow; off, nothing reads them.
       if (plan.changed.includes('bfd.peers') && next.bfd.enabled) await opts.bfd.setPeers(next.bfd.peers);
+      if (plan.changed.includes('logLevel')) {
+        if (opts.setLogLevel) opts.setLogLevel(next.logLevel);
+        else opts.logger.level = next.logLevel;
+      }
       running = next;
       opts.metrics.configReloadsTotal.inc({ result: 'applied' });
       opts.logger.info({ event: 'configReloaded', changed: plan.changed });

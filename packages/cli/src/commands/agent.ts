@@ -1,8 +1,8 @@
 /**
  * `l4fleet agent --config agent.yaml`: runs the node agent in the foreground until SIGTERM or SIGINT, which drain
  * the node (RFC 8326 graceful shutdown, withdraw, keep forwarding a while) before exiting. A second signal exits at
- * once without draining. SIGHUP (`systemctl reload`) reads the file again: a change of the BGP or BFD peers is
- * applied live, anything else is refused, naming the fields, and the agent runs on unchanged (config/reload.ts in
+ * once without draining. SIGHUP (`systemctl reload`) reads the file again: a change of the BGP or BFD peers or
+ * of the log level is applied live, anything else is refused, naming the fields, and the agent runs on unchanged (config/reload.ts in
  * @l4fleet/agent). Flags override the file. `--check` validates the config and what this host must offer
  * (addresses, interface, files, the data plane's needs), prints the effective config and exits: it never starts
  * anything. Exit codes: 0 ok, 2 the config or the command line is wrong, 1 the host cannot run it.
@@ -106,7 +106,7 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
   program
     .command('agent')
     .description(
-      'run the node agent (health checks, tables, BGP, metrics, events) until SIGTERM; SIGHUP reloads the peers',
+      'run the node agent (health checks, tables, BGP, metrics, events) until SIGTERM; SIGHUP reloads the peers and the log level',
     )
     .option('-c, --config <file>', 'agent.yaml (flags override it)')
     .option('--node-name <name>', 'node name (node.name)')
