@@ -206,6 +206,15 @@ describe('cli - fleet commands on the memory store', () => {
     expect(json.members.map((m: { slowStartPercent?: number }) => m.slowStartPercent ?? null)).toContain(20);
   });
 
+  test('member enable in a pool with slow start says how the member will ramp', async () => {
+    const slow = FLEET.replace('  - name: web\n', '  - name: web\n    slowStartS: 30\n');
+    await cli('apply', '-f', file('ss.yaml', slow), '--new-fleet');
+    const r = await cli('member', 'enable', 'web', '198.18.0.23:80');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('slow start web/198.18.0.23:80: 20, 40, 60, 80 % of its weight over 30 s, then all of it');
+    expect((await cli('member', 'drain', 'web', 'be1')).out).not.toContain('slow start');
+  });
+
   test('describe vip shows members with state and share', async () => {
     await cli('apply', '-f', file('f.yaml', FLEET), '--new-fleet');
     const r = await cli('describe', 'vip', '198.51.100.10:80/tcp');

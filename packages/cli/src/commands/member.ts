@@ -14,6 +14,8 @@ import {
   NODE_NAME,
   type Pool,
   predictChurn,
+  RAMP_PERCENTS,
+  startedMembers,
 } from '@l4fleet/config';
 import { editPoolMembers, type FleetStore, type MembersEdit } from '@l4fleet/store';
 import type { Command } from 'commander';
@@ -65,6 +67,11 @@ async function editPool(
     const lines = [`${typeof what === 'string' ? what : what()}: ${done}`];
     for (const c of predictChurn(result.before, result.after, result.decided)) {
       lines.push(`churn ${c.vip}: ${percent(c.fraction)} of slots move (${c.changed}/${c.size})`);
+    }
+    const pool = result.after.pools.find((p) => p.name === poolName);
+    for (const key of startedMembers(result.before, result.after)) {
+      const steps = RAMP_PERCENTS.join(', ');
+      lines.push(`slow start ${key}: ${steps} % of its weight over ${pool?.slowStartS} s, then all of it`);
     }
     ctx.io.out(lines.join('\n'));
   });
