@@ -72,6 +72,8 @@ const fleetYaml = stringify({
     {
       name: 'web',
       healthCheck: { type: 'tcp', intervalMs: INTERVAL_MS, timeoutMs: 200, rise: 1, fall: FALL },
+      // A member that returns ramps over 5 min: long enough to read its first step on the page.
+      slowStartS: 300,
       members: [1, 2, 3].map((i) => ({ name: `be${i}`, address: `${SEGMENT}.2${i}`, port: PORT })),
     },
   ],
@@ -295,6 +297,15 @@ describe('dashboard in chromium against etcd, NATS and two agents', () => {
       /backend: +be[23] \(198\.18\.250\.2[23]:8080, pool web\)/,
     );
   }, 90_000);
+
+  test('the failed member restarted: decided up, in slow start at its first step (20 % of its weight)', async () => {
+    backends.set('be1', start(['socat', `TCP-LISTEN:${PORT},bind=${SEGMENT}.21,fork,reuseaddr`, 'EXEC:/bin/cat']));
+    const decided = cell('tr[data-member="web/be1"]', 'decided');
+    await expect.poll(() => decided.textContent(), { timeout: INTERVAL_MS * 2 + 10_000 }).toBe('upslow start 20%');
+    expect(await page.locator('tr[data-member="web/be1"] [data-field="slow-start"]').textContent()).toBe(
+      'slow start 20%',
+    );
+  }, 60_000);
 
   test('the flows of lab watch show per node and per backend, with broken flows and the longest pause', async () => {
     expect(await page.locator('#flows-section').isHidden()).toBe(true);
