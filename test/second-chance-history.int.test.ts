@@ -7,12 +7,9 @@
  *
  * Agents run with the fake speaker, the recording data plane and health checks `none`: nothing is sent anywhere.
  */
-import { type Agent, type AgentEvent, createAgent, parseAgentConfig } from '@l4fleet/agent';
-import { createFakeSpeaker } from '@l4fleet/bgp';
 import { buildVipTable, type Fleet, parseFleet } from '@l4fleet/config';
-import { createRecordingDataPlane, type RecordingDataPlane, type VipTable } from '@l4fleet/dataplane';
-import { EtcdFleetStore } from '@l4fleet/store';
-import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
+import type { VipTable } from '@l4fleet/dataplane';
+import { type EtcdAgents, type RecordedNode, startEtcdAgents } from '@l4fleet/test-support/etcd-agents';
 import { until } from '@l4fleet/test-support/eventually';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -35,41 +32,13 @@ const fleetOf = (n: number): Fleet =>
     vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: SIZE }],
   });
 
-interface Node {
-  agent: Agent;
-  store: EtcdFleetStore;
-  dataPlane: RecordingDataPlane;
-  events: AgentEvent[];
-}
+type Node = RecordedNode;
 
 describe('second chance - table history through a real etcd', () => {
-  let etcd: EtcdHandle;
-  let admin: EtcdFleetStore;
-  const nodes: Node[] = [];
-
-  const startNode = async (name: string, i: number): Promise<Node> => {
-    const store = new EtcdFleetStore({ endpoints: etcd.endpoints, prefix: PREFIX, logger });
-    const dataPlane = createRecordingDataPlane({ requireSamePort: false });
-    const events: AgentEvent[] = [];
-    const agent = createAgent({
-      config: parseAgentConfig({
-        node: { name, interface: 'lo', address: `198.18.0.${11 + i}` },
-        bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }] },
-        etcd: { endpoints: etcd.endpoints, prefix: PREFIX },
-        dataplane: { driver: 'dry-run' },
-      }),
-      store,
-      speaker: createFakeSpeaker(),
-      dataPlane,
-      logger,
-      onEvent: (e) => events.push(e),
-    });
-    const node = { agent, store, dataPlane, events };
-    nodes.push(node);
-    await agent.start();
-    await agent.whenReady(10_000);
-    return node;
-  };
+  let fleet: EtcdAgents;
+  let admin: EtcdAgents['admin'];
+  let etcd: EtcdAgents['etcd'];
+  const startNode = (name: string, i: number): Promise<Node> => fleet.startNode(name, i);
   const tableOf = (n: Node): VipTable | undefined => n.dataPlane.current[0];
   const previousOf = (n: Node) => {
     const t = tableOf(n);
@@ -77,18 +46,12 @@ describe('second chance - table history through a real etcd', () => {
   };
 
   beforeAll(async () => {
-    etcd = await startEtcd();
-    admin = new EtcdFleetStore({ endpoints: etcd.endpoints, prefix: PREFIX, logger });
-    await admin.apply(fleetOf(4), { expectRevision: 0 });
+    fleet = await startEtcdAgents(PREFIX, fleetOf(4), logger);
+    ({ admin, etcd } = fleet);
   }, 60_000);
 
   afterAll(async () => {
-    for (const n of nodes.splice(0)) {
-      await n.agent.close();
-      await n.store.close();
-    }
-    await admin?.close();
-    await etcd?.stop();
+    await fleet?.close();
   }, 30_000);
 
   test('a backend added: every agent, one started after the change too, programs the same previous owners', async () => {
@@ -123,7 +86,7 @@ describe('second chance - table history through a real etcd', () => {
   }, 60_000);
 
   test('a hostile history record is refused naming key, field and value; agents keep their previous owners', async () => {
-    const n1 = nodes[0]!;
+    const n1 = fleet.nodes[0]!;
     const before = previousOf(n1);
     const tables = n1.agent.status().tables;
     expect(before).toBeDefined();

@@ -7,12 +7,9 @@
  *
  * Agents run with the fake speaker, the recording data plane and health checks `none`: nothing is sent anywhere.
  */
-import { type Agent, createAgent, parseAgentConfig } from '@l4fleet/agent';
-import { createFakeSpeaker } from '@l4fleet/bgp';
 import { buildVipTable, type Fleet, parseFleet } from '@l4fleet/config';
-import { createRecordingDataPlane, type RecordingDataPlane, type VipTable } from '@l4fleet/dataplane';
-import { EtcdFleetStore } from '@l4fleet/store';
-import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
+import type { VipTable } from '@l4fleet/dataplane';
+import { type EtcdAgents, type RecordedNode, startEtcdAgents } from '@l4fleet/test-support/etcd-agents';
 import { until } from '@l4fleet/test-support/eventually';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -43,11 +40,7 @@ const fleetOf = (be4: 'active' | 'draining'): Fleet =>
     vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: SIZE }],
   });
 
-interface Node {
-  agent: Agent;
-  store: EtcdFleetStore;
-  dataPlane: RecordingDataPlane;
-}
+type Node = RecordedNode;
 
 const be4Slots = (t: VipTable): number => {
   const i = t.backends.findIndex((b) => b.name === 'be4');
@@ -55,49 +48,20 @@ const be4Slots = (t: VipTable): number => {
 };
 
 describe('slow start - through a real etcd', () => {
-  let etcd: EtcdHandle;
-  let admin: EtcdFleetStore;
-  const nodes: Node[] = [];
-
-  const startNode = async (name: string, i: number): Promise<Node> => {
-    const store = new EtcdFleetStore({ endpoints: etcd.endpoints, prefix: PREFIX, logger });
-    const dataPlane = createRecordingDataPlane({ requireSamePort: false });
-    const agent = createAgent({
-      config: parseAgentConfig({
-        node: { name, interface: 'lo', address: `198.18.0.${11 + i}` },
-        bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }] },
-        etcd: { endpoints: etcd.endpoints, prefix: PREFIX },
-        dataplane: { driver: 'dry-run' },
-      }),
-      store,
-      speaker: createFakeSpeaker(),
-      dataPlane,
-      logger,
-    });
-    const node = { agent, store, dataPlane };
-    nodes.push(node);
-    await agent.start();
-    await agent.whenReady(10_000);
-    return node;
-  };
+  let fleet: EtcdAgents;
+  let admin: EtcdAgents['admin'];
 
   beforeAll(async () => {
-    etcd = await startEtcd();
-    admin = new EtcdFleetStore({ endpoints: etcd.endpoints, prefix: PREFIX, logger });
-    await admin.apply(fleetOf('draining'), { expectRevision: 0 });
+    fleet = await startEtcdAgents(PREFIX, fleetOf('draining'), logger);
+    admin = fleet.admin;
   }, 60_000);
 
   afterAll(async () => {
-    for (const n of nodes.splice(0)) {
-      await n.agent.close();
-      await n.store.close();
-    }
-    await admin?.close();
-    await etcd?.stop();
+    await fleet?.close();
   }, 30_000);
 
   test('a member set active ramps through every step on every agent, then has its whole share', async () => {
-    const [n1, n2] = [await startNode('n1', 0), await startNode('n2', 1)];
+    const [n1, n2] = [await fleet.startNode('n1', 0), await fleet.startNode('n2', 1)];
     await until('n1 leads', () => n1.agent.status().aggregator || n2.agent.status().aggregator, 15_000);
     expect(be4Slots(n1.dataPlane.current[0]!)).toBe(0); // draining: in the index space, no slots
 

@@ -1,0 +1,80 @@
+/**
+ * Agents over a real etcd, with the fake speaker and the recording data plane and health checks `none` in their
+ * fleets: the control plane under test (decisions, table history, slow start) is real, nothing is sent anywhere.
+ * Used by test/second-chance-history.int.test.ts and test/slow-start.int.test.ts.
+ */
+import { type Agent, type AgentEvent, createAgent, parseAgentConfig } from '@l4fleet/agent';
+import { createFakeSpeaker } from '@l4fleet/bgp';
+import type { Fleet } from '@l4fleet/config';
+import { createRecordingDataPlane, type RecordingDataPlane } from '@l4fleet/dataplane';
+import { EtcdFleetStore } from '@l4fleet/store';
+import type { Logger } from 'pino';
+import { type EtcdHandle, startEtcd } from './etcd.js';
+
+export interface RecordedNode {
+  readonly agent: Agent;
+  readonly store: EtcdFleetStore;
+  readonly dataPlane: RecordingDataPlane;
+  readonly events: AgentEvent[];
+}
+
+export interface EtcdAgents {
+  readonly etcd: EtcdHandle;
+  /** The operator's client (apply, reads). */
+  readonly admin: EtcdFleetStore;
+  readonly nodes: readonly RecordedNode[];
+  /** Starts agent `name` (node address 198.18.0.(11 + i)) and waits until it is ready. */
+  startNode(name: string, i: number): Promise<RecordedNode>;
+  /** Closes every agent and client and stops etcd. */
+  close(): Promise<void>;
+}
+
+/** Starts etcd and applies `fleet` under `prefix`. */
+export async function startEtcdAgents(prefix: string, fleet: Fleet, logger: Logger): Promise<EtcdAgents> {
+  const etcd = await startEtcd();
+  const admin = new EtcdFleetStore({ endpoints: etcd.endpoints, prefix, logger });
+  const nodes: RecordedNode[] = [];
+  try {
+    await admin.apply(fleet, { expectRevision: 0 });
+  } catch (err) {
+    await admin.close();
+    await etcd.stop();
+    throw err;
+  }
+  return {
+    etcd,
+    admin,
+    nodes,
+    async startNode(name, i) {
+      const store = new EtcdFleetStore({ endpoints: etcd.endpoints, prefix, logger });
+      const dataPlane = createRecordingDataPlane({ requireSamePort: false });
+      const events: AgentEvent[] = [];
+      const agent = createAgent({
+        config: parseAgentConfig({
+          node: { name, interface: 'lo', address: `198.18.0.${11 + i}` },
+          bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }] },
+          etcd: { endpoints: etcd.endpoints, prefix },
+          dataplane: { driver: 'dry-run' },
+        }),
+        store,
+        speaker: createFakeSpeaker(),
+        dataPlane,
+        logger,
+        onEvent: (e) => events.push(e),
+      });
+      const node = { agent, store, dataPlane, events };
+      nodes.push(node);
+      await agent.start();
+      await agent.whenReady(10_000);
+      return node;
+    },
+    async close() {
+      for (const n of nodes.splice(0)) {
+        await n.agent.close();
+        await n.store.close();
+      }
+      await admin.close();
+      await etcd.stop();
+    },
+  };
+}
