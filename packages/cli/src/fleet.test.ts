@@ -204,6 +204,8 @@ describe('cli - fleet commands on the memory store', () => {
     expect(share).toBeLessThan(33); // weight 2 x 20 % against 1: 0.4 / 1.4 of the slots (66.7 % without the ramp)
     const json = JSON.parse((await cli('describe', 'vip', '198.51.100.10:80/tcp', '-o', 'json')).out);
     expect(json.members.map((m: { slowStartPercent?: number }) => m.slowStartPercent ?? null)).toContain(20);
+    expect((await cli('status')).out).toMatch(/decided down 0, in slow start 1\)/);
+    expect(JSON.parse((await cli('status', '-o', 'json')).out)).toMatchObject({ slowStart: 1 });
   });
 
   test('member enable in a pool with slow start says how the member will ramp', async () => {

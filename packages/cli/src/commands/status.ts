@@ -1,5 +1,5 @@
 /** `l4fleet status`: fleet summary and the nodes whose tables differ from what the fleet derives. */
-import { buildVipTable, type Fleet, vipKey } from '@l4fleet/config';
+import { buildVipTable, type Fleet, type MemberRamps, vipKey } from '@l4fleet/config';
 import type { NodeView } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { type FleetCommandContext, outputFormat, renderData, renderTable, withStore } from './context.js';
@@ -52,7 +52,7 @@ export function checkNodes(nodes: readonly NodeView[], expected: ReadonlyMap<str
   }));
 }
 
-function counts(fleet: Fleet, decided: ReadonlyMap<string, string>) {
+function counts(fleet: Fleet, decided: ReadonlyMap<string, string>, ramps: MemberRamps) {
   let members = 0;
   let active = 0;
   let draining = 0;
@@ -67,7 +67,9 @@ function counts(fleet: Fleet, decided: ReadonlyMap<string, string>) {
       if (decided.get(`${p.name}/${m.name}`) === 'down') down++;
     }
   }
-  return { vips: fleet.vips.length, pools: fleet.pools.length, members, active, draining, disabled, down };
+  // Members in slow start (the decided records' ramps): their tables move at each step.
+  const slowStart = ramps.size;
+  return { vips: fleet.vips.length, pools: fleet.pools.length, members, active, draining, disabled, down, slowStart };
 }
 
 export function registerStatus(program: Command, ctx: FleetCommandContext): void {
@@ -94,7 +96,7 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
         const summary = {
           revision: desired.revision,
           leader: leader ?? null,
-          ...counts(desired.fleet, decided),
+          ...counts(desired.fleet, decided, ramps),
           nodes: checks,
           expectedChecksums: Object.fromEntries(expected),
         };
@@ -104,7 +106,7 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
         ctx.io.out(
           [
             `Desired revision: ${desired.revision}`,
-            `VIPs: ${summary.vips}  pools: ${summary.pools}  members: ${summary.members} (active ${summary.active}, draining ${summary.draining}, disabled ${summary.disabled}, decided down ${summary.down})`,
+            `VIPs: ${summary.vips}  pools: ${summary.pools}  members: ${summary.members} (active ${summary.active}, draining ${summary.draining}, disabled ${summary.disabled}, decided down ${summary.down}${summary.slowStart ? `, in slow start ${summary.slowStart}` : ''})`,
             `Aggregator leader: ${leader ?? '(none)'}`,
             `Nodes: ${checks.filter((c) => c.lease).length} registered, ${checks.filter((c) => c.drained).length} drained, ${differing.length} with differing tables`,
             ...rejecting.map(
