@@ -76,7 +76,7 @@ describe('slow start - through a real etcd', () => {
         if (t && t !== seen.at(-1)) seen.push(t);
       }
     }, SAMPLE_MS);
-    let atStep: { checksum: string; derived: string } | undefined;
+    let atStep: { checksum: string; derived: string; weight: number | undefined } | undefined;
     try {
       await admin.apply(fleetOf('active')); // what `l4fleet member enable web be4` writes
       const ramp = await until('a ramp in etcd', async () => (await admin.getDecided()).ramps.get('web/be4'), 10_000);
@@ -93,7 +93,9 @@ describe('slow start - through a real etcd', () => {
           if (ramps.size === 0) return undefined;
           const derived = buildVipTable(desired.fleet, desired.fleet.vips[0]!, decided, history, ramps).checksum;
           const [c1, c2] = [n1, n2].map((n) => Object.values(n.agent.status().tables)[0]);
-          return c1 === derived && c2 === derived ? { checksum: c1, derived } : undefined;
+          // The history's current is the step: be4's ramped, fractional weight went through etcd.
+          const weight = history.get('web')?.current.find((m) => m.name === 'be4')?.weight;
+          return c1 === derived && c2 === derived ? { checksum: c1, derived, weight } : undefined;
         },
         SLOW_START_S * 1_000,
       );
@@ -106,6 +108,7 @@ describe('slow start - through a real etcd', () => {
       clearInterval(sample);
     }
     expect(atStep?.checksum).toBe(atStep?.derived);
+    expect([0.2, 0.4, 0.6, 0.8]).toContain(atStep?.weight);
 
     const whole = buildVipTable(fleetOf('active'), fleetOf('active').vips[0]!, new Map());
     const wholeShare = be4Slots({ ...whole, backends: whole.backends } as unknown as VipTable);
@@ -130,10 +133,15 @@ describe('slow start - through a real etcd', () => {
         .map((t) => be4Slots(t))
         .filter((v, i, all) => i === 0 || v !== all[i - 1]);
     expect(sums(n2)).toEqual(sums(n1));
-    // The decided record ends with no ramp, and the history holds the ramped (fractional) weights.
+    // The ramp took one place in the table history (its steps replaced each other): the table from before it is
+    // the one earlier table, so every slot be4 owns now names its owner from before the ramp (second chance).
     const { history } = await admin.getTableHistory();
-    const weights = history.get('web')!.earlier.flatMap((t) => t.members.filter((m) => m.name === 'be4'));
-    expect(weights.map((m) => m.weight)).toEqual(expect.arrayContaining([0.8, 0.6]));
+    const earlier = history.get('web')!.earlier;
+    expect(earlier.map((t) => t.members.find((m) => m.name === 'be4')?.weight)).toEqual([0]);
+    const last = programmed.get(n1)!.at(-1)!;
+    const be4 = last.backends.findIndex((b) => b.name === 'be4');
+    const owned = [...last.slots.keys()].filter((i) => last.slots[i] === be4);
+    expect(owned.filter((i) => (last.previousSlots?.[i] ?? -1) < 0)).toEqual([]);
     expect(n1.agent.status().tables).toEqual(n2.agent.status().tables);
     expect(Object.values(n1.agent.status().tables)).toEqual([
       buildVipTable(fleetOf('active'), fleetOf('active').vips[0]!, new Map(), history).checksum,

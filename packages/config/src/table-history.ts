@@ -58,6 +58,9 @@ export function earlierTables(history: PoolHistory, current: readonly HistoryMem
 /**
  * The writer's step for one pool: records `current` (the pool's table inputs now) and drops earlier tables older
  * than `setting.retainS` or beyond MAX_PREVIOUS_TABLES. Returns `history` itself when nothing changed (no write).
+ * `replaceCurrent`: the record's current is an intermediate slow-start step (slow-start.ts) and is replaced, not
+ * kept as an earlier table, so a member's return takes one place in the history, as without slow start: the table
+ * from before the ramp stays, and a slot that moved at any step names its owner from before the ramp.
  */
 export function recordPoolTable(
   history: PoolHistory | undefined,
@@ -65,10 +68,12 @@ export function recordPoolTable(
   current: readonly HistoryMember[],
   setting: SecondChance,
   nowMs: number,
+  replaceCurrent = false,
 ): PoolHistory {
   if (!history || history.pool !== pool) return { pool, current, earlier: [] };
   const moved = !sameTableInputs(history.current, current);
-  const candidates = moved ? [{ members: history.current, untilMs: nowMs }, ...history.earlier] : history.earlier;
+  const kept = moved && !replaceCurrent;
+  const candidates = kept ? [{ members: history.current, untilMs: nowMs }, ...history.earlier] : history.earlier;
   const oldestKeptMs = nowMs - setting.retainS * 1_000;
   const earlier = candidates.filter((t) => t.untilMs > oldestKeptMs).slice(0, MAX_PREVIOUS_TABLES);
   if (!moved && earlier.length === history.earlier.length) return history;

@@ -82,6 +82,8 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
   let storedHistory: TableHistory = new Map();
   /** Like `written`, for the table history. */
   let writtenHistory: TableHistory | undefined;
+  /** Pools whose recorded current is a slow-start step (history.ts): the next step replaces it. */
+  let rampSteps: ReadonlySet<string> = new Set();
   let expiryTimer: unknown;
   let rewriteHistory = false;
   let leadership: Leadership | undefined;
@@ -150,6 +152,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
       written = undefined;
       writtenRamps = undefined;
       writtenHistory = undefined;
+      rampSteps = new Set(); // what etcd holds is not known now: keep the next step
       clock.setTimeout(() => void recompute(), RETRY_MS);
     } finally {
       writing = false;
@@ -175,7 +178,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
     rampsNow: MemberRamps,
   ): Promise<void> => {
     if (!fleet) return;
-    const step = nextTableHistory(fleet, decidedNow, rampsNow, writtenHistory ?? storedHistory, clock.now());
+    const step = nextTableHistory(fleet, decidedNow, rampsNow, writtenHistory ?? storedHistory, clock.now(), rampSteps);
     if (step.changed || rewriteHistory) {
       const rewrite = !step.changed;
       rewriteHistory = false;
@@ -183,6 +186,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
       writtenHistory = step.history;
       log.info({ event: rewrite ? 'tableHistoryRewritten' : 'tableHistoryWritten', pools: step.history.size });
     }
+    rampSteps = step.rampSteps; // written, or what etcd holds already
     clock.clearTimeout(expiryTimer);
     expiryTimer =
       step.nextExpiryMs === undefined
@@ -210,6 +214,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
     written = undefined;
     writtenRamps = undefined;
     writtenHistory = undefined;
+    rampSteps = new Set();
     started.clear();
     log.info({ event: 'aggregatorElected' });
     opts.onLeadership?.(true);

@@ -51,4 +51,47 @@ describe('aggregate history - the writer step', () => {
     expect(l2).toMatchObject({ changed: true });
     expect(l2.history.size).toBe(0);
   });
+
+  test('a slow-start ramp takes one place: its steps replace each other, the table from before it stays', () => {
+    const f = fleetOf(3, 'gue', 3_600);
+    const be3 = 'web/198.18.0.3:80';
+    const down: DecidedStatus = new Map([[be3, 'down']]);
+    const back: DecidedStatus = new Map([[be3, 'up']]);
+    const before = nextTableHistory(f, down, NO_RAMPS, new Map(), 1_000); // be3 down: the table before the ramp
+    let h = before.history;
+    let steps = before.rampSteps;
+    const t0 = h.get('web')!.current;
+    [20, 40, 60, 80].forEach((percent, i) => {
+      const at = 2_000 + i * 1_000;
+      const s = nextTableHistory(f, back, new Map([[be3, { percent, sinceMs: 2_000 }]]), h, at, steps);
+      expect(s.changed).toBe(true);
+      expect(s.rampSteps).toEqual(new Set(['web']));
+      expect(s.history.get('web')!.earlier).toEqual([{ members: t0, untilMs: 2_000 }]);
+      h = s.history;
+      steps = s.rampSteps;
+    });
+    const end = nextTableHistory(f, back, NO_RAMPS, h, 6_000, steps);
+    expect(end.rampSteps.size).toBe(0);
+    expect(end.history.get('web')).toMatchObject({ earlier: [{ members: t0, untilMs: 2_000 }] });
+    expect(end.history.get('web')!.current.map((m) => m.weight)).toEqual([1, 1, 1]);
+    // So every slot be3 owns after the ramp names its owner from before it (second chance across the return).
+    const t = buildVipTable(f, f.vips[0]!, back, end.history);
+    const owned = [...t.slots.keys()].filter((i) => t.slots[i] === 2);
+    expect(owned.length).toBeGreaterThan(50);
+    expect(owned.every((i) => t.previousSlots![i]! >= 0 && t.previousSlots![i] !== 2)).toBe(true);
+    // A writer that does not know the current is a step (a new leader) keeps it, as for any change.
+    const kept = nextTableHistory(f, back, new Map([[be3, { percent: 40, sinceMs: 2_000 }]]), before.history, 3_000);
+    const next = nextTableHistory(f, back, new Map([[be3, { percent: 60, sinceMs: 2_000 }]]), kept.history, 4_000);
+    expect(next.history.get('web')!.earlier).toHaveLength(2); // the 40 % step kept: nobody said it was one
+    expect(
+      nextTableHistory(
+        f,
+        back,
+        new Map([[be3, { percent: 60, sinceMs: 2_000 }]]),
+        kept.history,
+        4_000,
+        kept.rampSteps,
+      ).history.get('web')!.earlier,
+    ).toHaveLength(1);
+  });
 });

@@ -21,32 +21,46 @@ import {
 export interface HistoryStep {
   /** The whole history to store: one entry per served second-chance pool. */
   readonly history: Map<string, PoolHistory>;
+  /** Pools whose recorded current is now a slow-start step (a member ramps): the next step replaces it. */
+  readonly rampSteps: Set<string>;
   /** `history` differs from `stored`: write it. */
   readonly changed: boolean;
   /** When the next earlier table expires (ms since the epoch): run the step again then. */
   readonly nextExpiryMs?: number;
 }
 
+/**
+ * `rampSteps`: the pools whose stored current is a slow-start step (the previous call's rampSteps); their next table
+ * replaces it (recordPoolTable's replaceCurrent), so a ramp's steps and its end take one place in the history. A
+ * new leader learns it at its first call during a ramp; until then it keeps a step, as for any change.
+ */
 export function nextTableHistory(
   fleet: Fleet,
   decided: DecidedStatus,
   ramps: MemberRamps,
   stored: TableHistory,
   nowMs: number,
+  rampSteps: ReadonlySet<string> = new Set(),
 ): HistoryStep {
   const served = new Set(fleet.vips.map((v) => v.pool));
+  const ramping = new Set([...ramps.keys()].map((k) => k.slice(0, k.indexOf('/'))));
   const history = new Map<string, PoolHistory>();
+  const steps = new Set<string>();
   let changed = false;
   let next: number | undefined;
   for (const pool of fleet.pools) {
     if (!served.has(pool.name) || !secondChanceActive(pool)) continue;
     const before = stored.get(pool.name);
-    const h = recordPoolTable(before, pool.name, tableInputsOf(pool, decided, ramps), secondChanceOf(pool), nowMs);
+    const inputs = tableInputsOf(pool, decided, ramps);
+    const replace = rampSteps.has(pool.name);
+    const h = recordPoolTable(before, pool.name, inputs, secondChanceOf(pool), nowMs, replace);
     if (h !== before) changed = true;
+    // While a member ramps, the recorded current is always this step's inputs (recorded, or equal already).
+    if (ramping.has(pool.name)) steps.add(pool.name);
     history.set(pool.name, h);
     const at = nextExpiryMs(h, secondChanceOf(pool));
     if (at !== undefined && (next === undefined || at < next)) next = at;
   }
   for (const pool of stored.keys()) if (!history.has(pool)) changed = true;
-  return { history, changed, ...(next === undefined ? {} : { nextExpiryMs: next }) };
+  return { history, changed, rampSteps: steps, ...(next === undefined ? {} : { nextExpiryMs: next }) };
 }
