@@ -33,6 +33,7 @@ export {
   showValue,
   stringField,
 } from './fields.js';
+export { HEALTH_CHECK_TYPES, HTTP_CHECK_TYPES, isHostName, isHttpCheck } from './health-check.js';
 export {
   capProblems,
   fleetBytesProblem,

@@ -7,17 +7,10 @@ import { parse as parseYaml } from 'yaml';
 import { endpointText } from './address.js';
 import {
   DEFAULT_GUE_PORT,
-  DEFAULT_HEALTH_FALL,
-  DEFAULT_HEALTH_INTERVAL_MS,
-  DEFAULT_HEALTH_RISE,
-  DEFAULT_HEALTH_TIMEOUT_MS,
-  DEFAULT_HTTP_EXPECT_STATUS,
-  DEFAULT_HTTP_PATH,
   DEFAULT_MEMBER_WEIGHT,
   DEFAULT_POOL_FORWARDING,
   DEFAULT_VIP_HASH,
   DEFAULT_VIP_TABLE_SIZE,
-  defaultHealthCheck,
   MAX_MEMBER_WEIGHT,
 } from './defaults.js';
 import { ConfigError } from './errors.js';
@@ -31,6 +24,7 @@ import {
   Problems,
   showValue as show,
 } from './fields.js';
+import { healthCheckField } from './health-check.js';
 import {
   capProblems,
   fleetBytesProblem,
@@ -46,7 +40,7 @@ import { profileField } from './profile.js';
 import { secondChanceField } from './second-chance.js';
 import { fleetSemanticProblems } from './semantics.js';
 import { slowStartField } from './slow-start.js';
-import type { Fleet, Forwarding, HealthCheck, HealthCheckType, Member, MemberState, Pool, Vip } from './types.js';
+import type { Fleet, Forwarding, Member, MemberState, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
 
 const NAME = /^[A-Za-z0-9[][A-Za-z0-9._:@[\]-]{0,127}$/;
@@ -65,72 +59,6 @@ function hashSeed(p: Problems, v: unknown): number | undefined {
     return undefined;
   }
   return int(p, 'hashSeed', n, 0, MAX_U32, 'an unsigned 32-bit hash seed');
-}
-
-function healthCheck(p: Problems, path: string, v: unknown): HealthCheck {
-  if (v === undefined) return defaultHealthCheck();
-  if (!isObj(v)) {
-    p.add(path, `${show(v)} is not an object`);
-    return defaultHealthCheck();
-  }
-  checkKeys(p, path, v, ['type', 'port', 'path', 'expectStatus', 'payload', 'intervalMs', 'timeoutMs', 'rise', 'fall']);
-  const type = oneOf<HealthCheckType>(p, `${path}.type`, v.type, ['tcp', 'http', 'udp', 'none']);
-  const intervalMs = int(
-    p,
-    `${path}.intervalMs`,
-    v.intervalMs,
-    100,
-    3_600_000,
-    'an interval in ms',
-    DEFAULT_HEALTH_INTERVAL_MS,
-  );
-  const timeoutMs = int(
-    p,
-    `${path}.timeoutMs`,
-    v.timeoutMs,
-    10,
-    3_600_000,
-    'a timeout in ms',
-    DEFAULT_HEALTH_TIMEOUT_MS,
-  );
-  if (timeoutMs > intervalMs) p.add(`${path}.timeoutMs`, `${timeoutMs} is longer than intervalMs (${intervalMs})`);
-  const hc: { -readonly [K in keyof HealthCheck]: HealthCheck[K] } = {
-    type,
-    intervalMs,
-    timeoutMs,
-    rise: int(p, `${path}.rise`, v.rise, 1, 100, 'a count', DEFAULT_HEALTH_RISE),
-    fall: int(p, `${path}.fall`, v.fall, 1, 100, 'a count', DEFAULT_HEALTH_FALL),
-  };
-  if (v.port !== undefined) hc.port = port(p, `${path}.port`, v.port);
-  const onlyFor = (field: string, types: readonly HealthCheckType[]) => {
-    if (v[field] !== undefined && !types.includes(type))
-      p.add(`${path}.${field}`, `applies only to type ${types.join(' | ')}, not ${type}`);
-  };
-  onlyFor('path', ['http']);
-  onlyFor('expectStatus', ['http']);
-  onlyFor('payload', ['udp']);
-  onlyFor('port', ['tcp', 'http', 'udp']);
-  if (type === 'http') {
-    if (v.path !== undefined && (typeof v.path !== 'string' || !v.path.startsWith('/'))) {
-      p.add(`${path}.path`, `${show(v.path)} is not an absolute path (starting with /)`);
-    }
-    hc.path = typeof v.path === 'string' ? v.path : DEFAULT_HTTP_PATH;
-    hc.expectStatus = int(
-      p,
-      `${path}.expectStatus`,
-      v.expectStatus,
-      100,
-      599,
-      'an HTTP status',
-      DEFAULT_HTTP_EXPECT_STATUS,
-    );
-  }
-  if (type === 'udp') {
-    if (v.payload !== undefined && typeof v.payload !== 'string')
-      p.add(`${path}.payload`, `${show(v.payload)} is not a string`);
-    hc.payload = typeof v.payload === 'string' ? v.payload : '';
-  }
-  return hc;
 }
 
 interface ParsedMember extends Member {
@@ -199,7 +127,7 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
   if (typeof v.name !== 'string' || !POOL_NAME.test(v.name)) {
     p.add(`${path}.name`, `${show(v.name)} is not a pool name (1-63 of A-Z a-z 0-9 . _ -, starting alphanumeric)`);
   }
-  const hc = healthCheck(p, `${path}.healthCheck`, v.healthCheck);
+  const hc = healthCheckField(p, `${path}.healthCheck`, v.healthCheck);
   const members: ParsedMember[] = [];
   if (!Array.isArray(v.members)) {
     p.add(`${path}.members`, `${show(v.members)} is not a list of members`);

@@ -9,54 +9,10 @@
  */
 import { isLoopback, unusableAddress } from './address-use.js';
 import type { ConfigProblem } from './errors.js';
-import { showValue as show } from './fields.js';
-import { MAX_HTTP_PATH_CHARS, MAX_UDP_PAYLOAD_BYTES, utf8Bytes } from './limits.js';
+import { healthCheckProblems, isHttpCheck } from './health-check.js';
 import { natAddressProblems } from './profile.js';
-import type { Fleet, HealthCheck, Pool, Vip } from './types.js';
+import type { Fleet, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
-
-/** RFC 3986 §3.3 path and §3.4 query characters (with %-escapes): no spaces or controls in a request line. */
-const HTTP_PATH = /^\/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$/;
-
-function healthCheckProblems(hc: HealthCheck, path: string): ConfigProblem[] {
-  const out: ConfigProblem[] = [];
-  // Longer-than is parse.ts's; equal means every probe still running when the next is due.
-  if (hc.timeoutMs === hc.intervalMs) {
-    out.push({
-      path: `${path}.timeoutMs`,
-      message: `${hc.timeoutMs} equals intervalMs (${hc.intervalMs}): a probe must end before the next one starts`,
-    });
-  }
-  if (hc.type === 'http' && hc.expectStatus !== undefined && hc.expectStatus < 200) {
-    out.push({
-      path: `${path}.expectStatus`,
-      message: `${hc.expectStatus} is an informational (1xx) status, never a final answer: the check could never pass (use 200-599)`,
-    });
-  }
-  if (hc.type === 'http' && hc.path !== undefined) {
-    if (hc.path.length > MAX_HTTP_PATH_CHARS) {
-      out.push({
-        path: `${path}.path`,
-        message: `${show(hc.path)} is ${hc.path.length} characters, more than the limit of ${MAX_HTTP_PATH_CHARS} (MAX_HTTP_PATH_CHARS)`,
-      });
-    } else if (!HTTP_PATH.test(hc.path)) {
-      out.push({
-        path: `${path}.path`,
-        message: `${show(hc.path)} is not a request path (RFC 3986: no spaces or control characters; escape others as %XX)`,
-      });
-    }
-  }
-  if (hc.type === 'udp' && hc.payload !== undefined) {
-    const bytes = utf8Bytes(hc.payload);
-    if (bytes > MAX_UDP_PAYLOAD_BYTES) {
-      out.push({
-        path: `${path}.payload`,
-        message: `${bytes} bytes is more than the limit of ${MAX_UDP_PAYLOAD_BYTES} (MAX_UDP_PAYLOAD_BYTES: one unfragmented datagram)`,
-      });
-    }
-  }
-  return out;
-}
 
 /**
  * Every forwarding mode (l2, ipip, gre, gue) is direct server return: the packet reaches the member unchanged, so
@@ -89,9 +45,9 @@ function portProblems(vip: Vip, vipIndex: number, pool: Pool, poolIndex: number)
 function transportProblems(vip: Vip, vipIndex: number, pool: Pool, poolIndex: number): ConfigProblem[] {
   const hc = pool.healthCheck;
   if (hc.port !== undefined) return [];
-  const wrong = (hc.type === 'http' && vip.protocol === 'udp') || (hc.type === 'udp' && vip.protocol === 'tcp');
+  const wrong = (isHttpCheck(hc.type) && vip.protocol === 'udp') || (hc.type === 'udp' && vip.protocol === 'tcp');
   if (!wrong) return [];
-  const probes = hc.type === 'http' ? 'TCP' : 'UDP';
+  const probes = isHttpCheck(hc.type) ? 'TCP' : 'UDP';
   return [
     {
       path: `pools[${poolIndex}].healthCheck.type`,

@@ -12,17 +12,30 @@ export type { HashMode, Protocol };
 export type MemberState = 'active' | 'draining' | 'disabled';
 /** The aggregator's decision about a member, from the nodes' health reports. */
 export type MemberStatus = 'up' | 'down';
-export type HealthCheckType = 'tcp' | 'http' | 'udp' | 'none';
+export type HealthCheckType = 'tcp' | 'http' | 'https' | 'udp' | 'none';
 
 export interface HealthCheck {
-  /** `tcp` connects, `http` GETs `path` and expects `expectStatus`, `udp` sends `payload` and expects a reply. */
+  /**
+   * `tcp` connects, `http` GETs `path` and expects `expectStatus`, `https` does the same over TLS, `udp` sends
+   * `payload` and expects a reply, `none` takes the member as up.
+   */
   readonly type: HealthCheckType;
   /** Port to probe; default: the member's port. */
   readonly port?: number;
-  /** http only: request path, default `/`. */
+  /** http and https: request path, default `/`. */
   readonly path?: string;
-  /** http only: expected status code, default 200. */
+  /** http and https: expected status code, default 200. */
   readonly expectStatus?: number;
+  /**
+   * http and https: the Host header's name (RFC 9110 §7.2), and for https the TLS server name (SNI, RFC 6066 §3) and
+   * the name the certificate must carry; default: none, the Host header is the member's address.
+   */
+  readonly host?: string;
+  /**
+   * https only: check the member's certificate (its chain to a trusted root, and `host` or else the member's address
+   * in it); default false. The roots: the agent's `health.caFile`, else Node's bundled public roots.
+   */
+  readonly verifyCertificate?: boolean;
   /** udp only: datagram payload (UTF-8), default empty. */
   readonly payload?: string;
   /** Time between probes in ms; default 2,000 (classic L4 switch default). */

@@ -1,0 +1,142 @@
+import { describe, expect, test } from 'vitest';
+import { ConfigError } from './errors.js';
+import { isHostName } from './health-check.js';
+import { parseFleet } from './parse.js';
+
+type Raw = Record<string, unknown>;
+const fleetWith = (hc: Raw, protocol = 'tcp'): Raw => ({
+  hashSeed: 1,
+  pools: [{ name: 'web', healthCheck: hc, members: [{ address: '198.18.0.21', port: 443 }] }],
+  vips: [{ address: '198.51.100.10', port: 443, protocol, pool: 'web' }],
+});
+
+function problems(raw: Raw): string[] {
+  try {
+    parseFleet(raw);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).message.split('\n');
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('health check - https', () => {
+  test('https takes the http defaults and verifyCertificate false; host and verifyCertificate are kept', () => {
+    const plain = parseFleet(fleetWith({ type: 'https' }));
+    expect(plain.pools[0]?.healthCheck).toEqual({
+      type: 'https',
+      intervalMs: 2000,
+      timeoutMs: 1000,
+      rise: 2,
+      fall: 4,
+      path: '/',
+      expectStatus: 200,
+      verifyCertificate: false,
+    });
+    const full = parseFleet(
+      fleetWith({
+        type: 'https',
+        path: '/healthz',
+        expectStatus: 204,
+        host: 'www.example.com',
+        verifyCertificate: true,
+      }),
+    );
+    expect(full.pools[0]?.healthCheck).toMatchObject({
+      type: 'https',
+      path: '/healthz',
+      expectStatus: 204,
+      host: 'www.example.com',
+      verifyCertificate: true,
+    });
+  });
+
+  test('http takes a host too, and no verifyCertificate', () => {
+    const f = parseFleet(fleetWith({ type: 'http', host: 'app.internal' }));
+    expect(f.pools[0]?.healthCheck).toMatchObject({ type: 'http', host: 'app.internal' });
+    expect(f.pools[0]?.healthCheck).not.toHaveProperty('verifyCertificate');
+  });
+
+  test.each<[string, Raw, string]>([
+    [
+      'verifyCertificate on http',
+      { type: 'http', verifyCertificate: true },
+      'pools[0].healthCheck.verifyCertificate: applies only to type https, not http',
+    ],
+    [
+      'host on tcp',
+      { type: 'tcp', host: 'a.example' },
+      'pools[0].healthCheck.host: applies only to type http | https, not tcp',
+    ],
+    [
+      'path on tcp',
+      { type: 'tcp', path: '/x' },
+      'pools[0].healthCheck.path: applies only to type http | https, not tcp',
+    ],
+    [
+      'verifyCertificate not a boolean',
+      { type: 'https', verifyCertificate: 'yes' },
+      'pools[0].healthCheck.verifyCertificate: "yes" is not true or false',
+    ],
+    [
+      'host an IPv4 address',
+      { type: 'https', host: '198.18.0.21' },
+      'pools[0].healthCheck.host: "198.18.0.21" is not a host name (RFC 1123',
+    ],
+    [
+      'host with a port',
+      { type: 'https', host: 'a.example:8443' },
+      'pools[0].healthCheck.host: "a.example:8443" is not a host name',
+    ],
+    [
+      'host with CRLF (header injection)',
+      { type: 'http', host: 'a\r\nX-Evil: 1' },
+      'pools[0].healthCheck.host: "a\\r\\nX-Evil: 1" is not a host name',
+    ],
+    ['host not a string', { type: 'https', host: 7 }, 'pools[0].healthCheck.host: 7 is not a host name'],
+    [
+      'https 1xx status',
+      { type: 'https', expectStatus: 101 },
+      'pools[0].healthCheck.expectStatus: 101 is an informational (1xx) status',
+    ],
+    [
+      'https path with a space',
+      { type: 'https', path: '/a b' },
+      'pools[0].healthCheck.path: "/a b" is not a request path',
+    ],
+  ])('refused: %s', (_name, hc, expected) => {
+    expect(problems(fleetWith(hc))).toContainEqual(expect.stringContaining(expected));
+  });
+
+  test('an https check of a UDP VIP on the member port is refused; with a check port it is fine', () => {
+    expect(problems(fleetWith({ type: 'https' }, 'udp'))).toContainEqual(
+      expect.stringContaining(
+        'pools[0].healthCheck.type: "https" probes TCP on the member\'s port but vips[0] 198.51.100.10:443/udp is udp',
+      ),
+    );
+    expect(parseFleet(fleetWith({ type: 'https', port: 8443 }, 'udp')).pools[0]?.healthCheck.port).toBe(8443);
+  });
+});
+
+describe('isHostName (RFC 1123, never an IP literal: RFC 6066 §3 forbids one as the TLS server name)', () => {
+  test.each([
+    ['www.example.com', true],
+    ['a', true],
+    ['xn--bcher-kva.example', true],
+    ['trailing.dot.', true],
+    ['1host.example', true],
+    [`${'a'.repeat(63)}.example`, true],
+    [`${'a'.repeat(64)}.example`, false],
+    [`${'a.'.repeat(126)}ab`, false],
+    ['198.18.0.21', false],
+    ['2001:db8::1', false],
+    ['-a.example', false],
+    ['a-.example', false],
+    ['a..example', false],
+    ['', false],
+    ['.', false],
+    ['a_b.example', false],
+  ])('%s -> %s', (name, ok) => {
+    expect(isHostName(name)).toBe(ok);
+  });
+});

@@ -1,0 +1,186 @@
+/**
+ * A pool's health check: parsed from the fleet file (every field checked, the type's defaults filled) and the rules
+ * that keep a check from being one that can never pass. Types: `tcp` connects; `http` and `https` GET `path` and
+ * expect `expectStatus` (https over TLS, RFC 8446, with the certificate checked only when `verifyCertificate`, as
+ * F5's https monitor and keepalived's SSL_GET do by default: the check asks "does it serve", not "is its
+ * certificate right"); `udp` sends `payload` and expects any reply; `none` takes the member as up.
+ */
+import {
+  DEFAULT_HEALTH_FALL,
+  DEFAULT_HEALTH_INTERVAL_MS,
+  DEFAULT_HEALTH_RISE,
+  DEFAULT_HEALTH_TIMEOUT_MS,
+  DEFAULT_HTTP_EXPECT_STATUS,
+  DEFAULT_HTTP_PATH,
+  defaultHealthCheck,
+} from './defaults.js';
+import type { ConfigProblem } from './errors.js';
+import {
+  boolField,
+  checkKeys,
+  intField as int,
+  isRawObject as isObj,
+  oneOfField as oneOf,
+  type Problems,
+  showValue as show,
+} from './fields.js';
+import { MAX_HTTP_PATH_CHARS, MAX_UDP_PAYLOAD_BYTES, utf8Bytes } from './limits.js';
+import type { HealthCheck, HealthCheckType } from './types.js';
+
+export const HEALTH_CHECK_TYPES: readonly HealthCheckType[] = ['tcp', 'http', 'https', 'udp', 'none'];
+/** The types that send an HTTP request (RFC 9110): path, expectStatus and host apply to them. */
+export const HTTP_CHECK_TYPES: readonly HealthCheckType[] = ['http', 'https'];
+
+export const isHttpCheck = (type: HealthCheckType): boolean => HTTP_CHECK_TYPES.includes(type);
+
+/** RFC 3986 §3.3 path and §3.4 query characters (with %-escapes): no spaces or controls in a request line. */
+const HTTP_PATH = /^\/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$/;
+/** RFC 1123 §2.1 host name label: letters, digits, inner hyphens, at most 63 characters. */
+const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+const MAX_HOST_NAME_CHARS = 253;
+
+/**
+ * A DNS host name: the Host header, and for https the TLS server name, which RFC 6066 §3 says must not be an IP
+ * literal (an all-numeric last label is one, RFC 3696 §2).
+ */
+export function isHostName(v: string): boolean {
+  const name = v.endsWith('.') ? v.slice(0, -1) : v;
+  if (name.length === 0 || name.length > MAX_HOST_NAME_CHARS) return false;
+  const labels = name.split('.');
+  return labels.every((l) => LABEL.test(l)) && !/^\d+$/.test(labels[labels.length - 1] ?? '');
+}
+
+function port(p: Problems, path: string, v: unknown): number {
+  return int(p, path, v, 1, 65_535, 'a port');
+}
+
+/** The fleet file's `pools[i].healthCheck`, defaulted; every problem goes to `p` with its path. */
+export function healthCheckField(p: Problems, path: string, v: unknown): HealthCheck {
+  if (v === undefined) return defaultHealthCheck();
+  if (!isObj(v)) {
+    p.add(path, `${show(v)} is not an object`);
+    return defaultHealthCheck();
+  }
+  checkKeys(p, path, v, [
+    'type',
+    'port',
+    'path',
+    'expectStatus',
+    'host',
+    'verifyCertificate',
+    'payload',
+    'intervalMs',
+    'timeoutMs',
+    'rise',
+    'fall',
+  ]);
+  const type = oneOf<HealthCheckType>(p, `${path}.type`, v.type, HEALTH_CHECK_TYPES);
+  const intervalMs = int(
+    p,
+    `${path}.intervalMs`,
+    v.intervalMs,
+    100,
+    3_600_000,
+    'an interval in ms',
+    DEFAULT_HEALTH_INTERVAL_MS,
+  );
+  const timeoutMs = int(
+    p,
+    `${path}.timeoutMs`,
+    v.timeoutMs,
+    10,
+    3_600_000,
+    'a timeout in ms',
+    DEFAULT_HEALTH_TIMEOUT_MS,
+  );
+  if (timeoutMs > intervalMs) p.add(`${path}.timeoutMs`, `${timeoutMs} is longer than intervalMs (${intervalMs})`);
+  const hc: { -readonly [K in keyof HealthCheck]: HealthCheck[K] } = {
+    type,
+    intervalMs,
+    timeoutMs,
+    rise: int(p, `${path}.rise`, v.rise, 1, 100, 'a count', DEFAULT_HEALTH_RISE),
+    fall: int(p, `${path}.fall`, v.fall, 1, 100, 'a count', DEFAULT_HEALTH_FALL),
+  };
+  if (v.port !== undefined) hc.port = port(p, `${path}.port`, v.port);
+  const onlyFor = (field: string, types: readonly HealthCheckType[]) => {
+    if (v[field] !== undefined && !types.includes(type))
+      p.add(`${path}.${field}`, `applies only to type ${types.join(' | ')}, not ${type}`);
+  };
+  onlyFor('path', HTTP_CHECK_TYPES);
+  onlyFor('expectStatus', HTTP_CHECK_TYPES);
+  onlyFor('host', HTTP_CHECK_TYPES);
+  onlyFor('verifyCertificate', ['https']);
+  onlyFor('payload', ['udp']);
+  onlyFor('port', ['tcp', 'http', 'https', 'udp']);
+  if (isHttpCheck(type)) {
+    if (v.path !== undefined && (typeof v.path !== 'string' || !v.path.startsWith('/'))) {
+      p.add(`${path}.path`, `${show(v.path)} is not an absolute path (starting with /)`);
+    }
+    hc.path = typeof v.path === 'string' ? v.path : DEFAULT_HTTP_PATH;
+    hc.expectStatus = int(
+      p,
+      `${path}.expectStatus`,
+      v.expectStatus,
+      100,
+      599,
+      'an HTTP status',
+      DEFAULT_HTTP_EXPECT_STATUS,
+    );
+    if (v.host !== undefined) {
+      if (typeof v.host === 'string' && isHostName(v.host)) hc.host = v.host;
+      else
+        p.add(
+          `${path}.host`,
+          `${show(v.host)} is not a host name (RFC 1123: dot-separated labels of letters, digits and inner hyphens, at most 63 characters each and ${MAX_HOST_NAME_CHARS} in all; not an IP address)`,
+        );
+    }
+  }
+  if (type === 'https') hc.verifyCertificate = boolField(p, `${path}.verifyCertificate`, v.verifyCertificate, false);
+  if (type === 'udp') {
+    if (v.payload !== undefined && typeof v.payload !== 'string')
+      p.add(`${path}.payload`, `${show(v.payload)} is not a string`);
+    hc.payload = typeof v.payload === 'string' ? v.payload : '';
+  }
+  return hc;
+}
+
+/** Problems of a check whose fields are each valid but which cannot pass (or cannot be sent). */
+export function healthCheckProblems(hc: HealthCheck, path: string): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  // Longer-than is healthCheckField's; equal means every probe still running when the next is due.
+  if (hc.timeoutMs === hc.intervalMs) {
+    out.push({
+      path: `${path}.timeoutMs`,
+      message: `${hc.timeoutMs} equals intervalMs (${hc.intervalMs}): a probe must end before the next one starts`,
+    });
+  }
+  if (isHttpCheck(hc.type) && hc.expectStatus !== undefined && hc.expectStatus < 200) {
+    out.push({
+      path: `${path}.expectStatus`,
+      message: `${hc.expectStatus} is an informational (1xx) status, never a final answer: the check could never pass (use 200-599)`,
+    });
+  }
+  if (isHttpCheck(hc.type) && hc.path !== undefined) {
+    if (hc.path.length > MAX_HTTP_PATH_CHARS) {
+      out.push({
+        path: `${path}.path`,
+        message: `${show(hc.path)} is ${hc.path.length} characters, more than the limit of ${MAX_HTTP_PATH_CHARS} (MAX_HTTP_PATH_CHARS)`,
+      });
+    } else if (!HTTP_PATH.test(hc.path)) {
+      out.push({
+        path: `${path}.path`,
+        message: `${show(hc.path)} is not a request path (RFC 3986: no spaces or control characters; escape others as %XX)`,
+      });
+    }
+  }
+  if (hc.type === 'udp' && hc.payload !== undefined) {
+    const bytes = utf8Bytes(hc.payload);
+    if (bytes > MAX_UDP_PAYLOAD_BYTES) {
+      out.push({
+        path: `${path}.payload`,
+        message: `${bytes} bytes is more than the limit of ${MAX_UDP_PAYLOAD_BYTES} (MAX_UDP_PAYLOAD_BYTES: one unfragmented datagram)`,
+      });
+    }
+  }
+  return out;
+}
