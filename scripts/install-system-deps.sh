@@ -11,7 +11,7 @@ PKGS=(
   nftables iproute2 procps psmisc ethtool conntrack iputils-ping
   nats-server
   iperf3 haproxy socat ncat linux-perf
-  gcc libc6-dev
+  gcc libc6-dev openssl
   clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool
   chromium bird2
 )

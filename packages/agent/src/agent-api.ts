@@ -30,6 +30,8 @@ export interface AgentDeps {
   readonly nats?: NatsLink;
   readonly clock?: Clock;
   readonly probe?: Probe;
+  /** The roots https checks with verifyCertificate trust: health.caFile's content (readHealthCa); default Node's. */
+  readonly healthCa?: Buffer;
   readonly metrics?: AgentMetrics;
   readonly version?: string;
   /** The last good inputs on disk; undefined: nothing saved, a start without etcd waits for etcd. */

@@ -88,6 +88,7 @@ export function createAgent(deps: AgentDeps): Agent {
     maxConcurrentProbes: config.health.maxConcurrentProbes,
     ...(deps.probe ? { probe: deps.probe } : {}),
     ...(config.health.sourceAddress ? { sourceAddress: config.health.sourceAddress } : {}),
+    ...(deps.healthCa ? { ca: deps.healthCa } : {}),
     onObservation(o) {
       metrics.probesTotal.inc({ result: o.result.ok ? 'ok' : 'fail' });
       events.emit('member.health', {

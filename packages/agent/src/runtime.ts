@@ -9,6 +9,7 @@ import { EtcdFleetStore, type FleetStore } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { type Agent, createAgent } from './agent.js';
 import { type Clock, systemClock } from './clock.js';
+import { readHealthCa } from './config/tls-files.js';
 import type { AgentConfig } from './config/types.js';
 import { createNatsLink, type NatsLink } from './events/nats-link.js';
 import { type ObservabilityServer, startObservabilityServer } from './observe/http.js';
@@ -65,6 +66,8 @@ function createStore(config: AgentConfig, logger: Logger): FleetStore {
 export async function runAgent(config: AgentConfig, opts: RunAgentOptions): Promise<RunningAgent> {
   const logger = opts.logger;
   const clock = opts.clock ?? systemClock;
+  // Read before anything starts (nothing to close yet): a bad file refuses the start instead of failing every probe.
+  const healthCa = config.health.caFile === undefined ? undefined : readHealthCa(config.health.caFile);
   const metrics = createAgentMetrics({ node: config.node.name, fleet: config.fleet });
   const store = opts.store ?? createStore(config, logger);
   const speaker = opts.speaker ?? createGobgpSpeaker({ address: config.bgp.gobgpdAddress, logger });
@@ -86,6 +89,7 @@ export async function runAgent(config: AgentConfig, opts: RunAgentOptions): Prom
   agent = createAgent({
     config,
     clock,
+    ...(healthCa ? { healthCa } : {}),
     store,
     speaker,
     dataPlane,

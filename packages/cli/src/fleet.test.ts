@@ -190,6 +190,22 @@ describe('cli - fleet commands on the memory store', () => {
     expect(r.out).toMatch(/sorry\s+198\.18\.0\.29:80\s+1\s+active backup\s+undecided\s+0\s+0\.00%/);
   });
 
+  test('describe vip says what the health check sends: type, port, request, host, whether the certificate is verified', async () => {
+    await cli('apply', '-f', file('h.yaml', FLEET), '--new-fleet');
+    expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain(
+      'Health check: http port 8080 GET /healthz expect 200, every 2000 ms, timeout 1000 ms, rise 2, fall 4',
+    );
+    const https = FLEET.replace(
+      '{ type: http, port: 8080, path: /healthz }',
+      '{ type: https, port: 8443, path: /healthz, host: www.example.com, verifyCertificate: true }',
+    );
+    expect(https).not.toBe(FLEET);
+    expect((await cli('apply', '-f', file('hs.yaml', https))).code).toBe(0);
+    expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain(
+      'Health check: https port 8443 GET /healthz host www.example.com expect 200, certificate verified, every 2000 ms',
+    );
+  });
+
   test('describe vip shows a member in slow start with its step, and its ramped share; JSON has the percent', async () => {
     await cli('apply', '-f', file('s.yaml', FLEET), '--new-fleet');
     const leader = await store.campaign('lb1');

@@ -285,7 +285,7 @@ export function parseAgentConfig(raw: unknown): AgentConfig {
   const n = node(p, raw.node);
   const b = bgp(p, raw.bgp, n.address);
   const m = section(p, 'metrics', raw.metrics, ['listen']);
-  const h = section(p, 'health', raw.health, ['sourceAddress', 'maxConcurrentProbes']);
+  const h = section(p, 'health', raw.health, ['sourceAddress', 'maxConcurrentProbes', 'caFile']);
   const dr = section(p, 'drain', raw.drain, ['forwardAfterWithdrawMs']);
   const st = section(p, 'state', raw.state, ['enabled', 'dir', 'maxBytes', 'maxAgeS']);
   const config: AgentConfig = {
@@ -298,6 +298,7 @@ export function parseAgentConfig(raw: unknown): AgentConfig {
     dataplane: parseDataPlane(p, raw.dataplane, n),
     health: {
       ...(h.sourceAddress !== undefined ? { sourceAddress: addr(p, 'health.sourceAddress', h.sourceAddress) } : {}),
+      ...(h.caFile !== undefined ? { caFile: str(p, 'health.caFile', h.caFile, undefined, 'a file path') } : {}),
       maxConcurrentProbes: int(
         p,
         'health.maxConcurrentProbes',

@@ -60,6 +60,8 @@ export function preflightProblems(config: AgentConfig, host: HostFacts): AgentCo
   };
   files('etcd.tls', config.etcd.tls);
   files('nats.tls', config.nats.tls);
+  const caFile = config.health.caFile;
+  if (caFile !== undefined && !host.canRead(caFile)) add('health.caFile', `"${caFile}" cannot be read`);
   if (config.state.enabled && !host.canWriteDir(config.state.dir)) {
     add('state.dir', `"${config.state.dir}" cannot be created or written (the last good state is saved there)`);
   }

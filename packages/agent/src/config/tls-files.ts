@@ -1,11 +1,12 @@
 /**
- * The TLS files agent.yaml names (etcd.tls, nats.tls), by field, with a digest of each one's content. The etcd
- * client and the NATS connection read them once, at the start; a renewed certificate written over the same path
- * changes no field, so a reload compares these digests to say that only a restart uses it (reloader.ts) instead of
- * reporting a reload of nothing.
+ * The TLS files agent.yaml names (etcd.tls, nats.tls, health.caFile), by field, with a digest of each one's
+ * content. The etcd client, the NATS connection and the health checker read them once, at the start; a renewed
+ * certificate written over the same path changes no field, so a reload compares these digests to say that only a
+ * restart uses it (reloader.ts) instead of reporting a reload of nothing.
  */
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createHash, X509Certificate } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { AgentError } from '../errors.js';
 import type { AgentConfig, TlsFiles } from './types.js';
 
 export interface TlsFile {
@@ -33,5 +34,52 @@ export function tlsFileDigests(config: AgentConfig): Map<string, TlsFile> {
   };
   add('etcd', config.etcd.tls);
   add('nats', config.nats.tls);
+  const caFile = config.health.caFile;
+  if (caFile !== undefined) out.set('health.caFile', { file: caFile, digest: digestOf(caFile) });
   return out;
+}
+
+/** A bundle of roots is a few hundred KiB at most (Mozilla's whole store is ~220 KiB). */
+export const MAX_HEALTH_CA_FILE_BYTES = 1024 * 1024; // 1 MiB
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/**
+ * health.caFile's roots, checked before the agent uses them: a regular file of at most 1 MiB whose every PEM
+ * certificate parses, with at least one. A bad file refuses the start naming the field, the file and why (a TLS
+ * option that does not parse would otherwise fail every probe, each check then deciding its members down).
+ */
+export function readHealthCa(file: string): Buffer {
+  const refuse = (code: 'CONFIG_UNREADABLE' | 'CONFIG_INVALID', why: string, cause?: unknown): never => {
+    const problem = { path: 'health.caFile', message: `"${file}" ${why}` };
+    throw new AgentError(code, `health.caFile: ${problem.message}`, {
+      problems: [problem],
+      ...(cause === undefined ? {} : { cause }),
+    });
+  };
+  let pem: Buffer;
+  try {
+    const st = statSync(file);
+    if (!st.isFile()) refuse('CONFIG_INVALID', 'is not a regular file');
+    if (st.size > MAX_HEALTH_CA_FILE_BYTES) {
+      refuse('CONFIG_INVALID', `is ${st.size} bytes, more than ${MAX_HEALTH_CA_FILE_BYTES} (MAX_HEALTH_CA_FILE_BYTES)`);
+    }
+    pem = readFileSync(file);
+  } catch (err) {
+    if (err instanceof AgentError) throw err;
+    return refuse('CONFIG_UNREADABLE', `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, err);
+  }
+  const blocks = pem.toString('latin1').match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) refuse('CONFIG_INVALID', 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
+  blocks.forEach((block, i) => {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      refuse(
+        'CONFIG_INVALID',
+        `certificate ${i + 1} of ${blocks.length} does not parse (${(err as Error).message})`,
+        err,
+      );
+    }
+  });
+  return pem;
 }

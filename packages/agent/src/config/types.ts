@@ -120,6 +120,11 @@ export interface HealthSection {
   readonly sourceAddress?: string;
   /** Probes in flight at once, per node; default 256. */
   readonly maxConcurrentProbes: number;
+  /**
+   * PEM file of the roots https checks with `verifyCertificate` trust (an internal CA), read at the start; default
+   * Node's bundled public roots (plus NODE_EXTRA_CA_CERTS).
+   */
+  readonly caFile?: string;
 }
 
 export interface DrainSection {

@@ -7,7 +7,7 @@ import type { HealthCheck } from '@l4fleet/config';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../clock.js';
 import { Hysteresis, type ObservedStatus } from './hysteresis.js';
-import { type Probe, type ProbeResult, probeMember } from './probe.js';
+import { type Probe, type ProbeOptions, type ProbeResult, probeMember } from './probe.js';
 
 export interface HealthTarget {
   /** memberKey(pool, member): `${pool}/${member}`. */
@@ -33,6 +33,8 @@ export interface HealthCheckerOptions {
   readonly clock?: Clock;
   readonly maxConcurrentProbes?: number;
   readonly sourceAddress?: string;
+  /** Roots for https checks with verifyCertificate (the agent's health.caFile, read at start). */
+  readonly ca?: Buffer;
 }
 
 export interface HealthChecker {
@@ -62,6 +64,10 @@ function offsetMs(key: string, intervalMs: number): number {
 }
 
 export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
+  const probeOptions: ProbeOptions = {
+    ...(opts.sourceAddress ? { sourceAddress: opts.sourceAddress } : {}),
+    ...(opts.ca ? { ca: opts.ca } : {}),
+  };
   const clock = opts.clock ?? systemClock;
   const probe = opts.probe ?? probeMember;
   const limit = opts.maxConcurrentProbes ?? 256;
@@ -97,7 +103,7 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
     try {
       result = r.stopped
         ? { ok: false, latencyMs: 0, reason: 'stopped' }
-        : await probe(r.target, r.target.check, opts.sourceAddress ? { sourceAddress: opts.sourceAddress } : {});
+        : await probe(r.target, r.target.check, probeOptions);
     } catch (err) {
       result = { ok: false, latencyMs: 0, reason: err instanceof Error ? err.message : String(err) };
     } finally {

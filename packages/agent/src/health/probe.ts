@@ -1,9 +1,10 @@
 /**
- * One health probe of one member: tcp (connect), http (GET, expected status), udp (payload, any reply). A probe never
- * throws: it answers ok or not, with the reason, within the check's timeout.
+ * One health probe of one member: tcp (connect), http and https (GET, expected status), udp (payload, any reply). A
+ * probe never throws: it answers ok or not, with the reason, within the check's timeout.
  */
 import { createSocket } from 'node:dgram';
-import { request } from 'node:http';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import type { HealthCheck } from '@l4fleet/config';
 
@@ -22,6 +23,11 @@ export interface ProbeResult {
 export interface ProbeOptions {
   /** Source address of the probe; default chosen by the kernel. */
   readonly sourceAddress?: string;
+  /**
+   * The roots an https check with `verifyCertificate` trusts (PEM: the agent's `health.caFile`); default Node's
+   * bundled public roots, plus NODE_EXTRA_CA_CERTS.
+   */
+  readonly ca?: string | Buffer;
 }
 
 export type Probe = (target: ProbeTarget, check: HealthCheck, opts?: ProbeOptions) => Promise<ProbeResult>;
@@ -57,18 +63,39 @@ function probeTcp(target: ProbeTarget, port: number, timeoutMs: number, opts?: P
   });
 }
 
+/** RFC 9110 §7.2: the Host header carries the port unless it is the scheme's default. */
+const DEFAULT_PORT = { http: 80, https: 443 } as const;
+
+/**
+ * GET `path`, expecting `expectStatus`. For https: TLS with Node's defaults (TLS 1.2 or later); the server name
+ * (SNI) is `host` when set and none for an address (RFC 6066 §3); the certificate is checked only with
+ * `verifyCertificate`, against `host` or else the member's address, and a failed check names Node's code
+ * (`DEPTH_ZERO_SELF_SIGNED_CERT`, `ERR_TLS_CERT_ALTNAME_INVALID`, `CERT_HAS_EXPIRED`, ...).
+ */
 function probeHttp(target: ProbeTarget, port: number, check: HealthCheck, opts?: ProbeOptions): Promise<ProbeResult> {
+  const scheme = check.type === 'https' ? 'https' : 'http';
   return new Promise((resolve) => {
     const started = performance.now();
-    const req = request({
+    const host =
+      check.host === undefined ? {} : { host: port === DEFAULT_PORT[scheme] ? check.host : `${check.host}:${port}` };
+    const options = {
       host: target.address,
       port,
       path: check.path ?? '/',
       method: 'GET',
       agent: false,
-      headers: { 'user-agent': 'l4fleet-agent', connection: 'close' },
+      headers: { 'user-agent': 'l4fleet-agent', connection: 'close', ...host },
       ...(opts?.sourceAddress ? { localAddress: opts.sourceAddress } : {}),
-    });
+    } as const;
+    const req =
+      scheme === 'https'
+        ? httpsRequest({
+            ...options,
+            rejectUnauthorized: check.verifyCertificate === true,
+            ...(check.host === undefined ? {} : { servername: check.host }),
+            ...(opts?.ca === undefined ? {} : { ca: opts.ca }),
+          })
+        : httpRequest(options);
     const timer = setTimeout(() => finish(false, 'timeout'), check.timeoutMs);
     const finish = finisher(started, resolve, () => {
       clearTimeout(timer);
@@ -121,6 +148,7 @@ export const probeMember: Probe = async (target, check, opts) => {
     case 'tcp':
       return probeTcp(target, port, check.timeoutMs, opts);
     case 'http':
+    case 'https':
       return probeHttp(target, port, check, opts);
     case 'udp':
       return probeUdp(target, port, check, opts);

@@ -142,6 +142,11 @@ describe('cli agent - --check refuses an agent.yaml this host cannot run', () =>
       message: 'etcd.tls.ca: "/etc/l4fleet/missing.pem" cannot be read',
     },
     {
+      name: 'unreadable health CA',
+      config: { ...GOOD, health: { caFile: '/etc/l4fleet/backends-ca.pem' } },
+      message: 'health.caFile: "/etc/l4fleet/backends-ca.pem" cannot be read',
+    },
+    {
       name: 'state dir not writable',
       config: set('state.dir', '/proc/l4fleet'),
       message: 'state.dir: "/proc/l4fleet" cannot be created or written',
@@ -186,6 +191,17 @@ describe('cli agent - --check refuses an agent.yaml this host cannot run', () =>
     const r = await agent(['--config', file('good.yaml', GOOD), '--check'], host(change));
     expect(r).toMatchObject({ code: 1, started: 0 });
     expect(r.err).toContain(`dataplane.driver: ${message}`);
+  });
+
+  test('health.caFile that is readable but holds no certificate: --check reads it as the start would', async () => {
+    const notPem = join(dir, 'not-a-ca.pem');
+    writeFileSync(notPem, 'hello\n');
+    const r = await agent(
+      ['--config', file('ca.yaml', { ...GOOD, health: { caFile: notPem } }), '--check'],
+      host({ canRead: () => true }),
+    );
+    expect(r).toMatchObject({ code: 1, started: 0, out: '' });
+    expect(r.err).toContain(`health.caFile: "${notPem}" holds no PEM certificate`);
   });
 
   test('every problem at once; dry-run needs no interface and no privileges', async () => {

@@ -14,6 +14,7 @@ import {
   type HostFacts,
   loadAgentConfig,
   preflightProblems,
+  readHealthCa,
   runAgent,
   systemHost,
 } from '@l4fleet/agent';
@@ -135,6 +136,15 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
       if (flags.check) {
         const problems = preflightProblems(config, deps.host ?? systemHost());
         if (problems.length > 0) throw new CliError(problems.map(formatProblem), EXIT_FAILURE);
+        // What the start reads of health.caFile, checked the same way (a readable file holding no certificate).
+        if (config.health.caFile !== undefined) {
+          try {
+            readHealthCa(config.health.caFile);
+          } catch (err) {
+            if (!(err instanceof AgentError)) throw err;
+            throw new CliError(err.problems.map(formatProblem), EXIT_FAILURE, { cause: err });
+          }
+        }
         const shown = JSON.parse(
           JSON.stringify(config, (k, v) => (k === 'password' || k === 'token' ? '<hidden>' : v)),
         ) as unknown;

@@ -1,10 +1,26 @@
 /** `l4fleet get vips|pools|nodes` and `l4fleet describe vip ADDR:PORT/PROTO`. */
-import { buildVipTable, endpointText, type MemberRamp, memberKey, parseVipKey, vipKey } from '@l4fleet/config';
+import {
+  buildVipTable,
+  endpointText,
+  type HealthCheck,
+  type MemberRamp,
+  memberKey,
+  parseVipKey,
+  vipKey,
+} from '@l4fleet/config';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { type FleetCommandContext, outputFormat, percent, renderData, renderTable, withStore } from './context.js';
 
 const NO_BACKEND_NAME = '(none)';
+
+/** `https port 8443 GET /healthz host www.example.com, certificate verified, every 2000 ms, ...` */
+function healthCheckText(hc: HealthCheck): string {
+  const request =
+    hc.path === undefined ? '' : ` GET ${hc.path}${hc.host ? ` host ${hc.host}` : ''} expect ${hc.expectStatus}`;
+  const verified = hc.verifyCertificate ? ', certificate verified' : '';
+  return `${hc.type}${hc.port ? ` port ${hc.port}` : ''}${request}${verified}, every ${hc.intervalMs} ms, timeout ${hc.timeoutMs} ms, rise ${hc.rise}, fall ${hc.fall}`;
+}
 
 /** A member in slow start: the part of its weight its slots have now (absent: its whole weight). */
 function slowStart(ramp: MemberRamp | undefined): { slowStartPercent?: number } {
@@ -114,7 +130,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
             `VIP:          ${wanted}`,
             `Pool:         ${vip.pool}${pool.onMemberDown === 'reselect' ? ' (onMemberDown reselect)' : ''}${pool.slowStartS ? ` (slowStartS ${pool.slowStartS})` : ''}`,
             `Table:        ${vip.tableSize} slots, hash ${vip.hash}, seed 0x${table.seed.toString(16)}, checksum ${table.checksum}`,
-            `Health check: ${hc.type}${hc.port ? ` port ${hc.port}` : ''}${hc.path ? ` ${hc.path}` : ''} every ${hc.intervalMs} ms, timeout ${hc.timeoutMs} ms, rise ${hc.rise}, fall ${hc.fall}`,
+            `Health check: ${healthCheckText(hc)}`,
             `Revision:     ${revision}`,
             '',
             renderTable(

@@ -1,0 +1,114 @@
+import { mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeCerts } from '@l4fleet/daemons';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { AgentError } from '../errors.js';
+import { parseAgentConfig } from './parse.js';
+import { MAX_HEALTH_CA_FILE_BYTES, readHealthCa, tlsFileDigests } from './tls-files.js';
+
+let dir: string;
+let caPem: Buffer;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'l4fleet-health-ca-'));
+  await makeCerts(dir);
+  caPem = await readFile(join(dir, 'ca.pem'));
+}, 30_000);
+
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+function refusal(file: string): AgentError {
+  try {
+    readHealthCa(file);
+  } catch (err) {
+    expect(err).toBeInstanceOf(AgentError);
+    return err as AgentError;
+  }
+  throw new Error(`expected ${file} to be refused`);
+}
+
+describe('readHealthCa - health.caFile, checked before the agent uses it', () => {
+  test('a PEM bundle is read whole (two roots here)', async () => {
+    const bundle = join(dir, 'bundle.pem');
+    await writeFile(bundle, Buffer.concat([caPem, Buffer.from('\n# a comment between roots\n'), caPem]));
+    expect(readHealthCa(bundle).toString()).toContain('# a comment');
+  });
+
+  test.each<[string, () => Promise<string>, string, string]>([
+    ['missing', async () => join(dir, 'missing.pem'), 'CONFIG_UNREADABLE', 'cannot be read (ENOENT)'],
+    [
+      'a directory',
+      async () => {
+        await mkdir(join(dir, 'sub'), { recursive: true });
+        return join(dir, 'sub');
+      },
+      'CONFIG_INVALID',
+      'is not a regular file',
+    ],
+    ['a device (/dev/zero: endless)', async () => '/dev/zero', 'CONFIG_INVALID', 'is not a regular file'],
+    [
+      'empty',
+      async () => {
+        await writeFile(join(dir, 'empty.pem'), '');
+        return join(dir, 'empty.pem');
+      },
+      'CONFIG_INVALID',
+      'holds no PEM certificate',
+    ],
+    ['a key, not a certificate', async () => join(dir, 'server.key'), 'CONFIG_INVALID', 'holds no PEM certificate'],
+    [
+      'a corrupt second certificate',
+      async () => {
+        const body = caPem.toString().replace(/^(-----BEGIN CERTIFICATE-----\n)(.{10})/m, '$1AAAAAAAAAA');
+        await writeFile(join(dir, 'corrupt.pem'), `${caPem.toString()}${body}`);
+        return join(dir, 'corrupt.pem');
+      },
+      'CONFIG_INVALID',
+      'certificate 2 of 2 does not parse',
+    ],
+    [
+      'over 1 MiB',
+      async () => {
+        await writeFile(join(dir, 'huge.pem'), caPem);
+        await truncate(join(dir, 'huge.pem'), MAX_HEALTH_CA_FILE_BYTES + 1);
+        return join(dir, 'huge.pem');
+      },
+      'CONFIG_INVALID',
+      `is ${MAX_HEALTH_CA_FILE_BYTES + 1} bytes, more than ${MAX_HEALTH_CA_FILE_BYTES} (MAX_HEALTH_CA_FILE_BYTES)`,
+    ],
+  ])('refused: %s', async (_name, make, code, why) => {
+    const file = await make();
+    const err = refusal(file);
+    expect(err.code).toBe(code);
+    expect(err.message.startsWith(`health.caFile: "${file}" ${why}`)).toBe(true);
+    expect(err.problems).toEqual([{ path: 'health.caFile', message: expect.stringMatching(/^"/) }]);
+    expect(`health.caFile: ${err.problems[0]?.message}`).toBe(err.message);
+  });
+});
+
+describe('health.caFile in agent.yaml', () => {
+  const minimal = {
+    node: { name: 'n1', interface: 'eth0', address: '198.18.0.11' },
+    bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }] },
+    etcd: { endpoints: ['http://127.0.0.1:2379'] },
+  };
+
+  test('parsed as a path; a non-string is named', () => {
+    expect(parseAgentConfig({ ...minimal, health: { caFile: '/etc/l4fleet/backends-ca.pem' } }).health.caFile).toBe(
+      '/etc/l4fleet/backends-ca.pem',
+    );
+    expect(() => parseAgentConfig({ ...minimal, health: { caFile: 7 } })).toThrow(
+      'health.caFile: 7 is not a file path',
+    );
+  });
+
+  test('its digest is kept, so a reload after the file changed says only a restart uses it', () => {
+    const file = join(dir, 'ca.pem');
+    const digests = tlsFileDigests(parseAgentConfig({ ...minimal, health: { caFile: file } }));
+    expect(digests.get('health.caFile')).toMatchObject({ file });
+    expect(digests.get('health.caFile')?.digest).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
