@@ -204,6 +204,14 @@ describe('cli - fleet commands on the memory store', () => {
     expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain(
       'Health check: https port 8443 GET /healthz host www.example.com expect 200, certificate verified, every 2000 ms',
     );
+    const redis = FLEET.replace(
+      '{ type: http, port: 8080, path: /healthz }',
+      '{ type: tcp, payload: "PING\\r\\n", expect: "+PONG" }',
+    );
+    expect((await cli('apply', '-f', file('ht.yaml', redis))).code).toBe(0);
+    expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain(
+      'Health check: tcp send "PING\\r\\n" reply contains "+PONG", every 2000 ms',
+    );
   });
 
   test('describe vip shows a member in slow start with its step, and its ramped share; JSON has the percent', async () => {

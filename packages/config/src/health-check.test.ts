@@ -118,6 +118,57 @@ describe('health check - https', () => {
   });
 });
 
+describe('health check - payload and expect', () => {
+  test('tcp takes payload and expect; without them it stays a connect check (no fields added)', () => {
+    const hc = (raw: Raw) => parseFleet(fleetWith(raw)).pools[0]?.healthCheck;
+    expect(hc({ type: 'tcp' })).toEqual({ type: 'tcp', intervalMs: 2000, timeoutMs: 1000, rise: 2, fall: 4 });
+    expect(hc({ type: 'tcp', payload: 'PING\r\n', expect: '+PONG' })).toMatchObject({
+      payload: 'PING\r\n',
+      expect: '+PONG',
+    });
+    expect(hc({ type: 'tcp', payload: '' })).not.toHaveProperty('payload');
+    expect(hc({ type: 'tcp', expect: '220 ' })).toMatchObject({ expect: '220 ' });
+    expect(hc({ type: 'https', expect: '"status":"ok"' })).toMatchObject({ expect: '"status":"ok"' });
+    expect(
+      parseFleet(fleetWith({ type: 'udp', payload: 'q', expect: 'a' }, 'udp')).pools[0]?.healthCheck,
+    ).toMatchObject({
+      payload: 'q',
+      expect: 'a',
+    });
+  });
+
+  test.each<[string, Raw, string]>([
+    [
+      'expect on none',
+      { type: 'none', expect: 'x' },
+      'pools[0].healthCheck.expect: applies only to type tcp | http | https | udp, not none',
+    ],
+    [
+      'payload on http',
+      { type: 'http', payload: 'x' },
+      'pools[0].healthCheck.payload: applies only to type tcp | udp, not http',
+    ],
+    ['empty expect', { type: 'tcp', expect: '' }, 'pools[0].healthCheck.expect: "" is not a non-empty string'],
+    [
+      'expect not a string',
+      { type: 'http', expect: 200 },
+      'pools[0].healthCheck.expect: 200 is not a non-empty string',
+    ],
+    [
+      'tcp payload over 4,096 bytes',
+      { type: 'tcp', payload: 'x'.repeat(4097) },
+      'pools[0].healthCheck.payload: 4097 bytes is more than the limit of 4096 (MAX_TCP_PAYLOAD_BYTES',
+    ],
+    [
+      'expect over 1,024 bytes',
+      { type: 'http', expect: 'é'.repeat(513) },
+      'pools[0].healthCheck.expect: 1026 bytes is more than the limit of 1024 (MAX_EXPECT_BYTES)',
+    ],
+  ])('refused: %s', (_name, hc, expected) => {
+    expect(problems(fleetWith(hc))).toContainEqual(expect.stringContaining(expected));
+  });
+});
+
 describe('isHostName (RFC 1123, never an IP literal: RFC 6066 §3 forbids one as the TLS server name)', () => {
   test.each([
     ['www.example.com', true],

@@ -3,7 +3,8 @@
  * that keep a check from being one that can never pass. Types: `tcp` connects; `http` and `https` GET `path` and
  * expect `expectStatus` (https over TLS, RFC 8446, with the certificate checked only when `verifyCertificate`, as
  * F5's https monitor and keepalived's SSL_GET do by default: the check asks "does it serve", not "is its
- * certificate right"); `udp` sends `payload` and expects any reply; `none` takes the member as up.
+ * certificate right"); `udp` sends `payload` and expects any reply; `none` takes the member as up. `tcp` may send a
+ * `payload` once connected, and `expect` (every type but none) names text the reply or the body must contain.
  */
 import {
   DEFAULT_HEALTH_FALL,
@@ -24,7 +25,13 @@ import {
   type Problems,
   showValue as show,
 } from './fields.js';
-import { MAX_HTTP_PATH_CHARS, MAX_UDP_PAYLOAD_BYTES, utf8Bytes } from './limits.js';
+import {
+  MAX_EXPECT_BYTES,
+  MAX_HTTP_PATH_CHARS,
+  MAX_TCP_PAYLOAD_BYTES,
+  MAX_UDP_PAYLOAD_BYTES,
+  utf8Bytes,
+} from './limits.js';
 import type { HealthCheck, HealthCheckType } from './types.js';
 
 export const HEALTH_CHECK_TYPES: readonly HealthCheckType[] = ['tcp', 'http', 'https', 'udp', 'none'];
@@ -69,6 +76,7 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
     'host',
     'verifyCertificate',
     'payload',
+    'expect',
     'intervalMs',
     'timeoutMs',
     'rise',
@@ -110,7 +118,8 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
   onlyFor('expectStatus', HTTP_CHECK_TYPES);
   onlyFor('host', HTTP_CHECK_TYPES);
   onlyFor('verifyCertificate', ['https']);
-  onlyFor('payload', ['udp']);
+  onlyFor('payload', ['tcp', 'udp']);
+  onlyFor('expect', ['tcp', 'http', 'https', 'udp']);
   onlyFor('port', ['tcp', 'http', 'https', 'udp']);
   if (isHttpCheck(type)) {
     if (v.path !== undefined && (typeof v.path !== 'string' || !v.path.startsWith('/'))) {
@@ -136,10 +145,16 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
     }
   }
   if (type === 'https') hc.verifyCertificate = boolField(p, `${path}.verifyCertificate`, v.verifyCertificate, false);
-  if (type === 'udp') {
+  if (type === 'udp' || type === 'tcp') {
     if (v.payload !== undefined && typeof v.payload !== 'string')
       p.add(`${path}.payload`, `${show(v.payload)} is not a string`);
-    hc.payload = typeof v.payload === 'string' ? v.payload : '';
+    // udp always sends a datagram (empty by default); tcp sends only what it is given.
+    if (typeof v.payload === 'string' && (type === 'udp' || v.payload !== '')) hc.payload = v.payload;
+    else if (type === 'udp') hc.payload = '';
+  }
+  if (v.expect !== undefined && type !== 'none') {
+    if (typeof v.expect === 'string' && v.expect !== '') hc.expect = v.expect;
+    else p.add(`${path}.expect`, `${show(v.expect)} is not a non-empty string`);
   }
   return hc;
 }
@@ -173,12 +188,25 @@ export function healthCheckProblems(hc: HealthCheck, path: string): ConfigProble
       });
     }
   }
-  if (hc.type === 'udp' && hc.payload !== undefined) {
+  if (hc.payload !== undefined) {
     const bytes = utf8Bytes(hc.payload);
-    if (bytes > MAX_UDP_PAYLOAD_BYTES) {
+    const [limit, name, why] =
+      hc.type === 'udp'
+        ? [MAX_UDP_PAYLOAD_BYTES, 'MAX_UDP_PAYLOAD_BYTES', 'one unfragmented datagram']
+        : [MAX_TCP_PAYLOAD_BYTES, 'MAX_TCP_PAYLOAD_BYTES', 'a request or a command'];
+    if (bytes > limit) {
       out.push({
         path: `${path}.payload`,
-        message: `${bytes} bytes is more than the limit of ${MAX_UDP_PAYLOAD_BYTES} (MAX_UDP_PAYLOAD_BYTES: one unfragmented datagram)`,
+        message: `${bytes} bytes is more than the limit of ${limit} (${name}: ${why})`,
+      });
+    }
+  }
+  if (hc.expect !== undefined) {
+    const bytes = utf8Bytes(hc.expect);
+    if (bytes > MAX_EXPECT_BYTES) {
+      out.push({
+        path: `${path}.expect`,
+        message: `${bytes} bytes is more than the limit of ${MAX_EXPECT_BYTES} (MAX_EXPECT_BYTES)`,
       });
     }
   }

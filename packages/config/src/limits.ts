@@ -46,6 +46,13 @@ export const MAX_HTTP_PATH_CHARS = 2_048;
  * and UDP (8) headers, so a probe never needs fragmentation on any path.
  */
 export const MAX_UDP_PAYLOAD_BYTES = 1_232;
+/** TCP health check payload (sent after connecting), in UTF-8 bytes: a request line or a command, not a body. */
+export const MAX_TCP_PAYLOAD_BYTES = 4_096;
+/**
+ * Health check `expect` text, in UTF-8 bytes. Matched as a plain substring, never a pattern: a fleet-wide regular
+ * expression run by every node on every reply could be made to backtrack for seconds.
+ */
+export const MAX_EXPECT_BYTES = 1_024;
 /** Shortest profile timeout (profile.ts), in seconds: conntrack and nft timeouts count whole seconds. */
 export const MIN_PROFILE_TIMEOUT_S = 1;
 /** Longest idle timeout, in seconds (7 days): the nftables driver's flow-timeout ceiling too. */

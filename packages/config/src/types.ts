@@ -36,8 +36,14 @@ export interface HealthCheck {
    * in it); default false. The roots: the agent's `health.caFile`, else Node's bundled public roots.
    */
   readonly verifyCertificate?: boolean;
-  /** udp only: datagram payload (UTF-8), default empty. */
+  /** udp: the datagram (UTF-8), default empty; tcp: text sent once connected (a request, a command), default none. */
   readonly payload?: string;
+  /**
+   * tcp, udp, http, https: text the reply must contain (tcp: what the member sends, e.g. a banner or an answer to
+   * `payload`; udp: the reply datagram; http and https: the body), matched as bytes, case-sensitive; default none
+   * (any reply, any body). F5's "receive string", HAProxy's `expect string`.
+   */
+  readonly expect?: string;
   /** Time between probes in ms; default 2,000 (classic L4 switch default). */
   readonly intervalMs: number;
   /** Probe timeout in ms; default 1,000; at most intervalMs. */

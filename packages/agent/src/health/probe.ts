@@ -1,12 +1,14 @@
 /**
- * One health probe of one member: tcp (connect), http and https (GET, expected status), udp (payload, any reply). A
- * probe never throws: it answers ok or not, with the reason, within the check's timeout.
+ * One health probe of one member: tcp (connect, optionally send and expect), http and https (GET, expected status,
+ * optionally a body that contains `expect`), udp (payload, a reply, optionally containing `expect`). A probe never
+ * throws: it answers ok or not, with the reason, within the check's timeout.
  */
 import { createSocket } from 'node:dgram';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import type { HealthCheck } from '@l4fleet/config';
+import { createReplyMatcher } from './reply-match.js';
 
 export interface ProbeTarget {
   readonly address: string;
@@ -45,7 +47,11 @@ function finisher(started: number, resolve: (r: ProbeResult) => void, cleanup: (
 const errCode = (err: unknown): string =>
   (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
 
-function probeTcp(target: ProbeTarget, port: number, timeoutMs: number, opts?: ProbeOptions): Promise<ProbeResult> {
+/**
+ * Connect; then send `payload` if there is one, and with `expect` read until the member has sent that text (a
+ * banner such as SMTP's `220`, or the answer to the payload, such as Redis's `+PONG`), it closes, or the timeout.
+ */
+function probeTcp(target: ProbeTarget, port: number, check: HealthCheck, opts?: ProbeOptions): Promise<ProbeResult> {
   return new Promise((resolve) => {
     const started = performance.now();
     const sock = connect({
@@ -53,12 +59,23 @@ function probeTcp(target: ProbeTarget, port: number, timeoutMs: number, opts?: P
       port,
       ...(opts?.sourceAddress ? { localAddress: opts.sourceAddress } : {}),
     });
-    const timer = setTimeout(() => finish(false, 'timeout'), timeoutMs);
+    const timer = setTimeout(() => finish(false, 'timeout'), check.timeoutMs);
     const finish = finisher(started, resolve, () => {
       clearTimeout(timer);
       sock.destroy();
     });
-    sock.once('connect', () => finish(true));
+    const reply = check.expect === undefined ? undefined : createReplyMatcher(check.expect);
+    sock.once('connect', () => {
+      if (check.payload !== undefined) sock.write(check.payload, 'utf8');
+      if (reply === undefined) finish(true);
+    });
+    if (reply !== undefined) {
+      sock.on('data', (chunk: Buffer) => {
+        if (reply.push(chunk)) finish(true);
+        else if (reply.full) finish(false, reply.lacks('reply'));
+      });
+      sock.once('end', () => finish(false, reply.lacks('reply')));
+    }
     sock.once('error', (err) => finish(false, errCode(err)));
   });
 }
@@ -102,10 +119,23 @@ function probeHttp(target: ProbeTarget, port: number, check: HealthCheck, opts?:
       req.destroy();
     });
     req.once('response', (res) => {
-      res.resume();
       const expected = check.expectStatus ?? 200;
-      if (res.statusCode === expected) finish(true);
-      else finish(false, `status ${res.statusCode} (expected ${expected})`);
+      if (res.statusCode !== expected) {
+        res.resume();
+        finish(false, `status ${res.statusCode} (expected ${expected})`);
+        return;
+      }
+      if (check.expect === undefined) {
+        res.resume();
+        finish(true);
+        return;
+      }
+      const body = createReplyMatcher(check.expect);
+      res.on('data', (chunk: Buffer) => {
+        if (body.push(chunk)) finish(true);
+        else if (body.full) finish(false, body.lacks('body'));
+      });
+      res.once('end', () => finish(false, body.lacks('body')));
     });
     req.once('error', (err) => finish(false, errCode(err)));
     req.end();
@@ -127,7 +157,12 @@ function probeUdp(target: ProbeTarget, port: number, check: HealthCheck, opts?: 
     });
     // A connected UDP socket surfaces ICMP port unreachable as ECONNREFUSED: a fast, certain "down".
     sock.once('error', (err) => finish(false, errCode(err)));
-    sock.once('message', () => finish(true));
+    sock.once('message', (msg) => {
+      if (check.expect === undefined) return finish(true);
+      const reply = createReplyMatcher(check.expect);
+      if (reply.push(msg)) finish(true);
+      else finish(false, reply.lacks('reply'));
+    });
     const send = () =>
       sock.connect(port, target.address, () => {
         sock.send(Buffer.from(check.payload ?? '', 'utf8'), (err) => {
@@ -146,7 +181,7 @@ export const probeMember: Probe = async (target, check, opts) => {
     case 'none':
       return { ok: true, latencyMs: 0 };
     case 'tcp':
-      return probeTcp(target, port, check.timeoutMs, opts);
+      return probeTcp(target, port, check, opts);
     case 'http':
     case 'https':
       return probeHttp(target, port, check, opts);

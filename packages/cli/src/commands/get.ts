@@ -3,6 +3,7 @@ import {
   buildVipTable,
   endpointText,
   type HealthCheck,
+  isHttpCheck,
   type MemberRamp,
   memberKey,
   parseVipKey,
@@ -19,7 +20,10 @@ function healthCheckText(hc: HealthCheck): string {
   const request =
     hc.path === undefined ? '' : ` GET ${hc.path}${hc.host ? ` host ${hc.host}` : ''} expect ${hc.expectStatus}`;
   const verified = hc.verifyCertificate ? ', certificate verified' : '';
-  return `${hc.type}${hc.port ? ` port ${hc.port}` : ''}${request}${verified}, every ${hc.intervalMs} ms, timeout ${hc.timeoutMs} ms, rise ${hc.rise}, fall ${hc.fall}`;
+  const send = hc.payload ? ` send ${JSON.stringify(hc.payload)}` : '';
+  const reply =
+    hc.expect === undefined ? '' : ` ${isHttpCheck(hc.type) ? 'body' : 'reply'} contains ${JSON.stringify(hc.expect)}`;
+  return `${hc.type}${hc.port ? ` port ${hc.port}` : ''}${request}${send}${reply}${verified}, every ${hc.intervalMs} ms, timeout ${hc.timeoutMs} ms, rise ${hc.rise}, fall ${hc.fall}`;
 }
 
 /** A member in slow start: the part of its weight its slots have now (absent: its whole weight). */

@@ -1,0 +1,161 @@
+/** `payload` and `expect` probes against real sockets on loopback: TCP banners and commands, HTTP bodies, UDP replies. */
+import { createSocket, type Socket } from 'node:dgram';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { type AddressInfo, createServer, type Server } from 'node:net';
+import type { HealthCheck } from '@l4fleet/config';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { probeMember } from './probe.js';
+import { createReplyMatcher, MAX_PROBE_REPLY_BYTES } from './reply-match.js';
+
+const check = (c: Partial<HealthCheck>): HealthCheck => ({
+  type: 'tcp',
+  intervalMs: 5000,
+  timeoutMs: 2000,
+  rise: 1,
+  fall: 1,
+  ...c,
+});
+
+let banner: Server;
+let redisLike: Server;
+let closer: Server;
+let http: HttpServer;
+let udp: Socket;
+const portOf = (s: Server | HttpServer) => (s.address() as AddressInfo).port;
+const listen = async <S extends Server | HttpServer>(s: S): Promise<S> => {
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return s;
+};
+
+beforeAll(async () => {
+  // SMTP-like: a banner on connect, then silence.
+  banner = await listen(createServer((c) => c.write('220 mail.example ESMTP ready\r\n')));
+  // Redis-like: answers PING with +PONG, anything else with an error.
+  redisLike = await listen(
+    createServer((c) =>
+      c.on('data', (d) => c.write(d.toString().startsWith('PING') ? '+PONG\r\n' : '-ERR unknown command\r\n')),
+    ),
+  );
+  // Sends a line and closes.
+  closer = await listen(createServer((c) => c.end('503 go away\r\n')));
+  http = await listen(
+    createHttpServer((req, res) => {
+      if (req.url === '/stream') {
+        // An endless body without the text: the probe must stop at its cap, not read on.
+        res.writeHead(200);
+        const chunk = Buffer.alloc(16_384, 'x');
+        const pump = () => {
+          while (res.write(chunk)) if (res.destroyed) return;
+          res.once('drain', pump);
+        };
+        pump();
+        return;
+      }
+      res.writeHead(200).end(req.url === '/healthz' ? '{"status":"ok","db":"up"}' : '{"status":"maintenance"}');
+    }),
+  );
+  udp = createSocket('udp4');
+  udp.on('message', (msg, rinfo) => udp.send(Buffer.concat([Buffer.from('echo '), msg]), rinfo.port, rinfo.address));
+  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+});
+
+afterAll(() => {
+  for (const s of [banner, redisLike, closer]) s.close();
+  http.closeAllConnections();
+  http.close();
+  udp.close();
+});
+
+describe('probe - payload and expect', () => {
+  test('tcp: a banner that contains expect is up; one that does not is down, naming what came', async () => {
+    const target = { address: '127.0.0.1', port: portOf(banner) };
+    expect(await probeMember(target, check({ expect: '220 ' }))).toMatchObject({ ok: true });
+    const r = await probeMember(target, check({ expect: '230', timeoutMs: 500 }));
+    expect(r).toMatchObject({ ok: false, reason: 'timeout' });
+  });
+
+  test('tcp: payload is sent once connected and the answer must contain expect', async () => {
+    const target = { address: '127.0.0.1', port: portOf(redisLike) };
+    expect(await probeMember(target, check({ payload: 'PING\r\n', expect: '+PONG' }))).toMatchObject({ ok: true });
+    expect(await probeMember(target, check({ payload: 'PONG\r\n', expect: '+PONG', timeoutMs: 500 }))).toMatchObject({
+      ok: false,
+      reason: 'timeout',
+    });
+  });
+
+  test('tcp: a member that closes without the text is down at once, with what it sent', async () => {
+    const started = performance.now();
+    const r = await probeMember({ address: '127.0.0.1', port: portOf(closer) }, check({ expect: '220' }));
+    expect(r).toEqual({
+      ok: false,
+      latencyMs: expect.any(Number),
+      reason: 'reply lacks "220" (got "503 go away\\r\\n")',
+    });
+    expect(performance.now() - started).toBeLessThan(1_500);
+  });
+
+  test('tcp without expect stays a connect check, payload or not', async () => {
+    const target = { address: '127.0.0.1', port: portOf(closer) };
+    expect(await probeMember(target, check({}))).toMatchObject({ ok: true });
+    expect(await probeMember(target, check({ payload: 'QUIT\r\n' }))).toMatchObject({ ok: true });
+  });
+
+  test('http: the body must contain expect; a wrong status is still named first', async () => {
+    const target = { address: '127.0.0.1', port: portOf(http) };
+    const hc = (path: string, expectText: string, expectStatus = 200) =>
+      check({ type: 'http', path, expectStatus, expect: expectText });
+    expect(await probeMember(target, hc('/healthz', '"status":"ok"'))).toMatchObject({ ok: true });
+    expect(await probeMember(target, hc('/other', '"status":"ok"'))).toMatchObject({
+      ok: false,
+      reason: 'body lacks "\\"status\\":\\"ok\\"" (got "{\\"status\\":\\"maintenance\\"}")',
+    });
+    expect(await probeMember(target, hc('/healthz', 'ok', 204))).toMatchObject({
+      ok: false,
+      reason: 'status 200 (expected 204)',
+    });
+  });
+
+  test('http: an endless body without the text is down after the cap, not read on', async () => {
+    const r = await probeMember(
+      { address: '127.0.0.1', port: portOf(http) },
+      check({ type: 'http', path: '/stream', expect: 'ok' }),
+    );
+    expect(r.ok).toBe(false);
+    expect(r.reason).toMatch(
+      new RegExp(`^body lacks "ok" in its first ${MAX_PROBE_REPLY_BYTES} bytes \\(got "x{60}"\\.\\.\\.\\)$`),
+    );
+  });
+
+  test('udp: the reply must contain expect', async () => {
+    const target = { address: '127.0.0.1', port: (udp.address() as AddressInfo).port };
+    expect(await probeMember(target, check({ type: 'udp', payload: 'ping', expect: 'echo ping' }))).toMatchObject({
+      ok: true,
+    });
+    expect(await probeMember(target, check({ type: 'udp', payload: 'ping', expect: 'pong' }))).toMatchObject({
+      ok: false,
+      reason: 'reply lacks "pong" (got "echo ping")',
+    });
+  });
+});
+
+describe('reply matcher', () => {
+  test('finds text split across chunks, and multi-byte text', () => {
+    const m = createReplyMatcher('+PONG');
+    expect(m.push(Buffer.from('+PO'))).toBe(false);
+    expect(m.push(Buffer.from('NG\r\n'))).toBe(true);
+    const u = createReplyMatcher('café');
+    const bytes = Buffer.from('un café');
+    expect(u.push(bytes.subarray(0, 6))).toBe(false); // splits the é
+    expect(u.push(bytes.subarray(6))).toBe(true);
+  });
+
+  test('stops keeping bytes at the cap', () => {
+    const m = createReplyMatcher('needle');
+    expect(m.push(Buffer.alloc(MAX_PROBE_REPLY_BYTES - 3, 'x'))).toBe(false);
+    expect(m.full).toBe(false);
+    // The text straddles the cap: only its first 3 bytes fit, so it is not found.
+    expect(m.push(Buffer.from('needle'))).toBe(false);
+    expect(m.full).toBe(true);
+    expect(m.push(Buffer.from('needle'))).toBe(false);
+  });
+});
