@@ -14,6 +14,7 @@ PKGS=(
   gcc libc6-dev openssl
   clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool
   chromium bird2
+  prometheus
 )
 DOCKER_PKGS=(docker.io debootstrap)
 [ "${1:-}" = --docker ] && PKGS+=("${DOCKER_PKGS[@]}")

@@ -1,0 +1,319 @@
+/**
+ * deploy/grafana/alerts.yml through Prometheus's own rule engine: `promtool check rules`, then `promtool test rules`
+ * over series shaped like the agents' (every sample labelled node and fleet), with a case that fires and a
+ * neighbour that must not for each alert. The expected annotations are the file's templates with the alert's labels
+ * filled in, so a template naming a label the alert does not carry (Prometheus would print `<no value>`) fails here.
+ * Every metric and label an expression uses must be on the agent's real /metrics.
+ */
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { agentExposition } from '@l4fleet/test-support/agent-exposition';
+import { afterAll, describe, expect, test } from 'vitest';
+import { parse as parseYaml, stringify } from 'yaml';
+
+const run = promisify(execFile);
+const RULES = fileURLToPath(new URL('../deploy/grafana/alerts.yml', import.meta.url));
+const PROMETHEUS_YML = fileURLToPath(new URL('../deploy/grafana/prometheus.yml', import.meta.url));
+
+interface Rule {
+  alert: string;
+  expr: string;
+  for?: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+const rules = (parseYaml(readFileSync(RULES, 'utf8')) as { groups: { rules: Rule[] }[] }).groups.flatMap(
+  (g) => g.rules,
+);
+
+type Labels = Record<string, string>;
+interface Case {
+  readonly alert: string;
+  /** Series: PromQL selector text -> promtool values (`1 0x30`), 5 s apart. */
+  readonly series: Record<string, string>;
+  readonly at: string;
+  /** The alert's own labels (without alertname and severity) for every alert expected at `at`. */
+  readonly fires: Labels[];
+  /** Earlier, nothing yet (the `for` still running), when given. */
+  readonly quietAt?: string;
+}
+
+const n = (node: string, more = '') => `node="${node}", fleet="lab"${more ? `, ${more}` : ''}`;
+const vip = 'vip="198.51.100.10:80/tcp"';
+const vip2 = 'vip="198.51.100.11:53/udp"';
+
+const CASES: Case[] = [
+  {
+    alert: 'L4fleetAgentDown',
+    series: {
+      'up{job="l4fleet-agent", instance="198.18.0.11:9469"}': '1 0x30',
+      'up{job="l4fleet-agent", instance="198.18.0.12:9469"}': '1x30',
+    },
+    quietAt: '30s',
+    at: '2m',
+    fires: [{ job: 'l4fleet-agent', instance: '198.18.0.11:9469' }],
+  },
+  {
+    alert: 'L4fleetNodeStuckStarting',
+    series: {
+      [`l4fleet_node_state{${n('n1', 'state="starting"')}}`]: '1x40',
+      [`l4fleet_node_state{${n('n2', 'state="starting"')}}`]: '1x5 0x35',
+    },
+    quietAt: '1m',
+    at: '3m',
+    fires: [{ node: 'n1', fleet: 'lab', state: 'starting' }],
+  },
+  {
+    alert: 'L4fleetFailStatic',
+    series: { [`l4fleet_fail_static{${n('n1')}}`]: '0 1x30', [`l4fleet_fail_static{${n('n2')}}`]: '0x30' },
+    quietAt: '30s',
+    at: '2m',
+    fires: [{ node: 'n1', fleet: 'lab' }],
+  },
+  {
+    alert: 'L4fleetFailStaticEntered',
+    series: {
+      [`l4fleet_fail_static_entered_total{${n('n1')}}`]: '0 0 1x20',
+      [`l4fleet_fail_static_entered_total{${n('n2')}}`]: '3x20',
+    },
+    at: '1m',
+    fires: [{ node: 'n1', fleet: 'lab' }],
+  },
+  {
+    alert: 'L4fleetGobgpdUnreachable',
+    series: { [`l4fleet_gobgpd_reachable{${n('n1')}}`]: '1 0x20', [`l4fleet_gobgpd_reachable{${n('n2')}}`]: '1x20' },
+    quietAt: '15s',
+    at: '1m',
+    fires: [{ node: 'n1', fleet: 'lab' }],
+  },
+  {
+    alert: 'L4fleetBgpSessionDown',
+    series: {
+      [`l4fleet_bgp_session_state{${n('n1', 'peer="198.18.0.1", state="established"')}}`]: '1 0x20',
+      [`l4fleet_bgp_session_state{${n('n1', 'peer="198.18.0.1", state="active"')}}`]: '0 1x20',
+      [`l4fleet_bgp_session_state{${n('n2', 'peer="198.18.0.1", state="established"')}}`]: '1x20',
+    },
+    at: '1m30s',
+    fires: [{ node: 'n1', fleet: 'lab', peer: '198.18.0.1', state: 'established' }],
+  },
+  {
+    // n2's session is down because the agent holds it AdminDown: that is L4fleetDataPlaneFailed, not this.
+    alert: 'L4fleetBfdSessionDown',
+    series: {
+      [`l4fleet_bfd_session_up{${n('n1', 'peer="198.18.0.1"')}}`]: '1 0x20',
+      [`l4fleet_bfd_admin_down{${n('n1', 'peer="198.18.0.1"')}}`]: '0x20',
+      [`l4fleet_bfd_session_up{${n('n2', 'peer="198.18.0.1"')}}`]: '1 0x20',
+      [`l4fleet_bfd_admin_down{${n('n2', 'peer="198.18.0.1"')}}`]: '0 1x20',
+    },
+    at: '1m30s',
+    fires: [{ node: 'n1', fleet: 'lab', peer: '198.18.0.1' }],
+  },
+  {
+    alert: 'L4fleetDataPlaneFailed',
+    series: {
+      [`l4fleet_bfd_admin_down{${n('n1', 'peer="198.18.0.1"')}}`]: '0x20',
+      [`l4fleet_bfd_admin_down{${n('n2', 'peer="198.18.0.1"')}}`]: '0 1x20',
+    },
+    at: '30s',
+    fires: [{ node: 'n2', fleet: 'lab', peer: '198.18.0.1' }],
+  },
+  {
+    alert: 'L4fleetTableApplyErrors',
+    series: {
+      [`l4fleet_table_applies_total{${n('n1', 'result="error"')}}`]: '0 0 1x20',
+      [`l4fleet_table_applies_total{${n('n1', 'result="ok"')}}`]: '0+1x22',
+    },
+    at: '1m',
+    fires: [{ node: 'n1', fleet: 'lab', result: 'error' }],
+  },
+  {
+    alert: 'L4fleetVipNoBackend',
+    series: {
+      [`l4fleet_table_usable_backends{${n('n1', vip)}}`]: '2 0x20',
+      [`l4fleet_table_usable_backends{${n('n2', vip)}}`]: '2 0x20',
+      [`l4fleet_table_usable_backends{${n('n1', vip2)}}`]: '2x20',
+      [`l4fleet_table_usable_backends{${n('n2', vip2)}}`]: '0x20',
+    },
+    quietAt: '15s',
+    at: '1m',
+    fires: [{ fleet: 'lab', vip: '198.51.100.10:80/tcp' }],
+  },
+  {
+    // n1 serves and has backends but does not announce; n2 is drained (not serving), which is on purpose.
+    alert: 'L4fleetVipNotAnnounced',
+    series: {
+      [`l4fleet_vip_announced{${n('n1', vip)}}`]: '1 0x20',
+      [`l4fleet_node_state{${n('n1', 'state="serving"')}}`]: '1x20',
+      [`l4fleet_table_usable_backends{${n('n1', vip)}}`]: '2x20',
+      [`l4fleet_vip_announced{${n('n2', vip)}}`]: '1 0x20',
+      [`l4fleet_node_state{${n('n2', 'state="serving"')}}`]: '1 0x20',
+      [`l4fleet_node_state{${n('n2', 'state="drained"')}}`]: '0 1x20',
+      [`l4fleet_table_usable_backends{${n('n2', vip)}}`]: '2x20',
+    },
+    at: '1m30s',
+    fires: [{ node: 'n1', fleet: 'lab', vip: '198.51.100.10:80/tcp' }],
+  },
+  {
+    alert: 'L4fleetTablesDiffer',
+    series: {
+      [`l4fleet_table_checksum_info{${n('n1', `${vip}, checksum="aaaa"`)}}`]: '1x40',
+      [`l4fleet_table_checksum_info{${n('n2', `${vip}, checksum="aaaa"`)}}`]: '1 0x39',
+      [`l4fleet_table_checksum_info{${n('n2', `${vip}, checksum="bbbb"`)}}`]: '0 1x39',
+      [`l4fleet_table_checksum_info{${n('n1', `${vip2}, checksum="cccc"`)}}`]: '1x40',
+      [`l4fleet_table_checksum_info{${n('n2', `${vip2}, checksum="cccc"`)}}`]: '1x40',
+    },
+    quietAt: '1m',
+    at: '3m',
+    fires: [{ fleet: 'lab', vip: '198.51.100.10:80/tcp' }],
+  },
+  {
+    alert: 'L4fleetBackupServing',
+    series: {
+      [`l4fleet_table_backup_serving{${n('n1', vip)}}`]: '0 1x20',
+      [`l4fleet_table_backup_serving{${n('n2', vip)}}`]: '0 1x20',
+      [`l4fleet_table_backup_serving{${n('n1', vip2)}}`]: '0x20',
+    },
+    at: '1m30s',
+    fires: [{ fleet: 'lab', vip: '198.51.100.10:80/tcp' }],
+  },
+  {
+    alert: 'L4fleetMemberDown',
+    series: {
+      [`l4fleet_member_decided{${n('n1', 'member="web/be1"')}}`]: '1 0x20',
+      [`l4fleet_member_decided{${n('n2', 'member="web/be1"')}}`]: '1 0x20',
+      [`l4fleet_member_decided{${n('n1', 'member="web/be2"')}}`]: '1x20',
+    },
+    at: '1m30s',
+    fires: [{ fleet: 'lab', member: 'web/be1' }],
+  },
+  {
+    alert: 'L4fleetNoAggregator',
+    series: {
+      [`l4fleet_aggregator_leader{${n('n1')}}`]: '1 0x20',
+      [`l4fleet_aggregator_leader{${n('n2')}}`]: '0x20',
+      'l4fleet_aggregator_leader{node="m1", fleet="other"}': '1x20',
+    },
+    at: '1m30s',
+    fires: [{ fleet: 'lab' }],
+  },
+  {
+    alert: 'L4fleetRecordsRejected',
+    series: {
+      [`l4fleet_store_rejected_records_total{${n('n1', 'family="desired"')}}`]: '0 1x20',
+      [`l4fleet_store_rejected_records_total{${n('n2', 'family="desired"')}}`]: '0x20',
+    },
+    at: '1m',
+    fires: [{ node: 'n1', fleet: 'lab', family: 'desired' }],
+  },
+  {
+    alert: 'L4fleetConfigReloadRefused',
+    series: {
+      [`l4fleet_config_reloads_total{${n('n1', 'result="refused"')}}`]: '0 1x20',
+      [`l4fleet_config_reloads_total{${n('n1', 'result="applied"')}}`]: '0 1x20',
+    },
+    at: '1m',
+    fires: [{ node: 'n1', fleet: 'lab', result: 'refused' }],
+  },
+];
+
+/** Prometheus's text/template as the rules use it: `{{ $labels.x }}` only; a label the alert lacks is an error. */
+function render(template: string, labels: Labels, where: string): string {
+  return template.replace(/\{\{\s*\$labels\.(\w+)\s*\}\}/g, (_all, name: string) => {
+    const v = labels[name];
+    if (v === undefined)
+      throw new Error(`${where}: the template names label "${name}", which the alert does not carry`);
+    return v;
+  });
+}
+
+function promtoolTests(): unknown {
+  return {
+    rule_files: ['alerts.yml'],
+    evaluation_interval: '5s',
+    tests: CASES.map((c) => {
+      const rule = rules.find((r) => r.alert === c.alert);
+      if (!rule) throw new Error(`no rule ${c.alert} in alerts.yml`);
+      const expected = c.fires.map((own) => {
+        const labels = { ...own, ...rule.labels };
+        const annotations = Object.fromEntries(
+          Object.entries(rule.annotations).map(([k, t]) => [k, render(t, labels, `${c.alert}.${k}`)]),
+        );
+        return { exp_labels: labels, exp_annotations: annotations };
+      });
+      return {
+        name: c.alert,
+        interval: '5s',
+        input_series: Object.entries(c.series).map(([series, values]) => ({ series, values })),
+        alert_rule_test: [
+          ...(c.quietAt ? [{ eval_time: c.quietAt, alertname: c.alert, exp_alerts: [] }] : []),
+          { eval_time: c.at, alertname: c.alert, exp_alerts: expected },
+        ],
+      };
+    }),
+  };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'l4fleet-alerts-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function promtool(...args: string[]): Promise<{ code: number; out: string }> {
+  try {
+    const r = await run('promtool', args, { cwd: dir, timeout: 60_000 });
+    return { code: 0, out: r.stdout + r.stderr };
+  } catch (err) {
+    const e = err as { code?: number | string; stdout?: string; stderr?: string };
+    if (e.code === 'ENOENT')
+      throw new Error("promtool is missing: bash scripts/install-system-deps.sh installs Debian's prometheus");
+    return { code: typeof e.code === 'number' ? e.code : 1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+  }
+}
+
+describe('deploy/grafana/alerts.yml', () => {
+  test('alerts - promtool accepts the rules, and prometheus.yml loads them', async () => {
+    copyFileSync(RULES, join(dir, 'alerts.yml'));
+    const r = await promtool('check', 'rules', 'alerts.yml');
+    expect(r.out).toContain(`SUCCESS: ${rules.length} rules found`);
+    expect(r.code).toBe(0);
+    const prom = parseYaml(readFileSync(PROMETHEUS_YML, 'utf8')) as { rule_files?: string[] };
+    expect(prom.rule_files).toContain('alerts.yml');
+  });
+
+  test('alerts - each fires on the series it is for, after its `for`, and not on its neighbours (promtool test rules)', async () => {
+    expect(CASES.map((c) => c.alert).sort()).toEqual(rules.map((r) => r.alert).sort());
+    copyFileSync(RULES, join(dir, 'alerts.yml'));
+    writeFileSync(join(dir, 'alerts-test.yml'), stringify(promtoolTests()));
+    const r = await promtool('test', 'rules', 'alerts-test.yml');
+    expect(r.out).toContain('SUCCESS');
+    expect(r.code, r.out).toBe(0);
+  });
+
+  test('alerts - every metric and label the rules use is on the agent /metrics', async () => {
+    const exposed = await agentExposition();
+    const problems: string[] = [];
+    for (const rule of rules) {
+      const metrics = rule.expr.match(/\bl4fleet_[a-z0-9_]+/g) ?? [];
+      const labels = new Set<string>(['node', 'fleet']);
+      for (const name of metrics) {
+        const have = exposed.get(name);
+        if (!have) problems.push(`${rule.alert}: metric ${name} is not on the agent's /metrics`);
+        for (const l of have ?? []) labels.add(l);
+      }
+      for (const m of rule.expr.matchAll(/\b(?:by|on) \(([^)]*)\)/g)) {
+        for (const l of (m[1] as string).split(',').map((s) => s.trim())) {
+          if (!labels.has(l)) problems.push(`${rule.alert}: uses label "${l}" that none of ${metrics.join(', ')} has`);
+        }
+      }
+      for (const m of rule.expr.matchAll(/\{([^}]*)\}/g)) {
+        for (const sel of (m[1] as string).split(',')) {
+          const l = sel.split(/[=!~]/)[0]?.trim();
+          if (l && l !== 'job' && !labels.has(l)) problems.push(`${rule.alert}: selects on label "${l}" that none has`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+});
