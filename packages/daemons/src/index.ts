@@ -75,3 +75,11 @@ export {
 } from './gobgpd.js';
 export { type GobgpdHandle, type GobgpdOptions, startGobgpd } from './gobgpd-child.js';
 export { NATS_SERVER_BIN, type NatsArgvOptions, type NatsHandle, natsArgv, startNats } from './nats.js';
+export {
+  PROMETHEUS_BIN,
+  type PrometheusAlert,
+  type PrometheusHandle,
+  type PrometheusOptions,
+  type PrometheusSample,
+  startPrometheus,
+} from './prometheus.js';
