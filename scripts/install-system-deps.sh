@@ -13,7 +13,7 @@ PKGS=(
   iperf3 haproxy socat ncat linux-perf
   gcc libc6-dev openssl
   clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool
-  chromium bird2
+  chromium bird2 dnsmasq-base
   prometheus
 )
 DOCKER_PKGS=(docker.io debootstrap)

@@ -212,6 +212,14 @@ describe('cli - fleet commands on the memory store', () => {
     expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain(
       'Health check: tcp send "PING\\r\\n" reply contains "+PONG", every 2000 ms',
     );
+    const dns = FLEET.replace(
+      '{ type: http, port: 8080, path: /healthz }',
+      '{ type: dns, port: 53, query: www.lab.test }',
+    );
+    expect((await cli('apply', '-f', file('hd.yaml', dns))).code).toBe(0);
+    expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain(
+      'Health check: dns port 53 A www.lab.test expect NOERROR, every 2000 ms',
+    );
   });
 
   test('describe vip shows a member in slow start with its step, and its ramped share; JSON has the percent', async () => {

@@ -169,6 +169,61 @@ describe('health check - payload and expect', () => {
   });
 });
 
+describe('health check - dns', () => {
+  test('query is required; queryType A and expectRcode NOERROR by default; fits a UDP or a TCP VIP', () => {
+    expect(parseFleet(fleetWith({ type: 'dns', query: 'www.example.com' }, 'udp')).pools[0]?.healthCheck).toEqual({
+      type: 'dns',
+      intervalMs: 2000,
+      timeoutMs: 1000,
+      rise: 2,
+      fall: 4,
+      query: 'www.example.com',
+      queryType: 'A',
+      expectRcode: 'NOERROR',
+    });
+    const srv = { type: 'dns', query: '_sip._udp.example.com.', queryType: 'SRV', expectRcode: 'NXDOMAIN' };
+    expect(parseFleet(fleetWith(srv)).pools[0]?.healthCheck).toMatchObject(srv);
+    expect(parseFleet(fleetWith({ type: 'dns', query: '.', queryType: 'NS' })).pools[0]?.healthCheck.query).toBe('.');
+  });
+
+  test.each<[string, Raw, string]>([
+    ['no query', { type: 'dns' }, 'pools[0].healthCheck.query: is required for type dns'],
+    [
+      'query with a space',
+      { type: 'dns', query: 'a b.example' },
+      'pools[0].healthCheck.query: "a b.example" is not a DNS name',
+    ],
+    [
+      'query with an empty label',
+      { type: 'dns', query: 'a..example' },
+      'pools[0].healthCheck.query: "a..example" is not a DNS name',
+    ],
+    ['query label over 63', { type: 'dns', query: `${'a'.repeat(64)}.example` }, 'is not a DNS name'],
+    [
+      'unknown queryType',
+      { type: 'dns', query: 'a.example', queryType: 'ANY' },
+      'pools[0].healthCheck.queryType: "ANY" is not one of A | AAAA | CNAME | MX | NS | PTR | SOA | SRV | TXT',
+    ],
+    [
+      'unknown expectRcode',
+      { type: 'dns', query: 'a.example', expectRcode: 'SERVFAIL' },
+      'pools[0].healthCheck.expectRcode: "SERVFAIL" is not one of NOERROR | NXDOMAIN',
+    ],
+    [
+      'query on udp',
+      { type: 'udp', query: 'a.example' },
+      'pools[0].healthCheck.query: applies only to type dns, not udp',
+    ],
+    [
+      'expect on dns',
+      { type: 'dns', query: 'a.example', expect: 'x' },
+      'pools[0].healthCheck.expect: applies only to type tcp | http | https | udp, not dns',
+    ],
+  ])('refused: %s', (_name, hc, expected) => {
+    expect(problems(fleetWith(hc))).toContainEqual(expect.stringContaining(expected));
+  });
+});
+
 describe('isHostName (RFC 1123, never an IP literal: RFC 6066 §3 forbids one as the TLS server name)', () => {
   test.each([
     ['www.example.com', true],

@@ -4,7 +4,8 @@
  * expect `expectStatus` (https over TLS, RFC 8446, with the certificate checked only when `verifyCertificate`, as
  * F5's https monitor and keepalived's SSL_GET do by default: the check asks "does it serve", not "is its
  * certificate right"); `udp` sends `payload` and expects any reply; `none` takes the member as up. `tcp` may send a
- * `payload` once connected, and `expect` (every type but none) names text the reply or the body must contain.
+ * `payload` once connected, and `expect` (tcp, udp, http, https) names text the reply or the body must contain.
+ * `dns` asks a name over UDP (RFC 1035) and expects an RCODE.
  */
 import {
   DEFAULT_HEALTH_FALL,
@@ -32,9 +33,13 @@ import {
   MAX_UDP_PAYLOAD_BYTES,
   utf8Bytes,
 } from './limits.js';
-import type { HealthCheck, HealthCheckType } from './types.js';
+import type { DnsQueryType, DnsRcode, HealthCheck, HealthCheckType } from './types.js';
 
-export const HEALTH_CHECK_TYPES: readonly HealthCheckType[] = ['tcp', 'http', 'https', 'udp', 'none'];
+export const HEALTH_CHECK_TYPES: readonly HealthCheckType[] = ['tcp', 'http', 'https', 'udp', 'dns', 'none'];
+export const DNS_QUERY_TYPES: readonly DnsQueryType[] = ['A', 'AAAA', 'CNAME', 'MX', 'NS', 'PTR', 'SOA', 'SRV', 'TXT'];
+export const DNS_RCODES: readonly DnsRcode[] = ['NOERROR', 'NXDOMAIN'];
+export const DEFAULT_DNS_QUERY_TYPE: DnsQueryType = 'A';
+export const DEFAULT_DNS_RCODE: DnsRcode = 'NOERROR';
 /** The types that send an HTTP request (RFC 9110): path, expectStatus and host apply to them. */
 export const HTTP_CHECK_TYPES: readonly HealthCheckType[] = ['http', 'https'];
 
@@ -45,6 +50,16 @@ const HTTP_PATH = /^\/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$/;
 /** RFC 1123 §2.1 host name label: letters, digits, inner hyphens, at most 63 characters. */
 const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 const MAX_HOST_NAME_CHARS = 253;
+
+/** RFC 1035 §2.3.4 / RFC 2181 §11 query name label: any of letters, digits, hyphens and underscores (SRV's `_sip`). */
+const QUERY_LABEL = /^[A-Za-z0-9_-]{1,63}$/;
+
+/** A name a `dns` check may ask for: `.` (the root), or labels of at most 63 and 253 characters in all. */
+export function isQueryName(v: string): boolean {
+  if (v === '.') return true;
+  const name = v.endsWith('.') ? v.slice(0, -1) : v;
+  return name.length > 0 && name.length <= MAX_HOST_NAME_CHARS && name.split('.').every((l) => QUERY_LABEL.test(l));
+}
 
 /**
  * A DNS host name: the Host header, and for https the TLS server name, which RFC 6066 §3 says must not be an IP
@@ -77,6 +92,9 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
     'verifyCertificate',
     'payload',
     'expect',
+    'query',
+    'queryType',
+    'expectRcode',
     'intervalMs',
     'timeoutMs',
     'rise',
@@ -120,7 +138,10 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
   onlyFor('verifyCertificate', ['https']);
   onlyFor('payload', ['tcp', 'udp']);
   onlyFor('expect', ['tcp', 'http', 'https', 'udp']);
-  onlyFor('port', ['tcp', 'http', 'https', 'udp']);
+  onlyFor('port', ['tcp', 'http', 'https', 'udp', 'dns']);
+  onlyFor('query', ['dns']);
+  onlyFor('queryType', ['dns']);
+  onlyFor('expectRcode', ['dns']);
   if (isHttpCheck(type)) {
     if (v.path !== undefined && (typeof v.path !== 'string' || !v.path.startsWith('/'))) {
       p.add(`${path}.path`, `${show(v.path)} is not an absolute path (starting with /)`);
@@ -152,7 +173,19 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
     if (typeof v.payload === 'string' && (type === 'udp' || v.payload !== '')) hc.payload = v.payload;
     else if (type === 'udp') hc.payload = '';
   }
-  if (v.expect !== undefined && type !== 'none') {
+  if (type === 'dns') {
+    if (typeof v.query === 'string' && isQueryName(v.query)) hc.query = v.query;
+    else
+      p.add(
+        `${path}.query`,
+        v.query === undefined
+          ? 'is required for type dns (the name to ask for, e.g. www.example.com, or . for the root)'
+          : `${show(v.query)} is not a DNS name (labels of letters, digits, - and _, at most 63 characters each and ${MAX_HOST_NAME_CHARS} in all; . is the root)`,
+      );
+    hc.queryType = oneOf<DnsQueryType>(p, `${path}.queryType`, v.queryType, DNS_QUERY_TYPES, DEFAULT_DNS_QUERY_TYPE);
+    hc.expectRcode = oneOf<DnsRcode>(p, `${path}.expectRcode`, v.expectRcode, DNS_RCODES, DEFAULT_DNS_RCODE);
+  }
+  if (v.expect !== undefined && ['tcp', 'http', 'https', 'udp'].includes(type)) {
     if (typeof v.expect === 'string' && v.expect !== '') hc.expect = v.expect;
     else p.add(`${path}.expect`, `${show(v.expect)} is not a non-empty string`);
   }

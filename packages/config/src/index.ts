@@ -33,7 +33,17 @@ export {
   showValue,
   stringField,
 } from './fields.js';
-export { HEALTH_CHECK_TYPES, HTTP_CHECK_TYPES, isHostName, isHttpCheck } from './health-check.js';
+export {
+  DEFAULT_DNS_QUERY_TYPE,
+  DEFAULT_DNS_RCODE,
+  DNS_QUERY_TYPES,
+  DNS_RCODES,
+  HEALTH_CHECK_TYPES,
+  HTTP_CHECK_TYPES,
+  isHostName,
+  isHttpCheck,
+  isQueryName,
+} from './health-check.js';
 export {
   capProblems,
   fleetBytesProblem,
@@ -123,6 +133,8 @@ export {
   type TableHistory,
 } from './table-history.js';
 export type {
+  DnsQueryType,
+  DnsRcode,
   Fleet,
   Forwarding,
   HashMode,

@@ -45,6 +45,7 @@ function portProblems(vip: Vip, vipIndex: number, pool: Pool, poolIndex: number)
 function transportProblems(vip: Vip, vipIndex: number, pool: Pool, poolIndex: number): ConfigProblem[] {
   const hc = pool.healthCheck;
   if (hc.port !== undefined) return [];
+  // A DNS server answers UDP and TCP on one port (RFC 7766 §5), so `dns` fits either VIP.
   const wrong = (isHttpCheck(hc.type) && vip.protocol === 'udp') || (hc.type === 'udp' && vip.protocol === 'tcp');
   if (!wrong) return [];
   const probes = isHttpCheck(hc.type) ? 'TCP' : 'UDP';

@@ -12,12 +12,17 @@ export type { HashMode, Protocol };
 export type MemberState = 'active' | 'draining' | 'disabled';
 /** The aggregator's decision about a member, from the nodes' health reports. */
 export type MemberStatus = 'up' | 'down';
-export type HealthCheckType = 'tcp' | 'http' | 'https' | 'udp' | 'none';
+export type HealthCheckType = 'tcp' | 'http' | 'https' | 'udp' | 'dns' | 'none';
+/** The record types a `dns` check may ask for (RFC 1035 §3.2.2, RFC 3596, RFC 2782). */
+export type DnsQueryType = 'A' | 'AAAA' | 'CNAME' | 'MX' | 'NS' | 'PTR' | 'SOA' | 'SRV' | 'TXT';
+/** The answers a `dns` check may require (RFC 1035 §4.1.1): the name exists, or (a check of a name that must not) not. */
+export type DnsRcode = 'NOERROR' | 'NXDOMAIN';
 
 export interface HealthCheck {
   /**
    * `tcp` connects, `http` GETs `path` and expects `expectStatus`, `https` does the same over TLS, `udp` sends
-   * `payload` and expects a reply, `none` takes the member as up.
+   * `payload` and expects a reply, `dns` asks `query` over UDP and expects `expectRcode`, `none` takes the member as
+   * up.
    */
   readonly type: HealthCheckType;
   /** Port to probe; default: the member's port. */
@@ -44,6 +49,12 @@ export interface HealthCheck {
    * (any reply, any body). F5's "receive string", HAProxy's `expect string`.
    */
   readonly expect?: string;
+  /** dns only: the name asked for (`.` is the root); required. */
+  readonly query?: string;
+  /** dns only: the record type asked for; default A. */
+  readonly queryType?: DnsQueryType;
+  /** dns only: the answer's RCODE that means up; default NOERROR (any other, or no answer, is down). */
+  readonly expectRcode?: DnsRcode;
   /** Time between probes in ms; default 2,000 (classic L4 switch default). */
   readonly intervalMs: number;
   /** Probe timeout in ms; default 1,000; at most intervalMs. */

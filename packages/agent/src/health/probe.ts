@@ -1,13 +1,14 @@
 /**
  * One health probe of one member: tcp (connect, optionally send and expect), http and https (GET, expected status,
- * optionally a body that contains `expect`), udp (payload, a reply, optionally containing `expect`). A probe never
- * throws: it answers ok or not, with the reason, within the check's timeout.
+ * optionally a body that contains `expect`), udp (payload, a reply, optionally containing `expect`), dns (a query, the
+ * answer's RCODE). A probe never throws: it answers ok or not, with the reason, within the check's timeout.
  */
 import { createSocket } from 'node:dgram';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import type { HealthCheck } from '@l4fleet/config';
+import { dnsAnswerRcode, dnsQuery } from './dns-message.js';
 import { createReplyMatcher } from './reply-match.js';
 
 export interface ProbeTarget {
@@ -142,11 +143,29 @@ function probeHttp(target: ProbeTarget, port: number, check: HealthCheck, opts?:
   });
 }
 
-function probeUdp(target: ProbeTarget, port: number, check: HealthCheck, opts?: ProbeOptions): Promise<ProbeResult> {
+/** What a reply datagram says: up, or down with a reason, or `ignore` (why it is no answer to the probe: wait on). */
+type Verdict = { readonly ok: boolean; readonly reason?: string } | { readonly ignore: string };
+
+/**
+ * Send one datagram from a connected socket and judge the replies until one decides or the timeout. A connected
+ * UDP socket surfaces ICMP port unreachable as ECONNREFUSED: a fast, certain "down".
+ */
+function probeUdp(
+  target: ProbeTarget,
+  port: number,
+  timeoutMs: number,
+  datagram: Buffer,
+  judge: (reply: Buffer) => Verdict,
+  opts?: ProbeOptions,
+): Promise<ProbeResult> {
   return new Promise((resolve) => {
     const started = performance.now();
     const sock = createSocket(target.address.includes(':') ? 'udp6' : 'udp4');
-    const timer = setTimeout(() => finish(false, 'timeout'), check.timeoutMs);
+    let ignored: string | undefined;
+    const timer = setTimeout(
+      () => finish(false, ignored ? `timeout (ignored a reply: ${ignored})` : 'timeout'),
+      timeoutMs,
+    );
     const finish = finisher(started, resolve, () => {
       clearTimeout(timer);
       try {
@@ -155,23 +174,58 @@ function probeUdp(target: ProbeTarget, port: number, check: HealthCheck, opts?: 
         // already closed
       }
     });
-    // A connected UDP socket surfaces ICMP port unreachable as ECONNREFUSED: a fast, certain "down".
     sock.once('error', (err) => finish(false, errCode(err)));
-    sock.once('message', (msg) => {
-      if (check.expect === undefined) return finish(true);
-      const reply = createReplyMatcher(check.expect);
-      if (reply.push(msg)) finish(true);
-      else finish(false, reply.lacks('reply'));
+    sock.on('message', (msg) => {
+      const verdict = judge(msg);
+      if ('ignore' in verdict) ignored = verdict.ignore;
+      else finish(verdict.ok, verdict.reason);
     });
     const send = () =>
       sock.connect(port, target.address, () => {
-        sock.send(Buffer.from(check.payload ?? '', 'utf8'), (err) => {
+        sock.send(datagram, (err) => {
           if (err) finish(false, errCode(err));
         });
       });
     if (opts?.sourceAddress) sock.bind({ address: opts.sourceAddress, port: 0 }, send);
     else send();
   });
+}
+
+/** `udp`: the payload; any reply is up, or with `expect` a reply that contains it. */
+function probeUdpPayload(target: ProbeTarget, port: number, check: HealthCheck, opts?: ProbeOptions) {
+  const datagram = Buffer.from(check.payload ?? '', 'utf8');
+  return probeUdp(
+    target,
+    port,
+    check.timeoutMs,
+    datagram,
+    (msg) => {
+      if (check.expect === undefined) return { ok: true };
+      const reply = createReplyMatcher(check.expect);
+      return reply.push(msg) ? { ok: true } : { ok: false, reason: reply.lacks('reply') };
+    },
+    opts,
+  );
+}
+
+/** `dns`: one query (dns-message.ts); its answer's RCODE must be `expectRcode`. */
+function probeDns(target: ProbeTarget, port: number, check: HealthCheck, opts?: ProbeOptions) {
+  const query = dnsQuery(check.query ?? '.', check.queryType ?? 'A');
+  const expected = check.expectRcode ?? 'NOERROR';
+  return probeUdp(
+    target,
+    port,
+    check.timeoutMs,
+    query.bytes,
+    (msg) => {
+      const answer = dnsAnswerRcode(query, msg);
+      if ('notAnswer' in answer) return { ignore: answer.notAnswer };
+      return answer.rcode === expected
+        ? { ok: true }
+        : { ok: false, reason: `rcode ${answer.rcode} (expected ${expected})` };
+    },
+    opts,
+  );
 }
 
 /** The real probe. A check of type `none` is always ok (the member is taken as up). */
@@ -186,6 +240,8 @@ export const probeMember: Probe = async (target, check, opts) => {
     case 'https':
       return probeHttp(target, port, check, opts);
     case 'udp':
-      return probeUdp(target, port, check, opts);
+      return probeUdpPayload(target, port, check, opts);
+    case 'dns':
+      return probeDns(target, port, check, opts);
   }
 };

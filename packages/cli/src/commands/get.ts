@@ -21,9 +21,10 @@ function healthCheckText(hc: HealthCheck): string {
     hc.path === undefined ? '' : ` GET ${hc.path}${hc.host ? ` host ${hc.host}` : ''} expect ${hc.expectStatus}`;
   const verified = hc.verifyCertificate ? ', certificate verified' : '';
   const send = hc.payload ? ` send ${JSON.stringify(hc.payload)}` : '';
+  const ask = hc.query === undefined ? '' : ` ${hc.queryType} ${hc.query} expect ${hc.expectRcode}`;
   const reply =
     hc.expect === undefined ? '' : ` ${isHttpCheck(hc.type) ? 'body' : 'reply'} contains ${JSON.stringify(hc.expect)}`;
-  return `${hc.type}${hc.port ? ` port ${hc.port}` : ''}${request}${send}${reply}${verified}, every ${hc.intervalMs} ms, timeout ${hc.timeoutMs} ms, rise ${hc.rise}, fall ${hc.fall}`;
+  return `${hc.type}${hc.port ? ` port ${hc.port}` : ''}${request}${ask}${send}${reply}${verified}, every ${hc.intervalMs} ms, timeout ${hc.timeoutMs} ms, rise ${hc.rise}, fall ${hc.fall}`;
 }
 
 /** A member in slow start: the part of its weight its slots have now (absent: its whole weight). */
