@@ -74,7 +74,7 @@ describe('dns health check against dnsmasq', () => {
   });
 
   test('an answer with another query ID is ignored: the probe times out and says so', async () => {
-    const port = (spoofer?.address() as AddressInfo).port;
+    const port = (spoofer?.address() as AddressInfo | undefined)?.port ?? 0;
     expect(await probe({ query: 'www.lab.test' }, port)).toMatchObject({
       ok: false,
       reason: 'timeout (ignored a reply: another query ID)',
