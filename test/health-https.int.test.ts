@@ -14,13 +14,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { parseAgentConfig, type RunningAgent, runAgent } from '@l4fleet/agent';
-import { createFakeSpeaker } from '@l4fleet/bgp';
+import type { RunningAgent } from '@l4fleet/agent';
 import { parseFleet } from '@l4fleet/config';
 import { makeCerts } from '@l4fleet/daemons';
-import { createRecordingDataPlane } from '@l4fleet/dataplane';
 import { EtcdFleetStore } from '@l4fleet/store';
 import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
+import { runRecordingAgent } from '@l4fleet/test-support/etcd-agents';
 import { eventually } from '@l4fleet/test-support/eventually';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -84,27 +83,15 @@ beforeAll(async () => {
   const logger = pino({ level: 'silent' });
   admin = new EtcdFleetStore({ endpoints: etcd.endpoints, prefix: PREFIX, logger });
   await admin.apply(fleet, { expectRevision: 0 });
-  const config = parseAgentConfig({
-    node: { name: 'n1', interface: 'lo', address: '198.18.0.11' },
-    bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }] },
-    etcd: { endpoints: etcd.endpoints, prefix: PREFIX },
-    metrics: { listen: '127.0.0.1:0' },
-    dataplane: { driver: 'dry-run' },
-    state: { enabled: false },
-    health: { caFile: join(ours, 'ca.pem') },
-  });
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
       for (const line of chunk.toString().split('\n')) if (line) logLines.push(JSON.parse(line));
       done();
     },
   });
-  running = await runAgent(config, {
-    logger: pino({ level: 'info' }, sink),
-    speaker: createFakeSpeaker(),
-    dataPlane: createRecordingDataPlane({ requireSamePort: false }),
+  running = await runRecordingAgent(etcd.endpoints, PREFIX, pino({ level: 'info' }, sink), {
+    health: { caFile: join(ours, 'ca.pem') },
   });
-  await running.agent.whenReady(10_000);
 }, 60_000);
 
 afterAll(async () => {

@@ -8,14 +8,13 @@
 import { readFileSync } from 'node:fs';
 import { type AddressInfo, createServer, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { parseAgentConfig, type RunningAgent, runAgent } from '@l4fleet/agent';
-import { createFakeSpeaker } from '@l4fleet/bgp';
+import type { RunningAgent } from '@l4fleet/agent';
 import { parseFleet } from '@l4fleet/config';
 import { type PrometheusAlert, type PrometheusHandle, startPrometheus } from '@l4fleet/daemons';
-import { createRecordingDataPlane } from '@l4fleet/dataplane';
 import { freePort } from '@l4fleet/process';
 import { EtcdFleetStore } from '@l4fleet/store';
 import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
+import { runRecordingAgent } from '@l4fleet/test-support/etcd-agents';
 import { eventually } from '@l4fleet/test-support/eventually';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -78,19 +77,7 @@ beforeAll(async () => {
     }),
     { expectRevision: 0 },
   );
-  running = await runAgent(
-    parseAgentConfig({
-      fleet: 'lab',
-      node: { name: 'n1', interface: 'lo', address: '198.18.0.11' },
-      bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }] },
-      etcd: { endpoints: etcd.endpoints, prefix: PREFIX },
-      metrics: { listen: '127.0.0.1:0' },
-      dataplane: { driver: 'dry-run' },
-      state: { enabled: false },
-    }),
-    { logger, speaker: createFakeSpeaker(), dataPlane: createRecordingDataPlane({ requireSamePort: false }) },
-  );
-  await running.agent.whenReady(10_000);
+  running = await runRecordingAgent(etcd.endpoints, PREFIX, logger, { fleet: 'lab' });
   prometheus = await startPrometheus({
     configYaml: configFor(running.metricsAddress),
     files: { 'alerts.yml': readFileSync(`${DEPLOY}alerts.yml`, 'utf8') },

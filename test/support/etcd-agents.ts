@@ -3,7 +3,14 @@
  * fleets: the control plane under test (decisions, table history, slow start) is real, nothing is sent anywhere.
  * Used by test/second-chance-history.int.test.ts and test/slow-start.int.test.ts.
  */
-import { type Agent, type AgentEvent, createAgent, parseAgentConfig } from '@l4fleet/agent';
+import {
+  type Agent,
+  type AgentEvent,
+  createAgent,
+  parseAgentConfig,
+  type RunningAgent,
+  runAgent,
+} from '@l4fleet/agent';
 import { createFakeSpeaker } from '@l4fleet/bgp';
 import type { Fleet } from '@l4fleet/config';
 import { createRecordingDataPlane, type RecordingDataPlane } from '@l4fleet/dataplane';
@@ -77,4 +84,31 @@ export async function startEtcdAgents(prefix: string, fleet: Fleet, logger: Logg
       await etcd.stop();
     },
   };
+}
+
+/**
+ * One agent through runAgent (what `l4fleet agent` runs: agent.yaml's files are read, /metrics served on a free
+ * loopback port) over a real etcd, with the fake speaker and the recording data plane; `extra` overrides or adds
+ * agent.yaml sections. Resolves once the agent is ready.
+ */
+export async function runRecordingAgent(
+  endpoints: readonly string[],
+  prefix: string,
+  logger: Logger,
+  extra: Record<string, unknown> = {},
+): Promise<RunningAgent> {
+  const running = await runAgent(
+    parseAgentConfig({
+      node: { name: 'n1', interface: 'lo', address: '198.18.0.11' },
+      bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }] },
+      etcd: { endpoints, prefix },
+      metrics: { listen: '127.0.0.1:0' },
+      dataplane: { driver: 'dry-run' },
+      state: { enabled: false },
+      ...extra,
+    }),
+    { logger, speaker: createFakeSpeaker(), dataPlane: createRecordingDataPlane({ requireSamePort: false }) },
+  );
+  await running.agent.whenReady(10_000);
+  return running;
 }
