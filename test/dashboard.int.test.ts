@@ -288,6 +288,12 @@ describe('dashboard in chromium against etcd, NATS and two agents', () => {
       .poll(() => cell('tr[data-member="web/be1"]', 'decided').textContent(), { timeout: INTERVAL_MS * FALL + 10_000 })
       .toBe('down');
     expect(await page.locator('tr[data-member="web/be1"] .badge.down').count()).toBeGreaterThanOrEqual(2);
+    // Why: each node's status record names the probe that took it down (a refused connection to the killed port).
+    const reasons = page.locator('tr[data-member="web/be1"] [data-field="down-reason"]');
+    await expect.poll(() => reasons.count(), { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+    expect(await reasons.allTextContents()).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^n\d: ECONNREFUSED$/)]),
+    );
     await page.fill('#explain input[name="src"]', '198.18.1.7');
     await page.fill('#explain input[name="sport"]', '40000');
     await page.selectOption('#explain select[name="vip"]', VIP);

@@ -135,4 +135,23 @@ describe('https health checks against real TLS servers, decided through etcd', (
     expect(['EPROTO', 'ECONNRESET']).toContain(reasonOf('verified/plain'));
     expect(reasonOf('wrongname/good')).toBe('ERR_TLS_CERT_ALTNAME_INVALID');
   });
+
+  test("the node's status record in etcd names why it sees each member down (what describe vip prints)", async () => {
+    const failures = await eventually(
+      'probeFailures in the status record',
+      async () => (await admin?.listNodes())?.[0]?.status?.probeFailures ?? {},
+      (f) => Object.keys(f).length === 4,
+      10_000,
+      100,
+    );
+    expect(Object.keys(failures).sort()).toEqual([
+      'unverified/plain',
+      'verified/plain',
+      'verified/stranger',
+      'wrongname/good',
+    ]);
+    expect(failures['verified/stranger']?.reason).toBe('UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+    expect(failures['wrongname/good']?.reason).toBe('ERR_TLS_CERT_ALTNAME_INVALID');
+    expect(Date.now() - (failures['wrongname/good']?.sinceMs ?? 0)).toBeLessThan(60_000);
+  });
 });

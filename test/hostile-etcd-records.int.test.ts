@@ -322,6 +322,38 @@ describe('hostile records - nodes, drain, status, health, decided, election', ()
       says: /status\/lb9: bfd: \["up"\] is not an object/,
     },
     {
+      name: 'status: a probe failure without its reason',
+      family: 'nodes',
+      key: 'status/lb9',
+      value:
+        '{"tables":{},"announced":[],"bgp":{},"failStatic":false,"desiredRevision":1,"probeFailures":{"web/a":{"sinceMs":1}}}',
+      says: /status\/lb9: probeFailures\.web\/a\.reason: undefined is not a text of at most 1024 characters/,
+    },
+    {
+      name: 'status: a probe failure at no time',
+      family: 'nodes',
+      key: 'status/lb9',
+      value:
+        '{"tables":{},"announced":[],"bgp":{},"failStatic":false,"desiredRevision":1,"probeFailures":{"web/a":{"reason":"timeout","sinceMs":-1}}}',
+      says: /status\/lb9: probeFailures\.web\/a\.sinceMs: -1 is not a time/,
+    },
+    {
+      name: 'status: more probe failures than a status may name',
+      family: 'nodes',
+      key: 'status/lb9',
+      value: JSON.stringify({
+        tables: {},
+        announced: [],
+        bgp: {},
+        failStatic: false,
+        desiredRevision: 1,
+        probeFailures: Object.fromEntries(
+          Array.from({ length: 257 }, (_, i) => [`web/m${i}`, { reason: 'timeout', sinceMs: 1 }]),
+        ),
+      }),
+      says: /status\/lb9: probeFailures: 257 entries is more than the limit of 256/,
+    },
+    {
       name: 'health: a status other than up | down',
       family: 'health',
       key: 'health/lb9/web',

@@ -20,7 +20,7 @@ import { createRejectedRecords, isRejectedRecord } from './etcd/rejected-records
 import { createReports } from './etcd/reports.js';
 import { followPeerHealth } from './events/peer-health.js';
 import { createEventPublisher } from './events/publisher.js';
-import { createHealthChecker } from './health/checker.js';
+import { createHealthChecker, probeFailuresReport } from './health/checker.js';
 import { createLifecycle } from './lifecycle/lifecycle.js';
 import { createAgentMetrics, recordDecided } from './observe/metrics.js';
 import { createLastStateKeeper } from './persist/keeper.js';
@@ -103,6 +103,7 @@ export function createAgent(deps: AgentDeps): Agent {
       metrics.memberObserved.set({ member: o.key }, o.status === 'up' ? 1 : o.status === 'down' ? 0 : -1);
       aggregator.observe(node, o.key, o.status);
       reports.health();
+      reports.status(); // its probeFailures
     },
   });
   const reconciler = createReconciler({
@@ -177,6 +178,7 @@ export function createAgent(deps: AgentDeps): Agent {
       desiredRevision: s.appliedRevision,
       at: new Date(clock.now()).toISOString(),
       ...bfdStates(),
+      ...probeFailuresReport(checker.failures()),
       ...(r ? { rejectedRecords: r } : {}),
     };
   };

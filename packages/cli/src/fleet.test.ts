@@ -190,6 +190,35 @@ describe('cli - fleet commands on the memory store', () => {
     expect(r.out).toMatch(/sorry\s+198\.18\.0\.29:80\s+1\s+active backup\s+undecided\s+0\s+0\.00%/);
   });
 
+  test("describe vip names, per node, why a member is seen down (the status records' probeFailures)", async () => {
+    await cli('apply', '-f', file('pf.yaml', FLEET), '--new-fleet');
+    const status = { tables: {}, announced: [], bgp: {}, failStatic: false, desiredRevision: 1 };
+    const since = Date.UTC(2026, 11, 4, 22, 0, 0);
+    await (await store.registerNode({ name: 'lb1' })).reportStatus({
+      ...status,
+      probeFailures: { 'web/be1': { reason: 'status 503 (expected 200)', sinceMs: since } },
+    });
+    await (await store.registerNode({ name: 'lb2' })).reportStatus({
+      ...status,
+      probeFailures: {
+        'web/be1': { reason: 'timeout', sinceMs: since + 1000 },
+        'other/x': { reason: 'timeout', sinceMs: 1 },
+      },
+    });
+    const r = await cli('describe', 'vip', '198.51.100.10:80/tcp');
+    expect(r.out).toContain('Probe failures (the node, the reason of the probe that took it down):');
+    expect(r.out).toContain(
+      '  be1  lb1: status 503 (expected 200) since 2026-12-04T22:00:00.000Z; lb2: timeout since 2026-12-04T22:00:01.000Z',
+    );
+    expect(r.out).not.toContain('other');
+    const json = JSON.parse((await cli('describe', 'vip', '198.51.100.10:80/tcp', '-o', 'json')).out);
+    expect(json.members[0].probeFailures).toEqual({
+      lb1: { reason: 'status 503 (expected 200)', since: '2026-12-04T22:00:00.000Z' },
+      lb2: { reason: 'timeout', since: '2026-12-04T22:00:01.000Z' },
+    });
+    expect(json.members[1]).not.toHaveProperty('probeFailures');
+  });
+
   test('describe vip says what the health check sends: type, port, request, host, whether the certificate is verified', async () => {
     await cli('apply', '-f', file('h.yaml', FLEET), '--new-fleet');
     expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain(

@@ -177,6 +177,9 @@ export function renderMembers(tbody, view, writes, act) {
             'td',
             {},
             Object.entries(m.health).map(([node, s]) => el('span', {}, badge(`${node} ${s}`, s), ' ')),
+            Object.entries(m.downReasons ?? {}).map(([node, why]) =>
+              el('div', { class: 'note', 'data-field': 'down-reason' }, `${node}: ${why}`),
+            ),
           ),
           el(
             'td',

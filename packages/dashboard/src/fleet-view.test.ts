@@ -120,6 +120,29 @@ describe('fleet-view', () => {
     ]);
   });
 
+  test('fleet-view - why each node sees a member down comes from its status record', () => {
+    const withFailure = (name: string, reason: string): NodeView => {
+      const n = node(name, expected);
+      return {
+        ...n,
+        status: {
+          ...(n.status as NonNullable<NodeView['status']>),
+          probeFailures: { 'web/a': { reason, sinceMs: 1 } },
+        },
+      };
+    };
+    const v = buildFleetView({
+      desired: { fleet, revision: 3, generation: 'g' },
+      decided: { decided, ramps: new Map(), revision: 4 },
+      nodes: [withFailure('n1', 'status 503 (expected 200)'), withFailure('n2', 'timeout'), node('n3', expected)],
+      health: [],
+      leader: 'n1',
+    });
+    const byName = new Map(v.pools[0]?.members.map((m) => [m.name, m.downReasons]));
+    expect(byName.get('a')).toEqual({ n1: 'status 503 (expected 200)', n2: 'timeout' });
+    expect(byName.get('b')).toEqual({});
+  });
+
   test('fleet-view - a fleet without a seed still lists its VIPs and says why there is no table', () => {
     const { hashSeed: _, ...unseeded } = fleet;
     const v = buildFleetView({

@@ -69,6 +69,8 @@ export interface MemberRow {
   readonly slowStartPercent: number | null;
   /** Node -> that node's own health view. */
   readonly health: Readonly<Record<string, MemberStatus>>;
+  /** Node -> why that node sees the member down (its status record's probeFailures: the probe that took it down). */
+  readonly downReasons: Readonly<Record<string, string>>;
 }
 
 export interface PoolRow {
@@ -186,6 +188,11 @@ export function buildFleetView(
         const s = r.members.get(key);
         if (s) views[r.node] = s;
       }
+      const reasons: Record<string, string> = {};
+      for (const n of nodes) {
+        const f = n.status?.probeFailures?.[key];
+        if (f) reasons[n.name] = f.reason;
+      }
       return {
         name: m.name,
         endpoint: endpointText(m.address, m.port),
@@ -194,6 +201,7 @@ export function buildFleetView(
         decided: decided.decided.get(key) ?? 'unknown',
         slowStartPercent: decided.ramps.get(key)?.percent ?? null,
         health: views,
+        downReasons: reasons,
       };
     }),
   }));

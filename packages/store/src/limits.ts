@@ -30,6 +30,11 @@ export const MAX_MEMBERS_PER_RECORD = MAX_MEMBERS_PER_POOL;
 export const MAX_VIPS_PER_STATUS = MAX_VIPS;
 /** BGP peers in one node status record. */
 export const MAX_PEERS_PER_STATUS = 256;
+/**
+ * Members a node's status record names with a probe failure (probeFailures); a node seeing more down lists these
+ * (the first by key) and counts the rest in probeFailuresOmitted. 256 x a few hundred bytes stays small.
+ */
+export const MAX_PROBE_FAILURES_PER_STATUS = 256;
 /** Keys read from one key family (nodes, drain, status, health, decided, election); the rest are reported. */
 export const MAX_KEYS_PER_FAMILY = 100_000;
 /** A text field of a record (address, version, member name, checksum, peer state), in characters. */

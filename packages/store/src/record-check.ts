@@ -11,6 +11,7 @@ import { NODE_NAME } from './layout.js';
 import {
   MAX_MEMBERS_PER_RECORD,
   MAX_PEERS_PER_STATUS,
+  MAX_PROBE_FAILURES_PER_STATUS,
   MAX_RECORD_BYTES,
   MAX_TEXT_CHARS,
   MAX_VIPS_PER_STATUS,
@@ -146,6 +147,29 @@ export function decodeNodeStatus(key: string, value: Buffer, family: string): No
         throw invalidRecord(key, `bfd.${peer.slice(0, 60)}: ${shown(state)} is not ${BFD_SESSION_STATES.join(' | ')}`);
       }
     }
+  }
+  if (rec.probeFailures !== undefined) {
+    const failures = mapField(key, rec, 'probeFailures', MAX_PROBE_FAILURES_PER_STATUS);
+    for (const [member, f] of Object.entries(failures)) {
+      const at = `probeFailures.${member.slice(0, 60)}`;
+      const r = f as Raw;
+      if (member.length > MAX_TEXT_CHARS || typeof f !== 'object' || f === null || Array.isArray(f)) {
+        throw invalidRecord(key, `${at}: ${shown(f)} is not {reason, sinceMs}`);
+      }
+      if (typeof r.reason !== 'string' || r.reason.length > MAX_TEXT_CHARS) {
+        throw invalidRecord(
+          key,
+          `${at}.reason: ${shown(r.reason)} is not a text of at most ${MAX_TEXT_CHARS} characters`,
+        );
+      }
+      if (typeof r.sinceMs !== 'number' || !Number.isSafeInteger(r.sinceMs) || r.sinceMs < 0) {
+        throw invalidRecord(key, `${at}.sinceMs: ${shown(r.sinceMs)} is not a time (ms since the epoch)`);
+      }
+    }
+  }
+  const omitted = rec.probeFailuresOmitted;
+  if (omitted !== undefined && (typeof omitted !== 'number' || !Number.isSafeInteger(omitted) || omitted < 1)) {
+    throw invalidRecord(key, `probeFailuresOmitted: ${shown(omitted)} is not a count (an integer >= 1)`);
   }
   return rec as unknown as NodeStatusReport;
 }

@@ -72,6 +72,19 @@ export interface NodeStatusReport {
    * `shutdown` is AdminDown). Absent when the node runs no BFD; a peer bfdd did not answer for is left out.
    */
   readonly bfd?: Readonly<Record<string, BfdSessionState>>;
+  /**
+   * Members this node observes down (`pool/member`), with the reason of the probe that took each down and when (ms
+   * since the epoch): `status 503 (expected 200)`, `ERR_TLS_CERT_ALTNAME_INVALID`, `timeout`. Absent when it sees
+   * none down; at most MAX_PROBE_FAILURES_PER_STATUS, the rest counted in probeFailuresOmitted.
+   */
+  readonly probeFailures?: Readonly<Record<string, ProbeFailureReport>>;
+  readonly probeFailuresOmitted?: number;
+}
+
+/** Why one node sees a member down. */
+export interface ProbeFailureReport {
+  readonly reason: string;
+  readonly sinceMs: number;
 }
 
 /** The BFD session states a status record may carry (RFC 5880 §4.1 State, as FRR's bfdd names them). */

@@ -1,7 +1,8 @@
 import type { HealthCheck } from '@l4fleet/config';
+import { MAX_PROBE_FAILURES_PER_STATUS } from '@l4fleet/store';
 import pino from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { createHealthChecker, type HealthObservation } from './checker.js';
+import { createHealthChecker, type HealthObservation, probeFailuresReport } from './checker.js';
 import type { Probe } from './probe.js';
 
 const logger = pino({ level: 'silent' });
@@ -71,5 +72,45 @@ describe('health checker - scheduling and hysteresis', () => {
     expect(peak).toBe(4);
     expect(c.probesTotal).toBeGreaterThan(50);
     c.close();
+  });
+
+  test('failures(): the reason of the probe that took a member down, kept while it stays down, gone once up', async () => {
+    vi.useFakeTimers();
+    let reason: string | undefined;
+    const probe: Probe = async () => (reason ? { ok: false, latencyMs: 1, reason } : { ok: true, latencyMs: 1 });
+    const c = createHealthChecker({ probe, logger, onObservation: () => undefined });
+    c.setTargets([{ key: 'web/a', address: '127.0.0.1', port: 80, check }]);
+    await vi.advanceTimersByTimeAsync(2_600);
+    expect(c.failures().size).toBe(0);
+    reason = 'status 503 (expected 200)';
+    while (c.observed().get('web/a') !== 'down') await vi.advanceTimersByTimeAsync(100);
+    const downAt = c.failures().get('web/a')?.sinceMs ?? 0;
+    // The probe that took it down ran within the last 100 ms the loop advanced.
+    expect(Date.now() - downAt).toBeLessThanOrEqual(100);
+    expect(Object.fromEntries(c.failures())).toEqual({
+      'web/a': { reason: 'status 503 (expected 200)', sinceMs: downAt },
+    });
+    reason = 'timeout';
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(c.failures().get('web/a')).toEqual({ reason: 'status 503 (expected 200)', sinceMs: downAt });
+    reason = undefined;
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(c.observed().get('web/a')).toBe('up');
+    expect(c.failures().size).toBe(0);
+    c.close();
+  });
+
+  test('probeFailuresReport: nothing when none is down; at most MAX_PROBE_FAILURES_PER_STATUS, the rest counted', () => {
+    expect(probeFailuresReport(new Map())).toEqual({});
+    const many = new Map(
+      Array.from({ length: MAX_PROBE_FAILURES_PER_STATUS + 3 }, (_, i) => [
+        `p/m${String(i).padStart(4, '0')}`,
+        { reason: 'timeout', sinceMs: i },
+      ]),
+    );
+    const r = probeFailuresReport(many);
+    expect(Object.keys(r.probeFailures ?? {})).toHaveLength(MAX_PROBE_FAILURES_PER_STATUS);
+    expect(Object.keys(r.probeFailures ?? {})[0]).toBe('p/m0000');
+    expect(r.probeFailuresOmitted).toBe(3);
   });
 });

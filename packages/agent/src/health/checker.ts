@@ -4,6 +4,7 @@
  * are unchanged keeps its hysteresis state, so a fleet change elsewhere never resets a member's status.
  */
 import type { HealthCheck } from '@l4fleet/config';
+import { MAX_PROBE_FAILURES_PER_STATUS } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../clock.js';
 import { Hysteresis, type ObservedStatus } from './hysteresis.js';
@@ -37,10 +38,22 @@ export interface HealthCheckerOptions {
   readonly ca?: Buffer;
 }
 
+/** Why this node sees a member down: the reason of the probe that took it down, and when. */
+export interface ProbeFailure {
+  readonly reason: string;
+  readonly sinceMs: number;
+}
+
 export interface HealthChecker {
   setTargets(targets: readonly HealthTarget[]): void;
   /** Current observed status per target key. */
   observed(): Map<string, ObservedStatus>;
+  /**
+   * The targets observed down, with the reason of the probe that took each down. It stays that reason while the
+   * member stays down (a later probe failing another way does not rewrite it), so the status record changes only
+   * when a member goes down or comes back.
+   */
+  failures(): Map<string, ProbeFailure>;
   /** Probes finished since start, for metrics. */
   readonly probesTotal: number;
   close(): void;
@@ -50,6 +63,8 @@ interface Running {
   readonly target: HealthTarget;
   readonly identity: string;
   readonly hysteresis: Hysteresis;
+  /** Set when it went down; cleared when it comes back. */
+  failure: ProbeFailure | undefined;
   timer: unknown;
   stopped: boolean;
 }
@@ -112,6 +127,8 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
     if (r.stopped || closed) return;
     probesTotal += 1;
     const changedTo = r.hysteresis.observe(result.ok);
+    if (changedTo === 'down') r.failure = { reason: result.reason ?? 'failed', sinceMs: clock.now() };
+    else if (changedTo) r.failure = undefined;
     if (changedTo) {
       log.info({ event: 'memberObserved', member: r.target.key, status: changedTo, reason: result.reason });
     }
@@ -152,6 +169,7 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
           target: t,
           identity: identityOf(t),
           hysteresis: new Hysteresis(t.check.rise, t.check.fall),
+          failure: undefined,
           timer: undefined,
           stopped: false,
         };
@@ -162,6 +180,9 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
     observed() {
       return new Map([...running].map(([k, r]) => [k, r.hysteresis.status]));
     },
+    failures() {
+      return new Map([...running].flatMap(([k, r]) => (r.failure ? [[k, r.failure] as const] : [])));
+    },
     get probesTotal() {
       return probesTotal;
     },
@@ -170,5 +191,22 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
       for (const r of running.values()) stop(r);
       running.clear();
     },
+  };
+}
+
+/**
+ * The status record's `probeFailures` (@l4fleet/store NodeStatusReport): at most MAX_PROBE_FAILURES_PER_STATUS,
+ * the first by key, the rest counted; nothing when no member is down.
+ */
+export function probeFailuresReport(failures: ReadonlyMap<string, ProbeFailure>): {
+  probeFailures?: Record<string, ProbeFailure>;
+  probeFailuresOmitted?: number;
+} {
+  if (failures.size === 0) return {};
+  const keys = [...failures.keys()].sort().slice(0, MAX_PROBE_FAILURES_PER_STATUS);
+  const omitted = failures.size - keys.length;
+  return {
+    probeFailures: Object.fromEntries(keys.map((k) => [k, failures.get(k) as ProbeFailure])),
+    ...(omitted > 0 ? { probeFailuresOmitted: omitted } : {}),
   };
 }

@@ -9,11 +9,46 @@ import {
   parseVipKey,
   vipKey,
 } from '@l4fleet/config';
+import type { NodeView } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { type FleetCommandContext, outputFormat, percent, renderData, renderTable, withStore } from './context.js';
 
 const NO_BACKEND_NAME = '(none)';
+
+/** Node -> why that node sees the member down, and since when (ISO). */
+type MemberProbeFailures = Record<string, { readonly reason: string; readonly since: string }>;
+
+/** `pool/member` -> the nodes that see it down, from every node's status record (probeFailures). */
+function probeFailuresByMember(nodes: readonly NodeView[]): Map<string, MemberProbeFailures> {
+  const out = new Map<string, MemberProbeFailures>();
+  for (const n of nodes) {
+    for (const [key, f] of Object.entries(n.status?.probeFailures ?? {})) {
+      const entry = out.get(key) ?? {};
+      entry[n.name] = { reason: f.reason, since: new Date(f.sinceMs).toISOString() };
+      out.set(key, entry);
+    }
+  }
+  return out;
+}
+
+/** `Probe failures:` and a line per member some node sees down: `be1  n1: status 503 (expected 200) since ...`. */
+function probeFailureLines(
+  members: readonly { name: string; probeFailures?: MemberProbeFailures | undefined }[],
+): string[] {
+  const lines = members.flatMap((m) =>
+    m.probeFailures
+      ? [
+          `  ${m.name}  ${Object.entries(m.probeFailures)
+            .map(([node, f]) => `${node}: ${f.reason} since ${f.since}`)
+            .join('; ')}`,
+        ]
+      : [],
+  );
+  return lines.length > 0
+    ? ['', 'Probe failures (the node, the reason of the probe that took it down):', ...lines]
+    : [];
+}
 
 /** `https port 8443 GET /healthz host www.example.com, certificate verified, every 2000 ms, ...` */
 function healthCheckText(hc: HealthCheck): string {
@@ -106,6 +141,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
         if (!pool) throw new CliError(`vip ${wanted}: pool "${vip.pool}" does not exist`, EXIT_FAILURE);
         const { decided, ramps } = await store.getDecided();
         const { history } = await store.getTableHistory();
+        const failures = probeFailuresByMember(await store.listNodes());
         const table = buildVipTable(fleet, vip, decided, history, ramps);
         const slots = new Map<string, number>();
         for (const i of table.slots) {
@@ -118,6 +154,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
           decided: decided.get(memberKey(pool.name, m)) ?? 'undecided',
           ...slowStart(ramps.get(memberKey(pool.name, m))),
           slots: slots.get(m.name) ?? 0,
+          ...(failures.has(memberKey(pool.name, m)) ? { probeFailures: failures.get(memberKey(pool.name, m)) } : {}),
         }));
         const data = {
           vip: { key: wanted, ...vip },
@@ -153,6 +190,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
             ...(data.unservedSlots
               ? [`${data.unservedSlots} slots have no backend (every member down, draining or disabled)`]
               : []),
+            ...probeFailureLines(members),
           ].join('\n'),
         );
       });
