@@ -17,6 +17,7 @@ import {
   run,
   type WatchTick,
 } from '@l4fleet/lab';
+import { until as untilValue } from '@l4fleet/test-support/eventually';
 import { afterAll, describe, expect, test } from 'vitest';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -153,6 +154,16 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`quick start
 
     expect(lastLine(await l4fleet('lab', 'fail-backend', 'backend2'))).toBe('backend2 failed');
     const downMs = await waitDecided('backend2', 'down', DECIDED_TIMEOUT_MS);
+    // Why, per node: the reason of the probe that took it down, from the nodes' status records.
+    const why = await untilValue(
+      'describe vip names why backend2 is down',
+      async () => {
+        const out = await l4fleet('--etcd', etcd, 'describe', 'vip', '198.51.100.10:80/tcp');
+        return /^ {2}backend2 {2}node\d: \S.* since \d{4}-/m.test(out) ? out : undefined;
+      },
+      10_000,
+    );
+    expect(why).toContain('Probe failures (the node, the reason of the probe that took it down):');
     await until('watch shows backend2 failed', () => ticks.some((t) => t.down.includes('backend2')), WATCH_SEES_MS);
     expect(lastLine(await l4fleet('lab', 'restore-backend', 'backend2'))).toBe('backend2 restored');
     const upMs = await waitDecided('backend2', 'up', DECIDED_TIMEOUT_MS);
