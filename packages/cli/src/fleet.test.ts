@@ -231,7 +231,7 @@ describe('cli - fleet commands on the memory store', () => {
     expect(https).not.toBe(FLEET);
     expect((await cli('apply', '-f', file('hs.yaml', https))).code).toBe(0);
     expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain(
-      'Health check: https port 8443 GET /healthz host www.example.com expect 200, certificate verified, every 2000 ms',
+      'Health check: https port 8443 GET /healthz expect 200 host www.example.com, certificate verified, every 2000 ms',
     );
     const redis = FLEET.replace(
       '{ type: http, port: 8080, path: /healthz }',
@@ -240,6 +240,14 @@ describe('cli - fleet commands on the memory store', () => {
     expect((await cli('apply', '-f', file('ht.yaml', redis))).code).toBe(0);
     expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain(
       'Health check: tcp send "PING\\r\\n" reply contains "+PONG", every 2000 ms',
+    );
+    const ldaps = FLEET.replace(
+      '{ type: http, port: 8080, path: /healthz }',
+      '{ type: tcp, tls: true, port: 636, host: ldap.lab.test, verifyCertificate: true }',
+    );
+    expect((await cli('apply', '-f', file('hl.yaml', ldaps))).code).toBe(0);
+    expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain(
+      'Health check: tcp tls port 636 host ldap.lab.test, certificate verified, every 2000 ms',
     );
     const dns = FLEET.replace(
       '{ type: http, port: 8080, path: /healthz }',

@@ -61,12 +61,12 @@ describe('health check - https', () => {
     [
       'verifyCertificate on http',
       { type: 'http', verifyCertificate: true },
-      'pools[0].healthCheck.verifyCertificate: applies only to type https, not http',
+      'pools[0].healthCheck.verifyCertificate: applies only to type https, or tcp with tls: true, not http',
     ],
     [
       'host on tcp',
       { type: 'tcp', host: 'a.example' },
-      'pools[0].healthCheck.host: applies only to type http | https, not tcp',
+      'pools[0].healthCheck.host: applies only to type http | https, or tcp with tls: true, not tcp without tls',
     ],
     [
       'path on tcp',
@@ -163,6 +163,54 @@ describe('health check - payload and expect', () => {
       'expect over 1,024 bytes',
       { type: 'http', expect: 'é'.repeat(513) },
       'pools[0].healthCheck.expect: 1026 bytes is more than the limit of 1024 (MAX_EXPECT_BYTES)',
+    ],
+  ])('refused: %s', (_name, hc, expected) => {
+    expect(problems(fleetWith(hc))).toContainEqual(expect.stringContaining(expected));
+  });
+});
+
+describe('health check - tcp with tls', () => {
+  test('tls: true adds a handshake; host and verifyCertificate apply as for https; tls: false is a plain tcp check', () => {
+    const hc = (raw: Raw) => parseFleet(fleetWith(raw)).pools[0]?.healthCheck;
+    expect(hc({ type: 'tcp', tls: true })).toEqual({
+      type: 'tcp',
+      intervalMs: 2000,
+      timeoutMs: 1000,
+      rise: 2,
+      fall: 4,
+      tls: true,
+      verifyCertificate: false,
+    });
+    const ldaps = {
+      type: 'tcp',
+      tls: true,
+      host: 'ldap.example.com',
+      verifyCertificate: true,
+      payload: 'x',
+      expect: 'y',
+    };
+    expect(hc(ldaps)).toMatchObject(ldaps);
+    expect(hc({ type: 'tcp', tls: false })).toEqual({
+      type: 'tcp',
+      intervalMs: 2000,
+      timeoutMs: 1000,
+      rise: 2,
+      fall: 4,
+    });
+  });
+
+  test.each<[string, Raw, string]>([
+    ['tls on http', { type: 'http', tls: true }, 'pools[0].healthCheck.tls: applies only to type tcp, not http'],
+    ['tls not a boolean', { type: 'tcp', tls: 'on' }, 'pools[0].healthCheck.tls: "on" is not true or false'],
+    [
+      'verifyCertificate on tcp without tls',
+      { type: 'tcp', verifyCertificate: true },
+      'pools[0].healthCheck.verifyCertificate: applies only to type https, or tcp with tls: true, not tcp without tls',
+    ],
+    [
+      'host an address, with tls',
+      { type: 'tcp', tls: true, host: '198.18.0.1' },
+      'pools[0].healthCheck.host: "198.18.0.1" is not a host name',
     ],
   ])('refused: %s', (_name, hc, expected) => {
     expect(problems(fleetWith(hc))).toContainEqual(expect.stringContaining(expected));

@@ -44,6 +44,9 @@ export const DEFAULT_DNS_RCODE: DnsRcode = 'NOERROR';
 export const HTTP_CHECK_TYPES: readonly HealthCheckType[] = ['http', 'https'];
 
 export const isHttpCheck = (type: HealthCheckType): boolean => HTTP_CHECK_TYPES.includes(type);
+/** Whether the check speaks TLS: https, or tcp with `tls: true`. */
+export const usesTls = (hc: Pick<HealthCheck, 'type' | 'tls'>): boolean =>
+  hc.type === 'https' || (hc.type === 'tcp' && hc.tls === true);
 
 /** RFC 3986 §3.3 path and §3.4 query characters (with %-escapes): no spaces or controls in a request line. */
 const HTTP_PATH = /^\/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$/;
@@ -90,6 +93,7 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
     'expectStatus',
     'host',
     'verifyCertificate',
+    'tls',
     'payload',
     'expect',
     'query',
@@ -134,8 +138,15 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
   };
   onlyFor('path', HTTP_CHECK_TYPES);
   onlyFor('expectStatus', HTTP_CHECK_TYPES);
-  onlyFor('host', HTTP_CHECK_TYPES);
-  onlyFor('verifyCertificate', ['https']);
+  onlyFor('tls', ['tcp']);
+  if (type === 'tcp' && v.tls !== undefined && boolField(p, `${path}.tls`, v.tls, false)) hc.tls = true;
+  const tls = usesTls(hc);
+  const onlyWith = (field: string, ok: boolean, where: string) => {
+    if (v[field] !== undefined && !ok)
+      p.add(`${path}.${field}`, `applies only to ${where}, not ${type}${type === 'tcp' ? ' without tls' : ''}`);
+  };
+  onlyWith('host', isHttpCheck(type) || tls, 'type http | https, or tcp with tls: true');
+  onlyWith('verifyCertificate', tls, 'type https, or tcp with tls: true');
   onlyFor('payload', ['tcp', 'udp']);
   onlyFor('expect', ['tcp', 'http', 'https', 'udp']);
   onlyFor('port', ['tcp', 'http', 'https', 'udp', 'dns']);
@@ -156,16 +167,16 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
       'an HTTP status',
       DEFAULT_HTTP_EXPECT_STATUS,
     );
-    if (v.host !== undefined) {
-      if (typeof v.host === 'string' && isHostName(v.host)) hc.host = v.host;
-      else
-        p.add(
-          `${path}.host`,
-          `${show(v.host)} is not a host name (RFC 1123: dot-separated labels of letters, digits and inner hyphens, at most 63 characters each and ${MAX_HOST_NAME_CHARS} in all; not an IP address)`,
-        );
-    }
   }
-  if (type === 'https') hc.verifyCertificate = boolField(p, `${path}.verifyCertificate`, v.verifyCertificate, false);
+  if (v.host !== undefined && (isHttpCheck(type) || tls)) {
+    if (typeof v.host === 'string' && isHostName(v.host)) hc.host = v.host;
+    else
+      p.add(
+        `${path}.host`,
+        `${show(v.host)} is not a host name (RFC 1123: dot-separated labels of letters, digits and inner hyphens, at most 63 characters each and ${MAX_HOST_NAME_CHARS} in all; not an IP address)`,
+      );
+  }
+  if (tls) hc.verifyCertificate = boolField(p, `${path}.verifyCertificate`, v.verifyCertificate, false);
   if (type === 'udp' || type === 'tcp') {
     if (v.payload !== undefined && typeof v.payload !== 'string')
       p.add(`${path}.payload`, `${show(v.payload)} is not a string`);

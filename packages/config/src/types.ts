@@ -32,15 +32,22 @@ export interface HealthCheck {
   /** http and https: expected status code, default 200. */
   readonly expectStatus?: number;
   /**
-   * http and https: the Host header's name (RFC 9110 §7.2), and for https the TLS server name (SNI, RFC 6066 §3) and
-   * the name the certificate must carry; default: none, the Host header is the member's address.
+   * http and https: the Host header's name (RFC 9110 §7.2); with TLS (https, tcp with `tls`) the TLS server name
+   * (SNI, RFC 6066 §3) and the name the certificate must carry; default: none, the Host header is the member's
+   * address and no SNI is sent.
    */
   readonly host?: string;
   /**
-   * https only: check the member's certificate (its chain to a trusted root, and `host` or else the member's address
+   * https, and tcp with `tls`: check the member's certificate (its chain to a trusted root, and `host` or else the member's address
    * in it); default false. The roots: the agent's `health.caFile`, else Node's bundled public roots.
    */
   readonly verifyCertificate?: boolean;
+  /**
+   * tcp only: a TLS handshake (TLS 1.2 or later) once connected, for services that speak TLS from the first byte
+   * (LDAPS, IMAPS, Redis with TLS); `payload` and `expect` then go inside TLS, and `host` and `verifyCertificate`
+   * apply as for https. Written only when true.
+   */
+  readonly tls?: boolean;
   /** udp: the datagram (UTF-8), default empty; tcp: text sent once connected (a request, a command), default none. */
   readonly payload?: string;
   /**

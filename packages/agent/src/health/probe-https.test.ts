@@ -8,7 +8,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import type { HealthCheck } from '@l4fleet/config';
 import { makeCerts } from '@l4fleet/daemons';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -34,6 +34,9 @@ let dir: string;
 let ca: Buffer;
 let https: HttpsServer;
 let http: HttpServer;
+/** A Redis-like service over TLS from the first byte: PING answered +PONG; it records the SNI it was sent. */
+let tlsRedis: TlsServer;
+const tlsNames: (string | false | null | undefined)[] = [];
 const seen: Seen[] = [];
 const portOf = (s: HttpServer | HttpsServer) => (s.address() as AddressInfo).port;
 
@@ -52,6 +55,13 @@ beforeAll(async () => {
     res.writeHead(200).end();
   });
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  tlsRedis = createTlsServer({ key, cert }, (c) => {
+    tlsNames.push(c.servername);
+    c.on('error', () => undefined); // a probe closes without a goodbye
+    c.on('data', (d) => c.write(d.toString().startsWith('PING') ? '+PONG\r\n' : '-ERR\r\n'));
+  });
+  tlsRedis.on('tlsClientError', () => undefined); // the plain-tcp probe below never handshakes
+  await new Promise<void>((r) => tlsRedis.listen(0, '127.0.0.1', r));
 }, 30_000);
 
 afterAll(async () => {
@@ -59,6 +69,7 @@ afterAll(async () => {
   https?.close();
   http?.closeAllConnections();
   http?.close();
+  tlsRedis?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -109,5 +120,31 @@ describe('probe - https against a real TLS server', () => {
     const target = { address: '127.0.0.1', port: portOf(http) };
     expect(await probeMember(target, check({ type: 'http', host: 'app.internal' }))).toMatchObject({ ok: true });
     expect(lastSeen()?.host).toBe(`app.internal:${portOf(http)}`);
+  });
+
+  test('tcp with tls: the handshake, then payload and expect inside TLS; host and verifyCertificate as for https', async () => {
+    const target = { address: '127.0.0.1', port: (tlsRedis.address() as AddressInfo).port };
+    const tcp = (c: Partial<HealthCheck>) =>
+      check({ type: 'tcp', tls: true, payload: 'PING\r\n', expect: '+PONG', ...c });
+    expect(await probeMember(target, tcp({}))).toMatchObject({ ok: true });
+    expect(tlsNames.at(-1)).toBe(false);
+    expect(await probeMember(target, tcp({ verifyCertificate: true, host: 'localhost' }), { ca })).toMatchObject({
+      ok: true,
+    });
+    expect(tlsNames.at(-1)).toBe('localhost');
+    expect(await probeMember(target, tcp({ verifyCertificate: true }))).toMatchObject({
+      ok: false,
+      reason: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    });
+    // Plain tcp to a TLS port connects (a connect check) but a payload answered in clear text is never read.
+    const plain = await probeMember(
+      target,
+      check({ type: 'tcp', payload: 'PING\r\n', expect: '+PONG', timeoutMs: 500 }),
+    );
+    expect(plain.ok).toBe(false);
+    // tls to a plain HTTP port: no handshake.
+    const r = await probeMember({ address: '127.0.0.1', port: portOf(http) }, check({ type: 'tcp', tls: true }));
+    expect(r.ok).toBe(false);
+    expect(['ERR_SSL_WRONG_VERSION_NUMBER', 'EPROTO', 'ECONNRESET']).toContain(r.reason);
   });
 });

@@ -7,6 +7,7 @@ import { createSocket } from 'node:dgram';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { HealthCheck } from '@l4fleet/config';
 import { dnsAnswerRcode, dnsQuery } from './dns-message.js';
 import { createReplyMatcher } from './reply-match.js';
@@ -49,24 +50,34 @@ const errCode = (err: unknown): string =>
   (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
 
 /**
- * Connect; then send `payload` if there is one, and with `expect` read until the member has sent that text (a
- * banner such as SMTP's `220`, or the answer to the payload, such as Redis's `+PONG`), it closes, or the timeout.
+ * Connect (with `tls`, then a TLS handshake as for https: SNI from `host`, the certificate checked only with
+ * `verifyCertificate`); then send `payload` if there is one, and with `expect` read until the member has sent that
+ * text (a banner such as SMTP's `220`, or the answer to the payload, such as Redis's `+PONG`), it closes, or the
+ * timeout.
  */
 function probeTcp(target: ProbeTarget, port: number, check: HealthCheck, opts?: ProbeOptions): Promise<ProbeResult> {
   return new Promise((resolve) => {
     const started = performance.now();
-    const sock = connect({
+    const where = {
       host: target.address,
       port,
       ...(opts?.sourceAddress ? { localAddress: opts.sourceAddress } : {}),
-    });
+    };
+    const sock = check.tls
+      ? tlsConnect({
+          ...where,
+          rejectUnauthorized: check.verifyCertificate === true,
+          ...(check.host === undefined ? {} : { servername: check.host }),
+          ...(opts?.ca === undefined ? {} : { ca: opts.ca }),
+        })
+      : connect(where);
     const timer = setTimeout(() => finish(false, 'timeout'), check.timeoutMs);
     const finish = finisher(started, resolve, () => {
       clearTimeout(timer);
       sock.destroy();
     });
     const reply = check.expect === undefined ? undefined : createReplyMatcher(check.expect);
-    sock.once('connect', () => {
+    sock.once(check.tls ? 'secureConnect' : 'connect', () => {
       if (check.payload !== undefined) sock.write(check.payload, 'utf8');
       if (reply === undefined) finish(true);
     });

@@ -50,16 +50,16 @@ function probeFailureLines(
     : [];
 }
 
-/** `https port 8443 GET /healthz host www.example.com, certificate verified, every 2000 ms, ...` */
+/** `https port 8443 GET /healthz expect 200 host www.example.com, certificate verified, every 2000 ms, ...` */
 function healthCheckText(hc: HealthCheck): string {
-  const request =
-    hc.path === undefined ? '' : ` GET ${hc.path}${hc.host ? ` host ${hc.host}` : ''} expect ${hc.expectStatus}`;
+  const request = hc.path === undefined ? '' : ` GET ${hc.path} expect ${hc.expectStatus}`;
+  const host = hc.host ? ` host ${hc.host}` : '';
   const verified = hc.verifyCertificate ? ', certificate verified' : '';
   const send = hc.payload ? ` send ${JSON.stringify(hc.payload)}` : '';
   const ask = hc.query === undefined ? '' : ` ${hc.queryType} ${hc.query} expect ${hc.expectRcode}`;
   const reply =
     hc.expect === undefined ? '' : ` ${isHttpCheck(hc.type) ? 'body' : 'reply'} contains ${JSON.stringify(hc.expect)}`;
-  return `${hc.type}${hc.port ? ` port ${hc.port}` : ''}${request}${ask}${send}${reply}${verified}, every ${hc.intervalMs} ms, timeout ${hc.timeoutMs} ms, rise ${hc.rise}, fall ${hc.fall}`;
+  return `${hc.type}${hc.tls ? ' tls' : ''}${hc.port ? ` port ${hc.port}` : ''}${request}${host}${ask}${send}${reply}${verified}, every ${hc.intervalMs} ms, timeout ${hc.timeoutMs} ms, rise ${hc.rise}, fall ${hc.fall}`;
 }
 
 /** A member in slow start: the part of its weight its slots have now (absent: its whole weight). */
