@@ -256,3 +256,18 @@ export function healthCheckProblems(hc: HealthCheck, path: string): ConfigProble
   }
   return out;
 }
+
+/**
+ * One line saying what a check sends and expects, for people (describe vip, the dashboard, probe):
+ * `https port 8443 GET /healthz expect 200 host www.example.com, certificate verified, every 2000 ms, ...`.
+ */
+export function describeHealthCheck(hc: HealthCheck): string {
+  const request = hc.path === undefined ? '' : ` GET ${hc.path} expect ${hc.expectStatus}`;
+  const host = hc.host ? ` host ${hc.host}` : '';
+  const verified = hc.verifyCertificate ? ', certificate verified' : '';
+  const send = hc.payload ? ` send ${JSON.stringify(hc.payload)}` : '';
+  const ask = hc.query === undefined ? '' : ` ${hc.queryType} ${hc.query} expect ${hc.expectRcode}`;
+  const reply =
+    hc.expect === undefined ? '' : ` ${isHttpCheck(hc.type) ? 'body' : 'reply'} contains ${JSON.stringify(hc.expect)}`;
+  return `${hc.type}${hc.tls ? ' tls' : ''}${hc.port ? ` port ${hc.port}` : ''}${request}${host}${ask}${send}${reply}${verified}, every ${hc.intervalMs} ms, timeout ${hc.timeoutMs} ms, rise ${hc.rise}, fall ${hc.fall}`;
+}

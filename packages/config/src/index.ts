@@ -38,6 +38,7 @@ export {
   DEFAULT_DNS_RCODE,
   DNS_QUERY_TYPES,
   DNS_RCODES,
+  describeHealthCheck,
   HEALTH_CHECK_TYPES,
   HTTP_CHECK_TYPES,
   isHostName,

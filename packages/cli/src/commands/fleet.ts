@@ -5,6 +5,7 @@ import { addConnectionOptions, type FleetCommandContext } from './context.js';
 import { registerExplain } from './explain.js';
 import { registerGet } from './get.js';
 import { registerMember } from './member.js';
+import { registerProbe } from './probe.js';
 import { registerRecover } from './recover.js';
 import { registerStatus } from './status.js';
 
@@ -16,4 +17,5 @@ export function registerFleetCommands(program: Command, ctx: FleetCommandContext
   registerStatus(program, ctx);
   registerRecover(program, ctx);
   registerExplain(program, ctx);
+  registerProbe(program, ctx);
 }

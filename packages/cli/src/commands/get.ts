@@ -1,9 +1,8 @@
 /** `l4fleet get vips|pools|nodes` and `l4fleet describe vip ADDR:PORT/PROTO`. */
 import {
   buildVipTable,
+  describeHealthCheck,
   endpointText,
-  type HealthCheck,
-  isHttpCheck,
   type MemberRamp,
   memberKey,
   parseVipKey,
@@ -48,18 +47,6 @@ function probeFailureLines(
   return lines.length > 0
     ? ['', 'Probe failures (the node, the reason of the probe that took it down):', ...lines]
     : [];
-}
-
-/** `https port 8443 GET /healthz expect 200 host www.example.com, certificate verified, every 2000 ms, ...` */
-function healthCheckText(hc: HealthCheck): string {
-  const request = hc.path === undefined ? '' : ` GET ${hc.path} expect ${hc.expectStatus}`;
-  const host = hc.host ? ` host ${hc.host}` : '';
-  const verified = hc.verifyCertificate ? ', certificate verified' : '';
-  const send = hc.payload ? ` send ${JSON.stringify(hc.payload)}` : '';
-  const ask = hc.query === undefined ? '' : ` ${hc.queryType} ${hc.query} expect ${hc.expectRcode}`;
-  const reply =
-    hc.expect === undefined ? '' : ` ${isHttpCheck(hc.type) ? 'body' : 'reply'} contains ${JSON.stringify(hc.expect)}`;
-  return `${hc.type}${hc.tls ? ' tls' : ''}${hc.port ? ` port ${hc.port}` : ''}${request}${host}${ask}${send}${reply}${verified}, every ${hc.intervalMs} ms, timeout ${hc.timeoutMs} ms, rise ${hc.rise}, fall ${hc.fall}`;
 }
 
 /** A member in slow start: the part of its weight its slots have now (absent: its whole weight). */
@@ -172,7 +159,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
             `VIP:          ${wanted}`,
             `Pool:         ${vip.pool}${pool.onMemberDown === 'reselect' ? ' (onMemberDown reselect)' : ''}${pool.slowStartS ? ` (slowStartS ${pool.slowStartS})` : ''}`,
             `Table:        ${vip.tableSize} slots, hash ${vip.hash}, seed 0x${table.seed.toString(16)}, checksum ${table.checksum}`,
-            `Health check: ${healthCheckText(hc)}`,
+            `Health check: ${describeHealthCheck(hc)}`,
             `Revision:     ${revision}`,
             '',
             renderTable(

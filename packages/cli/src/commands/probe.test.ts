@@ -1,0 +1,134 @@
+/**
+ * `l4fleet probe`: the pool's check once per member, with the agent's probe, against real servers on loopback; the
+ * fleet comes from the memory store.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseFleet } from '@l4fleet/config';
+import { MemoryFleetStore } from '@l4fleet/store';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { CliIo } from '../io.js';
+import { runCli } from '../program.js';
+
+let server: Server;
+let store: MemoryFleetStore;
+
+beforeAll(async () => {
+  server = createHttpServer((req, res) => res.writeHead(req.url === '/healthz' ? 200 : 503).end());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  // A port nothing listens on: one the kernel handed out, then closed.
+  const tmp = createServer();
+  await new Promise<void>((r) => tmp.listen(0, '127.0.0.1', r));
+  const closed = (tmp.address() as AddressInfo).port;
+  await new Promise((r) => tmp.close(r));
+  store = new MemoryFleetStore();
+  await store.apply(
+    parseFleet({
+      hashSeed: 1,
+      pools: [
+        {
+          name: 'web',
+          healthCheck: { type: 'http', path: '/healthz', intervalMs: 2000, timeoutMs: 500 },
+          members: [
+            { name: 'good', address: '127.0.0.1', port },
+            { name: 'gone', address: '127.0.0.1', port: closed },
+          ],
+        },
+        {
+          name: 'api',
+          healthCheck: { type: 'http', path: '/other', timeoutMs: 500 },
+          members: [{ name: 'sick', address: '127.0.0.1', port }],
+        },
+      ],
+      vips: [
+        { address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web' },
+        { address: '198.51.100.11', port: 80, protocol: 'tcp', pool: 'api' },
+      ],
+    }),
+    { expectRevision: 0 },
+  );
+});
+
+afterAll(() => {
+  server.closeAllConnections();
+  server.close();
+});
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIo = { out: (t) => out.push(t), err: (t) => err.push(t) };
+  // One store for every call: a command's close() must not end it.
+  const shared = Object.assign(Object.create(store) as MemoryFleetStore, { close: async () => undefined });
+  const code = await runCli(argv, io, { openStore: () => shared });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('l4fleet probe', () => {
+  test('every member of the pool, once: up and down with the reason; exit 1 when one fails', async () => {
+    const r = await cli('probe', 'web');
+    expect(r.out).toContain('Pool web: http GET /healthz expect 200, every 2000 ms, timeout 500 ms, rise 2, fall 4');
+    expect(r.out).toMatch(/^good\s+127\.0\.0\.1:\d+\s+up\s+[\d.]+ ms\s*$/m);
+    expect(r.out).toMatch(/^gone\s+127\.0\.0\.1:\d+\s+down\s+[\d.]+ ms\s+ECONNREFUSED$/m);
+    expect(r.out).toContain('1 up, 1 down');
+    expect(r.code).toBe(1);
+    expect(r.err).toBe('error: 1 of 2 members failed the check');
+  });
+
+  test('named members only; all up is exit 0; JSON carries each result', async () => {
+    const r = await cli('probe', 'web', 'good', '-o', 'json');
+    expect(r.code).toBe(0);
+    const data = JSON.parse(r.out);
+    expect(data.results).toEqual([
+      {
+        member: 'good',
+        endpoint: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
+        ok: true,
+        latencyMs: expect.any(Number),
+      },
+    ]);
+    expect(data.healthCheck.type).toBe('http');
+    expect(data.from).toBe('the fleet (revision 1)');
+  });
+
+  test("a status the check does not expect is named as the agent's log would", async () => {
+    const r = await cli('probe', 'api');
+    expect(r.out).toMatch(/^sick\s+127\.0\.0\.1:\d+\s+down\s+[\d.]+ ms\s+status 503 \(expected 200\)$/m);
+    expect(r.code).toBe(1);
+  });
+
+  test('-f: the pool from a fleet file, before apply (etcd is not read)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'l4fleet-probe-'));
+    try {
+      const file = join(dir, 'fleet.yaml');
+      const port = (server.address() as AddressInfo).port;
+      writeFileSync(
+        file,
+        `pools:\n  - name: next\n    healthCheck: { type: http, path: /healthz, expect: nothing-like-this }\n    members:\n      - { name: a, address: 127.0.0.1, port: ${port} }\nvips: []\n`,
+      );
+      const r = await cli('probe', 'next', '-f', file);
+      expect(r.out).toMatch(/^a\s+127\.0\.0\.1:\d+\s+down\s+[\d.]+ ms\s+body lacks "nothing-like-this" \(got ""\)$/m);
+      expect(r.code).toBe(1);
+      expect((await cli('probe', 'web', '-f', file)).err).toBe(`error: pool "web": not in ${file}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('an unknown pool or member, and a bad --ca-file, are named', async () => {
+    expect(await cli('probe', 'nope')).toMatchObject({
+      code: 1,
+      err: 'error: pool "nope": not in the fleet (revision 1)',
+    });
+    expect(await cli('probe', 'web', 'good', 'bogus')).toMatchObject({
+      code: 2,
+      err: 'error: pool web: no member "bogus" (members: good, gone)',
+    });
+    const bad = await cli('probe', 'web', '--ca-file', '/nonexistent/ca.pem');
+    expect(bad).toMatchObject({ code: 2, err: 'error: --ca-file: "/nonexistent/ca.pem" cannot be read (ENOENT)' });
+  });
+});
