@@ -95,6 +95,7 @@ describe('fleet-view', () => {
     const a = view.pools[0]?.members.find((m) => m.name === 'a');
     expect(a).toMatchObject({ decided: 'down', health: { n1: 'down', n2: 'up' }, endpoint: '198.18.0.21:80' });
     expect(view.pools[0]?.members.find((m) => m.name === 'b')?.decided).toBe('unknown');
+    expect(view.pools[0]?.healthCheck).toBe('tcp, every 2000 ms, timeout 1000 ms, rise 2, fall 4');
   });
 
   test('fleet-view - a member in slow start: its step on its row, and the expected checksum is the ramped table', () => {

@@ -4,7 +4,15 @@
  * (Maglev §3.4: equal inputs give equal tables), so a node whose checksum differs is flagged exactly as
  * `l4fleet status` flags it.
  */
-import { buildVipTable, endpointText, type Fleet, type MemberStatus, memberKey, vipKey } from '@l4fleet/config';
+import {
+  buildVipTable,
+  describeHealthCheck,
+  endpointText,
+  type Fleet,
+  type MemberStatus,
+  memberKey,
+  vipKey,
+} from '@l4fleet/config';
 import { NO_BACKEND } from '@l4fleet/maglev';
 import type { DecidedState, DesiredState, HealthReport, NodeView, TableHistoryState } from '@l4fleet/store';
 import { ETCD_REACHABLE, type EtcdReachability } from './etcd-check.js';
@@ -75,6 +83,7 @@ export interface MemberRow {
 
 export interface PoolRow {
   readonly name: string;
+  /** What the check sends and expects (@l4fleet/config describeHealthCheck). */
   readonly healthCheck: string;
   readonly members: readonly MemberRow[];
 }
@@ -180,7 +189,7 @@ export function buildFleetView(
     }));
   const pools: PoolRow[] = desired.fleet.pools.map((p) => ({
     name: p.name,
-    healthCheck: p.healthCheck.type,
+    healthCheck: describeHealthCheck(p.healthCheck),
     members: p.members.map((m) => {
       const key = memberKey(p.name, m);
       const views: Record<string, MemberStatus> = {};
