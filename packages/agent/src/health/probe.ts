@@ -50,6 +50,18 @@ const errCode = (err: unknown): string =>
   (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
 
 /**
+ * The TLS client side of https and tcp-with-tls checks: the certificate checked only with `verifyCertificate`
+ * (against `ca`, else Node's roots), and the server name (SNI) only from `host`: never an address (RFC 6066 §3).
+ */
+function tlsClientOptions(check: HealthCheck, opts?: ProbeOptions) {
+  return {
+    rejectUnauthorized: check.verifyCertificate === true,
+    ...(check.host === undefined ? {} : { servername: check.host }),
+    ...(opts?.ca === undefined ? {} : { ca: opts.ca }),
+  };
+}
+
+/**
  * Connect (with `tls`, then a TLS handshake as for https: SNI from `host`, the certificate checked only with
  * `verifyCertificate`); then send `payload` if there is one, and with `expect` read until the member has sent that
  * text (a banner such as SMTP's `220`, or the answer to the payload, such as Redis's `+PONG`), it closes, or the
@@ -63,14 +75,7 @@ function probeTcp(target: ProbeTarget, port: number, check: HealthCheck, opts?: 
       port,
       ...(opts?.sourceAddress ? { localAddress: opts.sourceAddress } : {}),
     };
-    const sock = check.tls
-      ? tlsConnect({
-          ...where,
-          rejectUnauthorized: check.verifyCertificate === true,
-          ...(check.host === undefined ? {} : { servername: check.host }),
-          ...(opts?.ca === undefined ? {} : { ca: opts.ca }),
-        })
-      : connect(where);
+    const sock = check.tls ? tlsConnect({ ...where, ...tlsClientOptions(check, opts) }) : connect(where);
     const timer = setTimeout(() => finish(false, 'timeout'), check.timeoutMs);
     const finish = finisher(started, resolve, () => {
       clearTimeout(timer);
@@ -117,14 +122,7 @@ function probeHttp(target: ProbeTarget, port: number, check: HealthCheck, opts?:
       ...(opts?.sourceAddress ? { localAddress: opts.sourceAddress } : {}),
     } as const;
     const req =
-      scheme === 'https'
-        ? httpsRequest({
-            ...options,
-            rejectUnauthorized: check.verifyCertificate === true,
-            ...(check.host === undefined ? {} : { servername: check.host }),
-            ...(opts?.ca === undefined ? {} : { ca: opts.ca }),
-          })
-        : httpRequest(options);
+      scheme === 'https' ? httpsRequest({ ...options, ...tlsClientOptions(check, opts) }) : httpRequest(options);
     const timer = setTimeout(() => finish(false, 'timeout'), check.timeoutMs);
     const finish = finisher(started, resolve, () => {
       clearTimeout(timer);
