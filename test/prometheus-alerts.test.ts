@@ -191,6 +191,21 @@ const CASES: Case[] = [
     fires: [{ fleet: 'lab', member: 'web/be1' }],
   },
   {
+    // n1 cannot reach be1 but n2 and n3 can: decided up, seen down from n1 only. be2 is down everywhere: not this.
+    alert: 'L4fleetMemberDownFromOneNode',
+    series: {
+      [`l4fleet_member_observed{${n('n1', 'member="web/be1"')}}`]: '1 0x80',
+      [`l4fleet_member_observed{${n('n2', 'member="web/be1"')}}`]: '1x80',
+      [`l4fleet_member_decided{${n('n1', 'member="web/be1"')}}`]: '1x80',
+      [`l4fleet_member_decided{${n('n2', 'member="web/be1"')}}`]: '1x80',
+      [`l4fleet_member_observed{${n('n1', 'member="web/be2"')}}`]: '1 0x80',
+      [`l4fleet_member_decided{${n('n1', 'member="web/be2"')}}`]: '1 0x80',
+    },
+    quietAt: '4m',
+    at: '6m',
+    fires: [{ node: 'n1', fleet: 'lab', member: 'web/be1' }],
+  },
+  {
     alert: 'L4fleetNoAggregator',
     series: {
       [`l4fleet_aggregator_leader{${n('n1')}}`]: '1 0x20',
