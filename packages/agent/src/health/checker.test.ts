@@ -2,7 +2,7 @@ import type { HealthCheck } from '@l4fleet/config';
 import { MAX_PROBE_FAILURES_PER_STATUS } from '@l4fleet/store';
 import pino from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { createHealthChecker, type HealthObservation, probeFailuresReport } from './checker.js';
+import { createHealthChecker, type HealthObservation, MAX_PROBE_REASON_CHARS, probeFailuresReport } from './checker.js';
 import type { Probe } from './probe.js';
 
 const logger = pino({ level: 'silent' });
@@ -97,6 +97,18 @@ describe('health checker - scheduling and hysteresis', () => {
     await vi.advanceTimersByTimeAsync(2_000);
     expect(c.observed().get('web/a')).toBe('up');
     expect(c.failures().size).toBe(0);
+    c.close();
+  });
+
+  test('a reason longer than MAX_PROBE_REASON_CHARS is cut, so the status record stays one the store accepts', async () => {
+    vi.useFakeTimers();
+    const probe: Probe = async () => ({ ok: false, latencyMs: 1, reason: 'x'.repeat(5_000) });
+    const c = createHealthChecker({ probe, logger, onObservation: () => undefined });
+    c.setTargets([{ key: 'web/a', address: '127.0.0.1', port: 80, check }]);
+    await vi.advanceTimersByTimeAsync(4_000);
+    const reason = c.failures().get('web/a')?.reason ?? '';
+    expect(reason).toHaveLength(MAX_PROBE_REASON_CHARS);
+    expect(reason.endsWith('...')).toBe(true);
     c.close();
   });
 

@@ -127,7 +127,7 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
     if (r.stopped || closed) return;
     probesTotal += 1;
     const changedTo = r.hysteresis.observe(result.ok);
-    if (changedTo === 'down') r.failure = { reason: result.reason ?? 'failed', sinceMs: clock.now() };
+    if (changedTo === 'down') r.failure = { reason: shortReason(result.reason), sinceMs: clock.now() };
     else if (changedTo) r.failure = undefined;
     if (changedTo) {
       log.info({ event: 'memberObserved', member: r.target.key, status: changedTo, reason: result.reason });
@@ -192,6 +192,16 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
       running.clear();
     },
   };
+}
+
+/**
+ * A reason as the status record keeps it: at most MAX_PROBE_REASON_CHARS (the store refuses a status with a text over
+ * 1,024 characters; an error message from a library could be longer).
+ */
+export const MAX_PROBE_REASON_CHARS = 200;
+function shortReason(reason: string | undefined): string {
+  const r = reason ?? 'failed';
+  return r.length <= MAX_PROBE_REASON_CHARS ? r : `${r.slice(0, MAX_PROBE_REASON_CHARS - 3)}...`;
 }
 
 /**
