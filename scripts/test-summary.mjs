@@ -1,9 +1,14 @@
 // Prints `tests: N passed, N failed` from vitest's JSON reports (the line CI reads; `npm test` writes
 // reports/vitest.json and, with Docker, reports/vitest-containers.json) and exits 1 when a report is missing, shows a
-// failure, or the reports count no test at all. Usage: node scripts/test-summary.mjs [REPORT...]
+// failure, or the reports count no test at all. `--run-failed`: a vitest run exited non-zero; when the reports show
+// no failed test that is an error outside any test (vitest's "unhandled error", which its JSON report does not
+// count: `success` stays true), and it is counted as one failed, so the line never says 0 failed for a failed run.
+// Usage: node scripts/test-summary.mjs [--run-failed] [REPORT...]
 import { readdirSync, readFileSync } from 'node:fs';
 
-const paths = process.argv.slice(2);
+const args = process.argv.slice(2);
+const runFailed = args.includes('--run-failed');
+const paths = args.filter((a) => a !== '--run-failed');
 if (paths.length === 0) {
   try {
     paths.push(
@@ -35,6 +40,10 @@ for (const path of paths) {
   ).length;
   failed += (report.numFailedTests ?? 0) + failedSuites;
   skipped += (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
+}
+if (runFailed && failed === 0) {
+  console.log('vitest exited non-zero with no failed test: an error outside the tests (see "Unhandled Errors" above)');
+  failed = 1;
 }
 console.log(`tests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed > 0 || passed === 0 ? 1 : 0);

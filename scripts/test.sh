@@ -48,5 +48,7 @@ if [ ${#excludes[@]} -gt 0 ]; then
   L4FLEET_TEST_RUNTIME=containers npx vitest run --reporter=default --reporter=json \
     --outputFile.json=reports/vitest-containers.json "${CONTAINER_TESTS[@]}" || status=1
 fi
-node scripts/test-summary.mjs reports/vitest*.json || status=1
+run_failed=()
+[ $status -ne 0 ] && run_failed=(--run-failed)
+node scripts/test-summary.mjs "${run_failed[@]}" reports/vitest*.json || status=1
 exit $status
