@@ -87,3 +87,38 @@ describe('cli status - BFD as each node reports it', () => {
     ]);
   });
 });
+
+describe('cli status - a node alone in seeing members down', () => {
+  test('members a node sees down that the fleet decides up are named with its reasons; decided-down ones are not', async () => {
+    const store = new MemoryFleetStore();
+    await store.apply(twoPoolFleet({ type: 'tcp' }));
+    const leader = await store.campaign('lb1');
+    await store.writeDecided(
+      new Map([
+        ['web/a', 'up'],
+        ['web/b', 'up'],
+        ['web/c', 'down'],
+      ]),
+      { leadership: leader },
+    );
+    const failure = (reason: string) => ({ reason, sinceMs: 1 });
+    await (await store.registerNode({ name: 'lb1' })).reportStatus({
+      ...base,
+      probeFailures: { 'web/c': failure('ECONNREFUSED') },
+    });
+    await (await store.registerNode({ name: 'lb3' })).reportStatus({
+      ...base,
+      probeFailures: { 'web/a': failure('timeout'), 'web/b': failure('timeout'), 'web/c': failure('timeout') },
+    });
+    const r = await status(store);
+    expect(r.out).toContain(
+      'Node lb3 sees 2 member(s) down that the fleet does not: web/a (timeout), web/b (timeout); check the path from lb3 (l4fleet probe there)',
+    );
+    expect(r.out).not.toContain('Node lb1 sees');
+    const json = JSON.parse((await status(store, '-o', 'json')).out);
+    expect(json.nodes.find((n: { name: string }) => n.name === 'lb3').seesDownAlone).toEqual({
+      'web/a': 'timeout',
+      'web/b': 'timeout',
+    });
+  });
+});

@@ -18,7 +18,15 @@ export interface NodeCheck {
   readonly lastRejected: string | null;
   /** BFD session state per peer as the node's bfdd reports it; null when the node runs no BFD (or no status). */
   readonly bfd: Readonly<Record<string, string>> | null;
+  /**
+   * Members this node sees down that the fleet does not decide down (`pool/member` -> the node's reason): the other
+   * nodes reach them, so the path from this node is the suspect (docs/operator-guide.md).
+   */
+  readonly seesDownAlone: Readonly<Record<string, string>>;
 }
+
+/** How many of a node's lone views the summary line names before `and N more`. */
+const SHOWN_LONE_VIEWS = 3;
 
 /** The BFD column: one state when every session agrees (`up`), else each `peer state`; `-` without BFD. */
 export function bfdCell(bfd: NodeCheck['bfd']): string {
@@ -38,7 +46,17 @@ function rejectedOf(status: NodeView['status']): { total: number; last: string |
   return { total, last: total > 0 ? last : null };
 }
 
-export function checkNodes(nodes: readonly NodeView[], expected: ReadonlyMap<string, string>): NodeCheck[] {
+export function checkNodes(
+  nodes: readonly NodeView[],
+  expected: ReadonlyMap<string, string>,
+  decided: ReadonlyMap<string, string> = new Map(),
+): NodeCheck[] {
+  const alone = (n: NodeView): Record<string, string> =>
+    Object.fromEntries(
+      Object.entries(n.status?.probeFailures ?? {})
+        .filter(([member]) => decided.get(member) !== 'down')
+        .map(([member, f]) => [member, f.reason]),
+    );
   return nodes.map((n) => ({
     name: n.name,
     lease: n.record !== undefined,
@@ -49,7 +67,21 @@ export function checkNodes(nodes: readonly NodeView[], expected: ReadonlyMap<str
     rejectedRecords: rejectedOf(n.status).total,
     lastRejected: rejectedOf(n.status).last,
     bfd: n.status?.bfd ?? null,
+    seesDownAlone: alone(n),
   }));
+}
+
+/** `Node n3 sees 2 member(s) down that the fleet decides up: web/be1 (timeout), web/be2 (timeout); ...` */
+function loneViewLines(checks: readonly NodeCheck[]): string[] {
+  return checks.flatMap((c) => {
+    const views = Object.entries(c.seesDownAlone);
+    if (views.length === 0) return [];
+    const shown = views.slice(0, SHOWN_LONE_VIEWS).map(([m, why]) => `${m} (${why})`);
+    const more = views.length > SHOWN_LONE_VIEWS ? ` and ${views.length - SHOWN_LONE_VIEWS} more` : '';
+    return [
+      `Node ${c.name} sees ${views.length} member(s) down that the fleet does not: ${shown.join(', ')}${more}; check the path from ${c.name} (l4fleet probe there)`,
+    ];
+  });
 }
 
 function counts(fleet: Fleet, decided: ReadonlyMap<string, string>, ramps: MemberRamps) {
@@ -92,7 +124,7 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
           for (const vip of desired.fleet.vips)
             expected.set(vipKey(vip), buildVipTable(desired.fleet, vip, decided, history, ramps).checksum);
         }
-        const checks = checkNodes(nodes, expected);
+        const checks = checkNodes(nodes, expected, decided);
         const summary = {
           revision: desired.revision,
           leader: leader ?? null,
@@ -112,6 +144,7 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
             ...rejecting.map(
               (c) => `Node ${c.name} rejected ${c.rejectedRecords} record(s) from etcd; last: ${c.lastRejected}`,
             ),
+            ...loneViewLines(checks),
             '',
             renderTable(
               ['NODE', 'LEASE', 'DRAINED', 'FAIL-STATIC', 'BFD', 'REVISION', 'TABLES', 'REJECTED'],
