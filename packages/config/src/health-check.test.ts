@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
-import { ConfigError } from './errors.js';
 import { isHostName } from './health-check.js';
 import { parseFleet } from './parse.js';
+import { problems } from './problems.test-helper.js';
 
 type Raw = Record<string, unknown>;
 const fleetWith = (hc: Raw, protocol = 'tcp'): Raw => ({
@@ -9,16 +9,6 @@ const fleetWith = (hc: Raw, protocol = 'tcp'): Raw => ({
   pools: [{ name: 'web', healthCheck: hc, members: [{ address: '198.18.0.21', port: 443 }] }],
   vips: [{ address: '198.51.100.10', port: 443, protocol, pool: 'web' }],
 });
-
-function problems(raw: Raw): string[] {
-  try {
-    parseFleet(raw);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).message.split('\n');
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('health check - https', () => {
   test('https takes the http defaults and verifyCertificate false; host and verifyCertificate are kept', () => {

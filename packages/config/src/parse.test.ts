@@ -8,6 +8,7 @@ import {
 } from './defaults.js';
 import { ConfigError } from './errors.js';
 import { parseFleet, parseFleetText } from './parse.js';
+import { problems } from './problems.test-helper.js';
 
 const SAMPLE = `
 hashSeed: 0x5eed            # optional
@@ -27,16 +28,6 @@ vips:
   - { address: 198.51.100.10, port: 80, protocol: tcp, pool: web }
   - { address: "2001:db8::53", port: 53, protocol: udp, pool: dns, tableSize: 4093, hash: source-ip }
 `;
-
-function problems(raw: unknown): string[] {
-  try {
-    parseFleet(raw);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).message.split('\n');
-  }
-  throw new Error('expected a ConfigError');
-}
 
 /** What `fn` threw; undefined when it returned (the caller's expect then fails: a test that cannot pass vacuously). */
 function thrown(fn: () => unknown): unknown {

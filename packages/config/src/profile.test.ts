@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { ConfigError } from './errors.js';
 import { parseFleet } from './parse.js';
+import { problems } from './problems.test-helper.js';
 import { defaultProfile } from './profile.js';
 import { directReturnProblems } from './semantics.js';
 
@@ -9,16 +9,6 @@ const fleet = (vip: object, pool: object = {}) => ({
   pools: [{ name: 'web', members: [m('198.18.0.21', 8443), m('198.18.0.22', 8443)], forwarding: 'nat', ...pool }],
   vips: [{ address: '198.51.100.10', port: 443, protocol: 'tcp', pool: 'web', ...vip }],
 });
-
-function problems(raw: unknown): string[] {
-  try {
-    parseFleet(raw);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).message.split('\n');
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('config profile - defaults', () => {
   test('a tcp VIP without a profile gets 300 s idle, 10 s handshake, 10 s close, drop', () => {
