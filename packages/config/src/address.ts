@@ -28,8 +28,12 @@ function formatIpv6(bytes: Uint8Array): string {
 /** Parses and canonicalizes an address; throws MaglevError (ADDRESS_INVALID) naming `field`. */
 export function canonicalAddress(text: string, field = 'address'): { family: IpFamily; address: string } {
   const parsed = parseAddress(text, field);
-  if (parsed.family === 4) return { family: 4, address: Array.from(parsed.bytes).join('.') };
-  return { family: 6, address: formatIpv6(parsed.bytes) };
+  return { family: parsed.family, address: addressText(parsed.family, parsed.bytes) };
+}
+
+/** The canonical text of an address's bytes (4 or 16). */
+export function addressText(family: IpFamily, bytes: Uint8Array): string {
+  return family === 4 ? Array.from(bytes).join('.') : formatIpv6(bytes);
 }
 
 /** `198.18.0.21:80`, `[2001:db8::1]:80`. */

@@ -31,6 +31,23 @@ function fieldChanges<T extends object>(a: T, b: T, fields: readonly (keyof T)[]
     .join(', ');
 }
 
+const SHOWN_PREFIXES = 8;
+
+function shownPrefixes(list: readonly string[]): string {
+  const more = list.length > SHOWN_PREFIXES ? ` ... (${list.length - SHOWN_PREFIXES} more)` : '';
+  return `${list.slice(0, SHOWN_PREFIXES).join(' ')}${more}`;
+}
+
+/** A VIP's `sourceRanges` change: what is admitted now, in prefixes added (+) and removed (-). */
+function sourceRangesChange(a: readonly string[] | undefined, b: readonly string[] | undefined): string {
+  if (same(a, b)) return '';
+  if (!a) return `sourceRanges every client -> ${shownPrefixes(b ?? [])}`;
+  if (!b) return `sourceRanges ${shownPrefixes(a)} -> every client`;
+  const added = b.filter((r) => !a.includes(r)).map((r) => `+${r}`);
+  const removed = a.filter((r) => !b.includes(r)).map((r) => `-${r}`);
+  return `sourceRanges ${shownPrefixes([...added, ...removed]) || 'reordered'}`;
+}
+
 function keyed<T>(items: readonly T[], key: (t: T) => string): Map<string, T> {
   return new Map(items.map((t) => [key(t), t]));
 }
@@ -56,7 +73,12 @@ export function diffFleets(before: Fleet | undefined, after: Fleet): FleetDiff {
       changes.push({
         kind: 'changed',
         subject: `vip ${k}`,
-        detail: fieldChanges<Vip>(old, v, ['pool', 'tableSize', 'hash']),
+        detail: [
+          fieldChanges<Vip>(old, v, ['pool', 'tableSize', 'hash', 'profile']),
+          sourceRangesChange(old.sourceRanges, v.sourceRanges),
+        ]
+          .filter((d) => d !== '')
+          .join(', '),
       });
     }
   }

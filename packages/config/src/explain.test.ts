@@ -112,4 +112,21 @@ describe('explainFlow', () => {
       expect.objectContaining({ name: 'ConfigError', code, message: expect.stringMatching(message) }),
     );
   });
+
+  test("a source outside the VIP's sourceRanges: not admitted, no backend, and why names the owner it would get", () => {
+    const ranged = parseFleet({
+      ...fleet,
+      vips: [{ ...vip, sourceRanges: ['198.18.0.0/16', '10.0.0.0/8'] }],
+    });
+    const inside = explainFlow(ranged, new Map(), to('198.18.1.7', 40_000));
+    expect(inside.admitted).toBe(true);
+    expect(inside.backend).toBe(explainFlow(fleet, new Map(), to('198.18.1.7', 40_000)).backend);
+    const outside = explainFlow(ranged, new Map(), to('198.19.0.1', 40_000));
+    const owner = explainFlow(fleet, new Map(), to('198.19.0.1', 40_000)).backend;
+    expect(outside).toMatchObject({ admitted: false, backend: null, address: null });
+    expect(outside.why[0]).toBe(
+      `198.19.0.1 is outside the VIP's sourceRanges (2 prefixes): every node drops the flow (drops{reason="source"}); admitted, it would go to ${owner}`,
+    );
+    expect(explainFlow(fleet, new Map(), to('198.19.0.1', 40_000)).admitted).toBe(true);
+  });
 });

@@ -10,6 +10,7 @@ import { type Flow, MaglevError, NO_BACKEND, slotOf } from '@l4fleet/maglev';
 import { canonicalAddress, endpointText } from './address.js';
 import { ConfigError } from './errors.js';
 import { type MemberRamps, NO_RAMPS } from './slow-start.js';
+import { sourceAdmits } from './source-ranges.js';
 import { buildVipTable, type DecidedStatus, effectiveWeight } from './table.js';
 import type { TableHistory } from './table-history.js';
 import type { Fleet } from './types.js';
@@ -25,7 +26,12 @@ export interface FlowExplanation {
   readonly seed: number;
   readonly tableSize: number;
   readonly slot: number;
-  /** The member's name, or null when no member takes new flows (the data plane drops the flow). */
+  /** False when the source is outside the VIP's `sourceRanges`: every node drops the flow (backend null). */
+  readonly admitted: boolean;
+  /**
+   * The member's name, or null when no member takes new flows or the source is not admitted (the data plane drops
+   * the flow).
+   */
   readonly backend: string | null;
   /** The member's ADDR:PORT, or null with no backend. */
   readonly address: string | null;
@@ -77,13 +83,19 @@ export function explainFlow(
     throw invalidFlow(err);
   }
   const index = table.slots[slot] as number;
-  const member = index === NO_BACKEND ? undefined : table.backends[index];
+  const owner = index === NO_BACKEND ? undefined : table.backends[index];
+  const admitted = sourceAdmits(vip.sourceRanges)(src);
+  const member = admitted ? owner : undefined;
   const pool = fleet.pools.find((p) => p.name === vip.pool);
   const hashed = vip.hash === 'source-ip' ? 'the source address' : 'the 5-tuple';
   const why = [
     `hash of ${hashed} with seed 0x${table.seed.toString(16)} picks slot ${slot} of ${vip.tableSize} (Maglev §3.3)`,
   ];
-  if (member) {
+  if (!admitted) {
+    why.unshift(
+      `${src} is outside the VIP's sourceRanges (${vip.sourceRanges?.length} prefixes): every node drops the flow (drops{reason="source"})${owner ? `; admitted, it would go to ${owner.name}` : ''}`,
+    );
+  } else if (member) {
     const owned = table.slots.filter((i) => i === index).length;
     const decision = decided.get(memberKey(vip.pool, member));
     const ramp = ramps.get(memberKey(vip.pool, member));
@@ -103,7 +115,7 @@ export function explainFlow(
   }
   const previousIndex = table.previousSlots?.[slot] ?? NO_BACKEND;
   const previous = previousIndex === NO_BACKEND ? undefined : table.backends[previousIndex];
-  if (previous) {
+  if (previous && admitted) {
     const gone = previous.state === 'disabled' && !pool?.members.some((m) => m.name === previous.name);
     why.push(
       `slot ${slot} belonged to ${previous.name}${gone ? ' (removed since)' : ''} before the last change that moved it: a node that has not seen the flow names it as second chance, and ${member?.name ?? 'the owner'} hands a packet it has no socket for to it (0011)`,
@@ -117,6 +129,7 @@ export function explainFlow(
     seed: table.seed,
     tableSize: vip.tableSize,
     slot,
+    admitted,
     backend: member?.name ?? null,
     address: member ? endpointText(member.address, member.port) : null,
     previousBackend: previous?.name ?? null,

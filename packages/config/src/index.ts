@@ -1,4 +1,4 @@
-export { canonicalAddress, endpointText } from './address.js';
+export { addressText, canonicalAddress, endpointText } from './address.js';
 export { unusableAddress } from './address-use.js';
 export { predictChurn, type VipChurn } from './churn.js';
 export {
@@ -58,10 +58,12 @@ export {
   MAX_MEMBERS_PER_POOL,
   MAX_POOLS,
   MAX_PROBLEMS_REPORTED,
+  MAX_SOURCE_RANGES_PER_VIP,
   MAX_TCP_CLOSE_TIMEOUT_S,
   MAX_TCP_HANDSHAKE_TIMEOUT_S,
   MAX_TCP_PAYLOAD_BYTES,
   MAX_TOTAL_MEMBERS,
+  MAX_TOTAL_SOURCE_RANGES,
   MAX_TOTAL_TABLE_SLOTS,
   MAX_UDP_PAYLOAD_BYTES,
   MAX_VIP_TABLE_SIZE,
@@ -111,6 +113,7 @@ export {
   slowStartOf,
   startedMembers,
 } from './slow-start.js';
+export { parseSourcePrefix, type SourcePrefix, sourceAdmits, sourceRangesField } from './source-ranges.js';
 export {
   backendsForPool,
   backupsServe,

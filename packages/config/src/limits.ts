@@ -46,6 +46,12 @@ export const MAX_HTTP_PATH_CHARS = 2_048;
  * and UDP (8) headers, so a probe never needs fragmentation on any path.
  */
 export const MAX_UDP_PAYLOAD_BYTES = 1_232;
+/**
+ * Client prefixes in one VIP's `sourceRanges`, and in all VIPs together (the bpf driver's LPM trie holds them all;
+ * nftables builds one interval set per VIP). An allowlist this long belongs in a firewall in front of the fleet.
+ */
+export const MAX_SOURCE_RANGES_PER_VIP = 1_024;
+export const MAX_TOTAL_SOURCE_RANGES = 16_384;
 /** TCP health check payload (sent after connecting), in UTF-8 bytes: a request line or a command, not a body. */
 export const MAX_TCP_PAYLOAD_BYTES = 4_096;
 /**
@@ -162,6 +168,16 @@ export function fleetSizeProblems(raw: unknown): ConfigProblem[] {
     const size = isRawObject(v) && typeof v.tableSize === 'number' ? v.tableSize : DEFAULT_VIP_TABLE_SIZE;
     // Out-of-range sizes are the per-VIP check's to report; count them at the ceiling here.
     slots += Number.isFinite(size) && size > 0 ? Math.min(size, MAX_VIP_TABLE_SIZE) : 0;
+  }
+  let ranges = 0;
+  for (let i = 0; i < vips.length && i <= MAX_VIPS; i++) {
+    const v = vips[i];
+    if (isRawObject(v) && Array.isArray(v.sourceRanges)) ranges += v.sourceRanges.length;
+  }
+  if (ranges > MAX_TOTAL_SOURCE_RANGES) {
+    out.push(
+      tooMany('vips', ranges, 'source prefixes in all VIPs', MAX_TOTAL_SOURCE_RANGES, 'MAX_TOTAL_SOURCE_RANGES'),
+    );
   }
   if (slots > MAX_TOTAL_TABLE_SLOTS) {
     out.push(tooMany('vips', slots, 'table slots in all VIPs', MAX_TOTAL_TABLE_SLOTS, 'MAX_TOTAL_TABLE_SLOTS'));

@@ -40,6 +40,7 @@ import { profileField } from './profile.js';
 import { secondChanceField } from './second-chance.js';
 import { fleetSemanticProblems } from './semantics.js';
 import { slowStartField } from './slow-start.js';
+import { sourceRangesField } from './source-ranges.js';
 import type { Fleet, Forwarding, Member, MemberState, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
 
@@ -171,7 +172,7 @@ function vip(p: Problems, path: string, v: unknown, pools: ReadonlyMap<string, P
     p.add(path, `${show(v)} is not an object`);
     return undefined;
   }
-  checkKeys(p, path, v, ['address', 'port', 'protocol', 'pool', 'tableSize', 'hash', 'profile']);
+  checkKeys(p, path, v, ['address', 'port', 'protocol', 'pool', 'tableSize', 'hash', 'profile', 'sourceRanges']);
   const addr = address(p, `${path}.address`, v.address);
   const prt = port(p, `${path}.port`, v.port);
   const protocol = oneOf(p, `${path}.protocol`, v.protocol, ['tcp', 'udp'] as const);
@@ -210,6 +211,7 @@ function vip(p: Problems, path: string, v: unknown, pools: ReadonlyMap<string, P
       );
     }
   }
+  const sourceRanges = sourceRangesField(p, `${path}.sourceRanges`, v.sourceRanges, addr?.family);
   return {
     address: addr?.address ?? String(v.address),
     port: prt,
@@ -218,6 +220,7 @@ function vip(p: Problems, path: string, v: unknown, pools: ReadonlyMap<string, P
     tableSize,
     hash: oneOf(p, `${path}.hash`, v.hash, ['5-tuple', 'source-ip'] as const, DEFAULT_VIP_HASH),
     profile: profileField(p, `${path}.profile`, v.profile, protocol),
+    ...(sourceRanges ? { sourceRanges } : {}),
   };
 }
 

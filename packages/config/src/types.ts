@@ -144,6 +144,11 @@ export interface Vip {
    * optional so hand-built VIPs stay valid (absent: the defaults of defaultProfile()).
    */
   readonly profile?: VipProfile;
+  /**
+   * The client prefixes this VIP admits (source-ranges.ts), canonical (`10.0.0.0/8`, `2001:db8::/32`), of the
+   * VIP's family. Absent: every client.
+   */
+  readonly sourceRanges?: readonly string[];
 }
 
 export interface Fleet {

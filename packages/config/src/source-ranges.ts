@@ -1,0 +1,126 @@
+/**
+ * A VIP's `sourceRanges`: the client prefixes it admits (an allowlist, like a classic L4 switch's filter on a
+ * virtual server, F5's virtual-server source address or Kubernetes' `loadBalancerSourceRanges`). Absent: every
+ * client. A packet from any other source is dropped by the node and counted (`drops{reason="source"}`), before
+ * flow affinity, so removing a prefix also stops the flows already open from it. ICMP errors about a VIP's flows
+ * are not filtered: routers on the path send them (RFC 1191, RFC 8201).
+ */
+import { type IpFamily, parseAddress } from '@l4fleet/maglev';
+import { addressText } from './address.js';
+import { type Problems, showValue } from './fields.js';
+import { MAX_SOURCE_RANGES_PER_VIP } from './limits.js';
+
+/** A parsed prefix: the network's bytes (host bits zero) and its length in bits. */
+export interface SourcePrefix {
+  readonly family: IpFamily;
+  readonly bytes: Uint8Array;
+  readonly length: number;
+  /** Canonical text: `10.0.0.0/8`, `2001:db8::/32` (RFC 5952 address, decimal length). */
+  readonly text: string;
+}
+
+/** Why `text` is not a prefix, or the prefix. A bare address is its host prefix (/32, /128). */
+export function parseSourcePrefix(text: string): SourcePrefix | string {
+  const slash = text.indexOf('/');
+  const addressPart = slash < 0 ? text : text.slice(0, slash);
+  let parsed: { family: IpFamily; bytes: Uint8Array };
+  try {
+    parsed = parseAddress(addressPart);
+  } catch {
+    return 'is not an IPv4 or IPv6 prefix (ADDRESS/LENGTH, e.g. 198.18.0.0/15)';
+  }
+  const bits = parsed.family === 4 ? 32 : 128;
+  const lengthText = slash < 0 ? String(bits) : text.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(lengthText) || Number(lengthText) > bits) {
+    return `has a prefix length other than 0-${bits}`;
+  }
+  const length = Number(lengthText);
+  const bytes = Uint8Array.from(parsed.bytes);
+  let hostBits = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, length - i * 8));
+    const mask = keep === 0 ? 0 : (0xff << (8 - keep)) & 0xff;
+    if (((bytes[i] as number) & ~mask & 0xff) !== 0) hostBits = true;
+    bytes[i] = (bytes[i] as number) & mask;
+  }
+  const network = `${addressText(parsed.family, bytes)}/${length}`;
+  return hostBits
+    ? `has host bits set (the prefix is ${network})`
+    : { family: parsed.family, bytes, length, text: network };
+}
+
+/**
+ * The `sourceRanges` of a VIP of `family` (undefined when its address is invalid): canonical prefixes in the
+ * file's order, or undefined when the field is absent. Every bad entry is reported with its index and value.
+ */
+export function sourceRangesField(
+  p: Problems,
+  path: string,
+  v: unknown,
+  family: IpFamily | undefined,
+): readonly string[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v)) {
+    p.add(path, `${showValue(v)} is not a list of prefixes`);
+    return undefined;
+  }
+  if (v.length === 0) {
+    p.add(path, '[] admits no client: leave sourceRanges out to admit every client');
+    return undefined;
+  }
+  if (v.length > MAX_SOURCE_RANGES_PER_VIP) {
+    p.add(path, `has ${v.length} prefixes, more than ${MAX_SOURCE_RANGES_PER_VIP} (MAX_SOURCE_RANGES_PER_VIP)`);
+    return undefined;
+  }
+  const out: string[] = [];
+  const seen = new Map<string, number>();
+  v.forEach((item, i) => {
+    const at = `${path}[${i}]`;
+    const prefix = typeof item === 'string' ? parseSourcePrefix(item) : 'is not a prefix string';
+    if (typeof prefix === 'string') {
+      p.add(at, `${showValue(item)} ${prefix}`);
+      return;
+    }
+    if (family !== undefined && prefix.family !== family) {
+      p.add(at, `${showValue(item)} is IPv${prefix.family} but the VIP is IPv${family}`);
+      return;
+    }
+    const first = seen.get(prefix.text);
+    if (first !== undefined) {
+      p.add(at, `${showValue(item)} is listed twice (also at [${first}])`);
+      return;
+    }
+    seen.set(prefix.text, i);
+    out.push(prefix.text);
+  });
+  return out;
+}
+
+/**
+ * A test of a client address against canonical prefixes (from a parsed fleet): true for every address when
+ * `ranges` is undefined. For the drivers that decide in user space (the proxy); the kernel drivers load the
+ * same prefixes into their own matchers.
+ */
+export function sourceAdmits(ranges: readonly string[] | undefined): (address: string) => boolean {
+  if (ranges === undefined) return () => true;
+  const prefixes = ranges.map((r) => parseSourcePrefix(r)).filter((r): r is SourcePrefix => typeof r !== 'string');
+  return (address: string): boolean => {
+    let parsed: { family: IpFamily; bytes: Uint8Array };
+    try {
+      // Node reports an IPv4 client of a dual-stack socket as ::ffff:a.b.c.d (RFC 4291 §2.5.5.2).
+      parsed = parseAddress(address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address);
+    } catch {
+      return false;
+    }
+    return prefixes.some((r) => r.family === parsed.family && inPrefix(r, parsed.bytes));
+  };
+}
+
+function inPrefix(r: SourcePrefix, bytes: Uint8Array): boolean {
+  for (let i = 0; i * 8 < r.length; i++) {
+    const keep = Math.min(8, r.length - i * 8);
+    const mask = (0xff << (8 - keep)) & 0xff;
+    if (((bytes[i] as number) & mask) !== r.bytes[i]) return false;
+  }
+  return true;
+}
