@@ -10,6 +10,7 @@ import { createProxyDataPlane, type DataPlane, type VipTable } from '@l4fleet/da
 import { buildTable, type Protocol } from '@l4fleet/maglev';
 import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
+import { freePort } from './proxy-harness.js';
 
 const logger = pino({ level: 'silent' });
 const cleanups: (() => unknown)[] = [];
@@ -17,14 +18,6 @@ const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** An echo member on TCP and UDP of one port; keeps its connections open until the peer closes. */
 async function member(): Promise<number> {

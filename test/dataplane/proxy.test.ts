@@ -11,68 +11,13 @@ import {
   type ProxySelection,
   type VipTable,
 } from '@l4fleet/dataplane';
-import { buildTable, type HashMode, NO_BACKEND, type Protocol, slotOf } from '@l4fleet/maglev';
+import { NO_BACKEND, slotOf } from '@l4fleet/maglev';
 import { pino } from 'pino';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { withDown } from './member-down.js';
+import { connect, freePort, type NamedServer, nameServer, SEED, table, udpAsk } from './proxy-harness.js';
 
 const logger = pino({ level: 'silent' });
-const SEED = 0x5eed_1234;
-
-interface NamedServer {
-  readonly name: string;
-  readonly port: number;
-  close(): void;
-}
-
-/** A backend answering each TCP line or UDP datagram with its name, on one port for both protocols. */
-async function nameServer(name: string, host = '127.0.0.1'): Promise<NamedServer> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const tcp = net.createServer((c) => {
-      c.on('data', () => c.write(`${name}\n`));
-      c.on('error', () => undefined);
-    });
-    await new Promise<void>((r) => tcp.listen(0, host, r));
-    const port = (tcp.address() as net.AddressInfo).port;
-    const udp = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
-    const ok = await new Promise<boolean>((r) => {
-      udp.once('error', () => r(false));
-      udp.bind(port, host, () => r(true));
-    });
-    if (!ok) {
-      tcp.close();
-      continue;
-    }
-    udp.on('message', (_m, rinfo) => udp.send(`${name}\n`, rinfo.port, rinfo.address));
-    return {
-      name,
-      port,
-      close: () => {
-        tcp.close();
-        udp.close();
-      },
-    };
-  }
-  throw new Error('no free port pair');
-}
-
-async function freePort(host = '127.0.0.1'): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, host, r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-function table(
-  servers: readonly NamedServer[],
-  vip: { address: string; port: number; protocol: Protocol },
-  hash: HashMode = '5-tuple',
-  host = '127.0.0.1',
-): VipTable {
-  const backends = servers.map((s) => ({ name: s.name, address: host, port: s.port }));
-  return { vip, hash, seed: SEED, backends, slots: buildTable(backends, 65_537) };
-}
 
 const expectedName = (t: VipTable, src: string, sport: number): string => {
   const i = t.slots[
@@ -85,46 +30,6 @@ const expectedName = (t: VipTable, src: string, sport: number): string => {
   ] as number;
   return i === NO_BACKEND ? '' : (t.backends[i]?.name as string);
 };
-
-/** A TCP connection that asks for the backend's name on demand. */
-async function connect(
-  host: string,
-  port: number,
-  localAddress?: string,
-): Promise<{ sport: number; ask(): Promise<string>; close(): void; closed: Promise<void> }> {
-  const sock = net.connect({ host, port, ...(localAddress ? { localAddress } : {}) });
-  await new Promise<void>((resolve, reject) => {
-    sock.once('connect', resolve);
-    sock.once('error', reject);
-  });
-  const closed = new Promise<void>((r) => sock.once('close', () => r()));
-  sock.on('error', () => undefined);
-  return {
-    sport: sock.localPort as number,
-    closed,
-    ask: () =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('no reply')), 3000);
-        sock.once('data', (d) => {
-          clearTimeout(timer);
-          resolve(d.toString().trim());
-        });
-        sock.write('x\n');
-      }),
-    close: () => sock.destroy(),
-  };
-}
-
-async function udpAsk(sock: dgram.Socket, host: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no udp reply')), 3000);
-    sock.once('message', (m) => {
-      clearTimeout(timer);
-      resolve(m.toString().trim());
-    });
-    sock.send('x', port, host);
-  });
-}
 
 let servers: NamedServer[] = [];
 const open: DataPlane[] = [];

@@ -1,6 +1,6 @@
 /** The bpf driver's lines in the data-plane bench's report (figures from bpf.ts and bpf-apply.ts). */
 
-import { PROFILE_KEY } from './bpf.js';
+import { PROFILE_KEY, SOURCE_RANGES } from './bpf.js';
 import { APPLY_RUNS } from './bpf-apply.js';
 import { NIC_HEADROOM_BYTES } from './headroom.js';
 
@@ -18,12 +18,14 @@ export function bpfReport(f: Record<string, number>): string[] {
     for (const t of ['', 'New']) {
       const base = `bpf${fam}${t}`;
       const label = (m: string): string =>
-        m === 'GueNic'
-          ? `gue, ${NIC_HEADROOM_BYTES} B headroom (a NIC's)`
-          : m.startsWith('Xdp')
-            ? `xdp ${m.slice(3).toLowerCase()} (veth's XDP)`
-            : m.toLowerCase();
-      const cells = ['L2', 'Gue', 'Ipip', 'GueNic', 'XdpL2', 'XdpGue']
+        m === 'L2Ranges'
+          ? `l2, ${SOURCE_RANGES.toLocaleString('en')} sourceRanges`
+          : m === 'GueNic'
+            ? `gue, ${NIC_HEADROOM_BYTES} B headroom (a NIC's)`
+            : m.startsWith('Xdp')
+              ? `xdp ${m.slice(3).toLowerCase()} (veth's XDP)`
+              : m.toLowerCase();
+      const cells = ['L2', 'L2Ranges', 'Gue', 'Ipip', 'GueNic', 'XdpL2', 'XdpGue']
         .filter((m) => f[`${base}${m}ExtraNs`] !== undefined)
         .map(
           (m) =>

@@ -11,6 +11,9 @@
  *   fwd-nic, bpf-gue-nic  fwd and gue again with 66 bytes of room in front of each frame, as a NIC's receive
  *             buffer has (headroom.ts; the client's datagrams otherwise have 2, so every encapsulation
  *             reallocates the head); paired with each other. BENCH_PP_NIC=0 leaves them out.
+ *   bpf-l2-ranges  bpf-l2 with the VIP's sourceRanges: SOURCE_RANGES prefixes that admit the flood's sources, the
+ *             known flows' source a /32 (/128) among SOURCE_RANGES - 2 host prefixes around it (a deep path in
+ *             the LPM trie), the new flows' their /20 (/64). BENCH_PP_RANGES=0 leaves it out.
  *   xdp-l2, xdp-gue  the node program with its XDP fast path (xdp: native) in front of tc, the router's end of the
  *             node's veth running an XDP_PASS program (a veth needs it to receive XDP_TX frames) and forwarding on
  *             for the node's eth0 (bpf_fib_lookup), both only during these floods. On veth this measures veth's
@@ -57,16 +60,29 @@ const logger = pino({ level: 'silent' });
 const SINK = 'l4bench_bpf_sink';
 const BASELINE = 'l4bench_bpf_fwd';
 
-type Mode = 'fwd' | 'bpf-l2' | 'bpf-gue' | 'bpf-ipip' | 'fwd-nic' | 'bpf-gue-nic' | 'xdp-l2' | 'xdp-gue';
+type Mode =
+  | 'fwd'
+  | 'bpf-l2'
+  | 'bpf-gue'
+  | 'bpf-ipip'
+  | 'bpf-l2-ranges'
+  | 'fwd-nic'
+  | 'bpf-gue-nic'
+  | 'xdp-l2'
+  | 'xdp-gue';
+const RANGES: readonly Mode[] = process.env.BENCH_PP_RANGES === '0' ? [] : ['bpf-l2-ranges'];
 const NIC: readonly Mode[] = process.env.BENCH_PP_NIC === '0' ? [] : ['fwd-nic', 'bpf-gue-nic'];
 const XDP: readonly Mode[] = process.env.BENCH_PP_XDP === '0' ? [] : ['xdp-l2', 'xdp-gue'];
-const MODES: readonly Mode[] = ['fwd', 'bpf-l2', 'bpf-gue', 'bpf-ipip', ...NIC, ...XDP];
-const NEW_MODES: readonly Mode[] = ['fwd', 'bpf-l2', 'bpf-gue', ...NIC, ...XDP];
+const MODES: readonly Mode[] = ['fwd', 'bpf-l2', 'bpf-gue', 'bpf-ipip', ...RANGES, ...NIC, ...XDP];
+const NEW_MODES: readonly Mode[] = ['fwd', 'bpf-l2', 'bpf-gue', ...RANGES, ...NIC, ...XDP];
+/** The sourceRanges of the bpf-l2-ranges VIP, per family. */
+export const SOURCE_RANGES = 1_000;
 /** Figure names of the non-baseline modes. */
 const MODE_NAME: Partial<Record<Mode, string>> = {
   'bpf-l2': 'L2',
   'bpf-gue': 'Gue',
   'bpf-ipip': 'Ipip',
+  'bpf-l2-ranges': 'L2Ranges',
   'bpf-gue-nic': 'GueNic',
   'xdp-l2': 'XdpL2',
   'xdp-gue': 'XdpGue',
@@ -93,7 +109,25 @@ export interface BpfBenchSetup {
   readonly backendAddress: string;
   readonly backendAddress6: string;
   readonly nodeAddresses: readonly string[];
+  /** The known-flow floods' source per family (the new-flow floods send from NEW_FLOW_SOURCE_PREFIXES). */
+  readonly clientAddresses: { readonly 4: string; readonly 6: string };
   readonly dir: string;
+}
+
+/**
+ * SOURCE_RANGES prefixes of `family` admitting `client` and the new-flow sources: `client` as a host prefix among
+ * host prefixes of the 1,024 addresses around it (so the trie's path to it is as deep as 1,000 prefixes make it).
+ */
+function benchRanges(family: 4 | 6, client: string): string[] {
+  const host = family === 4 ? 32 : 128;
+  const around = Array.from({ length: 1024 }, (_x, i) => {
+    if (family === 6) return `${client.slice(0, client.lastIndexOf(':') + 1)}${(i + 1).toString(16)}`;
+    const [a, b, c] = client.split('.').map(Number) as [number, number, number];
+    return `${a}.${b}.${(c & ~3) + (i >> 8)}.${i & 255}`;
+  })
+    .filter((x) => x !== client)
+    .slice(0, SOURCE_RANGES - 2);
+  return [`${client}/${host}`, NEW_FLOW_SOURCE_PREFIXES[family], ...around.map((x) => `${x}/${host}`)];
 }
 
 function spread(xs: readonly number[]): { med: number; p25: number; p75: number } {
@@ -120,10 +154,14 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
   let dp: BpfDataPlane | undefined;
   let dpXdp = false;
   const passObject = XDP.length > 0 ? buildXdpPass(s.dir) : undefined;
-  const tables = (fwd: Forwarding): VipTable[] =>
-    [floodVip(s.vip, s.backendAddress), floodVip(s.vip6, s.backendAddress6)].map((t) => ({ ...t, forwarding: fwd }));
+  const tables = (fwd: Forwarding, ranges = false): VipTable[] =>
+    [floodVip(s.vip, s.backendAddress), floodVip(s.vip6, s.backendAddress6)].map((t, i) => ({
+      ...t,
+      forwarding: fwd,
+      ...(ranges ? { sourceRanges: benchRanges(i === 0 ? 4 : 6, s.clientAddresses[i === 0 ? 4 : 6]) } : {}),
+    }));
   /** The driver with the XDP fast path on or off: a new driver over the same pins when that changes. */
-  const attach = async (fwd: Forwarding, xdp = false): Promise<BpfDataPlane> => {
+  const attach = async (fwd: Forwarding, xdp = false, ranges = false): Promise<BpfDataPlane> => {
     if (dp && dpXdp !== xdp) {
       await dp.close();
       dp = undefined;
@@ -139,7 +177,7 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
       logger,
       ...ARTIFACTS,
     });
-    await dp.apply(tables(fwd));
+    await dp.apply(tables(fwd, ranges));
     return dp;
   };
   /** The XDP modes' surroundings: the router's pass program on n0 and forwarding on the node's eth0. */
@@ -191,7 +229,8 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
         await dp?.close({ removeState: true });
         dp = undefined;
       }
-      await attach(mode.slice(4) as Forwarding, xdp);
+      const ranges = mode.endsWith('-ranges');
+      await attach((ranges ? mode.slice(4, -'-ranges'.length) : mode.slice(4)) as Forwarding, xdp, ranges);
     }
     try {
       const before = dp ? await dp.programStats() : undefined;

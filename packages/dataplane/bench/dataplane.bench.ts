@@ -290,6 +290,7 @@ async function main(): Promise<void> {
           backendAddress: BACKEND,
           backendAddress6: BACKEND6,
           nodeAddresses: [NODE, NODE6],
+          clientAddresses: { 4: '198.18.171.2', 6: '2001:db8:171::2' },
           dir,
         }),
       );

@@ -87,7 +87,7 @@ export function createRecordingDataPlane(opts: { requireSamePort?: boolean } = {
       return {
         vips: [...current.values()].map((v) => ({ vip: v.label, ...zero })),
         backends: [],
-        drops: { port: zero, 'no-backend': zero },
+        drops: { port: zero, 'no-backend': zero, source: zero },
         flowTable: { entries: 0, fullPackets: 0 },
       };
     },

@@ -61,6 +61,13 @@ export interface VipTable {
    * direct server return, socket timeouts in the proxy. Absent: the defaults of the VIP's protocol.
    */
   readonly profile?: VipProfile;
+  /**
+   * The client prefixes the VIP admits (@l4fleet/config sourceRanges: canonical `10.0.0.0/8`, `2001:db8::/32`, the
+   * VIP's family). A TCP or UDP packet to the VIP from any other source is dropped and counted as `source`, before
+   * flow affinity (so a removed prefix also stops open flows); ICMP errors about the VIP's flows are not filtered.
+   * Absent: every source.
+   */
+  readonly sourceRanges?: readonly string[];
 }
 
 export type VipAction = 'added' | 'updated' | 'unchanged' | 'removed';
@@ -92,7 +99,8 @@ export interface TrafficCounter {
   readonly bytes: number;
 }
 
-export type DropReason = 'port' | 'no-backend';
+/** `source`: a client outside the VIP's `sourceRanges` (every driver). */
+export type DropReason = 'port' | 'no-backend' | 'source';
 /**
  * Drops only the bpf driver has: `fragment` (IP fragments and IPv6 extension headers to a VIP address: no
  * ports to hash), `too-big` (would exceed the MTU once encapsulated), `no-source` (no node address of the

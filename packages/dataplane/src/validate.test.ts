@@ -18,7 +18,7 @@ const good: VipTable = {
 
 describe('validateDesired', () => {
   test.each([
-    ['bad VIP address', { ...good, vip: { ...good.vip, address: '192.0.2' } }, 'VIP_INVALID', '192.0.2'],
+    ['bad VIP address', { ...good, vip: { ...good.vip, address: '198.18.2' } }, 'VIP_INVALID', '198.18.2'],
     ['bad port', { ...good, vip: { ...good.vip, port: 0 } }, 'VIP_INVALID', 'vip.port: 0'],
     ['bad protocol', { ...good, vip: { ...good.vip, protocol: 'sctp' } }, 'VIP_INVALID', 'sctp'],
     ['bad seed', { ...good, seed: -1 }, 'VIP_INVALID', 'seed -1'],
@@ -46,6 +46,23 @@ describe('validateDesired', () => {
     ],
     ['size not prime', { ...good, slots: new Int32Array(12) }, 'SLOTS_INVALID', 'not prime'],
     ['not an Int32Array', { ...good, slots: [0, 1] }, 'SLOTS_INVALID', 'Int32Array'],
+    ['sourceRanges empty', { ...good, sourceRanges: [] }, 'VIP_INVALID', 'sourceRanges: 0 prefixes is not a list'],
+    ['sourceRanges not a list', { ...good, sourceRanges: '10.0.0.0/8' }, 'VIP_INVALID', 'sourceRanges: "10.0.0.0/8"'],
+    ['sourceRanges bad prefix', { ...good, sourceRanges: ['10.0.0.0/40'] }, 'VIP_INVALID', '[0]: "10.0.0.0/40" has a'],
+    ['sourceRanges host bits', { ...good, sourceRanges: ['10.0.0.1/8'] }, 'VIP_INVALID', 'host bits'],
+    [
+      'sourceRanges not canonical',
+      { ...good, sourceRanges: ['10.0.0.1'] },
+      'VIP_INVALID',
+      'not canonical (10.0.0.1/32)',
+    ],
+    ['sourceRanges family', { ...good, sourceRanges: ['2001:db8::/32'] }, 'VIP_INVALID', 'is IPv6 but the VIP is IPv4'],
+    [
+      'sourceRanges twice',
+      { ...good, sourceRanges: ['10.0.0.0/8', '10.0.0.0/8'] },
+      'VIP_INVALID',
+      '[1]: "10.0.0.0/8" appears more',
+    ],
   ])('%s - %s', (_name, table, code, text) => {
     const err = (() => {
       try {
@@ -57,6 +74,28 @@ describe('validateDesired', () => {
     expect(err).toBeInstanceOf(DataPlaneError);
     expect((err as DataPlaneError).code).toBe(code);
     expect((err as DataPlaneError).message).toContain(text);
+  });
+
+  test('sourceRanges - parsed for the drivers (network bytes, length); absent: none', () => {
+    const [v] = validateDesired([{ ...good, sourceRanges: ['198.18.0.0/15', '10.1.2.3/32'] }], {
+      requireSamePort: true,
+    });
+    expect(v?.sources?.map((p) => [p.text, p.length, [...p.bytes]])).toEqual([
+      ['198.18.0.0/15', 15, [198, 18, 0, 0]],
+      ['10.1.2.3/32', 32, [10, 1, 2, 3]],
+    ]);
+    expect(validateDesired([good], { requireSamePort: true })[0]?.sources).toBeUndefined();
+  });
+
+  test('sourceRanges - more than MAX_TOTAL_SOURCE_RANGES over all VIPs is refused', () => {
+    const ranges = Array.from({ length: 1_024 }, (_, i) => `10.0.${i >> 8}.${i & 255}/32`);
+    const many = Array.from({ length: 17 }, (_, i) => ({
+      ...good,
+      vip: { ...good.vip, port: 100 + i },
+      sourceRanges: ranges,
+    }));
+    expect(() => validateDesired(many, { requireSamePort: false })).toThrow(/more than 16384 sourceRanges prefixes/);
+    expect(validateDesired(many.slice(0, 16), { requireSamePort: false })).toHaveLength(16);
   });
 
   test('duplicate VIP - same address (any spelling), port and protocol', () => {

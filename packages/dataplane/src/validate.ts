@@ -2,7 +2,14 @@
  * Checks the whole desired state before anything touches the kernel or a socket, so a refused apply()
  * loses nothing. Returns each VIP with its parsed address and a stable key.
  */
-import { DEFAULT_GUE_PORT, vipKey } from '@l4fleet/config';
+import {
+  DEFAULT_GUE_PORT,
+  MAX_SOURCE_RANGES_PER_VIP,
+  MAX_TOTAL_SOURCE_RANGES,
+  parseSourcePrefix,
+  type SourcePrefix,
+  vipKey,
+} from '@l4fleet/config';
 import { assertTableSize, type IpFamily, type MaglevError, NO_BACKEND, parseAddress } from '@l4fleet/maglev';
 import { DataPlaneError } from './errors.js';
 import { type Forwarding, keepsFlows, type VipTable } from './types.js';
@@ -37,6 +44,8 @@ export interface NormalizedVip {
   readonly guePort: number;
   /** The table's profile, or its protocol's defaults. */
   readonly profile: ResolvedProfile;
+  /** The table's `sourceRanges` parsed (network bytes, length), or undefined: every source. */
+  readonly sources?: readonly SourcePrefix[];
 }
 
 export function toHex(bytes: Uint8Array): string {
@@ -183,6 +192,7 @@ function validateVip(t: VipTable, i: number, opts: ValidateOptions): NormalizedV
       }
     }
   }
+  const sources = validateSources(t.sourceRanges, label, vip.family);
   const addressHex = toHex(vip.bytes);
   return {
     key: `v_${addressHex}_${protocol}_${port}`,
@@ -194,18 +204,67 @@ function validateVip(t: VipTable, i: number, opts: ValidateOptions): NormalizedV
     forwarding,
     guePort,
     profile: resolveProfile(label, protocol, t.profile),
+    ...(sources ? { sources } : {}),
   };
+}
+
+/**
+ * Lists already checked, by identity: the agent hands the same table objects (and so the same arrays) to every apply
+ * until the fleet changes, and parsing 16,384 prefixes costs 30-50 ms. The arrays are read-only (VipTable says so).
+ */
+const checkedSources = new WeakMap<readonly unknown[], { family: IpFamily; sources: readonly SourcePrefix[] }>();
+
+/**
+ * `sourceRanges` as @l4fleet/config's parseFleet leaves them: a non-empty list of canonical prefixes of the VIP's
+ * family, no duplicates. The kernel drivers key their matchers by the canonical text, so another spelling is refused
+ * rather than rewritten.
+ */
+function validateSources(ranges: unknown, label: string, family: IpFamily): readonly SourcePrefix[] | undefined {
+  if (ranges === undefined) return undefined;
+  const known = Array.isArray(ranges) ? checkedSources.get(ranges) : undefined;
+  if (known && known.family === family) return known.sources;
+  if (!Array.isArray(ranges) || ranges.length === 0 || ranges.length > MAX_SOURCE_RANGES_PER_VIP) {
+    const what = Array.isArray(ranges) ? `${ranges.length} prefixes` : JSON.stringify(ranges);
+    fail('VIP_INVALID', `vip ${label}: sourceRanges: ${what} is not a list of 1-${MAX_SOURCE_RANGES_PER_VIP} prefixes`);
+  }
+  const seen = new Set<string>();
+  const sources = ranges.map((r: unknown, j) => {
+    const p = typeof r === 'string' ? parseSourcePrefix(r) : 'is not a string';
+    if (typeof p === 'string' || p.text !== r || p.family !== family || seen.has(p.text)) {
+      const why =
+        typeof p === 'string'
+          ? p
+          : p.text !== r
+            ? `is not canonical (${p.text})`
+            : p.family !== family
+              ? `is IPv${p.family} but the VIP is IPv${family}`
+              : 'appears more than once';
+      fail('VIP_INVALID', `vip ${label}: sourceRanges[${j}]: ${JSON.stringify(r)} ${why}`);
+    }
+    seen.add(p.text);
+    return p;
+  });
+  checkedSources.set(ranges, { family, sources });
+  return sources;
 }
 
 /** Validates every VIP; throws DataPlaneError naming the first bad field. */
 export function validateDesired(desired: readonly VipTable[], opts: ValidateOptions): NormalizedVip[] {
   if (!Array.isArray(desired)) fail('VIP_INVALID', `desired: ${typeof desired} is not an array of VipTable`);
   const seen = new Map<string, string>();
+  let sources = 0;
   return desired.map((t, i) => {
     const v = validateVip(t, i, opts);
     const prev = seen.get(v.key);
     if (prev !== undefined) fail('VIP_DUPLICATE', `desired[${i}]: vip ${v.label} is already given as ${prev}`);
     seen.set(v.key, v.label);
+    sources += v.sources?.length ?? 0;
+    if (sources > MAX_TOTAL_SOURCE_RANGES) {
+      fail(
+        'VIP_INVALID',
+        `desired: more than ${MAX_TOTAL_SOURCE_RANGES} sourceRanges prefixes in all VIPs (MAX_TOTAL_SOURCE_RANGES)`,
+      );
+    }
     return v;
   });
 }

@@ -48,7 +48,9 @@ enum op {
 };
 
 /* Small maps written element by element: index in the OP_UPDATE/OP_DELETE `map` field (state.c). */
-#define N_SMALL 4u
+#define N_SMALL 5u
+/* small_maps[] index of l4f_src_ranges (an LPM trie: written and read in batches, maps.c) */
+#define SMALL_SRC_RANGES 4u
 
 /*
  * An array map stores each value in round_up(value_size, 8) bytes (kernel/bpf/arraymap.c). A slot is struct
@@ -105,6 +107,9 @@ int seat_open(char *msg, size_t msglen);
 void table_create(const char *p, uint32_t len);
 void table_write(const char *p, uint32_t len, uint32_t half);
 void update(const char *p, uint32_t len, int del);
+/* ranges.c: l4f_src_ranges in batches */
+int ranges_write(const char *e, uint32_t n, int del, uint32_t *failed);
+int ranges_dump(struct out *o);
 void dump(void);
 void stats(void);
 int clear_flows(int fd, uint32_t ks);

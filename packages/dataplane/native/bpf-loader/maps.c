@@ -29,6 +29,12 @@ void update(const char *p, uint32_t len, int del)
 		int err = hwm_raise(mark);
 		if (err) return reply_err(err, "%s: high-water mark %u: %s", HWM_PIN, mark, strerror(err));
 	}
+	if (m == SMALL_SRC_RANGES) {
+		uint32_t failed = 0;
+		int err = ranges_write(e, n, del, &failed);
+		if (err) return reply_err(err, "%s: element %u of %u: %s", small_maps[m], failed, n, strerror(err));
+		return reply(0, NULL, 0);
+	}
 	for (uint32_t i = 0; i < n; i++, e += each) {
 		int r = del ? bpf_map_delete_elem(fd, e) : bpf_map_update_elem(fd, e, e + ks, BPF_ANY);
 		if (r && !(del && errno == ENOENT))
@@ -59,7 +65,8 @@ static void dump_hash(struct out *o, int fd, uint32_t ks, uint32_t vs)
 /*
  * Layout: vips (u32 n, n x (key 20, value 24)); vip addresses (u32 n, n x (key 20, u32)); backends in use
  * (u32 n, n x (u32 id, backend 28)); config (u32 present, config 24); tables (u32 n, n x (u32 index,
- * u32 size, size x u32)); previous owners (u32 n, n x (u32 index, u32 count, count x (u32 slot, u32 id + 1))).
+ * u32 size, size x u32)); previous owners (u32 n, n x (u32 index, u32 count, count x (u32 slot, u32 id + 1)));
+ * source ranges (u32 n, n x key 24). Sections are only ever appended: a driver reads what is there.
  */
 void dump(void)
 {
@@ -162,6 +169,11 @@ void dump(void)
 			}
 		}
 		memcpy(o.p + pat, &pn, 4);
+	}
+	int err = ranges_dump(&o);
+	if (err) {
+		free(o.p);
+		return reply_err(err, "dump l4f_src_ranges: %s", strerror(err));
 	}
 	reply(0, o.p, (uint32_t)o.len);
 	free(o.p);

@@ -11,6 +11,45 @@ static int prog_tag(int fd, unsigned char tag[BPF_TAG_SIZE], unsigned int *id)
 	return 0;
 }
 
+/* The ids of the maps program `fd` uses (bpf_prog_info.map_ids); -1 when they do not fit `ids`. */
+static int prog_map_ids(int fd, uint32_t *ids, uint32_t max)
+{
+	struct bpf_prog_info info = {0};
+	uint32_t il = sizeof(info);
+	info.nr_map_ids = max;
+	info.map_ids = (uint64_t)(uintptr_t)ids;
+	if (bpf_obj_get_info_by_fd(fd, &info, &il) || info.nr_map_ids > max) return -1;
+	return (int)info.nr_map_ids;
+}
+
+/*
+ * Whether the attached program (`attached`) uses the pinned maps the loaded one (`loaded`) uses. The tag alone does
+ * not say it: the kernel computes it with the map references zeroed (kernel/bpf/core.c bpf_prog_calc_tag). A program
+ * left attached after one of its pins was removed is the same code over a map no loader can reach any more: this
+ * load created a new map for that pin, and the program must be replaced to use it. Maps without a pin (libbpf's
+ * .rodata, made anew by every load, same content) are not compared.
+ */
+static int same_pinned_maps(int attached, int loaded)
+{
+	enum { MAX_MAPS = 64 };
+	uint32_t have[MAX_MAPS], want[MAX_MAPS];
+	int nh = prog_map_ids(attached, have, MAX_MAPS), nw = prog_map_ids(loaded, want, MAX_MAPS);
+	if (nh < 0 || nw < 0) return 0;
+	struct bpf_map *m;
+	bpf_object__for_each_map(m, obj)
+	{
+		if (!bpf_map__is_pinned(m)) continue;
+		struct bpf_map_info info = {0};
+		uint32_t il = sizeof(info);
+		if (bpf_obj_get_info_by_fd(bpf_map__fd(m), &info, &il)) return 0;
+		int used = 0, there = 0;
+		for (int i = 0; i < nw; i++) used |= want[i] == info.id;
+		for (int i = 0; i < nh; i++) there |= have[i] == info.id;
+		if (used && !there) return 0;
+	}
+	return 1;
+}
+
 int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	/* libbpf's warnings go to stderr (the driver logs its tail when the loader fails); debug output not. */
@@ -131,8 +170,8 @@ static void remember(uint64_t hash, uint32_t flows)
 	if (fd >= 0) bpf_map_update_elem(fd, &zero, &meta, BPF_ANY);
 }
 
-/* The full path: open and load the object (libbpf reuses the pins that match), attach unless the same program
- * is attached. */
+/* The full path: open and load the object (libbpf reuses the pins that match and creates and pins the maps that
+ * have none, e.g. a map new in this object), attach unless the same program over the same maps is attached. */
 static int load(const char *object, uint64_t hash, uint32_t flows, const char *ifname, char *msg, size_t msglen)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = pin_dir);
@@ -177,7 +216,8 @@ static int load(const char *object, uint64_t hash, uint32_t flows, const char *i
 	LIBBPF_OPTS(bpf_tc_opts, q, .handle = TC_HANDLE, .priority = TC_PRIORITY);
 	if (bpf_tc_query(&hook, &q) == 0) {
 		int fd = bpf_prog_get_fd_by_id(q.prog_id);
-		int same = fd >= 0 && prog_tag(fd, have, NULL) == 0 && memcmp(want, have, BPF_TAG_SIZE) == 0;
+		int same = fd >= 0 && prog_tag(fd, have, NULL) == 0 && memcmp(want, have, BPF_TAG_SIZE) == 0 &&
+			   same_pinned_maps(fd, prog_fd);
 		if (fd >= 0) close(fd);
 		if (same) prog_id = q.prog_id;
 		if (same) snprintf(msg, msglen, "unchanged %u object", prog_id);

@@ -99,6 +99,23 @@ static __always_inline void count(void *map, __u32 idx, __u32 bytes)
 }
 
 /*
+ * Whether the VIP admits a packet from `saddr` (4 or 16 bytes as in the packet): one longest-prefix lookup of
+ * {id, source} in l4f_src_ranges (node-maps.h struct l4f_src_key). Only for a VIP with L4F_VIP_SOURCE_RANGES: the
+ * callers test the flag first, so a VIP without ranges pays that test and nothing else. Both hooks call it before
+ * the VIP's counter and before pick(): a packet it refuses is no VIP traffic, never remembered in a flow LRU, and a
+ * flow remembered before its prefix was removed stops with it (the check does not look at the flow maps).
+ */
+static __always_inline int source_admitted(const struct l4f_vip *vip, const void *saddr, int v6)
+{
+	struct l4f_src_key k = {.prefixlen = 32 + (v6 ? 128 : 32), .vip_id = vip->id};
+	if (v6)
+		__builtin_memcpy(k.addr, saddr, 16);
+	else
+		__builtin_memcpy(k.addr, saddr, 4);
+	return bpf_map_lookup_elem(&l4f_src_ranges, &k) != NULL;
+}
+
+/*
  * The flow's slot in the VIP's table (NULL: no table, or out of range). Looked up for every packet, before the
  * flow LRU: on a first packet both the slot's line and the LRU bucket's are usually cold, and reading the slot
  * first lets the CPU wait for both misses at once instead of one after the other (docs/design/0007, Measured).

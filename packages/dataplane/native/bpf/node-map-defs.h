@@ -28,6 +28,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } l4f_vip_addrs SEC(".maps");
 
+/*
+ * The VIPs' source ranges (struct l4f_src_key), read only for a VIP with L4F_VIP_SOURCE_RANGES. An LPM trie must be
+ * created with BPF_F_NO_PREALLOC (kernel/bpf/lpm_trie.c trie_alloc refuses otherwise). Pins of an object older
+ * than this map lack it: libbpf creates and pins it at that start (the loader's full path), like l4f_ifaces.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, L4F_MAX_SOURCE_RANGES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct l4f_src_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} l4f_src_ranges SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, L4F_MAX_BACKENDS);

@@ -18,6 +18,12 @@
 #define L4F_MAX_TABLES (2 * L4F_MAX_VIPS)
 #define L4F_DEFAULT_TABLE_SLOTS 65537
 #define L4F_DEFAULT_FLOWS 65536
+/*
+ * Source prefixes over all VIPs (l4f_src_ranges): twice @l4fleet/config's MAX_TOTAL_SOURCE_RANGES (16,384), so an
+ * apply that replaces every prefix can add the new ones before it deletes the old (make before break). An LPM trie
+ * allocates an element per prefix present (BPF_F_NO_PREALLOC), so the bound costs nothing until used.
+ */
+#define L4F_MAX_SOURCE_RANGES 32768
 /* A slot without a backend (Maglev NO_BACKEND). */
 #define L4F_NO_BACKEND 0xffffffffu
 
@@ -25,6 +31,8 @@ enum l4f_family { L4F_FAMILY_V4 = 4, L4F_FAMILY_V6 = 6 };
 enum l4f_hash { L4F_HASH_5TUPLE = 0, L4F_HASH_SOURCE_IP = 1 };
 /* Forwarding per VIP (the pool's `forwarding`). */
 enum l4f_fwd { L4F_FWD_L2 = 0, L4F_FWD_IPIP = 1, L4F_FWD_GRE = 2, L4F_FWD_GUE = 3 };
+/* vip.flags */
+enum { L4F_VIP_SOURCE_RANGES = 1 /* the VIP admits only the sources in l4f_src_ranges under its id */ };
 /* backend.flags */
 enum { L4F_BACKEND_LIVE = 1, L4F_BACKEND_HAS_MAC = 2 };
 
@@ -38,6 +46,7 @@ enum {
 	L4F_DROP_TOO_BIG = 3,    /* would exceed the interface MTU once encapsulated */
 	L4F_DROP_NO_SOURCE = 4,  /* encapsulation of a family the node has no source address for */
 	L4F_DROP_ENCAP_FAILED = 5, /* bpf_skb_adjust_room / store refused */
+	L4F_DROP_SOURCE = 6,     /* a TCP / UDP packet to a VIP from a source outside its source ranges */
 	L4F_ICMP_FORWARDED = 8,  /* frag-needed / packet-too-big for a VIP flow, sent to the flow's backend */
 	L4F_ICMP_UNMATCHED = 9,  /* such an ICMP error whose embedded header is no VIP flow (dropped) */
 	L4F_SC_TAGGED = 10,      /* encapsulated (gue) with the slot's previous owner in the GUE private data */
@@ -65,7 +74,22 @@ struct l4f_vip {
 	__u8 hash;   /* L4F_HASH_* */
 	__u8 fwd;    /* L4F_FWD_* */
 	__u16 gue_port; /* network byte order; GUE destination port */
-	__u32 pad;
+	__u8 flags;     /* L4F_VIP_*; was padding, so VIP entries of older objects read as 0 (no source ranges) */
+	__u8 pad[3];
+};
+
+/*
+ * l4f_src_ranges (an LPM trie, Documentation/bpf/map_lpm_trie.rst): one entry per (VIP, source prefix). The data
+ * after `prefixlen` is matched bit by bit from its first byte, so a prefix of L bits of a VIP is the entry
+ * {32 + L, vip id, address}: the 32 bits of the id always match whole (the id's byte order does not matter, every
+ * entry and every lookup writes it the same way), and one lookup of {32 + 32 or 32 + 128, id, the packet's source}
+ * answers "is this source admitted by this VIP". IPv4: the first 4 bytes of `addr`, the rest 0. The value is not
+ * read (1).
+ */
+struct l4f_src_key {
+	__u32 prefixlen;
+	__u32 vip_id;
+	__u8 addr[16];
 };
 
 struct l4f_addr_key {

@@ -10,7 +10,8 @@
  * Everything else gets XDP_PASS untouched, and the tc program does all it does today: an unresolved neighbour
  * (bpf_redirect_neigh asks ARP / ND), a packet too big to encapsulate (dropped and counted), ICMP errors about a
  * VIP flow, drops by reason, the node's own traffic. So tc stays the complete data plane, and XDP a shortcut in
- * front of it that counts each packet it sends itself (L4F_XDP_TX) and no other.
+ * front of it that counts each packet it sends itself (L4F_XDP_TX) and no other; the one exception is a source
+ * outside a VIP's source ranges, which XDP drops and counts itself (L4F_DROP_SOURCE, as tc would).
  *
  * Both pick the same backend (node-core.h: one hash, one pick, one outer header). A packet XDP passes is picked
  * again by tc, which finds the flow XDP may have remembered: the same backend.
@@ -106,6 +107,17 @@ static __always_inline int xdp_forward(struct xdp_md *ctx, const struct l4f_vip 
 	return XDP_TX;
 }
 
+/*
+ * A source outside the VIP's ranges: dropped here, counted as tc counts it (L4F_DROP_SOURCE, the frame's bytes).
+ * The one drop the fast path makes itself: it needs nothing of the kernel, and dropping before an skb exists is
+ * what XDP is cheapest at (a refused client flooding a filtered VIP costs no skb).
+ */
+static __always_inline int xdp_drop_source(void *data, void *end)
+{
+	count(&l4f_stats, L4F_DROP_SOURCE, (__u32)(end - data));
+	return XDP_DROP;
+}
+
 static __always_inline int xdp4(struct xdp_md *ctx, void *data, void *end)
 {
 	struct iphdr *ip = data + ETH_HLEN;
@@ -122,6 +134,8 @@ static __always_inline int xdp4(struct xdp_md *ctx, void *data, void *end)
 	struct l4f_vip *vip = bpf_map_lookup_elem(&l4f_vips, &vk);
 	if (!vip)
 		return XDP_PASS;
+	if ((vip->flags & L4F_VIP_SOURCE_RANGES) && !source_admitted(vip, &ip->saddr, 0))
+		return xdp_drop_source(data, end);
 	struct l4f_flow4 f = {.saddr = ip->saddr, .daddr = ip->daddr, .sport = ports[0], .dport = ports[1],
 			      .proto = proto};
 	__u32 hash = flow_hash4(f.saddr, f.sport, f.daddr, f.dport, vip->hash, vip->seed);
@@ -149,6 +163,8 @@ static __always_inline int xdp6(struct xdp_md *ctx, void *data, void *end)
 	struct l4f_vip *vip = bpf_map_lookup_elem(&l4f_vips, &vk);
 	if (!vip)
 		return XDP_PASS;
+	if ((vip->flags & L4F_VIP_SOURCE_RANGES) && !source_admitted(vip, &ip->saddr, 1))
+		return xdp_drop_source(data, end);
 	struct l4f_flow6 f = {.sport = ports[0], .dport = ports[1], .proto = next};
 	__builtin_memcpy(f.saddr, &ip->saddr, 16);
 	__builtin_memcpy(f.daddr, &ip->daddr, 16);

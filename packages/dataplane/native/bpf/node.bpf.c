@@ -5,7 +5,9 @@
  *
  * A packet addressed to this host (PACKET_HOST) whose destination is a VIP address (headers read in place):
  *   1. VIP lookup by (address, port, protocol), first, for TCP and UDP; a packet to a VIP address with no VIP
- *      on its port or protocol is dropped and counted.
+ *      on its port or protocol is dropped and counted. A VIP with source ranges (sourceRanges) drops and counts
+ *      a packet from any other source here, before its own counter and before step 2 (node-core.h
+ *      source_admitted); ICMP errors about its flows (below) are not filtered.
  *   2. Flow affinity (Maglev §3.3 connection tracking): an LRU hash keyed by the exact 5-tuple gives the
  *      backend id a flow was given; it is kept while that backend is live for the VIP.
  *   3. Otherwise the flow hash: the kernel's jhash over nft's register layout (each field in its own 32-bit
@@ -199,6 +201,9 @@ static __always_inline int ingress4(struct __sk_buff *skb)
 			__builtin_memcpy(vk.addr, &daddr, 4);
 			struct l4f_vip *vip = bpf_map_lookup_elem(&l4f_vips, &vk);
 			if (vip) {
+				/* sourceRanges first: not counted as the VIP's, and before the flow LRU (see source_admitted) */
+				if ((vip->flags & L4F_VIP_SOURCE_RANGES) && !source_admitted(vip, &ip->saddr, 0))
+					return drop(skb, L4F_DROP_SOURCE);
 				count(&l4f_vip_stats, vip->id, skb->len);
 				struct l4f_flow4 f = {.saddr = ip->saddr, .daddr = daddr, .sport = ports[0],
 						      .dport = ports[1], .proto = proto};
@@ -232,6 +237,8 @@ static __always_inline int ingress6(struct __sk_buff *skb)
 			__builtin_memcpy(vk.addr, &ip->daddr, 16);
 			struct l4f_vip *vip = bpf_map_lookup_elem(&l4f_vips, &vk);
 			if (vip) {
+				if ((vip->flags & L4F_VIP_SOURCE_RANGES) && !source_admitted(vip, &ip->saddr, 1))
+					return drop(skb, L4F_DROP_SOURCE);
 				count(&l4f_vip_stats, vip->id, skb->len);
 				struct l4f_flow6 f = {.sport = ports[0], .dport = ports[1], .proto = next};
 				__builtin_memcpy(f.saddr, &ip->saddr, 16);

@@ -2,7 +2,7 @@
  * Byte layouts of the node program's map keys and values (native/bpf/node-maps.h, host byte order except
  * where the header says network order) and of the loader's dump and stats replies (native/bpf-loader/).
  */
-import { canonicalAddress } from '@l4fleet/config';
+import { canonicalAddress, addressText as familyAddressText } from '@l4fleet/config';
 import { hexToAddress } from '../nft/names.js';
 import type { Forwarding } from '../types.js';
 
@@ -17,7 +17,7 @@ export const MAX_BACKENDS = 65_536;
 export const MAX_TABLES = 2 * MAX_VIPS;
 
 /** OP_UPDATE / OP_DELETE map numbers (small_maps[] in native/bpf-loader/state.c). */
-export const MapId = { vips: 0, vipAddrs: 1, backends: 2, config: 3 } as const;
+export const MapId = { vips: 0, vipAddrs: 1, backends: 2, config: 3, sourceRanges: 4 } as const;
 export type MapId = (typeof MapId)[keyof typeof MapId];
 
 export const VIP_KEY_BYTES = 20;
@@ -25,11 +25,15 @@ export const VIP_BYTES = 24;
 export const ADDR_KEY_BYTES = 20;
 export const BACKEND_BYTES = 28;
 export const CONFIG_BYTES = 24;
+/** struct l4f_src_key: u32 prefix length (32 + the prefix's), u32 VIP id, address[16] (src/bpf/source-ranges.ts). */
+export const SOURCE_KEY_BYTES = 24;
 
 const FWD: readonly Forwarding[] = ['l2', 'ipip', 'gre', 'gue'];
 const PROTO = { tcp: 6, udp: 17 } as const;
 export const BACKEND_LIVE = 1;
 export const BACKEND_HAS_MAC = 2;
+/** l4f_vip.flags: the VIP admits only the sources of its l4f_src_ranges entries. */
+export const VIP_SOURCE_RANGES = 1;
 
 /** Counter slots of l4f_stats (node-maps.h). */
 export const STAT = {
@@ -39,6 +43,7 @@ export const STAT = {
   'too-big': 3,
   'no-source': 4,
   'encap-failed': 5,
+  source: 6,
   icmpForwarded: 8,
   icmpUnmatched: 9,
   secondChanceTagged: 10,
@@ -60,6 +65,8 @@ export interface VipValue {
   readonly hash: '5-tuple' | 'source-ip';
   readonly forwarding: Forwarding;
   readonly guePort: number;
+  /** Only the sources in l4f_src_ranges under this VIP's id are admitted (VIP_SOURCE_RANGES). */
+  readonly sourceRanges: boolean;
 }
 
 export interface BackendValue {
@@ -109,6 +116,7 @@ export function encodeVip(v: VipValue): Buffer {
   b[16] = v.hash === 'source-ip' ? 1 : 0;
   b[17] = FWD.indexOf(v.forwarding);
   b.writeUInt16BE(v.guePort, 18);
+  b[20] = v.sourceRanges ? VIP_SOURCE_RANGES : 0;
   return b;
 }
 
@@ -121,7 +129,54 @@ export function decodeVip(b: Buffer, at: number): VipValue {
     hash: b[at + 16] === 1 ? 'source-ip' : '5-tuple',
     forwarding: FWD[b[at + 17] as number] ?? 'l2',
     guePort: b.readUInt16BE(at + 18),
+    sourceRanges: ((b[at + 20] as number) & VIP_SOURCE_RANGES) !== 0,
   };
+}
+
+/**
+ * `<address bytes zero-padded to 16, hex>/<length>`: a source prefix as l4f_src_ranges keys it, without its family
+ * (src/bpf/source-ranges.ts).
+ */
+export const rangeKey = (bytes: Uint8Array, length: number): string =>
+  `${Buffer.from(bytes).toString('hex').padEnd(32, '0')}/${length}`;
+
+/** The l4f_src_ranges key of `range` (a rangeKey) for the VIP `vipId`: {u32 32 + length, u32 vip id, address[16]}. */
+export function encodeSourceKey(vipId: number, range: string): Buffer {
+  const [hex, length] = range.split('/') as [string, string];
+  const b = Buffer.alloc(SOURCE_KEY_BYTES);
+  b.writeUInt32LE(32 + Number(length), 0);
+  b.writeUInt32LE(vipId, 4);
+  Buffer.from(hex, 'hex').copy(b, 8);
+  return b;
+}
+
+/** Per VIP id: its l4f_src_ranges entries, canonical prefix text -> rangeKey (src/bpf/source-ranges.ts). */
+export type KernelRanges = Map<number, ReadonlyMap<string, string>>;
+
+/**
+ * The l4f_src_ranges keys of a dump (u32 n, n x key) from `at`, each named by its canonical text in the family of
+ * the VIP with its id (a key has no family); a key of an id no VIP has is named by its rangeKey, so it matches no
+ * desired prefix and the next apply deletes it. Read from the reply's bytes: a restart names up to 32,768 keys.
+ */
+function decodeRanges(b: Buffer, at: number, families: ReadonlyMap<number, 4 | 6>): KernelRanges {
+  const out = new Map<number, Map<string, string>>();
+  const n = b.readUInt32LE(at);
+  for (let i = 0, k = at + 4; i < n; i++, k += SOURCE_KEY_BYTES) {
+    const length = b.readUInt32LE(k) - 32;
+    const vipId = b.readUInt32LE(k + 4);
+    const key = `${b.toString('hex', k + 8, k + SOURCE_KEY_BYTES)}/${length}`;
+    const family = families.get(vipId);
+    const address =
+      family === 4
+        ? `${b[k + 8]}.${b[k + 9]}.${b[k + 10]}.${b[k + 11]}`
+        : family === 6
+          ? familyAddressText(6, b.subarray(k + 8, k + SOURCE_KEY_BYTES))
+          : undefined;
+    const named = out.get(vipId) ?? new Map<string, string>();
+    named.set(address === undefined ? key : `${address}/${length}`, key);
+    out.set(vipId, named);
+  }
+  return out;
 }
 
 export function encodeAddrKey(family: 4 | 6, addressHex: string): Buffer {
@@ -186,6 +241,8 @@ export interface Dump {
   readonly tables: Map<number, Uint32Array>;
   /** Second chance: per table with any, its slots' previous owners (id + 1, 0 = none; src/bpf/previous.ts). */
   readonly previous: Map<number, Uint32Array>;
+  /** l4f_src_ranges: per VIP id, its prefixes (decodeRanges). */
+  readonly ranges: KernelRanges;
 }
 
 /**
@@ -246,7 +303,10 @@ export function decodeDump(b: Buffer): Dump {
     }
     previous.set(idx, prev);
   }
-  return { vips, addrs, backends, config, tables, previous };
+  // Absent from an older loader's dump (no l4f_src_ranges): no ranges.
+  const families = new Map(vips.map((v) => [v.value.id, v.key.family]));
+  const ranges = at < b.length ? decodeRanges(b, at, families) : new Map();
+  return { vips, addrs, backends, config, tables, previous, ranges };
 }
 
 export interface Counters {

@@ -15,8 +15,9 @@ import { ensureBpffs } from './bpffs.js';
 import { addressText, decodeCounters, decodeDump, STAT } from './codec.js';
 import { type Loader, Op, startLoader } from './loader.js';
 import { type BpfDataPlaneOptions, checkOptions } from './options.js';
-import { type KernelState, planApply, planSweep, RETIRE_AFTER_MS, stateFromDump } from './plan.js';
+import { type KernelState, planApply, stateFromDump } from './plan.js';
 import { nextSeat, type Seat, seatRequest } from './seat.js';
+import { planSweep, RETIRE_AFTER_MS } from './sweep.js';
 
 /** A program's id and, with kernel.bpf_stats_enabled=1, its total run time and run count. */
 export interface ProgramRun {
@@ -283,6 +284,7 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       drops: {
         port: stat(STAT.port),
         'no-backend': stat(STAT['no-backend']),
+        source: stat(STAT.source),
         fragment: stat(STAT.fragment),
         'too-big': stat(STAT['too-big']),
         'no-source': stat(STAT['no-source']),

@@ -4,7 +4,8 @@ import type { VipTable } from '../types.js';
 import { validateDesired } from '../validate.js';
 import { decodeBackend, decodeVip, decodeVipKey, encodeBackend, encodeVip, encodeVipKey, MapId } from './codec.js';
 import { Op } from './loader.js';
-import { emptyState, type KernelState, planApply, planSweep, RETIRE_AFTER_MS, SWEEP_MAX_DELETES } from './plan.js';
+import { emptyState, type KernelState, planApply } from './plan.js';
+import { planSweep, RETIRE_AFTER_MS, SWEEP_MAX_DELETES } from './sweep.js';
 
 const backends = [
   { name: 'a', address: '198.18.0.1', port: 80 },
@@ -132,8 +133,10 @@ describe('bpf codec', () => {
       hash: 'source-ip' as const,
       forwarding: 'gue' as const,
       guePort: 6080,
+      sourceRanges: true,
     };
     expect(decodeVip(encodeVip(v), 0)).toEqual(v);
+    expect(decodeVip(encodeVip({ ...v, sourceRanges: false }), 0).sourceRanges).toBe(false);
     const b = { family: 4 as const, addressHex: 'c6120001', mac: '02:00:00:00:00:01', live: true, vipId: 3 };
     expect(decodeBackend(encodeBackend(b), 0)).toEqual(b);
     expect(encodeVipKey(k).length).toBe(20);

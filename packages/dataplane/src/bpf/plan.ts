@@ -10,10 +10,12 @@
  *   packet sees the old or the new backend of its slot). A new VIP or a new size M gets a fresh table at the
  *   VIP's idle index (vip id * 2 + the other generation) and the VIP entry flips to it in one update: packets
  *   in flight see the whole old table or the whole new one. The old table is deleted by a later sweep
- *   (planSweep, the driver's timer), once no program run can still hold the old VIP entry (RETIRE_AFTER_MS).
- * - Order inside an apply: node addresses, backends, tables, VIPs, VIP addresses added; then addresses,
- *   VIPs removed, backends marked not live: a packet never finds a VIP whose table or backends are not there
- *   yet.
+ *   (sweep.ts planSweep, the driver's timer), once no program run can still hold the old VIP entry.
+ * - Source ranges (source-ranges.ts) are trie entries per VIP id, written as a delta; the VIP entry carries only a
+ *   flag, so a change of ranges alone touches neither its table nor its flows.
+ * - Order inside an apply: node addresses, backends, tables, source ranges added, VIPs, VIP addresses added; then
+ *   addresses, VIPs removed, source ranges removed, backends marked not live: a packet never finds a VIP whose
+ *   table, backends or ranges are not there yet, and a VIP given ranges never admits every source meanwhile.
  */
 import { vipKey } from '@l4fleet/config';
 import type { VipApplyReport } from '../types.js';
@@ -28,6 +30,7 @@ import {
   encodeConfig,
   encodeVip,
   encodeVipKey,
+  type KernelRanges,
   MAX_BACKENDS,
   MAX_VIPS,
   MapId,
@@ -36,16 +39,9 @@ import {
 } from './codec.js';
 import { Op, type Request } from './loader.js';
 import { planPrevious, previousIds } from './previous.js';
+import { planRanges } from './source-ranges.js';
+import { RETIRE_AFTER_MS } from './sweep.js';
 import { planTableCreate, planTableWrite } from './table-plan.js';
-
-/** A table replaced this long ago can no longer be in use by a program run (RCU: microseconds). */
-export const RETIRE_AFTER_MS = 1_000;
-/**
- * Table deletes per sweep. Each delete from the map of tables waits for an RCU grace period in the kernel (8-16 ms
- * on some VMs; no batch delete for arrays: docs/design/0007), and applies queue behind a sweep: a sweep of 100
- * tables would hold the next apply for a second. The rest go in the sweeps that follow.
- */
-export const SWEEP_MAX_DELETES = 4;
 
 export interface KernelVip {
   readonly key: VipKey;
@@ -61,6 +57,8 @@ export interface KernelState {
   /** Second chance: previous owners per table (id + 1, 0 = none); absent = none (src/bpf/previous.ts). */
   readonly previous: Map<number, Uint32Array>;
   readonly config: ConfigValue | undefined;
+  /** l4f_src_ranges: per VIP id, its prefixes (source-ranges.ts); absent = none. */
+  readonly ranges: KernelRanges;
   /** Tables no VIP points at any more, with when (ms, performance.now()) they stopped being used. */
   readonly retired: Map<number, number>;
 }
@@ -80,6 +78,7 @@ export function stateFromDump(d: Dump, now: number): KernelState {
     tables: new Map(d.tables),
     previous: new Map(d.previous),
     config: d.config,
+    ranges: new Map(d.ranges),
     retired,
   };
 }
@@ -92,6 +91,7 @@ export function emptyState(): KernelState {
     tables: new Map(),
     previous: new Map(),
     config: undefined,
+    ranges: new Map(),
     retired: new Map(),
   };
 }
@@ -140,6 +140,9 @@ export function planApply(
   const backendUps: Buffer[][] = [];
   const backendDowns: Buffer[][] = [];
   const reports: VipApplyReport[] = [];
+  /** Per desired VIP id: its source ranges (undefined: every source); and the VIP id of each report. */
+  const wantRanges = new Map<number, NormalizedVip['sources']>();
+  const reportIds: number[] = [];
   let slotsChanged = 0;
   let backendsAdded = 0;
   let backendsRemoved = 0;
@@ -162,6 +165,7 @@ export function planApply(
     const old = vips.get(mk);
     const id = old?.value.id ?? lowestFree((i) => usedVipIds.has(i), MAX_VIPS, 'VIPs');
     usedVipIds.add(id);
+    wantRanges.set(id, v.sources);
 
     // Backend ids of this VIP: by address; a returning address gets its old id.
     const mine = new Map<string, number>();
@@ -248,6 +252,7 @@ export function planApply(
       hash: v.table.hash,
       forwarding: v.forwarding,
       guePort: v.guePort,
+      sourceRanges: v.sources !== undefined,
     };
     const o = old?.value;
     const valueChanged =
@@ -257,7 +262,8 @@ export function planApply(
       o.seed !== value.seed ||
       o.hash !== value.hash ||
       o.forwarding !== value.forwarding ||
-      o.guePort !== value.guePort;
+      o.guePort !== value.guePort ||
+      o.sourceRanges !== value.sourceRanges;
     if (valueChanged) {
       vips.set(mk, { key, value });
       vipUps.push([encodeVipKey(key), encodeVip(value)]);
@@ -270,6 +276,7 @@ export function planApply(
         o.forwarding !== value.forwarding ||
         o.guePort !== value.guePort);
     slotsChanged += changed;
+    reportIds.push(id);
     reports.push({
       vip: v.label,
       action: !old ? 'added' : changed > 0 || valueChanged || previousChanged ? 'updated' : 'unchanged',
@@ -304,11 +311,24 @@ export function planApply(
   }
   for (const a of addrAdds) addrs.add(a);
   for (const a of addrDels) addrs.delete(a);
+  const ranges = planRanges(state.ranges, wantRanges);
+  reportIds.forEach((id, i) => {
+    const r = reports[i] as VipApplyReport;
+    if (r.action === 'unchanged' && ranges.changed.has(id)) reports[i] = { ...r, action: 'updated' };
+  });
+  const rangeUps = ranges.ups.length
+    ? [{ op: Op.update, payload: elements(MapId.sourceRanges, ranges.ups), what: 'source ranges' }]
+    : [];
+  const rangeDowns = ranges.downs.length
+    ? [{ op: Op.delete, payload: elements(MapId.sourceRanges, ranges.downs), what: 'source ranges' }]
+    : [];
 
   const requests: Request[] = [...early];
   if (backendUps.length)
     requests.push({ op: Op.update, payload: elements(MapId.backends, backendUps), what: 'backends' });
   requests.push(...tableReqs);
+  // Make before break, unless old and new together would not fit the trie (source-ranges.ts MAX_SOURCE_ENTRIES).
+  requests.push(...(ranges.deletesFirst ? [...rangeDowns, ...rangeUps] : rangeUps));
   if (vipUps.length) requests.push({ op: Op.update, payload: elements(MapId.vips, vipUps), what: 'vips' });
   if (addrAdds.length)
     requests.push({
@@ -337,42 +357,16 @@ export function planApply(
       ),
       what: 'vips',
     });
+  if (!ranges.deletesFirst) requests.push(...rangeDowns);
   if (backendDowns.length)
     requests.push({ op: Op.update, payload: elements(MapId.backends, backendDowns), what: 'backends leaving' });
   // Retired tables are deleted by the driver's sweeps, not here: each delete would add an RCU wait to the apply.
   return {
     requests,
-    next: { vips, addrs, backends, tables, previous, config, retired },
+    next: { vips, addrs, backends, tables, previous, config, ranges: ranges.next, retired },
     vips: reports,
     slotsChanged,
     backendsAdded,
     backendsRemoved,
   };
-}
-
-/**
- * Deletes the retired tables no program run can still be using, at most `maxDeletes`; the rest stay for a later
- * sweep (`nextDueMs`: when the next one is due, 0 = now; undefined = none retired).
- */
-export function planSweep(
-  state: KernelState,
-  now: number,
-  maxDeletes = SWEEP_MAX_DELETES,
-): { requests: Request[]; next: KernelState; nextDueMs: number | undefined } {
-  const retired = new Map(state.retired);
-  const tables = new Map(state.tables);
-  const previous = new Map(state.previous);
-  const inUse = new Set([...state.vips.values()].map((v) => v.value.table));
-  const requests: Request[] = [];
-  let nextDueMs: number | undefined;
-  for (const [t, since] of retired) {
-    if (inUse.has(t)) retired.delete(t);
-    else if (now - since >= RETIRE_AFTER_MS && requests.length < maxDeletes) {
-      requests.push({ op: Op.tableDelete, payload: u32s(t), what: `table-delete ${t}` });
-      retired.delete(t);
-      tables.delete(t);
-      previous.delete(t);
-    } else nextDueMs = Math.min(nextDueMs ?? Number.POSITIVE_INFINITY, Math.max(0, since + RETIRE_AFTER_MS - now));
-  }
-  return { requests, next: { ...state, tables, previous, retired }, nextDueMs };
 }

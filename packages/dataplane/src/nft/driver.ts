@@ -14,6 +14,7 @@ import {
   backendCounter,
   DROP_NO_BACKEND,
   DROP_PORT,
+  DROP_SOURCE,
   FLOW_TABLE_FULL,
   flowsMap,
   hexToAddress,
@@ -318,6 +319,7 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       drops: {
         port: sum(byName.get(DROP_PORT) ?? zero, natCounters.port),
         'no-backend': sum(byName.get(DROP_NO_BACKEND) ?? zero, natCounters.noBackend),
+        source: sum(byName.get(DROP_SOURCE) ?? zero, natCounters.source),
       },
       flowTable: { entries, fullPackets: byName.get(FLOW_TABLE_FULL)?.packets ?? 0 },
     };

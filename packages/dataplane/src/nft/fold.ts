@@ -5,7 +5,8 @@
 
 import { overlayMap, slotsMap } from './names.js';
 import type { Op } from './ops.js';
-import { effectiveSlot, type KernelState } from './plan.js';
+import type { KernelState } from './plan.js';
+import { effectiveSlot } from './slot-delta.js';
 
 export interface FoldPlan {
   readonly ops: readonly Op[];

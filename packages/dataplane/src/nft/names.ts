@@ -14,6 +14,8 @@ export const BASE_CHAIN = 'ingress';
 export const FORWARD_CHAIN = 'forward';
 export const DROP_PORT = 'drop_port';
 export const DROP_NO_BACKEND = 'drop_no_backend';
+/** Packets from a client outside the VIP's sourceRanges (source-ranges.ts). */
+export const DROP_SOURCE = 'drop_source';
 export const FLOW_TABLE_FULL = 'flow_table_full';
 export const BACKEND_COUNTERS = 'backend_counters';
 export const MACS = 'macs';

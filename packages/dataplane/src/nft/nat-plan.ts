@@ -6,6 +6,7 @@
  * whatever the ruleset becomes. So a table the driver did not write in this run (a restart) is adopted by rewriting
  * every VIP's rules and slot map once, not by reading 65,537 elements per VIP back; established connections are not
  * touched by that. The table is deleted only when no NAT VIP is left (its conntrack timeout objects go with it).
+ * A VIP's source chain (sourceRanges) is read back with its signature, so the same ranges are not written again.
  */
 import { type IpFamily, NO_BACKEND, type Protocol } from '@l4fleet/maglev';
 import type { VipApplyReport } from '../types.js';
@@ -17,12 +18,18 @@ import {
   natBaseTable,
   natLayoutSignature,
   natSlotsMap,
+  natSourceChain,
+  natSourceMap,
+  natSourceRule,
+  natSourceSignature,
+  natSourceUpgrade,
   natVipRules,
   natVipSignature,
   natVipsMap,
   timeoutName,
   timeoutObject,
 } from './nat-ruleset.js';
+import { sourceFilterOf } from './source-ranges.js';
 
 export interface NatVipState {
   readonly key: string;
@@ -35,6 +42,11 @@ export interface NatVipState {
   readonly signature: string;
   /** Per slot the member as nft writes it (`198.18.0.21 . 8443`), '' for no member; empty when unknown. */
   readonly slots: readonly string[];
+  /**
+   * natSourceSignature() of the VIP's source chain ('' when unreadable: rewritten); absent when it has none (no
+   * sourceRanges). Read back after a restart, so the same ranges are not written again.
+   */
+  readonly sourceSignature?: string;
 }
 
 /** What the driver believes the NAT table holds; `adopted`: read as names only (after a restart). */
@@ -42,6 +54,8 @@ export interface NatState {
   readonly vips: ReadonlyMap<string, NatVipState>;
   readonly timeouts: ReadonlySet<string>;
   readonly layoutSignature: string;
+  /** The table has the source filter (natSourceUpgrade): tables written before sourceRanges existed have not. */
+  readonly sourceChain: boolean;
 }
 
 export interface NatPlan {
@@ -94,10 +108,12 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
   if (tableCreated) {
     if (current !== null) out.push(`delete table ${t}`);
     out.push(natBaseTable(table));
+  } else if (!current.sourceChain) {
+    out.push(natSourceUpgrade(table));
   }
   const base: NatState = tableCreated
-    ? { vips: new Map(), timeouts: new Set(), layoutSignature: natLayoutSignature() }
-    : (current as NatState);
+    ? { vips: new Map(), timeouts: new Set(), layoutSignature: natLayoutSignature(), sourceChain: true }
+    : current;
   const timeouts = new Set(base.timeouts);
   const vips = new Map<string, NatVipState>();
   const reports: VipApplyReport[] = [];
@@ -160,6 +176,22 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
     if (old === undefined) {
       out.push(`add element ${t} ${natVipsMap(v.family)} { ${vipElement({ ...v, protocol, port })} : jump ${v.key} }`);
     }
+    // The source filter, in a chain of its own (the raw hook's, see nat-ruleset.ts): rewritten when the ranges change.
+    const source = sourceFilterOf(v);
+    const sourceSignature = source === undefined ? undefined : natSourceSignature(source);
+    const sourceChanged = sourceSignature !== old?.sourceSignature;
+    if (sourceChanged) {
+      const srcChain = `${t} ${natSourceChain(v.key)}`;
+      const srcElement = `${t} ${natSourceMap(v.family)} { ${vipElement({ ...v, protocol, port })}`;
+      if (source === undefined) {
+        out.push(`delete element ${srcElement} }`, `delete chain ${srcChain}`);
+      } else if (old?.sourceSignature === undefined) {
+        out.push(`add chain ${srcChain}`, `add rule ${srcChain} ${natSourceRule(v.family, source)}`);
+        out.push(`add element ${srcElement} : jump ${natSourceChain(v.key)} }`);
+      } else {
+        out.push(`flush chain ${srcChain}`, `add rule ${srcChain} ${natSourceRule(v.family, source)}`);
+      }
+    }
     vips.set(v.key, {
       key: v.key,
       family: v.family,
@@ -169,10 +201,12 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
       label: v.label,
       signature,
       slots,
+      ...(sourceSignature === undefined ? {} : { sourceSignature }),
     });
     slotsChanged += changed;
-    const action = old === undefined ? 'added' : changed > 0 || rulesReplaced ? 'updated' : 'unchanged';
-    reports.push({ vip: v.label, action, slotsChanged: changed, rulesReplaced });
+    const replaced = rulesReplaced || sourceChanged;
+    const action = old === undefined ? 'added' : changed > 0 || replaced ? 'updated' : 'unchanged';
+    reports.push({ vip: v.label, action, slotsChanged: changed, rulesReplaced: replaced });
   }
 
   const addresses = (s: Iterable<{ family: IpFamily; addressHex: string }>): Set<string> =>
@@ -186,6 +220,10 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
   }
   for (const old of base.vips.values()) {
     if (vips.has(old.key)) continue;
+    if (old.sourceSignature !== undefined) {
+      out.push(`delete element ${t} ${natSourceMap(old.family)} { ${vipElement(old)} }`);
+      out.push(`delete chain ${t} ${natSourceChain(old.key)}`);
+    }
     out.push(`delete element ${t} ${natVipsMap(old.family)} { ${vipElement(old)} }`);
     out.push(`delete chain ${t} ${old.key}`);
     out.push(`delete map ${t} ${natSlotsMap(old.key)}`);
@@ -200,7 +238,7 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
   }
   return {
     lines: out,
-    next: { vips, timeouts, layoutSignature: natLayoutSignature() },
+    next: { vips, timeouts, layoutSignature: natLayoutSignature(), sourceChain: true },
     vips: reports,
     slotsChanged,
     tableCreated,

@@ -4,6 +4,10 @@
  * know NAT VIPs, so their packets pass it into the IP stack; an address is served by NAT VIPs or by direct-return VIPs,
  * never both (the netdev table would drop the other's ports).
  *
+ *   source (filter, raw: before conntrack): every packet to a NAT VIP with sourceRanges jumps to the VIP's source
+ *     chain, which drops and counts a client outside the ranges. Every packet, not only a connection's first (which
+ *     alone sees the nat chains), so removing a prefix also stops the connections open from it; and before conntrack,
+ *     so a refused client leaves no conntrack entry behind. ICMP errors never match (no VIP port to look up).
  *   prerouting (nat, dstnat): the first packet of a connection to a NAT VIP jumps to the VIP's chain; anything else to
  *     a NAT address is dropped and counted (port filtering). Later packets never see a nat chain: conntrack rewrites
  *     them, so a connection keeps its member whatever the table does later (the affinity of Maglev §3.3).
@@ -18,6 +22,7 @@
  */
 import type { IpFamily, Protocol } from '@l4fleet/maglev';
 import type { ResolvedProfile } from '../vip-profile.js';
+import { type SourceFilter, sourceRule } from './source-ranges.js';
 
 /** Bumped when the NAT table's shape changes: an older one is then replaced once. */
 export const NAT_LAYOUT_VERSION = 1;
@@ -28,6 +33,11 @@ export const NAT_DROP_PORT = 'nat_drop_port';
 export const NAT_DROP_NO_BACKEND = 'nat_drop_no_backend';
 export const NAT_DROP_EXPIRED = 'nat_drop_expired';
 export const NAT_DROP_UNMATCHED = 'nat_drop_unmatched';
+export const NAT_SOURCE = 'source';
+export const NAT_DROP_SOURCE = 'nat_drop_source';
+/** VIP (address . protocol . port) -> jump to its source chain; only VIPs with sourceRanges have an element. */
+export const natSourceMap = (family: IpFamily): string => `natsrc${family}`;
+export const natSourceChain = (vipKey: string): string => `${vipKey}_src`;
 export const natVipsMap = (family: IpFamily): string => `natvips${family}`;
 export const natAddressesSet = (family: IpFamily): string => `nataddrs${family}`;
 export const natSlotsMap = (vipKey: string): string => `${vipKey}_slots`;
@@ -68,6 +78,26 @@ export function timeoutObject(family: IpFamily, protocol: Protocol, p: ResolvedP
   return `{ protocol ${protocol}; l3proto ${l3(family)}; policy = { ${policy} }; }`;
 }
 
+/** The source filter's counter, maps and base chain: lines of a `table inet T { }` block. */
+function sourceDeclarations(): string[] {
+  return [
+    `  counter ${NAT_DROP_SOURCE} { }`,
+    ...FAMILIES.map((f) => `  map ${natSourceMap(f)} { type ${addrType(f)} . inet_proto . inet_service : verdict; }`),
+    `  chain ${NAT_SOURCE} {`,
+    '    type filter hook prerouting priority raw; policy accept;',
+    ...FAMILIES.map((f) => `    ${l3(f)} daddr . meta l4proto . th dport vmap @${natSourceMap(f)}`),
+    '  }',
+  ];
+}
+
+/**
+ * The source filter added to a NAT table written before sourceRanges existed (it has no `source` chain): added
+ * beside what is there, not by a new layout, which would delete the conntrack timeout objects open connections use.
+ */
+export function natSourceUpgrade(table: string): string {
+  return `${[`table inet ${table} {`, ...sourceDeclarations(), '}'].join('\n')}\n`;
+}
+
 /** The NAT table without VIPs. */
 export function natBaseTable(table: string): string {
   const lines = [`table inet ${table} {`, `  comment "${natLayoutSignature()}"`];
@@ -78,6 +108,7 @@ export function natBaseTable(table: string): string {
     lines.push(`  map ${natVipsMap(f)} { type ${addrType(f)} . inet_proto . inet_service : verdict; }`);
     lines.push(`  set ${natAddressesSet(f)} { type ${addrType(f)}; }`);
   }
+  lines.push(...sourceDeclarations());
   lines.push(`  chain ${NAT_PREROUTING} {`, '    type nat hook prerouting priority dstnat; policy accept;');
   for (const f of FAMILIES) lines.push(`    ${l3(f)} daddr . meta l4proto . th dport vmap @${natVipsMap(f)}`);
   for (const f of FAMILIES) {
@@ -130,4 +161,14 @@ export function natVipRules(v: NatVipShape): string[] {
     `counter name "${NAT_DROP_NO_BACKEND}" drop`,
   );
   return rules;
+}
+
+/** Stored as the source rule's comment: the source chain is rewritten only when this changes. */
+export function natSourceSignature(f: SourceFilter): string {
+  return `l4fleet nat src=${f.digest}`;
+}
+
+/** The one rule of a VIP's source chain. */
+export function natSourceRule(family: IpFamily, f: SourceFilter): string {
+  return `${sourceRule(family, f, NAT_DROP_SOURCE)} comment "${natSourceSignature(f)}"`;
 }

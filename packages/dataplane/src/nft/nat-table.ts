@@ -11,19 +11,33 @@ import type { TrafficCounter, VipApplyReport } from '../types.js';
 import type { NormalizedVip } from '../validate.js';
 import { hexToAddress, parseVipKey } from './names.js';
 import { type NatState, type NatVipState, planNat } from './nat-plan.js';
-import { NAT_DROP_NO_BACKEND, NAT_DROP_PORT } from './nat-ruleset.js';
+import { NAT_DROP_NO_BACKEND, NAT_DROP_PORT, NAT_DROP_SOURCE, NAT_SOURCE } from './nat-ruleset.js';
 
-/** Parses `nft -t list table inet T`: the table comment, the VIP chains, the conntrack timeout objects. */
+/**
+ * Parses `nft -t list table inet T`: the table comment, the VIP chains, the conntrack timeout objects, whether the
+ * source filter is there, and each VIP's source chain signature.
+ */
 export function parseNatSkeleton(text: string): NatState {
   let layoutSignature = '';
   const vips = new Map<string, NatVipState>();
   const timeouts = new Set<string>();
+  const sources = new Map<string, string>();
+  let sourceChain = false;
+  let srcOf: string | undefined;
   for (const line of text.split('\n')) {
     const comment = /^\tcomment "(.*)"$/.exec(line);
     if (comment) layoutSignature = comment[1] as string;
     const timeout = /^\tct timeout (\S+) \{$/.exec(line);
     if (timeout) timeouts.add(timeout[1] as string);
     const chain = /^\tchain (\S+) \{$/.exec(line);
+    if (chain) {
+      if (chain[1] === NAT_SOURCE) sourceChain = true;
+      const src = /^(\S+)_src$/.exec(chain[1] as string)?.[1];
+      srcOf = src !== undefined && parseVipKey(src) ? src : undefined;
+      if (srcOf !== undefined) sources.set(srcOf, '');
+    }
+    const srcRule = /comment "(l4fleet nat src=[^"]*)"$/.exec(line);
+    if (srcRule && srcOf !== undefined) sources.set(srcOf, srcRule[1] as string);
     const k = chain ? parseVipKey(chain[1] as string) : undefined;
     if (chain && k) {
       const key = chain[1] as string;
@@ -37,7 +51,11 @@ export function parseNatSkeleton(text: string): NatState {
       });
     }
   }
-  return { vips, timeouts, layoutSignature };
+  for (const [key, sourceSignature] of sources) {
+    const v = vips.get(key);
+    if (v) vips.set(key, { ...v, sourceSignature });
+  }
+  return { vips, timeouts, layoutSignature, sourceChain };
 }
 
 export interface NatTable {
@@ -48,7 +66,12 @@ export interface NatTable {
     readonly transactions: number;
   }>;
   /** Per VIP label: new connections (a NAT chain sees a connection's first packet only); and the drops. */
-  counters(): Promise<{ vips: Map<string, TrafficCounter>; port: TrafficCounter; noBackend: TrafficCounter }>;
+  counters(): Promise<{
+    vips: Map<string, TrafficCounter>;
+    port: TrafficCounter;
+    noBackend: TrafficCounter;
+    source: TrafficCounter;
+  }>;
   remove(): Promise<void>;
   /** Forget what was written (after a failed transaction): the next apply reads the table again. */
   forget(): void;
@@ -118,10 +141,11 @@ export function createNatTable(opts: { exec: Exec; table: string; log: Logger; n
     async counters() {
       const zero = { packets: 0, bytes: 0 };
       const vips = new Map<string, TrafficCounter>();
-      if (state === null) return { vips, port: zero, noBackend: zero };
+      const none = { vips, port: zero, noBackend: zero, source: zero };
+      if (state === null) return none;
       const r = await exec(['nft', '-j', 'list', 'counters', 'table', 'inet', table]);
       if (r.code !== 0) {
-        if (/No such file or directory/.test(r.stderr)) return { vips, port: zero, noBackend: zero };
+        if (/No such file or directory/.test(r.stderr)) return none;
         throw new DataPlaneError('NFT_STATE_UNREADABLE', `nft list counters (nat table): ${r.stderr.trim()}`);
       }
       const byName = new Map<string, TrafficCounter>();
@@ -131,9 +155,17 @@ export function createNatTable(opts: { exec: Exec; table: string; log: Logger; n
       }
       for (const [name, c] of byName) {
         const k = parseVipKey(name);
-        if (k) vips.set(vipKey({ address: hexToAddress(k.addressHex), port: k.port, protocol: k.protocol }), c);
+        // The VIP's own label, as the netdev side reports it: the key's address is uncompressed hex for IPv6.
+        const label = state?.vips.get(name)?.label;
+        if (k)
+          vips.set(label ?? vipKey({ address: hexToAddress(k.addressHex), port: k.port, protocol: k.protocol }), c);
       }
-      return { vips, port: byName.get(NAT_DROP_PORT) ?? zero, noBackend: byName.get(NAT_DROP_NO_BACKEND) ?? zero };
+      return {
+        vips,
+        port: byName.get(NAT_DROP_PORT) ?? zero,
+        noBackend: byName.get(NAT_DROP_NO_BACKEND) ?? zero,
+        source: byName.get(NAT_DROP_SOURCE) ?? zero,
+      };
     },
     async remove() {
       const r = await exec(['nft', 'delete', 'table', 'inet', table]);

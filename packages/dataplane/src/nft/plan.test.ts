@@ -4,8 +4,9 @@ import type { VipTable } from '../types.js';
 import { validateDesired } from '../validate.js';
 import { planFold } from './fold.js';
 import { renderBatch, renderNft } from './ops.js';
-import { effectiveSlot, type KernelBackend, type KernelState, type Plan, planApply, RETIRED_MAX } from './plan.js';
+import { type KernelBackend, type KernelState, type Plan, planApply, RETIRED_MAX } from './plan.js';
 import type { Layout } from './ruleset.js';
+import { effectiveSlot } from './slot-delta.js';
 
 const layout: Layout = {
   table: 'l4t',

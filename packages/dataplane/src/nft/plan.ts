@@ -7,7 +7,7 @@
  * move established flows (the affinity Maglev §3.3 keeps). A backend id is never given to another
  * backend, so a flow map entry can never point at a different backend than the one it was made for.
  */
-import { type IpFamily, NO_BACKEND, type Protocol } from '@l4fleet/maglev';
+import type { IpFamily, Protocol } from '@l4fleet/maglev';
 import type { VipApplyReport } from '../types.js';
 import type { NormalizedBackend, NormalizedVip } from '../validate.js';
 import {
@@ -15,17 +15,19 @@ import {
   BACKEND_ID_BIT,
   backendCounter,
   backendsMap,
+  DROP_SOURCE,
   hexToAddress,
   liveSet,
   MACS,
-  OVERLAY_NO_BACKEND,
   overlayMap,
   slotsMap,
   vipAddressesSet,
   vipsMap,
 } from './names.js';
 import type { ElementValue, Op } from './ops.js';
-import { baseTable, type Layout, layoutSignature, vipRules, vipSignature } from './ruleset.js';
+import { baseTable, type Layout, layoutSignature, type VipShape, vipRules, vipSignature } from './ruleset.js';
+import { diffSlots, fillBase, toBackendIds } from './slot-delta.js';
+import { sourceFilterOf } from './source-ranges.js';
 
 export interface KernelBackend {
   readonly id: number;
@@ -73,6 +75,12 @@ export interface KernelState {
    * live set and no slot the overlay does not override.
    */
   readonly retired?: ReadonlyMap<string, KernelBackend>;
+  /**
+   * The table has the DROP_SOURCE counter that sourceRanges rules count into. A table written before sourceRanges
+   * existed lacks it: the plan adds it (once), so an upgraded node gets it without a new layout, which would empty
+   * the flow maps. Absent: not known to be there.
+   */
+  readonly dropSourceCounter?: boolean;
 }
 
 /** Retired backends remembered at most (the oldest are forgotten first, and their elements deleted). */
@@ -101,86 +109,6 @@ const element = (verb: 'add' | 'delete', set: string, key: number, value?: Eleme
 const vipElement = (v: { addressHex: string; protocol: Protocol; port: number }): string =>
   `${hexToAddress(v.addressHex)} . ${v.protocol} . ${v.port}`;
 
-/** Slot -> backend id (0 for NO_BACKEND). Small hot loops stay in small functions, which V8 optimises. */
-function toBackendIds(wanted: Int32Array, ids: Uint32Array): Uint32Array {
-  const size = wanted.length;
-  const slots = new Uint32Array(size);
-  for (let i = 0; i < size; i++) {
-    const s = wanted[i] as number;
-    slots[i] = s === NO_BACKEND ? 0 : (ids[s] as number);
-  }
-  return slots;
-}
-
-/** The backend id a slot forwards to (0: none), as the rules read the two maps. */
-export function effectiveSlot(v: Pick<KernelVip, 'base' | 'overlay'>, slot: number): number {
-  const o = v.overlay[slot] as number;
-  if (o === 0) return v.base[slot] as number;
-  return o === OVERLAY_NO_BACKEND ? 0 : o;
-}
-
-/** A new VIP or size: every slot into the slot map. */
-function fillBase(set: string, slots: Uint32Array, out: Op[]): void {
-  const keys = new Uint32Array(slots.length);
-  const values = new Uint32Array(slots.length);
-  let n = 0;
-  for (let s = 0; s < slots.length; s++) {
-    if (slots[s] === 0) continue;
-    keys[n] = s;
-    values[n++] = slots[s] as number;
-  }
-  if (n > 0) out.push({ kind: 'bulk', verb: 'add', set, keys: keys.subarray(0, n), values: values.subarray(0, n) });
-}
-
-/**
- * The changed slots, written to the overlay (Maglev moves the slots of a leaving backend: a quarter of the
- * table when one of 4 leaves). A slot the overlay does not have yet costs one `add`; replacing a slot-map
- * element would cost a `delete` and an `add` (the kernel cannot change an element's value in place), and
- * the kernel's ~0.75 us per operation is most of an apply. Typed arrays, not an object per slot: this is
- * on the apply's critical path. Returns the new overlay and how many slots changed.
- */
-function diffSlots(
-  set: string,
-  old: Pick<KernelVip, 'base' | 'overlay' | 'overlayCount'>,
-  slots: Uint32Array,
-  out: Op[],
-): { overlay: Uint32Array; overlayCount: number; changed: number } {
-  const size = slots.length;
-  // Most VIPs do not change in an apply: find the first changed slot before copying or allocating.
-  let first = 0;
-  while (first < size && effectiveSlot(old, first) === slots[first]) first += 1;
-  if (first === size) return { overlay: old.overlay, overlayCount: old.overlayCount, changed: 0 };
-  const overlay = Uint32Array.from(old.overlay);
-  let overlayCount = old.overlayCount;
-  const delKeys = new Uint32Array(size - first);
-  const addKeys = new Uint32Array(size - first);
-  const addValues = new Uint32Array(size - first);
-  let dels = 0;
-  let adds = 0;
-  let changed = 0;
-  for (let s = first; s < size; s++) {
-    const now = slots[s] as number;
-    if (effectiveSlot(old, s) === now) continue;
-    changed += 1;
-    const was = overlay[s] as number;
-    const want = now === (old.base[s] as number) ? 0 : now === 0 ? OVERLAY_NO_BACKEND : now;
-    if (was !== 0) {
-      delKeys[dels++] = s;
-      overlayCount -= 1;
-    }
-    if (want !== 0) {
-      addKeys[adds] = s;
-      addValues[adds++] = want;
-      overlayCount += 1;
-    }
-    overlay[s] = want;
-  }
-  if (dels > 0) out.push({ kind: 'bulk', verb: 'delete', set, keys: delKeys.subarray(0, dels) });
-  if (adds > 0)
-    out.push({ kind: 'bulk', verb: 'add', set, keys: addKeys.subarray(0, adds), values: addValues.subarray(0, adds) });
-  return { overlay, overlayCount, changed };
-}
-
 export function planApply(current: KernelState | null, desired: readonly NormalizedVip[], layout: Layout): Plan {
   const t = layout.table;
   const out: Op[] = [];
@@ -193,6 +121,9 @@ export function planApply(current: KernelState | null, desired: readonly Normali
     // A table in an older layout (or for another interface) is replaced in the same transaction.
     if (current !== null) nft(`delete table netdev ${t}`);
     nft(baseTable(layout));
+  } else if (current?.dropSourceCounter !== true) {
+    // `add` leaves an existing counter alone, so a wrong guess here costs nothing.
+    nft(`add counter netdev ${t} ${DROP_SOURCE}`);
   }
   const base: KernelState = tableCreated
     ? { layoutSignature: sig, vips: new Map(), backends: new Map(), maxBackendId: current?.maxBackendId ?? 0 }
@@ -250,7 +181,8 @@ export function planApply(current: KernelState | null, desired: readonly Normali
     const { protocol, port } = v.table.vip;
     // The flow-affinity timeout of this VIP: its profile's idle timeout; without one, the driver's (design note 0012).
     const idle = v.table.profile === undefined ? undefined : v.profile.idleTimeoutS;
-    const shape = {
+    const source = sourceFilterOf(v);
+    const shape: VipShape = {
       key: v.key,
       family: v.family,
       protocol,
@@ -261,6 +193,7 @@ export function planApply(current: KernelState | null, desired: readonly Normali
       ...(idle === undefined || idle === (protocol === 'tcp' ? layout.flowTimeoutTcpS : layout.flowTimeoutUdpS)
         ? {}
         : { idleTimeoutS: idle }),
+      ...(source === undefined ? {} : { source }),
     };
     const signature = vipSignature(shape);
     const ids = Uint32Array.from(
@@ -382,7 +315,7 @@ export function planApply(current: KernelState | null, desired: readonly Normali
 
   return {
     ops: out,
-    next: { layoutSignature: sig, vips, backends, maxBackendId: maxId, retired },
+    next: { layoutSignature: sig, vips, backends, maxBackendId: maxId, retired, dropSourceCounter: true },
     vips: reports,
     slotsChanged,
     backendsAdded,

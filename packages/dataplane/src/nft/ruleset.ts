@@ -5,11 +5,13 @@
  *     floods frames for a downed port, and without the match every node would forward them) whose
  *     daddr . l4proto . dport is a VIP jump to that VIP's chain; anything else to a VIP address is dropped
  *     and counted (port filtering); everything else passes untouched.
- *   <vip> chain: an existing flow keeps its backend (Maglev §3.3 connection tracking, here an nft dynamic
- *     map keyed by the 5-tuple, value = backend id, refreshed on every packet, expiring when idle) as long
- *     as that backend is still in the VIP's pool; a new flow hashes to a slot with the kernel's jhash,
- *     the slot map gives its backend id, the flow is remembered and forwarded. The remembering and the
- *     forwarding are separate rules, so a full flow map degrades to stateless forwarding, never to drops.
+ *   <vip> chain: a client outside the VIP's sourceRanges is dropped and counted first, before flow affinity, so
+ *     removing a prefix also stops the flows open from it (source-ranges.ts). Then an existing flow keeps its
+ *     backend (Maglev §3.3 connection tracking, here an nft dynamic map keyed by the 5-tuple, value = backend
+ *     id, refreshed on every packet, expiring when idle) as long as that backend is still in the VIP's pool; a
+ *     new flow hashes to a slot with the kernel's jhash, the slot map gives its backend id, the flow is
+ *     remembered and forwarded. The remembering and the forwarding are separate rules, so a full flow map
+ *     degrades to stateless forwarding, never to drops.
  *   forward: backend id -> neighbour (kernel ARP/ND resolution, `fwd ip to`) or a static MAC, out of the
  *     same interface, the IP packet unchanged but for the TTL: L2 direct server return.
  */
@@ -21,6 +23,7 @@ import {
   backendsMap,
   DROP_NO_BACKEND,
   DROP_PORT,
+  DROP_SOURCE,
   exactFlowsSet,
   FLOW_TABLE_FULL,
   FORWARD_CHAIN,
@@ -35,6 +38,7 @@ import {
   vipAddressesSet,
   vipsMap,
 } from './names.js';
+import { type SourceFilter, sourceRule } from './source-ranges.js';
 
 export interface Layout {
   readonly table: string;
@@ -59,10 +63,16 @@ const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp'];
 const l3 = (f: IpFamily): string => (f === 4 ? 'ip' : 'ip6');
 const addrType = (f: IpFamily): string => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
 
+/**
+ * The table's own counters. DROP_SOURCE came later: a table written before it lacks it, and the plan adds it once
+ * (plan.ts, KernelState.dropSourceCounter) rather than laying the table out anew, which would empty its flow maps.
+ */
+export const BASE_COUNTERS = [DROP_PORT, DROP_NO_BACKEND, FLOW_TABLE_FULL, DROP_SOURCE] as const;
+
 /** The whole table, empty of VIPs and backends. */
 export function baseTable(l: Layout): string {
   const lines: string[] = [`table netdev ${l.table} {`, `  comment "${layoutSignature(l)}"`];
-  for (const c of [DROP_PORT, DROP_NO_BACKEND, FLOW_TABLE_FULL]) lines.push(`  counter ${c} { }`);
+  for (const c of BASE_COUNTERS) lines.push(`  counter ${c} { }`);
   for (const f of FAMILIES) {
     lines.push(`  map ${vipsMap(f)} { type ${addrType(f)} . inet_proto . inet_service : verdict; }`);
     lines.push(`  set ${vipAddressesSet(f)} { type ${addrType(f)}; }`);
@@ -118,9 +128,11 @@ export interface VipShape {
   readonly idleTimeoutS?: number;
   /** `onMemberDown: reselect`: a remembered flow whose backend is not live is forgotten, not left to idle out. */
   readonly reselect?: boolean;
+  /** The VIP's sourceRanges; absent: every source. */
+  readonly source?: SourceFilter;
 }
 
-/** Stored as the first rule's comment: rules are rewritten only when this changes. */
+/** Stored as the comment of the rule counting the VIP: rules are rewritten only when this changes. */
 export function vipSignature(v: VipShape): string {
   // The idle timeout only when it is not the default, so tables written before profiles keep their signature.
   const idle = v.idleTimeoutS === undefined ? '' : ` idle=${v.idleTimeoutS}`;
@@ -128,7 +140,9 @@ export function vipSignature(v: VipShape): string {
   // rewritten once, so an upgraded node gets them without a new layout (which would drop its flow maps).
   const syn = v.protocol === 'tcp' ? ' syn=table' : '';
   const reselect = v.reselect ? ' reselect' : '';
-  return `l4fleet vip hash=${v.hash} seed=${v.seed} size=${v.size}${idle}${syn}${reselect}`;
+  // The ranges' digest only when there are ranges: a VIP without them keeps the signature older tables have.
+  const src = v.source === undefined ? '' : ` src=${v.source.digest}`;
+  return `l4fleet vip hash=${v.hash} seed=${v.seed} size=${v.size}${idle}${syn}${reselect}${src}`;
 }
 
 /**
@@ -203,6 +217,8 @@ export function vipRules(v: VipShape, l: Layout): string[] {
     ]);
   }
   return [
+    // Before the VIP's counter (which counts what enters its forwarding path) and before the known-flow rules.
+    ...(v.source === undefined ? [] : [sourceRule(v.family, v.source, DROP_SOURCE)]),
     `counter name "${v.key}" comment "${vipSignature(v)}"`,
     ...known,
     // `reselect`: the entry of a flow whose backend was decided down goes, so `add` below remembers the table's

@@ -13,6 +13,7 @@ import {
   BACKEND_COUNTERS,
   BACKEND_ID_BIT,
   backendsMap,
+  DROP_SOURCE,
   hexToAddress,
   liveSet,
   MACS,
@@ -50,14 +51,21 @@ export async function countElements(exec: Exec, table: string, kind: 'map' | 'se
   return (await elements(exec, table, kind, name)).length;
 }
 
-/** Parses `nft -t list table` text: the table comment and each VIP chain's signature comment. */
-export function parseSkeleton(text: string): { layoutSignature: string; chains: Map<string, string> } {
+/** Parses `nft -t list table` text: the table comment, its named counters and each VIP chain's signature comment. */
+export function parseSkeleton(text: string): {
+  layoutSignature: string;
+  chains: Map<string, string>;
+  counters: Set<string>;
+} {
   let layoutSignature = '';
   const chains = new Map<string, string>();
+  const counters = new Set<string>();
   let chain: string | undefined;
   for (const line of text.split('\n')) {
     const tableComment = /^\tcomment "(.*)"$/.exec(line);
     if (tableComment) layoutSignature = tableComment[1] as string;
+    const counter = /^\tcounter (\S+) \{$/.exec(line);
+    if (counter) counters.add(counter[1] as string);
     const c = /^\tchain (\S+) \{$/.exec(line);
     if (c) {
       chain = c[1] as string;
@@ -67,7 +75,7 @@ export function parseSkeleton(text: string): { layoutSignature: string; chains: 
     const rule = /comment "(l4fleet vip [^"]*)"$/.exec(line);
     if (rule && chain !== undefined && chains.has(chain)) chains.set(chain, rule[1] as string);
   }
-  return { layoutSignature, chains };
+  return { layoutSignature, chains, counters };
 }
 
 /** The kernel's copy of the table, or null when the table does not exist. */
@@ -134,5 +142,12 @@ export async function readKernelState(exec: Exec, table: string): Promise<Kernel
       label: vipKey({ address: hexToAddress(k.addressHex), port: k.port, protocol: k.protocol }),
     });
   }
-  return { layoutSignature: skeleton.layoutSignature, vips, backends, maxBackendId, retired };
+  return {
+    layoutSignature: skeleton.layoutSignature,
+    vips,
+    backends,
+    maxBackendId,
+    retired,
+    dropSourceCounter: skeleton.counters.has(DROP_SOURCE),
+  };
 }

@@ -5,6 +5,7 @@
  * not direct server return and backend ports may differ from the VIP port.
  */
 import { performance } from 'node:perf_hooks';
+import { sourceAdmits } from '@l4fleet/config';
 import type { Logger } from 'pino';
 import { DataPlaneError } from '../errors.js';
 import { changedSlots } from '../slots.js';
@@ -12,7 +13,7 @@ import type { ApplyResult, DataPlane, DataPlaneCounters, VipApplyReport, VipBack
 import { type NormalizedVip, validateDesired } from '../validate.js';
 import { BackendSelector, type ProxySelection } from './select.js';
 import { type ProxyStats, Tally } from './stats.js';
-import { listenTcp, type ProfileHolder, type VipListener } from './tcp.js';
+import { listenTcp, type ProfileHolder, type SourceFilter, type VipListener } from './tcp.js';
 import { listenUdp } from './udp.js';
 
 export const DEFAULT_PROXY_FLOW_TIMEOUT_UDP_S = 30;
@@ -40,6 +41,8 @@ interface RunningVip {
   readonly stats: ProxyStats;
   /** The VIP's profile as socket timeouts (tcp.ts); replaced by each apply, read by new connections. */
   readonly profile: ProfileHolder;
+  /** The VIP's sourceRanges (tcp.ts SourceFilter); replaced by each apply, asked for every new connection/datagram. */
+  readonly source: SourceFilter;
 }
 
 /** The proxy connects to the address: a slot whose backend keeps its name but moves counts as changed. */
@@ -64,6 +67,7 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
   const running = new Map<string, RunningVip>();
   const backendTallies = new Map<string, Tally>();
   const noBackend = new Tally();
+  const sourceDrops = new Tally();
   let closed = false;
   let queue: Promise<unknown> = Promise.resolve();
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
@@ -76,8 +80,9 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
     const { address, port, protocol } = v.table.vip;
     const host = opts.listenAddress ?? address;
     const selector = new BackendSelector(v.table, selection);
-    const stats: ProxyStats = { vip: new Tally(), backends: backendTallies, noBackend };
+    const stats: ProxyStats = { vip: new Tally(), backends: backendTallies, noBackend, source: sourceDrops };
     const profile = profileOf(v);
+    const source: SourceFilter = { admits: sourceAdmits(v.table.sourceRanges) };
     try {
       const listener =
         protocol === 'tcp'
@@ -88,6 +93,7 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
               stats,
               connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
               profile,
+              source,
               log,
             })
           : await listenUdp({
@@ -97,9 +103,10 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
               stats,
               timeoutMs: () => (profile.profile ? profile.profile.idleTimeoutS * 1000 : timeoutMs),
               maxSessions,
+              source,
               log,
             });
-      return { key: v.key, label: v.label, table: v.table, selector, listener, stats, profile };
+      return { key: v.key, label: v.label, table: v.table, selector, listener, stats, profile, source };
     } catch (err) {
       throw new DataPlaneError(
         'LISTEN_FAILED',
@@ -141,14 +148,18 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
       const rulesReplaced =
         r.table.hash !== v.table.hash || r.table.seed !== v.table.seed || r.table.slots.length !== v.table.slots.length;
       const poolChanged = JSON.stringify(r.table.backends) !== JSON.stringify(v.table.backends);
+      const rangesChanged = JSON.stringify(r.table.sourceRanges) !== JSON.stringify(v.table.sourceRanges);
       r.table = v.table;
       r.profile.profile = profileOf(v).profile;
+      // The listener stays (no listener change, no transaction): only the filter its connections ask is replaced,
+      // and tableChanged() ends the open flows of clients the new ranges refuse.
+      r.source.admits = sourceAdmits(v.table.sourceRanges);
       r.selector.setTable(v.table);
       r.listener.tableChanged();
       slotsChanged += changed;
       reports.push({
         vip: v.label,
-        action: changed || rulesReplaced || poolChanged ? 'updated' : 'unchanged',
+        action: changed || rulesReplaced || poolChanged || rangesChanged ? 'updated' : 'unchanged',
         slotsChanged: changed,
         rulesReplaced,
       });
@@ -189,7 +200,12 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
       })),
       backends: [...backendTallies].map(([address, t]) => ({ address, packets: t.packets, bytes: t.bytes })),
       // The kernel answers connections to ports the proxy does not listen on; it never sees them.
-      drops: { port: { packets: 0, bytes: 0 }, 'no-backend': { packets: noBackend.packets, bytes: noBackend.bytes } },
+      drops: {
+        port: { packets: 0, bytes: 0 },
+        'no-backend': { packets: noBackend.packets, bytes: noBackend.bytes },
+        // Refused connections count 0 bytes (closed before a byte is read), refused datagrams their payload.
+        source: { packets: sourceDrops.packets, bytes: sourceDrops.bytes },
+      },
       flowTable: { entries: [...running.values()].reduce((n, r) => n + r.listener.flows, 0), fullPackets: 0 },
     }),
     close: () =>

@@ -14,6 +14,8 @@ export interface ProxyStats {
   /** By backend address. */
   readonly backends: Map<string, Tally>;
   readonly noBackend: Tally;
+  /** Clients outside the VIP's sourceRanges: refused connections (0 bytes) and datagrams (their payload bytes). */
+  readonly source: Tally;
 }
 
 export function backendTally(stats: ProxyStats, address: string): Tally {

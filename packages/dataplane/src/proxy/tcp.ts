@@ -11,8 +11,21 @@ export interface VipListener {
   close(drain: boolean): Promise<void>;
   /** Flows in progress (connections or UDP sessions). */
   readonly flows: number;
-  /** The table changed: flows to a backend that left the pool end (Maglev would re-hash them). */
+  /**
+   * The table changed: flows to a backend that left the pool end (Maglev would re-hash them), and so do flows from a
+   * client its sourceRanges no longer admit (the kernel drivers filter before flow affinity: their next packet drops).
+   * Those are not counted as `source` drops: they were admitted, and counted for the VIP, when they opened.
+   */
   tableChanged(): void;
+}
+
+/**
+ * The VIP's sourceRanges as a test of a client address (@l4fleet/config sourceAdmits), replaced by each apply and
+ * asked before the backend pick or session lookup of every new connection and datagram: changing only the ranges
+ * keeps the listener, so admitted clients lose nothing.
+ */
+export interface SourceFilter {
+  admits: (address: string) => boolean;
 }
 
 /**
@@ -32,12 +45,23 @@ export async function listenTcp(opts: {
   stats: ProxyStats;
   connectTimeoutMs: number;
   profile: ProfileHolder;
+  source: SourceFilter;
   log: Logger;
 }): Promise<VipListener> {
   const { selector, stats } = opts;
-  const conns = new Map<net.Socket, { upstream: net.Socket; backend: VipBackend }>();
+  // `src` is kept because a destroyed socket no longer reports its remoteAddress.
+  const conns = new Map<net.Socket, { upstream: net.Socket; backend: VipBackend; src: string }>();
   const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (client) => {
-    const backend = selector.pick({ src: client.remoteAddress ?? '', sport: client.remotePort ?? 0 });
+    const src = client.remoteAddress ?? '';
+    if (!opts.source.admits(src)) {
+      // The kernel completed the handshake before the proxy saw the client, so the refusal is a reset (RST, the
+      // client's read fails with ECONNRESET) rather than a FIN: the client is told it was refused, not served, and
+      // the proxy keeps no TIME_WAIT per refused connection. Counted as one connection of 0 bytes: nothing is read.
+      stats.source.add(1, 0);
+      client.resetAndDestroy();
+      return;
+    }
+    const backend = selector.pick({ src, sport: client.remotePort ?? 0 });
     if (!backend) {
       stats.noBackend.add(1, 0);
       client.resetAndDestroy();
@@ -55,7 +79,7 @@ export async function listenTcp(opts: {
     upstream.setTimeout(connectMs, () => upstream.destroy(new Error('connect timeout')));
     upstream.once('connect', () => upstream.setTimeout(0));
     if (profile) applyProfile(client, upstream, profile);
-    conns.set(client, { upstream, backend });
+    conns.set(client, { upstream, backend, src });
     client.on('data', (d: Buffer) => {
       stats.vip.bytes += d.length;
       tally.bytes += d.length;
@@ -96,7 +120,7 @@ export async function listenTcp(opts: {
     },
     tableChanged() {
       for (const [client, c] of conns) {
-        if (!selector.has(c.backend)) {
+        if (!selector.has(c.backend) || !opts.source.admits(c.src)) {
           client.resetAndDestroy();
           c.upstream.destroy();
         }

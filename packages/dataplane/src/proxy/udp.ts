@@ -9,9 +9,11 @@ import type { Logger } from 'pino';
 import type { VipBackend } from '../types.js';
 import type { BackendSelector } from './select.js';
 import { backendTally, type ProxyStats } from './stats.js';
-import type { VipListener } from './tcp.js';
+import type { SourceFilter, VipListener } from './tcp.js';
 
 interface Session {
+  /** The client's address, asked of the VIP's sourceRanges again at each apply. */
+  readonly src: string;
   readonly backend: VipBackend;
   readonly upstream: dgram.Socket;
   lastSeenMs: number;
@@ -25,6 +27,7 @@ export async function listenUdp(opts: {
   /** Idle milliseconds before a session ends: the VIP profile's idleTimeoutS, read at each sweep. */
   timeoutMs: () => number;
   maxSessions: number;
+  source: SourceFilter;
   log: Logger;
 }): Promise<VipListener> {
   const { selector, stats } = opts;
@@ -36,6 +39,12 @@ export async function listenUdp(opts: {
     s.upstream.close();
   };
   socket.on('message', (msg, rinfo) => {
+    // Before the session lookup, as the kernel drivers filter before flow affinity: a refused datagram creates no
+    // session and reaches no backend. Counted as one packet of its payload bytes, like the VIP's own counter.
+    if (!opts.source.admits(rinfo.address)) {
+      stats.source.add(1, msg.length);
+      return;
+    }
     const key = `${rinfo.address}|${rinfo.port}`;
     let s = sessions.get(key);
     if (s) {
@@ -61,7 +70,7 @@ export async function listenUdp(opts: {
         socket.send(reply, rinfo.port, rinfo.address);
       });
       upstream.connect(backend.port, backend.address);
-      s = { backend, upstream, lastSeenMs: 0 };
+      s = { src: rinfo.address, backend, upstream, lastSeenMs: 0 };
       sessions.set(key, s);
       selector.opened(backend);
     }
@@ -98,7 +107,7 @@ export async function listenUdp(opts: {
       return sessions.size;
     },
     tableChanged() {
-      for (const [key, s] of sessions) if (!selector.has(s.backend)) end(key, s);
+      for (const [key, s] of sessions) if (!selector.has(s.backend) || !opts.source.admits(s.src)) end(key, s);
     },
     close() {
       clearInterval(sweep);
