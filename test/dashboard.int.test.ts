@@ -77,7 +77,17 @@ const fleetYaml = stringify({
       members: [1, 2, 3].map((i) => ({ name: `be${i}`, address: `${SEGMENT}.2${i}`, port: PORT })),
     },
   ],
-  vips: [{ address: '198.51.100.30', port: PORT, protocol: 'tcp', pool: 'web', tableSize: 251 }],
+  // n1's proxy sees its clients as 127.0.0.1: admitted. The page names the prefixes under the pool.
+  vips: [
+    {
+      address: '198.51.100.30',
+      port: PORT,
+      protocol: 'tcp',
+      pool: 'web',
+      tableSize: 251,
+      sourceRanges: ['127.0.0.0/8', '198.18.0.0/15'],
+    },
+  ],
 });
 
 function agentYaml(name: string, index: number, stateDir: string): string {
@@ -250,6 +260,9 @@ describe('dashboard in chromium against etcd, NATS and two agents', () => {
     await expect.poll(() => page.locator(`tr[data-node] div[data-vip="${VIP}"]`).count(), { timeout: 15_000 }).toBe(2);
     expect(await page.locator('tr[data-node] .mismatch').count()).toBe(0);
     expect(await page.locator(`#vips tr[data-vip="${VIP}"] .share span`).count()).toBe(3);
+    expect(await page.locator(`#vips tr[data-vip="${VIP}"] [data-field="sources"]`).textContent()).toBe(
+      'clients 127.0.0.0/8, 198.18.0.0/15 only',
+    );
     expect(await page.locator('#writes').textContent()).toBe('writes enabled');
     // Traffic through n1's proxy (a client in the namespace) shows in its charts, per node and per backend.
     await run(['sh', '-c', `for i in $(seq 20); do echo ping | ncat -w 1 127.0.0.1 ${PORT} >/dev/null; done`], {

@@ -219,6 +219,32 @@ describe('cli - fleet commands on the memory store', () => {
     expect(json.members[1]).not.toHaveProperty('probeFailures');
   });
 
+  test('sourceRanges: apply names the change, get vips counts them, describe vip lists them', async () => {
+    await cli('apply', '-f', file('s1.yaml', FLEET), '--new-fleet');
+    const ranged = FLEET.replace('pool: web }', 'pool: web, sourceRanges: [198.18.0.0/15, 10.1.2.3] }');
+    const dry = await cli('apply', '-f', file('s2.yaml', ranged), '--dry-run');
+    expect(dry.out).toContain('sourceRanges every client -> 198.18.0.0/15 10.1.2.3/32');
+    expect((await cli('apply', '-f', file('s2.yaml', ranged))).code).toBe(0);
+    expect((await cli('get', 'vips')).out).toMatch(/198\.51\.100\.10:80\/tcp\s+web\s+65537\s+5-tuple\s+2 prefixes/);
+    expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain(
+      'Sources:      198.18.0.0/15, 10.1.2.3/32; other clients are dropped',
+    );
+    const json = JSON.parse((await cli('describe', 'vip', '198.51.100.10:80/tcp', '-o', 'json')).out);
+    expect(json.vip.sourceRanges).toEqual(['198.18.0.0/15', '10.1.2.3/32']);
+    const bad = await cli(
+      'apply',
+      '-f',
+      file('s3.yaml', FLEET.replace('pool: web }', 'pool: web, sourceRanges: [10.1.2.3/8] }')),
+    );
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain('vips[0].sourceRanges[0]: "10.1.2.3/8" has host bits set (the prefix is 10.0.0.0/8)');
+    expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain(
+      'Sources:      198.18.0.0/15, 10.1.2.3/32',
+    );
+    await cli('apply', '-f', file('s1.yaml', FLEET));
+    expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain('Sources:      any client');
+  });
+
   test('describe vip says what the health check sends: type, port, request, host, whether the certificate is verified', async () => {
     await cli('apply', '-f', file('h.yaml', FLEET), '--new-fleet');
     expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain(

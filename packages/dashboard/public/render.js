@@ -140,7 +140,18 @@ export function renderVips(tbody, view) {
         'tr',
         { 'data-vip': v.key },
         el('td', {}, el('code', {}, v.key)),
-        el('td', {}, v.pool),
+        el(
+          'td',
+          {},
+          v.pool,
+          v.sources
+            ? el(
+                'div',
+                { class: 'note', 'data-field': 'sources', title: v.sources.join(', ') },
+                `clients ${v.sources.slice(0, 3).join(', ')}${v.sources.length > 3 ? ` +${v.sources.length - 3}` : ''} only`,
+              )
+            : '',
+        ),
         el('td', {}, v.hash),
         el('td', {}, v.tableSize),
         el('td', {}, el('code', {}, v.checksum ?? '-')),

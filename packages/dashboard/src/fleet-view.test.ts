@@ -91,6 +91,19 @@ describe('fleet-view', () => {
     expect(v?.announcedBy).toEqual(['n2', 'n1', 'n3']);
   });
 
+  test("fleet-view - a VIP's sourceRanges are its sources; null when it admits every client", () => {
+    expect(view.vips[0]?.sources).toBeNull();
+    const ranged = parseFleet({ ...fleet, vips: [{ ...vip, sourceRanges: ['198.18.0.0/15'] }] });
+    const v = buildFleetView({
+      desired: { fleet: ranged, revision: 4, generation: 'g' },
+      decided: { decided, ramps: new Map(), revision: 4 },
+      nodes: [],
+      health: [],
+      leader: undefined,
+    }).vips[0];
+    expect(v?.sources).toEqual(['198.18.0.0/15']);
+  });
+
   test('fleet-view - members carry each node view and the decision', () => {
     const a = view.pools[0]?.members.find((m) => m.name === 'a');
     expect(a).toMatchObject({ decided: 'down', health: { n1: 'down', n2: 'up' }, endpoint: '198.18.0.21:80' });

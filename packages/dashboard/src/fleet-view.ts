@@ -58,6 +58,8 @@ export interface VipRow {
   readonly pool: string;
   readonly tableSize: number;
   readonly hash: string;
+  /** The VIP's `sourceRanges` (the clients it admits), or null: every client. */
+  readonly sources: readonly string[] | null;
   readonly checksum: string | null;
   /** Slots per backend of the expected table (every index-space member, 0 when it takes no new flows). */
   readonly shares: readonly ShareRow[];
@@ -134,7 +136,8 @@ function vipRows(
   return fleet.vips.map((vip) => {
     const key = vipKey(vip);
     const announcedBy = nodes.filter((n) => n.status?.announced.includes(key)).map((n) => n.name);
-    const base = { key, pool: vip.pool, tableSize: vip.tableSize, hash: vip.hash, announcedBy };
+    const sources = vip.sourceRanges ?? null;
+    const base = { key, pool: vip.pool, tableSize: vip.tableSize, hash: vip.hash, sources, announcedBy };
     try {
       const table = buildVipTable(fleet, vip, decided.decided, history?.history, decided.ramps);
       const counts = new Array<number>(table.backends.length).fill(0);

@@ -8,7 +8,7 @@ function counters(extra: Partial<DataPlaneCounters> = {}): DataPlaneCounters {
   return {
     vips: [{ vip: '198.51.100.10:80/tcp', packets: 7, bytes: 700 }],
     backends: [{ address: '198.18.3.11', packets: 5, bytes: 500 }],
-    drops: { port: { packets: 2, bytes: 80 }, 'no-backend': zero },
+    drops: { port: { packets: 2, bytes: 80 }, 'no-backend': zero, source: zero },
     flowTable: { entries: 3, fullPackets: 0 },
     ...extra,
   };

@@ -80,7 +80,7 @@ export function createDryRunDataPlane(): DryRunDataPlane {
       return {
         vips: [...current.values()].map((t) => ({ vip: label(t), ...zero })),
         backends: [],
-        drops: { port: zero, 'no-backend': zero },
+        drops: { port: zero, 'no-backend': zero, source: zero },
         flowTable: { entries: 0, fullPackets: 0 },
       };
     },

@@ -63,7 +63,8 @@ function tableInputs(
   const down = pool ? downMembers(pool, tableMembers(pool), decided).join(',') : '';
   const forwarding = `${pool?.forwarding}|${pool?.guePort}|${JSON.stringify(pool?.secondChance)}|${pool?.onMemberDown}|${down}`;
   const previous = historyId(pool ? history?.get(pool.name) : undefined);
-  const profile = JSON.stringify(vip.profile); // carried to the data plane with the table (design note 0012)
+  // Carried to the data plane with the table (design notes 0012 and 0013): they choose no member.
+  const profile = `${JSON.stringify(vip.profile)}|${vip.sourceRanges?.join(',')}`;
   return `${previous}|${vipKey(vip)}|${vip.tableSize}|${vip.hash}|${vip.pool}|${fleet.hashSeed}|${forwarding}|${profile}|${members}`;
 }
 
@@ -123,6 +124,7 @@ export function toDataPlaneTable(t: FleetTable): DataPlaneTable {
       slots: t.slots,
       ...(t.previousSlots ? { previousSlots: t.previousSlots } : {}),
       ...(t.vip.profile ? { profile: t.vip.profile } : {}),
+      ...(t.vip.sourceRanges ? { sourceRanges: t.vip.sourceRanges } : {}),
     };
     dataPlaneTables.set(t, d);
   }
@@ -133,8 +135,12 @@ export function toDataPlaneTable(t: FleetTable): DataPlaneTable {
 export function tablesSignature(tables: readonly PlannedTable[]): string {
   return (
     tables
-      // The profile is not in the checksum (its timeouts do not choose members), but a changed one must be applied.
-      .map((t) => `${t.key}=${t.table.checksum}${t.table.vip.profile ? JSON.stringify(t.table.vip.profile) : ''}`)
+      // The profile and the source ranges are not in the checksum (they choose no member), but a change must be
+      // applied.
+      .map((t) => {
+        const v = t.table.vip;
+        return `${t.key}=${t.table.checksum}${v.profile ? JSON.stringify(v.profile) : ''}${v.sourceRanges ? `|${v.sourceRanges.join(',')}` : ''}`;
+      })
       .sort()
       .join(',')
   );

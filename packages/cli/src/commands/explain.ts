@@ -38,7 +38,7 @@ export function registerExplain(program: Command, ctx: FleetCommandContext): voi
             `flow:     ${r.flow}`,
             `hash:     ${r.hash}, seed 0x${r.seed.toString(16)}, table ${r.tableSize} slots (checksum ${r.checksum}, revision ${revision})`,
             `slot:     ${r.slot}`,
-            `backend:  ${r.backend ? `${r.backend} (${r.address}, pool ${r.pool})` : '(none: no member takes new flows; the data plane drops it)'}`,
+            `backend:  ${r.backend ? `${r.backend} (${r.address}, pool ${r.pool})` : `(none: ${r.admitted ? 'no member takes new flows' : "the source is outside the VIP's sourceRanges"}; the data plane drops it)`}`,
             `previous: ${r.previousBackend ? `${r.previousBackend} (${r.previousAddress}, second chance)` : '(none)'}`,
             ...r.why.map((w) => `why:      ${w}`),
           ].join('\n'),

@@ -91,8 +91,14 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
                 fleet.vips.map((v) => ({ key: vipKey(v), ...v })),
               ),
             );
-          const rows = fleet.vips.map((v) => [vipKey(v), v.pool, String(v.tableSize), v.hash]);
-          return ctx.io.out(renderTable(['VIP', 'POOL', 'TABLE', 'HASH'], rows));
+          const rows = fleet.vips.map((v) => [
+            vipKey(v),
+            v.pool,
+            String(v.tableSize),
+            v.hash,
+            v.sourceRanges ? `${v.sourceRanges.length} prefixes` : 'any',
+          ]);
+          return ctx.io.out(renderTable(['VIP', 'POOL', 'TABLE', 'HASH', 'SOURCES'], rows));
         }
         if (format !== 'table') return ctx.io.out(renderData(format, fleet.pools));
         const rows = fleet.pools.map((p) => {
@@ -160,6 +166,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
             `Pool:         ${vip.pool}${pool.onMemberDown === 'reselect' ? ' (onMemberDown reselect)' : ''}${pool.slowStartS ? ` (slowStartS ${pool.slowStartS})` : ''}`,
             `Table:        ${vip.tableSize} slots, hash ${vip.hash}, seed 0x${table.seed.toString(16)}, checksum ${table.checksum}`,
             `Health check: ${describeHealthCheck(hc)}`,
+            `Sources:      ${describeSources(vip.sourceRanges)}`,
             `Revision:     ${revision}`,
             '',
             renderTable(
@@ -182,6 +189,15 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
         );
       });
     });
+}
+
+const SHOWN_SOURCES = 8;
+
+/** A VIP's `sourceRanges` for people: `any client`, or the prefixes (the first few; -o json has them all). */
+function describeSources(ranges: readonly string[] | undefined): string {
+  if (!ranges) return 'any client';
+  const more = ranges.length > SHOWN_SOURCES ? ` and ${ranges.length - SHOWN_SOURCES} more (-o json)` : '';
+  return `${ranges.slice(0, SHOWN_SOURCES).join(', ')}${more}; other clients are dropped`;
 }
 
 export function parseVipKeyOrUsage(text: string) {
