@@ -16,8 +16,8 @@ import { existsSync, rmSync } from 'node:fs';
 import { type BpfDataPlane, bpfAvailable, createBpfDataPlane, type VipTable } from '@l4fleet/dataplane';
 import { buildTable } from '@l4fleet/maglev';
 import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { type Loaded, loaderLog } from './bpf-driver.js';
 
 const BPFFS = `/run/l4fleet-bpf-restart-test-${process.pid}`;
 const FLOW_TABLE_SIZE = 4096;
@@ -28,24 +28,9 @@ let node: NetnsHost;
 let pin = 0;
 const open: BpfDataPlane[] = [];
 
-interface Loaded {
-  readonly attach: string;
-  readonly progId: number;
-  readonly from: string;
-}
-
 /** A driver over this test's pins whose `programLoaded` log events are collected. */
 function driver(): { dp: BpfDataPlane; loads: Loaded[] } {
-  const loads: Loaded[] = [];
-  const logger = pino(
-    { level: 'info' },
-    {
-      write(line: string) {
-        const e = JSON.parse(line) as { event?: string } & Loaded;
-        if (e.event === 'programLoaded') loads.push({ attach: e.attach, progId: e.progId, from: e.from });
-      },
-    },
-  );
+  const { logger, loads } = loaderLog();
   const dp = createBpfDataPlane({
     interface: 'eth0',
     netns: node.ns,

@@ -12,14 +12,13 @@ import {
   type BpfDataPlane,
   type BpfDataPlaneOptions,
   bpfAvailable,
-  createBpfDataPlane,
   type Forwarding,
   type VipTable,
 } from '@l4fleet/dataplane';
 import { buildTable, type Flow, type Protocol } from '@l4fleet/maglev';
 import { buildXdpPass, xdpPass } from '@l4fleet/test-support/xdp-pass';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { dsrBpfDriver, loaderLog } from './bpf-driver.js';
 import {
   backend4,
   backend6,
@@ -35,6 +34,7 @@ import {
   landings,
   lineClient,
   NODE4,
+  NODE6,
   nameServers,
   sendFlows,
   VIP4,
@@ -44,7 +44,6 @@ import {
 
 const SEED = 0x5eed_0517;
 const BACKENDS = 3;
-const NODE6 = '2001:db8:77:2::2';
 const BPFFS = `/run/l4fleet-bpf-src-test-${process.pid}`;
 /** The last commit before l4f_src_ranges: its loader and object make the pins an upgrade starts from. */
 const PREVIOUS = '84d6e13e879a487b75d5ce14dcb7ff5231dcc685';
@@ -68,33 +67,11 @@ let topo: DsrTopology;
 let undoDecap: (() => Promise<void>) | undefined;
 let pins = 0;
 const open: BpfDataPlane[] = [];
-interface Loaded {
-  readonly attach: string;
-  readonly progId: number;
-  readonly from: string;
-}
-const loads: Loaded[] = [];
-/** Collects the driver's `programLoaded` events (how the loader started: from pins or the object, attached or not). */
-const logger = pino(
-  { level: 'info' },
-  {
-    write(line: string) {
-      const e = JSON.parse(line) as { event?: string } & Loaded;
-      if (e.event === 'programLoaded') loads.push({ attach: e.attach, progId: e.progId, from: e.from });
-    },
-  },
-);
+/** The driver's `programLoaded` events (how the loader started: from pins or the object, attached or not). */
+const { logger, loads } = loaderLog();
 
 function bpf(extra: Partial<BpfDataPlaneOptions> = {}): BpfDataPlane {
-  const dp = createBpfDataPlane({
-    interface: 'eth0',
-    netns: topo.node.ns,
-    nodeAddresses: [NODE4, NODE6],
-    bpffsPath: BPFFS,
-    pinName: `s${pins}`,
-    logger,
-    ...extra,
-  });
+  const dp = dsrBpfDriver(topo, { bpffsPath: BPFFS, pinName: `s${pins}`, logger }, extra);
   open.push(dp);
   return dp;
 }

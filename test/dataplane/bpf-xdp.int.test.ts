@@ -41,6 +41,7 @@ import {
   landings as landingsOf,
   lineClient,
   NODE4,
+  NODE6,
   nameServers,
   sendFlows as sendFlowsVia,
   VIP4,
@@ -51,7 +52,6 @@ import {
 const logger = pino({ level: 'silent' });
 const SEED = 0x5eed_4321;
 const BACKENDS = 3;
-const NODE6 = '2001:db8:77:2::2';
 const BPFFS = `/run/l4fleet-xdp-test-${process.pid}`;
 const built = bpfAvailable() === undefined;
 const work = mkdtempSync(`${tmpdir()}/l4xdp-`);

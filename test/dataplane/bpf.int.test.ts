@@ -9,7 +9,6 @@ import {
   type BpfDataPlane,
   type BpfDataPlaneOptions,
   bpfAvailable,
-  createBpfDataPlane,
   createNftablesDataPlane,
   type DataPlane,
   DataPlaneError,
@@ -20,6 +19,7 @@ import { buildTable, type Flow, type HashMode, type Protocol, slotOf } from '@l4
 import type { NetnsHost } from '@l4fleet/test-support/netns';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { dsrBpfDriver } from './bpf-driver.js';
 import { type CapturedPacket, captureEncapsulated, expectEncapsulated } from './bpf-wire.js';
 import { ON_MEMBER_DOWN_CASES, ON_MEMBER_DOWN_TITLE, onMemberDownCase, withDown } from './member-down.js';
 import {
@@ -39,6 +39,7 @@ import {
   landings as landingsOf,
   lineClient as lineClientIn,
   NODE4,
+  NODE6,
   nameServers as nameServersAt,
   sendFlows as sendFlowsVia,
   VIP4,
@@ -48,7 +49,6 @@ import {
 const logger = pino({ level: 'silent' });
 const SEED = 0x5eed_1234;
 const BACKENDS = 3;
-const NODE6 = '2001:db8:77:2::2';
 const BPFFS = `/run/l4fleet-bpf-test-${process.pid}`;
 const built = bpfAvailable() === undefined;
 
@@ -61,15 +61,7 @@ const open: DataPlane[] = [];
 let pins = 0;
 
 function bpf(extra: Partial<BpfDataPlaneOptions> = {}): BpfDataPlane {
-  const dp = createBpfDataPlane({
-    interface: 'eth0',
-    netns: topo.node.ns,
-    nodeAddresses: [NODE4, NODE6],
-    bpffsPath: BPFFS,
-    pinName: `t${pins}`,
-    logger,
-    ...extra,
-  });
+  const dp = dsrBpfDriver(topo, { bpffsPath: BPFFS, pinName: `t${pins}`, logger }, extra);
   open.push(dp);
   return dp;
 }

@@ -28,13 +28,13 @@ import {
   type DsrTopology,
   lineClient as lineClientIn,
   NODE4,
+  NODE6,
   nameServers,
   VIP4,
   VIP6,
 } from './topology.js';
 
 const logger = pino({ level: 'silent' });
-const NODE6 = '2001:db8:77:2::2';
 const BPFFS = `/run/l4fleet-sc-test-${process.pid}`;
 const STATE = `/run/l4fleet-sc-test-${process.pid}-state`;
 const PORT = 1500;

@@ -18,6 +18,8 @@ import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-sup
 export const VIP4 = '198.51.100.77';
 export const VIP6 = '2001:db8:77:9::1';
 export const NODE4 = '198.18.72.2';
+/** The node's IPv6 address on the backends' segment (the outer source of its IPv6 encapsulation). */
+export const NODE6 = '2001:db8:77:2::2';
 export const CLIENT4 = '198.18.71.2';
 export const CLIENT6 = '2001:db8:77:1::2';
 /** Extra client source addresses (for source-ip hashing), on the client's lo. */

@@ -1,0 +1,41 @@
+/** Helpers the bpf driver's real-kernel tests share: a driver on the DSR topology's node, and the loader's start log. */
+import { type BpfDataPlane, type BpfDataPlaneOptions, createBpfDataPlane } from '@l4fleet/dataplane';
+import { type Logger, pino } from 'pino';
+import { type DsrTopology, NODE4, NODE6 } from './topology.js';
+
+/** How the loader started (its `programLoaded` event): from pins or the object, attached or left unchanged. */
+export interface Loaded {
+  readonly attach: string;
+  readonly progId: number;
+  readonly from: string;
+}
+
+/** A logger that collects the driver's `programLoaded` events into `loads`. */
+export function loaderLog(): { logger: Logger; loads: Loaded[] } {
+  const loads: Loaded[] = [];
+  const logger = pino(
+    { level: 'info' },
+    {
+      write(line: string) {
+        const e = JSON.parse(line) as { event?: string } & Loaded;
+        if (e.event === 'programLoaded') loads.push({ attach: e.attach, progId: e.progId, from: e.from });
+      },
+    },
+  );
+  return { logger, loads };
+}
+
+/** A bpf driver on the topology's node (eth0, both node addresses) over `bpffsPath`/`pinName`. */
+export function dsrBpfDriver(
+  topo: DsrTopology,
+  opts: { bpffsPath: string; pinName: string; logger: Logger },
+  extra: Partial<BpfDataPlaneOptions> = {},
+): BpfDataPlane {
+  return createBpfDataPlane({
+    interface: 'eth0',
+    netns: topo.node.ns,
+    nodeAddresses: [NODE4, NODE6],
+    ...opts,
+    ...extra,
+  });
+}
