@@ -6,7 +6,8 @@
  * backend" shows that half). Here its answers must come from another backend within the health check's bound, and
  * stay there when the failed backend is restored. Then a backup member (`members[].backup`): no flow while a primary is
  * up, the flows when both primaries fail, and new flows back to the primaries when they return. Then slow start
- * (`slowStartS`): a backend that fails and returns gets 20, 40, 60 and 80 % of its weight, then all of it. Needs root, the built CLI with the agent and the bpf objects;
+ * (`slowStartS`): a backend that fails and returns gets 20, 40, 60 and 80 % of its weight, then all of it. Then a VIP's
+ * `sourceRanges`: a client outside them gets nothing (dropped on the nodes, counted), inside them it is served. Needs root, the built CLI with the agent and the bpf objects;
  * otherwise skipped, never faked. Run under the lab lock.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -15,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { bpfAvailable } from '@l4fleet/dataplane';
-import { agentAvailable, downLab, Lab, labFleet, run, VIP_UDP } from '@l4fleet/lab';
+import { agentAvailable, attachmentOf, downLab, Lab, labFleet, run, VIP_UDP } from '@l4fleet/lab';
 import { agentMetrics, l4fleet, sleep } from '@l4fleet/test-support/lab-scenario';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { stringify } from 'yaml';
@@ -301,5 +302,39 @@ describe.skipIf(!ready).sequential('lab - onMemberDown: reselect (bpf + routed +
     expect(earlyShare).toBeLessThan(0.18);
     expect(earlyShare).toBeGreaterThan(0.02);
     expect(lateShare).toBeGreaterThan(0.25);
+  }, 180_000);
+
+  test("sourceRanges: the client outside the UDP VIP's prefixes gets no answer (dropped on the nodes, counted); admitted, it is served", async () => {
+    const client = attachmentOf(lab.topology, 'access-client', 'client').ipv4;
+    const sourceDrops = async () => {
+      let sum = 0;
+      for (const node of ['node1', 'node2']) {
+        const m = /^l4fleet_dataplane_drops_packets\{[^}]*reason="source"[^}]*\} (\d+)/m.exec(await agentMetrics(lab, node));
+        sum += Number(m?.[1] ?? Number.NaN);
+      }
+      return sum;
+    };
+    const withRanges = async (ranges: string[] | undefined, name: string) => {
+      const fleet = labFleet(lab.topology) as { vips: Record<string, unknown>[] };
+      for (const v of fleet.vips)
+        if (v.address === VIP_UDP.address && v.port === VIP_UDP.port && ranges) v.sourceRanges = ranges;
+      const file = join(dir, name);
+      writeFileSync(file, stringify(fleet));
+      await l4fleet(lab, 'apply', '-f', file);
+      await tablesAgree(lab, 30_000);
+    };
+    const before = await sourceDrops();
+    await withRanges(['198.18.200.0/24'], 'fleet-sources-other.yaml');
+    const refused = await newFlows(lab, 20);
+    const dropped = (await sourceDrops()) - before;
+    await withRanges(['198.18.200.0/24', `${client}/32`], 'fleet-sources-client.yaml');
+    const admitted = await newFlows(lab, 20);
+    await withRanges(undefined, 'fleet-sources-none.yaml');
+    console.log(
+      `sourceRanges: client ${client} outside: ${JSON.stringify(Object.fromEntries(refused))}, ${dropped} drops; inside: ${JSON.stringify(Object.fromEntries(admitted))}`,
+    );
+    expect(Object.fromEntries(refused)).toEqual({ '-': 20 });
+    expect(dropped).toBeGreaterThanOrEqual(20);
+    expect(admitted.get('-') ?? 0).toBe(0);
   }, 180_000);
 });

@@ -38,4 +38,21 @@ describe('plan - nat and profiles (issue 18)', () => {
     expect(toDataPlaneTable(after[0]?.table as NonNullable<(typeof after)[0]>['table']).profile?.idleTimeoutS).toBe(30);
     expect(tablesSignature(after)).not.toBe(tablesSignature(before));
   });
+
+  test('sourceRanges: carried to the data plane; a change of them alone rebuilds the table and the signature, not the checksum', () => {
+    const ranged = (sourceRanges?: string[]) => {
+      const f = fleetWith(60);
+      return { ...f, vips: f.vips.map((v) => (sourceRanges ? { ...v, sourceRanges } : v)) };
+    };
+    const cache = new Map();
+    const none = planTables(ranged(), new Map(), cache);
+    const some = planTables(ranged(['198.18.0.0/15']), new Map(), cache);
+    const other = planTables(ranged(['10.0.0.0/8']), new Map(), cache);
+    const table = (p: typeof none) => p[0]?.table as NonNullable<(typeof none)[0]>['table'];
+    expect(toDataPlaneTable(table(none)).sourceRanges).toBeUndefined();
+    expect(toDataPlaneTable(table(some)).sourceRanges).toEqual(['198.18.0.0/15']);
+    expect(table(other)).not.toBe(table(some));
+    expect(new Set([none, some, other].map(tablesSignature)).size).toBe(3);
+    expect(new Set([none, some, other].map((p) => table(p).checksum)).size).toBe(1);
+  });
 });
