@@ -37,7 +37,10 @@ async function member(): Promise<number> {
   return port;
 }
 
-async function proxyWith(protocol: Protocol, profile?: VipProfile): Promise<{ dp: DataPlane; port: number }> {
+async function proxyWith(
+  protocol: Protocol,
+  profile?: VipProfile,
+): Promise<{ dp: DataPlane; port: number; table: VipTable }> {
   const memberPort = await member();
   const port = await freePort();
   const backends = [{ name: 'm0', address: '127.0.0.1', port: memberPort }];
@@ -53,7 +56,7 @@ async function proxyWith(protocol: Protocol, profile?: VipProfile): Promise<{ dp
   const dp = createProxyDataPlane({ logger });
   cleanups.push(() => dp.close());
   await dp.apply([t]);
-  return { dp, port };
+  return { dp, port, table: t };
 }
 
 /** Connects, gets one echo, then waits (at most `waitMs`) for the connection to end: 'end', 'reset' or 'open'. */
@@ -94,6 +97,15 @@ describe('proxy profile', () => {
   test('tcp idle timeout, reset - the idle connection is reset after idleTimeoutS', async () => {
     const { port } = await proxyWith('tcp', tcpProfile({ onTimeout: 'reset' }));
     expect(await idleOutcome(port, 3_000)).toBe('reset');
+  });
+
+  test('a changed profile alone is reported updated, on the same listener; the same again unchanged', async () => {
+    const { dp, table } = await proxyWith('tcp', tcpProfile({}));
+    const changed = await dp.apply([{ ...table, profile: tcpProfile({ idleTimeoutS: 5 }) }]);
+    expect(changed.vips.map((v) => v.action)).toEqual(['updated']);
+    expect(changed.transactions).toBe(0);
+    const again = await dp.apply([{ ...table, profile: tcpProfile({ idleTimeoutS: 5 }) }]);
+    expect(again.vips.map((v) => v.action)).toEqual(['unchanged']);
   });
 
   test('no profile in the table - the idle connection stays open', async () => {

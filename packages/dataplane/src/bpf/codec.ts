@@ -2,13 +2,13 @@
  * Byte layouts of the node program's map keys and values (native/bpf/node-maps.h, host byte order except
  * where the header says network order) and of the loader's dump and stats replies (native/bpf-loader/).
  */
-import { canonicalAddress, addressText as familyAddressText } from '@l4fleet/config';
+import { addressText as familyAddressText } from '@l4fleet/config';
 import { hexToAddress } from '../nft/names.js';
 import type { Forwarding } from '../types.js';
 
 /** An address from its bytes in hex, in canonical text (RFC 5952 for IPv6). */
 export function addressText(hex: string): string {
-  return canonicalAddress(hexToAddress(hex)).address;
+  return hexToAddress(hex);
 }
 
 export const NO_BACKEND_ID = 0xffff_ffff;

@@ -3,6 +3,7 @@
  * ruleset.ts for the packet path and plan.ts for how a desired state becomes one nft transaction.
  */
 import { performance } from 'node:perf_hooks';
+import { vipKey } from '@l4fleet/config';
 import type { Logger } from 'pino';
 import { DataPlaneError } from '../errors.js';
 import { createExec, type Exec } from '../exec.js';
@@ -299,7 +300,9 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       .filter(([name]) => parseVipKey(name))
       .map(([name, c]) => {
         const k = parseVipKey(name) as NonNullable<ReturnType<typeof parseVipKey>>;
-        const label = state?.vips.get(name)?.label ?? `${hexToAddress(k.addressHex)}:${k.port}/${k.protocol}`;
+        const label =
+          state?.vips.get(name)?.label ??
+          vipKey({ address: hexToAddress(k.addressHex), port: k.port, protocol: k.protocol });
         return { vip: label, ...c };
       })
       // NAT VIPs: connections (their chain sees the first packet of each), design note 0012.

@@ -2,6 +2,7 @@
  * Names of everything the driver keeps in its nftables table, in one place (as Katran keeps its map
  * names). VIP objects are named from the VIP itself, so a restarted agent finds them again.
  */
+import { addressText } from '@l4fleet/config';
 import type { IpFamily, Protocol } from '@l4fleet/maglev';
 
 /** Bumped when the table's shape changes: an older table is then replaced once, not patched. */
@@ -48,12 +49,10 @@ export function parseVipKey(
   return { family: addressHex.length === 8 ? 4 : 6, addressHex, protocol: m[2] as Protocol, port: Number(m[3]) };
 }
 
-/** The nft text form of an address given as network-order hex (IPv6 uncompressed: nft accepts it). */
+/**
+ * An address given as network-order hex (4 or 16 bytes), in canonical text (RFC 5952 for IPv6): what nft takes, and
+ * what labels (counters, VIP keys) must match.
+ */
 export function hexToAddress(hex: string): string {
-  if (hex.length === 8) {
-    return [0, 2, 4, 6].map((i) => Number.parseInt(hex.slice(i, i + 2), 16)).join('.');
-  }
-  const groups: string[] = [];
-  for (let i = 0; i < 32; i += 4) groups.push(hex.slice(i, i + 4));
-  return groups.join(':');
+  return addressText(hex.length === 8 ? 4 : 6, Buffer.from(hex, 'hex'));
 }

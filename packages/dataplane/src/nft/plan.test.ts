@@ -3,6 +3,7 @@ import { describe, expect, test } from 'vitest';
 import type { VipTable } from '../types.js';
 import { validateDesired } from '../validate.js';
 import { planFold } from './fold.js';
+import { hexToAddress } from './names.js';
 import { renderBatch, renderNft } from './ops.js';
 import { type KernelBackend, type KernelState, type Plan, planApply, RETIRED_MAX } from './plan.js';
 import type { Layout } from './ruleset.js';
@@ -296,6 +297,12 @@ describe('planApply', () => {
     // ... and a remembered backend is used only with the exact 5-tuple beside it.
     expect(script(p)).toContain('ip6 saddr . udp sport . ip6 daddr . udp dport . meta mark @exact6_udp');
     expect(script(p)).toContain('set exact6_udp { type ipv6_addr . inet_service . ipv6_addr . inet_service . mark;');
-    expect(script(p)).toContain('add element netdev l4t vips6 { 2001:0db8:0000:0000:0000:0000:0000:0001 . udp . 53');
+    expect(script(p)).toContain('add element netdev l4t vips6 { 2001:db8::1 . udp . 53');
+  });
+
+  test('addresses from hex are canonical text (RFC 5952), so counter labels match the VIP keys', () => {
+    expect(hexToAddress('c6336458')).toBe('198.51.100.88');
+    expect(hexToAddress('20010db8000000000000000000000001')).toBe('2001:db8::1');
+    expect(hexToAddress('20010db8007700020000000000000010')).toBe('2001:db8:77:2::10');
   });
 });

@@ -149,6 +149,7 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
         r.table.hash !== v.table.hash || r.table.seed !== v.table.seed || r.table.slots.length !== v.table.slots.length;
       const poolChanged = JSON.stringify(r.table.backends) !== JSON.stringify(v.table.backends);
       const rangesChanged = JSON.stringify(r.table.sourceRanges) !== JSON.stringify(v.table.sourceRanges);
+      const profileChanged = JSON.stringify(r.table.profile) !== JSON.stringify(v.table.profile);
       r.table = v.table;
       r.profile.profile = profileOf(v).profile;
       // The listener stays (no listener change, no transaction): only the filter its connections ask is replaced,
@@ -159,7 +160,7 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
       slotsChanged += changed;
       reports.push({
         vip: v.label,
-        action: changed || rulesReplaced || poolChanged || rangesChanged ? 'updated' : 'unchanged',
+        action: changed || rulesReplaced || poolChanged || rangesChanged || profileChanged ? 'updated' : 'unchanged',
         slotsChanged: changed,
         rulesReplaced,
       });
