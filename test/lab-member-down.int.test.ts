@@ -309,7 +309,9 @@ describe.skipIf(!ready).sequential('lab - onMemberDown: reselect (bpf + routed +
     const sourceDrops = async () => {
       let sum = 0;
       for (const node of ['node1', 'node2']) {
-        const m = /^l4fleet_dataplane_drops_packets\{[^}]*reason="source"[^}]*\} (\d+)/m.exec(await agentMetrics(lab, node));
+        const m = /^l4fleet_dataplane_drops_packets\{[^}]*reason="source"[^}]*\} (\d+)/m.exec(
+          await agentMetrics(lab, node),
+        );
         sum += Number(m?.[1] ?? Number.NaN);
       }
       return sum;
