@@ -3,7 +3,7 @@ import { diffFleets } from './diff.js';
 import { MAX_SOURCE_RANGES_PER_VIP, MAX_TOTAL_SOURCE_RANGES } from './limits.js';
 import { parseFleet } from './parse.js';
 import { problems } from './problems.test-helper.js';
-import { parseSourcePrefix } from './source-ranges.js';
+import { parseSourcePrefix, sourceAdmits } from './source-ranges.js';
 
 const fleet = (vip: object, family: 4 | 6 = 4) => ({
   pools: [{ name: 'web', members: [{ address: family === 4 ? '198.18.0.21' : '2001:db8::21', port: 80 }] }],
@@ -105,5 +105,25 @@ describe('config sourceRanges', () => {
     expect(detail({}, { sourceRanges: many })).toBe(
       `sourceRanges every client -> ${many.slice(0, 8).join(' ')} ... (2 more)`,
     );
+  });
+});
+
+describe('sourceAdmits', () => {
+  test('a client address against the prefixes: IPv4, IPv4-mapped, IPv6, a zone; every client without prefixes', () => {
+    const admits = sourceAdmits(['198.18.0.0/15', '2001:db8::/32', 'fe80::/10']);
+    expect(['198.19.255.1', '::ffff:198.18.0.1', '2001:db8::7', 'fe80::1%eth0'].map(admits)).toEqual([
+      true,
+      true,
+      true,
+      true,
+    ]);
+    expect(['198.20.0.1', '10.0.0.1', '2001:db9::1', 'not an address', ''].map(admits)).toEqual([
+      false,
+      false,
+      false,
+      false,
+      false,
+    ]);
+    expect(sourceAdmits(undefined)('10.0.0.1')).toBe(true);
   });
 });

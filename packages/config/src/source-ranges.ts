@@ -106,9 +106,11 @@ export function sourceAdmits(ranges: readonly string[] | undefined): (address: s
   const prefixes = ranges.map((r) => parseSourcePrefix(r)).filter((r): r is SourcePrefix => typeof r !== 'string');
   return (address: string): boolean => {
     let parsed: { family: IpFamily; bytes: Uint8Array };
+    // Node reports an IPv4 client of a dual-stack socket as ::ffff:a.b.c.d (RFC 4291 §2.5.5.2), and a link-local
+    // IPv6 client with its zone (fe80::1%eth0, RFC 4007 §11): the zone is no part of the address a prefix matches.
+    const bare = address.split('%')[0] as string;
     try {
-      // Node reports an IPv4 client of a dual-stack socket as ::ffff:a.b.c.d (RFC 4291 §2.5.5.2).
-      parsed = parseAddress(address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address);
+      parsed = parseAddress(bare.startsWith('::ffff:') && bare.includes('.') ? bare.slice(7) : bare);
     } catch {
       return false;
     }
