@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { isHostName } from './health-check.js';
+import { describeHealthCheck, isHostName, statusExpected } from './health-check.js';
 import { parseFleet } from './parse.js';
 import { problems } from './problems.test-helper.js';
 
@@ -39,6 +39,20 @@ describe('health check - https', () => {
       host: 'www.example.com',
       verifyCertificate: true,
     });
+  });
+
+  test('expectStatus takes a range LOW-HIGH (canonical text); statusExpected and describe use it', () => {
+    const hc = parseFleet(fleetWith({ type: 'http', expectStatus: ' 200 - 399 ' })).pools[0]?.healthCheck;
+    expect(hc?.expectStatus).toBe('200-399');
+    expect([199, 200, 302, 399, 400].map((s) => statusExpected(hc ?? { expectStatus: 200 }, s))).toEqual([
+      false,
+      true,
+      true,
+      true,
+      false,
+    ]);
+    expect([199, 200, 201].map((s) => statusExpected({ expectStatus: 200 }, s))).toEqual([false, true, false]);
+    expect(describeHealthCheck(hc as NonNullable<typeof hc>)).toContain('GET / expect 200-399');
   });
 
   test('http takes a host too, and no verifyCertificate', () => {
@@ -84,6 +98,22 @@ describe('health check - https', () => {
       'pools[0].healthCheck.host: "a\\r\\nX-Evil: 1" is not a host name',
     ],
     ['host not a string', { type: 'https', host: 7 }, 'pools[0].healthCheck.host: 7 is not a host name'],
+    [
+      'status range upside down',
+      { type: 'http', expectStatus: '399-200' },
+      'pools[0].healthCheck.expectStatus: "399-200" is not an HTTP status (100-599) or a range LOW-HIGH of them (e.g. "200-399")',
+    ],
+    ['status class text', { type: 'http', expectStatus: '2xx' }, 'pools[0].healthCheck.expectStatus: "2xx" is not'],
+    [
+      'status range past 599',
+      { type: 'http', expectStatus: '200-600' },
+      'pools[0].healthCheck.expectStatus: "200-600" is not',
+    ],
+    [
+      'status range of 1xx only',
+      { type: 'http', expectStatus: '100-199' },
+      'pools[0].healthCheck.expectStatus: 100-199 is an informational (1xx) status',
+    ],
     [
       'https 1xx status',
       { type: 'https', expectStatus: 101 },

@@ -33,7 +33,7 @@ import {
   MAX_UDP_PAYLOAD_BYTES,
   utf8Bytes,
 } from './limits.js';
-import type { DnsQueryType, DnsRcode, HealthCheck, HealthCheckType } from './types.js';
+import type { DnsQueryType, DnsRcode, HealthCheck, HealthCheckType, StatusRange } from './types.js';
 
 export const HEALTH_CHECK_TYPES: readonly HealthCheckType[] = ['tcp', 'http', 'https', 'udp', 'dns', 'none'];
 export const DNS_QUERY_TYPES: readonly DnsQueryType[] = ['A', 'AAAA', 'CNAME', 'MX', 'NS', 'PTR', 'SOA', 'SRV', 'TXT'];
@@ -158,15 +158,10 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
       p.add(`${path}.path`, `${show(v.path)} is not an absolute path (starting with /)`);
     }
     hc.path = typeof v.path === 'string' ? v.path : DEFAULT_HTTP_PATH;
-    hc.expectStatus = int(
-      p,
-      `${path}.expectStatus`,
-      v.expectStatus,
-      100,
-      599,
-      'an HTTP status',
-      DEFAULT_HTTP_EXPECT_STATUS,
-    );
+    hc.expectStatus =
+      typeof v.expectStatus === 'string'
+        ? statusRangeField(p, `${path}.expectStatus`, v.expectStatus)
+        : int(p, `${path}.expectStatus`, v.expectStatus, 100, 599, 'an HTTP status', DEFAULT_HTTP_EXPECT_STATUS);
   }
   if (v.host !== undefined && (isHttpCheck(type) || tls)) {
     if (typeof v.host === 'string' && isHostName(v.host)) hc.host = v.host;
@@ -203,6 +198,33 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
   return hc;
 }
 
+/**
+ * `LOW-HIGH`, both HTTP statuses (100-599), LOW below HIGH; the canonical text (no spaces, no leading zeros) or, after
+ * reporting a problem, the default status.
+ */
+function statusRangeField(p: Problems, path: string, text: string): StatusRange | number {
+  const m = /^\s*([1-5]\d\d)\s*-\s*([1-5]\d\d)\s*$/.exec(text);
+  const [low, high] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+  if (!m || low >= high) {
+    p.add(path, `${show(text)} is not an HTTP status (100-599) or a range LOW-HIGH of them (e.g. "200-399")`);
+    return DEFAULT_HTTP_EXPECT_STATUS;
+  }
+  return `${low}-${high}`;
+}
+
+/** The lowest and highest status `expect` admits. */
+function statusBounds(expect: number | StatusRange): [number, number] {
+  if (typeof expect === 'number') return [expect, expect];
+  const [low, high] = expect.split('-').map(Number);
+  return [low as number, high as number];
+}
+
+/** Whether a response's status passes an http or https check (`expectStatus`: one code, or a range). */
+export function statusExpected(hc: Pick<HealthCheck, 'expectStatus'>, status: number): boolean {
+  const [low, high] = statusBounds(hc.expectStatus ?? DEFAULT_HTTP_EXPECT_STATUS);
+  return status >= low && status <= high;
+}
+
 /** Problems of a check whose fields are each valid but which cannot pass (or cannot be sent). */
 export function healthCheckProblems(hc: HealthCheck, path: string): ConfigProblem[] {
   const out: ConfigProblem[] = [];
@@ -213,7 +235,7 @@ export function healthCheckProblems(hc: HealthCheck, path: string): ConfigProble
       message: `${hc.timeoutMs} equals intervalMs (${hc.intervalMs}): a probe must end before the next one starts`,
     });
   }
-  if (isHttpCheck(hc.type) && hc.expectStatus !== undefined && hc.expectStatus < 200) {
+  if (isHttpCheck(hc.type) && hc.expectStatus !== undefined && statusBounds(hc.expectStatus)[1] < 200) {
     out.push({
       path: `${path}.expectStatus`,
       message: `${hc.expectStatus} is an informational (1xx) status, never a final answer: the check could never pass (use 200-599)`,

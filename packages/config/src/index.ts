@@ -44,6 +44,7 @@ export {
   isHostName,
   isHttpCheck,
   isQueryName,
+  statusExpected,
 } from './health-check.js';
 export {
   capProblems,
@@ -150,6 +151,7 @@ export type {
   OnMemberDown,
   Pool,
   Protocol,
+  StatusRange,
   Vip,
 } from './types.js';
 export { memberKey, parseVipKey, vipKey } from './vip-key.js';

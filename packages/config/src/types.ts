@@ -18,6 +18,9 @@ export type DnsQueryType = 'A' | 'AAAA' | 'CNAME' | 'MX' | 'NS' | 'PTR' | 'SOA' 
 /** The answers a `dns` check may require (RFC 1035 §4.1.1): the name exists, or (a check of a name that must not) not. */
 export type DnsRcode = 'NOERROR' | 'NXDOMAIN';
 
+/** An inclusive range of HTTP status codes, `200-399`. */
+export type StatusRange = `${number}-${number}`;
+
 export interface HealthCheck {
   /**
    * `tcp` connects, `http` GETs `path` and expects `expectStatus`, `https` does the same over TLS, `udp` sends
@@ -29,8 +32,11 @@ export interface HealthCheck {
   readonly port?: number;
   /** http and https: request path, default `/`. */
   readonly path?: string;
-  /** http and https: expected status code, default 200. */
-  readonly expectStatus?: number;
+  /**
+   * http and https: the status code expected, default 200, or a range `LOW-HIGH` (`"200-399"`: any success or
+   * redirect, as nginx's `match status 200-399` and HAProxy's default). statusExpected() tells.
+   */
+  readonly expectStatus?: number | StatusRange;
   /**
    * http and https: the Host header's name (RFC 9110 §7.2); with TLS (https, tcp with `tls`) the TLS server name
    * (SNI, RFC 6066 §3) and the name the certificate must carry; default: none, the Host header is the member's

@@ -75,6 +75,22 @@ describe('probe - real sockets on loopback', () => {
     });
   });
 
+  test('http: a status range (expectStatus "200-399") takes any status in it', async () => {
+    const target = { address: '127.0.0.1', port: portOf(http) };
+    expect(await probeMember(target, check({ type: 'http', path: '/healthz', expectStatus: '200-399' }))).toMatchObject(
+      {
+        ok: true,
+      },
+    );
+    expect(await probeMember(target, check({ type: 'http', path: '/other', expectStatus: '200-399' }))).toMatchObject({
+      ok: false,
+      reason: 'status 503 (expected 200-399)',
+    });
+    expect(await probeMember(target, check({ type: 'http', path: '/other', expectStatus: '500-599' }))).toMatchObject({
+      ok: true,
+    });
+  });
+
   test('http: no answer within the timeout is down', async () => {
     const started = Date.now();
     const r = await probeMember(

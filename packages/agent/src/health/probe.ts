@@ -8,7 +8,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import type { HealthCheck } from '@l4fleet/config';
+import { DEFAULT_HTTP_EXPECT_STATUS, type HealthCheck, statusExpected } from '@l4fleet/config';
 import { dnsAnswerRcode, dnsQuery } from './dns-message.js';
 import { createReplyMatcher } from './reply-match.js';
 
@@ -129,10 +129,9 @@ function probeHttp(target: ProbeTarget, port: number, check: HealthCheck, opts?:
       req.destroy();
     });
     req.once('response', (res) => {
-      const expected = check.expectStatus ?? 200;
-      if (res.statusCode !== expected) {
+      if (!statusExpected(check, res.statusCode ?? 0)) {
         res.resume();
-        finish(false, `status ${res.statusCode} (expected ${expected})`);
+        finish(false, `status ${res.statusCode} (expected ${check.expectStatus ?? DEFAULT_HTTP_EXPECT_STATUS})`);
         return;
       }
       if (check.expect === undefined) {
