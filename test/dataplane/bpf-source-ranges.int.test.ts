@@ -70,6 +70,16 @@ const open: BpfDataPlane[] = [];
 /** The driver's `programLoaded` events (how the loader started: from pins or the object, attached or not). */
 const { logger, loads } = loaderLog();
 
+/** Sends the flows: the i-th admitted one lands on tables[i]'s backend for it, no refused one lands anywhere. */
+async function expectLandings(tables: readonly VipTable[], admitted: readonly Flow[], refused: readonly Flow[]) {
+  await sendFlows(topo, [...admitted, ...refused]);
+  const got = await landings(topo);
+  admitted.forEach((f, i) => {
+    expect(got.get(flowKey(f)), flowKey(f)).toEqual([expectedBackend(tables[i] as VipTable, f)]);
+  });
+  for (const f of refused) expect(got.get(flowKey(f)), flowKey(f)).toBeUndefined();
+}
+
 function bpf(extra: Partial<BpfDataPlaneOptions> = {}): BpfDataPlane {
   const dp = dsrBpfDriver(topo, { bpffsPath: BPFFS, pinName: `s${pins}`, logger }, extra);
   open.push(dp);
@@ -159,12 +169,7 @@ describe.skipIf(!built)('bpf source ranges', () => {
       const fam = (t: VipTable): 4 | 6 => (t.vip.address === VIP4 ? 4 : 6);
       const admitted = tables.map((t) => flow(t, CLIENTS[fam(t)].admitted, 30_000));
       const refused = tables.map((t) => flow(t, CLIENTS[fam(t)].refused, 30_000));
-      await sendFlows(topo, [...admitted, ...refused]);
-      const got = await landings(topo);
-      admitted.forEach((f, i) => {
-        expect(got.get(flowKey(f)), flowKey(f)).toEqual([expectedBackend(tables[i] as VipTable, f)]);
-      });
-      for (const f of refused) expect(got.get(flowKey(f)), flowKey(f)).toBeUndefined();
+      await expectLandings(tables, admitted, refused);
       const c = await dp.counters();
       expect(c.drops.source.packets).toBe(refused.length);
       expect(c.drops.source.bytes).toBeGreaterThan(0);
@@ -326,12 +331,7 @@ describe.skipIf(!built)('bpf source ranges', () => {
       await warmNeighbours(topo.node, BACKENDS);
       const admitted = tables.map((t, i) => flow(t, CLIENTS[i === 0 ? 4 : 6].admitted, 34_000));
       const refused = tables.map((t, i) => flow(t, CLIENTS[i === 0 ? 4 : 6].refused, 34_000));
-      await sendFlows(topo, [...admitted, ...refused]);
-      const got = await landings(topo);
-      admitted.forEach((f, i) => {
-        expect(got.get(flowKey(f)), flowKey(f)).toEqual([expectedBackend(tables[i] as VipTable, f)]);
-      });
-      for (const f of refused) expect(got.get(flowKey(f)), flowKey(f)).toBeUndefined();
+      await expectLandings(tables, admitted, refused);
       const c = await dp.counters();
       expect(c.xdp?.forwarded.packets).toBe(admitted.length);
       expect(c.drops.source.packets).toBe(refused.length);

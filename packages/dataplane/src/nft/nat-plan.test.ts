@@ -3,6 +3,7 @@ import { describe, expect, test } from 'vitest';
 import { DataPlaneError } from '../errors.js';
 import type { VipTable } from '../types.js';
 import { validateDesired } from '../validate.js';
+import { TEST_LAYOUT } from './layout.test-helper.js';
 import { type NatState, planNat } from './nat-plan.js';
 import { parseNatSkeleton } from './nat-table.js';
 import { planApply } from './plan.js';
@@ -136,14 +137,7 @@ describe('nat validation', () => {
 
 describe('direct return and the profile', () => {
   test("a VIP's idle timeout other than the layout default becomes its flow-affinity timeout (and its signature)", () => {
-    const layout = {
-      table: 'l4t',
-      iface: 'eth0',
-      ifaceMac: '02:00:00:00:00:01',
-      flowTimeoutTcpS: 300,
-      flowTimeoutUdpS: 30,
-      flowTableSize: 1024,
-    };
+    const layout = TEST_LAYOUT;
     const l2 = (profile?: VipTable['profile']) =>
       nat(2, {
         forwarding: 'l2',

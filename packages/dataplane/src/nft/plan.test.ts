@@ -3,20 +3,14 @@ import { describe, expect, test } from 'vitest';
 import type { VipTable } from '../types.js';
 import { validateDesired } from '../validate.js';
 import { planFold } from './fold.js';
+import { TEST_LAYOUT } from './layout.test-helper.js';
 import { hexToAddress } from './names.js';
 import { renderBatch, renderNft } from './ops.js';
 import { type KernelBackend, type KernelState, type Plan, planApply, RETIRED_MAX } from './plan.js';
 import type { Layout } from './ruleset.js';
 import { effectiveSlot } from './slot-delta.js';
 
-const layout: Layout = {
-  table: 'l4t',
-  iface: 'eth0',
-  ifaceMac: '02:00:00:00:00:01',
-  flowTimeoutTcpS: 300,
-  flowTimeoutUdpS: 30,
-  flowTableSize: 1024,
-};
+const layout: Layout = TEST_LAYOUT;
 
 function vip(n: number, opts: Partial<VipTable> = {}, size = 13): VipTable {
   const backends = Array.from({ length: n }, (_x, i) => ({ name: `b${i}`, address: `198.18.0.${i + 1}`, port: 80 }));

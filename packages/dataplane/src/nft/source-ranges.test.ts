@@ -5,6 +5,7 @@ import type { Exec } from '../exec.js';
 import type { VipTable } from '../types.js';
 import { validateDesired } from '../validate.js';
 import { createNftablesDataPlane } from './driver.js';
+import { TEST_LAYOUT } from './layout.test-helper.js';
 import { type NatState, planNat } from './nat-plan.js';
 import { parseNatSkeleton } from './nat-table.js';
 import { renderNft } from './ops.js';
@@ -13,14 +14,7 @@ import { type Layout, vipSignature } from './ruleset.js';
 import { sourceFilterOf } from './source-ranges.js';
 import { parseSkeleton } from './state.js';
 
-const layout: Layout = {
-  table: 'l4t',
-  iface: 'eth0',
-  ifaceMac: '02:00:00:00:00:01',
-  flowTimeoutTcpS: 300,
-  flowTimeoutUdpS: 30,
-  flowTableSize: 1024,
-};
+const layout: Layout = TEST_LAYOUT;
 
 function vip(opts: Partial<VipTable> = {}, address = '198.18.2.1'): VipTable {
   const v6 = address.includes(':');
