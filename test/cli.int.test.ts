@@ -155,6 +155,27 @@ describe('cli - against a real etcd', () => {
     expect(same.out).toContain('weight web/198.18.0.22:80 is 4 already: nothing written');
   });
 
+  test('vip sources add / clear: the prefixes are in etcd, in describe vip and explain flow; the table is the same', async () => {
+    const vip = '198.51.100.10:80/tcp';
+    const checksum = async () => JSON.parse((await cli(g, 'describe', 'vip', vip, '-o', 'json')).out).checksum;
+    const before = await checksum();
+    const r = await cli(g, 'vip', 'sources', 'add', vip, '198.18.113.0/24');
+    expect(r.err).toBe('');
+    expect(r.out).toMatch(
+      /^sources add 198\.51\.100\.10:80\/tcp: revision \d+\nadmits 1 prefixes: 198\.18\.113\.0\/24$/,
+    );
+    expect((await cli(g, 'describe', 'vip', vip)).out).toContain(
+      'Sources:      198.18.113.0/24; other clients are dropped',
+    );
+    expect(await checksum()).toBe(before);
+    const outside = JSON.parse((await cli(g, 'explain', 'flow', '198.18.114.7:4000', vip, '-o', 'json')).out);
+    expect(outside).toMatchObject({ admitted: false, backend: null });
+    const inside = JSON.parse((await cli(g, 'explain', 'flow', '198.18.113.7:4000', vip, '-o', 'json')).out);
+    expect(inside.admitted).toBe(true);
+    expect((await cli(g, 'vip', 'sources', 'clear', vip)).out).toContain('admits every client');
+    expect((await cli(g, 'describe', 'vip', vip)).out).toContain('Sources:      any client');
+  });
+
   test('etcd unreachable: exit 1 with one error line that names the endpoint', async () => {
     for (const argv of [['get', 'vips'], ['status'], ['member', 'drain', 'web', 'be1']]) {
       const r = await cli(['--etcd', 'http://127.0.0.1:1'], ...argv);

@@ -245,6 +245,44 @@ describe('cli - fleet commands on the memory store', () => {
     expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain('Sources:      any client');
   });
 
+  test("vip sources add|remove|clear: the guarded edit of one VIP's prefixes, validated, nothing else changed", async () => {
+    await cli('apply', '-f', file('v1.yaml', FLEET), '--new-fleet');
+    const vip = '198.51.100.10:80/tcp';
+    const ranges = async () => (await store.getDesired()).fleet.vips[0]?.sourceRanges;
+    const { pools, hashSeed } = (await store.getDesired()).fleet;
+    const dry = await cli('vip', 'sources', 'add', vip, '198.18.0.0/15', '--dry-run');
+    expect(dry.out).toBe(`sources add ${vip}: dry run, nothing written (revision 1)\nadmits 1 prefixes: 198.18.0.0/15`);
+    expect(await ranges()).toBeUndefined();
+    expect((await cli('vip', 'sources', 'add', vip, '198.18.0.0/15', '10.1.2.3')).out).toBe(
+      `sources add ${vip}: revision 2\nadmits 2 prefixes: 198.18.0.0/15, 10.1.2.3/32`,
+    );
+    expect((await cli('vip', 'sources', 'add', vip, '10.1.2.3/32')).out).toBe(
+      `vip ${vip} admits them already: nothing written (revision 2)`,
+    );
+    const bad = await cli('vip', 'sources', 'add', vip, '10.1.2.3/8');
+    expect([bad.code, bad.err]).toEqual([2, 'error: prefix "10.1.2.3/8" has host bits set (the prefix is 10.0.0.0/8)']);
+    const v6 = await cli('vip', 'sources', 'add', vip, '2001:db8::/32');
+    expect([v6.code, v6.err]).toEqual([
+      1,
+      'error: vips[0].sourceRanges[2]: "2001:db8::/32" is IPv6 but the VIP is IPv4',
+    ]);
+    expect((await cli('vip', 'sources', 'remove', vip, '10.1.2.3')).out).toContain('admits 1 prefixes: 198.18.0.0/15');
+    const last = await cli('vip', 'sources', 'remove', vip, '198.18.0.0/15');
+    expect([last.code, last.err]).toEqual([
+      1,
+      `error: vip ${vip}: removing every prefix would admit no client; \`vip sources clear\` admits every client`,
+    ]);
+    const absent = await cli('vip', 'sources', 'remove', vip, '10.9.0.0/16');
+    expect([absent.code, absent.err]).toEqual([1, `error: vip ${vip}: does not list 10.9.0.0/16`]);
+    expect((await cli('vip', 'sources', 'clear', vip)).out).toBe(
+      `sources clear ${vip}: revision 4\nadmits every client`,
+    );
+    expect(await ranges()).toBeUndefined();
+    expect((await store.getDesired()).fleet).toMatchObject({ pools, hashSeed });
+    const missing = await cli('vip', 'sources', 'clear', '198.51.100.99:80/tcp');
+    expect([missing.code, missing.err]).toEqual([1, 'error: vip 198.51.100.99:80/tcp: not in the fleet (revision 4)']);
+  });
+
   test('describe vip says what the health check sends: type, port, request, host, whether the certificate is verified', async () => {
     await cli('apply', '-f', file('h.yaml', FLEET), '--new-fleet');
     expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain(

@@ -39,7 +39,9 @@ export {
 } from './limits.js';
 export { MemoryFleetStore } from './memory-store.js';
 export {
+  editFleet,
   editPoolMembers,
+  type FleetEdit,
   MAX_POOL_EDIT_ATTEMPTS,
   type MembersEdit,
   type PoolEditOptions,

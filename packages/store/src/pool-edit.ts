@@ -44,27 +44,30 @@ export interface PoolEditOptions {
 }
 
 /**
- * Applies `edit` to pool `poolName` of the stored fleet. The edited fleet passes parseFleet (every rule a file
- * meets) before it is written. Throws StoreError `NOT_FOUND` for a missing pool, `CONFLICT` when the fleet changed
- * under each of `maxAttempts` attempts, and whatever `edit` or `check` throws; nothing is written then.
+ * The fleet's new content (validated by parseFleet before it is written), or the sentence that says why nothing needs
+ * writing. Throws (the caller's error, or StoreError `NOT_FOUND`) when the edit cannot apply to this fleet.
  */
-export async function editPoolMembers(
+export type FleetEdit = (fleet: Fleet, revision: number) => unknown | { readonly unchanged: string };
+
+/**
+ * Applies `edit` to the stored fleet: read, edit, parseFleet (every rule a file meets), `check`, then apply guarded by
+ * the revision read, started again on a concurrent change. Throws StoreError `CONFLICT` when the fleet changed under
+ * each of `maxAttempts` attempts, and whatever `edit`, parseFleet or `check` throws; nothing is written then.
+ */
+export async function editFleet(
   store: FleetStore,
-  poolName: string,
-  edit: MembersEdit,
+  what: string,
+  edit: FleetEdit,
   options: PoolEditOptions = {},
 ): Promise<PoolEditWritten | PoolEditPreview | PoolEditUnchanged> {
   const maxAttempts = options.maxAttempts ?? MAX_POOL_EDIT_ATTEMPTS;
   for (let attempt = 1; ; attempt++) {
     const current = await store.getDesired();
-    const pool = current.fleet.pools.find((p) => p.name === poolName);
-    if (!pool) throw new StoreError('NOT_FOUND', `pool "${poolName}": does not exist (revision ${current.revision})`);
-    const members = edit(pool);
-    if ('unchanged' in members) return { unchanged: members.unchanged, revision: current.revision };
-    const after = parseFleet({
-      ...current.fleet,
-      pools: current.fleet.pools.map((p) => (p === pool ? { ...p, members } : p)),
-    });
+    const edited = edit(current.fleet, current.revision);
+    if (typeof edited === 'object' && edited !== null && 'unchanged' in edited) {
+      return { unchanged: String((edited as { unchanged: string }).unchanged), revision: current.revision };
+    }
+    const after = parseFleet(edited);
     options.check?.(current.fleet, after);
     const { decided } = await store.getDecided();
     if (options.dryRun) return { dryRun: true, revision: current.revision, before: current.fleet, after, decided };
@@ -74,10 +77,32 @@ export async function editPoolMembers(
     } catch (err) {
       if (!(err instanceof StoreError && err.code === 'CONFLICT')) throw err;
       if (attempt >= maxAttempts) {
-        throw new StoreError('CONFLICT', `pool "${poolName}": the fleet changed concurrently ${attempt} times`, {
-          cause: err,
-        });
+        throw new StoreError('CONFLICT', `${what}: the fleet changed concurrently ${attempt} times`, { cause: err });
       }
     }
   }
+}
+
+/**
+ * Applies `edit` to pool `poolName` of the stored fleet (editFleet). Throws StoreError `NOT_FOUND` for a missing
+ * pool, and what editFleet throws.
+ */
+export async function editPoolMembers(
+  store: FleetStore,
+  poolName: string,
+  edit: MembersEdit,
+  options: PoolEditOptions = {},
+): Promise<PoolEditWritten | PoolEditPreview | PoolEditUnchanged> {
+  return editFleet(
+    store,
+    `pool "${poolName}"`,
+    (fleet, revision) => {
+      const pool = fleet.pools.find((p) => p.name === poolName);
+      if (!pool) throw new StoreError('NOT_FOUND', `pool "${poolName}": does not exist (revision ${revision})`);
+      const members = edit(pool);
+      if ('unchanged' in members) return members;
+      return { ...fleet, pools: fleet.pools.map((p) => (p === pool ? { ...p, members } : p)) };
+    },
+    options,
+  );
 }

@@ -8,6 +8,7 @@ import { registerMember } from './member.js';
 import { registerProbe } from './probe.js';
 import { registerRecover } from './recover.js';
 import { registerStatus } from './status.js';
+import { registerVip } from './vip.js';
 
 export function registerFleetCommands(program: Command, ctx: FleetCommandContext): void {
   addConnectionOptions(program);
@@ -18,4 +19,5 @@ export function registerFleetCommands(program: Command, ctx: FleetCommandContext
   registerRecover(program, ctx);
   registerExplain(program, ctx);
   registerProbe(program, ctx);
+  registerVip(program, ctx);
 }

@@ -1,0 +1,135 @@
+/**
+ * `l4fleet vip sources add|remove|clear VIP [PREFIX...]`: change the clients one VIP admits (its `sourceRanges`,
+ * design note 0013) with the store's guarded read-modify-write (@l4fleet/store editFleet), as `member` changes one
+ * member: the edited fleet is validated like a file (a prefix with host bits set, of the other family, ... is refused
+ * naming it) and nothing else of the fleet changes. The prefixes choose no member: no churn.
+ */
+import { type Fleet, parseSourcePrefix, vipKey } from '@l4fleet/config';
+import { editFleet } from '@l4fleet/store';
+import type { Command } from 'commander';
+import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+import { type FleetCommandContext, withStore } from './context.js';
+import { parseVipKeyOrUsage } from './get.js';
+
+type Vip = Fleet['vips'][number];
+/** The VIP's new prefixes (undefined: every client), or why nothing changes. */
+type SourcesEdit = (vip: Vip) => readonly string[] | undefined | { readonly unchanged: string };
+
+/** A prefix argument, canonical (`10.1.2.3` -> `10.1.2.3/32`); a bad one is a usage error naming it. */
+function prefixArg(text: string): string {
+  const p = parseSourcePrefix(text);
+  if (typeof p === 'string') throw new CliError(`prefix ${JSON.stringify(text)} ${p}`, EXIT_USAGE);
+  return p.text;
+}
+
+async function editSources(
+  ctx: FleetCommandContext,
+  cmd: Command,
+  key: string,
+  what: string,
+  edit: SourcesEdit,
+  dryRun = false,
+): Promise<void> {
+  const wanted = vipKey(parseVipKeyOrUsage(key));
+  await withStore(ctx, cmd, async (store) => {
+    const result = await editFleet(
+      store,
+      `vip ${wanted}`,
+      (fleet, revision) => {
+        const vip = fleet.vips.find((v) => vipKey(v) === wanted);
+        if (!vip) throw new CliError(`vip ${wanted}: not in the fleet (revision ${revision})`, EXIT_FAILURE);
+        const ranges = edit(vip);
+        if (ranges !== undefined && 'unchanged' in ranges) return ranges;
+        const { sourceRanges: _old, ...rest } = vip;
+        const next = ranges === undefined ? rest : { ...rest, sourceRanges: ranges };
+        return { ...fleet, vips: fleet.vips.map((v) => (v === vip ? next : v)) };
+      },
+      { dryRun },
+    );
+    if ('unchanged' in result) {
+      ctx.io.out(`${result.unchanged}: nothing written (revision ${result.revision})`);
+      return;
+    }
+    const after = result.after.vips.find((v) => vipKey(v) === wanted)?.sourceRanges;
+    const done =
+      'dryRun' in result ? `dry run, nothing written (revision ${result.revision})` : `revision ${result.revision}`;
+    const now = after ? `${after.length} prefixes: ${after.join(', ')}` : 'every client';
+    ctx.io.out(`${what} ${wanted}: ${done}\nadmits ${now}`);
+  });
+}
+
+export function registerVip(program: Command, ctx: FleetCommandContext): void {
+  const vip = program.command('vip').description("change one VIP's settings (read, modify, apply guarded by revision)");
+  const sources = vip
+    .command('sources')
+    .description('the clients a VIP admits (its sourceRanges); other clients are dropped on the nodes');
+  sources
+    .command('add')
+    .description('admit these prefixes too (a VIP that admitted every client then admits only these)')
+    .argument('<vip>', 'ADDR:PORT/PROTO, IPv6 as [ADDR]:PORT/PROTO')
+    .argument('<prefix...>', 'ADDR/LEN (an address alone is its /32 or /128)')
+    .option('--dry-run', 'validate and show the result; write nothing')
+    .action(async (key: string, prefixes: string[], opts: { dryRun?: boolean }, cmd: Command) => {
+      const added = prefixes.map(prefixArg);
+      await editSources(
+        ctx,
+        cmd,
+        key,
+        'sources add',
+        (v) => {
+          const have = v.sourceRanges ?? [];
+          const fresh = [...new Set(added)].filter((p) => !have.includes(p));
+          if (v.sourceRanges && fresh.length === 0) return { unchanged: `vip ${vipKey(v)} admits them already` };
+          return [...have, ...fresh];
+        },
+        opts.dryRun,
+      );
+    });
+  sources
+    .command('remove')
+    .description('stop admitting these prefixes (their open flows stop too); removing the last one is refused')
+    .argument('<vip>', 'ADDR:PORT/PROTO, IPv6 as [ADDR]:PORT/PROTO')
+    .argument('<prefix...>', 'ADDR/LEN, as listed by describe vip')
+    .option('--dry-run', 'validate and show the result; write nothing')
+    .action(async (key: string, prefixes: string[], opts: { dryRun?: boolean }, cmd: Command) => {
+      const removed = new Set(prefixes.map(prefixArg));
+      await editSources(
+        ctx,
+        cmd,
+        key,
+        'sources remove',
+        (v) => {
+          const have = v.sourceRanges;
+          const missing = [...removed].filter((p) => !have?.includes(p));
+          if (!have || missing.length > 0) {
+            throw new CliError(`vip ${vipKey(v)}: does not list ${missing.join(', ')}`, EXIT_FAILURE);
+          }
+          const left = have.filter((p) => !removed.has(p));
+          if (left.length === 0) {
+            // [] would admit nobody (refused in a file too); every client is `clear`, closing a VIP is its pool's.
+            throw new CliError(
+              `vip ${vipKey(v)}: removing every prefix would admit no client; \`vip sources clear\` admits every client`,
+              EXIT_FAILURE,
+            );
+          }
+          return left;
+        },
+        opts.dryRun,
+      );
+    });
+  sources
+    .command('clear')
+    .description('admit every client again (remove sourceRanges)')
+    .argument('<vip>', 'ADDR:PORT/PROTO, IPv6 as [ADDR]:PORT/PROTO')
+    .option('--dry-run', 'validate and show the result; write nothing')
+    .action(async (key: string, opts: { dryRun?: boolean }, cmd: Command) => {
+      await editSources(
+        ctx,
+        cmd,
+        key,
+        'sources clear',
+        (v) => (v.sourceRanges ? undefined : { unchanged: `vip ${vipKey(v)} admits every client already` }),
+        opts.dryRun,
+      );
+    });
+}
