@@ -24,7 +24,9 @@ import {
   hostsOfKind,
   Lab,
   type LabForwarding,
+  run,
   VIP_TCP,
+  VIP_TCP6,
 } from '@l4fleet/lab';
 import { brokenIds, l4fleet, sleep, step } from '@l4fleet/test-support/lab-scenario';
 import {
@@ -124,6 +126,17 @@ describe.skipIf(!ready).sequential.each(MODES)('lab bpf + routed backends - $for
       expect(counters.droppedStranger.packets, `${b} dropped stranger`).toBe(0);
     }
   }, 150_000);
+
+  test('ping: the client pings the VIP addresses, IPv4 and IPv6; a node answers each request from the VIP', async () => {
+    for (const vip of [VIP_TCP.address, VIP_TCP6.address]) {
+      const r = await run(
+        ['ip', 'netns', 'exec', lab.ns('client'), 'ping', '-n', '-c', '3', '-i', '0.2', '-W', '1', '-w', '6', vip],
+        { timeoutMs: 15_000, allowFailure: true },
+      );
+      const replies = r.stdout.split('\n').filter((l) => l.includes(`bytes from ${vip}: icmp_seq=`));
+      expect(replies, `${vip}: ${r.stdout}`).toHaveLength(3);
+    }
+  }, 60_000);
 
   test('1. add a node: 0 flows broken; the new node carries >= 15% of the packets', async () => {
     const before = brokenIds(flows);

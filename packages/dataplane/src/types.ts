@@ -125,6 +125,16 @@ export interface DataPlaneCounters {
   readonly secondChance?: { readonly tagged: TrafficCounter };
   /** bpf only: packets the XDP fast path forwarded itself (XDP_TX); the rest went through tc (docs/design/0007). */
   readonly xdp?: { readonly forwarded: TrafficCounter };
+  /**
+   * bpf only: ICMP to VIP addresses. `echoReplied`: echo requests (ping) the node answered from the VIP;
+   * `errorsForwarded`: "fragmentation needed" / "packet too big" sent to the backend of the flow they are about;
+   * `errorsUnmatched`: such errors about no VIP flow, dropped (docs/design/0007).
+   */
+  readonly icmp?: {
+    readonly echoReplied: TrafficCounter;
+    readonly errorsForwarded: TrafficCounter;
+    readonly errorsUnmatched: TrafficCounter;
+  };
 }
 
 export interface DataPlane {

@@ -46,4 +46,17 @@ describe('agent metrics - data-plane gauges', () => {
     const without = await scrape(counters());
     expect(without).toMatch(/^l4fleet_dataplane_xdp_forwarded_packets\{node="node1",fleet="default"\} 0$/m);
   });
+
+  test('icmp: pings answered and ICMP errors forwarded or unmatched, by kind (bpf); no series without the counters', async () => {
+    const icmp = {
+      echoReplied: { packets: 6, bytes: 600 },
+      errorsForwarded: { packets: 2, bytes: 1200 },
+      errorsUnmatched: { packets: 1, bytes: 600 },
+    };
+    const text = await scrape(counters({ icmp }));
+    expect(text).toMatch(/^l4fleet_dataplane_icmp_packets\{kind="echo-replied",node="node1",fleet="default"\} 6$/m);
+    expect(text).toMatch(/^l4fleet_dataplane_icmp_packets\{kind="error-forwarded",node="node1",fleet="default"\} 2$/m);
+    expect(text).toMatch(/^l4fleet_dataplane_icmp_packets\{kind="error-unmatched",node="node1",fleet="default"\} 1$/m);
+    expect(await scrape(counters())).not.toMatch(/^l4fleet_dataplane_icmp_packets\{/m);
+  });
 });

@@ -308,6 +308,23 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
     },
   });
   new Gauge({
+    name: 'l4fleet_dataplane_icmp_packets',
+    help:
+      'ICMP to VIP addresses (bpf driver; none with the others): kind="echo-replied" pings the node answered from ' +
+      'the VIP, "error-forwarded" fragmentation-needed / packet-too-big sent to the flow\'s backend, ' +
+      '"error-unmatched" such errors about no VIP flow (dropped)',
+    labelNames: ['kind'],
+    registers: r,
+    async collect() {
+      const icmp = (await readDp())?.icmp;
+      this.reset();
+      if (!icmp) return;
+      this.set({ kind: 'echo-replied' }, icmp.echoReplied.packets);
+      this.set({ kind: 'error-forwarded' }, icmp.errorsForwarded.packets);
+      this.set({ kind: 'error-unmatched' }, icmp.errorsUnmatched.packets);
+    },
+  });
+  new Gauge({
     name: 'l4fleet_dataplane_flow_entries',
     help: 'flow-affinity entries in the data plane',
     registers: r,

@@ -51,6 +51,7 @@ enum {
 	L4F_ICMP_UNMATCHED = 9,  /* such an ICMP error whose embedded header is no VIP flow (dropped) */
 	L4F_SC_TAGGED = 10,      /* encapsulated (gue) with the slot's previous owner in the GUE private data */
 	L4F_XDP_TX = 11,         /* forwarded by the XDP program (XDP_TX); every other packet went on to tc */
+	L4F_ICMP_ECHO = 12,      /* an echo request to a VIP address, answered by this node (node.bpf.c echo_reply) */
 	L4F_STATS_SLOTS = 16,
 };
 

@@ -24,6 +24,8 @@
  * ICMP "fragmentation needed" (IPv4 type 3 code 4) and "packet too big" (ICMPv6 type 2) to a VIP address are
  * about a backend's reply (source = the VIP): the flow is the embedded header reversed, and the ICMP goes to
  * that flow's backend, so path MTU discovery works through the fleet (RFC 1191, RFC 8201).
+ * An echo request (ping: ICMP type 8, ICMPv6 type 128) to a VIP address is answered by the node that receives it,
+ * from the VIP (echo_reply): the reply is the request turned around, out of the interface it came in on.
  * A packet that would exceed the MTU once encapsulated is dropped and counted (L4F_DROP_TOO_BIG): backends
  * advertise an MSS that leaves room for the header (docs/design/0007-bpf-dataplane.md).
  */
@@ -124,10 +126,65 @@ static __always_inline int serve6(struct __sk_buff *skb, const struct l4f_vip *v
 	return forward(skb, vip, &k, 1, tos);
 }
 
+/*
+ * Answers an echo request to a VIP address (RFC 792; RFC 4443 §4.1-4.2) as Katran does, from the node ECMP handed
+ * it to: `ping VIP` then says that the address is announced and that a node holding it is reached, which is what an
+ * operator asks of it (an F5 virtual address answers too). The request is turned around in place: MACs and IP
+ * addresses swapped, TTL / hop limit 64, type echo reply; identifier, sequence and data stay, as the RFCs require.
+ * Swapping the addresses leaves every checksum as it was (a one's complement sum does not depend on the order of
+ * its words, and ICMPv6's pseudo-header holds both), so only the TTL word and the type word are adjusted. Not
+ * filtered by sourceRanges (they choose clients of a port); an echo request in fragments is dropped as any
+ * fragment to a VIP address is (L4F_DROP_FRAGMENT). `off`: the ICMP header's offset; `type` and `code` as read.
+ */
+static __always_inline int echo_reply(struct __sk_buff *skb, __u32 off, __u8 type, __u8 code, int v6)
+{
+	__u8 macs[12], swapped[12];
+	__u8 addrs[32], turned[32];
+	__u32 alen = v6 ? 16 : 4;
+	__u32 aoff = ETH_HLEN + (v6 ? 8 : 12);
+	if (bpf_skb_load_bytes(skb, 0, macs, 12) || bpf_skb_load_bytes(skb, aoff, addrs, v6 ? 32 : 8))
+		return drop(skb, L4F_DROP_PORT);
+	__builtin_memcpy(swapped, macs + 6, 6);
+	__builtin_memcpy(swapped + 6, macs, 6);
+	if (v6) {
+		__builtin_memcpy(turned, addrs + 16, 16);
+		__builtin_memcpy(turned + 16, addrs, 16);
+	} else {
+		__builtin_memcpy(turned, addrs + 4, 4);
+		__builtin_memcpy(turned + 4, addrs, 4);
+	}
+	__u8 hops = 64;
+	__u8 reply = v6 ? 129 : 0;
+	__u16 old_type = bpf_htons(((__u16)type << 8) | code), new_type = bpf_htons(((__u16)reply << 8) | code);
+	if (bpf_skb_store_bytes(skb, 0, swapped, 12, 0) || bpf_skb_store_bytes(skb, aoff, turned, 2 * alen, 0))
+		return drop(skb, L4F_DROP_ENCAP_FAILED);
+	if (v6) {
+		if (bpf_skb_store_bytes(skb, ETH_HLEN + 7, &hops, 1, 0))
+			return drop(skb, L4F_DROP_ENCAP_FAILED);
+	} else {
+		__u8 ttl_proto[2];
+		if (bpf_skb_load_bytes(skb, ETH_HLEN + 8, ttl_proto, 2))
+			return drop(skb, L4F_DROP_ENCAP_FAILED);
+		__u16 old_word = *(__u16 *)ttl_proto;
+		ttl_proto[0] = hops;
+		if (bpf_l3_csum_replace(skb, ETH_HLEN + 10, old_word, *(__u16 *)ttl_proto, 2) ||
+		    bpf_skb_store_bytes(skb, ETH_HLEN + 8, ttl_proto, 1, 0))
+			return drop(skb, L4F_DROP_ENCAP_FAILED);
+	}
+	if (bpf_l4_csum_replace(skb, off + 2, old_type, new_type, 2) || bpf_skb_store_bytes(skb, off, &reply, 1, 0))
+		return drop(skb, L4F_DROP_ENCAP_FAILED);
+	count(&l4f_stats, L4F_ICMP_ECHO, skb->len);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
 static __always_inline int icmp4(struct __sk_buff *skb, __u32 off)
 {
 	__u8 icmp[2];
-	if (bpf_skb_load_bytes(skb, off, icmp, 2) || icmp[0] != 3 || icmp[1] != 4)
+	if (bpf_skb_load_bytes(skb, off, icmp, 2))
+		return drop(skb, L4F_DROP_PORT);
+	if (icmp[0] == 8)
+		return echo_reply(skb, off, icmp[0], icmp[1], 0);
+	if (icmp[0] != 3 || icmp[1] != 4)
 		return drop(skb, L4F_DROP_PORT);
 	struct iphdr in;
 	if (bpf_skb_load_bytes(skb, off + 8, &in, sizeof(in)))
@@ -149,7 +206,11 @@ static __always_inline int icmp4(struct __sk_buff *skb, __u32 off)
 static __always_inline int icmp6(struct __sk_buff *skb, __u32 off)
 {
 	__u8 icmp[2];
-	if (bpf_skb_load_bytes(skb, off, icmp, 2) || icmp[0] != 2)
+	if (bpf_skb_load_bytes(skb, off, icmp, 2))
+		return drop(skb, L4F_DROP_PORT);
+	if (icmp[0] == 128)
+		return echo_reply(skb, off, icmp[0], icmp[1], 1);
+	if (icmp[0] != 2)
 		return drop(skb, L4F_DROP_PORT);
 	struct ipv6hdr in;
 	__u16 ports[2];

@@ -48,6 +48,7 @@ export const STAT = {
   icmpUnmatched: 9,
   secondChanceTagged: 10,
   xdpForwarded: 11,
+  icmpEcho: 12,
 } as const;
 
 export interface VipKey {

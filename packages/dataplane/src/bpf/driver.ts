@@ -294,6 +294,11 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       flowTable: { entries: c.flows4 + c.flows6, fullPackets: 0 },
       secondChance: { tagged: stat(STAT.secondChanceTagged) },
       ...(xdp === 'native' ? { xdp: { forwarded: stat(STAT.xdpForwarded) } } : {}),
+      icmp: {
+        echoReplied: stat(STAT.icmpEcho),
+        errorsForwarded: stat(STAT.icmpForwarded),
+        errorsUnmatched: stat(STAT.icmpUnmatched),
+      },
     };
   }
 
