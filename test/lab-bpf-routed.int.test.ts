@@ -24,9 +24,7 @@ import {
   hostsOfKind,
   Lab,
   type LabForwarding,
-  run,
   VIP_TCP,
-  VIP_TCP6,
 } from '@l4fleet/lab';
 import { brokenIds, l4fleet, sleep, step } from '@l4fleet/test-support/lab-scenario';
 import {
@@ -35,6 +33,7 @@ import {
   killNodeStep,
   NEW_BACKEND_MIN_SHARE,
   nextHopsWithout,
+  pingVipsStep,
 } from '@l4fleet/test-support/lab-steps';
 import { backendCounters, liveHosts, nodeRx, trafficWindow } from '@l4fleet/test-support/lab-traffic';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -128,14 +127,7 @@ describe.skipIf(!ready).sequential.each(MODES)('lab bpf + routed backends - $for
   }, 150_000);
 
   test('ping: the client pings the VIP addresses, IPv4 and IPv6; a node answers each request from the VIP', async () => {
-    for (const vip of [VIP_TCP.address, VIP_TCP6.address]) {
-      const r = await run(
-        ['ip', 'netns', 'exec', lab.ns('client'), 'ping', '-n', '-c', '3', '-i', '0.2', '-W', '1', '-w', '6', vip],
-        { timeoutMs: 15_000, allowFailure: true },
-      );
-      const replies = r.stdout.split('\n').filter((l) => l.includes(`bytes from ${vip}: icmp_seq=`));
-      expect(replies, `${vip}: ${r.stdout}`).toHaveLength(3);
-    }
+    await pingVipsStep(lab);
   }, 60_000);
 
   test('1. add a node: 0 flows broken; the new node carries >= 15% of the packets', async () => {

@@ -22,6 +22,7 @@ import {
   killNodeStep,
   NEW_BACKEND_MIN_SHARE,
   nextHopsWithout,
+  pingVipsStep,
 } from '@l4fleet/test-support/lab-steps';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
@@ -72,6 +73,10 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
       expect(JSON.parse(out).backend, `${f.protocol} flow from port ${f.localPort}`).toBe(f.backend);
     }
   }, 240_000);
+
+  test('ping: the client pings the VIP addresses, IPv4 and IPv6; a node answers each request from the VIP', async () => {
+    await pingVipsStep(lab);
+  }, 60_000);
 
   test('1. add a node: 0 flows broken; the new node carries >= 15% of new flows', async () => {
     const before = brokenIds(flows);

@@ -12,7 +12,17 @@ import { buildTable } from '@l4fleet/maglev';
 import { buildXdpPass, xdpPass } from '@l4fleet/test-support/xdp-pass';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { dsrBpfDriver, loaderLog } from './bpf-driver.js';
-import { backend4, backend6, createDsrTopology, type DsrTopology, NODE4, NODE6, VIP4, VIP6 } from './topology.js';
+import {
+  backend4,
+  backend6,
+  createDsrTopology,
+  type DsrTopology,
+  NODE4,
+  NODE6,
+  pingReplies,
+  VIP4,
+  VIP6,
+} from './topology.js';
 
 const BPFFS = `/run/l4fleet-bpf-echo-test-${process.pid}`;
 const built = bpfAvailable() === undefined;
@@ -42,14 +52,8 @@ function vipTable(family: 4 | 6): VipTable {
   };
 }
 
-/** `ping` from the client: the replies' lines (`64 bytes from ADDR: ...`), bounded by -c and -w. */
-async function ping(target: string, opts: { size?: number } = {}): Promise<string[]> {
-  const r = await topo.client.run(
-    ['ping', '-n', '-c', String(COUNT), '-i', '0.2', '-W', '1', '-w', '4', '-s', String(opts.size ?? 56), target],
-    { allowFailure: true, timeoutMs: 10_000 },
-  );
-  return r.stdout.split('\n').filter((l) => / bytes from /.test(l));
-}
+const ping = (target: string, opts: { size?: number } = {}): Promise<string[]> =>
+  pingReplies(topo.client, target, { count: COUNT, ...opts });
 
 beforeAll(async () => {
   if (!built) return;

@@ -6,12 +6,12 @@
  * writes nothing, and a table written before sourceRanges existed is upgraded in place (its flows stay).
  */
 import { vipKey } from '@l4fleet/config';
-import { createNftablesDataPlane, type DataPlane, type DataPlaneCounters, type VipTable } from '@l4fleet/dataplane';
+import type { DataPlaneCounters, VipTable } from '@l4fleet/dataplane';
 import { buildTable, type Flow, type Protocol } from '@l4fleet/maglev';
 import type { NetnsHost, NetnsLab } from '@l4fleet/test-support/netns';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import * as nat from './nat-topology.js';
+import { nftDrivers } from './nft-driver.js';
 import * as dsr from './topology.js';
 
 const SEED = 0x5eed_5a5a;
@@ -36,22 +36,6 @@ async function secondClient(lab: NetnsLab, router: NetnsHost, v4: string, v6: st
   // A retransmitted SYN must keep its path (platform-facts: txrehash), as in the harness's own client.
   await c.sh('sysctl -qw net.core.txrehash=0 || true');
   return c;
-}
-
-/** Data planes on `node()`'s eth0; every one is closed (and its tables removed) after each test. */
-function drivers(node: () => NetnsHost): { open(): DataPlane; closeAll(): Promise<void> } {
-  const open: DataPlane[] = [];
-  const logger = pino({ level: 'silent' });
-  return {
-    open() {
-      const dp = createNftablesDataPlane({ interface: 'eth0', netns: node().ns, logger });
-      open.push(dp);
-      return dp;
-    },
-    async closeAll() {
-      for (const dp of open.splice(0)) await dp.close({ removeState: true }).catch(() => undefined);
-    },
-  };
 }
 
 /** A VIP of 2 backends: l2 on port 80 (the DSR bed's backends) or nat on 443 (the NAT bed's members, port 8443). */
@@ -106,7 +90,7 @@ describe('nftables source ranges - l2 (direct server return)', () => {
   const [C4, C6, D4, D6] = [dsr.CLIENT4, dsr.CLIENT6, '198.18.73.2', '2001:db8:77:3::2'];
   let topo: dsr.DsrTopology;
   let client2: NetnsHost;
-  const dps = drivers(() => topo.node);
+  const dps = nftDrivers(() => topo.node);
   /** Which backends recorded each flow (undefined: it never got through). */
   const landed = async (flows: readonly Flow[]): Promise<(number[] | undefined)[]> => {
     const got = await dsr.landings(topo);
@@ -264,7 +248,7 @@ describe('nftables source ranges - nat', () => {
   const [C4, C6, D4, D6] = [nat.NAT_CLIENT4, nat.NAT_CLIENT6, '198.18.83.2', '2001:db8:88:3::2'];
   let topo: nat.NatTopology;
   let client2: NetnsHost;
-  const dps = drivers(() => topo.node);
+  const dps = nftDrivers(() => topo.node);
   const natVip = (address: string, protocol: Protocol, ranges?: string[]): VipTable =>
     vip(address, protocol, { nat: true, ...(ranges ? { ranges } : {}) });
 

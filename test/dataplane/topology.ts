@@ -323,3 +323,19 @@ export async function decapsulatingBackends(
   }
   return undo;
 }
+
+/**
+ * `ping` from `host` to `target` (`count` requests 0.2 s apart, at most 4 s): the lines of replies that came from
+ * `target` itself. `size`: the data bytes (above the MTU, the request goes in fragments).
+ */
+export async function pingReplies(
+  host: NetnsHost,
+  target: string,
+  opts: { count: number; size?: number },
+): Promise<string[]> {
+  const r = await host.run(
+    ['ping', '-n', '-c', String(opts.count), '-i', '0.2', '-W', '1', '-w', '4', '-s', String(opts.size ?? 56), target],
+    { allowFailure: true, timeoutMs: 10_000 },
+  );
+  return r.stdout.split('\n').filter((l) => l.includes(`bytes from ${target}: icmp_seq=`));
+}

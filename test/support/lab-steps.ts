@@ -1,7 +1,7 @@
 /**
  * The lab scenario steps more than one lab test takes (test/lab-e2e, test/lab-bpf-routed, test/lab-second-chance,
  * the Docker lab tests): waiting for a drained node's route to go, killing a node, adding a backend as a pool member,
- * failing a backend while probing when its share of new flows has moved, and taking a Docker lab down. One implementation each, so a bound or a wait fixed in one test is fixed
+ * failing a backend while probing when its share of new flows has moved, pinging the VIPs, and taking a Docker lab down. One implementation each, so a bound or a wait fixed in one test is fixed
  * in all of them.
  */
 import {
@@ -14,6 +14,7 @@ import {
   routerNextHops,
   run,
   VIP_TCP,
+  VIP_TCP6,
 } from '@l4fleet/lab';
 import { expect } from 'vitest';
 import { agentTimeline, brokenIds, l4fleet, probeFailedBackend, sleep, step } from './lab-scenario.js';
@@ -142,4 +143,19 @@ export async function downDockerLabAndExpectGone(id: string): Promise<void> {
   expect(await listLabResources(id)).toEqual({ namespaces: [], hostInterfaces: [] });
   const ps = await run(['docker', 'ps', '-aq', '--filter', `label=l4fleet.lab=${id}`]);
   expect(ps.stdout.trim()).toBe('');
+}
+
+/**
+ * Pings the TCP VIPs' addresses (IPv4, IPv6) from the client, three requests each, and expects every one answered by
+ * the VIP itself (a node of the fleet answers pings to VIP addresses: design notes 0004 and 0007).
+ */
+export async function pingVipsStep(lab: Lab): Promise<void> {
+  for (const vip of [VIP_TCP.address, VIP_TCP6.address]) {
+    const r = await run(
+      ['ip', 'netns', 'exec', lab.ns('client'), 'ping', '-n', '-c', '3', '-i', '0.2', '-W', '1', '-w', '6', vip],
+      { timeoutMs: 15_000, allowFailure: true },
+    );
+    const replies = r.stdout.split('\n').filter((l) => l.includes(`bytes from ${vip}: icmp_seq=`));
+    expect(replies, `${vip}: ${r.stdout}`).toHaveLength(3);
+  }
 }

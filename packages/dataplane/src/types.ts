@@ -126,14 +126,15 @@ export interface DataPlaneCounters {
   /** bpf only: packets the XDP fast path forwarded itself (XDP_TX); the rest went through tc (docs/design/0007). */
   readonly xdp?: { readonly forwarded: TrafficCounter };
   /**
-   * bpf only: ICMP to VIP addresses. `echoReplied`: echo requests (ping) the node answered from the VIP;
-   * `errorsForwarded`: "fragmentation needed" / "packet too big" sent to the backend of the flow they are about;
-   * `errorsUnmatched`: such errors about no VIP flow, dropped (docs/design/0007).
+   * ICMP to VIP addresses (bpf and nftables; the proxy driver's addresses are the kernel's). `echoReplied`: echo
+   * requests (ping) the node answered from the VIP. bpf only: `errorsForwarded`, "fragmentation needed" / "packet
+   * too big" sent to the backend of the flow they are about; `errorsUnmatched`, such errors about no VIP flow, dropped
+   * (docs/design/0007; nftables drops them as `port`).
    */
   readonly icmp?: {
     readonly echoReplied: TrafficCounter;
-    readonly errorsForwarded: TrafficCounter;
-    readonly errorsUnmatched: TrafficCounter;
+    readonly errorsForwarded?: TrafficCounter;
+    readonly errorsUnmatched?: TrafficCounter;
   };
 }
 

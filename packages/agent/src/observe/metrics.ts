@@ -310,9 +310,9 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
   new Gauge({
     name: 'l4fleet_dataplane_icmp_packets',
     help:
-      'ICMP to VIP addresses (bpf driver; none with the others): kind="echo-replied" pings the node answered from ' +
-      'the VIP, "error-forwarded" fragmentation-needed / packet-too-big sent to the flow\'s backend, ' +
-      '"error-unmatched" such errors about no VIP flow (dropped)',
+      'ICMP to VIP addresses: kind="echo-replied" pings the node answered from the VIP (bpf, nftables); bpf only: ' +
+      '"error-forwarded" fragmentation-needed / packet-too-big sent to the flow\'s backend, "error-unmatched" such ' +
+      'errors about no VIP flow (dropped)',
     labelNames: ['kind'],
     registers: r,
     async collect() {
@@ -320,8 +320,8 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
       this.reset();
       if (!icmp) return;
       this.set({ kind: 'echo-replied' }, icmp.echoReplied.packets);
-      this.set({ kind: 'error-forwarded' }, icmp.errorsForwarded.packets);
-      this.set({ kind: 'error-unmatched' }, icmp.errorsUnmatched.packets);
+      if (icmp.errorsForwarded) this.set({ kind: 'error-forwarded' }, icmp.errorsForwarded.packets);
+      if (icmp.errorsUnmatched) this.set({ kind: 'error-unmatched' }, icmp.errorsUnmatched.packets);
     },
   });
   new Gauge({

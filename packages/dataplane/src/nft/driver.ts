@@ -10,6 +10,7 @@ import { createExec, type Exec } from '../exec.js';
 import type { ApplyResult, DataPlane, DataPlaneCounters, TrafficCounter, VipTable } from '../types.js';
 import { type NormalizedVip, validateDesired } from '../validate.js';
 import { createBatchWriter, NFT_BATCH_PATH, nftBatchAvailable } from './batch.js';
+import { echoAddress } from './echo.js';
 import { planFold } from './fold.js';
 import {
   backendCounter,
@@ -19,6 +20,7 @@ import {
   FLOW_TABLE_FULL,
   flowsMap,
   hexToAddress,
+  ICMP_ECHO,
   parseVipKey,
 } from './names.js';
 import { createNatTable } from './nat-table.js';
@@ -246,7 +248,8 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       state = await readKernelState(exec, table);
       log.info({ event: 'kernelStateRead', exists: state !== null, vips: state?.vips.size ?? 0 });
     }
-    const plan = planApply(state, vips, layout);
+    // Pings are answered for every VIP address, NAT ones too: the netdev hook sees them first (echo.ts).
+    const plan = planApply(state, vips, layout, new Set(all.map((v) => echoAddress(v.family, v.addressHex))));
     const planned = performance.now();
     let writer: 'netlink' | 'nft' | 'none' = 'none';
     if (plan.ops.length > 0) {
@@ -325,6 +328,7 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
         source: sum(byName.get(DROP_SOURCE) ?? zero, natCounters.source),
       },
       flowTable: { entries, fullPackets: byName.get(FLOW_TABLE_FULL)?.packets ?? 0 },
+      icmp: { echoReplied: byName.get(ICMP_ECHO) ?? zero },
     };
   }
 

@@ -18,6 +18,8 @@ export const DROP_NO_BACKEND = 'drop_no_backend';
 /** Packets from a client outside the VIP's sourceRanges (source-ranges.ts). */
 export const DROP_SOURCE = 'drop_source';
 export const FLOW_TABLE_FULL = 'flow_table_full';
+/** Echo requests (ping) the table answered from a VIP address (echo.ts). */
+export const ICMP_ECHO = 'icmp_echo';
 export const BACKEND_COUNTERS = 'backend_counters';
 export const MACS = 'macs';
 
@@ -37,6 +39,15 @@ export const overlayMap = (vipKey: string): string => `${vipKey}_over`;
 export const OVERLAY_NO_BACKEND = 0x8000_0000;
 export const liveSet = (vipKey: string): string => `${vipKey}_live`;
 export const backendCounter = (id: number): string => `b_${id.toString(16)}`;
+/** VIP address -> its echo chain (echo.ts), per family. */
+export const echoMap = (family: IpFamily): string => `echo${family}`;
+/** Per VIP address (network-order hex, 8 or 32 digits): the chain that answers its echo requests. */
+export const echoChain = (addressHex: string): string => `echo_${addressHex}`;
+
+const ECHO_CHAIN = /^echo_([0-9a-f]{8}|[0-9a-f]{32})$/;
+
+/** The address (hex) of an echo chain's name, or undefined for any other chain. */
+export const parseEchoChain = (name: string): string | undefined => ECHO_CHAIN.exec(name)?.[1];
 
 const VIP_KEY = /^v_([0-9a-f]{8}|[0-9a-f]{32})_(tcp|udp)_(\d+)$/;
 

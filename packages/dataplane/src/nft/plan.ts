@@ -10,9 +10,11 @@
 import type { IpFamily, Protocol } from '@l4fleet/maglev';
 import type { VipApplyReport } from '../types.js';
 import type { NormalizedBackend, NormalizedVip } from '../validate.js';
+import { echoAddress, echoObjectsAdded, planEcho } from './echo.js';
 import {
   BACKEND_COUNTERS,
   BACKEND_ID_BIT,
+  BASE_CHAIN,
   backendCounter,
   backendsMap,
   DROP_SOURCE,
@@ -25,7 +27,15 @@ import {
   vipsMap,
 } from './names.js';
 import type { ElementValue, Op } from './ops.js';
-import { baseTable, type Layout, layoutSignature, type VipShape, vipRules, vipSignature } from './ruleset.js';
+import {
+  baseChainRules,
+  baseTable,
+  type Layout,
+  layoutSignature,
+  type VipShape,
+  vipRules,
+  vipSignature,
+} from './ruleset.js';
 import { diffSlots, fillBase, toBackendIds } from './slot-delta.js';
 import { sourceFilterOf } from './source-ranges.js';
 
@@ -81,6 +91,11 @@ export interface KernelState {
    * the flow maps. Absent: not known to be there.
    */
   readonly dropSourceCounter?: boolean;
+  /**
+   * The VIP addresses (`family|hex`) whose echo chain is in the table (echo.ts). Absent: the table predates the echo
+   * maps (written by an older version); the plan adds them and the ingress rules that use them, once.
+   */
+  readonly echoAddresses?: ReadonlySet<string>;
 }
 
 /** Retired backends remembered at most (the oldest are forgotten first, and their elements deleted). */
@@ -109,7 +124,16 @@ const element = (verb: 'add' | 'delete', set: string, key: number, value?: Eleme
 const vipElement = (v: { addressHex: string; protocol: Protocol; port: number }): string =>
   `${hexToAddress(v.addressHex)} . ${v.protocol} . ${v.port}`;
 
-export function planApply(current: KernelState | null, desired: readonly NormalizedVip[], layout: Layout): Plan {
+/**
+ * `echoAddresses`: the addresses (`family|hex`, echoAddress()) whose pings the table answers: every VIP address of the
+ * driver, NAT ones too (echo.ts); default: those of `desired`.
+ */
+export function planApply(
+  current: KernelState | null,
+  desired: readonly NormalizedVip[],
+  layout: Layout,
+  echoAddresses: ReadonlySet<string> = new Set(desired.map((v) => echoAddress(v.family, v.addressHex))),
+): Plan {
   const t = layout.table;
   const out: Op[] = [];
   const nft = (text: string): void => {
@@ -121,9 +145,18 @@ export function planApply(current: KernelState | null, desired: readonly Normali
     // A table in an older layout (or for another interface) is replaced in the same transaction.
     if (current !== null) nft(`delete table netdev ${t}`);
     nft(baseTable(layout));
-  } else if (current?.dropSourceCounter !== true) {
-    // `add` leaves an existing counter alone, so a wrong guess here costs nothing.
-    nft(`add counter netdev ${t} ${DROP_SOURCE}`);
+  } else {
+    if (current?.dropSourceCounter !== true) {
+      // `add` leaves an existing counter alone, so a wrong guess here costs nothing.
+      nft(`add counter netdev ${t} ${DROP_SOURCE}`);
+    }
+    if (current?.echoAddresses === undefined) {
+      // A table from before the echo maps: they are added, and the ingress chain's rules written again in the order a
+      // new table has (in the same transaction: no packet sees the chain half written). The flow maps stay.
+      for (const text of echoObjectsAdded(t)) nft(text);
+      nft(`flush chain netdev ${t} ${BASE_CHAIN}`);
+      for (const r of baseChainRules()) nft(`add rule netdev ${t} ${BASE_CHAIN} ${r}`);
+    }
   }
   const base: KernelState = tableCreated
     ? { layoutSignature: sig, vips: new Map(), backends: new Map(), maxBackendId: current?.maxBackendId ?? 0 }
@@ -173,7 +206,7 @@ export function planApply(current: KernelState | null, desired: readonly Normali
   const vips = new Map<string, KernelVip>();
   let slotsChanged = 0;
   const addresses = (s: Iterable<{ family: IpFamily; addressHex: string }>): Set<string> =>
-    new Set([...s].map((v) => `${v.family}|${v.addressHex}`));
+    new Set([...s].map((v) => echoAddress(v.family, v.addressHex)));
   const oldAddresses = addresses(base.vips.values());
   const newAddresses = addresses(desired);
 
@@ -290,6 +323,9 @@ export function planApply(current: KernelState | null, desired: readonly Normali
     const [f, hex] = a.split('|') as [string, string];
     nft(`delete element netdev ${t} ${vipAddressesSet(Number(f) as IpFamily)} { ${hexToAddress(hex)} }`);
   }
+  // A new table, or one from before the echo maps (upgraded above), holds no echo chain yet.
+  const echoInKernel = tableCreated ? new Set<string>() : (current?.echoAddresses ?? new Set<string>());
+  out.push(...planEcho(t, echoInKernel, echoAddresses, layout));
 
   // A backend that left loses its counter (the mark of a retired one) and keeps its address and MAC elements.
   let backendsRemoved = 0;
@@ -315,7 +351,15 @@ export function planApply(current: KernelState | null, desired: readonly Normali
 
   return {
     ops: out,
-    next: { layoutSignature: sig, vips, backends, maxBackendId: maxId, retired, dropSourceCounter: true },
+    next: {
+      layoutSignature: sig,
+      vips,
+      backends,
+      maxBackendId: maxId,
+      retired,
+      dropSourceCounter: true,
+      echoAddresses: new Set(echoAddresses),
+    },
     vips: reports,
     slotsChanged,
     backendsAdded,

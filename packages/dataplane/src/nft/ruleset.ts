@@ -4,7 +4,8 @@
  *   ingress (hook on the node's interface): frames addressed to this host (`meta pkttype host`: a bridge
  *     floods frames for a downed port, and without the match every node would forward them) whose
  *     daddr . l4proto . dport is a VIP jump to that VIP's chain; anything else to a VIP address is dropped
- *     and counted (port filtering); everything else passes untouched.
+ *     and counted (port filtering), but for pings, which the VIP address's echo chain answers (echo.ts);
+ *     everything else passes untouched.
  *   <vip> chain: a client outside the VIP's sourceRanges is dropped and counted first, before flow affinity, so
  *     removing a prefix also stops the flows open from it (source-ranges.ts). Then an existing flow keeps its
  *     backend (Maglev §3.3 connection tracking, here an nft dynamic map keyed by the 5-tuple, value = backend
@@ -16,6 +17,7 @@
  *     same interface, the IP packet unchanged but for the TTL: L2 direct server return.
  */
 import type { IpFamily, Protocol } from '@l4fleet/maglev';
+import { echoDeclarations, echoDispatchRules } from './echo.js';
 import {
   BACKEND_COUNTERS,
   BACKEND_ID_BIT,
@@ -69,6 +71,18 @@ const addrType = (f: IpFamily): string => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
  */
 export const BASE_COUNTERS = [DROP_PORT, DROP_NO_BACKEND, FLOW_TABLE_FULL, DROP_SOURCE] as const;
 
+/**
+ * The ingress chain's rules: VIP traffic to its VIP's chain, then pings to VIP addresses answered (echo.ts), then the
+ * port filter. Also what a table written before the echo maps gets once (plan.ts), in the same order.
+ */
+export function baseChainRules(): string[] {
+  return [
+    ...FAMILIES.map((f) => `meta pkttype host ${l3(f)} daddr . meta l4proto . th dport vmap @${vipsMap(f)}`),
+    ...echoDispatchRules(),
+    ...FAMILIES.map((f) => `meta pkttype host ${l3(f)} daddr @${vipAddressesSet(f)} counter name "${DROP_PORT}" drop`),
+  ];
+}
+
 /** The whole table, empty of VIPs and backends. */
 export function baseTable(l: Layout): string {
   const lines: string[] = [`table netdev ${l.table} {`, `  comment "${layoutSignature(l)}"`];
@@ -91,14 +105,10 @@ export function baseTable(l: Layout): string {
   }
   lines.push(`  map ${MACS} { type mark : ether_addr; }`);
   lines.push(`  map ${BACKEND_COUNTERS} { type mark : counter; }`);
+  lines.push(...echoDeclarations());
   const dev = JSON.stringify(l.iface);
   lines.push(`  chain ${BASE_CHAIN} {`, `    type filter hook ingress device ${dev} priority 0; policy accept;`);
-  for (const f of FAMILIES) {
-    lines.push(`    meta pkttype host ${l3(f)} daddr . meta l4proto . th dport vmap @${vipsMap(f)}`);
-  }
-  for (const f of FAMILIES) {
-    lines.push(`    meta pkttype host ${l3(f)} daddr @${vipAddressesSet(f)} counter name "${DROP_PORT}" drop`);
-  }
+  for (const r of baseChainRules()) lines.push(`    ${r}`);
   lines.push('  }');
   lines.push(
     `  chain ${FORWARD_CHAIN} {`,

@@ -9,15 +9,18 @@ import { type IpFamily, parseAddress } from '@l4fleet/maglev';
 import { DataPlaneError } from '../errors.js';
 import type { Exec } from '../exec.js';
 import { toHex } from '../validate.js';
+import { echoAddress } from './echo.js';
 import {
   BACKEND_COUNTERS,
   BACKEND_ID_BIT,
   backendsMap,
   DROP_SOURCE,
+  echoMap,
   hexToAddress,
   liveSet,
   MACS,
   overlayMap,
+  parseEchoChain,
   parseVipKey,
   slotsMap,
 } from './names.js';
@@ -51,31 +54,41 @@ export async function countElements(exec: Exec, table: string, kind: 'map' | 'se
   return (await elements(exec, table, kind, name)).length;
 }
 
-/** Parses `nft -t list table` text: the table comment, its named counters and each VIP chain's signature comment. */
+/**
+ * Parses `nft -t list table` text: the table comment, its named counters, each VIP chain's signature comment, and the
+ * echo chains (echo.ts) by address, `family|hex`: undefined when the table has no echo maps (an older table).
+ */
 export function parseSkeleton(text: string): {
   layoutSignature: string;
   chains: Map<string, string>;
   counters: Set<string>;
+  echoAddresses: Set<string> | undefined;
 } {
   let layoutSignature = '';
   const chains = new Map<string, string>();
   const counters = new Set<string>();
+  const echo = new Set<string>();
+  let echoMaps = 0;
   let chain: string | undefined;
   for (const line of text.split('\n')) {
     const tableComment = /^\tcomment "(.*)"$/.exec(line);
     if (tableComment) layoutSignature = tableComment[1] as string;
     const counter = /^\tcounter (\S+) \{$/.exec(line);
     if (counter) counters.add(counter[1] as string);
+    const map = /^\tmap (\S+) \{$/.exec(line);
+    if (map && (map[1] === echoMap(4) || map[1] === echoMap(6))) echoMaps += 1;
     const c = /^\tchain (\S+) \{$/.exec(line);
     if (c) {
       chain = c[1] as string;
       if (parseVipKey(chain)) chains.set(chain, '');
+      const hex = parseEchoChain(chain);
+      if (hex !== undefined) echo.add(echoAddress(hex.length === 8 ? 4 : 6, hex));
       continue;
     }
     const rule = /comment "(l4fleet vip [^"]*)"$/.exec(line);
     if (rule && chain !== undefined && chains.has(chain)) chains.set(chain, rule[1] as string);
   }
-  return { layoutSignature, chains, counters };
+  return { layoutSignature, chains, counters, echoAddresses: echoMaps === 2 ? echo : undefined };
 }
 
 /** The kernel's copy of the table, or null when the table does not exist. */
@@ -149,5 +162,6 @@ export async function readKernelState(exec: Exec, table: string): Promise<Kernel
     maxBackendId,
     retired,
     dropSourceCounter: skeleton.counters.has(DROP_SOURCE),
+    ...(skeleton.echoAddresses === undefined ? {} : { echoAddresses: skeleton.echoAddresses }),
   };
 }
