@@ -176,6 +176,39 @@ describe('cli - against a real etcd', () => {
     expect((await cli(g, 'describe', 'vip', vip)).out).toContain('Sources:      any client');
   });
 
+  test('history lists the writes with their changes; get fleet --revision and rollback read an earlier one; compaction ends the history', async () => {
+    const h = JSON.parse((await cli(g, 'history', '-o', 'json')).out);
+    const revs = h.revisions.map((r: { revision: number }) => r.revision);
+    expect(revs.length).toBeGreaterThanOrEqual(3);
+    expect(h.revisions[0]).toMatchObject({ current: true });
+    // The weight change of the test above, found by its detail.
+    const weighted = h.revisions.find((r: { changes: { detail: string }[] | null }) =>
+      r.changes?.some((c) => c.detail === 'weight 1 -> 4'),
+    );
+    expect(weighted).toBeDefined();
+    const before = revs[revs.indexOf(weighted.revision) + 1];
+    expect(before).toBeDefined();
+    const old = JSON.parse((await cli(g, 'get', 'fleet', '--revision', String(before), '-o', 'json')).out);
+    expect(old.pools[0].members.find((m: { address: string }) => m.address === '198.18.0.22').weight).toBe(1);
+    const dry = await cli(g, 'rollback', String(before), '--dry-run');
+    expect(dry.out).toContain('weight 4 -> 1');
+    const done = await cli(g, 'rollback', String(before));
+    expect(done.err).toBe('');
+    expect(done.out).toMatch(/applied: revision \d+/);
+    const now = JSON.parse((await cli(g, 'get', 'fleet', '-o', 'json')).out);
+    expect(now).toEqual(old);
+
+    // etcdctl compact at the newest write: the history is that write alone, and says why.
+    const newest = JSON.parse((await cli(g, 'history', '-o', 'json')).out).revisions[0].revision;
+    await etcd.etcdctl('compact', String(newest));
+    const left = JSON.parse((await cli(g, 'history', '-o', 'json')).out);
+    expect(left).toMatchObject({ compacted: true, more: false });
+    expect(left.revisions).toHaveLength(1);
+    const gone = await cli(g, 'rollback', String(before));
+    expect(gone.code).toBe(1);
+    expect(gone.err).toContain(`desired state at revision ${before}: etcd compacted its history past it`);
+  });
+
   test('etcd unreachable: exit 1 with one error line that names the endpoint', async () => {
     for (const argv of [['get', 'vips'], ['status'], ['member', 'drain', 'web', 'be1']]) {
       const r = await cli(['--etcd', 'http://127.0.0.1:1'], ...argv);

@@ -14,6 +14,8 @@ export interface ContractFleet {
   open(): FleetStore;
   /** Writes a pointer that does not decode, as someone with etcdctl would. */
   corruptPointer(): Promise<void>;
+  /** Compacts the history below `revision`, as `etcdctl compact` does (on etcd: for every fleet of that etcd). */
+  compact(revision: number): Promise<void>;
 }
 
 export type ContractFactory = () => Promise<ContractFleet>;
@@ -63,6 +65,60 @@ export function describeStoreContract(name: string, factory: ContractFactory): v
       expect(got.generation).toBe(r2.generation);
       expect(got.fleet).toEqual({ ...contractFleet(2), hashSeed: r1.hashSeed });
       expect((await s.apply(contractFleet(2, 42))).hashSeed).toBe(42);
+    });
+
+    test('desired history: writes newest first, each fleet as it was, a limit, a bad write named, compaction ends it', async () => {
+      const f = await fleet();
+      const s = f.open();
+      expect(await s.getDesiredHistory({ limit: 10 })).toEqual({ revisions: [], more: false, compacted: false });
+      // The first is over the inline limit (64 KiB): its document is in chunks, which the next apply deletes; etcd
+      // still holds them at that write's revision.
+      const big = parseFleet({
+        hashSeed: 11,
+        pools: [
+          {
+            name: 'web',
+            members: Array.from({ length: 1_000 }, (_, i) => ({
+              address: `198.18.${Math.floor(i / 250)}.${1 + (i % 250)}`,
+              port: 80,
+            })),
+          },
+        ],
+        vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web' }],
+      });
+      const applied = [await s.apply(big)];
+      for (const n of [2, 3]) applied.push(await s.apply(contractFleet(n, 11)));
+      expect(applied[0]?.bytes).toBeGreaterThan(64 * 1024);
+      const h = await s.getDesiredHistory({ limit: 10 });
+      expect(h).toMatchObject({ more: false, compacted: false });
+      expect(h.revisions.map((r) => [r.revision, r.generation])).toEqual(
+        applied.map((r) => [r.revision, r.generation]).reverse(),
+      );
+      for (const r of h.revisions) expect(r.appliedAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+      const two = await s.getDesiredHistory({ limit: 2 });
+      expect(two.more).toBe(true);
+      expect(two.revisions.map((r) => r.revision)).toEqual([applied[2]?.revision, applied[1]?.revision]);
+      const first = applied[0] as (typeof applied)[number];
+      const then = await s.getDesiredAt(first.revision);
+      expect(then).toMatchObject({ revision: first.revision, generation: first.generation });
+      expect(then.fleet).toEqual(big);
+      expect(then.appliedAt).toBe(h.revisions.at(-1)?.appliedAt);
+      await expect(s.getDesiredAt(first.revision + 1_000_000)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(s.getDesiredAt(0)).rejects.toMatchObject({ code: 'INVALID_STATE' });
+      await expect(s.getDesiredHistory({ limit: 0 })).rejects.toMatchObject({ code: 'INVALID_STATE' });
+
+      await f.corruptPointer();
+      const bad = (await s.getDesiredHistory({ limit: 1 })).revisions[0];
+      expect(bad?.invalid).toMatch(/desired\/current: /);
+      await expect(s.getDesiredAt(bad?.revision ?? 0)).rejects.toMatchObject({ code: 'INVALID_RECORD' });
+
+      const fixed = await s.apply(contractFleet(4, 11), { recoverInvalid: true });
+      await f.compact(fixed.revision);
+      const left = await s.getDesiredHistory({ limit: 10 });
+      expect(left).toMatchObject({ more: false, compacted: true });
+      expect(left.revisions.map((r) => r.revision)).toEqual([fixed.revision]);
+      await expect(s.getDesiredAt(first.revision)).rejects.toMatchObject({ code: 'COMPACTED' });
+      expect((await s.getDesiredAt(fixed.revision)).fleet.pools[0]?.members).toHaveLength(4);
     });
 
     test('watchDesired: the current state, then every apply once and in order', async () => {

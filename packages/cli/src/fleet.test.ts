@@ -1,13 +1,8 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { MemoryFleetStore } from '@l4fleet/store';
-import { afterAll, beforeEach, describe, expect, test } from 'vitest';
-import type { CliIo } from './io.js';
-import { runCli } from './program.js';
+import { beforeEach, describe, expect, test } from 'vitest';
+import { fleetFiles, memoryCli } from './cli.test-helper.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'l4fleet-cli-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const file = fleetFiles('cli');
 
 const FLEET = `
 hashSeed: 0x5eed
@@ -22,28 +17,8 @@ vips:
   - { address: 198.51.100.10, port: 80, protocol: tcp, pool: web }
 `;
 
-function file(name: string, text: string): string {
-  const f = join(dir, name);
-  writeFileSync(f, text);
-  return f;
-}
-
 let store: MemoryFleetStore;
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CliIo = { out: (t) => out.push(t), err: (t) => err.push(t) };
-  // The store is shared across calls; close() of one command must not end it.
-  const shared = new Proxy(store, {
-    get: (target, prop) => {
-      if (prop === 'close') return async () => undefined;
-      const v = Reflect.get(target, prop, target);
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
-  const code = await runCli(argv, io, { openStore: () => shared });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const cli = memoryCli(() => store);
 
 describe('cli - fleet commands on the memory store', () => {
   beforeEach(() => {

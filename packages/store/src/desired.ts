@@ -16,11 +16,12 @@ import {
   type Pointer,
   salvageHashSeed,
 } from './codec.js';
+import { desiredAt, desiredHistory } from './desired-history.js';
 import { StoreError, toStoreError } from './errors.js';
 import { keys } from './layout.js';
 import type { StoreContext } from './store-context.js';
 import { tracked } from './store-context.js';
-import type { ApplyOptions, ApplyResult, DesiredState, Watch, WatchListener } from './types.js';
+import type { ApplyOptions, ApplyResult, DesiredHistory, DesiredState, Watch, WatchListener } from './types.js';
 import { ResumableWatch } from './watch.js';
 
 export const EMPTY_FLEET: Fleet = Object.freeze({ pools: [], vips: [] });
@@ -80,6 +81,14 @@ export class DesiredStore {
       chunks.push(...got);
     }
     return decodeDocument(keys.pointer, p, chunks);
+  }
+
+  getDesiredHistory(limit: number): Promise<DesiredHistory> {
+    return desiredHistory(this.ctx, limit);
+  }
+
+  getDesiredAt(revision: number): Promise<DesiredState & { appliedAt: string }> {
+    return desiredAt(this.ctx, revision, (p, at) => this.readFleet(p, at));
   }
 
   async getDesired(): Promise<DesiredState> {

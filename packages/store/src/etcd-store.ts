@@ -19,6 +19,7 @@ import type {
   CampaignOptions,
   DecidedState,
   DecidedWriteOptions,
+  DesiredHistory,
   DesiredState,
   FleetStore,
   HealthReport,
@@ -83,6 +84,12 @@ export class EtcdFleetStore implements FleetStore {
   }
   watchDesired(listener: WatchListener<DesiredState>): Promise<Watch> {
     return this.#desired.watchDesired(listener);
+  }
+  getDesiredHistory(options: { readonly limit: number }): Promise<DesiredHistory> {
+    return this.#explained(() => this.#desired.getDesiredHistory(options.limit));
+  }
+  getDesiredAt(revision: number): Promise<DesiredState & { readonly appliedAt: string }> {
+    return this.#explained(() => this.#desired.getDesiredAt(revision));
   }
 
   registerNode(info: NodeInfo, options?: NodeRegistrationOptions): Promise<NodeRegistration> {

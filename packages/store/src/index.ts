@@ -7,6 +7,7 @@ export {
   type EtcdStoreOptions,
 } from './connection.js';
 export { EMPTY_FLEET } from './desired.js';
+export { MAX_DESIRED_HISTORY } from './desired-history.js';
 export { ENDPOINT_PROBE_MAX_MS, ENDPOINT_PROBE_MIN_MS } from './endpoint-health.js';
 export { StoreError, type StoreErrorCode, toStoreError } from './errors.js';
 export { EtcdFleetStore } from './etcd-store.js';
@@ -58,6 +59,8 @@ export type {
   CampaignOptions,
   DecidedState,
   DecidedWriteOptions,
+  DesiredHistory,
+  DesiredRevision,
   DesiredState,
   FleetStore,
   HealthReport,

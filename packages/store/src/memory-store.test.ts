@@ -14,7 +14,11 @@ const fleet = (n: number) =>
 // store-contract.int.test.ts); these tests cover what only the fake has (expireNode).
 describeStoreContract('memory fake', async () => {
   const store = new MemoryFleetStore();
-  return { open: () => store, corruptPointer: async () => store.corruptDesired() };
+  return {
+    open: () => store,
+    corruptPointer: async () => store.corruptDesired(),
+    compact: async (revision) => store.compactDesiredHistory(revision),
+  };
 });
 
 describe('store - memory fake', () => {

@@ -11,6 +11,7 @@ import { StoreError } from './errors.js';
 import { fittedHistoryValue } from './history.js';
 import { decodePoolHistory } from './history-record.js';
 import { keys, NODE_NAME } from './layout.js';
+import { MemoryDesiredHistory } from './memory-desired-history.js';
 import { decodePoolStatus } from './record-check.js';
 import { encodeDecidedPools, groupByPool, memberEntries, rampEntries } from './records.js';
 import type {
@@ -18,6 +19,7 @@ import type {
   ApplyResult,
   DecidedState,
   DecidedWriteOptions,
+  DesiredHistory,
   DesiredState,
   FleetStore,
   HealthReport,
@@ -69,6 +71,24 @@ export class MemoryFleetStore implements FleetStore {
     return { close: async () => void set.delete(fn) };
   }
 
+  /** Every write of the pointer, as etcd's history holds them. */
+  private readonly past = new MemoryDesiredHistory();
+
+  /** Plays `etcdctl compact`: writes before `revision` are gone from the history. */
+  compactDesiredHistory(revision: number): void {
+    this.past.compact(revision);
+  }
+
+  async getDesiredHistory(options: { readonly limit: number }): Promise<DesiredHistory> {
+    this.assertOpen();
+    return this.past.history(options.limit);
+  }
+
+  async getDesiredAt(revision: number): Promise<DesiredState & { readonly appliedAt: string }> {
+    this.assertOpen();
+    return this.past.at(revision);
+  }
+
   /** The pointer's revision: the last apply's, or the corruption's. */
   private pointerRevision = 0;
   /** Set by corruptDesired() until the next apply: what the etcd store reports for a pointer that does not decode. */
@@ -107,6 +127,8 @@ export class MemoryFleetStore implements FleetStore {
     this.corrupt = undefined;
     this.bump('desired');
     const bytes = JSON.stringify(this.desired.fleet).length;
+    const appliedAt = new Date().toISOString();
+    this.past.record({ revision: this.desired.revision, generation, appliedAt, bytes }, this.desired.fleet);
     return { revision: this.desired.revision, generation, hashSeed, seedSource, bytes, chunks: 1 };
   }
 
@@ -120,6 +142,8 @@ export class MemoryFleetStore implements FleetStore {
     this.corrupt = new StoreError('INVALID_RECORD', `${keys.pointer}: schema undefined is not 1 (memory store)`, {
       key: keys.pointer,
     });
+    const invalid = this.corrupt.message;
+    this.past.record({ revision: this.revision, generation: '', appliedAt: '', bytes: 0, invalid });
     for (const fn of this.errorListeners) fn(this.corrupt);
   }
 

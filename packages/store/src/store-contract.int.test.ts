@@ -22,5 +22,8 @@ describeStoreContract('etcd (real)', async () => {
     corruptPointer: async () => {
       await etcd.etcdctl('put', `${prefix}/v1/desired/current`, '{"schema":1}');
     },
+    compact: async (revision) => {
+      await etcd.etcdctl('compact', String(revision));
+    },
   };
 });

@@ -39,6 +39,29 @@ export interface ApplyResult {
   readonly chunks: number;
 }
 
+/** One write of the desired state that etcd still holds (getDesiredHistory). */
+export interface DesiredRevision {
+  /** The etcd revision of that write of the pointer: getDesiredAt() takes it. */
+  readonly revision: number;
+  /** Generation id of the document written ('' when the pointer does not decode). */
+  readonly generation: string;
+  /** ISO time the fleet was applied (the pointer's own `appliedAt`; '' when it does not decode). */
+  readonly appliedAt: string;
+  /** Bytes of the document (after compression). */
+  readonly bytes: number;
+  /** Why the pointer written then does not decode (written by hand, say); absent for a good one. */
+  readonly invalid?: string;
+}
+
+export interface DesiredHistory {
+  /** Newest first: the write behind the current desired state, then the earlier ones. */
+  readonly revisions: readonly DesiredRevision[];
+  /** The walk stopped at the limit: earlier writes may be there. */
+  readonly more: boolean;
+  /** Earlier writes existed but etcd compacted them away (its history ends there). */
+  readonly compacted: boolean;
+}
+
 /** What an agent registers about itself. */
 export interface NodeInfo {
   readonly name: string;
@@ -186,6 +209,16 @@ export interface FleetStore {
    * through onError and not delivered, so the consumer keeps its last good state.
    */
   watchDesired(listener: WatchListener<DesiredState>): Promise<Watch>;
+  /**
+   * The writes of the desired state etcd still holds (its MVCC history: until a compaction removes them), newest
+   * first, at most `limit` (1-1,000).
+   */
+  getDesiredHistory(options: { readonly limit: number }): Promise<DesiredHistory>;
+  /**
+   * The fleet as one earlier write left it (a revision getDesiredHistory() lists). NOT_FOUND when that revision is no
+   * write of the desired state; COMPACTED when etcd no longer holds it; INVALID_RECORD when it does not decode.
+   */
+  getDesiredAt(revision: number): Promise<DesiredState & { readonly appliedAt: string }>;
 
   registerNode(info: NodeInfo, options?: NodeRegistrationOptions): Promise<NodeRegistration>;
   listNodes(): Promise<NodeView[]>;

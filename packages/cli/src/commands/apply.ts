@@ -3,6 +3,7 @@ import {
   diffFleets,
   directReturnProblems,
   type Fleet,
+  type FleetChange,
   formatProblem,
   MAX_FLEET_BYTES,
   parseFleetText,
@@ -47,8 +48,71 @@ export function readFleetFile(file: string): Fleet {
 
 type ApplyOptions = { file: string; dryRun?: boolean; output: string; proxyOnly?: boolean } & ApplyGuardFlags;
 
+/** What applyFleet() takes besides the fleet: apply's flags (and rollback's, the same ones). */
+export type ApplyFleetOptions = { dryRun?: boolean; output: string; proxyOnly?: boolean } & ApplyGuardFlags;
+
 const PROXY_HINT =
   'these hold for the nftables and eBPF data planes (direct server return); a fleet served only by the proxy data plane may pass --proxy-only';
+
+/**
+ * Checks `fleet` as every node will, shows the diff, the guards and the predicted churn against the stored fleet, and
+ * writes it guarded by the revision it read (nothing with --dry-run, or when nothing changes). `dryRunCommand`: the
+ * command that shows whether a write whose outcome is unknown is live. Shared by `apply` and `rollback`.
+ */
+export async function applyFleet(
+  ctx: FleetCommandContext,
+  cmd: Command,
+  fleet: Fleet,
+  opts: ApplyFleetOptions,
+  dryRunCommand: string,
+): Promise<void> {
+  const format = outputFormat(opts.output, ['table', 'json']);
+  // The kernel data planes refuse these (direct server return); say it here, before etcd, not on every node.
+  const dsr = opts.proxyOnly ? [] : directReturnProblems(fleet);
+  if (dsr.length > 0) throw new CliError([...dsr.map(formatProblem), PROXY_HINT], EXIT_FAILURE);
+  await withStore(ctx, cmd, async (store) => {
+    const current = await store.getDesired();
+    const { decided } = await store.getDecided();
+    const diff = diffFleets(current.revision === 0 ? undefined : current.fleet, fleet);
+    const churn = predictChurn(current.fleet, fleet, decided);
+    const prefix = (cmd.optsWithGlobals() as ConnectionFlags).prefix ?? '/l4fleet';
+    const guards = applyGuards(current, fleet, prefix, opts);
+    const blocked = guards.filter((g) => !g.allowed).map((g) => `${g.message}; pass ${g.flag} to do it`);
+    if (blocked.length > 0 && !opts.dryRun) throw new CliError(blocked, EXIT_FAILURE);
+    const plan = {
+      fromRevision: current.revision,
+      changes: diff.changes,
+      churn,
+      guards,
+      dryRun: Boolean(opts.dryRun),
+    };
+    const lines: string[] = [];
+    for (const g of guards) lines.push(g.allowed ? `note (${g.flag}): ${g.message}` : `needs ${g.flag}: ${g.message}`);
+    if (diff.changes.length === 0 && current.revision !== 0) lines.push('no changes');
+    for (const c of diff.changes) lines.push(changeLine(c));
+    for (const c of churn) {
+      lines.push(`churn ${c.vip} (pool ${c.pool}): ${percent(c.fraction)} of slots move (${c.changed}/${c.size})`);
+    }
+    if (opts.dryRun || (diff.changes.length === 0 && current.revision !== 0)) {
+      if (opts.dryRun) lines.push('dry run: nothing written');
+      ctx.io.out(format === 'json' ? renderData('json', plan) : lines.join('\n'));
+      return;
+    }
+    const result = await store
+      .apply(fleet, { expectRevision: current.revision })
+      .catch((err: unknown) => Promise.reject(outcomeUnknown(err, dryRunCommand)));
+    lines.push(
+      `applied: revision ${result.revision}, generation ${result.generation}, hash seed 0x${result.hashSeed.toString(16)}`,
+    );
+    ctx.io.out(format === 'json' ? renderData('json', { ...plan, result }) : lines.join('\n'));
+  });
+}
+
+/** One change as `apply` prints it: `+ vip ...`, `- member web/be3`, `~ member web/be1: weight 1 -> 2`. */
+export function changeLine(c: FleetChange): string {
+  const sign = c.kind === 'added' ? '+' : c.kind === 'removed' ? '-' : '~';
+  return `${sign} ${c.subject}${c.detail ? `: ${c.detail}` : ''}`;
+}
 
 export function registerApply(program: Command, ctx: FleetCommandContext): void {
   program
@@ -65,50 +129,8 @@ export function registerApply(program: Command, ctx: FleetCommandContext): void 
     .option('--remove-all-vips', 'allow a file with no VIPs over a fleet that has some (every VIP is withdrawn)')
     .option('--proxy-only', 'every node runs the proxy data plane: members may be on other ports or loopback')
     .action(async (opts: ApplyOptions, cmd: Command) => {
-      const format = outputFormat(opts.output, ['table', 'json']);
+      outputFormat(opts.output, ['table', 'json']);
       const fleet = readFleetFile(opts.file);
-      // The kernel data planes refuse these (direct server return); say it here, before etcd, not on every node.
-      const dsr = opts.proxyOnly ? [] : directReturnProblems(fleet);
-      if (dsr.length > 0) throw new CliError([...dsr.map(formatProblem), PROXY_HINT], EXIT_FAILURE);
-      await withStore(ctx, cmd, async (store) => {
-        const current = await store.getDesired();
-        const { decided } = await store.getDecided();
-        const diff = diffFleets(current.revision === 0 ? undefined : current.fleet, fleet);
-        const churn = predictChurn(current.fleet, fleet, decided);
-        const prefix = (cmd.optsWithGlobals() as ConnectionFlags).prefix ?? '/l4fleet';
-        const guards = applyGuards(current, fleet, prefix, opts);
-        const blocked = guards.filter((g) => !g.allowed).map((g) => `${g.message}; pass ${g.flag} to do it`);
-        if (blocked.length > 0 && !opts.dryRun) throw new CliError(blocked, EXIT_FAILURE);
-        const plan = {
-          fromRevision: current.revision,
-          changes: diff.changes,
-          churn,
-          guards,
-          dryRun: Boolean(opts.dryRun),
-        };
-        const lines: string[] = [];
-        for (const g of guards)
-          lines.push(g.allowed ? `note (${g.flag}): ${g.message}` : `needs ${g.flag}: ${g.message}`);
-        if (diff.changes.length === 0 && current.revision !== 0) lines.push('no changes');
-        for (const c of diff.changes) {
-          const sign = c.kind === 'added' ? '+' : c.kind === 'removed' ? '-' : '~';
-          lines.push(`${sign} ${c.subject}${c.detail ? `: ${c.detail}` : ''}`);
-        }
-        for (const c of churn) {
-          lines.push(`churn ${c.vip} (pool ${c.pool}): ${percent(c.fraction)} of slots move (${c.changed}/${c.size})`);
-        }
-        if (opts.dryRun || (diff.changes.length === 0 && current.revision !== 0)) {
-          if (opts.dryRun) lines.push('dry run: nothing written');
-          ctx.io.out(format === 'json' ? renderData('json', plan) : lines.join('\n'));
-          return;
-        }
-        const result = await store
-          .apply(fleet, { expectRevision: current.revision })
-          .catch((err: unknown) => Promise.reject(outcomeUnknown(err, opts.file)));
-        lines.push(
-          `applied: revision ${result.revision}, generation ${result.generation}, hash seed 0x${result.hashSeed.toString(16)}`,
-        );
-        ctx.io.out(format === 'json' ? renderData('json', { ...plan, result }) : lines.join('\n'));
-      });
+      await applyFleet(ctx, cmd, fleet, opts, `l4fleet apply -f ${opts.file} --dry-run`);
     });
 }

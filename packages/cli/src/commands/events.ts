@@ -5,6 +5,7 @@
 import { AgentError, EVENT_KINDS, eventFilter, followEvents } from '@l4fleet/agent';
 import type { Command } from 'commander';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+import { integerOption } from '../options.js';
 
 interface EventsFlags {
   readonly nats: string;
@@ -18,11 +19,7 @@ interface EventsFlags {
 }
 
 function positive(v: string | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1)
-    throw new CliError(`${flag}: ${JSON.stringify(v)} is not a positive integer`, EXIT_USAGE);
-  return n;
+  return v === undefined ? undefined : integerOption(v, flag, 1, Number.MAX_SAFE_INTEGER);
 }
 
 /** `2026-01-01T00:00:00.000Z node1 vip.announced vip=198.51.100.10:80/tcp prefix=...`. */

@@ -4,6 +4,7 @@ import { registerApply } from './apply.js';
 import { addConnectionOptions, type FleetCommandContext } from './context.js';
 import { registerExplain } from './explain.js';
 import { registerGet } from './get.js';
+import { registerHistory } from './history.js';
 import { registerMember } from './member.js';
 import { registerProbe } from './probe.js';
 import { registerRecover } from './recover.js';
@@ -20,4 +21,5 @@ export function registerFleetCommands(program: Command, ctx: FleetCommandContext
   registerExplain(program, ctx);
   registerProbe(program, ctx);
   registerVip(program, ctx);
+  registerHistory(program, ctx);
 }

@@ -1,4 +1,4 @@
-/** `l4fleet get vips|pools|nodes` and `l4fleet describe vip ADDR:PORT/PROTO`. */
+/** `l4fleet get vips|pools|nodes|fleet` and `l4fleet describe vip ADDR:PORT/PROTO`. */
 import {
   buildVipTable,
   describeHealthCheck,
@@ -11,7 +11,9 @@ import {
 import type { NodeView } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+import { integerOption } from '../options.js';
 import { type FleetCommandContext, outputFormat, percent, renderData, renderTable, withStore } from './context.js';
+import { fleetAt } from './history.js';
 
 const NO_BACKEND_NAME = '(none)';
 
@@ -57,15 +59,28 @@ function slowStart(ramp: MemberRamp | undefined): { slowStartPercent?: number } 
 export function registerGet(program: Command, ctx: FleetCommandContext): void {
   program
     .command('get')
-    .description('list vips, pools or nodes')
-    .argument('<kind>', 'vips | pools | nodes')
-    .option('-o, --output <format>', 'table | json | yaml', 'table')
-    .action(async (kind: string, opts: { output: string }, cmd: Command) => {
+    .description('list vips, pools or nodes; or print the fleet as a fleet file')
+    .argument('<kind>', 'vips | pools | nodes | fleet')
+    .option('-o, --output <format>', 'table | json | yaml (fleet: yaml unless json)', 'table')
+    .option('--revision <r>', 'fleet only: as an earlier write left it (`l4fleet history` lists them)')
+    .action(async (kind: string, opts: { output: string; revision?: string }, cmd: Command) => {
       const format = outputFormat(opts.output);
-      if (!['vips', 'vip', 'pools', 'pool', 'nodes', 'node'].includes(kind)) {
-        throw new CliError(`kind: ${JSON.stringify(kind)} is not vips | pools | nodes`, EXIT_USAGE);
+      if (!['vips', 'vip', 'pools', 'pool', 'nodes', 'node', 'fleet'].includes(kind)) {
+        throw new CliError(`kind: ${JSON.stringify(kind)} is not vips | pools | nodes | fleet`, EXIT_USAGE);
       }
+      if (opts.revision !== undefined && kind !== 'fleet') {
+        throw new CliError(`--revision: only with \`get fleet\` (not ${kind})`, EXIT_USAGE);
+      }
+      const revision =
+        opts.revision === undefined
+          ? undefined
+          : integerOption(opts.revision, '--revision', 1, Number.MAX_SAFE_INTEGER);
       await withStore(ctx, cmd, async (store) => {
+        if (kind === 'fleet') {
+          // A fleet file `apply -f` takes back: every field as the nodes read it, defaults included.
+          const { hashSeed, ...rest } = await fleetAt(store, revision);
+          return ctx.io.out(renderData(format === 'json' ? 'json' : 'yaml', { hashSeed, ...rest }));
+        }
         if (kind.startsWith('node')) {
           const nodes = await store.listNodes();
           if (format !== 'table') return ctx.io.out(renderData(format, nodes));

@@ -53,7 +53,7 @@ export function registerRecover(program: Command, ctx: FleetCommandContext): voi
         }
         const result = await store
           .apply(fleet, { recoverInvalid: true })
-          .catch((err: unknown) => Promise.reject(outcomeUnknown(err, opts.file)));
+          .catch((err: unknown) => Promise.reject(outcomeUnknown(err, `l4fleet apply -f ${opts.file} --dry-run`)));
         const seed = `hash seed 0x${result.hashSeed.toString(16)} (${SEED_SOURCE[result.seedSource ?? 'stored']})`;
         ctx.io.out(
           format === 'json'

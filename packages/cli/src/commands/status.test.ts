@@ -5,24 +5,13 @@
 import { MemoryFleetStore, type NodeStatusReport } from '@l4fleet/store';
 import { twoPoolFleet } from '@l4fleet/test-support/fleets';
 import { describe, expect, test } from 'vitest';
-import type { CliIo } from '../io.js';
-import { runCli } from '../program.js';
+import { memoryCli } from '../cli.test-helper.js';
 
 const base: NodeStatusReport = { tables: {}, announced: [], bgp: {}, failStatic: false, desiredRevision: 1 };
 
 async function status(store: MemoryFleetStore, ...argv: string[]) {
-  const out: string[] = [];
-  const io: CliIo = { out: (t) => out.push(t), err: (t) => out.push(t) };
-  // The store outlives the command (its close() would end it for the next call).
-  const shared = new Proxy(store, {
-    get: (target, prop) => {
-      if (prop === 'close') return async () => undefined;
-      const v = Reflect.get(target, prop, target);
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
-  const code = await runCli(['status', ...argv], io, { openStore: () => shared });
-  return { code, out: out.join('\n') };
+  const r = await memoryCli(() => store)('status', ...argv);
+  return { code: r.code, out: [r.out, r.err].filter((t) => t !== '').join('\n') };
 }
 
 describe('cli status - rejected records', () => {

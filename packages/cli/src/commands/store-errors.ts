@@ -15,14 +15,14 @@ export function storeErrorHints(err: StoreError): string[] {
   return err.code === 'INVALID_RECORD' && err.key === keys.pointer ? [RECOVER_HINT] : [];
 }
 
-/** A failed apply whose outcome is unknown becomes exit EXIT_OUTCOME_UNKNOWN with how to check; others pass. */
-export function outcomeUnknown(err: unknown, file: string): unknown {
+/**
+ * A failed apply whose outcome is unknown becomes exit EXIT_OUTCOME_UNKNOWN with how to check; others pass. `dryRun`:
+ * the command that shows whether it is live (`l4fleet apply -f FILE --dry-run`).
+ */
+export function outcomeUnknown(err: unknown, dryRun: string): unknown {
   if (!(err instanceof StoreError) || err.code !== 'OUTCOME_UNKNOWN') return err;
   return new CliError(
-    [
-      err.message,
-      `check: \`l4fleet apply -f ${file} --dry-run\` prints "no changes" if it is live; applying again is safe`,
-    ],
+    [err.message, `check: \`${dryRun}\` prints "no changes" if it is live; applying again is safe`],
     EXIT_OUTCOME_UNKNOWN,
     { cause: err },
   );

@@ -1,0 +1,125 @@
+/**
+ * `l4fleet history`: the writes of the desired state that etcd still holds, newest first, each with what it changed;
+ * `l4fleet get fleet --revision R` prints one of them as a fleet file; `l4fleet rollback R` applies it again, through
+ * everything `apply` does (the diff, the guards, the churn, the revision guard). The history is etcd's own (design
+ * note 0002 "History of the desired state"): as long as etcd's compaction leaves it, nothing more is stored.
+ */
+import { diffFleets, type Fleet, type FleetChange } from '@l4fleet/config';
+import type { DesiredRevision, FleetStore } from '@l4fleet/store';
+import { MAX_DESIRED_HISTORY } from '@l4fleet/store';
+import type { Command } from 'commander';
+import { integerOption } from '../options.js';
+import { type ApplyFleetOptions, applyFleet, changeLine } from './apply.js';
+import { type FleetCommandContext, outputFormat, renderData, renderTable, withStore } from './context.js';
+
+/** Writes listed by default. */
+export const DEFAULT_HISTORY_LIMIT = 10;
+/** Changes named in a history row; the rest are counted. */
+const CHANGES_SHOWN = 2;
+
+interface HistoryRow extends DesiredRevision {
+  /** The write behind the desired state now. */
+  readonly current: boolean;
+  /**
+   * What it changed from the write before it; null when that one is not known (the first write, compacted away, or
+   * past the limit) or either does not decode.
+   */
+  readonly changes: readonly FleetChange[] | null;
+  /** `first write`, `earlier writes compacted by etcd`, `beyond --limit`: why changes is null. */
+  readonly note?: string;
+}
+
+/** The fleet of each listed write (and of the one before the oldest, for its changes); undefined where unreadable. */
+async function fleetsOf(store: FleetStore, revisions: readonly DesiredRevision[]): Promise<(Fleet | undefined)[]> {
+  const out: (Fleet | undefined)[] = [];
+  for (const r of revisions) {
+    if (r.invalid !== undefined) out.push(undefined);
+    else out.push((await store.getDesiredAt(r.revision).catch(() => undefined))?.fleet);
+  }
+  return out;
+}
+
+async function historyRows(
+  store: FleetStore,
+  limit: number,
+): Promise<{ rows: HistoryRow[]; more: boolean; compacted: boolean }> {
+  // One write more than shown: the oldest shown row's changes are against it.
+  const h = await store.getDesiredHistory({ limit: Math.min(limit + 1, MAX_DESIRED_HISTORY) });
+  const shown = h.revisions.slice(0, limit);
+  const fleets = await fleetsOf(store, h.revisions);
+  const rows = shown.map((r, i): HistoryRow => {
+    const [now, before] = [fleets[i], fleets[i + 1]];
+    const previous = h.revisions[i + 1];
+    const note =
+      previous !== undefined
+        ? undefined
+        : h.more
+          ? 'the write before it is beyond the limit'
+          : h.compacted
+            ? 'earlier writes compacted by etcd'
+            : 'first write';
+    // (h.more only when limit + 1 exceeded MAX_DESIRED_HISTORY: then the oldest row has no write before it here.)
+    const changes = now && before ? diffFleets(before, now).changes : null;
+    return { ...r, current: i === 0, changes, ...(note && changes === null ? { note } : {}) };
+  });
+  return { rows, more: h.more || h.revisions.length > limit, compacted: h.compacted };
+}
+
+function summary(row: HistoryRow): string {
+  if (row.invalid !== undefined) return `INVALID: ${row.invalid}`;
+  if (row.changes === null) return row.note ? `(${row.note})` : '(changes unknown: the write before it does not read)';
+  if (row.changes.length === 0) return 'no changes';
+  const named = row.changes.slice(0, CHANGES_SHOWN).map(changeLine).join('; ');
+  const rest = row.changes.length - CHANGES_SHOWN;
+  return rest > 0 ? `${named}; ... (${rest} more)` : named;
+}
+
+type RollbackOptions = ApplyFleetOptions;
+
+export function registerHistory(program: Command, ctx: FleetCommandContext): void {
+  program
+    .command('history')
+    .description("list the fleet's writes that etcd still holds, newest first, with what each changed")
+    .option('--limit <n>', `writes listed (1-${MAX_DESIRED_HISTORY})`, String(DEFAULT_HISTORY_LIMIT))
+    .option('-o, --output <format>', 'table | json | yaml', 'table')
+    .action(async (opts: { limit: string; output: string }, cmd: Command) => {
+      const format = outputFormat(opts.output);
+      const limit = integerOption(opts.limit, '--limit', 1, MAX_DESIRED_HISTORY);
+      await withStore(ctx, cmd, async (store) => {
+        const { rows, more, compacted } = await historyRows(store, limit);
+        if (format !== 'table') return ctx.io.out(renderData(format, { revisions: rows, more, compacted }));
+        if (rows.length === 0) return ctx.io.out('no writes: nothing was ever applied under this prefix');
+        const table = renderTable(
+          ['REVISION', 'APPLIED (UTC)', 'CHANGES'],
+          rows.map((r) => [`${r.revision}${r.current ? '*' : ''}`, r.appliedAt || '-', summary(r)]),
+        );
+        const tail = [
+          '* the desired state now. `l4fleet get fleet --revision R` prints a write as a fleet file; `l4fleet rollback R` applies it again',
+          ...(more ? [`more writes before these: --limit ${Math.min(limit * 2, MAX_DESIRED_HISTORY)}`] : []),
+          ...(compacted ? ['earlier writes were compacted by etcd (its history ends there)'] : []),
+        ];
+        return ctx.io.out([table, '', ...tail].join('\n'));
+      });
+    });
+
+  program
+    .command('rollback')
+    .description('apply the fleet of an earlier write again (`l4fleet history` lists them), as `apply` would')
+    .argument('<revision>', 'a revision `l4fleet history` lists')
+    .option('--dry-run', 'show what would change, write nothing')
+    .option('-o, --output <format>', 'table | json (the plan and result)', 'table')
+    .option('--change-seed', "allow the earlier write's hash seed where the stored one differs (every flow moves)")
+    .option('--remove-all-vips', 'allow an earlier write without VIPs over a fleet that has some')
+    .option('--proxy-only', 'every node runs the proxy data plane: members may be on other ports or loopback')
+    .action(async (revisionText: string, opts: RollbackOptions, cmd: Command) => {
+      outputFormat(opts.output, ['table', 'json']);
+      const revision = integerOption(revisionText, 'revision', 1, Number.MAX_SAFE_INTEGER);
+      const earlier = await withStore(ctx, cmd, (store) => store.getDesiredAt(revision));
+      await applyFleet(ctx, cmd, earlier.fleet, opts, `l4fleet rollback ${revision} --dry-run`);
+    });
+}
+
+/** `l4fleet get fleet [--revision R]`: the fleet now, or as a write left it, as a fleet file `apply -f` takes. */
+export async function fleetAt(store: FleetStore, revision: number | undefined): Promise<Fleet> {
+  return revision === undefined ? (await store.getDesired()).fleet : (await store.getDesiredAt(revision)).fleet;
+}

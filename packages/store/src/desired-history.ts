@@ -1,0 +1,119 @@
+/**
+ * Earlier writes of the desired state, read from etcd's own MVCC history (no extra keys: nothing more is written per
+ * apply, and nodes of earlier versions see no change). Every write of the pointer has its revision; reading the pointer
+ * at one less than a write's revision gives the write before it, so the history is a walk back, one range read per
+ * write. A write's fleet is read at its own revision: the chunks of that generation were still there then (the next
+ * apply deletes them, at a later revision). The walk ends at the first write, at the limit, or where etcd compacted its
+ * history (`--auto-compaction-retention`, `etcdctl compact`): the history is as long as etcd keeps it.
+ */
+import type { Fleet } from '@l4fleet/config';
+import { decodePointer, type Pointer } from './codec.js';
+import { StoreError, toStoreError } from './errors.js';
+import { keys } from './layout.js';
+import type { StoreContext } from './store-context.js';
+import type { DesiredHistory, DesiredRevision, DesiredState } from './types.js';
+
+/** The most writes one history call walks back over. */
+export const MAX_DESIRED_HISTORY = 1_000;
+
+type ReadFleet = (p: Pointer, atRevision: number) => Promise<Fleet>;
+
+interface PointerAt {
+  readonly revision: number;
+  readonly value: Buffer;
+}
+
+/** The pointer as of `revision` (0: now): its value and the revision of the write that left it; undefined if absent. */
+async function pointerAt(ctx: StoreContext, revision: number): Promise<PointerAt | undefined> {
+  const get = ctx.ns.get(keys.pointer);
+  const res = await (revision > 0 ? get.revision(revision) : get).exec();
+  const kv = res.kvs[0];
+  return kv ? { revision: Number(kv.mod_revision), value: kv.value } : undefined;
+}
+
+function describe(p: PointerAt): DesiredRevision {
+  try {
+    const pointer = decodePointer(keys.pointer, p.value);
+    return { revision: p.revision, generation: pointer.generation, appliedAt: pointer.appliedAt, bytes: pointer.bytes };
+  } catch (err) {
+    const e = toStoreError(err, 'read desired history');
+    return { revision: p.revision, generation: '', appliedAt: '', bytes: p.value.length, invalid: e.message };
+  }
+}
+
+export function checkHistoryLimit(limit: number): void {
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_DESIRED_HISTORY) {
+    throw new StoreError(
+      'INVALID_STATE',
+      `desired history: limit ${limit} is not a count of writes (1-${MAX_DESIRED_HISTORY.toLocaleString('en-US')})`,
+    );
+  }
+}
+
+export async function desiredHistory(ctx: StoreContext, limit: number): Promise<DesiredHistory> {
+  checkHistoryLimit(limit);
+  const revisions: DesiredRevision[] = [];
+  try {
+    let p = await pointerAt(ctx, 0);
+    while (p !== undefined) {
+      if (revisions.length === limit) return { revisions, more: true, compacted: false };
+      revisions.push(describe(p));
+      if (p.revision <= 1) break;
+      try {
+        p = await pointerAt(ctx, p.revision - 1);
+      } catch (err) {
+        const e = toStoreError(err, 'read desired history');
+        if (e.code === 'COMPACTED') return { revisions, more: false, compacted: true };
+        throw e;
+      }
+    }
+    return { revisions, more: false, compacted: false };
+  } catch (err) {
+    throw toStoreError(err, 'read desired history');
+  }
+}
+
+export async function desiredAt(
+  ctx: StoreContext,
+  revision: number,
+  readFleet: ReadFleet,
+): Promise<DesiredState & { appliedAt: string }> {
+  if (!Number.isSafeInteger(revision) || revision < 1) {
+    throw new StoreError('INVALID_STATE', `desired state at revision ${revision}: not a revision (a positive integer)`);
+  }
+  let p: PointerAt | undefined;
+  try {
+    p = await pointerAt(ctx, revision);
+  } catch (err) {
+    const e = toStoreError(err, `read desired state at revision ${revision}`);
+    if (/future revision/i.test(e.message)) {
+      throw new StoreError('NOT_FOUND', `desired state at revision ${revision}: etcd has not reached that revision`, {
+        cause: e,
+        key: keys.pointer,
+      });
+    }
+    if (e.code === 'COMPACTED') {
+      throw new StoreError(
+        'COMPACTED',
+        `desired state at revision ${revision}: etcd compacted its history past it; \`l4fleet history\` lists what is left`,
+        { cause: e, key: keys.pointer },
+      );
+    }
+    throw e;
+  }
+  if (p === undefined || p.revision !== revision) {
+    throw new StoreError(
+      'NOT_FOUND',
+      `desired state at revision ${revision}: no write of ${keys.pointer} has that revision` +
+        `${p ? ` (the one before it is ${p.revision})` : ''}; \`l4fleet history\` lists them`,
+      { key: keys.pointer },
+    );
+  }
+  try {
+    const pointer = decodePointer(keys.pointer, p.value);
+    const fleet = await readFleet(pointer, revision);
+    return { fleet, revision, generation: pointer.generation, appliedAt: pointer.appliedAt };
+  } catch (err) {
+    throw toStoreError(err, `read desired state at revision ${revision}`);
+  }
+}
