@@ -274,6 +274,18 @@ describe('dashboard in chromium against etcd, NATS and two agents', () => {
     await page.locator('[data-chart="packetsPerNode"] .uplot').waitFor();
   }, 90_000);
 
+  test('a change to the fleet (`l4fleet member weight`) shows under Changes, newest first, marked now', async () => {
+    const rows = page.locator('#changes tr[data-revision]');
+    await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(1);
+    expect(await rows.first().textContent()).toMatch(/now.*\(first write\)/);
+    expect(await cli('member', 'weight', 'web', 'be3', '2')).toMatch(/^weight web\/be3 1 -> 2: revision \d+/);
+    await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(2);
+    expect(await rows.first().textContent()).toMatch(/now.*~ member web\/be3: weight 1 -> 2/);
+    expect(await rows.nth(1).locator('.badge').count()).toBe(0);
+    // The CLI's history reads the same writes.
+    expect(await cli('history')).toContain('~ member web/be3: weight 1 -> 2');
+  }, 90_000);
+
   test('a drain from the page reaches etcd, and the node shows drained (its VIP withdrawn)', async () => {
     await page.fill('#token', TOKEN);
     await page.dispatchEvent('#token', 'change');

@@ -3,7 +3,7 @@
  * token as a bearer header (kept in sessionStorage for this tab only).
  */
 import { createCharts } from './charts.js';
-import { el, renderFlows, renderMembers, renderNodes, renderTimeline, renderVips } from './render.js';
+import { el, renderChanges, renderFlows, renderMembers, renderNodes, renderTimeline, renderVips } from './render.js';
 
 const $ = (id) => document.getElementById(id);
 const state = { writes: false, view: undefined };
@@ -31,9 +31,26 @@ async function act(question, path) {
   }
 }
 
+/** The changes list is read once per desired revision (GET /api/changes), not pushed: it costs etcd reads. */
+let changesRevision;
+async function refreshChanges(revision) {
+  if (revision === changesRevision) return;
+  changesRevision = revision;
+  try {
+    const res = await fetch('/api/changes');
+    const data = await res.json();
+    if (!res.ok) throw new Error(data.error ?? `HTTP ${res.status}`);
+    renderChanges($('changes').tBodies[0], $('changes-note'), data);
+  } catch (err) {
+    changesRevision = undefined; // read again with the next view
+    $('changes-note').textContent = `changes: ${err.message}`;
+  }
+}
+
 function render() {
   const v = state.view;
   if (!v) return;
+  void refreshChanges(v.revision);
   $('summary').textContent =
     `revision ${v.revision} · leader ${v.leader ?? '(none)'} · ${v.nodes.length} nodes · ${v.vips.length} VIPs`;
   $('writes').textContent = state.writes ? 'writes enabled' : 'read-only (no token configured)';

@@ -295,3 +295,39 @@ export function renderFlows(section, f, staleMs = 5_000) {
     (b) => (f.down.includes(b) ? 'failed' : ''),
   );
 }
+
+/** One change as `l4fleet apply` prints it: `+ vip ...`, `- member web/be3`, `~ member web/be1: weight 1 -> 2`. */
+function changeText(c) {
+  const sign = c.kind === 'added' ? '+' : c.kind === 'removed' ? '-' : '~';
+  return `${sign} ${c.subject}${c.detail ? `: ${c.detail}` : ''}`;
+}
+
+/** The fleet's last writes (GET /api/changes): newest first, the current one marked, each with what it changed. */
+export function renderChanges(tbody, note, data) {
+  fill(
+    tbody,
+    data.revisions.map((r) => {
+      const what =
+        r.invalid !== undefined
+          ? [el('span', { class: 'badge off' }, 'invalid'), ` ${r.invalid}`]
+          : r.changes === null
+            ? el('span', { class: 'note' }, `(${r.note ?? 'changes unknown'})`)
+            : r.changes.length === 0
+              ? 'no changes'
+              : el('ul', { class: 'changes' }, ...r.changes.map((c) => el('li', {}, changeText(c))));
+      return el(
+        'tr',
+        { 'data-revision': r.revision },
+        el('td', {}, String(r.revision), r.current ? [' ', badge('now', 'on')] : null),
+        el('td', {}, r.appliedAt || '-'),
+        el('td', {}, what),
+      );
+    }),
+  );
+  note.textContent = [
+    data.more ? 'earlier writes: `l4fleet history --limit N`' : '',
+    data.compacted ? 'earlier writes were compacted by etcd' : '',
+  ]
+    .filter(Boolean)
+    .join(' · ');
+}

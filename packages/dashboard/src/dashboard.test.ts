@@ -114,6 +114,20 @@ describe('dashboard server', () => {
     ]);
   });
 
+  test('dashboard - /api/changes: the last writes newest first, each with what it changed (a member drained from the page)', async () => {
+    dash = await startDashboard({ store, logger, listen: '127.0.0.1:0', token: TOKEN });
+    const first = await (await fetch(`${dash.url}api/changes`)).json();
+    expect(first).toMatchObject({ more: false, compacted: false, revisions: [{ current: true, note: 'first write' }] });
+    expect((await post('api/pools/web/members/a/drain', TOKEN)).status).toBe(200);
+    const after = await (await fetch(`${dash.url}api/changes`)).json();
+    expect(after.revisions).toHaveLength(2);
+    expect(after.revisions[0]).toMatchObject({
+      current: true,
+      changes: [{ kind: 'changed', subject: 'member web/a', detail: 'state "active" -> "draining"' }],
+    });
+    expect(after.revisions[1]).toMatchObject({ current: false, revision: first.revisions[0].revision });
+  });
+
   test('dashboard - the stream sends the view first, then each etcd change; assets are local with a CSP', async () => {
     dash = await startDashboard({ store, logger, listen: '127.0.0.1:0' });
     const url = dash.url;

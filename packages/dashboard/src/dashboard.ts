@@ -4,7 +4,7 @@
  * the logger and (for tests) the metrics fetcher.
  */
 import { followEvents } from '@l4fleet/agent';
-import type { FleetStore } from '@l4fleet/store';
+import { desiredChanges, type FleetStore } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { createActions } from './actions.js';
 import { loadAssets } from './assets.js';
@@ -20,6 +20,8 @@ import { createTimeline, parseAgentEvent } from './timeline.js';
 
 /** Wait before following NATS again after the connection failed or ended. */
 export const NATS_RETRY_MS = 2_000;
+/** The fleet's writes the page's "Changes" lists (`l4fleet history` shows more). */
+export const CHANGES_ON_PAGE = 10;
 
 export interface DashboardOptions {
   readonly store: FleetStore;
@@ -69,6 +71,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     guard,
     actions,
     labFlows: () => labFlows,
+    changes: () => desiredChanges(opts.store, CHANGES_ON_PAGE),
   });
 
   const unsubscribe = [

@@ -1,6 +1,9 @@
-/** The HTTP surface: the page, its assets, the state as JSON, the event stream, explain, and the guarded writes. */
+/**
+ * The HTTP surface: the page, its assets, the state as JSON, the event stream, the fleet's recent changes, explain,
+ * and the guarded writes.
+ */
 import { ConfigError, explainFlow, formatProblem, parseVipKey } from '@l4fleet/config';
-import { StoreError } from '@l4fleet/store';
+import { type DesiredChanges, StoreError } from '@l4fleet/store';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Actions, MemberAction } from './actions.js';
@@ -24,6 +27,8 @@ export interface ServerDeps {
   readonly actions: Actions;
   /** The last good flows of `lab watch` (null: none seen). */
   readonly labFlows: () => LabFlows | null;
+  /** The fleet's last writes with what each changed (`l4fleet history`), read from etcd when asked. */
+  readonly changes: () => Promise<DesiredChanges>;
 }
 
 /** Scripts and styles only from this server (no CDN, no inline script): the page works offline and resists XSS. */
@@ -74,6 +79,8 @@ export function createServer(deps: ServerDeps): FastifyInstance {
     app.get(route, async (_req, reply) => reply.type(asset.type).header('cache-control', 'no-cache').send(asset.body));
   }
   app.get('/api/state', async () => snapshot(deps));
+  // Not in the stream: read from etcd (one range read per write) only when a page asks, after the revision moved.
+  app.get('/api/changes', async () => deps.changes());
   app.get('/api/stream', (req, reply) => {
     reply.hijack();
     const s = snapshot(deps);

@@ -7,6 +7,7 @@ export {
   type EtcdStoreOptions,
 } from './connection.js';
 export { EMPTY_FLEET } from './desired.js';
+export { type DesiredChange, type DesiredChanges, desiredChanges } from './desired-changes.js';
 export { MAX_DESIRED_HISTORY } from './desired-history.js';
 export { ENDPOINT_PROBE_MAX_MS, ENDPOINT_PROBE_MIN_MS } from './endpoint-health.js';
 export { StoreError, type StoreErrorCode, toStoreError } from './errors.js';

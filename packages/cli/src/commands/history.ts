@@ -4,9 +4,8 @@
  * everything `apply` does (the diff, the guards, the churn, the revision guard). The history is etcd's own (design
  * note 0002 "History of the desired state"): as long as etcd's compaction leaves it, nothing more is stored.
  */
-import { diffFleets, type Fleet, type FleetChange } from '@l4fleet/config';
-import type { DesiredRevision, FleetStore } from '@l4fleet/store';
-import { MAX_DESIRED_HISTORY } from '@l4fleet/store';
+import type { Fleet } from '@l4fleet/config';
+import { type DesiredChange, desiredChanges, type FleetStore, MAX_DESIRED_HISTORY } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { integerOption } from '../options.js';
 import { type ApplyFleetOptions, applyFleet, changeLine } from './apply.js';
@@ -17,55 +16,7 @@ export const DEFAULT_HISTORY_LIMIT = 10;
 /** Changes named in a history row; the rest are counted. */
 const CHANGES_SHOWN = 2;
 
-interface HistoryRow extends DesiredRevision {
-  /** The write behind the desired state now. */
-  readonly current: boolean;
-  /**
-   * What it changed from the write before it; null when that one is not known (the first write, compacted away, or
-   * past the limit) or either does not decode.
-   */
-  readonly changes: readonly FleetChange[] | null;
-  /** `first write`, `earlier writes compacted by etcd`, `beyond --limit`: why changes is null. */
-  readonly note?: string;
-}
-
-/** The fleet of each listed write (and of the one before the oldest, for its changes); undefined where unreadable. */
-async function fleetsOf(store: FleetStore, revisions: readonly DesiredRevision[]): Promise<(Fleet | undefined)[]> {
-  const out: (Fleet | undefined)[] = [];
-  for (const r of revisions) {
-    if (r.invalid !== undefined) out.push(undefined);
-    else out.push((await store.getDesiredAt(r.revision).catch(() => undefined))?.fleet);
-  }
-  return out;
-}
-
-async function historyRows(
-  store: FleetStore,
-  limit: number,
-): Promise<{ rows: HistoryRow[]; more: boolean; compacted: boolean }> {
-  // One write more than shown: the oldest shown row's changes are against it.
-  const h = await store.getDesiredHistory({ limit: Math.min(limit + 1, MAX_DESIRED_HISTORY) });
-  const shown = h.revisions.slice(0, limit);
-  const fleets = await fleetsOf(store, h.revisions);
-  const rows = shown.map((r, i): HistoryRow => {
-    const [now, before] = [fleets[i], fleets[i + 1]];
-    const previous = h.revisions[i + 1];
-    const note =
-      previous !== undefined
-        ? undefined
-        : h.more
-          ? 'the write before it is beyond the limit'
-          : h.compacted
-            ? 'earlier writes compacted by etcd'
-            : 'first write';
-    // (h.more only when limit + 1 exceeded MAX_DESIRED_HISTORY: then the oldest row has no write before it here.)
-    const changes = now && before ? diffFleets(before, now).changes : null;
-    return { ...r, current: i === 0, changes, ...(note && changes === null ? { note } : {}) };
-  });
-  return { rows, more: h.more || h.revisions.length > limit, compacted: h.compacted };
-}
-
-function summary(row: HistoryRow): string {
+function summary(row: DesiredChange): string {
   if (row.invalid !== undefined) return `INVALID: ${row.invalid}`;
   if (row.changes === null) return row.note ? `(${row.note})` : '(changes unknown: the write before it does not read)';
   if (row.changes.length === 0) return 'no changes';
@@ -86,7 +37,7 @@ export function registerHistory(program: Command, ctx: FleetCommandContext): voi
       const format = outputFormat(opts.output);
       const limit = integerOption(opts.limit, '--limit', 1, MAX_DESIRED_HISTORY);
       await withStore(ctx, cmd, async (store) => {
-        const { rows, more, compacted } = await historyRows(store, limit);
+        const { revisions: rows, more, compacted } = await desiredChanges(store, limit);
         if (format !== 'table') return ctx.io.out(renderData(format, { revisions: rows, more, compacted }));
         if (rows.length === 0) return ctx.io.out('no writes: nothing was ever applied under this prefix');
         const table = renderTable(
