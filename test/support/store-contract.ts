@@ -91,6 +91,7 @@ export function describeStoreContract(name: string, factory: ContractFactory): v
       expect(applied[0]?.bytes).toBeGreaterThan(64 * 1024);
       const h = await s.getDesiredHistory({ limit: 10 });
       expect(h).toMatchObject({ more: false, compacted: false });
+      expect(h.revisions.some((r) => 'appliedBy' in r)).toBe(false);
       expect(h.revisions.map((r) => [r.revision, r.generation])).toEqual(
         applied.map((r) => [r.revision, r.generation]).reverse(),
       );
@@ -112,7 +113,8 @@ export function describeStoreContract(name: string, factory: ContractFactory): v
       expect(bad?.invalid).toMatch(/desired\/current: /);
       await expect(s.getDesiredAt(bad?.revision ?? 0)).rejects.toMatchObject({ code: 'INVALID_RECORD' });
 
-      const fixed = await s.apply(contractFleet(4, 11), { recoverInvalid: true });
+      const fixed = await s.apply(contractFleet(4, 11), { recoverInvalid: true, by: 'alice@ops1 (contract)\n' });
+      expect((await s.getDesiredHistory({ limit: 1 })).revisions[0]?.appliedBy).toBe('alice@ops1 (contract)');
       await f.compact(fixed.revision);
       const left = await s.getDesiredHistory({ limit: 10 });
       expect(left).toMatchObject({ more: false, compacted: true });

@@ -1,6 +1,7 @@
 /** `l4fleet history`, `get fleet [--revision R]` and `rollback R` on the memory store (the etcd side: test/cli.int). */
+import { hostname, userInfo } from 'node:os';
 import { MemoryFleetStore } from '@l4fleet/store';
-import { beforeEach, describe, expect, test } from 'vitest';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { fleetFiles, memoryCli } from './cli.test-helper.js';
 
 const file = fleetFiles('cli-history');
@@ -30,6 +31,10 @@ async function threeWrites(): Promise<number[]> {
 describe('cli - fleet history and rollback', () => {
   beforeEach(() => {
     store = new MemoryFleetStore();
+    vi.stubEnv('L4FLEET_WRITER', 'ci-run-7');
+  });
+  afterEach(() => {
+    vi.unstubAllEnvs();
   });
 
   test('history: newest first, the current one marked, each with what it changed; the first says so', async () => {
@@ -38,10 +43,14 @@ describe('cli - fleet history and rollback', () => {
     const r = await cli('history');
     expect(r.code).toBe(0);
     const lines = r.out.split('\n');
-    expect(lines[0]).toMatch(/^REVISION\s+APPLIED \(UTC\)\s+CHANGES$/);
-    expect(lines[1]).toMatch(new RegExp(`^${r3}\\*\\s+\\d{4}-\\d\\d-\\d\\dT\\S+Z\\s+~ member web/be1: weight 1 -> 3$`));
-    expect(lines[2]).toMatch(new RegExp(`^${r2}\\s+\\S+\\s+~ member web/be2: state "active" -> "draining"$`));
-    expect(lines[3]).toMatch(new RegExp(`^${r1}\\s+\\S+\\s+\\(first write\\)$`));
+    expect(lines[0]).toMatch(/^REVISION\s+APPLIED \(UTC\)\s+BY\s+CHANGES$/);
+    expect(lines[1]).toMatch(
+      new RegExp(`^${r3}\\*\\s+\\d{4}-\\d\\d-\\d\\dT\\S+Z\\s+ci-run-7\\s+~ member web/be1: weight 1 -> 3$`),
+    );
+    expect(lines[2]).toMatch(
+      new RegExp(`^${r2}\\s+\\S+\\s+ci-run-7\\s+~ member web/be2: state "active" -> "draining"$`),
+    );
+    expect(lines[3]).toMatch(new RegExp(`^${r1}\\s+\\S+\\s+ci-run-7\\s+\\(first write\\)$`));
     const json = JSON.parse((await cli('history', '-o', 'json')).out);
     expect(json).toMatchObject({ more: false, compacted: false });
     expect(json.revisions.map((x: { revision: number; current: boolean }) => [x.revision, x.current])).toEqual([
@@ -53,6 +62,12 @@ describe('cli - fleet history and rollback', () => {
       { kind: 'changed', subject: 'member web/be1', detail: 'weight 1 -> 3' },
     ]);
     expect(json.revisions[2]).toMatchObject({ changes: null, note: 'first write' });
+    // Who: the writer and the command as typed (JSON); the table shows the writer.
+    expect(json.revisions.map((x: { appliedBy: string }) => x.appliedBy)).toEqual([
+      'ci-run-7 (l4fleet member weight web be1 3)',
+      'ci-run-7 (l4fleet member drain web be2)',
+      'ci-run-7 (l4fleet apply)',
+    ]);
   });
 
   test('history --limit: the oldest shown still has its changes; more writes are pointed at; compaction is said', async () => {
@@ -99,6 +114,9 @@ describe('cli - fleet history and rollback', () => {
     expect((await store.getDesired()).revision).toBe(r3);
     const done = await cli('rollback', String(r1));
     expect(done.code).toBe(0);
+    expect((await store.getDesiredHistory({ limit: 1 })).revisions[0]?.appliedBy).toBe(
+      `ci-run-7 (l4fleet rollback ${r1})`,
+    );
     expect(done.out).toMatch(/applied: revision \d+/);
     const now = await store.getDesired();
     expect(now.revision).toBeGreaterThan(r3 as number);
@@ -121,5 +139,14 @@ describe('cli - fleet history and rollback', () => {
     expect(refused.err).toContain('--change-seed');
     expect((await cli('rollback', String(r1), '--change-seed')).code).toBe(0);
     expect((await store.getDesired()).fleet.hashSeed).toBe(0x5eed);
+  });
+
+  test('who, by default: the local user and host, and the etcd user when one is given', async () => {
+    vi.stubEnv('L4FLEET_WRITER', '');
+    await cli('apply', '-f', file('w.yaml', FLEET), '--new-fleet');
+    await cli('member', 'drain', 'web', 'be2', '--user', 'ops');
+    const by = (await store.getDesiredHistory({ limit: 2 })).revisions.map((r) => r.appliedBy);
+    const me = `${userInfo().username}@${hostname()}`;
+    expect(by).toEqual([`${me} etcd user ops (l4fleet member drain web be2)`, `${me} (l4fleet apply)`]);
   });
 });

@@ -319,7 +319,7 @@ export function renderChanges(tbody, note, data) {
         'tr',
         { 'data-revision': r.revision },
         el('td', {}, String(r.revision), r.current ? [' ', badge('now', 'on')] : null),
-        el('td', {}, r.appliedAt || '-'),
+        el('td', {}, r.appliedAt || '-', r.appliedBy ? el('div', { class: 'note' }, `by ${r.appliedBy}`) : null),
         el('td', {}, what),
       );
     }),

@@ -4,7 +4,7 @@
  * flows), a member drain or enable is @l4fleet/store editPoolMembers (a read-modify-write of the fleet guarded by
  * the revision read, retried on a concurrent change). Every action is put into the timeline, refused ones too.
  */
-import { type MemberState, predictChurn, type VipChurn } from '@l4fleet/config';
+import { type MemberState, type Pool, predictChurn, type VipChurn } from '@l4fleet/config';
 import { editPoolMembers, type FleetStore } from '@l4fleet/store';
 import { DashboardError } from './errors.js';
 import type { Timeline } from './timeline.js';
@@ -69,11 +69,13 @@ export function createActions(store: FleetStore, timeline: Timeline, now: () => 
     async setMemberState(poolName, memberName, action, who) {
       const state = MEMBER_STATE[action];
       return await run(`member ${action}`, `${poolName}/${memberName}`, who, async () => {
-        const result = await editPoolMembers(store, poolName, (pool) => {
+        const edit = (pool: Pool) => {
           if (!pool.members.some((m) => m.name === memberName))
             throw new DashboardError('NOT_FOUND', `member ${poolName}/${memberName}: no such member`);
           return pool.members.map((m) => (m.name === memberName ? { ...m, state } : m));
-        });
+        };
+        const by = `dashboard, from ${who} (member ${action} ${poolName}/${memberName})`;
+        const result = await editPoolMembers(store, poolName, edit, { by });
         if ('unchanged' in result) return undefined; // never: a state edit always writes
         return { revision: result.revision, churn: predictChurn(result.before, result.after, result.decided) };
       });

@@ -1,6 +1,6 @@
 /** The whole server over the in-memory store (the browser test runs the same paths against etcd and agents). */
 import { parseFleet } from '@l4fleet/config';
-import { MemoryFleetStore } from '@l4fleet/store';
+import { type DesiredChanges, MemoryFleetStore } from '@l4fleet/store';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { type Dashboard, startDashboard } from './dashboard.js';
@@ -116,16 +116,19 @@ describe('dashboard server', () => {
 
   test('dashboard - /api/changes: the last writes newest first, each with what it changed (a member drained from the page)', async () => {
     dash = await startDashboard({ store, logger, listen: '127.0.0.1:0', token: TOKEN });
-    const first = await (await fetch(`${dash.url}api/changes`)).json();
+    const changes = async (): Promise<DesiredChanges> =>
+      (await (await fetch(`${dash?.url}api/changes`)).json()) as DesiredChanges;
+    const first = await changes();
     expect(first).toMatchObject({ more: false, compacted: false, revisions: [{ current: true, note: 'first write' }] });
     expect((await post('api/pools/web/members/a/drain', TOKEN)).status).toBe(200);
-    const after = await (await fetch(`${dash.url}api/changes`)).json();
+    const after = await changes();
     expect(after.revisions).toHaveLength(2);
     expect(after.revisions[0]).toMatchObject({
       current: true,
+      appliedBy: 'dashboard, from 127.0.0.1 (member drain web/a)',
       changes: [{ kind: 'changed', subject: 'member web/a', detail: 'state "active" -> "draining"' }],
     });
-    expect(after.revisions[1]).toMatchObject({ current: false, revision: first.revisions[0].revision });
+    expect(after.revisions[1]).toMatchObject({ current: false, revision: first.revisions[0]?.revision });
   });
 
   test('dashboard - the stream sends the view first, then each etcd change; assets are local with a CSP', async () => {

@@ -36,4 +36,21 @@ describe('store codec', () => {
       /v1\/desired\/current: generation undefined is not a generation id/,
     );
   });
+
+  test('appliedBy: kept as given without control characters, at most 200; absent when not given; a bad one is refused', () => {
+    const encode = (by?: string) => encodeDocument({ pools: [], vips: [], hashSeed: 1 }, 'g4', new Date(0), by).pointer;
+    expect(encode('alice@ops1 (l4fleet apply)').appliedBy).toBe('alice@ops1 (l4fleet apply)');
+    expect(encode(' bob\n\u0007@x ').appliedBy).toBe('bob  @x');
+    expect(encode('x'.repeat(300)).appliedBy).toHaveLength(200);
+    expect('appliedBy' in encode()).toBe(false);
+    expect('appliedBy' in encode(' \n ')).toBe(false);
+    const decoded = decodePointer('k', Buffer.from(JSON.stringify(encode('carol'))));
+    expect(decoded.appliedBy).toBe('carol');
+    for (const bad of [7, '', 'a\u0001b', 'y'.repeat(201), ' padded']) {
+      const p = { ...encode('z'), appliedBy: bad };
+      expect(() => decodePointer('k', Buffer.from(JSON.stringify(p))), String(bad)).toThrow(
+        /k: appliedBy .* is not a writer's name/,
+      );
+    }
+  });
 });

@@ -27,6 +27,23 @@ export interface Pointer {
   readonly sha256: string;
   readonly hashSeed: number;
   readonly appliedAt: string;
+  /**
+   * Who wrote it, as the writer says (`alice@ops1 (l4fleet apply)`, `dashboard 198.18.0.9`); at most
+   * MAX_APPLIED_BY_CHARS printable characters. Absent in pointers written before it existed; older nodes ignore it.
+   */
+  readonly appliedBy?: string;
+}
+
+/** The longest `appliedBy` a pointer may carry. */
+export const MAX_APPLIED_BY_CHARS = 200;
+
+/** A writer's name as a pointer carries it: control characters out, at most MAX_APPLIED_BY_CHARS. */
+export function appliedByText(by: string): string {
+  return by
+    .replace(/\p{Cc}/gu, ' ')
+    .trim()
+    .slice(0, MAX_APPLIED_BY_CHARS)
+    .trim();
 }
 
 export interface EncodedDocument {
@@ -38,7 +55,13 @@ export function newGenerationId(): string {
   return `${Date.now().toString(36)}-${createHash('sha256').update(String(Math.random())).digest('hex').slice(0, 8)}`;
 }
 
-export function encodeDocument(fleet: Fleet & { hashSeed: number }, generation: string, now: Date): EncodedDocument {
+export function encodeDocument(
+  fleet: Fleet & { hashSeed: number },
+  generation: string,
+  now: Date,
+  by?: string,
+): EncodedDocument {
+  const appliedBy = by === undefined || appliedByText(by) === '' ? {} : { appliedBy: appliedByText(by) };
   const json = Buffer.from(JSON.stringify({ schema: DOCUMENT_SCHEMA, fleet }));
   if (json.length <= INLINE_MAX_BYTES) {
     const document = { schema: DOCUMENT_SCHEMA, fleet };
@@ -53,6 +76,7 @@ export function encodeDocument(fleet: Fleet & { hashSeed: number }, generation: 
         sha256: createHash('sha256').update(json).digest('hex'),
         hashSeed: fleet.hashSeed,
         appliedAt: now.toISOString(),
+        ...appliedBy,
       },
       chunks: [],
     };
@@ -81,6 +105,7 @@ export function encodeDocument(fleet: Fleet & { hashSeed: number }, generation: 
       sha256: createHash('sha256').update(body).digest('hex'),
       hashSeed: fleet.hashSeed,
       appliedAt: now.toISOString(),
+      ...appliedBy,
     },
     chunks,
   };
@@ -104,6 +129,12 @@ export function decodePointer(key: string, value: Buffer): Pointer {
     throw bad('hashSeed', p.hashSeed, 'is not an integer 0..4294967295');
   }
   if (typeof p.appliedAt !== 'string' || p.appliedAt.length > 64) throw bad('appliedAt', p.appliedAt, 'is not a time');
+  if (
+    p.appliedBy !== undefined &&
+    (typeof p.appliedBy !== 'string' || p.appliedBy !== appliedByText(p.appliedBy) || p.appliedBy === '')
+  ) {
+    throw bad('appliedBy', p.appliedBy, `is not a writer's name (1-${MAX_APPLIED_BY_CHARS} printable characters)`);
+  }
   const bytes = p.bytes;
   const maxBytes = p.encoding === 'inline' ? INLINE_MAX_BYTES : MAX_DOCUMENT_BYTES;
   if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes < 1 || bytes > maxBytes) {

@@ -34,12 +34,32 @@ async function pointerAt(ctx: StoreContext, revision: number): Promise<PointerAt
 function describe(p: PointerAt): DesiredRevision {
   try {
     const pointer = decodePointer(keys.pointer, p.value);
-    return { revision: p.revision, generation: pointer.generation, appliedAt: pointer.appliedAt, bytes: pointer.bytes };
+    const { generation, appliedAt, bytes, appliedBy } = pointer;
+    return { revision: p.revision, generation, appliedAt, bytes, ...(appliedBy === undefined ? {} : { appliedBy }) };
   } catch (err) {
     const e = toStoreError(err, 'read desired history');
     return { revision: p.revision, generation: '', appliedAt: '', bytes: p.value.length, invalid: e.message };
   }
 }
+
+/** The errors of getDesiredAt(), one wording for the etcd store and the memory fake. */
+export const desiredAtError = {
+  notARevision: (revision: number) =>
+    new StoreError('INVALID_STATE', `desired state at revision ${revision}: not a revision (a positive integer)`),
+  compacted: (revision: number, cause?: unknown) =>
+    new StoreError(
+      'COMPACTED',
+      `desired state at revision ${revision}: etcd compacted its history past it; \`l4fleet history\` lists what is left`,
+      { cause, key: keys.pointer },
+    ),
+  noWrite: (revision: number, before: number | undefined) =>
+    new StoreError(
+      'NOT_FOUND',
+      `desired state at revision ${revision}: no write of ${keys.pointer} has that revision` +
+        `${before === undefined ? '' : ` (the one before it is ${before})`}; \`l4fleet history\` lists them`,
+      { key: keys.pointer },
+    ),
+};
 
 export function checkHistoryLimit(limit: number): void {
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_DESIRED_HISTORY) {
@@ -78,9 +98,7 @@ export async function desiredAt(
   revision: number,
   readFleet: ReadFleet,
 ): Promise<DesiredState & { appliedAt: string }> {
-  if (!Number.isSafeInteger(revision) || revision < 1) {
-    throw new StoreError('INVALID_STATE', `desired state at revision ${revision}: not a revision (a positive integer)`);
-  }
+  if (!Number.isSafeInteger(revision) || revision < 1) throw desiredAtError.notARevision(revision);
   let p: PointerAt | undefined;
   try {
     p = await pointerAt(ctx, revision);
@@ -92,23 +110,10 @@ export async function desiredAt(
         key: keys.pointer,
       });
     }
-    if (e.code === 'COMPACTED') {
-      throw new StoreError(
-        'COMPACTED',
-        `desired state at revision ${revision}: etcd compacted its history past it; \`l4fleet history\` lists what is left`,
-        { cause: e, key: keys.pointer },
-      );
-    }
+    if (e.code === 'COMPACTED') throw desiredAtError.compacted(revision, e);
     throw e;
   }
-  if (p === undefined || p.revision !== revision) {
-    throw new StoreError(
-      'NOT_FOUND',
-      `desired state at revision ${revision}: no write of ${keys.pointer} has that revision` +
-        `${p ? ` (the one before it is ${p.revision})` : ''}; \`l4fleet history\` lists them`,
-      { key: keys.pointer },
-    );
-  }
+  if (p === undefined || p.revision !== revision) throw desiredAtError.noWrite(revision, p?.revision);
   try {
     const pointer = decodePointer(keys.pointer, p.value);
     const fleet = await readFleet(pointer, revision);

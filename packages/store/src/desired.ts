@@ -152,7 +152,7 @@ export class DesiredStore {
     const generation = newGenerationId();
     let doc: ReturnType<typeof encodeDocument>;
     try {
-      doc = encodeDocument({ ...fleet, hashSeed }, generation, new Date());
+      doc = encodeDocument({ ...fleet, hashSeed }, generation, new Date(), options.by);
       for (let i = 0; i < doc.chunks.length; i += CHUNK_WRITE_CONCURRENCY) {
         await Promise.all(
           doc.chunks.slice(i, i + CHUNK_WRITE_CONCURRENCY).map((c, j) =>

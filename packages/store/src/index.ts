@@ -1,4 +1,12 @@
-export { DOCUMENT_SCHEMA, decodeDocument, decodePointer, encodeDocument, type Pointer } from './codec.js';
+export {
+  appliedByText,
+  DOCUMENT_SCHEMA,
+  decodeDocument,
+  decodePointer,
+  encodeDocument,
+  MAX_APPLIED_BY_CHARS,
+  type Pointer,
+} from './codec.js';
 export {
   DEFAULT_CALL_TIMEOUT_MS,
   DEFAULT_DIAL_TIMEOUT_MS,

@@ -4,7 +4,7 @@
  * store's (the contract suite runs both).
  */
 import type { Fleet } from '@l4fleet/config';
-import { checkHistoryLimit } from './desired-history.js';
+import { checkHistoryLimit, desiredAtError } from './desired-history.js';
 import { StoreError } from './errors.js';
 import { keys } from './layout.js';
 import type { DesiredHistory, DesiredRevision, DesiredState } from './types.js';
@@ -35,28 +35,12 @@ export class MemoryDesiredHistory {
   }
 
   at(revision: number): DesiredState & { readonly appliedAt: string } {
-    if (!Number.isSafeInteger(revision) || revision < 1) {
-      throw new StoreError(
-        'INVALID_STATE',
-        `desired state at revision ${revision}: not a revision (a positive integer)`,
-      );
-    }
-    if (revision < this.compactedBelow) {
-      throw new StoreError(
-        'COMPACTED',
-        `desired state at revision ${revision}: etcd compacted its history past it; \`l4fleet history\` lists what is left`,
-        { key: keys.pointer },
-      );
-    }
+    if (!Number.isSafeInteger(revision) || revision < 1) throw desiredAtError.notARevision(revision);
+    if (revision < this.compactedBelow) throw desiredAtError.compacted(revision);
     const p = this.past.find((x) => x.entry.revision === revision);
     if (!p) {
       const before = [...this.past].reverse().find((x) => x.entry.revision < revision)?.entry.revision;
-      throw new StoreError(
-        'NOT_FOUND',
-        `desired state at revision ${revision}: no write of ${keys.pointer} has that revision` +
-          `${before === undefined ? '' : ` (the one before it is ${before})`}; \`l4fleet history\` lists them`,
-        { key: keys.pointer },
-      );
+      throw desiredAtError.noWrite(revision, before);
     }
     if (!p.fleet) throw new StoreError('INVALID_RECORD', p.entry.invalid ?? keys.pointer, { key: keys.pointer });
     const { entry } = p;

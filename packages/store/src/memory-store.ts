@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Fleet, MemberRamp, MemberStatus, PoolHistory, TableHistory } from '@l4fleet/config';
+import { appliedByText } from './codec.js';
 import { EMPTY_FLEET } from './desired.js';
 import { StoreError } from './errors.js';
 import { fittedHistoryValue } from './history.js';
@@ -128,7 +129,11 @@ export class MemoryFleetStore implements FleetStore {
     this.bump('desired');
     const bytes = JSON.stringify(this.desired.fleet).length;
     const appliedAt = new Date().toISOString();
-    this.past.record({ revision: this.desired.revision, generation, appliedAt, bytes }, this.desired.fleet);
+    const by = options.by === undefined ? '' : appliedByText(options.by);
+    this.past.record(
+      { revision: this.desired.revision, generation, appliedAt, bytes, ...(by === '' ? {} : { appliedBy: by }) },
+      this.desired.fleet,
+    );
     return { revision: this.desired.revision, generation, hashSeed, seedSource, bytes, chunks: 1 };
   }
 

@@ -41,6 +41,8 @@ export interface PoolEditOptions {
   readonly maxAttempts?: number;
   /** Validate, check and read the decided status, but write nothing (PoolEditPreview). */
   readonly dryRun?: boolean;
+  /** Who writes it, for the history (ApplyOptions.by). */
+  readonly by?: string;
 }
 
 /**
@@ -72,7 +74,8 @@ export async function editFleet(
     const { decided } = await store.getDecided();
     if (options.dryRun) return { dryRun: true, revision: current.revision, before: current.fleet, after, decided };
     try {
-      const { revision } = await store.apply(after, { expectRevision: current.revision });
+      const by = options.by === undefined ? {} : { by: options.by };
+      const { revision } = await store.apply(after, { expectRevision: current.revision, ...by });
       return { revision, before: current.fleet, after, decided };
     } catch (err) {
       if (!(err instanceof StoreError && err.code === 'CONFLICT')) throw err;

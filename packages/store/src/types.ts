@@ -22,6 +22,11 @@ export interface ApplyOptions {
    * is valid (then there is nothing to recover: apply normally).
    */
   readonly recoverInvalid?: boolean;
+  /**
+   * Who writes it, for the history (`alice@ops1 (l4fleet apply)`); stored with the write as given (control characters
+   * out, at most 200 characters). Self-reported: with etcd auth, etcd's user is what is checked.
+   */
+  readonly by?: string;
 }
 
 export interface ApplyResult {
@@ -47,6 +52,8 @@ export interface DesiredRevision {
   readonly generation: string;
   /** ISO time the fleet was applied (the pointer's own `appliedAt`; '' when it does not decode). */
   readonly appliedAt: string;
+  /** Who wrote it, as the writer said (ApplyOptions.by); absent when not said (or written before it existed). */
+  readonly appliedBy?: string;
   /** Bytes of the document (after compression). */
   readonly bytes: number;
   /** Why the pointer written then does not decode (written by hand, say); absent for a good one. */

@@ -21,6 +21,7 @@ import {
   percent,
   renderData,
   withStore,
+  writer,
 } from './context.js';
 import { outcomeUnknown } from './store-errors.js';
 
@@ -99,7 +100,7 @@ export async function applyFleet(
       return;
     }
     const result = await store
-      .apply(fleet, { expectRevision: current.revision })
+      .apply(fleet, { expectRevision: current.revision, by: writer(cmd) })
       .catch((err: unknown) => Promise.reject(outcomeUnknown(err, dryRunCommand)));
     lines.push(
       `applied: revision ${result.revision}, generation ${result.generation}, hash seed 0x${result.hashSeed.toString(16)}`,

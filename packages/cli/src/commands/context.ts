@@ -3,6 +3,7 @@
  * formats, and the mapping of library errors to CLI exit codes (config problems: 1, one line each).
  */
 import { readFileSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
 import { ConfigError, formatProblem } from '@l4fleet/config';
 import { EtcdFleetStore, type FleetStore, StoreError } from '@l4fleet/store';
 import { type Command, Option } from 'commander';
@@ -136,4 +137,27 @@ export function renderTable(header: readonly string[], rows: readonly (readonly 
 
 export function percent(fraction: number): string {
   return `${(100 * fraction).toFixed(2)}%`;
+}
+
+/** The local user, or `?` where the OS has none to say (a uid without a passwd entry, in a container). */
+function localUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return '?';
+  }
+}
+
+/**
+ * Who a write is by, for the fleet's history (`l4fleet history`): `L4FLEET_WRITER` when set (a pipeline says which
+ * run), else the local user and host; the etcd user when one is given; and the command as typed, without flags
+ * (`alice@ops1 (l4fleet member drain web be2)`). Self-reported: with etcd auth, etcd's user is the checked part.
+ */
+export function writer(cmd: Command, env: NodeJS.ProcessEnv = process.env): string {
+  const path: string[] = [];
+  for (let c: Command | null = cmd; c?.parent; c = c.parent) path.unshift(c.name());
+  const command = [...path, ...cmd.args].join(' ');
+  const flags = cmd.optsWithGlobals() as ConnectionFlags;
+  const who = env.L4FLEET_WRITER?.trim() || `${localUser()}@${hostname()}`;
+  return `${who}${flags.user ? ` etcd user ${flags.user}` : ''} (l4fleet ${command})`;
 }

@@ -25,6 +25,11 @@ function summary(row: DesiredChange): string {
   return rest > 0 ? `${named}; ... (${rest} more)` : named;
 }
 
+/** The table's BY: the writer without the command it ran (the changes say what it did; JSON keeps all of it). */
+function writerName(row: DesiredChange): string {
+  return row.appliedBy?.replace(/ \(l4fleet [^)]*\)$/, '') || '-';
+}
+
 type RollbackOptions = ApplyFleetOptions;
 
 export function registerHistory(program: Command, ctx: FleetCommandContext): void {
@@ -41,8 +46,8 @@ export function registerHistory(program: Command, ctx: FleetCommandContext): voi
         if (format !== 'table') return ctx.io.out(renderData(format, { revisions: rows, more, compacted }));
         if (rows.length === 0) return ctx.io.out('no writes: nothing was ever applied under this prefix');
         const table = renderTable(
-          ['REVISION', 'APPLIED (UTC)', 'CHANGES'],
-          rows.map((r) => [`${r.revision}${r.current ? '*' : ''}`, r.appliedAt || '-', summary(r)]),
+          ['REVISION', 'APPLIED (UTC)', 'BY', 'CHANGES'],
+          rows.map((r) => [`${r.revision}${r.current ? '*' : ''}`, r.appliedAt || '-', writerName(r), summary(r)]),
         );
         const tail = [
           '* the desired state now. `l4fleet get fleet --revision R` prints a write as a fleet file; `l4fleet rollback R` applies it again',

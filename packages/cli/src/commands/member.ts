@@ -22,7 +22,7 @@ import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { integerOption } from '../options.js';
 
-import { type FleetCommandContext, percent, withStore } from './context.js';
+import { type FleetCommandContext, percent, withStore, writer } from './context.js';
 import { parseEndpoint } from './maglev.js';
 
 const DRY_RUN_HELP = 'validate and show the predicted churn; write nothing';
@@ -57,7 +57,11 @@ async function editPool(
   dryRun = false,
 ): Promise<void> {
   await withStore(ctx, cmd, async (store) => {
-    const result = await editPoolMembers(store, poolName, edit, { check: keepsDirectReturn, dryRun });
+    const result = await editPoolMembers(store, poolName, edit, {
+      check: keepsDirectReturn,
+      dryRun,
+      by: writer(cmd),
+    });
     if ('unchanged' in result) {
       ctx.io.out(`${result.unchanged}: nothing written (revision ${result.revision})`);
       return;

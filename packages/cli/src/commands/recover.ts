@@ -10,7 +10,7 @@ import { StoreError } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE } from '../io.js';
 import { readFleetFile } from './apply.js';
-import { type FleetCommandContext, outputFormat, renderData, withStore } from './context.js';
+import { type FleetCommandContext, outputFormat, renderData, withStore, writer } from './context.js';
 import { outcomeUnknown } from './store-errors.js';
 
 const SEED_SOURCE = {
@@ -52,7 +52,7 @@ export function registerRecover(program: Command, ctx: FleetCommandContext): voi
           );
         }
         const result = await store
-          .apply(fleet, { recoverInvalid: true })
+          .apply(fleet, { recoverInvalid: true, by: writer(cmd) })
           .catch((err: unknown) => Promise.reject(outcomeUnknown(err, `l4fleet apply -f ${opts.file} --dry-run`)));
         const seed = `hash seed 0x${result.hashSeed.toString(16)} (${SEED_SOURCE[result.seedSource ?? 'stored']})`;
         ctx.io.out(

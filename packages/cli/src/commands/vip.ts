@@ -8,7 +8,7 @@ import { type Fleet, parseSourcePrefix, vipKey } from '@l4fleet/config';
 import { editFleet } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
-import { type FleetCommandContext, withStore } from './context.js';
+import { type FleetCommandContext, withStore, writer } from './context.js';
 import { parseVipKeyOrUsage } from './get.js';
 
 type Vip = Fleet['vips'][number];
@@ -44,7 +44,7 @@ async function editSources(
         const next = ranges === undefined ? rest : { ...rest, sourceRanges: ranges };
         return { ...fleet, vips: fleet.vips.map((v) => (v === vip ? next : v)) };
       },
-      { dryRun },
+      { dryRun, by: writer(cmd) },
     );
     if ('unchanged' in result) {
       ctx.io.out(`${result.unchanged}: nothing written (revision ${result.revision})`);
