@@ -1,6 +1,6 @@
 /**
- * deploy/grafana against the agent's real metrics module: every metric the Grafana dashboard queries (panels and
- * variables) exists in what the agent's registry renders on /metrics, every label it groups by exists on a metric
+ * deploy/grafana against the agent's real metrics module: every metric the Grafana dashboard queries (panels,
+ * variables and annotations) exists in what the agent's registry renders on /metrics, every label it groups by exists on a metric
  * of that query, and the provisioning and the Prometheus scrape config agree with the dashboard and the agent's
  * defaults. No Grafana or Prometheus needed.
  */
@@ -8,39 +8,12 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { agentConfigDefaults } from '@l4fleet/agent';
 import { agentExposition } from '@l4fleet/test-support/agent-exposition';
+import { grafanaDashboard as dashboard, grafanaQueries as queries } from '@l4fleet/test-support/grafana-queries';
 import { describe, expect, test } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 
 const dir = fileURLToPath(new URL('../deploy/grafana/', import.meta.url));
 const read = (p: string) => readFileSync(`${dir}${p}`, 'utf8');
-
-interface Target {
-  expr: string;
-  datasource: { uid: string };
-}
-interface Panel {
-  id: number;
-  type: string;
-  title: string;
-  datasource?: { uid: string };
-  targets?: Target[];
-}
-const dashboard = JSON.parse(read('dashboards/l4fleet-agents.json')) as {
-  uid: string;
-  panels: Panel[];
-  templating: { list: { name: string; query: { query: string }; datasource: { uid: string } }[] };
-};
-
-const queries = (): { where: string; expr: string; uid: string | undefined }[] => [
-  ...dashboard.panels.flatMap((p) =>
-    (p.targets ?? []).map((t) => ({ where: `panel ${p.id} "${p.title}"`, expr: t.expr, uid: t.datasource?.uid })),
-  ),
-  ...dashboard.templating.list.map((v) => ({
-    where: `variable $${v.name}`,
-    expr: v.query.query,
-    uid: v.datasource.uid,
-  })),
-];
 
 describe('deploy/grafana', () => {
   test('grafana - every metric the dashboard queries is on the agent /metrics, with the labels it groups by', async () => {

@@ -16,6 +16,7 @@ import { EtcdFleetStore } from '@l4fleet/store';
 import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
 import { runRecordingAgent } from '@l4fleet/test-support/etcd-agents';
 import { eventually } from '@l4fleet/test-support/eventually';
+import { grafanaDashboard, grafanaExpanded, grafanaQueries } from '@l4fleet/test-support/grafana-queries';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parse as parseYaml, stringify } from 'yaml';
@@ -125,6 +126,52 @@ describe('deploy/grafana against a live agent and a real Prometheus', () => {
     const serving = await prometheus?.query('l4fleet_node_state{state="serving"}');
     expect(serving?.[0]?.metric).toMatchObject({ node: 'n1', fleet: 'lab' });
   });
+
+  test("every Grafana query (panels, variables, annotations) is PromQL Prometheus evaluates; a fleet write marks 'Fleet changes'", async () => {
+    await eventually(
+      'a scrape',
+      async () => (await prometheus?.query('l4fleet_node_state')) ?? [],
+      (r) => r.length > 0,
+      30_000,
+      500,
+    );
+    const failed: string[] = [];
+    for (const q of grafanaQueries()) {
+      const expr = grafanaExpanded(q.expr, 'lab');
+      // A variable's label_values(SELECTOR, LABEL) is Grafana's, not PromQL: the selector must find the label.
+      const values = /^label_values\((.*),\s*(\w+)\)$/.exec(expr);
+      try {
+        const samples = (await prometheus?.query(values ? (values[1] as string) : expr)) ?? [];
+        if (values && !samples.some((x) => (values[2] as string) in x.metric)) {
+          failed.push(`${q.where}: no sample of ${values[1]} has the label ${values[2]}`);
+        }
+      } catch (err) {
+        failed.push(`${q.where}: ${(err as Error).message}`);
+      }
+    }
+    expect(failed).toEqual([]);
+    // The annotation: the desired revision moved within its window after a write (the same fleet again: a revision).
+    const annotation = grafanaDashboard.annotations.list.find((a) => a.name === 'Fleet changes');
+    const expr = grafanaExpanded(annotation?.expr ?? '', 'lab');
+    // Quiet first: the agent's first reads may have moved the revision as Prometheus began; they age out of the window.
+    await eventually(
+      'no change in the window',
+      async () => (await prometheus?.query(expr)) ?? [],
+      (r) => r.length === 0,
+      90_000,
+      1_000,
+    );
+    const current = await admin?.getDesired();
+    await admin?.apply(current?.fleet ?? { pools: [], vips: [] }, { expectRevision: current?.revision ?? 0 });
+    const marked = await eventually(
+      'the Fleet changes annotation query returns a sample',
+      async () => (await prometheus?.query(expr)) ?? [],
+      (r) => r.length > 0,
+      60_000,
+      1_000,
+    );
+    expect(marked[0]?.value).toBeGreaterThan(0);
+  }, 180_000);
 
   test('the agent gone: L4fleetAgentDown for its instance', async () => {
     const address = running?.metricsAddress ?? '';

@@ -38,6 +38,7 @@ export async function agentExposition(): Promise<Map<string, Set<string>>> {
     backends: [{ address: '198.18.0.21', packets: 10, bytes: 1_000 }],
     drops: { noBackend: { packets: 1, bytes: 60 } } as never,
     flowTable: { entries: 4, fullPackets: 0 },
+    icmp: { echoReplied: { packets: 3, bytes: 252 } },
   }));
   const names = new Map<string, Set<string>>();
   for (const s of parsePrometheusText(await m.registry.metrics())) {

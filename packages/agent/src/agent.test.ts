@@ -138,6 +138,25 @@ describe('agent - serving', () => {
     );
   });
 
+  test('a write that moves no table: nothing programmed, the node reports the new revision (status, metric)', async () => {
+    const { store, nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    const before = await store.getDesired();
+    await until('first revision', () => n.agent.status().desiredRevision === before.revision);
+    const applies = n.ops.filter((o) => o.startsWith('apply:')).length;
+    // A health check's interval: the same tables.
+    const slower = {
+      ...before.fleet,
+      pools: before.fleet.pools.map((p) => ({ ...p, healthCheck: { ...p.healthCheck, intervalMs: 3_000 } })),
+    };
+    const r = await store.apply(slower, { expectRevision: before.revision });
+    await until('new revision', () => n.agent.status().desiredRevision === r.revision);
+    expect(n.ops.filter((o) => o.startsWith('apply:')).length).toBe(applies);
+    expect(await n.agent.metrics.registry.getSingleMetricAsString('l4fleet_desired_revision')).toMatch(
+      new RegExp(`l4fleet_desired_revision\\{[^}]*\\} ${r.revision}$`, 'm'),
+    );
+  });
+
   test('a member failing on every node is decided down everywhere and the tables stay identical', async () => {
     const { nodes } = await fleetOf(3);
     const before = nodes.map((n) => n.agent.status().tables[VIP_WEB]);

@@ -220,6 +220,12 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
         retryTimer = clock.setTimeout(() => void request(), RETRY_MS);
         return;
       }
+    } else if (applied && appliedRevision !== inp.revision) {
+      // Nothing to program: the data plane holds this revision's tables already (a write that moves no table, say a
+      // health check's interval). The node is current with it, and says so (status REVISION, the metric), or it would
+      // look behind the fleet until the next table change.
+      appliedRevision = inp.revision;
+      metrics.desiredRevision.set(inp.revision);
     }
 
     // 3. Announce.
