@@ -51,6 +51,16 @@ describe('cli - fleet history and rollback', () => {
       new RegExp(`^${r2}\\s+\\S+\\s+ci-run-7\\s+~ member web/be2: state "active" -> "draining"$`),
     );
     expect(lines[3]).toMatch(new RegExp(`^${r1}\\s+\\S+\\s+ci-run-7\\s+\\(first write\\)$`));
+    expect((await cli('status')).out).toMatch(
+      new RegExp(
+        `^Desired revision: ${r3} \\(applied \\S+Z by ci-run-7 \\(l4fleet member weight web be1 3\\); \`l4fleet history\`\\)$`,
+        'm',
+      ),
+    );
+    expect(JSON.parse((await cli('status', '-o', 'json')).out)).toMatchObject({
+      revision: r3,
+      appliedBy: 'ci-run-7 (l4fleet member weight web be1 3)',
+    });
     const json = JSON.parse((await cli('history', '-o', 'json')).out);
     expect(json).toMatchObject({ more: false, compacted: false });
     expect(json.revisions.map((x: { revision: number; current: boolean }) => [x.revision, x.current])).toEqual([

@@ -112,13 +112,16 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
     .action(async (opts: { output: string }, cmd: Command) => {
       const format = outputFormat(opts.output);
       await withStore(ctx, cmd, async (store) => {
-        const [desired, { decided, ramps }, nodes, leader, { history }] = await Promise.all([
+        const [desired, { decided, ramps }, nodes, leader, { history }, writes] = await Promise.all([
           store.getDesired(),
           store.getDecided(),
           store.listNodes(),
           store.getLeader(),
           store.getTableHistory(),
+          store.getDesiredHistory({ limit: 1 }),
         ]);
+        // The write behind the desired state (its time and writer), when it is that same revision.
+        const last = writes.revisions[0]?.revision === desired.revision ? writes.revisions[0] : undefined;
         const expected = new Map<string, string>();
         if (desired.fleet.hashSeed !== undefined) {
           for (const vip of desired.fleet.vips)
@@ -127,6 +130,7 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
         const checks = checkNodes(nodes, expected, decided);
         const summary = {
           revision: desired.revision,
+          ...(last ? { appliedAt: last.appliedAt, ...(last.appliedBy ? { appliedBy: last.appliedBy } : {}) } : {}),
           leader: leader ?? null,
           ...counts(desired.fleet, decided, ramps),
           nodes: checks,
@@ -137,7 +141,11 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
         const rejecting = checks.filter((c) => c.rejectedRecords > 0);
         ctx.io.out(
           [
-            `Desired revision: ${desired.revision}`,
+            `Desired revision: ${desired.revision}${
+              last
+                ? ` (applied ${last.appliedAt}${last.appliedBy ? ` by ${last.appliedBy}` : ''}; \`l4fleet history\`)`
+                : ''
+            }`,
             `VIPs: ${summary.vips}  pools: ${summary.pools}  members: ${summary.members} (active ${summary.active}, draining ${summary.draining}, disabled ${summary.disabled}, decided down ${summary.down}${summary.slowStart ? `, in slow start ${summary.slowStart}` : ''})`,
             `Aggregator leader: ${leader ?? '(none)'}`,
             `Nodes: ${checks.filter((c) => c.lease).length} registered, ${checks.filter((c) => c.drained).length} drained, ${differing.length} with differing tables`,
