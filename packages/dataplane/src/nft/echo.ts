@@ -45,7 +45,9 @@ export function echoObjectsAdded(table: string): string[] {
 export function echoDispatchRules(): string[] {
   return [
     `meta pkttype host ip frag-off & 0x3fff == 0 icmp type echo-request ip daddr vmap @${echoMap(4)}`,
-    `meta pkttype host ip6 nexthdr ipv6-icmp icmpv6 type echo-request ip6 daddr vmap @${echoMap(6)}`,
+    // 58 (ICMPv6), not `ipv6-icmp`: nft resolves such names through /etc/protocols, which minimal images lack
+    // (Debian's minbase: the Docker lab's nodes refused the whole table).
+    `meta pkttype host ip6 nexthdr 58 icmpv6 type echo-request ip6 daddr vmap @${echoMap(6)}`,
   ];
 }
 
