@@ -2,7 +2,7 @@
 import { parseFleet } from '@l4fleet/config';
 import { type DesiredChanges, MemoryFleetStore } from '@l4fleet/store';
 import pino from 'pino';
-import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { type Dashboard, startDashboard } from './dashboard.js';
 
 const TOKEN = 'test-token-0123456789';
@@ -120,8 +120,16 @@ describe('dashboard server', () => {
       (await (await fetch(`${dash?.url}api/changes`)).json()) as DesiredChanges;
     const first = await changes();
     expect(first).toMatchObject({ more: false, compacted: false, revisions: [{ current: true, note: 'first write' }] });
-    expect((await post('api/pools/web/members/a/drain', TOKEN)).status).toBe(200);
+    const drained = await post('api/pools/web/members/a/drain', TOKEN);
+    const { revision } = (await drained.json()) as { revision: number };
+    // The page asks once its view shows the new revision; the answer is read once per revision (then shared).
+    const viewRevision = async () =>
+      ((await (await fetch(`${dash?.url}api/state`)).json()) as { view: { revision: number } }).view.revision;
+    for (let i = 0; i < 100 && (await viewRevision()) !== revision; i++) await new Promise((r) => setTimeout(r, 20));
+    const reads = vi.spyOn(store, 'getDesiredHistory');
     const after = await changes();
+    expect(await changes()).toEqual(after);
+    expect(reads).toHaveBeenCalledTimes(1);
     expect(after.revisions).toHaveLength(2);
     expect(after.revisions[0]).toMatchObject({
       current: true,
