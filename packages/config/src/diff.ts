@@ -5,6 +5,7 @@ import { secondChanceOf } from './second-chance.js';
 import { slowStartOf } from './slow-start.js';
 import type { Fleet, Member, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
+import { vipStateOf } from './vip-state.js';
 
 export type ChangeKind = 'added' | 'removed' | 'changed';
 
@@ -48,6 +49,14 @@ function sourceRangesChange(a: readonly string[] | undefined, b: readonly string
   return `sourceRanges ${shownPrefixes([...added, ...removed]) || 'reordered'}`;
 }
 
+/** A VIP's `state` change, with what the nodes do about it. */
+function vipStateChange(a: Vip, b: Vip): string {
+  const [from, to] = [vipStateOf(a), vipStateOf(b)];
+  if (from === to) return '';
+  const effect = to === 'disabled' ? 'no node serves or announces it' : 'every node serves it again';
+  return `state ${from} -> ${to} (${effect})`;
+}
+
 function keyed<T>(items: readonly T[], key: (t: T) => string): Map<string, T> {
   return new Map(items.map((t) => [key(t), t]));
 }
@@ -68,14 +77,17 @@ export function diffFleets(before: Fleet | undefined, after: Fleet): FleetDiff {
   const va = keyed(after.vips, vipKey);
   for (const [k, v] of va) {
     const old = vb.get(k);
-    if (!old) changes.push({ kind: 'added', subject: `vip ${k}`, detail: `pool ${v.pool}` });
-    else if (!same(old, v)) {
+    if (!old) {
+      const disabled = vipStateOf(v) === 'disabled' ? ', disabled (not served)' : '';
+      changes.push({ kind: 'added', subject: `vip ${k}`, detail: `pool ${v.pool}${disabled}` });
+    } else if (!same(old, v)) {
       changes.push({
         kind: 'changed',
         subject: `vip ${k}`,
         detail: [
           fieldChanges<Vip>(old, v, ['pool', 'tableSize', 'hash', 'profile']),
           sourceRangesChange(old.sourceRanges, v.sourceRanges),
+          vipStateChange(old, v),
         ]
           .filter((d) => d !== '')
           .join(', '),

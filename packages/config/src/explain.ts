@@ -15,6 +15,7 @@ import { buildVipTable, type DecidedStatus, effectiveWeight } from './table.js';
 import type { TableHistory } from './table-history.js';
 import type { Fleet } from './types.js';
 import { memberKey, vipKey } from './vip-key.js';
+import { vipServed } from './vip-state.js';
 
 export interface FlowExplanation {
   /** `SRC:SPORT -> VIP`, addresses canonical. */
@@ -26,11 +27,13 @@ export interface FlowExplanation {
   readonly seed: number;
   readonly tableSize: number;
   readonly slot: number;
+  /** False when the VIP's `state` is `disabled`: no node serves or announces it (backend null). */
+  readonly served: boolean;
   /** False when the source is outside the VIP's `sourceRanges`: every node drops the flow (backend null). */
   readonly admitted: boolean;
   /**
-   * The member's name, or null when no member takes new flows or the source is not admitted (the data plane drops
-   * the flow).
+   * The member's name, or null when no member takes new flows, the source is not admitted (the data plane drops
+   * the flow) or the VIP is disabled.
    */
   readonly backend: string | null;
   /** The member's ADDR:PORT, or null with no backend. */
@@ -85,7 +88,8 @@ export function explainFlow(
   const index = table.slots[slot] as number;
   const owner = index === NO_BACKEND ? undefined : table.backends[index];
   const admitted = sourceAdmits(vip.sourceRanges)(src);
-  const member = admitted ? owner : undefined;
+  const served = vipServed(vip);
+  const member = admitted && served ? owner : undefined;
   const pool = fleet.pools.find((p) => p.name === vip.pool);
   const hashed = vip.hash === 'source-ip' ? 'the source address' : 'the 5-tuple';
   const why = [
@@ -95,7 +99,14 @@ export function explainFlow(
     why.unshift(
       `${src} is outside the VIP's sourceRanges (${vip.sourceRanges?.length} prefixes): every node drops the flow (drops{reason="source"})${owner ? `; admitted, it would go to ${owner.name}` : ''}`,
     );
-  } else if (member) {
+  }
+  if (!served) {
+    // First: nothing else matters while no node serves the VIP.
+    why.unshift(
+      `the VIP is disabled (vips[].state): no node serves or announces it${owner && admitted ? `; enabled, the flow would go to ${owner.name}` : ''}`,
+    );
+  }
+  if (member) {
     const owned = table.slots.filter((i) => i === index).length;
     const decision = decided.get(memberKey(vip.pool, member));
     const ramp = ramps.get(memberKey(vip.pool, member));
@@ -106,7 +117,7 @@ export function explainFlow(
     why.push(
       `slot ${slot} belongs to ${member.name}${backup}: ${member.state}, weight ${member.weight}, ${status}; it owns ${owned} of ${vip.tableSize} slots`,
     );
-  } else {
+  } else if (admitted && served) {
     const states = (pool?.members ?? []).map((m) => {
       const down = pool && m.state === 'active' && effectiveWeight(pool, m, decided) === 0;
       return `${m.name} ${m.state}${m.backup ? ' backup' : ''}${down ? ' (down)' : ''}`;
@@ -115,7 +126,7 @@ export function explainFlow(
   }
   const previousIndex = table.previousSlots?.[slot] ?? NO_BACKEND;
   const previous = previousIndex === NO_BACKEND ? undefined : table.backends[previousIndex];
-  if (previous && admitted) {
+  if (previous && admitted && served) {
     const gone = previous.state === 'disabled' && !pool?.members.some((m) => m.name === previous.name);
     why.push(
       `slot ${slot} belonged to ${previous.name}${gone ? ' (removed since)' : ''} before the last change that moved it: a node that has not seen the flow names it as second chance, and ${member?.name ?? 'the owner'} hands a packet it has no socket for to it (0011)`,
@@ -129,6 +140,7 @@ export function explainFlow(
     seed: table.seed,
     tableSize: vip.tableSize,
     slot,
+    served,
     admitted,
     backend: member?.name ?? null,
     address: member ? endpointText(member.address, member.port) : null,

@@ -153,5 +153,7 @@ export type {
   Protocol,
   StatusRange,
   Vip,
+  VipState,
 } from './types.js';
 export { memberKey, parseVipKey, vipKey } from './vip-key.js';
+export { servedVips, VIP_STATES, vipServed, vipStateField, vipStateOf } from './vip-state.js';

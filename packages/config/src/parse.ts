@@ -43,6 +43,7 @@ import { slowStartField } from './slow-start.js';
 import { sourceRangesField } from './source-ranges.js';
 import type { Fleet, Forwarding, Member, MemberState, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
+import { vipStateField } from './vip-state.js';
 
 const NAME = /^[A-Za-z0-9[][A-Za-z0-9._:@[\]-]{0,127}$/;
 const MAX_U32 = 0xffff_ffff;
@@ -172,7 +173,17 @@ function vip(p: Problems, path: string, v: unknown, pools: ReadonlyMap<string, P
     p.add(path, `${show(v)} is not an object`);
     return undefined;
   }
-  checkKeys(p, path, v, ['address', 'port', 'protocol', 'pool', 'tableSize', 'hash', 'profile', 'sourceRanges']);
+  checkKeys(p, path, v, [
+    'address',
+    'port',
+    'protocol',
+    'pool',
+    'tableSize',
+    'hash',
+    'profile',
+    'sourceRanges',
+    'state',
+  ]);
   const addr = address(p, `${path}.address`, v.address);
   const prt = port(p, `${path}.port`, v.port);
   const protocol = oneOf(p, `${path}.protocol`, v.protocol, ['tcp', 'udp'] as const);
@@ -221,6 +232,7 @@ function vip(p: Problems, path: string, v: unknown, pools: ReadonlyMap<string, P
     hash: oneOf(p, `${path}.hash`, v.hash, ['5-tuple', 'source-ip'] as const, DEFAULT_VIP_HASH),
     profile: profileField(p, `${path}.profile`, v.profile, protocol),
     ...(sourceRanges ? { sourceRanges } : {}),
+    ...vipStateField(p, `${path}.state`, v.state),
   };
 }
 

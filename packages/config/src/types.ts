@@ -12,6 +12,8 @@ export type { HashMode, Protocol };
 export type MemberState = 'active' | 'draining' | 'disabled';
 /** The aggregator's decision about a member, from the nodes' health reports. */
 export type MemberStatus = 'up' | 'down';
+/** `vips[].state` (vip-state.ts): `disabled` keeps the VIP in the fleet but no node serves or announces it. */
+export type VipState = 'enabled' | 'disabled';
 export type HealthCheckType = 'tcp' | 'http' | 'https' | 'udp' | 'dns' | 'none';
 /** The record types a `dns` check may ask for (RFC 1035 §3.2.2, RFC 3596, RFC 2782). */
 export type DnsQueryType = 'A' | 'AAAA' | 'CNAME' | 'MX' | 'NS' | 'PTR' | 'SOA' | 'SRV' | 'TXT';
@@ -155,6 +157,11 @@ export interface Vip {
    * VIP's family. Absent: every client.
    */
   readonly sourceRanges?: readonly string[];
+  /**
+   * `disabled`: no node serves the VIP (vip-state.ts). Absent: served; parseFleet writes only `disabled`, so fleets
+   * that disable nothing stay readable by nodes that predate the field.
+   */
+  readonly state?: VipState;
 }
 
 export interface Fleet {

@@ -1,0 +1,47 @@
+/**
+ * The fleet file's `state` of a VIP: whether the fleet serves it. A classic L4 switch's "disable virtual server",
+ * for an anycast fleet: `disabled` keeps the VIP's definition (address, pool, table size, profile, sourceRanges) in
+ * the fleet, and every node stops serving it: its tables leave the data plane and, unless another served VIP shares
+ * the address, every node withdraws the address's route (one host route per address, RFC 4271 UPDATE), so the
+ * router stops sending its traffic. Its open flows end: nothing forwards them any more. `enabled` serves it again
+ * with the table it had (same seed, same members: flows land where they landed before).
+ *
+ * Uses: stage a VIP before it goes live (its pool's health checks run, `describe vip` shows the members' state, then
+ * `l4fleet vip enable`), take a service off the fleet for maintenance without losing its settings, or stop
+ * announcing a VIP that another site must take (its router then prefers the other site's announcement).
+ *
+ * The pool's members keep being probed while a VIP is disabled (when it is enabled again the decided status is
+ * current, not "no decision = up"), and the pool's table history keeps being recorded.
+ */
+import { type Problems, showValue } from './fields.js';
+import type { Fleet, Vip, VipState } from './types.js';
+
+export const VIP_STATES: readonly VipState[] = ['enabled', 'disabled'];
+
+/**
+ * Parses `vips[i].state`: `{}` when absent or `enabled` (the default, not written back, so a fleet that disables
+ * nothing stays readable by nodes that predate the field), `{state: 'disabled'}` otherwise.
+ */
+export function vipStateField(p: Problems, path: string, v: unknown): { state?: 'disabled' } {
+  if (v === undefined || v === 'enabled') return {};
+  if (v !== 'disabled') {
+    p.add(path, `${showValue(v)} is not one of ${VIP_STATES.join(' | ')}`);
+    return {};
+  }
+  return { state: 'disabled' };
+}
+
+/** The VIP's state (absent: `enabled`). */
+export function vipStateOf(vip: Pick<Vip, 'state'>): VipState {
+  return vip.state ?? 'enabled';
+}
+
+/** True when nodes serve the VIP (its state is not `disabled`). */
+export function vipServed(vip: Pick<Vip, 'state'>): boolean {
+  return vip.state !== 'disabled';
+}
+
+/** The VIPs nodes serve, in file order: the one filter every node and the CLI apply. */
+export function servedVips(fleet: Pick<Fleet, 'vips'>): readonly Vip[] {
+  return fleet.vips.every(vipServed) ? fleet.vips : fleet.vips.filter(vipServed);
+}
