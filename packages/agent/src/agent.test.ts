@@ -203,6 +203,30 @@ describe('agent - serving', () => {
   });
 });
 
+describe('agent - vip state', () => {
+  test('a disabled VIP leaves the data plane and is withdrawn (reason disabled); enabled, it is served again', async () => {
+    const { store, nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    const key = (t: { vip: { address: string; port: number } }) => `${t.vip.address}:${t.vip.port}`;
+    const withState = (state: 'enabled' | 'disabled'): Fleet => ({
+      ...fleetFile,
+      vips: fleetFile.vips.map((v) => (v.address === '198.51.100.10' ? { ...v, state } : v)),
+    });
+    await store.apply(withState('disabled'));
+    await until('web withdrawn', () => !n.speaker.advertised.some((a) => a.prefix === '198.51.100.10/32'));
+    await until('web table gone', () => !n.dataPlane.current.some((t) => key(t) === '198.51.100.10:80'));
+    expect(n.agent.status().announced).toEqual([VIP_DNS]);
+    const withdrawn = n.events.find((e) => e.kind === 'vip.withdrawn');
+    expect(withdrawn?.data).toMatchObject({ vip: VIP_WEB, prefix: '198.51.100.10/32', reason: 'disabled' });
+    // Its pool is still probed: enabling it serves the current decision at once.
+    expect(Object.keys(n.agent.status().observed)).toContain('web/a');
+    await store.apply(withState('enabled'));
+    await until('web announced again', () => n.speaker.advertised.some((a) => a.prefix === '198.51.100.10/32'));
+    expect(n.dataPlane.current.some((t) => key(t) === '198.51.100.10:80')).toBe(true);
+    expect(n.agent.status().announced).toEqual([VIP_WEB, VIP_DNS].sort());
+  });
+});
+
 describe('agent - drain and lifecycle', () => {
   test('operator drain: graceful shutdown community, then withdraw; forwarding stays; undrain re-announces', async () => {
     const { store, nodes } = await fleetOf(1);

@@ -18,10 +18,12 @@ import {
   NO_RAMPS,
   type Pool,
   type PoolHistory,
+  servedVips,
   type TableHistory,
   tableMembers,
   type Vip,
   vipKey,
+  vipServed,
 } from '@l4fleet/config';
 import type { VipTable as DataPlaneTable } from '@l4fleet/dataplane';
 import type { HealthTarget } from '../health/checker.js';
@@ -81,7 +83,9 @@ export function planTables(
 ): PlannedTable[] {
   const pools = new Map(fleet.pools.map((p) => [p.name, p]));
   const seen = new Set<string>();
-  const out = fleet.vips.map((vip) => {
+  // A disabled VIP (vips[].state) has no table: its entries leave the data plane and its route goes (unless another
+  // VIP of its address is served). Its pool is still probed (checkedMembers), so enabling it serves current tables.
+  const out = servedVips(fleet).map((vip) => {
     const key = vipKey(vip);
     const pool = pools.get(vip.pool);
     const inputs = tableInputs(fleet, vip, pool, decided, history, ramps);
@@ -172,6 +176,16 @@ export function plannedRoutes(tables: readonly PlannedTable[], ctx: RouteContext
     });
   }
   return routes;
+}
+
+/**
+ * Why a route that was announced is withdrawn while the node serves: the address's VIPs were all disabled
+ * (`disabled`), all removed from the fleet (`removed`), or they have no usable backend (`noUsableBackend`).
+ */
+export function withdrawReason(prefix: string, fleet: Fleet): 'disabled' | 'removed' | 'noUsableBackend' {
+  const atAddress = fleet.vips.filter((v) => hostPrefix(v.address) === prefix);
+  if (atAddress.length === 0) return 'removed';
+  return atAddress.some(vipServed) ? 'noUsableBackend' : 'disabled';
 }
 
 /** VIP keys whose route is in `routes` and whose own table is usable (what `l4fleet status` lists as announced). */

@@ -21,6 +21,7 @@ import {
   tablesSignature,
   toDataPlaneTable,
   withCommunity,
+  withdrawReason,
 } from './plan.js';
 
 /** RFC 8326 GRACEFUL_SHUTDOWN well-known community: bgp's constant, under the name the agent's API has used. */
@@ -78,6 +79,8 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
   const log = opts.logger.child({ component: 'serve' });
   const { events, metrics } = opts;
   let tables: PlannedTable[] = [];
+  /** The tables of the pass before: a VIP removed or disabled still gets its `vip.withdrawn` event. */
+  let previousTables: PlannedTable[] = [];
   const tableCache = new Map<string, PlannedTable & { inputs: string }>();
   let checksums = new Map<string, string>();
   let dpSignature: string | undefined;
@@ -101,43 +104,53 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     applied,
   });
 
-  const setRoutes = async (next: Map<string, Advertisement>, why: string): Promise<void> => {
+  /** `why` for every prefix, or per prefix (a withdraw while serving: withdrawReason). */
+  const setRoutes = async (
+    next: Map<string, Advertisement>,
+    why: string | ((prefix: string) => string),
+  ): Promise<void> => {
+    const reason = (prefix: string): string => (typeof why === 'string' ? why : why(prefix));
     const before = routes ?? new Map<string, Advertisement>();
     try {
       await opts.speaker.setAdvertisements([...next.values()]);
     } catch (err) {
       const retryable = (err as { retryable?: boolean }).retryable === true;
       // A retryable failure means gobgpd is away: the speaker keeps the set and re-applies it when gobgpd is back.
-      log.warn({ event: retryable ? 'routesDeferred' : 'routesFailed', why, err: (err as Error).message });
+      const whyText = typeof why === 'string' ? why : 'withdraw';
+      log.warn({ event: retryable ? 'routesDeferred' : 'routesFailed', why: whyText, err: (err as Error).message });
       if (!retryable) throw err;
     }
     routes = next;
-    const vipsOf = (prefix: string) =>
-      tables.filter((t) => hostPrefix(t.table.vip.address) === prefix).map((t) => t.key);
+    const vipsOf = (prefix: string, from: readonly PlannedTable[]) => [
+      ...new Set(from.filter((t) => hostPrefix(t.table.vip.address) === prefix).map((t) => t.key)),
+    ];
     for (const [prefix, adv] of next) {
       if (before.has(prefix)) continue; // unchanged, or an attribute change (drain community): not a new announcement
-      for (const vip of vipsOf(prefix)) {
+      for (const vip of vipsOf(prefix, tables)) {
         events.emit('vip.announced', { vip, prefix, nextHop: adv.nextHop });
         metrics.vipAnnounced.set({ vip }, 1);
       }
-      log.info({ event: 'vipAnnounced', prefix, why });
+      log.info({ event: 'vipAnnounced', prefix, why: reason(prefix) });
     }
     for (const prefix of before.keys()) {
       if (next.has(prefix)) continue;
-      for (const vip of vipsOf(prefix)) {
-        events.emit('vip.withdrawn', { vip, prefix, reason: why });
+      const r = reason(prefix);
+      // A VIP removed or disabled has no table now: the pass before had it.
+      for (const vip of vipsOf(prefix, [...tables, ...previousTables])) {
+        events.emit('vip.withdrawn', { vip, prefix, reason: r });
         metrics.vipAnnounced.set({ vip }, 0);
       }
-      log.info({ event: 'vipWithdrawn', prefix, reason: why });
+      log.info({ event: 'vipWithdrawn', prefix, reason: r });
     }
     metrics.vipsAnnounced.set(next.size);
   };
 
   const pass = async (): Promise<void> => {
     const inp = opts.inputs();
-    if (!inp.fleet) return;
+    const fleet = inp.fleet;
+    if (!fleet) return;
     const started = performance.now();
-    const planned = planTables(inp.fleet, inp.decided, tableCache, inp.history, inp.ramps);
+    const planned = planTables(fleet, inp.decided, tableCache, inp.history, inp.ramps);
     const usable = plannedRoutes(planned, opts.routeContext);
     let want: Map<string, Advertisement>;
     if (inp.routeMode === 'serving') {
@@ -151,13 +164,14 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
       drainRoutes = undefined;
       want = new Map();
     }
+    previousTables = tables;
     tables = planned;
 
     // 1. Withdraw first what must go (no route may point at a table about to lose its last backend).
     if (routes) {
       const keep = new Map([...routes].filter(([p]) => want.has(p)));
       if (keep.size < routes.size)
-        await setRoutes(keep, inp.routeMode === 'serving' ? 'noUsableBackend' : inp.routeMode);
+        await setRoutes(keep, inp.routeMode === 'serving' ? (p) => withdrawReason(p, fleet) : inp.routeMode);
     }
 
     // 2. Program the data plane (only when some table changed).
