@@ -73,6 +73,7 @@ describe('cli - fleet commands on the memory store', () => {
         tableSize: 65537,
         hash: '5-tuple',
         profile: { idleTimeoutS: 300, tcpHandshakeTimeoutS: 10, tcpCloseTimeoutS: 10, onTimeout: 'drop' },
+        state: 'enabled',
       },
     ]);
     const r = await cli('explain', 'flow', '198.18.113.7:40000', '198.51.100.10:80/tcp', '-o', 'json');
@@ -200,7 +201,9 @@ describe('cli - fleet commands on the memory store', () => {
     const dry = await cli('apply', '-f', file('s2.yaml', ranged), '--dry-run');
     expect(dry.out).toContain('sourceRanges every client -> 198.18.0.0/15 10.1.2.3/32');
     expect((await cli('apply', '-f', file('s2.yaml', ranged))).code).toBe(0);
-    expect((await cli('get', 'vips')).out).toMatch(/198\.51\.100\.10:80\/tcp\s+web\s+65537\s+5-tuple\s+2 prefixes/);
+    expect((await cli('get', 'vips')).out).toMatch(
+      /198\.51\.100\.10:80\/tcp\s+enabled\s+web\s+65537\s+5-tuple\s+2 prefixes/,
+    );
     expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain(
       'Sources:      198.18.0.0/15, 10.1.2.3/32; other clients are dropped',
     );
@@ -256,6 +259,44 @@ describe('cli - fleet commands on the memory store', () => {
     expect((await store.getDesired()).fleet).toMatchObject({ pools, hashSeed });
     const missing = await cli('vip', 'sources', 'clear', '198.51.100.99:80/tcp');
     expect([missing.code, missing.err]).toEqual([1, 'error: vip 198.51.100.99:80/tcp: not in the fleet (revision 4)']);
+  });
+
+  test("vip disable|enable: the guarded edit of one VIP's state; get, describe, explain and apply say it", async () => {
+    await cli('apply', '-f', file('d1.yaml', FLEET), '--new-fleet');
+    const vip = '198.51.100.10:80/tcp';
+    const stored = async () => (await store.getDesired()).fleet.vips[0];
+    const dry = await cli('vip', 'disable', vip, '--dry-run');
+    expect(dry.out).toMatch(/^disable 198\.51\.100\.10:80\/tcp: dry run, nothing written \(revision 1\)\ndisabled: /);
+    expect((await stored())?.state).toBeUndefined();
+    const off = await cli('vip', 'disable', vip);
+    expect([off.code, off.out.split('\n')[0]]).toEqual([0, `disable ${vip}: revision 2`]);
+    expect((await stored())?.state).toBe('disabled');
+    expect((await cli('vip', 'disable', vip)).out).toBe(`vip ${vip} is disabled already: nothing written (revision 2)`);
+    expect((await cli('get', 'vips')).out).toMatch(/198\.51\.100\.10:80\/tcp\s+disabled\s+web/);
+    expect(JSON.parse((await cli('get', 'vips', '-o', 'json')).out)[0].state).toBe('disabled');
+    expect((await cli('describe', 'vip', vip)).out).toContain(`VIP:          ${vip} (disabled: no node serves`);
+    const explained = JSON.parse((await cli('explain', 'flow', '198.18.5.5:4000', vip, '-o', 'json')).out);
+    expect(explained).toMatchObject({ served: false, admitted: true, backend: null });
+    expect(explained.why[0]).toMatch(
+      /^the VIP is disabled \(vips\[\]\.state\): no node serves or announces it; enabled, the flow would go to /,
+    );
+    // The fleet file round trip keeps it, and an apply of the file without it names the change.
+    const got = (await cli('get', 'fleet')).out;
+    expect(got).toContain('state: disabled');
+    const back = await cli('apply', '-f', file('d1.yaml', FLEET), '--dry-run');
+    expect(back.out).toContain('state disabled -> enabled (every node serves it again)');
+    const on = await cli('vip', 'enable', vip);
+    expect(on.out.split('\n')).toEqual([
+      `enable ${vip}: revision 3`,
+      'enabled: every node serves it again with its table and announces it while a member is usable',
+    ]);
+    // Enabled is the absence of the field: older nodes read the fleet as before.
+    expect(await stored()).not.toHaveProperty('state');
+    expect((await cli('get', 'fleet')).out).not.toContain('state: disabled');
+    const missing = await cli('vip', 'enable', '198.51.100.99:80/tcp');
+    expect([missing.code, missing.err]).toEqual([1, 'error: vip 198.51.100.99:80/tcp: not in the fleet (revision 3)']);
+    const bad = await cli('apply', '-f', file('d2.yaml', FLEET.replace('pool: web }', 'pool: web, state: off }')));
+    expect([bad.code, bad.err]).toEqual([1, 'error: vips[0].state: "off" is not one of enabled | disabled']);
   });
 
   test('describe vip says what the health check sends: type, port, request, host, whether the certificate is verified', async () => {

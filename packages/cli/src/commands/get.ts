@@ -7,6 +7,8 @@ import {
   memberKey,
   parseVipKey,
   vipKey,
+  vipServed,
+  vipStateOf,
 } from '@l4fleet/config';
 import type { NodeView } from '@l4fleet/store';
 import type { Command } from 'commander';
@@ -103,17 +105,18 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
             return ctx.io.out(
               renderData(
                 format,
-                fleet.vips.map((v) => ({ key: vipKey(v), ...v })),
+                fleet.vips.map((v) => ({ key: vipKey(v), ...v, state: vipStateOf(v) })),
               ),
             );
           const rows = fleet.vips.map((v) => [
             vipKey(v),
+            vipStateOf(v),
             v.pool,
             String(v.tableSize),
             v.hash,
             v.sourceRanges ? `${v.sourceRanges.length} prefixes` : 'any',
           ]);
-          return ctx.io.out(renderTable(['VIP', 'POOL', 'TABLE', 'HASH', 'SOURCES'], rows));
+          return ctx.io.out(renderTable(['VIP', 'STATE', 'POOL', 'TABLE', 'HASH', 'SOURCES'], rows));
         }
         if (format !== 'table') return ctx.io.out(renderData(format, fleet.pools));
         const rows = fleet.pools.map((p) => {
@@ -165,7 +168,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
           ...(failures.has(memberKey(pool.name, m)) ? { probeFailures: failures.get(memberKey(pool.name, m)) } : {}),
         }));
         const data = {
-          vip: { key: wanted, ...vip },
+          vip: { key: wanted, ...vip, state: vipStateOf(vip) },
           revision,
           hashSeed: table.seed,
           checksum: table.checksum,
@@ -177,7 +180,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
         const hc = pool.healthCheck;
         ctx.io.out(
           [
-            `VIP:          ${wanted}`,
+            `VIP:          ${wanted}${vipServed(vip) ? '' : ' (disabled: no node serves or announces it; `l4fleet vip enable` serves it)'}`,
             `Pool:         ${vip.pool}${pool.onMemberDown === 'reselect' ? ' (onMemberDown reselect)' : ''}${pool.slowStartS ? ` (slowStartS ${pool.slowStartS})` : ''}`,
             `Table:        ${vip.tableSize} slots, hash ${vip.hash}, seed 0x${table.seed.toString(16)}, checksum ${table.checksum}`,
             `Health check: ${describeHealthCheck(hc)}`,

@@ -111,3 +111,21 @@ describe('cli status - a node alone in seeing members down', () => {
     });
   });
 });
+
+describe('cli status - a disabled VIP', () => {
+  test('counted as disabled, and a node without its table is not flagged (no node serves it)', async () => {
+    const store = new MemoryFleetStore();
+    const fleet = twoPoolFleet({ type: 'none' });
+    await store.apply({
+      ...fleet,
+      vips: fleet.vips.map((v) => (v.protocol === 'udp' ? { ...v, state: 'disabled' as const } : v)),
+    });
+    const expected = JSON.parse((await status(store, '-o', 'json')).out).expectedChecksums as Record<string, string>;
+    expect(Object.keys(expected)).toEqual(['198.51.100.10:80/tcp']);
+    await (await store.registerNode({ name: 'lb1' })).reportStatus({ ...base, tables: expected });
+    const table = await status(store);
+    expect(table.out).toContain('VIPs: 2 (disabled 1)  pools: 2');
+    expect(table.out).toContain('0 with differing tables');
+    expect(table.out).toMatch(/^lb1\s+up\s+no\s+no\s+-\s+1\s+ok\s+0$/m);
+  });
+});

@@ -1,5 +1,5 @@
 /** `l4fleet status`: fleet summary and the nodes whose tables differ from what the fleet derives. */
-import { buildVipTable, type Fleet, type MemberRamps, vipKey } from '@l4fleet/config';
+import { buildVipTable, type Fleet, type MemberRamps, servedVips, vipKey } from '@l4fleet/config';
 import type { NodeView } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { type FleetCommandContext, outputFormat, renderData, renderTable, withStore } from './context.js';
@@ -101,7 +101,18 @@ function counts(fleet: Fleet, decided: ReadonlyMap<string, string>, ramps: Membe
   }
   // Members in slow start (the decided records' ramps): their tables move at each step.
   const slowStart = ramps.size;
-  return { vips: fleet.vips.length, pools: fleet.pools.length, members, active, draining, disabled, down, slowStart };
+  const vipsDisabled = fleet.vips.length - servedVips(fleet).length;
+  return {
+    vips: fleet.vips.length,
+    vipsDisabled,
+    pools: fleet.pools.length,
+    members,
+    active,
+    draining,
+    disabled,
+    down,
+    slowStart,
+  };
 }
 
 export function registerStatus(program: Command, ctx: FleetCommandContext): void {
@@ -124,7 +135,8 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
         const last = writes.revisions[0]?.revision === desired.revision ? writes.revisions[0] : undefined;
         const expected = new Map<string, string>();
         if (desired.fleet.hashSeed !== undefined) {
-          for (const vip of desired.fleet.vips)
+          // A disabled VIP has no table on any node (vips[].state).
+          for (const vip of servedVips(desired.fleet))
             expected.set(vipKey(vip), buildVipTable(desired.fleet, vip, decided, history, ramps).checksum);
         }
         const checks = checkNodes(nodes, expected, decided);
@@ -146,7 +158,7 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
                 ? ` (applied ${last.appliedAt}${last.appliedBy ? ` by ${last.appliedBy}` : ''}; \`l4fleet history\`)`
                 : ''
             }`,
-            `VIPs: ${summary.vips}  pools: ${summary.pools}  members: ${summary.members} (active ${summary.active}, draining ${summary.draining}, disabled ${summary.disabled}, decided down ${summary.down}${summary.slowStart ? `, in slow start ${summary.slowStart}` : ''})`,
+            `VIPs: ${summary.vips}${summary.vipsDisabled ? ` (disabled ${summary.vipsDisabled})` : ''}  pools: ${summary.pools}  members: ${summary.members} (active ${summary.active}, draining ${summary.draining}, disabled ${summary.disabled}, decided down ${summary.down}${summary.slowStart ? `, in slow start ${summary.slowStart}` : ''})`,
             `Aggregator leader: ${leader ?? '(none)'}`,
             `Nodes: ${checks.filter((c) => c.lease).length} registered, ${checks.filter((c) => c.drained).length} drained, ${differing.length} with differing tables`,
             ...rejecting.map(

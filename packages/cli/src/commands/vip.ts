@@ -3,8 +3,10 @@
  * design note 0013) with the store's guarded read-modify-write (@l4fleet/store editFleet), as `member` changes one
  * member: the edited fleet is validated like a file (a prefix with host bits set, of the other family, ... is refused
  * naming it) and nothing else of the fleet changes. The prefixes choose no member: no churn.
+ * `l4fleet vip disable|enable VIP`: the VIP's `state` the same way (a disabled VIP keeps its settings; no node
+ * serves or announces it).
  */
-import { type Fleet, parseSourcePrefix, vipKey } from '@l4fleet/config';
+import { type Fleet, parseSourcePrefix, type VipState, vipKey, vipStateOf } from '@l4fleet/config';
 import { editFleet } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
@@ -12,6 +14,8 @@ import { type FleetCommandContext, withStore, writer } from './context.js';
 import { parseVipKeyOrUsage } from './get.js';
 
 type Vip = Fleet['vips'][number];
+/** The VIP after the edit, or why nothing changes. */
+type VipEdit = (vip: Vip) => Vip | { readonly unchanged: string };
 /** The VIP's new prefixes (undefined: every client), or why nothing changes. */
 type SourcesEdit = (vip: Vip) => readonly string[] | undefined | { readonly unchanged: string };
 
@@ -22,12 +26,14 @@ function prefixArg(text: string): string {
   return p.text;
 }
 
-async function editSources(
+/** One guarded edit of one VIP; `report` says what the VIP is after it. */
+async function editVip(
   ctx: FleetCommandContext,
   cmd: Command,
   key: string,
   what: string,
-  edit: SourcesEdit,
+  edit: VipEdit,
+  report: (vip: Vip | undefined) => string,
   dryRun = false,
 ): Promise<void> {
   const wanted = vipKey(parseVipKeyOrUsage(key));
@@ -38,10 +44,8 @@ async function editSources(
       (fleet, revision) => {
         const vip = fleet.vips.find((v) => vipKey(v) === wanted);
         if (!vip) throw new CliError(`vip ${wanted}: not in the fleet (revision ${revision})`, EXIT_FAILURE);
-        const ranges = edit(vip);
-        if (ranges !== undefined && 'unchanged' in ranges) return ranges;
-        const { sourceRanges: _old, ...rest } = vip;
-        const next = ranges === undefined ? rest : { ...rest, sourceRanges: ranges };
+        const next = edit(vip);
+        if ('unchanged' in next) return next;
         return { ...fleet, vips: fleet.vips.map((v) => (v === vip ? next : v)) };
       },
       { dryRun, by: writer(cmd) },
@@ -50,16 +54,71 @@ async function editSources(
       ctx.io.out(`${result.unchanged}: nothing written (revision ${result.revision})`);
       return;
     }
-    const after = result.after.vips.find((v) => vipKey(v) === wanted)?.sourceRanges;
     const done =
       'dryRun' in result ? `dry run, nothing written (revision ${result.revision})` : `revision ${result.revision}`;
-    const now = after ? `${after.length} prefixes: ${after.join(', ')}` : 'every client';
-    ctx.io.out(`${what} ${wanted}: ${done}\nadmits ${now}`);
+    ctx.io.out(`${what} ${wanted}: ${done}\n${report(result.after.vips.find((v) => vipKey(v) === wanted))}`);
   });
+}
+
+function editSources(
+  ctx: FleetCommandContext,
+  cmd: Command,
+  key: string,
+  what: string,
+  edit: SourcesEdit,
+  dryRun = false,
+): Promise<void> {
+  return editVip(
+    ctx,
+    cmd,
+    key,
+    what,
+    (vip) => {
+      const ranges = edit(vip);
+      if (ranges !== undefined && 'unchanged' in ranges) return ranges;
+      const { sourceRanges: _old, ...rest } = vip;
+      return ranges === undefined ? rest : { ...rest, sourceRanges: ranges };
+    },
+    (vip) =>
+      `admits ${vip?.sourceRanges ? `${vip.sourceRanges.length} prefixes: ${vip.sourceRanges.join(', ')}` : 'every client'}`,
+    dryRun,
+  );
+}
+
+/** `vip enable|disable`: the VIP's `state` (vip-state.ts in @l4fleet/config); enabled is written as no field. */
+function editState(ctx: FleetCommandContext, cmd: Command, key: string, to: VipState, dryRun = false): Promise<void> {
+  return editVip(
+    ctx,
+    cmd,
+    key,
+    to === 'disabled' ? 'disable' : 'enable',
+    (vip) => {
+      if (vipStateOf(vip) === to) return { unchanged: `vip ${vipKey(vip)} is ${to} already` };
+      const { state: _old, ...rest } = vip;
+      return to === 'disabled' ? { ...rest, state: 'disabled' } : rest;
+    },
+    () =>
+      to === 'disabled'
+        ? 'disabled: every node withdraws it (unless another VIP of its address is served) and stops forwarding it; its open flows end'
+        : 'enabled: every node serves it again with its table and announces it while a member is usable',
+    dryRun,
+  );
 }
 
 export function registerVip(program: Command, ctx: FleetCommandContext): void {
   const vip = program.command('vip').description("change one VIP's settings (read, modify, apply guarded by revision)");
+  for (const to of ['disabled', 'enabled'] as const) {
+    vip
+      .command(to === 'disabled' ? 'disable' : 'enable')
+      .description(
+        to === 'disabled'
+          ? 'stop serving a VIP and keep its settings: every node withdraws it and drops its traffic (its flows end)'
+          : 'serve a disabled VIP again (announced while a member of its pool is usable)',
+      )
+      .argument('<vip>', 'ADDR:PORT/PROTO, IPv6 as [ADDR]:PORT/PROTO')
+      .option('--dry-run', 'validate and show the result; write nothing')
+      .action((key: string, opts: { dryRun?: boolean }, cmd: Command) => editState(ctx, cmd, key, to, opts.dryRun));
+  }
   const sources = vip
     .command('sources')
     .description('the clients a VIP admits (its sourceRanges); other clients are dropped on the nodes');
