@@ -139,7 +139,19 @@ export function renderVips(tbody, view) {
       return el(
         'tr',
         { 'data-vip': v.key },
-        el('td', {}, el('code', {}, v.key)),
+        el(
+          'td',
+          {},
+          el('code', {}, v.key),
+          // vips[].state: in the fleet, served by no node.
+          v.state === 'disabled'
+            ? el(
+                'div',
+                { 'data-field': 'state', title: 'no node serves or announces it' },
+                badge('disabled', 'draining'),
+              )
+            : '',
+        ),
         el(
           'td',
           {},

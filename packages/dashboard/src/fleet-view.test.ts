@@ -104,6 +104,27 @@ describe('fleet-view', () => {
     expect(v?.sources).toEqual(['198.18.0.0/15']);
   });
 
+  test('fleet-view - a disabled VIP is shown with its state and expects no table on the nodes', () => {
+    expect(view.vips[0]?.state).toBe('enabled');
+    const off = parseFleet({
+      ...fleet,
+      vips: [{ ...vip }, { ...vip, address: '198.51.100.11', state: 'disabled' }],
+    });
+    const v = buildFleetView({
+      desired: { fleet: off, revision: 4, generation: 'g' },
+      decided: { decided, ramps: new Map(), revision: 4 },
+      nodes: [node('n1', expected)],
+      health: [],
+      leader: undefined,
+    });
+    expect(v.vips.map((r) => [r.key, r.state])).toEqual([
+      [KEY, 'enabled'],
+      ['198.51.100.11:80/tcp', 'disabled'],
+    ]);
+    // n1 holds the served VIP's table only, and that is all it should hold.
+    expect(v.nodes[0]?.tables).toEqual([{ vip: KEY, checksum: expected, match: true }]);
+  });
+
   test('fleet-view - members carry each node view and the decision', () => {
     const a = view.pools[0]?.members.find((m) => m.name === 'a');
     expect(a).toMatchObject({ decided: 'down', health: { n1: 'down', n2: 'up' }, endpoint: '198.18.0.21:80' });

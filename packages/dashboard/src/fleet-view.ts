@@ -11,7 +11,9 @@ import {
   type Fleet,
   type MemberStatus,
   memberKey,
+  type VipState,
   vipKey,
+  vipStateOf,
 } from '@l4fleet/config';
 import { NO_BACKEND } from '@l4fleet/maglev';
 import type { DecidedState, DesiredState, HealthReport, NodeView, TableHistoryState } from '@l4fleet/store';
@@ -60,6 +62,8 @@ export interface VipRow {
   readonly hash: string;
   /** The VIP's `sourceRanges` (the clients it admits), or null: every client. */
   readonly sources: readonly string[] | null;
+  /** `vips[].state`: a disabled VIP is in the fleet, but no node serves or announces it (no checksum expected). */
+  readonly state: VipState;
   readonly checksum: string | null;
   /** Slots per backend of the expected table (every index-space member, 0 when it takes no new flows). */
   readonly shares: readonly ShareRow[];
@@ -137,7 +141,8 @@ function vipRows(
     const key = vipKey(vip);
     const announcedBy = nodes.filter((n) => n.status?.announced.includes(key)).map((n) => n.name);
     const sources = vip.sourceRanges ?? null;
-    const base = { key, pool: vip.pool, tableSize: vip.tableSize, hash: vip.hash, sources, announcedBy };
+    const state = vipStateOf(vip);
+    const base = { key, pool: vip.pool, tableSize: vip.tableSize, hash: vip.hash, sources, state, announcedBy };
     try {
       const table = buildVipTable(fleet, vip, decided.decided, history?.history, decided.ramps);
       const counts = new Array<number>(table.backends.length).fill(0);
@@ -169,7 +174,8 @@ export function buildFleetView(
   const outage = etcdProblem(etcd, notWatching, desired.revision);
   const problems: string[] = outage === undefined ? [] : [outage];
   const vips = vipRows(desired.fleet, decided, nodes, problems, history);
-  const expected = new Map(vips.map((v) => [v.key, v.checksum]));
+  // Nodes hold tables for served VIPs only: a disabled one is no mismatch.
+  const expected = new Map(vips.filter((v) => v.state === 'enabled').map((v) => [v.key, v.checksum]));
   const nodeRows: NodeRow[] = [...nodes]
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .map((n) => ({
