@@ -18,6 +18,7 @@ import {
 import { brokenIds, l4fleet, sleep, step } from '@l4fleet/test-support/lab-scenario';
 import {
   addBackendStep,
+  disableVipStep,
   failBackendStep,
   killNodeStep,
   NEW_BACKEND_MIN_SHARE,
@@ -77,6 +78,10 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
   test('ping: the client pings the VIP addresses, IPv4 and IPv6; a node answers each request from the VIP', async () => {
     await pingVipsStep(lab);
   }, 60_000);
+
+  test('disable a VIP: every node withdraws it and it answers no one; enabled, it is routed and answers again', async () => {
+    await disableVipStep(lab, flows, 3);
+  }, 90_000);
 
   test('1. add a node: 0 flows broken; the new node carries >= 15% of new flows', async () => {
     const before = brokenIds(flows);

@@ -159,3 +159,51 @@ export async function pingVipsStep(lab: Lab): Promise<void> {
     expect(replies, `${vip}: ${r.stdout}`).toHaveLength(3);
   }
 }
+
+/** One TCP exchange with the IPv6 TCP VIP from the client: the identity backend's greeting, or '' when none came. */
+async function exchangeTcp6(lab: Lab): Promise<string> {
+  const argv = lab.execArgv('client', ['ncat', '-w', '3', VIP_TCP6.address, String(VIP_TCP6.port)]);
+  return (await run(argv, { input: 'six\n', timeoutMs: 10_000, allowFailure: true })).stdout;
+}
+
+/** Polls the router's kernel route to `prefix` until `ok(next hops)` (every 200 ms, at most `timeoutMs`). */
+async function routerUntil(lab: Lab, prefix: string, what: string, ok: (hops: string[]) => boolean, timeoutMs: number) {
+  const started = Date.now();
+  let hops: string[] = [];
+  while (Date.now() - started < timeoutMs) {
+    hops = await routerNextHops(lab.ns('router'), prefix);
+    if (ok(hops)) return Date.now() - started;
+    await sleep(200);
+  }
+  throw new Error(`router: ${prefix} ${what} not seen after ${timeoutMs} ms (next hops: ${hops.join(' ') || 'none'})`);
+}
+
+/**
+ * Step "disable a VIP" (`vips[].state`): `l4fleet vip disable` on the IPv6 TCP VIP (its own address, which no flow
+ * of FlowRun uses) makes every node withdraw it (the router's route goes) and a new connection gets no answer;
+ * `vip enable` brings the route back through every live node and the VIP answers again. The IPv4 flows running
+ * meanwhile must not break (their VIPs and tables are untouched).
+ */
+export async function disableVipStep(lab: Lab, flows: FlowRun, liveNodes: number): Promise<void> {
+  const vip = `[${VIP_TCP6.address}]:${VIP_TCP6.port}/tcp`;
+  const prefix = `${VIP_TCP6.address}/128`;
+  const before = brokenIds(flows);
+  expect(await exchangeTcp6(lab)).toMatch(/^backend=\S+\nsix\n$/);
+  // Timed from the command's start: the CLI process (1-2 s) is most of it; the nodes act on etcd's watch at once.
+  let started = Date.now();
+  expect(await l4fleet(lab, 'vip', 'disable', vip)).toMatch(/^disable \S+: revision \d+\ndisabled: /);
+  const goneMs = Date.now() - started + (await routerUntil(lab, prefix, 'withdrawn', (h) => h.length === 0, 20_000));
+  expect(await exchangeTcp6(lab)).toBe('');
+  expect(await l4fleet(lab, 'get', 'vips')).toMatch(/\[2001:db8:100::10\]:80\/tcp\s+disabled\s/);
+  started = Date.now();
+  expect(await l4fleet(lab, 'vip', 'enable', vip)).toMatch(/^enable \S+: revision \d+\nenabled: /);
+  const cliMs = Date.now() - started;
+  const backMs =
+    cliMs + (await routerUntil(lab, prefix, `via ${liveNodes} nodes`, (h) => h.length === liveNodes, 20_000));
+  expect(await exchangeTcp6(lab)).toMatch(/^backend=\S+\nsix\n$/);
+  console.log(
+    `disable ${vip}: the router's route gone ${goneMs} ms after the command started; enable: routed again after ${backMs} ms (the command itself ${cliMs} ms)`,
+  );
+  const { broken } = await step(flows, `disable and enable ${vip}`, before, 0);
+  expect(broken).toEqual([]);
+}
