@@ -15,6 +15,7 @@
  */
 import { type Problems, showValue } from './fields.js';
 import type { Fleet, Vip, VipState } from './types.js';
+import { vipKey } from './vip-key.js';
 
 export const VIP_STATES: readonly VipState[] = ['enabled', 'disabled'];
 
@@ -44,4 +45,14 @@ export function vipServed(vip: Pick<Vip, 'state'>): boolean {
 /** The VIPs nodes serve, in file order: the one filter every node and the CLI apply. */
 export function servedVips(fleet: Pick<Fleet, 'vips'>): readonly Vip[] {
   return fleet.vips.every(vipServed) ? fleet.vips : fleet.vips.filter(vipServed);
+}
+
+/**
+ * The VIP with `state` set (enabled is written as no field), or `{unchanged}` when it is in that state already: the
+ * one edit behind `l4fleet vip enable|disable` and the dashboard's VIP actions.
+ */
+export function withVipState(vip: Vip, state: VipState): Vip | { readonly unchanged: string } {
+  if (vipStateOf(vip) === state) return { unchanged: `vip ${vipKey(vip)} is ${state} already` };
+  const { state: _old, ...rest } = vip;
+  return state === 'disabled' ? { ...rest, state: 'disabled' } : rest;
 }

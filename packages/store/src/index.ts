@@ -51,6 +51,7 @@ export { MemoryFleetStore } from './memory-store.js';
 export {
   editFleet,
   editPoolMembers,
+  editVip,
   type FleetEdit,
   MAX_POOL_EDIT_ATTEMPTS,
   type MembersEdit,
@@ -58,6 +59,7 @@ export {
   type PoolEditPreview,
   type PoolEditUnchanged,
   type PoolEditWritten,
+  type VipEdit,
 } from './pool-edit.js';
 export { decodeMemberRamp } from './record-check.js';
 export { DEFAULT_LEASE_TTL_S } from './registration.js';

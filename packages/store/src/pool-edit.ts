@@ -1,9 +1,9 @@
 /**
  * Changing one pool's members in place: a read-modify-write of the desired fleet guarded by the revision read
  * (apply's `expectRevision`), started again on a concurrent change. The one implementation behind `l4fleet member`
- * and the dashboard's member actions, so both refuse, retry and report alike.
+ * and the dashboard's member actions, so both refuse, retry and report alike. `editVip` does the same for one VIP.
  */
-import { type Fleet, type Member, type MemberStatus, type Pool, parseFleet } from '@l4fleet/config';
+import { type Fleet, type Member, type MemberStatus, type Pool, parseFleet, type Vip, vipKey } from '@l4fleet/config';
 import { StoreError } from './errors.js';
 import type { FleetStore } from './types.js';
 
@@ -105,6 +105,34 @@ export async function editPoolMembers(
       const members = edit(pool);
       if ('unchanged' in members) return members;
       return { ...fleet, pools: fleet.pools.map((p) => (p === pool ? { ...p, members } : p)) };
+    },
+    options,
+  );
+}
+
+/** The VIP's new content, or the sentence that says why nothing needs writing. */
+export type VipEdit = (vip: Vip) => Vip | { readonly unchanged: string };
+
+/**
+ * Applies `edit` to the VIP `key` (vipKey form, canonical) of the stored fleet (editFleet): the one implementation
+ * behind `l4fleet vip` and the dashboard's VIP actions. Throws StoreError `NOT_FOUND` for a VIP not in the fleet, and
+ * what editFleet throws.
+ */
+export async function editVip(
+  store: FleetStore,
+  key: string,
+  edit: VipEdit,
+  options: PoolEditOptions = {},
+): Promise<PoolEditWritten | PoolEditPreview | PoolEditUnchanged> {
+  return editFleet(
+    store,
+    `vip ${key}`,
+    (fleet, revision) => {
+      const vip = fleet.vips.find((v) => vipKey(v) === key);
+      if (!vip) throw new StoreError('NOT_FOUND', `vip ${key}: not in the fleet (revision ${revision})`);
+      const next = edit(vip);
+      if ('unchanged' in next) return next;
+      return { ...fleet, vips: fleet.vips.map((v) => (v === vip ? next : v)) };
     },
     options,
   );

@@ -6,16 +6,14 @@
  * `l4fleet vip disable|enable VIP`: the VIP's `state` the same way (a disabled VIP keeps its settings; no node
  * serves or announces it).
  */
-import { type Fleet, parseSourcePrefix, type VipState, vipKey, vipStateOf } from '@l4fleet/config';
-import { editFleet } from '@l4fleet/store';
+import { type Fleet, parseSourcePrefix, type VipState, vipKey, withVipState } from '@l4fleet/config';
+import { editVip, type VipEdit } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { type FleetCommandContext, withStore, writer } from './context.js';
 import { parseVipKeyOrUsage } from './get.js';
 
 type Vip = Fleet['vips'][number];
-/** The VIP after the edit, or why nothing changes. */
-type VipEdit = (vip: Vip) => Vip | { readonly unchanged: string };
 /** The VIP's new prefixes (undefined: every client), or why nothing changes. */
 type SourcesEdit = (vip: Vip) => readonly string[] | undefined | { readonly unchanged: string };
 
@@ -26,8 +24,8 @@ function prefixArg(text: string): string {
   return p.text;
 }
 
-/** One guarded edit of one VIP; `report` says what the VIP is after it. */
-async function editVip(
+/** One guarded edit of one VIP (@l4fleet/store editVip); `report` says what the VIP is after it. */
+async function editOneVip(
   ctx: FleetCommandContext,
   cmd: Command,
   key: string,
@@ -38,18 +36,7 @@ async function editVip(
 ): Promise<void> {
   const wanted = vipKey(parseVipKeyOrUsage(key));
   await withStore(ctx, cmd, async (store) => {
-    const result = await editFleet(
-      store,
-      `vip ${wanted}`,
-      (fleet, revision) => {
-        const vip = fleet.vips.find((v) => vipKey(v) === wanted);
-        if (!vip) throw new CliError(`vip ${wanted}: not in the fleet (revision ${revision})`, EXIT_FAILURE);
-        const next = edit(vip);
-        if ('unchanged' in next) return next;
-        return { ...fleet, vips: fleet.vips.map((v) => (v === vip ? next : v)) };
-      },
-      { dryRun, by: writer(cmd) },
-    );
+    const result = await editVip(store, wanted, edit, { dryRun, by: writer(cmd) });
     if ('unchanged' in result) {
       ctx.io.out(`${result.unchanged}: nothing written (revision ${result.revision})`);
       return;
@@ -68,7 +55,7 @@ function editSources(
   edit: SourcesEdit,
   dryRun = false,
 ): Promise<void> {
-  return editVip(
+  return editOneVip(
     ctx,
     cmd,
     key,
@@ -87,16 +74,12 @@ function editSources(
 
 /** `vip enable|disable`: the VIP's `state` (vip-state.ts in @l4fleet/config); enabled is written as no field. */
 function editState(ctx: FleetCommandContext, cmd: Command, key: string, to: VipState, dryRun = false): Promise<void> {
-  return editVip(
+  return editOneVip(
     ctx,
     cmd,
     key,
     to === 'disabled' ? 'disable' : 'enable',
-    (vip) => {
-      if (vipStateOf(vip) === to) return { unchanged: `vip ${vipKey(vip)} is ${to} already` };
-      const { state: _old, ...rest } = vip;
-      return to === 'disabled' ? { ...rest, state: 'disabled' } : rest;
-    },
+    (vip) => withVipState(vip, to),
     () =>
       to === 'disabled'
         ? 'disabled: every node withdraws it (unless another VIP of its address is served) and stops forwarding it; its open flows end'
