@@ -307,6 +307,23 @@ describe('dashboard in chromium against etcd, NATS and two agents', () => {
     await page.locator('#timeline li[data-kind="node.state"]').first().waitFor({ timeout: 10_000 });
   }, 90_000);
 
+  test('a VIP disabled from the page: every node withdraws it and the row says so; enabled, announced again', async () => {
+    const row = `tr[data-vip="${VIP}"]`;
+    await page.click(`${row} button[data-action="vip-disable"]`);
+    await expect.poll(() => dialogs.at(-1)).toMatch(/^confirm: disable VIP .* its open connections end\.$/);
+    await expect
+      .poll(() => page.locator(`${row} [data-field="state"]`).textContent(), { timeout: 10_000 })
+      .toBe('disabled');
+    await expect.poll(() => cell('tr[data-node="n2"]', 'announced').textContent(), { timeout: 10_000 }).toBe('');
+    expect(await cli('get', 'vips')).toMatch(/\sdisabled\s/);
+    await page.click(`${row} button[data-action="vip-enable"]`);
+    await expect.poll(() => cell('tr[data-node="n2"]', 'announced').textContent(), { timeout: 10_000 }).toBe(VIP);
+    expect(await page.locator(`${row} [data-field="state"]`).count()).toBe(0);
+    expect(await cli('history', '--limit', '2')).toMatch(
+      /dashboard, from .*\(vip enable .*\n.*dashboard, from .*\(vip disable /s,
+    );
+  }, 90_000);
+
   test('a failed member shows as down (decided and per node); explain sends its flows elsewhere', async () => {
     await backends.get('be1')?.stop('SIGKILL');
     await expect

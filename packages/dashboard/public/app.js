@@ -59,7 +59,7 @@ function render() {
   $('problems').hidden = v.problems.length === 0;
   $('problems').textContent = v.problems.join('\n');
   renderNodes($('nodes').tBodies[0], v, state.writes, act);
-  renderVips($('vips').tBodies[0], v);
+  renderVips($('vips').tBodies[0], v, state.writes, act);
   renderMembers($('members').tBodies[0], v, state.writes, act);
   const select = $('explain').elements.vip;
   const chosen = select.value;

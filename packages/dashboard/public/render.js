@@ -113,7 +113,7 @@ export function renderNodes(tbody, view, writes, act) {
   );
 }
 
-export function renderVips(tbody, view) {
+export function renderVips(tbody, view, writes, act) {
   fill(
     tbody,
     view.vips.map((v) => {
@@ -169,9 +169,28 @@ export function renderVips(tbody, view) {
         el('td', {}, el('code', {}, v.checksum ?? '-')),
         el('td', {}, v.announcedBy.join(', ') || '-'),
         el('td', {}, bar, legend),
+        el('td', {}, vipButton(v, writes, act)),
       );
     }),
   );
+}
+
+/** `vips[].state`: disable a served VIP (confirmed: its flows end), enable a disabled one. */
+function vipButton(v, writes, act) {
+  const path = `/api/vips/${encodeURIComponent(v.key)}`;
+  return v.state === 'disabled'
+    ? actionButton(
+        'enable',
+        writes,
+        () => act(`enable VIP ${v.key}? Every node serves and announces it.`, `${path}/enable`),
+        'vip-enable',
+      )
+    : actionButton(
+        'disable',
+        writes,
+        () => act(`disable VIP ${v.key}? Every node withdraws it and its open connections end.`, `${path}/disable`),
+        'vip-disable',
+      );
 }
 
 export function renderMembers(tbody, view, writes, act) {

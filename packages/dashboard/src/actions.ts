@@ -2,15 +2,27 @@
  * The page's writes, with the same store calls as the CLI (packages/cli/src/commands/member.ts): a node drain is
  * the operator's drain flag (setNodeDrain; the node withdraws its VIPs from BGP and keeps forwarding existing
  * flows), a member drain or enable is @l4fleet/store editPoolMembers (a read-modify-write of the fleet guarded by
- * the revision read, retried on a concurrent change). Every action is put into the timeline, refused ones too.
+ * the revision read, retried on a concurrent change), a VIP disable or enable is editVip with `withVipState` (as
+ * `l4fleet vip disable|enable`). Every action is put into the timeline, refused ones too.
  */
-import { type MemberState, type Pool, predictChurn, type VipChurn } from '@l4fleet/config';
-import { editPoolMembers, type FleetStore } from '@l4fleet/store';
+import {
+  type MemberState,
+  type Pool,
+  parseVipKey,
+  predictChurn,
+  type VipChurn,
+  type VipState,
+  vipKey,
+  withVipState,
+} from '@l4fleet/config';
+import { editPoolMembers, editVip, type FleetStore } from '@l4fleet/store';
 import { DashboardError } from './errors.js';
 import type { Timeline } from './timeline.js';
 
 export type MemberAction = 'drain' | 'enable';
 const MEMBER_STATE: Readonly<Record<MemberAction, MemberState>> = { drain: 'draining', enable: 'active' };
+export type VipAction = 'disable' | 'enable';
+const VIP_STATE: Readonly<Record<VipAction, VipState>> = { disable: 'disabled', enable: 'enabled' };
 
 export interface ActionResult {
   readonly action: string;
@@ -29,6 +41,8 @@ interface Written {
 export interface Actions {
   setNodeDrain(node: string, drained: boolean, who: string): Promise<ActionResult>;
   setMemberState(pool: string, member: string, action: MemberAction, who: string): Promise<ActionResult>;
+  /** `vips[].state` of the VIP `key` (ADDR:PORT/PROTO), as `l4fleet vip disable|enable` writes it. */
+  setVipState(key: string, action: VipAction, who: string): Promise<ActionResult>;
   /** Records a write refused before it reached the store (no token, wrong token). */
   refused(action: string, target: string, reason: string, who: string): void;
 }
@@ -78,6 +92,17 @@ export function createActions(store: FleetStore, timeline: Timeline, now: () => 
         const result = await editPoolMembers(store, poolName, edit, { by });
         if ('unchanged' in result) return undefined; // never: a state edit always writes
         return { revision: result.revision, churn: predictChurn(result.before, result.after, result.decided) };
+      });
+    },
+    async setVipState(key, action, who) {
+      return await run(`vip ${action}`, key, who, async () => {
+        // A malformed key is a ConfigError naming it (400); a VIP not in the fleet editVip's NOT_FOUND (404).
+        const wanted = vipKey(parseVipKey(key));
+        const by = `dashboard, from ${who} (vip ${action} ${wanted})`;
+        const result = await editVip(store, wanted, (vip) => withVipState(vip, VIP_STATE[action]), { by });
+        // Already in that state: nothing written, and no table moves.
+        if ('unchanged' in result) return undefined;
+        return { revision: result.revision, churn: [] };
       });
     },
     refused(action, target, reason, who) {

@@ -114,6 +114,47 @@ describe('dashboard server', () => {
     ]);
   });
 
+  test('dashboard - vip disable and enable: the VIP key in the path, the fleet edited, each in the timeline', async () => {
+    dash = await startDashboard({ store, logger, listen: '127.0.0.1:0', token: TOKEN });
+    const path = (verb: string, key = '198.51.100.10:80/tcp') => `api/vips/${encodeURIComponent(key)}/${verb}`;
+    expect((await post(path('disable'), undefined)).status).toBe(401); // no token sent
+    const off = await post(path('disable'), TOKEN);
+    const written = (await off.json()) as { revision: number };
+    expect(written).toMatchObject({ action: 'vip disable', target: '198.51.100.10:80/tcp' });
+    expect((await store.getDesired()).fleet.vips[0]?.state).toBe('disabled');
+    expect((await store.getDesired()).revision).toBe(written.revision);
+    expect(await (await post(path('disable'), TOKEN)).json()).toEqual({
+      action: 'vip disable',
+      target: '198.51.100.10:80/tcp',
+    }); // disabled already: nothing written
+    expect((await store.getDesired()).revision).toBe(written.revision);
+    expect((await store.getDesiredHistory({ limit: 1 })).revisions[0]?.appliedBy).toMatch(
+      /^dashboard, from 127\.0\.0\.1 \(vip disable 198\.51\.100\.10:80\/tcp\)$/,
+    );
+    expect((await post(path('enable'), TOKEN)).status).toBe(200);
+    expect((await store.getDesired()).fleet.vips[0]).not.toHaveProperty('state');
+    const missing = await post(path('enable', '198.51.100.99:80/tcp'), TOKEN);
+    expect([missing.status, ((await missing.json()) as { error: string }).error]).toEqual([
+      404,
+      `vip 198.51.100.99:80/tcp: not in the fleet (revision ${(await store.getDesired()).revision})`,
+    ]);
+    const bad = await post(path('enable', 'web'), TOKEN);
+    expect([bad.status, ((await bad.json()) as { error: string }).error]).toEqual([
+      400,
+      'vip: "web" is not ADDR:PORT/tcp|udp (IPv6 as [ADDR]:PORT/PROTO)',
+    ]);
+    const events = await readStream(dash.url, (evs) => evs.some((e) => e.event === 'timeline'));
+    const timeline = events.find((e) => e.event === 'timeline')?.data as { data: { action: string; result: string } }[];
+    expect(timeline.map((e) => `${e.data.action} ${e.data.result}`)).toEqual([
+      'vip disable refused',
+      'vip disable ok',
+      'vip disable ok',
+      'vip enable ok',
+      'vip enable failed',
+      'vip enable failed',
+    ]);
+  });
+
   test('dashboard - /api/changes: the last writes newest first, each with what it changed (a member drained from the page)', async () => {
     dash = await startDashboard({ store, logger, listen: '127.0.0.1:0', token: TOKEN });
     const changes = async (): Promise<DesiredChanges> =>

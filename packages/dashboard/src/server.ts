@@ -6,7 +6,7 @@ import { ConfigError, explainFlow, formatProblem, parseVipKey } from '@l4fleet/c
 import { type DesiredChanges, StoreError } from '@l4fleet/store';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { Actions, MemberAction } from './actions.js';
+import type { Actions, MemberAction, VipAction } from './actions.js';
 import type { Asset } from './assets.js';
 import type { WriteGuard } from './auth.js';
 import { DashboardError, HTTP_STATUS } from './errors.js';
@@ -147,6 +147,16 @@ export function createServer(deps: ServerDeps): FastifyInstance {
           const p = req.params as MemberParams;
           return deps.actions.setMemberState(p.pool, p.member, verb, who(req));
         },
+      ),
+    );
+  }
+  for (const verb of ['disable', 'enable'] as const satisfies readonly VipAction[]) {
+    app.post(
+      `/api/vips/:vip/${verb}`,
+      guarded(
+        `vip ${verb}`,
+        (req) => (req.params as { vip: string }).vip,
+        (req) => deps.actions.setVipState((req.params as { vip: string }).vip, verb, who(req)),
       ),
     );
   }
