@@ -17,6 +17,7 @@ import {
   VIP_TCP6,
 } from '@l4fleet/lab';
 import { expect } from 'vitest';
+import { eventually } from './eventually.js';
 import { agentTimeline, brokenIds, l4fleet, probeFailedBackend, sleep, step } from './lab-scenario.js';
 
 /**
@@ -194,13 +195,29 @@ export async function disableVipStep(lab: Lab, flows: FlowRun, liveNodes: number
   expect(await l4fleet(lab, 'vip', 'disable', vip)).toMatch(/^disable \S+: revision \d+\ndisabled: /);
   const goneMs = Date.now() - started + (await routerUntil(lab, prefix, 'withdrawn', (h) => h.length === 0, 20_000));
   expect(await exchangeTcp6(lab)).toBe('');
-  expect(await l4fleet(lab, 'get', 'vips')).toMatch(/\[2001:db8:100::10\]:80\/tcp\s+disabled\s/);
+  // `get vips` says it too, from the nodes' status records: disabled, announced by none of the live nodes.
+  const row = (state: string, announcing: number) =>
+    new RegExp(`\\[${VIP_TCP6.address}\\]:${VIP_TCP6.port}/tcp\\s+${state}\\s+${announcing}/${liveNodes}\\s`);
+  await eventually(
+    'get vips: disabled, 0 announcing',
+    () => l4fleet(lab, 'get', 'vips'),
+    (o) => row('disabled', 0).test(o),
+    15_000,
+    500,
+  );
   started = Date.now();
   expect(await l4fleet(lab, 'vip', 'enable', vip)).toMatch(/^enable \S+: revision \d+\nenabled: /);
   const cliMs = Date.now() - started;
   const backMs =
     cliMs + (await routerUntil(lab, prefix, `via ${liveNodes} nodes`, (h) => h.length === liveNodes, 20_000));
   expect(await exchangeTcp6(lab)).toMatch(/^backend=\S+\nsix\n$/);
+  await eventually(
+    'get vips: enabled, all announcing',
+    () => l4fleet(lab, 'get', 'vips'),
+    (o) => row('enabled', liveNodes).test(o),
+    15_000,
+    500,
+  );
   console.log(
     `disable ${vip}: the router's route gone ${goneMs} ms after the command started; enable: routed again after ${backMs} ms (the command itself ${cliMs} ms)`,
   );

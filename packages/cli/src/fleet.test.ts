@@ -62,6 +62,11 @@ describe('cli - fleet commands on the memory store', () => {
 
   test('get vips -o json has the fields of the file; explain flow names slot and backend', async () => {
     await cli('apply', '-f', file('c.yaml', FLEET), '--new-fleet');
+    // Two live nodes, one of them announcing the VIP (its status record), and one whose lease is gone.
+    const report = { tables: {}, bgp: {}, failStatic: false, desiredRevision: 1 };
+    await (await store.registerNode({ name: 'lb1' })).reportStatus({ ...report, announced: ['198.51.100.10:80/tcp'] });
+    await (await store.registerNode({ name: 'lb2' })).reportStatus({ ...report, announced: [] });
+    expect((await cli('get', 'vips')).out).toMatch(/198\.51\.100\.10:80\/tcp\s+enabled\s+1\/2\s+web\s/);
     const vips = JSON.parse((await cli('get', 'vips', '-o', 'json')).out);
     expect(vips).toEqual([
       {
@@ -74,6 +79,7 @@ describe('cli - fleet commands on the memory store', () => {
         hash: '5-tuple',
         profile: { idleTimeoutS: 300, tcpHandshakeTimeoutS: 10, tcpCloseTimeoutS: 10, onTimeout: 'drop' },
         state: 'enabled',
+        announcedBy: ['lb1'],
       },
     ]);
     const r = await cli('explain', 'flow', '198.18.113.7:40000', '198.51.100.10:80/tcp', '-o', 'json');
@@ -202,7 +208,7 @@ describe('cli - fleet commands on the memory store', () => {
     expect(dry.out).toContain('sourceRanges every client -> 198.18.0.0/15 10.1.2.3/32');
     expect((await cli('apply', '-f', file('s2.yaml', ranged))).code).toBe(0);
     expect((await cli('get', 'vips')).out).toMatch(
-      /198\.51\.100\.10:80\/tcp\s+enabled\s+web\s+65537\s+5-tuple\s+2 prefixes/,
+      /198\.51\.100\.10:80\/tcp\s+enabled\s+0\/0\s+web\s+65537\s+5-tuple\s+2 prefixes/,
     );
     expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain(
       'Sources:      198.18.0.0/15, 10.1.2.3/32; other clients are dropped',
@@ -272,11 +278,14 @@ describe('cli - fleet commands on the memory store', () => {
     expect([off.code, off.out.split('\n')[0]]).toEqual([0, `disable ${vip}: revision 2`]);
     expect((await stored())?.state).toBe('disabled');
     expect((await cli('vip', 'disable', vip)).out).toBe(`vip ${vip} is disabled already: nothing written (revision 2)`);
-    expect((await cli('get', 'vips')).out).toMatch(/198\.51\.100\.10:80\/tcp\s+disabled\s+web/);
+    expect((await cli('get', 'vips')).out).toMatch(/198\.51\.100\.10:80\/tcp\s+disabled\s+0\/0\s+web/);
     expect(JSON.parse((await cli('get', 'vips', '-o', 'json')).out)[0].state).toBe('disabled');
     expect((await cli('describe', 'vip', vip)).out).toContain(`VIP:          ${vip} (disabled: no node serves`);
     const explained = JSON.parse((await cli('explain', 'flow', '198.18.5.5:4000', vip, '-o', 'json')).out);
     expect(explained).toMatchObject({ served: false, admitted: true, backend: null });
+    expect((await cli('explain', 'flow', '198.18.5.5:4000', vip)).out).toContain(
+      'backend:  (none: the VIP is disabled: no node serves or announces it)',
+    );
     expect(explained.why[0]).toMatch(
       /^the VIP is disabled \(vips\[\]\.state\): no node serves or announces it; enabled, the flow would go to /,
     );

@@ -75,7 +75,7 @@ $('explain').addEventListener('submit', async (ev) => {
     out.textContent = [
       `flow:     ${r.flow}`,
       `slot:     ${r.slot} of ${r.tableSize} (hash ${r.hash}, seed 0x${r.seed.toString(16)}, checksum ${r.checksum}, revision ${r.revision})`,
-      `backend:  ${r.backend ? `${r.backend} (${r.address}, pool ${r.pool})` : '(none: the data plane drops it)'}`,
+      `backend:  ${r.backend ? `${r.backend} (${r.address}, pool ${r.pool})` : r.served === false ? '(none: the VIP is disabled)' : '(none: the data plane drops it)'}`,
       ...r.why.map((w) => `why:      ${w}`),
     ].join('\n');
   } catch (err) {

@@ -38,11 +38,18 @@ export function registerExplain(program: Command, ctx: FleetCommandContext): voi
             `flow:     ${r.flow}`,
             `hash:     ${r.hash}, seed 0x${r.seed.toString(16)}, table ${r.tableSize} slots (checksum ${r.checksum}, revision ${revision})`,
             `slot:     ${r.slot}`,
-            `backend:  ${r.backend ? `${r.backend} (${r.address}, pool ${r.pool})` : `(none: ${r.admitted ? 'no member takes new flows' : "the source is outside the VIP's sourceRanges"}; the data plane drops it)`}`,
+            `backend:  ${r.backend ? `${r.backend} (${r.address}, pool ${r.pool})` : `(none: ${noBackendWhy(r)})`}`,
             `previous: ${r.previousBackend ? `${r.previousBackend} (${r.previousAddress}, second chance)` : '(none)'}`,
             ...r.why.map((w) => `why:      ${w}`),
           ].join('\n'),
         );
       });
     });
+}
+
+/** Why a flow has no backend, most fundamental first (the `why` lines give the detail). */
+function noBackendWhy(r: { readonly served: boolean; readonly admitted: boolean }): string {
+  if (!r.served) return 'the VIP is disabled: no node serves or announces it';
+  if (!r.admitted) return "the source is outside the VIP's sourceRanges; the data plane drops it";
+  return 'no member takes new flows; the data plane drops it';
 }

@@ -101,22 +101,31 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
         }
         const { fleet } = await store.getDesired();
         if (kind.startsWith('vip')) {
+          // Which live nodes announce each VIP, from their status records (what `l4fleet status` reads).
+          const live = (await store.listNodes()).filter((n) => n.record !== undefined);
+          const announcedBy = (key: string) => live.filter((n) => n.status?.announced.includes(key)).map((n) => n.name);
           if (format !== 'table')
             return ctx.io.out(
               renderData(
                 format,
-                fleet.vips.map((v) => ({ key: vipKey(v), ...v, state: vipStateOf(v) })),
+                fleet.vips.map((v) => ({
+                  key: vipKey(v),
+                  ...v,
+                  state: vipStateOf(v),
+                  announcedBy: announcedBy(vipKey(v)),
+                })),
               ),
             );
           const rows = fleet.vips.map((v) => [
             vipKey(v),
             vipStateOf(v),
+            `${announcedBy(vipKey(v)).length}/${live.length}`,
             v.pool,
             String(v.tableSize),
             v.hash,
             v.sourceRanges ? `${v.sourceRanges.length} prefixes` : 'any',
           ]);
-          return ctx.io.out(renderTable(['VIP', 'STATE', 'POOL', 'TABLE', 'HASH', 'SOURCES'], rows));
+          return ctx.io.out(renderTable(['VIP', 'STATE', 'ANNOUNCED', 'POOL', 'TABLE', 'HASH', 'SOURCES'], rows));
         }
         if (format !== 'table') return ctx.io.out(renderData(format, fleet.pools));
         const rows = fleet.pools.map((p) => {
