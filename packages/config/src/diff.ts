@@ -1,5 +1,6 @@
 /** What changes between two fleets, for `l4fleet apply` and the agent's logs. Pure; compares by key. */
 import { endpointText } from './address.js';
+import { minActiveMembersOf } from './backup-activation.js';
 import { onMemberDownOf } from './on-member-down.js';
 import { secondChanceOf } from './second-chance.js';
 import { slowStartOf } from './slow-start.js';
@@ -132,6 +133,15 @@ export function diffFleets(before: Fleet | undefined, after: Fleet): FleetDiff {
         subject: `pool ${name}`,
         detail: `slowStartS ${slowStartOf(old)} -> ${slowStartOf(pool)}`,
       });
+    }
+    if (minActiveMembersOf(old) !== minActiveMembersOf(pool)) {
+      changes.push({
+        kind: 'changed',
+        subject: `pool ${name}`,
+        detail: `minActiveMembers ${minActiveMembersOf(old)} -> ${minActiveMembersOf(pool)}`,
+      });
+      // The backups' weights follow it: a table input.
+      poolsChanged.add(name);
     }
     const [scOld, scNew] = [secondChanceOf(old), secondChanceOf(pool)];
     if (scOld.enabled !== scNew.enabled || scOld.retainS !== scNew.retainS) {

@@ -8,6 +8,7 @@
  */
 import { type Flow, MaglevError, NO_BACKEND, slotOf } from '@l4fleet/maglev';
 import { canonicalAddress, endpointText } from './address.js';
+import { minActiveMembersOf } from './backup-activation.js';
 import { ConfigError } from './errors.js';
 import { type MemberRamps, NO_RAMPS } from './slow-start.js';
 import { sourceAdmits } from './source-ranges.js';
@@ -112,8 +113,13 @@ export function explainFlow(
     const ramp = ramps.get(memberKey(vip.pool, member));
     const ramping = ramp ? `, slow start at ${ramp.percent}% of its weight` : '';
     const status = `${decision ? `decided ${decision}` : 'no decision yet (counts as up)'}${ramping}`;
-    // A member the table gives slots to is a backup only when no other member takes flows.
-    const backup = member.backup ? ' (a backup: no other member takes flows)' : '';
+    // A member the table gives slots to is a backup only while too few primaries take flows.
+    const wanted = pool ? minActiveMembersOf(pool) : 1;
+    const backup = member.backup
+      ? wanted > 1
+        ? ` (a backup: fewer than ${wanted} primaries take flows, minActiveMembers)`
+        : ' (a backup: no other member takes flows)'
+      : '';
     why.push(
       `slot ${slot} belongs to ${member.name}${backup}: ${member.state}, weight ${member.weight}, ${status}; it owns ${owned} of ${vip.tableSize} slots`,
     );

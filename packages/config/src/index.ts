@@ -1,5 +1,6 @@
 export { addressText, canonicalAddress, endpointText } from './address.js';
 export { unusableAddress } from './address-use.js';
+export { DEFAULT_MIN_ACTIVE_MEMBERS, minActiveMembersField, minActiveMembersOf } from './backup-activation.js';
 export { predictChurn, type VipChurn } from './churn.js';
 export {
   DEFAULT_GUE_PORT,

@@ -5,6 +5,7 @@
 import { assertTableSize, isPrime, MaglevError, nextPrime } from '@l4fleet/maglev';
 import { parse as parseYaml } from 'yaml';
 import { endpointText } from './address.js';
+import { minActiveMembersField } from './backup-activation.js';
 import {
   DEFAULT_GUE_PORT,
   DEFAULT_MEMBER_WEIGHT,
@@ -116,6 +117,7 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
     'secondChance',
     'onMemberDown',
     'slowStartS',
+    'minActiveMembers',
   ]);
   const forwarding = oneOf<Forwarding>(
     p,
@@ -164,6 +166,7 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
     secondChance: secondChanceField(p, `${path}.secondChance`, v.secondChance),
     ...onMemberDownField(p, `${path}.onMemberDown`, v.onMemberDown, forwarding),
     ...slowStartField(p, `${path}.slowStartS`, v.slowStartS),
+    ...minActiveMembersField(p, `${path}.minActiveMembers`, v.minActiveMembers),
     families,
   };
 }

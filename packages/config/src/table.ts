@@ -5,10 +5,12 @@
  * Rules: `disabled` members are out of the table; `draining` and decided-`down` members stay in the index space
  * with weight 0 (no new flows; existing ones keep their backend through data-plane flow affinity); a member with
  * no decision yet counts as up, so a fresh fleet serves at once; health check `none` means always up; `backup`
- * members have weight 0 while any other member has weight (backupsServe), and stay in the index space.
+ * members have weight 0 while at least the pool's `minActiveMembers` (default 1) other members have weight
+ * (backupsServe, backup-activation.ts), and stay in the index space.
  */
 import { createHash } from 'node:crypto';
 import { type BackendSpec, buildTable, type HashMode } from '@l4fleet/maglev';
+import { minActiveMembersOf } from './backup-activation.js';
 import { DEFAULT_GUE_PORT } from './defaults.js';
 import { ConfigError } from './errors.js';
 import { onMemberDownOf } from './on-member-down.js';
@@ -67,7 +69,13 @@ function ownWeight(pool: Pool, m: Member, decided: DecidedStatus): number {
  * the primaries come back, only new flows return (Maglev §3.3).
  */
 export function backupsServe(pool: Pool, decided: DecidedStatus): boolean {
-  return !pool.members.some((m) => m.backup !== true && ownWeight(pool, m, decided) > 0);
+  // Priority group activation (backup-activation.ts): backups serve while fewer than N primaries take flows.
+  const wanted = minActiveMembersOf(pool);
+  let primaries = 0;
+  for (const m of pool.members) {
+    if (m.backup !== true && ownWeight(pool, m, decided) > 0 && ++primaries >= wanted) return false;
+  }
+  return true;
 }
 
 /**

@@ -134,6 +134,11 @@ export interface Pool {
    * time. Absent: 0, off; set by parseFleet only when not 0, so fleets without it stay readable by older nodes.
    */
   readonly slowStartS?: number;
+  /**
+   * Backups (`members[].backup`) take new flows while fewer than this many primaries do (backup-activation.ts, F5's
+   * priority group activation). Absent: 1 (only when none does); set by parseFleet only when not 1.
+   */
+  readonly minActiveMembers?: number;
 }
 
 export interface Vip {
