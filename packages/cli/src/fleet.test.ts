@@ -170,6 +170,18 @@ describe('cli - fleet commands on the memory store', () => {
     expect(sorry).toMatchObject({ backup: true, state: 'active' });
     const r = await cli('describe', 'vip', '198.51.100.10:80/tcp');
     expect(r.out).toMatch(/sorry\s+198\.18\.0\.29:80\s+1\s+active backup\s+undecided\s+0\s+0\.00%/);
+    expect(r.out).not.toContain('backups serving');
+    // minActiveMembers 3 with two primaries taking flows (the third drains): the backup serves beside them.
+    const pga = FLEET.replace('    members:', '    minActiveMembers: 3\n    members:').replace(
+      '      - { address: 198.18.0.23, port: 80, state: draining }',
+      '      - { address: 198.18.0.23, port: 80, state: draining }\n      - { name: sorry, address: 198.18.0.29, port: 80, backup: true }',
+    );
+    const dry = await cli('apply', '-f', file('g2.yaml', pga), '--dry-run');
+    expect(dry.out).toContain('~ pool web: minActiveMembers 1 -> 3');
+    expect((await cli('apply', '-f', file('g2.yaml', pga))).code).toBe(0);
+    const d = await cli('describe', 'vip', '198.51.100.10:80/tcp');
+    expect(d.out).toContain('Pool:         web (minActiveMembers 3) (backups serving)');
+    expect(d.out).toMatch(/sorry\s+198\.18\.0\.29:80\s+1\s+active backup\s+undecided\s+[1-9]\d*\s/);
   });
 
   test("describe vip names, per node, why a member is seen down (the status records' probeFailures)", async () => {

@@ -154,7 +154,7 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
     }),
     tableBackupServing: new Gauge({
       name: 'l4fleet_table_backup_serving',
-      help: "1 while the VIP's new flows go to its pool's backup members (no other member takes flows)",
+      help: "1 while the pool's backup members take new flows of the VIP (fewer primaries than minActiveMembers, default 1, do)",
       labelNames: ['vip'],
       registers: r,
     }),

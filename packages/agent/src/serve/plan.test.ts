@@ -141,6 +141,28 @@ describe('plan - forwarding', () => {
     expect([none!.usableBackends, none!.backupServing]).toEqual([0, false]);
   });
 
+  test('backupServing - set while the backups serve beside the primaries left (minActiveMembers)', () => {
+    const f = parseFleet({
+      hashSeed: 7,
+      pools: [
+        {
+          name: 'web',
+          minActiveMembers: 2,
+          members: [
+            { name: 'a', address: '198.18.0.21', port: 80 },
+            { name: 'b', address: '198.18.0.22', port: 80 },
+            { name: 's', address: '198.18.0.29', port: 80, backup: true },
+          ],
+        },
+      ],
+      vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
+    });
+    const [up] = planTables(f, new Map());
+    expect([up!.usableBackends, up!.backupServing]).toEqual([2, false]);
+    const [one] = planTables(f, new Map([['web/b', 'down' as const]]));
+    expect([one!.usableBackends, one!.backupServing]).toEqual([2, true]);
+  });
+
   test("the pool's forwarding reaches the data plane and a change of it re-plans the table", () => {
     const cache = new Map();
     const [l2] = planTables(withForwarding('l2'), new Map(), cache);

@@ -33,7 +33,7 @@ export interface PlannedTable {
   readonly table: FleetTable;
   /** Backends taking new flows (effective weight > 0). */
   readonly usableBackends: number;
-  /** New flows go to backup members only (members[].backup; an alert for the operator). */
+  /** Backup members (members[].backup) take new flows: too few primaries do (an alert for the operator). */
   readonly backupServing: boolean;
 }
 
@@ -96,7 +96,8 @@ export function planTables(
     // Carried previous owners are `disabled` members: effective weight 0, never counted.
     const serving = pool ? backupsServe(pool, decided) : false;
     const usable = pool ? table.backends.filter((m) => effectiveWeight(pool, m, decided, ramps, serving) > 0) : [];
-    const backupServing = usable.length > 0 && usable.every((m) => m.backup === true);
+    // Backups take new flows: every primary is out, or fewer than the pool's minActiveMembers take flows.
+    const backupServing = usable.some((m) => m.backup === true);
     const planned = { key, table, usableBackends: usable.length, backupServing, inputs };
     cache?.set(key, planned);
     return planned;

@@ -1,5 +1,6 @@
 /** `l4fleet get vips|pools|nodes|fleet` and `l4fleet describe vip ADDR:PORT/PROTO`. */
 import {
+  backupsServe,
   buildVipTable,
   describeHealthCheck,
   endpointText,
@@ -187,10 +188,12 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
         };
         if (format !== 'table') return ctx.io.out(renderData(format, data));
         const hc = pool.healthCheck;
+        // The backups take new flows now (too few primaries do: backupsServe, minActiveMembers).
+        const backups = pool.members.some((m) => m.backup) && backupsServe(pool, decided);
         ctx.io.out(
           [
             `VIP:          ${wanted}${vipServed(vip) ? '' : ' (disabled: no node serves or announces it; `l4fleet vip enable` serves it)'}`,
-            `Pool:         ${vip.pool}${pool.onMemberDown === 'reselect' ? ' (onMemberDown reselect)' : ''}${pool.slowStartS ? ` (slowStartS ${pool.slowStartS})` : ''}`,
+            `Pool:         ${vip.pool}${pool.onMemberDown === 'reselect' ? ' (onMemberDown reselect)' : ''}${pool.slowStartS ? ` (slowStartS ${pool.slowStartS})` : ''}${pool.minActiveMembers ? ` (minActiveMembers ${pool.minActiveMembers})` : ''}${backups ? ' (backups serving)' : ''}`,
             `Table:        ${vip.tableSize} slots, hash ${vip.hash}, seed 0x${table.seed.toString(16)}, checksum ${table.checksum}`,
             `Health check: ${describeHealthCheck(hc)}`,
             `Sources:      ${describeSources(vip.sourceRanges)}`,
