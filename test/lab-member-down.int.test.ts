@@ -5,7 +5,8 @@
  * client), which with `keep` would stay on a failed backend for as long as it keeps sending (test/lab-e2e "fail a
  * backend" shows that half). Here its answers must come from another backend within the health check's bound, and
  * stay there when the failed backend is restored. Then a backup member (`members[].backup`): no flow while a primary is
- * up, the flows when both primaries fail, and new flows back to the primaries when they return. Then slow start
+ * up, the flows when both primaries fail, and new flows back to the primaries when they return; with
+ * `minActiveMembers: 2`, the backup's share of new flows beside the one primary left. Then slow start
  * (`slowStartS`): a backend that fails and returns gets 20, 40, 60 and 80 % of its weight, then all of it. Then a VIP's
  * `sourceRanges`: a client outside them gets nothing (dropped on the nodes, counted), inside them it is served. Needs root, the built CLI with the agent and the bpf objects;
  * otherwise skipped, never faked. Run under the lab lock.
@@ -246,6 +247,62 @@ describe.skipIf(!ready).sequential('lab - onMemberDown: reselect (bpf + routed +
       probe.child.kill();
       await probe.done;
     }
+  }, 180_000);
+
+  test('minActiveMembers 2: one of two primaries fails and the backup shares new flows with the other, on every node; restored, the backup takes none', async () => {
+    const backup = 'backend3';
+    const fleet = labFleet(lab.topology) as {
+      pools: (Record<string, unknown> & { members: Record<string, unknown>[] })[];
+    };
+    for (const p of fleet.pools) {
+      if (p.name !== VIP_UDP.name) continue;
+      p.minActiveMembers = 2;
+      for (const m of p.members) if (m.name === backup) m.backup = true;
+    }
+    const file = join(dir, 'fleet-min-active.yaml');
+    writeFileSync(file, stringify(fleet));
+    await l4fleet(lab, 'apply', '-f', file);
+    await tablesAgree(lab, 30_000);
+    const vip = `${VIP_UDP.address}:${VIP_UDP.port}/udp`;
+    const slotsOf = async (): Promise<Map<string, number>> => {
+      const d = JSON.parse(await l4fleet(lab, 'describe', 'vip', vip, '-o', 'json'));
+      return new Map((d.members as { name: string; slots: number }[]).map((m) => [m.name, m.slots]));
+    };
+    expect((await slotsOf()).get(backup)).toBe(0);
+    expect((await newFlows(lab, 60)).get(backup)).toBeUndefined();
+
+    await lab.failBackend('backend1');
+    const activeBy = Date.now() + MOVE_BOUND_MS + 10_000;
+    while (Date.now() < activeBy && !((await slotsOf()).get(backup) ?? 0)) await sleep(250);
+    await tablesAgree(lab, 15_000);
+    const shared = await slotsOf();
+    expect([shared.get('backend1'), shared.get('backend2'), shared.get(backup)]).toEqual([
+      0,
+      expect.any(Number),
+      expect.any(Number),
+    ]);
+    expect((shared.get('backend2') ?? 0) + (shared.get(backup) ?? 0)).toBe(4_093);
+    expect(await l4fleet(lab, 'describe', 'vip', vip)).toMatch(/\(minActiveMembers 2\) \(backups serving\)/);
+    // New flows on the nodes' tables: both the primary left and the backup answer, nobody else, none lost.
+    const flows = await newFlows(lab, FLOWS);
+    console.log(
+      'minActiveMembers 2, backend1 failed: new flows',
+      Object.fromEntries(flows),
+      Object.fromEntries(shared),
+    );
+    expect([...flows.keys()].sort()).toEqual(['backend2', backup]);
+    for (const node of ['node1', 'node2']) {
+      expect(await agentMetrics(lab, node)).toMatch(
+        new RegExp(`l4fleet_table_backup_serving\\{[^}]*vip="${VIP_UDP.address}:${VIP_UDP.port}/udp"[^}]*\\} 1`),
+      );
+    }
+
+    await lab.restoreBackend('backend1');
+    const back = Date.now() + HEALTH_INTERVAL_MS * (HEALTH_RISE + 1) + 10_000;
+    while (Date.now() < back && (await slotsOf()).get(backup) !== 0) await sleep(500);
+    expect((await slotsOf()).get(backup)).toBe(0);
+    await tablesAgree(lab, 15_000);
+    expect((await newFlows(lab, 60)).get(backup)).toBeUndefined();
   }, 180_000);
 
   test('slow start: a backend that returns ramps through 20/40/60/80 % of its share of new flows, on every node', async () => {
