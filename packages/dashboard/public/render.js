@@ -202,7 +202,15 @@ export function renderMembers(tbody, view, writes, act) {
         el(
           'tr',
           { 'data-member': `${p.name}/${m.name}` },
-          el('td', {}, p.name, el('div', { class: 'note' }, `check ${p.healthCheck}`)),
+          el(
+            'td',
+            {},
+            p.name,
+            el('div', { class: 'note' }, `check ${p.healthCheck}`),
+            p.backupsServing
+              ? el('div', { 'data-field': 'backups-serving' }, badge('backups serving', 'draining'))
+              : '',
+          ),
           el('td', {}, m.name),
           el('td', {}, el('code', {}, m.endpoint)),
           el('td', {}, m.weight),

@@ -125,6 +125,30 @@ describe('fleet-view', () => {
     expect(v.nodes[0]?.tables).toEqual([{ vip: KEY, checksum: expected, match: true }]);
   });
 
+  test('fleet-view - a pool says when its backups take new flows (minActiveMembers)', () => {
+    expect(view.pools[0]?.backupsServing).toBe(false); // no backup member
+    const pga = parseFleet({
+      ...fleet,
+      pools: [
+        {
+          ...fleet.pools[0],
+          minActiveMembers: 2,
+          members: [...(fleet.pools[0]?.members ?? []), { name: 's', address: '198.18.0.29', port: 80, backup: true }],
+        },
+      ],
+    });
+    const at = (d: Map<string, 'up' | 'down'>) =>
+      buildFleetView({
+        desired: { fleet: pga, revision: 5, generation: 'g' },
+        decided: { decided: d, ramps: new Map(), revision: 5 },
+        nodes: [],
+        health: [],
+        leader: undefined,
+      }).pools[0]?.backupsServing;
+    expect(at(new Map())).toBe(false); // a and b take flows (c is disabled)
+    expect(at(decided)).toBe(true); // a is down: one primary left, fewer than 2
+  });
+
   test('fleet-view - members carry each node view and the decision', () => {
     const a = view.pools[0]?.members.find((m) => m.name === 'a');
     expect(a).toMatchObject({ decided: 'down', health: { n1: 'down', n2: 'up' }, endpoint: '198.18.0.21:80' });

@@ -5,6 +5,7 @@
  * `l4fleet status` flags it.
  */
 import {
+  backupsServe,
   buildVipTable,
   describeHealthCheck,
   endpointText,
@@ -91,6 +92,8 @@ export interface PoolRow {
   readonly name: string;
   /** What the check sends and expects (@l4fleet/config describeHealthCheck). */
   readonly healthCheck: string;
+  /** True while the pool's backup members take new flows (fewer primaries than its minActiveMembers do). */
+  readonly backupsServing: boolean;
   readonly members: readonly MemberRow[];
 }
 
@@ -199,6 +202,7 @@ export function buildFleetView(
   const pools: PoolRow[] = desired.fleet.pools.map((p) => ({
     name: p.name,
     healthCheck: describeHealthCheck(p.healthCheck),
+    backupsServing: p.members.some((m) => m.backup === true) && backupsServe(p, decided.decided),
     members: p.members.map((m) => {
       const key = memberKey(p.name, m);
       const views: Record<string, MemberStatus> = {};
