@@ -225,6 +225,14 @@ describe('agent - vip state', () => {
     expect(n.dataPlane.current.some((t) => key(t) === '198.51.100.10:80')).toBe(true);
     expect(n.agent.status().announced).toEqual([VIP_WEB, VIP_DNS].sort());
   });
+  test('a VIP removed from the fleet is withdrawn with its own event (reason removed)', async () => {
+    const { store, nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    await store.apply({ ...fleetFile, vips: fleetFile.vips.filter((v) => v.address !== '198.51.100.10') });
+    await until('web withdrawn', () => !n.speaker.advertised.some((a) => a.prefix === '198.51.100.10/32'));
+    const withdrawn = n.events.find((e) => e.kind === 'vip.withdrawn');
+    expect(withdrawn?.data).toMatchObject({ vip: VIP_WEB, prefix: '198.51.100.10/32', reason: 'removed' });
+  });
 });
 
 describe('agent - drain and lifecycle', () => {
