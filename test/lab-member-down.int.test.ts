@@ -53,12 +53,16 @@ while time.time() - t0 < seconds:
     time.sleep(0.1)
 `;
 
-/** Opens `n` new UDP flows (one datagram each, a new source port each); prints the backend that answered each. */
+/**
+ * Opens `n` new UDP flows (one datagram each), from source ports `first`..`first + n - 1`; prints the backend that
+ * answered each.
+ */
 const FLOWS_PY = `
 import socket, sys
-vip, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-for _ in range(n):
+vip, port, n, first = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+for i in range(n):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(('0.0.0.0', first + i))
     s.settimeout(0.3)
     s.sendto(b'flow', (vip, port))
     try:
@@ -68,10 +72,23 @@ for _ in range(n):
     s.close()
 `;
 
+/**
+ * The next source port newFlows() uses. Every call takes ports no earlier call used (below the kernel's ephemeral
+ * range, 32768 up, and the probes' ports), so each flow is new to the nodes: an ephemeral port the kernel handed out
+ * again would match a 5-tuple the nodes still remember (flow affinity, UDP idle timeout 30 s) and keep its old
+ * backend, which is right for the nodes but not a new flow (a CI run met it: 1 of 60 "new" flows on the backup).
+ */
+let flowPort = 20_000;
+
 /** Which backend answered each of `n` new flows to the UDP VIP, counted by backend. */
 async function newFlows(lab: Lab, n: number): Promise<Map<string, number>> {
+  const first = flowPort;
+  flowPort += n;
   const { stdout } = await run(
-    ['ip', 'netns', 'exec', lab.ns('client'), 'python3', '-c', FLOWS_PY, VIP_UDP.address, String(VIP_UDP.port), `${n}`],
+    [
+      ...['ip', 'netns', 'exec', lab.ns('client'), 'python3', '-c', FLOWS_PY],
+      ...[VIP_UDP.address, String(VIP_UDP.port), `${n}`, `${first}`],
+    ],
     { timeoutMs: 60_000, allowFailure: false },
   );
   const counts = new Map<string, number>();
