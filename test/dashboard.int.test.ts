@@ -74,6 +74,8 @@ const fleetYaml = stringify({
       healthCheck: { type: 'tcp', intervalMs: INTERVAL_MS, timeoutMs: 200, rise: 1, fall: FALL },
       // A member that returns ramps over 5 min: long enough to read its first step on the page.
       slowStartS: 300,
+      // All three must take new flows for the VIP to be announced (a site that defers to others when degraded).
+      minUpMembers: 3,
       members: [1, 2, 3].map((i) => ({ name: `be${i}`, address: `${SEGMENT}.2${i}`, port: PORT })),
     },
   ],
@@ -336,6 +338,14 @@ describe('dashboard in chromium against etcd, NATS and two agents', () => {
     expect(await reasons.allTextContents()).toEqual(
       expect.arrayContaining([expect.stringMatching(/^n\d: ECONNREFUSED$/)]),
     );
+    // Two of three take new flows, fewer than minUpMembers: n2 withdraws the VIP and the row says why.
+    await expect.poll(() => cell('tr[data-node="n2"]', 'announced').textContent(), { timeout: 10_000 }).toBe('');
+    expect(await page.locator(`tr[data-vip="${VIP}"] [data-field="not-announced"]`).textContent()).toBe(
+      "withdrawn: only 2 members take new flows, fewer than the pool's minUpMembers 3",
+    );
+    expect(await cli('describe', 'vip', VIP)).toContain(
+      "Announced:    by 0 of 2 live nodes: only 2 members take new flows, fewer than the pool's minUpMembers 3",
+    );
     await page.fill('#explain input[name="src"]', '198.18.1.7');
     await page.fill('#explain input[name="sport"]', '40000');
     await page.selectOption('#explain select[name="vip"]', VIP);
@@ -353,6 +363,9 @@ describe('dashboard in chromium against etcd, NATS and two agents', () => {
     expect(await page.locator('tr[data-member="web/be1"] [data-field="slow-start"]').textContent()).toBe(
       'slow start 20%',
     );
+    // A member in slow start takes new flows: three again, announced again.
+    await expect.poll(() => cell('tr[data-node="n2"]', 'announced').textContent(), { timeout: 10_000 }).toBe(VIP);
+    expect(await page.locator(`tr[data-vip="${VIP}"] [data-field="not-announced"]`).count()).toBe(0);
   }, 60_000);
 
   test('the flows of lab watch show per node and per backend, with broken flows and the longest pause', async () => {

@@ -6,7 +6,8 @@
  * backend" shows that half). Here its answers must come from another backend within the health check's bound, and
  * stay there when the failed backend is restored. Then a backup member (`members[].backup`): no flow while a primary is
  * up, the flows when both primaries fail, and new flows back to the primaries when they return; with
- * `minActiveMembers: 2`, the backup's share of new flows beside the one primary left. Then slow start
+ * `minActiveMembers: 2`, the backup's share of new flows beside the one primary left. Then `minUpMembers: 3`: one
+ * backend fails and every node withdraws the VIP (the router's route goes), restored it is announced again. Then slow start
  * (`slowStartS`): a backend that fails and returns gets 20, 40, 60 and 80 % of its weight, then all of it. Then a VIP's
  * `sourceRanges`: a client outside them gets nothing (dropped on the nodes, counted), inside them it is served. Needs root, the built CLI with the agent and the bpf objects;
  * otherwise skipped, never faked. Run under the lab lock.
@@ -17,8 +18,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { bpfAvailable } from '@l4fleet/dataplane';
-import { agentAvailable, attachmentOf, downLab, Lab, labFleet, run, VIP_UDP } from '@l4fleet/lab';
+import {
+  agentAvailable,
+  attachmentOf,
+  downLab,
+  Lab,
+  labFleet,
+  routerNextHops,
+  run,
+  VIP_TCP,
+  VIP_UDP,
+} from '@l4fleet/lab';
 import { agentMetrics, l4fleet, sleep } from '@l4fleet/test-support/lab-scenario';
+import { routerUntil } from '@l4fleet/test-support/lab-steps';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { stringify } from 'yaml';
 
@@ -320,6 +332,46 @@ describe.skipIf(!ready).sequential('lab - onMemberDown: reselect (bpf + routed +
     expect((await slotsOf()).get(backup)).toBe(0);
     await tablesAgree(lab, 15_000);
     expect((await newFlows(lab, 60)).get(backup)).toBeUndefined();
+  }, 180_000);
+
+  test('minUpMembers 3: one of three backends fails and every node withdraws the UDP VIP (the router loses its route), the TCP VIP stays; restored, announced again', async () => {
+    const fleet = labFleet(lab.topology) as { pools: (Record<string, unknown> & { name: string })[] };
+    for (const p of fleet.pools) if (p.name === VIP_UDP.name) p.minUpMembers = 3;
+    const file = join(dir, 'fleet-min-up.yaml');
+    writeFileSync(file, stringify(fleet));
+    await l4fleet(lab, 'apply', '-f', file);
+    await tablesAgree(lab, 30_000);
+    const udp = `${VIP_UDP.address}/32`;
+    const tcp = `${VIP_TCP.address}/32`;
+    await routerUntil(lab, udp, 'via 2 nodes', (h) => h.length === 2, 20_000);
+    const belowOn = (metrics: string) =>
+      new RegExp(
+        `l4fleet_table_below_min_up_members\\{[^}]*vip="${VIP_UDP.address}:${VIP_UDP.port}/udp"[^}]*\\} 1`,
+      ).test(metrics);
+
+    const failed = Date.now();
+    await lab.failBackend('backend1');
+    await routerUntil(lab, udp, 'withdrawn', (h) => h.length === 0, MOVE_BOUND_MS + 15_000);
+    const goneMs = Date.now() - failed;
+    // The other VIP's pool is whole: still through both nodes.
+    expect(await routerNextHops(lab.ns('router'), tcp)).toHaveLength(2);
+    expect((await newFlows(lab, 10)).get('-')).toBe(10);
+    expect(await l4fleet(lab, 'describe', 'vip', `${VIP_UDP.address}:${VIP_UDP.port}/udp`)).toContain(
+      "Announced:    by 0 of 2 live nodes: only 2 members take new flows, fewer than the pool's minUpMembers 3",
+    );
+    for (const node of ['node1', 'node2']) expect(belowOn(await agentMetrics(lab, node))).toBe(true);
+
+    const restored = Date.now();
+    await lab.restoreBackend('backend1');
+    await routerUntil(lab, udp, 'via 2 nodes', (h) => h.length === 2, HEALTH_INTERVAL_MS * (HEALTH_RISE + 1) + 15_000);
+    const backMs = Date.now() - restored;
+    const flows = await newFlows(lab, 30);
+    expect(flows.get('-')).toBeUndefined();
+    for (const node of ['node1', 'node2']) expect(belowOn(await agentMetrics(lab, node))).toBe(false);
+    console.log(
+      `minUpMembers 3: the router's route gone ${goneMs} ms after backend1 failed; back ${backMs} ms after it was restored; new flows then`,
+      Object.fromEntries(flows),
+    );
   }, 180_000);
 
   test('slow start: a backend that returns ramps through 20/40/60/80 % of its share of new flows, on every node', async () => {

@@ -153,6 +153,11 @@ const CASES: Case[] = [
       [`l4fleet_node_state{${n('n2', 'state="serving"')}}`]: '1 0x20',
       [`l4fleet_node_state{${n('n2', 'state="drained"')}}`]: '0 1x20',
       [`l4fleet_table_usable_backends{${n('n2', vip)}}`]: '2x20',
+      // n3 serves and has a backend, but fewer than minUpMembers: withdrawn on purpose (L4fleetVipBelowMinUpMembers).
+      [`l4fleet_vip_announced{${n('n3', vip)}}`]: '1 0x20',
+      [`l4fleet_node_state{${n('n3', 'state="serving"')}}`]: '1x20',
+      [`l4fleet_table_usable_backends{${n('n3', vip)}}`]: '2 1x20',
+      [`l4fleet_table_below_min_up_members{${n('n3', vip)}}`]: '0 1x20',
     },
     at: '1m30s',
     fires: [{ node: 'n1', fleet: 'lab', vip: '198.51.100.10:80/tcp' }],
@@ -178,6 +183,17 @@ const CASES: Case[] = [
       [`l4fleet_table_backup_serving{${n('n1', vip2)}}`]: '0x20',
     },
     at: '1m30s',
+    fires: [{ fleet: 'lab', vip: '198.51.100.10:80/tcp' }],
+  },
+  {
+    alert: 'L4fleetVipBelowMinUpMembers',
+    series: {
+      [`l4fleet_table_below_min_up_members{${n('n1', vip)}}`]: '0 1x20',
+      [`l4fleet_table_below_min_up_members{${n('n2', vip)}}`]: '0 1x20',
+      [`l4fleet_table_below_min_up_members{${n('n1', vip2)}}`]: '0x20',
+    },
+    quietAt: '15s',
+    at: '1m',
     fires: [{ fleet: 'lab', vip: '198.51.100.10:80/tcp' }],
   },
   {

@@ -22,6 +22,7 @@ export async function agentExposition(): Promise<Map<string, Set<string>>> {
   m.tableChecksum.set({ vip: '198.51.100.10:80/tcp', checksum: '0123456789abcdef' }, 1);
   m.tableUsableBackends.set({ vip: '198.51.100.10:80/tcp' }, 3);
   m.tableBackupServing.set({ vip: '198.51.100.10:80/tcp' }, 0);
+  m.tableBelowMinUpMembers.set({ vip: '198.51.100.10:80/tcp' }, 0);
   m.tableApplySeconds.observe(0.01);
   m.tableAppliesTotal.inc({ result: 'ok' });
   m.desiredRevision.set(3);

@@ -168,7 +168,14 @@ async function exchangeTcp6(lab: Lab): Promise<string> {
 }
 
 /** Polls the router's kernel route to `prefix` until `ok(next hops)` (every 200 ms, at most `timeoutMs`). */
-async function routerUntil(lab: Lab, prefix: string, what: string, ok: (hops: string[]) => boolean, timeoutMs: number) {
+/** Waits until the router's kernel route to `prefix` has next hops that `ok` accepts; the ms it took. */
+export async function routerUntil(
+  lab: Lab,
+  prefix: string,
+  what: string,
+  ok: (hops: string[]) => boolean,
+  timeoutMs: number,
+): Promise<number> {
   const started = Date.now();
   let hops: string[] = [];
   while (Date.now() - started < timeoutMs) {

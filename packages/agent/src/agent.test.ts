@@ -235,6 +235,44 @@ describe('agent - vip state', () => {
   });
 });
 
+describe('agent - minUpMembers', () => {
+  test('too few members taking new flows withdraw the VIP (reason belowMinUpMembers), its table stays', async () => {
+    const { store, nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    const withMinUp = (minUpMembers: number): Fleet => ({
+      ...fleetFile,
+      pools: fleetFile.pools.map((p) => (p.name === 'web' ? { ...p, minUpMembers } : p)),
+    });
+    const webAnnounced = () => n.speaker.advertised.some((a) => a.prefix === '198.51.100.10/32');
+    const below = async () =>
+      (await n.agent.metrics.registry.getSingleMetricAsString('l4fleet_table_below_min_up_members'))
+        .split('\n')
+        .find((l) => l.includes(VIP_WEB));
+    await store.apply(withMinUp(2));
+    failing.set('*', new Set(['198.18.0.21']));
+    await until('a down in the programmed table', () =>
+      n.dataPlane.current
+        .find((t) => t.vip.address === '198.51.100.10')
+        ?.backends.some((m) => m.name === 'a' && m.down === true),
+    );
+    expect(webAnnounced()).toBe(true); // b and c: 2 take new flows
+    // 3 alone, no table changes: the VIP is withdrawn without programming anything.
+    const applies = n.ops.filter((o) => o.startsWith('apply:')).length;
+    await store.apply(withMinUp(3));
+    await until('web withdrawn', () => !webAnnounced());
+    expect(n.ops.filter((o) => o.startsWith('apply:')).length).toBe(applies);
+    expect(n.dataPlane.current.some((t) => t.vip.address === '198.51.100.10')).toBe(true);
+    expect(n.agent.status().announced).toEqual([VIP_DNS]);
+    const withdrawn = n.events.find((e) => e.kind === 'vip.withdrawn');
+    expect(withdrawn?.data).toMatchObject({ vip: VIP_WEB, prefix: '198.51.100.10/32', reason: 'belowMinUpMembers' });
+    expect(await below()).toMatch(/ 1$/);
+    // Back to 3 of 3: announced again.
+    failing.clear();
+    await until('web announced again', webAnnounced);
+    expect(await below()).toMatch(/ 0$/);
+  });
+});
+
 describe('agent - drain and lifecycle', () => {
   test('operator drain: graceful shutdown community, then withdraw; forwarding stays; undrain re-announces', async () => {
     const { store, nodes } = await fleetOf(1);

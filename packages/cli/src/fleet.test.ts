@@ -387,6 +387,45 @@ describe('cli - fleet commands on the memory store', () => {
     expect((await cli('member', 'drain', 'web', 'be1')).out).not.toContain('slow start');
   });
 
+  test('minUpMembers: apply names it, describe vip says whether the fleet announces the VIP and which nodes do', async () => {
+    await cli('apply', '-f', file('mu.yaml', FLEET), '--new-fleet');
+    await (await store.registerNode({ name: 'lb1' })).reportStatus({
+      tables: {},
+      announced: ['198.51.100.10:80/tcp'],
+      bgp: {},
+      failStatic: false,
+      desiredRevision: 1,
+    });
+    const plain = await cli('describe', 'vip', '198.51.100.10:80/tcp');
+    expect(plain.out).toContain('Announced:    by 1 of 1 live nodes (2 members take new flows)');
+    // Two members take new flows (the third drains): 3 withdraws the VIP, 4 could never announce it.
+    const withMin = (n: number) => FLEET.replace('    members:', `    minUpMembers: ${n}\n    members:`);
+    const four = await cli('apply', '-f', file('mu4.yaml', withMin(4)));
+    expect([four.code, four.err]).toEqual([
+      1,
+      expect.stringContaining(
+        "pools[0].minUpMembers: 4 is more than the pool's 3 members: its VIPs would never be announced",
+      ),
+    ]);
+    const dry = await cli('apply', '-f', file('mu3.yaml', withMin(3)), '--dry-run');
+    expect(dry.out).toContain(
+      '~ pool web: minUpMembers 1 -> 3 (VIPs announced while at least that many members take new flows)',
+    );
+    expect(dry.out).toContain(
+      "withdraws 198.51.100.10:80/tcp on every node: only 2 members take new flows, fewer than the pool's minUpMembers 3",
+    );
+    expect((await cli('apply', '-f', file('mu3.yaml', withMin(3)))).code).toBe(0);
+    const d = await cli('describe', 'vip', '198.51.100.10:80/tcp');
+    expect(d.out).toContain('Pool:         web (minUpMembers 3)');
+    expect(d.out).toContain(
+      "Announced:    by 1 of 1 live nodes: only 2 members take new flows, fewer than the pool's minUpMembers 3",
+    );
+    const json = JSON.parse((await cli('describe', 'vip', '198.51.100.10:80/tcp', '-o', 'json')).out);
+    expect(json).toMatchObject({ membersTakingFlows: 2, minUpMembers: 3, announceable: false, announcedBy: ['lb1'] });
+    const back = await cli('apply', '-f', file('mu2.yaml', withMin(2)), '--dry-run', '-o', 'json');
+    expect(JSON.parse(back.out).announcements).toEqual([{ vip: '198.51.100.10:80/tcp', announced: true }]);
+  });
+
   test('describe vip shows members with state and share', async () => {
     await cli('apply', '-f', file('f.yaml', FLEET), '--new-fleet');
     const r = await cli('describe', 'vip', '198.51.100.10:80/tcp');

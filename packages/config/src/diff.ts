@@ -1,6 +1,7 @@
 /** What changes between two fleets, for `l4fleet apply` and the agent's logs. Pure; compares by key. */
 import { endpointText } from './address.js';
 import { minActiveMembersOf } from './backup-activation.js';
+import { minUpMembersOf } from './min-up-members.js';
 import { onMemberDownOf } from './on-member-down.js';
 import { secondChanceOf } from './second-chance.js';
 import { slowStartOf } from './slow-start.js';
@@ -142,6 +143,14 @@ export function diffFleets(before: Fleet | undefined, after: Fleet): FleetDiff {
       });
       // The backups' weights follow it: a table input.
       poolsChanged.add(name);
+    }
+    if (minUpMembersOf(old) !== minUpMembersOf(pool)) {
+      // Not a table input: it decides only whether the pool's VIPs are announced.
+      changes.push({
+        kind: 'changed',
+        subject: `pool ${name}`,
+        detail: `minUpMembers ${minUpMembersOf(old)} -> ${minUpMembersOf(pool)} (VIPs announced while at least that many members take new flows)`,
+      });
     }
     const [scOld, scNew] = [secondChanceOf(old), secondChanceOf(pool)];
     if (scOld.enabled !== scNew.enabled || scOld.retainS !== scNew.retainS) {

@@ -10,6 +10,7 @@ import { type Flow, MaglevError, NO_BACKEND, slotOf } from '@l4fleet/maglev';
 import { canonicalAddress, endpointText } from './address.js';
 import { minActiveMembersOf } from './backup-activation.js';
 import { ConfigError } from './errors.js';
+import { belowMinUpText, usableMembers } from './min-up-members.js';
 import { type MemberRamps, NO_RAMPS } from './slow-start.js';
 import { sourceAdmits } from './source-ranges.js';
 import { buildVipTable, type DecidedStatus, effectiveWeight } from './table.js';
@@ -123,6 +124,12 @@ export function explainFlow(
     why.push(
       `slot ${slot} belongs to ${member.name}${backup}: ${member.state}, weight ${member.weight}, ${status}; it owns ${owned} of ${vip.tableSize} slots`,
     );
+    const below = pool ? belowMinUpText(pool, usableMembers(pool, decided, ramps).length) : undefined;
+    if (below) {
+      why.push(
+        `${below}: no node announces the VIP (another site announcing it takes its traffic); a flow that still reaches a node goes to ${member.name}`,
+      );
+    }
   } else if (admitted && served) {
     const states = (pool?.members ?? []).map((m) => {
       const down = pool && m.state === 'active' && effectiveWeight(pool, m, decided) === 0;

@@ -75,6 +75,18 @@ export {
   MIN_PROFILE_TIMEOUT_S,
   utf8Bytes,
 } from './limits.js';
+export {
+  type AnnouncementChange,
+  announcementChanges,
+  belowMinUpText,
+  DEFAULT_MIN_UP_MEMBERS,
+  enoughUp,
+  minUpMembersField,
+  minUpMembersOf,
+  notAnnouncedReason,
+  takingFlowsText,
+  usableMembers,
+} from './min-up-members.js';
 export { NODE_NAME, POOL_NAME } from './names.js';
 export { DEFAULT_ON_MEMBER_DOWN, ON_MEMBER_DOWN, onMemberDownOf } from './on-member-down.js';
 export { parseFleet, parseFleetText } from './parse.js';

@@ -35,6 +35,7 @@ import {
   MAX_YAML_ALIASES,
   utf8Bytes,
 } from './limits.js';
+import { minUpMembersField } from './min-up-members.js';
 import { POOL_NAME } from './names.js';
 import { onMemberDownField } from './on-member-down.js';
 import { profileField } from './profile.js';
@@ -118,6 +119,7 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
     'onMemberDown',
     'slowStartS',
     'minActiveMembers',
+    'minUpMembers',
   ]);
   const forwarding = oneOf<Forwarding>(
     p,
@@ -167,6 +169,7 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
     ...onMemberDownField(p, `${path}.onMemberDown`, v.onMemberDown, forwarding),
     ...slowStartField(p, `${path}.slowStartS`, v.slowStartS),
     ...minActiveMembersField(p, `${path}.minActiveMembers`, v.minActiveMembers),
+    ...minUpMembersField(p, `${path}.minUpMembers`, v.minUpMembers, members.length),
     families,
   };
 }

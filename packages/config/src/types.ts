@@ -139,6 +139,12 @@ export interface Pool {
    * priority group activation). Absent: 1 (only when none does); set by parseFleet only when not 1.
    */
   readonly minActiveMembers?: number;
+  /**
+   * The pool's VIPs are announced while at least this many members take new flows (min-up-members.ts, F5's pool
+   * `min-up-members`): fewer, and every node withdraws them, so another site announcing them takes the traffic.
+   * Absent: 1 (while any does); set by parseFleet only when not 1.
+   */
+  readonly minUpMembers?: number;
 }
 
 export interface Vip {

@@ -167,7 +167,15 @@ export function renderVips(tbody, view, writes, act) {
         el('td', {}, v.hash),
         el('td', {}, v.tableSize),
         el('td', {}, el('code', {}, v.checksum ?? '-')),
-        el('td', {}, v.announcedBy.join(', ') || '-'),
+        el(
+          'td',
+          {},
+          v.announcedBy.join(', ') || '-',
+          // The fleet's rule withdraws it: no member, or fewer than the pool's minUpMembers, take new flows.
+          v.notAnnounced
+            ? el('div', { class: 'note', 'data-field': 'not-announced' }, `withdrawn: ${v.notAnnounced}`)
+            : '',
+        ),
         el('td', {}, bar, legend),
         el('td', {}, vipButton(v, writes, act)),
       );

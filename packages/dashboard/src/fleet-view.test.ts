@@ -149,6 +149,25 @@ describe('fleet-view', () => {
     expect(at(decided)).toBe(true); // a is down: one primary left, fewer than 2
   });
 
+  test("fleet-view - a VIP says why the fleet's rule withdraws it: no member, or fewer than minUpMembers, take flows", () => {
+    expect(view.vips[0]?.notAnnounced).toBeNull(); // b takes flows
+    const withMinUp = parseFleet({ ...fleet, pools: [{ ...fleet.pools[0], minUpMembers: 2 }] });
+    const at = (d: Map<string, 'up' | 'down'>, f = withMinUp) =>
+      buildFleetView({
+        desired: { fleet: f, revision: 5, generation: 'g' },
+        decided: { decided: d, ramps: new Map(), revision: 5 },
+        nodes: [],
+        health: [],
+        leader: undefined,
+      }).vips[0]?.notAnnounced;
+    expect(at(new Map())).toBeNull(); // a and b (c is disabled)
+    expect(at(decided)).toBe("only 1 member takes new flows, fewer than the pool's minUpMembers 2");
+    expect(at(new Map([...decided, ['web/b', 'down']]))).toBe('no member takes new flows');
+    // A disabled VIP is marked by its state, not here.
+    const off = parseFleet({ ...withMinUp, vips: [{ ...vip, state: 'disabled' }] });
+    expect(at(decided, off)).toBeNull();
+  });
+
   test('fleet-view - members carry each node view and the decision', () => {
     const a = view.pools[0]?.members.find((m) => m.name === 'a');
     expect(a).toMatchObject({ decided: 'down', health: { n1: 'down', n2: 'up' }, endpoint: '198.18.0.21:80' });

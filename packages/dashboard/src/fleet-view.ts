@@ -12,6 +12,7 @@ import {
   type Fleet,
   type MemberStatus,
   memberKey,
+  notAnnouncedReason,
   type VipState,
   vipKey,
   vipStateOf,
@@ -71,6 +72,11 @@ export interface VipRow {
   /** Slots that lead nowhere (no member takes new flows). */
   readonly emptySlots: number;
   readonly announcedBy: readonly string[];
+  /**
+   * Why the fleet's rule has no node announce this enabled VIP (`no member takes new flows`, or fewer than its pool's
+   * minUpMembers do: @l4fleet/config belowMinUpText), or null while it is announced (or disabled: `state` says so).
+   */
+  readonly notAnnounced: string | null;
 }
 
 export interface MemberRow {
@@ -145,7 +151,19 @@ function vipRows(
     const announcedBy = nodes.filter((n) => n.status?.announced.includes(key)).map((n) => n.name);
     const sources = vip.sourceRanges ?? null;
     const state = vipStateOf(vip);
-    const base = { key, pool: vip.pool, tableSize: vip.tableSize, hash: vip.hash, sources, state, announcedBy };
+    // A disabled VIP says so by its state.
+    const notAnnounced =
+      state === 'enabled' ? (notAnnouncedReason(fleet, vip, decided.decided, decided.ramps) ?? null) : null;
+    const base = {
+      key,
+      pool: vip.pool,
+      tableSize: vip.tableSize,
+      hash: vip.hash,
+      sources,
+      state,
+      announcedBy,
+      notAnnounced,
+    };
     try {
       const table = buildVipTable(fleet, vip, decided.decided, history?.history, decided.ramps);
       const counts = new Array<number>(table.backends.length).fill(0);

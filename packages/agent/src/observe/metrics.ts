@@ -26,6 +26,7 @@ export interface AgentMetrics {
   readonly vipsAnnounced: Gauge;
   readonly tableChecksum: Gauge<'vip' | 'checksum'>;
   readonly tableBackupServing: Gauge<'vip'>;
+  readonly tableBelowMinUpMembers: Gauge<'vip'>;
   readonly tableUsableBackends: Gauge<'vip'>;
   readonly tableApplySeconds: Histogram;
   readonly tableAppliesTotal: Counter<'result'>;
@@ -155,6 +156,12 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
     tableBackupServing: new Gauge({
       name: 'l4fleet_table_backup_serving',
       help: "1 while the pool's backup members take new flows of the VIP (fewer primaries than minActiveMembers, default 1, do)",
+      labelNames: ['vip'],
+      registers: r,
+    }),
+    tableBelowMinUpMembers: new Gauge({
+      name: 'l4fleet_table_below_min_up_members',
+      help: "1 while some but fewer than the pool's minUpMembers members take new flows of the VIP, so the node does not announce it",
       labelNames: ['vip'],
       registers: r,
     }),

@@ -11,6 +11,7 @@ import {
   type DecidedStatus,
   downMembers,
   effectiveWeight,
+  enoughUp,
   type Fleet,
   type VipTable as FleetTable,
   type Member,
@@ -21,6 +22,7 @@ import {
   servedVips,
   type TableHistory,
   tableMembers,
+  usableMembers,
   type Vip,
   vipKey,
   vipServed,
@@ -35,6 +37,11 @@ export interface PlannedTable {
   readonly usableBackends: number;
   /** Backup members (members[].backup) take new flows: too few primaries do (an alert for the operator). */
   readonly backupServing: boolean;
+  /**
+   * Enough members take new flows for the VIP to be announced: at least one, and at least its pool's minUpMembers
+   * (@l4fleet/config enoughUp). The table is programmed either way.
+   */
+  readonly announceable: boolean;
 }
 
 /** A number per history record object: the store keeps the object of an unchanged record, so equal means equal. */
@@ -65,9 +72,11 @@ function tableInputs(
   const down = pool ? downMembers(pool, tableMembers(pool), decided).join(',') : '';
   const forwarding = `${pool?.forwarding}|${pool?.guePort}|${JSON.stringify(pool?.secondChance)}|${pool?.onMemberDown}|${down}`;
   const previous = historyId(pool ? history?.get(pool.name) : undefined);
+  // Not a table input, but it decides whether the table's VIP is announced (PlannedTable.announceable).
+  const minUp = pool?.minUpMembers ?? '';
   // Carried to the data plane with the table (design notes 0012 and 0013): they choose no member.
   const profile = `${JSON.stringify(vip.profile)}|${vip.sourceRanges?.join(',')}`;
-  return `${previous}|${vipKey(vip)}|${vip.tableSize}|${vip.hash}|${vip.pool}|${fleet.hashSeed}|${forwarding}|${profile}|${members}`;
+  return `${previous}|${minUp}|${vipKey(vip)}|${vip.tableSize}|${vip.hash}|${vip.pool}|${fleet.hashSeed}|${forwarding}|${profile}|${members}`;
 }
 
 /**
@@ -93,12 +102,12 @@ export function planTables(
     const hit = cache?.get(key);
     if (hit && hit.inputs === inputs) return hit;
     const table = buildVipTable(fleet, vip, decided, history, ramps);
-    // Carried previous owners are `disabled` members: effective weight 0, never counted.
-    const serving = pool ? backupsServe(pool, decided) : false;
-    const usable = pool ? table.backends.filter((m) => effectiveWeight(pool, m, decided, ramps, serving) > 0) : [];
+    // Carried previous owners are `disabled` members, not in tableMembers: never counted.
+    const usable = pool ? usableMembers(pool, decided, ramps) : [];
     // Backups take new flows: every primary is out, or fewer than the pool's minActiveMembers take flows.
     const backupServing = usable.some((m) => m.backup === true);
-    const planned = { key, table, usableBackends: usable.length, backupServing, inputs };
+    const announceable = pool ? enoughUp(pool, usable.length) : false;
+    const planned = { key, table, usableBackends: usable.length, backupServing, announceable, inputs };
     cache?.set(key, planned);
     return planned;
   });
@@ -161,11 +170,14 @@ export interface RouteContext {
   readonly communities: readonly string[];
 }
 
-/** The routes a serving node announces: one per VIP address with a usable backend and a next hop of its family. */
+/**
+ * The routes a serving node announces: one per VIP address with an announceable table (enough members take new
+ * flows) and a next hop of its family.
+ */
 export function plannedRoutes(tables: readonly PlannedTable[], ctx: RouteContext): Map<string, Advertisement> {
   const routes = new Map<string, Advertisement>();
   for (const t of tables) {
-    if (t.usableBackends === 0) continue;
+    if (!t.announceable) continue;
     const address = t.table.vip.address;
     const nextHop = address.includes(':') ? ctx.nextHop6 : ctx.nextHop4;
     if (nextHop === undefined) continue;
@@ -179,20 +191,25 @@ export function plannedRoutes(tables: readonly PlannedTable[], ctx: RouteContext
   return routes;
 }
 
+export type WithdrawReason = 'disabled' | 'removed' | 'noUsableBackend' | 'belowMinUpMembers';
+
 /**
  * Why a route that was announced is withdrawn while the node serves: the address's VIPs were all disabled
- * (`disabled`), all removed from the fleet (`removed`), or they have no usable backend (`noUsableBackend`).
+ * (`disabled`), all removed from the fleet (`removed`), some member takes new flows but fewer than the pool's
+ * minUpMembers (`belowMinUpMembers`), or none does (`noUsableBackend`).
  */
-export function withdrawReason(prefix: string, fleet: Fleet): 'disabled' | 'removed' | 'noUsableBackend' {
+export function withdrawReason(prefix: string, fleet: Fleet, tables: readonly PlannedTable[]): WithdrawReason {
   const atAddress = fleet.vips.filter((v) => hostPrefix(v.address) === prefix);
   if (atAddress.length === 0) return 'removed';
-  return atAddress.some(vipServed) ? 'noUsableBackend' : 'disabled';
+  if (!atAddress.some(vipServed)) return 'disabled';
+  const some = tables.some((t) => hostPrefix(t.table.vip.address) === prefix && t.usableBackends > 0);
+  return some ? 'belowMinUpMembers' : 'noUsableBackend';
 }
 
 /** VIP keys whose route is in `routes` and whose own table is usable (what `l4fleet status` lists as announced). */
 export function announcedVips(tables: readonly PlannedTable[], routes: ReadonlyMap<string, Advertisement>): string[] {
   return tables
-    .filter((t) => t.usableBackends > 0 && routes.has(hostPrefix(t.table.vip.address)))
+    .filter((t) => t.announceable && routes.has(hostPrefix(t.table.vip.address)))
     .map((t) => t.key)
     .sort();
 }

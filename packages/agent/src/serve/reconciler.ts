@@ -171,7 +171,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     if (routes) {
       const keep = new Map([...routes].filter(([p]) => want.has(p)));
       if (keep.size < routes.size)
-        await setRoutes(keep, inp.routeMode === 'serving' ? (p) => withdrawReason(p, fleet) : inp.routeMode);
+        await setRoutes(keep, inp.routeMode === 'serving' ? (p) => withdrawReason(p, fleet, planned) : inp.routeMode);
     }
 
     // 2. Program the data plane (only when some table changed).
@@ -206,6 +206,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
             metrics.tableChecksum.remove({ vip, checksum: sum });
             metrics.tableUsableBackends.remove({ vip });
             metrics.tableBackupServing.remove({ vip });
+            metrics.tableBelowMinUpMembers.remove({ vip });
             metrics.vipAnnounced.remove({ vip });
           }
         }
@@ -240,6 +241,11 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
       // look behind the fleet until the next table change.
       appliedRevision = inp.revision;
       metrics.desiredRevision.set(inp.revision);
+    }
+
+    // minUpMembers is no table input: a change of it alone programs nothing, yet may withdraw or announce.
+    for (const t of planned) {
+      metrics.tableBelowMinUpMembers.set({ vip: t.key }, t.usableBackends > 0 && !t.announceable ? 1 : 0);
     }
 
     // 3. Announce.

@@ -1,5 +1,6 @@
 /** `l4fleet apply -f FILE [--dry-run]`: validate, show the diff and predicted churn, then write in one txn. */
 import {
+  announcementChanges,
   diffFleets,
   directReturnProblems,
   type Fleet,
@@ -73,9 +74,15 @@ export async function applyFleet(
   if (dsr.length > 0) throw new CliError([...dsr.map(formatProblem), PROXY_HINT], EXIT_FAILURE);
   await withStore(ctx, cmd, async (store) => {
     const current = await store.getDesired();
-    const { decided } = await store.getDecided();
+    const { decided, ramps } = await store.getDecided();
     const diff = diffFleets(current.revision === 0 ? undefined : current.fleet, fleet);
     const churn = predictChurn(current.fleet, fleet, decided);
+    const announcements = announcementChanges(
+      current.revision === 0 ? undefined : current.fleet,
+      fleet,
+      decided,
+      ramps,
+    );
     const prefix = (cmd.optsWithGlobals() as ConnectionFlags).prefix ?? '/l4fleet';
     const guards = applyGuards(current, fleet, prefix, opts);
     const blocked = guards.filter((g) => !g.allowed).map((g) => `${g.message}; pass ${g.flag} to do it`);
@@ -84,6 +91,7 @@ export async function applyFleet(
       fromRevision: current.revision,
       changes: diff.changes,
       churn,
+      announcements,
       guards,
       dryRun: Boolean(opts.dryRun),
     };
@@ -93,6 +101,10 @@ export async function applyFleet(
     for (const c of diff.changes) lines.push(changeLine(c));
     for (const c of churn) {
       lines.push(`churn ${c.vip} (pool ${c.pool}): ${percent(c.fraction)} of slots move (${c.changed}/${c.size})`);
+    }
+    // What the write does to the routes, under the members' decided status now.
+    for (const a of announcements) {
+      lines.push(a.announced ? `announces ${a.vip} again` : `withdraws ${a.vip} on every node: ${a.reason}`);
     }
     if (opts.dryRun || (diff.changes.length === 0 && current.revision !== 0)) {
       if (opts.dryRun) lines.push('dry run: nothing written');

@@ -6,7 +6,11 @@ import {
   endpointText,
   type MemberRamp,
   memberKey,
+  minUpMembersOf,
+  notAnnouncedReason,
   parseVipKey,
+  takingFlowsText,
+  usableMembers,
   vipKey,
   vipServed,
   vipStateOf,
@@ -162,7 +166,12 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
         if (!pool) throw new CliError(`vip ${wanted}: pool "${vip.pool}" does not exist`, EXIT_FAILURE);
         const { decided, ramps } = await store.getDecided();
         const { history } = await store.getTableHistory();
-        const failures = probeFailuresByMember(await store.listNodes());
+        const nodes = await store.listNodes();
+        const failures = probeFailuresByMember(nodes);
+        const live = nodes.filter((n) => n.record !== undefined);
+        const announcedBy = live.filter((n) => n.status?.announced.includes(wanted)).map((n) => n.name);
+        const usable = usableMembers(pool, decided, ramps).length;
+        const notAnnounced = notAnnouncedReason(fleet, vip, decided, ramps);
         const table = buildVipTable(fleet, vip, decided, history, ramps);
         const slots = new Map<string, number>();
         for (const i of table.slots) {
@@ -185,6 +194,11 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
           healthCheck: pool.healthCheck,
           members,
           unservedSlots: slots.get(NO_BACKEND_NAME) ?? 0,
+          // The fleet's rule (every node alike) beside what the live nodes' status records say they do.
+          membersTakingFlows: usable,
+          minUpMembers: minUpMembersOf(pool),
+          announceable: notAnnounced === undefined,
+          announcedBy,
         };
         if (format !== 'table') return ctx.io.out(renderData(format, data));
         const hc = pool.healthCheck;
@@ -193,10 +207,11 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
         ctx.io.out(
           [
             `VIP:          ${wanted}${vipServed(vip) ? '' : ' (disabled: no node serves or announces it; `l4fleet vip enable` serves it)'}`,
-            `Pool:         ${vip.pool}${pool.onMemberDown === 'reselect' ? ' (onMemberDown reselect)' : ''}${pool.slowStartS ? ` (slowStartS ${pool.slowStartS})` : ''}${pool.minActiveMembers ? ` (minActiveMembers ${pool.minActiveMembers})` : ''}${backups ? ' (backups serving)' : ''}`,
+            `Pool:         ${vip.pool}${pool.onMemberDown === 'reselect' ? ' (onMemberDown reselect)' : ''}${pool.slowStartS ? ` (slowStartS ${pool.slowStartS})` : ''}${pool.minActiveMembers ? ` (minActiveMembers ${pool.minActiveMembers})` : ''}${pool.minUpMembers ? ` (minUpMembers ${pool.minUpMembers})` : ''}${backups ? ' (backups serving)' : ''}`,
             `Table:        ${vip.tableSize} slots, hash ${vip.hash}, seed 0x${table.seed.toString(16)}, checksum ${table.checksum}`,
             `Health check: ${describeHealthCheck(hc)}`,
             `Sources:      ${describeSources(vip.sourceRanges)}`,
+            `Announced:    by ${announcedBy.length} of ${live.length} live nodes${notAnnounced ? `: ${notAnnounced}` : ` (${takingFlowsText(usable)})`}`,
             `Revision:     ${revision}`,
             '',
             renderTable(
