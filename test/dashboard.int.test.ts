@@ -309,7 +309,7 @@ describe('dashboard in chromium against etcd, NATS and two agents', () => {
     await page.locator('#timeline li[data-kind="node.state"]').first().waitFor({ timeout: 10_000 });
   }, 90_000);
 
-  test('a VIP disabled from the page: every node withdraws it and the row says so; enabled, announced again', async () => {
+  test('a VIP disabled from the page: every node withdraws it and the row says so; enabled, announced again; drained, still announced', async () => {
     const row = `tr[data-vip="${VIP}"]`;
     await page.click(`${row} button[data-action="vip-disable"]`);
     await expect.poll(() => dialogs.at(-1)).toMatch(/^confirm: disable VIP .* its open connections end\.$/);
@@ -324,6 +324,16 @@ describe('dashboard in chromium against etcd, NATS and two agents', () => {
     expect(await cli('history', '--limit', '2')).toMatch(
       /dashboard, from .*\(vip enable .*\n.*dashboard, from .*\(vip disable /s,
     );
+    // Drained from the page: marked, still announced (open flows continue, new ones are refused); enabled again.
+    await page.click(`${row} button[data-action="vip-drain"]`);
+    await expect.poll(() => dialogs.at(-1)).toMatch(/^confirm: drain VIP .* refuses new ones\.$/);
+    await expect
+      .poll(() => page.locator(`${row} [data-field="state"]`).textContent(), { timeout: 10_000 })
+      .toBe('draining');
+    expect(await cli('get', 'vips')).toMatch(/\sdraining\s+1\/2\s/);
+    expect(await cell('tr[data-node="n2"]', 'announced').textContent()).toBe(VIP);
+    await page.click(`${row} button[data-action="vip-enable"]`);
+    await expect.poll(() => page.locator(`${row} [data-field="state"]`).count(), { timeout: 10_000 }).toBe(0);
   }, 90_000);
 
   test('a failed member shows as down (decided and per node); explain sends its flows elsewhere', async () => {

@@ -19,6 +19,7 @@ import { brokenIds, l4fleet, sleep, step } from '@l4fleet/test-support/lab-scena
 import {
   addBackendStep,
   disableVipStep,
+  drainVipStep,
   failBackendStep,
   killNodeStep,
   NEW_BACKEND_MIN_SHARE,
@@ -81,6 +82,10 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
 
   test('disable a VIP: every node withdraws it and it answers no one; enabled, it is routed and answers again', async () => {
     await disableVipStep(lab, flows, 3);
+  }, 90_000);
+
+  test('drain a VIP: its open flows go on (0 broken), a new connection gets no answer, the route stays; enabled, it answers', async () => {
+    await drainVipStep(lab, flows, 3);
   }, 90_000);
 
   test('1. add a node: 0 flows broken; the new node carries >= 15% of new flows', async () => {

@@ -7,7 +7,8 @@
  * stay there when the failed backend is restored. Then a backup member (`members[].backup`): no flow while a primary is
  * up, the flows when both primaries fail, and new flows back to the primaries when they return; with
  * `minActiveMembers: 2`, the backup's share of new flows beside the one primary left. Then `minUpMembers: 3`: one
- * backend fails and every node withdraws the VIP (the router's route goes), restored it is announced again. Then slow start
+ * backend fails and every node withdraws the VIP (the router's route goes), restored it is announced again. Then a
+ * draining VIP (`l4fleet vip drain`): the probe's flow goes on, new flows get nothing, the route stays. Then slow start
  * (`slowStartS`): a backend that fails and returns gets 20, 40, 60 and 80 % of its weight, then all of it. Then a VIP's
  * `sourceRanges`: a client outside them gets nothing (dropped on the nodes, counted), inside them it is served. Needs root, the built CLI with the agent and the bpf objects;
  * otherwise skipped, never faked. Run under the lab lock.
@@ -373,6 +374,40 @@ describe.skipIf(!ready).sequential('lab - onMemberDown: reselect (bpf + routed +
       Object.fromEntries(flows),
     );
   }, 180_000);
+
+  test('a draining VIP: a running UDP flow keeps its backend and is answered, new flows get nothing, the route stays; enabled, new flows are answered', async () => {
+    const file = join(dir, 'fleet-drain.yaml');
+    writeFileSync(file, stringify(labFleet(lab.topology)));
+    await l4fleet(lab, 'apply', '-f', file);
+    await tablesAgree(lab, 30_000);
+    const vip = `${VIP_UDP.address}:${VIP_UDP.port}/udp`;
+    const probe = startProbe(lab, 20);
+    try {
+      const first = (await answersAfter(probe, -1, 10_000))[0]?.backend;
+      expect(first).toMatch(/^backend\d$/);
+      await l4fleet(lab, 'vip', 'drain', vip);
+      const drainedMs = Date.now() - probe.startedAt;
+      // Every node's table gives no slot: new flows are dropped; the probe's flow is remembered and goes on.
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline && (await newFlows(lab, 5)).get('-') !== 5) await sleep(250);
+      expect((await newFlows(lab, 20)).get('-')).toBe(20);
+      expect(await routerNextHops(lab.ns('router'), `${VIP_UDP.address}/32`)).toHaveLength(2);
+      const during = await answersAfter(probe, drainedMs + 2_000, 10_000);
+      expect(new Set(during.map((a) => a.backend))).toEqual(new Set([first]));
+      const lost = probe.answers.filter((a) => a.atMs > drainedMs && a.backend === '-').length;
+      console.log(
+        `drain ${vip}: the running flow answered ${during.length} times by ${first} after the drain (${lost} datagrams unanswered), new flows none`,
+      );
+      // (A datagram the probe gives up on after 90 ms counts as unanswered: on a loaded machine a few may be.)
+      await l4fleet(lab, 'vip', 'enable', vip);
+      const back = Date.now() + 15_000;
+      while (Date.now() < back && (await newFlows(lab, 5)).get('-') !== undefined) await sleep(250);
+      expect((await newFlows(lab, 20)).get('-')).toBeUndefined();
+    } finally {
+      probe.child.kill();
+      await probe.done;
+    }
+  }, 120_000);
 
   test('slow start: a backend that returns ramps through 20/40/60/80 % of its share of new flows, on every node', async () => {
     const returning = 'backend1';

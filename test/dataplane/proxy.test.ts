@@ -139,6 +139,29 @@ describe('proxy data plane', () => {
     expect((await dp.counters()).drops['no-backend'].packets).toBe(1);
   });
 
+  test('a draining VIP (no slot for any member, the same members) - the open TCP connection and UDP session go on; a new connection is reset', async () => {
+    const port = await freePort();
+    const tcp = table(servers, { address: '127.0.0.1', port, protocol: 'tcp' });
+    const udp = table(servers, { address: '127.0.0.1', port, protocol: 'udp' }, 'source-ip');
+    const dp = proxy();
+    await dp.apply([tcp, udp]);
+    const c = await connect('127.0.0.1', port, '127.0.0.79');
+    const first = await c.ask();
+    const u = dgram.createSocket('udp4');
+    await new Promise<void>((r) => u.bind(0, '127.0.0.79', r));
+    const session = await udpAsk(u, '127.0.0.1', port);
+    const drained = (t: VipTable): VipTable => ({ ...t, slots: new Int32Array(t.slots.length).fill(NO_BACKEND) });
+    await dp.apply([drained(tcp), drained(udp)]);
+    expect(await c.ask()).toBe(first);
+    expect(await udpAsk(u, '127.0.0.1', port)).toBe(session);
+    const refused = net.connect({ host: '127.0.0.1', port });
+    refused.on('error', () => undefined);
+    await new Promise((r) => refused.once('close', r)); // reset by the proxy
+    expect((await dp.counters()).drops['no-backend'].packets).toBe(1);
+    c.close();
+    u.close();
+  });
+
   test.each(['keep', 'reselect'] as const)(
     'onMemberDown %s - a UDP session and a TCP connection whose backend is decided down stay on it, or are re-picked and reset',
     async (mode) => {

@@ -167,8 +167,13 @@ async function exchangeTcp6(lab: Lab): Promise<string> {
   return (await run(argv, { input: 'six\n', timeoutMs: 10_000, allowFailure: true })).stdout;
 }
 
-/** Polls the router's kernel route to `prefix` until `ok(next hops)` (every 200 ms, at most `timeoutMs`). */
-/** Waits until the router's kernel route to `prefix` has next hops that `ok` accepts; the ms it took. */
+/** One new TCP connection from the client to the IPv4 TCP VIP: what came back (`''`: no answer within 3 s). */
+async function exchangeTcp4(lab: Lab): Promise<string> {
+  const argv = lab.execArgv('client', ['ncat', '-w', '3', VIP_TCP.address, String(VIP_TCP.port)]);
+  return (await run(argv, { input: 'four\n', timeoutMs: 10_000, allowFailure: true })).stdout;
+}
+
+/** Polls the router's kernel route to `prefix` until `ok(next hops)` (every 200 ms, at most `timeoutMs`); the ms it took. */
 export async function routerUntil(
   lab: Lab,
   prefix: string,
@@ -229,5 +234,50 @@ export async function disableVipStep(lab: Lab, flows: FlowRun, liveNodes: number
     `disable ${vip}: the router's route gone ${goneMs} ms after the command started; enable: routed again after ${backMs} ms (the command itself ${cliMs} ms)`,
   );
   const { broken } = await step(flows, `disable and enable ${vip}`, before, 0);
+  expect(broken).toEqual([]);
+}
+
+/** How long `drainVipStep` keeps the VIP draining while the flows run, ms. */
+const DRAIN_HOLD_MS = 3_000;
+
+/**
+ * Step "drain a VIP" (`vips[].state: draining`): `l4fleet vip drain` on the IPv4 TCP VIP that FlowRun's TCP flows use.
+ * Those flows go on (every node keeps forwarding the flows it remembers), a new connection gets no answer (its SYN
+ * is dropped: the table gives no member a slot), and the router keeps the route through every live node. `vip enable`
+ * gives new connections a backend again. 0 broken over the step.
+ */
+export async function drainVipStep(lab: Lab, flows: FlowRun, liveNodes: number): Promise<void> {
+  const vip = `${VIP_TCP.address}:${VIP_TCP.port}/tcp`;
+  const before = brokenIds(flows);
+  expect(await exchangeTcp4(lab)).toMatch(/^backend=\S+\nfour\n$/);
+  expect(await l4fleet(lab, 'vip', 'drain', vip)).toMatch(/^drain \S+: revision \d+\ndraining: /);
+  await eventually(
+    'a new connection gets no answer',
+    () => exchangeTcp4(lab),
+    (o) => o === '',
+    20_000,
+    250,
+  );
+  const row = (state: string) =>
+    new RegExp(`${VIP_TCP.address}:${VIP_TCP.port}/tcp\\s+${state}\\s+${liveNodes}/${liveNodes}\\s`);
+  await eventually(
+    'get vips: draining, still announced',
+    () => l4fleet(lab, 'get', 'vips'),
+    (o) => row('draining').test(o),
+    15_000,
+    500,
+  );
+  expect(await routerNextHops(lab.ns('router'), `${VIP_TCP.address}/32`)).toHaveLength(liveNodes);
+  await sleep(DRAIN_HOLD_MS);
+  expect(await exchangeTcp4(lab)).toBe('');
+  expect(await l4fleet(lab, 'vip', 'enable', vip)).toMatch(/^enable \S+: revision \d+\nenabled: /);
+  await eventually(
+    'a new connection answered again',
+    () => exchangeTcp4(lab),
+    (o) => /^backend=\S+\nfour\n$/.test(o),
+    20_000,
+    250,
+  );
+  const { broken } = await step(flows, `drain and enable ${vip}`, before, 0);
   expect(broken).toEqual([]);
 }

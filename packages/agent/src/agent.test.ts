@@ -225,6 +225,23 @@ describe('agent - vip state', () => {
     expect(n.dataPlane.current.some((t) => key(t) === '198.51.100.10:80')).toBe(true);
     expect(n.agent.status().announced).toEqual([VIP_WEB, VIP_DNS].sort());
   });
+  test('a draining VIP stays announced with its members in the table and no slot for any; enabled, slots again', async () => {
+    const { store, nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    const web = () => n.dataPlane.current.find((t) => t.vip.address === '198.51.100.10');
+    const withState = (state: 'enabled' | 'draining'): Fleet => ({
+      ...fleetFile,
+      vips: fleetFile.vips.map((v) => (v.address === '198.51.100.10' ? { ...v, state } : v)),
+    });
+    await store.apply(withState('draining'));
+    await until('web table without slots', () => web()?.slots.every((i) => i === -1));
+    expect(web()?.backends.map((b) => b.name)).toEqual(['a', 'b', 'c']);
+    expect(n.speaker.advertised.some((a) => a.prefix === '198.51.100.10/32')).toBe(true);
+    expect(n.agent.status().announced).toEqual([VIP_WEB, VIP_DNS].sort());
+    expect(n.events.some((e) => e.kind === 'vip.withdrawn')).toBe(false);
+    await store.apply(withState('enabled'));
+    await until('web slots back', () => web()?.slots.every((i) => i >= 0));
+  });
   test('a VIP removed from the fleet is withdrawn with its own event (reason removed)', async () => {
     const { store, nodes } = await fleetOf(1);
     const n = nodes[0] as Node;

@@ -317,7 +317,7 @@ describe('cli - fleet commands on the memory store', () => {
     const missing = await cli('vip', 'enable', '198.51.100.99:80/tcp');
     expect([missing.code, missing.err]).toEqual([1, 'error: vip 198.51.100.99:80/tcp: not in the fleet (revision 3)']);
     const bad = await cli('apply', '-f', file('d2.yaml', FLEET.replace('pool: web }', 'pool: web, state: off }')));
-    expect([bad.code, bad.err]).toEqual([1, 'error: vips[0].state: "off" is not one of enabled | disabled']);
+    expect([bad.code, bad.err]).toEqual([1, 'error: vips[0].state: "off" is not one of enabled | draining | disabled']);
   });
 
   test('describe vip says what the health check sends: type, port, request, host, whether the certificate is verified', async () => {
@@ -424,6 +424,27 @@ describe('cli - fleet commands on the memory store', () => {
     expect(json).toMatchObject({ membersTakingFlows: 2, minUpMembers: 3, announceable: false, announcedBy: ['lb1'] });
     const back = await cli('apply', '-f', file('mu2.yaml', withMin(2)), '--dry-run', '-o', 'json');
     expect(JSON.parse(back.out).announcements).toEqual([{ vip: '198.51.100.10:80/tcp', announced: true }]);
+  });
+
+  test('vip drain: new flows refused, open flows and route kept; get, describe, status, explain say it', async () => {
+    await cli('apply', '-f', file('dr.yaml', FLEET), '--new-fleet');
+    const key = '198.51.100.10:80/tcp';
+    const d = await cli('vip', 'drain', key);
+    expect(d.out).toMatch(
+      /^drain 198\.51\.100\.10:80\/tcp: revision \d+\ndraining: every node keeps announcing it and forwarding the flows it remembers, and drops new ones/,
+    );
+    expect((await store.getDesired()).fleet.vips[0]?.state).toBe('draining');
+    expect((await cli('get', 'vips')).out).toMatch(/198\.51\.100\.10:80\/tcp\s+draining\s/);
+    const described = (await cli('describe', 'vip', key)).out;
+    expect(described).toContain('VIP:          198.51.100.10:80/tcp (draining: every node refuses new flows');
+    expect(described).toContain('Announced:    by 0 of 0 live nodes (draining: its open flows only)');
+    expect(described).toContain('65537 slots have no backend (the VIP drains: new flows are refused)');
+    expect((await cli('status')).out).toContain('VIPs: 1 (draining 1)');
+    const explained = await cli('explain', 'flow', '198.18.1.1:4000', key);
+    expect(explained.out).toContain('the VIP is draining (vips[].state): every node refuses new flows');
+    expect((await cli('vip', 'drain', key)).out).toContain('is draining already');
+    expect((await cli('vip', 'enable', key)).code).toBe(0);
+    expect((await store.getDesired()).fleet.vips[0]).not.toHaveProperty('state');
   });
 
   test('describe vip shows members with state and share', async () => {

@@ -55,7 +55,14 @@ function sourceRangesChange(a: readonly string[] | undefined, b: readonly string
 function vipStateChange(a: Vip, b: Vip): string {
   const [from, to] = [vipStateOf(a), vipStateOf(b)];
   if (from === to) return '';
-  const effect = to === 'disabled' ? 'no node serves or announces it' : 'every node serves it again';
+  const effect =
+    to === 'disabled'
+      ? 'no node serves or announces it'
+      : to === 'draining'
+        ? 'still announced, open flows continue, every node refuses new ones'
+        : from === 'draining'
+          ? 'every node takes new flows again'
+          : 'every node serves it again';
   return `state ${from} -> ${to} (${effect})`;
 }
 
@@ -80,7 +87,9 @@ export function diffFleets(before: Fleet | undefined, after: Fleet): FleetDiff {
   for (const [k, v] of va) {
     const old = vb.get(k);
     if (!old) {
-      const disabled = vipStateOf(v) === 'disabled' ? ', disabled (not served)' : '';
+      const state = vipStateOf(v);
+      const disabled =
+        state === 'disabled' ? ', disabled (not served)' : state === 'draining' ? ', draining (takes no new flow)' : '';
       changes.push({ kind: 'added', subject: `vip ${k}`, detail: `pool ${v.pool}${disabled}` });
     } else if (!same(old, v)) {
       changes.push({

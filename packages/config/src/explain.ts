@@ -17,7 +17,7 @@ import { buildVipTable, type DecidedStatus, effectiveWeight } from './table.js';
 import type { TableHistory } from './table-history.js';
 import type { Fleet } from './types.js';
 import { memberKey, vipKey } from './vip-key.js';
-import { vipServed } from './vip-state.js';
+import { vipDraining, vipServed } from './vip-state.js';
 
 export interface FlowExplanation {
   /** `SRC:SPORT -> VIP`, addresses canonical. */
@@ -102,6 +102,17 @@ export function explainFlow(
       `${src} is outside the VIP's sourceRanges (${vip.sourceRanges?.length} prefixes): every node drops the flow (drops{reason="source"})${owner ? `; admitted, it would go to ${owner.name}` : ''}`,
     );
   }
+  const draining = vipDraining(vip);
+  if (draining) {
+    // Its table gives no member a slot: the owner it would have once enabled again.
+    const { state: _draining, ...enabled } = vip;
+    const would = buildVipTable(fleet, enabled, decided, history, ramps);
+    const i = would.slots[slot] as number;
+    const name = i === NO_BACKEND ? undefined : would.backends[i]?.name;
+    why.unshift(
+      `the VIP is draining (vips[].state): every node refuses new flows (drops_packets{reason="no-backend"}) and forwards the flows it remembers to their backends${name && admitted ? `; enabled, the flow would go to ${name}` : ''}`,
+    );
+  }
   if (!served) {
     // First: nothing else matters while no node serves the VIP.
     why.unshift(
@@ -130,7 +141,7 @@ export function explainFlow(
         `${below}: no node announces the VIP (another site announcing it takes its traffic); a flow that still reaches a node goes to ${member.name}`,
       );
     }
-  } else if (admitted && served) {
+  } else if (admitted && served && !draining) {
     const states = (pool?.members ?? []).map((m) => {
       const down = pool && m.state === 'active' && effectiveWeight(pool, m, decided) === 0;
       return `${m.name} ${m.state}${m.backup ? ' backup' : ''}${down ? ' (down)' : ''}`;

@@ -169,4 +169,12 @@ export type {
   VipState,
 } from './types.js';
 export { memberKey, parseVipKey, vipKey } from './vip-key.js';
-export { servedVips, VIP_STATES, vipServed, vipStateField, vipStateOf, withVipState } from './vip-state.js';
+export {
+  servedVips,
+  VIP_STATES,
+  vipDraining,
+  vipServed,
+  vipStateField,
+  vipStateOf,
+  withVipState,
+} from './vip-state.js';

@@ -19,6 +19,7 @@ import { type MemberRamps, NO_RAMPS, rampedWeight } from './slow-start.js';
 import type { HistoryMember, TableHistory } from './table-history.js';
 import type { Fleet, Forwarding, Member, MemberStatus, OnMemberDown, Pool, Vip } from './types.js';
 import { memberKey, vipKey } from './vip-key.js';
+import { vipDraining } from './vip-state.js';
 
 /** Decided member status keyed by memberKey(pool, member) = `${pool}/${member.name}`. */
 export type DecidedStatus = ReadonlyMap<string, MemberStatus>;
@@ -172,7 +173,11 @@ export function buildVipTable(
     ]);
   }
   const backends = tableMembers(pool);
-  const slots = buildTable(backendsForPool(pool, decided, ramps), vip.tableSize);
+  // A draining VIP (vip-state.ts) gives no member a slot: new flows are refused, while the members stay in the index
+  // space, so every remembered flow keeps its backend (the data planes keep flows of the table's backends).
+  const draining = vipDraining(vip);
+  const specs = backendsForPool(pool, decided, ramps);
+  const slots = buildTable(draining ? specs.map((b) => ({ ...b, weight: 0 })) : specs, vip.tableSize);
   const down = downMembers(pool, backends, decided);
   const table: VipTable = {
     vip,
@@ -186,6 +191,7 @@ export function buildVipTable(
     down,
     checksum: tableChecksum(vip, fleet.hashSeed, backends, slots, pool, down),
   };
-  const poolHistory = history?.get(pool.name);
+  // No previous owners while draining: no slot has an owner to hand a flow to (second chance, 0011).
+  const poolHistory = draining ? undefined : history?.get(pool.name);
   return poolHistory ? withPreviousOwners(table, pool, tableInputsOf(pool, decided, ramps), poolHistory) : table;
 }

@@ -12,8 +12,11 @@ export type { HashMode, Protocol };
 export type MemberState = 'active' | 'draining' | 'disabled';
 /** The aggregator's decision about a member, from the nodes' health reports. */
 export type MemberStatus = 'up' | 'down';
-/** `vips[].state` (vip-state.ts): `disabled` keeps the VIP in the fleet but no node serves or announces it. */
-export type VipState = 'enabled' | 'disabled';
+/**
+ * `vips[].state` (vip-state.ts): `draining` keeps the VIP announced and its open flows forwarded while every node
+ * refuses new ones; `disabled` keeps the VIP in the fleet but no node serves or announces it.
+ */
+export type VipState = 'enabled' | 'draining' | 'disabled';
 export type HealthCheckType = 'tcp' | 'http' | 'https' | 'udp' | 'dns' | 'none';
 /** The record types a `dns` check may ask for (RFC 1035 §3.2.2, RFC 3596, RFC 2782). */
 export type DnsQueryType = 'A' | 'AAAA' | 'CNAME' | 'MX' | 'NS' | 'PTR' | 'SOA' | 'SRV' | 'TXT';
@@ -169,8 +172,9 @@ export interface Vip {
    */
   readonly sourceRanges?: readonly string[];
   /**
-   * `disabled`: no node serves the VIP (vip-state.ts). Absent: served; parseFleet writes only `disabled`, so fleets
-   * that disable nothing stay readable by nodes that predate the field.
+   * `draining`: announced, open flows continue, new flows refused; `disabled`: no node serves the VIP (vip-state.ts).
+   * Absent: `enabled`, served; parseFleet writes only the other two, so fleets that use neither stay readable by
+   * nodes that predate the field.
    */
   readonly state?: VipState;
 }

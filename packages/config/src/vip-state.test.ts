@@ -3,7 +3,8 @@ import { diffFleets } from './diff.js';
 import { explainFlow } from './explain.js';
 import { parseFleet } from './parse.js';
 import { problems } from './problems.test-helper.js';
-import { servedVips, vipServed } from './vip-state.js';
+import { buildVipTable } from './table.js';
+import { servedVips, vipDraining, vipServed, withVipState } from './vip-state.js';
 
 const pools = [{ name: 'web', members: [{ name: 'a', address: '198.18.0.21', port: 80 }] }];
 const vip = (extra: object = {}) => ({ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', ...extra });
@@ -24,10 +25,10 @@ describe('vips[].state', () => {
 
   test('anything else is refused naming the field and the value', () => {
     expect(problems({ pools, vips: [vip({ state: 'off' })] })).toEqual([
-      'vips[0].state: "off" is not one of enabled | disabled',
+      'vips[0].state: "off" is not one of enabled | draining | disabled',
     ]);
     expect(problems({ pools, vips: [vip({ state: true })] })).toEqual([
-      'vips[0].state: true is not one of enabled | disabled',
+      'vips[0].state: true is not one of enabled | draining | disabled',
     ]);
   });
 
@@ -58,5 +59,39 @@ describe('vips[].state', () => {
     );
     const on = explainFlow(parseFleet({ hashSeed: 1, pools, vips: [vip({ tableSize: 251 })] }), new Map(), flow);
     expect(on).toMatchObject({ served: true, backend: 'a', slot: r.slot, checksum: r.checksum });
+  });
+
+  test('draining: served and announced, kept in the file; its table gives no member a slot, the members stay', () => {
+    const two = [{ name: 'web', members: [...pools[0]!.members, { name: 'b', address: '198.18.0.22', port: 80 }] }];
+    const on = parseFleet({ hashSeed: 1, pools: two, vips: [vip({ tableSize: 251 })] });
+    const drained = parseFleet({ hashSeed: 1, pools: two, vips: [vip({ tableSize: 251, state: 'draining' })] });
+    expect(drained.vips[0]?.state).toBe('draining');
+    expect([vipServed(drained.vips[0]!), vipDraining(drained.vips[0]!), vipDraining(on.vips[0]!)]).toEqual([
+      true,
+      true,
+      false,
+    ]);
+    expect(servedVips(drained)).toBe(drained.vips);
+    const t = buildVipTable(drained, drained.vips[0]!, new Map());
+    const enabled = buildVipTable(on, on.vips[0]!, new Map());
+    expect(t.backends.map((m) => m.name)).toEqual(['a', 'b']); // remembered flows keep them
+    expect(t.slots.every((i) => i === -1)).toBe(true);
+    expect(t.checksum).not.toBe(enabled.checksum);
+    expect(diffFleets(on, drained).changes[0]?.detail).toBe(
+      'state enabled -> draining (still announced, open flows continue, every node refuses new ones)',
+    );
+    expect(diffFleets(drained, on).changes[0]?.detail).toBe(
+      'state draining -> enabled (every node takes new flows again)',
+    );
+    expect(withVipState(on.vips[0]!, 'draining')).toMatchObject({ state: 'draining' });
+    expect(withVipState(drained.vips[0]!, 'enabled')).not.toHaveProperty('state');
+    const flow = { src: '198.18.5.5', sport: 4000, dst: '198.51.100.10', dport: 80, protocol: 'tcp' as const };
+    const r = explainFlow(drained, new Map(), flow);
+    const would = explainFlow(on, new Map(), flow).backend;
+    expect(r).toMatchObject({ served: true, backend: null, address: null });
+    expect(r.why[0]).toBe(
+      `the VIP is draining (vips[].state): every node refuses new flows (drops_packets{reason="no-backend"}) and forwards the flows it remembers to their backends; enabled, the flow would go to ${would}`,
+    );
+    expect(r.why.join('\n')).not.toContain('no member takes new flows');
   });
 });

@@ -10,6 +10,13 @@
  * `l4fleet vip enable`), take a service off the fleet for maintenance without losing its settings, or stop
  * announcing a VIP that another site must take (its router then prefers the other site's announcement).
  *
+ * `draining` is the graceful way there (F5's disabled virtual server: open connections continue, new ones are
+ * refused): every node keeps announcing the VIP and keeps its remembered flows on their backends (flow affinity,
+ * Maglev §3.3), but its table gives no slot to any member (table.ts), so a packet of a flow the node does not
+ * remember, a TCP SYN included, is dropped (`noBackend`). When its traffic has ended the operator disables it. A flow
+ * that ECMP moves to another node while the VIP drains (a node added, drained or lost) is not remembered there and
+ * ends: drain the VIP while the node set is steady.
+ *
  * The pool's members keep being probed while a VIP is disabled (when it is enabled again the decided status is
  * current, not "no decision = up"), and the pool's table history keeps being recorded.
  */
@@ -17,19 +24,19 @@ import { type Problems, showValue } from './fields.js';
 import type { Fleet, Vip, VipState } from './types.js';
 import { vipKey } from './vip-key.js';
 
-export const VIP_STATES: readonly VipState[] = ['enabled', 'disabled'];
+export const VIP_STATES: readonly VipState[] = ['enabled', 'draining', 'disabled'];
 
 /**
  * Parses `vips[i].state`: `{}` when absent or `enabled` (the default, not written back, so a fleet that disables
- * nothing stays readable by nodes that predate the field), `{state: 'disabled'}` otherwise.
+ * nothing stays readable by nodes that predate the field), `{state}` otherwise.
  */
-export function vipStateField(p: Problems, path: string, v: unknown): { state?: 'disabled' } {
+export function vipStateField(p: Problems, path: string, v: unknown): { state?: 'draining' | 'disabled' } {
   if (v === undefined || v === 'enabled') return {};
-  if (v !== 'disabled') {
+  if (v !== 'disabled' && v !== 'draining') {
     p.add(path, `${showValue(v)} is not one of ${VIP_STATES.join(' | ')}`);
     return {};
   }
-  return { state: 'disabled' };
+  return { state: v };
 }
 
 /** The VIP's state (absent: `enabled`). */
@@ -37,9 +44,14 @@ export function vipStateOf(vip: Pick<Vip, 'state'>): VipState {
   return vip.state ?? 'enabled';
 }
 
-/** True when nodes serve the VIP (its state is not `disabled`). */
+/** True when nodes serve the VIP (its state is not `disabled`): it has a table and is announced. */
 export function vipServed(vip: Pick<Vip, 'state'>): boolean {
   return vip.state !== 'disabled';
+}
+
+/** True while the VIP drains: announced, its table gives no member a slot, so nodes refuse its new flows. */
+export function vipDraining(vip: Pick<Vip, 'state'>): boolean {
+  return vip.state === 'draining';
 }
 
 /** The VIPs nodes serve, in file order: the one filter every node and the CLI apply. */
@@ -49,10 +61,10 @@ export function servedVips(fleet: Pick<Fleet, 'vips'>): readonly Vip[] {
 
 /**
  * The VIP with `state` set (enabled is written as no field), or `{unchanged}` when it is in that state already: the
- * one edit behind `l4fleet vip enable|disable` and the dashboard's VIP actions.
+ * one edit behind `l4fleet vip enable|drain|disable` and the dashboard's VIP actions.
  */
 export function withVipState(vip: Vip, state: VipState): Vip | { readonly unchanged: string } {
   if (vipStateOf(vip) === state) return { unchanged: `vip ${vipKey(vip)} is ${state} already` };
   const { state: _old, ...rest } = vip;
-  return state === 'disabled' ? { ...rest, state: 'disabled' } : rest;
+  return state === 'enabled' ? rest : { ...rest, state };
 }

@@ -143,14 +143,20 @@ export function renderVips(tbody, view, writes, act) {
           'td',
           {},
           el('code', {}, v.key),
-          // vips[].state: in the fleet, served by no node.
-          v.state === 'disabled'
-            ? el(
+          // vips[].state: in the fleet, served by no node (disabled), or refusing new flows (draining).
+          v.state === 'enabled'
+            ? ''
+            : el(
                 'div',
-                { 'data-field': 'state', title: 'no node serves or announces it' },
-                badge('disabled', 'draining'),
-              )
-            : '',
+                {
+                  'data-field': 'state',
+                  title:
+                    v.state === 'disabled'
+                      ? 'no node serves or announces it'
+                      : 'announced; open flows continue, new flows are refused',
+                },
+                badge(v.state, 'draining'),
+              ),
         ),
         el(
           'td',
@@ -177,28 +183,42 @@ export function renderVips(tbody, view, writes, act) {
             : '',
         ),
         el('td', {}, bar, legend),
-        el('td', {}, vipButton(v, writes, act)),
+        el('td', {}, ...vipButtons(v, writes, act)),
       );
     }),
   );
 }
 
-/** `vips[].state`: disable a served VIP (confirmed: its flows end), enable a disabled one. */
-function vipButton(v, writes, act) {
+/**
+ * `vips[].state`: drain an enabled VIP (new flows refused, open ones kept), disable a served one (confirmed: its flows
+ * end), enable a draining or disabled one.
+ */
+function vipButtons(v, writes, act) {
   const path = `/api/vips/${encodeURIComponent(v.key)}`;
-  return v.state === 'disabled'
-    ? actionButton(
-        'enable',
-        writes,
-        () => act(`enable VIP ${v.key}? Every node serves and announces it.`, `${path}/enable`),
-        'vip-enable',
-      )
-    : actionButton(
-        'disable',
-        writes,
-        () => act(`disable VIP ${v.key}? Every node withdraws it and its open connections end.`, `${path}/disable`),
-        'vip-disable',
-      );
+  const enable = actionButton(
+    'enable',
+    writes,
+    () => act(`enable VIP ${v.key}? Every node serves it and gives its new flows backends.`, `${path}/enable`),
+    'vip-enable',
+  );
+  const drain = actionButton(
+    'drain',
+    writes,
+    () =>
+      act(
+        `drain VIP ${v.key}? Every node keeps announcing it and forwarding its open connections, and refuses new ones.`,
+        `${path}/drain`,
+      ),
+    'vip-drain',
+  );
+  const disable = actionButton(
+    'disable',
+    writes,
+    () => act(`disable VIP ${v.key}? Every node withdraws it and its open connections end.`, `${path}/disable`),
+    'vip-disable',
+  );
+  if (v.state === 'disabled') return [enable];
+  return v.state === 'draining' ? [enable, disable] : [drain, disable];
 }
 
 export function renderMembers(tbody, view, writes, act) {

@@ -2,8 +2,8 @@
  * The page's writes, with the same store calls as the CLI (packages/cli/src/commands/member.ts): a node drain is
  * the operator's drain flag (setNodeDrain; the node withdraws its VIPs from BGP and keeps forwarding existing
  * flows), a member drain or enable is @l4fleet/store editPoolMembers (a read-modify-write of the fleet guarded by
- * the revision read, retried on a concurrent change), a VIP disable or enable is editVip with `withVipState` (as
- * `l4fleet vip disable|enable`). Every action is put into the timeline, refused ones too.
+ * the revision read, retried on a concurrent change), a VIP disable, drain or enable is editVip with `withVipState`
+ * (as `l4fleet vip disable|drain|enable`). Every action is put into the timeline, refused ones too.
  */
 import {
   type MemberState,
@@ -21,8 +21,8 @@ import type { Timeline } from './timeline.js';
 
 export type MemberAction = 'drain' | 'enable';
 const MEMBER_STATE: Readonly<Record<MemberAction, MemberState>> = { drain: 'draining', enable: 'active' };
-export type VipAction = 'disable' | 'enable';
-const VIP_STATE: Readonly<Record<VipAction, VipState>> = { disable: 'disabled', enable: 'enabled' };
+export type VipAction = 'disable' | 'drain' | 'enable';
+const VIP_STATE: Readonly<Record<VipAction, VipState>> = { disable: 'disabled', drain: 'draining', enable: 'enabled' };
 
 export interface ActionResult {
   readonly action: string;
@@ -41,7 +41,7 @@ interface Written {
 export interface Actions {
   setNodeDrain(node: string, drained: boolean, who: string): Promise<ActionResult>;
   setMemberState(pool: string, member: string, action: MemberAction, who: string): Promise<ActionResult>;
-  /** `vips[].state` of the VIP `key` (ADDR:PORT/PROTO), as `l4fleet vip disable|enable` writes it. */
+  /** `vips[].state` of the VIP `key` (ADDR:PORT/PROTO), as `l4fleet vip disable|drain|enable` writes it. */
   setVipState(key: string, action: VipAction, who: string): Promise<ActionResult>;
   /** Records a write refused before it reached the store (no token, wrong token). */
   refused(action: string, target: string, reason: string, who: string): void;

@@ -114,7 +114,7 @@ describe('dashboard server', () => {
     ]);
   });
 
-  test('dashboard - vip disable and enable: the VIP key in the path, the fleet edited, each in the timeline', async () => {
+  test('dashboard - vip disable, drain and enable: the VIP key in the path, the fleet edited, each in the timeline', async () => {
     dash = await startDashboard({ store, logger, listen: '127.0.0.1:0', token: TOKEN });
     const path = (verb: string, key = '198.51.100.10:80/tcp') => `api/vips/${encodeURIComponent(key)}/${verb}`;
     expect((await post(path('disable'), undefined)).status).toBe(401); // no token sent
@@ -131,6 +131,8 @@ describe('dashboard server', () => {
     expect((await store.getDesiredHistory({ limit: 1 })).revisions[0]?.appliedBy).toMatch(
       /^dashboard, from 127\.0\.0\.1 \(vip disable 198\.51\.100\.10:80\/tcp\)$/,
     );
+    expect((await post(path('drain'), TOKEN)).status).toBe(200);
+    expect((await store.getDesired()).fleet.vips[0]?.state).toBe('draining');
     expect((await post(path('enable'), TOKEN)).status).toBe(200);
     expect((await store.getDesired()).fleet.vips[0]).not.toHaveProperty('state');
     const missing = await post(path('enable', '198.51.100.99:80/tcp'), TOKEN);
@@ -149,6 +151,7 @@ describe('dashboard server', () => {
       'vip disable refused',
       'vip disable ok',
       'vip disable ok',
+      'vip drain ok',
       'vip enable ok',
       'vip enable failed',
       'vip enable failed',

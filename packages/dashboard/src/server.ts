@@ -150,7 +150,7 @@ export function createServer(deps: ServerDeps): FastifyInstance {
       ),
     );
   }
-  for (const verb of ['disable', 'enable'] as const satisfies readonly VipAction[]) {
+  for (const verb of ['disable', 'drain', 'enable'] as const satisfies readonly VipAction[]) {
     app.post(
       `/api/vips/:vip/${verb}`,
       guarded(

@@ -76,7 +76,8 @@ function tableInputs(
   const minUp = pool?.minUpMembers ?? '';
   // Carried to the data plane with the table (design notes 0012 and 0013): they choose no member.
   const profile = `${JSON.stringify(vip.profile)}|${vip.sourceRanges?.join(',')}`;
-  return `${previous}|${minUp}|${vipKey(vip)}|${vip.tableSize}|${vip.hash}|${vip.pool}|${fleet.hashSeed}|${forwarding}|${profile}|${members}`;
+  // A draining VIP's table gives no member a slot (vips[].state).
+  return `${previous}|${minUp}|${vip.state ?? ''}|${vipKey(vip)}|${vip.tableSize}|${vip.hash}|${vip.pool}|${fleet.hashSeed}|${forwarding}|${profile}|${members}`;
 }
 
 /**

@@ -11,8 +11,9 @@ import {
   parseVipKey,
   takingFlowsText,
   usableMembers,
+  type VipState,
+  vipDraining,
   vipKey,
-  vipServed,
   vipStateOf,
 } from '@l4fleet/config';
 import type { NodeView } from '@l4fleet/store';
@@ -206,12 +207,12 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
         const backups = pool.members.some((m) => m.backup) && backupsServe(pool, decided);
         ctx.io.out(
           [
-            `VIP:          ${wanted}${vipServed(vip) ? '' : ' (disabled: no node serves or announces it; `l4fleet vip enable` serves it)'}`,
+            `VIP:          ${wanted}${VIP_STATE_NOTES[vipStateOf(vip)]}`,
             `Pool:         ${vip.pool}${pool.onMemberDown === 'reselect' ? ' (onMemberDown reselect)' : ''}${pool.slowStartS ? ` (slowStartS ${pool.slowStartS})` : ''}${pool.minActiveMembers ? ` (minActiveMembers ${pool.minActiveMembers})` : ''}${pool.minUpMembers ? ` (minUpMembers ${pool.minUpMembers})` : ''}${backups ? ' (backups serving)' : ''}`,
             `Table:        ${vip.tableSize} slots, hash ${vip.hash}, seed 0x${table.seed.toString(16)}, checksum ${table.checksum}`,
             `Health check: ${describeHealthCheck(hc)}`,
             `Sources:      ${describeSources(vip.sourceRanges)}`,
-            `Announced:    by ${announcedBy.length} of ${live.length} live nodes${notAnnounced ? `: ${notAnnounced}` : ` (${takingFlowsText(usable)})`}`,
+            `Announced:    by ${announcedBy.length} of ${live.length} live nodes${notAnnounced ? `: ${notAnnounced}` : vipStateOf(vip) === 'draining' ? ' (draining: its open flows only)' : ` (${takingFlowsText(usable)})`}`,
             `Revision:     ${revision}`,
             '',
             renderTable(
@@ -227,7 +228,9 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
               ]),
             ),
             ...(data.unservedSlots
-              ? [`${data.unservedSlots} slots have no backend (every member down, draining or disabled)`]
+              ? [
+                  `${data.unservedSlots} slots have no backend (${vipDraining(vip) ? 'the VIP drains: new flows are refused' : 'every member down, draining or disabled'})`,
+                ]
               : []),
             ...probeFailureLines(members),
           ].join('\n'),
@@ -235,6 +238,14 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
       });
     });
 }
+
+/** What `describe vip` says after the VIP's key, per state. */
+const VIP_STATE_NOTES: Record<VipState, string> = {
+  enabled: '',
+  draining:
+    ' (draining: every node refuses new flows and forwards the open ones; `l4fleet vip disable` once they have ended, `vip enable` takes new flows again)',
+  disabled: ' (disabled: no node serves or announces it; `l4fleet vip enable` serves it)',
+};
 
 const SHOWN_SOURCES = 8;
 

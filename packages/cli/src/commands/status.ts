@@ -102,9 +102,11 @@ function counts(fleet: Fleet, decided: ReadonlyMap<string, string>, ramps: Membe
   // Members in slow start (the decided records' ramps): their tables move at each step.
   const slowStart = ramps.size;
   const vipsDisabled = fleet.vips.length - servedVips(fleet).length;
+  const vipsDraining = fleet.vips.filter((v) => v.state === 'draining').length;
   return {
     vips: fleet.vips.length,
     vipsDisabled,
+    vipsDraining,
     pools: fleet.pools.length,
     members,
     active,
@@ -158,7 +160,7 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
                 ? ` (applied ${last.appliedAt}${last.appliedBy ? ` by ${last.appliedBy}` : ''}; \`l4fleet history\`)`
                 : ''
             }`,
-            `VIPs: ${summary.vips}${summary.vipsDisabled ? ` (disabled ${summary.vipsDisabled})` : ''}  pools: ${summary.pools}  members: ${summary.members} (active ${summary.active}, draining ${summary.draining}, disabled ${summary.disabled}, decided down ${summary.down}${summary.slowStart ? `, in slow start ${summary.slowStart}` : ''})`,
+            `VIPs: ${summary.vips}${vipStates(summary)}  pools: ${summary.pools}  members: ${summary.members} (active ${summary.active}, draining ${summary.draining}, disabled ${summary.disabled}, decided down ${summary.down}${summary.slowStart ? `, in slow start ${summary.slowStart}` : ''})`,
             `Aggregator leader: ${leader ?? '(none)'}`,
             `Nodes: ${checks.filter((c) => c.lease).length} registered, ${checks.filter((c) => c.drained).length} drained, ${differing.length} with differing tables`,
             ...rejecting.map(
@@ -187,4 +189,13 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
         );
       });
     });
+}
+
+/** ` (draining 1, disabled 2)`: the VIPs not taking new flows; '' when every VIP does. */
+function vipStates(s: { readonly vipsDraining: number; readonly vipsDisabled: number }): string {
+  const parts = [
+    ...(s.vipsDraining ? [`draining ${s.vipsDraining}`] : []),
+    ...(s.vipsDisabled ? [`disabled ${s.vipsDisabled}`] : []),
+  ];
+  return parts.length > 0 ? ` (${parts.join(', ')})` : '';
 }

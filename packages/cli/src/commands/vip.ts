@@ -72,32 +72,47 @@ function editSources(
   );
 }
 
-/** `vip enable|disable`: the VIP's `state` (vip-state.ts in @l4fleet/config); enabled is written as no field. */
+/** Per state: the command that sets it, what it does (its help), and what the nodes now do (its output). */
+const STATE_COMMANDS: Record<VipState, { command: string; help: string; result: string }> = {
+  enabled: {
+    command: 'enable',
+    help: 'serve a disabled or draining VIP again: new flows take backends (announced while a member of its pool is usable)',
+    result: 'enabled: every node serves it again with its table and announces it while a member is usable',
+  },
+  draining: {
+    command: 'drain',
+    help: 'refuse new flows of a VIP and keep its open flows and its route (disable it once its traffic has ended)',
+    result:
+      'draining: every node keeps announcing it and forwarding the flows it remembers, and drops new ones; `vip disable` once its traffic has ended',
+  },
+  disabled: {
+    command: 'disable',
+    help: 'stop serving a VIP and keep its settings: every node withdraws it and drops its traffic (its flows end)',
+    result:
+      'disabled: every node withdraws it (unless another VIP of its address is served) and stops forwarding it; its open flows end',
+  },
+};
+
+/** `vip enable|drain|disable`: the VIP's `state` (vip-state.ts in @l4fleet/config); enabled is written as no field. */
 function editState(ctx: FleetCommandContext, cmd: Command, key: string, to: VipState, dryRun = false): Promise<void> {
+  const { command, result } = STATE_COMMANDS[to];
   return editOneVip(
     ctx,
     cmd,
     key,
-    to === 'disabled' ? 'disable' : 'enable',
+    command,
     (vip) => withVipState(vip, to),
-    () =>
-      to === 'disabled'
-        ? 'disabled: every node withdraws it (unless another VIP of its address is served) and stops forwarding it; its open flows end'
-        : 'enabled: every node serves it again with its table and announces it while a member is usable',
+    () => result,
     dryRun,
   );
 }
 
 export function registerVip(program: Command, ctx: FleetCommandContext): void {
   const vip = program.command('vip').description("change one VIP's settings (read, modify, apply guarded by revision)");
-  for (const to of ['disabled', 'enabled'] as const) {
+  for (const to of ['disabled', 'draining', 'enabled'] as const) {
     vip
-      .command(to === 'disabled' ? 'disable' : 'enable')
-      .description(
-        to === 'disabled'
-          ? 'stop serving a VIP and keep its settings: every node withdraws it and drops its traffic (its flows end)'
-          : 'serve a disabled VIP again (announced while a member of its pool is usable)',
-      )
+      .command(STATE_COMMANDS[to].command)
+      .description(STATE_COMMANDS[to].help)
       .argument('<vip>', 'ADDR:PORT/PROTO, IPv6 as [ADDR]:PORT/PROTO')
       .option('--dry-run', 'validate and show the result; write nothing')
       .action((key: string, opts: { dryRun?: boolean }, cmd: Command) => editState(ctx, cmd, key, to, opts.dryRun));
