@@ -129,3 +129,26 @@ describe('cli status - a disabled VIP', () => {
     expect(table.out).toMatch(/^lb1\s+up\s+no\s+no\s+-\s+1\s+ok\s+0$/m);
   });
 });
+
+describe('cli status - VIPs the fleet withdraws', () => {
+  test('a pool below its minUpMembers, and one with no member taking flows: named with the reason; JSON too', async () => {
+    const store = new MemoryFleetStore();
+    const fleet = twoPoolFleet({ type: 'tcp' });
+    await store.apply({
+      ...fleet,
+      pools: fleet.pools.map((p) => (p.name === 'web' ? { ...p, minUpMembers: 3 } : p)),
+    });
+    await store.writeDecided(new Map([['web/a', 'down']]));
+    const table = await status(store);
+    expect(table.out).toContain(
+      "VIP 198.51.100.10:80/tcp withdrawn by every node: only 2 members take new flows, fewer than the pool's minUpMembers 3",
+    );
+    expect(table.out).not.toContain('VIP 198.51.100.11');
+    expect(JSON.parse((await status(store, '-o', 'json')).out).withdrawn).toEqual([
+      {
+        vip: '198.51.100.10:80/tcp',
+        reason: "only 2 members take new flows, fewer than the pool's minUpMembers 3",
+      },
+    ]);
+  });
+});

@@ -1,5 +1,5 @@
 /** `l4fleet status`: fleet summary and the nodes whose tables differ from what the fleet derives. */
-import { buildVipTable, type Fleet, type MemberRamps, servedVips, vipKey } from '@l4fleet/config';
+import { buildVipTable, type Fleet, type MemberRamps, notAnnouncedReason, servedVips, vipKey } from '@l4fleet/config';
 import type { NodeView } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { type FleetCommandContext, outputFormat, renderData, renderTable, withStore } from './context.js';
@@ -142,12 +142,18 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
             expected.set(vipKey(vip), buildVipTable(desired.fleet, vip, decided, history, ramps).checksum);
         }
         const checks = checkNodes(nodes, expected, decided);
+        // Served VIPs the fleet's rule has no node announce (no member, or fewer than minUpMembers, take new flows).
+        const withdrawn = servedVips(desired.fleet).flatMap((vip) => {
+          const reason = notAnnouncedReason(desired.fleet, vip, decided, ramps);
+          return reason === undefined ? [] : [{ vip: vipKey(vip), reason }];
+        });
         const summary = {
           revision: desired.revision,
           ...(last ? { appliedAt: last.appliedAt, ...(last.appliedBy ? { appliedBy: last.appliedBy } : {}) } : {}),
           leader: leader ?? null,
           ...counts(desired.fleet, decided, ramps),
           nodes: checks,
+          withdrawn,
           expectedChecksums: Object.fromEntries(expected),
         };
         if (format !== 'table') return ctx.io.out(renderData(format, summary));
@@ -161,6 +167,7 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
                 : ''
             }`,
             `VIPs: ${summary.vips}${vipStates(summary)}  pools: ${summary.pools}  members: ${summary.members} (active ${summary.active}, draining ${summary.draining}, disabled ${summary.disabled}, decided down ${summary.down}${summary.slowStart ? `, in slow start ${summary.slowStart}` : ''})`,
+            ...withdrawn.map((w) => `VIP ${w.vip} withdrawn by every node: ${w.reason}`),
             `Aggregator leader: ${leader ?? '(none)'}`,
             `Nodes: ${checks.filter((c) => c.lease).length} registered, ${checks.filter((c) => c.drained).length} drained, ${differing.length} with differing tables`,
             ...rejecting.map(
