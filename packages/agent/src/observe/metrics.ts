@@ -149,7 +149,7 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
     }),
     tableUsableBackends: new Gauge({
       name: 'l4fleet_table_usable_backends',
-      help: 'backends taking new flows per VIP',
+      help: "members of the VIP's pool taking new flows (a draining VIP refuses new flows regardless)",
       labelNames: ['vip'],
       registers: r,
     }),
