@@ -123,6 +123,13 @@ export function diffFleets(before: Fleet | undefined, after: Fleet): FleetDiff {
         detail: `healthCheck ${JSON.stringify(old.healthCheck)} -> ${JSON.stringify(pool.healthCheck)}`,
       });
     }
+    if (!same(old.additionalHealthChecks ?? [], pool.additionalHealthChecks ?? [])) {
+      changes.push({
+        kind: 'changed',
+        subject: `pool ${name}`,
+        detail: `additionalHealthChecks ${JSON.stringify(old.additionalHealthChecks ?? [])} -> ${JSON.stringify(pool.additionalHealthChecks ?? [])}`,
+      });
+    }
     if (old.forwarding !== pool.forwarding || old.guePort !== pool.guePort) {
       changes.push({
         kind: 'changed',

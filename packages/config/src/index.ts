@@ -1,3 +1,10 @@
+export {
+  additionalHealthChecksField,
+  checkLabel,
+  healthCheckPath,
+  healthChecksOf,
+  MAX_ADDITIONAL_HEALTH_CHECKS,
+} from './additional-health-checks.js';
 export { addressText, canonicalAddress, endpointText } from './address.js';
 export { unusableAddress } from './address-use.js';
 export { DEFAULT_MIN_ACTIVE_MEMBERS, minActiveMembersField, minActiveMembersOf } from './backup-activation.js';

@@ -4,6 +4,7 @@
  */
 import { assertTableSize, isPrime, MaglevError, nextPrime } from '@l4fleet/maglev';
 import { parse as parseYaml } from 'yaml';
+import { additionalHealthChecksField } from './additional-health-checks.js';
 import { endpointText } from './address.js';
 import { minActiveMembersField } from './backup-activation.js';
 import {
@@ -112,6 +113,7 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
   checkKeys(p, path, v, [
     'name',
     'healthCheck',
+    'additionalHealthChecks',
     'members',
     'forwarding',
     'guePort',
@@ -162,6 +164,7 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
   return {
     name: typeof v.name === 'string' ? v.name : '',
     healthCheck: hc,
+    ...additionalHealthChecksField(p, `${path}.additionalHealthChecks`, v.additionalHealthChecks, hc),
     members: members.map(({ family: _family, ...m }) => m),
     forwarding,
     guePort,

@@ -7,6 +7,8 @@
  * itself (loopback backends and other ports work there): the CLI checks it at apply unless told the fleet is
  * proxy-only.
  */
+
+import { healthCheckPath, healthChecksOf } from './additional-health-checks.js';
 import { isLoopback, unusableAddress } from './address-use.js';
 import type { ConfigProblem } from './errors.js';
 import { healthCheckProblems, isHttpCheck } from './health-check.js';
@@ -43,18 +45,20 @@ function portProblems(vip: Vip, vipIndex: number, pool: Pool, poolIndex: number)
  * so `tcp` is always accepted).
  */
 function transportProblems(vip: Vip, vipIndex: number, pool: Pool, poolIndex: number): ConfigProblem[] {
-  const hc = pool.healthCheck;
-  if (hc.port !== undefined) return [];
-  // A DNS server answers UDP and TCP on one port (RFC 7766 §5), so `dns` fits either VIP.
-  const wrong = (isHttpCheck(hc.type) && vip.protocol === 'udp') || (hc.type === 'udp' && vip.protocol === 'tcp');
-  if (!wrong) return [];
-  const probes = isHttpCheck(hc.type) ? 'TCP' : 'UDP';
-  return [
-    {
-      path: `pools[${poolIndex}].healthCheck.type`,
-      message: `"${hc.type}" probes ${probes} on the member's port but vips[${vipIndex}] ${vipKey(vip)} is ${vip.protocol}: set healthCheck.port to where the member answers ${hc.type}, or use type ${vip.protocol === 'udp' ? 'udp' : 'tcp'}`,
-    },
-  ];
+  const out: ConfigProblem[] = [];
+  healthChecksOf(pool).forEach((hc, c) => {
+    if (hc.port !== undefined) return;
+    // A DNS server answers UDP and TCP on one port (RFC 7766 §5), so `dns` fits either VIP.
+    const wrong = (isHttpCheck(hc.type) && vip.protocol === 'udp') || (hc.type === 'udp' && vip.protocol === 'tcp');
+    if (!wrong) return;
+    const probes = isHttpCheck(hc.type) ? 'TCP' : 'UDP';
+    const at = healthCheckPath(poolIndex, c);
+    out.push({
+      path: `${at}.type`,
+      message: `"${hc.type}" probes ${probes} on the member's port but vips[${vipIndex}] ${vipKey(vip)} is ${vip.protocol}: set ${at.slice(at.indexOf('.') + 1)}.port to where the member answers ${hc.type}, or use type ${vip.protocol === 'udp' ? 'udp' : 'tcp'}`,
+    });
+  });
+  return out;
 }
 
 /** Problems of a fleet whose fields are each valid (see parseFleet); empty when it can work. */
@@ -64,7 +68,9 @@ export function fleetSemanticProblems(fleet: Fleet): ConfigProblem[] {
   const vipAddresses = new Set(fleet.vips.map((v) => v.address));
   fleet.pools.forEach((pool, i) => {
     poolIndex.set(pool.name, i);
-    out.push(...healthCheckProblems(pool.healthCheck, `pools[${i}].healthCheck`));
+    healthChecksOf(pool).forEach((hc, c) => {
+      out.push(...healthCheckProblems(hc, healthCheckPath(i, c)));
+    });
     pool.members.forEach((m, j) => {
       const why = unusableAddress(m.address, 'member');
       if (why) out.push({ path: `pools[${i}].members[${j}].address`, message: `"${m.address}" is ${why}` });

@@ -120,6 +120,12 @@ export type OnMemberDown = 'keep' | 'reselect';
 export interface Pool {
   readonly name: string;
   readonly healthCheck: HealthCheck;
+  /**
+   * Checks a member must pass besides `healthCheck` (additional-health-checks.ts, F5's monitors with availability
+   * "all"): down once any is down, up once all are up. Absent: none; set by parseFleet only when not empty, so
+   * fleets without it stay readable by older nodes.
+   */
+  readonly additionalHealthChecks?: readonly HealthCheck[];
   readonly members: readonly Member[];
   /** Default `l2`. */
   readonly forwarding: Forwarding;
