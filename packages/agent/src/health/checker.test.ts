@@ -1,3 +1,5 @@
+import { createServer as createHttpServer } from 'node:http';
+import { type AddressInfo, createServer } from 'node:net';
 import type { HealthCheck } from '@l4fleet/config';
 import { MAX_PROBE_FAILURES_PER_STATUS } from '@l4fleet/store';
 import pino from 'pino';
@@ -19,7 +21,7 @@ describe('health checker - scheduling and hysteresis', () => {
     const probe: Probe = async () => ({ ok: healthy, latencyMs: 1 });
     const seen: HealthObservation[] = [];
     const c = createHealthChecker({ probe, logger, onObservation: (o) => seen.push(o) });
-    c.setTargets([{ key: 'web/a', address: '127.0.0.1', port: 80, check }]);
+    c.setTargets([{ key: 'web/a', address: '127.0.0.1', port: 80, checks: [check] }]);
     await vi.advanceTimersByTimeAsync(2_600);
     expect(c.observed().get('web/a')).toBe('up');
     healthy = false;
@@ -38,14 +40,14 @@ describe('health checker - scheduling and hysteresis', () => {
     vi.useFakeTimers();
     const probe: Probe = async () => ({ ok: true, latencyMs: 1 });
     const c = createHealthChecker({ probe, logger, onObservation: () => undefined });
-    const a = { key: 'web/a', address: '127.0.0.1', port: 80, check };
-    const b = { key: 'web/b', address: '127.0.0.2', port: 80, check };
+    const a = { key: 'web/a', address: '127.0.0.1', port: 80, checks: [check] };
+    const b = { key: 'web/b', address: '127.0.0.2', port: 80, checks: [check] };
     c.setTargets([a, b]);
     await vi.advanceTimersByTimeAsync(3_000);
     c.setTargets([
       a,
       { ...b, port: 81 },
-      { key: 'none/x', address: '127.0.0.3', port: 1, check: { ...check, type: 'none' } },
+      { key: 'none/x', address: '127.0.0.3', port: 1, checks: [{ ...check, type: 'none' }] },
     ]);
     expect(Object.fromEntries(c.observed())).toEqual({ 'web/a': 'up', 'web/b': 'unknown' });
     c.setTargets([]);
@@ -66,7 +68,7 @@ describe('health checker - scheduling and hysteresis', () => {
     };
     const c = createHealthChecker({ probe, logger, maxConcurrentProbes: 4, onObservation: () => undefined });
     c.setTargets(
-      Array.from({ length: 50 }, (_, i) => ({ key: `p/m${i}`, address: '127.0.0.1', port: 1000 + i, check })),
+      Array.from({ length: 50 }, (_, i) => ({ key: `p/m${i}`, address: '127.0.0.1', port: 1000 + i, checks: [check] })),
     );
     await vi.advanceTimersByTimeAsync(5_000);
     expect(peak).toBe(4);
@@ -79,7 +81,7 @@ describe('health checker - scheduling and hysteresis', () => {
     let reason: string | undefined;
     const probe: Probe = async () => (reason ? { ok: false, latencyMs: 1, reason } : { ok: true, latencyMs: 1 });
     const c = createHealthChecker({ probe, logger, onObservation: () => undefined });
-    c.setTargets([{ key: 'web/a', address: '127.0.0.1', port: 80, check }]);
+    c.setTargets([{ key: 'web/a', address: '127.0.0.1', port: 80, checks: [check] }]);
     await vi.advanceTimersByTimeAsync(2_600);
     expect(c.failures().size).toBe(0);
     reason = 'status 503 (expected 200)';
@@ -104,7 +106,7 @@ describe('health checker - scheduling and hysteresis', () => {
     vi.useFakeTimers();
     const probe: Probe = async () => ({ ok: false, latencyMs: 1, reason: 'x'.repeat(5_000) });
     const c = createHealthChecker({ probe, logger, onObservation: () => undefined });
-    c.setTargets([{ key: 'web/a', address: '127.0.0.1', port: 80, check }]);
+    c.setTargets([{ key: 'web/a', address: '127.0.0.1', port: 80, checks: [check] }]);
     await vi.advanceTimersByTimeAsync(4_000);
     const reason = c.failures().get('web/a')?.reason ?? '';
     expect(reason).toHaveLength(MAX_PROBE_REASON_CHARS);
@@ -124,5 +126,106 @@ describe('health checker - scheduling and hysteresis', () => {
     expect(Object.keys(r.probeFailures ?? {})).toHaveLength(MAX_PROBE_FAILURES_PER_STATUS);
     expect(Object.keys(r.probeFailures ?? {})[0]).toBe('p/m0000');
     expect(r.probeFailuresOmitted).toBe(3);
+  });
+});
+
+describe('health checker - a member with several checks (pools[].additionalHealthChecks)', () => {
+  const sidecar: HealthCheck = { ...check, port: 9100, fall: 2 };
+
+  test('down as soon as one check is down (its reason names it), up once every check is up', async () => {
+    vi.useFakeTimers();
+    let sidecarUp = true;
+    const probe: Probe = async (_t, c) =>
+      c.port === 9100 && !sidecarUp ? { ok: false, latencyMs: 1, reason: 'ECONNREFUSED' } : { ok: true, latencyMs: 1 };
+    const seen: HealthObservation[] = [];
+    const c = createHealthChecker({ probe, logger, onObservation: (o) => seen.push(o) });
+    c.setTargets([{ key: 'web/a', address: '127.0.0.1', port: 80, checks: [check, sidecar] }]);
+    await vi.advanceTimersByTimeAsync(2_600);
+    expect(c.observed().get('web/a')).toBe('up');
+    sidecarUp = false;
+    for (let i = 0; i < 100 && c.observed().get('web/a') !== 'down'; i++) await vi.advanceTimersByTimeAsync(100);
+    expect(c.observed().get('web/a')).toBe('down');
+    expect(c.failures().get('web/a')?.reason).toBe('check 2 of 2 (tcp port 9100): ECONNREFUSED');
+    expect(seen.filter((o) => !o.result.ok).map((o) => o.result.reason)).toContain(
+      'check 2 of 2 (tcp port 9100): ECONNREFUSED',
+    );
+    sidecarUp = true;
+    for (let i = 0; i < 100 && c.observed().get('web/a') !== 'up'; i++) await vi.advanceTimersByTimeAsync(100);
+    expect(c.observed().get('web/a')).toBe('up');
+    expect(c.failures().size).toBe(0);
+    // One member, one key: the aggregator and the status record never see the checks apart.
+    expect(new Set(seen.map((o) => o.key))).toEqual(new Set(['web/a']));
+    expect(seen.filter((o) => o.changed).map((o) => o.status)).toEqual(['up', 'down', 'up']);
+    c.close();
+  });
+
+  test('unknown until every check has decided at start; a check added later leaves an up member up until it fails', async () => {
+    vi.useFakeTimers();
+    let sidecarUp = true;
+    const slow: HealthCheck = { ...sidecar, rise: 5 };
+    const probe: Probe = async (_t, c) => ({ ok: c.port !== 9100 || sidecarUp, latencyMs: 1 });
+    const c = createHealthChecker({ probe, logger, onObservation: () => undefined });
+    const target = { key: 'web/a', address: '127.0.0.1', port: 80, checks: [check, slow] };
+    c.setTargets([target]);
+    // The first check is up after ~2 s, the second needs 5 probes.
+    await vi.advanceTimersByTimeAsync(2_600);
+    expect(c.observed().get('web/a')).toBe('unknown');
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(c.observed().get('web/a')).toBe('up');
+    // Replace the second check by another (a new identity: its hysteresis starts over): the member stays up.
+    c.setTargets([{ ...target, checks: [check, { ...sidecar, port: 9101 }] }]);
+    expect(c.observed().get('web/a')).toBe('up');
+    await vi.advanceTimersByTimeAsync(500);
+    expect(c.observed().get('web/a')).toBe('up');
+    // A third check that fails takes it down; dropping it again brings it back at the next probe.
+    sidecarUp = false;
+    c.setTargets([{ ...target, checks: [check, { ...sidecar, port: 9101 }, slow] }]);
+    for (let i = 0; i < 100 && c.observed().get('web/a') !== 'down'; i++) await vi.advanceTimersByTimeAsync(100);
+    expect(c.failures().get('web/a')?.reason).toBe('check 3 of 3 (tcp port 9100): failed');
+    c.setTargets([{ ...target, checks: [check, { ...sidecar, port: 9101 }] }]);
+    await vi.advanceTimersByTimeAsync(1_100);
+    expect(c.observed().get('web/a')).toBe('up');
+    // A new endpoint starts from unknown, whatever its checks.
+    c.setTargets([{ ...target, port: 81, checks: [check, { ...sidecar, port: 9101 }] }]);
+    expect(c.observed().get('web/a')).toBe('unknown');
+    c.close();
+  });
+
+  test('real sockets: an HTTP check and a TCP check of a sidecar port; closing the sidecar takes the member down', async () => {
+    const http = createHttpServer((req, res) => res.writeHead(req.url === '/healthz' ? 200 : 503).end());
+    const side = createServer((s) => s.end());
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => side.listen(0, '127.0.0.1', r));
+    const httpPort = (http.address() as AddressInfo).port;
+    const sidePort = (side.address() as AddressInfo).port;
+    const fast = { intervalMs: 100, timeoutMs: 50, rise: 1, fall: 1 };
+    const c = createHealthChecker({ logger, onObservation: () => undefined });
+    const until = async (want: string) => {
+      for (let i = 0; i < 100 && c.observed().get('web/a') !== want; i++) await new Promise((r) => setTimeout(r, 50));
+      return c.observed().get('web/a');
+    };
+    try {
+      c.setTargets([
+        {
+          key: 'web/a',
+          address: '127.0.0.1',
+          port: httpPort,
+          checks: [
+            { type: 'http', path: '/healthz', expectStatus: 200, ...fast },
+            { type: 'tcp', port: sidePort, ...fast },
+          ],
+        },
+      ]);
+      expect(await until('up')).toBe('up');
+      await new Promise((r) => side.close(r));
+      expect(await until('down')).toBe('down');
+      expect(c.failures().get('web/a')?.reason).toMatch(
+        new RegExp(`^check 2 of 2 \\(tcp port ${sidePort}\\): .*ECONNREFUSED`),
+      );
+    } finally {
+      c.close();
+      await new Promise((r) => http.close(r));
+      if (side.listening) await new Promise((r) => side.close(r));
+    }
   });
 });

@@ -2,8 +2,13 @@
  * Probes every target on its own timer (the pool's intervalMs), at most `maxConcurrentProbes` at once, and feeds the
  * results through rise/fall hysteresis. setTargets() takes the whole desired set: a target whose endpoint and check
  * are unchanged keeps its hysteresis state, so a fleet change elsewhere never resets a member's status.
+ *
+ * A member with several checks (`pools[].additionalHealthChecks`) runs each on its own timer and hysteresis; the
+ * member is observed down as soon as one check is down and up once every check is up (F5's availability "all").
+ * Between the two (a check just added, still deciding) it keeps its last status, so adding a check to a pool never
+ * flaps its members; a new endpoint starts from `unknown`.
  */
-import type { HealthCheck } from '@l4fleet/config';
+import { checkLabel, type HealthCheck } from '@l4fleet/config';
 import { MAX_PROBE_FAILURES_PER_STATUS } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../clock.js';
@@ -15,12 +20,15 @@ export interface HealthTarget {
   readonly key: string;
   readonly address: string;
   readonly port: number;
-  readonly check: HealthCheck;
+  /** The checks it must pass, healthChecksOf(pool): the first is the pool's healthCheck. */
+  readonly checks: readonly HealthCheck[];
 }
 
 export interface HealthObservation {
   readonly key: string;
+  /** One probe of one check; its reason names the check when the member has more than one (checkLabel). */
   readonly result: ProbeResult;
+  /** The member's status, all its checks combined. */
   readonly status: ObservedStatus;
   /** The status changed with this result. */
   readonly changed: boolean;
@@ -59,8 +67,12 @@ export interface HealthChecker {
   close(): void;
 }
 
+/** One check of one member. */
 interface Running {
   readonly target: HealthTarget;
+  readonly check: HealthCheck;
+  /** `check N of M (...)`, or '' when the member has one check; follows the member's checks (setTargets). */
+  label: string;
   readonly identity: string;
   readonly hysteresis: Hysteresis;
   /** Set when it went down; cleared when it comes back. */
@@ -69,7 +81,22 @@ interface Running {
   stopped: boolean;
 }
 
-const identityOf = (t: HealthTarget): string => JSON.stringify([t.address, t.port, t.check]);
+/** A member's combined status and the endpoint it belongs to (a new endpoint starts from `unknown`). */
+interface MemberState {
+  endpoint: string;
+  status: ObservedStatus;
+}
+
+const endpointOf = (t: HealthTarget): string => JSON.stringify([t.address, t.port]);
+const identityOf = (t: HealthTarget, check: HealthCheck): string => JSON.stringify([t.address, t.port, check]);
+const runKey = (memberKey: string, index: number): string => (index === 0 ? memberKey : `${memberKey}#${index + 1}`);
+
+/** Down if any check is down, up if all are up, else the last status (a check still deciding changes nothing). */
+function combined(checks: readonly Running[], last: ObservedStatus): ObservedStatus {
+  if (checks.some((r) => r.hysteresis.status === 'down')) return 'down';
+  if (checks.length > 0 && checks.every((r) => r.hysteresis.status === 'up')) return 'up';
+  return last;
+}
 
 /** Spreads first probes over the interval by key, so 1,000 members do not fire in the same millisecond. */
 function offsetMs(key: string, intervalMs: number): number {
@@ -87,7 +114,11 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
   const probe = opts.probe ?? probeMember;
   const limit = opts.maxConcurrentProbes ?? 256;
   const log = opts.logger;
+  /** Per check: `member` for the first, `member#2`... for the others. */
   const running = new Map<string, Running>();
+  /** Per member key: its checks, in order. */
+  const byMember = new Map<string, Running[]>();
+  const members = new Map<string, MemberState>();
   const waiting: (() => void)[] = [];
   let inFlight = 0;
   let probesTotal = 0;
@@ -118,7 +149,7 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
     try {
       result = r.stopped
         ? { ok: false, latencyMs: 0, reason: 'stopped' }
-        : await probe(r.target, r.target.check, probeOptions);
+        : await probe(r.target, r.check, probeOptions);
     } catch (err) {
       result = { ok: false, latencyMs: 0, reason: err instanceof Error ? err.message : String(err) };
     } finally {
@@ -126,25 +157,25 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
     }
     if (r.stopped || closed) return;
     probesTotal += 1;
-    const changedTo = r.hysteresis.observe(result.ok);
-    if (changedTo === 'down') r.failure = { reason: shortReason(result.reason), sinceMs: clock.now() };
-    else if (changedTo) r.failure = undefined;
-    if (changedTo) {
-      log.info({ event: 'memberObserved', member: r.target.key, status: changedTo, reason: result.reason });
+    if (!result.ok && r.label) result = { ...result, reason: `${r.label}: ${result.reason ?? 'failed'}` };
+    const checkChangedTo = r.hysteresis.observe(result.ok);
+    if (checkChangedTo === 'down') r.failure = { reason: shortReason(result.reason), sinceMs: clock.now() };
+    else if (checkChangedTo) r.failure = undefined;
+    const member = members.get(r.target.key);
+    const before = member?.status ?? 'unknown';
+    const after = combined(byMember.get(r.target.key) ?? [r], before);
+    if (member) member.status = after;
+    const changed = after !== before;
+    if (changed) {
+      log.info({ event: 'memberObserved', member: r.target.key, status: after, reason: result.reason });
     }
     try {
-      opts.onObservation({
-        key: r.target.key,
-        result,
-        status: r.hysteresis.status,
-        changed: changedTo !== undefined,
-        atMs: clock.now(),
-      });
+      opts.onObservation({ key: r.target.key, result, status: after, changed, atMs: clock.now() });
     } catch (err) {
       log.error({ event: 'healthObserverFailed', err });
     }
     const elapsed = clock.now() - startedMs;
-    schedule(r, Math.max(0, r.target.check.intervalMs - elapsed));
+    schedule(r, Math.max(0, r.check.intervalMs - elapsed));
   };
 
   const stop = (r: Running): void => {
@@ -155,33 +186,66 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
   return {
     setTargets(targets) {
       if (closed) return;
-      const wanted = new Map(targets.filter((t) => t.check.type !== 'none').map((t) => [t.key, t]));
+      const wanted = new Map<string, { target: HealthTarget; check: HealthCheck; label: string }>();
+      const wantedMembers = new Map<string, HealthTarget>();
+      for (const t of targets) {
+        const checks = t.checks.filter((c) => c.type !== 'none');
+        if (checks.length === 0) continue;
+        wantedMembers.set(t.key, t);
+        checks.forEach((check, i) => {
+          wanted.set(runKey(t.key, i), { target: t, check, label: checkLabel(check, i, checks.length) });
+        });
+      }
       for (const [key, r] of running) {
-        const t = wanted.get(key);
-        if (!t || identityOf(t) !== r.identity) {
+        const w = wanted.get(key);
+        if (!w || identityOf(w.target, w.check) !== r.identity) {
           stop(r);
           running.delete(key);
-        }
+        } else r.label = w.label;
       }
-      for (const [key, t] of wanted) {
+      for (const [key, w] of wanted) {
         if (running.has(key)) continue;
         const r: Running = {
-          target: t,
-          identity: identityOf(t),
-          hysteresis: new Hysteresis(t.check.rise, t.check.fall),
+          target: w.target,
+          check: w.check,
+          label: w.label,
+          identity: identityOf(w.target, w.check),
+          hysteresis: new Hysteresis(w.check.rise, w.check.fall),
           failure: undefined,
           timer: undefined,
           stopped: false,
         };
         running.set(key, r);
-        schedule(r, offsetMs(key, t.check.intervalMs));
+        schedule(r, offsetMs(key, w.check.intervalMs));
       }
+      byMember.clear();
+      for (const [key, t] of wantedMembers) {
+        const runs = t.checks
+          .filter((c) => c.type !== 'none')
+          .map((_, i) => running.get(runKey(key, i)))
+          .filter((r): r is Running => r !== undefined);
+        byMember.set(key, runs);
+        const m = members.get(key);
+        if (!m || m.endpoint !== endpointOf(t)) members.set(key, { endpoint: endpointOf(t), status: 'unknown' });
+      }
+      for (const key of members.keys()) if (!wantedMembers.has(key)) members.delete(key);
     },
     observed() {
-      return new Map([...running].map(([k, r]) => [k, r.hysteresis.status]));
+      return new Map([...members].map(([k, m]) => [k, m.status]));
     },
     failures() {
-      return new Map([...running].flatMap(([k, r]) => (r.failure ? [[k, r.failure] as const] : [])));
+      // The member's failure: that of its check down longest (the one that took it down while others still pass).
+      const out = new Map<string, ProbeFailure>();
+      for (const [key, m] of members) {
+        if (m.status !== 'down') continue;
+        const downs = (byMember.get(key) ?? []).flatMap((r) => (r.failure ? [r.failure] : []));
+        const first = downs.reduce<ProbeFailure | undefined>(
+          (a, f) => (a && a.sinceMs <= f.sinceMs ? a : f),
+          undefined,
+        );
+        if (first) out.set(key, first);
+      }
+      return out;
     },
     get probesTotal() {
       return probesTotal;
@@ -190,6 +254,8 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
       closed = true;
       for (const r of running.values()) stop(r);
       running.clear();
+      byMember.clear();
+      members.clear();
     },
   };
 }

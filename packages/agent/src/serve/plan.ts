@@ -14,6 +14,7 @@ import {
   enoughUp,
   type Fleet,
   type VipTable as FleetTable,
+  healthChecksOf,
   type Member,
   type MemberRamps,
   NO_RAMPS,
@@ -249,7 +250,7 @@ export function checkedMembers(fleet: Fleet): string[] {
   return out;
 }
 
-/** Health targets of the node: the members of checkedMembers(), with their pool's check. */
+/** Health targets of the node: the members of checkedMembers(), with their pool's checks. */
 export function healthTargets(fleet: Fleet): HealthTarget[] {
   const served = new Set(fleet.vips.map((v) => v.pool));
   const out: HealthTarget[] = [];
@@ -257,7 +258,7 @@ export function healthTargets(fleet: Fleet): HealthTarget[] {
     if (p.healthCheck.type === 'none' || !served.has(p.name)) continue;
     for (const m of p.members) {
       if (m.state === 'disabled') continue;
-      out.push({ key: `${p.name}/${m.name}`, address: m.address, port: m.port, check: p.healthCheck });
+      out.push({ key: `${p.name}/${m.name}`, address: m.address, port: m.port, checks: healthChecksOf(p) });
     }
   }
   return out;

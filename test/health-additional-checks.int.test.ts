@@ -1,0 +1,113 @@
+/**
+ * `pools[].additionalHealthChecks` end to end: a fleet in a real etcd, the real agent (runAgent, what `l4fleet agent`
+ * runs) probing real sockets on loopback, and the aggregator's decisions written back to etcd. Each member serves
+ * HTTP `/healthz` and a "sidecar" TCP port on its own loopback address; the pool checks both. The speaker is the fake
+ * one and the data plane the recording one: nothing is announced or forwarded.
+ */
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { type AddressInfo, createServer, type Server } from 'node:net';
+import type { RunningAgent } from '@l4fleet/agent';
+import { parseFleet } from '@l4fleet/config';
+import { EtcdFleetStore } from '@l4fleet/store';
+import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
+import { runRecordingAgent } from '@l4fleet/test-support/etcd-agents';
+import { eventually } from '@l4fleet/test-support/eventually';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+
+const PREFIX = `/health-additional-${process.pid}`;
+const CHECK = { intervalMs: 300, timeoutMs: 250, rise: 1, fall: 1 };
+/** Two members, each on its own loopback address (Linux routes all of 127.0.0.0/8 to lo), same ports. */
+const ADDRESSES = { a: '127.0.0.2', b: '127.0.0.3' } as const;
+
+let etcd: EtcdHandle | undefined;
+let admin: EtcdFleetStore | undefined;
+let running: RunningAgent | undefined;
+const https: HttpServer[] = [];
+const sidecars = new Map<string, Server>();
+let httpPort = 0;
+let sidecarPort = 0;
+
+async function listen(s: Server | HttpServer, address: string, port: number): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.listen(port, address, () => resolve());
+  });
+  return (s.address() as AddressInfo).port;
+}
+
+const sidecar = (address: string): Promise<number> => {
+  const s = createServer((c) => c.end());
+  sidecars.set(address, s);
+  return listen(s, address, sidecarPort);
+};
+
+beforeAll(async () => {
+  for (const address of Object.values(ADDRESSES)) {
+    const h = createHttpServer((req, res) => res.writeHead(req.url === '/healthz' ? 200 : 503).end());
+    https.push(h);
+    httpPort = await listen(h, address, httpPort);
+    sidecarPort = await sidecar(address);
+  }
+  const fleet = parseFleet({
+    hashSeed: 1,
+    pools: [
+      {
+        name: 'web',
+        healthCheck: { type: 'http', path: '/healthz', ...CHECK },
+        additionalHealthChecks: [{ type: 'tcp', port: sidecarPort, ...CHECK }],
+        members: Object.entries(ADDRESSES).map(([name, address]) => ({ name, address, port: httpPort })),
+      },
+    ],
+    vips: [{ address: '198.51.100.10', port: httpPort, protocol: 'tcp', pool: 'web' }],
+  });
+  etcd = await startEtcd();
+  const logger = pino({ level: 'silent' });
+  admin = new EtcdFleetStore({ endpoints: etcd.endpoints, prefix: PREFIX, logger });
+  await admin.apply(fleet, { expectRevision: 0 });
+  running = await runRecordingAgent(etcd.endpoints, PREFIX, logger);
+}, 60_000);
+
+afterAll(async () => {
+  await running?.close();
+  await admin?.close();
+  await etcd?.stop();
+  for (const s of [...https, ...sidecars.values()]) {
+    if ('closeAllConnections' in s) s.closeAllConnections();
+    if (s.listening) s.close();
+  }
+});
+
+const decided = (want: Record<string, string>) =>
+  eventually(
+    `decided ${JSON.stringify(want)}`,
+    () => running?.agent.status().decided ?? {},
+    (d) => Object.entries(want).every(([k, v]) => d[k] === v),
+    15_000,
+    100,
+  );
+
+describe('additional health checks against real sockets, decided through etcd', () => {
+  test('a member whose HTTP check passes but whose sidecar port is closed is decided down, named by its check', async () => {
+    expect(await decided({ 'web/a': 'up', 'web/b': 'up' })).toMatchObject({ 'web/a': 'up', 'web/b': 'up' });
+    const s = sidecars.get(ADDRESSES.b);
+    await new Promise((r) => s?.close(r));
+    expect(await decided({ 'web/a': 'up', 'web/b': 'down' })).toMatchObject({ 'web/b': 'down' });
+    // The aggregator wrote it to etcd, and the node's status record says which check failed (describe vip prints it).
+    expect((await admin?.getDecided())?.decided.get('web/b')).toBe('down');
+    const failures = await eventually(
+      'probeFailures in the status record',
+      async () => (await admin?.listNodes())?.[0]?.status?.probeFailures ?? {},
+      (f) => f['web/b'] !== undefined,
+      10_000,
+      100,
+    );
+    expect(failures['web/b']?.reason).toBe(`check 2 of 2 (tcp port ${sidecarPort}): ECONNREFUSED`);
+    expect(Object.keys(failures)).toEqual(['web/b']);
+  });
+
+  test('the sidecar back: up again once every check passes', async () => {
+    await sidecar(ADDRESSES.b);
+    expect(await decided({ 'web/a': 'up', 'web/b': 'up' })).toMatchObject({ 'web/b': 'up' });
+  });
+});
