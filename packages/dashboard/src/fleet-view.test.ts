@@ -175,6 +175,29 @@ describe('fleet-view', () => {
     expect(view.pools[0]?.healthCheck).toBe('tcp, every 2000 ms, timeout 1000 ms, rise 2, fall 4');
   });
 
+  test("fleet-view - a pool's additional health checks follow its healthCheck, each after ' and '", () => {
+    const checked = parseFleet({
+      ...fleet,
+      pools: [
+        {
+          ...fleet.pools[0],
+          healthCheck: { type: 'http', path: '/healthz' },
+          additionalHealthChecks: [{ type: 'tcp', port: 9100 }],
+        },
+      ],
+    });
+    const v = buildFleetView({
+      desired: { fleet: checked, revision: 5, generation: 'g' },
+      decided: { decided: new Map(), ramps: new Map(), revision: 5 },
+      nodes: [],
+      health: [],
+      leader: undefined,
+    });
+    expect(v.pools[0]?.healthCheck).toBe(
+      'http GET /healthz expect 200, every 2000 ms, timeout 1000 ms, rise 2, fall 4 and tcp port 9100, every 2000 ms, timeout 1000 ms, rise 2, fall 4',
+    );
+  });
+
   test('fleet-view - a member in slow start: its step on its row, and the expected checksum is the ramped table', () => {
     const ramps = new Map([['web/b', { percent: 40, sinceMs: 1 }]]);
     const ramped = buildVipTable(fleet, vip, new Map(), undefined, ramps).checksum;

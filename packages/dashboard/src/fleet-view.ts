@@ -10,6 +10,7 @@ import {
   describeHealthCheck,
   endpointText,
   type Fleet,
+  healthChecksOf,
   type MemberStatus,
   memberKey,
   notAnnouncedReason,
@@ -96,7 +97,10 @@ export interface MemberRow {
 
 export interface PoolRow {
   readonly name: string;
-  /** What the check sends and expects (@l4fleet/config describeHealthCheck). */
+  /**
+   * What the checks send and expect (@l4fleet/config describeHealthCheck): `healthCheck`, then each of
+   * `additionalHealthChecks` after ` and ` (a member must pass them all).
+   */
   readonly healthCheck: string;
   /** True while the pool's backup members take new flows (fewer primaries than its minActiveMembers do). */
   readonly backupsServing: boolean;
@@ -219,7 +223,7 @@ export function buildFleetView(
     }));
   const pools: PoolRow[] = desired.fleet.pools.map((p) => ({
     name: p.name,
-    healthCheck: describeHealthCheck(p.healthCheck),
+    healthCheck: healthChecksOf(p).map(describeHealthCheck).join(' and '),
     backupsServing: p.members.some((m) => m.backup === true) && backupsServe(p, decided.decided),
     members: p.members.map((m) => {
       const key = memberKey(p.name, m);

@@ -2,7 +2,6 @@
 import {
   backupsServe,
   buildVipTable,
-  describeHealthCheck,
   endpointText,
   type MemberRamp,
   memberKey,
@@ -21,6 +20,7 @@ import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { integerOption } from '../options.js';
 import { type FleetCommandContext, outputFormat, percent, renderData, renderTable, withStore } from './context.js';
+import { checkTypesText, healthCheckLines } from './health-checks.js';
 import { fleetAt } from './history.js';
 
 const NO_BACKEND_NAME = '(none)';
@@ -142,7 +142,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
             String(by('active')),
             String(by('draining')),
             String(by('disabled')),
-            p.healthCheck.type,
+            checkTypesText(p),
           ];
         });
         return ctx.io.out(renderTable(['POOL', 'MEMBERS', 'ACTIVE', 'DRAINING', 'DISABLED', 'CHECK'], rows));
@@ -193,6 +193,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
           hashSeed: table.seed,
           checksum: table.checksum,
           healthCheck: pool.healthCheck,
+          ...(pool.additionalHealthChecks ? { additionalHealthChecks: pool.additionalHealthChecks } : {}),
           members,
           unservedSlots: slots.get(NO_BACKEND_NAME) ?? 0,
           // The fleet's rule (every node alike) beside what the live nodes' status records say they do.
@@ -202,7 +203,6 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
           announcedBy,
         };
         if (format !== 'table') return ctx.io.out(renderData(format, data));
-        const hc = pool.healthCheck;
         // The backups take new flows now (too few primaries do: backupsServe, minActiveMembers).
         const backups = pool.members.some((m) => m.backup) && backupsServe(pool, decided);
         ctx.io.out(
@@ -210,7 +210,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
             `VIP:          ${wanted}${VIP_STATE_NOTES[vipStateOf(vip)]}`,
             `Pool:         ${vip.pool}${pool.onMemberDown === 'reselect' ? ' (onMemberDown reselect)' : ''}${pool.slowStartS ? ` (slowStartS ${pool.slowStartS})` : ''}${pool.minActiveMembers ? ` (minActiveMembers ${pool.minActiveMembers})` : ''}${pool.minUpMembers ? ` (minUpMembers ${pool.minUpMembers})` : ''}${backups ? ' (backups serving)' : ''}`,
             `Table:        ${vip.tableSize} slots, hash ${vip.hash}, seed 0x${table.seed.toString(16)}, checksum ${table.checksum}`,
-            `Health check: ${describeHealthCheck(hc)}`,
+            ...healthCheckLines(pool, 'Health check: '),
             `Sources:      ${describeSources(vip.sourceRanges)}`,
             `Announced:    by ${announcedBy.length} of ${live.length} live nodes${notAnnounced ? `: ${notAnnounced}` : vipStateOf(vip) === 'draining' ? ' (draining: its open flows only)' : ` (${takingFlowsText(usable)})`}`,
             `Revision:     ${revision}`,

@@ -15,6 +15,9 @@ import { runCli } from '../program.js';
 
 let server: Server;
 let store: MemoryFleetStore;
+/** A loopback port nothing listens on, and one a plain TCP server accepts on. */
+let closed: number;
+let sidecar: ReturnType<typeof createServer>;
 
 beforeAll(async () => {
   server = createHttpServer((req, res) => res.writeHead(req.url === '/healthz' ? 200 : 503).end());
@@ -23,8 +26,11 @@ beforeAll(async () => {
   // A port nothing listens on: one the kernel handed out, then closed.
   const tmp = createServer();
   await new Promise<void>((r) => tmp.listen(0, '127.0.0.1', r));
-  const closed = (tmp.address() as AddressInfo).port;
+  closed = (tmp.address() as AddressInfo).port;
   await new Promise((r) => tmp.close(r));
+  sidecar = createServer((s) => s.end());
+  await new Promise<void>((r) => sidecar.listen(0, '127.0.0.1', r));
+  const open = (sidecar.address() as AddressInfo).port;
   store = new MemoryFleetStore();
   await store.apply(
     parseFleet({
@@ -43,10 +49,25 @@ beforeAll(async () => {
           healthCheck: { type: 'http', path: '/other', timeoutMs: 500 },
           members: [{ name: 'sick', address: '127.0.0.1', port }],
         },
+        {
+          // The http check passes; the sidecar's tcp port is closed.
+          name: 'deps',
+          healthCheck: { type: 'http', path: '/healthz', timeoutMs: 500 },
+          additionalHealthChecks: [{ type: 'tcp', port: closed, timeoutMs: 500 }],
+          members: [{ name: 'half', address: '127.0.0.1', port }],
+        },
+        {
+          name: 'both',
+          healthCheck: { type: 'http', path: '/healthz', timeoutMs: 500 },
+          additionalHealthChecks: [{ type: 'tcp', port: open, timeoutMs: 500 }],
+          members: [{ name: 'whole', address: '127.0.0.1', port }],
+        },
       ],
       vips: [
         { address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web' },
         { address: '198.51.100.11', port: 80, protocol: 'tcp', pool: 'api' },
+        { address: '198.51.100.12', port: 80, protocol: 'tcp', pool: 'deps' },
+        { address: '198.51.100.13', port: 80, protocol: 'tcp', pool: 'both' },
       ],
     }),
     { expectRevision: 0 },
@@ -56,6 +77,7 @@ beforeAll(async () => {
 afterAll(() => {
   server.closeAllConnections();
   server.close();
+  sidecar.close();
 });
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -99,6 +121,56 @@ describe('l4fleet probe', () => {
     const r = await cli('probe', 'api');
     expect(r.out).toMatch(/^sick\s+127\.0\.0\.1:\d+\s+down\s+[\d.]+ ms\s+status 503 \(expected 200\)$/m);
     expect(r.code).toBe(1);
+  });
+
+  test('additional checks: a member passing healthCheck but not the tcp check is down, named by that check', async () => {
+    const r = await cli('probe', 'deps');
+    expect(r.out.split('\n').slice(0, 4)).toEqual([
+      'Pool deps: http GET /healthz expect 200, every 2000 ms, timeout 500 ms, rise 2, fall 4',
+      `      and: tcp port ${closed}, every 2000 ms, timeout 500 ms, rise 2, fall 4`,
+      '           (a member must pass all 2 checks: a node sees it down once one fails, up once all pass)',
+      'One probe per member and check from this host, all at once (LATENCY: the slowest); rise and fall do not apply.',
+    ]);
+    const row = new RegExp(
+      `^half\\s+127\\.0\\.0\\.1:\\d+,127\\.0\\.0\\.1:${closed}\\s+down\\s+[\\d.]+ ms\\s+check 2 of 2 \\(tcp port ${closed}\\): ECONNREFUSED$`,
+      'm',
+    );
+    expect(r.out).toMatch(row);
+    expect(r.out).toContain('0 up, 1 down');
+    expect([r.code, r.err]).toEqual([1, 'error: 1 of 1 members failed a check']);
+    const json = JSON.parse((await cli('probe', 'deps', '-o', 'json')).out);
+    expect(json.additionalHealthChecks).toMatchObject([{ type: 'tcp', port: closed }]);
+    expect(json.results).toEqual([
+      {
+        member: 'half',
+        endpoint: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
+        ok: false,
+        latencyMs: expect.any(Number),
+        reason: `check 2 of 2 (tcp port ${closed}): ECONNREFUSED`,
+        checks: [
+          { check: 1, type: 'http', endpoint: json.results[0].endpoint, ok: true, latencyMs: expect.any(Number) },
+          {
+            check: 2,
+            type: 'tcp',
+            endpoint: `127.0.0.1:${closed}`,
+            ok: false,
+            latencyMs: expect.any(Number),
+            reason: 'ECONNREFUSED',
+          },
+        ],
+      },
+    ]);
+  });
+
+  test('additional checks: a member passing every check is up, exit 0', async () => {
+    const r = await cli('probe', 'both');
+    expect(r.out).toMatch(/^whole\s+127\.0\.0\.1:\d+,127\.0\.0\.1:\d+\s+up\s+[\d.]+ ms\s*$/m);
+    expect(r.out).toContain('1 up, 0 down');
+    expect([r.code, r.err]).toEqual([0, '']);
+    const json = JSON.parse((await cli('probe', 'both', '-o', 'json')).out);
+    expect(json.results[0]).toMatchObject({ member: 'whole', ok: true });
+    expect(json.results[0]).not.toHaveProperty('reason');
+    expect(json.results[0].checks.map((c: { ok: boolean }) => c.ok)).toEqual([true, true]);
   });
 
   test('-f: the pool from a fleet file, before apply (etcd is not read)', async () => {

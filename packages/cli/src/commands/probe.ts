@@ -3,14 +3,18 @@
  * the agent's own probe (F5's "test monitor"). For trying a check before applying it, or asking why a node sees a
  * member down: run it on that node (the path from the node is what the node's checks take; `--source` binds the
  * probe's address as `health.sourceAddress` does, `--ca-file` trusts roots as `health.caFile` does), or, with
- * `-f`, trying a check from a fleet file before `apply`. No rise or fall: one probe per member. Exit 0 when every probed member answered as its check expects, 1 otherwise.
+ * `-f`, trying a check from a fleet file before `apply`. No rise or fall: one probe per member and check. A pool with
+ * `additionalHealthChecks` has each of its checks run, all at once: a member passes when it passes every one, as the
+ * agent takes it up only then, and a failure is named by its check (`check 2 of 2 (tcp port 9100): ECONNREFUSED`, the
+ * agent's reason). Exit 0 when every probed member answered as its checks expect, 1 otherwise.
  */
 import { type ProbeResult, probeMember, readHealthCa } from '@l4fleet/agent';
-import { describeHealthCheck, endpointText, type Fleet } from '@l4fleet/config';
+import { checkLabel, endpointText, type Fleet, type HealthCheck, healthChecksOf, type Member } from '@l4fleet/config';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { readFleetFile } from './apply.js';
 import { type FleetCommandContext, outputFormat, renderData, renderTable, withStore } from './context.js';
+import { healthCheckLines } from './health-checks.js';
 
 /** Probes in flight at once (the agent's health.maxConcurrentProbes default is 256; a person waits for these). */
 const PROBE_CONCURRENCY = 32;
@@ -22,6 +26,36 @@ interface ProbeOptionsFlags {
   readonly source?: string;
 }
 
+/** One check's probe of a member; `check` counts from 1 (`healthCheck`), as checkLabel does. */
+interface CheckResult {
+  readonly check: number;
+  readonly type: HealthCheck['type'];
+  readonly endpoint: string;
+  readonly ok: boolean;
+  readonly latencyMs: number;
+  readonly reason?: string;
+}
+
+/**
+ * A member's result from the results of its checks (`healthCheck` first): up when every check is; `reason` names
+ * each failed check as the agent does (`check 2 of 2 (tcp port 9100): ECONNREFUSED`, `; ` between two), with one
+ * check its bare reason; `latencyMs` is the slowest (they run at once); `endpoint` is `healthCheck`'s. `checks` only
+ * with more than one check, so a single-check pool's result has the shape it always had.
+ */
+function memberResult(m: Member, checks: readonly HealthCheck[], results: readonly CheckResult[]) {
+  const labels = checks.map((c, i) => checkLabel(c, i, checks.length));
+  const failed = results.filter((r) => !r.ok).map((r) => `${labels[r.check - 1]}: ${r.reason ?? 'failed'}`);
+  const reason = checks.length === 1 ? results[0]?.reason : failed.length > 0 ? failed.join('; ') : undefined;
+  return {
+    member: m.name,
+    endpoint: results[0]?.endpoint ?? endpointText(m.address, m.port),
+    ok: results.every((r) => r.ok),
+    latencyMs: Math.max(0, ...results.map((r) => r.latencyMs)),
+    ...(reason === undefined ? {} : { reason }),
+    ...(checks.length > 1 ? { checks: results } : {}),
+  };
+}
+
 async function inBatches<T, R>(items: readonly T[], size: number, fn: (t: T) => Promise<R>): Promise<R[]> {
   const out: R[] = [];
   for (let i = 0; i < items.length; i += size) out.push(...(await Promise.all(items.slice(i, i + size).map(fn))));
@@ -31,7 +65,7 @@ async function inBatches<T, R>(items: readonly T[], size: number, fn: (t: T) => 
 export function registerProbe(program: Command, ctx: FleetCommandContext): void {
   program
     .command('probe')
-    .description("run a pool's health check once against its members, from this host (exit 1 if one fails)")
+    .description("run a pool's health checks once against its members, from this host (exit 1 if one fails)")
     .argument('<pool>', 'pool name')
     .argument('[members...]', 'member names (default: every member of the pool)')
     .option('--ca-file <file>', 'PEM roots for checks with verifyCertificate (agent.yaml health.caFile)')
@@ -57,38 +91,61 @@ export function registerProbe(program: Command, ctx: FleetCommandContext): void 
           );
         }
         const members = names.length === 0 ? pool.members : pool.members.filter((m) => names.includes(m.name));
-        const hc = pool.healthCheck;
-        const results = await inBatches(members, PROBE_CONCURRENCY, async (m) => {
-          const r: ProbeResult = await probeMember({ address: m.address, port: m.port }, hc, {
+        const checks = healthChecksOf(pool);
+        // Every (member, check) pair in one queue, so the bound holds whatever the number of checks; in order, so a
+        // member's results are the `checks.length` that follow the previous member's.
+        const pairs = members.flatMap((m) => checks.map((check, i) => ({ m, check, i })));
+        const probed = await inBatches(pairs, PROBE_CONCURRENCY, async ({ m, check, i }): Promise<CheckResult> => {
+          const r: ProbeResult = await probeMember({ address: m.address, port: m.port }, check, {
             ...(opts.source ? { sourceAddress: opts.source } : {}),
             ...(ca ? { ca } : {}),
           });
           return {
-            member: m.name,
-            endpoint: endpointText(m.address, hc.port ?? m.port),
+            check: i + 1,
+            type: check.type,
+            endpoint: endpointText(m.address, check.port ?? m.port),
             ok: r.ok,
             latencyMs: Math.round(r.latencyMs * 10) / 10,
             ...(r.reason === undefined ? {} : { reason: r.reason }),
           };
         });
+        const results = members.map((m, j) =>
+          memberResult(m, checks, probed.slice(j * checks.length, (j + 1) * checks.length)),
+        );
         const failed = results.filter((r) => !r.ok).length;
-        if (format !== 'table') ctx.io.out(renderData(format, { pool: pool.name, from, healthCheck: hc, results }));
-        else {
+        if (format !== 'table') {
+          ctx.io.out(
+            renderData(format, {
+              pool: pool.name,
+              from,
+              healthCheck: pool.healthCheck,
+              ...(pool.additionalHealthChecks ? { additionalHealthChecks: pool.additionalHealthChecks } : {}),
+              results,
+            }),
+          );
+        } else {
+          // PROBED: every endpoint the member's checks probed (a check with its own port probes that one).
+          const endpoints = (r: (typeof results)[number]) =>
+            [...new Set((r.checks ?? [r]).map((c) => c.endpoint))].join(',');
           ctx.io.out(
             [
-              `Pool ${pool.name}: ${describeHealthCheck(hc)}`,
-              `One probe per member from this host${opts.source ? ` (source ${opts.source})` : ''}; rise and fall do not apply.`,
+              ...healthCheckLines(pool, `Pool ${pool.name}: `),
+              `One probe per member${checks.length > 1 ? ' and check' : ''} from this host${opts.source ? ` (source ${opts.source})` : ''}${checks.length > 1 ? ', all at once (LATENCY: the slowest)' : ''}; rise and fall do not apply.`,
               '',
               renderTable(
                 ['MEMBER', 'PROBED', 'RESULT', 'LATENCY', 'REASON'],
-                results.map((r) => [r.member, r.endpoint, r.ok ? 'up' : 'down', `${r.latencyMs} ms`, r.reason ?? '']),
+                results.map((r) => [r.member, endpoints(r), r.ok ? 'up' : 'down', `${r.latencyMs} ms`, r.reason ?? '']),
               ),
               '',
               `${results.length - failed} up, ${failed} down`,
             ].join('\n'),
           );
         }
-        if (failed > 0) throw new CliError(`${failed} of ${results.length} members failed the check`, EXIT_FAILURE);
+        if (failed > 0)
+          throw new CliError(
+            `${failed} of ${results.length} members failed ${checks.length > 1 ? 'a check' : 'the check'}`,
+            EXIT_FAILURE,
+          );
       };
       if (opts.file !== undefined) return run(readFleetFile(opts.file), opts.file);
       await withStore(ctx, cmd, async (store) => {
