@@ -1,8 +1,9 @@
 /**
- * `pools[].additionalHealthChecks` end to end: a fleet in a real etcd, the real agent (runAgent, what `l4fleet agent`
- * runs) probing real sockets on loopback, and the aggregator's decisions written back to etcd. Each member serves
- * HTTP `/healthz` and a "sidecar" TCP port on its own loopback address; the pool checks both. The speaker is the fake
- * one and the data plane the recording one: nothing is announced or forwarded.
+ * `pools[].additionalHealthChecks` and the `agent` check end to end: a fleet in a real etcd, the real agent (runAgent,
+ * what `l4fleet agent` runs) probing real sockets on loopback, and the aggregator's decisions written back to etcd.
+ * Each member serves HTTP `/healthz`, a "sidecar" TCP port and an agent port (HAProxy agent-check: the member's own
+ * word) on its own loopback address; the pool checks all three. The speaker is the fake one and the data plane the
+ * recording one: nothing is announced or forwarded.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { type AddressInfo, createServer, type Server } from 'node:net';
@@ -27,6 +28,9 @@ const https: HttpServer[] = [];
 const sidecars = new Map<string, Server>();
 let httpPort = 0;
 let sidecarPort = 0;
+let agentPort = 0;
+/** What each member's agent answers (HAProxy agent-check words). */
+const agentSays = new Map<string, string>(Object.values(ADDRESSES).map((a) => [a, 'up 100%\n']));
 
 async function listen(s: Server | HttpServer, address: string, port: number): Promise<number> {
   await new Promise<void>((resolve, reject) => {
@@ -48,6 +52,9 @@ beforeAll(async () => {
     https.push(h);
     httpPort = await listen(h, address, httpPort);
     sidecarPort = await sidecar(address);
+    const agent = createServer((c) => c.end(agentSays.get(address)));
+    sidecars.set(`agent ${address}`, agent);
+    agentPort = await listen(agent, address, agentPort);
   }
   const fleet = parseFleet({
     hashSeed: 1,
@@ -55,7 +62,10 @@ beforeAll(async () => {
       {
         name: 'web',
         healthCheck: { type: 'http', path: '/healthz', ...CHECK },
-        additionalHealthChecks: [{ type: 'tcp', port: sidecarPort, ...CHECK }],
+        additionalHealthChecks: [
+          { type: 'tcp', port: sidecarPort, ...CHECK },
+          { type: 'agent', port: agentPort, ...CHECK },
+        ],
         members: Object.entries(ADDRESSES).map(([name, address]) => ({ name, address, port: httpPort })),
       },
     ],
@@ -102,12 +112,27 @@ describe('additional health checks against real sockets, decided through etcd', 
       10_000,
       100,
     );
-    expect(failures['web/b']?.reason).toBe(`check 2 of 2 (tcp port ${sidecarPort}): ECONNREFUSED`);
+    expect(failures['web/b']?.reason).toBe(`check 2 of 3 (tcp port ${sidecarPort}): ECONNREFUSED`);
     expect(Object.keys(failures)).toEqual(['web/b']);
   });
 
   test('the sidecar back: up again once every check passes', async () => {
     await sidecar(ADDRESSES.b);
     expect(await decided({ 'web/a': 'up', 'web/b': 'up' })).toMatchObject({ 'web/b': 'up' });
+  });
+
+  test("a member's agent says drain: down on its word, named by its check; up again when it says up", async () => {
+    agentSays.set(ADDRESSES.a, 'drain # deploying v42\n');
+    expect(await decided({ 'web/a': 'down', 'web/b': 'up' })).toMatchObject({ 'web/a': 'down' });
+    const failures = await eventually(
+      'probeFailures in the status record',
+      async () => (await admin?.listNodes())?.[0]?.status?.probeFailures ?? {},
+      (f) => f['web/a'] !== undefined,
+      10_000,
+      100,
+    );
+    expect(failures['web/a']?.reason).toBe(`check 3 of 3 (agent port ${agentPort}): agent says drain: deploying v42`);
+    agentSays.set(ADDRESSES.a, 'ready\n');
+    expect(await decided({ 'web/a': 'up', 'web/b': 'up' })).toMatchObject({ 'web/a': 'up' });
   });
 });

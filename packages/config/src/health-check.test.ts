@@ -166,7 +166,7 @@ describe('health check - payload and expect', () => {
     [
       'payload on http',
       { type: 'http', payload: 'x' },
-      'pools[0].healthCheck.payload: applies only to type tcp | udp, not http',
+      'pools[0].healthCheck.payload: applies only to type tcp | udp | agent, not http',
     ],
     ['empty expect', { type: 'tcp', expect: '' }, 'pools[0].healthCheck.expect: "" is not a non-empty string'],
     [
@@ -312,5 +312,34 @@ describe('isHostName (RFC 1123, never an IP literal: RFC 6066 §3 forbids one as
     ['a_b.example', false],
   ])('%s -> %s', (name, ok) => {
     expect(isHostName(name)).toBe(ok);
+  });
+});
+
+describe('health check - agent (HAProxy agent-check)', () => {
+  test('agent takes a port (required) and an optional payload; no expect', () => {
+    const hc = (raw: Raw) => parseFleet(fleetWith(raw)).pools[0]?.healthCheck;
+    expect(hc({ type: 'agent', port: 9777 })).toEqual({
+      type: 'agent',
+      port: 9777,
+      intervalMs: 2000,
+      timeoutMs: 1000,
+      rise: 2,
+      fall: 4,
+    });
+    expect(hc({ type: 'agent', port: 9777, payload: 'web\n' })?.payload).toBe('web\n');
+    expect(problems(fleetWith({ type: 'agent' }))).toContainEqual(
+      expect.stringContaining('pools[0].healthCheck.port: is required for type agent'),
+    );
+    expect(problems(fleetWith({ type: 'agent', port: 9777, expect: 'up' }))).toContainEqual(
+      expect.stringContaining('pools[0].healthCheck.expect: applies only to type tcp | http | https | udp, not agent'),
+    );
+    // An agent check fits a UDP VIP too: it asks the agent over TCP on its own port.
+    expect(parseFleet(fleetWith({ type: 'agent', port: 9777 }, 'udp')).pools[0]?.healthCheck.type).toBe('agent');
+  });
+
+  test('describeHealthCheck names the agent port and what it sends', () => {
+    expect(
+      describeHealthCheck(parseFleet(fleetWith({ type: 'agent', port: 9777, payload: 'web' })).pools[0]!.healthCheck),
+    ).toBe('agent port 9777 send "web", every 2000 ms, timeout 1000 ms, rise 2, fall 4');
   });
 });

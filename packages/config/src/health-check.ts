@@ -35,7 +35,7 @@ import {
 } from './limits.js';
 import type { DnsQueryType, DnsRcode, HealthCheck, HealthCheckType, StatusRange } from './types.js';
 
-export const HEALTH_CHECK_TYPES: readonly HealthCheckType[] = ['tcp', 'http', 'https', 'udp', 'dns', 'none'];
+export const HEALTH_CHECK_TYPES: readonly HealthCheckType[] = ['tcp', 'http', 'https', 'udp', 'dns', 'agent', 'none'];
 export const DNS_QUERY_TYPES: readonly DnsQueryType[] = ['A', 'AAAA', 'CNAME', 'MX', 'NS', 'PTR', 'SOA', 'SRV', 'TXT'];
 export const DNS_RCODES: readonly DnsRcode[] = ['NOERROR', 'NXDOMAIN'];
 export const DEFAULT_DNS_QUERY_TYPE: DnsQueryType = 'A';
@@ -147,9 +147,12 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
   };
   onlyWith('host', isHttpCheck(type) || tls, 'type http | https, or tcp with tls: true');
   onlyWith('verifyCertificate', tls, 'type https, or tcp with tls: true');
-  onlyFor('payload', ['tcp', 'udp']);
+  onlyFor('payload', ['tcp', 'udp', 'agent']);
   onlyFor('expect', ['tcp', 'http', 'https', 'udp']);
-  onlyFor('port', ['tcp', 'http', 'https', 'udp', 'dns']);
+  onlyFor('port', ['tcp', 'http', 'https', 'udp', 'dns', 'agent']);
+  // An agent listens on a port of its own: on the member's service port it would be the service, not its agent.
+  if (type === 'agent' && v.port === undefined)
+    p.add(`${path}.port`, "is required for type agent (the port the member's agent answers on, HAProxy's agent-port)");
   onlyFor('query', ['dns']);
   onlyFor('queryType', ['dns']);
   onlyFor('expectRcode', ['dns']);
@@ -172,10 +175,10 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
       );
   }
   if (tls) hc.verifyCertificate = boolField(p, `${path}.verifyCertificate`, v.verifyCertificate, false);
-  if (type === 'udp' || type === 'tcp') {
+  if (type === 'udp' || type === 'tcp' || type === 'agent') {
     if (v.payload !== undefined && typeof v.payload !== 'string')
       p.add(`${path}.payload`, `${show(v.payload)} is not a string`);
-    // udp always sends a datagram (empty by default); tcp sends only what it is given.
+    // udp always sends a datagram (empty by default); tcp and agent send only what they are given.
     if (typeof v.payload === 'string' && (type === 'udp' || v.payload !== '')) hc.payload = v.payload;
     else if (type === 'udp') hc.payload = '';
   }

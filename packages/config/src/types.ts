@@ -17,7 +17,7 @@ export type MemberStatus = 'up' | 'down';
  * refuses new ones; `disabled` keeps the VIP in the fleet but no node serves or announces it.
  */
 export type VipState = 'enabled' | 'draining' | 'disabled';
-export type HealthCheckType = 'tcp' | 'http' | 'https' | 'udp' | 'dns' | 'none';
+export type HealthCheckType = 'tcp' | 'http' | 'https' | 'udp' | 'dns' | 'agent' | 'none';
 /** The record types a `dns` check may ask for (RFC 1035 §3.2.2, RFC 3596, RFC 2782). */
 export type DnsQueryType = 'A' | 'AAAA' | 'CNAME' | 'MX' | 'NS' | 'PTR' | 'SOA' | 'SRV' | 'TXT';
 /** The answers a `dns` check may require (RFC 1035 §4.1.1): the name exists, or (a check of a name that must not) not. */
@@ -29,11 +29,12 @@ export type StatusRange = `${number}-${number}`;
 export interface HealthCheck {
   /**
    * `tcp` connects, `http` GETs `path` and expects `expectStatus`, `https` does the same over TLS, `udp` sends
-   * `payload` and expects a reply, `dns` asks `query` over UDP and expects `expectRcode`, `none` takes the member as
-   * up.
+   * `payload` and expects a reply, `dns` asks `query` over UDP and expects `expectRcode`, `agent` asks the member's
+   * agent on `port` for its state (HAProxy's agent-check: `up`/`ready`, or `down`/`fail`/`stopped`/`maint`/`drain`),
+   * `none` takes the member as up.
    */
   readonly type: HealthCheckType;
-  /** Port to probe; default: the member's port. */
+  /** Port to probe; default: the member's port (`agent`: required, the agent's own port). */
   readonly port?: number;
   /** http and https: request path, default `/`. */
   readonly path?: string;
@@ -59,7 +60,10 @@ export interface HealthCheck {
    * apply as for https. Written only when true.
    */
   readonly tls?: boolean;
-  /** udp: the datagram (UTF-8), default empty; tcp: text sent once connected (a request, a command), default none. */
+  /**
+   * udp: the datagram (UTF-8), default empty; tcp and agent: text sent once connected (a request, a command; HAProxy's
+   * `agent-send`), default none.
+   */
   readonly payload?: string;
   /**
    * tcp, udp, http, https: text the reply must contain (tcp: what the member sends, e.g. a banner or an answer to

@@ -1,7 +1,7 @@
 /**
  * One health probe of one member: tcp (connect, optionally send and expect), http and https (GET, expected status,
  * optionally a body that contains `expect`), udp (payload, a reply, optionally containing `expect`), dns (a query, the
- * answer's RCODE). A probe never throws: it answers ok or not, with the reason, within the check's timeout.
+ * answer's RCODE), agent (probe-agent.ts: the member's own word, HAProxy's agent-check). A probe never throws: it answers ok or not, with the reason, within the check's timeout.
  */
 import { createSocket } from 'node:dgram';
 import { request as httpRequest } from 'node:http';
@@ -10,44 +10,13 @@ import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { DEFAULT_HTTP_EXPECT_STATUS, type HealthCheck, statusExpected } from '@l4fleet/config';
 import { dnsAnswerRcode, dnsQuery } from './dns-message.js';
+import { probeAgent } from './probe-agent.js';
+import type { ProbeOptions, ProbeResult, ProbeTarget } from './probe-common.js';
+import { errCode, finisher } from './probe-common.js';
 import { createReplyMatcher } from './reply-match.js';
 
-export interface ProbeTarget {
-  readonly address: string;
-  readonly port: number;
-}
-
-export interface ProbeResult {
-  readonly ok: boolean;
-  readonly latencyMs: number;
-  /** Why it failed: `timeout`, `ECONNREFUSED`, `status 503`, ... */
-  readonly reason?: string;
-}
-
-export interface ProbeOptions {
-  /** Source address of the probe; default chosen by the kernel. */
-  readonly sourceAddress?: string;
-  /**
-   * The roots an https check with `verifyCertificate` trusts (PEM: the agent's `health.caFile`); default Node's
-   * bundled public roots, plus NODE_EXTRA_CA_CERTS.
-   */
-  readonly ca?: string | Buffer;
-}
-
+export type { ProbeOptions, ProbeResult, ProbeTarget };
 export type Probe = (target: ProbeTarget, check: HealthCheck, opts?: ProbeOptions) => Promise<ProbeResult>;
-
-function finisher(started: number, resolve: (r: ProbeResult) => void, cleanup: () => void) {
-  let done = false;
-  return (ok: boolean, reason?: string) => {
-    if (done) return;
-    done = true;
-    cleanup();
-    resolve({ ok, latencyMs: performance.now() - started, ...(reason === undefined ? {} : { reason }) });
-  };
-}
-
-const errCode = (err: unknown): string =>
-  (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
 
 /**
  * The TLS client side of https and tcp-with-tls checks: the certificate checked only with `verifyCertificate`
@@ -251,5 +220,7 @@ export const probeMember: Probe = async (target, check, opts) => {
       return probeUdpPayload(target, port, check, opts);
     case 'dns':
       return probeDns(target, port, check, opts);
+    case 'agent':
+      return probeAgent(target, port, check, opts);
   }
 };

@@ -1,0 +1,37 @@
+/** What every probe type shares: its target, options and result, and how a probe ends exactly once. */
+
+export interface ProbeTarget {
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface ProbeResult {
+  readonly ok: boolean;
+  readonly latencyMs: number;
+  /** Why it failed: `timeout`, `ECONNREFUSED`, `status 503`, ... */
+  readonly reason?: string;
+}
+
+export interface ProbeOptions {
+  /** Source address of the probe; default chosen by the kernel. */
+  readonly sourceAddress?: string;
+  /**
+   * The roots an https check with `verifyCertificate` trusts (PEM: the agent's `health.caFile`); default Node's
+   * bundled public roots, plus NODE_EXTRA_CA_CERTS.
+   */
+  readonly ca?: string | Buffer;
+}
+
+/** Ends a probe once: the first call resolves (with the time since `started`) and cleans up; later calls do nothing. */
+export function finisher(started: number, resolve: (r: ProbeResult) => void, cleanup: () => void) {
+  let done = false;
+  return (ok: boolean, reason?: string) => {
+    if (done) return;
+    done = true;
+    cleanup();
+    resolve({ ok, latencyMs: performance.now() - started, ...(reason === undefined ? {} : { reason }) });
+  };
+}
+
+export const errCode = (err: unknown): string =>
+  (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
