@@ -52,7 +52,7 @@ beforeAll(async () => {
     https.push(h);
     httpPort = await listen(h, address, httpPort);
     sidecarPort = await sidecar(address);
-    const agent = createServer((c) => c.end(agentSays.get(address)));
+    const agent = createServer((c) => c.end(agentSays.get(address) ?? ''));
     sidecars.set(`agent ${address}`, agent);
     agentPort = await listen(agent, address, agentPort);
   }
