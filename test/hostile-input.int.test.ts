@@ -276,7 +276,7 @@ const FILE_CASES: Case[] = [
   ]),
   apply('payload on an http check', () => json(mut((f) => (web(f).healthCheck.payload = 'x'))), [
     'pools[0].healthCheck.payload',
-    'applies only to type tcp | udp, not http',
+    'applies only to type tcp | udp | agent, not http',
   ]),
   apply(
     'udp payload over a datagram',
