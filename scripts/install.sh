@@ -6,14 +6,14 @@
 #                           Debian 12's own is 18)
 #   /usr/local/bin/l4fleet  the command
 #   /etc/systemd/system/    l4fleet-agent.service, l4fleet-gobgpd.service, l4fleet-backend.service,
-#                           l4fleet-dashboard.service (deploy/systemd)
-#   /etc/l4fleet/           agent.yaml, backend.env and dashboard.env (mode 0600) from deploy/examples, only where
-#                           none exists (never replaced)
+#                           l4fleet-backend-agent.service, l4fleet-dashboard.service (deploy/systemd)
+#   /etc/l4fleet/           agent.yaml, backend.env, backend-agent.env and dashboard.env (mode 0600) from
+#                           deploy/examples, only where none exists (never replaced)
 # and the Debian packages they run with, only those missing (gobgpd, nftables, iproute2, frr for bfdd and vtysh,
 # libbpf1, bpftool; procps for the agent unit's reload). Nothing is enabled or started: write
 # /etc/l4fleet/agent.yaml, backend.env or dashboard.env first (docs/operator-guide.md sections 3 and 7,
 # docs/backend-host.md), then `systemctl enable --now l4fleet-gobgpd l4fleet-agent`, `l4fleet-backend` or
-# `l4fleet-dashboard`. Run again to upgrade: /opt/l4fleet is replaced whole; restart the services after.
+# `l4fleet-dashboard`, and `l4fleet-backend-agent` on a backend whose pool has an agent check. Run again to upgrade: /opt/l4fleet is replaced whole; restart the services after.
 # Usage (root): scripts/install.sh [--root DIR] [--no-apt]
 #   --root DIR  install under DIR instead of / (a package or image build): no apt-get, no systemctl
 #   --no-apt    do not install Debian packages
@@ -66,7 +66,7 @@ for unit in deploy/systemd/*.service; do
   install -D -m 0644 "$unit" "${root%/}/etc/systemd/system/$(basename "$unit")"
 done
 # dashboard.env holds the dashboard's write token: root's alone.
-for example in agent.yaml:0640 backend.env:0640 dashboard.env:0600; do
+for example in agent.yaml:0640 backend.env:0640 backend-agent.env:0644 dashboard.env:0600; do
   target="${root%/}/etc/l4fleet/${example%%:*}"
   [ -e "$target" ] || install -D -m "${example##*:}" "deploy/examples/${example%%:*}" "$target"
 done

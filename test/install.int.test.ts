@@ -30,6 +30,7 @@ const UNITS = [
   'l4fleet-agent.service',
   'l4fleet-gobgpd.service',
   'l4fleet-backend.service',
+  'l4fleet-backend-agent.service',
   'l4fleet-dashboard.service',
 ];
 
@@ -70,6 +71,7 @@ describe('scripts/install.sh', () => {
     for (const [e, mode] of [
       ['agent.yaml', 0o640],
       ['backend.env', 0o640],
+      ['backend-agent.env', 0o644],
       ['dashboard.env', 0o600], // it holds the dashboard's write token
     ] as const) {
       const installed = join(dest, 'etc/l4fleet', e);

@@ -7,7 +7,7 @@
  * and test/agent-unit-caps'; the backend's unit is test/backend-host's. The dashboard's unit runs with
  * deploy/examples/dashboard.env, started before etcd as at boot. Root only, else skipped; under the ns lock.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { etcdEnv, frrDaemonArgv, prepareBfddDir, singleMemberFlags } from '@l4fleet/daemons';
@@ -197,4 +197,85 @@ describe.skipIf(process.getuid?.() !== 0)('systemd units - l4fleet-dashboard.ser
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+});
+
+describe.skipIf(process.getuid?.() !== 0)('systemd units - l4fleet-backend-agent.service', () => {
+  let lab: NetnsLab;
+  let host: NetnsHost;
+  const env = environmentFile(readFileSync(join(ROOT, 'deploy/examples/backend-agent.env'), 'utf8'));
+
+  beforeAll(async () => {
+    lab = await createNetnsLab('l4ba');
+    host = await lab.host('backend');
+  });
+
+  afterAll(async () => {
+    await lab?.cleanup();
+  });
+
+  test("as the unit runs it (a dynamic user, no capabilities): answers the node probe with the state file's state", async () => {
+    const unit = unitFile('l4fleet-backend-agent.service');
+    const argv = expandCommand(unitValue(unit, 'ExecStart'), env);
+    expect(argv.slice(0, 5)).toEqual([
+      '/opt/l4fleet/bin/node',
+      '/opt/l4fleet/packages/cli/dist/bin.js',
+      'backend',
+      'agent',
+      '--listen',
+    ]);
+    expect(argv.slice(5)).toEqual(['0.0.0.0:9777', '--state-file', '/var/lib/l4fleet/backend-state']);
+    // The state file in a directory of the test's (the host's /var/lib stays untouched), readable as the unit's user.
+    const dir = mkdtempSync(join(tmpdir(), 'l4fleet-unit-agent-'));
+    chmodSync(dir, 0o755);
+    const stateFile = join(dir, 'backend-state');
+    const command = [
+      ...setprivAsUnit(unit),
+      process.execPath,
+      join(ROOT, 'packages/cli/dist/bin.js'),
+      ...argv.slice(2, -1),
+      stateFile,
+    ];
+    const probe = `import('${join(ROOT, 'packages/agent/dist/index.js')}').then(({ probeMember }) => probeMember(
+      { address: '127.0.0.1', port: 80 },
+      { type: 'agent', port: 9777, intervalMs: 1000, timeoutMs: 1000, rise: 1, fall: 1 },
+    )).then((r) => process.stdout.write(JSON.stringify(r)))`;
+    const ask = async () =>
+      JSON.parse((await host.run([process.execPath, '-e', probe])).stdout) as { ok: boolean; reason?: string };
+    const agent = spawnChild(command, { namespace: host.ns, env: { PATH: SERVICE_PATH, ...Object.fromEntries(env) } });
+    try {
+      await host.run(['ip', 'link', 'set', 'lo', 'up']);
+      const first = await eventually(
+        'the agent answers',
+        () => ask().catch(() => undefined),
+        (r) => r?.ok === true,
+        20_000,
+        250,
+      ).catch((err: unknown) => {
+        throw new Error(`${String(err)}\n${agent.log()}`);
+      });
+      expect(first).toMatchObject({ ok: true });
+      const status = readFileSync(`/proc/${agent.process.pid}/status`, 'utf8');
+      expect(/^Uid:\s+(\d+)/m.exec(status)?.[1]).toBe('65534');
+      expect(/^CapEff:\s+(\S+)$/m.exec(status)?.[1]).toBe('0000000000000000');
+      // root writes the state (`l4fleet backend state`), the unit's user reads it at the next probe.
+      const set = await host.run([
+        process.execPath,
+        BIN,
+        'backend',
+        'state',
+        'maint',
+        '--reason',
+        'disk swap',
+        '--state-file',
+        stateFile,
+      ]);
+      expect(set.stdout).toContain('ready -> maint # disk swap');
+      expect(await ask()).toEqual(expect.objectContaining({ ok: false, reason: 'agent says maint: disk swap' }));
+      await agent.stop('SIGTERM', 5_000);
+      expect(agent.process.exitCode).toBe(0);
+    } finally {
+      await agent.stop('SIGKILL', 5_000).catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -21,7 +21,10 @@ export const MAX_AGENT_REPLY_BYTES = 1_024;
 /** Characters of the agent's description kept in a reason. */
 const SHOWN_DESCRIPTION_CHARS = 80;
 
-const DOWN_WORDS = new Set(['down', 'fail', 'stopped', 'maint', 'drain']);
+/** The words an agent says for up, and for down (HAProxy's agent-check; `l4fleet backend state` writes them). */
+export const AGENT_UP_WORDS: readonly string[] = ['ready', 'up'];
+export const AGENT_DOWN_WORDS: readonly string[] = ['drain', 'maint', 'down', 'stopped', 'fail'];
+const DOWN_WORDS = new Set(AGENT_DOWN_WORDS);
 
 /**
  * What an agent's reply line says: `{ok: true}` for up (or no state word), `{ok: false, reason}` for a down word,

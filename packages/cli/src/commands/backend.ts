@@ -1,7 +1,7 @@
 /**
  * `l4fleet backend setup | teardown | status`: makes this host a backend for pools with `forwarding: gue | ipip |
  * gre` without tunnel modules (a tc program removes the fleet's encapsulation), undoes it, and shows its counters.
- * See packages/dataplane/README.md "Backend hosts".
+ * See packages/dataplane/README.md "Backend hosts". `backend agent | state`: backend-agent.ts.
  */
 import {
   type BackendHostDeps,
@@ -18,6 +18,7 @@ import {
 } from '@l4fleet/dataplane';
 import type { Command } from 'commander';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+import { registerBackendAgent } from './backend-agent.js';
 
 interface HostFlags {
   readonly bpffs: string;
@@ -72,7 +73,10 @@ function hostOptions(cmd: Command): Command {
 export function registerBackend(program: Command, io: CliIo): void {
   const backend = program
     .command('backend')
-    .description('configure this host as a backend for encapsulated forwarding (gue | ipip | gre)');
+    .description(
+      'configure this host as a backend: decapsulation for encapsulated forwarding (gue | ipip | gre), the agent check',
+    );
+  registerBackendAgent(backend, io);
 
   hostOptions(
     backend

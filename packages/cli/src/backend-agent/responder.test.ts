@@ -1,0 +1,86 @@
+/**
+ * The backend's agent against the node's own probe (@l4fleet/agent probeMember, type agent) over real loopback
+ * sockets: the two sides of the agent check agree on every state.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { probeMember } from '@l4fleet/agent';
+import type { HealthCheck } from '@l4fleet/config';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { listenAddress, type Responder, startResponder } from './responder.js';
+import { writeStateFile } from './state-file.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'l4fleet-backend-agent-'));
+const stateFile = join(dir, 'state');
+const logs: Record<string, unknown>[] = [];
+const logger = pino(
+  { level: 'info' },
+  new Writable({
+    write(chunk: Buffer, _e, done) {
+      for (const l of chunk.toString().split('\n')) if (l) logs.push(JSON.parse(l));
+      done();
+    },
+  }),
+);
+let responder: Responder;
+let port = 0;
+
+beforeAll(async () => {
+  responder = await startResponder({ listen: ['127.0.0.1:0'], stateFile, logger });
+  port = Number(responder.addresses[0]?.split(':')[1]);
+});
+afterAll(async () => {
+  await responder.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const check = (c: Partial<HealthCheck> = {}): HealthCheck => ({
+  type: 'agent',
+  port,
+  intervalMs: 1000,
+  timeoutMs: 500,
+  rise: 1,
+  fall: 1,
+  ...c,
+});
+const probe = (c?: Partial<HealthCheck>) => probeMember({ address: '127.0.0.1', port: 80 }, check(c));
+
+describe('l4fleet backend agent - answering the node probe', () => {
+  test('no state file: ready; a state written is what the next probe sees, with its reason', async () => {
+    expect(responder.addresses).toEqual([`127.0.0.1:${port}`]);
+    expect(await probe()).toMatchObject({ ok: true });
+    await writeStateFile(stateFile, { word: 'drain', reason: 'deploying v42' });
+    expect(await probe()).toMatchObject({ ok: false, reason: 'agent says drain: deploying v42' });
+    // A node that sends a payload first (agent-send) gets the same answer.
+    expect(await probe({ payload: 'web\n' })).toMatchObject({ ok: false, reason: 'agent says drain: deploying v42' });
+    await writeStateFile(stateFile, { word: 'ready' });
+    expect(await probe()).toMatchObject({ ok: true });
+  });
+
+  test('a file that is not a state: the last good state is still answered, and the problem logged once', async () => {
+    await writeStateFile(stateFile, { word: 'maint' });
+    expect(await probe()).toMatchObject({ ok: false, reason: 'agent says maint' });
+    writeFileSync(stateFile, 'ready-ish\n');
+    expect(await probe()).toMatchObject({ ok: false, reason: 'agent says maint' });
+    expect(await probe()).toMatchObject({ ok: false, reason: 'agent says maint' });
+    const rejected = logs.filter((l) => l.event === 'backendStateRejected');
+    expect(rejected).toHaveLength(1);
+    expect(rejected[0]).toMatchObject({
+      answering: 'maint',
+      problem: expect.stringContaining('"ready-ish" is not a state'),
+    });
+    await writeStateFile(stateFile, { word: 'up' });
+    expect(await probe()).toMatchObject({ ok: true });
+  });
+
+  test('--listen values: IPv4 and [IPv6] with a port; anything else is refused naming it', () => {
+    expect(listenAddress('0.0.0.0:9777')).toEqual({ host: '0.0.0.0', port: 9777 });
+    expect(listenAddress('[2001:db8::1]:9777')).toEqual({ host: '2001:db8::1', port: 9777 });
+    for (const bad of ['9777', 'localhost:9777', '0.0.0.0:70000', '2001:db8::1:9777']) {
+      expect(() => listenAddress(bad)).toThrow(`--listen ${JSON.stringify(bad)}: not ADDR:PORT`);
+    }
+  });
+});

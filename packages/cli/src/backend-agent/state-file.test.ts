@@ -1,0 +1,61 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { agentReplyState } from '@l4fleet/agent';
+import { afterAll, describe, expect, test } from 'vitest';
+import {
+  BACKEND_STATES,
+  backendState,
+  MAX_STATE_REASON_CHARS,
+  parseStateText,
+  readStateFile,
+  stateLine,
+  writeStateFile,
+} from './state-file.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'l4fleet-backend-state-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('backend state', () => {
+  test('every state word reads on the node as the same up or down (the agent check and this file agree)', () => {
+    for (const word of BACKEND_STATES) {
+      const line = stateLine(backendState(word, 'why', 'state'));
+      expect(agentReplyState(line).ok).toBe(word === 'ready' || word === 'up');
+    }
+    expect(agentReplyState(stateLine(backendState('drain', 'deploying v42', 'state')))).toEqual({
+      ok: false,
+      reason: 'agent says drain: deploying v42',
+    });
+  });
+
+  test('words are checked and lower-cased; reasons one printable line of bounded length', () => {
+    expect(backendState(' DRAIN ', '  v42 ', 'state')).toEqual({ word: 'drain', reason: 'v42' });
+    expect(backendState('ready', '', 'state')).toEqual({ word: 'ready' });
+    expect(() => backendState('75%', undefined, 'state')).toThrow(
+      'state: "75%" is not a state (one of ready | up | drain | maint | down | stopped | fail)',
+    );
+    expect(() => backendState('drain', 'a\nup', 'state')).toThrow('state: reason "a\\nup" has a line break');
+    expect(() => backendState('drain', 'x'.repeat(MAX_STATE_REASON_CHARS + 1), 'state')).toThrow(
+      `state: reason is ${MAX_STATE_REASON_CHARS + 1} characters, more than ${MAX_STATE_REASON_CHARS}`,
+    );
+  });
+
+  test('a file: its first line; written atomically, read back the same; no file is ready', async () => {
+    const file = join(dir, 'sub', 'state');
+    expect(await readStateFile(file)).toEqual({ word: 'ready' });
+    await writeStateFile(file, { word: 'maint', reason: 'disk swap' });
+    expect(await readFile(file, 'utf8')).toBe('maint # disk swap\n');
+    expect(await readStateFile(file)).toEqual({ word: 'maint', reason: 'disk swap' });
+    expect(parseStateText('drain\r\nready\n', 'f')).toEqual({ word: 'drain' });
+  });
+
+  test('a file that is not a state: an error naming the file and the value', async () => {
+    const bad = join(dir, 'bad');
+    writeFileSync(bad, 'maybe # who knows\n');
+    await expect(readStateFile(bad)).rejects.toThrow(`${bad}: "maybe" is not a state`);
+    writeFileSync(bad, 'x'.repeat(5_000));
+    await expect(readStateFile(bad)).rejects.toThrow(`${bad}: more than 4096 bytes: not a state file`);
+    await expect(readStateFile(dir)).rejects.toThrow(dir);
+  });
+});

@@ -1,0 +1,102 @@
+/**
+ * `l4fleet backend agent` and `l4fleet backend state`: the backend side of the fleet's `agent` health check (HAProxy's
+ * agent-check). `state drain --reason TEXT` takes this backend out of new flows on every node at their next probes
+ * (its open flows stay, with the pool's default `onMemberDown: keep`), `state ready` puts it back; `agent` answers
+ * the nodes. No etcd credentials on the backend: the nodes ask it. See docs/backend-host.md "The agent check".
+ */
+import type { Command } from 'commander';
+import pino from 'pino';
+import { DEFAULT_AGENT_PORT, startResponder } from '../backend-agent/responder.js';
+import {
+  BACKEND_STATES,
+  BackendStateError,
+  backendState,
+  DEFAULT_BACKEND_STATE_FILE,
+  readStateFile,
+  stateLine,
+  writeStateFile,
+} from '../backend-agent/state-file.js';
+import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+
+interface StateFlags {
+  readonly stateFile: string;
+  readonly reason?: string;
+  readonly output: string;
+}
+
+interface AgentFlags {
+  readonly stateFile: string;
+  readonly listen: string[];
+}
+
+const asCliError = (err: unknown, code: number): never => {
+  if (err instanceof BackendStateError) throw new CliError(err.message, code, { cause: err });
+  throw err;
+};
+
+export function registerBackendAgent(backend: Command, io: CliIo): void {
+  backend
+    .command('state')
+    .description(`show or set what this backend's agent tells the fleet's agent checks (${BACKEND_STATES.join(' | ')})`)
+    .argument('[state]', 'the new state; none: show the current one')
+    .option('--reason <text>', 'why, shown in every node\'s reason ("agent says drain: TEXT")')
+    .option('--state-file <file>', 'the state file the agent answers', DEFAULT_BACKEND_STATE_FILE)
+    .option('-o, --output <format>', 'text | json', 'text')
+    .action(async (word: string | undefined, flags: StateFlags) => {
+      if (flags.output !== 'text' && flags.output !== 'json') {
+        throw new CliError(`--output ${JSON.stringify(flags.output)}: not one of text | json`, EXIT_USAGE);
+      }
+      if (word === undefined && flags.reason !== undefined) {
+        throw new CliError('--reason needs a state to go with it (e.g. backend state drain --reason TEXT)', EXIT_USAGE);
+      }
+      const before = await readStateFile(flags.stateFile).catch((err) => asCliError(err, EXIT_FAILURE));
+      let after = before;
+      if (word !== undefined) {
+        after = (() => {
+          try {
+            return backendState(word, flags.reason, 'state');
+          } catch (err) {
+            return asCliError(err, EXIT_USAGE);
+          }
+        })();
+        await writeStateFile(flags.stateFile, after).catch((err) => asCliError(err, EXIT_FAILURE));
+      }
+      if (flags.output === 'json') {
+        io.out(JSON.stringify({ stateFile: flags.stateFile, state: after.word, reason: after.reason ?? null }));
+        return;
+      }
+      io.out(
+        word === undefined
+          ? `${stateLine(after)} (${flags.stateFile})`
+          : `${stateLine(before)} -> ${stateLine(after)} (${flags.stateFile}; the nodes see it at their next probes)`,
+      );
+    });
+
+  backend
+    .command('agent')
+    .description("answer the fleet's agent health checks with this backend's state file, until SIGTERM")
+    .option('--listen <addr...>', `ADDR:PORT or [IPv6]:PORT to listen on (the pool's agent check port)`, [
+      `0.0.0.0:${DEFAULT_AGENT_PORT}`,
+    ])
+    .option('--state-file <file>', 'the state file to answer', DEFAULT_BACKEND_STATE_FILE)
+    .action(async (flags: AgentFlags) => {
+      const logger = pino({ base: { component: 'backend-agent' } });
+      const responder = await startResponder({ listen: flags.listen, stateFile: flags.stateFile, logger }).catch(
+        (err: unknown) => {
+          const code = (err as Error).message.startsWith('--listen') ? EXIT_USAGE : EXIT_FAILURE;
+          throw new CliError(`backend agent: ${(err as Error).message}`, code, { cause: err });
+        },
+      );
+      io.out(
+        `backend agent: listening on ${responder.addresses.join(' ')}, answering ${stateLine(responder.state())} from ${flags.stateFile}`,
+      );
+      await new Promise<void>((resolve) => {
+        const stop = (sig: NodeJS.Signals) => {
+          logger.info({ event: 'signal', signal: sig, action: 'exit' });
+          void responder.close().finally(resolve);
+        };
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
+    });
+}
