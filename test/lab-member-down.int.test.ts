@@ -10,7 +10,10 @@
  * backend fails and every node withdraws the VIP (the router's route goes), restored it is announced again. Then a
  * draining VIP (`l4fleet vip drain`): the probe's flow goes on, new flows get nothing, the route stays. Then slow start
  * (`slowStartS`): a backend that fails and returns gets 20, 40, 60 and 80 % of its weight, then all of it. Then a VIP's
- * `sourceRanges`: a client outside them gets nothing (dropped on the nodes, counted), inside them it is served. Needs root, the built CLI with the agent and the bpf objects;
+ * `sourceRanges`: a client outside them gets nothing (dropped on the nodes, counted), inside them it is served. Then an
+ * `agent` check (`additionalHealthChecks`) answered by `l4fleet backend agent` on every backend: the backend that
+ * serves the running flow says `drain` (`l4fleet backend state`), every node's table drops it, new flows go to the
+ * others, the running flow stays on it; `ready`, and it takes new flows again. Needs root, the built CLI with the agent and the bpf objects;
  * otherwise skipped, never faked. Run under the lab lock.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -22,6 +25,7 @@ import { bpfAvailable } from '@l4fleet/dataplane';
 import {
   agentAvailable,
   attachmentOf,
+  cliBin,
   downLab,
   Lab,
   labFleet,
@@ -499,5 +503,95 @@ describe.skipIf(!ready).sequential('lab - onMemberDown: reselect (bpf + routed +
     expect(Object.fromEntries(refused)).toEqual({ '-': 20 });
     expect(dropped).toBeGreaterThanOrEqual(20);
     expect(admitted.get('-') ?? 0).toBe(0);
+  }, 180_000);
+
+  test('the agent check: a backend drains itself with `l4fleet backend state drain`; new flows leave it on every node, the running flow stays; ready, it takes new flows again', async () => {
+    const backends = ['backend1', 'backend2', 'backend3'];
+    const stateOf = (b: string) => join(dir, `${b}.state`);
+    const agents = backends.map((b) =>
+      spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          lab.ns(b),
+          process.execPath,
+          cliBin(),
+          'backend',
+          'agent',
+          '--listen',
+          '0.0.0.0:9777',
+          '--state-file',
+          stateOf(b),
+        ],
+        {
+          stdio: 'ignore',
+        },
+      ),
+    );
+    const vip = `${VIP_UDP.address}:${VIP_UDP.port}/udp`;
+    const slotsOf = async (): Promise<Map<string, number>> => {
+      const d = JSON.parse(await l4fleet(lab, 'describe', 'vip', vip, '-o', 'json'));
+      return new Map((d.members as { name: string; slots: number }[]).map((m) => [m.name, m.slots]));
+    };
+    const state = (b: string, ...args: string[]) =>
+      run([process.execPath, cliBin(), 'backend', 'state', ...args, '--state-file', stateOf(b)], {
+        allowFailure: false,
+      });
+    const probe = startProbe(lab, 40);
+    try {
+      const fleet = labFleet(lab.topology) as { pools: Record<string, unknown>[] };
+      for (const p of fleet.pools) {
+        if (p.name === VIP_UDP.name)
+          p.additionalHealthChecks = [
+            { type: 'agent', port: 9777, intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3 },
+          ];
+      }
+      const file = join(dir, 'fleet-agent.yaml');
+      writeFileSync(file, stringify(fleet));
+      await l4fleet(lab, 'apply', '-f', file);
+      await tablesAgree(lab, 30_000);
+      // Every member up with the new check too (a check added leaves members as they are until it decides).
+      const all = Date.now() + 15_000;
+      while (Date.now() < all && [...(await slotsOf()).values()].some((n) => n === 0)) await sleep(500);
+      expect([...(await slotsOf()).values()].every((n) => n > 0)).toBe(true);
+
+      const first = (await answersAfter(probe, -1, 10_000))[0]?.backend as string;
+      expect(backends).toContain(first);
+      await state(first, 'drain', '--reason', 'deploying v42');
+      const drainedAt = Date.now();
+      const drainedMs = drainedAt - probe.startedAt;
+      const deadline = Date.now() + MOVE_BOUND_MS + 10_000;
+      while (Date.now() < deadline && (await slotsOf()).get(first) !== 0) await sleep(250);
+      expect((await slotsOf()).get(first)).toBe(0);
+      const goneAfterMs = Date.now() - drainedAt;
+      await tablesAgree(lab, 15_000);
+      const described = await l4fleet(lab, 'describe', 'vip', vip);
+      expect(described).toContain(`agent says drain: deploying v42`);
+      const spread = await newFlows(lab, 60);
+      expect(spread.get(first) ?? 0).toBe(0);
+      expect(spread.get('-') ?? 0).toBe(0);
+      const during = await answersAfter(probe, drainedMs + 1_000, 10_000);
+      expect(new Set(during.map((a) => a.backend))).toEqual(new Set([first]));
+      console.log(
+        `agent check: ${first} drained itself; out of every table ${goneAfterMs} ms later (bound ${MOVE_BOUND_MS}), 0 of 60 new flows to it, its running flow answered ${during.length} times by it`,
+      );
+
+      await state(first, 'ready');
+      const back = Date.now() + HEALTH_INTERVAL_MS * (HEALTH_RISE + 1) + 10_000;
+      while (Date.now() < back && ((await slotsOf()).get(first) ?? 0) === 0) await sleep(250);
+      await tablesAgree(lab, 15_000);
+      expect((await newFlows(lab, 60)).get(first) ?? 0).toBeGreaterThan(0);
+    } finally {
+      probe.child.kill();
+      await probe.done;
+      for (const a of agents) a.kill('SIGTERM');
+      await Promise.all(
+        agents.map((a) => new Promise((r) => (a.exitCode !== null ? r(undefined) : a.once('exit', r)))),
+      );
+      const plain = join(dir, 'fleet-after-agent.yaml');
+      writeFileSync(plain, stringify(labFleet(lab.topology)));
+      await l4fleet(lab, 'apply', '-f', plain).catch(() => undefined);
+    }
   }, 180_000);
 });
