@@ -97,6 +97,16 @@ const decided = (want: Record<string, string>) =>
     100,
   );
 
+/** The node's status record's probeFailures, once it names `member` (what describe vip prints). */
+const probeFailures = (member: string) =>
+  eventually(
+    `probeFailures of ${member} in the status record`,
+    async () => (await admin?.listNodes())?.[0]?.status?.probeFailures ?? {},
+    (f) => f[member] !== undefined,
+    10_000,
+    100,
+  );
+
 describe('additional health checks against real sockets, decided through etcd', () => {
   test('a member whose HTTP check passes but whose sidecar port is closed is decided down, named by its check', async () => {
     expect(await decided({ 'web/a': 'up', 'web/b': 'up' })).toMatchObject({ 'web/a': 'up', 'web/b': 'up' });
@@ -105,13 +115,7 @@ describe('additional health checks against real sockets, decided through etcd', 
     expect(await decided({ 'web/a': 'up', 'web/b': 'down' })).toMatchObject({ 'web/b': 'down' });
     // The aggregator wrote it to etcd, and the node's status record says which check failed (describe vip prints it).
     expect((await admin?.getDecided())?.decided.get('web/b')).toBe('down');
-    const failures = await eventually(
-      'probeFailures in the status record',
-      async () => (await admin?.listNodes())?.[0]?.status?.probeFailures ?? {},
-      (f) => f['web/b'] !== undefined,
-      10_000,
-      100,
-    );
+    const failures = await probeFailures('web/b');
     expect(failures['web/b']?.reason).toBe(`check 2 of 3 (tcp port ${sidecarPort}): ECONNREFUSED`);
     expect(Object.keys(failures)).toEqual(['web/b']);
   });
@@ -124,13 +128,7 @@ describe('additional health checks against real sockets, decided through etcd', 
   test("a member's agent says drain: down on its word, named by its check; up again when it says up", async () => {
     agentSays.set(ADDRESSES.a, 'drain # deploying v42\n');
     expect(await decided({ 'web/a': 'down', 'web/b': 'up' })).toMatchObject({ 'web/a': 'down' });
-    const failures = await eventually(
-      'probeFailures in the status record',
-      async () => (await admin?.listNodes())?.[0]?.status?.probeFailures ?? {},
-      (f) => f['web/a'] !== undefined,
-      10_000,
-      100,
-    );
+    const failures = await probeFailures('web/a');
     expect(failures['web/a']?.reason).toBe(`check 3 of 3 (agent port ${agentPort}): agent says drain: deploying v42`);
     agentSays.set(ADDRESSES.a, 'ready\n');
     expect(await decided({ 'web/a': 'up', 'web/b': 'up' })).toMatchObject({ 'web/a': 'up' });
