@@ -315,6 +315,19 @@ describe('config hostile - sizes are refused before any per-member work', () => 
       'pools: 250,002 members in all pools is more than the limit of 250,000 (MAX_TOTAL_MEMBERS)',
     ],
     [
+      'too many member health checks in all pools',
+      {
+        pools: Array.from({ length: 2 }, () => ({
+          members: many(100_000),
+          additionalHealthChecks: [
+            { type: 'tcp', port: 1 },
+            { type: 'tcp', port: 2 },
+          ],
+        })),
+      },
+      'pools: 600,000 member health checks in all pools is more than the limit of 500,000 (MAX_TOTAL_MEMBER_CHECKS)',
+    ],
+    [
       'too many table slots',
       { vips: Array.from({ length: 40 }, () => ({ tableSize: 2_097_143 })) },
       'vips: 83,885,720 table slots in all VIPs is more than the limit of 67,108,864 (MAX_TOTAL_TABLE_SLOTS)',

@@ -20,6 +20,12 @@ export const MAX_POOLS = 1_000;
 export const MAX_MEMBERS_PER_POOL = 100_000;
 /** Members over all pools: every node keeps them in memory and every health checker probes them. */
 export const MAX_TOTAL_MEMBERS = 250_000;
+/**
+ * Health checks of members over all pools (each member once per check: `healthCheck` and `additionalHealthChecks`):
+ * every node runs a timer and a probe per check, so 500,000 at the default 2 s interval is 250,000 probes a second
+ * from each node. Twice MAX_TOTAL_MEMBERS: every member may have two checks, a few pools more.
+ */
+export const MAX_TOTAL_MEMBER_CHECKS = 500_000;
 /** Slots of one VIP's table (a prime); the Maglev package's own ceiling. */
 export const MAX_VIP_TABLE_SIZE = MAX_TABLE_SIZE;
 /** Slots over all VIPs: 2^26 = 256 MiB of Int32 slots per node; room for 1,000 default-size (65,537) tables. */
@@ -161,6 +167,19 @@ export function fleetSizeProblems(raw: unknown): ConfigProblem[] {
   }
   if (members > MAX_TOTAL_MEMBERS) {
     out.push(tooMany('pools', members, 'members in all pools', MAX_TOTAL_MEMBERS, 'MAX_TOTAL_MEMBERS'));
+  }
+  let checks = 0;
+  for (let i = 0; i < pools.length && i <= MAX_POOLS; i++) {
+    const pool = pools[i];
+    if (!isRawObject(pool) || !Array.isArray(pool.members)) continue;
+    // An over-long list is the pool's own problem (MAX_ADDITIONAL_HEALTH_CHECKS); count it as it stands here.
+    const more = Array.isArray(pool.additionalHealthChecks) ? pool.additionalHealthChecks.length : 0;
+    checks += pool.members.length * (1 + more);
+  }
+  if (checks > MAX_TOTAL_MEMBER_CHECKS && members <= MAX_TOTAL_MEMBERS) {
+    out.push(
+      tooMany('pools', checks, 'member health checks in all pools', MAX_TOTAL_MEMBER_CHECKS, 'MAX_TOTAL_MEMBER_CHECKS'),
+    );
   }
   let slots = 0;
   for (let i = 0; i < vips.length && i <= MAX_VIPS; i++) {
