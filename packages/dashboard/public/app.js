@@ -2,8 +2,11 @@
  * The page: follows /api/stream (server-sent events) and re-renders; actions ask for confirmation and send the
  * token as a bearer header (kept in sessionStorage for this tab only).
  */
+
+import { renderChanges, renderFlows, renderTimeline } from './activity.js';
 import { createCharts } from './charts.js';
-import { el, renderChanges, renderFlows, renderMembers, renderNodes, renderTimeline, renderVips } from './render.js';
+import { el } from './dom.js';
+import { renderMembers, renderNodes, renderVips } from './render.js';
 
 const $ = (id) => document.getElementById(id);
 const state = { writes: false, view: undefined };

@@ -1,5 +1,5 @@
 /** Time-series charts with uPlot (bundled with the package, served from /assets/uplot.js: no CDN). */
-import { el, PALETTE } from './render.js';
+import { el, PALETTE } from './dom.js';
 
 const CHARTS = [
   { key: 'packetsPerNode', title: 'packets/s per node' },
