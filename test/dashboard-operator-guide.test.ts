@@ -102,7 +102,7 @@ describe('docs/operator-guide.md', () => {
   test('guide - the fleet-checks example parses: three checks, the agent one on its own port', async () => {
     const web = parseFleetText(await example('fleet-checks'), 'yaml').pools[0];
     expect(web?.healthCheck.type).toBe('http');
-    expect(web?.additionalHealthChecks?.map((c) => `${c.type}:${c.port}`)).toEqual(['tcp:5432', 'agent:9777']);
+    expect(web?.additionalHealthChecks?.map((c) => `${c.type}:${c.port}`)).toEqual(['tcp:6432', 'agent:9777']);
   });
 
   test('guide - the fleet example parses, and the defaults the table states are what parseFleet fills', async () => {
