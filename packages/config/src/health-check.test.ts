@@ -343,3 +343,24 @@ describe('health check - agent (HAProxy agent-check)', () => {
     ).toBe('agent port 9777 send "web", every 2000 ms, timeout 1000 ms, rise 2, fall 4');
   });
 });
+
+describe('health check - method (GET or HEAD)', () => {
+  test('HEAD is kept, GET is the default and not written back; HEAD with expect, or on a non-http check, is refused', () => {
+    const hc = (raw: Raw) => parseFleet(fleetWith(raw)).pools[0]?.healthCheck;
+    expect(hc({ type: 'http', method: 'HEAD' })?.method).toBe('HEAD');
+    expect(hc({ type: 'https', method: 'GET' })).not.toHaveProperty('method');
+    expect(hc({ type: 'http' })).not.toHaveProperty('method');
+    expect(describeHealthCheck(hc({ type: 'http', method: 'HEAD', path: '/healthz' })!)).toBe(
+      'http HEAD /healthz expect 200, every 2000 ms, timeout 1000 ms, rise 2, fall 4',
+    );
+    expect(problems(fleetWith({ type: 'http', method: 'HEAD', expect: 'ok' }))).toContainEqual(
+      'pools[0].healthCheck.expect: a HEAD request gets no body: use method GET with expect',
+    );
+    expect(problems(fleetWith({ type: 'http', method: 'POST' }))).toContainEqual(
+      expect.stringContaining('pools[0].healthCheck.method: "POST" is not one of GET | HEAD'),
+    );
+    expect(problems(fleetWith({ type: 'tcp', method: 'HEAD' }))).toContainEqual(
+      'pools[0].healthCheck.method: applies only to type http | https, not tcp',
+    );
+  });
+});

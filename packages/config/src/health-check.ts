@@ -33,11 +33,12 @@ import {
   MAX_UDP_PAYLOAD_BYTES,
   utf8Bytes,
 } from './limits.js';
-import type { DnsQueryType, DnsRcode, HealthCheck, HealthCheckType, StatusRange } from './types.js';
+import type { DnsQueryType, DnsRcode, HealthCheck, HealthCheckType, HttpCheckMethod, StatusRange } from './types.js';
 
 export const HEALTH_CHECK_TYPES: readonly HealthCheckType[] = ['tcp', 'http', 'https', 'udp', 'dns', 'agent', 'none'];
 export const DNS_QUERY_TYPES: readonly DnsQueryType[] = ['A', 'AAAA', 'CNAME', 'MX', 'NS', 'PTR', 'SOA', 'SRV', 'TXT'];
 export const DNS_RCODES: readonly DnsRcode[] = ['NOERROR', 'NXDOMAIN'];
+export const HTTP_CHECK_METHODS: readonly HttpCheckMethod[] = ['GET', 'HEAD'];
 export const DEFAULT_DNS_QUERY_TYPE: DnsQueryType = 'A';
 export const DEFAULT_DNS_RCODE: DnsRcode = 'NOERROR';
 /** The types that send an HTTP request (RFC 9110): path, expectStatus and host apply to them. */
@@ -90,6 +91,7 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
     'type',
     'port',
     'path',
+    'method',
     'expectStatus',
     'host',
     'verifyCertificate',
@@ -137,6 +139,7 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
       p.add(`${path}.${field}`, `applies only to type ${types.join(' | ')}, not ${type}`);
   };
   onlyFor('path', HTTP_CHECK_TYPES);
+  onlyFor('method', HTTP_CHECK_TYPES);
   onlyFor('expectStatus', HTTP_CHECK_TYPES);
   onlyFor('tls', ['tcp']);
   if (type === 'tcp' && v.tls !== undefined && boolField(p, `${path}.tls`, v.tls, false)) hc.tls = true;
@@ -161,6 +164,12 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
       p.add(`${path}.path`, `${show(v.path)} is not an absolute path (starting with /)`);
     }
     hc.path = typeof v.path === 'string' ? v.path : DEFAULT_HTTP_PATH;
+    // GET is the default and not written back, so fleets without HEAD stay readable by nodes that predate the field.
+    const method = oneOf<HttpCheckMethod>(p, `${path}.method`, v.method, HTTP_CHECK_METHODS, 'GET');
+    if (method === 'HEAD') {
+      hc.method = method;
+      if (v.expect !== undefined) p.add(`${path}.expect`, 'a HEAD request gets no body: use method GET with expect');
+    }
     hc.expectStatus =
       typeof v.expectStatus === 'string'
         ? statusRangeField(p, `${path}.expectStatus`, v.expectStatus)
@@ -287,7 +296,7 @@ export function healthCheckProblems(hc: HealthCheck, path: string): ConfigProble
  * `https port 8443 GET /healthz expect 200 host www.example.com, certificate verified, every 2000 ms, ...`.
  */
 export function describeHealthCheck(hc: HealthCheck): string {
-  const request = hc.path === undefined ? '' : ` GET ${hc.path} expect ${hc.expectStatus}`;
+  const request = hc.path === undefined ? '' : ` ${hc.method ?? 'GET'} ${hc.path} expect ${hc.expectStatus}`;
   const host = hc.host ? ` host ${hc.host}` : '';
   const verified = hc.verifyCertificate ? ', certificate verified' : '';
   const send = hc.payload ? ` send ${JSON.stringify(hc.payload)}` : '';

@@ -23,6 +23,8 @@ export type DnsQueryType = 'A' | 'AAAA' | 'CNAME' | 'MX' | 'NS' | 'PTR' | 'SOA' 
 /** The answers a `dns` check may require (RFC 1035 §4.1.1): the name exists, or (a check of a name that must not) not. */
 export type DnsRcode = 'NOERROR' | 'NXDOMAIN';
 
+/** The request a `http` or `https` check sends (RFC 9110 §9.3.1, §9.3.2). */
+export type HttpCheckMethod = 'GET' | 'HEAD';
 /** An inclusive range of HTTP status codes, `200-399`. */
 export type StatusRange = `${number}-${number}`;
 
@@ -38,6 +40,11 @@ export interface HealthCheck {
   readonly port?: number;
   /** http and https: request path, default `/`. */
   readonly path?: string;
+  /**
+   * http and https: `HEAD` asks for the status without the body (HAProxy's `option httpchk HEAD`: a large page is not
+   * sent at every probe); default `GET`, not written back. `expect` needs a body, so it needs GET.
+   */
+  readonly method?: HttpCheckMethod;
   /**
    * http and https: the status code expected, default 200, or a range `LOW-HIGH` (`"200-399"`: any success or
    * redirect, as nginx's `match status 200-399` and HAProxy's default). statusExpected() tells.

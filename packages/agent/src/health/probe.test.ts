@@ -21,11 +21,16 @@ let http: HttpServer;
 let silentHttp: HttpServer;
 let udp: Socket;
 let closedPort: number;
+/** The request methods the http server saw, in order. */
+const methods: string[] = [];
 
 beforeAll(async () => {
   tcp = createServer((c) => c.end());
   await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
-  http = createHttpServer((req, res) => res.writeHead(req.url === '/healthz' ? 200 : 503).end());
+  http = createHttpServer((req, res) => {
+    methods.push(req.method ?? '');
+    res.writeHead(req.url === '/healthz' ? 200 : 503).end();
+  });
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
   silentHttp = createHttpServer(() => undefined); // accepts, never answers
   await new Promise<void>((r) => silentHttp.listen(0, '127.0.0.1', r));
@@ -89,6 +94,24 @@ describe('probe - real sockets on loopback', () => {
     expect(await probeMember(target, check({ type: 'http', path: '/other', expectStatus: '500-599' }))).toMatchObject({
       ok: true,
     });
+  });
+
+  test('http: method HEAD is what the server receives (GET by default)', async () => {
+    const at = { address: '127.0.0.1', port: portOf(http) };
+    methods.length = 0;
+    expect(await probeMember(at, check({ type: 'http', path: '/healthz', expectStatus: 200 }))).toMatchObject({
+      ok: true,
+    });
+    expect(
+      await probeMember(at, check({ type: 'http', path: '/healthz', expectStatus: 200, method: 'HEAD' })),
+    ).toMatchObject({ ok: true });
+    expect(await probeMember(at, check({ type: 'http', path: '/x', expectStatus: 200, method: 'HEAD' }))).toMatchObject(
+      {
+        ok: false,
+        reason: 'status 503 (expected 200)',
+      },
+    );
+    expect(methods).toEqual(['GET', 'HEAD', 'HEAD']);
   });
 
   test('http: no answer within the timeout is down', async () => {

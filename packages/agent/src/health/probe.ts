@@ -70,7 +70,7 @@ function probeTcp(target: ProbeTarget, port: number, check: HealthCheck, opts?: 
 const DEFAULT_PORT = { http: 80, https: 443 } as const;
 
 /**
- * GET `path`, expecting `expectStatus`. For https: TLS with Node's defaults (TLS 1.2 or later); the server name
+ * GET (or HEAD, with `method`) `path`, expecting `expectStatus`. For https: TLS with Node's defaults (TLS 1.2 or later); the server name
  * (SNI) is `host` when set and none for an address (RFC 6066 §3); the certificate is checked only with
  * `verifyCertificate`, against `host` or else the member's address, and a failed check names Node's code
  * (`DEPTH_ZERO_SELF_SIGNED_CERT`, `ERR_TLS_CERT_ALTNAME_INVALID`, `CERT_HAS_EXPIRED`, ...).
@@ -85,7 +85,7 @@ function probeHttp(target: ProbeTarget, port: number, check: HealthCheck, opts?:
       host: target.address,
       port,
       path: check.path ?? '/',
-      method: 'GET',
+      method: check.method ?? 'GET',
       agent: false,
       headers: { 'user-agent': 'l4fleet-agent', connection: 'close', ...host },
       ...(opts?.sourceAddress ? { localAddress: opts.sourceAddress } : {}),
