@@ -172,9 +172,8 @@ describe.skipIf(!built)('bpf data plane with the XDP fast path', () => {
     const t4 = vipTable(VIP4, 2200, 'udp');
     const t6 = vipTable(VIP6, 2200, 'udp');
     await dp.apply([t4, t6]);
-    await topo.node.sh('ip neigh flush dev eth0 && ip -6 neigh flush dev eth0');
     const flows = udpFlows(1, 2200, 22_000);
-    await sendFlows(flows);
+    await sendFlowsVia(topo, flows, { flushNodeNeighbours: true });
     const got = await landings();
     for (const f of flows) expect(got.get(flowKey(f))).toEqual([expected(f.dst === VIP4 ? t4 : t6, f)]);
     const first = await dp.counters();

@@ -272,9 +272,27 @@ export const expectedBackend = (t: VipTable, f: Flow): number =>
 /** A flow as the backends' recorders key it. */
 export const flowKey = (f: Flow): string => `${f.src}|${f.protocol}|${f.sport}`;
 
-/** One packet per flow from the topology's client (SEND_FLOWS_PY). */
-export async function sendFlows(topo: DsrTopology, flows: readonly Flow[]): Promise<void> {
-  await topo.client.run(['python3', '-c', SEND_FLOWS_PY], { input: JSON.stringify(flows), timeoutMs: 30_000 });
+/**
+ * One packet per flow from the topology's client (SEND_FLOWS_PY). `flushNodeNeighbours` empties the node's neighbour
+ * tables in the same process right before the packets leave: flushed from a separate process, a neighbour entry can come
+ * back in between under load (a backend's ARP or ND creates one), and the packets no longer meet an unknown neighbour.
+ */
+export async function sendFlows(
+  topo: DsrTopology,
+  flows: readonly Flow[],
+  opts: { flushNodeNeighbours?: boolean } = {},
+): Promise<void> {
+  const input = JSON.stringify(flows);
+  if (!opts.flushNodeNeighbours) {
+    await topo.client.run(['python3', '-c', SEND_FLOWS_PY], { input, timeoutMs: 30_000 });
+    return;
+  }
+  const ns = topo.node.ns;
+  const flush = `ip -n ${ns} neigh flush dev eth0 && ip -n ${ns} -6 neigh flush dev eth0`;
+  await topo.client.run(['sh', '-c', `${flush} && exec python3 -c "$1"`, 'send-flows', SEND_FLOWS_PY], {
+    input,
+    timeoutMs: 30_000,
+  });
 }
 
 /** Which backend recorded each flow (`src|proto|sport` -> backend indices). */
