@@ -114,7 +114,10 @@ describe.sequential(`lab docker faults - BFD and a three-member etcd in containe
   }, 60_000);
 
   test('lab status: three etcd members by name, every node Established with its BFD session up', async () => {
-    const s = await waitSessionsUp(['node1', 'node2', 'node3'], 20_000);
+    await waitSessionsUp(['node1', 'node2', 'node3'], 20_000);
+    // A session that flapped while the lab came up is Established again before its routes are back: wait for them.
+    await lab.waitNextHops(3, 20_000);
+    const s = await lab.status();
     expect(s.runtime).toBe('docker');
     expect(s.etcd.members.map((m) => m.name)).toEqual(['etcd1', 'etcd2', 'etcd3']);
     expect(s.etcd.endpoints).toHaveLength(3);
@@ -138,6 +141,10 @@ describe.sequential(`lab docker faults - BFD and a three-member etcd in containe
 
   test('kill a node container: 0 broken, longest pause <= 1 s, its BFD session down', async () => {
     if (!flows) throw new Error('no flows');
+    // The kill is measured from a settled fleet: every session up and in the route (a flap before the step, e.g. BFD
+    // 100 ms x 3 on a starved CPU, would otherwise be counted as the kill's pause).
+    await waitSessionsUp(['node1', 'node2', 'node3'], 20_000);
+    await lab.waitNextHops(3, 20_000);
     const before = brokenIds(flows);
     await flows.mark();
     const t0 = Date.now();
