@@ -105,6 +105,14 @@ describe('docs/operator-guide.md', () => {
     expect(web?.additionalHealthChecks?.map((c) => `${c.type}:${c.port}`)).toEqual(['tcp:6432', 'agent:9777']);
   });
 
+  test('guide - the fleet-dependency example parses: the second check probes the database, not the members', async () => {
+    const web = parseFleetText(await example('fleet-dependency'), 'yaml').pools[0];
+    expect(web?.additionalHealthChecks?.map((c) => `${c.type} ${c.address}:${c.port}`)).toEqual([
+      'tcp 198.18.3.50:5432',
+    ]);
+    expect(web?.minUpMembers).toBe(2);
+  });
+
   test('guide - the fleet example parses, and the defaults the table states are what parseFleet fills', async () => {
     const fleet = parseFleetText(await example('fleet'), 'yaml');
     expect(fleet.hashSeed).toBe(0x5eed);

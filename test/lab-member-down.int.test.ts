@@ -13,7 +13,9 @@
  * `sourceRanges`: a client outside them gets nothing (dropped on the nodes, counted), inside them it is served. Then an
  * `agent` check (`additionalHealthChecks`) answered by `l4fleet backend agent` on every backend: the backend that
  * serves the running flow says `drain` (`l4fleet backend state`), every node's table drops it, new flows go to the
- * others, the running flow stays on it; `ready`, and it takes new flows again. Needs root, the built CLI with the agent and the bpf objects;
+ * others, the running flow stays on it; `ready`, and it takes new flows again. Then a check of another address (a
+ * dependency every member shares, `healthCheck.address`): it says `maint`, every member is decided down and every node
+ * withdraws the VIP; `ready`, announced again. Needs root, the built CLI with the agent and the bpf objects;
  * otherwise skipped, never faked. Run under the lab lock.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -590,6 +592,110 @@ describe.skipIf(!ready).sequential('lab - onMemberDown: reselect (bpf + routed +
         agents.map((a) => new Promise((r) => (a.exitCode !== null ? r(undefined) : a.once('exit', r)))),
       );
       const plain = join(dir, 'fleet-after-agent.yaml');
+      writeFileSync(plain, stringify(labFleet(lab.topology)));
+      await l4fleet(lab, 'apply', '-f', plain).catch(() => undefined);
+    }
+  }, 180_000);
+
+  test('a check of another address (a shared dependency): backend3\'s agent speaks for the UDP pool\'s "database"; it says maint, every member is decided down and every node withdraws the UDP VIP; ready, announced again', async () => {
+    const fleet = labFleet(lab.topology) as {
+      pools: (Record<string, unknown> & { name: string; members: { name: string; address: string }[] })[];
+    };
+    const udpPool = fleet.pools.find((p) => p.name === VIP_UDP.name);
+    const dependency = udpPool?.members.find((m) => m.name === 'backend3');
+    if (!udpPool || !dependency) throw new Error('the lab fleet has no UDP pool with backend3');
+    const stateFile = join(dir, 'dependency.state');
+    const agent = spawn(
+      'ip',
+      [
+        ...['netns', 'exec', lab.ns('backend3'), process.execPath, cliBin(), 'backend', 'agent'],
+        ...['--listen', '0.0.0.0:9778', '--state-file', stateFile],
+      ],
+      { stdio: 'ignore' },
+    );
+    const state = (...args: string[]) =>
+      run([process.execPath, cliBin(), 'backend', 'state', ...args, '--state-file', stateFile], {
+        allowFailure: false,
+      });
+    const udp = `${VIP_UDP.address}/32`;
+    const tcp = `${VIP_TCP.address}/32`;
+    const vip = `${VIP_UDP.address}:${VIP_UDP.port}/udp`;
+    try {
+      udpPool.additionalHealthChecks = [
+        { type: 'agent', address: dependency.address, port: 9778, intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3 },
+      ];
+      const file = join(dir, 'fleet-dependency.yaml');
+      writeFileSync(file, stringify(fleet));
+      await l4fleet(lab, 'apply', '-f', file);
+      await tablesAgree(lab, 30_000);
+      await routerUntil(lab, udp, 'via 2 nodes', (h) => h.length === 2, 20_000);
+      expect(await l4fleet(lab, 'describe', 'vip', vip)).toContain(`and: agent at ${dependency.address} port 9778`);
+      const decided = async (): Promise<string[]> =>
+        (
+          JSON.parse(await l4fleet(lab, 'describe', 'vip', vip, '-o', 'json')).members as {
+            name: string;
+            decided: string;
+          }[]
+        ).map((m) => `${m.name} ${m.decided}`);
+      // Every member up with the check: it probes the one address that answers on 9778, not each member's own.
+      const upBy = Date.now() + 15_000;
+      while (Date.now() < upBy && (await decided()).some((d) => !d.endsWith(' up'))) await sleep(500);
+      expect(await decided()).toEqual(udpPool.members.map((m) => `${m.name} up`));
+
+      await state('maint', '--reason', 'db migration');
+      const saidAt = Date.now();
+      await routerUntil(lab, udp, 'withdrawn', (h) => h.length === 0, MOVE_BOUND_MS + 15_000);
+      const goneMs = Date.now() - saidAt;
+      expect(await routerNextHops(lab.ns('router'), tcp)).toHaveLength(2);
+      const described = await l4fleet(lab, 'describe', 'vip', vip);
+      // Every member, backend3 too, is down for the one reason, named with the address it came from.
+      expect(described).toContain(
+        `check 2 of 2 (agent at ${dependency.address} port 9778): agent says maint: db migration`,
+      );
+      expect(await decided()).toEqual(udpPool.members.map((m) => `${m.name} down`));
+      expect((await newFlows(lab, 10)).get('-')).toBe(10);
+      // What a node's own probe sees (`l4fleet probe` run on node1, as an operator would): the dependency's endpoint.
+      const probed = await run(
+        [
+          ...['ip', 'netns', 'exec', lab.ns('node1'), process.execPath, cliBin()],
+          ...['--etcd', lab.topology.control.etcdEndpoints.join(','), 'probe', VIP_UDP.name, '-o', 'json'],
+        ],
+        { allowFailure: true, timeoutMs: 30_000 },
+      );
+      expect(probed.code).toBe(1);
+      const second = (
+        JSON.parse(probed.stdout) as { results: { checks: { endpoint: string; reason?: string }[] }[] }
+      ).results.map((r) => r.checks[1]);
+      expect(second).toEqual(
+        udpPool.members.map(() => ({
+          check: 2,
+          type: 'agent',
+          endpoint: `${dependency.address}:9778`,
+          ok: false,
+          latencyMs: expect.any(Number),
+          reason: 'agent says maint: db migration',
+        })),
+      );
+
+      await state('ready');
+      const readyAt = Date.now();
+      await routerUntil(
+        lab,
+        udp,
+        'via 2 nodes',
+        (h) => h.length === 2,
+        HEALTH_INTERVAL_MS * (HEALTH_RISE + 1) + 15_000,
+      );
+      const backMs = Date.now() - readyAt;
+      await tablesAgree(lab, 15_000);
+      expect((await newFlows(lab, 30)).get('-')).toBeUndefined();
+      console.log(
+        `check of another address: the UDP VIP withdrawn by every node ${goneMs} ms after its dependency said maint; announced again ${backMs} ms after ready`,
+      );
+    } finally {
+      agent.kill('SIGTERM');
+      await new Promise((r) => (agent.exitCode !== null ? r(undefined) : agent.once('exit', r)));
+      const plain = join(dir, 'fleet-after-dependency.yaml');
       writeFileSync(plain, stringify(labFleet(lab.topology)));
       await l4fleet(lab, 'apply', '-f', plain).catch(() => undefined);
     }

@@ -119,9 +119,12 @@ describe('pools[].additionalHealthChecks', () => {
     expect([...diff.poolsChanged]).toEqual([]);
   });
 
-  test('checkLabel names a check only when a member has more than one', () => {
+  test('checkLabel names a check only when a member has more than one, or when it probes an address of its own', () => {
     const tcp = { type: 'tcp' as const, port: 9100, ...defaults };
     expect(checkLabel(tcp, 0, 1)).toBe('');
     expect(checkLabel(tcp, 1, 2)).toBe('check 2 of 2 (tcp port 9100)');
+    const db = { ...tcp, address: '198.18.3.50', port: 5432 };
+    expect(checkLabel(db, 0, 1)).toBe('check (tcp at 198.18.3.50 port 5432)');
+    expect(checkLabel(db, 1, 2)).toBe('check 2 of 2 (tcp at 198.18.3.50 port 5432)');
   });
 });

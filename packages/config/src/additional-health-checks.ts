@@ -87,9 +87,12 @@ export function healthCheckPath(poolIndex: number, index: number): string {
 
 /**
  * How a probe failure names its check when a member has more than one: `check 2 of 2 (tcp port 9100)`; `` with one
- * check, so a single-check pool's reasons read as they always did.
+ * check, so a single-check pool's reasons read as they always did, unless that check probes an `address` of its own
+ * (`check (tcp at 198.18.3.50 port 5432)`).
  */
 export function checkLabel(check: HealthCheck, index: number, count: number): string {
-  if (count <= 1) return '';
-  return `check ${index + 1} of ${count} (${check.type}${check.tls ? ' tls' : ''}${check.port ? ` port ${check.port}` : ''})`;
+  const what = `${check.type}${check.tls ? ' tls' : ''}${check.address ? ` at ${check.address}` : ''}${check.port ? ` port ${check.port}` : ''}`;
+  if (count > 1) return `check ${index + 1} of ${count} (${what})`;
+  // A check of another address names it even alone: its failure is not the member's own.
+  return check.address === undefined ? '' : `check (${what})`;
 }

@@ -364,3 +364,48 @@ describe('health check - method (GET or HEAD)', () => {
     );
   });
 });
+
+describe('health check - address (F5 alias address, HAProxy addr)', () => {
+  const hc = (raw: Raw) => parseFleet(fleetWith(raw)).pools[0]?.healthCheck;
+
+  test('an address of its own is kept canonical, with its port; absent, nothing is written back', () => {
+    expect(hc({ type: 'tcp', address: '198.18.3.50', port: 5432 })).toEqual({
+      type: 'tcp',
+      address: '198.18.3.50',
+      port: 5432,
+      intervalMs: 2000,
+      timeoutMs: 1000,
+      rise: 2,
+      fall: 4,
+    });
+    expect(hc({ type: 'http', address: '2001:DB8:0:0::50', port: 8080 })?.address).toBe('2001:db8::50');
+    expect(hc({ type: 'tcp' })).not.toHaveProperty('address');
+  });
+
+  test('refused, naming the field and the value: not an address, no port, type none, unroutable, loopback, a VIP', () => {
+    expect(problems(fleetWith({ type: 'tcp', address: 'db.example', port: 5432 }))).toContainEqual(
+      'pools[0].healthCheck.address: "db.example" is not an IPv4 or IPv6 address',
+    );
+    expect(problems(fleetWith({ type: 'tcp', address: '198.18.3.50' }))).toContainEqual(
+      expect.stringContaining('pools[0].healthCheck.port: is required with address'),
+    );
+    expect(problems(fleetWith({ type: 'none', address: '198.18.3.50', port: 1 }))).toContainEqual(
+      'pools[0].healthCheck.address: applies only to type tcp | http | https | udp | dns | agent, not none',
+    );
+    expect(problems(fleetWith({ type: 'tcp', address: '169.254.1.1', port: 1 }))).toContainEqual(
+      'pools[0].healthCheck.address: "169.254.1.1" is a link-local address (169.254.0.0/16, not routed)',
+    );
+    expect(problems(fleetWith({ type: 'tcp', address: '127.0.0.1', port: 1 }))).toContainEqual(
+      'pools[0].healthCheck.address: "127.0.0.1" is a loopback address: every node would probe itself, not the pool\'s',
+    );
+    expect(problems(fleetWith({ type: 'tcp', address: '198.51.100.10', port: 1 }))).toContainEqual(
+      'pools[0].healthCheck.address: "198.51.100.10" is a VIP of this fleet: the nodes would probe themselves, not the pool',
+    );
+  });
+
+  test('describeHealthCheck says where it probes', () => {
+    expect(describeHealthCheck(hc({ type: 'tcp', address: '198.18.3.50', port: 5432 })!)).toBe(
+      'tcp at 198.18.3.50 port 5432, every 2000 ms, timeout 1000 ms, rise 2, fall 4',
+    );
+  });
+});

@@ -18,6 +18,7 @@ import {
 } from './defaults.js';
 import type { ConfigProblem } from './errors.js';
 import {
+  addressField,
   boolField,
   checkKeys,
   intField as int,
@@ -90,6 +91,7 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
   checkKeys(p, path, v, [
     'type',
     'port',
+    'address',
     'path',
     'method',
     'expectStatus',
@@ -134,6 +136,15 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
     fall: int(p, `${path}.fall`, v.fall, 1, 100, 'a count', DEFAULT_HEALTH_FALL),
   };
   if (v.port !== undefined) hc.port = port(p, `${path}.port`, v.port);
+  if (v.address !== undefined && type !== 'none') {
+    const address = addressField(p, `${path}.address`, v.address);
+    if (address !== undefined) hc.address = address.address;
+    if (v.port === undefined)
+      p.add(
+        `${path}.port`,
+        `is required with address (the port to probe at ${show(v.address)}; the member's port is the member's)`,
+      );
+  }
   const onlyFor = (field: string, types: readonly HealthCheckType[]) => {
     if (v[field] !== undefined && !types.includes(type))
       p.add(`${path}.${field}`, `applies only to type ${types.join(' | ')}, not ${type}`);
@@ -153,6 +164,7 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
   onlyFor('payload', ['tcp', 'udp', 'agent']);
   onlyFor('expect', ['tcp', 'http', 'https', 'udp']);
   onlyFor('port', ['tcp', 'http', 'https', 'udp', 'dns', 'agent']);
+  onlyFor('address', ['tcp', 'http', 'https', 'udp', 'dns', 'agent']);
   // An agent listens on a port of its own: on the member's service port it would be the service, not its agent.
   if (type === 'agent' && v.port === undefined)
     p.add(`${path}.port`, "is required for type agent (the port the member's agent answers on, HAProxy's agent-port)");
@@ -303,5 +315,5 @@ export function describeHealthCheck(hc: HealthCheck): string {
   const ask = hc.query === undefined ? '' : ` ${hc.queryType} ${hc.query} expect ${hc.expectRcode}`;
   const reply =
     hc.expect === undefined ? '' : ` ${isHttpCheck(hc.type) ? 'body' : 'reply'} contains ${JSON.stringify(hc.expect)}`;
-  return `${hc.type}${hc.tls ? ' tls' : ''}${hc.port ? ` port ${hc.port}` : ''}${request}${host}${ask}${send}${reply}${verified}, every ${hc.intervalMs} ms, timeout ${hc.timeoutMs} ms, rise ${hc.rise}, fall ${hc.fall}`;
+  return `${hc.type}${hc.tls ? ' tls' : ''}${hc.address ? ` at ${hc.address}` : ''}${hc.port ? ` port ${hc.port}` : ''}${request}${host}${ask}${send}${reply}${verified}, every ${hc.intervalMs} ms, timeout ${hc.timeoutMs} ms, rise ${hc.rise}, fall ${hc.fall}`;
 }

@@ -61,6 +61,20 @@ function transportProblems(vip: Vip, vipIndex: number, pool: Pool, poolIndex: nu
   return out;
 }
 
+/**
+ * A check's own `address` must be one every node can probe and that says something of the pool: not one a router
+ * does not forward (as a member), not loopback (each node would probe itself), not a VIP (the balancers themselves).
+ */
+function checkAddressProblems(address: string, path: string, vipAddresses: ReadonlySet<string>): ConfigProblem[] {
+  const why = unusableAddress(address, 'member');
+  if (why) return [{ path, message: `"${address}" is ${why}` }];
+  if (isLoopback(address))
+    return [{ path, message: `"${address}" is a loopback address: every node would probe itself, not the pool's` }];
+  if (vipAddresses.has(address))
+    return [{ path, message: `"${address}" is a VIP of this fleet: the nodes would probe themselves, not the pool` }];
+  return [];
+}
+
 /** Problems of a fleet whose fields are each valid (see parseFleet); empty when it can work. */
 export function fleetSemanticProblems(fleet: Fleet): ConfigProblem[] {
   const out: ConfigProblem[] = [];
@@ -70,6 +84,8 @@ export function fleetSemanticProblems(fleet: Fleet): ConfigProblem[] {
     poolIndex.set(pool.name, i);
     healthChecksOf(pool).forEach((hc, c) => {
       out.push(...healthCheckProblems(hc, healthCheckPath(i, c)));
+      if (hc.address !== undefined)
+        out.push(...checkAddressProblems(hc.address, `${healthCheckPath(i, c)}.address`, vipAddresses));
     });
     pool.members.forEach((m, j) => {
       const why = unusableAddress(m.address, 'member');

@@ -38,6 +38,11 @@ export interface HealthCheck {
   readonly type: HealthCheckType;
   /** Port to probe; default: the member's port (`agent`: required, the agent's own port). */
   readonly port?: number;
+  /**
+   * Address to probe instead of the member's (F5's alias address, HAProxy's `addr`), canonical; needs `port`. Every
+   * member of the pool is then held to what answers there: a dependency they share (a database, a site's uplink).
+   */
+  readonly address?: string;
   /** http and https: request path, default `/`. */
   readonly path?: string;
   /**

@@ -228,4 +228,44 @@ describe('health checker - a member with several checks (pools[].additionalHealt
       if (side.listening) await new Promise((r) => side.close(r));
     }
   });
+
+  test('real sockets: a check of another address (a dependency every member shares) takes every member down when it closes', async () => {
+    const servers = ['127.0.0.2', '127.0.0.3'].map((a) => ({ a, s: createServer((s) => s.end()) }));
+    const dependency = createServer((s) => s.end());
+    await new Promise<void>((r) => dependency.listen(0, '127.0.0.4', r));
+    const dependencyPort = (dependency.address() as AddressInfo).port;
+    let port = 0;
+    for (const { a, s } of servers) {
+      await new Promise<void>((r) => s.listen(port, a, r));
+      port = (s.address() as AddressInfo).port;
+    }
+    const fast = { intervalMs: 100, timeoutMs: 50, rise: 1, fall: 1 };
+    const checks = [
+      { type: 'tcp' as const, ...fast },
+      { type: 'tcp' as const, address: '127.0.0.4', port: dependencyPort, ...fast },
+    ];
+    const c = createHealthChecker({ logger, onObservation: () => undefined });
+    const until = async (want: string) => {
+      const both = () => ['web/a', 'web/b'].map((k) => c.observed().get(k));
+      for (let i = 0; i < 100 && both().some((o) => o !== want); i++) await new Promise((r) => setTimeout(r, 50));
+      return both();
+    };
+    try {
+      c.setTargets([
+        { key: 'web/a', address: '127.0.0.2', port, checks },
+        { key: 'web/b', address: '127.0.0.3', port, checks },
+      ]);
+      expect(await until('up')).toEqual(['up', 'up']);
+      await new Promise((r) => dependency.close(r));
+      expect(await until('down')).toEqual(['down', 'down']);
+      for (const key of ['web/a', 'web/b'])
+        expect(c.failures().get(key)?.reason).toMatch(
+          new RegExp(`^check 2 of 2 \\(tcp at 127\\.0\\.0\\.4 port ${dependencyPort}\\): .*ECONNREFUSED`),
+        );
+    } finally {
+      c.close();
+      for (const { s } of servers) await new Promise((r) => s.close(r));
+      if (dependency.listening) await new Promise((r) => dependency.close(r));
+    }
+  });
 });

@@ -66,6 +66,16 @@ describe('probe - real sockets on loopback', () => {
     expect(r.ok).toBe(true);
   });
 
+  test("a check's address (and port) replace the member's: the member's own closed port does not matter", async () => {
+    const member = { address: '127.0.0.9', port: closedPort };
+    expect(await probeMember(member, check({ port: portOf(tcp) }))).toMatchObject({ ok: false });
+    expect(await probeMember(member, check({ address: '127.0.0.1', port: portOf(tcp) }))).toMatchObject({ ok: true });
+    expect(await probeMember(member, check({ address: '127.0.0.1', port: closedPort }))).toMatchObject({
+      ok: false,
+      reason: 'ECONNREFUSED',
+    });
+  });
+
   test('http: the expected status is up, another status is down with the reason', async () => {
     const target = { address: '127.0.0.1', port: portOf(http) };
     expect(await probeMember(target, check({ type: 'http', path: '/healthz', expectStatus: 200 }))).toMatchObject({

@@ -206,8 +206,10 @@ function probeDns(target: ProbeTarget, port: number, check: HealthCheck, opts?: 
 }
 
 /** The real probe. A check of type `none` is always ok (the member is taken as up). */
-export const probeMember: Probe = async (target, check, opts) => {
-  const port = check.port ?? target.port;
+export const probeMember: Probe = async (member, check, opts) => {
+  const port = check.port ?? member.port;
+  // A check with an address of its own (F5's alias address) probes it for every member of the pool.
+  const target = check.address === undefined ? member : { address: check.address, port };
   switch (check.type) {
     case 'none':
       return { ok: true, latencyMs: 0 };

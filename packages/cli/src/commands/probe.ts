@@ -103,7 +103,7 @@ export function registerProbe(program: Command, ctx: FleetCommandContext): void 
           return {
             check: i + 1,
             type: check.type,
-            endpoint: endpointText(m.address, check.port ?? m.port),
+            endpoint: endpointText(check.address ?? m.address, check.port ?? m.port),
             ok: r.ok,
             latencyMs: Math.round(r.latencyMs * 10) / 10,
             ...(r.reason === undefined ? {} : { reason: r.reason }),
