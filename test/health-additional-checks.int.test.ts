@@ -1,5 +1,5 @@
 /**
- * `pools[].additionalHealthChecks` and the `agent` check end to end: a fleet in a real etcd, the real agent (runAgent,
+ * `pools[].additionalHealthChecks`, the `agent` check and `expectNot` end to end: a fleet in a real etcd, the real agent (runAgent,
  * what `l4fleet agent` runs) probing real sockets on loopback, and the aggregator's decisions written back to etcd.
  * Each member serves HTTP `/healthz`, a "sidecar" TCP port and an agent port (HAProxy agent-check: the member's own
  * word) on its own loopback address; the pool checks all three. The speaker is the fake one and the data plane the
@@ -29,6 +29,8 @@ const sidecars = new Map<string, Server>();
 let httpPort = 0;
 let sidecarPort = 0;
 let agentPort = 0;
+/** The body of each member's `/healthz` (200 whatever it says; the http check has `expectNot: MAINTENANCE`). */
+const pageOf = new Map<string, string>();
 /** What each member's agent answers (HAProxy agent-check words). */
 const agentSays = new Map<string, string>(Object.values(ADDRESSES).map((a) => [a, 'up 100%\n']));
 
@@ -48,7 +50,9 @@ const sidecar = (address: string): Promise<number> => {
 
 beforeAll(async () => {
   for (const address of Object.values(ADDRESSES)) {
-    const h = createHttpServer((req, res) => res.writeHead(req.url === '/healthz' ? 200 : 503).end());
+    const h = createHttpServer((req, res) =>
+      res.writeHead(req.url === '/healthz' ? 200 : 503).end(pageOf.get(address) ?? '{"status":"ok"}'),
+    );
     https.push(h);
     httpPort = await listen(h, address, httpPort);
     sidecarPort = await sidecar(address);
@@ -61,7 +65,7 @@ beforeAll(async () => {
     pools: [
       {
         name: 'web',
-        healthCheck: { type: 'http', path: '/healthz', ...CHECK },
+        healthCheck: { type: 'http', path: '/healthz', expectNot: 'MAINTENANCE', ...CHECK },
         additionalHealthChecks: [
           { type: 'tcp', port: sidecarPort, ...CHECK },
           { type: 'agent', port: agentPort, ...CHECK },
@@ -132,5 +136,14 @@ describe('additional health checks against real sockets, decided through etcd', 
     expect(failures['web/a']?.reason).toBe(`check 3 of 3 (agent port ${agentPort}): agent says drain: deploying v42`);
     agentSays.set(ADDRESSES.a, 'ready\n');
     expect(await decided({ 'web/a': 'up', 'web/b': 'up' })).toMatchObject({ 'web/a': 'up' });
+  });
+
+  test('a maintenance page that still answers 200 (expectNot, F5 receive disable string): down, named; its normal page: up', async () => {
+    pageOf.set(ADDRESSES.b, '<h1>MAINTENANCE until 10:00</h1>');
+    expect(await decided({ 'web/a': 'up', 'web/b': 'down' })).toMatchObject({ 'web/b': 'down' });
+    const failures = await probeFailures('web/b');
+    expect(failures['web/b']?.reason).toBe('check 1 of 3 (http): body contains "MAINTENANCE" (expectNot)');
+    pageOf.delete(ADDRESSES.b);
+    expect(await decided({ 'web/a': 'up', 'web/b': 'up' })).toMatchObject({ 'web/b': 'up' });
   });
 });

@@ -409,3 +409,40 @@ describe('health check - address (F5 alias address, HAProxy addr)', () => {
     );
   });
 });
+
+describe('health check - expectNot (F5 receive disable string, HAProxy expect !)', () => {
+  const hc = (raw: Raw, protocol = 'tcp') => parseFleet(fleetWith(raw, protocol)).pools[0]?.healthCheck;
+
+  test('kept for http, https and udp, beside expect or alone; absent, nothing is written back', () => {
+    expect(hc({ type: 'http', path: '/healthz', expectNot: 'MAINTENANCE' })?.expectNot).toBe('MAINTENANCE');
+    expect(hc({ type: 'https', expect: 'ok', expectNot: 'MAINT' })).toMatchObject({ expect: 'ok', expectNot: 'MAINT' });
+    expect(hc({ type: 'udp', expectNot: 'busy' }, 'udp')?.expectNot).toBe('busy');
+    expect(hc({ type: 'http' })).not.toHaveProperty('expectNot');
+  });
+
+  test('refused, naming the field: tcp (no end to read to), HEAD, empty, over the bound, part of expect', () => {
+    expect(problems(fleetWith({ type: 'tcp', expectNot: 'x' }))).toContainEqual(
+      'pools[0].healthCheck.expectNot: applies only to type http | https | udp, not tcp',
+    );
+    expect(problems(fleetWith({ type: 'http', method: 'HEAD', expectNot: 'x' }))).toContainEqual(
+      'pools[0].healthCheck.expectNot: a HEAD request gets no body: use method GET with expectNot',
+    );
+    expect(problems(fleetWith({ type: 'http', expectNot: '' }))).toContainEqual(
+      'pools[0].healthCheck.expectNot: "" is not a non-empty string',
+    );
+    expect(problems(fleetWith({ type: 'http', expectNot: 'x'.repeat(70_000) }))).toContainEqual(
+      expect.stringMatching(
+        /^pools\[0\]\.healthCheck\.expectNot: 70000 bytes is more than the limit of \d+ \(MAX_EXPECT_BYTES\)$/,
+      ),
+    );
+    expect(problems(fleetWith({ type: 'http', expect: 'status ok', expectNot: 'ok' }))).toContainEqual(
+      'pools[0].healthCheck.expectNot: "ok" is part of expect "status ok": a reply that passes would always contain it, so the check could never pass',
+    );
+  });
+
+  test('describeHealthCheck says what the body must not contain', () => {
+    expect(describeHealthCheck(hc({ type: 'http', path: '/healthz', expect: 'ok', expectNot: 'MAINT' })!)).toBe(
+      'http GET /healthz expect 200 body contains "ok" body without "MAINT", every 2000 ms, timeout 1000 ms, rise 2, fall 4',
+    );
+  });
+});

@@ -100,6 +100,7 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
     'tls',
     'payload',
     'expect',
+    'expectNot',
     'query',
     'queryType',
     'expectRcode',
@@ -163,6 +164,8 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
   onlyWith('verifyCertificate', tls, 'type https, or tcp with tls: true');
   onlyFor('payload', ['tcp', 'udp', 'agent']);
   onlyFor('expect', ['tcp', 'http', 'https', 'udp']);
+  // A TCP stream has no end to read to: the probe could only give up at its timeout, never pass.
+  onlyFor('expectNot', ['http', 'https', 'udp']);
   onlyFor('port', ['tcp', 'http', 'https', 'udp', 'dns', 'agent']);
   onlyFor('address', ['tcp', 'http', 'https', 'udp', 'dns', 'agent']);
   // An agent listens on a port of its own: on the member's service port it would be the service, not its agent.
@@ -181,6 +184,8 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
     if (method === 'HEAD') {
       hc.method = method;
       if (v.expect !== undefined) p.add(`${path}.expect`, 'a HEAD request gets no body: use method GET with expect');
+      if (v.expectNot !== undefined)
+        p.add(`${path}.expectNot`, 'a HEAD request gets no body: use method GET with expectNot');
     }
     hc.expectStatus =
       typeof v.expectStatus === 'string'
@@ -218,6 +223,10 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
   if (v.expect !== undefined && ['tcp', 'http', 'https', 'udp'].includes(type)) {
     if (typeof v.expect === 'string' && v.expect !== '') hc.expect = v.expect;
     else p.add(`${path}.expect`, `${show(v.expect)} is not a non-empty string`);
+  }
+  if (v.expectNot !== undefined && ['http', 'https', 'udp'].includes(type)) {
+    if (typeof v.expectNot === 'string' && v.expectNot !== '') hc.expectNot = v.expectNot;
+    else p.add(`${path}.expectNot`, `${show(v.expectNot)} is not a non-empty string`);
   }
   return hc;
 }
@@ -291,14 +300,23 @@ export function healthCheckProblems(hc: HealthCheck, path: string): ConfigProble
       });
     }
   }
-  if (hc.expect !== undefined) {
-    const bytes = utf8Bytes(hc.expect);
+  for (const field of ['expect', 'expectNot'] as const) {
+    const text = hc[field];
+    if (text === undefined) continue;
+    const bytes = utf8Bytes(text);
     if (bytes > MAX_EXPECT_BYTES) {
       out.push({
-        path: `${path}.expect`,
+        path: `${path}.${field}`,
         message: `${bytes} bytes is more than the limit of ${MAX_EXPECT_BYTES} (MAX_EXPECT_BYTES)`,
       });
     }
+  }
+  // A reply that contains expect also contains every part of it: such an expectNot would fail every probe that passes.
+  if (hc.expect !== undefined && hc.expectNot !== undefined && hc.expect.includes(hc.expectNot)) {
+    out.push({
+      path: `${path}.expectNot`,
+      message: `${show(hc.expectNot)} is part of expect ${show(hc.expect)}: a reply that passes would always contain it, so the check could never pass`,
+    });
   }
   return out;
 }
@@ -313,7 +331,9 @@ export function describeHealthCheck(hc: HealthCheck): string {
   const verified = hc.verifyCertificate ? ', certificate verified' : '';
   const send = hc.payload ? ` send ${JSON.stringify(hc.payload)}` : '';
   const ask = hc.query === undefined ? '' : ` ${hc.queryType} ${hc.query} expect ${hc.expectRcode}`;
+  const what = isHttpCheck(hc.type) ? 'body' : 'reply';
   const reply =
-    hc.expect === undefined ? '' : ` ${isHttpCheck(hc.type) ? 'body' : 'reply'} contains ${JSON.stringify(hc.expect)}`;
+    (hc.expect === undefined ? '' : ` ${what} contains ${JSON.stringify(hc.expect)}`) +
+    (hc.expectNot === undefined ? '' : ` ${what} without ${JSON.stringify(hc.expectNot)}`);
   return `${hc.type}${hc.tls ? ' tls' : ''}${hc.address ? ` at ${hc.address}` : ''}${hc.port ? ` port ${hc.port}` : ''}${request}${host}${ask}${send}${reply}${verified}, every ${hc.intervalMs} ms, timeout ${hc.timeoutMs} ms, rise ${hc.rise}, fall ${hc.fall}`;
 }

@@ -83,6 +83,13 @@ export interface HealthCheck {
    * (any reply, any body). F5's "receive string", HAProxy's `expect string`.
    */
   readonly expect?: string;
+  /**
+   * http, https, udp: text that takes the member down when the body (or the reply datagram) contains it, whatever
+   * else it says: F5's "receive disable string", HAProxy's `expect ! string`. A maintenance page that still answers
+   * 200 (`MAINTENANCE`) drains the member: no new flows, its open flows stay with `onMemberDown: keep`. The whole
+   * body is read (at most MAX_PROBE_REPLY_BYTES); not tcp, whose stream has no end to read to. Not with HEAD.
+   */
+  readonly expectNot?: string;
   /** dns only: the name asked for (`.` is the root); required. */
   readonly query?: string;
   /** dns only: the record type asked for; default A. */

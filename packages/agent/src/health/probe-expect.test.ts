@@ -53,6 +53,13 @@ beforeAll(async () => {
         pump();
         return;
       }
+      if (req.url === '/maint') {
+        // 200 and "ok" first, the maintenance flag in a later chunk: the probe must read on past expect.
+        res.writeHead(200);
+        res.write('{"status":"ok"');
+        setTimeout(() => res.end(',"mode":"MAINTENANCE"}'), 20);
+        return;
+      }
       res.writeHead(200).end(req.url === '/healthz' ? '{"status":"ok","db":"up"}' : '{"status":"maintenance"}');
     }),
   );
@@ -126,6 +133,44 @@ describe('probe - payload and expect', () => {
     expect(r.reason).toMatch(
       new RegExp(`^body lacks "ok" in its first ${MAX_PROBE_REPLY_BYTES} bytes \\(got "x{60}"\\.\\.\\.\\)$`),
     );
+  });
+
+  test('http: expectNot takes the member down when the body contains it, even in a chunk after expect (F5 receive disable string)', async () => {
+    const target = { address: '127.0.0.1', port: portOf(http) };
+    const http200 = { type: 'http' as const, expectStatus: 200 };
+    expect(await probeMember(target, check({ ...http200, path: '/healthz', expectNot: 'MAINTENANCE' }))).toMatchObject({
+      ok: true,
+    });
+    expect(await probeMember(target, check({ ...http200, path: '/maint', expectNot: 'MAINTENANCE' }))).toEqual({
+      ok: false,
+      latencyMs: expect.any(Number),
+      reason: 'body contains "MAINTENANCE" (expectNot)',
+    });
+    const both = check({ ...http200, path: '/maint', expect: '"ok"', expectNot: 'MAINTENANCE' });
+    expect(await probeMember(target, both)).toMatchObject({
+      ok: false,
+      reason: 'body contains "MAINTENANCE" (expectNot)',
+    });
+    expect(await probeMember(target, { ...both, path: '/healthz' })).toMatchObject({ ok: true });
+    // expect is still required beside expectNot.
+    expect(await probeMember(target, { ...both, path: '/other' })).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('body lacks "\\"ok\\""'),
+    });
+    // An endless body without the text: judged on the first MAX_PROBE_REPLY_BYTES, not read on.
+    expect(await probeMember(target, check({ ...http200, path: '/stream', expectNot: 'MAINTENANCE' }))).toMatchObject({
+      ok: true,
+    });
+  });
+
+  test('udp: a reply that contains expectNot is down', async () => {
+    const target = { address: '127.0.0.1', port: (udp.address() as AddressInfo).port };
+    const udpCheck = check({ type: 'udp', payload: 'status MAINT', expectNot: 'MAINT' });
+    expect(await probeMember(target, udpCheck)).toMatchObject({
+      ok: false,
+      reason: 'reply contains "MAINT" (expectNot)',
+    });
+    expect(await probeMember(target, { ...udpCheck, payload: 'status fine' })).toMatchObject({ ok: true });
   });
 
   test('udp: the reply must contain expect', async () => {

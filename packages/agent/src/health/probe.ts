@@ -13,7 +13,7 @@ import { dnsAnswerRcode, dnsQuery } from './dns-message.js';
 import { probeAgent } from './probe-agent.js';
 import type { ProbeOptions, ProbeResult, ProbeTarget } from './probe-common.js';
 import { errCode, finisher } from './probe-common.js';
-import { createReplyMatcher } from './reply-match.js';
+import { createReplyMatcher, MAX_PROBE_REPLY_BYTES } from './reply-match.js';
 
 export type { ProbeOptions, ProbeResult, ProbeTarget };
 export type Probe = (target: ProbeTarget, check: HealthCheck, opts?: ProbeOptions) => Promise<ProbeResult>;
@@ -103,21 +103,48 @@ function probeHttp(target: ProbeTarget, port: number, check: HealthCheck, opts?:
         finish(false, `status ${res.statusCode} (expected ${check.expectStatus ?? DEFAULT_HTTP_EXPECT_STATUS})`);
         return;
       }
-      if (check.expect === undefined) {
+      if (check.expect === undefined && check.expectNot === undefined) {
         res.resume();
         finish(true);
         return;
       }
-      const body = createReplyMatcher(check.expect);
+      const judge = createBodyJudge(check);
       res.on('data', (chunk: Buffer) => {
-        if (body.push(chunk)) finish(true);
-        else if (body.full) finish(false, body.lacks('body'));
+        const verdict = judge.push(chunk);
+        if (verdict) finish(verdict.ok, verdict.reason);
       });
-      res.once('end', () => finish(false, body.lacks('body')));
+      res.once('end', () => {
+        const verdict = judge.end();
+        finish(verdict.ok, verdict.reason);
+      });
     });
     req.once('error', (err) => finish(false, errCode(err)));
     req.end();
   });
+}
+
+/**
+ * An http body against `expect` and `expectNot`: decided at the first sight of `expectNot` (down), else once `expect`
+ * is seen when there is no `expectNot` to rule out (as before it existed), else at the end of the body or after
+ * MAX_PROBE_REPLY_BYTES (F5 likewise judges only what it read).
+ */
+function createBodyJudge(check: HealthCheck) {
+  const wanted = check.expect === undefined ? undefined : createReplyMatcher(check.expect);
+  const refused = check.expectNot === undefined ? undefined : createReplyMatcher(check.expectNot);
+  let found = false;
+  let read = 0;
+  const end = (): { ok: boolean; reason?: string } =>
+    wanted && !found ? { ok: false, reason: wanted.lacks('body') } : { ok: true };
+  return {
+    push(chunk: Buffer): { ok: boolean; reason?: string } | undefined {
+      read += chunk.length;
+      if (refused?.push(chunk)) return { ok: false, reason: refused.contains('body', 'expectNot') };
+      if (wanted && !found) found = wanted.push(chunk);
+      if (found && !refused) return { ok: true };
+      return read >= MAX_PROBE_REPLY_BYTES ? end() : undefined;
+    },
+    end,
+  };
 }
 
 /** What a reply datagram says: up, or down with a reason, or `ignore` (why it is no answer to the probe: wait on). */
@@ -177,6 +204,10 @@ function probeUdpPayload(target: ProbeTarget, port: number, check: HealthCheck, 
     check.timeoutMs,
     datagram,
     (msg) => {
+      if (check.expectNot !== undefined) {
+        const refused = createReplyMatcher(check.expectNot);
+        if (refused.push(msg)) return { ok: false, reason: refused.contains('reply', 'expectNot') };
+      }
       if (check.expect === undefined) return { ok: true };
       const reply = createReplyMatcher(check.expect);
       return reply.push(msg) ? { ok: true } : { ok: false, reason: reply.lacks('reply') };

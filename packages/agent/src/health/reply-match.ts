@@ -16,6 +16,8 @@ export interface ReplyMatcher {
   readonly full: boolean;
   /** The failure's reason: `body lacks "ok" (got "maintenance")`. */
   lacks(what: 'reply' | 'body'): string;
+  /** The failure's reason when the text must not be there: `body contains "MAINTENANCE" (expectNot)`. */
+  contains(what: 'reply' | 'body', field: string): string;
 }
 
 export function createReplyMatcher(expect: string): ReplyMatcher {
@@ -36,6 +38,9 @@ export function createReplyMatcher(expect: string): ReplyMatcher {
       const more = seen.length > Buffer.byteLength(text) ? '...' : '';
       const within = this.full ? ` in its first ${MAX_PROBE_REPLY_BYTES} bytes` : '';
       return `${what} lacks ${JSON.stringify(expect)}${within} (got ${JSON.stringify(text)}${more})`;
+    },
+    contains(what, field) {
+      return `${what} contains ${JSON.stringify(expect)} (${field})`;
     },
   };
 }
