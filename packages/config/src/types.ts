@@ -62,7 +62,7 @@ export interface HealthCheck {
    */
   readonly host?: string;
   /**
-   * https, and tcp with `tls`: check the member's certificate (its chain to a trusted root, and `host` or else the member's address
+   * https, and tcp with `tls`: check the member's certificate (its chain to a trusted root, and `host` or else the address probed
    * in it); default false. The roots: the agent's `health.caFile`, else Node's bundled public roots.
    */
   readonly verifyCertificate?: boolean;
