@@ -5,6 +5,7 @@
  */
 import {
   type Agent,
+  type AgentConfig,
   type AgentEvent,
   createAgent,
   parseAgentConfig,
@@ -91,24 +92,34 @@ export async function startEtcdAgents(prefix: string, fleet: Fleet, logger: Logg
  * loopback port) over a real etcd, with the fake speaker and the recording data plane; `extra` overrides or adds
  * agent.yaml sections. Resolves once the agent is ready.
  */
+/** The agent.yaml runRecordingAgent runs (a reload in a test loads it again). */
+export function recordingAgentConfig(
+  endpoints: readonly string[],
+  prefix: string,
+  extra: Record<string, unknown> = {},
+): AgentConfig {
+  return parseAgentConfig({
+    node: { name: 'n1', interface: 'lo', address: '198.18.0.11' },
+    bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }] },
+    etcd: { endpoints, prefix },
+    metrics: { listen: '127.0.0.1:0' },
+    dataplane: { driver: 'dry-run' },
+    state: { enabled: false },
+    ...extra,
+  });
+}
+
 export async function runRecordingAgent(
   endpoints: readonly string[],
   prefix: string,
   logger: Logger,
   extra: Record<string, unknown> = {},
 ): Promise<RunningAgent> {
-  const running = await runAgent(
-    parseAgentConfig({
-      node: { name: 'n1', interface: 'lo', address: '198.18.0.11' },
-      bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }] },
-      etcd: { endpoints, prefix },
-      metrics: { listen: '127.0.0.1:0' },
-      dataplane: { driver: 'dry-run' },
-      state: { enabled: false },
-      ...extra,
-    }),
-    { logger, speaker: createFakeSpeaker(), dataPlane: createRecordingDataPlane({ requireSamePort: false }) },
-  );
+  const running = await runAgent(recordingAgentConfig(endpoints, prefix, extra), {
+    logger,
+    speaker: createFakeSpeaker(),
+    dataPlane: createRecordingDataPlane({ requireSamePort: false }),
+  });
   await running.agent.whenReady(10_000);
   return running;
 }

@@ -166,6 +166,7 @@ export function createAgent(deps: AgentDeps): Agent {
     },
     preflight: (next) => preflightProblems(next, host),
     tlsFiles: tlsFileDigests,
+    health: checker,
   });
   const statusRecord = (): AgentStatusReport => {
     const s = reconciler.served;

@@ -56,6 +56,17 @@ describe('agent config - reload plan', () => {
     });
   });
 
+  test('health.caFile and health.sourceAddress are applied live; health.maxConcurrentProbes takes a restart', () => {
+    const next = parseAgentConfig({
+      ...raw,
+      health: { caFile: '/etc/l4fleet/health-ca.pem', sourceAddress: '198.18.2.11', maxConcurrentProbes: 64 },
+    });
+    expect(planReload(base, next)).toEqual({
+      changed: ['health.maxConcurrentProbes', 'health.sourceAddress', 'health.caFile'],
+      needRestart: ['health.maxConcurrentProbes'],
+    });
+  });
+
   test('a field given where the running config took the default counts as changed only if its value differs', () => {
     expect(planReload(base, withBgp({ gracefulShutdownMs: base.bgp.gracefulShutdownMs })).changed).toEqual([]);
     expect(planReload(base, withBgp({ gracefulShutdownMs: base.bgp.gracefulShutdownMs + 1 })).needRestart).toEqual([

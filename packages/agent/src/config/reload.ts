@@ -3,7 +3,9 @@
  * live, the change an operator makes most (a router added, replaced or its MD5 password rotated): `bgp.peers`
  * (gobgpd reconciles its neighbours to the list, leaving an unchanged session alone, so the routes the other
  * routers hold from this node stay) and `bfd.peers` (sessions added to and removed from bfdd; the others stay up);
- * and `logLevel` (turning debug logging on and off on a running node). Every other field is built into a running
+ * and `logLevel` (turning debug logging on and off on a running node); `health.caFile` (an internal CA rotated: read
+ * and checked again, also when only its content changed) and `health.sourceAddress`, which every probe from then on
+ * uses (the checks, their timers and hysteresis stay). Every other field is built into a running
  * part (the etcd client and its lease, the data plane and its pins, gobgpd's global config, the BFD timers, the
  * metrics listener), so a reload that changes one is
  * refused whole, naming each such field: the running config stays as it was, and a restart (which drains the node
@@ -12,8 +14,14 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { AgentConfig } from './types.js';
 
-/** The dotted fields a reload applies without a restart (`logLevel`: the agent's loggers, reloader.ts). */
-export const LIVE_RELOAD_FIELDS: readonly string[] = ['bgp.peers', 'bfd.peers', 'logLevel'];
+/** The dotted fields a reload applies without a restart (`logLevel`: the agent's loggers; `health.*`: its probes). */
+export const LIVE_RELOAD_FIELDS: readonly string[] = [
+  'bgp.peers',
+  'bfd.peers',
+  'logLevel',
+  'health.caFile',
+  'health.sourceAddress',
+];
 
 export interface ReloadPlan {
   /** Every field that differs, as `section.field` (or a top-level field), in the config's order. */

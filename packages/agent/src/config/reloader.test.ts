@@ -1,9 +1,10 @@
 /** A reload through the real BGP sessions over the fake speaker (gobgpd's reconcile itself: test/agent.int). */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createFakeSpeaker } from '@l4fleet/bgp';
+import { makeCerts } from '@l4fleet/daemons';
 import pino from 'pino';
 import { describe, expect, test } from 'vitest';
 import { createBgpSessions } from '../bgp/sessions.js';
@@ -26,7 +27,7 @@ const configWith = (bgp: Record<string, unknown> = {}, rest: Record<string, unkn
     ...rest,
   });
 
-type Extra = Pick<Parameters<typeof createReloader>[0], 'preflight' | 'tlsFiles' | 'setLogLevel'>;
+type Extra = Pick<Parameters<typeof createReloader>[0], 'preflight' | 'tlsFiles' | 'setLogLevel' | 'health'>;
 
 async function setUp(config = configWith(), extra: Extra = {}) {
   const speaker = createFakeSpeaker();
@@ -203,5 +204,52 @@ describe('agent reload', () => {
     const second = reloader.reload(async () => configWith({ peers: [ROUTER2] }));
     await Promise.all([first, second]);
     expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER2.address]);
+  });
+});
+
+describe('agent reload - the health probes (health.caFile, health.sourceAddress)', () => {
+  test('a CA rotated in place is read again and handed to the probes; a bad file refuses the reload, nothing changes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'l4fleet-reload-ca-'));
+    try {
+      for (const d of ['one', 'two']) {
+        mkdirSync(join(dir, d));
+        await makeCerts(join(dir, d));
+      }
+      const [one, two] = ['one', 'two'].map((d) => readFileSync(join(dir, d, 'ca.pem')));
+      const caFile = join(dir, 'health-ca.pem');
+      writeFileSync(caFile, one as Buffer);
+      const withCa = (health: Record<string, unknown> = {}, bgp: Record<string, unknown> = {}) =>
+        configWith(bgp, { health: { caFile, ...health } });
+      const handed: { sourceAddress?: string; ca?: Buffer }[] = [];
+      const health = { setProbeOptions: (o: { sourceAddress?: string; ca?: Buffer }) => void handed.push(o) };
+      const { reloader, speaker, emitted } = await setUp(withCa(), { tlsFiles: tlsFileDigests, health });
+
+      expect((await reloader.reload(async () => withCa())).changed).toEqual([]); // same content: nothing to do
+      expect(handed).toEqual([]);
+
+      writeFileSync(caFile, two as Buffer);
+      expect((await reloader.reload(async () => withCa())).changed).toEqual(['health.caFile']);
+      expect(handed).toEqual([{ ca: two }]);
+      expect(emitted.at(-1)).toEqual({
+        kind: 'config.reload',
+        data: { result: 'applied', changed: ['health.caFile'] },
+      });
+      expect((await reloader.reload(async () => withCa())).changed).toEqual([]); // now the one in use
+
+      writeFileSync(caFile, 'not a certificate');
+      await expect(reloader.reload(async () => withCa({}, { peers: [ROUTER, ROUTER2] }))).rejects.toThrow(
+        `health.caFile: "${caFile}" `,
+      );
+      expect(handed).toHaveLength(1); // the probes keep the last good roots
+      expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER.address]); // and nothing else was applied
+
+      // The good file back (the first CA: not the one in use) and a source address: both applied, both named.
+      writeFileSync(caFile, one as Buffer);
+      const moved = await reloader.reload(async () => withCa({ sourceAddress: '198.18.2.11' }));
+      expect(moved.changed).toEqual(['health.sourceAddress', 'health.caFile']);
+      expect(handed.at(-1)).toEqual({ sourceAddress: '198.18.2.11', ca: one });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

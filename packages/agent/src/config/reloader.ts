@@ -9,9 +9,10 @@ import type { BfdController } from '../bfd/controller.js';
 import type { BgpSessions } from '../bgp/sessions.js';
 import { type AgentConfigProblem, AgentError } from '../errors.js';
 import type { EventPublisher } from '../events/publisher.js';
+import type { HealthChecker } from '../health/checker.js';
 import type { AgentMetrics } from '../observe/metrics.js';
 import { planReload, type ReloadPlan } from './reload.js';
-import type { TlsFile } from './tls-files.js';
+import { readHealthCa, type TlsFile } from './tls-files.js';
 import type { AgentConfig, LogLevel } from './types.js';
 
 export interface Reloader {
@@ -37,7 +38,14 @@ export interface ReloaderOptions {
   readonly preflight?: (next: AgentConfig) => readonly AgentConfigProblem[];
   /** The TLS files a config names, with their content's digest (tls-files.ts): read at creation and per reload. */
   readonly tlsFiles?: (config: AgentConfig) => ReadonlyMap<string, TlsFile>;
+  /** The health checker, whose probes take a reload's `health.sourceAddress` and `health.caFile`. */
+  readonly health?: Pick<HealthChecker, 'setProbeOptions'>;
+  /** Reads and checks `health.caFile` (tls-files.ts readHealthCa); a bad file refuses the reload. */
+  readonly readHealthCa?: (file: string) => Buffer;
 }
+
+/** The field whose file the reload reads again itself (the checker's roots), unlike the etcd and NATS clients'. */
+const HEALTH_CA_FIELD = 'health.caFile';
 
 /** Whether `path` (`bgp.peers[1].localAddress`) lies in one of the changed fields (`bgp.peers`). */
 const within = (path: string, fields: readonly string[]) =>
@@ -50,14 +58,37 @@ export function createReloader(opts: ReloaderOptions): Reloader {
   let chain: Promise<unknown> = Promise.resolve();
   /** What the etcd client and NATS read at the start; they never read the files again. */
   const startTls = opts.tlsFiles?.(opts.config) ?? new Map<string, TlsFile>();
+  /** The health roots the probes use now: the start's, then each reload's. */
+  let healthCa: TlsFile | undefined = startTls.get(HEALTH_CA_FIELD);
+  const readCa = opts.readHealthCa ?? readHealthCa;
 
   /** A TLS file whose field is unchanged but whose content is not what the agent read at its start. */
-  const renewedTls = (next: AgentConfig): AgentConfigProblem[] =>
-    [...(opts.tlsFiles?.(next) ?? [])].flatMap(([path, now]) => {
+  const renewedTls = (files: ReadonlyMap<string, TlsFile>): AgentConfigProblem[] =>
+    [...files].flatMap(([path, now]) => {
       const then = startTls.get(path);
-      if (then === undefined || then.file !== now.file || then.digest === now.digest) return [];
+      if (path === HEALTH_CA_FIELD || then === undefined || then.file !== now.file || then.digest === now.digest)
+        return [];
       return [{ path, message: `"${now.file}" changed since the agent read it at its start: only a restart uses it` }];
     });
+
+  /**
+   * The probes' options when this reload changes them (a changed field, or the same caFile with new content: a CA
+   * rotated in place), read and checked first so that a bad file refuses the reload before anything is applied.
+   */
+  const healthOptions = (next: AgentConfig, files: ReadonlyMap<string, TlsFile>, changed: readonly string[]) => {
+    const nextCa = files.get(HEALTH_CA_FIELD);
+    const renewed = nextCa !== undefined && healthCa !== undefined && nextCa.digest !== healthCa.digest;
+    if (!renewed && !changed.some((f) => f.startsWith('health.'))) return undefined;
+    const file = next.health.caFile;
+    return {
+      options: {
+        ...(next.health.sourceAddress ? { sourceAddress: next.health.sourceAddress } : {}),
+        ...(file === undefined ? {} : { ca: readCa(file) }),
+      },
+      ca: nextCa,
+      renewed: renewed && !changed.includes(HEALTH_CA_FIELD),
+    };
+  };
 
   const once = async (load: () => Promise<AgentConfig>): Promise<ReloadPlan> => {
     try {
@@ -70,8 +101,9 @@ export function createReloader(opts: ReloaderOptions): Reloader {
           { problems: plan.needRestart.map((path) => ({ path, message: NEEDS_RESTART })) },
         );
       }
+      const files = opts.tlsFiles?.(next) ?? new Map<string, TlsFile>();
       const problems = [
-        ...renewedTls(next),
+        ...renewedTls(files),
         ...(opts.preflight?.(next) ?? []).filter((p) => within(p.path, plan.changed)),
       ];
       if (problems.length > 0) {
@@ -83,6 +115,8 @@ export function createReloader(opts: ReloaderOptions): Reloader {
           },
         );
       }
+      // Read (and checked) before anything is applied: a CA file that does not parse refuses the whole reload.
+      const health = healthOptions(next, files, plan.changed);
       if (plan.changed.includes('bgp.peers')) await opts.bgp.setPeers(next.bgp.peers);
       // BFD on (a change of bfd.enabled was refused above): its sessions follow; off, nothing reads them.
       if (plan.changed.includes('bfd.peers') && next.bfd.enabled) await opts.bfd.setPeers(next.bfd.peers);
@@ -90,11 +124,17 @@ export function createReloader(opts: ReloaderOptions): Reloader {
         if (opts.setLogLevel) opts.setLogLevel(next.logLevel);
         else opts.logger.level = next.logLevel;
       }
+      if (health) {
+        opts.health?.setProbeOptions(health.options);
+        healthCa = health.ca;
+      }
       running = next;
+      // A CA renewed in place changes no field, but the reload applied it: say so.
+      const applied = health?.renewed ? { ...plan, changed: [...plan.changed, HEALTH_CA_FIELD] } : plan;
       opts.metrics.configReloadsTotal.inc({ result: 'applied' });
-      opts.logger.info({ event: 'configReloaded', changed: plan.changed });
-      opts.events.emit('config.reload', { result: 'applied', changed: [...plan.changed] });
-      return plan;
+      opts.logger.info({ event: 'configReloaded', changed: applied.changed });
+      opts.events.emit('config.reload', { result: 'applied', changed: [...applied.changed] });
+      return applied;
     } catch (err) {
       opts.metrics.configReloadsTotal.inc({ result: 'refused' });
       const problems = err instanceof AgentError ? err.problems : [];

@@ -1,8 +1,8 @@
 /**
  * The TLS files agent.yaml names (etcd.tls, nats.tls, health.caFile), by field, with a digest of each one's
- * content. The etcd client, the NATS connection and the health checker read them once, at the start; a renewed
- * certificate written over the same path changes no field, so a reload compares these digests to say that only a
- * restart uses it (reloader.ts) instead of reporting a reload of nothing.
+ * content. The etcd client and the NATS connection read theirs once, at the start; a renewed certificate written over
+ * the same path changes no field, so a reload compares these digests to say that only a restart uses it (reloader.ts)
+ * instead of reporting a reload of nothing. health.caFile is read again by a reload that finds it changed.
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';

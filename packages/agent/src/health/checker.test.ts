@@ -229,6 +229,32 @@ describe('health checker - a member with several checks (pools[].additionalHealt
     }
   });
 
+  test('real sockets: setProbeOptions moves the probes to a new source address without resetting the member', async () => {
+    const sources: string[] = [];
+    const server = createServer((s) => {
+      sources.push(s.remoteAddress ?? '');
+      s.end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const check = { type: 'tcp' as const, intervalMs: 100, timeoutMs: 50, rise: 1, fall: 1 };
+    const c = createHealthChecker({ logger, onObservation: () => undefined, sourceAddress: '127.0.0.5' });
+    const waitFor = async (address: string) => {
+      for (let i = 0; i < 100 && sources.at(-1) !== address; i++) await new Promise((r) => setTimeout(r, 20));
+      return sources.at(-1);
+    };
+    try {
+      c.setTargets([{ key: 'web/a', address: '127.0.0.1', port, checks: [check] }]);
+      expect(await waitFor('127.0.0.5')).toBe('127.0.0.5');
+      c.setProbeOptions({ sourceAddress: '127.0.0.6' });
+      expect(await waitFor('127.0.0.6')).toBe('127.0.0.6');
+      expect(c.observed().get('web/a')).toBe('up');
+    } finally {
+      c.close();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   test('real sockets: a check of another address (a dependency every member shares) takes every member down when it closes', async () => {
     const servers = ['127.0.0.2', '127.0.0.3'].map((a) => ({ a, s: createServer((s) => s.end()) }));
     const dependency = createServer((s) => s.end());

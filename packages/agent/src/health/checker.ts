@@ -64,6 +64,11 @@ export interface HealthChecker {
   failures(): Map<string, ProbeFailure>;
   /** Probes finished since start, for metrics. */
   readonly probesTotal: number;
+  /**
+   * The source address and roots of every probe from now on (a reload's `health.sourceAddress` and `health.caFile`);
+   * probes in flight finish with what they started with. The checks, their timers and hysteresis are untouched.
+   */
+  setProbeOptions(o: { readonly sourceAddress?: string; readonly ca?: Buffer }): void;
   close(): void;
 }
 
@@ -106,10 +111,11 @@ function offsetMs(key: string, intervalMs: number): number {
 }
 
 export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
-  const probeOptions: ProbeOptions = {
-    ...(opts.sourceAddress ? { sourceAddress: opts.sourceAddress } : {}),
-    ...(opts.ca ? { ca: opts.ca } : {}),
-  };
+  const optionsOf = (o: { readonly sourceAddress?: string | undefined; readonly ca?: Buffer | undefined }) => ({
+    ...(o.sourceAddress ? { sourceAddress: o.sourceAddress } : {}),
+    ...(o.ca ? { ca: o.ca } : {}),
+  });
+  let probeOptions: ProbeOptions = optionsOf(opts);
   const clock = opts.clock ?? systemClock;
   const probe = opts.probe ?? probeMember;
   const limit = opts.maxConcurrentProbes ?? 256;
@@ -184,6 +190,9 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
   };
 
   return {
+    setProbeOptions(o) {
+      probeOptions = optionsOf(o);
+    },
     setTargets(targets) {
       if (closed) return;
       const wanted = new Map<string, { target: HealthTarget; check: HealthCheck; label: string }>();
