@@ -56,14 +56,14 @@ describe('agent config - reload plan', () => {
     });
   });
 
-  test('health.caFile and health.sourceAddress are applied live; health.maxConcurrentProbes takes a restart', () => {
+  test('health.caFile, health.sourceAddress and health.maxConcurrentProbes are applied live', () => {
     const next = parseAgentConfig({
       ...raw,
       health: { caFile: '/etc/l4fleet/health-ca.pem', sourceAddress: '198.18.2.11', maxConcurrentProbes: 64 },
     });
     expect(planReload(base, next)).toEqual({
       changed: ['health.maxConcurrentProbes', 'health.sourceAddress', 'health.caFile'],
-      needRestart: ['health.maxConcurrentProbes'],
+      needRestart: [],
     });
   });
 

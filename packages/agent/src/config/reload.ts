@@ -4,8 +4,8 @@
  * (gobgpd reconciles its neighbours to the list, leaving an unchanged session alone, so the routes the other
  * routers hold from this node stay) and `bfd.peers` (sessions added to and removed from bfdd; the others stay up);
  * and `logLevel` (turning debug logging on and off on a running node); `health.caFile` (an internal CA rotated: read
- * and checked again, also when only its content changed) and `health.sourceAddress`, which every probe from then on
- * uses (the checks, their timers and hysteresis stay). Every other field is built into a running
+ * and checked again, also when only its content changed), `health.sourceAddress` and `health.maxConcurrentProbes`,
+ * which every probe from then on uses (the checks, their timers and hysteresis stay). Every other field is built into a running
  * part (the etcd client and its lease, the data plane and its pins, gobgpd's global config, the BFD timers, the
  * metrics listener), so a reload that changes one is
  * refused whole, naming each such field: the running config stays as it was, and a restart (which drains the node
@@ -21,6 +21,7 @@ export const LIVE_RELOAD_FIELDS: readonly string[] = [
   'logLevel',
   'health.caFile',
   'health.sourceAddress',
+  'health.maxConcurrentProbes',
 ];
 
 export interface ReloadPlan {

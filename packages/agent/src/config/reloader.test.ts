@@ -229,7 +229,7 @@ describe('agent reload - the health probes (health.caFile, health.sourceAddress)
 
       writeFileSync(caFile, two as Buffer);
       expect((await reloader.reload(async () => withCa())).changed).toEqual(['health.caFile']);
-      expect(handed).toEqual([{ ca: two }]);
+      expect(handed).toEqual([{ maxConcurrentProbes: 256, ca: two }]);
       expect(emitted.at(-1)).toEqual({
         kind: 'config.reload',
         data: { result: 'applied', changed: ['health.caFile'] },
@@ -247,7 +247,7 @@ describe('agent reload - the health probes (health.caFile, health.sourceAddress)
       writeFileSync(caFile, one as Buffer);
       const moved = await reloader.reload(async () => withCa({ sourceAddress: '198.18.2.11' }));
       expect(moved.changed).toEqual(['health.sourceAddress', 'health.caFile']);
-      expect(handed.at(-1)).toEqual({ sourceAddress: '198.18.2.11', ca: one });
+      expect(handed.at(-1)).toEqual({ maxConcurrentProbes: 256, sourceAddress: '198.18.2.11', ca: one });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

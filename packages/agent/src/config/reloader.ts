@@ -82,6 +82,7 @@ export function createReloader(opts: ReloaderOptions): Reloader {
     const file = next.health.caFile;
     return {
       options: {
+        maxConcurrentProbes: next.health.maxConcurrentProbes,
         ...(next.health.sourceAddress ? { sourceAddress: next.health.sourceAddress } : {}),
         ...(file === undefined ? {} : { ca: readCa(file) }),
       },

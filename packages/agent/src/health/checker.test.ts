@@ -5,7 +5,7 @@ import { MAX_PROBE_FAILURES_PER_STATUS } from '@l4fleet/store';
 import pino from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { createHealthChecker, type HealthObservation, MAX_PROBE_REASON_CHARS, probeFailuresReport } from './checker.js';
-import type { Probe } from './probe.js';
+import type { Probe, ProbeResult } from './probe.js';
 
 const logger = pino({ level: 'silent' });
 const check: HealthCheck = { type: 'tcp', intervalMs: 1_000, timeoutMs: 500, rise: 2, fall: 3 };
@@ -226,6 +226,42 @@ describe('health checker - a member with several checks (pools[].additionalHealt
       c.close();
       await new Promise((r) => http.close(r));
       if (side.listening) await new Promise((r) => side.close(r));
+    }
+  });
+
+  test('maxConcurrentProbes set live: a raised bound starts waiting probes at once; a lowered one holds as probes end', async () => {
+    const pending: (() => void)[] = [];
+    let inFlight = 0;
+    const probe = () =>
+      new Promise<ProbeResult>((resolve) => {
+        inFlight += 1;
+        pending.push(() => {
+          inFlight -= 1;
+          resolve({ ok: true, latencyMs: 1 });
+        });
+      });
+    const tick = () => new Promise((r) => setTimeout(r, 5));
+    const c = createHealthChecker({ logger, onObservation: () => undefined, probe, maxConcurrentProbes: 1 });
+    const check = { type: 'tcp' as const, intervalMs: 100, timeoutMs: 50, rise: 1, fall: 1 };
+    try {
+      c.setTargets(
+        Array.from({ length: 5 }, (_, i) => ({ key: `web/m${i}`, address: '127.0.0.1', port: 1 + i, checks: [check] })),
+      );
+      await new Promise((r) => setTimeout(r, 300)); // every member's first probe is due: one runs, four wait
+      expect(inFlight).toBe(1);
+      c.setProbeOptions({ maxConcurrentProbes: 3 });
+      await tick();
+      expect(inFlight).toBe(3);
+      c.setProbeOptions({ maxConcurrentProbes: 1 });
+      // The three in flight end; only the third end lets a waiting probe start (the bound is 1 again).
+      for (const done of pending.splice(0, 3)) {
+        done();
+        await tick();
+      }
+      expect(inFlight).toBe(1);
+    } finally {
+      c.close();
+      for (const done of pending) done();
     }
   });
 

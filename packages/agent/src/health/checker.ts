@@ -12,6 +12,7 @@ import { checkLabel, type HealthCheck } from '@l4fleet/config';
 import { MAX_PROBE_FAILURES_PER_STATUS } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../clock.js';
+import { DEFAULT_MAX_CONCURRENT_PROBES } from '../config/defaults.js';
 import { Hysteresis, type ObservedStatus } from './hysteresis.js';
 import { type Probe, type ProbeOptions, type ProbeResult, probeMember } from './probe.js';
 
@@ -65,10 +66,15 @@ export interface HealthChecker {
   /** Probes finished since start, for metrics. */
   readonly probesTotal: number;
   /**
-   * The source address and roots of every probe from now on (a reload's `health.sourceAddress` and `health.caFile`);
-   * probes in flight finish with what they started with. The checks, their timers and hysteresis are untouched.
+   * The source address, roots and concurrency bound of every probe from now on (a reload's `health.sourceAddress`,
+   * `health.caFile` and `health.maxConcurrentProbes`); probes in flight finish with what they started with (a lower
+   * bound holds once enough of them have ended). The checks, their timers and hysteresis are untouched.
    */
-  setProbeOptions(o: { readonly sourceAddress?: string; readonly ca?: Buffer }): void;
+  setProbeOptions(o: {
+    readonly sourceAddress?: string;
+    readonly ca?: Buffer;
+    readonly maxConcurrentProbes?: number;
+  }): void;
   close(): void;
 }
 
@@ -118,7 +124,7 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
   let probeOptions: ProbeOptions = optionsOf(opts);
   const clock = opts.clock ?? systemClock;
   const probe = opts.probe ?? probeMember;
-  const limit = opts.maxConcurrentProbes ?? 256;
+  let limit = opts.maxConcurrentProbes ?? DEFAULT_MAX_CONCURRENT_PROBES;
   const log = opts.logger;
   /** Per check: `member` for the first, `member#2`... for the others. */
   const running = new Map<string, Running>();
@@ -138,9 +144,17 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
     return new Promise((resolve) => waiting.push(resolve));
   };
   const release = (): void => {
-    const next = waiting.shift();
+    // Over a bound lowered meanwhile: the slot goes, no waiter takes it.
+    const next = inFlight > limit ? undefined : waiting.shift();
     if (next) next();
     else inFlight -= 1;
+  };
+  /** A raised bound lets waiting probes start now. */
+  const admitWaiting = (): void => {
+    while (inFlight < limit && waiting.length > 0) {
+      inFlight += 1;
+      waiting.shift()?.();
+    }
   };
 
   const schedule = (r: Running, delayMs: number): void => {
@@ -192,6 +206,10 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
   return {
     setProbeOptions(o) {
       probeOptions = optionsOf(o);
+      if (o.maxConcurrentProbes !== undefined) {
+        limit = o.maxConcurrentProbes;
+        admitWaiting();
+      }
     },
     setTargets(targets) {
       if (closed) return;
