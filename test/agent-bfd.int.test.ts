@@ -184,4 +184,48 @@ describe.skipIf(!isRoot)('agent bfd - the node session follows the data plane (r
     // The session was not reset by either reload: its time in `up` only grew.
     expect(await routerUpS()).toBeGreaterThanOrEqual(upBefore);
   }, 30_000);
+
+  test("a reload of the timers: the router's session takes the node's new intervals (RFC 5880 Poll Sequence) and stays up", async () => {
+    await waitRouter('up', 10_000);
+    const routerPeer = async () =>
+      (
+        JSON.parse(await vtysh(routerNs, routerVty, 'show bfd peers json')) as ({ peer: string } & Record<
+          string,
+          unknown
+        >)[]
+      ).find((p) => p.peer === NODE);
+    const timers = async () => {
+      const p = await routerPeer();
+      return `${p?.['remote-receive-interval']}/${p?.['remote-transmit-interval']} x${p?.['remote-detect-multiplier']}`;
+    };
+    expect(await timers()).toBe('100/100 x3');
+    await until('the session up for a second', async () => Number((await routerPeer())?.uptime ?? 0) >= 1, 5_000, 100);
+    const upBefore = Number((await routerPeer())?.uptime);
+    const slower = (receiveIntervalMs: number, transmitIntervalMs: number, detectMultiplier: number) => {
+      const base = agentFile([ROUTER]);
+      return { ...base, bfd: { ...base.bfd, receiveIntervalMs, transmitIntervalMs, detectMultiplier } };
+    };
+    // Watch the router's view while the timers change: it must never leave `up`.
+    const seen = new Set<string>();
+    let watching = true;
+    const watch = (async () => {
+      while (watching) {
+        seen.add(await routerState());
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    try {
+      const plan = await agent?.reload(async () => slower(300, 200, 5));
+      expect(plan?.changed).toEqual(['bfd.receiveIntervalMs', 'bfd.transmitIntervalMs', 'bfd.detectMultiplier']);
+      await until('the router sees the new timers', async () => (await timers()) === '300/200 x5', 5_000, 50);
+      await agent?.reload(async () => agentFile([ROUTER]));
+      await until('the router sees the first timers again', async () => (await timers()) === '100/100 x3', 5_000, 50);
+    } finally {
+      watching = false;
+      await watch;
+    }
+    expect([...seen]).toEqual(['up']);
+    expect(Number((await routerPeer())?.uptime)).toBeGreaterThanOrEqual(upBefore);
+    expect(agent?.status().bfd).toEqual({ [ROUTER]: 'up' });
+  }, 30_000);
 });

@@ -10,7 +10,13 @@ export { loadAgentConfig, parseAgentConfigText } from './config/load.js';
 export { applyOverrides, type ConfigOverrides } from './config/overrides.js';
 export { parseAgentConfig } from './config/parse.js';
 export { preflightProblems } from './config/preflight.js';
-export { changedFields, LIVE_RELOAD_FIELDS, planReload, type ReloadPlan } from './config/reload.js';
+export {
+  BFD_TIMER_FIELDS,
+  changedFields,
+  LIVE_RELOAD_FIELDS,
+  planReload,
+  type ReloadPlan,
+} from './config/reload.js';
 export { MAX_HEALTH_CA_FILE_BYTES, readHealthCa } from './config/tls-files.js';
 export {
   type AgentConfig,

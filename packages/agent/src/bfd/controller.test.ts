@@ -24,6 +24,8 @@ const config: BfdSection = {
 function fakeBfdd() {
   const sessions = new Map<string, BfdPeerState>();
   const calls: { peer: string; shutdown: boolean | undefined }[] = [];
+  /** The timers of each configure call, as `rx/tx xMULT`. */
+  const timers: string[] = [];
   let down = false;
   const bfdd: Bfdd = {
     async sessions() {
@@ -33,6 +35,7 @@ function fakeBfdd() {
     async configure(p: BfdPeer, shutdown?: boolean) {
       if (down) throw new Error('vtysh: bfdd is not running');
       calls.push({ peer: p.address, shutdown });
+      timers.push(`${p.receiveIntervalMs}/${p.transmitIntervalMs} x${p.detectMultiplier}`);
       const was = sessions.get(p.address)?.status;
       const status = shutdown ? 'shutdown' : shutdown === false ? 'down' : (was ?? 'up');
       sessions.set(p.address, { peer: p.address, local: p.localAddress, status, sinceS: 0 });
@@ -46,6 +49,7 @@ function fakeBfdd() {
   return {
     bfdd,
     calls,
+    timers,
     sessions,
     setStatus: (status: string) => sessions.set(ROUTER, { peer: ROUTER, local: '', status, sinceS: 0 }),
     setDown: (d: boolean) => {
@@ -182,6 +186,26 @@ describe('bfd controller - sessions in the node bfdd', () => {
     expect(t.bfd.states()).toEqual({ [ROUTER2]: 'up' });
     expect(await t.metric('l4fleet_bfd_session_up')).toBeUndefined(); // ROUTER's series is gone
     expect(t.fake.calls.filter((c) => c.peer === ROUTER2)).toHaveLength(1); // kept: not configured again
+    t.bfd.close();
+  });
+
+  test('a reload of the timers: every session configured again with them, in the pass it awaits; states stay', async () => {
+    const t = setup();
+    const ROUTER2 = '198.18.2.2';
+    t.bfd.start();
+    await t.bfd.setPeers([...config.peers, { address: ROUTER2, localAddress: '198.18.2.11' }]);
+    await t.clock.advance(1_000);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'up', [ROUTER2]: 'up' });
+    expect(t.fake.timers).toEqual(['100/100 x3', '100/100 x3']);
+    await t.bfd.setTimers({ receiveIntervalMs: 300, transmitIntervalMs: 200, detectMultiplier: 5 });
+    expect(t.fake.calls.slice(-2)).toEqual([
+      { peer: ROUTER, shutdown: undefined },
+      { peer: ROUTER2, shutdown: undefined },
+    ]);
+    expect(t.fake.timers.slice(-2)).toEqual(['300/200 x5', '300/200 x5']);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'up', [ROUTER2]: 'up' });
+    await t.clock.advance(1_000);
+    expect(t.fake.calls).toHaveLength(4); // once each: not configured again at every pass
     t.bfd.close();
   });
 

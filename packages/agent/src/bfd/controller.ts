@@ -42,22 +42,29 @@ export interface BfdController {
    * changed) taken out of bfdd, with their state and metric series, in the next pass; resolves when it ran.
    */
   setPeers(peers: readonly BfdPeerSection[]): Promise<void>;
+  /**
+   * A reload's timers: every session is configured again with them in the next pass. bfdd changes a running
+   * session's intervals with a Poll Sequence (RFC 5880 §6.8.3), so the session stays up; resolves when it ran.
+   */
+  setTimers(timers: BfdTimers): Promise<void>;
   /** Stops reading; the sessions stay as they are in bfdd (a restarted agent finds them). */
   close(): void;
 }
+
+/** The timers of every session the agent keeps (agent.yaml `bfd`). */
+export type BfdTimers = Pick<BfdSection, 'receiveIntervalMs' | 'transmitIntervalMs' | 'detectMultiplier'>;
 
 const isState = (s: string): s is BfdSessionState => (BFD_SESSION_STATES as readonly string[]).includes(s);
 
 export function createBfdController(opts: BfdControllerOptions): BfdController {
   const { config, bfdd, clock, metrics, events } = opts;
   const log = opts.logger.child({ component: 'bfd' });
-  const toPeer = (p: BfdPeerSection): BfdPeer => ({
-    address: p.address,
-    localAddress: p.localAddress,
+  let timers: BfdTimers = {
     receiveIntervalMs: config.receiveIntervalMs,
     transmitIntervalMs: config.transmitIntervalMs,
     detectMultiplier: config.detectMultiplier,
-  });
+  };
+  const toPeer = (p: BfdPeerSection): BfdPeer => ({ address: p.address, localAddress: p.localAddress, ...timers });
   let peers: BfdPeer[] = config.peers.map(toPeer);
   /** Sessions a reload took out of agent.yaml, removed from bfdd by the next pass (passes never overlap). */
   const toRemove = new Map<string, BfdPeer>();
@@ -197,6 +204,15 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
       peers = next.map(toPeer);
       for (const p of peers) if (!known.has(p.address)) metrics.bfdAdminDown.set({ peer: p.address }, 0);
       opts.onChange();
+      if (config.enabled && !closed) await request();
+    },
+    async setTimers(next) {
+      const { receiveIntervalMs, transmitIntervalMs, detectMultiplier } = next;
+      timers = { receiveIntervalMs, transmitIntervalMs, detectMultiplier };
+      peers = peers.map((p) => ({ ...p, ...timers }));
+      // Configured again (idempotent in bfdd: the same session, new intervals) by the next pass.
+      configured.clear();
+      log.info({ event: 'bfdTimersChanged', ...timers });
       if (config.enabled && !closed) await request();
     },
     close() {

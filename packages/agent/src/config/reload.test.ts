@@ -27,7 +27,7 @@ describe('agent config - reload plan', () => {
     expect(planReload(base, rotated)).toEqual({ changed: ['bgp.peers'], needRestart: [] });
   });
 
-  test('with BFD on, a peer added changes its BFD sessions too, live; its timers or turning BFD on take a restart', () => {
+  test('with BFD on, a peer added changes its BFD sessions too, live, and so do its timers; turning BFD on takes a restart', () => {
     const bfdOn = { ...raw, bfd: { enabled: true } };
     const added = parseAgentConfig({
       ...bfdOn,
@@ -37,8 +37,14 @@ describe('agent config - reload plan', () => {
       changed: ['bgp.peers', 'bfd.peers'],
       needRestart: [],
     });
-    const timers = parseAgentConfig({ ...raw, bfd: { enabled: true, receiveIntervalMs: 300 } });
-    expect(planReload(parseAgentConfig(bfdOn), timers).needRestart).toEqual(['bfd.receiveIntervalMs']);
+    const timers = parseAgentConfig({ ...raw, bfd: { enabled: true, receiveIntervalMs: 300, detectMultiplier: 5 } });
+    expect(planReload(parseAgentConfig(bfdOn), timers)).toEqual({
+      changed: ['bfd.receiveIntervalMs', 'bfd.detectMultiplier'],
+      needRestart: [],
+    });
+    // The poll interval and the vty directory are the agent's own: still a restart.
+    const poll = parseAgentConfig({ ...raw, bfd: { enabled: true, pollIntervalMs: 500 } });
+    expect(planReload(parseAgentConfig(bfdOn), poll).needRestart).toEqual(['bfd.pollIntervalMs']);
     expect(planReload(base, parseAgentConfig(bfdOn)).needRestart).toEqual(['bfd.enabled']);
   });
 

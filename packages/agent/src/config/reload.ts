@@ -2,12 +2,11 @@
  * What a reload (SIGHUP: `systemctl reload l4fleet-agent`) may change in a running agent. The peers are applied
  * live, the change an operator makes most (a router added, replaced or its MD5 password rotated): `bgp.peers`
  * (gobgpd reconciles its neighbours to the list, leaving an unchanged session alone, so the routes the other
- * routers hold from this node stay) and `bfd.peers` (sessions added to and removed from bfdd; the others stay up);
- * and `logLevel` (turning debug logging on and off on a running node); `health.caFile` (an internal CA rotated: read
+ * routers hold from this node stay) and `bfd.peers` (sessions added to and removed from bfdd; the others stay up)
+ * with BFD's timers (BFD_TIMER_FIELDS); and `logLevel` (turning debug logging on and off on a running node); `health.caFile` (an internal CA rotated: read
  * and checked again, also when only its content changed), `health.sourceAddress` and `health.maxConcurrentProbes`,
  * which every probe from then on uses (the checks, their timers and hysteresis stay). Every other field is built into a running
- * part (the etcd client and its lease, the data plane and its pins, gobgpd's global config, the BFD timers, the
- * metrics listener), so a reload that changes one is
+ * part (the etcd client and its lease, the data plane and its pins, gobgpd's global config, the metrics listener), so a reload that changes one is
  * refused whole, naming each such field: the running config stays as it was, and a restart (which drains the node
  * first) applies it. Pure: the agent decides, then acts (reloader.ts).
  */
@@ -22,6 +21,16 @@ export const LIVE_RELOAD_FIELDS: readonly string[] = [
   'health.caFile',
   'health.sourceAddress',
   'health.maxConcurrentProbes',
+];
+
+/**
+ * BFD's timers, live while BFD stays on: bfdd changes a running session's intervals with a Poll Sequence (RFC 5880
+ * §6.8.3) instead of resetting it, so the routers' sessions (and the routes behind them) stay up.
+ */
+export const BFD_TIMER_FIELDS: readonly string[] = [
+  'bfd.receiveIntervalMs',
+  'bfd.transmitIntervalMs',
+  'bfd.detectMultiplier',
 ];
 
 export interface ReloadPlan {
@@ -57,6 +66,7 @@ export function changedFields(running: AgentConfig, next: AgentConfig): string[]
 /** Whether a changed field is applied by the reload: a live field, or a `bfd.*` field while BFD stays off. */
 function appliedByReload(field: string, running: AgentConfig, next: AgentConfig): boolean {
   if (LIVE_RELOAD_FIELDS.includes(field)) return true;
+  if (BFD_TIMER_FIELDS.includes(field) && running.bfd.enabled && next.bfd.enabled) return true;
   return field.startsWith('bfd.') && field !== 'bfd.enabled' && !running.bfd.enabled && !next.bfd.enabled;
 }
 

@@ -43,13 +43,18 @@ async function setUp(config = configWith(), extra: Extra = {}) {
   });
   await speaker.setPeers(config.bgp.peers); // as the sessions' start would
   const bfdPeers: string[][] = [];
-  const bfd = { setPeers: async (ps: readonly { address: string }[]) => void bfdPeers.push(ps.map((p) => p.address)) };
+  const bfdTimers: string[] = [];
+  const bfd = {
+    setPeers: async (ps: readonly { address: string }[]) => void bfdPeers.push(ps.map((p) => p.address)),
+    setTimers: async (t: { receiveIntervalMs: number; detectMultiplier: number }) =>
+      void bfdTimers.push(`${t.receiveIntervalMs} x${t.detectMultiplier}`),
+  };
   const emitted: { kind: string; data: unknown }[] = [];
   const events = { emit: (kind: string, data: unknown) => void emitted.push({ kind, data }) };
   const reloader = createReloader({ config, bgp, bfd, metrics, events, logger, ...extra });
   const count = async (result: string) =>
     (await metrics.configReloadsTotal.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
-  return { speaker, metrics, reloader, count, bgp, bfdPeers, emitted };
+  return { speaker, metrics, reloader, count, bgp, bfdPeers, bfdTimers, emitted };
 }
 
 describe('agent reload', () => {
@@ -105,6 +110,15 @@ describe('agent reload', () => {
     const on = await setUp(configWith({}, { bfd: { enabled: true } }));
     await on.reloader.reload(async () => configWith({ peers: [ROUTER, ROUTER2] }, { bfd: { enabled: true } }));
     expect(on.bfdPeers).toEqual([[ROUTER.address, ROUTER2.address]]);
+    // Its timers too, while it stays on; with BFD off they are only the file's (nothing reaches bfdd).
+    const faster = { bfd: { enabled: true, receiveIntervalMs: 50, detectMultiplier: 4 } };
+    expect((await on.reloader.reload(async () => configWith({ peers: [ROUTER, ROUTER2] }, faster))).changed).toEqual([
+      'bfd.receiveIntervalMs',
+      'bfd.detectMultiplier',
+    ]);
+    expect(on.bfdTimers).toEqual(['50 x4']);
+    await off.reloader.reload(async () => configWith({ peers: [ROUTER, ROUTER2] }, { bfd: { receiveIntervalMs: 50 } }));
+    expect(off.bfdTimers).toEqual([]);
   });
 
   test('a field only a restart applies refuses the whole reload, naming it; the peers stay as they were', async () => {

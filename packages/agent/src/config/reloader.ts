@@ -11,7 +11,7 @@ import { type AgentConfigProblem, AgentError } from '../errors.js';
 import type { EventPublisher } from '../events/publisher.js';
 import type { HealthChecker } from '../health/checker.js';
 import type { AgentMetrics } from '../observe/metrics.js';
-import { planReload, type ReloadPlan } from './reload.js';
+import { BFD_TIMER_FIELDS, planReload, type ReloadPlan } from './reload.js';
 import { readHealthCa, type TlsFile } from './tls-files.js';
 import type { AgentConfig, LogLevel } from './types.js';
 
@@ -22,7 +22,7 @@ export interface Reloader {
 export interface ReloaderOptions {
   readonly config: AgentConfig;
   readonly bgp: Pick<BgpSessions, 'setPeers'>;
-  readonly bfd: Pick<BfdController, 'setPeers'>;
+  readonly bfd: Pick<BfdController, 'setPeers' | 'setTimers'>;
   readonly metrics: Pick<AgentMetrics, 'configReloadsTotal'>;
   readonly events: Pick<EventPublisher, 'emit'>;
   readonly logger: Logger;
@@ -121,6 +121,8 @@ export function createReloader(opts: ReloaderOptions): Reloader {
       if (plan.changed.includes('bgp.peers')) await opts.bgp.setPeers(next.bgp.peers);
       // BFD on (a change of bfd.enabled was refused above): its sessions follow; off, nothing reads them.
       if (plan.changed.includes('bfd.peers') && next.bfd.enabled) await opts.bfd.setPeers(next.bfd.peers);
+      if (plan.changed.some((f) => BFD_TIMER_FIELDS.includes(f)) && next.bfd.enabled)
+        await opts.bfd.setTimers(next.bfd);
       if (plan.changed.includes('logLevel')) {
         if (opts.setLogLevel) opts.setLogLevel(next.logLevel);
         else opts.logger.level = next.logLevel;
