@@ -115,7 +115,7 @@ describe('nftables nat', () => {
     const flows = tables.flatMap((t) =>
       Array.from({ length: 12 }, (_x, i) => ({
         src: t.vip.address.includes(':') ? NAT_CLIENT6 : NAT_CLIENT4,
-        sport: 40_000 + i + (t.vip.protocol === 'udp' ? 100 : 0),
+        sport: 20_000 + i + (t.vip.protocol === 'udp' ? 100 : 0),
         dst: t.vip.address,
         dport: VIP_PORT,
         protocol: t.vip.protocol,
@@ -140,7 +140,7 @@ describe('nftables nat', () => {
   test('port filtering - another port of a NAT address is dropped and counted, not routed back', async () => {
     const dp = dataPlane();
     await dp.apply([natTable({ address: NAT_VIP4, protocol: 'tcp' })]);
-    const [a] = await request([{ src: NAT_CLIENT4, sport: 41_000, dst: NAT_VIP4, dport: 444, protocol: 'tcp' }]);
+    const [a] = await request([{ src: NAT_CLIENT4, sport: 21_000, dst: NAT_VIP4, dport: 444, protocol: 'tcp' }]);
     expect(a?.error).toMatch(/timeout|timed out/);
     expect((await dp.counters()).drops.port.packets).toBeGreaterThan(0);
   });
@@ -187,7 +187,7 @@ describe('nftables nat', () => {
   test('udp idle timeout - a UDP flow idle past idleTimeoutS loses its state', async () => {
     const dp = dataPlane();
     await dp.apply([natTable({ address: NAT_VIP4, protocol: 'udp', profile: { idleTimeoutS: 2, onTimeout: 'drop' } })]);
-    await request([{ src: NAT_CLIENT4, sport: 42_000, dst: NAT_VIP4, dport: VIP_PORT, protocol: 'udp' }]);
+    await request([{ src: NAT_CLIENT4, sport: 22_000, dst: NAT_VIP4, dport: VIP_PORT, protocol: 'udp' }]);
     expect(await conntrackTo(NAT_VIP4)).toBe(1);
     await sleep(1_000);
     expect(await conntrackTo(NAT_VIP4)).toBe(1);
@@ -203,6 +203,8 @@ describe('nftables nat', () => {
       natTable({ address: NAT_VIP4, protocol: 'tcp', members: dead, profile: hs(2) }),
       natTable({ address: NAT_VIP4, protocol: 'tcp', port: 444, members: dead, profile: hs(30) }),
     ]);
+    // Source ports below the kernel's ephemeral range (32768 up): a port an earlier connection of the client took from
+    // that range may still be held (TIME_WAIT without SO_REUSEADDR), and bind() then fails (a CI run met it).
     const wave = async (base: number): Promise<void> => {
       const flows = [443, 444].flatMap((dport) =>
         Array.from({ length: 150 }, (_x, i) => ({ src: NAT_CLIENT4, sport: base + i, dst: NAT_VIP4, dport })),
@@ -217,12 +219,12 @@ describe('nftables nat', () => {
         lines.filter((l) => l.includes(' dport=444 ')).length,
       ];
     };
-    await wave(43_000);
+    await wave(23_000);
     expect(await halfOpen()).toEqual([150, 150]);
     await sleep(2_600);
     // The first wave's entries of the 2 s VIP are gone; the 30 s VIP keeps them.
     expect(await halfOpen()).toEqual([0, 150]);
-    await wave(44_000);
+    await wave(24_000);
     // A flood that goes on holds at most one handshake timeout's worth of SYNs under the 2 s profile.
     expect(await halfOpen()).toEqual([150, 300]);
   });
