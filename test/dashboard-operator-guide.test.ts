@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAgentConfig, parseAgentConfigText } from '@l4fleet/agent';
-import { ConfigError, parseFleet, parseFleetText } from '@l4fleet/config';
+import { ConfigError, healthChecksOf, parseFleet, parseFleetText } from '@l4fleet/config';
 import { frrBgpdConfig, ROUTER_SYSCTLS } from '@l4fleet/daemons';
 import { describe, expect, test } from 'vitest';
 
@@ -111,6 +111,12 @@ describe('docs/operator-guide.md', () => {
       'tcp 198.18.3.50:5432',
     ]);
     expect(web?.minUpMembers).toBe(2);
+  });
+
+  test('guide - the fleet-either example parses: one of its two checks is enough', async () => {
+    const web = parseFleetText(await example('fleet-either'), 'yaml').pools[0];
+    expect(web && healthChecksOf(web).map((c) => c.path)).toEqual(['/healthz', '/status']);
+    expect(web?.healthChecksRequired).toBe(1);
   });
 
   test('guide - the fleet example parses, and the defaults the table states are what parseFleet fills', async () => {

@@ -1,5 +1,5 @@
 /**
- * `pools[].additionalHealthChecks`, the `agent` check and `expectNot` end to end: a fleet in a real etcd, the real agent (runAgent,
+ * `pools[].additionalHealthChecks` (all, or `healthChecksRequired` of them), the `agent` check and `expectNot` end to end: a fleet in a real etcd, the real agent (runAgent,
  * what `l4fleet agent` runs) probing real sockets on loopback, and the aggregator's decisions written back to etcd.
  * Each member serves HTTP `/healthz`, a "sidecar" TCP port and an agent port (HAProxy agent-check: the member's own
  * word) on its own loopback address; the pool checks all three. The speaker is the fake one and the data plane the
@@ -145,5 +145,40 @@ describe('additional health checks against real sockets, decided through etcd', 
     expect(failures['web/b']?.reason).toBe('check 1 of 3 (http): body contains "MAINTENANCE" (expectNot)');
     pageOf.delete(ADDRESSES.b);
     expect(await decided({ 'web/a': 'up', 'web/b': 'up' })).toMatchObject({ 'web/b': 'up' });
+  });
+
+  test('healthChecksRequired 2 (F5 "at least 2 of 3"): one failed check leaves the member up, a second takes it down, counted', async () => {
+    const desired = await admin?.getDesired();
+    if (!admin || !desired) throw new Error('no admin store');
+    const pool = desired.fleet.pools[0];
+    if (!pool) throw new Error('no pool');
+    const fleet = parseFleet({ ...desired.fleet, pools: [{ ...pool, healthChecksRequired: 2 }] });
+    const { revision } = await admin.apply(fleet, { expectRevision: desired.revision });
+    await eventually(
+      `the agent applies revision ${revision}`,
+      () => running?.agent.status().desiredRevision ?? 0,
+      (r) => r >= revision,
+      10_000,
+      100,
+    );
+    // b's sidecar closes: 2 of 3 still pass. Ten intervals of the check (fall 1) without b leaving `up`.
+    const s = sidecars.get(ADDRESSES.b);
+    await new Promise((r) => s?.close(r));
+    for (let i = 0; i < 30; i++) {
+      expect(running?.agent.status().observed['web/b']).toBe('up');
+      await new Promise((r) => setTimeout(r, CHECK.intervalMs / 3));
+    }
+    expect(running?.agent.status().decided['web/b']).toBe('up');
+    // Its agent says drain too: 1 of 3 pass, fewer than 2.
+    agentSays.set(ADDRESSES.b, 'drain\n');
+    expect(await decided({ 'web/a': 'up', 'web/b': 'down' })).toMatchObject({ 'web/b': 'down' });
+    const failures = await probeFailures('web/b');
+    expect(failures['web/b']?.reason).toBe(
+      `2 of 3 checks down (2 must pass): check 2 of 3 (tcp port ${sidecarPort}): ECONNREFUSED`,
+    );
+    // The agent says ready again: 2 of 3 pass, up while the sidecar is still closed.
+    agentSays.set(ADDRESSES.b, 'ready\n');
+    expect(await decided({ 'web/a': 'up', 'web/b': 'up' })).toMatchObject({ 'web/b': 'up' });
+    expect(sidecars.get(ADDRESSES.b)?.listening).toBe(false);
   });
 });

@@ -1,5 +1,10 @@
 import { describe, expect, test } from 'vitest';
-import { checkLabel, healthChecksOf, MAX_ADDITIONAL_HEALTH_CHECKS } from './additional-health-checks.js';
+import {
+  checkLabel,
+  healthChecksOf,
+  healthChecksRequiredOf,
+  MAX_ADDITIONAL_HEALTH_CHECKS,
+} from './additional-health-checks.js';
 import { diffFleets } from './diff.js';
 import { parseFleet } from './parse.js';
 import { problems } from './problems.test-helper.js';
@@ -126,5 +131,62 @@ describe('pools[].additionalHealthChecks', () => {
     const db = { ...tcp, address: '198.18.3.50', port: 5432 };
     expect(checkLabel(db, 0, 1)).toBe('check (tcp at 198.18.3.50 port 5432)');
     expect(checkLabel(db, 1, 2)).toBe('check 2 of 2 (tcp at 198.18.3.50 port 5432)');
+  });
+});
+
+describe('pools[].healthChecksRequired', () => {
+  const three = {
+    healthCheck: { type: 'http' },
+    additionalHealthChecks: [
+      { type: 'tcp', port: 9100 },
+      { type: 'tcp', port: 9200 },
+    ],
+  };
+
+  test('kept below the number of checks; absent or equal to it means all and is not written back', () => {
+    const pool = parseFleet(fleetWith({ ...three, healthChecksRequired: 2 })).pools[0];
+    expect(pool?.healthChecksRequired).toBe(2);
+    expect(pool && healthChecksRequiredOf(pool)).toBe(2);
+    expect(
+      parseFleet(JSON.parse(JSON.stringify(parseFleet(fleetWith({ ...three, healthChecksRequired: 2 }))))).pools[0]
+        ?.healthChecksRequired,
+    ).toBe(2);
+    for (const extra of [{}, { healthChecksRequired: 3 }]) {
+      const all = parseFleet(fleetWith({ ...three, ...extra })).pools[0];
+      expect(all && 'healthChecksRequired' in all).toBe(false);
+      expect(all && healthChecksRequiredOf(all)).toBe(3);
+    }
+    expect(healthChecksRequiredOf({ healthCheck: { type: 'tcp', ...defaults } })).toBe(1);
+  });
+
+  test.each([
+    ['zero', 0, "pools[0].healthChecksRequired: 0 is not a number of checks from 1 to the pool's 3"],
+    ['more than the checks', 4, "pools[0].healthChecksRequired: 4 is not a number of checks from 1 to the pool's 3"],
+    ['a fraction', 1.5, 'pools[0].healthChecksRequired: 1.5 is not a number of checks'],
+    ['a string', 'all', 'pools[0].healthChecksRequired: "all" is not a number of checks'],
+  ])('refused: %s', (_name, value, message) => {
+    expect(problems(fleetWith({ ...three, healthChecksRequired: value }))).toContainEqual(
+      expect.stringContaining(message),
+    );
+  });
+
+  test('refused without additionalHealthChecks; not reported again when additionalHealthChecks itself is refused', () => {
+    expect(problems(fleetWith({ healthCheck: { type: 'tcp' }, healthChecksRequired: 1 }))).toContainEqual(
+      expect.stringContaining('pools[0].healthChecksRequired: 1: the pool has one check (healthCheck alone)'),
+    );
+    const refused = problems(
+      fleetWith({ healthCheck: { type: 'tcp' }, additionalHealthChecks: [{ type: 'none' }], healthChecksRequired: 1 }),
+    );
+    expect(refused).toContainEqual(expect.stringContaining('pools[0].additionalHealthChecks[0].type'));
+    expect(refused.filter((m) => m.includes('healthChecksRequired'))).toEqual([]);
+  });
+
+  test('diffFleets names the change (all <-> N), not a table input', () => {
+    const before = parseFleet(fleetWith(three));
+    const after = parseFleet(fleetWith({ ...three, healthChecksRequired: 1 }));
+    const diff = diffFleets(before, after);
+    expect(diff.changes).toEqual([{ kind: 'changed', subject: 'pool web', detail: 'healthChecksRequired all -> 1' }]);
+    expect([...diff.poolsChanged]).toEqual([]);
+    expect(diffFleets(after, before).changes.map((c) => c.detail)).toEqual(['healthChecksRequired 1 -> all']);
   });
 });

@@ -3,7 +3,8 @@
  * monitors and availability "all"; Alteon's health check AND expression). Each runs on its own port, interval,
  * timeout and rise/fall, so a web server can be probed on its HTTP `/healthz` and on the TCP port of a sidecar it
  * depends on. A node observes a member down as soon as any check is down, and up again once every check is up
- * (agent health/checker.ts); the aggregator then decides from those observations as before, so nothing downstream
+ * (agent health/checker.ts); with `healthChecksRequired: N` (F5's "at least N of M") up while N pass, down once too
+ * many are down for N to pass. The aggregator then decides from those observations as before, so nothing downstream
  * knows how many checks a member has.
  *
  * Absent or empty: `healthCheck` alone, not written back, so a fleet that does not use the field stays readable by
@@ -73,6 +74,41 @@ export function additionalHealthChecksField(
     checks.push(hc);
   });
   return p.list.length > before ? {} : { additionalHealthChecks: checks };
+}
+
+/**
+ * `pools[i].healthChecksRequired`: how many of the member's checks it must pass to be up (F5's availability "at least
+ * N of M"), e.g. 1 of an HTTP check on two paths the service answers on either. `count` is the number of checks
+ * (healthChecksOf), undefined when `additionalHealthChecks` was refused. Absent or equal to `count`: all of them, not written back, so a fleet without it stays readable by
+ * nodes that predate it. Refused: not a whole number from 1 to `count`, any without `additionalHealthChecks` (one
+ * check is passed or not).
+ */
+export function healthChecksRequiredField(
+  p: Problems,
+  path: string,
+  v: unknown,
+  count: number | undefined,
+): { healthChecksRequired?: number } {
+  if (v === undefined || count === undefined) return {};
+  if (count <= 1) {
+    p.add(path, `${showValue(v)}: the pool has one check (healthCheck alone); list more in additionalHealthChecks`);
+    return {};
+  }
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > count) {
+    p.add(
+      path,
+      `${showValue(v)} is not a number of checks from 1 to the pool's ${count} (a member is up while it passes at least this many)`,
+    );
+    return {};
+  }
+  return v === count ? {} : { healthChecksRequired: v };
+}
+
+/** How many of its checks a member of the pool must pass (absent: all). */
+export function healthChecksRequiredOf(
+  pool: Pick<Pool, 'healthCheck' | 'additionalHealthChecks' | 'healthChecksRequired'>,
+): number {
+  return pool.healthChecksRequired ?? healthChecksOf(pool).length;
 }
 
 /** Every check a member of the pool must pass: `healthCheck` first, then `additionalHealthChecks`. */

@@ -130,6 +130,13 @@ export function diffFleets(before: Fleet | undefined, after: Fleet): FleetDiff {
         detail: `additionalHealthChecks ${JSON.stringify(old.additionalHealthChecks ?? [])} -> ${JSON.stringify(pool.additionalHealthChecks ?? [])}`,
       });
     }
+    if (old.healthChecksRequired !== pool.healthChecksRequired) {
+      changes.push({
+        kind: 'changed',
+        subject: `pool ${name}`,
+        detail: `healthChecksRequired ${old.healthChecksRequired ?? 'all'} -> ${pool.healthChecksRequired ?? 'all'}`,
+      });
+    }
     if (old.forwarding !== pool.forwarding || old.guePort !== pool.guePort) {
       changes.push({
         kind: 'changed',

@@ -3,6 +3,8 @@ export {
   checkLabel,
   healthCheckPath,
   healthChecksOf,
+  healthChecksRequiredField,
+  healthChecksRequiredOf,
   MAX_ADDITIONAL_HEALTH_CHECKS,
 } from './additional-health-checks.js';
 export { addressText, canonicalAddress, endpointText } from './address.js';

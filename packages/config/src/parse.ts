@@ -4,7 +4,7 @@
  */
 import { assertTableSize, isPrime, MaglevError, nextPrime } from '@l4fleet/maglev';
 import { parse as parseYaml } from 'yaml';
-import { additionalHealthChecksField } from './additional-health-checks.js';
+import { additionalHealthChecksField, healthChecksRequiredField } from './additional-health-checks.js';
 import { endpointText } from './address.js';
 import { minActiveMembersField } from './backup-activation.js';
 import {
@@ -114,6 +114,7 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
     'name',
     'healthCheck',
     'additionalHealthChecks',
+    'healthChecksRequired',
     'members',
     'forwarding',
     'guePort',
@@ -136,6 +137,7 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
     p.add(`${path}.name`, `${show(v.name)} is not a pool name (1-63 of A-Z a-z 0-9 . _ -, starting alphanumeric)`);
   }
   const hc = healthCheckField(p, `${path}.healthCheck`, v.healthCheck);
+  const more = additionalHealthChecksField(p, `${path}.additionalHealthChecks`, v.additionalHealthChecks, hc);
   const members: ParsedMember[] = [];
   if (!Array.isArray(v.members)) {
     p.add(`${path}.members`, `${show(v.members)} is not a list of members`);
@@ -164,7 +166,16 @@ function pool(p: Problems, path: string, v: unknown): ParsedPool | undefined {
   return {
     name: typeof v.name === 'string' ? v.name : '',
     healthCheck: hc,
-    ...additionalHealthChecksField(p, `${path}.additionalHealthChecks`, v.additionalHealthChecks, hc),
+    ...more,
+    ...healthChecksRequiredField(
+      p,
+      `${path}.healthChecksRequired`,
+      v.healthChecksRequired,
+      // A refused additionalHealthChecks is reported once, not again as "one check" here.
+      more.additionalHealthChecks || !Array.isArray(v.additionalHealthChecks) || v.additionalHealthChecks.length === 0
+        ? 1 + (more.additionalHealthChecks?.length ?? 0)
+        : undefined,
+    ),
     members: members.map(({ family: _family, ...m }) => m),
     forwarding,
     guePort,

@@ -145,10 +145,15 @@ export interface Pool {
   readonly healthCheck: HealthCheck;
   /**
    * Checks a member must pass besides `healthCheck` (additional-health-checks.ts, F5's monitors with availability
-   * "all"): down once any is down, up once all are up. Absent: none; set by parseFleet only when not empty, so
-   * fleets without it stay readable by older nodes.
+   * "all", or `healthChecksRequired` of them): down once any is down, up once all are up. Absent: none; set by
+   * parseFleet only when not empty, so fleets without it stay readable by older nodes.
    */
   readonly additionalHealthChecks?: readonly HealthCheck[];
+  /**
+   * How many of its checks (`healthCheck` and `additionalHealthChecks`) a member must pass to be up (F5's "at least N
+   * of M"); absent: all. Set by parseFleet only when below the number of checks.
+   */
+  readonly healthChecksRequired?: number;
   readonly members: readonly Member[];
   /** Default `l2`. */
   readonly forwarding: Forwarding;

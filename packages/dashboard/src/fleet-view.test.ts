@@ -198,6 +198,30 @@ describe('fleet-view', () => {
     );
   });
 
+  test('fleet-view - a pool that needs fewer than all its checks says how many', () => {
+    const checked = parseFleet({
+      ...fleet,
+      pools: [
+        {
+          ...fleet.pools[0],
+          healthCheck: { type: 'tcp' },
+          additionalHealthChecks: [{ type: 'tcp', port: 9100 }],
+          healthChecksRequired: 1,
+        },
+      ],
+    });
+    const v = buildFleetView({
+      desired: { fleet: checked, revision: 5, generation: 'g' },
+      decided: { decided: new Map(), ramps: new Map(), revision: 5 },
+      nodes: [],
+      health: [],
+      leader: undefined,
+    });
+    expect(v.pools[0]?.healthCheck).toBe(
+      'at least 1 of: tcp, every 2000 ms, timeout 1000 ms, rise 2, fall 4; tcp port 9100, every 2000 ms, timeout 1000 ms, rise 2, fall 4',
+    );
+  });
+
   test('fleet-view - a member in slow start: its step on its row, and the expected checksum is the ramped table', () => {
     const ramps = new Map([['web/b', { percent: 40, sinceMs: 1 }]]);
     const ramped = buildVipTable(fleet, vip, new Map(), undefined, ramps).checksum;

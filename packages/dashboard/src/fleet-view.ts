@@ -99,7 +99,8 @@ export interface PoolRow {
   readonly name: string;
   /**
    * What the checks send and expect (@l4fleet/config describeHealthCheck): `healthCheck`, then each of
-   * `additionalHealthChecks` after ` and ` (a member must pass them all).
+   * `additionalHealthChecks` after ` and ` (a member must pass them all), or `at least N of: A; B; C` with the
+   * pool's healthChecksRequired.
    */
   readonly healthCheck: string;
   /** True while the pool's backup members take new flows (fewer primaries than its minActiveMembers do). */
@@ -127,6 +128,14 @@ export interface FleetView {
    * view is still shown.
    */
   readonly problems: readonly string[];
+}
+
+/** PoolRow.healthCheck: every check, and how many a member must pass when not all. */
+function healthChecksText(p: Fleet['pools'][number]): string {
+  const described = healthChecksOf(p).map(describeHealthCheck);
+  return p.healthChecksRequired === undefined
+    ? described.join(' and ')
+    : `at least ${p.healthChecksRequired} of: ${described.join('; ')}`;
 }
 
 /**
@@ -223,7 +232,7 @@ export function buildFleetView(
     }));
   const pools: PoolRow[] = desired.fleet.pools.map((p) => ({
     name: p.name,
-    healthCheck: healthChecksOf(p).map(describeHealthCheck).join(' and '),
+    healthCheck: healthChecksText(p),
     backupsServing: p.members.some((m) => m.backup === true) && backupsServe(p, decided.decided),
     members: p.members.map((m) => {
       const key = memberKey(p.name, m);

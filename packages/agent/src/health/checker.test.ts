@@ -159,6 +159,45 @@ describe('health checker - a member with several checks (pools[].additionalHealt
     c.close();
   });
 
+  test('healthChecksRequired: up while enough checks pass, down once too many fail (named and counted), then up again', async () => {
+    vi.useFakeTimers();
+    const failing = new Set<number>();
+    const probe: Probe = async (_t, c) =>
+      failing.has(c.port ?? 80) ? { ok: false, latencyMs: 1, reason: 'ECONNREFUSED' } : { ok: true, latencyMs: 1 };
+    const seen: HealthObservation[] = [];
+    const c = createHealthChecker({ probe, logger, onObservation: (o) => seen.push(o) });
+    const other: HealthCheck = { ...sidecar, port: 9200 };
+    const target = { key: 'web/a', address: '127.0.0.1', port: 80, checks: [check, sidecar, other], required: 2 };
+    c.setTargets([target]);
+    const settle = async (status: string) => {
+      for (let i = 0; i < 100 && c.observed().get('web/a') !== status; i++) await vi.advanceTimersByTimeAsync(100);
+    };
+    await settle('up');
+    expect(c.observed().get('web/a')).toBe('up');
+    // One of three down: 2 still pass, the member stays up.
+    failing.add(9100);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(c.observed().get('web/a')).toBe('up');
+    expect(c.failures().size).toBe(0);
+    // Two of three down: 2 cannot pass any more.
+    failing.add(9200);
+    await settle('down');
+    expect(c.observed().get('web/a')).toBe('down');
+    expect(c.failures().get('web/a')?.reason).toBe(
+      '2 of 3 checks down (2 must pass): check 2 of 3 (tcp port 9100): ECONNREFUSED',
+    );
+    // One back: two pass again.
+    failing.delete(9200);
+    await settle('up');
+    expect(c.observed().get('web/a')).toBe('up');
+    // Required raised to all by a fleet change: the failing check alone now takes it down.
+    c.setTargets([{ ...target, required: 3 }]);
+    await settle('down');
+    expect(c.failures().get('web/a')?.reason).toBe('check 2 of 3 (tcp port 9100): ECONNREFUSED');
+    expect(seen.filter((o) => o.changed).map((o) => o.status)).toEqual(['up', 'down', 'up', 'down']);
+    c.close();
+  });
+
   test('unknown until every check has decided at start; a check added later leaves an up member up until it fails', async () => {
     vi.useFakeTimers();
     let sidecarUp = true;

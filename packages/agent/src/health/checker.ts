@@ -4,9 +4,10 @@
  * are unchanged keeps its hysteresis state, so a fleet change elsewhere never resets a member's status.
  *
  * A member with several checks (`pools[].additionalHealthChecks`) runs each on its own timer and hysteresis; the
- * member is observed down as soon as one check is down and up once every check is up (F5's availability "all").
- * Between the two (a check just added, still deciding) it keeps its last status, so adding a check to a pool never
- * flaps its members; a new endpoint starts from `unknown`.
+ * member is observed down as soon as one check is down and up once every check is up (F5's availability "all");
+ * with `pools[].healthChecksRequired` N, up once N checks are up and down once more than M - N are down (N can no
+ * longer pass). Between the two (a check just added, still deciding) it keeps its last status, so adding a check to a
+ * pool never flaps its members; a new endpoint starts from `unknown`.
  */
 import { checkLabel, type HealthCheck } from '@l4fleet/config';
 import { MAX_PROBE_FAILURES_PER_STATUS } from '@l4fleet/store';
@@ -23,6 +24,8 @@ export interface HealthTarget {
   readonly port: number;
   /** The checks it must pass, healthChecksOf(pool): the first is the pool's healthCheck. */
   readonly checks: readonly HealthCheck[];
+  /** How many of `checks` it must pass to be up, healthChecksRequiredOf(pool); absent: all. */
+  readonly required?: number;
 }
 
 export interface HealthObservation {
@@ -96,16 +99,23 @@ interface Running {
 interface MemberState {
   endpoint: string;
   status: ObservedStatus;
+  /** Checks it must pass (HealthTarget.required, at most its number of checks); follows setTargets. */
+  required: number;
 }
 
 const endpointOf = (t: HealthTarget): string => JSON.stringify([t.address, t.port]);
 const identityOf = (t: HealthTarget, check: HealthCheck): string => JSON.stringify([t.address, t.port, check]);
 const runKey = (memberKey: string, index: number): string => (index === 0 ? memberKey : `${memberKey}#${index + 1}`);
 
-/** Down if any check is down, up if all are up, else the last status (a check still deciding changes nothing). */
-function combined(checks: readonly Running[], last: ObservedStatus): ObservedStatus {
-  if (checks.some((r) => r.hysteresis.status === 'down')) return 'down';
-  if (checks.length > 0 && checks.every((r) => r.hysteresis.status === 'up')) return 'up';
+/**
+ * Up once `required` checks are up; down once so many are down that `required` cannot be up (with all required: any
+ * one); else the last status (a check still deciding changes nothing).
+ */
+function combined(checks: readonly Running[], required: number, last: ObservedStatus): ObservedStatus {
+  const need = Math.min(Math.max(1, required), checks.length);
+  const down = checks.filter((r) => r.hysteresis.status === 'down').length;
+  if (checks.length > 0 && down > checks.length - need) return 'down';
+  if (checks.length > 0 && checks.filter((r) => r.hysteresis.status === 'up').length >= need) return 'up';
   return last;
 }
 
@@ -183,7 +193,7 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
     else if (checkChangedTo) r.failure = undefined;
     const member = members.get(r.target.key);
     const before = member?.status ?? 'unknown';
-    const after = combined(byMember.get(r.target.key) ?? [r], before);
+    const after = combined(byMember.get(r.target.key) ?? [r], member?.required ?? 1, before);
     if (member) member.status = after;
     const changed = after !== before;
     if (changed) {
@@ -253,7 +263,10 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
           .filter((r): r is Running => r !== undefined);
         byMember.set(key, runs);
         const m = members.get(key);
-        if (!m || m.endpoint !== endpointOf(t)) members.set(key, { endpoint: endpointOf(t), status: 'unknown' });
+        const required = Math.min(t.required ?? runs.length, runs.length);
+        if (!m || m.endpoint !== endpointOf(t)) {
+          members.set(key, { endpoint: endpointOf(t), status: 'unknown', required });
+        } else m.required = required;
       }
       for (const key of members.keys()) if (!wantedMembers.has(key)) members.delete(key);
     },
@@ -261,16 +274,20 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
       return new Map([...members].map(([k, m]) => [k, m.status]));
     },
     failures() {
-      // The member's failure: that of its check down longest (the one that took it down while others still pass).
+      // The member's failure: that of its check down longest (the one that took it down while others still pass);
+      // when it need not pass all its checks, how many are down, since one failed check alone does not take it down.
       const out = new Map<string, ProbeFailure>();
       for (const [key, m] of members) {
         if (m.status !== 'down') continue;
-        const downs = (byMember.get(key) ?? []).flatMap((r) => (r.failure ? [r.failure] : []));
+        const runs = byMember.get(key) ?? [];
+        const downs = runs.flatMap((r) => (r.failure ? [r.failure] : []));
         const first = downs.reduce<ProbeFailure | undefined>(
           (a, f) => (a && a.sinceMs <= f.sinceMs ? a : f),
           undefined,
         );
-        if (first) out.set(key, first);
+        if (!first) continue;
+        const counted = `${downs.length} of ${runs.length} checks down (${m.required} must pass): `;
+        out.set(key, m.required < runs.length ? { ...first, reason: shortReason(counted + first.reason) } : first);
       }
       return out;
     },

@@ -71,6 +71,24 @@ describe('plan - tables', () => {
       'api/x@198.18.0.31:443',
     ]);
   });
+
+  test("a target carries its pool's checks and healthChecksRequired (absent: all)", () => {
+    const quorum = parseFleet({
+      hashSeed: 7,
+      pools: [
+        {
+          name: 'web',
+          healthCheck: { type: 'tcp' },
+          additionalHealthChecks: [{ type: 'tcp', port: 9100 }],
+          healthChecksRequired: 1,
+          members: [{ name: 'a', address: '198.18.0.21', port: 80 }],
+        },
+      ],
+      vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web' }],
+    });
+    expect(healthTargets(quorum).map((t) => [t.checks.length, t.required])).toEqual([[2, 1]]);
+    expect(healthTargets(fleet).every((t) => t.required === undefined)).toBe(true);
+  });
 });
 
 describe('plan - forwarding', () => {

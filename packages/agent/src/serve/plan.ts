@@ -258,7 +258,13 @@ export function healthTargets(fleet: Fleet): HealthTarget[] {
     if (p.healthCheck.type === 'none' || !served.has(p.name)) continue;
     for (const m of p.members) {
       if (m.state === 'disabled') continue;
-      out.push({ key: `${p.name}/${m.name}`, address: m.address, port: m.port, checks: healthChecksOf(p) });
+      out.push({
+        key: `${p.name}/${m.name}`,
+        address: m.address,
+        port: m.port,
+        checks: healthChecksOf(p),
+        ...(p.healthChecksRequired === undefined ? {} : { required: p.healthChecksRequired }),
+      });
     }
   }
   return out;

@@ -194,6 +194,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
           checksum: table.checksum,
           healthCheck: pool.healthCheck,
           ...(pool.additionalHealthChecks ? { additionalHealthChecks: pool.additionalHealthChecks } : {}),
+          ...(pool.healthChecksRequired ? { healthChecksRequired: pool.healthChecksRequired } : {}),
           members,
           unservedSlots: slots.get(NO_BACKEND_NAME) ?? 0,
           // The fleet's rule (every node alike) beside what the live nodes' status records say they do.

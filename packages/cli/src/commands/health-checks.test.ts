@@ -15,6 +15,13 @@ pools:
       - { type: dns, port: 53, query: www.lab.test }
     members:
       - { name: be1, address: 198.18.0.21, port: 80 }
+  - name: either
+    healthCheck: { type: http, path: /healthz }
+    additionalHealthChecks:
+      - { type: http, path: /ready }
+    healthChecksRequired: 1
+    members:
+      - { name: be3, address: 198.18.0.23, port: 80 }
   - name: plain
     healthCheck: { type: tcp }
     members:
@@ -22,6 +29,7 @@ pools:
 vips:
   - { address: 198.51.100.10, port: 80, protocol: tcp, pool: web }
   - { address: 198.51.100.11, port: 80, protocol: tcp, pool: plain }
+  - { address: 198.51.100.12, port: 80, protocol: tcp, pool: either }
 `;
 
 let store: MemoryFleetStore;
@@ -43,6 +51,19 @@ describe('cli - additional health checks', () => {
       '              (a member must pass all 3 checks: a node sees it down once one fails, up once all pass)',
       'Sources:      any client',
     ]);
+  });
+
+  test('describe vip - healthChecksRequired: how many a member must pass, in the note and in JSON', async () => {
+    const lines = (await cli('describe', 'vip', '198.51.100.12:80/tcp')).out.split('\n');
+    const at = lines.findIndex((l) => l.startsWith('Health check:'));
+    expect(lines.slice(at + 1, at + 3)).toEqual([
+      '         and: http GET /ready expect 200, every 2000 ms, timeout 1000 ms, rise 2, fall 4',
+      '              (a member must pass at least 1 of the 2 checks: a node sees it up while 1 passes, down once 2 fail)',
+    ]);
+    const json = JSON.parse((await cli('describe', 'vip', '198.51.100.12:80/tcp', '-o', 'json')).out);
+    expect(json.healthChecksRequired).toBe(1);
+    const web = JSON.parse((await cli('describe', 'vip', '198.51.100.10:80/tcp', '-o', 'json')).out);
+    expect(web).not.toHaveProperty('healthChecksRequired');
   });
 
   test('describe vip - one check: the line it always was, nothing added', async () => {
@@ -70,8 +91,10 @@ describe('cli - additional health checks', () => {
     const out = (await cli('get', 'pools')).out;
     expect(out).toMatch(/^web\s+1\s+1\s+0\s+0\s+http\+tcp\+dns$/m);
     expect(out).toMatch(/^plain\s+1\s+1\s+0\s+0\s+tcp$/m);
+    expect(out).toMatch(/^either\s+1\s+1\s+0\s+0\s+1 of http\+http$/m);
     const pools = JSON.parse((await cli('get', 'pools', '-o', 'json')).out);
     expect(pools[0].additionalHealthChecks).toMatchObject([{ type: 'tcp', port: 9100 }, { type: 'dns' }]);
-    expect(pools[1]).not.toHaveProperty('additionalHealthChecks');
+    expect(pools[1].healthChecksRequired).toBe(1);
+    expect(pools[2]).not.toHaveProperty('additionalHealthChecks');
   });
 });

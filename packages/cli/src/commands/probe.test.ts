@@ -57,6 +57,17 @@ beforeAll(async () => {
           members: [{ name: 'half', address: '127.0.0.1', port }],
         },
         {
+          // Either check will do: `alive` answers TCP but 503 on /other, `dead` answers neither.
+          name: 'either',
+          healthCheck: { type: 'http', path: '/other', timeoutMs: 500 },
+          additionalHealthChecks: [{ type: 'tcp', timeoutMs: 500 }],
+          healthChecksRequired: 1,
+          members: [
+            { name: 'alive', address: '127.0.0.1', port },
+            { name: 'dead', address: '127.0.0.1', port: closed },
+          ],
+        },
+        {
           name: 'both',
           healthCheck: { type: 'http', path: '/healthz', timeoutMs: 500 },
           additionalHealthChecks: [{ type: 'tcp', port: open, timeoutMs: 500 }],
@@ -68,6 +79,7 @@ beforeAll(async () => {
         { address: '198.51.100.11', port: 80, protocol: 'tcp', pool: 'api' },
         { address: '198.51.100.12', port: 80, protocol: 'tcp', pool: 'deps' },
         { address: '198.51.100.13', port: 80, protocol: 'tcp', pool: 'both' },
+        { address: '198.51.100.14', port: 80, protocol: 'tcp', pool: 'either' },
       ],
     }),
     { expectRevision: 0 },
@@ -160,6 +172,24 @@ describe('l4fleet probe', () => {
         ],
       },
     ]);
+  });
+
+  test('healthChecksRequired: a member passing enough of its checks is up (the failed one named), one passing too few down', async () => {
+    const r = await cli('probe', 'either');
+    expect(r.out.split('\n').slice(2, 3)).toEqual([
+      '             (a member must pass at least 1 of the 2 checks: a node sees it up while 1 passes, down once 2 fail)',
+    ]);
+    expect(r.out).toMatch(
+      /^alive\s+127\.0\.0\.1:\d+\s+up\s+[\d.]+ ms\s+1 of 2 checks failed \(1 must pass\): check 1 of 2 \(http\): status 503 \(expected 200\)$/m,
+    );
+    expect(r.out).toMatch(
+      /^dead\s+127\.0\.0\.1:\d+\s+down\s+[\d.]+ ms\s+2 of 2 checks failed \(1 must pass\): check 1 of 2/m,
+    );
+    expect(r.out).toContain('1 up, 1 down');
+    expect([r.code, r.err]).toEqual([1, 'error: 1 of 2 members failed more than 1 of their 2 checks']);
+    const json = JSON.parse((await cli('probe', 'either', '-o', 'json')).out);
+    expect(json.healthChecksRequired).toBe(1);
+    expect(json.results.map((m: { ok: boolean }) => m.ok)).toEqual([true, false]);
   });
 
   test('additional checks: a member passing every check is up, exit 0', async () => {

@@ -4,12 +4,21 @@
  * member down: run it on that node (the path from the node is what the node's checks take; `--source` binds the
  * probe's address as `health.sourceAddress` does, `--ca-file` trusts roots as `health.caFile` does), or, with
  * `-f`, trying a check from a fleet file before `apply`. No rise or fall: one probe per member and check. A pool with
- * `additionalHealthChecks` has each of its checks run, all at once: a member passes when it passes every one, as the
- * agent takes it up only then, and a failure is named by its check (`check 2 of 2 (tcp port 9100): ECONNREFUSED`, the
- * agent's reason). Exit 0 when every probed member answered as its checks expect, 1 otherwise.
+ * `additionalHealthChecks` has each of its checks run, all at once: a member passes when it passes every one (or
+ * `healthChecksRequired` of them), as the agent takes it up only then, and a failure is named by its check
+ * (`check 2 of 2 (tcp port 9100): ECONNREFUSED`, the agent's reason). Exit 0 when every probed member answered as its
+ * checks expect, 1 otherwise.
  */
 import { type ProbeResult, probeMember, readHealthCa } from '@l4fleet/agent';
-import { checkLabel, endpointText, type Fleet, type HealthCheck, healthChecksOf, type Member } from '@l4fleet/config';
+import {
+  checkLabel,
+  endpointText,
+  type Fleet,
+  type HealthCheck,
+  healthChecksOf,
+  healthChecksRequiredOf,
+  type Member,
+} from '@l4fleet/config';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { readFleetFile } from './apply.js';
@@ -37,19 +46,23 @@ interface CheckResult {
 }
 
 /**
- * A member's result from the results of its checks (`healthCheck` first): up when every check is; `reason` names
- * each failed check as the agent does (`check 2 of 2 (tcp port 9100): ECONNREFUSED`, `; ` between two), with one
- * check its bare reason; `latencyMs` is the slowest (they run at once); `endpoint` is `healthCheck`'s. `checks` only
- * with more than one check, so a single-check pool's result has the shape it always had.
+ * A member's result from the results of its checks (`healthCheck` first): up when `required` checks are (all, unless
+ * the pool's healthChecksRequired says fewer); `reason` names each failed check as the agent does (`check 2 of 2 (tcp
+ * port 9100): ECONNREFUSED`, `; ` between two), after how many failed when fewer than all are required (a failed
+ * check is then no verdict by itself), with one check its bare reason; `latencyMs` is the slowest (they run at once);
+ * `endpoint` is `healthCheck`'s. `checks` only with more than one check, so a single-check pool's result has the
+ * shape it always had.
  */
-function memberResult(m: Member, checks: readonly HealthCheck[], results: readonly CheckResult[]) {
+function memberResult(m: Member, checks: readonly HealthCheck[], required: number, results: readonly CheckResult[]) {
   const labels = checks.map((c, i) => checkLabel(c, i, checks.length));
   const failed = results.filter((r) => !r.ok).map((r) => `${labels[r.check - 1]}: ${r.reason ?? 'failed'}`);
-  const reason = checks.length === 1 ? results[0]?.reason : failed.length > 0 ? failed.join('; ') : undefined;
+  const counted =
+    required < checks.length ? `${failed.length} of ${checks.length} checks failed (${required} must pass): ` : '';
+  const reason = checks.length === 1 ? results[0]?.reason : failed.length > 0 ? counted + failed.join('; ') : undefined;
   return {
     member: m.name,
     endpoint: results[0]?.endpoint ?? endpointText(m.address, m.port),
-    ok: results.every((r) => r.ok),
+    ok: results.filter((r) => r.ok).length >= required,
     latencyMs: Math.max(0, ...results.map((r) => r.latencyMs)),
     ...(reason === undefined ? {} : { reason }),
     ...(checks.length > 1 ? { checks: results } : {}),
@@ -92,6 +105,7 @@ export function registerProbe(program: Command, ctx: FleetCommandContext): void 
         }
         const members = names.length === 0 ? pool.members : pool.members.filter((m) => names.includes(m.name));
         const checks = healthChecksOf(pool);
+        const required = healthChecksRequiredOf(pool);
         // Every (member, check) pair in one queue, so the bound holds whatever the number of checks; in order, so a
         // member's results are the `checks.length` that follow the previous member's.
         const pairs = members.flatMap((m) => checks.map((check, i) => ({ m, check, i })));
@@ -110,7 +124,7 @@ export function registerProbe(program: Command, ctx: FleetCommandContext): void 
           };
         });
         const results = members.map((m, j) =>
-          memberResult(m, checks, probed.slice(j * checks.length, (j + 1) * checks.length)),
+          memberResult(m, checks, required, probed.slice(j * checks.length, (j + 1) * checks.length)),
         );
         const failed = results.filter((r) => !r.ok).length;
         if (format !== 'table') {
@@ -120,6 +134,7 @@ export function registerProbe(program: Command, ctx: FleetCommandContext): void 
               from,
               healthCheck: pool.healthCheck,
               ...(pool.additionalHealthChecks ? { additionalHealthChecks: pool.additionalHealthChecks } : {}),
+              ...(pool.healthChecksRequired ? { healthChecksRequired: pool.healthChecksRequired } : {}),
               results,
             }),
           );
@@ -143,7 +158,7 @@ export function registerProbe(program: Command, ctx: FleetCommandContext): void 
         }
         if (failed > 0)
           throw new CliError(
-            `${failed} of ${results.length} members failed ${checks.length > 1 ? 'a check' : 'the check'}`,
+            `${failed} of ${results.length} members failed ${checks.length === 1 ? 'the check' : required < checks.length ? `more than ${checks.length - required} of their ${checks.length} checks` : 'a check'}`,
             EXIT_FAILURE,
           );
       };
