@@ -8,6 +8,11 @@
  * with `pools[].healthChecksRequired` N, up once N checks are up and down once more than M - N are down (N can no
  * longer pass). Between the two (a check just added, still deciding) it keeps its last status, so adding a check to a
  * pool never flaps its members; a new endpoint starts from `unknown`.
+ *
+ * A check with an `address` of its own (a dependency every member shares: F5's alias address) probes the same thing
+ * whichever member it is for, so it runs once per node, not once per member: one timer and one hysteresis feed every
+ * member (of any pool) that has the same check, and a pool of 1,000 members costs its database one probe per interval
+ * from each node instead of 1,000.
  */
 import { checkLabel, type HealthCheck } from '@l4fleet/config';
 import { MAX_PROBE_FAILURES_PER_STATUS } from '@l4fleet/store';
@@ -15,7 +20,7 @@ import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../clock.js';
 import { DEFAULT_MAX_CONCURRENT_PROBES } from '../config/defaults.js';
 import { Hysteresis, type ObservedStatus } from './hysteresis.js';
-import { type Probe, type ProbeOptions, type ProbeResult, probeMember } from './probe.js';
+import { type Probe, type ProbeOptions, type ProbeResult, type ProbeTarget, probeMember } from './probe.js';
 
 export interface HealthTarget {
   /** memberKey(pool, member): `${pool}/${member}`. */
@@ -81,15 +86,19 @@ export interface HealthChecker {
   close(): void;
 }
 
-/** One check of one member. */
+/** One check of one member, or of every member that shares it (a check with an `address`). */
 interface Running {
-  readonly target: HealthTarget;
+  /** What it probes: the member, or the check's own address. */
+  readonly target: ProbeTarget;
   readonly check: HealthCheck;
-  /** `check N of M (...)`, or '' when the member has one check; follows the member's checks (setTargets). */
-  label: string;
+  /**
+   * The members it feeds, each with how its failures are named there: `check N of M (...)`, or '' when the member has
+   * one check; follows the members' checks (setTargets).
+   */
+  members: ReadonlyMap<string, string>;
   readonly identity: string;
   readonly hysteresis: Hysteresis;
-  /** Set when it went down; cleared when it comes back. */
+  /** Set when it went down (the probe's own reason, unlabelled); cleared when it comes back. */
   failure: ProbeFailure | undefined;
   timer: unknown;
   stopped: boolean;
@@ -104,8 +113,29 @@ interface MemberState {
 }
 
 const endpointOf = (t: HealthTarget): string => JSON.stringify([t.address, t.port]);
-const identityOf = (t: HealthTarget, check: HealthCheck): string => JSON.stringify([t.address, t.port, check]);
-const runKey = (memberKey: string, index: number): string => (index === 0 ? memberKey : `${memberKey}#${index + 1}`);
+
+/**
+ * Where check `index` of member `t` runs: a check with an `address` under one key for every member (`@` and the check),
+ * any other under the member's (`pool/member` for the first, `pool/member#2`...). A changed identity starts it over.
+ */
+function runOf(
+  t: HealthTarget,
+  check: HealthCheck,
+  index: number,
+): { key: string; identity: string; target: ProbeTarget } {
+  if (check.address !== undefined) {
+    const identity = JSON.stringify(check);
+    return { key: `@${identity}`, identity, target: { address: check.address, port: check.port ?? t.port } };
+  }
+  return {
+    key: index === 0 ? t.key : `${t.key}#${index + 1}`,
+    identity: JSON.stringify([t.address, t.port, check]),
+    target: { address: t.address, port: t.port },
+  };
+}
+
+const labelled = (label: string, reason: string | undefined): string =>
+  label ? `${label}: ${reason ?? 'failed'}` : (reason ?? 'failed');
 
 /**
  * Up once `required` checks are up; down once so many are down that `required` cannot be up (with all required: any
@@ -187,25 +217,28 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
     }
     if (r.stopped || closed) return;
     probesTotal += 1;
-    if (!result.ok && r.label) result = { ...result, reason: `${r.label}: ${result.reason ?? 'failed'}` };
     const checkChangedTo = r.hysteresis.observe(result.ok);
-    if (checkChangedTo === 'down') r.failure = { reason: shortReason(result.reason), sinceMs: clock.now() };
+    if (checkChangedTo === 'down') r.failure = { reason: result.reason ?? 'failed', sinceMs: clock.now() };
     else if (checkChangedTo) r.failure = undefined;
-    const member = members.get(r.target.key);
+    for (const [key, label] of r.members) observeMember(key, r, label, result);
+    const elapsed = clock.now() - startedMs;
+    schedule(r, Math.max(0, r.check.intervalMs - elapsed));
+  };
+
+  /** One member's view of one probe of one of its checks: its combined status, and the observation. */
+  const observeMember = (key: string, r: Running, label: string, probed: ProbeResult): void => {
+    const result = probed.ok ? probed : { ...probed, reason: labelled(label, probed.reason) };
+    const member = members.get(key);
     const before = member?.status ?? 'unknown';
-    const after = combined(byMember.get(r.target.key) ?? [r], member?.required ?? 1, before);
+    const after = combined(byMember.get(key) ?? [r], member?.required ?? 1, before);
     if (member) member.status = after;
     const changed = after !== before;
-    if (changed) {
-      log.info({ event: 'memberObserved', member: r.target.key, status: after, reason: result.reason });
-    }
+    if (changed) log.info({ event: 'memberObserved', member: key, status: after, reason: result.reason });
     try {
-      opts.onObservation({ key: r.target.key, result, status: after, changed, atMs: clock.now() });
+      opts.onObservation({ key, result, status: after, changed, atMs: clock.now() });
     } catch (err) {
       log.error({ event: 'healthObserverFailed', err });
     }
-    const elapsed = clock.now() - startedMs;
-    schedule(r, Math.max(0, r.check.intervalMs - elapsed));
   };
 
   const stop = (r: Running): void => {
@@ -223,30 +256,37 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
     },
     setTargets(targets) {
       if (closed) return;
-      const wanted = new Map<string, { target: HealthTarget; check: HealthCheck; label: string }>();
-      const wantedMembers = new Map<string, HealthTarget>();
+      type Wanted = ReturnType<typeof runOf> & { check: HealthCheck; members: Map<string, string> };
+      const wanted = new Map<string, Wanted>();
+      /** Per member: its target and the keys of its checks' runs, in order. */
+      const wantedMembers = new Map<string, { t: HealthTarget; runs: string[] }>();
       for (const t of targets) {
         const checks = t.checks.filter((c) => c.type !== 'none');
         if (checks.length === 0) continue;
-        wantedMembers.set(t.key, t);
+        const runs: string[] = [];
         checks.forEach((check, i) => {
-          wanted.set(runKey(t.key, i), { target: t, check, label: checkLabel(check, i, checks.length) });
+          const run = runOf(t, check, i);
+          const w = wanted.get(run.key) ?? { ...run, check, members: new Map<string, string>() };
+          w.members.set(t.key, checkLabel(check, i, checks.length));
+          wanted.set(run.key, w);
+          runs.push(run.key);
         });
+        wantedMembers.set(t.key, { t, runs });
       }
       for (const [key, r] of running) {
         const w = wanted.get(key);
-        if (!w || identityOf(w.target, w.check) !== r.identity) {
+        if (!w || w.identity !== r.identity) {
           stop(r);
           running.delete(key);
-        } else r.label = w.label;
+        } else r.members = w.members;
       }
       for (const [key, w] of wanted) {
         if (running.has(key)) continue;
         const r: Running = {
           target: w.target,
           check: w.check,
-          label: w.label,
-          identity: identityOf(w.target, w.check),
+          members: w.members,
+          identity: w.identity,
           hysteresis: new Hysteresis(w.check.rise, w.check.fall),
           failure: undefined,
           timer: undefined,
@@ -256,11 +296,8 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
         schedule(r, offsetMs(key, w.check.intervalMs));
       }
       byMember.clear();
-      for (const [key, t] of wantedMembers) {
-        const runs = t.checks
-          .filter((c) => c.type !== 'none')
-          .map((_, i) => running.get(runKey(key, i)))
-          .filter((r): r is Running => r !== undefined);
+      for (const [key, { t, runs: runKeys }] of wantedMembers) {
+        const runs = runKeys.map((k) => running.get(k)).filter((r): r is Running => r !== undefined);
         byMember.set(key, runs);
         const m = members.get(key);
         const required = Math.min(t.required ?? runs.length, runs.length);
@@ -280,14 +317,16 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
       for (const [key, m] of members) {
         if (m.status !== 'down') continue;
         const runs = byMember.get(key) ?? [];
-        const downs = runs.flatMap((r) => (r.failure ? [r.failure] : []));
-        const first = downs.reduce<ProbeFailure | undefined>(
-          (a, f) => (a && a.sinceMs <= f.sinceMs ? a : f),
+        const downs = runs.filter((r) => r.failure !== undefined);
+        const first = downs.reduce<Running | undefined>(
+          (a, r) => (a?.failure && r.failure && a.failure.sinceMs <= r.failure.sinceMs ? a : r),
           undefined,
         );
-        if (!first) continue;
-        const counted = `${downs.length} of ${runs.length} checks down (${m.required} must pass): `;
-        out.set(key, m.required < runs.length ? { ...first, reason: shortReason(counted + first.reason) } : first);
+        if (!first?.failure) continue;
+        const reason = labelled(first.members.get(key) ?? '', first.failure.reason);
+        const counted =
+          m.required < runs.length ? `${downs.length} of ${runs.length} checks down (${m.required} must pass): ` : '';
+        out.set(key, { reason: shortReason(counted + reason), sinceMs: first.failure.sinceMs });
       }
       return out;
     },
