@@ -8,6 +8,7 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { type AddressInfo, createServer, type Server } from 'node:net';
 import type { RunningAgent } from '@l4fleet/agent';
+import { type CliIo, runCli } from '@l4fleet/cli';
 import { parseFleet } from '@l4fleet/config';
 import { EtcdFleetStore } from '@l4fleet/store';
 import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
@@ -176,6 +177,21 @@ describe('additional health checks against real sockets, decided through etcd', 
     expect(failures['web/b']?.reason).toBe(
       `2 of 3 checks down (2 must pass): check 2 of 3 (tcp port ${sidecarPort}): ECONNREFUSED`,
     );
+    // `l4fleet get members --down` over the same etcd: b alone, decided down, the node's counted reason.
+    const out: string[] = [];
+    const io: CliIo = { out: (t) => out.push(t), err: (t) => out.push(t) };
+    const code = await runCli(
+      ['get', 'members', '--down', '-o', 'json', '--etcd', etcd?.endpoints.join(',') ?? '', '--prefix', PREFIX],
+      io,
+    );
+    expect(code).toBe(0);
+    const rows = JSON.parse(out.join('\n'));
+    expect(rows).toEqual([
+      expect.objectContaining({ pool: 'web', member: 'b', decided: 'down', takesNewFlows: false }),
+    ]);
+    expect(Object.values(rows[0].probeFailures).map((f) => (f as { reason: string }).reason)).toEqual([
+      failures['web/b']?.reason,
+    ]);
     // The agent says ready again: 2 of 3 pass, up while the sidecar is still closed.
     agentSays.set(ADDRESSES.b, 'ready\n');
     expect(await decided({ 'web/a': 'up', 'web/b': 'up' })).toMatchObject({ 'web/b': 'up' });

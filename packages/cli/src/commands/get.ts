@@ -1,4 +1,4 @@
-/** `l4fleet get vips|pools|nodes|fleet` and `l4fleet describe vip ADDR:PORT/PROTO`. */
+/** `l4fleet get vips|pools|members|nodes|fleet` and `l4fleet describe vip ADDR:PORT/PROTO`. */
 import {
   backupsServe,
   buildVipTable,
@@ -15,31 +15,15 @@ import {
   vipKey,
   vipStateOf,
 } from '@l4fleet/config';
-import type { NodeView } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { integerOption } from '../options.js';
 import { type FleetCommandContext, outputFormat, percent, renderData, renderTable, withStore } from './context.js';
 import { checkTypesText, healthCheckLines } from './health-checks.js';
 import { fleetAt } from './history.js';
+import { type MemberProbeFailures, memberRows, membersTable, probeFailuresByMember } from './members.js';
 
 const NO_BACKEND_NAME = '(none)';
-
-/** Node -> why that node sees the member down, and since when (ISO). */
-type MemberProbeFailures = Record<string, { readonly reason: string; readonly since: string }>;
-
-/** `pool/member` -> the nodes that see it down, from every node's status record (probeFailures). */
-function probeFailuresByMember(nodes: readonly NodeView[]): Map<string, MemberProbeFailures> {
-  const out = new Map<string, MemberProbeFailures>();
-  for (const n of nodes) {
-    for (const [key, f] of Object.entries(n.status?.probeFailures ?? {})) {
-      const entry = out.get(key) ?? {};
-      entry[n.name] = { reason: f.reason, since: new Date(f.sinceMs).toISOString() };
-      out.set(key, entry);
-    }
-  }
-  return out;
-}
 
 /** `Probe failures:` and a line per member some node sees down: `be1  n1: status 503 (expected 200) since ...`. */
 function probeFailureLines(
@@ -64,20 +48,37 @@ function slowStart(ramp: MemberRamp | undefined): { slowStartPercent?: number } 
   return ramp ? { slowStartPercent: ramp.percent } : {};
 }
 
+interface GetFlags {
+  readonly output: string;
+  readonly revision?: string;
+  readonly pool?: string;
+  readonly down?: boolean;
+}
+
 export function registerGet(program: Command, ctx: FleetCommandContext): void {
   program
     .command('get')
-    .description('list vips, pools or nodes; or print the fleet as a fleet file')
-    .argument('<kind>', 'vips | pools | nodes | fleet')
+    .description('list vips, pools, members or nodes; or print the fleet as a fleet file')
+    .argument('<kind>', 'vips | pools | members | nodes | fleet')
     .option('-o, --output <format>', 'table | json | yaml (fleet: yaml unless json)', 'table')
     .option('--revision <r>', 'fleet only: as an earlier write left it (`l4fleet history` lists them)')
-    .action(async (kind: string, opts: { output: string; revision?: string }, cmd: Command) => {
+    .option('--pool <name>', 'members only: the members of this pool')
+    .option('--down', 'members only: those decided down or not yet decided, or that a node sees down')
+    .action(async (kind: string, opts: GetFlags, cmd: Command) => {
       const format = outputFormat(opts.output);
-      if (!['vips', 'vip', 'pools', 'pool', 'nodes', 'node', 'fleet'].includes(kind)) {
-        throw new CliError(`kind: ${JSON.stringify(kind)} is not vips | pools | nodes | fleet`, EXIT_USAGE);
+      if (!['vips', 'vip', 'pools', 'pool', 'members', 'member', 'nodes', 'node', 'fleet'].includes(kind)) {
+        throw new CliError(`kind: ${JSON.stringify(kind)} is not vips | pools | members | nodes | fleet`, EXIT_USAGE);
       }
       if (opts.revision !== undefined && kind !== 'fleet') {
         throw new CliError(`--revision: only with \`get fleet\` (not ${kind})`, EXIT_USAGE);
+      }
+      for (const [flag, given] of [
+        ['--pool', opts.pool !== undefined],
+        ['--down', opts.down === true],
+      ] as const) {
+        if (given && !kind.startsWith('member')) {
+          throw new CliError(`${flag}: only with \`get members\` (not ${kind})`, EXIT_USAGE);
+        }
       }
       const revision =
         opts.revision === undefined
@@ -106,6 +107,14 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
           );
         }
         const { fleet } = await store.getDesired();
+        if (kind.startsWith('member')) {
+          const { decided, ramps } = await store.getDecided();
+          const rows = memberRows(fleet, decided, ramps, await store.listNodes(), {
+            ...(opts.pool === undefined ? {} : { pool: opts.pool }),
+            ...(opts.down ? { down: true } : {}),
+          });
+          return ctx.io.out(format === 'table' ? membersTable(rows) : renderData(format, rows));
+        }
         if (kind.startsWith('vip')) {
           // Which live nodes announce each VIP, from their status records (what `l4fleet status` reads).
           const live = (await store.listNodes()).filter((n) => n.record !== undefined);

@@ -1,0 +1,115 @@
+/** `l4fleet get members`: every member across pools with its decision, new flows and who sees it down (memory store). */
+import { MemoryFleetStore, type NodeStatusReport } from '@l4fleet/store';
+import { beforeEach, describe, expect, test } from 'vitest';
+import { fleetFiles, memoryCli } from '../cli.test-helper.js';
+
+const file = fleetFiles('members');
+const base: NodeStatusReport = { tables: {}, announced: [], bgp: {}, failStatic: false, desiredRevision: 1 };
+
+const FLEET = `
+hashSeed: 0x5eed
+pools:
+  - name: web
+    healthCheck: { type: tcp }
+    members:
+      - { name: a, address: 198.18.0.21, port: 80 }
+      - { name: b, address: 198.18.0.22, port: 80, weight: 2 }
+      - { name: c, address: 198.18.0.23, port: 80 }
+      - { name: d, address: 198.18.0.24, port: 80, state: draining }
+      - { name: e, address: 198.18.0.25, port: 80, state: disabled }
+      - { name: spare, address: 198.18.0.26, port: 80, backup: true }
+  - name: dns
+    healthCheck: { type: none }
+    members:
+      - { name: d1, address: 198.18.0.31, port: 53 }
+vips:
+  - { address: 198.51.100.10, port: 80, protocol: tcp, pool: web }
+  - { address: 198.51.100.11, port: 53, protocol: udp, pool: dns }
+`;
+
+let store: MemoryFleetStore;
+const cli = memoryCli(() => store);
+
+describe('cli - get members', () => {
+  beforeEach(async () => {
+    store = new MemoryFleetStore();
+    expect((await cli('apply', '-f', file('f.yaml', FLEET), '--new-fleet')).code).toBe(0);
+    const leader = await store.campaign('lb1');
+    // c down; spare never decided (a backup the aggregator has not judged yet).
+    await store.writeDecided(
+      new Map([
+        ['web/a', 'up'],
+        ['web/b', 'up'],
+        ['web/c', 'down'],
+        ['web/d', 'up'],
+      ]),
+      { leadership: leader },
+    );
+    const failure = (reason: string) => ({ reason, sinceMs: Date.UTC(2026, 11, 5, 17, 0) });
+    await (await store.registerNode({ name: 'lb1' })).reportStatus({
+      ...base,
+      probeFailures: { 'web/c': failure('ECONNREFUSED') },
+    });
+    await (await store.registerNode({ name: 'lb2' })).reportStatus({
+      ...base,
+      probeFailures: { 'web/b': failure('timeout'), 'web/c': failure('timeout') },
+    });
+  });
+
+  test('every member of every pool: state, weight, decision, whether it takes new flows, the nodes that see it down', async () => {
+    const r = await cli('get', 'members');
+    expect(r.code).toBe(0);
+    expect(r.out.split('\n')).toEqual([
+      'POOL  MEMBER  ENDPOINT        STATE          WEIGHT  DECIDED    NEW FLOWS  SEEN DOWN BY',
+      'web   a       198.18.0.21:80  active         1       up         yes',
+      'web   b       198.18.0.22:80  active         2       up         yes        lb2: timeout',
+      'web   c       198.18.0.23:80  active         1       down       no         lb1: ECONNREFUSED; lb2: timeout',
+      'web   d       198.18.0.24:80  draining       1       up         no',
+      'web   e       198.18.0.25:80  disabled       1       undecided  no',
+      'web   spare   198.18.0.26:80  active backup  1       undecided  no',
+      'dns   d1      198.18.0.31:53  active         1       unchecked  yes',
+    ]);
+  });
+
+  test('--down: decided down or not yet decided, or seen down by a node; not disabled or unchecked members', async () => {
+    const r = await cli('get', 'members', '--down');
+    expect(r.out.split('\n').map((l) => l.split(/\s+/).slice(0, 2).join(' '))).toEqual([
+      'POOL MEMBER',
+      'web b',
+      'web c',
+      'web spare',
+    ]);
+  });
+
+  test('--pool and -o json: the rows of one pool, each node its reason and since when', async () => {
+    const r = await cli('get', 'members', '--pool', 'web', '--down', '-o', 'json');
+    const rows = JSON.parse(r.out);
+    expect(rows.map((m: { member: string }) => m.member)).toEqual(['b', 'c', 'spare']);
+    expect(rows[1]).toEqual({
+      pool: 'web',
+      member: 'c',
+      endpoint: '198.18.0.23:80',
+      state: 'active',
+      backup: false,
+      weight: 1,
+      decided: 'down',
+      takesNewFlows: false,
+      probeFailures: {
+        lb1: { reason: 'ECONNREFUSED', since: '2026-12-05T17:00:00.000Z' },
+        lb2: { reason: 'timeout', since: '2026-12-05T17:00:00.000Z' },
+      },
+    });
+    const dns = JSON.parse((await cli('get', 'members', '--pool', 'dns', '-o', 'json')).out);
+    expect(dns).toEqual([expect.objectContaining({ member: 'd1', decided: 'unchecked', takesNewFlows: true })]);
+  });
+
+  test('a pool not in the fleet, and the members-only flags on another kind, are refused by name', async () => {
+    const unknown = await cli('get', 'members', '--pool', 'api');
+    expect([unknown.code, unknown.err]).toEqual([
+      1,
+      'error: --pool: "api" is not a pool of the fleet (pools: web, dns)',
+    ]);
+    const other = await cli('get', 'vips', '--down');
+    expect([other.code, other.err]).toEqual([2, 'error: --down: only with `get members` (not vips)']);
+  });
+});
