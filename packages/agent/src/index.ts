@@ -58,7 +58,7 @@ export {
   type HealthTarget,
 } from './health/checker.js';
 export { Hysteresis, type ObservedStatus } from './health/hysteresis.js';
-export { type Probe, type ProbeResult, type ProbeTarget, probeMember } from './health/probe.js';
+export { type Probe, type ProbeOptions, type ProbeResult, type ProbeTarget, probeMember } from './health/probe.js';
 export { AGENT_DOWN_WORDS, AGENT_UP_WORDS, agentReplyState, MAX_AGENT_REPLY_BYTES } from './health/probe-agent.js';
 export { mayAnnounce, type NodeEvent, type NodeState, nextNodeState } from './lifecycle/node-state.js';
 export { type ObservabilityServer, startObservabilityServer } from './observe/http.js';

@@ -7,11 +7,13 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Probe } from '@l4fleet/agent';
 import { parseFleet } from '@l4fleet/config';
 import { MemoryFleetStore } from '@l4fleet/store';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { CliIo } from '../io.js';
 import { runCli } from '../program.js';
+import { probeChecks } from './probe.js';
 
 let server: Server;
 let store: MemoryFleetStore;
@@ -232,5 +234,30 @@ describe('l4fleet probe', () => {
     });
     const bad = await cli('probe', 'web', '--ca-file', '/nonexistent/ca.pem');
     expect(bad).toMatchObject({ code: 2, err: 'error: --ca-file: "/nonexistent/ca.pem" cannot be read (ENOENT)' });
+  });
+});
+
+describe('probeChecks', () => {
+  test('a check with an address is probed once for all members, its result given to each; the others per member', async () => {
+    const calls: string[] = [];
+    const probe: Probe = async (t, c) => {
+      calls.push(`${c.address ?? t.address}:${c.port ?? t.port}`);
+      return c.address ? { ok: false, latencyMs: 2, reason: 'ECONNREFUSED' } : { ok: true, latencyMs: 1 };
+    };
+    const members = Array.from({ length: 50 }, (_, i) => ({
+      name: `m${i}`,
+      address: `198.18.0.${10 + i}`,
+      port: 80,
+      weight: 1,
+      state: 'active' as const,
+    }));
+    const own = { type: 'tcp' as const, intervalMs: 2000, timeoutMs: 1000, rise: 2, fall: 4 };
+    const database = { ...own, address: '198.18.3.50', port: 5432 };
+    const results = await probeChecks(members, [own, database], probe, {});
+    expect(calls.filter((c) => c === '198.18.3.50:5432')).toHaveLength(1);
+    expect(calls).toHaveLength(51);
+    expect(results).toHaveLength(100);
+    expect(results.filter((r) => r.check === 2).every((r) => !r.ok && r.reason === 'ECONNREFUSED')).toBe(true);
+    expect(results.filter((r) => r.check === 2).map((r) => r.endpoint)).toEqual(Array(50).fill('198.18.3.50:5432'));
   });
 });

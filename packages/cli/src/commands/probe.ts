@@ -9,7 +9,7 @@
  * (`check 2 of 2 (tcp port 9100): ECONNREFUSED`, the agent's reason). Exit 0 when every probed member answered as its
  * checks expect, 1 otherwise.
  */
-import { type ProbeResult, probeMember, readHealthCa } from '@l4fleet/agent';
+import { type Probe, type ProbeOptions, type ProbeResult, probeMember, readHealthCa } from '@l4fleet/agent';
 import {
   checkLabel,
   endpointText,
@@ -36,7 +36,7 @@ interface ProbeOptionsFlags {
 }
 
 /** One check's probe of a member; `check` counts from 1 (`healthCheck`), as checkLabel does. */
-interface CheckResult {
+export interface CheckResult {
   readonly check: number;
   readonly type: HealthCheck['type'];
   readonly endpoint: string;
@@ -67,6 +67,39 @@ function memberResult(m: Member, checks: readonly HealthCheck[], required: numbe
     ...(reason === undefined ? {} : { reason }),
     ...(checks.length > 1 ? { checks: results } : {}),
   };
+}
+
+/**
+ * Every check of every member, at most PROBE_CONCURRENCY at once; in order, so a member's results are the
+ * `checks.length` that follow the previous member's. A check with an `address` probes the same thing for every member:
+ * once, its result shared (as the agent runs it), not once per member: a pool of 1,000 members with a database check
+ * would otherwise open 1,000 connections to the database from the operator's host.
+ */
+export async function probeChecks(
+  members: readonly Member[],
+  checks: readonly HealthCheck[],
+  probe: Probe,
+  options: ProbeOptions,
+): Promise<CheckResult[]> {
+  const pairs = members.flatMap((m) => checks.map((check, i) => ({ m, check, i })));
+  const shared = new Map<number, Promise<ProbeResult>>();
+  const probeOnce = (m: Member, check: HealthCheck, i: number): Promise<ProbeResult> => {
+    if (check.address === undefined) return probe({ address: m.address, port: m.port }, check, options);
+    const once = shared.get(i) ?? probe({ address: m.address, port: m.port }, check, options);
+    shared.set(i, once);
+    return once;
+  };
+  return inBatches(pairs, PROBE_CONCURRENCY, async ({ m, check, i }): Promise<CheckResult> => {
+    const r = await probeOnce(m, check, i);
+    return {
+      check: i + 1,
+      type: check.type,
+      endpoint: endpointText(check.address ?? m.address, check.port ?? m.port),
+      ok: r.ok,
+      latencyMs: Math.round(r.latencyMs * 10) / 10,
+      ...(r.reason === undefined ? {} : { reason: r.reason }),
+    };
+  });
 }
 
 async function inBatches<T, R>(items: readonly T[], size: number, fn: (t: T) => Promise<R>): Promise<R[]> {
@@ -106,22 +139,9 @@ export function registerProbe(program: Command, ctx: FleetCommandContext): void 
         const members = names.length === 0 ? pool.members : pool.members.filter((m) => names.includes(m.name));
         const checks = healthChecksOf(pool);
         const required = healthChecksRequiredOf(pool);
-        // Every (member, check) pair in one queue, so the bound holds whatever the number of checks; in order, so a
-        // member's results are the `checks.length` that follow the previous member's.
-        const pairs = members.flatMap((m) => checks.map((check, i) => ({ m, check, i })));
-        const probed = await inBatches(pairs, PROBE_CONCURRENCY, async ({ m, check, i }): Promise<CheckResult> => {
-          const r: ProbeResult = await probeMember({ address: m.address, port: m.port }, check, {
-            ...(opts.source ? { sourceAddress: opts.source } : {}),
-            ...(ca ? { ca } : {}),
-          });
-          return {
-            check: i + 1,
-            type: check.type,
-            endpoint: endpointText(check.address ?? m.address, check.port ?? m.port),
-            ok: r.ok,
-            latencyMs: Math.round(r.latencyMs * 10) / 10,
-            ...(r.reason === undefined ? {} : { reason: r.reason }),
-          };
+        const probed = await probeChecks(members, checks, probeMember, {
+          ...(opts.source ? { sourceAddress: opts.source } : {}),
+          ...(ca ? { ca } : {}),
         });
         const results = members.map((m, j) =>
           memberResult(m, checks, required, probed.slice(j * checks.length, (j + 1) * checks.length)),
