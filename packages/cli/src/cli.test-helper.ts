@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { MemberStatus } from '@l4fleet/config';
 import type { MemoryFleetStore } from '@l4fleet/store';
 import { afterAll } from 'vitest';
 import type { CliIo } from './io.js';
@@ -32,6 +33,12 @@ export function memoryCli(store: () => MemoryFleetStore): (...argv: string[]) =>
     const code = await runCli(argv, io, { openStore: () => shared });
     return { code, out: out.join('\n'), err: err.join('\n') };
   };
+}
+
+/** Writes the aggregator's decisions (`pool/member` -> status) as the leader `lb1` would. */
+export async function writeDecided(store: MemoryFleetStore, decided: Record<string, MemberStatus>): Promise<void> {
+  const leader = await store.campaign('lb1');
+  await store.writeDecided(new Map(Object.entries(decided)), { leadership: leader });
 }
 
 /** Fleet files in a temporary directory removed after the file's tests: `file(name, text)` writes one, returns its path. */

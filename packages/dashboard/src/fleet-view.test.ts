@@ -175,49 +175,39 @@ describe('fleet-view', () => {
     expect(view.pools[0]?.healthCheck).toBe('tcp, every 2000 ms, timeout 1000 ms, rise 2, fall 4');
   });
 
-  test("fleet-view - a pool's additional health checks follow its healthCheck, each after ' and '", () => {
-    const checked = parseFleet({
-      ...fleet,
-      pools: [
-        {
-          ...fleet.pools[0],
-          healthCheck: { type: 'http', path: '/healthz' },
-          additionalHealthChecks: [{ type: 'tcp', port: 9100 }],
-        },
-      ],
-    });
-    const v = buildFleetView({
-      desired: { fleet: checked, revision: 5, generation: 'g' },
+  /** The first pool's checks line in a view of the fleet whose first pool has these fields besides. */
+  const checksLine = (extra: Record<string, unknown>) =>
+    buildFleetView({
+      desired: {
+        fleet: parseFleet({ ...fleet, pools: [{ ...fleet.pools[0], ...extra }] }),
+        revision: 5,
+        generation: 'g',
+      },
       decided: { decided: new Map(), ramps: new Map(), revision: 5 },
       nodes: [],
       health: [],
       leader: undefined,
-    });
-    expect(v.pools[0]?.healthCheck).toBe(
+    }).pools[0]?.healthCheck;
+
+  test("fleet-view - a pool's additional health checks follow its healthCheck, each after ' and '", () => {
+    expect(
+      checksLine({
+        healthCheck: { type: 'http', path: '/healthz' },
+        additionalHealthChecks: [{ type: 'tcp', port: 9100 }],
+      }),
+    ).toBe(
       'http GET /healthz expect 200, every 2000 ms, timeout 1000 ms, rise 2, fall 4 and tcp port 9100, every 2000 ms, timeout 1000 ms, rise 2, fall 4',
     );
   });
 
   test('fleet-view - a pool that needs fewer than all its checks says how many', () => {
-    const checked = parseFleet({
-      ...fleet,
-      pools: [
-        {
-          ...fleet.pools[0],
-          healthCheck: { type: 'tcp' },
-          additionalHealthChecks: [{ type: 'tcp', port: 9100 }],
-          healthChecksRequired: 1,
-        },
-      ],
-    });
-    const v = buildFleetView({
-      desired: { fleet: checked, revision: 5, generation: 'g' },
-      decided: { decided: new Map(), ramps: new Map(), revision: 5 },
-      nodes: [],
-      health: [],
-      leader: undefined,
-    });
-    expect(v.pools[0]?.healthCheck).toBe(
+    expect(
+      checksLine({
+        healthCheck: { type: 'tcp' },
+        additionalHealthChecks: [{ type: 'tcp', port: 9100 }],
+        healthChecksRequired: 1,
+      }),
+    ).toBe(
       'at least 1 of: tcp, every 2000 ms, timeout 1000 ms, rise 2, fall 4; tcp port 9100, every 2000 ms, timeout 1000 ms, rise 2, fall 4',
     );
   });

@@ -1,7 +1,7 @@
 /** `l4fleet get members`: every member across pools with its decision, new flows and who sees it down (memory store). */
 import { MemoryFleetStore, type NodeStatusReport } from '@l4fleet/store';
 import { beforeEach, describe, expect, test } from 'vitest';
-import { fleetFiles, memoryCli } from '../cli.test-helper.js';
+import { fleetFiles, memoryCli, writeDecided } from '../cli.test-helper.js';
 
 const file = fleetFiles('members');
 const base: NodeStatusReport = { tables: {}, announced: [], bgp: {}, failStatic: false, desiredRevision: 1 };
@@ -34,17 +34,8 @@ describe('cli - get members', () => {
   beforeEach(async () => {
     store = new MemoryFleetStore();
     expect((await cli('apply', '-f', file('f.yaml', FLEET), '--new-fleet')).code).toBe(0);
-    const leader = await store.campaign('lb1');
     // c down; spare never decided (a backup the aggregator has not judged yet).
-    await store.writeDecided(
-      new Map([
-        ['web/a', 'up'],
-        ['web/b', 'up'],
-        ['web/c', 'down'],
-        ['web/d', 'up'],
-      ]),
-      { leadership: leader },
-    );
+    await writeDecided(store, { 'web/a': 'up', 'web/b': 'up', 'web/c': 'down', 'web/d': 'up' });
     const failure = (reason: string) => ({ reason, sinceMs: Date.UTC(2026, 11, 5, 17, 0) });
     await (await store.registerNode({ name: 'lb1' })).reportStatus({
       ...base,

@@ -5,7 +5,7 @@
 import { MemoryFleetStore, type NodeStatusReport } from '@l4fleet/store';
 import { twoPoolFleet } from '@l4fleet/test-support/fleets';
 import { describe, expect, test } from 'vitest';
-import { memoryCli } from '../cli.test-helper.js';
+import { memoryCli, writeDecided } from '../cli.test-helper.js';
 
 const base: NodeStatusReport = { tables: {}, announced: [], bgp: {}, failStatic: false, desiredRevision: 1 };
 
@@ -81,15 +81,7 @@ describe('cli status - a node alone in seeing members down', () => {
   test('members a node sees down that the fleet decides up are named with its reasons; decided-down ones are not', async () => {
     const store = new MemoryFleetStore();
     await store.apply(twoPoolFleet({ type: 'tcp' }));
-    const leader = await store.campaign('lb1');
-    await store.writeDecided(
-      new Map([
-        ['web/a', 'up'],
-        ['web/b', 'up'],
-        ['web/c', 'down'],
-      ]),
-      { leadership: leader },
-    );
+    await writeDecided(store, { 'web/a': 'up', 'web/b': 'up', 'web/c': 'down' });
     const failure = (reason: string) => ({ reason, sinceMs: 1 });
     await (await store.registerNode({ name: 'lb1' })).reportStatus({
       ...base,
