@@ -65,12 +65,12 @@ describe('health check - https', () => {
     [
       'verifyCertificate on http',
       { type: 'http', verifyCertificate: true },
-      'pools[0].healthCheck.verifyCertificate: applies only to type https, or tcp with tls: true, not http',
+      'pools[0].healthCheck.verifyCertificate: applies only to type https, or tcp or grpc with tls: true, not http',
     ],
     [
       'host on tcp',
       { type: 'tcp', host: 'a.example' },
-      'pools[0].healthCheck.host: applies only to type http | https, or tcp with tls: true, not tcp without tls',
+      'pools[0].healthCheck.host: applies only to type http | https | grpc, or tcp with tls: true, not tcp without tls',
     ],
     [
       'path on tcp',
@@ -220,12 +220,12 @@ describe('health check - tcp with tls', () => {
   });
 
   test.each<[string, Raw, string]>([
-    ['tls on http', { type: 'http', tls: true }, 'pools[0].healthCheck.tls: applies only to type tcp, not http'],
+    ['tls on http', { type: 'http', tls: true }, 'pools[0].healthCheck.tls: applies only to type tcp | grpc, not http'],
     ['tls not a boolean', { type: 'tcp', tls: 'on' }, 'pools[0].healthCheck.tls: "on" is not true or false'],
     [
       'verifyCertificate on tcp without tls',
       { type: 'tcp', verifyCertificate: true },
-      'pools[0].healthCheck.verifyCertificate: applies only to type https, or tcp with tls: true, not tcp without tls',
+      'pools[0].healthCheck.verifyCertificate: applies only to type https, or tcp or grpc with tls: true, not tcp without tls',
     ],
     [
       'host an address, with tls',
@@ -390,7 +390,7 @@ describe('health check - address (F5 alias address, HAProxy addr)', () => {
       expect.stringContaining('pools[0].healthCheck.port: is required with address'),
     );
     expect(problems(fleetWith({ type: 'none', address: '198.18.3.50', port: 1 }))).toContainEqual(
-      'pools[0].healthCheck.address: applies only to type tcp | http | https | udp | dns | agent, not none',
+      'pools[0].healthCheck.address: applies only to type tcp | http | https | udp | dns | agent | grpc, not none',
     );
     expect(problems(fleetWith({ type: 'tcp', address: '169.254.1.1', port: 1 }))).toContainEqual(
       'pools[0].healthCheck.address: "169.254.1.1" is a link-local address (169.254.0.0/16, not routed)',

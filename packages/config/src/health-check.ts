@@ -5,7 +5,8 @@
  * F5's https monitor and keepalived's SSL_GET do by default: the check asks "does it serve", not "is its
  * certificate right"); `udp` sends `payload` and expects any reply; `none` takes the member as up. `tcp` may send a
  * `payload` once connected, and `expect` (tcp, udp, http, https) names text the reply or the body must contain.
- * `dns` asks a name over UDP (RFC 1035) and expects an RCODE.
+ * `dns` asks a name over UDP (RFC 1035) and expects an RCODE. `grpc` calls the gRPC Health Checking Protocol
+ * (grpc.health.v1.Health/Check, over HTTP/2, with `tls` over TLS) for a `service` and expects SERVING.
  */
 import {
   DEFAULT_HEALTH_FALL,
@@ -36,7 +37,16 @@ import {
 } from './limits.js';
 import type { DnsQueryType, DnsRcode, HealthCheck, HealthCheckType, HttpCheckMethod, StatusRange } from './types.js';
 
-export const HEALTH_CHECK_TYPES: readonly HealthCheckType[] = ['tcp', 'http', 'https', 'udp', 'dns', 'agent', 'none'];
+export const HEALTH_CHECK_TYPES: readonly HealthCheckType[] = [
+  'tcp',
+  'http',
+  'https',
+  'udp',
+  'dns',
+  'agent',
+  'grpc',
+  'none',
+];
 export const DNS_QUERY_TYPES: readonly DnsQueryType[] = ['A', 'AAAA', 'CNAME', 'MX', 'NS', 'PTR', 'SOA', 'SRV', 'TXT'];
 export const DNS_RCODES: readonly DnsRcode[] = ['NOERROR', 'NXDOMAIN'];
 export const HTTP_CHECK_METHODS: readonly HttpCheckMethod[] = ['GET', 'HEAD'];
@@ -46,9 +56,15 @@ export const DEFAULT_DNS_RCODE: DnsRcode = 'NOERROR';
 export const HTTP_CHECK_TYPES: readonly HealthCheckType[] = ['http', 'https'];
 
 export const isHttpCheck = (type: HealthCheckType): boolean => HTTP_CHECK_TYPES.includes(type);
-/** Whether the check speaks TLS: https, or tcp with `tls: true`. */
+/** Whether the check speaks TLS: https, or tcp or grpc with `tls: true`. */
 export const usesTls = (hc: Pick<HealthCheck, 'type' | 'tls'>): boolean =>
-  hc.type === 'https' || (hc.type === 'tcp' && hc.tls === true);
+  hc.type === 'https' || ((hc.type === 'tcp' || hc.type === 'grpc') && hc.tls === true);
+/** The checks that speak TCP to the member (a UDP VIP's member port is no place for them without `port`). */
+export const probesTcp = (type: HealthCheckType): boolean => isHttpCheck(type) || type === 'grpc';
+
+/** A gRPC fully-qualified service name (package and service, dot-separated identifiers: `myapp.v1.Orders`). */
+const GRPC_SERVICE = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+const MAX_GRPC_SERVICE_CHARS = 255;
 
 /** RFC 3986 §3.3 path and §3.4 query characters (with %-escapes): no spaces or controls in a request line. */
 const HTTP_PATH = /^\/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$/;
@@ -104,6 +120,7 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
     'query',
     'queryType',
     'expectRcode',
+    'service',
     'intervalMs',
     'timeoutMs',
     'rise',
@@ -153,21 +170,26 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
   onlyFor('path', HTTP_CHECK_TYPES);
   onlyFor('method', HTTP_CHECK_TYPES);
   onlyFor('expectStatus', HTTP_CHECK_TYPES);
-  onlyFor('tls', ['tcp']);
-  if (type === 'tcp' && v.tls !== undefined && boolField(p, `${path}.tls`, v.tls, false)) hc.tls = true;
+  onlyFor('tls', ['tcp', 'grpc']);
+  if ((type === 'tcp' || type === 'grpc') && v.tls !== undefined && boolField(p, `${path}.tls`, v.tls, false))
+    hc.tls = true;
   const tls = usesTls(hc);
   const onlyWith = (field: string, ok: boolean, where: string) => {
     if (v[field] !== undefined && !ok)
-      p.add(`${path}.${field}`, `applies only to ${where}, not ${type}${type === 'tcp' ? ' without tls' : ''}`);
+      p.add(
+        `${path}.${field}`,
+        `applies only to ${where}, not ${type}${type === 'tcp' || type === 'grpc' ? ' without tls' : ''}`,
+      );
   };
-  onlyWith('host', isHttpCheck(type) || tls, 'type http | https, or tcp with tls: true');
-  onlyWith('verifyCertificate', tls, 'type https, or tcp with tls: true');
+  onlyWith('host', isHttpCheck(type) || tls || type === 'grpc', 'type http | https | grpc, or tcp with tls: true');
+  onlyWith('verifyCertificate', tls, 'type https, or tcp or grpc with tls: true');
+  onlyFor('service', ['grpc']);
   onlyFor('payload', ['tcp', 'udp', 'agent']);
   onlyFor('expect', ['tcp', 'http', 'https', 'udp']);
   // A TCP stream has no end to read to: the probe could only give up at its timeout, never pass.
   onlyFor('expectNot', ['http', 'https', 'udp']);
-  onlyFor('port', ['tcp', 'http', 'https', 'udp', 'dns', 'agent']);
-  onlyFor('address', ['tcp', 'http', 'https', 'udp', 'dns', 'agent']);
+  onlyFor('port', ['tcp', 'http', 'https', 'udp', 'dns', 'agent', 'grpc']);
+  onlyFor('address', ['tcp', 'http', 'https', 'udp', 'dns', 'agent', 'grpc']);
   // An agent listens on a port of its own: on the member's service port it would be the service, not its agent.
   if (type === 'agent' && v.port === undefined)
     p.add(`${path}.port`, "is required for type agent (the port the member's agent answers on, HAProxy's agent-port)");
@@ -192,7 +214,7 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
         ? statusRangeField(p, `${path}.expectStatus`, v.expectStatus)
         : int(p, `${path}.expectStatus`, v.expectStatus, 100, 599, 'an HTTP status', DEFAULT_HTTP_EXPECT_STATUS);
   }
-  if (v.host !== undefined && (isHttpCheck(type) || tls)) {
+  if (v.host !== undefined && (isHttpCheck(type) || tls || type === 'grpc')) {
     if (typeof v.host === 'string' && isHostName(v.host)) hc.host = v.host;
     else
       p.add(
@@ -207,6 +229,15 @@ export function healthCheckField(p: Problems, path: string, v: unknown): HealthC
     // udp always sends a datagram (empty by default); tcp and agent send only what they are given.
     if (typeof v.payload === 'string' && (type === 'udp' || v.payload !== '')) hc.payload = v.payload;
     else if (type === 'udp') hc.payload = '';
+  }
+  if (type === 'grpc' && v.service !== undefined) {
+    if (typeof v.service === 'string' && v.service.length <= MAX_GRPC_SERVICE_CHARS && GRPC_SERVICE.test(v.service))
+      hc.service = v.service;
+    else if (v.service !== '')
+      p.add(
+        `${path}.service`,
+        `${show(v.service)} is not a gRPC service name (dot-separated identifiers such as myapp.v1.Orders, at most ${MAX_GRPC_SERVICE_CHARS} characters; "" or absent: the server as a whole)`,
+      );
   }
   if (type === 'dns') {
     if (typeof v.query === 'string' && isQueryName(v.query)) hc.query = v.query;
@@ -330,7 +361,12 @@ export function describeHealthCheck(hc: HealthCheck): string {
   const host = hc.host ? ` host ${hc.host}` : '';
   const verified = hc.verifyCertificate ? ', certificate verified' : '';
   const send = hc.payload ? ` send ${JSON.stringify(hc.payload)}` : '';
-  const ask = hc.query === undefined ? '' : ` ${hc.queryType} ${hc.query} expect ${hc.expectRcode}`;
+  const ask =
+    hc.query === undefined
+      ? hc.type === 'grpc'
+        ? ` ${hc.service ? `service ${hc.service}` : 'server'} expect SERVING`
+        : ''
+      : ` ${hc.queryType} ${hc.query} expect ${hc.expectRcode}`;
   const what = isHttpCheck(hc.type) ? 'body' : 'reply';
   const reply =
     (hc.expect === undefined ? '' : ` ${what} contains ${JSON.stringify(hc.expect)}`) +

@@ -209,7 +209,7 @@ describe('config parse - every problem at once, with path and value', () => {
     [
       'bad health type',
       { pools: [pool('p', [m('198.18.0.1')], { healthCheck: { type: 'icmp' } })] },
-      'pools[0].healthCheck.type: "icmp" is not one of tcp | http | https | udp | dns | agent | none',
+      'pools[0].healthCheck.type: "icmp" is not one of tcp | http | https | udp | dns | agent | grpc | none',
     ],
     [
       'timeout longer than interval',

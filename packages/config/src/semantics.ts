@@ -11,7 +11,7 @@
 import { healthCheckPath, healthChecksOf } from './additional-health-checks.js';
 import { isLoopback, unusableAddress } from './address-use.js';
 import type { ConfigProblem } from './errors.js';
-import { healthCheckProblems, isHttpCheck } from './health-check.js';
+import { healthCheckProblems, probesTcp } from './health-check.js';
 import { natAddressProblems } from './profile.js';
 import type { Fleet, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
@@ -49,9 +49,9 @@ function transportProblems(vip: Vip, vipIndex: number, pool: Pool, poolIndex: nu
   healthChecksOf(pool).forEach((hc, c) => {
     if (hc.port !== undefined) return;
     // A DNS server answers UDP and TCP on one port (RFC 7766 §5), so `dns` fits either VIP.
-    const wrong = (isHttpCheck(hc.type) && vip.protocol === 'udp') || (hc.type === 'udp' && vip.protocol === 'tcp');
+    const wrong = (probesTcp(hc.type) && vip.protocol === 'udp') || (hc.type === 'udp' && vip.protocol === 'tcp');
     if (!wrong) return;
-    const probes = isHttpCheck(hc.type) ? 'TCP' : 'UDP';
+    const probes = probesTcp(hc.type) ? 'TCP' : 'UDP';
     const at = healthCheckPath(poolIndex, c);
     out.push({
       path: `${at}.type`,

@@ -17,7 +17,7 @@ export type MemberStatus = 'up' | 'down';
  * refuses new ones; `disabled` keeps the VIP in the fleet but no node serves or announces it.
  */
 export type VipState = 'enabled' | 'draining' | 'disabled';
-export type HealthCheckType = 'tcp' | 'http' | 'https' | 'udp' | 'dns' | 'agent' | 'none';
+export type HealthCheckType = 'tcp' | 'http' | 'https' | 'udp' | 'dns' | 'agent' | 'grpc' | 'none';
 /** The record types a `dns` check may ask for (RFC 1035 §3.2.2, RFC 3596, RFC 2782). */
 export type DnsQueryType = 'A' | 'AAAA' | 'CNAME' | 'MX' | 'NS' | 'PTR' | 'SOA' | 'SRV' | 'TXT';
 /** The answers a `dns` check may require (RFC 1035 §4.1.1): the name exists, or (a check of a name that must not) not. */
@@ -33,6 +33,7 @@ export interface HealthCheck {
    * `tcp` connects, `http` GETs `path` and expects `expectStatus`, `https` does the same over TLS, `udp` sends
    * `payload` and expects a reply, `dns` asks `query` over UDP and expects `expectRcode`, `agent` asks the member's
    * agent on `port` for its state (HAProxy's agent-check: `up`/`ready`, or `down`/`fail`/`stopped`/`maint`/`drain`),
+   * `grpc` calls the gRPC Health Checking Protocol (grpc.health.v1.Health/Check for `service`) and expects SERVING,
    * `none` takes the member as up.
    */
   readonly type: HealthCheckType;
@@ -67,11 +68,17 @@ export interface HealthCheck {
    */
   readonly verifyCertificate?: boolean;
   /**
-   * tcp only: a TLS handshake (TLS 1.2 or later) once connected, for services that speak TLS from the first byte
+   * grpc: the call over TLS (HTTP/2 with ALPN h2) instead of cleartext HTTP/2 (h2c). tcp: a TLS handshake (TLS 1.2 or
+   * later) once connected, for services that speak TLS from the first byte
    * (LDAPS, IMAPS, Redis with TLS); `payload` and `expect` then go inside TLS, and `host` and `verifyCertificate`
    * apply as for https. Written only when true.
    */
   readonly tls?: boolean;
+  /**
+   * grpc: the service whose health is asked (HealthCheckRequest.service: `myapp.Orders`); default `""`, the server
+   * as a whole (grpc.health.v1). Not written back when empty.
+   */
+  readonly service?: string;
   /**
    * udp: the datagram (UTF-8), default empty; tcp and agent: text sent once connected (a request, a command; HAProxy's
    * `agent-send`), default none.

@@ -1,7 +1,8 @@
 /**
  * One health probe of one member: tcp (connect, optionally send and expect), http and https (GET, expected status,
  * optionally a body that contains `expect`), udp (payload, a reply, optionally containing `expect`), dns (a query, the
- * answer's RCODE), agent (probe-agent.ts: the member's own word, HAProxy's agent-check). A probe never throws: it answers ok or not, with the reason, within the check's timeout.
+ * answer's RCODE), agent (probe-agent.ts: the member's own word, HAProxy's agent-check), grpc (probe-grpc.ts: the gRPC
+ * Health Checking Protocol). A probe never throws: it answers ok or not, with the reason, within the check's timeout.
  */
 import { createSocket } from 'node:dgram';
 import { request as httpRequest } from 'node:http';
@@ -13,6 +14,7 @@ import { dnsAnswerRcode, dnsQuery } from './dns-message.js';
 import { probeAgent } from './probe-agent.js';
 import type { ProbeOptions, ProbeResult, ProbeTarget } from './probe-common.js';
 import { errCode, finisher } from './probe-common.js';
+import { probeGrpc } from './probe-grpc.js';
 import { createReplyMatcher, MAX_PROBE_REPLY_BYTES } from './reply-match.js';
 
 export type { ProbeOptions, ProbeResult, ProbeTarget };
@@ -255,5 +257,7 @@ export const probeMember: Probe = async (member, check, opts) => {
       return probeDns(target, port, check, opts);
     case 'agent':
       return probeAgent(target, port, check, opts);
+    case 'grpc':
+      return probeGrpc(target, port, check, opts);
   }
 };

@@ -1,0 +1,184 @@
+/**
+ * The `grpc` check against real gRPC servers (@grpc/grpc-js, the health service loaded from health.proto by
+ * @grpc/proto-loader, so the messages are encoded by protobuf.js, not by the probe's own code), cleartext and TLS,
+ * on loopback.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { type AddressInfo, createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import type { HealthCheck } from '@l4fleet/config';
+import { makeCerts } from '@l4fleet/daemons';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { probeMember } from './probe.js';
+import { healthCheckRequest, servingStatus } from './probe-grpc.js';
+
+const HEALTH_PROTO = `
+syntax = "proto3";
+package grpc.health.v1;
+message HealthCheckRequest { string service = 1; }
+message HealthCheckResponse {
+  enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; }
+  ServingStatus status = 1;
+}
+service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); }
+`;
+
+const check = (c: Partial<HealthCheck> = {}): HealthCheck => ({
+  type: 'grpc',
+  intervalMs: 2000,
+  timeoutMs: 1000,
+  rise: 1,
+  fall: 1,
+  ...c,
+});
+
+let dir: string;
+let ca: Buffer;
+/** What each service answers ('' is the server as a whole); a service not here is NOT_FOUND, as the protocol says. */
+const statuses = new Map<string, string>([
+  ['', 'SERVING'],
+  ['myapp.v1.Orders', 'SERVING'],
+  ['myapp.v1.Billing', 'NOT_SERVING'],
+]);
+const servers: grpc.Server[] = [];
+let plainPort = 0;
+let tlsPort = 0;
+let bareGrpcPort = 0;
+let http1: HttpServer;
+let silent: Server;
+
+async function bind(server: grpc.Server, credentials: grpc.ServerCredentials): Promise<number> {
+  servers.push(server);
+  return new Promise((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', credentials, (err, port) => (err ? reject(err) : resolve(port))),
+  );
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'l4fleet-probe-grpc-'));
+  await writeFile(join(dir, 'health.proto'), HEALTH_PROTO);
+  await makeCerts(dir);
+  ca = await readFile(join(dir, 'ca.pem'));
+  const [key, cert] = await Promise.all([readFile(join(dir, 'server.key')), readFile(join(dir, 'server.pem'))]);
+  const loaded = grpc.loadPackageDefinition(
+    loadSync(join(dir, 'health.proto'), { enums: String, defaults: true }),
+  ) as unknown as {
+    grpc: { health: { v1: { Health: { service: grpc.ServiceDefinition } } } };
+  };
+  const health: grpc.UntypedServiceImplementation = {
+    Check: (call: grpc.ServerUnaryCall<{ service: string }, unknown>, done: grpc.sendUnaryData<unknown>) => {
+      const status = statuses.get(call.request.service);
+      if (status === undefined)
+        done({ code: grpc.status.NOT_FOUND, details: `unknown service ${call.request.service}` });
+      else done(null, { status });
+    },
+  };
+  for (const tls of [false, true]) {
+    const server = new grpc.Server();
+    server.addService(loaded.grpc.health.v1.Health.service, health);
+    const port = await bind(
+      server,
+      tls
+        ? grpc.ServerCredentials.createSsl(null, [{ private_key: key, cert_chain: cert }])
+        : grpc.ServerCredentials.createInsecure(),
+    );
+    if (tls) tlsPort = port;
+    else plainPort = port;
+  }
+  // A gRPC server without the health service.
+  bareGrpcPort = await bind(new grpc.Server(), grpc.ServerCredentials.createInsecure());
+  http1 = createHttpServer((_req, res) => res.writeHead(200).end('ok'));
+  await new Promise<void>((r) => http1.listen(0, '127.0.0.1', r));
+  silent = createServer(() => undefined); // accepts, never answers
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+});
+
+afterAll(async () => {
+  for (const s of servers) s.forceShutdown();
+  http1?.closeAllConnections();
+  http1?.close();
+  silent?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const member = (port: number) => ({ address: '127.0.0.1', port });
+
+describe('probe - grpc (gRPC Health Checking Protocol)', () => {
+  test('SERVING for the server as a whole and for a named service: up', async () => {
+    expect(await probeMember(member(plainPort), check())).toEqual({ ok: true, latencyMs: expect.any(Number) });
+    expect(await probeMember(member(plainPort), check({ service: 'myapp.v1.Orders' }))).toMatchObject({ ok: true });
+  });
+
+  test('NOT_SERVING: down, named; a service the server does not know: down with what the code means', async () => {
+    expect(await probeMember(member(plainPort), check({ service: 'myapp.v1.Billing' }))).toMatchObject({
+      ok: false,
+      reason: 'serving status NOT_SERVING',
+    });
+    expect(await probeMember(member(plainPort), check({ service: 'myapp.v1.Gone' }))).toMatchObject({
+      ok: false,
+      reason: 'grpc-status 5 (NOT_FOUND: the server does not know the service): unknown service myapp.v1.Gone',
+    });
+  });
+
+  test('the state changes at the server: the next probe follows', async () => {
+    statuses.set('myapp.v1.Orders', 'NOT_SERVING');
+    try {
+      expect(await probeMember(member(plainPort), check({ service: 'myapp.v1.Orders' }))).toMatchObject({ ok: false });
+    } finally {
+      statuses.set('myapp.v1.Orders', 'SERVING');
+    }
+    expect(await probeMember(member(plainPort), check({ service: 'myapp.v1.Orders' }))).toMatchObject({ ok: true });
+  });
+
+  test('a gRPC server without the health service, an HTTP/1 server, a closed port, a silent one: each down, named', async () => {
+    expect(await probeMember(member(bareGrpcPort), check())).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^grpc-status 12 \(UNIMPLEMENTED: the server has no grpc\.health\.v1 service\)/),
+    });
+    const h1 = await probeMember(member((http1.address() as AddressInfo).port), check());
+    expect(h1.ok).toBe(false);
+    expect(h1.reason).toMatch(/^ERR_HTTP2_ERROR \(not an HTTP\/2 server/);
+    const tmp = createServer();
+    await new Promise<void>((r) => tmp.listen(0, '127.0.0.1', r));
+    const closed = (tmp.address() as AddressInfo).port;
+    await new Promise((r) => tmp.close(r));
+    expect(await probeMember(member(closed), check())).toMatchObject({ ok: false, reason: 'ECONNREFUSED' });
+    expect(await probeMember(member((silent.address() as AddressInfo).port), check({ timeoutMs: 300 }))).toMatchObject({
+      ok: false,
+      reason: 'timeout',
+    });
+  });
+
+  test('tls: up without verifying; with verifyCertificate, the test CA and host localhost up, Node roots alone down', async () => {
+    expect(await probeMember(member(tlsPort), check({ tls: true }))).toEqual({
+      ok: true,
+      latencyMs: expect.any(Number),
+    });
+    expect(
+      await probeMember(member(tlsPort), check({ tls: true, verifyCertificate: true, host: 'localhost' }), { ca }),
+    ).toMatchObject({ ok: true });
+    const untrusted = await probeMember(
+      member(tlsPort),
+      check({ tls: true, verifyCertificate: true, host: 'localhost' }),
+    );
+    expect(untrusted).toMatchObject({ ok: false, reason: expect.stringMatching(/CERT|SELF_SIGNED|UNABLE/) });
+    // Cleartext HTTP/2 to a TLS port: down.
+    expect((await probeMember(member(tlsPort), check({ timeoutMs: 500 }))).ok).toBe(false);
+  });
+
+  test('messages: the request as protobuf encodes it; replies with other fields, none, or broken bytes', () => {
+    expect([...healthCheckRequest('')]).toEqual([0, 0, 0, 0, 0]);
+    expect([...healthCheckRequest('a.B')]).toEqual([0, 0, 0, 0, 5, 0x0a, 3, 0x61, 0x2e, 0x42]);
+    const reply = (...bytes: number[]) => Buffer.from([0, 0, 0, 0, bytes.length, ...bytes]);
+    expect(servingStatus(reply(0x08, 1))).toBe(1);
+    expect(servingStatus(reply())).toBe(0); // proto3 leaves out UNKNOWN
+    expect(servingStatus(reply(0x12, 2, 0x61, 0x62, 0x08, 2))).toBe(2); // an unknown field 2 first, skipped
+    expect(servingStatus(reply(0x08))).toBe('a malformed reply');
+    expect(servingStatus(Buffer.from([1, 0, 0, 0, 0]))).toBe('a compressed reply (none was offered)');
+    expect(servingStatus(Buffer.from([0, 0, 0, 0, 9, 0x08]))).toBe('a truncated reply');
+  });
+});
