@@ -1,31 +1,19 @@
 /**
- * The `grpc` check against real gRPC servers (@grpc/grpc-js, the health service loaded from health.proto by
- * @grpc/proto-loader, so the messages are encoded by protobuf.js, not by the probe's own code), cleartext and TLS,
- * on loopback.
+ * The `grpc` check against real gRPC servers (test/support/grpc-health.ts: @grpc/grpc-js, the health service loaded
+ * from health.proto by @grpc/proto-loader, so the messages are encoded by protobuf.js, not by the probe's own code),
+ * cleartext and TLS, on loopback.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { type AddressInfo, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
 import type { HealthCheck } from '@l4fleet/config';
 import { makeCerts } from '@l4fleet/daemons';
+import { type GrpcHealthServer, startGrpcHealthServer } from '@l4fleet/test-support/grpc-health';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { probeMember } from './probe.js';
 import { healthCheckRequest, servingStatus } from './probe-grpc.js';
-
-const HEALTH_PROTO = `
-syntax = "proto3";
-package grpc.health.v1;
-message HealthCheckRequest { string service = 1; }
-message HealthCheckResponse {
-  enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; }
-  ServingStatus status = 1;
-}
-service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); }
-`;
 
 const check = (c: Partial<HealthCheck> = {}): HealthCheck => ({
   type: 'grpc',
@@ -38,59 +26,26 @@ const check = (c: Partial<HealthCheck> = {}): HealthCheck => ({
 
 let dir: string;
 let ca: Buffer;
-/** What each service answers ('' is the server as a whole); a service not here is NOT_FOUND, as the protocol says. */
-const statuses = new Map<string, string>([
+const STATUSES = [
   ['', 'SERVING'],
   ['myapp.v1.Orders', 'SERVING'],
   ['myapp.v1.Billing', 'NOT_SERVING'],
-]);
-const servers: grpc.Server[] = [];
-let plainPort = 0;
-let tlsPort = 0;
-let bareGrpcPort = 0;
+] as const;
+let plain: GrpcHealthServer;
+let tls: GrpcHealthServer;
+/** A gRPC server without the health service. */
+let bare: GrpcHealthServer;
 let http1: HttpServer;
 let silent: Server;
 
-async function bind(server: grpc.Server, credentials: grpc.ServerCredentials): Promise<number> {
-  servers.push(server);
-  return new Promise((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', credentials, (err, port) => (err ? reject(err) : resolve(port))),
-  );
-}
-
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'l4fleet-probe-grpc-'));
-  await writeFile(join(dir, 'health.proto'), HEALTH_PROTO);
   await makeCerts(dir);
   ca = await readFile(join(dir, 'ca.pem'));
   const [key, cert] = await Promise.all([readFile(join(dir, 'server.key')), readFile(join(dir, 'server.pem'))]);
-  const loaded = grpc.loadPackageDefinition(
-    loadSync(join(dir, 'health.proto'), { enums: String, defaults: true }),
-  ) as unknown as {
-    grpc: { health: { v1: { Health: { service: grpc.ServiceDefinition } } } };
-  };
-  const health: grpc.UntypedServiceImplementation = {
-    Check: (call: grpc.ServerUnaryCall<{ service: string }, unknown>, done: grpc.sendUnaryData<unknown>) => {
-      const status = statuses.get(call.request.service);
-      if (status === undefined)
-        done({ code: grpc.status.NOT_FOUND, details: `unknown service ${call.request.service}` });
-      else done(null, { status });
-    },
-  };
-  for (const tls of [false, true]) {
-    const server = new grpc.Server();
-    server.addService(loaded.grpc.health.v1.Health.service, health);
-    const port = await bind(
-      server,
-      tls
-        ? grpc.ServerCredentials.createSsl(null, [{ private_key: key, cert_chain: cert }])
-        : grpc.ServerCredentials.createInsecure(),
-    );
-    if (tls) tlsPort = port;
-    else plainPort = port;
-  }
-  // A gRPC server without the health service.
-  bareGrpcPort = await bind(new grpc.Server(), grpc.ServerCredentials.createInsecure());
+  plain = await startGrpcHealthServer({ statuses: STATUSES });
+  tls = await startGrpcHealthServer({ statuses: STATUSES, tls: { key, cert } });
+  bare = await startGrpcHealthServer({ withHealth: false });
   http1 = createHttpServer((_req, res) => res.writeHead(200).end('ok'));
   await new Promise<void>((r) => http1.listen(0, '127.0.0.1', r));
   silent = createServer(() => undefined); // accepts, never answers
@@ -98,7 +53,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const s of servers) s.forceShutdown();
+  await Promise.all([plain, tls, bare].map((s) => s?.close()));
   http1?.closeAllConnections();
   http1?.close();
   silent?.close();
@@ -109,33 +64,33 @@ const member = (port: number) => ({ address: '127.0.0.1', port });
 
 describe('probe - grpc (gRPC Health Checking Protocol)', () => {
   test('SERVING for the server as a whole and for a named service: up', async () => {
-    expect(await probeMember(member(plainPort), check())).toEqual({ ok: true, latencyMs: expect.any(Number) });
-    expect(await probeMember(member(plainPort), check({ service: 'myapp.v1.Orders' }))).toMatchObject({ ok: true });
+    expect(await probeMember(member(plain.port), check())).toEqual({ ok: true, latencyMs: expect.any(Number) });
+    expect(await probeMember(member(plain.port), check({ service: 'myapp.v1.Orders' }))).toMatchObject({ ok: true });
   });
 
   test('NOT_SERVING: down, named; a service the server does not know: down with what the code means', async () => {
-    expect(await probeMember(member(plainPort), check({ service: 'myapp.v1.Billing' }))).toMatchObject({
+    expect(await probeMember(member(plain.port), check({ service: 'myapp.v1.Billing' }))).toMatchObject({
       ok: false,
       reason: 'serving status NOT_SERVING',
     });
-    expect(await probeMember(member(plainPort), check({ service: 'myapp.v1.Gone' }))).toMatchObject({
+    expect(await probeMember(member(plain.port), check({ service: 'myapp.v1.Gone' }))).toMatchObject({
       ok: false,
       reason: 'grpc-status 5 (NOT_FOUND: the server does not know the service): unknown service myapp.v1.Gone',
     });
   });
 
   test('the state changes at the server: the next probe follows', async () => {
-    statuses.set('myapp.v1.Orders', 'NOT_SERVING');
+    plain.statuses.set('myapp.v1.Orders', 'NOT_SERVING');
     try {
-      expect(await probeMember(member(plainPort), check({ service: 'myapp.v1.Orders' }))).toMatchObject({ ok: false });
+      expect(await probeMember(member(plain.port), check({ service: 'myapp.v1.Orders' }))).toMatchObject({ ok: false });
     } finally {
-      statuses.set('myapp.v1.Orders', 'SERVING');
+      plain.statuses.set('myapp.v1.Orders', 'SERVING');
     }
-    expect(await probeMember(member(plainPort), check({ service: 'myapp.v1.Orders' }))).toMatchObject({ ok: true });
+    expect(await probeMember(member(plain.port), check({ service: 'myapp.v1.Orders' }))).toMatchObject({ ok: true });
   });
 
   test('a gRPC server without the health service, an HTTP/1 server, a closed port, a silent one: each down, named', async () => {
-    expect(await probeMember(member(bareGrpcPort), check())).toMatchObject({
+    expect(await probeMember(member(bare.port), check())).toMatchObject({
       ok: false,
       reason: expect.stringMatching(/^grpc-status 12 \(UNIMPLEMENTED: the server has no grpc\.health\.v1 service\)/),
     });
@@ -154,20 +109,20 @@ describe('probe - grpc (gRPC Health Checking Protocol)', () => {
   });
 
   test('tls: up without verifying; with verifyCertificate, the test CA and host localhost up, Node roots alone down', async () => {
-    expect(await probeMember(member(tlsPort), check({ tls: true }))).toEqual({
+    expect(await probeMember(member(tls.port), check({ tls: true }))).toEqual({
       ok: true,
       latencyMs: expect.any(Number),
     });
     expect(
-      await probeMember(member(tlsPort), check({ tls: true, verifyCertificate: true, host: 'localhost' }), { ca }),
+      await probeMember(member(tls.port), check({ tls: true, verifyCertificate: true, host: 'localhost' }), { ca }),
     ).toMatchObject({ ok: true });
     const untrusted = await probeMember(
-      member(tlsPort),
+      member(tls.port),
       check({ tls: true, verifyCertificate: true, host: 'localhost' }),
     );
     expect(untrusted).toMatchObject({ ok: false, reason: expect.stringMatching(/CERT|SELF_SIGNED|UNABLE/) });
     // Cleartext HTTP/2 to a TLS port: down.
-    expect((await probeMember(member(tlsPort), check({ timeoutMs: 500 }))).ok).toBe(false);
+    expect((await probeMember(member(tls.port), check({ timeoutMs: 500 }))).ok).toBe(false);
   });
 
   test('messages: the request as protobuf encodes it; replies with other fields, none, or broken bytes', () => {
