@@ -10,9 +10,13 @@ import { type AddressInfo, createServer, type Server } from 'node:net';
 import type { RunningAgent } from '@l4fleet/agent';
 import { type CliIo, runCli } from '@l4fleet/cli';
 import { parseFleet } from '@l4fleet/config';
-import { EtcdFleetStore } from '@l4fleet/store';
-import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
-import { runRecordingAgent } from '@l4fleet/test-support/etcd-agents';
+import type { EtcdFleetStore } from '@l4fleet/store';
+import {
+  decidedAs,
+  type OneRecordingAgent,
+  probeFailuresNaming,
+  startOneRecordingAgent,
+} from '@l4fleet/test-support/etcd-agents';
 import { eventually } from '@l4fleet/test-support/eventually';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -22,7 +26,7 @@ const CHECK = { intervalMs: 300, timeoutMs: 250, rise: 1, fall: 1 };
 /** Two members, each on its own loopback address (Linux routes all of 127.0.0.0/8 to lo), same ports. */
 const ADDRESSES = { a: '127.0.0.2', b: '127.0.0.3' } as const;
 
-let etcd: EtcdHandle | undefined;
+let env: OneRecordingAgent | undefined;
 let admin: EtcdFleetStore | undefined;
 let running: RunningAgent | undefined;
 const https: HttpServer[] = [];
@@ -76,41 +80,22 @@ beforeAll(async () => {
     ],
     vips: [{ address: '198.51.100.10', port: httpPort, protocol: 'tcp', pool: 'web' }],
   });
-  etcd = await startEtcd();
-  const logger = pino({ level: 'silent' });
-  admin = new EtcdFleetStore({ endpoints: etcd.endpoints, prefix: PREFIX, logger });
-  await admin.apply(fleet, { expectRevision: 0 });
-  running = await runRecordingAgent(etcd.endpoints, PREFIX, logger);
+  env = await startOneRecordingAgent(PREFIX, fleet, pino({ level: 'silent' }));
+  admin = env.admin;
+  running = env.running;
 }, 60_000);
 
 afterAll(async () => {
-  await running?.close();
-  await admin?.close();
-  await etcd?.stop();
+  await env?.close();
   for (const s of [...https, ...sidecars.values()]) {
     if ('closeAllConnections' in s) s.closeAllConnections();
     if (s.listening) s.close();
   }
 });
 
-const decided = (want: Record<string, string>) =>
-  eventually(
-    `decided ${JSON.stringify(want)}`,
-    () => running?.agent.status().decided ?? {},
-    (d) => Object.entries(want).every(([k, v]) => d[k] === v),
-    15_000,
-    100,
-  );
-
+const decided = (want: Record<string, string>) => decidedAs(running, want);
 /** The node's status record's probeFailures, once it names `member` (what describe vip prints). */
-const probeFailures = (member: string) =>
-  eventually(
-    `probeFailures of ${member} in the status record`,
-    async () => (await admin?.listNodes())?.[0]?.status?.probeFailures ?? {},
-    (f) => f[member] !== undefined,
-    10_000,
-    100,
-  );
+const probeFailures = (member: string) => probeFailuresNaming(admin, member);
 
 describe('additional health checks against real sockets, decided through etcd', () => {
   test('a member whose HTTP check passes but whose sidecar port is closed is decided down, named by its check', async () => {
@@ -181,7 +166,7 @@ describe('additional health checks against real sockets, decided through etcd', 
     const out: string[] = [];
     const io: CliIo = { out: (t) => out.push(t), err: (t) => out.push(t) };
     const code = await runCli(
-      ['get', 'members', '--down', '-o', 'json', '--etcd', etcd?.endpoints.join(',') ?? '', '--prefix', PREFIX],
+      ['get', 'members', '--down', '-o', 'json', '--etcd', env?.etcd.endpoints.join(',') ?? '', '--prefix', PREFIX],
       io,
     );
     expect(code).toBe(0);

@@ -15,8 +15,12 @@ import { parseFleet } from '@l4fleet/config';
 import { makeCerts } from '@l4fleet/daemons';
 import { EtcdFleetStore } from '@l4fleet/store';
 import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
-import { recordingAgentConfig, runRecordingAgent } from '@l4fleet/test-support/etcd-agents';
-import { eventually } from '@l4fleet/test-support/eventually';
+import {
+  decidedAs,
+  probeFailuresNaming,
+  recordingAgentConfig,
+  runRecordingAgent,
+} from '@l4fleet/test-support/etcd-agents';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
@@ -77,25 +81,12 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const decided = (want: string) =>
-  eventually(
-    `web/a decided ${want}`,
-    () => running?.agent.status().decided ?? {},
-    (d) => d['web/a'] === want,
-    15_000,
-    100,
-  );
+const decided = (want: string) => decidedAs(running, { 'web/a': want });
 
 describe('health.caFile rotated in place and reloaded', () => {
   test('the roots of the agent start do not verify the member: down, with the TLS reason', async () => {
     expect((await decided('down'))['web/a']).toBe('down');
-    const failures = await eventually(
-      'the failure in the status record',
-      async () => (await admin?.listNodes())?.[0]?.status?.probeFailures ?? {},
-      (f) => f['web/a'] !== undefined,
-      10_000,
-      100,
-    );
+    const failures = await probeFailuresNaming(admin, 'web/a');
     expect(failures['web/a']?.reason).toMatch(/UNABLE_TO_VERIFY_LEAF_SIGNATURE|certificate/i);
   });
 

@@ -6,10 +6,13 @@
  */
 import type { RunningAgent } from '@l4fleet/agent';
 import { parseFleet } from '@l4fleet/config';
-import { EtcdFleetStore } from '@l4fleet/store';
-import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
-import { runRecordingAgent } from '@l4fleet/test-support/etcd-agents';
-import { eventually } from '@l4fleet/test-support/eventually';
+import type { EtcdFleetStore } from '@l4fleet/store';
+import {
+  decidedAs,
+  type OneRecordingAgent,
+  probeFailuresNaming,
+  startOneRecordingAgent,
+} from '@l4fleet/test-support/etcd-agents';
 import { type GrpcHealthServer, startGrpcHealthServer } from '@l4fleet/test-support/grpc-health';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -18,7 +21,7 @@ const PREFIX = `/health-grpc-${process.pid}`;
 const SERVICE = 'myapp.v1.Orders';
 const ADDRESSES = { a: '127.0.0.2', b: '127.0.0.3' } as const;
 
-let etcd: EtcdHandle | undefined;
+let env: OneRecordingAgent | undefined;
 let admin: EtcdFleetStore | undefined;
 let running: RunningAgent | undefined;
 const servers = new Map<string, GrpcHealthServer>();
@@ -44,37 +47,18 @@ beforeAll(async () => {
     // The members listen on ports the kernel chose: the VIP's port is any one of them (no data plane here).
     vips: [{ address: '198.51.100.10', port: [...ports][0] ?? 50051, protocol: 'tcp', pool: 'orders' }],
   });
-  etcd = await startEtcd();
-  const logger = pino({ level: 'silent' });
-  admin = new EtcdFleetStore({ endpoints: etcd.endpoints, prefix: PREFIX, logger });
-  await admin.apply(fleet, { expectRevision: 0 });
-  running = await runRecordingAgent(etcd.endpoints, PREFIX, logger);
+  env = await startOneRecordingAgent(PREFIX, fleet, pino({ level: 'silent' }));
+  admin = env.admin;
+  running = env.running;
 }, 60_000);
 
 afterAll(async () => {
-  await running?.close();
-  await admin?.close();
-  await etcd?.stop();
+  await env?.close();
   await Promise.all([...servers.values()].map((s) => s.close()));
 });
 
-const decided = (want: Record<string, string>) =>
-  eventually(
-    `decided ${JSON.stringify(want)}`,
-    () => running?.agent.status().decided ?? {},
-    (d) => Object.entries(want).every(([k, v]) => d[k] === v),
-    15_000,
-    100,
-  );
-
-const reasonOf = (member: string) =>
-  eventually(
-    `probeFailures of ${member} in the status record`,
-    async () => (await admin?.listNodes())?.[0]?.status?.probeFailures ?? {},
-    (f) => f[member] !== undefined,
-    10_000,
-    100,
-  ).then((f) => f[member]?.reason);
+const decided = (want: Record<string, string>) => decidedAs(running, want);
+const reasonOf = async (member: string) => (await probeFailuresNaming(admin, member))[member]?.reason;
 
 describe('grpc health check: the real agent, etcd and gRPC servers', () => {
   test('both members SERVING: decided up', async () => {

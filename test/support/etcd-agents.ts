@@ -18,6 +18,7 @@ import { createRecordingDataPlane, type RecordingDataPlane } from '@l4fleet/data
 import { EtcdFleetStore } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { type EtcdHandle, startEtcd } from './etcd.js';
+import { eventually } from './eventually.js';
 
 export interface RecordedNode {
   readonly agent: Agent;
@@ -122,4 +123,48 @@ export async function runRecordingAgent(
   });
   await running.agent.whenReady(10_000);
   return running;
+}
+
+export type OneRecordingAgent = EtcdAgents & { readonly running: RunningAgent };
+
+/** etcd with `fleet` applied under `prefix` and one agent on it (runRecordingAgent); close() ends both. */
+export async function startOneRecordingAgent(prefix: string, fleet: Fleet, logger: Logger): Promise<OneRecordingAgent> {
+  const env = await startEtcdAgents(prefix, fleet, logger);
+  let running: RunningAgent;
+  try {
+    running = await runRecordingAgent(env.etcd.endpoints, prefix, logger);
+  } catch (err) {
+    await env.close();
+    throw err;
+  }
+  return {
+    ...env,
+    running,
+    async close() {
+      await running.close();
+      await env.close();
+    },
+  };
+}
+
+/** Waits (15 s at most) until the agent has decided each member of `want` as it says; its decisions then. */
+export function decidedAs(running: RunningAgent | undefined, want: Readonly<Record<string, string>>) {
+  return eventually(
+    `decided ${JSON.stringify(want)}`,
+    () => running?.agent.status().decided ?? {},
+    (d) => Object.entries(want).every(([k, v]) => d[k] === v),
+    15_000,
+    100,
+  );
+}
+
+/** The first node's status record's probeFailures (what describe vip prints), once they name `member` (10 s at most). */
+export function probeFailuresNaming(store: EtcdFleetStore | undefined, member: string) {
+  return eventually(
+    `probeFailures of ${member} in the status record`,
+    async () => (await store?.listNodes())?.[0]?.status?.probeFailures ?? {},
+    (f) => f[member] !== undefined,
+    10_000,
+    100,
+  );
 }

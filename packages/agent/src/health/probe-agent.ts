@@ -13,8 +13,7 @@
  * stay on it, which is what HAProxy's drain does.
  */
 import { connect } from 'node:net';
-import type { HealthCheck } from '@l4fleet/config';
-import { errCode, finisher, type ProbeOptions, type ProbeResult, type ProbeTarget } from './probe-common.js';
+import { errCode, type PortProbe, timedFinisher } from './probe-common.js';
 
 /** The longest agent reply read: a state, a weight and a short description fit many times over. */
 export const MAX_AGENT_REPLY_BYTES = 1_024;
@@ -52,24 +51,15 @@ export function agentReplyState(line: string): { ok: boolean; reason?: string } 
  * Connects to the agent's port, sends `payload`, and reads up to the first line end (or the connection's end, or
  * MAX_AGENT_REPLY_BYTES); nothing before the timeout is down (`timeout`), as is a connection refused.
  */
-export function probeAgent(
-  target: ProbeTarget,
-  port: number,
-  check: HealthCheck,
-  opts?: ProbeOptions,
-): Promise<ProbeResult> {
-  return new Promise((resolve) => {
+export const probeAgent: PortProbe = (target, port, check, opts) =>
+  new Promise((resolve) => {
     const started = performance.now();
     const sock = connect({
       host: target.address,
       port,
       ...(opts?.sourceAddress ? { localAddress: opts.sourceAddress } : {}),
     });
-    const timer = setTimeout(() => finish(false, 'timeout'), check.timeoutMs);
-    const finish = finisher(started, resolve, () => {
-      clearTimeout(timer);
-      sock.destroy();
-    });
+    const finish = timedFinisher(started, check.timeoutMs, resolve, () => sock.destroy());
     let seen = Buffer.alloc(0);
     const decide = () => {
       const text = seen.toString('utf8');
@@ -87,4 +77,3 @@ export function probeAgent(
     sock.once('end', () => (seen.length > 0 ? decide() : finish(false, 'the agent closed without a reply')));
     sock.once('error', (err) => finish(false, errCode(err)));
   });
-}

@@ -1,4 +1,5 @@
 /** What every probe type shares: its target, options and result, and how a probe ends exactly once. */
+import type { HealthCheck } from '@l4fleet/config';
 
 export interface ProbeTarget {
   readonly address: string;
@@ -11,6 +12,14 @@ export interface ProbeResult {
   /** Why it failed: `timeout`, `ECONNREFUSED`, `status 503`, ... */
   readonly reason?: string;
 }
+
+/** A probe of one type: the address it probes, the port there (the check's or the member's), the check, options. */
+export type PortProbe = (
+  target: ProbeTarget,
+  port: number,
+  check: HealthCheck,
+  opts?: ProbeOptions,
+) => Promise<ProbeResult>;
 
 export interface ProbeOptions {
   /** Source address of the probe; default chosen by the kernel. */
@@ -35,3 +44,22 @@ export function finisher(started: number, resolve: (r: ProbeResult) => void, cle
 
 export const errCode = (err: unknown): string =>
   (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+
+/**
+ * finisher() with the probe's timeout: at `timeoutMs` after now the probe ends down with `timeoutReason()` (read
+ * then, so it can say what the probe saw meanwhile), and any end clears the timer before `cleanup`.
+ */
+export function timedFinisher(
+  started: number,
+  timeoutMs: number,
+  resolve: (r: ProbeResult) => void,
+  cleanup: () => void,
+  timeoutReason: () => string = () => 'timeout',
+) {
+  const timer = setTimeout(() => finish(false, timeoutReason()), timeoutMs);
+  const finish = finisher(started, resolve, () => {
+    clearTimeout(timer);
+    cleanup();
+  });
+  return finish;
+}

@@ -6,9 +6,7 @@
  * through a protobuf library: request field 1 (string, tag 0x0a), response field 1 (enum, tag 0x08).
  */
 import { connect as http2Connect } from 'node:http2';
-import type { HealthCheck } from '@l4fleet/config';
-import type { ProbeOptions, ProbeResult, ProbeTarget } from './probe-common.js';
-import { errCode, finisher } from './probe-common.js';
+import { errCode, type PortProbe, timedFinisher } from './probe-common.js';
 import { MAX_PROBE_REPLY_BYTES } from './reply-match.js';
 
 export const GRPC_HEALTH_CHECK_PATH = '/grpc.health.v1.Health/Check';
@@ -124,13 +122,8 @@ const codeText = (code: number): string =>
  * SERVING (`serving status NOT_SERVING`). With `tls`: SNI and the certificate's name from `host`, the certificate
  * checked only with `verifyCertificate` (against health.caFile, else Node's roots), as for https.
  */
-export function probeGrpc(
-  target: ProbeTarget,
-  port: number,
-  check: HealthCheck,
-  opts?: ProbeOptions,
-): Promise<ProbeResult> {
-  return new Promise((resolve) => {
+export const probeGrpc: PortProbe = (target, port, check, opts) =>
+  new Promise((resolve) => {
     const started = performance.now();
     const literal = target.address.includes(':') ? `[${target.address}]` : target.address;
     const session = http2Connect(`${check.tls ? 'https' : 'http'}://${literal}:${port}`, {
@@ -143,11 +136,7 @@ export function probeGrpc(
           }
         : {}),
     });
-    const timer = setTimeout(() => finish(false, 'timeout'), check.timeoutMs);
-    const finish = finisher(started, resolve, () => {
-      clearTimeout(timer);
-      session.destroy();
-    });
+    const finish = timedFinisher(started, check.timeoutMs, resolve, () => session.destroy());
     session.once('error', (err) => finish(false, reasonOf(err)));
     const req = session.request({
       ':method': 'POST',
@@ -190,4 +179,3 @@ export function probeGrpc(
     req.once('error', (err) => finish(false, reasonOf((err as { cause?: unknown }).cause ?? err)));
     req.end(healthCheckRequest(check.service ?? ''));
   });
-}

@@ -13,7 +13,7 @@ import { DEFAULT_HTTP_EXPECT_STATUS, type HealthCheck, statusExpected } from '@l
 import { dnsAnswerRcode, dnsQuery } from './dns-message.js';
 import { probeAgent } from './probe-agent.js';
 import type { ProbeOptions, ProbeResult, ProbeTarget } from './probe-common.js';
-import { errCode, finisher } from './probe-common.js';
+import { errCode, timedFinisher } from './probe-common.js';
 import { probeGrpc } from './probe-grpc.js';
 import { createReplyMatcher, MAX_PROBE_REPLY_BYTES } from './reply-match.js';
 
@@ -47,11 +47,7 @@ function probeTcp(target: ProbeTarget, port: number, check: HealthCheck, opts?: 
       ...(opts?.sourceAddress ? { localAddress: opts.sourceAddress } : {}),
     };
     const sock = check.tls ? tlsConnect({ ...where, ...tlsClientOptions(check, opts) }) : connect(where);
-    const timer = setTimeout(() => finish(false, 'timeout'), check.timeoutMs);
-    const finish = finisher(started, resolve, () => {
-      clearTimeout(timer);
-      sock.destroy();
-    });
+    const finish = timedFinisher(started, check.timeoutMs, resolve, () => sock.destroy());
     const reply = check.expect === undefined ? undefined : createReplyMatcher(check.expect);
     sock.once(check.tls ? 'secureConnect' : 'connect', () => {
       if (check.payload !== undefined) sock.write(check.payload, 'utf8');
@@ -94,11 +90,7 @@ function probeHttp(target: ProbeTarget, port: number, check: HealthCheck, opts?:
     } as const;
     const req =
       scheme === 'https' ? httpsRequest({ ...options, ...tlsClientOptions(check, opts) }) : httpRequest(options);
-    const timer = setTimeout(() => finish(false, 'timeout'), check.timeoutMs);
-    const finish = finisher(started, resolve, () => {
-      clearTimeout(timer);
-      req.destroy();
-    });
+    const finish = timedFinisher(started, check.timeoutMs, resolve, () => req.destroy());
     req.once('response', (res) => {
       if (!statusExpected(check, res.statusCode ?? 0)) {
         res.resume();
@@ -168,18 +160,19 @@ function probeUdp(
     const started = performance.now();
     const sock = createSocket(target.address.includes(':') ? 'udp6' : 'udp4');
     let ignored: string | undefined;
-    const timer = setTimeout(
-      () => finish(false, ignored ? `timeout (ignored a reply: ${ignored})` : 'timeout'),
+    const finish = timedFinisher(
+      started,
       timeoutMs,
+      resolve,
+      () => {
+        try {
+          sock.close();
+        } catch {
+          // already closed
+        }
+      },
+      () => (ignored ? `timeout (ignored a reply: ${ignored})` : 'timeout'),
     );
-    const finish = finisher(started, resolve, () => {
-      clearTimeout(timer);
-      try {
-        sock.close();
-      } catch {
-        // already closed
-      }
-    });
     sock.once('error', (err) => finish(false, errCode(err)));
     sock.on('message', (msg) => {
       const verdict = judge(msg);
