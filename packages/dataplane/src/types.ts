@@ -68,6 +68,14 @@ export interface VipTable {
    * Absent: every source.
    */
   readonly sourceRanges?: readonly string[];
+  /**
+   * The VIP drains (@l4fleet/config vips[].state `draining`, F5's disabled virtual server): `slots` is the VIP's whole
+   * table, and every driver refuses what would open a flow, counted as `noBackend`: a TCP SYN (without ACK) and a UDP
+   * packet of a flow the node does not remember. A TCP segment of an open connection takes its remembered backend or,
+   * on a node that does not remember it (ECMP moved the flow: a node added, drained or lost), the table's, where the
+   * connection's socket is. Absent: false.
+   */
+  readonly draining?: boolean;
 }
 
 export type VipAction = 'added' | 'updated' | 'unchanged' | 'removed';

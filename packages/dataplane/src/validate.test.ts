@@ -46,6 +46,7 @@ describe('validateDesired', () => {
     ],
     ['size not prime', { ...good, slots: new Int32Array(12) }, 'SLOTS_INVALID', 'not prime'],
     ['not an Int32Array', { ...good, slots: [0, 1] }, 'SLOTS_INVALID', 'Int32Array'],
+    ['draining not a boolean', { ...good, draining: 'yes' }, 'VIP_INVALID', 'draining: "yes" is not true or false'],
     ['sourceRanges empty', { ...good, sourceRanges: [] }, 'VIP_INVALID', 'sourceRanges: 0 prefixes is not a list'],
     ['sourceRanges not a list', { ...good, sourceRanges: '10.0.0.0/8' }, 'VIP_INVALID', 'sourceRanges: "10.0.0.0/8"'],
     ['sourceRanges bad prefix', { ...good, sourceRanges: ['10.0.0.0/40'] }, 'VIP_INVALID', '[0]: "10.0.0.0/40" has a'],

@@ -193,6 +193,9 @@ function validateVip(t: VipTable, i: number, opts: ValidateOptions): NormalizedV
     }
   }
   const sources = validateSources(t.sourceRanges, label, vip.family);
+  if (t.draining !== undefined && typeof t.draining !== 'boolean') {
+    fail('VIP_INVALID', `vip ${label}: draining: ${JSON.stringify(t.draining)} is not true or false`);
+  }
   const addressHex = toHex(vip.bytes);
   return {
     key: `v_${addressHex}_${protocol}_${port}`,

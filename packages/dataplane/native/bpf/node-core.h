@@ -206,6 +206,11 @@ static __always_inline int tcp_syn(const void *th, const void *end)
  * the table too). A remembered backend stays "live" while it is a member of the pool, also when it failed its
  * health checks (the table no longer has it); such a reused port went to the dead backend and was refused
  * (lab test "fail a backend", 2026-12-03: a new flow refused 2 s after every node had dropped the backend).
+ *
+ * A draining VIP (L4F_VIP_DRAINING) keeps its table, and refuses what opens a flow: a SYN, and a UDP packet the LRU
+ * does not remember. A TCP segment of an open connection the LRU does not remember (ECMP moved its flow here from
+ * another node: one added, drained or lost) takes the table's backend, as on any VIP, so it reaches the backend that
+ * has its socket (Maglev §3.3: every node's table is the same) and is remembered.
  */
 static __always_inline int pick(void *flows, const void *f, const struct l4f_vip *vip, __u32 hash, __u8 proto,
 				int remember, int syn, struct l4f_pick *out)
@@ -223,6 +228,8 @@ static __always_inline int pick(void *flows, const void *f, const struct l4f_vip
 			return 0;
 		}
 	}
+	if ((vip->flags & L4F_VIP_DRAINING) && remember && (syn || proto != IPPROTO_TCP))
+		return -1;
 	__u32 id, prev = 0;
 	struct l4f_backend *b = slot_backend(slot, &id, &prev);
 	if (!b)

@@ -32,7 +32,10 @@ enum l4f_hash { L4F_HASH_5TUPLE = 0, L4F_HASH_SOURCE_IP = 1 };
 /* Forwarding per VIP (the pool's `forwarding`). */
 enum l4f_fwd { L4F_FWD_L2 = 0, L4F_FWD_IPIP = 1, L4F_FWD_GRE = 2, L4F_FWD_GUE = 3 };
 /* vip.flags */
-enum { L4F_VIP_SOURCE_RANGES = 1 /* the VIP admits only the sources in l4f_src_ranges under its id */ };
+enum {
+	L4F_VIP_SOURCE_RANGES = 1, /* the VIP admits only the sources in l4f_src_ranges under its id */
+	L4F_VIP_DRAINING = 2,      /* vips[].state draining: no new connection, no UDP flow the node does not remember */
+};
 /* backend.flags */
 enum { L4F_BACKEND_LIVE = 1, L4F_BACKEND_HAS_MAC = 2 };
 

@@ -34,6 +34,8 @@ export const BACKEND_LIVE = 1;
 export const BACKEND_HAS_MAC = 2;
 /** l4f_vip.flags: the VIP admits only the sources of its l4f_src_ranges entries. */
 export const VIP_SOURCE_RANGES = 1;
+/** l4f_vip.flags: the VIP drains (node-core.h pick: no SYN, no UDP flow the node does not remember). */
+export const VIP_DRAINING = 2;
 
 /** Counter slots of l4f_stats (node-maps.h). */
 export const STAT = {
@@ -68,6 +70,8 @@ export interface VipValue {
   readonly guePort: number;
   /** Only the sources in l4f_src_ranges under this VIP's id are admitted (VIP_SOURCE_RANGES). */
   readonly sourceRanges: boolean;
+  /** The VIP drains (VIP_DRAINING). */
+  readonly draining: boolean;
 }
 
 export interface BackendValue {
@@ -117,7 +121,7 @@ export function encodeVip(v: VipValue): Buffer {
   b[16] = v.hash === 'source-ip' ? 1 : 0;
   b[17] = FWD.indexOf(v.forwarding);
   b.writeUInt16BE(v.guePort, 18);
-  b[20] = v.sourceRanges ? VIP_SOURCE_RANGES : 0;
+  b[20] = (v.sourceRanges ? VIP_SOURCE_RANGES : 0) | (v.draining ? VIP_DRAINING : 0);
   return b;
 }
 
@@ -131,6 +135,7 @@ export function decodeVip(b: Buffer, at: number): VipValue {
     forwarding: FWD[b[at + 17] as number] ?? 'l2',
     guePort: b.readUInt16BE(at + 18),
     sourceRanges: ((b[at + 20] as number) & VIP_SOURCE_RANGES) !== 0,
+    draining: ((b[at + 20] as number) & VIP_DRAINING) !== 0,
   };
 }
 

@@ -253,6 +253,7 @@ export function planApply(
       forwarding: v.forwarding,
       guePort: v.guePort,
       sourceRanges: v.sources !== undefined,
+      draining: v.table.draining === true,
     };
     const o = old?.value;
     const valueChanged =
@@ -263,7 +264,8 @@ export function planApply(
       o.hash !== value.hash ||
       o.forwarding !== value.forwarding ||
       o.guePort !== value.guePort ||
-      o.sourceRanges !== value.sourceRanges;
+      o.sourceRanges !== value.sourceRanges ||
+      o.draining !== value.draining;
     if (valueChanged) {
       vips.set(mk, { key, value });
       vipUps.push([encodeVipKey(key), encodeVip(value)]);

@@ -99,6 +99,7 @@ describe('bpf source ranges - trie keys', () => {
           forwarding: 'l2',
           guePort: 6080,
           sourceRanges: true,
+          draining: false,
         }),
       ]);
     const head = Buffer.concat([

@@ -75,6 +75,23 @@ describe('nat plan', () => {
     expect(text).not.toContain('delete ct timeout');
   });
 
+  test('draining: the VIP chain drops every new connection before its DNAT, the slots stay; enabled: the rules again', () => {
+    const before = applied(nat(2));
+    const p = planNat(before, norm(nat(2, { draining: true })), 'l4t_nat');
+    const chain = (lines: readonly string[]) =>
+      lines.filter((l) => l.startsWith('add rule inet l4t_nat v_')).map((l) => l.replace(/^add rule \S+ \S+ \S+ /, ''));
+    const rules = chain(p.lines);
+    const refuse = rules.indexOf('counter name "nat_drop_no_backend" drop');
+    expect(refuse).toBeGreaterThan(0);
+    expect(refuse).toBeLessThan(rules.findIndex((r) => r.startsWith('ct timeout set')));
+    expect(rules[0]).toContain('on=drop draining"');
+    expect(p.lines.some((l) => /element .*_slots/.test(l))).toBe(false);
+    expect(p.vips[0]).toMatchObject({ action: 'updated', rulesReplaced: true, slotsChanged: 0 });
+    const back = chain(planNat(p.next, norm(nat(2)), 'l4t_nat').lines);
+    expect(back.indexOf('counter name "nat_drop_no_backend" drop')).toBe(back.length - 1); // the no-member rule only
+    expect(back[0]).toContain('on=drop"');
+  });
+
   test('udp over IPv6: unreplied and replied timeouts, no TCP rule, dnat ip6', () => {
     const backends = [{ name: 'm0', address: '2001:db8::10', port: 5353 }];
     const t = nat(1, {

@@ -136,6 +136,7 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
       size: v.table.slots.length,
       timeout,
       onTimeout: v.profile.onTimeout,
+      ...(v.table.draining ? { draining: true } : {}),
     };
     const signature = natVipSignature(shape);
     const slots = slotMembers(v);

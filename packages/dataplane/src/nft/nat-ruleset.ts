@@ -12,7 +12,7 @@
  *     a NAT address is dropped and counted (port filtering). Later packets never see a nat chain: conntrack rewrites
  *     them, so a connection keeps its member whatever the table does later (the affinity of Maglev §3.3).
  *   <vip> chain: counts the connection; drops or resets a TCP segment that is not a SYN (the state of its connection
- *     expired, or it was made on another node); attaches the profile's conntrack timeouts; hashes the 5-tuple (or
+ *     expired, or it was made on another node); drops every new connection of a draining VIP; attaches the profile's conntrack timeouts; hashes the 5-tuple (or
  *     the source) with the same jhash as the netdev chain into the VIP's slot map, whose values are the member's
  *     address and port: DNAT with port translation. A slot without a member drops.
  *   postrouting (nat, srcnat): connections DNATed from a NAT address are masqueraded to the outgoing interface's
@@ -134,11 +134,14 @@ export interface NatVipShape {
   readonly size: number;
   readonly timeout: string;
   readonly onTimeout: 'drop' | 'reset';
+  /** The VIP drains (VipTable.draining): no new connection. */
+  readonly draining?: boolean;
 }
 
 /** Stored as the first rule's comment: the rules are rewritten only when this changes. */
 export function natVipSignature(v: NatVipShape): string {
-  return `l4fleet nat vip hash=${v.hash} seed=${v.seed} size=${v.size} timeout=${v.timeout} on=${v.onTimeout}`;
+  const draining = v.draining ? ' draining' : '';
+  return `l4fleet nat vip hash=${v.hash} seed=${v.seed} size=${v.size} timeout=${v.timeout} on=${v.onTimeout}${draining}`;
 }
 
 /** The VIP chain's rules, in order (only a connection's first packet runs them). */
@@ -153,6 +156,9 @@ export function natVipRules(v: NatVipShape): string[] {
     const verdict = v.onTimeout === 'reset' ? 'reject with tcp reset' : 'drop';
     rules.push(`tcp flags & (syn | ack) != syn counter name "${NAT_DROP_EXPIRED}" ${verdict}`);
   }
+  // A draining VIP opens no connection. Under NAT a connection lives in one node's conntrack, so a flow ECMP moves
+  // to another node ends there in any state (the rule above): nothing a draining table could keep.
+  if (v.draining) rules.push(`counter name "${NAT_DROP_NO_BACKEND}" drop`);
   rules.push(
     `ct timeout set "${v.timeout}"`,
     // The same hash as the netdev chain (ruleset.ts): every node, and `l4fleet explain`, picks the same member.

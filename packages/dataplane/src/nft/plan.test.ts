@@ -294,6 +294,34 @@ describe('planApply', () => {
     expect(script(p)).toContain('add element netdev l4t vips6 { 2001:db8::1 . udp . 53');
   });
 
+  test('draining - the VIP rules refuse a SYN (tcp) or any unremembered packet (udp) after the known flows and before the table; the slots stay', () => {
+    const chain = (p: Plan) =>
+      lines(script(p))
+        .filter((l) => l.startsWith('add rule netdev l4t v_'))
+        .map((l) => l.replace(/^add rule netdev l4t \S+ /, ''));
+    const tcp = planApply(null, norm(vip(3, { draining: true })), layout);
+    const rules = chain(tcp);
+    const refuse = rules.indexOf('tcp flags & (syn | ack) == syn counter name "drop_no_backend" drop');
+    expect(refuse).toBeGreaterThan(rules.findIndex((r) => r.includes('goto forward'))); // after the known flow
+    expect(refuse).toBeLessThan(rules.findIndex((r) => r.startsWith('meta mark set jhash'))); // before the table
+    expect(rules[0]).toContain('comment "l4fleet vip hash=5-tuple seed=7 size=13 syn=table draining"');
+    // Enabled again: only the VIP's rules are rewritten (the flow maps and the slots stay).
+    const back = planApply(tcp.next, norm(vip(3)), layout);
+    expect(back.vips).toEqual([{ vip: '198.18.2.1:80/tcp', action: 'updated', slotsChanged: 0, rulesReplaced: true }]);
+    expect(chain(back)).not.toContain('tcp flags & (syn | ack) == syn counter name "drop_no_backend" drop');
+    expect(script(back)).not.toContain('flush map');
+    const udp = chain(
+      planApply(
+        null,
+        norm(vip(3, { vip: { address: '198.18.2.1', port: 80, protocol: 'udp' }, draining: true })),
+        layout,
+      ),
+    );
+    const udpRefuse = udp.indexOf('counter name "drop_no_backend" drop');
+    expect(udpRefuse).toBeGreaterThan(udp.findIndex((r) => r.includes('goto forward')));
+    expect(udpRefuse).toBeLessThan(udp.findIndex((r) => r.startsWith('meta mark set jhash')));
+  });
+
   test('addresses from hex are canonical text (RFC 5952), so counter labels match the VIP keys', () => {
     expect(hexToAddress('c6336458')).toBe('198.51.100.88');
     expect(hexToAddress('20010db8000000000000000000000001')).toBe('2001:db8::1');

@@ -227,6 +227,7 @@ export function planApply(
         ? {}
         : { idleTimeoutS: idle }),
       ...(source === undefined ? {} : { source }),
+      ...(v.table.draining ? { draining: true } : {}),
     };
     const signature = vipSignature(shape);
     const ids = Uint32Array.from(

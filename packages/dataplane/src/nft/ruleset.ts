@@ -140,6 +140,8 @@ export interface VipShape {
   readonly reselect?: boolean;
   /** The VIP's sourceRanges; absent: every source. */
   readonly source?: SourceFilter;
+  /** The VIP drains (VipTable.draining): no SYN, no UDP flow the node does not remember. */
+  readonly draining?: boolean;
 }
 
 /** Stored as the comment of the rule counting the VIP: rules are rewritten only when this changes. */
@@ -152,7 +154,8 @@ export function vipSignature(v: VipShape): string {
   const reselect = v.reselect ? ' reselect' : '';
   // The ranges' digest only when there are ranges: a VIP without them keeps the signature older tables have.
   const src = v.source === undefined ? '' : ` src=${v.source.digest}`;
-  return `l4fleet vip hash=${v.hash} seed=${v.seed} size=${v.size}${idle}${syn}${reselect}${src}`;
+  const draining = v.draining ? ' draining' : '';
+  return `l4fleet vip hash=${v.hash} seed=${v.seed} size=${v.size}${idle}${syn}${reselect}${src}${draining}`;
 }
 
 /**
@@ -234,6 +237,11 @@ export function vipRules(v: VipShape, l: Layout): string[] {
     // `reselect`: the entry of a flow whose backend was decided down goes, so `add` below remembers the table's
     // backend and the flow stays there when the old one comes back (without it the entry idles out first).
     ...(v.reselect ? stale : []),
+    // A draining VIP keeps its table but opens no flow: past the known-flow rules only a SYN, a TCP segment of a
+    // connection this node does not remember (ECMP moved it here: the table below sends it to its socket's backend,
+    // as every node's table would) and a UDP packet of a flow it does not remember are left; the first and the last
+    // are refused.
+    ...(v.draining ? [`${syn} counter name "${DROP_NO_BACKEND}" drop`.trimStart()] : []),
     `meta mark set jhash ${hashed} mod ${v.size} seed ${v.seed}`,
     // The overlay holds recent changes (a miss ends the rule, leaving the slot number in meta mark)...
     `meta mark set meta mark map @${overlayMap(v.key)}`,

@@ -37,7 +37,8 @@ export class BackendSelector {
   setTable(table: VipTable): void {
     this.table = table;
     const owners = new Set<number>();
-    for (const s of table.slots) if (s !== NO_BACKEND) owners.add(s);
+    // A draining VIP takes no new flow in any mode; the proxy's open connections and UDP sessions go on (`has`).
+    if (!table.draining) for (const s of table.slots) if (s !== NO_BACKEND) owners.add(s);
     this.eligible = [...owners].sort((a, b) => a - b);
   }
 
