@@ -29,6 +29,7 @@ import {
 import { brokenIds, l4fleet, sleep, step } from '@l4fleet/test-support/lab-scenario';
 import {
   addBackendStep,
+  drainVipStep,
   failBackendStep,
   killNodeStep,
   NEW_BACKEND_MIN_SHARE,
@@ -129,6 +130,15 @@ describe.skipIf(!ready).sequential.each(MODES)('lab bpf + routed backends - $for
   test('ping: the client pings the VIP addresses, IPv4 and IPv6; a node answers each request from the VIP', async () => {
     await pingVipsStep(lab);
   }, 60_000);
+
+  // Once, with gue (the lab's default): the kept table through the tc program, encapsulated; lab-e2e runs it on nftables.
+  test.runIf(mode.forwarding === 'gue')(
+    'drain a VIP: its open flows go on (0 broken), also those ECMP moves (node1 drained and back), a new connection gets no answer; enabled, it answers',
+    async () => {
+      await drainVipStep(lab, flows, 3);
+    },
+    150_000,
+  );
 
   test('1. add a node: 0 flows broken; the new node carries >= 15% of the packets', async () => {
     const before = brokenIds(flows);

@@ -224,6 +224,86 @@ describe.skipIf(!built)('bpf data plane', () => {
     }
   }, 120_000);
 
+  test('draining - a mixed fleet keeps the tables: open TCP connections go on, also on the node ECMP moves them to; SYNs and UDP flows a node does not remember are dropped and counted', async () => {
+    const stop = await nameServers(1500);
+    const nft = createNftablesDataPlane({ interface: 'eth0', netns: topo.node.ns, tableName: 'drain', logger });
+    open.push(nft);
+    const bpfNode = bpf({ netns: node2.ns, nodeAddresses: [NODE2_4, NODE2_6] });
+    const tcp = vipTable({ address: VIP4, port: 1500, protocol: 'tcp', size: 251 });
+    const udp = vipTable({ address: VIP4, port: 1500, protocol: 'udp', size: 251 });
+    const onBoth = async (tables: VipTable[]) => {
+      await nft.apply(tables);
+      await bpfNode.apply(tables);
+    };
+    const flow = (protocol: Protocol, sport: number): Flow => ({
+      src: CLIENT4,
+      sport,
+      dst: VIP4,
+      dport: 1500,
+      protocol,
+    });
+    const owner = (f: Flow) => expected(f.protocol === 'tcp' ? tcp : udp, f);
+    const noBackend = async () => [
+      (await nft.counters()).drops['no-backend'].packets,
+      (await bpfNode.counters()).drops['no-backend'].packets,
+    ];
+    await onBoth([tcp, udp]);
+    // One connection and one UDP flow opened through each node: each node remembers only its own.
+    await routeVia(1);
+    const viaNft = lineClient(CLIENT4, 33_001, VIP4, 1500);
+    const udpNft = flow('udp', 33_101);
+    await sendFlows([udpNft]);
+    await routeVia(2);
+    const viaBpf = lineClient(CLIENT4, 33_002, VIP4, 1500);
+    const udpBpf = flow('udp', 33_102);
+    await sendFlows([udpBpf]);
+    try {
+      expect(await viaBpf.ask()).toBe(`b${owner(flow('tcp', 33_002))}`);
+      await routeVia(1);
+      expect(await viaNft.ask()).toBe(`b${owner(flow('tcp', 33_001))}`);
+      const dropsBefore = await noBackend();
+
+      await onBoth([
+        { ...tcp, draining: true },
+        { ...udp, draining: true },
+      ]);
+      for (const [via, remembered, moved] of [
+        [1, udpNft, udpBpf],
+        [2, udpBpf, udpNft],
+      ] as const) {
+        await routeVia(via);
+        await clearRecorders(topo.backends);
+        // Both connections answer: the node's own from its flow map, the other's by the table (its socket's backend).
+        expect(await viaNft.ask(), `via node ${via}`).toBe(`b${owner(flow('tcp', 33_001))}`);
+        expect(await viaBpf.ask(), `via node ${via}`).toBe(`b${owner(flow('tcp', 33_002))}`);
+        const refused = [flow('tcp', 33_200 + via), flow('udp', 33_300 + via), moved];
+        await sendFlows([remembered, ...refused]);
+        const got = await landings();
+        expect(got.get(flowKey(remembered)), `via node ${via}`).toEqual([owner(remembered)]);
+        for (const f of refused) expect(got.get(flowKey(f)), `via node ${via}: ${flowKey(f)}`).toBeUndefined();
+      }
+      const dropsDraining = await noBackend();
+      // Each node: at least the SYN, the new UDP flow and the other node's UDP flow (a SYN may be sent again).
+      expect(dropsDraining[0]! - dropsBefore[0]!).toBeGreaterThanOrEqual(3);
+      expect(dropsDraining[1]! - dropsBefore[1]!).toBeGreaterThanOrEqual(3);
+
+      // Enabled again: new flows land on both nodes.
+      await onBoth([tcp, udp]);
+      for (const via of [1, 2] as const) {
+        await routeVia(via);
+        await clearRecorders(topo.backends);
+        const fresh = [flow('tcp', 33_400 + via), flow('udp', 33_500 + via)];
+        await sendFlows(fresh);
+        const got = await landings();
+        for (const f of fresh) expect(got.get(flowKey(f)), `via node ${via}: ${flowKey(f)}`).toEqual([owner(f)]);
+      }
+    } finally {
+      viaNft.close();
+      viaBpf.close();
+      stop();
+    }
+  }, 120_000);
+
   test.each(['ipip', 'gre', 'gue'] as const)(
     'encapsulation on the wire - %s: outer header from the node to the backend, DF, TTL 64, inner packet unchanged (IPv4 and IPv6)',
     async (mode) => {

@@ -12,6 +12,7 @@ import {
   type VipTable,
 } from '@l4fleet/dataplane';
 import { NO_BACKEND, slotOf } from '@l4fleet/maglev';
+import { eventually } from '@l4fleet/test-support/eventually';
 import { pino } from 'pino';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { withDown } from './member-down.js';
@@ -139,7 +140,7 @@ describe('proxy data plane', () => {
     expect((await dp.counters()).drops['no-backend'].packets).toBe(1);
   });
 
-  test('a draining VIP (no slot for any member, the same members) - the open TCP connection and UDP session go on; a new connection is reset', async () => {
+  test('a draining VIP (draining: true, its table kept) - the open TCP connection and UDP session go on; a new connection is reset, a new UDP flow dropped', async () => {
     const port = await freePort();
     const tcp = table(servers, { address: '127.0.0.1', port, protocol: 'tcp' });
     const udp = table(servers, { address: '127.0.0.1', port, protocol: 'udp' }, 'source-ip');
@@ -150,16 +151,29 @@ describe('proxy data plane', () => {
     const u = dgram.createSocket('udp4');
     await new Promise<void>((r) => u.bind(0, '127.0.0.79', r));
     const session = await udpAsk(u, '127.0.0.1', port);
-    const drained = (t: VipTable): VipTable => ({ ...t, slots: new Int32Array(t.slots.length).fill(NO_BACKEND) });
-    await dp.apply([drained(tcp), drained(udp)]);
+    await dp.apply([
+      { ...tcp, draining: true },
+      { ...udp, draining: true },
+    ]);
     expect(await c.ask()).toBe(first);
     expect(await udpAsk(u, '127.0.0.1', port)).toBe(session);
     const refused = net.connect({ host: '127.0.0.1', port });
     refused.on('error', () => undefined);
     await new Promise((r) => refused.once('close', r)); // reset by the proxy
     expect((await dp.counters()).drops['no-backend'].packets).toBe(1);
+    // A new UDP flow (another source) gets nothing: its datagram is dropped and counted.
+    const stranger = dgram.createSocket('udp4');
+    await new Promise<void>((r) => stranger.bind(0, '127.0.0.80', r));
+    stranger.send('x', port, '127.0.0.1');
+    await eventually(
+      'the stranger datagram counted',
+      async () => (await dp.counters()).drops['no-backend'].packets,
+      (n) => n === 2,
+      5_000,
+    );
     c.close();
     u.close();
+    stranger.close();
   });
 
   test.each(['keep', 'reselect'] as const)(

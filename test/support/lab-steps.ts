@@ -242,9 +242,10 @@ const DRAIN_HOLD_MS = 3_000;
 
 /**
  * Step "drain a VIP" (`vips[].state: draining`): `l4fleet vip drain` on the IPv4 TCP VIP that FlowRun's TCP flows use.
- * Those flows go on (every node keeps forwarding the flows it remembers), a new connection gets no answer (its SYN
- * is dropped: the table gives no member a slot), and the router keeps the route through every live node. `vip enable`
- * gives new connections a backend again. 0 broken over the step.
+ * Those flows go on, a new connection gets no answer (its SYN is dropped), and the router keeps the route through
+ * every live node. While the VIP drains, node1 is drained and undrained: ECMP moves connections to nodes that never
+ * saw them and back, and they go on there too (the table is kept: a segment of an open connection goes to its
+ * socket's backend on any node). `vip enable` gives new connections a backend again. 0 broken over the step.
  */
 export async function drainVipStep(lab: Lab, flows: FlowRun, liveNodes: number): Promise<void> {
   const vip = `${VIP_TCP.address}:${VIP_TCP.port}/tcp`;
@@ -270,6 +271,13 @@ export async function drainVipStep(lab: Lab, flows: FlowRun, liveNodes: number):
   expect(await routerNextHops(lab.ns('router'), `${VIP_TCP.address}/32`)).toHaveLength(liveNodes);
   await sleep(DRAIN_HOLD_MS);
   expect(await exchangeTcp4(lab)).toBe('');
+  await l4fleet(lab, 'node', 'drain', 'node1');
+  await lab.waitNextHops(liveNodes - 1, 20_000);
+  await sleep(DRAIN_HOLD_MS);
+  expect(await exchangeTcp4(lab)).toBe('');
+  await l4fleet(lab, 'node', 'undrain', 'node1');
+  await lab.waitNextHops(liveNodes, 30_000);
+  await sleep(DRAIN_HOLD_MS);
   expect(await l4fleet(lab, 'vip', 'enable', vip)).toMatch(/^enable \S+: revision \d+\nenabled: /);
   await eventually(
     'a new connection answered again',
@@ -278,6 +286,10 @@ export async function drainVipStep(lab: Lab, flows: FlowRun, liveNodes: number):
     20_000,
     250,
   );
-  const { broken } = await step(flows, `drain and enable ${vip}`, before, 0);
+  const { s, broken } = await step(flows, `drain and enable ${vip}`, before, 0);
   expect(broken).toEqual([]);
+  // A connection a node drops stalls rather than breaks (TCP retransmits until node1 is back and takes it again):
+  // with the old empty draining table the moved connections paused 13 s and none broke (nftables lab, 2026-12-05).
+  // With the kept table they pause no longer than the others (0.2 s in the same lab); each hold is DRAIN_HOLD_MS.
+  expect(s.longestPauseMs).toBeLessThan(DRAIN_HOLD_MS);
 }

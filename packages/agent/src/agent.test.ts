@@ -225,7 +225,7 @@ describe('agent - vip state', () => {
     expect(n.dataPlane.current.some((t) => key(t) === '198.51.100.10:80')).toBe(true);
     expect(n.agent.status().announced).toEqual([VIP_WEB, VIP_DNS].sort());
   });
-  test('a draining VIP stays announced with its members in the table and no slot for any; enabled, slots again', async () => {
+  test('a draining VIP stays announced with its table kept and the data plane told it drains; enabled, no longer draining', async () => {
     const { store, nodes } = await fleetOf(1);
     const n = nodes[0] as Node;
     const web = () => n.dataPlane.current.find((t) => t.vip.address === '198.51.100.10');
@@ -234,13 +234,15 @@ describe('agent - vip state', () => {
       vips: fleetFile.vips.map((v) => (v.address === '198.51.100.10' ? { ...v, state } : v)),
     });
     await store.apply(withState('draining'));
-    await until('web table without slots', () => web()?.slots.every((i) => i === -1));
+    await until('web table draining', () => web()?.draining === true);
     expect(web()?.backends.map((b) => b.name)).toEqual(['a', 'b', 'c']);
+    expect(web()?.slots.every((i) => i >= 0)).toBe(true);
     expect(n.speaker.advertised.some((a) => a.prefix === '198.51.100.10/32')).toBe(true);
     expect(n.agent.status().announced).toEqual([VIP_WEB, VIP_DNS].sort());
     expect(n.events.some((e) => e.kind === 'vip.withdrawn')).toBe(false);
     await store.apply(withState('enabled'));
-    await until('web slots back', () => web()?.slots.every((i) => i >= 0));
+    await until('web no longer draining', () => web() !== undefined && web()?.draining === undefined);
+    expect(web()?.slots.every((i) => i >= 0)).toBe(true);
   });
   test('a VIP removed from the fleet is withdrawn with its own event (reason removed)', async () => {
     const { store, nodes } = await fleetOf(1);

@@ -35,7 +35,8 @@ export interface FlowExplanation {
   readonly admitted: boolean;
   /**
    * The member's name, or null when no member takes new flows, the source is not admitted (the data plane drops
-   * the flow) or the VIP is disabled.
+   * the flow) or the VIP is disabled. While the VIP drains: the backend of an open TCP connection (new flows are
+   * refused).
    */
   readonly backend: string | null;
   /** The member's ADDR:PORT, or null with no backend. */
@@ -104,13 +105,9 @@ export function explainFlow(
   }
   const draining = vipDraining(vip);
   if (draining) {
-    // Its table gives no member a slot: the owner it would have once enabled again.
-    const { state: _draining, ...enabled } = vip;
-    const would = buildVipTable(fleet, enabled, decided, history, ramps);
-    const i = would.slots[slot] as number;
-    const name = i === NO_BACKEND ? undefined : would.backends[i]?.name;
+    // Its table is kept (table.ts): `backend` is where an open TCP connection goes, on any node.
     why.unshift(
-      `the VIP is draining (vips[].state): every node refuses new flows (drops_packets{reason="no-backend"}) and forwards the flows it remembers to their backends${name && admitted ? `; enabled, the flow would go to ${name}` : ''}`,
+      `the VIP is draining (vips[].state): every node refuses new flows, a TCP SYN and a UDP packet it does not remember (drops_packets{reason="no-backend"}); an open TCP connection goes on${member ? ` to ${member.name}` : ''}, also on a node ECMP moves it to`,
     );
   }
   if (!served) {
@@ -141,7 +138,7 @@ export function explainFlow(
         `${below}: no node announces the VIP (another site announcing it takes its traffic); a flow that still reaches a node goes to ${member.name}`,
       );
     }
-  } else if (admitted && served && !draining) {
+  } else if (admitted && served) {
     const states = (pool?.members ?? []).map((m) => {
       const down = pool && m.state === 'active' && effectiveWeight(pool, m, decided) === 0;
       return `${m.name} ${m.state}${m.backup ? ' backup' : ''}${down ? ' (down)' : ''}`;

@@ -50,7 +50,8 @@ export interface VipTable {
   readonly down: readonly number[];
   /**
    * Hex digest of size, seed, hash mode, backend names, endpoints, slots, (when not l2) the forwarding, (with
-   * `reselect`) the down members and (when present) the previous owners: equal on nodes that forward the VIP alike.
+   * `reselect`) the down members, (when present) the previous owners and (while the VIP drains) that it drains: equal
+   * on nodes that forward the VIP alike.
    */
   readonly checksum: string;
 }
@@ -109,7 +110,7 @@ export function backendsForPool(pool: Pool, decided: DecidedStatus, ramps: Membe
 }
 
 export function tableChecksum(
-  vip: Pick<Vip, 'tableSize' | 'hash'>,
+  vip: Pick<Vip, 'tableSize' | 'hash' | 'state'>,
   seed: number,
   backends: readonly Member[],
   slots: Int32Array,
@@ -127,6 +128,8 @@ export function tableChecksum(
   }
   // Likewise only `reselect`: with `keep` a down member differs from an up one in its slots alone.
   if (onMemberDownOf(forwarding) === 'reselect') h.update(`\nreselect ${down.join(',')}\n`);
+  // A draining VIP has the slots it had enabled, and forwards otherwise (no new flow): nodes must agree on that too.
+  if (vipDraining(vip)) h.update('\ndraining\n');
   return h.digest('hex').slice(0, 16);
 }
 
@@ -173,11 +176,9 @@ export function buildVipTable(
     ]);
   }
   const backends = tableMembers(pool);
-  // A draining VIP (vip-state.ts) gives no member a slot: new flows are refused, while the members stay in the index
-  // space, so every remembered flow keeps its backend (the data planes keep flows of the table's backends).
-  const draining = vipDraining(vip);
-  const specs = backendsForPool(pool, decided, ramps);
-  const slots = buildTable(draining ? specs.map((b) => ({ ...b, weight: 0 })) : specs, vip.tableSize);
+  // A draining VIP (vip-state.ts) keeps the table it had: the data planes open no flow on it (VipTable.draining in
+  // @l4fleet/dataplane), and a connection ECMP moves to another node still finds its backend there.
+  const slots = buildTable(backendsForPool(pool, decided, ramps), vip.tableSize);
   const down = downMembers(pool, backends, decided);
   const table: VipTable = {
     vip,
@@ -191,7 +192,6 @@ export function buildVipTable(
     down,
     checksum: tableChecksum(vip, fleet.hashSeed, backends, slots, pool, down),
   };
-  // No previous owners while draining: no slot has an owner to hand a flow to (second chance, 0011).
-  const poolHistory = draining ? undefined : history?.get(pool.name);
+  const poolHistory = history?.get(pool.name);
   return poolHistory ? withPreviousOwners(table, pool, tableInputsOf(pool, decided, ramps), poolHistory) : table;
 }

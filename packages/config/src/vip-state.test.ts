@@ -61,7 +61,7 @@ describe('vips[].state', () => {
     expect(on).toMatchObject({ served: true, backend: 'a', slot: r.slot, checksum: r.checksum });
   });
 
-  test('draining: served and announced, kept in the file; its table gives no member a slot, the members stay', () => {
+  test('draining: served and announced, kept in the file; its table is the enabled one, its checksum says it drains', () => {
     const two = [{ name: 'web', members: [...pools[0]!.members, { name: 'b', address: '198.18.0.22', port: 80 }] }];
     const on = parseFleet({ hashSeed: 1, pools: two, vips: [vip({ tableSize: 251 })] });
     const drained = parseFleet({ hashSeed: 1, pools: two, vips: [vip({ tableSize: 251, state: 'draining' })] });
@@ -74,8 +74,10 @@ describe('vips[].state', () => {
     expect(servedVips(drained)).toBe(drained.vips);
     const t = buildVipTable(drained, drained.vips[0]!, new Map());
     const enabled = buildVipTable(on, on.vips[0]!, new Map());
-    expect(t.backends.map((m) => m.name)).toEqual(['a', 'b']); // remembered flows keep them
-    expect(t.slots.every((i) => i === -1)).toBe(true);
+    expect(t.backends.map((m) => m.name)).toEqual(['a', 'b']);
+    // The same slots: a connection ECMP moves to another node finds its backend there (the data planes refuse SYNs).
+    expect(t.slots).toEqual(enabled.slots);
+    expect(t.slots.includes(-1)).toBe(false);
     expect(t.checksum).not.toBe(enabled.checksum);
     expect(diffFleets(on, drained).changes[0]?.detail).toBe(
       'state enabled -> draining (still announced, open flows continue, every node refuses new ones)',
@@ -88,9 +90,10 @@ describe('vips[].state', () => {
     const flow = { src: '198.18.5.5', sport: 4000, dst: '198.51.100.10', dport: 80, protocol: 'tcp' as const };
     const r = explainFlow(drained, new Map(), flow);
     const would = explainFlow(on, new Map(), flow).backend;
-    expect(r).toMatchObject({ served: true, backend: null, address: null });
+    expect(would).toMatch(/^[ab]$/);
+    expect(r).toMatchObject({ served: true, backend: would });
     expect(r.why[0]).toBe(
-      `the VIP is draining (vips[].state): every node refuses new flows (drops_packets{reason="no-backend"}) and forwards the flows it remembers to their backends; enabled, the flow would go to ${would}`,
+      `the VIP is draining (vips[].state): every node refuses new flows, a TCP SYN and a UDP packet it does not remember (drops_packets{reason="no-backend"}); an open TCP connection goes on to ${would}, also on a node ECMP moves it to`,
     );
     expect(r.why.join('\n')).not.toContain('no member takes new flows');
   });

@@ -11,11 +11,12 @@
  * announcing a VIP that another site must take (its router then prefers the other site's announcement).
  *
  * `draining` is the graceful way there (F5's disabled virtual server: open connections continue, new ones are
- * refused): every node keeps announcing the VIP and keeps its remembered flows on their backends (flow affinity,
- * Maglev §3.3), but its table gives no slot to any member (table.ts), so a packet of a flow the node does not
- * remember, a TCP SYN included, is dropped (`noBackend`). When its traffic has ended the operator disables it. A flow
- * that ECMP moves to another node while the VIP drains (a node added, drained or lost) is not remembered there and
- * ends: drain the VIP while the node set is steady.
+ * refused): every node keeps announcing the VIP and its table (table.ts: the slots it had enabled), and its data plane
+ * opens no flow on it (@l4fleet/dataplane VipTable.draining): a TCP SYN, and a UDP packet of a flow the node does not
+ * remember, are dropped (`noBackend`). A TCP segment of an open connection keeps its remembered backend, or on a node
+ * that does not remember it (ECMP moved the flow there: a node added, drained or lost) takes the table's, which is
+ * where its socket is (Maglev §3.3: every node has the same table). A UDP flow ECMP moves ends: nothing tells its next
+ * datagram from a new flow's. When its traffic has ended the operator disables it.
  *
  * The pool's members keep being probed while a VIP is disabled (when it is enabled again the decided status is
  * current, not "no decision = up"), and the pool's table history keeps being recorded.
@@ -49,7 +50,7 @@ export function vipServed(vip: Pick<Vip, 'state'>): boolean {
   return vip.state !== 'disabled';
 }
 
-/** True while the VIP drains: announced, its table gives no member a slot, so nodes refuse its new flows. */
+/** True while the VIP drains: announced, its table kept, and nodes refuse its new flows (see the module comment). */
 export function vipDraining(vip: Pick<Vip, 'state'>): boolean {
   return vip.state === 'draining';
 }

@@ -25,6 +25,7 @@ import {
   tableMembers,
   usableMembers,
   type Vip,
+  vipDraining,
   vipKey,
   vipServed,
 } from '@l4fleet/config';
@@ -77,7 +78,7 @@ function tableInputs(
   const minUp = pool?.minUpMembers ?? '';
   // Carried to the data plane with the table (design notes 0012 and 0013): they choose no member.
   const profile = `${JSON.stringify(vip.profile)}|${vip.sourceRanges?.join(',')}`;
-  // A draining VIP's table gives no member a slot (vips[].state).
+  // A draining VIP forwards otherwise (vips[].state: no new flow) and its checksum says so.
   return `${previous}|${minUp}|${vip.state ?? ''}|${vipKey(vip)}|${vip.tableSize}|${vip.hash}|${vip.pool}|${fleet.hashSeed}|${forwarding}|${profile}|${members}`;
 }
 
@@ -141,6 +142,7 @@ export function toDataPlaneTable(t: FleetTable): DataPlaneTable {
       ...(t.previousSlots ? { previousSlots: t.previousSlots } : {}),
       ...(t.vip.profile ? { profile: t.vip.profile } : {}),
       ...(t.vip.sourceRanges ? { sourceRanges: t.vip.sourceRanges } : {}),
+      ...(vipDraining(t.vip) ? { draining: true } : {}),
     };
     dataPlaneTables.set(t, d);
   }

@@ -11,7 +11,6 @@ import {
   takingFlowsText,
   usableMembers,
   type VipState,
-  vipDraining,
   vipKey,
   vipStateOf,
 } from '@l4fleet/config';
@@ -238,9 +237,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
               ]),
             ),
             ...(data.unservedSlots
-              ? [
-                  `${data.unservedSlots} slots have no backend (${vipDraining(vip) ? 'the VIP drains: new flows are refused' : 'every member down, draining or disabled'})`,
-                ]
+              ? [`${data.unservedSlots} slots have no backend (every member down, draining or disabled)`]
               : []),
             ...probeFailureLines(members),
           ].join('\n'),
@@ -253,7 +250,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
 const VIP_STATE_NOTES: Record<VipState, string> = {
   enabled: '',
   draining:
-    ' (draining: every node refuses new flows and forwards the open ones; `l4fleet vip disable` once they have ended, `vip enable` takes new flows again)',
+    ' (draining: every node refuses new flows and forwards the open ones, a TCP connection ECMP moves to another node included; `l4fleet vip disable` once they have ended, `vip enable` takes new flows again)',
   disabled: ' (disabled: no node serves or announces it; `l4fleet vip enable` serves it)',
 };
 

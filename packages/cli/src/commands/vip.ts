@@ -83,7 +83,7 @@ const STATE_COMMANDS: Record<VipState, { command: string; help: string; result: 
     command: 'drain',
     help: 'refuse new flows of a VIP and keep its open flows and its route (disable it once its traffic has ended)',
     result:
-      'draining: every node keeps announcing it and forwarding the flows it remembers, and drops new ones; `vip disable` once its traffic has ended',
+      'draining: every node keeps announcing it and forwarding its open flows (a TCP connection ECMP moves to another node included), and drops new ones; `vip disable` once its traffic has ended',
   },
   disabled: {
     command: 'disable',
