@@ -106,8 +106,12 @@ export function explainFlow(
   const draining = vipDraining(vip);
   if (draining) {
     // Its table is kept (table.ts): `backend` is where an open TCP connection goes, on any node.
+    const open =
+      vip.protocol === 'tcp'
+        ? `an open TCP connection goes on${member ? ` to ${member.name}` : ''}, also on a node ECMP moves it to`
+        : 'a UDP flow goes on to its backend on the node that remembers it (on another node it ends)';
     why.unshift(
-      `the VIP is draining (vips[].state): every node refuses new flows, a TCP SYN and a UDP packet it does not remember (drops_packets{reason="no-backend"}); an open TCP connection goes on${member ? ` to ${member.name}` : ''}, also on a node ECMP moves it to`,
+      `the VIP is draining (vips[].state): every node refuses new flows, a TCP SYN and a UDP packet it does not remember (drops_packets{reason="no-backend"}); ${open}`,
     );
   }
   if (!served) {

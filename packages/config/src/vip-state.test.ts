@@ -96,5 +96,14 @@ describe('vips[].state', () => {
       `the VIP is draining (vips[].state): every node refuses new flows, a TCP SYN and a UDP packet it does not remember (drops_packets{reason="no-backend"}); an open TCP connection goes on to ${would}, also on a node ECMP moves it to`,
     );
     expect(r.why.join('\n')).not.toContain('no member takes new flows');
+    const udp = parseFleet({
+      hashSeed: 1,
+      pools: two,
+      vips: [vip({ tableSize: 251, protocol: 'udp', state: 'draining' })],
+    });
+    const u = explainFlow(udp, new Map(), { ...flow, protocol: 'udp' });
+    expect(u.why[0]).toMatch(
+      /; a UDP flow goes on to its backend on the node that remembers it \(on another node it ends\)$/,
+    );
   });
 });
