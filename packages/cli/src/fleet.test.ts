@@ -450,6 +450,28 @@ describe('cli - fleet commands on the memory store', () => {
     expect((await store.getDesired()).fleet.vips[0]).not.toHaveProperty('state');
   });
 
+  test('vip drain of a UDP VIP or a NAT pool says what a node change ends meanwhile; a TCP VIP gets no note', async () => {
+    const withUdp = `${FLEET}  - { address: 198.51.100.10, port: 80, protocol: udp, pool: web }\n`;
+    await cli('apply', '-f', file('dr-udp.yaml', withUdp), '--new-fleet');
+    expect((await cli('vip', 'drain', '198.51.100.10:80/tcp')).out).not.toContain('note:');
+    expect((await cli('vip', 'drain', '198.51.100.10:80/udp')).out).toContain(
+      '\nnote: a UDP flow that ECMP moves to another node while the VIP drains (a node added, drained or lost) ends there',
+    );
+    const nat = `
+hashSeed: 0x5eed
+pools:
+  - name: app
+    forwarding: nat
+    members:
+      - { address: 198.18.0.31, port: 8080 }
+vips:
+  - { address: 198.51.100.11, port: 80, protocol: tcp, pool: app }
+`;
+    await cli('apply', '-f', file('dr-nat.yaml', nat));
+    const drained = await cli('vip', 'drain', '198.51.100.11:80/tcp', '--dry-run');
+    expect(drained.out).toContain("\nnote: NAT connections live in one node's conntrack");
+  });
+
   test('describe vip shows members with state and share', async () => {
     await cli('apply', '-f', file('f.yaml', FLEET), '--new-fleet');
     const r = await cli('describe', 'vip', '198.51.100.10:80/tcp');

@@ -31,7 +31,7 @@ async function editOneVip(
   key: string,
   what: string,
   edit: VipEdit,
-  report: (vip: Vip | undefined) => string,
+  report: (vip: Vip | undefined, fleet: Fleet) => string,
   dryRun = false,
 ): Promise<void> {
   const wanted = vipKey(parseVipKeyOrUsage(key));
@@ -43,7 +43,12 @@ async function editOneVip(
     }
     const done =
       'dryRun' in result ? `dry run, nothing written (revision ${result.revision})` : `revision ${result.revision}`;
-    ctx.io.out(`${what} ${wanted}: ${done}\n${report(result.after.vips.find((v) => vipKey(v) === wanted))}`);
+    ctx.io.out(
+      `${what} ${wanted}: ${done}\n${report(
+        result.after.vips.find((v) => vipKey(v) === wanted),
+        result.after,
+      )}`,
+    );
   });
 }
 
@@ -93,6 +98,20 @@ const STATE_COMMANDS: Record<VipState, { command: string; help: string; result: 
   },
 };
 
+/**
+ * What a drain does not keep (vip-state.ts): only TCP connections outside NAT survive a move to another node, since
+ * their next segment is not a SYN and the table (the same on every node) sends it to its socket's backend.
+ */
+function drainCaveat(vip: Vip, fleet: Fleet): string {
+  if (fleet.pools.find((p) => p.name === vip.pool)?.forwarding === 'nat') {
+    return "\nnote: NAT connections live in one node's conntrack: one that ECMP moves to another node while the VIP drains (a node added, drained or lost) ends there; keep the node set steady";
+  }
+  if (vip.protocol === 'udp') {
+    return '\nnote: a UDP flow that ECMP moves to another node while the VIP drains (a node added, drained or lost) ends there (nothing tells it from a new flow); keep the node set steady';
+  }
+  return '';
+}
+
 /** `vip enable|drain|disable`: the VIP's `state` (vip-state.ts in @l4fleet/config); enabled is written as no field. */
 function editState(ctx: FleetCommandContext, cmd: Command, key: string, to: VipState, dryRun = false): Promise<void> {
   const { command, result } = STATE_COMMANDS[to];
@@ -102,7 +121,7 @@ function editState(ctx: FleetCommandContext, cmd: Command, key: string, to: VipS
     key,
     command,
     (vip) => withVipState(vip, to),
-    () => result,
+    (vip, fleet) => (to === 'draining' && vip ? `${result}${drainCaveat(vip, fleet)}` : result),
     dryRun,
   );
 }
