@@ -5,6 +5,7 @@
  * the node's own address is still answered by its kernel (not counted); an address whose VIPs are gone is not
  * answered by the program. Design: docs/design/0007-bpf-dataplane.md ("Ping").
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { type BpfDataPlane, type BpfDataPlaneOptions, bpfAvailable, type VipTable } from '@l4fleet/dataplane';
@@ -68,6 +69,9 @@ afterEach(async () => {
 afterAll(async () => {
   await topo?.cleanup();
   rmSync(work, { recursive: true, force: true });
+  // The driver mounts a bpffs here (bpffs.ts); each run without this left one mounted (38 on this machine).
+  spawnSync('umount', [BPFFS]);
+  rmSync(BPFFS, { recursive: true, force: true });
 });
 
 describe.skipIf(!built)('bpf ping to a VIP address', () => {
