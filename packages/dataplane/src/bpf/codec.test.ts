@@ -1,5 +1,16 @@
 import { describe, expect, test } from 'vitest';
-import { u32View } from './codec.js';
+import { DataPlaneError } from '../errors.js';
+import {
+  decodeAddrKey,
+  decodeBackend,
+  decodeVip,
+  decodeVipKey,
+  encodeAddrKey,
+  encodeBackend,
+  encodeVip,
+  encodeVipKey,
+  u32View,
+} from './codec.js';
 
 describe('bpf codec - u32View', () => {
   const words = Uint32Array.from([1, 0xffff_ffff, 7, 65_537]);
@@ -20,5 +31,73 @@ describe('bpf codec - u32View', () => {
 
   test('a table running past the end of the reply is refused, not truncated', () => {
     expect(() => u32View(reply, 8, 5)).toThrow(/5 u32 at 8 past the end \(24 bytes\)/);
+  });
+});
+
+describe('bpf codec - values read back are checked', () => {
+  const key = encodeVipKey({ family: 4, addressHex: 'c6336407', port: 80, protocol: 'tcp' });
+  const vip = encodeVip({
+    id: 1,
+    table: 2,
+    size: 251,
+    seed: 7,
+    hash: '5-tuple',
+    forwarding: 'gue',
+    guePort: 6080,
+    sourceRanges: false,
+    draining: false,
+  });
+  const backend = encodeBackend({ family: 6, addressHex: '20010db8000000000000000000000002', live: true, vipId: 1 });
+  const addr = encodeAddrKey(4, 'c6336407');
+  const corrupt = (b: Buffer, at: number, value: number): Buffer => {
+    const c = Buffer.from(b);
+    c[at] = value;
+    return c;
+  };
+
+  test.each([
+    ['a VIP key family 9', () => decodeVipKey(corrupt(key, 19, 9), 0), /l4f_vips key .*: family: 9 is not 4 or 6/],
+    [
+      'a VIP key protocol 0',
+      () => decodeVipKey(corrupt(key, 18, 0), 0),
+      /l4f_vips key .*: protocol: 0 is not 6 \(tcp\) or 17 \(udp\)/,
+    ],
+    [
+      'a VIP forwarding 7',
+      () => decodeVip(corrupt(vip, 17, 7), 0, '198.51.100.7:80/tcp'),
+      /l4f_vips 198\.51\.100\.7:80\/tcp: forwarding: 7 is not/,
+    ],
+    [
+      'a VIP hash mode 2',
+      () => decodeVip(corrupt(vip, 16, 2), 0, '198.51.100.7:80/tcp'),
+      /l4f_vips 198\.51\.100\.7:80\/tcp: hash: 2 is not/,
+    ],
+    [
+      'a backend family 9',
+      () => decodeBackend(corrupt(backend, 22, 9), 0, 5),
+      /l4f_backends id 5: family: 9 is not 4 or 6/,
+    ],
+    [
+      'a VIP address family 9',
+      () => decodeAddrKey(corrupt(addr, 16, 9), 0),
+      /l4f_vip_addrs key .*: family: 9 is not 4 or 6/,
+    ],
+  ])('%s is refused as unreadable state, naming map, key, field and value', (_, decode, message) => {
+    let err: unknown;
+    try {
+      decode();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(DataPlaneError);
+    expect((err as DataPlaneError).code).toBe('BPF_STATE_UNREADABLE');
+    expect((err as Error).message).toMatch(message);
+  });
+
+  test('the values the driver writes still decode', () => {
+    expect(decodeVipKey(key, 0).protocol).toBe('tcp');
+    expect(decodeVip(vip, 0, 'x').forwarding).toBe('gue');
+    expect(decodeBackend(backend, 0, 5).family).toBe(6);
+    expect(decodeAddrKey(addr, 0).family).toBe(4);
   });
 });

@@ -3,6 +3,7 @@
  * where the header says network order) and of the loader's dump and stats replies (native/bpf-loader/).
  */
 import { addressText as familyAddressText } from '@l4fleet/config';
+import { DataPlaneError } from '../errors.js';
 import { hexToAddress } from '../nft/names.js';
 import type { Forwarding } from '../types.js';
 
@@ -87,6 +88,19 @@ export interface ConfigValue {
   readonly src6?: string;
 }
 
+/**
+ * A byte read back from the kernel that this driver never writes. Coercing it to a default would let the model
+ * match the desired state, and the corrupt entry would never be rewritten: the read-back fails instead.
+ */
+function unreadable(map: string, key: string, field: string, value: number, want: string): DataPlaneError {
+  return new DataPlaneError('BPF_STATE_UNREADABLE', `${map} ${key}: ${field}: ${value} is not ${want}`);
+}
+
+function familyOf(value: number | undefined, map: string, key: string): 4 | 6 {
+  if (value === 4 || value === 6) return value;
+  throw unreadable(map, key, 'family', value ?? -1, '4 or 6');
+}
+
 function addr16(hex: string): Buffer {
   const b = Buffer.alloc(16);
   Buffer.from(hex, 'hex').copy(b);
@@ -103,12 +117,16 @@ export function encodeVipKey(k: VipKey): Buffer {
 }
 
 export function decodeVipKey(b: Buffer, at: number): VipKey {
-  const family = b[at + 19] === 6 ? 6 : 4;
+  const key = `key ${b.toString('hex', at, at + VIP_KEY_BYTES)}`;
+  const family = familyOf(b[at + 19], 'l4f_vips', key);
+  const proto = b[at + 18] as number;
+  if (proto !== PROTO.tcp && proto !== PROTO.udp)
+    throw unreadable('l4f_vips', key, 'protocol', proto, '6 (tcp) or 17 (udp)');
   return {
     family,
     addressHex: b.subarray(at, at + (family === 4 ? 4 : 16)).toString('hex'),
     port: b.readUInt16BE(at + 16),
-    protocol: b[at + 18] === 17 ? 'udp' : 'tcp',
+    protocol: proto === PROTO.udp ? 'udp' : 'tcp',
   };
 }
 
@@ -125,14 +143,21 @@ export function encodeVip(v: VipValue): Buffer {
   return b;
 }
 
-export function decodeVip(b: Buffer, at: number): VipValue {
+/** An l4f_vips value; `key` names its entry in errors (the VIP's text). */
+export function decodeVip(b: Buffer, at: number, key: string): VipValue {
+  const hash = b[at + 16] as number;
+  if (hash > 1) throw unreadable('l4f_vips', key, 'hash', hash, '0 (5-tuple) or 1 (source-ip)');
+  const fwd = b[at + 17] as number;
+  const forwarding = FWD[fwd];
+  if (forwarding === undefined)
+    throw unreadable('l4f_vips', key, 'forwarding', fwd, `0-${FWD.length - 1} (${FWD.join(', ')})`);
   return {
     id: b.readUInt32LE(at),
     table: b.readUInt32LE(at + 4),
     size: b.readUInt32LE(at + 8),
     seed: b.readUInt32LE(at + 12),
-    hash: b[at + 16] === 1 ? 'source-ip' : '5-tuple',
-    forwarding: FWD[b[at + 17] as number] ?? 'l2',
+    hash: hash === 1 ? 'source-ip' : '5-tuple',
+    forwarding,
     guePort: b.readUInt16BE(at + 18),
     sourceRanges: ((b[at + 20] as number) & VIP_SOURCE_RANGES) !== 0,
     draining: ((b[at + 20] as number) & VIP_DRAINING) !== 0,
@@ -193,7 +218,7 @@ export function encodeAddrKey(family: 4 | 6, addressHex: string): Buffer {
 }
 
 export function decodeAddrKey(b: Buffer, at: number): { family: 4 | 6; addressHex: string } {
-  const family = b[at + 16] === 6 ? 6 : 4;
+  const family = familyOf(b[at + 16], 'l4f_vip_addrs', `key ${b.toString('hex', at, at + ADDR_KEY_BYTES)}`);
   return { family, addressHex: b.subarray(at, at + (family === 4 ? 4 : 16)).toString('hex') };
 }
 
@@ -207,8 +232,9 @@ export function encodeBackend(v: BackendValue): Buffer {
   return b;
 }
 
-export function decodeBackend(b: Buffer, at: number): BackendValue {
-  const family = b[at + 22] === 6 ? 6 : 4;
+/** An l4f_backends value (the dump lists only ids with a family: 0 is an unused id). */
+export function decodeBackend(b: Buffer, at: number, id: number): BackendValue {
+  const family = familyOf(b[at + 22], 'l4f_backends', `id ${id}`);
   const flags = b[at + 23] as number;
   const mac =
     flags & BACKEND_HAS_MAC
@@ -273,7 +299,9 @@ export function decodeDump(b: Buffer): Dump {
   };
   const vips: Dump['vips'] = [];
   for (let n = u32(); n > 0; n--) {
-    vips.push({ key: decodeVipKey(b, at), value: decodeVip(b, at + VIP_KEY_BYTES) });
+    const key = decodeVipKey(b, at);
+    const label = `${addressText(key.addressHex)}:${key.port}/${key.protocol}`;
+    vips.push({ key, value: decodeVip(b, at + VIP_KEY_BYTES, label) });
     at += VIP_KEY_BYTES + VIP_BYTES;
   }
   const addrs: Dump['addrs'] = [];
@@ -284,7 +312,7 @@ export function decodeDump(b: Buffer): Dump {
   const backends = new Map<number, BackendValue>();
   for (let n = u32(); n > 0; n--) {
     const id = u32();
-    backends.set(id, decodeBackend(b, at));
+    backends.set(id, decodeBackend(b, at, id));
     at += BACKEND_BYTES;
   }
   const haveConfig = u32() === 1;

@@ -136,12 +136,12 @@ describe('bpf codec', () => {
       sourceRanges: true,
       draining: true,
     };
-    expect(decodeVip(encodeVip(v), 0)).toEqual(v);
+    expect(decodeVip(encodeVip(v), 0, 'v')).toEqual(v);
     expect(encodeVip(v)[20]).toBe(3);
-    expect(decodeVip(encodeVip({ ...v, sourceRanges: false }), 0)).toEqual({ ...v, sourceRanges: false });
-    expect(decodeVip(encodeVip({ ...v, draining: false }), 0)).toEqual({ ...v, draining: false });
+    expect(decodeVip(encodeVip({ ...v, sourceRanges: false }), 0, 'v')).toEqual({ ...v, sourceRanges: false });
+    expect(decodeVip(encodeVip({ ...v, draining: false }), 0, 'v')).toEqual({ ...v, draining: false });
     const b = { family: 4 as const, addressHex: 'c6120001', mac: '02:00:00:00:00:01', live: true, vipId: 3 };
-    expect(decodeBackend(encodeBackend(b), 0)).toEqual(b);
+    expect(decodeBackend(encodeBackend(b), 0, 0)).toEqual(b);
     expect(encodeVipKey(k).length).toBe(20);
     expect(MapId.config).toBe(3);
   });

@@ -143,7 +143,7 @@ describe('bpf source ranges - plan', () => {
     ]);
     expect(rangeKeys(p.requests[3] as Request)).toEqual([trieKey(8, 0, '0a'), trieKey(32, 0, 'c6120407')]);
     const vips = p.requests[4] as Request;
-    expect(decodeVip(vips.payload, 8 + 20).sourceRanges).toBe(true);
+    expect(decodeVip(vips.payload, 8 + 20, 'v').sourceRanges).toBe(true);
     expect(vipValue(p.next)?.sourceRanges).toBe(true);
   });
 
