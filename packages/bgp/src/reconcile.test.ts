@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { fromApiPeer, toApiPeer } from './codec.js';
 import { planPaths, planPeers } from './reconcile.js';
 import { canonicalAdvertisement, canonicalAdvertisements, canonicalPeer, canonicalPeers } from './validate.js';
 
@@ -66,5 +67,29 @@ describe('reconcile - peers', () => {
       canonicalPeers([{ address: '198.18.2.254', asn: 65000 }]),
     );
     expect(plan).toEqual({ add: [peer()], remove: ['198.18.2.253'] });
+  });
+
+  // gobgpd's ListPeer reports an established session's real source address in transport.local_address
+  // (GoBGP 3.10), configured or not: with no localAddress configured that must not look like a change.
+  const established = (address: string, localAddress: string) => {
+    const row = toApiPeer(canonicalPeer({ address, asn: 65000 }));
+    return fromApiPeer({ ...row, transport: { ...row.transport, local_address: localAddress } });
+  };
+
+  test.each([
+    ['198.18.2.254', '198.18.2.11'],
+    ['2001:db8:2::fe', '2001:db8:2::b'],
+  ])('no localAddress configured, established from %s via %s: untouched', (address, source) => {
+    expect(planPeers([established(address, source)], canonicalPeers([{ address, asn: 65000 }]))).toEqual({
+      add: [],
+      remove: [],
+    });
+  });
+
+  test('localAddress configured, session from another source: deleted and added again', () => {
+    const desired = canonicalPeers([{ address: '198.18.2.254', asn: 65000, localAddress: '198.18.2.12' }]);
+    const plan = planPeers([established('198.18.2.254', '198.18.2.11')], desired);
+    expect(plan.remove).toEqual(['198.18.2.254']);
+    expect(plan.add).toHaveLength(1);
   });
 });

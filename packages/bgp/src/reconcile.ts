@@ -37,7 +37,13 @@ export interface PeerPlan {
   remove: string[];
 }
 
-/** Settings gobgpd cannot report back faithfully are compared only when it reports them (see samePeer). */
+/**
+ * Settings gobgpd cannot report back faithfully are compared only when they are configured. ListPeer reports an
+ * established session's real source address as transport.local_address (GoBGP 3.10 merges the session state into
+ * the config), so with no localAddress configured the kernel's choice would look like a change and the peer would
+ * be re-created (session reset, VIPs withdrawn at the router) at every resync. The price: removing a configured
+ * localAddress takes effect only when the peer is next re-created (another setting changes, gobgpd restarts).
+ */
 function samePeer(have: CanonicalPeer, want: CanonicalPeer): boolean {
   return (
     have.asn === want.asn &&
@@ -46,7 +52,7 @@ function samePeer(have: CanonicalPeer, want: CanonicalPeer): boolean {
     have.keepaliveS === want.keepaliveS &&
     have.connectRetryS === want.connectRetryS &&
     have.port === want.port &&
-    have.localAddress === want.localAddress &&
+    (want.localAddress === '' || have.localAddress === want.localAddress) &&
     have.passive === want.passive &&
     have.ebgpMultihopTtl === want.ebgpMultihopTtl &&
     have.description === want.description
