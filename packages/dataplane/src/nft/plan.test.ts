@@ -216,6 +216,17 @@ describe('planApply', () => {
     expect(script(relaid)).toMatch(/add element netdev l4t backends4 \{ .*2147483651 : 198\.18\.0\.3/);
   });
 
+  test('retired backend across a new table - back after the rebuild, its address element is written again', () => {
+    const leave = planApply(applied(vip(3)), norm(vip(2)), layout);
+    // Another layout (agent restarted with another flowTableSize): the table is replaced without the retired element.
+    const relayout = { ...layout, flowTableSize: 2048 };
+    const rebuilt = planApply(leave.next, norm(vip(2)), relayout);
+    expect(rebuilt.tableCreated).toBe(true);
+    expect(script(rebuilt)).not.toContain('198.18.0.3');
+    const back = planApply(rebuilt.next, norm(vip(3)), relayout);
+    expect(script(back)).toMatch(/add element netdev l4t backends4 \{ \d+ : 198\.18\.0\.3 \}/);
+  });
+
   test(`retired backends past RETIRED_MAX (${RETIRED_MAX}): the oldest go with their elements, never the highest id`, () => {
     const before = applied(vip(3));
     const retired = new Map<string, KernelBackend>();

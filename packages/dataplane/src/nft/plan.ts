@@ -198,6 +198,10 @@ export function planApply(
       addCounterRefs.push(element('add', BACKEND_COUNTERS, id, { counter: backendCounter(id) }));
     }
   }
+  // A new table holds only what this apply writes: the retired backends that did not come back have no element in it,
+  // so they are forgotten. Kept, one that came back later would get its old id and no backends4/backends6 element, and
+  // its share of new flows would be dropped (drop_no_backend). No flow remembers an old id: the flow maps are new too.
+  if (tableCreated) retired.clear();
   const byFamily = (ops: Op[]): Op[] =>
     [...ops].sort((a, b) => (a.kind === 'element' && b.kind === 'element' ? a.set.localeCompare(b.set) : 0));
   out.push(...addCounters, ...byFamily(addBackend), ...addCounterRefs, ...addMacs);
