@@ -183,6 +183,14 @@ describe('config parse - every problem at once, with path and value', () => {
       },
       'vips[0].tableSize: 65536 is not prime (Maglev §3.4 needs a prime; next prime is 65537)',
     ],
+    ...[1e300, 2 ** 53, 4_000_000].map((size): [string, unknown, string] => [
+      `tableSize ${size} (past MAX_TABLE_SIZE, not prime)`,
+      {
+        pools: [pool('p', [m('198.18.0.1')])],
+        vips: [{ address: '198.51.100.9', port: 80, protocol: 'tcp', pool: 'p', tableSize: size }],
+      },
+      `vips[0].tableSize: ${String(size)} is not a table size (a prime from 2 to 2097143)`,
+    ]),
     [
       'IPv6 member in an IPv4 VIP pool',
       {

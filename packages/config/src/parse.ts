@@ -2,7 +2,7 @@
  * parseFleet(): raw fleet file -> fully defaulted Fleet, or ConfigError listing every problem at once,
  * each with its path and value (`vips[0].port: 70000 is not a port (1-65535)`).
  */
-import { assertTableSize, isPrime, MaglevError, nextPrime } from '@l4fleet/maglev';
+import { assertTableSize, MaglevError } from '@l4fleet/maglev';
 import { parse as parseYaml } from 'yaml';
 import { additionalHealthChecksField, healthChecksRequiredField } from './additional-health-checks.js';
 import { endpointText } from './address.js';
@@ -214,12 +214,9 @@ function vip(p: Problems, path: string, v: unknown, pools: ReadonlyMap<string, P
   if (v.tableSize !== undefined) {
     if (typeof v.tableSize !== 'number' || !Number.isInteger(v.tableSize)) {
       p.add(`${path}.tableSize`, `${show(v.tableSize)} is not an integer`);
-    } else if (v.tableSize >= 2 && !isPrime(v.tableSize)) {
-      p.add(
-        `${path}.tableSize`,
-        `${v.tableSize} is not prime (Maglev §3.4 needs a prime; next prime is ${nextPrime(v.tableSize)})`,
-      );
     } else {
+      // assertTableSize checks the range (safe integer, 2 to MAX_TABLE_SIZE) before primality, so the
+      // "next prime" hint is only ever searched for from a size in range (1e300 has none to find).
       try {
         assertTableSize(v.tableSize, target?.members.length ?? 0);
         tableSize = v.tableSize;
