@@ -13,7 +13,7 @@
  * stay on it, which is what HAProxy's drain does.
  */
 import { connect } from 'node:net';
-import { errCode, type PortProbe, timedFinisher } from './probe-common.js';
+import { errCode, guarded, type PortProbe, timedFinisher } from './probe-common.js';
 
 /** The longest agent reply read: a state, a weight and a short description fit many times over. */
 export const MAX_AGENT_REPLY_BYTES = 1_024;
@@ -70,10 +70,16 @@ export const probeAgent: PortProbe = (target, port, check, opts) =>
     sock.once('connect', () => {
       if (check.payload !== undefined) sock.write(check.payload, 'utf8');
     });
-    sock.on('data', (chunk: Buffer) => {
-      seen = Buffer.concat([seen, chunk.subarray(0, MAX_AGENT_REPLY_BYTES - seen.length)]);
-      if (seen.includes(0x0a) || seen.includes(0x0d) || seen.length >= MAX_AGENT_REPLY_BYTES) decide();
-    });
-    sock.once('end', () => (seen.length > 0 ? decide() : finish(false, 'the agent closed without a reply')));
+    sock.on(
+      'data',
+      guarded(finish, (chunk: Buffer) => {
+        seen = Buffer.concat([seen, chunk.subarray(0, MAX_AGENT_REPLY_BYTES - seen.length)]);
+        if (seen.includes(0x0a) || seen.includes(0x0d) || seen.length >= MAX_AGENT_REPLY_BYTES) decide();
+      }),
+    );
+    sock.once(
+      'end',
+      guarded(finish, () => (seen.length > 0 ? decide() : finish(false, 'the agent closed without a reply'))),
+    );
     sock.once('error', (err) => finish(false, errCode(err)));
   });

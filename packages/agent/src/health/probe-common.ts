@@ -32,13 +32,30 @@ export interface ProbeOptions {
 }
 
 /** Ends a probe once: the first call resolves (with the time since `started`) and cleans up; later calls do nothing. */
-export function finisher(started: number, resolve: (r: ProbeResult) => void, cleanup: () => void) {
+export function finisher(started: number, resolve: (r: ProbeResult) => void, cleanup: () => void): Finish {
   let done = false;
-  return (ok: boolean, reason?: string) => {
+  return (ok, reason) => {
     if (done) return;
     done = true;
     cleanup();
     resolve({ ok, latencyMs: performance.now() - started, ...(reason === undefined ? {} : { reason }) });
+  };
+}
+
+/** How a probe ends: up, or down with the reason. */
+export type Finish = (ok: boolean, reason?: string) => void;
+
+/**
+ * A probe's event listener that cannot throw: a throw inside an emitter's listener is an uncaught exception, which
+ * ends the agent (and every agent probing the same member), so it ends this probe down instead, naming the error.
+ */
+export function guarded<A extends unknown[]>(finish: Finish, listener: (...args: A) => void): (...args: A) => void {
+  return (...args) => {
+    try {
+      listener(...args);
+    } catch (err) {
+      finish(false, `probe error: ${err instanceof Error ? err.message : String(err)}`);
+    }
   };
 }
 
@@ -55,7 +72,7 @@ export function timedFinisher(
   resolve: (r: ProbeResult) => void,
   cleanup: () => void,
   timeoutReason: () => string = () => 'timeout',
-) {
+): Finish {
   const timer = setTimeout(() => finish(false, timeoutReason()), timeoutMs);
   const finish = finisher(started, resolve, () => {
     clearTimeout(timer);

@@ -5,6 +5,7 @@
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttp2Server, type Http2Server } from 'node:http2';
 import { type AddressInfo, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,6 +124,34 @@ describe('probe - grpc (gRPC Health Checking Protocol)', () => {
     expect(untrusted).toMatchObject({ ok: false, reason: expect.stringMatching(/CERT|SELF_SIGNED|UNABLE/) });
     // Cleartext HTTP/2 to a TLS port: down.
     expect((await probeMember(member(tls.port), check({ timeoutMs: 500 }))).ok).toBe(false);
+  });
+
+  test('grpc-message: percent-decoded; a raw % from a server that does not encode it is shown as sent, not a crash', async () => {
+    // A trailers-only reply (grpc-status in the headers) whose grpc-message is whatever the server wrote.
+    let sent = '';
+    const h2: Http2Server = createHttp2Server();
+    h2.on('stream', (stream) => {
+      stream.respond(
+        { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '14', 'grpc-message': sent },
+        { endStream: true },
+      );
+    });
+    await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
+    try {
+      const port = (h2.address() as AddressInfo).port;
+      sent = 'load%20100%25';
+      expect(await probeMember(member(port), check())).toMatchObject({
+        ok: false,
+        reason: 'grpc-status 14 (UNAVAILABLE): load 100%',
+      });
+      sent = 'load 100%';
+      expect(await probeMember(member(port), check())).toMatchObject({
+        ok: false,
+        reason: 'grpc-status 14 (UNAVAILABLE): load 100%',
+      });
+    } finally {
+      await new Promise((r) => h2.close(r));
+    }
   });
 
   test('messages: the request as protobuf encodes it; replies with other fields, none, or broken bytes', () => {

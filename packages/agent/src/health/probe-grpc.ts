@@ -6,7 +6,7 @@
  * through a protobuf library: request field 1 (string, tag 0x0a), response field 1 (enum, tag 0x08).
  */
 import { connect as http2Connect } from 'node:http2';
-import { errCode, type PortProbe, timedFinisher } from './probe-common.js';
+import { errCode, guarded, type PortProbe, timedFinisher } from './probe-common.js';
 import { MAX_PROBE_REPLY_BYTES } from './reply-match.js';
 
 export const GRPC_HEALTH_CHECK_PATH = '/grpc.health.v1.Health/Check';
@@ -112,6 +112,19 @@ function reasonOf(err: unknown): string {
     : code;
 }
 
+/**
+ * grpc-message as text: percent-decoded (gRPC over HTTP/2, "Responses"), but a server that sends a raw `%`
+ * (`load 100%`) gets its message shown as sent: the spec says a decoder must not fail on an invalid encoding, and
+ * decodeURIComponent throws URIError there.
+ */
+function grpcMessageText(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
 const codeText = (code: number): string =>
   `grpc-status ${code} (${GRPC_CODES[code] ?? 'unknown code'}${GRPC_CODE_HINTS[code] ? `: ${GRPC_CODE_HINTS[code]}` : ''})`;
 
@@ -163,18 +176,24 @@ export const probeGrpc: PortProbe = (target, port, check, opts) =>
     req.on('data', (chunk: Buffer) => {
       body = Buffer.concat([body, chunk.subarray(0, MAX_PROBE_REPLY_BYTES - body.length)]);
     });
-    req.once('end', () => {
-      if (httpStatus !== 200) return finish(false, `HTTP status ${httpStatus} (expected 200: is it a gRPC server?)`);
-      if (grpcStatus === undefined) return finish(false, 'no grpc-status in the reply');
-      const code = Number(grpcStatus);
-      if (code !== 0) {
-        const message = grpcMessage ? `: ${decodeURIComponent(grpcMessage).slice(0, SHOWN_MESSAGE_CHARS)}` : '';
-        return finish(false, `${codeText(code)}${message}`);
-      }
-      const status = servingStatus(body);
-      if (typeof status === 'string') return finish(false, status);
-      finish(status === SERVING, status === SERVING ? undefined : `serving status ${SERVING_STATUS[status] ?? status}`);
-    });
+    req.once(
+      'end',
+      guarded(finish, () => {
+        if (httpStatus !== 200) return finish(false, `HTTP status ${httpStatus} (expected 200: is it a gRPC server?)`);
+        if (grpcStatus === undefined) return finish(false, 'no grpc-status in the reply');
+        const code = Number(grpcStatus);
+        if (code !== 0) {
+          const message = grpcMessage ? `: ${grpcMessageText(grpcMessage).slice(0, SHOWN_MESSAGE_CHARS)}` : '';
+          return finish(false, `${codeText(code)}${message}`);
+        }
+        const status = servingStatus(body);
+        if (typeof status === 'string') return finish(false, status);
+        finish(
+          status === SERVING,
+          status === SERVING ? undefined : `serving status ${SERVING_STATUS[status] ?? status}`,
+        );
+      }),
+    );
     // A stream ended by its session (a refused connection, a TLS failure) names the session's error as its cause.
     req.once('error', (err) => finish(false, reasonOf((err as { cause?: unknown }).cause ?? err)));
     req.end(healthCheckRequest(check.service ?? ''));

@@ -5,7 +5,7 @@
  * Health Checking Protocol). A probe never throws: it answers ok or not, with the reason, within the check's timeout.
  */
 import { createSocket } from 'node:dgram';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -13,7 +13,7 @@ import { DEFAULT_HTTP_EXPECT_STATUS, type HealthCheck, statusExpected } from '@l
 import { dnsAnswerRcode, dnsQuery } from './dns-message.js';
 import { probeAgent } from './probe-agent.js';
 import type { ProbeOptions, ProbeResult, ProbeTarget } from './probe-common.js';
-import { errCode, timedFinisher } from './probe-common.js';
+import { errCode, guarded, timedFinisher } from './probe-common.js';
 import { probeGrpc } from './probe-grpc.js';
 import { createReplyMatcher, MAX_PROBE_REPLY_BYTES } from './reply-match.js';
 
@@ -54,11 +54,17 @@ function probeTcp(target: ProbeTarget, port: number, check: HealthCheck, opts?: 
       if (reply === undefined) finish(true);
     });
     if (reply !== undefined) {
-      sock.on('data', (chunk: Buffer) => {
-        if (reply.push(chunk)) finish(true);
-        else if (reply.full) finish(false, reply.lacks('reply'));
-      });
-      sock.once('end', () => finish(false, reply.lacks('reply')));
+      sock.on(
+        'data',
+        guarded(finish, (chunk: Buffer) => {
+          if (reply.push(chunk)) finish(true);
+          else if (reply.full) finish(false, reply.lacks('reply'));
+        }),
+      );
+      sock.once(
+        'end',
+        guarded(finish, () => finish(false, reply.lacks('reply'))),
+      );
     }
     sock.once('error', (err) => finish(false, errCode(err)));
   });
@@ -91,27 +97,36 @@ function probeHttp(target: ProbeTarget, port: number, check: HealthCheck, opts?:
     const req =
       scheme === 'https' ? httpsRequest({ ...options, ...tlsClientOptions(check, opts) }) : httpRequest(options);
     const finish = timedFinisher(started, check.timeoutMs, resolve, () => req.destroy());
-    req.once('response', (res) => {
-      if (!statusExpected(check, res.statusCode ?? 0)) {
-        res.resume();
-        finish(false, `status ${res.statusCode} (expected ${check.expectStatus ?? DEFAULT_HTTP_EXPECT_STATUS})`);
-        return;
-      }
-      if (check.expect === undefined && check.expectNot === undefined) {
-        res.resume();
-        finish(true);
-        return;
-      }
-      const judge = createBodyJudge(check);
-      res.on('data', (chunk: Buffer) => {
-        const verdict = judge.push(chunk);
-        if (verdict) finish(verdict.ok, verdict.reason);
-      });
-      res.once('end', () => {
-        const verdict = judge.end();
-        finish(verdict.ok, verdict.reason);
-      });
-    });
+    req.once(
+      'response',
+      guarded(finish, (res: IncomingMessage) => {
+        if (!statusExpected(check, res.statusCode ?? 0)) {
+          res.resume();
+          finish(false, `status ${res.statusCode} (expected ${check.expectStatus ?? DEFAULT_HTTP_EXPECT_STATUS})`);
+          return;
+        }
+        if (check.expect === undefined && check.expectNot === undefined) {
+          res.resume();
+          finish(true);
+          return;
+        }
+        const judge = createBodyJudge(check);
+        res.on(
+          'data',
+          guarded(finish, (chunk: Buffer) => {
+            const verdict = judge.push(chunk);
+            if (verdict) finish(verdict.ok, verdict.reason);
+          }),
+        );
+        res.once(
+          'end',
+          guarded(finish, () => {
+            const verdict = judge.end();
+            finish(verdict.ok, verdict.reason);
+          }),
+        );
+      }),
+    );
     req.once('error', (err) => finish(false, errCode(err)));
     req.end();
   });
@@ -174,11 +189,14 @@ function probeUdp(
       () => (ignored ? `timeout (ignored a reply: ${ignored})` : 'timeout'),
     );
     sock.once('error', (err) => finish(false, errCode(err)));
-    sock.on('message', (msg) => {
-      const verdict = judge(msg);
-      if ('ignore' in verdict) ignored = verdict.ignore;
-      else finish(verdict.ok, verdict.reason);
-    });
+    sock.on(
+      'message',
+      guarded(finish, (msg: Buffer) => {
+        const verdict = judge(msg);
+        if ('ignore' in verdict) ignored = verdict.ignore;
+        else finish(verdict.ok, verdict.reason);
+      }),
+    );
     const send = () =>
       sock.connect(port, target.address, () => {
         sock.send(datagram, (err) => {
