@@ -20,9 +20,12 @@ export interface Peer {
   asn: number;
   /** TCP MD5 signature password (RFC 2385), at most 80 characters (Linux TCP_MD5SIG_MAXKEYLEN). */
   password?: string;
-  /** Hold time offered in OPEN, seconds; default 3. 0 (no keepalives) or 3-65535 (RFC 4271 §4.2). */
+  /**
+   * Hold time offered in OPEN, seconds; default 3. 3-65535 (RFC 4271 §4.2); RFC 4271's 0 (no keepalives) is refused:
+   * gobgpd's API reads 0 as unset.
+   */
   holdTimeS?: number;
-  /** Keepalive interval, seconds; default 1. Must be below the hold time. */
+  /** Keepalive interval, seconds; default 1. 1-21845, below the hold time (0 is refused, as for the hold time). */
   keepaliveS?: number;
   /** Seconds between connection attempts while the session is down; default 5 (GoBGP's own is 120). */
   connectRetryS?: number;

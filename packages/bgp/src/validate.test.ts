@@ -160,8 +160,15 @@ describe('validate - peers and global', () => {
     expect(() => canonicalPeer(peer)).toThrow(message);
   });
 
-  test('hold time 0 (no keepalives) is allowed', () => {
-    expect(canonicalPeer({ address: '198.18.2.1', asn: 1, holdTimeS: 0, keepaliveS: 0 }).holdTimeS).toBe(0);
+  // gobgpd's API reads a timer of 0 as unset (hold 90 s, keepalive hold/3): ListPeer would never match what was
+  // asked for and the peer would be re-created at every resync, so the session never came up.
+  test.each([
+    [{ holdTimeS: 0, keepaliveS: 0 }, /peer.holdTimeS 0 .*gobgpd/],
+    [{ keepaliveS: 0 }, /peer.keepaliveS 0 .*gobgpd/],
+  ])('timer %o is refused (gobgpd reads 0 as unset)', (patch, message) => {
+    const peer = { address: '198.18.2.1', asn: 65000, ...patch };
+    expect(codeOf(() => canonicalPeer(peer))).toBe('TIMER_INVALID');
+    expect(() => canonicalPeer(peer)).toThrow(message);
   });
 
   test('each peer address once', () => {

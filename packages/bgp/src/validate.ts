@@ -208,13 +208,24 @@ function validateSeconds(value: unknown, field: string, min: number, max: number
 export function canonicalPeer(peer: Peer, field = 'peer'): CanonicalPeer {
   assertIp(`${field}.address`, peer?.address, 'PEER_ADDRESS_INVALID');
   const asn = validateAsn(peer.asn, `${field}.asn`);
+  // RFC 4271 §4.2 allows a hold time of 0 (no keepalives), but gobgpd's API reads a timer of 0 as unset (hold 90 s,
+  // keepalive a third of it): ListPeer would never report what was asked for, so the peer would be re-created at
+  // every resync and the session never came up. Both timers are refused at 0.
   const holdTimeS = validateSeconds(peer.holdTimeS ?? DEFAULT_HOLD_TIME_S, `${field}.holdTimeS`, 0, 65535);
-  // RFC 4271 §4.2: the hold time is zero or at least three seconds.
-  if (holdTimeS > 0 && holdTimeS < 3) {
-    throw new BgpError('TIMER_INVALID', `${field}.holdTimeS ${holdTimeS} must be 0 or at least 3 (RFC 4271 §4.2)`);
+  if (holdTimeS === 0) {
+    throw new BgpError('TIMER_INVALID', `${field}.holdTimeS 0 cannot be set: gobgpd reads 0 as unset (hold 90 s)`);
+  }
+  if (holdTimeS < 3) {
+    throw new BgpError('TIMER_INVALID', `${field}.holdTimeS ${holdTimeS} must be at least 3 (RFC 4271 §4.2)`);
   }
   const keepaliveS = validateSeconds(peer.keepaliveS ?? DEFAULT_KEEPALIVE_S, `${field}.keepaliveS`, 0, 21845);
-  if (holdTimeS > 0 && keepaliveS >= holdTimeS) {
+  if (keepaliveS === 0) {
+    throw new BgpError(
+      'TIMER_INVALID',
+      `${field}.keepaliveS 0 cannot be set: gobgpd reads 0 as unset (a third of the hold time)`,
+    );
+  }
+  if (keepaliveS >= holdTimeS) {
     throw new BgpError('TIMER_INVALID', `${field}.keepaliveS ${keepaliveS} must be below holdTimeS ${holdTimeS}`);
   }
   const password = peer.password ?? '';

@@ -95,6 +95,8 @@ describe('agent config - parse', () => {
         peers: [
           { address: '198.18.0.1', asn: 65000, holdTimeS: 2 },
           { address: '198.18.0.1', asn: 65000, keepaliveS: 5 },
+          { address: '198.18.0.2', asn: 65000, holdTimeS: 0 },
+          { address: '198.18.0.3', asn: 65000, keepaliveS: 0 },
         ],
         communities: ['65535:0', '70000:1'],
       },
@@ -110,8 +112,10 @@ describe('agent config - parse', () => {
         'node.name: "-bad" is not a node name (1-63 of A-Z a-z 0-9 . _ -, starting alphanumeric)',
         'node.address: "2001:db8::1" is not an IPv4 address',
         'bgp.asn: 0 is not an ASN (1-4294967295)',
-        'bgp.peers[0].holdTimeS: 2 is not 0 or 3-65535 (RFC 4271 §4.2)',
+        'bgp.peers[0].holdTimeS: 2 is not 3-65535 (RFC 4271 §4.2)',
         'bgp.peers[1].keepaliveS: 5 is not below holdTimeS (3)',
+        'bgp.peers[2].holdTimeS: 0 is not 3-65535 (gobgpd reads 0 as unset: hold time 90 s)',
+        'bgp.peers[3].keepaliveS: 0 is not 1-21845 (gobgpd reads 0 as unset: a third of the hold time)',
         'bgp.peers[1].address: "198.18.0.1" duplicates bgp.peers[0]',
         'bgp.communities[1]: "70000:1" is not a community ASN:VALUE (each 0-65535)',
         'etcd.endpoints[0]: "ftp://x" is not a URL (http:// or https://HOST:PORT)',
@@ -123,7 +127,7 @@ describe('agent config - parse', () => {
         'dataplane.deltaWriter: "bpf" is not one of auto | netlink | nft',
       ]),
     );
-    expect(problems.length).toBe(16);
+    expect(problems.length).toBe(18);
   });
 
   test.each([

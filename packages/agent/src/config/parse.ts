@@ -106,10 +106,16 @@ function peer(p: Problems, path: string, v: unknown): PeerSection {
     'passive',
     'ebgpMultihopTtl',
   ]);
+  // RFC 4271 allows hold time 0, but gobgpd's API reads a timer of 0 as unset: the speaker would re-create the
+  // peer at every resync (ListPeer never matches) and the session would never come up.
   const holdTimeS = int(p, `${path}.holdTimeS`, o.holdTimeS, 0, 65_535, 'a hold time in s', d.DEFAULT_HOLD_TIME_S);
-  if (holdTimeS > 0 && holdTimeS < 3) p.add(`${path}.holdTimeS`, `${holdTimeS} is not 0 or 3-65535 (RFC 4271 §4.2)`);
+  if (holdTimeS === 0) p.add(`${path}.holdTimeS`, '0 is not 3-65535 (gobgpd reads 0 as unset: hold time 90 s)');
+  if (holdTimeS > 0 && holdTimeS < 3) p.add(`${path}.holdTimeS`, `${holdTimeS} is not 3-65535 (RFC 4271 §4.2)`);
   const keepaliveS = int(p, `${path}.keepaliveS`, o.keepaliveS, 0, 21_845, 'a keepalive in s', d.DEFAULT_KEEPALIVE_S);
-  if (holdTimeS > 0 && keepaliveS >= holdTimeS) {
+  if (keepaliveS === 0) {
+    p.add(`${path}.keepaliveS`, '0 is not 1-21845 (gobgpd reads 0 as unset: a third of the hold time)');
+  }
+  if (holdTimeS >= 3 && keepaliveS >= holdTimeS) {
     p.add(`${path}.keepaliveS`, `${keepaliveS} is not below holdTimeS (${holdTimeS})`);
   }
   const password = optStr(p, `${path}.password`, o.password, 'a password');
