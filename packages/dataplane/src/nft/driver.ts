@@ -26,7 +26,7 @@ import {
 import { createNatTable } from './nat-table.js';
 import { type Op, renderBatch, renderNft } from './ops.js';
 import { type KernelState, planApply } from './plan.js';
-import type { Layout } from './ruleset.js';
+import { type Layout, layoutSignature } from './ruleset.js';
 import { countElements, readKernelState } from './state.js';
 
 export const DEFAULT_TABLE_NAME = 'l4fleet';
@@ -245,7 +245,7 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
     const { direct: vips, nat: natVips } = splitNat(all);
     layout ??= await resolveLayout();
     if (state === undefined) {
-      state = await readKernelState(exec, table);
+      state = await readKernelState(exec, table, layoutSignature(layout));
       log.info({ event: 'kernelStateRead', exists: state !== null, vips: state?.vips.size ?? 0 });
     }
     // Pings are answered for every VIP address, NAT ones too: the netdev hook sees them first (echo.ts).

@@ -91,14 +91,22 @@ export function parseSkeleton(text: string): {
   return { layoutSignature, chains, counters, echoAddresses: echoMaps === 2 ? echo : undefined };
 }
 
-/** The kernel's copy of the table, or null when the table does not exist. */
-export async function readKernelState(exec: Exec, table: string): Promise<KernelState | null> {
+/**
+ * The kernel's copy of the table, or null when the table does not exist. `layoutSignature`: the driver's layout
+ * (layoutSignature()); a table in another layout is read no further than its skeleton, since the plan replaces it
+ * whole and uses none of its elements. An older layout may lack maps this one reads (layout 2 had no `<vip>_over`):
+ * reading them failed every apply, and the table was never replaced.
+ */
+export async function readKernelState(exec: Exec, table: string, layoutSignature: string): Promise<KernelState | null> {
   const r = await exec(['nft', '-t', 'list', 'table', 'netdev', table]);
   if (r.code !== 0) {
     if (/No such file or directory/.test(r.stderr)) return null;
     throw new DataPlaneError('NFT_STATE_UNREADABLE', `nft list table netdev ${table}: ${r.stderr.trim()}`);
   }
   const skeleton = parseSkeleton(r.stdout);
+  if (skeleton.layoutSignature !== layoutSignature) {
+    return { layoutSignature: skeleton.layoutSignature, vips: new Map(), backends: new Map(), maxBackendId: 0 };
+  }
   const backends = new Map<string, KernelBackend>();
   // A backend without a counter is retired (plan.ts, KernelState.retired): kept for its id, not in the pool.
   const retired = new Map<string, KernelBackend>();

@@ -1,0 +1,78 @@
+import { buildTable } from '@l4fleet/maglev';
+import { pino } from 'pino';
+import { describe, expect, test } from 'vitest';
+import type { Exec } from '../exec.js';
+import type { VipTable } from '../types.js';
+import { createNftablesDataPlane } from './driver.js';
+
+const logger = pino({ level: 'silent' });
+const MAC = '02:00:00:00:00:01';
+
+function vip(opts: Partial<VipTable> = {}): VipTable {
+  const backends = [1, 2, 3].map((i) => ({ name: `b${i}`, address: `198.18.0.${i}`, port: 80 }));
+  return {
+    vip: { address: '198.18.2.1', port: 80, protocol: 'tcp' },
+    hash: '5-tuple',
+    seed: 7,
+    backends,
+    slots: buildTable(backends, 13),
+    ...opts,
+  };
+}
+
+const missing = (what: string) => ({ code: 1, stdout: '', stderr: `Error: No such file or directory\n${what}` });
+
+/**
+ * A kernel as nft and ip answer for it: `table` is the netdev table's `nft -t` listing (undefined: no table), every
+ * map and set listed empty, except the names in `absent` (No such file or directory); `sysctl` answers forwarding.
+ * Records every `nft -f` script.
+ */
+function fakeKernel(k: { table?: string; absent?: readonly string[]; forwarding?: string }): {
+  exec: Exec;
+  scripts: string[];
+} {
+  const scripts: string[] = [];
+  const exec: Exec = async (argv, input) => {
+    const line = argv.join(' ');
+    if (line.startsWith('ip -o link show')) {
+      return { code: 0, stdout: `2: eth0: <UP> mtu 1500 link/ether ${MAC} brd ff:ff:ff:ff:ff:ff`, stderr: '' };
+    }
+    if (line.startsWith('sysctl')) return { code: 0, stdout: `${k.forwarding ?? '1'}\n`, stderr: '' };
+    if (line === 'nft -f -') {
+      scripts.push(input ?? '');
+      return { code: 0, stdout: '', stderr: '' };
+    }
+    if (line.startsWith('nft -t list table netdev')) return k.table === undefined ? missing(line) : ok(k.table);
+    if (line.startsWith('nft -t list table inet')) return missing(line);
+    const name = argv[argv.length - 1] as string;
+    if (k.absent?.includes(name)) return missing(line);
+    return ok(JSON.stringify({ nftables: [{ map: {} }] }));
+  };
+  return { exec, scripts };
+}
+
+const ok = (stdout: string) => ({ code: 0, stdout, stderr: '' });
+
+describe('nftables driver', () => {
+  test('nftables driver - a layout-2 table (no overlay maps) is replaced once, not read map by map', async () => {
+    const key = 'v_c6120201_tcp_80';
+    const layout2 = [
+      'table netdev l4fleet {',
+      `\tcomment "l4fleet layout=2 dev=eth0 mac=${MAC} tcp=300 udp=30 flows=65536"`,
+      '\tchain ingress {',
+      '\t\ttype filter hook ingress device "eth0" priority filter; policy accept;',
+      '\t}',
+      `\tchain ${key} {`,
+      `\t\tcounter name "${key}" comment "l4fleet vip hash=5-tuple seed=7 size=13"`,
+      '\t}',
+      '}',
+    ].join('\n');
+    const kernel = fakeKernel({ table: layout2, absent: [`${key}_over`] });
+    const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec: kernel.exec, deltaWriter: 'nft' });
+    const result = await dp.apply([vip()]);
+    expect(result.tableCreated).toBe(true);
+    expect(kernel.scripts).toHaveLength(1);
+    expect(kernel.scripts[0]).toContain('delete table netdev l4fleet');
+    await dp.close();
+  });
+});
