@@ -14,6 +14,7 @@ export type DataPlaneErrorCode =
   | 'BPF_FAILED'
   | 'BPF_LOADER_LOST'
   | 'BPF_STATE_UNREADABLE'
+  | 'BPF_IDS_EXHAUSTED'
   | 'INTERFACE_UNKNOWN'
   | 'NFT_FAILED'
   | 'NFT_BATCH_LOST'

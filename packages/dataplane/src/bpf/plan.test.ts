@@ -1,8 +1,18 @@
 import { buildTable, NO_BACKEND } from '@l4fleet/maglev';
 import { describe, expect, test } from 'vitest';
+import { DataPlaneError } from '../errors.js';
 import type { VipTable } from '../types.js';
 import { validateDesired } from '../validate.js';
-import { decodeBackend, decodeVip, decodeVipKey, encodeBackend, encodeVip, encodeVipKey, MapId } from './codec.js';
+import {
+  decodeBackend,
+  decodeVip,
+  decodeVipKey,
+  encodeBackend,
+  encodeVip,
+  encodeVipKey,
+  MAX_BACKENDS,
+  MapId,
+} from './codec.js';
 import { Op } from './loader.js';
 import { emptyState, type KernelState, planApply } from './plan.js';
 import { planSweep, RETIRE_AFTER_MS, SWEEP_MAX_DELETES } from './sweep.js';
@@ -113,6 +123,32 @@ describe('bpf plan', () => {
     const slots = Int32Array.from(t.slots).fill(NO_BACKEND, 0, 3);
     const p = plan(emptyState(), [{ ...t, slots }]);
     expect([...(p.next.tables.get(0) as Uint32Array).slice(0, 3)]).toEqual([0xffff_ffff, 0xffff_ffff, 0xffff_ffff]);
+  });
+});
+
+describe('bpf plan - backend ids', () => {
+  test('every id taken: the apply is refused with a coded error naming the VIP and the address, nothing planned', () => {
+    const first = plan(emptyState(), [table()]);
+    // Ids are never reused while the pins live (a flow LRU entry may still name one): fill the rest with
+    // not-live backends of the VIP, as addresses that came and went would.
+    const full = new Map(first.next.backends);
+    for (let id = full.size; id < MAX_BACKENDS; id++) {
+      full.set(id, { family: 4, addressHex: (0x0a000000 + id).toString(16), live: false, vipId: 0 });
+    }
+    const state = { ...first.next, backends: full };
+    const fresh = [...backends, { name: 'd', address: '198.18.0.4', port: 80 }];
+    let err: unknown;
+    try {
+      plan(state, [table(fresh)]);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(DataPlaneError);
+    expect((err as DataPlaneError).code).toBe('BPF_IDS_EXHAUSTED');
+    expect((err as Error).message).toMatch(/vip 198\.51\.100\.7:80\/tcp: backend 198\.18\.0\.4: all 65536 backend ids/);
+    expect(state.backends.size).toBe(MAX_BACKENDS);
+    // A backend that had an id gets it back: no new id needed.
+    expect(plan(state, [table()]).requests).toEqual([]);
   });
 });
 
