@@ -225,6 +225,9 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
       } catch (err) {
         metrics.tableAppliesTotal.inc({ result: 'error' });
         opts.onDataPlaneApply?.(false);
+        // The data plane may now hold part of the failed tables, and the next pass must apply (and report, so BFD lifts
+        // AdminDown, 0010) even when the fleet went back to the tables applied before: forget what was applied.
+        dpSignature = undefined;
         log.error({ event: 'tablesApplyFailed', err: (err as Error).message, code: (err as { code?: string }).code });
         // Announce nothing new over a data plane that did not take the tables; retry.
         if (routes) {

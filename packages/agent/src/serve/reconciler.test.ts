@@ -1,0 +1,78 @@
+import { createFakeSpeaker } from '@l4fleet/bgp';
+import { type DecidedStatus, type Fleet, parseFleet } from '@l4fleet/config';
+import { createRecordingDataPlane, DataPlaneError } from '@l4fleet/dataplane';
+import pino from 'pino';
+import { describe, expect, test } from 'vitest';
+import { createManualClock } from '../clock.js';
+import { createEventPublisher } from '../events/publisher.js';
+import type { AgentEvent } from '../events/subjects.js';
+import { createAgentMetrics } from '../observe/metrics.js';
+import { createReconciler, type ServeInputs } from './reconciler.js';
+
+const pool = { name: 'web', members: [{ name: 'a', address: '198.18.0.21', port: 80 }] };
+const api = { name: 'api', members: [{ name: 'x', address: '198.18.0.31', port: 443 }] };
+const WEB = { address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 } as const;
+const API = { address: '198.51.100.20', port: 443, protocol: 'tcp', pool: 'api', tableSize: 251 } as const;
+const fleetOf = (vips: readonly object[]): Fleet => parseFleet({ hashSeed: 7, pools: [pool, api], vips });
+
+function setup() {
+  const clock = createManualClock(1_000);
+  const logger = pino({ level: 'silent' });
+  const dataPlane = createRecordingDataPlane();
+  const speaker = createFakeSpeaker();
+  const seen: AgentEvent[] = [];
+  const events = createEventPublisher({
+    prefix: 'l4fleet',
+    fleet: 'f',
+    node: 'node1',
+    maxPending: 100,
+    logger,
+    onEvent: (e) => seen.push(e),
+  });
+  const applies: boolean[] = [];
+  let inputs: ServeInputs = {
+    fleet: fleetOf([WEB, API]),
+    revision: 1,
+    decided: new Map(),
+    ramps: new Map(),
+    routeMode: 'serving',
+  };
+  const reconciler = createReconciler({
+    inputs: () => inputs,
+    dataPlane,
+    speaker,
+    routeContext: { nextHop4: '198.18.0.11', communities: [] },
+    events,
+    metrics: createAgentMetrics({ node: 'node1', fleet: 'f', defaultMetrics: false }),
+    logger,
+    clock,
+    onDataPlaneApply: (ok) => applies.push(ok),
+  });
+  const set = (p: Partial<ServeInputs>) => {
+    inputs = { ...inputs, ...p, revision: inputs.revision + 1 };
+  };
+  return { clock, dataPlane, speaker, seen, applies, reconciler, set };
+}
+
+describe('reconciler - data plane failures', () => {
+  test('tables fail, then the fleet goes back to the tables the data plane took: applied again, and reported ok', async () => {
+    const t = setup();
+    try {
+      await t.reconciler.request();
+      expect(t.applies).toEqual([true]);
+      const down: DecidedStatus = new Map([['web/a', 'down']]);
+      t.dataPlane.failNext(new DataPlaneError('NFT_FAILED', 'nft: refused'));
+      t.set({ decided: down });
+      await t.reconciler.request();
+      expect(t.applies).toEqual([true, false]);
+      // Back to the first tables before the retry: the data plane may hold half of the failed ones; apply again, and
+      // say the data plane is good (BFD lifts AdminDown at the next successful apply, 0010).
+      t.set({ decided: new Map() });
+      await t.reconciler.request();
+      expect(t.applies).toEqual([true, false, true]);
+      expect(t.dataPlane.applied).toHaveLength(2);
+    } finally {
+      t.reconciler.close();
+    }
+  });
+});
