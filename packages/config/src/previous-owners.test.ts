@@ -180,3 +180,59 @@ describe('second chance - fleet file setting', () => {
     expect(parseFleet(JSON.parse(JSON.stringify(f))).pools[0]!.secondChance).toEqual({ enabled: false, retainS: 60 });
   });
 });
+
+describe('second chance - previous owners the data plane can reach', () => {
+  const fleetAt = (vip: string, port: number, members: string[]): Fleet =>
+    parseFleet({
+      hashSeed: 7,
+      pools: [{ name: 'web', forwarding: 'gue', members: members.map((address) => ({ address, port })) }],
+      vips: [{ address: vip, port, protocol: 'tcp', pool: 'web', tableSize: SIZE }],
+    });
+  const v4 = ['198.18.0.1', '198.18.0.2', '198.18.0.3', '198.18.0.4'];
+
+  // Direct server return does not rewrite ports and a packet has one family: the bpf data plane refuses a backend
+  // on another port or family (validateDesired), so carrying one would make every node refuse every new state.
+  test.each([
+    ['the VIP and its members move from port 80 to 8080', fleetAt('198.51.100.10', 8080, v4)],
+    [
+      'the VIP and its members move from IPv4 to IPv6',
+      fleetAt(
+        '2001:db8::10',
+        80,
+        v4.map((_, i) => `2001:db8::${i + 1}`),
+      ),
+    ],
+  ])('%s: the old members are not carried', (_why, after) => {
+    const before = fleetAt('198.51.100.10', 80, v4);
+    const t = buildVipTable(after, after.vips[0]!, up, viaJson(writerHistory([{ fleet: before }, { fleet: after }])));
+    const vip = after.vips[0]!;
+    for (const b of t.backends) {
+      expect(b.port).toBe(vip.port);
+      expect(b.address.includes(':')).toBe(vip.address.includes(':'));
+    }
+    expect(t.backends).toHaveLength(4);
+    expect(t.previousSlots).toBeUndefined();
+    expect(t.checksum).toBe(buildVipTable(after, vip, up).checksum);
+  });
+
+  test("a removed member on the VIP's port and family is still carried", () => {
+    const before = fleetAt('198.51.100.10', 80, v4);
+    const mixed = parseFleet({
+      hashSeed: 7,
+      pools: [
+        {
+          name: 'web',
+          forwarding: 'gue',
+          members: [
+            { address: '198.18.0.1', port: 80 },
+            { address: '198.18.0.2', port: 80 },
+            { address: '198.18.0.3', port: 80 },
+          ],
+        },
+      ],
+      vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: SIZE }],
+    });
+    const t = buildVipTable(mixed, mixed.vips[0]!, up, viaJson(writerHistory([{ fleet: before }, { fleet: mixed }])));
+    expect(t.backends.map((b) => b.name)).toContain('198.18.0.4:80');
+  });
+});

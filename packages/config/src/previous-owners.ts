@@ -2,7 +2,8 @@
  * Previous owners of a VIP table's slots (second chance, docs/design/0011-second-chance.md). The earlier tables are
  * rebuilt from the pool's history (table-history.ts) at the VIP's table size, and @l4fleet/maglev previousOwners()
  * takes per slot the owner before the last change that moved it. Members that own no current slot (removed,
- * disabled, re-addressed names excepted) are appended to the table's backends so the data plane can reach them.
+ * disabled, re-addressed names excepted) are appended to the table's backends so the data plane can reach them;
+ * members on another family or port than the VIP (the pool moved since) are not, as no data plane could reach them.
  */
 import { createHash } from 'node:crypto';
 import { buildTable, type EarlierTable, NO_BACKEND, previousOwners } from '@l4fleet/maglev';
@@ -10,6 +11,19 @@ import { secondChanceActive } from './second-chance.js';
 import type { VipTable } from './table.js';
 import { earlierTables, type HistoryMember, type PoolHistory } from './table-history.js';
 import type { Member, Pool } from './types.js';
+
+const familyOf = (address: string): 4 | 6 => (address.includes(':') ? 6 : 4);
+
+/**
+ * Whether the data plane can send a flow to `m` for `vip`: the VIP's family (a packet has one), and the VIP's port
+ * unless the pool rewrites ports (nat). Direct server return does not rewrite ports, so the bpf data plane refuses
+ * such a backend (validateDesired) and with it the whole desired state: a member from before the VIP moved to
+ * another port or family is no previous owner.
+ */
+function reachable(m: HistoryMember, vip: VipTable['vip'], forwarding: Pool['forwarding']): boolean {
+  if (familyOf(m.address) !== familyOf(vip.address)) return false;
+  return forwarding === 'nat' || m.port === vip.port;
+}
 
 /** A member carried only as a previous owner: out of the current table (no slots, no new flows). */
 function carried(m: HistoryMember): Member {
@@ -39,6 +53,7 @@ export function withPreviousOwners(
     members.forEach((m, i) => {
       let at = index.get(m.name);
       if (at === undefined) {
+        if (!reachable(m, table.vip, pool.forwarding)) return;
         at = backends.push(carried(m)) - 1;
         index.set(m.name, at);
       }
