@@ -75,4 +75,16 @@ describe('nftables driver', () => {
     expect(kernel.scripts[0]).toContain('delete table netdev l4fleet');
     await dp.close();
   });
+
+  test('nftables driver - a VIP moved from l2 to nat with forwarding off is refused before the netdev table changes', async () => {
+    const kernel = fakeKernel({ forwarding: '0' });
+    const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec: kernel.exec, deltaWriter: 'nft' });
+    await dp.apply([vip()]);
+    expect(kernel.scripts).toHaveLength(1);
+    const err = await dp.apply([vip({ forwarding: 'nat' })]).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'NAT_FORWARDING_DISABLED' });
+    // The l2 VIP keeps being served: no transaction took it out of the netdev table.
+    expect(kernel.scripts).toHaveLength(1);
+    await dp.close();
+  });
 });

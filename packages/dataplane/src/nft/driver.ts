@@ -244,6 +244,8 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
     const all = validateDesired(desired, { requireSamePort: true, forwarding: ['l2', 'nat'], driver: 'nftables' });
     const { direct: vips, nat: natVips } = splitNat(all);
     layout ??= await resolveLayout();
+    // Before the netdev table is written: a VIP moved from l2 to nat leaves it, and would then be served by neither.
+    await nat.checkForwarding(natVips);
     if (state === undefined) {
       state = await readKernelState(exec, table, layoutSignature(layout));
       log.info({ event: 'kernelStateRead', exists: state !== null, vips: state?.vips.size ?? 0 });

@@ -59,6 +59,12 @@ export function parseNatSkeleton(text: string): NatState {
 }
 
 export interface NatTable {
+  /**
+   * Refuses (NAT_FORWARDING_DISABLED, naming the sysctl) when the node does not forward for a family of `vips`. The
+   * driver calls it before it writes either table, so a refusal changes nothing (design note 0012); apply() does not
+   * check again.
+   */
+  checkForwarding(vips: readonly NormalizedVip[]): Promise<void>;
   apply(vips: readonly NormalizedVip[]): Promise<{
     readonly vips: readonly VipApplyReport[];
     readonly slotsChanged: number;
@@ -112,8 +118,8 @@ export function createNatTable(opts: { exec: Exec; table: string; log: Logger; n
   }
 
   return {
+    checkForwarding,
     async apply(vips) {
-      if (vips.length > 0) await checkForwarding(vips);
       if (state === undefined) {
         state = await read();
         if (state) log.info({ event: 'natTableRead', vips: state.vips.size, timeouts: state.timeouts.size });
