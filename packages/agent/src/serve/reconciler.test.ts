@@ -1,4 +1,4 @@
-import { createFakeSpeaker } from '@l4fleet/bgp';
+import { BgpError, createFakeSpeaker } from '@l4fleet/bgp';
 import { type DecidedStatus, type Fleet, parseFleet } from '@l4fleet/config';
 import { createRecordingDataPlane, DataPlaneError } from '@l4fleet/dataplane';
 import pino from 'pino';
@@ -71,6 +71,45 @@ describe('reconciler - data plane failures', () => {
       await t.reconciler.request();
       expect(t.applies).toEqual([true, false, true]);
       expect(t.dataPlane.applied).toHaveLength(2);
+    } finally {
+      t.reconciler.close();
+    }
+  });
+
+  test('a failed apply announces nothing new and keeps the routes it announced', async () => {
+    const t = setup();
+    try {
+      t.set({ fleet: fleetOf([WEB]) });
+      await t.reconciler.request();
+      expect(t.speaker.advertised.map((a) => a.prefix)).toEqual(['198.51.100.10/32']);
+      t.dataPlane.failNext(new DataPlaneError('NFT_FAILED', 'nft: refused'));
+      t.set({ fleet: fleetOf([WEB, API]) });
+      await t.reconciler.request();
+      expect(t.speaker.advertised.map((a) => a.prefix)).toEqual(['198.51.100.10/32']);
+      await t.clock.advance(1_000); // the retry
+      expect(t.speaker.advertised.map((a) => a.prefix)).toEqual(['198.51.100.10/32', '198.51.100.20/32']);
+    } finally {
+      t.reconciler.close();
+    }
+  });
+});
+
+describe('reconciler - withdraw events', () => {
+  test('a VIP removed while the speaker fails once: its vip.withdrawn is published by the pass that withdraws it', async () => {
+    const t = setup();
+    try {
+      await t.reconciler.request();
+      expect(t.speaker.advertised.map((a) => a.prefix)).toEqual(['198.51.100.10/32', '198.51.100.20/32']);
+      t.speaker.failWith(new BgpError('GOBGP_REJECTED', 'DeletePath 198.51.100.20/32: refused'));
+      t.set({ fleet: fleetOf([WEB]) });
+      await t.reconciler.request();
+      expect(t.speaker.advertised.map((a) => a.prefix)).toEqual(['198.51.100.10/32', '198.51.100.20/32']);
+      t.speaker.failWith(undefined);
+      await t.clock.advance(1_000); // the retry
+      expect(t.speaker.advertised.map((a) => a.prefix)).toEqual(['198.51.100.10/32']);
+      expect(t.seen.filter((e) => e.kind === 'vip.withdrawn').map((e) => e.data)).toEqual([
+        { vip: '198.51.100.20:443/tcp', prefix: '198.51.100.20/32', reason: 'removed' },
+      ]);
     } finally {
       t.reconciler.close();
     }

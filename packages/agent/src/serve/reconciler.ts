@@ -79,7 +79,10 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
   const log = opts.logger.child({ component: 'serve' });
   const { events, metrics } = opts;
   let tables: PlannedTable[] = [];
-  /** The tables of the pass before: a VIP removed or disabled still gets its `vip.withdrawn` event. */
+  /**
+   * The tables of the last pass that set its routes: a VIP removed or disabled still gets its `vip.withdrawn` event,
+   * also when the pass that removed it failed and a retry withdraws its route (the retry's `tables` lack it too).
+   */
   let previousTables: PlannedTable[] = [];
   const tableCache = new Map<string, PlannedTable & { inputs: string }>();
   let checksums = new Map<string, string>();
@@ -164,7 +167,6 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
       drainRoutes = undefined;
       want = new Map();
     }
-    previousTables = tables;
     tables = planned;
 
     // 1. Withdraw first what must go (no route may point at a table about to lose its last backend).
@@ -229,11 +231,9 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
         // AdminDown, 0010) even when the fleet went back to the tables applied before: forget what was applied.
         dpSignature = undefined;
         log.error({ event: 'tablesApplyFailed', err: (err as Error).message, code: (err as { code?: string }).code });
-        // Announce nothing new over a data plane that did not take the tables; retry.
-        if (routes) {
-          const keep = new Map([...routes].filter(([p]) => want.has(p)));
-          if (!sameRoutes(keep, routes)) await setRoutes(keep, 'dataPlaneFailed');
-        }
+        // Announce nothing new over a data plane that did not take the tables (step 1 already withdrew what must go;
+        // what stays announced is served by the tables the data plane holds); retry.
+        previousTables = planned;
         clock.clearTimeout(retryTimer);
         retryTimer = clock.setTimeout(() => void request(), RETRY_MS);
         return;
@@ -253,6 +253,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
 
     // 3. Announce.
     if (!routes || !sameRoutes(routes, want)) await setRoutes(want, inp.routeMode);
+    previousTables = planned;
   };
 
   const loop = async (): Promise<void> => {
