@@ -24,6 +24,7 @@ import { integerOption } from '../options.js';
 
 import { type FleetCommandContext, percent, withStore, writer } from './context.js';
 import { parseEndpoint } from './maglev.js';
+import { editOutcomeUnknown } from './store-errors.js';
 
 const DRY_RUN_HELP = 'validate and show the predicted churn; write nothing';
 interface DryRunOption {
@@ -61,7 +62,7 @@ async function editPool(
       check: keepsDirectReturn,
       dryRun,
       by: writer(cmd),
-    });
+    }).catch((err: unknown) => Promise.reject(editOutcomeUnknown(err, `l4fleet get members --pool ${poolName}`)));
     if ('unchanged' in result) {
       ctx.io.out(`${result.unchanged}: nothing written (revision ${result.revision})`);
       return;

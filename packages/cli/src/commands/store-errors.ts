@@ -20,10 +20,18 @@ export function storeErrorHints(err: StoreError): string[] {
  * the command that shows whether it is live (`l4fleet apply -f FILE --dry-run`).
  */
 export function outcomeUnknown(err: unknown, dryRun: string): unknown {
+  return withCheck(err, `check: \`${dryRun}\` prints "no changes" if it is live; applying again is safe`);
+}
+
+/**
+ * The same for a guarded edit (`member`, `vip`): `show` is the listing that shows whether it is live. Running the edit
+ * again is safe: it writes it, finds nothing to change, or refuses what is already done (a member added twice).
+ */
+export function editOutcomeUnknown(err: unknown, show: string): unknown {
+  return withCheck(err, `check: \`${show}\` shows whether it is live; running the command again is safe`);
+}
+
+function withCheck(err: unknown, check: string): unknown {
   if (!(err instanceof StoreError) || err.code !== 'OUTCOME_UNKNOWN') return err;
-  return new CliError(
-    [err.message, `check: \`${dryRun}\` prints "no changes" if it is live; applying again is safe`],
-    EXIT_OUTCOME_UNKNOWN,
-    { cause: err },
-  );
+  return new CliError([err.message, check], EXIT_OUTCOME_UNKNOWN, { cause: err });
 }

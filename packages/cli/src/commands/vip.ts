@@ -12,6 +12,7 @@ import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { type FleetCommandContext, withStore, writer } from './context.js';
 import { parseVipKeyOrUsage } from './get.js';
+import { editOutcomeUnknown } from './store-errors.js';
 
 type Vip = Fleet['vips'][number];
 /** The VIP's new prefixes (undefined: every client), or why nothing changes. */
@@ -36,7 +37,9 @@ async function editOneVip(
 ): Promise<void> {
   const wanted = vipKey(parseVipKeyOrUsage(key));
   await withStore(ctx, cmd, async (store) => {
-    const result = await editVip(store, wanted, edit, { dryRun, by: writer(cmd) });
+    const result = await editVip(store, wanted, edit, { dryRun, by: writer(cmd) }).catch((err: unknown) =>
+      Promise.reject(editOutcomeUnknown(err, 'l4fleet get vips')),
+    );
     if ('unchanged' in result) {
       ctx.io.out(`${result.unchanged}: nothing written (revision ${result.revision})`);
       return;
