@@ -8,7 +8,7 @@ import { toStoreError } from './errors.js';
 import { writeFencedPrefix } from './fenced-write.js';
 import { keys } from './layout.js';
 import type { CachedKv } from './prefix-cache.js';
-import { decodePoolStatus, type PoolStatusRecord } from './record-check.js';
+import { checkPoolKey, decodePoolStatus, type PoolStatusRecord } from './record-check.js';
 import { type PoolRecordFamily, readPoolRecords, watchPoolRecords } from './record-family.js';
 import { encodeDecidedPools, memberEntries, rampEntries } from './records.js';
 import type { StoreContext } from './store-context.js';
@@ -26,9 +26,15 @@ function rampMap(snap: ReadonlyMap<string, CachedKv<PoolStatusRecord>>): Map<str
   return out;
 }
 
+/** A decided record: `decided/<pool>`, the key checked (a longer key is an invalid record, not pool <last>). */
+export const decodeDecided = (k: string, v: Buffer): PoolStatusRecord => {
+  checkPoolKey(k, keys.decided);
+  return decodePoolStatus(k, v);
+};
+
 const decidedRecords: PoolRecordFamily<PoolStatusRecord, DecidedState> = {
   prefix: keys.decided,
-  decode: decodePoolStatus,
+  decode: decodeDecided,
   what: 'read decided status',
   toState: (records, revision) => ({ decided: decidedMap(records), ramps: rampMap(records), revision }),
 };

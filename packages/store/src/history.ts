@@ -12,6 +12,7 @@ import { decodePoolHistory, encodePoolHistory } from './history-record.js';
 import { keys } from './layout.js';
 import { MAX_RECORD_BYTES } from './limits.js';
 import type { CachedKv } from './prefix-cache.js';
+import { checkPoolKey } from './record-check.js';
 import { type PoolRecordFamily, readPoolRecords, watchPoolRecords } from './record-family.js';
 import type { StoreContext } from './store-context.js';
 import type { Leadership, TableHistoryState, Watch, WatchListener } from './types.js';
@@ -34,9 +35,15 @@ export function fittedHistoryValue(h: PoolHistory): string | undefined {
   return undefined;
 }
 
+/** A table history record: `history/<pool>`, the key checked (a longer key is an invalid record, not pool <last>). */
+export const decodeHistory = (k: string, v: Buffer): PoolHistory => {
+  checkPoolKey(k, keys.history);
+  return decodePoolHistory(k, v);
+};
+
 const historyRecords: PoolRecordFamily<PoolHistory, TableHistoryState> = {
   prefix: keys.history,
-  decode: decodePoolHistory,
+  decode: decodeHistory,
   what: 'read table history',
   toState: (records, revision) => ({ history: historyMap(records), revision }),
 };

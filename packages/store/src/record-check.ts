@@ -93,6 +93,16 @@ export function checkHealthKey(key: string, family: string): void {
   if (rest.indexOf('/', i + 1) >= 0) throw invalidRecord(key, `key: ${shown(rest)} is not NODE/POOL`);
 }
 
+/**
+ * A per-pool key `<family><pool>` (`decided/web`, `history/web`): one segment after the family. The pool is not
+ * taken from the last segment: a hand-written `decided/a/web` would be pool `web` to a watch (the put) and lose or
+ * win against `decided/web` by key order on a read, so nodes would disagree about the pool's members.
+ */
+export function checkPoolKey(key: string, family: string): void {
+  const pool = key.slice(family.length);
+  if (!NODE_NAME.test(pool)) throw invalidRecord(key, `key: ${shown(pool)} is not a pool name (${family}POOL)`);
+}
+
 export function decodeNodeRecord(key: string, value: Buffer, family: string): NodeRecord {
   const node = nodeOfKey(key, family);
   const rec = parseRecord(key, value);
