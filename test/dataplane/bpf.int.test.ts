@@ -15,7 +15,7 @@ import {
   type Forwarding,
   type VipTable,
 } from '@l4fleet/dataplane';
-import { buildTable, type Flow, type HashMode, type Protocol, slotOf } from '@l4fleet/maglev';
+import { buildTable, type Flow, type HashMode, NO_BACKEND, type Protocol, slotOf } from '@l4fleet/maglev';
 import type { NetnsHost } from '@l4fleet/test-support/netns';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
@@ -573,7 +573,7 @@ describe.skipIf(!built)('bpf data plane', () => {
       await clearRecorders(topo.backends);
     }
   }, 60_000);
-  test('ICMP - fragmentation needed / packet too big about a VIP flow reaches the backend that owns the flow', async () => {
+  test('ICMP - fragmentation needed / packet too big about a VIP flow reaches the backend that owns the flow; counted forwarded only when it was', async () => {
     const dp = bpf();
     const t4 = vipTable({ address: VIP4, port: 1700, protocol: 'tcp' });
     const t6 = vipTable({ address: VIP6, port: 1700, protocol: 'tcp' });
@@ -606,6 +606,16 @@ s6.sendto(msg6, (vip6, 0))
     const icmp = [...got].filter(([k]) => /\|(ipv6-)?icmp\|/.test(k));
     expect(icmp.find(([k]) => k.startsWith(`${CLIENT4}|`))?.[1]).toEqual([expected(t4, f4)]);
     expect(icmp.find(([k]) => k.startsWith(`${CLIENT6}|`))?.[1]).toEqual([expected(t6, f6)]);
+    const before = await dp.counters();
+    expect(before.icmp?.errorsForwarded?.packets).toBe(2);
+    expect(before.drops['no-backend']?.packets).toBe(0);
+    // No slot has a backend: the errors are dropped as no-backend, and not counted as forwarded too.
+    const empty = (t: VipTable): VipTable => ({ ...t, slots: new Int32Array(t.slots.length).fill(NO_BACKEND) });
+    await dp.apply([empty(t4), empty(t6)]);
+    await topo.client.run(['python3', '-c', py, VIP4, CLIENT4, VIP6, CLIENT6, '45002', '45003']);
+    const after = await dp.counters();
+    expect(after.drops['no-backend']?.packets).toBe(2);
+    expect(after.icmp?.errorsForwarded?.packets).toBe(2);
   }, 60_000);
 
   test('too big to encapsulate - a full-MTU packet with GUE is dropped and counted (too-big)', async () => {

@@ -105,6 +105,17 @@ static __always_inline int forward(struct __sk_buff *skb, const struct l4f_vip *
 	return bpf_redirect_neigh(skb->ifindex, &nh, sizeof(nh), 0);
 }
 
+/*
+ * An ICMP error (`remember` 0: a constant at each call, so the flow path compiles without this) counts as forwarded
+ * only once forward() sent it on: one with no live backend, or dropped by forward, is counted as that drop alone.
+ */
+static __always_inline int forwarded(int remember, int verdict, __u32 len)
+{
+	if (!remember && verdict != TC_ACT_SHOT)
+		count(&l4f_stats, L4F_ICMP_FORWARDED, len);
+	return verdict;
+}
+
 /* Picks the backend of an IPv4 flow (remembered, else the table) and forwards. `remember`: 0 for ICMP errors. */
 static __always_inline int serve4(struct __sk_buff *skb, const struct l4f_vip *vip, struct l4f_flow4 *f,
 				  int remember, int syn, __u8 tos)
@@ -113,7 +124,8 @@ static __always_inline int serve4(struct __sk_buff *skb, const struct l4f_vip *v
 	struct l4f_pick k;
 	if (pick(&l4f_flows4, f, vip, hash, f->proto, remember, syn, &k))
 		return drop(skb, L4F_DROP_NO_BACKEND);
-	return forward(skb, vip, &k, 0, tos);
+	__u32 len = skb->len; /* before the outer header: what the ICMP error counted as before */
+	return forwarded(remember, forward(skb, vip, &k, 0, tos), len);
 }
 
 static __always_inline int serve6(struct __sk_buff *skb, const struct l4f_vip *vip, struct l4f_flow6 *f,
@@ -123,7 +135,8 @@ static __always_inline int serve6(struct __sk_buff *skb, const struct l4f_vip *v
 	struct l4f_pick k;
 	if (pick(&l4f_flows6, f, vip, hash, f->proto, remember, syn, &k))
 		return drop(skb, L4F_DROP_NO_BACKEND);
-	return forward(skb, vip, &k, 1, tos);
+	__u32 len = skb->len;
+	return forwarded(remember, forward(skb, vip, &k, 1, tos), len);
 }
 
 /*
@@ -199,7 +212,6 @@ static __always_inline int icmp4(struct __sk_buff *skb, __u32 off)
 		return drop(skb, L4F_ICMP_UNMATCHED);
 	struct l4f_flow4 f = {.saddr = in.daddr, .daddr = in.saddr, .sport = ports[1], .dport = ports[0],
 			      .proto = in.protocol};
-	count(&l4f_stats, L4F_ICMP_FORWARDED, skb->len);
 	return serve4(skb, vip, &f, 0, 0, 0);
 }
 
@@ -224,7 +236,6 @@ static __always_inline int icmp6(struct __sk_buff *skb, __u32 off)
 	struct l4f_flow6 f = {.sport = ports[1], .dport = ports[0], .proto = in.nexthdr};
 	__builtin_memcpy(f.saddr, &in.daddr, 16);
 	__builtin_memcpy(f.daddr, &in.saddr, 16);
-	count(&l4f_stats, L4F_ICMP_FORWARDED, skb->len);
 	return serve6(skb, vip, &f, 0, 0, 0);
 }
 
