@@ -79,6 +79,9 @@ describe('cli - get members', () => {
     expect(rows[1]).toEqual({
       pool: 'web',
       member: 'c',
+      name: 'c',
+      address: '198.18.0.23',
+      port: 80,
       endpoint: '198.18.0.23:80',
       state: 'active',
       backup: false,
@@ -92,6 +95,16 @@ describe('cli - get members', () => {
     });
     const dns = JSON.parse((await cli('get', 'members', '--pool', 'dns', '-o', 'json')).out);
     expect(dns).toEqual([expect.objectContaining({ member: 'd1', decided: 'unchecked', takesNewFlows: true })]);
+  });
+
+  test('-o json: every row has at least the fields of the fleet file (README)', async () => {
+    const rows = JSON.parse((await cli('get', 'members', '-o', 'json')).out);
+    const stored = (await store.getDesired()).fleet.pools.flatMap((p) => p.members);
+    expect(rows).toHaveLength(stored.length);
+    rows.forEach((row: Record<string, unknown>, i: number) => {
+      const m = stored[i] as (typeof stored)[number];
+      expect(row).toMatchObject({ ...m, backup: m.backup === true });
+    });
   });
 
   test('a pool not in the fleet, and the members-only flags on another kind, are refused by name', async () => {

@@ -33,10 +33,14 @@ export function probeFailuresByMember(nodes: readonly NodeView[]): Map<string, M
   return out;
 }
 
-/** One row of `get members`; `-o json` prints these. */
+/** One row of `get members`; `-o json` prints these: at least the member's fields of the fleet file (README). */
 export interface MemberRow {
   readonly pool: string;
   readonly member: string;
+  /** The fleet file's fields, as `get vips` has them: `member` and `endpoint` are for people and tables. */
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
   readonly endpoint: string;
   readonly state: string;
   readonly backup: boolean;
@@ -83,6 +87,9 @@ export function memberRows(
       rows.push({
         pool: pool.name,
         member: m.name,
+        name: m.name,
+        address: m.address,
+        port: m.port,
         endpoint: endpointText(m.address, m.port),
         state: m.state,
         backup: m.backup === true,
