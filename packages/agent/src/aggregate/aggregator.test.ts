@@ -1,5 +1,5 @@
 import type { MemberStatus } from '@l4fleet/config';
-import { MemoryFleetStore } from '@l4fleet/store';
+import { MemoryFleetStore, StoreError } from '@l4fleet/store';
 import pino from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createManualClock } from '../clock.js';
@@ -71,5 +71,62 @@ describe('aggregator - observations against etcd reports', () => {
     await report('n3', 'up');
     await clock.advance(20);
     expect(await decided()).toBe('up');
+  });
+});
+
+/** A store whose health-report watch fails its first `failures` starts (an etcd blip on the initial read). */
+class BlippingStore extends MemoryFleetStore {
+  watchStarts = 0;
+  constructor(private failures: number) {
+    super();
+  }
+  override async watchHealthReports(...args: Parameters<MemoryFleetStore['watchHealthReports']>) {
+    this.watchStarts += 1;
+    if (this.failures > 0) {
+      this.failures -= 1;
+      throw new StoreError('UNAVAILABLE', 'watch health reports: etcd unavailable');
+    }
+    return super.watchHealthReports(...args);
+  }
+}
+
+async function electedOverBlips(failures: number) {
+  const clock = createManualClock(1_700_000_000_000);
+  const store = new BlippingStore(failures);
+  const leadership: boolean[] = [];
+  const agg = createAggregator({ node: 'n1', store, logger, clock, onLeadership: (l) => leadership.push(l) });
+  open.push(agg);
+  for (const n of NODES) {
+    const reg = await store.registerNode({ name: n, address: '198.18.0.1' });
+    await reg.reportHealth(new Map([[MEMBER, 'up']]));
+  }
+  agg.setMembers([MEMBER]);
+  agg.setLiveNodes(new Set(NODES));
+  agg.start();
+  await clock.advance(20);
+  const decided = async () => (await store.getDecided()).decided.get(MEMBER);
+  return { clock, store, agg, leadership, decided };
+}
+
+describe('aggregator - the health report watch', () => {
+  test('its start fails once: the leader decides nothing from its own view alone, retries, then decides from all', async () => {
+    const { clock, store, agg, decided } = await electedOverBlips(1);
+    expect(agg.isLeader).toBe(true);
+    // Only n1's own observation is known: one node is no majority of three.
+    agg.observe('n1', MEMBER, 'down');
+    await clock.advance(20);
+    expect(await decided()).toBeUndefined();
+    await clock.advance(2_000);
+    expect(store.watchStarts).toBe(2);
+    expect(await decided()).toBe('up'); // n2 and n3 say up in etcd
+  });
+
+  test('its start keeps failing: the leader resigns after a bounded number of tries, and campaigns again', async () => {
+    const { clock, store, agg, leadership, decided } = await electedOverBlips(1_000);
+    await clock.advance(60_000);
+    expect(leadership.slice(0, 3)).toEqual([true, false, true]);
+    expect(store.watchStarts).toBeLessThan(1_000);
+    expect(await decided()).toBeUndefined();
+    expect(agg.isLeader).toBe(true); // the campaign again (no other node here)
   });
 });

@@ -51,6 +51,13 @@ export interface Aggregator {
 const RETRY_MS = 1_000;
 const RECOMPUTE_DELAY_MS = 5;
 /**
+ * Starts of the health report watch a leader tries (waiting 1, 2, 4 and 8 s between them) before it resigns: a
+ * leader that cannot read the reports must not decide from its own view and NATS alone (one node's view would count
+ * as the majority), and another node may reach etcd.
+ */
+const HEALTH_WATCH_ATTEMPTS = 5;
+const HEALTH_WATCH_RETRY_MAX_MS = 8_000;
+/**
  * How long an observation that came by NATS (or from this node itself) outranks the same node's etcd report when
  * they disagree, ms. A node writes its whole view to etcd after every change, one write in flight; the watch
  * delivers every node's record on every change, so a record written before an observation (unchanged, or still
@@ -88,6 +95,8 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
   let rewriteHistory = false;
   let leadership: Leadership | undefined;
   let reportWatch: Watch | undefined;
+  /** The report watch of this term delivered the reports: until then there is nothing to decide from. */
+  let reportsLoaded = false;
   let closed = false;
   let timer: unknown;
   let writing = false;
@@ -103,7 +112,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
 
   const recompute = async (): Promise<void> => {
     const lead = leadership;
-    if (!lead?.isLeader() || closed) return;
+    if (!lead?.isLeader() || closed || !reportsLoaded) return;
     if (writing) {
       dirty = true;
       return;
@@ -209,8 +218,44 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
     return fromEtcd;
   };
 
+  /** Starts the report watch; on failure tries again (HEALTH_WATCH_ATTEMPTS); undefined when it never started. */
+  const watchReports = async (l: Leadership): Promise<Watch | undefined> => {
+    for (let attempt = 1; attempt <= HEALTH_WATCH_ATTEMPTS; attempt++) {
+      try {
+        return await opts.store.watchHealthReports({
+          onUpdate(list) {
+            const seen = new Set<string>();
+            for (const r of list) {
+              seen.add(r.node);
+              reports.set(r.node, withUnsettled(r.node, new Map(r.members)));
+            }
+            for (const node of [...reports.keys()]) {
+              if (!seen.has(node) && !live.has(node)) {
+                reports.delete(node);
+                unsettled.delete(node);
+              }
+            }
+            reportsLoaded = true;
+            schedule();
+          },
+          onError(err) {
+            if (isRejectedRecord(err) && opts.onRejectedRecord) return opts.onRejectedRecord('health', err);
+            log.warn({ event: 'healthWatchError', code: err.code, err: err.message });
+          },
+        });
+      } catch (err) {
+        log.warn({ event: 'healthWatchFailed', attempt, err: (err as Error).message });
+      }
+      if (attempt === HEALTH_WATCH_ATTEMPTS) break;
+      await sleep(clock, Math.min(RETRY_MS * 2 ** (attempt - 1), HEALTH_WATCH_RETRY_MAX_MS));
+      if (closed || !l.isLeader()) break;
+    }
+    return undefined;
+  };
+
   const lead = async (l: Leadership): Promise<void> => {
     leadership = l;
+    reportsLoaded = false;
     written = undefined;
     writtenRamps = undefined;
     writtenHistory = undefined;
@@ -218,31 +263,12 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
     started.clear();
     log.info({ event: 'aggregatorElected' });
     opts.onLeadership?.(true);
-    try {
-      reportWatch = await opts.store.watchHealthReports({
-        onUpdate(list) {
-          const seen = new Set<string>();
-          for (const r of list) {
-            seen.add(r.node);
-            reports.set(r.node, withUnsettled(r.node, new Map(r.members)));
-          }
-          for (const node of [...reports.keys()]) {
-            if (!seen.has(node) && !live.has(node)) {
-              reports.delete(node);
-              unsettled.delete(node);
-            }
-          }
-          schedule();
-        },
-        onError(err) {
-          if (isRejectedRecord(err) && opts.onRejectedRecord) return opts.onRejectedRecord('health', err);
-          log.warn({ event: 'healthWatchError', code: err.code, err: err.message });
-        },
-      });
-      if (closed) await reportWatch.close();
-      schedule();
-    } catch (err) {
-      log.warn({ event: 'healthWatchFailed', err: (err as Error).message });
+    reportWatch = await watchReports(l);
+    if (closed) await reportWatch?.close().catch(() => undefined);
+    else if (reportWatch) schedule();
+    else if (l.isLeader()) {
+      log.warn({ event: 'aggregatorResigned', reason: 'healthWatchFailed', attempts: HEALTH_WATCH_ATTEMPTS });
+      await l.resign().catch(() => undefined);
     }
     await l.lost;
     leadership = undefined;
