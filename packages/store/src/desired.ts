@@ -216,12 +216,20 @@ export class DesiredStore {
       lastDelivered = s.revision;
       listener.onUpdate(s);
     };
+    const deletedByHand = () =>
+      new StoreError('INVALID_RECORD', `${keys.pointer}: deleted outside l4fleet; keeping the last good fleet`, {
+        key: keys.pointer,
+      });
     // Full read: delivers the current state (if valid) and returns the revision to watch after.
     const resync = async (): Promise<number> => {
       const cur = await this.readPointer();
       if (cur.invalid) onError(cur.invalid);
-      else if (!cur.pointer) deliver({ fleet: EMPTY_FLEET, revision: 0, generation: '' });
-      else {
+      else if (!cur.pointer) {
+        // No pointer before any apply is the empty fleet; after a fleet was delivered only a hand deletion (seen
+        // here when a resync after compaction skipped the delete event): keep that fleet, as on the delete event.
+        if (lastDelivered > 0) onError(deletedByHand());
+        else deliver({ fleet: EMPTY_FLEET, revision: 0, generation: '' });
+      } else {
         try {
           const fleet = await this.readFleet(cur.pointer, cur.headerRevision);
           deliver({ fleet, revision: cur.modRevision, generation: cur.pointer.generation });
@@ -245,15 +253,7 @@ export class DesiredStore {
         onEvents: async (events) => {
           for (const ev of events) {
             if (ev.type === 'delete') {
-              onError(
-                new StoreError(
-                  'INVALID_RECORD',
-                  `${keys.pointer}: deleted outside l4fleet; keeping the last good fleet`,
-                  {
-                    key: keys.pointer,
-                  },
-                ),
-              );
+              onError(deletedByHand());
               continue;
             }
             let pointer: Pointer;
