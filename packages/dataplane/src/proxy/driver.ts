@@ -65,6 +65,8 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
   const maxSessions = opts.flowTableSize ?? DEFAULT_PROXY_FLOW_TABLE_SIZE;
   const log = opts.logger.child({ component: 'dataplane', driver: 'proxy' });
   const running = new Map<string, RunningVip>();
+  /** Listeners of removed TCP VIPs whose connections still drain: close() ends them. */
+  const draining = new Set<VipListener>();
   const backendTallies = new Map<string, Tally>();
   const noBackend = new Tally();
   const sourceDrops = new Tally();
@@ -165,11 +167,13 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
         rulesReplaced,
       });
     }
+    for (const l of draining) if (l.flows === 0) draining.delete(l);
     for (const [key, r] of running) {
       if (wanted.has(key)) continue;
       running.delete(key);
       // Established TCP connections drain by themselves; the listener stops taking new ones now.
       await r.listener.close(true);
+      if (r.listener.flows > 0) draining.add(r.listener);
       reports.push({ vip: r.label, action: 'removed', slotsChanged: r.table.slots.length, rulesReplaced: false });
       slotsChanged += r.table.slots.length;
     }
@@ -213,8 +217,10 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
       serial(async () => {
         if (closed) return;
         closed = true;
-        await Promise.all([...running.values()].map((r) => r.listener.close(false)));
+        const listeners = [...[...running.values()].map((r) => r.listener), ...draining];
+        await Promise.all(listeners.map((l) => l.close(false)));
         running.clear();
+        draining.clear();
       }),
   };
 }

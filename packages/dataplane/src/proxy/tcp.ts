@@ -7,7 +7,10 @@ import type { BackendSelector } from './select.js';
 import { backendTally, type ProxyStats } from './stats.js';
 
 export interface VipListener {
-  /** Stops accepting; `drain` false also closes the flows in progress. */
+  /**
+   * Stops accepting. `drain` true: resolves once the listening socket is closed, while the flows in progress go on
+   * (a later close(false) ends them); false: ends them too and resolves when they are closed.
+   */
   close(drain: boolean): Promise<void>;
   /** Flows in progress (connections or UDP sessions). */
   readonly flows: number;
@@ -114,6 +117,8 @@ export async function listenTcp(opts: {
       resolve();
     });
   });
+  // node emits a server's 'close' once its listening socket is closed and every connection has ended, once.
+  const ended = new Promise<void>((resolve) => server.once('close', () => resolve()));
   return {
     get flows() {
       return conns.size;
@@ -126,15 +131,16 @@ export async function listenTcp(opts: {
         }
       }
     },
-    close(drain) {
-      return new Promise((resolve) => {
-        server.close(() => resolve());
-        if (drain) return;
-        for (const [client, c] of conns) {
-          client.destroy();
-          c.upstream.destroy();
-        }
-      });
+    async close(drain) {
+      // Closes the listening socket now (the port is free when this returns). Not server.close(cb): its callback waits
+      // for every open connection, and a removed VIP with one long connection held the apply queue until it ended.
+      if (server.listening) server.close();
+      if (drain) return;
+      for (const [client, c] of conns) {
+        client.destroy();
+        c.upstream.destroy();
+      }
+      await ended;
     },
   };
 }

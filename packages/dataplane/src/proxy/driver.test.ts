@@ -1,0 +1,95 @@
+/** The proxy driver on loopback (127.0.0.1 only): removing VIPs while flows are open. */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { buildTable, type Protocol } from '@l4fleet/maglev';
+import { pino } from 'pino';
+import { afterEach, describe, expect, test } from 'vitest';
+import type { VipTable } from '../types.js';
+import { createProxyDataPlane } from './driver.js';
+
+const logger = pino({ level: 'silent' });
+const HOST = '127.0.0.1';
+const cleanups: (() => unknown)[] = [];
+
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** An echo member on TCP and UDP of one port. */
+async function member(): Promise<number> {
+  const tcp = net.createServer({ allowHalfOpen: true }, (c) => {
+    c.on('data', (d) => c.write(d));
+    c.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => tcp.listen(0, HOST, r));
+  const port = (tcp.address() as net.AddressInfo).port;
+  const udp = dgram.createSocket('udp4');
+  await new Promise<void>((r) => udp.bind(port, HOST, r));
+  udp.on('message', (m, rinfo) => {
+    udp.send(m, rinfo.port, rinfo.address);
+  });
+  cleanups.push(() => {
+    tcp.close();
+    udp.close();
+  });
+  return port;
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, HOST, r));
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function table(protocol: Protocol, memberPort: number, opts: Partial<VipTable> = {}): Promise<VipTable> {
+  const backends = [{ name: 'm0', address: HOST, port: memberPort }];
+  return {
+    vip: { address: HOST, port: await freePort(), protocol },
+    hash: '5-tuple',
+    seed: 1,
+    backends,
+    slots: buildTable(backends, 251),
+    forwarding: 'nat',
+    ...opts,
+  };
+}
+
+const connectOutcome = (port: number): Promise<string> =>
+  new Promise((resolve) => {
+    const s = net.connect({ host: HOST, port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve('connected');
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+  });
+
+describe('proxy driver', () => {
+  test('proxy driver - removing a TCP VIP with an open connection stops accepting at once; the connection drains until close()', async () => {
+    const t = await table('tcp', await member());
+    const dp = createProxyDataPlane({ logger });
+    cleanups.push(() => dp.close());
+    await dp.apply([t]);
+    const client = net.connect({ host: HOST, port: t.vip.port });
+    cleanups.push(() => client.destroy());
+    client.on('error', () => undefined);
+    const closed = new Promise<void>((r) => client.once('close', () => r()));
+    await new Promise<void>((r) => client.once('connect', () => r()));
+    const echo = (text: string): Promise<string> =>
+      new Promise((r) => {
+        client.once('data', (d) => r(d.toString()));
+        client.write(text);
+      });
+    expect(await echo('a')).toBe('a');
+    // Before the fix this apply waited for the connection to end (server.close's callback), holding the apply queue.
+    const result = await dp.apply([]);
+    expect(result.vips).toEqual([expect.objectContaining({ action: 'removed' })]);
+    expect(await connectOutcome(t.vip.port)).toBe('ECONNREFUSED');
+    expect(await echo('b')).toBe('b');
+    // The driver's close ends the draining connection too.
+    await dp.close();
+    await closed;
+  });
+});
