@@ -92,4 +92,41 @@ describe('proxy driver', () => {
     await dp.close();
     await closed;
   });
+
+  test('proxy driver - a UDP session whose member keeps sending outlives idleTimeoutS (idle means idle both ways)', async () => {
+    // The member pushes a datagram every 200 ms to whoever wrote to it last (the session's socket); the client writes once.
+    const pusher = dgram.createSocket('udp4');
+    cleanups.push(() => pusher.close());
+    pusher.on('error', () => undefined);
+    await new Promise<void>((r) => pusher.bind(0, HOST, r));
+    let session: dgram.RemoteInfo | undefined;
+    pusher.on('message', (_m, rinfo) => {
+      session = rinfo;
+    });
+    const timer = setInterval(() => {
+      if (session) pusher.send('push', session.port, session.address);
+    }, 200);
+    cleanups.push(() => clearInterval(timer));
+    const t = await table('udp', (pusher.address() as net.AddressInfo).port, {
+      profile: { idleTimeoutS: 1, onTimeout: 'drop' },
+    });
+    const dp = createProxyDataPlane({ logger });
+    cleanups.push(() => dp.close());
+    await dp.apply([t]);
+    const client = dgram.createSocket('udp4');
+    cleanups.push(() => client.close());
+    await new Promise<void>((r) => client.bind(0, HOST, r));
+    let received = 0;
+    client.on('message', () => {
+      received += 1;
+    });
+    client.send('hello', t.vip.port, HOST);
+    // Well past the 1 s idle timeout (the sweep runs each second), the member's datagrams still reach the client.
+    await new Promise((r) => setTimeout(r, 2_500));
+    const before = received;
+    await new Promise((r) => setTimeout(r, 600));
+    expect(before).toBeGreaterThan(0);
+    expect(received).toBeGreaterThan(before);
+    expect((await dp.counters()).flowTable.entries).toBe(1);
+  });
 });

@@ -1,7 +1,8 @@
 /**
  * One VIP's UDP listener. Each client address:port is a session with its own socket to the backend, so
- * the backend's replies find their way back; an idle session expires (flowTimeoutUdpS). Sessions are
- * the proxy's flow table: an existing session keeps its backend when the table changes.
+ * the backend's replies find their way back; a session idle in both directions expires (the profile's idleTimeoutS,
+ * else flowTimeoutUdpS). Sessions are the proxy's flow table: an existing session keeps its backend when the table
+ * changes.
  */
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
@@ -38,6 +39,12 @@ export async function listenUdp(opts: {
     selector.closed(s.backend);
     s.upstream.close();
   };
+  /** A datagram either way: the session is not idle (design note 0012), and is the most recently used (Map order). */
+  const touch = (key: string, s: Session): void => {
+    s.lastSeenMs = Date.now();
+    sessions.delete(key);
+    sessions.set(key, s);
+  };
   socket.on('message', (msg, rinfo) => {
     // Before the session lookup, as the kernel drivers filter before flow affinity: a refused datagram creates no
     // session and reaches no backend. Counted as one packet of its payload bytes, like the VIP's own counter.
@@ -47,11 +54,7 @@ export async function listenUdp(opts: {
     }
     const key = `${rinfo.address}|${rinfo.port}`;
     let s = sessions.get(key);
-    if (s) {
-      // Refresh recency: Map order is the eviction order.
-      sessions.delete(key);
-      sessions.set(key, s);
-    } else {
+    if (!s) {
       const backend = selector.pick({ src: rinfo.address, sport: rinfo.port });
       if (!backend) {
         stats.noBackend.add(1, msg.length);
@@ -66,16 +69,19 @@ export async function listenUdp(opts: {
       upstream.on('error', (err) =>
         opts.log.debug({ event: 'upstreamError', backend: backend.name, err: err.message }),
       );
+      const created: Session = { src: rinfo.address, backend, upstream, lastSeenMs: 0 };
       upstream.on('message', (reply) => {
+        // A member that keeps sending keeps the session, as a client does; an ended session's socket is closed.
+        if (sessions.get(key) === created) touch(key, created);
         socket.send(reply, rinfo.port, rinfo.address);
       });
       upstream.connect(backend.port, backend.address);
-      s = { src: rinfo.address, backend, upstream, lastSeenMs: 0 };
+      s = created;
       sessions.set(key, s);
       selector.opened(backend);
     }
     const session = s;
-    session.lastSeenMs = Date.now();
+    touch(key, session);
     stats.vip.add(1, msg.length);
     backendTally(stats, session.backend.address).add(1, msg.length);
     const send = (): void => session.upstream.send(msg);
