@@ -84,13 +84,15 @@ export function createActions(store: FleetStore, timeline: Timeline, now: () => 
       const state = MEMBER_STATE[action];
       return await run(`member ${action}`, `${poolName}/${memberName}`, who, async () => {
         const edit = (pool: Pool) => {
-          if (!pool.members.some((m) => m.name === memberName))
-            throw new DashboardError('NOT_FOUND', `member ${poolName}/${memberName}: no such member`);
+          const member = pool.members.find((m) => m.name === memberName);
+          if (!member) throw new DashboardError('NOT_FOUND', `member ${poolName}/${memberName}: no such member`);
+          if (member.state === state) return { unchanged: `member ${poolName}/${memberName} is ${state} already` };
           return pool.members.map((m) => (m.name === memberName ? { ...m, state } : m));
         };
         const by = `dashboard, from ${who} (member ${action} ${poolName}/${memberName})`;
         const result = await editPoolMembers(store, poolName, edit, { by });
-        if ('unchanged' in result) return undefined; // never: a state edit always writes
+        // Already in that state: nothing written (no "no changes" revision in the history), and no table moves.
+        if ('unchanged' in result) return undefined;
         return { revision: result.revision, churn: predictChurn(result.before, result.after, result.decided) };
       });
     },

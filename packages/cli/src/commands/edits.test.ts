@@ -41,4 +41,18 @@ describe('cli - member and vip edits', () => {
     expect(r.err).toContain('may or may not be live');
     expect(r.err).toContain(`check: \`${check}\``);
   });
+
+  test.each([
+    ['enable', 'be1', 'active'],
+    ['drain', 'be2', 'draining'],
+  ])('member %s %s, %s already: nothing written, exit 0', async (verb, name, state) => {
+    const before = (await store.getDesired()).revision;
+    const r = await cli('member', verb, 'web', name);
+    expect([r.code, r.err, r.out]).toEqual([
+      0,
+      '',
+      `member web/${name} is ${state} already: nothing written (revision ${before})`,
+    ]);
+    expect((await store.getDesired()).revision).toBe(before);
+  });
 });

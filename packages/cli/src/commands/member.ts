@@ -92,9 +92,11 @@ function keepsDirectReturn(before: Fleet, after: Fleet): void {
   if (broken.length > 0) throw new CliError(broken.map(formatProblem), EXIT_FAILURE);
 }
 
+/** A member already in `state` is left alone: no revision written, as `member weight` and the VIP edits. */
 function setState(state: MemberState): (ref: string) => MembersEdit {
   return (ref) => (pool) => {
     const m = findMember(pool, ref);
+    if (m.state === state) return { unchanged: `member ${pool.name}/${ref} is ${state} already` };
     return pool.members.map((x) => (x === m ? { ...x, state } : x));
   };
 }
