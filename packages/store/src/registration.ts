@@ -144,25 +144,28 @@ export class EtcdNodeRegistration implements NodeRegistration {
 
   async reportHealth(members: ReadonlyMap<string, MemberStatus>): Promise<void> {
     this.assertOpen();
-    const pools = groupByPool(members);
+    const next = new Map<string, string>();
+    for (const [pool, rec] of groupByPool(members)) next.set(pool, encodePoolStatus(pool, rec));
     const ops: Op[] = [];
-    for (const [pool, rec] of pools) {
-      const v = encodePoolStatus(pool, rec);
+    for (const [pool, v] of next) {
       if (this.health.get(pool) !== v) ops.push({ key: keys.healthPool(this.name, pool), value: v });
-      this.health.set(pool, v);
     }
-    for (const pool of [...this.health.keys()]) {
-      if (!pools.has(pool)) {
-        ops.push({ key: keys.healthPool(this.name, pool) });
-        this.health.delete(pool);
+    for (const pool of this.health.keys()) {
+      if (!next.has(pool)) ops.push({ key: keys.healthPool(this.name, pool) });
+    }
+    if (ops.length === 0) return;
+    // `health` is what etcd holds (or, without a lease, what re-registration writes): it takes the new view only
+    // once written, so a retry of the same view after a failed write (a timeout) writes it instead of finding
+    // nothing changed and leaving the old records in place.
+    if (this.lease) {
+      try {
+        await this.write(ops);
+      } catch (err) {
+        throw toStoreError(err, `report health of ${this.name}`);
       }
     }
-    if (ops.length === 0 || !this.lease) return; // no lease: re-registration writes the new view
-    try {
-      await this.write(ops);
-    } catch (err) {
-      throw toStoreError(err, `report health of ${this.name}`);
-    }
+    this.health.clear();
+    for (const [pool, v] of next) this.health.set(pool, v);
   }
 
   async reportStatus(status: NodeStatusReport): Promise<void> {
