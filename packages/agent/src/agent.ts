@@ -100,7 +100,7 @@ export function createAgent(deps: AgentDeps): Agent {
         ...(o.result.reason ? { reason: o.result.reason } : {}),
       });
       if (!o.changed) return;
-      metrics.memberObserved.set({ member: o.key }, o.status === 'up' ? 1 : o.status === 'down' ? 0 : -1);
+      metrics.setMemberObserved(o.key, o.status);
       aggregator.observe(node, o.key, o.status);
       reports.health();
       reports.status(); // its probeFailures
@@ -187,7 +187,9 @@ export function createAgent(deps: AgentDeps): Agent {
   const rejected = createRejectedRecords({ clock, logger: log, events, metrics, onChange: () => reports.status() });
   const servedFrom = (fleet: NonNullable<typeof inputs.fleet>): void => {
     checker.setTargets(healthTargets(fleet));
-    aggregator.setMembers(checkedMembers(fleet));
+    const checked = checkedMembers(fleet);
+    metrics.forgetMembersObserved(new Set(checked));
+    aggregator.setMembers(checked);
     aggregator.setFleet(fleet);
   };
   const keeper = createLastStateKeeper({

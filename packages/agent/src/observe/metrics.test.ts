@@ -1,6 +1,6 @@
 import type { DataPlaneCounters } from '@l4fleet/dataplane';
 import { describe, expect, test } from 'vitest';
-import { createAgentMetrics } from './metrics.js';
+import { createAgentMetrics, recordDecided } from './metrics.js';
 
 const zero = { packets: 0, bytes: 0 };
 
@@ -58,5 +58,48 @@ describe('agent metrics - data-plane gauges', () => {
     expect(text).toMatch(/^l4fleet_dataplane_icmp_packets\{kind="error-forwarded",node="node1",fleet="default"\} 2$/m);
     expect(text).toMatch(/^l4fleet_dataplane_icmp_packets\{kind="error-unmatched",node="node1",fleet="default"\} 1$/m);
     expect(await scrape(counters())).not.toMatch(/^l4fleet_dataplane_icmp_packets\{/m);
+  });
+});
+
+describe('agent metrics - member series', () => {
+  const series = async (m: ReturnType<typeof createAgentMetrics>, name: string) =>
+    (await m.registry.metrics())
+      .split('\n')
+      .filter((l) => l.startsWith(`${name}{`))
+      .map((l) => l.replace(/,node="node1",fleet="default"/, ''));
+
+  test('a ramp that ends without a decision (healthCheck none) and a member gone from the records leave no series', async () => {
+    const m = createAgentMetrics({ node: 'node1', fleet: 'default', defaultMetrics: false });
+    recordDecided(
+      m,
+      new Map([
+        ['web/a', 'up'],
+        ['web/b', 'down'],
+      ]),
+      new Map([['plain/c', { percent: 80, sinceMs: 1 }]]),
+    );
+    expect(await series(m, 'l4fleet_member_weight_percent')).toEqual([
+      'l4fleet_member_weight_percent{member="web/a"} 100',
+      'l4fleet_member_weight_percent{member="web/b"} 100',
+      'l4fleet_member_weight_percent{member="plain/c"} 80',
+    ]);
+    // plain/c's ramp ended (it has its whole weight, no decision), web/b left the fleet.
+    recordDecided(m, new Map([['web/a', 'up']]), new Map());
+    expect(await series(m, 'l4fleet_member_weight_percent')).toEqual([
+      'l4fleet_member_weight_percent{member="web/a"} 100',
+    ]);
+    expect(await series(m, 'l4fleet_member_decided')).toEqual(['l4fleet_member_decided{member="web/a"} 1']);
+  });
+
+  test("this node's view of a member no longer probed is dropped", async () => {
+    const m = createAgentMetrics({ node: 'node1', fleet: 'default', defaultMetrics: false });
+    m.setMemberObserved('web/a', 'up');
+    m.setMemberObserved('web/b', 'down');
+    m.setMemberObserved('web/c', 'unknown');
+    m.forgetMembersObserved(new Set(['web/a', 'web/c']));
+    expect(await series(m, 'l4fleet_member_observed')).toEqual([
+      'l4fleet_member_observed{member="web/a"} 1',
+      'l4fleet_member_observed{member="web/c"} -1',
+    ]);
   });
 });

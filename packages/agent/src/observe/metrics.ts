@@ -6,6 +6,7 @@
 import type { MemberRamps, MemberStatus } from '@l4fleet/config';
 import type { DataPlaneCounters } from '@l4fleet/dataplane';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { ObservedStatus } from '../health/hysteresis.js';
 import type { NodeState } from '../lifecycle/node-state.js';
 
 const NODE_STATES: readonly NodeState[] = ['starting', 'serving', 'draining', 'drained', 'stopping', 'stopped'];
@@ -54,6 +55,12 @@ export interface AgentMetrics {
   forgetSession(peer: string): void;
   /** Reads data-plane counters on each scrape. */
   setDataPlaneSource(fn: (() => Promise<DataPlaneCounters>) | undefined): void;
+  /** This node's view of a member (l4fleet_member_observed: 1 up, 0 down, -1 unknown). */
+  setMemberObserved(member: string, status: ObservedStatus): void;
+  /** Drops the observed series of members not in `probed` (removed, disabled: no longer probed). */
+  forgetMembersObserved(probed: ReadonlySet<string>): void;
+  /** The decided records' series (recordDecided); members in neither map lose theirs. */
+  setDecided(decided: ReadonlyMap<string, MemberStatus>, ramps: MemberRamps): void;
 }
 
 export function createAgentMetrics(opts: { node: string; fleet: string; defaultMetrics?: boolean }): AgentMetrics {
@@ -340,8 +347,35 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
     },
   });
 
+  const observed = new Set<string>();
+  /** Members with a decided / weight series now: a later record without them removes the series. */
+  let decidedSeries = new Set<string>();
+  let weightSeries = new Set<string>();
+
   return {
     ...m,
+    setMemberObserved(member, status) {
+      observed.add(member);
+      m.memberObserved.set({ member }, status === 'up' ? 1 : status === 'down' ? 0 : -1);
+    },
+    forgetMembersObserved(probed) {
+      for (const member of observed) {
+        if (probed.has(member)) continue;
+        observed.delete(member);
+        m.memberObserved.remove({ member });
+      }
+    },
+    setDecided(decided, ramps) {
+      for (const [member, s] of decided) m.memberDecided.set({ member }, s === 'up' ? 1 : 0);
+      const weighted = new Set([...decided.keys(), ...ramps.keys()]);
+      for (const member of weighted) m.memberWeightPercent.set({ member }, ramps.get(member)?.percent ?? 100);
+      // A member of a pool without checks has no decision, only a ramp: once it ends (or the member left the
+      // fleet) its series goes, or it would show its last step for ever.
+      for (const member of decidedSeries) if (!decided.has(member)) m.memberDecided.remove({ member });
+      for (const member of weightSeries) if (!weighted.has(member)) m.memberWeightPercent.remove({ member });
+      decidedSeries = new Set(decided.keys());
+      weightSeries = weighted;
+    },
     setNodeState(state) {
       for (const s of NODE_STATES) m.nodeState.set({ state: s }, s === state ? 1 : 0);
     },
@@ -359,15 +393,13 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
 
 /**
  * The decided records in the metrics: each member's status (1 up, 0 down), and the part of its weight it has
- * (slow start: its ramp's percent; 100 otherwise, also for a member whose ramp just ended).
+ * (slow start: its ramp's percent; 100 otherwise, also for a member whose ramp just ended). A member in neither
+ * (removed from the fleet; of a pool without checks once its ramp ended) loses its series.
  */
 export function recordDecided(
   metrics: AgentMetrics,
   decided: ReadonlyMap<string, MemberStatus>,
   ramps: MemberRamps,
 ): void {
-  for (const [m, s] of decided) metrics.memberDecided.set({ member: m }, s === 'up' ? 1 : 0);
-  for (const m of new Set([...decided.keys(), ...ramps.keys()])) {
-    metrics.memberWeightPercent.set({ member: m }, ramps.get(m)?.percent ?? 100);
-  }
+  metrics.setDecided(decided, ramps);
 }
