@@ -74,7 +74,8 @@ $('explain').addEventListener('submit', async (ev) => {
   const f = ev.target.elements;
   const out = $('explain-result');
   try {
-    const r = await post('/api/explain', { src: f.src.value.trim(), sport: Number(f.sport.value), vip: f.vip.value });
+    // The field as typed: Number('') is 0, a port the operator never gave; the server refuses anything but 0-65535.
+    const r = await post('/api/explain', { src: f.src.value.trim(), sport: f.sport.value.trim(), vip: f.vip.value });
     out.textContent = [
       `flow:     ${r.flow}`,
       `slot:     ${r.slot} of ${r.tableSize} (hash ${r.hash}, seed 0x${r.seed.toString(16)}, checksum ${r.checksum}, revision ${r.revision})`,

@@ -211,4 +211,31 @@ describe('dashboard server', () => {
       /token: 5 characters/,
     );
   });
+
+  test.each([[''], [null], [true], ['0x50'], [[80]], [65536], [-1], [1.5], [' 80'], ['1e3']])(
+    'dashboard - /api/explain refuses sport %j (400 naming sport)',
+    async (sport) => {
+      dash = await startDashboard({ store, logger, listen: '127.0.0.1:0' });
+      const res = await fetch(`${dash.url}api/explain`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ src: '198.18.113.7', sport, vip: '198.51.100.10:80/tcp' }),
+      });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: string }).error).toBe(
+        `sport: ${JSON.stringify(sport)} is not a port (an integer 0-65535)`,
+      );
+    },
+  );
+
+  test.each([[40000], ['40000'], [0], ['65535']])('dashboard - /api/explain takes sport %j', async (sport) => {
+    dash = await startDashboard({ store, logger, listen: '127.0.0.1:0' });
+    const res = await fetch(`${dash.url}api/explain`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ src: '198.18.113.7', sport, vip: '198.51.100.10:80/tcp' }),
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { flow: string }).flow).toContain(`:${Number(sport)}`);
+  });
 });

@@ -37,6 +37,16 @@ const CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self
 /** Request bodies are tiny JSON objects; anything larger is refused before parsing. */
 const BODY_LIMIT_BYTES = 4_096;
 
+/**
+ * A source port from the explain form: a JSON integer or decimal digits, 0-65535. Number() would take "" (0), null,
+ * true, "0x50" and [80], and explain a flow the operator never typed.
+ */
+function portOf(value: unknown): number | undefined {
+  const n =
+    typeof value === 'number' ? value : typeof value === 'string' && /^\d{1,5}$/.test(value) ? Number(value) : NaN;
+  return Number.isInteger(n) && n >= 0 && n <= 65_535 ? n : undefined;
+}
+
 function statusOf(err: unknown): { status: number; message: string } {
   if (err instanceof DashboardError) return { status: HTTP_STATUS[err.code], message: err.message };
   if (err instanceof ConfigError)
@@ -95,13 +105,17 @@ export function createServer(deps: ServerDeps): FastifyInstance {
   });
   app.post('/api/explain', async (req) => {
     const body = (req.body ?? {}) as { src?: unknown; sport?: unknown; vip?: unknown };
-    const sport = Number(body.sport);
+    const sport = portOf(body.sport);
     if (typeof body.src !== 'string' || body.src === '')
       throw new DashboardError('BAD_REQUEST', `src: ${JSON.stringify(body.src)} is not an address`);
     if (typeof body.vip !== 'string')
       throw new DashboardError('BAD_REQUEST', `vip: ${JSON.stringify(body.vip)} is not a VIP key`);
-    if (!Number.isInteger(sport))
-      throw new DashboardError('BAD_REQUEST', `sport: ${JSON.stringify(body.sport)} is not a port`);
+    if (sport === undefined) {
+      throw new DashboardError(
+        'BAD_REQUEST',
+        `sport: ${JSON.stringify(body.sport)} is not a port (an integer 0-65535)`,
+      );
+    }
     const vip = parseVipKey(body.vip);
     const { desired, decided, history } = deps.fleet.inputs();
     const flow = { src: body.src, sport, dst: vip.address, dport: vip.port, protocol: vip.protocol };
