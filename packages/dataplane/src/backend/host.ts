@@ -3,6 +3,7 @@
  * network namespace, and unit tests can record): tools, the bpf file system, the interface, sysctls, the
  * addresses on `lo`, and the tc clsact qdisc and ingress filters.
  */
+import { addressText } from '@l4fleet/config';
 import { parseAddress } from '@l4fleet/maglev';
 import { DataPlaneError } from '../errors.js';
 import type { Exec } from '../exec.js';
@@ -98,6 +99,20 @@ export async function sysctlGet(exec: Exec, keys: readonly string[]): Promise<st
 
 export async function sysctlSet(exec: Exec, pairs: readonly (readonly [string, string])[]): Promise<void> {
   if (pairs.length > 0) await mustRun(exec, ['sysctl', '-qw', ...pairs.map(([k, v]) => `${k}=${v}`)]);
+}
+
+/**
+ * `address/prefixlen` in the text loopbackAddresses() gives for it (the kernel's: RFC 5952 for IPv6), so a record
+ * written from the address as typed (`2001:DB8::1/128`, before 2026-12-05) still matches; unparsable text is kept.
+ */
+export function canonicalCidr(cidr: string): string {
+  const [address, prefixlen] = cidr.split('/');
+  try {
+    const p = parseAddress(address as string);
+    return `${addressText(p.family, p.bytes)}/${prefixlen}`;
+  } catch {
+    return cidr;
+  }
 }
 
 /** Addresses on `lo`: address bytes in hex -> `address/prefixlen` as the kernel prints it. */

@@ -38,7 +38,10 @@ export interface BackendRecord {
   readonly peers?: readonly string[];
   /** Absent in records of older setups: true. */
   readonly secondChance?: boolean;
-  /** VIP addresses (with prefix length) this setup added to `lo`; VIPs that were already there are not listed. */
+  /**
+   * VIP addresses (with prefix length, in the kernel's text since 2026-12-05: `2001:db8::1/128`) this setup added to
+   * `lo`; VIPs that were already there are not listed.
+   */
   readonly addedVips: readonly string[];
   readonly clsactCreated: boolean;
   /** The state directory did not exist before setup: teardown removes it when it is empty. */

@@ -4,6 +4,7 @@
  * slot); then each change is made with its undo, so a failure part-way leaves the host as it was. Running it again
  * with the same options changes nothing; with other options it changes only what differs.
  */
+import { addressText } from '@l4fleet/config';
 import { DataPlaneError } from '../errors.js';
 import type { Exec } from '../exec.js';
 import {
@@ -20,6 +21,7 @@ import {
   TC_PREF,
 } from './bpf.js';
 import {
+  canonicalCidr,
   defaultInterface,
   hasClsact,
   loopbackAddresses,
@@ -78,7 +80,8 @@ export interface BackendSetupReport {
 
 export const TOOLS = ['ip', 'tc', 'bpftool', 'sysctl', 'stat', 'readlink'] as const;
 
-const prefixOf = (a: HostAddress): string => `${a.text}/${a.family === 4 ? 32 : 128}`;
+/** In the kernel's text (loopbackAddresses()), which the record is compared with: not as typed (`2001:DB8::1`). */
+const prefixOf = (a: HostAddress): string => `${addressText(a.family, a.bytes)}/${a.family === 4 ? 32 : 128}`;
 const exists = async (exec: Exec, path: string): Promise<boolean> => (await exec(['test', '-e', path])).code === 0;
 
 export async function setupBackend(input: BackendSetupInput, deps: BackendHostDeps): Promise<BackendSetupReport> {
@@ -139,11 +142,12 @@ export async function setupBackend(input: BackendSetupInput, deps: BackendHostDe
     }
     // 2. VIPs on lo: add the missing ones; drop the ones an earlier setup added that are no longer wanted.
     const wanted = new Set(opts.vips.map((v) => v.hex));
+    const prevAdded = (prev?.addedVips ?? []).map(canonicalCidr);
     const addedVips: string[] = [];
     for (const vip of opts.vips) {
       const was = onLo.get(vip.hex);
       if (was !== undefined) {
-        if (prev?.addedVips.includes(was)) addedVips.push(was);
+        if (prevAdded.includes(was)) addedVips.push(was);
         continue;
       }
       const cidr = prefixOf(vip);
@@ -152,7 +156,7 @@ export async function setupBackend(input: BackendSetupInput, deps: BackendHostDe
       addedVips.push(cidr);
       changes.push({ what: 'vip', detail: `${cidr} added to lo` });
     }
-    for (const cidr of prev?.addedVips ?? []) {
+    for (const cidr of prevAdded) {
       const hex = [...onLo.entries()].find(([, c]) => c === cidr)?.[0];
       if (hex === undefined || wanted.has(hex)) continue;
       await mustRun(exec, ['ip', 'addr', 'del', cidr, 'dev', 'lo']);

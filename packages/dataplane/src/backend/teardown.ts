@@ -7,7 +7,7 @@
 import { DataPlaneError } from '../errors.js';
 import { counterDump, detachFilter, PIN_BASE_NAME, PROGRAM_NAME, TC_PREF } from './bpf.js';
 import { type BackendCounters, parseCounterDump } from './counters.js';
-import { loopbackAddresses, netnsId, requireTools, sysctlGet, sysctlSet, tcFilters } from './host.js';
+import { canonicalCidr, loopbackAddresses, netnsId, requireTools, sysctlGet, sysctlSet, tcFilters } from './host.js';
 import { DEFAULT_STATE_DIR } from './options.js';
 import { type BackendRecord, readRecord, recordPath, removeRecord } from './record.js';
 import { type BackendChange, type BackendHostDeps, TOOLS } from './setup.js';
@@ -62,7 +62,7 @@ export async function teardownBackend(deps: BackendHostDeps): Promise<BackendTea
     changes.push({ what: 'program', detail: `pins under ${base} removed` });
   }
   const onLo = new Set((await loopbackAddresses(exec)).values());
-  for (const cidr of r.addedVips) {
+  for (const cidr of r.addedVips.map(canonicalCidr)) {
     if (!onLo.has(cidr)) {
       leftAlone.push(`vip ${cidr} was already removed from lo`);
       continue;
