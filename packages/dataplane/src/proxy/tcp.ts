@@ -8,8 +8,9 @@ import { backendTally, type ProxyStats } from './stats.js';
 
 export interface VipListener {
   /**
-   * Stops accepting. `drain` true: resolves once the listening socket is closed, while the flows in progress go on
-   * (a later close(false) ends them); false: ends them too and resolves when they are closed.
+   * Stops accepting. `drain` true: resolves once the listening socket is closed, while the TCP connections in progress
+   * go on (a later close(false) ends them; a UDP listener ends its sessions either way); false: ends them too and
+   * resolves when they are closed.
    */
   close(drain: boolean): Promise<void>;
   /** Flows in progress (connections or UDP sessions). */
