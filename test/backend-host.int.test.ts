@@ -19,6 +19,7 @@ import {
   ECHO_SERVER_PY,
   type Family,
   FLOOD_ENCAPSULATED_PY,
+  GUE_PORT,
   type Mode,
   NODE,
   SEND_ENCAPSULATED_PY,
@@ -203,6 +204,26 @@ describe('backend host - l4fleet backend on a real kernel', () => {
       expect(await backendEchos()).toBe(echos0 + 1);
     },
   );
+
+  test("backend host - a non-first IPv4 fragment of a stranger's UDP whose payload reads like the GUE port passes to the stack", async () => {
+    await mustCli(setupArgs('gue'));
+    const c0 = (await status()).counters;
+    // Offset 1480 (185 x 8), MF clear: the last piece of a datagram; its bytes 2-3 are payload, not a port.
+    const py = `
+import socket, struct, sys
+dst, src, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+payload = struct.pack('!HHHH', 40000, port, 16, 0) + b'x' * 8
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+for ident in (7, 8, 9):
+    hdr = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(payload), ident, 185, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
+    s.sendto(hdr + payload, (dst, 0))
+`;
+    await bed.stranger.run(['python3', '-c', py, BACKEND[4], STRANGER[4], String(GUE_PORT)]);
+    await new Promise((r) => setTimeout(r, 200));
+    const c1 = (await status()).counters;
+    expect(c1.droppedStranger.packets - c0.droppedStranger.packets).toBe(0);
+    expect(c1.passed.packets - c0.passed.packets).toBeGreaterThanOrEqual(3);
+  });
 
   test('backend host - malformed and not-a-VIP packets from a node are dropped and counted; other modes pass', async () => {
     await mustCli(setupArgs('gue,gre'));

@@ -140,7 +140,10 @@ static __always_inline int second_chance(struct __sk_buff *skb, const struct out
 	int here = tcp_socket(skb, o);
 
 	if (here == -2) {
-		if (bpf_skb_pull_data(skb, sizeof(struct ethhdr) + (o->hdr_len & 0xff) + 60))
+		/* Capped at the packet: asking for more fails, and a bare ACK is shorter than the largest headers. */
+		__u32 need = sizeof(struct ethhdr) + (o->hdr_len & 0xff) + 60;
+
+		if (bpf_skb_pull_data(skb, need < skb->len ? need : skb->len))
 			return -1;
 		here = tcp_socket(skb, o);
 	}

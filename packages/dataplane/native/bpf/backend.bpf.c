@@ -157,6 +157,26 @@ static __always_inline int drop(struct __sk_buff *skb, __u32 slot)
 	return TC_ACT_SHOT;
 }
 
+/*
+ * Makes the first `need` bytes linear (or the whole packet, when shorter), so the headers are read in place, as the
+ * node's pull_headers does. A NIC with paged receive (GRO into page fragments) leaves in the head only the headers
+ * it parsed, the outer ones: the tunnel's inner headers sit in the pages, where direct packet access cannot see them.
+ * Packet pointers taken before a call are invalid after it.
+ */
+static __always_inline void pull_headers(struct __sk_buff *skb, __u32 need)
+{
+	__u32 linear = (__u32)((long)skb->data_end - (long)skb->data);
+
+	if (linear < need && linear < skb->len)
+		bpf_skb_pull_data(skb, skb->len < need ? skb->len : need);
+}
+
+/*
+ * What a fleet packet's headers take after the outer IP header, at most: UDP 8 (GRE 4), GUE second-chance data 24
+ * (IPv6 hop), the inner IP header 60 (IPv4 with options) and the TCP header 20 (second_chance's socket lookup).
+ */
+#define TUNNEL_HEADERS_MAX (UDP_HDR_LEN + 24 + 60 + 20)
+
 /* The outer header as parsed: which mode, how many bytes to remove, and what the tunnel says is inside. */
 struct outer {
 	__u32 mode;
@@ -292,12 +312,21 @@ int l4fb_ingress(struct __sk_buff *skb)
 	cfg = bpf_map_lookup_elem(&l4fb_config, &zero);
 	if (!cfg || cfg->modes == 0)
 		return pass(skb);
+	__be16 h_proto = eth->h_proto;
 
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = (void *)(eth + 1);
+	if (h_proto == bpf_htons(ETH_P_IP)) {
+		/* The outer IP and UDP headers (any NIC has them linear: a no-op); the rest once the packet is the fleet's. */
+		pull_headers(skb, sizeof(struct ethhdr) + 60 + UDP_HDR_LEN);
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+		struct iphdr *ip = data + sizeof(struct ethhdr);
 		__u32 l3_len;
 
 		if ((void *)(ip + 1) > end || ip->ihl < 5)
+			return pass(skb);
+		/* A non-first fragment has no transport header: what classify would read as ports is payload. Not the
+		 * fleet's either (the nodes set DF), so the stack has it, as any fragment of unrelated traffic. */
+		if (ip->frag_off & bpf_htons(0x1fff))
 			return pass(skb);
 		l3_len = (ip->ihl & 0xf) * 4;
 		if (classify(skb, cfg, ip->protocol, l3_len, &o) != 0)
@@ -307,11 +336,14 @@ int l4fb_ingress(struct __sk_buff *skb)
 			return drop(skb, CNT_STRANGER);
 		o.sc_used = !(*src & SRC_NODE);
 		o.l3_len = l3_len;
-		/* MF or a fragment offset: the nodes set DF and never fragment; a piece cannot be decapsulated. */
-		if (ip->frag_off & bpf_htons(0x3fff))
+		/* MF: the nodes set DF and never fragment; a first piece cannot be decapsulated. */
+		if (ip->frag_off & bpf_htons(0x2000))
 			return drop(skb, CNT_MALFORMED);
-	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
+	} else if (h_proto == bpf_htons(ETH_P_IPV6)) {
+		pull_headers(skb, sizeof(struct ethhdr) + sizeof(struct ipv6hdr) + UDP_HDR_LEN);
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+		struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
 
 		if ((void *)(ip6 + 1) > end)
 			return pass(skb);
@@ -328,6 +360,8 @@ int l4fb_ingress(struct __sk_buff *skb)
 		return pass(skb);
 	}
 
+	/* A node's packet: its tunnel and inner headers linear too (check_inner and second_chance read them in place). */
+	pull_headers(skb, sizeof(struct ethhdr) + (o.hdr_len & 0xff) + TUNNEL_HEADERS_MAX);
 	verdict = check_inner(skb, &o);
 	if (verdict != 0)
 		return drop(skb, verdict);
