@@ -74,6 +74,16 @@ describe('flow hash - identical to the kernel nftables jhash', () => {
     expect(() => slotOf(flow as Flow, 13, 0)).toThrow(expect.objectContaining({ code }));
   });
 
+  test.each([
+    [{ sport: 99_999 }, 'flow.sport: 99999 is not a port'],
+    [{ dport: -1 }, 'flow.dport: -1 is not a port'],
+    [{ sport: 1.5 }, 'flow.sport: 1.5 is not a port'],
+  ])('source-ip hashing ignores the ports but still refuses a bad one: %j', (patch, message) => {
+    const flow = { src: '198.18.0.1', sport: 1, dst: '198.18.0.2', dport: 2, protocol: 'tcp' as const, ...patch };
+    expect(() => slotOf(flow, 13, 0, 'source-ip')).toThrow(message);
+    expect(() => slotOf(flow, 13, 0, 'source-ip')).toThrow(expect.objectContaining({ code: 'PORT_INVALID' }));
+  });
+
   test.each([[-1], [2 ** 32], [1.5]])('seed %s is refused', (seed) => {
     const flow: Flow = { src: '198.18.0.1', sport: 1, dst: '198.18.0.2', dport: 2, protocol: 'udp' };
     expect(() => slotOf(flow, 13, seed)).toThrow(MaglevError);

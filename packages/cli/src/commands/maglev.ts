@@ -26,11 +26,18 @@ function parseBackends(list: string): { name: string; weight?: number }[] {
     });
 }
 
-/** Parses `ADDR:PORT`, with IPv6 as `[ADDR]:PORT`. */
+/**
+ * Parses `ADDR:PORT`, with IPv6 as `[ADDR]:PORT`; the port 0-65535 (a usage error naming the field otherwise: source-ip
+ * hashing never looks at the port, so nothing later would refuse `:99999`).
+ */
 export function parseEndpoint(text: string, field: string): { address: string; port: number } {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
   if (!m) throw new CliError(`${field}: ${JSON.stringify(text)} is not ADDR:PORT (IPv6 as [ADDR]:PORT)`, EXIT_USAGE);
-  return { address: m[1] as string, port: Number(m[2]) };
+  const port = Number(m[2]);
+  if (port > 65_535) {
+    throw new CliError(`${field}: port ${m[2]} of ${JSON.stringify(text)} is not a port (0-65535)`, EXIT_USAGE);
+  }
+  return { address: m[1] as string, port };
 }
 
 function rethrow(err: unknown): never {
