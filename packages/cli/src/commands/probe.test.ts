@@ -235,6 +235,14 @@ describe('l4fleet probe', () => {
     const bad = await cli('probe', 'web', '--ca-file', '/nonexistent/ca.pem');
     expect(bad).toMatchObject({ code: 2, err: 'error: --ca-file: "/nonexistent/ca.pem" cannot be read (ENOENT)' });
   });
+
+  test.each([['not-an-ip'], [''], ['198.18.0.256']])('--source %j is a usage error naming it', async (source) => {
+    expect(await cli('probe', 'web', '--source', source)).toMatchObject({
+      code: 2,
+      err: `error: --source: ${JSON.stringify(source)} is not an IPv4 or IPv6 address`,
+      out: '',
+    });
+  });
 });
 
 describe('probeChecks', () => {

@@ -9,6 +9,7 @@
  * (`check 2 of 2 (tcp port 9100): ECONNREFUSED`, the agent's reason). Exit 0 when every probed member answered as its
  * checks expect, 1 otherwise.
  */
+import { isIP } from 'node:net';
 import { type Probe, type ProbeOptions, type ProbeResult, probeMember, readHealthCa } from '@l4fleet/agent';
 import {
   checkLabel,
@@ -120,6 +121,10 @@ export function registerProbe(program: Command, ctx: FleetCommandContext): void 
     .option('-o, --output <format>', 'table | json | yaml', 'table')
     .action(async (poolName: string, names: string[], opts: ProbeOptionsFlags, cmd: Command) => {
       const format = outputFormat(opts.output);
+      // Checked up front: the socket's bind would fail each probe with `Invalid IP address` (exit 1, no field named).
+      if (opts.source !== undefined && isIP(opts.source) === 0) {
+        throw new CliError(`--source: ${JSON.stringify(opts.source)} is not an IPv4 or IPv6 address`, EXIT_USAGE);
+      }
       let ca: Buffer | undefined;
       try {
         ca = opts.caFile === undefined ? undefined : readHealthCa(opts.caFile);
