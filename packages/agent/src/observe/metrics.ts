@@ -8,6 +8,7 @@ import type { DataPlaneCounters } from '@l4fleet/dataplane';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { ObservedStatus } from '../health/hysteresis.js';
 import type { NodeState } from '../lifecycle/node-state.js';
+import { createDataPlaneReader, registerDataPlaneGauges } from './dataplane-metrics.js';
 
 const NODE_STATES: readonly NodeState[] = ['starting', 'serving', 'draining', 'drained', 'stopping', 'stopped'];
 /** BGP FSM states of RFC 4271 §8.2.2, plus unknown. */
@@ -68,19 +69,7 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
   registry.setDefaultLabels({ node: opts.node, fleet: opts.fleet });
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'l4fleet_agent_process_' });
   const r = [registry];
-  let dpSource: (() => Promise<DataPlaneCounters>) | undefined;
-  let dpCache: DataPlaneCounters | undefined;
-  let dpInflight: Promise<DataPlaneCounters | undefined> | undefined;
-  // prom-client collects all metrics of a scrape concurrently: the data-plane gauges share one read per scrape.
-  const readDp = (): Promise<DataPlaneCounters | undefined> => {
-    const source = dpSource;
-    if (!source) return Promise.resolve(undefined);
-    dpInflight ??= source()
-      .then((c) => (dpCache = c))
-      .catch(() => dpCache) // keep the last reading: a scrape must not fail because nft was slow once
-      .finally(() => setTimeout(() => (dpInflight = undefined), 0).unref());
-    return dpInflight;
-  };
+  const dp = createDataPlaneReader();
 
   const m = {
     registry,
@@ -257,95 +246,7 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
       registers: r,
     }),
   };
-  new Gauge({
-    name: 'l4fleet_dataplane_vip_packets',
-    help: 'packets that entered the forwarding path of each VIP',
-    labelNames: ['vip'],
-    registers: r,
-    async collect() {
-      const c = await readDp();
-      this.reset();
-      for (const v of c?.vips ?? []) this.set({ vip: v.vip }, v.packets);
-    },
-  });
-  new Gauge({
-    name: 'l4fleet_dataplane_vip_bytes',
-    help: 'bytes that entered the forwarding path of each VIP',
-    labelNames: ['vip'],
-    registers: r,
-    async collect() {
-      const c = await readDp();
-      this.reset();
-      for (const v of c?.vips ?? []) this.set({ vip: v.vip }, v.bytes);
-    },
-  });
-  new Gauge({
-    name: 'l4fleet_dataplane_backend_packets',
-    help: 'packets forwarded to each backend address, summed over the VIPs that use it',
-    labelNames: ['backend'],
-    registers: r,
-    async collect() {
-      const c = await readDp();
-      this.reset();
-      for (const b of c?.backends ?? []) this.set({ backend: b.address }, b.packets);
-    },
-  });
-  new Gauge({
-    name: 'l4fleet_dataplane_drops_packets',
-    help: 'packets dropped by the data plane, by reason',
-    labelNames: ['reason'],
-    registers: r,
-    async collect() {
-      const c = await readDp();
-      this.reset();
-      for (const [reason, t] of Object.entries(c?.drops ?? {})) this.set({ reason }, t.packets);
-    },
-  });
-  new Gauge({
-    name: 'l4fleet_dataplane_second_chance_tagged_packets',
-    help:
-      "packets sent with their slot's previous owner named for second chance (bpf driver, gue; 0 for the other " +
-      'drivers). The backends count what they did with them: l4fleet backend status',
-    registers: r,
-    async collect() {
-      this.set((await readDp())?.secondChance?.tagged.packets ?? 0);
-    },
-  });
-  new Gauge({
-    name: 'l4fleet_dataplane_xdp_forwarded_packets',
-    help:
-      'packets the XDP fast path forwarded itself (bpf driver, xdp: native; the rest went through the tc program; ' +
-      '0 without it)',
-    registers: r,
-    async collect() {
-      this.set((await readDp())?.xdp?.forwarded.packets ?? 0);
-    },
-  });
-  new Gauge({
-    name: 'l4fleet_dataplane_icmp_packets',
-    help:
-      'ICMP to VIP addresses: kind="echo-replied" pings the node answered from the VIP (bpf, nftables); bpf only: ' +
-      '"error-forwarded" fragmentation-needed / packet-too-big sent to the flow\'s backend, "error-unmatched" such ' +
-      'errors about no VIP flow (dropped)',
-    labelNames: ['kind'],
-    registers: r,
-    async collect() {
-      const icmp = (await readDp())?.icmp;
-      this.reset();
-      if (!icmp) return;
-      this.set({ kind: 'echo-replied' }, icmp.echoReplied.packets);
-      if (icmp.errorsForwarded) this.set({ kind: 'error-forwarded' }, icmp.errorsForwarded.packets);
-      if (icmp.errorsUnmatched) this.set({ kind: 'error-unmatched' }, icmp.errorsUnmatched.packets);
-    },
-  });
-  new Gauge({
-    name: 'l4fleet_dataplane_flow_entries',
-    help: 'flow-affinity entries in the data plane',
-    registers: r,
-    async collect() {
-      this.set((await readDp())?.flowTable.entries ?? 0);
-    },
-  });
+  registerDataPlaneGauges(r, dp.read);
 
   const observed = new Set<string>();
   /** Members with a decided / weight series now: a later record without them removes the series. */
@@ -386,7 +287,7 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
       for (const s of SESSION_STATES) m.bgpSessionState.remove({ peer, state: s });
     },
     setDataPlaneSource(fn) {
-      dpSource = fn;
+      dp.setSource(fn);
     },
   };
 }
