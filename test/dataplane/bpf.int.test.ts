@@ -19,6 +19,9 @@ import { buildTable, type Flow, type HashMode, NO_BACKEND, type Protocol, slotOf
 import type { NetnsHost } from '@l4fleet/test-support/netns';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { decodeDump, encodeVip, encodeVipKey, MapId } from '../../packages/dataplane/src/bpf/codec.js';
+import { Op, startLoader } from '../../packages/dataplane/src/bpf/loader.js';
+import { DEFAULT_BPF_FLOW_TABLE_SIZE } from '../../packages/dataplane/src/bpf/options.js';
 import { dsrBpfDriver } from './bpf-driver.js';
 import { type CapturedPacket, captureEncapsulated, expectEncapsulated } from './bpf-wire.js';
 import { ON_MEMBER_DOWN_CASES, ON_MEMBER_DOWN_TITLE, onMemberDownCase, withDown } from './member-down.js';
@@ -616,6 +619,44 @@ s6.sendto(msg6, (vip6, 0))
     const after = await dp.counters();
     expect(after.drops['no-backend']?.packets).toBe(2);
     expect(after.icmp?.errorsForwarded?.packets).toBe(2);
+  }, 60_000);
+
+  test('a failed request stops the send - a VIP entry after a table create that failed is refused, not pointed at the missing table', async () => {
+    const first = bpf();
+    await first.apply([vipTable({ address: VIP4, port: 1900, protocol: 'tcp', size: 251 })]);
+    await first.close();
+    const u32s = (...xs: number[]): Buffer => Buffer.from(Uint32Array.from(xs).buffer);
+    const key = encodeVipKey({
+      family: 4,
+      addressHex: Buffer.from(VIP4.split('.').map(Number)).toString('hex'),
+      port: 1901,
+      protocol: 'tcp',
+    });
+    const value = encodeVip({
+      ...{ id: 1, table: 2, size: 251, seed: SEED, hash: '5-tuple', forwarding: 'l2', guePort: 6080 },
+      ...{ sourceRanges: false, draining: false },
+    });
+    const l = startLoader({
+      pinDir: `${BPFFS}/t${pins}`,
+      iface: 'eth0',
+      netns: topo.node.ns,
+      flowTableSize: DEFAULT_BPF_FLOW_TABLE_SIZE,
+      xdp: 'off',
+      logger,
+    });
+    try {
+      await l.started;
+      const send = l.send([
+        { op: Op.tableCreate, payload: u32s(2, 0), what: 'table-create' }, // size 0: refused
+        { op: Op.update, payload: Buffer.concat([u32s(MapId.vips, 1), key, value]), what: 'vips' },
+      ]);
+      await expect(send).rejects.toThrow(/table-create: table-create: index 2 \/ size 0/);
+      const [dump] = await l.send([{ op: Op.dump, payload: Buffer.alloc(0), what: 'dump' }]);
+      expect(decodeDump(dump as Buffer).vips.map((v) => v.key.port)).toEqual([1900]);
+    } finally {
+      await l.close();
+    }
+    bpf(); // the same pins: afterEach removes them
   }, 60_000);
 
   test('too big to encapsulate - a full-MTU packet with GUE is dropped and counted (too-big)', async () => {

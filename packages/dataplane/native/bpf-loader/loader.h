@@ -47,6 +47,14 @@ enum op {
 	OP_SEAT_WAIT = 13,   /* answered once the seat asked for is ready (or given up) */
 };
 
+/*
+ * Set in a request's op by the driver on every request of a send but its first: the send is one chain of dependent
+ * requests (an apply's tables before the VIP entries that refer to them), so once one of them failed, each chained
+ * request after it is refused unrun (ECANCELED) instead of pointing a VIP at a table that is not there. A request
+ * without the bit starts a new chain.
+ */
+#define OP_CHAINED 0x80000000u
+
 /* Small maps written element by element: index in the OP_UPDATE/OP_DELETE `map` field (state.c). */
 #define N_SMALL 5u
 /* small_maps[] index of l4f_src_ranges (an LPM trie: written and read in batches, maps.c) */
@@ -85,6 +93,8 @@ extern uint32_t hwm;
 
 void reply(uint32_t status, const void *data, uint32_t len);
 void reply_err(int err, const char *fmt, ...);
+/* Whether a reply of the current chain (OP_CHAINED) was an error; main.c clears it when a chain starts. */
+extern int chain_failed;
 void reserve(struct out *o, size_t n);
 void put(struct out *o, const void *d, size_t n);
 int pinned(const char *name);

@@ -24,7 +24,9 @@
  *   start went: "attached PROG_ID FROM" / "unchanged PROG_ID FROM", FROM being "pins" (the restart fast path:
  *   the pinned maps opened by path, the object file only hashed, never parsed) or "object" (opened with
  *   libbpf), or an error (then the process exits 1).
- * Ops and payloads are listed at enum op below; layouts of keys and values are in native/bpf/node-maps.h.
+ * Ops and payloads are listed at enum op below; layouts of keys and values are in native/bpf/node-maps.h. A
+ * request whose op has OP_CHAINED set belongs to the same send as the one before it, and is refused once a
+ * request of that send has failed (loader.h).
  */
 #include "loader.h"
 
@@ -97,6 +99,13 @@ int main(int argc, char **argv)
 			cap = h[1];
 		}
 		if (h[1] && fread(buf, h[1], 1, stdin) != 1) break;
+		if (!(h[0] & OP_CHAINED)) {
+			chain_failed = 0;
+		} else if (chain_failed) {
+			reply_err(ECANCELED, "not run: an earlier request of this apply failed");
+			continue;
+		}
+		h[0] &= ~OP_CHAINED;
 		if (h[0] != OP_TABLE_CREATE && h[0] != OP_TABLE_WRITE && h[0] != OP_TABLE_PREV) {
 			/* The apply's new tables go into l4f_tables, in one batch, before anything could refer to them. */
 			int ferr = tables_flush(msg, sizeof(msg));

@@ -1,9 +1,12 @@
 /* Replies to the driver (u32 status, u32 length, payload) and the growing buffer dumps are built in. */
 #include "loader.h"
 
+int chain_failed;
+
 void reply(uint32_t status, const void *data, uint32_t len)
 {
 	uint32_t h[2] = {status, len};
+	if (status) chain_failed = 1;
 	if (fwrite(h, sizeof(h), 1, stdout) != 1 || (len && fwrite(data, len, 1, stdout) != 1)) exit(1);
 	fflush(stdout);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { createReplyReader, parseStart } from './loader.js';
+import { createReplyReader, OP_CHAINED, Op, parseStart, requestHeader } from './loader.js';
 
 const frame = (status: number, body: Buffer): Buffer => {
   const h = Buffer.alloc(8);
@@ -35,6 +35,24 @@ describe('bpf loader replies', () => {
     const f = frame(0, Buffer.from('dump'));
     expect(read(f.subarray(0, f.length - 1))).toEqual([]);
     expect(read(f.subarray(f.length - 1)).map((r) => r.body.toString())).toEqual(['dump']);
+  });
+});
+
+describe('bpf loader - a send is one chain', () => {
+  test('every request but the first is marked chained, so the loader refuses those after a failed one', () => {
+    const send = [
+      { op: Op.tableCreate, payload: Buffer.alloc(12), what: 'table-create' },
+      { op: Op.update, payload: Buffer.alloc(3), what: 'vips' },
+      { op: Op.seatWait, payload: Buffer.alloc(0), what: 'seat-wait' },
+    ];
+    const heads = send.map((r, i) => requestHeader(r, i));
+    expect(heads.map((h) => h.readUInt32LE(0))).toEqual([
+      Op.tableCreate,
+      (Op.update | OP_CHAINED) >>> 0,
+      (Op.seatWait | OP_CHAINED) >>> 0,
+    ]);
+    expect(heads.map((h) => h.readUInt32LE(4))).toEqual([12, 3, 0]);
+    expect(OP_CHAINED).toBe(0x8000_0000);
   });
 });
 

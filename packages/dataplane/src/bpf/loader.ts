@@ -87,10 +87,28 @@ export function parseStart(text: string): LoaderStart {
   };
 }
 
+/**
+ * Set in the op of every request of a send but the first (OP_CHAINED, native/bpf-loader/loader.h): a send is one
+ * chain of dependent requests (an apply's tables before the VIP entries that refer to them), so the loader refuses
+ * every request after a failed one unrun, instead of pointing a VIP at a table that is not there.
+ */
+export const OP_CHAINED = 0x8000_0000;
+
+/** The header of the `i`th request of a send: u32 op (chained after the first), u32 payload length. */
+export function requestHeader(r: Request, i: number): Buffer {
+  const h = Buffer.allocUnsafe(8);
+  h.writeUInt32LE(i === 0 ? r.op : (r.op | OP_CHAINED) >>> 0, 0);
+  h.writeUInt32LE(r.payload.length, 4);
+  return h;
+}
+
 export interface Loader {
   /** How the start went (LoaderStart). */
   readonly started: Promise<LoaderStart>;
-  /** Sends all requests, resolves with their replies in order; rejects at the first failure (BPF_FAILED). */
+  /**
+   * Sends all requests, resolves with their replies in order; rejects with the first failure (BPF_FAILED). The
+   * requests are one chain: the loader runs none after a failed one (OP_CHAINED).
+   */
   send(requests: readonly Request[]): Promise<Buffer[]>;
   close(): Promise<void>;
 }
@@ -208,13 +226,10 @@ export function startLoader(opts: LoaderOptions): Loader {
       const answers = requests.map((r) => expect(r.what));
       // One writev of headers and payloads as they are (a table's payload is 256 KB: no copy into one buffer).
       child.stdin.cork();
-      for (const r of requests) {
-        const h = Buffer.allocUnsafe(8);
-        h.writeUInt32LE(r.op, 0);
-        h.writeUInt32LE(r.payload.length, 4);
-        child.stdin.write(h);
+      requests.forEach((r, i) => {
+        child.stdin.write(requestHeader(r, i));
         if (r.payload.length > 0) child.stdin.write(r.payload);
-      }
+      });
       child.stdin.uncork();
       // All settle (no unhandled rejections, also when the start fails); the first failure is reported.
       const all = Promise.allSettled(answers);
