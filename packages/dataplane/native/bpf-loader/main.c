@@ -23,7 +23,7 @@
  *   in order, so a client may send several before reading. The first reply, unrequested, tells how the
  *   start went: "attached PROG_ID FROM" / "unchanged PROG_ID FROM", FROM being "pins" (the restart fast path:
  *   the pinned maps opened by path, the object file only hashed, never parsed) or "object" (opened with
- *   libbpf), or an error (then the process exits 1).
+ *   libbpf), then " chain" (OP_CHAINED is honoured), or an error (then the process exits 1).
  * Ops and payloads are listed at enum op below; layouts of keys and values are in native/bpf/node-maps.h. A
  * request whose op has OP_CHAINED set belongs to the same send as the one before it, and is refused once a
  * request of that send has failed (loader.h).
@@ -81,6 +81,12 @@ int main(int argc, char **argv)
 	char msg[1200];
 	int err = netns ? enter_netns(netns, msg, sizeof(msg)) : 0;
 	if (!err) err = start(argv[2], argv[3], (uint32_t)strtoul(argv[4], NULL, 10), msg, sizeof(msg));
+	if (!err) {
+		/* This loader honours OP_CHAINED: the driver sets it only for a loader that says so (an older one
+		 * would refuse the op). */
+		size_t n = strlen(msg);
+		snprintf(msg + n, sizeof(msg) - n, " chain");
+	}
 	reply(err, msg, (uint32_t)strlen(msg));
 	if (err) return 1;
 

@@ -45,7 +45,7 @@ describe('bpf loader - a send is one chain', () => {
       { op: Op.update, payload: Buffer.alloc(3), what: 'vips' },
       { op: Op.seatWait, payload: Buffer.alloc(0), what: 'seat-wait' },
     ];
-    const heads = send.map((r, i) => requestHeader(r, i));
+    const heads = send.map((r, i) => requestHeader(r, i, true));
     expect(heads.map((h) => h.readUInt32LE(0))).toEqual([
       Op.tableCreate,
       (Op.update | OP_CHAINED) >>> 0,
@@ -53,6 +53,11 @@ describe('bpf loader - a send is one chain', () => {
     ]);
     expect(heads.map((h) => h.readUInt32LE(4))).toEqual([12, 3, 0]);
     expect(OP_CHAINED).toBe(0x8000_0000);
+  });
+
+  test('a loader that did not say `chain` (an earlier build) gets plain ops: it would refuse the bit', () => {
+    const r = { op: Op.update, payload: Buffer.alloc(3), what: 'vips' };
+    expect(requestHeader(r, 1, false).readUInt32LE(0)).toBe(Op.update);
   });
 });
 
@@ -72,6 +77,7 @@ describe('bpf loader start reply', () => {
       'attached 5 object xdp 6 nofwd6',
       { attach: 'attached', progId: 5, from: 'object', xdp: { progId: 6, forwardingOff: [6] } },
     ],
+    ['attached 12 object chain', { attach: 'attached', progId: 12, from: 'object', chain: true }],
     [
       'unchanged 12 pins seat 4 65537',
       { attach: 'unchanged', progId: 12, from: 'pins', seat: { index: 4, size: 65_537 } },

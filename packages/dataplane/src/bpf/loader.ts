@@ -62,10 +62,13 @@ export interface LoaderStart {
   readonly xdp?: { readonly progId: number; readonly forwardingOff: readonly (4 | 6)[] };
   /** The table made ready for the next new VIP that this loader found registered and adopted (ahead.c). */
   readonly seat?: { readonly index: number; readonly size: number };
+  /** The loader honours OP_CHAINED (a loader of an earlier build does not, and would refuse such an op). */
+  readonly chain?: true;
 }
 
 /**
- * The loader's start reply: `attached|unchanged PROG_ID pins|object [xdp ID] [nofwd4] [nofwd6] [seat INDEX SIZE]`.
+ * The loader's start reply: `attached|unchanged PROG_ID pins|object [xdp ID] [nofwd4] [nofwd6] [seat INDEX SIZE]
+ * [chain]`.
  */
 export function parseStart(text: string): LoaderStart {
   const [attach, id, from, ...rest] = text.split(' ');
@@ -84,6 +87,7 @@ export function parseStart(text: string): LoaderStart {
           },
         }),
     ...(seatAt < 0 ? {} : { seat: { index: Number(rest[seatAt + 1]), size: Number(rest[seatAt + 2]) } }),
+    ...(rest.includes('chain') ? { chain: true as const } : {}),
   };
 }
 
@@ -94,10 +98,13 @@ export function parseStart(text: string): LoaderStart {
  */
 export const OP_CHAINED = 0x8000_0000;
 
-/** The header of the `i`th request of a send: u32 op (chained after the first), u32 payload length. */
-export function requestHeader(r: Request, i: number): Buffer {
+/**
+ * The header of the `i`th request of a send: u32 op (chained after the first when the loader said `chain`), u32
+ * payload length.
+ */
+export function requestHeader(r: Request, i: number, chain: boolean): Buffer {
   const h = Buffer.allocUnsafe(8);
-  h.writeUInt32LE(i === 0 ? r.op : (r.op | OP_CHAINED) >>> 0, 0);
+  h.writeUInt32LE(i > 0 && chain ? (r.op | OP_CHAINED) >>> 0 : r.op, 0);
   h.writeUInt32LE(r.payload.length, 4);
   return h;
 }
@@ -211,8 +218,11 @@ export function startLoader(opts: LoaderOptions): Loader {
       });
     });
 
+  /** Set from the start reply, before anyone awaiting `started` sends (a send before it is one request: a dump). */
+  let chain = false;
   const started = expect('start').then((b) => {
     const s = parseStart(b.toString('utf8'));
+    chain = s.chain === true;
     opts.logger.debug({ event: 'bpfLoaderStarted', pid: child.pid, attach: s.attach, from: s.from });
     return s;
   });
@@ -227,7 +237,7 @@ export function startLoader(opts: LoaderOptions): Loader {
       // One writev of headers and payloads as they are (a table's payload is 256 KB: no copy into one buffer).
       child.stdin.cork();
       requests.forEach((r, i) => {
-        child.stdin.write(requestHeader(r, i));
+        child.stdin.write(requestHeader(r, i, chain));
         if (r.payload.length > 0) child.stdin.write(r.payload);
       });
       child.stdin.uncork();
