@@ -659,6 +659,27 @@ s6.sendto(msg6, (vip6, 0))
     bpf(); // the same pins: afterEach removes them
   }, 60_000);
 
+  test("counters - a new VIP given a removed VIP's id starts from zero, not from the removed VIP's packets", async () => {
+    const dp = bpf();
+    const flows = (dport: number): Flow[] =>
+      Array.from({ length: 5 }, (_x, i) => ({
+        src: clientSource4(i),
+        sport: 41_000 + i,
+        dst: VIP4,
+        dport,
+        protocol: 'udp' as const,
+      }));
+    await dp.apply([vipTable({ address: VIP4, port: 2000, protocol: 'udp', size: 251 })]);
+    await sendFlows(flows(2000));
+    expect((await dp.counters()).vips.map((v) => [v.vip, v.packets])).toEqual([[`${VIP4}:2000/udp`, 5]]);
+    await dp.apply([]);
+    // The lowest free VIP id: the removed VIP's.
+    await dp.apply([vipTable({ address: VIP4, port: 2001, protocol: 'udp', size: 251 })]);
+    expect((await dp.counters()).vips.map((v) => [v.vip, v.packets, v.bytes])).toEqual([[`${VIP4}:2001/udp`, 0, 0]]);
+    await sendFlows(flows(2001).slice(0, 2));
+    expect((await dp.counters()).vips.map((v) => v.packets)).toEqual([2]);
+  }, 60_000);
+
   test('too big to encapsulate - a full-MTU packet with GUE is dropped and counted (too-big)', async () => {
     const dp = bpf();
     await dp.apply([vipTable({ address: VIP4, port: 1800, protocol: 'udp', forwarding: 'gue' })]);

@@ -9,6 +9,30 @@ static int small_map(uint32_t m, uint32_t *ks, uint32_t *vs)
 	return small_fd[m];
 }
 
+/*
+ * A VIP id is reused once its VIP is removed, and the program only ever adds to l4f_vip_stats: a VIP entry new to
+ * l4f_vips gets its id's counters zeroed on every CPU first, or it would report the removed VIP's packets as its
+ * own. An entry already there (a restart, a changed table) keeps them. Returns 0 or an errno.
+ */
+static int zero_new_vip_stats(int fd, const char *key, const char *value)
+{
+	static struct l4f_vip have;
+	static struct l4f_counter *zero;
+	static int ncpu;
+	uint32_t id;
+	if (!bpf_map_lookup_elem(fd, key, &have)) return 0;
+	if (errno != ENOENT) return errno;
+	if (!zero) {
+		ncpu = libbpf_num_possible_cpus();
+		if (ncpu <= 0) return ncpu < 0 ? -ncpu : EINVAL;
+		zero = calloc((size_t)ncpu, sizeof(*zero));
+		if (!zero) return ENOMEM;
+	}
+	memcpy(&id, value, 4); /* struct l4f_vip.id */
+	if (id >= L4F_MAX_VIPS) return 0; /* no counter slot: the program counts nothing for such an id */
+	return bpf_map_update_elem(vip_stats_fd, &id, zero, BPF_ANY) ? errno : 0;
+}
+
 void update(const char *p, uint32_t len, int del)
 {
 	uint32_t m, n, ks, vs;
@@ -36,6 +60,8 @@ void update(const char *p, uint32_t len, int del)
 		return reply(0, NULL, 0);
 	}
 	for (uint32_t i = 0; i < n; i++, e += each) {
+		int z = m == 0 && !del ? zero_new_vip_stats(fd, e, e + ks) : 0;
+		if (z) return reply_err(z, "l4f_vip_stats: element %u of %u: %s", i, n, strerror(z));
 		int r = del ? bpf_map_delete_elem(fd, e) : bpf_map_update_elem(fd, e, e + ks, BPF_ANY);
 		if (r && !(del && errno == ENOENT))
 			return reply_err(errno, "%s: element %u of %u: %s", small_maps[m], i, n, strerror(errno));
