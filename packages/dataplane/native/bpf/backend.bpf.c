@@ -315,8 +315,9 @@ int l4fb_ingress(struct __sk_buff *skb)
 	__be16 h_proto = eth->h_proto;
 
 	if (h_proto == bpf_htons(ETH_P_IP)) {
-		/* The outer IP and UDP headers (any NIC has them linear: a no-op); the rest once the packet is the fleet's. */
-		pull_headers(skb, sizeof(struct ethhdr) + 60 + UDP_HDR_LEN);
+		/* The outer IP header, and the UDP header of a UDP packet (any NIC has them linear: a no-op); the rest
+		 * once the packet is the fleet's. Not more: a TCP packet's head may end at its own headers. */
+		pull_headers(skb, sizeof(struct ethhdr) + sizeof(struct iphdr));
 		data = (void *)(long)skb->data;
 		end = (void *)(long)skb->data_end;
 		struct iphdr *ip = data + sizeof(struct ethhdr);
@@ -324,20 +325,25 @@ int l4fb_ingress(struct __sk_buff *skb)
 
 		if ((void *)(ip + 1) > end || ip->ihl < 5)
 			return pass(skb);
+		__be16 frag_off = ip->frag_off;
+		__u8 proto = ip->protocol;
+		__u32 saddr = ip->saddr;
 		/* A non-first fragment has no transport header: what classify would read as ports is payload. Not the
 		 * fleet's either (the nodes set DF), so the stack has it, as any fragment of unrelated traffic. */
-		if (ip->frag_off & bpf_htons(0x1fff))
+		if (frag_off & bpf_htons(0x1fff))
 			return pass(skb);
 		l3_len = (ip->ihl & 0xf) * 4;
-		if (classify(skb, cfg, ip->protocol, l3_len, &o) != 0)
+		if (proto == IPPROTO_UDP)
+			pull_headers(skb, sizeof(struct ethhdr) + l3_len + UDP_HDR_LEN);
+		if (classify(skb, cfg, proto, l3_len, &o) != 0)
 			return pass(skb);
-		__u8 *src = bpf_map_lookup_elem(&l4fb_nodes4, &ip->saddr);
+		__u8 *src = bpf_map_lookup_elem(&l4fb_nodes4, &saddr);
 		if (!src)
 			return drop(skb, CNT_STRANGER);
 		o.sc_used = !(*src & SRC_NODE);
 		o.l3_len = l3_len;
 		/* MF: the nodes set DF and never fragment; a first piece cannot be decapsulated. */
-		if (ip->frag_off & bpf_htons(0x2000))
+		if (frag_off & bpf_htons(0x2000))
 			return drop(skb, CNT_MALFORMED);
 	} else if (h_proto == bpf_htons(ETH_P_IPV6)) {
 		pull_headers(skb, sizeof(struct ethhdr) + sizeof(struct ipv6hdr) + UDP_HDR_LEN);
