@@ -10,10 +10,12 @@ import { keys } from './layout.js';
 import type { StoreContext } from './store-context.js';
 import type { DesiredState, Watch } from './types.js';
 
-/** Just what watchDesired uses of an etcd namespace: get of the pointer, and watchers the test drives. */
+/** Just what watchDesired uses of an etcd namespace: get of the pointer, key listing, and watchers the test drives. */
 class FakeNamespace {
   pointer: { value: Buffer; modRevision: number } | undefined;
   revision = 10;
+  /** Keys other than the pointer (decided/, history/ records). */
+  others: string[] = [];
   readonly watchers: (EventEmitter & { cancel(): Promise<void> })[] = [];
 
   get(_key: string) {
@@ -22,6 +24,19 @@ class FakeNamespace {
       kvs: this.pointer ? [{ value: this.pointer.value, mod_revision: String(this.pointer.modRevision) }] : [],
     });
     const b = { revision: () => b, exec };
+    return b;
+  }
+
+  getAll() {
+    let prefix = '';
+    const b = {
+      prefix: (p: string) => {
+        prefix = p;
+        return b;
+      },
+      limit: () => b,
+      keys: async () => this.others.filter((k) => k.startsWith(prefix)).slice(0, 1),
+    };
     return b;
   }
 
@@ -79,5 +94,34 @@ describe('store desired - resync', () => {
     expect(invalid).toHaveLength(1);
     expect(invalid[0]?.key).toBe(keys.pointer);
     expect(invalid[0]?.message).toContain(`${keys.pointer}: `);
+  });
+
+  const ctxOf = (ns: FakeNamespace) =>
+    ({ ns: ns as unknown as Namespace, log: pino({ level: 'silent' }), closers: new Set() }) as unknown as StoreContext;
+
+  test('store desired - a restarted watcher finding no pointer but decided records refuses, not the empty fleet', async () => {
+    const ns = new FakeNamespace();
+    ns.others = ['decided/web'];
+    const updates: DesiredState[] = [];
+    const errors: StoreError[] = [];
+    watch = await new DesiredStore(ctxOf(ns)).watchDesired({
+      onUpdate: (s) => updates.push(s),
+      onError: (e) => errors.push(e),
+    });
+    expect(updates).toEqual([]);
+    expect(errors.map((e) => e.code)).toEqual(['INVALID_RECORD']);
+    expect(errors[0]?.message).toContain('desired/current: deleted outside l4fleet (decided/web remains');
+    expect(errors[0]?.message).toContain('l4fleet recover');
+    await expect(new DesiredStore(ctxOf(ns)).getDesired()).rejects.toMatchObject({ code: 'INVALID_RECORD' });
+  });
+
+  test('store desired - no pointer and no records (before the first apply) is the empty fleet', async () => {
+    const ns = new FakeNamespace();
+    ns.others = ['nodes/lb1', 'drain/lb1'];
+    const updates: DesiredState[] = [];
+    watch = await new DesiredStore(ctxOf(ns)).watchDesired({ onUpdate: (s) => updates.push(s) });
+    expect(updates).toEqual([{ fleet: { pools: [], vips: [] }, revision: 0, generation: '' }]);
+    ns.others.push('history/web');
+    await expect(new DesiredStore(ctxOf(ns)).getDesired()).rejects.toThrow('history/web remains');
   });
 });

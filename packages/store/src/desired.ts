@@ -56,7 +56,15 @@ export class DesiredStore {
     const res = await this.ctx.ns.get(keys.pointer).exec();
     const kv = res.kvs[0];
     const headerRevision = Number(res.header.revision);
-    if (!kv) return { pointer: undefined, modRevision: 0, headerRevision, invalid: undefined, salvagedSeed: undefined };
+    if (!kv) {
+      // No pointer is the empty fleet only before the first apply. Decided status and table history are written
+      // for a fleet's pools and outlive it (decided keeps removed pools), so finding either means the pointer was
+      // deleted by hand: a restarted node must not read that as "withdraw every VIP" (it keeps serving, as a
+      // running node does on the delete event), and `l4fleet recover` replaces it.
+      const left = await this.recordsLeft();
+      const invalid = left ? deletedByHand(left) : undefined;
+      return { pointer: undefined, modRevision: 0, headerRevision, invalid, salvagedSeed: undefined };
+    }
     const modRevision = Number(kv.mod_revision);
     try {
       const pointer = decodePointer(keys.pointer, kv.value);
@@ -65,6 +73,15 @@ export class DesiredStore {
       const invalid = toStoreError(err, 'read');
       return { pointer: undefined, modRevision, headerRevision, invalid, salvagedSeed: salvageHashSeed(kv.value) };
     }
+  }
+
+  /** The first key under decided/ or history/, if any (a fleet with pools was served here). */
+  private async recordsLeft(): Promise<string | undefined> {
+    for (const prefix of [keys.decided, keys.history]) {
+      const found = await this.ctx.ns.getAll().prefix(prefix).limit(1).keys();
+      if (found[0] !== undefined) return found[0];
+    }
+    return undefined;
   }
 
   /** Reads the generation the pointer names, at the revision the pointer was read at; each chunk checked on arrival. */
@@ -216,10 +233,6 @@ export class DesiredStore {
       lastDelivered = s.revision;
       listener.onUpdate(s);
     };
-    const deletedByHand = () =>
-      new StoreError('INVALID_RECORD', `${keys.pointer}: deleted outside l4fleet; keeping the last good fleet`, {
-        key: keys.pointer,
-      });
     // Full read: delivers the current state (if valid) and returns the revision to watch after.
     const resync = async (): Promise<number> => {
       const cur = await this.readPointer();
@@ -227,7 +240,7 @@ export class DesiredStore {
       else if (!cur.pointer) {
         // No pointer before any apply is the empty fleet; after a fleet was delivered only a hand deletion (seen
         // here when a resync after compaction skipped the delete event): keep that fleet, as on the delete event.
-        if (lastDelivered > 0) onError(deletedByHand());
+        if (lastDelivered > 0) onError(deletedByHand(undefined));
         else deliver({ fleet: EMPTY_FLEET, revision: 0, generation: '' });
       } else {
         try {
@@ -253,7 +266,7 @@ export class DesiredStore {
         onEvents: async (events) => {
           for (const ev of events) {
             if (ev.type === 'delete') {
-              onError(deletedByHand());
+              onError(deletedByHand(undefined));
               continue;
             }
             let pointer: Pointer;
@@ -297,6 +310,17 @@ export class DesiredStore {
       await watch.close();
     });
   }
+}
+
+/** The pointer is gone but the fleet was served (`left`: a record that says so, when one was read). */
+function deletedByHand(left: string | undefined): StoreError {
+  const evidence = left === undefined ? '' : ` (${left} remains from the fleet it named)`;
+  return new StoreError(
+    'INVALID_RECORD',
+    `${keys.pointer}: deleted outside l4fleet${evidence}; keeping the last good fleet; ` +
+      'replace it with `l4fleet recover -f FILE --yes`',
+    { key: keys.pointer },
+  );
 }
 
 function outcomeUnknown(generation: string, sha256: string, fromRevision: number, cause: StoreError): StoreError {

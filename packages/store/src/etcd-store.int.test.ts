@@ -177,6 +177,25 @@ describe('store - etcd (real)', () => {
     await watch.close();
   });
 
+  test('a pointer deleted by hand: a restarted reader refuses (no empty fleet) until recover replaces it', async () => {
+    const prefix = `/t-${Math.random().toString(36).slice(2, 8)}`;
+    const writer = open(prefix);
+    await writer.apply(fleetOf(2, 3));
+    await writer.writeDecided(new Map([['web/198.18.0.1:80', 'up']]));
+    await etcd.etcdctl('del', `${prefix}/v1/desired/current`);
+    // A node starting now (or restarted) reads etcd for the first time.
+    const reader = open(prefix);
+    const seen: DesiredState[] = [];
+    const errors: StoreError[] = [];
+    const watch = await reader.watchDesired({ onUpdate: (s) => seen.push(s), onError: (e) => errors.push(e) });
+    expect(seen).toEqual([]);
+    expect(errors.map((e) => e.message)).toEqual([expect.stringContaining('decided/web remains')]);
+    await expect(reader.getDesired()).rejects.toMatchObject({ code: 'INVALID_RECORD' });
+    await writer.apply(fleetOf(4, 3), { recoverInvalid: true });
+    await until('the recovered fleet', () => seen.at(-1)?.fleet.pools[0]?.members.length === 4);
+    await watch.close();
+  });
+
   test('lease expiry removes a node; drain flag survives; health reports vanish with the node', async () => {
     const prefix = `/t-${Math.random().toString(36).slice(2, 8)}`;
     const agent = new EtcdFleetStore({ endpoints: etcd.endpoints, prefix, logger });

@@ -1,6 +1,7 @@
 /**
  * `l4fleet recover -f FILE --yes`: replaces a desired state that no longer reads (a pointer under
- * `<prefix>/v1/desired/current` that does not decode, or one naming missing or bad chunks) with the fleet in FILE.
+ * `<prefix>/v1/desired/current` that does not decode, one naming missing or bad chunks, or one deleted by hand while
+ * the fleet's decided or history records remain) with the fleet in FILE.
  * `apply` cannot do it: it reads the current state first (for the diff and its guards) and a broken one blocks it.
  * The store keeps the broken pointer's hash seed when that field is still readable (flows stay where they are);
  * the write is guarded by the broken pointer's revision, and refused when the state reads fine (then: apply).
