@@ -1,7 +1,8 @@
 /**
  * Long-running programs. `startDaemon`: detached, output appended to a file, outliving its starter (the lab's
  * daemons live across `lab` commands; they are found again by pid and namespace). `spawnChild`: our child, output
- * kept in memory, killed when this process exits (tests and benches: a crashed test leaves nothing running).
+ * kept in memory, killed when this process exits or dies of SIGTERM or SIGINT (tests and benches: a crashed or
+ * interrupted test leaves nothing running).
  * Inside a namespace both go through `ip netns exec` (or nsenter), which execs the program: the pid is the daemon's.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -56,16 +57,41 @@ export interface Child {
 }
 
 const live = new Set<ChildProcess>();
-// 'exit' allows only synchronous work: SIGKILL whatever a crashed test or bench left running.
-process.once('exit', () => {
+let reaperInstalled = false;
+
+function killLive(): void {
   for (const c of live) c.kill('SIGKILL');
-});
+}
+
+/**
+ * SIGKILL whatever a crashed or interrupted test or bench left running. 'exit' covers a normal end and
+ * process.exit() ('exit' allows only synchronous work). A signal with no listener kills Node without 'exit', and
+ * that is how vitest ends its fork workers (SIGTERM) and a terminal ends a bench (SIGINT): so we listen for those
+ * too, but act only when ours is the only listener. A program with its own handler (the CLI's graceful shutdown)
+ * decides how and when it exits, and its exit then runs the 'exit' hook. Acting alone, we kill the children, drop
+ * our listener and raise the signal again, so the process still dies of it and its parent sees the usual status.
+ */
+function installReaper(): void {
+  if (reaperInstalled) return;
+  reaperInstalled = true;
+  process.once('exit', killLive);
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    const onSignal = (): void => {
+      if (process.listenerCount(sig) > 1) return;
+      killLive();
+      process.removeListener(sig, onSignal);
+      process.kill(process.pid, sig);
+    };
+    process.on(sig, onSignal);
+  }
+}
 
 export function spawnChild(argv: readonly string[], options: ChildOptions = {}): Child {
   const full = inNamespace(options.namespace, argv, options.enter);
   const [cmd, ...args] = full;
   if (!cmd) throw new ProcessError('NOT_STARTED', 'empty command');
   const tail = options.logTailChars ?? DEFAULT_LOG_TAIL_CHARS;
+  installReaper();
   const proc = spawn(cmd, args, {
     cwd: options.cwd,
     env: options.env ?? process.env,
