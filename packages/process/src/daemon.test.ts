@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
+import { spawnChild, startDaemon } from './daemon.js';
 import { isAlive, signal } from './pids.js';
-import { waitFor } from './wait.js';
+import { sleep, waitFor } from './wait.js';
 
 const DAEMON_TS = fileURLToPath(new URL('./daemon.ts', import.meta.url));
 const TSX = createRequire(import.meta.url).resolve('tsx');
@@ -64,5 +65,54 @@ describe('process - spawnChild children at the starter exit', () => {
     s.node.kill('SIGTERM');
     expect(await s.exited).toEqual({ code: 3, signal: null });
     await waitFor('sleep gone', async () => (isAlive(pid) ? undefined : true), 5_000, 20);
+  });
+});
+
+describe('process - spawnChild stop', () => {
+  test('stop() resolves once the child exits, while a grandchild still holds its output pipes', async () => {
+    const c = spawnChild(['sh', '-c', 'sleep 30 & echo $!; wait']);
+    let grandchild = 0;
+    try {
+      grandchild = await waitFor('grandchild pid', async () => Number(c.log().trim()) || undefined, 5_000, 20);
+      await c.stop('SIGTERM', 200);
+      expect(c.exitReason()).toBe('killed by SIGTERM');
+      await c.exited();
+    } finally {
+      signal(grandchild, 'SIGKILL');
+      await c.stop('SIGKILL');
+    }
+  }, 10_000);
+});
+
+describe('process - startDaemon', () => {
+  test('a program that does not exist is NOT_STARTED, not an uncaught exception later, and no fd is left open', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'l4fleet-daemon-test-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown) => uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    cleanup.push(() => process.off('uncaughtException', onUncaught));
+    const fdsBefore = readdirSync('/proc/self/fd').length;
+    expect(() => startDaemon(['/nonexistent/l4fleet-none'], { logFile: join(dir, 'log') })).toThrow(
+      expect.objectContaining({ code: 'NOT_STARTED' }),
+    );
+    await sleep(100);
+    expect(uncaught).toEqual([]);
+    expect(readdirSync('/proc/self/fd').length).toBe(fdsBefore);
+  });
+
+  test('the log file is not held open by the starter', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'l4fleet-daemon-test-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const fdsBefore = readdirSync('/proc/self/fd').length;
+    const d = startDaemon(['sh', '-c', 'echo started'], { logFile: join(dir, 'log') });
+    cleanup.push(() => signal(d.pid, 'SIGKILL'));
+    expect(readdirSync('/proc/self/fd').length).toBe(fdsBefore);
+    await waitFor(
+      'log written',
+      async () => (readFileSync(join(dir, 'log'), 'utf8') === 'started\n' ? true : undefined),
+      5_000,
+      20,
+    );
   });
 });

@@ -6,7 +6,7 @@
  * Inside a namespace both go through `ip netns exec` (or nsenter), which execs the program: the pid is the daemon's.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { ProcessError } from './errors.js';
 import { inNamespace, type NetnsEntry } from './run.js';
 
@@ -23,7 +23,15 @@ export function startDaemon(argv: readonly string[], options: DaemonOptions): Ch
   const [cmd, ...args] = full;
   if (!cmd) throw new ProcessError('NOT_STARTED', 'empty command');
   const fd = openSync(options.logFile, 'a');
-  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', fd, fd], env: options.env ?? process.env });
+  let child: ChildProcess;
+  try {
+    child = spawn(cmd, args, { detached: true, stdio: ['ignore', fd, fd], env: options.env ?? process.env });
+  } finally {
+    closeSync(fd); // the daemon has its own copy; ours would leak one fd per start
+  }
+  // A program that cannot start emits 'error' a tick later, an uncaught exception without a listener; the missing
+  // pid below already reports it. After the start the daemon is on its own (found again by pid).
+  child.once('error', () => {});
   child.unref();
   if (child.pid === undefined) throw new ProcessError('NOT_STARTED', `command "${full.join(' ')}" did not start`);
   return child as ChildProcess & { pid: number };
@@ -40,6 +48,8 @@ export interface ChildOptions {
 
 /** Enough of a daemon's last words to see why it did not come up. */
 export const DEFAULT_LOG_TAIL_CHARS = 8_000;
+/** How long the output of an exited child is read on while a grandchild still holds its pipes. */
+const EXIT_DRAIN_MS = 200;
 /** How long `stop` waits after SIGTERM before SIGKILL. */
 export const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 
@@ -108,7 +118,22 @@ export function spawnChild(argv: readonly string[], options: ChildOptions = {}):
     startError = err;
   });
   live.add(proc);
-  const gone = new Promise<void>((resolve) => proc.once('close', () => resolve()));
+  // Gone at 'exit' (or a failed start: 'error', no 'exit'), not at 'close': a grandchild that inherited the pipes
+  // (`sh -c 'daemon &'`) holds them open as long as it runs. The pipes get EXIT_DRAIN_MS for the last output.
+  const gone = new Promise<void>((resolve) => {
+    proc.once('error', () => resolve());
+    proc.once('exit', () => {
+      const drained = setTimeout(() => {
+        proc.stdout?.destroy();
+        proc.stderr?.destroy();
+        resolve();
+      }, EXIT_DRAIN_MS);
+      proc.once('close', () => {
+        clearTimeout(drained);
+        resolve();
+      });
+    });
+  });
   void gone.then(() => live.delete(proc));
   const running = () => proc.exitCode === null && proc.signalCode === null && startError === undefined;
 
