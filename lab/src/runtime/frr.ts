@@ -19,9 +19,10 @@ import {
   frrBgpdConfig,
   prepareFrrDir,
 } from '@l4fleet/daemons';
-import { attachmentOf, hostsOfKind, type Topology } from '../topology/model.js';
+import { attachmentOf, hostsOfKind, MAX_NODES, type Topology } from '../topology/model.js';
 
-export const MAX_ECMP_PATHS = 64;
+/** One path per node: `lab up` waits for a next hop from every node, so the node cap and this are one number. */
+export const MAX_ECMP_PATHS = MAX_NODES;
 const NODES_GROUP = 'NODES';
 
 /** The nodes the router peers with: every node of the topology, killed or not (a killed node comes back). */

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { LabError } from '../errors.js';
-import { buildTopology, hostIfaceOf, hostOf, hostsOfKind, nextNodeIndex, prefixLength } from './model.js';
+import { MAX_ECMP_PATHS } from '../runtime/frr.js';
+import { buildTopology, hostIfaceOf, hostOf, hostsOfKind, MAX_NODES, nextNodeIndex, prefixLength } from './model.js';
 
 function ipv4ToInt(a: string): number {
   return a.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
@@ -50,7 +51,7 @@ describe('lab topology - model', () => {
   );
 
   test('interface names fit IFNAMSIZ and the root-namespace one carries the l4f- prefix', () => {
-    const t = buildTopology({ id: 'abcdefgh', nodes: 80, backends: 150 });
+    const t = buildTopology({ id: 'abcdefgh', nodes: MAX_NODES, backends: 150 });
     for (const s of t.segments) for (const a of s.attachments) expect(a.iface.length, a.iface).toBeLessThanOrEqual(15);
     expect(hostIfaceOf('abcdefgh')).toBe('l4f-abcdefgh-h');
     for (const h of t.hosts) if (h.namespace) expect(h.namespace.startsWith('l4f-abcdefgh-')).toBe(true);
@@ -99,6 +100,22 @@ describe('lab topology - model', () => {
   ])('invalid options are refused naming the field: %j', (options, message) => {
     expect(() => buildTopology(options)).toThrow(LabError);
     expect(() => buildTopology(options)).toThrow(message);
+  });
+
+  test.each([
+    [{ nodes: 1e10 }, 'nodes 10000000000 is not an integer in 1..'],
+    [{ nodes: 2.5 }, 'nodes 2.5 is not an integer in 1..'],
+    [{ nodeIndexes: [2, 2] }, 'node index 2 appears twice'],
+    [{ nodeIndexes: [1, 3, 1] }, 'node index 1 appears twice'],
+  ])('lab topology - a node count or index list that cannot be built is refused naming it: %j', (options, message) => {
+    expect(() => buildTopology(options)).toThrow(LabError);
+    expect(() => buildTopology(options)).toThrow(message);
+  });
+
+  test('lab topology - never more nodes than the router takes ECMP paths (lab up waits for one next hop per node)', () => {
+    expect(MAX_NODES).toBeLessThanOrEqual(MAX_ECMP_PATHS);
+    expect(() => buildTopology({ nodes: MAX_ECMP_PATHS + 1 })).toThrow(`nodes ${MAX_ECMP_PATHS + 1} is not an integer`);
+    expect(() => buildTopology({ nodeIndexes: [MAX_ECMP_PATHS + 1] })).toThrow('node index');
   });
 
   test('unknown host names the lab and lists the hosts', () => {

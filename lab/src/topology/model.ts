@@ -18,7 +18,12 @@ export const LAB_PREFIX = 'l4f-';
 export const DEFAULT_LAB_ID = 'lab';
 export const DEFAULT_NODES = 3;
 export const DEFAULT_BACKENDS = 4;
-export const MAX_NODES = 80;
+/**
+ * The router takes one ECMP path per node (runtime/frr.ts `maximum-paths`, which follows this) and `lab up` waits for
+ * a next hop from every node (readiness.ts). 64: within FRR's compile-time MULTIPATH_NUM on the builds the lab meets
+ * (Debian 12's FRR 8.4 takes up to 256; other builds fewer), so a `maximum-paths` it refuses never breaks a lab.
+ */
+export const MAX_NODES = 64;
 export const MAX_BACKENDS = 150;
 export const ROUTER_ASN = 65000;
 export const NODE_ASN = 65001;
@@ -177,12 +182,17 @@ function checkCount(field: string, value: number, min: number, max: number): voi
 export function buildTopology(options: TopologyOptions = {}): Topology {
   const id = options.id ?? DEFAULT_LAB_ID;
   if (!/^[a-z0-9]{1,8}$/.test(id)) throw new LabError('OPTION_INVALID', `lab id "${id}" must be 1-8 of [a-z0-9]`);
+  // Counts are checked before anything is made of them: `--nodes 1e10` must name the option, not fail in Array.from.
+  if (options.nodeIndexes === undefined) checkCount('nodes', options.nodes ?? DEFAULT_NODES, 1, MAX_NODES);
   const nodeIndexes = [...(options.nodeIndexes ?? range(1, options.nodes ?? DEFAULT_NODES))].sort((a, b) => a - b);
   const backends = options.backends ?? DEFAULT_BACKENDS;
   const clients = options.clients ?? 1;
   const slot = options.controlSlot ?? 0;
   checkCount('nodes', nodeIndexes.length, 1, MAX_NODES);
   for (const i of nodeIndexes) checkCount('node index', i, 1, MAX_NODES);
+  // A repeated index would give two hosts one name, namespace and address.
+  const repeated = nodeIndexes.find((i, k) => nodeIndexes[k + 1] === i);
+  if (repeated !== undefined) throw new LabError('OPTION_INVALID', `node index ${repeated} appears twice`);
   checkCount('backends', backends, 1, MAX_BACKENDS);
   checkCount('clients', clients, 1, 16);
   checkCount('controlSlot', slot, 0, 255);
