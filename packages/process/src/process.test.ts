@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { ProcessError } from './errors.js';
-import { freePort, inNamespace, run, runScript, spawnChild, waitFor } from './index.js';
+import { freePort, inNamespace, run, runScript, signal, spawnChild, waitFor } from './index.js';
 
 describe('process - run', () => {
   test('collects stdout and stderr and feeds stdin', async () => {
@@ -25,6 +25,29 @@ describe('process - run', () => {
     const started = Date.now();
     await expect(run(['sleep', '5'], { timeoutMs: 100 })).rejects.toMatchObject({ code: 'TIMEOUT' });
     expect(Date.now() - started).toBeLessThan(4_000);
+  });
+
+  test('a timeout rejects at once while a grandchild still holds the output pipes, with the stderr so far', async () => {
+    let grandchild = 0;
+    try {
+      const err = await run(['sh', '-c', 'sleep 30 & echo $! >&2; wait'], { timeoutMs: 300 }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'TIMEOUT' });
+      grandchild = Number(/: (\d+)$/.exec((err as Error).message)?.[1]);
+      expect(grandchild).toBeGreaterThan(0);
+      expect((err as Error).message).toBe(
+        `command "sh -c sleep 30 & echo $! >&2; wait" did not finish within 300 ms: ${grandchild}`,
+      );
+    } finally {
+      if (grandchild > 0) signal(grandchild, 'SIGKILL');
+    }
+  }, 10_000);
+
+  test('a program killed by a signal is reported with the signal name', async () => {
+    const err = await run(['sh', '-c', 'echo dying >&2; kill -USR1 $$']).catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: 'COMMAND_FAILED',
+      message: 'command "sh -c echo dying >&2; kill -USR1 $$" killed by SIGUSR1: dying',
+    });
   });
 
   test('a program that does not exist rejects with NOT_STARTED', async () => {

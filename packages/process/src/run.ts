@@ -60,10 +60,20 @@ export function run(argv: readonly string[], options: RunOptions = {}): Promise<
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
-    let timedOut = false;
+    const said = () => Buffer.concat(stderr).toString('utf8').trim() || Buffer.concat(stdout).toString('utf8').trim();
+    // Rejects at once: 'close' waits for the pipes, which a grandchild (`sh -c 'x &'`) may hold far beyond the
+    // timeout. Destroying our ends lets 'close' come and frees them; the grandchild is the program's own business.
     const timer = setTimeout(() => {
-      timedOut = true;
       child.kill('SIGKILL');
+      child.stdout.destroy();
+      child.stderr.destroy();
+      const soFar = said();
+      reject(
+        new ProcessError(
+          'TIMEOUT',
+          `command "${shown}" did not finish within ${timeoutMs} ms${soFar ? `: ${soFar}` : ''}`,
+        ),
+      );
     }, timeoutMs);
     child.stdout.on('data', (d: Buffer) => stdout.push(d));
     child.stderr.on('data', (d: Buffer) => stderr.push(d));
@@ -78,11 +88,9 @@ export function run(argv: readonly string[], options: RunOptions = {}): Promise<
         stdout: Buffer.concat(stdout).toString('utf8'),
         stderr: Buffer.concat(stderr).toString('utf8'),
       };
-      if (timedOut) {
-        reject(new ProcessError('TIMEOUT', `command "${shown}" did not finish within ${timeoutMs} ms`));
-      } else if (result.code !== 0 && !options.allowFailure) {
-        const said = result.stderr.trim() || result.stdout.trim();
-        reject(new ProcessError('COMMAND_FAILED', `command "${shown}" exited ${result.code}: ${said}`));
+      if (result.code !== 0 && !options.allowFailure) {
+        const how = code === null && signal ? `killed by ${signal}` : `exited ${result.code}`;
+        reject(new ProcessError('COMMAND_FAILED', `command "${shown}" ${how}: ${said()}`));
       } else resolve(result);
     });
     // A program that exits without reading its input (EPIPE) is not an error of ours: its exit code tells why.
