@@ -4,7 +4,7 @@ import { diffFleets } from './diff.js';
 import { ConfigError } from './errors.js';
 import { explainFlow } from './explain.js';
 import { parseFleet } from './parse.js';
-import { type MemberRamps, nextRampStepMs, RAMP_PERCENTS, rampPercentAt } from './slow-start.js';
+import { type MemberRamps, nextRampStepMs, RAMP_PERCENTS, rampPercentAt, startedMembers } from './slow-start.js';
 import { buildVipTable, tableInputsOf } from './table.js';
 import type { Fleet } from './types.js';
 
@@ -129,5 +129,40 @@ describe('config slow start - tables', () => {
       ramps,
     );
     expect(r.why[1]).toMatch(/no decision yet \(counts as up\), slow start at 60% of its weight/);
+  });
+});
+
+describe('config slow start - started members', () => {
+  test('each member of the earlier pool is read a bounded number of times, not once per member of the new one', () => {
+    // Runs on every node at every fleet change: a scan of the earlier pool per member was quadratic (100,000 members
+    // blocked the event loop for 30 s). Count the reads of the earlier pool's members instead of timing them.
+    const n = 2_000;
+    const poolOf = (state: 'active' | 'draining') => ({
+      name: 'web',
+      slowStartS: 8,
+      healthCheck: { type: 'tcp' },
+      members: Array.from({ length: n }, (_, i) => ({
+        name: `be${i}`,
+        address: `198.18.${i >> 8}.${i & 255}`,
+        port: 80,
+        ...(i % 2 === 1 ? { state } : {}),
+      })),
+    });
+    const vips = [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web' }];
+    const before = parseFleet({ pools: [poolOf('draining')], vips });
+    const after = parseFleet({ pools: [poolOf('active')], vips });
+    let reads = 0;
+    const counted = new Proxy(before.pools[0]!.members, {
+      get(target, key, receiver) {
+        if (typeof key === 'string' && /^\d+$/.test(key)) reads++;
+        return Reflect.get(target, key, receiver);
+      },
+    });
+    const spied: Fleet = { ...before, pools: [{ ...before.pools[0]!, members: counted }] };
+    const started = startedMembers(spied, after);
+    expect(started.size).toBe(n / 2);
+    expect(started.has('web/be1')).toBe(true);
+    expect(started.has('web/be0')).toBe(false);
+    expect(reads).toBeLessThanOrEqual(2 * n);
   });
 });

@@ -88,10 +88,12 @@ export function startedMembers(before: Fleet, after: Fleet): Set<string> {
   for (const pool of after.pools) {
     const was = old.get(pool.name);
     if (!was || slowStartOf(pool) === 0) continue;
+    // One map per pool, not a scan of the earlier pool per member: this runs on every node at every fleet change,
+    // and a scan per member was quadratic (100,000 members blocked the event loop for 30 s).
+    const priorState = new Map(was.members.map((o) => [o.name, o.state]));
     for (const m of pool.members) {
       if (m.state !== 'active') continue;
-      const prior = was.members.find((o) => o.name === m.name);
-      if (prior?.state !== 'active') out.add(memberKey(pool.name, m.name));
+      if (priorState.get(m.name) !== 'active') out.add(memberKey(pool.name, m.name));
     }
   }
   return out;
