@@ -144,3 +144,23 @@ describe('cli status - VIPs the fleet withdraws', () => {
     ]);
   });
 });
+
+describe('cli status - what each node announces', () => {
+  test("the JSON names each node's announced VIPs from its status record; [] once drained, null without a record", async () => {
+    const store = new MemoryFleetStore();
+    await store.apply(twoPoolFleet({ type: 'none' }));
+    await (await store.registerNode({ name: 'lb1' })).reportStatus({ ...base, announced: ['198.51.100.10:80/tcp'] });
+    await (await store.registerNode({ name: 'lb2' })).reportStatus(base);
+    await store.registerNode({ name: 'lb3' });
+    await store.setNodeDrain('lb2', true);
+
+    const json = JSON.parse((await status(store, '-o', 'json')).out) as {
+      nodes: { name: string; drained: boolean; announced: string[] | null }[];
+    };
+    expect(json.nodes.map((n) => [n.name, n.drained, n.announced])).toEqual([
+      ['lb1', false, ['198.51.100.10:80/tcp']],
+      ['lb2', true, []],
+      ['lb3', false, null],
+    ]);
+  });
+});

@@ -10,6 +10,11 @@ export interface NodeCheck {
   readonly drained: boolean;
   readonly failStatic: boolean;
   readonly desiredRevision: number | null;
+  /**
+   * VIP keys the node announces over BGP, from its status record: `[]` once a drained node has withdrawn them all;
+   * null when the node has no status record (not started, or its lease is gone), which says nothing of its routes.
+   */
+  readonly announced: readonly string[] | null;
   /** VIP keys whose checksum on the node differs from the expected one (or is missing). */
   readonly mismatched: readonly string[];
   /** Records from etcd the node's store refused since its agent started (the agent's status record). */
@@ -63,6 +68,7 @@ export function checkNodes(
     drained: n.drained,
     failStatic: n.status?.failStatic ?? false,
     desiredRevision: n.status?.desiredRevision ?? null,
+    announced: n.status ? [...n.status.announced] : null,
     mismatched: n.status ? [...expected].filter(([k, sum]) => n.status?.tables[k] !== sum).map(([k]) => k) : [],
     rejectedRecords: rejectedOf(n.status).total,
     lastRejected: rejectedOf(n.status).last,
