@@ -44,12 +44,17 @@ export interface DnsmasqHandle {
 export async function startDnsmasq(o: DnsmasqOptions = {}): Promise<DnsmasqHandle> {
   const port = await freePort();
   const c: Child = spawnChild(dnsmasqArgv(port, o));
-  await waitFor(
-    `dnsmasq on port ${port}`,
-    async () => (/started, version/.test(c.log()) ? true : undefined),
-    READY_TIMEOUT_MS,
-    50,
-    () => (c.exitReason() ? `dnsmasq ${c.exitReason()} before serving:\n${c.log()}` : undefined),
-  );
+  try {
+    await waitFor(
+      `dnsmasq on port ${port}`,
+      async () => (/started, version/.test(c.log()) ? true : undefined),
+      READY_TIMEOUT_MS,
+      50,
+      () => (c.exitReason() ? `dnsmasq ${c.exitReason()} before serving:\n${c.log()}` : undefined),
+    );
+  } catch (err) {
+    await c.stop('SIGKILL'); // the caller gets no handle to stop it with
+    throw err;
+  }
   return { port, stop: () => c.stop('SIGTERM', STOP_TIMEOUT_MS) };
 }

@@ -40,13 +40,20 @@ export async function startNats(): Promise<NatsHandle> {
   const start = async (): Promise<void> => {
     const c = spawnChild(natsArgv({ address: '127.0.0.1', port }));
     child = c;
-    await waitFor(
-      `nats-server on port ${port}`,
-      async () => ((await canConnect(port)) ? true : undefined),
-      READY_TIMEOUT_MS,
-      50,
-      () => (c.exitReason() ? `nats-server ${c.exitReason()} before serving:\n${c.log()}` : undefined),
-    );
+    try {
+      await waitFor(
+        `nats-server on port ${port}`,
+        async () => ((await canConnect(port)) ? true : undefined),
+        READY_TIMEOUT_MS,
+        50,
+        () => (c.exitReason() ? `nats-server ${c.exitReason()} before serving:\n${c.log()}` : undefined),
+      );
+    } catch (err) {
+      // One that never served is not left running, nor kept as `child`: start() then launches again.
+      if (child === c) child = undefined;
+      await c.stop('SIGKILL');
+      throw err;
+    }
   };
 
   await start();
