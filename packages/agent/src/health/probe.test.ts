@@ -143,6 +143,19 @@ describe('probe - real sockets on loopback', () => {
     expect(['ECONNREFUSED', 'timeout']).toContain(r.reason);
   });
 
+  // The subnet broadcast of 127/8: connect() fails (EACCES, no SO_BROADCAST) as it does for an unreachable or
+  // prohibited route. The probe ends down with that code; it used to send on the unconnected socket and throw
+  // ERR_SOCKET_BAD_PORT outside any listener: an uncaught exception, which ended the agent.
+  test.each(['udp', 'dns'] as const)(
+    '%s: a destination connect() refuses is down with the code, no uncaught throw',
+    async (type) => {
+      const r = await probeMember({ address: '127.255.255.255', port: 9 }, check({ type, timeoutMs: 300 }));
+      expect(r.ok).toBe(false);
+      expect(r.reason).not.toBe('timeout');
+      await new Promise((r) => setTimeout(r, 50)); // a throw a tick later would land here, as an unhandled error
+    },
+  );
+
   test('none: always up', async () => {
     expect(await probeMember({ address: '198.18.255.1', port: 9 }, check({ type: 'none' }))).toMatchObject({
       ok: true,

@@ -197,8 +197,15 @@ function probeUdp(
         else finish(verdict.ok, verdict.reason);
       }),
     );
+    // A failed connect() (ENETUNREACH, a blackhole or prohibit route, EACCES for a broadcast address) comes to this
+    // callback, not to 'error': sending on the unconnected socket would throw ERR_SOCKET_BAD_PORT a tick later, an
+    // uncaught exception that ends the agent.
     const send = () =>
-      sock.connect(port, target.address, () => {
+      sock.connect(port, target.address, (connectErr?: Error) => {
+        if (connectErr) {
+          finish(false, errCode(connectErr));
+          return;
+        }
         sock.send(datagram, (err) => {
           if (err) finish(false, errCode(err));
         });
