@@ -140,6 +140,9 @@ class Flow {
 
   private break(reason: string): void {
     if (this.state === 'closed' || this.state === 'broken') return;
+    // The gap open when the flow breaks is its last pause (often the one that broke it): once broken, `sample` no
+    // longer counts an ongoing gap, so it goes into maxPauseMs here.
+    if (this.replies > 0) this.maxPauseMs = Math.max(this.maxPauseMs, this.opts.now() - this.lastReplyAt);
     this.state = 'broken';
     this.reason = reason;
     this.tcp?.destroy();

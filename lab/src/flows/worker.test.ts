@@ -1,0 +1,62 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { sleep, waitFor } from '@l4fleet/process';
+import { afterEach, describe, expect, test } from 'vitest';
+import type { FlowSample } from './types.js';
+import { FlowWorker } from './worker.js';
+
+/** An identity server on loopback that answers each line with `backend=b1` while `answering` is set. */
+function identityServer(state: { answering: boolean }): Promise<{ server: Server; port: number }> {
+  const sockets: Socket[] = [];
+  const server = createServer((s) => {
+    sockets.push(s);
+    s.on('data', (d) => {
+      if (!state.answering) return;
+      for (const _ of d.toString().split('\n').slice(1)) s.write('backend=b1\n');
+    });
+    s.on('error', () => {});
+  });
+  server.on('close', () => {
+    for (const s of sockets) s.destroy();
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      resolve({ server, port: typeof address === 'object' && address ? address.port : 0 });
+    }),
+  );
+}
+
+describe('lab flows - worker', () => {
+  let worker: FlowWorker | undefined;
+  let server: Server | undefined;
+  afterEach(() => {
+    worker?.stop();
+    server?.close();
+  });
+
+  test('lab flows - the pause that broke a flow counts in its longest pause', async () => {
+    const state = { answering: true };
+    const started = await identityServer(state);
+    server = started.server;
+    // A clock the test moves: the gap is what the test says, not what the machine's timers make of it.
+    let now = 1_000;
+    const w = new FlowWorker({
+      tcp: { protocol: 'tcp', address: '127.0.0.1', port: started.port },
+      intervalMs: 10,
+      brokenAfterMs: 15_000,
+      now: () => now,
+    });
+    worker = w;
+    w.open(1, 0);
+    const flow = (): FlowSample | undefined => w.report().flows[0];
+    await waitFor('two answers', async () => ((flow()?.replies ?? 0) >= 2 ? true : undefined), 5_000, 10);
+    expect(flow()?.maxPauseMs).toBe(0);
+    state.answering = false;
+    // Answers written before the switch may still be on their way; the clock moves once they are in.
+    await sleep(100);
+    now = 21_000; // 20 s without an answer: past brokenAfterMs, the next tick breaks the flow
+    await waitFor('flow broken', async () => (flow()?.state === 'broken' ? true : undefined), 5_000, 10);
+    expect(flow()?.reason).toBe('timeout');
+    expect(flow()?.maxPauseMs).toBe(20_000);
+  });
+});
