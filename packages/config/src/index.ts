@@ -89,6 +89,7 @@ export {
 export {
   type AnnouncementChange,
   announcementChanges,
+  announcementRule,
   belowMinUpText,
   DEFAULT_MIN_UP_MEMBERS,
   enoughUp,

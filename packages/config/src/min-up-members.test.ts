@@ -104,3 +104,41 @@ describe('pools[].minUpMembers (announce while enough members take new flows)', 
     expect(announcementChanges(plain, more, down())).toEqual([]);
   });
 });
+
+describe('pools[].minUpMembers - many VIPs on one pool', () => {
+  test('announcementChanges counts each pool of each fleet once, not once per VIP', () => {
+    // `l4fleet apply` asks for every VIP of both fleets: a walk of the pool per VIP was VIPs x members (600 VIPs on a
+    // 100,000-member pool: 133 s). Count the walks of the pool's members instead of timing them.
+    const vips = Array.from({ length: 40 }, (_, i) => ({
+      address: '198.51.100.10',
+      port: 1_000 + i,
+      protocol: 'tcp',
+      pool: 'web',
+      tableSize: 251,
+    }));
+    const before = parseFleet({ ...fleetWith(), vips });
+    const after = parseFleet({ ...fleetWith({ minUpMembers: 3 }), vips });
+    const walks = { before: 0, after: 0 };
+    const counted = (f: typeof before, which: keyof typeof walks): typeof before => ({
+      ...f,
+      pools: f.pools.map(
+        (p) =>
+          new Proxy(p, {
+            get(target, key, receiver) {
+              if (key === 'members') walks[which]++;
+              return Reflect.get(target, key, receiver);
+            },
+          }),
+      ),
+    });
+    const changes = announcementChanges(counted(before, 'before'), counted(after, 'after'), down());
+    expect(changes).toHaveLength(40);
+    expect(changes[39]).toEqual({
+      vip: '198.51.100.10:1039/tcp',
+      announced: false,
+      reason: "only 2 members take new flows, fewer than the pool's minUpMembers 3",
+    });
+    expect(walks.before).toBeLessThanOrEqual(4);
+    expect(walks.after).toBeLessThanOrEqual(4);
+  });
+});
