@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Child, freePort, waitFor } from '@l4fleet/process';
+import { DaemonError } from './errors.js';
 import { ETCD_READY_TIMEOUT_MS, etcdctl, launchEtcd } from './etcd.js';
 import { etcdMemberFlags } from './etcd-flags.js';
 
@@ -25,7 +26,7 @@ export interface EtcdMemberHandle {
   kill(): Promise<void>;
   /** Stops gracefully (SIGTERM). */
   halt(): Promise<void>;
-  /** Starts again after kill()/halt() (waits until it is healthy). */
+  /** Starts again after kill()/halt() (waits until it is healthy); after the cluster's stop(): STOPPED. */
   start(): Promise<void>;
   /** SIGSTOP: TCP connects still complete (the kernel's backlog) but no request is ever answered. */
   freeze(): void;
@@ -57,8 +58,10 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
   const ctl = (args: readonly string[], endpoints: readonly string[] = all) =>
     etcdctl([`--endpoints=${endpoints.join(',')}`, '--dial-timeout=2s', '--command-timeout=5s'], args);
 
+  let stopped = false;
   const members = specs.map((spec) => {
     let child: Child | undefined;
+    let launching: Promise<void> | undefined;
     let frozen = false;
     const args = [
       ...etcdMemberFlags({
@@ -72,10 +75,24 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
       ...(opts.extraArgs ?? []),
     ];
     // A member alone cannot answer a health check (no quorum): `launch` waits for its port, `start` for health.
-    const launch = async (healthy: () => Promise<unknown>) => {
-      if (!child) child = await launchEtcd(args, spec.clientPort, healthy);
+    // The launch in flight is kept: halt() waits for it, so a member that comes up during a stop is stopped too.
+    const launch = (healthy: () => Promise<unknown>): Promise<void> => {
+      if (stopped) {
+        const why = `etcd member "${spec.name}": the cluster was stopped (its data dir is gone)`;
+        return Promise.reject(new DaemonError('STOPPED', why));
+      }
+      if (child) return Promise.resolve();
+      launching ??= launchEtcd(args, spec.clientPort, healthy)
+        .then((c) => {
+          child = c;
+        })
+        .finally(() => {
+          launching = undefined;
+        });
+      return launching;
     };
     const halt = async (signal: NodeJS.Signals) => {
+      await launching?.catch(() => {}); // a failed launch has killed its etcd already
       const c = child;
       child = undefined;
       if (!c) return;
@@ -102,16 +119,18 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
     return { member, launch, halt };
   });
 
-  let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    await Promise.all(members.map((m) => m.halt('SIGTERM')));
+    await Promise.allSettled(members.map((m) => m.halt('SIGTERM')));
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    // Members wait for each other (quorum) before serving: start all, then wait for the cluster's health.
-    await Promise.all(members.map((m) => m.launch(async () => true)));
+    // Members wait for each other (quorum) before serving: start all, then wait for the cluster's health. Every
+    // launch ends before a failure is reported, so the stop below halts each member that came up.
+    const launched = await Promise.allSettled(members.map((m) => m.launch(async () => true)));
+    const failed = launched.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     await waitFor(
       `etcd cluster ${all.join(',')} healthy`,
       async () => Boolean(await ctl(['endpoint', 'health'])),

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Child, canConnect, freePort, run, spawnChild, waitFor } from '@l4fleet/process';
+import { DaemonError } from './errors.js';
 import { type EtcdTls, makeCerts } from './etcd-certs.js';
 import { ETCD_BIN, etcdEnv, singleMemberFlags } from './etcd-flags.js';
 
@@ -29,11 +30,11 @@ export interface EtcdHandle {
   readonly tls: EtcdTls | undefined;
   /** etcdctl against this etcd (with TLS and root auth if enabled); returns stdout. */
   etcdctl(...args: string[]): Promise<string>;
-  /** Stops gracefully (SIGTERM) and starts again on the same ports and data. */
+  /** Stops gracefully (SIGTERM) and starts again on the same ports and data; after stop(): STOPPED. */
   restart(): Promise<void>;
   /** SIGKILL, no restart. */
   kill(): Promise<void>;
-  /** Starts again after kill(). */
+  /** Starts again after kill(); after stop(): STOPPED. */
   start(): Promise<void>;
   /** Stops and removes the temp dir; safe to call twice. */
   stop(): Promise<void>;
@@ -99,6 +100,7 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdHandle> {
       return etcdctl(flags, a);
     };
     const launch = async () => {
+      if (stopped) throw new DaemonError('STOPPED', `etcd ${clientUrl}: stopped (its data dir is gone)`);
       child = await launchEtcd(args, clientPort, () => ctl('endpoint', 'health'));
     };
     const halt = async (signal: NodeJS.Signals) => {

@@ -1,4 +1,5 @@
 export { DNSMASQ_BIN, type DnsmasqHandle, type DnsmasqOptions, dnsmasqArgv, startDnsmasq } from './dnsmasq.js';
+export { DaemonError, type DaemonErrorCode } from './errors.js';
 export { type EtcdHandle, type EtcdOptions, etcdctl, startEtcd } from './etcd.js';
 export { type EtcdTls, makeCerts } from './etcd-certs.js';
 export {

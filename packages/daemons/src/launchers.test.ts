@@ -22,6 +22,7 @@ vi.mock('@l4fleet/process', async (original) => ({
 }));
 
 const { startDnsmasq } = await import('./dnsmasq.js');
+const { startEtcd } = await import('./etcd.js');
 const { startNats } = await import('./nats.js');
 
 beforeEach(() => {
@@ -52,5 +53,24 @@ describe('launchers - a daemon that does not become ready', () => {
     proc.ready.push(false);
     await expect(startDnsmasq()).rejects.toMatchObject({ code: 'TIMEOUT' });
     expect(proc.children[0]?.stop).toHaveBeenCalledWith('SIGKILL');
+  });
+});
+
+describe('launchers - a handle after stop()', () => {
+  test('startEtcd: start() and restart() after stop() are refused (its data dir is gone), nothing is launched', async () => {
+    const etcd = await startEtcd();
+    await etcd.stop();
+    await expect(etcd.start()).rejects.toMatchObject({ code: 'STOPPED' });
+    await expect(etcd.restart()).rejects.toMatchObject({
+      code: 'STOPPED',
+      message: `etcd ${etcd.endpoints[0]}: stopped (its data dir is gone)`,
+    });
+    expect(proc.children).toHaveLength(1);
+  });
+
+  test('startNats: start() after stop() is refused', async () => {
+    const nats = await startNats();
+    await nats.stop();
+    await expect(nats.start()).rejects.toMatchObject({ code: 'STOPPED', message: `nats-server ${nats.url}: stopped` });
   });
 });

@@ -4,6 +4,7 @@
  * same port.
  */
 import { type Child, canConnect, freePort, spawnChild, waitFor } from '@l4fleet/process';
+import { DaemonError } from './errors.js';
 
 export const NATS_SERVER_BIN = '/usr/sbin/nats-server';
 const READY_TIMEOUT_MS = 10_000;
@@ -25,7 +26,7 @@ export interface NatsHandle {
   /** `nats://127.0.0.1:PORT`. */
   readonly url: string;
   readonly port: number;
-  /** SIGKILL (an outage); start() brings it back on the same port. */
+  /** SIGKILL (an outage); start() brings it back on the same port (after stop(): STOPPED). */
   kill(): Promise<void>;
   start(): Promise<void>;
   /** Stops for good; safe to call twice. */
@@ -66,7 +67,7 @@ export async function startNats(): Promise<NatsHandle> {
       await c?.stop('SIGKILL');
     },
     async start() {
-      if (stopped) throw new Error('nats handle was stopped');
+      if (stopped) throw new DaemonError('STOPPED', `nats-server nats://127.0.0.1:${port}: stopped`);
       if (!child) await start();
     },
     async stop() {
