@@ -213,11 +213,14 @@ export class Lab implements LabContext {
     writeState(this.state);
   }
 
-  /** Changes the state's host set and the topology with it. */
+  /**
+   * Changes the state's host set and the topology with it. The topology is built from a copy first: a change it
+   * refuses (past the node or backend limit) leaves the state as it was, so no later save writes the refused hosts.
+   */
   private setHosts(change: Pick<LabState, 'nodeIndexes' | 'backends'>): void {
-    this.state.nodeIndexes = [...change.nodeIndexes];
-    this.state.backends = change.backends;
-    this.#topology = topologyOf(this.state);
+    const next: LabState = { ...this.state, nodeIndexes: [...change.nodeIndexes], backends: change.backends };
+    this.#topology = topologyOf(next);
+    this.state = next;
     this.save();
   }
 
