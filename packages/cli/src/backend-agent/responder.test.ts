@@ -3,6 +3,7 @@
  * sockets: the two sides of the agent check agree on every state.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -81,6 +82,51 @@ describe('l4fleet backend agent - answering the node probe', () => {
     expect(listenAddress('[2001:db8::1]:9777')).toEqual({ host: '2001:db8::1', port: 9777 });
     for (const bad of ['9777', 'localhost:9777', '0.0.0.0:70000', '2001:db8::1:9777']) {
       expect(() => listenAddress(bad)).toThrow(`--listen ${JSON.stringify(bad)}: not ADDR:PORT`);
+    }
+  });
+});
+
+describe('l4fleet backend agent - connections that do not end', () => {
+  /** A client that sends one byte every 50 ms and never closes its side; resolves when the responder closes it. */
+  const dribble = async (at: number) => {
+    const sock = connect(at, '127.0.0.1');
+    sock.on('error', () => undefined);
+    const timer = setInterval(() => sock.write('x'), 50);
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    void closed.then(() => clearInterval(timer));
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    const stop = () => {
+      clearInterval(timer);
+      sock.destroy();
+    };
+    return { closed, stop };
+  };
+
+  test('a peer that keeps sending a byte at a time is closed at the connection timeout all the same', async () => {
+    const r = await startResponder({ listen: ['127.0.0.1:0'], stateFile, logger, connectionTimeoutMs: 300 });
+    const c = await dribble(Number(r.addresses[0]?.split(':')[1]));
+    try {
+      // Each byte used to restart an idle timer: the connection stayed as long as the peer kept sending.
+      const outcome = await Promise.race([
+        c.closed.then(() => 'closed'),
+        new Promise((res) => setTimeout(() => res('still open'), 5_000)),
+      ]);
+      expect(outcome).toBe('closed');
+    } finally {
+      c.stop();
+      await r.close();
+    }
+  });
+
+  test('close() ends the connections still open (SIGTERM does not wait on a peer)', { timeout: 10_000 }, async () => {
+    const r = await startResponder({ listen: ['127.0.0.1:0'], stateFile, logger });
+    const at = Number(r.addresses[0]?.split(':')[1]);
+    const held = [await dribble(at), await dribble(at)];
+    try {
+      await r.close();
+      await Promise.all(held.map((c) => c.closed));
+    } finally {
+      for (const c of held) c.stop();
     }
   });
 });

@@ -12,9 +12,16 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { type BackendState, DEFAULT_BACKEND_STATE, readStateFile, stateLine } from './state-file.js';
 
-/** Connections served at once; more are refused by the kernel's backlog and the node retries at its next probe. */
+/**
+ * Connections served at once. Node accepts any more and closes them at once (the node's probe then fails with 'the
+ * agent closed without a reply' and retries at its next interval), so no connection may outlive
+ * AGENT_CONNECTION_TIMEOUT_MS: peers that hold connections open must not keep every node's probe out.
+ */
 export const MAX_AGENT_CONNECTIONS = 256;
-/** A connection is closed after this even if the peer never reads (a node's probe has its own, shorter timeout). */
+/**
+ * A connection is destroyed this long after it was accepted, whatever the peer does (never reads, never closes, or
+ * keeps sending): a node's probe has its own, shorter timeout.
+ */
 export const AGENT_CONNECTION_TIMEOUT_MS = 5_000;
 export const DEFAULT_AGENT_PORT = 9777;
 
@@ -23,6 +30,8 @@ export interface ResponderOptions {
   readonly listen: readonly string[];
   readonly stateFile: string;
   readonly logger: Logger;
+  /** How long a connection may last from its accept, in ms; default AGENT_CONNECTION_TIMEOUT_MS. */
+  readonly connectionTimeoutMs?: number;
 }
 
 export interface Responder {
@@ -65,8 +74,18 @@ export async function startResponder(opts: ResponderOptions): Promise<Responder>
   };
   await refresh();
 
+  const connectionTimeoutMs = opts.connectionTimeoutMs ?? AGENT_CONNECTION_TIMEOUT_MS;
+  /** The open connections, for close(): server.close() would wait until each peer ends its own. */
+  const sockets = new Set<Socket>();
   const serve = (sock: Socket): void => {
-    sock.setTimeout(AGENT_CONNECTION_TIMEOUT_MS, () => sock.destroy());
+    sockets.add(sock);
+    // An absolute deadline, not sock.setTimeout: that one is an idle timer, restarted by every byte, so a peer sending
+    // one a second would keep the connection for as long as it liked.
+    const deadline = setTimeout(() => sock.destroy(), connectionTimeoutMs);
+    sock.once('close', () => {
+      clearTimeout(deadline);
+      sockets.delete(sock);
+    });
     sock.on('error', () => undefined); // a node that went away; nothing to do
     sock.on('data', () => undefined); // agent-send: read and ignored, so the peer never blocks on a full window
     void refresh().then((s) => {
@@ -98,7 +117,9 @@ export async function startResponder(opts: ResponderOptions): Promise<Responder>
     addresses,
     state: () => current,
     async close() {
-      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+      const closed = Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+      for (const sock of sockets) sock.destroy();
+      await closed;
     },
   };
 }
