@@ -5,6 +5,8 @@
  * BFD. Measured: standalone bfdd needs neither zebra nor bgpd when a peer names no interface (with `interface` it
  * waits for zebra to report the interface and stays down).
  */
+import { frrAddress, frrWord } from './config-text.js';
+
 /** The lab's and the node's default: 100 ms x 3, a dead peer noticed within 300 ms. */
 export const DEFAULT_BFD_INTERVAL_MS = 100;
 export const DEFAULT_BFD_DETECT_MULTIPLIER = 3;
@@ -45,8 +47,20 @@ function timerLines(t: BfdTimers, indent: string): string[] {
   ];
 }
 
-/** The bfdd.conf for `opts`. */
+/** Refuses (INVALID_CONFIG) what would break bfdd.conf's lines: FRR has no quoting (see config-text.ts). */
+function checkBfddOptions(opts: BfddOptions): void {
+  const at = (field: string) => `frr bfdd config ${field}`;
+  if (opts.hostname !== undefined) frrWord(at('hostname'), opts.hostname);
+  for (const [i, p] of (opts.profiles ?? []).entries()) frrWord(at(`profiles[${i}].name`), p.name);
+  for (const [i, p] of (opts.peers ?? []).entries()) {
+    frrAddress(at(`peers[${i}].address`), p.address);
+    frrAddress(at(`peers[${i}].localAddress`), p.localAddress);
+  }
+}
+
+/** The bfdd.conf for `opts`; a name with whitespace or an address that is not one is INVALID_CONFIG. */
 export function frrBfddConfig(opts: BfddOptions): string {
+  checkBfddOptions(opts);
   const lines = [...(opts.hostname ? [`hostname ${opts.hostname}`] : []), 'log stdout informational', '!', 'bfd'];
   for (const p of opts.profiles ?? []) lines.push(` profile ${p.name}`, ...timerLines(p, '  '), ' !');
   for (const p of opts.peers ?? []) {

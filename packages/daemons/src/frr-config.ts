@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { frrAddress, frrIpv4, frrWord } from './config-text.js';
 import { type BfddOptions, type BfdTimers, frrBfddConfig } from './frr-bfd.js';
 
 export const FRR_DAEMON_DIR = '/usr/lib/frr';
@@ -72,8 +73,32 @@ function sessionLines(target: string, p: FrrPeerSettings): string[] {
   ];
 }
 
-/** The bgpd.conf for `opts`. */
+/**
+ * Refuses (INVALID_CONFIG) a value FRR would read as more than one token: FRR config has no quoting, so a newline
+ * in a password or a name would start a config line of its own. Addresses must be addresses.
+ */
+function checkBgpdOptions(opts: FrrOptions): void {
+  const at = (field: string) => `frr bgpd config ${field}`;
+  frrIpv4(at('routerId'), opts.routerId);
+  if (opts.hostname !== undefined) frrWord(at('hostname'), opts.hostname);
+  const checkSession = (field: string, p: FrrPeerSettings) => {
+    if (p.password) frrWord(at(`${field}.password`), p.password);
+    if (p.bfdProfile) frrWord(at(`${field}.bfdProfile`), p.bfdProfile);
+  };
+  for (const [i, n] of (opts.neighbors ?? []).entries()) {
+    frrAddress(at(`neighbors[${i}].address`), n.address);
+    checkSession(`neighbors[${i}]`, n);
+  }
+  if (opts.peerGroup) {
+    frrWord(at('peerGroup.name'), opts.peerGroup.name);
+    checkSession('peerGroup', opts.peerGroup);
+    for (const [i, a] of opts.peerGroup.members.entries()) frrAddress(at(`peerGroup.members[${i}]`), a);
+  }
+}
+
+/** The bgpd.conf for `opts`; a value that is not one plain token (or not an address) is INVALID_CONFIG. */
 export function frrBgpdConfig(opts: FrrOptions): string {
+  checkBgpdOptions(opts);
   const gshut = opts.gracefulShutdownPolicy === true;
   const group = opts.peerGroup;
   const neighbors = opts.neighbors ?? [];

@@ -3,6 +3,7 @@
  * `gobgp` CLI against its API. The CLI speaks TCP only: a daemon on a unix socket is read through the Speaker.
  */
 import { run } from '@l4fleet/process';
+import { tomlString } from './config-text.js';
 
 export const GOBGPD_BIN = '/usr/bin/gobgpd';
 export const GOBGP_CLI_BIN = '/usr/bin/gobgp';
@@ -47,19 +48,32 @@ export interface GobgpdConfig {
   readonly neighbors: readonly GobgpdNeighborConfig[];
 }
 
-/** The TOML file for `cfg`: IPv4 and IPv6 unicast on every neighbour. */
+/**
+ * The TOML file for `cfg`: IPv4 and IPv6 unicast on every neighbour. Strings are TOML basic strings (a password may
+ * hold `"` or `\`); a control character in one is refused with INVALID_CONFIG.
+ */
 export function gobgpdConfigToml(cfg: GobgpdConfig): string {
+  const str = (field: string, value: string) => tomlString(`gobgpd config ${field}`, value);
   const lines = [
     '[global.config]',
     `  as = ${cfg.asn}`,
-    `  router-id = "${cfg.routerId}"`,
+    `  router-id = ${str('routerId', cfg.routerId)}`,
     `  port = ${cfg.port ?? 179}`,
   ];
-  if (cfg.listenAddresses)
-    lines.push(`  local-address-list = [${cfg.listenAddresses.map((a) => `"${a}"`).join(', ')}]`);
-  for (const n of cfg.neighbors) {
-    lines.push('', '[[neighbors]]', '  [neighbors.config]', `    neighbor-address = "${n.address}"`);
-    lines.push(`    peer-as = ${n.asn}`, ...(n.password ? [`    auth-password = "${n.password}"`] : []));
+  if (cfg.listenAddresses) {
+    const list = cfg.listenAddresses.map((a, i) => str(`listenAddresses[${i}]`, a));
+    lines.push(`  local-address-list = [${list.join(', ')}]`);
+  }
+  for (const [i, n] of cfg.neighbors.entries()) {
+    const field = `neighbors[${i}]`;
+    lines.push(
+      '',
+      '[[neighbors]]',
+      '  [neighbors.config]',
+      `    neighbor-address = ${str(`${field}.address`, n.address)}`,
+    );
+    lines.push(`    peer-as = ${n.asn}`);
+    if (n.password) lines.push(`    auth-password = ${str(`${field}.password`, n.password)}`);
     lines.push(
       '  [neighbors.timers.config]',
       `    hold-time = ${n.holdTimeS}`,
@@ -68,7 +82,7 @@ export function gobgpdConfigToml(cfg: GobgpdConfig): string {
     if (n.connectRetryS !== undefined) lines.push(`    connect-retry = ${n.connectRetryS}`);
     if (n.localAddress || n.passive) {
       lines.push('  [neighbors.transport.config]');
-      if (n.localAddress) lines.push(`    local-address = "${n.localAddress}"`);
+      if (n.localAddress) lines.push(`    local-address = ${str(`${field}.localAddress`, n.localAddress)}`);
       if (n.passive) lines.push('    passive-mode = true');
     }
     for (const family of ['ipv4-unicast', 'ipv6-unicast']) {
