@@ -3,6 +3,7 @@
  * parser, generator or program it claims to match, and every field the fleet and agent parsers know must be in the
  * guide's reference tables. The shell examples run in a throwaway network namespace (run under the ns lock:
  * `flock /tmp/l4fleet-ns.lock npx vitest run test/dashboard-operator-guide.test.ts`).
+ * The READMEs' marked blocks (README.md, packages/agent/README.md) go to the same parsers.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -13,12 +14,14 @@ import { parseAgentConfig, parseAgentConfigText } from '@l4fleet/agent';
 import { ConfigError, healthChecksOf, parseFleet, parseFleetText } from '@l4fleet/config';
 import { frrBgpdConfig, ROUTER_SYSCTLS } from '@l4fleet/daemons';
 import { describe, expect, test } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 
 const run = promisify(execFile);
 const GUIDE = new URL('../docs/operator-guide.md', import.meta.url);
+const AGENT_README = new URL('../packages/agent/README.md', import.meta.url);
 
-async function examples(): Promise<Map<string, string>> {
-  const text = await readFile(GUIDE, 'utf8');
+async function examples(file: URL = GUIDE): Promise<Map<string, string>> {
+  const text = await readFile(file, 'utf8');
   const out = new Map<string, string>();
   for (const m of text.matchAll(/<!-- example: ([a-z0-9-]+) -->\n```[a-z]*\n([\s\S]*?)```/g)) {
     out.set(m[1] as string, m[2] as string);
@@ -26,9 +29,9 @@ async function examples(): Promise<Map<string, string>> {
   return out;
 }
 
-async function example(name: string): Promise<string> {
-  const text = (await examples()).get(name);
-  if (text === undefined) throw new Error(`docs/operator-guide.md: no example "${name}"`);
+async function example(name: string, file: URL = GUIDE): Promise<string> {
+  const text = (await examples(file)).get(name);
+  if (text === undefined) throw new Error(`${file.pathname}: no example "${name}"`);
   return text;
 }
 
@@ -207,5 +210,26 @@ describe('docs/operator-guide.md', () => {
     expect([ignore, announce]).toEqual(['1', '2']);
     expect(out).toMatch(/inet 198\.51\.100\.10\/32/);
     expect(out).toMatch(/inet6 2001:db8:100::10\/128/);
+  });
+});
+
+describe('packages/agent/README.md', () => {
+  test('agent README - the reference agent.yaml parses with the real parser, every section of it set', async () => {
+    const config = parseAgentConfigText(await example('agent-reference', AGENT_README));
+    expect(config).toMatchObject({ fleet: 'default', node: { name: 'node1' }, dataplane: { driver: 'nftables' } });
+    expect(config.bgp.peers[0]).toMatchObject({ holdTimeS: 3, keepaliveS: 1, ebgpMultihopTtl: 2 });
+  });
+
+  test("agent README - the bpf dataplane block, in place of the reference's, parses: every bpf option", async () => {
+    const reference = parseYaml(await example('agent-reference', AGENT_README)) as Record<string, unknown>;
+    const bpf = parseYaml(await example('agent-reference-bpf', AGENT_README)) as { dataplane: unknown };
+    const config = parseAgentConfig({ ...reference, dataplane: bpf.dataplane });
+    expect(config.dataplane).toMatchObject({
+      driver: 'bpf',
+      encapSourceAddress: '198.18.0.11',
+      encapSourceAddress6: '2001:db8:1::11',
+      pinName: 'l4fleet',
+      xdp: 'off',
+    });
   });
 });
