@@ -1,4 +1,5 @@
 /** The whole server over the in-memory store (the browser test runs the same paths against etcd and agents). */
+import { connect } from 'node:net';
 import { parseFleet } from '@l4fleet/config';
 import { type DesiredChanges, MemoryFleetStore } from '@l4fleet/store';
 import pino from 'pino';
@@ -237,5 +238,27 @@ describe('dashboard server', () => {
     });
     expect(res.status).toBe(200);
     expect(((await res.json()) as { flow: string }).flow).toContain(`:${Number(sport)}`);
+  });
+
+  test('dashboard - close() ends a request whose body never finishes arriving (SIGTERM does not hang)', {
+    timeout: 10_000,
+  }, async () => {
+    const started = await startDashboard({ store, logger, listen: '127.0.0.1:0' });
+    const { hostname, port } = new URL(started.url);
+    const sock = connect(Number(port), hostname);
+    sock.on('error', () => undefined);
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    // The headers promise 100 bytes; 1 comes. The server has the request, so it is not an idle connection.
+    sock.write(
+      'POST /api/explain HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{',
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    try {
+      await started.close();
+      await closed;
+    } finally {
+      sock.destroy();
+    }
   });
 });

@@ -38,6 +38,12 @@ const CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self
 const BODY_LIMIT_BYTES = 4_096;
 
 /**
+ * A request must have arrived whole within this (Node's default is none): a body that stops half way would hold its
+ * connection, and a handler, for ever.
+ */
+export const REQUEST_TIMEOUT_MS = 10_000;
+
+/**
  * A source port from the explain form: a JSON integer or decimal digits, 0-65535. Number() would take "" (0), null,
  * true, "0x50" and [80], and explain a flow the operator never typed.
  */
@@ -72,7 +78,14 @@ export function snapshot(deps: ServerDeps) {
 }
 
 export function createServer(deps: ServerDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES });
+  // forceCloseConnections: close() ends every connection, not only the idle ones: a request still arriving (or a
+  // stream whose page stopped reading) would otherwise keep close(), and so SIGTERM, waiting.
+  const app = Fastify({
+    logger: false,
+    bodyLimit: BODY_LIMIT_BYTES,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    forceCloseConnections: true,
+  });
   app.addHook('onSend', async (_req, reply, payload) => {
     reply.header('content-security-policy', CSP);
     reply.header('x-content-type-options', 'nosniff');
