@@ -9,7 +9,6 @@ import { bpfAvailable, DEFAULT_BACKEND_OBJECT } from '@l4fleet/dataplane';
 import { namespacePids } from '@l4fleet/process';
 import type { Logger } from 'pino';
 import { LabError } from '../errors.js';
-import { NFTABLES_DATA_PATH } from '../topology/data-path.js';
 import {
   buildTopology,
   hostOf,
@@ -37,9 +36,11 @@ import {
   labDir,
   type Runtime,
   readState,
+  readStateForUp,
   recordPid,
   writeState,
 } from './state.js';
+import { topologyOf } from './state-check.js';
 import { collectStatus, type LabStatus } from './status.js';
 import { bpfNotBuilt, upDataPath } from './up-data-path.js';
 
@@ -57,18 +58,9 @@ export interface UpOptions extends TopologyOptions {
 
 export const DEFAULT_READY_TIMEOUT_MS = 60_000;
 
-const RUNTIMES: Readonly<Record<Runtime, LabRuntime>> = { netns: netnsRuntime, docker: dockerRuntime };
+export { topologyOf };
 
-/** The topology a state describes: the hosts `up` made plus those added since. */
-export function topologyOf(state: LabState): Topology {
-  const { id, nodeIndexes, backends, clients, controlSlot, bfd, dataplane, backendNetwork, forwarding } = state;
-  const etcdMembers = state.etcdMembers ?? 1;
-  return buildTopology({
-    ...{ id, nodeIndexes, backends, clients, controlSlot, etcdMembers, bfd },
-    // A state written before the lab had data paths ran nftables with l2 backends, whatever today's default is.
-    ...(dataplane === undefined ? NFTABLES_DATA_PATH : { dataplane, backendNetwork, forwarding }),
-  });
-}
+const RUNTIMES: Readonly<Record<Runtime, LabRuntime>> = { netns: netnsRuntime, docker: dockerRuntime };
 
 export class Lab implements LabContext {
   private state: LabState;
@@ -144,7 +136,10 @@ export class Lab implements LabContext {
   static async up(options: UpOptions = {}): Promise<Lab> {
     requireRoot();
     const { id } = buildTopology(options);
-    const existing = readState(id);
+    // A state file that does not check is a stale lab's, as one whose processes died: removed and built anew.
+    const existing = readStateForUp(id, (err) =>
+      options.log?.warn({ event: 'labStale', id, err }, 'lab state invalid; removing the lab first'),
+    );
     if (existing) {
       const lab = new Lab(existing, options.log);
       if (await lab.healthy()) {

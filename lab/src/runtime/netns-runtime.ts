@@ -6,7 +6,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { frrDaemonArgv } from '@l4fleet/daemons';
-import { killAll, run, runScript, startDaemon, waitFor } from '@l4fleet/process';
+import { killAll, namespacePids, run, runScript, startDaemon, waitFor } from '@l4fleet/process';
 import { attachmentOf, type EtcdMember, hostOf, hostsOfKind } from '../topology/model.js';
 import { agentArgv, agentAvailable } from './agent.js';
 import { setupBackend, setupBackends } from './backend-setup.js';
@@ -129,8 +129,10 @@ export const netnsRuntime: LabRuntime = {
     await startProcesses(lab, host);
   },
   restoreService: startProcesses,
-  async stopEtcd(_lab, _member, pid) {
-    if (pid !== undefined) await killAll([pid]);
+  async stopEtcd(lab, _member, pid) {
+    // The recorded pid only while it runs in the control namespace (as downLab checks): after the member died, or
+    // in an edited state, it may be any process of this machine.
+    if (pid !== undefined && (await namespacePids(lab.ns('control'))).includes(pid)) await killAll([pid]);
   },
   async startEtcd(lab, member) {
     startEtcdDaemon(lab, member);

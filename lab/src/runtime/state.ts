@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { LabError } from '../errors.js';
 import type { BackendNetwork, LabDataPlane, LabForwarding } from '../topology/data-path.js';
 import type { LabBfd } from '../topology/model.js';
+import { checkLabState } from './state-check.js';
 
 /** Override with L4FLEET_LAB_STATE_DIR; /run is a tmpfs, so a reboot (which also drops namespaces) empties it. */
 export const DEFAULT_STATE_ROOT = '/run/l4fleet-lab';
@@ -57,13 +58,30 @@ export function hostDir(id: string, host: string): string {
   return dir;
 }
 
+/** The state of lab `id`, undefined if it has none; throws STATE_INVALID naming what is wrong (state-check.ts). */
 export function readState(id: string): LabState | undefined {
   const file = join(labDir(id), 'state.json');
   if (!existsSync(file)) return undefined;
+  let raw: unknown;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as LabState;
+    raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
     throw new LabError('STATE_INVALID', `lab state file "${file}" is not valid JSON`, { cause: err });
+  }
+  return checkLabState(raw, id, file);
+}
+
+/**
+ * For `up`: the state of lab `id`, or undefined when it has none or one that does not check (`onInvalid` is told why).
+ * A hand-edited or truncated state is a stale lab's: `up` removes the lab (downLab needs no state) and builds it anew.
+ */
+export function readStateForUp(id: string, onInvalid: (err: LabError) => void): LabState | undefined {
+  try {
+    return readState(id);
+  } catch (err) {
+    if (!(err instanceof LabError && err.code === 'STATE_INVALID')) throw err;
+    onInvalid(err);
+    return undefined;
   }
 }
 
