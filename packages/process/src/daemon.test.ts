@@ -51,21 +51,27 @@ describe('process - spawnChild children at the starter exit', () => {
     await waitFor('sleep gone', async () => (isAlive(pid) ? undefined : true), 5_000, 20);
   });
 
-  test('a starter with its own SIGTERM handler keeps it: the handler runs and decides the exit', async () => {
-    const s = starter(
-      [
-        `const c = spawnChild(['sleep', '30']);`,
-        `process.on('SIGTERM', () => setTimeout(() => process.exit(3), 50));`,
-        'console.log(c.pid);',
-        'setInterval(() => {}, 1000);',
-      ].join('\n'),
-    );
-    const pid = Number(await s.firstLine);
-    cleanup.push(() => signal(pid, 'SIGKILL'));
-    s.node.kill('SIGTERM');
-    expect(await s.exited).toEqual({ code: 3, signal: null });
-    await waitFor('sleep gone', async () => (isAlive(pid) ? undefined : true), 5_000, 20);
-  });
+  test.each([
+    ['on, after the first spawnChild', `const c = spawnChild(['sleep', '30']);\nprocess.on('SIGTERM', mine);`],
+    ['once, before the first spawnChild', `process.once('SIGTERM', mine);\nconst c = spawnChild(['sleep', '30']);`],
+  ])(
+    'a starter with its own SIGTERM handler (%s) keeps it: the handler runs and decides the exit',
+    async (_, setup) => {
+      const s = starter(
+        [
+          'const mine = () => setTimeout(() => process.exit(3), 50);',
+          setup,
+          'console.log(c.pid);',
+          'setInterval(() => {}, 1000);',
+        ].join('\n'),
+      );
+      const pid = Number(await s.firstLine);
+      cleanup.push(() => signal(pid, 'SIGKILL'));
+      s.node.kill('SIGTERM');
+      expect(await s.exited).toEqual({ code: 3, signal: null });
+      await waitFor('sleep gone', async () => (isAlive(pid) ? undefined : true), 5_000, 20);
+    },
+  );
 });
 
 describe('process - spawnChild stop', () => {

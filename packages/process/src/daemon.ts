@@ -92,7 +92,8 @@ function installReaper(): void {
       process.removeListener(sig, onSignal);
       process.kill(process.pid, sig);
     };
-    process.on(sig, onSignal);
+    // First in line: a `once` listener removes itself before it runs, so counted after it ours would look alone.
+    process.prependListener(sig, onSignal);
   }
 }
 
