@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAgentConfig, parseAgentConfigText } from '@l4fleet/agent';
-import { ConfigError, healthChecksOf, parseFleet, parseFleetText } from '@l4fleet/config';
+import { ConfigError, directReturnProblems, healthChecksOf, parseFleet, parseFleetText } from '@l4fleet/config';
 import { frrBgpdConfig, ROUTER_SYSCTLS } from '@l4fleet/daemons';
 import { describe, expect, test } from 'vitest';
 import { parse as parseYaml } from 'yaml';
@@ -19,6 +19,7 @@ import { parse as parseYaml } from 'yaml';
 const run = promisify(execFile);
 const GUIDE = new URL('../docs/operator-guide.md', import.meta.url);
 const AGENT_README = new URL('../packages/agent/README.md', import.meta.url);
+const README = new URL('../README.md', import.meta.url);
 
 async function examples(file: URL = GUIDE): Promise<Map<string, string>> {
   const text = await readFile(file, 'utf8');
@@ -231,5 +232,15 @@ describe('packages/agent/README.md', () => {
       pinName: 'l4fleet',
       xdp: 'off',
     });
+  });
+});
+
+describe('README.md', () => {
+  test('readme - the Configuration fleet file parses, every VIP on a pool of its own file, and apply takes it', async () => {
+    const fleet = parseFleetText(await example('fleet', README), 'yaml');
+    const pools = new Set(fleet.pools.map((p) => p.name));
+    expect(fleet.vips.filter((v) => !pools.has(v.pool)).map((v) => v.pool)).toEqual([]);
+    // `apply` (without --proxy-only) also refuses what direct server return cannot do.
+    expect(directReturnProblems(fleet)).toEqual([]);
   });
 });
