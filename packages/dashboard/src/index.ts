@@ -48,5 +48,5 @@ export {
 } from './metrics-history.js';
 export { DEFAULT_LISTEN, type ListenAddress, parseListen, parseMetricsTargets } from './options.js';
 export { firstValue, parsePrometheusText, type Sample, sumBy } from './prom-text.js';
-export { createSseHub, SSE_HEARTBEAT_MS, type SseHub, sseRecord } from './sse.js';
+export { createSseHub, SSE_HEARTBEAT_MS, SSE_MAX_BUFFERED_BYTES, type SseHub, sseRecord } from './sse.js';
 export { createTimeline, parseAgentEvent, TIMELINE_CAPACITY, type Timeline, type TimelineEntry } from './timeline.js';

@@ -6,6 +6,12 @@ import type { ServerResponse } from 'node:http';
 
 /** Comment line sent this often so proxies and the browser keep an idle stream open. */
 export const SSE_HEARTBEAT_MS = 15_000;
+/**
+ * A stream with more than this still unsent (4 MiB: a page that stopped reading, or a link far too slow for the
+ * fleet's changes) is destroyed rather than written to, so its backlog cannot grow without bound. Its EventSource
+ * reconnects and is sent the full state again.
+ */
+export const SSE_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
 export interface SseHub {
   /** Takes over `res` as an event stream; `initial` records are sent first. */
@@ -22,9 +28,17 @@ export function sseRecord(event: string, data: unknown): string {
 
 export function createSseHub(heartbeatMs = SSE_HEARTBEAT_MS): SseHub {
   const clients = new Set<ServerResponse>();
-  const heartbeat = setInterval(() => {
-    for (const c of clients) c.write(': keepalive\n\n');
-  }, heartbeatMs);
+  const send = (text: string) => {
+    for (const c of clients) {
+      if (c.writableLength > SSE_MAX_BUFFERED_BYTES) {
+        clients.delete(c);
+        c.destroy();
+      } else {
+        c.write(text);
+      }
+    }
+  };
+  const heartbeat = setInterval(() => send(': keepalive\n\n'), heartbeatMs);
   heartbeat.unref();
   return {
     attach(res, initial) {
@@ -39,8 +53,7 @@ export function createSseHub(heartbeatMs = SSE_HEARTBEAT_MS): SseHub {
       res.on('close', () => clients.delete(res));
     },
     broadcast(event, data) {
-      const text = sseRecord(event, data);
-      for (const c of clients) c.write(text);
+      send(sseRecord(event, data));
     },
     size: () => clients.size,
     close() {
