@@ -64,4 +64,28 @@ describe('metrics-history', () => {
     expect(h.flowsPerNode.n1).toEqual([1, 1]);
     expect(h.packetsPerNode.n1).toEqual([null, 0]);
   });
+
+  test('metrics-history - a backend no node reports any more is dropped once its whole window is a gap', async () => {
+    const readings = [
+      exposition(0, 1, { a: 0, b: 0 }),
+      exposition(10, 1, { a: 10, b: 10 }),
+      exposition(20, 1, { b: 20 }), // a left the pools
+      exposition(30, 1, { b: 30 }),
+      exposition(40, 1, { b: 40 }),
+    ];
+    const rec = createMetricsRecorder({
+      targets: new Map([['n1', 'http://n1/metrics']]),
+      fetchText: async () => readings.shift() ?? '',
+      capacity: 2,
+    });
+    await rec.tick(0);
+    expect(Object.keys(rec.history().packetsPerBackend).sort()).toEqual(['a', 'b']); // no rate yet, but reported
+    await rec.tick(1_000);
+    await rec.tick(2_000);
+    expect(rec.history().packetsPerBackend.a).toEqual([10, null]);
+    await rec.tick(3_000);
+    await rec.tick(4_000);
+    // Backends come and go with the pools: a series kept for each one ever seen would grow without bound.
+    expect(rec.history().packetsPerBackend).toEqual({ b: [10, 10] });
+  });
 });

@@ -123,6 +123,11 @@ export function createMetricsRecorder(opts: {
         push(h.packetsPerBackend, b, column, v ?? null, capacity);
       }
       if (h.t.length > capacity) h.t.splice(0, h.t.length - capacity);
+      // Backends come and go with the pools: one no node reports any more goes once its window holds nothing, or a
+      // long-running dashboard would keep a series (and send it to every page) for each backend it ever saw.
+      for (const [b, col] of Object.entries(h.packetsPerBackend)) {
+        if (!backendRates.has(b) && col.every((v) => v === null)) delete h.packetsPerBackend[b];
+      }
     },
   };
 }
