@@ -8,7 +8,7 @@ import { LabError } from './errors.js';
 import { publishLabFlows } from './flows/publish.js';
 import { watch } from './flows/watch.js';
 import { applyDefaultFleet } from './runtime/fleet-apply.js';
-import { Lab } from './runtime/lab.js';
+import { Lab, type UpOptions } from './runtime/lab.js';
 import { downLab, listLabIds } from './runtime/resources.js';
 import { repoRoot } from './runtime/scripts.js';
 import { appendEvent, labDir } from './runtime/state.js';
@@ -34,10 +34,23 @@ const processIo: LabIo = {
   err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
 };
 
-function int(name: string) {
+/**
+ * Flows per protocol at most: each takes a local port from Linux's default ephemeral range 32768-60999
+ * (net.ipv4.ip_local_port_range), so more could never all be open at once.
+ */
+export const MAX_FLOWS = 60_999 - 32_768 + 1;
+
+/**
+ * A whole-number option: digits only (Number() would take '' and ' ' as 0, and 0x1f, 1e3), at most `max` where the
+ * option has a bound of its own; counts the topology bounds are checked there (model.ts).
+ */
+function int(name: string, max = Number.MAX_SAFE_INTEGER) {
   return (v: string) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new LabError('OPTION_INVALID', `--${name} ${v} is not a whole number`);
+    if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) {
+      throw new LabError('OPTION_INVALID', `--${name} "${v}" is not a whole number`);
+    }
+    if (n > max) throw new LabError('OPTION_INVALID', `--${name} ${n} is more than ${max}`);
     return n;
   };
 }
@@ -123,8 +136,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .option('--no-bfd', 'no BFD: a dead node is noticed by the BGP hold timer')
     .option('--no-install', 'do not install missing Debian packages')
     .action(async (o, cmd: Command) => {
-      if (o.install) await run(['bash', `${repoRoot()}/scripts/install-system-deps.sh`], { timeoutMs: 900_000 });
-      const lab = await Lab.up({
+      const options: UpOptions = {
         id: labId(cmd),
         nodes: o.nodes,
         backends: o.backends,
@@ -139,7 +151,11 @@ export function createLabProgram(io: LabIo = processIo): Command {
         runtime: o.runtime,
         log,
         onNotice: (line) => io.err(`notice: ${line}`),
-      });
+      };
+      // Options first: a usage error must not wait for (or need) a package install.
+      buildTopology(options);
+      if (o.install) await run(['bash', `${repoRoot()}/scripts/install-system-deps.sh`], { timeoutMs: 900_000 });
+      const lab = await Lab.up(options);
       const s = await lab.status();
       io.out(
         `lab "${lab.id}" is up (${s.runtime}, ${lab.mode} mode): ${s.nodes.length} nodes, ${s.backends.length} backends`,
@@ -265,8 +281,13 @@ export function createLabProgram(io: LabIo = processIo): Command {
   program
     .command('watch')
     .description('run long-lived flows from the client and show them live (flows per node/backend, breaks, pauses)')
-    .option('--flows <k>', 'long-lived TCP flows', int('flows'), 200)
-    .option('--udp <u>', 'UDP flows', int('udp'), 50)
+    .option(
+      '--flows <k>',
+      `long-lived TCP flows (at most ${MAX_FLOWS}: one local port each)`,
+      int('flows', MAX_FLOWS),
+      200,
+    )
+    .option('--udp <u>', `UDP flows (at most ${MAX_FLOWS})`, int('udp', MAX_FLOWS), 50)
     .option('--json', 'one JSON object per tick')
     .option('--duration <s>', 'stop after this many seconds', int('duration'))
     .option('--check', 'at the end print a verdict; exit 1 if any flow broke or no flow answered (scripts, CI)')

@@ -1,0 +1,74 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+
+// Nothing is installed or run: `run` (the installer's way in) only records its calls.
+const processes = vi.hoisted(() => ({ run: vi.fn(async () => ({ code: 0, stdout: '', stderr: '' })) }));
+vi.mock('@l4fleet/process', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('@l4fleet/process')>()),
+  run: processes.run,
+}));
+
+const { runLabCli } = await import('./cli.js');
+
+async function cli(...argv: string[]): Promise<{ code: number; err: string; out: string }> {
+  let err = '';
+  let out = '';
+  const code = await runLabCli(argv, { out: (t) => (out += t), err: (t) => (err += t) });
+  return { code, err, out };
+}
+
+describe('lab cli - options', () => {
+  let dir: string;
+  const saved = process.env.L4FLEET_LAB_STATE_DIR;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'l4f-lab-cli-'));
+    process.env.L4FLEET_LAB_STATE_DIR = dir;
+    processes.run.mockClear();
+  });
+  afterEach(() => {
+    if (saved === undefined) delete process.env.L4FLEET_LAB_STATE_DIR;
+    else process.env.L4FLEET_LAB_STATE_DIR = saved;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test.each([
+    [['--nodes', '0'], 'nodes 0'],
+    [['--nodes', '65'], 'nodes 65'],
+    [['--backends', '151'], 'backends 151'],
+    [['--control-slot', '256'], 'controlSlot 256'],
+    [['--bfd-multiplier', '1'], 'bfd.multiplier 1'],
+    [['--nodes', ''], '--nodes "" is not a whole number'],
+  ])('lab cli - up %j is a usage error naming it, before any package is installed', async (args, message) => {
+    const { code, err } = await cli('up', ...args);
+    expect(err).toContain(message);
+    expect(code).toBe(2);
+    expect(processes.run).not.toHaveBeenCalled();
+  });
+
+  test.each([
+    [['watch', '--flows', ''], '--flows "" is not a whole number'],
+    [['watch', '--flows', ' '], '--flows " " is not a whole number'],
+    [['watch', '--udp', '0x1f'], '--udp "0x1f" is not a whole number'],
+    [['watch', '--flows', '-1'], '--flows "-1" is not a whole number'],
+    [['watch', '--flows', '1e9'], '--flows "1e9" is not a whole number'],
+    [['watch', '--flows', '1000000000'], '--flows 1000000000 is more than 28232'],
+    [['watch', '--udp', '28233'], '--udp 28233 is more than 28232'],
+    [['watch', '--duration', '2.5'], '--duration "2.5" is not a whole number'],
+    [['export', '--format', 'fleet', '--nodes', '1e10'], '--nodes "1e10" is not a whole number'],
+    [['export', '--format', 'fleet', '--nodes', '99999999999999999999'], '--nodes "99999999999999999999" is'],
+    [['export', '--format', 'fleet', '--nodes', '10000000000'], 'nodes 10000000000 is not an integer in 1..64'],
+  ])('lab cli - %j is a usage error naming the option and value', async (args, message) => {
+    const { code, err } = await cli(...args);
+    expect(err).toContain(message);
+    expect(code).toBe(2);
+  });
+
+  test('lab cli - whole numbers in range pass: export prints the fleet, watch on no lab says so (exit 1)', async () => {
+    expect((await cli('export', '--format', 'fleet', '--nodes', '5')).code).toBe(0);
+    const watch = await cli('watch', '--flows', '28232', '--udp', '0');
+    expect(watch.err).toContain('is not up');
+    expect(watch.code).toBe(1);
+  });
+});
