@@ -65,7 +65,13 @@ export class FlowRun {
     const [cmd, ...args] = argv;
     const child = spawn(cmd ?? 'ip', args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const flowRun = new FlowRun(lab, child);
-    await flowRun.waitAnswered(options.tcpFlows + options.udpFlows, options.openTimeoutMs ?? 30_000);
+    try {
+      await flowRun.waitAnswered(options.tcpFlows + options.udpFlows, options.openTimeoutMs ?? 30_000);
+    } catch (err) {
+      // Nobody gets this run to stop: the worker and its flows would go on in the client namespace.
+      if (!flowRun.exited) child.kill('SIGKILL');
+      throw err;
+    }
     return flowRun;
   }
 
