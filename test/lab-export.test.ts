@@ -6,6 +6,7 @@ import {
   buildTopology,
   containerlabYaml,
   createLabProgram,
+  DEFAULT_DATA_PATH,
   NFTABLES_DATA_PATH,
   type TopologyOptions,
   toContainerlab,
@@ -85,10 +86,10 @@ describe('deploy/ files match the lab model', () => {
     expect(errorsOf(parse(file))).toBe('');
   });
 
-  test('deploy/examples/agent.yaml is accepted by the agent and matches what an nftables lab writes for node1', () => {
+  test('deploy/examples/agent.yaml is accepted by the agent and matches what the default (bpf) lab writes for node1', () => {
     const file = readFileSync(new URL('../deploy/examples/agent.yaml', import.meta.url), 'utf8');
     const example = parseAgentConfigText(file);
-    const lab = parseAgentConfigText(agentYaml(buildTopology(NFTABLES_DATA_PATH), 'node1'));
+    const lab = parseAgentConfigText(agentYaml(buildTopology(DEFAULT_DATA_PATH), 'node1'));
     expect(example).toEqual(lab);
   });
 });
