@@ -39,6 +39,7 @@ export {
   FLOW_ENTRIES,
   HISTORY_POINTS,
   httpFetchText,
+  MAX_METRICS_BYTES,
   type MetricsHistory,
   type MetricsRecorder,
   SCRAPE_INTERVAL_MS,

@@ -1,5 +1,7 @@
-import { describe, expect, test } from 'vitest';
-import { createMetricsRecorder } from './metrics-history.js';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createMetricsRecorder, httpFetchText } from './metrics-history.js';
 
 function exposition(packets: number, flows: number, backends: Record<string, number> = {}): string {
   return [
@@ -87,5 +89,50 @@ describe('metrics-history', () => {
     await rec.tick(4_000);
     // Backends come and go with the pools: a series kept for each one ever seen would grow without bound.
     expect(rec.history().packetsPerBackend).toEqual({ b: [10, 10] });
+  });
+});
+
+describe('metrics-history - scraping over http', () => {
+  let server: Server;
+  let base = '';
+  const timers = new Set<NodeJS.Timeout>();
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      if (req.url === '/moved') {
+        res.writeHead(302, { location: '/metrics' }).end();
+      } else if (req.url === '/endless') {
+        // 16 KiB every 10 ms until the client goes: an agent (or whatever answers there) that never ends its body.
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        const timer = setInterval(() => res.write('#'.repeat(16 * 1024)), 10);
+        timers.add(timer);
+        res.once('close', () => {
+          clearInterval(timer);
+          timers.delete(timer);
+        });
+      } else {
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('l4fleet_dataplane_flow_entries 3\n');
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    for (const t of timers) clearInterval(t);
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  test('metrics-history - a body within the cap is read whole', async () => {
+    await expect(httpFetchText(`${base}/metrics`, 5_000)).resolves.toBe('l4fleet_dataplane_flow_entries 3\n');
+  });
+
+  test('metrics-history - a redirect is a failed scrape, not followed', async () => {
+    await expect(httpFetchText(`${base}/moved`, 5_000)).rejects.toThrow(`${base}/moved: HTTP 302`);
+  });
+
+  test('metrics-history - a body past the byte cap is a failed scrape, read no further', async () => {
+    await expect(httpFetchText(`${base}/endless`, 5_000, 64 * 1024)).rejects.toThrow(
+      `${base}/endless: the body is more than 65536 bytes`,
+    );
   });
 });

@@ -34,11 +34,37 @@ export interface MetricsHistory {
 
 export type FetchText = (url: string, timeoutMs: number) => Promise<string>;
 
-export const httpFetchText: FetchText = async (url, timeoutMs) => {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  return await res.text();
-};
+/**
+ * A /metrics body longer than this (16 MiB; an agent exports a few hundred bytes per VIP and per backend) is a failed
+ * scrape: whatever answers there is not an agent, and the dashboard must not hold it all in memory until the timeout.
+ */
+export const MAX_METRICS_BYTES = 16 * 1024 * 1024;
+
+/**
+ * GET `url`, its body as text. A redirect is not followed (the URL is the agent's own /metrics; a 3xx fails as any
+ * other status does), and a body past `maxBytes` fails the scrape without being read further.
+ */
+export async function httpFetchText(url: string, timeoutMs: number, maxBytes = MAX_METRICS_BYTES): Promise<string> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
+  const reader = res.body?.getReader();
+  try {
+    if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+    const chunks: Uint8Array[] = [];
+    let bytes = 0;
+    while (reader) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      bytes += value.byteLength;
+      if (bytes > maxBytes) throw new Error(`${url}: the body is more than ${maxBytes} bytes`);
+      chunks.push(value);
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  } catch (err) {
+    // Releases the connection instead of leaving the rest of the body to arrive into nowhere.
+    await reader?.cancel().catch(() => undefined);
+    throw err;
+  }
+}
 
 export interface MetricsRecorder {
   history(): MetricsHistory;
