@@ -35,7 +35,17 @@ export function parseMetricsTargets(text: string | undefined): Map<string, strin
         'OPTION_INVALID',
         `agent-metrics: ${JSON.stringify(part)} is not NODE=http://HOST:PORT[/metrics]`,
       );
-    const url = new URL(m[2] as string);
+    let url: URL;
+    try {
+      url = new URL(m[2] as string);
+    } catch (err) {
+      // A port past 65535, an unclosed [v6], a bad %-escape: URL's own TypeError names neither the option nor the value.
+      throw new DashboardError(
+        'OPTION_INVALID',
+        `agent-metrics: ${JSON.stringify(part)}: ${JSON.stringify(m[2])} is not a URL`,
+        { cause: err },
+      );
+    }
     if (url.pathname === '/') url.pathname = '/metrics';
     if (out.has(m[1] as string))
       throw new DashboardError('OPTION_INVALID', `agent-metrics: node "${m[1]}" given twice`);

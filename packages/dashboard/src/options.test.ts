@@ -1,0 +1,31 @@
+import { describe, expect, test } from 'vitest';
+import { DashboardError } from './errors.js';
+import { parseMetricsTargets } from './options.js';
+
+describe('options', () => {
+  test('options - --agent-metrics: NODE=URL pairs; a bare host:port gets /metrics', () => {
+    expect(parseMetricsTargets('n1=http://127.0.0.1:9469, n2=http://127.0.0.2:9469/m')).toEqual(
+      new Map([
+        ['n1', 'http://127.0.0.1:9469/metrics'],
+        ['n2', 'http://127.0.0.2:9469/m'],
+      ]),
+    );
+  });
+
+  test.each(['n1=http://host:99999', 'n1=http://[::1', 'n1=http://a%zz:1'])(
+    'options - --agent-metrics %j that is not a URL is OPTION_INVALID naming the option and the value',
+    (text) => {
+      let caught: unknown;
+      try {
+        parseMetricsTargets(text);
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(DashboardError);
+      expect(caught).toMatchObject({ code: 'OPTION_INVALID' });
+      expect((caught as Error).message).toBe(
+        `agent-metrics: ${JSON.stringify(text)}: ${JSON.stringify(text.slice(3))} is not a URL`,
+      );
+    },
+  );
+});
