@@ -165,4 +165,14 @@ describe('probe - grpc (gRPC Health Checking Protocol)', () => {
     expect(servingStatus(Buffer.from([1, 0, 0, 0, 0]))).toBe('a compressed reply (none was offered)');
     expect(servingStatus(Buffer.from([0, 0, 0, 0, 9, 0x08]))).toBe('a truncated reply');
   });
+
+  test('messages: varints are up to 10 bytes (64 bits): an unknown uint64 field is skipped, a negative enum read as such', () => {
+    const reply = (...bytes: number[]) => Buffer.from([0, 0, 0, 0, bytes.length, ...bytes]);
+    const max64 = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]; // 2^64 - 1, or -1 as an int32/enum
+    expect(servingStatus(reply(0x18, ...max64, 0x08, 1))).toBe(1); // field 3, a uint64, before the status
+    expect(servingStatus(reply(0x08, 1, 0x18, ...max64))).toBe(1); // and after it
+    expect(servingStatus(reply(0x08, ...max64))).toBe(-1); // an enum value the server's proto has and ours not
+    expect(servingStatus(reply(0x08, 0x82, 0x80, 0x80, 0x80, 0x10))).toBe(2); // 2^32 + 2: an int32 keeps the low 32 bits
+    expect(servingStatus(reply(0x18, ...max64.slice(0, 9), 0x81, 0x01))).toBe('a malformed reply'); // 11 bytes
+  });
 });

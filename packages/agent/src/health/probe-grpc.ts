@@ -76,11 +76,13 @@ export function servingStatus(body: Buffer): number | string {
   let at = 5;
   const end = 5 + length;
   let status = 0;
-  const readVarint = (): number | undefined => {
-    let v = 0;
-    for (let shift = 0; shift < 35 && at < end; shift += 7) {
+  // Up to 10 bytes, 64 bits (protobuf encoding, "Base 128 Varints"): a uint64 field the server's newer proto has,
+  // or a negative enum value (sign-extended to 64 bits), is still a well-formed reply. A bigint keeps every bit.
+  const readVarint = (): bigint | undefined => {
+    let v = 0n;
+    for (let shift = 0n; shift < 70n && at < end; shift += 7n) {
       const b = body[at++] as number;
-      v += (b & 0x7f) * 2 ** shift;
+      v |= BigInt(b & 0x7f) << shift;
       if (b < 0x80) return v;
     }
     return undefined;
@@ -88,15 +90,16 @@ export function servingStatus(body: Buffer): number | string {
   while (at < end) {
     const tag = readVarint();
     if (tag === undefined) return 'a malformed reply';
-    const wire = tag & 7;
+    const wire = Number(tag & 7n);
     if (wire === 0) {
       const v = readVarint();
       if (v === undefined) return 'a malformed reply';
-      if (tag >>> 3 === 1) status = v;
+      // An enum is an int32: its low 32 bits, as protobuf's own parsers read it.
+      if (tag >> 3n === 1n) status = Number(BigInt.asIntN(32, v));
     } else if (wire === 2) {
       const n = readVarint();
       if (n === undefined) return 'a malformed reply';
-      at += n;
+      at += Number(n);
     } else if (wire === 1) at += 8;
     else if (wire === 5) at += 4;
     else return 'a malformed reply';
