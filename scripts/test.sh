@@ -7,7 +7,8 @@
 # Docker fault tests in a second vitest run (L4FLEET_TEST_RUNTIME=containers) and stops the engine at the end.
 # L4FLEET_TEST_DOCKER=0 leaves Docker out (the lab's Docker tests are then reported as skipped; the files collected
 # only with L4FLEET_TEST_RUNTIME=containers are not run); =1 brings it in when only some test files are named.
-# Ends with `tests: N passed, N failed` from vitest's JSON reports and exits non-zero on any failure.
+# Ends with `tests: N passed, N failed` from vitest's JSON reports and exits non-zero on any failure; in that whole
+# run as root, a skipped test not listed in scripts/expected-skips.txt counts as failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1
@@ -28,7 +29,7 @@ fi
 npm run --silent build >/dev/null || { npm run build; fail "build"; }
 
 mkdir -p reports
-rm -f reports/vitest*.json
+rm -f reports/vitest*.json reports/expected-skips.txt
 excludes=()
 if [ "$docker_wanted" = 1 ]; then
   started=$(date +%s)
@@ -48,7 +49,17 @@ if [ ${#excludes[@]} -gt 0 ]; then
   L4FLEET_TEST_RUNTIME=containers npx vitest run --reporter=default --reporter=json \
     --outputFile.json=reports/vitest-containers.json "${CONTAINER_TESTS[@]}" || status=1
 fi
-run_failed=()
-[ $status -ne 0 ] && run_failed=(--run-failed)
-node scripts/test-summary.mjs "${run_failed[@]}" reports/vitest*.json || status=1
+summary=()
+[ $status -ne 0 ] && summary=(--run-failed)
+# The whole suite as root with Docker (CI) has every precondition: a skip there is a check that stopped holding.
+# A shallow clone (or no git) cannot build the previous bpf loader the upgrade test starts from: its `shallow: ` lines.
+if [ $root -eq 1 ] && [ "$docker_wanted" = 1 ] && [ $# -eq 0 ]; then
+  if [ "$(git rev-parse --is-shallow-repository 2>/dev/null)" = false ]; then
+    grep -v '^shallow: ' scripts/expected-skips.txt
+  else
+    sed 's/^shallow: //' scripts/expected-skips.txt
+  fi >reports/expected-skips.txt
+  summary+=(--expected-skips reports/expected-skips.txt)
+fi
+node scripts/test-summary.mjs "${summary[@]}" reports/vitest*.json || status=1
 exit $status

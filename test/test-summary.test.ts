@@ -57,4 +57,37 @@ describe('scripts/test-summary.mjs', () => {
   test('a missing report is a failure', async () => {
     expect(await summary(join(dir, 'none.json'))).toEqual({ code: 1, out: 'tests: 0 passed, 1 failed' });
   });
+
+  test('--expected-skips: a skipped test not listed counts as failed and is named; a listed one does not', async () => {
+    const skips = join(dir, 'skips.txt');
+    writeFileSync(skips, '# comment\ntest/a.int.test.ts: suite a - gre drain\n');
+    const file = (name: string, title: string) => ({
+      name: join(process.cwd(), name),
+      status: 'passed',
+      assertionResults: [{ status: 'skipped', fullName: title }],
+    });
+    const listed = report('listed.json', {
+      numPassedTests: 4,
+      numPendingTests: 1,
+      testResults: [file('test/a.int.test.ts', 'suite a - gre drain a VIP')],
+    });
+    expect(await summary('--expected-skips', skips, listed)).toEqual({
+      code: 0,
+      out: 'tests: 4 passed, 0 failed, 1 skipped',
+    });
+    const gated = report('gated.json', {
+      numPassedTests: 4,
+      numPendingTests: 1,
+      testResults: [file('test/b.int.test.ts', 'suite b - every node is up')],
+    });
+    expect(await summary(listed, '--expected-skips', skips, gated)).toEqual({
+      code: 1,
+      out: [
+        `test skipped in a full run, counted as failed (not in ${skips}): test/b.int.test.ts: suite b - every node is up`,
+        'tests: 8 passed, 1 failed, 2 skipped',
+      ].join('\n'),
+    });
+    // Without the option (a partial or non-root run) skips are only counted.
+    expect(await summary(gated)).toEqual({ code: 0, out: 'tests: 4 passed, 0 failed, 1 skipped' });
+  });
 });
