@@ -279,3 +279,48 @@ describe('config parse - every problem at once, with path and value', () => {
     expect((err as ConfigError).message).toMatch(new RegExp(`^not valid ${format}`));
   });
 });
+
+describe('config parse - JSON text as strict as YAML', () => {
+  const member = (weight: string) =>
+    `{"pools":[{"name":"web","healthCheck":{"type":"tcp"},"members":[{"name":"a","address":"198.18.0.1","port":80},` +
+    `{"name":"b","address":"198.18.0.2","port":80,${weight}}]}],"vips":[]}`;
+
+  test('a key given twice is refused naming its path (JSON.parse kept the last: a silent drain)', () => {
+    const err = thrown(() => parseFleetText(member('"weight":5,"weight":0'))) as ConfigError;
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.code).toBe('SYNTAX');
+    expect(err.problems).toEqual([
+      {
+        path: 'pools[0].members[1].weight',
+        message: 'not valid JSON: the key "weight" is given more than once (JSON.parse would keep the last)',
+      },
+    ]);
+  });
+
+  test.each([
+    ['top level', '{"vips":[],"vips":[]}', 'vips'],
+    ['escaped spelling of the same key', member('"weight":5,"w\\u0065ight":0'), 'pools[0].members[1].weight'],
+    ['a key that is no identifier', '{"pools":[{"a b":1,"a b":2}]}', 'pools[0]["a b"]'],
+  ])('%s', (_what, text, path) => {
+    const err = thrown(() => parseFleetText(text)) as ConfigError;
+    expect(err.code).toBe('SYNTAX');
+    expect(err.problems[0]?.path).toBe(path);
+  });
+
+  test('the same key in sibling objects, and key-like strings as values, are fine', () => {
+    const text = member('"weight":2').replace('"name":"b"', '"name":"weight"');
+    expect(parseFleetText(text).pools[0]?.members.map((m) => [m.name, m.weight])).toEqual([
+      ['a', 1],
+      ['weight', 2],
+    ]);
+    expect(parseFleetText('{"pools":[],"vips":[]}')).toEqual({ pools: [], vips: [] });
+  });
+
+  test.each([
+    ['JSON', '\uFEFF{"pools":[],"vips":[]}'],
+    ['YAML', '\uFEFFpools: []\nvips: []\n'],
+  ])('%s with a UTF-8 byte order mark is read like without it', (_format, text) => {
+    expect(parseFleetText(text)).toEqual({ pools: [], vips: [] });
+    expect(parseFleetText(text, _format === 'JSON' ? 'json' : 'yaml')).toEqual({ pools: [], vips: [] });
+  });
+});

@@ -27,6 +27,7 @@ import {
   showValue as show,
 } from './fields.js';
 import { healthCheckField } from './health-check.js';
+import { duplicateJsonKey } from './json-keys.js';
 import {
   capProblems,
   fleetBytesProblem,
@@ -304,6 +305,9 @@ export function parseFleet(raw: unknown): Fleet {
 
 /** Parses fleet text: JSON if `format` says so or the text starts with `{`, else YAML (1.2, which accepts 0x hex). */
 export function parseFleetText(text: string, format?: 'yaml' | 'json'): Fleet {
+  // A UTF-8 byte order mark (some Windows editors write one) is not part of the text: JSON.parse refused it with an
+  // invisible character, while the YAML reader skipped it.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   // The character count bounds the byte count from below: a huge text is refused without a pass over it.
   const big = fleetBytesProblem(text.length > MAX_FLEET_BYTES ? text.length : utf8Bytes(text));
   if (big) throw new ConfigError('TOO_LARGE', [big]);
@@ -320,6 +324,11 @@ export function parseFleetText(text: string, format?: 'yaml' | 'json'): Fleet {
     throw new ConfigError('SYNTAX', [{ path: '', message: `not valid ${asJson ? 'JSON' : 'YAML'}: ${msg}` }], {
       cause: err,
     });
+  }
+  const duplicate = asJson ? duplicateJsonKey(text) : undefined;
+  if (duplicate) {
+    const message = `not valid JSON: the key "${duplicate.key}" is given more than once (JSON.parse would keep the last)`;
+    throw new ConfigError('SYNTAX', [{ path: duplicate.path, message }]);
   }
   return parseFleet(raw);
 }
