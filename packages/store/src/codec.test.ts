@@ -31,6 +31,25 @@ describe('store codec', () => {
     expect(() => decodeDocument('k', { ...doc.pointer, chunks: doc.pointer.chunks + 1 }, doc.chunks)).toThrow(/chunks/);
   });
 
+  test('an inline document edited by hand: a same-size edit is caught by its sha256, a growing one by its bytes', () => {
+    const fleet = parseFleet({ hashSeed: 7, pools: [{ name: 'web', members: [{ address: '198.18.0.1', port: 80 }] }] });
+    const { pointer } = encodeDocument({ ...fleet, hashSeed: 7 }, 'g5', new Date(0));
+    expect(pointer.encoding).toBe('inline');
+    // Through JSON, as a reader gets it from etcd; port 80 -> 81 keeps the length, so only the hash can differ.
+    type Member = { address: string; port: number };
+    const edited = JSON.parse(JSON.stringify(pointer)) as { document: { fleet: { pools: { members: Member[] }[] } } };
+    const members = edited.document.fleet.pools[0]?.members as Member[];
+    expect(members[0]?.port).toBe(80);
+    (members[0] as Member).port = 81;
+    expect(() => decodePointer('k', Buffer.from(JSON.stringify(edited)))).toThrow(
+      /^k: sha256 "[0-9a-f]+\.\.\. is not the inline document's sha256 [0-9a-f]{64}$/,
+    );
+    members.push({ address: '198.18.0.99', port: 80 });
+    expect(() => decodePointer('k', Buffer.from(JSON.stringify(edited)))).toThrow(
+      /^k: bytes \d+ is not the inline document's size \d+$/,
+    );
+  });
+
   test('pointer validation names the key and the field', () => {
     expect(() => decodePointer('v1/desired/current', Buffer.from('{"schema":1}'))).toThrow(
       /v1\/desired\/current: generation undefined is not a generation id/,
