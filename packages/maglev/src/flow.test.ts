@@ -84,6 +84,17 @@ describe('flow hash - identical to the kernel nftables jhash', () => {
     expect(() => slotOf(flow, 13, 0, 'source-ip')).toThrow(expect.objectContaining({ code: 'PORT_INVALID' }));
   });
 
+  test.each([
+    ['not-an-address', 'ADDRESS_INVALID', 'flow.dst: "not-an-address"'],
+    ['198.51.100.300', 'ADDRESS_INVALID', 'flow.dst: "198.51.100.300"'],
+    ['2001:db8::10', 'FLOW_FAMILY_MISMATCH', 'flow: src 198.18.0.1 is IPv4 but dst 2001:db8::10 is IPv6'],
+  ])('source-ip hashing ignores the destination but still refuses a bad one: %s', (dst, code, message) => {
+    // No slot for a flow that cannot exist: explain would name a backend for it.
+    const flow: Flow = { src: '198.18.0.1', sport: 1, dst, dport: 2, protocol: 'tcp' };
+    expect(() => slotOf(flow, 13, 0, 'source-ip')).toThrow(message);
+    expect(() => flowKey(flow, 'source-ip')).toThrow(expect.objectContaining({ code }));
+  });
+
   test.each([[-1], [2 ** 32], [1.5]])('seed %s is refused', (seed) => {
     const flow: Flow = { src: '198.18.0.1', sport: 1, dst: '198.18.0.2', dport: 2, protocol: 'udp' };
     expect(() => slotOf(flow, 13, seed)).toThrow(MaglevError);

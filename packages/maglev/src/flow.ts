@@ -41,10 +41,10 @@ function assertSeed(seed: number): void {
 /** The bytes nft hands to jhash for this flow, in register layout. */
 export function flowKey(flow: Flow, mode: HashMode = '5-tuple'): Uint8Array {
   const src = parseAddress(flow.src, 'flow.src');
-  // Checked before the source-ip shortcut too: a hash that ignores the ports must not make a bad one acceptable.
+  // Checked before the source-ip shortcut too: a hash that ignores the ports and the destination must not make a bad
+  // one acceptable (explain would name a backend for a flow that cannot exist).
   assertPort(flow.sport, 'flow.sport');
   assertPort(flow.dport, 'flow.dport');
-  if (mode === 'source-ip') return src.bytes;
   const dst = parseAddress(flow.dst, 'flow.dst');
   if (src.family !== dst.family) {
     throw new MaglevError(
@@ -52,6 +52,7 @@ export function flowKey(flow: Flow, mode: HashMode = '5-tuple'): Uint8Array {
       `flow: src ${flow.src} is IPv${src.family} but dst ${flow.dst} is IPv${dst.family}`,
     );
   }
+  if (mode === 'source-ip') return src.bytes;
   const a = src.bytes.length;
   const key = new Uint8Array(2 * a + 8);
   key.set(src.bytes, 0);
