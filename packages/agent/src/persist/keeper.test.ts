@@ -1,0 +1,156 @@
+/**
+ * The keeper's timing and its race with etcd, on a manual clock: the hourly refresh of an unchanged file (its
+ * savedAt means "last confirmed against etcd") and a file read that etcd overtakes (etcd's inputs win).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Fleet, parseFleet } from '@l4fleet/config';
+import { until } from '@l4fleet/test-support/eventually';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { createManualClock, type ManualClock } from '../clock.js';
+import { createAgentMetrics } from '../observe/metrics.js';
+import { createServedInputs, type ServedInputs } from '../serve/inputs.js';
+import { createLastStateKeeper, type LastStateKeeper, STATE_REFRESH_MS, STATE_SAVE_DELAY_MS } from './keeper.js';
+import { createLastStateFile, type LastState, type LastStateStore } from './last-state.js';
+
+const logger = pino({ level: process.env.L4FLEET_TEST_LOG ?? 'silent' });
+const T0 = Date.parse('2026-01-10T12:00:00Z');
+
+const fleetOf = (port: number): Fleet =>
+  parseFleet({
+    hashSeed: 7,
+    pools: [{ name: 'web', healthCheck: { type: 'none' }, members: [{ name: 'a', address: '198.18.0.1', port }] }],
+    vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web' }],
+  });
+
+/** All four inputs delivered by etcd, as the agent's watches would. */
+function etcdDelivers(inputs: ServedInputs, fleet: Fleet, revision: number): void {
+  inputs.setDesired({ fleet, revision, generation: `g${revision}` });
+  inputs.setDecided(new Map([['web/a', 'up']]), new Map());
+  inputs.setHistory(new Map());
+  inputs.setNodes(false);
+}
+
+let dir = '';
+const keepers: LastStateKeeper[] = [];
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'l4fleet-keeper-'));
+});
+afterEach(async () => {
+  for (const k of keepers.splice(0)) k.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function setup(opts: { clock: ManualClock; file?: LastStateStore; onRestored?: () => void }) {
+  // maxAgeS 0: never stale, so the manual clock's hours do not make the file unreadable.
+  const file =
+    opts.file ??
+    createLastStateFile({
+      dir,
+      identity: { node: 'n1', fleet: 'default', etcdPrefix: '/l4fleet' },
+      maxBytes: 1 << 20,
+      maxAgeS: 0,
+      now: opts.clock.now,
+    });
+  const inputs = createServedInputs();
+  const metrics = createAgentMetrics({ node: 'n1', fleet: 'default', defaultMetrics: false });
+  const keeper = createLastStateKeeper({
+    file,
+    inputs,
+    clock: opts.clock,
+    metrics,
+    logger,
+    // As the agent's: only while starting with nothing served yet.
+    mayRestore: () => inputs.source === 'none',
+    onRestored: opts.onRestored ?? (() => undefined),
+  });
+  keepers.push(keeper);
+  return { file, inputs, metrics, keeper };
+}
+
+const savedAtOf = async (file: LastStateStore) => (await file.load())?.savedAt;
+const savesOk = async (m: ReturnType<typeof createAgentMetrics>) =>
+  (await m.lastStateSavesTotal.get()).values.find((v) => v.labels.result === 'ok')?.value ?? 0;
+const gauge = async (g: { get(): Promise<{ values: { value: number }[] }> }) => (await g.get()).values[0]?.value;
+
+describe('persist keeper - last good state on a manual clock', () => {
+  test('an unchanged fleet: etcdAnswered rewrites the file once it is STATE_REFRESH_MS old, not before', async () => {
+    const clock = createManualClock(T0);
+    const { file, inputs, metrics, keeper } = setup({ clock });
+    etcdDelivers(inputs, fleetOf(80), 5);
+    keeper.etcdInputArrived();
+    await clock.advance(STATE_SAVE_DELAY_MS);
+    const firstSave = T0 + STATE_SAVE_DELAY_MS;
+    // The counter moves once save() finished (the file is readable a little earlier, before its directory fsync).
+    await until('first save', async () => (await savesOk(metrics)) === 1, 5_000, 10);
+    expect(await savedAtOf(file)).toBe(firstSave);
+
+    // Not yet an hour (everything below happens before firstSave + STATE_REFRESH_MS): etcd keeps answering with
+    // the same fleet, the file stays as it is.
+    await clock.advance(STATE_REFRESH_MS - STATE_SAVE_DELAY_MS - 1);
+    keeper.etcdAnswered();
+    expect(clock.pending, 'no save scheduled before STATE_REFRESH_MS').toBe(0);
+    keeper.etcdInputArrived(); // the same inputs again: a save runs and finds nothing new to write
+    await clock.advance(STATE_SAVE_DELAY_MS);
+    expect(clock.now()).toBeLessThan(firstSave + STATE_REFRESH_MS);
+    expect(await savesOk(metrics)).toBe(1);
+    expect(await savedAtOf(file)).toBe(firstSave);
+
+    // An hour since the save: the next answer rewrites the unchanged inputs with a new savedAt.
+    await clock.advance(1);
+    keeper.etcdAnswered();
+    expect(clock.pending, 'a refresh save scheduled at STATE_REFRESH_MS').toBe(1);
+    const refreshedAt = clock.now() + STATE_SAVE_DELAY_MS;
+    await clock.advance(STATE_SAVE_DELAY_MS);
+    await until('refreshed save', async () => (await savesOk(metrics)) === 2, 5_000, 10);
+    expect(await savedAtOf(file)).toBe(refreshedAt);
+    expect((await file.load())?.revision).toBe(5);
+  });
+
+  test('etcd answers while the file is being read: etcd inputs are served, the file is not restored', async () => {
+    const clock = createManualClock(T0);
+    const real = createLastStateFile({
+      dir,
+      identity: { node: 'n1', fleet: 'default', etcdPrefix: '/l4fleet' },
+      maxBytes: 1 << 20,
+      maxAgeS: 0,
+      now: clock.now,
+    });
+    const onDisk: LastState = {
+      fleet: fleetOf(80),
+      revision: 42,
+      generation: 'g42',
+      decided: new Map([['web/a', 'down']]),
+      drained: true,
+      savedAt: T0 - 60_000,
+    };
+    await real.save(onDisk);
+    // load() resolves only when the test lets it: after etcd delivered.
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow: LastStateStore = { path: real.path, load: async () => gate.then(() => real.load()), save: real.save };
+    let restoredCalls = 0;
+    const { inputs, metrics, keeper } = setup({ clock, file: slow, onRestored: () => void (restoredCalls += 1) });
+    let restoredResolved = false;
+    void keeper.restored.then(() => void (restoredResolved = true));
+
+    const restoring = keeper.restore('etcd unreachable at start');
+    const etcdFleet = fleetOf(81);
+    etcdDelivers(inputs, etcdFleet, 50);
+    keeper.etcdInputArrived();
+    release();
+    await restoring;
+    await clock.advance(0);
+
+    expect(inputs.source, 'inputs come from etcd, not the file read meanwhile').toBe('etcd');
+    expect(inputs.revision).toBe(50);
+    expect(inputs.fleet).toEqual(etcdFleet);
+    expect(inputs.drainFlag).toBe(false);
+    expect(inputs.decided.get('web/a')).toBe('up');
+    expect(restoredCalls).toBe(0);
+    expect(restoredResolved).toBe(false);
+    expect(await gauge(metrics.lastStateServing)).toBe(0);
+  });
+});
