@@ -14,6 +14,24 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/** Fake-timer step while waiting for a member to go down, ms. */
+const DOWN_STEP_MS = 100;
+
+/**
+ * Advances fake time in DOWN_STEP_MS steps until `key` is observed down, at most fall + 2 intervals of `check`
+ * (a probe per interval: fall failures take it down, with slack for the interval in flight), then asserts it is.
+ */
+async function advanceUntilDown(c: { observed(): ReadonlyMap<string, string> }, key: string): Promise<void> {
+  const maxSteps = Math.ceil((check.intervalMs * (check.fall + 2)) / DOWN_STEP_MS);
+  for (let step = 0; step < maxSteps && c.observed().get(key) !== 'down'; step++) {
+    await vi.advanceTimersByTimeAsync(DOWN_STEP_MS);
+  }
+  const observed = c.observed().get(key);
+  expect(observed, `${key} not down after ${maxSteps * DOWN_STEP_MS} ms of failing probes: observed ${observed}`).toBe(
+    'down',
+  );
+}
+
 describe('health checker - scheduling and hysteresis', () => {
   test('a member that starts failing is down after fall intervals, and up again after rise', async () => {
     vi.useFakeTimers();
@@ -26,7 +44,7 @@ describe('health checker - scheduling and hysteresis', () => {
     expect(c.observed().get('web/a')).toBe('up');
     healthy = false;
     const failedAt = Date.now();
-    while (c.observed().get('web/a') !== 'down') await vi.advanceTimersByTimeAsync(100);
+    await advanceUntilDown(c, 'web/a');
     // fall = 3 probes at 1 s interval: down within interval x fall
     expect(Date.now() - failedAt).toBeLessThanOrEqual(check.intervalMs * check.fall);
     healthy = true;
@@ -85,10 +103,10 @@ describe('health checker - scheduling and hysteresis', () => {
     await vi.advanceTimersByTimeAsync(2_600);
     expect(c.failures().size).toBe(0);
     reason = 'status 503 (expected 200)';
-    while (c.observed().get('web/a') !== 'down') await vi.advanceTimersByTimeAsync(100);
+    await advanceUntilDown(c, 'web/a');
     const downAt = c.failures().get('web/a')?.sinceMs ?? 0;
-    // The probe that took it down ran within the last 100 ms the loop advanced.
-    expect(Date.now() - downAt).toBeLessThanOrEqual(100);
+    // The probe that took it down ran within the last step the loop advanced.
+    expect(Date.now() - downAt).toBeLessThanOrEqual(DOWN_STEP_MS);
     expect(Object.fromEntries(c.failures())).toEqual({
       'web/a': { reason: 'status 503 (expected 200)', sinceMs: downAt },
     });
