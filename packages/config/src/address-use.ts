@@ -11,6 +11,8 @@ interface SpecialRange {
   readonly what: string;
   /** Refused as a VIP only: the userspace proxy reaches a loopback member (directReturnProblems() refuses it). */
   readonly vipOnly?: boolean;
+  /** In the range only if this holds too (a range with exceptions). */
+  readonly also?: (bytes: Uint8Array) => boolean;
 }
 
 /** Each with why it cannot work: a router does not forward it, or it names no single host. */
@@ -29,6 +31,16 @@ const RANGES: readonly SpecialRange[] = [
     bits: 96,
     what: 'an IPv4-mapped address (::ffff:0:0/96; write the IPv4 address)',
   },
+  {
+    // RFC 4291 §2.5.5.1 deprecates "IPv4-compatible" addresses; they were stored as `::c633:6401`, a different
+    // address from the IPv4 one written. `::` and `::1` are not among them (listed above), nor ::0.0.0.0/104
+    // (no IPv4 host in it; `::2` stays accepted).
+    family: 6,
+    prefix: [],
+    bits: 96,
+    what: 'an IPv4-compatible address (::/96, deprecated by RFC 4291 §2.5.5.1; write the IPv4 address)',
+    also: (bytes) => bytes[12] !== 0,
+  },
   { family: 6, prefix: [0xfe, 0x80], bits: 10, what: 'a link-local address (fe80::/10, not routed)' },
   { family: 6, prefix: [0xff], bits: 8, what: 'a multicast address (ff00::/8)' },
 ];
@@ -41,7 +53,7 @@ function inRange(bytes: Uint8Array, r: SpecialRange): boolean {
     const mask = left >= 8 ? 0xff : (0xff << (8 - left)) & 0xff;
     if ((have & mask) !== (want & mask)) return false;
   }
-  return true;
+  return r.also?.(bytes) ?? true;
 }
 
 /**

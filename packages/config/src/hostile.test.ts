@@ -169,6 +169,22 @@ describe('config hostile - values valid in form that cannot work', () => {
       'pools[0].members[0].address: "::ffff:c612:1" is an IPv4-mapped address',
     ],
     [
+      'IPv6 VIP ::198.51.100.1 (IPv4-compatible, deprecated)',
+      {
+        pools: [{ name: 'p', members: [member('2001:db8::1')] }],
+        vips: [{ address: '::198.51.100.1', port: 80, protocol: 'tcp', pool: 'p' }],
+      },
+      'vips[0].address: "::c633:6401" is an IPv4-compatible address (::/96, deprecated by RFC 4291 §2.5.5.1; write the IPv4 address)',
+    ],
+    [
+      'IPv6 member ::198.18.0.1 (IPv4-compatible, deprecated)',
+      {
+        pools: [{ name: 'p', members: [member('::198.18.0.1')] }],
+        vips: [{ address: '2001:db8::53', port: 80, protocol: 'tcp', pool: 'p' }],
+      },
+      'pools[0].members[0].address: "::c612:1" is an IPv4-compatible address',
+    ],
+    [
       'timeout equals interval',
       fleetWith({ hc: { type: 'tcp', intervalMs: 1000, timeoutMs: 1000 } }),
       'pools[0].healthCheck.timeoutMs: 1000 equals intervalMs (1000)',
@@ -259,6 +275,13 @@ describe('config hostile - values valid in form that cannot work', () => {
     expect(unusableAddress('255.255.255.254', 'vip')).toMatch(/reserved/);
     expect(unusableAddress('fec0::1', 'vip')).toBeUndefined();
     expect(unusableAddress('::2', 'vip')).toBeUndefined();
+    // IPv4-compatible (RFC 4291 §2.5.5.1) is ::/96 with an IPv4 address in it: not ::, ::1 or ::0.x.x.x.
+    expect(unusableAddress('::1.0.0.0', 'vip')).toMatch(/IPv4-compatible/);
+    expect(unusableAddress('::255.255.255.255', 'member')).toMatch(/IPv4-compatible/);
+    expect(unusableAddress('::0.255.255.255', 'vip')).toBeUndefined();
+    expect(unusableAddress('::1', 'member')).toBeUndefined();
+    expect(unusableAddress('::', 'member')).toMatch(/unspecified/);
+    expect(unusableAddress('::1:0:0', 'vip')).toBeUndefined();
     expect(unusableAddress('2001:db8::1', 'vip')).toBeUndefined();
   });
 });
