@@ -5,6 +5,7 @@
  * `l4fleet status` flags it.
  */
 import {
+  announcementRule,
   backupsServe,
   buildVipTable,
   describeHealthCheck,
@@ -13,7 +14,6 @@ import {
   healthChecksOf,
   type MemberStatus,
   memberKey,
-  notAnnouncedReason,
   type VipState,
   vipKey,
   vipStateOf,
@@ -159,14 +159,14 @@ function vipRows(
   problems: string[],
   history?: TableHistoryState,
 ): VipRow[] {
+  const announced = announcementRule(fleet, decided.decided, decided.ramps);
   return fleet.vips.map((vip) => {
     const key = vipKey(vip);
     const announcedBy = nodes.filter((n) => n.status?.announced.includes(key)).map((n) => n.name);
     const sources = vip.sourceRanges ?? null;
     const state = vipStateOf(vip);
     // A disabled VIP says so by its state.
-    const notAnnounced =
-      state === 'enabled' ? (notAnnouncedReason(fleet, vip, decided.decided, decided.ramps) ?? null) : null;
+    const notAnnounced = state === 'enabled' ? (announced(vip) ?? null) : null;
     const base = {
       key,
       pool: vip.pool,

@@ -1,5 +1,5 @@
 /** `l4fleet status`: fleet summary and the nodes whose tables differ from what the fleet derives. */
-import { buildVipTable, type Fleet, type MemberRamps, notAnnouncedReason, servedVips, vipKey } from '@l4fleet/config';
+import { announcementRule, buildVipTable, type Fleet, type MemberRamps, servedVips, vipKey } from '@l4fleet/config';
 import type { NodeView } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { type FleetCommandContext, outputFormat, renderData, renderTable, withStore } from './context.js';
@@ -149,8 +149,9 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
         }
         const checks = checkNodes(nodes, expected, decided);
         // Served VIPs the fleet's rule has no node announce (no member, or fewer than minUpMembers, take new flows).
+        const rule = announcementRule(desired.fleet, decided, ramps);
         const withdrawn = servedVips(desired.fleet).flatMap((vip) => {
-          const reason = notAnnouncedReason(desired.fleet, vip, decided, ramps);
+          const reason = rule(vip);
           return reason === undefined ? [] : [{ vip: vipKey(vip), reason }];
         });
         const summary = {
