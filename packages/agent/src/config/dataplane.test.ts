@@ -90,7 +90,13 @@ describe('agent config - dataplane bpf', () => {
       'dataplane.encapSourceAddress: "198.18.0.11" is only read by driver bpf',
     ],
     ['dry-run', { bpffsPath: '/sys/fs/bpf' }, 'dataplane.bpffsPath: "/sys/fs/bpf" is only read by driver bpf'],
-  ])('a bpf option under driver %s is refused', (driver, extra, message) => {
+    [
+      'nftables',
+      { proxyBindAddress: '127.0.0.1' },
+      'dataplane.proxyBindAddress: "127.0.0.1" is only read by driver proxy (driver is "nftables")',
+    ],
+    ['bpf', { proxyBindAddress: '::1' }, 'dataplane.proxyBindAddress: "::1" is only read by driver proxy'],
+  ])("another driver's option under driver %s is refused", (driver, extra, message) => {
     expect(problemsOf(withDataPlane({ driver, ...extra })).join('\n')).toContain(message);
   });
 

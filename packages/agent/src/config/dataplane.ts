@@ -46,6 +46,7 @@ const ONLY: Partial<Record<(typeof FIELDS)[number], readonly DataPlaneDriver[]>>
   bpffsPath: ['bpf'],
   pinName: ['bpf'],
   xdp: ['bpf'],
+  proxyBindAddress: ['proxy'], // the kernel data planes forward at the VIP: nothing binds
 };
 
 const PIN_NAME = /^[A-Za-z0-9_-]{1,64}$/; // one directory under the bpffs mount (the driver's own rule)
