@@ -6,7 +6,9 @@
 # (`--network none`, then veths), and the only published ports (testcontainers' etcd) go through docker-proxy on
 # the host's loopback, which needs neither NAT nor forwarding. The bridge gets a lab address (198.18.240.1/24).
 #
-#   scripts/docker-engine.sh start    starts it (idempotent) and prints `export DOCKER_HOST=unix://...` for eval
+#   scripts/docker-engine.sh start    starts it (idempotent) and prints `export DOCKER_HOST=unix://...` for eval;
+#                                     one that does not answer within L4FLEET_DOCKER_START_TIMEOUT_S (60) is stopped
+#                                     again, its bridge removed, and the exit is non-zero
 #   scripts/docker-engine.sh stop     stops it (its containers with it) and removes the bridge
 #   scripts/docker-engine.sh status   exit 0 if it answers
 # Needs root and dockerd (`apt-get install docker.io`: scripts/install-system-deps.sh --docker).
@@ -19,7 +21,7 @@ PIDFILE=$RUN_DIR/dockerd.pid
 LOG=$RUN_DIR/dockerd.log
 BRIDGE=l4f-docker0
 BRIDGE_ADDRESS=198.18.240.1/24
-START_TIMEOUT_S=60
+START_TIMEOUT_S=${L4FLEET_DOCKER_START_TIMEOUT_S:-60}
 STOP_TIMEOUT_S=30
 export DOCKER_HOST=unix://$SOCKET
 
@@ -32,8 +34,10 @@ start() {
   fi
   command -v dockerd >/dev/null || { echo "docker-engine: no dockerd (apt-get install docker.io)" >&2; return 1; }
   mkdir -p "$RUN_DIR" "$DATA_ROOT"
+  made_bridge=0
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
     ip link add "$BRIDGE" type bridge
+    made_bridge=1
     ip addr add "$BRIDGE_ADDRESS" dev "$BRIDGE"
   fi
   ip link set "$BRIDGE" up
@@ -41,6 +45,7 @@ start() {
   setsid dockerd --host "$DOCKER_HOST" --data-root "$DATA_ROOT" --exec-root "$RUN_DIR/exec" --pidfile "$PIDFILE" \
     --containerd-namespace l4fleet --containerd-plugins-namespace l4fleet-plugins --bridge "$BRIDGE" \
     --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false >"$LOG" 2>&1 </dev/null &
+  local pid=$!
   for _ in $(seq $((START_TIMEOUT_S * 5))); do
     if answers; then
       echo "export DOCKER_HOST=$DOCKER_HOST"
@@ -50,24 +55,35 @@ start() {
   done
   echo "docker-engine: dockerd did not answer on $SOCKET within ${START_TIMEOUT_S} s; last lines of $LOG:" >&2
   tail -20 "$LOG" >&2
+  # A half-started engine left running would hold the socket and data root for the next start: undo this one.
+  halt "$pid"
+  unmount_exec_root
+  [ "$made_bridge" = 0 ] || ip link del "$BRIDGE" 2>/dev/null || true
   return 1
 }
 
-stop() {
-  if [ -f "$PIDFILE" ]; then
-    pid=$(cat "$PIDFILE")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq $((STOP_TIMEOUT_S * 5))); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.2
-    done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
-  fi
+# Stops process PID: TERM, then KILL after STOP_TIMEOUT_S.
+halt() {
+  kill "$1" 2>/dev/null || true
+  for _ in $(seq $((STOP_TIMEOUT_S * 5))); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -0 "$1" 2>/dev/null && kill -9 "$1" 2>/dev/null || true
   rm -f "$PIDFILE"
-  # dockerd leaves its network-namespace bind mounts under the exec root when it is stopped: remove them too.
+}
+
+# dockerd leaves its network-namespace bind mounts under the exec root when it is stopped: remove them too.
+unmount_exec_root() {
   for m in $(awk -v root="$RUN_DIR/exec/" 'index($2, root) == 1 { print $2 }' /proc/self/mounts); do
     umount "$m" 2>/dev/null || true
   done
+}
+
+stop() {
+  [ -f "$PIDFILE" ] && halt "$(cat "$PIDFILE")"
+  rm -f "$PIDFILE"
+  unmount_exec_root
   ip link del "$BRIDGE" 2>/dev/null || true
   echo "docker-engine: stopped"
 }

@@ -33,7 +33,11 @@ rm -f reports/vitest*.json reports/expected-skips.txt
 excludes=()
 if [ "$docker_wanted" = 1 ]; then
   started=$(date +%s)
-  eval "$(bash scripts/docker-engine.sh start)" || fail "docker engine"
+  # Not `eval "$(...)" || fail`: eval of the empty output of a failed start succeeds, and the run would go on
+  # without DOCKER_HOST (aborting with no `tests:` line) or against the machine's own engine.
+  engine=$(bash scripts/docker-engine.sh start) || fail "docker engine"
+  eval "$engine"
+  [ -n "${DOCKER_HOST:-}" ] || fail "docker engine (no DOCKER_HOST)"
   trap 'bash scripts/docker-engine.sh stop >/dev/null' EXIT
   # testcontainers' reaper image cannot be pulled (no registry); the helpers remove their containers themselves.
   export TESTCONTAINERS_RYUK_DISABLED=true
