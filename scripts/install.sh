@@ -7,8 +7,10 @@
 #   /usr/local/bin/l4fleet  the command
 #   /etc/systemd/system/    l4fleet-agent.service, l4fleet-gobgpd.service, l4fleet-backend.service,
 #                           l4fleet-backend-agent.service, l4fleet-dashboard.service (deploy/systemd)
-#   /etc/l4fleet/           agent.yaml, backend.env, backend-agent.env and dashboard.env (mode 0600) from
-#                           deploy/examples, only where none exists (never replaced)
+#                           (without FRR's group frrvty, which the agent's unit joins for bfdd, a drop-in
+#                           l4fleet-agent.service.d/no-frrvty.conf without it, and a warning)
+#   /etc/l4fleet/           agent.yaml, backend.env (mode 0640), backend-agent.env (0644) and dashboard.env (0600:
+#                           the dashboard's write token) from deploy/examples, only where none exists (never replaced)
 # and the Debian packages they run with, only those missing (gobgpd, nftables, iproute2, frr for bfdd and vtysh,
 # libbpf1, bpftool; procps for the agent unit's reload). Nothing is enabled or started: write
 # /etc/l4fleet/agent.yaml, backend.env or dashboard.env first (docs/operator-guide.md sections 3 and 7,
@@ -18,7 +20,6 @@
 #   --root DIR  install under DIR instead of / (a package or image build): no apt-get, no systemctl
 #   --no-apt    do not install Debian packages
 set -euo pipefail
-cd "$(dirname "$0")/.."
 root=/
 apt=1
 while [ $# -gt 0 ]; do
@@ -28,6 +29,9 @@ while [ $# -gt 0 ]; do
     *) echo "install: unknown argument \"$1\" (usage: scripts/install.sh [--root DIR] [--no-apt])" >&2; exit 2 ;;
   esac
 done
+# A relative --root is the caller's, not the checkout's we change to next.
+case "$root" in /*) ;; *) root="$PWD/$root" ;; esac
+cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || [ "$root" != / ] || { echo "install: needs root (or --root DIR)" >&2; exit 1; }
 node_bin=$(command -v node)
 major=$("$node_bin" -p 'process.versions.node.split(".")[0]')
@@ -49,6 +53,13 @@ fi
 opt="${root%/}/opt/l4fleet"
 mkdir -p "$(dirname "$opt")"
 next="$opt.new.$$"
+# A copy that fails (disk full, an interrupt) must not leave its staging directory behind.
+trap 'rm -rf "$next"' EXIT
+# Those of earlier runs killed before their trap ran (the suffix is the run's pid; a running one is left alone).
+for stale in "$opt".new.*; do
+  [ -d "$stale" ] || continue
+  kill -0 "${stale##*.}" 2>/dev/null || rm -rf "$stale"
+done
 rm -rf "$next"
 bash scripts/stage-runtime.sh "$next"
 mkdir -p "$next/bin"
@@ -65,6 +76,24 @@ WRAPPER
 for unit in deploy/systemd/*.service; do
   install -D -m 0644 "$unit" "${root%/}/etc/systemd/system/$(basename "$unit")"
 done
+# The agent's unit joins FRR's group frrvty (bfdd's vty socket, for bfd.enabled); where the group does not exist
+# (no frr) systemd refuses to start the unit (216/GROUP): a drop-in resets the list, removed again once frr is there.
+no_frrvty="${root%/}/etc/systemd/system/l4fleet-agent.service.d/no-frrvty.conf"
+if [ "$root" = / ]; then has_frrvty() { getent group frrvty >/dev/null; }; else
+  has_frrvty() { grep -q '^frrvty:' "${root%/}/etc/group" 2>/dev/null; }
+fi
+if has_frrvty; then
+  rm -f "$no_frrvty"
+  rmdir "$(dirname "$no_frrvty")" 2>/dev/null || true
+else
+  install -D -m 0644 /dev/stdin "$no_frrvty" <<'DROPIN'
+# Written by scripts/install.sh: no group frrvty here (frr not installed). bfd.enabled needs frr; install it
+# (apt-get install frr) and run scripts/install.sh again, which removes this file.
+[Service]
+SupplementaryGroups=
+DROPIN
+  echo "install: no group frrvty (frr not installed): the agent runs without it ($no_frrvty); bfd.enabled needs frr" >&2
+fi
 # dashboard.env holds the dashboard's write token: root's alone.
 for example in agent.yaml:0640 backend.env:0640 backend-agent.env:0644 dashboard.env:0600; do
   target="${root%/}/etc/l4fleet/${example%%:*}"

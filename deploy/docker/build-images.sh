@@ -10,15 +10,18 @@ MIRROR=${MIRROR:-$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/nu
 MIRROR=${MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 
+# The debootstrap root and the staged context are only for this run: removed however it ends (a failed build too).
+rootfs=""
+stage=deploy/docker/.stage
+trap 'rm -rf "$stage" ${rootfs:+"$rootfs"}' EXIT
+
 if ! docker image inspect "$BASE" >/dev/null 2>&1; then
   rootfs=$(mktemp -d /tmp/l4f-rootfs.XXXXXX)
-  trap 'rm -rf "$rootfs"' EXIT
   debootstrap --variant=minbase bookworm "$rootfs" "$MIRROR"
   tar -C "$rootfs" -c . | docker import - "$BASE"
 fi
 
 # Debian 12 ships Node 18; the workspace needs Node 20: the images get this machine's node binary.
-stage=deploy/docker/.stage
 rm -rf "$stage" && mkdir -p "$stage"
 cp "$(command -v node)" "$stage/node"
 bash scripts/stage-runtime.sh "$stage"
@@ -27,7 +30,5 @@ for image in control router backend agent; do
   docker build --network host -t "l4fleet/$image:latest" -f "deploy/docker/$image/Dockerfile" deploy/docker
 done
 
-# The staged context is only for the builds above.
-rm -rf "$stage"
 # Each rebuild leaves the image it replaced untagged (a few hundred MB each): remove those of l4fleet's images only.
 docker image prune -f --filter label=l4fleet.image >/dev/null
