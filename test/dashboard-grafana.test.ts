@@ -66,7 +66,7 @@ describe('deploy/grafana', () => {
     const targets = job?.static_configs.flatMap((s) => s.targets) ?? [];
     expect(targets.length).toBeGreaterThan(0);
     for (const t of targets) {
-      expect(t).toMatch(new RegExp(`^198\\.18\\.\\d+\\.\\d+:${agentConfigDefaults.DEFAULT_METRICS_PORT}$`));
+      expect(t).toMatch(new RegExp(`^198\\.1[89]\\.\\d+\\.\\d+:${agentConfigDefaults.DEFAULT_METRICS_PORT}$`));
     }
   });
 });
