@@ -2,9 +2,13 @@
  * `lab export --format containerlab`: the same topology model as a containerlab topology file. containerlab reserves
  * eth0 for its management network, so data interfaces are numbered eth1.. in segment order; multi-host segments become
  * `bridge` nodes (Linux bridges containerlab expects to exist on the host), and addresses are set by `exec` commands.
+ * The files the nodes bind (the router's bgpd.conf, each node's agent.yaml) are containerlabBindFiles'.
  * Checked against containerlab's own JSON schema in test/lab-export.test.ts; containerlab itself cannot run here.
  */
 import { stringify } from 'yaml';
+import { agentYaml } from '../runtime/agent.js';
+import { etcdArgv, natsArgv } from '../runtime/control.js';
+import { bgpdConfig } from '../runtime/frr.js';
 import { type LabHost, prefixLength, type Segment, type Topology } from './model.js';
 
 /** Locally built images (deploy/docker); no registry is involved. */
@@ -18,6 +22,9 @@ export const IMAGES: Readonly<Record<string, string>> = {
 
 type ClabNode = Record<string, unknown>;
 
+/** The control container's data dir, as the Docker runtime's (runtime/docker.ts CONTROL_DATA_DIR). */
+const CONTROL_DATA_DIR = '/var/lib/l4fleet';
+
 function shortCode(host: string): string {
   const m = /^([a-z]+?)(\d*)$/.exec(host);
   return m ? `${m[1]?.[0] ?? 'x'}${m[2] ?? ''}` : host.slice(0, 4);
@@ -28,14 +35,26 @@ export function bridgeName(topology: Topology, segment: Segment): string {
   return `l4f-${topology.id}-${segment.name === 'fabric' ? 'fab' : 'ctl'}`;
 }
 
+/** Each host's data interface per segment (`host/segment` -> eth1..): eth0 is containerlab's management network. */
+export function containerlabInterfaces(topology: Topology): ReadonlyMap<string, string> {
+  const count = new Map<string, number>();
+  const out = new Map<string, string>();
+  for (const segment of topology.segments) {
+    const members = segment.attachments.filter((a) => a.host !== 'host');
+    if (segment.hub === undefined && members.length < 2) continue;
+    for (const a of segment.hub === undefined ? members.slice(0, 2) : members) {
+      const n = (count.get(a.host) ?? 0) + 1;
+      count.set(a.host, n);
+      out.set(`${a.host}/${segment.name}`, `eth${n}`);
+    }
+  }
+  return out;
+}
+
 export function toContainerlab(topology: Topology): Record<string, unknown> {
-  const ifaceIndex = new Map<string, number>();
+  const ifaces = containerlabInterfaces(topology);
   const execs = new Map<string, string[]>();
-  const nextIface = (host: string): string => {
-    const n = (ifaceIndex.get(host) ?? 0) + 1;
-    ifaceIndex.set(host, n);
-    return `eth${n}`;
-  };
+  const ifaceOf = (host: string, segment: Segment): string => ifaces.get(`${host}/${segment.name}`) ?? 'eth0';
   const exec = (host: string, cmd: string) => execs.set(host, [...(execs.get(host) ?? []), cmd]);
   const links: { endpoints: string[] }[] = [];
   const bridges: string[] = [];
@@ -51,8 +70,8 @@ export function toContainerlab(topology: Topology): Record<string, unknown> {
     if (segment.hub === undefined) {
       const [a, b] = members;
       if (!a || !b) continue;
-      const ia = nextIface(a.host);
-      const ib = nextIface(b.host);
+      const ia = ifaceOf(a.host, segment);
+      const ib = ifaceOf(b.host, segment);
       links.push({ endpoints: [`${a.host}:${ia}`, `${b.host}:${ib}`] });
       addAddresses(a.host, ia, a);
       addAddresses(b.host, ib, b);
@@ -61,7 +80,7 @@ export function toContainerlab(topology: Topology): Record<string, unknown> {
     const bridge = bridgeName(topology, segment);
     bridges.push(bridge);
     for (const a of members) {
-      const iface = nextIface(a.host);
+      const iface = ifaceOf(a.host, segment);
       links.push({ endpoints: [`${a.host}:${iface}`, `${bridge}:${topology.id}-${shortCode(a.host)}`] });
       addAddresses(a.host, iface, a);
     }
@@ -85,6 +104,10 @@ function clabNode(topology: Topology, host: LabHost, execs: string[]): ClabNode 
   const router = topology.bgp.routerAddress;
   const routes: string[] = [];
   if (host.kind === 'client') {
+    // The backend image's entrypoint is the identity server: a client only needs to stay up (the Docker runtime's
+    // client runs `sleep infinity` too).
+    node.entrypoint = 'sleep';
+    node.cmd = 'infinity';
     const access = topology.segments.find((s) => s.name === `access-${host.name}`);
     const gw = access?.attachments.find((a) => a.host === 'router');
     if (gw)
@@ -116,10 +139,40 @@ function clabNode(topology: Topology, host: LabHost, execs: string[]): ClabNode 
   }
   if (host.kind === 'control') {
     node.env = { ETCD_LISTEN: topology.control.etcdEndpoints.join(','), NATS_URL: topology.control.natsUrl };
+    node.cmd = controlCommand(topology, host.name);
   }
   const all = [...execs, ...routes];
   if (all.length > 0) node.exec = all;
   return node;
+}
+
+/**
+ * The control image has no command of its own: etcd's members and NATS as the Docker runtime starts them, once the
+ * `exec` commands have put the control address on (containerlab runs them after the start; etcd and NATS bind it).
+ */
+function controlCommand(topology: Topology, host: string): string {
+  const address = topology.segments.find((s) => s.name === 'control')?.attachments.find((a) => a.host === host)?.ipv4;
+  const wait = address ? `until ip -4 addr show | grep -q "inet ${address}/"; do sleep 0.2; done; ` : '';
+  const etcd = topology.control.etcdMembers.map((m) => `${etcdArgv(topology, CONTROL_DATA_DIR, m).join(' ')} & `);
+  const nats = natsArgv(topology, CONTROL_DATA_DIR).join(' ');
+  return `sh -c '${wait}mkdir -p ${CONTROL_DATA_DIR} && ${etcd.join('')}exec ${nats}'`;
+}
+
+/**
+ * The files the topology's nodes bind, by path relative to the topology file: the router's bgpd.conf and each
+ * node's agent.yaml, its interface the node's fabric interface under containerlab (the netns lab's is eth0).
+ */
+export function containerlabBindFiles(topology: Topology): ReadonlyMap<string, string> {
+  const ifaces = containerlabInterfaces(topology);
+  const files = new Map<string, string>([['router/bgpd.conf', bgpdConfig(topology)]]);
+  for (const host of topology.hosts.filter((h) => h.kind === 'node')) {
+    const iface = ifaces.get(`${host.name}/fabric`) ?? 'eth1';
+    files.set(
+      `${host.name}/agent.yaml`,
+      agentYaml(topology, host.name).replace(/^(\s+interface:) .*$/m, `$1 ${iface}`),
+    );
+  }
+  return files;
 }
 
 export function vipSpec(vip: { protocol: string; address: string; port: number }): string {
@@ -131,7 +184,11 @@ export function vipSpec(vip: { protocol: string; address: string; port: number }
 export function containerlabYaml(topology: Topology): string {
   const header = [
     `# containerlab topology of l4fleet lab "${topology.id}", generated by \`l4fleet lab export --format containerlab\`.`,
-    '# Images are built locally from deploy/docker (no registry). Bridges must exist on the host first:',
+    '# Images are built locally from deploy/docker (no registry). The router and the nodes bind router/bgpd.conf and',
+    '# nodeN/agent.yaml beside this file: for the default lab write them with',
+    '#   node deploy/containerlab/write-bind-files.mjs DIR  (from a built checkout; DIR: where this file is)',
+    '# (any other topology: containerlabBindFiles in lab/src/topology/containerlab.ts). Bridges must exist on the',
+    '# host first:',
     ...topology.segments
       .filter((s) => s.hub)
       .map(
