@@ -39,6 +39,26 @@ describe('cli - fleet commands on the memory store', () => {
     expect(r.out).toMatch(/churn 198\.51\.100\.10:80\/tcp \(pool web\): \d+\.\d\d% of slots move/);
   });
 
+  test('apply and member weight note a weight that gives a member no slot, and write anyway', async () => {
+    const small = FLEET.replace('pool: web }', 'pool: web, tableSize: 251 }');
+    const f = file('notes.yaml', small.replace('weight: 2', 'weight: 65535'));
+    const r = await cli('apply', '-f', f, '--new-fleet', '-o', 'json');
+    expect(r.code).toBe(0);
+    const plan = JSON.parse(r.out) as { notes: string[]; result: { revision: number } };
+    expect(plan.notes).toEqual([
+      expect.stringMatching(
+        /^pools\[0\]\.members\[1\]\.weight: 1 gives member "198\.18\.0\.22:80" no slot of vips\[0\]/,
+      ),
+    ]);
+    expect(plan.result.revision).toBeGreaterThan(0);
+    // A member edit prints only the notes it adds: raising the small member's weight leaves none.
+    const raise = await cli('member', 'weight', 'web', '198.18.0.22:80', '600');
+    expect(raise.code).toBe(0);
+    expect(raise.out).not.toContain('note:');
+    const lower = await cli('member', 'weight', 'web', '198.18.0.22:80', '1', '--dry-run');
+    expect(lower.out).toContain('note: pools[0].members[1].weight: 1 gives member "198.18.0.22:80" no slot');
+  });
+
   test('invalid file: exit 1, one line per problem on stderr, nothing written', async () => {
     const f = file(
       'bad.yaml',

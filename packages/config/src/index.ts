@@ -57,6 +57,7 @@ export {
   isQueryName,
   statusExpected,
 } from './health-check.js';
+export { ineffectiveSettings } from './ineffective.js';
 export {
   capProblems,
   fleetBytesProblem,

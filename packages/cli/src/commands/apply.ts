@@ -24,6 +24,7 @@ import {
   withStore,
   writer,
 } from './context.js';
+import { ineffectiveNotes } from './notes.js';
 import { outcomeUnknown } from './store-errors.js';
 
 /** Reads and validates the file before etcd is contacted; at most MAX_FLEET_BYTES are ever read. */
@@ -87,12 +88,14 @@ export async function applyFleet(
     const guards = applyGuards(current, fleet, prefix, opts);
     const blocked = guards.filter((g) => !g.allowed).map((g) => `${g.message}; pass ${g.flag} to do it`);
     if (blocked.length > 0 && !opts.dryRun) throw new CliError(blocked, EXIT_FAILURE);
+    const notes = ineffectiveNotes(fleet);
     const plan = {
       fromRevision: current.revision,
       changes: diff.changes,
       churn,
       announcements,
       guards,
+      notes,
       dryRun: Boolean(opts.dryRun),
     };
     const lines: string[] = [];
@@ -106,6 +109,7 @@ export async function applyFleet(
     for (const a of announcements) {
       lines.push(a.announced ? `announces ${a.vip} again` : `withdraws ${a.vip} on every node: ${a.reason}`);
     }
+    for (const n of notes) lines.push(`note: ${n}`);
     if (opts.dryRun || (diff.changes.length === 0 && current.revision !== 0)) {
       if (opts.dryRun) lines.push('dry run: nothing written');
       ctx.io.out(format === 'json' ? renderData('json', plan) : lines.join('\n'));

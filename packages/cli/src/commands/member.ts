@@ -24,6 +24,7 @@ import { integerOption } from '../options.js';
 
 import { type FleetCommandContext, percent, withStore, writer } from './context.js';
 import { parseEndpoint } from './maglev.js';
+import { ineffectiveNotes } from './notes.js';
 import { editOutcomeUnknown } from './store-errors.js';
 
 const DRY_RUN_HELP = 'validate and show the predicted churn; write nothing';
@@ -78,6 +79,7 @@ async function editPool(
       const steps = RAMP_PERCENTS.join(', ');
       lines.push(`slow start ${key}: ${steps} % of its weight over ${pool?.slowStartS} s, then all of it`);
     }
+    for (const n of ineffectiveNotes(result.after, result.before)) lines.push(`note: ${n}`);
     ctx.io.out(lines.join('\n'));
   });
 }
