@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { ProcessError } from './errors.js';
-import { freePort, inNamespace, run, runScript, signal, spawnChild, waitFor } from './index.js';
+import { freePort, inNamespace, isAlive, run, runScript, signal, spawnChild, waitFor } from './index.js';
 
 describe('process - run', () => {
   test('collects stdout and stderr and feeds stdin', async () => {
@@ -36,6 +36,8 @@ describe('process - run', () => {
       expect((err as Error).message).toBe(
         `command "sh -c sleep 30 & echo $! >&2; wait" did not finish within 300 ms: ${grandchild}`,
       );
+      // The grandchild was killed with the command, not left running re-parented to init.
+      await waitFor('the grandchild to end', async () => (isAlive(grandchild) ? undefined : true), 3_000, 20);
     } finally {
       if (grandchild > 0) signal(grandchild, 'SIGKILL');
     }

@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { ProcessError } from './errors.js';
+import { killTree } from './tree.js';
 
 export interface RunResult {
   readonly code: number;
@@ -26,7 +27,7 @@ export interface RunOptions {
   readonly enter?: NetnsEntry;
   /** Written to stdin, which is then closed; default nothing. */
   readonly input?: string;
-  /** Killed (SIGKILL) and rejected with TIMEOUT after this long; default DEFAULT_COMMAND_TIMEOUT_MS. */
+  /** Killed (SIGKILL, with every process it started) and rejected with TIMEOUT after this long; default DEFAULT_COMMAND_TIMEOUT_MS. */
   readonly timeoutMs?: number;
   /** Resolve with a non-zero exit instead of rejecting; the caller looks at `code`. Default false. */
   readonly allowFailure?: boolean;
@@ -62,9 +63,11 @@ export function run(argv: readonly string[], options: RunOptions = {}): Promise<
     const stderr: Buffer[] = [];
     const said = () => Buffer.concat(stderr).toString('utf8').trim() || Buffer.concat(stdout).toString('utf8').trim();
     // Rejects at once: 'close' waits for the pipes, which a grandchild (`sh -c 'x &'`) may hold far beyond the
-    // timeout. Destroying our ends lets 'close' come and frees them; the grandchild is the program's own business.
+    // timeout. The command's whole tree is killed (a script's wedged command is the shell's child), and our ends of
+    // the pipes destroyed, so 'close' comes even if something re-parented holds them.
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
+      if (child.pid === undefined) child.kill('SIGKILL');
+      else killTree(child.pid);
       child.stdout.destroy();
       child.stderr.destroy();
       const soFar = said();
