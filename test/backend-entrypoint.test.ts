@@ -33,18 +33,18 @@ const listens = (argv: readonly string[]) => argv.filter((_, i) => argv[i - 1] =
 
 describe('deploy/docker/backend/entrypoint.sh', () => {
   test('backend entrypoint - TCP VIPs sharing a port give one wildcard listen', () => {
-    const argv = nodeArgs('tcp:192.0.2.10:80,tcp:[2001:db8::10]:80,tcp:192.0.2.11:443');
+    const argv = nodeArgs('tcp:198.51.100.10:80,tcp:[2001:db8::10]:80,tcp:198.51.100.11:443');
     expect(argv.slice(0, 3)).toEqual(['/opt/l4fleet/lab/dist/identity/main.js', '--name', 'b1']);
     expect(listens(argv)).toEqual(['tcp:[::]:80', 'tcp:[::]:443']);
   });
 
   test('backend entrypoint - a UDP VIP listed twice gives one listen, each UDP address its own', () => {
-    const argv = nodeArgs('udp:192.0.2.10:53,udp:[2001:db8::10]:53,udp:192.0.2.10:53');
-    expect(listens(argv)).toEqual(['udp:192.0.2.10:53', 'udp:[2001:db8::10]:53']);
+    const argv = nodeArgs('udp:198.51.100.10:53,udp:[2001:db8::10]:53,udp:198.51.100.10:53');
+    expect(listens(argv)).toEqual(['udp:198.51.100.10:53', 'udp:[2001:db8::10]:53']);
   });
 
   test('backend entrypoint - arguments given replace the list', () => {
-    const argv = nodeArgs('tcp:192.0.2.10:80', ['--listen', 'tcp:[::]:8080']);
+    const argv = nodeArgs('tcp:198.51.100.10:80', ['--listen', 'tcp:[::]:8080']);
     expect(listens(argv)).toEqual(['tcp:[::]:8080']);
   });
 });

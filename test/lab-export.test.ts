@@ -65,6 +65,10 @@ describe('lab export - containerlab', () => {
     expect(doc.topology.links).toHaveLength(attachments);
     expect(doc.topology.nodes.node1?.exec).toContain('ip addr add 198.18.2.11/24 dev eth1');
     expect(doc.topology.nodes.node1?.image).toBe('l4fleet/agent:latest');
+    // The agent starts once containerlab's exec commands have put its addresses on (its entrypoint waits).
+    expect(doc.topology.nodes.node1?.env).toMatchObject({ L4FLEET_WAIT_ADDRESSES: '198.18.2.11,198.19.0.11' });
+    // The backend's entrypoint puts the VIPs on lo itself: an exec adding them again would fail (File exists).
+    expect(doc.topology.nodes.backend1?.exec?.some((c) => c.endsWith(' dev lo'))).toBe(false);
   });
 
   test('the CLI prints the same file', async () => {

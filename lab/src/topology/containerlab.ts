@@ -128,13 +128,14 @@ function clabNode(topology: Topology, host: LabHost, execs: string[]): ClabNode 
     // DSR: the VIPs live on lo and the backend must not answer ARP for them (arp_ignore/arp_announce).
     node.sysctls = { 'net.ipv4.conf.all.arp_ignore': 1, 'net.ipv4.conf.all.arp_announce': 2 };
     node.env = { L4FLEET_BACKEND_NAME: host.name, L4FLEET_VIPS: topology.vips.map(vipSpec).join(',') };
+    // The VIPs on lo are the entrypoint's (from L4FLEET_VIPS): an `ip addr add` here as well failed (File exists).
     routes.push(`ip route replace 198.18.1.0/24 via ${router}`);
-    for (const vip of topology.vips)
-      routes.push(`ip addr add ${vip.address}/${vip.address.includes(':') ? 128 : 32} dev lo`);
   }
   if (host.kind === 'node') {
     node.binds = [`${host.name}/agent.yaml:/etc/l4fleet/agent.yaml`];
-    node.env = { L4FLEET_NODE: host.name };
+    // containerlab adds the interfaces and runs `exec` after the start: the agent image's entrypoint waits for them.
+    const own = topology.segments.flatMap((seg) => seg.attachments.filter((a) => a.host === host.name));
+    node.env = { L4FLEET_NODE: host.name, L4FLEET_WAIT_ADDRESSES: own.map((a) => a.ipv4).join(',') };
     routes.push(`ip route replace 198.18.1.0/24 via ${router}`);
   }
   if (host.kind === 'control') {
