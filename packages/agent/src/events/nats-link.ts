@@ -1,7 +1,10 @@
 /**
  * The agent's NATS connection: connects in the background (NATS being down at start must not stop the agent),
  * reconnects forever, and tells the event publisher when it can deliver. nats.js would buffer publishes while
- * disconnected; the publisher checks `isConnected()` first so that buffer never grows.
+ * disconnected; the publisher checks `isConnected()` first so that buffer never grows. nats.js reconnects by itself
+ * but closes the connection for good on some errors (an authorization error repeated while reconnecting): the link
+ * then connects anew, as at start. A subscription the server ends (a permissions violation ends its iterator with an
+ * error) is logged and made again at the next reconnect or new connection.
  */
 import { readFileSync } from 'node:fs';
 import { connect, Events, type NatsConnection, type Subscription } from 'nats';
@@ -39,7 +42,7 @@ function tlsOptions(cfg: NatsSection) {
 
 export function createNatsLink(opts: NatsLinkOptions): NatsLink {
   const log = opts.logger.child({ component: 'nats' });
-  const subs: { subject: string; onMessage: (d: Uint8Array) => void; sub?: Subscription }[] = [];
+  const subs: { subject: string; onMessage: (d: Uint8Array) => void; sub?: Subscription | undefined }[] = [];
   let nc: NatsConnection | undefined;
   let connected = false;
   let closed = false;
@@ -58,14 +61,37 @@ export function createNatsLink(opts: NatsLinkOptions): NatsLink {
     const sub = nc.subscribe(s.subject);
     s.sub = sub;
     void (async () => {
-      for await (const m of sub) {
-        try {
-          s.onMessage(m.data);
-        } catch (err) {
-          log.error({ event: 'natsHandlerFailed', subject: s.subject, err });
+      try {
+        for await (const m of sub) {
+          try {
+            s.onMessage(m.data);
+          } catch (err) {
+            log.error({ event: 'natsHandlerFailed', subject: s.subject, err });
+          }
         }
+      } catch (err) {
+        // nats.js ends the iterator with the error (a permissions violation for the subject); unhandled, it would end
+        // the agent.
+        log.warn({ event: 'natsSubscriptionFailed', subject: s.subject, err: (err as Error).message });
+      } finally {
+        if (s.sub === sub) s.sub = undefined;
       }
     })();
+  };
+
+  const scheduleStart = () => {
+    clock.clearTimeout(retryTimer);
+    retryTimer = clock.setTimeout(() => void start(), RETRY_FIRST_CONNECT_MS);
+  };
+
+  /** nats.js closed `conn` for good (it does not reconnect it any more): connect anew unless close() did it. */
+  const onClosed = (conn: NatsConnection, err: Error | undefined) => {
+    if (closed || nc !== conn) return;
+    log.warn({ event: 'natsClosed', err: err?.message });
+    nc = undefined;
+    for (const s of subs) s.sub = undefined;
+    setConnected(false);
+    scheduleStart();
   };
 
   const start = async (): Promise<void> => {
@@ -94,13 +120,20 @@ export function createNatsLink(opts: NatsLinkOptions): NatsLink {
       void (async () => {
         for await (const st of conn.status()) {
           if (st.type === Events.Disconnect) setConnected(false);
-          else if (st.type === Events.Reconnect) setConnected(true);
+          else if (st.type === Events.Reconnect) {
+            setConnected(true);
+            // nats.js re-subscribes what it still holds; a subscription the server ended is made again here.
+            for (const s of subs) attach(s);
+          }
         }
-      })();
-      void conn.closed().then(() => setConnected(false));
+      })().catch(() => undefined);
+      void conn.closed().then(
+        (err) => onClosed(conn, err instanceof Error ? err : undefined),
+        (err: unknown) => onClosed(conn, err as Error),
+      );
     } catch (err) {
       log.warn({ event: 'natsConnectFailed', servers: opts.config.servers, err: (err as Error).message });
-      retryTimer = clock.setTimeout(() => void start(), RETRY_FIRST_CONNECT_MS);
+      scheduleStart();
     }
   };
   void start();
