@@ -1,4 +1,4 @@
-import { buildVipTable, parseFleet, vipKey } from '@l4fleet/config';
+import { announcementRule, buildVipTable, parseFleet, servedVips, vipKey } from '@l4fleet/config';
 import type { NodeView } from '@l4fleet/store';
 import { describe, expect, test } from 'vitest';
 import { ETCD_REACHABLE } from './etcd-check.js';
@@ -123,6 +123,35 @@ describe('fleet-view', () => {
     ]);
     // n1 holds the served VIP's table only, and that is all it should hold.
     expect(v.nodes[0]?.tables).toEqual([{ vip: KEY, checksum: expected, match: true }]);
+  });
+
+  test('fleet-view - a draining VIP is served as `l4fleet status` sees it: tables checked, minUpMembers withdrawal shown', () => {
+    const drainingFleet = parseFleet({
+      ...fleet,
+      pools: [{ ...fleet.pools[0], minUpMembers: 2 }],
+      vips: [{ ...vip, state: 'draining' }],
+    });
+    const dvip = drainingFleet.vips[0] as (typeof drainingFleet.vips)[number];
+    const sum = buildVipTable(drainingFleet, dvip, decided).checksum;
+    const v = buildFleetView({
+      desired: { fleet: drainingFleet, revision: 6, generation: 'g' },
+      decided: { decided, ramps: new Map(), revision: 6 },
+      nodes: [node('n1', sum), node('n2', 'deadbeefdeadbeef')],
+      health: [],
+      leader: undefined,
+    });
+    // The CLI's rule (packages/cli/src/commands/status.ts): every served VIP has a table and is checked.
+    const rule = announcementRule(drainingFleet, decided);
+    const cliExpected = servedVips(drainingFleet).map((x) => vipKey(x));
+    const cliWithdrawn = servedVips(drainingFleet).flatMap((x) => (rule(x) === undefined ? [] : [vipKey(x)]));
+    expect(v.vips[0]?.state).toBe('draining');
+    expect(v.nodes.map((n) => n.tables.map((t) => t.vip))).toEqual([cliExpected, cliExpected]);
+    expect(v.nodes.map((n) => [n.name, n.tables[0]?.match])).toEqual([
+      ['n1', true],
+      ['n2', false],
+    ]);
+    expect(v.vips.filter((r) => r.notAnnounced !== null).map((r) => r.key)).toEqual(cliWithdrawn);
+    expect(v.vips[0]?.notAnnounced).toBe("only 1 member takes new flows, fewer than the pool's minUpMembers 2");
   });
 
   test('fleet-view - a pool says when its backups take new flows (minActiveMembers)', () => {

@@ -16,6 +16,7 @@ import {
   memberKey,
   type VipState,
   vipKey,
+  vipServed,
   vipStateOf,
 } from '@l4fleet/config';
 import { NO_BACKEND } from '@l4fleet/maglev';
@@ -74,8 +75,9 @@ export interface VipRow {
   readonly emptySlots: number;
   readonly announcedBy: readonly string[];
   /**
-   * Why the fleet's rule has no node announce this enabled VIP (`no member takes new flows`, or fewer than its pool's
-   * minUpMembers do: @l4fleet/config belowMinUpText), or null while it is announced (or disabled: `state` says so).
+   * Why the fleet's rule has no node announce this served (enabled or draining) VIP (`no member takes new flows`, or
+   * fewer than its pool's minUpMembers do: @l4fleet/config belowMinUpText), or null while it is announced (or
+   * disabled: `state` says so).
    */
   readonly notAnnounced: string | null;
 }
@@ -165,8 +167,9 @@ function vipRows(
     const announcedBy = nodes.filter((n) => n.status?.announced.includes(key)).map((n) => n.name);
     const sources = vip.sourceRanges ?? null;
     const state = vipStateOf(vip);
-    // A disabled VIP says so by its state.
-    const notAnnounced = state === 'enabled' ? (announced(vip) ?? null) : null;
+    // Every served VIP, draining too (it keeps its table and stays announced, so minUpMembers still withdraws it), as
+    // `l4fleet status` lists them; a disabled VIP says so by its state.
+    const notAnnounced = vipServed(vip) ? (announced(vip) ?? null) : null;
     const base = {
       key,
       pool: vip.pool,
@@ -208,8 +211,9 @@ export function buildFleetView(
   const outage = etcdProblem(etcd, notWatching, desired.revision);
   const problems: string[] = outage === undefined ? [] : [outage];
   const vips = vipRows(desired.fleet, decided, nodes, problems, history);
-  // Nodes hold tables for served VIPs only: a disabled one is no mismatch.
-  const expected = new Map(vips.filter((v) => v.state === 'enabled').map((v) => [v.key, v.checksum]));
+  // Nodes hold tables for served VIPs (vipServed, the filter of servedVips that nodes and `l4fleet status` apply: a
+  // draining VIP keeps its table), so a disabled one is no mismatch and a draining one is checked.
+  const expected = new Map(vips.filter((v) => vipServed(v)).map((v) => [v.key, v.checksum]));
   const nodeRows: NodeRow[] = [...nodes]
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .map((n) => ({
