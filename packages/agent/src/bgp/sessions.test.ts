@@ -62,3 +62,36 @@ describe('bgp sessions - a hung or dead gobgpd', () => {
     expect(sessions.states()).toEqual({ [PEER]: 'established' });
   });
 });
+
+describe('bgp sessions - setup before gobgpd answers', () => {
+  test('hands the peers to the speaker even when ensureGlobal fails retryably, so the reconnect applies them', async () => {
+    const peers = [{ address: PEER, asn: 65000 }];
+    const handed: unknown[] = [];
+    const speaker = {
+      peerStates: async () => {
+        throw Object.assign(new Error('gobgpd unreachable'), { retryable: true });
+      },
+      async *peerEvents() {},
+      ensureGlobal: async () => {
+        throw Object.assign(new Error('UNAVAILABLE: connect ECONNREFUSED 127.0.0.1:50051'), { retryable: true });
+      },
+      setPeers: async (p: unknown) => {
+        handed.push(p);
+        throw Object.assign(new Error('UNAVAILABLE: connect ECONNREFUSED 127.0.0.1:50051'), { retryable: true });
+      },
+    } as unknown as Speaker;
+    const sessions = createBgpSessions({
+      speaker,
+      config: { asn: 65001, routerId: '198.18.2.11', listenPort: 179, peers } as unknown as BgpSection,
+      clock: systemClock,
+      metrics: createAgentMetrics({ node: 'node1', fleet: 'f', defaultMetrics: false }),
+      events: { emit: () => {} },
+      logger: pino({ level: 'silent' }),
+      onChange: () => {},
+    });
+    sessions.start();
+    for (let i = 0; i < 100 && handed.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    sessions.close();
+    expect(handed).toEqual([peers]);
+  });
+});

@@ -75,23 +75,31 @@ export function createBgpSessions(opts: BgpSessionsOptions): BgpSessions {
     }
   };
 
+  const retryable = (err: unknown): boolean => (err as { retryable?: boolean }).retryable === true;
+
   const setup = async (): Promise<void> => {
     while (!closed) {
       try {
-        await speaker.ensureGlobal({
-          asn: config.asn,
-          routerId: config.routerId,
-          listenPort: config.listenPort,
-          ...(config.listenAddresses ? { listenAddresses: config.listenAddresses } : {}),
-        });
+        try {
+          await speaker.ensureGlobal({
+            asn: config.asn,
+            routerId: config.routerId,
+            listenPort: config.listenPort,
+            ...(config.listenAddresses ? { listenAddresses: config.listenAddresses } : {}),
+          });
+        } catch (err) {
+          if (!retryable(err)) throw err;
+          // gobgpd not answering yet: the speaker kept the global, and must keep the peers too, or its reconnect
+          // starts BGP with no neighbours (it leaves peers it was never told about alone).
+          log.warn({ event: 'bgpSetupFailed', retryable: true, err: (err as Error).message });
+        }
         // PeerSection is bgp's Peer with agent.yaml's defaults filled in: handed over as it is.
         await speaker.setPeers(peers);
         return;
       } catch (err) {
-        const retryable = (err as { retryable?: boolean }).retryable === true;
-        log.warn({ event: 'bgpSetupFailed', retryable, err: (err as Error).message });
+        log.warn({ event: 'bgpSetupFailed', retryable: retryable(err), err: (err as Error).message });
         // The speaker keeps the desired global and peers and applies them when gobgpd answers.
-        if (retryable) return;
+        if (retryable(err)) return;
         await sleep(clock, BGP_SETUP_RETRY_MS);
       }
     }
@@ -114,7 +122,7 @@ export function createBgpSessions(opts: BgpSessionsOptions): BgpSessions {
       try {
         await speaker.setPeers(next);
       } catch (err) {
-        if ((err as { retryable?: boolean }).retryable !== true) throw err;
+        if (!retryable(err)) throw err;
         log.warn({ event: 'bgpPeersDeferred', err: (err as Error).message });
       }
       opts.onChange();
