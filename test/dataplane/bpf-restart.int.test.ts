@@ -29,10 +29,10 @@ let pin = 0;
 const open: BpfDataPlane[] = [];
 
 /** A driver over this test's pins whose `programLoaded` log events are collected. */
-function driver(): { dp: BpfDataPlane; loads: Loaded[] } {
+function driver(iface = 'eth0'): { dp: BpfDataPlane; loads: Loaded[] } {
   const { logger, loads } = loaderLog();
   const dp = createBpfDataPlane({
-    interface: 'eth0',
+    interface: iface,
     netns: node.ns,
     bpffsPath: BPFFS,
     pinName: `r${pin}`,
@@ -323,5 +323,14 @@ describe.skipIf(!built)('bpf loader restart', () => {
     // Nothing left for an apply or a restart to do.
     expect((await d.dp.apply([six[0] as VipTable])).transactions).toBe(0);
     expect((await restart(d.dp, [six[0] as VipTable])).transactions).toBe(0);
+  }, 60_000);
+
+  test('remove - an interface deleted under the loader (tc detach: ENODEV): every pin goes all the same, the loader ends', async () => {
+    await node.sh('ip link add gone0 type veth peer name gone1 && ip link set gone0 up && ip link set gone1 up');
+    const d = driver('gone0');
+    await d.dp.apply([vip(130, 3)]);
+    await node.sh('ip link del gone0');
+    await d.dp.close({ removeState: true });
+    expect(existsSync(`${BPFFS}/r${pin}`)).toBe(false);
   }, 60_000);
 });

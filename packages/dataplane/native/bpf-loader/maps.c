@@ -344,7 +344,8 @@ void remove_all(void)
 {
 	LIBBPF_OPTS(bpf_tc_opts, to, .handle = TC_HANDLE, .priority = TC_PRIORITY);
 	int err = bpf_tc_detach(&hook, &to);
-	if (err && err != -ENOENT && err != -EINVAL)
+	/* ENODEV: the interface was deleted, and its tc hook with it; the pins must go all the same. */
+	if (err && err != -ENOENT && err != -EINVAL && err != -ENODEV)
 		return reply_err(-err, "detaching from ifindex %d: %s", hook.ifindex, strerror(-err));
 	err = xdp_detach_ours();
 	if (err) return reply_err(err, "detaching XDP from ifindex %d: %s", hook.ifindex, strerror(err));

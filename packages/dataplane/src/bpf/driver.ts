@@ -331,13 +331,18 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
         if (closed) return;
         closed = true;
         if (sweepTimer !== undefined) clearTimeout(sweepTimer);
-        if (closeOpts?.removeState) {
-          const { loader: l } = await ensureLoader();
-          await l.send([{ op: Op.remove, payload: Buffer.alloc(0), what: 'remove' }]);
-          log.info({ event: 'stateRemoved' });
+        try {
+          if (closeOpts?.removeState) {
+            const { loader: l } = await ensureLoader();
+            await l.send([{ op: Op.remove, payload: Buffer.alloc(0), what: 'remove' }]);
+            log.info({ event: 'stateRemoved' });
+          }
+        } finally {
+          // Also after a failed remove: closed is already set, so a second close() would not end the loader.
+          const l = loader;
+          loader = undefined;
+          await l?.close();
         }
-        await loader?.close();
-        loader = undefined;
       }),
   };
 }
