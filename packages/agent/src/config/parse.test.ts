@@ -135,8 +135,15 @@ describe('agent config - parse', () => {
     [{ ...minimal, bgp: { asn: 65001, peers: [] } }, ['bgp.peers: no peers: the node could never announce a VIP']],
     [
       { ...minimal, bgp: { ...minimal.bgp, peers: [{ address: '198.18.0.1', asn: 1, password: 'x'.repeat(81) }] } },
-      ['bgp.peers[0].password: is 81 characters; TCP MD5 keys are at most 80 (Linux)'],
+      ['bgp.peers[0].password: is 81 bytes; TCP MD5 keys are at most 80 bytes (Linux TCP_MD5SIG_MAXKEYLEN)'],
     ],
+    // 80 characters but 160 bytes in UTF-8: the kernel refuses the key and the session never comes up.
+    [
+      { ...minimal, bgp: { ...minimal.bgp, peers: [{ address: '198.18.0.1', asn: 1, password: 'é'.repeat(80) }] } },
+      ['bgp.peers[0].password: is 160 bytes; TCP MD5 keys are at most 80 bytes (Linux TCP_MD5SIG_MAXKEYLEN)'],
+    ],
+    // gobgpd takes 0 as no port; bgp's speaker refuses it for good (1-65535, or -1 for no listener).
+    [{ ...minimal, bgp: { ...minimal.bgp, listenPort: 0 } }, ['bgp.listenPort: 0 is not a port (1-65535) or -1']],
     [
       { ...minimal, etcd: { endpoints: ['https://e:2379'], tls: { cert: '/c.pem' } } },
       ['etcd.tls: cert and key go together (client certificate)'],

@@ -119,8 +119,14 @@ function peer(p: Problems, path: string, v: unknown): PeerSection {
     p.add(`${path}.keepaliveS`, `${keepaliveS} is not below holdTimeS (${holdTimeS})`);
   }
   const password = optStr(p, `${path}.password`, o.password, 'a password');
-  if (password !== undefined && password.length > 80) {
-    p.add(`${path}.password`, `is ${password.length} characters; TCP MD5 keys are at most 80 (Linux)`);
+  // Linux TCP_MD5SIG_MAXKEYLEN counts bytes: 80 'é' are 160 bytes, which the kernel refuses, so the session never
+  // came up.
+  const passwordBytes = password === undefined ? 0 : Buffer.byteLength(password, 'utf8');
+  if (passwordBytes > 80) {
+    p.add(
+      `${path}.password`,
+      `is ${passwordBytes} bytes; TCP MD5 keys are at most 80 bytes (Linux TCP_MD5SIG_MAXKEYLEN)`,
+    );
   }
   return {
     address: addr(p, `${path}.address`, o.address),
@@ -160,10 +166,13 @@ function bgp(p: Problems, v: unknown, nodeAddress: string): BgpSection {
     }
     return String(c);
   });
+  const listenPort = int(p, 'bgp.listenPort', o.listenPort, -1, 65_535, 'a port or -1', d.DEFAULT_BGP_LISTEN_PORT);
+  // -1 is gobgpd's "no listener"; 0 the speaker refuses for good (validatePort), so setup would fail every 5 s.
+  if (listenPort === 0) p.add('bgp.listenPort', '0 is not a port (1-65535) or -1');
   return {
     asn: int(p, 'bgp.asn', o.asn, 1, MAX_ASN, 'an ASN'),
     routerId: o.routerId === undefined ? nodeAddress : addr(p, 'bgp.routerId', o.routerId, 4),
-    listenPort: int(p, 'bgp.listenPort', o.listenPort, -1, 65_535, 'a port or -1', d.DEFAULT_BGP_LISTEN_PORT),
+    listenPort,
     ...(o.listenAddresses !== undefined
       ? {
           listenAddresses: list(p, 'bgp.listenAddresses', o.listenAddresses).map((a, i) =>
