@@ -330,6 +330,7 @@ describe('cli - fleet commands on the memory store', () => {
     expect(on.out.split('\n')).toEqual([
       `enable ${vip}: revision 3`,
       'enabled: every node serves it again with its table and announces it while a member is usable',
+      `announces ${vip} again`,
     ]);
     // Enabled is the absence of the field: older nodes read the fleet as before.
     expect(await stored()).not.toHaveProperty('state');
@@ -490,6 +491,39 @@ vips:
     await cli('apply', '-f', file('dr-nat.yaml', nat));
     const drained = await cli('vip', 'drain', '198.51.100.11:80/tcp', '--dry-run');
     expect(drained.out).toContain("\nnote: NAT connections live in one node's conntrack");
+  });
+
+  test('the last serving member leaving: every slot moves and the VIP is withdrawn, in apply and member edits', async () => {
+    const one = `
+hashSeed: 0x5eed
+pools:
+  - name: web
+    members:
+      - { name: be1, address: 198.18.0.21, port: 80 }
+vips:
+  - { address: 198.51.100.10, port: 80, protocol: tcp, pool: web, tableSize: 251 }
+`;
+    await cli('apply', '-f', file('last.yaml', one), '--new-fleet');
+    const withdrawn = 'withdraws 198.51.100.10:80/tcp on every node: no member takes new flows';
+    // A slot owned -> unowned once counted as the same owner: "0.00% of slots move (0/251)".
+    const disable = await cli('member', 'disable', 'web', 'be1', '--dry-run');
+    expect(disable.out).toContain('churn 198.51.100.10:80/tcp: 100.00% of slots move (251/251)');
+    expect(disable.out).toContain(withdrawn);
+    const applied = await cli(
+      'apply',
+      '-f',
+      file('last-off.yaml', one.replace('port: 80 }', 'port: 80, state: disabled }')),
+      '--dry-run',
+    );
+    expect(applied.out).toContain('churn 198.51.100.10:80/tcp (pool web): 100.00% of slots move (251/251)');
+    expect(applied.out).toContain(withdrawn);
+    expect((await cli('member', 'disable', 'web', 'be1')).out).toContain(withdrawn);
+    const back = await cli('member', 'enable', 'web', 'be1');
+    expect(back.out).toContain('churn 198.51.100.10:80/tcp: 100.00% of slots move (251/251)');
+    expect(back.out).toContain('announces 198.51.100.10:80/tcp again');
+    expect((await cli('vip', 'disable', '198.51.100.10:80/tcp')).out).toContain(
+      'withdraws 198.51.100.10:80/tcp on every node: the VIP is disabled',
+    );
   });
 
   test('describe vip shows members with state and share', async () => {

@@ -26,6 +26,15 @@ describe('diff, churn and stats', () => {
     expect(tableStats(drained)).toMatchObject({ empty: 251, max: 0, min: 0, spread: 0 });
   });
 
+  test('the last backend leaving: every slot it owned becomes unowned, and that is churn', () => {
+    const a = buildNamedTable([{ name: 'a' }], 7);
+    const none = buildNamedTable([], 7);
+    // -1 for "a is not in the other table" once equalled NO_BACKEND: losing every backend counted as no change.
+    expect(churn(a, none)).toEqual({ changed: 7, size: 7, fraction: 1 });
+    expect(diffTables(a, none)).toHaveLength(7);
+    expect(churn(none, a).changed).toBe(7);
+  });
+
   test('tables of different sizes cannot be diffed', () => {
     expect(() => churn(abc, buildNamedTable([{ name: 'a' }], 13))).toThrow('sizes 251 and 13 differ');
   });

@@ -44,7 +44,14 @@ function assertSameSize(a: NamedTable, b: NamedTable): void {
 }
 
 /**
- * For each index of `a`, the index of the same backend name in `b` (or -1): one Map, so the cost is linear in the
+ * What indexMap() gives a backend of `a` that `b` lacks: never a slot value of `b` (an index >= 0 or NO_BACKEND),
+ * so its slots always count as moved. -1 was NO_BACKEND itself, and a pool losing its last backend (every slot
+ * owned -> unowned) was predicted as no churn.
+ */
+const ABSENT_FROM_B = -2;
+
+/**
+ * For each index of `a`, the index of the same backend name in `b` (or ABSENT_FROM_B): one Map, so the cost is linear in the
  * backend count (an indexOf per name made a 50,000-member pool take seconds).
  */
 function indexMap(a: NamedTable, b: NamedTable): Int32Array {
@@ -54,7 +61,7 @@ function indexMap(a: NamedTable, b: NamedTable): Int32Array {
   });
   const out = new Int32Array(a.backends.length);
   a.backends.forEach((name, i) => {
-    out[i] = inB.get(name) ?? -1;
+    out[i] = inB.get(name) ?? ABSENT_FROM_B;
   });
   return out;
 }

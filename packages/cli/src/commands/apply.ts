@@ -1,6 +1,8 @@
 /** `l4fleet apply -f FILE [--dry-run]`: validate, show the diff and predicted churn, then write in one txn. */
 import {
+  type AnnouncementChange,
   announcementChanges,
+  type DecidedStatus,
   diffFleets,
   directReturnProblems,
   type Fleet,
@@ -10,6 +12,7 @@ import {
   parseFleetText,
   predictChurn,
 } from '@l4fleet/config';
+import type { FleetStore } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { readBounded } from '../bounded-read.js';
 import { CliError, EXIT_FAILURE } from '../io.js';
@@ -106,9 +109,7 @@ export async function applyFleet(
       lines.push(`churn ${c.vip} (pool ${c.pool}): ${percent(c.fraction)} of slots move (${c.changed}/${c.size})`);
     }
     // What the write does to the routes, under the members' decided status now.
-    for (const a of announcements) {
-      lines.push(a.announced ? `announces ${a.vip} again` : `withdraws ${a.vip} on every node: ${a.reason}`);
-    }
+    for (const a of announcements) lines.push(announcementLine(a));
     for (const n of notes) lines.push(`note: ${n}`);
     if (opts.dryRun || (diff.changes.length === 0 && current.revision !== 0)) {
       if (opts.dryRun) lines.push('dry run: nothing written');
@@ -123,6 +124,23 @@ export async function applyFleet(
     );
     ctx.io.out(format === 'json' ? renderData('json', { ...plan, result }) : lines.join('\n'));
   });
+}
+
+/** One announcement change as `apply` and the member and VIP edits print it. */
+export function announcementLine(a: AnnouncementChange): string {
+  return a.announced ? `announces ${a.vip} again` : `withdraws ${a.vip} on every node: ${a.reason}`;
+}
+
+/**
+ * What a member or VIP edit does to the routes (announcementChanges), under the decided status the edit read and the
+ * slow-start ramps read now: the same lines `apply` prints, so disabling a pool's last member says it withdraws.
+ */
+export async function editAnnouncementLines(
+  store: FleetStore,
+  result: { readonly before: Fleet; readonly after: Fleet; readonly decided: DecidedStatus },
+): Promise<string[]> {
+  const { ramps } = await store.getDecided();
+  return announcementChanges(result.before, result.after, result.decided, ramps).map(announcementLine);
 }
 
 /** One change as `apply` prints it: `+ vip ...`, `- member web/be3`, `~ member web/be1: weight 1 -> 2`. */

@@ -22,6 +22,7 @@ import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { integerOption } from '../options.js';
 
+import { editAnnouncementLines } from './apply.js';
 import { type FleetCommandContext, percent, withStore, writer } from './context.js';
 import { parseEndpoint } from './maglev.js';
 import { ineffectiveNotes } from './notes.js';
@@ -74,6 +75,7 @@ async function editPool(
     for (const c of predictChurn(result.before, result.after, result.decided)) {
       lines.push(`churn ${c.vip}: ${percent(c.fraction)} of slots move (${c.changed}/${c.size})`);
     }
+    lines.push(...(await editAnnouncementLines(store, result)));
     const pool = result.after.pools.find((p) => p.name === poolName);
     for (const key of startedMembers(result.before, result.after)) {
       const steps = RAMP_PERCENTS.join(', ');

@@ -10,6 +10,7 @@ import { type Fleet, parseSourcePrefix, type VipState, vipKey, withVipState } fr
 import { editVip, type VipEdit } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+import { editAnnouncementLines } from './apply.js';
 import { type FleetCommandContext, withStore, writer } from './context.js';
 import { parseVipKeyOrUsage } from './get.js';
 import { editOutcomeUnknown } from './store-errors.js';
@@ -46,12 +47,9 @@ async function editOneVip(
     }
     const done =
       'dryRun' in result ? `dry run, nothing written (revision ${result.revision})` : `revision ${result.revision}`;
-    ctx.io.out(
-      `${what} ${wanted}: ${done}\n${report(
-        result.after.vips.find((v) => vipKey(v) === wanted),
-        result.after,
-      )}`,
-    );
+    const vip = result.after.vips.find((v) => vipKey(v) === wanted);
+    const routes = await editAnnouncementLines(store, result);
+    ctx.io.out([`${what} ${wanted}: ${done}`, report(vip, result.after), ...routes].join('\n'));
   });
 }
 
