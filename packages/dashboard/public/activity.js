@@ -1,5 +1,6 @@
 /** Renders the page's activity: the event timeline, the lab's flows, the fleet's changes. Text through textContent only. */
 import { badge, el, fill, PALETTE } from './dom.js';
+import { isProbe } from './timeline-list.js';
 
 function describeEntry(e) {
   const fields = Object.entries(e.data)
@@ -8,19 +9,20 @@ function describeEntry(e) {
   return `${e.at} ${e.node} ${e.kind} ${fields}`;
 }
 
-/** Prepends entries the list does not show yet (by id), newest first, keeping at most `max`. */
-export function renderTimeline(ol, entries, max = 200) {
-  const seen = Number(ol.dataset.last ?? 0);
-  for (const e of entries) {
-    if (e.id <= seen) continue;
+/**
+ * Applies a `timeline` record to the list: prepends the entries it does not show yet, newest first, and removes
+ * those `list` (timeline-list.js) dropped.
+ */
+export function renderTimeline(ol, entries, list) {
+  const { added, dropped } = list.add(entries);
+  for (const e of added) {
     const result = e.data.result ? ` ${e.data.result}` : '';
     // Every probe is an event; the ones that changed nothing are hidden unless asked for (see index.html).
-    const probe = e.kind === 'member.health' && e.data.changed === false ? ' probe' : '';
+    const probe = isProbe(e) ? ' probe' : '';
     const cls = `${e.kind === 'action' ? 'action' : ''}${result}${probe}`;
-    ol.prepend(el('li', { class: cls, 'data-kind': e.kind }, describeEntry(e)));
-    ol.dataset.last = String(e.id);
+    ol.prepend(el('li', { class: cls, 'data-kind': e.kind, 'data-id': e.id }, describeEntry(e)));
   }
-  while (ol.children.length > max) ol.lastElementChild.remove();
+  for (const id of dropped) ol.querySelector(`li[data-id="${id}"]`)?.remove();
 }
 
 /** One row per name: count, a bar of its share of the open flows, and a flag (killed / failed / not in ECMP). */

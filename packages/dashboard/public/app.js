@@ -7,6 +7,7 @@ import { renderChanges, renderFlows, renderTimeline } from './activity.js';
 import { createCharts } from './charts.js';
 import { el } from './dom.js';
 import { renderMembers, renderNodes, renderVips } from './render.js';
+import { createTimelineList } from './timeline-list.js';
 
 const $ = (id) => document.getElementById(id);
 const state = { writes: false, view: undefined };
@@ -99,15 +100,19 @@ stream.addEventListener('error', () => {
   live.textContent = 'reconnecting';
   live.className = 'badge off';
 });
+// The timeline's ids are the server process's: a hello from another process (the dashboard restarted) clears it.
+const timelineList = createTimelineList();
 stream.addEventListener('hello', (e) => {
-  state.writes = JSON.parse(e.data).writes;
+  const hello = JSON.parse(e.data);
+  state.writes = hello.writes;
+  if (timelineList.hello(hello.instance)) $('timeline').replaceChildren();
   render();
 });
 stream.addEventListener('view', (e) => {
   state.view = JSON.parse(e.data);
   render();
 });
-stream.addEventListener('timeline', (e) => renderTimeline($('timeline'), JSON.parse(e.data)));
+stream.addEventListener('timeline', (e) => renderTimeline($('timeline'), JSON.parse(e.data), timelineList));
 stream.addEventListener('metrics', (e) => charts.update(JSON.parse(e.data)));
 let flows;
 stream.addEventListener('flows', (e) => {

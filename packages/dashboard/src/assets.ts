@@ -21,6 +21,7 @@ const FILES: Readonly<Record<string, { path: () => string; type: string }>> = {
   '/assets/dom.js': { path: () => publicFile('dom.js'), type: 'text/javascript; charset=utf-8' },
   '/assets/render.js': { path: () => publicFile('render.js'), type: 'text/javascript; charset=utf-8' },
   '/assets/activity.js': { path: () => publicFile('activity.js'), type: 'text/javascript; charset=utf-8' },
+  '/assets/timeline-list.js': { path: () => publicFile('timeline-list.js'), type: 'text/javascript; charset=utf-8' },
   '/assets/charts.js': { path: () => publicFile('charts.js'), type: 'text/javascript; charset=utf-8' },
   '/assets/style.css': { path: () => publicFile('style.css'), type: 'text/css; charset=utf-8' },
   '/assets/uplot.js': { path: () => require.resolve('uplot/dist/uPlot.iife.min.js'), type: 'text/javascript' },

@@ -5,6 +5,7 @@ import { type DesiredChanges, MemoryFleetStore } from '@l4fleet/store';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { type Dashboard, startDashboard } from './dashboard.js';
+import { createTimeline } from './timeline.js';
 
 const TOKEN = 'test-token-0123456789';
 const logger = pino({ level: 'silent' });
@@ -204,6 +205,22 @@ describe('dashboard server', () => {
     expect((await fetch(`${url}assets/../package.json`)).status).toBe(404);
   });
 
+  test('dashboard - hello names the server process, so a page reconnected to a restarted dashboard starts its list over', async () => {
+    const instanceOf = async (d: Dashboard) => {
+      const events = await readStream(d.url, (evs) => evs.some((e) => e.event === 'hello'));
+      return (events.find((e) => e.event === 'hello')?.data as { instance?: unknown } | undefined)?.instance;
+    };
+    dash = await startDashboard({ store, logger, listen: '127.0.0.1:0' });
+    const first = await instanceOf(dash);
+    expect(first).toEqual(expect.any(String));
+    expect(await instanceOf(dash)).toBe(first); // a reconnect to the same process keeps it
+    await dash.close();
+    dash = await startDashboard({ store, logger, listen: '127.0.0.1:0' });
+    const second = await instanceOf(dash);
+    expect(second).toEqual(expect.any(String));
+    expect(second).not.toBe(first);
+  });
+
   test('dashboard - a bad listen address or a short token fails the start naming the option', async () => {
     await expect(startDashboard({ store, logger, listen: 'nowhere' })).rejects.toThrow(
       /listen: "nowhere" is not HOST:PORT/,
@@ -260,5 +277,37 @@ describe('dashboard server', () => {
     } finally {
       sock.destroy();
     }
+  });
+});
+
+describe('dashboard timeline', () => {
+  const probe = (i: number) => ({
+    at: '2026-12-06T00:00:00.000Z',
+    kind: 'member.health',
+    node: `n${i % 3}`,
+    data: { member: 'web/a', status: 'up', changed: false },
+  });
+
+  test('timeline - unchanged probes do not push actions and withdrawals out of the list', () => {
+    const t = createTimeline();
+    t.add({ at: '2026-12-06T00:00:00.000Z', kind: 'action', node: 'dashboard', data: { result: 'ok' } });
+    t.add({ at: '2026-12-06T00:00:00.000Z', kind: 'vip.withdrawn', node: 'n1', data: {} });
+    t.add({ ...probe(0), data: { member: 'web/a', status: 'down', changed: true } });
+    for (let i = 0; i < 2_000; i++) t.add(probe(i));
+    const kinds = t.list().map((e) => (e.data.changed === false ? 'probe' : e.kind));
+    expect(kinds.filter((k) => k !== 'probe')).toEqual(['action', 'vip.withdrawn', 'member.health']);
+    // Some probes are still kept (the page shows them when asked), the newest ones, in id order with the rest.
+    const probes = t.list().filter((e) => e.data.changed === false);
+    expect(probes.length).toBeGreaterThan(0);
+    expect(probes.length).toBeLessThan(2_000);
+    expect(probes.at(-1)?.id).toBe(2_003);
+    const ids = t.list().map((e) => e.id);
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+  });
+
+  test('timeline - shown entries are still bounded (oldest dropped first)', () => {
+    const t = createTimeline(5);
+    for (let i = 0; i < 12; i++) t.add({ at: '2026-12-06T00:00:00.000Z', kind: 'node.state', node: 'n1', data: {} });
+    expect(t.list().map((e) => e.id)).toEqual([8, 9, 10, 11, 12]);
   });
 });

@@ -70,6 +70,8 @@ function statusOf(err: unknown): { status: number; message: string } {
 export function snapshot(deps: ServerDeps) {
   return {
     writes: deps.guard.enabled,
+    /** The timeline's ids are this process's (Timeline.instance). */
+    instance: deps.timeline.instance,
     view: deps.fleet.view(),
     timeline: deps.timeline.list(),
     metrics: deps.metrics.history(),
@@ -108,7 +110,7 @@ export function createServer(deps: ServerDeps): FastifyInstance {
     reply.hijack();
     const s = snapshot(deps);
     deps.hub.attach(reply.raw, [
-      ['hello', { writes: s.writes }],
+      ['hello', { writes: s.writes, instance: s.instance }],
       ['view', s.view],
       ['timeline', s.timeline],
       ['metrics', s.metrics],
