@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { createFakeSpeaker } from '@l4fleet/bgp';
+import { BgpError, createFakeSpeaker, type Peer } from '@l4fleet/bgp';
 import { makeCerts } from '@l4fleet/daemons';
 import pino from 'pino';
 import { describe, expect, test } from 'vitest';
@@ -29,8 +29,27 @@ const configWith = (bgp: Record<string, unknown> = {}, rest: Record<string, unkn
 
 type Extra = Pick<Parameters<typeof createReloader>[0], 'preflight' | 'tlsFiles' | 'setLogLevel' | 'health'>;
 
-async function setUp(config = configWith(), extra: Extra = {}) {
-  const speaker = createFakeSpeaker();
+/**
+ * The fake speaker as gobgpd applies a list (GobgpSpeaker.applyPeers): the removed peers are deleted first, then an
+ * AddPeer of an address in `rejected` is refused for good (GOBGP_REJECTED, not retryable), the deletes already done.
+ */
+function rejectingSpeaker(rejected: Set<string>) {
+  const fake = createFakeSpeaker();
+  const setPeers = async (list: readonly Peer[]) => {
+    const want = new Set(list.map((p) => p.address));
+    const kept = fake.peers.filter((p) => want.has(p.address));
+    await fake.setPeers(kept);
+    for (const peer of list) {
+      if (kept.some((p) => p.address === peer.address)) continue;
+      if (rejected.has(peer.address))
+        throw new BgpError('GOBGP_REJECTED', `AddPeer ${peer.address}: rejected by gobgpd`, { retryable: false });
+      await fake.setPeers([...fake.peers, peer]);
+    }
+  };
+  return Object.create(fake, { setPeers: { value: setPeers } }) as typeof fake;
+}
+
+async function setUp(config = configWith(), extra: Extra = {}, speaker = createFakeSpeaker()) {
   const metrics = createAgentMetrics({ node: 'n1', fleet: 'f', defaultMetrics: false });
   const bgp = createBgpSessions({
     speaker,
@@ -218,6 +237,47 @@ describe('agent reload', () => {
     const second = reloader.reload(async () => configWith({ peers: [ROUTER2] }));
     await Promise.all([first, second]);
     expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER2.address]);
+  });
+});
+
+describe('agent reload - a step that fails half way', () => {
+  test('peers gobgpd rejects after deleting the removed ones are rolled back: refused, the old session back', async () => {
+    const speaker = rejectingSpeaker(new Set([ROUTER2.address]));
+    const { reloader, count, emitted } = await setUp(configWith(), {}, speaker);
+    // The router replaced by one gobgpd refuses: ROUTER is deleted before the add fails.
+    const refused = reloader.reload(async () => configWith({ peers: [ROUTER2] }));
+    await expect(refused).rejects.toThrow(
+      /reload refused: bgp\.peers: AddPeer 198\.18\.2\.2: rejected by gobgpd; rolled back/,
+    );
+    await expect(refused).rejects.toMatchObject({ code: 'RELOAD_REFUSED', problems: [{ path: 'bgp.peers' }] });
+    expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER.address]); // the running config's peers again
+    expect(await count('refused')).toBe(1);
+    expect(emitted.at(-1)).toMatchObject({
+      kind: 'config.reload',
+      data: { result: 'refused', changed: ['bgp.peers'] },
+    });
+    // agent.yaml reverted: nothing to do, and that is true.
+    expect((await reloader.reload(async () => configWith())).changed).toEqual([]);
+    expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER.address]);
+  });
+
+  test('a rollback that fails too is said, and the next reload applies the peers again even when the file is the old one', async () => {
+    const rejected = new Set([ROUTER2.address, ROUTER.address]);
+    const speaker = rejectingSpeaker(rejected);
+    await speaker.setPeers([]); // ROUTER is not rejected at the start: added below, as the sessions' start would
+    rejected.delete(ROUTER.address);
+    const { reloader } = await setUp(configWith(), {}, speaker);
+    rejected.add(ROUTER.address);
+    await expect(reloader.reload(async () => configWith({ peers: [ROUTER2] }))).rejects.toThrow(
+      /bgp\.peers: AddPeer 198\.18\.2\.2: rejected by gobgpd; the rollback failed too \(bgp\.peers: AddPeer 198\.18\.2\.1: rejected by gobgpd\): the next reload applies it again$/,
+    );
+    expect(speaker.peers).toEqual([]);
+    rejected.clear();
+    // The old file again: the peers are not what the running config says, so the reload applies them.
+    const again = await reloader.reload(async () => configWith());
+    expect(again.changed).toEqual(['bgp.peers']);
+    expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER.address]);
+    expect((await reloader.reload(async () => configWith())).changed).toEqual([]);
   });
 });
 

@@ -1,7 +1,9 @@
 /**
  * The agent's side of a reload (SIGHUP): reads agent.yaml again through `load`, plans it against the running config
  * (reload.ts) and applies what a reload can, or refuses the whole reload, changing nothing: an unreadable or
- * invalid file, or a changed field only a restart applies (each named). Reloads run one at a time, in order.
+ * invalid file, or a changed field only a restart applies (each named). A daemon that refuses a change half way
+ * (gobgpd deleted a router, then refused the new one) is given the running config again and the reload refused
+ * saying so. Reloads run one at a time, in order.
  */
 import { formatProblem } from '@l4fleet/config';
 import type { Logger } from 'pino';
@@ -51,6 +53,15 @@ const HEALTH_CA_FIELD = 'health.caFile';
 const within = (path: string, fields: readonly string[]) =>
   fields.some((f) => path === f || path.startsWith(`${f}[`) || path.startsWith(`${f}.`));
 
+/** One change a reload hands to a daemon; `apply(running)` is its rollback. */
+interface LiveStep {
+  /** `bgp.peers`, `bfd.peers` or `bfd.timers`. */
+  readonly name: string;
+  /** The config fields it applies, as the plan names them. */
+  readonly fields: readonly string[];
+  apply(config: AgentConfig): Promise<void>;
+}
+
 const NEEDS_RESTART = 'changed: only a restart applies it (a restart drains the node first)';
 
 export function createReloader(opts: ReloaderOptions): Reloader {
@@ -61,6 +72,8 @@ export function createReloader(opts: ReloaderOptions): Reloader {
   /** The health roots the probes use now: the start's, then each reload's. */
   let healthCa: TlsFile | undefined = startTls.get(HEALTH_CA_FIELD);
   const readCa = opts.readHealthCa ?? readHealthCa;
+  /** Steps whose daemon may not hold what `running` says: a step failed and its rollback failed too. */
+  const unsettled = new Set<string>();
 
   /** A TLS file whose field is unchanged but whose content is not what the agent read at its start. */
   const renewedTls = (files: ReadonlyMap<string, TlsFile>): AgentConfigProblem[] =>
@@ -91,6 +104,63 @@ export function createReloader(opts: ReloaderOptions): Reloader {
     };
   };
 
+  /**
+   * The steps that reach a daemon (gobgpd, bfdd), which can fail half way: gobgpd deletes the removed peers before it
+   * refuses a new one. Each is applied again when an earlier reload left it unsettled (its rollback failed too).
+   */
+  const liveSteps = (plan: ReloadPlan, next: AgentConfig): LiveStep[] => {
+    const due = (step: string, fields: readonly string[]) =>
+      unsettled.has(step) || plan.changed.some((f) => fields.includes(f));
+    const steps: LiveStep[] = [];
+    if (due('bgp.peers', ['bgp.peers']))
+      steps.push({ name: 'bgp.peers', fields: ['bgp.peers'], apply: (c) => opts.bgp.setPeers(c.bgp.peers) });
+    // BFD on (a change of bfd.enabled was refused above): its sessions follow; off, nothing reads them.
+    if (next.bfd.enabled && due('bfd.peers', ['bfd.peers']))
+      steps.push({ name: 'bfd.peers', fields: ['bfd.peers'], apply: (c) => opts.bfd.setPeers(c.bfd.peers) });
+    if (next.bfd.enabled && due('bfd.timers', BFD_TIMER_FIELDS)) {
+      const fields = BFD_TIMER_FIELDS.filter((f) => plan.changed.includes(f));
+      steps.push({ name: 'bfd.timers', fields, apply: (c) => opts.bfd.setTimers(c.bfd) });
+    }
+    return steps;
+  };
+
+  /**
+   * Applies `steps` in order. When one throws, the steps done and the failed one are given the running config
+   * again (a rollback: the deleted router session back), and the reload is refused saying so; a step whose rollback
+   * fails too is unsettled, and the next reload applies it whatever its plan says. Never "nothing changed" then.
+   */
+  const applySteps = async (steps: readonly LiveStep[], next: AgentConfig): Promise<void> => {
+    for (const [i, step] of steps.entries()) {
+      try {
+        await step.apply(next);
+        unsettled.delete(step.name);
+      } catch (err) {
+        const failed: string[] = [];
+        for (const done of steps.slice(0, i + 1).reverse()) {
+          try {
+            await done.apply(running);
+            unsettled.delete(done.name);
+          } catch (rollbackErr) {
+            unsettled.add(done.name);
+            failed.push(`${done.name}: ${(rollbackErr as Error).message}`);
+          }
+        }
+        const undone =
+          failed.length === 0
+            ? `rolled back to the running config (${steps
+                .slice(0, i + 1)
+                .map((s) => s.name)
+                .join(', ')})`
+            : `the rollback failed too (${failed.join('; ')}): the next reload applies it again`;
+        const message = (err as Error).message;
+        throw new AgentError('RELOAD_REFUSED', `reload refused: ${step.name}: ${message}; ${undone}`, {
+          cause: err,
+          problems: [{ path: step.name, message }],
+        });
+      }
+    }
+  };
+
   const once = async (load: () => Promise<AgentConfig>): Promise<ReloadPlan> => {
     try {
       const next = await load();
@@ -118,11 +188,8 @@ export function createReloader(opts: ReloaderOptions): Reloader {
       }
       // Read (and checked) before anything is applied: a CA file that does not parse refuses the whole reload.
       const health = healthOptions(next, files, plan.changed);
-      if (plan.changed.includes('bgp.peers')) await opts.bgp.setPeers(next.bgp.peers);
-      // BFD on (a change of bfd.enabled was refused above): its sessions follow; off, nothing reads them.
-      if (plan.changed.includes('bfd.peers') && next.bfd.enabled) await opts.bfd.setPeers(next.bfd.peers);
-      if (plan.changed.some((f) => BFD_TIMER_FIELDS.includes(f)) && next.bfd.enabled)
-        await opts.bfd.setTimers(next.bfd);
+      const steps = liveSteps(plan, next);
+      await applySteps(steps, next);
       if (plan.changed.includes('logLevel')) {
         if (opts.setLogLevel) opts.setLogLevel(next.logLevel);
         else opts.logger.level = next.logLevel;
@@ -133,7 +200,10 @@ export function createReloader(opts: ReloaderOptions): Reloader {
       }
       running = next;
       // A CA renewed in place changes no field, but the reload applied it: say so.
-      const applied = health?.renewed ? { ...plan, changed: [...plan.changed, HEALTH_CA_FIELD] } : plan;
+      // So does a step a failed reload left unsettled, applied again although the file has it as running has it.
+      const again = steps.flatMap((s) => s.fields).filter((f) => !plan.changed.includes(f));
+      const extra = [...again, ...(health?.renewed ? [HEALTH_CA_FIELD] : [])];
+      const applied = extra.length > 0 ? { ...plan, changed: [...plan.changed, ...extra] } : plan;
       opts.metrics.configReloadsTotal.inc({ result: 'applied' });
       opts.logger.info({ event: 'configReloaded', changed: applied.changed });
       opts.events.emit('config.reload', { result: 'applied', changed: [...applied.changed] });
