@@ -1,8 +1,9 @@
 /**
  * Second chance (docs/design/0011-second-chance.md): what previous owners add to building a VIP table. A node
  * rebuilds up to MAX_PREVIOUS_TABLES earlier tables from the pool's history; this measures buildVipTable with and
- * without a full history (4 earlier tables, one member added each time) at 65,537 slots, and the size of the
- * history record as JSON. Median of BENCH_RUNS runs (default 5).
+ * without a full history (4 earlier tables, one member added each time) at 65,537 slots. Median of BENCH_RUNS runs
+ * (default 5). The size of the stored history record is @l4fleet/store's to measure (its encoding, not these
+ * objects): packages/store/bench/history-size.bench.ts.
  */
 import { loadavg } from 'node:os';
 import {
@@ -57,7 +58,6 @@ for (const members of [100, 1_000, 10_000]) {
     earlierTables: (h as PoolHistory).earlier.length,
     tableMs: Math.round(time(() => buildVipTable(fleet, vip, new Map()))),
     withPreviousOwnersMs: Math.round(time(() => buildVipTable(fleet, vip, new Map(), history))),
-    historyJsonKiB: Math.round(JSON.stringify(h).length / 1024),
   });
 }
 console.log(`previous owners (load average ${loadavg()[0]?.toFixed(1)}, ${RUNS} runs, median)`);
