@@ -30,6 +30,8 @@ describe('validate - prefixes', () => {
     ['198.51.100.10', '198.51.100.10/32', 4],
     ['2001:DB8:0:0::10/128', '2001:db8::10/128', 6],
     ['2001:db8::10', '2001:db8::10/128', 6],
+    ['::ffff:1:0:0/128', '::ffff:1:0:0/128', 6],
+    ['::2/128', '::2/128', 6],
   ])('%s is the host route %s', (input, text, family) => {
     expect(parsePrefix(input)).toMatchObject({ text, family });
   });
@@ -40,6 +42,10 @@ describe('validate - prefixes', () => {
     ['198.51.100.300/32', /not an IPv4 or IPv6 address/],
     ['fe80::1%eth0/128', /not an IPv4 or IPv6 address/],
     ['198.51.100.1/032', /host route/],
+    // gobgpd prints an IPv4-mapped prefix as the IPv4 one: reconcile would re-announce it at every resync.
+    ['::ffff:198.51.100.9/128', /"::ffff:198.51.100.9\/128": an IPv4-mapped address/],
+    ['::ffff:c633:6409/128', /IPv4-mapped/],
+    ['::198.51.100.9/128', /"::198.51.100.9\/128": an IPv4-compatible address/],
   ])('%s is refused: %s', (input, message) => {
     expect(() => parsePrefix(input)).toThrow(message);
     expect(codeOf(() => parsePrefix(input))).toBe('PREFIX_INVALID');
@@ -151,7 +157,9 @@ describe('validate - peers and global', () => {
     [{ holdTimeS: 2 }, 'TIMER_INVALID', /RFC 4271/],
     [{ holdTimeS: 3, keepaliveS: 3 }, 'TIMER_INVALID', /below holdTimeS 3/],
     [{ port: 0 }, 'PORT_INVALID', /peer.port 0/],
-    [{ password: 'x'.repeat(81) }, 'PASSWORD_INVALID', /80 characters/],
+    [{ password: 'x'.repeat(81) }, 'PASSWORD_INVALID', /peer.password is 81 bytes .*at most 80 bytes/],
+    // 80 characters, 160 bytes: Linux TCP_MD5SIG_MAXKEYLEN counts bytes.
+    [{ password: 'é'.repeat(80) }, 'PASSWORD_INVALID', /peer.password is 160 bytes .*at most 80 bytes/],
     [{ address: '192.0.2' }, 'PEER_ADDRESS_INVALID', /"192.0.2"/],
     [{ asn: 0 }, 'ASN_INVALID', /peer.asn 0/],
   ])('%o is refused with %s', (patch, code, message) => {

@@ -7,8 +7,8 @@ import type { Advertisement, GlobalConfig, Peer } from './types.js';
 export type IpFamily = 4 | 6;
 
 const MAX_UINT32 = 4_294_967_295;
-/** Linux TCP_MD5SIG_MAXKEYLEN: longer keys are refused by setsockopt. */
-const MAX_MD5_PASSWORD_LENGTH = 80;
+/** Linux TCP_MD5SIG_MAXKEYLEN, in bytes: longer keys are refused by setsockopt. */
+const MAX_MD5_PASSWORD_BYTES = 80;
 
 function show(value: unknown): string {
   return typeof value === 'string' ? `"${value}"` : String(value);
@@ -63,7 +63,35 @@ export function parsePrefix(value: unknown, field = 'prefix'): ParsedPrefix {
     );
   }
   const address = canonicalIp(addr);
+  const embedded = family === 6 ? embeddedIpv4(address) : undefined;
+  if (embedded) {
+    throw new BgpError('PREFIX_INVALID', `${field} ${show(value)}: ${embedded}; write the IPv4 address`);
+  }
   return { family, address, length: hostLength, text: `${address}/${hostLength}` };
+}
+
+/** The 16-bit groups of a canonical IPv6 text (no dotted quad: canonicalIp prints every group in hex). */
+function ipv6Groups(text: string): number[] {
+  const [head = '', tail] = text.split('::');
+  const part = (s: string) => (s === '' ? [] : s.split(':').map((g) => Number.parseInt(g, 16)));
+  if (tail === undefined) return part(head);
+  const h = part(head);
+  const t = part(tail);
+  return [...h, ...new Array(8 - h.length - t.length).fill(0), ...t];
+}
+
+/**
+ * Why an IPv6 host route carries an IPv4 address, or undefined. gobgpd prints an IPv4-mapped prefix
+ * (::ffff:0:0/96, RFC 4291 §2.5.5.2) as the IPv4 one, so reconcile never found ours and re-announced it at every
+ * resync; IPv4-compatible addresses (::/96 past ::0.255.255.255, RFC 4291 §2.5.5.1) are deprecated. Config refuses
+ * both as VIPs (address-use.ts) for the same reasons.
+ */
+function embeddedIpv4(address: string): string | undefined {
+  const g = ipv6Groups(address);
+  if (g.slice(0, 5).some((x) => x !== 0)) return undefined;
+  if (g[5] === 0xffff) return 'an IPv4-mapped address (::ffff:0:0/96)';
+  if (g[5] === 0 && (g[6] ?? 0) >= 0x100) return 'an IPv4-compatible address (deprecated, RFC 4291 §2.5.5.1)';
+  return undefined;
 }
 
 /** Validates an AS number (1-4294967295; RFC 6793 four-octet AS). */
@@ -229,8 +257,16 @@ export function canonicalPeer(peer: Peer, field = 'peer'): CanonicalPeer {
     throw new BgpError('TIMER_INVALID', `${field}.keepaliveS ${keepaliveS} must be below holdTimeS ${holdTimeS}`);
   }
   const password = peer.password ?? '';
-  if (typeof password !== 'string' || password.length > MAX_MD5_PASSWORD_LENGTH) {
-    throw new BgpError('PASSWORD_INVALID', `${field}.password must be a string of at most 80 characters`);
+  if (typeof password !== 'string') {
+    throw new BgpError('PASSWORD_INVALID', `${field}.password ${show(password)} is not a string`);
+  }
+  // The kernel counts bytes: 80 'é' are 160 bytes, refused by setsockopt, and the session never came up.
+  const passwordBytes = Buffer.byteLength(password, 'utf8');
+  if (passwordBytes > MAX_MD5_PASSWORD_BYTES) {
+    throw new BgpError(
+      'PASSWORD_INVALID',
+      `${field}.password is ${passwordBytes} bytes in UTF-8; TCP MD5 keys are at most ${MAX_MD5_PASSWORD_BYTES} bytes (Linux)`,
+    );
   }
   let localAddress = '';
   if (peer.localAddress !== undefined) {
