@@ -98,6 +98,25 @@ describe('cli agent - --check never starts an agent', () => {
   });
 });
 
+describe('cli agent - --asn takes decimal digits only', () => {
+  const f = file('asn.yaml', GOOD);
+  // Number() read these as 1000, 16, 65001 and 7, and the agent ran under an AS nobody typed.
+  test.each(['1e3', '0x10', '65001.0', ' 7 ', '', '0', '4294967296'])(
+    '--asn %j: usage error naming it; nothing started',
+    async (value) => {
+      const r = await agent(['--config', f, '--asn', value, '--check']);
+      expect(r).toMatchObject({ code: 2, started: 0 });
+      expect(r.err).toBe(`error: --asn: ${JSON.stringify(value)} is not an integer (1-4294967295)`);
+    },
+  );
+
+  test('--asn 4200000000 (a 4-byte private AS) overrides the file', async () => {
+    const r = await agent(['--config', f, '--asn', '4200000000', '--check']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ bgp: { asn: 4200000000 } });
+  });
+});
+
 describe('cli agent - --check refuses an agent.yaml this host cannot run', () => {
   const set = (path: string, value: unknown) => {
     const c = structuredClone(GOOD) as Record<string, Record<string, unknown>>;

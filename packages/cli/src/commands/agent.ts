@@ -22,6 +22,10 @@ import { formatProblem } from '@l4fleet/config';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+import { integerOption } from '../options.js';
+
+/** The largest 4-byte AS number (RFC 6793), as agent.yaml's bgp.asn. */
+const MAX_ASN = 0xffff_ffff;
 
 /** What the command uses from outside; tests replace the runner (nothing may start) and describe the host. */
 export interface AgentCommandDeps {
@@ -51,12 +55,13 @@ function overrides(flags: AgentFlags, cmd: Command): ConfigOverrides {
     const src = root?.getOptionValueSource(name);
     return src === 'cli' || src === 'env' ? (root?.getOptionValue(name) as string) : undefined;
   };
-  const asn = flags.asn === undefined ? undefined : Number(flags.asn);
+  // Decimal digits only: Number() read '1e3', '0x10', '65001.0' and ' 7 ' as ASNs nobody typed.
+  const asn = flags.asn === undefined ? undefined : integerOption(flags.asn, '--asn', 1, MAX_ASN);
   return {
     'node.name': flags.nodeName,
     'node.interface': flags.interface,
     'node.address': flags.address,
-    'bgp.asn': asn !== undefined && Number.isFinite(asn) ? asn : flags.asn,
+    'bgp.asn': asn,
     'bgp.gobgpdAddress': flags.gobgpd,
     'nats.servers': flags.nats,
     'metrics.listen': flags.metricsListen,
