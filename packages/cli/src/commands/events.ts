@@ -18,8 +18,11 @@ interface EventsFlags {
   readonly timeoutMs?: string;
 }
 
-function positive(v: string | undefined, flag: string): number | undefined {
-  return v === undefined ? undefined : integerOption(v, flag, 1, Number.MAX_SAFE_INTEGER);
+/** setTimeout()'s largest delay (2^31-1 ms, 24.8 days): it runs a larger one after 1 ms, so the command ended at once. */
+const MAX_TIMEOUT_MS = 2_147_483_647;
+
+function positive(v: string | undefined, flag: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  return v === undefined ? undefined : integerOption(v, flag, 1, max);
 }
 
 /** `2026-01-01T00:00:00.000Z node1 vip.announced vip=198.51.100.10:80/tcp prefix=...`. */
@@ -50,7 +53,7 @@ export function registerEvents(program: Command, io: CliIo): void {
     .option('--subject-prefix <prefix>', 'first subject token', 'l4fleet')
     .option('-o, --output <format>', 'text | json (one JSON object per line)', 'text')
     .option('--count <n>', 'exit after n events')
-    .option('--timeout-ms <ms>', 'exit after this long (status 0)')
+    .option('--timeout-ms <ms>', 'exit after this long (status 0; at most 2147483647)')
     .action(async (flags: EventsFlags) => {
       if (flags.output !== 'text' && flags.output !== 'json') {
         throw new CliError(`--output: ${JSON.stringify(flags.output)} is not text | json`, EXIT_USAGE);
@@ -62,7 +65,7 @@ export function registerEvents(program: Command, io: CliIo): void {
         );
       }
       const count = positive(flags.count, '--count');
-      const timeoutMs = positive(flags.timeoutMs, '--timeout-ms');
+      const timeoutMs = positive(flags.timeoutMs, '--timeout-ms', MAX_TIMEOUT_MS);
       const abort = new AbortController();
       const timer = timeoutMs ? setTimeout(() => abort.abort(), timeoutMs) : undefined;
       const onSigint = () => abort.abort();
