@@ -1,5 +1,5 @@
 import { parseFleet } from '@l4fleet/config';
-import { MemoryFleetStore } from '@l4fleet/store';
+import { MemoryFleetStore, StoreError } from '@l4fleet/store';
 import pino from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createManualClock } from '../clock.js';
@@ -21,6 +21,20 @@ const fleetOf = (n: number, retainS = 30) =>
     ],
     vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
   });
+
+/** A store that refuses its next `failures` history writes (etcd unavailable), counting those it took. */
+class FlakyHistoryStore extends MemoryFleetStore {
+  failures = 0;
+  historyWrites = 0;
+  override async writeTableHistory(...args: Parameters<MemoryFleetStore['writeTableHistory']>) {
+    if (this.failures > 0) {
+      this.failures -= 1;
+      throw new StoreError('UNAVAILABLE', 'write table history: etcd unavailable');
+    }
+    this.historyWrites += 1;
+    return super.writeTableHistory(...args);
+  }
+}
 
 const open: Aggregator[] = [];
 afterEach(async () => {
@@ -70,5 +84,26 @@ describe('aggregator - table history', () => {
     await clock.advance(10);
     expect(follower.isLeader).toBe(false);
     expect((await store.getTableHistory()).history.size).toBe(0);
+  });
+
+  test('a rewrite of a refused history record whose write fails is tried again', async () => {
+    const clock = createManualClock(T0);
+    const store = new FlakyHistoryStore();
+    const agg = createAggregator({ node: 'n1', store, logger, clock });
+    open.push(agg);
+    await store.watchTableHistory({ onUpdate: (s) => agg.setHistory(s.history) });
+    agg.start();
+    await clock.advance(10);
+    agg.setFleet(fleetOf(3));
+    await clock.advance(10);
+    expect(store.historyWrites).toBe(1);
+
+    // The watch refused the stored record; the rewrite meets etcd unavailable once.
+    store.failures = 1;
+    agg.historyRejected();
+    await clock.advance(10);
+    expect(store.historyWrites).toBe(1);
+    await clock.advance(1_100);
+    expect(store.historyWrites).toBe(2);
   });
 });

@@ -130,3 +130,75 @@ describe('aggregator - the health report watch', () => {
     expect(agg.isLeader).toBe(true); // the campaign again (no other node here)
   });
 });
+
+/** A store whose decided writes fail while `failing` (etcd refusing writes), counting the attempts. */
+class FailingWritesStore extends MemoryFleetStore {
+  failing = true;
+  writes = 0;
+  override async writeDecided(...args: Parameters<MemoryFleetStore['writeDecided']>) {
+    this.writes += 1;
+    if (this.failing) throw new StoreError('UNAVAILABLE', 'write decided: etcd unavailable');
+    return super.writeDecided(...args);
+  }
+}
+
+describe('aggregator - failing decision writes', () => {
+  test('events during failing writes keep one retry going, not one per event', async () => {
+    const clock = createManualClock(1_700_000_000_000);
+    const store = new FailingWritesStore();
+    const agg = createAggregator({ node: 'n1', store, logger, clock });
+    open.push(agg);
+    for (const n of NODES) {
+      const reg = await store.registerNode({ name: n, address: '198.18.0.1' });
+      await reg.reportHealth(new Map([[MEMBER, 'down']]));
+    }
+    agg.setMembers([MEMBER]);
+    agg.setLiveNodes(new Set(NODES));
+    agg.start();
+    await clock.advance(20);
+    expect(agg.isLeader).toBe(true);
+    // 20 events while etcd refuses the writes: each recomputes (and fails) once.
+    for (let i = 0; i < 20; i++) {
+      agg.observe('n3', MEMBER, i % 2 === 0 ? 'up' : 'down');
+      await clock.advance(20);
+    }
+    const before = store.writes;
+    await clock.advance(5_000);
+    // One retry a second (RETRY_MS), whatever the number of events.
+    expect(store.writes - before).toBeLessThanOrEqual(6);
+    store.failing = false;
+    await clock.advance(1_100);
+    expect((await store.getDecided()).decided.get(MEMBER)).toBe('down');
+    await agg.close();
+    expect(clock.pending).toBe(0);
+  });
+});
+
+describe('aggregator - observations kept', () => {
+  test('a follower keeps observations only of live nodes and current members, and drops stale ones', async () => {
+    const clock = createManualClock(1_700_000_000_000);
+    const store = new MemoryFleetStore();
+    // Never started: a node that does not lead (no report watch prunes anything).
+    const agg = createAggregator({ node: 'n1', store, logger, clock });
+    open.push(agg);
+    agg.setMembers(['web/a', 'web/b']);
+    agg.setLiveNodes(new Set(NODES));
+    // NATS delivers every node's observations of every member, including nodes and members this node does not know.
+    for (let i = 0; i < 10_000; i++) agg.observe(`n${i % 50}`, `web/m${i}`, i % 2 === 0 ? 'up' : 'down');
+    expect(agg.observationsKept).toBe(0);
+    for (const n of NODES) {
+      agg.observe(n, 'web/a', 'down');
+      agg.observe(n, 'web/b', 'up');
+    }
+    // Per live node and member: its report entry and its not yet settled observation.
+    expect(agg.observationsKept).toBe(2 * NODES.length * 2);
+    agg.setLiveNodes(new Set(['n1', 'n2']));
+    expect(agg.observationsKept).toBe(2 * 2 * 2);
+    agg.setMembers(['web/a']);
+    expect(agg.observationsKept).toBe(2 * 1 * 2);
+    // Past the lead time no etcd report settles them: the observations go, the reports stay (bounded by the above).
+    await clock.advance(OBSERVATION_LEAD_MS);
+    agg.observe('n1', 'web/a', 'down');
+    expect(agg.observationsKept).toBe(2 + 1);
+  });
+});

@@ -1,7 +1,8 @@
 /**
  * The aggregator: one node at a time (etcd3 Election through the store) turns the nodes' health reports into
  * decided member status and writes it to etcd. Reports arrive by etcd (leased, the truth: they vanish with their
- * node) and by NATS (faster; optional). A decision is written only when it changes, fenced by the leadership.
+ * node) and by NATS (faster; optional); observations.ts keeps them. A decision is written only when it changes,
+ * fenced by the leadership; a failed write is retried by one timer, however many events arrive meanwhile.
  * With the decisions it writes the slow-start ramps (slow-start.ts) into the same records, and after them it records
  * the table history of second-chance pools (history.ts, 0011), fenced the same way.
  */
@@ -14,7 +15,11 @@ import { isRejectedRecord, type RecordFamily } from '../etcd/rejected-records.js
 import type { ObservedStatus } from '../health/hysteresis.js';
 import { decideAll, decisionDelta } from './decide.js';
 import { nextTableHistory } from './history.js';
+import { createObservations } from './observations.js';
 import { nextRamps } from './slow-start.js';
+
+/** Kept here too: the aggregator's tests and callers know the lead time by this module. */
+export { OBSERVATION_LEAD_MS } from './observations.js';
 
 export interface AggregatorOptions {
   readonly node: string;
@@ -45,6 +50,8 @@ export interface Aggregator {
   /** One node's observation of one member (NATS, or this node itself). */
   observe(node: string, member: string, status: ObservedStatus): void;
   readonly isLeader: boolean;
+  /** Entries held: each node's reported members plus its unsettled observations (bounded by live nodes x members). */
+  readonly observationsKept: number;
   close(): Promise<void>;
 }
 
@@ -57,25 +64,12 @@ const RECOMPUTE_DELAY_MS = 5;
  */
 const HEALTH_WATCH_ATTEMPTS = 5;
 const HEALTH_WATCH_RETRY_MAX_MS = 8_000;
-/**
- * How long an observation that came by NATS (or from this node itself) outranks the same node's etcd report when
- * they disagree, ms. A node writes its whole view to etcd after every change, one write in flight; the watch
- * delivers every node's record on every change, so a record written before an observation (unchanged, or still
- * in flight) arrives after it. Letting that record win flipped a decision back: "down" at +2.44 s, "up" at +2.49,
- * "down" at +2.58 in a lab run (backend3 failed; three pools failing on three nodes within 0.2 s), and every
- * node's tables moved three times. Once etcd shows the observed status the observation is settled; past this
- * time etcd wins again (it is the truth: a node whose etcd writes keep failing is not believed forever).
- */
-export const OBSERVATION_LEAD_MS = 10_000;
 
 export function createAggregator(opts: AggregatorOptions): Aggregator {
   const clock = opts.clock ?? systemClock;
   const log = opts.logger.child({ component: 'aggregator' });
-  const reports = new Map<string, Map<string, ObservedStatus>>();
-  /** Per node: observations not yet seen in its etcd report (see OBSERVATION_LEAD_MS). */
-  const unsettled = new Map<string, Map<string, { status: ObservedStatus; atMs: number }>>();
+  const observed = createObservations(clock);
   let members: readonly string[] = [];
-  let live: ReadonlySet<string> = new Set();
   let decided: ReadonlyMap<string, MemberStatus> = new Map();
   /** What this leader wrote last; etcd's echo may lag, and deciding against stale state would undo a tie rule. */
   let written: Map<string, MemberStatus> | undefined;
@@ -99,6 +93,8 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
   let reportsLoaded = false;
   let closed = false;
   let timer: unknown;
+  /** The one retry after a failed write: events while writes fail must not each start another retry chain. */
+  let retryTimer: unknown;
   let writing = false;
   let dirty = false;
 
@@ -123,7 +119,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
         dirty = false;
         const current = written ?? new Map(decided);
         const currentRamps = writtenRamps ?? storedRamps;
-        const next = decideAll(members, reports, live, current);
+        const next = decideAll(members, observed.reports, observed.live, current);
         const delta = decisionDelta(current, next);
         const now = clock.now();
         const ramp = fleet
@@ -162,7 +158,11 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
       writtenRamps = undefined;
       writtenHistory = undefined;
       rampSteps = new Set(); // what etcd holds is not known now: keep the next step
-      clock.setTimeout(() => void recompute(), RETRY_MS);
+      clock.clearTimeout(retryTimer);
+      retryTimer = clock.setTimeout(() => {
+        retryTimer = undefined;
+        void recompute();
+      }, RETRY_MS);
     } finally {
       writing = false;
     }
@@ -190,8 +190,15 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
     const step = nextTableHistory(fleet, decidedNow, rampsNow, writtenHistory ?? storedHistory, clock.now(), rampSteps);
     if (step.changed || rewriteHistory) {
       const rewrite = !step.changed;
-      rewriteHistory = false;
-      await opts.store.writeTableHistory(step.history, { leadership: lead });
+      const wasAsked = rewriteHistory;
+      rewriteHistory = false; // before the await: a record refused during the write asks again
+      try {
+        await opts.store.writeTableHistory(step.history, { leadership: lead });
+      } catch (err) {
+        // The retry must still rewrite the refused record (step.changed alone would be false then).
+        if (wasAsked) rewriteHistory = true;
+        throw err;
+      }
       writtenHistory = step.history;
       log.info({ event: rewrite ? 'tableHistoryRewritten' : 'tableHistoryWritten', pools: step.history.size });
     }
@@ -203,38 +210,13 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
         : clock.setTimeout(() => schedule(), Math.max(0, step.nextExpiryMs - clock.now()) + 1);
   };
 
-  /** A node's etcd report with its newer observations over it; observations etcd now shows are settled. */
-  const withUnsettled = (node: string, fromEtcd: Map<string, ObservedStatus>): Map<string, ObservedStatus> => {
-    const pending = unsettled.get(node);
-    if (!pending) return fromEtcd;
-    const now = clock.now();
-    for (const [member, o] of pending) {
-      // etcd leaves 'unknown' out of a report: absent there is the same as 'unknown'.
-      const etcdSays = fromEtcd.get(member) ?? 'unknown';
-      if (etcdSays === o.status || now - o.atMs >= OBSERVATION_LEAD_MS) pending.delete(member);
-      else fromEtcd.set(member, o.status);
-    }
-    if (pending.size === 0) unsettled.delete(node);
-    return fromEtcd;
-  };
-
   /** Starts the report watch; on failure tries again (HEALTH_WATCH_ATTEMPTS); undefined when it never started. */
   const watchReports = async (l: Leadership): Promise<Watch | undefined> => {
     for (let attempt = 1; attempt <= HEALTH_WATCH_ATTEMPTS; attempt++) {
       try {
         return await opts.store.watchHealthReports({
           onUpdate(list) {
-            const seen = new Set<string>();
-            for (const r of list) {
-              seen.add(r.node);
-              reports.set(r.node, withUnsettled(r.node, new Map(r.members)));
-            }
-            for (const node of [...reports.keys()]) {
-              if (!seen.has(node) && !live.has(node)) {
-                reports.delete(node);
-                unsettled.delete(node);
-              }
-            }
+            observed.fromEtcd(list);
             reportsLoaded = true;
             schedule();
           },
@@ -272,6 +254,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
     }
     await l.lost;
     leadership = undefined;
+    observed.etcdEnded();
     opts.onLeadership?.(false);
     log.info({ event: 'aggregatorLost' });
     await reportWatch?.close().catch(() => undefined);
@@ -301,10 +284,11 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
     },
     setMembers(keys) {
       members = keys;
+      observed.setMembers(keys);
       schedule();
     },
     setLiveNodes(nodes) {
-      live = nodes;
+      observed.setLiveNodes(nodes);
       schedule();
     },
     setDecided(d, ramps) {
@@ -332,23 +316,20 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
       schedule();
     },
     observe(node, member, status) {
-      let pending = unsettled.get(node);
-      if (!pending) unsettled.set(node, (pending = new Map()));
-      pending.set(member, { status, atMs: clock.now() });
-      let r = reports.get(node);
-      if (!r) reports.set(node, (r = new Map()));
-      if (r.get(member) === status) return;
-      r.set(member, status);
-      schedule();
+      if (observed.observe(node, member, status)) schedule();
     },
     get isLeader() {
       return leadership?.isLeader() ?? false;
+    },
+    get observationsKept() {
+      return observed.kept;
     },
     async close() {
       closed = true;
       clock.clearTimeout(timer);
       clock.clearTimeout(expiryTimer);
       clock.clearTimeout(rampTimer);
+      clock.clearTimeout(retryTimer);
       await reportWatch?.close().catch(() => undefined);
       await leadership?.resign().catch(() => undefined);
     },
