@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agentReplyState } from '@l4fleet/agent';
 import { afterAll, describe, expect, test } from 'vitest';
+import type { CliIo } from '../io.js';
+import { runCli } from '../program.js';
 import {
   BACKEND_STATES,
   backendState,
@@ -57,5 +59,49 @@ describe('backend state', () => {
     writeFileSync(bad, 'x'.repeat(5_000));
     await expect(readStateFile(bad)).rejects.toThrow(`${bad}: more than 4096 bytes: not a state file`);
     await expect(readStateFile(dir)).rejects.toThrow(dir);
+  });
+});
+
+async function stateCommand(...argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIo = { out: (t) => out.push(t), err: (t) => err.push(t) };
+  const code = await runCli(['backend', 'state', ...argv], io);
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('backend state - the command', () => {
+  // docs/backend-host.md: "Delete the file (or `state ready`) to serve again"; the command read the old file first
+  // and stopped on its parse error, so it could not replace a bad one.
+  test.each([
+    ['not a state', 'maybe # who knows\n', '"maybe" is not a state'],
+    ['oversized', 'x'.repeat(5_000), 'more than 4096 bytes: not a state file'],
+  ])(
+    'setting over a file that is %s: written, the old one reported invalid; showing it fails',
+    async (_n, text, why) => {
+      const file = join(dir, `replace-${_n.replace(/ /g, '-')}`);
+      writeFileSync(file, text);
+      const shown = await stateCommand('--state-file', file);
+      expect(shown.code).toBe(1);
+      expect(shown.err).toContain(`${file}: ${why}`);
+      const set = await stateCommand('ready', '--state-file', file);
+      expect(set.code).toBe(0);
+      expect(set.out.startsWith(`previous: invalid (${file}: ${why}`)).toBe(true);
+      expect(set.out.endsWith(`) -> ready (${file}; the nodes see it at their next probes)`)).toBe(true);
+      expect(await readFile(file, 'utf8')).toBe('ready\n');
+      expect((await stateCommand('--state-file', file)).out).toBe(`ready (${file})`);
+    },
+  );
+
+  test('setting over a good file says what it was', async () => {
+    const file = join(dir, 'good');
+    writeFileSync(file, 'maint # disk swap\n');
+    const set = await stateCommand('drain', '--reason', 'v42', '--state-file', file, '-o', 'json');
+    expect(JSON.parse(set.out)).toEqual({
+      stateFile: file,
+      state: 'drain',
+      reason: 'v42',
+      previous: 'maint # disk swap',
+    });
   });
 });

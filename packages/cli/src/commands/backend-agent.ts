@@ -9,6 +9,7 @@ import pino from 'pino';
 import { DEFAULT_AGENT_PORT, startResponder } from '../backend-agent/responder.js';
 import {
   BACKEND_STATES,
+  type BackendState,
   BackendStateError,
   backendState,
   DEFAULT_BACKEND_STATE_FILE,
@@ -34,6 +35,16 @@ const asCliError = (err: unknown, code: number): never => {
   throw err;
 };
 
+/** The state a new one replaces, or why the file held none (unreadable, not a state, oversized). */
+async function previousState(file: string): Promise<BackendState | { readonly invalid: string }> {
+  try {
+    return await readStateFile(file);
+  } catch (err) {
+    if (err instanceof BackendStateError) return { invalid: err.message };
+    throw err;
+  }
+}
+
 export function registerBackendAgent(backend: Command, io: CliIo): void {
   backend
     .command('state')
@@ -49,27 +60,39 @@ export function registerBackendAgent(backend: Command, io: CliIo): void {
       if (word === undefined && flags.reason !== undefined) {
         throw new CliError('--reason needs a state to go with it (e.g. backend state drain --reason TEXT)', EXIT_USAGE);
       }
-      const before = await readStateFile(flags.stateFile).catch((err) => asCliError(err, EXIT_FAILURE));
-      let after = before;
-      if (word !== undefined) {
-        after = (() => {
-          try {
-            return backendState(word, flags.reason, 'state');
-          } catch (err) {
-            return asCliError(err, EXIT_USAGE);
-          }
-        })();
-        await writeStateFile(flags.stateFile, after).catch((err) => asCliError(err, EXIT_FAILURE));
-      }
-      if (flags.output === 'json') {
-        io.out(JSON.stringify({ stateFile: flags.stateFile, state: after.word, reason: after.reason ?? null }));
+      if (word === undefined) {
+        const now = await readStateFile(flags.stateFile).catch((err) => asCliError(err, EXIT_FAILURE));
+        io.out(
+          flags.output === 'json'
+            ? JSON.stringify({ stateFile: flags.stateFile, state: now.word, reason: now.reason ?? null })
+            : `${stateLine(now)} (${flags.stateFile})`,
+        );
         return;
       }
-      io.out(
-        word === undefined
-          ? `${stateLine(after)} (${flags.stateFile})`
-          : `${stateLine(before)} -> ${stateLine(after)} (${flags.stateFile}; the nodes see it at their next probes)`,
-      );
+      const after = (() => {
+        try {
+          return backendState(word, flags.reason, 'state');
+        } catch (err) {
+          return asCliError(err, EXIT_USAGE);
+        }
+      })();
+      // Setting replaces whatever is there: a bad file is what `state ready` is for (docs/backend-host.md).
+      const before = await previousState(flags.stateFile);
+      await writeStateFile(flags.stateFile, after).catch((err) => asCliError(err, EXIT_FAILURE));
+      const previous = 'invalid' in before ? `previous: invalid (${before.invalid})` : stateLine(before);
+      if (flags.output === 'json') {
+        io.out(
+          JSON.stringify({
+            stateFile: flags.stateFile,
+            state: after.word,
+            reason: after.reason ?? null,
+            previous: 'invalid' in before ? null : previous,
+            ...('invalid' in before ? { previousInvalid: before.invalid } : {}),
+          }),
+        );
+        return;
+      }
+      io.out(`${previous} -> ${stateLine(after)} (${flags.stateFile}; the nodes see it at their next probes)`);
     });
 
   backend
