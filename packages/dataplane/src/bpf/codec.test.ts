@@ -3,6 +3,7 @@ import { DataPlaneError } from '../errors.js';
 import {
   decodeAddrKey,
   decodeBackend,
+  decodeDump,
   decodeVip,
   decodeVipKey,
   encodeAddrKey,
@@ -54,6 +55,19 @@ describe('bpf codec - values read back are checked', () => {
     c[at] = value;
     return c;
   };
+  const corrupt32 = (b: Buffer, at: number, value: number): Buffer => {
+    const c = Buffer.from(b);
+    c.writeUInt32LE(value, at);
+    return c;
+  };
+  /** A dump (maps.c dump()) of these VIP entries and nothing else. */
+  const dumpOf = (entries: [Buffer, Buffer][]): Buffer => {
+    const n = Buffer.alloc(4);
+    n.writeUInt32LE(entries.length);
+    // addresses 0, backends 0, no config (its 24 bytes all the same), tables 0
+    return Buffer.concat([n, ...entries.flat(), Buffer.alloc(4 + 4 + 4 + 24 + 4)]);
+  };
+  const key8 = encodeVipKey({ family: 4, addressHex: 'c6336408', port: 80, protocol: 'tcp' });
 
   test.each([
     ['a VIP key family 9', () => decodeVipKey(corrupt(key, 19, 9), 0), /l4f_vips key .*: family: 9 is not 4 or 6/],
@@ -78,6 +92,37 @@ describe('bpf codec - values read back are checked', () => {
       /l4f_backends id 5: family: 9 is not 4 or 6/,
     ],
     [
+      'a VIP id 5000 (its tables would lie past the 8,192 of l4f_tables)',
+      () => decodeVip(corrupt32(vip, 0, 5000), 0, '198.51.100.7:80/tcp'),
+      /l4f_vips 198\.51\.100\.7:80\/tcp: id: 5000 is not below 4096/,
+    ],
+    [
+      "a VIP table 9 for id 1 (another VIP's table)",
+      () => decodeVip(corrupt32(vip, 4, 9), 0, '198.51.100.7:80/tcp'),
+      /l4f_vips 198\.51\.100\.7:80\/tcp: table: 9 is not 2 or 3 \(2 x id 1, either generation\)/,
+    ],
+    [
+      'a VIP table size 0',
+      () => decodeVip(corrupt32(vip, 8, 0), 0, '198.51.100.7:80/tcp'),
+      /l4f_vips 198\.51\.100\.7:80\/tcp: size: 0 is not a table size from 2 to 2097143/,
+    ],
+    [
+      'a VIP table size above the largest Maglev table',
+      () => decodeVip(corrupt32(vip, 8, 2_097_144), 0, '198.51.100.7:80/tcp'),
+      /size: 2097144 is not a table size from 2 to 2097143/,
+    ],
+    [
+      'two VIPs with the same id (so the same tables)',
+      () =>
+        decodeDump(
+          dumpOf([
+            [key, vip],
+            [key8, corrupt32(vip, 4, 3)],
+          ]),
+        ),
+      /l4f_vips 198\.51\.100\.8:80\/tcp: id: 1 is not unique \(198\.51\.100\.7:80\/tcp has it\)/,
+    ],
+    [
       'a VIP address family 9',
       () => decodeAddrKey(corrupt(addr, 16, 9), 0),
       /l4f_vip_addrs key .*: family: 9 is not 4 or 6/,
@@ -99,5 +144,14 @@ describe('bpf codec - values read back are checked', () => {
     expect(decodeVip(vip, 0, 'x').forwarding).toBe('gue');
     expect(decodeBackend(backend, 0, 5).family).toBe(6);
     expect(decodeAddrKey(addr, 0).family).toBe(4);
+    const other = encodeVip({ ...decodeVip(vip, 0, 'x'), id: 4095, table: 8191, size: 2_097_143 });
+    expect(
+      decodeDump(
+        dumpOf([
+          [key, vip],
+          [key8, other],
+        ]),
+      ).vips.map((v) => v.value.table),
+    ).toEqual([2, 8191]);
   });
 });

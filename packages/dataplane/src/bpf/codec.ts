@@ -3,6 +3,7 @@
  * where the header says network order) and of the loader's dump and stats replies (native/bpf-loader/).
  */
 import { addressText as familyAddressText } from '@l4fleet/config';
+import { MAX_TABLE_SIZE } from '@l4fleet/maglev';
 import { DataPlaneError } from '../errors.js';
 import { hexToAddress } from '../nft/names.js';
 import type { Forwarding } from '../types.js';
@@ -151,10 +152,21 @@ export function decodeVip(b: Buffer, at: number, key: string): VipValue {
   const forwarding = FWD[fwd];
   if (forwarding === undefined)
     throw unreadable('l4f_vips', key, 'forwarding', fwd, `0-${FWD.length - 1} (${FWD.join(', ')})`);
+  // The plan takes id, table and size as they are: an id past MAX_VIPS puts its next table past l4f_tables (the
+  // loader refuses that create, and every later apply with it), another VIP's table index makes both VIPs write one
+  // table, and a size the slots cannot have is never compared right.
+  const id = b.readUInt32LE(at);
+  if (id >= MAX_VIPS) throw unreadable('l4f_vips', key, 'id', id, `below ${MAX_VIPS}`);
+  const table = b.readUInt32LE(at + 4);
+  if (table >>> 1 !== id)
+    throw unreadable('l4f_vips', key, 'table', table, `${2 * id} or ${2 * id + 1} (2 x id ${id}, either generation)`);
+  const size = b.readUInt32LE(at + 8);
+  if (size < 2 || size > MAX_TABLE_SIZE)
+    throw unreadable('l4f_vips', key, 'size', size, `a table size from 2 to ${MAX_TABLE_SIZE}`);
   return {
-    id: b.readUInt32LE(at),
-    table: b.readUInt32LE(at + 4),
-    size: b.readUInt32LE(at + 8),
+    id,
+    table,
+    size,
     seed: b.readUInt32LE(at + 12),
     hash: hash === 1 ? 'source-ip' : '5-tuple',
     forwarding,
@@ -298,10 +310,16 @@ export function decodeDump(b: Buffer): Dump {
     return v;
   };
   const vips: Dump['vips'] = [];
+  /** VIP id -> the label of the VIP with it: two VIPs with one id would share their tables and backend ids. */
+  const ids = new Map<number, string>();
   for (let n = u32(); n > 0; n--) {
     const key = decodeVipKey(b, at);
     const label = `${addressText(key.addressHex)}:${key.port}/${key.protocol}`;
-    vips.push({ key, value: decodeVip(b, at + VIP_KEY_BYTES, label) });
+    const value = decodeVip(b, at + VIP_KEY_BYTES, label);
+    const holder = ids.get(value.id);
+    if (holder !== undefined) throw unreadable('l4f_vips', label, 'id', value.id, `unique (${holder} has it)`);
+    ids.set(value.id, label);
+    vips.push({ key, value });
     at += VIP_KEY_BYTES + VIP_BYTES;
   }
   const addrs: Dump['addrs'] = [];

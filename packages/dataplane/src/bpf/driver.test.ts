@@ -1,36 +1,52 @@
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buildTable } from '@l4fleet/maglev';
 import pino from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { createBpfDataPlane } from './driver.js';
+import { encodeVipKey, VIP_BYTES } from './codec.js';
+import { type BpfDataPlane, createBpfDataPlane } from './driver.js';
+import { Op } from './loader.js';
 
 // No bpffs in a unit test: the driver's mount check is replaced; the loader is a script speaking its protocol.
 vi.mock('./bpffs.js', () => ({ ensureBpffs: async () => false, isBpffs: () => true }));
 
+/** An OP_DUMP reply of empty maps (maps.c dump()): no VIPs, addresses, backends, config or tables. */
+const EMPTY_DUMP = Buffer.alloc(4 + 4 + 4 + 4 + 24 + 4);
+
 /**
- * A stand-in for l4fleet-bpf: answers the start and every request with status 0, but op 9 (remove) with the
- * status and text the real loader gave for an interface deleted under it (ENODEV); writes its pid to `pidFile`.
+ * A stand-in for l4fleet-bpf: answers the start and every request with status 0, but op 9 (remove) with
+ * FAKE_REMOVE_STATUS (19, ENODEV: what the real loader answered for an interface deleted under it), and op 6 (dump)
+ * with FAKE_DUMP until a remove succeeded, then with empty maps. Appends its pid to FAKE_DIR/pids and each op to
+ * FAKE_DIR/ops.
  */
 const FAKE_LOADER = `#!/usr/bin/env node
 const fs = require('node:fs');
-fs.writeFileSync(process.env.FAKE_PID_FILE, String(process.pid));
-const reply = (status, text) => {
-  const body = Buffer.from(text);
+const dir = process.env.FAKE_DIR;
+fs.appendFileSync(dir + '/pids', process.pid + '\\n');
+const reply = (status, body) => {
   const h = Buffer.alloc(8);
   h.writeUInt32LE(status, 0);
   h.writeUInt32LE(body.length, 4);
   process.stdout.write(Buffer.concat([h, body]));
 };
-reply(0, 'attached 7 object chain');
+reply(0, Buffer.from('attached 7 object chain'));
 let buf = Buffer.alloc(0);
 process.stdin.on('data', (d) => {
   buf = Buffer.concat([buf, d]);
   while (buf.length >= 8 && buf.length >= 8 + buf.readUInt32LE(4)) {
     const op = buf.readUInt32LE(0) & 0x7fffffff;
     buf = buf.subarray(8 + buf.readUInt32LE(4));
-    if (op === 9) reply(19, 'detaching from ifindex 5: No such device');
-    else reply(0, '');
+    fs.appendFileSync(dir + '/ops', op + '\\n');
+    const removeStatus = Number(process.env.FAKE_REMOVE_STATUS ?? 0);
+    if (op === 9 && removeStatus !== 0) reply(removeStatus, Buffer.from('detaching from ifindex 5: No such device'));
+    else if (op === 9) {
+      fs.writeFileSync(dir + '/removed', '');
+      reply(0, Buffer.alloc(0));
+    } else if (op === 6) {
+      const wiped = fs.existsSync(dir + '/removed') || !process.env.FAKE_DUMP;
+      reply(0, Buffer.from(wiped ? '${EMPTY_DUMP.toString('hex')}' : process.env.FAKE_DUMP, 'hex'));
+    } else reply(0, Buffer.alloc(0));
   }
 });
 process.stdin.on('end', () => process.exit(0));
@@ -45,35 +61,78 @@ const alive = (pid: number): boolean => {
   }
 };
 
-describe('bpf driver - close', () => {
-  let dir: string | undefined;
-  let pid: number | undefined;
-  afterEach(() => {
-    if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
-    if (dir) rmSync(dir, { recursive: true, force: true });
-    pid = undefined;
-    dir = undefined;
-  });
+let dir: string | undefined;
 
+/** A driver over the fake loader in a fresh directory; `env`: the fake's FAKE_* settings. */
+function fakeDriver(env: Record<string, string> = {}): BpfDataPlane {
+  dir = mkdtempSync(join(tmpdir(), 'l4f-driver-'));
+  const loaderPath = join(dir, 'l4fleet-bpf');
+  const objectPath = join(dir, 'node.bpf.o');
+  writeFileSync(loaderPath, FAKE_LOADER);
+  chmodSync(loaderPath, 0o755);
+  writeFileSync(objectPath, '');
+  vi.stubEnv('FAKE_DIR', dir);
+  for (const [k, v] of Object.entries(env)) vi.stubEnv(k, v);
+  return createBpfDataPlane({
+    interface: 'gone0',
+    bpffsPath: join(dir, 'bpffs'),
+    loaderPath,
+    objectPath,
+    logger: pino({ level: 'silent' }),
+  });
+}
+
+const lines = (name: string): string[] =>
+  readFileSync(join(dir as string, name), 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
+const pids = (): number[] => lines('pids').map(Number);
+
+afterEach(() => {
+  vi.unstubAllEnvs();
+  if (dir) {
+    for (const pid of pids()) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+  dir = undefined;
+});
+
+describe('bpf driver - close', () => {
   test('a remove the loader refuses still ends the loader, and close reports the failure', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'l4f-driver-'));
-    const loaderPath = join(dir, 'l4fleet-bpf');
-    const objectPath = join(dir, 'node.bpf.o');
-    const pidFile = join(dir, 'pid');
-    writeFileSync(loaderPath, FAKE_LOADER);
-    chmodSync(loaderPath, 0o755);
-    writeFileSync(objectPath, '');
-    vi.stubEnv('FAKE_PID_FILE', pidFile);
-    const dp = createBpfDataPlane({
-      interface: 'gone0',
-      bpffsPath: join(dir, 'bpffs'),
-      loaderPath,
-      objectPath,
-      logger: pino({ level: 'silent' }),
-    });
+    const dp = fakeDriver({ FAKE_REMOVE_STATUS: '19' });
     await expect(dp.close({ removeState: true })).rejects.toThrow(/remove: detaching from ifindex 5: No such device/);
-    vi.unstubAllEnvs();
-    pid = Number(readFileSync(pidFile, 'utf8'));
-    expect(alive(pid)).toBe(false);
+    expect(pids().filter(alive)).toEqual([]);
+  });
+});
+
+describe('bpf driver - unreadable state', () => {
+  test('a dump holding a value this driver never writes (VIP id 5000) is wiped and the apply starts over on empty maps, instead of every apply failing', async () => {
+    const key = encodeVipKey({ family: 4, addressHex: 'c6336428', port: 80, protocol: 'tcp' });
+    const value = Buffer.alloc(VIP_BYTES);
+    value.writeUInt32LE(5000, 0);
+    value.writeUInt32LE(10_000, 4);
+    value.writeUInt32LE(251, 8);
+    const one = Buffer.alloc(4);
+    one.writeUInt32LE(1);
+    const dump = Buffer.concat([one, key, value, EMPTY_DUMP.subarray(4)]);
+    const dp = fakeDriver({ FAKE_DUMP: dump.toString('hex') });
+    const backends = [0, 1, 2].map((i) => ({ name: `b${i}`, address: `198.18.90.${10 + i}`, port: 80 }));
+    const r = await dp.apply([
+      {
+        vip: { address: '198.51.100.40', port: 80, protocol: 'tcp' },
+        hash: '5-tuple',
+        seed: 7,
+        backends,
+        slots: buildTable(backends, 251),
+      },
+    ]);
+    expect(r.vips).toEqual([{ vip: '198.51.100.40:80/tcp', action: 'added', slotsChanged: 251, rulesReplaced: false }]);
+    // The first loader's dump, its remove; the second loader's dump (empty maps), then the apply's writes.
+    expect(lines('ops').slice(0, 3).map(Number)).toEqual([Op.dump, Op.remove, Op.dump]);
+    expect(lines('ops').map(Number)).toContain(Op.tableCreate);
+    const [first, second] = pids();
+    expect(first !== undefined && alive(first)).toBe(false);
+    expect(second !== undefined && alive(second)).toBe(true);
+    await dp.close();
   });
 });

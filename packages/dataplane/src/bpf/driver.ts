@@ -143,6 +143,40 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
     await l?.close();
   }
 
+  /**
+   * Reads the maps back. Maps holding a value this driver never writes (BPF_STATE_UNREADABLE from the
+   * codec: a VIP id past l4f_tables, two VIPs on one table, ...) are wiped: the pins are removed and a new loader
+   * starts over empty maps (a short interruption, as removeState), since every apply would refuse them again and
+   * the node would keep the corrupt state for good. Any other failure of the read-back is reported.
+   */
+  async function loadState(l: Loader, fresh: boolean): Promise<{ loader: Loader; fresh: boolean; state: KernelState }> {
+    const unreadable = (err: unknown): DataPlaneError =>
+      new DataPlaneError('BPF_STATE_UNREADABLE', `reading the pinned maps in ${pinDir}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    try {
+      return { loader: l, fresh, state: await readState(l) };
+    } catch (err) {
+      if (!(err instanceof DataPlaneError && err.code === 'BPF_STATE_UNREADABLE')) {
+        await reset();
+        throw unreadable(err);
+      }
+      log.error({ event: 'bpfStateWiped', err }, `${pinDir}: ${err.message}: removing the pins, starting over`);
+      try {
+        await l.send([{ op: Op.remove, payload: Buffer.alloc(0), what: 'remove' }]);
+      } finally {
+        await reset();
+      }
+    }
+    const again = await ensureLoader();
+    try {
+      return { ...again, state: await readState(again.loader) };
+    } catch (err) {
+      await reset();
+      throw unreadable(err);
+    }
+  }
+
   function checkNodeAddresses(vips: readonly NormalizedVip[]): void {
     for (const v of vips) {
       if (v.forwarding === 'l2') continue;
@@ -196,18 +230,11 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
     const vips = validateDesired(desired, { requireSamePort: true });
     checkNodeAddresses(vips);
     const validated = performance.now();
-    const { loader: l, fresh } = await ensureLoader();
+    let { loader: l, fresh } = await ensureLoader();
     if (state === undefined) {
-      try {
-        state = await readState(l);
-      } catch (err) {
-        await reset();
-        throw new DataPlaneError(
-          'BPF_STATE_UNREADABLE',
-          `reading the pinned maps in ${pinDir}: ${(err as Error).message}`,
-          { cause: err },
-        );
-      }
+      const loaded = await loadState(l, fresh);
+      ({ loader: l, fresh } = loaded);
+      state = loaded.state;
       log.info({ event: 'kernelStateRead', vips: state.vips.size, backends: state.backends.size, fresh });
     }
     const read = performance.now();
