@@ -54,6 +54,7 @@ import {
   WARMUP_PACKETS,
 } from './flood.js';
 import { nicHeadroom } from './headroom.js';
+import { setSysctl } from './interrupt.js';
 import { type Flood, grownSymbols, type Profile, profileFlood } from './profile.js';
 
 const logger = pino({ level: 'silent' });
@@ -259,8 +260,7 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
     }
   };
 
-  const stats = spawnSync('sysctl', ['-n', 'kernel.bpf_stats_enabled'], { encoding: 'utf8' }).stdout.trim();
-  spawnSync('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
+  const restoreStats = setSysctl('kernel.bpf_stats_enabled', '1');
   const samples = new Map<string, { ns: number; progNs: number }[]>();
   const profiled: Record<string, number> = {};
   const push = (k: string, v: { ns: number; progNs: number }): void => {
@@ -292,7 +292,7 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
       }
     }
   } finally {
-    spawnSync('sysctl', ['-qw', `kernel.bpf_stats_enabled=${stats || '0'}`]);
+    restoreStats();
     await detach();
     await dp?.close({ removeState: true }).catch(() => undefined);
     // The pins: a last driver removes them.

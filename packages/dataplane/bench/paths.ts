@@ -33,6 +33,7 @@ import {
 } from '../src/index.js';
 import { ARTIFACTS } from './bpf-apply.js';
 import { median, quantile } from './flood.js';
+import { setSysctl } from './interrupt.js';
 
 /**
  * Short samples, many rounds: a pair (direct, path) a few seconds apart sees about the same share of a shared
@@ -287,8 +288,7 @@ export async function measureBpfPaths(s: BpfPathsSetup): Promise<Record<string, 
   let backendSetUp = false;
   // The program's own run time over each mode's rounds (both iperf3 and conn-rate traffic): its share of one CPU
   // says how much of a throughput difference the program itself can explain.
-  const stats = spawnSync('sysctl', ['-n', 'kernel.bpf_stats_enabled'], { encoding: 'utf8' }).stdout.trim();
-  spawnSync('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
+  const restoreStats = setSysctl('kernel.bpf_stats_enabled', '1');
   const tables = (forwarding: Forwarding): VipTable[] =>
     [IPERF_PORT, CPS_PORT].map((port) => {
       const backends = [{ name: 'be', address: s.backendAddress, port }];
@@ -338,7 +338,7 @@ export async function measureBpfPaths(s: BpfPathsSetup): Promise<Record<string, 
       console.error(`bpf paths: drops ${drops.map(([k, t]) => `${k} ${t.packets}`).join(', ')}`);
     }
   } finally {
-    spawnSync('sysctl', ['-qw', `kernel.bpf_stats_enabled=${stats || '0'}`]);
+    restoreStats();
     if (backendSetUp) await teardownBackend(deps).catch((e) => console.error('backend teardown:', e));
     await dp?.close({ removeState: true }).catch((e) => console.error('bpf paths close:', e));
     for (const d of [nodeFs, backendFs]) {

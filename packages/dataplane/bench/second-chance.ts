@@ -25,7 +25,7 @@ import {
   teardownBackend,
   type VipTable,
 } from '../src/index.js';
-import { benchLab } from './interrupt.js';
+import { benchLab, setSysctl } from './interrupt.js';
 
 // Lab addresses (198.18.0.0/15, 198.51.100.0/24), distinct from the other bench topologies.
 const VIP4 = '198.51.100.91';
@@ -110,7 +110,7 @@ export async function measureSecondChance(): Promise<Record<string, number>> {
     bpffs: `${BPFFS}-b${i}`,
     stateDir: `${BPFFS}-state-b${i}`,
   }));
-  const before = spawnSync('sysctl', ['-n', 'kernel.bpf_stats_enabled'], { encoding: 'utf8' }).stdout.trim();
+  let restoreStats: (() => void) | undefined;
   const dp = createBpfDataPlane({
     interface: 'eth0',
     netns: topo.node.ns,
@@ -144,7 +144,7 @@ export async function measureSecondChance(): Promise<Record<string, number>> {
       '-c',
       `import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('${VIP4}',${PORT}));s.listen(64)\nprint('ready',flush=True)\ncs=[s.accept()[0] for _ in range(16)]\ntime.sleep(600)`,
     ]);
-    spawnSync('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
+    restoreStats = setSysctl('kernel.bpf_stats_enabled', '1');
     await new Promise((r) => server?.stdout?.once('data', r));
     const b1 = `${hosts[1]?.bpffs}`;
     const b1Prog = (): { ns: number; cnt: number } => {
@@ -201,7 +201,7 @@ export async function measureSecondChance(): Promise<Record<string, number>> {
     figures.scLocal = sc.local.packets;
   } finally {
     server?.kill('SIGKILL');
-    spawnSync('sysctl', ['-qw', `kernel.bpf_stats_enabled=${before || '0'}`]);
+    restoreStats?.();
     await dp.close({ removeState: true }).catch(() => undefined);
     for (const h of hosts) await teardownBackend(h).catch(() => undefined);
     await topo.cleanup();
