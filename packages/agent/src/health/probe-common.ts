@@ -1,4 +1,5 @@
 /** What every probe type shares: its target, options and result, and how a probe ends exactly once. */
+import { isIP } from 'node:net';
 import type { HealthCheck } from '@l4fleet/config';
 
 export interface ProbeTarget {
@@ -22,13 +23,23 @@ export type PortProbe = (
 ) => Promise<ProbeResult>;
 
 export interface ProbeOptions {
-  /** Source address of the probe; default chosen by the kernel. */
+  /**
+   * Source address of the probe (the agent's `health.sourceAddress`), used only for a target of its family: a socket
+   * bound to an IPv4 address cannot reach an IPv6 one (EINVAL). Default, and for the other family: the kernel's.
+   */
   readonly sourceAddress?: string;
   /**
    * The roots an https check with `verifyCertificate` trusts (PEM: the agent's `health.caFile`); default Node's
    * bundled public roots, plus NODE_EXTRA_CA_CERTS.
    */
   readonly ca?: string | Buffer;
+}
+
+/** `opts` for a probe of `address`: without `sourceAddress` when it is of the other family (or no address at all). */
+export function optionsFor(address: string, opts?: ProbeOptions): ProbeOptions | undefined {
+  if (opts?.sourceAddress === undefined || isIP(opts.sourceAddress) === isIP(address)) return opts;
+  const { sourceAddress: _other, ...rest } = opts;
+  return rest;
 }
 
 /** Ends a probe once: the first call resolves (with the time since `started`) and cleans up; later calls do nothing. */

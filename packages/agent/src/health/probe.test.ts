@@ -162,3 +162,44 @@ describe('probe - real sockets on loopback', () => {
     });
   });
 });
+
+// health.sourceAddress is one address of one family: bound for a target of the other family, every connect failed
+// EINVAL (a v4 source for an IPv6 member), so every such member went down on a dual-stack fleet.
+describe('probe - the source address only for targets of its family', () => {
+  let v6: Server;
+  let v4: Server;
+  const peers: string[] = [];
+  beforeAll(async () => {
+    v6 = createServer((c) => {
+      c.on('error', () => undefined); // a probe that sent more than the server read resets it
+      c.end('up\n');
+    });
+    await new Promise<void>((r) => v6.listen(0, '::1', r));
+    v4 = createServer((c) => {
+      peers.push(c.remoteAddress ?? '');
+      c.end();
+    });
+    await new Promise<void>((r) => v4.listen(0, '127.0.0.1', r));
+  });
+  afterAll(() => {
+    v6.close();
+    v4.close();
+  });
+
+  test.each(['tcp', 'http', 'udp', 'dns', 'agent', 'grpc'] as const)(
+    '%s: an IPv6 target with an IPv4 sourceAddress is probed from the kernel-chosen source',
+    async (type) => {
+      const r = await probeMember({ address: '::1', port: portOf(v6) }, check({ type, timeoutMs: 300 }), {
+        sourceAddress: '127.0.0.1',
+      });
+      expect(r.reason ?? '').not.toMatch(/EINVAL|EAFNOSUPPORT/);
+      if (type === 'tcp' || type === 'agent') expect(r).toMatchObject({ ok: true });
+    },
+  );
+
+  test('tcp: an IPv4 target is probed from the IPv4 sourceAddress', async () => {
+    const r = await probeMember({ address: '127.0.0.1', port: portOf(v4) }, check({}), { sourceAddress: '127.0.0.2' });
+    expect(r).toMatchObject({ ok: true });
+    expect(peers).toContain('127.0.0.2');
+  });
+});

@@ -13,7 +13,7 @@ import { DEFAULT_HTTP_EXPECT_STATUS, type HealthCheck, statusExpected } from '@l
 import { dnsAnswerRcode, dnsQuery } from './dns-message.js';
 import { probeAgent } from './probe-agent.js';
 import type { ProbeOptions, ProbeResult, ProbeTarget } from './probe-common.js';
-import { errCode, guarded, timedFinisher } from './probe-common.js';
+import { errCode, guarded, optionsFor, timedFinisher } from './probe-common.js';
 import { probeGrpc } from './probe-grpc.js';
 import { createReplyMatcher, MAX_PROBE_REPLY_BYTES } from './reply-match.js';
 
@@ -261,21 +261,23 @@ export const probeMember: Probe = async (member, check, opts) => {
   const port = check.port ?? member.port;
   // A check with an address of its own (F5's alias address) probes it for every member of the pool.
   const target = check.address === undefined ? member : { address: check.address, port };
+  // health.sourceAddress is of one family: a target of the other is probed from the kernel's choice.
+  const own = optionsFor(target.address, opts);
   switch (check.type) {
     case 'none':
       return { ok: true, latencyMs: 0 };
     case 'tcp':
-      return probeTcp(target, port, check, opts);
+      return probeTcp(target, port, check, own);
     case 'http':
     case 'https':
-      return probeHttp(target, port, check, opts);
+      return probeHttp(target, port, check, own);
     case 'udp':
-      return probeUdpPayload(target, port, check, opts);
+      return probeUdpPayload(target, port, check, own);
     case 'dns':
-      return probeDns(target, port, check, opts);
+      return probeDns(target, port, check, own);
     case 'agent':
-      return probeAgent(target, port, check, opts);
+      return probeAgent(target, port, check, own);
     case 'grpc':
-      return probeGrpc(target, port, check, opts);
+      return probeGrpc(target, port, check, own);
   }
 };
