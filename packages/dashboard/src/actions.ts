@@ -19,6 +19,20 @@ import { editPoolMembers, editVip, type FleetStore } from '@l4fleet/store';
 import { DashboardError } from './errors.js';
 import type { Timeline } from './timeline.js';
 
+/**
+ * Refused writes recorded one by one in a minute; past that they are counted and summed up in one entry when the
+ * minute ends, so a flood of refused requests cannot push the fleet's own events and actions off the timeline.
+ */
+export const REFUSED_RECORDED_PER_MINUTE = 10;
+const REFUSED_WINDOW_MS = 60_000;
+/** Sources named in the summary of refused writes (the rest as `…`). */
+const REFUSED_SOURCES_NAMED = 5;
+/** A refused write's target is the URL's, as sent: longer than this, it is cut. */
+export const TARGET_MAX_CHARS = 120;
+
+const boundedTarget = (t: string): string =>
+  t.length > TARGET_MAX_CHARS ? `${t.slice(0, TARGET_MAX_CHARS)}… (${t.length} characters)` : t;
+
 export type MemberAction = 'drain' | 'enable';
 const MEMBER_STATE: Readonly<Record<MemberAction, MemberState>> = { drain: 'draining', enable: 'active' };
 export type VipAction = 'disable' | 'drain' | 'enable';
@@ -43,13 +57,45 @@ export interface Actions {
   setMemberState(pool: string, member: string, action: MemberAction, who: string): Promise<ActionResult>;
   /** `vips[].state` of the VIP `key` (ADDR:PORT/PROTO), as `l4fleet vip disable|drain|enable` writes it. */
   setVipState(key: string, action: VipAction, who: string): Promise<ActionResult>;
-  /** Records a write refused before it reached the store (no token, wrong token). */
+  /**
+   * Records a write refused before it reached the store (no token, wrong token): REFUSED_RECORDED_PER_MINUTE one by
+   * one, the rest of that minute in one entry when it ends.
+   */
   refused(action: string, target: string, reason: string, who: string): void;
+  /** Stops the timer of a pending summary of refused writes. */
+  close(): void;
 }
 
 export function createActions(store: FleetStore, timeline: Timeline, now: () => Date = () => new Date()): Actions {
   const record = (data: Record<string, unknown>) =>
     timeline.add({ at: now().toISOString(), kind: 'action', node: 'dashboard', data });
+
+  // The minute of refused writes under way: when it began, how many were recorded, and those only counted.
+  const refusals = {
+    startMs: Number.NEGATIVE_INFINITY,
+    recorded: 0,
+    more: 0,
+    sources: new Set<string>(),
+    timer: undefined as NodeJS.Timeout | undefined,
+  };
+  const summarise = () => {
+    clearTimeout(refusals.timer);
+    refusals.timer = undefined;
+    if (refusals.more === 0) return;
+    const named = [...refusals.sources].slice(0, REFUSED_SOURCES_NAMED);
+    const from = `${named.join(', ')}${refusals.sources.size > named.length ? ', …' : ''}`;
+    const count = refusals.more;
+    record({
+      action: 'writes',
+      target: '',
+      result: 'refused',
+      from,
+      count,
+      error: `and ${count} more refused from ${new Date(refusals.startMs).toISOString()} (at most ${REFUSED_RECORDED_PER_MINUTE} a minute are recorded one by one)`,
+    });
+    refusals.more = 0;
+    refusals.sources.clear();
+  };
 
   const run = async (
     action: string,
@@ -108,7 +154,25 @@ export function createActions(store: FleetStore, timeline: Timeline, now: () => 
       });
     },
     refused(action, target, reason, who) {
-      record({ action, target, result: 'refused', from: who, error: reason });
+      const t = now().getTime();
+      if (t - refusals.startMs >= REFUSED_WINDOW_MS) {
+        summarise();
+        refusals.startMs = t;
+        refusals.recorded = 0;
+      }
+      if (refusals.recorded < REFUSED_RECORDED_PER_MINUTE) {
+        refusals.recorded++;
+        record({ action, target: boundedTarget(target), result: 'refused', from: who, error: reason });
+        return;
+      }
+      refusals.more++;
+      refusals.sources.add(who);
+      refusals.timer ??= setTimeout(summarise, refusals.startMs + REFUSED_WINDOW_MS - t);
+      refusals.timer.unref();
+    },
+    close() {
+      clearTimeout(refusals.timer);
+      refusals.timer = undefined;
     },
   };
 }

@@ -4,6 +4,7 @@ import { parseFleet } from '@l4fleet/config';
 import { type DesiredChanges, MemoryFleetStore } from '@l4fleet/store';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+import { REFUSED_RECORDED_PER_MINUTE } from './actions.js';
 import { type Dashboard, startDashboard } from './dashboard.js';
 import { createTimeline } from './timeline.js';
 
@@ -203,6 +204,59 @@ describe('dashboard server', () => {
       expect((await fetch(`${url}${path}`)).status, path).toBe(200);
     }
     expect((await fetch(`${url}assets/../package.json`)).status).toBe(404);
+  });
+
+  test('dashboard - a cross-site or non-JSON write is refused before anything is recorded (no forged timeline entries)', async () => {
+    dash = await startDashboard({ store, logger, listen: '127.0.0.1:0', token: TOKEN });
+    const url = dash.url;
+    const send = (headers: Record<string, string>, body = '{}') =>
+      fetch(`${url}api/nodes/n1/drain`, { method: 'POST', headers, body });
+    // What the page itself sends: same origin, JSON, the token.
+    const own = await send({
+      'content-type': 'application/json',
+      origin: url.slice(0, -1),
+      'sec-fetch-site': 'same-origin',
+      authorization: `Bearer ${TOKEN}`,
+    });
+    expect(own.status).toBe(200);
+    // A cross-site form or no-cors fetch: text/plain and a foreign Origin, many times over.
+    const forged = await Promise.all(
+      Array.from({ length: 600 }, (_, i) =>
+        send({ 'content-type': 'text/plain', origin: 'https://evil.example' }, `x${i}`),
+      ),
+    );
+    expect(new Set(forged.map((r) => r.status))).toEqual(new Set([403]));
+    expect(((await forged[0]?.json()) as { error: string } | undefined)?.error).toBe(
+      'origin: "https://evil.example" is not this dashboard (writes are taken from its own page only)',
+    );
+    const fetchSite = await send({ 'content-type': 'application/json', 'sec-fetch-site': 'cross-site' });
+    expect([fetchSite.status, ((await fetchSite.json()) as { error: string }).error]).toEqual([
+      403,
+      'sec-fetch-site: "cross-site" is not same-origin (writes are taken from the dashboard\'s own page only)',
+    ]);
+    const plain = await send({ 'content-type': 'text/plain', authorization: `Bearer ${TOKEN}` });
+    expect([plain.status, ((await plain.json()) as { error: string }).error]).toEqual([
+      415,
+      'content-type: "text/plain" is not application/json',
+    ]);
+    // The right token does not make a foreign page's write go through.
+    await store.setNodeDrain('n1', false);
+    const withToken = await send({
+      'content-type': 'application/json',
+      origin: 'https://evil.example',
+      authorization: `Bearer ${TOKEN}`,
+    });
+    expect(withToken.status).toBe(403);
+    expect((await store.listNodes())[0]?.drained).toBe(false);
+    const state = (await (await fetch(`${url}api/state`)).json()) as { timeline: { data: { result: string } }[] };
+    expect(state.timeline.map((e) => e.data.result)).toEqual(['ok']);
+  });
+
+  test('dashboard - refused writes are recorded one by one up to a limit a minute, not one entry each', async () => {
+    dash = await startDashboard({ store, logger, listen: '127.0.0.1:0', token: TOKEN });
+    for (let i = 0; i < 30; i++) expect((await post('api/nodes/n1/drain')).status).toBe(401);
+    const state = (await (await fetch(`${dash.url}api/state`)).json()) as { timeline: { data: { result: string } }[] };
+    expect(state.timeline.filter((e) => e.data.result === 'refused')).toHaveLength(REFUSED_RECORDED_PER_MINUTE);
   });
 
   test('dashboard - hello names the server process, so a page reconnected to a restarted dashboard starts its list over', async () => {

@@ -145,6 +145,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     abort.abort();
     if (scrapeTimer) clearInterval(scrapeTimer);
     for (const u of unsubscribe) u();
+    actions.close();
     hub.close();
     await app.close();
     await fleet.close();

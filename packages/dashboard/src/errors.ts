@@ -6,7 +6,9 @@ export type DashboardErrorCode =
   | 'NOT_FOUND'
   | 'CONFLICT'
   | 'WRITES_DISABLED'
-  | 'UNAUTHORIZED';
+  | 'UNAUTHORIZED'
+  | 'FOREIGN_ORIGIN'
+  | 'UNSUPPORTED_MEDIA_TYPE';
 
 /** HTTP status per code: what a browser or script sees. */
 export const HTTP_STATUS: Readonly<Record<DashboardErrorCode, number>> = {
@@ -17,6 +19,8 @@ export const HTTP_STATUS: Readonly<Record<DashboardErrorCode, number>> = {
   CONFLICT: 409,
   WRITES_DISABLED: 403,
   UNAUTHORIZED: 401,
+  FOREIGN_ORIGIN: 403,
+  UNSUPPORTED_MEDIA_TYPE: 415,
 };
 
 /** The one error type of @l4fleet/dashboard. */

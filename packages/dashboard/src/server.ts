@@ -53,6 +53,45 @@ function portOf(value: unknown): number | undefined {
   return Number.isInteger(n) && n >= 0 && n <= 65_535 ? n : undefined;
 }
 
+/**
+ * Throws unless a write comes from the dashboard's own page (or a script: neither header is sent then). A browser
+ * sends a cross-site form or no-cors fetch with a foreign Origin and Sec-Fetch-Site, and with a content type that
+ * needs no preflight (text/plain, a form's): refused here, before anything is recorded, so another site cannot fill
+ * the timeline with forged refusals. Sec-Fetch-Site, when sent, is the browser's own verdict (it holds behind a proxy
+ * that rewrites Host); Origin against Host is the check for browsers without it.
+ */
+function checkWriteSource(req: FastifyRequest): void {
+  const site = req.headers['sec-fetch-site'];
+  const origin = req.headers.origin;
+  if (site !== undefined) {
+    // `none`: typed by the user (not a page's request); `same-origin`: the dashboard's own page.
+    if (site !== 'same-origin' && site !== 'none') {
+      throw new DashboardError(
+        'FOREIGN_ORIGIN',
+        `sec-fetch-site: ${JSON.stringify(site)} is not same-origin (writes are taken from the dashboard's own page only)`,
+      );
+    }
+  } else if (origin !== undefined) {
+    let host: string | undefined;
+    try {
+      host = new URL(origin).host;
+    } catch {
+      host = undefined; // `null` (a sandboxed page, a file) or garbage: never this dashboard
+    }
+    if (host === undefined || host !== req.headers.host?.toLowerCase()) {
+      throw new DashboardError(
+        'FOREIGN_ORIGIN',
+        `origin: ${JSON.stringify(origin)} is not this dashboard (writes are taken from its own page only)`,
+      );
+    }
+  }
+  const type = req.headers['content-type'];
+  // A body must be JSON (the page's); none at all is a script's bare POST, which no cross-site page can send unseen.
+  if (type !== undefined && !/^application\/json\s*(;|$)/i.test(type)) {
+    throw new DashboardError('UNSUPPORTED_MEDIA_TYPE', `content-type: ${JSON.stringify(type)} is not application/json`);
+  }
+}
+
 function statusOf(err: unknown): { status: number; message: string } {
   if (err instanceof DashboardError) return { status: HTTP_STATUS[err.code], message: err.message };
   if (err instanceof ConfigError)
@@ -139,10 +178,14 @@ export function createServer(deps: ServerDeps): FastifyInstance {
   });
 
   const who = (req: FastifyRequest) => req.ip;
-  /** Checks the token first; a refused write is still an action in the timeline. */
+  /**
+   * Checks where the write comes from (nothing recorded when another site sent it), then the token; a write refused
+   * for its token is still an action in the timeline (Actions.refused bounds how many).
+   */
   const guarded =
     (action: string, target: (req: FastifyRequest) => string, fn: (req: FastifyRequest) => Promise<unknown>) =>
     async (req: FastifyRequest, reply: FastifyReply) => {
+      checkWriteSource(req);
       try {
         deps.guard.check(req.headers.authorization);
       } catch (err) {
