@@ -1,6 +1,8 @@
 import { MemoryFleetStore } from '@l4fleet/store';
-import { beforeEach, describe, expect, test } from 'vitest';
+import { beforeEach, describe, expect, test, vi } from 'vitest';
 import { fleetFiles, memoryCli } from './cli.test-helper.js';
+import type { CliIo } from './io.js';
+import { runCli } from './program.js';
 
 const file = fleetFiles('cli');
 
@@ -532,5 +534,36 @@ vips:
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/198\.18\.0\.23:80\s+198\.18\.0\.23:80\s+1\s+draining\s+undecided\s+0\s+0\.00%/);
     expect((await cli('describe', 'vip', '198.51.100.99:80/tcp')).code).toBe(1);
+  });
+});
+
+describe('cli - --etcd is checked before etcd is dialled', () => {
+  /** The real store opener: a bad --etcd must fail before any connection is tried. */
+  async function etcdCli(...argv: string[]) {
+    const err: string[] = [];
+    const io: CliIo = { out: () => undefined, err: (t) => err.push(t) };
+    return { code: await runCli(argv, io), err: err.join('\n') };
+  }
+
+  test.each([
+    // No port dialled 443 over plain http; 99999 reached the socket layer.
+    ['http://127.0.0.1', '"http://127.0.0.1" is not http(s)://HOST:PORT (PORT 1-65535)'],
+    ['http://127.0.0.1:99999', '"http://127.0.0.1:99999" is not http(s)://HOST:PORT (PORT 1-65535)'],
+    ['http://127.0.0.1:0', '"http://127.0.0.1:0" is not http(s)://HOST:PORT (PORT 1-65535)'],
+    ['https://[::1]', '"https://[::1]" is not http(s)://HOST:PORT (PORT 1-65535)'],
+    // An empty list reached the etcd client: "Cannot construct an etcd client with no hosts specified", exit 1.
+    [',', 'no endpoints in ","'],
+    [' , ', 'no endpoints in " , "'],
+  ])('--etcd %j: usage error', async (value, message) => {
+    expect(await etcdCli('--etcd', value, 'get', 'vips')).toEqual({ code: 2, err: `error: --etcd: ${message}` });
+  });
+
+  test('L4FLEET_ETCD of only commas or blanks: the same usage error', async () => {
+    vi.stubEnv('L4FLEET_ETCD', ' ');
+    try {
+      expect(await etcdCli('get', 'vips')).toEqual({ code: 2, err: 'error: --etcd: no endpoints in " "' });
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 });
