@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { MAX_TOTAL_SOURCE_RANGES, type SourcePrefix } from '@l4fleet/config';
 import { buildTable } from '@l4fleet/maglev';
 import { describe, expect, test } from 'vitest';
+import type { DataPlaneError } from '../errors.js';
 import type { VipTable } from '../types.js';
 import { type NormalizedVip, validateDesired } from '../validate.js';
 import {
@@ -79,8 +80,67 @@ describe('bpf source ranges - trie keys', () => {
     expect(value('L4F_VIP_SOURCE_RANGES')).toBe(VIP_SOURCE_RANGES);
   });
 
+  const u32 = (x: number) => Buffer.from(Uint32Array.of(x).buffer);
+  /** A dump of two VIPs (ids 2: IPv4, 5: IPv6) and these l4f_src_ranges keys. */
+  const dumpWith = (keys: Buffer[]): Buffer => {
+    const vip = (id: number, family: 4 | 6) =>
+      Buffer.concat([
+        encodeVipKey({
+          family,
+          addressHex: family === 4 ? 'c6336407' : '20010db8'.padEnd(32, '0'),
+          port: 80,
+          protocol: 'tcp',
+        }),
+        encodeVip({
+          id,
+          table: 2 * id,
+          size: 251,
+          seed: 1,
+          hash: '5-tuple',
+          forwarding: 'l2',
+          guePort: 6080,
+          sourceRanges: true,
+          draining: false,
+        }),
+      ]);
+    const head = [u32(2), vip(2, 4), vip(5, 6), u32(0), u32(0), u32(0), Buffer.alloc(CONFIG_BYTES), u32(0), u32(0)];
+    return Buffer.concat([...head, u32(keys.length), ...keys]);
+  };
+  const rawKey = (prefixLength: number, id: number, address: number[]): Buffer =>
+    Buffer.from(trieKey(prefixLength, id, Buffer.from(address).toString('hex')), 'hex');
+
+  // A key the driver never writes is not named as the prefix it resembles: 10.0.0.5/24 read as 10.0.0.0/24 made
+  // the plan add the canonical key and delete this one, the same trie node, so the VIP kept its flag with no entry.
+  test.each([
+    [
+      'host bits set (10.0.0.5/24)',
+      rawKey(24, 2, [10, 0, 0, 5]),
+      /key 38000000020000000a000005.*: address: 10\.0\.0\.5 has bits set past \/24/,
+    ],
+    ['an IPv4 length of 33', rawKey(33, 2, [10, 0, 0, 5]), /: length: 33 is not 0-32 \(the VIP is IPv4\)/],
+    [
+      'bytes past 4 set under an IPv4 VIP',
+      rawKey(32, 2, [10, 0, 0, 5, 1]),
+      /: address: 10\.0\.0\.5 has bits set past \/32/,
+    ],
+    ['an IPv6 length of 129', rawKey(129, 5, [0x20, 1]), /: length: 129 is not 0-128 \(the VIP is IPv6\)/],
+    [
+      'host bits under a VIP id no VIP has',
+      rawKey(8, 9, [10, 1]),
+      /key 28000000090000000a01.*: address: 0a01.* has bits set past \/8/,
+    ],
+  ])('a trie key with %s is refused as unreadable state', (_, key, message) => {
+    let err: unknown;
+    try {
+      decodeDump(dumpWith([key]));
+    } catch (e) {
+      err = e;
+    }
+    expect((err as DataPlaneError).code).toBe('BPF_STATE_UNREADABLE');
+    expect((err as Error).message).toMatch(message);
+  });
+
   test('the dump section reads back per VIP id, named in its VIP family; a dump without it (an older loader) has none', () => {
-    const u32 = (x: number) => Buffer.from(Uint32Array.of(x).buffer);
     // Two VIPs (ids 2: IPv4, 5: IPv6), no addresses, backends, config, tables or previous owners.
     const vip = (id: number, family: 4 | 6) =>
       Buffer.concat([
