@@ -49,6 +49,7 @@ import {
 import { measurePerPacket } from './per-packet.js';
 import { perPacketReport } from './per-packet-report.js';
 import { measureSecondChance, secondChanceReport } from './second-chance.js';
+import { vsHaproxy, vsHaproxyLine } from './vs-haproxy.js';
 
 const VIP = '198.51.100.201';
 /** The NAT path's VIP (forwarding: nat, design note 0012): its ports are the members' plus NAT_PORT_OFFSET. */
@@ -272,11 +273,7 @@ async function main(): Promise<void> {
       }
     }
     Object.assign(figures, paths.figures());
-    if (figures.nftablesGbps !== undefined && figures.haproxyGbps !== undefined) {
-      figures.nftablesVsHaproxyThroughput = (figures.nftablesGbps as number) / (figures.haproxyGbps as number);
-      figures.nftablesVsHaproxyCps = (figures.nftablesCps as number) / (figures.haproxyCps as number);
-      figures.bpfL2VsHaproxyThroughput = (figures.bpfL2Gbps as number) / (figures.haproxyGbps as number);
-    }
+    Object.assign(figures, vsHaproxy(figures));
     if (!SKIP.has('per-packet'))
       Object.assign(
         figures,
@@ -315,13 +312,15 @@ async function main(): Promise<void> {
         `per path ${PATHS_ROUNDS} rounds paired with direct: median, [min..max] of the rounds' ratios, 1-min load average`,
     );
     console.log(pathsReport(figures).join('\n'));
+    const vs = vsHaproxyLine(figures);
+    if (vs !== undefined) console.log(vs);
   }
   if (applyError === undefined && !ONLY_BPF && !SKIP.has('nft-apply')) {
     const f = (k: string, w: string, digits = 1): string => (figures[`${k}_${w}`] as number).toFixed(digits);
     console.log(
       `\napply at M = 65,537 (median of 5)      ${'netlink'.padStart(9)}${'nft -f'.padStart(9)}   x faster\n` +
         [
-          ['full table (100 backends)', 'fullApplyMs'],
+          ['full table (100 backends, one run)', 'fullApplyMs'],
           [`1 of 100 backends leaves (${f('backendLeaveSlots', 'netlink', 0)} slots)`, 'backendLeaveDeltaMs'],
           ['one slot', 'oneSlotDeltaMs'],
           [`1 of 4 leaves (${f('quarterPoolLeaveSlots', 'netlink', 0)} slots)`, 'quarterPoolLeaveDeltaMs'],

@@ -1,7 +1,8 @@
 /**
- * The nftables driver's apply latency at M = 65,537 (dataplane.bench.ts runs it once per delta writer): a full table,
- * one of 100 backends leaving, one slot, a quarter and half of the table (one of 4 and of 2 backends), a backend
- * back before the fold, and a restart with nothing to change. Its own namespace; removed at the end.
+ * The nftables driver's apply latency at M = 65,537 (dataplane.bench.ts runs it once per delta writer): a full table
+ * (one run), and medians of 5: one of 100 backends leaving, one slot, a quarter and half of the table (one of 4
+ * and of 2 backends), a backend back before the fold, and a restart with nothing to change. Its own namespace;
+ * removed at the end.
  */
 import { buildTable } from '@l4fleet/maglev';
 import { pino } from 'pino';
@@ -43,64 +44,76 @@ export async function nftApplyLatency(writer: 'netlink' | 'nft'): Promise<Record
       deltaWriter: writer,
       foldDelayMs: FOLD_MS,
     });
+    // Every timed change starts from a folded table (the usual case: changes minutes apart), and only the change
+    // is timed: the step back to the starting table is not a sample. The full table is one run (from empty).
+    const settle = (): Promise<void> => new Promise((r) => setTimeout(r, FOLD_MS + 500));
+    const SAMPLES = 5;
+    /** Median over SAMPLES of: fold, time `change`, go back to `from` untimed. */
+    const timedFrom = async (
+      from: VipTable,
+      change: (i: number) => VipTable,
+    ): Promise<{ ms: number; slots: number }> => {
+      await dp.apply([from]);
+      const ms: number[] = [];
+      let slots = 0;
+      for (let i = 0; i < SAMPLES; i++) {
+        await settle();
+        const r = await dp.apply([change(i)]);
+        ms.push(r.durationMs);
+        slots = r.slotsChanged;
+        await dp.apply([from]);
+      }
+      return { ms: median(ms), slots };
+    };
     const fullApply = (await dp.apply([full])).durationMs;
-    const deltas: number[] = [];
-    for (let i = 0; i < 5; i++) deltas.push((await dp.apply([i % 2 === 0 ? less : full])).durationMs);
-    const ones: number[] = [];
-    for (let i = 0; i < 5; i++) {
+    const leave = await timedFrom(full, () => less);
+    const one = await timedFrom(full, (i) => {
       const slots = Int32Array.from(full.slots);
       slots[i] = ((slots[i] as number) + 1) % names.length;
-      ones.push((await dp.apply([{ ...full, slots }])).durationMs);
-    }
+      return { ...full, slots };
+    });
     // Small pools: one of 4 backends leaving rewrites a quarter of the table (Maglev moves its ~16,384
-    // slots), one of 2 half of it. Each change comes after the previous one was folded (the usual case);
-    // "flap": the backend comes back before that (new backend id: its slots are replaced in the overlay).
-    const settle = (): Promise<void> => new Promise((r) => setTimeout(r, FOLD_MS + 500));
+    // slots), one of 2 half of it. "Flap": the backend comes back before the fold (new backend id: its slots are
+    // replaced in the overlay); the leave before it is not timed.
     const small = async (n: number): Promise<{ ms: number; flapMs: number; slots: number }> => {
       const all = vip(names.slice(0, n));
       const fewer = vip(names.slice(1, n));
-      await dp.apply([all]);
-      await settle();
-      const ms: number[] = [];
-      let slots = 0;
-      for (let i = 0; i < 5; i++) {
-        const r = await dp.apply([i % 2 === 0 ? fewer : all]);
-        ms.push(r.durationMs);
-        slots = r.slotsChanged;
-        await settle();
-      }
+      const left = await timedFrom(all, () => fewer);
       const back: number[] = [];
-      for (let i = 0; i < 3; i++) {
+      for (let i = 0; i < SAMPLES; i++) {
+        await settle();
         await dp.apply([fewer]);
         back.push((await dp.apply([all])).durationMs);
-        await settle();
       }
-      return { ms: median(ms), flapMs: median(back), slots };
+      return { ms: left.ms, flapMs: median(back), slots: left.slots };
     };
     const quarter = await small(4);
     const half = await small(2);
     await dp.apply([full]);
     await settle(); // folded, as a node usually is when its agent restarts
     await dp.close();
-    const restart = createNftablesDataPlane({ interface: 'eth0', netns: h.ns, logger, deltaWriter: writer });
-    const reconcile = (await restart.apply([full])).durationMs;
-    await restart.close();
+    const reconciles: number[] = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      const restart = createNftablesDataPlane({ interface: 'eth0', netns: h.ns, logger, deltaWriter: writer });
+      reconciles.push((await restart.apply([full])).durationMs);
+      await restart.close();
+    }
     const figures: Record<string, number> = {
       fullApplyMs: fullApply,
-      backendLeaveDeltaMs: median(deltas),
+      backendLeaveDeltaMs: leave.ms,
       backendLeaveSlots:
         less.slots.length -
         full.slots.filter(
           (_s, i) => full.backends[full.slots[i] as number]?.name === less.backends[less.slots[i] as number]?.name,
         ).length,
-      oneSlotDeltaMs: median(ones),
+      oneSlotDeltaMs: one.ms,
       quarterPoolLeaveDeltaMs: quarter.ms,
       quarterPoolLeaveSlots: quarter.slots,
       halfPoolLeaveDeltaMs: half.ms,
       quarterPoolFlapDeltaMs: quarter.flapMs,
       halfPoolFlapDeltaMs: half.flapMs,
       halfPoolLeaveSlots: half.slots,
-      restartReconcileMs: reconcile,
+      restartReconcileMs: median(reconciles),
     };
     return Object.fromEntries(Object.entries(figures).map(([k, v]) => [`${k}_${writer}`, v]));
   } finally {
