@@ -102,4 +102,27 @@ describe('health checker - a check of a shared address', () => {
     expect(probed.length).toBe(after);
     c.close();
   });
+
+  // l4fleet_health_probes_total counted each member's observation: a shared check for 5 members, 5 probes, 25 counted.
+  test('onProbe: once per probe, not once per member the probe feeds', async () => {
+    vi.useFakeTimers();
+    let probes = 0;
+    const probe: Probe = async () => {
+      probes += 1;
+      return { ok: true, latencyMs: 1 };
+    };
+    const counted: boolean[] = [];
+    const c = createHealthChecker({
+      probe,
+      logger,
+      onObservation: () => undefined,
+      onProbe: (r) => void counted.push(r.ok),
+    });
+    c.setTargets(targets(0, 5)); // five api members, the database check alone: one run
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(probes).toBeGreaterThan(0);
+    expect(counted).toHaveLength(probes);
+    expect(c.probesTotal).toBe(probes);
+    c.close();
+  });
 });

@@ -73,6 +73,39 @@ describe('health checker - scheduling and hysteresis', () => {
     c.close();
   });
 
+  // The member reset to unknown said nothing: its metric, the aggregator, the etcd report and probeFailures kept the old
+  // endpoint's status until rise or fall probes of the new one.
+  test('a member whose endpoint changed is observed unknown at once (changed), from its last status', async () => {
+    vi.useFakeTimers();
+    let ok = false;
+    const probe: Probe = async () => ({ ok, latencyMs: 1, ...(ok ? {} : { reason: 'ECONNREFUSED' }) });
+    const seen: HealthObservation[] = [];
+    const c = createHealthChecker({ probe, logger, onObservation: (o) => seen.push(o) });
+    const a = { key: 'web/a', address: '127.0.0.1', port: 80, checks: [check] };
+    const b = { key: 'web/b', address: '127.0.0.2', port: 80, checks: [check] };
+    c.setTargets([a, b]);
+    await advanceUntilDown(c, 'web/b');
+    expect(c.failures().has('web/b')).toBe(true);
+    seen.length = 0;
+    ok = true;
+    c.setTargets([a, { ...b, address: '127.0.0.3' }]);
+    expect(seen).toEqual([
+      {
+        key: 'web/b',
+        result: { ok: false, latencyMs: 0, reason: 'endpoint changed: not probed yet' },
+        status: 'unknown',
+        changed: true,
+        atMs: expect.any(Number),
+      },
+    ]);
+    expect(c.failures().has('web/b')).toBe(false);
+    // A member that was unknown already, moved again: nothing changed, nothing said.
+    seen.length = 0;
+    c.setTargets([a, { ...b, address: '127.0.0.4' }]);
+    expect(seen).toEqual([]);
+    c.close();
+  });
+
   test('never more than maxConcurrentProbes probes in flight', async () => {
     vi.useFakeTimers();
     let inFlight = 0;

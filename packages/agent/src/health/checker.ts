@@ -45,7 +45,13 @@ export interface HealthObservation {
 }
 
 export interface HealthCheckerOptions {
+  /**
+   * Each member's view of each probe (a shared check feeds every member that has it), and a member whose endpoint
+   * changed, reset to `unknown` (ENDPOINT_CHANGED_REASON) without a probe.
+   */
   readonly onObservation: (o: HealthObservation) => void;
+  /** Once per probe finished, however many members it feeds: l4fleet_health_probes_total. */
+  readonly onProbe?: (result: ProbeResult) => void;
   readonly logger: Logger;
   readonly probe?: Probe;
   readonly clock?: Clock;
@@ -113,6 +119,9 @@ interface MemberState {
 }
 
 const endpointOf = (t: HealthTarget): string => JSON.stringify([t.address, t.port]);
+
+/** The result of the observation that resets a member whose address or port changed: no probe of it has run yet. */
+export const ENDPOINT_CHANGED_REASON = 'endpoint changed: not probed yet';
 
 /**
  * Where check `index` of member `t` runs: a check with an `address` under one key for every member (`@` and the check),
@@ -217,6 +226,11 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
     }
     if (r.stopped || closed) return;
     probesTotal += 1;
+    try {
+      opts.onProbe?.(result);
+    } catch (err) {
+      log.error({ event: 'healthObserverFailed', err });
+    }
     const checkChangedTo = r.hysteresis.observe(result.ok);
     if (checkChangedTo === 'down') r.failure = { reason: result.reason ?? 'failed', sinceMs: clock.now() };
     else if (checkChangedTo) r.failure = undefined;
@@ -226,6 +240,14 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
   };
 
   /** One member's view of one probe of one of its checks: its combined status, and the observation. */
+  const notify = (o: HealthObservation): void => {
+    try {
+      opts.onObservation(o);
+    } catch (err) {
+      log.error({ event: 'healthObserverFailed', err });
+    }
+  };
+
   const observeMember = (key: string, r: Running, label: string, probed: ProbeResult): void => {
     const result = probed.ok ? probed : { ...probed, reason: labelled(label, probed.reason) };
     const member = members.get(key);
@@ -234,11 +256,7 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
     if (member) member.status = after;
     const changed = after !== before;
     if (changed) log.info({ event: 'memberObserved', member: key, status: after, reason: result.reason });
-    try {
-      opts.onObservation({ key, result, status: after, changed, atMs: clock.now() });
-    } catch (err) {
-      log.error({ event: 'healthObserverFailed', err });
-    }
+    notify({ key, result, status: after, changed, atMs: clock.now() });
   };
 
   const stop = (r: Running): void => {
@@ -296,16 +314,26 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
         schedule(r, offsetMs(key, w.check.intervalMs));
       }
       byMember.clear();
+      /** Members whose endpoint changed from a decided status: said once the state is whole. */
+      const reset: string[] = [];
       for (const [key, { t, runs: runKeys }] of wantedMembers) {
         const runs = runKeys.map((k) => running.get(k)).filter((r): r is Running => r !== undefined);
         byMember.set(key, runs);
         const m = members.get(key);
         const required = Math.min(t.required ?? runs.length, runs.length);
         if (!m || m.endpoint !== endpointOf(t)) {
+          if (m && m.status !== 'unknown') reset.push(key);
           members.set(key, { endpoint: endpointOf(t), status: 'unknown', required });
         } else m.required = required;
       }
       for (const key of members.keys()) if (!wantedMembers.has(key)) members.delete(key);
+      // The old endpoint's status is not the new one's: its metric, the aggregator's input, the etcd report and
+      // probeFailures must not keep it until rise or fall probes of the new endpoint.
+      for (const key of reset) {
+        log.info({ event: 'memberObserved', member: key, status: 'unknown', reason: ENDPOINT_CHANGED_REASON });
+        const result = { ok: false, latencyMs: 0, reason: ENDPOINT_CHANGED_REASON };
+        notify({ key, result, status: 'unknown', changed: true, atMs: clock.now() });
+      }
     },
     observed() {
       return new Map([...members].map(([k, m]) => [k, m.status]));
