@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createAgentMetrics } from '@l4fleet/agent';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createMetricsRecorder, httpFetchText } from './metrics-history.js';
+import { agentSamples, createMetricsRecorder, httpFetchText } from './metrics-history.js';
 
 function exposition(packets: number, flows: number, backends: Record<string, number> = {}): string {
   return [
@@ -65,6 +66,88 @@ describe('metrics-history', () => {
     expect(h.t).toEqual([1, 2]); // capacity 2
     expect(h.flowsPerNode.n1).toEqual([1, 1]);
     expect(h.packetsPerNode.n1).toEqual([null, 0]);
+  });
+
+  test.each([
+    [
+      'an empty 200',
+      '',
+      "no l4fleet_dataplane_vip_packets, l4fleet_dataplane_flow_entries (not an l4fleet agent's /metrics?)",
+    ],
+    [
+      'node_exporter',
+      '# TYPE node_load1 gauge\nnode_load1 0.5\n',
+      "no l4fleet_dataplane_vip_packets, l4fleet_dataplane_flow_entries (not an l4fleet agent's /metrics?)",
+    ],
+    [
+      'no flow entries',
+      '# TYPE l4fleet_dataplane_vip_packets gauge\n',
+      "no l4fleet_dataplane_flow_entries (not an l4fleet agent's /metrics?)",
+    ],
+    [
+      'a NaN packet counter',
+      exposition(10, 1).replace(
+        'l4fleet_dataplane_vip_packets{vip="198.51.100.10:80/tcp"} 5',
+        'l4fleet_dataplane_vip_packets{vip="198.51.100.10:80/tcp"} NaN',
+      ),
+      'l4fleet_dataplane_vip_packets{vip="198.51.100.10:80/tcp"} is NaN, not a finite number',
+    ],
+    [
+      'an infinite flow count',
+      exposition(10, 1).replace('l4fleet_dataplane_flow_entries 1', 'l4fleet_dataplane_flow_entries +Inf'),
+      'l4fleet_dataplane_flow_entries is Infinity, not a finite number',
+    ],
+    [
+      'a value that is not a number',
+      exposition(10, 1).replace(
+        'l4fleet_dataplane_drops_packets{reason="noBackend"} 0',
+        'l4fleet_dataplane_drops_packets{reason="noBackend"} abc',
+      ),
+      'l4fleet_dataplane_drops_packets{reason="noBackend"} is NaN, not a finite number',
+    ],
+  ])(
+    'metrics-history - %s at the metrics URL is a failed scrape naming the problem, not an idle node',
+    async (_, body, problem) => {
+      const rec = createMetricsRecorder({
+        targets: new Map([['n1', 'http://n1/metrics']]),
+        fetchText: async () => body,
+      });
+      await rec.tick(0);
+      await rec.tick(2_000);
+      const h = rec.history();
+      expect(h.errors).toEqual({ n1: `http://n1/metrics: ${problem}` });
+      expect([h.packetsPerNode.n1, h.flowsPerNode.n1]).toEqual([
+        [null, null],
+        [null, null],
+      ]);
+    },
+  );
+
+  test("metrics-history - a real agent's /metrics passes, with its data plane not up yet and with it", async () => {
+    const m = createAgentMetrics({ node: 'n1', fleet: 'f', defaultMetrics: false });
+    expect(agentSamples('http://n1/metrics', await m.registry.metrics())).not.toHaveLength(0);
+    m.setDataPlaneSource(async () => ({
+      vips: [{ vip: '198.51.100.10:80/tcp', packets: 7, bytes: 700 }],
+      backends: [],
+      drops: {} as never,
+      flowTable: { entries: 3, fullPackets: 0 },
+    }));
+    const samples = agentSamples('http://n1/metrics', await m.registry.metrics());
+    expect(samples.find((x) => x.name === 'l4fleet_dataplane_flow_entries')?.value).toBe(3);
+  });
+
+  test('metrics-history - an agent without VIPs yet (families declared, no samples) is scraped fine', async () => {
+    const body = [
+      '# HELP l4fleet_dataplane_vip_packets packets',
+      '# TYPE l4fleet_dataplane_vip_packets gauge',
+      '# TYPE l4fleet_dataplane_flow_entries gauge',
+      'l4fleet_dataplane_flow_entries 0',
+    ].join('\n');
+    const rec = createMetricsRecorder({ targets: new Map([['n1', 'http://n1/metrics']]), fetchText: async () => body });
+    await rec.tick(0);
+    await rec.tick(2_000);
+    expect(rec.history().errors).toEqual({});
+    expect(rec.history().packetsPerNode.n1).toEqual([null, 0]);
   });
 
   test('metrics-history - a backend no node reports any more is dropped once its whole window is a gap', async () => {

@@ -3,7 +3,7 @@
  * Every tick scrapes all agents at once and appends one column (same time for every node), so the page's charts
  * share one time axis. Packet counters become rates here; a counter that went down (agent restart) gives a gap.
  */
-import { firstValue, parsePrometheusText, type Sample, sumBy } from './prom-text.js';
+import { firstValue, parseExposition, type Sample, sampleText, sumBy } from './prom-text.js';
 
 /** Scrape period: fine enough to see a drain move traffic, light enough for a 2-core box. */
 export const SCRAPE_INTERVAL_MS = 2_000;
@@ -33,6 +33,24 @@ export interface MetricsHistory {
 }
 
 export type FetchText = (url: string, timeoutMs: number) => Promise<string>;
+
+/** Families every agent exports (declared even before it has a VIP): without them, what answers is no agent. */
+const REQUIRED_FAMILIES = [VIP_PACKETS, FLOW_ENTRIES] as const;
+/** Families the charts read: a value of theirs that is not a finite number fails the scrape rather than be a gap. */
+const CHARTED = new Set([VIP_PACKETS, BACKEND_PACKETS, FLOW_ENTRIES, DROPS]);
+
+/**
+ * The samples of an agent's /metrics body; throws naming the problem (prefixed with `url`) when it is not one:
+ * node_exporter, an empty 200 or a proxy's page would otherwise chart as an idle node with no traffic.
+ */
+export function agentSamples(url: string, text: string): Sample[] {
+  const { samples, families } = parseExposition(text);
+  const missing = REQUIRED_FAMILIES.filter((f) => !families.has(f));
+  if (missing.length > 0) throw new Error(`${url}: no ${missing.join(', ')} (not an l4fleet agent's /metrics?)`);
+  const bad = samples.find((x) => CHARTED.has(x.name) && !Number.isFinite(x.value));
+  if (bad) throw new Error(`${url}: ${sampleText(bad)} is ${bad.value}, not a finite number`);
+  return samples;
+}
 
 /**
  * A /metrics body longer than this (16 MiB; an agent exports a few hundred bytes per VIP and per backend) is a failed
@@ -110,7 +128,7 @@ export function createMetricsRecorder(opts: {
       const scraped = await Promise.all(
         [...opts.targets].map(async ([node, url]) => {
           try {
-            return { node, samples: parsePrometheusText(await fetchText(url, SCRAPE_TIMEOUT_MS)) };
+            return { node, samples: agentSamples(url, await fetchText(url, SCRAPE_TIMEOUT_MS)) };
           } catch (err) {
             return { node, error: (err as Error).message };
           }

@@ -35,12 +35,34 @@ function parseLabels(text: string, line: string): Record<string, string> {
   return labels;
 }
 
+export interface Exposition {
+  readonly samples: Sample[];
+  /**
+   * Metric families the text declares (`# HELP` / `# TYPE`) or has samples of: a labelled family with no values yet
+   * (an agent without VIPs) is declared but has no sample.
+   */
+  readonly families: ReadonlySet<string>;
+}
+
+const DECLARATION = /^#\s+(?:HELP|TYPE)\s+([a-zA-Z_:][a-zA-Z0-9_:]*)/;
+
 /** Parses the whole exposition; throws TypeError naming the first line that is not a sample or a comment. */
 export function parsePrometheusText(text: string): Sample[] {
+  return parseExposition(text).samples;
+}
+
+/** parsePrometheusText, and the families declared. */
+export function parseExposition(text: string): Exposition {
   const samples: Sample[] = [];
+  const families = new Set<string>();
   for (const raw of text.split('\n')) {
     const line = raw.trim();
-    if (line === '' || line.startsWith('#')) continue;
+    if (line === '') continue;
+    if (line.startsWith('#')) {
+      const d = DECLARATION.exec(line);
+      if (d) families.add(d[1] as string);
+      continue;
+    }
     const m = SAMPLE.exec(line);
     if (!m) throw new TypeError(`metrics line ${JSON.stringify(line)}: not a sample`);
     samples.push({
@@ -48,8 +70,15 @@ export function parsePrometheusText(text: string): Sample[] {
       labels: m[2] ? parseLabels(m[2], line) : {},
       value: parseValue(m[3] as string),
     });
+    families.add(m[1] as string);
   }
-  return samples;
+  return { samples, families };
+}
+
+/** `name{label="value",...}` as the exposition writes it: names a sample in an error. */
+export function sampleText(s: Sample): string {
+  const labels = Object.entries(s.labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+  return labels.length === 0 ? s.name : `${s.name}{${labels.join(',')}}`;
 }
 
 /** Sum of the samples named `name`, grouped by the value of `label` (a missing label groups under ''). */
