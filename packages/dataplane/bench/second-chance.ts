@@ -26,6 +26,7 @@ import {
   type VipTable,
 } from '../src/index.js';
 import { benchLab, setSysctl } from './interrupt.js';
+import { checkSecondChancePaths } from './second-chance-check.js';
 
 // Lab addresses (198.18.0.0/15, 198.51.100.0/24), distinct from the other bench topologies.
 const VIP4 = '198.51.100.91';
@@ -199,6 +200,7 @@ export async function measureSecondChance(): Promise<Record<string, number>> {
     const sc = (await backendStatus(hosts[1] as BackendHostDeps)).counters.secondChance;
     figures.scForwarded = sc.forwarded.packets;
     figures.scLocal = sc.local.packets;
+    checkSecondChancePaths(figures);
   } finally {
     server?.kill('SIGKILL');
     restoreStats?.();
