@@ -391,3 +391,62 @@ describe('agent - faults', () => {
     ).toEqual(expect.arrayContaining([true, false]));
   });
 });
+
+/** A promise the test releases (`opened` resolves on release()). */
+function gate() {
+  let release: () => void = () => undefined;
+  const opened = new Promise<void>((r) => {
+    release = r;
+  });
+  return { opened, release };
+}
+
+describe('agent - close while connecting', () => {
+  test('closed while its registration is in flight: the node does not stay registered', async () => {
+    const store = new MemoryFleetStore();
+    await store.apply(fleetFile);
+    const g = gate();
+    const realRegister = store.registerNode.bind(store);
+    store.registerNode = async (...args) => {
+      await g.opened;
+      return realRegister(...args);
+    };
+    const n = startNode(store, 'n1', 0);
+    const started = n.agent.start();
+    await n.agent.close();
+    g.release();
+    await started;
+    expect((await store.listNodes()).filter((v) => v.record !== undefined).map((v) => v.name)).toEqual([]);
+  });
+
+  test('closed while its watches start: none stays open', async () => {
+    const store = new MemoryFleetStore();
+    await store.apply(fleetFile);
+    const g = gate();
+    let open = 0;
+    const counted =
+      <A extends unknown[]>(start: (...a: A) => Promise<{ close(): Promise<void> }>, wait = false) =>
+      async (...a: A) => {
+        if (wait) await g.opened;
+        const w = await start(...a);
+        open += 1;
+        return {
+          close: async () => {
+            open -= 1;
+            await w.close();
+          },
+        };
+      };
+    store.watchDesired = counted(store.watchDesired.bind(store));
+    store.watchDecided = counted(store.watchDecided.bind(store));
+    store.watchNodes = counted(store.watchNodes.bind(store));
+    store.watchTableHistory = counted(store.watchTableHistory.bind(store), true);
+    const n = startNode(store, 'n1', 0);
+    const started = n.agent.start();
+    await until('three watches', () => open === 3);
+    await n.agent.close();
+    g.release();
+    await started;
+    expect(open).toBe(0);
+  });
+});

@@ -62,9 +62,10 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
     return true;
   };
 
-  const startWatches = async (): Promise<void> => {
-    watches.push(
-      await store.watchDesired({
+  /** The watches, in the order they start. */
+  const starters: (() => Promise<Watch>)[] = [
+    () =>
+      store.watchDesired({
         onUpdate: opts.onDesired,
         onError: (err) => {
           if (isRejectedRecord(err) || err.code === 'INVALID_STATE') return opts.onStateRejected(err);
@@ -73,32 +74,44 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
           if (err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT') failStatic.probeNow('desiredWatchUnavailable');
         },
       }),
-    );
-    watches.push(
-      await store.watchDecided({
+    () =>
+      store.watchDecided({
         onUpdate: opts.onDecided,
         onError: (err) => {
           if (!common('decided', err)) log.warn({ event: 'decidedWatchError', code: err.code, err: err.message });
         },
       }),
-    );
-    watches.push(
-      await store.watchNodes({
+    () =>
+      store.watchNodes({
         onUpdate: opts.onNodes,
         onError: (err) => {
           if (!common('nodes', err)) log.warn({ event: 'nodesWatchError', code: err.code, err: err.message });
         },
       }),
-    );
-    watches.push(
-      await store.watchTableHistory({
+    () =>
+      store.watchTableHistory({
         onUpdate: opts.onHistory,
         onError: (err) => {
           if (common('history', err)) opts.onHistoryRejected?.();
           else log.warn({ event: 'historyWatchError', code: err.code, err: err.message });
         },
       }),
-    );
+  ];
+
+  /**
+   * Starts the watches one after the other. close() may come while one starts: what resolves after it is closed at
+   * once, or it would run on (a leaked etcd watch stream) after the agent stopped.
+   */
+  const startWatches = async (): Promise<void> => {
+    for (const start of starters) {
+      if (closed) return;
+      const w = await start();
+      if (closed) {
+        await w.close().catch(() => undefined);
+        return;
+      }
+      watches.push(w);
+    }
   };
 
   const register = async (): Promise<void> => {
@@ -120,6 +133,12 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
             },
           },
         );
+        if (closed) {
+          // close() came while registering: it found no registration to close, so this one would stay (its
+          // keepalive running) after the agent stopped.
+          await registration.close().catch(() => undefined);
+          return;
+        }
         reports.setRegistration(registration);
         failStatic.setReachable(true, 'registered');
         reports.health();
