@@ -28,4 +28,29 @@ describe('options', () => {
       );
     },
   );
+
+  test.each([
+    ['n1=http://admin:s3cret@198.18.0.11:9469', 'n1=http://admin:***@198.18.0.11:9469'],
+    ['n1=http://admin@198.18.0.11:9469', 'n1=http://admin@198.18.0.11:9469'],
+    ['n1=http://:s3cret@198.18.0.11:9469/metrics', 'n1=http://:***@198.18.0.11:9469/metrics'],
+  ])('options - --agent-metrics %j with credentials is refused, the password masked', (text, shown) => {
+    let caught: unknown;
+    try {
+      parseMetricsTargets(text);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(DashboardError);
+    expect(caught).toMatchObject({ code: 'OPTION_INVALID' });
+    expect((caught as Error).message).toBe(
+      `agent-metrics: ${JSON.stringify(shown)}: a user or password in the URL is not supported (an agent's /metrics takes none)`,
+    );
+    expect((caught as Error).message).not.toContain('s3cret');
+  });
+
+  test('options - --agent-metrics: a password is masked in the error of a URL that does not parse either', () => {
+    expect(() => parseMetricsTargets('n1=http://admin:s3cret@host:99999')).toThrow(
+      'agent-metrics: "n1=http://admin:***@host:99999": "http://admin:***@host:99999" is not a URL',
+    );
+  });
 });

@@ -20,6 +20,14 @@ export function parseListen(text: string): ListenAddress {
 }
 
 /**
+ * `text` with the password of a URL's `user:password@` replaced by `***`: an option's value goes into errors, and a
+ * metrics error reaches every page and /api/state.
+ */
+export function maskPassword(text: string): string {
+  return text.replace(/(\/\/[^/?#@]*?:)[^/?#]*@/, '$1***@');
+}
+
+/**
  * `node1=http://127.0.0.1:9469/metrics,node2=...`: where each agent's /metrics is (the agents' `metrics.listen`).
  * A bare `http://host:port` gets `/metrics` appended.
  */
@@ -30,20 +38,28 @@ export function parseMetricsTargets(text: string | undefined): Map<string, strin
     .map((s) => s.trim())
     .filter(Boolean)) {
     const m = /^([^=\s]+)=(https?:\/\/\S+)$/.exec(part);
+    const shown = maskPassword(part);
     if (!m)
       throw new DashboardError(
         'OPTION_INVALID',
-        `agent-metrics: ${JSON.stringify(part)} is not NODE=http://HOST:PORT[/metrics]`,
+        `agent-metrics: ${JSON.stringify(shown)} is not NODE=http://HOST:PORT[/metrics]`,
       );
     let url: URL;
     try {
       url = new URL(m[2] as string);
-    } catch (err) {
-      // A port past 65535, an unclosed [v6], a bad %-escape: URL's own TypeError names neither the option nor the value.
+    } catch {
+      // A port past 65535, an unclosed [v6], a bad %-escape: URL's own TypeError names neither the option nor the value
+      // (and is not kept as the cause: its `input` is the value unmasked).
       throw new DashboardError(
         'OPTION_INVALID',
-        `agent-metrics: ${JSON.stringify(part)}: ${JSON.stringify(m[2])} is not a URL`,
-        { cause: err },
+        `agent-metrics: ${JSON.stringify(shown)}: ${JSON.stringify(maskPassword(m[2] as string))} is not a URL`,
+      );
+    }
+    // Node's fetch refuses a URL with credentials, and its error (password included) would be each scrape's error.
+    if (url.username !== '' || url.password !== '') {
+      throw new DashboardError(
+        'OPTION_INVALID',
+        `agent-metrics: ${JSON.stringify(shown)}: a user or password in the URL is not supported (an agent's /metrics takes none)`,
       );
     }
     if (url.pathname === '/') url.pathname = '/metrics';
