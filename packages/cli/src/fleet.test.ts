@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import { MemoryFleetStore } from '@l4fleet/store';
 import { beforeEach, describe, expect, test, vi } from 'vitest';
 import { fleetFiles, memoryCli } from './cli.test-helper.js';
@@ -556,6 +557,19 @@ describe('cli - --etcd is checked before etcd is dialled', () => {
     [' , ', 'no endpoints in " , "'],
   ])('--etcd %j: usage error', async (value, message) => {
     expect(await etcdCli('--etcd', value, 'get', 'vips')).toEqual({ code: 2, err: `error: --etcd: ${message}` });
+  });
+
+  // A named file that cannot be read is exit 1 everywhere (apply -f was; --cacert, --cert, --key and
+  // dashboard --token-file were 2): the command line was right, the file is not.
+  test.each([
+    [['--cacert', '/nonexistent/ca.pem', 'get', 'vips'], '--cacert: cannot read /nonexistent/ca.pem: ENOENT'],
+    [['--key', tmpdir(), 'get', 'vips'], `--key: cannot read ${tmpdir()}: EISDIR`],
+    [['dashboard', '--token-file', '/nonexistent/token'], '--token-file: cannot read /nonexistent/token: ENOENT'],
+    [['apply', '-f', '/nonexistent/fleet.yaml'], '-f: cannot read /nonexistent/fleet.yaml: ENOENT'],
+  ])('%j: exit 1 naming the flag and the file', async (argv, message) => {
+    const r = await etcdCli('--etcd', 'http://127.0.0.1:1', ...argv);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`error: ${message}`);
   });
 
   test('L4FLEET_ETCD of only commas or blanks: the same usage error', async () => {

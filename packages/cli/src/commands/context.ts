@@ -46,7 +46,8 @@ function readPem(file: string | undefined, flag: string): Buffer | undefined {
   try {
     return readFileSync(file);
   } catch (err) {
-    throw new CliError(`${flag}: cannot read ${file}: ${(err as Error).message}`, EXIT_USAGE, { cause: err });
+    // Exit 1, as apply -f: the command line named a file, and the file is what is wrong.
+    throw new CliError(`${flag}: cannot read ${file}: ${(err as Error).message}`, EXIT_FAILURE, { cause: err });
   }
 }
 

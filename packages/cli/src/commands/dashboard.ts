@@ -32,7 +32,7 @@ function readToken(flags: DashboardFlags): string | undefined {
   try {
     return readFileSync(flags.tokenFile, 'utf8').trim();
   } catch (err) {
-    throw new CliError(`--token-file: cannot read ${flags.tokenFile}: ${(err as Error).message}`, EXIT_USAGE, {
+    throw new CliError(`--token-file: cannot read ${flags.tokenFile}: ${(err as Error).message}`, EXIT_FAILURE, {
       cause: err,
     });
   }

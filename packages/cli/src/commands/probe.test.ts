@@ -223,17 +223,23 @@ describe('l4fleet probe', () => {
     }
   });
 
-  test('an unknown pool or member, and a bad --ca-file, are named', async () => {
+  // Not found is exit 1 (as `member drain web nosuch` and `probe nosuch`), and so is a named file that cannot be
+  // read or holds no certificate: neither is a usage error (README "Exit codes").
+  test('an unknown pool or member, and a bad --ca-file, are named; exit 1', async () => {
     expect(await cli('probe', 'nope')).toMatchObject({
       code: 1,
       err: 'error: pool "nope": not in the fleet (revision 1)',
     });
     expect(await cli('probe', 'web', 'good', 'bogus')).toMatchObject({
-      code: 2,
+      code: 1,
       err: 'error: pool web: no member "bogus" (members: good, gone)',
     });
     const bad = await cli('probe', 'web', '--ca-file', '/nonexistent/ca.pem');
-    expect(bad).toMatchObject({ code: 2, err: 'error: --ca-file: "/nonexistent/ca.pem" cannot be read (ENOENT)' });
+    expect(bad).toMatchObject({ code: 1, err: 'error: --ca-file: "/nonexistent/ca.pem" cannot be read (ENOENT)' });
+    expect(await cli('probe', 'web', '--ca-file', tmpdir())).toMatchObject({
+      code: 1,
+      err: `error: --ca-file: "${tmpdir()}" is not a regular file`,
+    });
   });
 
   test.each([['not-an-ip'], [''], ['198.18.0.256']])('--source %j is a usage error naming it', async (source) => {

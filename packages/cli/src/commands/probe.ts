@@ -129,7 +129,10 @@ export function registerProbe(program: Command, ctx: FleetCommandContext): void 
       try {
         ca = opts.caFile === undefined ? undefined : readHealthCa(opts.caFile);
       } catch (err) {
-        throw new CliError((err as Error).message.replace(/^health\.caFile/, '--ca-file'), EXIT_USAGE, { cause: err });
+        // Exit 1: the named file cannot be read or holds no certificate; the command line itself is right.
+        throw new CliError((err as Error).message.replace(/^health\.caFile/, '--ca-file'), EXIT_FAILURE, {
+          cause: err,
+        });
       }
       const run = async (fleet: Fleet, from: string): Promise<void> => {
         const pool = fleet.pools.find((p) => p.name === poolName);
@@ -138,7 +141,7 @@ export function registerProbe(program: Command, ctx: FleetCommandContext): void 
         if (unknown.length > 0) {
           throw new CliError(
             `pool ${pool.name}: no member ${unknown.map((n) => JSON.stringify(n)).join(', ')} (members: ${pool.members.map((m) => m.name).join(', ')})`,
-            EXIT_USAGE,
+            EXIT_FAILURE, // not found, as an unknown pool and `member drain POOL NOSUCH`
           );
         }
         const members = names.length === 0 ? pool.members : pool.members.filter((m) => names.includes(m.name));
