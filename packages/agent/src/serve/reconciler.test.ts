@@ -37,13 +37,14 @@ function setup() {
     ramps: new Map(),
     routeMode: 'serving',
   };
+  const metrics = createAgentMetrics({ node: 'node1', fleet: 'f', defaultMetrics: false });
   const reconciler = createReconciler({
     inputs: () => inputs,
     dataPlane,
     speaker,
     routeContext: { nextHop4: '198.18.0.11', communities: [] },
     events,
-    metrics: createAgentMetrics({ node: 'node1', fleet: 'f', defaultMetrics: false }),
+    metrics,
     logger,
     clock,
     onDataPlaneApply: (ok) => applies.push(ok),
@@ -51,7 +52,7 @@ function setup() {
   const set = (p: Partial<ServeInputs>) => {
     inputs = { ...inputs, ...p, revision: inputs.revision + 1 };
   };
-  return { clock, dataPlane, speaker, seen, applies, reconciler, set };
+  return { clock, dataPlane, speaker, seen, applies, reconciler, set, metrics };
 }
 
 describe('reconciler - data plane failures', () => {
@@ -110,6 +111,42 @@ describe('reconciler - withdraw events', () => {
       expect(t.seen.filter((e) => e.kind === 'vip.withdrawn').map((e) => e.data)).toEqual([
         { vip: '198.51.100.20:443/tcp', prefix: '198.51.100.20/32', reason: 'removed' },
       ]);
+    } finally {
+      t.reconciler.close();
+    }
+  });
+});
+
+describe('reconciler - announce events and metrics per VIP', () => {
+  // The prefix was announced already (for :80/tcp), so the new :80/udp never got l4fleet_vip_announced=1 nor vip.announced.
+  test('a VIP added on an address already announced is announced too; removed, its series goes', async () => {
+    const t = setup();
+    const announced = async () =>
+      Object.fromEntries((await t.metrics.vipAnnounced.get()).values.map((v) => [v.labels.vip, v.value]));
+    try {
+      await t.reconciler.request();
+      expect(await announced()).toEqual({ '198.51.100.10:80/tcp': 1, '198.51.100.20:443/tcp': 1 });
+      const QUIC = { ...WEB, protocol: 'udp' } as const; // the same address: its /32 is announced already
+      t.set({ fleet: fleetOf([WEB, QUIC, API]) });
+      await t.reconciler.request();
+      expect(await announced()).toEqual({
+        '198.51.100.10:80/tcp': 1,
+        '198.51.100.10:80/udp': 1,
+        '198.51.100.20:443/tcp': 1,
+      });
+      expect(t.seen.filter((e) => e.kind === 'vip.announced').map((e) => (e.data as { vip: string }).vip)).toEqual([
+        '198.51.100.10:80/tcp',
+        '198.51.100.20:443/tcp',
+        '198.51.100.10:80/udp',
+      ]);
+      // Removed while :80/tcp keeps the address announced: no series left; added back, announced again.
+      t.set({ fleet: fleetOf([WEB, API]) });
+      await t.reconciler.request();
+      expect(await announced()).toEqual({ '198.51.100.10:80/tcp': 1, '198.51.100.20:443/tcp': 1 });
+      t.set({ fleet: fleetOf([WEB, QUIC, API]) });
+      await t.reconciler.request();
+      expect((await announced())['198.51.100.10:80/udp']).toBe(1);
+      expect(t.seen.filter((e) => e.kind === 'vip.announced')).toHaveLength(4);
     } finally {
       t.reconciler.close();
     }

@@ -91,6 +91,8 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
   let routes: Map<string, Advertisement> | undefined;
   let drainRoutes: Map<string, Advertisement> | undefined;
   let appliedRevision = 0;
+  /** The VIPs l4fleet_vip_announced says 1 for (and vip.announced was published): per VIP, not per prefix. */
+  const markedVips = new Set<string>();
   let applied = false;
   let running: Promise<void> | undefined;
   let again = false;
@@ -106,6 +108,25 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     appliedRevision,
     applied,
   });
+
+  const vipsOf = (prefix: string, from: readonly PlannedTable[]) => [
+    ...new Set(from.filter((t) => hostPrefix(t.table.vip.address) === prefix).map((t) => t.key)),
+  ];
+
+  /**
+   * Every VIP of an announced prefix not said yet gets l4fleet_vip_announced=1 and vip.announced: a new prefix's, and
+   * one added on an address announced already (198.51.100.10:443 beside :80), whose routes do not change.
+   */
+  const markAnnounced = (announced: ReadonlyMap<string, Advertisement>): void => {
+    for (const [prefix, adv] of announced) {
+      for (const vip of vipsOf(prefix, tables)) {
+        if (markedVips.has(vip)) continue;
+        markedVips.add(vip);
+        events.emit('vip.announced', { vip, prefix, nextHop: adv.nextHop });
+        metrics.vipAnnounced.set({ vip }, 1);
+      }
+    }
+  };
 
   /** `why` for every prefix, or per prefix (a withdraw while serving: withdrawReason). */
   const setRoutes = async (
@@ -124,22 +145,17 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
       if (!retryable) throw err;
     }
     routes = next;
-    const vipsOf = (prefix: string, from: readonly PlannedTable[]) => [
-      ...new Set(from.filter((t) => hostPrefix(t.table.vip.address) === prefix).map((t) => t.key)),
-    ];
-    for (const [prefix, adv] of next) {
-      if (before.has(prefix)) continue; // unchanged, or an attribute change (drain community): not a new announcement
-      for (const vip of vipsOf(prefix, tables)) {
-        events.emit('vip.announced', { vip, prefix, nextHop: adv.nextHop });
-        metrics.vipAnnounced.set({ vip }, 1);
-      }
-      log.info({ event: 'vipAnnounced', prefix, why: reason(prefix) });
+    markAnnounced(next);
+    for (const prefix of next.keys()) {
+      // An attribute change (drain community) is not a new announcement.
+      if (!before.has(prefix)) log.info({ event: 'vipAnnounced', prefix, why: reason(prefix) });
     }
     for (const prefix of before.keys()) {
       if (next.has(prefix)) continue;
       const r = reason(prefix);
       // A VIP removed or disabled has no table now: the pass before had it.
       for (const vip of vipsOf(prefix, [...tables, ...previousTables])) {
+        markedVips.delete(vip);
         events.emit('vip.withdrawn', { vip, prefix, reason: r });
         metrics.vipAnnounced.set({ vip }, 0);
       }
@@ -210,6 +226,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
             metrics.tableBackupServing.remove({ vip });
             metrics.tableBelowMinUpMembers.remove({ vip });
             metrics.vipAnnounced.remove({ vip });
+            markedVips.delete(vip);
           }
         }
         checksums = next;
@@ -253,6 +270,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
 
     // 3. Announce.
     if (!routes || !sameRoutes(routes, want)) await setRoutes(want, inp.routeMode);
+    else markAnnounced(routes);
     previousTables = planned;
   };
 
