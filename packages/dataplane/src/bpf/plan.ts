@@ -18,7 +18,6 @@
  *   table, backends or ranges are not there yet, and a VIP given ranges never admits every source meanwhile.
  */
 import { vipKey } from '@l4fleet/config';
-import { DataPlaneError } from '../errors.js';
 import type { VipApplyReport } from '../types.js';
 import type { NormalizedVip } from '../validate.js';
 import {
@@ -38,6 +37,7 @@ import {
   type VipKey,
   type VipValue,
 } from './codec.js';
+import { freeIds } from './ids.js';
 import { Op, type Request } from './loader.js';
 import { planPrevious, previousIds } from './previous.js';
 import { planRanges } from './source-ranges.js';
@@ -118,21 +118,6 @@ function elements(map: MapId, entries: readonly Buffer[][]): Buffer {
   return Buffer.concat([u32s(map, entries.length), ...entries.flat()]);
 }
 
-/**
- * The lowest id `used` does not hold. Thrown before anything is sent, so the maps keep serving the last state.
- * VIP ids are those of the current VIPs. Backend ids are never reused while the pins live (a flow LRU entry, which
- * has no idle timeout, may still name one, and pick() would send it to whichever address of the VIP got the id),
- * so a fleet whose backend addresses keep changing runs out after 65,536; removeState frees them (0007 "Maps").
- */
-function lowestFree(used: (i: number) => boolean, max: number, kind: 'VIP' | 'backend', what: string): number {
-  for (let i = 0; i < max; i++) if (!used(i)) return i;
-  const why =
-    kind === 'backend'
-      ? " (a removed backend's id is not reused while the pinned maps live; close with removeState to free them)"
-      : '';
-  throw new DataPlaneError('BPF_IDS_EXHAUSTED', `${what}: all ${max} ${kind} ids are in use${why}`);
-}
-
 export function planApply(
   state: KernelState,
   desired: readonly NormalizedVip[],
@@ -164,6 +149,8 @@ export function planApply(
 
   const wanted = new Set<string>();
   const usedVipIds = new Set([...vips.values()].map((v) => v.value.id));
+  const nextVipId = freeIds((i) => usedVipIds.has(i), MAX_VIPS, 'VIP');
+  const nextBackendId = freeIds((i) => backends.has(i), MAX_BACKENDS, 'backend');
   for (const v of desired) {
     const key: VipKey = {
       family: v.family,
@@ -174,7 +161,7 @@ export function planApply(
     const mk = vipMapKey(key);
     wanted.add(mk);
     const old = vips.get(mk);
-    const id = old?.value.id ?? lowestFree((i) => usedVipIds.has(i), MAX_VIPS, 'VIP', `vip ${v.label}`);
+    const id = old?.value.id ?? nextVipId(`vip ${v.label}`);
     usedVipIds.add(id);
     wantRanges.set(id, v.sources);
 
@@ -193,7 +180,7 @@ export function planApply(
       };
       let bid = mine.get(b.addressHex);
       if (bid === undefined) {
-        bid = lowestFree((i) => backends.has(i), MAX_BACKENDS, 'backend', `vip ${v.label}: backend ${b.address}`);
+        bid = nextBackendId(`vip ${v.label}: backend ${b.address}`);
         backendsAdded += 1;
       } else if (!backends.get(bid)?.live && want.live) backendsAdded += 1;
       const have = backends.get(bid);
