@@ -76,6 +76,19 @@ describe('cli - fleet commands on the memory store', () => {
     expect((await store.getDesired()).revision).toBe(0);
   });
 
+  test('a repeated -f is refused, not the last one silently taken', async () => {
+    const a = file('twice-a.yaml', FLEET);
+    const b = file('twice-b.yaml', FLEET.replace('weight: 2', 'weight: 3'));
+    for (const cmd of [['apply'], ['recover'], ['probe', 'web']]) {
+      const r = await cli(...cmd, '-f', a, '--file', b);
+      expect(r).toMatchObject({ code: 2, out: '' });
+      expect(r.err).toBe(
+        `error: -f, --file: given twice (${JSON.stringify(a)}, then ${JSON.stringify(b)}); give it once`,
+      );
+    }
+    expect((await store.getDesired()).revision).toBe(0);
+  });
+
   test('usage errors exit 2', async () => {
     expect((await cli('get', 'widgets')).code).toBe(2);
     expect((await cli('get', 'vips', '-o', 'xml')).code).toBe(2);

@@ -17,3 +17,20 @@ export function integerOption(value: string, flag: string, min: number, max: num
   }
   return n;
 }
+
+/**
+ * A commander argParser for an option that takes one value: commander keeps the last of a repeated option, so
+ * `apply -f a.yaml -f b.yaml` applied b.yaml alone, silently. `flags` names the option in the error (exit 2). Only
+ * for options without a default: a default arrives as `previous` as well.
+ */
+export function onceOption(flags: string): (value: string, previous: string | undefined) => string {
+  return (value, previous) => {
+    if (previous !== undefined) {
+      throw new CliError(
+        `${flags}: given twice (${JSON.stringify(previous)}, then ${JSON.stringify(value)}); give it once`,
+        EXIT_USAGE,
+      );
+    }
+    return value;
+  };
+}

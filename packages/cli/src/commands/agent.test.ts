@@ -85,6 +85,12 @@ describe('cli agent - --check never starts an agent', () => {
     expect(r.err).toContain(`${flag}: needs a value, got the option "${value}"`);
   });
 
+  test('-c given twice: usage error naming both files (commander kept the last); nothing started', async () => {
+    const r = await agent(['-c', f, '--config', '/etc/other.yaml', '--check']);
+    expect(r).toMatchObject({ code: 2, started: 0 });
+    expect(r.err).toBe(`error: -c, --config: given twice (${JSON.stringify(f)}, then "/etc/other.yaml"); give it once`);
+  });
+
   test('--check with a value-taking flag missing its value: usage error, nothing started', async () => {
     const r = await agent(['--config', f, '--check', '--node-name']);
     expect(r).toMatchObject({ code: 2, started: 0 });

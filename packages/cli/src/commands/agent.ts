@@ -22,7 +22,7 @@ import { formatProblem } from '@l4fleet/config';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
-import { integerOption } from '../options.js';
+import { integerOption, onceOption } from '../options.js';
 
 /** The largest 4-byte AS number (RFC 6793), as agent.yaml's bgp.asn. */
 const MAX_ASN = 0xffff_ffff;
@@ -114,7 +114,7 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
     .description(
       'run the node agent (health checks, tables, BGP, metrics, events) until SIGTERM; SIGHUP reloads the peers and the log level',
     )
-    .option('-c, --config <file>', 'agent.yaml (flags override it)')
+    .option('-c, --config <file>', 'agent.yaml (flags override it)', onceOption('-c, --config'))
     .option('--node-name <name>', 'node name (node.name)')
     .option('--interface <ifname>', 'interface facing the router and backends (node.interface)')
     .option('--address <ipv4>', 'next hop announced for IPv4 VIPs (node.address)')

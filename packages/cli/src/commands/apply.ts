@@ -16,6 +16,7 @@ import type { FleetStore } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { readBounded } from '../bounded-read.js';
 import { CliError, EXIT_FAILURE } from '../io.js';
+import { onceOption } from '../options.js';
 import { type ApplyGuardFlags, applyGuards } from './apply-guards.js';
 import {
   asCliError,
@@ -153,7 +154,7 @@ export function registerApply(program: Command, ctx: FleetCommandContext): void 
   program
     .command('apply')
     .description('validate a fleet file, show the diff and the predicted churn, and write it (one etcd txn)')
-    .requiredOption('-f, --file <file>', 'fleet file (YAML or JSON; - for stdin)')
+    .requiredOption('-f, --file <file>', 'fleet file (YAML or JSON; - for stdin)', onceOption('-f, --file'))
     .option('--dry-run', 'validate and show what would change, write nothing')
     .option('-o, --output <format>', 'table | json (the plan and result)', 'table')
     .option(

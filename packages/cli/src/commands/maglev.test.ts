@@ -1,6 +1,7 @@
 /** `l4fleet maglev slot` and the endpoint parser shared with `explain flow` and `member`. */
 import { describe, expect, test } from 'vitest';
-import { CliError, EXIT_USAGE } from '../io.js';
+import { CliError, type CliIo, EXIT_USAGE } from '../io.js';
+import { runCli } from '../program.js';
 import { parseEndpoint } from './maglev.js';
 
 describe('cli - endpoints', () => {
@@ -22,5 +23,30 @@ describe('cli - endpoints', () => {
     ['[2001:db8::1]:65535', { address: '2001:db8::1', port: 65535 }],
   ])('%s is taken', (text, want) => {
     expect(parseEndpoint(text, 'src')).toEqual(want);
+  });
+});
+
+async function cli(...argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIo = { out: (t) => out.push(t), err: (t) => err.push(t) };
+  const code = await runCli(argv, io);
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('cli - maglev table and slot refuse what they would misread', () => {
+  test.each([
+    // Each was accepted: -o xml printed the table, a=1=2 was weight 1, /tcp/x was tcp, the last -b won.
+    [['maglev', 'table', '-b', 'a,b', '-o', 'xml'], '-o: "xml" is not one of table | json'],
+    [['maglev', 'table', '-b', 'a=1=2'], 'backends: "a=1=2" is not NAME[=WEIGHT]'],
+    [['maglev', 'table', '-b', 'a,b', '-b', 'c'], '-b, --backends: given twice ("a,b", then "c"); give it once'],
+    [['maglev', 'slot', '1.2.3.4:1000', '5.6.7.8:80/tcp/x'], 'dst: "5.6.7.8:80/tcp/x" is not DST:DPORT[/tcp|udp]'],
+  ])('%j: usage error naming it', async (argv, message) => {
+    expect(await cli(...argv)).toEqual({ code: 2, out: '', err: `error: ${message}` });
+  });
+
+  test('control: the same commands written once are taken', async () => {
+    expect((await cli('maglev', 'table', '-b', 'a,b=2', '-s', '7', '-o', 'json')).code).toBe(0);
+    expect((await cli('maglev', 'slot', '1.2.3.4:1000', '5.6.7.8:80/udp', '-s', '7')).out).toMatch(/^[0-6]$/);
   });
 });

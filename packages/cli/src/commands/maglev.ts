@@ -13,14 +13,16 @@ import {
 } from '@l4fleet/maglev';
 import type { Command } from 'commander';
 import { CliError, type CliIo, EXIT_USAGE } from '../io.js';
-import { integerOption } from '../options.js';
+import { integerOption, onceOption } from '../options.js';
+import { outputFormat } from './context.js';
 
 function parseBackends(list: string): { name: string; weight?: number }[] {
   return list
     .split(',')
     .filter((s) => s.length > 0)
     .map((item) => {
-      const [name, weight] = item.split('=');
+      const [name, weight, ...rest] = item.split('=');
+      if (rest.length > 0) throw new CliError(`backends: ${JSON.stringify(item)} is not NAME[=WEIGHT]`, EXIT_USAGE);
       if (weight === undefined) return { name: name as string };
       return { name: name as string, weight: integerOption(weight, `backends: ${name} weight`, 0, MAX_MEMBER_WEIGHT) };
     });
@@ -51,17 +53,22 @@ export function registerMaglev(program: Command, io: CliIo): void {
   maglev
     .command('table')
     .description('build a table and show slots per backend')
-    .requiredOption('-b, --backends <list>', 'comma-separated NAME[=WEIGHT] list, e.g. a,b=2,c')
+    .requiredOption(
+      '-b, --backends <list>',
+      'comma-separated NAME[=WEIGHT] list, e.g. a,b=2,c',
+      onceOption('-b, --backends'),
+    )
     .option('-s, --size <prime>', 'table size M (prime)', String(DEFAULT_TABLE_SIZE))
     .option('-o, --output <format>', 'table | json', 'table')
     .action((opts: { backends: string; size: string; output: string }) => {
+      const format = outputFormat(opts.output, ['table', 'json']);
       try {
         const table = buildNamedTable(
           parseBackends(opts.backends),
           integerOption(opts.size, '--size', 2, MAX_TABLE_SIZE),
         );
         const stats = tableStats(table);
-        if (opts.output === 'json') {
+        if (format === 'json') {
           io.out(JSON.stringify(stats, null, 2));
           return;
         }
@@ -88,7 +95,10 @@ export function registerMaglev(program: Command, io: CliIo): void {
     .option('--hash <mode>', '5-tuple | source-ip', '5-tuple')
     .action((srcText: string, dstText: string, opts: { size: string; seed: string; hash: string }) => {
       try {
-        const [dstEndpoint, proto = 'tcp'] = dstText.split('/');
+        const [dstEndpoint, proto = 'tcp', ...rest] = dstText.split('/');
+        if (rest.length > 0) {
+          throw new CliError(`dst: ${JSON.stringify(dstText)} is not DST:DPORT[/tcp|udp]`, EXIT_USAGE);
+        }
         const src = parseEndpoint(srcText, 'src');
         const dst = parseEndpoint(dstEndpoint as string, 'dst');
         if (proto !== 'tcp' && proto !== 'udp')

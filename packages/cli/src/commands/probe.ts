@@ -22,6 +22,7 @@ import {
 } from '@l4fleet/config';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+import { onceOption } from '../options.js';
 import { readFleetFile } from './apply.js';
 import { type FleetCommandContext, outputFormat, renderData, renderTable, withStore } from './context.js';
 import { healthCheckLines } from './health-checks.js';
@@ -117,7 +118,11 @@ export function registerProbe(program: Command, ctx: FleetCommandContext): void 
     .argument('[members...]', 'member names (default: every member of the pool)')
     .option('--ca-file <file>', 'PEM roots for checks with verifyCertificate (agent.yaml health.caFile)')
     .option('--source <address>', 'source address of the probes (agent.yaml health.sourceAddress)')
-    .option('-f, --file <file>', 'take the pool from this fleet file instead of etcd (try a check before apply)')
+    .option(
+      '-f, --file <file>',
+      'take the pool from this fleet file instead of etcd (try a check before apply)',
+      onceOption('-f, --file'),
+    )
     .option('-o, --output <format>', 'table | json | yaml', 'table')
     .action(async (poolName: string, names: string[], opts: ProbeOptionsFlags, cmd: Command) => {
       const format = outputFormat(opts.output);

@@ -10,6 +10,7 @@
 import { StoreError } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE } from '../io.js';
+import { onceOption } from '../options.js';
 import { readFleetFile } from './apply.js';
 import { type FleetCommandContext, outputFormat, renderData, withStore, writer } from './context.js';
 import { outcomeUnknown } from './store-errors.js';
@@ -25,7 +26,11 @@ export function registerRecover(program: Command, ctx: FleetCommandContext): voi
   program
     .command('recover')
     .description('replace a desired state that no longer reads (corrupt pointer or chunks) with a fleet file')
-    .requiredOption('-f, --file <file>', 'fleet file to store instead (YAML or JSON; - for stdin)')
+    .requiredOption(
+      '-f, --file <file>',
+      'fleet file to store instead (YAML or JSON; - for stdin)',
+      onceOption('-f, --file'),
+    )
     .option('--yes', 'really replace it (without: show the problem and what would be done)')
     .option('-o, --output <format>', 'table | json', 'table')
     .action(async (opts: { file: string; yes?: boolean; output: string }, cmd: Command) => {
