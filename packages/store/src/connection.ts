@@ -26,7 +26,10 @@ import { DEFAULT_PREFIX, keys, layoutNamespace } from './layout.js';
 export interface EtcdStoreOptions {
   /** etcd client URLs, e.g. ['http://127.0.0.1:2379']; https:// with `tls`. Several: see connection.ts. */
   readonly endpoints: readonly string[];
-  /** PEM CA to verify etcd, and the client certificate and key when etcd requires them (--client-cert-auth). */
+  /**
+   * PEM CA to verify etcd (default: Node's bundled roots plus NODE_EXTRA_CA_CERTS), and the client certificate and
+   * key when etcd requires them (--client-cert-auth).
+   */
   readonly tls?: { readonly ca?: Buffer; readonly cert?: Buffer; readonly key?: Buffer };
   /** etcd user/password auth. */
   readonly auth?: { readonly username: string; readonly password: string };
@@ -79,6 +82,20 @@ export interface Connection {
   readonly attemptMs: number;
 }
 
+/**
+ * etcd3's `credentials` (grpc-js createSsl) for `tls`; none without it. Without `tls.ca` the root certificate is
+ * left out: grpc-js then trusts its default roots (Node's bundled ones, plus NODE_EXTRA_CA_CERTS) only for a null or
+ * absent one; an empty buffer trusted no root, and every handshake failed. etcd3 types it required; grpc-js does not.
+ */
+export function etcdCredentials(tls: EtcdStoreOptions['tls']): IOptions['credentials'] {
+  if (!tls) return undefined;
+  return {
+    ...(tls.ca ? { rootCertificate: tls.ca } : {}),
+    ...(tls.cert ? { certChain: tls.cert } : {}),
+    ...(tls.key ? { privateKey: tls.key } : {}),
+  } as IOptions['credentials'];
+}
+
 export function connect(options: EtcdStoreOptions): Connection {
   const hosts = [...options.endpoints];
   const several = hosts.length > 1;
@@ -123,13 +140,8 @@ export function connect(options: EtcdStoreOptions): Connection {
       watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }) as unknown as IBackoff<unknown>,
     },
   };
-  if (options.tls) {
-    etcdOptions.credentials = {
-      rootCertificate: options.tls.ca ?? Buffer.alloc(0),
-      ...(options.tls.cert ? { certChain: options.tls.cert } : {}),
-      ...(options.tls.key ? { privateKey: options.tls.key } : {}),
-    };
-  }
+  const credentials = etcdCredentials(options.tls);
+  if (credentials) etcdOptions.credentials = credentials;
   if (options.auth) etcdOptions.auth = { username: options.auth.username, password: options.auth.password };
   const namespace = layoutNamespace(options.prefix ?? DEFAULT_PREFIX);
   const healths: EndpointHealth[] = [];
