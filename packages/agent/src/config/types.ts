@@ -65,7 +65,7 @@ export interface EtcdSection {
   readonly password?: string;
   /** Default 2,000 ms. */
   readonly dialTimeoutMs: number;
-  /** Lease TTL of the node registration, health reports and status record; default 5 s. */
+  /** Lease TTL of the node registration, health reports and status record; default 10 s (DEFAULT_LEASE_TTL_S). */
   readonly leaseTtlS: number;
 }
 
