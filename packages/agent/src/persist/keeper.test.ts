@@ -109,6 +109,35 @@ describe('persist keeper - last good state on a manual clock', () => {
     expect((await file.load())?.revision).toBe(5);
   });
 
+  test('the clock stepped back past the file: etcdAnswered rewrites it at once (its age is negative, not young)', async () => {
+    const manual = createManualClock(T0);
+    let offsetMs = 0;
+    // The wall clock: the manual clock's time plus a step the test sets (timers still run on the manual clock).
+    const clock: ManualClock = {
+      now: () => manual.now() + offsetMs,
+      setTimeout: (fn, ms) => manual.setTimeout(fn, ms),
+      clearTimeout: (h) => manual.clearTimeout(h),
+      advance: (ms) => manual.advance(ms),
+      get pending() {
+        return manual.pending;
+      },
+    };
+    const { file, inputs, metrics, keeper } = setup({ clock });
+    etcdDelivers(inputs, fleetOf(80), 5);
+    keeper.etcdInputArrived();
+    await clock.advance(STATE_SAVE_DELAY_MS);
+    await until('first save', async () => (await savesOk(metrics)) === 1, 5_000, 10);
+
+    // A day back: the file says it was saved in the future (unreadable on a restart) until it is written again.
+    offsetMs = -86_400_000;
+    keeper.etcdAnswered();
+    expect(clock.pending, 'a refresh save scheduled').toBe(1);
+    const refreshedAt = clock.now() + STATE_SAVE_DELAY_MS;
+    await clock.advance(STATE_SAVE_DELAY_MS);
+    await until('refreshed save', async () => (await savesOk(metrics)) === 2, 5_000, 10);
+    expect(await savedAtOf(file)).toBe(refreshedAt);
+  });
+
   test('etcd answers while the file is being read: etcd inputs are served, the file is not restored', async () => {
     const clock = createManualClock(T0);
     const real = createLastStateFile({

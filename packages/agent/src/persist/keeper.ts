@@ -50,6 +50,12 @@ export function createLastStateKeeper(opts: LastStateKeeperOptions): LastStateKe
   let saving = false;
   let savedKey = '';
   let savedAtMs = 0;
+  /**
+   * The saved file is STATE_REFRESH_MS old, or the clock stepped back past its savedAt: rewrite it. A negative age is
+   * no young file: the loader refuses savedAt in the future (STATE_FUTURE_TOLERANCE_MS), and waiting for the clock to
+   * catch up would leave it refused that long.
+   */
+  const refreshDue = (now: number): boolean => now - savedAtMs >= STATE_REFRESH_MS || now < savedAtMs;
   let onRestored: () => void = () => undefined;
   const restored = new Promise<void>((resolve) => (onRestored = resolve));
 
@@ -108,7 +114,7 @@ export function createLastStateKeeper(opts: LastStateKeeperOptions): LastStateKe
     }
     const key = inputs.key();
     const now = clock.now();
-    if (key === savedKey && now - savedAtMs < STATE_REFRESH_MS) return;
+    if (key === savedKey && !refreshDue(now)) return;
     saving = true;
     try {
       const state = { fleet, revision, generation, decided, ramps, history, drained: drainFlag, savedAt: now };
@@ -140,7 +146,7 @@ export function createLastStateKeeper(opts: LastStateKeeperOptions): LastStateKe
       scheduleSave();
     },
     etcdAnswered() {
-      if (savedAtMs > 0 && clock.now() - savedAtMs >= STATE_REFRESH_MS) scheduleSave();
+      if (savedAtMs > 0 && refreshDue(clock.now())) scheduleSave();
     },
     close() {
       closed = true;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -165,6 +166,38 @@ describe('last state - rejected files', () => {
       /^STATE_STALE: .*saved 172800 s ago .*older than state.maxAgeS 86400/,
     );
     expect((await file(0).load())?.revision).toBe(42);
+  });
+
+  test('saved in the future (past a few minutes of clock skew): stale, whatever maxAgeS', async () => {
+    await file().save(stateOf(fleetOf(3), { savedAt: NOW + 60 * 60_000 }));
+    const message = /^STATE_STALE: .*saved in the future: 2026-01-10T13:00:00.000Z is 3600 s after now/;
+    expect(await codeOf(file(DAY_S).load())).toMatch(message);
+    expect(await codeOf(file(0).load())).toMatch(message);
+    // Within the tolerance (clocks of a node moving a little): still served.
+    await file().save(stateOf(fleetOf(3), { savedAt: NOW + 60_000 }));
+    expect((await file(DAY_S).load())?.revision).toBe(42);
+  });
+
+  test.each([
+    ['null', 'null'],
+    ['a list', '[1]'],
+    ['number', '7'],
+  ])('a body that is %s (with a matching header) is invalid, not a TypeError', (kind, body) => {
+    const data = encodeLastState(stateOf(fleetOf(3)), identity);
+    const header = JSON.parse(data.subarray(0, data.indexOf(0x0a)).toString('utf8'));
+    const b = Buffer.from(body);
+    header.bytes = b.length;
+    header.sha256 = createHash('sha256').update(b).digest('hex');
+    const forged = Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), b]);
+    let err: unknown;
+    try {
+      decodeLastState('x.json', forged, identity, { nowMs: NOW, maxAgeMs: 0 });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(AgentError);
+    expect((err as AgentError).code).toBe('STATE_INVALID');
+    expect((err as Error).message).toBe(`x.json: body is ${kind}, not an object`);
   });
 
   test('bounded size: a file over maxBytes is neither written nor read', async () => {

@@ -27,6 +27,11 @@ import { AgentError } from '../errors.js';
 
 export const STATE_FILE_KIND = 'l4fleet-agent-state';
 export const STATE_FILE_SCHEMA = 1;
+/**
+ * How far savedAt may lie ahead of now, ms (5 min): a clock stepped back a little (NTP) still reads the file. Past
+ * it the age says nothing (negative, state.maxAgeS would never apply), so the file is stale.
+ */
+export const STATE_FUTURE_TOLERANCE_MS = 5 * 60_000;
 
 /** The inputs a node builds its tables and routes from. */
 export interface LastState {
@@ -178,6 +183,13 @@ export function decodeLastState(
   const savedAt = Date.parse(String(h.savedAt));
   if (!Number.isFinite(savedAt)) throw invalid(file, `savedAt ${show(h.savedAt)} is not a time`);
   const ageMs = opts.nowMs - savedAt;
+  if (-ageMs > STATE_FUTURE_TOLERANCE_MS) {
+    throw new AgentError(
+      'STATE_STALE',
+      `${file}: saved in the future: ${h.savedAt} is ${Math.round(-ageMs / 1000)} s after now ` +
+        `(over ${STATE_FUTURE_TOLERANCE_MS / 1000} s: the clock moved back?)`,
+    );
+  }
   if (opts.maxAgeMs > 0 && ageMs > opts.maxAgeMs) {
     throw new AgentError(
       'STATE_STALE',
@@ -189,6 +201,10 @@ export function decodeLastState(
     b = JSON.parse(body.toString('utf8')) as Partial<Body>;
   } catch (err) {
     throw invalid(file, 'body is not JSON', err);
+  }
+  if (typeof b !== 'object' || b === null || Array.isArray(b)) {
+    // Named by kind, not shown: a list body may be megabytes.
+    throw invalid(file, `body is ${b === null ? 'null' : Array.isArray(b) ? 'a list' : typeof b}, not an object`);
   }
   if (!Number.isInteger(b.revision) || (b.revision as number) < 1) {
     throw invalid(file, `revision ${show(b.revision)} is not a revision (>= 1)`);
