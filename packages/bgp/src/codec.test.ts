@@ -23,7 +23,49 @@ describe('codec - paths', () => {
     const adv = canonicalAdvertisement(input);
     const decoded = wire('AddPath', { table_type: 'GLOBAL', path: toApiPath(adv) }).path as Record<string, unknown>;
     expect((decoded.nlri as Record<string, unknown>)['@type']).toBe('type.googleapis.com/apipb.IPAddressPrefix');
-    expect(fromApiPath(decoded)).toEqual(adv);
+    expect(fromApiPath(decoded)).toEqual({ ...adv, identifier: 0, foreign: [] });
+  });
+
+  // `gobgp global rib add P nexthop X identifier 5` is a second local path for P: reconcile must tell it from ours
+  // (identifier 0) and withdraw it by its identifier, or DeletePath removes ours instead.
+  test('the path identifier is read back, and a withdrawal carries it through the wire', () => {
+    const adv = canonicalAdvertisement({ prefix: '198.51.100.10/32', nextHop: '198.18.0.1' });
+    const stray = wire('AddPath', { table_type: 'GLOBAL', path: { ...toApiPath(adv), identifier: 5 } }).path;
+    expect(fromApiPath(stray as Record<string, unknown>)).toMatchObject({ identifier: 5, foreign: [] });
+    const request = wire('DeletePath', { table_type: 'GLOBAL', path: toApiPath(adv, true, 5) });
+    expect((request.path as Record<string, unknown>).identifier).toBe(5);
+    expect(toApiPath(adv).identifier ?? 0).toBe(0);
+  });
+
+  // A local path with our next hop and communities but attributes this speaker never sends is not ours: kept, the
+  // router would see another AS path or origin and the node would silently leave ECMP.
+  test.each([
+    ['origin incomplete', [{ '@type': 'type.googleapis.com/apipb.OriginAttribute', origin: 2 }], ['origin 2']],
+    [
+      'an AS path',
+      [{ '@type': 'type.googleapis.com/apipb.AsPathAttribute', segments: [{ type: 'AS_SEQUENCE', numbers: [64999] }] }],
+      ['AS_PATH 64999'],
+    ],
+    [
+      'a large community (not in the subset: read by its type URL)',
+      [{ type_url: 'type.googleapis.com/apipb.LargeCommunitiesAttribute', value: Buffer.alloc(0) }],
+      ['LargeCommunitiesAttribute'],
+    ],
+  ])('%s marks the path foreign', (_name, extra, foreign) => {
+    const adv = canonicalAdvertisement({ prefix: '198.51.100.10/32', nextHop: '198.18.0.1', communities: ['65001:1'] });
+    const base = toApiPath(adv);
+    const kept = (base.pattrs as Record<string, unknown>[]).filter(
+      (a) => !(a['@type'] === 'type.googleapis.com/apipb.OriginAttribute' && extra.some((e) => 'origin' in e)),
+    );
+    const decoded = fromApiPath({ ...base, pattrs: [...kept, ...extra] });
+    expect(decoded).toMatchObject({ nextHop: '198.18.0.1', communities: ['65001:1'], foreign });
+  });
+
+  test('an empty AS path (what a local path may carry) is not foreign', () => {
+    const adv = canonicalAdvertisement({ prefix: '198.51.100.10/32', nextHop: '198.18.0.1' });
+    const base = toApiPath(adv);
+    const empty = { '@type': 'type.googleapis.com/apipb.AsPathAttribute', segments: [] };
+    expect(fromApiPath({ ...base, pattrs: [...base.pattrs, empty] })?.foreign).toEqual([]);
   });
 
   test('communities are 32-bit values (RFC 1997): 65535:0 is 0xFFFF0000', () => {

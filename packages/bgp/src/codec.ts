@@ -29,11 +29,29 @@ function anyType(value: ApiObject | undefined): string {
 }
 
 /**
+ * A local path as gobgpd lists it: the advertisement, plus what tells whether this speaker announced it. Ours have
+ * identifier 0 and no foreign attribute; anything else is someone's `gobgp global rib add` (or a config file's).
+ */
+export interface HeldPath extends CanonicalAdvertisement {
+  /**
+   * The path identifier (RFC 7911) gobgpd keys local paths by, with their (nil) source: AddPath replaces, and
+   * DeletePath removes, the path of the same identifier. This speaker announces with 0.
+   */
+  identifier: number;
+  /**
+   * Attributes this speaker never sends, named (`origin 2`, `AS_PATH 64999`, `LargeCommunitiesAttribute`): a path
+   * with any is not ours even if next hop and communities match, and is announced over.
+   */
+  foreign: readonly string[];
+}
+
+/**
  * An apipb.Path announcing (or, with `withdraw`, withdrawing) `adv`. gobgpd turns the NextHopAttribute into
  * MP_REACH_NLRI itself for IPv6 (RFC 4760), so one shape serves both families. The withdrawal carries the
- * attributes too: gobgpd 3.10 refuses a path without next hop unless `is_withdraw` is set.
+ * attributes too: gobgpd 3.10 refuses a path without next hop unless `is_withdraw` is set. gobgpd matches a
+ * withdrawal by source and `identifier` only, so a stray local path is withdrawn with its own identifier.
  */
-export function toApiPath(adv: CanonicalAdvertisement, withdraw = false): ApiObject {
+export function toApiPath(adv: CanonicalAdvertisement, withdraw = false, identifier = 0): ApiObject {
   const [address, length] = adv.prefix.split('/');
   const pattrs = [any('OriginAttribute', { origin: ORIGIN_IGP }), any('NextHopAttribute', { next_hop: adv.nextHop })];
   if (adv.communities.length > 0) {
@@ -46,6 +64,7 @@ export function toApiPath(adv: CanonicalAdvertisement, withdraw = false): ApiObj
     nlri: any('IPAddressPrefix', { prefix: address, prefix_len: Number(length) }),
     pattrs,
     is_withdraw: withdraw,
+    ...(identifier !== 0 ? { identifier } : {}),
   };
 }
 
@@ -68,8 +87,8 @@ export function peerAddress(peer: ApiObject): string {
   return presentAddress(peer.state?.neighbor_address) || presentAddress(peer.conf?.neighbor_address);
 }
 
-/** Reads a unicast host-route apipb.Path back; undefined for anything this package would not have announced. */
-export function fromApiPath(path: ApiObject): CanonicalAdvertisement | undefined {
+/** Reads a unicast host-route local apipb.Path back; undefined for anything that is not one (a withdrawal). */
+export function fromApiPath(path: ApiObject): HeldPath | undefined {
   const nlri = path.nlri as ApiObject | undefined;
   if (anyType(nlri) !== 'IPAddressPrefix' || path.is_withdraw) return undefined;
   const family = path.family?.afi === 'AFI_IP6' ? 6 : 4;
@@ -77,8 +96,19 @@ export function fromApiPath(path: ApiObject): CanonicalAdvertisement | undefined
   let communities: string[] = [];
   let med: number | undefined;
   let localPref: number | undefined;
+  const foreign: string[] = [];
   for (const attr of (path.pattrs ?? []) as ApiObject[]) {
-    switch (anyType(attr)) {
+    const type = anyType(attr);
+    switch (type) {
+      case 'OriginAttribute':
+        if (Number(attr.origin ?? 0) !== ORIGIN_IGP) foreign.push(`origin ${Number(attr.origin)}`);
+        break;
+      case 'AsPathAttribute': {
+        // We send none; an empty one says the same (a locally originated route's AS path is empty, RFC 4271 §5.1.2).
+        const asns = ((attr.segments ?? []) as ApiObject[]).flatMap((seg) => (seg.numbers ?? []) as number[]);
+        if (asns.length > 0) foreign.push(`AS_PATH ${asns.join(' ')}`);
+        break;
+      }
       case 'NextHopAttribute':
         nextHop = String(attr.next_hop ?? '');
         break;
@@ -94,6 +124,9 @@ export function fromApiPath(path: ApiObject): CanonicalAdvertisement | undefined
       case 'LocalPrefAttribute':
         localPref = Number(attr.local_pref);
         break;
+      default:
+        // Large or extended communities, aggregator, ...: never sent by this speaker.
+        foreign.push(type || 'an attribute without type');
     }
   }
   const address = String(nlri?.prefix ?? '');
@@ -104,6 +137,8 @@ export function fromApiPath(path: ApiObject): CanonicalAdvertisement | undefined
     communities,
     med,
     localPref,
+    identifier: Number(path.identifier ?? 0),
+    foreign,
   };
 }
 

@@ -1,6 +1,6 @@
 /** A typed, promise-based wrapper over GobgpApi; every gRPC failure becomes a BgpError here, once. */
 import { type ClientReadableStream, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
-import { type ApiObject, apiFamily, fromApiPath, isLocalPath, toApiPath, toApiPeer } from './codec.js';
+import { type ApiObject, apiFamily, fromApiPath, type HeldPath, isLocalPath, toApiPath, toApiPeer } from './codec.js';
 import { BgpError, fromGrpcError } from './errors.js';
 import { gobgpClientConstructor, type RawGobgpClient } from './proto.js';
 import type { CanonicalAdvertisement, CanonicalGlobal, CanonicalPeer, IpFamily } from './validate.js';
@@ -144,13 +144,13 @@ export class GobgpClient {
   }
 
   /** Paths this node originates (not those learnt from neighbours) of one family. */
-  async listLocalPaths(family: IpFamily): Promise<CanonicalAdvertisement[]> {
+  async listLocalPaths(family: IpFamily): Promise<HeldPath[]> {
     const rows = await this.collect(
       'ListPath',
       { table_type: 'GLOBAL', family: apiFamily(family) },
       `ListPath IPv${family}`,
     );
-    const out: CanonicalAdvertisement[] = [];
+    const out: HeldPath[] = [];
     for (const row of rows) {
       for (const path of (row.destination?.paths ?? []) as ApiObject[]) {
         if (!isLocalPath(path)) continue;
@@ -165,9 +165,14 @@ export class GobgpClient {
     await this.unary('AddPath', { table_type: 'GLOBAL', path: toApiPath(adv) }, `AddPath ${adv.prefix}`);
   }
 
-  async deletePath(adv: CanonicalAdvertisement): Promise<void> {
-    const request = { table_type: 'GLOBAL', family: apiFamily(adv.family), path: toApiPath(adv, true) };
-    await this.unary('DeletePath', request, `DeletePath ${adv.prefix}`);
+  /** Withdraws the local path of `path.identifier` (0: ours) for its prefix; gobgpd ignores the attributes. */
+  async deletePath(path: HeldPath): Promise<void> {
+    const request = {
+      table_type: 'GLOBAL',
+      family: apiFamily(path.family),
+      path: toApiPath(path, true, path.identifier),
+    };
+    await this.unary('DeletePath', request, `DeletePath ${path.prefix} identifier ${path.identifier}`);
   }
 
   /** Streams peer state changes into `onPeer` until the stream breaks or `cancel()`; never rejects. */

@@ -281,6 +281,67 @@ describe('gobgp speaker against two gobgpd', () => {
     );
   });
 
+  // Someone's `gobgp global rib add` on the node's gobgpd: a second local path for our prefix (identifier 5) must
+  // go by its identifier, leaving ours alone (a DeletePath without it removed ours and the route flapped at every
+  // resync); a path in our place with our next hop and communities but an AS path, origin or large community we
+  // never send must be announced over (it was kept forever: the node left ECMP).
+  test('stray local paths for our prefix: another identifier withdrawn, foreign attributes announced over', async () => {
+    await speaker?.close();
+    const side = sidecar as GobgpdHandle;
+    // No resync while the test looks: each reconcile is the setAdvertisements call below (a resync runs the same).
+    const s = createGobgpSpeaker({ address: side.apiAddress, logger, resyncIntervalMs: 600_000 });
+    speaker = s;
+    await connect(s);
+    await s.setAdvertisements([v4]);
+    const r = router as GobgpdHandle;
+    await eventually(
+      'v4 at router',
+      () => routerRoute(r, v4.prefix),
+      (x) => x !== undefined,
+    );
+    // Read through the gobgp CLI, not the code under test. The CLI's own default origin is incomplete (2).
+    const onlyOurs = (paths: LocalPath[]) =>
+      paths.length === 1 && paths[0]?.nexthop === v4.nextHop && paths[0]?.origin === 0 && paths[0]?.types === '1,3,4,8';
+    await side.cli('global', 'rib', 'add', v4.prefix, 'identifier', '5', 'nexthop', '198.18.0.99', '-a', 'ipv4');
+    expect(await localPaths(side, v4.prefix)).toHaveLength(2);
+    await s.setAdvertisements([v4]);
+    expect(await localPaths(side, v4.prefix)).toSatisfy(onlyOurs);
+    // Reconciled again and again: ours stays put (no flap; the age is in seconds, so wait past one).
+    const ageBefore = await routeAge(r, v4.prefix);
+    for (let i = 0; i < 3; i++) await s.setAdvertisements([v4]);
+    await new Promise((res) => setTimeout(res, 1_200));
+    expect(await localPaths(side, v4.prefix)).toSatisfy(onlyOurs);
+    expect(await routeAge(r, v4.prefix)).toBe(ageBefore);
+    expect(await routerRoute(r, v4.prefix)).toMatchObject({ nexthop: v4.nextHop });
+
+    // Same next hop, communities and MED, in our place (identifier 0), with attributes we never send.
+    await side.cli(
+      'global',
+      'rib',
+      'add',
+      v4.prefix,
+      'origin',
+      'incomplete',
+      'aspath',
+      '64999',
+      'nexthop',
+      String(v4.nextHop),
+      'med',
+      '10',
+      'community',
+      '65001:100',
+      'large-community',
+      '65001:1:1',
+      '-a',
+      'ipv4',
+    );
+    expect(await localPaths(side, v4.prefix)).toMatchObject([
+      { nexthop: v4.nextHop, origin: 2, types: '1,2,3,4,8,32' },
+    ]);
+    await s.setAdvertisements([v4]);
+    expect(await localPaths(side, v4.prefix)).toSatisfy(onlyOurs);
+  });
+
   test('an RFC 8326 drain as the agent makes it: the paths with GRACEFUL_SHUTDOWN, then none', async () => {
     const s = speaker as GobgpSpeaker;
     await connect(s);
@@ -363,6 +424,31 @@ describe('gobgp speaker over a unix socket', () => {
     }
   });
 });
+
+interface LocalPath {
+  nexthop: string;
+  origin: number;
+  /** The path attribute type codes, sorted and joined: 1 ORIGIN, 2 AS_PATH, 3 NEXT_HOP, 4 MED, 8 COMMUNITIES, 32 LARGE. */
+  types: string;
+}
+
+/** The node gobgpd's own paths for `prefix` (gobgp global rib -j on the sidecar: no neighbours send it any). */
+async function localPaths(gobgpd: GobgpdHandle, prefix: string): Promise<LocalPath[]> {
+  const rib = await gobgpd.cliJson<Record<string, Array<{ attrs: Array<Record<string, unknown>> }>>>(
+    'global',
+    'rib',
+    '-a',
+    'ipv4',
+  );
+  return (rib?.[prefix] ?? []).map((p) => ({
+    nexthop: String(p.attrs.find((a) => a.type === 3)?.nexthop ?? ''),
+    origin: Number(p.attrs.find((a) => a.type === 1)?.value ?? -1),
+    types: p.attrs
+      .map((a) => Number(a.type))
+      .sort((a, b) => a - b)
+      .join(),
+  }));
+}
 
 async function routeAge(router: GobgpdHandle, prefix: string): Promise<number> {
   const rib = await router.cliJson<Record<string, Array<{ age: number }>>>('global', 'rib', '-a', 'ipv4');

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { Backoff, type BackoffOptions } from './backoff.js';
-import { type ApiObject, fromApiPeer, peerAddress, sessionState } from './codec.js';
+import { type ApiObject, fromApiPeer, type HeldPath, peerAddress, sessionState } from './codec.js';
 import { BgpError } from './errors.js';
 import { EventHub } from './event-hub.js';
 import { GobgpClient } from './gobgp-client.js';
@@ -208,7 +208,7 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
     }
   }
 
-  private async localPaths(): Promise<CanonicalAdvertisement[]> {
+  private async localPaths(): Promise<HeldPath[]> {
     return [...(await this.client.listLocalPaths(4)), ...(await this.client.listLocalPaths(6))];
   }
 
@@ -220,9 +220,11 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
       await this.client.addPath(adv);
       this.log.info({ event: 'vipAnnounced', vip: adv.prefix, nextHop: adv.nextHop, communities: adv.communities });
     }
-    for (const adv of plan.withdraw) {
-      await this.client.deletePath(adv);
-      this.log.info({ event: 'vipWithdrawn', vip: adv.prefix });
+    for (const path of plan.withdraw) {
+      await this.client.deletePath(path);
+      // A path of another identifier was never ours (`gobgp global rib add ... identifier N`): say which went.
+      const stray = path.identifier !== 0 ? { identifier: path.identifier } : {};
+      this.log.info({ event: 'vipWithdrawn', vip: path.prefix, ...stray });
     }
   }
 

@@ -1,4 +1,5 @@
 export { Backoff, type BackoffOptions, DEFAULT_BACKOFF_INITIAL_MS, DEFAULT_BACKOFF_MAX_MS } from './backoff.js';
+export type { HeldPath } from './codec.js';
 export { BgpError, type BgpErrorCode, fromGrpcError } from './errors.js';
 export { createFakeSpeaker, type FakeSpeaker } from './fake-speaker.js';
 export { DEFAULT_CALL_TIMEOUT_MS, validateApiAddress } from './gobgp-client.js';

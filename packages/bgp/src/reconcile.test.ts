@@ -1,10 +1,16 @@
 import { describe, expect, test } from 'vitest';
-import { fromApiPeer, toApiPeer } from './codec.js';
+import { fromApiPeer, type HeldPath, toApiPeer } from './codec.js';
 import { planPaths, planPeers } from './reconcile.js';
 import { canonicalAdvertisement, canonicalAdvertisements, canonicalPeer, canonicalPeers } from './validate.js';
 
-const adv = (prefix: string, nextHop = '198.18.2.1', communities: string[] = []) =>
-  canonicalAdvertisement({ prefix, nextHop, communities });
+/** A local path as gobgpd lists it: ours (identifier 0, nothing foreign) unless told otherwise. */
+const adv = (
+  prefix: string,
+  nextHop = '198.18.2.1',
+  communities: string[] = [],
+  identifier = 0,
+  foreign: string[] = [],
+): HeldPath => ({ ...canonicalAdvertisement({ prefix, nextHop, communities }), identifier, foreign });
 
 describe('reconcile - paths', () => {
   test('already right: nothing to send (agent restart does not flap)', () => {
@@ -35,10 +41,35 @@ describe('reconcile - paths', () => {
     expect(plan.withdraw.map((a) => a.prefix)).toEqual(['198.51.100.1/32', '198.51.100.2/32', '2001:db8::1/128']);
   });
 
-  test('two local paths for one prefix: ours stays, the stray one goes', () => {
+  // `gobgp global rib add P nexthop X identifier 5`: a second local path. Withdrawn by its identifier; ours
+  // (identifier 0) is left alone, so the route does not flap at every resync.
+  test.each([
+    ['another next hop', '198.18.2.7'],
+    ['the same attributes', '198.18.2.1'],
+  ])('a second local path for our prefix with %s: only the stray (by its identifier) goes', (_name, nextHop) => {
     const desired = canonicalAdvertisements([{ prefix: '198.51.100.1/32', nextHop: '198.18.2.1' }]);
-    const plan = planPaths([adv('198.51.100.1/32'), adv('198.51.100.1/32', '198.18.2.7')], desired);
-    expect(plan.withdraw.map((a) => a.nextHop)).toEqual(['198.18.2.7']);
+    const plan = planPaths([adv('198.51.100.1/32'), adv('198.51.100.1/32', nextHop, [], 5)], desired);
+    expect(plan.announce).toEqual([]);
+    expect(plan.withdraw.map((a) => [a.nextHop, a.identifier])).toEqual([[nextHop, 5]]);
+  });
+
+  test('only a stray path for our prefix: ours announced, the stray withdrawn by its identifier', () => {
+    const desired = canonicalAdvertisements([{ prefix: '198.51.100.1/32', nextHop: '198.18.2.1' }]);
+    const plan = planPaths([adv('198.51.100.1/32', '198.18.2.1', [], 5)], desired);
+    expect(plan.announce.map((a) => a.prefix)).toEqual(['198.51.100.1/32']);
+    expect(plan.withdraw.map((a) => a.identifier)).toEqual([5]);
+  });
+
+  test('our identifier with our next hop and communities but a foreign attribute (AS path, origin): re-announced', () => {
+    const desired = canonicalAdvertisements([{ prefix: '198.51.100.1/32', nextHop: '198.18.2.1' }]);
+    const plan = planPaths([adv('198.51.100.1/32', '198.18.2.1', [], 0, ['AS_PATH 64999', 'origin 2'])], desired);
+    expect(plan.announce.map((a) => a.prefix)).toEqual(['198.51.100.1/32']);
+    expect(plan.withdraw).toEqual([]);
+  });
+
+  test('undesired prefixes: every local path of them goes, each by its identifier', () => {
+    const plan = planPaths([adv('198.51.100.2/32'), adv('198.51.100.2/32', '198.18.2.7', [], 9)], new Map());
+    expect(plan.withdraw.map((a) => a.identifier)).toEqual([0, 9]);
   });
 });
 

@@ -1,34 +1,42 @@
 /** Pure planning: what to add and remove so that what gobgpd holds becomes exactly what is desired. */
+import type { HeldPath } from './codec.js';
 import { type CanonicalAdvertisement, type CanonicalPeer, sameAdvertisement } from './validate.js';
 
 export interface PathPlan {
-  /** New prefixes and prefixes whose attributes changed: AddPath replaces a path of the same prefix in place. */
+  /** New prefixes and prefixes whose attributes changed: AddPath replaces our path (identifier 0) in place. */
   announce: CanonicalAdvertisement[];
-  /** Prefixes gobgpd announces that are not desired. */
-  withdraw: CanonicalAdvertisement[];
+  /** Local paths gobgpd holds that are not desired, each withdrawn by its own identifier. */
+  withdraw: HeldPath[];
+}
+
+/** Is `have` the path this speaker would announce for `want`: our identifier, our attributes and nothing else? */
+function isOurs(have: HeldPath, want: CanonicalAdvertisement): boolean {
+  return have.identifier === 0 && have.foreign.length === 0 && sameAdvertisement(have, want);
 }
 
 /**
  * Paths already announced with the right attributes are left alone, so re-applying the same set (an agent
- * restart, a reconnect) sends nothing to the routers and never flaps a route.
+ * restart, a reconnect) sends nothing to the routers and never flaps a route. Other local paths of a desired prefix
+ * (`gobgp global rib add P ... identifier N`) are withdrawn by their identifier: a withdrawal without it would
+ * remove ours (identifier 0) and leave the stray, and the route would flap at every resync.
  */
 export function planPaths(
-  current: readonly CanonicalAdvertisement[],
+  current: readonly HeldPath[],
   desired: ReadonlyMap<string, CanonicalAdvertisement>,
 ): PathPlan {
-  const held = new Map<string, CanonicalAdvertisement[]>();
+  const held = new Map<string, HeldPath[]>();
   for (const c of current) held.set(c.prefix, [...(held.get(c.prefix) ?? []), c]);
   const announce: CanonicalAdvertisement[] = [];
-  const withdraw: CanonicalAdvertisement[] = [];
+  const withdraw: HeldPath[] = [];
   for (const [prefix, want] of desired) {
     const have = held.get(prefix) ?? [];
-    if (!(have.length === 1 && sameAdvertisement(have[0] as CanonicalAdvertisement, want))) announce.push(want);
-    // More than one local path for a prefix (someone used `gobgp global rib add` with another next hop): keep ours only.
-    if (have.length > 1) withdraw.push(...have.filter((h) => !sameAdvertisement(h, want)));
+    if (!have.some((h) => isOurs(h, want))) announce.push(want);
+    withdraw.push(...have.filter((h) => h.identifier !== 0));
   }
   for (const [prefix, have] of held) if (!desired.has(prefix)) withdraw.push(...have);
   const byPrefix = (a: CanonicalAdvertisement, b: CanonicalAdvertisement) => a.prefix.localeCompare(b.prefix);
-  return { announce: announce.sort(byPrefix), withdraw: withdraw.sort(byPrefix) };
+  const byPrefixThenId = (a: HeldPath, b: HeldPath) => byPrefix(a, b) || a.identifier - b.identifier;
+  return { announce: announce.sort(byPrefix), withdraw: withdraw.sort(byPrefixThenId) };
 }
 
 export interface PeerPlan {
