@@ -114,6 +114,19 @@ describe('cli - fleet history and rollback', () => {
     expect(missing.err).toContain('desired state at revision 999: no write of desired/current has that revision');
   });
 
+  test('get fleet under a prefix with no fleet: exit 1 naming the prefix, not an empty fleet file', async () => {
+    // It printed `pools: [] vips: []` with exit 0: a backup taken with a typo in --prefix "succeeded".
+    const r = await cli('--prefix', '/l4fleet-typo', 'get', 'fleet');
+    expect(r).toEqual({
+      code: 1,
+      out: '',
+      err: 'error: no fleet under prefix "/l4fleet-typo" (a wrong --prefix or --etcd?)',
+    });
+    expect((await cli('get', 'fleet', '-o', 'json')).code).toBe(1);
+    await threeWrites();
+    expect((await cli('get', 'fleet')).code).toBe(0);
+  });
+
   test('rollback: the diff back to the earlier write, --dry-run writes nothing; then one new write that undoes both', async () => {
     const [r1, , r3] = await threeWrites();
     const dry = await cli('rollback', String(r1), '--dry-run');

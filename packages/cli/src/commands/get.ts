@@ -3,6 +3,7 @@ import {
   backupsServe,
   buildVipTable,
   endpointText,
+  type Fleet,
   type MemberRamp,
   memberKey,
   minUpMembersOf,
@@ -14,10 +15,19 @@ import {
   vipKey,
   vipStateOf,
 } from '@l4fleet/config';
+import type { FleetStore } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { integerOption } from '../options.js';
-import { type FleetCommandContext, outputFormat, percent, renderData, renderTable, withStore } from './context.js';
+import {
+  type ConnectionFlags,
+  type FleetCommandContext,
+  outputFormat,
+  percent,
+  renderData,
+  renderTable,
+  withStore,
+} from './context.js';
 import { checkTypesText, healthCheckLines } from './health-checks.js';
 import { fleetAt } from './history.js';
 import { type MemberProbeFailures, memberRows, membersTable, probeFailuresByMember } from './members.js';
@@ -54,6 +64,17 @@ interface GetFlags {
   readonly down?: boolean;
 }
 
+/**
+ * The fleet now; none under the prefix (revision 0) is an error naming it, not an empty fleet file with exit 0: a
+ * backup taken with a typo in --prefix "succeeded".
+ */
+async function storedFleet(store: FleetStore, cmd: Command): Promise<Fleet> {
+  const { fleet, revision } = await store.getDesired();
+  if (revision !== 0) return fleet;
+  const prefix = (cmd.optsWithGlobals() as ConnectionFlags).prefix ?? '/l4fleet';
+  throw new CliError(`no fleet under prefix ${JSON.stringify(prefix)} (a wrong --prefix or --etcd?)`, EXIT_FAILURE);
+}
+
 export function registerGet(program: Command, ctx: FleetCommandContext): void {
   program
     .command('get')
@@ -86,7 +107,8 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
       await withStore(ctx, cmd, async (store) => {
         if (kind === 'fleet') {
           // A fleet file `apply -f` takes back: every field as the nodes read it, defaults included.
-          const { hashSeed, ...rest } = await fleetAt(store, revision);
+          const { hashSeed, ...rest } =
+            revision === undefined ? await storedFleet(store, cmd) : await fleetAt(store, revision);
           return ctx.io.out(renderData(format === 'json' ? 'json' : 'yaml', { hashSeed, ...rest }));
         }
         if (kind.startsWith('node')) {
