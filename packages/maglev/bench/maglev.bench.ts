@@ -1,13 +1,17 @@
 /**
  * `npm run bench` for @l4fleet/maglev: table build time (median of many runs) at the paper's sizes, churn for
- * remove-one and add-one, heap used by a build, and the ratio to a plain C loop of the same algorithm compiled
- * and timed in this same run (bench/reference.c, needs gcc; skipped with a note when absent).
+ * remove-one and add-one, heap used by a build, the ratio to a plain C loop of the same algorithm compiled
+ * and timed in this same run (bench/reference.c, needs gcc; skipped with a note when absent), and the fill loop
+ * alone as WebAssembly and as the TypeScript reference loop (src/fill.ts) on the same cursors.
  * Paper (NSDI'16 §5.3): 1.8 ms at M = 65,537 and 22.9 ms at M = 655,373 (C, their hardware).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fillUniformTs } from '../src/fill.js';
+import { fillWasm } from '../src/fill-wasm.js';
+import { FILL_WASM_BASE64 } from '../src/fill-wasm-bytes.js';
 import { buildNamedTable, buildTable, churn, tableStats } from '../src/index.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 31);
@@ -66,8 +70,40 @@ const churnRows = [100, 1_000].map((n) => {
   const base = buildNamedTable(list, 65_537);
   const removeOne = churn(base, buildNamedTable(list.slice(1), 65_537)).fraction;
   const addOne = churn(base, buildNamedTable([...list, { name: 'backend-new' }], 65_537)).fraction;
-  return { size: 65_537, backends: n, removeOne, addOne, ideal: 1 / n };
+  // Ideal: the share of slots the backend that left owned (1/N), or that the new one takes (1/(N+1)).
+  return { size: 65_537, backends: n, removeOne, addOne, idealRemove: 1 / n, idealAdd: 1 / (n + 1) };
 });
+
+/**
+ * The fill loop alone (what src/fill.ts says of the wasm module): the same cursors (offsets and skips spread by
+ * a multiplicative hash, as murmur3's would be) through fillWasm and through the TypeScript loop, median of RUNS
+ * and best of RUNS after a warm-up (V8 tiers both up), the copy in and out of wasm memory included. The best run
+ * is the steadier figure on a loaded machine.
+ */
+function fillLoop(size: number, n: number): Record<string, number> {
+  const cursor0 = new Int32Array(2 * n);
+  const owner = Int32Array.from({ length: n }, (_, k) => k);
+  for (let k = 0; k < n; k++) {
+    cursor0[2 * k] = (Math.imul(k + 1, 0x9e3779b1) >>> 0) % size;
+    cursor0[2 * k + 1] = ((Math.imul(k + 1, 0x85ebca6b) >>> 0) % (size - 1)) + 1;
+  }
+  const table = new Int32Array(size);
+  const time = (fill: (cursor: Int32Array) => void): { median: number; best: number } => {
+    for (let i = 0; i < 10; i++) fill(cursor0.slice());
+    const times: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const cursor = cursor0.slice();
+      const t0 = performance.now();
+      fill(cursor);
+      times.push(performance.now() - t0);
+    }
+    return { median: median(times), best: Math.min(...times) };
+  };
+  const wasm = time((cursor) => fillWasm(table, cursor, owner));
+  const ts = time((cursor) => fillUniformTs(table.fill(-1), cursor, owner));
+  return { size, backends: n, wasmMs: wasm.median, tsMs: ts.median, wasmBestMs: wasm.best, tsBestMs: ts.best };
+}
+const fillRows = [fillLoop(65_537, 1_000), fillLoop(655_373, 1_000)];
 
 // Linear in N: churn() maps names once (an indexOf per name was quadratic: seconds at N = 50,000) and tableStats()
 // loops instead of spreading 100,000 arguments into Math.max (a call-stack overflow).
@@ -104,13 +140,26 @@ for (const r of rows) {
 }
 if (typeof c === 'string') console.log(c);
 console.log('maglev: churn (share of slots that change owner), M = 65,537');
-console.log('N      remove-one  add-one  ideal (1/N)');
+console.log('N      remove-one  ideal (1/N)  add-one  ideal (1/(N+1))');
 for (const r of churnRows) {
   console.log(
-    `${String(r.backends).padEnd(6)} ${f(100 * r.removeOne, 3).padStart(9)}% ${f(100 * r.addOne, 3).padStart(7)}% ${f(100 * r.ideal, 3).padStart(8)}%`,
+    `${String(r.backends).padEnd(6)} ${f(100 * r.removeOne, 3).padStart(9)}% ${f(100 * r.idealRemove, 3).padStart(11)}% ${f(100 * r.addOne, 3).padStart(7)}% ${f(100 * r.idealAdd, 3).padStart(15)}%`,
+  );
+}
+const wasmBytes = Buffer.from(FILL_WASM_BASE64, 'base64').length;
+console.log(
+  `maglev: the fill loop alone, median (best) of ${RUNS} runs: WebAssembly (${wasmBytes}-byte module) vs the TypeScript loop`,
+);
+console.log('M        N             wasm ms    TypeScript ms  TypeScript / wasm');
+for (const r of fillRows) {
+  const ms = (a = 0, b = 0) => `${f(a)} (${f(b)})`;
+  console.log(
+    `${String(r.size).padEnd(8)} ${String(r.backends).padEnd(6)} ${ms(r.wasmMs, r.wasmBestMs).padStart(15)} ${ms(r.tsMs, r.tsBestMs).padStart(16)} ${ms((r.tsMs ?? 0) / (r.wasmMs ?? 1), (r.tsBestMs ?? 0) / (r.wasmBestMs ?? 1)).padStart(18)}x`,
   );
 }
 console.log(
   `maglev: N = 100,000, M = 1,000,003: churn (remove-one) ${f(large.churnMs, 1)} ms, tableStats ${f(large.statsMs, 1)} ms`,
 );
-console.log(JSON.stringify({ bench: 'maglev', runs: RUNS, build: rows, churn: churnRows, large }));
+console.log(
+  JSON.stringify({ bench: 'maglev', runs: RUNS, build: rows, churn: churnRows, fill: fillRows, wasmBytes, large }),
+);

@@ -1,8 +1,9 @@
 /**
  * The fill loop of Maglev table population (NSDI'16 §3.4, Pseudocode 1): backends take turns claiming their next
  * preferred free slot. It is the hot path (M claims, each probing a permutation), so it runs as WebAssembly
- * (wasm/fill.wat, ~2x faster than V8's code for the same loop, close to C); the TypeScript loops below are the
- * reference the wasm is tested against slot by slot, and the fallback where WebAssembly is unavailable (--jitless).
+ * (wasm/fill.wat: ~1.5x faster than V8's code for the same loop at M = 65,537, the bench's fill-loop line; see
+ * the package README); the TypeScript loops below are the reference the wasm is tested against slot by slot, and
+ * the fallback where WebAssembly is unavailable (--jitless).
  */
 import { fillWasm, wasmAvailable } from './fill-wasm.js';
 
