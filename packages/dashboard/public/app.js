@@ -114,6 +114,7 @@ stream.addEventListener('view', (e) => {
 });
 stream.addEventListener('timeline', (e) => renderTimeline($('timeline'), JSON.parse(e.data), timelineList));
 stream.addEventListener('metrics', (e) => charts.update(JSON.parse(e.data)));
+stream.addEventListener('metrics-column', (e) => charts.append(JSON.parse(e.data)));
 let flows;
 stream.addEventListener('flows', (e) => {
   flows = JSON.parse(e.data);

@@ -11,10 +11,47 @@ const CHARTS = [
 const WIDTH_PX = 460;
 const HEIGHT_PX = 180;
 
+/**
+ * Appends a `metrics-column` record (src/metrics-history.ts MetricsColumn) to `history` as the server did: a new
+ * series starts with gaps, a series the column lacks is gone, and only the last `capacity` columns are kept. A column
+ * not newer than the last one held is skipped.
+ */
+export function appendColumn(history, column) {
+  if (history.t.length && column.t <= history.t[history.t.length - 1]) return history;
+  const before = history.t.length;
+  history.t.push(column.t);
+  for (const c of CHARTS) {
+    const series = history[c.key] ?? {};
+    const values = column[c.key] ?? {};
+    for (const name of Object.keys(series)) if (!(name in values)) delete series[name];
+    for (const [name, v] of Object.entries(values)) {
+      series[name] ??= new Array(before).fill(null);
+      series[name].push(v);
+    }
+    history[c.key] = series;
+  }
+  history.errors = column.errors;
+  const extra = history.t.length - column.capacity;
+  if (extra > 0) {
+    history.t.splice(0, extra);
+    for (const c of CHARTS)
+      for (const col of Object.values(history[c.key])) col.splice(0, col.length - column.capacity);
+  }
+  return history;
+}
+
 export function createCharts(container, note) {
   const made = new Map(); // key -> { plot, names }
+  let history;
   return {
-    update(history) {
+    /** A `metrics-column` record: appended to the history the page holds, then drawn. */
+    append(column) {
+      if (!history) return; // the full history comes first on every (re)connect
+      this.update(appendColumn(history, column));
+    },
+    /** A `metrics` record: the whole history (on connect). */
+    update(full) {
+      history = full;
       for (const c of CHARTS) {
         const series = history[c.key] ?? {};
         const names = Object.keys(series).sort();

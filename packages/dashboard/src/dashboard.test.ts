@@ -275,6 +275,48 @@ describe('dashboard server', () => {
     expect(second).not.toBe(first);
   });
 
+  test('dashboard - each scrape sends pages its one new column, not the whole history again', async () => {
+    let packets = 0;
+    const body = () =>
+      [
+        `l4fleet_dataplane_vip_packets{vip="198.51.100.10:80/tcp"} ${(packets += 100)}`,
+        'l4fleet_dataplane_flow_entries 4',
+        'l4fleet_dataplane_backend_packets{backend="198.18.0.21:80"} 7',
+      ].join('\n');
+    dash = await startDashboard({
+      store,
+      logger,
+      listen: '127.0.0.1:0',
+      metricsTargets: new Map([['n1', 'http://n1/metrics']]),
+      scrapeIntervalMs: 150, // columns are 0.1 s apart at least (their times are rounded to that)
+      fetchText: async () => body(),
+    });
+    const url = dash.url;
+    // Let the history hold a few columns first: the full state goes to a page once, when it connects.
+    for (let i = 0; i < 250; i++) {
+      const h = ((await (await fetch(`${url}api/state`)).json()) as { metrics: { t: number[] } }).metrics;
+      if (h.t.length >= 3) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const events = await readStream(url, (evs) => evs.filter((e) => e.event === 'metrics-column').length >= 3);
+    const full = events.find((e) => e.event === 'metrics')?.data as { t: number[] };
+    expect(full.t.length).toBeGreaterThanOrEqual(3);
+    expect(events.filter((e) => e.event === 'metrics')).toHaveLength(1); // on connect only
+    const columns = events.filter((e) => e.event === 'metrics-column').map((e) => e.data);
+    expect(columns).toHaveLength(3);
+    for (const c of columns) {
+      expect(c).toEqual({
+        t: expect.any(Number),
+        packetsPerNode: { n1: expect.any(Number) },
+        flowsPerNode: { n1: 4 },
+        packetsPerBackend: { '198.18.0.21:80': expect.any(Number) },
+        dropsPerNode: { n1: expect.any(Number) },
+        errors: {},
+        capacity: 300,
+      });
+    }
+  });
+
   test('dashboard - a bad listen address or a short token fails the start naming the option', async () => {
     await expect(startDashboard({ store, logger, listen: 'nowhere' })).rejects.toThrow(
       /listen: "nowhere" is not HOST:PORT/,

@@ -94,7 +94,9 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   let closed = false;
   const scrape = async () => {
     await metrics.tick(Date.now());
-    hub.broadcast('metrics', metrics.history());
+    // The new column only (pages got the whole history when they connected): the history is 300 columns per series.
+    const column = metrics.lastColumn();
+    if (column) hub.broadcast('metrics-column', column);
   };
   const scrapeTimer = opts.metricsTargets?.size
     ? setInterval(

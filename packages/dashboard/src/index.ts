@@ -40,6 +40,7 @@ export {
   HISTORY_POINTS,
   httpFetchText,
   MAX_METRICS_BYTES,
+  type MetricsColumn,
   type MetricsHistory,
   type MetricsRecorder,
   SCRAPE_INTERVAL_MS,
@@ -50,4 +51,12 @@ export {
 export { DEFAULT_LISTEN, type ListenAddress, parseListen, parseMetricsTargets } from './options.js';
 export { firstValue, parsePrometheusText, type Sample, sumBy } from './prom-text.js';
 export { createSseHub, SSE_HEARTBEAT_MS, SSE_MAX_BUFFERED_BYTES, type SseHub, sseRecord } from './sse.js';
-export { createTimeline, parseAgentEvent, TIMELINE_CAPACITY, type Timeline, type TimelineEntry } from './timeline.js';
+export {
+  createTimeline,
+  isUnchangedProbe,
+  parseAgentEvent,
+  TIMELINE_CAPACITY,
+  TIMELINE_PROBE_CAPACITY,
+  type Timeline,
+  type TimelineEntry,
+} from './timeline.js';

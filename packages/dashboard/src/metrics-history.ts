@@ -32,6 +32,23 @@ export interface MetricsHistory {
   readonly errors: Record<string, string>;
 }
 
+/**
+ * What one tick appended: the value of every series at its new column (a series absent here is gone: a backend no
+ * node reports any more), and the errors as they are now. Pages are sent the whole history when they connect, then
+ * one of these per scrape (append, then keep the last `capacity` columns), not the whole history again.
+ */
+export interface MetricsColumn {
+  /** Unix seconds. */
+  readonly t: number;
+  readonly packetsPerNode: Record<string, number | null>;
+  readonly flowsPerNode: Record<string, number | null>;
+  readonly packetsPerBackend: Record<string, number | null>;
+  readonly dropsPerNode: Record<string, number | null>;
+  readonly errors: Record<string, string>;
+  /** Columns kept (HISTORY_POINTS unless told otherwise). */
+  readonly capacity: number;
+}
+
 export type FetchText = (url: string, timeoutMs: number) => Promise<string>;
 
 /** Families every agent exports (declared even before it has a VIP): without them, what answers is no agent. */
@@ -86,6 +103,8 @@ export async function httpFetchText(url: string, timeoutMs: number, maxBytes = M
 
 export interface MetricsRecorder {
   history(): MetricsHistory;
+  /** The column the last tick appended (undefined before the first). */
+  lastColumn(): MetricsColumn | undefined;
   /** Scrapes every target once and appends a column at `nowMs`. */
   tick(nowMs: number): Promise<void>;
 }
@@ -121,8 +140,14 @@ export function createMetricsRecorder(opts: {
   const rate = (now: number, before: number | undefined, dtS: number): number | null =>
     before === undefined || now < before || dtS <= 0 ? null : (now - before) / dtS;
 
+  let last: MetricsColumn | undefined;
+  // Every series present after a tick had its value for that tick pushed: its last one is the tick's.
+  const newest = (series: Series) =>
+    Object.fromEntries(Object.entries(series).map(([k, col]) => [k, col.at(-1) ?? null]));
+
   return {
     history: () => h,
+    lastColumn: () => last,
     async tick(nowMs) {
       const atS = Math.round(nowMs / 100) / 10;
       const scraped = await Promise.all(
@@ -172,6 +197,15 @@ export function createMetricsRecorder(opts: {
       for (const [b, col] of Object.entries(h.packetsPerBackend)) {
         if (!backendRates.has(b) && col.every((v) => v === null)) delete h.packetsPerBackend[b];
       }
+      last = {
+        t: atS,
+        packetsPerNode: newest(h.packetsPerNode),
+        flowsPerNode: newest(h.flowsPerNode),
+        packetsPerBackend: newest(h.packetsPerBackend),
+        dropsPerNode: newest(h.dropsPerNode),
+        errors: { ...h.errors },
+        capacity,
+      };
     },
   };
 }
