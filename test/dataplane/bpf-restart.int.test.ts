@@ -333,4 +333,26 @@ describe.skipIf(!built)('bpf loader restart', () => {
     await d.dp.close({ removeState: true });
     expect(existsSync(`${BPFFS}/r${pin}`)).toBe(false);
   }, 60_000);
+
+  test('interface made again - deleted and recreated under the same name while the loader runs: the next apply fails naming it, the one after attaches the program again', async () => {
+    await node.sh('ip link add again0 type veth peer name again1 && ip link set again0 up && ip link set again1 up');
+    const d = driver('again0');
+    const t = vip(140, 3);
+    await d.dp.apply([t]);
+    const attachedProg = async (): Promise<string> => node.sh('tc filter show dev again0 ingress');
+    expect(await attachedProg()).toMatch(/l4f_node/);
+    await node.sh(
+      'ip link del again0 && ip link add again0 type veth peer name again1 && ip link set again0 up && ip link set again1 up',
+    );
+    const slots = Int32Array.from(t.slots);
+    slots[3] = ((slots[3] as number) + 1) % 3;
+    // Without the check this apply succeeded: map writes only, with no program on again0 reading the maps.
+    await expect(d.dp.apply([{ ...t, slots }])).rejects.toThrow(
+      /interface again0: ifindex \d+, not \d+ as at the start/,
+    );
+    await d.dp.apply([{ ...t, slots }]);
+    expect(await attachedProg()).toMatch(/l4f_node/);
+    expect(d.loads.map((l) => l.attach)).toEqual(['attached', 'attached']);
+    await node.sh('ip link del again0');
+  }, 60_000);
 });

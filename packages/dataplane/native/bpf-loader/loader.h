@@ -127,6 +127,7 @@ void prog_info(void);
 void remove_all(void);
 int quiet(enum libbpf_print_level level, const char *fmt, va_list ap);
 int start(const char *object, const char *ifname, uint32_t flows, char *msg, size_t msglen);
+int attach_check(char *msg, size_t msglen);
 /* xdp.c: the XDP fast path (--xdp native). */
 extern int xdp_wanted;
 extern unsigned int xdp_id;

@@ -105,13 +105,23 @@ int main(int argc, char **argv)
 			cap = h[1];
 		}
 		if (h[1] && fread(buf, h[1], 1, stdin) != 1) break;
-		if (!(h[0] & OP_CHAINED)) {
+		int first = !(h[0] & OP_CHAINED);
+		if (first) {
 			chain_failed = 0;
 		} else if (chain_failed) {
 			reply_err(ECANCELED, "not run: an earlier request of this apply failed");
 			continue;
 		}
 		h[0] &= ~OP_CHAINED;
+		/* A send of writes (an apply) goes only to maps a program on the interface still reads (start.c). */
+		if (first && (h[0] == OP_UPDATE || h[0] == OP_DELETE || h[0] == OP_TABLE_CREATE || h[0] == OP_TABLE_WRITE ||
+			      h[0] == OP_TABLE_PREV)) {
+			int aerr = attach_check(msg, sizeof(msg));
+			if (aerr) {
+				reply_err(aerr, "%s", msg);
+				continue;
+			}
+		}
 		if (h[0] != OP_TABLE_CREATE && h[0] != OP_TABLE_WRITE && h[0] != OP_TABLE_PREV) {
 			/* The apply's new tables go into l4f_tables, in one batch, before anything could refer to them. */
 			int ferr = tables_flush(msg, sizeof(msg));

@@ -246,6 +246,42 @@ static int load(const char *object, uint64_t hash, uint32_t flows, const char *i
 	return 0;
 }
 
+/* The interface the start attached to, by name: attach_check() looks it up again. */
+static char if_name[IF_NAMESIZE];
+
+/*
+ * Whether the program is still where the start attached it. The interface may have been deleted (its clsact
+ * qdisc and XDP program with it) and made again under the same name, with another ifindex, while this loader
+ * runs: map writes would go on succeeding with no program reading the maps. Checked before the first write of
+ * each send (an apply, main.c): an error fails that apply unrun, so the driver starts a new loader, whose start
+ * attaches the program to the interface as it is now. Returns 0 or an errno, with msg saying what changed.
+ */
+int attach_check(char *msg, size_t msglen)
+{
+	unsigned int now = if_nametoindex(if_name);
+	if (now != (unsigned int)hook.ifindex) {
+		if (now)
+			snprintf(msg, msglen,
+				 "interface %s: ifindex %u, not %d as at the start (deleted and made again): the program is "
+				 "not attached there",
+				 if_name, now, hook.ifindex);
+		else snprintf(msg, msglen, "interface %s (ifindex %d): %s", if_name, hook.ifindex, strerror(errno));
+		return ENODEV;
+	}
+	LIBBPF_OPTS(bpf_tc_opts, q, .handle = TC_HANDLE, .priority = TC_PRIORITY);
+	int err = bpf_tc_query(&hook, &q);
+	if (err || q.prog_id != prog_id) {
+		snprintf(msg, msglen, "interface %s: program %u is no longer attached at tc ingress (%s)", if_name,
+			 prog_id, err ? strerror(-err) : "another program is");
+		return ENOENT;
+	}
+	if (xdp_wanted && !xdp_matches()) {
+		snprintf(msg, msglen, "interface %s: the XDP program is no longer attached", if_name);
+		return ENOENT;
+	}
+	return 0;
+}
+
 int start(const char *object, const char *ifname, uint32_t flows, char *msg, size_t msglen)
 {
 	struct statfs st;
@@ -266,6 +302,7 @@ int start(const char *object, const char *ifname, uint32_t flows, char *msg, siz
 		snprintf(msg, msglen, "interface %s: %s", ifname, strerror(errno));
 		return ENODEV;
 	}
+	snprintf(if_name, sizeof(if_name), "%s", ifname);
 	hook.sz = sizeof(hook);
 	hook.ifindex = (int)ifindex;
 	hook.attach_point = BPF_TC_INGRESS;
