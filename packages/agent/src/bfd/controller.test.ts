@@ -27,6 +27,10 @@ function fakeBfdd() {
   /** The timers of each configure call, as `rx/tx xMULT`. */
   const timers: string[] = [];
   let down = false;
+  /** configure refuses (bfdd answers, but not to this) while set. */
+  let refuseConfigure = false;
+  /** configure of this peer waits for `release` (a slow vtysh), and `entered` says it is waiting. */
+  let held: { peer: string; entered: () => void; gate: Promise<void> } | undefined;
   const bfdd: Bfdd = {
     async sessions() {
       if (down) throw new Error('vtysh: bfdd is not running');
@@ -34,6 +38,11 @@ function fakeBfdd() {
     },
     async configure(p: BfdPeer, shutdown?: boolean) {
       if (down) throw new Error('vtysh: bfdd is not running');
+      if (refuseConfigure) throw new Error('vtysh: % Failed to create session');
+      if (held?.peer === p.address) {
+        held.entered();
+        await held.gate;
+      }
       calls.push({ peer: p.address, shutdown });
       timers.push(`${p.receiveIntervalMs}/${p.transmitIntervalMs} x${p.detectMultiplier}`);
       const was = sessions.get(p.address)?.status;
@@ -54,6 +63,28 @@ function fakeBfdd() {
     setStatus: (status: string) => sessions.set(ROUTER, { peer: ROUTER, local: '', status, sinceS: 0 }),
     setDown: (d: boolean) => {
       down = d;
+    },
+    setRefuseConfigure: (r: boolean) => {
+      refuseConfigure = r;
+    },
+    /** Holds the next configure of `peer`: resolves `entered` once it waits, and gives the release. */
+    hold(peer: string): { entered: Promise<void>; release: () => void } {
+      let entered = () => {};
+      let release = () => {};
+      const enteredP = new Promise<void>((r) => {
+        entered = r;
+      });
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      held = { peer, entered, gate };
+      return {
+        entered: enteredP,
+        release: () => {
+          held = undefined;
+          release();
+        },
+      };
     },
   };
 }
@@ -219,6 +250,53 @@ describe('bfd controller - sessions in the node bfdd', () => {
     t.fake.setDown(false);
     await t.clock.advance(1_000);
     expect(t.fake.sessions.has(ROUTER)).toBe(false);
+    t.bfd.close();
+  });
+
+  // docs/design/0010-bfd.md: unknown is not up. bfdd answers but has lost the session (restarted) and refuses to
+  // configure it again: the last state ('up') must not be claimed on.
+  test('bfdd without the session and configure refused: no state claimed, metric 0', async () => {
+    const t = setup();
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'up' });
+    const before = t.changes();
+    t.fake.sessions.clear();
+    t.fake.setRefuseConfigure(true);
+    await t.clock.advance(1_000);
+    expect(t.bfd.states()).toEqual({});
+    expect(await t.metric('l4fleet_bfd_session_up')).toBe(0);
+    expect(t.changes()).toBeGreaterThan(before);
+    t.fake.setRefuseConfigure(false);
+    await t.clock.advance(2_000);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'up' });
+    t.bfd.close();
+  });
+
+  // A pass iterated the peer list it started with: a peer a reload removed while a configure call was under way was
+  // configured again and put back in states and metrics, for good (the next pass removed it from bfdd only).
+  test('a reload during a pass: the removed peer is not configured again nor put back in states or metrics', async () => {
+    const t = setup();
+    const ROUTER2 = '198.18.2.2';
+    t.bfd.start();
+    await t.bfd.setPeers([...config.peers, { address: ROUTER2, localAddress: '198.18.2.11' }]);
+    await t.clock.advance(1_000);
+    t.bfd.setDataPlaneHealthy(true);
+    await t.clock.advance(0);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'up', [ROUTER2]: 'up' });
+    const slow = t.fake.hold(ROUTER);
+    t.bfd.setDataPlaneHealthy(false); // a pass: AdminDown for both, ROUTER's configure is slow
+    await slow.entered;
+    const reload = t.bfd.setPeers(config.peers); // ROUTER2 removed meanwhile
+    slow.release();
+    await reload;
+    await t.clock.advance(1_000);
+    expect([...t.fake.sessions.keys()]).toEqual([ROUTER]);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'shutdown' });
+    const series = async (name: string) =>
+      (await t.metrics.registry.getSingleMetric(name)?.get())?.values.map((v) => v.labels.peer);
+    expect(await series('l4fleet_bfd_session_up')).toEqual([ROUTER]);
+    expect(await series('l4fleet_bfd_admin_down')).toEqual([ROUTER]);
     t.bfd.close();
   });
 

@@ -78,6 +78,12 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
   let running: Promise<void> | undefined;
   let again = false;
   let closed = false;
+  /**
+   * Bumped by setPeers and setTimers. A pass that finds it changed after an await stops: its peer list is stale
+   * (a removed peer would be configured and put back in states and metrics for good; a new timer would be marked
+   * configured with the old one), and the change has already asked for the pass that follows.
+   */
+  let generation = 0;
 
   const wantShutdown = (): boolean | undefined =>
     !config.followDataPlane || dataPlaneOk === undefined ? undefined : !dataPlaneOk;
@@ -89,6 +95,14 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
     if (previous === state) return;
     log.info({ event: 'bfdSession', peer, state, previous: previous ?? 'unknown', ...(reason ? { reason } : {}) });
     events.emit('bfd.session', { peer, state, previous: previous ?? 'unknown', ...(reason ? { reason } : {}) });
+    opts.onChange();
+  };
+
+  /** bfdd has no session for `peer`: unknown is not up (docs/design/0010-bfd.md), so no state is claimed. */
+  const forgetState = (peer: string): void => {
+    metrics.bfdSessionUp.set({ peer }, 0);
+    if (!states.delete(peer)) return;
+    log.info({ event: 'bfdSessionGone', peer });
     opts.onChange();
   };
 
@@ -126,8 +140,11 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
       return;
     }
     const shutdown = wantShutdown();
+    const started = generation;
     for (const peer of peers) {
+      if (generation !== started) return;
       const s = sessions.find((x) => x.peer === peer.address);
+      if (s === undefined) forgetState(peer.address);
       const adminDown = s?.status === 'shutdown';
       const fix = shutdown !== undefined && s !== undefined && adminDown !== shutdown;
       if (s !== undefined && configured.has(peer.address) && !fix) {
@@ -137,11 +154,13 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
       // New to this agent (configure once: timers from agent.yaml), gone from bfdd (restarted), or the admin state to change.
       try {
         await bfdd.configure(peer, shutdown);
-        configured.add(peer.address);
       } catch (err) {
         log.warn({ event: 'bfdConfigureFailed', peer: peer.address, err: (err as Error).message });
         continue;
       }
+      // A reload ran meanwhile: this peer may be gone (its removal is queued for the next pass) or have new timers.
+      if (generation !== started) return;
+      configured.add(peer.address);
       if (shutdown !== undefined) metrics.bfdAdminDown.set({ peer: peer.address }, shutdown ? 1 : 0);
       if (fix) {
         const reason = shutdown ? 'dataPlaneFailed' : 'dataPlaneRecovered';
@@ -202,6 +221,7 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
       }
       const known = new Set(peers.map((p) => p.address));
       peers = next.map(toPeer);
+      generation++;
       for (const p of peers) if (!known.has(p.address)) metrics.bfdAdminDown.set({ peer: p.address }, 0);
       opts.onChange();
       if (config.enabled && !closed) await request();
@@ -210,6 +230,7 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
       const { receiveIntervalMs, transmitIntervalMs, detectMultiplier } = next;
       timers = { receiveIntervalMs, transmitIntervalMs, detectMultiplier };
       peers = peers.map((p) => ({ ...p, ...timers }));
+      generation++;
       // Configured again (idempotent in bfdd: the same session, new intervals) by the next pass.
       configured.clear();
       log.info({ event: 'bfdTimersChanged', ...timers });
