@@ -14,6 +14,9 @@ describe('host facts - this machine', () => {
     expect(host.hasInterface('lo')).toBe(true);
     expect(host.hasInterface('l4f-none0')).toBe(false);
     expect(host.hasInterface('../lo')).toBe(false);
+    // Directories under /sys/class/net that are no interface (parse refuses them too; --check must not pass them).
+    expect(host.hasInterface('.')).toBe(false);
+    expect(host.hasInterface('..')).toBe(false);
     expect(host.isLocalAddress('127.0.0.1')).toBe(true);
     expect(host.isLocalAddress('198.51.100.254')).toBe(false);
   });

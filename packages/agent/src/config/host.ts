@@ -41,7 +41,9 @@ const accessible = (path: string, mode: number): boolean => {
 /** This machine, read through /sys, /proc, os.networkInterfaces() and access(2): nothing is created or changed. */
 export function systemHost(): HostFacts {
   return {
-    hasInterface: (name) => !name.includes('/') && existsSync(join('/sys/class/net', name)),
+    // `.` and `..` exist under /sys/class/net and are no interface.
+    hasInterface: (name) =>
+      !name.includes('/') && name !== '.' && name !== '..' && existsSync(join('/sys/class/net', name)),
     isLocalAddress(address) {
       const want = address.toLowerCase();
       return Object.values(networkInterfaces()).some((list) =>

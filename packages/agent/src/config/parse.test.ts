@@ -120,7 +120,7 @@ describe('agent config - parse', () => {
         'bgp.communities[1]: "70000:1" is not a community ASN:VALUE (each 0-65535)',
         'etcd.endpoints[0]: "ftp://x" is not a URL (http:// or https://HOST:PORT)',
         'nats: user and password go together',
-        'metrics.listen: "localhost" is not HOST:PORT (IPv6 as [ADDR]:PORT)',
+        'metrics.listen: "localhost" is not ADDRESS:PORT (an IPv4 address or localhost; IPv6 as [ADDR]:PORT)',
         'dataplane.driver: "ebpf" is not one of nftables | bpf | proxy | dry-run',
         'dataplane.flowTimeoutTcpS: 0 is not seconds (1-604800)',
         'dataplane.flowTableSize: 1.5 is not a number of entries (1-16777216)',
@@ -152,6 +152,42 @@ describe('agent config - parse', () => {
     expect(problemsOf(raw)).toEqual(expect.arrayContaining(expected));
   });
 
+  // Linux IFNAMSIZ is 16 bytes with the NUL; `:` marks an alias (eth0:1), not an interface; `.` and `..` are
+  // directories under /sys/class/net, so --check found them.
+  test.each(['eth0:1', '.', '..', 'é'.repeat(15), 'eth 0', 'a/b', 'x'.repeat(16)])(
+    'node.interface %j is refused',
+    (name) => {
+      const problems = problemsOf({ ...minimal, node: { ...minimal.node, interface: name } });
+      expect(problems).toEqual([expect.stringMatching(/^node\.interface: /)]);
+    },
+  );
+
+  test.each(['eth0', 'bond0.100', 'x'.repeat(15), 'veth-é'])('node.interface %j is taken', (name) => {
+    expect(parseAgentConfig({ ...minimal, node: { ...minimal.node, interface: name } }).node.interface).toBe(name);
+  });
+
+  // The metrics listener binds a numeric address (or localhost): `*` or `[foo]` failed only at the bind.
+  test.each(['*:9469', '[foo]:9469', 'metrics.example:9469', '127.0.0.1:65536', '[::1]:x', '198.18.0.11'])(
+    'metrics.listen %j is refused',
+    (listen) => {
+      expect(problemsOf({ ...minimal, metrics: { listen } })).toEqual([expect.stringMatching(/^metrics\.listen: /)]);
+    },
+  );
+
+  test.each(['127.0.0.1:9469', '[::1]:9469', '0.0.0.0:9469', '[::]:9469', 'localhost:9469', '127.0.0.1:0'])(
+    'metrics.listen %j is taken',
+    (listen) => {
+      expect(parseAgentConfig({ ...minimal, metrics: { listen } }).metrics.listen).toBe(listen);
+    },
+  );
+
+  // A socket bound to the unspecified address is what no source address gives: the field would say nothing.
+  test.each(['0.0.0.0', '::'])('health.sourceAddress %j is refused', (sourceAddress) => {
+    expect(problemsOf({ ...minimal, health: { sourceAddress } })).toEqual([
+      expect.stringMatching(/^health\.sourceAddress: ".*" is the unspecified address/),
+    ]);
+  });
+
   test('YAML text with flag overrides: flags win and are validated with the same paths', () => {
     const text = [
       'node: { name: node1, interface: eth0, address: 198.18.0.11 }',
@@ -170,6 +206,30 @@ describe('agent config - parse', () => {
     expect(c.dataplane.driver).toBe('dry-run');
     expect(c.metrics.listen).toBe('127.0.0.1:0');
     expect(() => parseAgentConfigText(text, { 'bgp.asn': 'x' })).toThrow('bgp.asn: "x" is not an ASN');
+  });
+
+  // A file that is a list or a word was reported as node, bgp and etcd missing.
+  test.each([
+    ['- node: { name: node1 }', '[{"node":{"name":"node1"}}]'],
+    ['hello', '"hello"'],
+    ['42', '42'],
+  ])('YAML %j that is no mapping is refused as such', (text, shown) => {
+    const err = (() => {
+      try {
+        parseAgentConfigText(text, { 'dataplane.driver': 'dry-run' });
+      } catch (e) {
+        return e as AgentError;
+      }
+      throw new Error('expected the config to be refused');
+    })();
+    expect(err).toBeInstanceOf(AgentError);
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.message).toBe(`the agent config is ${shown}, not an object`);
+    expect(err.problems).toEqual([{ path: '', message: `the agent config is ${shown}, not an object` }]);
+  });
+
+  test('an empty file is flags alone (no config object yet)', () => {
+    expect(() => parseAgentConfigText('', {})).toThrow(/node: missing/);
   });
 
   test('broken YAML is one problem naming the syntax error', () => {

@@ -2,6 +2,7 @@
  * parseAgentConfig(): raw agent.yaml -> fully defaulted AgentConfig, or AgentError listing every problem at once,
  * each with its path and value (`bgp.peers[0].asn: 0 is not an ASN (1-4294967295)`), like the fleet file.
  */
+import { isIP } from 'node:net';
 import {
   addressField,
   boolField as bool,
@@ -33,7 +34,12 @@ import type {
 } from './types.js';
 
 const MAX_ASN = 0xffff_ffff;
-const IFNAME = /^[^\s/]{1,15}$/; // Linux IFNAMSIZ - 1
+/**
+ * Linux IFNAMSIZ - 1 (15 bytes, checked apart in UTF-8); no `/` or space, no `:` (an alias label such as eth0:1 is
+ * no interface), and not `.` or `..` (directories under /sys/class/net, which --check would take for interfaces).
+ */
+const IFNAME = /^(?!\.\.?$)[^\s/:]{1,15}$/;
+const IFNAME_MAX_BYTES = 15;
 const SUBJECT_TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 const COMMUNITY = /^(\d{1,5}):(\d{1,5})$/;
 
@@ -46,16 +52,49 @@ function addr(p: Problems, path: string, v: unknown, family?: 4 | 6): string {
   return addressField(p, path, v, family)?.address ?? String(v);
 }
 
-/** `HOST:PORT` or `[V6]:PORT`; the port may be 0 only where `allowZeroPort` (tests bind a free port). */
-function hostPort(p: Problems, path: string, v: unknown, dflt: string, allowZeroPort = false): string {
+/**
+ * `HOST:PORT` or `[V6]:PORT`. The port may be 0 only where `allowZeroPort` (a free port: the tests' agents bind one
+ * and log it). With `numericHost`, a listener's: an IPv4 address, `[IPv6]` or localhost, the forms a bind takes
+ * (`*:9469` or `[foo]:9469` failed only at the bind).
+ */
+function hostPort(
+  p: Problems,
+  path: string,
+  v: unknown,
+  dflt: string,
+  opts: { readonly allowZeroPort?: boolean; readonly numericHost?: boolean } = {},
+): string {
   if (v === undefined) return dflt;
-  const m = typeof v === 'string' ? (/^\[([^\]]+)\]:(\d{1,5})$/.exec(v) ?? /^([^:[\]]+):(\d{1,5})$/.exec(v)) : null;
+  const v6 = typeof v === 'string' ? /^\[([^\]]+)\]:(\d{1,5})$/.exec(v) : null;
+  const m = v6 ?? (typeof v === 'string' ? /^([^:[\]]+):(\d{1,5})$/.exec(v) : null);
   const port = m ? Number(m[2]) : -1;
-  if (!m || port > 65_535 || (port === 0 && !allowZeroPort)) {
-    p.add(path, `${show(v)} is not HOST:PORT (IPv6 as [ADDR]:PORT)`);
+  const host = m?.[1] ?? '';
+  const numeric = v6 ? isIP(host) === 6 : isIP(host) === 4 || host === 'localhost';
+  if (!m || port > 65_535 || (port === 0 && !opts.allowZeroPort) || (opts.numericHost && !numeric)) {
+    const what = opts.numericHost
+      ? 'ADDRESS:PORT (an IPv4 address or localhost; IPv6 as [ADDR]:PORT)'
+      : 'HOST:PORT (IPv6 as [ADDR]:PORT)';
+    p.add(path, `${show(v)} is not ${what}`);
     return dflt;
   }
   return v as string;
+}
+
+function ifname(p: Problems, v: unknown): string {
+  const name = str(p, 'node.interface', v, IFNAME, 'an interface name (1-15 bytes, no / : or space, not . or ..)');
+  if (IFNAME.test(name) && Buffer.byteLength(name, 'utf8') > IFNAME_MAX_BYTES) {
+    const bytes = Buffer.byteLength(name, 'utf8');
+    p.add('node.interface', `${show(v)} is ${bytes} bytes; Linux interface names are at most 15 (IFNAMSIZ)`);
+  }
+  return name;
+}
+
+/** A probe source: a socket bound to the unspecified address is what no source address gives. */
+function sourceAddress(p: Problems, v: unknown): string {
+  const a = addr(p, 'health.sourceAddress', v);
+  if (a === '0.0.0.0' || a === '::')
+    p.add('health.sourceAddress', `${show(v)} is the unspecified address: leave the field out for the kernel's choice`);
+  return a;
 }
 
 function urls(p: Problems, path: string, v: unknown, schemes: readonly string[]): string[] {
@@ -88,7 +127,7 @@ function node(p: Problems, v: unknown): NodeSection {
   const o = section(p, 'node', v, ['name', 'interface', 'address', 'address6'], true);
   return {
     name: str(p, 'node.name', o.name, NODE_NAME, 'a node name (1-63 of A-Z a-z 0-9 . _ -, starting alphanumeric)'),
-    interface: str(p, 'node.interface', o.interface, IFNAME, 'an interface name (1-15 characters, no / or space)'),
+    interface: ifname(p, o.interface),
     address: addr(p, 'node.address', o.address, 4),
     ...(o.address6 !== undefined ? { address6: addr(p, 'node.address6', o.address6, 6) } : {}),
   };
@@ -309,10 +348,15 @@ export function parseAgentConfig(raw: unknown): AgentConfig {
     bgp: b,
     etcd: etcd(p, raw.etcd),
     nats: nats(p, raw.nats),
-    metrics: { listen: hostPort(p, 'metrics.listen', m.listen, d.DEFAULT_METRICS_LISTEN, true) },
+    metrics: {
+      listen: hostPort(p, 'metrics.listen', m.listen, d.DEFAULT_METRICS_LISTEN, {
+        allowZeroPort: true,
+        numericHost: true,
+      }),
+    },
     dataplane: parseDataPlane(p, raw.dataplane, n),
     health: {
-      ...(h.sourceAddress !== undefined ? { sourceAddress: addr(p, 'health.sourceAddress', h.sourceAddress) } : {}),
+      ...(h.sourceAddress !== undefined ? { sourceAddress: sourceAddress(p, h.sourceAddress) } : {}),
       ...(h.caFile !== undefined ? { caFile: str(p, 'health.caFile', h.caFile, undefined, 'a file path') } : {}),
       maxConcurrentProbes: int(
         p,
