@@ -51,7 +51,7 @@ describe('lab export - containerlab', () => {
     const doc = toContainerlab(topology) as {
       name: string;
       topology: {
-        nodes: Record<string, { kind: string; image?: string; exec?: string[] }>;
+        nodes: Record<string, { kind: string; image?: string; exec?: string[]; env?: Record<string, string> }>;
         links: { endpoints: string[] }[];
       };
     };
