@@ -160,7 +160,7 @@ describe('validate - peers and global', () => {
     [{ password: 'x'.repeat(81) }, 'PASSWORD_INVALID', /peer.password is 81 bytes .*at most 80 bytes/],
     // 80 characters, 160 bytes: Linux TCP_MD5SIG_MAXKEYLEN counts bytes.
     [{ password: 'é'.repeat(80) }, 'PASSWORD_INVALID', /peer.password is 160 bytes .*at most 80 bytes/],
-    [{ address: '192.0.2' }, 'PEER_ADDRESS_INVALID', /"192.0.2"/],
+    [{ address: '198.18.2' }, 'PEER_ADDRESS_INVALID', /"198.18.2"/],
     [{ asn: 0 }, 'ASN_INVALID', /peer.asn 0/],
   ])('%o is refused with %s', (patch, code, message) => {
     const peer = { address: '198.18.2.1', asn: 65000, ...patch };

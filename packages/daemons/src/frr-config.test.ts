@@ -20,9 +20,9 @@ describe('frr config - values that would break or inject config lines', () => {
   test.each<[string, Partial<FrrOptions>, string, string]>([
     [
       'a newline in a password',
-      { neighbors: [{ address: '198.18.2.11', asn: 65001, password: 'x\n neighbor 192.0.2.1 remote-as 1' }] },
+      { neighbors: [{ address: '198.18.2.11', asn: 65001, password: 'x\n neighbor 198.18.9.9 remote-as 1' }] },
       'neighbors[0].password',
-      '"x\\n neighbor 192.0.2.1 remote-as 1": has whitespace or a control character',
+      '"x\\n neighbor 198.18.9.9 remote-as 1": has whitespace or a control character',
     ],
     [
       'a space in a password',
@@ -75,8 +75,8 @@ describe('frr config - values that would break or inject config lines', () => {
     ['hostname', { hostname: 'n\nx' }, 'hostname "n\\nx": has whitespace or a control character'],
     [
       'profile name',
-      { profiles: [{ name: 'nodes\n peer 192.0.2.1', ...bfdTimers() }] },
-      'profiles[0].name "nodes\\n peer 192.0.2.1": has whitespace or a control character',
+      { profiles: [{ name: 'nodes\n peer 198.18.9.9', ...bfdTimers() }] },
+      'profiles[0].name "nodes\\n peer 198.18.9.9": has whitespace or a control character',
     ],
     [
       'peer address',
