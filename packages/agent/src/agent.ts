@@ -89,8 +89,9 @@ export function createAgent(deps: AgentDeps): Agent {
     ...(deps.probe ? { probe: deps.probe } : {}),
     ...(config.health.sourceAddress ? { sourceAddress: config.health.sourceAddress } : {}),
     ...(deps.healthCa ? { ca: deps.healthCa } : {}),
+    // Once per probe: a shared check (its own address) feeds every member that has it from one probe.
+    onProbe: (r) => metrics.probesTotal.inc({ result: r.ok ? 'ok' : 'fail' }),
     onObservation(o) {
-      metrics.probesTotal.inc({ result: o.result.ok ? 'ok' : 'fail' });
       events.emit('member.health', {
         member: o.key,
         observed: o.status,
