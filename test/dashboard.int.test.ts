@@ -45,6 +45,8 @@ const DASHBOARD = 'http://127.0.0.1:9480/';
 const READ_ONLY_DASHBOARD = 'http://127.0.0.1:9481/';
 /** A third dashboard, started while etcd is down (the last test). */
 const LATE_PORT = 9482;
+/** A fourth, restarted under an open page (timeline ids start over in each process). */
+const RESTART_PORT = 9483;
 const INTERVAL_MS = 300;
 const FALL = 2;
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -468,6 +470,44 @@ describe('dashboard in chromium against etcd, NATS and two agents', () => {
       await ro.close();
     }
   }, 90_000);
+
+  test('a dashboard restarted under an open page: the page starts its timeline over and shows the new events', async () => {
+    const argv = [process.execPath, BIN, '--etcd', ETCD, 'dashboard', '--listen', `127.0.0.1:${RESTART_PORT}`];
+    const url = `http://127.0.0.1:${RESTART_PORT}/`;
+    const env = { ...process.env, L4FLEET_DASHBOARD_TOKEN: '' };
+    const withNats = [...argv, '--nats', NATS, '--fleet', FLEET];
+    const maxId = async () => {
+      const r = await run(['curl', '-sf', `${url}api/state`], { namespace: NS, allowFailure: true });
+      const ids = r.stdout ? (JSON.parse(r.stdout) as { timeline: { id: number }[] }).timeline.map((e) => e.id) : [];
+      return Math.max(0, ...ids);
+    };
+    const first = start(withNats, env);
+    const p = await context.newPage();
+    try {
+      await eventually(
+        'the restarting dashboard serves',
+        () => p.goto(url).then((r) => r?.status()),
+        (x) => x === 200,
+        15_000,
+        250,
+      );
+      await p.locator('#live.on').waitFor({ timeout: 10_000 });
+      // Every probe is an event: the first process's ids climb well past what the second's reach below.
+      await eventually('ids past 500 in the first process', maxId, (n) => n >= 500, 60_000, 500);
+      const before = await maxId();
+      await first.stop('SIGTERM', 5_000);
+      start(withNats, env);
+      await eventually('the restarted dashboard serves', maxId, (n) => n > 0, 20_000, 250);
+      await p.locator('#live.on').waitFor({ timeout: 15_000 }); // EventSource reconnected
+      // A write refused by the new process (read-only) is an entry with a small id: the page must show it.
+      const status = await p.evaluate(async () => (await fetch('/api/nodes/n2/drain', { method: 'POST' })).status);
+      expect(status).toBe(403);
+      expect(await maxId()).toBeLessThan(before); // else the page would show it without starting over
+      await p.locator('#timeline li.action.refused').first().waitFor({ timeout: 10_000 });
+    } finally {
+      await p.close();
+    }
+  }, 120_000);
 
   // Last: it takes etcd away from everything above.
   test('etcd killed: the page says etcd is unreachable since when and still shows the last state; one started now says nothing was read; back: both show the fleet', async () => {
