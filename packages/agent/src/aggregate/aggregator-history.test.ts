@@ -107,3 +107,60 @@ describe('aggregator - table history', () => {
     expect(store.historyWrites).toBe(2);
   });
 });
+
+/** Node's setTimeout limit: a longer delay is taken as 1 ms (TimeoutOverflowWarning). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const DAY_MS = 86_400_000;
+
+/** `clock` with every delay handed to setTimeout recorded. */
+function recording(clock: ReturnType<typeof createManualClock>) {
+  const delays: number[] = [];
+  return {
+    delays,
+    clock: {
+      now: () => clock.now(),
+      setTimeout: (fn: () => void, ms: number) => {
+        delays.push(ms);
+        return clock.setTimeout(fn, ms);
+      },
+      clearTimeout: (h: unknown) => clock.clearTimeout(h),
+    },
+  };
+}
+
+describe('aggregator - table history stamped ahead of the clock', () => {
+  test('an earlier table stamped 30 days ahead (a former leader whose clock ran ahead) expires within retainS of now', async () => {
+    const manual = createManualClock(T0);
+    const { clock, delays } = recording(manual);
+    const store = new MemoryFleetStore();
+    const ahead = fleetOf(3).pools[0]!;
+    const now4 = fleetOf(4).pools[0]!;
+    const row = (m: (typeof ahead.members)[number]) => ({ name: m.name, address: m.address, port: m.port, weight: 1 });
+    await store.writeTableHistory(
+      new Map([
+        [
+          'web',
+          {
+            pool: 'web',
+            current: now4.members.map(row),
+            earlier: [{ untilMs: T0 + 30 * DAY_MS, members: ahead.members.map(row) }],
+          },
+        ],
+      ]),
+    );
+    const agg = createAggregator({ node: 'n1', store, logger, clock });
+    open.push(agg);
+    await store.watchTableHistory({ onUpdate: (s) => agg.setHistory(s.history) });
+    agg.start();
+    agg.setFleet(fleetOf(4));
+    await manual.advance(20);
+    expect(agg.isLeader).toBe(true);
+    expect(delays.every((ms) => ms <= MAX_TIMER_MS)).toBe(true);
+    const untilMs = (await store.getTableHistory()).history.get('web')?.earlier[0]?.untilMs as number;
+    // Capped at the leader's now plus the skew it allows (5 min): retention ends within retainS (30 s) + 5 min.
+    expect(untilMs).toBeLessThanOrEqual(T0 + 20 + 5 * 60_000);
+    await manual.advance(5 * 60_000 + 30_000 + 100);
+    expect((await store.getTableHistory()).history.get('web')?.earlier).toEqual([]);
+    expect(delays.every((ms) => ms <= MAX_TIMER_MS)).toBe(true);
+  });
+});

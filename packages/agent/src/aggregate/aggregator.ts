@@ -13,6 +13,7 @@ import { type Clock, sleep, systemClock } from '../clock.js';
 import { DEFAULT_LEASE_TTL_S } from '../config/defaults.js';
 import { isRejectedRecord, type RecordFamily } from '../etcd/rejected-records.js';
 import type { ObservedStatus } from '../health/hysteresis.js';
+import { timerDelayMs } from './clock-bounds.js';
 import { decideAll, decisionDelta } from './decide.js';
 import { nextTableHistory } from './history.js';
 import { createObservations } from './observations.js';
@@ -131,7 +132,10 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
               started: new Set(started),
               nowMs: now,
             })
-          : { ramps: new Map(currentRamps), changed: false, begun: [] };
+          : { ramps: new Map(currentRamps), changed: false, begun: [], capped: [] };
+        for (const member of ramp.capped) {
+          log.warn({ event: 'rampTimeCapped', member, sinceMs: currentRamps.get(member)?.sinceMs, nowMs: now });
+        }
         const startedNow = [...started];
         if (delta.set.size > 0 || delta.remove.length > 0 || ramp.changed) {
           // Pools that had a ramp are written even when nothing is left in them, so no ended ramp stays behind.
@@ -149,7 +153,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
         rampTimer =
           ramp.nextStepMs === undefined
             ? undefined
-            : clock.setTimeout(() => schedule(), Math.max(0, ramp.nextStepMs - clock.now()) + 1);
+            : clock.setTimeout(() => schedule(), timerDelayMs(ramp.nextStepMs, clock.now()));
         await recordHistory(lead, written ?? current, writtenRamps ?? currentRamps);
       } while (dirty && lead.isLeader() && !closed);
     } catch (err) {
@@ -187,7 +191,9 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
     rampsNow: MemberRamps,
   ): Promise<void> => {
     if (!fleet) return;
-    const step = nextTableHistory(fleet, decidedNow, rampsNow, writtenHistory ?? storedHistory, clock.now(), rampSteps);
+    const nowMs = clock.now();
+    const step = nextTableHistory(fleet, decidedNow, rampsNow, writtenHistory ?? storedHistory, nowMs, rampSteps);
+    for (const pool of step.capped) log.warn({ event: 'tableHistoryTimeCapped', pool, nowMs });
     if (step.changed || rewriteHistory) {
       const rewrite = !step.changed;
       const wasAsked = rewriteHistory;
@@ -207,7 +213,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
     expiryTimer =
       step.nextExpiryMs === undefined
         ? undefined
-        : clock.setTimeout(() => schedule(), Math.max(0, step.nextExpiryMs - clock.now()) + 1);
+        : clock.setTimeout(() => schedule(), timerDelayMs(step.nextExpiryMs, clock.now()));
   };
 
   /** Starts the report watch; on failure tries again (HEALTH_WATCH_ATTEMPTS); undefined when it never started. */

@@ -17,12 +17,18 @@ import {
   type TableHistory,
   tableInputsOf,
 } from '@l4fleet/config';
+import { latestBelievedMs } from './clock-bounds.js';
 
 export interface HistoryStep {
   /** The whole history to store: one entry per served second-chance pool. */
   readonly history: Map<string, PoolHistory>;
   /** Pools whose recorded current is now a slow-start step (a member ramps): the next step replaces it. */
   readonly rampSteps: Set<string>;
+  /**
+   * Pools whose stored record had an earlier table stamped later than the leader's clock allows (clock-bounds.ts),
+   * capped to that bound (for the log): it expires within the pool's retainS of that bound, not of a clock ahead.
+   */
+  readonly capped: readonly string[];
   /** `history` differs from `stored`: write it. */
   readonly changed: boolean;
   /** When the next earlier table expires (ms since the epoch): run the step again then. */
@@ -46,11 +52,23 @@ export function nextTableHistory(
   const ramping = new Set([...ramps.keys()].map((k) => k.slice(0, k.indexOf('/'))));
   const history = new Map<string, PoolHistory>();
   const steps = new Set<string>();
+  const capped: string[] = [];
+  const latestMs = latestBelievedMs(nowMs);
   let changed = false;
   let next: number | undefined;
   for (const pool of fleet.pools) {
     if (!served.has(pool.name) || !secondChanceActive(pool)) continue;
-    const before = stored.get(pool.name);
+    const stamped = stored.get(pool.name);
+    // An earlier table "until" a time ahead of the leader's clock is taken as until the latest time it believes.
+    const ahead = stamped?.earlier.some((t) => t.untilMs > latestMs) ?? false;
+    const before =
+      stamped && ahead
+        ? { ...stamped, earlier: stamped.earlier.map((t) => ({ ...t, untilMs: Math.min(t.untilMs, latestMs) })) }
+        : stamped;
+    if (ahead) {
+      capped.push(pool.name);
+      changed = true;
+    }
     const inputs = tableInputsOf(pool, decided, ramps);
     const replace = rampSteps.has(pool.name);
     const h = recordPoolTable(before, pool.name, inputs, secondChanceOf(pool), nowMs, replace);
@@ -62,5 +80,5 @@ export function nextTableHistory(
     if (at !== undefined && (next === undefined || at < next)) next = at;
   }
   for (const pool of stored.keys()) if (!history.has(pool)) changed = true;
-  return { history, changed, rampSteps: steps, ...(next === undefined ? {} : { nextExpiryMs: next }) };
+  return { history, changed, capped, rampSteps: steps, ...(next === undefined ? {} : { nextExpiryMs: next }) };
 }

@@ -69,6 +69,19 @@ describe('slow start - the aggregator step', () => {
     expect(step({ ramps: new Map([['gone/x', { percent: 20, sinceMs: T0 }]]) })).toMatchObject({ changed: true });
   });
 
+  test('a ramp stamped ahead of the clock (a former leader whose clock ran ahead) is capped at now + 5 min', () => {
+    const ahead = new Map([['web/b', { percent: 20, sinceMs: T0 + 30 * 86_400_000 }]]);
+    const r = step({ ramps: ahead });
+    expect(r.changed).toBe(true);
+    expect(r.capped).toEqual(['web/b']);
+    expect(r.ramps.get('web/b')).toEqual({ percent: 20, sinceMs: T0 + 5 * 60_000 });
+    // Its first step ends 5 min + a quarter of slowStartS from now, not in 30 days.
+    expect(r.nextStepMs).toBe(T0 + 5 * 60_000 + 2_000);
+    // Within the allowance: kept as it is.
+    const near = new Map([['web/b', { percent: 20, sinceMs: T0 + 60_000 }]]);
+    expect(step({ ramps: near })).toMatchObject({ changed: false, capped: [] });
+  });
+
   test('a member started by the fleet ramps too, also with health check none (no decisions)', () => {
     const r = step({ fleet: fleetOf({ slowStartS: 8, type: 'none' }), started: new Set(['web/b']) });
     expect(r.ramps).toEqual(new Map([['web/b', { percent: 20, sinceMs: T0 }]]));
@@ -144,6 +157,38 @@ describe('slow start - through the aggregator and a store', () => {
     expect(await percentAt(2_000)).toBe(80);
     expect(await percentAt(2_000)).toBeUndefined();
     expect((await store.getDecided()).decided.get('web/a')).toBe('up');
+  });
+
+  test('a ramp stamped 30 days ahead in etcd: the leader arms no timer beyond 2^31-1 ms and the ramp ends', async () => {
+    const manual = createManualClock(T0);
+    const delays: number[] = [];
+    const clock = {
+      now: () => manual.now(),
+      setTimeout: (fn: () => void, ms: number) => {
+        delays.push(ms);
+        return manual.setTimeout(fn, ms);
+      },
+      clearTimeout: (h: unknown) => manual.clearTimeout(h),
+    };
+    const store = new MemoryFleetStore();
+    await store.writeDecided(new Map([['web/b', 'up']]), {
+      ramps: new Map([['web/b', { percent: 20, sinceMs: T0 + 30 * 86_400_000 }]]),
+      pools: ['web'],
+    });
+    const agg = createAggregator({ node: 'n1', store, logger, clock });
+    open.push(agg);
+    await store.watchDecided({ onUpdate: (d) => agg.setDecided(d.decided, d.ramps) });
+    agg.setMembers(['web/a', 'web/b']);
+    agg.setLiveNodes(new Set(NODES));
+    agg.setFleet(fleetOf({ slowStartS: 8, type: 'none' }));
+    agg.start();
+    await manual.advance(20);
+    expect(agg.isLeader).toBe(true);
+    expect(Math.max(...delays)).toBeLessThanOrEqual(2 ** 31 - 1);
+    expect((await store.getDecided()).ramps.get('web/b')?.sinceMs).toBeLessThanOrEqual(T0 + 20 + 5 * 60_000);
+    await manual.advance(5 * 60_000 + 8_100);
+    expect((await store.getDecided()).ramps.size).toBe(0);
+    expect(Math.max(...delays)).toBeLessThanOrEqual(2 ** 31 - 1);
   });
 
   test('a member set active by the operator ramps; a new leader carries the ramp on and starts none', async () => {

@@ -18,6 +18,7 @@ import {
   rampPercentAt,
   slowStartOf,
 } from '@l4fleet/config';
+import { latestBelievedMs } from './clock-bounds.js';
 
 export interface RampStep {
   /** The ramps to store (memberKey -> ramp). */
@@ -26,6 +27,11 @@ export interface RampStep {
   readonly changed: boolean;
   /** Members whose ramp began in this step (for the log). */
   readonly begun: readonly string[];
+  /**
+   * Members whose stored `sinceMs` was later than the leader's clock allows (clock-bounds.ts) and was capped to
+   * that bound (for the log): the ramp steps from there, not from a time a clock ahead gave it.
+   */
+  readonly capped: readonly string[];
   /** When the next step of any ramp is due (ms since the epoch): run the step again then. */
   readonly nextStepMs?: number;
 }
@@ -55,6 +61,8 @@ export function nextRamps(inp: RampInputs): RampStep {
   const pools = new Map(inp.fleet.pools.map((p) => [p.name, p]));
   const ramps = new Map<string, MemberRamp>();
   const begun: string[] = [];
+  const capped: string[] = [];
+  const latestMs = latestBelievedMs(inp.nowMs);
   let next: number | undefined;
   const consider = (pool: Pool | undefined, key: string, name: string, sinceMs: number): void => {
     if (!pool || ramps.has(key) || !mayRamp(pool, name, key, inp.after)) return;
@@ -78,9 +86,17 @@ export function nextRamps(inp: RampInputs): RampStep {
   }
   for (const [key, r] of inp.ramps) {
     const i = key.indexOf('/');
-    consider(pools.get(key.slice(0, i)), key, key.slice(i + 1), r.sinceMs);
+    const ahead = r.sinceMs > latestMs;
+    consider(pools.get(key.slice(0, i)), key, key.slice(i + 1), ahead ? latestMs : r.sinceMs);
+    if (ahead && ramps.has(key)) capped.push(key);
   }
-  return { ramps, changed: !sameRamps(inp.ramps, ramps), begun, ...(next === undefined ? {} : { nextStepMs: next }) };
+  return {
+    ramps,
+    changed: !sameRamps(inp.ramps, ramps),
+    begun,
+    capped,
+    ...(next === undefined ? {} : { nextStepMs: next }),
+  };
 }
 
 export function sameRamps(a: MemberRamps, b: MemberRamps): boolean {
