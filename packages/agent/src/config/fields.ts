@@ -1,0 +1,102 @@
+/**
+ * Field readers of agent.yaml that several sections share: addresses, HOST:PORT listeners and dials, the interface
+ * name, URL lists and TLS file sets. Each adds a problem naming the path and the value, and returns a placeholder so
+ * parsing goes on and every problem is reported at once.
+ */
+import { isIP } from 'node:net';
+import {
+  addressField,
+  listField as list,
+  type Problems,
+  sectionField as section,
+  showValue as show,
+  stringField as str,
+} from '@l4fleet/config';
+import type { TlsFiles } from './types.js';
+
+/**
+ * Linux IFNAMSIZ - 1 (15 bytes, checked apart in UTF-8); no `/` or space, no `:` (an alias label such as eth0:1 is
+ * no interface), and not `.` or `..` (directories under /sys/class/net, which --check would take for interfaces).
+ */
+const IFNAME = /^(?!\.\.?$)[^\s/:]{1,15}$/;
+const IFNAME_MAX_BYTES = 15;
+
+export function optStr(p: Problems, path: string, v: unknown, what: string): string | undefined {
+  if (v === undefined) return undefined;
+  return str(p, path, v, undefined, what);
+}
+
+export function addr(p: Problems, path: string, v: unknown, family?: 4 | 6): string {
+  return addressField(p, path, v, family)?.address ?? String(v);
+}
+
+/**
+ * `HOST:PORT` or `[V6]:PORT`. The port may be 0 only where `allowZeroPort` (a free port: the tests' agents bind one
+ * and log it). With `numericHost`, a listener's: an IPv4 address, `[IPv6]` or localhost, the forms a bind takes
+ * (`*:9469` or `[foo]:9469` failed only at the bind).
+ */
+export function hostPort(
+  p: Problems,
+  path: string,
+  v: unknown,
+  dflt: string,
+  opts: { readonly allowZeroPort?: boolean; readonly numericHost?: boolean } = {},
+): string {
+  if (v === undefined) return dflt;
+  const v6 = typeof v === 'string' ? /^\[([^\]]+)\]:(\d{1,5})$/.exec(v) : null;
+  const m = v6 ?? (typeof v === 'string' ? /^([^:[\]]+):(\d{1,5})$/.exec(v) : null);
+  const port = m ? Number(m[2]) : -1;
+  const host = m?.[1] ?? '';
+  const numeric = v6 ? isIP(host) === 6 : isIP(host) === 4 || host === 'localhost';
+  if (!m || port > 65_535 || (port === 0 && !opts.allowZeroPort) || (opts.numericHost && !numeric)) {
+    const what = opts.numericHost
+      ? 'ADDRESS:PORT (an IPv4 address or localhost; IPv6 as [ADDR]:PORT)'
+      : 'HOST:PORT (IPv6 as [ADDR]:PORT)';
+    p.add(path, `${show(v)} is not ${what}`);
+    return dflt;
+  }
+  return v as string;
+}
+
+export function ifname(p: Problems, v: unknown): string {
+  const name = str(p, 'node.interface', v, IFNAME, 'an interface name (1-15 bytes, no / : or space, not . or ..)');
+  if (IFNAME.test(name) && Buffer.byteLength(name, 'utf8') > IFNAME_MAX_BYTES) {
+    const bytes = Buffer.byteLength(name, 'utf8');
+    p.add('node.interface', `${show(v)} is ${bytes} bytes; Linux interface names are at most 15 (IFNAMSIZ)`);
+  }
+  return name;
+}
+
+/** A probe source: a socket bound to the unspecified address is what no source address gives. */
+export function sourceAddress(p: Problems, v: unknown): string {
+  const a = addr(p, 'health.sourceAddress', v);
+  if (a === '0.0.0.0' || a === '::')
+    p.add('health.sourceAddress', `${show(v)} is the unspecified address: leave the field out for the kernel's choice`);
+  return a;
+}
+
+export function urls(p: Problems, path: string, v: unknown, schemes: readonly string[]): string[] {
+  return list(p, path, v).map((u, i) => {
+    try {
+      if (typeof u !== 'string') throw new Error('not a string');
+      const url = new URL(u);
+      if (!schemes.includes(url.protocol.replace(/:$/, ''))) throw new Error('scheme');
+      return u;
+    } catch {
+      p.add(`${path}[${i}]`, `${show(u)} is not a URL (${schemes.map((s) => `${s}://`).join(' or ')}HOST:PORT)`);
+      return String(u);
+    }
+  });
+}
+
+export function tls(p: Problems, path: string, v: unknown): TlsFiles | undefined {
+  if (v === undefined) return undefined;
+  const o = section(p, path, v, ['ca', 'cert', 'key']);
+  const t = {
+    ...(o.ca !== undefined ? { ca: str(p, `${path}.ca`, o.ca, undefined, 'a file path') } : {}),
+    ...(o.cert !== undefined ? { cert: str(p, `${path}.cert`, o.cert, undefined, 'a file path') } : {}),
+    ...(o.key !== undefined ? { key: str(p, `${path}.key`, o.key, undefined, 'a file path') } : {}),
+  };
+  if ((t.cert === undefined) !== (t.key === undefined)) p.add(path, 'cert and key go together (client certificate)');
+  return t;
+}
