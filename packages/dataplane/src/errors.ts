@@ -26,9 +26,10 @@ export type DataPlaneErrorCode =
   | 'BACKEND_RECORD_INVALID';
 
 /**
- * The one error type of @l4fleet/dataplane; `message` names the offending field and value. A refused
- * apply() leaves the previous state in place (validation runs before anything is sent to the kernel,
- * and the kernel applies one nft transaction atomically).
+ * The one error type of @l4fleet/dataplane; `message` names the offending field and value. Validation runs before
+ * anything is sent to the kernel, and the kernel applies each nft transaction atomically. The nftables driver writes
+ * its NAT table in a transaction of its own: refused, it fails the apply after the netdev table changed (package
+ * README, "Errors").
  */
 export class DataPlaneError extends Error {
   override readonly name = 'DataPlaneError';

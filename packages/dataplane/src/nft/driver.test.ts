@@ -25,9 +25,9 @@ const missing = (what: string) => ({ code: 1, stdout: '', stderr: `Error: No suc
 /**
  * A kernel as nft and ip answer for it: `table` is the netdev table's `nft -t` listing (undefined: no table), every
  * map and set listed empty, except the names in `absent` (No such file or directory); `sysctl` answers forwarding.
- * Records every `nft -f` script.
+ * Records every `nft -f` script; with `refuseNat`, a script for the NAT (inet) table is refused (recorded too).
  */
-function fakeKernel(k: { table?: string; absent?: readonly string[]; forwarding?: string }): {
+function fakeKernel(k: { table?: string; absent?: readonly string[]; forwarding?: string; refuseNat?: boolean }): {
   exec: Exec;
   scripts: string[];
 } {
@@ -40,6 +40,9 @@ function fakeKernel(k: { table?: string; absent?: readonly string[]; forwarding?
     if (line.startsWith('sysctl')) return { code: 0, stdout: `${k.forwarding ?? '1'}\n`, stderr: '' };
     if (line === 'nft -f -') {
       scripts.push(input ?? '');
+      if (k.refuseNat && (input ?? '').includes('table inet')) {
+        return { code: 1, stdout: '', stderr: 'Error: Could not process rule: No such file or directory' };
+      }
       return { code: 0, stdout: '', stderr: '' };
     }
     if (line.startsWith('nft -t list table netdev')) return k.table === undefined ? missing(line) : ok(k.table);
@@ -85,6 +88,54 @@ describe('nftables driver', () => {
     expect(err).toMatchObject({ code: 'NAT_FORWARDING_DISABLED' });
     // The l2 VIP keeps being served: no transaction took it out of the netdev table.
     expect(kernel.scripts).toHaveLength(1);
+    await dp.close();
+  });
+
+  const chainGone = (script: string): boolean => script.includes('delete chain netdev l4fleet v_c6120201_tcp_80');
+
+  test('nftables driver - a VIP moved from l2 to nat whose NAT transaction is refused keeps its netdev chain', async () => {
+    const kernel = fakeKernel({ refuseNat: true });
+    const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec: kernel.exec, deltaWriter: 'nft' });
+    await dp.apply([vip()]);
+    const err = await dp.apply([vip({ forwarding: 'nat' })]).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'NFT_FAILED' });
+    // The l2 VIP keeps being served: no netdev transaction took its chain or its jump away, then or on a retry.
+    await expect(dp.apply([vip({ forwarding: 'nat' })])).rejects.toMatchObject({ code: 'NFT_FAILED' });
+    expect(kernel.scripts.some(chainGone)).toBe(false);
+    expect(kernel.scripts.some((s) => s.includes('delete element netdev l4fleet vips4'))).toBe(false);
+    await dp.close();
+  });
+
+  test('nftables driver - a VIP moved from l2 to nat leaves the netdev table after the NAT table holds it', async () => {
+    const kernel = fakeKernel({});
+    const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec: kernel.exec, deltaWriter: 'nft' });
+    await dp.apply([vip()]);
+    const result = await dp.apply([vip({ forwarding: 'nat' })]);
+    const natAt = kernel.scripts.findIndex((s) => s.includes('table inet'));
+    const goneAt = kernel.scripts.findIndex(chainGone);
+    expect(natAt).toBeGreaterThan(0);
+    expect(goneAt).toBeGreaterThan(natAt);
+    expect(result.vips).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ vip: '198.18.2.1:80/tcp', action: 'removed' }),
+        expect.objectContaining({ vip: '198.18.2.1:80/tcp', action: 'added' }),
+      ]),
+    );
+    // The next apply finds nothing to do in either table.
+    const again = await dp.apply([vip({ forwarding: 'nat' })]);
+    expect(again.transactions).toBe(0);
+    await dp.close();
+  });
+
+  test('nftables driver - a VIP moved from nat to l2 enters the netdev table before it leaves the NAT table', async () => {
+    const kernel = fakeKernel({});
+    const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec: kernel.exec, deltaWriter: 'nft' });
+    await dp.apply([vip({ forwarding: 'nat' })]);
+    const before = kernel.scripts.length;
+    await dp.apply([vip()]);
+    const next = kernel.scripts.slice(before);
+    expect(next[0]).toContain('add chain netdev l4fleet v_c6120201_tcp_80');
+    expect(next[1]).toContain('table inet');
     await dp.close();
   });
 });

@@ -251,29 +251,44 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       log.info({ event: 'kernelStateRead', exists: state !== null, vips: state?.vips.size ?? 0 });
     }
     // Pings are answered for every VIP address, NAT ones too: the netdev hook sees them first (echo.ts).
-    const plan = planApply(state, vips, layout, new Set(all.map((v) => echoAddress(v.family, v.addressHex))));
+    const echo = new Set(all.map((v) => echoAddress(v.family, v.addressHex)));
+    // Two tables, two transactions (another family each), ordered so that a VIP moving between them keeps being
+    // served by one if the second transaction is refused: the netdev table's ingress hook sees a packet before the
+    // NAT table does, so a VIP is added there first and leaves it last. A VIP moving from l2 to nat stays in the netdev
+    // table (retained) until the NAT transaction has committed, then a third transaction removes it.
+    const moving = new Set(natVips.map((v) => v.key).filter((key) => state?.vips.has(key)));
+    const plan = planApply(state, vips, layout, echo, moving);
     const planned = performance.now();
     let writer: 'netlink' | 'nft' | 'none' = 'none';
-    if (plan.ops.length > 0) {
+    const writePlan = async (ops: readonly Op[]): Promise<void> => {
+      if (ops.length === 0) return;
       try {
-        writer = await write(plan.ops);
+        writer = await write(ops);
       } catch (err) {
         // Refused: the kernel keeps the previous state. Lost: unknown. Either way the next apply plans
         // against a fresh read (which also repairs a table changed under us, say deleted by hand).
         state = undefined;
         throw (await interfaceGone()) ?? err;
       }
-    }
+    };
+    await writePlan(plan.ops);
     state = plan.next;
-    // A second transaction: the NAT table is another table (and family) than the netdev one.
+    // Refused here, the netdev table has this apply's changes and the moving VIPs still; the next apply retries.
     const natResult = await nat.apply(natVips);
+    const removal = moving.size === 0 ? undefined : planApply(state, vips, layout, echo);
+    if (removal !== undefined) {
+      await writePlan(removal.ops);
+      state = removal.next;
+    }
+    const removed = removal?.vips.filter((v) => v.action === 'removed') ?? [];
+    const transactions = [plan, removal].filter((p) => p !== undefined && p.ops.length > 0).length;
     const result: ApplyResult = {
-      vips: [...plan.vips, ...natResult.vips],
-      slotsChanged: plan.slotsChanged + natResult.slotsChanged,
+      vips: [...plan.vips, ...removed, ...natResult.vips],
+      slotsChanged: plan.slotsChanged + (removal?.slotsChanged ?? 0) + natResult.slotsChanged,
       backendsAdded: plan.backendsAdded,
-      backendsRemoved: plan.backendsRemoved,
+      backendsRemoved: plan.backendsRemoved + (removal?.backendsRemoved ?? 0),
       tableCreated: plan.tableCreated,
-      transactions: (plan.ops.length === 0 ? 0 : 1) + natResult.transactions,
+      transactions: transactions + natResult.transactions,
       durationMs: performance.now() - started,
     };
     log.info({

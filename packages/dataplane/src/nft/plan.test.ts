@@ -46,6 +46,21 @@ describe('planApply', () => {
     expect(p.backendsAdded).toBe(3);
   });
 
+  test('retain - a VIP leaving keeps its chain, jump, address and backends until a plan without retain', () => {
+    const other = vip(1, { vip: { address: '198.18.2.2', port: 80, protocol: 'tcp' } });
+    // Both addresses are still VIP addresses of the driver (the leaving one moves to the NAT table): both answer pings.
+    const echo = new Set(['4|c6120201', '4|c6120202']);
+    const kept = planApply(applied(vip(3), other), norm(other), layout, echo, new Set(['v_c6120201_tcp_80']));
+    expect(script(kept)).toBe('');
+    expect(kept.next.vips.has('v_c6120201_tcp_80')).toBe(true);
+    expect(kept.next.backends.size).toBe(3);
+    const gone = planApply(kept.next, norm(other), layout, echo);
+    expect(script(gone)).toContain('delete chain netdev l4t v_c6120201_tcp_80');
+    expect(script(gone)).toContain('delete element netdev l4t vips4 { 198.18.2.1 . tcp . 80 }');
+    expect(script(gone)).toContain('delete element netdev l4t vipaddrs4 { 198.18.2.1 }');
+    expect(gone.backendsRemoved).toBe(2);
+  });
+
   test('same state again - nothing to do', () => {
     const p = planApply(applied(vip(3)), norm(vip(3)), layout);
     expect(script(p)).toBe('');

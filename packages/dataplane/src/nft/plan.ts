@@ -126,13 +126,16 @@ const vipElement = (v: { addressHex: string; protocol: Protocol; port: number })
 
 /**
  * `echoAddresses`: the addresses (`family|hex`, echoAddress()) whose pings the table answers: every VIP address of the
- * driver, NAT ones too (echo.ts); default: those of `desired`.
+ * driver, NAT ones too (echo.ts); default: those of `desired`. `retain`: keys of VIPs in `current` but not in
+ * `desired` that stay in the table as they are (with their backends and address), for now: a VIP moving to the NAT
+ * table keeps forwarding here until that table holds it (the driver removes it in a second plan).
  */
 export function planApply(
   current: KernelState | null,
   desired: readonly NormalizedVip[],
   layout: Layout,
   echoAddresses: ReadonlySet<string> = new Set(desired.map((v) => echoAddress(v.family, v.addressHex))),
+  retain: ReadonlySet<string> = new Set(),
 ): Plan {
   const t = layout.table;
   const out: Op[] = [];
@@ -198,6 +201,12 @@ export function planApply(
       addCounterRefs.push(element('add', BACKEND_COUNTERS, id, { counter: backendCounter(id) }));
     }
   }
+  // Retained VIPs keep their backends: their slots, overlay and live set still name those ids.
+  const kept = [...base.vips.values()].filter((v) => retain.has(v.key) && !desired.some((d) => d.key === v.key));
+  const keptIds = new Set<number>();
+  for (const v of kept) for (const a of [v.base, v.overlay, v.live]) for (const id of a) keptIds.add(id);
+  for (const [identity, b] of base.backends)
+    if (keptIds.has(b.id) && !backends.has(identity)) backends.set(identity, b);
   // A new table holds only what this apply writes: the retired backends that did not come back have no element in it,
   // so they are forgotten. Kept, one that came back later would get its old id and no backends4/backends6 element, and
   // its share of new flows would be dropped (drop_no_backend). No flow remembers an old id: the flow maps are new too.
@@ -212,7 +221,7 @@ export function planApply(
   const addresses = (s: Iterable<{ family: IpFamily; addressHex: string }>): Set<string> =>
     new Set([...s].map((v) => echoAddress(v.family, v.addressHex)));
   const oldAddresses = addresses(base.vips.values());
-  const newAddresses = addresses(desired);
+  const newAddresses = addresses([...desired, ...kept]);
 
   for (const v of desired) {
     const { protocol, port } = v.table.vip;
@@ -312,6 +321,7 @@ export function planApply(
     const [f, hex] = a.split('|') as [string, string];
     nft(`add element netdev ${t} ${vipAddressesSet(Number(f) as IpFamily)} { ${hexToAddress(hex)} }`);
   }
+  for (const v of kept) vips.set(v.key, v);
   for (const old of base.vips.values()) {
     if (vips.has(old.key)) continue;
     nft(`delete element netdev ${t} ${vipsMap(old.family)} { ${vipElement(old)} }`);
