@@ -37,11 +37,43 @@ async function member(): Promise<number> {
   return port;
 }
 
+/**
+ * A TCP member that answers the client's FIN (its 'end') with `chunks` chunks one every `everyMs`, then its own FIN:
+ * a slow answer still streaming in the closing state.
+ */
+async function streamingMember(chunks: number, everyMs: number): Promise<number> {
+  const timers = new Set<NodeJS.Timeout>();
+  const tcp = net.createServer({ allowHalfOpen: true }, (c) => {
+    c.on('error', () => undefined);
+    c.on('data', () => undefined);
+    c.once('end', () => {
+      let sent = 0;
+      const t = setInterval(() => {
+        if (c.destroyed) return clearInterval(t);
+        c.write(`chunk${sent};`);
+        sent += 1;
+        if (sent === chunks) {
+          clearInterval(t);
+          c.end();
+        }
+      }, everyMs);
+      timers.add(t);
+    });
+  });
+  await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+  cleanups.push(() => {
+    for (const t of timers) clearInterval(t);
+    tcp.close();
+  });
+  return (tcp.address() as net.AddressInfo).port;
+}
+
 async function proxyWith(
   protocol: Protocol,
   profile?: VipProfile,
+  memberPortGiven?: number,
 ): Promise<{ dp: DataPlane; port: number; table: VipTable }> {
-  const memberPort = await member();
+  const memberPort = memberPortGiven ?? (await member());
   const port = await freePort();
   const backends = [{ name: 'm0', address: '127.0.0.1', port: memberPort }];
   const t: VipTable = {
@@ -127,6 +159,29 @@ describe('proxy profile', () => {
     const ms = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 4_000))]);
     expect(ms).toBeGreaterThan(500);
     expect(ms).toBeLessThan(3_000);
+  });
+
+  test('tcp close timeout - restarted by each byte: an answer streamed after the client FIN arrives whole', async () => {
+    // 12 chunks 250 ms apart take 3 s after the client's FIN, longer than tcpCloseTimeoutS 1, with no gap of 1 s:
+    // conntrack restarts its closing timeout on each packet, and so does the proxy.
+    const { port } = await proxyWith(
+      'tcp',
+      tcpProfile({ idleTimeoutS: 60, tcpCloseTimeoutS: 1 }),
+      await streamingMember(12, 250),
+    );
+    const sock = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    cleanups.push(() => sock.destroy());
+    await new Promise<void>((r) => sock.once('connect', r));
+    let got = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      got += d;
+    });
+    sock.on('error', () => undefined);
+    const ended = new Promise<void>((r) => sock.once('close', () => r()));
+    sock.end();
+    await Promise.race([ended, new Promise((r) => setTimeout(r, 8_000))]);
+    expect(got.split(';').filter(Boolean)).toHaveLength(12);
   });
 
   test('udp idle timeout - a session ends after idleTimeoutS', async () => {

@@ -36,7 +36,7 @@ export interface SourceFilter {
  * The VIP's profile as socket timeouts (design note 0012), read for each new connection so an apply changes it for
  * new connections: idle (no byte either way) ends both connections, with a RST each under `onTimeout: reset`, else
  * closed; the handshake timeout bounds the connect to the member (the client's handshake is the kernel's); the close
- * timeout ends both once either side has sent its FIN. Absent: no idle or close timeout (the proxy before profiles).
+ * timeout ends both once either side has sent its FIN and no byte has passed either way for that long. Absent: no idle or close timeout (the proxy before profiles).
  */
 export interface ProfileHolder {
   profile?: ResolvedProfile | undefined;
@@ -160,11 +160,19 @@ function applyProfile(client: net.Socket, upstream: net.Socket, p: ResolvedProfi
   // Every byte either way passes through the client socket (read from it or written to it): its idle timer is the
   // connection's.
   client.setTimeout(p.idleTimeoutS * 1000, end);
+  // The close timeout is an idle timer of the closing state, as conntrack's (restarted by each packet): a member still
+  // streaming its answer after the client's FIN is not cut (under `drop` the client would see a normal FIN and take a
+  // truncated answer for a complete one), one silent for tcpCloseTimeoutS is.
   let closing: NodeJS.Timeout | undefined;
   const halfClosed = (): void => {
     closing ??= setTimeout(end, p.tcpCloseTimeoutS * 1000);
     closing.unref();
   };
+  const activity = (): void => {
+    closing?.refresh();
+  };
+  client.on('data', activity);
+  upstream.on('data', activity);
   client.once('end', halfClosed);
   upstream.once('end', halfClosed);
   client.once('close', () => clearTimeout(closing));
