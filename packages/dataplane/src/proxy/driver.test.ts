@@ -88,6 +88,8 @@ describe('proxy driver', () => {
     expect(result.vips).toEqual([expect.objectContaining({ action: 'removed' })]);
     expect(await connectOutcome(t.vip.port)).toBe('ECONNREFUSED');
     expect(await echo('b')).toBe('b');
+    // The draining connection is still a flow of the proxy's.
+    expect((await dp.counters()).flowTable.entries).toBe(1);
     // The driver's close ends the draining connection too.
     await dp.close();
     await closed;
@@ -128,5 +130,84 @@ describe('proxy driver', () => {
     expect(before).toBeGreaterThan(0);
     expect(received).toBeGreaterThan(before);
     expect((await dp.counters()).flowTable.entries).toBe(1);
+  });
+
+  test('proxy driver - a VIP replaced by another on the same port under listenAddress reuses its listener', async () => {
+    const port = await freePort();
+    const t = await table('tcp', await member(), { vip: { address: '198.51.100.1', port, protocol: 'tcp' } });
+    const dp = createProxyDataPlane({ logger, listenAddress: HOST });
+    cleanups.push(() => dp.close());
+    await dp.apply([t]);
+    const replaced = { ...t, vip: { ...t.vip, address: '198.51.100.2' } };
+    const result = await dp.apply([replaced]);
+    expect(result.vips).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ vip: '198.51.100.1:' + port + '/tcp', action: 'removed' }),
+        expect.objectContaining({ vip: '198.51.100.2:' + port + '/tcp', action: 'added' }),
+      ]),
+    );
+    expect(await connectOutcome(port)).toBe('connected');
+    expect((await dp.counters()).vips.map((v) => v.vip)).toEqual([`198.51.100.2:${port}/tcp`]);
+    // And back again: the listener follows its bind, whichever VIP holds it.
+    await dp.apply([t]);
+    expect(await connectOutcome(port)).toBe('connected');
+  });
+
+  test('proxy driver - two VIPs that would share one listener under listenAddress are refused, naming both', async () => {
+    const port = await freePort();
+    const t = await table('tcp', await member(), { vip: { address: '198.51.100.1', port, protocol: 'tcp' } });
+    const dp = createProxyDataPlane({ logger, listenAddress: HOST });
+    cleanups.push(() => dp.close());
+    const other = {
+      ...t,
+      vip: { ...t.vip, address: '2001:db8::1' },
+      backends: [],
+      slots: new Int32Array(251).fill(-1),
+    };
+    const err = await dp.apply([t, other]).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'VIP_INVALID' });
+    expect((err as Error).message).toContain(`198.51.100.1:${port}/tcp`);
+    expect((err as Error).message).toContain(`[2001:db8::1]:${port}/tcp`);
+    expect(await connectOutcome(port)).toBe('ECONNREFUSED');
+  });
+
+  test.each([
+    ['flowTableSize', { flowTableSize: 0 }, '0'],
+    ['flowTableSize', { flowTableSize: Number.NaN }, 'NaN'],
+    ['flowTableSize', { flowTableSize: 1.5 }, '1.5'],
+    ['flowTimeoutUdpS', { flowTimeoutUdpS: 0 }, '0'],
+    ['flowTimeoutUdpS', { flowTimeoutUdpS: -1 }, '-1'],
+    ['connectTimeoutMs', { connectTimeoutMs: 0 }, '0'],
+    ['connectTimeoutMs', { connectTimeoutMs: Number.POSITIVE_INFINITY }, 'Infinity'],
+  ])('proxy driver - option %s %o is refused, naming the field and the value', (field, o, shown) => {
+    let err: unknown;
+    try {
+      createProxyDataPlane({ logger, ...o });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ code: 'OPTIONS_INVALID' });
+    expect((err as Error).message).toContain(`${field}: ${shown}`);
+  });
+
+  test('proxy driver - backend counters keep only the members of running or draining VIPs', async () => {
+    const [p1, p2] = [await member(), await member()];
+    const t = await table('udp', p1);
+    const dp = createProxyDataPlane({ logger });
+    cleanups.push(() => dp.close());
+    await dp.apply([t]);
+    const client = dgram.createSocket('udp4');
+    cleanups.push(() => client.close());
+    await new Promise<void>((r) => client.bind(0, HOST, r));
+    const reply = new Promise<void>((r) => client.once('message', () => r()));
+    client.send('hello', t.vip.port, HOST);
+    await reply;
+    expect((await dp.counters()).backends).toEqual([{ address: HOST, packets: 1, bytes: 5 }]);
+    // The member moves to another address: the old address's counter goes (here both are loopback, so move the VIP).
+    const moved = await table('udp', p2, { backends: [{ name: 'm1', address: '127.0.0.2', port: p2 }] });
+    await dp.apply([{ ...moved, slots: buildTable(moved.backends, 251) }]);
+    expect((await dp.counters()).backends).toEqual([]);
+    await dp.apply([]);
+    expect((await dp.counters()).backends).toEqual([]);
   });
 });

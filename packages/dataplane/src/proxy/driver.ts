@@ -33,8 +33,10 @@ export interface ProxyDataPlaneOptions {
 }
 
 interface RunningVip {
-  readonly key: string;
-  readonly label: string;
+  key: string;
+  label: string;
+  /** Where the listener is bound (bindKey()): a VIP taking over a removed one's bind takes over its listener. */
+  readonly bind: string;
   table: VipTable;
   readonly selector: BackendSelector;
   readonly listener: VipListener;
@@ -53,6 +55,15 @@ function profileOf(v: NormalizedVip): ProfileHolder {
   return v.table.profile === undefined ? {} : { profile: v.profile };
 }
 
+/** Integer option in [1, max], else OPTIONS_INVALID naming the field and the value (as the nftables driver's). */
+function positiveInt(name: string, v: number | undefined, dflt: number, max: number): number {
+  const x = v ?? dflt;
+  if (!Number.isInteger(x) || x < 1 || x > max) {
+    throw new DataPlaneError('OPTIONS_INVALID', `${name}: ${String(v)} is not an integer from 1 to ${max}`);
+  }
+  return x;
+}
+
 export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
   const selection = opts.selection ?? 'maglev';
   if (!['maglev', 'round-robin', 'least-connections'].includes(selection)) {
@@ -61,12 +72,20 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
       `selection: ${JSON.stringify(selection)} is not maglev, round-robin or least-connections`,
     );
   }
-  const timeoutMs = (opts.flowTimeoutUdpS ?? DEFAULT_PROXY_FLOW_TIMEOUT_UDP_S) * 1000;
-  const maxSessions = opts.flowTableSize ?? DEFAULT_PROXY_FLOW_TABLE_SIZE;
+  // A size of 0 broke the first datagram (no session to evict), NaN never evicted, a timeout of 0 swept in a busy loop.
+  const timeoutMs =
+    positiveInt('flowTimeoutUdpS', opts.flowTimeoutUdpS, DEFAULT_PROXY_FLOW_TIMEOUT_UDP_S, 7 * 86_400) * 1000;
+  const maxSessions = positiveInt('flowTableSize', opts.flowTableSize, DEFAULT_PROXY_FLOW_TABLE_SIZE, 16_777_216);
+  const connectTimeoutMs = positiveInt(
+    'connectTimeoutMs',
+    opts.connectTimeoutMs,
+    DEFAULT_CONNECT_TIMEOUT_MS,
+    3_600_000,
+  );
   const log = opts.logger.child({ component: 'dataplane', driver: 'proxy' });
   const running = new Map<string, RunningVip>();
-  /** Listeners of removed TCP VIPs whose connections still drain: close() ends them. */
-  const draining = new Set<VipListener>();
+  /** Removed TCP VIPs whose connections still drain (their listener closed): close() ends them. */
+  const draining = new Set<RunningVip>();
   const backendTallies = new Map<string, Tally>();
   const noBackend = new Tally();
   const sourceDrops = new Tally();
@@ -77,6 +96,10 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
     queue = run.catch(() => undefined);
     return run;
   };
+
+  /** The listener's own address: with listenAddress, VIPs of other addresses on one port and protocol share it. */
+  const bindKey = (v: NormalizedVip): string =>
+    opts.listenAddress === undefined ? v.key : `${opts.listenAddress}|${v.table.vip.port}|${v.table.vip.protocol}`;
 
   async function start(v: NormalizedVip): Promise<RunningVip> {
     const { address, port, protocol } = v.table.vip;
@@ -93,7 +116,7 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
               port,
               selector,
               stats,
-              connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+              connectTimeoutMs,
               profile,
               source,
               log,
@@ -108,7 +131,17 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
               source,
               log,
             });
-      return { key: v.key, label: v.label, table: v.table, selector, listener, stats, profile, source };
+      return {
+        key: v.key,
+        label: v.label,
+        bind: bindKey(v),
+        table: v.table,
+        selector,
+        listener,
+        stats,
+        profile,
+        source,
+      };
     } catch (err) {
       throw new DataPlaneError(
         'LISTEN_FAILED',
@@ -127,17 +160,53 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
       forwarding: ['l2', 'ipip', 'gre', 'gue', 'nat'],
       driver: 'proxy',
     });
+    const byBind = new Map<string, NormalizedVip>();
+    for (const v of vips) {
+      const other = byBind.get(bindKey(v));
+      if (other !== undefined) {
+        throw new DataPlaneError(
+          'VIP_INVALID',
+          `vip ${v.label}: listenAddress ${opts.listenAddress} puts it on the listener of vip ${other.label}` +
+            ` (${opts.listenAddress}:${v.table.vip.port}/${v.table.vip.protocol}): one VIP per port and protocol`,
+        );
+      }
+      byBind.set(bindKey(v), v);
+    }
+    const wanted = new Set(vips.map((v) => v.key));
+    // A new VIP on the bind of a VIP leaving takes over its listener: opening another would find the port in use.
+    const takenOver = new Map<string, RunningVip>();
+    for (const r of running.values()) {
+      const v = byBind.get(r.bind);
+      if (v !== undefined && !wanted.has(r.key) && !running.has(v.key)) takenOver.set(v.key, r);
+    }
     // Open every new listener first: if one fails, close those and keep the previous state whole.
     const added: RunningVip[] = [];
     try {
-      for (const v of vips) if (!running.has(v.key)) added.push(await start(v));
+      for (const v of vips) if (!running.has(v.key) && !takenOver.has(v.key)) added.push(await start(v));
     } catch (err) {
       await Promise.all(added.map((r) => r.listener.close(false)));
       throw err;
     }
     const reports: VipApplyReport[] = [];
     let slotsChanged = 0;
-    const wanted = new Set(vips.map((v) => v.key));
+    for (const [key, r] of takenOver) {
+      const v = byBind.get(r.bind) as NormalizedVip;
+      running.delete(r.key);
+      reports.push({ vip: r.label, action: 'removed', slotsChanged: r.table.slots.length, rulesReplaced: false });
+      slotsChanged += r.table.slots.length;
+      r.key = key;
+      r.label = v.label;
+      r.table = v.table;
+      r.profile.profile = profileOf(v).profile;
+      r.source.admits = sourceAdmits(v.table.sourceRanges);
+      r.selector.setTable(v.table);
+      // The old VIP's flows to members the new one lacks end, as for any table change; the VIP's count starts again.
+      r.listener.tableChanged();
+      r.stats.vip = new Tally();
+      running.set(key, r);
+      reports.push({ vip: r.label, action: 'added', slotsChanged: r.table.slots.length, rulesReplaced: true });
+      slotsChanged += r.table.slots.length;
+    }
     for (const r of added) {
       running.set(r.key, r);
       reports.push({ vip: r.label, action: 'added', slotsChanged: r.table.slots.length, rulesReplaced: true });
@@ -145,7 +214,7 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
     }
     for (const v of vips) {
       const r = running.get(v.key) as RunningVip;
-      if (added.includes(r)) continue;
+      if (added.includes(r) || takenOver.has(v.key)) continue;
       const changed = changedSlots(r.table, v.table, backendId);
       const rulesReplaced =
         r.table.hash !== v.table.hash || r.table.seed !== v.table.seed || r.table.slots.length !== v.table.slots.length;
@@ -167,16 +236,19 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
         rulesReplaced,
       });
     }
-    for (const l of draining) if (l.flows === 0) draining.delete(l);
+    for (const r of draining) if (r.listener.flows === 0) draining.delete(r);
     for (const [key, r] of running) {
       if (wanted.has(key)) continue;
       running.delete(key);
       // Established TCP connections drain by themselves; the listener stops taking new ones now.
       await r.listener.close(true);
-      if (r.listener.flows > 0) draining.add(r.listener);
+      if (r.listener.flows > 0) draining.add(r);
       reports.push({ vip: r.label, action: 'removed', slotsChanged: r.table.slots.length, rulesReplaced: false });
       slotsChanged += r.table.slots.length;
     }
+    // Counters of members no running or draining VIP has any more go (they grew with every member ever seen).
+    const members = new Set([...running.values(), ...draining].flatMap((r) => r.table.backends.map((b) => b.address)));
+    for (const address of backendTallies.keys()) if (!members.has(address)) backendTallies.delete(address);
     const result: ApplyResult = {
       vips: reports,
       slotsChanged,
@@ -211,13 +283,17 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
         // Refused connections count 0 bytes (closed before a byte is read), refused datagrams their payload.
         source: { packets: sourceDrops.packets, bytes: sourceDrops.bytes },
       },
-      flowTable: { entries: [...running.values()].reduce((n, r) => n + r.listener.flows, 0), fullPackets: 0 },
+      // Draining connections of removed VIPs are flows too.
+      flowTable: {
+        entries: [...running.values(), ...draining].reduce((n, r) => n + r.listener.flows, 0),
+        fullPackets: 0,
+      },
     }),
     close: () =>
       serial(async () => {
         if (closed) return;
         closed = true;
-        const listeners = [...[...running.values()].map((r) => r.listener), ...draining];
+        const listeners = [...running.values(), ...draining].map((r) => r.listener);
         await Promise.all(listeners.map((l) => l.close(false)));
         running.clear();
         draining.clear();

@@ -10,7 +10,8 @@ export class Tally {
 }
 
 export interface ProxyStats {
-  readonly vip: Tally;
+  /** Replaced when another VIP takes over the listener (driver.ts): read it at each count, never keep it. */
+  vip: Tally;
   /** By backend address. */
   readonly backends: Map<string, Tally>;
   readonly noBackend: Tally;
