@@ -1,7 +1,7 @@
 /**
  * Second chance (docs/design/0011-second-chance.md): the size of a pool's table history record, `history/<pool>`,
  * as the aggregator stores it (encodePoolHistory: `[name, address, port, weight]` rows), with 4 earlier tables (one
- * member added each time), and the largest pool whose record with all 4 still fits MAX_RECORD_BYTES (the writer
+ * member added each time), and the largest pool whose record with all 4 still fits MAX_TXN_BYTES (the writer
  * drops the oldest earlier tables past it, fittedHistoryValue). No etcd: the record is what apply would write.
  * Members are named by config's default (address:port); longer names make every row longer.
  */
@@ -16,7 +16,7 @@ import {
   tableInputsOf,
 } from '@l4fleet/config';
 import { encodePoolHistory } from '../src/history-record.js';
-import { MAX_RECORD_BYTES } from '../src/limits.js';
+import { MAX_TXN_BYTES } from '../src/layout.js';
 
 /** The table size does not enter the record; 1,000,003 admits every pool size up to MAX_MEMBERS_PER_POOL. */
 const poolOf = (members: number): Fleet['pools'][number] =>
@@ -62,10 +62,10 @@ const rows = [100, 1_000, 10_000].map((members) => {
 // The largest pool whose record keeps all 4 earlier tables: the size grows with the members, so a binary search.
 let lo = MAX_PREVIOUS_TABLES + 1;
 let hi = MAX_MEMBERS_PER_POOL;
-if (storedBytes(hi) <= MAX_RECORD_BYTES) lo = hi;
+if (storedBytes(hi) <= MAX_TXN_BYTES) lo = hi;
 while (lo < hi) {
   const mid = Math.ceil((lo + hi) / 2);
-  if (storedBytes(mid) <= MAX_RECORD_BYTES) lo = mid;
+  if (storedBytes(mid) <= MAX_TXN_BYTES) lo = mid;
   else hi = mid - 1;
 }
 
@@ -77,9 +77,9 @@ for (const r of rows) {
   );
 }
 console.log(
-  `largest pool whose record keeps ${MAX_PREVIOUS_TABLES} earlier tables within MAX_RECORD_BYTES ` +
-    `(${MAX_RECORD_BYTES / 2 ** 20} MiB): ${lo} members (default names)`,
+  `largest pool whose record keeps ${MAX_PREVIOUS_TABLES} earlier tables within MAX_TXN_BYTES ` +
+    `(${MAX_TXN_BYTES / 2 ** 20} MiB): ${lo} members (default names)`,
 );
 console.log(
-  JSON.stringify({ bench: 'history-size', rows, maxRecordBytes: MAX_RECORD_BYTES, membersFittingAllEarlier: lo }),
+  JSON.stringify({ bench: 'history-size', rows, maxRecordBytes: MAX_TXN_BYTES, membersFittingAllEarlier: lo }),
 );

@@ -4,7 +4,7 @@
  * leader (lease gone) can never overwrite its successor's decisions.
  */
 import { fenceOf } from './election.js';
-import { StoreError } from './errors.js';
+import { StoreError, toStoreError } from './errors.js';
 import { MAX_TXN_BYTES, MAX_TXN_OPS } from './layout.js';
 import type { StoreContext } from './store-context.js';
 import type { Leadership } from './types.js';
@@ -19,6 +19,12 @@ export interface FencedPrefixWrite {
   /** For error messages: `write decided`. */
   readonly what: string;
   readonly leadership?: Leadership;
+  /**
+   * Each put in a transaction of its own, and one etcd refuses as too large (TOO_LARGE) does not stop the others:
+   * the refusal is thrown once every other op was written (history: one pool's record must not keep the other
+   * pools' records from being updated or expired). Default false (decided: one batch after another).
+   */
+  readonly putsApart?: boolean;
 }
 
 interface Op {
@@ -57,13 +63,40 @@ export async function writeFencedPrefix(ctx: StoreContext, w: FencedPrefixWrite)
   const ops: Op[] = [];
   for (const [key, value] of w.wanted) if (stored.get(key) !== value) ops.push({ key, value });
   if (w.deleteOthers) for (const key of stored.keys()) if (!w.wanted.has(key)) ops.push({ key });
-  for (const batch of txnBatches(ops)) {
+  const batches = w.putsApart
+    ? [
+        ...ops.filter((op) => op.value !== undefined).map((op) => [op]),
+        ...txnBatches(ops.filter((op) => op.value === undefined)),
+      ]
+    : txnBatches(ops);
+  const refused: { key: string; err: StoreError }[] = [];
+  for (const batch of batches) {
     // Fencing: the txn applies only while the leader's election key exists (its lease is alive). Without a
     // leadership (tests, `recover`) the comparison always holds.
     const txn = fence ? client.if(fence, 'Create', '>', 0) : ns.if(`${w.prefix}_`, 'Create', '>', -1);
-    const res = await txn
-      .then(...batch.map((op) => (op.value === undefined ? ns.delete().key(op.key) : ns.put(op.key).value(op.value))))
-      .commit();
+    let res: { succeeded: boolean };
+    try {
+      res = await txn
+        .then(...batch.map((op) => (op.value === undefined ? ns.delete().key(op.key) : ns.put(op.key).value(op.value))))
+        .commit();
+    } catch (err) {
+      const e = toStoreError(err, w.what);
+      const one = batch[0] as Op;
+      if (!w.putsApart || batch.length !== 1 || one.value === undefined || e.code !== 'TOO_LARGE') throw err;
+      refused.push({ key: one.key, err: e });
+      continue;
+    }
     if (!res.succeeded) throw new StoreError('LEASE_LOST', `${w.what}: ${w.leadership?.node} lost leadership`);
+  }
+  const first = refused[0];
+  if (first) {
+    const names = refused.map((r) => r.key).join(', ');
+    throw new StoreError(
+      'TOO_LARGE',
+      `${w.what}: ${names}: refused, the other records written (${first.err.message})`,
+      {
+        cause: first.err,
+      },
+    );
   }
 }

@@ -3,6 +3,7 @@ import { describe, expect, test } from 'vitest';
 import { StoreError } from './errors.js';
 import { fittedHistoryValue } from './history.js';
 import { decodePoolHistory, encodePoolHistory } from './history-record.js';
+import { MAX_TXN_BYTES } from './layout.js';
 import { MAX_RECORD_BYTES } from './limits.js';
 import { MemoryFleetStore } from './memory-store.js';
 
@@ -85,7 +86,7 @@ describe('store history - the record', () => {
         port: 80,
         weight: 1,
       }));
-    const members = big(40_000, 'm'); // ~3.7 MB a table: the current and one earlier fit 8 MiB, not two
+    const members = big(5_000, 'm'); // ~465 KB a table: the current and one earlier fit MAX_TXN_BYTES, not two
     const h: PoolHistory = {
       pool: 'web',
       current: members,
@@ -96,7 +97,7 @@ describe('store history - the record', () => {
     };
     const value = fittedHistoryValue(h);
     expect(value).toBeDefined();
-    expect(Buffer.byteLength(value as string)).toBeLessThanOrEqual(MAX_RECORD_BYTES);
+    expect(Buffer.byteLength(value as string)).toBeLessThanOrEqual(MAX_TXN_BYTES);
     expect(decodePoolHistory(KEY, raw(value)).earlier.map((t) => t.untilMs)).toEqual([2]);
     expect(fittedHistoryValue({ pool: 'web', current: big(100_000, 'm'), earlier: [] })).toBeUndefined();
   });

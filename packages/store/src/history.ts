@@ -9,8 +9,7 @@ import type { PoolHistory, TableHistory } from '@l4fleet/config';
 import { toStoreError } from './errors.js';
 import { writeFencedPrefix } from './fenced-write.js';
 import { decodePoolHistory, encodePoolHistory } from './history-record.js';
-import { keys } from './layout.js';
-import { MAX_RECORD_BYTES } from './limits.js';
+import { keys, MAX_TXN_BYTES } from './layout.js';
 import type { CachedKv } from './prefix-cache.js';
 import { checkPoolKey } from './record-check.js';
 import { type PoolRecordFamily, readPoolRecords, watchPoolRecords } from './record-family.js';
@@ -24,13 +23,15 @@ function historyMap(snap: ReadonlyMap<string, CachedKv<PoolHistory>>): Map<strin
 }
 
 /**
- * The record as written: earlier tables dropped from the oldest until it fits MAX_RECORD_BYTES; undefined when even
- * the current table alone does not (a pool of ~100,000 long-named members: no second chance, logged).
+ * The record as written: earlier tables dropped from the oldest until it fits MAX_TXN_BYTES (1 MiB, the budget of
+ * every batched write: etcd refuses a request beyond its default --max-request-bytes, 1.5 MiB, which 0002 keeps);
+ * undefined when even the current table alone does not (~25,000 members with default names: no second chance,
+ * logged). Readers still take records up to MAX_RECORD_BYTES (written by earlier versions to a raised limit).
  */
 export function fittedHistoryValue(h: PoolHistory): string | undefined {
   for (let n = h.earlier.length; n >= 0; n--) {
     const value = encodePoolHistory({ ...h, earlier: h.earlier.slice(0, n) });
-    if (Buffer.byteLength(value) <= MAX_RECORD_BYTES) return value;
+    if (Buffer.byteLength(value) <= MAX_TXN_BYTES) return value;
   }
   return undefined;
 }
@@ -59,13 +60,17 @@ export class HistoryStore {
     return await watchPoolRecords(this.ctx, historyRecords, listener);
   }
 
-  /** Makes `history/` exactly `history` (changed pools put, others deleted); fenced by `leadership`. */
+  /**
+   * Makes `history/` exactly `history` (changed pools put, others deleted); fenced by `leadership`. Each pool's
+   * record is its own transaction: a record etcd refuses (TOO_LARGE, thrown after the others were written) does
+   * not keep the other pools' records from being updated or expired.
+   */
   async writeTableHistory(history: TableHistory, options: { leadership?: Leadership } = {}): Promise<void> {
     const wanted = new Map<string, string>();
     for (const [pool, h] of history) {
       const value = fittedHistoryValue(h);
       if (value === undefined) {
-        this.ctx.log.warn({ event: 'historyTooLarge', pool, limit: MAX_RECORD_BYTES });
+        this.ctx.log.warn({ event: 'historyTooLarge', pool, limit: MAX_TXN_BYTES });
         continue;
       }
       wanted.set(keys.historyPool(pool), value);
@@ -75,6 +80,7 @@ export class HistoryStore {
         prefix: keys.history,
         wanted,
         deleteOthers: true,
+        putsApart: true,
         what: 'write table history',
         ...(options.leadership ? { leadership: options.leadership } : {}),
       });

@@ -164,3 +164,25 @@ describe('aggregator - table history stamped ahead of the clock', () => {
     expect(delays.every((ms) => ms <= MAX_TIMER_MS)).toBe(true);
   });
 });
+
+describe('aggregator - a refused history write', () => {
+  test('is logged as tableHistoryWriteFailed with the store code, not as a failed decision write', async () => {
+    const lines: { event?: string; code?: string }[] = [];
+    const logged = pino({ level: 'warn' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    const clock = createManualClock(T0);
+    const store = new FlakyHistoryStore();
+    store.failures = 1;
+    const agg = createAggregator({ node: 'n1', store, logger: logged, clock });
+    open.push(agg);
+    agg.start();
+    await clock.advance(10);
+    agg.setFleet(fleetOf(3));
+    await clock.advance(10);
+    const events = lines.map((l) => l.event);
+    expect(events).toContain('tableHistoryWriteFailed');
+    expect(events).not.toContain('decisionWriteFailed');
+    expect(lines.find((l) => l.event === 'tableHistoryWriteFailed')?.code).toBe('UNAVAILABLE');
+    await clock.advance(1_100);
+    expect(store.historyWrites).toBe(1);
+  });
+});

@@ -98,6 +98,8 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
   let retryTimer: unknown;
   let writing = false;
   let dirty = false;
+  /** Errors recordHistory logged already (as tableHistoryWriteFailed), for the retry's catch. */
+  const historyFailures = new WeakSet<object>();
 
   const schedule = (): void => {
     if (!leadership || closed || timer !== undefined) return;
@@ -157,7 +159,8 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
         await recordHistory(lead, written ?? current, writtenRamps ?? currentRamps);
       } while (dirty && lead.isLeader() && !closed);
     } catch (err) {
-      log.warn({ event: 'decisionWriteFailed', err: (err as Error).message });
+      // A history write failure was logged as such (recordHistory): it is no failed decision.
+      if (!historyFailures.has(err as object)) log.warn({ event: 'decisionWriteFailed', err: (err as Error).message });
       written = undefined;
       writtenRamps = undefined;
       writtenHistory = undefined;
@@ -203,6 +206,9 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
       } catch (err) {
         // The retry must still rewrite the refused record (step.changed alone would be false then).
         if (wasAsked) rewriteHistory = true;
+        const code = (err as Partial<StoreError>).code;
+        log.warn({ event: 'tableHistoryWriteFailed', code, err: (err as Error).message });
+        if (typeof err === 'object' && err !== null) historyFailures.add(err);
         throw err;
       }
       writtenHistory = step.history;
