@@ -72,10 +72,23 @@ export function parseCounterDump(json: string): BackendCounters {
   }
   if (!Array.isArray(entries)) throw new DataPlaneError('BACKEND_RECORD_INVALID', 'counters: not a list');
   const slots = new Map<number, { packets: number; bytes: number }>();
-  for (const e of entries) {
-    const slot = bytesOf(e.key, 'a key').readUInt32LE(0);
+  const refuse = (message: string): never => {
+    throw new DataPlaneError('BACKEND_RECORD_INVALID', `counters: ${message}`);
+  };
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+  // Each entry checked before it is read: a bpftool of another version (or another map) must be refused, never
+  // read as zeros or thrown at `backend status` as a bare TypeError.
+  for (const [n, e] of entries.entries()) {
+    if (!isObject(e)) return refuse(`entry ${n} ${JSON.stringify(e)} is not {key, values}`);
+    const key = bytesOf(e.key, 'a key');
+    if (key.length !== 4) refuse(`entry ${n}: key ${JSON.stringify(e.key)} has ${key.length} bytes, not 4`);
+    const slot = key.readUInt32LE(0);
+    if (!Array.isArray(e.values)) refuse(`entry ${n} (slot ${slot}): values ${JSON.stringify(e.values)} is not a list`);
     const sum = { packets: 0, bytes: 0 };
-    for (const v of e.values ?? []) {
+    for (const [i, v] of e.values.entries()) {
+      if (!isObject(v) || v.value === undefined) {
+        refuse(`entry ${n} (slot ${slot}): values[${i}] ${JSON.stringify(v)} is not {value}`);
+      }
       const b = bytesOf(v.value, `slot ${slot}`);
       if (b.length !== VALUE_BYTES) {
         throw new DataPlaneError('BACKEND_RECORD_INVALID', `counters: slot ${slot} value has ${b.length} bytes`);

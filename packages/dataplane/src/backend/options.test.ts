@@ -40,6 +40,20 @@ describe('backend options', () => {
     [{ ...good, guePort: '6080x' }, '--gue-port "6080x": not a port (1-65535)'],
     [{ ...good, forwarding: ['ipip'], guePort: 6081 }, '--gue-port 6081: only meaningful with --forwarding gue'],
     [{ ...good, interface: 'eth0; rm -rf /' }, '--interface "eth0; rm -rf /": not an interface name'],
+    [{ ...good, vips: ['::ffff:198.51.100.7'] }, '--vip "::ffff:198.51.100.7": an IPv4-mapped address'],
+    [{ ...good, vips: ['224.0.0.1'] }, '--vip "224.0.0.1": a multicast address'],
+    [{ ...good, vips: ['255.255.255.255'] }, '--vip "255.255.255.255": the broadcast address'],
+    [{ ...good, vips: ['169.254.1.1'] }, '--vip "169.254.1.1": a link-local address'],
+    [{ ...good, vips: ['fe80::1'] }, '--vip "fe80::1": a link-local address'],
+    [{ ...good, vips: ['240.0.0.1'] }, '--vip "240.0.0.1": a reserved address'],
+    [{ ...good, vips: ['127.0.0.1'] }, '--vip "127.0.0.1": a loopback address'],
+    [{ ...good, vips: ['0.0.0.0'] }, '--vip "0.0.0.0": an unspecified'],
+    [{ ...good, nodes: ['::ffff:198.18.0.2'] }, '--nodes "::ffff:198.18.0.2": an IPv4-mapped address'],
+    [{ ...good, nodes: ['ff02::1'] }, '--nodes "ff02::1": a multicast address'],
+    [{ ...good, nodes: ['255.255.255.255'] }, '--nodes "255.255.255.255": the broadcast address'],
+    [{ ...good, nodes: ['0.0.0.0'] }, '--nodes "0.0.0.0": an unspecified'],
+    [{ ...good, peers: ['::ffff:198.18.5.11'] }, '--peers "::ffff:198.18.5.11": an IPv4-mapped address'],
+    [{ ...good, peers: ['239.1.1.1'] }, '--peers "239.1.1.1": a multicast address'],
   ])('backend options - %j is refused: %s', (input, message) => {
     expect(problems(input).join('\n')).toContain(message);
   });

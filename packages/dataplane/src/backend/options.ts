@@ -2,6 +2,9 @@
  * `l4fleet backend setup` options, validated before anything on the host is read or changed: every problem is
  * listed at once, each naming the flag and the value.
  */
+
+import { posix } from 'node:path';
+import { unusableAddress } from '@l4fleet/config';
 import { type IpFamily, parseAddress } from '@l4fleet/maglev';
 import { DataPlaneError } from '../errors.js';
 import { toHex } from '../validate.js';
@@ -56,10 +59,12 @@ export interface BackendSetupOptions {
   readonly secondChance: boolean;
 }
 
-const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
+/** What an interface name may hold here: no `/` (it goes into sysctl keys), no shell or tc syntax. */
+export const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
 
 function addresses(
   field: string,
+  role: 'vip' | 'member',
   values: readonly string[] | undefined,
   max: number,
   problems: string[],
@@ -82,8 +87,12 @@ function addresses(
       continue;
     }
     const hex = toHex(parsed.bytes);
-    if (/^0+$/.test(hex)) {
-      problems.push(`${field} ${JSON.stringify(text)}: the unspecified address`);
+    // A VIP must be one a client can reach through the router; a node's or peer's address is an outer source,
+    // which no host sends from when it is multicast, broadcast, unspecified or IPv4-mapped (an IPv4 node sends
+    // from its IPv4 address: the mapped form would go into the IPv6 allow list and match nothing).
+    const why = unusableAddress(text, role);
+    if (why !== undefined) {
+      problems.push(`${field} ${JSON.stringify(text)}: ${why}`);
       continue;
     }
     if (seen.has(hex)) {
@@ -127,11 +136,11 @@ function guePort(raw: BackendSetupInput['guePort'], modes: readonly ForwardingMo
 /** Validates the setup flags; throws DataPlaneError OPTIONS_INVALID listing every problem, one per line. */
 export function parseBackendSetupOptions(input: BackendSetupInput): BackendSetupOptions {
   const problems: string[] = [];
-  const vips = addresses('--vip', input.vips, MAX_VIPS, problems);
+  const vips = addresses('--vip', 'vip', input.vips, MAX_VIPS, problems);
   const modes = forwarding(input.forwarding, problems);
-  const nodes = addresses('--nodes', input.nodes, MAX_NODES, problems);
+  const nodes = addresses('--nodes', 'member', input.nodes, MAX_NODES, problems);
   const port = guePort(input.guePort, modes, problems);
-  const peers = addresses('--peers', input.peers, MAX_NODES, problems, true);
+  const peers = addresses('--peers', 'member', input.peers, MAX_NODES, problems, true);
   const distinct = new Set([...nodes, ...peers].map((a) => a.hex)).size;
   if (distinct > MAX_NODES) problems.push(`--nodes and --peers: ${distinct} addresses, at most ${MAX_NODES} together`);
   if (input.secondChance !== undefined && typeof input.secondChance !== 'boolean') {
@@ -150,4 +159,24 @@ export function parseBackendSetupOptions(input: BackendSetupInput): BackendSetup
     peers,
     secondChance: input.secondChance ?? true,
   };
+}
+
+/**
+ * `--bpffs` and `--state-dir`, defaulted, absolute, without a trailing `/`: a relative one would name another
+ * directory from another working directory (teardown would find no record, a record would hold a relative path
+ * that teardown removes pins under), and `/sys/fs/bpf/` must be the same setup as `/sys/fs/bpf`.
+ */
+export function parseHostDirs(dirs: { readonly bpffs?: string; readonly stateDir?: string }): {
+  bpffs: string;
+  stateDir: string;
+} {
+  const problems: string[] = [];
+  const dir = (flag: string, value: string): string => {
+    if (!value.startsWith('/')) problems.push(`${flag} ${JSON.stringify(value)}: not an absolute path`);
+    return posix.normalize(value).replace(/(.)\/+$/, '$1');
+  };
+  const bpffs = dir('--bpffs', dirs.bpffs ?? DEFAULT_BPFFS_DIR);
+  const stateDir = dir('--state-dir', dirs.stateDir ?? DEFAULT_STATE_DIR);
+  if (problems.length > 0) throw new DataPlaneError('OPTIONS_INVALID', problems.join('\n'));
+  return { bpffs, stateDir };
 }

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterEach, describe, expect, test } from 'vitest';
+import { DataPlaneError } from '../errors.js';
 import { parseCounterDump, totalDecapsulated } from './counters.js';
 import { type BackendRecord, parseRecord, RECORD_VERSION, readRecord, recordPath, writeRecord } from './record.js';
 
@@ -48,8 +49,43 @@ describe('backend record', () => {
     [{ ...record, addedVips: [1] }, 'addedVips [1]'],
     [{ ...record, clsactCreated: 'yes' }, 'clsactCreated "yes"'],
     [{ ...record, sysctls: [{ key: 'k' }] }, 'sysctls[] {"key":"k"}'],
+    // Teardown deletes what addedVips lists and writes what sysctls lists: only what setup could have changed.
+    [{ ...record, addedVips: ['127.0.0.1/8'] }, 'addedVips[] "127.0.0.1/8"'],
+    [{ ...record, addedVips: ['198.51.100.7/24'] }, 'addedVips[] "198.51.100.7/24"'],
+    [{ ...record, addedVips: ['198.51.100.8/32'] }, 'addedVips[] "198.51.100.8/32"'],
+    [{ ...record, addedVips: ['198.51.100.7'] }, 'addedVips[] "198.51.100.7"'],
+    [{ ...record, sysctls: [{ key: 'kernel/panic', before: '0', set: '1' }] }, 'sysctls[].key "kernel/panic"'],
+    [
+      { ...record, sysctls: [{ key: 'net/ipv4/conf/eth1/rp_filter', before: '1', set: '2' }] },
+      'sysctls[].key "net/ipv4/conf/eth1/rp_filter"',
+    ],
+    [{ ...record, vips: ['web'] }, 'vips[] "web"'],
+    [{ ...record, nodes: ['198.18.0.300'] }, 'nodes[] "198.18.0.300"'],
+    [{ ...record, peers: ['peer-1'] }, 'peers[] "peer-1"'],
+    [{ ...record, bpffs: 'sys/fs/bpf' }, 'bpffs "sys/fs/bpf"'],
+    [{ ...record, bpffs: '/sys/fs/bpf/../../..' }, 'bpffs "/sys/fs/bpf/../../.."'],
+    [{ ...record, pinDir: '/' }, 'pinDir "/"'],
+    [{ ...record, pinDir: '/sys/fs/bpf/l4fleet-backend/../../..' }, 'pinDir "/sys/fs/bpf/l4fleet-backend/../../.."'],
+    [
+      { ...record, pinDir: '/sys/fs/bpf/l4fleet-backend/fedcba9876543210' },
+      'pinDir "/sys/fs/bpf/l4fleet-backend/fedcba9876543210"',
+    ],
+    [{ ...record, interface: '../../../kernel' }, 'interface "../../../kernel"'],
+    [{ ...record, incomplete: 'yes' }, 'incomplete "yes"'],
   ])('backend record - a damaged record is refused naming the field: %s', (raw, field) => {
     expect(() => parseRecord(raw, '/run/l4fleet/x.json')).toThrow(`/run/l4fleet/x.json: ${field} is not valid`);
+  });
+
+  test('backend record - an IPv6 VIP added as /128, in any text of the address, and an interface sysctl are accepted', () => {
+    const r = {
+      ...record,
+      interface: 'eth0.100',
+      vips: ['198.51.100.7', '2001:DB8::7'],
+      addedVips: ['2001:db8::7/128'],
+      sysctls: [{ key: 'net/ipv4/conf/eth0.100/rp_filter', before: '1', set: '2' }],
+      incomplete: true,
+    };
+    expect(parseRecord(r, '/run/l4fleet/x.json')).toEqual(r);
   });
 
   test('backend record - a file that is not JSON is refused naming the file', async () => {
@@ -100,5 +136,28 @@ describe('backend counters', () => {
   test('backend counters - output that is not a bpftool dump is refused', () => {
     expect(() => parseCounterDump('Error: map not found')).toThrow('counters: bpftool printed no JSON');
     expect(() => parseCounterDump('[{"key":["zz"],"values":[]}]')).toThrow('counters: a key is not a list of bytes');
+  });
+
+  test.each([
+    ['[null]', 'counters: entry 0 null is not {key, values}'],
+    ['[{"key":["0x01"],"values":[]}]', 'counters: entry 0: key ["0x01"] has 1 bytes, not 4'],
+    ['[{"key":["0x00","0x00","0x00","0x00"],"values":{}}]', 'counters: entry 0 (slot 0): values {} is not a list'],
+    [
+      '[{"key":["0x00","0x00","0x00","0x00"],"values":[null]}]',
+      'counters: entry 0 (slot 0): values[0] null is not {value}',
+    ],
+    [
+      '[{"key":["0x00","0x00","0x00","0x00"],"values":[{"cpu":0}]}]',
+      'counters: entry 0 (slot 0): values[0] {"cpu":0} is not {value}',
+    ],
+  ])('backend counters - a malformed entry is refused naming it: %s', (dump, message) => {
+    let err: unknown;
+    try {
+      parseCounterDump(dump);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(DataPlaneError);
+    expect((err as Error).message).toBe(message);
   });
 });

@@ -5,8 +5,13 @@
  * /run by default: cleared at boot together with everything it describes.
  */
 import { access, mkdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { parseAddress } from '@l4fleet/maglev';
 import { DataPlaneError } from '../errors.js';
-import { FORWARDING_MODES, type ForwardingMode } from './options.js';
+import { toHex } from '../validate.js';
+import { PIN_BASE_NAME } from './bpf.js';
+import { FORWARDING_MODES, type ForwardingMode, IFNAME } from './options.js';
+import { sysctlKeys } from './sysctl-plan.js';
 
 export const RECORD_VERSION = 1;
 
@@ -47,6 +52,12 @@ export interface BackendRecord {
   /** The state directory did not exist before setup: teardown removes it when it is empty. */
   readonly stateDirCreated: boolean;
   readonly sysctls: readonly SysctlChange[];
+  /**
+   * Written before setup's first change and cleared when it ends: a setup killed part-way (Ctrl-C, SIGKILL,
+   * `systemctl stop` of the oneshot) leaves a record of everything it was about to change, so the next setup keeps
+   * it as its own and teardown undoes it (skipping, without complaint, what it never got to).
+   */
+  readonly incomplete?: true;
 }
 
 export function recordPath(stateDir: string, netns: string): string {
@@ -60,18 +71,44 @@ export function recordPath(stateDir: string, netns: string): string {
 const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
 const isStrList = (v: unknown): v is string[] => Array.isArray(v) && v.every(isStr);
 
-/** Checks a record read back from disk; names the first field that is wrong. */
+/** Absolute and in its shortest form (no `.`, `..`, `//` or trailing `/`): what setup writes, what `rm -rf` may take. */
+export function isCleanAbsolute(path: string): boolean {
+  return path.startsWith('/') && posix.normalize(path) === path && (path === '/' || !path.endsWith('/'));
+}
+
+const addressHex = (text: string): string | undefined => {
+  try {
+    return toHex(parseAddress(text).bytes);
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * Checks a record read back from disk; names the first field that is wrong. Teardown deletes the addresses
+ * `addedVips` lists, writes the sysctls `sysctls` lists and removes the pins under `bpffs`, so each may name only
+ * what setup itself could have changed: a VIP of `vips` as /32 or /128, the four keys of sysctlKeys(interface),
+ * `<bpffs>/l4fleet-backend/<sha256 prefix>`.
+ */
 export function parseRecord(raw: unknown, path: string): BackendRecord {
-  const bad = (field: string, value: unknown): never => {
+  const bad = (field: string, value: unknown, why?: string): never => {
     throw new DataPlaneError(
       'BACKEND_RECORD_INVALID',
-      `${path}: ${field} ${JSON.stringify(value)} is not valid; fix or remove the file (teardown needs it)`,
+      `${path}: ${field} ${JSON.stringify(value)} is not valid${why ? ` (${why})` : ''}; fix or remove the file ` +
+        '(teardown needs it)',
     );
   };
   if (typeof raw !== 'object' || raw === null) return bad('record', raw);
   const r = raw as Record<string, unknown>;
   if (r.version !== RECORD_VERSION) bad('version', r.version);
   for (const f of ['netns', 'interface', 'bpffs', 'pinDir', 'objectSha256'] as const) if (!isStr(r[f])) bad(f, r[f]);
+  const { netns, interface: ifname, bpffs, pinDir, objectSha256 } = r as Record<string, string>;
+  if (!/^net:\[\d+\]$/.test(netns as string)) bad('netns', netns, 'not net:[N]');
+  if (!IFNAME.test(ifname as string)) bad('interface', ifname, 'not an interface name');
+  if (!isCleanAbsolute(bpffs as string)) bad('bpffs', bpffs, 'not an absolute path in its shortest form');
+  if (!/^[0-9a-f]{64}$/.test(objectSha256 as string)) bad('objectSha256', objectSha256, 'not a sha256 in hex');
+  const wantPinDir = `${bpffs}/${PIN_BASE_NAME}/${(objectSha256 as string).slice(0, 16)}`;
+  if (pinDir !== wantPinDir) bad('pinDir', pinDir, `setup pins at ${wantPinDir}`);
   if (!isStrList(r.forwarding) || !r.forwarding.every((m) => (FORWARDING_MODES as string[]).includes(m))) {
     bad('forwarding', r.forwarding);
   }
@@ -80,15 +117,31 @@ export function parseRecord(raw: unknown, path: string): BackendRecord {
   }
   for (const f of ['vips', 'nodes', 'addedVips'] as const) if (!isStrList(r[f])) bad(f, r[f]);
   if (r.peers !== undefined && !(Array.isArray(r.peers) && r.peers.every(isStr))) bad('peers', r.peers);
+  for (const f of ['vips', 'nodes', 'peers'] as const) {
+    for (const a of (r[f] as string[] | undefined) ?? []) {
+      if (addressHex(a) === undefined) bad(`${f}[]`, a, 'not an IPv4 or IPv6 address');
+    }
+  }
+  const vipHex = new Set((r.vips as string[]).map(addressHex));
+  for (const cidr of r.addedVips as string[]) {
+    const [address, prefixlen, ...rest] = cidr.split('/');
+    const family = address?.includes(':') ? 6 : 4;
+    const ok =
+      rest.length === 0 && prefixlen === (family === 4 ? '32' : '128') && vipHex.has(addressHex(address ?? ''));
+    if (!ok) bad('addedVips[]', cidr, 'not one of vips as /32 or /128');
+  }
   if (r.secondChance !== undefined && typeof r.secondChance !== 'boolean') bad('secondChance', r.secondChance);
   for (const f of ['clsactCreated', 'stateDirCreated'] as const) if (typeof r[f] !== 'boolean') bad(f, r[f]);
+  if (r.incomplete !== undefined && r.incomplete !== true) bad('incomplete', r.incomplete);
   const sysctls = r.sysctls;
   if (!Array.isArray(sysctls)) return bad('sysctls', sysctls);
+  const keys: string[] = Object.values(sysctlKeys(ifname as string));
   for (const s of sysctls as unknown[]) {
     const c = s as Record<string, unknown>;
     if (typeof s !== 'object' || s === null || !isStr(c.key) || typeof c.before !== 'string' || !isStr(c.set)) {
       bad('sysctls[]', s);
     }
+    if (!keys.includes(c.key as string)) bad('sysctls[].key', c.key, `setup sets only ${keys.join(', ')}`);
   }
   return raw as BackendRecord;
 }

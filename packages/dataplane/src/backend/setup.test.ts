@@ -1,6 +1,7 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { addressText } from '@l4fleet/config';
 import { parseAddress } from '@l4fleet/maglev';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -8,9 +9,19 @@ import type { Exec } from '../exec.js';
 import { toHex } from '../validate.js';
 import { readRecord, recordPath, writeRecord } from './record.js';
 import { setupBackend } from './setup.js';
-import { teardownBackend } from './teardown.js';
+import { backendStatus, teardownBackend } from './teardown.js';
 
 const NETNS = 'net:[4026531840]';
+/** Above any pid_max (2^22): no process has it. */
+const DEAD_PID = 2 ** 31 - 1;
+/** A host as a distribution leaves it: nothing as a backend needs it yet. */
+const PRISTINE = {
+  'net/ipv4/conf/all/arp_ignore': '0',
+  'net/ipv4/conf/all/arp_announce': '0',
+  'net/ipv4/conf/all/rp_filter': '1',
+  'net/ipv4/conf/eth0/rp_filter': '0',
+};
+const INPUT = { vips: ['198.51.100.7', '2001:db8::7'], nodes: ['198.18.0.1'], forwarding: 'gue', interface: 'eth0' };
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -18,25 +29,40 @@ afterEach(async () => {
 
 /**
  * A host as ip, tc, sysctl and bpftool answer for it, in memory: `lo` holds addresses as the kernel prints them
- * (canonical text), paths exist once made; sysctls already as a backend needs them.
+ * (canonical text), paths exist once made, sysctls (default: already as a backend needs them) are read and written,
+ * the clsact qdisc and our filter come and go. `hang(prefix)` makes the next command starting with `prefix` wait
+ * until released (a setup stopped there, as by a kill); `reached` resolves when it gets there.
  */
-function fakeHost(): { exec: Exec; lo: Map<string, string> } {
+function fakeHost(initialSysctls: Record<string, string> = {}) {
   const lo = new Map<string, string>(); // hex -> `address/prefixlen`, as `ip -j addr` prints it
   const paths = new Set<string>();
+  const sysctls = new Map(Object.entries(initialSysctls));
+  const tc = { clsact: false, filter: undefined as string | undefined };
+  const hangs: { prefix: string; reached: () => void; release: Promise<void> }[] = [];
   const ok = (stdout = '') => ({ code: 0, stdout, stderr: '' });
   const hexOf = (cidr: string) => toHex(parseAddress(cidr.split('/')[0] as string).bytes);
   const exec: Exec = async (argv) => {
     const [cmd, ...args] = argv;
     const line = argv.join(' ');
+    const h = hangs.findIndex((x) => line.startsWith(x.prefix));
+    if (h >= 0) {
+      const [x] = hangs.splice(h, 1);
+      x?.reached();
+      await x?.release;
+    }
     if (cmd === 'readlink') return ok(`${NETNS}\n`);
     if (cmd === 'stat') return ok('bpf_fs\n');
     if (cmd === 'sysctl' && args[0] === '-n')
       return ok(
         `${args
           .slice(1)
-          .map(() => '2')
+          .map((k) => sysctls.get(k) ?? '2')
           .join('\n')}\n`,
       );
+    if (cmd === 'sysctl' && args[0] === '-qw') {
+      for (const kv of args.slice(1)) sysctls.set(kv.split('=')[0] as string, kv.split('=')[1] as string);
+      return ok();
+    }
     if (line === 'ip -j addr show dev lo') {
       return ok(
         JSON.stringify([
@@ -56,16 +82,45 @@ function fakeHost(): { exec: Exec; lo: Map<string, string> } {
       }
       return ok();
     }
-    if (cmd === 'test') return paths.has(args[1] as string) ? ok() : { code: 1, stdout: '', stderr: '' };
-    if (cmd === 'mkdir') paths.add(args[1] as string);
+    if (cmd === 'test') {
+      // A directory exists while anything is under it (mkdir -p made its parents).
+      const p = args[1] as string;
+      return [...paths].some((x) => x === p || x.startsWith(`${p}/`)) ? ok() : { code: 1, stdout: '', stderr: '' };
+    }
+    if (cmd === 'mkdir') paths.add(args.at(-1) as string);
     if (line.startsWith('bpftool prog load')) paths.add(args[3] as string);
     if (cmd === 'rm') for (const p of [...paths]) if (p.startsWith(args[1] as string)) paths.delete(p);
     if (line.startsWith('bpftool -j map dump')) return ok('[]');
     if (line.startsWith('bpftool -j prog show')) return ok('{"id":42}');
-    if (line.startsWith('tc -j')) return ok('[]');
+    if (line.startsWith('tc -j qdisc show')) return ok(JSON.stringify(tc.clsact ? [{ kind: 'clsact' }] : []));
+    if (line.startsWith('tc -j filter show')) {
+      const ingress = args.at(-1) === 'ingress' && tc.filter !== undefined;
+      return ok(
+        JSON.stringify(ingress ? [{ pref: 1, kind: 'bpf', options: { prog: { id: 42, name: 'l4fb_ingress' } } }] : []),
+      );
+    }
+    if (line.startsWith('tc qdisc add')) tc.clsact = true;
+    if (line.startsWith('tc qdisc del')) Object.assign(tc, { clsact: false, filter: undefined });
+    if (line.startsWith('tc filter replace')) tc.filter = args.at(-1);
+    if (line.startsWith('tc filter del')) tc.filter = undefined;
     return ok();
   };
-  return { exec, lo };
+  const hang = (prefix: string) => {
+    let reached = () => {};
+    let release = () => {};
+    const at = new Promise<void>((r) => {
+      reached = r;
+    });
+    hangs.push({
+      prefix,
+      reached: () => reached(),
+      release: new Promise<void>((r) => {
+        release = r;
+      }),
+    });
+    return { reached: at, release: () => release() };
+  };
+  return { exec, lo, paths, sysctls, tc, hang };
 }
 
 async function hostDeps(exec: Exec) {
@@ -107,5 +162,126 @@ describe('backend host', () => {
     await writeRecord(path, { ...old, addedVips: ['2001:DB8::1/128'] });
     await teardownBackend(deps);
     expect([...host.lo.values()]).toEqual([]);
+  });
+
+  test('backend host - a second setup (or teardown) while one runs is refused naming its pid; the first ends with its state intact', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    const stop = host.hang('bpftool prog load');
+    const first = setupBackend(INPUT, deps);
+    await stop.reached;
+    const lock = `${deps.stateDir}/backend-net4026531840.lock`;
+    await expect(setupBackend({ ...INPUT, vips: ['198.51.100.9'] }, deps)).rejects.toThrow(
+      `${lock}: another backend setup runs (pid ${process.pid})`,
+    );
+    await expect(teardownBackend(deps)).rejects.toThrow(`another backend setup runs (pid ${process.pid})`);
+    await expect(backendStatus(deps)).rejects.toThrow(`another backend setup runs (pid ${process.pid})`);
+    stop.release();
+    const report = await first;
+    expect([...host.lo.values()].sort()).toEqual(['198.51.100.7/32', '2001:db8::7/128']);
+    expect(host.sysctls.get('net/ipv4/conf/all/arp_ignore')).toBe('1');
+    expect(host.tc).toEqual({ clsact: true, filter: `${report.pinDir}/prog` });
+    const record = await readRecord(recordPath(deps.stateDir, NETNS));
+    expect(record?.addedVips).toEqual(['198.51.100.7/32', '2001:db8::7/128']);
+    expect(record?.incomplete).toBeUndefined();
+    // The lock went with the setup: the next one runs.
+    expect((await setupBackend(INPUT, deps)).changes.filter((c) => c.what !== 'maps')).toEqual([]);
+  });
+
+  test.each([
+    ['gone', { pid: DEAD_PID, command: 'setup' }],
+    ['reused by another process', { pid: process.pid, start: '1', command: 'setup' }],
+    ['not a holder', 'x'],
+  ])('backend host - a lock left by a process that is %s does not block setup', async (_, holder) => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    await mkdir(deps.stateDir, { recursive: true });
+    await writeFile(`${deps.stateDir}/backend-net4026531840.lock`, JSON.stringify(holder));
+    await setupBackend(INPUT, deps);
+    expect(host.lo.size).toBe(2);
+  });
+
+  test('backend host - setup then teardown leaves no state directory, no lock; status on nothing leaves none either', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    await expect(backendStatus(deps)).rejects.toThrow('not set up');
+    expect(existsSync(deps.stateDir)).toBe(false);
+    await setupBackend(INPUT, deps);
+    expect(readdirSync(deps.stateDir)).toEqual(['backend-net4026531840.json']);
+    await teardownBackend(deps);
+    expect(existsSync(deps.stateDir)).toBe(false);
+  });
+
+  test('backend host - a setup killed part-way leaves a record of what it was changing: setup again, then teardown, restores the host', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    const stop = host.hang('bpftool prog load');
+    // Never released: stands in for SIGKILL (or systemctl stop) after the sysctls and VIPs were changed.
+    void setupBackend(INPUT, deps);
+    await stop.reached;
+    await writeFile(`${deps.stateDir}/backend-net4026531840.lock`, JSON.stringify({ pid: DEAD_PID, command: 'setup' }));
+    expect(host.lo.size).toBe(2);
+    const path = recordPath(deps.stateDir, NETNS);
+    expect((await readRecord(path))?.incomplete).toBe(true);
+    await expect(backendStatus(deps)).rejects.toThrow('a setup did not finish');
+    await setupBackend(INPUT, deps);
+    expect((await readRecord(path))?.addedVips).toEqual(['198.51.100.7/32', '2001:db8::7/128']);
+    const down = await teardownBackend(deps);
+    expect(down.leftAlone).toEqual([]);
+    expect([...host.lo.values()]).toEqual([]);
+    expect(Object.fromEntries(host.sysctls)).toEqual(PRISTINE);
+    expect(host.tc).toEqual({ clsact: false, filter: undefined });
+    expect([...host.paths]).toEqual([]);
+  });
+
+  test('backend host - a setup killed before its first change is torn down without complaint', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    const stop = host.hang('sysctl -qw');
+    void setupBackend(INPUT, deps);
+    await stop.reached;
+    await writeFile(`${deps.stateDir}/backend-net4026531840.lock`, JSON.stringify({ pid: DEAD_PID, command: 'setup' }));
+    const down = await teardownBackend(deps);
+    expect(down.wasSetUp).toBe(true);
+    expect(down.leftAlone).toEqual([]);
+    expect(Object.fromEntries(host.sysctls)).toEqual(PRISTINE);
+    expect(await readRecord(recordPath(deps.stateDir, NETNS))).toBeUndefined();
+  });
+
+  test('backend host - a setup that fails part-way leaves the host and the record as they were', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    const failing: Exec = async (argv, input) =>
+      argv.join(' ').startsWith('tc filter replace') ? { code: 2, stdout: '', stderr: 'no' } : host.exec(argv, input);
+    await expect(setupBackend(INPUT, { ...deps, exec: failing })).rejects.toThrow('tc filter replace');
+    expect(host.lo.size).toBe(0);
+    expect(Object.fromEntries(host.sysctls)).toEqual(PRISTINE);
+    expect(await readRecord(recordPath(deps.stateDir, NETNS))).toBeUndefined();
+  });
+
+  test.each([
+    ['stateDir', '--state-dir'],
+    ['bpffs', '--bpffs'],
+  ] as const)('backend host - a relative %s is refused naming %s, before anything changes', async (field, flag) => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    const value = field === 'bpffs' ? 'sys/fs/bpf' : relative(process.cwd(), deps.stateDir);
+    const bad = { ...deps, [field]: value };
+    const message = `${flag} ${JSON.stringify(value)}: not an absolute path`;
+    await expect(setupBackend(INPUT, bad)).rejects.toThrow(message);
+    await expect(teardownBackend(bad)).rejects.toThrow(message);
+    await expect(backendStatus(bad)).rejects.toThrow(message);
+    expect(host.lo.size).toBe(0);
+    expect(Object.fromEntries(host.sysctls)).toEqual(PRISTINE);
+  });
+
+  test('backend host - a trailing / on --bpffs and --state-dir is the same directory', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    const report = await setupBackend(INPUT, { ...deps, bpffs: '/sys/fs/bpf/', stateDir: `${deps.stateDir}/` });
+    expect(report.pinDir).toMatch(/^\/sys\/fs\/bpf\/l4fleet-backend\/[0-9a-f]{16}$/);
+    expect(report.recordPath).toBe(recordPath(deps.stateDir, NETNS));
+    expect((await readRecord(report.recordPath))?.bpffs).toBe('/sys/fs/bpf');
+    expect((await setupBackend(INPUT, deps)).changes.filter((c) => c.what !== 'maps')).toEqual([]);
   });
 });

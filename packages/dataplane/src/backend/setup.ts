@@ -9,10 +9,12 @@ import { DataPlaneError } from '../errors.js';
 import type { Exec } from '../exec.js';
 import {
   attachFilter,
+  type BackendObject,
   DEFAULT_BACKEND_OBJECT,
   desiredMaps,
   detachFilter,
   loadProgram,
+  type MapContents,
   PIN_BASE_NAME,
   PROGRAM_NAME,
   pinnedProgId,
@@ -34,19 +36,20 @@ import {
   sysctlSet,
   tcFilters,
 } from './host.js';
+import { acquireLock, lockPath } from './lock.js';
 import {
   type BackendSetupInput,
-  DEFAULT_BPFFS_DIR,
-  DEFAULT_STATE_DIR,
+  type BackendSetupOptions,
   type HostAddress,
   parseBackendSetupOptions,
+  parseHostDirs,
 } from './options.js';
 import {
   type BackendRecord,
-  dirExists,
   RECORD_VERSION,
   readRecord,
   recordPath,
+  removeRecord,
   type SysctlChange,
   writeRecord,
 } from './record.js';
@@ -55,9 +58,9 @@ import { planSysctls, sysctlKeys } from './sysctl-plan.js';
 /** Where setup, teardown and status act; every field but `exec` has a default. */
 export interface BackendHostDeps {
   readonly exec: Exec;
-  /** Mounted bpf file system for the pins; default /sys/fs/bpf. */
+  /** Mounted bpf file system for the pins, an absolute path; default /sys/fs/bpf. */
   readonly bpffs?: string;
-  /** Directory of the setup record; default /run/l4fleet. */
+  /** Directory of the setup record and its lock, an absolute path; default /run/l4fleet. */
   readonly stateDir?: string;
   /** The compiled backend program; default native/bin/bpf/backend.bpf.o of this package. */
   readonly objectPath?: string;
@@ -86,13 +89,34 @@ const exists = async (exec: Exec, path: string): Promise<boolean> => (await exec
 
 export async function setupBackend(input: BackendSetupInput, deps: BackendHostDeps): Promise<BackendSetupReport> {
   const opts = parseBackendSetupOptions(input);
+  const { bpffs, stateDir } = parseHostDirs(deps);
   const { exec } = deps;
-  const bpffs = deps.bpffs ?? DEFAULT_BPFFS_DIR;
   await requireTools(exec, TOOLS);
   const object = await readBackendObject(deps.objectPath ?? DEFAULT_BACKEND_OBJECT);
   await requireBpffs(exec, bpffs);
-  const stateDir = deps.stateDir ?? DEFAULT_STATE_DIR;
-  const path = recordPath(stateDir, await netnsId(exec));
+  const netns = await netnsId(exec);
+  const path = recordPath(stateDir, netns);
+  // Held from the first read of the host to the last write of the record (lock.ts says why).
+  const lock = await acquireLock(lockPath(path), 'setup');
+  try {
+    return await setupLocked(opts, { exec, bpffs, netns, path, object, createdDir: lock.createdDir });
+  } finally {
+    await lock.release();
+  }
+}
+
+interface SetupContext {
+  readonly exec: Exec;
+  readonly bpffs: string;
+  readonly netns: string;
+  readonly path: string;
+  readonly object: BackendObject;
+  /** The lock made the state directory. */
+  readonly createdDir: boolean;
+}
+
+async function setupLocked(opts: BackendSetupOptions, ctx: SetupContext): Promise<BackendSetupReport> {
+  const { exec, bpffs, path, object } = ctx;
   const prev = await readRecord(path);
   const ifname = opts.interface ?? prev?.interface ?? (await defaultInterface(exec));
   await requireInterface(exec, ifname);
@@ -125,40 +149,80 @@ export async function setupBackend(input: BackendSetupInput, deps: BackendHostDe
   const values = await sysctlGet(exec, keyList);
   const current = new Map(keyList.map((k, i) => [k, values[i] as string]));
   const onLo = await loopbackAddresses(exec);
+  const clsactThere = await hasClsact(exec, ifname);
+  // Read before any change: a record of an older setup whose options no longer parse gives no map undo.
+  const restore = prev ? previousMaps(prev) : undefined;
+
+  // The plan. The value before the FIRST setup is what teardown restores.
+  const sysctlWrites = planSysctls(keys, current);
+  const sysctls: SysctlChange[] = [...(prev?.sysctls ?? [])];
+  for (const [key, value] of sysctlWrites) {
+    const i = sysctls.findIndex((s) => s.key === key);
+    if (i >= 0) sysctls[i] = { key, before: (sysctls[i] as SysctlChange).before, set: value };
+    else sysctls.push({ key, before: current.get(key) ?? '', set: value });
+  }
+  // VIPs on lo: add the missing ones; drop the ones an earlier setup added that are no longer wanted.
+  const wanted = new Set(opts.vips.map((v) => v.hex));
+  const prevAdded = (prev?.addedVips ?? []).map(canonicalCidr);
+  const addedVips: string[] = [];
+  const toAdd: string[] = [];
+  for (const vip of opts.vips) {
+    const was = onLo.get(vip.hex);
+    if (was === undefined) {
+      toAdd.push(prefixOf(vip));
+      addedVips.push(prefixOf(vip));
+    } else if (prevAdded.includes(was)) addedVips.push(was);
+  }
+  const toRemove = [...onLo.entries()]
+    .filter(([hex, c]) => prevAdded.includes(c) && !wanted.has(hex))
+    .map(([, c]) => c);
+  const record = (fields: Pick<BackendRecord, 'vips' | 'addedVips'> & { incomplete?: true }): BackendRecord => ({
+    version: RECORD_VERSION,
+    netns: ctx.netns,
+    interface: ifname,
+    bpffs,
+    pinDir,
+    objectSha256: object.sha256,
+    forwarding: opts.forwarding,
+    guePort: opts.guePort,
+    nodes: opts.nodes.map((n) => n.text),
+    peers: opts.peers.map((n) => n.text),
+    secondChance: opts.secondChance,
+    clsactCreated: (prev?.clsactCreated ?? false) || !clsactThere,
+    stateDirCreated: prev?.stateDirCreated ?? ctx.createdDir,
+    sysctls,
+    ...fields,
+  });
 
   const undo: (() => Promise<unknown>)[] = [];
   const changes: BackendChange[] = [];
   try {
-    // 1. ARP and reverse-path settings; the value before the FIRST setup is what teardown restores.
-    const sysctls: SysctlChange[] = [...(prev?.sysctls ?? [])];
-    for (const [key, value] of planSysctls(keys, current)) {
+    // 0. The intent, before the first change: everything this setup may change, so a setup killed part-way
+    // (where no undo runs) leaves a record the next setup keeps as its own and teardown undoes. The VIPs it is
+    // about to remove stay listed (and in vips, which they must be one of) until it has.
+    undo.push(() => (prev ? writeRecord(path, prev) : removeRecord(path, false)));
+    await writeRecord(
+      path,
+      record({
+        vips: [...opts.vips.map((v) => v.text), ...toRemove.map((c) => c.split('/')[0] as string)],
+        addedVips: [...addedVips, ...toRemove],
+        incomplete: true,
+      }),
+    );
+    // 1. ARP and reverse-path settings.
+    for (const [key, value] of sysctlWrites) {
       const before = current.get(key) ?? '';
       await sysctlSet(exec, [[key, value]]);
       undo.push(() => sysctlSet(exec, [[key, before]]));
       changes.push({ what: 'sysctl', detail: `${key} ${before} -> ${value}` });
-      const i = sysctls.findIndex((s) => s.key === key);
-      if (i >= 0) sysctls[i] = { key, before: (sysctls[i] as SysctlChange).before, set: value };
-      else sysctls.push({ key, before, set: value });
     }
-    // 2. VIPs on lo: add the missing ones; drop the ones an earlier setup added that are no longer wanted.
-    const wanted = new Set(opts.vips.map((v) => v.hex));
-    const prevAdded = (prev?.addedVips ?? []).map(canonicalCidr);
-    const addedVips: string[] = [];
-    for (const vip of opts.vips) {
-      const was = onLo.get(vip.hex);
-      if (was !== undefined) {
-        if (prevAdded.includes(was)) addedVips.push(was);
-        continue;
-      }
-      const cidr = prefixOf(vip);
+    // 2. VIPs on lo.
+    for (const cidr of toAdd) {
       await mustRun(exec, ['ip', 'addr', 'add', cidr, 'dev', 'lo']);
       undo.push(() => exec(['ip', 'addr', 'del', cidr, 'dev', 'lo']));
-      addedVips.push(cidr);
       changes.push({ what: 'vip', detail: `${cidr} added to lo` });
     }
-    for (const cidr of prevAdded) {
-      const hex = [...onLo.entries()].find(([, c]) => c === cidr)?.[0];
-      if (hex === undefined || wanted.has(hex)) continue;
+    for (const cidr of toRemove) {
       await mustRun(exec, ['ip', 'addr', 'del', cidr, 'dev', 'lo']);
       undo.push(() => exec(['ip', 'addr', 'add', cidr, 'dev', 'lo']));
       changes.push({ what: 'vip', detail: `${cidr} removed from lo (no longer a VIP)` });
@@ -172,22 +236,19 @@ export async function setupBackend(input: BackendSetupInput, deps: BackendHostDe
         await exec(['rm', '-rf', pinDir]);
         if (!baseExisted) await exec(['rmdir', base]);
       });
+      // A generation without its program is what a setup killed during the load left: start it afresh.
+      if (await exists(exec, pinDir)) await mustRun(exec, ['rm', '-rf', pinDir]);
       await loadProgram(exec, object, pinDir);
       changes.push({ what: 'program', detail: `${object.path} loaded, pinned at ${pinDir}` });
     }
     // 4. The allow lists and the config, filled before the filter sees a packet.
     const written = await syncMaps(exec, pinDir, desiredMaps(opts));
-    if (!fresh && prev) {
-      const restore = desiredMaps(parseBackendSetupOptions(recordInput(prev)));
-      undo.push(() => syncMaps(exec, pinDir, restore));
-    }
+    if (!fresh && restore) undo.push(() => syncMaps(exec, pinDir, restore));
     if (written > 0) changes.push({ what: 'maps', detail: `${written} entries written or deleted` });
     // 5. clsact, then our filter (replace is atomic for the packets in flight).
-    let clsactCreated = prev?.clsactCreated ?? false;
     if (!(await hasClsact(exec, ifname))) {
       await mustRun(exec, ['tc', 'qdisc', 'add', 'dev', ifname, 'clsact']);
       undo.push(() => exec(['tc', 'qdisc', 'del', 'dev', ifname, 'clsact']));
-      clsactCreated = true;
       changes.push({ what: 'qdisc', detail: `clsact added to ${ifname}` });
     }
     const progId = await pinnedProgId(exec, pinDir);
@@ -197,25 +258,7 @@ export async function setupBackend(input: BackendSetupInput, deps: BackendHostDe
       undo.push(() => (back ? attachFilter(exec, ifname, back) : detachFilter(exec, ifname)));
       changes.push({ what: 'filter', detail: `${ifname} ingress pref ${TC_PREF}: program ${progId}` });
     }
-    const record: BackendRecord = {
-      version: RECORD_VERSION,
-      netns: await netnsId(exec),
-      interface: ifname,
-      bpffs,
-      pinDir,
-      objectSha256: object.sha256,
-      forwarding: opts.forwarding,
-      guePort: opts.guePort,
-      vips: opts.vips.map((v) => v.text),
-      nodes: opts.nodes.map((n) => n.text),
-      peers: opts.peers.map((n) => n.text),
-      secondChance: opts.secondChance,
-      addedVips,
-      clsactCreated,
-      stateDirCreated: prev?.stateDirCreated ?? !(await dirExists(stateDir)),
-      sysctls,
-    };
-    await writeRecord(path, record);
+    await writeRecord(path, record({ vips: opts.vips.map((v) => v.text), addedVips }));
     return {
       interface: ifname,
       recordPath: path,
@@ -227,6 +270,15 @@ export async function setupBackend(input: BackendSetupInput, deps: BackendHostDe
     for (const u of undo.reverse()) await u().catch(() => undefined);
     if (err instanceof DataPlaneError) throw err;
     throw new DataPlaneError('BACKEND_SETUP_FAILED', `backend setup: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** What the maps held after the previous setup, for the undo; undefined when its options no longer parse. */
+function previousMaps(prev: BackendRecord): MapContents | undefined {
+  try {
+    return desiredMaps(parseBackendSetupOptions(recordInput(prev)));
+  } catch {
+    return undefined;
   }
 }
 

@@ -5,10 +5,12 @@
  * alone and reports.
  */
 import { DataPlaneError } from '../errors.js';
+import type { Exec } from '../exec.js';
 import { counterDump, detachFilter, PIN_BASE_NAME, PROGRAM_NAME, TC_PREF } from './bpf.js';
 import { type BackendCounters, parseCounterDump } from './counters.js';
 import { canonicalCidr, loopbackAddresses, netnsId, requireTools, sysctlGet, sysctlSet, tcFilters } from './host.js';
-import { DEFAULT_STATE_DIR } from './options.js';
+import { acquireLock, type BackendCommand, type BackendLock, lockPath } from './lock.js';
+import { parseHostDirs } from './options.js';
 import { type BackendRecord, readRecord, recordPath, removeRecord } from './record.js';
 import { type BackendChange, type BackendHostDeps, TOOLS } from './setup.js';
 
@@ -21,18 +23,42 @@ export interface BackendTeardownReport {
   readonly leftAlone: readonly string[];
 }
 
-async function locate(deps: BackendHostDeps): Promise<{ path: string; record: BackendRecord | undefined }> {
+/** The record of this namespace, under the lock (released by the caller). */
+async function locate(
+  deps: BackendHostDeps,
+  command: BackendCommand,
+): Promise<{ path: string; record: BackendRecord | undefined; lock: BackendLock }> {
+  const { stateDir } = parseHostDirs(deps);
   await requireTools(deps.exec, TOOLS);
-  const path = recordPath(deps.stateDir ?? DEFAULT_STATE_DIR, await netnsId(deps.exec));
-  return { path, record: await readRecord(path) };
+  const path = recordPath(stateDir, await netnsId(deps.exec));
+  const lock = await acquireLock(lockPath(path), command);
+  try {
+    return { path, record: await readRecord(path), lock };
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
 }
 
 export async function teardownBackend(deps: BackendHostDeps): Promise<BackendTeardownReport> {
-  const { exec } = deps;
-  const { path, record: r } = await locate(deps);
-  if (!r) return { recordPath: path, wasSetUp: false, changes: [], leftAlone: [] };
+  const { path, record, lock } = await locate(deps, 'teardown');
+  let removeDir = false;
+  try {
+    if (!record) return { recordPath: path, wasSetUp: false, changes: [], leftAlone: [] };
+    const report = await undoSetup(deps.exec, path, record);
+    removeDir = record.stateDirCreated;
+    return report;
+  } finally {
+    await lock.release(removeDir);
+  }
+}
+
+async function undoSetup(exec: Exec, path: string, r: BackendRecord): Promise<BackendTeardownReport> {
   const changes: BackendChange[] = [];
   const leftAlone: string[] = [];
+  // An incomplete record (a setup killed part-way) lists what setup was about to change: what it never got to
+  // is skipped without a word.
+  const unfinished = r.incomplete === true;
   const linkUp = (await exec(['ip', 'link', 'show', 'dev', r.interface])).code === 0;
   if (!linkUp) leftAlone.push(`interface ${r.interface} is gone (its filter and qdisc went with it)`);
   if (linkUp) {
@@ -64,7 +90,7 @@ export async function teardownBackend(deps: BackendHostDeps): Promise<BackendTea
   const onLo = new Set((await loopbackAddresses(exec)).values());
   for (const cidr of r.addedVips.map(canonicalCidr)) {
     if (!onLo.has(cidr)) {
-      leftAlone.push(`vip ${cidr} was already removed from lo`);
+      if (!unfinished) leftAlone.push(`vip ${cidr} was already removed from lo`);
       continue;
     }
     const del = await exec(['ip', 'addr', 'del', cidr, 'dev', 'lo']);
@@ -76,13 +102,15 @@ export async function teardownBackend(deps: BackendHostDeps): Promise<BackendTea
     const i = keys.indexOf(s.key);
     if (i < 0) continue;
     if (now[i] !== s.set) {
+      if (unfinished && now[i] === s.before) continue;
       leftAlone.push(`sysctl ${s.key} is ${now[i]} (setup set ${s.set}): changed since, not restored to ${s.before}`);
       continue;
     }
     await sysctlSet(exec, [[s.key, s.before]]);
     changes.push({ what: 'sysctl', detail: `${s.key} ${s.set} -> ${s.before}` });
   }
-  await removeRecord(path, r.stateDirCreated);
+  // The directory goes after the lock, which is still in it (teardownBackend).
+  await removeRecord(path, false);
   return { recordPath: path, wasSetUp: true, changes, leftAlone };
 }
 
@@ -97,18 +125,31 @@ export interface BackendStatus {
 
 /** The setup in this namespace and its counters; throws BACKEND_RECORD_INVALID when nothing is set up. */
 export async function backendStatus(deps: BackendHostDeps): Promise<BackendStatus> {
-  const { path, record } = await locate(deps);
-  if (!record) {
-    throw new DataPlaneError('BACKEND_RECORD_INVALID', `not set up: no record at ${path} (run l4fleet backend setup)`);
+  const { path, record, lock } = await locate(deps, 'status');
+  try {
+    if (!record) {
+      throw new DataPlaneError(
+        'BACKEND_RECORD_INVALID',
+        `not set up: no record at ${path} (run l4fleet backend setup)`,
+      );
+    }
+    if (record.incomplete) {
+      throw new DataPlaneError(
+        'BACKEND_RECORD_INVALID',
+        `${path}: a setup did not finish (it was stopped part-way): run l4fleet backend setup again, or teardown`,
+      );
+    }
+    const ours = (await tcFilters(deps.exec, record.interface, 'ingress')).find((f) => f.pref === TC_PREF);
+    const attached = ours?.progName === PROGRAM_NAME;
+    const counters = parseCounterDump(await counterDump(deps.exec, record.pinDir));
+    return {
+      recordPath: path,
+      record,
+      attached,
+      ...(attached && ours?.progId !== undefined ? { progId: ours.progId } : {}),
+      counters,
+    };
+  } finally {
+    await lock.release();
   }
-  const ours = (await tcFilters(deps.exec, record.interface, 'ingress')).find((f) => f.pref === TC_PREF);
-  const attached = ours?.progName === PROGRAM_NAME;
-  const counters = parseCounterDump(await counterDump(deps.exec, record.pinDir));
-  return {
-    recordPath: path,
-    record,
-    attached,
-    ...(attached && ours?.progId !== undefined ? { progId: ours.progId } : {}),
-    counters,
-  };
 }
