@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterEach, describe, expect, test } from 'vitest';
 import { DataPlaneError } from '../errors.js';
@@ -86,6 +86,16 @@ describe('backend record', () => {
       incomplete: true,
     };
     expect(parseRecord(r, '/run/l4fleet/x.json')).toEqual(r);
+  });
+
+  test('backend record - two writers at once each write through their own temporary file: both succeed, one wins whole', async () => {
+    const dir = mkdtempSync(`${tmpdir()}/l4fb-rec-`);
+    dirs.push(dir);
+    const path = `${dir}/backend-net1.json`;
+    const other = { ...record, guePort: 6081 };
+    await Promise.all([writeRecord(path, record), writeRecord(path, other), writeRecord(path, record)]);
+    expect([record, other]).toContainEqual(await readRecord(path));
+    expect(readdirSync(dir)).toEqual(['backend-net1.json']);
   });
 
   test('backend record - a file that is not JSON is refused naming the file', async () => {

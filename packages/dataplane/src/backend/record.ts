@@ -4,6 +4,8 @@
  * qdisc, and where its program and maps are pinned. One file per network namespace (its inode in the name), under
  * /run by default: cleared at boot together with everything it describes.
  */
+
+import { randomBytes } from 'node:crypto';
 import { access, mkdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { parseAddress } from '@l4fleet/maglev';
@@ -164,12 +166,21 @@ export async function readRecord(path: string): Promise<BackendRecord | undefine
   return parseRecord(raw, path);
 }
 
-/** Writes the record atomically (temporary file, then rename): a crash leaves the old or the new one. */
+/**
+ * Writes the record atomically (temporary file, then rename): a crash leaves the old or the new one. The temporary
+ * name is this writer's own: with one shared name a second writer truncated the first's file under it, and the
+ * first's rename then failed or published the other's half-written text.
+ */
 export async function writeRecord(path: string, record: BackendRecord): Promise<void> {
   await mkdir(path.slice(0, path.lastIndexOf('/')), { recursive: true, mode: 0o755 });
-  const tmp = `${path}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644 });
-  await rename(tmp, path);
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644, flag: 'wx' });
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
 }
 
 /** Removes the record, and its directory too when setup created it and nothing else is in it. */
