@@ -6,19 +6,25 @@ import { tableInputsOf } from './table.js';
 import { type PoolHistory, recordPoolTable } from './table-history.js';
 import type { Fleet } from './types.js';
 
-const fleetOf = (names: readonly string[]): Fleet =>
+const fleetOf = (names: readonly string[], forwarding = 'gue', protocol = 'tcp'): Fleet =>
   parseFleet({
     hashSeed: 0x5eed,
     pools: [
       {
         name: 'web',
-        forwarding: 'gue',
+        forwarding,
         members: names.map((name, i) => ({ name, address: `198.18.0.${21 + i}`, port: 80 })),
       },
     ],
-    vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
+    vips: [{ address: '198.51.100.10', port: 80, protocol, pool: 'web', tableSize: 251 }],
   });
-const to = (sport: number) => ({ src: '198.18.1.7', sport, dst: '198.51.100.10', dport: 80, protocol: 'tcp' as const });
+const to = (sport: number, protocol: 'tcp' | 'udp' = 'tcp') => ({
+  src: '198.18.1.7',
+  sport,
+  dst: '198.51.100.10',
+  dport: 80,
+  protocol,
+});
 
 describe('explainFlow - second chance', () => {
   const before = fleetOf(['a', 'b', 'c']);
@@ -40,5 +46,20 @@ describe('explainFlow - second chance', () => {
     const plain = explainFlow(after, new Map(), to(Number(moved!.flow.split(':')[1]!.split(' ')[0])));
     expect(plain).toMatchObject({ backend: moved!.backend, previousBackend: null, previousAddress: null });
     expect(flows.some((r) => r.previousBackend === null)).toBe(true);
+  });
+
+  // The node names a previous owner only in GUE private data, and only for TCP (0011 "UDP"; node-core.h).
+  test.each([
+    ['an ipip pool', 'ipip', 'tcp'],
+    ['a gre pool', 'gre', 'tcp'],
+    ['a UDP VIP of a gue pool', 'gue', 'udp'],
+  ] as const)('%s: no previous owner (the node carries none), and the why says so', (_what, forwarding, protocol) => {
+    const b = fleetOf(['a', 'b', 'c'], forwarding, protocol);
+    const a = fleetOf(['a', 'b'], forwarding, protocol);
+    const h = new Map([['web', record(a, record(b, undefined, 1_000), 2_000)]]);
+    const flows = Array.from({ length: 2_000 }, (_v, i) => explainFlow(a, new Map(), to(1_024 + i, protocol), h));
+    expect(flows.every((r) => r.previousBackend === null && r.previousAddress === null)).toBe(true);
+    const moved = flows.find((r) => r.why.some((w) => w.includes('belonged to c')));
+    expect(moved?.why.at(-1)).toMatch(/not carried: second chance is for gue pools and TCP/);
   });
 });

@@ -11,6 +11,7 @@ import { canonicalAddress, endpointText } from './address.js';
 import { minActiveMembersOf } from './backup-activation.js';
 import { ConfigError } from './errors.js';
 import { belowMinUpText, usableMembers } from './min-up-members.js';
+import { secondChanceCarried } from './second-chance.js';
 import { type MemberRamps, NO_RAMPS } from './slow-start.js';
 import { sourceAdmits } from './source-ranges.js';
 import { buildVipTable, type DecidedStatus, effectiveWeight } from './table.js';
@@ -43,7 +44,8 @@ export interface FlowExplanation {
   readonly address: string | null;
   /**
    * Second chance: the slot's previous owner (its owner before the last table change that moved the slot, kept for
-   * the pool's `secondChance.retainS`), or null when there is none or the history was not given.
+   * the pool's `secondChance.retainS`), or null when there is none, the history was not given, or the node names
+   * none for this flow (only a `gue` pool's TCP packets carry it: 0011).
    */
   readonly previousBackend: string | null;
   /** The previous owner's ADDR:PORT, or null. */
@@ -150,11 +152,17 @@ export function explainFlow(
     why.push(`no member takes new flows (${states.join(', ') || 'pool is empty'}): the data plane drops the flow`);
   }
   const previousIndex = table.previousSlots?.[slot] ?? NO_BACKEND;
-  const previous = previousIndex === NO_BACKEND ? undefined : table.backends[previousIndex];
-  if (previous && admitted && served) {
-    const gone = previous.state === 'disabled' && !pool?.members.some((m) => m.name === previous.name);
+  const earlierOwner = previousIndex === NO_BACKEND ? undefined : table.backends[previousIndex];
+  // Only a gue pool's TCP packets name it (node-core.h previous_owner): for the others it is no answer.
+  const carried = pool !== undefined && secondChanceCarried(pool, vip.protocol);
+  const previous = carried ? earlierOwner : undefined;
+  if (earlierOwner && admitted && served) {
+    const gone = earlierOwner.state === 'disabled' && !pool?.members.some((m) => m.name === earlierOwner.name);
+    const moved = `slot ${slot} belonged to ${earlierOwner.name}${gone ? ' (removed since)' : ''} before the last change that moved it`;
     why.push(
-      `slot ${slot} belonged to ${previous.name}${gone ? ' (removed since)' : ''} before the last change that moved it: a node that has not seen the flow names it as second chance, and ${member?.name ?? 'the owner'} hands a packet it has no socket for to it (0011)`,
+      carried
+        ? `${moved}: a node that has not seen the flow names it as second chance, and ${member?.name ?? 'the owner'} hands a packet it has no socket for to it (0011)`
+        : `${moved}; not carried: second chance is for gue pools and TCP (0011), so a node that has not seen the flow sends it to ${member?.name ?? 'the owner'} only`,
     );
   }
   return {
