@@ -145,6 +145,26 @@ describe('nftables nat', () => {
     expect((await dp.counters()).drops.port.packets).toBeGreaterThan(0);
   });
 
+  test('a VIP removed while its address stays served: its open connection ends (every packet drops), the other VIP serves', async () => {
+    const dp = dataPlane();
+    const other = natTable({ address: NAT_VIP4, protocol: 'tcp', port: 80 });
+    await dp.apply([natTable({ address: NAT_VIP4, protocol: 'tcp' }), other]);
+    const c = holdConnection(topo.client, NAT_VIP4, 2);
+    try {
+      expect(await c.ready()).toBe('connected');
+      expect(await c.send()).toMatch(/^m\d /);
+      const dropsBefore = (await dp.counters()).drops.port.packets;
+      await dp.apply([other]);
+      // conntrack still holds the connection's entry: only the served filter (every packet) stops it.
+      expect(await c.send()).toBe('TimeoutError');
+      expect((await dp.counters()).drops.port.packets).toBeGreaterThan(dropsBefore);
+      const [a] = await request([{ src: NAT_CLIENT4, sport: 21_001, dst: NAT_VIP4, dport: 80, protocol: 'tcp' }]);
+      expect(a?.reply).toMatch(/^m\d /);
+    } finally {
+      c.close();
+    }
+  });
+
   test.each([
     ['drop', 'TimeoutError'],
     ['reset', 'ConnectionResetError'],

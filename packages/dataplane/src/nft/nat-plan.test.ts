@@ -112,6 +112,43 @@ describe('nat plan', () => {
     expect(p.next).toBeNull();
   });
 
+  test('a removed VIP whose address stays: every packet to its port drops (before conntrack), not only new connections', () => {
+    const v443 = nat(2);
+    const v80 = nat(2, { vip: { address: '198.51.100.1', port: 80, protocol: 'tcp' } });
+    const created = planNat(null, norm(v443, v80), 'l4t_nat');
+    const text = created.lines.join('\n');
+    // A filter chain at the raw priority sees every packet (the nat chains only a connection's first), so conntrack
+    // stops translating the established connections of a port no longer served.
+    expect(text).toContain('chain served {\n    type filter hook prerouting priority raw; policy accept;');
+    expect(text).toContain(
+      'ip daddr @nataddrs4 meta l4proto { tcp, udp } ip daddr . meta l4proto . th dport != @natserved4 counter name "nat_drop_port" drop',
+    );
+    expect(text).toContain('add element inet l4t_nat natserved4 { 198.51.100.1 . tcp . 443 }');
+    expect(text).toContain('add element inet l4t_nat natserved4 { 198.51.100.1 . tcp . 80 }');
+    const removed = planNat(created.next, norm(v443), 'l4t_nat').lines;
+    expect(removed).toContain('delete element inet l4t_nat natserved4 { 198.51.100.1 . tcp . 80 }');
+    expect(removed).not.toContain('delete element inet l4t_nat nataddrs4 { 198.51.100.1 }');
+    expect(planNat(applied(v443), norm(v443), 'l4t_nat').lines).toEqual([]);
+  });
+
+  test('a table written before the served filter gets it, with an element per VIP, not a new table', () => {
+    const skeleton = parseNatSkeleton(
+      'table inet l4t_nat {\n\tcomment "l4fleet nat layout=1"\n\tct timeout to_tcp4_300_10_10 {\n\t}\n' +
+        '\tchain source {\n\t}\n\tchain v_c6336401_tcp_443 {\n\t}\n}\n',
+    );
+    expect(skeleton.servedChain).toBe(false);
+    const text = planNat(skeleton, norm(nat(2)), 'l4t_nat').lines.join('\n');
+    expect(text).not.toContain('delete table');
+    expect(text).toContain('chain served {');
+    expect(text).toContain('add element inet l4t_nat natserved4 { 198.51.100.1 . tcp . 443 }');
+    const served = parseNatSkeleton(
+      'table inet l4t_nat {\n\tcomment "l4fleet nat layout=1"\n\tchain source {\n\t}\n\tchain served {\n\t}\n' +
+        '\tchain v_c6336401_tcp_443 {\n\t}\n}\n',
+    );
+    expect(served.servedChain).toBe(true);
+    expect(planNat(served, norm(nat(2)), 'l4t_nat').lines.join('\n')).not.toContain('natserved4');
+  });
+
   test('an adopted table (after a restart) is rewritten once: rules flushed, slots refilled, no new vmap element', () => {
     const skeleton = parseNatSkeleton(
       'table inet l4t_nat {\n\tcomment "l4fleet nat layout=1"\n\tct timeout to_tcp4_300_10_10 {\n\t}\n' +

@@ -17,6 +17,8 @@ import {
   natAddressesSet,
   natBaseTable,
   natLayoutSignature,
+  natServedSet,
+  natServedUpgrade,
   natSlotsMap,
   natSourceChain,
   natSourceMap,
@@ -56,6 +58,11 @@ export interface NatState {
   readonly layoutSignature: string;
   /** The table has the source filter (natSourceUpgrade): tables written before sourceRanges existed have not. */
   readonly sourceChain: boolean;
+  /**
+   * The table has the served filter (natServedUpgrade), whose set then holds every VIP of `vips`: tables written
+   * before it existed have not.
+   */
+  readonly servedChain: boolean;
 }
 
 export interface NatPlan {
@@ -108,12 +115,21 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
   if (tableCreated) {
     if (current !== null) out.push(`delete table ${t}`);
     out.push(natBaseTable(table));
-  } else if (!current.sourceChain) {
-    out.push(natSourceUpgrade(table));
+  } else {
+    if (!current.sourceChain) out.push(natSourceUpgrade(table));
+    if (!current.servedChain) out.push(natServedUpgrade(table));
   }
   const base: NatState = tableCreated
-    ? { vips: new Map(), timeouts: new Set(), layoutSignature: natLayoutSignature(), sourceChain: true }
+    ? {
+        vips: new Map(),
+        timeouts: new Set(),
+        layoutSignature: natLayoutSignature(),
+        sourceChain: true,
+        servedChain: true,
+      }
     : current;
+  // The served set's elements as written: none in a table the served filter is being added to.
+  const wasServed = (key: string): boolean => base.servedChain && base.vips.has(key);
   const timeouts = new Set(base.timeouts);
   const vips = new Map<string, NatVipState>();
   const reports: VipApplyReport[] = [];
@@ -177,6 +193,8 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
     if (old === undefined) {
       out.push(`add element ${t} ${natVipsMap(v.family)} { ${vipElement({ ...v, protocol, port })} : jump ${v.key} }`);
     }
+    if (!wasServed(v.key))
+      out.push(`add element ${t} ${natServedSet(v.family)} { ${vipElement({ ...v, protocol, port })} }`);
     // The source filter, in a chain of its own (the raw hook's, see nat-ruleset.ts): rewritten when the ranges change.
     const source = sourceFilterOf(v);
     const sourceSignature = source === undefined ? undefined : natSourceSignature(source);
@@ -225,6 +243,8 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
       out.push(`delete element ${t} ${natSourceMap(old.family)} { ${vipElement(old)} }`);
       out.push(`delete chain ${t} ${natSourceChain(old.key)}`);
     }
+    // Removed from the served set: the connections it has open drop from their next packet (nat-ruleset.ts).
+    if (wasServed(old.key)) out.push(`delete element ${t} ${natServedSet(old.family)} { ${vipElement(old)} }`);
     out.push(`delete element ${t} ${natVipsMap(old.family)} { ${vipElement(old)} }`);
     out.push(`delete chain ${t} ${old.key}`);
     out.push(`delete map ${t} ${natSlotsMap(old.key)}`);
@@ -239,7 +259,7 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
   }
   return {
     lines: out,
-    next: { vips, timeouts, layoutSignature: natLayoutSignature(), sourceChain: true },
+    next: { vips, timeouts, layoutSignature: natLayoutSignature(), sourceChain: true, servedChain: true },
     vips: reports,
     slotsChanged,
     tableCreated,

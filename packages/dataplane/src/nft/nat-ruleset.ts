@@ -8,6 +8,11 @@
  *     chain, which drops and counts a client outside the ranges. Every packet, not only a connection's first (which
  *     alone sees the nat chains), so removing a prefix also stops the connections open from it; and before conntrack,
  *     so a refused client leaves no conntrack entry behind. ICMP errors never match (no VIP port to look up).
+ *   served (filter, raw: before conntrack): every TCP or UDP packet to a NAT address whose address . protocol . port
+ *     is not a served NAT VIP (the natserved set) is dropped and counted as a port drop. Every packet: the nat chain's
+ *     port drop below sees only a connection's first, and conntrack would go on translating the established
+ *     connections of a VIP disabled or removed while its address stays served by others. ICMP passes (errors about
+ *     open connections).
  *   prerouting (nat, dstnat): the first packet of a connection to a NAT VIP jumps to the VIP's chain; anything else to
  *     a NAT address is dropped and counted (port filtering). Later packets never see a nat chain: conntrack rewrites
  *     them, so a connection keeps its member whatever the table does later (the affinity of Maglev §3.3).
@@ -35,6 +40,9 @@ export const NAT_DROP_EXPIRED = 'nat_drop_expired';
 export const NAT_DROP_UNMATCHED = 'nat_drop_unmatched';
 export const NAT_SOURCE = 'source';
 export const NAT_DROP_SOURCE = 'nat_drop_source';
+export const NAT_SERVED = 'served';
+/** The served NAT VIPs (address . protocol . port): every packet to a NAT address and another port drops. */
+export const natServedSet = (family: IpFamily): string => `natserved${family}`;
 /** VIP (address . protocol . port) -> jump to its source chain; only VIPs with sourceRanges have an element. */
 export const natSourceMap = (family: IpFamily): string => `natsrc${family}`;
 export const natSourceChain = (vipKey: string): string => `${vipKey}_src`;
@@ -90,6 +98,29 @@ function sourceDeclarations(): string[] {
   ];
 }
 
+/** The served filter's sets and base chain: lines of a `table inet T { }` block (its counter and address sets exist). */
+function servedDeclarations(): string[] {
+  return [
+    ...FAMILIES.map((f) => `  set ${natServedSet(f)} { type ${addrType(f)} . inet_proto . inet_service; }`),
+    `  chain ${NAT_SERVED} {`,
+    '    type filter hook prerouting priority raw; policy accept;',
+    ...FAMILIES.map(
+      (f) =>
+        `    ${l3(f)} daddr @${natAddressesSet(f)} meta l4proto { tcp, udp } ` +
+        `${l3(f)} daddr . meta l4proto . th dport != @${natServedSet(f)} counter name "${NAT_DROP_PORT}" drop`,
+    ),
+    '  }',
+  ];
+}
+
+/**
+ * The served filter added to a NAT table written before it existed (no `served` chain), beside what is there: a new
+ * layout would delete the conntrack timeout objects open connections use. The plan then adds every VIP's element.
+ */
+export function natServedUpgrade(table: string): string {
+  return `${[`table inet ${table} {`, ...servedDeclarations(), '}'].join('\n')}\n`;
+}
+
 /**
  * The source filter added to a NAT table written before sourceRanges existed (it has no `source` chain): added
  * beside what is there, not by a new layout, which would delete the conntrack timeout objects open connections use.
@@ -109,6 +140,7 @@ export function natBaseTable(table: string): string {
     lines.push(`  set ${natAddressesSet(f)} { type ${addrType(f)}; }`);
   }
   lines.push(...sourceDeclarations());
+  lines.push(...servedDeclarations());
   lines.push(`  chain ${NAT_PREROUTING} {`, '    type nat hook prerouting priority dstnat; policy accept;');
   for (const f of FAMILIES) lines.push(`    ${l3(f)} daddr . meta l4proto . th dport vmap @${natVipsMap(f)}`);
   for (const f of FAMILIES) {

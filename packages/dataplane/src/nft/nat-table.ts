@@ -11,11 +11,11 @@ import type { TrafficCounter, VipApplyReport } from '../types.js';
 import type { NormalizedVip } from '../validate.js';
 import { hexToAddress, parseVipKey } from './names.js';
 import { type NatState, type NatVipState, planNat } from './nat-plan.js';
-import { NAT_DROP_NO_BACKEND, NAT_DROP_PORT, NAT_DROP_SOURCE, NAT_SOURCE } from './nat-ruleset.js';
+import { NAT_DROP_NO_BACKEND, NAT_DROP_PORT, NAT_DROP_SOURCE, NAT_SERVED, NAT_SOURCE } from './nat-ruleset.js';
 
 /**
  * Parses `nft -t list table inet T`: the table comment, the VIP chains, the conntrack timeout objects, whether the
- * source filter is there, and each VIP's source chain signature.
+ * source and served filters are there, and each VIP's source chain signature.
  */
 export function parseNatSkeleton(text: string): NatState {
   let layoutSignature = '';
@@ -23,6 +23,7 @@ export function parseNatSkeleton(text: string): NatState {
   const timeouts = new Set<string>();
   const sources = new Map<string, string>();
   let sourceChain = false;
+  let servedChain = false;
   let srcOf: string | undefined;
   for (const line of text.split('\n')) {
     const comment = /^\tcomment "(.*)"$/.exec(line);
@@ -32,6 +33,7 @@ export function parseNatSkeleton(text: string): NatState {
     const chain = /^\tchain (\S+) \{$/.exec(line);
     if (chain) {
       if (chain[1] === NAT_SOURCE) sourceChain = true;
+      if (chain[1] === NAT_SERVED) servedChain = true;
       const src = /^(\S+)_src$/.exec(chain[1] as string)?.[1];
       srcOf = src !== undefined && parseVipKey(src) ? src : undefined;
       if (srcOf !== undefined) sources.set(srcOf, '');
@@ -55,7 +57,7 @@ export function parseNatSkeleton(text: string): NatState {
     const v = vips.get(key);
     if (v) vips.set(key, { ...v, sourceSignature });
   }
-  return { vips, timeouts, layoutSignature, sourceChain };
+  return { vips, timeouts, layoutSignature, sourceChain, servedChain };
 }
 
 export interface NatTable {
