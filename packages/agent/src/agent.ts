@@ -294,6 +294,8 @@ export function createAgent(deps: AgentDeps): Agent {
   return {
     async start() {
       log.info({ event: 'agentStarting', fleet: config.fleet, driver: config.dataplane.driver });
+      // Accepted agent.yaml fields that do nothing (config/dataplane.ts): said once, at the start.
+      for (const warning of config.dataplane.warnings ?? []) log.warn({ event: 'configWarning', warning });
       bgp.start();
       bfd.start();
       if (!keeper.enabled) {

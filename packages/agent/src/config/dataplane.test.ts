@@ -113,3 +113,14 @@ describe('agent config - dataplane bpf', () => {
     });
   });
 });
+
+describe('agent config - dataplane flow timeouts', () => {
+  test('flowTimeoutTcpS / flowTimeoutUdpS are accepted (an older agent.yaml still starts) with a warning naming the profile field', () => {
+    const c = parseAgentConfig(withDataPlane({ driver: 'nftables', flowTimeoutTcpS: 600, flowTimeoutUdpS: 60 }));
+    expect(c.dataplane.warnings).toEqual([
+      "dataplane.flowTimeoutTcpS: 600 has no effect since VIP profiles (design note 0012): a VIP's flows idle out at its vips[].profile.idleTimeoutS (default 300 s TCP, 30 s UDP); set that in the fleet and remove this",
+      "dataplane.flowTimeoutUdpS: 60 has no effect since VIP profiles (design note 0012): a VIP's flows idle out at its vips[].profile.idleTimeoutS (default 300 s TCP, 30 s UDP); set that in the fleet and remove this",
+    ]);
+    expect(parseAgentConfig(withDataPlane({ driver: 'nftables' })).dataplane.warnings).toBeUndefined();
+  });
+});

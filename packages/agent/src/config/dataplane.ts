@@ -71,6 +71,7 @@ export function parseDataPlane(p: Problems, v: unknown, node: NodeSection): Data
   // Unset: the driver's defaults (@l4fleet/dataplane: 300 s, 30 s, 65,536 entries, auto).
   const seconds = (k: 'flowTimeoutTcpS' | 'flowTimeoutUdpS') =>
     dp[k] === undefined ? {} : { [k]: int(p, `dataplane.${k}`, dp[k], 1, 604_800, 'seconds') };
+  const warnings = flowTimeoutWarnings(dp);
   return {
     driver,
     table: str(
@@ -101,7 +102,25 @@ export function parseDataPlane(p: Problems, v: unknown, node: NodeSection): Data
         }
       : {}),
     ...(driver === 'bpf' ? bpfOptions(p, dp, node) : {}),
+    ...(warnings.length > 0 ? { warnings } : {}),
   };
+}
+
+/**
+ * flowTimeoutTcpS / flowTimeoutUdpS no longer decide anything: every fleet VIP has a profile (parseFleet defaults
+ * it) and its rules carry the profile's idle timeout (design note 0012). They are still accepted, so an agent.yaml
+ * of an earlier version does not stop an upgraded agent, and still passed to the driver: they are in the nftables
+ * layout signature, and dropping a value set here would recreate the flow table once (open flows lose their member)
+ * at the upgrade. The operator is told instead (the start log, `--check`).
+ */
+function flowTimeoutWarnings(dp: Record<string, unknown>): string[] {
+  return (['flowTimeoutTcpS', 'flowTimeoutUdpS'] as const)
+    .filter((k) => dp[k] !== undefined)
+    .map(
+      (k) =>
+        `dataplane.${k}: ${show(dp[k])} has no effect since VIP profiles (design note 0012): a VIP's flows idle out ` +
+        'at its vips[].profile.idleTimeoutS (default 300 s TCP, 30 s UDP); set that in the fleet and remove this',
+    );
 }
 
 /**

@@ -50,6 +50,11 @@ describe('agent config - parse', () => {
       flowTimeoutUdpS: 10,
       flowTableSize: 262_144,
       deltaWriter: 'nft',
+      // Still passed to the driver, but without effect since profiles (dataplane.test.ts).
+      warnings: [
+        expect.stringContaining('dataplane.flowTimeoutTcpS: 600'),
+        expect.stringContaining('flowTimeoutUdpS: 10'),
+      ],
     });
     expect(c.drain.forwardAfterWithdrawMs).toBe(3_000);
     expect(c.state).toEqual({ enabled: true, dir: '/var/lib/l4fleet', maxBytes: 64 * 1024 * 1024, maxAgeS: 604_800 });

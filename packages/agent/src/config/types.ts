@@ -94,9 +94,14 @@ export interface DataPlaneSection {
   readonly table: string;
   /** proxy driver: address the listeners bind; default the VIP itself. */
   readonly proxyBindAddress?: string;
-  /** nftables: idle seconds before a flow forgets its backend; default the driver's (300 TCP, 30 UDP). */
+  /**
+   * nftables: the flow maps' default timeout, which no VIP uses since profiles (0012: each VIP's rules carry its
+   * profile's idleTimeoutS); accepted for agent.yaml files of earlier versions, with a warning.
+   */
   readonly flowTimeoutTcpS?: number;
   readonly flowTimeoutUdpS?: number;
+  /** What the agent accepts but tells the operator about (logged at the start, shown by `--check`). */
+  readonly warnings?: readonly string[];
   /** nftables and bpf: entries per flow map (bpf: per flow LRU, one per family); default the driver's (65,536). */
   readonly flowTableSize?: number;
   /** nftables: how element-only deltas reach the kernel; default auto (netlink when built). */
