@@ -10,7 +10,7 @@ vi.mock('@l4fleet/process', async (importOriginal) => ({
   run: processes.run,
 }));
 
-const { runLabCli } = await import('./cli.js');
+const { runLabCli, upSummary } = await import('./cli.js');
 
 async function cli(...argv: string[]): Promise<{ code: number; err: string; out: string }> {
   let err = '';
@@ -70,5 +70,26 @@ describe('lab cli - options', () => {
     const watch = await cli('watch', '--flows', '28232', '--udp', '0');
     expect(watch.err).toContain('is not up');
     expect(watch.code).toBe(1);
+  });
+});
+
+describe('lab cli - up summary', () => {
+  test('lab cli - up summary: the status hint runs the CLI through npx (a new user has no l4fleet on PATH)', () => {
+    const lines = upSummary({
+      id: 'l4f',
+      runtime: 'netns',
+      mode: 'agent',
+      dataPath: { dataplane: 'nftables', backendNetwork: 'l2', forwarding: 'l2' },
+      etcd: { endpoints: ['http://10.1.0.2:2379'], members: [] },
+      nats: { url: '' },
+      vips: [],
+      nodes: [],
+      backends: [],
+      clients: [],
+      router: { asn: 65000, address: '', nextHops: {} },
+      dashboard: null,
+    });
+    const hint = lines.find((l) => l.startsWith('try:'));
+    expect(hint).toBe('try: export L4FLEET_ETCD=http://10.1.0.2:2379; npx l4fleet status');
   });
 });

@@ -12,6 +12,7 @@ import { Lab, type UpOptions } from './runtime/lab.js';
 import { downLab, listLabIds } from './runtime/resources.js';
 import { repoRoot } from './runtime/scripts.js';
 import { appendEvent, labDir } from './runtime/state.js';
+import type { LabStatus } from './runtime/status.js';
 import { containerlabYaml } from './topology/containerlab.js';
 import {
   BACKEND_NETWORKS,
@@ -57,6 +58,22 @@ function int(name: string, max = Number.MAX_SAFE_INTEGER) {
 
 function dataPathLine(p: LabDataPath): string {
   return `data plane ${p.dataplane}, backends ${p.backendNetwork === 'routed' ? 'routed (behind the router)' : "on the nodes' segment"}, forwarding ${p.forwarding}`;
+}
+
+/**
+ * What `lab up` prints once the lab is up. The status hint goes through npx: the workspace's `l4fleet` bin is not on
+ * a new user's PATH (the README's commands use `npx l4fleet` too).
+ */
+export function upSummary(s: LabStatus): string[] {
+  const etcd = s.etcd.endpoints.join(',');
+  return [
+    `lab "${s.id}" is up (${s.runtime}, ${s.mode} mode): ${s.nodes.length} nodes, ${s.backends.length} backends`,
+    dataPathLine(s.dataPath),
+    `etcd: ${etcd}`,
+    `try: export L4FLEET_ETCD=${etcd}; npx l4fleet status`,
+    ...(s.dashboard ? [`dashboard: ${s.dashboard.url} (write token in ${s.dashboard.tokenFile})`] : []),
+    ...s.vips.map((v) => `vip ${v.protocol} ${v.address} port ${v.port}`),
+  ];
 }
 
 function labId(cmd: Command): string {
@@ -156,15 +173,7 @@ export function createLabProgram(io: LabIo = processIo): Command {
       buildTopology(options);
       if (o.install) await run(['bash', `${repoRoot()}/scripts/install-system-deps.sh`], { timeoutMs: 900_000 });
       const lab = await Lab.up(options);
-      const s = await lab.status();
-      io.out(
-        `lab "${lab.id}" is up (${s.runtime}, ${lab.mode} mode): ${s.nodes.length} nodes, ${s.backends.length} backends`,
-      );
-      io.out(dataPathLine(s.dataPath));
-      io.out(`etcd: ${s.etcd.endpoints.join(',')}`);
-      io.out(`try: export L4FLEET_ETCD=${s.etcd.endpoints.join(',')}; l4fleet status`);
-      if (s.dashboard) io.out(`dashboard: ${s.dashboard.url} (write token in ${s.dashboard.tokenFile})`);
-      for (const v of s.vips) io.out(`vip ${v.protocol} ${v.address} port ${v.port}`);
+      for (const line of upSummary(await lab.status())) io.out(line);
     });
 
   program
