@@ -639,6 +639,30 @@ describe('nftables data plane', () => {
     expect(listing).not.toContain('v_c633644d_tcp_80');
   });
 
+  test('restart - elements deleted by hand (a VIP jump, its address, its echo element) are written again, and traffic comes back', async () => {
+    const t = vipTable({ address: VIP4, port: 80, protocol: 'udp' });
+    const first = dataPlane();
+    await first.apply([t]);
+    await first.close();
+    const hand = [
+      ['delete', 'element', 'netdev', 'l4fleet', 'vips4', `{ ${VIP4} . udp . 80 }`],
+      ['delete', 'element', 'netdev', 'l4fleet', 'vipaddrs4', `{ ${VIP4} }`],
+      ['delete', 'element', 'netdev', 'l4fleet', 'echo4', `{ ${VIP4} }`],
+    ];
+    for (const argv of hand) await topo.node.run(['nft', ...argv]);
+    const second = dataPlane();
+    const repaired = await second.apply([t]);
+    expect(repaired.vips.map((v) => v.action)).toEqual(['updated']);
+    expect((await second.apply([t])).transactions).toBe(0);
+    const listing = (await topo.node.run(['nft', 'list', 'table', 'netdev', 'l4fleet'])).stdout;
+    expect(listing).toContain(`${VIP4} . udp . 80 : jump v_c633644d_udp_80`);
+    await expectLandings(flowsToVip4(20, 39_000, 'udp'), (f) => expected(t, f));
+    // A VIP whose jump is gone is removed without it (deleting a missing element would refuse the transaction).
+    await topo.node.run(['nft', ...(hand[0] as string[])]);
+    const third = dataPlane();
+    expect((await third.apply([])).vips.map((v) => v.action)).toEqual(['removed']);
+  });
+
   test('restart - a backend removed before it keeps its id: a new backend after the restart gets another, and it gets its own back', async () => {
     const ids = async (): Promise<Map<string, number>> => {
       const r = await topo.node.run(['nft', '-j', 'list', 'map', 'netdev', 'l4fleet', 'backends4']);

@@ -24,10 +24,17 @@ const missing = (what: string) => ({ code: 1, stdout: '', stderr: `Error: No suc
 
 /**
  * A kernel as nft and ip answer for it: `table` is the netdev table's `nft -t` listing (undefined: no table), every
- * map and set listed empty, except the names in `absent` (No such file or directory); `sysctl` answers forwarding.
+ * map and set listed empty (or with its `elems`), except the names in `absent` (No such file or directory); `sysctl`
+ * answers forwarding.
  * Records every `nft -f` script; with `refuseNat`, a script for the NAT (inet) table is refused (recorded too).
  */
-function fakeKernel(k: { table?: string; absent?: readonly string[]; forwarding?: string; refuseNat?: boolean }): {
+function fakeKernel(k: {
+  table?: string;
+  absent?: readonly string[];
+  forwarding?: string;
+  refuseNat?: boolean;
+  elems?: Record<string, unknown[]>;
+}): {
   exec: Exec;
   scripts: string[];
 } {
@@ -49,7 +56,8 @@ function fakeKernel(k: { table?: string; absent?: readonly string[]; forwarding?
     if (line.startsWith('nft -t list table inet')) return missing(line);
     const name = argv[argv.length - 1] as string;
     if (k.absent?.includes(name)) return missing(line);
-    return ok(JSON.stringify({ nftables: [{ map: {} }] }));
+    const elem = k.elems?.[name] ?? [];
+    return ok(JSON.stringify({ nftables: [{ map: { elem }, set: { elem } }] }));
   };
   return { exec, scripts };
 }
@@ -137,5 +145,63 @@ describe('nftables driver', () => {
     expect(next[0]).toContain('add chain netdev l4fleet v_c6120201_tcp_80');
     expect(next[1]).toContain('table inet');
     await dp.close();
+  });
+
+  describe('a table read back with objects deleted by hand', () => {
+    const key = 'v_c6120201_tcp_80';
+    const table = [
+      'table netdev l4fleet {',
+      `\tcomment "l4fleet layout=3 dev=eth0 mac=${MAC} tcp=300 udp=30 flows=65536"`,
+      '\tcounter drop_source {',
+      '\t}',
+      '\tmap echo4 {',
+      '\t}',
+      '\tmap echo6 {',
+      '\t}',
+      '\tchain echo_c6120201 {',
+      '\t}',
+      `\tchain ${key} {`,
+      `\t\tcounter name "${key}" comment "l4fleet vip hash=5-tuple seed=7 size=13 syn=table"`,
+      '\t}',
+      '}',
+    ].join('\n');
+    const jump = [{ concat: ['198.18.2.1', 'tcp', 80] }, { jump: { target: key } }];
+    const echo = ['198.18.2.1', { goto: { target: 'echo_c6120201' } }];
+    const repairs = [
+      `add element netdev l4fleet vips4 { 198.18.2.1 . tcp . 80 : jump ${key} }`,
+      'add element netdev l4fleet vipaddrs4 { 198.18.2.1 }',
+      'add element netdev l4fleet echo4 { 198.18.2.1 : goto echo_c6120201 }',
+    ];
+
+    test('nftables driver - a VIP whose jump, address and echo elements are gone gets them back', async () => {
+      const kernel = fakeKernel({ table });
+      const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec: kernel.exec, deltaWriter: 'nft' });
+      const result = await dp.apply([vip()]);
+      expect(result.vips).toEqual([expect.objectContaining({ vip: '198.18.2.1:80/tcp', action: 'updated' })]);
+      for (const r of repairs) expect(kernel.scripts.join('\n')).toContain(r);
+      // The echo chain is there already: only its map element is added (a second rule would be a duplicate).
+      expect(kernel.scripts.join('\n')).not.toContain('add rule netdev l4fleet echo_c6120201');
+      await dp.close();
+    });
+
+    test('nftables driver - a VIP removed whose jump element was deleted by hand is removed without it', async () => {
+      const kernel = fakeKernel({ table, elems: { vipaddrs4: ['198.18.2.1'], echo4: [echo] } });
+      const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec: kernel.exec, deltaWriter: 'nft' });
+      await dp.apply([]);
+      const script = kernel.scripts.join('\n');
+      expect(script).toContain(`delete chain netdev l4fleet ${key}`);
+      // Deleting an element that is not there would fail the whole transaction.
+      expect(script).not.toContain('delete element netdev l4fleet vips4');
+      await dp.close();
+    });
+
+    test('nftables driver - a VIP whose elements are all there gets none of them again', async () => {
+      const elems = { vips4: [jump], vipaddrs4: ['198.18.2.1'], echo4: [echo] };
+      const kernel = fakeKernel({ table, elems });
+      const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec: kernel.exec, deltaWriter: 'nft' });
+      await dp.apply([vip()]);
+      for (const r of repairs) expect(kernel.scripts.join('\n')).not.toContain(r);
+      await dp.close();
+    });
   });
 });

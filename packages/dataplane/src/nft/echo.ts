@@ -70,22 +70,27 @@ export const echoAddress = (family: IpFamily, addressHex: string): string => `${
 /**
  * The ops that make the echo chains exactly `desired` (`family|hex`), given those in the kernel: a new address gets its
  * chain, rule and map element; a gone one loses its element, then its chain (a referenced chain cannot go).
+ * `unmapped`: addresses of `current` whose map element is missing (deleted by hand): a desired one gets the element
+ * back, a gone one loses only its chain.
  */
 export function planEcho(
   table: string,
   current: ReadonlySet<string>,
   desired: ReadonlySet<string>,
   l: EchoLayout,
+  unmapped: ReadonlySet<string> = new Set(),
 ): Op[] {
   const ops: Op[] = [];
   const nft = (text: string): void => {
     ops.push({ kind: 'nft', text });
   };
   for (const a of [...desired].sort()) {
-    if (current.has(a)) continue;
+    if (current.has(a) && !unmapped.has(a)) continue;
     const [f, hex] = a.split('|') as [string, string];
-    nft(`add chain netdev ${table} ${echoChain(hex)}`);
-    nft(`add rule netdev ${table} ${echoChain(hex)} ${echoRule(hex, l)}`);
+    if (!current.has(a)) {
+      nft(`add chain netdev ${table} ${echoChain(hex)}`);
+      nft(`add rule netdev ${table} ${echoChain(hex)} ${echoRule(hex, l)}`);
+    }
     nft(
       `add element netdev ${table} ${echoMap(Number(f) as IpFamily)} { ${hexToAddress(hex)} : goto ${echoChain(hex)} }`,
     );
@@ -93,7 +98,9 @@ export function planEcho(
   for (const a of [...current].sort()) {
     if (desired.has(a)) continue;
     const [f, hex] = a.split('|') as [string, string];
-    nft(`delete element netdev ${table} ${echoMap(Number(f) as IpFamily)} { ${hexToAddress(hex)} }`);
+    if (!unmapped.has(a)) {
+      nft(`delete element netdev ${table} ${echoMap(Number(f) as IpFamily)} { ${hexToAddress(hex)} }`);
+    }
     nft(`delete chain netdev ${table} ${echoChain(hex)}`);
   }
   return ops;

@@ -67,6 +67,8 @@ export interface KernelVip {
   /** Backend ids whose remembered flows stay (its live set): the pool, less `reselect` VIPs' down backends. */
   readonly live: ReadonlySet<number>;
   readonly label: string;
+  /** Read back without its `vips4`/`vips6` jump (deleted by hand): the plan adds it, a removal skips deleting it. */
+  readonly jumpMissing?: boolean;
 }
 
 /** What the driver believes the kernel holds (read back from it after a restart). */
@@ -96,6 +98,13 @@ export interface KernelState {
    * maps (written by an older version); the plan adds them and the ingress rules that use them, once.
    */
   readonly echoAddresses?: ReadonlySet<string>;
+  /** Of `echoAddresses`, those read back without their `echo4`/`echo6` element (deleted by hand). Absent: none. */
+  readonly echoUnmapped?: ReadonlySet<string>;
+  /**
+   * The addresses (`family|hex`) in `vipaddrs4`/`vipaddrs6` as read back (readKernelState); the plan adds the missing
+   * ones and deletes the others. Absent: those of `vips` (what the plan wrote).
+   */
+  readonly vipAddresses?: ReadonlySet<string>;
 }
 
 /** Retired backends remembered at most (the oldest are forgotten first, and their elements deleted). */
@@ -220,7 +229,7 @@ export function planApply(
   let slotsChanged = 0;
   const addresses = (s: Iterable<{ family: IpFamily; addressHex: string }>): Set<string> =>
     new Set([...s].map((v) => echoAddress(v.family, v.addressHex)));
-  const oldAddresses = addresses(base.vips.values());
+  const oldAddresses = tableCreated ? new Set<string>() : (base.vipAddresses ?? addresses(base.vips.values()));
   const newAddresses = addresses([...desired, ...kept]);
 
   for (const v of desired) {
@@ -303,14 +312,14 @@ export function planApply(
       live,
       label: v.label,
     });
-    if (old === undefined) {
+    if (old === undefined || old.jumpMissing) {
       nft(`add element netdev ${t} ${vipsMap(v.family)} { ${vipElement({ ...v, protocol, port })} : jump ${v.key} }`);
     }
     slotsChanged += changed;
     const action =
       old === undefined
         ? 'added'
-        : changed > 0 || rulesReplaced || liveGone.length + liveNew.length > 0
+        : changed > 0 || rulesReplaced || liveGone.length + liveNew.length > 0 || old.jumpMissing
           ? 'updated'
           : 'unchanged';
     reports.push({ vip: v.label, action, slotsChanged: changed, rulesReplaced });
@@ -324,7 +333,7 @@ export function planApply(
   for (const v of kept) vips.set(v.key, v);
   for (const old of base.vips.values()) {
     if (vips.has(old.key)) continue;
-    nft(`delete element netdev ${t} ${vipsMap(old.family)} { ${vipElement(old)} }`);
+    if (!old.jumpMissing) nft(`delete element netdev ${t} ${vipsMap(old.family)} { ${vipElement(old)} }`);
     nft(`delete chain netdev ${t} ${old.key}`);
     nft(`delete map netdev ${t} ${slotsMap(old.key)}`);
     nft(`delete map netdev ${t} ${overlayMap(old.key)}`);
@@ -340,7 +349,8 @@ export function planApply(
   }
   // A new table, or one from before the echo maps (upgraded above), holds no echo chain yet.
   const echoInKernel = tableCreated ? new Set<string>() : (current?.echoAddresses ?? new Set<string>());
-  out.push(...planEcho(t, echoInKernel, echoAddresses, layout));
+  const echoUnmapped = tableCreated ? new Set<string>() : (current?.echoUnmapped ?? new Set<string>());
+  out.push(...planEcho(t, echoInKernel, echoAddresses, layout, echoUnmapped));
 
   // A backend that left loses its counter (the mark of a retired one) and keeps its address and MAC elements.
   let backendsRemoved = 0;
@@ -374,6 +384,7 @@ export function planApply(
       retired,
       dropSourceCounter: true,
       echoAddresses: new Set(echoAddresses),
+      vipAddresses: newAddresses,
     },
     vips: reports,
     slotsChanged,

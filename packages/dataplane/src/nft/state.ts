@@ -23,6 +23,8 @@ import {
   parseEchoChain,
   parseVipKey,
   slotsMap,
+  vipAddressesSet,
+  vipsMap,
 } from './names.js';
 import { backendIdentity, type KernelBackend, type KernelState, type KernelVip } from './plan.js';
 
@@ -132,6 +134,30 @@ export async function readKernelState(exec: Exec, table: string, layoutSignature
       maxBackendId = Math.max(maxBackendId, (id & ~BACKEND_ID_BIT) >>> 0);
     }
   }
+  // The elements that route packets to what the chains hold: one deleted by hand is written again by the plan.
+  const jumps = new Set<string>();
+  const vipAddresses = new Set<string>();
+  const echoMapped = new Set<string>();
+  const hexOf = (address: string): string => toHex(parseAddress(address).bytes);
+  for (const family of [4, 6] as IpFamily[]) {
+    for (const e of await elements(exec, table, 'map', vipsMap(family))) {
+      const [k, verdict] = e as [{ concat?: [string, string, number] }, { jump?: { target?: string } }];
+      const target = verdict?.jump?.target;
+      const [address, protocol, port] = k?.concat ?? [];
+      // Only an element that jumps to its own VIP's chain counts (the key names the chain: names.ts).
+      if (target !== undefined && address !== undefined && target === `v_${hexOf(address)}_${protocol}_${port}`) {
+        jumps.add(target);
+      }
+    }
+    for (const e of await elements(exec, table, 'set', vipAddressesSet(family))) {
+      if (typeof e === 'string') vipAddresses.add(echoAddress(family, hexOf(e)));
+    }
+    if (skeleton.echoAddresses === undefined) continue;
+    for (const e of await elements(exec, table, 'map', echoMap(family))) {
+      const [address] = e as [unknown];
+      if (typeof address === 'string') echoMapped.add(echoAddress(family, hexOf(address)));
+    }
+  }
   const vips = new Map<string, KernelVip>();
   for (const [key, signature] of skeleton.chains) {
     const k = parseVipKey(key) as NonNullable<ReturnType<typeof parseVipKey>>;
@@ -161,6 +187,7 @@ export async function readKernelState(exec: Exec, table: string, layoutSignature
       overlayCount,
       live,
       label: vipKey({ address: hexToAddress(k.addressHex), port: k.port, protocol: k.protocol }),
+      ...(jumps.has(key) ? {} : { jumpMissing: true }),
     });
   }
   return {
@@ -170,6 +197,12 @@ export async function readKernelState(exec: Exec, table: string, layoutSignature
     maxBackendId,
     retired,
     dropSourceCounter: skeleton.counters.has(DROP_SOURCE),
-    ...(skeleton.echoAddresses === undefined ? {} : { echoAddresses: skeleton.echoAddresses }),
+    vipAddresses,
+    ...(skeleton.echoAddresses === undefined
+      ? {}
+      : {
+          echoAddresses: skeleton.echoAddresses,
+          echoUnmapped: new Set([...skeleton.echoAddresses].filter((a) => !echoMapped.has(a))),
+        }),
   };
 }
