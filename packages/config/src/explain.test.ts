@@ -129,4 +129,17 @@ describe('explainFlow', () => {
     );
     expect(explainFlow(fleet, new Map(), to('198.19.0.1', 40_000)).admitted).toBe(true);
   });
+
+  test('explain - a draining NAT TCP VIP: an open connection goes on only on the node holding its conntrack entry', () => {
+    const nat = parseFleet({
+      hashSeed: 0x5eed,
+      pools: [{ name: 'web', forwarding: 'nat', members: [{ name: 'a', address: '198.18.0.21', port: 8080 }] }],
+      vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251, state: 'draining' }],
+    });
+    const r = explainFlow(nat, new Map(), to('198.18.1.7', 40_000));
+    expect(r.why[0]).toMatch(
+      /; an open TCP connection goes on to a on the node that holds its conntrack entry \(NAT: on a node ECMP moves it to it ends\)$/,
+    );
+    expect(r.why[0]).not.toContain('also on a node ECMP moves it to');
+  });
 });

@@ -107,11 +107,15 @@ export function explainFlow(
   }
   const draining = vipDraining(vip);
   if (draining) {
-    // Its table is kept (table.ts): `backend` is where an open TCP connection goes, on any node.
+    // Its table is kept (table.ts): `backend` is where an open TCP connection goes, on any node; except under NAT,
+    // where the connection lives in one node's conntrack (0012): a node ECMP moves it to drops its next segment.
+    const to = member ? ` to ${member.name}` : '';
     const open =
-      vip.protocol === 'tcp'
-        ? `an open TCP connection goes on${member ? ` to ${member.name}` : ''}, also on a node ECMP moves it to`
-        : 'a UDP flow goes on to its backend on the node that remembers it (on another node it ends)';
+      vip.protocol !== 'tcp'
+        ? 'a UDP flow goes on to its backend on the node that remembers it (on another node it ends)'
+        : pool?.forwarding === 'nat'
+          ? `an open TCP connection goes on${to} on the node that holds its conntrack entry (NAT: on a node ECMP moves it to it ends)`
+          : `an open TCP connection goes on${to}, also on a node ECMP moves it to`;
     why.unshift(
       `the VIP is draining (vips[].state): every node refuses new flows, a TCP SYN and a UDP packet it does not remember (drops_packets{reason="no-backend"}); ${open}`,
     );
