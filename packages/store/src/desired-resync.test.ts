@@ -14,16 +14,30 @@ import type { DesiredState, Watch } from './types.js';
 class FakeNamespace {
   pointer: { value: Buffer; modRevision: number } | undefined;
   revision = 10;
+  /** Reads at a revision below this fail as etcd's do once it compacted. */
+  compactedBelow = 0;
   /** Keys other than the pointer (decided/, history/ records). */
   others: string[] = [];
   readonly watchers: (EventEmitter & { cancel(): Promise<void> })[] = [];
 
   get(_key: string) {
-    const exec = async () => ({
-      header: { revision: String(this.revision) },
-      kvs: this.pointer ? [{ value: this.pointer.value, mod_revision: String(this.pointer.modRevision) }] : [],
-    });
-    const b = { revision: () => b, exec };
+    let at = 0;
+    const exec = async () => {
+      if (at > 0 && at < this.compactedBelow) {
+        throw new Error('etcdserver: mvcc: required revision has been compacted');
+      }
+      return {
+        header: { revision: String(this.revision) },
+        kvs: this.pointer ? [{ value: this.pointer.value, mod_revision: String(this.pointer.modRevision) }] : [],
+      };
+    };
+    const b = {
+      revision: (rev: number | string) => {
+        at = Number(rev);
+        return b;
+      },
+      exec,
+    };
     return b;
   }
 
@@ -85,10 +99,13 @@ describe('store desired - resync', () => {
     });
     expect(updates.map((u) => u.revision)).toEqual([5]);
     // Deleted by hand while the watch was away; its resume revision is compacted: the watch re-reads everything.
+    // etcd 3.4 cancels it with compact_revision set and an empty cancel_reason; etcd3 1.1 passes on only this.
     ns.pointer = undefined;
     ns.revision = 20;
-    ns.watchers[0]?.emit('error', new Error('etcdserver: mvcc: required revision has been compacted'));
+    ns.compactedBelow = 15;
+    ns.watchers[0]?.emit('error', new Error('Watcher canceled: '));
     await vi.waitFor(() => expect(ns.watchers).toHaveLength(2));
+    expect(errors.map((e) => e.code)).toContain('COMPACTED');
     expect(updates.map((u) => u.revision)).toEqual([5]);
     const invalid = errors.filter((e) => e.code === 'INVALID_RECORD');
     expect(invalid).toHaveLength(1);
@@ -98,6 +115,45 @@ describe('store desired - resync', () => {
 
   const ctxOf = (ns: FakeNamespace) =>
     ({ ns: ns as unknown as Namespace, log: pino({ level: 'silent' }), closers: new Set() }) as unknown as StoreContext;
+
+  test('store desired - a server cancel of a watch whose revision was not compacted restarts it without a resync', async () => {
+    const ns = new FakeNamespace();
+    ns.pointer = {
+      value: Buffer.from(JSON.stringify(encodeDocument(fleet, 'g1', new Date(0)).pointer)),
+      modRevision: 5,
+    };
+    const errors: StoreError[] = [];
+    const updates: DesiredState[] = [];
+    watch = await new DesiredStore(ctxOf(ns)).watchDesired({
+      onUpdate: (s) => updates.push(s),
+      onError: (e) => errors.push(e),
+    });
+    ns.pointer = undefined; // a resync would report it (INVALID_RECORD); a plain restart does not read it
+    ns.watchers[0]?.emit('error', new Error('Watcher canceled: '));
+    await vi.waitFor(() => expect(ns.watchers).toHaveLength(2));
+    expect(errors.map((e) => e.code)).toEqual(['INTERNAL']);
+    expect(updates.map((u) => u.revision)).toEqual([5]);
+  });
+
+  test('store desired - a progress notification moves the resume revision of a quiet watch', async () => {
+    const ns = new FakeNamespace();
+    ns.pointer = {
+      value: Buffer.from(JSON.stringify(encodeDocument(fleet, 'g1', new Date(0)).pointer)),
+      modRevision: 5,
+    };
+    const errors: StoreError[] = [];
+    watch = await new DesiredStore(ctxOf(ns)).watchDesired({
+      onUpdate: () => undefined,
+      onError: (e) => errors.push(e),
+    });
+    ns.watchers[0]?.emit('data', { header: { revision: '40' }, events: [] });
+    // Compacted up to 30: without the progress the resume revision (6) would be compacted and need a resync.
+    ns.compactedBelow = 30;
+    ns.pointer = undefined;
+    ns.watchers[0]?.emit('error', new Error('Watcher canceled: '));
+    await vi.waitFor(() => expect(ns.watchers).toHaveLength(2));
+    expect(errors.map((e) => e.code)).toEqual(['INTERNAL']);
+  });
 
   test('store desired - a restarted watcher finding no pointer but decided records refuses, not the empty fleet', async () => {
     const ns = new FakeNamespace();

@@ -4,10 +4,16 @@
  * disconnect this cancels it and re-creates it from (last delivered mod_revision + 1), drops any event at or below
  * that revision, and on a compacted revision asks the owner to re-read everything (etcd API: a watch from a
  * compacted revision is cancelled with compact_revision set).
+ *
+ * etcd 3.4 cancels such a watch with compact_revision set but an empty cancel_reason, and etcd3 1.1 drops
+ * compact_revision: all we get is `Watcher canceled: `. So a cancel by the server is checked with a range read at
+ * the resume revision: compacted means resync, anything else a plain restart. A quiet prefix would otherwise fall
+ * behind the compaction for ever (its resume revision moves only on its own events), so progress notifications
+ * (a response without events, sent only to a watcher that is caught up) advance the resume revision too.
  */
 import type { Namespace, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
-import { type StoreError, toStoreError } from './errors.js';
+import { StoreError, toStoreError } from './errors.js';
 
 export interface WatchEvent {
   readonly type: 'put' | 'delete';
@@ -28,6 +34,8 @@ export interface ResumableWatchHandlers {
 
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 2_000;
+/** etcd3's message for a cancel by the server (its cancel_reason follows, empty for a compacted start revision). */
+const SERVER_CANCEL = /Watcher canceled/;
 
 export class ResumableWatch {
   private watcher: Watcher | undefined;
@@ -60,6 +68,14 @@ export class ResumableWatch {
     w.on('data', (res) => {
       if (this.watcher !== w) return;
       this.retryMs = RETRY_MIN_MS;
+      if (res.events.length === 0) {
+        // A progress notification: etcd sends it only to a caught-up watcher, so nothing at or below the header's
+        // revision is still to come. (Not done for responses with events: a catching-up watcher gets the current
+        // revision in the header while later events of its range are still to be sent.)
+        const headerRevision = Number(res.header?.revision ?? 0);
+        if (headerRevision > this.afterRevision) this.afterRevision = headerRevision;
+        return;
+      }
       const events: WatchEvent[] = [];
       for (const ev of res.events) {
         const modRevision = Number(ev.kv.mod_revision);
@@ -88,9 +104,43 @@ export class ResumableWatch {
     w.on('error', (err) => {
       if (this.watcher !== w || this.closed) return;
       const mapped = toStoreError(err, 'watch');
+      if (mapped.code === 'INTERNAL' && SERVER_CANCEL.test(mapped.message)) {
+        this.restartAfterCancel(w, mapped);
+        return;
+      }
       this.handlers.onError(mapped);
       this.restart(w, mapped.code === 'COMPACTED');
     });
+  }
+
+  /**
+   * The server cancelled the watch without saying why (etcd 3.4 on a compacted start revision): a range read at the
+   * resume revision tells whether it was compacted (then resync) or not (then a plain restart).
+   */
+  private restartAfterCancel(old: Watcher, cancel: StoreError): void {
+    this.watcher = undefined;
+    old.removeAllListeners('data');
+    const probeKey = 'prefix' in this.target ? this.target.prefix : this.target.key;
+    const at = this.afterRevision + 1;
+    this.chain = this.chain
+      .then(() => this.ns.get(probeKey).revision(at).exec())
+      .then(
+        () => false,
+        (err) => toStoreError(err, `watch resume check at revision ${at}`).code === 'COMPACTED',
+      )
+      .then((compacted) => {
+        if (this.closed) return;
+        if (compacted) {
+          this.handlers.onError(
+            new StoreError('COMPACTED', `etcd watch: resume revision ${at} was compacted; re-reading everything`, {
+              cause: cancel,
+            }),
+          );
+        } else {
+          this.handlers.onError(cancel);
+        }
+        this.restart(old, compacted);
+      });
   }
 
   private restart(old: Watcher, resync: boolean): void {
