@@ -3,6 +3,10 @@
  * before any work is done (a bounded read of the file, then counts before per-item parsing), so a hostile or
  * mistaken input is refused in milliseconds with the field and the value instead of exhausting memory later in
  * every node. The bench scale (100 VIPs x 1,000 members; one pool of 100,000) sits well inside them.
+ *
+ * A fleet within them is not always one whose per-pool etcd records fit: a pool's health or decided status record
+ * must fit one etcd request (@l4fleet/store's MAX_TXN_BYTES, 1 MiB, below etcd's default 1.5 MiB), ~38,000 members
+ * with default names. A larger pool is applied and served, but its status records are refused by name (TOO_LARGE).
  */
 import { MAX_TABLE_SIZE } from '@l4fleet/maglev';
 import { DEFAULT_VIP_TABLE_SIZE } from './defaults.js';
@@ -16,7 +20,10 @@ export const MAX_FLEET_BYTES = 16 * 1024 * 1024;
 /** VIPs in one fleet: 1,000 default-size tables are 65.5 M slots (see MAX_TOTAL_TABLE_SLOTS). */
 export const MAX_VIPS = 1_000;
 export const MAX_POOLS = 1_000;
-/** Members of one pool; its VIPs' tables must be larger still (Maglev §3.4 wants M >> N). */
+/**
+ * Members of one pool; its VIPs' tables must be larger still (Maglev §3.4 wants M >> N). Beyond ~38,000 (default
+ * member names) the pool's health and decided records no longer fit one etcd request and are refused (see above).
+ */
 export const MAX_MEMBERS_PER_POOL = 100_000;
 /** Members over all pools: every node keeps them in memory and every health checker probes them. */
 export const MAX_TOTAL_MEMBERS = 250_000;

@@ -50,6 +50,11 @@ export class DecidedStore {
     return await watchPoolRecords(this.ctx, decidedRecords, listener);
   }
 
+  /**
+   * One transaction per changed pool: a pool's record beyond MAX_TXN_BYTES (~27 bytes a member with default names,
+   * ~55 more with ramps: ~38,000 members) is refused before sending, naming decided/<pool> and its size, and the
+   * other pools are still written; the refusal (TOO_LARGE) is thrown once they are.
+   */
   async writeDecided(decided: ReadonlyMap<string, MemberStatus>, options: DecidedWriteOptions = {}): Promise<void> {
     const wanted = new Map<string, string>();
     for (const [pool, value] of encodeDecidedPools(decided, options.ramps ?? new Map(), options.pools)) {
@@ -60,6 +65,7 @@ export class DecidedStore {
         prefix: keys.decided,
         wanted,
         deleteOthers: false,
+        putsApart: true,
         what: 'write decided',
         ...(options.leadership ? { leadership: options.leadership } : {}),
       });

@@ -6,6 +6,7 @@
 import { fenceOf } from './election.js';
 import { StoreError, toStoreError } from './errors.js';
 import { MAX_TXN_BYTES, MAX_TXN_OPS } from './layout.js';
+import { oversizedPut } from './request-size.js';
 import type { StoreContext } from './store-context.js';
 import type { Leadership } from './types.js';
 
@@ -22,7 +23,11 @@ export interface FencedPrefixWrite {
   /**
    * Each put in a transaction of its own, and one etcd refuses as too large (TOO_LARGE) does not stop the others:
    * the refusal is thrown once every other op was written (history: one pool's record must not keep the other
-   * pools' records from being updated or expired). Default false (decided: one batch after another).
+   * pools' records from being updated or expired; decided: one pool's status must not keep the other pools'
+   * from being written). Default false: one batch after another, the first failure stops the write.
+   *
+   * Either way a put beyond MAX_TXN_BYTES (key and value) is not sent: it is refused up front naming the key and
+   * its size (request-size.ts), the other ops are written, and the refusal is thrown at the end.
    */
   readonly putsApart?: boolean;
 }
@@ -61,7 +66,13 @@ export async function writeFencedPrefix(ctx: StoreContext, w: FencedPrefixWrite)
   const current = await ns.getAll().prefix(w.prefix).exec();
   const stored = new Map(current.kvs.map((kv) => [kv.key.toString(), kv.value.toString()]));
   const ops: Op[] = [];
-  for (const [key, value] of w.wanted) if (stored.get(key) !== value) ops.push({ key, value });
+  const refused: { key: string; err: StoreError }[] = [];
+  for (const [key, value] of w.wanted) {
+    if (stored.get(key) === value) continue;
+    const tooLarge = oversizedPut(w.what, key, value);
+    if (tooLarge) refused.push({ key, err: tooLarge });
+    else ops.push({ key, value });
+  }
   if (w.deleteOthers) for (const key of stored.keys()) if (!w.wanted.has(key)) ops.push({ key });
   const batches = w.putsApart
     ? [
@@ -69,7 +80,6 @@ export async function writeFencedPrefix(ctx: StoreContext, w: FencedPrefixWrite)
         ...txnBatches(ops.filter((op) => op.value === undefined)),
       ]
     : txnBatches(ops);
-  const refused: { key: string; err: StoreError }[] = [];
   for (const batch of batches) {
     // Fencing: the txn applies only while the leader's election key exists (its lease is alive). Without a
     // leadership (tests, `recover`) the comparison always holds.
@@ -94,9 +104,7 @@ export async function writeFencedPrefix(ctx: StoreContext, w: FencedPrefixWrite)
     throw new StoreError(
       'TOO_LARGE',
       `${w.what}: ${names}: refused, the other records written (${first.err.message})`,
-      {
-        cause: first.err,
-      },
+      { cause: first.err, key: first.key },
     );
   }
 }

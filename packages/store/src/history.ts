@@ -13,6 +13,7 @@ import { keys, MAX_TXN_BYTES } from './layout.js';
 import type { CachedKv } from './prefix-cache.js';
 import { checkPoolKey } from './record-check.js';
 import { type PoolRecordFamily, readPoolRecords, watchPoolRecords } from './record-family.js';
+import { putBytes } from './request-size.js';
 import type { StoreContext } from './store-context.js';
 import type { Leadership, TableHistoryState, Watch, WatchListener } from './types.js';
 
@@ -31,7 +32,7 @@ function historyMap(snap: ReadonlyMap<string, CachedKv<PoolHistory>>): Map<strin
 export function fittedHistoryValue(h: PoolHistory): string | undefined {
   for (let n = h.earlier.length; n >= 0; n--) {
     const value = encodePoolHistory({ ...h, earlier: h.earlier.slice(0, n) });
-    if (Buffer.byteLength(value) <= MAX_TXN_BYTES) return value;
+    if (putBytes(keys.historyPool(h.pool), value) <= MAX_TXN_BYTES) return value; // the bound writeFencedPrefix checks
   }
   return undefined;
 }
