@@ -1,9 +1,17 @@
+import type { MemberStatus } from '@l4fleet/config';
 import type { Namespace } from 'etcd3';
 import pino from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import { StoreError } from './errors.js';
 import { keys } from './layout.js';
 import { EtcdNodeRegistration } from './registration.js';
+
+/** etcd's default --max-request-bytes: 1.5 MiB. */
+const ETCD_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
+
+/** `pool/address:80` -> status for `n` members (default member names). */
+const poolOf = (pool: string, n: number, status: MemberStatus = 'up'): [string, MemberStatus][] =>
+  Array.from({ length: n }, (_v, k) => [`${pool}/10.${k >> 16}.${(k >> 8) & 255}.${k & 255}:80`, status]);
 
 /** Just what a registration uses of an etcd namespace: a lease, and txns of puts and deletes that can be made to fail. */
 class FakeNamespace {
@@ -39,6 +47,8 @@ class FakeNamespace {
         return txn;
       },
       commit: async () => {
+        const bytes = ops.reduce((n, op) => n + op.key.length + (op.value?.length ?? 0), 0);
+        if (bytes > ETCD_MAX_REQUEST_BYTES) throw new Error('etcdserver: request is too large');
         if (this.failNext > 0) {
           this.failNext -= 1;
           throw new Error('etcd request timed out');
@@ -58,6 +68,29 @@ describe('store registration - health reports', () => {
   afterEach(async () => {
     await reg?.close();
     reg = undefined;
+  });
+
+  test('store registration - a pool too large for etcd is refused by name, its stale report deleted; the others are reported', async () => {
+    const ns = new FakeNamespace();
+    reg = await EtcdNodeRegistration.create(
+      ns as unknown as Namespace,
+      { name: 'lb1' },
+      {},
+      pino({ level: 'silent' }),
+      1_000,
+    );
+    await reg.reportHealth(new Map([...poolOf('api', 2), ...poolOf('big', 2), ...poolOf('web', 2)]));
+    const view = new Map([...poolOf('api', 2, 'down'), ...poolOf('big', 100_000, 'down'), ...poolOf('web', 2, 'down')]);
+    const err = await reg.reportHealth(view).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'TOO_LARGE', key: keys.healthPool('lb1', 'big') });
+    expect((err as Error).message).toMatch(/health\/lb1\/big: [\d,]+ bytes, above the 1,048,576 bytes/);
+    expect(ns.kv.has(keys.healthPool('lb1', 'big'))).toBe(false);
+    for (const pool of ['api', 'web']) {
+      expect(Object.values(JSON.parse(ns.kv.get(keys.healthPool('lb1', pool)) ?? '{}').members)).toEqual([
+        'down',
+        'down',
+      ]);
+    }
   });
 
   test('store registration - a report whose write failed is written by the retry of the same view', async () => {

@@ -11,6 +11,7 @@ import { StoreError, toStoreError } from './errors.js';
 import { keys, MAX_TXN_BYTES, MAX_TXN_OPS } from './layout.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { encodePoolStatus, groupByPool } from './records.js';
+import { oversizedPut, putBytes } from './request-size.js';
 import type { NodeInfo, NodeRecord, NodeRegistration, NodeRegistrationOptions, NodeStatusReport } from './types.js';
 
 export const DEFAULT_LEASE_TTL_S = 10;
@@ -66,7 +67,11 @@ export class EtcdNodeRegistration implements NodeRegistration {
       const ops: Op[] = [{ key: keys.node(this.name), value: this.record }];
       for (const [pool, v] of this.health) ops.push({ key: keys.healthPool(this.name, pool), value: v });
       if (this.status !== undefined) ops.push({ key: keys.status(this.name), value: this.status });
-      await this.write(ops);
+      // A pool's report too large to write must not keep the node from registering: it is left out (and logged).
+      for (const err of await this.write(ops)) {
+        this.log.warn({ event: 'healthReportTooLarge', node: this.name, key: err.key, err: err.message });
+        for (const [pool] of this.health) if (keys.healthPool(this.name, pool) === err.key) this.health.delete(pool);
+      }
     } catch (err) {
       lease.release();
       await lease.revoke().catch(() => undefined);
@@ -110,8 +115,14 @@ export class EtcdNodeRegistration implements NodeRegistration {
     this.queue = this.queue.then(retry, retry);
   }
 
-  /** Puts (with the lease) and deletes in txns below etcd's op and size limits. */
-  private async write(ops: readonly Op[]): Promise<void> {
+  /**
+   * Puts (with the lease) and deletes in txns below etcd's op and size limits. A put beyond MAX_TXN_BYTES (one
+   * pool's health of a huge pool) is not sent: etcd would refuse the whole txn without naming the key, and the
+   * pools after it would never be written. Its key is deleted instead (no stale report of that pool is left behind)
+   * and its refusal returned, naming the key and the size, once everything else is written.
+   */
+  private async write(ops: readonly Op[]): Promise<StoreError[]> {
+    const refused: StoreError[] = [];
     let batch: Op[] = [];
     let bytes = 0;
     const flush = async () => {
@@ -129,13 +140,18 @@ export class EtcdNodeRegistration implements NodeRegistration {
       batch = [];
       bytes = 0;
     };
-    for (const op of ops) {
-      const size = op.key.length + (op.value?.length ?? 0);
+    for (const wanted of ops) {
+      const tooLarge =
+        wanted.value === undefined ? undefined : oversizedPut(`node ${this.name}`, wanted.key, wanted.value);
+      if (tooLarge) refused.push(tooLarge);
+      const op: Op = tooLarge ? { key: wanted.key } : wanted;
+      const size = putBytes(op.key, op.value ?? '');
       if (batch.length >= MAX_TXN_OPS || bytes + size > MAX_TXN_BYTES) await flush();
       batch.push(op);
       bytes += size;
     }
     await flush();
+    return refused;
   }
 
   private assertOpen(): void {
@@ -157,15 +173,26 @@ export class EtcdNodeRegistration implements NodeRegistration {
     // `health` is what etcd holds (or, without a lease, what re-registration writes): it takes the new view only
     // once written, so a retry of the same view after a failed write (a timeout) writes it instead of finding
     // nothing changed and leaving the old records in place.
+    let refused: StoreError[] = [];
     if (this.lease) {
       try {
-        await this.write(ops);
+        refused = await this.write(ops);
       } catch (err) {
         throw toStoreError(err, `report health of ${this.name}`);
       }
     }
     this.health.clear();
-    for (const [pool, v] of next) this.health.set(pool, v);
+    const refusedKeys = new Set(refused.map((e) => e.key));
+    for (const [pool, v] of next) if (!refusedKeys.has(keys.healthPool(this.name, pool))) this.health.set(pool, v);
+    const first = refused[0];
+    if (first) {
+      const names = refused.map((e) => e.key).join(', ');
+      throw new StoreError(
+        'TOO_LARGE',
+        `report health of ${this.name}: ${names}: refused, the other pools reported (${first.message})`,
+        { cause: first, ...(first.key === undefined ? {} : { key: first.key }) },
+      );
+    }
   }
 
   async reportStatus(status: NodeStatusReport): Promise<void> {
