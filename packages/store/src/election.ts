@@ -18,9 +18,22 @@ export const ELECTION_PREFIX = `election/${AGGREGATOR_ELECTION}/`;
 /** Leadership handle -> full etcd key of its campaign (the fence of writeDecided). */
 const leadershipKeys = new WeakMap<Leadership, string>();
 
+/** Leadership handle -> what ends it when a fenced write found its campaign key gone. */
+const fenceLosses = new WeakMap<Leadership, (what: string) => void>();
+
 /** The campaign key fencing writes of `leadership`, if it came from this store and is still held. */
 export function fenceOf(leadership: Leadership): string | undefined {
   return leadershipKeys.get(leadership);
+}
+
+/**
+ * A fenced write found the campaign key of `leadership` gone (its lease expired, or it was deleted by hand, e.g.
+ * `etcdctl del --prefix .../election/`): the leadership is lost, so isLeader() turns false and `lost` resolves and
+ * the owner campaigns again. etcd3's Campaign does not watch its own key: without this, a deleted key left a leader
+ * whose every write failed, for ever.
+ */
+export function fenceFailed(leadership: Leadership, what: string): void {
+  fenceLosses.get(leadership)?.(what);
 }
 
 /** A candidate decoded, or the reason it was not: kept in the cache so the lowest key still decides the leader. */
@@ -75,6 +88,15 @@ export class ElectionStore {
     const handle = tracked(this.ctx, resign);
     const leadership: Leadership = { node, lost, isLeader: () => leader, resign: handle.close };
     leadershipKeys.set(leadership, key);
+    fenceLosses.set(leadership, (what) => {
+      if (!leader) return;
+      leader = false;
+      const msg = `leadership of ${node} lost: ${what} found its election key ${key} gone (lease expired, or deleted outside l4fleet)`;
+      log.warn({ event: 'leadershipLost', node, key, err: msg });
+      // Resigning revokes the campaign's lease (its key is gone already): nothing of this campaign stays behind.
+      campaign.resign().catch(() => undefined);
+      resolveLost(new StoreError('LEASE_LOST', msg));
+    });
     log.info({ event: 'leadershipAcquired', node });
     return leadership;
   }

@@ -313,6 +313,24 @@ describe('store - etcd (real)', () => {
     await w2.close();
   });
 
+  test('election: a leader whose key was deleted by hand loses leadership at its next fenced write and campaigns again', async () => {
+    const prefix = `/t-${Math.random().toString(36).slice(2, 8)}`;
+    const a = open(prefix);
+    const la = await a.campaign('lb1', { leaseTtlS: 5 });
+    await etcd.etcdctl('del', '--prefix', `${prefix}/v1/election/`);
+    await expect(a.writeDecided(new Map([['web/x', 'up']]), { leadership: la })).rejects.toMatchObject({
+      code: 'LEASE_LOST',
+    });
+    expect(la.isLeader()).toBe(false);
+    const lost = await la.lost;
+    expect(lost?.code).toBe('LEASE_LOST');
+    expect(lost?.message).toContain('election key');
+    const again = await a.campaign('lb1', { leaseTtlS: 5 });
+    await a.writeDecided(new Map([['web/x', 'up']]), { leadership: again });
+    expect((await a.getDecided()).decided).toEqual(new Map([['web/x', 'up']]));
+    await again.resign();
+  });
+
   test('election: one leader, decided status fenced by leadership, failover on resign', async () => {
     const prefix = `/t-${Math.random().toString(36).slice(2, 8)}`;
     const a = open(prefix);

@@ -3,7 +3,7 @@
  * in transactions bounded by MAX_TXN_OPS and MAX_TXN_BYTES, each fenced by the leader's election key so a deposed
  * leader (lease gone) can never overwrite its successor's decisions.
  */
-import { fenceOf } from './election.js';
+import { fenceFailed, fenceOf } from './election.js';
 import { StoreError, toStoreError } from './errors.js';
 import { MAX_TXN_BYTES, MAX_TXN_OPS } from './layout.js';
 import { oversizedPut } from './request-size.js';
@@ -96,7 +96,10 @@ export async function writeFencedPrefix(ctx: StoreContext, w: FencedPrefixWrite)
       refused.push({ key: one.key, err: e });
       continue;
     }
-    if (!res.succeeded) throw new StoreError('LEASE_LOST', `${w.what}: ${w.leadership?.node} lost leadership`);
+    if (!res.succeeded) {
+      if (w.leadership) fenceFailed(w.leadership, w.what);
+      throw new StoreError('LEASE_LOST', `${w.what}: ${w.leadership?.node} lost leadership (its election key is gone)`);
+    }
   }
   const first = refused[0];
   if (first) {
