@@ -1,4 +1,4 @@
-import { parseFleet } from '@l4fleet/config';
+import { type MemberStatus, parseFleet } from '@l4fleet/config';
 import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
 import { until as waitUntil } from '@l4fleet/test-support/eventually';
 import { largeFleet } from '@l4fleet/test-support/fleets';
@@ -311,6 +311,22 @@ describe('store - etcd (real)', () => {
     await until('health gone', () => healthSizes.at(-1) === 0);
     await w1.close();
     await w2.close();
+  });
+
+  test('a pool too large for one etcd request: its decided and health records are refused by name, the others written', async () => {
+    const store = open();
+    const poolOf = (pool: string, n: number): [string, MemberStatus][] =>
+      Array.from({ length: n }, (_v, k) => [`${pool}/10.${k >> 16}.${(k >> 8) & 255}.${k & 255}:80`, 'up']);
+    const members = new Map([...poolOf('api', 2), ...poolOf('big', 100_000), ...poolOf('web', 2)]);
+    await expect(store.writeDecided(members)).rejects.toMatchObject({ code: 'TOO_LARGE', key: 'decided/big' });
+    const decided = (await store.getDecided()).decided;
+    expect([...decided.keys()].map((k) => k.split('/')[0]).sort()).toEqual(['api', 'api', 'web', 'web']);
+    const reg = await store.registerNode({ name: 'lb1', address: '198.18.2.1' }, { leaseTtlS: 5 });
+    await expect(reg.reportHealth(members)).rejects.toMatchObject({ code: 'TOO_LARGE', key: 'health/lb1/big' });
+    const reports = await store.listHealthReports();
+    const pools = new Set(reports.flatMap((r) => [...r.members.keys()].map((k) => k.split('/')[0])));
+    expect([...pools].sort()).toEqual(['api', 'web']);
+    await reg.close();
   });
 
   test('election: a leader whose key was deleted by hand loses leadership at its next fenced write and campaigns again', async () => {
