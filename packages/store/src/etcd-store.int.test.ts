@@ -329,6 +329,16 @@ describe('store - etcd (real)', () => {
     await reg.close();
   });
 
+  test('a prefix of more keys than one read page is read whole, at one revision', async () => {
+    const store = open();
+    const decided = new Map<string, MemberStatus>(
+      Array.from({ length: 70 }, (_v, i) => [`pool${String(i).padStart(2, '0')}/10.0.0.${i}:80`, 'up']),
+    );
+    await store.writeDecided(decided);
+    const got = await store.getDecided();
+    expect(got.decided).toEqual(decided);
+  });
+
   test('election: a leader whose key was deleted by hand loses leadership at its next fenced write and campaigns again', async () => {
     const prefix = `/t-${Math.random().toString(36).slice(2, 8)}`;
     const a = open(prefix);

@@ -7,7 +7,7 @@
  * reported through onError (StoreError `INVALID_RECORD`) and is not used: the key is left out (`skip`, for list
  * families such as nodes and health reports) or keeps its last good value (`keep-last-good`, for decided status).
  */
-import type { Namespace } from 'etcd3';
+import { type IKeyValue, type Namespace, Range } from 'etcd3';
 import type { Logger } from 'pino';
 import { invalidRecord, type StoreError, toStoreError } from './errors.js';
 import { MAX_KEYS_PER_FAMILY } from './limits.js';
@@ -25,6 +25,35 @@ export type Decode<T> = (key: string, value: Buffer) => T;
 /** What a rejected put does to a key already cached: drop it, or keep serving its last good value. */
 export type OnInvalid = 'skip' | 'keep-last-good';
 
+/**
+ * Keys per range request of readPrefix: 32 x etcd's largest value (its default --max-request-bytes, 1.5 MiB) is
+ * 48 MiB, below the client's 64 MiB receive limit (connection.ts) with room for keys and framing. One unpaged read
+ * of health/ failed past that limit (27 nodes x 100 pools of 1,000 members is ~80 MiB) and the aggregator, unable
+ * to read the reports, resigned for ever.
+ */
+export const READ_PAGE_KEYS = 32;
+
+/** The kvs under `prefix`, at most `max`, read in pages by key, every page at the first page's revision. */
+async function rangeInPages(ns: Namespace, prefix: string, max: number) {
+  const end = Range.prefix(prefix).end;
+  let start = Buffer.from(prefix);
+  let revision = 0;
+  const kvs: IKeyValue[] = [];
+  while (kvs.length < max) {
+    const b = ns
+      .getAll()
+      .inRange(new Range(start, end))
+      .limit(Math.min(READ_PAGE_KEYS, max - kvs.length));
+    const res = await (revision > 0 ? b.revision(revision) : b).exec();
+    if (revision === 0) revision = Number(res.header.revision);
+    kvs.push(...res.kvs);
+    const last = res.kvs.at(-1);
+    if (!res.more || !last) break;
+    start = Buffer.concat([last.key, Buffer.from([0])]); // the next key after the last one read
+  }
+  return { kvs, revision };
+}
+
 /** The decoded values under `prefix` at one revision; bad ones reported to `onError` and left out. */
 export async function readPrefix<T>(
   ns: Namespace,
@@ -33,11 +62,7 @@ export async function readPrefix<T>(
   onError: (err: StoreError) => void,
 ): Promise<{ entries: Map<string, CachedKv<T>>; revision: number }> {
   // One more than the bound: more keys than that is itself a problem to report.
-  const res = await ns
-    .getAll()
-    .prefix(prefix)
-    .limit(MAX_KEYS_PER_FAMILY + 1)
-    .exec();
+  const res = await rangeInPages(ns, prefix, MAX_KEYS_PER_FAMILY + 1);
   const entries = new Map<string, CachedKv<T>>();
   for (const kv of res.kvs.slice(0, MAX_KEYS_PER_FAMILY)) {
     const key = kv.key.toString();
@@ -54,7 +79,7 @@ export async function readPrefix<T>(
   if (res.kvs.length > MAX_KEYS_PER_FAMILY) {
     onError(invalidRecord(prefix, `keys: more than the limit of ${MAX_KEYS_PER_FAMILY}; the rest are ignored`));
   }
-  return { entries, revision: Number(res.header.revision) };
+  return { entries, revision: res.revision };
 }
 
 export interface PrefixCacheHandlers<T> {
