@@ -6,6 +6,7 @@ import { MemoryFleetStore, type NodeStatusReport } from '@l4fleet/store';
 import { twoPoolFleet } from '@l4fleet/test-support/fleets';
 import { describe, expect, test } from 'vitest';
 import { memoryCli, writeDecided } from '../cli.test-helper.js';
+import { checkNodes, statusAgeCell } from './status.js';
 
 const base: NodeStatusReport = { tables: {}, announced: [], bgp: {}, failStatic: false, desiredRevision: 1 };
 
@@ -33,8 +34,8 @@ describe('cli status - rejected records', () => {
     const table = await status(store);
     expect(table.code).toBe(0);
     expect(table.out).toContain('Node lb1 rejected 3 record(s) from etcd; last: nodes/lb9: address: 7 is not text');
-    expect(table.out).toMatch(/^lb1\s+up\s+no\s+no\s+-\s+1\s.*\s3$/m);
-    expect(table.out).toMatch(/^lb2\s+up\s+no\s+no\s+-\s+1\s.*\s0$/m);
+    expect(table.out).toMatch(/^lb1\s+up\s+no\s+no\s+-\s+1\s.*\s3\s+\d+s$/m);
+    expect(table.out).toMatch(/^lb2\s+up\s+no\s+no\s+-\s+1\s.*\s0\s+\d+s$/m);
     expect(table.out).not.toContain('Node lb3 rejected');
 
     const json = JSON.parse((await status(store, '-o', 'json')).out) as {
@@ -118,7 +119,7 @@ describe('cli status - a disabled VIP', () => {
     const table = await status(store);
     expect(table.out).toContain('VIPs: 2 (disabled 1)  pools: 2');
     expect(table.out).toContain('0 with differing tables');
-    expect(table.out).toMatch(/^lb1\s+up\s+no\s+no\s+-\s+1\s+ok\s+0$/m);
+    expect(table.out).toMatch(/^lb1\s+up\s+no\s+no\s+-\s+1\s+ok\s+0\s+\d+s$/m);
   });
 });
 
@@ -161,6 +162,76 @@ describe('cli status - what each node announces', () => {
       ['lb1', false, ['198.51.100.10:80/tcp']],
       ['lb2', true, []],
       ['lb3', false, null],
+    ]);
+  });
+});
+
+describe('cli status - how old each node status record is', () => {
+  const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
+
+  test('checkNodes: the age of each status record in s (null without one), from its `at`', () => {
+    const now = Date.parse('2026-12-06T05:00:00.000Z');
+    const view = (name: string, at: string | undefined) => ({
+      name,
+      record: { name, address: '198.18.0.1', registeredAt: '2026-12-06T04:00:00.000Z' },
+      drained: false,
+      status: at === undefined ? undefined : { ...base, at },
+    });
+    const checks = checkNodes(
+      [
+        view('lb1', '2026-12-06T04:59:57.500Z'),
+        view('lb2', '2026-12-06T03:00:00.000Z'),
+        view('lb3', undefined),
+        view('lb4', 'not a time'),
+      ],
+      new Map(),
+      new Map(),
+      now,
+    );
+    expect(checks.map((c) => [c.name, c.statusAgeS])).toEqual([
+      ['lb1', 2],
+      ['lb2', 7_200],
+      ['lb3', null],
+      ['lb4', null],
+    ]);
+  });
+
+  test('statusAgeCell: s, then m, then h; - without a record', () => {
+    expect([null, 0, 59, 119, 120, 7_199, 7_200, 200_000].map(statusAgeCell)).toEqual([
+      '-',
+      '0s',
+      '59s',
+      '119s',
+      '2m',
+      '119m',
+      '2h',
+      '55h',
+    ]);
+  });
+
+  test('a STATUS AGE column, statusAgeS in the JSON, and a line saying what LEASE up means', async () => {
+    const store = new MemoryFleetStore();
+    await store.apply(twoPoolFleet({ type: 'none' }));
+    await (await store.registerNode({ name: 'lb1' })).reportStatus({ ...base, at: ago(3 * 3_600_000 + 60_000) });
+    await (await store.registerNode({ name: 'lb2' })).reportStatus({ ...base, at: ago(30 * 60_000 + 10_000) });
+    await store.registerNode({ name: 'lb3' });
+
+    const table = await status(store);
+    expect(table.out).toMatch(
+      /^NODE\s+LEASE\s+DRAINED\s+FAIL-STATIC\s+BFD\s+REVISION\s+TABLES\s+REJECTED\s+STATUS AGE$/m,
+    );
+    expect(table.out).toMatch(/^lb1\s+up\s+no\s+no\s+-\s+1\s.*\s0\s+3h$/m);
+    expect(table.out).toMatch(/^lb2\s+up\s+no\s+no\s+-\s+1\s.*\s0\s+30m$/m);
+    expect(table.out).toMatch(/^lb3\s+up\s+.*no status\s+0\s+-$/m);
+    expect(table.out).toContain('LEASE up: renewed within its lease TTL');
+
+    const json = JSON.parse((await status(store, '-o', 'json')).out) as {
+      nodes: { name: string; statusAgeS: number | null }[];
+    };
+    expect(json.nodes.map((n) => [n.name, n.statusAgeS === null ? null : n.statusAgeS >= 10_800])).toEqual([
+      ['lb1', true],
+      ['lb2', false],
+      ['lb3', null],
     ]);
   });
 });

@@ -28,7 +28,17 @@ export interface NodeCheck {
    * nodes reach them, so the path from this node is the suspect (docs/operator-guide.md).
    */
   readonly seesDownAlone: Readonly<Record<string, string>>;
+  /**
+   * s since the node's agent last wrote its status record (its `at`); null without a record or a readable time. The
+   * agent writes it when something in it changes, not on a timer: a large age on a node with LEASE up is a quiet
+   * node, not a dead one (the lease says that, within its TTL).
+   */
+  readonly statusAgeS: number | null;
 }
+
+/** Under the node table: what LEASE up can and cannot tell (the status record has no heartbeat). */
+const LEASE_NOTE =
+  'LEASE up: renewed within its lease TTL (etcd.leaseTtlS, default 10 s); a node that just died reads up until then, then has no row. STATUS AGE: since its status last changed.';
 
 /** How many of a node's lone views the summary line names before `and N more`. */
 const SHOWN_LONE_VIEWS = 3;
@@ -40,6 +50,20 @@ export function bfdCell(bfd: NodeCheck['bfd']): string {
   if (entries.length === 0) return 'no session';
   const states = new Set(entries.map(([, s]) => s));
   return states.size === 1 ? (entries[0]?.[1] ?? '-') : entries.map(([p, st]) => `${p} ${st}`).join(', ');
+}
+
+/** The STATUS AGE column: `42s` under 2 min, `17m` under 2 h, else `5h`; `-` without a status record. */
+export function statusAgeCell(ageS: number | null): string {
+  if (ageS === null) return '-';
+  if (ageS < 120) return `${ageS}s`;
+  if (ageS < 7_200) return `${Math.floor(ageS / 60)}m`;
+  return `${Math.floor(ageS / 3_600)}h`;
+}
+
+/** Whole s from the record's `at` to `nowMs` (0 for a clock ahead of ours); null when absent or not a time. */
+function ageS(at: string | undefined, nowMs: number): number | null {
+  const t = at === undefined ? Number.NaN : Date.parse(at);
+  return Number.isNaN(t) ? null : Math.max(0, Math.floor((nowMs - t) / 1_000));
 }
 
 /** The agent's account of rejected records, read defensively: a status record is etcd data like any other. */
@@ -55,6 +79,7 @@ export function checkNodes(
   nodes: readonly NodeView[],
   expected: ReadonlyMap<string, string>,
   decided: ReadonlyMap<string, string> = new Map(),
+  nowMs: number = Date.now(),
 ): NodeCheck[] {
   const alone = (n: NodeView): Record<string, string> =>
     Object.fromEntries(
@@ -74,6 +99,7 @@ export function checkNodes(
     lastRejected: rejectedOf(n.status).last,
     bfd: n.status?.bfd ?? null,
     seesDownAlone: alone(n),
+    statusAgeS: n.status ? ageS(n.status.at, nowMs) : null,
   }));
 }
 
@@ -183,7 +209,7 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
             ...loneViewLines(checks),
             '',
             renderTable(
-              ['NODE', 'LEASE', 'DRAINED', 'FAIL-STATIC', 'BFD', 'REVISION', 'TABLES', 'REJECTED'],
+              ['NODE', 'LEASE', 'DRAINED', 'FAIL-STATIC', 'BFD', 'REVISION', 'TABLES', 'REJECTED', 'STATUS AGE'],
               checks.map((c) => [
                 c.name,
                 c.lease ? 'up' : 'gone',
@@ -197,8 +223,12 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
                     ? `DIFFER: ${c.mismatched.join(' ')}`
                     : 'ok',
                 String(c.rejectedRecords),
+                statusAgeCell(c.statusAgeS),
               ]),
             ),
+            // Every key of a node is on its lease: a node that dies shows as it was until the lease runs out, then
+            // leaves no row (unless drained). Said here so a fresh kill that still reads `up` is not taken as health.
+            ...(checks.length > 0 ? ['', LEASE_NOTE] : []),
           ].join('\n'),
         );
       });
