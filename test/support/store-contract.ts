@@ -191,8 +191,13 @@ export function describeStoreContract(name: string, factory: ContractFactory): v
           ],
         ],
       ]);
+      const leases = await cli.nodeLeases();
+      expect([...leases.keys()]).toEqual(['lb1']);
+      expect(leases.get('lb1')?.grantedS).toBe(10); // the default TTL
+      expect(leases.get('lb1')?.remainingS).toBeGreaterThanOrEqual(5); // renewed every third of it
       await reg.close();
       await wait('lease gone', async () => (await cli.listNodes())[0]?.record === undefined);
+      expect((await cli.nodeLeases()).size).toBe(0);
       expect(await cli.listHealthReports()).toEqual([]);
       expect(await cli.listNodes()).toMatchObject([{ name: 'lb1', drained: true, record: undefined }]);
       await cli.setNodeDrain('lb1', false);

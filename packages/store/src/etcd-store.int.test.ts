@@ -265,6 +265,33 @@ describe('store - etcd (real)', () => {
     expect(await observer.listNodes()).toEqual([]);
   });
 
+  test("node leases: etcd's remaining time, full while renewed, falling once the agent dies, then gone", async () => {
+    const prefix = `/t-${Math.random().toString(36).slice(2, 8)}`;
+    const agent = new EtcdFleetStore({ endpoints: etcd.endpoints, prefix, logger });
+    const observer = open(prefix);
+    await agent.registerNode({ name: 'lb1', address: '198.18.2.1' }, { leaseTtlS: 6 });
+    await agent.registerNode({ name: 'lb2', address: '198.18.2.2' }, { leaseTtlS: 30 });
+    const live = await observer.nodeLeases();
+    expect([...live.keys()].sort()).toEqual(['lb1', 'lb2']);
+    expect(live.get('lb1')).toMatchObject({ grantedS: 6 });
+    expect(live.get('lb1')!.remainingS).toBeGreaterThanOrEqual(4);
+    expect(live.get('lb2')).toMatchObject({ grantedS: 30 });
+    // a hand-written node key without a lease is no registration: no lease reported for it
+    await etcd.etcdctl('put', `${prefix}/v1/nodes/lb9`, '{"name":"lb9","registeredAt":"2026-01-01T00:00:00Z"}');
+    expect((await observer.nodeLeases()).has('lb9')).toBe(false);
+    await agent.close(); // renewals stop; nothing is revoked
+    await until(
+      'lb1 renewal late',
+      async () => {
+        const lease = (await observer.nodeLeases()).get('lb1');
+        return lease !== undefined && lease.remainingS * 2 < lease.grantedS;
+      },
+      10_000,
+    );
+    await until('lb1 lease gone', async () => !(await observer.nodeLeases()).has('lb1'), 10_000);
+    expect((await observer.nodeLeases()).get('lb2')?.grantedS).toBe(30);
+  });
+
   test('renewals keep a short lease alive; a lease revoked behind its back is re-granted and everything re-written', async () => {
     const prefix = `/t-${Math.random().toString(36).slice(2, 8)}`;
     const agent = open(prefix);

@@ -25,6 +25,7 @@ import type {
   HealthReport,
   Leadership,
   NodeInfo,
+  NodeLease,
   NodeRegistration,
   NodeRegistrationOptions,
   NodeView,
@@ -97,6 +98,9 @@ export class EtcdFleetStore implements FleetStore {
   }
   listNodes(): Promise<NodeView[]> {
     return this.#explained(() => this.#nodes.listNodes());
+  }
+  nodeLeases(): Promise<ReadonlyMap<string, NodeLease>> {
+    return this.#explained(() => this.#nodes.nodeLeases());
   }
   watchNodes(listener: WatchListener<NodeView[]>): Promise<Watch> {
     return this.#nodes.watchNodes(listener);

@@ -77,6 +77,7 @@ export type {
   HealthReport,
   Leadership,
   NodeInfo,
+  NodeLease,
   NodeRecord,
   NodeRegistration,
   NodeRegistrationOptions,

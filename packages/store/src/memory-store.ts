@@ -15,6 +15,7 @@ import { keys, NODE_NAME } from './layout.js';
 import { MemoryDesiredHistory } from './memory-desired-history.js';
 import { decodePoolStatus } from './record-check.js';
 import { encodeDecidedPools, groupByPool, memberEntries, rampEntries } from './records.js';
+import { DEFAULT_LEASE_TTL_S } from './registration.js';
 import type {
   ApplyOptions,
   ApplyResult,
@@ -26,8 +27,10 @@ import type {
   HealthReport,
   Leadership,
   NodeInfo,
+  NodeLease,
   NodeRecord,
   NodeRegistration,
+  NodeRegistrationOptions,
   NodeStatusReport,
   NodeView,
   TableHistoryState,
@@ -43,6 +46,8 @@ export class MemoryFleetStore implements FleetStore {
   private readonly nodes = new Map<string, NodeRecord>();
   private readonly drains = new Set<string>();
   private readonly statuses = new Map<string, NodeStatusReport>();
+  /** Node -> its lease; no clock runs here: a renewed lease stays full until ageLease() plays time passing. */
+  private readonly leases = new Map<string, NodeLease>();
   private readonly health = new Map<string, Map<string, MemberStatus>>();
   /** Pool -> the decided record as etcd would hold it (encoded, and decoded on read like the etcd store does). */
   private readonly decided = new Map<string, string>();
@@ -165,11 +170,13 @@ export class MemoryFleetStore implements FleetStore {
     };
   }
 
-  async registerNode(info: NodeInfo): Promise<NodeRegistration> {
+  async registerNode(info: NodeInfo, options: NodeRegistrationOptions = {}): Promise<NodeRegistration> {
     this.assertOpen();
     if (!NODE_NAME.test(info.name))
       throw new StoreError('INVALID_STATE', `node: ${JSON.stringify(info.name)} is not a node name`);
     this.nodes.set(info.name, { ...info, registeredAt: new Date().toISOString() });
+    const ttlS = options.leaseTtlS ?? DEFAULT_LEASE_TTL_S;
+    this.leases.set(info.name, { remainingS: ttlS, grantedS: ttlS });
     this.bump('nodes');
     let open = true;
     return {
@@ -190,8 +197,20 @@ export class MemoryFleetStore implements FleetStore {
     };
   }
 
+  async nodeLeases(): Promise<ReadonlyMap<string, NodeLease>> {
+    this.assertOpen();
+    return new Map(this.leases);
+  }
+
+  /** Plays a node's agent not renewing for `seconds`: its lease's remaining time falls (not below 0). */
+  ageLease(name: string, seconds: number): void {
+    const lease = this.leases.get(name);
+    if (lease) this.leases.set(name, { ...lease, remainingS: Math.max(0, lease.remainingS - seconds) });
+  }
+
   /** Plays the expiry of a node's lease: its record, health reports and status vanish. */
   expireNode(name: string): void {
+    this.leases.delete(name);
     this.nodes.delete(name);
     this.statuses.delete(name);
     this.health.delete(name);

@@ -4,9 +4,10 @@
  * out while the good ones are delivered.
  */
 import type { MemberStatus } from '@l4fleet/config';
-import { StoreError, toStoreError } from './errors.js';
-import { keys } from './layout.js';
-import { type CachedKv, readPrefix } from './prefix-cache.js';
+import { invalidRecord, StoreError, toStoreError } from './errors.js';
+import { keys, NODE_NAME } from './layout.js';
+import { MAX_KEYS_PER_FAMILY } from './limits.js';
+import { type CachedKv, rangeInPages, readPrefix } from './prefix-cache.js';
 import {
   checkHealthKey,
   decodeDrain,
@@ -22,6 +23,7 @@ import { assertNodeName, type StoreContext } from './store-context.js';
 import type {
   HealthReport,
   NodeInfo,
+  NodeLease,
   NodeRecord,
   NodeRegistration,
   NodeRegistrationOptions,
@@ -53,6 +55,19 @@ function nodeViews(
     drained: drains.has(keys.drain(name)),
     status: statuses.get(keys.status(name))?.value,
   }));
+}
+
+/** LeaseTimeToLive calls in flight at once: a fleet of hundreds of nodes asks in rounds, not all at once. */
+const LEASE_QUERIES_AT_ONCE = 32;
+
+/** etcd's answer for one lease, checked: whole seconds, -1 for an expired lease (left out: undefined). */
+function leaseFromAnswer(key: string, ttl: unknown, granted: unknown): NodeLease | undefined {
+  const remainingS = Number(ttl);
+  const grantedS = Number(granted);
+  if (!Number.isSafeInteger(remainingS) || remainingS < -1 || !Number.isSafeInteger(grantedS) || grantedS < 0) {
+    throw invalidRecord(key, `lease: etcd answered TTL ${String(ttl)}, granted TTL ${String(granted)}`);
+  }
+  return remainingS < 0 ? undefined : { remainingS, grantedS };
 }
 
 function healthReports(snap: ReadonlyMap<string, CachedKv<PoolStatusRecord>>): HealthReport[] {
@@ -100,6 +115,37 @@ export class NodeStore {
       return nodeViews(nodes.entries, drains.entries, statuses.entries);
     } catch (err) {
       throw toStoreError(err, 'list nodes');
+    }
+  }
+
+  /** One LeaseTimeToLive per registered node, on the lease etcd holds its `nodes/<name>` key with. */
+  async nodeLeases(): Promise<ReadonlyMap<string, NodeLease>> {
+    try {
+      const { kvs } = await rangeInPages(this.ctx.ns, keys.nodes, MAX_KEYS_PER_FAMILY);
+      const held = kvs
+        .map((kv) => ({ key: kv.key.toString(), lease: kv.lease }))
+        .filter(({ key, lease }) => lease !== '0' && NODE_NAME.test(key.slice(keys.nodes.length)));
+      const leases = new Map<string, NodeLease>();
+      for (let i = 0; i < held.length; i += LEASE_QUERIES_AT_ONCE) {
+        const round = held.slice(i, i + LEASE_QUERIES_AT_ONCE);
+        const answers = await Promise.all(
+          round.map(({ lease }) =>
+            this.ctx.client.leaseClient.leaseTimeToLive({ ID: lease }, { deadline: Date.now() + this.ctx.attemptMs }),
+          ),
+        );
+        round.forEach(({ key }, j) => {
+          const answer = answers[j];
+          try {
+            const lease = leaseFromAnswer(key, answer?.TTL, answer?.grantedTTL);
+            if (lease) leases.set(key.slice(keys.nodes.length), lease);
+          } catch (err) {
+            this.warnInvalid(toStoreError(err, `lease of ${key}`));
+          }
+        });
+      }
+      return leases;
+    } catch (err) {
+      throw toStoreError(err, 'read node leases');
     }
   }
 

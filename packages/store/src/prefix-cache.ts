@@ -34,7 +34,7 @@ export type OnInvalid = 'skip' | 'keep-last-good';
 export const READ_PAGE_KEYS = 32;
 
 /** The kvs under `prefix`, at most `max`, read in pages by key, every page at the first page's revision. */
-async function rangeInPages(ns: Namespace, prefix: string, max: number) {
+export async function rangeInPages(ns: Namespace, prefix: string, max: number) {
   const end = Range.prefix(prefix).end;
   let start = Buffer.from(prefix);
   let revision = 0;

@@ -130,6 +130,17 @@ export interface NodeView {
   readonly status: NodeStatusReport | undefined;
 }
 
+/**
+ * A registered node's lease as etcd counts it (LeaseTimeToLive). A live agent renews every third of the TTL
+ * (lease-keeper.ts), so `remainingS` stays near `grantedS`; a dead one's falls to 0, when its keys vanish.
+ */
+export interface NodeLease {
+  /** Seconds etcd still gives the lease (whole seconds, as etcd answers). */
+  readonly remainingS: number;
+  /** The lease's TTL as granted, in seconds. */
+  readonly grantedS: number;
+}
+
 /** A node's health view: member key (`pool/member`) -> status. */
 export interface HealthReport {
   readonly node: string;
@@ -229,6 +240,8 @@ export interface FleetStore {
 
   registerNode(info: NodeInfo, options?: NodeRegistrationOptions): Promise<NodeRegistration>;
   listNodes(): Promise<NodeView[]>;
+  /** Node name -> its lease's remaining time, for every node registered now (an expired lease is left out). */
+  nodeLeases(): Promise<ReadonlyMap<string, NodeLease>>;
   watchNodes(listener: WatchListener<NodeView[]>): Promise<Watch>;
   /** Operator drain flag; not leased, so it survives agent restarts and lease loss. */
   setNodeDrain(name: string, drained: boolean): Promise<void>;

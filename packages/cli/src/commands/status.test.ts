@@ -223,7 +223,7 @@ describe('cli status - how old each node status record is', () => {
     expect(table.out).toMatch(/^lb1\s+up\s+no\s+no\s+-\s+1\s.*\s0\s+3h$/m);
     expect(table.out).toMatch(/^lb2\s+up\s+no\s+no\s+-\s+1\s.*\s0\s+30m$/m);
     expect(table.out).toMatch(/^lb3\s+up\s+.*no status\s+0\s+-$/m);
-    expect(table.out).toContain('LEASE up: renewed within its lease TTL');
+    expect(table.out).toContain('LEASE up: renewed within the last half of its TTL');
 
     const json = JSON.parse((await status(store, '-o', 'json')).out) as {
       nodes: { name: string; statusAgeS: number | null }[];
@@ -233,5 +233,48 @@ describe('cli status - how old each node status record is', () => {
       ['lb2', false],
       ['lb3', null],
     ]);
+  });
+});
+
+describe('cli status - a node whose agent stopped renewing its lease', () => {
+  test('LEASE late Ns once less than half the TTL is left, counted in the summary and in the JSON', async () => {
+    const store = new MemoryFleetStore();
+    await store.apply(twoPoolFleet({ type: 'none' }));
+    await (await store.registerNode({ name: 'lb1' })).reportStatus(base);
+    await (await store.registerNode({ name: 'lb2' }, { leaseTtlS: 10 })).reportStatus(base);
+    await (await store.registerNode({ name: 'lb3' }, { leaseTtlS: 10 })).reportStatus(base);
+    store.ageLease('lb2', 4); // 6 s of 10 left: a renewal every 3.3 s keeps a live agent here
+    store.ageLease('lb3', 7); // 3 s left: no renewal for 7 s
+
+    const table = await status(store);
+    expect(table.code).toBe(0);
+    expect(table.out).toMatch(/^lb1\s+up\s+no\s/m);
+    expect(table.out).toMatch(/^lb2\s+up\s+no\s/m);
+    expect(table.out).toMatch(/^lb3\s+late 3s\s+no\s/m);
+    expect(table.out).toContain('Nodes: 3 registered (1 renewal late: lb3), 0 drained');
+
+    const json = JSON.parse((await status(store, '-o', 'json')).out) as {
+      nodes: { name: string; lease: boolean; leaseRemainingS: number | null; leaseLate: boolean }[];
+    };
+    expect(json.nodes.map((n) => [n.name, n.lease, n.leaseRemainingS, n.leaseLate])).toEqual([
+      ['lb1', true, 10, false],
+      ['lb2', true, 6, false],
+      ['lb3', true, 3, true],
+    ]);
+  });
+
+  test('lease times that cannot be read: every other column still shown, and the reason said', async () => {
+    const store = new MemoryFleetStore();
+    await store.apply(twoPoolFleet({ type: 'none' }));
+    await (await store.registerNode({ name: 'lb1' })).reportStatus(base);
+    store.nodeLeases = async () => {
+      throw new Error('lease service unavailable');
+    };
+    const table = await status(store);
+    expect(table.code).toBe(0);
+    expect(table.out).toMatch(/^lb1\s+up\s+no\s/m);
+    expect(table.out).toContain(
+      'Lease times not read (LEASE shows up for every registered node): lease service unavailable',
+    );
   });
 });

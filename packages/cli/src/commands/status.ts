@@ -1,12 +1,22 @@
 /** `l4fleet status`: fleet summary and the nodes whose tables differ from what the fleet derives. */
 import { announcementRule, buildVipTable, type Fleet, type MemberRamps, servedVips, vipKey } from '@l4fleet/config';
-import type { NodeView } from '@l4fleet/store';
+import type { NodeLease, NodeView } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { type FleetCommandContext, outputFormat, renderData, renderTable, withStore } from './context.js';
 
 export interface NodeCheck {
   readonly name: string;
   readonly lease: boolean;
+  /**
+   * s etcd still gives the node's lease (LeaseTimeToLive); null when it has no lease or the times were not read.
+   * When it reaches 0 the node's keys vanish.
+   */
+  readonly leaseRemainingS: number | null;
+  /**
+   * The lease has not been renewed for over half its TTL: agents renew every third of it (lease-keeper.ts), so the
+   * node's agent is dead, hung or cut from etcd, and its row goes when the lease runs out.
+   */
+  readonly leaseLate: boolean;
   readonly drained: boolean;
   readonly failStatic: boolean;
   readonly desiredRevision: number | null;
@@ -36,9 +46,20 @@ export interface NodeCheck {
   readonly statusAgeS: number | null;
 }
 
-/** Under the node table: what LEASE up can and cannot tell (the status record has no heartbeat). */
+/** Under the node table: what LEASE can and cannot tell (the status record has no heartbeat). */
 const LEASE_NOTE =
-  'LEASE up: renewed within its lease TTL (etcd.leaseTtlS, default 10 s); a node that just died reads up until then, then has no row. STATUS AGE: since its status last changed.';
+  'LEASE up: renewed within the last half of its TTL (etcd.leaseTtlS, default 10 s; agents renew every third); late Ns: not renewed for longer, the agent is dead, hung or cut from etcd, and the row goes in N s. STATUS AGE: since its status last changed.';
+
+/** Late: less than half the TTL left, where a live agent's renewals (every third of it) keep at least two thirds. */
+export function leaseIsLate(lease: NodeLease): boolean {
+  return lease.remainingS * 2 < lease.grantedS;
+}
+
+/** The LEASE column: `up`, `late 3s` (renewals stopped; the row goes in 3 s) or `gone` (no registration). */
+export function leaseCell(c: Pick<NodeCheck, 'lease' | 'leaseLate' | 'leaseRemainingS'>): string {
+  if (!c.lease) return 'gone';
+  return c.leaseLate ? `late ${c.leaseRemainingS}s` : 'up';
+}
 
 /** How many of a node's lone views the summary line names before `and N more`. */
 const SHOWN_LONE_VIEWS = 3;
@@ -80,6 +101,7 @@ export function checkNodes(
   expected: ReadonlyMap<string, string>,
   decided: ReadonlyMap<string, string> = new Map(),
   nowMs: number = Date.now(),
+  leases: ReadonlyMap<string, NodeLease> = new Map(),
 ): NodeCheck[] {
   const alone = (n: NodeView): Record<string, string> =>
     Object.fromEntries(
@@ -87,20 +109,25 @@ export function checkNodes(
         .filter(([member]) => decided.get(member) !== 'down')
         .map(([member, f]) => [member, f.reason]),
     );
-  return nodes.map((n) => ({
-    name: n.name,
-    lease: n.record !== undefined,
-    drained: n.drained,
-    failStatic: n.status?.failStatic ?? false,
-    desiredRevision: n.status?.desiredRevision ?? null,
-    announced: n.status ? [...n.status.announced] : null,
-    mismatched: n.status ? [...expected].filter(([k, sum]) => n.status?.tables[k] !== sum).map(([k]) => k) : [],
-    rejectedRecords: rejectedOf(n.status).total,
-    lastRejected: rejectedOf(n.status).last,
-    bfd: n.status?.bfd ?? null,
-    seesDownAlone: alone(n),
-    statusAgeS: n.status ? ageS(n.status.at, nowMs) : null,
-  }));
+  return nodes.map((n) => {
+    const lease = n.record !== undefined ? leases.get(n.name) : undefined;
+    return {
+      name: n.name,
+      lease: n.record !== undefined,
+      leaseRemainingS: lease?.remainingS ?? null,
+      leaseLate: lease !== undefined && leaseIsLate(lease),
+      drained: n.drained,
+      failStatic: n.status?.failStatic ?? false,
+      desiredRevision: n.status?.desiredRevision ?? null,
+      announced: n.status ? [...n.status.announced] : null,
+      mismatched: n.status ? [...expected].filter(([k, sum]) => n.status?.tables[k] !== sum).map(([k]) => k) : [],
+      rejectedRecords: rejectedOf(n.status).total,
+      lastRejected: rejectedOf(n.status).last,
+      bfd: n.status?.bfd ?? null,
+      seesDownAlone: alone(n),
+      statusAgeS: n.status ? ageS(n.status.at, nowMs) : null,
+    };
+  });
 }
 
 /** `Node n3 sees 2 member(s) down that the fleet decides up: web/be1 (timeout), web/be2 (timeout); ...` */
@@ -157,14 +184,17 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
     .action(async (opts: { output: string }, cmd: Command) => {
       const format = outputFormat(opts.output);
       await withStore(ctx, cmd, async (store) => {
-        const [desired, { decided, ramps }, nodes, leader, { history }, writes] = await Promise.all([
+        const [desired, { decided, ramps }, nodes, leader, { history }, writes, leases] = await Promise.all([
           store.getDesired(),
           store.getDecided(),
           store.listNodes(),
           store.getLeader(),
           store.getTableHistory(),
           store.getDesiredHistory({ limit: 1 }),
+          // The lease times refine LEASE (up/late); without them status still shows everything else and says why.
+          store.nodeLeases().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
         ]);
+        const leaseError = leases instanceof Error ? leases.message : null;
         // The write behind the desired state (its time and writer), when it is that same revision.
         const last = writes.revisions[0]?.revision === desired.revision ? writes.revisions[0] : undefined;
         const expected = new Map<string, string>();
@@ -173,7 +203,7 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
           for (const vip of servedVips(desired.fleet))
             expected.set(vipKey(vip), buildVipTable(desired.fleet, vip, decided, history, ramps).checksum);
         }
-        const checks = checkNodes(nodes, expected, decided);
+        const checks = checkNodes(nodes, expected, decided, Date.now(), leases instanceof Error ? undefined : leases);
         // Served VIPs the fleet's rule has no node announce (no member, or fewer than minUpMembers, take new flows).
         const rule = announcementRule(desired.fleet, decided, ramps);
         const withdrawn = servedVips(desired.fleet).flatMap((vip) => {
@@ -188,6 +218,7 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
           nodes: checks,
           withdrawn,
           expectedChecksums: Object.fromEntries(expected),
+          ...(leaseError ? { leaseError } : {}),
         };
         if (format !== 'table') return ctx.io.out(renderData(format, summary));
         const differing = checks.filter((c) => c.mismatched.length > 0);
@@ -202,7 +233,8 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
             `VIPs: ${summary.vips}${vipStates(summary)}  pools: ${summary.pools}  members: ${summary.members} (active ${summary.active}, draining ${summary.draining}, disabled ${summary.disabled}, decided down ${summary.down}${summary.slowStart ? `, in slow start ${summary.slowStart}` : ''})`,
             ...withdrawn.map((w) => `VIP ${w.vip} withdrawn by every node: ${w.reason}`),
             `Aggregator leader: ${leader ?? '(none)'}`,
-            `Nodes: ${checks.filter((c) => c.lease).length} registered, ${checks.filter((c) => c.drained).length} drained, ${differing.length} with differing tables`,
+            `Nodes: ${checks.filter((c) => c.lease).length} registered${lateText(checks)}, ${checks.filter((c) => c.drained).length} drained, ${differing.length} with differing tables`,
+            ...(leaseError ? [`Lease times not read (LEASE shows up for every registered node): ${leaseError}`] : []),
             ...rejecting.map(
               (c) => `Node ${c.name} rejected ${c.rejectedRecords} record(s) from etcd; last: ${c.lastRejected}`,
             ),
@@ -212,7 +244,7 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
               ['NODE', 'LEASE', 'DRAINED', 'FAIL-STATIC', 'BFD', 'REVISION', 'TABLES', 'REJECTED', 'STATUS AGE'],
               checks.map((c) => [
                 c.name,
-                c.lease ? 'up' : 'gone',
+                leaseCell(c),
                 c.drained ? 'yes' : 'no',
                 c.failStatic ? 'yes' : 'no',
                 bfdCell(c.bfd),
@@ -233,6 +265,12 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
         );
       });
     });
+}
+
+/** ` (1 renewal late: n2)`: the registered nodes whose agents stopped renewing; '' when none. */
+function lateText(checks: readonly NodeCheck[]): string {
+  const late = checks.filter((c) => c.leaseLate).map((c) => c.name);
+  return late.length > 0 ? ` (${late.length} renewal late: ${late.join(', ')})` : '';
 }
 
 /** ` (draining 1, disabled 2)`: the VIPs not taking new flows; '' when every VIP does. */
