@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { peerObservation } from './peer-health.js';
+import type { NatsLink } from './nats-link.js';
+import { followPeerHealth, peerObservation } from './peer-health.js';
 
 const msg = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
 const event = (data: Record<string, unknown>, node: unknown = 'n2') => ({ kind: 'member.health', node, data });
@@ -24,5 +25,15 @@ describe('peer health - NATS member.health messages', () => {
     ['node not text', event({ member: 'web/a', observed: 'up', changed: true }, ['n2'])],
   ])('%s: ignored', (_name, body) => {
     expect(peerObservation(msg(body))).toBeUndefined();
+  });
+});
+
+describe('peer health - subscription', () => {
+  // NODE_NAME allows dots: `lb1.dc1` publishes member.health on six tokens; `...member.health.*` never saw it.
+  test('follows every node of the fleet, a dotted node name too', () => {
+    const subjects: string[] = [];
+    const link = { subscribe: (s: string) => subjects.push(s) } as unknown as NatsLink;
+    followPeerHealth(link, { prefix: 'l4fleet', fleet: 'default', node: 'n1', onObservation: () => undefined });
+    expect(subjects).toEqual(['l4fleet.default.member.health.>']);
   });
 });

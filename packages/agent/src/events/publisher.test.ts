@@ -1,7 +1,6 @@
 import pino from 'pino';
 import { describe, expect, test } from 'vitest';
 import { createEventPublisher, type EventTransport } from './publisher.js';
-import { eventFilter, eventSubject } from './subjects.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -16,15 +15,6 @@ function transport(): EventTransport & { connected: boolean; sent: { subject: st
   };
   return t;
 }
-
-describe('events - subjects', () => {
-  test('layout <prefix>.<fleet>.<kind>.<node>', () => {
-    expect(eventSubject('l4fleet', 'prod', 'vip.announced', 'node1')).toBe('l4fleet.prod.vip.announced.node1');
-    expect(eventFilter('l4fleet', 'prod')).toBe('l4fleet.prod.*.*.*');
-    expect(eventFilter('l4fleet', 'prod', { node: 'node1' })).toBe('l4fleet.prod.*.*.node1');
-    expect(eventFilter('l4fleet', 'prod', { kind: 'vip.>' })).toBe('l4fleet.prod.vip.>.*');
-  });
-});
 
 describe('events - publisher', () => {
   test('publishes with a per-node sequence', () => {

@@ -3,9 +3,13 @@
  *
  *   <prefix>.<fleet>.<kind>.<node>      e.g. l4fleet.default.vip.announced.node1
  *
- * Every kind has exactly two tokens, so `<prefix>.<fleet>.*.*.<node>` is one node's events and
- * `<prefix>.<fleet>.vip.>` every VIP event of the fleet.
+ * Every kind has exactly two tokens; prefix and fleet are one token each. A node name may hold dots (NODE_NAME:
+ * `lb1.dc1`, an FQDN), so the node is one token or more: `<prefix>.<fleet>.*.*.>` is every event of the fleet and
+ * `<prefix>.<fleet>.*.*.lb1.dc1` exactly one node's (a single `*` for the node saw nothing of `lb1.dc1`).
  */
+import { NODE_NAME } from '@l4fleet/config';
+import { AgentError } from '../errors.js';
+
 export const EVENT_KINDS = [
   'node.state',
   'vip.announced',
@@ -25,10 +29,29 @@ export function eventSubject(prefix: string, fleet: string, kind: EventKind, nod
   return `${prefix}.${fleet}.${kind}.${node}`;
 }
 
-/** Subscription subject for `l4fleet events`: every event of the fleet, narrowed by kind and/or node. */
+/**
+ * What the agent config allows for `fleet` and `nats.subjectPrefix`: one subject token, no `.`, no wildcard, no
+ * space (a fleet `a.b` or a prefix `x y` named subjects no agent publishes on).
+ */
+export const SUBJECT_TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Subscription subject for `l4fleet events`, the dashboard and the peer-health fast path: every event of the fleet,
+ * narrowed by kind and/or node. Throws AgentError `FLAG_INVALID` naming the flag (`--fleet` ...) and the value for
+ * what would silently follow nothing, or more than asked (a node `>`).
+ */
 export function eventFilter(prefix: string, fleet: string, opts: { kind?: string; node?: string } = {}): string {
-  const kind = opts.kind ?? '*.*';
-  return `${prefix}.${fleet}.${kind}.${opts.node ?? '*'}`;
+  const bad = (flag: string, value: string, what: string) =>
+    new AgentError('FLAG_INVALID', `${flag}: ${JSON.stringify(value)} is not ${what}`);
+  if (!SUBJECT_TOKEN.test(prefix)) throw bad('--subject-prefix', prefix, 'a subject token (1-64 of A-Z a-z 0-9 _ -)');
+  if (!SUBJECT_TOKEN.test(fleet)) throw bad('--fleet', fleet, 'a subject token (1-64 of A-Z a-z 0-9 _ -)');
+  if (opts.kind !== undefined && !(EVENT_KINDS as readonly string[]).includes(opts.kind)) {
+    throw bad('--kind', opts.kind, `one of ${EVENT_KINDS.join(' | ')}`);
+  }
+  if (opts.node !== undefined && !NODE_NAME.test(opts.node)) {
+    throw bad('--node', opts.node, 'a node name (1-63 of A-Z a-z 0-9 . _ -, starting alphanumeric)');
+  }
+  return `${prefix}.${fleet}.${opts.kind ?? '*.*'}.${opts.node ?? '>'}`;
 }
 
 /** What every event carries; `data` depends on the kind (see AgentEventData). */

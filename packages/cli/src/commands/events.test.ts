@@ -25,3 +25,18 @@ describe('cli events - --timeout-ms and --count', () => {
     expect(r.err).toContain('--count: "0" is not an integer (1-');
   });
 });
+
+describe('cli events - subject flags', () => {
+  // A fleet `a.b`, an empty one, a node `>` or a prefix `x y` followed nothing (or every node) and exited 0.
+  test.each([
+    ['--fleet', 'a.b', 'a subject token'],
+    ['--fleet', '', 'a subject token'],
+    ['--subject-prefix', 'x y', 'a subject token'],
+    ['--node', '>', 'a node name'],
+    ['--node', 'lb1.*', 'a node name'],
+  ])('%s %j: usage error naming it, NATS not dialled', async (flag, v, what) => {
+    const r = await events('--nats', 'nats://127.0.0.1:1', flag, v);
+    expect(r).toMatchObject({ code: 2, out: '' });
+    expect(r.err).toContain(`error: ${flag}: ${JSON.stringify(v)} is not ${what}`);
+  });
+});

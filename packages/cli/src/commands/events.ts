@@ -64,6 +64,16 @@ export function registerEvents(program: Command, io: CliIo): void {
           EXIT_USAGE,
         );
       }
+      let subject: string;
+      try {
+        subject = eventFilter(flags.subjectPrefix, flags.fleet, {
+          ...(flags.kind ? { kind: flags.kind } : {}),
+          ...(flags.node !== undefined ? { node: flags.node } : {}),
+        });
+      } catch (err) {
+        // --fleet a.b, --node '>', --subject-prefix 'x y': checked before NATS is dialled.
+        throw new CliError((err as Error).message, EXIT_USAGE, { cause: err });
+      }
       const count = positive(flags.count, '--count');
       const timeoutMs = positive(flags.timeoutMs, '--timeout-ms', MAX_TIMEOUT_MS);
       const abort = new AbortController();
@@ -76,10 +86,7 @@ export function registerEvents(program: Command, io: CliIo): void {
             .split(',')
             .map((s) => s.trim())
             .filter(Boolean),
-          subject: eventFilter(flags.subjectPrefix, flags.fleet, {
-            ...(flags.kind ? { kind: flags.kind } : {}),
-            ...(flags.node ? { node: flags.node } : {}),
-          }),
+          subject,
           ...(count ? { max: count } : {}),
           signal: abort.signal,
           onMessage(text, subject) {
