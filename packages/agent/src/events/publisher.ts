@@ -1,7 +1,8 @@
 /**
  * Publishes agent events on NATS. NATS is best effort: while it is unreachable, events wait in a bounded buffer
  * (`maxPendingEvents`, oldest dropped first and counted), never in an unbounded queue; health decisions never
- * depend on NATS (etcd carries the reports too).
+ * depend on NATS (etcd carries the reports too). An event the connection refuses (too big for NATS) is dropped and
+ * counted at once so it cannot hold back the ones after it.
  */
 import type { Logger } from 'pino';
 import { type AgentEvent, type AgentEventData, type EventKind, eventSubject } from './subjects.js';
@@ -45,21 +46,41 @@ export function createEventPublisher(opts: EventPublisherOptions): EventPublishe
   let dropped = 0;
   let warned = false;
 
-  const send = (subject: string, body: Uint8Array): boolean => {
-    if (!transport?.isConnected()) return false;
+  let refusedWarned = false;
+
+  /**
+   * `disconnected`: keep the event for later. `refused`: the transport threw while connected (nats.js
+   * MAX_PAYLOAD_EXCEEDED, a bad subject): it would throw again, so it is dropped and counted, never retried (a
+   * retried head held every later event back until NATS reconnected).
+   */
+  const send = (subject: string, body: Uint8Array): 'sent' | 'disconnected' | 'refused' => {
+    if (!transport?.isConnected()) return 'disconnected';
     try {
       transport.publish(subject, body);
       published += 1;
-      return true;
-    } catch {
-      return false;
+      refusedWarned = false;
+      return 'sent';
+    } catch (err) {
+      dropped += 1;
+      if (!refusedWarned) {
+        // Once until an event goes out again: a transport refusing everything must not log per event.
+        refusedWarned = true;
+        opts.logger.warn({
+          event: 'eventDropped',
+          subject,
+          bytes: body.length,
+          reason: 'publishRefused',
+          err: (err as Error).message,
+        });
+      }
+      return 'refused';
     }
   };
 
   const flush = (): void => {
     while (pending.length > 0) {
       const head = pending[0] as { subject: string; body: Uint8Array };
-      if (!send(head.subject, head.body)) return;
+      if (send(head.subject, head.body) === 'disconnected') return;
       pending.shift();
     }
     warned = false;
@@ -79,7 +100,9 @@ export function createEventPublisher(opts: EventPublisherOptions): EventPublishe
       opts.onEvent?.(event);
       const subject = eventSubject(opts.prefix, opts.fleet, kind, opts.node);
       const body = encoder.encode(JSON.stringify(event));
-      if (pending.length === 0 && send(subject, body)) return;
+      // Connected again before the transport's owner called flush(): what waited goes first, in order.
+      if (pending.length > 0) flush();
+      if (pending.length === 0 && send(subject, body) !== 'disconnected') return;
       if (opts.maxPending === 0) {
         dropped += 1;
         return;
