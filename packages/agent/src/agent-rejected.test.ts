@@ -44,10 +44,10 @@ class TappedStore extends MemoryFleetStore {
     return super.watchHealthReports(l);
   }
   /** What the etcd store reports for a record it refused. */
-  reject(family: TappedFamily, message: string): void {
+  reject(family: TappedFamily, message: string, key?: string): void {
     const l = this.taps.get(family);
     if (!l?.onError) throw new Error(`no ${WATCHES[family]} listener with onError`);
-    l.onError(new StoreError(INVALID_RECORD, message));
+    l.onError(new StoreError(INVALID_RECORD, message, key === undefined ? {} : { key }));
   }
 }
 
@@ -139,5 +139,27 @@ describe('agent - records the store rejected', () => {
     await n.clock.advance(STATUS_REPORT_DELAY_MS);
     expect(n.agent.status().rejectedRecords).toBeUndefined();
     expect(n.events.some((e) => e.kind === 'record.rejected')).toBe(false);
+  });
+
+  // One hand-written 800 KB key made the status record 1.6 MB: etcd refused every status write (retried each second
+  // forever) and the 1.6 MB event was beyond NATS's 1 MB payload.
+  test('a very long key and message are cut in the log, the event and the status record, saying so', async () => {
+    const n = await servingNode();
+    const key = `/l4fleet/v1/desired/${'k'.repeat(800_000)}`;
+    n.store.reject('desired', `${key}: not JSON`, key);
+    await n.clock.advance(STATUS_REPORT_DELAY_MS);
+
+    const last = n.agent.status().rejectedRecords?.last;
+    expect(last?.key?.length).toBeLessThan(400);
+    expect(last?.key).toMatch(/^\/l4fleet\/v1\/desired\/k+.*cut.*800,020 chars/);
+    expect(last?.error.length).toBeLessThan(700);
+    expect(last?.error).toMatch(/cut/);
+    const record = await n.statusRecord();
+    expect(JSON.stringify(record).length).toBeLessThan(16_000);
+    expect(record?.rejectedRecords?.last.key).toBe(last?.key);
+    const ev = n.events.find((e) => e.kind === 'record.rejected');
+    expect(JSON.stringify(ev).length).toBeLessThan(2_000);
+    const line = n.lines.find((l) => l.event === 'recordRejected');
+    expect(JSON.stringify(line).length).toBeLessThan(2_000);
   });
 });

@@ -21,7 +21,10 @@ export interface RejectedRecords {
   /** Records rejected since the agent started. */
   readonly total: number;
   readonly byFamily: Readonly<Partial<Record<RecordFamily, number>>>;
-  /** The most recent one: its family and key, the store's message (key, field and value) and when, ISO. */
+  /**
+   * The most recent one: its family and key, the store's message (key, field and value) and when, ISO; key and
+   * message cut to MAX_REJECTED_KEY_CHARS / MAX_REJECTED_ERROR_CHARS.
+   */
   readonly last: {
     readonly family: RecordFamily;
     readonly key?: string;
@@ -49,6 +52,20 @@ export interface RejectedRecordsLog {
   readonly summary: RejectedRecords | undefined;
 }
 
+/**
+ * A rejected record's key and the store's message are cut to these lengths, chars, wherever they go (log, event,
+ * status record): a hand-written 800 KB key made the status record 1.6 MB, which etcd refused on every write, and
+ * the event was beyond NATS's 1 MB payload. Enough to name any key l4fleet writes and the field and value.
+ */
+export const MAX_REJECTED_KEY_CHARS = 256;
+export const MAX_REJECTED_ERROR_CHARS = 512;
+
+/** `text` when at most `max` chars, else its first `max` chars and how long it was, so the reader knows it was cut. */
+export function cutText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  return `${text.slice(0, max)}... (cut: ${text.length.toLocaleString('en-US')} chars)`;
+}
+
 /** Whether `err` is the store's report of a record it rejected. */
 export function isRejectedRecord(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === INVALID_RECORD;
@@ -59,20 +76,28 @@ export function createRejectedRecords(opts: RejectedRecordsOptions): RejectedRec
   let total = 0;
   let last: RejectedRecords['last'] | undefined;
 
+  /** The key (when known) and the message, cut to their bounds. */
+  const described = (err: StoreError): { key?: string; error: string } => ({
+    ...(err.key ? { key: cutText(err.key, MAX_REJECTED_KEY_CHARS) } : {}),
+    error: cutText(err.message, MAX_REJECTED_ERROR_CHARS),
+  });
+
   const note = (family: RecordFamily, err: StoreError): void => {
     total += 1;
     byFamily[family] = (byFamily[family] ?? 0) + 1;
     const at = new Date(opts.clock.now()).toISOString();
-    last = { family, ...(err.key ? { key: err.key } : {}), code: err.code, error: err.message, at };
+    const { key, error } = described(err);
+    last = { family, ...(key ? { key } : {}), code: err.code, error, at };
     opts.onChange();
   };
 
   return {
     report(family, err) {
       opts.metrics.storeRejectedRecordsTotal.inc({ family });
-      const key = err.key ? { key: err.key } : {};
-      opts.logger.error({ event: 'recordRejected', family, ...key, code: err.code, err: err.message });
-      opts.events.emit('record.rejected', { family, ...key, code: err.code, error: err.message });
+      const { key, error } = described(err);
+      const k = key ? { key } : {};
+      opts.logger.error({ event: 'recordRejected', family, ...k, code: err.code, err: error });
+      opts.events.emit('record.rejected', { family, ...k, code: err.code, error });
       note(family, err);
     },
     note,

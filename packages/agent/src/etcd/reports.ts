@@ -15,6 +15,12 @@ export const HEALTH_REPORT_DELAY_MS = 20;
 export const STATUS_REPORT_DELAY_MS = 100;
 /** A failed report is tried again after this long, ms. */
 export const REPORT_RETRY_MS = 1_000;
+/**
+ * A status record beyond this many bytes (JSON, UTF-8) is not sent: @l4fleet/store's MAX_TXN_BYTES (1 MiB), what one
+ * write may carry under etcd's default --max-request-bytes (1.5 MiB). etcd would refuse it on every retry, naming no
+ * key or size; the log line here names both, and the next change of the status record tries again.
+ */
+export const MAX_STATUS_BYTES = 1024 * 1024;
 
 export interface ReportsOptions {
   readonly clock: Clock;
@@ -77,7 +83,13 @@ export function createReports(opts: ReportsOptions): Reports {
       statusTimer = undefined;
       const reg = registration;
       if (!reg) return;
-      reg.reportStatus(opts.status()).catch((err: unknown) => {
+      const status = opts.status();
+      const bytes = Buffer.byteLength(JSON.stringify(status));
+      if (bytes > MAX_STATUS_BYTES) {
+        log.error({ event: 'statusReportTooLarge', bytes, maxBytes: MAX_STATUS_BYTES });
+        return;
+      }
+      reg.reportStatus(status).catch((err: unknown) => {
         log.debug({ event: 'statusReportFailed', err: (err as Error).message });
         clock.setTimeout(() => scheduleStatus(), REPORT_RETRY_MS);
       });

@@ -1,0 +1,50 @@
+/** The node's etcd reports: batched, one write in flight, bounded in size; time runs on a manual clock. */
+import type { NodeRegistration, NodeStatusReport } from '@l4fleet/store';
+import pino from 'pino';
+import { describe, expect, test } from 'vitest';
+import { createManualClock } from '../clock.js';
+import { createReports, MAX_STATUS_BYTES, REPORT_RETRY_MS, STATUS_REPORT_DELAY_MS } from './reports.js';
+
+const base: NodeStatusReport = { tables: {}, announced: [], bgp: {}, failStatic: false, desiredRevision: 1 };
+
+/** A registration whose status writes wait until the test settles them. */
+function registration() {
+  const writes: { status: NodeStatusReport; settle: (err?: Error) => void }[] = [];
+  const reg: NodeRegistration = {
+    name: 'n1',
+    reportHealth: async () => undefined,
+    reportStatus: (status) =>
+      new Promise<void>((resolve, reject) => {
+        writes.push({ status, settle: (err) => (err ? reject(err) : resolve()) });
+      }),
+    close: async () => undefined,
+  };
+  return { reg, writes };
+}
+
+function setup(status: () => NodeStatusReport) {
+  const clock = createManualClock(0);
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+  const reports = createReports({ clock, logger, observed: () => new Map(), status });
+  const { reg, writes } = registration();
+  reports.setRegistration(reg);
+  return { clock, lines, reports, writes };
+}
+
+describe('reports - status record size', () => {
+  // A status record beyond what one etcd request may carry was sent anyway: refused by etcd each time, retried every
+  // second forever, with a debug line that named no size.
+  test('a status record beyond MAX_STATUS_BYTES is not sent, and the log names its size', async () => {
+    const big = { ...base, tables: { 'x:1/tcp': 'c'.repeat(MAX_STATUS_BYTES) } };
+    const s = setup(() => big);
+    s.reports.status();
+    await s.clock.advance(STATUS_REPORT_DELAY_MS + 10 * REPORT_RETRY_MS);
+    expect(s.writes).toEqual([]);
+    const refused = s.lines.filter((l) => l.event === 'statusReportTooLarge');
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ level: 50, maxBytes: MAX_STATUS_BYTES });
+    expect(refused[0]?.bytes).toBeGreaterThan(MAX_STATUS_BYTES);
+    s.reports.close();
+  });
+});
