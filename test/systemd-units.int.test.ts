@@ -223,11 +223,13 @@ describe.skipIf(process.getuid?.() !== 0)('systemd units - l4fleet-backend-agent
       'agent',
       '--listen',
     ]);
-    expect(argv.slice(5)).toEqual(['0.0.0.0:9777', '--state-file', '/var/lib/l4fleet/backend-state']);
-    // The state file in a directory of the test's (the host's /var/lib stays untouched), readable as the unit's user.
+    expect(argv.slice(5)).toEqual(['[::]:9777', '--state-file', '/var/lib/l4fleet/backend-state']);
+    // The state file in a directory of the test's (the host's /var/lib stays untouched). `dir` stands for /var (0755);
+    // lib/l4fleet below it is made by `backend state`, under umask 027 as on hardened hosts, and must still be
+    // readable by the unit's user.
     const dir = mkdtempSync(join(tmpdir(), 'l4fleet-unit-agent-'));
     chmodSync(dir, 0o755);
-    const stateFile = join(dir, 'backend-state');
+    const stateFile = join(dir, 'lib', 'l4fleet', 'backend-state');
     const command = [
       ...setprivAsUnit(unit),
       process.execPath,
@@ -235,12 +237,14 @@ describe.skipIf(process.getuid?.() !== 0)('systemd units - l4fleet-backend-agent
       ...argv.slice(2, -1),
       stateFile,
     ];
-    const probe = `import('${join(ROOT, 'packages/agent/dist/index.js')}').then(({ probeMember }) => probeMember(
-      { address: '127.0.0.1', port: 80 },
+    const probe = (
+      address: string,
+    ) => `import('${join(ROOT, 'packages/agent/dist/index.js')}').then(({ probeMember }) => probeMember(
+      { address: '${address}', port: 80 },
       { type: 'agent', port: 9777, intervalMs: 1000, timeoutMs: 1000, rise: 1, fall: 1 },
     )).then((r) => process.stdout.write(JSON.stringify(r)))`;
-    const ask = async () =>
-      JSON.parse((await host.run([process.execPath, '-e', probe])).stdout) as { ok: boolean; reason?: string };
+    const ask = async (address = '127.0.0.1') =>
+      JSON.parse((await host.run([process.execPath, '-e', probe(address)])).stdout) as { ok: boolean; reason?: string };
     const agent = spawnChild(command, { namespace: host.ns, env: { PATH: SERVICE_PATH, ...Object.fromEntries(env) } });
     try {
       await host.run(['ip', 'link', 'set', 'lo', 'up']);
@@ -258,19 +262,16 @@ describe.skipIf(process.getuid?.() !== 0)('systemd units - l4fleet-backend-agent
       expect(/^Uid:\s+(\d+)/m.exec(status)?.[1]).toBe('65534');
       expect(/^CapEff:\s+(\S+)$/m.exec(status)?.[1]).toBe('0000000000000000');
       // root writes the state (`l4fleet backend state`), the unit's user reads it at the next probe.
-      const set = await host.run([
-        process.execPath,
-        BIN,
-        'backend',
-        'state',
-        'maint',
-        '--reason',
-        'disk swap',
-        '--state-file',
-        stateFile,
-      ]);
+      // A member the fleet names by its IPv6 address is probed there: the default [::] answers both families.
+      expect(await ask('::1')).toMatchObject({ ok: true });
+      const stateCmd = [process.execPath, BIN, 'backend', 'state', 'maint', '--reason', 'disk swap'];
+      const set = await host.run(['sh', '-c', 'umask 027 && exec "$@"', 'sh', ...stateCmd, '--state-file', stateFile]);
       expect(set.stdout).toContain('ready -> maint # disk swap');
-      expect(await ask()).toEqual(expect.objectContaining({ ok: false, reason: 'agent says maint: disk swap' }));
+      for (const address of ['127.0.0.1', '::1']) {
+        expect(await ask(address)).toEqual(
+          expect.objectContaining({ ok: false, reason: 'agent says maint: disk swap' }),
+        );
+      }
       await agent.stop('SIGTERM', 5_000);
       expect(agent.process.exitCode).toBe(0);
     } finally {

@@ -2,7 +2,7 @@
  * The backend's agent against the node's own probe (@l4fleet/agent probeMember, type agent) over real loopback
  * sockets: the two sides of the agent check agree on every state.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,13 @@ import { probeMember } from '@l4fleet/agent';
 import type { HealthCheck } from '@l4fleet/config';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { listenAddress, type Responder, startResponder } from './responder.js';
+import {
+  DEFAULT_AGENT_LISTEN,
+  DEFAULT_AGENT_PORT,
+  listenAddress,
+  type Responder,
+  startResponder,
+} from './responder.js';
 import { writeStateFile } from './state-file.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'l4fleet-backend-agent-'));
@@ -75,6 +81,51 @@ describe('l4fleet backend agent - answering the node probe', () => {
     });
     await writeStateFile(stateFile, { word: 'up' });
     expect(await probe()).toMatchObject({ ok: true });
+  });
+
+  test.each([
+    ['a directory (cannot be read)', (f: string) => mkdirSync(f), 'EISDIR'],
+    ['not a state', (f: string) => writeFileSync(f, 'ready-ish\n'), '"ready-ish" is not a state'],
+  ])(
+    'a state file that is %s at the start: answered down, not ready, and logged with the path',
+    async (_n, make, why) => {
+      const file = join(dir, `bad-at-start-${logs.length}`);
+      make(file);
+      const r = await startResponder({ listen: ['127.0.0.1:0'], stateFile: file, logger });
+      try {
+        const at = Number(r.addresses[0]?.split(':')[1]);
+        const got = await probeMember({ address: '127.0.0.1', port: 80 }, check({ port: at }));
+        expect(got).toMatchObject({ ok: false, reason: expect.stringContaining('agent says down: state file') });
+        const rejected = logs.filter((l) => l.event === 'backendStateRejected' && String(l.problem).includes(file));
+        expect(rejected[0]).toMatchObject({
+          problem: expect.stringContaining(why),
+          answering: expect.stringMatching(/^down # /),
+        });
+        // A good state written later is answered at the next probe.
+        rmSync(file, { recursive: true });
+        await writeStateFile(file, { word: 'ready' });
+        expect(await probeMember({ address: '127.0.0.1', port: 80 }, check({ port: at }))).toMatchObject({ ok: true });
+      } finally {
+        await r.close();
+      }
+    },
+  );
+
+  test('the default listen address answers IPv4 and IPv6 probes (a member with an IPv6 address is not refused)', async () => {
+    expect(DEFAULT_AGENT_LISTEN).toBe(`[::]:${DEFAULT_AGENT_PORT}`);
+    const { host } = listenAddress(DEFAULT_AGENT_LISTEN);
+    const r = await startResponder({ listen: [`[${host}]:0`], stateFile, logger });
+    try {
+      const at = Number(r.addresses[0]?.split(':').at(-1));
+      await writeStateFile(stateFile, { word: 'drain', reason: 'v6' });
+      for (const address of ['::1', '127.0.0.1']) {
+        const got = await probeMember({ address, port: 80 }, check({ port: at }));
+        expect(got, address).toMatchObject({ ok: false, reason: 'agent says drain: v6' });
+      }
+    } finally {
+      await r.close();
+      await writeStateFile(stateFile, { word: 'ready' });
+    }
   });
 
   test('--listen values: IPv4 and [IPv6] with a port; anything else is refused naming it', () => {

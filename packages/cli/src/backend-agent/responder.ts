@@ -6,11 +6,18 @@
  * The file is read at every connection (a node asks every `intervalMs`; the file is one short line), so a state
  * written by `l4fleet backend state` or a deploy script counts at the next probe, with nothing to reload. A file that
  * is not a state is logged with what is wrong and the last good state keeps being answered: a half-edited file must
- * not take the backend out of every table, nor put one in that was drained on purpose.
+ * not take the backend out of every table, nor put one in that was drained on purpose. With no good state read yet
+ * (a bad or unreadable file since the start), it answers `down` with the problem as its reason (unreadState).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { type BackendState, DEFAULT_BACKEND_STATE, readStateFile, stateLine } from './state-file.js';
+import {
+  type BackendState,
+  DEFAULT_BACKEND_STATE,
+  MAX_STATE_REASON_CHARS,
+  readStateFile,
+  stateLine,
+} from './state-file.js';
 
 /**
  * Connections served at once. Node accepts any more and closes them at once (the node's probe then fails with 'the
@@ -24,6 +31,12 @@ export const MAX_AGENT_CONNECTIONS = 256;
  */
 export const AGENT_CONNECTION_TIMEOUT_MS = 5_000;
 export const DEFAULT_AGENT_PORT = 9777;
+/**
+ * Every address of both families: Node binds `::` dual-stack (IPV6_V6ONLY off, whatever net.ipv6.bindv6only says),
+ * so a member probed at its IPv6 address is answered as well as at its IPv4 one. On a kernel without IPv6
+ * (ipv6.disable=1) `::` cannot be bound and 0.0.0.0 is used instead.
+ */
+export const DEFAULT_AGENT_LISTEN = `[::]:${DEFAULT_AGENT_PORT}`;
 
 export interface ResponderOptions {
   /** `ADDR:PORT` or `[v6]:PORT` to listen on (port 0: the kernel picks one). */
@@ -47,27 +60,40 @@ export function listenAddress(text: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(text);
   const port = m ? Number(m[3]) : -1;
   if (!m || port > 65_535) {
-    throw new Error(
-      `--listen ${JSON.stringify(text)}: not ADDR:PORT or [IPv6]:PORT (e.g. 0.0.0.0:${DEFAULT_AGENT_PORT})`,
-    );
+    throw new Error(`--listen ${JSON.stringify(text)}: not ADDR:PORT or [IPv6]:PORT (e.g. ${DEFAULT_AGENT_LISTEN})`);
   }
   return { host: (m[1] ?? m[2]) as string, port };
 }
 
+/**
+ * What is answered when the state file is there but was never read (unreadable, or not a state, since the start):
+ * down, not `ready`. There is no last good state yet, and the file may be a `maint` the agent cannot read (a mode
+ * its user may not read): answering ready would put a backend taken out on purpose back into every table.
+ */
+export function unreadState(problem: string): BackendState {
+  const printable = [...problem].map((c) => (c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f ? ' ' : c)).join('');
+  return { word: 'down', reason: `state file not read: ${printable}`.slice(0, MAX_STATE_REASON_CHARS) };
+}
+
 export async function startResponder(opts: ResponderOptions): Promise<Responder> {
   const log = opts.logger;
-  let current: BackendState = DEFAULT_BACKEND_STATE;
+  let current: BackendState | undefined;
   let lastProblem = '';
   const refresh = async (): Promise<BackendState> => {
     try {
       const next = await readStateFile(opts.stateFile);
-      if (stateLine(next) !== stateLine(current)) log.info({ event: 'backendState', state: stateLine(next) });
+      if (current === undefined || stateLine(next) !== stateLine(current))
+        log.info({ event: 'backendState', state: stateLine(next) });
       current = next;
       lastProblem = '';
     } catch (err) {
       const problem = (err as Error).message;
-      // Once per distinct problem: a node asks every interval, the log need not say it each time.
-      if (problem !== lastProblem) log.error({ event: 'backendStateRejected', problem, answering: stateLine(current) });
+      current ??= unreadState(problem);
+      // Once per distinct problem: a node asks every interval, the log need not say it each time. The problem names
+      // the file and the error (EACCES: the unit's user may not read it; see docs/backend-host.md).
+      if (problem !== lastProblem) {
+        log.error({ event: 'backendStateRejected', stateFile: opts.stateFile, problem, answering: stateLine(current) });
+      }
       lastProblem = problem;
     }
     return current;
@@ -97,12 +123,22 @@ export async function startResponder(opts: ResponderOptions): Promise<Responder>
   const addresses: string[] = [];
   try {
     for (const text of opts.listen) {
-      const { host, port } = listenAddress(text);
-      const server = createServer(serve);
-      server.maxConnections = MAX_AGENT_CONNECTIONS;
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => resolve());
+      const { host: asked, port } = listenAddress(text);
+      const bind = (host: string): Promise<Server> => {
+        const server = createServer(serve);
+        server.maxConnections = MAX_AGENT_CONNECTIONS;
+        return new Promise<Server>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(port, host, () => resolve(server));
+        });
+      };
+      let host = asked;
+      const server = await bind(host).catch((err: NodeJS.ErrnoException) => {
+        // `::` on a kernel without IPv6: every IPv4 address is what "every address" can mean there.
+        if (asked !== '::' || err.code !== 'EAFNOSUPPORT') throw err;
+        log.warn({ event: 'listenFallback', listen: text, problem: err.message, using: `0.0.0.0:${port}` });
+        host = '0.0.0.0';
+        return bind(host);
       });
       servers.push(server);
       const a = server.address();
@@ -115,7 +151,7 @@ export async function startResponder(opts: ResponderOptions): Promise<Responder>
   }
   return {
     addresses,
-    state: () => current,
+    state: () => current ?? DEFAULT_BACKEND_STATE,
     async close() {
       const closed = Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
       for (const sock of sockets) sock.destroy();

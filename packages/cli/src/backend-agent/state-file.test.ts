@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +50,21 @@ describe('backend state', () => {
     expect(await readFile(file, 'utf8')).toBe('maint # disk swap\n');
     expect(await readStateFile(file)).toEqual({ word: 'maint', reason: 'disk swap' });
     expect(parseStateText('drain\r\nready\n', 'f')).toEqual({ word: 'drain' });
+  });
+
+  test('written readable by the agent whatever the umask: directories it made 0755, the file 0644', async () => {
+    // The unit's dynamic user reads the file root wrote; with umask 027 it got 0750/0640 and answered `ready`.
+    const old = process.umask(0o027);
+    try {
+      const top = join(dir, 'umask');
+      const file = join(top, 'lib', 'state');
+      await writeStateFile(file, { word: 'maint' });
+      expect(statSync(top).mode & 0o777).toBe(0o755);
+      expect(statSync(join(top, 'lib')).mode & 0o777).toBe(0o755);
+      expect(statSync(file).mode & 0o777).toBe(0o644);
+    } finally {
+      process.umask(old);
+    }
   });
 
   test('a file that is not a state: an error naming the file and the value', async () => {

@@ -6,7 +6,7 @@
  * The default file is under /var/lib, not /run: a backend an operator put in `maint` for a hardware job stays out
  * of the tables across the reboot that job needs. No file means `ready`: a host that never used it is served.
  */
-import { mkdir, open, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { AGENT_DOWN_WORDS, AGENT_UP_WORDS } from '@l4fleet/agent';
 
@@ -86,12 +86,26 @@ export async function readStateFile(file: string): Promise<BackendState> {
   }
 }
 
-/** Writes the state atomically (a temporary file in the same directory, then rename), so the agent never reads half. */
+/**
+ * Writes the state atomically (a temporary file in the same directory, then rename), so the agent never reads half.
+ * The agent runs as another user (the unit's DynamicUser), so the file is made 0644 and the directories this creates
+ * 0755 explicitly: modes given to mkdir and open are cut by the umask, and under umask 027 the agent could not read
+ * the file root wrote. Directories that were already there keep their modes (the path may be any the operator chose).
+ */
 export async function writeStateFile(file: string, state: BackendState): Promise<void> {
-  const tmp = join(dirname(file), `.backend-state.${process.pid}.tmp`);
+  const dir = dirname(file);
+  const tmp = join(dir, `.backend-state.${process.pid}.tmp`);
   try {
-    await mkdir(dirname(file), { recursive: true });
+    const made = await mkdir(dir, { recursive: true, mode: 0o755 });
+    if (made !== undefined) {
+      // From the state file's directory up to the first one mkdir created.
+      for (let d = dir; ; d = dirname(d)) {
+        await chmod(d, 0o755);
+        if (d === made || dirname(d) === d) break;
+      }
+    }
     await writeFile(tmp, `${stateLine(state)}\n`, { mode: 0o644 });
+    await chmod(tmp, 0o644);
     await rename(tmp, file);
   } catch (err) {
     throw new BackendStateError(`${file}: ${(err as Error).message}`, { cause: err });

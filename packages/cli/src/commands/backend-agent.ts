@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import pino from 'pino';
-import { DEFAULT_AGENT_PORT, startResponder } from '../backend-agent/responder.js';
+import { DEFAULT_AGENT_LISTEN, startResponder } from '../backend-agent/responder.js';
 import {
   BACKEND_STATES,
   type BackendState,
@@ -98,9 +98,11 @@ export function registerBackendAgent(backend: Command, io: CliIo): void {
   backend
     .command('agent')
     .description("answer the fleet's agent health checks with this backend's state file, until SIGTERM")
-    .option('--listen <addr...>', `ADDR:PORT or [IPv6]:PORT to listen on (the pool's agent check port)`, [
-      `0.0.0.0:${DEFAULT_AGENT_PORT}`,
-    ])
+    .option(
+      '--listen <addr...>',
+      `ADDR:PORT or [IPv6]:PORT to listen on (the pool's agent check port; the default is every IPv4 and IPv6 address)`,
+      [DEFAULT_AGENT_LISTEN],
+    )
     .option('--state-file <file>', 'the state file to answer', DEFAULT_BACKEND_STATE_FILE)
     .action(async (flags: AgentFlags) => {
       const logger = pino({ base: { component: 'backend-agent' } });
