@@ -48,3 +48,50 @@ describe('reports - status record size', () => {
     s.reports.close();
   });
 });
+
+describe('reports - status writes', () => {
+  // With etcd slower than the batching delay, a second write went out while the first was in flight; the older one
+  // could commit last, leaving `l4fleet status` on an old revision until the next change.
+  test('one write in flight: a change meanwhile is written after it settles, with the latest record', async () => {
+    let revision = 1;
+    const s = setup(() => ({ ...base, desiredRevision: revision }));
+    s.reports.status();
+    await s.clock.advance(STATUS_REPORT_DELAY_MS);
+    expect(s.writes.map((w) => w.status.desiredRevision)).toEqual([1]);
+    revision = 2;
+    s.reports.status();
+    await s.clock.advance(10 * STATUS_REPORT_DELAY_MS);
+    revision = 3;
+    s.reports.status();
+    await s.clock.advance(10 * STATUS_REPORT_DELAY_MS);
+    expect(s.writes.map((w) => w.status.desiredRevision)).toEqual([1]);
+    s.writes[0]?.settle();
+    await s.clock.advance(STATUS_REPORT_DELAY_MS);
+    expect(s.writes.map((w) => w.status.desiredRevision)).toEqual([1, 3]);
+    s.writes[1]?.settle();
+    await s.clock.advance(10 * STATUS_REPORT_DELAY_MS);
+    expect(s.writes).toHaveLength(2);
+    s.reports.close();
+  });
+
+  test('a write that never settles holds the next one back (no pile of writes)', async () => {
+    const s = setup(() => base);
+    for (let i = 0; i < 20; i++) {
+      s.reports.status();
+      await s.clock.advance(STATUS_REPORT_DELAY_MS);
+    }
+    expect(s.writes).toHaveLength(1);
+    s.reports.close();
+  });
+
+  test('a failed write is tried again after REPORT_RETRY_MS', async () => {
+    const s = setup(() => base);
+    s.reports.status();
+    await s.clock.advance(STATUS_REPORT_DELAY_MS);
+    s.writes[0]?.settle(new Error('etcd unavailable'));
+    await s.clock.advance(REPORT_RETRY_MS + STATUS_REPORT_DELAY_MS);
+    expect(s.writes).toHaveLength(2);
+    expect(s.lines.some((l) => l.event === 'statusReportFailed')).toBe(true);
+    s.reports.close();
+  });
+});

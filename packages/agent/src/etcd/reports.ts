@@ -49,6 +49,9 @@ export function createReports(opts: ReportsOptions): Reports {
   let healthTimer: unknown;
   let statusTimer: unknown;
   let healthWriting = false;
+  let statusWriting = false;
+  /** The status record changed while a write was in flight. */
+  let statusChanged = false;
   let closed = false;
 
   function scheduleHealth(): void {
@@ -81,19 +84,44 @@ export function createReports(opts: ReportsOptions): Reports {
     if (statusTimer !== undefined || closed) return;
     statusTimer = clock.setTimeout(() => {
       statusTimer = undefined;
-      const reg = registration;
-      if (!reg) return;
-      const status = opts.status();
-      const bytes = Buffer.byteLength(JSON.stringify(status));
-      if (bytes > MAX_STATUS_BYTES) {
-        log.error({ event: 'statusReportTooLarge', bytes, maxBytes: MAX_STATUS_BYTES });
-        return;
-      }
-      reg.reportStatus(status).catch((err: unknown) => {
-        log.debug({ event: 'statusReportFailed', err: (err as Error).message });
-        clock.setTimeout(() => scheduleStatus(), REPORT_RETRY_MS);
-      });
+      void writeStatus();
     }, STATUS_REPORT_DELAY_MS);
+  }
+
+  /**
+   * One status write in flight: with etcd slower than the batching delay a second write could go out and the older
+   * one commit last, leaving the record on an old revision until the next change. A change meanwhile is written
+   * once this one settled, with the record as of then.
+   */
+  async function writeStatus(): Promise<void> {
+    const reg = registration;
+    if (!reg || closed) return;
+    if (statusWriting) {
+      statusChanged = true;
+      return;
+    }
+    const status = opts.status();
+    const bytes = Buffer.byteLength(JSON.stringify(status));
+    if (bytes > MAX_STATUS_BYTES) {
+      log.error({ event: 'statusReportTooLarge', bytes, maxBytes: MAX_STATUS_BYTES });
+      return;
+    }
+    statusWriting = true;
+    statusChanged = false;
+    try {
+      await reg.reportStatus(status);
+    } catch (err) {
+      log.debug({ event: 'statusReportFailed', err: (err as Error).message });
+      statusChanged = false;
+      clock.setTimeout(() => scheduleStatus(), REPORT_RETRY_MS);
+      return;
+    } finally {
+      statusWriting = false;
+    }
+    if (statusChanged) {
+      statusChanged = false;
+      scheduleStatus();
+    }
   }
 
   return {
