@@ -181,10 +181,20 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .description('remove every namespace, process and file of the lab (also after a crash)')
     .option('--all', 'every l4fleet lab on this machine')
     .action(async (o, cmd: Command) => {
-      const ids = o.all ? await listLabIds() : [labId(cmd)];
+      let ids = [labId(cmd)];
+      if (o.all) {
+        const labs = await listLabIds();
+        ids = labs.ids;
+        for (const id of labs.unowned) {
+          io.err(
+            `namespaces l4f-${id}-* left alone: no lab state and no lab container has id "${id}" (another tool's?); lab down --id ${id} removes them`,
+          );
+        }
+      }
       for (const id of ids) {
         const found = await downLab(id);
         io.out(`lab "${id}": removed ${found.namespaces.length} namespaces`);
+        for (const w of found.warnings) io.err(`warning: ${w}`);
       }
     });
 

@@ -194,13 +194,31 @@ export async function releaseContainer(host: LabHost): Promise<void> {
   await docker(['exec', containerName(host), 'touch', READY_FILE]);
 }
 
-/** Removes every container of lab `id` (by label); silent when no Docker engine answers. */
-export async function removeLabContainers(id: string): Promise<number> {
+/**
+ * Removes every container of lab `id` (by label): how many, undefined when no Docker engine answers (nothing could be
+ * removed; downLab says so for a Docker lab).
+ */
+export async function removeLabContainers(id: string): Promise<number | undefined> {
   const ps = await run(['docker', 'ps', '-aq', '--filter', `label=${LAB_LABEL}=${id}`], {
     allowFailure: true,
     timeoutMs: 10_000,
   }).catch(() => undefined);
-  const ids = (ps?.code === 0 ? ps.stdout : '').split('\n').filter((s) => s.trim() !== '');
+  if (ps?.code !== 0) return undefined;
+  const ids = ps.stdout.split('\n').filter((s) => s.trim() !== '');
   if (ids.length > 0) await run(['docker', 'rm', '-f', ...ids], { allowFailure: true, timeoutMs: 60_000 });
   return ids.length;
+}
+
+/** The lab ids of every container labelled l4fleet.lab (`down --all`), undefined when no Docker engine answers. */
+export async function labContainerIds(): Promise<string[] | undefined> {
+  const ps = await run(
+    ['docker', 'ps', '-a', '--filter', `label=${LAB_LABEL}`, '--format', `{{.Label "${LAB_LABEL}"}}`],
+    {
+      allowFailure: true,
+      timeoutMs: 10_000,
+    },
+  ).catch(() => undefined);
+  if (ps?.code !== 0) return undefined;
+  // Only ids a lab can have: a label set by hand to something else names no lab `down` could remove.
+  return [...new Set(ps.stdout.split('\n').map((s) => s.trim()))].filter((s) => /^[a-z0-9]{1,8}$/.test(s));
 }

@@ -2,12 +2,13 @@
  * What exists of a lab, found by name prefix rather than from its state file, and `down`, which removes all of it:
  * a crashed `up`, a broken state file or a reboot's leftovers are cleaned the same way.
  */
+import { existsSync, readdirSync } from 'node:fs';
 import { killAll, namespacePids, run, sleep } from '@l4fleet/process';
 import { LabError } from '../errors.js';
-import { hostIfaceOf, LAB_PREFIX } from '../topology/model.js';
+import { hostIfaceOf, LAB_PREFIX, labIdOfNamespace } from '../topology/model.js';
 import { unmountBpffsUnder } from './bpffs.js';
-import { removeLabContainers } from './docker.js';
-import { type LabState, labDir, readState, removeState } from './state.js';
+import { LAB_LABEL, labContainerIds, removeLabContainers } from './docker.js';
+import { type LabState, labDir, readState, removeState, stateRoot } from './state.js';
 
 export function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new LabError('NOT_ROOT', 'the lab needs root (namespaces, nftables, FRR)');
@@ -16,6 +17,11 @@ export function requireRoot(): void {
 export interface LabResources {
   readonly namespaces: string[];
   readonly hostInterfaces: string[];
+}
+
+export interface LabDown extends LabResources {
+  /** What `down` could not remove and why (the CLI prints these); empty when all went. */
+  readonly warnings: string[];
 }
 
 /** What exists of lab `id` right now, found by name prefix (not from the state file). */
@@ -35,7 +41,7 @@ export async function listLabResources(id: string): Promise<LabResources> {
 }
 
 /** Removes every process, namespace, interface and state file of lab `id`; works without (or with a broken) state. */
-export async function downLab(id: string): Promise<LabResources> {
+export async function downLab(id: string): Promise<LabDown> {
   requireRoot();
   const found = await listLabResources(id);
   let state: LabState | undefined;
@@ -52,13 +58,21 @@ export async function downLab(id: string): Promise<LabResources> {
   await killAll([...pids]);
   for (const ns of found.namespaces) await run(['ip', 'netns', 'del', ns], { allowFailure: true });
   for (const iface of found.hostInterfaces) await run(['ip', 'link', 'del', iface], { allowFailure: true });
-  await removeLabContainers(id);
+  const warnings: string[] = [];
+  const containers = await removeLabContainers(id);
+  // The state goes below, but the containers stay: say so, so the user starts the engine and runs `down --all`
+  // (which finds them by their label).
+  if (containers === undefined && state?.runtime === 'docker') {
+    warnings.push(
+      `lab "${id}" runs in Docker but no Docker engine answers: its containers (label ${LAB_LABEL}=${id}) were not removed; start the engine (or set DOCKER_HOST) and run lab down --all`,
+    );
+  }
   // The bpf nodes' and backends' pins (bpffs.ts) go with their file systems; before the state dir is removed.
   await unmountBpffsUnder(labDir(id));
   removeState(id);
   // The kernel frees a namespace once its last process is gone; give it a moment so a following up starts clean.
   await sleep(50);
-  return found;
+  return { ...found, warnings };
 }
 
 /** A recorded pid may have been reused after a reboot: only kill it if it still runs in one of the lab's namespaces. */
@@ -67,12 +81,34 @@ async function pidOwnedByLab(pid: number, id: string): Promise<boolean> {
   return r.stdout.trim().startsWith(`${LAB_PREFIX}${id}-`);
 }
 
-export async function listLabIds(): Promise<string[]> {
-  const nsList = await run(['ip', 'netns', 'list'], { allowFailure: true });
-  const ids = new Set<string>();
-  for (const line of nsList.stdout.split('\n')) {
-    const m = /^l4f-([a-z0-9]{1,8})-/.exec(line);
-    if (m?.[1]) ids.add(m[1]);
+export interface LabIds {
+  /** Labs of this machine: a state dir, a container labelled l4fleet.lab, or namespaces named like a lab's and one of those. */
+  readonly ids: string[];
+  /**
+   * Ids whose namespaces only have a lab's name shape (`l4f-<id>-...`), with no state dir and no lab container:
+   * another tool's (a containerlab deployment's netns links are named `<prefix>-<lab>-<node>`), left alone.
+   */
+  readonly unowned: string[];
+}
+
+/**
+ * Every lab of this machine, for `down --all`: by state dir and by label (no name of another tool's has those), and by
+ * namespace name only where the id also has one of them; a crash leaves the state dir (written before anything is made).
+ */
+export async function listLabIds(): Promise<LabIds> {
+  const owned = new Set<string>();
+  const root = stateRoot();
+  if (existsSync(root)) {
+    for (const entry of readdirSync(root, { withFileTypes: true })) {
+      if (entry.isDirectory() && /^[a-z0-9]{1,8}$/.test(entry.name)) owned.add(entry.name);
+    }
   }
-  return [...ids].sort();
+  for (const id of (await labContainerIds()) ?? []) owned.add(id);
+  const nsList = await run(['ip', 'netns', 'list'], { allowFailure: true });
+  const unowned = new Set<string>();
+  for (const line of nsList.stdout.split('\n')) {
+    const id = labIdOfNamespace(line);
+    if (id !== undefined && !owned.has(id)) unowned.add(id);
+  }
+  return { ids: [...owned].sort(), unowned: [...unowned].sort() };
 }

@@ -9,7 +9,26 @@ import { stringify } from 'yaml';
 import { agentYaml } from '../runtime/agent.js';
 import { etcdArgv, natsArgv } from '../runtime/control.js';
 import { bgpdConfig } from '../runtime/frr.js';
-import { type LabHost, prefixLength, type Segment, type Topology } from './model.js';
+import { backendSegmentOf, type LabHost, prefixLength, type Segment, type Topology } from './model.js';
+
+/**
+ * eth0 is containerlab's management network and holds the default route, so each host routes the lab's ranges via
+ * the router instead, in both families as the netns plan's default routes do (netns-plan.ts): the client the VIPs and
+ * the lab's networks (IPv6: the lab's whole 2001:db8::/32, RFC 3849, which holds the IPv6 VIP), the nodes and
+ * backends the clients' access segments (198.18.1.0/24; IPv6 2001:db8:1:<n>::/64, model.ts).
+ */
+const CLIENT_ROUTES = { ipv4: ['198.51.100.0/24', '198.18.0.0/15'], ipv6: ['2001:db8::/32'] };
+const ACCESS_ROUTES = { ipv4: ['198.18.1.0/24'], ipv6: ['2001:db8:1::/48'] };
+
+/** `ip route replace` of each prefix via the router's address of its family on `segment`. */
+function routesVia(topology: Topology, segment: string, prefixes: typeof CLIENT_ROUTES): string[] {
+  const gw = topology.segments.find((s) => s.name === segment)?.attachments.find((a) => a.host === 'router');
+  if (!gw) return [];
+  return [
+    ...prefixes.ipv4.map((p) => `ip route replace ${p} via ${gw.ipv4}`),
+    ...(gw.ipv6 ? prefixes.ipv6.map((p) => `ip -6 route replace ${p} via ${gw.ipv6}`) : []),
+  ];
+}
 
 /** Locally built images (deploy/docker); no registry is involved. */
 export const IMAGES: Readonly<Record<string, string>> = {
@@ -94,24 +113,22 @@ export function toContainerlab(topology: Topology): Record<string, unknown> {
   for (const bridge of bridges) nodes[bridge] = { kind: 'bridge' };
   return {
     name: `l4f-${topology.id}`,
-    prefix: 'l4f',
+    // containerlab names containers and their /run/netns links <prefix>-<name>-<node>: with prefix l4f they had the
+    // netns lab's shape (l4f-<id>-...) and `lab down --all` took them for lab "l4f"'s.
+    prefix: 'clab',
     topology: { nodes, links },
   };
 }
 
 function clabNode(topology: Topology, host: LabHost, execs: string[]): ClabNode {
   const node: ClabNode = { kind: 'linux', image: IMAGES[host.kind] ?? IMAGES.backend };
-  const router = topology.bgp.routerAddress;
   const routes: string[] = [];
   if (host.kind === 'client') {
     // The backend image's entrypoint is the identity server: a client only needs to stay up (the Docker runtime's
     // client runs `sleep infinity` too).
     node.entrypoint = 'sleep';
     node.cmd = 'infinity';
-    const access = topology.segments.find((s) => s.name === `access-${host.name}`);
-    const gw = access?.attachments.find((a) => a.host === 'router');
-    if (gw)
-      routes.push(`ip route replace 198.51.100.0/24 via ${gw.ipv4}`, `ip route replace 198.18.0.0/15 via ${gw.ipv4}`);
+    routes.push(...routesVia(topology, `access-${host.name}`, CLIENT_ROUTES));
     node.sysctls = { 'net.core.txrehash': 0 };
   }
   if (host.kind === 'router') {
@@ -129,14 +146,14 @@ function clabNode(topology: Topology, host: LabHost, execs: string[]): ClabNode 
     node.sysctls = { 'net.ipv4.conf.all.arp_ignore': 1, 'net.ipv4.conf.all.arp_announce': 2 };
     node.env = { L4FLEET_BACKEND_NAME: host.name, L4FLEET_VIPS: topology.vips.map(vipSpec).join(',') };
     // The VIPs on lo are the entrypoint's (from L4FLEET_VIPS): an `ip addr add` here as well failed (File exists).
-    routes.push(`ip route replace 198.18.1.0/24 via ${router}`);
+    routes.push(...routesVia(topology, backendSegmentOf(topology).name, ACCESS_ROUTES));
   }
   if (host.kind === 'node') {
     node.binds = [`${host.name}/agent.yaml:/etc/l4fleet/agent.yaml`];
     // containerlab adds the interfaces and runs `exec` after the start: the agent image's entrypoint waits for them.
     const own = topology.segments.flatMap((seg) => seg.attachments.filter((a) => a.host === host.name));
     node.env = { L4FLEET_NODE: host.name, L4FLEET_WAIT_ADDRESSES: own.map((a) => a.ipv4).join(',') };
-    routes.push(`ip route replace 198.18.1.0/24 via ${router}`);
+    routes.push(...routesVia(topology, 'fabric', ACCESS_ROUTES));
   }
   if (host.kind === 'control') {
     node.env = { ETCD_LISTEN: topology.control.etcdEndpoints.join(','), NATS_URL: topology.control.natsUrl };
@@ -195,6 +212,7 @@ export function containerlabYaml(topology: Topology): string {
       .map(
         (s) => `#   ip link add ${bridgeName(topology, s)} type bridge && ip link set ${bridgeName(topology, s)} up`,
       ),
+    `# Containers are named clab-l4f-${topology.id}-<node> (not l4f-<id>-<node>, the lab's own namespace names).`,
     `# The host reaches etcd/NATS with: ip addr add ${topology.segments.find((s) => s.name === 'control')?.attachments.find((a) => a.host === 'host')?.ipv4}/24 dev l4f-${topology.id}-ctl`,
     '',
   ].join('\n');

@@ -156,6 +156,15 @@ export function namespaceOf(id: string, host: string): string {
   return `${LAB_PREFIX}${id}-${host}`;
 }
 
+/**
+ * The lab id a namespace name has the shape of (`l4f-<id>-<host>`), undefined if none. Only a shape: another tool's
+ * names can have it too (containerlab's `<prefix>-<lab>-<node>`), so `down --all` also wants the lab's state or
+ * containers before it takes one for a lab (runtime/resources.ts).
+ */
+export function labIdOfNamespace(namespace: string): string | undefined {
+  return new RegExp(`^${LAB_PREFIX}([a-z0-9]{1,8})-`).exec(namespace)?.[1];
+}
+
 /** The root-namespace end of the control link; at most 15 characters (IFNAMSIZ). */
 export function hostIfaceOf(id: string): string {
   return `${LAB_PREFIX}${id}-h`;
