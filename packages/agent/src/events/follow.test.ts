@@ -1,0 +1,88 @@
+/** followEvents over a fake NATS connection: how the follow ends decides whether the CLI exits 0 or 1. */
+import type { connect } from 'nats';
+import { describe, expect, test } from 'vitest';
+import { AgentError } from '../errors.js';
+import { followEvents } from './follow.js';
+
+/** A connection whose one subscription yields `texts` and then ends, as nats.js does once it gives up reconnecting. */
+function fakeConnect(texts: string[], closedWith?: Error) {
+  let ended: () => void = () => undefined;
+  const unsubscribed = new Promise<void>((resolve) => {
+    ended = resolve;
+  });
+  const conn = {
+    closedCalls: 0,
+    subscribe(_subject: string, opts: { max?: number }) {
+      const max = opts.max ?? Number.POSITIVE_INFINITY;
+      return {
+        unsubscribe: () => ended(),
+        async *[Symbol.asyncIterator]() {
+          let n = 0;
+          for (const t of texts) {
+            if (n >= max) return;
+            n += 1;
+            yield { subject: 'l4fleet.default.node.state.n1', data: new TextEncoder().encode(t) };
+          }
+          // stays open (for abort) only when asked to: an ended connection ends the iterator at once
+          if (closedWith === undefined && texts.length === 0) await unsubscribed;
+        },
+      };
+    },
+    flush: async () => undefined,
+    close: async () => undefined,
+    closed: async () => closedWith,
+  };
+  return (async () => conn) as unknown as typeof connect;
+}
+
+describe('events - follow', () => {
+  // nats.js gives up after its reconnect attempts and ends the subscription: `l4fleet events` exited 0, silently.
+  test('the connection ends before --count or an abort: AgentError naming NATS and why', async () => {
+    const seen: string[] = [];
+    const p = followEvents({
+      servers: ['nats://127.0.0.1:4222'],
+      subject: 'l4fleet.default.*.*.>',
+      onMessage: (t) => seen.push(t),
+      connect: fakeConnect(['a', 'b'], new Error('reconnect attempts exhausted')),
+    });
+    await expect(p).rejects.toBeInstanceOf(AgentError);
+    await expect(p).rejects.toThrow(/nats nats:\/\/127\.0\.0\.1:4222: connection lost.*reconnect attempts exhausted/);
+    expect(seen).toEqual(['a', 'b']);
+  });
+
+  test('the connection ends without a reason: still an error', async () => {
+    const p = followEvents({
+      servers: ['nats://127.0.0.1:4222'],
+      subject: 's',
+      max: 5,
+      onMessage: () => undefined,
+      connect: fakeConnect(['a']),
+    });
+    await expect(p).rejects.toThrow(/connection lost/);
+  });
+
+  test('--count reached: ends normally', async () => {
+    const seen: string[] = [];
+    await followEvents({
+      servers: ['nats://127.0.0.1:4222'],
+      subject: 's',
+      max: 2,
+      onMessage: (t) => seen.push(t),
+      connect: fakeConnect(['a', 'b', 'c']),
+    });
+    expect(seen).toEqual(['a', 'b']);
+  });
+
+  test('aborted: ends normally', async () => {
+    const abort = new AbortController();
+    await followEvents({
+      servers: ['nats://127.0.0.1:4222'],
+      subject: 's',
+      signal: abort.signal,
+      onSubscribed: () => abort.abort(),
+      onMessage: () => undefined,
+      connect: fakeConnect([]),
+    });
+    expect(abort.signal.aborted).toBe(true);
+  });
+});
