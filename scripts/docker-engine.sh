@@ -6,7 +6,9 @@
 # (`--network none`, then veths), and the only published ports (testcontainers' etcd) go through docker-proxy on
 # the host's loopback, which needs neither NAT nor forwarding. The bridge gets a lab address (198.18.240.1/24).
 #
-#   scripts/docker-engine.sh start    starts it (idempotent) and prints `export DOCKER_HOST=unix://...` for eval;
+#   scripts/docker-engine.sh start    starts it (idempotent) and prints `export DOCKER_HOST=unix://...` for eval,
+#                                     and L4FLEET_DOCKER_STARTED=1 if this call started it, =0 if it already answered
+#                                     (someone else's to stop: `npm test` stops only an engine it started);
 #                                     one that does not answer within L4FLEET_DOCKER_START_TIMEOUT_S (60) is stopped
 #                                     again, its bridge removed, and the exit is non-zero
 #   scripts/docker-engine.sh stop     stops it (its containers with it) and removes the bridge
@@ -30,6 +32,7 @@ answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 start() {
   if answers; then
     echo "export DOCKER_HOST=$DOCKER_HOST"
+    echo "L4FLEET_DOCKER_STARTED=0"
     return 0
   fi
   command -v dockerd >/dev/null || { echo "docker-engine: no dockerd (apt-get install docker.io)" >&2; return 1; }
@@ -49,6 +52,7 @@ start() {
   for _ in $(seq $((START_TIMEOUT_S * 5))); do
     if answers; then
       echo "export DOCKER_HOST=$DOCKER_HOST"
+      echo "L4FLEET_DOCKER_STARTED=1"
       return 0
     fi
     sleep 0.2

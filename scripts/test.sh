@@ -4,7 +4,8 @@
 # The whole suite (no arguments) also runs the Docker tests: it installs docker.io and debootstrap, starts a Docker
 # engine of its own (scripts/docker-engine.sh: own socket and data root, no firewall or sysctl change on the host),
 # builds the lab images (deploy/docker/build-images.sh), runs the store's etcd-in-a-container tests and the lab's
-# Docker fault tests in a second vitest run (L4FLEET_TEST_RUNTIME=containers) and stops the engine at the end.
+# Docker fault tests in a second vitest run (L4FLEET_TEST_RUNTIME=containers) and stops the engine at the end if it
+# started it (an engine of its own that already answered, e.g. for a Docker lab, is left running).
 # L4FLEET_TEST_DOCKER=0 leaves Docker out (the lab's Docker tests are then reported as skipped; the files collected
 # only with L4FLEET_TEST_RUNTIME=containers are not run); =1 brings it in when only some test files are named.
 # Ends with `tests: N passed, N failed` from vitest's JSON reports and exits non-zero on any failure; in that whole
@@ -35,10 +36,13 @@ if [ "$docker_wanted" = 1 ]; then
   started=$(date +%s)
   # Not `eval "$(...)" || fail`: eval of the empty output of a failed start succeeds, and the run would go on
   # without DOCKER_HOST (aborting with no `tests:` line) or against the machine's own engine.
+  # docker-engine: begin (test/docker-engine-script.test.ts runs the lines up to the end marker)
   engine=$(bash scripts/docker-engine.sh start) || fail "docker engine"
   eval "$engine"
   [ -n "${DOCKER_HOST:-}" ] || fail "docker engine (no DOCKER_HOST)"
-  trap 'bash scripts/docker-engine.sh stop >/dev/null' EXIT
+  # Stopped at the end only if this run started it: one that already answered is someone's (a Docker lab on it).
+  if [ "${L4FLEET_DOCKER_STARTED:-0}" = 1 ]; then trap 'bash scripts/docker-engine.sh stop >/dev/null' EXIT; fi
+  # docker-engine: end
   # testcontainers' reaper image cannot be pulled (no registry); the helpers remove their containers themselves.
   export TESTCONTAINERS_RYUK_DISABLED=true
   bash deploy/docker/build-images.sh >reports/docker-images.log 2>&1 || { tail -30 reports/docker-images.log; fail "lab images"; }
