@@ -5,6 +5,8 @@
  * Each container waits for `/run/l4f-ready` before its entrypoint runs, so daemons start on a wired network.
  */
 
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { run } from '@l4fleet/process';
 import { LabError } from '../errors.js';
 import { vipSpec } from '../topology/containerlab.js';
@@ -180,6 +182,7 @@ export async function createContainer(
   hostDirOf: (h: string) => string,
 ): Promise<number> {
   const name = containerName(host);
+  await keepContainerLogs(name, hostDirOf(host.name));
   await docker(['rm', '-f', name]).catch(() => undefined);
   await docker(containerSpec(topology, host, hostDirOf));
   const pid = Number((await docker(['inspect', '-f', '{{.State.Pid}}', name])).stdout.trim());
@@ -187,6 +190,24 @@ export async function createContainer(
   await run(['ip', 'netns', 'delete', name], { allowFailure: true });
   await run(['ip', 'netns', 'attach', name, String(pid)]);
   return pid;
+}
+
+/** Where a host's replaced containers' output is kept (appended), beside its other files. */
+export const CONTAINER_LOG = 'container.log';
+
+/**
+ * The output of the host's old container, appended to `<host dir>/container.log` before `docker rm -f` deletes it
+ * with the container: after `lab kill`/`restart` or a failed backend, what the daemons said before is still there.
+ * The running container's own is `docker logs <name>`. No old container: nothing.
+ */
+async function keepContainerLogs(name: string, dir: string): Promise<void> {
+  const logs = await run(['docker', 'logs', '--timestamps', name], { allowFailure: true, timeoutMs: 30_000 }).catch(
+    () => undefined,
+  );
+  if (logs?.code !== 0 || (logs.stdout === '' && logs.stderr === '')) return;
+  mkdirSync(dir, { recursive: true });
+  const head = `--- container ${name}, removed ${new Date().toISOString()}: stdout, then stderr\n`;
+  appendFileSync(join(dir, CONTAINER_LOG), `${head}${logs.stdout}${logs.stderr}`);
 }
 
 /** Lets the container's entrypoint run (its network is wired by now). */
