@@ -151,4 +151,60 @@ describe('reconciler - announce events and metrics per VIP', () => {
       t.reconciler.close();
     }
   });
+
+  // l4fleet_vips_announced counted routes (one per address), so two VIPs on one address counted one.
+  test('l4fleet_vips_announced counts VIPs, also two on one address', async () => {
+    const t = setup();
+    const count = async () => (await t.metrics.vipsAnnounced.get()).values[0]?.value;
+    try {
+      await t.reconciler.request();
+      expect(await count()).toBe(2);
+      const QUIC = { ...WEB, protocol: 'udp' } as const;
+      t.set({ fleet: fleetOf([WEB, QUIC, API]) });
+      await t.reconciler.request();
+      expect(await count()).toBe(3);
+      t.set({ fleet: fleetOf([WEB, API]) });
+      await t.reconciler.request();
+      expect(await count()).toBe(2);
+      t.set({ routeMode: 'withdrawn' });
+      await t.reconciler.request();
+      expect(await count()).toBe(0);
+    } finally {
+      t.reconciler.close();
+    }
+  });
+
+  // L4fleetVipNotAnnounced reads l4fleet_vip_announced == 0: a VIP the node never announced (no IPv6 next hop, a route
+  // gobgpd refuses) had no series at all, also after a restart, so the alert could not fire for it.
+  test('a VIP the node serves but never announced says 0 from the first pass', async () => {
+    const t = setup();
+    const announced = async () =>
+      Object.fromEntries((await t.metrics.vipAnnounced.get()).values.map((v) => [v.labels.vip, v.value]));
+    try {
+      const web6 = { name: 'web6', members: [{ name: 'a', address: '2001:db8::21', port: 80 }] };
+      const V6 = { address: '2001:db8::10', port: 80, protocol: 'tcp', pool: 'web6', tableSize: 251 };
+      // routeContext has no nextHop6 (node.address6 unset): the IPv6 VIP is served but cannot be announced.
+      t.set({ fleet: parseFleet({ hashSeed: 7, pools: [pool, web6], vips: [WEB, V6] }) });
+      await t.reconciler.request();
+      expect(await announced()).toEqual({ '198.51.100.10:80/tcp': 1, '[2001:db8::10]:80/tcp': 0 });
+    } finally {
+      t.reconciler.close();
+    }
+  });
+
+  test('routes refused on the first pass: every VIP says 0', async () => {
+    const t = setup();
+    const announced = async () =>
+      Object.fromEntries((await t.metrics.vipAnnounced.get()).values.map((v) => [v.labels.vip, v.value]));
+    try {
+      t.speaker.failWith(new BgpError('GOBGP_REJECTED', 'AddPath 198.51.100.10/32: refused'));
+      await t.reconciler.request();
+      expect(await announced()).toEqual({ '198.51.100.10:80/tcp': 0, '198.51.100.20:443/tcp': 0 });
+      t.speaker.failWith(undefined);
+      await t.clock.advance(1_000); // the retry
+      expect(await announced()).toEqual({ '198.51.100.10:80/tcp': 1, '198.51.100.20:443/tcp': 1 });
+    } finally {
+      t.reconciler.close();
+    }
+  });
 });

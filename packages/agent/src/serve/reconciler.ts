@@ -109,6 +109,11 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     applied,
   });
 
+  /** l4fleet_vips_announced: the VIPs l4fleet_vip_announced says 1 for (two on one address are two). */
+  const countAnnounced = (): void => {
+    metrics.vipsAnnounced.set(markedVips.size);
+  };
+
   const vipsOf = (prefix: string, from: readonly PlannedTable[]) => [
     ...new Set(from.filter((t) => hostPrefix(t.table.vip.address) === prefix).map((t) => t.key)),
   ];
@@ -126,6 +131,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
         metrics.vipAnnounced.set({ vip }, 1);
       }
     }
+    countAnnounced();
   };
 
   /** `why` for every prefix, or per prefix (a withdraw while serving: withdrawReason). */
@@ -161,7 +167,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
       }
       log.info({ event: 'vipWithdrawn', prefix, reason: r });
     }
-    metrics.vipsAnnounced.set(next.size);
+    countAnnounced();
   };
 
   const pass = async (): Promise<void> => {
@@ -229,6 +235,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
             markedVips.delete(vip);
           }
         }
+        countAnnounced();
         checksums = next;
         dpSignature = sig;
         appliedRevision = inp.revision;
@@ -266,6 +273,9 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     // minUpMembers is no table input: a change of it alone programs nothing, yet may withdraw or announce.
     for (const t of planned) {
       metrics.tableBelowMinUpMembers.set({ vip: t.key }, t.usableBackends > 0 && !t.announceable ? 1 : 0);
+      // A VIP never announced (no IPv6 next hop, a route gobgpd refuses; any after a restart) says 0 before the
+      // announce below, which may fail: L4fleetVipNotAnnounced reads `== 0`, and a VIP without a series never matches.
+      if (!markedVips.has(t.key)) metrics.vipAnnounced.set({ vip: t.key }, 0);
     }
 
     // 3. Announce.
