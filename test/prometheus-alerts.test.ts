@@ -5,12 +5,14 @@
  * filled in, so a template naming a label the alert does not carry (Prometheus would print `<no value>`) fails here.
  * Every metric and label an expression uses must be on the agent's real /metrics.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { createAgentMetrics } from '@l4fleet/agent';
+import { parsePrometheusText } from '@l4fleet/dashboard';
 import { agentExposition } from '@l4fleet/test-support/agent-exposition';
 import { afterAll, describe, expect, test } from 'vitest';
 import { parse as parseYaml, stringify } from 'yaml';
@@ -124,8 +126,9 @@ const CASES: Case[] = [
   {
     alert: 'L4fleetTableApplyErrors',
     series: {
-      [`l4fleet_table_applies_total{${n('n1', 'result="error"')}}`]: '0 0 1x20',
-      [`l4fleet_table_applies_total{${n('n1', 'result="ok"')}}`]: '0+1x22',
+      // Before the agent started: no sample; from its first scrape on, 0 until the first error.
+      [`l4fleet_table_applies_total{${n('n1', 'result="error"')}}`]: '_ 0 1x20',
+      [`l4fleet_table_applies_total{${n('n1', 'result="ok"')}}`]: '_ 0+1x21',
     },
     at: '1m',
     fires: [{ node: 'n1', fleet: 'lab', result: 'error' }],
@@ -234,8 +237,8 @@ const CASES: Case[] = [
   {
     alert: 'L4fleetRecordsRejected',
     series: {
-      [`l4fleet_store_rejected_records_total{${n('n1', 'family="desired"')}}`]: '0 1x20',
-      [`l4fleet_store_rejected_records_total{${n('n2', 'family="desired"')}}`]: '0x20',
+      [`l4fleet_store_rejected_records_total{${n('n1', 'family="desired"')}}`]: '_ 0 1x20',
+      [`l4fleet_store_rejected_records_total{${n('n2', 'family="desired"')}}`]: '_ 0x20',
     },
     at: '1m',
     fires: [{ node: 'n1', fleet: 'lab', family: 'desired' }],
@@ -243,8 +246,8 @@ const CASES: Case[] = [
   {
     alert: 'L4fleetConfigReloadRefused',
     series: {
-      [`l4fleet_config_reloads_total{${n('n1', 'result="refused"')}}`]: '0 1x20',
-      [`l4fleet_config_reloads_total{${n('n1', 'result="applied"')}}`]: '0 1x20',
+      [`l4fleet_config_reloads_total{${n('n1', 'result="refused"')}}`]: '_ 0 1x20',
+      [`l4fleet_config_reloads_total{${n('n1', 'result="applied"')}}`]: '_ 0 1x20',
     },
     at: '1m',
     fires: [{ node: 'n1', fleet: 'lab', result: 'refused' }],
@@ -346,5 +349,55 @@ describe('deploy/grafana/alerts.yml', () => {
       }
     }
     expect(problems).toEqual([]);
+  });
+
+  // The cases above start a counter at 0 on the agent's first scrape: true only if the agent exports the series before
+  // the first event. A series that appeared at 1 with it would be no increase, and the alert would never fire for the
+  // first event after a start.
+  test('alerts - every counter series an increase() alert reads is on a fresh agent /metrics, at 0', async () => {
+    const fresh = parsePrometheusText(
+      await createAgentMetrics({ node: 'n1', fleet: 'f', defaultMetrics: false }).registry.metrics(),
+    );
+    const problems: string[] = [];
+    let checked = 0;
+    for (const rule of rules) {
+      for (const m of rule.expr.matchAll(/\bincrease\((l4fleet_[a-z0-9_]+)(?:\{([^}]*)\})?\[/g)) {
+        const name = m[1] as string;
+        const want = Object.fromEntries(
+          (m[2] ?? '')
+            .split(',')
+            .filter((x) => x.trim())
+            .map((sel) => sel.split('=').map((x) => x.trim().replace(/^"|"$/g, '')) as [string, string]),
+        );
+        const series = fresh.filter(
+          (s) => s.name === name && Object.entries(want).every(([k, v]) => s.labels[k] === v),
+        );
+        checked++;
+        if (series.length === 0) problems.push(`${rule.alert}: no ${m[0]}...] series before the first event`);
+        for (const s of series) if (s.value !== 0) problems.push(`${rule.alert}: ${name} starts at ${s.value}`);
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(4);
+    expect(problems).toEqual([]);
+  });
+
+  // promtool's lint: a `_total` name on a gauge (the events counters were gauges) is a counter to every tool that
+  // reads the name, so rate()/increase() over it would be taken as meaningful while a gauge may go down.
+  test('alerts - promtool check metrics accepts the agent /metrics', async () => {
+    const m = createAgentMetrics({ node: 'n1', fleet: 'f', defaultMetrics: false });
+    m.eventsDroppedTotal.set(1);
+    m.eventsPublishedTotal.set(2);
+    const text = await m.registry.metrics();
+    const r = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
+      const child = spawn('promtool', ['check', 'metrics'], { timeout: 60_000 });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, out }));
+      child.stdin.end(text);
+    });
+    expect(r.out).toBe('');
+    expect(r.code).toBe(0);
   });
 });

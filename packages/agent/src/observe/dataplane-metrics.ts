@@ -8,23 +8,59 @@ import { Gauge, type Registry } from 'prom-client';
 
 type ReadCounters = () => Promise<DataPlaneCounters | undefined>;
 
-/** One data-plane read per scrape; the source is set once the driver is up. */
-export function createDataPlaneReader(): {
+/**
+ * How long a scrape waits for the data plane, by default: drivers read their counters behind an apply (bounded only by
+ * their 30 s timeouts), and Prometheus gives up on the whole scrape after its scrape_timeout (4 s in deploy/grafana),
+ * so a slow read would take every other metric with it and page L4fleetAgentDown on a live agent.
+ */
+export const DEFAULT_DATAPLANE_READ_TIMEOUT_MS = 1_000;
+
+/**
+ * One data-plane read per scrape; the source is set once the driver is up. A read slower than `timeoutMs` leaves the
+ * scrape with the last reading (none before the first), and goes on in the background for the next scrape: never two
+ * reads at once.
+ */
+export function createDataPlaneReader(opts: { timeoutMs?: number } = {}): {
   read: ReadCounters;
   setSource(fn: (() => Promise<DataPlaneCounters>) | undefined): void;
 } {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_DATAPLANE_READ_TIMEOUT_MS;
   let dpSource: (() => Promise<DataPlaneCounters>) | undefined;
   let dpCache: DataPlaneCounters | undefined;
-  let dpInflight: Promise<DataPlaneCounters | undefined> | undefined;
+  /** The source's read in flight, possibly from an earlier scrape that stopped waiting for it. */
+  let pending: Promise<void> | undefined;
+  /** What the gauges of the scrape now running wait for. */
+  let scrape: Promise<DataPlaneCounters | undefined> | undefined;
   // prom-client collects all metrics of a scrape concurrently: the data-plane gauges share one read per scrape.
   const read: ReadCounters = () => {
     const source = dpSource;
     if (!source) return Promise.resolve(undefined);
-    dpInflight ??= source()
-      .then((c) => (dpCache = c))
-      .catch(() => dpCache) // keep the last reading: a scrape must not fail because nft was slow once
-      .finally(() => setTimeout(() => (dpInflight = undefined), 0).unref());
-    return dpInflight;
+    if (scrape) return scrape;
+    if (!pending) {
+      const p: Promise<void> = Promise.resolve()
+        .then(source)
+        .then(
+          (c) => {
+            dpCache = c;
+          },
+          () => undefined, // keep the last reading: a scrape must not fail because nft was slow once
+        )
+        .finally(() => {
+          if (pending === p) pending = undefined;
+        });
+      pending = p;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+      timer.unref?.();
+    });
+    scrape = Promise.race([pending, late]).then(() => {
+      clearTimeout(timer);
+      scrape = undefined;
+      return dpCache;
+    });
+    return scrape;
   };
 
   return {

@@ -103,3 +103,102 @@ describe('agent metrics - member series', () => {
     ]);
   });
 });
+
+describe('agent metrics - series at start', () => {
+  const fresh = async () =>
+    (await createAgentMetrics({ node: 'node1', fleet: 'default', defaultMetrics: false }).registry.metrics())
+      .split('\n')
+      .map((l) => l.replace(/,?node="node1",fleet="default"/, '').replace('{}', ''));
+
+  // increase() needs a sample before the first event: a series that appears at 1 with the first error is no increase,
+  // and an alert on it never fires for the first event after a start.
+  test('every known label value of a counter is exported at 0 before its first event', async () => {
+    const lines = await fresh();
+    const families = ['desired', 'decided', 'nodes', 'health', 'election', 'history'];
+    for (const line of [
+      'l4fleet_table_applies_total{result="ok"} 0',
+      'l4fleet_table_applies_total{result="error"} 0',
+      'l4fleet_config_reloads_total{result="applied"} 0',
+      'l4fleet_config_reloads_total{result="refused"} 0',
+      'l4fleet_health_probes_total{result="ok"} 0',
+      'l4fleet_health_probes_total{result="fail"} 0',
+      'l4fleet_last_state_saves_total{result="ok"} 0',
+      'l4fleet_last_state_saves_total{result="error"} 0',
+      ...families.map((f) => `l4fleet_store_rejected_records_total{family="${f}"} 0`),
+    ]) {
+      expect(lines).toContain(line);
+    }
+  });
+
+  // A 0 while the agent starts would read as a revision change in the dashboard's "Fleet changes" at each restart;
+  // a 0 bfdd_reachable on a node without BFD would read as a dead bfdd.
+  test('no desired revision before the first one is known, and no bfdd reachability without BFD', async () => {
+    const lines = await fresh();
+    expect(lines.filter((l) => /^l4fleet_(desired_revision|bfdd_reachable)\b/.test(l))).toEqual([]);
+    const m = createAgentMetrics({ node: 'node1', fleet: 'default', defaultMetrics: false });
+    m.desiredRevision.set(42);
+    m.bfddReachable.set(1);
+    const text = await m.registry.metrics();
+    expect(text).toMatch(/^l4fleet_desired_revision\{node="node1",fleet="default"\} 42$/m);
+    expect(text).toMatch(/^l4fleet_bfdd_reachable\{node="node1",fleet="default"\} 1$/m);
+  });
+
+  test('events published and dropped are counters that follow the publisher totals', async () => {
+    const m = createAgentMetrics({ node: 'node1', fleet: 'default', defaultMetrics: false });
+    m.eventsDroppedTotal.set(3);
+    m.eventsDroppedTotal.set(5);
+    m.eventsPublishedTotal.set(7);
+    const text = await m.registry.metrics();
+    expect(text).toMatch(/^# TYPE l4fleet_events_dropped_total counter$/m);
+    expect(text).toMatch(/^# TYPE l4fleet_events_published_total counter$/m);
+    expect(text).toMatch(/^l4fleet_events_dropped_total\{node="node1",fleet="default"\} 5$/m);
+    expect(text).toMatch(/^l4fleet_events_published_total\{node="node1",fleet="default"\} 7$/m);
+  });
+});
+
+describe('agent metrics - a slow data plane', () => {
+  /** Rejects after 5 s: a scrape that waits on the data plane for ever fails the test instead of hanging it. */
+  const bounded = <T>(p: Promise<T>): Promise<T> =>
+    Promise.race([
+      p,
+      new Promise<T>((_, reject) => setTimeout(() => reject(new Error('the scrape waited for the data plane')), 5_000)),
+    ]);
+
+  // Prometheus gives up on a scrape after scrape_timeout (4 s in deploy/grafana): a data-plane read stuck behind an
+  // apply must not take the agent's other metrics with it (L4fleetAgentDown on a live agent).
+  test('a read that does not answer: the scrape answers with the last reading, and no second read starts', async () => {
+    const m = createAgentMetrics({
+      node: 'node1',
+      fleet: 'default',
+      defaultMetrics: false,
+      dataPlaneReadTimeoutMs: 20,
+    });
+    let reads = 0;
+    m.setDataPlaneSource(async () => {
+      reads += 1;
+      if (reads === 1) return counters();
+      return new Promise<DataPlaneCounters>(() => undefined);
+    });
+    expect(await bounded(m.registry.metrics())).toMatch(/^l4fleet_dataplane_flow_entries\{[^}]*\} 3$/m);
+    // The next scrape's read hangs: the gauges keep the reading before it.
+    const stuck = await bounded(m.registry.metrics());
+    expect(stuck).toMatch(/^l4fleet_dataplane_vip_packets\{vip="198.51.100.10:80\/tcp",[^}]*\} 7$/m);
+    expect(stuck).toMatch(/^l4fleet_fail_static\{node="node1",fleet="default"\} 0$/m);
+    await bounded(m.registry.metrics());
+    expect(reads).toBe(2);
+  });
+
+  test('a read that never answered yet: the scrape answers without data-plane samples', async () => {
+    const m = createAgentMetrics({
+      node: 'node1',
+      fleet: 'default',
+      defaultMetrics: false,
+      dataPlaneReadTimeoutMs: 20,
+    });
+    m.setDataPlaneSource(() => new Promise<DataPlaneCounters>(() => undefined));
+    m.failStatic.set(0);
+    const text = await bounded(m.registry.metrics());
+    expect(text).toMatch(/^l4fleet_fail_static\{node="node1",fleet="default"\} 0$/m);
+    expect(text).not.toMatch(/^l4fleet_dataplane_vip_packets\{/m);
+  });
+});

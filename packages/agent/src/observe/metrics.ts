@@ -6,6 +6,7 @@
 import type { MemberRamps, MemberStatus } from '@l4fleet/config';
 import type { DataPlaneCounters } from '@l4fleet/dataplane';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { RecordFamily } from '../etcd/rejected-records.js';
 import type { ObservedStatus } from '../health/hysteresis.js';
 import type { NodeState } from '../lifecycle/node-state.js';
 import { createDataPlaneReader, registerDataPlaneGauges } from './dataplane-metrics.js';
@@ -13,6 +14,20 @@ import { createDataPlaneReader, registerDataPlaneGauges } from './dataplane-metr
 const NODE_STATES: readonly NodeState[] = ['starting', 'serving', 'draining', 'drained', 'stopping', 'stopped'];
 /** BGP FSM states of RFC 4271 §8.2.2, plus unknown. */
 const SESSION_STATES = ['unknown', 'idle', 'connect', 'active', 'opensent', 'openconfirm', 'established'] as const;
+/** Every key family the store may refuse a record of (a Record, so a new family fails to compile until listed). */
+const RECORD_FAMILIES: Record<RecordFamily, true> = {
+  desired: true,
+  decided: true,
+  nodes: true,
+  health: true,
+  election: true,
+  history: true,
+};
+
+/** A counter of a running total kept elsewhere (the event publisher's): each `set` adds what is new since the last. */
+export interface TotalCounter {
+  set(total: number): void;
+}
 
 export interface AgentMetrics {
   readonly registry: Registry;
@@ -39,8 +54,8 @@ export interface AgentMetrics {
   readonly probesTotal: Counter<'result'>;
   readonly stateRejectedTotal: Counter;
   readonly storeRejectedRecordsTotal: Counter<'family'>;
-  readonly eventsDroppedTotal: Gauge;
-  readonly eventsPublishedTotal: Gauge;
+  readonly eventsDroppedTotal: TotalCounter;
+  readonly eventsPublishedTotal: TotalCounter;
   readonly decisionsWrittenTotal: Counter;
   readonly lastStateServing: Gauge;
   readonly lastStateSavesTotal: Counter<'result'>;
@@ -64,12 +79,23 @@ export interface AgentMetrics {
   setDecided(decided: ReadonlyMap<string, MemberStatus>, ramps: MemberRamps): void;
 }
 
-export function createAgentMetrics(opts: { node: string; fleet: string; defaultMetrics?: boolean }): AgentMetrics {
+export interface AgentMetricsOptions {
+  readonly node: string;
+  readonly fleet: string;
+  /** The process metrics (l4fleet_agent_process_*); default true. */
+  readonly defaultMetrics?: boolean;
+  /** How long a scrape waits for the data-plane counters before it serves the last reading; default 1000 ms. */
+  readonly dataPlaneReadTimeoutMs?: number;
+}
+
+export function createAgentMetrics(opts: AgentMetricsOptions): AgentMetrics {
   const registry = new Registry();
   registry.setDefaultLabels({ node: opts.node, fleet: opts.fleet });
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'l4fleet_agent_process_' });
   const r = [registry];
-  const dp = createDataPlaneReader();
+  const dp = createDataPlaneReader(
+    opts.dataPlaneReadTimeoutMs === undefined ? {} : { timeoutMs: opts.dataPlaneReadTimeoutMs },
+  );
 
   const m = {
     registry,
@@ -213,16 +239,12 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
       labelNames: ['family'],
       registers: r,
     }),
-    eventsDroppedTotal: new Gauge({
-      name: 'l4fleet_events_dropped_total',
-      help: 'NATS events dropped (buffer full)',
-      registers: r,
-    }),
-    eventsPublishedTotal: new Gauge({
-      name: 'l4fleet_events_published_total',
-      help: 'NATS events published',
-      registers: r,
-    }),
+    eventsDroppedTotal: totalCounter(
+      new Counter({ name: 'l4fleet_events_dropped_total', help: 'NATS events dropped (buffer full)', registers: r }),
+    ),
+    eventsPublishedTotal: totalCounter(
+      new Counter({ name: 'l4fleet_events_published_total', help: 'NATS events published', registers: r }),
+    ),
     decisionsWrittenTotal: new Counter({
       name: 'l4fleet_decisions_written_total',
       help: 'decided-status writes by this node as aggregator',
@@ -247,6 +269,17 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
     }),
   };
   registerDataPlaneGauges(r, dp.read);
+  // A labelled counter has no series until its first inc(): it would appear at 1 with the first event, which increase()
+  // does not count, so an alert on it would miss the first error after each start. Every known label value starts at 0.
+  for (const result of ['ok', 'error']) m.tableAppliesTotal.inc({ result }, 0);
+  for (const result of ['applied', 'refused']) m.configReloadsTotal.inc({ result }, 0);
+  for (const result of ['ok', 'fail']) m.probesTotal.inc({ result }, 0);
+  for (const result of ['ok', 'error']) m.lastStateSavesTotal.inc({ result }, 0);
+  for (const family of Object.keys(RECORD_FAMILIES)) m.storeRejectedRecordsTotal.inc({ family }, 0);
+  // No sample until there is a value: a 0 revision while the agent starts would read as a fleet change at each
+  // restart (the dashboard's "Fleet changes"), and a 0 bfdd reachability on a node without BFD as a dead bfdd.
+  m.desiredRevision.remove();
+  m.bfddReachable.remove();
 
   const observed = new Set<string>();
   /** Members with a decided / weight series now: a later record without them removes the series. */
@@ -288,6 +321,16 @@ export function createAgentMetrics(opts: { node: string; fleet: string; defaultM
     },
     setDataPlaneSource(fn) {
       dp.setSource(fn);
+    },
+  };
+}
+
+function totalCounter(counter: Counter): TotalCounter {
+  let last = 0;
+  return {
+    set(total) {
+      if (total > last) counter.inc(total - last);
+      last = total;
     },
   };
 }
