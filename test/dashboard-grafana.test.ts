@@ -41,6 +41,24 @@ describe('deploy/grafana', () => {
     expect(referenced).toBeGreaterThanOrEqual(25);
   });
 
+  // $fleet takes All and several fleets: VIPs, members and backend addresses are names within a fleet (two fleets may
+  // both have web/a or 198.51.100.10:80/tcp), so a panel that groups by one of them without fleet adds them up.
+  test('grafana - a query that groups by vip, member or backend keeps fleet, and its legend names it', () => {
+    const problems: string[] = [];
+    for (const p of dashboard.panels) {
+      for (const t of (p as { targets?: { expr: string; legendFormat?: string }[] }).targets ?? []) {
+        for (const by of t.expr.matchAll(/\bby \(([^)]*)\)/g)) {
+          const labels = (by[1] as string).split(',').map((l) => l.trim());
+          if (!labels.some((l) => ['vip', 'member', 'backend'].includes(l))) continue;
+          if (!labels.includes('fleet')) problems.push(`panel ${p.id} "${p.title}": ${by[0]} without fleet`);
+          if (t.legendFormat !== undefined && !t.legendFormat.includes('{{fleet}}'))
+            problems.push(`panel ${p.id} "${p.title}": legend ${JSON.stringify(t.legendFormat)} without {{fleet}}`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
   test('grafana - panels have unique ids and use the provisioned datasource; the provider path is a directory', () => {
     const ds = parseYaml(read('provisioning/datasources/prometheus.yaml')) as {
       datasources: { uid: string; type: string }[];
