@@ -278,3 +278,42 @@ describe('cli status - a node whose agent stopped renewing its lease', () => {
     );
   });
 });
+
+describe('cli status - a node holding a table the fleet no longer has', () => {
+  // Only the expected keys were compared: a node still serving a removed (or disabled) VIP's table read "ok".
+  test('EXTRA: the keys in TABLES and in the JSON, and the node counted with differing tables', async () => {
+    const store = new MemoryFleetStore();
+    const fleet = twoPoolFleet({ type: 'none' });
+    await store.apply({
+      ...fleet,
+      vips: fleet.vips.map((v) => (v.protocol === 'udp' ? { ...v, state: 'disabled' as const } : v)),
+    });
+    const expected = JSON.parse((await status(store, '-o', 'json')).out).expectedChecksums as Record<string, string>;
+    await (await store.registerNode({ name: 'lb1' })).reportStatus({ ...base, tables: expected });
+    await (await store.registerNode({ name: 'lb2' })).reportStatus({
+      ...base,
+      tables: { ...expected, '198.51.100.10:53/udp': 'aaaa', '198.51.100.99:80/tcp': 'bbbb' },
+    });
+    await (await store.registerNode({ name: 'lb3' })).reportStatus({
+      ...base,
+      tables: { '198.51.100.99:80/tcp': 'bbbb' },
+    });
+    const table = await status(store);
+    expect(table.out).toContain('2 with differing tables');
+    expect(table.out).toMatch(/^lb1\s+up\s+no\s+no\s+-\s+1\s+ok\s+0\s+\d+s$/m);
+    expect(table.out).toMatch(
+      /^lb2\s+up\s+no\s+no\s+-\s+1\s+EXTRA: 198\.51\.100\.10:53\/udp 198\.51\.100\.99:80\/tcp\s/m,
+    );
+    expect(table.out).toMatch(
+      /^lb3\s+up\s+no\s+no\s+-\s+1\s+DIFFER: 198\.51\.100\.10:80\/tcp; EXTRA: 198\.51\.100\.99:80\/tcp\s/m,
+    );
+    const json = JSON.parse((await status(store, '-o', 'json')).out) as {
+      nodes: { name: string; mismatched: string[]; extraTables: string[] }[];
+    };
+    expect(json.nodes.map((n) => [n.name, n.mismatched, n.extraTables])).toEqual([
+      ['lb1', [], []],
+      ['lb2', [], ['198.51.100.10:53/udp', '198.51.100.99:80/tcp']],
+      ['lb3', ['198.51.100.10:80/tcp'], ['198.51.100.99:80/tcp']],
+    ]);
+  });
+});

@@ -27,6 +27,11 @@ export interface NodeCheck {
   readonly announced: readonly string[] | null;
   /** VIP keys whose checksum on the node differs from the expected one (or is missing). */
   readonly mismatched: readonly string[];
+  /**
+   * VIP keys the node holds a table for that the fleet does not expect (a VIP removed or disabled since): the node
+   * still serves it, so its tables differ as much as a wrong checksum does.
+   */
+  readonly extraTables: readonly string[];
   /** Records from etcd the node's store refused since its agent started (the agent's status record). */
   readonly rejectedRecords: number;
   /** The last one refused: the store's message (key, field, value); null when none. */
@@ -121,6 +126,9 @@ export function checkNodes(
       desiredRevision: n.status?.desiredRevision ?? null,
       announced: n.status ? [...n.status.announced] : null,
       mismatched: n.status ? [...expected].filter(([k, sum]) => n.status?.tables[k] !== sum).map(([k]) => k) : [],
+      extraTables: Object.keys(n.status?.tables ?? {})
+        .filter((k) => !expected.has(k))
+        .sort(),
       rejectedRecords: rejectedOf(n.status).total,
       lastRejected: rejectedOf(n.status).last,
       bfd: n.status?.bfd ?? null,
@@ -221,7 +229,7 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
           ...(leaseError ? { leaseError } : {}),
         };
         if (format !== 'table') return ctx.io.out(renderData(format, summary));
-        const differing = checks.filter((c) => c.mismatched.length > 0);
+        const differing = checks.filter((c) => c.mismatched.length > 0 || c.extraTables.length > 0);
         const rejecting = checks.filter((c) => c.rejectedRecords > 0);
         ctx.io.out(
           [
@@ -249,11 +257,7 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
                 c.failStatic ? 'yes' : 'no',
                 bfdCell(c.bfd),
                 c.desiredRevision === null ? '-' : String(c.desiredRevision),
-                c.desiredRevision === null
-                  ? 'no status'
-                  : c.mismatched.length
-                    ? `DIFFER: ${c.mismatched.join(' ')}`
-                    : 'ok',
+                c.desiredRevision === null ? 'no status' : tablesCell(c),
                 String(c.rejectedRecords),
                 statusAgeCell(c.statusAgeS),
               ]),
@@ -265,6 +269,15 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
         );
       });
     });
+}
+
+/** The TABLES column: `ok`, `DIFFER: <keys>` (wrong or missing), `EXTRA: <keys>` (not in the fleet), or both. */
+export function tablesCell(c: Pick<NodeCheck, 'mismatched' | 'extraTables'>): string {
+  const parts = [
+    ...(c.mismatched.length ? [`DIFFER: ${c.mismatched.join(' ')}`] : []),
+    ...(c.extraTables.length ? [`EXTRA: ${c.extraTables.join(' ')}`] : []),
+  ];
+  return parts.length > 0 ? parts.join('; ') : 'ok';
 }
 
 /** ` (1 renewal late: n2)`: the registered nodes whose agents stopped renewing; '' when none. */
