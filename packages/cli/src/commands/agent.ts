@@ -20,7 +20,7 @@ import {
 } from '@l4fleet/agent';
 import { formatProblem } from '@l4fleet/config';
 import type { Command } from 'commander';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { integerOption, onceOption } from '../options.js';
 
@@ -128,75 +128,99 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
     .option('--check', 'validate the config and this host, print the config (passwords hidden) and exit')
     .hook('preAction', (_self, action) => refuseFlagsAsValues(action))
     .action(async (flags: AgentFlags, cmd: Command) => {
-      let config: Awaited<ReturnType<typeof loadAgentConfig>>;
-      try {
-        config = await loadAgentConfig(flags.config, overrides(flags, cmd));
-      } catch (err) {
-        if (err instanceof AgentError) {
-          const lines = err.problems.length > 0 ? err.problems.map(formatProblem) : [err.message];
-          throw new CliError(lines, err.code === 'CONFIG_UNREADABLE' ? EXIT_FAILURE : EXIT_USAGE, { cause: err });
-        }
-        throw err;
-      }
-      if (flags.check) {
-        const problems = preflightProblems(config, deps.host ?? systemHost());
-        if (problems.length > 0) throw new CliError(problems.map(formatProblem), EXIT_FAILURE);
-        // What the start reads of health.caFile, checked the same way (a readable file holding no certificate).
-        if (config.health.caFile !== undefined) {
-          try {
-            readHealthCa(config.health.caFile);
-          } catch (err) {
-            if (!(err instanceof AgentError)) throw err;
-            throw new CliError(err.problems.map(formatProblem), EXIT_FAILURE, { cause: err });
-          }
-        }
-        const shown = JSON.parse(
-          JSON.stringify(config, (k, v) => (k === 'password' || k === 'token' ? '<hidden>' : v)),
-        ) as unknown;
-        io.out(JSON.stringify(shown, null, 2));
-        return;
-      }
-      const logger = pino({ level: config.logLevel, base: { node: config.node.name } });
+      // SIGHUP is handled from here to the end (Node's default for it is to exit): before the start, which reads
+      // agent.yaml and can take a while (etcd, gobgpd), it is logged and ignored. Before and after this action,
+      // bin.ts's hold (early-hangup.ts) keeps it ignored until the process ends.
+      let logger: Logger | undefined;
       let running: Awaited<ReturnType<typeof runAgent>> | undefined;
-      // Installed before the start, which can take a while (etcd, gobgpd): Node's default for SIGHUP is to exit.
-      // The agent logs and counts each outcome; the same flags override the file as at the start.
+      let unlogged = true;
       const onHangup = () => {
         if (running === undefined) {
-          logger.warn({ event: 'signal', signal: 'SIGHUP', action: 'ignored: the agent is still starting' });
+          const event = { event: 'signal', signal: 'SIGHUP', action: 'ignored: the agent is still starting' };
+          if (logger) logger.warn(event);
+          // No logger before agent.yaml is read (its logLevel): one line as pino writes it, the first time.
+          else if (unlogged) process.stdout.write(`${JSON.stringify({ level: 40, time: Date.now(), ...event })}\n`);
+          unlogged = false;
           return;
         }
-        logger.info({ event: 'signal', signal: 'SIGHUP', action: 'reload agent.yaml' });
+        logger?.info({ event: 'signal', signal: 'SIGHUP', action: 'reload agent.yaml' });
         void running.agent.reload(() => loadAgentConfig(flags.config, overrides(flags, cmd))).catch(() => undefined);
       };
       process.on('SIGHUP', onHangup);
       try {
-        running = await (deps.runAgent ?? runAgent)(config, { logger, version: agentVersion() });
-      } catch (err) {
+        await runAgentCommand(flags, cmd, {
+          logger: (l) => (logger = l),
+          running: (r) => (running = r),
+        });
+      } finally {
         process.off('SIGHUP', onHangup);
-        throw new CliError(`agent: ${(err as Error).message}`, EXIT_FAILURE, { cause: err });
       }
-      logger.info({ event: 'agentRunning', metrics: running.metricsAddress });
-      const agent = running;
-      await new Promise<void>((resolve) => {
-        let signals = 0;
-        const onSignal = (sig: NodeJS.Signals) => {
-          signals += 1;
-          if (signals === 1) {
-            logger.info({ event: 'signal', signal: sig, action: 'drain and exit' });
-            void agent.shutdown().then(resolve, (err: unknown) => {
-              logger.error({ event: 'shutdownFailed', err });
-              resolve();
-            });
-          } else {
-            logger.warn({ event: 'signal', signal: sig, action: 'exit now' });
-            void agent.close().finally(resolve);
-          }
-        };
-        process.on('SIGTERM', onSignal);
-        process.on('SIGINT', onSignal);
-      });
-      process.off('SIGHUP', onHangup);
-      // Everything is closed; should a client library still hold a handle, do not hang the node's shutdown on it.
-      setTimeout(() => process.exit(process.exitCode ?? 0), 3_000).unref();
     });
+
+  /** The command past the SIGHUP handler: `--check`, or the start and the run until a signal. */
+  async function runAgentCommand(
+    flags: AgentFlags,
+    cmd: Command,
+    hangup: { logger(l: Logger): void; running(r: Awaited<ReturnType<typeof runAgent>>): void },
+  ): Promise<void> {
+    let config: Awaited<ReturnType<typeof loadAgentConfig>>;
+    try {
+      config = await loadAgentConfig(flags.config, overrides(flags, cmd));
+    } catch (err) {
+      if (err instanceof AgentError) {
+        const lines = err.problems.length > 0 ? err.problems.map(formatProblem) : [err.message];
+        throw new CliError(lines, err.code === 'CONFIG_UNREADABLE' ? EXIT_FAILURE : EXIT_USAGE, { cause: err });
+      }
+      throw err;
+    }
+    if (flags.check) {
+      const problems = preflightProblems(config, deps.host ?? systemHost());
+      if (problems.length > 0) throw new CliError(problems.map(formatProblem), EXIT_FAILURE);
+      // What the start reads of health.caFile, checked the same way (a readable file holding no certificate).
+      if (config.health.caFile !== undefined) {
+        try {
+          readHealthCa(config.health.caFile);
+        } catch (err) {
+          if (!(err instanceof AgentError)) throw err;
+          throw new CliError(err.problems.map(formatProblem), EXIT_FAILURE, { cause: err });
+        }
+      }
+      const shown = JSON.parse(
+        JSON.stringify(config, (k, v) => (k === 'password' || k === 'token' ? '<hidden>' : v)),
+      ) as unknown;
+      io.out(JSON.stringify(shown, null, 2));
+      return;
+    }
+    const logger = pino({ level: config.logLevel, base: { node: config.node.name } });
+    hangup.logger(logger);
+    let agent: Awaited<ReturnType<typeof runAgent>>;
+    try {
+      agent = await (deps.runAgent ?? runAgent)(config, { logger, version: agentVersion() });
+    } catch (err) {
+      throw new CliError(`agent: ${(err as Error).message}`, EXIT_FAILURE, { cause: err });
+    }
+    // From here SIGHUP reloads: the agent logs and counts each outcome; the same flags override the file.
+    hangup.running(agent);
+    logger.info({ event: 'agentRunning', metrics: agent.metricsAddress });
+    await new Promise<void>((resolve) => {
+      let signals = 0;
+      const onSignal = (sig: NodeJS.Signals) => {
+        signals += 1;
+        if (signals === 1) {
+          logger.info({ event: 'signal', signal: sig, action: 'drain and exit' });
+          void agent.shutdown().then(resolve, (err: unknown) => {
+            logger.error({ event: 'shutdownFailed', err });
+            resolve();
+          });
+        } else {
+          logger.warn({ event: 'signal', signal: sig, action: 'exit now' });
+          void agent.close().finally(resolve);
+        }
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    });
+    // Everything is closed; should a client library still hold a handle, do not hang the node's shutdown on it.
+    setTimeout(() => process.exit(process.exitCode ?? 0), 3_000).unref();
+  }
 }

@@ -17,6 +17,7 @@ import {
   stateLine,
   writeStateFile,
 } from '../backend-agent/state-file.js';
+import { releaseEarlyHangup } from '../early-hangup.js';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 
 interface StateFlags {
@@ -105,6 +106,8 @@ export function registerBackendAgent(backend: Command, io: CliIo): void {
     )
     .option('--state-file <file>', 'the state file to answer', DEFAULT_BACKEND_STATE_FILE)
     .action(async (flags: AgentFlags) => {
+      // bin.ts holds SIGHUP for any command line with `agent` in it (the node agent's reload); this one has none.
+      releaseEarlyHangup();
       const logger = pino({ base: { component: 'backend-agent' } });
       const responder = await startResponder({ listen: flags.listen, stateFile: flags.stateFile, logger }).catch(
         (err: unknown) => {
