@@ -27,6 +27,24 @@ interface ExampleBgp {
   readonly listenAddresses: string[];
 }
 
+// What systemd does around the agent's own handling, read from the unit (no systemd here to run it).
+describe('systemd units - l4fleet-agent.service stop, reload and restart', () => {
+  const unit = unitFile('l4fleet-agent.service');
+
+  test('stop signals the agent alone: it drains through its helpers (bpf loader, nft batch), then closes them', () => {
+    // control-group (the default) sent SIGTERM to the helpers too: the drain's table changes failed
+    // (BPF_LOADER_LOST) and BFD's AdminDown cut RFC 8326's graceful shutdown short. mixed: SIGTERM to the main
+    // process only; whatever is left after it (or at TimeoutStopSec) gets SIGKILL.
+    expect(unitValue(unit, 'KillMode')).toBe('mixed');
+  });
+
+  test('an agent a SIGHUP ended is restarted (Restart=on-failure counts a SIGHUP death as clean)', () => {
+    // bin.ts holds SIGHUP from its first line; this covers the few ms before it runs.
+    expect(unitValue(unit, 'Restart')).toBe('on-failure');
+    expect(unitValue(unit, 'RestartForceExitStatus').split(/\s+/)).toContain('SIGHUP');
+  });
+});
+
 describe.skipIf(process.getuid?.() !== 0)('systemd units - l4fleet-gobgpd.service', () => {
   let lab: NetnsLab;
   let node: NetnsHost;
