@@ -11,11 +11,16 @@
  *   a new one, ~1-2 s); every write the store makes is safe to repeat (puts of fixed values, txns guarded by
  *   revisions, and apply's pointer txn recognises its own earlier success by its generation id);
  * - an endpoint that failed is skipped until a probe of its own answers (endpoint-health.ts);
- * - gRPC keepalive pings find a hung endpoint under a long-lived stream (a watch) within
- *   ENDPOINT_KEEPALIVE_TIME_MS + ENDPOINT_KEEPALIVE_TIMEOUT_MS; the stream then moves to another endpoint. A node's
- *   lease is not kept on such a stream: each renewal has the attempt deadline (lease-keeper.ts).
- * With one endpoint nothing is retried and nothing is held down: callers see failures at once, and the first call
- * after an etcd restart goes through.
+ * - the stream then moves to another endpoint (below).
+ * With one endpoint nothing is retried and nothing is held down: callers see failures at once (each call within
+ * callTimeoutMs), and the first call after an etcd restart goes through.
+ *
+ * With any number of endpoints, gRPC keepalive pings find a hung endpoint under a long-lived stream (a watch) within
+ * ENDPOINT_KEEPALIVE_TIME_MS + ENDPOINT_KEEPALIVE_TIMEOUT_MS: the stream fails, its watches report it and resume
+ * (on another endpoint when there is one). Streams have no deadline, so without the pings a watch on a single etcd
+ * that hangs (SIGSTOP, a frozen VM) never learns it, and its cancel on close() waited for ever (an agent's shutdown
+ * ended by systemd's SIGKILL). A lease is not kept on such a stream: each renewal has the attempt deadline
+ * (lease-keeper.ts).
  */
 import { ExponentialBackoff, handleWhen, type IBackoff, noop, retry } from 'cockatiel';
 import { Etcd3, type IOptions, type Namespace } from 'etcd3';
@@ -106,13 +111,9 @@ export function connect(options: EtcdStoreOptions): Connection {
     hosts,
     grpcOptions: {
       'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
-      ...(several
-        ? {
-            'grpc.keepalive_time_ms': ENDPOINT_KEEPALIVE_TIME_MS,
-            'grpc.keepalive_timeout_ms': ENDPOINT_KEEPALIVE_TIMEOUT_MS,
-            'grpc.keepalive_permit_without_calls': 0,
-          }
-        : {}),
+      'grpc.keepalive_time_ms': ENDPOINT_KEEPALIVE_TIME_MS,
+      'grpc.keepalive_timeout_ms': ENDPOINT_KEEPALIVE_TIMEOUT_MS,
+      'grpc.keepalive_permit_without_calls': 0,
     },
     // Streams (watch, lease keepalive) live for the process; unary calls get a deadline per attempt.
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + attemptMs }),

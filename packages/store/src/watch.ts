@@ -36,6 +36,14 @@ const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 2_000;
 /** etcd3's message for a cancel by the server (its cancel_reason follows, empty for a compacted start revision). */
 const SERVER_CANCEL = /Watcher canceled/;
+/**
+ * How long close() waits for etcd to acknowledge the watch's cancel, in ms. The wait only lets etcd drop the
+ * watcher in order; nothing is lost without it (a later event of the watch is dropped here, and the store's close
+ * ends the stream, which frees the watcher on etcd's side). An etcd that answers does so in milliseconds; one that
+ * hangs never does, and an unbounded wait left close() (an agent's shutdown) hanging with it. 1 s, not the attempt
+ * deadline: the store closes its watches one after another.
+ */
+export const WATCH_CANCEL_WAIT_MS = 1_000;
 
 export class ResumableWatch {
   private watcher: Watcher | undefined;
@@ -196,7 +204,16 @@ export class ResumableWatch {
     if (this.timer) clearTimeout(this.timer);
     const w = this.watcher;
     this.watcher = undefined;
-    if (w) await w.cancel().catch(() => undefined);
+    if (w) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        w.cancel().catch(() => undefined),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, WATCH_CANCEL_WAIT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     await this.chain.catch(() => undefined);
   }
 }
