@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { DEFAULT_DATA_PATH, NFTABLES_DATA_PATH } from '../topology/data-path.js';
+import { DEFAULT_DATA_PATH, type LabDataPath, NFTABLES_DATA_PATH } from '../topology/data-path.js';
 import { buildTopology, hostOf, type TopologyOptions } from '../topology/model.js';
 import { containerSpec } from './docker.js';
 import { isEtcdMemberArgv } from './docker-etcd.js';
@@ -79,5 +79,24 @@ describe('docker runtime - bpf nodes', () => {
     const spec = containerSpec(topology, hostOf(topology, 'node1'), (h) => `/s/${h}`);
     expect(mountsOf(spec).filter((m) => m.includes('bpffs'))).toEqual([]);
     expect(capsOf(spec)).toEqual(['NET_ADMIN']);
+  });
+});
+
+describe('docker runtime - VIPs on the backends lo', () => {
+  const vipsEnv = (spec: string[]) => spec.find((a, i) => spec[i - 1] === '-e' && a.startsWith('L4FLEET_VIPS='));
+
+  test.each<[LabDataPath, string]>([
+    [{ dataplane: 'nftables', backendNetwork: 'l2', forwarding: 'nat' }, 'nat: the members see their own address'],
+    [{ dataplane: 'bpf', backendNetwork: 'routed', forwarding: 'gue' }, 'gue: backend setup puts them on lo'],
+  ])('%j: the entrypoint puts no VIP on lo (%s), as the netns plan', (dataPath) => {
+    const topology = buildTopology({ id: 'x6', ...dataPath });
+    const spec = containerSpec(topology, hostOf(topology, 'backend1'), (h) => `/s/${h}`);
+    expect(vipsEnv(spec)).toBe('L4FLEET_VIPS=');
+  });
+
+  test('l2 (DSR): every VIP on lo', () => {
+    const topology = dockerTopology({ id: 'x7' });
+    const spec = containerSpec(topology, hostOf(topology, 'backend1'), (h) => `/s/${h}`);
+    expect(vipsEnv(spec)?.split('=')[1]?.split(',')).toHaveLength(topology.vips.length);
   });
 });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { run } from '@l4fleet/process';
 import { LabError } from '../errors.js';
 import { vipSpec } from '../topology/containerlab.js';
-import { memberPort } from '../topology/data-path.js';
+import { memberPort, vipsOnBackendLo } from '../topology/data-path.js';
 import { backendAttachment, type LabHost, type Topology } from '../topology/model.js';
 import { agentConfigPath } from './agent.js';
 import { nodeBfddConfigPath } from './bfd.js';
@@ -162,8 +162,9 @@ export function containerSpec(topology: Topology, host: LabHost, hostDirOf: (h: 
     'net.ipv6.conf.default.disable_ipv6=0',
     '-e',
     `L4FLEET_BACKEND_NAME=${host.name}`,
+    // The backend image's entrypoint puts these on lo: the same VIPs as the netns plan, none under nat or encapsulation.
     '-e',
-    `L4FLEET_VIPS=${topology.vips.map(vipSpec).join(',')}`,
+    `L4FLEET_VIPS=${vipsOnBackendLo(topology.dataPath) ? topology.vips.map(vipSpec).join(',') : ''}`,
     ...mounts.flatMap((m) => ['-v', m]),
     '--entrypoint',
     '/bin/sh',

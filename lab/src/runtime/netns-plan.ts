@@ -3,7 +3,7 @@
  * veths, bridges, addresses, sysctls and routes. Run as one `sh` per step: one process instead of hundreds of `ip`s.
  */
 import { createHash } from 'node:crypto';
-import { encapsulated } from '../topology/data-path.js';
+import { vipsOnBackendLo } from '../topology/data-path.js';
 import {
   type Attachment,
   attachmentOf,
@@ -156,7 +156,7 @@ export function hostConfigScript(topology: Topology, host: LabHost): string[] {
       ];
       // Encapsulated forwarding: `l4fleet backend setup` puts the VIPs on lo (backend-setup.ts), as on a real host.
       // NAT: the members see their own address as the destination; no VIP on the backend.
-      if (encapsulated(topology.dataPath) || topology.dataPath.forwarding === 'nat') return lines;
+      if (!vipsOnBackendLo(topology.dataPath)) return lines;
       for (const vip of topology.vips) {
         const v6 = vip.address.includes(':');
         lines.push(

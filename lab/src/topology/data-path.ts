@@ -123,6 +123,14 @@ export function encapsulated(path: LabDataPath): boolean {
   return path.forwarding !== 'l2' && path.forwarding !== 'nat';
 }
 
+/**
+ * Whether the lab's wiring puts the VIPs on each backend's lo: under l2 only. Encapsulated forwarding: `l4fleet
+ * backend setup` does (backend-setup.ts), as on a real host; nat: the members see their own address, no VIP there.
+ */
+export function vipsOnBackendLo(path: LabDataPath): boolean {
+  return !encapsulated(path) && path.forwarding !== 'nat';
+}
+
 /** The port members of a VIP on `vipPort` listen on: the same under direct server return, translated under nat. */
 export function memberPort(path: LabDataPath, vipPort: number): number {
   return path.forwarding === 'nat' ? vipPort + NAT_MEMBER_PORT_OFFSET : vipPort;
