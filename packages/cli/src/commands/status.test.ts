@@ -317,3 +317,41 @@ describe('cli status - a node holding a table the fleet no longer has', () => {
     ]);
   });
 });
+
+describe('cli status - a node seeing more members down than its status record lists', () => {
+  // The record lists the first 256 by key and counts the rest in probeFailuresOmitted; status ignored that count,
+  // so a node alone in seeing members past the first 256 down was not named at all.
+  test('the omitted count is said in the lone-view line (even with none listed alone) and in the JSON', async () => {
+    const store = new MemoryFleetStore();
+    await store.apply(twoPoolFleet({ type: 'tcp' }));
+    await writeDecided(store, { 'web/a': 'up', 'web/b': 'up', 'web/c': 'down' });
+    const failure = (reason: string) => ({ reason, sinceMs: 1 });
+    await (await store.registerNode({ name: 'lb1' })).reportStatus({
+      ...base,
+      probeFailures: { 'web/c': failure('timeout') },
+      probeFailuresOmitted: 44,
+    });
+    await (await store.registerNode({ name: 'lb2' })).reportStatus({
+      ...base,
+      probeFailures: { 'web/a': failure('timeout') },
+      probeFailuresOmitted: 7,
+    });
+    await (await store.registerNode({ name: 'lb3' })).reportStatus(base);
+    const r = await status(store);
+    expect(r.out).toContain(
+      'Node lb1 sees 44 member(s) down beyond the ones its status record lists (some may be ones the fleet decides up); check the path from lb1 (l4fleet probe there)',
+    );
+    expect(r.out).toContain(
+      'Node lb2 sees 1 member(s) down that the fleet does not: web/a (timeout), and 7 more down its status record does not list; check the path from lb2 (l4fleet probe there)',
+    );
+    expect(r.out).not.toContain('Node lb3 sees');
+    const json = JSON.parse((await status(store, '-o', 'json')).out) as {
+      nodes: { name: string; seesDownOmitted: number }[];
+    };
+    expect(json.nodes.map((n) => [n.name, n.seesDownOmitted])).toEqual([
+      ['lb1', 44],
+      ['lb2', 7],
+      ['lb3', 0],
+    ]);
+  });
+});

@@ -44,6 +44,12 @@ export interface NodeCheck {
    */
   readonly seesDownAlone: Readonly<Record<string, string>>;
   /**
+   * Members the node sees down beyond the ones its status record lists (it lists the first
+   * MAX_PROBE_FAILURES_PER_STATUS by key, probeFailuresOmitted counts the rest): the fleet may decide them up, so
+   * seesDownAlone can be short by this many.
+   */
+  readonly seesDownOmitted: number;
+  /**
    * s since the node's agent last wrote its status record (its `at`); null without a record or a readable time. The
    * agent writes it when something in it changes, not on a timer: a large age on a node with LEASE up is a quiet
    * node, not a dead one (the lease says that, within its TTL).
@@ -101,6 +107,12 @@ function rejectedOf(status: NodeView['status']): { total: number; last: string |
   return { total, last: total > 0 ? last : null };
 }
 
+/** probeFailuresOmitted, read defensively (etcd data): a count, else 0. */
+function omittedOf(status: NodeView['status']): number {
+  const v: unknown = status?.probeFailuresOmitted;
+  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : 0;
+}
+
 export function checkNodes(
   nodes: readonly NodeView[],
   expected: ReadonlyMap<string, string>,
@@ -133,6 +145,7 @@ export function checkNodes(
       lastRejected: rejectedOf(n.status).last,
       bfd: n.status?.bfd ?? null,
       seesDownAlone: alone(n),
+      seesDownOmitted: omittedOf(n.status),
       statusAgeS: n.status ? ageS(n.status.at, nowMs) : null,
     };
   });
@@ -142,11 +155,19 @@ export function checkNodes(
 function loneViewLines(checks: readonly NodeCheck[]): string[] {
   return checks.flatMap((c) => {
     const views = Object.entries(c.seesDownAlone);
-    if (views.length === 0) return [];
+    const check = `check the path from ${c.name} (l4fleet probe there)`;
+    if (views.length === 0) {
+      // None of the listed ones is alone, but the record left some out: they may be.
+      if (c.seesDownOmitted === 0) return [];
+      return [
+        `Node ${c.name} sees ${c.seesDownOmitted} member(s) down beyond the ones its status record lists (some may be ones the fleet decides up); ${check}`,
+      ];
+    }
     const shown = views.slice(0, SHOWN_LONE_VIEWS).map(([m, why]) => `${m} (${why})`);
     const more = views.length > SHOWN_LONE_VIEWS ? ` and ${views.length - SHOWN_LONE_VIEWS} more` : '';
+    const omitted = c.seesDownOmitted > 0 ? `, and ${c.seesDownOmitted} more down its status record does not list` : '';
     return [
-      `Node ${c.name} sees ${views.length} member(s) down that the fleet does not: ${shown.join(', ')}${more}; check the path from ${c.name} (l4fleet probe there)`,
+      `Node ${c.name} sees ${views.length} member(s) down that the fleet does not: ${shown.join(', ')}${more}${omitted}; ${check}`,
     ];
   });
 }
