@@ -67,4 +67,38 @@ describe.skipIf(process.getuid?.() !== 0)('agent - nftables with the systemd uni
       await node.run(['nft', 'delete', 'table', 'netdev', TABLE], { allowFailure: true });
     }
   }, 60_000);
+
+  test('the proxy driver under the unit listens on a VIP port below 1024 (CAP_NET_BIND_SERVICE)', async () => {
+    const config = {
+      node: { name: 'n1', interface: 'eth0', address: NODE4 },
+      bgp: { asn: 65001, peers: [{ address: '198.18.42.1', asn: 65000 }] },
+      etcd: { endpoints: ['http://127.0.0.1:2379'] }, // unused: the store is given
+      metrics: { listen: '127.0.0.1:0' },
+      state: { enabled: false },
+      dataplane: { driver: 'proxy', proxyBindAddress: NODE4 },
+    };
+    const fleet = {
+      hashSeed: 7,
+      pools: [
+        { name: 'web', healthCheck: { type: 'none' }, members: [{ name: 'be1', address: '198.18.42.10', port: 80 }] },
+      ],
+      vips: [{ address: VIP4, port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
+    };
+    const agent = spawnAgent(node, config, fleet, setprivAsUnit(unitFile('l4fleet-agent.service')));
+    const { child } = agent;
+    try {
+      // Bounded: 30 s, every 250 ms, until something listens on port 80 (or the agent says why it cannot).
+      let listening = '';
+      const deadline = Date.now() + 30_000;
+      for (let i = 0; i < 120 && Date.now() < deadline; i++) {
+        listening = (await node.run(['ss', '-Hltn', 'sport', '=', ':80'])).stdout;
+        if (listening.includes(`${NODE4}:80`) || child.exitCode !== null || /EACCES/.test(agent.stderr())) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(child.exitCode, agent.stderr()).toBeNull();
+      expect(listening, agent.stderr()).toContain(`${NODE4}:80`);
+    } finally {
+      await agent.stop();
+    }
+  }, 60_000);
 });
