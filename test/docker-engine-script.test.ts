@@ -93,3 +93,63 @@ describe('scripts/docker-engine.sh and npm test', () => {
     expect(r.calls).toContain('ip link del l4f-docker0');
   });
 });
+
+/**
+ * scripts/install-system-deps.sh --docker with `id`, `dpkg-query`, `apt-get` and `systemctl` stubbed on PATH and the
+ * policy-rc.d path in a scratch dir: nothing is installed. Debian's docker.io postinst enables and starts
+ * docker.service (which turns on ip_forward, sets FORWARD to DROP and adds NAT rules); the tests need none of it.
+ */
+describe('scripts/install-system-deps.sh --docker', () => {
+  let dir: string;
+  let stubs: string;
+  let calls: string;
+  let policy: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'l4fleet-system-deps-'));
+    stubs = join(dir, 'bin');
+    mkdirSync(stubs);
+    calls = join(dir, 'calls');
+    policy = join(dir, 'policy-rc.d');
+    writeFileSync(calls, '');
+    writeFileSync(join(stubs, 'id'), '#!/bin/sh\necho 0\n');
+    // Every package is installed but docker.io.
+    writeFileSync(
+      join(stubs, 'dpkg-query'),
+      '#!/bin/sh\nfor a; do p=$a; done\n[ "$p" = docker.io ] && exit 1\nprintf "install ok installed"\n',
+    );
+    // apt-get says whether services may start while it installs: what policy-rc.d answers for docker.
+    writeFileSync(
+      join(stubs, 'apt-get'),
+      `#!/bin/sh\nif [ "$1" = install ] || [ "$2" = install ] || echo "$*" | grep -q ' install '; then\n  if [ -x ${policy} ]; then ${policy} docker start; echo "apt-get install (policy $?)" >> ${calls}; else echo "apt-get install (no policy)" >> ${calls}; fi\nfi\nexit 0\n`,
+    );
+    writeFileSync(join(stubs, 'systemctl'), `#!/bin/sh\necho "systemctl $*" >> ${calls}\nexit 0\n`);
+    for (const f of ['id', 'dpkg-query', 'apt-get', 'systemctl']) chmodSync(join(stubs, f), 0o755);
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const deps = (...args: string[]) => {
+    const r = spawnSync('bash', ['scripts/install-system-deps.sh', ...args], {
+      cwd: ROOT,
+      env: { PATH: `${stubs}:${process.env.PATH ?? ''}`, L4FLEET_POLICY_RC_D: policy },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr, calls: readFileSync(calls, 'utf8') };
+  };
+
+  test('system deps - docker.io is installed with service starts refused, its units disabled, the policy removed', () => {
+    const r = deps('--docker');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.calls).toContain('apt-get install (policy 101)');
+    expect(r.calls).toMatch(/systemctl disable .*docker\.service/);
+    expect(r.calls).toMatch(/systemctl disable .*docker\.socket/);
+    expect(existsSync(policy)).toBe(false);
+  });
+
+  test('system deps - a policy-rc.d of the machine is left as it was', () => {
+    writeFileSync(policy, '#!/bin/sh\nexit 104\n', { mode: 0o755 });
+    const r = deps('--docker');
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(policy, 'utf8')).toBe('#!/bin/sh\nexit 104\n');
+  });
+});
