@@ -6,6 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import {
   type BackendHostDeps,
   type BpfDataPlane,
@@ -81,6 +82,111 @@ const lineClient = (src: string, sport: number, dst: string) =>
   lineClientIn(topo.client, src, sport, dst, PORT, ASK_TIMEOUT_MS);
 
 const sc = async (i: number) => (await backendStatus(hosts[i] as BackendHostDeps)).counters.secondChance;
+
+/** The MTU an ICMP error tells the backend; under the segment's 1,500 and above IPv6's minimum 1,280. */
+const PATH_MTU = 1300;
+
+/**
+ * Prints the sequence number that follows the first data segment from VIP:port to the client's sport that the
+ * client receives: the sender's snd_nxt once it is sent. An ICMP error must quote a sequence number in
+ * snd_una..snd_nxt, or the kernel ignores it (tcp_v4_err / tcp_v6_err: OutOfWindowIcmps).
+ */
+const NEXT_SEQ_PY = `
+import socket, struct, sys
+vip, port, sport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+v6 = ':' in vip
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86dd if v6 else 0x0800))
+s.bind(('eth0', 0)); s.settimeout(20)
+want = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, vip)
+print('ready', flush=True)
+while True:
+    ip = s.recv(65535)[14:]
+    if v6:
+        if ip[6] != 6 or ip[8:24] != want: continue
+        tcp, size = ip[40:], struct.unpack('!H', ip[4:6])[0]
+    else:
+        if ip[9] != 6 or ip[12:16] != want: continue
+        tcp, size = ip[(ip[0] & 15) * 4:], struct.unpack('!H', ip[2:4])[0] - (ip[0] & 15) * 4
+    sp, dp, seq = struct.unpack('!HHI', tcp[:8])
+    data = size - (tcp[12] >> 4) * 4
+    if sp == port and dp == sport and data > 0:
+        print((seq + data) % 2**32, flush=True)
+        break
+`;
+
+/**
+ * Sends from the client to VIP an ICMP "fragmentation needed" (IPv4 type 3 code 4, RFC 1191) or ICMPv6 "packet too
+ * big" (type 2, RFC 8201) about the backend's segment VIP:port -> client:sport with sequence number seq, as a router
+ * on the way to the client would. ICMPv6's checksum is the kernel's (raw ICMPv6 sockets fill it in).
+ */
+const FRAG_NEEDED_PY = `
+import socket, struct, sys
+vip, client, port, sport, seq, mtu = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+tcp = struct.pack('!HHIIBBHHH', port, sport, seq, 1, 5 << 4, 0x18, 1024, 0, 0)
+def csum(b):
+    if len(b) % 2: b += b'\\0'
+    t = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    t = (t & 0xffff) + (t >> 16); t = (t & 0xffff) + (t >> 16)
+    return ~t & 0xffff
+if ':' in vip:
+    quoted = struct.pack('!IHBB', 6 << 28, 20 + 1400, 6, 64) + socket.inet_pton(socket.AF_INET6, vip) + socket.inet_pton(socket.AF_INET6, client) + tcp
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    s.sendto(struct.pack('!BBHI', 2, 0, 0, mtu) + quoted, (vip, 0))
+else:
+    quoted = struct.pack('!BBHHHBBH', 0x45, 0, 1400, 0, 0x4000, 64, 6, 0) + socket.inet_aton(vip) + socket.inet_aton(client) + tcp
+    body = struct.pack('!HH', 0, mtu) + quoted
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    s.sendto(struct.pack('!BBH', 3, 4, csum(struct.pack('!BBH', 3, 4, 0) + body)) + body, (vip, 0))
+`;
+
+/**
+ * Starts NEXT_SEQ_PY in the client; resolves once it listens, with the number to come (bounded). In an object: an
+ * async function returning a promise would wait for it.
+ */
+async function nextSeq(vip: string, sport: number): Promise<{ seq: Promise<number> }> {
+  const child = topo.client.spawn(['python3', '-c', NEXT_SEQ_PY, vip, String(PORT), String(sport)]);
+  let said = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    said = (said + d.toString()).slice(-2000);
+  });
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]();
+  const line = async (): Promise<string> => {
+    let timer: NodeJS.Timeout | undefined;
+    const next = await Promise.race([
+      lines.next(),
+      new Promise<{ done: true; value: undefined }>((r) => {
+        timer = setTimeout(() => r({ done: true, value: undefined }), ASK_TIMEOUT_MS);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    if (next.done) {
+      child.kill('SIGKILL');
+      throw new Error(`the sniffer in the client printed nothing (no reply seen): ${said}`);
+    }
+    return String(next.value);
+  };
+  expect(await line()).toBe('ready');
+  const seq = line().then(Number);
+  seq.catch(() => undefined); // awaited by the caller, unless its test failed first
+  return { seq };
+}
+
+/** The path MTU the backend's kernel holds for `dst` (a route exception), or undefined. */
+async function pathMtu(i: number, dst: string): Promise<number | undefined> {
+  const r = await (topo.backends[i] as (typeof topo.backends)[number]).run(['ip', 'route', 'get', dst]);
+  const m = /\bmtu (\d+)/.exec(r.stdout);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Polls `read` until it differs from `before`, for at most 5 s; returns the last value read. */
+async function changed<T>(read: () => Promise<T>, before: T): Promise<T> {
+  const deadline = Date.now() + 5000;
+  let now = await read();
+  while (now === before && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    now = await read();
+  }
+  return now;
+}
 
 beforeAll(async () => {
   topo = await createDsrTopology({ backends: 2 });
@@ -174,6 +280,86 @@ describe.skipIf(!built)('second chance', () => {
     },
     90_000,
   );
+
+  test.each([
+    ['IPv4', VIP4, CLIENT4, 47_000],
+    ['IPv6', VIP6, CLIENT6, 48_000],
+  ])(
+    "%s - path MTU discovery for a rescued flow: a frag-needed / packet-too-big about A's segment reaches A through B",
+    async (_f, vip, client, sport) => {
+      await setupBackends(true);
+      const dp = node();
+      await dp.apply([table(vip, 0)]);
+      const c = lineClient(client, sport, vip);
+      try {
+        expect(await c.ask()).toBe('b0');
+        await dp.apply([table(vip, 1, 0)]);
+        await dp.clearFlows();
+        const { seq } = await nextSeq(vip, sport);
+        expect(await c.ask()).toBe('b0');
+        const snd = await seq;
+        expect(await pathMtu(0, client)).toBeUndefined();
+        const forwarded = (await sc(1)).forwarded.packets;
+        const received = (await sc(0)).received.packets;
+        await topo.client.run([
+          'python3',
+          '-c',
+          FRAG_NEEDED_PY,
+          vip,
+          client,
+          String(PORT),
+          String(sport),
+          String(snd),
+          String(PATH_MTU),
+        ]);
+        // b1 has no socket for the segment the error quotes: it forwards the error to b0, whose socket sent it and
+        // whose kernel now holds the path MTU (a route exception). Decapsulated at b1, it would reach no socket.
+        expect(await changed(() => pathMtu(0, client), undefined)).toBe(PATH_MTU);
+        expect(await pathMtu(1, client)).toBeUndefined();
+        expect((await sc(1)).forwarded.packets).toBeGreaterThan(forwarded);
+        expect((await sc(0)).received.packets).toBeGreaterThan(received);
+        expect(await c.ask()).toBe('b0');
+      } finally {
+        c.close();
+        // The exception would outlive the test (10 min): the other tests start from the segment's MTU.
+        for (const b of topo.backends) await b.sh('ip route flush cache; ip -6 route flush cache; true');
+      }
+    },
+    90_000,
+  );
+
+  test('a SYN naming a previous owner is decapsulated at the current owner and counted local (no handshake)', async () => {
+    await setupBackends(true);
+    const dp = node();
+    await dp.apply([table(VIP4, 1, 0)]);
+    // The client's stack would answer b1's SYN-ACK with a reset, which b1 counts local too (its request socket).
+    await topo.client.sh(
+      'nft add table ip sctest && ' +
+        "nft 'add chain ip sctest out { type filter hook output priority 0; policy accept; }' && " +
+        'nft add rule ip sctest out tcp sport 46100 tcp flags rst drop',
+    );
+    try {
+      const before = (await sc(1)).local.packets;
+      const probe = await topo.client.run([
+        'python3',
+        '-c',
+        // A SYN from the client to the VIP (raw socket, checksum included so b1's listener takes it).
+        `import socket,struct
+src, dst = socket.inet_aton('${CLIENT4}'), socket.inet_aton('${VIP4}')
+def tcp(c): return struct.pack('!HHIIBBHHH',46100,${PORT},1,0,5<<4,0x02,1024,c,0)
+b = src + dst + struct.pack('!BBH', 0, 6, 20) + tcp(0)
+t = sum(struct.unpack('!16H', b)); t = (t & 0xffff) + (t >> 16); t = (t & 0xffff) + (t >> 16)
+s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_TCP)
+s.sendto(tcp(~t & 0xffff),('${VIP4}',0))`,
+      ]);
+      expect(probe.code, probe.stderr).toBe(0);
+      expect(await changed(async () => (await sc(1)).local.packets, before)).toBe(before + 1);
+      expect((await sc(1)).forwarded.packets).toBe(0);
+      expect((await dp.counters()).secondChance?.tagged.packets ?? 0).toBe(1);
+    } finally {
+      await topo.client.sh('nft delete table ip sctest');
+    }
+  }, 60_000);
 
   test.each([
     ['no previous owners in the table', false, true, 43_000],

@@ -7,11 +7,40 @@
 #ifndef L4FB_SECOND_CHANCE_H
 #define L4FB_SECOND_CHANCE_H
 
+/* tcp_socket's answers besides 1 (a socket here) and 0 (none). */
+enum {
+	SC_NOT_ASKED = -1, /* not TCP (nor an ICMP error about TCP), or IP options: decapsulated here, uncounted */
+	SC_PULL = -2,      /* the headers are not in the linear data: pull, ask again (still so: too short) */
+	SC_SYN = -3,       /* a SYN: a new connection is the current owner's, decapsulated here (local) */
+};
+
+#define ICMP_HDR_LEN 8
+/* What tcp_socket reads behind the tunnel headers, at most: an IPv4 header with options (60) and an ICMP error
+ * quoting an IPv6 header (8 + 40) and the ports (4). A bare ACK is shorter: the pull is capped at the packet. */
+#define SC_HEADERS_MAX (60 + ICMP_HDR_LEN + 40 + 4)
+
+/* A socket for `t` here: 1 yes, 0 no. A listener is no answer (an ICMP error is about a segment the socket sent). */
+static __always_inline int socket_for(struct __sk_buff *skb, struct bpf_sock_tuple *t, __u32 len)
+{
+	struct bpf_sock *sk = bpf_skc_lookup_tcp(skb, t, len, BPF_F_CURRENT_NETNS, 0);
+	int found;
+
+	if (!sk)
+		return 0;
+	found = sk->state != BPF_TCP_LISTEN;
+	bpf_sk_release(sk);
+	return found;
+}
+
 /*
- * Whether this host has a socket for the inner TCP packet: 1 yes, 0 no, -1 not a question (not TCP, or a SYN:
- * a new connection belongs to the current owner), -2 the headers are not in the linear data (pull, ask again).
- * Established, time-wait and request (SYN_RECV) sockets count; a listener only for the ACK of a valid SYN
- * cookie (bpf_tcp_check_syncookie), as GLB's glb-redirect does.
+ * Whether this host has a socket for the inner TCP packet: 1 yes, 0 no, else SC_*. Established, time-wait and
+ * request (SYN_RECV) sockets count; a listener only for the ACK of a valid SYN cookie (bpf_tcp_check_syncookie), as
+ * GLB's glb-redirect does.
+ * An ICMP "fragmentation needed" (IPv4 type 3 code 4) or "packet too big" (ICMPv6 type 2) is about a segment the
+ * flow's backend sent (the node picked the flow from the quoted header reversed: node.bpf.c icmp4/icmp6), so it
+ * belongs where that segment's socket is: the quoted 4-tuple reversed is asked, and the answer is a segment's. Else
+ * a rescued flow's path MTU discovery would end at the current owner, whose stack has no socket and drops it, and the
+ * previous owner, which sends the segments, would never learn the MTU (RFC 1191, RFC 8201).
  */
 static __always_inline int tcp_socket(struct __sk_buff *skb, const struct outer *o)
 {
@@ -27,13 +56,32 @@ static __always_inline int tcp_socket(struct __sk_buff *skb, const struct outer 
 		struct tcphdr *th = (void *)(ip6 + 1);
 
 		if ((void *)(ip6 + 1) > end)
-			return -2;
+			return SC_PULL;
+		if (ip6->nexthdr == IPPROTO_ICMPV6) {
+			__u8 *icmp = (void *)(ip6 + 1);
+			struct ipv6hdr *q = (void *)(icmp + ICMP_HDR_LEN);
+			__be16 *ports = (void *)(q + 1);
+
+			if ((void *)(icmp + ICMP_HDR_LEN) > end)
+				return SC_PULL;
+			if (icmp[0] != 2)
+				return SC_NOT_ASKED;
+			if ((void *)(ports + 2) > end)
+				return SC_PULL;
+			if (q->nexthdr != IPPROTO_TCP)
+				return SC_NOT_ASKED;
+			__builtin_memcpy(t.ipv6.saddr, &q->daddr, 16);
+			__builtin_memcpy(t.ipv6.daddr, &q->saddr, 16);
+			t.ipv6.sport = ports[1];
+			t.ipv6.dport = ports[0];
+			return socket_for(skb, &t, sizeof(t.ipv6));
+		}
 		if (ip6->nexthdr != IPPROTO_TCP)
-			return -1;
+			return SC_NOT_ASKED;
 		if ((void *)(th + 1) > end)
-			return -2;
+			return SC_PULL;
 		if (th->syn && !th->ack)
-			return -1;
+			return SC_SYN;
 		__builtin_memcpy(t.ipv6.saddr, &ip6->saddr, 16);
 		__builtin_memcpy(t.ipv6.daddr, &ip6->daddr, 16);
 		t.ipv6.sport = th->source;
@@ -51,14 +99,36 @@ static __always_inline int tcp_socket(struct __sk_buff *skb, const struct outer 
 	struct tcphdr *th = (void *)(ip + 1);
 
 	if ((void *)(ip + 1) > end)
-		return -2;
-	/* IP options (ihl > 5) are not followed: such a packet is decapsulated here, as without second chance. */
-	if (ip->protocol != IPPROTO_TCP || ip->ihl != 5)
-		return -1;
+		return SC_PULL;
+	/* IP options (ihl > 5) are not followed: such a packet is decapsulated here, as without second chance. So is an
+	 * ICMP error quoting a header with options (the backends' replies have none). */
+	if (ip->ihl != 5)
+		return SC_NOT_ASKED;
+	if (ip->protocol == IPPROTO_ICMP) {
+		__u8 *icmp = (void *)(ip + 1);
+		struct iphdr *q = (void *)(icmp + ICMP_HDR_LEN);
+		__be16 *ports = (void *)(q + 1);
+
+		if ((void *)(icmp + ICMP_HDR_LEN) > end)
+			return SC_PULL;
+		if (icmp[0] != 3 || icmp[1] != 4)
+			return SC_NOT_ASKED;
+		if ((void *)(ports + 2) > end)
+			return SC_PULL;
+		if (q->protocol != IPPROTO_TCP || q->ihl != 5)
+			return SC_NOT_ASKED;
+		t.ipv4.saddr = q->daddr;
+		t.ipv4.daddr = q->saddr;
+		t.ipv4.sport = ports[1];
+		t.ipv4.dport = ports[0];
+		return socket_for(skb, &t, sizeof(t.ipv4));
+	}
+	if (ip->protocol != IPPROTO_TCP)
+		return SC_NOT_ASKED;
 	if ((void *)(th + 1) > end)
-		return -2;
+		return SC_PULL;
 	if (th->syn && !th->ack)
-		return -1;
+		return SC_SYN;
 	t.ipv4.saddr = ip->saddr;
 	t.ipv4.daddr = ip->daddr;
 	t.ipv4.sport = th->source;
@@ -134,18 +204,27 @@ static __always_inline int forward_previous(struct __sk_buff *skb, const struct 
 	return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
 }
 
-/* A packet naming a previous owner: forwards it there (a verdict) or returns -1 to decapsulate it here. */
+/* A packet naming a previous owner: forwards it there or drops it (a verdict), or returns -1 to decapsulate it here. */
 static __always_inline int second_chance(struct __sk_buff *skb, const struct outer *o)
 {
+	/* The nodes write no IPv4 options (outer_header: IHL 5); forward_previous rewrites a 20-byte header and finds
+	 * the hop right after it, so it could not forward such a packet either. */
+	if (!o->outer_v6 && o->l3_len != sizeof(struct iphdr))
+		return drop(skb, CNT_MALFORMED);
 	int here = tcp_socket(skb, o);
 
-	if (here == -2) {
-		/* Capped at the packet: asking for more fails, and a bare ACK is shorter than the largest headers. */
-		__u32 need = sizeof(struct ethhdr) + (o->hdr_len & 0xff) + 60;
+	if (here == SC_PULL) {
+		__u32 need = sizeof(struct ethhdr) + (o->hdr_len & 0xff) + SC_HEADERS_MAX;
 
+		/* Not decapsulated unasked: this host's stack would reset a flow whose socket may be at the previous
+		 * owner. Dropped (bpf_skb_pull_data fails only without memory): TCP sends it again. */
 		if (bpf_skb_pull_data(skb, need < skb->len ? need : skb->len))
-			return -1;
+			return drop(skb, CNT_SC_FAILED);
 		here = tcp_socket(skb, o);
+	}
+	if (here == SC_SYN) {
+		count(CNT_SC_LOCAL, skb->len);
+		return -1;
 	}
 	if (here < 0)
 		return -1;

@@ -21,7 +21,8 @@
  * Second chance (backend-second-chance.h; docs/design/0011-second-chance.md; GLB Director's idea): a GUE packet
  * may name the slot's previous owner in GUE private data (layout in node-maps.h, struct l4f_gue_sc). For such a
  * TCP packet that is not a SYN, the program asks the kernel for a socket (bpf_skc_lookup_tcp: established, time-wait and request
- * sockets; a listener counts only for a valid SYN cookie). With none, and the second chance unused, the packet
+ * sockets; a listener counts only for a valid SYN cookie); for an ICMP frag-needed / packet-too-big, a socket for the
+ * segment it quotes (path MTU discovery of a rescued flow). With none, and the second chance unused, the packet
  * goes on to the previous owner as it is: outer source = this backend's address (the outer destination it came
  * to), outer destination = the previous owner, the hop index set to "used" (it is never forwarded again: a loop
  * is impossible), and out through the kernel's routing (bpf_redirect_neigh). Everything else is decapsulated.
@@ -63,14 +64,15 @@ enum { MODE_GUE = 0, MODE_IPIP = 1, MODE_GRE = 2, MODE_COUNT = 3 };
 enum {
 	CNT_DECAP_BASE = 0,
 	CNT_STRANGER = 12,    /* encapsulated (enabled mode) but the outer source is not a node */
-	CNT_MALFORMED = 13,   /* from a node, but not a header this program accepts (GRE flags, GUE variant 0, fragment) */
+	CNT_MALFORMED = 13,   /* from a node, but not a header this program accepts (GRE flags, GUE variant 0, fragment;
+			       * a second-chance header behind outer IPv4 options) */
 	CNT_NOT_VIP = 14,     /* from a node, inner destination not one of this host's VIPs */
 	CNT_PASSED = 15,      /* not the fleet's encapsulation: handed to the stack unchanged */
 	CNT_DECAP_FAILED = 16, /* bpf_skb_adjust_room refused (counted, dropped) */
 	CNT_SC_FORWARDED = 17, /* second chance: no socket here, sent on to the previous owner */
 	CNT_SC_RECEIVED = 18,  /* arrived with its second chance used and found its socket here (a rescued flow) */
 	CNT_SC_MISS = 19,      /* second chance used and no socket here either: decapsulated (the stack resets it) */
-	CNT_SC_FAILED = 20,    /* the forward could not be written or sent: dropped */
+	CNT_SC_FAILED = 20,    /* the inner headers could not be pulled, or the forward written or sent: dropped */
 	CNT_SC_LOCAL = 21,     /* named a previous owner, but a SYN or the socket is here: decapsulated */
 	CNT_SLOTS = 32,
 };

@@ -18,7 +18,7 @@ export interface BackendCounters {
   readonly decapsulated: Readonly<Record<ForwardingMode, Readonly<Record<FamilyPair, PacketCount>>>>;
   /** An enabled mode's packet whose outer source is not one of the fleet's nodes: dropped. */
   readonly droppedStranger: PacketCount;
-  /** From a node, but a header the program does not accept (GRE flags, GUE variant 0, outer fragment): dropped. */
+  /** From a node, but a header the program does not accept (GRE flags, GUE variant 0, outer fragment, a second-chance header behind outer IPv4 options): dropped. */
   readonly malformed: PacketCount;
   /** From a node, inner destination not one of this host's VIPs: dropped. */
   readonly droppedNotVip: PacketCount;
@@ -28,7 +28,10 @@ export interface BackendCounters {
   readonly passed: PacketCount;
   /** Second chance (docs/design/0011-second-chance.md), for GUE packets naming a previous owner. */
   readonly secondChance: {
-    /** No socket here for a non-SYN TCP packet: sent on to the previous owner. */
+    /**
+     * No socket here for a non-SYN TCP packet (or for the segment an ICMP frag-needed / packet-too-big quotes): sent
+     * on to the previous owner.
+     */
     readonly forwarded: PacketCount;
     /** Arrived with its second chance used (from a peer) and found its socket here: a rescued flow. */
     readonly received: PacketCount;
@@ -36,7 +39,7 @@ export interface BackendCounters {
     readonly missed: PacketCount;
     /** A SYN, or the socket is here: decapsulated here (the common case). */
     readonly local: PacketCount;
-    /** The forward could not be written or sent: dropped. */
+    /** The inner headers could not be pulled into the linear data, or the forward written or sent: dropped. */
     readonly failed: PacketCount;
   };
 }
