@@ -45,7 +45,8 @@ enum { L4F_BACKEND_LIVE = 1, L4F_BACKEND_HAS_MAC = 2 };
 enum {
 	L4F_DROP_PORT = 0,       /* to a VIP address, but no VIP on that port/protocol (or another protocol) */
 	L4F_DROP_NO_BACKEND = 1, /* the slot has no backend */
-	L4F_DROP_FRAGMENT = 2,   /* an IP fragment or IPv6 extension header to a VIP address: no ports to hash */
+	L4F_DROP_FRAGMENT = 2,   /* an IPv4 fragment, or IPv6 with a fragment header first, to a VIP address: no ports to
+				  * hash (other IPv6 extension headers count as L4F_DROP_PORT) */
 	L4F_DROP_TOO_BIG = 3,    /* would exceed the interface MTU once encapsulated */
 	L4F_DROP_NO_SOURCE = 4,  /* encapsulation of a family the node has no source address for */
 	L4F_DROP_ENCAP_FAILED = 5, /* bpf_skb_adjust_room / store refused */
