@@ -1,5 +1,6 @@
 /** The real host adapter of `--check`, against this machine (read-only: it creates nothing). */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -34,7 +35,23 @@ describe('host facts - this machine', () => {
     expect(host.onPath('l4fleet-no-such-program')).toBe(false);
   });
 
-  test.runIf(process.getuid?.() === 0)('root holds CAP_NET_ADMIN', () => {
+  test.runIf(process.getuid?.() === 0)('root holds CAP_NET_ADMIN and CAP_SYS_ADMIN', () => {
     expect(host.hasNetAdmin()).toBe(true);
+    expect(host.hasSysAdmin()).toBe(true);
+  });
+
+  test('a Unix socket (bfdd.vty) and a bpffs are told from other files', async () => {
+    const path = join(dir, 'bfdd.vty');
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(path, r));
+    try {
+      expect(host.isSocket(path)).toBe(true);
+      expect(host.isSocket(dir)).toBe(false);
+      expect(host.isSocket(join(dir, 'none.vty'))).toBe(false);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+    expect(host.isBpffs(dir)).toBe(false); // tmpfs or the root file system
+    expect(host.isBpffs(join(dir, 'missing'))).toBe(false);
   });
 });

@@ -2,7 +2,7 @@
  * What `l4fleet agent --check` asks of the machine, read-only: interfaces, local addresses, files, programs on
  * PATH and capabilities. Injected, so the checks are tested against a described host and never touch the real one.
  */
-import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statfsSync, statSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { bpfAvailable } from '@l4fleet/dataplane';
@@ -24,10 +24,29 @@ export interface HostFacts {
   missingBpfFile(): string | undefined;
   /** net.ipv4|ipv6.conf.IFACE.forwarding of this network namespace; undefined when it cannot be read. */
   forwarding(iface: string, family: 4 | 6): boolean | undefined;
+  /** Whether this process holds CAP_SYS_ADMIN (mount(2): the bpf driver mounts a bpffs where none is). */
+  hasSysAdmin(): boolean;
+  /** Whether `path` is a mounted bpffs (statfs f_type BPF_FS_MAGIC). */
+  isBpffs(path: string): boolean;
+  /** Whether `path` is a Unix socket (bfdd's vty socket: bfdd runs). */
+  isSocket(path: string): boolean;
 }
 
-/** CAP_NET_ADMIN's bit in /proc/self/status CapEff (linux/capability.h). */
+/** Capability bits in /proc/self/status CapEff (linux/capability.h). */
 const CAP_NET_ADMIN_BIT = 12n;
+const CAP_SYS_ADMIN_BIT = 21n;
+/** statfs f_type of a bpffs (include/uapi/linux/magic.h BPF_FS_MAGIC), as @l4fleet/dataplane's bpf/bpffs.ts. */
+const BPF_FS_MAGIC = 0xcafe4a11;
+
+/** Whether this process's effective set holds the capability of this bit; false when it cannot be read. */
+function hasCapability(bit: bigint): boolean {
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? ((BigInt(`0x${m[1]}`) >> bit) & 1n) === 1n : false;
+  } catch {
+    return false;
+  }
+}
 
 const accessible = (path: string, mode: number): boolean => {
   try {
@@ -75,10 +94,18 @@ export function systemHost(): HostFacts {
         return undefined;
       }
     },
-    hasNetAdmin() {
+    hasNetAdmin: () => hasCapability(CAP_NET_ADMIN_BIT),
+    hasSysAdmin: () => hasCapability(CAP_SYS_ADMIN_BIT),
+    isBpffs(path) {
       try {
-        const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
-        return m ? ((BigInt(`0x${m[1]}`) >> CAP_NET_ADMIN_BIT) & 1n) === 1n : false;
+        return statfsSync(path).type === BPF_FS_MAGIC;
+      } catch {
+        return false;
+      }
+    },
+    isSocket(path) {
+      try {
+        return statSync(path).isSocket();
       } catch {
         return false;
       }

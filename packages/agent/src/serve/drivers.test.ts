@@ -27,6 +27,9 @@ function host(change: Partial<HostFacts> = {}): HostFacts {
     hasNetAdmin: () => true,
     missingBpfFile: () => undefined,
     forwarding: () => true,
+    hasSysAdmin: () => false, // as under the unit
+    isBpffs: (p) => p === '/sys/fs/bpf',
+    isSocket: () => true,
     ...change,
   };
 }
@@ -54,6 +57,23 @@ describe('agent drivers - bpf', () => {
       'dataplane.driver: "bpf" needs CAP_NET_ADMIN, which this process does not have (run as root or grant it)',
       'dataplane.driver: "bpf" needs /opt/l4fleet/native/bin/l4fleet-bpf, which is missing (build @l4fleet/dataplane with clang, libbpf-dev, libelf-dev)',
     ]);
+  });
+
+  test('--check names a bpffsPath that is no bpffs when this process cannot mount one (no CAP_SYS_ADMIN)', () => {
+    // The driver mounts a bpffs where none is, which needs CAP_SYS_ADMIN; the unit has none: the start would fail.
+    const at = (path?: string) =>
+      DATA_PLANE_DRIVER_SPECS.bpf.prerequisites(bpfConfig(path ? { bpffsPath: path } : {}), host());
+    expect(at()).toEqual([]);
+    expect(messages(at('/run/l4fleet/bpf'))).toEqual([
+      'dataplane.bpffsPath: "/run/l4fleet/bpf" is not a mounted bpffs, and this process cannot mount one (no CAP_SYS_ADMIN): mount it first (mount -t bpf bpf /run/l4fleet/bpf, or an fstab line), or use /sys/fs/bpf, which systemd mounts at boot',
+    ]);
+    // With CAP_SYS_ADMIN (root outside the unit) the driver mounts it itself.
+    expect(
+      DATA_PLANE_DRIVER_SPECS.bpf.prerequisites(
+        bpfConfig({ bpffsPath: '/run/l4fleet/bpf' }),
+        host({ hasSysAdmin: () => true }),
+      ),
+    ).toEqual([]);
   });
 
   test('--check refuses an encapsulation source that is not this host', () => {

@@ -5,6 +5,7 @@
  */
 import { createBpfDataPlane, createNftablesDataPlane, createProxyDataPlane, type DataPlane } from '@l4fleet/dataplane';
 import type { Logger } from 'pino';
+import { DEFAULT_BPFFS_PATH } from '../config/defaults.js';
 import type { HostFacts } from '../config/host.js';
 import type { AgentConfig, DataPlaneDriver } from '../config/types.js';
 import type { AgentConfigProblem } from '../errors.js';
@@ -74,6 +75,15 @@ export const DATA_PLANE_DRIVER_SPECS: { readonly [K in DataPlaneDriver]: DataPla
         problems.push({
           path: 'dataplane.driver',
           message: `"bpf" needs ${missing}, which is missing (build @l4fleet/dataplane with clang, libbpf-dev, libelf-dev)`,
+        });
+      }
+      // The driver mounts a bpffs at bpffsPath when none is there, which needs CAP_SYS_ADMIN; the unit grants none
+      // (systemd mounts /sys/fs/bpf at boot): without a bpffs there, the start would fail on the mount.
+      const bpffs = config.dataplane.bpffsPath ?? DEFAULT_BPFFS_PATH;
+      if (!host.isBpffs(bpffs) && !host.hasSysAdmin()) {
+        problems.push({
+          path: 'dataplane.bpffsPath',
+          message: `"${bpffs}" is not a mounted bpffs, and this process cannot mount one (no CAP_SYS_ADMIN): mount it first (mount -t bpf bpf ${bpffs}, or an fstab line), or use ${DEFAULT_BPFFS_PATH}, which systemd mounts at boot`,
         });
       }
       // Encapsulated packets leave with this source; a backend answers ICMP errors to it and filters on it.

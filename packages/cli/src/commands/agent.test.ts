@@ -33,6 +33,9 @@ function host(change: Partial<HostFacts> = {}): HostFacts {
     hasNetAdmin: () => true,
     missingBpfFile: () => undefined,
     forwarding: () => true,
+    hasSysAdmin: () => false,
+    isBpffs: () => true,
+    isSocket: () => true,
     ...change,
   };
 }
