@@ -38,6 +38,11 @@ describe('systemd units - l4fleet-agent.service stop, reload and restart', () =>
     expect(unitValue(unit, 'KillMode')).toBe('mixed');
   });
 
+  test("starts after FRR, so --check (ExecStartPre) finds bfdd's vty socket at boot with bfd.enabled", () => {
+    expect(unitValue(unit, 'After').split(/\s+/)).toContain('frr.service');
+    expect(unitValue(unit, 'ExecStartPre')).toMatch(/ agent --config \/etc\/l4fleet\/agent.yaml --check$/);
+  });
+
   test('an agent a SIGHUP ended is restarted (Restart=on-failure counts a SIGHUP death as clean)', () => {
     // bin.ts holds SIGHUP from its first line; this covers the few ms before it runs.
     expect(unitValue(unit, 'Restart')).toBe('on-failure');

@@ -1,9 +1,10 @@
 /**
  * `l4fleet agent --check`, past parsing: whether this valid agent.yaml can run on this machine. Everything is
  * read-only (HostFacts): addresses the node announces or binds must be usable and its own, files must be readable,
- * the state directory writable, and the data-plane driver's prerequisites present. Each problem names the field
+ * the state directory writable, bfdd running when BFD is on, and the data-plane driver's prerequisites present. Each problem names the field
  * and its value, like a parse problem.
  */
+import { join } from 'node:path';
 import { unusableAddress } from '@l4fleet/config';
 import type { AgentConfigProblem } from '../errors.js';
 import { DATA_PLANE_DRIVER_SPECS } from '../serve/drivers.js';
@@ -64,6 +65,18 @@ export function preflightProblems(config: AgentConfig, host: HostFacts): AgentCo
   if (caFile !== undefined && !host.canRead(caFile)) add('health.caFile', `"${caFile}" cannot be read`);
   if (config.state.enabled && !host.canWriteDir(config.state.dir)) {
     add('state.dir', `"${config.state.dir}" cannot be created or written (the last good state is saved there)`);
+  }
+
+  // The agent talks to the node's bfdd through its vty socket; nothing starts bfdd for it (Debian's frr ships
+  // bfdd=no in /etc/frr/daemons), and without it every session stays unconfigured.
+  if (config.bfd.enabled) {
+    const vty = join(config.bfd.vtyDir, 'bfdd.vty');
+    if (!host.isSocket(vty)) {
+      add(
+        'bfd.vtyDir',
+        `"${config.bfd.vtyDir}" has no bfdd.vty socket: bfdd is not running (Debian's frr starts it with bfdd=yes in /etc/frr/daemons, then systemctl restart frr)`,
+      );
+    }
   }
 
   problems.push(...DATA_PLANE_DRIVER_SPECS[config.dataplane.driver].prerequisites(config, host));

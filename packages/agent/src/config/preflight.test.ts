@@ -1,0 +1,57 @@
+/** `l4fleet agent --check` past parsing, against a described host (HostFacts): what this machine lacks. */
+import { describe, expect, test } from 'vitest';
+import type { HostFacts } from './host.js';
+import { parseAgentConfig } from './parse.js';
+import { preflightProblems } from './preflight.js';
+
+const raw = (bfd: object) => ({
+  node: { name: 'lb1', interface: 'eth0', address: '198.18.0.11' },
+  bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }] },
+  etcd: { endpoints: ['http://198.18.0.2:2379'] },
+  state: { enabled: false },
+  dataplane: { driver: 'dry-run' },
+  bfd,
+});
+
+function host(change: Partial<HostFacts> = {}): HostFacts {
+  return {
+    hasInterface: (n) => n === 'eth0',
+    isLocalAddress: (a) => a === '198.18.0.11' || a === '127.0.0.1',
+    canRead: () => true,
+    canWriteDir: () => true,
+    onPath: () => true,
+    hasNetAdmin: () => true,
+    missingBpfFile: () => undefined,
+    forwarding: () => true,
+    hasSysAdmin: () => false,
+    isBpffs: () => true,
+    isSocket: () => true,
+    ...change,
+  };
+}
+
+describe('agent preflight - bfd', () => {
+  test('bfd.enabled without bfdd running (no bfdd.vty in bfd.vtyDir): named, with how to start it', () => {
+    const noBfdd = host({ isSocket: () => false });
+    expect(preflightProblems(parseAgentConfig(raw({ enabled: true })), noBfdd)).toEqual([
+      {
+        path: 'bfd.vtyDir',
+        message:
+          '"/var/run/frr" has no bfdd.vty socket: bfdd is not running (Debian\'s frr starts it with bfdd=yes in /etc/frr/daemons, then systemctl restart frr)',
+      },
+    ]);
+    const asked: string[] = [];
+    const seen = host({
+      isSocket: (p) => {
+        asked.push(p);
+        return true;
+      },
+    });
+    expect(preflightProblems(parseAgentConfig(raw({ enabled: true, vtyDir: '/run/frr' })), seen)).toEqual([]);
+    expect(asked).toEqual(['/run/frr/bfdd.vty']);
+  });
+
+  test('bfd off: bfdd is not asked for', () => {
+    expect(preflightProblems(parseAgentConfig(raw({ enabled: false })), host({ isSocket: () => false }))).toEqual([]);
+  });
+});
