@@ -65,6 +65,23 @@ describe('fleet-view', () => {
     ]);
   });
 
+  test('fleet-view - a node still holding a table for a VIP the fleet does not serve is a problem, naming both', () => {
+    const base = node('n1', expected);
+    const stale = {
+      ...base,
+      status: { ...base.status!, tables: { [KEY]: expected, '198.51.100.10:443/tcp': 'aaaa' } },
+    };
+    const v = buildFleetView({
+      desired: { fleet, revision: 3, generation: 'g' },
+      decided: { decided, ramps: new Map(), revision: 4 },
+      nodes: [stale, node('n2', expected)],
+      health: [],
+      leader: 'n1',
+    });
+    expect(v.problems).toEqual(['node n1 still holds tables for VIPs the fleet does not serve: 198.51.100.10:443/tcp']);
+    expect(view.problems).toEqual([]);
+  });
+
   test('fleet-view - BFD per peer when the node reports it, null when it runs none', () => {
     const bfd = { '198.18.0.1': 'up' as const, '2001:db8::1': 'down' as const };
     const n = node('n4', expected);

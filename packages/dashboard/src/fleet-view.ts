@@ -234,6 +234,15 @@ export function buildFleetView(
       }),
       reportedAt: n.status?.at ?? null,
     }));
+  // A table for a VIP the fleet no longer serves (removed or disabled) is one the node's data plane still holds: its
+  // apply failed, and the VIP may still be served there (`l4fleet status` says EXTRA).
+  for (const n of nodeRows) {
+    const extra = Object.keys(nodes.find((x) => x.name === n.name)?.status?.tables ?? {})
+      .filter((k) => !expected.has(k))
+      .sort();
+    if (extra.length > 0)
+      problems.push(`node ${n.name} still holds tables for VIPs the fleet does not serve: ${extra.join(' ')}`);
+  }
   const pools: PoolRow[] = desired.fleet.pools.map((p) => ({
     name: p.name,
     healthCheck: healthChecksText(p),

@@ -240,7 +240,11 @@ export function createAgentMetrics(opts: AgentMetricsOptions): AgentMetrics {
       registers: r,
     }),
     eventsDroppedTotal: totalCounter(
-      new Counter({ name: 'l4fleet_events_dropped_total', help: 'NATS events dropped (buffer full)', registers: r }),
+      new Counter({
+        name: 'l4fleet_events_dropped_total',
+        help: 'NATS events dropped (buffer full while NATS is away, or a publish NATS refused)',
+        registers: r,
+      }),
     ),
     eventsPublishedTotal: totalCounter(
       new Counter({ name: 'l4fleet_events_published_total', help: 'NATS events published', registers: r }),
