@@ -11,6 +11,7 @@ import { parseFleet } from '@l4fleet/config';
 import { DEFAULT_CALL_TIMEOUT_MS, EtcdFleetStore, type FleetStore, type StoreError } from '@l4fleet/store';
 import { type EtcdClusterHandle, etcdLeader, startEtcdCluster } from '@l4fleet/test-support/etcd';
 import { until } from '@l4fleet/test-support/eventually';
+import { ConnectionPool } from 'etcd3/lib/connection-pool.js';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 
@@ -186,6 +187,42 @@ describe('etcd failover - three members, one killed or frozen', () => {
     }
     expect(leaseLost).toEqual([]);
   }, 120_000);
+
+  // The aggregator's election lease, like the node's, is renewed by requests with a deadline (lease-keeper.ts). Before,
+  // etcd3's Campaign kept it on one stream with no deadline and declared it lost by the local clock after 2 x TTL
+  // without an answer: a follower frozen under that stream cost the leadership though etcd kept the lease.
+  // deterministicOrder makes every call and stream try the same endpoint first: the frozen follower.
+  test('a short election lease (TTL 3 s, attempt 0.5 s) is kept while the follower under it is frozen 9 s', async () => {
+    const leader = await leaderOf();
+    const follower = cluster.members.find((m) => m !== leader);
+    if (!follower) throw new Error('no follower');
+    // etcd3's deterministic order walks the hosts from the last one.
+    const endpoints = [...cluster.members.filter((m) => m !== follower).map((m) => m.endpoint), follower.endpoint];
+    ConnectionPool.deterministicOrder = true;
+    try {
+      const s = new EtcdFleetStore({ endpoints, prefix: '/fo-election', logger, dialTimeoutMs: 500 });
+      stores.push(s);
+      const leaseLost: StoreError[] = [];
+      await s.registerNode({ name: 'lb1' }, { leaseTtlS: 3, onLeaseLost: (e) => leaseLost.push(e) });
+      const leadership = await s.campaign('lb1', { leaseTtlS: 3 });
+      let lost: StoreError | undefined | 'resigned';
+      void leadership.lost.then((e) => (lost = e ?? 'resigned'));
+      follower.freeze();
+      try {
+        await new Promise((r) => setTimeout(r, 9_000));
+      } finally {
+        follower.thaw();
+      }
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(leaseLost).toEqual([]);
+      expect(lost).toBeUndefined();
+      expect(leadership.isLeader()).toBe(true);
+      expect(await s.getLeader()).toBe('lb1');
+      await leadership.resign();
+    } finally {
+      ConnectionPool.deterministicOrder = false;
+    }
+  }, 60_000);
 
   test('two of three members down: calls fail within a bound with UNAVAILABLE or TIMEOUT, never hang', async () => {
     const s = open('/fo-quorum');

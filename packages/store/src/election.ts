@@ -2,10 +2,18 @@
  * The aggregator election (etcd3's Election: the campaign key with the lowest create revision leads). Candidate
  * values read back are checked as node names; an election key of the wrong shape is reported and, while it holds
  * the lowest create revision, leaves the leader unknown (undefined) rather than naming a node that does not lead.
+ *
+ * The campaign's lease is renewed like a node's (lease-keeper.ts: one renewal every TTL/3, each with the attempt
+ * deadline, retried on another member), not by etcd3's autoKeepAlive. That one keeps the lease on a single stream
+ * with no deadline and declares it lost by the local clock (no answer for 2 x TTL): a follower frozen under the
+ * stream cost the leadership though etcd kept the lease (test/etcd-failover.int.test.ts). etcd3 1.1's Campaign takes
+ * no lease of its own: it asks its namespace for one (`namespace.lease(ttl)`), so it is handed a namespace whose
+ * lease() grants one without autoKeepAlive, and the keeper renews that.
  */
-import type { Campaign } from 'etcd3';
+import { Campaign, type Lease, type Namespace } from 'etcd3';
 import { StoreError, toStoreError } from './errors.js';
 import { AGGREGATOR_ELECTION } from './layout.js';
+import { LeaseKeeper } from './lease-keeper.js';
 import { PrefixCacheGroup } from './prefix-cache.js';
 import { decodeCandidate } from './record-check.js';
 import { DEFAULT_LEASE_TTL_S } from './registration.js';
@@ -53,8 +61,27 @@ export class ElectionStore {
   async campaign(node: string, options: CampaignOptions = {}): Promise<Leadership> {
     assertNodeName(node);
     const { ns, log } = this.ctx;
-    const election = ns.election(AGGREGATOR_ELECTION, options.leaseTtlS ?? DEFAULT_LEASE_TTL_S);
-    const campaign: Campaign = election.campaign(node);
+    const ttlS = options.leaseTtlS ?? DEFAULT_LEASE_TTL_S;
+    // The namespace etcd3's Election campaigns in (`election/<name>/`), with lease() granting without autoKeepAlive.
+    const electionNs = ns.namespace(ELECTION_PREFIX);
+    let lease: Lease | undefined;
+    const candidateNs = Object.create(electionNs, {
+      lease: { value: (ttl: number) => (lease = electionNs.lease(ttl, { autoKeepAlive: false })) },
+    }) as Namespace;
+    const campaign = new Campaign(candidateNs, node, ttlS);
+    if (!lease) {
+      await campaign.resign().catch(() => undefined);
+      throw new StoreError(
+        'INTERNAL',
+        `campaign of ${node}: etcd3's Campaign did not take its lease from its namespace`,
+      );
+    }
+    const keeper = new LeaseKeeper(lease, {
+      ttlS,
+      attemptMs: this.ctx.attemptMs,
+      onRenewFailed: (err) => log.warn({ event: 'leaseRenewFailed', node, lease: 'election', err: err.message }),
+    });
+    keeper.start();
     // etcd3 emits 'error' twice when the lease grant fails (lease 'lost', then start()); without a standing
     // listener the second emit throws inside a promise: an unhandled rejection each campaign while etcd is down.
     campaign.on('error', () => undefined);
@@ -67,12 +94,14 @@ export class ElectionStore {
         campaign.once('error', reject);
       });
     } catch (err) {
+      keeper.stop();
       await campaign.resign().catch(() => undefined);
       throw toStoreError(err, `campaign of ${node}`);
     }
     leader = true;
     const key = await campaign.getCampaignKey();
     campaign.on('error', (err) => {
+      keeper.stop();
       if (!leader) return;
       leader = false;
       log.warn({ event: 'leadershipLost', node, err: err.message });
@@ -81,6 +110,7 @@ export class ElectionStore {
     const resign = async () => {
       if (!leader) return;
       leader = false;
+      keeper.stop();
       await campaign.resign().catch(() => undefined);
       resolveLost(undefined);
       log.info({ event: 'leadershipResigned', node });
@@ -94,6 +124,7 @@ export class ElectionStore {
       const msg = `leadership of ${node} lost: ${what} found its election key ${key} gone (lease expired, or deleted outside l4fleet)`;
       log.warn({ event: 'leadershipLost', node, key, err: msg });
       // Resigning revokes the campaign's lease (its key is gone already): nothing of this campaign stays behind.
+      keeper.stop();
       campaign.resign().catch(() => undefined);
       resolveLost(new StoreError('LEASE_LOST', msg));
     });
