@@ -561,10 +561,27 @@ describe('cli - --etcd is checked before etcd is dialled', () => {
 
   test.each([
     // No port dialled 443 over plain http; 99999 reached the socket layer.
-    ['http://127.0.0.1', '"http://127.0.0.1" is not http(s)://HOST:PORT (PORT 1-65535)'],
-    ['http://127.0.0.1:99999', '"http://127.0.0.1:99999" is not http(s)://HOST:PORT (PORT 1-65535)'],
-    ['http://127.0.0.1:0', '"http://127.0.0.1:0" is not http(s)://HOST:PORT (PORT 1-65535)'],
-    ['https://[::1]', '"https://[::1]" is not http(s)://HOST:PORT (PORT 1-65535)'],
+    ['http://127.0.0.1', '"http://127.0.0.1" is not http(s)://HOST:PORT (PORT 1-65535; no user, path or query)'],
+    [
+      'http://127.0.0.1:99999',
+      '"http://127.0.0.1:99999" is not http(s)://HOST:PORT (PORT 1-65535; no user, path or query)',
+    ],
+    ['http://127.0.0.1:0', '"http://127.0.0.1:0" is not http(s)://HOST:PORT (PORT 1-65535; no user, path or query)'],
+    ['https://[::1]', '"https://[::1]" is not http(s)://HOST:PORT (PORT 1-65535; no user, path or query)'],
+    // A path failed DNS at the first call; a user is not etcd auth.
+    [
+      'http://127.0.0.1:2379/v3/',
+      '"http://127.0.0.1:2379/v3/" is not http(s)://HOST:PORT (PORT 1-65535; no user, path or query)',
+    ],
+    [
+      'http://u@127.0.0.1:2379',
+      '"http://u@127.0.0.1:2379" is not http(s)://HOST:PORT (PORT 1-65535; no user, path or query)',
+    ],
+    // etcd3's constructor threw "a mix of secure and insecure hosts": exit 1, --etcd not named.
+    [
+      'https://127.0.0.1:2379,http://127.0.0.1:2479',
+      '"http://127.0.0.1:2479" is http:// but "https://127.0.0.1:2379" is https://: all endpoints use one scheme (the etcd client dials them all alike)',
+    ],
     // An empty list reached the etcd client: "Cannot construct an etcd client with no hosts specified", exit 1.
     [',', 'no endpoints in ","'],
     [' , ', 'no endpoints in " , "'],
@@ -583,6 +600,15 @@ describe('cli - --etcd is checked before etcd is dialled', () => {
     const r = await etcdCli('--etcd', 'http://127.0.0.1:1', ...argv);
     expect(r.code).toBe(1);
     expect(r.err).toContain(`error: ${message}`);
+  });
+
+  test.each([
+    [['--fleet', 'a.b'], '--fleet'],
+    [['--subject-prefix', 'x y'], '--subject-prefix'],
+  ])('dashboard %j: a usage error naming the flag, before etcd is dialled', async (flags, flag) => {
+    const r = await etcdCli('--etcd', 'http://127.0.0.1:1', 'dashboard', '--listen', '127.0.0.1:0', ...flags);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(flag);
   });
 
   test('L4FLEET_ETCD of only commas or blanks: the same usage error', async () => {

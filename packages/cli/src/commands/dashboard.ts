@@ -56,6 +56,13 @@ export function registerDashboard(program: Command, ctx: FleetCommandContext): v
       } catch (err) {
         throw new CliError(`--${(err as Error).message}`, EXIT_USAGE, { cause: err });
       }
+      // The subjects before anything opens: a bad --fleet or --subject-prefix is a usage error naming the flag.
+      let subject: string;
+      try {
+        subject = eventFilter(flags.subjectPrefix, flags.fleet);
+      } catch (err) {
+        throw new CliError((err as Error).message, EXIT_USAGE, { cause: err });
+      }
       const token = readToken(flags);
       const store = ctx.openStore(cmd.optsWithGlobals() as ConnectionFlags);
       const logger = pino({ level: flags.logLevel }, pino.destination(2));
@@ -74,7 +81,7 @@ export function registerDashboard(program: Command, ctx: FleetCommandContext): v
             ? {
                 nats: {
                   servers,
-                  subject: eventFilter(flags.subjectPrefix, flags.fleet),
+                  subject,
                   flowsSubject: labFlowsSubject(flags.subjectPrefix, flags.fleet),
                 },
               }
