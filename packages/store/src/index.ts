@@ -18,6 +18,7 @@ export { EMPTY_FLEET } from './desired.js';
 export { type DesiredChange, type DesiredChanges, desiredChanges } from './desired-changes.js';
 export { MAX_DESIRED_HISTORY } from './desired-history.js';
 export { ENDPOINT_PROBE_MAX_MS, ENDPOINT_PROBE_MIN_MS } from './endpoint-health.js';
+export { ETCD_ENDPOINT_FORM, type EtcdEndpointProblem, etcdEndpointProblems } from './endpoint-url.js';
 export { StoreError, type StoreErrorCode, toStoreError } from './errors.js';
 export { EtcdFleetStore } from './etcd-store.js';
 export { fittedHistoryValue } from './history.js';

@@ -12,6 +12,7 @@ import {
   showValue as show,
   stringField as str,
 } from '@l4fleet/config';
+import { ETCD_ENDPOINT_FORM, etcdEndpointProblems } from '@l4fleet/store';
 import type { TlsFiles } from './types.js';
 
 /**
@@ -87,6 +88,22 @@ export function urls(p: Problems, path: string, v: unknown, schemes: readonly st
       return String(u);
     }
   });
+}
+
+/**
+ * etcd.endpoints: the store's own check (http(s)://HOST:PORT, one scheme for all): etcd3 takes the URL apart itself,
+ * so a URL that new URL() accepts (no port, a path, a user, http:// beside https://) failed only when dialled.
+ */
+export function etcdUrls(p: Problems, path: string, v: unknown): string[] {
+  const endpoints = list(p, path, v).map((u, i) => {
+    if (typeof u === 'string') return u;
+    p.add(`${path}[${i}]`, `${show(u)} is not ${ETCD_ENDPOINT_FORM}`);
+    return undefined;
+  });
+  const given = endpoints.filter((u): u is string => u !== undefined);
+  const indexes = endpoints.flatMap((u, i) => (u === undefined ? [] : [i]));
+  for (const problem of etcdEndpointProblems(given)) p.add(`${path}[${indexes[problem.index]}]`, problem.message);
+  return endpoints.map((u) => u ?? '');
 }
 
 export function tls(p: Problems, path: string, v: unknown): TlsFiles | undefined {

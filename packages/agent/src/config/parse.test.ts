@@ -76,6 +76,28 @@ describe('agent config - parse', () => {
     expect(parseAgentConfig({ ...minimal, etcd: { ...minimal.etcd, leaseTtlS: 2 } }).etcd.leaseTtlS).toBe(2);
   });
 
+  // etcd3 takes a URL apart by itself: these passed new URL() and then dialled 443, failed DNS on the path, ignored
+  // the user, or threw in the client's constructor (a mix of secure and insecure hosts).
+  test.each([
+    ['http://127.0.0.1'],
+    ['http://127.0.0.1:2379/v3/'],
+    ['http://user@127.0.0.1:2379'],
+    ['http://127.0.0.1:2379?x=1'],
+  ])('etcd.endpoints: %s is refused, named with its index', (url) => {
+    expect(problemsOf({ ...minimal, etcd: { endpoints: ['http://127.0.0.1:2379', url] } })).toEqual([
+      `etcd.endpoints[1]: ${JSON.stringify(url)} is not http(s)://HOST:PORT (PORT 1-65535; no user, path or query)`,
+    ]);
+  });
+
+  test('etcd.endpoints: http:// mixed with https:// is refused', () => {
+    expect(problemsOf({ ...minimal, etcd: { endpoints: ['https://e1:2379', 'http://e2:2379'] } })).toEqual([
+      'etcd.endpoints[1]: "http://e2:2379" is http:// but "https://e1:2379" is https://: all endpoints use one scheme (the etcd client dials them all alike)',
+    ]);
+    expect(
+      parseAgentConfig({ ...minimal, etcd: { endpoints: 'https://e1:2379,https://[2001:db8::1]:2379' } }).etcd,
+    ).toMatchObject({ endpoints: ['https://e1:2379', 'https://[2001:db8::1]:2379'] });
+  });
+
   test('state: every field checked with its path', () => {
     expect(problemsOf({ ...minimal, state: { enabled: 'yes', dir: '', maxBytes: 10, maxAgeS: -1, x: 1 } })).toEqual([
       'state.x: is not a known field (known: enabled, dir, maxBytes, maxAgeS)',
@@ -123,7 +145,7 @@ describe('agent config - parse', () => {
         'bgp.peers[3].keepaliveS: 0 is not 1-21845 (gobgpd reads 0 as unset: a third of the hold time)',
         'bgp.peers[1].address: "198.18.0.1" duplicates bgp.peers[0]',
         'bgp.communities[1]: "70000:1" is not a community ASN:VALUE (each 0-65535)',
-        'etcd.endpoints[0]: "ftp://x" is not a URL (http:// or https://HOST:PORT)',
+        'etcd.endpoints[0]: "ftp://x" is not http(s)://HOST:PORT (PORT 1-65535; no user, path or query)',
         'nats: user and password go together',
         'metrics.listen: "localhost" is not ADDRESS:PORT (an IPv4 address or localhost; IPv6 as [ADDR]:PORT)',
         'dataplane.driver: "ebpf" is not one of nftables | bpf | proxy | dry-run',

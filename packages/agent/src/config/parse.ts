@@ -16,7 +16,7 @@ import { AgentError } from '../errors.js';
 import { parseBfd } from './bfd.js';
 import { parseDataPlane } from './dataplane.js';
 import * as d from './defaults.js';
-import { addr, hostPort, ifname, optStr, sourceAddress, tls, urls } from './fields.js';
+import { addr, etcdUrls, hostPort, ifname, optStr, sourceAddress, tls, urls } from './fields.js';
 import type { AgentConfig, BgpSection, EtcdSection, LogLevel, NatsSection, NodeSection, PeerSection } from './types.js';
 
 const MAX_ASN = 0xffff_ffff;
@@ -142,7 +142,7 @@ function etcd(p: Problems, v: unknown): EtcdSection {
     ['endpoints', 'prefix', 'tls', 'user', 'password', 'dialTimeoutMs', 'leaseTtlS'],
     true,
   );
-  const endpoints = urls(p, 'etcd.endpoints', o.endpoints, ['http', 'https']);
+  const endpoints = etcdUrls(p, 'etcd.endpoints', o.endpoints);
   if (endpoints.length === 0) p.add('etcd.endpoints', 'no endpoints: the agent needs etcd to learn the fleet');
   const user = optStr(p, 'etcd.user', o.user, 'a user name');
   const password = optStr(p, 'etcd.password', o.password, 'a password');
@@ -168,7 +168,10 @@ function etcd(p: Problems, v: unknown): EtcdSection {
   };
 }
 
-/** With several endpoints the lease must outlive a renewal that meets a hung member (store lease-keeper.ts). */
+/**
+ * With several endpoints the lease must outlive a renewal that meets a hung member (store lease-keeper.ts): the
+ * node's lease and the aggregator's election lease alike, both renewed there.
+ */
 function leaseTtl(p: Problems, v: unknown, endpoints: number, dialTimeoutMs: number): number {
   const ttlS = int(p, 'etcd.leaseTtlS', v, 2, 3_600, 'a TTL in s', d.DEFAULT_LEASE_TTL_S);
   const gapMs = longestRenewalGapMs(ttlS, dialTimeoutMs);

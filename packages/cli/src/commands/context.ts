@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { ConfigError, formatProblem } from '@l4fleet/config';
-import { EtcdFleetStore, type FleetStore, StoreError } from '@l4fleet/store';
+import { EtcdFleetStore, etcdEndpointProblems, type FleetStore, StoreError } from '@l4fleet/store';
 import { type Command, Option } from 'commander';
 import pino from 'pino';
 import { stringify as toYaml } from 'yaml';
@@ -51,16 +51,6 @@ function readPem(file: string | undefined, flag: string): Buffer | undefined {
   }
 }
 
-/** `http(s)://HOST:PORT`, HOST a name, IPv4 or [IPv6], PORT 1-65535; nothing after it. */
-const ENDPOINT = /^https?:\/\/(?:\[[0-9A-Fa-f:.]+\]|[^/:[\]@]+):([0-9]{1,5})$/;
-
-function checkEndpoint(e: string): void {
-  const port = Number(ENDPOINT.exec(e)?.[1] ?? Number.NaN);
-  if (!(port >= 1 && port <= 65_535)) {
-    throw new CliError(`--etcd: ${JSON.stringify(e)} is not http(s)://HOST:PORT (PORT 1-65535)`, EXIT_USAGE);
-  }
-}
-
 export const openEtcdStore: OpenStore = (flags) => {
   if (!flags.etcd)
     throw new CliError('--etcd: missing (or set L4FLEET_ETCD), e.g. --etcd http://127.0.0.1:2379', EXIT_USAGE);
@@ -68,10 +58,11 @@ export const openEtcdStore: OpenStore = (flags) => {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  // Refused here, not by the etcd client: an empty list failed as "no hosts specified" (exit 1), and a URL without
-  // a port dialled 443 even over http.
+  // Refused here, not by the etcd client: an empty list failed as "no hosts specified" (exit 1), a URL without a port
+  // dialled 443 even over http, and http:// beside https:// threw in the client's constructor (exit 1, --etcd unnamed).
   if (endpoints.length === 0) throw new CliError(`--etcd: no endpoints in ${JSON.stringify(flags.etcd)}`, EXIT_USAGE);
-  for (const e of endpoints) checkEndpoint(e);
+  const problem = etcdEndpointProblems(endpoints)[0];
+  if (problem) throw new CliError(`--etcd: ${problem.message}`, EXIT_USAGE);
   if ((flags.user === undefined) !== (flags.password === undefined)) {
     throw new CliError('--user and --password: give both or neither', EXIT_USAGE);
   }

@@ -1,0 +1,42 @@
+import { describe, expect, test } from 'vitest';
+import { ETCD_ENDPOINT_FORM, etcdEndpointProblems } from './endpoint-url.js';
+
+describe('store - etcd endpoint URLs', () => {
+  test.each([
+    ['http://127.0.0.1:2379'],
+    ['https://etcd-1.example.net:2379'],
+    ['http://[2001:db8::1]:2379'],
+    ['http://localhost:1'],
+  ])('%s is dialled as given', (url) => {
+    expect(etcdEndpointProblems([url])).toEqual([]);
+  });
+
+  test.each([
+    // etcd3 dials 443 without a port, even over http; a path made the host unparsable (DNS failure at the first call);
+    // a user is not etcd auth; 0 and 99999 are no ports.
+    ['http://127.0.0.1'],
+    ['http://127.0.0.1:2379/'],
+    ['http://127.0.0.1:2379/v3/'],
+    ['http://user@127.0.0.1:2379'],
+    ['http://127.0.0.1:2379?x=1'],
+    ['http://127.0.0.1:0'],
+    ['http://127.0.0.1:99999'],
+    ['ftp://127.0.0.1:2379'],
+    ['127.0.0.1:2379'],
+    ['https://[::1]'],
+  ])('%s is refused, named', (url) => {
+    expect(etcdEndpointProblems(['http://127.0.0.1:2379', url])).toEqual([
+      { index: 1, message: `${JSON.stringify(url)} is not ${ETCD_ENDPOINT_FORM}` },
+    ]);
+  });
+
+  test('http:// mixed with https:// is refused (etcd3 throws "a mix of secure and insecure hosts")', () => {
+    expect(etcdEndpointProblems(['https://a:2379', 'https://b:2379', 'http://c:2379'])).toEqual([
+      {
+        index: 2,
+        message:
+          '"http://c:2379" is http:// but "https://a:2379" is https://: all endpoints use one scheme (the etcd client dials them all alike)',
+      },
+    ]);
+  });
+});
