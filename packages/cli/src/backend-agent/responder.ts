@@ -82,8 +82,10 @@ export async function startResponder(opts: ResponderOptions): Promise<Responder>
   const refresh = async (): Promise<BackendState> => {
     try {
       const next = await readStateFile(opts.stateFile);
-      if (current === undefined || stateLine(next) !== stateLine(current))
+      // Said when it changes; at the start only when it is not the default (the command's first line says it).
+      if (stateLine(next) !== stateLine(current ?? DEFAULT_BACKEND_STATE)) {
         log.info({ event: 'backendState', state: stateLine(next) });
+      }
       current = next;
       lastProblem = '';
     } catch (err) {
