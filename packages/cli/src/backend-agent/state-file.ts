@@ -7,7 +7,7 @@
  * of the tables across the reboot that job needs. No file means `ready`: a host that never used it is served.
  */
 import { chmod, mkdir, open, rename, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { AGENT_DOWN_WORDS, AGENT_UP_WORDS } from '@l4fleet/agent';
 
 export const DEFAULT_BACKEND_STATE_FILE = '/var/lib/l4fleet/backend-state';
@@ -93,7 +93,7 @@ export async function readStateFile(file: string): Promise<BackendState> {
  * the file root wrote. Directories that were already there keep their modes (the path may be any the operator chose).
  */
 export async function writeStateFile(file: string, state: BackendState): Promise<void> {
-  const dir = dirname(file);
+  const dir = dirname(resolve(file)); // absolute, as mkdir's answer below: the walk up stops at it
   const tmp = join(dir, `.backend-state.${process.pid}.tmp`);
   try {
     const made = await mkdir(dir, { recursive: true, mode: 0o755 });
