@@ -199,6 +199,7 @@ export function createAgent(deps: AgentDeps): Agent {
     clock,
     metrics,
     logger: log,
+    maxAgeS: config.state.maxAgeS,
     mayRestore: () => lifecycle.state === 'starting' && inputs.source === 'none',
     onRestored: () => {
       if (inputs.fleet) servedFrom(inputs.fleet);

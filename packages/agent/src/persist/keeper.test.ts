@@ -10,9 +10,18 @@ import { until } from '@l4fleet/test-support/eventually';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { createManualClock, type ManualClock } from '../clock.js';
+import { AgentError } from '../errors.js';
 import { createAgentMetrics } from '../observe/metrics.js';
 import { createServedInputs, type ServedInputs } from '../serve/inputs.js';
-import { createLastStateKeeper, type LastStateKeeper, STATE_REFRESH_MS, STATE_SAVE_DELAY_MS } from './keeper.js';
+import {
+  createLastStateKeeper,
+  type LastStateKeeper,
+  STATE_REFRESH_MS,
+  STATE_RETRY_MAX_MS,
+  STATE_RETRY_MIN_MS,
+  STATE_SAVE_DELAY_MS,
+  stateRefreshMs,
+} from './keeper.js';
 import { createLastStateFile, type LastState, type LastStateStore } from './last-state.js';
 
 const logger = pino({ level: process.env.L4FLEET_TEST_LOG ?? 'silent' });
@@ -43,17 +52,36 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function setup(opts: { clock: ManualClock; file?: LastStateStore; onRestored?: () => void }) {
+const realFile = (clock: ManualClock, maxAgeS = 0, maxBytes = 1 << 20): LastStateStore =>
+  createLastStateFile({
+    dir,
+    identity: { node: 'n1', fleet: 'default', etcdPrefix: '/l4fleet' },
+    maxBytes,
+    maxAgeS,
+    now: clock.now,
+  });
+
+/** `real` behind a switch: while `failing` is set every save fails as a full disk would; `attempts` counts saves. */
+function flakyFile(real: LastStateStore) {
+  const f = {
+    failing: false,
+    attempts: 0,
+    store: {
+      path: real.path,
+      load: () => real.load(),
+      save: async (s: LastState) => {
+        f.attempts += 1;
+        if (f.failing) throw new AgentError('STATE_SAVE_FAILED', `${real.path}: ENOSPC: no space left on device`);
+        return real.save(s);
+      },
+    } satisfies LastStateStore,
+  };
+  return f;
+}
+
+function setup(opts: { clock: ManualClock; file?: LastStateStore; onRestored?: () => void; maxAgeS?: number }) {
   // maxAgeS 0: never stale, so the manual clock's hours do not make the file unreadable.
-  const file =
-    opts.file ??
-    createLastStateFile({
-      dir,
-      identity: { node: 'n1', fleet: 'default', etcdPrefix: '/l4fleet' },
-      maxBytes: 1 << 20,
-      maxAgeS: 0,
-      now: opts.clock.now,
-    });
+  const file = opts.file ?? realFile(opts.clock, opts.maxAgeS ?? 0);
   const inputs = createServedInputs();
   const metrics = createAgentMetrics({ node: 'n1', fleet: 'default', defaultMetrics: false });
   const keeper = createLastStateKeeper({
@@ -62,8 +90,9 @@ function setup(opts: { clock: ManualClock; file?: LastStateStore; onRestored?: (
     clock: opts.clock,
     metrics,
     logger,
-    // As the agent's: only while starting with nothing served yet.
-    mayRestore: () => inputs.source === 'none',
+    maxAgeS: opts.maxAgeS ?? 0,
+    // As the agent's: only while starting with incomplete inputs.
+    mayRestore: () => !inputs.complete,
     onRestored: opts.onRestored ?? (() => undefined),
   });
   keepers.push(keeper);
@@ -71,8 +100,16 @@ function setup(opts: { clock: ManualClock; file?: LastStateStore; onRestored?: (
 }
 
 const savedAtOf = async (file: LastStateStore) => (await file.load())?.savedAt;
-const savesOk = async (m: ReturnType<typeof createAgentMetrics>) =>
-  (await m.lastStateSavesTotal.get()).values.find((v) => v.labels.result === 'ok')?.value ?? 0;
+const saves = async (m: ReturnType<typeof createAgentMetrics>, result: 'ok' | 'error') =>
+  (await m.lastStateSavesTotal.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+const savesOk = (m: ReturnType<typeof createAgentMetrics>) => saves(m, 'ok');
+/** `s` seconds on the clock with an etcd probe answered every second, as the agent's is while etcd answers. */
+async function etcdAnswersFor(clock: ManualClock, keeper: LastStateKeeper, s: number): Promise<void> {
+  for (let i = 0; i < s; i += 1) {
+    await clock.advance(1_000);
+    keeper.etcdAnswered();
+  }
+}
 const gauge = async (g: { get(): Promise<{ values: { value: number }[] }> }) => (await g.get()).values[0]?.value;
 
 describe('persist keeper - last good state on a manual clock', () => {
@@ -181,5 +218,102 @@ describe('persist keeper - last good state on a manual clock', () => {
     expect(restoredCalls).toBe(0);
     expect(restoredResolved).toBe(false);
     expect(await gauge(metrics.lastStateServing)).toBe(0);
+  });
+
+  test('state.maxAgeS under an hour: the file is refreshed every maxAgeS / 2, so it stays loadable while etcd answers', async () => {
+    const clock = createManualClock(T0);
+    const maxAgeS = 600;
+    const { file, inputs, metrics, keeper } = setup({ clock, maxAgeS });
+    expect(stateRefreshMs(maxAgeS)).toBe(300_000);
+    expect(stateRefreshMs(0), 'never stale: hourly').toBe(STATE_REFRESH_MS);
+    expect(stateRefreshMs(86_400)).toBe(STATE_REFRESH_MS);
+    etcdDelivers(inputs, fleetOf(80), 5);
+    keeper.etcdInputArrived();
+    await clock.advance(STATE_SAVE_DELAY_MS);
+    await until('first save', async () => (await savesOk(metrics)) === 1, 5_000, 10);
+
+    // A quiet fleet for 20 minutes (twice maxAgeS) while etcd answers: the file never gets older than maxAgeS.
+    for (let i = 0; i < 4; i += 1) {
+      await etcdAnswersFor(clock, keeper, 300);
+      await clock.advance(STATE_SAVE_DELAY_MS);
+      await until(`refresh ${i + 1}`, async () => (await savesOk(metrics)) === i + 2, 5_000, 10);
+    }
+    const s = await file.load();
+    expect(s?.revision).toBe(5);
+    expect(clock.now() - (s?.savedAt ?? 0)).toBeLessThanOrEqual(maxAgeS * 1000);
+  });
+
+  test('the first save fails: retried after 1 s, then 2 s, with a quiet fleet and no etcd answer to prompt it', async () => {
+    const clock = createManualClock(T0);
+    const flaky = flakyFile(realFile(clock));
+    flaky.failing = true;
+    const { file, inputs, metrics, keeper } = setup({ clock, file: flaky.store });
+    etcdDelivers(inputs, fleetOf(80), 5);
+    keeper.etcdInputArrived();
+    await clock.advance(STATE_SAVE_DELAY_MS);
+    expect(flaky.attempts).toBe(1);
+    await clock.advance(STATE_RETRY_MIN_MS);
+    expect(flaky.attempts, 'retried after STATE_RETRY_MIN_MS').toBe(2);
+    flaky.failing = false; // the disk has room again
+    await clock.advance(2 * STATE_RETRY_MIN_MS - 1);
+    expect(flaky.attempts, 'the second retry waits twice as long').toBe(2);
+    await clock.advance(1);
+    expect(flaky.attempts).toBe(3);
+    await until('saved', async () => (await savesOk(metrics)) === 1, 5_000, 10);
+    expect((await file.load())?.revision).toBe(5);
+    expect(await saves(metrics, 'error')).toBe(2);
+    expect(clock.pending, 'nothing more to do').toBe(0);
+  });
+
+  test('a save fails after one worked: retried on the backoff (not an hour later), at most once a minute while it keeps failing', async () => {
+    const clock = createManualClock(T0);
+    const flaky = flakyFile(realFile(clock));
+    const { file, inputs, metrics, keeper } = setup({ clock, file: flaky.store });
+    etcdDelivers(inputs, fleetOf(80), 5);
+    keeper.etcdInputArrived();
+    await clock.advance(STATE_SAVE_DELAY_MS);
+    await until('first save', async () => (await savesOk(metrics)) === 1, 5_000, 10);
+
+    // A new revision while the disk is full: the file keeps revision 5 only until the disk has room.
+    flaky.failing = true;
+    etcdDelivers(inputs, fleetOf(81), 6);
+    keeper.etcdInputArrived();
+    await etcdAnswersFor(clock, keeper, 4);
+    expect(flaky.attempts, 'the save and two retries (1 s, 2 s)').toBe(4);
+    flaky.failing = false;
+    await etcdAnswersFor(clock, keeper, 4);
+    await until('revision 6 saved', async () => (await savesOk(metrics)) === 2, 5_000, 10);
+    expect((await file.load())?.revision).toBe(6);
+
+    // A disk that stays full: two hours of etcd answering every second try to save at most once a minute.
+    flaky.failing = true;
+    etcdDelivers(inputs, fleetOf(82), 7);
+    keeper.etcdInputArrived();
+    const before = flaky.attempts;
+    await etcdAnswersFor(clock, keeper, 7_200);
+    const tries = flaky.attempts - before;
+    // 1 + 2 + ... + 32 s, then every 60 s: 7 + (7,200 - 63) / 60.
+    expect(tries).toBeGreaterThanOrEqual(120);
+    expect(tries).toBeLessThanOrEqual(7 + Math.ceil(7_200 / (STATE_RETRY_MAX_MS / 1000)));
+  });
+
+  test('a state over state.maxBytes: not retried until the inputs change', async () => {
+    const clock = createManualClock(T0);
+    const flaky = flakyFile(realFile(clock, 0, 200)); // every state is larger
+    const { inputs, metrics, keeper } = setup({ clock, file: flaky.store });
+    etcdDelivers(inputs, fleetOf(80), 5);
+    keeper.etcdInputArrived();
+    await clock.advance(STATE_SAVE_DELAY_MS);
+    expect(flaky.attempts).toBe(1);
+    await etcdAnswersFor(clock, keeper, 7_200);
+    expect(flaky.attempts, 'the same inputs are not tried again').toBe(1);
+    expect(await saves(metrics, 'error')).toBe(1);
+
+    etcdDelivers(inputs, fleetOf(81), 6);
+    keeper.etcdInputArrived();
+    await etcdAnswersFor(clock, keeper, 2);
+    expect(flaky.attempts, 'new inputs are tried').toBe(2);
+    await etcdAnswersFor(clock, keeper, 600);
+    expect(flaky.attempts).toBe(2);
   });
 });

@@ -1,19 +1,37 @@
 /**
  * The last good inputs on disk (0006 "Last good state on disk"): restores them when the agent starts without
- * etcd, and saves what etcd delivered (batched, one write in flight, refreshed hourly so the file's age means
- * "last confirmed against etcd"). Without a state file store every call is a no-op.
+ * etcd, and saves what etcd delivered (batched, one write in flight, refreshed hourly, or every state.maxAgeS / 2 if
+ * that is sooner, so the file's age means "last confirmed against etcd"). A failed save is retried on a backoff; a
+ * state too large for the file is not, until the inputs change. Without a state file store every call is a no-op.
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { AgentError } from '../errors.js';
 import { type AgentMetrics, recordDecided } from '../observe/metrics.js';
 import type { ServedInputs } from '../serve/inputs.js';
-import type { LastState, LastStateStore } from './last-state.js';
+import { isStateNotSavable, type LastState, type LastStateStore } from './last-state.js';
 
 /** State file writes are batched this long, ms (a burst of decisions is one write). */
 export const STATE_SAVE_DELAY_MS = 1_000;
 /** An unchanged state file is rewritten this often while etcd answers, so its age says "confirmed recently", ms. */
 export const STATE_REFRESH_MS = 3_600_000;
+/** The first retry after a failed save waits this long; each failure after it doubles the wait, ms. */
+export const STATE_RETRY_MIN_MS = 1_000;
+/** The longest wait between retries of a save that keeps failing (a full or read-only disk), ms (1 min). */
+export const STATE_RETRY_MAX_MS = 60_000;
+
+/**
+ * How often an unchanged file is rewritten while etcd answers, ms: hourly, or every half of state.maxAgeS when that is
+ * shorter. A refresh only every hour with maxAgeS 600 would leave a quiet fleet's file unloadable 50 minutes an hour
+ * although etcd confirmed it every second; half the bound leaves room for a refresh that is late or fails once.
+ */
+export function stateRefreshMs(maxAgeS: number): number {
+  return maxAgeS > 0 ? Math.min(STATE_REFRESH_MS, (maxAgeS * 1000) / 2) : STATE_REFRESH_MS;
+}
+
+/** The wait before the next save after `failures` failed ones in a row, ms. */
+const retryDelayMs = (failures: number): number =>
+  Math.min(STATE_RETRY_MAX_MS, STATE_RETRY_MIN_MS * 2 ** Math.min(failures - 1, 16));
 
 export interface LastStateKeeperOptions {
   /** undefined: nothing is saved or restored. */
@@ -22,7 +40,9 @@ export interface LastStateKeeperOptions {
   readonly clock: Clock;
   readonly metrics: AgentMetrics;
   readonly logger: Logger;
-  /** Whether a restored file may still be served (the node is starting and etcd has not delivered a fleet). */
+  /** The file's age bound (state.maxAgeS), s; 0 = never stale. Sets how often an unchanged file is rewritten. */
+  readonly maxAgeS: number;
+  /** Whether a restored file may still be served (the node is starting and etcd has not delivered every input). */
   readonly mayRestore: () => boolean;
   /** The file's inputs are now the served inputs. */
   readonly onRestored: () => void;
@@ -34,9 +54,9 @@ export interface LastStateKeeper {
   readonly restored: Promise<void>;
   /** Loads the file once and serves it if it is valid and etcd has not answered meanwhile. */
   restore(why: string): Promise<void>;
-  /** After each input etcd delivered: once all three came from etcd, the file is replaced and saving resumes. */
+  /** After each input etcd delivered: once all four came from etcd, the file is replaced and saving resumes. */
   etcdInputArrived(): void;
-  /** etcd answered: rewrite an unchanged file once it is STATE_REFRESH_MS old. */
+  /** etcd answered: rewrite an unchanged file once it is stateRefreshMs(maxAgeS) old. */
   etcdAnswered(): void;
   close(): void;
 }
@@ -50,12 +70,19 @@ export function createLastStateKeeper(opts: LastStateKeeperOptions): LastStateKe
   let saving = false;
   let savedKey = '';
   let savedAtMs = 0;
+  const refreshMs = stateRefreshMs(opts.maxAgeS);
+  /** Failed saves in a row (0 after a save worked). */
+  let failures = 0;
+  /** No save starts before this, ms since the epoch: the backoff after a failure. */
+  let retryAtMs = 0;
+  /** The inputs' key of a state that cannot be saved (over state.maxBytes): tried again only once the key changes. */
+  let refusedKey: string | undefined;
   /**
-   * The saved file is STATE_REFRESH_MS old, or the clock stepped back past its savedAt: rewrite it. A negative age is
+   * The saved file is refreshMs old, or the clock stepped back past its savedAt: rewrite it. A negative age is
    * no young file: the loader refuses savedAt in the future (STATE_FUTURE_TOLERANCE_MS), and waiting for the clock to
    * catch up would leave it refused that long.
    */
-  const refreshDue = (now: number): boolean => now - savedAtMs >= STATE_REFRESH_MS || now < savedAtMs;
+  const refreshDue = (now: number): boolean => now - savedAtMs >= refreshMs || now < savedAtMs;
   let onRestored: () => void = () => undefined;
   const restored = new Promise<void>((resolve) => (onRestored = resolve));
 
@@ -95,12 +122,44 @@ export function createLastStateKeeper(opts: LastStateKeeperOptions): LastStateKe
     onRestored();
   }
 
+  /** A save after STATE_SAVE_DELAY_MS, or when the backoff after a failure ends if that is later. */
   function scheduleSave(): void {
     if (!file || timer !== undefined || closed) return;
-    timer = clock.setTimeout(() => {
-      timer = undefined;
-      void save();
-    }, STATE_SAVE_DELAY_MS);
+    timer = clock.setTimeout(
+      () => {
+        timer = undefined;
+        void save();
+      },
+      Math.max(STATE_SAVE_DELAY_MS, retryAtMs - clock.now()),
+    );
+  }
+
+  /**
+   * A save failed: the next waits retryDelayMs, whether or not one ever worked (a quiet fleet gives no other reason to
+   * try again, and etcd answering every second must not mean a write and a warning every second). A state over
+   * state.maxBytes is the same size when tried again: it waits for new inputs (etcdInputArrived) instead.
+   */
+  function saveFailed(err: unknown, key: string): void {
+    failures += 1;
+    const delayMs = retryDelayMs(failures);
+    retryAtMs = clock.now() + delayMs;
+    metrics.lastStateSavesTotal.inc({ result: 'error' });
+    const notSavable = isStateNotSavable(err);
+    log.warn({
+      event: 'lastStateSaveFailed',
+      file: file?.path,
+      err: (err as Error).message,
+      failures,
+      ...(notSavable ? { retry: 'when the inputs change' } : { retryInMs: delayMs }),
+    });
+    if (notSavable) {
+      refusedKey = key;
+      return;
+    }
+    // A save scheduled while this one ran would come before the backoff ends.
+    clock.clearTimeout(timer);
+    timer = undefined;
+    scheduleSave();
   }
 
   async function save(): Promise<void> {
@@ -114,19 +173,21 @@ export function createLastStateKeeper(opts: LastStateKeeperOptions): LastStateKe
     }
     const key = inputs.key();
     const now = clock.now();
-    if (key === savedKey && !refreshDue(now)) return;
+    if (key === refusedKey || (key === savedKey && !refreshDue(now))) return;
     saving = true;
     try {
       const state = { fleet, revision, generation, decided, ramps, history, drained: drainFlag, savedAt: now };
       const bytes = await file.save(state);
       savedKey = key;
       savedAtMs = now;
+      failures = 0;
+      retryAtMs = 0;
+      refusedKey = undefined;
       metrics.lastStateSavesTotal.inc({ result: 'ok' });
       metrics.lastStateBytes.set(bytes);
       log.debug({ event: 'lastStateSaved', file: file.path, revision, bytes });
     } catch (err) {
-      metrics.lastStateSavesTotal.inc({ result: 'error' });
-      log.warn({ event: 'lastStateSaveFailed', file: file.path, err: (err as Error).message });
+      saveFailed(err, key);
     } finally {
       saving = false;
     }
@@ -146,7 +207,8 @@ export function createLastStateKeeper(opts: LastStateKeeperOptions): LastStateKe
       scheduleSave();
     },
     etcdAnswered() {
-      if (savedAtMs > 0 && refreshDue(clock.now())) scheduleSave();
+      // After a failure the backoff's timer, or new inputs, bring the next save.
+      if (savedAtMs > 0 && failures === 0 && refreshDue(clock.now())) scheduleSave();
     },
     close() {
       closed = true;

@@ -33,6 +33,23 @@ export const STATE_FILE_SCHEMA = 1;
  */
 export const STATE_FUTURE_TOLERANCE_MS = 5 * 60_000;
 
+/**
+ * The cause of a STATE_SAVE_FAILED that the same inputs would meet again (the file would be over state.maxBytes, or
+ * the fleet has no hashSeed): saving them again cannot help, new inputs may.
+ */
+export class StateNotSavableError extends Error {
+  override readonly name = 'StateNotSavableError';
+}
+
+/** Whether `err` is a STATE_SAVE_FAILED that retrying the same inputs cannot cure (StateNotSavableError). */
+export function isStateNotSavable(err: unknown): boolean {
+  return err instanceof AgentError && err.code === 'STATE_SAVE_FAILED' && err.cause instanceof StateNotSavableError;
+}
+
+/** AgentError STATE_SAVE_FAILED for inputs that cannot be saved as they are. */
+const notSavable = (msg: string): AgentError =>
+  new AgentError('STATE_SAVE_FAILED', msg, { cause: new StateNotSavableError(msg) });
+
 /** The inputs a node builds its tables and routes from. */
 export interface LastState {
   readonly fleet: Fleet;
@@ -63,7 +80,10 @@ export interface LastStateStore {
   readonly path: string;
   /** undefined when there is no file; AgentError STATE_INVALID or STATE_STALE when it must not be used. */
   load(): Promise<LastState | undefined>;
-  /** Replaces the file atomically; resolves with the bytes written; AgentError STATE_SAVE_FAILED. */
+  /**
+   * Replaces the file atomically; resolves with the bytes written; AgentError STATE_SAVE_FAILED (with a
+   * StateNotSavableError cause when the inputs themselves cannot be saved: isStateNotSavable).
+   */
   save(state: LastState): Promise<number>;
 }
 
@@ -120,7 +140,7 @@ function historyRecords(history: TableHistory): Record<string, string> {
 export function encodeLastState(s: LastState, identity: StateIdentity): Buffer {
   const seed = s.fleet.hashSeed;
   if (seed === undefined) {
-    throw new AgentError('STATE_SAVE_FAILED', `state: fleet of revision ${s.revision} has no hashSeed`);
+    throw notSavable(`state: fleet of revision ${s.revision} has no hashSeed`);
   }
   const doc = encodeDocument({ ...s.fleet, hashSeed: seed }, s.generation || 'state', new Date(s.savedAt));
   const decided: Record<string, MemberStatus> = {};
@@ -295,10 +315,7 @@ export function createLastStateFile(opts: LastStateFileOptions): LastStateStore 
     async save(state) {
       const data = encodeLastState(state, opts.identity);
       if (data.length > opts.maxBytes) {
-        throw new AgentError(
-          'STATE_SAVE_FAILED',
-          `${path}: ${data.length} bytes is over state.maxBytes ${opts.maxBytes}; not written`,
-        );
+        throw notSavable(`${path}: ${data.length} bytes is over state.maxBytes ${opts.maxBytes}; not written`);
       }
       const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
       try {
