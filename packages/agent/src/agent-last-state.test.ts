@@ -25,10 +25,19 @@ const ROUTES = ['198.51.100.10/32', '198.51.100.11/32'];
 
 const fleetFile: Fleet = twoPoolFleet({ type: 'none' });
 
-/** The in-memory store behind a switch: while `down`, every call fails as an unreachable etcd would. */
-function switchable(inner: MemoryFleetStore): { store: FleetStore; setDown(d: boolean): void; calls: () => number } {
+/**
+ * The in-memory store behind a switch: while `down`, every call fails as an unreachable etcd would. `downAfter(m)`
+ * turns it down once a call of method `m` answered (etcd lost part-way through the agent's start).
+ */
+function switchable(inner: MemoryFleetStore): {
+  store: FleetStore;
+  setDown(d: boolean): void;
+  downAfter(method: string): void;
+  calls: () => number;
+} {
   let down = false;
   let failed = 0;
+  let after: string | undefined;
   const store = new Proxy(inner, {
     get(target, prop, receiver) {
       const v = Reflect.get(target, prop, receiver) as unknown;
@@ -38,11 +47,16 @@ function switchable(inner: MemoryFleetStore): { store: FleetStore; setDown(d: bo
           failed += 1;
           return Promise.reject(new StoreError('UNAVAILABLE', `etcd ${String(prop)}: connect ECONNREFUSED`));
         }
-        return (v as (...a: unknown[]) => unknown).apply(target, args);
+        const r = (v as (...a: unknown[]) => unknown).apply(target, args);
+        if (prop === after) {
+          after = undefined;
+          down = true;
+        }
+        return r;
       };
     },
   });
-  return { store, setDown: (d) => void (down = d), calls: () => failed };
+  return { store, setDown: (d) => void (down = d), downAfter: (m) => void (after = m), calls: () => failed };
 }
 
 interface Node {
@@ -203,6 +217,57 @@ describe('agent - last good state across restarts', () => {
     expect(again.agent.status()).toMatchObject({ state: 'drained', inputSource: 'lastState' });
     expect(first.speaker.advertised).toEqual([]);
     expect(first.dataPlane.current.length).toBe(2);
+  });
+
+  test('restart while etcd answers but refuses the desired state: the file serves (as a running node keeps its last good state)', async () => {
+    const inner = new MemoryFleetStore();
+    const { revision } = await inner.apply(fleetFile);
+    const net = switchable(inner);
+    const first = await servedOnce(inner, net.store);
+    inner.corruptDesired();
+    const again = startNode(net.store, { speaker: first.speaker, dataPlane: first.dataPlane });
+    await again.agent.start();
+    await again.agent.whenReady(5_000);
+    expect(again.agent.status()).toMatchObject({
+      state: 'serving',
+      failStatic: false,
+      inputSource: 'lastState',
+      desiredRevision: revision,
+      routes: ROUTES,
+    });
+    expect(await metric(again, 'l4fleet_last_state_serving')).toMatch(/ 1$/m);
+    // The operator repairs the desired state: etcd's inputs replace the file's, and saving resumes.
+    const { revision: r2 } = await inner.apply({ ...fleetFile, vips: fleetFile.vips.slice(1) });
+    await until('etcd inputs', () => again.agent.status().inputSource === 'etcd');
+    await until('web withdrawn', () => first.speaker.advertised.length === 1);
+    await until('new state saved', () => saved(stateFile(), r2));
+  });
+
+  test('etcd lost part-way through the start (desired delivered, the rest not): the file fills the rest', async () => {
+    const inner = new MemoryFleetStore();
+    await inner.apply(fleetFile);
+    const net = switchable(inner);
+    const first = await servedOnce(inner, net.store);
+    // etcd changed while the node was away: the desired state it delivers is newer than the file's and stays.
+    const { revision: r2 } = await inner.apply({ ...fleetFile, vips: fleetFile.vips.slice(1) });
+    net.downAfter('watchDesired');
+    const lines: { event?: string; inputs?: string[] }[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const again = startNode(net.store, { speaker: first.speaker, dataPlane: first.dataPlane }, stateFile(), log);
+    await again.agent.start();
+    await again.agent.whenReady(5_000);
+    expect(again.agent.status()).toMatchObject({
+      state: 'serving',
+      failStatic: true,
+      inputSource: 'lastState',
+      desiredRevision: r2,
+      routes: ['198.51.100.11/32'],
+    });
+    expect(lines.find((l) => l.event === 'lastStateRestored')?.inputs).toEqual(['decided', 'nodes', 'history']);
+    net.setDown(false);
+    await until('etcd inputs', () => again.agent.status().inputSource === 'etcd' && !again.agent.status().failStatic);
+    expect(again.agent.status().routes).toEqual(['198.51.100.11/32']);
+    await until('new state saved', () => saved(stateFile(), r2));
   });
 
   test.each([

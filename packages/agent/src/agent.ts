@@ -200,7 +200,8 @@ export function createAgent(deps: AgentDeps): Agent {
     metrics,
     logger: log,
     maxAgeS: config.state.maxAgeS,
-    mayRestore: () => lifecycle.state === 'starting' && inputs.source === 'none',
+    // Starting without all four inputs: the file fills those etcd did not deliver (it may have been lost part-way).
+    mayRestore: () => lifecycle.state === 'starting' && !inputs.complete,
     onRestored: () => {
       if (inputs.fleet) servedFrom(inputs.fleet);
       lifecycle.maybeReady();
@@ -219,7 +220,7 @@ export function createAgent(deps: AgentDeps): Agent {
       reports.status();
     },
     onUnreachable: (why) => {
-      if (lifecycle.state === 'starting' && !inputs.fleet) void keeper.restore(why);
+      if (lifecycle.state === 'starting' && !inputs.complete) void keeper.restore(why);
     },
     onAnswered: () => keeper.etcdAnswered(),
     onRejectedRecord: (err) => rejected.report('election', err),
@@ -273,6 +274,9 @@ export function createAgent(deps: AgentDeps): Agent {
       events.emit('state.rejected', { error: err.message, code: err.code });
       if (isRejectedRecord(err)) rejected.report('desired', err);
       else rejected.note('desired', err);
+      // A running node keeps serving its last good state; one that restarts into a refused state serves its file,
+      // or it would stay `starting` (never ready, no routes) until the desired state is repaired.
+      if (lifecycle.state === 'starting' && !inputs.fleet) void keeper.restore(`stateRejected: ${err.code}`);
     },
   });
 

@@ -52,7 +52,10 @@ export interface LastStateKeeper {
   readonly enabled: boolean;
   /** Resolves once inputs were restored from the file (never, if they were not). */
   readonly restored: Promise<void>;
-  /** Loads the file once and serves it if it is valid and etcd has not answered meanwhile. */
+  /**
+   * Loads the file once and, if it is valid and mayRestore() still holds, serves it in place of every input etcd has
+   * not delivered yet.
+   */
   restore(why: string): Promise<void>;
   /** After each input etcd delivered: once all four came from etcd, the file is replaced and saving resumes. */
   etcdInputArrived(): void;
@@ -103,15 +106,18 @@ export function createLastStateKeeper(opts: LastStateKeeperOptions): LastStateKe
     }
     // etcd may have answered while the file was read: its inputs win.
     if (closed || !opts.mayRestore()) return;
-    inputs.restore(s);
+    const taken = inputs.restore(s);
+    if (taken.length === 0) return;
     const ageS = Math.max(0, Math.round((clock.now() - s.savedAt) / 1000));
     metrics.lastStateServing.set(1);
     metrics.lastStateAgeSeconds.set(ageS);
-    recordDecided(metrics, s.decided, s.ramps ?? new Map());
+    recordDecided(metrics, inputs.decided, inputs.ramps);
     log.warn({
       event: 'lastStateRestored',
       file: file.path,
       revision: s.revision,
+      // Fewer than four when etcd delivered some before it was lost, or refused the desired state: etcd's stay.
+      inputs: taken,
       savedAt: new Date(s.savedAt).toISOString(),
       ageS,
       vips: s.fleet.vips.length,

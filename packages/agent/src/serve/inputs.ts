@@ -9,6 +9,8 @@ import type { LastState } from '../persist/last-state.js';
 
 /** Where the served inputs came from: etcd, the state file (restarted without etcd), or nothing yet. */
 export type InputSource = 'etcd' | 'lastState' | 'none';
+/** The four inputs, each delivered by its own etcd watch. */
+export type StateInput = 'desired' | 'decided' | 'nodes' | 'history';
 
 export interface ServedInputs {
   readonly fleet: Fleet | undefined;
@@ -35,8 +37,12 @@ export interface ServedInputs {
   setHistory(history: TableHistory): void;
   /** The node list arrived; returns true when this node's drain flag changed. */
   setNodes(drainFlag: boolean): boolean;
-  /** Takes every input from the state file (start without etcd). */
-  restore(s: LastState): void;
+  /**
+   * Takes from the state file every input etcd has not delivered since this start (all four at a start without
+   * etcd); returns the ones taken. An input etcd delivered stays: its watch, resumed, would not deliver it again
+   * unless it changes, so the file's would stay in its place after etcd is back.
+   */
+  restore(s: LastState): readonly StateInput[];
   /** etcd delivered all four inputs: the file is no longer what the node serves. Returns true if it was. */
   leaveLastState(): boolean;
   /** A string that changes whenever a saved state file would (revision, generation, drain flag, decisions). */
@@ -112,17 +118,31 @@ export function createServedInputs(): ServedInputs {
       return true;
     },
     restore(s) {
-      fleet = s.fleet;
-      revision = s.revision;
-      generation = s.generation;
-      decided = s.decided;
-      ramps = s.ramps ?? new Map();
-      drainFlag = s.drained;
-      history = s.history ?? new Map();
-      haveHistory = true;
-      haveDecided = true;
-      haveNodes = true;
-      servingLastState = true;
+      const taken: StateInput[] = [];
+      if (!fromEtcd.desired) {
+        fleet = s.fleet;
+        revision = s.revision;
+        generation = s.generation;
+        taken.push('desired');
+      }
+      if (!fromEtcd.decided) {
+        decided = s.decided;
+        ramps = s.ramps ?? new Map();
+        haveDecided = true;
+        taken.push('decided');
+      }
+      if (!fromEtcd.nodes) {
+        drainFlag = s.drained;
+        haveNodes = true;
+        taken.push('nodes');
+      }
+      if (!fromEtcd.history) {
+        history = s.history ?? new Map();
+        haveHistory = true;
+        taken.push('history');
+      }
+      servingLastState = taken.length > 0;
+      return taken;
     },
     leaveLastState() {
       const was = servingLastState;
