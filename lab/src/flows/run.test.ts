@@ -1,9 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
-import { describe, expect, test, vi } from 'vitest';
+import { once } from 'node:events';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import type { Lab } from '../runtime/lab.js';
 import { buildTopology } from '../topology/model.js';
+import type { FlowSample, WorkerReport } from './types.js';
 
-// The worker is a process that never reports; the test keeps hold of it to see what start() leaves running.
+// The worker is a process the test writes; the test keeps hold of it to see what start() leaves running.
 const spawned = vi.hoisted(() => ({ children: [] as ChildProcess[] }));
 vi.mock('node:child_process', async (importOriginal) => {
   const original = await importOriginal<typeof import('node:child_process')>();
@@ -16,23 +18,114 @@ vi.mock('node:child_process', async (importOriginal) => {
     },
   };
 });
+// No node's observe set can be read here: every flow's carrier is `?`.
+vi.mock('@l4fleet/process', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('@l4fleet/process')>()),
+  run: async () => ({ code: 1, stdout: '', stderr: 'no lab' }),
+}));
 
 const { FlowRun } = await import('./run.js');
 
+function sample(id: number, over: Partial<FlowSample> = {}): FlowSample {
+  return {
+    id,
+    protocol: 'tcp',
+    localPort: 40000 + id,
+    localAddress: '198.18.1.2',
+    target: '198.51.100.10:80',
+    backend: 'backend1',
+    state: 'open',
+    replies: 3,
+    maxPauseMs: 50,
+    openedAt: Date.now(),
+    backends: ['backend1'],
+    ...over,
+  };
+}
+
+function reportLine(flows: FlowSample[]): string {
+  const r: WorkerReport = { at: Date.now(), markAt: 0, flows };
+  return JSON.stringify(r);
+}
+
+/** A lab whose client runs `argv` as the flow worker. */
+function fakeLab(argv: string[]): Lab {
+  return { topology: buildTopology(), killed: [], ns: (h: string) => h, execArgv: () => argv } as unknown as Lab;
+}
+
+/** A node worker running `js` (stdout: reports, one JSON line each). */
+const nodeWorker = (js: string) => fakeLab([process.execPath, '-e', js]);
+
+async function exitOf(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  await Promise.race([once(child, 'exit'), new Promise((r) => setTimeout(r, 4_000))]);
+}
+
 describe('lab flows - run', () => {
+  afterEach(() => {
+    for (const c of spawned.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    spawned.children.length = 0;
+  });
+
   test('lab flows - a worker whose flows never answer is killed when start gives up', async () => {
-    const lab = {
-      topology: buildTopology(),
-      execArgv: () => [process.execPath, '-e', 'setInterval(() => {}, 1000)'],
-    } as unknown as Lab;
-    try {
-      await expect(FlowRun.start(lab, { tcpFlows: 1, udpFlows: 0, openTimeoutMs: 300 })).rejects.toThrow(
-        '1 flows answered',
-      );
-      const [child] = spawned.children;
-      expect(child?.killed).toBe(true);
-    } finally {
-      for (const c of spawned.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    }
+    const lab = nodeWorker('setInterval(() => {}, 1000)');
+    await expect(FlowRun.start(lab, { tcpFlows: 1, udpFlows: 0, openTimeoutMs: 300 })).rejects.toThrow(
+      '1 flows answered',
+    );
+    const [child] = spawned.children;
+    expect(child?.killed).toBe(true);
+  });
+
+  test('lab flows - a worker that died is no healthy run: summary and report name its exit code and stderr', async () => {
+    const line = reportLine([sample(1), sample(2)]);
+    const lab = nodeWorker(
+      `console.log(${JSON.stringify(line)}); setTimeout(() => { console.error('worker blew up'); process.exit(1); }, 300)`,
+    );
+    const flows = await FlowRun.start(lab, { tcpFlows: 2, udpFlows: 0, openTimeoutMs: 4_000 });
+    await exitOf(spawned.children[0]);
+    await expect(flows.summary()).rejects.toThrow(/flow worker exited \(code 1\).*worker blew up/);
+    expect(() => flows.report).toThrow(/flow worker exited \(code 1\)/);
+    await flows.stop();
+  });
+
+  test('lab flows - a worker that stops reporting is no healthy run either', async () => {
+    const line = reportLine([sample(1)]);
+    // Silent after one report, alive until told to stop.
+    const lab = nodeWorker(`console.log(${JSON.stringify(line)}); process.stdin.on('data', () => process.exit(0))`);
+    const flows = await FlowRun.start(lab, { tcpFlows: 1, udpFlows: 0, staleAfterMs: 200 });
+    await new Promise((r) => setTimeout(r, 400));
+    await expect(flows.summary()).rejects.toThrow(/flow worker sent no report for \d+ ms \(bound 200 ms\)/);
+    expect(() => flows.report).toThrow(/no report/);
+    await flows.stop();
+  });
+
+  test('lab flows - start refuses flows that broke while opening, naming them; allowBroken takes them', async () => {
+    const line = reportLine([sample(1), sample(2, { state: 'broken', reason: 'ECONNREFUSED', replies: 0 })]);
+    const js = `console.log(${JSON.stringify(line)}); process.stdin.on('data', () => process.exit(0))`;
+    await expect(FlowRun.start(nodeWorker(js), { tcpFlows: 2, udpFlows: 0 })).rejects.toThrow(
+      /1 of 2 flows broke while opening: flow 2 tcp:40002 ECONNREFUSED/,
+    );
+    expect(spawned.children[0]?.killed).toBe(true);
+    const flows = await FlowRun.start(nodeWorker(js), { tcpFlows: 2, udpFlows: 0, allowBroken: true });
+    expect((await flows.summary()).broken).toBe(1);
+    await flows.stop();
+  });
+
+  test('lab flows - a worker that closed its stdin: a command fails with a LabError, the host does not crash', async () => {
+    const line = reportLine([sample(1)]);
+    // The shell closes its stdin, reports, and lives on: a write to it gets EPIPE.
+    const lab = fakeLab(['sh', '-c', `exec 0<&-; echo '${line}'; sleep 5`]);
+    const flows = await FlowRun.start(lab, { tcpFlows: 1, udpFlows: 0 });
+    await expect(flows.mark()).rejects.toThrow(/flow worker's stdin failed: .*EPIPE/);
+    await expect(flows.open(1, 0)).rejects.toMatchObject({ name: 'LabError', code: 'COMMAND_FAILED' });
+    expect(() => flows.report).toThrow(/EPIPE/);
+    await flows.stop();
+  });
+
+  test('lab flows - a worker that cannot be spawned fails start at once, naming why', async () => {
+    const lab = fakeLab(['/nonexistent/l4fleet-flow-worker']);
+    await expect(FlowRun.start(lab, { tcpFlows: 1, udpFlows: 0, openTimeoutMs: 60_000 })).rejects.toThrow(
+      /cannot start flow worker: spawn \/nonexistent\/l4fleet-flow-worker ENOENT/,
+    );
   });
 });

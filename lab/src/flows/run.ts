@@ -21,11 +21,29 @@ export interface FlowRunOptions {
   readonly client?: string;
   /** Time for all flows to get their first answer; default 30 s. */
   readonly openTimeoutMs?: number;
+  /**
+   * Start even when some flows broke while opening (reset, refused); default false: start rejects, naming them, since
+   * a step that takes `brokenIds` as its baseline would never count them.
+   */
+  readonly allowBroken?: boolean;
+  /** No report from the worker for this long and the run has failed (`report`, `summary` throw); default 10 s. */
+  readonly staleAfterMs?: number;
 }
+
+/** 40 reports at the default 250 ms: a worker this late is stuck, not slow. */
+export const DEFAULT_FLOW_REPORT_STALE_MS = 10_000;
 
 export class FlowRun {
   private latestReport: WorkerReport = { at: 0, markAt: 0, flows: [] };
+  /** Host clock when the last report line was read (the worker's `at` is when it wrote it, on its own clock). */
+  private lastReportAtMs = Date.now();
   private exited = false;
+  /** Set by stop(): the worker's exit is then expected, and `report` is its final report. */
+  private stopped = false;
+  /** Why the worker is gone or cannot be told anything: spawn error, exit, stdin error (first of each kept). */
+  private spawnError: string | undefined;
+  private exitStatus: string | undefined;
+  private stdinError: string | undefined;
   /** Each node's observe set as last read (node/set -> flows, when read): stands in for a read that fails. */
   private readonly lastObserved = new Map<string, { flows: ObservedFlow[]; readAtMs: number }>();
   private stderr = '';
@@ -33,16 +51,31 @@ export class FlowRun {
   private constructor(
     private readonly lab: Lab,
     private readonly child: ChildProcessWithoutNullStreams,
+    private readonly staleAfterMs: number,
   ) {
     createInterface({ input: child.stdout }).on('line', (line) => {
       try {
         this.latestReport = JSON.parse(line) as WorkerReport;
+        this.lastReportAtMs = Date.now();
       } catch {
         // a partial line at exit
       }
     });
     child.stderr.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4_000)));
-    child.on('exit', () => (this.exited = true));
+    child.on('exit', (code, signal) => {
+      this.exited = true;
+      this.exitStatus = code !== null ? `code ${code}` : `signal ${signal}`;
+    });
+    // Without these listeners a worker that cannot be spawned (ENOENT) or a write to one that is dying (EPIPE) is an
+    // uncaught exception that ends the host: `lab watch` or the whole test file.
+    child.on('error', (err) => {
+      if (child.pid !== undefined) return; // a failed kill of a running worker: its exit still comes
+      this.exited = true;
+      this.spawnError ??= err.message;
+    });
+    child.stdin.on('error', (err) => {
+      this.stdinError ??= err.message;
+    });
   }
 
   static async start(lab: Lab, options: FlowRunOptions): Promise<FlowRun> {
@@ -64,9 +97,21 @@ export class FlowRun {
     ]);
     const [cmd, ...args] = argv;
     const child = spawn(cmd ?? 'ip', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const flowRun = new FlowRun(lab, child);
+    const flowRun = new FlowRun(lab, child, options.staleAfterMs ?? DEFAULT_FLOW_REPORT_STALE_MS);
     try {
-      await flowRun.waitAnswered(options.tcpFlows + options.udpFlows, options.openTimeoutMs ?? 30_000);
+      const report = await flowRun.waitAnswered(options.tcpFlows + options.udpFlows, options.openTimeoutMs ?? 30_000);
+      const broken = report.flows.filter((f) => f.state === 'broken');
+      if (broken.length > 0 && !options.allowBroken) {
+        const named = broken.slice(0, 10).map((f) => {
+          const port = f.localPort ? `:${f.localPort}` : '';
+          return `flow ${f.id} ${f.protocol}${port} ${f.reason ?? 'unknown'}`;
+        });
+        const more = broken.length > 10 ? `, ... ${broken.length - 10} more` : '';
+        throw new LabError(
+          'COMMAND_FAILED',
+          `${broken.length} of ${report.flows.length} flows broke while opening: ${named.join(', ')}${more}`,
+        );
+      }
     } catch (err) {
       // Nobody gets this run to stop: the worker and its flows would go on in the client namespace.
       if (!flowRun.exited) child.kill('SIGKILL');
@@ -75,27 +120,55 @@ export class FlowRun {
     return flowRun;
   }
 
+  /** The worker's last report; throws once the worker is gone (exit, stdin error) or has not reported for too long. */
   get report(): WorkerReport {
+    return this.current();
+  }
+
+  /** Why the worker can no longer be used, if it cannot: the run's figures would be frozen at its last report. */
+  private failure(): string | undefined {
+    if (this.spawnError !== undefined) return `cannot start flow worker: ${this.spawnError}`;
+    const stderr = this.stderr.trim().split('\n').slice(-5).join(' | ');
+    const tail = stderr ? `: ${stderr}` : '';
+    if (this.exitStatus !== undefined) return `flow worker exited (${this.exitStatus})${tail}`;
+    if (this.stdinError !== undefined) return `flow worker's stdin failed: ${this.stdinError}${tail}`;
+    if (this.exited) return `flow worker exited${tail}`;
+    return undefined;
+  }
+
+  private current(): WorkerReport {
+    if (this.stopped) return this.latestReport;
+    const failure = this.failure();
+    if (failure !== undefined) throw new LabError('COMMAND_FAILED', failure);
+    const silentMs = Date.now() - this.lastReportAtMs;
+    if (silentMs > this.staleAfterMs) {
+      throw new LabError(
+        'COMMAND_FAILED',
+        `flow worker sent no report for ${silentMs} ms (bound ${this.staleAfterMs} ms); last report at ${new Date(this.latestReport.at).toISOString()}`,
+      );
+    }
     return this.latestReport;
   }
 
   private send(c: WorkerCommand): void {
-    if (this.exited) throw new LabError('COMMAND_FAILED', `flow worker exited: ${this.stderr.trim()}`);
+    const failure = this.failure();
+    if (failure !== undefined) throw new LabError('COMMAND_FAILED', failure);
+    // A write that fails (EPIPE: the worker is dying) reaches the stdin 'error' listener; waits then give up.
     this.child.stdin.write(`${JSON.stringify(c)}\n`);
   }
 
-  /** Waits until `count` flows exist and each has had an answer (or broke). */
+  /** Waits until `count` flows exist and each has had an answer (or broke); gives up at once if the worker is gone. */
   private waitAnswered(count: number, timeoutMs: number): Promise<WorkerReport> {
     return waitFor(
       `${count} flows answered`,
       async () => {
-        if (this.exited) throw new LabError('COMMAND_FAILED', `flow worker exited: ${this.stderr.trim()}`);
         const r = this.latestReport;
         const ready = r.flows.filter((f) => f.replies > 0 || f.state === 'broken').length;
         return r.flows.length >= count && ready >= count ? r : undefined;
       },
       timeoutMs,
       100,
+      () => this.failure(),
     );
   }
 
@@ -110,7 +183,13 @@ export class FlowRun {
   async mark(): Promise<void> {
     const t = Date.now();
     this.send({ cmd: 'mark' });
-    await waitFor('flow worker mark', async () => (this.latestReport.markAt >= t ? true : undefined), 5_000, 20);
+    await waitFor(
+      'flow worker mark',
+      async () => (this.latestReport.markAt >= t ? true : undefined),
+      5_000,
+      20,
+      () => this.failure(),
+    );
   }
 
   /** flowKey -> node that saw the flow last (largest remaining timeout in its observe set). */
@@ -147,14 +226,19 @@ export class FlowRun {
 
   async summary(): Promise<FlowSummary> {
     const carriers = await this.carriers();
-    return summarize(this.latestReport, carriers);
+    return summarize(this.current(), carriers);
   }
 
+  /** Stops the worker (SIGKILL after 5 s); returns its last report, also when it had already failed. */
   async stop(): Promise<WorkerReport> {
+    this.stopped = true;
     if (!this.exited) {
-      this.child.stdin.write(`${JSON.stringify({ cmd: 'stop' })}\n`);
-      const deadline = Date.now() + 5_000;
-      while (!this.exited && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // A worker whose stdin failed cannot be asked to stop: killed at once.
+      if (this.child.stdin.writable && this.stdinError === undefined) {
+        this.child.stdin.write(`${JSON.stringify({ cmd: 'stop' })}\n`);
+        const deadline = Date.now() + 5_000;
+        while (!this.exited && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      }
       if (!this.exited) this.child.kill('SIGKILL');
     }
     return this.latestReport;
