@@ -56,6 +56,7 @@ describe('lab cli - options', () => {
     [['watch', '--flows', '1000000000'], '--flows 1000000000 is more than 28232'],
     [['watch', '--udp', '28233'], '--udp 28233 is more than 28232'],
     [['watch', '--duration', '2.5'], '--duration "2.5" is not a whole number'],
+    [['watch', '--check', '--max-pause-ms', '5s'], '--max-pause-ms "5s" is not a whole number'],
     [['export', '--format', 'fleet', '--nodes', '1e10'], '--nodes "1e10" is not a whole number'],
     [['export', '--format', 'fleet', '--nodes', '99999999999999999999'], '--nodes "99999999999999999999" is'],
     [['export', '--format', 'fleet', '--nodes', '10000000000'], 'nodes 10000000000 is not an integer in 1..64'],
@@ -63,6 +64,12 @@ describe('lab cli - options', () => {
     const { code, err } = await cli(...args);
     expect(err).toContain(message);
     expect(code).toBe(2);
+  });
+
+  test('lab cli - watch --help names --max-pause-ms and its default', async () => {
+    const { out } = await cli('watch', '--help');
+    expect(out).toMatch(/--max-pause-ms <ms>[\s\S]*\(default: 5000\)/);
+    expect(out).toContain('the longest pause passed --max-pause-ms');
   });
 
   test('lab cli - whole numbers in range pass: export prints the fleet, watch on no lab says so (exit 1)', async () => {

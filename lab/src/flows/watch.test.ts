@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { summarize } from './summary.js';
 import type { FlowSample } from './types.js';
-import { render, type WatchTick } from './watch.js';
+import { checkVerdict, DEFAULT_WATCH_MAX_PAUSE_MS, render, type WatchTick } from './watch.js';
 
 function flow(id: number, backend: string): FlowSample {
   return {
@@ -69,5 +69,31 @@ describe('lab watch - render', () => {
     expect(rows(frame, 'node3')).toEqual(['node3 0 (not in ECMP)']);
     expect(frame).toContain('10:00:05  backendAdded backend5');
     expect(frame).toContain('10:00:06  backendFailed backend2');
+  });
+});
+
+describe('lab watch - check verdict', () => {
+  const summary = (maxPauseMs: number, broken = 0) => {
+    const flows = [1, 2, 3].map((i) => ({ ...flow(i, 'backend1'), maxPauseMs }));
+    if (broken) flows.push({ ...flow(4, 'backend2'), state: 'broken', reason: 'reset' });
+    return summarize({ at: 9_000, markAt: 0, flows }, new Map());
+  };
+
+  test('a total outage shorter than the 15 s that break a flow fails the check, naming the pause and the bound', () => {
+    const v = checkVerdict(summary(10_000), DEFAULT_WATCH_MAX_PAUSE_MS);
+    expect(v.ok).toBe(false);
+    expect(v.line).toBe(
+      'watch --check: longest pause 10000 ms is more than --max-pause-ms 5000 (flows 3  open 3  broken 0  longest pause 10000 ms, bound 5000 ms)',
+    );
+  });
+
+  test('a healthy run passes; broken flows and no open flow still fail', () => {
+    expect(checkVerdict(summary(722), 5_000)).toEqual({
+      ok: true,
+      line: 'watch --check: ok (flows 3  open 3  broken 0  longest pause 722 ms, bound 5000 ms)',
+    });
+    expect(checkVerdict(summary(722, 1), 5_000).line).toMatch(/^watch --check: 1 flows broke \(/);
+    const none = checkVerdict(summarize({ at: 0, markAt: 0, flows: [] }, new Map()), 5_000);
+    expect(none).toMatchObject({ ok: false, line: expect.stringMatching(/^watch --check: no flow is open \(/) });
   });
 });

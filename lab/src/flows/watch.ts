@@ -41,7 +41,8 @@ export interface WatchResult {
 }
 
 export async function watch(lab: Lab, options: WatchOptions): Promise<WatchResult> {
-  const flows = await FlowRun.start(lab, { tcpFlows: options.tcpFlows, udpFlows: options.udpFlows });
+  // Flows that broke while opening are shown (and fail --check) rather than ending the view before it starts.
+  const flows = await FlowRun.start(lab, { tcpFlows: options.tcpFlows, udpFlows: options.udpFlows, allowBroken: true });
   // The duration counts from when the flows answer: opening them can take longer than a short --duration.
   const startedAt = Date.now();
   const router = lab.topology.hosts.find((h) => h.name === 'router')?.namespace ?? '';
@@ -110,6 +111,26 @@ export async function watch(lab: Lab, options: WatchOptions): Promise<WatchResul
     process.off('SIGTERM', stop);
     await flows.stop();
   }
+}
+
+/**
+ * The longest pause `watch --check` accepts by default. A healthy lab meets it with room: a killed node costs ~0.7 s
+ * with BFD and ~3.3 s without (the 3 s BGP hold time); a flow breaks only after 15 s without an answer
+ * (DEFAULT_BROKEN_AFTER_MS), so without this bound a total outage shorter than that passed the check.
+ */
+export const DEFAULT_WATCH_MAX_PAUSE_MS = 5_000;
+
+/** `watch --check`'s verdict on the flows at the end: fails on a broken flow, no open flow, or a pause over the bound. */
+export function checkVerdict(s: FlowSummary, maxPauseMs: number): { ok: boolean; line: string } {
+  const figures = `flows ${s.total}  open ${s.open}  broken ${s.broken}  longest pause ${s.longestPauseMs} ms, bound ${maxPauseMs} ms`;
+  const why: string[] = [];
+  if (s.open === 0) why.push('no flow is open');
+  if (s.broken > 0) why.push(`${s.broken} flows broke`);
+  if (s.longestPauseMs > maxPauseMs)
+    why.push(`longest pause ${s.longestPauseMs} ms is more than --max-pause-ms ${maxPauseMs}`);
+  return why.length === 0
+    ? { ok: true, line: `watch --check: ok (${figures})` }
+    : { ok: false, line: `watch --check: ${why.join('; ')} (${figures})` };
 }
 
 function nodesByAddress(lab: Lab): Map<string, string> {
