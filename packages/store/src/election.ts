@@ -88,18 +88,37 @@ export class ElectionStore {
     let resolveLost: (e: StoreError | undefined) => void = () => undefined;
     const lost = new Promise<StoreError | undefined>((r) => (resolveLost = r));
     let leader = false;
+    // Until the leadership is handed over, the store's close() ends the campaign: its lease revoked, the wait refused
+    // CLOSED. Else a candidate still waiting renewed its lease on a closed client for ever (its keeper's timer kept
+    // the process alive) and its campaign() never settled.
+    let closing = false;
+    let stopWaiting: (err: StoreError) => void = () => undefined;
+    /** The leadership's own closer, once handed over (a close() that listed this closer before runs that one). */
+    let handedOver: (() => Promise<void>) | undefined;
+    const closeWaiting = async () => {
+      if (handedOver) return handedOver();
+      closing = true;
+      keeper.stop();
+      await campaign.resign().catch(() => undefined);
+      stopWaiting(new StoreError('CLOSED', `campaign of ${node}: the store was closed`));
+    };
+    this.ctx.closers.add(closeWaiting);
+    let key: string;
     try {
       await new Promise<void>((resolve, reject) => {
+        stopWaiting = reject;
         campaign.once('elected', () => resolve());
         campaign.once('error', reject);
       });
+      key = await campaign.getCampaignKey();
+      if (closing) throw new StoreError('CLOSED', `campaign of ${node}: the store was closed`);
     } catch (err) {
+      this.ctx.closers.delete(closeWaiting);
       keeper.stop();
       await campaign.resign().catch(() => undefined);
       throw toStoreError(err, `campaign of ${node}`);
     }
     leader = true;
-    const key = await campaign.getCampaignKey();
     campaign.on('error', (err) => {
       keeper.stop();
       if (!leader) return;
@@ -116,6 +135,8 @@ export class ElectionStore {
       log.info({ event: 'leadershipResigned', node });
     };
     const handle = tracked(this.ctx, resign);
+    handedOver = handle.close;
+    this.ctx.closers.delete(closeWaiting);
     const leadership: Leadership = { node, lost, isLeader: () => leader, resign: handle.close };
     leadershipKeys.set(leadership, key);
     fenceLosses.set(leadership, (what) => {

@@ -384,6 +384,40 @@ describe('store - etcd (real)', () => {
     await again.resign();
   });
 
+  // The campaign's lease is renewed by the store's LeaseKeeper: a campaign still waiting to lead when its store closes
+  // must end with the store (refused CLOSED, its lease revoked), not renew on a closed client for ever.
+  test('election: a campaign still waiting when its store closes is refused CLOSED and its key removed', async () => {
+    const prefix = `/t-${Math.random().toString(36).slice(2, 8)}`;
+    const a = open(prefix);
+    const b = new EtcdFleetStore({ endpoints: etcd.endpoints, prefix, logger });
+    const la = await a.campaign('lb1', { leaseTtlS: 5 });
+    const pb = b.campaign('lb2', { leaseTtlS: 5 }).then(
+      async (l) => {
+        await l.resign();
+        return 'elected';
+      },
+      (e: StoreError) => e.code,
+    );
+    const keys = async () =>
+      (await etcd.etcdctl('get', '--prefix', '--keys-only', `${prefix}/v1/election/`)).split('\n').filter(Boolean);
+    await until('lb2 campaigning', async () => (await keys()).length === 2);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const outcome = await Promise.race([
+        b.close().then(() => pb),
+        new Promise<string>((r) => {
+          timer = setTimeout(() => r('still waiting'), 10_000);
+        }),
+      ]);
+      expect(outcome).toBe('CLOSED');
+    } finally {
+      clearTimeout(timer);
+    }
+    await until('lb2 key removed', async () => (await keys()).length === 1);
+    expect(la.isLeader()).toBe(true);
+    await la.resign();
+  });
+
   test('election: one leader, decided status fenced by leadership, failover on resign', async () => {
     const prefix = `/t-${Math.random().toString(36).slice(2, 8)}`;
     const a = open(prefix);
