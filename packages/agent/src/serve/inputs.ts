@@ -3,8 +3,9 @@
  * from (etcd since this start, or the state file). Tables and routes are built from these only (0006 "Fleet-
  * consistent tables"), so they are the agent's whole served input; the controllers change them through here.
  */
-import type { Fleet, MemberRamps, MemberStatus, TableHistory } from '@l4fleet/config';
-import type { DesiredState } from '@l4fleet/store';
+import { createHash } from 'node:crypto';
+import type { Fleet, MemberRamps, MemberStatus, PoolHistory, TableHistory } from '@l4fleet/config';
+import { type DesiredState, encodePoolHistory } from '@l4fleet/store';
 import type { LastState } from '../persist/last-state.js';
 
 /** Where the served inputs came from: etcd, the state file (restarted without etcd), or nothing yet. */
@@ -45,7 +46,10 @@ export interface ServedInputs {
   restore(s: LastState): readonly StateInput[];
   /** etcd delivered all four inputs: the file is no longer what the node serves. Returns true if it was. */
   leaveLastState(): boolean;
-  /** A string that changes whenever a saved state file would (revision, generation, drain flag, decisions). */
+  /**
+   * A string that changes whenever a saved state file would: revision, generation, drain flag, decisions, ramps
+   * (percent and sinceMs) and each pool's history record.
+   */
   key(): string;
 }
 
@@ -150,14 +154,18 @@ export function createServedInputs(): ServedInputs {
       return was;
     },
     key() {
-      let k = `${revision}|${generation}|${drainFlag}`;
-      for (const m of [...decided.keys()].sort()) k += `|${m}=${decided.get(m)}`;
-      for (const m of [...ramps.keys()].sort()) k += `|ramp ${m}=${ramps.get(m)?.percent}`;
-      for (const p of [...history.keys()].sort()) {
-        const h = history.get(p);
-        k += `|history ${p}=${h?.current.length}/${h?.earlier.map((t) => t.untilMs).join('.')}`;
+      // A digest, not the text: the history records of a large fleet are megabytes.
+      const h = createHash('sha256').update(`${revision}|${generation}|${drainFlag}`);
+      for (const m of [...decided.keys()].sort()) h.update(`|${m}=${decided.get(m)}`);
+      for (const m of [...ramps.keys()].sort()) {
+        const r = ramps.get(m);
+        h.update(`|ramp ${m}=${r?.percent}@${r?.sinceMs}`);
       }
-      return k;
+      // Each pool's record as etcd and the file hold it: a slow-start step replaces the current table with one of
+      // the same length and other weights, which the file must have for a restored node's previous owners.
+      for (const p of [...history.keys()].sort())
+        h.update(`|history ${p}=${encodePoolHistory(history.get(p) as PoolHistory)}`);
+      return h.digest('hex');
     },
   };
 }
