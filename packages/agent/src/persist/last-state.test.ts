@@ -1,11 +1,17 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Fleet, type MemberStatus, parseFleet } from '@l4fleet/config';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { AgentError } from '../errors.js';
-import { createLastStateFile, decodeLastState, encodeLastState, type LastState } from './last-state.js';
+import {
+  createLastStateFile,
+  decodeLastState,
+  encodeLastState,
+  isStateNotSavable,
+  type LastState,
+} from './last-state.js';
 
 const identity = { node: 'n1', fleet: 'default', etcdPrefix: '/l4fleet' };
 const NOW = Date.parse('2026-01-10T12:00:00Z');
@@ -89,6 +95,20 @@ describe('last state - round trip', () => {
     await f.save(stateOf(fleetOf(4), { revision: 43 }));
     expect((await f.load())?.revision).toBe(43);
     expect(await readdir(join(dir, 'sub'))).toEqual(['default.n1.state.json']);
+  });
+
+  test("the first save removes this node's temp files a crash left, and no other file", async () => {
+    const sub = join(dir, 'sub');
+    await mkdir(sub);
+    const left = ['default.n1.state.json.4242.0a1b2c3d.tmp', 'default.n1.state.json.1.ffffffff.tmp'];
+    const others = [
+      'default.n2.state.json.4242.0a1b2c3d.tmp', // another node's
+      'default.n1.state.json.bak', // the operator's
+      'other.tmp',
+    ];
+    for (const n of [...left, ...others]) await writeFile(join(sub, n), 'x');
+    await file().save(stateOf(fleetOf(3)));
+    expect((await readdir(sub)).sort()).toEqual(['default.n1.state.json', ...others].sort());
   });
 });
 
@@ -207,6 +227,14 @@ describe('last state - rejected files', () => {
     expect(await codeOf(file(DAY_S, size - 1).save(big))).toMatch(
       /^STATE_SAVE_FAILED: .* bytes is over state.maxBytes/,
     );
+    // The same inputs would fail again: the keeper waits for new ones instead of retrying.
+    expect(
+      isStateNotSavable(
+        await file(DAY_S, size - 1)
+          .save(big)
+          .catch((e: unknown) => e),
+      ),
+    ).toBe(true);
     expect((await file().load())?.fleet.pools[0]?.members.length).toBe(3); // the old file stays
     await file().save(big);
     expect(await codeOf(file(DAY_S, size - 1).load())).toMatch(/^STATE_INVALID: .* bytes is over state.maxBytes/);

@@ -11,7 +11,7 @@
  * fsync of the directory, so a crash leaves the old file or the new one, never half of one.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Fleet, MemberRamp, MemberRamps, MemberStatus, PoolHistory, TableHistory } from '@l4fleet/config';
 import {
@@ -289,10 +289,30 @@ export function decodeLastState(
   };
 }
 
+/** What follows `<state file name>.` in a temp file a save writes (`.<pid>.<8 hex>.tmp`). */
+const TEMP_SUFFIX = /^\d+\.[0-9a-f]{8}\.tmp$/;
+
 /** The state file in `dir`; the directory is created on the first save. */
 export function createLastStateFile(opts: LastStateFileOptions): LastStateStore {
-  const path = join(opts.dir, stateFileName(opts.identity));
+  const name = stateFileName(opts.identity);
+  const path = join(opts.dir, name);
   const now = opts.now ?? Date.now;
+  const writing = new Set<string>();
+  let swept = false;
+  /**
+   * Removes, once, the temp files of saves a crash cut short (up to maxBytes each; nothing else would ever remove
+   * them). Only this node's file name: another agent may share the directory. Best effort: a save does not fail
+   * for a temp file it could not remove.
+   */
+  const sweepTemps = async (): Promise<void> => {
+    if (swept) return;
+    swept = true;
+    const names = await readdir(opts.dir).catch((): string[] => []);
+    for (const n of names) {
+      if (!n.startsWith(`${name}.`) || !TEMP_SUFFIX.test(n.slice(name.length + 1)) || writing.has(n)) continue;
+      await rm(join(opts.dir, n), { force: true }).catch(() => undefined);
+    }
+  };
   return {
     path,
     async load() {
@@ -317,9 +337,12 @@ export function createLastStateFile(opts: LastStateFileOptions): LastStateStore 
       if (data.length > opts.maxBytes) {
         throw notSavable(`${path}: ${data.length} bytes is over state.maxBytes ${opts.maxBytes}; not written`);
       }
-      const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+      const tmpName = `${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+      const tmp = join(opts.dir, tmpName);
+      writing.add(tmpName);
       try {
         await mkdir(opts.dir, { recursive: true, mode: 0o750 });
+        await sweepTemps();
         const fh = await open(tmp, 'w', 0o640);
         try {
           await fh.writeFile(data);
@@ -338,6 +361,8 @@ export function createLastStateFile(opts: LastStateFileOptions): LastStateStore 
       } catch (err) {
         await rm(tmp, { force: true }).catch(() => undefined);
         throw new AgentError('STATE_SAVE_FAILED', `${path}: ${(err as Error).message}`, { cause: err });
+      } finally {
+        writing.delete(tmpName);
       }
       return data.length;
     },
