@@ -149,7 +149,8 @@ export class EtcdFleetStore implements FleetStore {
   }
 
   async close(): Promise<void> {
-    for (const close of [...this.#ctx.closers]) await close().catch(() => undefined);
+    // At once: each waits up to WATCH_CANCEL_WAIT_MS for a hung etcd's answer, and an agent has several watches.
+    await Promise.all([...this.#ctx.closers].map((close) => close().catch(() => undefined)));
     this.#ctx.closers.clear();
     this.#nodes.abandonAll();
     this.#ctx.closeClient();
