@@ -55,4 +55,30 @@ describe.skipIf(!existsSync(BIN) || process.platform !== 'linux')('l4fleet bin -
     expect(sent).toBeGreaterThan(0);
     expect(output).toContain('missing.yaml');
   });
+
+  test('a command other than the agent with the word agent in its line (--fleet agent) gets SIGHUP back', async () => {
+    // A dashboard follows until a signal: started from a terminal, it must end with it (Node's default for SIGHUP).
+    const child = spawn(
+      process.execPath,
+      [BIN, '--etcd', 'http://127.0.0.1:1', 'dashboard', '--listen', '127.0.0.1:0', '--fleet', 'agent'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.on('data', (b: Buffer) => (output += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (output += b.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    try {
+      // Bounded: until it serves (its URL on stdout) or 10 s.
+      for (let i = 0; i < 200 && !output.includes('http://'); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(output, 'the dashboard did not start').toContain('http://');
+      expect(catchesHangup(child.pid as number)).toBe(false);
+      child.kill('SIGHUP');
+      const end = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000))]);
+      expect(end).toEqual({ code: null, signal: 'SIGHUP' });
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
 });

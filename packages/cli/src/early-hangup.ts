@@ -8,6 +8,17 @@
  */
 
 let held: (() => void) | undefined;
+/** Set by the node agent command's action: only its run ends with process.exit (bin.ts). */
+let agentCommand = false;
+
+/** The node agent command runs: bin.ts keeps SIGHUP held to the end and ends the process itself. */
+export function markAgentCommand(): void {
+  agentCommand = true;
+}
+
+export function agentCommandRan(): boolean {
+  return agentCommand;
+}
 
 /** Ignores SIGHUP until releaseEarlyHangup(), writing one log line (JSON, as the agent logs) the first time. */
 export function holdEarlyHangup(write: (line: string) => void = (l) => process.stdout.write(l)): void {

@@ -9,6 +9,7 @@ import { registerEvents } from './commands/events.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { registerLab, runLab } from './commands/lab.js';
 import { registerMaglev } from './commands/maglev.js';
+import { releaseEarlyHangup } from './early-hangup.js';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, processIo } from './io.js';
 
 function version(): string {
@@ -29,7 +30,12 @@ export function createProgram(io: CliIo = processIo, deps: CliDeps = {}): Comman
     .version(version(), '-V, --version')
     .showHelpAfterError()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
-    .exitOverride();
+    .exitOverride()
+    // bin.ts held SIGHUP for a command line with the word `agent` in it; any command but the node agent gets
+    // Node's default back (a dashboard or events follow ends with its terminal).
+    .hook('preAction', (_self, action) => {
+      if (action.name() !== 'agent' || action.parent !== program) releaseEarlyHangup();
+    });
   registerMaglev(program, io);
   registerFleetCommands(program, { io, openStore: deps.openStore ?? openEtcdStore });
   registerDashboard(program, { io, openStore: deps.openStore ?? openEtcdStore });
@@ -46,6 +52,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo, dep
   try {
     // `lab` hands its whole argument list to l4fleet-lab untouched (its options are its own).
     if (argv[0] === 'lab') {
+      releaseEarlyHangup();
       const code = await runLab(argv.slice(1));
       if (code !== 0) throw new CliError(`lab ${argv[1] ?? ''}: exited with status ${code}`, code);
       return EXIT_OK;

@@ -21,6 +21,7 @@ import {
 import { formatProblem } from '@l4fleet/config';
 import type { Command } from 'commander';
 import pino, { type Logger } from 'pino';
+import { markAgentCommand } from '../early-hangup.js';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { integerOption, onceOption } from '../options.js';
 
@@ -128,6 +129,7 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
     .option('--check', 'validate the config and this host, print the config (passwords hidden) and exit')
     .hook('preAction', (_self, action) => refuseFlagsAsValues(action))
     .action(async (flags: AgentFlags, cmd: Command) => {
+      markAgentCommand();
       // SIGHUP is handled from here to the end (Node's default for it is to exit): before the start, which reads
       // agent.yaml and can take a while (etcd, gobgpd), it is logged and ignored. Before and after this action,
       // bin.ts's hold (early-hangup.ts) keeps it ignored until the process ends.
