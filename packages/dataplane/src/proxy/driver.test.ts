@@ -16,15 +16,15 @@ afterEach(async () => {
 });
 
 /** An echo member on TCP and UDP of one port. */
-async function member(): Promise<number> {
+async function member(host = HOST): Promise<number> {
   const tcp = net.createServer({ allowHalfOpen: true }, (c) => {
     c.on('data', (d) => c.write(d));
     c.on('error', () => undefined);
   });
-  await new Promise<void>((r) => tcp.listen(0, HOST, r));
+  await new Promise<void>((r) => tcp.listen(0, host, r));
   const port = (tcp.address() as net.AddressInfo).port;
-  const udp = dgram.createSocket('udp4');
-  await new Promise<void>((r) => udp.bind(port, HOST, r));
+  const udp = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+  await new Promise<void>((r) => udp.bind(port, host, r));
   udp.on('message', (m, rinfo) => {
     udp.send(m, rinfo.port, rinfo.address);
   });
@@ -56,14 +56,27 @@ async function table(protocol: Protocol, memberPort: number, opts: Partial<VipTa
   };
 }
 
-const connectOutcome = (port: number): Promise<string> =>
+const connectOutcome = (port: number, host = HOST): Promise<string> =>
   new Promise((resolve) => {
-    const s = net.connect({ host: HOST, port });
+    const s = net.connect({ host, port });
     s.once('connect', () => {
       s.destroy();
       resolve('connected');
     });
     s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+  });
+
+/** What a client from `host` sees: its echo back, or how the connection ended (ECONNRESET for a refused one). */
+const echoOutcome = (port: number, host: string): Promise<string> =>
+  new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    s.once('connect', () => s.write('ping'));
+    s.once('data', (d) => {
+      s.destroy();
+      resolve(d.toString());
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+    s.once('close', () => resolve('closed'));
   });
 
 describe('proxy driver', () => {
@@ -158,16 +171,11 @@ describe('proxy driver', () => {
     const t = await table('tcp', await member(), { vip: { address: '198.51.100.1', port, protocol: 'tcp' } });
     const dp = createProxyDataPlane({ logger, listenAddress: HOST });
     cleanups.push(() => dp.close());
-    const other = {
-      ...t,
-      vip: { ...t.vip, address: '2001:db8::1' },
-      backends: [],
-      slots: new Int32Array(251).fill(-1),
-    };
+    const other = { ...t, vip: { ...t.vip, address: '198.51.100.9' } };
     const err = await dp.apply([t, other]).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'VIP_INVALID' });
     expect((err as Error).message).toContain(`198.51.100.1:${port}/tcp`);
-    expect((err as Error).message).toContain(`[2001:db8::1]:${port}/tcp`);
+    expect((err as Error).message).toContain(`198.51.100.9:${port}/tcp`);
     expect(await connectOutcome(port)).toBe('ECONNREFUSED');
   });
 
@@ -209,5 +217,91 @@ describe('proxy driver', () => {
     expect((await dp.counters()).backends).toEqual([]);
     await dp.apply([]);
     expect((await dp.counters()).backends).toEqual([]);
+  });
+
+  test.each([
+    ['127.0.0.1', '2001:db8::10'],
+    ['0.0.0.0', '2001:db8::10'],
+    ['::1', '198.51.100.10'],
+  ])(
+    'proxy driver - listenAddress %s can never serve the VIP %s: the apply is refused, naming both',
+    async (bind, vip) => {
+      const port = await freePort();
+      const six = net.isIPv6(vip);
+      const backends = [{ name: 'm0', address: six ? '::1' : HOST, port: 9 }];
+      const t: VipTable = {
+        vip: { address: vip, port, protocol: 'tcp' },
+        hash: '5-tuple',
+        seed: 1,
+        backends,
+        slots: buildTable(backends, 251),
+        forwarding: 'nat',
+      };
+      const dp = createProxyDataPlane({ logger, listenAddress: bind });
+      cleanups.push(() => dp.close());
+      const err = await dp.apply([t]).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'VIP_INVALID' });
+      expect((err as Error).message).toContain(`listenAddress ${bind}`);
+      expect((err as Error).message).toContain(vip);
+      expect((await dp.counters()).vips).toEqual([]);
+    },
+  );
+
+  test('proxy driver - on a dual-stack listenAddress, a TCP client of the other family than the VIP is reset and counted as no-backend; close() completes', async () => {
+    for (const [vip, memberHost, good, bad] of [
+      ['198.51.100.10', HOST, HOST, '::1'],
+      ['2001:db8::10', '::1', '::1', HOST],
+    ] as const) {
+      const port = await freePort();
+      const backends = [{ name: 'm0', address: memberHost, port: await member(memberHost) }];
+      const dp = createProxyDataPlane({ logger, listenAddress: '::' });
+      cleanups.push(() => dp.close());
+      await dp.apply([
+        {
+          vip: { address: vip, port, protocol: 'tcp' },
+          hash: '5-tuple',
+          seed: 1,
+          backends,
+          slots: buildTable(backends, 251),
+          forwarding: 'nat',
+        },
+      ]);
+      // Before the fix the hash threw FLOW_FAMILY_MISMATCH in the connection listener: an uncaught exception.
+      expect(await echoOutcome(port, bad)).toBe('ECONNRESET');
+      expect(await echoOutcome(port, good)).toBe('ping');
+      const c = await dp.counters();
+      expect(c.drops['no-backend'].packets).toBe(1);
+      expect(c.vips[0]?.packets).toBe(1);
+      await dp.close();
+    }
+  });
+
+  test('proxy driver - on a dual-stack listenAddress, a UDP datagram of the other family than the VIP is dropped and counted as no-backend', async () => {
+    const port = await freePort();
+    const backends = [{ name: 'm0', address: HOST, port: await member() }];
+    const dp = createProxyDataPlane({ logger, listenAddress: '::' });
+    cleanups.push(() => dp.close());
+    await dp.apply([
+      {
+        vip: { address: '198.51.100.10', port, protocol: 'udp' },
+        hash: '5-tuple',
+        seed: 1,
+        backends,
+        slots: buildTable(backends, 251),
+        forwarding: 'nat',
+      },
+    ]);
+    const six = dgram.createSocket('udp6');
+    cleanups.push(() => six.close());
+    six.send('other family', port, '::1');
+    const four = dgram.createSocket('udp4');
+    cleanups.push(() => four.close());
+    const reply = new Promise<string>((r) => four.once('message', (m) => r(m.toString())));
+    four.send('hello', port, HOST);
+    // The IPv6 datagram was sent first; the IPv4 one's echo comes after it was handled (one socket, in order).
+    expect(await reply).toBe('hello');
+    const c = await dp.counters();
+    expect(c.drops['no-backend']).toEqual({ packets: 1, bytes: 12 });
+    expect(c.flowTable.entries).toBe(1);
   });
 });

@@ -6,12 +6,13 @@
  */
 import { performance } from 'node:perf_hooks';
 import { sourceAdmits } from '@l4fleet/config';
+import { type IpFamily, parseAddress } from '@l4fleet/maglev';
 import type { Logger } from 'pino';
 import { DataPlaneError } from '../errors.js';
 import { changedSlots } from '../slots.js';
 import type { ApplyResult, DataPlane, DataPlaneCounters, VipApplyReport, VipBackend, VipTable } from '../types.js';
 import { type NormalizedVip, validateDesired } from '../validate.js';
-import { BackendSelector, type ProxySelection } from './select.js';
+import { BackendSelector, type ProxySelection, unmapAddress } from './select.js';
 import { type ProxyStats, Tally } from './stats.js';
 import { listenTcp, type ProfileHolder, type SourceFilter, type VipListener } from './tcp.js';
 import { listenUdp } from './udp.js';
@@ -62,6 +63,22 @@ function positiveInt(name: string, v: number | undefined, dflt: number, max: num
     throw new DataPlaneError('OPTIONS_INVALID', `${name}: ${String(v)} is not an integer from 1 to ${max}`);
   }
   return x;
+}
+
+/**
+ * The VIP families a listenAddress can take clients of: '::' both (a dual-stack socket; a host with
+ * net.ipv6.bindv6only=1 gives it IPv6 clients only), '0.0.0.0' and any other IPv4 address (or an IPv4-mapped one,
+ * ::ffff:a.b.c.d) IPv4 only, any other IPv6 address IPv6 only. Undefined (not checked) for a host name.
+ */
+function bindFamilies(listenAddress: string): readonly IpFamily[] | undefined {
+  if (listenAddress === '::') return [4, 6];
+  let family: IpFamily;
+  try {
+    family = parseAddress(unmapAddress(listenAddress)).family;
+  } catch {
+    return undefined;
+  }
+  return [family];
 }
 
 export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
@@ -161,7 +178,17 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
       driver: 'proxy',
     });
     const byBind = new Map<string, NormalizedVip>();
+    const served = opts.listenAddress === undefined ? undefined : bindFamilies(opts.listenAddress);
     for (const v of vips) {
+      // Every client of such a listener would be of the other family than the VIP: none could ever get a backend.
+      if (served !== undefined && !served.includes(v.family)) {
+        throw new DataPlaneError(
+          'VIP_INVALID',
+          `vip ${v.label}: listenAddress ${opts.listenAddress} is IPv${served[0]} and can never serve the IPv${v.family}` +
+            ` VIP ${v.table.vip.address}` +
+            (served[0] === 4 ? " (listen on '::' for both families, or on an IPv6 address)" : ''),
+        );
+      }
       const other = byBind.get(bindKey(v));
       if (other !== undefined) {
         throw new DataPlaneError(

@@ -4,7 +4,7 @@
  * `least-connections` only see this node's own traffic: two nodes behind ECMP will pick different
  * backends for the same flow, so a flow that moves between nodes moves between backends too.
  */
-import { type HashMode, NO_BACKEND, slotOf } from '@l4fleet/maglev';
+import { type HashMode, type IpFamily, NO_BACKEND, parseAddress, slotOf } from '@l4fleet/maglev';
 import { keepsFlows, type VipBackend, type VipTable } from '../types.js';
 
 export type ProxySelection = 'maglev' | 'round-robin' | 'least-connections';
@@ -19,8 +19,25 @@ export function unmapAddress(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
+/**
+ * The client's address as a flow of a VIP of `family` has it, or undefined when the client is of the other family
+ * (or not an address at all). Node reports a link-local client with its zone (fe80::1%eth0, RFC 4007 §11): the zone
+ * is no part of the flow. An IPv4 client of a dual-stack listener ('::') is ::ffff:a.b.c.d (RFC 4291 §2.5.5.2), an
+ * IPv4 client. A client of the other family reaches a VIP only through the proxy's listenAddress: the kernel
+ * drivers never see one, and Maglev cannot hash one against the VIP (flowKey's FLOW_FAMILY_MISMATCH).
+ */
+export function clientAddress(address: string, family: IpFamily): string | undefined {
+  const bare = unmapAddress(address.split('%')[0] as string);
+  try {
+    return parseAddress(bare).family === family ? bare : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class BackendSelector {
   private table: VipTable;
+  private family: IpFamily = 4;
   /** Backends that own at least one slot: a weight-0 (draining) backend gets no new flows in any mode. */
   private eligible: number[] = [];
   private next = 0;
@@ -36,6 +53,8 @@ export class BackendSelector {
 
   setTable(table: VipTable): void {
     this.table = table;
+    // A validated table's VIP address parses (validate.ts).
+    this.family = parseAddress(table.vip.address).family;
     const owners = new Set<number>();
     // A draining VIP takes no new flow in any mode; the proxy's open connections and UDP sessions go on (`has`).
     if (!table.draining) for (const s of table.slots) if (s !== NO_BACKEND) owners.add(s);
@@ -46,10 +65,16 @@ export class BackendSelector {
     return this.table.backends;
   }
 
-  /** The backend for a new flow, or undefined when the VIP has none. */
+  /**
+   * The backend for a new flow, or undefined when the VIP has none, or when the client is of the other family than
+   * the VIP (clientAddress), in every mode: the VIP serves the clients the kernel drivers would deliver to it. Never
+   * throws: it runs in the listeners' connection and datagram handlers, where an exception ends the agent.
+   */
   pick(flow: ClientFlow): VipBackend | undefined {
     const t = this.table;
     if (this.eligible.length === 0) return undefined;
+    const src = clientAddress(flow.src, this.family);
+    if (src === undefined) return undefined;
     if (this.mode === 'round-robin') {
       this.next = (this.next + 1) % this.eligible.length;
       return t.backends[this.eligible[this.next] as number];
@@ -69,7 +94,7 @@ export class BackendSelector {
     }
     const slot = slotOf(
       {
-        src: unmapAddress(flow.src),
+        src,
         sport: flow.sport,
         dst: t.vip.address,
         dport: t.vip.port,
