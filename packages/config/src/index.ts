@@ -59,6 +59,7 @@ export {
 } from './health-check.js';
 export { ineffectiveSettings } from './ineffective.js';
 export {
+  BPF_MAX_VIP_MEMBERS,
   capProblems,
   fleetBytesProblem,
   fleetSizeProblems,

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { ineffectiveSettings } from './ineffective.js';
+import { BPF_MAX_VIP_MEMBERS } from './limits.js';
 import { parseFleet } from './parse.js';
 import { buildVipTable } from './table.js';
 
@@ -66,5 +67,49 @@ describe('ineffectiveSettings: valid settings apply notes', () => {
       },
     ]);
     expect(ineffectiveSettings(fleetOf(pool(2)))).toEqual([]);
+  });
+
+  describe('VIP x member pairs beyond what bpf nodes hold', () => {
+    /** `vips` VIPs on one pool of `members` members; `extra` VIP fields for the VIPs from index `from` on. */
+    const wide = (vips: number, members: number, extra: object = {}, from = vips) =>
+      parseFleet({
+        hashSeed: 7,
+        pools: [
+          {
+            name: 'web',
+            members: Array.from({ length: members }, (_x, i) => ({
+              name: `m${i}`,
+              address: `198.18.${i >> 8}.${i & 255}`,
+              port: 80,
+              ...(i === 0 ? { state: 'disabled' } : {}),
+            })),
+          },
+        ],
+        vips: Array.from({ length: vips }, (_x, v) => ({
+          address: `198.51.100.${v}`,
+          port: 80,
+          protocol: 'tcp',
+          pool: 'web',
+          ...(v >= from ? extra : {}),
+        })),
+      });
+
+    test('66 VIPs on one pool of 1,001 members (one disabled): 66,000 pairs, noted (written anyway)', () => {
+      expect(BPF_MAX_VIP_MEMBERS).toBe(65_536);
+      expect(ineffectiveSettings(wide(66, 1_001))).toEqual([
+        {
+          path: 'vips',
+          message:
+            'bpf nodes hold at most 65,536 VIP x member pairs; this fleet has 66,000 (each served VIP times the members of its pool not disabled): bpf nodes will refuse it; nftables and proxy nodes serve it',
+        },
+      ]);
+    });
+
+    test('65 VIPs (65,000 pairs), and 66 with one disabled, are within: no note', () => {
+      expect(ineffectiveSettings(wide(65, 1_001))).toEqual([]);
+      expect(ineffectiveSettings(wide(66, 1_001, { state: 'disabled' }, 65))).toEqual([]);
+      // A draining VIP keeps its table, so it counts.
+      expect(ineffectiveSettings(wide(66, 1_001, { state: 'draining' }, 65)).map((n) => n.path)).toEqual(['vips']);
+    });
   });
 });

@@ -7,13 +7,17 @@
  *   backend takes turns in proportion to its weight) owns no slot, so it takes no new flows although its weight is
  *   above 0, and it still counts as a primary taking flows for `minActiveMembers`.
  * - `minActiveMembers` above the pool's primaries: the backups take flows always, the primaries all up or not.
+ * - More VIP x member pairs than the bpf data plane holds (BPF_MAX_VIP_MEMBERS): bpf nodes refuse the whole state
+ *   and keep serving the last one; nftables and proxy nodes serve it, so it is a note and not a problem.
  */
 import { buildTable } from '@l4fleet/maglev';
 import { minActiveMembersOf } from './backup-activation.js';
 import type { ConfigProblem } from './errors.js';
+import { BPF_MAX_VIP_MEMBERS } from './limits.js';
 import { backendsForPool, tableMembers } from './table.js';
 import type { Fleet, Pool } from './types.js';
 import { vipKey } from './vip-key.js';
+import { servedVips } from './vip-state.js';
 
 /** No decided status yet: every member counts as up (the table a fresh fleet starts with). */
 const ALL_UP = new Map<string, never>();
@@ -49,6 +53,17 @@ function slotlessMembers(pool: Pool, weights: PoolWeights, size: number): string
   return weights.backends.flatMap((b, i) =>
     (b.weight ?? 0) > 0 && owned[i] === 0 ? [members[i]?.name ?? b.name] : [],
   );
+}
+
+/**
+ * The bpf driver's backend ids the fleet needs: one per served VIP (a draining one keeps its table) and member of its
+ * pool in the table (not disabled). A lower bound: previous owners (second chance) can add a few while they last.
+ */
+function vipMemberPairs(fleet: Fleet): number {
+  const members = new Map(fleet.pools.map((p) => [p.name, p.members.filter((m) => m.state !== 'disabled').length]));
+  let pairs = 0;
+  for (const vip of servedVips(fleet)) pairs += members.get(vip.pool) ?? 0;
+  return pairs;
 }
 
 /** Notes for `apply` (path and message, as problems are shown); empty when every setting does what it says. */
@@ -87,5 +102,13 @@ export function ineffectiveSettings(fleet: Fleet): ConfigProblem[] {
       });
     }
   });
+  const pairs = vipMemberPairs(fleet);
+  if (pairs > BPF_MAX_VIP_MEMBERS) {
+    const n = (v: number): string => v.toLocaleString('en-US');
+    out.push({
+      path: 'vips',
+      message: `bpf nodes hold at most ${n(BPF_MAX_VIP_MEMBERS)} VIP x member pairs; this fleet has ${n(pairs)} (each served VIP times the members of its pool not disabled): bpf nodes will refuse it; nftables and proxy nodes serve it`,
+    });
+  }
   return out;
 }

@@ -2,7 +2,8 @@
  * Size bounds of a fleet: what `l4fleet apply` accepts and what a record read back from etcd may claim. Checked
  * before any work is done (a bounded read of the file, then counts before per-item parsing), so a hostile or
  * mistaken input is refused in milliseconds with the field and the value instead of exhausting memory later in
- * every node. The bench scale (100 VIPs x 1,000 members; one pool of 100,000) sits well inside them.
+ * every node. The bench scale (100 VIPs x 1,000 members; one pool of 100,000) sits well inside them, but not inside
+ * what the bpf data plane holds (BPF_MAX_VIP_MEMBERS: VIPs x members of their pools <= 65,536; a note, not a bound).
  *
  * A fleet within them is not always one whose per-pool etcd records fit: a pool's health or decided status record
  * must fit one etcd request (@l4fleet/store's MAX_TXN_BYTES, 1 MiB, below etcd's default 1.5 MiB), ~38,000 members
@@ -27,6 +28,13 @@ export const MAX_POOLS = 1_000;
 export const MAX_MEMBERS_PER_POOL = 100_000;
 /** Members over all pools: every node keeps them in memory and every health checker probes them. */
 export const MAX_TOTAL_MEMBERS = 250_000;
+/**
+ * VIP x member pairs the bpf data plane holds: it gives a backend id per (served VIP, member address), and its maps
+ * have 65,536 (@l4fleet/dataplane's MAX_BACKENDS is this constant). Not a bound of the fleet (nftables and proxy nodes
+ * have none): `apply` notes a fleet beyond it (ineffective.ts), and bpf nodes refuse its whole state (TOO_LARGE)
+ * while they keep serving the last one. 100 VIPs x 1,000 members is 100,000: beyond it.
+ */
+export const BPF_MAX_VIP_MEMBERS = 65_536;
 /**
  * Health checks of members over all pools (each member once per check: `healthCheck` and `additionalHealthChecks`):
  * every node runs a timer and a probe per check, so 500,000 at the default 2 s interval is 250,000 probes a second

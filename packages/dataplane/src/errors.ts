@@ -15,6 +15,7 @@ export type DataPlaneErrorCode =
   | 'BPF_LOADER_LOST'
   | 'BPF_STATE_UNREADABLE'
   | 'BPF_IDS_EXHAUSTED'
+  | 'TOO_LARGE'
   | 'INTERFACE_UNKNOWN'
   | 'NFT_FAILED'
   | 'NFT_BATCH_LOST'

@@ -2,7 +2,7 @@
  * Byte layouts of the node program's map keys and values (native/bpf/node-maps.h, host byte order except
  * where the header says network order) and of the loader's dump and stats replies (native/bpf-loader/).
  */
-import { addressText as familyAddressText } from '@l4fleet/config';
+import { BPF_MAX_VIP_MEMBERS, addressText as familyAddressText } from '@l4fleet/config';
 import { MAX_TABLE_SIZE } from '@l4fleet/maglev';
 import { DataPlaneError } from '../errors.js';
 import { hexToAddress } from '../nft/names.js';
@@ -15,7 +15,11 @@ export function addressText(hex: string): string {
 
 export const NO_BACKEND_ID = 0xffff_ffff;
 export const MAX_VIPS = 4096;
-export const MAX_BACKENDS = 65_536;
+/**
+ * Backend ids (node-maps.h L4F_MAX_BACKENDS): one per VIP and backend address. @l4fleet/config's BPF_MAX_VIP_MEMBERS
+ * is this number (plan.test.ts checks both), so `apply` can note a fleet that bpf nodes will refuse.
+ */
+export const MAX_BACKENDS = BPF_MAX_VIP_MEMBERS;
 export const MAX_TABLES = 2 * MAX_VIPS;
 
 /** OP_UPDATE / OP_DELETE map numbers (small_maps[] in native/bpf-loader/state.c). */

@@ -1,10 +1,42 @@
 /**
- * VIP and backend ids for a plan (plan.ts). Backend ids are never reused while the pins live (a flow LRU entry,
- * which has no idle timeout, may still name one, and pick() would send it to whichever address of the VIP got
- * the id), so a fleet whose backend addresses keep changing runs out after 65,536; removeState frees them (0007
- * "Maps"). VIP ids are those of the current VIPs.
+ * VIP and backend ids for a plan (plan.ts). A backend id is per (VIP, backend address), so a desired state needs
+ * one per VIP x the distinct addresses of its backends (its pool's members): more than MAX_BACKENDS of those is
+ * refused as TOO_LARGE before any id is given (checkBackendIds). Backend ids are never reused while the pins live
+ * (a flow LRU entry, which has no idle timeout, may still name one, and pick() would send it to whichever address
+ * of the VIP got the id), so a fleet whose backend addresses keep changing runs out after 65,536 with fewer in use
+ * (BPF_IDS_EXHAUSTED); removeState frees them (0007 "Maps"). VIP ids are those of the current VIPs.
  */
 import { DataPlaneError } from '../errors.js';
+import type { NormalizedVip } from '../validate.js';
+
+const n = (v: number): string => v.toLocaleString('en-US');
+
+/**
+ * Refuses a desired state that needs more backend ids than `max` by itself, whatever the maps hold: one per VIP and
+ * distinct backend address. Checked before allocating, so such a state fails at once (an allocation up to the
+ * ceiling took ~2 s) and is not reported as exhaustion by removed backends, which removeState would not cure.
+ */
+export function checkBackendIds(desired: readonly NormalizedVip[], max: number): void {
+  let needed = 0;
+  let most: NormalizedVip | undefined;
+  let mostCount = 0;
+  for (const v of desired) {
+    const count = new Set(v.backends.map((b) => b.addressHex)).size;
+    needed += count;
+    if (count > mostCount) {
+      most = v;
+      mostCount = count;
+    }
+  }
+  if (needed <= max) return;
+  throw new DataPlaneError(
+    'TOO_LARGE',
+    `the desired state needs ${n(needed)} backend ids, one per VIP and backend address over its ` +
+      `${n(desired.length)} VIP${desired.length === 1 ? '' : 's'} ` +
+      `(VIPs x the members of their pools; the most: vip ${most?.label} with ${n(mostCount)}), more than the ` +
+      `${n(max)} the bpf maps hold (MAX_BACKENDS); nothing was sent, the maps keep serving the last state`,
+  );
+}
 
 /**
  * The allocator of one plan: each call gives the lowest id `used` does not hold and that it has not given yet.

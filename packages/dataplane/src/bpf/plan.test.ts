@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { BPF_MAX_VIP_MEMBERS } from '@l4fleet/config';
 import { buildTable, NO_BACKEND } from '@l4fleet/maglev';
 import { describe, expect, test } from 'vitest';
 import { DataPlaneError } from '../errors.js';
@@ -149,6 +151,77 @@ describe('bpf plan - backend ids', () => {
     expect(state.backends.size).toBe(MAX_BACKENDS);
     // A backend that had an id gets it back: no new id needed.
     expect(plan(state, [table()]).requests).toEqual([]);
+  });
+});
+
+describe('bpf plan - capacity', () => {
+  /** `vips` VIPs (198.51.100.0/24 and on), each with the same `members` backends (one pool shared by all). */
+  const shared = (vips: number, members: number, size = 1_009): VipTable[] => {
+    const bs = Array.from({ length: members }, (_x, i) => ({
+      name: `m${i}`,
+      address: `198.18.${i >> 8}.${i & 255}`,
+      port: 80,
+    }));
+    const slots = Int32Array.from({ length: size }, (_x, s) => s % members);
+    return Array.from({ length: vips }, (_x, v) => ({
+      vip: { address: `198.51.${100 + (v >> 8)}.${v & 255}`, port: 80, protocol: 'tcp' as const },
+      hash: '5-tuple' as const,
+      seed: 9,
+      backends: bs,
+      slots,
+    }));
+  };
+  const refusal = (state: KernelState, ts: VipTable[]): DataPlaneError => {
+    try {
+      plan(state, ts);
+    } catch (e) {
+      return e as DataPlaneError;
+    }
+    throw new Error('the plan was not refused');
+  };
+
+  test('the maps hold MAX_BACKENDS ids, the number of node-maps.h and of config BPF_MAX_VIP_MEMBERS', () => {
+    const h = readFileSync(new URL('../../native/bpf/node-maps.h', import.meta.url), 'utf8');
+    expect(Number(/#define L4F_MAX_BACKENDS (\d+)/.exec(h)?.[1])).toBe(MAX_BACKENDS);
+    expect(BPF_MAX_VIP_MEMBERS).toBe(MAX_BACKENDS);
+  });
+
+  test('more VIP x backend pairs than ids (66 VIPs on one 1,000-member pool): TOO_LARGE with the count, not exhaustion', () => {
+    const err = refusal(emptyState(), shared(66, 1_000));
+    expect(err).toBeInstanceOf(DataPlaneError);
+    expect(err.code).toBe('TOO_LARGE');
+    expect(err.message).toContain('66,000 backend ids');
+    expect(err.message).toContain('66 VIPs');
+    expect(err.message).toContain('65,536');
+    expect(err.message).not.toContain('removeState');
+  });
+
+  test('a state within the ids, refused only because retired ids hold the rest: BPF_IDS_EXHAUSTED', () => {
+    const first = plan(emptyState(), shared(1, 3));
+    const full = new Map(first.next.backends);
+    for (let id = full.size; id < MAX_BACKENDS; id++) {
+      full.set(id, { family: 4, addressHex: (0x0a000000 + id).toString(16), live: false, vipId: 0 });
+    }
+    const err = refusal({ ...first.next, backends: full }, shared(1, 4));
+    expect(err.code).toBe('BPF_IDS_EXHAUSTED');
+    expect(err.message).toContain('removeState');
+  });
+
+  test('exactly MAX_BACKENDS pairs (64 VIPs x 1,024 backends) are planned', () => {
+    const p = plan(emptyState(), shared(64, 1_024, 1_031));
+    expect(p.next.backends.size).toBe(MAX_BACKENDS);
+    expect(p.backendsAdded).toBe(MAX_BACKENDS);
+  });
+
+  test('one address given twice in a VIP is one backend id (ids are per VIP and address)', () => {
+    const [t] = shared(1, 2);
+    const twice = {
+      ...(t as VipTable),
+      backends: [...(t as VipTable).backends, { name: 'again', address: '198.18.0.0', port: 80 }],
+    };
+    const p = plan(emptyState(), [twice]);
+    expect(p.next.backends.size).toBe(2);
+    expect(new Set(p.next.tables.get(0))).toEqual(new Set([0, 1]));
   });
 });
 

@@ -2,10 +2,11 @@
  * Plans an apply of the bpf data plane: the desired VIPs against what the maps hold (read back from the
  * kernel after a restart), as an ordered list of loader requests that changes only what differs.
  *
- * - Backend ids are per (VIP, backend address): the slot tables and the flow LRU hold ids, and the program
- *   keeps a remembered flow only while its id is live for the flow's VIP. A backend leaving a VIP is marked
- *   not live (its flows are hashed again), not deleted: its id is never given to another backend while it is
- *   remembered, and a backend that comes back gets its old id (its old flows are valid again: same machine).
+ * - Backend ids are per (VIP, backend address), MAX_BACKENDS of them (a state needing more is refused whole:
+ *   ids.ts checkBackendIds): the slot tables and the flow LRU hold ids, and the program keeps a remembered flow
+ *   only while its id is live for the flow's VIP. A backend leaving a VIP is marked not live (its flows are
+ *   hashed again), not deleted: its id is never given to another backend while it is remembered, and a backend
+ *   that comes back gets its old id (its old flows are valid again: same machine).
  * - A VIP's table is written in place (one batch of the changed slots: each slot changes atomically, every
  *   packet sees the old or the new backend of its slot). A new VIP or a new size M gets a fresh table at the
  *   VIP's idle index (vip id * 2 + the other generation) and the VIP entry flips to it in one update: packets
@@ -37,7 +38,7 @@ import {
   type VipKey,
   type VipValue,
 } from './codec.js';
-import { freeIds } from './ids.js';
+import { checkBackendIds, freeIds } from './ids.js';
 import { Op, type Request } from './loader.js';
 import { planPrevious, previousIds } from './previous.js';
 import { planRanges } from './source-ranges.js';
@@ -147,6 +148,7 @@ export function planApply(
     early.push({ op: Op.update, payload: elements(MapId.config, [[u32s(0), encodeConfig(config)]]), what: 'config' });
   }
 
+  checkBackendIds(desired, MAX_BACKENDS);
   const wanted = new Set<string>();
   const usedVipIds = new Set([...vips.values()].map((v) => v.value.id));
   const nextVipId = freeIds((i) => usedVipIds.has(i), MAX_VIPS, 'VIP');
@@ -181,6 +183,8 @@ export function planApply(
       let bid = mine.get(b.addressHex);
       if (bid === undefined) {
         bid = nextBackendId(`vip ${v.label}: backend ${b.address}`);
+        // One id per (VIP, address): a second backend of the same address (another name) shares it.
+        mine.set(b.addressHex, bid);
         backendsAdded += 1;
       } else if (!backends.get(bid)?.live && want.live) backendsAdded += 1;
       const have = backends.get(bid);
