@@ -1,8 +1,17 @@
-import { announcementRule, buildVipTable, parseFleet, servedVips, vipKey } from '@l4fleet/config';
+import {
+  announcementRule,
+  buildVipTable,
+  type Fleet,
+  type MemberStatus,
+  type PoolHistory,
+  parseFleet,
+  servedVips,
+  vipKey,
+} from '@l4fleet/config';
 import type { NodeView } from '@l4fleet/store';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { ETCD_REACHABLE } from './etcd-check.js';
-import { buildFleetView } from './fleet-view.js';
+import { buildFleetView, createVipTableCache, type FleetInputs } from './fleet-view.js';
 
 const fleet = parseFleet({
   hashSeed: 0x5eed,
@@ -372,5 +381,119 @@ describe('fleet-view - etcd reachability', () => {
       expect(v.problems.filter((p) => p.startsWith('etcd'))).toEqual([]);
       expect(v.etcd).toEqual({ reachable: true, unreachableSince: null, problem: null, watching: true });
     }
+  });
+});
+
+describe('fleet-view - table cache', () => {
+  const member = (name: string, last: number) => ({ name, address: `198.18.0.${last}`, port: 80 });
+  const twoPools = (apiWeight = 1) =>
+    parseFleet({
+      hashSeed: 0x5eed,
+      pools: [
+        { name: 'web', members: [member('a', 21), member('b', 22)] },
+        { name: 'api', members: [{ ...member('x', 31), weight: apiWeight }, member('y', 32)] },
+      ],
+      vips: [
+        { address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 },
+        { address: '198.51.100.10', port: 443, protocol: 'tcp', pool: 'web', tableSize: 251 },
+        { address: '198.51.100.12', port: 80, protocol: 'tcp', pool: 'api', tableSize: 251 },
+      ],
+    });
+  const API = '198.51.100.12:80/tcp';
+  const WEB = ['198.51.100.10:80/tcp', '198.51.100.10:443/tcp'];
+  // Fresh maps and objects each time, as every watch delivers them: the cache must compare contents, not identity.
+  const inputsOf = (
+    f: Fleet,
+    statuses: readonly (readonly [string, MemberStatus])[] = [],
+    extra: Partial<FleetInputs> = {},
+  ): FleetInputs => ({
+    desired: { fleet: f, revision: 3, generation: 'g' },
+    decided: { decided: new Map(statuses), ramps: new Map(), revision: 4 },
+    nodes: [],
+    health: [],
+    leader: undefined,
+    ...extra,
+  });
+  const built = (build: ReturnType<typeof vi.fn>) => build.mock.calls.map((c) => vipKey(c[1] as Fleet['vips'][number]));
+
+  function cached() {
+    const build = vi.fn(buildVipTable);
+    const tables = createVipTableCache(build);
+    const view = (inputs: FleetInputs) => buildFleetView(inputs, ETCD_REACHABLE, null, tables);
+    return { build, view };
+  }
+
+  test("fleet-view - a change to one pool's decided status rebuilds only that pool's VIP tables; the view equals a full rebuild", () => {
+    const { build, view } = cached();
+    const f = twoPools();
+    const first = view(inputsOf(f));
+    expect(built(build)).toEqual([...WEB, API]);
+    build.mockClear();
+    expect(view(inputsOf(f))).toEqual(first);
+    expect(build).not.toHaveBeenCalled();
+
+    const down = inputsOf(f, [['api/x', 'down']]);
+    const v = view(down);
+    expect(built(build)).toEqual([API]);
+    expect(v).toEqual(buildFleetView(down));
+    expect(v.vips[2]?.checksum).not.toBe(first.vips[2]?.checksum);
+    expect(v.vips.slice(0, 2)).toEqual(first.vips.slice(0, 2));
+  });
+
+  test("fleet-view - a ramp, a history record or a pool's definition rebuilds that pool's VIPs; the seed every VIP", () => {
+    const { build, view } = cached();
+    const f = twoPools();
+    view(inputsOf(f));
+    const history: PoolHistory = {
+      pool: 'api',
+      current: [
+        { ...member('x', 31), weight: 3 },
+        { ...member('y', 32), weight: 1 },
+      ],
+      earlier: [],
+    };
+    const cases: [string, FleetInputs, string[]][] = [
+      [
+        'ramp',
+        inputsOf(f, [], {
+          decided: { decided: new Map(), ramps: new Map([['web/a', { percent: 20, sinceMs: 1 }]]), revision: 5 },
+        }),
+        WEB,
+      ],
+      ['ramp gone', inputsOf(f), WEB],
+      ['history', inputsOf(f, [], { history: { history: new Map([['api', history]]), revision: 6 } }), [API]],
+      ['history gone', inputsOf(f), [API]],
+      ['definition', inputsOf(twoPools(2)), [API]],
+      ['seed', inputsOf({ ...twoPools(2), hashSeed: 0x5eee }), [...WEB, API]],
+    ];
+    for (const [what, inputs, rebuilt] of cases) {
+      build.mockClear();
+      const v = view(inputs);
+      expect({ what, rebuilt: built(build) }).toEqual({ what, rebuilt });
+      expect(v).toEqual(buildFleetView(inputs));
+    }
+  });
+
+  test('fleet-view - a changed VIP is rebuilt alone; a removed one is forgotten; a failure is shown again', () => {
+    const { build, view } = cached();
+    const f = twoPools();
+    view(inputsOf(f));
+    build.mockClear();
+    const resized = { ...f, vips: f.vips.map((v) => (vipKey(v) === API ? { ...v, tableSize: 509 } : v)) };
+    expect(view(inputsOf(resized)).vips[2]?.tableSize).toBe(509);
+    expect(built(build)).toEqual([API]);
+
+    view(inputsOf({ ...f, vips: f.vips.slice(0, 2) }));
+    build.mockClear();
+    view(inputsOf(f));
+    expect(built(build)).toEqual([API]);
+
+    const { hashSeed: _, ...unseeded } = f;
+    const first = view(inputsOf(unseeded));
+    build.mockClear();
+    const again = view(inputsOf(unseeded));
+    expect(build).not.toHaveBeenCalled();
+    expect(again.problems).toEqual(first.problems);
+    expect(again.problems).toHaveLength(3);
   });
 });

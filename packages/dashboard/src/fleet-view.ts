@@ -2,8 +2,10 @@
  * What the page shows about the fleet, derived from etcd only (pure: the inputs are the store's own shapes).
  * Expected tables are built with @l4fleet/config buildVipTable, the one derivation every node and the CLI use
  * (Maglev §3.4: equal inputs give equal tables), so a node whose checksum differs is flagged exactly as
- * `l4fleet status` flags it.
+ * `l4fleet status` flags it. Building a table is the costly part (a Maglev table per VIP), so a VipTableCache keeps
+ * each VIP's result and rebuilds it only when what it is derived from changed.
  */
+import { createHash } from 'node:crypto';
 import {
   announcementRule,
   backupsServe,
@@ -14,6 +16,9 @@ import {
   healthChecksOf,
   type MemberStatus,
   memberKey,
+  type Pool,
+  type PoolHistory,
+  type Vip,
   type VipState,
   vipKey,
   vipServed,
@@ -154,12 +159,121 @@ function etcdProblem(etcd: EtcdReachability, notWatching: string | null, revisio
   return `etcd unreachable since ${since} (${etcd.problem ?? 'no answer'}): ${shown}`;
 }
 
+/** What a VIP's row shows of its expected table, or why there is none (`problem`, then no checksum). */
+interface TableRow {
+  readonly checksum: string | null;
+  readonly shares: readonly ShareRow[];
+  readonly emptySlots: number;
+  readonly problem: string | null;
+}
+
+function tableRow(
+  build: typeof buildVipTable,
+  fleet: Fleet,
+  vip: Vip,
+  decided: DecidedState,
+  history: TableHistoryState | undefined,
+): TableRow {
+  try {
+    const table = build(fleet, vip, decided.decided, history?.history, decided.ramps);
+    const counts = new Array<number>(table.backends.length).fill(0);
+    let emptySlots = 0;
+    for (const i of table.slots) {
+      if (i === NO_BACKEND) emptySlots++;
+      else counts[i] = (counts[i] ?? 0) + 1;
+    }
+    const shares = table.backends.map((m, i) => ({
+      backend: m.name,
+      slots: counts[i] ?? 0,
+      fraction: (counts[i] ?? 0) / vip.tableSize,
+    }));
+    return { checksum: table.checksum, shares, emptySlots, problem: null };
+  } catch (err) {
+    return {
+      checksum: null,
+      shares: [],
+      emptySlots: vip.tableSize,
+      problem: `vip ${vipKey(vip)}: ${(err as Error).message}`,
+    };
+  }
+}
+
+/**
+ * Each VIP's table row from the last view, rebuilt only when one of its inputs changed: the VIP, its pool's
+ * definition, that pool's members' decided statuses and ramps, that pool's history record, and the fleet's seed
+ * (buildVipTable reads nothing else). A member flip then costs the tables of its pool, not of the fleet.
+ */
+export interface VipTableCache {
+  /**
+   * The rows of one view: call it for each VIP of `fleet`. Rows of VIPs not asked for since the previous call are
+   * dropped, so the cache holds one row per VIP of the latest fleet.
+   */
+  forView(fleet: Fleet, decided: DecidedState, history?: TableHistoryState): (vip: Vip) => TableRow;
+}
+
+/** A digest of what a record holds, kept per object: the store hands over the same objects until they change. */
+function digestBy<T extends object>(): (value: T) => string {
+  const memo = new WeakMap<T, string>();
+  return (value) => {
+    let digest = memo.get(value);
+    if (digest === undefined) {
+      digest = createHash('sha256').update(JSON.stringify(value)).digest('hex');
+      memo.set(value, digest);
+    }
+    return digest;
+  };
+}
+
+/** `build`: the table builder (tests count its calls). */
+export function createVipTableCache(build: typeof buildVipTable = buildVipTable): VipTableCache {
+  let rows = new Map<string, { readonly vip: string; readonly pool: string; readonly row: TableRow }>();
+  const poolDigest = digestBy<Pool>();
+  const historyDigest = digestBy<PoolHistory>();
+  return {
+    forView(fleet, decided, history) {
+      const previous = rows;
+      const next: typeof rows = new Map();
+      rows = next;
+      const poolKeys = new Map<string, string>();
+      const pools = new Map(fleet.pools.map((p) => [p.name, p]));
+      // What the tables of pool `name` are built from; the pool's definition and history as digests of the objects
+      // (one JSON per object, not per view: a 1,000-member pool is 100 KB of it), the decisions as they are now.
+      const poolKey = (name: string): string => {
+        let key = poolKeys.get(name);
+        if (key !== undefined) return key;
+        const pool = pools.get(name);
+        const h = history?.history.get(name);
+        key = `${fleet.hashSeed}|${pool ? poolDigest(pool) : 'none'}|${h ? historyDigest(h) : 'none'}`;
+        for (const m of pool?.members ?? []) {
+          const k = memberKey(name, m);
+          const ramp = decided.ramps.get(k);
+          key += `|${decided.decided.get(k) ?? ''}${ramp ? JSON.stringify(ramp) : ''}`;
+        }
+        poolKeys.set(name, key);
+        return key;
+      };
+      return (vip) => {
+        const id = vipKey(vip);
+        const vipText = JSON.stringify(vip);
+        const pool = poolKey(vip.pool);
+        const kept = next.get(id) ?? previous.get(id);
+        const row =
+          kept !== undefined && kept.vip === vipText && kept.pool === pool
+            ? kept.row
+            : tableRow(build, fleet, vip, decided, history);
+        next.set(id, { vip: vipText, pool, row });
+        return row;
+      };
+    },
+  };
+}
+
 function vipRows(
   fleet: Fleet,
   decided: DecidedState,
   nodes: readonly NodeView[],
   problems: string[],
-  history?: TableHistoryState,
+  tables: (vip: Vip) => TableRow,
 ): VipRow[] {
   const announced = announcementRule(fleet, decided.decided, decided.ramps);
   return fleet.vips.map((vip) => {
@@ -170,7 +284,9 @@ function vipRows(
     // Every served VIP, draining too (it keeps its table and stays announced, so minUpMembers still withdraws it), as
     // `l4fleet status` lists them; a disabled VIP says so by its state.
     const notAnnounced = vipServed(vip) ? (announced(vip) ?? null) : null;
-    const base = {
+    const { checksum, shares, emptySlots, problem } = tables(vip);
+    if (problem !== null) problems.push(problem);
+    return {
       key,
       pool: vip.pool,
       tableSize: vip.tableSize,
@@ -179,38 +295,27 @@ function vipRows(
       state,
       announcedBy,
       notAnnounced,
+      checksum,
+      shares,
+      emptySlots,
     };
-    try {
-      const table = buildVipTable(fleet, vip, decided.decided, history?.history, decided.ramps);
-      const counts = new Array<number>(table.backends.length).fill(0);
-      let emptySlots = 0;
-      for (const i of table.slots) {
-        if (i === NO_BACKEND) emptySlots++;
-        else counts[i] = (counts[i] ?? 0) + 1;
-      }
-      const shares = table.backends.map((m, i) => ({
-        backend: m.name,
-        slots: counts[i] ?? 0,
-        fraction: (counts[i] ?? 0) / vip.tableSize,
-      }));
-      return { ...base, checksum: table.checksum, shares, emptySlots };
-    } catch (err) {
-      problems.push(`vip ${key}: ${(err as Error).message}`);
-      return { ...base, checksum: null, shares: [], emptySlots: vip.tableSize };
-    }
   });
 }
 
-/** `notWatching`: why the etcd watches are not open yet (live-fleet.ts retries them); null once they are. */
+/**
+ * `notWatching`: why the etcd watches are not open yet (live-fleet.ts retries them); null once they are. `tables`:
+ * the previous views' table rows (live-fleet.ts keeps one cache); by default every table is built.
+ */
 export function buildFleetView(
   inputs: FleetInputs,
   etcd: EtcdReachability = ETCD_REACHABLE,
   notWatching: string | null = null,
+  tables: VipTableCache = createVipTableCache(),
 ): FleetView {
   const { desired, decided, nodes, health, leader, history } = inputs;
   const outage = etcdProblem(etcd, notWatching, desired.revision);
   const problems: string[] = outage === undefined ? [] : [outage];
-  const vips = vipRows(desired.fleet, decided, nodes, problems, history);
+  const vips = vipRows(desired.fleet, decided, nodes, problems, tables.forView(desired.fleet, decided, history));
   // Nodes hold tables for served VIPs (vipServed, the filter of servedVips that nodes and `l4fleet status` apply: a
   // draining VIP keeps its table), so a disabled one is no mismatch and a draining one is checked.
   const expected = new Map(vips.filter((v) => vipServed(v)).map((v) => [v.key, v.checksum]));

@@ -1,9 +1,10 @@
 /** The live view over a store that is down, hung or up at the dashboard's start (manual clock). */
 import { createManualClock } from '@l4fleet/agent';
-import { parseFleet } from '@l4fleet/config';
+import { buildVipTable, parseFleet, type Vip, vipKey } from '@l4fleet/config';
 import { type DesiredState, MemoryFleetStore, StoreError, type Watch, type WatchListener } from '@l4fleet/store';
 import pino from 'pino';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
+import { buildFleetView, createVipTableCache } from './fleet-view.js';
 import { type LiveFleet, watchFleet } from './live-fleet.js';
 
 const logger = pino({ level: 'silent' });
@@ -122,5 +123,48 @@ describe('live fleet - started while etcd is down', () => {
     await clock.advance(20_000);
     expect(store.watchAttempts).toBe(attempts);
     expect(clock.pending).toBe(0);
+  });
+});
+
+describe('live fleet - rebuilds', () => {
+  test("a decided status of one pool rebuilds that pool's VIP tables only; the view equals a full rebuild", async () => {
+    const clock = createManualClock();
+    const store = new MemoryFleetStore();
+    await store.apply(
+      parseFleet({
+        hashSeed: 5,
+        pools: [
+          { name: 'web', members: [{ name: 'a', address: '198.18.0.21', port: 80 }] },
+          {
+            name: 'api',
+            members: [
+              { name: 'x', address: '198.18.0.31', port: 80 },
+              { name: 'y', address: '198.18.0.32', port: 80 },
+            ],
+          },
+        ],
+        vips: [
+          { address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 },
+          { address: '198.51.100.12', port: 80, protocol: 'tcp', pool: 'api', tableSize: 251 },
+        ],
+      }),
+    );
+    // The table builder, counted: a change must rebuild only the tables it reaches (a Maglev table is the costly part).
+    const build = vi.fn(buildVipTable);
+    const fleet = await watchFleet(store, logger, { clock, vipTables: createVipTableCache(build) });
+    try {
+      await clock.advance(100);
+      const before = fleet.view();
+      expect(before.vips.map((v) => v.key)).toEqual([VIP, '198.51.100.12:80/tcp']);
+      build.mockClear();
+      await store.writeDecided(new Map([['api/x', 'down']]));
+      await clock.advance(100);
+      expect(build.mock.calls.map((c) => vipKey(c[1] as Vip))).toEqual(['198.51.100.12:80/tcp']);
+      expect(fleet.view().vips[1]?.checksum).not.toBe(before.vips[1]?.checksum);
+      expect(fleet.view()).toEqual(buildFleetView(fleet.inputs()));
+    } finally {
+      await fleet.close();
+      await store.close();
+    }
   });
 });

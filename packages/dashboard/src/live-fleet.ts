@@ -3,14 +3,21 @@
  * table history), each delivering its current value first, then changes, and a reachability check (etcd-check.ts)
  * so an outage shows on the page instead of a silently stale view. The view is rebuilt at most every
  * REBUILD_DELAY_MS so a burst of changes (a member flip writes health from every node) costs one rebuild and one
- * push to the pages. Started during an outage, it serves a page that says so and opens the watches when etcd
- * answers (a dashboard started with its host, before etcd, must not exit: there is nobody to restart it).
+ * push to the pages; a rebuild builds only the tables of the VIPs whose inputs changed (fleet-view.ts VipTableCache).
+ * Started during an outage, it serves a page that says so and opens the watches when etcd answers (a dashboard
+ * started with its host, before etcd, must not exit: there is nobody to restart it).
  */
 import { type Clock, systemClock, withTimeout } from '@l4fleet/agent';
 import { EMPTY_FLEET, type FleetStore, type StoreError, type Watch } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { checkEtcd, type EtcdCheck, type EtcdCheckOptions } from './etcd-check.js';
-import { buildFleetView, type FleetInputs, type FleetView } from './fleet-view.js';
+import {
+  buildFleetView,
+  createVipTableCache,
+  type FleetInputs,
+  type FleetView,
+  type VipTableCache,
+} from './fleet-view.js';
 
 /** Coalescing delay between an etcd change and the rebuilt view. */
 export const REBUILD_DELAY_MS = 100;
@@ -36,6 +43,8 @@ export interface LiveFleet {
 export interface LiveFleetOptions extends Omit<EtcdCheckOptions, 'onChange'> {
   readonly watchRetryMs?: number;
   readonly watchOpenTimeoutMs?: number;
+  /** Each VIP's table row between rebuilds (tests pass one with a counted builder); default: a cache of its own. */
+  readonly vipTables?: VipTableCache;
 }
 
 type Inputs = { -readonly [K in keyof FleetInputs]: FleetInputs[K] };
@@ -64,7 +73,9 @@ async function openWatches(
 }
 
 export async function watchFleet(store: FleetStore, logger: Logger, opts: LiveFleetOptions = {}): Promise<LiveFleet> {
-  const { watchRetryMs, watchOpenTimeoutMs, ...checkOpts } = opts;
+  const { watchRetryMs, watchOpenTimeoutMs, vipTables, ...checkOpts } = opts;
+  // One cache for the life of the view: a rebuild builds the tables of the VIPs whose inputs changed, not all of them.
+  const tables = vipTables ?? createVipTableCache();
   const clock: Clock = opts.clock ?? systemClock;
   const retryMs = watchRetryMs ?? WATCH_RETRY_MS;
   const openTimeoutMs = watchOpenTimeoutMs ?? WATCH_OPEN_TIMEOUT_MS;
@@ -80,7 +91,7 @@ export async function watchFleet(store: FleetStore, logger: Logger, opts: LiveFl
   /** Why the watches are not open yet; null once they are. */
   let notWatching: string | null = 'not opened yet';
   let failedAttempts = 0;
-  const build = () => buildFleetView(inputs, etcd?.state(), notWatching);
+  const build = () => buildFleetView(inputs, etcd?.state(), notWatching, tables);
   let current = build();
   const listeners = new Set<(view: FleetView) => void>();
   let timer: unknown;
