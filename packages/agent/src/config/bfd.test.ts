@@ -75,11 +75,28 @@ describe('agent config - bfd', () => {
     [{ peers: ['2001:db8::1'] }, 'bfd.peers[0]: "2001:db8::1" is IPv6 and node.address6 is not set'],
     [{ enabled: true, peers: [] }, 'bfd.peers: no peers: BFD is enabled but there is no session to keep'],
     [{ interval: 100 }, 'bfd.interval'],
+    // bfdd needs the interface of a link-local peer, and the section has no field for it.
+    [{ peers: ['fe80::1'] }, 'bfd.peers[0]: "fe80::1" is a link-local address (fe80::/10)'],
   ])('%j is refused naming the field and the value', (bfd, says) => {
     expect(problemsOf({ ...minimal, bfd }).join('\n')).toContain(says);
   });
 
   test('peers that are not addresses are named', () => {
     expect(problemsOf({ ...minimal, bfd: { peers: ['router'] } }).join('\n')).toMatch(/bfd\.peers\[0\]: "router"/);
+  });
+
+  test('an explicit peer whose BGP session has a localAddress of the other family is refused, naming both', () => {
+    const problems = problemsOf({
+      ...minimal,
+      node: { ...minimal.node, address6: '2001:db8:1::11' },
+      bgp: {
+        ...minimal.bgp,
+        peers: [...minimal.bgp.peers, { address: '2001:db8:1::1', asn: 65000, localAddress: '198.18.0.11' }],
+      },
+      bfd: { peers: ['198.18.0.1', '2001:db8:1::1'] },
+    });
+    expect(problems).toContain(
+      'bfd.peers[1]: "2001:db8:1::1" is IPv6 but its local address "198.18.0.11" (bgp.peers[2].localAddress) is IPv4',
+    );
   });
 });

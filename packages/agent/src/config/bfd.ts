@@ -9,6 +9,7 @@ import {
   listField as list,
   type Problems,
   sectionField as section,
+  showValue as show,
   stringField as str,
 } from '@l4fleet/config';
 import * as d from './defaults.js';
@@ -31,10 +32,37 @@ const INTERVAL_MAX_MS = 60_000;
 const MULTIPLIER_MIN = 2;
 const MULTIPLIER_MAX = 255;
 
-/** The local address towards `address`: the BGP peer's own, else the node's address of that family. */
-function localFor(p: Problems, path: string, address: string, node: NodeSection, bgp: BgpSection): string {
-  const fromBgp = bgp.peers.find((b) => b.address === address)?.localAddress;
-  if (fromBgp) return fromBgp;
+/**
+ * An IPv6 link-local address (fe80::/10) in canonical text (every first group from fe80 to febf): reached or bound
+ * only with its interface (RFC 4007 §11), which neither bgp.peers nor bfd.peers can name.
+ */
+export const isLinkLocal6 = (address: string): boolean => /^fe[89ab][0-9a-f]:/.test(address);
+
+/**
+ * The local address towards `address`: the BGP peer's own, else the node's address of that family. `explicit`: the
+ * address is from bfd.peers, so a BGP localAddress of the other family is reported here too (for the BGP peers as
+ * sessions, parse.ts reports it once, under bgp.peers).
+ */
+function localFor(
+  p: Problems,
+  path: string,
+  address: string,
+  node: NodeSection,
+  bgp: BgpSection,
+  explicit: boolean,
+): string {
+  const j = bgp.peers.findIndex((b) => b.address === address);
+  const fromBgp = bgp.peers[j]?.localAddress;
+  if (fromBgp) {
+    const [family, localFamily] = [address, fromBgp].map((a) => (a.includes(':') ? 6 : 4));
+    if (explicit && family !== localFamily) {
+      p.add(
+        path,
+        `"${address}" is IPv${family} but its local address "${fromBgp}" (bgp.peers[${j}].localAddress) is IPv${localFamily}`,
+      );
+    }
+    return fromBgp;
+  }
   if (!address.includes(':')) return node.address;
   if (node.address6) return node.address6;
   p.add(path, `"${address}" is IPv6 and node.address6 is not set (the session needs a local IPv6 address)`);
@@ -47,7 +75,17 @@ export function parseBfd(p: Problems, v: unknown, node: NodeSection, bgp: BgpSec
   const addresses =
     o.peers === undefined
       ? bgp.peers.map((b) => b.address)
-      : list(p, 'bfd.peers', o.peers).map((a, i) => addressField(p, `bfd.peers[${i}]`, a)?.address ?? String(a));
+      : list(p, 'bfd.peers', o.peers).map((a, i) => {
+          const address = addressField(p, `bfd.peers[${i}]`, a)?.address ?? String(a);
+          // bfdd needs the interface of a link-local peer (as gobgpd does, parse.ts), and there is no field for it.
+          if (isLinkLocal6(address)) {
+            p.add(
+              `bfd.peers[${i}]`,
+              `${show(a)} is a link-local address (fe80::/10): its session needs its interface, and a zone or interface is not supported here`,
+            );
+          }
+          return address;
+        });
   const seen = new Map<string, number>();
   const peers: BfdPeerSection[] = [];
   addresses.forEach((address, i) => {
@@ -59,7 +97,7 @@ export function parseBfd(p: Problems, v: unknown, node: NodeSection, bgp: BgpSec
     }
     seen.set(address, i);
     const path = o.peers === undefined ? `bgp.peers[${i}].address` : `bfd.peers[${i}]`;
-    peers.push({ address, localAddress: localFor(p, path, address, node, bgp) });
+    peers.push({ address, localAddress: localFor(p, path, address, node, bgp, o.peers !== undefined) });
   });
   const interval = (field: 'receiveIntervalMs' | 'transmitIntervalMs', dflt: number) =>
     int(p, `bfd.${field}`, o[field], INTERVAL_MIN_MS, INTERVAL_MAX_MS, 'an interval in ms', dflt);

@@ -179,6 +179,48 @@ describe('agent config - parse', () => {
     expect(problemsOf(raw)).toEqual(expect.arrayContaining(expected));
   });
 
+  // gobgpd dials the peer from localAddress: of the other family it cannot (and BFD took the same pair).
+  const node6 = { ...minimal.node, address6: '2001:db8:1::11' };
+  test.each([
+    [
+      { address: '2001:db8:1::1', asn: 65000, localAddress: '198.18.0.11' },
+      'bgp.peers[0].localAddress: "198.18.0.11" is IPv4 but the peer 2001:db8:1::1 is IPv6',
+    ],
+    [
+      { address: '198.18.0.1', asn: 65000, localAddress: '2001:db8:1::11' },
+      'bgp.peers[0].localAddress: "2001:db8:1::11" is IPv6 but the peer 198.18.0.1 is IPv4',
+    ],
+  ])('a peer whose localAddress is of the other family is refused, naming both: %j', (peer, says) => {
+    const problems = problemsOf({ ...minimal, node: node6, bgp: { ...minimal.bgp, peers: [peer] } });
+    expect(problems).toContain(says);
+    // Reported once, under bgp.peers: BFD's sessions default to the same pair.
+    expect(problems.filter((m) => m.includes('other family') || m.includes(' but the peer '))).toHaveLength(1);
+  });
+
+  // A link-local peer needs its interface (fe80::1%eth0): connect(2) without a scope fails with EINVAL.
+  test.each([
+    ['address', { address: 'fe80::1', asn: 65000 }, '"fe80::1"'],
+    ['address', { address: 'FE80::1:2', asn: 65000 }, '"FE80::1:2"'],
+    ['localAddress', { address: '2001:db8:1::1', asn: 65000, localAddress: 'fe80::11' }, '"fe80::11"'],
+  ])(
+    'a link-local IPv6 peer %s is refused, naming the value and that no zone can be given: %j',
+    (field, peer, shown) => {
+      const problems = problemsOf({ ...minimal, node: node6, bgp: { ...minimal.bgp, peers: [peer] } });
+      const said = problems.find((m) =>
+        m.startsWith(`bgp.peers[0].${field}: ${shown} is a link-local address (fe80::/10)`),
+      );
+      expect(said).toContain('zone');
+    },
+  );
+
+  test('an IPv4 link-local peer (169.254.0.0/16) is taken: IPv4 addresses have no zone', () => {
+    const c = parseAgentConfig({
+      ...minimal,
+      bgp: { ...minimal.bgp, peers: [{ address: '169.254.0.1', asn: 65000, localAddress: '169.254.0.2' }] },
+    });
+    expect(c.bgp.peers[0]).toMatchObject({ address: '169.254.0.1', localAddress: '169.254.0.2' });
+  });
+
   // Linux IFNAMSIZ is 16 bytes with the NUL; `:` marks an alias (eth0:1), not an interface; `.` and `..` are
   // directories under /sys/class/net, so --check found them.
   test.each(['eth0:1', '.', '..', 'é'.repeat(15), 'eth 0', 'a/b', 'x'.repeat(16)])(

@@ -1,4 +1,5 @@
 import {
+  addressField,
   boolField as bool,
   formatProblem,
   intField as int,
@@ -13,7 +14,7 @@ import {
 } from '@l4fleet/config';
 import { longestRenewalGapMs } from '@l4fleet/store';
 import { AgentError } from '../errors.js';
-import { parseBfd } from './bfd.js';
+import { isLinkLocal6, parseBfd } from './bfd.js';
 import { parseDataPlane } from './dataplane.js';
 import * as d from './defaults.js';
 import { addr, etcdUrls, hostPort, ifname, optStr, sourceAddress, tls, urls } from './fields.js';
@@ -31,6 +32,23 @@ function node(p: Problems, v: unknown): NodeSection {
     address: addr(p, 'node.address', o.address, 4),
     ...(o.address6 !== undefined ? { address6: addr(p, 'node.address6', o.address6, 6) } : {}),
   };
+}
+
+/**
+ * A BGP peer's address or local address. An IPv6 link-local one is refused: a socket reaches or binds it only with
+ * its interface (fe80::1%eth0, RFC 4007 §11; connect(2) without a scope fails with EINVAL), and neither the
+ * section nor the address parser takes a zone.
+ */
+function peerAddress(p: Problems, path: string, v: unknown): { family: 4 | 6; address: string } | undefined {
+  const a = addressField(p, path, v);
+  if (a && isLinkLocal6(a.address)) {
+    p.add(
+      path,
+      `${show(v)} is a link-local address (fe80::/10): a session to or from it needs its interface, and a zone or` +
+        ' interface is not supported here; peer on a global or unique local address',
+    );
+  }
+  return a;
 }
 
 function peer(p: Problems, path: string, v: unknown): PeerSection {
@@ -67,14 +85,23 @@ function peer(p: Problems, path: string, v: unknown): PeerSection {
       `is ${passwordBytes} bytes; TCP MD5 keys are at most 80 bytes (Linux TCP_MD5SIG_MAXKEYLEN)`,
     );
   }
+  const address = peerAddress(p, `${path}.address`, o.address);
+  const local = o.localAddress === undefined ? undefined : peerAddress(p, `${path}.localAddress`, o.localAddress);
+  // gobgpd dials the peer from localAddress (and BFD takes the same pair): of the other family, it never connects.
+  if (address && local && address.family !== local.family) {
+    p.add(
+      `${path}.localAddress`,
+      `"${local.address}" is IPv${local.family} but the peer ${address.address} is IPv${address.family}`,
+    );
+  }
   return {
-    address: addr(p, `${path}.address`, o.address),
+    address: address?.address ?? String(o.address),
     asn: int(p, `${path}.asn`, o.asn, 1, MAX_ASN, 'an ASN'),
     ...(password !== undefined ? { password } : {}),
     holdTimeS,
     keepaliveS,
     port: int(p, `${path}.port`, o.port, 1, 65_535, 'a port', d.DEFAULT_BGP_PORT),
-    ...(o.localAddress !== undefined ? { localAddress: addr(p, `${path}.localAddress`, o.localAddress) } : {}),
+    ...(o.localAddress !== undefined ? { localAddress: local?.address ?? String(o.localAddress) } : {}),
     passive: bool(p, `${path}.passive`, o.passive, false),
     ...(o.ebgpMultihopTtl !== undefined
       ? { ebgpMultihopTtl: int(p, `${path}.ebgpMultihopTtl`, o.ebgpMultihopTtl, 1, 255, 'a TTL') }

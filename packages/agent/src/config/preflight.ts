@@ -44,7 +44,8 @@ export function preflightProblems(config: AgentConfig, host: HostFacts): AgentCo
   config.bgp.peers.forEach((p, i) => {
     bound(`bgp.peers[${i}].localAddress`, p.localAddress, 'the BGP session is opened from it');
     const why = unusableAddress(p.address);
-    // A peer on loopback or link-local is a real setup (a router on the same host, IPv6 unnumbered peering).
+    // A peer on loopback (a router on the same host) or IPv4 link-local (169.254.0.0/16 on a point-to-point link) is
+    // a real setup. An IPv6 link-local peer never gets here: parse refuses it (it needs a zone, which no field takes).
     if (why && !/loopback|link-local/.test(why)) add(`bgp.peers[${i}].address`, `"${p.address}" is ${why}`);
   });
   if (config.bgp.routerId === '0.0.0.0') add('bgp.routerId', '"0.0.0.0" is not a BGP identifier (RFC 6286: non-zero)');
