@@ -46,8 +46,8 @@ function fakeKernel(k: {
     }
     if (line.startsWith('sysctl')) return { code: 0, stdout: `${k.forwarding ?? '1'}\n`, stderr: '' };
     if (line === 'nft -f -') {
-      scripts.push(input ?? '');
-      if (k.refuseNat && (input ?? '').includes('table inet')) {
+      scripts.push(text(input));
+      if (k.refuseNat && (scripts.at(-1) as string).includes('table inet')) {
         return { code: 1, stdout: '', stderr: 'Error: Could not process rule: No such file or directory' };
       }
       return { code: 0, stdout: '', stderr: '' };
@@ -63,6 +63,8 @@ function fakeKernel(k: {
 }
 
 const ok = (stdout: string) => ({ code: 0, stdout, stderr: '' });
+/** An exec input as one string (the driver streams nft scripts as chunks). */
+const text = (input: Parameters<Exec>[1]): string => (typeof input === 'string' ? input : [...(input ?? [])].join(''));
 
 describe('nftables driver', () => {
   test('nftables driver - a layout-2 table (no overlay maps) is replaced once, not read map by map', async () => {
@@ -203,5 +205,63 @@ describe('nftables driver', () => {
       for (const r of repairs) expect(kernel.scripts.join('\n')).not.toContain(r);
       await dp.close();
     });
+  });
+
+  describe('a script larger than a JS string', () => {
+    /** Default-size tables (65,537 slots) of one 8-member pool: ~1.3 M characters of nft script each. */
+    const VIPS = 450;
+    const members = Array.from({ length: 8 }, (_x, i) => ({ name: `m${i}`, address: `198.18.0.${i + 1}`, port: 80 }));
+    const slots = buildTable(members, 65_537);
+    const fleet: VipTable[] = Array.from({ length: VIPS }, (_x, i) => ({
+      vip: { address: `198.18.${10 + Math.floor(i / 250)}.${(i % 250) + 1}`, port: 80, protocol: 'tcp' },
+      hash: '5-tuple',
+      seed: 7,
+      backends: members,
+      slots,
+    }));
+
+    test('nftables driver - 450 default-size VIPs in one apply are streamed to nft -f in statement-sized chunks', async () => {
+      let chars = 0;
+      let chunks = 0;
+      let largest = 0;
+      const kernel = fakeKernel({});
+      const exec: Exec = async (argv, input) => {
+        if (argv.join(' ') !== 'nft -f -' || typeof input === 'string') return kernel.exec(argv, input);
+        // Counted, not kept: joined, the script would not fit in one string.
+        for (const c of input ?? []) {
+          chars += c.length;
+          chunks += 1;
+          largest = Math.max(largest, c.length);
+        }
+        return ok('');
+      };
+      const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec, deltaWriter: 'nft' });
+      const result = await dp.apply(fleet);
+      expect(result.tableCreated).toBe(true);
+      expect(result.slotsChanged).toBe(VIPS * 65_537);
+      // V8's longest string is 2^29 - 24 characters.
+      expect(chars).toBeGreaterThan(2 ** 29);
+      expect(chunks).toBeGreaterThan(VIPS * 32);
+      // One statement of at most 2,048 elements: far below one VIP's ~1.3 M characters.
+      expect(largest).toBeLessThan(64 * 1024);
+      await dp.close();
+    }, 120_000);
+  });
+
+  test('nftables driver - a write that fails outside nft names the VIP and slot counts', async () => {
+    const kernel = fakeKernel({});
+    const exec: Exec = async (argv, input) => {
+      if (argv.join(' ') === 'nft -f -') throw new RangeError('Invalid string length');
+      return kernel.exec(argv, input);
+    };
+    const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec, deltaWriter: 'nft' });
+    const err = await dp.apply([vip()]).catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      name: 'DataPlaneError',
+      code: 'NFT_FAILED',
+      message: 'nft -f: writing 1 VIP (13 table slots changed) failed: RangeError: Invalid string length',
+    });
+    expect((err as Error).cause).toBeInstanceOf(RangeError);
+    await dp.close();
   });
 });

@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { vipKey } from '@l4fleet/config';
 import type { Logger } from 'pino';
 import { DataPlaneError } from '../errors.js';
-import { createExec, type Exec } from '../exec.js';
+import { createExec, type Exec, type ExecResult } from '../exec.js';
 import type { ApplyResult, DataPlane, DataPlaneCounters, TrafficCounter, VipTable } from '../types.js';
 import { type NormalizedVip, validateDesired } from '../validate.js';
 import { createBatchWriter, NFT_BATCH_PATH, nftBatchAvailable } from './batch.js';
@@ -24,8 +24,8 @@ import {
   parseVipKey,
 } from './names.js';
 import { createNatTable } from './nat-table.js';
-import { type Op, renderBatch, renderNft } from './ops.js';
-import { type KernelState, planApply } from './plan.js';
+import { nftStatements, type Op, renderBatch } from './ops.js';
+import { type KernelState, type Plan, planApply } from './plan.js';
 import { type Layout, layoutSignature } from './ruleset.js';
 import { countElements, readKernelState } from './state.js';
 
@@ -185,14 +185,31 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
   let applying = 0;
   let foldTimer: NodeJS.Timeout | undefined;
 
-  /** Writes ops as one transaction, through the batch writer when it can take them. */
-  async function write(ops: readonly Op[]): Promise<'netlink' | 'nft'> {
-    const batch = batchWriter === undefined ? undefined : renderBatch(ops);
-    if (batch !== undefined) {
-      await batchWriter?.commit(batch);
-      return 'netlink';
+  /**
+   * Writes ops as one transaction, through the batch writer when it can take them. `what` (VIPs and slots the
+   * transaction changes) names it when it fails outside nft: a script that could not be rendered or written.
+   */
+  async function write(ops: readonly Op[], what: { vips: number; slots: number }): Promise<'netlink' | 'nft'> {
+    let r: ExecResult;
+    try {
+      const batch = batchWriter === undefined ? undefined : renderBatch(ops);
+      if (batch !== undefined) {
+        await batchWriter?.commit(batch);
+        return 'netlink';
+      }
+      // Streamed statement by statement: the script of a few hundred default-size VIPs is no JS string (ops.ts).
+      r = await exec(['nft', '-f', '-'], nftStatements(table, ops));
+    } catch (err) {
+      if (err instanceof DataPlaneError) throw err;
+      const vips = `${what.vips} VIP${what.vips === 1 ? '' : 's'}`;
+      throw new DataPlaneError(
+        'NFT_FAILED',
+        `nft -f: writing ${vips} (${what.slots} table slots changed) failed: ${String(err)}`,
+        {
+          cause: err,
+        },
+      );
     }
-    const r = await exec(['nft', '-f', '-'], renderNft(table, ops));
     if (r.code !== 0) {
       throw new DataPlaneError('NFT_FAILED', `nft -f: ${r.stderr.trim().split('\n').slice(0, 6).join(' | ')}`, {
         cause: r.stderr,
@@ -222,7 +239,7 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
         const f = planFold(state, FOLD_STEP_SLOTS);
         if (f === undefined) return true;
         try {
-          await write(f.ops);
+          await write(f.ops, { vips: state.vips.size, slots: f.slots });
         } catch (err) {
           // Nothing to undo (the forwarding did not depend on it); read the kernel again next time.
           state = undefined;
@@ -260,10 +277,13 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
     const plan = planApply(state, vips, layout, echo, moving);
     const planned = performance.now();
     let writer: 'netlink' | 'nft' | 'none' = 'none';
-    const writePlan = async (ops: readonly Op[]): Promise<void> => {
-      if (ops.length === 0) return;
+    const writePlan = async (p: Plan): Promise<void> => {
+      if (p.ops.length === 0) return;
       try {
-        writer = await write(ops);
+        writer = await write(p.ops, {
+          vips: p.vips.filter((v) => v.action !== 'unchanged').length,
+          slots: p.slotsChanged,
+        });
       } catch (err) {
         // Refused: the kernel keeps the previous state. Lost: unknown. Either way the next apply plans
         // against a fresh read (which also repairs a table changed under us, say deleted by hand).
@@ -271,13 +291,13 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
         throw (await interfaceGone()) ?? err;
       }
     };
-    await writePlan(plan.ops);
+    await writePlan(plan);
     state = plan.next;
     // Refused here, the netdev table has this apply's changes and the moving VIPs still; the next apply retries.
     const natResult = await nat.apply(natVips);
     const removal = moving.size === 0 ? undefined : planApply(state, vips, layout, echo);
     if (removal !== undefined) {
-      await writePlan(removal.ops);
+      await writePlan(removal);
       state = removal.next;
     }
     const removed = removal?.vips.filter((v) => v.action === 'removed') ?? [];

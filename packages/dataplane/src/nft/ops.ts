@@ -1,5 +1,5 @@
 /**
- * One change to the driver's table, rendered either as nft text (`nft -f`) or as requests for
+ * One change to the driver's table, rendered either as nft statements (`nft -f -`) or as requests for
  * l4fleet-nft-batch (native/nft-batch/), which writes element and counter changes to the kernel
  * without nft's per-element parsing. Both renderings of a list are one transaction.
  */
@@ -58,21 +58,25 @@ function bulkItems(op: Extract<Op, { kind: 'bulk' }>, at: number, n: number, sep
   return parts.join(join);
 }
 
-/** The nft script; consecutive element changes of one set share a statement. */
-export function renderNft(table: string, ops: readonly Op[]): string {
-  const out: string[] = [];
+/**
+ * The nft script, one statement (newline included) at a time; consecutive element changes of one set share a
+ * statement. A generator, not one string: a default-size table (65,537 slots) is ~1.3 M characters of script, so a
+ * fresh node's first apply of some 400 VIPs would pass V8's longest string (2^29 - 24 characters). The driver writes
+ * the statements to one `nft -f -` as they come (one transaction still: nft commits its whole input at once).
+ */
+export function* nftStatements(table: string, ops: readonly Op[]): Generator<string, void, undefined> {
   let i = 0;
   while (i < ops.length) {
     const op = ops[i] as Op;
     if (op.kind === 'nft') {
-      out.push(op.text);
+      yield `${op.text}\n`;
       i += 1;
     } else if (op.kind === 'counter') {
-      out.push(`${op.verb} counter netdev ${table} ${op.name}`);
+      yield `${op.verb} counter netdev ${table} ${op.name}\n`;
       i += 1;
     } else if (op.kind === 'bulk') {
       for (let at = 0; at < op.keys.length; at += NFT_CHUNK) {
-        out.push(`${op.verb} element netdev ${table} ${op.set} { ${bulkItems(op, at, NFT_CHUNK, ' : ', ', ')} }`);
+        yield `${op.verb} element netdev ${table} ${op.set} { ${bulkItems(op, at, NFT_CHUNK, ' : ', ', ')} }\n`;
       }
       i += 1;
     } else {
@@ -82,30 +86,50 @@ export function renderNft(table: string, ops: readonly Op[]): string {
         if (e.kind !== 'element' || e.verb !== op.verb || e.set !== op.set) break;
         items.push(e.verb === 'add' && e.value ? `${e.key} : ${nftValue(e.value)}` : String(e.key));
       }
-      out.push(`${op.verb} element netdev ${table} ${op.set} { ${items.join(', ')} }`);
+      yield `${op.verb} element netdev ${table} ${op.set} { ${items.join(', ')} }\n`;
     }
   }
-  return out.length === 0 ? '' : `${out.join('\n')}\n`;
+}
+
+/** The nft script as one string (tests, small plans); the driver streams nftStatements() instead. */
+export function renderNft(table: string, ops: readonly Op[]): string {
+  return [...nftStatements(table, ops)].join('');
 }
 
 /** Elements per l4fleet-nft-batch line (the set's name is written once per line). */
 const BATCH_CHUNK = 4096;
 
-/** l4fleet-nft-batch requests (without the final "commit"); undefined when some change needs nft. */
-export function renderBatch(ops: readonly Op[]): string | undefined {
+/**
+ * Longest batch text rendered (64 Mi characters: ~6 M slot changes, ~5 default-size tables rewritten whole). The
+ * batch writer takes one string; past this the change goes to `nft -f -`, streamed, rather than near V8's longest
+ * string (2^29 - 24 characters).
+ */
+export const MAX_BATCH_CHARS = 64 * 1024 * 1024;
+
+/**
+ * l4fleet-nft-batch requests (without the final "commit"); undefined when some change needs nft, or when they
+ * would be longer than `maxChars`.
+ */
+export function renderBatch(ops: readonly Op[], maxChars = MAX_BATCH_CHARS): string | undefined {
   const out: string[] = [];
+  let chars = 0;
   let i = 0;
   while (i < ops.length) {
+    if (chars > maxChars) return undefined;
     const op = ops[i] as Op;
     if (op.kind === 'nft') return undefined;
     if (op.kind === 'counter') {
-      out.push(`${op.verb}-counter ${op.name}`);
+      const line = `${op.verb}-counter ${op.name}`;
+      out.push(line);
+      chars += line.length + 1;
       i += 1;
       continue;
     }
     if (op.kind === 'bulk') {
-      for (let at = 0; at < op.keys.length; at += BATCH_CHUNK) {
-        out.push(`${op.verb} ${op.set} ${bulkItems(op, at, BATCH_CHUNK, '=', ' ')}`);
+      for (let at = 0; at < op.keys.length && chars <= maxChars; at += BATCH_CHUNK) {
+        const line = `${op.verb} ${op.set} ${bulkItems(op, at, BATCH_CHUNK, '=', ' ')}`;
+        out.push(line);
+        chars += line.length + 1;
       }
       i += 1;
       continue;
@@ -117,6 +141,8 @@ export function renderBatch(ops: readonly Op[]): string | undefined {
       line += e.verb === 'add' && e.value ? ` ${e.key}=${batchValue(e.value)}` : ` ${e.key}`;
     }
     out.push(line);
+    chars += line.length + 1;
   }
+  if (chars > maxChars) return undefined;
   return out.length === 0 ? '' : `${out.join('\n')}\n`;
 }

@@ -5,7 +5,7 @@ import { validateDesired } from '../validate.js';
 import { planFold } from './fold.js';
 import { TEST_LAYOUT } from './layout.test-helper.js';
 import { hexToAddress } from './names.js';
-import { renderBatch, renderNft } from './ops.js';
+import { nftStatements, renderBatch, renderNft } from './ops.js';
 import { type KernelBackend, type KernelState, type Plan, planApply, RETIRED_MAX } from './plan.js';
 import type { Layout } from './ruleset.js';
 import { effectiveSlot } from './slot-delta.js';
@@ -300,6 +300,27 @@ describe('planApply', () => {
     expect(batch(planApply(applied(vip(3)), norm(vip(3, { seed: 8 })), layout))).toBeUndefined();
     expect(batch(planApply(applied(vip(3)), norm(vip(3, {}, 17)), layout))).toBeUndefined();
     expect(batch(planApply(applied(vip(3)), norm(vip(3)), layout))).toBe('');
+  });
+
+  test('a change past the batch bound - no batch rendering: it goes to nft -f, streamed', () => {
+    const t = vip(3, {}, 65_537);
+    const leave = planApply(applied(t), norm(vip(2, {}, 65_537)), layout);
+    const whole = batch(leave) as string;
+    expect(whole.length).toBeGreaterThan(100_000);
+    expect(renderBatch(leave.ops, whole.length)).toBe(whole);
+    expect(renderBatch(leave.ops, whole.length - 1)).toBeUndefined();
+  });
+
+  test('nft statements - one default-size VIP in pieces of one statement each, joined the script', () => {
+    const p = planApply(null, norm(vip(8, {}, 65_537)), layout);
+    const pieces = [...nftStatements(layout.table, p.ops)];
+    const joined = pieces.join('');
+    expect(joined).toBe(script(p));
+    // One default VIP is 1.30 M characters of script (package README); no piece is near that, so a fleet's
+    // script is never one string.
+    expect(joined.length).toBeGreaterThan(1_000_000);
+    expect(Math.max(...pieces.map((x) => x.length))).toBeLessThan(64 * 1024);
+    expect(pieces.every((x) => x.endsWith('\n'))).toBe(true);
   });
 
   test('IPv6 VIP - flows keyed by a 32-bit hash of the 5-tuple (nft 1.0.6 dynset key limit)', () => {
