@@ -2,7 +2,7 @@
  * docs/operator-guide.md is checked, not trusted: every block marked `<!-- example: NAME -->` goes to the real
  * parser, generator or program it claims to match, and every field the fleet and agent parsers know must be in the
  * guide's reference tables. The shell examples run in a throwaway network namespace (run under the ns lock:
- * `flock /tmp/l4fleet-ns.lock npx vitest run test/dashboard-operator-guide.test.ts`).
+ * `flock /tmp/l4fleet-lab.lock npx vitest run test/dashboard-operator-guide.test.ts`).
  * The READMEs' marked blocks (README.md, packages/agent/README.md) go to the same parsers.
  */
 import { execFile } from 'node:child_process';

@@ -5,7 +5,7 @@
  * it: etcd, nats-server, one gobgpd per node, two `l4fleet agent` processes (n1 forwards with the userspace proxy,
  * n2 with the dry-run data plane; their BGP peer never answers), TCP echo backends (socat), `l4fleet apply` and
  * `l4fleet dashboard`; chromium is started in the namespace through a wrapper. Run it under the ns lock:
- * `flock /tmp/l4fleet-ns.lock npx vitest run test/dashboard.int.test.ts` (needs `npm run build`: the processes
+ * `flock /tmp/l4fleet-lab.lock npx vitest run test/dashboard.int.test.ts` (needs `npm run build`: the processes
  * run the built CLI).
  *
  * The issue's list: the page lists the nodes and VIPs; a drain from the page reaches etcd and the node's state

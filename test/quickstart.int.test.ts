@@ -3,7 +3,7 @@
  * `--duration S --check`, which fails if any flow broke or none is open), then the walk-through's lab commands through
  * the installed command (`npx --no-install l4fleet`, the bin npm links at `npm ci`) while `lab watch --json` runs:
  * add-node, add-backend, fail-backend, restore-backend. Needs root and the built workspace (`npm run build`); by hand:
- * `flock /tmp/l4fleet-ns.lock npx vitest run test/quickstart.int.test.ts`.
+ * `flock /tmp/l4fleet-lab.lock npx vitest run test/quickstart.int.test.ts`.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

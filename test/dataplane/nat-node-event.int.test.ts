@@ -3,7 +3,7 @@
  * and table, the router's route to the VIP moved from the first to the second mid-connection (what ECMP does when
  * a node leaves or joins). Conntrack is per node: the second node has no state for the flow, so its next segment is
  * a non-SYN new connection there: reset (onTimeout reset) or dropped (drop). A move back to the first node before the
- * state idles out lets a dropped flow carry on. Run under /tmp/l4fleet-ns.lock.
+ * state idles out lets a dropped flow carry on. Run under /tmp/l4fleet-lab.lock.
  */
 import type { OnTimeout } from '@l4fleet/config';
 import { createNftablesDataPlane, type DataPlane, type VipTable } from '@l4fleet/dataplane';

@@ -1,6 +1,6 @@
 /**
  * `forwarding: nat` in the nftables driver against the kernel, in network namespaces (root; run under
- * /tmp/l4fleet-ns.lock): port translation to the Maglev-chosen member for TCP and UDP over IPv4 and IPv6, replies
+ * /tmp/l4fleet-lab.lock): port translation to the Maglev-chosen member for TCP and UDP over IPv4 and IPv6, replies
  * through the node (SNAT), profile timeouts as conntrack timeouts (idle expiry with drop and reset, half-open
  * connections cleaned up at the handshake timeout), and the refusals. Design note 0012.
  */

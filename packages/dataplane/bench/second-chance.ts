@@ -10,7 +10,7 @@
  *   backend   the backend program on b1 (the slot's owner) for: a plain gue TCP packet (no previous owner: no
  *             socket lookup), one naming b0 for a flow b1 has a socket for (bpf_skc_lookup_tcp hit: decapsulated),
  *             and one b1 has no socket for (lookup miss: rewritten and sent on to b0, bpf_redirect_neigh).
- * Run alone: `npx tsx bench/second-chance.ts` (root; under flock /tmp/l4fleet-ns.lock).
+ * Run alone: `npx tsx bench/second-chance.ts` (root; under flock /tmp/l4fleet-lab.lock).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
