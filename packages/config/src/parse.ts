@@ -44,7 +44,7 @@ import { profileField } from './profile.js';
 import { secondChanceField } from './second-chance.js';
 import { fleetSemanticProblems } from './semantics.js';
 import { slowStartField } from './slow-start.js';
-import { sourceRangesField } from './source-ranges.js';
+import { sourceRangeFileProblems, sourceRangesField } from './source-ranges.js';
 import type { Fleet, Forwarding, Member, MemberState, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
 import { vipStateField } from './vip-state.js';
@@ -330,5 +330,9 @@ export function parseFleetText(text: string, format?: 'yaml' | 'json'): Fleet {
     const message = `not valid JSON: the key "${duplicate.key}" is given more than once (JSON.parse would keep the last)`;
     throw new ConfigError('SYNTAX', [{ path: duplicate.path, message }]);
   }
-  return parseFleet(raw);
+  const fleet = parseFleet(raw);
+  // Refused in a file only: parseFleet, the nodes' decode of the stored fleet, keeps taking them (source-ranges.ts).
+  const unreachable = sourceRangeFileProblems(fleet);
+  if (unreachable.length > 0) throw new ConfigError('INVALID', capProblems(unreachable));
+  return fleet;
 }

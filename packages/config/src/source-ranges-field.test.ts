@@ -1,7 +1,8 @@
 import { describe, expect, test } from 'vitest';
 import { diffFleets } from './diff.js';
+import { ConfigError } from './errors.js';
 import { MAX_SOURCE_RANGES_PER_VIP, MAX_TOTAL_SOURCE_RANGES } from './limits.js';
-import { parseFleet } from './parse.js';
+import { parseFleet, parseFleetText } from './parse.js';
 import { problems } from './problems.test-helper.js';
 import { parseSourcePrefix, sourceAdmits } from './source-ranges.js';
 
@@ -125,5 +126,49 @@ describe('sourceAdmits', () => {
       false,
     ]);
     expect(sourceAdmits(undefined)('10.0.0.1')).toBe(true);
+  });
+});
+
+describe('config sourceRanges - IPv4-mapped and IPv4-compatible prefixes', () => {
+  /** Problems of the fleet as `l4fleet apply` reads a file (parseFleetText), as path: message. */
+  const fileProblems = (ranges: readonly string[]): string[] => {
+    try {
+      parseFleetText(JSON.stringify(fleet({ sourceRanges: ranges }, 6)), 'json');
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return (err as ConfigError).problems.map((p) => `${p.path}: ${p.message}`);
+    }
+    return [];
+  };
+
+  // No packet carries such a source (an IPv4 client's packets are IPv4, and reach the IPv4 VIPs); the proxy
+  // reports a dual-stack listener's IPv4 clients as IPv4. So the prefix admitted nothing, on any data plane.
+  test.each([
+    [
+      '::ffff:198.51.100.0/120',
+      'vips[0].sourceRanges[1]: "::ffff:c633:6400/120" is an IPv4-mapped prefix (::ffff:0:0/96; write the IPv4 prefix, 198.51.100.0/24, on an IPv4 VIP)',
+    ],
+    [
+      '::ffff:0:0/96',
+      'vips[0].sourceRanges[1]: "::ffff:0:0/96" is an IPv4-mapped prefix (::ffff:0:0/96; write the IPv4 prefix, 0.0.0.0/0, on an IPv4 VIP)',
+    ],
+    [
+      '::198.51.100.7',
+      'vips[0].sourceRanges[1]: "::c633:6407/128" is an IPv4-compatible prefix (::/96, deprecated by RFC 4291 §2.5.5.1; write the IPv4 prefix, 198.51.100.7/32, on an IPv4 VIP)',
+    ],
+  ])('%s is refused when a file is read (apply), naming the index and the IPv4 prefix meant', (range, says) => {
+    expect(fileProblems(['2001:db8::/32', range])).toEqual([says]);
+  });
+
+  test.each(['::/0', '::/96', '::/80', '::2/127', '2001:db8::/32', '::1'])(
+    '%s is not refused: not wholly inside ::ffff:0:0/96 or the IPv4-compatible addresses',
+    (range) => {
+      expect(fileProblems([range])).toEqual([]);
+    },
+  );
+
+  test('a stored fleet with one still loads on the nodes (parseFleet): it was accepted before', () => {
+    const v = parseFleet(fleet({ sourceRanges: ['::ffff:198.51.100.0/120', '::198.51.100.7'] }, 6)).vips[0];
+    expect(v?.sourceRanges).toEqual(['::ffff:c633:6400/120', '::c633:6407/128']);
   });
 });

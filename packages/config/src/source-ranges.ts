@@ -7,8 +7,10 @@
  */
 import { type IpFamily, parseAddress } from '@l4fleet/maglev';
 import { addressText } from './address.js';
+import type { ConfigProblem } from './errors.js';
 import { type Problems, showValue } from './fields.js';
 import { MAX_SOURCE_RANGES_PER_VIP } from './limits.js';
+import type { Fleet } from './types.js';
 
 /** A parsed prefix: the network's bytes (host bits zero) and its length in bits. */
 export interface SourcePrefix {
@@ -92,6 +94,41 @@ export function sourceRangesField(
     }
     seen.set(prefix.text, i);
     out.push(prefix.text);
+  });
+  return out;
+}
+
+/**
+ * Why an IPv6 prefix lies wholly inside the IPv4-mapped (::ffff:0:0/96) or IPv4-compatible addresses (::/96 less
+ * ::0.0.0.0/104, as address-use.ts has them for VIPs and members), or undefined. No packet carries such a source: an
+ * IPv4 client's packets are IPv4 and reach IPv4 VIPs, and the proxy takes a dual-stack listener's ::ffff:a.b.c.d
+ * clients as IPv4. So the prefix admits nothing on any data plane.
+ */
+function ipv4InIpv6(r: SourcePrefix): string | undefined {
+  if (r.family !== 6 || r.length < 96 || r.bytes.subarray(0, 10).some((b) => b !== 0)) return undefined;
+  const mapped = r.bytes[10] === 0xff && r.bytes[11] === 0xff;
+  // The network's byte 12 is its fixed bits there (host bits are zero): non-zero, every address of it is non-zero.
+  const compatible = r.bytes[10] === 0 && r.bytes[11] === 0 && r.bytes[12] !== 0;
+  if (!mapped && !compatible) return undefined;
+  const v4 = `${addressText(4, r.bytes.subarray(12))}/${r.length - 96}`;
+  return mapped
+    ? `is an IPv4-mapped prefix (::ffff:0:0/96; write the IPv4 prefix, ${v4}, on an IPv4 VIP)`
+    : `is an IPv4-compatible prefix (::/96, deprecated by RFC 4291 §2.5.5.1; write the IPv4 prefix, ${v4}, on an IPv4 VIP)`;
+}
+
+/**
+ * sourceRanges prefixes that admit no client (ipv4InIpv6), for `l4fleet apply` to refuse when it reads a file
+ * (parseFleetText). Not a problem of parseFleet(): a fleet stored before this check must still load on an upgraded
+ * node, where such a prefix only admits nothing while the VIP's other prefixes go on working.
+ */
+export function sourceRangeFileProblems(fleet: Fleet): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  fleet.vips.forEach((v, i) => {
+    v.sourceRanges?.forEach((text, j) => {
+      const r = parseSourcePrefix(text);
+      const why = typeof r === 'string' ? undefined : ipv4InIpv6(r);
+      if (why) out.push({ path: `vips[${i}].sourceRanges[${j}]`, message: `"${text}" ${why}` });
+    });
   });
   return out;
 }
