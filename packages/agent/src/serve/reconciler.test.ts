@@ -77,6 +77,36 @@ describe('reconciler - data plane failures', () => {
     }
   });
 
+  test('an apply that keeps failing is retried after 1, 2, 4, 8 s, then every 10 s; one that went through resets it', async () => {
+    const t = setup();
+    const refused = () => t.dataPlane.failNext(new DataPlaneError('NFT_FAILED', 'nft: refused'));
+    try {
+      await t.reconciler.request();
+      refused();
+      t.set({ decided: new Map([['web/a', 'down']]) });
+      await t.reconciler.request();
+      expect(t.applies).toEqual([true, false]);
+      for (const delayMs of [1_000, 2_000, 4_000, 8_000, 10_000, 10_000]) {
+        refused();
+        const attempts = t.applies.length;
+        await t.clock.advance(delayMs - 1);
+        expect(t.applies.length, `no retry before ${delayMs} ms`).toBe(attempts);
+        await t.clock.advance(1);
+        expect(t.applies.length, `a retry at ${delayMs} ms`).toBe(attempts + 1);
+      }
+      await t.clock.advance(10_000); // not refused: it goes through
+      expect(t.applies.at(-1)).toBe(true);
+      refused();
+      t.set({ decided: new Map() });
+      await t.reconciler.request();
+      expect(t.applies.at(-1)).toBe(false);
+      await t.clock.advance(1_000); // the count started again
+      expect(t.applies.at(-1)).toBe(true);
+    } finally {
+      t.reconciler.close();
+    }
+  });
+
   test('a failed apply announces nothing new and keeps the routes it announced', async () => {
     const t = setup();
     try {

@@ -26,7 +26,14 @@ import {
 
 /** RFC 8326 GRACEFUL_SHUTDOWN well-known community: bgp's constant, under the name the agent's API has used. */
 export const GRACEFUL_SHUTDOWN = GRACEFUL_SHUTDOWN_COMMUNITY;
-const RETRY_MS = 1_000;
+/** First retry of a failed pass, ms; each further failure in a row doubles it, up to RETRY_MAX_MS. */
+export const RETRY_MS = 1_000;
+/**
+ * A state the data plane refuses for good (too large, an address it cannot serve) fails every pass again, and a
+ * large one's plan takes seconds of CPU (on the event loop that renews the node's lease): retried every 10 s at most,
+ * not every second. A new input (a fleet write, a health change) runs a pass at once whatever the delay.
+ */
+export const RETRY_MAX_MS = 10_000;
 
 /** What a pass needs to know; read fresh at the start of each pass. */
 export interface ServeInputs {
@@ -98,6 +105,13 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
   let again = false;
   let waiters: (() => void)[] = [];
   let retryTimer: unknown;
+  /** Passes failed in a row (their data plane apply or routes); 0 after one that went through. */
+  let failures = 0;
+  const retryLater = (): void => {
+    failures += 1;
+    clock.clearTimeout(retryTimer);
+    retryTimer = clock.setTimeout(() => void request(), Math.min(RETRY_MS * 2 ** (failures - 1), RETRY_MAX_MS));
+  };
   let closed = false;
 
   const served = (): ServedState => ({
@@ -258,8 +272,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
         // Announce nothing new over a data plane that did not take the tables (step 1 already withdrew what must go;
         // what stays announced is served by the tables the data plane holds); retry.
         previousTables = planned;
-        clock.clearTimeout(retryTimer);
-        retryTimer = clock.setTimeout(() => void request(), RETRY_MS);
+        retryLater();
         return;
       }
     } else if (applied && appliedRevision !== inp.revision) {
@@ -290,12 +303,14 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
       const batch = waiters;
       waiters = [];
       try {
+        const before = failures;
         if (!closed) await pass();
+        // A pass whose apply failed scheduled its retry (and counted) itself; one that went through resets the count.
+        if (failures === before) failures = 0;
         opts.onServedChange?.(served());
       } catch (err) {
         log.error({ event: 'reconcileFailed', err: (err as Error).message });
-        clock.clearTimeout(retryTimer);
-        retryTimer = clock.setTimeout(() => void request(), RETRY_MS);
+        retryLater();
       }
       for (const w of batch) w();
     } while (again && !closed);
