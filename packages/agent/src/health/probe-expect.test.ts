@@ -124,6 +124,28 @@ describe('probe - payload and expect', () => {
     });
   });
 
+  test.each([
+    ['Content-Length not reached', 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello'],
+    ['chunked without its last chunk', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n'],
+  ])(
+    'http: a body cut short (%s: the member closed mid-answer) is down at once, saying so, not a timeout',
+    async (_, answer) => {
+      const cutter = await listen(createServer((c) => c.once('data', () => c.end(answer))));
+      try {
+        for (const c of [{ expect: 'ok' }, { expectNot: 'MAINTENANCE' }]) {
+          const r = await probeMember(
+            { address: '127.0.0.1', port: portOf(cutter) },
+            check({ type: 'http', expectStatus: 200, timeoutMs: 2_000, ...c }),
+          );
+          expect(r.ok).toBe(false);
+          expect(r.reason).toContain('the member closed before the body ended');
+        }
+      } finally {
+        cutter.close();
+      }
+    },
+  );
+
   test('http: an endless body without the text is down after the cap, not read on', async () => {
     const r = await probeMember(
       { address: '127.0.0.1', port: portOf(http) },

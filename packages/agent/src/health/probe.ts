@@ -125,6 +125,17 @@ function probeHttp(target: ProbeTarget, port: number, check: HealthCheck, opts?:
             finish(verdict.ok, verdict.reason);
           }),
         );
+        // A body cut short (Content-Length not reached, no last chunk: the member closed mid-answer) never ends: down
+        // at once, like a tcp check's early close (0006 §Health), not a timeout.
+        res.once(
+          'close',
+          guarded(finish, () => {
+            if (res.complete) return;
+            const verdict = judge.end();
+            const cut = 'the member closed before the body ended';
+            finish(false, verdict.ok ? cut : `${verdict.reason}; ${cut}`);
+          }),
+        );
       }),
     );
     req.once('error', (err) => finish(false, errCode(err)));
