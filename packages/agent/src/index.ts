@@ -9,7 +9,7 @@ export { type HostFacts, systemHost } from './config/host.js';
 export { loadAgentConfig, parseAgentConfigText } from './config/load.js';
 export { applyOverrides, type ConfigOverrides } from './config/overrides.js';
 export { parseAgentConfig } from './config/parse.js';
-export { preflightProblems } from './config/preflight.js';
+export { preflightProblems, preflightWarnings } from './config/preflight.js';
 export {
   BFD_TIMER_FIELDS,
   changedFields,

@@ -2,7 +2,7 @@
 import { describe, expect, test } from 'vitest';
 import type { HostFacts } from './host.js';
 import { parseAgentConfig } from './parse.js';
-import { preflightProblems } from './preflight.js';
+import { preflightProblems, preflightWarnings } from './preflight.js';
 
 const raw = (bfd: object) => ({
   node: { name: 'lb1', interface: 'eth0', address: '198.18.0.11' },
@@ -31,13 +31,16 @@ function host(change: Partial<HostFacts> = {}): HostFacts {
 }
 
 describe('agent preflight - bfd', () => {
-  test('bfd.enabled without bfdd running (no bfdd.vty in bfd.vtyDir): named, with how to start it', () => {
+  test('bfd.enabled without bfdd running (no bfdd.vty in bfd.vtyDir): a warning naming it, with how to start it; no problem', () => {
     const noBfdd = host({ isSocket: () => false });
-    expect(preflightProblems(parseAgentConfig(raw({ enabled: true })), noBfdd)).toEqual([
+    const config = parseAgentConfig(raw({ enabled: true }));
+    // The unit runs --check before every start: an agent (re)started while frr restarts must start (0010).
+    expect(preflightProblems(config, noBfdd)).toEqual([]);
+    expect(preflightWarnings(config, noBfdd)).toEqual([
       {
         path: 'bfd.vtyDir',
         message:
-          '"/var/run/frr" has no bfdd.vty socket: bfdd is not running (Debian\'s frr starts it with bfdd=yes in /etc/frr/daemons, then systemctl restart frr)',
+          '"/var/run/frr" has no bfdd.vty socket: bfdd is not running (Debian\'s frr starts it with bfdd=yes in /etc/frr/daemons, then systemctl restart frr); the agent runs BGP without BFD until it answers',
       },
     ]);
     const asked: string[] = [];
@@ -47,11 +50,11 @@ describe('agent preflight - bfd', () => {
         return true;
       },
     });
-    expect(preflightProblems(parseAgentConfig(raw({ enabled: true, vtyDir: '/run/frr' })), seen)).toEqual([]);
+    expect(preflightWarnings(parseAgentConfig(raw({ enabled: true, vtyDir: '/run/frr' })), seen)).toEqual([]);
     expect(asked).toEqual(['/run/frr/bfdd.vty']);
   });
 
   test('bfd off: bfdd is not asked for', () => {
-    expect(preflightProblems(parseAgentConfig(raw({ enabled: false })), host({ isSocket: () => false }))).toEqual([]);
+    expect(preflightWarnings(parseAgentConfig(raw({ enabled: false })), host({ isSocket: () => false }))).toEqual([]);
   });
 });

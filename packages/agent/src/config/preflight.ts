@@ -1,8 +1,8 @@
 /**
  * `l4fleet agent --check`, past parsing: whether this valid agent.yaml can run on this machine. Everything is
  * read-only (HostFacts): addresses the node announces or binds must be usable and its own, files must be readable,
- * the state directory writable, bfdd running when BFD is on, and the data-plane driver's prerequisites present. Each problem names the field
- * and its value, like a parse problem.
+ * the state directory writable, and the data-plane driver's prerequisites present. Each problem names the field
+ * and its value, like a parse problem. Warnings (preflightWarnings) are what the agent survives: said, never fatal.
  */
 import { join } from 'node:path';
 import { unusableAddress } from '@l4fleet/config';
@@ -68,18 +68,23 @@ export function preflightProblems(config: AgentConfig, host: HostFacts): AgentCo
     add('state.dir', `"${config.state.dir}" cannot be created or written (the last good state is saved there)`);
   }
 
-  // The agent talks to the node's bfdd through its vty socket; nothing starts bfdd for it (Debian's frr ships
-  // bfdd=no in /etc/frr/daemons), and without it every session stays unconfigured.
-  if (config.bfd.enabled) {
-    const vty = join(config.bfd.vtyDir, 'bfdd.vty');
-    if (!host.isSocket(vty)) {
-      add(
-        'bfd.vtyDir',
-        `"${config.bfd.vtyDir}" has no bfdd.vty socket: bfdd is not running (Debian's frr starts it with bfdd=yes in /etc/frr/daemons, then systemctl restart frr)`,
-      );
-    }
-  }
-
   problems.push(...DATA_PLANE_DRIVER_SPECS[config.dataplane.driver].prerequisites(config, host));
   return problems;
+}
+
+/**
+ * What `--check` says without failing: the unit runs it before every start, and the agent survives these. bfdd: the
+ * agent talks to it through its vty socket, and nothing starts bfdd for it (Debian's frr ships bfdd=no in
+ * /etc/frr/daemons); while it is away the agent says so (bfddUnreachable, l4fleet_bfdd_reachable 0), BGP runs
+ * without BFD, and the sessions are configured once it answers (0010), so an agent (re)started while frr restarts
+ * must not be refused.
+ */
+export function preflightWarnings(config: AgentConfig, host: HostFacts): AgentConfigProblem[] {
+  if (!config.bfd.enabled || host.isSocket(join(config.bfd.vtyDir, 'bfdd.vty'))) return [];
+  return [
+    {
+      path: 'bfd.vtyDir',
+      message: `"${config.bfd.vtyDir}" has no bfdd.vty socket: bfdd is not running (Debian's frr starts it with bfdd=yes in /etc/frr/daemons, then systemctl restart frr); the agent runs BGP without BFD until it answers`,
+    },
+  ];
 }

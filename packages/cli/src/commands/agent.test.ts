@@ -221,6 +221,15 @@ describe('cli agent - --check refuses an agent.yaml this host cannot run', () =>
     expect(r.err).toContain(`dataplane.driver: ${message}`);
   });
 
+  test('bfd.enabled with bfdd not running: a warning naming bfd.vtyDir, exit 0 (the unit runs --check before every start)', async () => {
+    const r = await agent(
+      ['--config', file('bfd.yaml', { ...GOOD, bfd: { enabled: true } }), '--check'],
+      host({ isSocket: () => false }),
+    );
+    expect(r).toMatchObject({ code: 0, started: 0 });
+    expect(r.err).toContain('warning: bfd.vtyDir: "/var/run/frr" has no bfdd.vty socket: bfdd is not running');
+  });
+
   test('health.caFile that is readable but holds no certificate: --check reads it as the start would', async () => {
     const notPem = join(dir, 'not-a-ca.pem');
     writeFileSync(notPem, 'hello\n');

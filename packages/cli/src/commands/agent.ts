@@ -14,6 +14,7 @@ import {
   type HostFacts,
   loadAgentConfig,
   preflightProblems,
+  preflightWarnings,
   readHealthCa,
   runAgent,
   systemHost,
@@ -176,8 +177,10 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
       throw err;
     }
     if (flags.check) {
-      const problems = preflightProblems(config, deps.host ?? systemHost());
+      const host = deps.host ?? systemHost();
+      const problems = preflightProblems(config, host);
       if (problems.length > 0) throw new CliError(problems.map(formatProblem), EXIT_FAILURE);
+      for (const w of preflightWarnings(config, host)) io.err(`warning: ${formatProblem(w)}`);
       // What the start reads of health.caFile, checked the same way (a readable file holding no certificate).
       if (config.health.caFile !== undefined) {
         try {
