@@ -297,6 +297,27 @@ describe('persist keeper - last good state on a manual clock', () => {
     expect(tries).toBeLessThanOrEqual(7 + Math.ceil(7_200 / (STATE_RETRY_MAX_MS / 1000)));
   });
 
+  test('a save fails for inputs that go back to the saved ones (drain, undrain): the refreshes go on', async () => {
+    const clock = createManualClock(T0);
+    const flaky = flakyFile(realFile(clock, 600));
+    const { file, inputs, keeper } = setup({ clock, file: flaky.store, maxAgeS: 600 });
+    etcdDelivers(inputs, fleetOf(80), 5);
+    keeper.etcdInputArrived();
+    await clock.advance(STATE_SAVE_DELAY_MS);
+    await until('first save', async () => (await savedAtOf(file)) !== undefined, 5_000, 10);
+    flaky.failing = true;
+    inputs.setNodes(true); // drained: a save, refused by the disk
+    keeper.etcdInputArrived();
+    await clock.advance(1_000);
+    flaky.failing = false;
+    inputs.setNodes(false); // undrained before the retry: the file holds these inputs again
+    keeper.etcdInputArrived();
+    // An hour of etcd answering: the file must stay within state.maxAgeS (refreshed every 300 s).
+    await etcdAnswersFor(clock, keeper, 3_600);
+    await until('refreshed', async () => (await file.load()) !== undefined, 5_000, 10);
+    expect(clock.now() - ((await file.load())?.savedAt ?? 0)).toBeLessThanOrEqual(600_000);
+  });
+
   test('a state over state.maxBytes: not retried until the inputs change', async () => {
     const clock = createManualClock(T0);
     const flaky = flakyFile(realFile(clock, 0, 200)); // every state is larger

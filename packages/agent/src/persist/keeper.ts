@@ -179,7 +179,14 @@ export function createLastStateKeeper(opts: LastStateKeeperOptions): LastStateKe
     }
     const key = inputs.key();
     const now = clock.now();
-    if (key === refusedKey || (key === savedKey && !refreshDue(now))) return;
+    if (key === refusedKey) return;
+    if (key === savedKey && !refreshDue(now)) {
+      // The file holds these inputs already: a failure was for others (a drain undone meanwhile), no longer wanted,
+      // and a count left above 0 would stop etcdAnswered's refreshes for good (the file then goes stale).
+      failures = 0;
+      retryAtMs = 0;
+      return;
+    }
     saving = true;
     try {
       const state = { fleet, revision, generation, decided, ramps, history, drained: drainFlag, savedAt: now };
