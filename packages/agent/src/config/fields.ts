@@ -22,9 +22,33 @@ import type { TlsFiles } from './types.js';
 const IFNAME = /^(?!\.\.?$)[^\s/:]{1,15}$/;
 const IFNAME_MAX_BYTES = 15;
 
+/** The fields whose value is a secret (a BGP MD5 key, etcd's or NATS's password, a NATS token). */
+const SECRET_PATH = /\.(password|token)$/;
+
 export function optStr(p: Problems, path: string, v: unknown, what: string): string | undefined {
   if (v === undefined) return undefined;
+  if (SECRET_PATH.test(path)) return secretStr(p, path, v);
   return str(p, path, v, undefined, what);
+}
+
+/**
+ * A secret: any non-empty string. A wrong one is described by its kind alone, never shown: the message reaches the
+ * error log, stderr and --check, and on a reload the config.reload event (NATS subscribers, the dashboard timeline).
+ * An unquoted all-digit password is a YAML number: the hint says to quote it.
+ */
+function secretStr(p: Problems, path: string, v: unknown): string {
+  if (typeof v === 'string' && v.length > 0) return v;
+  p.add(path, secretKind(v));
+  return '';
+}
+
+function secretKind(v: unknown): string {
+  if (v === null || v === '') return 'is empty';
+  if (typeof v === 'number' || typeof v === 'bigint') return 'is a number, not a string: quote it';
+  if (typeof v === 'boolean') return 'is true or false, not a string: quote it';
+  if (Array.isArray(v)) return 'is a list, not a string';
+  if (typeof v === 'object') return 'is a map, not a string';
+  return `is a ${typeof v}, not a string`;
 }
 
 export function addr(p: Problems, path: string, v: unknown, family?: 4 | 6): string {

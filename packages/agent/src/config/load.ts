@@ -1,22 +1,75 @@
 /** Reads agent.yaml (YAML 1.2; JSON is YAML too), applies flag overrides, validates. */
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
+import { LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import { AgentError } from '../errors.js';
 import { applyOverrides, type ConfigOverrides } from './overrides.js';
 import { parseAgentConfig } from './parse.js';
 import type { AgentConfig } from './types.js';
 
-export function parseAgentConfigText(text: string, overrides: ConfigOverrides = {}): AgentConfig {
-  let raw: unknown;
+/**
+ * What each YAML error is, in words of our own: the yaml library's messages quote the source (`Unresolved alias ...:
+ * N3wS3cret` for a password starting with `*`), and this message reaches the logs and, on a reload, the config.reload
+ * event. So a YAML error is told by its line, column and kind, never by the text there.
+ */
+const YAML_PROBLEMS: Readonly<Record<string, string>> = {
+  ALIAS_PROPS: 'an alias (*NAME) with a tag or anchor',
+  BAD_ALIAS: 'an alias (*NAME) or anchor (&NAME) that is wrong or not set: a value starting with * or & must be quoted',
+  BAD_COLLECTION_TYPE: 'a tag that does not fit its map or list',
+  BAD_DIRECTIVE: 'a bad directive (a line starting with %)',
+  BAD_DQ_ESCAPE: 'a bad escape in a "double-quoted" value: put a value with \\ in single quotes',
+  BAD_INDENT: 'bad indentation',
+  BAD_PROP_ORDER: 'an anchor or tag in the wrong place',
+  BAD_SCALAR_START: 'a plain value starting with a reserved character (@ or `): quote it',
+  BLOCK_AS_IMPLICIT_KEY: 'a map or list where a key was expected (a value with ": " in it must be quoted)',
+  BLOCK_IN_FLOW: 'a block map or list inside [...] or {...}',
+  DUPLICATE_KEY: 'a key given twice in one map',
+  KEY_OVER_1024_CHARS: 'a key longer than 1024 characters',
+  MISSING_CHAR: 'a missing character (a closing quote or bracket, a comma, ": " or a space)',
+  MULTILINE_IMPLICIT_KEY: 'a key over more than one line',
+  MULTIPLE_ANCHORS: 'more than one anchor (&NAME) on a value',
+  MULTIPLE_DOCS: 'more than one YAML document (---)',
+  MULTIPLE_TAGS: 'more than one tag (!NAME) on a value',
+  NON_STRING_KEY: 'a key that is not a string',
+  RESOURCE_EXHAUSTION: 'too many aliases (an alias bomb)',
+  TAB_AS_INDENT: 'a tab used as indentation: use spaces',
+  TAG_RESOLVE_FAILED: 'an unknown tag (!NAME): a value starting with ! must be quoted',
+  UNEXPECTED_TOKEN: 'unexpected text',
+};
+
+/** No `cause`: the yaml library's error quotes the source, and pino's err serializer prints the causes' messages. */
+function invalidYaml(lines: LineCounter, offset: number, code: string): AgentError {
+  const { line, col } = lines.linePos(offset);
+  const msg = `not valid YAML at line ${line}, column ${col}: ${YAML_PROBLEMS[code] ?? `a syntax error (${code})`}`;
+  return new AgentError('CONFIG_INVALID', msg, { problems: [{ path: '', message: msg }] });
+}
+
+function parseYamlText(text: string): unknown {
+  const lines = new LineCounter();
+  // Warnings too: an unknown tag (`password: !x`) would otherwise make the value '' and print the tag on stderr.
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines, logLevel: 'silent' });
+  const first: YAMLError | undefined = doc.errors[0] ?? doc.warnings[0];
+  if (first) throw invalidYaml(lines, first.pos[0], first.code);
   try {
-    raw = parseYaml(text, { prettyErrors: false, uniqueKeys: true });
-  } catch (err) {
-    const msg = err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err);
-    throw new AgentError('CONFIG_INVALID', `not valid YAML: ${msg}`, {
-      cause: err,
-      problems: [{ path: '', message: `not valid YAML: ${msg}` }],
+    return doc.toJS();
+  } catch {
+    // Found only here: an alias whose anchor is not set (`password: *secret`, the message quotes the name) or an
+    // alias bomb (both ReferenceError).
+    let unresolved: number | undefined;
+    visit(doc, {
+      Alias(_key, node) {
+        if (node.resolve(doc) !== undefined) return undefined;
+        unresolved = node.range?.[0] ?? 0;
+        return visit.BREAK;
+      },
     });
+    throw unresolved !== undefined
+      ? invalidYaml(lines, unresolved, 'BAD_ALIAS')
+      : invalidYaml(lines, 0, 'RESOURCE_EXHAUSTION');
   }
+}
+
+export function parseAgentConfigText(text: string, overrides: ConfigOverrides = {}): AgentConfig {
+  const raw = parseYamlText(text);
   return parseAgentConfig(applyOverrides(raw ?? {}, overrides));
 }
 

@@ -340,3 +340,62 @@ describe('agent config - the lab', () => {
     expect(c.bgp.peers[0]?.localAddress).toBe('198.18.1.11');
   });
 });
+
+describe('agent config - a secret is never repeated in a message', () => {
+  const SECRET = '31415926';
+  const withSecret = (path: string, value: unknown): Record<string, unknown> => {
+    if (path === 'bgp.peers[0].password')
+      return { ...minimal, bgp: { ...minimal.bgp, peers: [{ address: '198.18.0.1', asn: 65000, password: value }] } };
+    if (path === 'etcd.password') return { ...minimal, etcd: { ...minimal.etcd, user: 'agent', password: value } };
+    if (path === 'nats.password')
+      return { ...minimal, nats: { servers: ['nats://127.0.0.1:4222'], user: 'agent', password: value } };
+    return { ...minimal, nats: { servers: ['nats://127.0.0.1:4222'], token: value } };
+  };
+
+  test.each([
+    ['bgp.peers[0].password', 31415926, 'is a number, not a string: quote it'],
+    ['etcd.password', 31415926, 'is a number, not a string: quote it'],
+    ['nats.password', 31415926, 'is a number, not a string: quote it'],
+    ['nats.token', 31415926, 'is a number, not a string: quote it'],
+    ['nats.token', [31415926], 'is a list, not a string'],
+    ['nats.token', { x: 31415926 }, 'is a map, not a string'],
+    ['nats.token', true, 'is true or false, not a string: quote it'],
+    ['nats.token', null, 'is empty'],
+    ['nats.token', '', 'is empty'],
+  ])('%s: %j says what kind of value it is, not the value', (path, value, said) => {
+    const problems = problemsOf(withSecret(path, value));
+    expect(problems).toContain(`${path}: ${said}`);
+    expect(problems.join('\n')).not.toContain(SECRET);
+  });
+
+  const yamlWith = (password: string) =>
+    [
+      'node: {name: node1, interface: eth0, address: 198.18.0.11}',
+      'etcd: {endpoints: ["http://127.0.0.1:2379"]}',
+      'bgp:',
+      '  asn: 65001',
+      '  peers:',
+      '    - address: 198.18.0.1',
+      '      asn: 65000',
+      `      password: ${password}`,
+      '',
+    ].join('\n');
+
+  test.each([
+    ['an alias (a password starting with *)', '*N3wS3cret', 'line 8, column 17'],
+    ['an unknown tag (a password starting with !)', '!N3wS3cret', 'line 8, column 17'],
+    ['a bad escape in double quotes', '"N3wS3cret\\q"', 'line 8, column 27'],
+    ['a plain value starting with @', '@N3wS3cret', 'line 8, column 17'],
+  ])('broken YAML at a secret (%s): the line and column, not the text', (_what, password, at) => {
+    let err: AgentError | undefined;
+    try {
+      parseAgentConfigText(yamlWith(password));
+    } catch (e) {
+      err = e as AgentError;
+    }
+    expect(err).toBeInstanceOf(AgentError);
+    expect(err?.code).toBe('CONFIG_INVALID');
+    expect(err?.message).toMatch(new RegExp(`^not valid YAML at ${at}: `));
+    expect(`${err?.message} ${JSON.stringify(err?.problems)}`).not.toContain('N3wS3cret');
+  });
+});

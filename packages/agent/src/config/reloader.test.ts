@@ -11,6 +11,7 @@ import { createBgpSessions } from '../bgp/sessions.js';
 import { systemClock } from '../clock.js';
 import { AgentError } from '../errors.js';
 import { createAgentMetrics } from '../observe/metrics.js';
+import { parseAgentConfigText } from './load.js';
 import { parseAgentConfig } from './parse.js';
 import { createReloader } from './reloader.js';
 import { tlsFileDigests } from './tls-files.js';
@@ -27,7 +28,9 @@ const configWith = (bgp: Record<string, unknown> = {}, rest: Record<string, unkn
     ...rest,
   });
 
-type Extra = Pick<Parameters<typeof createReloader>[0], 'preflight' | 'tlsFiles' | 'setLogLevel' | 'health'>;
+type Extra = Partial<
+  Pick<Parameters<typeof createReloader>[0], 'preflight' | 'tlsFiles' | 'setLogLevel' | 'health' | 'logger'>
+>;
 
 /**
  * The fake speaker as gobgpd applies a list (GobgpSpeaker.applyPeers): the removed peers are deleted first, then an
@@ -226,6 +229,38 @@ describe('agent reload', () => {
     expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER.address]);
     expect(await count('refused')).toBe(1);
     expect(await count('applied')).toBe(0);
+  });
+
+  test.each([
+    ['a password that is a number', '      password: 31415926\n', '31415926'],
+    ['a password starting with * (a YAML alias)', '      password: *N3wS3cret\n', 'N3wS3cret'],
+  ])('a file refused for %s: neither the event nor the log repeats the secret', async (_what, line, secret) => {
+    const logged: string[] = [];
+    const stream = new Writable({
+      write(chunk, _enc, done) {
+        logged.push(String(chunk));
+        done();
+      },
+    });
+    const { reloader, emitted } = await setUp(configWith(), { logger: pino({ level: 'info' }, stream) });
+    const text = [
+      'node: {name: n1, interface: eth0, address: 198.18.2.11}',
+      'etcd: {endpoints: ["http://198.19.0.2:2379"]}',
+      'bgp:',
+      '  asn: 65001',
+      '  peers:',
+      '    - address: 198.18.2.1',
+      '      asn: 65000',
+      line,
+    ].join('\n');
+    await expect(reloader.reload(async () => parseAgentConfigText(text))).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+    });
+    const event = emitted.find((e) => e.kind === 'config.reload');
+    expect(event?.data).toMatchObject({ result: 'refused', error: expect.stringMatching(/password|YAML/) });
+    expect(JSON.stringify(emitted)).not.toContain(secret);
+    expect(logged.join('')).toMatch(/configReloadRefused/);
+    expect(logged.join('')).not.toContain(secret);
   });
 
   test('reloads run one at a time, in order: the last file wins', async () => {
