@@ -55,6 +55,26 @@ describe('cli - recovery from a corrupt desired state', () => {
     expect((await cli('apply', '-f', fleetFile('three.yaml', 3))).code).toBe(0);
   });
 
+  test('recover refuses a fleet the nftables and eBPF data planes refuse, as apply does; --proxy-only allows it', async () => {
+    store.corruptDesired();
+    const f = join(dir, 'loopback.yaml');
+    writeFileSync(
+      f,
+      'pools:\n  - name: web\n    members:\n      - { address: 127.0.0.1, port: 80 }\nvips:\n  - { address: 198.51.100.10, port: 80, protocol: tcp, pool: web }\n',
+    );
+    const applied = await cli('apply', '-f', f);
+    expect(applied.code).toBe(EXIT_FAILURE);
+    const refused = await cli('recover', '-f', f, '--yes');
+    expect(refused.code).toBe(EXIT_FAILURE);
+    expect(refused.err).toContain('127.0.0.1');
+    expect(refused.err).toContain('--proxy-only');
+    await expect(store.getDesired()).rejects.toMatchObject({ code: 'INVALID_RECORD' });
+    const proxy = await cli('recover', '-f', f, '--yes', '--proxy-only');
+    expect(proxy.err).toBe('');
+    expect(proxy.code).toBe(0);
+    expect((await store.getDesired()).fleet.pools[0]?.members[0]?.address).toBe('127.0.0.1');
+  });
+
   test('recover refuses a desired state that reads fine', async () => {
     const r = await cli('recover', '-f', fleetFile('one.yaml', 1), '--yes');
     expect(r.code).toBe(EXIT_FAILURE);

@@ -7,6 +7,7 @@
  * the write is guarded by the broken pointer's revision, and refused when the state reads fine (then: apply).
  * docs/design/0002-etcd-layout.md, "Recovering a corrupt pointer"; README Troubleshooting.
  */
+import { directReturnProblems, formatProblem } from '@l4fleet/config';
 import { StoreError } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE } from '../io.js';
@@ -22,6 +23,10 @@ const SEED_SOURCE = {
   new: 'NEW: the broken pointer had none readable and the file sets none, so every flow moves',
 } as const;
 
+// The same words apply prints (apply.ts): recover writes a fleet every node then serves, so the same check applies.
+const PROXY_HINT =
+  'these hold for the nftables and eBPF data planes (direct server return); a fleet served only by the proxy data plane may pass --proxy-only';
+
 export function registerRecover(program: Command, ctx: FleetCommandContext): void {
   program
     .command('recover')
@@ -33,9 +38,14 @@ export function registerRecover(program: Command, ctx: FleetCommandContext): voi
     )
     .option('--yes', 'really replace it (without: show the problem and what would be done)')
     .option('-o, --output <format>', 'table | json', 'table')
-    .action(async (opts: { file: string; yes?: boolean; output: string }, cmd: Command) => {
+    .option('--proxy-only', 'every node runs the proxy data plane: members may be on other ports or loopback')
+    .action(async (opts: { file: string; yes?: boolean; output: string; proxyOnly?: boolean }, cmd: Command) => {
       const format = outputFormat(opts.output, ['table', 'json']);
       const fleet = readFleetFile(opts.file);
+      // The kernel data planes refuse these (direct server return); checked before etcd as apply does, so a fleet
+      // every nftables/eBPF node refuses is found here, not on each node after the write.
+      const dsr = opts.proxyOnly ? [] : directReturnProblems(fleet);
+      if (dsr.length > 0) throw new CliError([...dsr.map(formatProblem), PROXY_HINT], EXIT_FAILURE);
       await withStore(ctx, cmd, async (store) => {
         const problem = await store.getDesired().then(
           () => undefined,
