@@ -399,3 +399,19 @@ describe('agent config - a secret is never repeated in a message', () => {
     expect(`${err?.message} ${JSON.stringify(err?.problems)}`).not.toContain('N3wS3cret');
   });
 });
+
+describe('agent config - nats.servers with a user or password in the URL', () => {
+  // nats.js 2.29 ignores a URL's userinfo (it connects without login; an all-digit password is dialled as the port),
+  // and the URL went into --check's output and the natsConnectFailed warning as written.
+  test.each([
+    ['nats://agent:N3wS3cret@198.19.0.2:4222', 'nats://***@198.19.0.2:4222'],
+    ['tls://N3wS3cret@198.19.0.2:4222', 'tls://***@198.19.0.2:4222'],
+    ['nats://agent:31415926@198.19.0.2', 'nats://***@198.19.0.2'],
+  ])('%s is refused, shown masked, pointing at nats.user/password/token', (url, shown) => {
+    const problems = problemsOf({ ...minimal, nats: { servers: ['nats://127.0.0.1:4222', url] } });
+    expect(problems).toEqual([
+      `nats.servers[1]: "${shown}": a user, password or token in the URL is not used by the NATS client: give them as nats.user and nats.password, or nats.token`,
+    ]);
+    expect(problems.join('\n')).not.toMatch(/N3wS3cret|31415926/);
+  });
+});

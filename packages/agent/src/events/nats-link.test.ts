@@ -196,3 +196,18 @@ describe('nats link - connection closed for good', () => {
     expect(clock.pending).toBe(0);
   });
 });
+
+describe('nats link - logs', () => {
+  // The config refuses a server URL with userinfo; a link made otherwise still never logs its password.
+  test('natsConnectFailed names the servers with any userinfo masked', async () => {
+    const clock = createManualClock();
+    const log = capture();
+    nats.refuse = 1;
+    const servers = ['nats://agent:N3wS3cret@198.19.0.2:4222', 'tls://N3wS3cret@198.19.0.3:4222'];
+    link = createNatsLink({ config: { ...config, servers }, name: 'n1', logger: log.logger, clock });
+    await clock.advance(0);
+    const failed = log.lines.find((l) => l.event === 'natsConnectFailed');
+    expect(failed?.servers).toEqual(['nats://***@198.19.0.2:4222', 'tls://***@198.19.0.3:4222']);
+    expect(JSON.stringify(log.lines)).not.toContain('N3wS3cret');
+  });
+});

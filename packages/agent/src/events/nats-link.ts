@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { connect, Events, type NatsConnection, type Subscription } from 'nats';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../clock.js';
+import { maskUserinfo } from '../config/fields.js';
 import type { NatsSection } from '../config/types.js';
 import type { EventTransport } from './publisher.js';
 
@@ -132,7 +133,12 @@ export function createNatsLink(opts: NatsLinkOptions): NatsLink {
         (err: unknown) => onClosed(conn, err as Error),
       );
     } catch (err) {
-      log.warn({ event: 'natsConnectFailed', servers: opts.config.servers, err: (err as Error).message });
+      // Masked: the config refuses a URL with userinfo, but a link made otherwise must not log a password either.
+      log.warn({
+        event: 'natsConnectFailed',
+        servers: opts.config.servers.map(maskUserinfo),
+        err: maskUserinfo((err as Error).message),
+      });
       scheduleStart();
     }
   };
