@@ -4,6 +4,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createManualClock } from '../clock.js';
 import { type Aggregator, createAggregator } from './aggregator.js';
+import { RefusingPoolStore } from './refusing-store.test-helper.js';
 
 const logger = pino({ level: 'silent' });
 const T0 = 1_700_000_000_000;
@@ -184,5 +185,58 @@ describe('aggregator - a refused history write', () => {
     expect(lines.find((l) => l.event === 'tableHistoryWriteFailed')?.code).toBe('UNAVAILABLE');
     await clock.advance(1_100);
     expect(store.historyWrites).toBe(1);
+  });
+});
+
+describe('aggregator - a decided record etcd refuses as too large', () => {
+  /** fleetOf(n) plus pool `big`, whose decided record the store refuses (RefusingPoolStore). */
+  const withBig = (n: number) => {
+    const f = fleetOf(n);
+    const big = parseFleet({
+      hashSeed: 3,
+      pools: [{ name: 'big', healthCheck: { type: 'tcp' }, members: [{ name: 'x', address: '198.18.1.1', port: 80 }] }],
+      vips: [{ address: '198.51.100.11', port: 80, protocol: 'tcp', pool: 'big' }],
+    });
+    return { ...f, pools: [...f.pools, ...big.pools], vips: [...f.vips, ...big.vips] };
+  };
+
+  test('the history of the other pools is still recorded; the refusal is logged once and retried with a back-off', async () => {
+    const lines: { event?: string }[] = [];
+    const logged = pino({ level: 'warn' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    const clock = createManualClock(T0);
+    const store = new RefusingPoolStore('big');
+    const agg = createAggregator({ node: 'n1', store, logger: logged, clock });
+    open.push(agg);
+    await store.watchDecided({ onUpdate: (d) => agg.setDecided(d.decided, d.ramps) });
+    await store.watchTableHistory({ onUpdate: (s) => agg.setHistory(s.history) });
+    for (const n of ['n1', 'n2', 'n3']) {
+      const reg = await store.registerNode({ name: n, address: '198.18.0.9' });
+      await reg.reportHealth(new Map([['big/x', 'up']]));
+    }
+    agg.setMembers(['big/x']);
+    agg.setLiveNodes(new Set(['n1', 'n2', 'n3']));
+    agg.setFleet(withBig(3));
+    agg.start();
+    await clock.advance(20);
+    expect(agg.isLeader).toBe(true);
+    expect((await store.getTableHistory()).history.get('web')?.current).toHaveLength(3);
+    agg.setFleet(withBig(4));
+    await clock.advance(20);
+    expect((await store.getTableHistory()).history.get('web')?.current).toHaveLength(4);
+    const before = store.writes;
+    await clock.advance(60_000);
+    // Not once a second: after 1, 2, 4, 8, 16 and 32 s at most (the record cannot shrink by itself).
+    expect(store.writes - before).toBeLessThanOrEqual(6);
+    expect(lines.filter((l) => l.event === 'decisionWriteRefused')).toHaveLength(1);
+    expect(lines.map((l) => l.event)).not.toContain('decisionWriteFailed');
+    // The earlier table still expires at retainS (30 s) on the leader's timer.
+    expect((await store.getTableHistory()).history.get('web')?.earlier).toEqual([]);
+    // etcd takes the record again (the pool shrank, or its limit was raised): a retry writes it, and ends.
+    store.refusedPool = 'none';
+    await clock.advance(60_000);
+    expect((await store.getDecided()).decided.get('big/x')).toBe('up');
+    const after = store.writes;
+    await clock.advance(120_000);
+    expect(store.writes).toBe(after);
   });
 });

@@ -4,7 +4,8 @@
  * node) and by NATS (faster; optional); observations.ts keeps them. A decision is written only when it changes,
  * fenced by the leadership; a failed write is retried by one timer, however many events arrive meanwhile.
  * With the decisions it writes the slow-start ramps (slow-start.ts) into the same records, and after them it records
- * the table history of second-chance pools (history.ts, 0011), fenced the same way.
+ * the table history of second-chance pools (history.ts, 0011), fenced the same way. A write whose only failure is a
+ * pool's record too large for etcd (the other pools written) counts as written (decided-refusal.ts).
  */
 import { type Fleet, type MemberRamps, type MemberStatus, startedMembers, type TableHistory } from '@l4fleet/config';
 import type { FleetStore, Leadership, StoreError, Watch } from '@l4fleet/store';
@@ -15,6 +16,7 @@ import { isRejectedRecord, type RecordFamily } from '../etcd/rejected-records.js
 import type { ObservedStatus } from '../health/hysteresis.js';
 import { timerDelayMs } from './clock-bounds.js';
 import { decideAll, decisionDelta } from './decide.js';
+import { createRefusals, isPartialRefusal } from './decided-refusal.js';
 import { nextTableHistory } from './history.js';
 import { createObservations } from './observations.js';
 import { nextRamps } from './slow-start.js';
@@ -98,6 +100,9 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
   let retryTimer: unknown;
   let writing = false;
   let dirty = false;
+  /** Records of pools etcd refused as too large (decided-refusal.ts); `retryRefused`: its retry is due. */
+  const refusals = createRefusals();
+  let retryRefused = false;
   /** Errors recordHistory logged already (as tableHistoryWriteFailed), for the retry's catch. */
   const historyFailures = new WeakSet<object>();
 
@@ -139,10 +144,12 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
           log.warn({ event: 'rampTimeCapped', member, sinceMs: currentRamps.get(member)?.sinceMs, nowMs: now });
         }
         const startedNow = [...started];
-        if (delta.set.size > 0 || delta.remove.length > 0 || ramp.changed) {
+        const retry = retryRefused;
+        retryRefused = false;
+        if (delta.set.size > 0 || delta.remove.length > 0 || ramp.changed || retry) {
           // Pools that had a ramp are written even when nothing is left in them, so no ended ramp stays behind.
           const pools = [...currentRamps.keys()].map((k) => k.slice(0, k.indexOf('/')));
-          await opts.store.writeDecided(next, { leadership: lead, ramps: ramp.ramps, pools });
+          await writeDecided(lead, next, ramp.ramps, pools);
           written = next;
           writtenRamps = ramp.ramps;
           for (const [member, status] of delta.set) log.info({ event: 'memberDecided', member, status });
@@ -172,6 +179,32 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
       }, RETRY_MS);
     } finally {
       writing = false;
+    }
+  };
+
+  /**
+   * The decided write. A refusal of some pools' records, the others written, returns as a write: logged once per
+   * distinct refusal and tried again after a back-off (decided-refusal.ts). Any other failure throws.
+   */
+  const writeDecided = async (
+    lead: Leadership,
+    next: ReadonlyMap<string, MemberStatus>,
+    ramps: MemberRamps,
+    pools: readonly string[],
+  ): Promise<void> => {
+    try {
+      await opts.store.writeDecided(next, { leadership: lead, ramps, pools });
+      if (refusals.cleared()) log.info({ event: 'decisionWriteRefusalEnded' });
+    } catch (err) {
+      if (!isPartialRefusal(err)) throw err;
+      const { changed, retryMs } = refusals.refused(err);
+      if (changed) log.warn({ event: 'decisionWriteRefused', code: err.code, key: err.key, err: err.message, retryMs });
+      clock.clearTimeout(retryTimer);
+      retryTimer = clock.setTimeout(() => {
+        retryTimer = undefined;
+        retryRefused = true;
+        void recompute();
+      }, retryMs);
     }
   };
 
@@ -255,6 +288,8 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
     writtenHistory = undefined;
     rampSteps = new Set();
     started.clear();
+    refusals.cleared();
+    retryRefused = false;
     log.info({ event: 'aggregatorElected' });
     opts.onLeadership?.(true);
     reportWatch = await watchReports(l);
@@ -306,7 +341,8 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
     setDecided(d, ramps) {
       decided = d;
       storedRamps = ramps;
-      if (!writing) {
+      // While a refusal stands, etcd's echo lacks the refused pools' decisions: the leader keeps what it decided.
+      if (!writing && !refusals.standing) {
         written = undefined;
         writtenRamps = undefined;
       }

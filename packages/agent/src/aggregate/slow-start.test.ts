@@ -4,6 +4,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createManualClock } from '../clock.js';
 import { type Aggregator, createAggregator } from './aggregator.js';
+import { RefusingPoolStore } from './refusing-store.test-helper.js';
 import { nextRamps } from './slow-start.js';
 
 const logger = pino({ level: 'silent' });
@@ -210,5 +211,58 @@ describe('slow start - through the aggregator and a store', () => {
     expect(next.isLeader).toBe(true);
     // Begun at the recompute after the fleet change (+20 ms, then RECOMPUTE_DELAY_MS).
     expect((await store.getDecided()).ramps).toEqual(new Map([['web/b', { percent: 40, sinceMs: T0 + 25 }]]));
+  });
+
+  test('a pool whose decided record etcd refuses (too large) does not restart the ramps of the other pools', async () => {
+    const withBig = (b: string) =>
+      parseFleet({
+        hashSeed: 7,
+        pools: [
+          {
+            name: 'web',
+            healthCheck: { type: 'tcp' },
+            slowStartS: 20,
+            members: [
+              { name: 'a', address: '198.18.0.1', port: 80 },
+              { name: 'b', address: '198.18.0.2', port: 80, state: b },
+            ],
+          },
+          { name: 'big', healthCheck: { type: 'tcp' }, members: [{ name: 'x', address: '198.18.1.1', port: 80 }] },
+        ],
+        vips: [
+          { address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web' },
+          { address: '198.51.100.11', port: 80, protocol: 'tcp', pool: 'big' },
+        ],
+      });
+    const clock = createManualClock(T0);
+    const store = new RefusingPoolStore('big');
+    const agg = createAggregator({ node: 'n1', store, logger, clock });
+    open.push(agg);
+    await store.watchDecided({ onUpdate: (d) => agg.setDecided(d.decided, d.ramps) });
+    for (const n of NODES) {
+      const reg = await store.registerNode({ name: n, address: '198.18.0.9' });
+      await reg.reportHealth(
+        new Map([
+          ['web/a', 'up'],
+          ['big/x', 'up'],
+        ]),
+      );
+    }
+    agg.setMembers(['web/a', 'web/b', 'big/x']);
+    agg.setLiveNodes(new Set(NODES));
+    agg.setFleet(withBig('draining'));
+    agg.start();
+    await clock.advance(20);
+    expect(agg.isLeader).toBe(true);
+    expect((await store.getDecided()).decided.get('web/a')).toBe('up'); // the other pool is written
+    // The operator sets b active: its ramp begins once, and steps from then, refusal or not.
+    agg.setFleet(withBig('active'));
+    await clock.advance(20);
+    const began = (await store.getDecided()).ramps.get('web/b');
+    expect(began?.percent).toBe(20);
+    await clock.advance(10_000);
+    expect((await store.getDecided()).ramps.get('web/b')).toEqual({ percent: 60, sinceMs: began?.sinceMs });
+    await clock.advance(50_000);
+    expect((await store.getDecided()).ramps.has('web/b')).toBe(false);
   });
 });
