@@ -120,10 +120,13 @@ export class DesiredStore {
     }
   }
 
-  /** The pointer's revision if it names `generation` now (a switch that did land), else undefined. */
-  private async landed(generation: string): Promise<number | undefined> {
+  /**
+   * `ours`: the pointer's revision if it names `generation` now (a switch that did land), else undefined; `now`: the
+   * pointer's revision as read (what a lost race lost to).
+   */
+  private async landed(generation: string): Promise<{ ours: number | undefined; now: number }> {
     const cur = await this.readPointer();
-    return cur.pointer?.generation === generation ? cur.modRevision : undefined;
+    return { ours: cur.pointer?.generation === generation ? cur.modRevision : undefined, now: cur.modRevision };
   }
 
   /** Recovery only replaces a desired state that does not read: a bad pointer, or a good one naming bad chunks. */
@@ -156,12 +159,13 @@ export class DesiredStore {
     }
     if (options.recoverInvalid) await this.assertInvalid(cur);
     const expect = options.expectRevision ?? cur.modRevision;
-    const conflict = () =>
+    // `now`: the pointer's revision as last read; after a lost switch that is the re-read, not the one read above.
+    const conflict = (now: number) =>
       new StoreError(
         'CONFLICT',
-        `apply: the desired state changed since revision ${expect} (now ${cur.modRevision}); re-read and retry`,
+        `apply: the desired state changed since revision ${expect} (now ${now}); re-read and retry`,
       );
-    if (cur.modRevision !== expect) throw conflict();
+    if (cur.modRevision !== expect) throw conflict(cur.modRevision);
     const stored = cur.pointer?.hashSeed ?? cur.salvagedSeed;
     const hashSeed = fleet.hashSeed ?? stored ?? randomSeed();
     const seedSource =
@@ -197,16 +201,16 @@ export class DesiredStore {
         )
         .commit();
       // Not succeeded: a conflict, or an earlier attempt of this very txn (retried on another endpoint) that landed.
-      const ours = res.succeeded ? Number(res.header.revision) : await this.landed(generation);
-      if (ours === undefined) {
+      const seen = res.succeeded ? { ours: Number(res.header.revision), now: 0 } : await this.landed(generation);
+      if (seen.ours === undefined) {
         await ns
           .delete()
           .prefix(gen)
           .exec()
           .catch(() => undefined);
-        throw conflict();
+        throw conflict(seen.now);
       }
-      revision = ours;
+      revision = seen.ours;
     } catch (err) {
       const e = toStoreError(err, 'apply');
       if (!MAYBE_SENT.has(e.code)) throw e;
@@ -214,8 +218,8 @@ export class DesiredStore {
       // member forwards it late). Look once; if that does not settle it, say so. The chunks stay: the pointer may
       // yet name them (the next apply collects them otherwise).
       const seen = await this.landed(generation).catch(() => undefined);
-      if (seen === undefined) throw outcomeUnknown(generation, doc.pointer.sha256, expect, e);
-      revision = seen;
+      if (seen?.ours === undefined) throw outcomeUnknown(generation, doc.pointer.sha256, expect, e);
+      revision = seen.ours;
     }
     log.info({ event: 'desiredApplied', revision, generation, bytes: doc.pointer.bytes, chunks: doc.chunks.length });
     return { revision, generation, hashSeed, seedSource, bytes: doc.pointer.bytes, chunks: doc.chunks.length };
