@@ -152,6 +152,27 @@ describe('cli - fleet history and rollback', () => {
     expect(bad.err).toContain('revision: "latest" is not an integer');
   });
 
+  test('rollback and get fleet --revision of a write that does not decode: pick another, not recover (the state now reads)', async () => {
+    await threeWrites();
+    store.corruptDesired();
+    const bad = (await store.getDesiredHistory({ limit: 1 })).revisions[0]?.revision as number;
+    expect((await cli('apply', '-f', file('after.yaml', FLEET))).code).toBe(1); // blocked until recovered
+    expect((await cli('recover', '-f', file('after.yaml', FLEET), '--yes')).code).toBe(0);
+    for (const argv of [
+      ['rollback', String(bad)],
+      ['get', 'fleet', '--revision', String(bad)],
+    ]) {
+      const r = await cli(...argv);
+      expect(r.code, argv.join(' ')).toBe(1);
+      expect(r.err).toContain('desired/current: ');
+      expect(r.err).toContain('that write does not decode; pick another from `l4fleet history`');
+      expect(r.err).not.toContain('recover');
+    }
+    // The state now still does not read: that one keeps its way out.
+    store.corruptDesired();
+    expect((await cli('get', 'fleet')).err).toContain('l4fleet recover -f FLEET_FILE');
+  });
+
   test('rollback to a write with another hash seed needs --change-seed, as apply does', async () => {
     const [r1] = await threeWrites();
     expect((await cli('apply', '-f', file('seed.yaml', FLEET.replace('0x5eed', '0x7777')), '--change-seed')).code).toBe(

@@ -5,8 +5,16 @@
  * note 0002 "History of the desired state"): as long as etcd's compaction leaves it, nothing more is stored.
  */
 import type { Fleet } from '@l4fleet/config';
-import { type DesiredChange, desiredChanges, type FleetStore, MAX_DESIRED_HISTORY } from '@l4fleet/store';
+import {
+  type DesiredChange,
+  type DesiredState,
+  desiredChanges,
+  type FleetStore,
+  MAX_DESIRED_HISTORY,
+  StoreError,
+} from '@l4fleet/store';
 import type { Command } from 'commander';
+import { CliError, EXIT_FAILURE } from '../io.js';
 import { integerOption } from '../options.js';
 import { type ApplyFleetOptions, applyFleet, changeLine } from './apply.js';
 import { type FleetCommandContext, outputFormat, renderData, renderTable, withStore } from './context.js';
@@ -70,12 +78,27 @@ export function registerHistory(program: Command, ctx: FleetCommandContext): voi
     .action(async (revisionText: string, opts: RollbackOptions, cmd: Command) => {
       outputFormat(opts.output, ['table', 'json']);
       const revision = integerOption(revisionText, 'revision', 1, Number.MAX_SAFE_INTEGER);
-      const earlier = await withStore(ctx, cmd, (store) => store.getDesiredAt(revision));
+      const earlier = await withStore(ctx, cmd, (store) => pastWrite(store, revision));
       await applyFleet(ctx, cmd, earlier.fleet, opts, `l4fleet rollback ${revision} --dry-run`);
     });
 }
 
 /** `l4fleet get fleet [--revision R]`: the fleet now, or as a write left it, as a fleet file `apply -f` takes. */
 export async function fleetAt(store: FleetStore, revision: number | undefined): Promise<Fleet> {
-  return revision === undefined ? (await store.getDesired()).fleet : (await store.getDesiredAt(revision)).fleet;
+  return revision === undefined ? (await store.getDesired()).fleet : (await pastWrite(store, revision)).fleet;
+}
+
+/**
+ * The write at `revision`. One that does not decode is that write's problem, not the state's now: the way out is
+ * another write, not `recover` (the hint a read of the current state gets, store-errors.ts).
+ */
+async function pastWrite(store: FleetStore, revision: number): Promise<DesiredState> {
+  try {
+    return await store.getDesiredAt(revision);
+  } catch (err) {
+    if (!(err instanceof StoreError) || err.code !== 'INVALID_RECORD') throw err;
+    throw new CliError([err.message, 'that write does not decode; pick another from `l4fleet history`'], EXIT_FAILURE, {
+      cause: err,
+    });
+  }
 }

@@ -5,7 +5,10 @@
 import { keys, StoreError } from '@l4fleet/store';
 import { CliError, EXIT_OUTCOME_UNKNOWN } from '../io.js';
 
-/** The line after an `INVALID_RECORD` error on the pointer: every command that reads the fleet is blocked by it. */
+/**
+ * The line after an `INVALID_RECORD` error on the pointer now: every command that reads the fleet is blocked by it.
+ * A past write that does not decode (`rollback R`, `get fleet --revision R`) gets its own line instead (history.ts).
+ */
 export const RECOVER_HINT =
   'to recover: `l4fleet recover -f FLEET_FILE` shows what would be done, add --yes to replace the broken desired ' +
   'state with that file (README: Troubleshooting)';
