@@ -72,7 +72,61 @@ describe('aggregator - observations against etcd reports', () => {
     await clock.advance(20);
     expect(await decided()).toBe('up');
   });
+
+  test(`past ${OBSERVATION_LEAD_MS} ms etcd wins also when etcd stays quiet`, async () => {
+    const { clock, agg, decided } = await fleetOfThree();
+    // n2 and n3 see the member down on NATS; their etcd writes never land, and nothing else changes in etcd.
+    agg.observe('n2', MEMBER, 'down');
+    agg.observe('n3', MEMBER, 'down');
+    await clock.advance(20);
+    expect(await decided()).toBe('down');
+    await clock.advance(OBSERVATION_LEAD_MS - 1_000);
+    expect(await decided()).toBe('down');
+    await clock.advance(1_000);
+    expect(await decided()).toBe('up');
+    await clock.advance(60_000);
+    expect(await decided()).toBe('up');
+  });
+
+  test('a live node whose health record is gone from etcd (every member unknown to it) no longer votes', async () => {
+    const clock = createManualClock(1_700_000_000_000);
+    const store = new HealthRecordsStore();
+    const agg = createAggregator({ node: 'n1', store, logger, clock });
+    open.push(agg);
+    const regs = await Promise.all(NODES.map((n) => store.registerNode({ name: n, address: '198.18.0.1' })));
+    for (const r of regs) await r.reportHealth(new Map([[MEMBER, 'down']]));
+    agg.setMembers([MEMBER]);
+    agg.setLiveNodes(new Set(NODES));
+    agg.start();
+    await clock.advance(20);
+    const decided = async () => (await store.getDecided()).decided.get(MEMBER);
+    expect(await decided()).toBe('down');
+    // n2 and n3 restarted: unknown leaves the member out of their reports, so etcd holds no record of theirs.
+    await regs[1]?.reportHealth(new Map());
+    await regs[2]?.reportHealth(new Map());
+    await regs[0]?.reportHealth(new Map([[MEMBER, 'up']]));
+    await clock.advance(20);
+    expect(await decided()).toBe('up');
+    // An observation of n2's that etcd has not shown yet still stands over its missing record.
+    agg.observe('n2', MEMBER, 'down');
+    agg.observe('n3', MEMBER, 'down');
+    await clock.advance(20);
+    expect(await decided()).toBe('down');
+    await regs[0]?.reportHealth(new Map([[MEMBER, 'up']])); // a delivery with n2 and n3 still missing
+    await clock.advance(20);
+    expect(await decided()).toBe('down');
+  });
 });
+
+/** A memory store that, like the etcd store, lists no health record for a node whose report is empty. */
+class HealthRecordsStore extends MemoryFleetStore {
+  override async watchHealthReports(...[listener]: Parameters<MemoryFleetStore['watchHealthReports']>) {
+    return super.watchHealthReports({
+      ...listener,
+      onUpdate: (list) => listener.onUpdate(list.filter((r) => r.members.size > 0)),
+    });
+  }
+}
 
 /** A store whose health-report watch fails its first `failures` starts (an etcd blip on the initial read). */
 class BlippingStore extends MemoryFleetStore {
@@ -196,9 +250,11 @@ describe('aggregator - observations kept', () => {
     expect(agg.observationsKept).toBe(2 * 2 * 2);
     agg.setMembers(['web/a']);
     expect(agg.observationsKept).toBe(2 * 1 * 2);
-    // Past the lead time no etcd report settles them: the observations go, the reports stay (bounded by the above).
-    await clock.advance(OBSERVATION_LEAD_MS);
+    // Past the lead time no etcd report settles them: they go, and what they made the reports say with them (no
+    // etcd report here to stand again).
+    await clock.advance(OBSERVATION_LEAD_MS + 1);
+    expect(agg.observationsKept).toBe(0);
     agg.observe('n1', 'web/a', 'down');
-    expect(agg.observationsKept).toBe(2 + 1);
+    expect(agg.observationsKept).toBe(2);
   });
 });

@@ -71,7 +71,8 @@ const HEALTH_WATCH_RETRY_MAX_MS = 8_000;
 export function createAggregator(opts: AggregatorOptions): Aggregator {
   const clock = opts.clock ?? systemClock;
   const log = opts.logger.child({ component: 'aggregator' });
-  const observed = createObservations(clock);
+  // An observation that lost its lead with etcd quiet changes a node's report: decide again.
+  const observed = createObservations(clock, () => schedule());
   let members: readonly string[] = [];
   let decided: ReadonlyMap<string, MemberStatus> = new Map();
   /** What this leader wrote last; etcd's echo may lag, and deciding against stale state would undo a tie rule. */
@@ -374,6 +375,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
     },
     async close() {
       closed = true;
+      observed.close();
       clock.clearTimeout(timer);
       clock.clearTimeout(expiryTimer);
       clock.clearTimeout(rampTimer);
