@@ -4,6 +4,7 @@
  */
 import { diffFleets, type Fleet, type FleetChange } from '@l4fleet/config';
 import { MAX_DESIRED_HISTORY } from './desired-history.js';
+import { StoreError } from './errors.js';
 import type { DesiredRevision, FleetStore } from './types.js';
 
 export interface DesiredChange extends DesiredRevision {
@@ -14,7 +15,10 @@ export interface DesiredChange extends DesiredRevision {
    * past MAX_DESIRED_HISTORY) or either does not decode.
    */
   readonly changes: readonly FleetChange[] | null;
-  /** Why changes is null, when it is not a write that does not decode: `first write`, `earlier writes compacted by etcd`. */
+  /**
+   * Why changes is null, when it is not a pointer that does not decode (`invalid`): `first write`, `earlier writes
+   * compacted by etcd`, `the write before it does not read`, `this write does not read: ...`.
+   */
   readonly note?: string;
 }
 
@@ -27,14 +31,24 @@ export interface DesiredChanges {
   readonly compacted: boolean;
 }
 
-/** The fleet of each write; undefined where it does not read. */
-async function fleetsOf(store: FleetStore, revisions: readonly DesiredRevision[]): Promise<(Fleet | undefined)[]> {
-  const out: (Fleet | undefined)[] = [];
-  for (const r of revisions) {
-    if (r.invalid !== undefined) out.push(undefined);
-    else out.push((await store.getDesiredAt(r.revision).catch(() => undefined))?.fleet);
+/** What a write's fleet read gave: the fleet, or why it does not read (the message). */
+type Read = { readonly fleet: Fleet } | { readonly unreadable: string };
+
+/**
+ * The fleet of one write. A write that does not decode, or that etcd compacted since it was listed, is that row's
+ * problem (shown, the rest listed); any other failure (etcd unreachable, a timeout) fails the whole listing, as any
+ * other read does, rather than passing for a write that does not read.
+ */
+async function readWrite(store: FleetStore, r: DesiredRevision): Promise<Read> {
+  if (r.invalid !== undefined) return { unreadable: r.invalid };
+  try {
+    return { fleet: (await store.getDesiredAt(r.revision)).fleet };
+  } catch (err) {
+    if (err instanceof StoreError && (err.code === 'INVALID_RECORD' || err.code === 'COMPACTED')) {
+      return { unreadable: err.message };
+    }
+    throw err;
   }
-  return out;
 }
 
 /** The last `limit` writes (1-MAX_DESIRED_HISTORY), newest first, each with its changes. */
@@ -42,20 +56,32 @@ export async function desiredChanges(store: FleetStore, limit: number): Promise<
   // One write more than shown: the oldest shown one's changes are against it.
   const h = await store.getDesiredHistory({ limit: Math.min(limit + 1, MAX_DESIRED_HISTORY) });
   const shown = h.revisions.slice(0, limit);
-  const fleets = await fleetsOf(store, h.revisions);
-  const revisions = shown.map((r, i): DesiredChange => {
-    const [now, before] = [fleets[i], fleets[i + 1]];
-    const changes = now && before ? diffFleets(before, now).changes : null;
+  const revisions: DesiredChange[] = [];
+  // Pairwise as the walk goes: only this write's fleet and the one before it are held (a thousand 1,000-member
+  // fleets read first and diffed after took gigabytes).
+  let now = shown[0] === undefined ? undefined : await readWrite(store, shown[0]);
+  for (const [i, r] of shown.entries()) {
+    const prior = h.revisions[i + 1];
+    const before = prior === undefined ? undefined : await readWrite(store, prior);
+    const changes =
+      now !== undefined && 'fleet' in now && before !== undefined && 'fleet' in before
+        ? diffFleets(before.fleet, now.fleet).changes
+        : null;
     // h.more here only when limit + 1 went past MAX_DESIRED_HISTORY: the oldest shown has no write before it read.
     const note =
-      h.revisions[i + 1] !== undefined
+      r.invalid !== undefined
         ? undefined
-        : h.more
-          ? 'the write before it is beyond the limit'
-          : h.compacted
-            ? 'earlier writes compacted by etcd'
-            : 'first write';
-    return { ...r, current: i === 0, changes, ...(note !== undefined && changes === null ? { note } : {}) };
-  });
+        : now !== undefined && 'unreadable' in now
+          ? `this write does not read: ${now.unreadable}`
+          : before !== undefined
+            ? 'the write before it does not read'
+            : h.more
+              ? 'the write before it is beyond the limit'
+              : h.compacted
+                ? 'earlier writes compacted by etcd'
+                : 'first write';
+    revisions.push({ ...r, current: i === 0, changes, ...(note !== undefined && changes === null ? { note } : {}) });
+    now = before;
+  }
   return { revisions, more: h.more || h.revisions.length > limit, compacted: h.compacted };
 }
