@@ -97,6 +97,15 @@ describe('cli - fleet history and rollback', () => {
     }
   });
 
+  test('history --limit 1000 with more writes before them says the maximum was reached, not --limit 1000 again', async () => {
+    const { parseFleet } = await import('@l4fleet/config');
+    for (let i = 0; i < 1001; i++) await store.apply(parseFleet({ hashSeed: i, pools: [], vips: [] }));
+    const r = await cli('history', '--limit', '1000');
+    expect(r.code).toBe(0);
+    expect(r.out).not.toContain('--limit 1000');
+    expect(r.out).toContain('more writes before these, past the most one listing shows (1000)');
+  });
+
   test('get fleet: now, or at a revision, as a file apply takes back unchanged', async () => {
     const [r1] = await threeWrites();
     const now = await cli('get', 'fleet');

@@ -59,7 +59,13 @@ export function registerHistory(program: Command, ctx: FleetCommandContext): voi
         );
         const tail = [
           '* the desired state now. `l4fleet get fleet --revision R` prints a write as a fleet file; `l4fleet rollback R` applies it again',
-          ...(more ? [`more writes before these: --limit ${Math.min(limit * 2, MAX_DESIRED_HISTORY)}`] : []),
+          ...(more
+            ? [
+                limit >= MAX_DESIRED_HISTORY
+                  ? `more writes before these, past the most one listing shows (${MAX_DESIRED_HISTORY})`
+                  : `more writes before these: --limit ${Math.min(limit * 2, MAX_DESIRED_HISTORY)}`,
+              ]
+            : []),
           ...(compacted ? ['earlier writes were compacted by etcd (its history ends there)'] : []),
         ];
         return ctx.io.out([table, '', ...tail].join('\n'));
