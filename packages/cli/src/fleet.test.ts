@@ -293,6 +293,12 @@ describe('cli - fleet commands on the memory store', () => {
     );
     const bad = await cli('vip', 'sources', 'add', vip, '10.1.2.3/8');
     expect([bad.code, bad.err]).toEqual([2, 'error: prefix "10.1.2.3/8" has host bits set (the prefix is 10.0.0.0/8)']);
+    // Refused as apply -f refuses it in a file: an IPv4-mapped prefix admits no client on any VIP.
+    const mapped = await cli('vip', 'sources', 'add', vip, '::ffff:198.51.100.0/120');
+    expect([mapped.code, mapped.err]).toEqual([
+      2,
+      'error: prefix "::ffff:198.51.100.0/120" is an IPv4-mapped prefix (::ffff:0:0/96; write the IPv4 prefix, 198.51.100.0/24, on an IPv4 VIP)',
+    ]);
     const v6 = await cli('vip', 'sources', 'add', vip, '2001:db8::/32');
     expect([v6.code, v6.err]).toEqual([
       1,

@@ -141,7 +141,13 @@ export {
   slowStartOf,
   startedMembers,
 } from './slow-start.js';
-export { parseSourcePrefix, type SourcePrefix, sourceAdmits, sourceRangesField } from './source-ranges.js';
+export {
+  ipv4InIpv6,
+  parseSourcePrefix,
+  type SourcePrefix,
+  sourceAdmits,
+  sourceRangesField,
+} from './source-ranges.js';
 export {
   backendsForPool,
   backupsServe,

@@ -104,7 +104,8 @@ export function sourceRangesField(
  * IPv4 client's packets are IPv4 and reach IPv4 VIPs, and the proxy takes a dual-stack listener's ::ffff:a.b.c.d
  * clients as IPv4. So the prefix admits nothing on any data plane.
  */
-function ipv4InIpv6(r: SourcePrefix): string | undefined {
+/** Why `r` admits no client (an IPv4-mapped or -compatible IPv6 prefix: no packet carries one); undefined if none. */
+export function ipv4InIpv6(r: SourcePrefix): string | undefined {
   if (r.family !== 6 || r.length < 96 || r.bytes.subarray(0, 10).some((b) => b !== 0)) return undefined;
   const mapped = r.bytes[10] === 0xff && r.bytes[11] === 0xff;
   // The network's byte 12 is its fixed bits there (host bits are zero): non-zero, every address of it is non-zero.

@@ -6,7 +6,7 @@
  * `l4fleet vip disable|enable VIP`: the VIP's `state` the same way (a disabled VIP keeps its settings; no node
  * serves or announces it).
  */
-import { type Fleet, parseSourcePrefix, type VipState, vipKey, withVipState } from '@l4fleet/config';
+import { type Fleet, ipv4InIpv6, parseSourcePrefix, type VipState, vipKey, withVipState } from '@l4fleet/config';
 import { editVip, type VipEdit } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
@@ -23,6 +23,9 @@ type SourcesEdit = (vip: Vip) => readonly string[] | undefined | { readonly unch
 function prefixArg(text: string): string {
   const p = parseSourcePrefix(text);
   if (typeof p === 'string') throw new CliError(`prefix ${JSON.stringify(text)} ${p}`, EXIT_USAGE);
+  // Refused as `apply -f` refuses it in a file (parseFleetText): such a prefix admits no client at all.
+  const none = ipv4InIpv6(p);
+  if (none) throw new CliError(`prefix ${JSON.stringify(text)} ${none}`, EXIT_USAGE);
   return p.text;
 }
 
