@@ -3,7 +3,7 @@
  * /metrics) and the HTTP server, wired together; close() stops all of it. Dependencies are passed in: the store,
  * the logger and (for tests) the metrics fetcher.
  */
-import { followEvents } from '@l4fleet/agent';
+import { type FollowEventsOptions, followEvents } from '@l4fleet/agent';
 import { type DesiredChanges, desiredChanges, type FleetStore } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { createActions } from './actions.js';
@@ -34,7 +34,13 @@ export interface DashboardOptions {
    * NATS servers, the event subject (eventFilter(prefix, fleet)) and, optionally, the subject `lab watch` publishes
    * its flows on (labFlowsSubject(prefix, fleet)); none: no agent events in the timeline, no lab flows.
    */
-  readonly nats?: { readonly servers: readonly string[]; readonly subject: string; readonly flowsSubject?: string };
+  readonly nats?: {
+    readonly servers: readonly string[];
+    readonly subject: string;
+    readonly flowsSubject?: string;
+    /** Token, user and password, CA (a secured NATS: the operator guide's tls:// with a private CA and a token). */
+    readonly auth?: FollowEventsOptions['auth'];
+  };
   /** Node -> its agent's /metrics URL. */
   readonly metricsTargets?: ReadonlyMap<string, string>;
   readonly scrapeIntervalMs?: number;
@@ -113,6 +119,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
         await followEvents({
           servers,
           subject,
+          ...(opts.nats?.auth ? { auth: opts.nats.auth } : {}),
           signal: abort.signal,
           onMessage(text) {
             try {

@@ -86,3 +86,77 @@ describe('events - follow', () => {
     expect(abort.signal.aborted).toBe(true);
   });
 });
+
+describe('events - follow a secured NATS (token, user and password, TLS with a private CA)', () => {
+  /** A connect() that records its options and hands out a connection ending after `max`. */
+  function recordingConnect() {
+    const calls: Record<string, unknown>[] = [];
+    const inner = fakeConnect(['a']);
+    const fn = (async (o: Record<string, unknown>) => {
+      calls.push(o);
+      return inner(o as never);
+    }) as unknown as typeof connect;
+    return { calls, fn };
+  }
+
+  test.each([
+    [{ token: 'nats-token-of-the-fleet' }, { token: 'nats-token-of-the-fleet' }],
+    [
+      { user: 'ops', password: 'N3wS3cret' },
+      { user: 'ops', pass: 'N3wS3cret' },
+    ],
+    [{ ca: '-----BEGIN CERTIFICATE-----\n' }, { tls: { ca: '-----BEGIN CERTIFICATE-----\n' } }],
+    [
+      { token: 't0k3n', ca: 'PEM' },
+      { token: 't0k3n', tls: { ca: 'PEM' } },
+    ],
+  ])('auth %j reaches connect() as %j', async (auth, expected) => {
+    const rec = recordingConnect();
+    await followEvents({
+      servers: ['tls://198.19.0.2:4222'],
+      subject: 's',
+      max: 1,
+      auth,
+      onMessage: () => undefined,
+      connect: rec.fn,
+    });
+    expect(rec.calls).toHaveLength(1);
+    expect(rec.calls[0]).toMatchObject({ servers: ['tls://198.19.0.2:4222'], ...expected });
+    if (!('token' in auth)) expect(rec.calls[0]).not.toHaveProperty('token');
+    if (!('user' in auth)) expect(rec.calls[0]).not.toHaveProperty('user');
+    if (!('ca' in auth)) expect(rec.calls[0]).not.toHaveProperty('tls');
+  });
+
+  test('no auth: only servers, name and timeout', async () => {
+    const rec = recordingConnect();
+    await followEvents({
+      servers: ['nats://127.0.0.1:4222'],
+      subject: 's',
+      max: 1,
+      onMessage: () => undefined,
+      connect: rec.fn,
+    });
+    expect(Object.keys(rec.calls[0] ?? {}).sort()).toEqual(['name', 'servers', 'timeout']);
+  });
+
+  test('a URL with userinfo is masked in the messages (cannot connect, connection lost)', async () => {
+    const servers = ['nats://ops:N3wS3cret@198.19.0.2:4222'];
+    const refusing = (async () => {
+      throw new Error('connect to nats://ops:N3wS3cret@198.19.0.2:4222 refused');
+    }) as unknown as typeof connect;
+    const p1 = followEvents({ servers, subject: 's', onMessage: () => undefined, connect: refusing });
+    await expect(p1).rejects.toThrow(
+      'nats nats://***@198.19.0.2:4222: cannot connect: connect to nats://***@198.19.0.2:4222 refused',
+    );
+    const p2 = followEvents({
+      servers,
+      subject: 's',
+      max: 5,
+      onMessage: () => undefined,
+      connect: fakeConnect(['a'], new Error('lost nats://ops:N3wS3cret@198.19.0.2:4222')),
+    });
+    await expect(p2).rejects.toThrow(
+      /^nats nats:\/\/\*\*\*@198\.19\.0\.2:4222: connection lost after 1 event\(s\): lost nats:\/\/\*\*\*@/,
+    );
+  });
+});

@@ -4,7 +4,21 @@
  * exited 0 having printed nothing while NATS was gone.
  */
 import { connect } from 'nats';
+import { maskUserinfo } from '../config/fields.js';
 import { AgentError } from '../errors.js';
+
+/**
+ * How to log in to a secured NATS (the operator guide's agent-secure: tls:// with a private CA and a token). nats.js
+ * ignores a URL's userinfo, so these are the only way.
+ */
+export interface NatsClientAuth {
+  readonly token?: string;
+  /** With `password`. */
+  readonly user?: string;
+  readonly password?: string;
+  /** PEM text of the CA the servers' certificates are checked against (TLS). */
+  readonly ca?: string;
+}
 
 export interface FollowEventsOptions {
   readonly servers: readonly string[];
@@ -17,26 +31,28 @@ export interface FollowEventsOptions {
   /** Raw message text and subject. */
   readonly onMessage: (text: string, subject: string) => void;
   readonly connectTimeoutMs?: number;
+  readonly auth?: NatsClientAuth;
   /** nats.js connect(); a fake in unit tests. */
   readonly connect?: typeof connect;
 }
 
 export async function followEvents(opts: FollowEventsOptions): Promise<void> {
+  const auth = opts.auth ?? {};
+  // Userinfo masked in every message: the CLI refuses it, but these messages reach the dashboard's log too.
+  const shown = opts.servers.map(maskUserinfo).join(',');
   let nc: Awaited<ReturnType<typeof connect>>;
   try {
     nc = await (opts.connect ?? connect)({
       servers: [...opts.servers],
       name: 'l4fleet-events',
       timeout: opts.connectTimeoutMs ?? 3_000,
+      ...(auth.token !== undefined ? { token: auth.token } : {}),
+      ...(auth.user !== undefined ? { user: auth.user, pass: auth.password ?? '' } : {}),
+      ...(auth.ca !== undefined ? { tls: { ca: auth.ca } } : {}),
     });
   } catch (err) {
-    throw new AgentError(
-      'STARTUP_FAILED',
-      `nats ${opts.servers.join(',')}: cannot connect: ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
+    // No cause: nats.js's error may quote a server URL as given.
+    throw new AgentError('STARTUP_FAILED', `nats ${shown}: cannot connect: ${maskUserinfo((err as Error).message)}`);
   }
   const sub = nc.subscribe(opts.subject, opts.max ? { max: opts.max } : {});
   const stop = () => sub.unsubscribe();
@@ -60,8 +76,7 @@ export async function followEvents(opts: FollowEventsOptions): Promise<void> {
   const why = await nc.closed();
   throw new AgentError(
     'CLOSED',
-    `nats ${opts.servers.join(',')}: connection lost after ${received} event(s)` +
-      `${why ? `: ${why.message}` : ' (reconnect attempts ran out)'}; not following any more`,
-    why ? { cause: why } : undefined,
+    `nats ${shown}: connection lost after ${received} event(s)` +
+      `${why ? `: ${maskUserinfo(why.message)}` : ' (reconnect attempts ran out)'}; not following any more`,
   );
 }

@@ -16,8 +16,9 @@ import { type Command, Option } from 'commander';
 import pino from 'pino';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { asCliError, type ConnectionFlags, type FleetCommandContext } from './context.js';
+import { addNatsLoginOptions, type NatsFlags, natsAuth, natsServers } from './events.js';
 
-interface DashboardFlags {
+interface DashboardFlags extends NatsFlags {
   readonly listen: string;
   readonly tokenFile?: string;
   readonly nats?: string;
@@ -39,7 +40,7 @@ function readToken(flags: DashboardFlags): string | undefined {
 }
 
 export function registerDashboard(program: Command, ctx: FleetCommandContext): void {
-  program
+  const command = program
     .command('dashboard')
     .description('serve the live fleet page (nodes, VIPs, members, charts, events, explain, drains) until SIGTERM')
     .option('--listen <host:port>', 'address to serve on (loopback unless told otherwise)', DEFAULT_LISTEN)
@@ -48,60 +49,60 @@ export function registerDashboard(program: Command, ctx: FleetCommandContext): v
     .option('--fleet <name>', 'fleet name in NATS subjects', 'default')
     .option('--subject-prefix <prefix>', 'first NATS subject token', 'l4fleet')
     .option('--agent-metrics <list>', "agents' /metrics: NODE=http://HOST:PORT[,NODE=...]")
-    .option('--log-level <level>', 'pino level (logs go to stderr)', 'info')
-    .action(async (flags: DashboardFlags, cmd: Command) => {
-      let metricsTargets: Map<string, string>;
-      try {
-        metricsTargets = parseMetricsTargets(flags.agentMetrics);
-      } catch (err) {
-        throw new CliError(`--${(err as Error).message}`, EXIT_USAGE, { cause: err });
-      }
-      // The subjects before anything opens: a bad --fleet or --subject-prefix is a usage error naming the flag.
-      let subject: string;
-      try {
-        subject = eventFilter(flags.subjectPrefix, flags.fleet);
-      } catch (err) {
-        throw new CliError((err as Error).message, EXIT_USAGE, { cause: err });
-      }
-      const token = readToken(flags);
-      const store = ctx.openStore(cmd.optsWithGlobals() as ConnectionFlags);
-      const logger = pino({ level: flags.logLevel }, pino.destination(2));
-      const servers = (flags.nats ?? '')
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean);
-      let dashboard: Awaited<ReturnType<typeof startDashboard>>;
-      try {
-        dashboard = await startDashboard({
-          store,
-          logger,
-          listen: flags.listen,
-          ...(token ? { token } : {}),
-          ...(servers.length
-            ? {
-                nats: {
-                  servers,
-                  subject,
-                  flowsSubject: labFlowsSubject(flags.subjectPrefix, flags.fleet),
-                },
-              }
-            : {}),
-          metricsTargets,
-        });
-      } catch (err) {
-        await store.close().catch(() => undefined);
-        if (err instanceof DashboardError) {
-          throw new CliError(err.message, err.code === 'OPTION_INVALID' ? EXIT_USAGE : EXIT_FAILURE, { cause: err });
-        }
-        throw asCliError(err);
-      }
-      ctx.io.out(dashboard.url);
-      await new Promise<void>((resolve) => {
-        const onSignal = () => resolve();
-        process.once('SIGTERM', onSignal);
-        process.once('SIGINT', onSignal);
+    .option('--log-level <level>', 'pino level (logs go to stderr)', 'info');
+  addNatsLoginOptions(command).action(async (flags: DashboardFlags, cmd: Command) => {
+    let metricsTargets: Map<string, string>;
+    try {
+      metricsTargets = parseMetricsTargets(flags.agentMetrics);
+    } catch (err) {
+      throw new CliError(`--${(err as Error).message}`, EXIT_USAGE, { cause: err });
+    }
+    // The subjects before anything opens: a bad --fleet or --subject-prefix is a usage error naming the flag.
+    let subject: string;
+    try {
+      subject = eventFilter(flags.subjectPrefix, flags.fleet);
+    } catch (err) {
+      throw new CliError((err as Error).message, EXIT_USAGE, { cause: err });
+    }
+    // --nats (a URL with userinfo refused) and its login, before anything opens; no --nats: no timeline.
+    const servers = flags.nats?.trim() ? natsServers(flags.nats) : [];
+    const auth = servers.length ? natsAuth(flags) : {};
+    const token = readToken(flags);
+    const store = ctx.openStore(cmd.optsWithGlobals() as ConnectionFlags);
+    const logger = pino({ level: flags.logLevel }, pino.destination(2));
+    let dashboard: Awaited<ReturnType<typeof startDashboard>>;
+    try {
+      dashboard = await startDashboard({
+        store,
+        logger,
+        listen: flags.listen,
+        ...(token ? { token } : {}),
+        ...(servers.length
+          ? {
+              nats: {
+                servers,
+                subject,
+                flowsSubject: labFlowsSubject(flags.subjectPrefix, flags.fleet),
+                ...(Object.keys(auth).length ? { auth } : {}),
+              },
+            }
+          : {}),
+        metricsTargets,
       });
-      await dashboard.close();
+    } catch (err) {
       await store.close().catch(() => undefined);
+      if (err instanceof DashboardError) {
+        throw new CliError(err.message, err.code === 'OPTION_INVALID' ? EXIT_USAGE : EXIT_FAILURE, { cause: err });
+      }
+      throw asCliError(err);
+    }
+    ctx.io.out(dashboard.url);
+    await new Promise<void>((resolve) => {
+      const onSignal = () => resolve();
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
     });
+    await dashboard.close();
+    await store.close().catch(() => undefined);
+  });
 }

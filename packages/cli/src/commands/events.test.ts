@@ -1,7 +1,20 @@
-/** `l4fleet events`: its numeric flags are checked before NATS is dialled. */
-import { describe, expect, test } from 'vitest';
+/** `l4fleet events`: its flags are checked before NATS is dialled, and its login options reach followEvents. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FollowEventsOptions } from '@l4fleet/agent';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import type { CliIo } from '../io.js';
 import { runCli } from '../program.js';
+
+/** followEvents as a recorder: what the command would dial NATS with (nothing is dialled). */
+const followed = vi.hoisted(() => ({ calls: [] as unknown[] }));
+vi.mock('@l4fleet/agent', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('@l4fleet/agent')>()),
+  followEvents: async (opts: unknown) => {
+    followed.calls.push(opts);
+  },
+}));
 
 async function events(...argv: string[]) {
   const out: string[] = [];
@@ -38,5 +51,109 @@ describe('cli events - subject flags', () => {
     const r = await events('--nats', 'nats://127.0.0.1:1', flag, v);
     expect(r).toMatchObject({ code: 2, out: '' });
     expect(r.err).toContain(`error: ${flag}: ${JSON.stringify(v)} is not ${what}`);
+  });
+});
+
+describe('cli events - a secured NATS (--nats-token-file, --nats-user, --nats-ca)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'l4fleet-events-'));
+    followed.calls.length = 0;
+  });
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const file = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+  const auth = () => (followed.calls[0] as FollowEventsOptions | undefined)?.auth;
+
+  test('--nats-token-file and --nats-ca reach followEvents (the token trimmed, the CA as PEM text)', async () => {
+    const token = file('token', 'nats-token-of-the-fleet\n');
+    const ca = file('ca.pem', '-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n');
+    const r = await events('--nats', 'tls://198.19.0.2:4222', '--nats-token-file', token, '--nats-ca', ca);
+    expect(r).toMatchObject({ code: 0, err: '' });
+    expect((followed.calls[0] as FollowEventsOptions).servers).toEqual(['tls://198.19.0.2:4222']);
+    expect(auth()).toEqual({
+      token: 'nats-token-of-the-fleet',
+      ca: '-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n',
+    });
+  });
+
+  test('L4FLEET_NATS_TOKEN gives the token', async () => {
+    vi.stubEnv('L4FLEET_NATS_TOKEN', 't0k3n');
+    expect((await events('--nats', 'nats://127.0.0.1:4222')).code).toBe(0);
+    expect(auth()).toEqual({ token: 't0k3n' });
+  });
+
+  test('--nats-user with L4FLEET_NATS_PASSWORD', async () => {
+    vi.stubEnv('L4FLEET_NATS_PASSWORD', 'N3wS3cret');
+    expect((await events('--nats', 'nats://127.0.0.1:4222', '--nats-user', 'ops')).code).toBe(0);
+    expect(auth()).toEqual({ user: 'ops', password: 'N3wS3cret' });
+  });
+
+  test('no login flags: no auth', async () => {
+    expect((await events('--nats', 'nats://127.0.0.1:4222')).code).toBe(0);
+    expect(auth()).toEqual({});
+  });
+
+  test.each([
+    [
+      ['--nats', 'nats://ops:N3wS3cret@198.19.0.2:4222'],
+      '--nats: "nats://***@198.19.0.2:4222": a user, password or token in the URL is not used by the NATS client: use --nats-user with L4FLEET_NATS_PASSWORD, or --nats-token-file (or L4FLEET_NATS_TOKEN)',
+    ],
+    [
+      ['--nats', 'nats://127.0.0.1:4222,tls://N3wS3cret@198.19.0.2:4222'],
+      '--nats: "tls://***@198.19.0.2:4222": a user, password or token in the URL is not used by the NATS client: use --nats-user with L4FLEET_NATS_PASSWORD, or --nats-token-file (or L4FLEET_NATS_TOKEN)',
+    ],
+    [
+      ['--nats', 'ops:N3wS3cret@198.19.0.2:4222'],
+      '--nats: "***@198.19.0.2:4222": a user, password or token in the URL is not used by the NATS client: use --nats-user with L4FLEET_NATS_PASSWORD, or --nats-token-file (or L4FLEET_NATS_TOKEN)',
+    ],
+    [['--nats', ','], '--nats: no servers in ","'],
+    [['--nats-user', 'ops'], '--nats-user: needs the password in L4FLEET_NATS_PASSWORD'],
+    [['--nats-user', ''], '--nats-user: "" is not a user name'],
+  ])('%j: usage error, NATS not dialled, no secret shown', async (argv, message) => {
+    const r = await events(...(argv[0] === '--nats' ? argv : ['--nats', 'nats://127.0.0.1:4222', ...argv]));
+    expect(r).toMatchObject({ code: 2, out: '' });
+    expect(r.err).toBe(`error: ${message}`);
+    expect(followed.calls).toEqual([]);
+  });
+
+  test('a token and a user: usage error', async () => {
+    vi.stubEnv('L4FLEET_NATS_TOKEN', 't0k3n');
+    vi.stubEnv('L4FLEET_NATS_PASSWORD', 'N3wS3cret');
+    const r = await events('--nats', 'nats://127.0.0.1:4222', '--nats-user', 'ops');
+    expect(r).toMatchObject({ code: 2 });
+    expect(r.err).toBe(
+      'error: --nats-user: a user and a token (--nats-token-file or L4FLEET_NATS_TOKEN) do not go together',
+    );
+    expect(r.err).not.toMatch(/t0k3n|N3wS3cret/);
+  });
+
+  test('L4FLEET_NATS_PASSWORD without --nats-user: usage error', async () => {
+    vi.stubEnv('L4FLEET_NATS_PASSWORD', 'N3wS3cret');
+    const r = await events('--nats', 'nats://127.0.0.1:4222');
+    expect(r).toMatchObject({ code: 2 });
+    expect(r.err).toBe('error: L4FLEET_NATS_PASSWORD is set: it needs --nats-user');
+  });
+
+  test.each([
+    [['--nats-token-file', '/nonexistent/token'], '--nats-token-file: cannot read /nonexistent/token: ENOENT', 1],
+    [['--nats-ca', '/nonexistent/ca.pem'], '--nats-ca: cannot read /nonexistent/ca.pem: ENOENT', 1],
+  ])('%j: exit 1 naming the flag and the file', async (argv, message, code) => {
+    const r = await events('--nats', 'nats://127.0.0.1:4222', ...argv);
+    expect(r.code).toBe(code);
+    expect(r.err).toContain(`error: ${message}`);
+    expect(followed.calls).toEqual([]);
+  });
+
+  test('an empty token file: usage error', async () => {
+    const r = await events('--nats', 'nats://127.0.0.1:4222', '--nats-token-file', file('token', '\n'));
+    expect(r).toMatchObject({ code: 2 });
+    expect(r.err).toBe(`error: --nats-token-file: ${join(dir, 'token')} is empty`);
   });
 });

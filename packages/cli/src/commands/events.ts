@@ -2,12 +2,90 @@
  * `l4fleet events`: follows the agents' NATS events (subjects `<prefix>.<fleet>.<kind>.<node>`, see
  * docs/design/0006-agent.md), as text lines for people or JSON lines for scripts, until interrupted or `--count`.
  */
-import { AgentError, EVENT_KINDS, eventFilter, followEvents } from '@l4fleet/agent';
+import { readFileSync } from 'node:fs';
+import { AgentError, EVENT_KINDS, eventFilter, type FollowEventsOptions, followEvents } from '@l4fleet/agent';
 import type { Command } from 'commander';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { integerOption } from '../options.js';
 
-interface EventsFlags {
+/** The NATS login flags `events` and `dashboard` share (the operator guide's secured NATS: tls://, a CA, a token). */
+export interface NatsFlags {
+  readonly natsTokenFile?: string;
+  readonly natsUser?: string;
+  readonly natsCa?: string;
+}
+
+/** Adds --nats-token-file, --nats-user and --nats-ca (secrets from files or the environment, never a flag: `ps`). */
+export function addNatsLoginOptions(command: Command): Command {
+  return command
+    .option('--nats-token-file <file>', 'NATS token (or env L4FLEET_NATS_TOKEN)')
+    .option('--nats-user <name>', 'NATS user; the password from env L4FLEET_NATS_PASSWORD')
+    .option('--nats-ca <file>', "PEM CA that signed the NATS servers' certificates (TLS)");
+}
+
+const USERINFO_HINT =
+  'a user, password or token in the URL is not used by the NATS client: use --nats-user with L4FLEET_NATS_PASSWORD, or --nats-token-file (or L4FLEET_NATS_TOKEN)';
+
+/** A server URL (or nats.js's bare HOST:PORT) with everything up to its last `@` as `***`: a user-only part is a token. */
+function masked(url: string): string {
+  return url.replace(/^([a-z]+:\/\/)?.*@/i, '$1***@');
+}
+
+/**
+ * `--nats a,b`: the server list, a URL with userinfo refused (masked): nats.js 2.29 ignores it, connecting without
+ * login (an all-digit password dialled as the port), and the URL would be in every error.
+ */
+export function natsServers(text: string): string[] {
+  const servers = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (servers.length === 0) throw new CliError(`--nats: no servers in ${JSON.stringify(text)}`, EXIT_USAGE);
+  for (const s of servers) {
+    if (s.includes('@')) throw new CliError(`--nats: ${JSON.stringify(masked(s))}: ${USERINFO_HINT}`, EXIT_USAGE);
+  }
+  return servers;
+}
+
+function readFlagFile(flag: string, file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    // Exit 1, as --token-file and --cacert: the command line was right, the file is not.
+    throw new CliError(`${flag}: cannot read ${file}: ${(err as Error).message}`, EXIT_FAILURE, { cause: err });
+  }
+}
+
+/** The login of --nats-token-file / L4FLEET_NATS_TOKEN, --nats-user + L4FLEET_NATS_PASSWORD and --nats-ca. */
+export function natsAuth(flags: NatsFlags): NonNullable<FollowEventsOptions['auth']> {
+  let token: string | undefined;
+  if (flags.natsTokenFile !== undefined) {
+    token = readFlagFile('--nats-token-file', flags.natsTokenFile).trim();
+    if (token === '') throw new CliError(`--nats-token-file: ${flags.natsTokenFile} is empty`, EXIT_USAGE);
+  } else token = process.env.L4FLEET_NATS_TOKEN || undefined;
+  const password = process.env.L4FLEET_NATS_PASSWORD || undefined;
+  if (flags.natsUser !== undefined) {
+    if (flags.natsUser.trim() === '')
+      throw new CliError(`--nats-user: ${JSON.stringify(flags.natsUser)} is not a user name`, EXIT_USAGE);
+    if (token !== undefined)
+      throw new CliError(
+        '--nats-user: a user and a token (--nats-token-file or L4FLEET_NATS_TOKEN) do not go together',
+        EXIT_USAGE,
+      );
+    if (password === undefined)
+      throw new CliError('--nats-user: needs the password in L4FLEET_NATS_PASSWORD', EXIT_USAGE);
+  } else if (password !== undefined) {
+    throw new CliError('L4FLEET_NATS_PASSWORD is set: it needs --nats-user', EXIT_USAGE);
+  }
+  const ca = flags.natsCa !== undefined ? readFlagFile('--nats-ca', flags.natsCa) : undefined;
+  return {
+    ...(token !== undefined ? { token } : {}),
+    ...(flags.natsUser !== undefined && password !== undefined ? { user: flags.natsUser, password } : {}),
+    ...(ca !== undefined ? { ca } : {}),
+  };
+}
+
+interface EventsFlags extends NatsFlags {
   readonly nats: string;
   readonly fleet: string;
   readonly node?: string;
@@ -39,7 +117,7 @@ export function formatEventLine(ev: {
 }
 
 export function registerEvents(program: Command, io: CliIo): void {
-  program
+  const command = program
     .command('events')
     .description(`follow agent events from NATS (${EVENT_KINDS.join(', ')})`)
     .option(
@@ -53,57 +131,54 @@ export function registerEvents(program: Command, io: CliIo): void {
     .option('--subject-prefix <prefix>', 'first subject token', 'l4fleet')
     .option('-o, --output <format>', 'text | json (one JSON object per line)', 'text')
     .option('--count <n>', 'exit after n events')
-    .option('--timeout-ms <ms>', 'exit after this long (status 0; at most 2147483647)')
-    .action(async (flags: EventsFlags) => {
-      if (flags.output !== 'text' && flags.output !== 'json') {
-        throw new CliError(`--output: ${JSON.stringify(flags.output)} is not text | json`, EXIT_USAGE);
-      }
-      if (flags.kind !== undefined && !(EVENT_KINDS as readonly string[]).includes(flags.kind)) {
-        throw new CliError(
-          `--kind: ${JSON.stringify(flags.kind)} is not one of ${EVENT_KINDS.join(' | ')}`,
-          EXIT_USAGE,
-        );
-      }
-      let subject: string;
-      try {
-        subject = eventFilter(flags.subjectPrefix, flags.fleet, {
-          ...(flags.kind ? { kind: flags.kind } : {}),
-          ...(flags.node !== undefined ? { node: flags.node } : {}),
-        });
-      } catch (err) {
-        // --fleet a.b, --node '>', --subject-prefix 'x y': checked before NATS is dialled.
-        throw new CliError((err as Error).message, EXIT_USAGE, { cause: err });
-      }
-      const count = positive(flags.count, '--count');
-      const timeoutMs = positive(flags.timeoutMs, '--timeout-ms', MAX_TIMEOUT_MS);
-      const abort = new AbortController();
-      const timer = timeoutMs ? setTimeout(() => abort.abort(), timeoutMs) : undefined;
-      const onSigint = () => abort.abort();
-      process.once('SIGINT', onSigint);
-      try {
-        await followEvents({
-          servers: flags.nats
-            .split(',')
-            .map((s) => s.trim())
-            .filter(Boolean),
-          subject,
-          ...(count ? { max: count } : {}),
-          signal: abort.signal,
-          onMessage(text, subject) {
-            if (flags.output === 'json') return io.out(text);
-            try {
-              io.out(formatEventLine(JSON.parse(text) as Parameters<typeof formatEventLine>[0]));
-            } catch {
-              io.out(`${subject} ${text}`);
-            }
-          },
-        });
-      } catch (err) {
-        if (err instanceof AgentError) throw new CliError(err.message, EXIT_FAILURE, { cause: err });
-        throw err;
-      } finally {
-        if (timer) clearTimeout(timer);
-        process.removeListener('SIGINT', onSigint);
-      }
-    });
+    .option('--timeout-ms <ms>', 'exit after this long (status 0; at most 2147483647)');
+  addNatsLoginOptions(command).action(async (flags: EventsFlags) => {
+    if (flags.output !== 'text' && flags.output !== 'json') {
+      throw new CliError(`--output: ${JSON.stringify(flags.output)} is not text | json`, EXIT_USAGE);
+    }
+    if (flags.kind !== undefined && !(EVENT_KINDS as readonly string[]).includes(flags.kind)) {
+      throw new CliError(`--kind: ${JSON.stringify(flags.kind)} is not one of ${EVENT_KINDS.join(' | ')}`, EXIT_USAGE);
+    }
+    let subject: string;
+    try {
+      subject = eventFilter(flags.subjectPrefix, flags.fleet, {
+        ...(flags.kind ? { kind: flags.kind } : {}),
+        ...(flags.node !== undefined ? { node: flags.node } : {}),
+      });
+    } catch (err) {
+      // --fleet a.b, --node '>', --subject-prefix 'x y': checked before NATS is dialled.
+      throw new CliError((err as Error).message, EXIT_USAGE, { cause: err });
+    }
+    const servers = natsServers(flags.nats);
+    const count = positive(flags.count, '--count');
+    const timeoutMs = positive(flags.timeoutMs, '--timeout-ms', MAX_TIMEOUT_MS);
+    const auth = natsAuth(flags);
+    const abort = new AbortController();
+    const timer = timeoutMs ? setTimeout(() => abort.abort(), timeoutMs) : undefined;
+    const onSigint = () => abort.abort();
+    process.once('SIGINT', onSigint);
+    try {
+      await followEvents({
+        servers,
+        auth,
+        subject,
+        ...(count ? { max: count } : {}),
+        signal: abort.signal,
+        onMessage(text, subject) {
+          if (flags.output === 'json') return io.out(text);
+          try {
+            io.out(formatEventLine(JSON.parse(text) as Parameters<typeof formatEventLine>[0]));
+          } catch {
+            io.out(`${subject} ${text}`);
+          }
+        },
+      });
+    } catch (err) {
+      if (err instanceof AgentError) throw new CliError(err.message, EXIT_FAILURE, { cause: err });
+      throw err;
+    } finally {
+      if (timer) clearTimeout(timer);
+      process.removeListener('SIGINT', onSigint);
+    }
+  });
 }
