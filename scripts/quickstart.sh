@@ -2,7 +2,8 @@
 # Quick start on a fresh Debian 12 machine, as root: installs what the lab needs, builds l4fleet, brings up the
 # lab fleet (client -> FRR router -> 3 balancer nodes -> 4 backends, etcd and NATS) and shows the flows live.
 # Extra arguments go to `lab watch` (e.g. --flows 50; `--duration 20 --check` ends after 20 s and exits 1 if any flow
-# broke or none is open). Leave with Ctrl-C; the lab stays up until `npx l4fleet lab down`.
+# broke, none is open, a flow went more than --max-pause-ms (default 5,000 ms) without an answer, or the flow worker
+# died). Leave with Ctrl-C; the lab stays up until `npx l4fleet lab down`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1

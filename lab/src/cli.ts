@@ -179,7 +179,10 @@ export function createLabProgram(io: LabIo = processIo): Command {
   program
     .command('down')
     .description('remove every namespace, process and file of the lab (also after a crash)')
-    .option('--all', 'every l4fleet lab on this machine')
+    .option(
+      '--all',
+      'every lab with a state dir or an l4fleet.lab-labelled container (other l4f-* namespaces are named, not removed)',
+    )
     .action(async (o, cmd: Command) => {
       let ids = [labId(cmd)];
       if (o.all) {

@@ -1,6 +1,6 @@
 /**
  * The `bfd` section of agent.yaml: the node's BFD sessions (RFC 5880/5881, single hop) that the agent keeps in the
- * node's FRR bfdd and reports. bfdd itself is a sidecar the node's supervisor starts (docs/design/0010-bfd.md).
+ * node's FRR bfdd and reports. bfdd itself is started by FRR's service (or the lab), never by the agent (0010).
  */
 import {
   addressField,

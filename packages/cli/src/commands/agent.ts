@@ -114,7 +114,7 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
   program
     .command('agent')
     .description(
-      'run the node agent (health checks, tables, BGP, metrics, events) until SIGTERM; SIGHUP reloads the peers and the log level',
+      'run the node agent (health checks, tables, BGP, metrics, events) until SIGTERM; SIGHUP reloads agent.yaml (peers, BFD peers and timers, log level, health source/CA/concurrency; other changes refused)',
     )
     .option('-c, --config <file>', 'agent.yaml (flags override it)', onceOption('-c, --config'))
     .option('--node-name <name>', 'node name (node.name)')
