@@ -39,4 +39,17 @@ describe('store - etcd endpoint URLs', () => {
       },
     ]);
   });
+
+  // The URL went into the error as given: `--etcd http://root:N3wS3cret@...` printed the password on stderr, and
+  // etcd.endpoints in agent.yaml into the log and, on a reload, the config.reload event.
+  test.each([
+    ['http://root:N3wS3cret@127.0.0.1:2379', 'http://root:***@127.0.0.1:2379'],
+    ['https://root:N3w@S3cret@127.0.0.1:2379', 'https://root:***@127.0.0.1:2379'],
+    ['http://root:N3w/S3cret@127.0.0.1:2379', 'http://root:***@127.0.0.1:2379'],
+    ['http://:N3wS3cret@127.0.0.1:2379', 'http://:***@127.0.0.1:2379'],
+  ])('%s is refused with its password masked', (url, shown) => {
+    const problems = etcdEndpointProblems(['http://127.0.0.1:2379', url]);
+    expect(problems).toEqual([{ index: 1, message: `${JSON.stringify(shown)} is not ${ETCD_ENDPOINT_FORM}` }]);
+    expect(JSON.stringify(problems)).not.toContain('S3cret');
+  });
 });

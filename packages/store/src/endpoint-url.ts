@@ -19,6 +19,15 @@ export interface EtcdEndpointProblem {
   readonly message: string;
 }
 
+/**
+ * `url` quoted, with the password of a `user:password@` as `***` (the user kept: it names the mistake). Up to the last
+ * `@`: an unencoded `@` or `/` in a password is still hidden. The message reaches stderr, the agent's log and, on a
+ * reload, the config.reload event.
+ */
+function shown(url: string): string {
+  return JSON.stringify(url.replace(/(\/\/[^/?#@:]*:).*@/, '$1***@'));
+}
+
 /** Every problem of `endpoints` (none: the store can dial them); an empty list is the caller's to refuse. */
 export function etcdEndpointProblems(endpoints: readonly string[]): EtcdEndpointProblem[] {
   const problems: EtcdEndpointProblem[] = [];
@@ -27,7 +36,7 @@ export function etcdEndpointProblems(endpoints: readonly string[]): EtcdEndpoint
     const m = ENDPOINT.exec(url);
     const port = Number(m?.[2] ?? Number.NaN);
     if (!m || !(port >= 1 && port <= 65_535)) {
-      problems.push({ index, message: `${JSON.stringify(url)} is not ${ETCD_ENDPOINT_FORM}` });
+      problems.push({ index, message: `${shown(url)} is not ${ETCD_ENDPOINT_FORM}` });
       return;
     }
     const name = m[1] as string;
@@ -35,7 +44,7 @@ export function etcdEndpointProblems(endpoints: readonly string[]): EtcdEndpoint
     else if (scheme.name !== name) {
       problems.push({
         index,
-        message: `${JSON.stringify(url)} is ${name}:// but ${JSON.stringify(scheme.url)} is ${scheme.name}://: all endpoints use one scheme (the etcd client dials them all alike)`,
+        message: `${shown(url)} is ${name}:// but ${shown(scheme.url)} is ${scheme.name}://: all endpoints use one scheme (the etcd client dials them all alike)`,
       });
     }
   });
