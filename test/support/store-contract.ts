@@ -123,6 +123,40 @@ export function describeStoreContract(name: string, factory: ContractFactory): v
       expect((await s.getDesiredAt(fixed.revision)).fleet.pools[0]?.members).toHaveLength(4);
     });
 
+    test('desired history after a compaction between writes: the write it kept is listed and reads, chunks and all', async () => {
+      // etcd keeps each key's last version at or below the compaction: the write that was current then stays
+      // readable (and listed by history) from the compaction up to the next write, though not at its own revision.
+      const f = await fleet();
+      const s = f.open();
+      const big = parseFleet({
+        hashSeed: 12,
+        pools: [
+          {
+            name: 'web',
+            members: Array.from({ length: 1_000 }, (_, i) => ({
+              address: `198.18.${Math.floor(i / 250)}.${1 + (i % 250)}`,
+              port: 80,
+            })),
+          },
+        ],
+        vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web' }],
+      });
+      const first = await s.apply(contractFleet(1, 12));
+      const kept = await s.apply(big);
+      expect(kept.chunks).toBeGreaterThan(0);
+      await s.setNodeDrain('contract-n1', true); // an unrelated write: the compaction falls between two of the fleet's
+      await f.compact(kept.revision + 1);
+      const next = await s.apply(contractFleet(3, 12));
+      const h = await s.getDesiredHistory({ limit: 10 });
+      expect(h.revisions.map((r) => r.revision)).toEqual([next.revision, kept.revision]);
+      expect(h.compacted).toBe(true);
+      const got = await s.getDesiredAt(kept.revision);
+      expect(got).toMatchObject({ revision: kept.revision, generation: kept.generation });
+      expect(got.fleet).toEqual(big);
+      await expect(s.getDesiredAt(first.revision)).rejects.toMatchObject({ code: 'COMPACTED' });
+      await expect(s.getDesiredAt(kept.revision - 1)).rejects.toMatchObject({ code: 'COMPACTED' });
+    });
+
     test('watchDesired: the current state, then every apply once and in order', async () => {
       const f = await fleet();
       const [w, r] = [f.open(), f.open()];

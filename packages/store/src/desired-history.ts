@@ -3,7 +3,7 @@
  * apply, and nodes of earlier versions see no change). Every write of the pointer has its revision; reading the pointer
  * at one less than a write's revision gives the write before it, so the history is a walk back, one range read per
  * write. A write's fleet is read at its own revision: the chunks of that generation were still there then (the next
- * apply deletes them, at a later revision). The walk ends at the first write, at the limit, or where etcd compacted its
+ * apply deletes them, at a later revision); for the write a compaction kept, where it is still visible (below). The walk ends at the first write, at the limit, or where etcd compacted its
  * history (`--auto-compaction-retention`, `etcdctl compact`): the history is as long as etcd keeps it.
  */
 import type { Fleet } from '@l4fleet/config';
@@ -21,6 +21,8 @@ type ReadFleet = (p: Pointer, atRevision: number) => Promise<Fleet>;
 interface PointerAt {
   readonly revision: number;
   readonly value: Buffer;
+  /** The revision it was read at (the one asked for, or etcd's now): its chunks are there too. */
+  readonly readAt: number;
 }
 
 /** The pointer as of `revision` (0: now): its value and the revision of the write that left it; undefined if absent. */
@@ -28,7 +30,23 @@ async function pointerAt(ctx: StoreContext, revision: number): Promise<PointerAt
   const get = ctx.ns.get(keys.pointer);
   const res = await (revision > 0 ? get.revision(revision) : get).exec();
   const kv = res.kvs[0];
-  return kv ? { revision: Number(kv.mod_revision), value: kv.value } : undefined;
+  const readAt = revision > 0 ? revision : Number(res.header.revision);
+  return kv ? { revision: Number(kv.mod_revision), value: kv.value, readAt } : undefined;
+}
+
+/**
+ * The write at `revision` where it is still visible though etcd compacted past `revision` itself: a compaction keeps
+ * each key's last version at or below it, so the write that was current then reads from the compaction up to the next
+ * write (at the next write's revision - 1, its chunks too: that write deletes them). It is the oldest write history
+ * lists; found by walking back from now, as history does. Undefined when no write has that revision.
+ */
+async function keptByCompaction(ctx: StoreContext, revision: number): Promise<PointerAt | undefined> {
+  let p = await pointerAt(ctx, 0);
+  for (let walked = 0; p !== undefined && walked <= MAX_DESIRED_HISTORY; walked++) {
+    if (p.revision <= revision) return p.revision === revision ? p : undefined;
+    p = await pointerAt(ctx, p.revision - 1);
+  }
+  return undefined;
 }
 
 function describe(p: PointerAt): DesiredRevision {
@@ -110,13 +128,17 @@ export async function desiredAt(
         key: keys.pointer,
       });
     }
-    if (e.code === 'COMPACTED') throw desiredAtError.compacted(revision, e);
-    throw e;
+    if (e.code !== 'COMPACTED') throw e;
+    p = await keptByCompaction(ctx, revision).catch((walk: unknown) => {
+      const w = toStoreError(walk, `read desired state at revision ${revision}`);
+      throw w.code === 'COMPACTED' ? desiredAtError.compacted(revision, w) : w;
+    });
+    if (p === undefined) throw desiredAtError.compacted(revision, e);
   }
   if (p === undefined || p.revision !== revision) throw desiredAtError.noWrite(revision, p?.revision);
   try {
     const pointer = decodePointer(keys.pointer, p.value);
-    const fleet = await readFleet(pointer, revision);
+    const fleet = await readFleet(pointer, p.readAt);
     return { fleet, revision, generation: pointer.generation, appliedAt: pointer.appliedAt };
   } catch (err) {
     throw toStoreError(err, `read desired state at revision ${revision}`);

@@ -18,9 +18,13 @@ export class MemoryDesiredHistory {
     this.past.push(fleet === undefined ? { entry } : { entry, fleet });
   }
 
+  /**
+   * As etcd's compaction: every write below `revision` goes except the last one at or below it, which etcd keeps as
+   * the key's version then (readable from the compaction up to the next write, desired-history.ts).
+   */
   compact(revision: number): void {
     this.compactedBelow = Math.max(this.compactedBelow, revision);
-    while ((this.past[0]?.entry.revision ?? Number.POSITIVE_INFINITY) < revision) this.past.shift();
+    while ((this.past[1]?.entry.revision ?? Number.POSITIVE_INFINITY) <= this.compactedBelow) this.past.shift();
   }
 
   history(limit: number): DesiredHistory {
@@ -36,8 +40,10 @@ export class MemoryDesiredHistory {
 
   at(revision: number): DesiredState & { readonly appliedAt: string } {
     if (!Number.isSafeInteger(revision) || revision < 1) throw desiredAtError.notARevision(revision);
-    if (revision < this.compactedBelow) throw desiredAtError.compacted(revision);
     const p = this.past.find((x) => x.entry.revision === revision);
+    // A write compaction kept reads (the etcd store reads it where it is still visible); any other revision below it
+    // was compacted, write or not.
+    if (!p && revision < this.compactedBelow) throw desiredAtError.compacted(revision);
     if (!p) {
       const before = [...this.past].reverse().find((x) => x.entry.revision < revision)?.entry.revision;
       throw desiredAtError.noWrite(revision, before);
