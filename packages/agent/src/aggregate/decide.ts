@@ -1,8 +1,12 @@
 /**
- * The aggregator's rule: a member's decided status is what a strict majority of the live nodes that observed it
- * report; a tie (or no report at all) keeps the previous decision. Each node's report already carries rise/fall
- * hysteresis; keeping the previous decision on a tie is the fleet-level hysteresis, so one node flapping or a
- * network split in half never flips a backend. No decision at all counts as up in tables (@l4fleet/config).
+ * The aggregator's rule: a member is decided down when a strict majority of the live nodes report it down (a node
+ * that does not know yet, restarting or without a record, counts against), up when a strict majority of the live
+ * nodes that observed it report it up; otherwise (a tie, or no report at all) the previous decision is kept. Each
+ * node's report already carries rise/fall hysteresis; keeping the previous decision on a tie is the fleet-level
+ * hysteresis, so one node flapping or a network split in half never flips a backend. Counting only the nodes that
+ * observed for down let one node with a bad path take members down while the others were unknown: in a pair, a
+ * restart of the good node was enough, and the tie after it kept them down. Up needs no more than observers, like
+ * no decision at all, which counts as up in tables (@l4fleet/config): a fresh fleet serves at once.
  */
 import type { MemberStatus } from '@l4fleet/config';
 import type { ObservedStatus } from '../health/hysteresis.js';
@@ -10,9 +14,11 @@ import type { ObservedStatus } from '../health/hysteresis.js';
 /** Per node: memberKey -> what that node observes. */
 export type HealthReports = ReadonlyMap<string, ReadonlyMap<string, ObservedStatus | MemberStatus>>;
 
+/** `observations`: one per live node that reports the member; `liveNodes`: how many live nodes there are. */
 export function decideMember(
   observations: readonly (ObservedStatus | MemberStatus)[],
   previous: MemberStatus | undefined,
+  liveNodes: number,
 ): MemberStatus | undefined {
   let up = 0;
   let down = 0;
@@ -20,9 +26,8 @@ export function decideMember(
     if (o === 'up') up += 1;
     else if (o === 'down') down += 1;
   }
-  const n = up + down;
-  if (down * 2 > n) return 'down';
-  if (up * 2 > n) return 'up';
+  if (down * 2 > Math.max(liveNodes, up + down)) return 'down';
+  if (up * 2 > up + down) return 'up';
   return previous;
 }
 
@@ -44,7 +49,7 @@ export function decideAll(
       const o = r.get(key);
       if (o !== undefined) obs.push(o);
     }
-    const d = decideMember(obs, previous.get(key));
+    const d = decideMember(obs, previous.get(key), liveNodes.size);
     if (d !== undefined) out.set(key, d);
   }
   return out;
