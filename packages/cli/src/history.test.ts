@@ -106,6 +106,17 @@ describe('cli - fleet history and rollback', () => {
     expect(r.out).toContain('more writes before these, past the most one listing shows (1000)');
   });
 
+  test('history while the pointer is deleted by hand: not "nothing was ever applied"', async () => {
+    // What the etcd store answers then (desired-history.ts; the memory fake cannot delete its pointer).
+    store.getDesiredHistory = async () => ({ revisions: [], more: false, compacted: false, pointerDeleted: true });
+    const r = await cli('history');
+    expect(r.code).toBe(0);
+    expect(r.out).not.toContain('nothing was ever applied');
+    expect(r.out).toContain('desired/current was deleted outside l4fleet');
+    expect(r.out).toContain('`l4fleet get fleet --revision R`');
+    expect(JSON.parse((await cli('history', '-o', 'json')).out)).toMatchObject({ pointerDeleted: true });
+  });
+
   test('get fleet: now, or at a revision, as a file apply takes back unchanged', async () => {
     const [r1] = await threeWrites();
     const now = await cli('get', 'fleet');

@@ -89,4 +89,17 @@ describe('store desired changes', () => {
       expect(h.revisions[2]?.note).toBe('first write');
     },
   );
+
+  test('store desired changes - a write after a hand deletion of the pointer is not called the first', async () => {
+    const store = await storeWith(2);
+    const history = store.getDesiredHistory.bind(store);
+    // What the etcd store answers after a recover of a deleted pointer: the walk ends at the deletion.
+    store.getDesiredHistory = async (o) => ({ ...(await history(o)), pointerDeleted: true });
+    const h = await desiredChanges(store, 10);
+    expect(h.pointerDeleted).toBe(true);
+    expect(h.revisions.at(-1)?.note).toBe(
+      'the pointer was deleted before this write; earlier writes may still be readable with `l4fleet get fleet --revision R`',
+    );
+    expect(h.revisions[0]?.changes).toHaveLength(1);
+  });
 });

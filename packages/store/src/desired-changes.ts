@@ -29,7 +29,13 @@ export interface DesiredChanges {
   readonly more: boolean;
   /** Earlier writes were compacted away by etcd. */
   readonly compacted: boolean;
+  /** The pointer was deleted outside l4fleet now, or before the oldest write listed (DesiredHistory.pointerDeleted). */
+  readonly pointerDeleted?: true;
 }
+
+/** The oldest row's note when the pointer was deleted before it (a recover after a hand deletion). */
+const DELETED_BEFORE_NOTE =
+  'the pointer was deleted before this write; earlier writes may still be readable with `l4fleet get fleet --revision R`';
 
 /** What a write's fleet read gave: the fleet, or why it does not read (the message). */
 type Read = { readonly fleet: Fleet } | { readonly unreadable: string };
@@ -79,9 +85,12 @@ export async function desiredChanges(store: FleetStore, limit: number): Promise<
               ? 'the write before it is beyond the limit'
               : h.compacted
                 ? 'earlier writes compacted by etcd'
-                : 'first write';
+                : h.pointerDeleted
+                  ? DELETED_BEFORE_NOTE
+                  : 'first write';
     revisions.push({ ...r, current: i === 0, changes, ...(note !== undefined && changes === null ? { note } : {}) });
     now = before;
   }
-  return { revisions, more: h.more || h.revisions.length > limit, compacted: h.compacted };
+  const deleted = h.pointerDeleted && h.revisions.length <= limit ? { pointerDeleted: true as const } : {};
+  return { revisions, more: h.more || h.revisions.length > limit, compacted: h.compacted, ...deleted };
 }

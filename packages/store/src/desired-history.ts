@@ -88,24 +88,46 @@ export function checkHistoryLimit(limit: number): void {
   }
 }
 
+/**
+ * Whether the fleet's decided or history records were there at `revision` (0: now): written only once a fleet with
+ * pools was served, so an absent pointer beside them was deleted by hand (desired.ts reads the pointer the same way).
+ */
+async function recordsAt(ctx: StoreContext, revision: number): Promise<boolean> {
+  for (const prefix of [keys.decided, keys.history]) {
+    const get = ctx.ns.getAll().prefix(prefix).limit(1);
+    const found = await (revision > 0 ? get.revision(revision) : get).keys();
+    if (found.length > 0) return true;
+  }
+  return false;
+}
+
 export async function desiredHistory(ctx: StoreContext, limit: number): Promise<DesiredHistory> {
   checkHistoryLimit(limit);
   const revisions: DesiredRevision[] = [];
   try {
-    let p = await pointerAt(ctx, 0);
+    let at = 0;
+    let p = await pointerAt(ctx, at);
     while (p !== undefined) {
       if (revisions.length === limit) return { revisions, more: true, compacted: false };
       revisions.push(describe(p));
-      if (p.revision <= 1) break;
+      if (p.revision <= 1) return { revisions, more: false, compacted: false };
+      at = p.revision - 1;
       try {
-        p = await pointerAt(ctx, p.revision - 1);
+        p = await pointerAt(ctx, at);
       } catch (err) {
         const e = toStoreError(err, 'read desired history');
         if (e.code === 'COMPACTED') return { revisions, more: false, compacted: true };
         throw e;
       }
     }
-    return { revisions, more: false, compacted: false };
+    // Absent: before the first write, or deleted by hand (the walk cannot step over that: etcd gives no revision for
+    // a key that is gone). Said, so the write after it is not taken for the first, nor an empty list for none ever.
+    const deleted = await recordsAt(ctx, at).catch((err: unknown) => {
+      // Compacted since the pointer was read there: the evidence is gone, so nothing is claimed.
+      if (toStoreError(err, 'read desired history').code === 'COMPACTED') return false;
+      throw err;
+    });
+    return { revisions, more: false, compacted: false, ...(deleted ? { pointerDeleted: true } : {}) };
   } catch (err) {
     throw toStoreError(err, 'read desired history');
   }

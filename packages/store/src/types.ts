@@ -67,6 +67,12 @@ export interface DesiredHistory {
   readonly more: boolean;
   /** Earlier writes existed but etcd compacted them away (its history ends there). */
   readonly compacted: boolean;
+  /**
+   * The walk ended where the pointer was absent though the fleet's decided or history records were there: it was
+   * deleted outside l4fleet (now, with no write listed, or before the oldest one listed, a recover). Writes before the
+   * deletion are not listed; getDesiredAt() still reads them while etcd holds them.
+   */
+  readonly pointerDeleted?: true;
 }
 
 /** What an agent registers about itself. */

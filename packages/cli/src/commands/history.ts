@@ -40,6 +40,12 @@ function writerName(row: DesiredChange): string {
 
 type RollbackOptions = ApplyFleetOptions;
 
+/** `history` while the pointer is deleted: the fleet's records say a fleet was applied, so not "nothing ever was". */
+const DELETED_NOW = [
+  "no writes listed: desired/current was deleted outside l4fleet (the fleet's decided or history records remain)",
+  'earlier writes may still be readable with `l4fleet get fleet --revision R`; `l4fleet recover -f FLEET_FILE` replaces it',
+];
+
 export function registerHistory(program: Command, ctx: FleetCommandContext): void {
   program
     .command('history')
@@ -50,8 +56,12 @@ export function registerHistory(program: Command, ctx: FleetCommandContext): voi
       const format = outputFormat(opts.output);
       const limit = integerOption(opts.limit, '--limit', 1, MAX_DESIRED_HISTORY);
       await withStore(ctx, cmd, async (store) => {
-        const { revisions: rows, more, compacted } = await desiredChanges(store, limit);
-        if (format !== 'table') return ctx.io.out(renderData(format, { revisions: rows, more, compacted }));
+        const { revisions: rows, more, compacted, pointerDeleted } = await desiredChanges(store, limit);
+        if (format !== 'table') {
+          const deleted = pointerDeleted ? { pointerDeleted } : {};
+          return ctx.io.out(renderData(format, { revisions: rows, more, compacted, ...deleted }));
+        }
+        if (rows.length === 0 && pointerDeleted) return ctx.io.out(DELETED_NOW.join('\n'));
         if (rows.length === 0) return ctx.io.out('no writes: nothing was ever applied under this prefix');
         const table = renderTable(
           ['REVISION', 'APPLIED (UTC)', 'BY', 'CHANGES'],
