@@ -1,4 +1,5 @@
 import { tmpdir } from 'node:os';
+import { parseFleet } from '@l4fleet/config';
 import { MemoryFleetStore } from '@l4fleet/store';
 import { beforeEach, describe, expect, test, vi } from 'vitest';
 import { fleetFiles, memoryCli } from './cli.test-helper.js';
@@ -275,6 +276,27 @@ describe('cli - fleet commands on the memory store', () => {
     );
     await cli('apply', '-f', file('s1.yaml', FLEET));
     expect((await cli('describe', 'vip', '198.51.100.10:80/tcp')).out).toContain('Sources:      any client');
+  });
+
+  test('vip sources remove takes out an IPv4-mapped prefix a fleet stored before apply refused them (the repair)', async () => {
+    await store.apply(
+      parseFleet({
+        hashSeed: 7,
+        pools: [{ name: 'web6', members: [{ name: 'a', address: '2001:db8:1::21', port: 80 }] }],
+        vips: [
+          {
+            address: '2001:db8:100::10',
+            port: 80,
+            protocol: 'tcp',
+            pool: 'web6',
+            sourceRanges: ['2001:db8:5::/48', '::ffff:198.51.100.0/120'],
+          },
+        ],
+      }),
+    );
+    const r = await cli('vip', 'sources', 'remove', '[2001:db8:100::10]:80/tcp', '::ffff:198.51.100.0/120');
+    expect([r.code, r.err]).toEqual([0, '']);
+    expect((await store.getDesired()).fleet.vips[0]?.sourceRanges).toEqual(['2001:db8:5::/48']);
   });
 
   test("vip sources add|remove|clear: the guarded edit of one VIP's prefixes, validated, nothing else changed", async () => {

@@ -23,10 +23,18 @@ type SourcesEdit = (vip: Vip) => readonly string[] | undefined | { readonly unch
 function prefixArg(text: string): string {
   const p = parseSourcePrefix(text);
   if (typeof p === 'string') throw new CliError(`prefix ${JSON.stringify(text)} ${p}`, EXIT_USAGE);
-  // Refused as `apply -f` refuses it in a file (parseFleetText): such a prefix admits no client at all.
-  const none = ipv4InIpv6(p);
-  if (none) throw new CliError(`prefix ${JSON.stringify(text)} ${none}`, EXIT_USAGE);
   return p.text;
+}
+
+/**
+ * A prefix to add: also refused as `apply -f` refuses it in a file (parseFleetText), since an IPv4-mapped prefix
+ * admits no client. Not for `remove`: a fleet stored before that check may hold one, and removing it is the repair.
+ */
+function addedPrefixArg(text: string): string {
+  const p = parseSourcePrefix(text);
+  const none = typeof p === 'string' ? undefined : ipv4InIpv6(p);
+  if (none) throw new CliError(`prefix ${JSON.stringify(text)} ${none}`, EXIT_USAGE);
+  return prefixArg(text);
 }
 
 /** One guarded edit of one VIP (@l4fleet/store editVip); `report` says what the VIP is after it. */
@@ -150,7 +158,7 @@ export function registerVip(program: Command, ctx: FleetCommandContext): void {
     .argument('<prefix...>', 'ADDR/LEN (an address alone is its /32 or /128)')
     .option('--dry-run', 'validate and show the result; write nothing')
     .action(async (key: string, prefixes: string[], opts: { dryRun?: boolean }, cmd: Command) => {
-      const added = prefixes.map(prefixArg);
+      const added = prefixes.map(addedPrefixArg);
       await editSources(
         ctx,
         cmd,
