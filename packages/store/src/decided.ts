@@ -53,7 +53,8 @@ export class DecidedStore {
   /**
    * One transaction per changed pool: a pool's record beyond MAX_TXN_BYTES (~27 bytes a member with default names,
    * ~55 more with ramps: ~38,000 members) is refused before sending, naming decided/<pool> and its size, and the
-   * other pools are still written; the refusal (TOO_LARGE) is thrown once they are.
+   * other pools are still written; the refusal (TOO_LARGE, "the other records written" only when some were) is
+   * thrown once they are. Any other failure, etcd's NOSPACE alarm (NO_SPACE) included, stops the write and is thrown.
    */
   async writeDecided(decided: ReadonlyMap<string, MemberStatus>, options: DecidedWriteOptions = {}): Promise<void> {
     const wanted = new Map<string, string>();

@@ -1,4 +1,4 @@
-import { GRPCUnavailableError } from 'etcd3';
+import { GRPCInvalidArgumentError, GRPCResourceExhastedError, GRPCUnavailableError } from 'etcd3';
 import { describe, expect, test } from 'vitest';
 import { StoreError, toStoreError } from './errors.js';
 
@@ -31,5 +31,49 @@ describe('store errors - toStoreError', () => {
     expect(toStoreError(raw, 'get').message).toBe(`etcd get: ${raw.message}`);
     const mine = new StoreError('CONFLICT', 'etcd apply: changed');
     expect(toStoreError(mine, 'apply')).toBe(mine);
+  });
+});
+
+describe('store errors - RESOURCE_EXHAUSTED is not always a size', () => {
+  test("etcd's NOSPACE alarm: NO_SPACE, retryable, saying what frees it; not TOO_LARGE", () => {
+    const raw = new GRPCResourceExhastedError('8 RESOURCE_EXHAUSTED: etcdserver: mvcc: database space exceeded');
+    const err = toStoreError(raw, 'write decided status');
+    expect(err.code).toBe('NO_SPACE');
+    expect(err.retryable).toBe(true);
+    expect(err.message).toBe(
+      "etcd write decided status: etcd's database is full (NOSPACE alarm): compact, defrag and disarm " +
+        '(etcdctl compact, etcdctl defrag, etcdctl alarm disarm) (8 RESOURCE_EXHAUSTED: etcdserver: mvcc: database space exceeded)',
+    );
+    expect(err.cause).toBe(raw);
+  });
+
+  test.each([
+    [
+      'etcd overloaded',
+      new GRPCResourceExhastedError('8 RESOURCE_EXHAUSTED: etcdserver: too many requests'),
+      'UNAVAILABLE',
+    ],
+    [
+      'another exhausted resource',
+      new GRPCResourceExhastedError('8 RESOURCE_EXHAUSTED: Bandwidth exhausted'),
+      'UNAVAILABLE',
+    ],
+    [
+      "etcd's --max-request-bytes",
+      new GRPCInvalidArgumentError('3 INVALID_ARGUMENT: etcdserver: request is too large'),
+      'TOO_LARGE',
+    ],
+    [
+      "etcd's --max-txn-ops",
+      new GRPCInvalidArgumentError('etcdserver: too many operations in txn request'),
+      'TOO_LARGE',
+    ],
+    [
+      "gRPC's receive limit",
+      new GRPCResourceExhastedError('8 RESOURCE_EXHAUSTED: Received message larger than max (2097160 vs 2097152)'),
+      'TOO_LARGE',
+    ],
+  ])('%s: %s', (_what, raw, code) => {
+    expect(toStoreError(raw, 'put').code).toBe(code);
   });
 });

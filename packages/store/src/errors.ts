@@ -41,8 +41,16 @@ export type StoreErrorCode =
   | 'COMPACTED'
   /** A lease expired or was revoked (node registration, health reports, leadership). */
   | 'LEASE_LOST'
-  /** A request exceeded etcd's limits (--max-request-bytes, --max-txn-ops). */
+  /**
+   * A request exceeded etcd's size limits (--max-request-bytes, --max-txn-ops, gRPC's message size), or one record
+   * is beyond the bound the store checks before sending (request-size.ts): the same request fails again.
+   */
   | 'TOO_LARGE'
+  /**
+   * etcd's database reached its quota (--quota-backend-bytes; the NOSPACE alarm): every write is refused until an
+   * operator compacts, defragments and disarms the alarm; then the same write succeeds (retryable).
+   */
+  | 'NO_SPACE'
   /** A named thing (node, VIP, member) does not exist. */
   | 'NOT_FOUND'
   /** This store was closed. */
@@ -56,6 +64,7 @@ const RETRYABLE: ReadonlySet<StoreErrorCode> = new Set([
   'CONFLICT',
   'COMPACTED',
   'LEASE_LOST',
+  'NO_SPACE',
 ]);
 
 /** The one error type of @l4fleet/store. */
@@ -93,10 +102,24 @@ function messageOf(err: unknown): string {
     .replace(EMPTY_RESOLUTION_NOTE, '');
 }
 
+/** etcd's quota alarm (ErrGRPCNoSpace, RESOURCE_EXHAUSTED). */
+const NO_SPACE = /database space exceeded|NOSPACE/i;
+/**
+ * Sizes: etcd's ErrGRPCRequestTooLarge and ErrGRPCTooManyOps (INVALID_ARGUMENT), gRPC's message size limits
+ * (RESOURCE_EXHAUSTED). etcd also answers RESOURCE_EXHAUSTED for NOSPACE and "too many requests" (overloaded): those
+ * are no size, and a caller that writes the other records past a refused one must not take them as one.
+ */
+const TOO_LARGE = /too large|too many operations|larger than max/i;
+
+/** What to tell the operator with a NOSPACE: what frees the space and lifts the alarm. */
+const NO_SPACE_TEXT =
+  "etcd's database is full (NOSPACE alarm): compact, defrag and disarm (etcdctl compact, etcdctl defrag, etcdctl alarm disarm)";
+
 /** Maps anything thrown by the etcd3 client into a StoreError; `op` says what was being done. */
 export function toStoreError(err: unknown, op: string): StoreError {
   if (err instanceof StoreError) return err;
   const msg = messageOf(err);
+  if (NO_SPACE.test(msg)) return new StoreError('NO_SPACE', `etcd ${op}: ${NO_SPACE_TEXT} (${msg})`, { cause: err });
   const code: StoreErrorCode =
     err instanceof GRPCUnavailableError
       ? 'UNAVAILABLE'
@@ -113,13 +136,16 @@ export function toStoreError(err: unknown, op: string): StoreError {
               ? 'CLOSED'
               : /compacted/i.test(msg)
                 ? 'COMPACTED'
-                : err instanceof GRPCResourceExhastedError || /too large|too many operations/i.test(msg)
+                : TOO_LARGE.test(msg)
                   ? 'TOO_LARGE'
-                  : /certificate|handshake|SSL|TLS|ECONNRESET.*secure/i.test(msg)
-                    ? 'AUTH'
-                    : isBrokenCircuitError(err) ||
-                        /No connection established|connect ECONNREFUSED|unavailable|Deadline/i.test(msg)
-                      ? 'UNAVAILABLE'
-                      : 'INTERNAL';
+                  : // etcd overloaded ("too many requests") or another resource short for now: a retry can help.
+                    err instanceof GRPCResourceExhastedError
+                    ? 'UNAVAILABLE'
+                    : /certificate|handshake|SSL|TLS|ECONNRESET.*secure/i.test(msg)
+                      ? 'AUTH'
+                      : isBrokenCircuitError(err) ||
+                          /No connection established|connect ECONNREFUSED|unavailable|Deadline/i.test(msg)
+                        ? 'UNAVAILABLE'
+                        : 'INTERNAL';
   return new StoreError(code, `etcd ${op}: ${msg}`, { cause: err });
 }

@@ -21,7 +21,8 @@ export interface FencedPrefixWrite {
   readonly what: string;
   readonly leadership?: Leadership;
   /**
-   * Each put in a transaction of its own, and one etcd refuses as too large (TOO_LARGE) does not stop the others:
+   * Each put in a transaction of its own, and one etcd refuses as too large (TOO_LARGE: a size etcd or gRPC names,
+   * never NOSPACE or "too many requests", which fail the write like any other error) does not stop the others:
    * the refusal is thrown once every other op was written (history: one pool's record must not keep the other
    * pools' records from being updated or expired; decided: one pool's status must not keep the other pools'
    * from being written). Default false: one batch after another, the first failure stops the write.
@@ -80,6 +81,7 @@ export async function writeFencedPrefix(ctx: StoreContext, w: FencedPrefixWrite)
         ...txnBatches(ops.filter((op) => op.value === undefined)),
       ]
     : txnBatches(ops);
+  let written = 0;
   for (const batch of batches) {
     // Fencing: the txn applies only while the leader's election key exists (its lease is alive). Without a
     // leadership (tests, `recover`) the comparison always holds.
@@ -100,14 +102,16 @@ export async function writeFencedPrefix(ctx: StoreContext, w: FencedPrefixWrite)
       if (w.leadership) fenceFailed(w.leadership, w.what);
       throw new StoreError('LEASE_LOST', `${w.what}: ${w.leadership?.node} lost leadership (its election key is gone)`);
     }
+    written += batch.length;
   }
   const first = refused[0];
   if (first) {
     const names = refused.map((r) => r.key).join(', ');
-    throw new StoreError(
-      'TOO_LARGE',
-      `${w.what}: ${names}: refused, the other records written (${first.err.message})`,
-      { cause: first.err, key: first.key },
-    );
+    // Only when something else was written: a caller reads "the other records written" as a partial write.
+    const others = written > 0 ? 'the other records written' : 'no other record to write';
+    throw new StoreError('TOO_LARGE', `${w.what}: ${names}: refused, ${others} (${first.err.message})`, {
+      cause: first.err,
+      key: first.key,
+    });
   }
 }

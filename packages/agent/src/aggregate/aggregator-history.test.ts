@@ -1,5 +1,5 @@
 import { parseFleet } from '@l4fleet/config';
-import { MemoryFleetStore, StoreError } from '@l4fleet/store';
+import { MemoryFleetStore, StoreError, toStoreError } from '@l4fleet/store';
 import pino from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createManualClock } from '../clock.js';
@@ -238,5 +238,62 @@ describe('aggregator - a decided record etcd refuses as too large', () => {
     const after = store.writes;
     await clock.advance(120_000);
     expect(store.writes).toBe(after);
+  });
+});
+
+describe('aggregator - etcd full (NOSPACE alarm)', () => {
+  /** Fails its decided writes as the etcd store does while etcd's NOSPACE alarm is raised, until `full` is false. */
+  class FullStore extends MemoryFleetStore {
+    full = true;
+    decidedWrites = 0;
+    override async writeDecided(...args: Parameters<MemoryFleetStore['writeDecided']>) {
+      this.decidedWrites += 1;
+      if (this.full) {
+        const grpc = Object.assign(new Error('8 RESOURCE_EXHAUSTED: etcdserver: mvcc: database space exceeded'), {
+          code: 8,
+        });
+        throw toStoreError(grpc, 'write decided status');
+      }
+      return super.writeDecided(...args);
+    }
+  }
+
+  test('a decided write refused for lack of space is a failure: not counted written, retried each second, lands once space is freed', async () => {
+    const lines: { event?: string; err?: string }[] = [];
+    const logged = pino({ level: 'warn' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    const clock = createManualClock(T0);
+    const store = new FullStore();
+    const counted: number[] = [];
+    const agg = createAggregator({
+      node: 'n1',
+      store,
+      logger: logged,
+      clock,
+      onDecisionsWritten: (n) => counted.push(n),
+    });
+    open.push(agg);
+    await store.watchDecided({ onUpdate: (d) => agg.setDecided(d.decided, d.ramps) });
+    for (const n of ['n1', 'n2', 'n3']) {
+      const reg = await store.registerNode({ name: n, address: '198.18.0.9' });
+      await reg.reportHealth(new Map([['web/198.18.0.1:80', 'up']]));
+    }
+    agg.setMembers(['web/198.18.0.1:80']);
+    agg.setLiveNodes(new Set(['n1', 'n2', 'n3']));
+    agg.setFleet(fleetOf(1));
+    agg.start();
+    await clock.advance(20);
+    expect(agg.isLeader).toBe(true);
+    await clock.advance(5_000);
+    expect(counted).toEqual([]);
+    expect(lines.map((l) => l.event)).not.toContain('decisionWriteRefused');
+    const failed = lines.filter((l) => l.event === 'decisionWriteFailed');
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed[0]?.err).toMatch(/NOSPACE alarm\): compact, defrag and disarm/);
+    // Retried as a failure (every RETRY_MS), not backed off as a refusal.
+    expect(store.decidedWrites).toBeGreaterThanOrEqual(5);
+    store.full = false;
+    await clock.advance(1_100);
+    expect((await store.getDecided()).decided.get('web/198.18.0.1:80')).toBe('up');
+    expect(counted).toEqual([1]);
   });
 });

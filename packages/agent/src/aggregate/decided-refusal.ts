@@ -5,7 +5,9 @@
  * would retry it every second for as long as the pool is that big, restart every ramp an operator started at each
  * try (its `started` members were never cleared) and stop the table history of every pool. The refused record
  * cannot shrink by itself, so it is tried again after 1, 2, 4 ... s, at most every REFUSED_RETRY_MAX_MS, and logged
- * once per distinct refusal (the message names the records and their sizes), not at every try.
+ * once per distinct refusal (the message names the records and their sizes), not at every try. etcd's NOSPACE alarm
+ * and "too many requests" are no refusal of a record (the store maps them to NO_SPACE and UNAVAILABLE): nothing was
+ * written, and the aggregator retries them as failures, each second.
  */
 import { keys, type StoreError } from '@l4fleet/store';
 
