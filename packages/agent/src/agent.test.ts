@@ -34,6 +34,8 @@ interface Node {
   ops: string[];
   routes: Advertisement[][];
   events: AgentEvent[];
+  /** Before each data-plane apply: may wait or throw (a slow or refusing data plane). */
+  gate: { beforeApply?: () => Promise<void> };
 }
 
 const running: Agent[] = [];
@@ -57,16 +59,27 @@ function startNode(
   name: string,
   i: number,
   reuse?: { speaker: FakeSpeaker; dataPlane: RecordingDataPlane },
+  log: pino.Logger = logger,
 ): Node {
   const speaker = reuse?.speaker ?? createFakeSpeaker();
   const dataPlane = reuse?.dataPlane ?? createRecordingDataPlane({ requireSamePort: false });
   const ops: string[] = [];
   const routes: Advertisement[][] = [];
   const events: AgentEvent[] = [];
+  const gate: Node['gate'] = {};
   // Record the order of data-plane and BGP operations.
   const dp = {
     ...dataPlane,
     apply: async (d: Parameters<RecordingDataPlane['apply']>[0]) => {
+      if (gate.beforeApply) {
+        ops.push(`apply-start:${d.length}`);
+        try {
+          await gate.beforeApply();
+        } catch (err) {
+          ops.push('apply-fail');
+          throw err;
+        }
+      }
       const r = await dataPlane.apply(d);
       ops.push(`apply:${d.length}`);
       return r;
@@ -97,12 +110,12 @@ function startNode(
     store,
     speaker: sp,
     dataPlane: dp,
-    logger,
+    logger: log,
     probe: probeFor(name),
     onEvent: (e) => events.push(e),
   });
   running.push(agent);
-  return { name, agent, speaker, dataPlane, ops, routes, events };
+  return { name, agent, speaker, dataPlane, ops, routes, events, gate };
 }
 
 /** Polls until `fn` is truthy (5 s, every 10 ms). */
@@ -335,6 +348,73 @@ describe('agent - drain and lifecycle', () => {
     expect(n.agent.status().state).toBe('stopped');
     // the agent leaves the kernel state to its owner (the runtime closes without removing it)
     expect(n.dataPlane.current.length).toBe(2);
+  });
+
+  test('a drain while the data plane refuses every apply still announces GRACEFUL_SHUTDOWN before the withdraw', async () => {
+    const { store, nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    n.gate.beforeApply = async () => {
+      throw new Error('refused');
+    };
+    n.ops.length = 0;
+    const web = fleetFile.pools.find((p) => p.name === 'web');
+    await store.apply({
+      ...fleetFile,
+      pools: fleetFile.pools.map((p) => (p === web ? { ...p, members: p.members.slice(1) } : p)),
+    });
+    await until('apply failed', () => n.ops.includes('apply-fail'));
+    await store.setNodeDrain('n1', true);
+    await until('drained', () => n.agent.status().state === 'drained');
+    await until('withdrawn', () => n.speaker.advertised.length === 0);
+    expect(n.ops.filter((o) => o.startsWith('routes:'))).toEqual([
+      'routes:198.51.100.10/32+gshut,198.51.100.11/32+gshut',
+      'routes:',
+    ]);
+  });
+
+  test('the graceful window starts when GRACEFUL_SHUTDOWN is announced, not when a running pass still holds it', async () => {
+    const { store, nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    let release: () => void = () => undefined;
+    let held = false;
+    n.gate.beforeApply = () =>
+      new Promise<void>((resolve) => {
+        held = true;
+        release = resolve;
+      });
+    n.ops.length = 0;
+    const web = fleetFile.pools.find((p) => p.name === 'web');
+    await store.apply({
+      ...fleetFile,
+      pools: fleetFile.pools.map((p) => (p === web ? { ...p, members: p.members.slice(1) } : p)),
+    });
+    await until('apply held', () => held);
+    const stopping = n.agent.shutdown();
+    // Longer than gracefulShutdownMs (150 ms): the window must not run out while the pass holds the announcement.
+    await new Promise((r) => setTimeout(r, 400));
+    release();
+    await stopping;
+    expect(n.ops.filter((o) => o.startsWith('routes:'))).toEqual([
+      'routes:198.51.100.10/32+gshut,198.51.100.11/32+gshut',
+      'routes:',
+    ]);
+  });
+
+  test('SIGTERM path: stopping (events, status) once the routes are withdrawn, before the forwarding wait', async () => {
+    const store = new MemoryFleetStore();
+    await store.apply(fleetFile);
+    const lines: { event?: string; state?: string }[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const n = startNode(store, 'n1', 0, undefined, log);
+    await n.agent.start();
+    await n.agent.whenReady(5_000);
+    await n.agent.shutdown();
+    const order = lines
+      .filter((l) => l.event === 'nodeState' || l.event === 'forwardingAfterWithdraw')
+      .map((l) => (l.event === 'nodeState' ? l.state : l.event));
+    expect(order).toEqual(['serving', 'draining', 'drained', 'stopping', 'forwardingAfterWithdraw', 'stopped']);
+    const states = n.events.filter((e) => e.kind === 'node.state').map((e) => (e.data as { state: string }).state);
+    expect(states).toEqual(['serving', 'draining', 'drained', 'stopping', 'stopped']);
   });
 
   test('a restart reconciles without withdrawing what stays announced', async () => {

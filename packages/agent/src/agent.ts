@@ -69,7 +69,7 @@ export function createAgent(deps: AgentDeps): Agent {
     logger: log,
     onTransition: (state, previous, reason) => {
       events.emit('node.state', { state, previous, failStatic: failStatic.failStatic, ...(reason ? { reason } : {}) });
-      void reconciler.request();
+      if (!closed) void reconciler.request();
     },
   });
   const aggregator = createAggregator({
@@ -128,6 +128,7 @@ export function createAgent(deps: AgentDeps): Agent {
     logger: log,
     clock,
     onDataPlaneApply: (ok) => bfd.setDataPlaneHealthy(ok),
+    onDrainAnnounced: () => lifecycle.drainAnnounced(),
     onServedChange: (s) => {
       if (s.applied && lifecycle.markReady()) {
         log.info({ event: 'nodeReady', revision: s.appliedRevision, vips: s.tables.length });
@@ -328,9 +329,10 @@ export function createAgent(deps: AgentDeps): Agent {
       lifecycle.beginShutdown();
       await lifecycle.drained();
       await reconciler.request();
+      // Withdrawn: stopping (node.state, /readyz 503) while the router moves the flows the node still forwards.
+      lifecycle.stop('sigterm');
       log.info({ event: 'forwardingAfterWithdraw', ms: config.drain.forwardAfterWithdrawMs });
       await sleep(clock, config.drain.forwardAfterWithdrawMs);
-      lifecycle.stop('sigterm');
       await this.close();
     },
     async close() {

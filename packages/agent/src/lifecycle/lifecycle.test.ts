@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { createManualClock } from '../clock.js';
 import { createAgentMetrics } from '../observe/metrics.js';
 import { createServedInputs } from '../serve/inputs.js';
-import { createLifecycle } from './lifecycle.js';
+import { createLifecycle, DRAIN_ANNOUNCE_WAIT_MS } from './lifecycle.js';
 
 const GRACEFUL_MS = 2_000;
 
@@ -25,7 +25,7 @@ function setup() {
 }
 
 describe('lifecycle - on the injected clock', () => {
-  test('ready only once every input is known; a drain lasts exactly the graceful-shutdown window', async () => {
+  test('ready only once every input is known; a drain lasts the graceful-shutdown window from its announcement', async () => {
     const { clock, inputs, lifecycle, seen } = setup();
     inputs.setDesired({ fleet: twoPoolFleet({ type: 'none' }), revision: 3, generation: 'g' });
     lifecycle.maybeReady();
@@ -41,7 +41,12 @@ describe('lifecycle - on the injected clock', () => {
 
     lifecycle.setLocalDrain(true);
     expect(lifecycle.routeMode()).toBe('draining');
+    // A pass still running holds the announcement: the window has not started.
+    await clock.advance(GRACEFUL_MS * 2);
+    expect(lifecycle.state).toBe('draining');
+    lifecycle.drainAnnounced();
     await clock.advance(GRACEFUL_MS - 1);
+    lifecycle.drainAnnounced(); // a later pass says it again: the window does not restart
     expect(lifecycle.state).toBe('draining');
     await clock.advance(1);
     expect(lifecycle.state).toBe('drained');
@@ -50,6 +55,29 @@ describe('lifecycle - on the injected clock', () => {
       'starting->serving',
       'serving->draining (local)',
       'draining->drained (gracefulShutdownElapsed)',
+    ]);
+  });
+
+  test('a drain whose announcement never goes out still ends (the window starts after DRAIN_ANNOUNCE_WAIT_MS)', async () => {
+    const { clock, inputs, lifecycle, seen } = setup();
+    inputs.setDesired({ fleet: twoPoolFleet({ type: 'none' }), revision: 3, generation: 'g' });
+    inputs.setDecided(new Map(), new Map());
+    inputs.setNodes(false);
+    inputs.setHistory(new Map());
+    lifecycle.maybeReady();
+    lifecycle.beginShutdown();
+    const drained = lifecycle.drained().then(() => 'drained');
+    await clock.advance(DRAIN_ANNOUNCE_WAIT_MS + GRACEFUL_MS - 1);
+    expect(lifecycle.state).toBe('draining');
+    await clock.advance(1);
+    await clock.advance(100); // drained() looks every 50 ms
+    expect(await drained).toBe('drained');
+    lifecycle.stop('sigterm');
+    lifecycle.stopped();
+    expect(seen.slice(-3)).toEqual([
+      'draining->drained (gracefulShutdownElapsed)',
+      'drained->stopping (sigterm)',
+      'stopping->stopped (closed)',
     ]);
   });
 

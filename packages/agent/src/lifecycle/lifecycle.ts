@@ -1,7 +1,10 @@
 /**
  * Drives the node's lifecycle (node-state.ts is the pure transition table) from the agent's wishes: ready once all
  * inputs are known, drain when the operator's flag or a local drain (SIGTERM) asks for it, drained after the RFC 8326
- * graceful-shutdown window. Also holds readiness: the first pass that programmed the data plane.
+ * graceful-shutdown window. The window runs from when the reconciler handed GRACEFUL_SHUTDOWN to the speaker
+ * (drainAnnounced), not from the state change: a pass still running (a slow data plane apply) would otherwise use up
+ * the window, and the next pass would withdraw without the router ever seeing the community. Also holds readiness:
+ * the first pass that programmed the data plane.
  */
 import type { Logger } from 'pino';
 import { type Clock, withTimeout } from '../clock.js';
@@ -13,6 +16,11 @@ import { mayAnnounce, type NodeEvent, type NodeState, nextNodeState } from './no
 export const READY_TIMEOUT_MS = 30_000;
 /** How often shutdown() looks whether the graceful-shutdown window is over, ms. */
 const DRAIN_POLL_MS = 50;
+/**
+ * A drain whose GRACEFUL_SHUTDOWN the reconciler could not hand to the speaker (gobgpd refusing it) starts its window
+ * this long after the drain began anyway, so a drain (and the SIGTERM path) always ends, ms.
+ */
+export const DRAIN_ANNOUNCE_WAIT_MS = 5_000;
 
 export type RouteMode = 'serving' | 'draining' | 'withdrawn';
 
@@ -41,12 +49,14 @@ export interface Lifecycle {
   setLocalDrain(drain: boolean): void;
   /** SIGTERM: drain locally; a node that is not serving (or starting) stays as it is. */
   beginShutdown(): void;
+  /** The reconciler handed the draining set (GRACEFUL_SHUTDOWN) to the speaker: the graceful window starts. */
+  drainAnnounced(): void;
   /** Resolves once the graceful-shutdown window of a drain is over (at once if not draining). */
   drained(): Promise<void>;
   stop(reason: string): void;
   /** Stops the graceful-shutdown timer (the agent is closing). */
   close(): void;
-  /** The agent closed: stopping, then stopped, without touching routes. */
+  /** The agent closed: stopping (unless it was already), then stopped, without touching routes; both reported. */
   stopped(): void;
   /** A pass programmed the data plane: the node is ready. */
   markReady(): boolean;
@@ -59,6 +69,8 @@ export function createLifecycle(opts: LifecycleOptions): Lifecycle {
   let state: NodeState = 'starting';
   let localDrain = false;
   let drainTimer: unknown;
+  /** The graceful window of the current drain runs (its timer ends it); false while waiting for the announcement. */
+  let windowStarted = false;
   let ready = false;
   const readyWaiters: (() => void)[] = [];
   metrics.setNodeState(state);
@@ -69,13 +81,24 @@ export function createLifecycle(opts: LifecycleOptions): Lifecycle {
     if (state === previous) return;
     metrics.setNodeState(state);
     log.info({ event: 'nodeState', state, previous, reason });
+    clock.clearTimeout(drainTimer);
+    windowStarted = false;
     if (state === 'draining') {
-      clock.clearTimeout(drainTimer);
       drainTimer = clock.setTimeout(() => {
-        transition({ type: 'drained' }, 'gracefulShutdownElapsed');
-      }, opts.gracefulShutdownMs);
+        log.warn({ event: 'drainAnnounceTimeout', waitedMs: DRAIN_ANNOUNCE_WAIT_MS });
+        startWindow();
+      }, DRAIN_ANNOUNCE_WAIT_MS);
     }
     opts.onTransition(state, previous, reason);
+  };
+
+  const startWindow = (): void => {
+    if (state !== 'draining' || windowStarted) return;
+    windowStarted = true;
+    clock.clearTimeout(drainTimer);
+    drainTimer = clock.setTimeout(() => {
+      transition({ type: 'drained' }, 'gracefulShutdownElapsed');
+    }, opts.gracefulShutdownMs);
   };
 
   const wantDrained = (): boolean => inputs.drainFlag || localDrain;
@@ -112,6 +135,7 @@ export function createLifecycle(opts: LifecycleOptions): Lifecycle {
       localDrain = true;
       if (state === 'serving' || state === 'starting') applyDrainWish();
     },
+    drainAnnounced: startWindow,
     drained() {
       return new Promise<void>((resolve) => {
         const check = () => (state !== 'draining' ? resolve() : clock.setTimeout(check, DRAIN_POLL_MS));
@@ -123,8 +147,8 @@ export function createLifecycle(opts: LifecycleOptions): Lifecycle {
       clock.clearTimeout(drainTimer);
     },
     stopped() {
-      state = nextNodeState(nextNodeState(state, { type: 'stop' }), { type: 'stopped' });
-      metrics.setNodeState(state);
+      transition({ type: 'stop' }, 'closed');
+      transition({ type: 'stopped' }, 'closed');
     },
     markReady() {
       if (ready) return false;

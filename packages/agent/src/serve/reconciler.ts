@@ -79,6 +79,8 @@ export interface ReconcilerOptions {
   readonly onServedChange?: (s: ServedState) => void;
   /** Called after every data-plane apply: whether the data plane took the tables (BFD follows it, 0010). */
   readonly onDataPlaneApply?: (ok: boolean) => void;
+  /** A draining pass handed the GRACEFUL_SHUTDOWN set to the speaker: the graceful window may start. */
+  readonly onDrainAnnounced?: () => void;
 }
 
 export function createReconciler(opts: ReconcilerOptions): Reconciler {
@@ -205,11 +207,17 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     }
     tables = planned;
 
-    // 1. Withdraw first what must go (no route may point at a table about to lose its last backend).
+    // 1. Withdraw first what must go (no route may point at a table about to lose its last backend). A drain only adds
+    // GRACEFUL_SHUTDOWN to routes announced already (nothing new): sent here too, so a data plane that refuses the
+    // tables (step 2 returns) or takes long does not hold it back while the graceful window runs.
+    const draining = inp.routeMode === 'draining';
     if (routes) {
-      const keep = new Map([...routes].filter(([p]) => want.has(p)));
-      if (keep.size < routes.size)
+      const keep = new Map(
+        [...routes].flatMap(([p, r]) => (want.has(p) ? [[p, draining ? (want.get(p) ?? r) : r]] : [])),
+      );
+      if (keep.size < routes.size || (draining && !sameRoutes(keep, routes)))
         await setRoutes(keep, inp.routeMode === 'serving' ? (p) => withdrawReason(p, fleet, planned) : inp.routeMode);
+      if (draining) opts.onDrainAnnounced?.();
     }
 
     // 2. Program the data plane (only when some table changed).
@@ -294,6 +302,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     // 3. Announce.
     if (!routes || !sameRoutes(routes, want)) await setRoutes(want, inp.routeMode);
     else markAnnounced(routes);
+    if (draining) opts.onDrainAnnounced?.();
     previousTables = planned;
   };
 
