@@ -58,3 +58,28 @@ describe('agent preflight - bfd', () => {
     expect(preflightWarnings(parseAgentConfig(raw({ enabled: false })), host({ isSocket: () => false }))).toEqual([]);
   });
 });
+
+describe('agent preflight - stop timing', () => {
+  const timed = (gracefulShutdownMs: number, forwardAfterWithdrawMs: number) =>
+    parseAgentConfig({
+      ...raw({ enabled: false }),
+      bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }], gracefulShutdownMs },
+      drain: { forwardAfterWithdrawMs },
+    });
+
+  test('a SIGTERM drain longer than the shipped unit allows (over 12 s of TimeoutStopSec=15): a warning naming both fields', () => {
+    expect(preflightWarnings(timed(10_000, 3_000), host())).toEqual([
+      {
+        path: 'drain.forwardAfterWithdrawMs',
+        message:
+          'bgp.gracefulShutdownMs (10000) + drain.forwardAfterWithdrawMs (3000) is 13000 ms, more than the 12000 ms the shipped unit leaves a SIGTERM drain (TimeoutStopSec=15): systemd would kill the agent mid-drain; raise TimeoutStopSec (a drop-in) to at least 16 s',
+      },
+    ]);
+    expect(preflightProblems(timed(10_000, 3_000), host())).toEqual([]);
+  });
+
+  test('the defaults and a drain of exactly 12 s: no warning', () => {
+    expect(preflightWarnings(parseAgentConfig(raw({ enabled: false })), host())).toEqual([]);
+    expect(preflightWarnings(timed(6_000, 6_000), host())).toEqual([]);
+  });
+});

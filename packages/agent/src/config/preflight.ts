@@ -73,18 +73,44 @@ export function preflightProblems(config: AgentConfig, host: HostFacts): AgentCo
 }
 
 /**
- * What `--check` says without failing: the unit runs it before every start, and the agent survives these. bfdd: the
+ * What `--check` says without failing: the unit runs it before every start, and the agent survives these. A SIGTERM
+ * drain longer than the shipped unit's TimeoutStopSec allows (sigtermDrainWarning). bfdd: the
  * agent talks to it through its vty socket, and nothing starts bfdd for it (Debian's frr ships bfdd=no in
  * /etc/frr/daemons); while it is away the agent says so (bfddUnreachable, l4fleet_bfdd_reachable 0), BGP runs
  * without BFD, and the sessions are configured once it answers (0010), so an agent (re)started while frr restarts
  * must not be refused.
  */
 export function preflightWarnings(config: AgentConfig, host: HostFacts): AgentConfigProblem[] {
-  if (!config.bfd.enabled || host.isSocket(join(config.bfd.vtyDir, 'bfdd.vty'))) return [];
-  return [
-    {
+  const warnings: AgentConfigProblem[] = [];
+  if (config.bfd.enabled && !host.isSocket(join(config.bfd.vtyDir, 'bfdd.vty'))) {
+    warnings.push({
       path: 'bfd.vtyDir',
       message: `"${config.bfd.vtyDir}" has no bfdd.vty socket: bfdd is not running (Debian's frr starts it with bfdd=yes in /etc/frr/daemons, then systemctl restart frr); the agent runs BGP without BFD until it answers`,
-    },
-  ];
+    });
+  }
+  const stopWarning = sigtermDrainWarning(config);
+  if (stopWarning) warnings.push(stopWarning);
+  return warnings;
+}
+
+/** deploy/systemd/l4fleet-agent.service's TimeoutStopSec, s. */
+export const UNIT_TIMEOUT_STOP_S = 15;
+/** What the unit's stop timeout must leave past the drain's two waits (the withdraw passes, closing), s. */
+const STOP_MARGIN_S = 3;
+
+/**
+ * A SIGTERM drain announces GRACEFUL_SHUTDOWN for bgp.gracefulShutdownMs, then forwards for
+ * drain.forwardAfterWithdrawMs: past the shipped unit's TimeoutStopSec, systemd kills the agent mid-drain (routes
+ * withdrawn without the graceful phase, or flows cut). The config accepts either up to 600 s, so it is said here.
+ */
+function sigtermDrainWarning(config: AgentConfig): AgentConfigProblem | undefined {
+  const graceful = config.bgp.gracefulShutdownMs;
+  const forward = config.drain.forwardAfterWithdrawMs;
+  const sum = graceful + forward;
+  const allowedMs = (UNIT_TIMEOUT_STOP_S - STOP_MARGIN_S) * 1000;
+  if (sum <= allowedMs) return undefined;
+  return {
+    path: 'drain.forwardAfterWithdrawMs',
+    message: `bgp.gracefulShutdownMs (${graceful}) + drain.forwardAfterWithdrawMs (${forward}) is ${sum} ms, more than the ${allowedMs} ms the shipped unit leaves a SIGTERM drain (TimeoutStopSec=${UNIT_TIMEOUT_STOP_S}): systemd would kill the agent mid-drain; raise TimeoutStopSec (a drop-in) to at least ${Math.ceil(sum / 1000) + STOP_MARGIN_S} s`,
+  };
 }
