@@ -189,6 +189,7 @@ export type {
   Vip,
   VipState,
 } from './types.js';
+export { maskUserinfo, maskUserinfoInText } from './userinfo.js';
 export { memberKey, parseVipKey, vipKey } from './vip-key.js';
 export {
   servedVips,

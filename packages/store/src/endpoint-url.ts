@@ -7,6 +7,8 @@
  * (--etcd) both check with this, before anything is dialled.
  */
 
+import { maskUserinfo } from '@l4fleet/config';
+
 /** The form, as messages say it. */
 export const ETCD_ENDPOINT_FORM = 'http(s)://HOST:PORT (PORT 1-65535; no user, path or query)';
 
@@ -20,12 +22,11 @@ export interface EtcdEndpointProblem {
 }
 
 /**
- * `url` quoted, with the password of a `user:password@` as `***` (the user kept: it names the mistake). Up to the last
- * `@`: an unencoded `@` or `/` in a password is still hidden. The message reaches stderr, the agent's log and, on a
- * reload, the config.reload event.
+ * `url` quoted, its userinfo (`user:password@`, with or without a scheme) as `***@` (@l4fleet/config maskUserinfo).
+ * The message reaches stderr, the agent's log and, on a reload, the config.reload event.
  */
 function shown(url: string): string {
-  return JSON.stringify(url.replace(/(\/\/[^/?#@:]*:).*@/, '$1***@'));
+  return JSON.stringify(maskUserinfo(url));
 }
 
 /** Every problem of `endpoints` (none: the store can dial them); an empty list is the caller's to refuse. */

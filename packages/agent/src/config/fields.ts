@@ -7,6 +7,8 @@ import { isIP } from 'node:net';
 import {
   addressField,
   listField as list,
+  maskUserinfo as maskUrlUserinfo,
+  maskUserinfoInText,
   type Problems,
   sectionField as section,
   showValue as show,
@@ -101,11 +103,12 @@ export function sourceAddress(p: Problems, v: unknown): string {
 }
 
 /**
- * `text` with a URL's userinfo (`user:password@`, or the `token@` NATS URLs may carry) as `***@`: up to the last `@`,
- * since an unencoded `@` or `/` in a password is taken apart differently by each parser.
+ * `text` (a server list, an error message) with each URL's userinfo (`user:password@`, or the `token@` NATS URLs may
+ * carry) as `***@`, with or without a scheme: @l4fleet/config's rule, shared with the store. For the agent's NATS
+ * modules, which mask their server lists and nats.js's messages alike.
  */
 export function maskUserinfo(text: string): string {
-  return text.replace(/\/\/.*@/, '//***@');
+  return maskUserinfoInText(text);
 }
 
 /**
@@ -121,14 +124,14 @@ export function urls(p: Problems, path: string, v: unknown, schemes: readonly st
       url = undefined;
     }
     if (!url || !schemes.includes(url.protocol.replace(/:$/, ''))) {
-      const shown = typeof u === 'string' ? JSON.stringify(maskUserinfo(u)) : show(u);
+      const shown = typeof u === 'string' ? JSON.stringify(maskUrlUserinfo(u)) : show(u);
       p.add(`${path}[${i}]`, `${shown} is not a URL (${schemes.map((s) => `${s}://`).join(' or ')}HOST:PORT)`);
       return String(u);
     }
     if (url.username !== '' || url.password !== '' || (u as string).includes('@')) {
       p.add(
         `${path}[${i}]`,
-        `${JSON.stringify(maskUserinfo(u as string))}: a user, password or token in the URL is not used by the NATS client: give them as nats.user and nats.password, or nats.token`,
+        `${JSON.stringify(maskUrlUserinfo(u as string))}: a user, password or token in the URL is not used by the NATS client: give them as nats.user and nats.password, or nats.token`,
       );
     }
     return u as string;

@@ -81,11 +81,11 @@ describe('agent config - parse', () => {
   test.each([
     ['http://127.0.0.1'],
     ['http://127.0.0.1:2379/v3/'],
-    ['http://user@127.0.0.1:2379'],
+    ['http://user@127.0.0.1:2379', 'http://***@127.0.0.1:2379'],
     ['http://127.0.0.1:2379?x=1'],
-  ])('etcd.endpoints: %s is refused, named with its index', (url) => {
+  ])('etcd.endpoints: %s is refused, named with its index (userinfo masked)', (url, shown = url) => {
     expect(problemsOf({ ...minimal, etcd: { endpoints: ['http://127.0.0.1:2379', url] } })).toEqual([
-      `etcd.endpoints[1]: ${JSON.stringify(url)} is not http(s)://HOST:PORT (PORT 1-65535; no user, path or query)`,
+      `etcd.endpoints[1]: ${JSON.stringify(shown)} is not http(s)://HOST:PORT (PORT 1-65535; no user, path or query)`,
     ]);
   });
 
@@ -413,5 +413,18 @@ describe('agent config - nats.servers with a user or password in the URL', () =>
       `nats.servers[1]: "${shown}": a user, password or token in the URL is not used by the NATS client: give them as nats.user and nats.password, or nats.token`,
     ]);
     expect(problems.join('\n')).not.toMatch(/N3wS3cret|31415926/);
+  });
+});
+
+describe('agent config - a password in a URL without a scheme', () => {
+  // maskUserinfo needed `//`: a user:password@ without a scheme went into --check's output, the log and the
+  // config.reload event as written.
+  test.each([
+    ['nats.servers', { nats: { servers: ['agent:N3wS3cret@198.19.0.2:4222'] } }, '"***@198.19.0.2:4222"'],
+    ['etcd.endpoints', { etcd: { endpoints: ['root:N3wS3cret@198.18.0.1:2379'] } }, '"***@198.18.0.1:2379"'],
+  ])('%s: refused, the password masked', (_field, raw, shown) => {
+    const problems = problemsOf({ ...minimal, ...raw });
+    expect(problems.join('\n')).toContain(shown);
+    expect(problems.join('\n')).not.toContain('N3wS3cret');
   });
 });
