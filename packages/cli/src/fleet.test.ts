@@ -601,9 +601,14 @@ describe('cli - --etcd is checked before etcd is dialled', () => {
       'http://127.0.0.1:2379/v3/',
       '"http://127.0.0.1:2379/v3/" is not http(s)://HOST:PORT (PORT 1-65535; no user, path or query)',
     ],
+    // ... shown masked (a user alone may be a token), with or without a scheme.
     [
       'http://u@127.0.0.1:2379',
-      '"http://u@127.0.0.1:2379" is not http(s)://HOST:PORT (PORT 1-65535; no user, path or query)',
+      '"http://***@127.0.0.1:2379" is not http(s)://HOST:PORT (PORT 1-65535; no user, path or query)',
+    ],
+    [
+      'root:S3cret@127.0.0.1:2379',
+      '"***@127.0.0.1:2379" is not http(s)://HOST:PORT (PORT 1-65535; no user, path or query)',
     ],
     // etcd3's constructor threw "a mix of secure and insecure hosts": exit 1, --etcd not named.
     [
