@@ -30,9 +30,9 @@ describe('options', () => {
   );
 
   test.each([
-    ['n1=http://admin:s3cret@198.18.0.11:9469', 'n1=http://admin:***@198.18.0.11:9469'],
-    ['n1=http://admin@198.18.0.11:9469', 'n1=http://admin@198.18.0.11:9469'],
-    ['n1=http://:s3cret@198.18.0.11:9469/metrics', 'n1=http://:***@198.18.0.11:9469/metrics'],
+    ['n1=http://admin:s3cret@198.18.0.11:9469', 'n1=http://***@198.18.0.11:9469'],
+    ['n1=http://admin@198.18.0.11:9469', 'n1=http://***@198.18.0.11:9469'],
+    ['n1=http://:s3cret@198.18.0.11:9469/metrics', 'n1=http://***@198.18.0.11:9469/metrics'],
   ])('options - --agent-metrics %j with credentials is refused, the password masked', (text, shown) => {
     let caught: unknown;
     try {
@@ -48,9 +48,24 @@ describe('options', () => {
     expect((caught as Error).message).not.toContain('s3cret');
   });
 
+  test('options - --agent-metrics with a / in the password (each parser splits it its own way): masked whole', () => {
+    expect(() => parseMetricsTargets('n1=http://admin:s3cret/x@198.18.0.11:9469')).toThrow(DashboardError);
+    try {
+      parseMetricsTargets('n1=http://admin:s3cret/x@198.18.0.11:9469');
+    } catch (err) {
+      expect((err as Error).message).not.toMatch(/s3cret|admin/);
+    }
+  });
+
+  test('options - --agent-metrics without a scheme: the password is masked in the refusal too', () => {
+    expect(() => parseMetricsTargets('n1=admin:s3cret@198.18.0.11:9469')).toThrow(
+      'agent-metrics: "n1=***@198.18.0.11:9469" is not NODE=http://HOST:PORT[/metrics]',
+    );
+  });
+
   test('options - --agent-metrics: a password is masked in the error of a URL that does not parse either', () => {
     expect(() => parseMetricsTargets('n1=http://admin:s3cret@host:99999')).toThrow(
-      'agent-metrics: "n1=http://admin:***@host:99999": "http://admin:***@host:99999" is not a URL',
+      'agent-metrics: "n1=http://***@host:99999": "http://***@host:99999" is not a URL',
     );
   });
 });

@@ -1,4 +1,5 @@
 /** The dashboard's options, validated at the edge: every problem names the option and the value. */
+import { maskUserinfo } from '@l4fleet/config';
 import { DashboardError } from './errors.js';
 
 /** Loopback only unless told otherwise: reads are open, so the default must not expose the fleet. */
@@ -20,11 +21,13 @@ export function parseListen(text: string): ListenAddress {
 }
 
 /**
- * `text` with the password of a URL's `user:password@` replaced by `***`: an option's value goes into errors, and a
- * metrics error reaches every page and /api/state.
+ * `text` (`NODE=URL` or a URL) with its userinfo up to the last `@` as `***@` (@l4fleet/config maskUserinfo's rule, the
+ * `NODE=` kept): an option's value goes into errors, and a metrics error reaches every page and /api/state. The last
+ * `@`, not the first `/`: a password may hold a `/`, and a URL without a scheme has userinfo all the same.
  */
 export function maskPassword(text: string): string {
-  return text.replace(/(\/\/[^/?#@]*?:)[^/?#]*@/, '$1***@');
+  const node = /^[^=\s/@]+=/.exec(text)?.[0] ?? '';
+  return node + maskUserinfo(text.slice(node.length));
 }
 
 /**
