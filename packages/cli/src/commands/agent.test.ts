@@ -10,6 +10,7 @@ import type { HostFacts } from '@l4fleet/agent';
 import { afterAll, describe, expect, test } from 'vitest';
 import type { CliIo } from '../io.js';
 import { runCli } from '../program.js';
+import type { AgentCommandDeps } from './agent.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'l4fleet-cli-agent-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -279,5 +280,62 @@ describe('cli agent - SIGHUP', () => {
     expect(code).toBe(1);
     expect(during).toBe(before + 1);
     expect(process.listenerCount('SIGHUP')).toBe(before);
+  });
+});
+
+describe('cli agent - SIGTERM while starting', () => {
+  const f = file('term.yaml', { ...GOOD, logLevel: 'silent' });
+  const run = (deps: AgentCommandDeps) =>
+    runCli(['agent', '--config', f], { out: () => undefined, err: () => undefined }, { agent: deps });
+
+  test('is handled from before the start: the agent drains once started (not Node killing it half-started)', async () => {
+    const before = process.listenerCount('SIGTERM');
+    let during = -1;
+    const calls: string[] = [];
+    const exits: number[] = [];
+    const fake = {
+      agent: {} as never,
+      metricsAddress: '127.0.0.1:0',
+      shutdown: async () => void calls.push('shutdown'),
+      close: async () => void calls.push('close'),
+    };
+    const code = await Promise.race([
+      run({
+        host: host(),
+        exit: (c: number) => void exits.push(c),
+        runAgent: async () => {
+          during = process.listenerCount('SIGTERM');
+          process.emit('SIGTERM', 'SIGTERM');
+          return fake;
+        },
+      }),
+      new Promise((r) => setTimeout(() => r('no exit within 5 s'), 5_000)),
+    ]);
+    expect(code).toBe(0);
+    expect(during).toBe(before + 1);
+    expect(calls).toEqual(['shutdown']);
+    expect(process.listenerCount('SIGTERM')).toBe(before);
+  });
+
+  test('a start that does not finish: a second signal exits at once; a failed start removes the handlers', async () => {
+    const before = process.listenerCount('SIGINT');
+    const exits: number[] = [];
+    let fail: (e: Error) => void = () => undefined;
+    const running = run({
+      host: host(),
+      exit: (c: number) => {
+        exits.push(c);
+        fail(new Error('exited'));
+      },
+      runAgent: () =>
+        new Promise((_resolve, reject) => {
+          fail = reject;
+          process.emit('SIGINT', 'SIGINT');
+          process.emit('SIGINT', 'SIGINT');
+        }),
+    });
+    expect(await Promise.race([running, new Promise((r) => setTimeout(() => r('no end within 5 s'), 5_000))])).toBe(1);
+    expect(exits).toEqual([0]);
+    expect(process.listenerCount('SIGINT')).toBe(before);
   });
 });

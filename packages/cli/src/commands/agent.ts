@@ -1,7 +1,8 @@
 /**
  * `l4fleet agent --config agent.yaml`: runs the node agent in the foreground until SIGTERM or SIGINT, which drain
  * the node (RFC 8326 graceful shutdown, withdraw, keep forwarding a while) before exiting. A second signal exits at
- * once without draining. SIGHUP (`systemctl reload`) reads the file again: a change of the BGP or BFD peers or
+ * once without draining. A signal while the agent starts drains once the start is done, or exits (0) if the start
+ * has not finished within START_STOP_WAIT_MS (waiting for etcd, say). SIGHUP (`systemctl reload`) reads the file again: a change of the BGP or BFD peers or
  * of the log level is applied live, anything else is refused, naming the fields, and the agent runs on unchanged (config/reload.ts in
  * @l4fleet/agent). Flags override the file. `--check` validates the config and what this host must offer
  * (addresses, interface, files, the data plane's needs), prints the effective config and exits: it never starts
@@ -33,7 +34,12 @@ const MAX_ASN = 0xffff_ffff;
 export interface AgentCommandDeps {
   readonly runAgent?: typeof runAgent;
   readonly host?: HostFacts;
+  /** Ends the process (a second signal, a start a signal gave up on); process.exit by default. */
+  readonly exit?: (code: number) => void;
 }
+
+/** A signal while the agent starts waits this long for the start (then drains); past it the process exits, ms. */
+export const START_STOP_WAIT_MS = 5_000;
 
 interface AgentFlags {
   readonly config?: string;
@@ -198,34 +204,64 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
     }
     const logger = pino({ level: config.logLevel, base: { node: config.node.name } });
     hangup.logger(logger);
-    let agent: Awaited<ReturnType<typeof runAgent>>;
+    const exit = deps.exit ?? ((code: number) => process.exit(code));
+    // SIGTERM and SIGINT are handled from before the start (Node's default would kill a half-started agent, and the
+    // start can wait long for etcd): one while starting drains once the start is done, or exits after
+    // START_STOP_WAIT_MS; a second one exits at once.
+    let agent: Awaited<ReturnType<typeof runAgent>> | undefined;
+    let signals = 0;
+    let startWait: ReturnType<typeof setTimeout> | undefined;
+    let finished: () => void = () => undefined;
+    const done = new Promise<void>((resolve) => (finished = resolve));
+    const drain = (a: NonNullable<typeof agent>): void => {
+      void a.shutdown().then(finished, (err: unknown) => {
+        logger.error({ event: 'shutdownFailed', err });
+        finished();
+      });
+    };
+    const onSignal = (sig: NodeJS.Signals) => {
+      signals += 1;
+      if (signals > 1) {
+        logger.warn({ event: 'signal', signal: sig, action: 'exit now' });
+        if (agent) void agent.close().finally(finished);
+        else exit(0);
+        return;
+      }
+      if (agent) {
+        logger.info({ event: 'signal', signal: sig, action: 'drain and exit' });
+        drain(agent);
+        return;
+      }
+      logger.info({ event: 'signal', signal: sig, action: 'drain and exit once started', waitMs: START_STOP_WAIT_MS });
+      startWait = setTimeout(() => {
+        logger.warn({ event: 'startAbandoned', signal: sig, waitedMs: START_STOP_WAIT_MS });
+        exit(0);
+      }, START_STOP_WAIT_MS);
+      startWait.unref();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
     try {
-      agent = await (deps.runAgent ?? runAgent)(config, { logger, version: agentVersion() });
-    } catch (err) {
-      throw new CliError(`agent: ${(err as Error).message}`, EXIT_FAILURE, { cause: err });
+      try {
+        agent = await (deps.runAgent ?? runAgent)(config, { logger, version: agentVersion() });
+      } catch (err) {
+        throw new CliError(`agent: ${(err as Error).message}`, EXIT_FAILURE, { cause: err });
+      } finally {
+        clearTimeout(startWait);
+      }
+      // From here SIGHUP reloads: the agent logs and counts each outcome; the same flags override the file.
+      hangup.running(agent);
+      logger.info({ event: 'agentRunning', metrics: agent.metricsAddress });
+      if (signals > 0) {
+        logger.info({ event: 'signal', action: 'drain and exit (signalled while starting)' });
+        drain(agent);
+      }
+      await done;
+    } finally {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
     }
-    // From here SIGHUP reloads: the agent logs and counts each outcome; the same flags override the file.
-    hangup.running(agent);
-    logger.info({ event: 'agentRunning', metrics: agent.metricsAddress });
-    await new Promise<void>((resolve) => {
-      let signals = 0;
-      const onSignal = (sig: NodeJS.Signals) => {
-        signals += 1;
-        if (signals === 1) {
-          logger.info({ event: 'signal', signal: sig, action: 'drain and exit' });
-          void agent.shutdown().then(resolve, (err: unknown) => {
-            logger.error({ event: 'shutdownFailed', err });
-            resolve();
-          });
-        } else {
-          logger.warn({ event: 'signal', signal: sig, action: 'exit now' });
-          void agent.close().finally(resolve);
-        }
-      };
-      process.on('SIGTERM', onSignal);
-      process.on('SIGINT', onSignal);
-    });
     // Everything is closed; should a client library still hold a handle, do not hang the node's shutdown on it.
-    setTimeout(() => process.exit(process.exitCode ?? 0), 3_000).unref();
+    setTimeout(() => exit(Number(process.exitCode ?? 0)), 3_000).unref();
   }
 }
