@@ -1,4 +1,4 @@
-import { type Advertisement, createFakeSpeaker, type FakeSpeaker } from '@l4fleet/bgp';
+import { type Advertisement, BgpError, createFakeSpeaker, type FakeSpeaker } from '@l4fleet/bgp';
 import type { Fleet } from '@l4fleet/config';
 import { createRecordingDataPlane, type RecordingDataPlane } from '@l4fleet/dataplane';
 import { MemoryFleetStore, StoreError } from '@l4fleet/store';
@@ -415,6 +415,34 @@ describe('agent - drain and lifecycle', () => {
     expect(order).toEqual(['serving', 'draining', 'drained', 'stopping', 'forwardingAfterWithdraw', 'stopped']);
     const states = n.events.filter((e) => e.kind === 'node.state').map((e) => (e.data as { state: string }).state);
     expect(states).toEqual(['serving', 'draining', 'drained', 'stopping', 'stopped']);
+  });
+
+  test('gobgpd away: a withdraw is pending, not done; SIGTERM names the routes gobgpd may still announce', async () => {
+    const store = new MemoryFleetStore();
+    await store.apply(fleetFile);
+    const lines: { event?: string; prefixes?: string[]; level?: number }[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const n = startNode(store, 'n1', 0, undefined, log);
+    await n.agent.start();
+    await n.agent.whenReady(5_000);
+    await until('announced', () => n.speaker.advertised.length === 2);
+    n.speaker.failWith(new BgpError('UNAVAILABLE', 'gobgpd: connection refused', { retryable: true }));
+    await n.agent.shutdown();
+    const warned = lines.find((l) => l.event === 'routesMayRemain');
+    expect(warned?.prefixes).toEqual(['198.51.100.10/32', '198.51.100.11/32']);
+    expect(warned?.level).toBe(40);
+  });
+
+  test('gobgpd back: the deferred route set is sent again (no longer pending) without a new input', async () => {
+    const { nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    n.speaker.failWith(new BgpError('UNAVAILABLE', 'gobgpd: connection refused', { retryable: true }));
+    await n.agent.drain();
+    await until('drained', () => n.agent.status().state === 'drained');
+    await n.agent.reconcile(); // the withdraw pass ran, deferred
+    expect(n.speaker.advertised.length).toBe(2);
+    n.speaker.failWith(undefined);
+    await until('withdrawn in gobgpd', () => n.speaker.advertised.length === 0);
   });
 
   test('a restart reconciles without withdrawing what stays announced', async () => {

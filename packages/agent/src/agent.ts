@@ -329,6 +329,10 @@ export function createAgent(deps: AgentDeps): Agent {
       lifecycle.beginShutdown();
       await lifecycle.drained();
       await reconciler.request();
+      const { routesPending, unconfirmedRoutes } = reconciler.served;
+      // gobgpd away: the withdraw is pending, and gobgpd may announce what it last confirmed (none confirmed since the
+      // start: whatever it held before).
+      if (routesPending) log.warn({ event: 'routesMayRemain', prefixes: unconfirmedRoutes });
       // Withdrawn: stopping (node.state, /readyz 503) while the router moves the flows the node still forwards.
       lifecycle.stop('sigterm');
       log.info({ event: 'forwardingAfterWithdraw', ms: config.drain.forwardAfterWithdrawMs });

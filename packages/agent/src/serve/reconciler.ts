@@ -57,6 +57,13 @@ export interface ServedState {
   readonly appliedRevision: number;
   /** At least one pass programmed the data plane. */
   readonly applied: boolean;
+  /**
+   * gobgpd did not confirm `routes` (away: the speaker re-applies them when it is back, and passes send them again
+   * until it confirms): the prefixes it may still announce, those it last confirmed; empty when confirmed.
+   */
+  readonly unconfirmedRoutes: readonly string[];
+  /** gobgpd has not confirmed the last route set (it may never have confirmed one since the start). */
+  readonly routesPending: boolean;
 }
 
 export interface Reconciler {
@@ -99,6 +106,13 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
   /** undefined until the first pass: after a restart gobgpd may hold routes we do not know. */
   let routes: Map<string, Advertisement> | undefined;
   let drainRoutes: Map<string, Advertisement> | undefined;
+  /** The set gobgpd last confirmed; undefined before any (after a restart it may hold routes we do not know). */
+  let confirmed: Map<string, Advertisement> | undefined;
+  /** The last route set was deferred (gobgpd away): passes keep sending it until gobgpd confirms. */
+  let routesPending = false;
+  let pendingTimer: unknown;
+  /** setAdvertisements calls so far: a pass sends a pending set again only when it sent nothing else. */
+  let sends = 0;
   let appliedRevision = 0;
   /** The VIPs l4fleet_vip_announced says 1 for (and vip.announced was published): per VIP, not per prefix. */
   const markedVips = new Set<string>();
@@ -123,6 +137,8 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     announcedVips: announcedVips(tables, routes ?? new Map()),
     appliedRevision,
     applied,
+    unconfirmedRoutes: routesPending ? [...(confirmed ?? new Map()).keys()].sort() : [],
+    routesPending,
   });
 
   /** l4fleet_vips_announced: the VIPs l4fleet_vip_announced says 1 for (two on one address are two). */
@@ -157,14 +173,21 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
   ): Promise<void> => {
     const reason = (prefix: string): string => (typeof why === 'string' ? why : why(prefix));
     const before = routes ?? new Map<string, Advertisement>();
+    sends += 1;
     try {
       await opts.speaker.setAdvertisements([...next.values()]);
+      confirmed = next;
+      routesPending = false;
     } catch (err) {
       const retryable = (err as { retryable?: boolean }).retryable === true;
-      // A retryable failure means gobgpd is away: the speaker keeps the set and re-applies it when gobgpd is back.
+      // A retryable failure means gobgpd is away: the speaker keeps the set and re-applies it when gobgpd is back;
+      // until it confirms, the routes are pending (passes send them again) and gobgpd may hold the ones it had.
       const whyText = typeof why === 'string' ? why : 'withdraw';
-      log.warn({ event: retryable ? 'routesDeferred' : 'routesFailed', why: whyText, err: (err as Error).message });
+      // Said once per outage (the pending set is sent again each RETRY_MS while gobgpd is away).
+      const level = retryable && routesPending ? 'debug' : 'warn';
+      log[level]({ event: retryable ? 'routesDeferred' : 'routesFailed', why: whyText, err: (err as Error).message });
       if (!retryable) throw err;
+      routesPending = true;
     }
     routes = next;
     markAnnounced(next);
@@ -211,6 +234,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     // GRACEFUL_SHUTDOWN to routes announced already (nothing new): sent here too, so a data plane that refuses the
     // tables (step 2 returns) or takes long does not hold it back while the graceful window runs.
     const draining = inp.routeMode === 'draining';
+    const sendsBefore = sends;
     if (routes) {
       const keep = new Map(
         [...routes].flatMap(([p, r]) => (want.has(p) ? [[p, draining ? (want.get(p) ?? r) : r]] : [])),
@@ -300,7 +324,9 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     }
 
     // 3. Announce.
-    if (!routes || !sameRoutes(routes, want)) await setRoutes(want, inp.routeMode);
+    // Pending since an earlier pass, and step 1 did not send them again: now.
+    const resend = routesPending && sends === sendsBefore;
+    if (!routes || resend || !sameRoutes(routes, want)) await setRoutes(want, inp.routeMode);
     else markAnnounced(routes);
     if (draining) opts.onDrainAnnounced?.();
     previousTables = planned;
@@ -315,7 +341,11 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
         const before = failures;
         if (!closed) await pass();
         // A pass whose apply failed scheduled its retry (and counted) itself; one that went through resets the count.
+        // Routes gobgpd did not confirm: a pass each RETRY_MS sends them again (nothing else would without a new input);
+        // the speaker fails those at once while gobgpd is away, and the plan comes from the table cache.
         if (failures === before) failures = 0;
+        clock.clearTimeout(pendingTimer);
+        if (routesPending && !closed) pendingTimer = clock.setTimeout(() => void request(), RETRY_MS);
         opts.onServedChange?.(served());
       } catch (err) {
         log.error({ event: 'reconcileFailed', err: (err as Error).message });
@@ -341,6 +371,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     close() {
       closed = true;
       clock.clearTimeout(retryTimer);
+      clock.clearTimeout(pendingTimer);
       for (const w of waiters) w();
       waiters = [];
     },
