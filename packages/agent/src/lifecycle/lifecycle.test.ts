@@ -81,6 +81,23 @@ describe('lifecycle - on the injected clock', () => {
     ]);
   });
 
+  test('announced after the fallback started the window (a pass slower than 5 s before it): the whole window from then', async () => {
+    const { clock, inputs, lifecycle } = setup();
+    inputs.setDesired({ fleet: twoPoolFleet({ type: 'none' }), revision: 3, generation: 'g' });
+    inputs.setDecided(new Map(), new Map());
+    inputs.setNodes(false);
+    inputs.setHistory(new Map());
+    lifecycle.maybeReady();
+    lifecycle.setLocalDrain(true);
+    await clock.advance(DRAIN_ANNOUNCE_WAIT_MS + 1_500); // the pass before the draining one took 6.5 s
+    lifecycle.drainAnnounced(); // GRACEFUL_SHUTDOWN goes out now
+    await clock.advance(GRACEFUL_MS - 1);
+    expect(lifecycle.state).toBe('draining');
+    lifecycle.drainAnnounced(); // a later pass saying it again does not restart it
+    await clock.advance(1);
+    expect(lifecycle.state).toBe('drained');
+  });
+
   test('whenReady times out on the clock, and resolves once a pass programmed the data plane', async () => {
     const { clock, lifecycle } = setup();
     const late = lifecycle.whenReady(500);

@@ -71,6 +71,8 @@ export function createLifecycle(opts: LifecycleOptions): Lifecycle {
   let drainTimer: unknown;
   /** The graceful window of the current drain runs (its timer ends it); false while waiting for the announcement. */
   let windowStarted = false;
+  /** The window was started by the fallback, before the community went out: its announcement restarts it, once. */
+  let windowEarly = false;
   let ready = false;
   const readyWaiters: (() => void)[] = [];
   metrics.setNodeState(state);
@@ -83,10 +85,12 @@ export function createLifecycle(opts: LifecycleOptions): Lifecycle {
     log.info({ event: 'nodeState', state, previous, reason });
     clock.clearTimeout(drainTimer);
     windowStarted = false;
+    windowEarly = false;
     if (state === 'draining') {
       drainTimer = clock.setTimeout(() => {
         log.warn({ event: 'drainAnnounceTimeout', waitedMs: DRAIN_ANNOUNCE_WAIT_MS });
         startWindow();
+        windowEarly = true;
       }, DRAIN_ANNOUNCE_WAIT_MS);
     }
     opts.onTransition(state, previous, reason);
@@ -135,7 +139,16 @@ export function createLifecycle(opts: LifecycleOptions): Lifecycle {
       localDrain = true;
       if (state === 'serving' || state === 'starting') applyDrainWish();
     },
-    drainAnnounced: startWindow,
+    drainAnnounced() {
+      // Announced after the fallback started the window (a pass slower than DRAIN_ANNOUNCE_WAIT_MS ran before it):
+      // the routers get the whole window from now, not what the fallback left of it.
+      if (windowEarly && state === 'draining') {
+        windowEarly = false;
+        windowStarted = false;
+        log.info({ event: 'drainAnnouncedLate', windowMs: opts.gracefulShutdownMs });
+      }
+      startWindow();
+    },
     drained() {
       return new Promise<void>((resolve) => {
         const check = () => (state !== 'draining' ? resolve() : clock.setTimeout(check, DRAIN_POLL_MS));
