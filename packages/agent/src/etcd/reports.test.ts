@@ -95,3 +95,32 @@ describe('reports - status writes', () => {
     s.reports.close();
   });
 });
+
+describe('reports - status record unchanged', () => {
+  test('the same record again (but its at) is not written; a change is; a new registration writes it again', async () => {
+    let status: NodeStatusReport = { ...base, at: '2026-12-06T08:00:00Z' };
+    const s = setup(() => status);
+    s.reports.status();
+    await s.clock.advance(STATUS_REPORT_DELAY_MS);
+    s.writes[0]?.settle();
+    await s.clock.advance(0);
+    status = { ...base, at: '2026-12-06T08:00:01Z' }; // a pass each second while gobgpd is away: nothing changed
+    for (let i = 0; i < 5; i++) {
+      s.reports.status();
+      await s.clock.advance(1_000);
+    }
+    expect(s.writes).toHaveLength(1);
+    status = { ...base, desiredRevision: 2 };
+    s.reports.status();
+    await s.clock.advance(STATUS_REPORT_DELAY_MS);
+    expect(s.writes.map((w) => w.status.desiredRevision)).toEqual([1, 2]);
+    s.writes[1]?.settle();
+    await s.clock.advance(0);
+    const again = registration();
+    s.reports.setRegistration(again.reg);
+    s.reports.status();
+    await s.clock.advance(STATUS_REPORT_DELAY_MS);
+    expect(again.writes.map((w) => w.status.desiredRevision)).toEqual([2]);
+    s.reports.close();
+  });
+});

@@ -52,6 +52,12 @@ export function createReports(opts: ReportsOptions): Reports {
   let statusWriting = false;
   /** The status record changed while a write was in flight. */
   let statusChanged = false;
+  /**
+   * The last record etcd took, without its `at`: the same record again is not written. Passes run each second while
+   * gobgpd is away (routes pending) and each asks for a status: an unchanged one would be a put a second per node, and
+   * an event to every watcher. Forgotten with a new registration (its lease starts with no record).
+   */
+  let lastWritten: string | undefined;
   let closed = false;
 
   function scheduleHealth(): void {
@@ -101,6 +107,9 @@ export function createReports(opts: ReportsOptions): Reports {
       return;
     }
     const status = opts.status();
+    const { at: _at, ...record } = status;
+    const key = JSON.stringify(record);
+    if (key === lastWritten) return;
     const bytes = Buffer.byteLength(JSON.stringify(status));
     if (bytes > MAX_STATUS_BYTES) {
       log.error({ event: 'statusReportTooLarge', bytes, maxBytes: MAX_STATUS_BYTES });
@@ -110,6 +119,7 @@ export function createReports(opts: ReportsOptions): Reports {
     statusChanged = false;
     try {
       await reg.reportStatus(status);
+      lastWritten = key;
     } catch (err) {
       log.debug({ event: 'statusReportFailed', err: (err as Error).message });
       statusChanged = false;
@@ -127,6 +137,7 @@ export function createReports(opts: ReportsOptions): Reports {
   return {
     setRegistration(r) {
       registration = r;
+      lastWritten = undefined;
     },
     get registration() {
       return registration;
