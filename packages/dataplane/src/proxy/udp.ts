@@ -17,6 +17,7 @@ interface Session {
   readonly src: string;
   readonly backend: VipBackend;
   readonly upstream: dgram.Socket;
+  /** performance.now() of the last datagram either way: a steady clock, so an NTP step ends or keeps no session. */
   lastSeenMs: number;
 }
 
@@ -41,7 +42,7 @@ export async function listenUdp(opts: {
   };
   /** A datagram either way: the session is not idle (design note 0012), and is the most recently used (Map order). */
   const touch = (key: string, s: Session): void => {
-    s.lastSeenMs = Date.now();
+    s.lastSeenMs = performance.now();
     sessions.delete(key);
     sessions.set(key, s);
   };
@@ -94,7 +95,7 @@ export async function listenUdp(opts: {
   });
   const sweep = setInterval(
     () => {
-      const now = Date.now();
+      const now = performance.now();
       const timeoutMs = opts.timeoutMs();
       for (const [key, s] of sessions) if (now - s.lastSeenMs > timeoutMs) end(key, s);
     },
