@@ -329,15 +329,16 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
       streamEnded = e;
       this.kick?.();
     });
-    let nextResyncAt = Date.now() + this.resyncIntervalMs;
+    // performance.now(), a steady clock: on the wall clock an NTP step back stopped the resync for the step's length.
+    let nextResyncAt = performance.now() + this.resyncIntervalMs;
     while (!this.stop.signal.aborted && !streamEnded) {
-      await this.backoffWait(Math.max(0, Math.min(this.livenessIntervalMs, nextResyncAt - Date.now())));
+      await this.backoffWait(Math.max(0, Math.min(this.livenessIntervalMs, nextResyncAt - performance.now())));
       if (this.stop.signal.aborted || streamEnded) break;
-      const resync = Date.now() >= nextResyncAt;
+      const resync = performance.now() >= nextResyncAt;
       try {
         if (resync) {
           await this.serial(() => this.reapply());
-          nextResyncAt = Date.now() + this.resyncIntervalMs;
+          nextResyncAt = performance.now() + this.resyncIntervalMs;
         } else {
           await this.client.ping(this.livenessTimeoutMs);
         }
@@ -347,7 +348,7 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
           return err;
         }
         this.log.error({ event: 'resyncFailed', err: (err as Error).message, code: (err as BgpError).code });
-        nextResyncAt = Date.now() + this.resyncIntervalMs;
+        nextResyncAt = performance.now() + this.resyncIntervalMs;
       }
     }
     return streamEnded;
