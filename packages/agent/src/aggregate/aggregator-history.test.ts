@@ -120,6 +120,7 @@ function recording(clock: ReturnType<typeof createManualClock>) {
     delays,
     clock: {
       now: () => clock.now(),
+      monoMs: () => clock.monoMs(),
       setTimeout: (fn: () => void, ms: number) => {
         delays.push(ms);
         return clock.setTimeout(fn, ms);

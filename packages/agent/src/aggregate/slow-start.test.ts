@@ -165,6 +165,7 @@ describe('slow start - through the aggregator and a store', () => {
     const delays: number[] = [];
     const clock = {
       now: () => manual.now(),
+      monoMs: () => manual.monoMs(),
       setTimeout: (fn: () => void, ms: number) => {
         delays.push(ms);
         return manual.setTimeout(fn, ms);

@@ -54,6 +54,38 @@ describe('health checker - scheduling and hysteresis', () => {
     c.close();
   });
 
+  test('the wall clock stepped back an hour while a probe runs: the next probe still comes an interval later', async () => {
+    // Fake timers fake performance.now() too, and setSystemTime steps only Date (as NTP would): timers keep going.
+    vi.useFakeTimers();
+    let healthy = true;
+    let release: (() => void) | undefined;
+    let holdNext = false;
+    const probe: Probe = () => {
+      const result = { ok: healthy, latencyMs: 1 };
+      if (!holdNext) return Promise.resolve(result);
+      holdNext = false;
+      return new Promise<ProbeResult>((resolve) => {
+        release = () => resolve({ ...result, ok: healthy });
+      });
+    };
+    const c = createHealthChecker({ probe, logger, onObservation: () => undefined });
+    c.setTargets([{ key: 'web/a', address: '127.0.0.1', port: 80, checks: [check] }]);
+    await vi.advanceTimersByTimeAsync(2_600);
+    expect(c.observed().get('web/a')).toBe('up');
+    holdNext = true;
+    for (let i = 0; i < 20 && release === undefined; i++) await vi.advanceTimersByTimeAsync(100);
+    expect(release, 'a probe left running').toBeDefined();
+    vi.setSystemTime(Date.now() - 3_600_000);
+    healthy = false;
+    const before = c.probesTotal;
+    release?.();
+    await vi.advanceTimersByTimeAsync(60_000);
+    // One probe a second: about 60 in the minute (the held one among them), not none for an hour.
+    expect(c.probesTotal - before).toBeGreaterThanOrEqual(50);
+    expect(c.observed().get('web/a')).toBe('down');
+    c.close();
+  });
+
   test('setTargets keeps the state of unchanged targets and resets changed ones', async () => {
     vi.useFakeTimers();
     const probe: Probe = async () => ({ ok: true, latencyMs: 1 });

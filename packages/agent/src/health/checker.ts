@@ -212,7 +212,8 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
   };
 
   const runOnce = async (r: Running): Promise<void> => {
-    const startedMs = clock.now();
+    // Steady time: a wall-clock step while the probe runs (NTP) must not stretch or skip the wait to the next one.
+    const startedMs = clock.monoMs();
     await acquire();
     let result: ProbeResult;
     try {
@@ -235,8 +236,8 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
     if (checkChangedTo === 'down') r.failure = { reason: result.reason ?? 'failed', sinceMs: clock.now() };
     else if (checkChangedTo) r.failure = undefined;
     for (const [key, label] of r.members) observeMember(key, r, label, result);
-    const elapsed = clock.now() - startedMs;
-    schedule(r, Math.max(0, r.check.intervalMs - elapsed));
+    const elapsedMs = clock.monoMs() - startedMs;
+    schedule(r, Math.min(r.check.intervalMs, Math.max(0, r.check.intervalMs - elapsedMs)));
   };
 
   /** One member's view of one probe of one of its checks: its combined status, and the observation. */

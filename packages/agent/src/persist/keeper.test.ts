@@ -152,6 +152,8 @@ describe('persist keeper - last good state on a manual clock', () => {
     // The wall clock: the manual clock's time plus a step the test sets (timers still run on the manual clock).
     const clock: ManualClock = {
       now: () => manual.now() + offsetMs,
+      monoMs: () => manual.monoMs(),
+      stepWall: (ms) => manual.stepWall(ms),
       setTimeout: (fn, ms) => manual.setTimeout(fn, ms),
       clearTimeout: (h) => manual.clearTimeout(h),
       advance: (ms) => manual.advance(ms),
