@@ -160,3 +160,69 @@ describe('events - follow a secured NATS (token, user and password, TLS with a p
     );
   });
 });
+
+describe('events - follow: a connection that breaks before the subscription is confirmed', () => {
+  /**
+   * A connection whose flush() rejects as nats.js does on a blip (DISCONNECT), counting what is left behind: the
+   * abort listeners added and removed, the connections closed.
+   */
+  function flushFailingConnect() {
+    const counts = { closed: 0, unsubscribed: 0 };
+    const fn = (async () => ({
+      subscribe: () => ({
+        unsubscribe: () => {
+          counts.unsubscribed += 1;
+        },
+        async *[Symbol.asyncIterator]() {},
+      }),
+      flush: async () => {
+        throw new Error('DISCONNECT nats://ops:S3cret@198.19.0.2:4222');
+      },
+      close: async () => {
+        counts.closed += 1;
+      },
+      closed: async () => undefined,
+    })) as unknown as typeof connect;
+    return { counts, fn };
+  }
+
+  // The dashboard's follow() loop calls again 2 s later: each failed call left a self-reconnecting connection with an
+  // unread subscription and an abort listener, for the life of the process.
+  test('each failed call closes its connection and removes its abort listener; AgentError CLOSED, userinfo masked', async () => {
+    const { counts, fn } = flushFailingConnect();
+    const abort = new AbortController();
+    let added = 0;
+    let removed = 0;
+    const add = abort.signal.addEventListener.bind(abort.signal);
+    const remove = abort.signal.removeEventListener.bind(abort.signal);
+    abort.signal.addEventListener = ((...a: Parameters<typeof add>) => {
+      added += 1;
+      add(...a);
+    }) as typeof add;
+    abort.signal.removeEventListener = ((...a: Parameters<typeof remove>) => {
+      removed += 1;
+      remove(...a);
+    }) as typeof remove;
+    const errors: unknown[] = [];
+    for (let i = 0; i < 100; i++) {
+      await followEvents({
+        servers: ['nats://198.19.0.2:4222'],
+        subject: 's',
+        signal: abort.signal,
+        onMessage: () => undefined,
+        connect: fn,
+      }).catch((err: unknown) => errors.push(err));
+    }
+    expect({ added, removed, closed: counts.closed, failed: errors.length }).toEqual({
+      added: 100,
+      removed: 100,
+      closed: 100,
+      failed: 100,
+    });
+    const err = errors[0] as AgentError;
+    expect(err).toBeInstanceOf(AgentError);
+    expect(err.code).toBe('CLOSED');
+    expect(err.message).toMatch(/nats nats:\/\/198\.19\.0\.2:4222: .*DISCONNECT/);
+    expect(err.message).not.toMatch(/S3cret/);
+  });
+});

@@ -54,21 +54,32 @@ export async function followEvents(opts: FollowEventsOptions): Promise<void> {
     // No cause: nats.js's error may quote a server URL as given.
     throw new AgentError('STARTUP_FAILED', `nats ${shown}: cannot connect: ${maskUserinfo((err as Error).message)}`);
   }
-  const sub = nc.subscribe(opts.subject, opts.max ? { max: opts.max } : {});
-  const stop = () => sub.unsubscribe();
-  opts.signal?.addEventListener('abort', stop, { once: true });
-  if (opts.signal?.aborted) stop();
-  await nc.flush();
-  opts.onSubscribed?.();
   const decoder = new TextDecoder();
   let received = 0;
+  let stop: (() => void) | undefined;
+  // Everything after connect() is inside the try: a flush rejected on a blip (nats.js: DISCONNECT) left a connection
+  // reconnecting on its own with an unread subscription and an abort listener, one more per retry of the caller.
   try {
+    const sub = nc.subscribe(opts.subject, opts.max ? { max: opts.max } : {});
+    stop = () => sub.unsubscribe();
+    opts.signal?.addEventListener('abort', stop, { once: true });
+    if (opts.signal?.aborted) stop();
+    try {
+      await nc.flush();
+    } catch (err) {
+      // No cause: nats.js's error may quote a server URL as given.
+      throw new AgentError(
+        'CLOSED',
+        `nats ${shown}: subscription to ${opts.subject} not confirmed: ${maskUserinfo((err as Error).message)}`,
+      );
+    }
+    opts.onSubscribed?.();
     for await (const m of sub) {
       received += 1;
       opts.onMessage(decoder.decode(m.data), m.subject);
     }
   } finally {
-    opts.signal?.removeEventListener('abort', stop);
+    if (stop) opts.signal?.removeEventListener('abort', stop);
     await nc.close();
   }
   if (opts.signal?.aborted || (opts.max !== undefined && received >= opts.max)) return;
