@@ -427,7 +427,9 @@ describe('agent - drain and lifecycle', () => {
     await n.agent.whenReady(5_000);
     await until('announced', () => n.speaker.advertised.length === 2);
     n.speaker.failWith(new BgpError('UNAVAILABLE', 'gobgpd: connection refused', { retryable: true }));
+    // GRACEFUL_SHUTDOWN never goes out: the drain ends by the DRAIN_ANNOUNCE_WAIT_MS fallback (5 s).
     await n.agent.shutdown();
+    expect(lines.some((l) => l.event === 'drainAnnounceTimeout')).toBe(true);
     const warned = lines.find((l) => l.event === 'routesMayRemain');
     expect(warned?.prefixes).toEqual(['198.51.100.10/32', '198.51.100.11/32']);
     expect(warned?.level).toBe(40);
@@ -436,13 +438,36 @@ describe('agent - drain and lifecycle', () => {
   test('gobgpd back: the deferred route set is sent again (no longer pending) without a new input', async () => {
     const { nodes } = await fleetOf(1);
     const n = nodes[0] as Node;
-    n.speaker.failWith(new BgpError('UNAVAILABLE', 'gobgpd: connection refused', { retryable: true }));
+    n.ops.length = 0;
     await n.agent.drain();
+    await until('GRACEFUL_SHUTDOWN sent', () => n.ops.some((o) => o.endsWith('+gshut')));
+    // Away before the window (150 ms) ends: the withdraw is deferred.
+    n.speaker.failWith(new BgpError('UNAVAILABLE', 'gobgpd: connection refused', { retryable: true }));
     await until('drained', () => n.agent.status().state === 'drained');
     await n.agent.reconcile(); // the withdraw pass ran, deferred
     expect(n.speaker.advertised.length).toBe(2);
     n.speaker.failWith(undefined);
     await until('withdrawn in gobgpd', () => n.speaker.advertised.length === 0);
+  });
+
+  // The window started when the draining set was handed to a speaker that deferred it (gobgpd away): it ran out, the
+  // node drained, and gobgpd got the plain withdraw when back; no router ever saw GRACEFUL_SHUTDOWN.
+  test('gobgpd away when the drain begins: the window waits for GRACEFUL_SHUTDOWN to go out, then withdraws', async () => {
+    const { nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    n.ops.length = 0;
+    n.speaker.failWith(new BgpError('UNAVAILABLE', 'gobgpd: connection refused', { retryable: true }));
+    await n.agent.drain();
+    // Longer than gracefulShutdownMs (150 ms), well short of DRAIN_ANNOUNCE_WAIT_MS: the window has not started.
+    await new Promise((r) => setTimeout(r, 400));
+    expect(n.agent.status().state).toBe('draining');
+    n.speaker.failWith(undefined);
+    await until('drained', () => n.agent.status().state === 'drained');
+    await until('withdrawn in gobgpd', () => n.speaker.advertised.length === 0);
+    expect(n.ops.filter((o) => o.startsWith('routes:'))).toEqual([
+      'routes:198.51.100.10/32+gshut,198.51.100.11/32+gshut',
+      'routes:',
+    ]);
   });
 
   test('a restart reconciles without withdrawing what stays announced', async () => {

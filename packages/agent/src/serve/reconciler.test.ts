@@ -30,6 +30,7 @@ function setup() {
     onEvent: (e) => seen.push(e),
   });
   const applies: boolean[] = [];
+  const drainAnnounced: number[] = [];
   let inputs: ServeInputs = {
     fleet: fleetOf([WEB, API]),
     revision: 1,
@@ -48,11 +49,12 @@ function setup() {
     logger,
     clock,
     onDataPlaneApply: (ok) => applies.push(ok),
+    onDrainAnnounced: () => drainAnnounced.push(clock.now()),
   });
   const set = (p: Partial<ServeInputs>) => {
     inputs = { ...inputs, ...p, revision: inputs.revision + 1 };
   };
-  return { clock, dataPlane, speaker, seen, applies, reconciler, set, metrics };
+  return { clock, dataPlane, speaker, seen, applies, drainAnnounced, reconciler, set, metrics };
 }
 
 describe('reconciler - data plane failures', () => {
@@ -102,6 +104,30 @@ describe('reconciler - data plane failures', () => {
       expect(t.applies.at(-1)).toBe(false);
       await t.clock.advance(1_000); // the count started again
       expect(t.applies.at(-1)).toBe(true);
+    } finally {
+      t.reconciler.close();
+    }
+  });
+
+  // While gobgpd was away (routes pending) every pass armed the 1 s pending pass, also one whose apply failed: a state
+  // the data plane refuses for good was planned and applied again each second instead of after 1, 2, 4, 8, 10 s.
+  test('gobgpd away and the apply failing: retried on the backoff, not each second', async () => {
+    const t = setup();
+    const refused = () => t.dataPlane.failNext(new DataPlaneError('NFT_FAILED', 'nft: refused'));
+    try {
+      await t.reconciler.request();
+      t.speaker.failWith(new BgpError('UNAVAILABLE', 'gobgpd: connection refused', { retryable: true }));
+      refused();
+      t.set({ fleet: fleetOf([WEB]) }); // a withdraw (deferred) and new tables (refused)
+      await t.reconciler.request();
+      expect(t.reconciler.served.routesPending).toBe(true);
+      expect(t.applies).toEqual([true, false]);
+      for (let i = 0; i < 15; i++) {
+        refused();
+        await t.clock.advance(1_000);
+      }
+      // Retries at 1, 3, 7 and 15 s.
+      expect(t.applies).toEqual([true, false, false, false, false, false]);
     } finally {
       t.reconciler.close();
     }
@@ -233,6 +259,53 @@ describe('reconciler - announce events and metrics per VIP', () => {
       t.speaker.failWith(undefined);
       await t.clock.advance(1_000); // the retry
       expect(await announced()).toEqual({ '198.51.100.10:80/tcp': 1, '198.51.100.20:443/tcp': 1 });
+    } finally {
+      t.reconciler.close();
+    }
+  });
+});
+
+describe('reconciler - drain announcement', () => {
+  // onDrainAnnounced fired after a draining set the speaker deferred (gobgpd away): the graceful window ran out and the
+  // withdraw followed though the GRACEFUL_SHUTDOWN community never went out.
+  test('a draining set gobgpd did not take does not start the window; sent again once it is back, it does', async () => {
+    const t = setup();
+    try {
+      await t.reconciler.request();
+      t.speaker.failWith(new BgpError('UNAVAILABLE', 'gobgpd: connection refused', { retryable: true }));
+      t.set({ routeMode: 'draining' });
+      await t.reconciler.request();
+      expect(t.reconciler.served.routesPending).toBe(true);
+      expect(t.drainAnnounced).toEqual([]);
+      await t.clock.advance(1_000); // the pending pass: still away
+      expect(t.drainAnnounced).toEqual([]);
+      t.speaker.failWith(undefined);
+      await t.clock.advance(1_000); // the pending pass sends it
+      expect(t.speaker.advertised.every((a) => a.communities?.includes('65535:0'))).toBe(true);
+      expect(t.drainAnnounced.length).toBeGreaterThan(0);
+    } finally {
+      t.reconciler.close();
+    }
+  });
+
+  test('a draining set deferred while the data plane refuses the tables: the retry sends it, the window starts', async () => {
+    const t = setup();
+    const refused = () => t.dataPlane.failNext(new DataPlaneError('NFT_FAILED', 'nft: refused'));
+    try {
+      await t.reconciler.request();
+      t.speaker.failWith(new BgpError('UNAVAILABLE', 'gobgpd: connection refused', { retryable: true }));
+      refused();
+      t.set({ routeMode: 'draining', decided: new Map([['web/a', 'down']]) });
+      await t.reconciler.request();
+      expect(t.applies).toEqual([true, false]);
+      expect(t.drainAnnounced).toEqual([]);
+      t.speaker.failWith(undefined);
+      refused();
+      await t.clock.advance(1_000); // the retry: refused again, yet the draining set goes out before the apply
+      expect(t.applies).toEqual([true, false, false]);
+      expect(t.speaker.advertised.length).toBeGreaterThan(0);
+      expect(t.speaker.advertised.every((a) => a.communities?.includes('65535:0'))).toBe(true);
+      expect(t.drainAnnounced).toHaveLength(1);
     } finally {
       t.reconciler.close();
     }

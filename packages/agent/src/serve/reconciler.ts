@@ -86,7 +86,7 @@ export interface ReconcilerOptions {
   readonly onServedChange?: (s: ServedState) => void;
   /** Called after every data-plane apply: whether the data plane took the tables (BFD follows it, 0010). */
   readonly onDataPlaneApply?: (ok: boolean) => void;
-  /** A draining pass handed the GRACEFUL_SHUTDOWN set to the speaker: the graceful window may start. */
+  /** A draining pass handed the GRACEFUL_SHUTDOWN set to the speaker and gobgpd took it: the graceful window may start. */
   readonly onDrainAnnounced?: () => void;
 }
 
@@ -239,9 +239,12 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
       const keep = new Map(
         [...routes].flatMap(([p, r]) => (want.has(p) ? [[p, draining ? (want.get(p) ?? r) : r]] : [])),
       );
-      if (keep.size < routes.size || (draining && !sameRoutes(keep, routes)))
+      // A draining set gobgpd did not take yet (away) is sent again here too, for the same reason.
+      if (keep.size < routes.size || (draining && (routesPending || !sameRoutes(keep, routes))))
         await setRoutes(keep, inp.routeMode === 'serving' ? (p) => withdrawReason(p, fleet, planned) : inp.routeMode);
-      if (draining) opts.onDrainAnnounced?.();
+      // Only once gobgpd took it: a deferred set never reached a router, and the window would run out unseen (the
+      // lifecycle's DRAIN_ANNOUNCE_WAIT_MS fallback ends a drain whose set never goes out).
+      if (draining && !routesPending) opts.onDrainAnnounced?.();
     }
 
     // 2. Program the data plane (only when some table changed).
@@ -328,7 +331,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     const resend = routesPending && sends === sendsBefore;
     if (!routes || resend || !sameRoutes(routes, want)) await setRoutes(want, inp.routeMode);
     else markAnnounced(routes);
-    if (draining) opts.onDrainAnnounced?.();
+    if (draining && !routesPending) opts.onDrainAnnounced?.();
     previousTables = planned;
   };
 
@@ -341,11 +344,14 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
         const before = failures;
         if (!closed) await pass();
         // A pass whose apply failed scheduled its retry (and counted) itself; one that went through resets the count.
+        const failed = failures !== before;
+        if (!failed) failures = 0;
         // Routes gobgpd did not confirm: a pass each RETRY_MS sends them again (nothing else would without a new input);
-        // the speaker fails those at once while gobgpd is away, and the plan comes from the table cache.
-        if (failures === before) failures = 0;
+        // the speaker fails those at once while gobgpd is away, and the plan comes from the table cache. Not after a
+        // failed apply: its retry brings the next pass on the backoff (a state refused for good would otherwise be
+        // planned and applied again each second, and a pass that fails its apply never reaches the announce).
         clock.clearTimeout(pendingTimer);
-        if (routesPending && !closed) pendingTimer = clock.setTimeout(() => void request(), RETRY_MS);
+        if (routesPending && !failed && !closed) pendingTimer = clock.setTimeout(() => void request(), RETRY_MS);
         opts.onServedChange?.(served());
       } catch (err) {
         log.error({ event: 'reconcileFailed', err: (err as Error).message });
