@@ -88,6 +88,22 @@ describe('aggregator - observations against etcd reports', () => {
     expect(await decided()).toBe('up');
   });
 
+  test(`the wall clock stepped back an hour: an observation still leads etcd for ${OBSERVATION_LEAD_MS} ms only`, async () => {
+    const { clock, agg, report, decided } = await fleetOfThree();
+    // n2 and n3 see the member down on NATS; their etcd writes never land.
+    agg.observe('n2', MEMBER, 'down');
+    agg.observe('n3', MEMBER, 'down');
+    await clock.advance(20);
+    expect(await decided()).toBe('down');
+    clock.stepWall(-3_600_000); // NTP: steady time and the timers go on
+    await clock.advance(OBSERVATION_LEAD_MS);
+    expect(await decided(), 'etcd quiet: the expiry timer gave the lead up').toBe('up');
+    // A delivery of etcd's reports past the lead: they stand.
+    await report('n1', 'up');
+    await clock.advance(20);
+    expect(await decided()).toBe('up');
+  });
+
   test('a live node whose health record is gone from etcd (every member unknown to it) no longer votes', async () => {
     const clock = createManualClock(1_700_000_000_000);
     const store = new HealthRecordsStore();

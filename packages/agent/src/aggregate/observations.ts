@@ -56,7 +56,10 @@ export function createObservations(clock: Clock, onExpired: () => void = () => u
   const reports = new Map<string, Map<string, ObservedStatus>>();
   /** Per node: its report as the watch last delivered it, what an observation gives way to when its lead ends. */
   const etcd = new Map<string, Map<string, ObservedStatus>>();
-  /** Per node: observations not yet seen in its etcd report (see OBSERVATION_LEAD_MS). */
+  /**
+   * Per node: observations not yet seen in its etcd report (see OBSERVATION_LEAD_MS), each with when it arrived on
+   * the steady clock (a local receive time: a wall-clock step must not stretch or cut the lead).
+   */
   const unsettled = new Map<string, Map<string, { status: ObservedStatus; atMs: number }>>();
   let members: ReadonlySet<string> = new Set();
   let live: ReadonlySet<string> = new Set();
@@ -69,7 +72,7 @@ export function createObservations(clock: Clock, onExpired: () => void = () => u
   const withUnsettled = (node: string, fromEtcd: Map<string, ObservedStatus>): Map<string, ObservedStatus> => {
     const pending = unsettled.get(node);
     if (!pending) return fromEtcd;
-    const now = clock.now();
+    const now = clock.monoMs();
     for (const [member, o] of pending) {
       // etcd leaves 'unknown' out of a report: absent there is the same as 'unknown'.
       const etcdSays = fromEtcd.get(member) ?? 'unknown';
@@ -93,7 +96,7 @@ export function createObservations(clock: Clock, onExpired: () => void = () => u
   };
 
   /**
-   * Arms the timer at the earliest lead's end. Observations are stamped with the clock's now, so one pending
+   * Arms the timer at the earliest lead's end. Observations are stamped with the steady clock, so one pending
    * already armed for ends no later than any added after it: an armed timer stays.
    */
   const arm = (): void => {
@@ -101,7 +104,7 @@ export function createObservations(clock: Clock, onExpired: () => void = () => u
     let earliest = Number.POSITIVE_INFINITY;
     for (const pending of unsettled.values()) for (const o of pending.values()) earliest = Math.min(earliest, o.atMs);
     if (earliest === Number.POSITIVE_INFINITY) return;
-    expiryTimer = clock.setTimeout(expire, timerDelayMs(earliest + OBSERVATION_LEAD_MS, clock.now()));
+    expiryTimer = clock.setTimeout(expire, timerDelayMs(earliest + OBSERVATION_LEAD_MS, clock.monoMs()));
   };
 
   /**
@@ -110,7 +113,7 @@ export function createObservations(clock: Clock, onExpired: () => void = () => u
    */
   const expire = (): void => {
     expiryTimer = undefined;
-    const now = clock.now();
+    const now = clock.monoMs();
     let changed = false;
     for (const [node, pending] of unsettled) {
       for (const [member, o] of pending) {
@@ -185,7 +188,7 @@ export function createObservations(clock: Clock, onExpired: () => void = () => u
       if (!live.has(node) || !members.has(member)) return false;
       let pending = unsettled.get(node);
       if (!pending) unsettled.set(node, (pending = new Map()));
-      pending.set(member, { status, atMs: clock.now() });
+      pending.set(member, { status, atMs: clock.monoMs() });
       arm();
       let r = reports.get(node);
       if (!r) reports.set(node, (r = new Map()));
