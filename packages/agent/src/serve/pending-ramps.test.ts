@@ -55,6 +55,16 @@ describe('pending ramps - a started member waits at the first step for the aggre
     pending.close();
   });
 
+  test(`the wall clock stepped back an hour: still let go after ${PENDING_RAMP_MS} ms`, async () => {
+    const { clock, pending, expired } = setup();
+    pending.fleetChanged(fleetOf('disabled'), fleetOf('active'));
+    clock.stepWall(-3_600_000); // NTP: steady time and the timers go on
+    await clock.advance(PENDING_RAMP_MS);
+    expect(pending.merged(new Map()).size).toBe(0);
+    expect(expired()).toBe(1);
+    pending.close();
+  });
+
   test('not held: a ramp the record already has, slow start off, a member drained again', () => {
     const { pending } = setup();
     pending.decided(new Map([['web/b', { percent: 20, sinceMs: 1 }]]));

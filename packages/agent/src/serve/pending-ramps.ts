@@ -32,7 +32,7 @@ export function createPendingRamps(opts: {
   readonly pendingMs?: number;
 }): PendingRamps {
   const pendingMs = opts.pendingMs ?? PENDING_RAMP_MS;
-  /** memberKey -> when it is let go (the node's clock), ms. */
+  /** memberKey -> when it is let go, on the steady clock (a wall-clock step must not stretch the hold), ms. */
   const held = new Map<string, number>();
   const first: MemberRamp = { percent: RAMP_PERCENTS[0] as number, sinceMs: 0 };
   /** The decided ramps last seen: the aggregator may have written a member's ramp before this node saw the fleet. */
@@ -47,7 +47,7 @@ export function createPendingRamps(opts: {
     timer = opts.clock.setTimeout(
       () => {
         timer = undefined;
-        const now = opts.clock.now();
+        const now = opts.clock.monoMs();
         let expired = false;
         for (const [k, until] of held) {
           if (until <= now) {
@@ -58,7 +58,7 @@ export function createPendingRamps(opts: {
         arm();
         if (expired) opts.onExpired();
       },
-      Math.max(0, next - opts.clock.now()),
+      Math.max(0, next - opts.clock.monoMs()),
     );
   };
 
@@ -70,7 +70,7 @@ export function createPendingRamps(opts: {
       for (const k of held.keys()) if (!stillActive.has(k)) held.delete(k);
       if (before) {
         for (const k of startedMembers(before, after))
-          if (!lastDecided.has(k)) held.set(k, opts.clock.now() + pendingMs);
+          if (!lastDecided.has(k)) held.set(k, opts.clock.monoMs() + pendingMs);
       }
       arm();
     },
