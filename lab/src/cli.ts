@@ -9,7 +9,7 @@ import { publishLabFlows } from './flows/publish.js';
 import { checkVerdict, DEFAULT_WATCH_MAX_PAUSE_MS, watch } from './flows/watch.js';
 import { applyDefaultFleet } from './runtime/fleet-apply.js';
 import { Lab, type UpOptions } from './runtime/lab.js';
-import { downLab, listLabIds } from './runtime/resources.js';
+import { listLabIds } from './runtime/resources.js';
 import { repoRoot } from './runtime/scripts.js';
 import { appendEvent, labDir } from './runtime/state.js';
 import type { LabStatus } from './runtime/status.js';
@@ -194,8 +194,9 @@ export function createLabProgram(io: LabIo = processIo): Command {
           );
         }
       }
+      // Each under its lab's lock (runtime/lock.ts): a command still changing that lab ends first.
       for (const id of ids) {
-        const found = await downLab(id);
+        const found = await Lab.down(id, log);
         io.out(`lab "${id}": removed ${found.namespaces.length} namespaces`);
         for (const w of found.warnings) io.err(`warning: ${w}`);
       }

@@ -1,10 +1,26 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { hostsOfKind, MAX_NODES } from '../topology/model.js';
-import { Lab } from './lab.js';
-import { type LabState, writeState } from './state.js';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+
+// Nothing is made or killed here: `run` answers as if every command worked, and no process runs in any namespace.
+const machine = vi.hoisted(() => ({ netns: '' }));
+vi.mock('@l4fleet/process', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('@l4fleet/process')>()),
+  run: vi.fn(async (argv: string[]) => ({
+    code: 0,
+    stdout: argv.join(' ') === 'ip netns list' ? machine.netns : '',
+    stderr: '',
+  })),
+  namespacePids: vi.fn(async () => []),
+  killAll: vi.fn(async () => {}),
+}));
+
+const { hostsOfKind, MAX_NODES } = await import('../topology/model.js');
+const { Lab } = await import('./lab.js');
+const { labLockPath } = await import('./lock.js');
+const { readState, writeState } = await import('./state.js');
+type LabState = import('./state.js').LabState;
 
 /** A state as `lab up` writes it (netns, static mode, nftables with l2 backends). */
 function labState(overrides: Partial<LabState> = {}): LabState {
@@ -34,6 +50,7 @@ describe('lab - state in memory and on disk', () => {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'l4f-lab-test-'));
     process.env.L4FLEET_LAB_STATE_DIR = dir;
+    machine.netns = '';
   });
   afterEach(() => {
     if (saved === undefined) delete process.env.L4FLEET_LAB_STATE_DIR;
@@ -60,5 +77,26 @@ describe('lab - state in memory and on disk', () => {
     await expect(lab.addBackend()).rejects.toThrow('backends 151');
     lab.recordPid('control', 'nats', 4242);
     expect(hostsOfKind(Lab.open('t1').topology, 'backend')).toHaveLength(150);
+  });
+
+  test('lab - two commands at once each see the other: kills from two processes both stay in the state', async () => {
+    writeState(labState());
+    // Both opened (state read) before either changes anything, as two `lab kill` processes started together.
+    const a = Lab.open('t1');
+    const b = Lab.open('t1');
+    await Promise.all([a.kill('node1'), b.kill('node2')]);
+    expect(readState('t1')?.killed.sort()).toEqual(['node1', 'node2']);
+  });
+
+  test('lab - a command waits for the lock another lab command holds, then fails naming its pid and changes nothing', async () => {
+    writeState(labState());
+    // pid 1 (init) runs for as long as this test does: a live holder.
+    const start = readFileSync('/proc/1/stat', 'utf8').split(') ')[1]?.split(' ')[19];
+    writeFileSync(labLockPath('t1'), JSON.stringify({ pid: 1, start, command: 'add-node' }));
+    const lab = Lab.open('t1', undefined, { lockWaitMs: 300 });
+    await expect(lab.kill('node1')).rejects.toThrow(/another lab command \("add-node", pid 1\)/);
+    expect(readState('t1')?.killed).toEqual([]);
+    await expect(Lab.up({ id: 't1', lockWaitMs: 300 })).rejects.toThrow(/pid 1\b/);
+    expect(readState('t1')).toEqual(labState());
   });
 });

@@ -25,9 +25,10 @@ import { type LabCore, routerPaths } from './lab-core.js';
 import { DEFAULT_ETCD_START_TIMEOUT_MS, etcdMemberNames, startEtcd, stopEtcd } from './lab-etcd.js';
 import { addNode, killNode, restartNode } from './lab-nodes.js';
 import { hostNamespace, type LabContext, type LabRuntime } from './lab-runtime.js';
+import { withLabLock } from './lock.js';
 import { netnsRuntime } from './netns-runtime.js';
 import { probe, waitEtcd, waitInEcmp, waitNextHops, waitVipsAnswer } from './readiness.js';
-import { downLab, listLabResources, requireRoot } from './resources.js';
+import { downLab, type LabDown, listLabResources, requireRoot } from './resources.js';
 import {
   appendEvent,
   hostDir,
@@ -51,12 +52,19 @@ export interface UpOptions extends TopologyOptions {
   runtime?: Runtime;
   /** Time for BGP sessions, ECMP routes and VIP answers; default 60 s. */
   readyTimeoutMs?: number;
+  /** How long to wait while another lab command holds the lab's lock (lock.ts); default 180 s. */
+  lockWaitMs?: number;
   log?: Logger;
   /** Told one line for the user when the data path fell back from the default (up-data-path.ts). */
   onNotice?: (line: string) => void;
 }
 
 export const DEFAULT_READY_TIMEOUT_MS = 60_000;
+
+export interface OpenOptions {
+  /** How long a command that changes the lab waits while another holds its lock (lock.ts); default 180 s. */
+  readonly lockWaitMs?: number | undefined;
+}
 
 export { topologyOf };
 
@@ -72,6 +80,7 @@ export class Lab implements LabContext {
   private constructor(
     state: LabState,
     readonly log: Logger | undefined,
+    private readonly lockWaitMs?: number,
   ) {
     this.state = state;
     this.#topology = topologyOf(state);
@@ -126,22 +135,50 @@ export class Lab implements LabContext {
   }
 
   /** The running lab `id`; throws LAB_NOT_RUNNING if there is none. */
-  static open(id: string, log?: Logger): Lab {
-    const state = readState(id);
-    if (!state) throw new LabError('LAB_NOT_RUNNING', `lab "${id}" is not up (no state in ${labDir(id)})`);
-    return new Lab(state, log);
+  static open(id: string, log?: Logger, options: OpenOptions = {}): Lab {
+    return new Lab(requireState(id), log, options.lockWaitMs);
+  }
+
+  /**
+   * Removes every process, namespace and file of lab `id` (resources.ts), holding its lock: a command still changing
+   * the lab ends first (or `down` fails naming it after `lockWaitMs`).
+   */
+  static down(id: string, log?: Logger, options: OpenOptions = {}): Promise<LabDown> {
+    return withLabLock(id, 'down', () => downLab(id), { waitMs: options.lockWaitMs, log });
+  }
+
+  /**
+   * Runs one command that changes the lab under its lock (lock.ts), on the state as it is once the lock is held:
+   * another command may have changed it since this lab was opened.
+   */
+  private locked<T>(command: string, fn: () => Promise<T>): Promise<T> {
+    return withLabLock(
+      this.id,
+      command,
+      async () => {
+        this.state = requireState(this.id);
+        this.#topology = topologyOf(this.state);
+        return fn();
+      },
+      { waitMs: this.lockWaitMs, log: this.log },
+    );
   }
 
   /** Brings the lab up; idempotent: a lab that is already up and healthy is returned as it is. */
   static async up(options: UpOptions = {}): Promise<Lab> {
     requireRoot();
     const { id } = buildTopology(options);
+    // Under the lab's lock: a second `up` must not take the lab the first is building for a stale one.
+    return withLabLock(id, 'up', () => Lab.upLocked(id, options), { waitMs: options.lockWaitMs, log: options.log });
+  }
+
+  private static async upLocked(id: string, options: UpOptions): Promise<Lab> {
     // A state file that does not check is a stale lab's, as one whose processes died: removed and built anew.
     const existing = readStateForUp(id, (err) =>
       options.log?.warn({ event: 'labStale', id, err }, 'lab state invalid; removing the lab first'),
     );
     if (existing) {
-      const lab = new Lab(existing, options.log);
+      const lab = new Lab(existing, options.log, options.lockWaitMs);
       if (await lab.healthy()) {
         options.log?.info({ event: 'labAlreadyUp', id }, 'lab already up');
         return lab;
@@ -181,7 +218,7 @@ export class Lab implements LabContext {
     };
     // Written before anything is made, so `down` after a crash from here on knows the lab.
     writeState(state);
-    const lab = new Lab(state, options.log);
+    const lab = new Lab(state, options.log, options.lockWaitMs);
     try {
       await lab.build(options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
     } catch (err) {
@@ -247,31 +284,33 @@ export class Lab implements LabContext {
   }
 
   /** Stops etcd members hard (default: all); see lab-etcd.ts. */
-  stopEtcd(names: readonly string[] = etcdMemberNames(this.#core)): Promise<void> {
-    return stopEtcd(this.#core, names);
+  stopEtcd(names?: readonly string[]): Promise<void> {
+    return this.locked(`stop etcd ${names?.join(',') ?? ''}`.trim(), () =>
+      stopEtcd(this.#core, names ?? etcdMemberNames(this.#core)),
+    );
   }
 
   /** Starts etcd members (default: all that were stopped) and waits for them if a quorum runs; see lab-etcd.ts. */
-  startEtcd(
-    names: readonly string[] = etcdMemberNames(this.#core).filter((n) => this.killed.includes(n)),
-    timeoutMs = DEFAULT_ETCD_START_TIMEOUT_MS,
-  ): Promise<void> {
-    return startEtcd(this.#core, names, timeoutMs);
+  startEtcd(names?: readonly string[], timeoutMs = DEFAULT_ETCD_START_TIMEOUT_MS): Promise<void> {
+    // The default is read under the lock: the killed list as it is then.
+    return this.locked(`start etcd ${names?.join(',') ?? ''}`.trim(), () =>
+      startEtcd(this.#core, names ?? etcdMemberNames(this.#core).filter((n) => this.killed.includes(n)), timeoutMs),
+    );
   }
 
   /** Adds the next backend; returns its name (lab-backends.ts). */
   addBackend(): Promise<string> {
-    return addBackend(this.#core);
+    return this.locked('add-backend', () => addBackend(this.#core));
   }
 
   /** Fails a backend: everything in it dies (lab-backends.ts). */
   failBackend(name: string): Promise<void> {
-    return failBackend(this.#core, name);
+    return this.locked(`fail-backend ${name}`, () => failBackend(this.#core, name));
   }
 
   /** Starts a backend's service again (lab-backends.ts). */
   restoreBackend(name: string): Promise<void> {
-    return restoreBackend(this.#core, name);
+    return this.locked(`restore-backend ${name}`, () => restoreBackend(this.#core, name));
   }
 
   /** Reads the state again: hosts added or failed by other `lab` commands since this lab was opened. */
@@ -313,23 +352,29 @@ export class Lab implements LabContext {
   }
 
   /** Adds the next node and makes it the router's neighbor; returns its name (lab-nodes.ts). */
-  async addNode(readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<string> {
-    const name = await addNode(this.#core, readyTimeoutMs);
-    // Restarted with the new node's agent in its /metrics list (dashboard.ts).
-    if (labDashboard(this.state, this.topology)) await restartLabDashboard(this.#core);
-    return name;
+  addNode(readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<string> {
+    return this.locked('add-node', async () => {
+      const name = await addNode(this.#core, readyTimeoutMs);
+      // Restarted with the new node's agent in its /metrics list (dashboard.ts).
+      if (labDashboard(this.state, this.topology)) await restartLabDashboard(this.#core);
+      return name;
+    });
   }
 
   /** Hard failure of a node (lab-nodes.ts); an etcd member's name (`etcd2`) kills that member only (stopEtcd). */
   kill(node: string): Promise<void> {
-    if (isEtcdMember(this.topology, node)) return this.stopEtcd([node]);
-    return killNode(this.#core, node);
+    return this.locked(`kill ${node}`, () =>
+      isEtcdMember(this.topology, node) ? stopEtcd(this.#core, [node]) : killNode(this.#core, node),
+    );
   }
 
   /** Brings a node (or an etcd member) back (lab-nodes.ts). */
   restart(node: string, readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<void> {
-    if (isEtcdMember(this.topology, node)) return this.startEtcd([node], readyTimeoutMs);
-    return restartNode(this.#core, node, readyTimeoutMs);
+    return this.locked(`restart ${node}`, () =>
+      isEtcdMember(this.topology, node)
+        ? startEtcd(this.#core, [node], readyTimeoutMs)
+        : restartNode(this.#core, node, readyTimeoutMs),
+    );
   }
 
   /** argv that runs `argv` inside `host` (for `lab exec`). */
@@ -353,6 +398,12 @@ export class Lab implements LabContext {
   }
 
   async down(): Promise<void> {
-    await downLab(this.id);
+    await Lab.down(this.id, this.log, { lockWaitMs: this.lockWaitMs });
   }
+}
+
+function requireState(id: string): LabState {
+  const state = readState(id);
+  if (!state) throw new LabError('LAB_NOT_RUNNING', `lab "${id}" is not up (no state in ${labDir(id)})`);
+  return state;
 }
