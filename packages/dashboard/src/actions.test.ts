@@ -68,6 +68,32 @@ describe('dashboard actions - refused writes', () => {
     }
   });
 
+  test('a wall clock stepped back opens the next minute on time: refused writes are recorded one by one again', async () => {
+    vi.useFakeTimers({ now: Date.UTC(2026, 11, 6, 4, 0, 0) });
+    const timeline = createTimeline();
+    const actions = createActions(await fleetStore(), timeline);
+    try {
+      const refused = () => timeline.list().filter((e) => e.data.result === 'refused');
+      for (let i = 0; i <= REFUSED_RECORDED_PER_MINUTE; i++)
+        actions.refused('node drain', 'n1', 'no token', '198.18.0.1');
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(refused()).toHaveLength(REFUSED_RECORDED_PER_MINUTE + 1);
+      // NTP steps the wall clock back an hour (Date only: the timers and performance.now() go on).
+      vi.setSystemTime(Date.now() - 3_600_000);
+      for (let i = 0; i <= REFUSED_RECORDED_PER_MINUTE; i++)
+        actions.refused('node drain', 'n1', 'no token', '198.18.0.2');
+      expect(refused()).toHaveLength(2 * REFUSED_RECORDED_PER_MINUTE + 1);
+      // The one past the limit is summed up when that minute ends, not an hour later; the time shown is the wall's.
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(refused()).toHaveLength(2 * REFUSED_RECORDED_PER_MINUTE + 2);
+      expect(refused().at(-1)?.data.error).toBe(
+        `and 1 more refused from 2026-12-06T03:01:00.000Z (at most ${REFUSED_RECORDED_PER_MINUTE} a minute are recorded one by one)`,
+      );
+    } finally {
+      actions.close();
+    }
+  });
+
   test("a refused write's target (from the URL) is cut to a bounded length", async () => {
     const timeline = createTimeline();
     const actions = createActions(await fleetStore(), timeline);

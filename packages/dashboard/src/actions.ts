@@ -70,9 +70,12 @@ export function createActions(store: FleetStore, timeline: Timeline, now: () => 
   const record = (data: Record<string, unknown>) =>
     timeline.add({ at: now().toISOString(), kind: 'action', node: 'dashboard', data });
 
-  // The minute of refused writes under way: when it began, how many were recorded, and those only counted.
+  // The minute of refused writes under way: when it began, how many were recorded, and those only counted. The minute
+  // is timed on performance.now() (steady: on the wall clock an NTP step back opened no new minute for the step's
+  // length); `startedAt` is the wall-clock time the summary shows.
   const refusals = {
     startMs: Number.NEGATIVE_INFINITY,
+    startedAt: '',
     recorded: 0,
     more: 0,
     sources: new Set<string>(),
@@ -91,7 +94,7 @@ export function createActions(store: FleetStore, timeline: Timeline, now: () => 
       result: 'refused',
       from,
       count,
-      error: `and ${count} more refused from ${new Date(refusals.startMs).toISOString()} (at most ${REFUSED_RECORDED_PER_MINUTE} a minute are recorded one by one)`,
+      error: `and ${count} more refused from ${refusals.startedAt} (at most ${REFUSED_RECORDED_PER_MINUTE} a minute are recorded one by one)`,
     });
     refusals.more = 0;
     refusals.sources.clear();
@@ -154,10 +157,11 @@ export function createActions(store: FleetStore, timeline: Timeline, now: () => 
       });
     },
     refused(action, target, reason, who) {
-      const t = now().getTime();
+      const t = performance.now();
       if (t - refusals.startMs >= REFUSED_WINDOW_MS) {
         summarise();
         refusals.startMs = t;
+        refusals.startedAt = now().toISOString();
         refusals.recorded = 0;
       }
       if (refusals.recorded < REFUSED_RECORDED_PER_MINUTE) {
