@@ -99,7 +99,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   ];
   let closed = false;
   const scrape = async () => {
-    await metrics.tick(Date.now());
+    await metrics.tick(Date.now(), performance.now());
     // The new column only (pages got the whole history when they connected): the history is 300 columns per series.
     const column = metrics.lastColumn();
     if (column) hub.broadcast('metrics-column', column);

@@ -29,10 +29,10 @@ describe('metrics-column', () => {
       },
       capacity: 3,
     });
-    await rec.tick(0);
+    await rec.tick(0, 0);
     const page = structuredClone(rec.history()) as MetricsHistory;
     for (let i = 1; i < 7; i++) {
-      await rec.tick(i * 2_000);
+      await rec.tick(i * 2_000, i * 2_000);
       const column = rec.lastColumn();
       expect(column?.t).toBe(i * 2);
       appendColumn(page, structuredClone(column) as NonNullable<typeof column>);
@@ -45,8 +45,8 @@ describe('metrics-column', () => {
       targets: new Map([['n1', 'http://n1/metrics']]),
       fetchText: async () => body(1, {}),
     });
-    await rec.tick(0);
-    await rec.tick(2_000);
+    await rec.tick(0, 0);
+    await rec.tick(2_000, 2_000);
     const page = structuredClone(rec.history()) as MetricsHistory;
     appendColumn(page, rec.lastColumn() as NonNullable<ReturnType<typeof rec.lastColumn>>);
     expect(page).toEqual(rec.history());

@@ -37,13 +37,28 @@ describe('metrics-history', () => {
       ]),
       fetchText: async (url) => readings[url]?.shift() ?? '',
     });
-    for (const t of [0, 2_000, 4_000, 6_000]) await rec.tick(t);
+    for (const t of [0, 2_000, 4_000, 6_000]) await rec.tick(t, t);
     const h = rec.history();
     expect(h.t).toEqual([0, 2, 4, 6]);
     expect(h.packetsPerNode.n1).toEqual([null, 100, null, 10]); // 200 pkts / 2 s; then the counter went down
     expect(h.packetsPerNode.n2).toEqual([null, 50, 50, 50]);
     expect(h.flowsPerNode.n1).toEqual([5, 6, 7, 7]);
     expect(h.packetsPerBackend.a).toEqual([null, 75, 25, 35]); // n1's reset column counts n2 only
+  });
+
+  test('metrics-history - a wall clock stepped forward moves the time axis, not the rates (they use the steady clock)', async () => {
+    const readings = [exposition(0, 1), exposition(200, 1), exposition(400, 1)];
+    const rec = createMetricsRecorder({
+      targets: new Map([['n1', 'http://n1/metrics']]),
+      fetchText: async () => readings.shift() ?? '',
+    });
+    await rec.tick(0, 0);
+    await rec.tick(2_000, 2_000);
+    // NTP steps the wall clock an hour forward between two scrapes 2 s apart.
+    await rec.tick(3_602_000, 4_000);
+    const h = rec.history();
+    expect(h.t).toEqual([0, 2, 3602]);
+    expect(h.packetsPerNode.n1).toEqual([null, 100, 100]);
   });
 
   test('metrics-history - an unreachable agent gives a gap and an error, and recovers', async () => {
@@ -56,11 +71,11 @@ describe('metrics-history', () => {
       },
       capacity: 2,
     });
-    await rec.tick(0);
+    await rec.tick(0, 0);
     expect(rec.history().errors).toEqual({ n1: 'connect ECONNREFUSED' });
     fail = false;
-    await rec.tick(1_000);
-    await rec.tick(2_000);
+    await rec.tick(1_000, 1_000);
+    await rec.tick(2_000, 2_000);
     const h = rec.history();
     expect(h.errors).toEqual({});
     expect(h.t).toEqual([1, 2]); // capacity 2
@@ -112,8 +127,8 @@ describe('metrics-history', () => {
         targets: new Map([['n1', 'http://n1/metrics']]),
         fetchText: async () => body,
       });
-      await rec.tick(0);
-      await rec.tick(2_000);
+      await rec.tick(0, 0);
+      await rec.tick(2_000, 2_000);
       const h = rec.history();
       expect(h.errors).toEqual({ n1: `http://n1/metrics: ${problem}` });
       expect([h.packetsPerNode.n1, h.flowsPerNode.n1]).toEqual([
@@ -144,8 +159,8 @@ describe('metrics-history', () => {
       'l4fleet_dataplane_flow_entries 0',
     ].join('\n');
     const rec = createMetricsRecorder({ targets: new Map([['n1', 'http://n1/metrics']]), fetchText: async () => body });
-    await rec.tick(0);
-    await rec.tick(2_000);
+    await rec.tick(0, 0);
+    await rec.tick(2_000, 2_000);
     expect(rec.history().errors).toEqual({});
     expect(rec.history().packetsPerNode.n1).toEqual([null, 0]);
   });
@@ -163,13 +178,13 @@ describe('metrics-history', () => {
       fetchText: async () => readings.shift() ?? '',
       capacity: 2,
     });
-    await rec.tick(0);
+    await rec.tick(0, 0);
     expect(Object.keys(rec.history().packetsPerBackend).sort()).toEqual(['a', 'b']); // no rate yet, but reported
-    await rec.tick(1_000);
-    await rec.tick(2_000);
+    await rec.tick(1_000, 1_000);
+    await rec.tick(2_000, 2_000);
     expect(rec.history().packetsPerBackend.a).toEqual([10, null]);
-    await rec.tick(3_000);
-    await rec.tick(4_000);
+    await rec.tick(3_000, 3_000);
+    await rec.tick(4_000, 4_000);
     // Backends come and go with the pools: a series kept for each one ever seen would grow without bound.
     expect(rec.history().packetsPerBackend).toEqual({ b: [10, 10] });
   });

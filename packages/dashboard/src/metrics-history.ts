@@ -105,8 +105,12 @@ export interface MetricsRecorder {
   history(): MetricsHistory;
   /** The column the last tick appended (undefined before the first). */
   lastColumn(): MetricsColumn | undefined;
-  /** Scrapes every target once and appends a column at `nowMs`. */
-  tick(nowMs: number): Promise<void>;
+  /**
+   * Scrapes every target once and appends a column at `nowMs` (wall clock, Unix ms: the time axis). `steadyMs` is a
+   * steady clock's reading at the same moment (performance.now()): rates divide by its gap between scrapes, so an NTP
+   * step of the wall clock shows no column of near-zero (step forward) or missing (step back) traffic.
+   */
+  tick(nowMs: number, steadyMs: number): Promise<void>;
 }
 
 function push(series: Series, key: string, at: number, value: number | null, capacity: number): void {
@@ -136,7 +140,7 @@ export function createMetricsRecorder(opts: {
     errors: {},
   };
   // Last raw counters per node (total packets, per backend) for rates.
-  const prev = new Map<string, { atS: number; packets: number; drops: number; backends: Map<string, number> }>();
+  const prev = new Map<string, { steadyMs: number; packets: number; drops: number; backends: Map<string, number> }>();
   const rate = (now: number, before: number | undefined, dtS: number): number | null =>
     before === undefined || now < before || dtS <= 0 ? null : (now - before) / dtS;
 
@@ -148,7 +152,7 @@ export function createMetricsRecorder(opts: {
   return {
     history: () => h,
     lastColumn: () => last,
-    async tick(nowMs) {
+    async tick(nowMs, steadyMs) {
       const atS = Math.round(nowMs / 100) / 10;
       const scraped = await Promise.all(
         [...opts.targets].map(async ([node, url]) => {
@@ -176,7 +180,7 @@ export function createMetricsRecorder(opts: {
         const drops = [...sumBy(samples, DROPS, 'reason').values()].reduce((a, b) => a + b, 0);
         const backends = sumBy(samples, BACKEND_PACKETS, 'backend');
         const p = prev.get(s.node);
-        const dtS = p ? atS - p.atS : 0;
+        const dtS = p ? (steadyMs - p.steadyMs) / 1000 : 0;
         push(h.packetsPerNode, s.node, column, rate(packets, p?.packets, dtS), capacity);
         push(h.dropsPerNode, s.node, column, rate(drops, p?.drops, dtS), capacity);
         push(h.flowsPerNode, s.node, column, firstValue(samples, FLOW_ENTRIES) ?? null, capacity);
@@ -185,7 +189,7 @@ export function createMetricsRecorder(opts: {
           const r = rate(v, p?.backends.get(b), dtS);
           backendRates.set(b, r === null ? (backendRates.get(b) ?? null) : (backendRates.get(b) ?? 0) + r);
         }
-        prev.set(s.node, { atS, packets, drops, backends });
+        prev.set(s.node, { steadyMs, packets, drops, backends });
       }
       for (const b of new Set([...Object.keys(h.packetsPerBackend), ...backendRates.keys()])) {
         const v = backendRates.get(b);
