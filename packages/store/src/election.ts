@@ -119,13 +119,6 @@ export class ElectionStore {
       throw toStoreError(err, `campaign of ${node}`);
     }
     leader = true;
-    campaign.on('error', (err) => {
-      keeper.stop();
-      if (!leader) return;
-      leader = false;
-      log.warn({ event: 'leadershipLost', node, err: err.message });
-      resolveLost(new StoreError('LEASE_LOST', `leadership of ${node} lost: ${err.message}`, { cause: err }));
-    });
     const resign = async () => {
       if (!leader) return;
       leader = false;
@@ -137,17 +130,32 @@ export class ElectionStore {
     const handle = tracked(this.ctx, resign);
     handedOver = handle.close;
     this.ctx.closers.delete(closeWaiting);
+    /**
+     * The leadership ended without resign(): its closer leaves the store too. The owner awaits `lost` and campaigns
+     * again without resigning (the aggregator), so a closer kept here held the Campaign, its Lease and the keeper for
+     * the life of the process, one more per loss.
+     */
+    const lose = (err: StoreError) => {
+      leader = false;
+      keeper.stop();
+      this.ctx.closers.delete(handle.close);
+      resolveLost(err);
+    };
+    campaign.on('error', (err) => {
+      keeper.stop();
+      if (!leader) return;
+      log.warn({ event: 'leadershipLost', node, err: err.message });
+      lose(new StoreError('LEASE_LOST', `leadership of ${node} lost: ${err.message}`, { cause: err }));
+    });
     const leadership: Leadership = { node, lost, isLeader: () => leader, resign: handle.close };
     leadershipKeys.set(leadership, key);
     fenceLosses.set(leadership, (what) => {
       if (!leader) return;
-      leader = false;
       const msg = `leadership of ${node} lost: ${what} found its election key ${key} gone (lease expired, or deleted outside l4fleet)`;
       log.warn({ event: 'leadershipLost', node, key, err: msg });
       // Resigning revokes the campaign's lease (its key is gone already): nothing of this campaign stays behind.
-      keeper.stop();
       campaign.resign().catch(() => undefined);
-      resolveLost(new StoreError('LEASE_LOST', msg));
+      lose(new StoreError('LEASE_LOST', msg));
     });
     log.info({ event: 'leadershipAcquired', node });
     return leadership;
