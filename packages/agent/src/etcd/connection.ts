@@ -128,8 +128,7 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
             },
             onReregistered: () => {
               log.info({ event: 'reregistered' });
-              reports.health();
-              reports.status();
+              reports.reregistered();
             },
           },
         );

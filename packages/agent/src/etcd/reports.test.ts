@@ -123,4 +123,38 @@ describe('reports - status record unchanged', () => {
     expect(again.writes.map((w) => w.status.desiredRevision)).toEqual([2]);
     s.reports.close();
   });
+
+  // A failed write kept the last confirmed record as the last written, though the registration holds the failed one
+  // (written again with a new lease) and etcd may have committed it: back to the confirmed record, nothing was written,
+  // and the status showed fail-static until an unrelated change.
+  test('a failed write forgets the last record: going back to it after the failure writes it again', async () => {
+    let status: NodeStatusReport = base;
+    const s = setup(() => status);
+    s.reports.status();
+    await s.clock.advance(STATUS_REPORT_DELAY_MS);
+    s.writes[0]?.settle();
+    await s.clock.advance(0);
+    status = { ...base, failStatic: true }; // etcd away
+    s.reports.status();
+    await s.clock.advance(STATUS_REPORT_DELAY_MS);
+    s.writes[1]?.settle(new Error('etcd: unavailable'));
+    await s.clock.advance(0);
+    status = base; // etcd back before the retry
+    s.reports.status();
+    await s.clock.advance(STATUS_REPORT_DELAY_MS);
+    expect(s.writes.map((w) => w.status.failStatic)).toEqual([false, true, false]);
+    s.reports.close();
+  });
+
+  test('a re-registration (a new lease on the same registration) writes the record again', async () => {
+    const s = setup(() => base);
+    s.reports.status();
+    await s.clock.advance(STATUS_REPORT_DELAY_MS);
+    s.writes[0]?.settle();
+    await s.clock.advance(0);
+    s.reports.reregistered();
+    await s.clock.advance(STATUS_REPORT_DELAY_MS);
+    expect(s.writes).toHaveLength(2);
+    s.reports.close();
+  });
 });

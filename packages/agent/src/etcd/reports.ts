@@ -34,6 +34,8 @@ export interface ReportsOptions {
 export interface Reports {
   /** The node is registered (again): reports go to this lease from now on. */
   setRegistration(r: NodeRegistration): void;
+  /** The registration got a new lease (written with the records it kept): both reports are written again. */
+  reregistered(): void;
   readonly registration: NodeRegistration | undefined;
   /** Something in the health view changed. */
   health(): void;
@@ -55,7 +57,9 @@ export function createReports(opts: ReportsOptions): Reports {
   /**
    * The last record etcd took, without its `at`: the same record again is not written. Passes run each second while
    * gobgpd is away (routes pending) and each asks for a status: an unchanged one would be a put a second per node, and
-   * an event to every watcher. Forgotten with a new registration (its lease starts with no record).
+   * an event to every watcher. Forgotten with a new registration or lease (it starts with the record the registration
+   * kept, which may be a later one whose write failed) and after a failed write (the registration keeps the failed
+   * record for its next lease, and etcd may have committed it): either may differ from what etcd last confirmed.
    */
   let lastWritten: string | undefined;
   let closed = false;
@@ -122,6 +126,7 @@ export function createReports(opts: ReportsOptions): Reports {
       lastWritten = key;
     } catch (err) {
       log.debug({ event: 'statusReportFailed', err: (err as Error).message });
+      lastWritten = undefined;
       statusChanged = false;
       clock.setTimeout(() => scheduleStatus(), REPORT_RETRY_MS);
       return;
@@ -138,6 +143,11 @@ export function createReports(opts: ReportsOptions): Reports {
     setRegistration(r) {
       registration = r;
       lastWritten = undefined;
+    },
+    reregistered() {
+      lastWritten = undefined;
+      scheduleHealth();
+      scheduleStatus();
     },
     get registration() {
       return registration;
