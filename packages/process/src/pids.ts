@@ -25,8 +25,9 @@ export function signal(pid: number, sig: NodeJS.Signals): void {
 /** SIGKILLs `pids` and waits (at most `timeoutMs`) until none is alive any more. */
 export async function killAll(pids: readonly number[], timeoutMs = 5_000): Promise<void> {
   for (const pid of pids) signal(pid, 'SIGKILL');
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline && pids.some(isAlive)) await sleep(50);
+  // performance.now(), a steady clock: on the wall clock an NTP step back stretched the wait by the step's length.
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline && pids.some(isAlive)) await sleep(50);
 }
 
 /** Whether `pid` runs; a zombie (exited, not yet reaped) does not. */
