@@ -121,4 +121,30 @@ describe('lab resources - down of a docker lab', () => {
     const found = await downLab('nn1');
     expect(found.warnings).toEqual([]);
   });
+
+  test('lab resources - a namespace deleted by hand: down still kills the recorded pids whose start time matches', async () => {
+    const { writeState } = await import('./state.js');
+    const { processStartTime } = await import('./proc-start.js');
+    // Processes that run (killAll is mocked: nothing is signalled); `ip netns identify` names no namespace for them.
+    const gobgpd = process.pid;
+    const agent = process.ppid;
+    writeState({
+      version: 1,
+      id: 'nn2',
+      runtime: 'netns',
+      mode: 'agent',
+      controlSlot: 0,
+      clients: 1,
+      backends: 1,
+      nodeIndexes: [1, 2],
+      killed: [],
+      pids: { node2: { gobgpd, agent, bfdd: 1 } },
+      // bfdd's pid now runs with another start time: a reused pid, some other process.
+      starts: { node2: { gobgpd: processStartTime(gobgpd) ?? '', agent: processStartTime(agent) ?? '', bfdd: '1' } },
+      createdAt: new Date(0).toISOString(),
+    });
+    machine.killed = [];
+    await downLab('nn2');
+    expect(machine.killed.sort()).toEqual([gobgpd, agent].sort());
+  });
 });

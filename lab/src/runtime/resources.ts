@@ -8,6 +8,7 @@ import { LabError } from '../errors.js';
 import { hostIfaceOf, LAB_PREFIX, labIdOfNamespace } from '../topology/model.js';
 import { unmountBpffsUnder } from './bpffs.js';
 import { LAB_LABEL, labContainerIds, removeLabContainers } from './docker.js';
+import { processStartTime } from './proc-start.js';
 import { type LabState, labDir, readState, removeState, stateRoot } from './state.js';
 
 export function requireRoot(): void {
@@ -51,8 +52,10 @@ export async function downLab(id: string): Promise<LabDown> {
     state = undefined; // a broken state file must not keep `down` from cleaning up what the prefix finds
   }
   const pids = new Set<number>();
-  for (const roles of Object.values(state?.pids ?? {})) {
-    for (const pid of Object.values(roles)) if (await pidOwnedByLab(pid, id)) pids.add(pid);
+  for (const [host, roles] of Object.entries(state?.pids ?? {})) {
+    for (const [role, pid] of Object.entries(roles)) {
+      if (await pidOwnedByLab(pid, id, state?.starts?.[host]?.[role])) pids.add(pid);
+    }
   }
   for (const ns of found.namespaces) for (const pid of await namespacePids(ns)) pids.add(pid);
   await killAll([...pids]);
@@ -75,8 +78,13 @@ export async function downLab(id: string): Promise<LabDown> {
   return { ...found, warnings };
 }
 
-/** A recorded pid may have been reused after a reboot: only kill it if it still runs in one of the lab's namespaces. */
-async function pidOwnedByLab(pid: number, id: string): Promise<boolean> {
+/**
+ * A recorded pid may have been reused (after a reboot, or once the process died): it is the lab's while it runs with
+ * the start time recorded with it, or (states without one) in one of the lab's namespaces. The start time matters when
+ * a namespace was deleted by hand: `ip netns identify` then names none, yet the daemons run on (bpf map fds and all).
+ */
+async function pidOwnedByLab(pid: number, id: string, start: string | undefined): Promise<boolean> {
+  if (start !== undefined && processStartTime(pid) === start) return true;
   const r = await run(['ip', 'netns', 'identify', String(pid)], { allowFailure: true, timeoutMs: 5_000 });
   return r.stdout.trim().startsWith(`${LAB_PREFIX}${id}-`);
 }

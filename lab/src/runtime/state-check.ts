@@ -114,6 +114,21 @@ export function checkLabState(raw: unknown, id: string, file: string): LabState 
     }
     state.pids[host] = { ...(roles as Record<string, number>) };
   }
+  // Start times of recorded pids: `down` kills a pid whose namespace is gone only while its start time matches.
+  const starts = field('starts', optional(isRecord), 'an object of host -> role -> start time') as
+    | Record<string, unknown>
+    | undefined;
+  if (starts !== undefined) state.starts = {};
+  for (const [host, roles] of Object.entries(starts ?? {})) {
+    if (!isRecord(roles)) return invalid(`starts.${host} ${show(roles)} is not an object of role -> start time`);
+    for (const [role, start] of Object.entries(roles)) {
+      if (typeof start !== 'string' || !/^\d+$/.test(start)) {
+        invalid(`starts.${host}.${role} ${show(start)} is not a start time (clock ticks, digits)`);
+      }
+      if (state.pids[host]?.[role] === undefined) invalid(`starts.${host}.${role}: no pid is recorded for it`);
+    }
+    if (state.starts) state.starts[host] = { ...(roles as Record<string, string>) };
+  }
   const names = [...topology.hosts.map((h) => h.name), ...topology.control.etcdMembers.map((m) => m.name)];
   for (const name of state.killed) {
     if (!names.includes(name)) invalid(`killed: "${name}" is not a host or etcd member of lab "${id}"`);

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { LabError } from '../errors.js';
-import { type LabState, readState, readStateForUp, writeState } from './state.js';
+import { processStartTime } from './proc-start.js';
+import { type LabState, readState, readStateForUp, recordPid, writeState } from './state.js';
 
 /** A state as `lab up` writes it (netns, agent mode, bpf with routed backends, BFD). */
 const good: LabState = {
@@ -22,6 +23,7 @@ const good: LabState = {
   nodeIndexes: [1, 2, 3],
   killed: ['etcd2', 'node2'],
   pids: { control: { etcd1: 100, etcd2: 101, nats: 102 }, node1: { gobgpd: 200, agent: 201 } },
+  starts: { control: { etcd1: '5000', etcd2: '5001', nats: '5002' }, node1: { gobgpd: '6000', agent: '6001' } },
   createdAt: '2026-12-06T00:00:00.000Z',
   upAt: '2026-12-06T00:00:30.000Z',
 };
@@ -48,7 +50,16 @@ describe('lab state - read back and checked', () => {
   test('lab state - what up writes reads back equal; an older state without the optional fields too', () => {
     writeState(good);
     expect(readState('x')).toEqual(good);
-    const { etcdMembers: _e, bfd: _b, dataplane: _d, backendNetwork: _n, forwarding: _f, upAt: _u, ...old } = good;
+    const {
+      etcdMembers: _e,
+      bfd: _b,
+      dataplane: _d,
+      backendNetwork: _n,
+      forwarding: _f,
+      upAt: _u,
+      starts: _s,
+      ...old
+    } = good;
     // Without etcdMembers the lab ran one member (etcd1): etcd2 was never there to kill.
     const older = { ...old, killed: ['node2'] };
     writeState(older);
@@ -77,6 +88,9 @@ describe('lab state - read back and checked', () => {
     ['killed names that are not text', { killed: [1] }, 'killed [1] is not a list of names'],
     ['a killed name the lab has not', { killed: ['node9'] }, 'killed: "node9" is not a host or etcd member'],
     ['pids not an object', { pids: [] }, 'pids [] is not an object'],
+    ['a start time as a number', { starts: { node1: { agent: 6001 } } }, 'starts.node1.agent 6001 is not a start time'],
+    ['a start time with no pid', { starts: { node1: { bfdd: '6002' } } }, 'starts.node1.bfdd: no pid is recorded'],
+    ['start times not an object', { starts: 'x' }, 'starts "x" is not an object'],
   ])('lab state - %s is refused, naming the field and the value', (_, change, message) => {
     writeRaw('x', JSON.stringify({ ...good, ...change }));
     expect(() => readState('x')).toThrow(LabError);
@@ -101,5 +115,19 @@ describe('lab state - read back and checked', () => {
     writeState(good);
     expect(readStateForUp('x', (err) => told.push(err))).toEqual(good);
     expect(told).toHaveLength(1);
+  });
+
+  test('lab state - a recorded pid keeps its start time; a new pid for the role replaces both', () => {
+    const { starts: _s, ...before } = good;
+    const state: LabState = { ...before, pids: {} };
+    recordPid(state, 'node1', 'agent', process.pid);
+    expect(state.starts?.node1?.agent).toBe(processStartTime(process.pid));
+    expect(state.starts?.node1?.agent).toMatch(/^\d+$/);
+    // A pid that no longer runs has none: no old start time may stay with the new pid.
+    recordPid(state, 'node1', 'agent', 2 ** 22 + 1);
+    expect(state.pids.node1?.agent).toBe(2 ** 22 + 1);
+    expect(state.starts?.node1?.agent).toBeUndefined();
+    writeState(state);
+    expect(readState('x')?.starts).toEqual({ node1: {} });
   });
 });

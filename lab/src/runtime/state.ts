@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { LabError } from '../errors.js';
 import type { BackendNetwork, LabDataPlane, LabForwarding } from '../topology/data-path.js';
 import type { LabBfd } from '../topology/model.js';
+import { processStartTime } from './proc-start.js';
 import { checkLabState } from './state-check.js';
 
 /** Override with L4FLEET_LAB_STATE_DIR; /run is a tmpfs, so a reboot (which also drops namespaces) empties it. */
@@ -40,6 +41,11 @@ export interface LabState {
   killed: string[];
   /** Host name -> process role -> pid (the control host's etcd members by member name). */
   pids: Record<string, Record<string, number>>;
+  /**
+   * Host name -> process role -> start time of the pid in `pids` (proc-start.ts), so `down` knows its processes also
+   * when their namespace is gone (deleted by hand); absent in states written before, and where /proc had none.
+   */
+  starts?: Record<string, Record<string, string>>;
   readonly createdAt: string;
   upAt?: string;
 }
@@ -98,8 +104,12 @@ export function removeState(id: string): void {
   rmSync(labDir(id), { recursive: true, force: true });
 }
 
+/** Records `pid` as `host`'s `role`, with its start time (read now: the process was just started). */
 export function recordPid(state: LabState, host: string, role: string, pid: number): void {
   state.pids[host] = { ...(state.pids[host] ?? {}), [role]: pid };
+  const { [role]: _old, ...others } = state.starts?.[host] ?? {};
+  const start = processStartTime(pid);
+  state.starts = { ...(state.starts ?? {}), [host]: start === undefined ? others : { ...others, [role]: start } };
 }
 
 /** Appended by lab commands, tailed by `lab watch` for its timeline. */
