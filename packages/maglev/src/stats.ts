@@ -3,7 +3,10 @@ import { NO_BACKEND } from './table.js';
 
 export interface TableStats {
   readonly size: number;
-  /** Slots owned per backend name; backends with no slots appear with 0. */
+  /**
+   * Slots owned per backend name; backends with no slots appear with 0. A null-prototype object: any name, also
+   * `__proto__` or `toString`, is an own key, and a name not in the table reads as undefined.
+   */
   readonly slotsPerBackend: Readonly<Record<string, number>>;
   /** Slots with no backend (all weights 0). */
   readonly empty: number;
@@ -24,7 +27,9 @@ export function tableStats(table: NamedTable): TableStats {
     if (i === NO_BACKEND) empty += 1;
     else counts[i] = (counts[i] as number) + 1;
   }
-  const slotsPerBackend: Record<string, number> = {};
+  // No prototype: on a plain {} a backend named `__proto__` set the prototype instead of a key and vanished from the
+  // output (`l4fleet maglev table -b __proto__,a` listed only a).
+  const slotsPerBackend: Record<string, number> = Object.create(null);
   table.backends.forEach((name, i) => {
     slotsPerBackend[name] = counts[i] as number;
   });
