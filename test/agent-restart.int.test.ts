@@ -37,7 +37,8 @@ describe('agent restart while etcd is down (state file)', () => {
   const start = async () => {
     const config = parseAgentConfig({
       fleet: 'restart',
-      node: { name: 'r1', interface: 'lo', address: '127.0.0.1' },
+      // A next hop a router could forward to (a loopback one is refused): nothing binds it, the peer never answers.
+      node: { name: 'r1', interface: 'lo', address: '198.18.251.1' },
       bgp: {
         asn: 65001,
         gobgpdAddress: gobgpd.apiAddress,

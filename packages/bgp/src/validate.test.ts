@@ -117,6 +117,25 @@ describe('validate - advertisements', () => {
     );
   });
 
+  // The router forwards VIP traffic to the next hop: one it cannot forward to would blackhole the VIP. RFC 2545 §3
+  // wants a global IPv6 next hop, so a link-local one alone is refused too.
+  test.each([
+    ['198.51.100.10/32', '224.0.0.5', 'a multicast address (224.0.0.0/4)'],
+    ['198.51.100.10/32', '0.0.0.0', 'an unspecified ("this network", RFC 1122) address'],
+    ['198.51.100.10/32', '127.0.0.1', 'a loopback address (127.0.0.0/8)'],
+    ['198.51.100.10/32', '255.255.255.255', 'the broadcast address'],
+    ['198.51.100.10/32', '169.254.0.11', 'a link-local address (169.254.0.0/16, not routed)'],
+    ['2001:db8::10/128', 'ff02::1', 'a multicast address (ff00::/8)'],
+    ['2001:db8::10/128', '::', 'the unspecified address (::)'],
+    ['2001:db8::10/128', '::1', 'the loopback address (::1)'],
+    ['2001:db8::10/128', 'FE80::11', 'a link-local address (fe80::/10, not routed)'],
+  ])('%s with next hop %s is refused with NEXT_HOP_INVALID: %s', (prefix, nextHop, why) => {
+    expect(codeOf(() => canonicalAdvertisement({ prefix, nextHop }))).toBe('NEXT_HOP_INVALID');
+    expect(() => canonicalAdvertisements([{ prefix, nextHop }])).toThrow(
+      `advertisements[0].nextHop "${nextHop}" is ${why}: not a next hop a router can forward to`,
+    );
+  });
+
   test.each([
     [{ prefix: '198.51.100.10/32', nextHop: 'gw' }, 'NEXT_HOP_INVALID'],
     [{ prefix: '198.51.100.10/32', nextHop: '198.18.2.1', med: -1 }, 'MED_INVALID'],

@@ -1,6 +1,6 @@
 /** Input validation: every function returns a canonical value or throws a BgpError naming the field and value. */
 import { isIPv4, isIPv6 } from 'node:net';
-import { canonicalAddress } from '@l4fleet/config';
+import { canonicalAddress, unusableAddress } from '@l4fleet/config';
 import { BgpError } from './errors.js';
 import type { Advertisement, GlobalConfig, Peer } from './types.js';
 
@@ -153,12 +153,22 @@ export function canonicalAdvertisement(adv: Advertisement, field = 'advertisemen
       `${field}.nextHop "${adv.nextHop}" is IPv${hopFamily} but prefix "${adv.prefix}" is IPv${prefix.family}`,
     );
   }
+  const nextHop = canonicalIp(adv.nextHop);
+  // The router forwards the VIP's traffic here: multicast, unspecified, loopback, broadcast or link-local (RFC 2545
+  // §3 wants a global IPv6 next hop) would blackhole it at the router, or the router would drop the route.
+  const why = unusableAddress(nextHop);
+  if (why) {
+    throw new BgpError(
+      'NEXT_HOP_INVALID',
+      `${field}.nextHop "${adv.nextHop}" is ${why}: not a next hop a router can forward to`,
+    );
+  }
   const values = (adv.communities ?? []).map((c, i) => parseCommunity(c, `${field}.communities[${i}]`));
   const communities = [...new Set(values)].sort((a, b) => a - b).map(formatCommunity);
   return {
     prefix: prefix.text,
     family: prefix.family,
-    nextHop: canonicalIp(adv.nextHop),
+    nextHop,
     communities,
     med: adv.med === undefined ? undefined : validateUint32(adv.med, `${field}.med`, 'MED_INVALID'),
     localPref:

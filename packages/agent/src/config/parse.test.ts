@@ -125,7 +125,7 @@ describe('agent config - parse', () => {
           { address: '198.18.0.2', asn: 65000, holdTimeS: 0 },
           { address: '198.18.0.3', asn: 65000, keepaliveS: 0 },
         ],
-        communities: ['65535:0', '70000:1'],
+        communities: ['65001:100', '70000:1'],
       },
       etcd: { endpoints: ['ftp://x'] },
       nats: { servers: 'nats://127.0.0.1:4222', user: 'u' },
@@ -212,6 +212,40 @@ describe('agent config - parse', () => {
       expect(said).toContain('zone');
     },
   );
+
+  // The router forwards VIP traffic to node.address / address6: one it cannot forward to blackholes every VIP.
+  // preflight (--check, reload) also asks whether the host owns it; this is the part that needs no host.
+  test.each([
+    ['address', '224.0.0.5', 'a multicast address (224.0.0.0/4)'],
+    ['address', '169.254.0.11', 'a link-local address (169.254.0.0/16, not routed)'],
+    ['address', '0.0.0.0', 'an unspecified ("this network", RFC 1122) address'],
+    ['address', '127.0.0.1', 'a loopback address (127.0.0.0/8)'],
+    ['address', '255.255.255.255', 'the broadcast address'],
+    ['address6', 'ff02::1', 'a multicast address (ff00::/8)'],
+    ['address6', 'fe80::11', 'a link-local address (fe80::/10, not routed)'],
+    ['address6', '::', 'the unspecified address (::)'],
+    ['address6', '::1', 'the loopback address (::1)'],
+  ])('node.%s %j is refused: no router forwards to it (%s)', (field, value, why) => {
+    const problems = problemsOf({ ...minimal, node: { ...minimal.node, [field]: value } });
+    expect(problems).toEqual([`node.${field}: "${value}" is ${why}: not a next hop a router can forward to`]);
+  });
+
+  test('GRACEFUL_SHUTDOWN (65535:0) in bgp.communities is refused: the drain adds it', () => {
+    for (const c of ['65535:0', '65535:00000']) {
+      const problems = problemsOf({ ...minimal, bgp: { ...minimal.bgp, communities: ['65001:100', c] } });
+      expect(problems).toEqual([
+        `bgp.communities[1]: "${c}" is GRACEFUL_SHUTDOWN (RFC 8326): routers would rank every route last while` +
+          ' serving; the drain adds it by itself',
+      ]);
+    }
+  });
+
+  test('bgp.communities are stored without leading zeros; a repeat is refused, naming both', () => {
+    const c = parseAgentConfig({ ...minimal, bgp: { ...minimal.bgp, communities: ['65001:0100', '00065:7'] } });
+    expect(c.bgp.communities).toEqual(['65001:100', '65:7']);
+    const problems = problemsOf({ ...minimal, bgp: { ...minimal.bgp, communities: ['65001:100', '65001:0100'] } });
+    expect(problems).toEqual(['bgp.communities[1]: "65001:0100" duplicates bgp.communities[0] ("65001:100")']);
+  });
 
   test('an IPv4 link-local peer (169.254.0.0/16) is taken: IPv4 addresses have no zone', () => {
     const c = parseAgentConfig({

@@ -11,6 +11,7 @@ import {
   sectionField as section,
   showValue as show,
   stringField as str,
+  unusableAddress,
 } from '@l4fleet/config';
 import { longestRenewalGapMs } from '@l4fleet/store';
 import { AgentError } from '../errors.js';
@@ -24,14 +25,60 @@ const MAX_ASN = 0xffff_ffff;
 const SUBJECT_TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 const COMMUNITY = /^(\d{1,5}):(\d{1,5})$/;
 
+/**
+ * node.address / address6: the next hop of every VIP of its family. One no router forwards to (multicast,
+ * unspecified, loopback, broadcast, link-local: RFC 2545 §3 wants a global IPv6 next hop) would blackhole every
+ * VIP, so it is refused here, from the value alone; preflight (--check, reload) also asks whether the host owns it.
+ */
+function nextHop(p: Problems, path: string, v: unknown, family: 4 | 6): string {
+  const a = addressField(p, path, v, family);
+  const why = a ? unusableAddress(a.address) : undefined;
+  if (why) p.add(path, `${show(v)} is ${why}: not a next hop a router can forward to`);
+  return a?.address ?? String(v);
+}
+
 function node(p: Problems, v: unknown): NodeSection {
   const o = section(p, 'node', v, ['name', 'interface', 'address', 'address6'], true);
   return {
     name: str(p, 'node.name', o.name, NODE_NAME, 'a node name (1-63 of A-Z a-z 0-9 . _ -, starting alphanumeric)'),
     interface: ifname(p, o.interface),
-    address: addr(p, 'node.address', o.address, 4),
-    ...(o.address6 !== undefined ? { address6: addr(p, 'node.address6', o.address6, 6) } : {}),
+    address: nextHop(p, 'node.address', o.address, 4),
+    ...(o.address6 !== undefined ? { address6: nextHop(p, 'node.address6', o.address6, 6) } : {}),
   };
+}
+
+/** RFC 8326 GRACEFUL_SHUTDOWN, which the agent's drain adds to every route (packages/agent/src/lifecycle). */
+const GRACEFUL_SHUTDOWN = '65535:0';
+
+/**
+ * bgp.communities, stored as `ASN:VALUE` without leading zeros (the form the speaker and gobgpd give back), so a
+ * repeat in another spelling is found. GRACEFUL_SHUTDOWN is refused: carried while serving, routers would set
+ * LOCAL_PREF 0 on every route (RFC 8326 §4), and a drain, which adds it, would change no attribute at all.
+ */
+function communities(p: Problems, v: unknown): string[] {
+  const seen = new Map<string, number>();
+  return list(p, 'bgp.communities', v).map((c, i) => {
+    const path = `bgp.communities[${i}]`;
+    const m = typeof c === 'string' ? COMMUNITY.exec(c) : null;
+    if (!m || Number(m[1]) > 65_535 || Number(m[2]) > 65_535) {
+      p.add(path, `${show(c)} is not a community ASN:VALUE (each 0-65535)`);
+      return String(c);
+    }
+    const canonical = `${Number(m[1])}:${Number(m[2])}`;
+    const first = seen.get(canonical);
+    if (canonical === GRACEFUL_SHUTDOWN) {
+      p.add(
+        path,
+        `${show(c)} is GRACEFUL_SHUTDOWN (RFC 8326): routers would rank every route last while serving; the drain` +
+          ' adds it by itself',
+      );
+    } else if (first !== undefined) {
+      p.add(path, `${show(c)} duplicates bgp.communities[${first}] ("${canonical}")`);
+    } else {
+      seen.set(canonical, i);
+    }
+    return canonical;
+  });
 }
 
 /**
@@ -125,13 +172,6 @@ function bgp(p: Problems, v: unknown, nodeAddress: string): BgpSection {
     if (first !== undefined) p.add(`bgp.peers[${i}].address`, `"${pr.address}" duplicates bgp.peers[${first}]`);
     else seen.set(pr.address, i);
   });
-  const communities = list(p, 'bgp.communities', o.communities).map((c, i) => {
-    const m = typeof c === 'string' ? COMMUNITY.exec(c) : null;
-    if (!m || Number(m[1]) > 65_535 || Number(m[2]) > 65_535) {
-      p.add(`bgp.communities[${i}]`, `${show(c)} is not a community ASN:VALUE (each 0-65535)`);
-    }
-    return String(c);
-  });
   const listenPort = int(p, 'bgp.listenPort', o.listenPort, -1, 65_535, 'a port or -1', d.DEFAULT_BGP_LISTEN_PORT);
   // -1 is gobgpd's "no listener"; 0 the speaker refuses for good (validatePort), so setup would fail every 5 s.
   if (listenPort === 0) p.add('bgp.listenPort', '0 is not a port (1-65535) or -1');
@@ -148,7 +188,7 @@ function bgp(p: Problems, v: unknown, nodeAddress: string): BgpSection {
       : {}),
     gobgpdAddress: hostPort(p, 'bgp.gobgpdAddress', o.gobgpdAddress, d.DEFAULT_GOBGPD_ADDRESS),
     peers,
-    communities,
+    communities: communities(p, o.communities),
     gracefulShutdownMs: int(
       p,
       'bgp.gracefulShutdownMs',

@@ -134,6 +134,7 @@ describe('cli agent - --check refuses an agent.yaml this host cannot run', () =>
     c[section] = { ...c[section], [key]: value };
     return c;
   };
+  // A next hop no router forwards to is wrong on any host: the parse refuses it (exit 2), so a start refuses it too.
   test.each([
     {
       name: 'loopback next hop',
@@ -145,6 +146,13 @@ describe('cli agent - --check refuses an agent.yaml this host cannot run', () =>
       config: set('node.address', '224.0.0.5'),
       message: 'node.address: "224.0.0.5" is a multicast address (224.0.0.0/4)',
     },
+  ])('$name: exit 2 (a config problem), the field and the value named', async ({ name, config, message }) => {
+    const r = await agent(['--config', file(`${name.replaceAll(' ', '-')}.yaml`, config), '--check']);
+    expect(r).toMatchObject({ code: 2, started: 0, out: '' });
+    expect(r.err).toContain(message);
+  });
+
+  test.each([
     {
       name: 'next hop not on this host',
       config: set('node.address', '198.18.0.99'),
