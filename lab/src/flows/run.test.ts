@@ -88,6 +88,41 @@ describe('lab flows - run', () => {
     await flows.stop();
   });
 
+  test('lab flows - a wall clock stepped forward does not make a reporting worker stale', async () => {
+    const line = reportLine([sample(1)]);
+    const lab = nodeWorker(`console.log(${JSON.stringify(line)}); process.stdin.on('data', () => process.exit(0))`);
+    const flows = await FlowRun.start(lab, { tcpFlows: 1, udpFlows: 0, staleAfterMs: 10_000 });
+    try {
+      // NTP steps the wall clock an hour forward (Date only); the report read a moment ago is still fresh.
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(Date.now() + 3_600_000);
+      expect(flows.report.flows).toHaveLength(1);
+    } finally {
+      vi.useRealTimers();
+      await flows.stop();
+    }
+  });
+
+  test('lab flows - mark waits for the mark, not for a wall-clock time: a clock stepped back between them is no timeout', async () => {
+    const flow = sample(1);
+    // A worker whose clock was stepped back an hour when it took the mark (one host clock; the worker stands in).
+    const js = `
+      const report = (markAt) => console.log(JSON.stringify({ at: Date.now(), markAt, flows: [${JSON.stringify(flow)}] }));
+      report(0);
+      require('node:readline').createInterface({ input: process.stdin }).on('line', (l) => {
+        const c = JSON.parse(l);
+        if (c.cmd === 'mark') report(Date.now() - 3600000);
+        if (c.cmd === 'stop') process.exit(0);
+      });`;
+    const flows = await FlowRun.start(nodeWorker(js), { tcpFlows: 1, udpFlows: 0 });
+    try {
+      await flows.mark();
+      expect(flows.report.markAt).toBeGreaterThan(0);
+    } finally {
+      await flows.stop();
+    }
+  });
+
   test('lab flows - a worker that stops reporting is no healthy run either', async () => {
     const line = reportLine([sample(1)]);
     // Silent after one report, alive until told to stop.

@@ -35,8 +35,11 @@ export const DEFAULT_FLOW_REPORT_STALE_MS = 10_000;
 
 export class FlowRun {
   private latestReport: WorkerReport = { at: 0, markAt: 0, flows: [] };
-  /** Host clock when the last report line was read (the worker's `at` is when it wrote it, on its own clock). */
-  private lastReportAtMs = Date.now();
+  /**
+   * performance.now() when the last report line was read (the worker's `at` is when it wrote it, on the wall clock):
+   * a steady clock, so an NTP step forward does not make a reporting worker stale.
+   */
+  private lastReportAtMs = performance.now();
   private exited = false;
   /** Set by stop(): the worker's exit is then expected, and `report` is its final report. */
   private stopped = false;
@@ -44,7 +47,10 @@ export class FlowRun {
   private spawnError: string | undefined;
   private exitStatus: string | undefined;
   private stdinError: string | undefined;
-  /** Each node's observe set as last read (node/set -> flows, when read): stands in for a read that fails. */
+  /**
+   * Each node's observe set as last read (node/set -> flows, performance.now() when read): stands in for a read that
+   * fails.
+   */
   private readonly lastObserved = new Map<string, { flows: ObservedFlow[]; readAtMs: number }>();
   private stderr = '';
 
@@ -56,7 +62,7 @@ export class FlowRun {
     createInterface({ input: child.stdout }).on('line', (line) => {
       try {
         this.latestReport = JSON.parse(line) as WorkerReport;
-        this.lastReportAtMs = Date.now();
+        this.lastReportAtMs = performance.now();
       } catch {
         // a partial line at exit
       }
@@ -140,7 +146,7 @@ export class FlowRun {
     if (this.stopped) return this.latestReport;
     const failure = this.failure();
     if (failure !== undefined) throw new LabError('COMMAND_FAILED', failure);
-    const silentMs = Date.now() - this.lastReportAtMs;
+    const silentMs = Math.round(performance.now() - this.lastReportAtMs);
     if (silentMs > this.staleAfterMs) {
       throw new LabError(
         'COMMAND_FAILED',
@@ -181,11 +187,14 @@ export class FlowRun {
 
   /** Starts a new measurement window: pauses and "new flows" count from here. */
   async mark(): Promise<void> {
-    const t = Date.now();
+    // Done when a report carries another markAt than the last: only mark() changes it. Not "markAt >= now": markAt is
+    // the worker's wall clock, and an NTP step back made that a 5 s timeout (a step between now and the worker's mark)
+    // or let the last mark pass for this one (a step since the last mark).
+    const before = this.latestReport.markAt;
     this.send({ cmd: 'mark' });
     await waitFor(
       'flow worker mark',
-      async () => (this.latestReport.markAt >= t ? true : undefined),
+      async () => (this.latestReport.markAt !== before ? true : undefined),
       5_000,
       20,
       () => this.failure(),
@@ -208,10 +217,11 @@ export class FlowRun {
           // A read that fails (a 5 s timeout on a loaded machine, seen in CI) keeps the node's last view, aged,
           // rather than counting its flows under "?".
           const id = `${n.name}/${set}`;
-          if (r.code === 0) this.lastObserved.set(id, { flows: parseObservedSet(r.stdout), readAtMs: Date.now() });
+          if (r.code === 0)
+            this.lastObserved.set(id, { flows: parseObservedSet(r.stdout), readAtMs: performance.now() });
           const seen = this.lastObserved.get(id);
           if (!seen) continue;
-          const ageS = (Date.now() - seen.readAtMs) / 1000;
+          const ageS = (performance.now() - seen.readAtMs) / 1000;
           for (const f of seen.flows) {
             const key = flowKey(f.protocol, f.port);
             const prev = best.get(key);
@@ -236,8 +246,8 @@ export class FlowRun {
       // A worker whose stdin failed cannot be asked to stop: killed at once.
       if (this.child.stdin.writable && this.stdinError === undefined) {
         this.child.stdin.write(`${JSON.stringify({ cmd: 'stop' })}\n`);
-        const deadline = Date.now() + 5_000;
-        while (!this.exited && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        const deadline = performance.now() + 5_000;
+        while (!this.exited && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       }
       if (!this.exited) this.child.kill('SIGKILL');
     }
