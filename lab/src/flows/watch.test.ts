@@ -1,7 +1,31 @@
-import { describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import type { Lab } from '../runtime/lab.js';
+import { buildTopology } from '../topology/model.js';
 import { summarize } from './summary.js';
 import type { FlowSample } from './types.js';
-import { checkVerdict, DEFAULT_WATCH_MAX_PAUSE_MS, render, type WatchTick } from './watch.js';
+import { checkVerdict, DEFAULT_WATCH_MAX_PAUSE_MS, render, type WatchTick, watch } from './watch.js';
+
+// watch() over a lab with no namespaces: flows, events and the router's next hops are stubbed.
+vi.mock('./run.js', () => ({
+  FlowRun: {
+    start: async () => ({
+      summary: async () => summarize({ at: 0, markAt: 0, flows: [] }, new Map()),
+      stop: async () => ({ at: 0, markAt: 0, flows: [] }),
+    }),
+  },
+}));
+vi.mock('../runtime/state.js', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../runtime/state.js')>()),
+  readEvents: () => [],
+}));
+vi.mock('../runtime/status.js', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../runtime/status.js')>()),
+  routerNextHops: async () => [],
+}));
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 function flow(id: number, backend: string): FlowSample {
   return {
@@ -46,7 +70,7 @@ const rows = (frame: string, first: string) =>
 
 describe('lab watch - render', () => {
   test('names every node and backend of the tick, also ones without flows; no `?` row', () => {
-    const frame = render({ id: 'lab', mode: 'agent' }, tick(), [], Date.now());
+    const frame = render({ id: 'lab', mode: 'agent' }, tick(), [], performance.now());
     expect(rows(frame, 'node')).toEqual(['node flows', 'node1 1', 'node2 0', 'node3 0', 'node4 2']);
     expect(rows(frame, 'backend')).toEqual([
       'backend flows',
@@ -65,10 +89,37 @@ describe('lab watch - render', () => {
       { at: '2026-12-02T10:00:05.000Z', event: 'backendAdded', host: 'backend5' },
       { at: '2026-12-02T10:00:06.000Z', event: 'backendFailed', host: 'backend2' },
     ];
-    const frame = render({ id: 'lab', mode: 'agent' }, t, timeline, Date.now());
+    const frame = render({ id: 'lab', mode: 'agent' }, t, timeline, performance.now());
     expect(rows(frame, 'node3')).toEqual(['node3 0 (not in ECMP)']);
     expect(frame).toContain('10:00:05  backendAdded backend5');
     expect(frame).toContain('10:00:06  backendFailed backend2');
+  });
+});
+
+describe('lab watch - duration on a steady clock', () => {
+  test('a wall clock stepped back an hour does not make --duration an hour longer', async () => {
+    vi.useFakeTimers();
+    const lab = { id: 'lab', mode: 'agent', topology: buildTopology(), killed: [], refresh: () => undefined };
+    const frames: string[] = [];
+    let done = false;
+    void watch(lab as unknown as Lab, {
+      tcpFlows: 1,
+      udpFlows: 0,
+      json: false,
+      tickMs: 1_000,
+      durationMs: 3_000,
+      write: (text) => frames.push(text),
+    }).then(() => {
+      done = true;
+    });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(frames).toHaveLength(1);
+    // NTP steps the wall clock back an hour (Date only: the timers and performance.now() go on).
+    vi.setSystemTime(Date.now() - 3_600_000);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(done).toBe(true);
+    expect(frames).toHaveLength(3);
+    expect(frames.at(-1)).toContain(' up 3 s ');
   });
 });
 

@@ -43,8 +43,9 @@ export interface WatchResult {
 export async function watch(lab: Lab, options: WatchOptions): Promise<WatchResult> {
   // Flows that broke while opening are shown (and fail --check) rather than ending the view before it starts.
   const flows = await FlowRun.start(lab, { tcpFlows: options.tcpFlows, udpFlows: options.udpFlows, allowBroken: true });
-  // The duration counts from when the flows answer: opening them can take longer than a short --duration.
-  const startedAt = Date.now();
+  // The duration counts from when the flows answer: opening them can take longer than a short --duration. On
+  // performance.now(), a steady clock: on the wall clock an NTP step back made the run longer by the step's length.
+  const startedAt = performance.now();
   const router = lab.topology.hosts.find((h) => h.name === 'router')?.namespace ?? '';
   // Other `lab` commands (a new process each) add nodes and backends while this runs: names come from the state as
   // it is at each tick, so a node added later is named, and asked which flows it carries, like the first ones.
@@ -67,7 +68,7 @@ export async function watch(lab: Lab, options: WatchOptions): Promise<WatchResul
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
-    while (!stopping && (options.durationMs === undefined || Date.now() - startedAt < options.durationMs)) {
+    while (!stopping && (options.durationMs === undefined || performance.now() - startedAt < options.durationMs)) {
       await new Promise((r) => setTimeout(r, options.tickMs ?? 1_000));
       lab.refresh();
       nodeByAddress = nodesByAddress(lab);
@@ -144,7 +145,10 @@ function bar(n: number, of: number, width = 30): string {
   return `${'#'.repeat(k)}${' '.repeat(width - k)}`;
 }
 
-/** One frame of the live view (pure: everything it shows is in `tick` and `timeline`). */
+/**
+ * One frame of the live view (everything it shows is in `tick` and `timeline`, but the time since `startedAt`, a
+ * performance.now() reading).
+ */
 export function render(
   lab: { readonly id: string; readonly mode: string },
   tick: WatchTick,
@@ -154,7 +158,7 @@ export function render(
   const s = tick.summary;
   const lines = [
     '\x1b[2J\x1b[H',
-    `l4fleet lab "${lab.id}" (${lab.mode} mode)  up ${Math.round((Date.now() - startedAt) / 1000)} s   Ctrl-C to stop`,
+    `l4fleet lab "${lab.id}" (${lab.mode} mode)  up ${Math.round((performance.now() - startedAt) / 1000)} s   Ctrl-C to stop`,
     `flows ${s.total}  open ${s.open}  broken ${s.broken}  longest pause ${s.longestPauseMs} ms`,
     `router ECMP next hops for ${VIP_TCP.address}: ${tick.nextHops.join(', ') || '(none)'}`,
     '',
