@@ -10,10 +10,16 @@
  * the resume revision: compacted means resync, anything else a plain restart. A quiet prefix would otherwise fall
  * behind the compaction for ever (its resume revision moves only on its own events), so progress notifications
  * (a response without events, sent only to a watcher that is caught up) advance the resume revision too.
+ *
+ * An outage is reported once: the first disconnect (or failed resync) is warned and handed to onError, repeats of the
+ * same kind, one per retry until etcd is back, are debug-logged. Each retry used to be a warning and an onError, and
+ * every watch of the agent, the aggregator and the dashboard (each warning again) repeated it: lines per second per
+ * node for the whole outage. The watch is back when etcd acknowledges its creation ('connected': a quiet prefix gets
+ * no data after a reconnect) or sends data; the next failure is reported again.
  */
 import type { Namespace, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
-import { StoreError, toStoreError } from './errors.js';
+import { StoreError, type StoreErrorCode, toStoreError } from './errors.js';
 
 export interface WatchEvent {
   readonly type: 'put' | 'delete';
@@ -51,6 +57,8 @@ export class ResumableWatch {
   private retryMs = RETRY_MIN_MS;
   private chain: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
+  /** Code of the failure reported for the outage under way (disconnects, failed resyncs); undefined while live. */
+  private outage: StoreErrorCode | undefined;
 
   /** `afterRevision`: every event with mod_revision > afterRevision is delivered. */
   constructor(
@@ -73,9 +81,13 @@ export class ResumableWatch {
     else b.key(this.target.key);
     const w = b.startRevision(String(this.afterRevision + 1)).watcher();
     this.watcher = w;
+    w.on('connected', () => {
+      if (this.watcher === w) this.recovered();
+    });
     w.on('data', (res) => {
       if (this.watcher !== w) return;
       this.retryMs = RETRY_MIN_MS;
+      this.recovered();
       if (res.events.length === 0) {
         // A progress notification: etcd sends it only to a caught-up watcher, so nothing at or below the header's
         // revision is still to come. (Not done for responses with events: a catching-up watcher gets the current
@@ -105,8 +117,7 @@ export class ResumableWatch {
     });
     w.on('disconnected', (err) => {
       if (this.watcher !== w || this.closed) return;
-      this.log.warn({ event: 'watchDisconnected', after: this.afterRevision, err: err.message });
-      this.handlers.onError(toStoreError(err, 'watch'));
+      this.failed('watchDisconnected', toStoreError(err, 'watch'));
       this.restart(w, false);
     });
     w.on('error', (err) => {
@@ -151,6 +162,29 @@ export class ResumableWatch {
       });
   }
 
+  /**
+   * A disconnect or a failed resync: reported (warned, and handed to onError) when it starts an outage or is of
+   * another kind than the one reported; a repeat is debug-logged. Callers marking state on onError (a probe asked
+   * for, a warning) see the first failure of each outage.
+   */
+  private failed(event: string, err: StoreError): void {
+    const line = { event, after: this.afterRevision, code: err.code, err: err.message };
+    if (this.outage === err.code) {
+      this.log.debug(line);
+      return;
+    }
+    this.outage = err.code;
+    this.log.warn(line);
+    this.handlers.onError(err);
+  }
+
+  /** The watch is live again: the next failure starts a new outage. */
+  private recovered(): void {
+    if (this.outage === undefined) return;
+    this.outage = undefined;
+    this.log.info({ event: 'watchReconnected', after: this.afterRevision });
+  }
+
   private restart(old: Watcher, resync: boolean): void {
     this.watcher = undefined;
     old.removeAllListeners('data');
@@ -172,8 +206,9 @@ export class ResumableWatch {
             this.start();
           })
           .catch((err) => {
-            this.handlers.onError(toStoreError(err, 'watch resync'));
-            if (!this.closed) this.restartLater();
+            if (this.closed) return;
+            this.failed('watchResyncFailed', toStoreError(err, 'watch resync'));
+            this.restartLater();
           });
       },
       resync ? 0 : delay,
@@ -193,8 +228,9 @@ export class ResumableWatch {
           this.start();
         })
         .catch((err) => {
-          this.handlers.onError(toStoreError(err, 'watch resync'));
-          if (!this.closed) this.restartLater();
+          if (this.closed) return;
+          this.failed('watchResyncFailed', toStoreError(err, 'watch resync'));
+          this.restartLater();
         });
     }, delay);
   }
