@@ -137,6 +137,7 @@ export {
   RAMP_PERCENTS,
   rampedWeight,
   rampPercentAt,
+  rampSinceForPercent,
   slowStartField,
   slowStartOf,
   startedMembers,

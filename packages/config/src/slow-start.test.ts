@@ -4,7 +4,14 @@ import { diffFleets } from './diff.js';
 import { ConfigError } from './errors.js';
 import { explainFlow } from './explain.js';
 import { parseFleet } from './parse.js';
-import { type MemberRamps, nextRampStepMs, RAMP_PERCENTS, rampPercentAt, startedMembers } from './slow-start.js';
+import {
+  type MemberRamps,
+  nextRampStepMs,
+  RAMP_PERCENTS,
+  rampPercentAt,
+  rampSinceForPercent,
+  startedMembers,
+} from './slow-start.js';
 import { buildVipTable, tableInputsOf } from './table.js';
 import type { Fleet } from './types.js';
 
@@ -75,6 +82,16 @@ describe('config slow start - steps', () => {
     expect(nextRampStepMs(since, since, 8)).toBe(since + 2_000);
     expect(nextRampStepMs(since, since + 7_000, 8)).toBe(since + 8_000);
     expect(nextRampStepMs(since, since, 3)).toBe(since + 750);
+  });
+
+  test('rampSinceForPercent: the start of the first step not below a percent, at now (a re-based ramp)', () => {
+    const now = 1_000_000;
+    expect(rampSinceForPercent(80, now, 8)).toBe(now - 6_000);
+    expect(rampPercentAt(now - 6_000, now, 8)).toBe(80);
+    expect(rampSinceForPercent(20, now, 8)).toBe(now);
+    expect(rampSinceForPercent(50, now, 8)).toBe(now - 4_000); // between steps: the next one up (60)
+    expect(rampSinceForPercent(90, now, 8)).toBeUndefined(); // above the last step: the whole weight
+    expect(rampSinceForPercent(40, now, 0)).toBeUndefined();
   });
 });
 

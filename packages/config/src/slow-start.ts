@@ -65,6 +65,18 @@ export function nextRampStepMs(sinceMs: number, nowMs: number, slowStartS: numbe
   return Math.ceil(sinceMs + (step + 1) * stepMs);
 }
 
+/**
+ * The `sinceMs` that puts a ramp, at `nowMs`, at the start of its first step not below `percent`; undefined when no
+ * step is (`percent` above the last: the whole weight). A leader whose clock is behind the ramp's (the writer's clock
+ * ran ahead, or its own stepped back) re-bases the ramp there instead of stepping it back.
+ */
+export function rampSinceForPercent(percent: number, nowMs: number, slowStartS: number): number | undefined {
+  const stepMs = (slowStartS * 1_000) / RAMP_PERCENTS.length;
+  const step = RAMP_PERCENTS.findIndex((p) => p >= percent);
+  if (stepMs <= 0 || step < 0) return undefined;
+  return nowMs - step * stepMs;
+}
+
 /** A member's table weight under its ramp (fractional weights are fine: Maglev uses weight / maxWeight). */
 export function rampedWeight(weight: number, ramp: MemberRamp | undefined): number {
   return ramp === undefined ? weight : (weight * ramp.percent) / 100;

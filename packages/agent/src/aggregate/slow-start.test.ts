@@ -83,6 +83,30 @@ describe('slow start - the aggregator step', () => {
     expect(step({ ramps: near })).toMatchObject({ changed: false, capped: [] });
   });
 
+  test('a leader whose clock is behind the ramp keeps its stored step: the ramp is re-based, never stepped back', () => {
+    // The former leader's clock ran 30 s ahead: the ramp began 6 s ago on it (80 %), 24 s ahead of this leader's now.
+    const behind = new Map([['web/b', { percent: 80, sinceMs: T0 + 24_000 }]]);
+    const r = step({ ramps: behind });
+    expect(r.changed).toBe(true);
+    expect(r.ramps.get('web/b')).toEqual({ percent: 80, sinceMs: T0 - 6_000 });
+    expect(r.nextStepMs).toBe(T0 + 2_000); // its last step lasts a whole step from now, then the whole weight
+    const again = step({ ramps: r.ramps, nowMs: T0 + 1_000 });
+    expect(again.changed).toBe(false);
+    expect(step({ ramps: r.ramps, nowMs: T0 + 2_000 }).ramps.size).toBe(0);
+    // Past the 5 min bound too: the stored step, not the first one for 5 min and then the ramp again.
+    const farAhead = step({ ramps: new Map([['web/b', { percent: 60, sinceMs: T0 + 30 * 86_400_000 }]]) });
+    expect(farAhead.ramps.get('web/b')).toEqual({ percent: 60, sinceMs: T0 - 4_000 });
+    expect(farAhead.capped).toEqual(['web/b']);
+    expect(farAhead.nextStepMs).toBe(T0 + 2_000);
+    // A step of another writer between this one's steps (50 %): the next step up, never a lower one.
+    expect(step({ ramps: new Map([['web/b', { percent: 50, sinceMs: T0 }]]) }).ramps.get('web/b')).toEqual({
+      percent: 60,
+      sinceMs: T0 - 4_000,
+    });
+    // Above the last step (90 %): the whole weight, not 20 %.
+    expect(step({ ramps: new Map([['web/b', { percent: 90, sinceMs: T0 }]]) }).ramps.size).toBe(0);
+  });
+
   test('a member started by the fleet ramps too, also with health check none (no decisions)', () => {
     const r = step({ fleet: fleetOf({ slowStartS: 8, type: 'none' }), started: new Set(['web/b']) });
     expect(r.ramps).toEqual(new Map([['web/b', { percent: 20, sinceMs: T0 }]]));
@@ -158,6 +182,24 @@ describe('slow start - through the aggregator and a store', () => {
     expect(await percentAt(2_000)).toBe(80);
     expect(await percentAt(2_000)).toBeUndefined();
     expect((await store.getDecided()).decided.get('web/a')).toBe('up');
+  });
+
+  test("the leader's wall clock stepped back an hour mid-ramp: the step stays, the ramp goes on up and ends", async () => {
+    const { clock, store, report, seen } = await leader(fleetOf({ slowStartS: 8 }));
+    await report('down');
+    await clock.advance(5_000);
+    await report('up');
+    await clock.advance(2_100);
+    expect((await store.getDecided()).ramps.get('web/a')?.percent).toBe(40);
+    clock.stepWall(-3_600_000); // NTP: steady time and the timers go on
+    for (let i = 0; i < 100 && (await store.getDecided()).ramps.has('web/a'); i++) await clock.advance(500);
+    const percents = seen
+      .slice(seen.findIndex((d) => d.ramps.has('web/a')))
+      .map((d) => d.ramps.get('web/a')?.percent ?? 100);
+    // Never lower than before: no table moves back and forth, and the member is not held at 20 % for an hour.
+    expect(percents.every((p, i) => i === 0 || p >= (percents[i - 1] as number))).toBe(true);
+    expect(percents.at(-1)).toBe(100);
+    expect(new Set(percents)).toEqual(new Set([20, 40, 60, 80, 100]));
   });
 
   test('a ramp stamped 30 days ahead in etcd: the leader arms no timer beyond 2^31-1 ms and the ramp ends', async () => {

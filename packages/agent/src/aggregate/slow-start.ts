@@ -6,6 +6,14 @@
  * there. It steps on the writer's clock and ends when the member has its whole weight, stops being active, is
  * decided down, or its pool's slow start is turned off. A newly elected aggregator carries on the ramps it reads
  * from etcd; it does not start ramps for what happened before it led.
+ *
+ * `sinceMs` is a wall-clock time (every leader must read it), so clocks disagree about it: a leader whose clock is
+ * behind the one that began the ramp (a new leader behind the old one, or NTP stepping this one back) would compute
+ * an earlier step, and the tables would move back and forth (80 % -> 40 % -> 80 %), or past the 5 min bound start
+ * the ramp over at 20 %. So a leader never writes a step below the stored one: it re-bases `sinceMs` to where the
+ * stored step begins at its own now (rampSinceForPercent), and the ramp goes on up from there. A clock ahead (a new
+ * leader ahead of the old one, or stepped forward) is taken as it is: the ramp steps on sooner, or ends early with
+ * the member at its whole weight, which only ever moves the tables up.
  */
 import {
   type DecidedStatus,
@@ -16,6 +24,7 @@ import {
   nextRampStepMs,
   type Pool,
   rampPercentAt,
+  rampSinceForPercent,
   slowStartOf,
 } from '@l4fleet/config';
 import { latestBelievedMs } from './clock-bounds.js';
@@ -28,8 +37,8 @@ export interface RampStep {
   /** Members whose ramp began in this step (for the log). */
   readonly begun: readonly string[];
   /**
-   * Members whose stored `sinceMs` was later than the leader's clock allows (clock-bounds.ts) and was capped to
-   * that bound (for the log): the ramp steps from there, not from a time a clock ahead gave it.
+   * Members whose stored `sinceMs` was later than the leader's clock allows (clock-bounds.ts) and was replaced (for
+   * the log): capped to that bound, or re-based to keep the stored step; not a time a clock ahead gave it.
    */
   readonly capped: readonly string[];
   /** When the next step of any ramp is due (ms since the epoch): run the step again then. */
@@ -64,12 +73,22 @@ export function nextRamps(inp: RampInputs): RampStep {
   const capped: string[] = [];
   const latestMs = latestBelievedMs(inp.nowMs);
   let next: number | undefined;
-  const consider = (pool: Pool | undefined, key: string, name: string, sinceMs: number): void => {
+  /** `storedPercent`: the step etcd holds, which the ramp must not go below (0 for a ramp begun now). */
+  const consider = (pool: Pool | undefined, key: string, name: string, stored: number, storedPercent = 0): void => {
     if (!pool || ramps.has(key) || !mayRamp(pool, name, key, inp.after)) return;
-    const percent = rampPercentAt(sinceMs, inp.nowMs, slowStartOf(pool));
+    const slowStartS = slowStartOf(pool);
+    let sinceMs = stored;
+    let percent = rampPercentAt(sinceMs, inp.nowMs, slowStartS);
+    if (percent !== undefined && percent < storedPercent) {
+      // This clock is behind the ramp's: keep the stored step (see the module's comment).
+      const rebasedMs = rampSinceForPercent(storedPercent, inp.nowMs, slowStartS);
+      if (rebasedMs === undefined) return; // above the last step: the whole weight, not a lower step
+      sinceMs = rebasedMs;
+      percent = rampPercentAt(sinceMs, inp.nowMs, slowStartS);
+    }
     if (percent === undefined) return;
     ramps.set(key, { percent, sinceMs });
-    const at = nextRampStepMs(sinceMs, inp.nowMs, slowStartOf(pool));
+    const at = nextRampStepMs(sinceMs, inp.nowMs, slowStartS);
     if (next === undefined || at < next) next = at;
   };
   for (const pool of inp.fleet.pools) {
@@ -87,7 +106,7 @@ export function nextRamps(inp: RampInputs): RampStep {
   for (const [key, r] of inp.ramps) {
     const i = key.indexOf('/');
     const ahead = r.sinceMs > latestMs;
-    consider(pools.get(key.slice(0, i)), key, key.slice(i + 1), ahead ? latestMs : r.sinceMs);
+    consider(pools.get(key.slice(0, i)), key, key.slice(i + 1), ahead ? latestMs : r.sinceMs, r.percent);
     if (ahead && ramps.has(key)) capped.push(key);
   }
   return {
