@@ -610,6 +610,15 @@ describe('cli - --etcd is checked before etcd is dialled', () => {
       'root:S3cret@127.0.0.1:2379',
       '"***@127.0.0.1:2379" is not http(s)://HOST:PORT (PORT 1-65535; no user, path or query)',
     ],
+    // A comma in the password split the URL before masking: the first half, without the '@', was shown as it was.
+    [
+      'http://root:Xy9,Tq7@127.0.0.1:2379',
+      '"http://***@127.0.0.1:2379" is not http(s)://HOST:PORT (PORT 1-65535; no user, path or query)',
+    ],
+    [
+      'http://127.0.0.1:2379,http://root:Xy9,Tq7@127.0.0.2:2379',
+      '"http://***@127.0.0.2:2379" is not http(s)://HOST:PORT (PORT 1-65535; no user, path or query)',
+    ],
     // etcd3's constructor threw "a mix of secure and insecure hosts": exit 1, --etcd not named.
     [
       'https://127.0.0.1:2379,http://127.0.0.1:2479',

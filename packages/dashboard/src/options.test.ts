@@ -63,6 +63,23 @@ describe('options', () => {
     );
   });
 
+  // The list was split on ',' before masking: a password with a comma left a first half without its '@', shown as it was.
+  test.each([
+    ['n1=http://admin:Xy9,Tq7@198.18.0.11:9469', '"n1=http://***@198.18.0.11:9469"'],
+    ['n1=http://198.18.0.10:9469,n2=http://admin:Xy9,Tq7@198.18.0.11:9469', '"n1=http://***@198.18.0.11:9469"'],
+    ['n1=http://admin:Xy9@h,Tq7@198.18.0.11:9469', '"n1=http://***@198.18.0.11:9469"'],
+  ])('options - --agent-metrics %j: a password with a comma is masked whole in the refusal', (text, shown) => {
+    let caught: unknown;
+    try {
+      parseMetricsTargets(text);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(DashboardError);
+    expect((caught as Error).message).toMatch(new RegExp(`^agent-metrics: ${shown.replace(/[.*]/g, '\\$&')}`));
+    expect((caught as Error).message).not.toMatch(/Xy9|Tq7|admin/);
+  });
+
   test('options - --agent-metrics: a password is masked in the error of a URL that does not parse either', () => {
     expect(() => parseMetricsTargets('n1=http://admin:s3cret@host:99999')).toThrow(
       'agent-metrics: "n1=http://***@host:99999": "http://***@host:99999" is not a URL',

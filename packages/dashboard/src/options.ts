@@ -36,12 +36,16 @@ export function maskPassword(text: string): string {
  */
 export function parseMetricsTargets(text: string | undefined): Map<string, string> {
   const out = new Map<string, string>();
-  for (const part of (text ?? '')
+  const all = text ?? '';
+  // A password may hold a ',' (the list's separator): split first, a piece may lack the '@' masking goes by and be
+  // shown as it is. With an '@' anywhere, errors show the whole value masked to its last '@', never a piece.
+  const whole = all.includes('@') ? maskPassword(all) : undefined;
+  for (const part of all
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean)) {
     const m = /^([^=\s]+)=(https?:\/\/\S+)$/.exec(part);
-    const shown = maskPassword(part);
+    const shown = whole ?? part;
     if (!m)
       throw new DashboardError(
         'OPTION_INVALID',
@@ -55,7 +59,7 @@ export function parseMetricsTargets(text: string | undefined): Map<string, strin
       // (and is not kept as the cause: its `input` is the value unmasked).
       throw new DashboardError(
         'OPTION_INVALID',
-        `agent-metrics: ${JSON.stringify(shown)}: ${JSON.stringify(maskPassword(m[2] as string))} is not a URL`,
+        `agent-metrics: ${JSON.stringify(shown)}: ${JSON.stringify(whole?.replace(/^[^=\s/@]+=/, '') ?? m[2])} is not a URL`,
       );
     }
     // Node's fetch refuses a URL with credentials, and its error (password included) would be each scrape's error.

@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
-import { ConfigError, formatProblem } from '@l4fleet/config';
-import { EtcdFleetStore, etcdEndpointProblems, type FleetStore, StoreError } from '@l4fleet/store';
+import { ConfigError, formatProblem, maskUserinfo } from '@l4fleet/config';
+import { ETCD_ENDPOINT_FORM, EtcdFleetStore, etcdEndpointProblems, type FleetStore, StoreError } from '@l4fleet/store';
 import { type Command, Option } from 'commander';
 import pino from 'pino';
 import { stringify as toYaml } from 'yaml';
@@ -54,6 +54,10 @@ function readPem(file: string | undefined, flag: string): Buffer | undefined {
 export const openEtcdStore: OpenStore = (flags) => {
   if (!flags.etcd)
     throw new CliError('--etcd: missing (or set L4FLEET_ETCD), e.g. --etcd http://127.0.0.1:2379', EXIT_USAGE);
+  // The form admits no '@', and a password may hold a ',' (the list's separator): split first, its first half would
+  // lose the '@' masking goes by and be shown as it is. A value with an '@' is refused whole, masked to its last '@'.
+  if (flags.etcd.includes('@'))
+    throw new CliError(`--etcd: ${JSON.stringify(maskUserinfo(flags.etcd))} is not ${ETCD_ENDPOINT_FORM}`, EXIT_USAGE);
   const endpoints = flags.etcd
     .split(',')
     .map((s) => s.trim())
