@@ -17,6 +17,8 @@ export interface LabCore extends LabContext {
   save(): void;
   /** Changes the state's host set, recomputes the topology and saves. */
   setHosts(change: Pick<LabState, 'nodeIndexes' | 'backends'>): void;
+  /** A wait's giveUp: a daemon of the hosts `match` picks (default all) that exited, named (daemon-exits.ts). */
+  giveUp(match?: (host: string, role: string) => boolean): () => string | undefined;
 }
 
 /** The router's FRR files (bgpd.conf, vty sockets) in the lab's state dir. */

@@ -36,6 +36,7 @@ export async function startEtcd(core: LabCore, names: readonly string[], timeout
   markAlive(core, names);
   const all = core.topology.control.etcdMembers;
   const live = all.filter((m) => !core.state.killed.includes(m.name));
-  if (live.length > all.length / 2) await waitEtcd(core.topology, timeoutMs, members);
+  const started = core.giveUp((host, role) => host === 'control' && names.includes(role));
+  if (live.length > all.length / 2) await waitEtcd(core.topology, timeoutMs, members, started);
   for (const m of members) appendEvent(core.id, { event: 'etcdStarted', host: m.name });
 }

@@ -20,7 +20,13 @@ export async function addNode(core: LabCore, readyTimeoutMs: number): Promise<st
   await forgetRouterNeighborCache(core, name);
   const address = attachmentOf(core.topology, 'fabric', name).ipv4;
   await addNeighbor(core.ns('router'), routerPaths(core.id), core.topology, address);
-  await waitInEcmp(core.topology, name, readyTimeoutMs);
+  // The node's daemons and the router's: one that died is why the route never comes.
+  await waitInEcmp(
+    core.topology,
+    name,
+    readyTimeoutMs,
+    core.giveUp((host) => host === name || host === 'router'),
+  );
   appendEvent(core.id, { event: 'nodeAdded', host: name });
   return name;
 }
@@ -63,6 +69,13 @@ export async function restartNode(core: LabCore, node: string, readyTimeoutMs: n
   // A drained node stays out of ECMP on purpose (the flag lives in etcd and survives the restart); flags that
   // cannot be read (etcd not answering) are taken as "not drained": the wait then says why it timed out.
   const drained = core.mode === 'agent' ? await readDrainFlags(core.topology) : undefined;
-  if (!drained?.get(node)) await waitInEcmp(core.topology, node, readyTimeoutMs);
+  if (!drained?.get(node)) {
+    await waitInEcmp(
+      core.topology,
+      node,
+      readyTimeoutMs,
+      core.giveUp((host) => host === node || host === 'router'),
+    );
+  }
   appendEvent(core.id, { event: 'nodeRestarted', host: node });
 }

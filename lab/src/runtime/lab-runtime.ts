@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import { LabError } from '../errors.js';
 import { type EtcdMember, hostOf, type Topology } from '../topology/model.js';
+import type { WatchedChild } from './daemon-exits.js';
 import type { LabMode, Runtime } from './state.js';
 import type { BpfMissing } from './up-data-path.js';
 
@@ -29,6 +30,8 @@ export interface LabContext {
   hostDir(host: string): string;
   /** Records `pid` as `host`'s process `role` and saves the state (so `down` finds it after a crash). */
   recordPid(host: string, role: string, pid: number): void;
+  /** Keeps the exit of a daemon this process started, so the lab's waits give up naming it (daemon-exits.ts). */
+  watchDaemon(child: WatchedChild, host: string, role: string, logFile: string): void;
 }
 
 export interface LabRuntime {

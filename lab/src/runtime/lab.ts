@@ -17,6 +17,7 @@ import {
   type Topology,
   type TopologyOptions,
 } from '../topology/model.js';
+import { DaemonExits, type WatchedChild } from './daemon-exits.js';
 import { labDashboard, restartLabDashboard, startLabDashboard } from './dashboard.js';
 import { dockerRuntime } from './docker-runtime.js';
 import { applyDefaultFleet } from './fleet-apply.js';
@@ -27,7 +28,7 @@ import { addNode, killNode, restartNode } from './lab-nodes.js';
 import { hostNamespace, type LabContext, type LabRuntime } from './lab-runtime.js';
 import { withLabLock } from './lock.js';
 import { netnsRuntime } from './netns-runtime.js';
-import { probe, waitEtcd, waitInEcmp, waitNextHops, waitVipsAnswer } from './readiness.js';
+import { probe, waitEtcd, waitInEcmp, waitNats, waitNextHops, waitVipsAnswer } from './readiness.js';
 import { downLab, type LabDown, listLabResources, requireRoot } from './resources.js';
 import {
   appendEvent,
@@ -76,6 +77,8 @@ export class Lab implements LabContext {
   private readonly runtime: LabRuntime;
   /** The view the operation modules get; reads through to this lab, so `refresh` is seen everywhere. */
   readonly #core: LabCore;
+  /** Exits of the daemons this process started for the lab: the waits give up naming one that died. */
+  readonly #exits = new DaemonExits();
 
   private constructor(
     state: LabState,
@@ -112,6 +115,8 @@ export class Lab implements LabContext {
       ns: (host) => lab.ns(host),
       hostDir: (host) => lab.hostDir(host),
       recordPid: (host, role, pid) => lab.recordPid(host, role, pid),
+      watchDaemon: (child, host, role, logFile) => lab.watchDaemon(child, host, role, logFile),
+      giveUp: (match) => lab.giveUp(match),
       save: () => lab.save(),
       setHosts: (change) => lab.setHosts(change),
     };
@@ -241,6 +246,15 @@ export class Lab implements LabContext {
     this.save();
   }
 
+  watchDaemon(child: WatchedChild, host: string, role: string, logFile: string): void {
+    this.#exits.watch(child, host, role, logFile);
+  }
+
+  /** A wait's giveUp: the first daemon (of the hosts `match` picks) that exited while the lab still counts on it. */
+  private giveUp(match?: (host: string, role: string) => boolean): () => string | undefined {
+    return () => this.#exits.exited(this.state, match);
+  }
+
   private save(): void {
     writeState(this.state);
   }
@@ -270,17 +284,19 @@ export class Lab implements LabContext {
   }
 
   /**
-   * Ready: etcd answers, (agent mode) the default fleet is applied, the router has one next hop per live node, and
-   * every VIP answers the client.
+   * Ready: etcd and NATS answer, (agent mode) the default fleet is applied, the router has one next hop per live
+   * node, and every VIP answers the client. Any daemon of the lab that exits meanwhile ends the wait, named.
    */
   private async waitReady(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const left = () => Math.max(1_000, deadline - Date.now());
-    await waitEtcd(this.topology, left());
+    const giveUp = this.giveUp();
+    await waitEtcd(this.topology, left(), this.topology.control.etcdMembers, giveUp);
+    await waitNats(this.topology.control.natsUrl, left(), giveUp);
     if (this.mode === 'agent') await applyDefaultFleet(this);
     const live = hostsOfKind(this.topology, 'node').filter((n) => !this.killed.includes(n.name));
-    await waitNextHops(this.topology, live.length, left());
-    await waitVipsAnswer(this.topology, left());
+    await waitNextHops(this.topology, live.length, left(), giveUp);
+    await waitVipsAnswer(this.topology, left(), giveUp);
   }
 
   /** Stops etcd members hard (default: all); see lab-etcd.ts. */

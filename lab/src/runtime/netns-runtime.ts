@@ -25,9 +25,12 @@ import type { LabMode } from './state.js';
 const ZEBRA_SOCKET_TIMEOUT_MS = 10_000;
 const GOBGPD_API_TIMEOUT_MS = 10_000;
 
+/** Starts `host`'s daemon `role`; its pid is recorded, its exit kept (a wait for the lab then names it). */
 function daemon(lab: LabContext, host: string, role: string, argv: readonly string[]): void {
-  const p = startDaemon(argv, { namespace: lab.ns(host), logFile: join(lab.hostDir(host), `${role}.log`) });
+  const logFile = join(lab.hostDir(host), `${role}.log`);
+  const p = startDaemon(argv, { namespace: lab.ns(host), logFile });
   lab.recordPid(host, role, p.pid);
+  lab.watchDaemon(p, host, role, logFile);
 }
 
 /** The member's pid is recorded under its name (`lab kill etcd2` finds it). */
