@@ -5,7 +5,16 @@
  */
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { ConfigError, type Fleet, formatProblem, parseFleet } from '@l4fleet/config';
+import {
+  ConfigError,
+  defaultProfile,
+  defaultSecondChance,
+  type Fleet,
+  formatProblem,
+  type Pool,
+  parseFleet,
+  type Vip,
+} from '@l4fleet/config';
 import { invalidRecord, StoreError } from './errors.js';
 import { CHUNK_BYTES, GZIP_THRESHOLD_BYTES, INLINE_MAX_BYTES } from './layout.js';
 import { MAX_DOCUMENT_BYTES, MAX_DOCUMENT_JSON_BYTES, MAX_POINTER_BYTES } from './limits.js';
@@ -55,13 +64,44 @@ export function newGenerationId(): string {
   return `${Date.now().toString(36)}-${createHash('sha256').update(String(Math.random())).digest('hex').slice(0, 8)}`;
 }
 
+/** Whether two settings objects hold the same fields with the same values (flat objects of numbers and strings). */
+function sameSetting(a: object, b: object): boolean {
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  const keys = new Set([...Object.keys(x), ...Object.keys(y)]);
+  return [...keys].every((k) => x[k] === y[k]);
+}
+
+/**
+ * The fleet as it is stored: a pool's `secondChance` and a VIP's `profile` are left out while they are the defaults,
+ * as parseFleet leaves out `state` and `minUpMembers`. Nodes of earlier versions refuse every field they do not know
+ * (parseFleet's checkKeys), so a fleet that uses no newer feature must carry none, or every apply and edit during a
+ * rolling upgrade (operator guide §4) would be refused by the nodes not yet upgraded. parseFleet, which every reader
+ * runs on the stored document, puts the defaults back: readers see the fleet that was applied, tables and checksums
+ * unchanged.
+ */
+function storedForm(fleet: Fleet & { hashSeed: number }): Fleet & { hashSeed: number } {
+  const pools = fleet.pools.map((pool): Pool => {
+    if (pool.secondChance === undefined || !sameSetting(pool.secondChance, defaultSecondChance())) return pool;
+    const { secondChance: _default, ...rest } = pool;
+    return rest;
+  });
+  const vips = fleet.vips.map((vip): Vip => {
+    if (vip.profile === undefined || !sameSetting(vip.profile, defaultProfile(vip.protocol))) return vip;
+    const { profile: _default, ...rest } = vip;
+    return rest;
+  });
+  return { ...fleet, pools, vips };
+}
+
 export function encodeDocument(
-  fleet: Fleet & { hashSeed: number },
+  parsed: Fleet & { hashSeed: number },
   generation: string,
   now: Date,
   by?: string,
 ): EncodedDocument {
   const appliedBy = by === undefined || appliedByText(by) === '' ? {} : { appliedBy: appliedByText(by) };
+  const fleet = storedForm(parsed);
   const json = Buffer.from(JSON.stringify({ schema: DOCUMENT_SCHEMA, fleet }));
   if (json.length <= INLINE_MAX_BYTES) {
     const document = { schema: DOCUMENT_SCHEMA, fleet };
