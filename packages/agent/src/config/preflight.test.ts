@@ -72,14 +72,20 @@ describe('agent preflight - stop timing', () => {
       {
         path: 'drain.forwardAfterWithdrawMs',
         message:
-          'bgp.gracefulShutdownMs (10000) + drain.forwardAfterWithdrawMs (3000) is 13000 ms, more than the 12000 ms the shipped unit leaves a SIGTERM drain (TimeoutStopSec=15): systemd would kill the agent mid-drain; raise TimeoutStopSec (a drop-in) to at least 16 s',
+          'bgp.gracefulShutdownMs (10000) + drain.forwardAfterWithdrawMs (3000) + the 5000 ms a drain waits for GRACEFUL_SHUTDOWN to go out (DRAIN_ANNOUNCE_WAIT_MS: gobgpd away or refusing it) is 18000 ms, more than the 12000 ms the shipped unit leaves a SIGTERM drain (TimeoutStopSec=15): systemd would kill the agent mid-drain; raise TimeoutStopSec (a drop-in) to at least 21 s',
       },
     ]);
     expect(preflightProblems(timed(10_000, 3_000), host())).toEqual([]);
   });
 
-  test('the defaults and a drain of exactly 12 s: no warning', () => {
+  // Only the two fields were summed: a drain whose announcement is refused or deferred starts its window
+  // DRAIN_ANNOUNCE_WAIT_MS late, so 7 s + 5 s passed --check and took some 17 s, past TimeoutStopSec=15.
+  test('the wait for the announcement counts: 7 s + 5 s warns', () => {
+    expect(preflightWarnings(timed(7_000, 5_000), host()).map((w) => w.path)).toEqual(['drain.forwardAfterWithdrawMs']);
+  });
+
+  test('the defaults and a drain of exactly 12 s (the announcement wait included): no warning', () => {
     expect(preflightWarnings(parseAgentConfig(raw({ enabled: false })), host())).toEqual([]);
-    expect(preflightWarnings(timed(6_000, 6_000), host())).toEqual([]);
+    expect(preflightWarnings(timed(4_000, 3_000), host())).toEqual([]);
   });
 });

@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import { unusableAddress } from '@l4fleet/config';
 import type { AgentConfigProblem } from '../errors.js';
+import { DRAIN_ANNOUNCE_WAIT_MS } from '../lifecycle/lifecycle.js';
 import { DATA_PLANE_DRIVER_SPECS } from '../serve/drivers.js';
 import type { HostFacts } from './host.js';
 import type { AgentConfig, TlsFiles } from './types.js';
@@ -102,15 +103,17 @@ const STOP_MARGIN_S = 3;
  * A SIGTERM drain announces GRACEFUL_SHUTDOWN for bgp.gracefulShutdownMs, then forwards for
  * drain.forwardAfterWithdrawMs: past the shipped unit's TimeoutStopSec, systemd kills the agent mid-drain (routes
  * withdrawn without the graceful phase, or flows cut). The config accepts either up to 600 s, so it is said here.
+ * The window starts when gobgpd took the announcement; with gobgpd away or refusing it, DRAIN_ANNOUNCE_WAIT_MS after
+ * the drain began: that wait counts too.
  */
 function sigtermDrainWarning(config: AgentConfig): AgentConfigProblem | undefined {
   const graceful = config.bgp.gracefulShutdownMs;
   const forward = config.drain.forwardAfterWithdrawMs;
-  const sum = graceful + forward;
+  const sum = graceful + forward + DRAIN_ANNOUNCE_WAIT_MS;
   const allowedMs = (UNIT_TIMEOUT_STOP_S - STOP_MARGIN_S) * 1000;
   if (sum <= allowedMs) return undefined;
   return {
     path: 'drain.forwardAfterWithdrawMs',
-    message: `bgp.gracefulShutdownMs (${graceful}) + drain.forwardAfterWithdrawMs (${forward}) is ${sum} ms, more than the ${allowedMs} ms the shipped unit leaves a SIGTERM drain (TimeoutStopSec=${UNIT_TIMEOUT_STOP_S}): systemd would kill the agent mid-drain; raise TimeoutStopSec (a drop-in) to at least ${Math.ceil(sum / 1000) + STOP_MARGIN_S} s`,
+    message: `bgp.gracefulShutdownMs (${graceful}) + drain.forwardAfterWithdrawMs (${forward}) + the ${DRAIN_ANNOUNCE_WAIT_MS} ms a drain waits for GRACEFUL_SHUTDOWN to go out (DRAIN_ANNOUNCE_WAIT_MS: gobgpd away or refusing it) is ${sum} ms, more than the ${allowedMs} ms the shipped unit leaves a SIGTERM drain (TimeoutStopSec=${UNIT_TIMEOUT_STOP_S}): systemd would kill the agent mid-drain; raise TimeoutStopSec (a drop-in) to at least ${Math.ceil(sum / 1000) + STOP_MARGIN_S} s`,
   };
 }
