@@ -66,6 +66,32 @@ describe('lab cli - options', () => {
     expect(code).toBe(2);
   });
 
+  test('lab cli - up on a healthy lab: options given that it does not have are refused (exit 2), defaults are not', async () => {
+    const { writeState } = await import('./runtime/state.js');
+    const { Lab } = await import('./runtime/lab.js');
+    writeState({
+      ...{ version: 1, id: 'c1', runtime: 'netns', mode: 'agent', controlSlot: 0, etcdMembers: 3 },
+      ...{ dataplane: 'bpf', backendNetwork: 'routed', forwarding: 'gue', bfd: { intervalMs: 100, multiplier: 3 } },
+      ...{ clients: 1, backends: 4, nodeIndexes: [1, 2], killed: [], pids: {} },
+      ...{ createdAt: '2026-12-06T00:00:00.000Z', upAt: '2026-12-06T00:01:00.000Z' },
+    });
+    // Healthy: every namespace of the lab exists (no process is recorded).
+    const namespaces = Lab.open('c1').topology.hosts.flatMap((h) => (h.namespace ? [`${h.namespace} (id: 1)`] : []));
+    processes.run.mockImplementation(async (...args: unknown[]) => {
+      const argv = args[0] as string[];
+      return { code: 0, stdout: argv.join(' ') === 'ip netns list' ? namespaces.join('\n') : '', stderr: '' };
+    });
+    const up = await cli('--id', 'c1', 'up', '--no-install', '--nodes', '3', '--dataplane', 'nftables');
+    expect(up.err).toContain(
+      'lab "c1" is up with other options: --nodes 3 (the lab has 2), --dataplane nftables (the lab has bpf); run lab down --id c1 first',
+    );
+    expect(up.code).toBe(2);
+    // Defaults (3 nodes, 3 etcd members, BFD 100 ms x 3) are not asked for: the lab is left as it is.
+    const again = await cli('--id', 'c1', 'up', '--no-install', '--backends', '4');
+    expect(again.err).not.toContain('other options');
+    processes.run.mockImplementation(async () => ({ code: 0, stdout: '', stderr: '' }));
+  });
+
   test('lab cli - watch --help names --max-pause-ms and its default', async () => {
     const { out } = await cli('watch', '--help');
     expect(out).toMatch(/--max-pause-ms <ms>[\s\S]*\(default: 5000\)/);

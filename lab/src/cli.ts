@@ -13,6 +13,7 @@ import { listLabIds } from './runtime/resources.js';
 import { repoRoot } from './runtime/scripts.js';
 import { appendEvent, labDir } from './runtime/state.js';
 import type { LabStatus } from './runtime/status.js';
+import { UP_OPTION_FLAGS } from './runtime/up-conflicts.js';
 import { containerlabYaml } from './topology/containerlab.js';
 import {
   BACKEND_NETWORKS,
@@ -74,6 +75,18 @@ export function upSummary(s: LabStatus): string[] {
     ...(s.dashboard ? [`dashboard: ${s.dashboard.url} (write token in ${s.dashboard.tokenFile})`] : []),
     ...s.vips.map((v) => `vip ${v.protocol} ${v.address} port ${v.port}`),
   ];
+}
+
+/** The `up` flags given on the command line (or, for the control slot, by its env default). */
+function givenUpOptions(cmd: Command): Set<string> {
+  const given = new Set<string>();
+  for (const flag of UP_OPTION_FLAGS) {
+    const attribute = flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (cmd.getOptionValueSource(attribute) === 'cli') given.add(flag);
+  }
+  const envSlot = process.env.L4FLEET_LAB_CONTROL_SLOT;
+  if (envSlot !== undefined && envSlot !== '') given.add('control-slot');
+  return given;
 }
 
 function labId(cmd: Command): string {
@@ -155,6 +168,8 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .action(async (o, cmd: Command) => {
       const options: UpOptions = {
         id: labId(cmd),
+        // Only what the user gave is compared with a lab already up (runtime/up-conflicts.ts), not the defaults.
+        given: givenUpOptions(cmd),
         nodes: o.nodes,
         backends: o.backends,
         clients: o.clients,

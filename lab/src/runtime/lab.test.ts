@@ -46,13 +46,17 @@ function labState(overrides: Partial<LabState> = {}): LabState {
 
 describe('lab - state in memory and on disk', () => {
   let dir: string;
+  let uid: ReturnType<typeof vi.spyOn> | undefined;
   const saved = process.env.L4FLEET_LAB_STATE_DIR;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'l4f-lab-test-'));
     process.env.L4FLEET_LAB_STATE_DIR = dir;
     machine.netns = '';
+    // up asks for root before anything else; nothing here needs it (run is mocked).
+    uid = vi.spyOn(process, 'getuid').mockReturnValue(0);
   });
   afterEach(() => {
+    uid?.mockRestore();
     if (saved === undefined) delete process.env.L4FLEET_LAB_STATE_DIR;
     else process.env.L4FLEET_LAB_STATE_DIR = saved;
     rmSync(dir, { recursive: true, force: true });
@@ -98,5 +102,36 @@ describe('lab - state in memory and on disk', () => {
     expect(readState('t1')?.killed).toEqual([]);
     await expect(Lab.up({ id: 't1', lockWaitMs: 300 })).rejects.toThrow(/pid 1\b/);
     expect(readState('t1')).toEqual(labState());
+  });
+
+  /** A lab that `up` finds healthy: finished, every namespace present, no recorded process gone. */
+  function healthyLab(): LabState {
+    const state = labState({ upAt: '2026-12-06T00:01:00.000Z' });
+    writeState(state);
+    const namespaces = Lab.open('t1').topology.hosts.flatMap((h) => (h.namespace ? [h.namespace] : []));
+    machine.netns = namespaces.map((n, i) => `${n} (id: ${i})`).join('\n');
+    return state;
+  }
+
+  test('lab - up on a healthy lab with other options fails naming each one and both values; nothing changes', async () => {
+    const state = healthyLab();
+    const err = await Lab.up({ id: 't1', nodes: 2, backends: 4, dataplane: 'bpf', mode: 'auto' }).catch((e) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toBe(
+      'lab "t1" is up with other options: --nodes 2 (the lab has 3), --dataplane bpf (the lab has nftables); ' +
+        'run lab down --id t1 first to build it with them',
+    );
+    expect(readState('t1')).toEqual(state);
+  });
+
+  test('lab - up on a healthy lab: the same options, or ones not given on the command line, leave it as it is', async () => {
+    const state = healthyLab();
+    expect((await Lab.up({ id: 't1', nodes: 3, backends: 4, etcdMembers: 3, mode: 'static' })).id).toBe('t1');
+    // The command line's defaults (3 nodes, bpf) were not given: they are not asked for.
+    const given = new Set(['backends', 'bfd-interval-ms']);
+    const cli = { id: 't1', nodes: 5, backends: 4, bfd: { intervalMs: 100, multiplier: 3 }, given };
+    await expect(Lab.up(cli)).rejects.toThrow('--bfd-interval-ms 100 (the lab has no BFD)');
+    expect((await Lab.up({ ...cli, given: new Set(['backends']) })).id).toBe('t1');
+    expect(readState('t1')).toEqual(state);
   });
 });

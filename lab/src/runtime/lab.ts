@@ -44,6 +44,7 @@ import {
 } from './state.js';
 import { topologyOf } from './state-check.js';
 import { collectStatus, type LabStatus } from './status.js';
+import { refuseUpConflicts } from './up-conflicts.js';
 import { bpfNotBuilt, upDataPath } from './up-data-path.js';
 
 export interface UpOptions extends TopologyOptions {
@@ -55,6 +56,11 @@ export interface UpOptions extends TopologyOptions {
   readyTimeoutMs?: number;
   /** How long to wait while another lab command holds the lab's lock (lock.ts); default 180 s. */
   lockWaitMs?: number;
+  /**
+   * The options the user gave, by flag name (up-conflicts.ts); only those are compared with a lab already up.
+   * Default: every option set here.
+   */
+  given?: ReadonlySet<string>;
   log?: Logger;
   /** Told one line for the user when the data path fell back from the default (up-data-path.ts). */
   onNotice?: (line: string) => void;
@@ -185,6 +191,8 @@ export class Lab implements LabContext {
     if (existing) {
       const lab = new Lab(existing, options.log, options.lockWaitMs);
       if (await lab.healthy()) {
+        // Left as it is: options asked for that it does not have would go unheard.
+        refuseUpConflicts(existing, options);
         options.log?.info({ event: 'labAlreadyUp', id }, 'lab already up');
         return lab;
       }
