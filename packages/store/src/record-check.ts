@@ -16,7 +16,7 @@ import {
   MAX_TEXT_CHARS,
   MAX_VIPS_PER_STATUS,
 } from './limits.js';
-import { BFD_SESSION_STATES, type NodeRecord, type NodeStatusReport } from './types.js';
+import { BFD_SESSION_STATES, BFD_STATE_UNKNOWN, type NodeRecord, type NodeStatusReport } from './types.js';
 
 type Raw = Record<string, unknown>;
 
@@ -127,8 +127,9 @@ export function decodeDrain(key: string, value: Buffer, family: string): true {
 }
 
 /**
- * A node status record. Fields unknown here are kept (a newer agent may add some during a rolling upgrade); the
- * record as a whole is still bounded by MAX_RECORD_BYTES.
+ * A node status record. Fields unknown here are kept (a newer agent may add some during a rolling upgrade), and so is
+ * a record whose bfd names a state unknown here (that peer's state reads `unknown`); the record as a whole is still
+ * bounded by MAX_RECORD_BYTES.
  */
 export function decodeNodeStatus(key: string, value: Buffer, family: string): NodeStatusReport {
   nodeOfKey(key, family);
@@ -152,11 +153,13 @@ export function decodeNodeStatus(key: string, value: Buffer, family: string): No
   }
   optionalText(key, rec, 'at');
   if (rec.bfd !== undefined) {
+    // A state this version has no word for (a newer agent's, in a rolling upgrade) reads as `unknown`: refusing the
+    // record would lose its tables, routes and revision, which the upgrade steps wait on (operator guide §4).
+    const bfd: Record<string, string> = {};
     for (const [peer, state] of Object.entries(stringMap(key, rec, 'bfd', MAX_PEERS_PER_STATUS))) {
-      if (!(BFD_SESSION_STATES as readonly string[]).includes(state)) {
-        throw invalidRecord(key, `bfd.${peer.slice(0, 60)}: ${shown(state)} is not ${BFD_SESSION_STATES.join(' | ')}`);
-      }
+      bfd[peer] = (BFD_SESSION_STATES as readonly string[]).includes(state) ? state : BFD_STATE_UNKNOWN;
     }
+    rec.bfd = bfd;
   }
   if (rec.probeFailures !== undefined) {
     const failures = mapField(key, rec, 'probeFailures', MAX_PROBE_FAILURES_PER_STATUS);

@@ -105,9 +105,10 @@ export interface NodeStatusReport {
   readonly at?: string;
   /**
    * BFD session state per peer address as the node's bfdd reports it (RFC 5880 §4.1 states; FRR's names:
-   * `shutdown` is AdminDown). Absent when the node runs no BFD; a peer bfdd did not answer for is left out.
+   * `shutdown` is AdminDown). Absent when the node runs no BFD; a peer bfdd did not answer for is left out. As read:
+   * `unknown` for a state this version has no word for (a newer agent's, during a rolling upgrade); never written.
    */
-  readonly bfd?: Readonly<Record<string, BfdSessionState>>;
+  readonly bfd?: Readonly<Record<string, BfdSessionState | typeof BFD_STATE_UNKNOWN>>;
   /**
    * Members this node observes down (`pool/member`), with the reason of the probe that took each down and when (ms
    * since the epoch): `status 503 (expected 200)`, `ERR_TLS_CERT_ALTNAME_INVALID`, `timeout`. Absent when it sees
@@ -126,6 +127,8 @@ export interface ProbeFailureReport {
 /** The BFD session states a status record may carry (RFC 5880 §4.1 State, as FRR's bfdd names them). */
 export const BFD_SESSION_STATES = ['up', 'down', 'init', 'shutdown'] as const;
 export type BfdSessionState = (typeof BFD_SESSION_STATES)[number];
+/** How a reader shows a BFD state written by a newer agent that it does not know (the record is kept). */
+export const BFD_STATE_UNKNOWN = 'unknown';
 
 /** One row of listNodes(): registration, operator drain flag and last status, merged by name. */
 export interface NodeView {
