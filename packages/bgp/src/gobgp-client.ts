@@ -2,6 +2,7 @@
 import { type ClientReadableStream, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { type ApiObject, apiFamily, fromApiPath, type HeldPath, isLocalPath, toApiPath, toApiPeer } from './codec.js';
 import { BgpError, fromGrpcError } from './errors.js';
+import { GLOBAL_TABLE } from './learnt-policy.js';
 import { gobgpClientConstructor, type RawGobgpClient } from './proto.js';
 import type { CanonicalAdvertisement, CanonicalGlobal, CanonicalPeer, IpFamily } from './validate.js';
 
@@ -173,6 +174,50 @@ export class GobgpClient {
       path: toApiPath(path, true, path.identifier),
     };
     await this.unary('DeletePath', request, `DeletePath ${path.prefix} identifier ${path.identifier}`);
+  }
+
+  /** gobgpd's global import policy assignment (ListPolicyAssignment), undefined if it lists none. */
+  async globalImportAssignment(): Promise<ApiObject | undefined> {
+    const rows = await this.collect(
+      'ListPolicyAssignment',
+      { name: GLOBAL_TABLE, direction: 'IMPORT' },
+      'ListPolicyAssignment global import',
+    );
+    return rows.map((r) => r.assignment as ApiObject | undefined).find((a) => a !== undefined);
+  }
+
+  /** The policy called `name` (ListPolicy), undefined if gobgpd has none. */
+  async getPolicy(name: string): Promise<ApiObject | undefined> {
+    const rows = await this.collect('ListPolicy', { name }, `ListPolicy ${name}`);
+    return rows.map((r) => r.policy as ApiObject | undefined).find((p) => p?.name === name);
+  }
+
+  async addPolicy(policy: ApiObject): Promise<void> {
+    await this.unary('AddPolicy', { policy }, `AddPolicy ${policy.name}`);
+  }
+
+  /** Deletes the policy and the statements no other policy uses. */
+  async deletePolicy(name: string): Promise<void> {
+    await this.unary('DeletePolicy', { policy: { name }, all: true }, `DeletePolicy ${name}`);
+  }
+
+  /** Makes the global import assignment exactly `policies`, in order, with `defaultAction`. */
+  async setGlobalImportPolicy(policies: readonly string[], defaultAction: 'ACCEPT' | 'REJECT'): Promise<void> {
+    const assignment = {
+      name: GLOBAL_TABLE,
+      direction: 'IMPORT',
+      policies: policies.map((name) => ({ name })),
+      default_action: defaultAction,
+    };
+    await this.unary('SetPolicyAssignment', { assignment }, `SetPolicyAssignment global import [${policies}]`);
+  }
+
+  /**
+   * Runs every peer's Adj-RIB-In through the import policy again (soft reset in, no session reset, no message to
+   * the peer): gobgpd applies a changed policy only to paths that arrive after it.
+   */
+  async softResetIn(): Promise<void> {
+    await this.unary('ResetPeer', { address: 'all', soft: true, direction: 'IN' }, 'ResetPeer all soft in');
   }
 
   /** Streams peer state changes into `onPeer` until the stream breaks or `cancel()`; never rejects. */

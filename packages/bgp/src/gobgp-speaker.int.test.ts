@@ -342,6 +342,69 @@ describe('gobgp speaker against two gobgpd', () => {
     expect(await localPaths(side, v4.prefix)).toSatisfy(onlyOurs);
   });
 
+  // A router sending its table (a full one is ~1M paths): gobgpd put every path in the sidecar's global RIB, and
+  // each reconcile (every setter, every resync) listed and decoded them all to find ours, past the 5 s deadline on
+  // a full table: gobgpd counted as unreachable, VIP changes never applied. The global import policy keeps them out.
+  test("the router's routes stay out of the sidecar's RIB: a reconcile reads only ours, also after a hand edit", async () => {
+    const s = speaker as GobgpSpeaker;
+    const side = sidecar as GobgpdHandle;
+    const r = router as GobgpdHandle;
+    await connect(s);
+    await s.setAdvertisements([v4]);
+    const ROUTER_PATHS = 2_000;
+    const routerApi = new GobgpClient({ address: r.apiAddress });
+    try {
+      // Built by hand: these are the router's own routes, not advertisements this package validates.
+      const paths = Array.from({ length: ROUTER_PATHS }, (_, i) => ({
+        prefix: `100.64.${i >> 8}.${i & 255}/32`,
+        family: 4 as const,
+        nextHop: '198.18.0.1',
+        communities: [],
+        med: undefined,
+        localPref: undefined,
+      }));
+      for (let i = 0; i < paths.length; i += 200) {
+        await Promise.all(paths.slice(i, i + 200).map((p) => routerApi.addPath(p)));
+      }
+    } finally {
+      routerApi.close();
+    }
+    // Read through the gobgp CLI, not the code under test: the session delivered all of them...
+    const received = async () => {
+      const n = await side.cliJson<Array<{ afi_safis?: Array<{ state?: { received?: number } }> }>>('neighbor');
+      return (n?.[0]?.afi_safis ?? []).reduce((sum, af) => sum + Number(af.state?.received ?? 0), 0);
+    };
+    await eventually('the router table received', received, (n) => n === ROUTER_PATHS, 30_000, 200);
+    // ...and the sidecar's global RIB holds our path alone.
+    const ribPaths = async () => {
+      const out = await side.cli('global', 'rib', 'summary', '-a', 'ipv4');
+      return Number(/Path: (\d+)/.exec(out)?.[1] ?? Number.NaN);
+    };
+    expect(await ribPaths()).toBe(1);
+    const client = new GobgpClient({ address: side.apiAddress });
+    try {
+      expect((await client.listLocalPaths(4)).map((p) => p.prefix)).toEqual([v4.prefix]);
+    } finally {
+      client.close();
+    }
+
+    // Someone takes the policy off and re-reads the router's table: the resync (1 s here) puts it back and
+    // clears the table out of the RIB again.
+    await side.cli('global', 'policy', 'import', 'del', 'l4fleet-reject-learnt');
+    await side.cli('neighbor', 'all', 'softresetin');
+    await eventually('the resync restores the policy', ribPaths, (n) => n === 1, 15_000, 200);
+    expect(await side.cli('global', 'policy', 'import')).toContain('l4fleet-reject-learnt');
+    // ...or turns one of its statements into an accept: the resync replaces the policy with ours.
+    await side.cli('policy', 'statement', 'l4fleet-reject-learnt-external', 'del', 'action', 'reject');
+    await side.cli('policy', 'statement', 'l4fleet-reject-learnt-external', 'add', 'action', 'accept');
+    const action = async () =>
+      /Actions:\s+(\w+)/.exec(await side.cli('policy', 'statement', 'l4fleet-reject-learnt-external'))?.[1];
+    await side.cli('neighbor', 'all', 'softresetin');
+    await eventually('the resync repairs the policy', action, (a) => a === 'reject', 15_000, 200);
+    await eventually('the table out of the RIB again', ribPaths, (n) => n === 1, 15_000, 200);
+    expect(await routerRoute(r, v4.prefix)).toMatchObject({ nexthop: v4.nextHop });
+  }, 60_000);
+
   test('an RFC 8326 drain as the agent makes it: the paths with GRACEFUL_SHUTDOWN, then none', async () => {
     const s = speaker as GobgpSpeaker;
     await connect(s);

@@ -9,6 +9,7 @@ import { type ApiObject, fromApiPeer, type HeldPath, peerAddress, sessionState }
 import { BgpError } from './errors.js';
 import { EventHub } from './event-hub.js';
 import { GobgpClient } from './gobgp-client.js';
+import { isLearntPolicy, isLearntPolicyAssigned, LEARNT_POLICY_NAME, learntRoutesPolicy } from './learnt-policy.js';
 import { planPaths, planPeers } from './reconcile.js';
 import type { Advertisement, GlobalConfig, Peer, PeerEvent, PeerStatus, SessionState, Speaker } from './types.js';
 import {
@@ -136,6 +137,7 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
         throw err;
       }
       this.desiredGlobal = global;
+      await this.applyImportPolicy();
     });
   }
 
@@ -192,6 +194,27 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
     }
   }
 
+  /**
+   * Keeps the routers' routes out of gobgpd's global RIB (learnt-policy.ts): a ListPolicyAssignment and a ListPolicy
+   * when it is in place. Runs once BGP is started (StartBgp clears every policy) and before any peer is added.
+   */
+  private async applyImportPolicy(): Promise<void> {
+    const assigned = isLearntPolicyAssigned(await this.client.globalImportAssignment());
+    const held = await this.client.getPolicy(LEARNT_POLICY_NAME);
+    const intact = isLearntPolicy(held);
+    if (assigned && intact) return;
+    if (held && !intact) {
+      // Changed by hand: unassign it (gobgpd refuses to delete a policy in use), delete it, add ours again.
+      await this.client.setGlobalImportPolicy([], 'ACCEPT');
+      await this.client.deletePolicy(LEARNT_POLICY_NAME);
+    }
+    if (!intact) await this.client.addPolicy(learntRoutesPolicy());
+    await this.client.setGlobalImportPolicy([LEARNT_POLICY_NAME], 'ACCEPT');
+    // Paths learnt before the policy (an older agent, a hand edit) leave the global RIB only when re-evaluated.
+    await this.client.softResetIn();
+    this.log.info({ event: 'importPolicySet', policy: LEARNT_POLICY_NAME });
+  }
+
   private async applyPeers(): Promise<void> {
     const desired = this.desiredPeers;
     if (!desired) return;
@@ -232,6 +255,7 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
   private async reapply(): Promise<void> {
     if (this.desiredGlobal) await this.applyGlobal(this.desiredGlobal);
     else if ((await this.client.getGlobal()).asn === 0) return;
+    await this.applyImportPolicy();
     await this.applyPeers();
     await this.applyPaths();
     for (const peer of await this.client.listPeers()) this.onPeer(peer);
