@@ -98,6 +98,20 @@ describe('backend record', () => {
     expect(readdirSync(dir)).toEqual(['backend-net1.json']);
   });
 
+  test('backend record - a record of the first setups (7a9b25b: no stateDirCreated) reads, its state directory kept', async () => {
+    // Written before teardown learned to remove the state directory: whether setup created it is not known, so the
+    // directory stays (teardown's other undo steps need the record: sysctls, VIPs on lo, pins).
+    const { stateDirCreated: _absent, ...first } = record;
+    expect(parseRecord(first, '/run/l4fleet/x.json')).toEqual({ ...record, stateDirCreated: false });
+    const dir = mkdtempSync(`${tmpdir()}/l4fb-rec-`);
+    dirs.push(dir);
+    writeFileSync(`${dir}/r.json`, JSON.stringify(first));
+    expect(await readRecord(`${dir}/r.json`)).toEqual({ ...record, stateDirCreated: false });
+    expect(() => parseRecord({ ...record, stateDirCreated: 'no' }, '/run/l4fleet/x.json')).toThrow(
+      '/run/l4fleet/x.json: stateDirCreated "no" is not valid',
+    );
+  });
+
   test('backend record - a file that is not JSON is refused naming the file', async () => {
     const dir = mkdtempSync(`${tmpdir()}/l4fb-rec-`);
     dirs.push(dir);

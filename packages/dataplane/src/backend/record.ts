@@ -51,7 +51,10 @@ export interface BackendRecord {
    */
   readonly addedVips: readonly string[];
   readonly clsactCreated: boolean;
-  /** The state directory did not exist before setup: teardown removes it when it is empty. */
+  /**
+   * The state directory did not exist before setup: teardown removes it when it is empty. Absent in records of the
+   * first setups (before de609f8, same RECORD_VERSION): read as false, the directory is kept.
+   */
   readonly stateDirCreated: boolean;
   readonly sysctls: readonly SysctlChange[];
   /**
@@ -133,7 +136,10 @@ export function parseRecord(raw: unknown, path: string): BackendRecord {
     if (!ok) bad('addedVips[]', cidr, 'not one of vips as /32 or /128');
   }
   if (r.secondChance !== undefined && typeof r.secondChance !== 'boolean') bad('secondChance', r.secondChance);
-  for (const f of ['clsactCreated', 'stateDirCreated'] as const) if (typeof r[f] !== 'boolean') bad(f, r[f]);
+  if (typeof r.clsactCreated !== 'boolean') bad('clsactCreated', r.clsactCreated);
+  if (r.stateDirCreated !== undefined && typeof r.stateDirCreated !== 'boolean') {
+    bad('stateDirCreated', r.stateDirCreated);
+  }
   if (r.incomplete !== undefined && r.incomplete !== true) bad('incomplete', r.incomplete);
   const sysctls = r.sysctls;
   if (!Array.isArray(sysctls)) return bad('sysctls', sysctls);
@@ -145,6 +151,8 @@ export function parseRecord(raw: unknown, path: string): BackendRecord {
     }
     if (!keys.includes(c.key as string)) bad('sysctls[].key', c.key, `setup sets only ${keys.join(', ')}`);
   }
+  // Whether the first setups created the directory is unknown: keeping it is the safe side (it may hold others' files).
+  if (r.stateDirCreated === undefined) return { ...(raw as BackendRecord), stateDirCreated: false };
   return raw as BackendRecord;
 }
 
