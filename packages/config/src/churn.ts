@@ -1,6 +1,8 @@
 /**
  * Predicted table churn of a fleet change: per VIP whose table inputs changed, the share of slots whose flows land on
- * another backend (Maglev §3.4: minimal disruption). A backend is a member's name and endpoint: the same name at
+ * another backend. Computed, not assumed to be the member's share: Maglev §3.4 is near-minimal, not minimal (removing
+ * one of 1,000 members at M = 65,537 moves 0.68% of slots, not 0.10%; a weighted pool's top weight changing moves
+ * more: packages/maglev/README.md "Churn", "Weights"). A backend is a member's name and endpoint: the same name at
  * another address or port (a blue/green switch, a re-addressed member) is another backend to the flows. A new hash
  * mode, seed or table size sends every flow to another slot, so all slots count. Linear in the fleet's size: VIPs and
  * pools are looked up in maps, each (pool, table size) pair is built once however many VIPs share it, and slots are

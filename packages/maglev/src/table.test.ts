@@ -128,6 +128,42 @@ describe('maglev table - paper promises (NSDI16 §3.4)', () => {
   });
 });
 
+describe('maglev table - weights and the top weight (README "Weights: keep the top weight fixed")', () => {
+  // Pool of 1,000 with weights 1, 2, 3 in turn; backend-0 has weight 1. The README and the operator guide quote
+  // these figures: a change here changes every weighted table (the golden checksum) and needs the docs updated.
+  const cycled = (n: number): number[] => Array.from({ length: n }, (_, i) => (i % 3) + 1);
+  const pool = (ws: readonly number[]): BackendSpec[] => ws.map((weight, i) => ({ name: `backend-${i}`, weight }));
+  const movedPct = (a: readonly number[], b: readonly number[], size: number): number =>
+    Number((100 * churn(buildNamedTable(pool(a), size), buildNamedTable(pool(b), size)).fraction).toFixed(2));
+  const withWeight = (ws: readonly number[], i: number, w: number): number[] => ws.map((x, j) => (j === i ? w : x));
+
+  test.each([2, 3, 10, 1_000])('only ratios matter: weights times %i build the identical table', (k) => {
+    // rate = weight / top weight, and IEEE division is correctly rounded, so (k w) / (k top) is the same double.
+    for (const ws of [cycled(60), Array.from({ length: 60 }, () => 1), [1, 7, 7, 250, 3]]) {
+      expect(owners(pool(ws.map((w) => w * k)), 4_093)).toEqual(owners(pool(ws), 4_093));
+    }
+  });
+
+  test('moving the top weight reshuffles members of differing weights: 1 -> 4 moves 2.55% (top 3 -> 4), 0.93% (top stays 4)', () => {
+    const ws = cycled(1_000);
+    const withFour = withWeight(ws, 999, 4);
+    expect(movedPct(ws, withWeight(ws, 0, 3), 65_537)).toBe(0.68); // top stays 3; ideal 0.10%
+    expect(movedPct(ws, withWeight(ws, 0, 4), 65_537)).toBe(2.55); // top 3 -> 4; ideal 0.15%
+    expect(movedPct(withFour, withWeight(withFour, 0, 4), 65_537)).toBe(0.93); // a 4 already there; ideal 0.15%
+    expect(movedPct(withFour, withWeight(withFour, 999, 0), 65_537)).toBe(2.63); // drain the only 4; ideal 0.20%
+  });
+
+  test('members that all share one weight keep their turn order when the top moves: draining the only 10 costs no extra', () => {
+    const one10 = Array.from({ length: 1_000 }, (_, i) => (i === 0 ? 10 : 1));
+    const two10 = withWeight(one10, 1, 10);
+    const dropOnly = movedPct(one10, withWeight(one10, 0, 0), 65_537); // top 10 -> 1; ideal 0.99%
+    const dropOneOfTwo = movedPct(two10, withWeight(two10, 0, 0), 65_537); // top stays 10; ideal 0.98%
+    expect(dropOnly).toBe(3.29);
+    expect(dropOneOfTwo).toBe(3.39);
+    expect(dropOnly).toBeLessThanOrEqual(dropOneOfTwo);
+  });
+});
+
 describe('maglev table - input errors', () => {
   test.each([
     [names(2), 12, 'TABLE_SIZE_INVALID', 'size: 12 is not prime'],
