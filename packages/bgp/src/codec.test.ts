@@ -26,6 +26,15 @@ describe('codec - paths', () => {
     expect(fromApiPath(decoded)).toEqual({ ...adv, identifier: 0, foreign: [] });
   });
 
+  // This speaker never sets no_implicit_withdraw: a path with it was added by another gRPC client, and can sit beside
+  // ours with the same identifier 0.
+  test('a path added with no_implicit_withdraw is not ours', () => {
+    const adv = canonicalAdvertisement({ prefix: '198.51.100.10/32', nextHop: '198.18.0.1' });
+    const path = { ...toApiPath(adv), no_implicit_withdraw: true };
+    const decoded = wire('AddPath', { table_type: 'GLOBAL', path }).path as Record<string, unknown>;
+    expect(fromApiPath(decoded)).toMatchObject({ identifier: 0, foreign: ['no_implicit_withdraw'] });
+  });
+
   // `gobgp global rib add P nexthop X identifier 5` is a second local path for P: reconcile must tell it from ours
   // (identifier 0) and withdraw it by its identifier, or DeletePath removes ours instead.
   test('the path identifier is read back, and a withdrawal carries it through the wire', () => {

@@ -39,8 +39,9 @@ export interface HeldPath extends CanonicalAdvertisement {
    */
   identifier: number;
   /**
-   * Attributes this speaker never sends, named (`origin 2`, `AS_PATH 64999`, `LargeCommunitiesAttribute`): a path
-   * with any is not ours even if next hop and communities match, and is announced over.
+   * Attributes this speaker never sends, named (`origin 2`, `AS_PATH 64999`, `LargeCommunitiesAttribute`, and the
+   * `no_implicit_withdraw` flag): a path with any is not ours even if next hop and communities match, and is
+   * announced over.
    */
   foreign: readonly string[];
 }
@@ -129,6 +130,8 @@ export function fromApiPath(path: ApiObject): HeldPath | undefined {
         foreign.push(type || 'an attribute without type');
     }
   }
+  // Never set by this speaker: another gRPC client's AddPath, which gobgpd keeps beside ours even with identifier 0.
+  if (path.no_implicit_withdraw === true) foreign.push('no_implicit_withdraw');
   const address = String(nlri?.prefix ?? '');
   return {
     prefix: `${canonicalIp(address)}/${Number(nlri?.prefix_len)}`,

@@ -3,15 +3,19 @@
  * router (configured by this test from a TOML file, read with the `gobgp` CLI, never through the code under test).
  */
 import { randomInt } from 'node:crypto';
+import { credentials } from '@grpc/grpc-js';
 import { type GobgpdHandle, startGobgpd } from '@l4fleet/daemons';
 import { freePort } from '@l4fleet/process';
 import { eventually } from '@l4fleet/test-support/eventually';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { toApiPath } from './codec.js';
 import { BgpError } from './errors.js';
 import { GobgpClient } from './gobgp-client.js';
 import { createGobgpSpeaker, type GobgpSpeaker, GRACEFUL_SHUTDOWN_COMMUNITY } from './gobgp-speaker.js';
+import { gobgpClientConstructor } from './proto.js';
 import type { Advertisement, PeerEvent } from './types.js';
+import { canonicalAdvertisement } from './validate.js';
 
 const ROUTER_ASN = 65000;
 const NODE_ASN = 65001;
@@ -340,6 +344,43 @@ describe('gobgp speaker against two gobgpd', () => {
     ]);
     await s.setAdvertisements([v4]);
     expect(await localPaths(side, v4.prefix)).toSatisfy(onlyOurs);
+  });
+
+  // Another gRPC client's AddPath with no_implicit_withdraw: gobgpd keeps it beside ours, both identifier 0. No
+  // withdrawal can pick it (gobgpd matches by source and identifier; ListPath gives no UUID): ours stays, the
+  // speaker says so once.
+  test('a second identifier-0 local path (no_implicit_withdraw) beside ours: ours kept, reported once', async () => {
+    await speaker?.close();
+    const side = sidecar as GobgpdHandle;
+    const lines: Array<Record<string, unknown>> = [];
+    const capture = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const s = createGobgpSpeaker({ address: side.apiAddress, logger: capture, resyncIntervalMs: 600_000 });
+    speaker = s;
+    await connect(s);
+    await s.setAdvertisements([v4]);
+    const Ctor = gobgpClientConstructor();
+    const other = new Ctor(side.apiAddress, credentials.createInsecure());
+    try {
+      const path = {
+        ...toApiPath(canonicalAdvertisement({ ...v4, nextHop: '198.18.0.99' })),
+        no_implicit_withdraw: true,
+      };
+      await new Promise<void>((resolve, reject) =>
+        other.AddPath({ table_type: 'GLOBAL', path }, (err: Error | null) => (err ? reject(err) : resolve())),
+      );
+    } finally {
+      other.close();
+    }
+    expect((await localPaths(side, v4.prefix)).map((p) => p.nexthop).sort()).toEqual(['198.18.0.11', '198.18.0.99']);
+    await s.setAdvertisements([v4]);
+    await s.setAdvertisements([v4]);
+    expect((await localPaths(side, v4.prefix)).map((p) => p.nexthop).sort()).toEqual(['198.18.0.11', '198.18.0.99']);
+    const reports = lines.filter((l) => l.event === 'foreignLocalPath');
+    expect(reports).toHaveLength(1);
+    expect(reports[0]).toMatchObject({ vip: v4.prefix, nextHop: '198.18.0.99', foreign: ['no_implicit_withdraw'] });
+    // Not desired any more: both go (each withdrawal takes one of them).
+    await s.setAdvertisements([]);
+    expect(await localPaths(side, v4.prefix)).toEqual([]);
   });
 
   // A router sending its table (a full one is ~1M paths): gobgpd put every path in the sidecar's global RIB, and

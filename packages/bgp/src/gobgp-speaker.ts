@@ -99,6 +99,8 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
   /** undefined until setAdvertisements. */
   private desiredPaths: Map<string, CanonicalAdvertisement> | undefined;
   private readonly states = new Map<string, { asn: number; state: SessionState }>();
+  /** Foreign identifier-0 paths already logged (reportDuplicates), as JSON. */
+  private reportedDuplicates = new Set<string>();
 
   connected = false;
   reconnects = 0;
@@ -239,6 +241,7 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
     const desired = this.desiredPaths;
     if (!desired) return;
     const plan = planPaths(await this.localPaths(), desired);
+    this.reportDuplicates(plan.duplicates);
     for (const adv of plan.announce) {
       await this.client.addPath(adv);
       this.log.info({ event: 'vipAnnounced', vip: adv.prefix, nextHop: adv.nextHop, communities: adv.communities });
@@ -249,6 +252,28 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
       const stray = path.identifier !== 0 ? { identifier: path.identifier } : {};
       this.log.info({ event: 'vipWithdrawn', vip: path.prefix, ...stray });
     }
+  }
+
+  /**
+   * Logs each local path of identifier 0 beside ours once, while it stays (every resync finds it again). gobgpd's API
+   * cannot withdraw it without maybe withdrawing ours (reconcile.ts), so an operator must: `gobgp global rib del`
+   * removes one of the two, and the next reconcile announces ours again if it was ours.
+   */
+  private reportDuplicates(duplicates: readonly HeldPath[]): void {
+    const now = new Map(duplicates.map((d) => [JSON.stringify(d), d]));
+    for (const [key, d] of now) {
+      if (this.reportedDuplicates.has(key)) continue;
+      this.log.warn({
+        event: 'foreignLocalPath',
+        vip: d.prefix,
+        nextHop: d.nextHop,
+        communities: d.communities,
+        foreign: d.foreign,
+        reason:
+          'a second local path of identifier 0 beside ours (another gRPC client); gobgpd cannot withdraw it alone',
+      });
+    }
+    this.reportedDuplicates = new Set(now.keys());
   }
 
   /** Everything, in dependency order; a gobgpd that was never given a global config gets nothing else. */

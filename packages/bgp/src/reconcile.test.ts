@@ -15,7 +15,7 @@ const adv = (
 describe('reconcile - paths', () => {
   test('already right: nothing to send (agent restart does not flap)', () => {
     const desired = canonicalAdvertisements([{ prefix: '198.51.100.1/32', nextHop: '198.18.2.1' }]);
-    expect(planPaths([adv('198.51.100.1/32')], desired)).toEqual({ announce: [], withdraw: [] });
+    expect(planPaths([adv('198.51.100.1/32')], desired)).toEqual({ announce: [], withdraw: [], duplicates: [] });
   });
 
   test.each([
@@ -65,6 +65,23 @@ describe('reconcile - paths', () => {
     const plan = planPaths([adv('198.51.100.1/32', '198.18.2.1', [], 0, ['AS_PATH 64999', 'origin 2'])], desired);
     expect(plan.announce.map((a) => a.prefix)).toEqual(['198.51.100.1/32']);
     expect(plan.withdraw).toEqual([]);
+  });
+
+  // Another gRPC client's AddPath with no_implicit_withdraw: a second local path of identifier 0 beside ours. gobgpd
+  // matches a withdrawal by source and identifier alone (and ListPath gives no UUID), so neither can be withdrawn
+  // without maybe taking ours: the plan names it for the speaker to report, and sends nothing for it.
+  test('a second identifier-0 local path beside ours (no_implicit_withdraw): reported as a duplicate, ours kept', () => {
+    const desired = canonicalAdvertisements([{ prefix: '198.51.100.1/32', nextHop: '198.18.2.1' }]);
+    const theirs = adv('198.51.100.1/32', '198.18.2.7', [], 0, ['no_implicit_withdraw']);
+    const plan = planPaths([theirs, adv('198.51.100.1/32')], desired);
+    expect(plan).toEqual({ announce: [], withdraw: [], duplicates: [theirs] });
+  });
+
+  test('such a path alone in our place: ours announced over it (AddPath replaces it), nothing reported', () => {
+    const desired = canonicalAdvertisements([{ prefix: '198.51.100.1/32', nextHop: '198.18.2.1' }]);
+    const plan = planPaths([adv('198.51.100.1/32', '198.18.2.7', [], 0, ['no_implicit_withdraw'])], desired);
+    expect(plan.announce.map((a) => a.prefix)).toEqual(['198.51.100.1/32']);
+    expect(plan.duplicates).toEqual([]);
   });
 
   test('undesired prefixes: every local path of them goes, each by its identifier', () => {

@@ -7,6 +7,12 @@ export interface PathPlan {
   announce: CanonicalAdvertisement[];
   /** Local paths gobgpd holds that are not desired, each withdrawn by its own identifier. */
   withdraw: HeldPath[];
+  /**
+   * Local paths of identifier 0 beside ours for a desired prefix (another gRPC client's AddPath with
+   * no_implicit_withdraw). Left alone, for the speaker to report: gobgpd matches a withdrawal (DeletePath, also by
+   * UUID) by source and identifier alone and ListPath gives no UUID, so withdrawing one may take ours instead.
+   */
+  duplicates: HeldPath[];
 }
 
 /** Is `have` the path this speaker would announce for `want`: our identifier, our attributes and nothing else? */
@@ -28,15 +34,24 @@ export function planPaths(
   for (const c of current) held.set(c.prefix, [...(held.get(c.prefix) ?? []), c]);
   const announce: CanonicalAdvertisement[] = [];
   const withdraw: HeldPath[] = [];
+  const duplicates: HeldPath[] = [];
   for (const [prefix, want] of desired) {
     const have = held.get(prefix) ?? [];
-    if (!have.some((h) => isOurs(h, want))) announce.push(want);
+    const zero = have.filter((h) => h.identifier === 0);
+    const ours = zero.findIndex((h) => isOurs(h, want));
+    if (ours === -1) announce.push(want);
+    // Alone in our place, a foreign identifier-0 path is replaced by our AddPath; beside ours it cannot be told apart.
+    if (zero.length > 1) duplicates.push(...zero.filter((_, i) => i !== (ours === -1 ? 0 : ours)));
     withdraw.push(...have.filter((h) => h.identifier !== 0));
   }
   for (const [prefix, have] of held) if (!desired.has(prefix)) withdraw.push(...have);
   const byPrefix = (a: CanonicalAdvertisement, b: CanonicalAdvertisement) => a.prefix.localeCompare(b.prefix);
   const byPrefixThenId = (a: HeldPath, b: HeldPath) => byPrefix(a, b) || a.identifier - b.identifier;
-  return { announce: announce.sort(byPrefix), withdraw: withdraw.sort(byPrefixThenId) };
+  return {
+    announce: announce.sort(byPrefix),
+    withdraw: withdraw.sort(byPrefixThenId),
+    duplicates: duplicates.sort(byPrefix),
+  };
 }
 
 export interface PeerPlan {
