@@ -16,7 +16,7 @@ import { backendAttachment, hostOf, hostsOfKind } from '../topology/model.js';
 import { agentConfig, agentConfigPath } from './agent.js';
 import { forgetBackendHost, setupBackend, setupBackends } from './backend-setup.js';
 import { prepareNodeBfdd } from './bfd.js';
-import { agentImageBpfMissing, createContainer, dockerAvailable, releaseContainer } from './docker.js';
+import { agentImageBpfMissing, containerName, createContainer, dockerAvailable, releaseContainer } from './docker.js';
 import { recordEtcdMember, startEtcdMember, stopEtcdMember } from './docker-etcd.js';
 import { prepareFrr } from './frr.js';
 import type { LabContext, LabRuntime } from './lab-runtime.js';
@@ -113,6 +113,11 @@ export const dockerRuntime: LabRuntime = {
     for (const m of topology.control.etcdMembers) await recordEtcdMember(lab, m);
   },
   startHost: (lab, host) => replaceContainer(lab, host),
+  async removeHost(lab, host) {
+    const name = containerName(hostOf(lab.topology, host));
+    await run(['docker', 'rm', '-f', name], { allowFailure: true, timeoutMs: 60_000 });
+    await run(['ip', 'netns', 'delete', name], { allowFailure: true });
+  },
   // The container exited with its service: a new one is created and wired like one added later.
   restoreService: restoreBackendContainer,
   // By its name among the control container's processes: a recorded pid may be stale (the container was re-made).

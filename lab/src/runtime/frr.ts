@@ -18,6 +18,7 @@ import {
   type FrrPaths,
   frrBgpdConfig,
   prepareFrrDir,
+  vtysh,
 } from '@l4fleet/daemons';
 import { attachmentOf, hostsOfKind, MAX_NODES, type Topology } from '../topology/model.js';
 
@@ -77,5 +78,22 @@ export async function addNeighbor(
   address: string,
 ): Promise<void> {
   await addFrrNeighbor(namespace, paths.vtyDir, topology.bgp.routerAsn, NODES_GROUP, address);
+  writeFileSync(join(paths.dir, 'bgpd.conf'), bgpdConfig(topology));
+}
+
+/** Undoes addNeighbor (an add-node that failed): `address` leaves the running router; `topology` is without it. */
+export async function removeNeighbor(
+  namespace: string,
+  paths: FrrPaths,
+  topology: Topology,
+  address: string,
+): Promise<void> {
+  await vtysh(
+    namespace,
+    paths.vtyDir,
+    'configure terminal',
+    `router bgp ${topology.bgp.routerAsn}`,
+    `no neighbor ${address}`,
+  );
   writeFileSync(join(paths.dir, 'bgpd.conf'), bgpdConfig(topology));
 }

@@ -2,7 +2,8 @@
 import { killAll, namespacePids, run } from '@l4fleet/process';
 import { attachmentOf, nextNodeIndex, nodeName, segmentOf } from '../topology/model.js';
 import { setupBackends } from './backend-setup.js';
-import { addNeighbor } from './frr.js';
+import { unmountBpffsUnder } from './bpffs.js';
+import { addNeighbor, removeNeighbor } from './frr.js';
 import { type LabCore, markAlive, markKilled, requireKind, routerPaths } from './lab-core.js';
 import { hubPortName } from './netns-plan.js';
 import { waitInEcmp } from './readiness.js';
@@ -13,22 +14,51 @@ import { readDrainFlags } from './status.js';
 export async function addNode(core: LabCore, readyTimeoutMs: number): Promise<string> {
   const index = nextNodeIndex(core.topology);
   const name = nodeName(index);
+  // In the state before anything is made, so `down` after a crash from here on finds the node's processes.
   core.setHosts({ nodeIndexes: [...core.state.nodeIndexes, index], backends: core.state.backends });
-  // Encapsulating backends accept the new node's packets before the router can send it a flow.
-  await setupBackends(core);
-  await core.runtime.startHost(core, name);
-  await forgetRouterNeighborCache(core, name);
-  const address = attachmentOf(core.topology, 'fabric', name).ipv4;
-  await addNeighbor(core.ns('router'), routerPaths(core.id), core.topology, address);
-  // The node's daemons and the router's: one that died is why the route never comes.
-  await waitInEcmp(
-    core.topology,
-    name,
-    readyTimeoutMs,
-    core.giveUp((host) => host === name || host === 'router'),
-  );
+  let neighbor = false;
+  try {
+    // Encapsulating backends accept the new node's packets before the router can send it a flow.
+    await setupBackends(core);
+    await core.runtime.startHost(core, name);
+    await forgetRouterNeighborCache(core, name);
+    const address = attachmentOf(core.topology, 'fabric', name).ipv4;
+    neighbor = true;
+    await addNeighbor(core.ns('router'), routerPaths(core.id), core.topology, address);
+    // The node's daemons and the router's: one that died is why the route never comes.
+    await waitInEcmp(
+      core.topology,
+      name,
+      readyTimeoutMs,
+      core.giveUp((host) => host === name || host === 'router'),
+    );
+  } catch (err) {
+    await undoAddNode(core, name, neighbor).catch((undoErr: unknown) =>
+      core.log?.warn({ event: 'addNodeUndoFailed', node: name, err: undoErr }, 'lab down removes what is left'),
+    );
+    throw err;
+  }
   appendEvent(core.id, { event: 'nodeAdded', host: name });
   return name;
+}
+
+/**
+ * An add-node that failed leaves no node behind: the host and its processes go, the router forgets it, the state
+ * holds the lab as it was (the next add-node tries the same name again), encapsulating backends forget its address.
+ */
+async function undoAddNode(core: LabCore, name: string, neighbor: boolean): Promise<void> {
+  const address = attachmentOf(core.topology, 'fabric', name).ipv4;
+  await core.runtime.removeHost(core, name);
+  await unmountBpffsUnder(core.hostDir(name));
+  const { [name]: _pids, ...pids } = core.state.pids;
+  const { [name]: _starts, ...starts } = core.state.starts ?? {};
+  core.state.pids = pids;
+  if (core.state.starts) core.state.starts = starts;
+  core.state.killed = core.state.killed.filter((h) => h !== name);
+  const nodeIndexes = core.state.nodeIndexes.filter((i) => nodeName(i) !== name);
+  core.setHosts({ nodeIndexes, backends: core.state.backends });
+  if (neighbor) await removeNeighbor(core.ns('router'), routerPaths(core.id), core.topology, address);
+  await setupBackends(core);
 }
 
 /**

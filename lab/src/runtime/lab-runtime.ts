@@ -47,6 +47,8 @@ export interface LabRuntime {
   build(lab: LabContext): Promise<void>;
   /** Makes one host anew, links and daemons (add-node, add-backend, restart). */
   startHost(lab: LabContext, host: string): Promise<void>;
+  /** Removes one host made by startHost, processes, links and all (an add-node that failed). */
+  removeHost(lab: LabContext, host: string): Promise<void>;
   /** Starts a failed backend's service again; its links stay. */
   restoreService(lab: LabContext, host: string): Promise<void>;
   /** Stops one etcd member hard (SIGKILL), as a crashed or partitioned member. */

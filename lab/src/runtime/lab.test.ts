@@ -4,14 +4,17 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 
 // Nothing is made or killed here: `run` answers as if every command worked, and no process runs in any namespace.
-const machine = vi.hoisted(() => ({ netns: '' }));
+const machine = vi.hoisted(() => ({ netns: '', calls: [] as string[] }));
 vi.mock('@l4fleet/process', async (importOriginal) => ({
   ...(await importOriginal<typeof import('@l4fleet/process')>()),
-  run: vi.fn(async (argv: string[]) => ({
-    code: 0,
-    stdout: argv.join(' ') === 'ip netns list' ? machine.netns : '',
-    stderr: '',
-  })),
+  run: vi.fn(async (argv: string[]) => {
+    machine.calls.push(argv.join(' '));
+    return { code: 0, stdout: argv.join(' ') === 'ip netns list' ? machine.netns : '', stderr: '' };
+  }),
+  // A host's wiring (netns-plan.ts) that fails half way.
+  runScript: vi.fn(async () => {
+    throw new Error('wiring failed: RTNETLINK answers: File exists');
+  }),
   namespacePids: vi.fn(async () => []),
   killAll: vi.fn(async () => {}),
 }));
@@ -52,6 +55,7 @@ describe('lab - state in memory and on disk', () => {
     dir = mkdtempSync(join(tmpdir(), 'l4f-lab-test-'));
     process.env.L4FLEET_LAB_STATE_DIR = dir;
     machine.netns = '';
+    machine.calls = [];
     // up asks for root before anything else; nothing here needs it (run is mocked).
     uid = vi.spyOn(process, 'getuid').mockReturnValue(0);
   });
@@ -133,5 +137,16 @@ describe('lab - state in memory and on disk', () => {
     await expect(Lab.up(cli)).rejects.toThrow('--bfd-interval-ms 100 (the lab has no BFD)');
     expect((await Lab.up({ ...cli, given: new Set(['backends']) })).id).toBe('t1');
     expect(readState('t1')).toEqual(state);
+  });
+
+  test('lab - an add-node that fails undoes itself: no node in the state, its namespace removed, the next one alike', async () => {
+    const state = labState();
+    writeState(state);
+    await expect(Lab.open('t1').addNode()).rejects.toThrow('wiring failed');
+    expect(readState('t1')).toEqual(state);
+    expect(machine.calls).toContain('ip netns del l4f-t1-node4');
+    // The next add-node tries node4 again (and fails the same way): the failed one left nothing behind.
+    await expect(Lab.open('t1').addNode()).rejects.toThrow('wiring failed');
+    expect(readState('t1')?.nodeIndexes).toEqual([1, 2, 3]);
   });
 });

@@ -131,6 +131,11 @@ export const netnsRuntime: LabRuntime = {
     if (hostOf(lab.topology, host).kind === 'backend') await setupBackends(lab);
     await startProcesses(lab, host);
   },
+  async removeHost(lab, host) {
+    // Its veths go with the namespace, the router's and the hub's ends too.
+    await killAll(await namespacePids(lab.ns(host)));
+    await run(['ip', 'netns', 'del', lab.ns(host)], { allowFailure: true });
+  },
   restoreService: startProcesses,
   async stopEtcd(lab, _member, pid) {
     // The recorded pid only while it runs in the control namespace (as downLab checks): after the member died, or
