@@ -54,7 +54,8 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo, dep
     if (argv[0] === 'lab') {
       releaseEarlyHangup();
       const code = await runLab(argv.slice(1));
-      if (code !== 0) throw new CliError(`lab ${argv[1] ?? ''}: exited with status ${code}`, code);
+      // l4fleet-lab printed its own error (its stderr is ours); a second line would only repeat the exit status.
+      if (code !== 0) throw new CliError([], code);
       return EXIT_OK;
     }
     await program.parseAsync([...argv], { from: 'user' });

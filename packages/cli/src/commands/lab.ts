@@ -33,7 +33,11 @@ export function runLab(args: readonly string[]): Promise<number> {
     child.on('error', (err) =>
       reject(new CliError(`lab: cannot run ${file} (build the workspace: npm ci && npm run build)`, 1, { cause: err })),
     );
-    child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
+    child.on('exit', (c, signal) => {
+      // A lab killed by a signal printed nothing about it: say so here. An exit status came with its own message.
+      if (c === null && signal) reject(new CliError(`lab: ended by ${signal}`, 1));
+      else resolve(c ?? 0);
+    });
   });
 }
 
@@ -48,6 +52,6 @@ export function registerLab(program: Command): void {
     .argument('[args...]', 'lab subcommand and its options')
     .action(async (args: string[]) => {
       const code = await runLab(args);
-      if (code !== 0) throw new CliError(`lab ${args[0] ?? ''}: exited with status ${code}`, code);
+      if (code !== 0) throw new CliError([], code);
     });
 }
