@@ -325,6 +325,22 @@ describe('persist keeper - last good state on a manual clock', () => {
     expect(clock.now() - ((await file.load())?.savedAt ?? 0)).toBeLessThanOrEqual(600_000);
   });
 
+  test('a save failed, then the wall clock stepped back an hour: the retry still waits its backoff, not an hour more', async () => {
+    const clock = createManualClock(T0);
+    // Every state is over maxBytes: the failure arms no timer, so the next save is timed from the backoff alone.
+    const flaky = flakyFile(realFile(clock, 0, 200));
+    const { inputs, keeper } = setup({ clock, file: flaky.store });
+    etcdDelivers(inputs, fleetOf(80), 5);
+    keeper.etcdInputArrived();
+    await clock.advance(STATE_SAVE_DELAY_MS);
+    expect(flaky.attempts).toBe(1);
+    clock.stepWall(-3_600_000); // NTP: steady time and the timers go on
+    etcdDelivers(inputs, fleetOf(81), 6);
+    keeper.etcdInputArrived();
+    await clock.advance(STATE_SAVE_DELAY_MS);
+    expect(flaky.attempts, 'new inputs tried after STATE_SAVE_DELAY_MS, as without the step').toBe(2);
+  });
+
   test('a state over state.maxBytes: not retried until the inputs change', async () => {
     const clock = createManualClock(T0);
     const flaky = flakyFile(realFile(clock, 0, 200)); // every state is larger

@@ -76,7 +76,10 @@ export function createLastStateKeeper(opts: LastStateKeeperOptions): LastStateKe
   const refreshMs = stateRefreshMs(opts.maxAgeS);
   /** Failed saves in a row (0 after a save worked). */
   let failures = 0;
-  /** No save starts before this, ms since the epoch: the backoff after a failure. */
+  /**
+   * No save starts before this, on the steady clock (monoMs), ms: the backoff after a failure. On the wall clock a step
+   * back of an hour would make the next retry wait an hour more.
+   */
   let retryAtMs = 0;
   /** The inputs' key of a state that cannot be saved (over state.maxBytes): tried again only once the key changes. */
   let refusedKey: string | undefined;
@@ -136,7 +139,7 @@ export function createLastStateKeeper(opts: LastStateKeeperOptions): LastStateKe
         timer = undefined;
         void save();
       },
-      Math.max(STATE_SAVE_DELAY_MS, retryAtMs - clock.now()),
+      Math.max(STATE_SAVE_DELAY_MS, retryAtMs - clock.monoMs()),
     );
   }
 
@@ -148,7 +151,7 @@ export function createLastStateKeeper(opts: LastStateKeeperOptions): LastStateKe
   function saveFailed(err: unknown, key: string): void {
     failures += 1;
     const delayMs = retryDelayMs(failures);
-    retryAtMs = clock.now() + delayMs;
+    retryAtMs = clock.monoMs() + delayMs;
     metrics.lastStateSavesTotal.inc({ result: 'error' });
     const notSavable = isStateNotSavable(err);
     log.warn({
