@@ -38,13 +38,14 @@ describe('lab flows - worker', () => {
     const state = { answering: true };
     const started = await identityServer(state);
     server = started.server;
-    // A clock the test moves: the gap is what the test says, not what the machine's timers make of it.
+    // A steady clock the test moves: the gap is what the test says, not what the machine's timers make of it.
     let now = 1_000;
     const w = new FlowWorker({
       tcp: { protocol: 'tcp', address: '127.0.0.1', port: started.port },
       intervalMs: 10,
       brokenAfterMs: 15_000,
-      now: () => now,
+      now: () => 1_000,
+      monoMs: () => now,
     });
     worker = w;
     w.open(1, 0);
@@ -58,5 +59,49 @@ describe('lab flows - worker', () => {
     await waitFor('flow broken', async () => (flow()?.state === 'broken' ? true : undefined), 5_000, 10);
     expect(flow()?.reason).toBe('timeout');
     expect(flow()?.maxPauseMs).toBe(20_000);
+  });
+
+  /** One TCP flow to an identity server on clocks the test sets: `clocks.wall` is Date's, `clocks.mono` the steady one. */
+  async function flowOnClocks(clocks: { wall: number; mono: number }, state: { answering: boolean }) {
+    const started = await identityServer(state);
+    server = started.server;
+    const w = new FlowWorker({
+      tcp: { protocol: 'tcp', address: '127.0.0.1', port: started.port },
+      intervalMs: 10,
+      brokenAfterMs: 15_000,
+      now: () => clocks.wall,
+      monoMs: () => clocks.mono,
+    });
+    worker = w;
+    w.open(1, 0);
+    const flow = (): FlowSample | undefined => w.report().flows[0];
+    await waitFor('two answers', async () => ((flow()?.replies ?? 0) >= 2 ? true : undefined), 5_000, 10);
+    return { w, flow };
+  }
+
+  test('lab flows - a wall clock stepped forward an hour is no pause: the flow keeps answering and stays unbroken', async () => {
+    const clocks = { wall: 1_000, mono: 1_000 };
+    const { flow } = await flowOnClocks(clocks, { answering: true });
+    const before = flow()?.replies ?? 0;
+    clocks.wall += 3_600_000; // NTP steps Date; the steady clock does not move
+    await waitFor('two answers more', async () => ((flow()?.replies ?? 0) >= before + 2 ? true : undefined), 5_000, 10);
+    expect(flow()?.state).toBe('open');
+    expect(flow()?.maxPauseMs).toBe(0);
+  });
+
+  test('lab flows - a wall clock stepped back an hour hides no pause: 20 s without an answer still breaks the flow', async () => {
+    const clocks = { wall: 1_000, mono: 1_000 };
+    const state = { answering: true };
+    const { w, flow } = await flowOnClocks(clocks, state);
+    state.answering = false;
+    await sleep(100); // answers already on their way land before the clocks move
+    clocks.wall -= 3_600_000;
+    clocks.mono += 20_000;
+    await waitFor('flow broken', async () => (flow()?.state === 'broken' ? true : undefined), 5_000, 10);
+    expect(flow()?.reason).toBe('timeout');
+    expect(flow()?.maxPauseMs).toBe(20_000);
+    // Times written out stay on the wall clock.
+    expect(w.report().at).toBe(1_000 - 3_600_000);
+    expect(flow()?.openedAt).toBe(1_000);
   });
 });

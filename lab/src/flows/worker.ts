@@ -2,6 +2,10 @@
  * The flow generator, run inside the client namespace: long-lived TCP flows and UDP "flows" (a connected socket with a
  * fixed source port) that send a small message every `intervalMs` and read the identity server's answers.
  * It measures only what the client can see: which backend answers, gaps between answers, resets and timeouts.
+ *
+ * Gaps are measured on a steady clock (performance.now()): on the wall clock an NTP step forward made a pause of the
+ * step's length (a lab run failing on a flow that never paused) and a step back hid a real one. The wall clock is kept
+ * for the times a report writes out (`at`, `markAt`, `openedAt`).
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
@@ -16,7 +20,10 @@ export interface FlowWorkerOptions {
   readonly udp?: FlowTarget | undefined;
   readonly intervalMs?: number;
   readonly brokenAfterMs?: number;
+  /** The wall clock, ms since the epoch, for times written out; default Date.now. */
   readonly now?: () => number;
+  /** A steady clock, ms, for gaps between answers; default performance.now. */
+  readonly monoMs?: () => number;
 }
 
 class Flow {
@@ -25,7 +32,8 @@ class Flow {
   backend: string | undefined;
   readonly backends = new Set<string>();
   replies = 0;
-  lastReplyAt: number;
+  /** On the steady clock (opts.monoMs). */
+  lastReplyAtMs: number;
   maxPauseMs = 0;
   localPort = 0;
   localAddress = '';
@@ -42,7 +50,7 @@ class Flow {
     readonly openedAt: number,
     private readonly opts: Required<Omit<FlowWorkerOptions, 'tcp' | 'udp'>>,
   ) {
-    this.lastReplyAt = openedAt;
+    this.lastReplyAtMs = opts.monoMs();
   }
 
   start(): void {
@@ -115,15 +123,14 @@ class Flow {
   }
 
   private onReply(): void {
-    const now = this.opts.now();
-    if (this.replies > 0) this.maxPauseMs = Math.max(this.maxPauseMs, now - this.lastReplyAt);
+    const nowMs = this.opts.monoMs();
+    if (this.replies > 0) this.maxPauseMs = Math.max(this.maxPauseMs, nowMs - this.lastReplyAtMs);
     this.replies++;
-    this.lastReplyAt = now;
+    this.lastReplyAtMs = nowMs;
   }
 
   private tick(): void {
-    const now = this.opts.now();
-    if (this.state === 'open' && now - this.lastReplyAt > this.opts.brokenAfterMs) {
+    if (this.state === 'open' && this.opts.monoMs() - this.lastReplyAtMs > this.opts.brokenAfterMs) {
       this.break('timeout');
       return;
     }
@@ -142,7 +149,7 @@ class Flow {
     if (this.state === 'closed' || this.state === 'broken') return;
     // The gap open when the flow breaks is its last pause (often the one that broke it): once broken, `sample` no
     // longer counts an ongoing gap, so it goes into maxPauseMs here.
-    if (this.replies > 0) this.maxPauseMs = Math.max(this.maxPauseMs, this.opts.now() - this.lastReplyAt);
+    if (this.replies > 0) this.maxPauseMs = Math.max(this.maxPauseMs, this.opts.monoMs() - this.lastReplyAtMs);
     this.state = 'broken';
     this.reason = reason;
     this.tcp?.destroy();
@@ -153,8 +160,9 @@ class Flow {
     this.maxPauseMs = 0;
   }
 
-  sample(now: number): FlowSample {
-    const ongoing = this.state === 'open' && this.replies > 0 ? now - this.lastReplyAt : 0;
+  /** `nowMs`: the steady clock's reading (opts.monoMs), for the gap still open. */
+  sample(nowMs: number): FlowSample {
+    const ongoing = this.state === 'open' && this.replies > 0 ? nowMs - this.lastReplyAtMs : 0;
     return {
       id: this.id,
       protocol: this.protocol,
@@ -193,6 +201,7 @@ export class FlowWorker {
       intervalMs: options.intervalMs ?? DEFAULT_FLOW_INTERVAL_MS,
       brokenAfterMs: options.brokenAfterMs ?? DEFAULT_BROKEN_AFTER_MS,
       now: options.now ?? Date.now,
+      monoMs: options.monoMs ?? (() => performance.now()),
     };
     this.markAt = this.opts.now();
   }
@@ -218,8 +227,8 @@ export class FlowWorker {
   }
 
   report(): WorkerReport {
-    const now = this.opts.now();
-    return { at: now, markAt: this.markAt, flows: this.flows.map((f) => f.sample(now)) };
+    const nowMs = this.opts.monoMs();
+    return { at: this.opts.now(), markAt: this.markAt, flows: this.flows.map((f) => f.sample(nowMs)) };
   }
 
   stop(): WorkerReport {
