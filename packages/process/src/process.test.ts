@@ -1,4 +1,4 @@
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { ProcessError } from './errors.js';
 import { freePort, inNamespace, isAlive, run, runScript, signal, spawnChild, waitFor } from './index.js';
 
@@ -82,6 +82,29 @@ describe('process - children and waiting', () => {
       ),
     ).rejects.toThrow('x: exited 1');
     await expect(waitFor('y', async () => undefined, 50, 10)).rejects.toMatchObject({ code: 'TIMEOUT' });
+  });
+
+  test('waitFor - a wall clock stepped forward an hour is no timeout: the wait goes on to its answer', async () => {
+    let checks = 0;
+    try {
+      const value = await waitFor(
+        'ready',
+        async () => {
+          checks += 1;
+          if (checks === 1) {
+            // NTP steps Date an hour forward (Date only: timers and performance.now() go on).
+            vi.useFakeTimers({ toFake: ['Date'] });
+            vi.setSystemTime(Date.now() + 3_600_000);
+          }
+          return checks >= 3 ? 'up' : undefined;
+        },
+        5_000,
+        10,
+      );
+      expect(value).toBe('up');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   test('freePort returns a bindable port', async () => {

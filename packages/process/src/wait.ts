@@ -8,7 +8,8 @@ export function sleep(ms: number): Promise<void> {
 /**
  * Polls `check` until it returns a value (not undefined) or `timeoutMs` passes; a check that throws is tried
  * again (its last error is the TIMEOUT's cause). `giveUp` ends the wait early with its reason, e.g. when the
- * daemon being waited for has exited.
+ * daemon being waited for has exited. The deadline is on a steady clock (performance.now()): on the wall clock an NTP
+ * step forward ended the wait at once with a false TIMEOUT.
  */
 export async function waitFor<T>(
   what: string,
@@ -17,7 +18,7 @@ export async function waitFor<T>(
   intervalMs = 200,
   giveUp?: () => string | undefined,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  const deadlineMs = performance.now() + timeoutMs;
   let last: unknown;
   for (let i = 0; i < Math.ceil(timeoutMs / intervalMs) + 1; i++) {
     const reason = giveUp?.();
@@ -28,7 +29,7 @@ export async function waitFor<T>(
     } catch (err) {
       last = err;
     }
-    if (Date.now() >= deadline) break;
+    if (performance.now() >= deadlineMs) break;
     await sleep(intervalMs);
   }
   const why = last instanceof Error ? `: ${last.message}` : '';
