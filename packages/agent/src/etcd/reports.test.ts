@@ -158,3 +158,83 @@ describe('reports - status record unchanged', () => {
     s.reports.close();
   });
 });
+
+describe('reports - retries while etcd is away', () => {
+  /** Reports whose writes always fail, counting the writes of each kind. */
+  function failing() {
+    const clock = createManualClock(0);
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    let status = base;
+    const reports = createReports({
+      clock,
+      logger,
+      observed: () => new Map([['web/10.0.0.1:80', 'up']]),
+      status: () => status,
+    });
+    const writes = { health: 0, status: 0 };
+    let fail = true;
+    reports.setRegistration({
+      name: 'n1',
+      reportHealth: async () => {
+        writes.health += 1;
+        if (fail) throw new Error('etcd unavailable');
+      },
+      reportStatus: async () => {
+        writes.status += 1;
+        if (fail) throw new Error('etcd unavailable');
+      },
+      close: async () => undefined,
+    });
+    const change = (revision: number) => {
+      status = { ...base, desiredRevision: revision };
+      reports.health();
+      reports.status();
+    };
+    const failWrites = (f: boolean) => {
+      fail = f;
+    };
+    return { clock, lines, reports, writes, change, failWrites };
+  }
+
+  // Each failed write set a retry timer of its own, kept by no one: every change during an etcd outage started one
+  // more endless retry loop (200 changes: 450 writes and 450 warnings in 10 quiet seconds, 46 timers pending).
+  test('many changes during an outage leave one retry per report: a write a second each, one warning', async () => {
+    const s = failing();
+    for (let i = 0; i < 200; i++) {
+      s.change(i + 2);
+      await s.clock.advance(333);
+    }
+    const before = { ...s.writes };
+    const linesBefore = s.lines.length;
+    await s.clock.advance(10_000);
+    expect(s.writes.health - before.health).toBeLessThanOrEqual(10);
+    expect(s.writes.status - before.status).toBeLessThanOrEqual(10);
+    expect(s.writes.health - before.health).toBeGreaterThanOrEqual(9);
+    expect(s.lines.slice(linesBefore).filter((l) => l.level === 40)).toEqual([]);
+    expect(s.lines.filter((l) => l.event === 'healthReportFailed' && l.level === 40)).toHaveLength(1);
+    expect(s.clock.pending).toBeLessThanOrEqual(2);
+    s.reports.close();
+    expect(s.clock.pending).toBe(0);
+  });
+
+  test('once a write goes through the retries stop, and the next failure warns again', async () => {
+    const s = failing();
+    s.change(2);
+    await s.clock.advance(5 * REPORT_RETRY_MS);
+    s.failWrites(false);
+    await s.clock.advance(2 * REPORT_RETRY_MS);
+    const after = { ...s.writes };
+    await s.clock.advance(10 * REPORT_RETRY_MS);
+    expect(s.writes).toEqual(after);
+    expect(s.clock.pending).toBe(0);
+    const warned = () => s.lines.filter((l) => l.event === 'healthReportFailed' && l.level === 40);
+    expect(warned()).toHaveLength(1);
+    expect(s.lines.filter((l) => l.event === 'healthReportResumed')).toHaveLength(1);
+    s.failWrites(true);
+    s.change(3);
+    await s.clock.advance(3 * REPORT_RETRY_MS);
+    expect(warned()).toHaveLength(2);
+    s.reports.close();
+  });
+});

@@ -1,7 +1,8 @@
 /**
  * What the node writes about itself into etcd, on its registration lease: its health view (the aggregator's input)
  * and its status record (what `l4fleet status` shows). Both are batched (one write for a burst of changes), one
- * write in flight each, retried after a failure.
+ * write in flight each, retried after a failure by one timer each: changes while etcd is away do not each start
+ * another retry loop. A failing health report is a warning once per outage, debug while it goes on.
  */
 import type { MemberStatus } from '@l4fleet/config';
 import type { NodeRegistration, NodeStatusReport } from '@l4fleet/store';
@@ -50,6 +51,14 @@ export function createReports(opts: ReportsOptions): Reports {
   let registration: NodeRegistration | undefined;
   let healthTimer: unknown;
   let statusTimer: unknown;
+  /**
+   * The one retry of each report after a failed write, re-armed (never added to) by the next failure: a timer per
+   * failure made every change during an etcd outage one more endless loop of failing writes and warnings.
+   */
+  let healthRetryTimer: unknown;
+  let statusRetryTimer: unknown;
+  /** Health writes failed in a row: the first is a warning, the others debug (the outage was said once). */
+  let healthFailures = 0;
   let healthWriting = false;
   let statusWriting = false;
   /** The status record changed while a write was in flight. */
@@ -82,9 +91,22 @@ export function createReports(opts: ReportsOptions): Reports {
     for (const [k, s] of opts.observed()) if (s !== 'unknown') view.set(k, s);
     try {
       await registration.reportHealth(view);
+      if (healthFailures > 0) log.info({ event: 'healthReportResumed', failures: healthFailures });
+      healthFailures = 0;
+      clock.clearTimeout(healthRetryTimer);
+      healthRetryTimer = undefined;
     } catch (err) {
-      log.warn({ event: 'healthReportFailed', err: (err as Error).message });
-      clock.setTimeout(() => scheduleHealth(), REPORT_RETRY_MS);
+      healthFailures += 1;
+      log[healthFailures === 1 ? 'warn' : 'debug']({
+        event: 'healthReportFailed',
+        failures: healthFailures,
+        err: (err as Error).message,
+      });
+      clock.clearTimeout(healthRetryTimer);
+      healthRetryTimer = clock.setTimeout(() => {
+        healthRetryTimer = undefined;
+        scheduleHealth();
+      }, REPORT_RETRY_MS);
     } finally {
       healthWriting = false;
     }
@@ -124,11 +146,17 @@ export function createReports(opts: ReportsOptions): Reports {
     try {
       await reg.reportStatus(status);
       lastWritten = key;
+      clock.clearTimeout(statusRetryTimer);
+      statusRetryTimer = undefined;
     } catch (err) {
       log.debug({ event: 'statusReportFailed', err: (err as Error).message });
       lastWritten = undefined;
       statusChanged = false;
-      clock.setTimeout(() => scheduleStatus(), REPORT_RETRY_MS);
+      clock.clearTimeout(statusRetryTimer);
+      statusRetryTimer = clock.setTimeout(() => {
+        statusRetryTimer = undefined;
+        scheduleStatus();
+      }, REPORT_RETRY_MS);
       return;
     } finally {
       statusWriting = false;
@@ -158,6 +186,8 @@ export function createReports(opts: ReportsOptions): Reports {
       closed = true;
       clock.clearTimeout(healthTimer);
       clock.clearTimeout(statusTimer);
+      clock.clearTimeout(healthRetryTimer);
+      clock.clearTimeout(statusRetryTimer);
     },
   };
 }
