@@ -27,6 +27,12 @@ describe('store record-check - node status', () => {
     expect(rec.bfd).toEqual({ '198.18.0.1': 'up', '198.18.0.2': 'unknown' });
   });
 
+  test('a peer key named __proto__ keeps its own entry (read as the JSON text it came from)', () => {
+    const rec = decode({ ...status, bfd: JSON.parse('{"__proto__": "admin-down", "198.18.0.1": "up"}') });
+    expect(Object.keys(rec.bfd ?? {})).toEqual(['__proto__', '198.18.0.1']);
+    expect(Object.getOwnPropertyDescriptor(rec.bfd, '__proto__')?.value).toBe('unknown');
+  });
+
   test('a bfd that is not a map of strings is still refused, naming the field and the value', () => {
     expect(() => decode({ ...status, bfd: ['up'] })).toThrow(/^v1\/status\/lb1: bfd: \["up"\] is not an object$/);
     expect(() => decode({ ...status, bfd: { '198.18.0.1': 7 } })).toThrow(

@@ -155,11 +155,13 @@ export function decodeNodeStatus(key: string, value: Buffer, family: string): No
   if (rec.bfd !== undefined) {
     // A state this version has no word for (a newer agent's, in a rolling upgrade) reads as `unknown`: refusing the
     // record would lose its tables, routes and revision, which the upgrade steps wait on (operator guide §4).
-    const bfd: Record<string, string> = {};
-    for (const [peer, state] of Object.entries(stringMap(key, rec, 'bfd', MAX_PEERS_PER_STATUS))) {
-      bfd[peer] = (BFD_SESSION_STATES as readonly string[]).includes(state) ? state : BFD_STATE_UNKNOWN;
-    }
-    rec.bfd = bfd;
+    // fromEntries defines each key as its own property: assigning into `{}` would drop a peer named `__proto__`.
+    rec.bfd = Object.fromEntries(
+      Object.entries(stringMap(key, rec, 'bfd', MAX_PEERS_PER_STATUS)).map(([peer, state]) => [
+        peer,
+        (BFD_SESSION_STATES as readonly string[]).includes(state) ? state : BFD_STATE_UNKNOWN,
+      ]),
+    );
   }
   if (rec.probeFailures !== undefined) {
     const failures = mapField(key, rec, 'probeFailures', MAX_PROBE_FAILURES_PER_STATUS);
