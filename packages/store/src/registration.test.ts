@@ -1,10 +1,10 @@
 import type { MemberStatus } from '@l4fleet/config';
 import type { Namespace } from 'etcd3';
 import pino from 'pino';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { StoreError } from './errors.js';
 import { keys } from './layout.js';
-import { EtcdNodeRegistration } from './registration.js';
+import { EtcdNodeRegistration, REREGISTER_RETRY_MAX_MS, REREGISTER_RETRY_MS } from './registration.js';
 
 /** etcd's default --max-request-bytes: 1.5 MiB. */
 const ETCD_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
@@ -17,11 +17,20 @@ const poolOf = (pool: string, n: number, status: MemberStatus = 'up'): [string, 
 class FakeNamespace {
   readonly kv = new Map<string, string>();
   failNext = 0;
+  /** Grants fail while set; `grants` counts every grant asked for. */
+  failGrants = false;
+  grants = 0;
+  /** The 'lost' listener of each lease granted, newest last. */
+  readonly lost: ((err: Error) => void)[] = [];
 
   lease() {
     return {
-      grant: async () => '1',
-      on: () => undefined,
+      grant: async () => {
+        this.grants += 1;
+        if (this.failGrants) throw new Error('etcd unavailable');
+        return String(this.grants);
+      },
+      on: (_event: 'lost', fn: (err: Error) => void) => void this.lost.push(fn),
       release: () => undefined,
       revoke: async () => undefined,
       revoked: () => false,
@@ -117,5 +126,85 @@ describe('store registration - health reports', () => {
     await expect(reg.reportHealth(new Map([['api/b', 'up']]))).rejects.toBeInstanceOf(StoreError);
     await reg.reportHealth(new Map([['api/b', 'up']]));
     expect(ns.kv.has(keys.healthPool('lb1', 'web'))).toBe(false);
+  });
+});
+
+describe('store registration - re-registration after a lost lease', () => {
+  let reg: EtcdNodeRegistration | undefined;
+  afterEach(async () => {
+    await reg?.close();
+    reg = undefined;
+    vi.useRealTimers();
+  });
+
+  async function lostRegistration() {
+    vi.useFakeTimers();
+    const ns = new FakeNamespace();
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    let reregistered = 0;
+    reg = await EtcdNodeRegistration.create(
+      ns as unknown as Namespace,
+      { name: 'lb1' },
+      { onReregistered: () => void (reregistered += 1) },
+      logger,
+      1_000,
+    );
+    const loseLease = () => ns.lost.at(-1)?.(new Error('lease expired'));
+    return { ns, lines, loseLease, reregistered: () => reregistered };
+  }
+
+  const failedWarnings = (lines: Record<string, unknown>[]) =>
+    lines.filter((l) => l.event === 'nodeReregisterFailed' && l.level === 40);
+
+  // Re-registration was retried every 500 ms for as long as etcd refused grants: 121 warnings a minute.
+  test('store registration - failed grants back off to REREGISTER_RETRY_MAX_MS, warned once', async () => {
+    const s = await lostRegistration();
+    s.ns.failGrants = true;
+    const before = s.ns.grants;
+    s.loseLease();
+    await vi.advanceTimersByTimeAsync(60_000);
+    const attempts = s.ns.grants - before;
+    // 0.5, 1, 2, 4 s, then every 5 s: 16 attempts in a minute (at 0, 0.5, 1.5, 3.5, 7.5, 12.5 ... 57.5 s).
+    expect(attempts).toBeGreaterThanOrEqual(14);
+    expect(attempts).toBeLessThanOrEqual(17);
+    expect(failedWarnings(s.lines)).toHaveLength(1);
+    expect(s.lines.filter((l) => l.event === 'nodeReregisterFailed').length).toBe(attempts);
+    s.ns.failGrants = false;
+    await vi.advanceTimersByTimeAsync(REREGISTER_RETRY_MAX_MS);
+    expect(s.reregistered()).toBe(1);
+  });
+
+  test('store registration - a re-registration that went through resets the backoff and the warning', async () => {
+    const s = await lostRegistration();
+    s.ns.failGrants = true;
+    s.loseLease();
+    await vi.advanceTimersByTimeAsync(30_000);
+    s.ns.failGrants = false;
+    await vi.advanceTimersByTimeAsync(REREGISTER_RETRY_MAX_MS);
+    expect(s.reregistered()).toBe(1);
+    s.ns.failGrants = true;
+    s.loseLease();
+    await vi.advanceTimersByTimeAsync(0);
+    const before = s.ns.grants;
+    await vi.advanceTimersByTimeAsync(REREGISTER_RETRY_MS);
+    expect(s.ns.grants - before).toBe(1);
+    expect(failedWarnings(s.lines)).toHaveLength(2);
+    s.ns.failGrants = false;
+    await vi.advanceTimersByTimeAsync(2 * REREGISTER_RETRY_MS);
+    expect(s.reregistered()).toBe(2);
+  });
+
+  test('store registration - close() ends a re-registration waiting for its next attempt', async () => {
+    const s = await lostRegistration();
+    s.ns.failGrants = true;
+    s.loseLease();
+    await vi.advanceTimersByTimeAsync(20_000);
+    const before = s.ns.grants;
+    await reg?.close();
+    reg = undefined;
+    expect(vi.getTimerCount()).toBe(0);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(s.ns.grants).toBe(before);
   });
 });
