@@ -20,8 +20,19 @@ export class Problems {
 export const MAX_SHOWN_CHARS = 120;
 const SHOWN_ITEMS = 8;
 const SHOWN_DEPTH = 3;
+/** Longest key text showKind shows of a map. */
+const SHOWN_KEY_CHARS = 40;
 
-/** JSON text of `v`, but of at most SHOWN_ITEMS items per level and SHOWN_DEPTH levels (no recursion past them). */
+/**
+ * Keys whose value a message never shows (a BGP MD5 key, etcd's or NATS's password, a NATS token): messages reach
+ * the error log, stderr, --check and, on an agent reload, the config.reload event (NATS, the dashboard timeline).
+ */
+const SECRET_KEY = /password|token|secret/i;
+
+/**
+ * JSON text of `v`, but of at most SHOWN_ITEMS items per level and SHOWN_DEPTH levels (no recursion past them), the
+ * values under a SECRET_KEY shown as "<hidden>".
+ */
 function brief(v: unknown, depth: number): string {
   if (v === null || typeof v !== 'object') {
     if (typeof v === 'string' && v.length > MAX_SHOWN_CHARS) return `${JSON.stringify(v.slice(0, MAX_SHOWN_CHARS))}...`;
@@ -37,7 +48,7 @@ function brief(v: unknown, depth: number): string {
   const items = keys
     .slice(0, SHOWN_ITEMS)
     .filter((k) => (v as RawObject)[k] !== undefined)
-    .map((k) => `${JSON.stringify(k)}:${brief((v as RawObject)[k], depth + 1)}`);
+    .map((k) => `${JSON.stringify(k)}:${SECRET_KEY.test(k) ? '"<hidden>"' : brief((v as RawObject)[k], depth + 1)}`);
   return `{${items.join(',')}${keys.length > SHOWN_ITEMS ? `,... ${keys.length} keys` : ''}}`;
 }
 
@@ -46,6 +57,26 @@ export function showValue(v: unknown): string {
   if (v === undefined) return 'missing';
   const text = brief(v, 0);
   return text.length > MAX_SHOWN_CHARS + 8 ? `${text.slice(0, MAX_SHOWN_CHARS)}...` : text;
+}
+
+/**
+ * A value of the wrong shape (a map where a list belongs, a string or list where a section belongs) as a message
+ * shows it: by its kind alone, never by what it holds. A peer written without its `- ` makes bgp.peers a map holding
+ * the peer's password, and `nats: "token ..."` is the token: showValue would print both. Numbers, booleans and null
+ * are shown as they are; a map by its first keys (its values never).
+ */
+export function showKind(v: unknown): string {
+  if (typeof v === 'string') return 'a string';
+  if (Array.isArray(v)) return `a list of ${v.length} item${v.length === 1 ? '' : 's'}`;
+  if (isRawObject(v)) {
+    const keys = Object.keys(v);
+    if (keys.length === 0) return 'a map (no keys)';
+    const shown = keys
+      .slice(0, SHOWN_ITEMS)
+      .map((k) => (k.length > SHOWN_KEY_CHARS ? `${k.slice(0, SHOWN_KEY_CHARS)}...` : k));
+    return `a map (keys ${shown.join(', ')}${keys.length > SHOWN_ITEMS ? `, ... ${keys.length} keys` : ''})`;
+  }
+  return showValue(v);
 }
 
 export function isRawObject(v: unknown): v is RawObject {
@@ -74,7 +105,7 @@ export function sectionField(
     return {};
   }
   if (!isRawObject(v)) {
-    p.add(path, `${showValue(v)} is not an object`);
+    p.add(path, `${showKind(v)} is not an object`);
     return {};
   }
   checkKeys(p, path, v, allowed);
@@ -145,7 +176,7 @@ export function listField(p: Problems, path: string, v: unknown): unknown[] {
   if (v === undefined) return [];
   if (typeof v === 'string') return v.split(',').filter((s) => s.length > 0);
   if (!Array.isArray(v)) {
-    p.add(path, `${showValue(v)} is not a list`);
+    p.add(path, `${showKind(v)} is not a list`);
     return [];
   }
   return v;

@@ -231,10 +231,16 @@ describe('agent reload', () => {
     expect(await count('applied')).toBe(0);
   });
 
+  const PEER = ['    - address: 198.18.2.1', '      asn: 65000'];
   test.each([
-    ['a password that is a number', '      password: 31415926\n', '31415926'],
-    ['a password starting with * (a YAML alias)', '      password: *N3wS3cret\n', 'N3wS3cret'],
-  ])('a file refused for %s: neither the event nor the log repeats the secret', async (_what, line, secret) => {
+    ['a password that is a number', [...PEER, '      password: 31415926'], '31415926'],
+    ['a password starting with * (a YAML alias)', [...PEER, '      password: *N3wS3cret'], 'N3wS3cret'],
+    // `- ` forgotten: bgp.peers is a map, which the message once printed whole.
+    ['peers written as a map', ['    address: 198.18.2.1', '    asn: 65000', '    password: N3wS3cret'], 'N3wS3cret'],
+    ['a peer written as a string', ['    - "198.18.2.1 asn 65000 password N3wS3cret"'], 'N3wS3cret'],
+    ['a peer written as a list', ['    - [198.18.2.1, 65000, N3wS3cret]'], 'N3wS3cret'],
+    ['nats written as a string', [...PEER, 'nats: "token N3wS3cret"'], 'N3wS3cret'],
+  ])('a file refused for %s: neither the event nor the log repeats the secret', async (_what, peers, secret) => {
     const logged: string[] = [];
     const stream = new Writable({
       write(chunk, _enc, done) {
@@ -249,15 +255,18 @@ describe('agent reload', () => {
       'bgp:',
       '  asn: 65001',
       '  peers:',
-      '    - address: 198.18.2.1',
-      '      asn: 65000',
-      line,
+      ...peers,
     ].join('\n');
     await expect(reloader.reload(async () => parseAgentConfigText(text))).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
     });
     const event = emitted.find((e) => e.kind === 'config.reload');
-    expect(event?.data).toMatchObject({ result: 'refused', error: expect.stringMatching(/password|YAML/) });
+    expect(event?.data).toMatchObject({
+      result: 'refused',
+      error: expect.stringMatching(/password|YAML|bgp\.peers|nats/),
+    });
+    const changed = (event?.data as { changed?: string[] } | undefined)?.changed ?? [];
+    expect(changed).toEqual([...new Set(changed)]);
     expect(JSON.stringify(emitted)).not.toContain(secret);
     expect(logged.join('')).toMatch(/configReloadRefused/);
     expect(logged.join('')).not.toContain(secret);

@@ -212,7 +212,8 @@ export function createReloader(opts: ReloaderOptions): Reloader {
       opts.metrics.configReloadsTotal.inc({ result: 'refused' });
       const problems = err instanceof AgentError ? err.problems : [];
       opts.logger.error({ event: 'configReloadRefused', err: (err as Error).message, problems });
-      const changed = problems.map((p) => p.path);
+      // Once each: a field can have several problems (bgp.peers a map: not a list, and no peer).
+      const changed = [...new Set(problems.map((p) => p.path))];
       opts.events.emit('config.reload', { result: 'refused', changed, error: (err as Error).message });
       throw err;
     }
