@@ -105,6 +105,8 @@ function startNode(
     speaker,
     dataPlane,
     logger: log,
+    // Health checks see every member up (no real probe leaves the test); decided/ alone says who is down.
+    probe: async () => ({ ok: true, latencyMs: 1 }),
     onEvent: (e) => events.push(e),
     ...(lastState ? { lastState } : {}),
   });
@@ -331,5 +333,86 @@ describe('agent - last good state across restarts', () => {
     } finally {
       await running.close();
     }
+  });
+});
+
+/**
+ * The store refusing `decided/web` on its first read (a newer aggregator's member state this node cannot decode):
+ * the store has no last good record to keep, so the state file's decisions for the pool stand in (0002).
+ */
+class RefusingDecided extends MemoryFleetStore {
+  override async watchDecided(l: Parameters<MemoryFleetStore['watchDecided']>[0]) {
+    l.onError?.(
+      new StoreError('INVALID_RECORD', 'decided/web: members.c: "draining" is not up | down', { key: 'decided/web' }),
+    );
+    return await super.watchDecided(l);
+  }
+}
+
+const WEB_B_DOWN = new Map([
+  ['web/a', 'up'],
+  ['web/b', 'down'],
+  ['web/c', 'up'],
+  ['dns/d1', 'up'],
+] as const);
+
+/** Slots of the web VIP's table owned by member address `addr`. */
+function webSlots(n: Node, addr: string): number {
+  const t = n.dataPlane.current.find((v) => v.vip.address === '198.51.100.10');
+  if (!t) throw new Error('no web table');
+  const i = t.backends.findIndex((b) => b.address === addr);
+  return i < 0 ? 0 : t.slots.filter((s) => s === i).length;
+}
+
+/** Decided status counts only for checked pools (config table.ts). */
+const checkedFleet: Fleet = twoPoolFleet({ type: 'tcp', intervalMs: 100, timeoutMs: 50, rise: 1, fall: 2 });
+
+describe('agent - a decided record refused on the first read', () => {
+  test('the state file holds the pool: its decisions stand in (b stays down), logged; a good record later wins', async () => {
+    const inner = new MemoryFleetStore();
+    await inner.apply(checkedFleet);
+    await inner.campaign('n0'); // another node aggregates: n1 only reads decided/
+    await inner.writeDecided(new Map(WEB_B_DOWN));
+    const first = await servedOnce(inner, inner);
+    expect(webSlots(first, '198.18.0.22')).toBe(0);
+
+    const refusing = new RefusingDecided();
+    await refusing.apply(checkedFleet);
+    await refusing.campaign('n0');
+    await refusing.writeDecided(new Map([['dns/d1', 'up']]));
+    const lines: { event?: string; pool?: string; members?: number }[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const again = startNode(refusing, undefined, stateFile(), log);
+    await again.agent.start();
+    await again.agent.whenReady(5_000);
+    expect(again.agent.status()).toMatchObject({ inputSource: 'etcd', decided: { 'web/b': 'down', 'dns/d1': 'up' } });
+    expect(webSlots(again, '198.18.0.22')).toBe(0);
+    expect(again.agent.status().tables).toEqual(first.agent.status().tables);
+    expect(lines.find((l) => l.event === 'decidedFromStateFile')).toMatchObject({ pool: 'web', members: 3 });
+
+    // A record the node can read arrives: etcd's decisions replace the file's.
+    await refusing.writeDecided(
+      new Map([
+        ['web/a', 'up'],
+        ['web/b', 'up'],
+        ['web/c', 'down'],
+      ]),
+    );
+    await until('etcd decision served', () => again.agent.status().decided['web/c'] === 'down');
+    expect(again.agent.status().decided).toMatchObject({ 'web/b': 'up' });
+    expect(webSlots(again, '198.18.0.22')).toBeGreaterThan(0);
+  });
+
+  test('no state file: the pool has no decisions (its members count as up, as before), said in an error log', async () => {
+    const refusing = new RefusingDecided();
+    await refusing.apply(checkedFleet);
+    await refusing.campaign('n0');
+    const lines: { event?: string; pool?: string; reason?: string }[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const again = startNode(refusing, undefined, null, log);
+    await again.agent.start();
+    await again.agent.whenReady(5_000);
+    expect(webSlots(again, '198.18.0.22')).toBeGreaterThan(0);
+    expect(lines.find((l) => l.event === 'decidedPoolUnknown')).toMatchObject({ pool: 'web', reason: 'no state file' });
   });
 });

@@ -15,6 +15,7 @@ import { preflightProblems } from './config/preflight.js';
 import { createReloader } from './config/reloader.js';
 import { tlsFileDigests } from './config/tls-files.js';
 import { createEtcdConnection } from './etcd/connection.js';
+import { createDecidedFallback } from './etcd/decided-fallback.js';
 import { createFailStatic, etcdProbeTimeoutMs } from './etcd/fail-static.js';
 import { createRejectedRecords, isRejectedRecord } from './etcd/rejected-records.js';
 import { createReports } from './etcd/reports.js';
@@ -232,6 +233,7 @@ export function createAgent(deps: AgentDeps): Agent {
     if (lifecycle.state === 'starting') lifecycle.maybeReady();
     else void reconciler.request();
   };
+  const decidedFallback = createDecidedFallback(deps.lastState, log);
   const connection = createEtcdConnection({
     store,
     node: { name: node, address: config.node.address, ...(deps.version ? { version: deps.version } : {}) },
@@ -241,6 +243,7 @@ export function createAgent(deps: AgentDeps): Agent {
     failStatic,
     reports,
     rejected,
+    decidedFallback,
     onDesired: (d) => {
       pendingRamps.fleetChanged(inputs.fleet, d.fleet);
       inputs.setDesired(d);
@@ -283,6 +286,7 @@ export function createAgent(deps: AgentDeps): Agent {
 
   /** Registers, starts the watches, the NATS health subscription and the aggregator; retries until closed. */
   const connectEtcd = async (): Promise<void> => {
+    await decidedFallback.load(); // before the decided watch: its first read may need the file's decisions
     await connection.connect();
     if (closed) return;
     if (deps.nats) {

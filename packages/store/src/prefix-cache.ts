@@ -6,6 +6,8 @@
  * Every value passes its family's decoder (record-check.ts) before it enters the cache. A value that does not is
  * reported through onError (StoreError `INVALID_RECORD`) and is not used: the key is left out (`skip`, for list
  * families such as nodes and health reports) or keeps its last good value (`keep-last-good`, for decided status).
+ * On the first load there is no last good value: a key refused then is left out, as with `skip` (the agent fills a
+ * refused decided pool from its state file: agent etcd/decided-fallback.ts, docs/design/0002).
  */
 import { type IKeyValue, type Namespace, Range } from 'etcd3';
 import type { Logger } from 'pino';

@@ -15,6 +15,7 @@ import type {
 } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { type Clock, sleep } from '../clock.js';
+import type { DecidedFallback } from './decided-fallback.js';
 import type { FailStatic } from './fail-static.js';
 import { isRejectedRecord, type RecordFamily, type RejectedRecordsLog } from './rejected-records.js';
 import type { Reports } from './reports.js';
@@ -34,6 +35,8 @@ export interface EtcdConnectionOptions {
   readonly rejected: RejectedRecordsLog;
   readonly onDesired: (d: DesiredState) => void;
   readonly onDecided: (d: DecidedState) => void;
+  /** Fills pools whose decided record was refused on the first read (decided-fallback.ts). */
+  readonly decidedFallback?: DecidedFallback;
   readonly onNodes: (views: readonly NodeView[]) => void;
   /** The table history (second chance, 0011); a bad record keeps its pool's last good history. */
   readonly onHistory: (h: TableHistoryState) => void;
@@ -76,8 +79,10 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
       }),
     () =>
       store.watchDecided({
-        onUpdate: opts.onDecided,
+        // The store reports a refused record before it delivers the state without it (prefix-cache.ts).
+        onUpdate: (d) => opts.onDecided(opts.decidedFallback?.fill(d) ?? d),
         onError: (err) => {
+          if (isRejectedRecord(err) && err.key !== undefined) opts.decidedFallback?.refused(err.key);
           if (!common('decided', err)) log.warn({ event: 'decidedWatchError', code: err.code, err: err.message });
         },
       }),
