@@ -49,7 +49,12 @@ export interface Lifecycle {
   setLocalDrain(drain: boolean): void;
   /** SIGTERM: drain locally; a node that is not serving (or starting) stays as it is. */
   beginShutdown(): void;
-  /** The reconciler handed the draining set (GRACEFUL_SHUTDOWN) to the speaker: the graceful window starts. */
+  /**
+   * gobgpd took the draining set (GRACEFUL_SHUTDOWN): the graceful window starts. Called by the reconciler only once
+   * the speaker confirmed it (routesPending false), not when the set was merely handed over while gobgpd was away: a
+   * deferred set never reached a router, so a window started then would run out unseen (DRAIN_ANNOUNCE_WAIT_MS is the
+   * fallback when it never goes out).
+   */
   drainAnnounced(): void;
   /** Resolves once the graceful-shutdown window of a drain is over (at once if not draining). */
   drained(): Promise<void>;
