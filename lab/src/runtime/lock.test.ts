@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { LabError } from '../errors.js';
 import { labLockPath, withLabLock } from './lock.js';
 
@@ -49,6 +49,21 @@ describe('lab lock - one command at a time changes a lab', () => {
     // Another lab's lock is another file.
     await withLabLock('a2', 'up', async () => undefined, { waitMs: 300 });
   });
+
+  test('lab lock - the wall clock stepped back an hour while waiting: the wait still ends after waitMs', async () => {
+    const start = readFileSync('/proc/1/stat', 'utf8').split(') ')[1]?.split(' ')[19];
+    writeFileSync(labLockPath('a1'), JSON.stringify({ pid: 1, start, command: 'up' }));
+    // NTP steps Date an hour back once the wait has begun (Date only: timers and performance.now() go on).
+    const realNow = Date.now.bind(Date);
+    let calls = 0;
+    const now = vi.spyOn(Date, 'now').mockImplementation(() => (++calls === 1 ? realNow() : realNow() - 3_600_000));
+    try {
+      const err = await withLabLock('a1', 'add-node', async () => undefined, { waitMs: 300 }).catch((e: unknown) => e);
+      expect((err as LabError).code).toBe('TIMEOUT');
+    } finally {
+      now.mockRestore();
+    }
+  }, 5_000);
 
   test('lab lock - a dead holder (crashed command) or a reused pid: the lock is taken over', async () => {
     const gone = spawnSync('true').pid;

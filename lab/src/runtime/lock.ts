@@ -102,10 +102,14 @@ async function holderIn(path: string): Promise<Holder | undefined | 'gone'> {
   }
 }
 
-/** Takes the lock, waiting while a live holder has it; returns its release. */
+/**
+ * Takes the lock, waiting while a live holder has it; returns its release. The wait runs on a steady clock
+ * (performance.now()): on the wall clock an NTP step back made it last the step's length more, a step forward ended it
+ * at once.
+ */
 async function acquire(path: string, command: string, options: LabLockOptions): Promise<() => Promise<void>> {
   const waitMs = options.waitMs ?? DEFAULT_LAB_LOCK_WAIT_MS;
-  const deadline = Date.now() + waitMs;
+  const deadlineMs = performance.now() + waitMs;
   let told = false;
   for (;;) {
     let holder: Holder | undefined;
@@ -117,7 +121,7 @@ async function acquire(path: string, command: string, options: LabLockOptions): 
       });
     }
     if (holder === undefined) return () => rm(path, { force: true });
-    if (Date.now() >= deadline) {
+    if (performance.now() >= deadlineMs) {
       throw new LabError(
         'TIMEOUT',
         `${path}: another lab command ("${holder.command}", pid ${holder.pid}) still changes the lab after ${waitMs} ms; ` +
@@ -131,7 +135,7 @@ async function acquire(path: string, command: string, options: LabLockOptions): 
         'waiting for another lab command to end',
       );
     }
-    await sleep(Math.min(POLL_MS, Math.max(1, deadline - Date.now())));
+    await sleep(Math.min(POLL_MS, Math.max(1, deadlineMs - performance.now())));
   }
 }
 
