@@ -1,8 +1,8 @@
 /**
  * Drives the node's lifecycle (node-state.ts is the pure transition table) from the agent's wishes: ready once all
  * inputs are known, drain when the operator's flag or a local drain (SIGTERM) asks for it, drained after the RFC 8326
- * graceful-shutdown window. The window runs from when the reconciler handed GRACEFUL_SHUTDOWN to the speaker
- * (drainAnnounced), not from the state change: a pass still running (a slow data plane apply) would otherwise use up
+ * graceful-shutdown window. The window runs from when gobgpd took the routes carrying GRACEFUL_SHUTDOWN
+ * (drainAnnounced; a set the speaker deferred while gobgpd was away does not count), not from the state change: a pass still running (a slow data plane apply) would otherwise use up
  * the window, and the next pass would withdraw without the router ever seeing the community. Also holds readiness:
  * the first pass that programmed the data plane.
  */
@@ -17,8 +17,8 @@ export const READY_TIMEOUT_MS = 30_000;
 /** How often shutdown() looks whether the graceful-shutdown window is over, ms. */
 const DRAIN_POLL_MS = 50;
 /**
- * A drain whose GRACEFUL_SHUTDOWN the reconciler could not hand to the speaker (gobgpd refusing it) starts its window
- * this long after the drain began anyway, so a drain (and the SIGTERM path) always ends, ms.
+ * A drain whose GRACEFUL_SHUTDOWN gobgpd has not taken (it refused the set, or was away and the set is pending) starts
+ * its window this long after the drain began anyway, so a drain (and the SIGTERM path) always ends, ms.
  */
 export const DRAIN_ANNOUNCE_WAIT_MS = 5_000;
 
