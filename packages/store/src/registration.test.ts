@@ -22,17 +22,25 @@ class FakeNamespace {
   grants = 0;
   /** The 'lost' listener of each lease granted, newest last. */
   readonly lost: ((err: Error) => void)[] = [];
+  /** While set, a grant waits for it to resolve first (a grant in flight). */
+  grantGate: Promise<void> | undefined;
+  /** Lease ids revoked. */
+  readonly revokedIds: string[] = [];
 
   lease() {
+    let id = '';
     return {
       grant: async () => {
         this.grants += 1;
+        const n = this.grants;
+        if (this.grantGate) await this.grantGate;
         if (this.failGrants) throw new Error('etcd unavailable');
-        return String(this.grants);
+        id = String(n);
+        return id;
       },
       on: (_event: 'lost', fn: (err: Error) => void) => void this.lost.push(fn),
       release: () => undefined,
-      revoke: async () => undefined,
+      revoke: async () => void this.revokedIds.push(id),
       revoked: () => false,
       keepaliveOnce: async () => undefined,
     };
@@ -206,5 +214,26 @@ describe('store registration - re-registration after a lost lease', () => {
     expect(vi.getTimerCount()).toBe(0);
     await vi.advanceTimersByTimeAsync(60_000);
     expect(s.ns.grants).toBe(before);
+  });
+
+  // A grant still in flight when close() ran went on to register the node: a lease kept alive after close, and
+  // onReregistered called on a closed registration.
+  test('store registration - a grant in flight at close() is revoked, not kept: no keepalive, no onReregistered', async () => {
+    const s = await lostRegistration();
+    let open: () => void = () => undefined;
+    s.ns.grantGate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    s.loseLease();
+    await vi.advanceTimersByTimeAsync(0);
+    const closing = reg?.close();
+    reg = undefined;
+    open();
+    await closing;
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(s.reregistered()).toBe(0);
+    expect(s.ns.revokedIds).toContain(String(s.ns.grants));
+    expect(vi.getTimerCount()).toBe(0);
+    expect(s.lines.filter((l) => l.event === 'nodeRegistered')).toHaveLength(1);
   });
 });

@@ -31,6 +31,8 @@ export class EtcdNodeRegistration implements NodeRegistration {
   private keeper: LeaseKeeper | undefined;
   private leaseId = '';
   private closed = false;
+  /** Closed by abandon(): leases are left to expire, never revoked. */
+  private abandoned = false;
   /** What this node last published, re-written on a new lease. */
   private readonly health = new Map<string, string>();
   private status: string | undefined;
@@ -86,6 +88,13 @@ export class EtcdNodeRegistration implements NodeRegistration {
       await lease.revoke().catch(() => undefined);
       throw toStoreError(err, `register node ${this.name}`);
     }
+    if (this.closed) {
+      // close() or abandon() ran while this grant was in flight: keeping the lease would keep a closed node
+      // registered (renewed until the process exits). A close revokes it; an abandon lets it expire, as it would have.
+      lease.release();
+      if (!this.abandoned) await lease.revoke().catch(() => undefined);
+      throw new StoreError('CLOSED', `node ${this.name}: registration closed`);
+    }
     this.lease = lease;
     lease.on('lost', (err) => this.onLost(lease, err));
     const leaseId = this.leaseId;
@@ -117,6 +126,7 @@ export class EtcdNodeRegistration implements NodeRegistration {
           this.options.onReregistered?.();
           return;
         } catch (e) {
+          if (this.closed) return;
           failures += 1;
           const retryMs = Math.min(REREGISTER_RETRY_MS * 2 ** (failures - 1), REREGISTER_RETRY_MAX_MS);
           // Said once per loss; the attempts after it (etcd still away) at debug.
@@ -241,6 +251,7 @@ export class EtcdNodeRegistration implements NodeRegistration {
   /** Stops keepalives without revoking, as if the agent died: the lease expires after its TTL. */
   abandon(): void {
     this.closed = true;
+    this.abandoned = true;
     this.retryWait?.end();
     this.keeper?.stop();
     this.lease?.release();
