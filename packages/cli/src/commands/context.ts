@@ -7,9 +7,9 @@ import { hostname, userInfo } from 'node:os';
 import { ConfigError, formatProblem, maskUserinfo } from '@l4fleet/config';
 import { ETCD_ENDPOINT_FORM, EtcdFleetStore, etcdEndpointProblems, type FleetStore, StoreError } from '@l4fleet/store';
 import { type Command, Option } from 'commander';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { stringify as toYaml } from 'yaml';
-import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE, processIo } from '../io.js';
 import { storeErrorHints } from './store-errors.js';
 
 export interface ConnectionFlags {
@@ -22,8 +22,46 @@ export interface ConnectionFlags {
   readonly prefix?: string;
 }
 
-/** Opens the store for one command; tests pass their own (e.g. a MemoryFleetStore). */
-export type OpenStore = (flags: ConnectionFlags) => FleetStore;
+/**
+ * Opens the store for one command; tests pass their own (e.g. a MemoryFleetStore). `log`: the store's logger
+ * (storeLogger: the command's stderr); without it, one on the process's stderr.
+ */
+export type OpenStore = (flags: ConnectionFlags, log?: Logger) => FleetStore;
+
+/**
+ * The store's logger for one command. The store skips a record it cannot read (docs/design/0002 "Every record read is
+ * checked") and says so only in its log: silent, a command showed the fleet without it (status then expected every
+ * node to count the refused pool's members up, and showed each node differing with no reason). Each refused record
+ * is said once on stderr, key and reason; the rest of the store's log shows at L4FLEET_LOG_LEVEL (default silent),
+ * as pino JSON.
+ */
+export function storeLogger(io: CliIo, level = process.env.L4FLEET_LOG_LEVEL ?? 'silent'): Logger {
+  const shownFrom = pino.levels.values[level] ?? Number.POSITIVE_INFINITY;
+  const said = new Set<string>();
+  const write = (line: string): void => {
+    let entry: { level?: number; event?: unknown; key?: unknown; err?: unknown };
+    try {
+      entry = JSON.parse(line) as typeof entry;
+    } catch {
+      return;
+    }
+    if (entry.event === 'invalidRecord') {
+      const key = typeof entry.key === 'string' ? entry.key : '';
+      const reason = typeof entry.err === 'string' ? entry.err : '';
+      const text = reason.startsWith(key) ? reason : `${key}: ${reason}`;
+      if (said.has(text)) return;
+      said.add(text);
+      io.err(`warning: skipped a record this l4fleet cannot read: ${text}`);
+      return;
+    }
+    if ((entry.level ?? 0) >= shownFrom) io.err(line.trimEnd());
+  };
+  // warn at least: the store logs refused records at warn (store record-family.ts warnInvalidRecord). A level pino
+  // does not know is passed on, for pino to refuse as before.
+  const known = level === 'silent' || level in pino.levels.values;
+  const at = !known || shownFrom < (pino.levels.values.warn as number) ? level : 'warn';
+  return pino({ level: at }, { write });
+}
 
 export interface FleetCommandContext {
   readonly io: CliIo;
@@ -51,7 +89,7 @@ function readPem(file: string | undefined, flag: string): Buffer | undefined {
   }
 }
 
-export const openEtcdStore: OpenStore = (flags) => {
+export const openEtcdStore: OpenStore = (flags, log) => {
   if (!flags.etcd)
     throw new CliError('--etcd: missing (or set L4FLEET_ETCD), e.g. --etcd http://127.0.0.1:2379', EXIT_USAGE);
   // The form admits no '@', and a password may hold a ',' (the list's separator): split first, its first half would
@@ -82,7 +120,7 @@ export const openEtcdStore: OpenStore = (flags) => {
       ? { auth: { username: flags.user, password: flags.password } }
       : {}),
     prefix: flags.prefix ?? '/l4fleet',
-    logger: pino({ level: process.env.L4FLEET_LOG_LEVEL ?? 'silent' }, pino.destination(2)),
+    logger: log ?? storeLogger(processIo),
   });
 };
 
@@ -92,7 +130,7 @@ export async function withStore<T>(
   cmd: Command,
   fn: (store: FleetStore) => Promise<T>,
 ): Promise<T> {
-  const store = ctx.openStore(cmd.optsWithGlobals() as ConnectionFlags);
+  const store = ctx.openStore(cmd.optsWithGlobals() as ConnectionFlags, storeLogger(ctx.io));
   try {
     return await fn(store);
   } catch (err) {

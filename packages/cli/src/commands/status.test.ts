@@ -2,10 +2,13 @@
  * `l4fleet status` shows the records each node's agent had to reject (issue 12: a bad etcd record is visible in the
  * node's status), read defensively since a status record is etcd data like any other.
  */
-import { MemoryFleetStore, type NodeStatusReport } from '@l4fleet/store';
+import { type DecidedState, MemoryFleetStore, type NodeStatusReport } from '@l4fleet/store';
 import { twoPoolFleet } from '@l4fleet/test-support/fleets';
+import type { Logger } from 'pino';
 import { describe, expect, test } from 'vitest';
 import { memoryCli, writeDecided } from '../cli.test-helper.js';
+import type { CliIo } from '../io.js';
+import { runCli } from '../program.js';
 import { checkNodes, statusAgeCell } from './status.js';
 
 const base: NodeStatusReport = { tables: {}, announced: [], bgp: {}, failStatic: false, desiredRevision: 1 };
@@ -353,5 +356,50 @@ describe('cli status - a node seeing more members down than its status record li
       ['lb2', 7],
       ['lb3', 0],
     ]);
+  });
+});
+
+/**
+ * The memory store reading `decided/web` as the etcd store does when the record does not decode: skipped, and logged
+ * to the store's logger (store record-family.ts warnInvalidRecord), here on every read.
+ */
+class RefusingDecidedStore extends MemoryFleetStore {
+  log: Logger | undefined;
+  override async getDecided(): Promise<DecidedState> {
+    for (let i = 0; i < 2; i++) {
+      this.log?.warn({
+        event: 'invalidRecord',
+        key: 'decided/web',
+        code: 'INVALID_RECORD',
+        err: 'decided/web: members.c: "draining" is not up | down',
+      });
+    }
+    return await super.getDecided();
+  }
+}
+
+describe('cli status - records the CLI itself could not read', () => {
+  test.each(['table', 'json'])('-o %s: each refused record said once on stderr, key and reason', async (format) => {
+    const store = new RefusingDecidedStore();
+    await store.apply(twoPoolFleet({ type: 'tcp' }));
+    await writeDecided(store, { 'dns/d1': 'up' });
+    const out: string[] = [];
+    const err: string[] = [];
+    const io: CliIo = { out: (t) => out.push(t), err: (t) => err.push(t) };
+    const code = await runCli(['status', '-o', format], io, {
+      openStore: (_flags, log) => {
+        store.log = log;
+        return store;
+      },
+    });
+    expect(code).toBe(0);
+    const said = err
+      .join('\n')
+      .split('\n')
+      .filter((l) => l.includes('decided/web'));
+    expect(said).toEqual([
+      'warning: skipped a record this l4fleet cannot read: decided/web: members.c: "draining" is not up | down',
+    ]);
+    if (format === 'json') expect(() => JSON.parse(out.join('\n'))).not.toThrow();
   });
 });
