@@ -19,9 +19,32 @@ vi.mock('@l4fleet/process', async (importOriginal) => ({
   killAll: vi.fn(async () => {}),
 }));
 
+// The readiness waits of `up` only record the time each is given; `onEtcd` runs inside the first.
+const ready = vi.hoisted(() => ({ timeouts: [] as number[], onEtcd: () => {} }));
+vi.mock('./readiness.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('./readiness.js')>();
+  const record = (timeoutMs: number) => {
+    ready.timeouts.push(timeoutMs);
+  };
+  return {
+    ...real,
+    waitEtcd: vi.fn(async (_t: unknown, timeoutMs: number) => {
+      record(timeoutMs);
+      ready.onEtcd();
+    }),
+    waitNats: vi.fn(async (_u: unknown, timeoutMs: number) => record(timeoutMs)),
+    waitNextHops: vi.fn(async (_t: unknown, _n: unknown, timeoutMs: number) => {
+      record(timeoutMs);
+      return [];
+    }),
+    waitVipsAnswer: vi.fn(async (_t: unknown, timeoutMs: number) => record(timeoutMs)),
+  };
+});
+
 const { hostsOfKind, MAX_NODES } = await import('../topology/model.js');
 const { Lab } = await import('./lab.js');
 const { labLockPath } = await import('./lock.js');
+const { netnsRuntime } = await import('./netns-runtime.js');
 const { readState, writeState } = await import('./state.js');
 type LabState = import('./state.js').LabState;
 
@@ -138,6 +161,35 @@ describe('lab - state in memory and on disk', () => {
     expect((await Lab.up({ ...cli, given: new Set(['backends']) })).id).toBe('t1');
     expect(readState('t1')).toEqual(state);
   });
+
+  test.each([
+    ['forward', 3_600_000],
+    ['back', -3_600_000],
+  ])(
+    'lab - up: the wall clock stepped %s an hour during the readiness waits leaves each the time that is left',
+    async (_way, stepMs) => {
+      // The hosts are made (build mocked); the waits see NTP step Date once etcd answered (timers, performance.now() go on).
+      const build = vi.spyOn(netnsRuntime, 'build').mockResolvedValue();
+      ready.timeouts = [];
+      ready.onEtcd = () => {
+        vi.useFakeTimers({ toFake: ['Date'] });
+        vi.setSystemTime(Date.now() + stepMs);
+      };
+      try {
+        await Lab.up({ id: 't1', mode: 'static', nodes: 3, readyTimeoutMs: 60_000 });
+      } finally {
+        vi.useRealTimers();
+        ready.onEtcd = () => {};
+        build.mockRestore();
+      }
+      // etcd, NATS, next hops, VIPs: each gets what is left of the 60 s, not 1 s (forward) or an hour more (back).
+      expect(ready.timeouts).toHaveLength(4);
+      for (const t of ready.timeouts) {
+        expect(t).toBeGreaterThan(30_000);
+        expect(t).toBeLessThanOrEqual(60_000);
+      }
+    },
+  );
 
   test('lab - an add-node that fails undoes itself: no node in the state, its namespace removed, the next one alike', async () => {
     const state = labState();

@@ -293,11 +293,14 @@ export class Lab implements LabContext {
 
   /**
    * Ready: etcd and NATS answer, (agent mode) the default fleet is applied, the router has one next hop per live
-   * node, and every VIP answers the client. Any daemon of the lab that exits meanwhile ends the wait, named.
+   * node, and every VIP answers the client. Any daemon of the lab that exits meanwhile ends the wait, named. The
+   * deadline runs on a steady clock (performance.now()): on the wall clock an NTP step forward left every wait 1 s (a
+   * false TIMEOUT in `up`), a step back gave them an hour more.
    */
   private async waitReady(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    const left = () => Math.max(1_000, deadline - Date.now());
+    const deadlineMs = performance.now() + timeoutMs;
+    // Whole ms: a wait that times out names it.
+    const left = () => Math.max(1_000, Math.round(deadlineMs - performance.now()));
     const giveUp = this.giveUp();
     await waitEtcd(this.topology, left(), this.topology.control.etcdMembers, giveUp);
     await waitNats(this.topology.control.natsUrl, left(), giveUp);
