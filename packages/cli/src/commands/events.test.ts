@@ -106,8 +106,14 @@ describe('cli events - a secured NATS (--nats-token-file, --nats-user, --nats-ca
       '--nats: "nats://***@198.19.0.2:4222": a user, password or token in the URL is not used by the NATS client: use --nats-user with L4FLEET_NATS_PASSWORD, or --nats-token-file (or L4FLEET_NATS_TOKEN)',
     ],
     [
+      // A value with an '@' is masked whole, to its last '@': a piece of it may be a piece of a password.
       ['--nats', 'nats://127.0.0.1:4222,tls://N3wS3cret@198.19.0.2:4222'],
-      '--nats: "tls://***@198.19.0.2:4222": a user, password or token in the URL is not used by the NATS client: use --nats-user with L4FLEET_NATS_PASSWORD, or --nats-token-file (or L4FLEET_NATS_TOKEN)',
+      '--nats: "nats://***@198.19.0.2:4222": a user, password or token in the URL is not used by the NATS client: use --nats-user with L4FLEET_NATS_PASSWORD, or --nats-token-file (or L4FLEET_NATS_TOKEN)',
+    ],
+    [
+      // The password 'Xy9@a,Tq7' holds the list's separator: split first, its first half showed as "nats://***@a".
+      ['--nats', 'nats://u:Xy9@a,Tq7@198.19.0.2:4222'],
+      '--nats: "nats://***@198.19.0.2:4222": a user, password or token in the URL is not used by the NATS client: use --nats-user with L4FLEET_NATS_PASSWORD, or --nats-token-file (or L4FLEET_NATS_TOKEN)',
     ],
     [
       ['--nats', 'ops:N3wS3cret@198.19.0.2:4222'],

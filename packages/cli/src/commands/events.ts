@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { AgentError, EVENT_KINDS, eventFilter, type FollowEventsOptions, followEvents } from '@l4fleet/agent';
+import { maskUserinfo } from '@l4fleet/config';
 import type { Command } from 'commander';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { integerOption } from '../options.js';
@@ -26,24 +27,21 @@ export function addNatsLoginOptions(command: Command): Command {
 const USERINFO_HINT =
   'a user, password or token in the URL is not used by the NATS client: use --nats-user with L4FLEET_NATS_PASSWORD, or --nats-token-file (or L4FLEET_NATS_TOKEN)';
 
-/** A server URL (or nats.js's bare HOST:PORT) with everything up to its last `@` as `***`: a user-only part is a token. */
-function masked(url: string): string {
-  return url.replace(/^([a-z]+:\/\/)?.*@/i, '$1***@');
-}
-
 /**
  * `--nats a,b`: the server list, a URL with userinfo refused (masked): nats.js 2.29 ignores it, connecting without
  * login (an all-digit password dialled as the port), and the URL would be in every error.
  */
 export function natsServers(text: string): string[] {
+  // Refused whole, masked to its last '@', before the split (as --etcd, context.ts): a password may hold a ',', and
+  // split first, the piece before it showed the password's part after an '@' in it (u:Xy9@a,Tq7@h showed "***@a").
+  if (text.includes('@')) {
+    throw new CliError(`--nats: ${JSON.stringify(maskUserinfo(text))}: ${USERINFO_HINT}`, EXIT_USAGE);
+  }
   const servers = text
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
   if (servers.length === 0) throw new CliError(`--nats: no servers in ${JSON.stringify(text)}`, EXIT_USAGE);
-  for (const s of servers) {
-    if (s.includes('@')) throw new CliError(`--nats: ${JSON.stringify(masked(s))}: ${USERINFO_HINT}`, EXIT_USAGE);
-  }
   return servers;
 }
 
