@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
@@ -90,6 +90,50 @@ describe('lab cli - options', () => {
     const again = await cli('--id', 'c1', 'up', '--no-install', '--backends', '4');
     expect(again.err).not.toContain('other options');
     processes.run.mockImplementation(async () => ({ code: 0, stdout: '', stderr: '' }));
+  });
+
+  test('lab cli - add-backend applies the fleet under the lab lock from the state then: two at once end with both in it', async () => {
+    const { readState, writeState } = await import('./runtime/state.js');
+    const { labLockPath } = await import('./runtime/lock.js');
+    const { netnsRuntime } = await import('./runtime/netns-runtime.js');
+    writeState({
+      ...{ version: 1, id: 'c2', runtime: 'netns', mode: 'agent', controlSlot: 0, etcdMembers: 3 },
+      ...{ dataplane: 'nftables', backendNetwork: 'l2', forwarding: 'l2' },
+      ...{ clients: 1, backends: 4, nodeIndexes: [1, 2, 3], killed: [], pids: {} },
+      ...{ createdAt: '2026-12-06T00:00:00.000Z', upAt: '2026-12-06T00:01:00.000Z' },
+    });
+    // No host is made; `l4fleet apply` (run) records the fleet file's backends and who holds the lab's lock then.
+    const startHost = vi.spyOn(netnsRuntime, 'startHost').mockResolvedValue();
+    const applies: { backends: string[]; lockedBy: string | undefined }[] = [];
+    let started = 0;
+    processes.run.mockImplementation(async (...args: unknown[]) => {
+      const argv = args[0] as string[];
+      const file = argv[argv.indexOf('-f') + 1] ?? '';
+      const backends = [...new Set(readFileSync(file, 'utf8').match(/backend\d+/g))].sort();
+      const lock = labLockPath('c2');
+      const lockedBy = existsSync(lock)
+        ? (JSON.parse(readFileSync(lock, 'utf8')) as { command: string }).command
+        : undefined;
+      // The first apply is slow: the second add-backend applies meanwhile unless the lock keeps it waiting.
+      if (started++ === 0) await new Promise((r) => setTimeout(r, 100));
+      applies.push({ backends, lockedBy });
+      return { code: 0, stdout: `+ ${backends.at(-1)}`, stderr: '' };
+    });
+    try {
+      const both = await Promise.all([cli('--id', 'c2', 'add-backend'), cli('--id', 'c2', 'add-backend')]);
+      // Each prints its backend's name last (this io joins the lines without newlines).
+      expect(both.map((r) => [r.code, r.out.slice(-'backend5'.length)])).toEqual([
+        [0, 'backend5'],
+        [0, 'backend6'],
+      ]);
+    } finally {
+      startHost.mockRestore();
+      processes.run.mockImplementation(async () => ({ code: 0, stdout: '', stderr: '' }));
+    }
+    expect(applies.map((a) => a.lockedBy)).toEqual(['add-backend', 'add-backend']);
+    // The fleet applied last is the lab's: both new backends in it.
+    expect(applies.at(-1)?.backends).toEqual(['backend1', 'backend2', 'backend3', 'backend4', 'backend5', 'backend6']);
+    expect(readState('c2')?.backends).toBe(6);
   });
 
   test('lab cli - watch --help names --max-pause-ms and its default', async () => {

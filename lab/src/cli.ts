@@ -7,11 +7,9 @@ import { pino } from 'pino';
 import { LabError } from './errors.js';
 import { publishLabFlows } from './flows/publish.js';
 import { checkVerdict, DEFAULT_WATCH_MAX_PAUSE_MS, watch } from './flows/watch.js';
-import { applyDefaultFleet } from './runtime/fleet-apply.js';
 import { Lab, type UpOptions } from './runtime/lab.js';
 import { listLabIds } from './runtime/resources.js';
 import { repoRoot } from './runtime/scripts.js';
-import { appendEvent, labDir } from './runtime/state.js';
 import type { LabStatus } from './runtime/status.js';
 import { UP_OPTION_FLAGS } from './runtime/up-conflicts.js';
 import { containerlabYaml } from './topology/containerlab.js';
@@ -288,13 +286,14 @@ export function createLabProgram(io: LabIo = processIo): Command {
     )
     .option('--no-apply', 'only start the backend (add it yourself: `l4fleet member add` or `l4fleet apply -f`)')
     .action(async (o, cmd: Command) => {
-      const lab = Lab.open(labId(cmd), log);
-      const name = await lab.addBackend();
-      if (o.apply && lab.mode === 'agent') {
-        io.out(`l4fleet apply -f ${labDir(lab.id)}/fleet.yaml`);
-        io.out((await applyDefaultFleet(lab)).trimEnd());
-        appendEvent(lab.id, { event: 'fleetApplied', detail: `every pool has ${name}` });
-      }
+      // The fleet is applied under the add's lock (runtime/lab.ts): another add-backend or a down waits for it.
+      const name = await Lab.open(labId(cmd), log).addBackend({
+        applyFleet: o.apply,
+        onFleetApplied: ({ file, output }) => {
+          io.out(`l4fleet apply -f ${file}`);
+          io.out(output.trimEnd());
+        },
+      });
       io.out(name);
     });
 

@@ -20,7 +20,7 @@ import {
 import { DaemonExits, type WatchedChild } from './daemon-exits.js';
 import { labDashboard, restartLabDashboard, startLabDashboard } from './dashboard.js';
 import { dockerRuntime } from './docker-runtime.js';
-import { applyDefaultFleet } from './fleet-apply.js';
+import { type AppliedFleet, applyDefaultFleet, labFleetFile } from './fleet-apply.js';
 import { addBackend, failBackend, restoreBackend } from './lab-backends.js';
 import { type LabCore, routerPaths } from './lab-core.js';
 import { DEFAULT_ETCD_START_TIMEOUT_MS, etcdMemberNames, startEtcd, stopEtcd } from './lab-etcd.js';
@@ -67,6 +67,17 @@ export interface UpOptions extends TopologyOptions {
 }
 
 export const DEFAULT_READY_TIMEOUT_MS = 60_000;
+
+export interface AddBackendOptions {
+  /**
+   * Agent mode: also apply the lab fleet with the new backend in every pool (fleet-apply.ts), under the same lock
+   * from the state as it is then, so add-backends apply in their order and no `down` comes in between. Default
+   * false (the fleet is left as it is); static mode has no fleet.
+   */
+  readonly applyFleet?: boolean;
+  /** Told the fleet file and apply's output once the fleet is applied. */
+  readonly onFleetApplied?: (applied: AppliedFleet) => void;
+}
 
 export interface OpenOptions {
   /** How long a command that changes the lab waits while another holds its lock (lock.ts); default 180 s. */
@@ -325,9 +336,17 @@ export class Lab implements LabContext {
     );
   }
 
-  /** Adds the next backend; returns its name (lab-backends.ts). */
-  addBackend(): Promise<string> {
-    return this.locked('add-backend', () => addBackend(this.#core));
+  /** Adds the next backend, and with `applyFleet` applies the lab fleet with it; returns its name (lab-backends.ts). */
+  addBackend(options: AddBackendOptions = {}): Promise<string> {
+    return this.locked('add-backend', async () => {
+      const name = await addBackend(this.#core);
+      if (options.applyFleet && this.mode === 'agent') {
+        const output = await applyDefaultFleet(this);
+        appendEvent(this.id, { event: 'fleetApplied', detail: `every pool has ${name}` });
+        options.onFleetApplied?.({ file: labFleetFile(this.id), output });
+      }
+      return name;
+    });
   }
 
   /** Fails a backend: everything in it dies (lab-backends.ts). */
