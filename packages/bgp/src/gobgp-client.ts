@@ -201,6 +201,20 @@ export class GobgpClient {
     await this.unary('DeletePolicy', { policy: { name }, all: true }, `DeletePolicy ${name}`);
   }
 
+  /** Is there a statement called `name` (ListStatement), in a policy or left over from one? */
+  async hasStatement(name: string): Promise<boolean> {
+    const rows = await this.collect('ListStatement', { name }, `ListStatement ${name}`);
+    return rows.some((r) => r.statement?.name === name);
+  }
+
+  /**
+   * Deletes the statement called `name` (`all`: the whole statement, not some of its conditions). gobgpd refuses
+   * while a policy holds it ("statement ... is in use").
+   */
+  async deleteStatement(name: string): Promise<void> {
+    await this.unary('DeleteStatement', { statement: { name }, all: true }, `DeleteStatement ${name}`);
+  }
+
   /** Makes the global import assignment exactly `policies`, in order, with `defaultAction`. */
   async setGlobalImportPolicy(policies: readonly string[], defaultAction: 'ACCEPT' | 'REJECT'): Promise<void> {
     const assignment = {

@@ -446,6 +446,97 @@ describe('gobgp speaker against two gobgpd', () => {
     expect(await routerRoute(r, v4.prefix)).toMatchObject({ nexthop: v4.nextHop });
   }, 60_000);
 
+  // `gobgp policy del` keeps the policy's statements (the CLI sends PreserveStatements) and gobgpd keeps the deleted
+  // policy in the global import assignment: re-adding the policy met "statement ... already defined", ensureGlobal
+  // threw GOBGP_REJECTED for ever (an agent restart never announced) and every resync failed before peers and paths.
+  test('hand edits of the import policy: policy del, a statement taken out, default reject; each put back', async () => {
+    await speaker?.close();
+    const side = sidecar as GobgpdHandle;
+    const r = router as GobgpdHandle;
+    const first = createGobgpSpeaker({ address: side.apiAddress, logger, resyncIntervalMs: 600_000 });
+    speaker = first;
+    await connect(first);
+    expect(await importPolicy(side)).toEqual(INTACT_POLICY);
+    await side.cli('policy', 'del', LEARNT);
+    expect((await importPolicy(side)).statements).toEqual([]);
+    // The agent restarts: a new speaker on the same gobgpd, its setup as the agent runs it.
+    await first.close();
+    const again = createGobgpSpeaker({ address: side.apiAddress, logger, resyncIntervalMs: 500 });
+    speaker = again;
+    await connect(again);
+    expect(await importPolicy(side)).toEqual(INTACT_POLICY);
+    await again.setAdvertisements([v4]);
+    await eventually(
+      'v4 at router',
+      () => routerRoute(r, v4.prefix),
+      (x) => x !== undefined,
+    );
+
+    // Each hand edit below is repaired by the next resync (every 500 ms here).
+    const edits: string[][][] = [
+      [['policy', 'del', LEARNT]],
+      // The policy keeps going without one statement; the statement stays (the CLI preserves it).
+      [['policy', 'del', LEARNT, `${LEARNT}-internal`]],
+      [['global', 'policy', 'import', 'set', LEARNT, 'default', 'reject']],
+      [['global', 'policy', 'import', 'del']],
+      [
+        ['policy', 'del', LEARNT],
+        ['policy', 'statement', `${LEARNT}-external`, 'del'],
+      ],
+    ];
+    for (const edit of edits) {
+      for (const args of edit) await side.cli(...args);
+      await eventually(`repaired after ${JSON.stringify(edit)}`, () => importPolicy(side), isIntact, 10_000, 100);
+    }
+    await eventually(
+      'v4 still at router',
+      () => routerRoute(r, v4.prefix),
+      (x) => x !== undefined,
+    );
+  }, 60_000);
+
+  // A hand edit the speaker cannot undo (another policy uses one of our statements): the policy step fails, is logged
+  // once, and is retried at each resync, while peers and paths are still reconciled.
+  test('a policy the speaker cannot repair does not stop peers and paths; repaired once it can be', async () => {
+    await speaker?.close();
+    const side = sidecar as GobgpdHandle;
+    const r = router as GobgpdHandle;
+    const lines: Array<Record<string, unknown>> = [];
+    const capture = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const s = createGobgpSpeaker({ address: side.apiAddress, logger: capture, resyncIntervalMs: 300 });
+    speaker = s;
+    await connect(s);
+    await s.setAdvertisements([v4]);
+    await eventually(
+      'v4 at router',
+      () => routerRoute(r, v4.prefix),
+      (x) => x !== undefined,
+    );
+    await side.cli('policy', 'del', LEARNT);
+    await side.cli('policy', 'add', 'by-hand', `${LEARNT}-internal`);
+    // Withdrawn by hand, twice, while the policy step fails: each time a resync must still announce it again.
+    for (let i = 0; i < 2; i++) {
+      await side.cli('global', 'rib', 'del', v4.prefix, '-a', 'ipv4');
+      expect(await localPaths(side, v4.prefix)).toEqual([]);
+      await eventually(
+        're-announced by a resync',
+        () => localPaths(side, v4.prefix),
+        (p) => p.length === 1,
+        10_000,
+        100,
+      );
+    }
+    const failures = lines.filter((l) => l.event === 'importPolicyFailed');
+    expect(failures).toHaveLength(1);
+    expect(String(failures[0]?.err)).toContain(`${LEARNT}-internal`);
+    expect(lines.filter((l) => l.event === 'resyncFailed')).toEqual([]);
+    expect(await routerRoute(r, v4.prefix)).toMatchObject({ nexthop: v4.nextHop });
+
+    await side.cli('policy', 'del', 'by-hand');
+    await eventually('repaired', () => importPolicy(side), isIntact, 10_000, 100);
+    expect(lines.some((l) => l.event === 'importPolicyRecovered')).toBe(true);
+  }, 60_000);
+
   test('an RFC 8326 drain as the agent makes it: the paths with GRACEFUL_SHUTDOWN, then none', async () => {
     const s = speaker as GobgpSpeaker;
     await connect(s);
@@ -557,4 +648,49 @@ async function localPaths(gobgpd: GobgpdHandle, prefix: string): Promise<LocalPa
 async function routeAge(router: GobgpdHandle, prefix: string): Promise<number> {
   const rib = await router.cliJson<Record<string, Array<{ age: number }>>>('global', 'rib', '-a', 'ipv4');
   return Number(rib?.[prefix]?.[0]?.age);
+}
+
+const LEARNT = 'l4fleet-reject-learnt';
+
+interface ImportPolicy {
+  /** [name, route type, route action] of each statement of the policy gobgpd lists (ListPolicy). */
+  statements: Array<[string, number, number]>;
+  /** Names of the policies in the global import assignment and its default action (1 accept, 2 reject). */
+  assigned: string[];
+  defaultAction: number;
+}
+
+/** Ours, as gobgp -j prints it: route type 1 internal, 2 external; route action 2 reject. */
+const INTACT_POLICY: ImportPolicy = {
+  statements: [
+    [`${LEARNT}-internal`, 1, 2],
+    [`${LEARNT}-external`, 2, 2],
+  ],
+  assigned: [LEARNT],
+  defaultAction: 1,
+};
+
+function isIntact(p: ImportPolicy): boolean {
+  return JSON.stringify(p) === JSON.stringify(INTACT_POLICY);
+}
+
+/** The node gobgpd's policy of our name and its global import assignment, read with the gobgp CLI. */
+async function importPolicy(gobgpd: GobgpdHandle): Promise<ImportPolicy> {
+  type Statement = { name: string; conditions?: { route_type?: number }; actions?: { route_action?: number } };
+  const policies = (await gobgpd.cliJson<Array<{ name: string; statements?: Statement[] }>>('policy')) ?? [];
+  const ours = policies.find((p) => p.name === LEARNT);
+  const assignment = await gobgpd.cliJson<{ policies?: Array<{ name: string }>; default_action?: number }>(
+    'global',
+    'policy',
+    'import',
+  );
+  return {
+    statements: (ours?.statements ?? []).map((st) => [
+      st.name,
+      st.conditions?.route_type ?? 0,
+      st.actions?.route_action ?? 0,
+    ]),
+    assigned: (assignment?.policies ?? []).map((p) => p.name),
+    defaultAction: assignment?.default_action ?? 0,
+  };
 }

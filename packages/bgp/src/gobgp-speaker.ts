@@ -9,7 +9,7 @@ import { type ApiObject, fromApiPeer, type HeldPath, peerAddress, sessionState }
 import { BgpError } from './errors.js';
 import { EventHub } from './event-hub.js';
 import { GobgpClient } from './gobgp-client.js';
-import { isLearntPolicy, isLearntPolicyAssigned, LEARNT_POLICY_NAME, learntRoutesPolicy } from './learnt-policy.js';
+import { LearntPolicyKeeper } from './learnt-policy.js';
 import { planPaths, planPeers } from './reconcile.js';
 import type { Advertisement, GlobalConfig, Peer, PeerEvent, PeerStatus, SessionState, Speaker } from './types.js';
 import {
@@ -101,6 +101,7 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
   private readonly states = new Map<string, { asn: number; state: SessionState }>();
   /** Foreign identifier-0 paths already logged (reportDuplicates), as JSON. */
   private reportedDuplicates = new Set<string>();
+  private readonly importPolicy: LearntPolicyKeeper;
 
   connected = false;
   reconnects = 0;
@@ -108,6 +109,7 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
   constructor(opts: GobgpSpeakerOptions) {
     this.client = new GobgpClient(opts);
     this.log = opts.logger.child({ component: 'bgp', gobgpd: this.client.address });
+    this.importPolicy = new LearntPolicyKeeper(this.client, this.log);
     this.backoff = new Backoff(opts.backoff);
     this.resyncIntervalMs = opts.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
@@ -197,24 +199,12 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
   }
 
   /**
-   * Keeps the routers' routes out of gobgpd's global RIB (learnt-policy.ts): a ListPolicyAssignment and a ListPolicy
-   * when it is in place. Runs once BGP is started (StartBgp clears every policy) and before any peer is added.
+   * Keeps the routers' routes out of gobgpd's global RIB (learnt-policy.ts). Runs once BGP is started (StartBgp
+   * clears every policy) and before peers are added; a refusal is logged and retried at the next resync, and blocks
+   * neither ensureGlobal nor the peers and paths after it.
    */
   private async applyImportPolicy(): Promise<void> {
-    const assigned = isLearntPolicyAssigned(await this.client.globalImportAssignment());
-    const held = await this.client.getPolicy(LEARNT_POLICY_NAME);
-    const intact = isLearntPolicy(held);
-    if (assigned && intact) return;
-    if (held && !intact) {
-      // Changed by hand: unassign it (gobgpd refuses to delete a policy in use), delete it, add ours again.
-      await this.client.setGlobalImportPolicy([], 'ACCEPT');
-      await this.client.deletePolicy(LEARNT_POLICY_NAME);
-    }
-    if (!intact) await this.client.addPolicy(learntRoutesPolicy());
-    await this.client.setGlobalImportPolicy([LEARNT_POLICY_NAME], 'ACCEPT');
-    // Paths learnt before the policy (an older agent, a hand edit) leave the global RIB only when re-evaluated.
-    await this.client.softResetIn();
-    this.log.info({ event: 'importPolicySet', policy: LEARNT_POLICY_NAME });
+    await this.importPolicy.apply();
   }
 
   private async applyPeers(): Promise<void> {
