@@ -363,7 +363,7 @@ describe
         signalDaemon(lab, 'node2', 'agent', 'SIGKILL');
         // A supervisor (systemd Restart=always) starts it again at once; it is killed again 3 s later.
         await sleep(100);
-        restartAgent(lab, 'node2');
+        await restartAgent(lab, 'node2');
         const until = start + (kill + 1) * 3_000;
         while (Date.now() < until) {
           samples++;

@@ -6,12 +6,16 @@
 import { LabError } from '../errors.js';
 import { hostOf } from '../topology/model.js';
 import type { LabContext } from './lab-runtime.js';
+import { withLabLock } from './lock.js';
 import { startAgent } from './netns-runtime.js';
-import { readState } from './state.js';
+import { labDir, readState } from './state.js';
 
 function requireNetns(lab: LabContext, what: string): void {
   const state = readState(lab.id);
-  if (state?.runtime !== 'netns') {
+  if (!state) {
+    throw new LabError('LAB_NOT_RUNNING', `${what}: lab "${lab.id}" is not up (no state in ${labDir(lab.id)})`);
+  }
+  if (state.runtime !== 'netns') {
     throw new LabError('RUNTIME_UNSUPPORTED', `${what}: only the netns runtime (lab "${lab.id}")`);
   }
 }
@@ -33,12 +37,35 @@ export function signalDaemon(lab: LabContext, host: string, role: string, signal
   return pid;
 }
 
-/** Starts `node`'s agent again (after it died); gobgpd and the data plane kept running. Returns the new pid. */
-export function restartAgent(lab: LabContext, node: string): number {
-  requireNetns(lab, `restart the agent of ${node}`);
-  if (hostOf(lab.topology, node).kind !== 'node') {
-    throw new LabError('HOST_UNKNOWN', `host "${node}" is not a node of lab "${lab.id}"`);
-  }
-  startAgent(lab, node);
-  return daemonPid(lab, node, 'agent');
+/** What restartAgent needs of the lab (a Lab is one): its context, and its state read again from disk. */
+export interface RestartableLab extends LabContext {
+  refresh(): void;
+}
+
+export interface RestartAgentOptions {
+  /** How long to wait while another lab command holds the lab's lock (lock.ts); default 180 s. */
+  readonly lockWaitMs?: number | undefined;
+}
+
+/**
+ * Starts `node`'s agent again (after it died); gobgpd and the data plane kept running. Returns the new pid. It records
+ * the pid by saving the lab's whole state, so it holds the lab's lock and reads the state again first: from the copy
+ * read when the lab was opened, a `kill` or `add-node` another command made since would be written away.
+ */
+export function restartAgent(lab: RestartableLab, node: string, options: RestartAgentOptions = {}): Promise<number> {
+  const what = `restart the agent of ${node}`;
+  return withLabLock(
+    lab.id,
+    `restart-agent ${node}`,
+    async () => {
+      requireNetns(lab, what);
+      lab.refresh();
+      if (hostOf(lab.topology, node).kind !== 'node') {
+        throw new LabError('HOST_UNKNOWN', `host "${node}" is not a node of lab "${lab.id}"`);
+      }
+      startAgent(lab, node);
+      return daemonPid(lab, node, 'agent');
+    },
+    { waitMs: options.lockWaitMs, log: lab.log },
+  );
 }
