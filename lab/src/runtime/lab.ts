@@ -2,41 +2,34 @@
  * The lab: one model (topology + state on disk) and its operations (up, add, kill, restart, fail, status), run
  * through a LabRuntime (netns or Docker) that only makes hosts. Every `lab` command is a new process, so all the lab
  * needs is in its state directory (state.ts); `down` also finds leftovers by name prefix (resources.ts).
- * The operations live in a module per job (lab-nodes.ts, lab-backends.ts, lab-etcd.ts) and see the lab as a
- * LabCore (lab-core.ts); this class holds the state and hands them that view.
+ * The operations live in a module per job (lab-nodes.ts, lab-backends.ts, lab-etcd.ts; for `up`: lab-up.ts,
+ * lab-ready.ts, lab-health.ts) and see the lab as a LabCore (lab-core.ts); this class holds the state and hands them
+ * that view. Its options are in lab-options.ts.
  */
-import { bpfAvailable, DEFAULT_BACKEND_OBJECT } from '@l4fleet/dataplane';
-import { namespacePids } from '@l4fleet/process';
 import type { Logger } from 'pino';
 import { LabError } from '../errors.js';
-import {
-  buildTopology,
-  hostOf,
-  hostsOfKind,
-  isEtcdMember,
-  type Topology,
-  type TopologyOptions,
-} from '../topology/model.js';
+import { buildTopology, hostOf, hostsOfKind, isEtcdMember, type Topology } from '../topology/model.js';
 import { DaemonExits, type WatchedChild } from './daemon-exits.js';
 import { labDashboard, restartLabDashboard, startLabDashboard } from './dashboard.js';
-import { dockerRuntime } from './docker-runtime.js';
-import { type AppliedFleet, applyDefaultFleet, labFleetFile } from './fleet-apply.js';
+import { applyDefaultFleet, labFleetFile } from './fleet-apply.js';
 import { addBackend, failBackend, restoreBackend } from './lab-backends.js';
 import { type LabCore, routerPaths } from './lab-core.js';
 import { DEFAULT_ETCD_START_TIMEOUT_MS, etcdMemberNames, startEtcd, stopEtcd } from './lab-etcd.js';
+import { labHealthy } from './lab-health.js';
 import { addNode, killNode, restartNode } from './lab-nodes.js';
+import { type AddBackendOptions, DEFAULT_READY_TIMEOUT_MS, type OpenOptions, type UpOptions } from './lab-options.js';
+import { waitLabReady } from './lab-ready.js';
 import { hostNamespace, type LabContext, type LabRuntime } from './lab-runtime.js';
+import { planLabState, RUNTIMES } from './lab-up.js';
 import { withLabLock } from './lock.js';
-import { netnsRuntime } from './netns-runtime.js';
-import { probe, waitEtcd, waitInEcmp, waitNats, waitNextHops, waitVipsAnswer } from './readiness.js';
-import { downLab, type LabDown, listLabResources, requireRoot } from './resources.js';
+import { probe, waitInEcmp, waitNextHops } from './readiness.js';
+import { downLab, type LabDown, requireRoot } from './resources.js';
 import {
   appendEvent,
   hostDir,
   type LabMode,
   type LabState,
   labDir,
-  type Runtime,
   readState,
   readStateForUp,
   recordPid,
@@ -45,48 +38,15 @@ import {
 import { topologyOf } from './state-check.js';
 import { collectStatus, type LabStatus } from './status.js';
 import { refuseUpConflicts } from './up-conflicts.js';
-import { bpfNotBuilt, upDataPath } from './up-data-path.js';
 
-export interface UpOptions extends TopologyOptions {
-  /** `auto` (default): the agent if the built CLI has it, otherwise static announcements. */
-  mode?: LabMode | 'auto';
-  /** `netns` (default) or `docker` (containers from the locally built images, agent mode only). */
-  runtime?: Runtime;
-  /** Time for BGP sessions, ECMP routes and VIP answers; default 60 s. */
-  readyTimeoutMs?: number;
-  /** How long to wait while another lab command holds the lab's lock (lock.ts); default 180 s. */
-  lockWaitMs?: number;
-  /**
-   * The options the user gave, by flag name (up-conflicts.ts); only those are compared with a lab already up.
-   * Default: every option set here.
-   */
-  given?: ReadonlySet<string>;
-  log?: Logger;
-  /** Told one line for the user when the data path fell back from the default (up-data-path.ts). */
-  onNotice?: (line: string) => void;
-}
-
-export const DEFAULT_READY_TIMEOUT_MS = 60_000;
-
-export interface AddBackendOptions {
-  /**
-   * Agent mode: also apply the lab fleet with the new backend in every pool (fleet-apply.ts), under the same lock
-   * from the state as it is then, so add-backends apply in their order and no `down` comes in between. Default
-   * false (the fleet is left as it is); static mode has no fleet.
-   */
-  readonly applyFleet?: boolean;
-  /** Told the fleet file and apply's output once the fleet is applied. */
-  readonly onFleetApplied?: (applied: AppliedFleet) => void;
-}
-
-export interface OpenOptions {
-  /** How long a command that changes the lab waits while another holds its lock (lock.ts); default 180 s. */
-  readonly lockWaitMs?: number | undefined;
-}
+export {
+  type AddBackendOptions,
+  DEFAULT_READY_TIMEOUT_MS,
+  type OpenOptions,
+  type UpOptions,
+} from './lab-options.js';
 
 export { topologyOf };
-
-const RUNTIMES: Readonly<Record<Runtime, LabRuntime>> = { netns: netnsRuntime, docker: dockerRuntime };
 
 export class Lab implements LabContext {
   private state: LabState;
@@ -210,36 +170,7 @@ export class Lab implements LabContext {
       options.log?.warn({ event: 'labStale', id }, 'removing a stale lab first');
     }
     await downLab(id);
-    const runtime = options.runtime ?? 'netns';
-    const mode = await RUNTIMES[runtime].resolveMode(options.mode ?? 'auto');
-    const notBuilt = bpfAvailable() ?? bpfAvailable({ objectPath: DEFAULT_BACKEND_OBJECT });
-    const bpfMissing =
-      notBuilt !== undefined
-        ? bpfNotBuilt(notBuilt)
-        : mode === 'agent'
-          ? await RUNTIMES[runtime].bpfMissing()
-          : undefined;
-    const { dataPath, notice } = upDataPath(options, { mode, bpfMissing });
-    // One line for the user (the CLI prints it); a log event where nobody prints it.
-    if (notice !== undefined && options.onNotice) options.onNotice(notice);
-    else if (notice !== undefined) options.log?.warn({ event: 'dataPathFallback', bpfMissing, dataPath }, notice);
-    const topology = buildTopology({ ...options, ...dataPath });
-    const state: LabState = {
-      version: 1,
-      id: topology.id,
-      runtime,
-      mode,
-      controlSlot: topology.controlSlot,
-      etcdMembers: topology.control.etcdMembers.length,
-      ...topology.dataPath,
-      ...(topology.bgp.bfd ? { bfd: topology.bgp.bfd } : {}),
-      clients: hostsOfKind(topology, 'client').length,
-      backends: hostsOfKind(topology, 'backend').length,
-      nodeIndexes: [...topology.nodeIndexes],
-      killed: [],
-      pids: {},
-      createdAt: new Date().toISOString(),
-    };
+    const state = await planLabState(options);
     // Written before anything is made, so `down` after a crash from here on knows the lab.
     writeState(state);
     const lab = new Lab(state, options.log, options.lockWaitMs);
@@ -302,23 +233,9 @@ export class Lab implements LabContext {
     appendEvent(this.id, { event: 'labUp', detail: `${hostsOfKind(topology, 'node').length} nodes, mode ${mode}` });
   }
 
-  /**
-   * Ready: etcd and NATS answer, (agent mode) the default fleet is applied, the router has one next hop per live
-   * node, and every VIP answers the client. Any daemon of the lab that exits meanwhile ends the wait, named. The
-   * deadline runs on a steady clock (performance.now()): on the wall clock an NTP step forward left every wait 1 s (a
-   * false TIMEOUT in `up`), a step back gave them an hour more.
-   */
-  private async waitReady(timeoutMs: number): Promise<void> {
-    const deadlineMs = performance.now() + timeoutMs;
-    // Whole ms: a wait that times out names it.
-    const left = () => Math.max(1_000, Math.round(deadlineMs - performance.now()));
-    const giveUp = this.giveUp();
-    await waitEtcd(this.topology, left(), this.topology.control.etcdMembers, giveUp);
-    await waitNats(this.topology.control.natsUrl, left(), giveUp);
-    if (this.mode === 'agent') await applyDefaultFleet(this);
-    const live = hostsOfKind(this.topology, 'node').filter((n) => !this.killed.includes(n.name));
-    await waitNextHops(this.topology, live.length, left(), giveUp);
-    await waitVipsAnswer(this.topology, left(), giveUp);
+  /** Ready: see lab-ready.ts. */
+  private waitReady(timeoutMs: number): Promise<void> {
+    return waitLabReady(this.#core, timeoutMs);
   }
 
   /** Stops etcd members hard (default: all); see lab-etcd.ts. */
@@ -380,21 +297,9 @@ export class Lab implements LabContext {
     return probe(this.topology, client, vip);
   }
 
-  /** Every recorded process alive and every namespace present. */
-  async healthy(): Promise<boolean> {
-    // A lab whose `up` never finished (crash, timeout) is not healthy, however alive its processes are.
-    if (!this.state.upAt) return false;
-    const { namespaces } = await listLabResources(this.id);
-    for (const h of this.topology.hosts) if (h.namespace && !namespaces.includes(h.namespace)) return false;
-    for (const [host, roles] of Object.entries(this.state.pids)) {
-      if (this.state.killed.includes(host)) continue;
-      const running = await namespacePids(this.ns(host));
-      // A killed etcd member is a role of the control host.
-      for (const [role, pid] of Object.entries(roles)) {
-        if (!this.state.killed.includes(role) && !running.includes(pid)) return false;
-      }
-    }
-    return true;
+  /** Every recorded process alive and every namespace present (lab-health.ts). */
+  healthy(): Promise<boolean> {
+    return labHealthy(this.#core);
   }
 
   /** Adds the next node and makes it the router's neighbor; returns its name (lab-nodes.ts). */
