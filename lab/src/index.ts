@@ -35,11 +35,24 @@ export {
   restartLabDashboard,
   startLabDashboard,
 } from './runtime/dashboard.js';
-export { daemonPid, restartAgent, signalDaemon } from './runtime/faults.js';
-export { applyDefaultFleet } from './runtime/fleet-apply.js';
+export {
+  daemonPid,
+  type RestartAgentOptions,
+  type RestartableLab,
+  restartAgent,
+  signalDaemon,
+} from './runtime/faults.js';
+export { type AppliedFleet, applyDefaultFleet } from './runtime/fleet-apply.js';
 export { bgpdConfig } from './runtime/frr.js';
 export { announce, announced, gobgpdStaticConfig, neighbors, withdraw } from './runtime/gobgp.js';
-export { DEFAULT_READY_TIMEOUT_MS, Lab, topologyOf, type UpOptions } from './runtime/lab.js';
+export {
+  type AddBackendOptions,
+  DEFAULT_READY_TIMEOUT_MS,
+  Lab,
+  type OpenOptions,
+  topologyOf,
+  type UpOptions,
+} from './runtime/lab.js';
 export type { LabContext, LabRuntime } from './runtime/lab-runtime.js';
 export { hostScript, hubPortName, topologyScript } from './runtime/netns-plan.js';
 export {
