@@ -1,11 +1,12 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeCerts } from '@l4fleet/daemons';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { AgentError } from '../errors.js';
 import { parseAgentConfig } from './parse.js';
-import { MAX_HEALTH_CA_FILE_BYTES, readHealthCa, tlsFileDigests } from './tls-files.js';
+import { MAX_HEALTH_CA_FILE_BYTES, MAX_TLS_FILE_BYTES, readHealthCa, tlsFileDigests } from './tls-files.js';
 
 let dir: string;
 let caPem: Buffer;
@@ -110,5 +111,63 @@ describe('health.caFile in agent.yaml', () => {
     const digests = tlsFileDigests(parseAgentConfig({ ...minimal, health: { caFile: file } }));
     expect(digests.get('health.caFile')).toMatchObject({ file });
     expect(digests.get('health.caFile')?.digest).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe('tlsFileDigests - only a regular file of bounded size is read', () => {
+  const minimal = {
+    node: { name: 'n1', interface: 'eth0', address: '198.18.0.11' },
+    bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }] },
+  };
+  const withCa = (ca: string) =>
+    parseAgentConfig({
+      ...minimal,
+      etcd: { endpoints: ['https://127.0.0.1:2379'], tls: { ca } },
+      health: { caFile: ca },
+    });
+  let writer: ChildProcess | undefined;
+
+  afterEach(() => {
+    // timeout leads a process group of its own: the group goes, the sh blocked opening the FIFO with it.
+    try {
+      if (writer?.pid !== undefined) process.kill(-writer.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    writer = undefined;
+  });
+
+  test('a FIFO is never opened for a blocking read (the event loop would wait for a writer for good)', async () => {
+    const fifo = join(dir, 'ca.fifo');
+    execFileSync('mkfifo', [fifo]);
+    try {
+      // Should a read block on the FIFO, this writer ends each wait after 1 s (3 times, bounded by timeout 10), so
+      // the test fails on the digest it then reads instead of hanging.
+      const writes = `for i in 1 2 3; do sleep 1; echo not-a-ca > '${fifo}'; done`;
+      writer = spawn('timeout', ['10', 'sh', '-c', writes], { stdio: 'ignore' });
+      const digests = tlsFileDigests(withCa(fifo));
+      expect(digests.get('etcd.tls.ca')).toEqual({ file: fifo, digest: 'unreadable (not a regular file)' });
+      expect(digests.get('health.caFile')).toEqual({ file: fifo, digest: 'unreadable (not a regular file)' });
+      expect(refusal(fifo).message).toBe(`health.caFile: "${fifo}" is not a regular file`);
+    } finally {
+      await rm(fifo, { force: true });
+    }
+  });
+
+  test.each([
+    ['a device (/dev/zero: endless)', async () => '/dev/zero', 'unreadable (not a regular file)'],
+    [
+      'over MAX_TLS_FILE_BYTES',
+      async () => {
+        await writeFile(join(dir, 'huge-tls.pem'), caPem);
+        await truncate(join(dir, 'huge-tls.pem'), MAX_TLS_FILE_BYTES + 1);
+        return join(dir, 'huge-tls.pem');
+      },
+      `unreadable (${MAX_TLS_FILE_BYTES + 1} bytes, more than ${MAX_TLS_FILE_BYTES})`,
+    ],
+    ['missing', async () => join(dir, 'missing.pem'), 'unreadable (ENOENT)'],
+  ])('%s: unreadable, never read', async (_what, make, digest) => {
+    const file = await make();
+    expect(tlsFileDigests(withCa(file)).get('etcd.tls.ca')).toEqual({ file, digest });
   });
 });

@@ -5,21 +5,53 @@
  * instead of reporting a reload of nothing. health.caFile is read again by a reload that finds it changed.
  */
 import { createHash, X509Certificate } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { AgentError } from '../errors.js';
 import type { AgentConfig, TlsFiles } from './types.js';
 
 export interface TlsFile {
   readonly file: string;
-  /** sha256 of the content, or `unreadable (CODE)`. */
+  /** sha256 of the content, or `unreadable (WHY)`: an errno code, `not a regular file` or the size over the bound. */
   readonly digest: string;
+}
+
+/** A certificate, key or CA bundle is KiB; a system bundle ~220 KiB. Past this a digest reads the file as unreadable. */
+export const MAX_TLS_FILE_BYTES = 16 * 1024 * 1024; // 16 MiB
+
+/** Why `readRegularFile` read nothing: the file is not a regular file, or is larger than the bound. */
+class NotReadable extends Error {
+  constructor(
+    message: string,
+    readonly tooLarge = false,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The content of `file` if it is a regular file of at most `maxBytes`; anything else is never read. Opened
+ * non-blocking and checked on the open descriptor (no window to swap the path): a FIFO (or /dev/stdin) named in
+ * agent.yaml held readFileSync, and with it the event loop (leases, probes, /metrics), until a writer came, and
+ * /dev/zero never ends. O_NONBLOCK changes nothing for a regular file's read.
+ */
+function readRegularFile(file: string, maxBytes: number): Buffer {
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new NotReadable('not a regular file');
+    if (st.size > maxBytes) throw new NotReadable(`${st.size} bytes, more than ${maxBytes}`, true);
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function digestOf(file: string): string {
   try {
-    return createHash('sha256').update(readFileSync(file)).digest('hex');
+    return createHash('sha256').update(readRegularFile(file, MAX_TLS_FILE_BYTES)).digest('hex');
   } catch (err) {
-    return `unreadable (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+    const why = err instanceof NotReadable ? err.message : ((err as NodeJS.ErrnoException).code ?? 'error');
+    return `unreadable (${why})`;
   }
 }
 
@@ -58,14 +90,11 @@ export function readHealthCa(file: string): Buffer {
   };
   let pem: Buffer;
   try {
-    const st = statSync(file);
-    if (!st.isFile()) refuse('CONFIG_INVALID', 'is not a regular file');
-    if (st.size > MAX_HEALTH_CA_FILE_BYTES) {
-      refuse('CONFIG_INVALID', `is ${st.size} bytes, more than ${MAX_HEALTH_CA_FILE_BYTES} (MAX_HEALTH_CA_FILE_BYTES)`);
-    }
-    pem = readFileSync(file);
+    pem = readRegularFile(file, MAX_HEALTH_CA_FILE_BYTES);
   } catch (err) {
-    if (err instanceof AgentError) throw err;
+    if (err instanceof NotReadable) {
+      return refuse('CONFIG_INVALID', `is ${err.message}${err.tooLarge ? ' (MAX_HEALTH_CA_FILE_BYTES)' : ''}`);
+    }
     return refuse('CONFIG_UNREADABLE', `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, err);
   }
   const blocks = pem.toString('latin1').match(PEM_CERTIFICATE) ?? [];
