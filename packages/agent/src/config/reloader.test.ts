@@ -216,6 +216,38 @@ describe('agent reload', () => {
     }
   });
 
+  test.each([
+    ['deleted', (file: string) => rmSync(file), 'ENOENT'],
+    [
+      'made a directory',
+      (file: string) => {
+        rmSync(file);
+        mkdirSync(file);
+      },
+      'not a regular file',
+    ],
+  ])(
+    'a TLS file %s since the start is named as unreadable, not as renewed: a restart would fail',
+    async (_what, spoil, why) => {
+      const dir = mkdtempSync(join(tmpdir(), 'l4fleet-reload-tls-'));
+      try {
+        const cert = join(dir, 'node1.pem');
+        writeFileSync(cert, 'certificate 1');
+        const withTls = (bgp: Record<string, unknown> = {}) =>
+          configWith(bgp, { nats: { servers: ['tls://198.19.0.2:4222'], tls: { cert, key: cert } } });
+        const { reloader, speaker } = await setUp(withTls(), { tlsFiles: tlsFileDigests });
+        spoil(cert);
+        await expect(reloader.reload(async () => withTls({ peers: [ROUTER, ROUTER2] }))).rejects.toThrow(
+          `reload refused, nothing changed: nats.tls.cert: "${cert}" cannot be read (${why}): the running agent keeps ` +
+            'its copy; a restart would fail --check',
+        );
+        expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER.address]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
   test('an invalid file is refused with its own error; nothing changes', async () => {
     const { speaker, reloader, count } = await setUp();
     const invalid = new AgentError('CONFIG_INVALID', 'bgp.peers[0].asn: 0 is not an ASN', {

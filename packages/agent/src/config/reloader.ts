@@ -75,13 +75,19 @@ export function createReloader(opts: ReloaderOptions): Reloader {
   /** Steps whose daemon may not hold what `running` says: a step failed and its rollback failed too. */
   const unsettled = new Set<string>();
 
-  /** A TLS file whose field is unchanged but whose content is not what the agent read at its start. */
+  /**
+   * A TLS file whose field is unchanged but whose content is not what the agent read at its start. One that cannot
+   * be read now (deleted, a directory) is said so: a restart would not use it but fail --check, the node down.
+   */
   const renewedTls = (files: ReadonlyMap<string, TlsFile>): AgentConfigProblem[] =>
     [...files].flatMap(([path, now]) => {
       const then = startTls.get(path);
       if (path === HEALTH_CA_FIELD || then === undefined || then.file !== now.file || then.digest === now.digest)
         return [];
-      return [{ path, message: `"${now.file}" changed since the agent read it at its start: only a restart uses it` }];
+      const message = now.unreadable
+        ? `"${now.file}" cannot be read (${now.unreadable}): the running agent keeps its copy; a restart would fail --check`
+        : `"${now.file}" changed since the agent read it at its start: only a restart uses it`;
+      return [{ path, message }];
     });
 
   /**

@@ -146,8 +146,8 @@ describe('tlsFileDigests - only a regular file of bounded size is read', () => {
       const writes = `for i in 1 2 3; do sleep 1; echo not-a-ca > '${fifo}'; done`;
       writer = spawn('timeout', ['10', 'sh', '-c', writes], { stdio: 'ignore' });
       const digests = tlsFileDigests(withCa(fifo));
-      expect(digests.get('etcd.tls.ca')).toEqual({ file: fifo, digest: 'unreadable (not a regular file)' });
-      expect(digests.get('health.caFile')).toEqual({ file: fifo, digest: 'unreadable (not a regular file)' });
+      expect(digests.get('etcd.tls.ca')).toMatchObject({ file: fifo, digest: 'unreadable (not a regular file)' });
+      expect(digests.get('health.caFile')).toMatchObject({ file: fifo, digest: 'unreadable (not a regular file)' });
       expect(refusal(fifo).message).toBe(`health.caFile: "${fifo}" is not a regular file`);
     } finally {
       await rm(fifo, { force: true });
@@ -168,6 +168,6 @@ describe('tlsFileDigests - only a regular file of bounded size is read', () => {
     ['missing', async () => join(dir, 'missing.pem'), 'unreadable (ENOENT)'],
   ])('%s: unreadable, never read', async (_what, make, digest) => {
     const file = await make();
-    expect(tlsFileDigests(withCa(file)).get('etcd.tls.ca')).toEqual({ file, digest });
+    expect(tlsFileDigests(withCa(file)).get('etcd.tls.ca')).toMatchObject({ file, digest });
   });
 });

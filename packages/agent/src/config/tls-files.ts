@@ -11,8 +11,10 @@ import type { AgentConfig, TlsFiles } from './types.js';
 
 export interface TlsFile {
   readonly file: string;
-  /** sha256 of the content, or `unreadable (WHY)`: an errno code, `not a regular file` or the size over the bound. */
+  /** sha256 of the content, or `unreadable (WHY)`. */
   readonly digest: string;
+  /** Why the file could not be read, when it could not: an errno code, `not a regular file` or its size. */
+  readonly unreadable?: string;
 }
 
 /** A certificate, key or CA bundle is KiB; a system bundle ~220 KiB. Past this a digest reads the file as unreadable. */
@@ -46,12 +48,12 @@ function readRegularFile(file: string, maxBytes: number): Buffer {
   }
 }
 
-function digestOf(file: string): string {
+function tlsFile(file: string): TlsFile {
   try {
-    return createHash('sha256').update(readRegularFile(file, MAX_TLS_FILE_BYTES)).digest('hex');
+    return { file, digest: createHash('sha256').update(readRegularFile(file, MAX_TLS_FILE_BYTES)).digest('hex') };
   } catch (err) {
     const why = err instanceof NotReadable ? err.message : ((err as NodeJS.ErrnoException).code ?? 'error');
-    return `unreadable (${why})`;
+    return { file, digest: `unreadable (${why})`, unreadable: why };
   }
 }
 
@@ -61,13 +63,13 @@ export function tlsFileDigests(config: AgentConfig): Map<string, TlsFile> {
   const add = (section: string, tls: TlsFiles | undefined) => {
     for (const k of ['ca', 'cert', 'key'] as const) {
       const file = tls?.[k];
-      if (file !== undefined) out.set(`${section}.tls.${k}`, { file, digest: digestOf(file) });
+      if (file !== undefined) out.set(`${section}.tls.${k}`, tlsFile(file));
     }
   };
   add('etcd', config.etcd.tls);
   add('nats', config.nats.tls);
   const caFile = config.health.caFile;
-  if (caFile !== undefined) out.set('health.caFile', { file: caFile, digest: digestOf(caFile) });
+  if (caFile !== undefined) out.set('health.caFile', tlsFile(caFile));
   return out;
 }
 
