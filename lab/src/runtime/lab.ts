@@ -230,7 +230,11 @@ export class Lab implements LabContext {
     if (mode === 'agent') await startLabDashboard(this);
     this.state.upAt = new Date().toISOString();
     this.save();
-    appendEvent(this.id, { event: 'labUp', detail: `${hostsOfKind(topology, 'node').length} nodes, mode ${mode}` });
+    appendEvent(
+      this.id,
+      { event: 'labUp', detail: `${hostsOfKind(topology, 'node').length} nodes, mode ${mode}` },
+      this.log,
+    );
   }
 
   /** Ready: see lab-ready.ts. */
@@ -259,7 +263,7 @@ export class Lab implements LabContext {
       const name = await addBackend(this.#core);
       if (options.applyFleet && this.mode === 'agent') {
         const output = await applyDefaultFleet(this);
-        appendEvent(this.id, { event: 'fleetApplied', detail: `every pool has ${name}` });
+        appendEvent(this.id, { event: 'fleetApplied', detail: `every pool has ${name}` }, this.log);
         options.onFleetApplied?.({ file: labFleetFile(this.id), output });
       }
       return name;

@@ -1,10 +1,20 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { LabError } from '../errors.js';
 import { processStartTime } from './proc-start.js';
-import { type LabState, readState, readStateForUp, recordPid, writeState } from './state.js';
+import {
+  appendEvent,
+  type LabState,
+  labDir,
+  readEvents,
+  readState,
+  readStateForUp,
+  recordPid,
+  removeState,
+  writeState,
+} from './state.js';
 
 /** A state as `lab up` writes it (netns, agent mode, bpf with routed backends, BFD). */
 const good: LabState = {
@@ -129,5 +139,40 @@ describe('lab state - read back and checked', () => {
     expect(state.starts?.node1?.agent).toBeUndefined();
     writeState(state);
     expect(readState('x')?.starts).toEqual({ node1: {} });
+  });
+});
+
+describe('lab events - appended only while the lab is there', () => {
+  let dir: string;
+  const saved = process.env.L4FLEET_LAB_STATE_DIR;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'l4f-lab-events-'));
+    process.env.L4FLEET_LAB_STATE_DIR = dir;
+  });
+  afterEach(() => {
+    if (saved === undefined) delete process.env.L4FLEET_LAB_STATE_DIR;
+    else process.env.L4FLEET_LAB_STATE_DIR = saved;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('lab events - an event of a lab that is up is appended', () => {
+    writeState(good);
+    appendEvent('x', { event: 'nodeKilled', host: 'node2' });
+    expect(readEvents('x')).toMatchObject([{ event: 'nodeKilled', host: 'node2' }]);
+  });
+
+  test('lab events - an event after down is dropped (debug-logged): no empty lab directory comes back', () => {
+    writeState(good);
+    removeState('x');
+    const log = { debug: vi.fn() };
+    appendEvent('x', { event: 'nodeKilled', host: 'node2' }, log);
+    expect(existsSync(labDir('x'))).toBe(false);
+    expect(log.debug).toHaveBeenCalledWith(
+      expect.objectContaining({ event: 'labEventDropped', id: 'x', dropped: 'nodeKilled' }),
+      expect.any(String),
+    );
+    // Without a logger too.
+    appendEvent('x', { event: 'nodeKilled', host: 'node2' });
+    expect(existsSync(labDir('x'))).toBe(false);
   });
 });

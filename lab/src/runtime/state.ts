@@ -4,6 +4,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
 import { LabError } from '../errors.js';
 import type { BackendNetwork, LabDataPlane, LabForwarding } from '../topology/data-path.js';
 import type { LabBfd } from '../topology/model.js';
@@ -124,9 +125,19 @@ export function eventsFile(id: string): string {
   return join(labDir(id), 'events.jsonl');
 }
 
-export function appendEvent(id: string, event: Omit<LabEvent, 'at'>): void {
-  mkdirSync(labDir(id), { recursive: true });
-  writeFileSync(eventsFile(id), `${JSON.stringify({ at: new Date().toISOString(), ...event })}\n`, { flag: 'a' });
+/**
+ * Appends `event` to lab `id`'s timeline, only while the lab's directory is there: an event written after `lab down`
+ * (a command that lost the race, a daemon exit seen late) would otherwise bring back an empty lab directory. Such an
+ * event is dropped, told to `log` at debug. No existence check first: the append itself (which creates the file but
+ * never the directory) fails ENOENT, so a `down` between check and write cannot slip through.
+ */
+export function appendEvent(id: string, event: Omit<LabEvent, 'at'>, log?: Pick<Logger, 'debug'>): void {
+  try {
+    writeFileSync(eventsFile(id), `${JSON.stringify({ at: new Date().toISOString(), ...event })}\n`, { flag: 'a' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    log?.debug({ event: 'labEventDropped', id, dropped: event.event, host: event.host }, 'lab is down; event dropped');
+  }
 }
 
 export function readEvents(id: string): LabEvent[] {
