@@ -402,4 +402,37 @@ describe('agent reload - the health probes (health.caFile, health.sourceAddress)
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test('a caFile deleted since it was read refuses a reload of the peers as a reload refusal, naming both', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'l4fleet-reload-ca-'));
+    try {
+      await makeCerts(dir);
+      const caFile = join(dir, 'health-ca.pem');
+      writeFileSync(caFile, readFileSync(join(dir, 'ca.pem')));
+      const withCa = (bgp: Record<string, unknown> = {}) => configWith(bgp, { health: { caFile } });
+      const health = { setProbeOptions: () => undefined };
+      const { reloader, speaker, emitted, count } = await setUp(withCa(), { tlsFiles: tlsFileDigests, health });
+      rmSync(caFile);
+      const refused = reloader.reload(async () => withCa({ peers: [ROUTER, ROUTER2] }));
+      await expect(refused).rejects.toThrow(
+        `reload refused, nothing changed: health.caFile: "${caFile}" cannot be read (ENOENT); not applied: bgp.peers`,
+      );
+      await expect(refused).rejects.toMatchObject({
+        code: 'RELOAD_REFUSED',
+        problems: [{ path: 'health.caFile', message: `"${caFile}" cannot be read (ENOENT)` }],
+      });
+      expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER.address]);
+      expect(await count('refused')).toBe(1);
+      expect(emitted.at(-1)).toMatchObject({
+        kind: 'config.reload',
+        data: {
+          result: 'refused',
+          changed: ['health.caFile'],
+          error: expect.stringContaining('not applied: bgp.peers'),
+        },
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -111,6 +111,23 @@ export function createReloader(opts: ReloaderOptions): Reloader {
   };
 
   /**
+   * `read`, with readHealthCa's refusal (CONFIG_INVALID, or CONFIG_UNREADABLE: a caFile deleted since) made a reload
+   * refusal like the others: "nothing changed", and the changes it held back named (an unrelated peer change, say).
+   */
+  const refusingOnBadCa = <T>(read: () => T, changed: readonly string[]): T => {
+    try {
+      return read();
+    } catch (err) {
+      if (!(err instanceof AgentError)) throw err;
+      const held = changed.length > 0 ? `; not applied: ${changed.join(', ')}` : '';
+      throw new AgentError('RELOAD_REFUSED', `reload refused, nothing changed: ${err.message}${held}`, {
+        cause: err,
+        problems: err.problems,
+      });
+    }
+  };
+
+  /**
    * The steps that reach a daemon (gobgpd, bfdd), which can fail half way: gobgpd deletes the removed peers before it
    * refuses a new one. Each is applied again when an earlier reload left it unsettled (its rollback failed too).
    */
@@ -193,7 +210,7 @@ export function createReloader(opts: ReloaderOptions): Reloader {
         );
       }
       // Read (and checked) before anything is applied: a CA file that does not parse refuses the whole reload.
-      const health = healthOptions(next, files, plan.changed);
+      const health = refusingOnBadCa(() => healthOptions(next, files, plan.changed), plan.changed);
       const steps = liveSteps(plan, next);
       await applySteps(steps, next);
       if (plan.changed.includes('logLevel')) {
