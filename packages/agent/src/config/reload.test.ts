@@ -79,4 +79,16 @@ describe('agent config - reload plan', () => {
       'bgp.gracefulShutdownMs',
     ]);
   });
+
+  test('a field the parser derives (dataplane.warnings) is never named: only the field written in the file', () => {
+    const nft = (dataplane: Record<string, unknown>) =>
+      parseAgentConfig({ ...raw, dataplane: { driver: 'nftables', ...dataplane } });
+    const running = nft({});
+    const next = nft({ flowTimeoutTcpS: 600 });
+    expect(next.dataplane.warnings).toHaveLength(1); // derived from flowTimeoutTcpS
+    expect(planReload(running, next)).toEqual({
+      changed: ['dataplane.flowTimeoutTcpS'],
+      needRestart: ['dataplane.flowTimeoutTcpS'],
+    });
+  });
 });

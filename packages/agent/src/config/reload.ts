@@ -40,10 +40,16 @@ export interface ReloadPlan {
   readonly needRestart: readonly string[];
 }
 
+/**
+ * Fields the parser derives from others rather than reads from the file (dataplane.warnings: from flowTimeoutTcpS and
+ * flowTimeoutUdpS): a change of one is the change of its source, named already; never a field to restart for.
+ */
+const DERIVED_FIELDS: readonly string[] = ['dataplane.warnings'];
+
 const isSection = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** The fields that differ between two parsed configs, one level into each section. */
+/** The fields that differ between two parsed configs, one level into each section (derived ones left out). */
 export function changedFields(running: AgentConfig, next: AgentConfig): string[] {
   const a = running as unknown as Record<string, unknown>;
   const b = next as unknown as Record<string, unknown>;
@@ -57,7 +63,8 @@ export function changedFields(running: AgentConfig, next: AgentConfig): string[]
       continue;
     }
     for (const field of new Set([...Object.keys(x), ...Object.keys(y)])) {
-      if (!isDeepStrictEqual(x[field], y[field])) changed.push(`${key}.${field}`);
+      const path = `${key}.${field}`;
+      if (!DERIVED_FIELDS.includes(path) && !isDeepStrictEqual(x[field], y[field])) changed.push(path);
     }
   }
   return changed;
