@@ -5,12 +5,13 @@
  */
 import type { Logger } from 'pino';
 import { Backoff, type BackoffOptions } from './backoff.js';
-import { type ApiObject, fromApiPeer, type HeldPath, peerAddress, sessionState } from './codec.js';
+import { type ApiObject, fromApiPeer, peerAddress, sessionState } from './codec.js';
 import { BgpError } from './errors.js';
 import { EventHub } from './event-hub.js';
 import { GobgpClient } from './gobgp-client.js';
 import { LearntPolicyKeeper } from './learnt-policy.js';
-import { planPaths, planPeers } from './reconcile.js';
+import { PathApplier } from './path-applier.js';
+import { planPeers } from './reconcile.js';
 import type { Advertisement, GlobalConfig, Peer, PeerEvent, PeerStatus, SessionState, Speaker } from './types.js';
 import {
   type CanonicalAdvertisement,
@@ -99,9 +100,8 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
   /** undefined until setAdvertisements. */
   private desiredPaths: Map<string, CanonicalAdvertisement> | undefined;
   private readonly states = new Map<string, { asn: number; state: SessionState }>();
-  /** Foreign identifier-0 paths already logged (reportDuplicates), as JSON. */
-  private reportedDuplicates = new Set<string>();
   private readonly importPolicy: LearntPolicyKeeper;
+  private readonly paths: PathApplier;
 
   connected = false;
   reconnects = 0;
@@ -110,6 +110,7 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
     this.client = new GobgpClient(opts);
     this.log = opts.logger.child({ component: 'bgp', gobgpd: this.client.address });
     this.importPolicy = new LearntPolicyKeeper(this.client, this.log);
+    this.paths = new PathApplier(this.client, this.log);
     this.backoff = new Backoff(opts.backoff);
     this.resyncIntervalMs = opts.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
@@ -223,47 +224,11 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
     }
   }
 
-  private async localPaths(): Promise<HeldPath[]> {
-    return [...(await this.client.listLocalPaths(4)), ...(await this.client.listLocalPaths(6))];
-  }
-
+  /** Announces and withdraws towards desiredPaths (path-applier.ts). */
   private async applyPaths(): Promise<void> {
     const desired = this.desiredPaths;
     if (!desired) return;
-    const plan = planPaths(await this.localPaths(), desired);
-    this.reportDuplicates(plan.duplicates);
-    for (const adv of plan.announce) {
-      await this.client.addPath(adv);
-      this.log.info({ event: 'vipAnnounced', vip: adv.prefix, nextHop: adv.nextHop, communities: adv.communities });
-    }
-    for (const path of plan.withdraw) {
-      await this.client.deletePath(path);
-      // A path of another identifier was never ours (`gobgp global rib add ... identifier N`): say which went.
-      const stray = path.identifier !== 0 ? { identifier: path.identifier } : {};
-      this.log.info({ event: 'vipWithdrawn', vip: path.prefix, ...stray });
-    }
-  }
-
-  /**
-   * Logs each local path of identifier 0 beside ours once, while it stays (every resync finds it again). gobgpd's API
-   * cannot withdraw it without maybe withdrawing ours (reconcile.ts), so an operator must: `gobgp global rib del`
-   * removes one of the two, and the next reconcile announces ours again if it was ours.
-   */
-  private reportDuplicates(duplicates: readonly HeldPath[]): void {
-    const now = new Map(duplicates.map((d) => [JSON.stringify(d), d]));
-    for (const [key, d] of now) {
-      if (this.reportedDuplicates.has(key)) continue;
-      this.log.warn({
-        event: 'foreignLocalPath',
-        vip: d.prefix,
-        nextHop: d.nextHop,
-        communities: d.communities,
-        foreign: d.foreign,
-        reason:
-          'a second local path of identifier 0 beside ours (another gRPC client); gobgpd cannot withdraw it alone',
-      });
-    }
-    this.reportedDuplicates = new Set(now.keys());
+    await this.paths.apply(desired);
   }
 
   /** Everything, in dependency order; a gobgpd that was never given a global config gets nothing else. */
