@@ -435,7 +435,12 @@ describe('agents with etcd, NATS, gobgpd and FRR', () => {
       await eventually('the added peer in gobgpd', neighbors, (ns) =>
         ns.some((n) => n.conf.neighbor_address === n4ExtraPeer),
       );
-      expect(log).toMatch(/"event":"configReloaded","changed":\["bgp.peers"/);
+      // gobgpd lists the peer as soon as it is added; the agent logs the reload once the whole reload is done.
+      await eventually(
+        'the reload logged',
+        () => log,
+        (l) => /"event":"configReloaded","changed":\["bgp.peers"/.test(l),
+      );
       expect(await routerUptime()).toBe(uptimeBefore);
       expect(await hops()).toBe(four);
       // A field only a restart applies: refused whole, named; gobgpd keeps both peers.
