@@ -400,6 +400,30 @@ describe('agent - drain and lifecycle', () => {
     ]);
   });
 
+  test('a reload once the agent stopped (or closed) is refused, nothing read: its parts are going or gone', async () => {
+    const { nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    const peersBefore = n.speaker.peers.map((p) => p.address);
+    let loads = 0;
+    const load = async () => {
+      loads += 1;
+      return parseAgentConfig({
+        node: { name: 'n1', interface: 'eth0', address: '198.18.0.11' },
+        bgp: { asn: 65001, peers: [{ address: '198.18.0.2', asn: 65000 }], gracefulShutdownMs: 150 },
+        etcd: { endpoints: ['http://127.0.0.1:2379'], leaseTtlS: 5 },
+        dataplane: { driver: 'dry-run' },
+        drain: { forwardAfterWithdrawMs: 50 },
+      });
+    };
+    await n.agent.shutdown();
+    const refused = n.agent.reload(load);
+    await expect(refused).rejects.toThrow('reload refused, nothing changed: the agent is exiting');
+    await expect(refused).rejects.toMatchObject({ code: 'RELOAD_REFUSED' });
+    expect(loads).toBe(0);
+    expect(n.events.at(-1)).toMatchObject({ kind: 'config.reload', data: { result: 'refused' } });
+    expect(n.speaker.peers.map((p) => p.address)).toEqual(peersBefore);
+  });
+
   test('SIGTERM path: stopping (events, status) once the routes are withdrawn, before the forwarding wait', async () => {
     const store = new MemoryFleetStore();
     await store.apply(fleetFile);

@@ -361,7 +361,12 @@ export function createAgent(deps: AgentDeps): Agent {
       log.info({ event: 'agentStopped' });
     },
     reconcile: () => reconciler.request(),
-    reload: (load) => reloader.reload(load),
+    reload(load) {
+      // Withdrawn and closing, or closed: the parts a reload changes are going or gone. (From SIGTERM on, the CLI
+      // ignores SIGHUP: the drain keeps the config it started with.)
+      const exiting = closed || lifecycle.state === 'stopping' || lifecycle.state === 'stopped';
+      return exiting ? reloader.refuse('the agent is exiting') : reloader.reload(load);
+    },
     status() {
       const s = reconciler.served;
       const r = rejected.summary;

@@ -19,6 +19,8 @@ import type { AgentConfig, LogLevel } from './types.js';
 
 export interface Reloader {
   reload(load: () => Promise<AgentConfig>): Promise<ReloadPlan>;
+  /** A reload refused before reading the file (the agent is exiting): logged, counted and published as any refusal. */
+  refuse(why: string): Promise<never>;
 }
 
 export interface ReloaderOptions {
@@ -242,11 +244,16 @@ export function createReloader(opts: ReloaderOptions): Reloader {
     }
   };
 
+  const reload = (load: () => Promise<AgentConfig>): Promise<ReloadPlan> => {
+    const result = chain.then(() => once(load));
+    chain = result.catch(() => undefined);
+    return result;
+  };
   return {
-    reload(load) {
-      const result = chain.then(() => once(load));
-      chain = result.catch(() => undefined);
-      return result;
-    },
+    reload,
+    refuse: (why) =>
+      reload(async () => {
+        throw new AgentError('RELOAD_REFUSED', `reload refused, nothing changed: ${why}`);
+      }) as Promise<never>,
   };
 }

@@ -289,6 +289,45 @@ describe('cli agent - SIGHUP', () => {
     expect(during).toBe(before + 1);
     expect(process.listenerCount('SIGHUP')).toBe(before);
   });
+
+  test('once SIGTERM starts the drain, a SIGHUP is logged and ignored: the drain is never given a new config', async () => {
+    const f = file('hup-drain.yaml', { ...GOOD, logLevel: 'silent' });
+    const calls: string[] = [];
+    const fake = {
+      agent: { reload: async () => void calls.push('reload') },
+      metricsAddress: '127.0.0.1:0',
+      shutdown: async () => {
+        calls.push('shutdown (draining)');
+        process.emit('SIGHUP', 'SIGHUP'); // `systemctl reload` during the drain
+        await new Promise((r) => setTimeout(r, 10));
+        calls.push('drained');
+      },
+      close: async () => void calls.push('close'),
+    };
+    const code = await Promise.race([
+      runCli(
+        ['agent', '--config', f],
+        { out: () => undefined, err: () => undefined },
+        {
+          agent: {
+            host: host(),
+            exit: () => undefined,
+            runAgent: async () => {
+              // Once running: a reload (applied), then SIGTERM.
+              setTimeout(() => {
+                process.emit('SIGHUP', 'SIGHUP');
+                process.emit('SIGTERM', 'SIGTERM');
+              }, 10);
+              return fake as never;
+            },
+          },
+        },
+      ),
+      new Promise((r) => setTimeout(() => r('no end within 5 s'), 5_000)),
+    ]);
+    expect(code).toBe(0);
+    expect(calls).toEqual(['reload', 'shutdown (draining)', 'drained']);
+  });
 });
 
 describe('cli agent - SIGTERM while starting', () => {

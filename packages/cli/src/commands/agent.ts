@@ -143,7 +143,14 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
       let logger: Logger | undefined;
       let running: Awaited<ReturnType<typeof runAgent>> | undefined;
       let unlogged = true;
+      // From the first SIGTERM or SIGINT on: the drain (RFC 8326 graceful shutdown, the withdraw) runs on the config
+      // it started with; a reload then would hand gobgpd new peers mid-drain, or reach the closed agent.
+      let exiting = false;
       const onHangup = () => {
+        if (exiting) {
+          logger?.warn({ event: 'signal', signal: 'SIGHUP', action: 'ignored: the agent is exiting' });
+          return;
+        }
         if (running === undefined) {
           const event = { event: 'signal', signal: 'SIGHUP', action: 'ignored: the agent is still starting' };
           if (logger) logger.warn(event);
@@ -160,6 +167,7 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
         await runAgentCommand(flags, cmd, {
           logger: (l) => (logger = l),
           running: (r) => (running = r),
+          exiting: () => (exiting = true),
         });
       } finally {
         process.off('SIGHUP', onHangup);
@@ -170,7 +178,7 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
   async function runAgentCommand(
     flags: AgentFlags,
     cmd: Command,
-    hangup: { logger(l: Logger): void; running(r: Awaited<ReturnType<typeof runAgent>>): void },
+    hangup: { logger(l: Logger): void; running(r: Awaited<ReturnType<typeof runAgent>>): void; exiting(): void },
   ): Promise<void> {
     let config: Awaited<ReturnType<typeof loadAgentConfig>>;
     try {
@@ -221,6 +229,7 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
     };
     const onSignal = (sig: NodeJS.Signals) => {
       signals += 1;
+      hangup.exiting();
       if (signals > 1) {
         logger.warn({ event: 'signal', signal: sig, action: 'exit now' });
         if (agent) void agent.close().finally(finished);
