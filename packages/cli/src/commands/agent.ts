@@ -2,11 +2,13 @@
  * `l4fleet agent --config agent.yaml`: runs the node agent in the foreground until SIGTERM or SIGINT, which drain
  * the node (RFC 8326 graceful shutdown, withdraw, keep forwarding a while) before exiting. A second signal exits at
  * once without draining. A signal while the agent starts drains once the start is done, or exits (0) if the start
- * has not finished within START_STOP_WAIT_MS (waiting for etcd, say). SIGHUP (`systemctl reload`) reads the file again: a change of the BGP or BFD peers or
- * of the log level is applied live, anything else is refused, naming the fields, and the agent runs on unchanged (config/reload.ts in
- * @l4fleet/agent). Flags override the file. `--check` validates the config and what this host must offer
- * (addresses, interface, files, the data plane's needs), prints the effective config and exits: it never starts
- * anything. Exit codes: 0 ok, 2 the config or the command line is wrong, 1 the host cannot run it.
+ * has not finished within START_STOP_WAIT_MS (waiting for etcd, say). SIGHUP (`systemctl reload`) reads the file
+ * again: a change of bgp.peers (and bfd.peers and BFD's timers, logLevel, health.sourceAddress,
+ * health.maxConcurrentProbes and health.caFile, also a CA rotated in place) is applied live, anything else is
+ * refused, naming the fields, and the agent runs on unchanged (config/reload.ts in @l4fleet/agent); from the first
+ * SIGTERM or SIGINT on, SIGHUP is ignored (the drain keeps its config). Flags override the file. `--check`
+ * validates the config and what this host must offer (addresses, interface, files, the data plane's needs), prints
+ * the effective config and exits: it never starts anything. Exit codes: 0 ok, 2 the config or the command line is wrong, 1 the host cannot run it.
  */
 import { readFileSync } from 'node:fs';
 import {
