@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HostFacts } from '@l4fleet/agent';
+import { until as waitUntil } from '@l4fleet/test-support/eventually';
 import { afterAll, describe, expect, test } from 'vitest';
 import type { CliIo } from '../io.js';
 import { runCli } from '../program.js';
@@ -327,6 +328,52 @@ describe('cli agent - SIGHUP', () => {
     ]);
     expect(code).toBe(0);
     expect(calls).toEqual(['reload', 'shutdown (draining)', 'drained']);
+  });
+
+  test('a burst of SIGHUPs is merged: at most one reload runs and one waits (it reads the file when it starts)', async () => {
+    const f = file('hup-burst.yaml', { ...GOOD, logLevel: 'silent' });
+    let reloads = 0;
+    let release: () => void = () => undefined;
+    const fake = {
+      agent: {
+        reload: () => {
+          reloads += 1;
+          return new Promise<void>((r) => (release = r));
+        },
+      },
+      metricsAddress: '127.0.0.1:0',
+      shutdown: async () => undefined,
+      close: async () => undefined,
+    };
+    let started: () => void = () => undefined;
+    const running = new Promise<void>((r) => (started = r));
+    const done = runCli(
+      ['agent', '--config', f],
+      { out: () => undefined, err: () => undefined },
+      {
+        agent: {
+          host: host(),
+          exit: () => undefined,
+          runAgent: async () => {
+            setTimeout(started, 10);
+            return fake as never;
+          },
+        },
+      },
+    );
+    await running;
+    for (let i = 0; i < 10; i += 1) process.emit('SIGHUP', 'SIGHUP');
+    expect(reloads).toBe(1);
+    release(); // the first ends: the one waiting starts, the other eight were merged into it
+    await waitUntil('the waiting reload', () => reloads === 2, 5_000, 5);
+    release();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(reloads).toBe(2);
+    process.emit('SIGHUP', 'SIGHUP'); // none running: one at once
+    expect(reloads).toBe(3);
+    release();
+    process.emit('SIGTERM', 'SIGTERM');
+    expect(await Promise.race([done, new Promise((r) => setTimeout(() => r('no end within 5 s'), 5_000))])).toBe(0);
   });
 });
 

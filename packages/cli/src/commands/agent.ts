@@ -161,8 +161,30 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
           unlogged = false;
           return;
         }
+        if (reloading) {
+          // The waiting reload reads the file when it starts, so it takes this change too: one is enough.
+          const action = waiting ? 'merged into the reload waiting' : 'reload agent.yaml after the one running';
+          logger?.info({ event: 'signal', signal: 'SIGHUP', action });
+          waiting = true;
+          return;
+        }
         logger?.info({ event: 'signal', signal: 'SIGHUP', action: 'reload agent.yaml' });
-        void running.agent.reload(() => loadAgentConfig(flags.config, overrides(flags, cmd))).catch(() => undefined);
+        reload(running);
+      };
+      // A burst of SIGHUPs (a config tool reloading per file it writes) runs at most one reload and keeps one waiting.
+      let reloading = false;
+      let waiting = false;
+      const reload = (r: NonNullable<typeof running>): void => {
+        reloading = true;
+        const next = () => {
+          reloading = false;
+          if (!waiting) return;
+          waiting = false;
+          if (exiting) logger?.warn({ event: 'signal', signal: 'SIGHUP', action: 'ignored: the agent is exiting' });
+          else reload(r);
+        };
+        // The agent logs, counts and publishes each outcome.
+        void r.agent.reload(() => loadAgentConfig(flags.config, overrides(flags, cmd))).then(next, next);
       };
       process.on('SIGHUP', onHangup);
       try {
