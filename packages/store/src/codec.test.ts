@@ -1,3 +1,8 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { buildVipTable, type Fleet, parseFleet } from '@l4fleet/config';
 import { describe, expect, test } from 'vitest';
@@ -73,14 +78,48 @@ describe('store codec', () => {
       );
     }
   });
-  // The keys every node reads since the first stored document (schema 1), before profile and secondChance came: a node
-  // of an earlier version refuses any other key, so a fleet that uses no new feature must be stored with these only.
-  const V1_KEYS = {
+  // The fields the earliest parseFleet knows, pinned from commit 231d1be (config: fleet model, parseFleet; its
+  // checkKeys lists in packages/config/src/parse.ts). Every later field (forwarding and guePort 97ad9da, profile
+  // 0d3b056, secondChance 101001b, ...) is unknown to it, and it refuses unknown fields, so a fleet that uses none of
+  // them must be stored with these keys only or nodes of that build refuse every apply and edit.
+  const EARLIEST_COMMIT = '231d1be';
+  const EARLIEST_KEYS = {
     fleet: ['hashSeed', 'pools', 'vips'],
-    pool: ['name', 'healthCheck', 'members', 'forwarding', 'guePort'],
+    pool: ['name', 'healthCheck', 'members'],
     healthCheck: ['type', 'port', 'path', 'expectStatus', 'payload', 'intervalMs', 'timeoutMs', 'rise', 'fall'],
     member: ['name', 'address', 'port', 'weight', 'state'],
     vip: ['address', 'port', 'protocol', 'pool', 'tableSize', 'hash'],
+  };
+  // One pool of one member per VIP: TCP and UDP over IPv4, TCP over IPv6, health checks of the earliest types.
+  const earliestFleet = () =>
+    parseFleet({
+      hashSeed: 9,
+      pools: [
+        { name: 'web', healthCheck: { type: 'http' }, members: [{ address: '198.18.0.1', port: 80 }] },
+        { name: 'dns', healthCheck: { type: 'udp' }, members: [{ address: '198.18.0.2', port: 53 }] },
+        { name: 'web6', members: [{ address: '2001:db8:1::1', port: 443 }] },
+      ],
+      vips: [
+        { address: '198.51.100.1', port: 80, protocol: 'tcp', pool: 'web' },
+        { address: '198.51.100.1', port: 53, protocol: 'udp', pool: 'dns' },
+        { address: '2001:db8:2::1', port: 443, protocol: 'tcp', pool: 'web6' },
+      ],
+    });
+  /** Every key of a stored fleet that `keys` does not list, as `path.key`. */
+  const unknownKeys = (stored: Record<string, unknown>, keys: typeof EARLIEST_KEYS): string[] => {
+    type Raw = Record<string, unknown>;
+    const out: string[] = [];
+    const check = (o: unknown, allowed: string[], path: string) => {
+      for (const k of Object.keys(o as Raw)) if (!allowed.includes(k)) out.push(`${path}.${k}`);
+    };
+    check(stored, keys.fleet, 'fleet');
+    (stored.pools as Raw[]).forEach((pool, i) => {
+      check(pool, keys.pool, `pools[${i}]`);
+      check(pool.healthCheck, keys.healthCheck, `pools[${i}].healthCheck`);
+      for (const [j, m] of (pool.members as Raw[]).entries()) check(m, keys.member, `pools[${i}].members[${j}]`);
+    });
+    for (const [i, vip] of (stored.vips as Raw[]).entries()) check(vip, keys.vip, `vips[${i}]`);
+    return out;
   };
   const minimal = (extra: { pool?: object; tcp?: object; udp?: object } = {}) =>
     parseFleet({
@@ -115,31 +154,64 @@ describe('store codec', () => {
   };
   const checksums = (fleet: Fleet) => fleet.vips.map((v) => buildVipTable(fleet, v, new Map()).checksum);
 
-  test('rolling upgrade - a fleet using no new feature is stored with the schema 1 keys only (defaults left out)', () => {
-    const fleet = minimal();
-    expect(fleet.pools[1]?.secondChance).toEqual({ enabled: true, retainS: 3600 }); // readers still see them
-    expect(fleet.vips[2]?.profile).toEqual({ idleTimeoutS: 30, onTimeout: 'drop' });
+  test('rolling upgrade - a fleet using no later feature is stored with the earliest keys only (defaults left out)', () => {
+    const fleet = earliestFleet();
+    // Readers still see the defaults parseFleet fills in.
+    expect(fleet.pools[0]).toMatchObject({ forwarding: 'l2', guePort: 6080, secondChance: { enabled: true } });
+    expect(fleet.vips[1]?.profile).toEqual({ idleTimeoutS: 30, onTimeout: 'drop' });
     const { pointer, stored } = storedFleet(fleet);
-    type Raw = Record<string, unknown>;
-    const keys = (o: unknown) => Object.keys(o as Raw);
-    expect(keys(stored)).toEqual(expect.arrayContaining(['pools', 'vips']));
-    for (const k of keys(stored)) expect(V1_KEYS.fleet, 'fleet').toContain(k);
-    for (const pool of stored.pools as Raw[]) {
-      for (const k of keys(pool)) expect(V1_KEYS.pool, `pool ${pool.name}`).toContain(k);
-      for (const k of keys(pool.healthCheck)) expect(V1_KEYS.healthCheck, `pool ${pool.name} check`).toContain(k);
-      for (const m of pool.members as Raw[]) for (const k of keys(m)) expect(V1_KEYS.member).toContain(k);
-    }
-    for (const vip of stored.vips as Raw[])
-      for (const k of keys(vip)) expect(V1_KEYS.vip, `${vip.address}`).toContain(k);
+    expect(unknownKeys(stored, EARLIEST_KEYS)).toEqual([]);
     // Read back, the fleet is the one applied: same settings, same tables, same checksums.
     const decoded = decodeDocument('k', decodePointer('k', Buffer.from(JSON.stringify(pointer))), []);
     expect(decoded).toEqual(fleet);
     expect(checksums(decoded)).toEqual(checksums({ ...fleet, hashSeed: 9 }));
+    // A fleet that uses a later feature carries that feature's field (and no other default).
+    const tunnelled = storedFleet(minimal()).stored;
+    expect(unknownKeys(tunnelled, EARLIEST_KEYS)).toEqual(['pools[1].forwarding', 'pools[2].forwarding']);
   });
 
-  test('rolling upgrade - a secondChance or profile that is not the default is stored and reads back as applied', () => {
+  // The earliest parseFleet itself, taken from git history, reads what is stored now. Only where the history is
+  // there (a checkout, not a release tarball); the pinned EARLIEST_KEYS test above runs everywhere.
+  const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+  const hasHistory = (() => {
+    try {
+      execFileSync('git', ['cat-file', '-e', `${EARLIEST_COMMIT}^{commit}`], { cwd: repoRoot, stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  test.skipIf(!hasHistory)(
+    `rolling upgrade - the parseFleet of ${EARLIEST_COMMIT} accepts the stored fleet`,
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'l4fleet-earliest-parse-'));
+      try {
+        const tar = execFileSync('git', ['archive', EARLIEST_COMMIT, 'packages/config/src'], {
+          cwd: repoRoot,
+          maxBuffer: 64 * 1024 * 1024,
+        });
+        execFileSync('tar', ['-x', '-C', dir], { input: tar });
+        // Its imports: @l4fleet/maglev (aliased to the source by vitest.config.ts) and yaml, from this checkout.
+        symlinkSync(join(repoRoot, 'node_modules'), join(dir, 'node_modules'));
+        const earliest = (await import(join(dir, 'packages/config/src/parse.ts'))) as { parseFleet: typeof parseFleet };
+        const fleet = earliestFleet();
+        const { stored } = storedFleet(fleet);
+        const read = earliest.parseFleet(stored);
+        // It reads the same pools, members and VIPs (without the fields it does not know).
+        expect(read.vips.map((v) => `${v.protocol} ${v.address} ${v.port} ${v.pool} ${v.tableSize} ${v.hash}`)).toEqual(
+          fleet.vips.map((v) => `${v.protocol} ${v.address} ${v.port} ${v.pool} ${v.tableSize} ${v.hash}`),
+        );
+        expect(read.pools.map((p) => p.members)).toEqual(fleet.pools.map((p) => p.members));
+        expect(read.pools.map((p) => p.healthCheck)).toEqual(fleet.pools.map((p) => p.healthCheck));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  test('rolling upgrade - a forwarding, guePort, secondChance or profile that is not the default is stored and reads back as applied', () => {
     const fleet = minimal({
-      pool: { secondChance: { retainS: 600 } },
+      pool: { secondChance: { retainS: 600 }, guePort: 6081 },
       tcp: { profile: { idleTimeoutS: 900 } },
       udp: { profile: { idleTimeoutS: 60 } },
     });
@@ -147,6 +219,7 @@ describe('store codec', () => {
     const pools = stored.pools as { secondChance?: unknown }[];
     const vips = stored.vips as { profile?: unknown }[];
     expect(pools.map((p) => p.secondChance)).toEqual([undefined, { enabled: true, retainS: 600 }, undefined]);
+    expect(stored.pools).toMatchObject([{}, { forwarding: 'gue', guePort: 6081 }, { forwarding: 'ipip' }]);
     expect(vips.map((v) => v.profile)).toEqual([
       undefined,
       { idleTimeoutS: 900, tcpHandshakeTimeoutS: 10, tcpCloseTimeoutS: 10, onTimeout: 'drop' },
@@ -159,6 +232,6 @@ describe('store codec', () => {
     const large = encodeDocument({ ...big, hashSeed: 3 }, 'g7', new Date(0));
     expect(large.pointer.encoding).not.toBe('inline');
     const text = gunzipSync(Buffer.concat(large.chunks)).toString('utf8');
-    expect(text).not.toMatch(/secondChance|profile/);
+    expect(text).not.toMatch(/forwarding|guePort|secondChance|profile/);
   });
 });

@@ -7,6 +7,8 @@ import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import {
   ConfigError,
+  DEFAULT_GUE_PORT,
+  DEFAULT_POOL_FORWARDING,
   defaultProfile,
   defaultSecondChance,
   type Fleet,
@@ -73,18 +75,23 @@ function sameSetting(a: object, b: object): boolean {
 }
 
 /**
- * The fleet as it is stored: a pool's `secondChance` and a VIP's `profile` are left out while they are the defaults,
- * as parseFleet leaves out `state` and `minUpMembers`. Nodes of earlier versions refuse every field they do not know
- * (parseFleet's checkKeys), so a fleet that uses no newer feature must carry none, or every apply and edit during a
- * rolling upgrade (operator guide §4) would be refused by the nodes not yet upgraded. parseFleet, which every reader
- * runs on the stored document, puts the defaults back: readers see the fleet that was applied, tables and checksums
- * unchanged.
+ * The fleet as it is stored: every pool and VIP field added after the first parseFleet (commit 231d1be) is left out
+ * while it is the default parseFleet fills in (a pool's `forwarding` l2, `guePort` 6080 and `secondChance`, a VIP's
+ * `profile`), as parseFleet itself leaves out `state`, `minUpMembers` and the other later fields when not given.
+ * Nodes of earlier versions refuse every field they do not know (parseFleet's checkKeys), so a fleet that uses no
+ * later feature must carry none, or every apply and edit during a rolling upgrade (operator guide §4) would be
+ * refused by the nodes not yet upgraded. parseFleet, which every reader runs on the stored document, puts the
+ * defaults back: readers see the fleet that was applied, tables and checksums unchanged.
  */
 function storedForm(fleet: Fleet & { hashSeed: number }): Fleet & { hashSeed: number } {
   const pools = fleet.pools.map((pool): Pool => {
-    if (pool.secondChance === undefined || !sameSetting(pool.secondChance, defaultSecondChance())) return pool;
-    const { secondChance: _default, ...rest } = pool;
-    return rest;
+    const { forwarding, guePort, secondChance, ...rest } = pool;
+    return {
+      ...rest,
+      ...(forwarding === undefined || forwarding === DEFAULT_POOL_FORWARDING ? {} : { forwarding }),
+      ...(guePort === undefined || guePort === DEFAULT_GUE_PORT ? {} : { guePort }),
+      ...(secondChance === undefined || sameSetting(secondChance, defaultSecondChance()) ? {} : { secondChance }),
+    } as Pool;
   });
   const vips = fleet.vips.map((vip): Vip => {
     if (vip.profile === undefined || !sameSetting(vip.profile, defaultProfile(vip.protocol))) return vip;
