@@ -424,6 +424,30 @@ describe('agent - drain and lifecycle', () => {
     expect(n.speaker.peers.map((p) => p.address)).toEqual(peersBefore);
   });
 
+  // A reload while the drain ran was applied (peers changed mid RFC 8326 graceful shutdown) unless the CLI caught it.
+  test('a reload during the SIGTERM drain (still draining) is refused, nothing read, peers kept', async () => {
+    const { nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    const peersBefore = n.speaker.peers.map((p) => p.address);
+    let loads = 0;
+    const load = async () => {
+      loads += 1;
+      return parseAgentConfig({
+        node: { name: 'n1', interface: 'eth0', address: '198.18.0.11' },
+        bgp: { asn: 65001, peers: [{ address: '198.18.0.3', asn: 65000 }], gracefulShutdownMs: 150 },
+        etcd: { endpoints: ['http://127.0.0.1:2379'], leaseTtlS: 5 },
+        dataplane: { driver: 'dry-run' },
+        drain: { forwardAfterWithdrawMs: 50 },
+      });
+    };
+    const stopping = n.agent.shutdown();
+    expect(n.agent.status().state).toBe('draining');
+    await expect(n.agent.reload(load)).rejects.toThrow('reload refused, nothing changed: the agent is exiting');
+    await stopping;
+    expect(loads).toBe(0);
+    expect(n.speaker.peers.map((p) => p.address)).toEqual(peersBefore);
+  });
+
   test('SIGTERM path: stopping (events, status) once the routes are withdrawn, before the forwarding wait', async () => {
     const store = new MemoryFleetStore();
     await store.apply(fleetFile);

@@ -40,6 +40,8 @@ export function createAgent(deps: AgentDeps): Agent {
   const metrics = deps.metrics ?? createAgentMetrics({ node, fleet: config.fleet });
   const natsPrefix = config.nats.subjectPrefix;
   let closed = false;
+  /** shutdown() began: a reload is refused from then on. */
+  let shuttingDown = false;
 
   const events = createEventPublisher({
     prefix: natsPrefix,
@@ -329,6 +331,7 @@ export function createAgent(deps: AgentDeps): Agent {
       await reconciler.request();
     },
     async shutdown() {
+      shuttingDown = true;
       log.info({ event: 'shutdownStarted', state: lifecycle.state });
       lifecycle.beginShutdown();
       await lifecycle.drained();
@@ -362,9 +365,9 @@ export function createAgent(deps: AgentDeps): Agent {
     },
     reconcile: () => reconciler.request(),
     reload(load) {
-      // Withdrawn and closing, or closed: the parts a reload changes are going or gone. (From SIGTERM on, the CLI
-      // ignores SIGHUP: the drain keeps the config it started with.)
-      const exiting = closed || lifecycle.state === 'stopping' || lifecycle.state === 'stopped';
+      // From shutdown() on (the RFC 8326 drain, the withdraw, closing): the drain keeps the config it started with,
+      // and the parts a reload changes are going or gone. (The CLI also ignores SIGHUP from SIGTERM on.)
+      const exiting = shuttingDown || closed || lifecycle.state === 'stopping' || lifecycle.state === 'stopped';
       return exiting ? reloader.refuse('the agent is exiting') : reloader.reload(load);
     },
     status() {
