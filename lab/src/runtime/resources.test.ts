@@ -124,7 +124,7 @@ describe('lab resources - down of a docker lab', () => {
 
   test('lab resources - a namespace deleted by hand: down still kills the recorded pids whose start time matches', async () => {
     const { writeState } = await import('./state.js');
-    const { processStartTime } = await import('./proc-start.js');
+    const { pidStartTime } = await import('@l4fleet/process');
     // Processes that run (killAll is mocked: nothing is signalled); `ip netns identify` names no namespace for them.
     const gobgpd = process.pid;
     const agent = process.ppid;
@@ -140,7 +140,7 @@ describe('lab resources - down of a docker lab', () => {
       killed: [],
       pids: { node2: { gobgpd, agent, bfdd: 1 } },
       // bfdd's pid now runs with another start time: a reused pid, some other process.
-      starts: { node2: { gobgpd: processStartTime(gobgpd) ?? '', agent: processStartTime(agent) ?? '', bfdd: '1' } },
+      starts: { node2: { gobgpd: pidStartTime(gobgpd) ?? '', agent: pidStartTime(agent) ?? '', bfdd: '1' } },
       createdAt: new Date(0).toISOString(),
     });
     machine.killed = [];

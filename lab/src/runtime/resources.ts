@@ -3,12 +3,11 @@
  * a crashed `up`, a broken state file or a reboot's leftovers are cleaned the same way.
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { killAll, namespacePids, run, sleep } from '@l4fleet/process';
+import { killAll, namespacePids, pidStartTime, run, sleep } from '@l4fleet/process';
 import { LabError } from '../errors.js';
 import { hostIfaceOf, LAB_PREFIX, labIdOfNamespace } from '../topology/model.js';
 import { unmountBpffsUnder } from './bpffs.js';
 import { LAB_LABEL, labContainerIds, removeLabContainers } from './docker.js';
-import { processStartTime } from './proc-start.js';
 import { type LabState, labDir, readState, removeState, stateRoot } from './state.js';
 
 export function requireRoot(): void {
@@ -84,7 +83,7 @@ export async function downLab(id: string): Promise<LabDown> {
  * a namespace was deleted by hand: `ip netns identify` then names none, yet the daemons run on (bpf map fds and all).
  */
 async function pidOwnedByLab(pid: number, id: string, start: string | undefined): Promise<boolean> {
-  if (start !== undefined && processStartTime(pid) === start) return true;
+  if (start !== undefined && pidStartTime(pid) === start) return true;
   const r = await run(['ip', 'netns', 'identify', String(pid)], { allowFailure: true, timeoutMs: 5_000 });
   return r.stdout.trim().startsWith(`${LAB_PREFIX}${id}-`);
 }

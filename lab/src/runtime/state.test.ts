@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pidStartTime } from '@l4fleet/process';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { LabError } from '../errors.js';
-import { processStartTime } from './proc-start.js';
 import {
   appendEvent,
   type LabState,
@@ -131,7 +131,7 @@ describe('lab state - read back and checked', () => {
     const { starts: _s, ...before } = good;
     const state: LabState = { ...before, pids: {} };
     recordPid(state, 'node1', 'agent', process.pid);
-    expect(state.starts?.node1?.agent).toBe(processStartTime(process.pid));
+    expect(state.starts?.node1?.agent).toBe(pidStartTime(process.pid));
     expect(state.starts?.node1?.agent).toMatch(/^\d+$/);
     // A pid that no longer runs has none: no old start time may stay with the new pid.
     recordPid(state, 'node1', 'agent', 2 ** 22 + 1);

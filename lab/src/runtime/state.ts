@@ -4,11 +4,11 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pidStartTime } from '@l4fleet/process';
 import type { Logger } from 'pino';
 import { LabError } from '../errors.js';
 import type { BackendNetwork, LabDataPlane, LabForwarding } from '../topology/data-path.js';
 import type { LabBfd } from '../topology/model.js';
-import { processStartTime } from './proc-start.js';
 import { checkLabState } from './state-check.js';
 
 /** Override with L4FLEET_LAB_STATE_DIR; /run is a tmpfs, so a reboot (which also drops namespaces) empties it. */
@@ -43,8 +43,9 @@ export interface LabState {
   /** Host name -> process role -> pid (the control host's etcd members by member name). */
   pids: Record<string, Record<string, number>>;
   /**
-   * Host name -> process role -> start time of the pid in `pids` (proc-start.ts), so `down` knows its processes also
-   * when their namespace is gone (deleted by hand); absent in states written before, and where /proc had none.
+   * Host name -> process role -> start time of the pid in `pids` (@l4fleet/process's pidStartTime), so `down` knows
+   * its processes also when their namespace is gone (deleted by hand); absent in states written before, and where
+   * /proc had none.
    */
   starts?: Record<string, Record<string, string>>;
   readonly createdAt: string;
@@ -109,7 +110,7 @@ export function removeState(id: string): void {
 export function recordPid(state: LabState, host: string, role: string, pid: number): void {
   state.pids[host] = { ...(state.pids[host] ?? {}), [role]: pid };
   const { [role]: _old, ...others } = state.starts?.[host] ?? {};
-  const start = processStartTime(pid);
+  const start = pidStartTime(pid);
   state.starts = { ...(state.starts ?? {}), [host]: start === undefined ? others : { ...others, [role]: start } };
 }
 

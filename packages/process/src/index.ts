@@ -8,6 +8,19 @@ export {
   startDaemon,
 } from './daemon.js';
 export { ProcessError, type ProcessErrorCode } from './errors.js';
+export {
+  acquirePidLock,
+  DEFAULT_PID_LOCK_POLL_MS,
+  type PidLock,
+  type PidLockAttempt,
+  type PidLockHolder,
+  type PidLockOptions,
+  PidLockTimeoutError,
+  pidLockHolderRuns,
+  readPidLockHolder,
+  tryTakePidLock,
+} from './pid-lock.js';
+export { pidStartTime } from './pid-start.js';
 export { isAlive, killAll, namespacePids, signal } from './pids.js';
 export { canConnect, freePort } from './ports.js';
 export {
