@@ -236,4 +236,41 @@ describe('store registration - re-registration after a lost lease', () => {
     expect(vi.getTimerCount()).toBe(0);
     expect(s.lines.filter((l) => l.event === 'nodeRegistered')).toHaveLength(1);
   });
+
+  // close() resolved before the in-flight grant was revoked: the caller then closed the etcd client under it.
+  test('store registration - close() waits for a grant in flight to be revoked before it resolves', async () => {
+    const s = await lostRegistration();
+    let open: () => void = () => undefined;
+    s.ns.grantGate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    s.loseLease();
+    await vi.advanceTimersByTimeAsync(0);
+    const inFlight = String(s.ns.grants);
+    let closed = false;
+    const closing = reg?.close().then(() => {
+      closed = true;
+    });
+    reg = undefined;
+    await vi.advanceTimersByTimeAsync(10);
+    expect(closed).toBe(false);
+    open();
+    await closing;
+    expect(s.ns.revokedIds).toContain(inFlight);
+  });
+
+  test('store registration - close() does not wait past its bound for a grant etcd never answers', async () => {
+    const s = await lostRegistration();
+    s.ns.grantGate = new Promise<void>(() => undefined);
+    s.loseLease();
+    await vi.advanceTimersByTimeAsync(0);
+    let closed = false;
+    const closing = reg?.close().then(() => {
+      closed = true;
+    });
+    reg = undefined;
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(closed).toBe(true);
+    await closing;
+  });
 });

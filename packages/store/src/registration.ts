@@ -263,6 +263,17 @@ export class EtcdNodeRegistration implements NodeRegistration {
     this.closed = true;
     this.retryWait?.end();
     this.keeper?.stop();
+    // A re-registration grant in flight revokes its own lease once it sees `closed` (grantAndWrite): wait for it, so
+    // the caller does not close the etcd client under it (the lease and records would then stay for the TTL). Bounded
+    // by two attempts: a grant etcd never answers must not hold the agent's exit.
+    let bound: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.queue.catch(() => undefined),
+      new Promise<void>((resolve) => {
+        bound = setTimeout(resolve, 2 * this.attemptMs);
+      }),
+    ]);
+    clearTimeout(bound);
     const lease = this.lease;
     this.lease = undefined;
     if (lease)
