@@ -1,5 +1,7 @@
+import { loadSync } from '@grpc/proto-loader';
 import { pino } from 'pino';
 import { describe, expect, test } from 'vitest';
+import type { ApiObject } from './codec.js';
 import { BgpError } from './errors.js';
 import {
   isLearntPolicy,
@@ -9,6 +11,7 @@ import {
   LearntPolicyKeeper,
   learntRoutesPolicy,
 } from './learnt-policy.js';
+import { GOBGP_PROTO_PATH, PROTO_LOADER_OPTIONS } from './proto.js';
 
 describe('learnt-routes policy - what counts as in place', () => {
   const ours = learntRoutesPolicy();
@@ -48,6 +51,90 @@ describe('learnt-routes policy - what counts as in place', () => {
     const local = learntRoutesPolicy();
     local.statements[0].conditions = { route_type: 'ROUTE_TYPE_LOCAL' };
     expect(isLearntPolicy(local)).toBe(false);
+  });
+});
+
+/**
+ * A ListPolicyResponse as gobgpd 3.10 sends it, encoded by hand with the field numbers of its api/gobgp.proto
+ * (not the subset's), so a field the subset lacks is on the wire as it would be from gobgpd.
+ */
+namespace wire {
+  const varint = (n: bigint): number[] => {
+    const out: number[] = [];
+    let v = BigInt.asUintN(64, n); // int32 -1 goes out sign-extended, 10 bytes, as protobuf encodes it
+    do {
+      let b = Number(v & 0x7fn);
+      v >>= 7n;
+      if (v) b |= 0x80;
+      out.push(b);
+    } while (v);
+    return out;
+  };
+  const tag = (field: number, type: 0 | 2) => varint(BigInt((field << 3) | type));
+  export const num = (field: number, n: number) => [...tag(field, 0), ...varint(BigInt(n))];
+  export const msg = (field: number, body: number[]) => [...tag(field, 2), ...varint(BigInt(body.length)), ...body];
+  export const str = (field: number, s: string) => msg(field, [...Buffer.from(s)]);
+
+  /** Our policy as gobgpd lists it (rpki_result -1: no RPKI condition), `extra` added to the first statement. */
+  export function listPolicyResponse(extra: { conditions?: number[]; actions?: number[] } = {}): Buffer {
+    const statement = (name: string, routeType: number, first: boolean) =>
+      msg(2, [
+        ...str(1, name),
+        // Conditions: route_type = 8, rpki_result = 7 (gobgpd's toStatementApi always sets it)
+        ...msg(2, [...num(8, routeType), ...num(7, -1), ...((first && extra.conditions) || [])]),
+        // Actions: route_action = 1 (REJECT = 2)
+        ...msg(3, [...num(1, 2), ...((first && extra.actions) || [])]),
+      ]);
+    const policy = [
+      ...str(1, LEARNT_POLICY_NAME),
+      ...statement(`${LEARNT_POLICY_NAME}-internal`, 1, true),
+      ...statement(`${LEARNT_POLICY_NAME}-external`, 2, false),
+    ];
+    return Buffer.from(msg(1, policy));
+  }
+}
+
+/** Decodes as GobgpClient does: the subset's ListPolicy response deserializer. */
+function decodeWithSubset(buf: Buffer): ApiObject {
+  const api = loadSync(GOBGP_PROTO_PATH, PROTO_LOADER_OPTIONS)['apipb.GobgpApi'] as unknown as Record<
+    string,
+    { responseDeserialize: (b: Buffer) => ApiObject }
+  >;
+  return api.ListPolicy?.responseDeserialize(buf).policy as ApiObject;
+}
+
+describe('learnt-routes policy - a hand-added condition or action is seen through the subset', () => {
+  const matchSet = (field: number) => wire.msg(field, [...wire.num(1, 2), ...wire.str(2, 'by-hand')]);
+  test("gobgpd's listing of our policy, as it is, counts as intact", () => {
+    expect(isLearntPolicy(decodeWithSubset(wire.listPolicyResponse()))).toBe(true);
+  });
+  // gobgpd 3.10 api/gobgp.proto: Conditions and Actions field numbers.
+  test.each([
+    ['prefix_set', matchSet(1)],
+    ['neighbor_set', matchSet(2)],
+    ['neighbor_set, empty message', wire.msg(2, [])],
+    ['as_path_length', wire.msg(3, [...wire.num(1, 1), ...wire.num(2, 3)])],
+    ['as_path_set', matchSet(4)],
+    ['community_set', matchSet(5)],
+    ['ext_community_set', matchSet(6)],
+    ['rpki_result valid', wire.num(7, 2)],
+    ['large_community_set', matchSet(9)],
+    ['next_hop_in_list', wire.str(10, '10.0.0.1/32')],
+    ['afi_safi_in', wire.msg(11, [...wire.num(1, 1), ...wire.num(2, 1)])],
+  ])('condition %s narrowing the REJECT: not intact', (_, extra) => {
+    expect(isLearntPolicy(decodeWithSubset(wire.listPolicyResponse({ conditions: extra })))).toBe(false);
+  });
+  test.each([
+    ['community', wire.msg(2, [...wire.num(1, 0), ...wire.str(2, '65000:1')])],
+    ['med', wire.msg(3, [...wire.num(1, 1), ...wire.num(2, 10)])],
+    ['as_prepend', wire.msg(4, [...wire.num(1, 65000), ...wire.num(2, 2)])],
+    ['ext_community', wire.msg(5, [...wire.num(1, 0), ...wire.str(2, 'rt:65000:1')])],
+    ['nexthop', wire.msg(6, wire.num(2, 1))],
+    ['local_pref', wire.msg(7, wire.num(1, 200))],
+    ['large_community', wire.msg(8, [...wire.num(1, 0), ...wire.str(2, '65000:1:1')])],
+    ['nexthop, empty message', wire.msg(6, [])],
+  ])('action %s: not intact', (_, extra) => {
+    expect(isLearntPolicy(decodeWithSubset(wire.listPolicyResponse({ actions: extra })))).toBe(false);
   });
 });
 

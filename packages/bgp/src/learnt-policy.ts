@@ -57,7 +57,9 @@ export function isLearntPolicyAssigned(assignment: ApiObject | undefined): boole
 
 /**
  * Does `policy` (ListPolicy) hold exactly the statements of learntRoutesPolicy()? A policy of our name changed by
- * hand would be assigned as it is otherwise.
+ * hand would be assigned as it is otherwise. That includes a condition or action added to a statement (`gobgp policy
+ * statement l4fleet-reject-learnt-internal add condition prefix ...`): a prefix or neighbour set narrows the REJECT
+ * and lets a router's table back into the global RIB.
  */
 export function isLearntPolicy(policy: ApiObject | undefined): boolean {
   const shape = (p: ApiObject | undefined) =>
@@ -66,9 +68,27 @@ export function isLearntPolicy(policy: ApiObject | undefined): boolean {
         String(s.name),
         String(s.conditions?.route_type ?? ''),
         String(s.actions?.route_action ?? ''),
+        onlyUnset(s.conditions, 'route_type') && onlyUnset(s.actions, 'route_action'),
       ]),
     );
   return policy !== undefined && shape(policy) === shape(learntRoutesPolicy());
+}
+
+/**
+ * Is every field of a decoded Conditions or Actions but `kept` unset, as gobgpd reads it? An unset message is null
+ * (proto-loader `defaults`; a set one, even empty, is an object), an unset list is empty, and rpki_result < 1 is no
+ * RPKI condition (gobgpd's newRpkiValidationConditionFromApiStruct; its ListPolicy gives -1 when there is none).
+ * Every other field must decode for this to see it: the subset holds all of gobgpd 3.10's Conditions and Actions.
+ */
+function onlyUnset(fields: ApiObject | undefined, kept: string): boolean {
+  return Object.entries(fields ?? {}).every(
+    ([name, value]) =>
+      name === kept ||
+      value === undefined ||
+      value === null ||
+      (Array.isArray(value) && value.length === 0) ||
+      (name === 'rpki_result' && Number(value) < 1),
+  );
 }
 
 /** The gobgpd calls ensureLearntPolicy makes. */
