@@ -448,6 +448,52 @@ describe('agent - drain and lifecycle', () => {
     expect(n.speaker.peers.map((p) => p.address)).toEqual(peersBefore);
   });
 
+  // The check was made only when reload() was called: a reload already reading its file (or queued) when shutdown()
+  // began went on to change the peers mid-drain.
+  test('a reload begun before the SIGTERM drain and still reading its file is refused, peers kept', async () => {
+    const { nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    const peersBefore = n.speaker.peers.map((p) => p.address);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let loads = 0;
+    let reading: () => void = () => undefined;
+    const read = new Promise<void>((r) => {
+      reading = r;
+    });
+    const load = async () => {
+      loads += 1;
+      reading();
+      await gate;
+      return parseAgentConfig({
+        node: { name: 'n1', interface: 'eth0', address: '198.18.0.11' },
+        bgp: { asn: 65001, peers: [{ address: '198.18.0.3', asn: 65000 }], gracefulShutdownMs: 150 },
+        etcd: { endpoints: ['http://127.0.0.1:2379'], leaseTtlS: 5 },
+        dataplane: { driver: 'dry-run' },
+        drain: { forwardAfterWithdrawMs: 50 },
+      });
+    };
+    const reloading = n.agent.reload(load);
+    const queued = n.agent.reload(load);
+    await read;
+    const stopping = n.agent.shutdown();
+    expect(n.agent.status().state).toBe('draining');
+    release();
+    await expect(reloading).rejects.toThrow('reload refused, nothing changed: the agent is exiting');
+    await expect(queued).rejects.toThrow('reload refused, nothing changed: the agent is exiting');
+    expect(loads).toBe(1); // the queued one refused before reading the file
+    expect(n.speaker.peers.map((p) => p.address)).toEqual(peersBefore);
+    await stopping;
+    expect(n.speaker.peers.map((p) => p.address)).toEqual(peersBefore);
+    const reloads = n.events.filter((e) => e.kind === 'config.reload').map((e) => e.data);
+    expect(reloads).toEqual([
+      { result: 'refused', changed: [], error: 'reload refused, nothing changed: the agent is exiting' },
+      { result: 'refused', changed: [], error: 'reload refused, nothing changed: the agent is exiting' },
+    ]);
+  });
+
   test('SIGTERM path: stopping (events, status) once the routes are withdrawn, before the forwarding wait', async () => {
     const store = new MemoryFleetStore();
     await store.apply(fleetFile);

@@ -172,6 +172,9 @@ export function createAgent(deps: AgentDeps): Agent {
     preflight: (next) => preflightProblems(next, host),
     tlsFiles: tlsFileDigests,
     health: checker,
+    // From shutdown() on (the RFC 8326 drain, the withdraw, closing): the drain keeps the config it started with,
+    // and the parts a reload changes are going or gone. (The CLI also ignores SIGHUP from SIGTERM on.)
+    exiting: () => shuttingDown || closed || lifecycle.state === 'stopping' || lifecycle.state === 'stopped',
   });
   const statusRecord = (): AgentStatusReport => {
     const s = reconciler.served;
@@ -364,12 +367,8 @@ export function createAgent(deps: AgentDeps): Agent {
       log.info({ event: 'agentStopped' });
     },
     reconcile: () => reconciler.request(),
-    reload(load) {
-      // From shutdown() on (the RFC 8326 drain, the withdraw, closing): the drain keeps the config it started with,
-      // and the parts a reload changes are going or gone. (The CLI also ignores SIGHUP from SIGTERM on.)
-      const exiting = shuttingDown || closed || lifecycle.state === 'stopping' || lifecycle.state === 'stopped';
-      return exiting ? reloader.refuse('the agent is exiting') : reloader.reload(load);
-    },
+    // Refused once the agent is exiting (the reloader's `exiting`), checked as the reload starts and before it applies.
+    reload: (load) => reloader.reload(load),
     status() {
       const s = reconciler.served;
       const r = rejected.summary;

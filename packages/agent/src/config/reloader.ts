@@ -18,9 +18,8 @@ import { readHealthCa, type TlsFile } from './tls-files.js';
 import type { AgentConfig, LogLevel } from './types.js';
 
 export interface Reloader {
+  /** Queued behind the reloads before it; refused when `exiting()` holds as it starts or before it applies. */
   reload(load: () => Promise<AgentConfig>): Promise<ReloadPlan>;
-  /** A reload refused before reading the file (the agent is exiting): logged, counted and published as any refusal. */
-  refuse(why: string): Promise<never>;
 }
 
 export interface ReloaderOptions {
@@ -46,6 +45,12 @@ export interface ReloaderOptions {
   readonly health?: Pick<HealthChecker, 'setProbeOptions'>;
   /** Reads and checks `health.caFile` (tls-files.ts readHealthCa); a bad file refuses the reload. */
   readonly readHealthCa?: (file: string) => Buffer;
+  /**
+   * The agent is exiting (its SIGTERM drain began, or it closed): a reload is refused, nothing changed. Asked as each
+   * reload starts and again before it applies anything: one called (or queued) before the drain began reads its file
+   * while the drain starts, and must not change the peers mid RFC 8326 graceful shutdown. Absent: never.
+   */
+  readonly exiting?: () => boolean;
 }
 
 /** The field whose file the reload reads again itself (the checker's roots), unlike the etcd and NATS clients'. */
@@ -65,6 +70,7 @@ interface LiveStep {
 }
 
 const NEEDS_RESTART = 'changed: only a restart applies it (a restart drains the node first)';
+const EXITING = 'reload refused, nothing changed: the agent is exiting';
 
 export function createReloader(opts: ReloaderOptions): Reloader {
   let running = opts.config;
@@ -186,8 +192,13 @@ export function createReloader(opts: ReloaderOptions): Reloader {
     }
   };
 
+  const refuseWhenExiting = () => {
+    if (opts.exiting?.()) throw new AgentError('RELOAD_REFUSED', EXITING);
+  };
+
   const once = async (load: () => Promise<AgentConfig>): Promise<ReloadPlan> => {
     try {
+      refuseWhenExiting();
       const next = await load();
       const plan = planReload(running, next);
       if (plan.needRestart.length > 0) {
@@ -214,6 +225,8 @@ export function createReloader(opts: ReloaderOptions): Reloader {
       // Read (and checked) before anything is applied: a CA file that does not parse refuses the whole reload.
       const health = refusingOnBadCa(() => healthOptions(next, files, plan.changed), plan.changed);
       const steps = liveSteps(plan, next);
+      // load() awaited the file: the drain may have begun since.
+      refuseWhenExiting();
       await applySteps(steps, next);
       if (plan.changed.includes('logLevel')) {
         if (opts.setLogLevel) opts.setLogLevel(next.logLevel);
@@ -244,16 +257,11 @@ export function createReloader(opts: ReloaderOptions): Reloader {
     }
   };
 
-  const reload = (load: () => Promise<AgentConfig>): Promise<ReloadPlan> => {
-    const result = chain.then(() => once(load));
-    chain = result.catch(() => undefined);
-    return result;
-  };
   return {
-    reload,
-    refuse: (why) =>
-      reload(async () => {
-        throw new AgentError('RELOAD_REFUSED', `reload refused, nothing changed: ${why}`);
-      }) as Promise<never>,
+    reload(load) {
+      const result = chain.then(() => once(load));
+      chain = result.catch(() => undefined);
+      return result;
+    },
   };
 }
