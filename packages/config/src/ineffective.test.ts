@@ -69,19 +69,79 @@ describe('ineffectiveSettings: valid settings apply notes', () => {
     expect(ineffectiveSettings(fleetOf(pool(2)))).toEqual([]);
   });
 
+  describe('a forwarding some driver lacks: those nodes refuse the whole state', () => {
+    const withForwarding = (forwarding: string, vips: object[]) =>
+      parseFleet({
+        hashSeed: 7,
+        pools: [
+          { name: 'plain', members: [member('a', 21)] },
+          { name: 'web', forwarding, members: [member('b', 22)] },
+          { name: 'web6', forwarding, members: [{ name: 'b6', address: '2001:db8::22', port: 80 }] },
+        ],
+        vips: [{ address: '198.51.100.9', port: 80, protocol: 'tcp', pool: 'plain' }, ...vips],
+      });
+    const v4 = { address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web' };
+    const v6 = { address: '2001:db8:1::10', port: 80, protocol: 'tcp', pool: 'web6' };
+
+    test('nat: bpf nodes refuse every VIP of the fleet; nftables and proxy nodes serve it', () => {
+      expect(ineffectiveSettings(withForwarding('nat', [v4]))).toEqual([
+        {
+          path: 'pools[1].forwarding',
+          message:
+            'nat is not supported by the bpf data plane (it has no connection tracking): bpf nodes refuse the whole desired state, every VIP, and keep serving the last one they took, so later edits reach only the other nodes; serve this fleet with nftables or proxy nodes only',
+        },
+      ]);
+    });
+
+    test.each(['ipip', 'gre', 'gue'])(
+      '%s: nftables nodes refuse every VIP of the fleet; bpf and proxy nodes serve it',
+      (forwarding) => {
+        expect(ineffectiveSettings(withForwarding(forwarding, [v4]))).toEqual([
+          {
+            path: 'pools[1].forwarding',
+            message: `${forwarding} is not supported by the nftables data plane (it forwards at L2 or with nat only): nftables nodes refuse the whole desired state, every VIP, and keep serving the last one they took, so later edits reach only the other nodes; serve this fleet with bpf or proxy nodes only`,
+          },
+        ]);
+      },
+    );
+
+    test('an IPv6 VIP on an encapsulating pool: bpf nodes refuse too without an IPv6 node address', () => {
+      const notes = ineffectiveSettings(withForwarding('gue', [v4, v6]));
+      expect(notes.map((n) => n.path)).toEqual(['pools[1].forwarding', 'pools[2].forwarding']);
+      expect(notes[0]?.message).not.toContain('IPv6');
+      expect(notes[1]?.message).toContain(
+        '; bpf nodes refuse it too unless they have an IPv6 node address (node.address6 or dataplane.encapSourceAddress6) for vips[2] [2001:db8:1::10]:80/tcp',
+      );
+    });
+
+    test('l2, and a pool no served VIP uses (none, or only a disabled one), are not noted', () => {
+      expect(ineffectiveSettings(withForwarding('l2', [v4]))).toEqual([]);
+      expect(ineffectiveSettings(withForwarding('nat', []))).toEqual([]);
+      expect(ineffectiveSettings(withForwarding('gue', [{ ...v4, state: 'disabled' }]))).toEqual([]);
+      // A draining VIP is still in the desired state.
+      expect(ineffectiveSettings(withForwarding('gue', [{ ...v4, state: 'draining' }])).map((n) => n.path)).toEqual([
+        'pools[1].forwarding',
+      ]);
+    });
+  });
+
   describe('VIP x member pairs beyond what bpf nodes hold', () => {
-    /** `vips` VIPs on one pool of `members` members; `extra` VIP fields for the VIPs from index `from` on. */
-    const wide = (vips: number, members: number, extra: object = {}, from = vips) =>
+    /**
+     * `vips` VIPs on one pool of `members` members, the first `disabled` of them disabled; `extra` VIP fields for the
+     * VIPs from index `from` on; `pool`: more pool fields.
+     */
+    const wide = (vips: number, members: number, extra: object = {}, from = vips, pool: object = {}, disabled = 1) =>
       parseFleet({
         hashSeed: 7,
         pools: [
           {
             name: 'web',
+            ...pool,
             members: Array.from({ length: members }, (_x, i) => ({
               name: `m${i}`,
               address: `198.18.${i >> 8}.${i & 255}`,
               port: 80,
-              ...(i === 0 ? { state: 'disabled' } : {}),
+              ...(i < disabled ? { state: 'disabled' } : {}),
             })),
           },
         ],
@@ -110,6 +170,37 @@ describe('ineffectiveSettings: valid settings apply notes', () => {
       expect(ineffectiveSettings(wide(66, 1_001, { state: 'disabled' }, 65))).toEqual([]);
       // A draining VIP keeps its table, so it counts.
       expect(ineffectiveSettings(wide(66, 1_001, { state: 'draining' }, 65)).map((n) => n.path)).toEqual(['vips']);
+    });
+
+    // bpf nodes give an id to every backend of a VIP's table, and with second chance (ipip, gre, gue) that includes
+    // the previous owners carried for up to secondChance.retainS: disabled members, and removed ones.
+    const pairsNote = (fleet: ReturnType<typeof wide>) => ineffectiveSettings(fleet).filter((n) => n.path === 'vips');
+
+    test('second chance: disabled members carried as previous owners count; past the bound, bpf nodes can refuse', () => {
+      // 65 x 1,000 = 65,000 in the tables, 65 x 1,010 = 65,650 with the 10 disabled members carried.
+      expect(pairsNote(wide(65, 1_010, {}, 65, { forwarding: 'gue' }, 10))).toEqual([
+        {
+          path: 'vips',
+          message:
+            "bpf nodes hold at most 65,536 VIP x member pairs; this fleet has 65,000 (each served VIP times the members of its pool not disabled), 65,650 with the disabled members of its pools with second chance (ipip, gre, gue), which stay in the VIPs' backends as previous owners for up to secondChance.retainS after they left the table, as removed members do: bpf nodes can refuse it while they are carried; nftables and proxy nodes serve it",
+        },
+      ]);
+      // The same fleet at l2 carries no previous owner: 65,000 is all.
+      expect(pairsNote(wide(65, 1_010, {}, 65, {}, 10))).toEqual([]);
+    });
+
+    test('second chance: within 10 % of the bound is noted, as removing or disabling members can cross it', () => {
+      // 65,000 (65,065 with the disabled one) is past 90 % of 65,536 (58,982).
+      expect(pairsNote(wide(65, 1_001, {}, 65, { forwarding: 'gue' }))).toEqual([
+        {
+          path: 'vips',
+          message:
+            "bpf nodes hold at most 65,536 VIP x member pairs; this fleet has 65,000 (each served VIP times the members of its pool not disabled), 65,065 with the disabled members of its pools with second chance (ipip, gre, gue), which stay in the VIPs' backends as previous owners for up to secondChance.retainS after they left the table, as removed members do: within 10 % of the bound, so disabling or removing members can make bpf nodes refuse it; nftables and proxy nodes serve it",
+        },
+      ]);
+      // Second chance off carries none; 58 x 1,001 (58,058, under 90 %) leaves room.
+      expect(pairsNote(wide(65, 1_001, {}, 65, { forwarding: 'gue', secondChance: { enabled: false } }))).toEqual([]);
+      expect(pairsNote(wide(58, 1_001, {}, 58, { forwarding: 'gue' }))).toEqual([]);
     });
   });
 });

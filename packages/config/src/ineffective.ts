@@ -8,16 +8,22 @@
  *   above 0, and it still counts as a primary taking flows for `minActiveMembers`.
  * - `minActiveMembers` above the pool's primaries: the backups take flows always, the primaries all up or not.
  * - More VIP x member pairs than the bpf data plane holds (BPF_MAX_VIP_MEMBERS): bpf nodes refuse the whole state
- *   and keep serving the last one; nftables and proxy nodes serve it, so it is a note and not a problem.
+ *   and keep serving the last one; nftables and proxy nodes serve it, so it is a note and not a problem. With second
+ *   chance the previous owners a VIP's table carries take ids too, so a fleet near the bound is noted as well.
+ * - A served pool's forwarding that a data plane lacks (nat on bpf; ipip, gre, gue on nftables): those nodes refuse
+ *   the whole desired state, every VIP, and keep serving the last one they took, so in a mixed fleet later edits
+ *   reach only the other nodes and the drivers' tables diverge. A fleet of the nodes that serve it is fine, so it is
+ *   a note.
  */
 import { buildTable } from '@l4fleet/maglev';
 import { minActiveMembersOf } from './backup-activation.js';
 import type { ConfigProblem } from './errors.js';
 import { BPF_MAX_VIP_MEMBERS } from './limits.js';
+import { secondChanceActive } from './second-chance.js';
 import { backendsForPool, tableMembers } from './table.js';
-import type { Fleet, Pool } from './types.js';
+import type { Fleet, Forwarding, Pool } from './types.js';
 import { vipKey } from './vip-key.js';
-import { servedVips } from './vip-state.js';
+import { servedVips, vipServed } from './vip-state.js';
 
 /** No decided status yet: every member counts as up (the table a fresh fleet starts with). */
 const ALL_UP = new Map<string, never>();
@@ -56,14 +62,106 @@ function slotlessMembers(pool: Pool, weights: PoolWeights, size: number): string
 }
 
 /**
- * The bpf driver's backend ids the fleet needs: one per served VIP (a draining one keeps its table) and member of its
- * pool in the table (not disabled). A lower bound: previous owners (second chance) can add a few while they last.
+ * Above this share of BPF_MAX_VIP_MEMBERS a fleet whose tables carry previous owners is noted: members disabled or
+ * removed later are carried for up to secondChance.retainS and take ids then, which the fleet does not show.
  */
-function vipMemberPairs(fleet: Fleet): number {
-  const members = new Map(fleet.pools.map((p) => [p.name, p.members.filter((m) => m.state !== 'disabled').length]));
-  let pairs = 0;
-  for (const vip of servedVips(fleet)) pairs += members.get(vip.pool) ?? 0;
-  return pairs;
+const NEAR_SHARE = 0.9;
+
+interface VipMemberPairs {
+  /** Per served VIP (a draining one keeps its table), the members of its pool in the table (not disabled). */
+  readonly inTables: number;
+  /**
+   * `inTables` plus, for VIPs of pools with second chance (ipip, gre, gue), their disabled members: previous owners
+   * carried into a VIP's backends for up to secondChance.retainS after they left the table (previous-owners.ts).
+   * Removed members are carried too and no fleet shows them: hence the note near the bound.
+   */
+  readonly withCarried: number;
+  /** Some served VIP's pool has second chance: its tables may carry previous owners. */
+  readonly carries: boolean;
+}
+
+/**
+ * The bpf driver's backend ids the fleet needs (@l4fleet/dataplane bpf/ids.ts checkBackendIds: one per VIP and
+ * backend address, every backend of the table, carried previous owners included).
+ */
+function vipMemberPairs(fleet: Fleet): VipMemberPairs {
+  const pools = new Map(
+    fleet.pools.map((p) => {
+      const active = p.members.filter((m) => m.state !== 'disabled').length;
+      const carried = secondChanceActive(p) ? p.members.length - active : 0;
+      return [p.name, { active, carried, carries: secondChanceActive(p) }];
+    }),
+  );
+  let inTables = 0;
+  let withCarried = 0;
+  let carries = false;
+  for (const vip of servedVips(fleet)) {
+    const p = pools.get(vip.pool);
+    if (!p) continue;
+    inTables += p.active;
+    withCarried += p.active + p.carried;
+    carries ||= p.carries;
+  }
+  return { inTables, withCarried, carries };
+}
+
+function pairsNote(fleet: Fleet): ConfigProblem | undefined {
+  const { inTables, withCarried, carries } = vipMemberPairs(fleet);
+  const max = BPF_MAX_VIP_MEMBERS;
+  if (inTables <= max && !(carries && withCarried > max * NEAR_SHARE)) return undefined;
+  const n = (v: number): string => v.toLocaleString('en-US');
+  const has = `bpf nodes hold at most ${n(max)} VIP x member pairs; this fleet has ${n(inTables)} (each served VIP times the members of its pool not disabled)`;
+  const served = 'nftables and proxy nodes serve it';
+  if (inTables > max) return { path: 'vips', message: `${has}: bpf nodes will refuse it; ${served}` };
+  const outcome =
+    withCarried > max
+      ? 'bpf nodes can refuse it while they are carried'
+      : 'within 10 % of the bound, so disabling or removing members can make bpf nodes refuse it';
+  return {
+    path: 'vips',
+    message:
+      `${has}, ${n(withCarried)} with the disabled members of its pools with second chance (ipip, gre, gue), which ` +
+      `stay in the VIPs' backends as previous owners for up to secondChance.retainS after they left the table, as ` +
+      `removed members do: ${outcome}; ${served}`,
+  };
+}
+
+/**
+ * What each data plane lacks (@l4fleet/dataplane: nftables takes l2 and nat, bpf every direct-return mode, the proxy
+ * all, as it connects to members itself) and who serves it instead.
+ */
+const REFUSED_BY: Partial<Record<Forwarding, { driver: string; why: string; instead: string }>> = {
+  nat: { driver: 'bpf', why: 'it has no connection tracking', instead: 'nftables or proxy' },
+  ...Object.fromEntries(
+    (['ipip', 'gre', 'gue'] as const).map((f) => [
+      f,
+      { driver: 'nftables', why: 'it forwards at L2 or with nat only', instead: 'bpf or proxy' },
+    ]),
+  ),
+};
+
+/** A note per pool of a served VIP whose forwarding some data plane refuses (and with it the whole state). */
+function forwardingNotes(fleet: Fleet): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  fleet.pools.forEach((pool, i) => {
+    const refused = REFUSED_BY[pool.forwarding];
+    const vips = fleet.vips.flatMap((v, k) => (v.pool === pool.name && vipServed(v) ? [{ v, k }] : []));
+    if (!refused || vips.length === 0) return;
+    let message =
+      `${pool.forwarding} is not supported by the ${refused.driver} data plane (${refused.why}): ${refused.driver} ` +
+      'nodes refuse the whole desired state, every VIP, and keep serving the last one they took, so later edits ' +
+      `reach only the other nodes; serve this fleet with ${refused.instead} nodes only`;
+    // The bpf driver encapsulates from the node's address of the VIP's family (NODE_ADDRESS_MISSING without one);
+    // an IPv4 one is always configured (node.address), an IPv6 one only when given.
+    const v6 = pool.forwarding === 'nat' ? undefined : vips.find(({ v }) => v.address.includes(':'));
+    if (v6) {
+      message +=
+        '; bpf nodes refuse it too unless they have an IPv6 node address (node.address6 or ' +
+        `dataplane.encapSourceAddress6) for vips[${v6.k}] ${vipKey(v6.v)}`;
+    }
+    out.push({ path: `pools[${i}].forwarding`, message });
+  });
+  return out;
 }
 
 /** Notes for `apply` (path and message, as problems are shown); empty when every setting does what it says. */
@@ -102,13 +200,8 @@ export function ineffectiveSettings(fleet: Fleet): ConfigProblem[] {
       });
     }
   });
-  const pairs = vipMemberPairs(fleet);
-  if (pairs > BPF_MAX_VIP_MEMBERS) {
-    const n = (v: number): string => v.toLocaleString('en-US');
-    out.push({
-      path: 'vips',
-      message: `bpf nodes hold at most ${n(BPF_MAX_VIP_MEMBERS)} VIP x member pairs; this fleet has ${n(pairs)} (each served VIP times the members of its pool not disabled): bpf nodes will refuse it; nftables and proxy nodes serve it`,
-    });
-  }
+  out.push(...forwardingNotes(fleet));
+  const pairs = pairsNote(fleet);
+  if (pairs) out.push(pairs);
   return out;
 }

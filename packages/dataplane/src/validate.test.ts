@@ -144,6 +144,15 @@ describe('validateDesired - forwarding', () => {
     expect(validateDesired([gue], { requireSamePort: true })[0]?.forwarding).toBe('gue');
   });
 
+  test('a driver without nat (bpf) refuses it, naming itself and the data plane that has it', () => {
+    const nat: VipTable = { ...good, forwarding: 'nat', backends: backends.map((b) => ({ ...b, port: 8080 })) };
+    expect(() =>
+      validateDesired([nat], { requireSamePort: true, forwarding: ['l2', 'ipip', 'gre', 'gue'], driver: 'bpf' }),
+    ).toThrow(
+      'forwarding "nat" is not supported by the bpf data plane (supported: l2 | ipip | gre | gue; nat needs connection tracking: use the nftables data plane)',
+    );
+  });
+
   test.each([
     [
       { ...good, forwarding: 'vxlan' as NonNullable<VipTable['forwarding']> },

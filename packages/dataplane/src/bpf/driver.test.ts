@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildTable } from '@l4fleet/maglev';
@@ -82,10 +82,13 @@ function fakeDriver(env: Record<string, string> = {}): BpfDataPlane {
   });
 }
 
+/** The lines the fake wrote to `name`; none when it never did (no loader started). */
 const lines = (name: string): string[] =>
-  readFileSync(join(dir as string, name), 'utf8')
-    .split('\n')
-    .filter((l) => l !== '');
+  existsSync(join(dir as string, name))
+    ? readFileSync(join(dir as string, name), 'utf8')
+        .split('\n')
+        .filter((l) => l !== '')
+    : [];
 const pids = (): number[] => lines('pids').map(Number);
 
 afterEach(() => {
@@ -133,6 +136,27 @@ describe('bpf driver - unreadable state', () => {
     const [first, second] = pids();
     expect(first !== undefined && alive(first)).toBe(false);
     expect(second !== undefined && alive(second)).toBe(true);
+    await dp.close();
+  });
+});
+
+describe('bpf driver - forwarding', () => {
+  test('a nat VIP is refused before the loader starts, naming the bpf data plane (in a mixed fleet, which nodes refuse)', async () => {
+    const dp = fakeDriver();
+    const backends = [{ name: 'b0', address: '198.18.90.10', port: 8080 }];
+    const nat = {
+      vip: { address: '198.51.100.41', port: 80, protocol: 'tcp' as const },
+      hash: '5-tuple' as const,
+      seed: 7,
+      forwarding: 'nat' as const,
+      backends,
+      slots: buildTable(backends, 251),
+    };
+    await expect(dp.apply([nat])).rejects.toMatchObject({
+      code: 'FORWARDING_UNSUPPORTED',
+      message: expect.stringContaining('forwarding "nat" is not supported by the bpf data plane'),
+    });
+    expect(pids()).toEqual([]);
     await dp.close();
   });
 });

@@ -228,7 +228,12 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
   async function applyNow(desired: readonly VipTable[]): Promise<ApplyResult> {
     if (closed) throw new DataPlaneError('CLOSED', 'apply: the bpf data plane is closed');
     const started = performance.now();
-    const vips = validateDesired(desired, { requireSamePort: true });
+    // Named in a refusal: in a fleet of mixed data planes it says which nodes refuse (and keep the last state).
+    const vips = validateDesired(desired, {
+      requireSamePort: true,
+      forwarding: ['l2', 'ipip', 'gre', 'gue'],
+      driver: 'bpf',
+    });
     checkNodeAddresses(vips);
     const validated = performance.now();
     let { loader: l, fresh } = await ensureLoader();
