@@ -90,6 +90,28 @@ describe('bpf plan', () => {
     expect(back.next.backends.get(idOfB as number)?.live).toBe(true);
   });
 
+  test('a previous owner carried only for second chance (no slot) stays live: the node names only live hops', () => {
+    // b left the table (disabled or removed) and is carried as the previous owner of its former slots.
+    const now = table(backends.filter((x) => x.name !== 'b'));
+    const before = buildTable(backends, 251);
+    // b (index 1 before) named at its new index 2 wherever it owned the slot.
+    const previousSlots = Int32Array.from(before, (i) => (i === 1 ? 2 : NO_BACKEND));
+    const carried: VipTable = {
+      ...now,
+      forwarding: 'gue',
+      backends: [...now.backends, backends[1] as (typeof backends)[number]],
+      previousSlots,
+    };
+    const p = plan(emptyState(), [carried]);
+    const idOfB = [...p.next.backends].find(([, x]) => x.addressHex === 'c6120002')?.[0];
+    // Live, so node-core.h previous_owner() can name it as the hop; the same flag keeps the flows the node remembers
+    // on it (pick()) until it is no longer carried (secondChance.retainS): docs/design/0011 "Disabled and removed".
+    expect(p.next.backends.get(idOfB as number)?.live).toBe(true);
+    const core = readFileSync(new URL('../../native/bpf/node-core.h', import.meta.url), 'utf8');
+    const hop = core.slice(core.indexOf('previous_owner(const struct l4f_vip'));
+    expect(hop.slice(0, hop.indexOf('return p;'))).toContain('!(p->flags & L4F_BACKEND_LIVE)');
+  });
+
   test('removing a VIP deletes it and its address, marks its backends dead, retires its table', () => {
     const first = plan(emptyState(), [table()]);
     const p = plan(first.next, [], 5);
