@@ -2,14 +2,13 @@
  * The agent with its real adapters: etcd (EtcdFleetStore), gobgpd (createGobgpSpeaker), the configured data
  * plane, NATS, and the /metrics server. `l4fleet agent` calls runAgent(); tests can too.
  */
-import { readFileSync } from 'node:fs';
 import { createGobgpSpeaker, type Speaker } from '@l4fleet/bgp';
 import type { DataPlane } from '@l4fleet/dataplane';
 import { EtcdFleetStore, type FleetStore } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { type Agent, createAgent } from './agent.js';
 import { type Clock, systemClock } from './clock.js';
-import { readHealthCa } from './config/tls-files.js';
+import { readHealthCa, readTlsFiles, type TlsContent } from './config/tls-files.js';
 import type { AgentConfig } from './config/types.js';
 import { createNatsLink, type NatsLink } from './events/nats-link.js';
 import { type ObservabilityServer, startObservabilityServer } from './observe/http.js';
@@ -41,22 +40,13 @@ export interface RunAgentOptions {
 /** How often the event counters are copied into their gauges, ms. */
 const EVENT_METRICS_REFRESH_MS = 1_000;
 
-function createStore(config: AgentConfig, logger: Logger): FleetStore {
-  const t = config.etcd.tls;
+function createStore(config: AgentConfig, logger: Logger, tls: TlsContent | undefined): FleetStore {
   return new EtcdFleetStore({
     endpoints: config.etcd.endpoints,
     prefix: config.etcd.prefix,
     dialTimeoutMs: config.etcd.dialTimeoutMs,
     logger: logger.child({ component: 'store' }),
-    ...(t
-      ? {
-          tls: {
-            ...(t.ca ? { ca: readFileSync(t.ca) } : {}),
-            ...(t.cert ? { cert: readFileSync(t.cert) } : {}),
-            ...(t.key ? { key: readFileSync(t.key) } : {}),
-          },
-        }
-      : {}),
+    ...(tls ? { tls } : {}),
     ...(config.etcd.user !== undefined && config.etcd.password !== undefined
       ? { auth: { username: config.etcd.user, password: config.etcd.password } }
       : {}),
@@ -68,8 +58,12 @@ export async function runAgent(config: AgentConfig, opts: RunAgentOptions): Prom
   const clock = opts.clock ?? systemClock;
   // Read before anything starts (nothing to close yet): a bad file refuses the start instead of failing every probe.
   const healthCa = config.health.caFile === undefined ? undefined : readHealthCa(config.health.caFile);
+  // The etcd client and the NATS link get the content, read once here (a regular file only, never blocking): a file
+  // deleted or renewed later changes nothing until a restart, as a reload says.
+  const etcdTls = opts.store ? undefined : readTlsFiles('etcd', config.etcd.tls);
+  const natsTls = config.nats.servers.length > 0 ? readTlsFiles('nats', config.nats.tls) : undefined;
   const metrics = createAgentMetrics({ node: config.node.name, fleet: config.fleet });
-  const store = opts.store ?? createStore(config, logger);
+  const store = opts.store ?? createStore(config, logger, etcdTls);
   const speaker = opts.speaker ?? createGobgpSpeaker({ address: config.bgp.gobgpdAddress, logger });
   const dataPlane = opts.dataPlane ?? createConfiguredDataPlane(config, logger);
   let nats: NatsLink | undefined;
@@ -77,6 +71,7 @@ export async function runAgent(config: AgentConfig, opts: RunAgentOptions): Prom
   if (config.nats.servers.length > 0) {
     nats = createNatsLink({
       config: config.nats,
+      ...(natsTls ? { tls: natsTls } : {}),
       name: `l4fleet-agent-${config.node.name}`,
       logger,
       clock,

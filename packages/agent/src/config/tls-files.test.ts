@@ -6,7 +6,13 @@ import { makeCerts } from '@l4fleet/daemons';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { AgentError } from '../errors.js';
 import { parseAgentConfig } from './parse.js';
-import { MAX_HEALTH_CA_FILE_BYTES, MAX_TLS_FILE_BYTES, readHealthCa, tlsFileDigests } from './tls-files.js';
+import {
+  MAX_HEALTH_CA_FILE_BYTES,
+  MAX_TLS_FILE_BYTES,
+  readHealthCa,
+  readTlsFiles,
+  tlsFileDigests,
+} from './tls-files.js';
 
 let dir: string;
 let caPem: Buffer;
@@ -169,5 +175,76 @@ describe('tlsFileDigests - only a regular file of bounded size is read', () => {
   ])('%s: unreadable, never read', async (_what, make, digest) => {
     const file = await make();
     expect(tlsFileDigests(withCa(file)).get('etcd.tls.ca')).toMatchObject({ file, digest });
+  });
+});
+
+// The etcd client and the NATS link were handed paths they read with a blocking readFileSync, at the start and (NATS)
+// on every connect attempt: a FIFO held the event loop for good, a file deleted since failed every reconnect.
+describe('readTlsFiles - etcd.tls and nats.tls, read once at the start', () => {
+  let writer: ChildProcess | undefined;
+  afterEach(() => {
+    try {
+      if (writer?.pid !== undefined) process.kill(-writer.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    writer = undefined;
+  });
+
+  const refused = (section: 'etcd' | 'nats', tls: { ca?: string; cert?: string; key?: string }): AgentError => {
+    try {
+      readTlsFiles(section, tls);
+    } catch (err) {
+      expect(err).toBeInstanceOf(AgentError);
+      return err as AgentError;
+    }
+    throw new Error(`expected ${JSON.stringify(tls)} to be refused`);
+  };
+
+  test('the files are read into buffers; no tls section reads nothing', () => {
+    const tls = { ca: join(dir, 'ca.pem'), cert: join(dir, 'client.pem'), key: join(dir, 'client.key') };
+    const got = readTlsFiles('nats', tls);
+    expect(got?.ca?.equals(caPem)).toBe(true);
+    expect(got?.cert?.toString()).toContain('-----BEGIN CERTIFICATE-----');
+    expect(got?.key?.toString()).toContain('PRIVATE KEY-----');
+    expect(readTlsFiles('etcd', { ca: join(dir, 'ca.pem') })).toEqual({ ca: caPem });
+    expect(readTlsFiles('etcd', undefined)).toBeUndefined();
+  });
+
+  test('a FIFO is refused, never read (the event loop would wait for a writer for good)', async () => {
+    const fifo = join(dir, 'nats-ca.fifo');
+    execFileSync('mkfifo', [fifo]);
+    try {
+      // Should the read block, this writer ends each wait after 1 s, so the test fails instead of hanging.
+      const writes = `for i in 1 2 3; do sleep 1; echo not-a-ca > '${fifo}'; done`;
+      writer = spawn('timeout', ['10', 'sh', '-c', writes], { stdio: 'ignore' });
+      const err = refused('nats', { ca: fifo });
+      expect(err.code).toBe('CONFIG_INVALID');
+      expect(err.message).toBe(`nats.tls.ca: "${fifo}" is not a regular file`);
+      expect(err.problems).toEqual([{ path: 'nats.tls.ca', message: `"${fifo}" is not a regular file` }]);
+    } finally {
+      await rm(fifo, { force: true });
+    }
+  });
+
+  test.each<[string, () => Promise<string>, string, string]>([
+    ['missing', async () => join(dir, 'missing.pem'), 'CONFIG_UNREADABLE', 'cannot be read (ENOENT)'],
+    ['a device (/dev/zero: endless)', async () => '/dev/zero', 'CONFIG_INVALID', 'is not a regular file'],
+    [
+      'over MAX_TLS_FILE_BYTES',
+      async () => {
+        await writeFile(join(dir, 'huge-key.pem'), caPem);
+        await truncate(join(dir, 'huge-key.pem'), MAX_TLS_FILE_BYTES + 1);
+        return join(dir, 'huge-key.pem');
+      },
+      'CONFIG_INVALID',
+      `is ${MAX_TLS_FILE_BYTES + 1} bytes, more than ${MAX_TLS_FILE_BYTES} (MAX_TLS_FILE_BYTES)`,
+    ],
+  ])('refused, naming the field and the file: %s', async (_what, make, code, why) => {
+    const file = await make();
+    const err = refused('etcd', { ca: join(dir, 'ca.pem'), key: file });
+    expect(err.code).toBe(code);
+    expect(err.message).toBe(`etcd.tls.key: "${file}" ${why}`);
+    expect(err.problems).toEqual([{ path: 'etcd.tls.key', message: `"${file}" ${why}` }]);
   });
 });

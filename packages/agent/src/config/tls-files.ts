@@ -1,13 +1,21 @@
 /**
- * The TLS files agent.yaml names (etcd.tls, nats.tls, health.caFile), by field, with a digest of each one's
- * content. The etcd client and the NATS connection read theirs once, at the start; a renewed certificate written over
- * the same path changes no field, so a reload compares these digests to say that only a restart uses it (reloader.ts)
- * instead of reporting a reload of nothing. health.caFile is read again by a reload that finds it changed.
+ * The TLS files agent.yaml names (etcd.tls, nats.tls, health.caFile): read, checked, and digested. The etcd client and
+ * the NATS link are handed the content runtime.ts reads once, at the start (readTlsFiles), never a path: a renewed
+ * certificate written over the same path changes no field, so a reload compares digests to say that only a restart
+ * uses it (reloader.ts) instead of reporting a reload of nothing, and a file deleted since leaves the running agent its
+ * copy. health.caFile is read again by a reload that finds it changed.
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { AgentError } from '../errors.js';
 import type { AgentConfig, TlsFiles } from './types.js';
+
+/** The content of one section's TLS files (etcd.tls, nats.tls), as read at the start. */
+export interface TlsContent {
+  readonly ca?: Buffer;
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+}
 
 export interface TlsFile {
   readonly file: string;
@@ -46,6 +54,42 @@ function readRegularFile(file: string, maxBytes: number): Buffer {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * `file`, read with readRegularFile, or an AgentError naming `path` (the field) and the file: CONFIG_UNREADABLE when it
+ * cannot be opened (its errno), CONFIG_INVALID when it is no regular file or larger than `maxBytes` (`bound` names
+ * the constant).
+ */
+function readConfigFile(path: string, file: string, maxBytes: number, bound: string): Buffer {
+  const refuse = (code: 'CONFIG_UNREADABLE' | 'CONFIG_INVALID', why: string, cause: unknown): never => {
+    const problem = { path, message: `"${file}" ${why}` };
+    throw new AgentError(code, `${path}: ${problem.message}`, { problems: [problem], cause });
+  };
+  try {
+    return readRegularFile(file, maxBytes);
+  } catch (err) {
+    if (err instanceof NotReadable) {
+      return refuse('CONFIG_INVALID', `is ${err.message}${err.tooLarge ? ` (${bound})` : ''}`, err);
+    }
+    return refuse('CONFIG_UNREADABLE', `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, err);
+  }
+}
+
+/**
+ * The files of `section`.tls (etcd, nats), read once (runtime.ts, before anything starts): a file that is missing,
+ * no regular file (a FIFO, /dev/stdin, /dev/zero) or over MAX_TLS_FILE_BYTES refuses the start naming the field
+ * (`nats.tls.ca`) and the file. Only a regular file is ever read, so nothing here can block the event loop.
+ */
+export function readTlsFiles(section: 'etcd' | 'nats', tls: TlsFiles | undefined): TlsContent | undefined {
+  if (tls === undefined) return undefined;
+  const out: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+  for (const k of ['ca', 'cert', 'key'] as const) {
+    const file = tls[k];
+    if (file !== undefined)
+      out[k] = readConfigFile(`${section}.tls.${k}`, file, MAX_TLS_FILE_BYTES, 'MAX_TLS_FILE_BYTES');
+  }
+  return out;
 }
 
 function tlsFile(file: string): TlsFile {
@@ -90,15 +134,7 @@ export function readHealthCa(file: string): Buffer {
       ...(cause === undefined ? {} : { cause }),
     });
   };
-  let pem: Buffer;
-  try {
-    pem = readRegularFile(file, MAX_HEALTH_CA_FILE_BYTES);
-  } catch (err) {
-    if (err instanceof NotReadable) {
-      return refuse('CONFIG_INVALID', `is ${err.message}${err.tooLarge ? ' (MAX_HEALTH_CA_FILE_BYTES)' : ''}`);
-    }
-    return refuse('CONFIG_UNREADABLE', `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, err);
-  }
+  const pem = readConfigFile('health.caFile', file, MAX_HEALTH_CA_FILE_BYTES, 'MAX_HEALTH_CA_FILE_BYTES');
   const blocks = pem.toString('latin1').match(PEM_CERTIFICATE) ?? [];
   if (blocks.length === 0) refuse('CONFIG_INVALID', 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
   blocks.forEach((block, i) => {

@@ -1,7 +1,12 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { createManualClock } from '../clock.js';
 import type { NatsSection } from '../config/types.js';
+import { AgentError } from '../errors.js';
 import { createNatsLink, type NatsLink } from './nats-link.js';
 
 /** An async iterable the test feeds: push values, end it, or end it with an error (as nats.js QueuedIterator.stop). */
@@ -54,12 +59,15 @@ const nats = vi.hoisted(() => ({
   /** Attempts connect() refuses before it hands out a connection. */
   refuse: 0,
   calls: 0,
+  /** The tls option of each connect() call. */
+  tls: [] as unknown[],
 }));
 
 vi.mock('nats', () => ({
   Events: { Disconnect: 'disconnect', Reconnect: 'reconnect' },
-  connect: async () => {
+  connect: async (opts: { tls?: unknown }) => {
     nats.calls += 1;
+    nats.tls.push(opts.tls);
     if (nats.refuse > 0) {
       nats.refuse -= 1;
       throw new Error('Authorization Violation');
@@ -118,6 +126,7 @@ afterEach(async () => {
   nats.conns.length = 0;
   nats.refuse = 0;
   nats.calls = 0;
+  nats.tls.length = 0;
 });
 
 const SUBJECT = 'l4fleet.f.member.health.>';
@@ -209,5 +218,74 @@ describe('nats link - logs', () => {
     const failed = log.lines.find((l) => l.event === 'natsConnectFailed');
     expect(failed?.servers).toEqual(['nats://***@198.19.0.2:4222', 'tls://***@198.19.0.3:4222']);
     expect(JSON.stringify(log.lines)).not.toContain('N3wS3cret');
+  });
+});
+
+// The link read nats.tls with a blocking readFileSync on every connect attempt: a FIFO held the event loop for good
+// (leases, probes, /metrics, SIGTERM), and a file deleted since failed every fresh connect.
+describe('nats link - TLS files', () => {
+  let dir: string;
+  let writer: ChildProcess | undefined;
+  afterEach(async () => {
+    try {
+      // timeout leads a process group of its own: the sh blocked opening the FIFO goes with it.
+      if (writer?.pid !== undefined) process.kill(-writer.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    writer = undefined;
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a FIFO as nats.tls.ca is refused at creation, never read, and nothing connects', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'l4fleet-nats-tls-'));
+    const fifo = join(dir, 'ca.fifo');
+    execFileSync('mkfifo', [fifo]);
+    // Should the read block, this writer ends each wait after 1 s, so the test fails instead of hanging; the manual
+    // clock never fires the retry that would read it again.
+    writer = spawn('timeout', ['10', 'sh', '-c', `for i in 1 2 3; do sleep 1; echo x > '${fifo}'; done`], {
+      stdio: 'ignore',
+    });
+    const clock = createManualClock();
+    let err: unknown;
+    try {
+      link = createNatsLink({ config: { ...config, tls: { ca: fifo } }, name: 'n1', logger: capture().logger, clock });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(AgentError);
+    expect(err).toMatchObject({ code: 'CONFIG_INVALID', message: `nats.tls.ca: "${fifo}" is not a regular file` });
+    await clock.advance(0);
+    expect(nats.calls).toBe(0);
+  });
+
+  test('the files are read once: a connection made after one was deleted still has its copy', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'l4fleet-nats-tls-'));
+    const ca = join(dir, 'ca.pem');
+    await writeFile(ca, 'the CA read at the start');
+    const clock = createManualClock();
+    const log = capture();
+    link = createNatsLink({ config: { ...config, tls: { ca } }, name: 'n1', logger: log.logger, clock });
+    await clock.advance(0);
+    expect(link.isConnected()).toBe(true);
+    await rm(ca);
+    nats.conns[0]?.closeForGood(new Error('Authorization Violation'));
+    await clock.advance(10_000);
+    expect(link.isConnected()).toBe(true);
+    expect(nats.tls).toEqual([{ ca: 'the CA read at the start' }, { ca: 'the CA read at the start' }]);
+    expect(log.events()).not.toContain('natsConnectFailed');
+  });
+
+  test('content handed over (runtime.ts reads it with etcd.tls) is used, the paths not read again', async () => {
+    const clock = createManualClock();
+    link = createNatsLink({
+      config: { ...config, tls: { ca: '/nonexistent/ca.pem', cert: '/nonexistent/c.pem', key: '/nonexistent/c.key' } },
+      tls: { ca: Buffer.from('ca'), cert: Buffer.from('cert'), key: Buffer.from('key') },
+      name: 'n1',
+      logger: capture().logger,
+      clock,
+    });
+    await clock.advance(0);
+    expect(nats.tls).toEqual([{ ca: 'ca', cert: 'cert', key: 'key' }]);
   });
 });

@@ -4,13 +4,15 @@
  * disconnected; the publisher checks `isConnected()` first so that buffer never grows. nats.js reconnects by itself
  * but closes the connection for good on some errors (an authorization error repeated while reconnecting): the link
  * then connects anew, as at start. A subscription the server ends (a permissions violation ends its iterator with an
- * error) is logged and made again at the next reconnect or new connection.
+ * error) is logged and made again at the next reconnect or new connection. The TLS files are read once, when the link
+ * is made (or handed over read): every connect attempt uses that copy, so a file deleted or renewed since changes
+ * nothing until a restart (reloader.ts says so), and a FIFO named there is refused instead of holding the event loop.
  */
-import { readFileSync } from 'node:fs';
 import { connect, Events, type NatsConnection, type Subscription } from 'nats';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../clock.js';
 import { maskUserinfo } from '../config/fields.js';
+import { readTlsFiles, type TlsContent } from '../config/tls-files.js';
 import type { NatsSection } from '../config/types.js';
 import type { EventTransport } from './publisher.js';
 
@@ -22,6 +24,11 @@ export interface NatsLink extends EventTransport {
 
 export interface NatsLinkOptions {
   readonly config: NatsSection;
+  /**
+   * The content of `config.tls`'s files, read at the start (runtime.ts, with etcd's). Absent: read here, once, through
+   * readTlsFiles, which throws (AgentError naming the field and the file) for a missing file, a FIFO or a device.
+   */
+  readonly tls?: TlsContent;
   readonly name: string;
   readonly logger: Logger;
   /** Connection state changes (metrics, flushing the publisher). */
@@ -32,16 +39,19 @@ export interface NatsLinkOptions {
 
 const RETRY_FIRST_CONNECT_MS = 1_000;
 
-function tlsOptions(cfg: NatsSection) {
-  if (!cfg.tls) return undefined;
+/** nats.js's tls option (PEM text) from the files' content. */
+function tlsOptions(content: TlsContent | undefined) {
+  if (!content) return undefined;
   return {
-    ...(cfg.tls.ca ? { ca: readFileSync(cfg.tls.ca, 'utf8') } : {}),
-    ...(cfg.tls.cert ? { cert: readFileSync(cfg.tls.cert, 'utf8') } : {}),
-    ...(cfg.tls.key ? { key: readFileSync(cfg.tls.key, 'utf8') } : {}),
+    ...(content.ca ? { ca: content.ca.toString('utf8') } : {}),
+    ...(content.cert ? { cert: content.cert.toString('utf8') } : {}),
+    ...(content.key ? { key: content.key.toString('utf8') } : {}),
   };
 }
 
 export function createNatsLink(opts: NatsLinkOptions): NatsLink {
+  // Before anything starts: a bad file throws here, with no timer or connection to undo.
+  const tls = tlsOptions(opts.tls ?? readTlsFiles('nats', opts.config.tls));
   const log = opts.logger.child({ component: 'nats' });
   const subs: { subject: string; onMessage: (d: Uint8Array) => void; sub?: Subscription | undefined }[] = [];
   let nc: NatsConnection | undefined;
@@ -98,7 +108,6 @@ export function createNatsLink(opts: NatsLinkOptions): NatsLink {
   const start = async (): Promise<void> => {
     if (closed || opts.config.servers.length === 0) return;
     try {
-      const tls = tlsOptions(opts.config);
       const conn = await connect({
         servers: [...opts.config.servers],
         name: opts.name,
