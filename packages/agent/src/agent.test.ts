@@ -400,26 +400,33 @@ describe('agent - drain and lifecycle', () => {
     ]);
   });
 
-  test('a reload once the agent stopped (or closed) is refused, nothing read: its parts are going or gone', async () => {
-    const { nodes } = await fleetOf(1);
-    const n = nodes[0] as Node;
-    const peersBefore = n.speaker.peers.map((p) => p.address);
-    let loads = 0;
+  /** A reload's file read: n1 with one peer at `peer`; counts its reads, and waits on `before` first. */
+  const reloadOf = (peer: string, before: () => Promise<void> = async () => undefined) => {
+    let reads = 0;
     const load = async () => {
-      loads += 1;
+      reads += 1;
+      await before();
       return parseAgentConfig({
         node: { name: 'n1', interface: 'eth0', address: '198.18.0.11' },
-        bgp: { asn: 65001, peers: [{ address: '198.18.0.2', asn: 65000 }], gracefulShutdownMs: 150 },
+        bgp: { asn: 65001, peers: [{ address: peer, asn: 65000 }], gracefulShutdownMs: 150 },
         etcd: { endpoints: ['http://127.0.0.1:2379'], leaseTtlS: 5 },
         dataplane: { driver: 'dry-run' },
         drain: { forwardAfterWithdrawMs: 50 },
       });
     };
+    return { load, loads: () => reads };
+  };
+
+  test('a reload once the agent stopped (or closed) is refused, nothing read: its parts are going or gone', async () => {
+    const { nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    const peersBefore = n.speaker.peers.map((p) => p.address);
+    const { load, loads } = reloadOf('198.18.0.2');
     await n.agent.shutdown();
     const refused = n.agent.reload(load);
     await expect(refused).rejects.toThrow('reload refused, nothing changed: the agent is exiting');
     await expect(refused).rejects.toMatchObject({ code: 'RELOAD_REFUSED' });
-    expect(loads).toBe(0);
+    expect(loads()).toBe(0);
     expect(n.events.at(-1)).toMatchObject({ kind: 'config.reload', data: { result: 'refused' } });
     expect(n.speaker.peers.map((p) => p.address)).toEqual(peersBefore);
   });
@@ -429,22 +436,12 @@ describe('agent - drain and lifecycle', () => {
     const { nodes } = await fleetOf(1);
     const n = nodes[0] as Node;
     const peersBefore = n.speaker.peers.map((p) => p.address);
-    let loads = 0;
-    const load = async () => {
-      loads += 1;
-      return parseAgentConfig({
-        node: { name: 'n1', interface: 'eth0', address: '198.18.0.11' },
-        bgp: { asn: 65001, peers: [{ address: '198.18.0.3', asn: 65000 }], gracefulShutdownMs: 150 },
-        etcd: { endpoints: ['http://127.0.0.1:2379'], leaseTtlS: 5 },
-        dataplane: { driver: 'dry-run' },
-        drain: { forwardAfterWithdrawMs: 50 },
-      });
-    };
+    const { load, loads } = reloadOf('198.18.0.3');
     const stopping = n.agent.shutdown();
     expect(n.agent.status().state).toBe('draining');
     await expect(n.agent.reload(load)).rejects.toThrow('reload refused, nothing changed: the agent is exiting');
     await stopping;
-    expect(loads).toBe(0);
+    expect(loads()).toBe(0);
     expect(n.speaker.peers.map((p) => p.address)).toEqual(peersBefore);
   });
 
@@ -458,23 +455,14 @@ describe('agent - drain and lifecycle', () => {
     const gate = new Promise<void>((r) => {
       release = r;
     });
-    let loads = 0;
     let reading: () => void = () => undefined;
     const read = new Promise<void>((r) => {
       reading = r;
     });
-    const load = async () => {
-      loads += 1;
+    const { load, loads } = reloadOf('198.18.0.3', async () => {
       reading();
       await gate;
-      return parseAgentConfig({
-        node: { name: 'n1', interface: 'eth0', address: '198.18.0.11' },
-        bgp: { asn: 65001, peers: [{ address: '198.18.0.3', asn: 65000 }], gracefulShutdownMs: 150 },
-        etcd: { endpoints: ['http://127.0.0.1:2379'], leaseTtlS: 5 },
-        dataplane: { driver: 'dry-run' },
-        drain: { forwardAfterWithdrawMs: 50 },
-      });
-    };
+    });
     const reloading = n.agent.reload(load);
     const queued = n.agent.reload(load);
     await read;
@@ -483,7 +471,7 @@ describe('agent - drain and lifecycle', () => {
     release();
     await expect(reloading).rejects.toThrow('reload refused, nothing changed: the agent is exiting');
     await expect(queued).rejects.toThrow('reload refused, nothing changed: the agent is exiting');
-    expect(loads).toBe(1); // the queued one refused before reading the file
+    expect(loads()).toBe(1); // the queued one refused before reading the file
     expect(n.speaker.peers.map((p) => p.address)).toEqual(peersBefore);
     await stopping;
     expect(n.speaker.peers.map((p) => p.address)).toEqual(peersBefore);
