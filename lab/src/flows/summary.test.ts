@@ -47,6 +47,21 @@ describe('lab flows - summary', () => {
     expect(s.brokenFlows).toEqual([{ id: 5, protocol: 'tcp', localPort: 40005, reason: 'reset', backend: 'backend1' }]);
   });
 
+  // New flows were told by openedAt >= markAt, two wall-clock readings: an NTP step back after a mark made the
+  // flows opened after it look older (not counted), a step forward counted old ones. The worker now says which.
+  test('new flows are the ones the worker says opened after its mark, whatever the wall clock did', () => {
+    const stepped: WorkerReport = {
+      at: 9_000,
+      markAt: 5_000,
+      flows: [
+        flow(1, { openedAt: 6_000, sinceMark: false }), // before the mark; the clock stepped back since
+        flow(2, { openedAt: 2_000, sinceMark: true }), // after the mark, stamped after a step back
+      ],
+    };
+    expect(summarize(stepped, new Map()).newFlows.total).toBe(1);
+    expect(summarize(stepped, new Map()).newFlows.perBackend).toEqual({ backend1: 1 });
+  });
+
   test('a flow no node reported is counted under ?', () => {
     expect(summarize(report, new Map()).perNode).toEqual({ '?': 4 });
   });

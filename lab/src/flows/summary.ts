@@ -63,7 +63,7 @@ export function summarize(report: WorkerReport, carriers: ReadonlyMap<string, st
     const backend = f.backend ?? '?';
     count(perNode, node);
     count(perBackend, backend);
-    if (f.openedAt >= report.markAt) {
+    if (f.sinceMark ?? f.openedAt >= report.markAt) {
       newTotal++;
       count(newPerNode, node);
       count(newPerBackend, backend);

@@ -25,8 +25,13 @@ export interface FlowSample {
   readonly replies: number;
   /** Longest gap between two answers since the last mark (ongoing gap included), ms. */
   readonly maxPauseMs: number;
-  /** Epoch ms when the flow was opened; flows opened after a mark are the step's new flows. */
+  /** Epoch ms when the flow was opened. */
   readonly openedAt: number;
+  /**
+   * Opened after the worker's last mark: the step's new flows. Absent in reports of older workers, where openedAt >=
+   * markAt stands in (wrong across a wall-clock step).
+   */
+  readonly sinceMark?: boolean;
   /** Backends seen over the flow's life (more than one: it lost affinity). */
   readonly backends: readonly string[];
 }

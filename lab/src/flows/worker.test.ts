@@ -79,6 +79,24 @@ describe('lab flows - worker', () => {
     return { w, flow };
   }
 
+  test('lab flows - a flow opened after the last mark is new (sinceMark), counted in marks, not wall-clock times', async () => {
+    const started = await identityServer({ answering: true });
+    server = started.server;
+    let wall = 10_000;
+    worker = new FlowWorker({
+      tcp: { protocol: 'tcp', address: '127.0.0.1', port: started.port },
+      now: () => wall,
+    });
+    worker.open(1, 0);
+    worker.mark();
+    wall -= 3_600_000; // NTP steps the clock back after the mark: openedAt of the next flow is before markAt
+    worker.open(1, 0);
+    const flows = worker.report().flows;
+    expect(flows.map((f) => f.sinceMark)).toEqual([false, true]);
+    worker.mark();
+    expect(worker.report().flows.map((f) => f.sinceMark)).toEqual([false, false]);
+  });
+
   test('lab flows - a wall clock stepped forward an hour is no pause: the flow keeps answering and stays unbroken', async () => {
     const clocks = { wall: 1_000, mono: 1_000 };
     const { flow } = await flowOnClocks(clocks, { answering: true });

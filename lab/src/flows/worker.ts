@@ -49,6 +49,8 @@ class Flow {
     readonly target: FlowTarget,
     readonly openedAt: number,
     private readonly opts: Required<Omit<FlowWorkerOptions, 'tcp' | 'udp'>>,
+    /** The worker's mark count when the flow was opened: it is new while no mark came after it. */
+    readonly openedAfterMark: number,
   ) {
     this.lastReplyAtMs = opts.monoMs();
   }
@@ -161,7 +163,7 @@ class Flow {
   }
 
   /** `nowMs`: the steady clock's reading (opts.monoMs), for the gap still open. */
-  sample(nowMs: number): FlowSample {
+  sample(nowMs: number, marks: number): FlowSample {
     const ongoing = this.state === 'open' && this.replies > 0 ? nowMs - this.lastReplyAtMs : 0;
     return {
       id: this.id,
@@ -175,6 +177,7 @@ class Flow {
       replies: this.replies,
       maxPauseMs: Math.max(this.maxPauseMs, ongoing),
       openedAt: this.openedAt,
+      sinceMark: this.openedAfterMark === marks,
       backends: [...this.backends],
     };
   }
@@ -194,6 +197,8 @@ class Flow {
 export class FlowWorker {
   private readonly flows: Flow[] = [];
   private markAt: number;
+  /** Marks so far: which flows are new is counted in marks, not compared in wall-clock times (an NTP step). */
+  private marks = 0;
   private readonly opts: Required<Omit<FlowWorkerOptions, 'tcp' | 'udp'>>;
 
   constructor(private readonly options: FlowWorkerOptions) {
@@ -212,7 +217,7 @@ export class FlowWorker {
     const add = (protocol: FlowProtocol, target: FlowTarget | undefined, count: number) => {
       if (!target) return;
       for (let i = 0; i < count; i++) {
-        const flow = new Flow(this.flows.length + 1, protocol, target, now, this.opts);
+        const flow = new Flow(this.flows.length + 1, protocol, target, now, this.opts, this.marks);
         this.flows.push(flow);
         flow.start();
       }
@@ -223,12 +228,13 @@ export class FlowWorker {
 
   mark(): void {
     this.markAt = this.opts.now();
+    this.marks += 1;
     for (const f of this.flows) f.mark();
   }
 
   report(): WorkerReport {
     const nowMs = this.opts.monoMs();
-    return { at: this.opts.now(), markAt: this.markAt, flows: this.flows.map((f) => f.sample(nowMs)) };
+    return { at: this.opts.now(), markAt: this.markAt, flows: this.flows.map((f) => f.sample(nowMs, this.marks)) };
   }
 
   stop(): WorkerReport {
