@@ -55,11 +55,11 @@ describe('lab flows - summary', () => {
       markAt: 5_000,
       flows: [
         flow(1, { openedAt: 6_000, sinceMark: false }), // before the mark; the clock stepped back since
-        flow(2, { openedAt: 2_000, sinceMark: true }), // after the mark, stamped after a step back
+        flow(2, { backend: 'backend2', openedAt: 2_000, sinceMark: true }), // after the mark, stamped after a step back
       ],
     };
     expect(summarize(stepped, new Map()).newFlows.total).toBe(1);
-    expect(summarize(stepped, new Map()).newFlows.perBackend).toEqual({ backend1: 1 });
+    expect(summarize(stepped, new Map()).newFlows.perBackend).toEqual({ backend2: 1 });
   });
 
   test('a flow no node reported is counted under ?', () => {
