@@ -182,7 +182,7 @@ describe('ineffectiveSettings: valid settings apply notes', () => {
         {
           path: 'vips',
           message:
-            "bpf nodes hold at most 65,536 VIP x member pairs; this fleet has 65,000 (each served VIP times the members of its pool not disabled), 65,650 with the disabled members of its pools with second chance (ipip, gre, gue), which stay in the VIPs' backends as previous owners for up to secondChance.retainS after they left the table, as removed members do: bpf nodes can refuse it while they are carried; nftables and proxy nodes serve it",
+            "bpf nodes hold at most 65,536 VIP x member pairs; this fleet has 65,000 (each served VIP times the members of its pool not disabled), 65,650 with the disabled members of its pools with second chance (ipip, gre, gue), which stay in the VIPs' backends as previous owners for up to secondChance.retainS after they left the table, as removed members do: bpf nodes can refuse it while they are carried; proxy nodes serve it",
         },
       ]);
       // The same fleet at l2 carries no previous owner: 65,000 is all.
@@ -195,7 +195,7 @@ describe('ineffectiveSettings: valid settings apply notes', () => {
         {
           path: 'vips',
           message:
-            "bpf nodes hold at most 65,536 VIP x member pairs; this fleet has 65,000 (each served VIP times the members of its pool not disabled), 65,065 with the disabled members of its pools with second chance (ipip, gre, gue), which stay in the VIPs' backends as previous owners for up to secondChance.retainS after they left the table, as removed members do: within 10 % of the bound, so disabling or removing members can make bpf nodes refuse it; nftables and proxy nodes serve it",
+            "bpf nodes hold at most 65,536 VIP x member pairs; this fleet has 65,000 (each served VIP times the members of its pool not disabled), 65,065 with the disabled members of its pools with second chance (ipip, gre, gue), which stay in the VIPs' backends as previous owners for up to secondChance.retainS after they left the table, as removed members do: within 10 % of the bound, so disabling or removing members can make bpf nodes refuse it; proxy nodes serve it",
         },
       ]);
       // Second chance off carries none; 58 x 1,001 (58,058, under 90 %) leaves room.

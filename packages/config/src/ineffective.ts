@@ -111,7 +111,11 @@ function pairsNote(fleet: Fleet): ConfigProblem | undefined {
   if (inTables <= max && !(carries && withCarried > max * NEAR_SHARE)) return undefined;
   const n = (v: number): string => v.toLocaleString('en-US');
   const has = `bpf nodes hold at most ${n(max)} VIP x member pairs; this fleet has ${n(inTables)} (each served VIP times the members of its pool not disabled)`;
-  const served = 'nftables and proxy nodes serve it';
+  // nftables nodes refuse a fleet with ipip/gre/gue pools anyway (the forwarding note says so): then only the proxy.
+  const encapsulated = servedVips(fleet).some((v) =>
+    ['ipip', 'gre', 'gue'].includes(fleet.pools.find((p) => p.name === v.pool)?.forwarding ?? 'l2'),
+  );
+  const served = encapsulated ? 'proxy nodes serve it' : 'nftables and proxy nodes serve it';
   if (inTables > max) return { path: 'vips', message: `${has}: bpf nodes will refuse it; ${served}` };
   const outcome =
     withCarried > max
