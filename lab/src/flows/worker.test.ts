@@ -122,4 +122,18 @@ describe('lab flows - worker', () => {
     expect(w.report().at).toBe(1_000 - 3_600_000);
     expect(flow()?.openedAt).toBe(1_000);
   });
+
+  // The steady clock reads fractions: a pause of 86.797 ms went out as is, and the dashboard refused every lab flows
+  // message ("longestPauseMs: 86.797... is not a count"), so `lab watch` was never on the page.
+  test('lab flows - pauses are reported in whole ms on a steady clock that reads fractions', async () => {
+    const clocks = { wall: 1_000, mono: 1_000.25 };
+    const state = { answering: true };
+    const { flow } = await flowOnClocks(clocks, state);
+    state.answering = false;
+    await sleep(100);
+    clocks.mono += 86.797;
+    const pause = flow()?.maxPauseMs ?? -1;
+    expect(Number.isInteger(pause)).toBe(true);
+    expect(pause).toBe(87);
+  });
 });

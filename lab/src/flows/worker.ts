@@ -175,7 +175,8 @@ class Flow {
       state: this.state,
       ...(this.reason ? { reason: this.reason } : {}),
       replies: this.replies,
-      maxPauseMs: Math.max(this.maxPauseMs, ongoing),
+      // Whole ms: the steady clock reads fractions, and the report (lab flows on NATS, the dashboard) carries counts.
+      maxPauseMs: Math.round(Math.max(this.maxPauseMs, ongoing)),
       openedAt: this.openedAt,
       sinceMark: this.openedAfterMark === marks,
       backends: [...this.backends],
