@@ -512,8 +512,10 @@ describe('gobgp speaker against two gobgpd', () => {
       () => routerRoute(r, v4.prefix),
       (x) => x !== undefined,
     );
-    await side.cli('policy', 'del', LEARNT);
+    // The other policy first: a resync between the two edits then sees ours intact and does nothing. In the other
+    // order a resync could repair ours between them, and the failure under test never came (seen once in CI).
     await side.cli('policy', 'add', 'by-hand', `${LEARNT}-internal`);
+    await side.cli('policy', 'del', LEARNT);
     // Withdrawn by hand, twice, while the policy step fails: each time a resync must still announce it again.
     for (let i = 0; i < 2; i++) {
       await side.cli('global', 'rib', 'del', v4.prefix, '-a', 'ipv4');
