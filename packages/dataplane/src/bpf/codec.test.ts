@@ -123,6 +123,40 @@ describe('bpf codec - values read back are checked', () => {
       /l4f_vips 198\.51\.100\.8:80\/tcp: id: 1 is not unique \(198\.51\.100\.7:80\/tcp has it\)/,
     ],
     [
+      'an IPv4 VIP key with byte 7 set (node.bpf.c looks IPv4 VIPs up with bytes 4-15 zero: it never matches)',
+      () => decodeVipKey(corrupt(key, 7, 0xab), 0),
+      /l4f_vips key .*: address: c6336407000000ab0000000000000000 is not an IPv4 address \(bytes 4-15 zero\)/,
+    ],
+    [
+      'an IPv4 address key with byte 15 set',
+      () => decodeAddrKey(corrupt(addr, 15, 1), 0),
+      /l4f_vip_addrs key .*: address: c6336407000000000000000000000001 is not an IPv4 address \(bytes 4-15 zero\)/,
+    ],
+    [
+      'an address key with a nonzero pad byte',
+      () => decodeAddrKey(corrupt(addr, 18, 5), 0),
+      /l4f_vip_addrs key .*: pad: 000500 is not 000000/,
+    ],
+    [
+      'two backend ids for one VIP and address (only one would be marked down when it leaves)',
+      () => {
+        const n = Buffer.alloc(4);
+        n.writeUInt32LE(1);
+        const two = Buffer.alloc(4);
+        two.writeUInt32LE(2);
+        const b4 = encodeBackend({ family: 4, addressHex: 'c6120a0a', live: true, vipId: 1 });
+        const id = (x: number): Buffer => {
+          const b = Buffer.alloc(4);
+          b.writeUInt32LE(x);
+          return b;
+        };
+        return decodeDump(
+          Buffer.concat([n, key, vip, Buffer.alloc(4), two, id(3), b4, id(9), b4, Buffer.alloc(4 + 24 + 4)]),
+        );
+      },
+      /l4f_backends id 9: address: 198\.18\.10\.10 of VIP id 1 is not unique \(backend id 3 has it\)/,
+    ],
+    [
       'a VIP address family 9',
       () => decodeAddrKey(corrupt(addr, 16, 9), 0),
       /l4f_vip_addrs key .*: family: 9 is not 4 or 6/,

@@ -106,6 +106,18 @@ function familyOf(value: number | undefined, map: string, key: string): 4 | 6 {
   throw unreadable(map, key, 'family', value ?? -1, '4 or 6');
 }
 
+/**
+ * The address of a key at `b[at]` (16 bytes) in its family: an IPv4 key with a byte set past its first 4 is refused.
+ * node.bpf.c looks IPv4 addresses up with bytes 4-15 zero, so such an entry never matches a packet; read as the
+ * clean address, the model would match the desired state, nothing would rewrite it, and a delete by the clean key
+ * would leave it pinned.
+ */
+function keyAddress(b: Buffer, at: number, family: 4 | 6, map: string, key: string): string {
+  if (family === 4 && b.subarray(at + 4, at + 16).some((x) => x !== 0))
+    throw unreadable(map, key, 'address', b.toString('hex', at, at + 16), 'an IPv4 address (bytes 4-15 zero)');
+  return b.toString('hex', at, at + (family === 4 ? 4 : 16));
+}
+
 function addr16(hex: string): Buffer {
   const b = Buffer.alloc(16);
   Buffer.from(hex, 'hex').copy(b);
@@ -129,7 +141,7 @@ export function decodeVipKey(b: Buffer, at: number): VipKey {
     throw unreadable('l4f_vips', key, 'protocol', proto, '6 (tcp) or 17 (udp)');
   return {
     family,
-    addressHex: b.subarray(at, at + (family === 4 ? 4 : 16)).toString('hex'),
+    addressHex: keyAddress(b, at, family, 'l4f_vips', key),
     port: b.readUInt16BE(at + 16),
     protocol: proto === PROTO.udp ? 'udp' : 'tcp',
   };
@@ -259,8 +271,12 @@ export function encodeAddrKey(family: 4 | 6, addressHex: string): Buffer {
 }
 
 export function decodeAddrKey(b: Buffer, at: number): { family: 4 | 6; addressHex: string } {
-  const family = familyOf(b[at + 16], 'l4f_vip_addrs', `key ${b.toString('hex', at, at + ADDR_KEY_BYTES)}`);
-  return { family, addressHex: b.subarray(at, at + (family === 4 ? 4 : 16)).toString('hex') };
+  const key = `key ${b.toString('hex', at, at + ADDR_KEY_BYTES)}`;
+  const family = familyOf(b[at + 16], 'l4f_vip_addrs', key);
+  // The program's lookups have the pad zero: an entry with pad set is never found (as keyAddress).
+  const pad = b.subarray(at + 17, at + ADDR_KEY_BYTES);
+  if (pad.some((x) => x !== 0)) throw unreadable('l4f_vip_addrs', key, 'pad', pad.toString('hex'), '000000');
+  return { family, addressHex: keyAddress(b, at, family, 'l4f_vip_addrs', key) };
 }
 
 export function encodeBackend(v: BackendValue): Buffer {
@@ -357,9 +373,22 @@ export function decodeDump(b: Buffer): Dump {
     at += ADDR_KEY_BYTES + 4;
   }
   const backends = new Map<number, BackendValue>();
+  /**
+   * `vipId/address` -> the backend id with it. The plan keeps one id per VIP and address (plan.ts): of two, it would
+   * mark only one down when the address leaves, and the other would keep taking flows.
+   */
+  const owners = new Map<string, number>();
   for (let n = u32(); n > 0; n--) {
     const id = u32();
-    backends.set(id, decodeBackend(b, at, id));
+    const backend = decodeBackend(b, at, id);
+    const owner = `${backend.vipId}/${backend.addressHex}`;
+    const holder = owners.get(owner);
+    if (holder !== undefined) {
+      const what = `${addressText(backend.addressHex)} of VIP id ${backend.vipId}`;
+      throw unreadable('l4f_backends', `id ${id}`, 'address', what, `unique (backend id ${holder} has it)`);
+    }
+    owners.set(owner, id);
+    backends.set(id, backend);
     at += BACKEND_BYTES;
   }
   const haveConfig = u32() === 1;
