@@ -8,11 +8,13 @@ import type { CliIo } from '../io.js';
 import { runCli } from '../program.js';
 
 /** followEvents as a recorder: what the command would dial NATS with (nothing is dialled). */
-const followed = vi.hoisted(() => ({ calls: [] as unknown[] }));
+const followed = vi.hoisted(() => ({ calls: [] as unknown[], messages: [] as [text: string, subject: string][] }));
 vi.mock('@l4fleet/agent', async (importOriginal) => ({
   ...(await importOriginal<typeof import('@l4fleet/agent')>()),
-  followEvents: async (opts: unknown) => {
+  followEvents: async (opts: FollowEventsOptions) => {
     followed.calls.push(opts);
+    // The messages a test queued, as NATS would deliver them.
+    for (const [text, subject] of followed.messages) opts.onMessage(text, subject);
   },
 }));
 
@@ -162,4 +164,47 @@ describe('cli events - a secured NATS (--nats-token-file, --nats-user, --nats-ca
     expect(r).toMatchObject({ code: 2 });
     expect(r.err).toBe(`error: --nats-token-file: ${join(dir, 'token')} is empty`);
   });
+});
+
+describe('cli events - -o json prints one JSON object per line', () => {
+  beforeEach(() => {
+    followed.calls.length = 0;
+  });
+  afterEach(() => {
+    followed.messages.length = 0;
+  });
+  const SUBJECT = 'l4fleet.default.vip.announced.lb1';
+
+  test('a message spread over lines is printed on one line, the same object', async () => {
+    const ev = {
+      at: '2026-01-01T00:00:00.000Z',
+      node: 'lb1',
+      kind: 'vip.announced',
+      data: { vip: '198.51.100.10:80/tcp' },
+    };
+    followed.messages.push([JSON.stringify(ev, null, 2), SUBJECT]);
+    const r = await events('--nats', 'nats://127.0.0.1:4222', '-o', 'json');
+    expect(r).toMatchObject({ code: 0, err: '' });
+    expect(r.out.split('\n')).toEqual([JSON.stringify(ev)]);
+  });
+
+  test.each([
+    ['text', 'not json at all', 'not json at all'],
+    ['JSON cut short over two lines', '{"at":\n', '{\\"at\\":\\n'],
+    ['a JSON number, not an object', '42', '42'],
+    ['1000 characters', 'x'.repeat(1000), `${'x'.repeat(120)}"... (1000 chars)`],
+  ])(
+    'a message that is not a JSON object (%s): a warning naming the subject on stderr, nothing on stdout',
+    async (_, text, shown) => {
+      followed.messages.push([text, SUBJECT], ['{"kind":"vip.withdrawn"}', SUBJECT]);
+      const r = await events('--nats', 'nats://127.0.0.1:4222', '-o', 'json');
+      expect(r.code).toBe(0);
+      expect(r.out).toBe('{"kind":"vip.withdrawn"}');
+      expect(r.err).toContain(`warning: ${SUBJECT}: not JSON, skipped:`);
+      expect(r.err).toContain(shown);
+      // Bounded: a long message is not copied whole to the terminal.
+      expect(r.err.length).toBeLessThan(400);
+      expect(r.err.split('\n')).toHaveLength(1);
+    },
+  );
 });

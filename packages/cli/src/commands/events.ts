@@ -114,6 +114,29 @@ export function formatEventLine(ev: {
   return `${ev.at ?? '-'} ${ev.node ?? '-'} ${ev.kind ?? '-'} ${fields}`.trimEnd();
 }
 
+/** How much of a message that is not JSON a warning shows: enough to recognise it, not a whole payload. */
+const EXCERPT_CHARS = 120;
+
+/**
+ * `-o json`: the message re-encoded on one line, so each line is one object for `jq` and line-oriented tools (NATS
+ * hands over whatever was published: an agent's pretty-printed JSON, or another publisher's text on our subjects).
+ * What is not a JSON object goes to stderr as a warning naming the subject; stdout stays parseable.
+ */
+function jsonLine(io: CliIo, text: string, subject: string): void {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = undefined;
+  }
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    io.out(JSON.stringify(value));
+    return;
+  }
+  const more = text.length > EXCERPT_CHARS ? `... (${text.length} chars)` : '';
+  io.err(`warning: ${subject}: not JSON, skipped: ${JSON.stringify(text.slice(0, EXCERPT_CHARS))}${more}`);
+}
+
 export function registerEvents(program: Command, io: CliIo): void {
   const command = program
     .command('events')
@@ -163,7 +186,7 @@ export function registerEvents(program: Command, io: CliIo): void {
         ...(count ? { max: count } : {}),
         signal: abort.signal,
         onMessage(text, subject) {
-          if (flags.output === 'json') return io.out(text);
+          if (flags.output === 'json') return jsonLine(io, text, subject);
           try {
             io.out(formatEventLine(JSON.parse(text) as Parameters<typeof formatEventLine>[0]));
           } catch {
