@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { DataPlaneError } from '../errors.js';
 import { createReplyReader, OP_CHAINED, Op, parseStart, requestHeader } from './loader.js';
 
 const frame = (status: number, body: Buffer): Buffer => {
@@ -94,5 +95,29 @@ describe('bpf loader start reply', () => {
     ],
   ])('%s', (text, want) => {
     expect(parseStart(text)).toEqual(want);
+  });
+});
+
+describe('bpf loader start reply - garbage is refused', () => {
+  test.each([
+    ['garbage', /attach: "garbage" is not attached or unchanged/],
+    ['attached x object', /progId: "x" is not a program id/],
+    ['attached 12 disk', /from: "disk" is not pins or object/],
+    ['attached 12', /from: undefined is not pins or object/],
+    ['attached 12 object xdp', /xdp progId: undefined is not a program id/],
+    ['attached x object seat y', /progId: "x" is not a program id/],
+    ['attached 12 object seat y 251', /seat index: "y" is not a table index/],
+    ['attached 12 object seat 4', /seat size: undefined is not a table size/],
+    ['attached 12 object chained', /"chained" is not a start reply word/],
+  ])('%s', (text, message) => {
+    let err: unknown;
+    try {
+      parseStart(text);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(DataPlaneError);
+    expect((err as DataPlaneError).code).toBe('BPF_FAILED');
+    expect((err as Error).message).toMatch(message);
   });
 });

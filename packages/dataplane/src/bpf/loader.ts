@@ -66,28 +66,60 @@ export interface LoaderStart {
   readonly chain?: true;
 }
 
+/** A start reply token that is not what its place needs: the loader and this driver disagree (another build). */
+function badStart(text: string, field: string, value: string | undefined, want: string): DataPlaneError {
+  return new DataPlaneError(
+    'BPF_FAILED',
+    `l4fleet-bpf start reply "${text}": ${field}: ${JSON.stringify(value)} is not ${want}`,
+  );
+}
+
+/** A u32 in decimal, as the loader prints one (%u), else the badStart error. */
+function startNumber(text: string, field: string, value: string | undefined, want: string): number {
+  if (value === undefined || !/^\d{1,10}$/.test(value) || Number(value) > 0xffff_ffff)
+    throw badStart(text, field, value, want);
+  return Number(value);
+}
+
 /**
  * The loader's start reply: `attached|unchanged PROG_ID pins|object [xdp ID] [nofwd4] [nofwd6] [seat INDEX SIZE]
- * [chain]`.
+ * [chain]`. Every token is checked: read leniently, a garbled reply would give a NaN program or seat index that the
+ * driver then acts on.
  */
 export function parseStart(text: string): LoaderStart {
   const [attach, id, from, ...rest] = text.split(' ');
-  const xdpAt = rest.indexOf('xdp');
-  const seatAt = rest.indexOf('seat');
+  if (attach !== 'attached' && attach !== 'unchanged') throw badStart(text, 'attach', attach, 'attached or unchanged');
+  const progId = startNumber(text, 'progId', id, 'a program id');
+  if (from !== 'pins' && from !== 'object') throw badStart(text, 'from', from, 'pins or object');
+  let xdp: LoaderStart['xdp'];
+  let seat: LoaderStart['seat'];
+  let chain = false;
+  for (let i = 0; i < rest.length; i++) {
+    const word = rest[i];
+    if (word === 'xdp' && xdp === undefined) {
+      xdp = { progId: startNumber(text, 'xdp progId', rest[++i], 'a program id'), forwardingOff: [] };
+    } else if ((word === 'nofwd4' || word === 'nofwd6') && xdp !== undefined) {
+      const off = new Set([...xdp.forwardingOff, word === 'nofwd4' ? 4 : 6]);
+      xdp = { ...xdp, forwardingOff: ([4, 6] as const).filter((f) => off.has(f)) };
+    } else if (word === 'seat' && seat === undefined) {
+      const index = startNumber(text, 'seat index', rest[++i], 'a table index');
+      seat = { index, size: startNumber(text, 'seat size', rest[++i], 'a table size') };
+    } else if (word === 'chain' && !chain) {
+      chain = true;
+    } else {
+      throw new DataPlaneError(
+        'BPF_FAILED',
+        `l4fleet-bpf start reply "${text}": ${JSON.stringify(word)} is not a start reply word (xdp ID, nofwd4, nofwd6, seat INDEX SIZE, chain)`,
+      );
+    }
+  }
   return {
-    attach: attach === 'unchanged' ? 'unchanged' : 'attached',
-    progId: Number(id),
-    from: from === 'pins' ? 'pins' : 'object',
-    ...(xdpAt < 0
-      ? {}
-      : {
-          xdp: {
-            progId: Number(rest[xdpAt + 1]),
-            forwardingOff: ([4, 6] as const).filter((f) => rest.includes(`nofwd${f}`)),
-          },
-        }),
-    ...(seatAt < 0 ? {} : { seat: { index: Number(rest[seatAt + 1]), size: Number(rest[seatAt + 2]) } }),
-    ...(rest.includes('chain') ? { chain: true as const } : {}),
+    attach,
+    progId,
+    from,
+    ...(xdp === undefined ? {} : { xdp }),
+    ...(seat === undefined ? {} : { seat }),
+    ...(chain ? { chain: true as const } : {}),
   };
 }
 
