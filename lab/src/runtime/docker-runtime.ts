@@ -9,6 +9,7 @@
  * the VIPs that setup puts on lo.
  */
 import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { run, runScript } from '@l4fleet/process';
 import { stringify } from 'yaml';
 import { LabError } from '../errors.js';
@@ -16,17 +17,33 @@ import { backendAttachment, hostOf, hostsOfKind } from '../topology/model.js';
 import { agentConfig, agentConfigPath } from './agent.js';
 import { forgetBackendHost, setupBackend, setupBackends } from './backend-setup.js';
 import { prepareNodeBfdd } from './bfd.js';
-import { agentImageBpfMissing, containerName, createContainer, dockerAvailable, releaseContainer } from './docker.js';
+import {
+  agentImageBpfMissing,
+  CONTAINER_LOG,
+  containerName,
+  createContainer,
+  dockerAvailable,
+  releaseContainer,
+} from './docker.js';
 import { recordEtcdMember, startEtcdMember, stopEtcdMember } from './docker-etcd.js';
+import { watchContainer } from './docker-wait.js';
 import { prepareFrr } from './frr.js';
 import type { LabContext, LabRuntime } from './lab-runtime.js';
 import { hostScript, topologyScript } from './netns-plan.js';
 import { observe, prepareDataPlane } from './node-host.js';
 import type { LabMode } from './state.js';
 
+/**
+ * Creates `host`'s container, records its init's pid as the host's process `container` and watches its exit
+ * (docker-wait.ts): the entrypoint execs the host's main daemon, so a daemon that dies ends the lab's waits, named.
+ */
 async function createContainerFor(lab: LabContext, host: string): Promise<void> {
-  const pid = await createContainer(lab.topology, hostOf(lab.topology, host), (h) => lab.hostDir(h));
+  const h = hostOf(lab.topology, host);
+  const pid = await createContainer(lab.topology, h, (x) => lab.hostDir(x));
   lab.recordPid(host, 'container', pid);
+  const name = containerName(h);
+  const logs = `docker logs ${name} (kept in ${join(lab.hostDir(host), CONTAINER_LOG)} once it is replaced or removed)`;
+  lab.watchDaemon(watchContainer(name, pid), host, 'container', logs);
 }
 
 /** Where the node image's entrypoint runs bfdd: FRR's default vty directory inside the container. */

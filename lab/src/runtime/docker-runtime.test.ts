@@ -1,0 +1,138 @@
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+import { NFTABLES_DATA_PATH } from '../topology/data-path.js';
+import { buildTopology } from '../topology/model.js';
+import type { WatchedChild } from './daemon-exits.js';
+import type { LabContext } from './lab-runtime.js';
+
+// No container is made: `run` answers the runtime's docker and ip commands; `docker wait` (a long-running child,
+// not a `run`) is a fake `docker` first in PATH whose answer FAKE_DOCKER_WAIT picks.
+const docker = vi.hoisted(() => ({
+  calls: [] as string[][],
+  /** The l4fleet.lab label of the container of that name already there; absent: there is none. */
+  labels: new Map<string, string>(),
+  /** Images `docker image inspect` does not find. */
+  missingImages: [] as string[],
+  logs: { code: 1, stdout: '', stderr: 'Error: No such container' },
+}));
+vi.mock('@l4fleet/process', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('@l4fleet/process')>()),
+  run: vi.fn(async (argv: string[]) => {
+    docker.calls.push(argv);
+    const ok = (stdout = '') => ({ code: 0, stdout, stderr: '' });
+    if (argv[0] !== 'docker') return ok();
+    if (argv[1] === 'version') return ok('27.0.0\n');
+    if (argv[1] === 'logs') return docker.logs;
+    if (argv[1] === 'image' && argv[2] === 'inspect') {
+      const missing = argv.slice(3).filter((i) => docker.missingImages.includes(i));
+      if (missing.length === 0) return ok('[]');
+      return { code: 1, stdout: '', stderr: missing.map((i) => `Error: No such image: ${i}\n`).join('') };
+    }
+    if (argv[1] === 'inspect' && argv[3]?.includes('Labels')) {
+      const name = argv.at(-1) ?? '';
+      const label = docker.labels.get(name);
+      if (label === undefined) return { code: 1, stdout: '', stderr: `Error: No such object: ${name}` };
+      return ok(`${label}\n`);
+    }
+    if (argv[1] === 'inspect') return ok('4242\n');
+    return ok();
+  }),
+  runScript: vi.fn(async () => ({ code: 0, stdout: '', stderr: '' })),
+}));
+
+const { dockerRuntime } = await import('./docker-runtime.js');
+const { DaemonExits } = await import('./daemon-exits.js');
+const { stopContainerWatches } = await import('./docker-wait.js');
+
+interface Watched {
+  readonly child: WatchedChild & { ended?: Promise<void>; watcherPid?: number };
+  readonly host: string;
+  readonly role: string;
+  readonly logFile: string;
+}
+
+function fakeLab(id: string, dir: string, watched: Watched[], exits: InstanceType<typeof DaemonExits>): LabContext {
+  const topology = buildTopology({ id, ...NFTABLES_DATA_PATH });
+  return {
+    id,
+    topology,
+    mode: 'agent',
+    log: undefined,
+    ns: (host) => `l4f-${id}-${host}`,
+    hostDir: (host) => join(dir, host),
+    recordPid: () => {},
+    watchDaemon: (child, host, role, logFile) => {
+      watched.push({ child, host, role, logFile });
+      exits.watch(child, host, role, logFile);
+    },
+  };
+}
+
+describe('docker runtime - a container that exits ends the lab waits, named', () => {
+  let dir: string;
+  const path = process.env.PATH;
+  let watched: Watched[];
+  let exits: InstanceType<typeof DaemonExits>;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'l4f-docker-runtime-'));
+    mkdirSync(join(dir, 'bin'));
+    const fake = join(dir, 'bin', 'docker');
+    writeFileSync(
+      fake,
+      [
+        '#!/bin/sh',
+        'case "$FAKE_DOCKER_WAIT" in',
+        '  exit3) echo 3; exit 0 ;;',
+        '  engine-gone) echo "Cannot connect to the Docker daemon" >&2; exit 1 ;;',
+        '  *) exec sleep 30 ;;',
+        'esac',
+        '',
+      ].join('\n'),
+    );
+    chmodSync(fake, 0o755);
+    process.env.PATH = `${join(dir, 'bin')}:${path}`;
+    watched = [];
+    exits = new DaemonExits();
+    docker.calls = [];
+    docker.labels.clear();
+  });
+  afterEach(() => {
+    stopContainerWatches();
+    process.env.PATH = path;
+    delete process.env.FAKE_DOCKER_WAIT;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const routerState = { pids: { router: { container: 4242 } }, killed: [] as string[] };
+
+  test('docker runtime - the router container exiting 3 is its container role, named with where its log is', async () => {
+    process.env.FAKE_DOCKER_WAIT = 'exit3';
+    await dockerRuntime.startHost(fakeLab('dr1', dir, watched, exits), 'router');
+    expect(watched.map((w) => [w.host, w.role])).toEqual([['router', 'container']]);
+    await watched[0]?.child.ended;
+    expect(exits.exited(routerState)).toBe(
+      `container of router (pid 4242) exited with code 3; see docker logs l4f-dr1-router (kept in ${join(dir, 'router', 'container.log')} once it is replaced or removed)`,
+    );
+  });
+
+  test('docker runtime - a docker wait that ends because the engine stopped answering is no container exit', async () => {
+    process.env.FAKE_DOCKER_WAIT = 'engine-gone';
+    await dockerRuntime.startHost(fakeLab('dr2', dir, watched, exits), 'router');
+    await watched[0]?.child.ended;
+    expect(exits.exited(routerState)).toBeUndefined();
+  });
+
+  test('docker runtime - the docker wait children are killed when the command ends', async () => {
+    process.env.FAKE_DOCKER_WAIT = 'hang';
+    await dockerRuntime.startHost(fakeLab('dr3', dir, watched, exits), 'router');
+    const pid = watched[0]?.child.watcherPid;
+    expect(pid).toBeGreaterThan(0);
+    stopContainerWatches();
+    await watched[0]?.child.ended;
+    expect(() => process.kill(pid as number, 0)).toThrow(/ESRCH/);
+    expect(exits.exited(routerState)).toBeUndefined();
+  });
+});
