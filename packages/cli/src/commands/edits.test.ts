@@ -56,3 +56,48 @@ describe('cli - member and vip edits', () => {
     expect((await store.getDesired()).revision).toBe(before);
   });
 });
+
+describe('cli - member add refuses a malformed flag or endpoint before the store is read', () => {
+  beforeEach(async () => {
+    store = new MemoryFleetStore();
+    expect((await cli('apply', '-f', file('f.yaml', FLEET), '--new-fleet')).code).toBe(0);
+  });
+
+  // Each exited 1 naming the fleet's own path (`pools[0].members[2].state`), not the flag; port 0 said (1-65535)
+  // with exit 1 while port 99999 said (0-65535) with exit 2.
+  test.each([
+    [['198.18.0.23:80', '--state', 'Active'], '--state: "Active" is not one of active | draining | disabled'],
+    [
+      ['198.18.0.23:80', '--name', ''],
+      '--name: "" is not a name (1-128 of A-Z a-z 0-9 . _ - : @ [ ], starting alphanumeric)',
+    ],
+    [
+      ['198.18.0.23:80', '--name', 'a/b'],
+      '--name: "a/b" is not a name (1-128 of A-Z a-z 0-9 . _ - : @ [ ], starting alphanumeric)',
+    ],
+    [['foo:80'], 'endpoint: "foo:80": "foo" is not an IPv4 or IPv6 address'],
+    [['198.18.0.23:0'], 'endpoint: port 0 of "198.18.0.23:0" is not a port (1-65535)'],
+    [['198.18.0.23:99999'], 'endpoint: port 99999 of "198.18.0.23:99999" is not a port (1-65535)'],
+  ])('member add web %j: usage error naming the flag and the value, nothing written', async (argv, message) => {
+    let reads = 0;
+    const getDesired = store.getDesired.bind(store);
+    const before = (await getDesired()).revision;
+    store.getDesired = async () => {
+      reads += 1;
+      return getDesired();
+    };
+    const r = await cli('member', 'add', 'web', ...argv);
+    expect(r).toEqual({ code: 2, out: '', err: `error: ${message}` });
+    expect(reads).toBe(0);
+    expect((await getDesired()).revision).toBe(before);
+  });
+
+  test('control: a well-formed add is written', async () => {
+    const r = await cli('member', 'add', 'web', '198.18.0.23:80', '--name', 'be3', '--state', 'draining');
+    expect(r.code).toBe(0);
+    expect((await store.getDesired()).fleet.pools[0]?.members.map((m) => [m.name, m.state])).toContainEqual([
+      'be3',
+      'draining',
+    ]);
+  });
+});

@@ -29,15 +29,19 @@ function parseBackends(list: string): { name: string; weight?: number }[] {
 }
 
 /**
- * Parses `ADDR:PORT`, with IPv6 as `[ADDR]:PORT`; the port 0-65535 (a usage error naming the field otherwise: source-ip
- * hashing never looks at the port, so nothing later would refuse `:99999`).
+ * Parses `ADDR:PORT`, with IPv6 as `[ADDR]:PORT`; the port `minPort`-65535 (a usage error naming the field otherwise:
+ * source-ip hashing never looks at the port, so nothing later would refuse `:99999`). A flow's port may be 0 (the
+ * hash takes it); a member's may not (the fleet parser's rule), so member endpoints pass 1.
  */
-export function parseEndpoint(text: string, field: string): { address: string; port: number } {
+export function parseEndpoint(text: string, field: string, minPort: 0 | 1 = 0): { address: string; port: number } {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
   if (!m) throw new CliError(`${field}: ${JSON.stringify(text)} is not ADDR:PORT (IPv6 as [ADDR]:PORT)`, EXIT_USAGE);
   const port = Number(m[2]);
-  if (port > 65_535) {
-    throw new CliError(`${field}: port ${m[2]} of ${JSON.stringify(text)} is not a port (0-65535)`, EXIT_USAGE);
+  if (port < minPort || port > 65_535) {
+    throw new CliError(
+      `${field}: port ${m[2]} of ${JSON.stringify(text)} is not a port (${minPort}-65535)`,
+      EXIT_USAGE,
+    );
   }
   return { address: m[1] as string, port };
 }

@@ -4,6 +4,8 @@
  * times).
  */
 import {
+  ConfigError,
+  type ConfigProblem,
   canonicalAddress,
   directReturnProblems,
   type Fleet,
@@ -13,6 +15,7 @@ import {
   type MemberState,
   NODE_NAME,
   type Pool,
+  parseFleet,
   predictChurn,
   RAMP_PERCENTS,
   startedMembers,
@@ -37,7 +40,7 @@ function findMember(pool: Pool, ref: string): Member {
   const byName = pool.members.find((m) => m.name === ref);
   if (byName) return byName;
   try {
-    const ep = parseEndpoint(ref, 'member');
+    const ep = parseEndpoint(ref, 'member', 1);
     const addr = canonicalAddress(ep.address).address;
     const byEndpoint = pool.members.find((m) => m.address === addr && m.port === ep.port);
     if (byEndpoint) return byEndpoint;
@@ -105,6 +108,52 @@ function setState(state: MemberState): (ref: string) => MembersEdit {
   };
 }
 
+interface AddFlags {
+  readonly name?: string;
+  readonly weight?: string;
+  readonly state: string;
+  readonly backup?: boolean;
+}
+
+/**
+ * The member `member add` writes, checked by the fleet parser's own rules (parseFleet on a pool holding just it) before
+ * the store is opened: a bad --state, --name or address was refused only by the write's validation, exit 1, naming
+ * the stored fleet's path (`pools[0].members[2].state`) instead of the flag.
+ */
+function newMember(endpoint: string, flags: AddFlags): Member {
+  const ep = parseEndpoint(endpoint, 'endpoint', 1);
+  const weight = flags.weight === undefined ? undefined : integerOption(flags.weight, '--weight', 0, MAX_MEMBER_WEIGHT);
+  const member = {
+    address: ep.address,
+    port: ep.port,
+    state: flags.state,
+    ...(flags.name !== undefined ? { name: flags.name } : {}),
+    ...(weight !== undefined ? { weight } : {}),
+    ...(flags.backup ? { backup: true } : {}),
+  };
+  try {
+    parseFleet({ pools: [{ name: 'member-add', members: [member] }] });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    throw new CliError(
+      err.problems.map((p) => addProblem(p, endpoint)),
+      EXIT_USAGE,
+      { cause: err },
+    );
+  }
+  return member as Member;
+}
+
+const ADD_FLAGS: Readonly<Record<string, string>> = { name: '--name', state: '--state', weight: '--weight' };
+
+/** A problem of the probe fleet, named as the command line has it: `--state: "Active" is not one of ...`. */
+function addProblem(p: ConfigProblem, endpoint: string): string {
+  const field = /^pools\[0\]\.members\[0\]\.(\w+)$/.exec(p.path)?.[1] ?? '';
+  if (field === 'address' || field === 'port') return `endpoint: ${JSON.stringify(endpoint)}: ${p.message}`;
+  const flag = ADD_FLAGS[field];
+  return flag ? `${flag}: ${p.message}` : formatProblem(p);
+}
+
 export function registerMember(program: Command, ctx: FleetCommandContext): void {
   const member = program
     .command('member')
@@ -118,36 +167,17 @@ export function registerMember(program: Command, ctx: FleetCommandContext): void
     .option('--state <state>', 'active | draining | disabled', 'active')
     .option('--backup', 'a backup member: takes flows only while no other member of the pool does')
     .option('--dry-run', DRY_RUN_HELP)
-    .action(
-      async (
-        pool: string,
-        endpoint: string,
-        opts: { name?: string; weight?: string; state: string; backup?: boolean; dryRun?: boolean },
-        cmd: Command,
-      ) => {
-        const ep = parseEndpoint(endpoint, 'endpoint');
-        const weight =
-          opts.weight === undefined ? undefined : integerOption(opts.weight, '--weight', 0, MAX_MEMBER_WEIGHT);
-        await editPool(
-          ctx,
-          cmd,
-          pool,
-          `added ${pool}/${opts.name ?? endpoint}`,
-          (p) => [
-            ...p.members,
-            {
-              address: ep.address,
-              port: ep.port,
-              state: opts.state,
-              ...(opts.name !== undefined ? { name: opts.name } : {}),
-              ...(weight !== undefined ? { weight } : {}),
-              ...(opts.backup ? { backup: true } : {}),
-            } as Member,
-          ],
-          opts.dryRun,
-        );
-      },
-    );
+    .action(async (pool: string, endpoint: string, opts: AddFlags & DryRunOption, cmd: Command) => {
+      const added = newMember(endpoint, opts);
+      await editPool(
+        ctx,
+        cmd,
+        pool,
+        `added ${pool}/${opts.name ?? endpoint}`,
+        (p) => [...p.members, added],
+        opts.dryRun,
+      );
+    });
   member
     .command('remove')
     .argument('<pool>', 'pool name')
