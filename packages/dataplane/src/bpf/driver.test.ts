@@ -17,8 +17,9 @@ const EMPTY_DUMP = Buffer.alloc(4 + 4 + 4 + 4 + 24 + 4);
 /**
  * A stand-in for l4fleet-bpf: answers the start and every request with status 0, but op 9 (remove) with
  * FAKE_REMOVE_STATUS (19, ENODEV: what the real loader answered for an interface deleted under it), and op 6 (dump)
- * with FAKE_DUMP until a remove succeeded, then with empty maps. Appends its pid to FAKE_DIR/pids and each op to
- * FAKE_DIR/ops.
+ * with FAKE_DUMP until a remove succeeded, then with empty maps, op 7 (stats) with all counters zero
+ * and op 10 (prog-info) with zeros. Appends its pid to FAKE_DIR/pids and each op to
+ * FAKE_DIR/ops. It refuses op FAKE_FAIL_ON_OP (status 5, EIO).
  */
 const FAKE_LOADER = `#!/usr/bin/env node
 const fs = require('node:fs');
@@ -38,6 +39,10 @@ process.stdin.on('data', (d) => {
     const op = buf.readUInt32LE(0) & 0x7fffffff;
     buf = buf.subarray(8 + buf.readUInt32LE(4));
     fs.appendFileSync(dir + '/ops', op + '\\n');
+    if (op === Number(process.env.FAKE_FAIL_ON_OP)) {
+      reply(5, Buffer.from('Input/output error'));
+      continue;
+    }
     const removeStatus = Number(process.env.FAKE_REMOVE_STATUS ?? 0);
     if (op === 9 && removeStatus !== 0) reply(removeStatus, Buffer.from('detaching from ifindex 5: No such device'));
     else if (op === 9) {
@@ -46,7 +51,9 @@ process.stdin.on('data', (d) => {
     } else if (op === 6) {
       const wiped = fs.existsSync(dir + '/removed') || !process.env.FAKE_DUMP;
       reply(0, Buffer.from(wiped ? '${EMPTY_DUMP.toString('hex')}' : process.env.FAKE_DUMP, 'hex'));
-    } else reply(0, Buffer.alloc(0));
+    } else if (op === 7) reply(0, Buffer.alloc(20)); // stats: no VIP, backend or stat counters, no flows
+    else if (op === 10) reply(0, Buffer.alloc(20)); // prog-info: program 0, no run figures
+    else reply(0, Buffer.alloc(0));
   }
 });
 process.stdin.on('end', () => process.exit(0));
@@ -157,6 +164,64 @@ describe('bpf driver - forwarding', () => {
       message: expect.stringContaining('forwarding "nat" is not supported by the bpf data plane'),
     });
     expect(pids()).toEqual([]);
+    await dp.close();
+  });
+});
+
+describe('bpf driver - a loader that died', () => {
+  const backends = [0, 1, 2].map((i) => ({ name: `b${i}`, address: `198.18.90.${10 + i}`, port: 80 }));
+  const desired = [
+    {
+      vip: { address: '198.51.100.42', port: 80, protocol: 'tcp' as const },
+      hash: '5-tuple' as const,
+      seed: 7,
+      backends,
+      slots: buildTable(backends, 251),
+    },
+  ];
+  /** Kills the driver's only loader (as the OOM killer would) and waits until it is reaped. */
+  async function killLoader(): Promise<void> {
+    const [pid] = pids();
+    process.kill(pid as number, 'SIGKILL');
+    await vi.waitFor(() => expect(alive(pid as number)).toBe(false), { timeout: 5_000, interval: 10 });
+  }
+
+  test('an apply with nothing to send starts a new loader, instead of reporting success over a dead one', async () => {
+    const dp = fakeDriver();
+    await dp.apply(desired);
+    await killLoader();
+    await dp.apply(desired);
+    expect(pids()).toHaveLength(2);
+    expect(alive(pids()[1] as number)).toBe(true);
+    // The new loader read the maps again (its own dump) and the apply wrote what they lacked.
+    expect(
+      lines('ops')
+        .map(Number)
+        .filter((op) => op === Op.dump),
+    ).toHaveLength(2);
+    await dp.close();
+  });
+
+  test('counters after the loader died start a new loader, instead of failing at every scrape', async () => {
+    const dp = fakeDriver();
+    await dp.apply(desired);
+    await killLoader();
+    await expect(dp.counters()).resolves.toMatchObject({ flowTable: { entries: 0 } });
+    expect(pids()).toHaveLength(2);
+    await dp.close();
+  });
+
+  test.each([
+    ['counters', Op.stats, (dp: BpfDataPlane) => dp.counters()],
+    ['clearFlows', Op.flowsClear, (dp: BpfDataPlane) => dp.clearFlows()],
+    ['programStats', Op.progInfo, (dp: BpfDataPlane) => dp.programStats()],
+  ])('%s refused by the loader: the next call starts a new loader (its state is unknown)', async (_, op, call) => {
+    const dp = fakeDriver({ FAKE_FAIL_ON_OP: String(op) });
+    await dp.apply(desired);
+    await expect(call(dp)).rejects.toMatchObject({ code: 'BPF_FAILED' });
+    vi.stubEnv('FAKE_FAIL_ON_OP', '');
+    await call(dp);
+    expect(pids()).toHaveLength(2);
     await dp.close();
   });
 });

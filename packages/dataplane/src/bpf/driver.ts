@@ -14,7 +14,7 @@ import { type NormalizedVip, validateDesired } from '../validate.js';
 import { ensureBpffs } from './bpffs.js';
 import { addressText, decodeDump, STAT } from './codec.js';
 import { decodeCounters } from './counters.js';
-import { type Loader, Op, startLoader } from './loader.js';
+import { type Loader, Op, type Request, startLoader } from './loader.js';
 import { type BpfDataPlaneOptions, checkOptions } from './options.js';
 import { type KernelState, planApply, stateFromDump } from './plan.js';
 import { nextSeat, type Seat, seatRequest } from './seat.js';
@@ -83,7 +83,14 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
 
   /** Starts the loader when none runs; `fresh`: there were no pins before (first start on this host). */
   async function ensureLoader(): Promise<{ loader: Loader; fresh: boolean }> {
-    if (loader) return { loader, fresh: false };
+    if (loader) {
+      const gone = loader.gone();
+      if (gone === undefined) return { loader, fresh: false };
+      // Exited since (the OOM killer, a crash): without this an apply with nothing to send would report success
+      // over it, every counters() fail, and its interface check (attach_check) never run again.
+      log.warn({ event: 'bpfLoaderGone', err: gone }, `${gone.message}: starting a new loader`);
+      await reset();
+    }
     await ensureBpffs(bpffsPath, exec);
     const fresh = !existsSync(`${pinDir}/l4f_vips`);
     const l = startLoader({
@@ -287,11 +294,29 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
     return result;
   }
 
+  /** Sends on the loader (started when none runs); after a failure, the loader is restarted at the next call. */
+  async function sendNow(requests: readonly Request[]): Promise<Buffer[]> {
+    const { loader: l } = await ensureLoader();
+    try {
+      return await l.send(requests);
+    } catch (err) {
+      await reset();
+      throw err;
+    }
+  }
+
   async function countersNow(): Promise<DataPlaneCounters> {
     if (closed) throw new DataPlaneError('CLOSED', 'counters: the bpf data plane is closed');
     const { loader: l } = await ensureLoader();
-    if (state === undefined) state = await readState(l);
-    const [raw] = await l.send([{ op: Op.stats, payload: Buffer.alloc(0), what: 'stats' }]);
+    if (state === undefined) {
+      try {
+        state = await readState(l);
+      } catch (err) {
+        await reset();
+        throw err;
+      }
+    }
+    const [raw] = await sendNow([{ op: Op.stats, payload: Buffer.alloc(0), what: 'stats' }]);
     const c = decodeCounters(raw as Buffer);
     const zero = (): TrafficCounter => ({ packets: 0, bytes: 0 });
     const vips = [...state.vips.values()].map((v) => ({
@@ -340,13 +365,11 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
     counters: () => serial(countersNow),
     clearFlows: () =>
       serial(async () => {
-        const { loader: l } = await ensureLoader();
-        await l.send([{ op: Op.flowsClear, payload: Buffer.alloc(0), what: 'flows-clear' }]);
+        await sendNow([{ op: Op.flowsClear, payload: Buffer.alloc(0), what: 'flows-clear' }]);
       }),
     programStats: () =>
       serial(async () => {
-        const { loader: l } = await ensureLoader();
-        const [b] = await l.send([{ op: Op.progInfo, payload: Buffer.alloc(0), what: 'prog-info' }]);
+        const [b] = await sendNow([{ op: Op.progInfo, payload: Buffer.alloc(0), what: 'prog-info' }]);
         const r = b as Buffer;
         const run = (at: number): ProgramRun => ({
           progId: r.readUInt32LE(at),

@@ -149,6 +149,11 @@ export interface Loader {
    * requests are one chain: the loader runs none after a failed one (OP_CHAINED).
    */
   send(requests: readonly Request[]): Promise<Buffer[]>;
+  /**
+   * Why the loader is gone (it exited, was killed after a request timed out, or never ran), once it is; undefined
+   * while it runs. A gone loader answers nothing again: its user starts a new one.
+   */
+  gone(): Error | undefined;
   close(): Promise<void>;
 }
 
@@ -262,6 +267,7 @@ export function startLoader(opts: LoaderOptions): Loader {
 
   return {
     started,
+    gone: () => gone,
     async send(requests) {
       // Replies come in order after the start's, so requests may go before it answered; a failed start
       // rejects them all (the loader exits).
