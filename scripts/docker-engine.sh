@@ -10,7 +10,9 @@
 #                                     and L4FLEET_DOCKER_STARTED=1 if this call started it, =0 if it already answered
 #                                     (someone else's to stop: `npm test` stops only an engine it started);
 #                                     one that does not answer within L4FLEET_DOCKER_START_TIMEOUT_S (60) is stopped
-#                                     again, its bridge removed, and the exit is non-zero
+#                                     again, its bridge removed, and the exit is non-zero; one that exits first is
+#                                     reported at once with its exit code and log; a live dockerd the pidfile names
+#                                     (another start's) is waited for, never touched
 #   scripts/docker-engine.sh stop     stops it (its containers with it) and removes the bridge
 #   scripts/docker-engine.sh status   exit 0 if it answers
 # Needs root and dockerd (`apt-get install docker.io`: scripts/install-system-deps.sh --docker).
@@ -35,6 +37,25 @@ start() {
     echo "L4FLEET_DOCKER_STARTED=0"
     return 0
   fi
+  # An engine of ours already runs (its pidfile names a live dockerd) but does not answer yet, say one another start
+  # is bringing up: a second dockerd would fail on its pidfile, and undoing that start would unmount the live
+  # engine's exec root and delete its pidfile. Wait for it instead; it is not this call's to stop.
+  local other
+  other=$(live_dockerd)
+  if [ -n "$other" ]; then
+    for _ in $(seq $((START_TIMEOUT_S * 5))); do
+      if answers; then
+        echo "export DOCKER_HOST=$DOCKER_HOST"
+        echo "L4FLEET_DOCKER_STARTED=0"
+        return 0
+      fi
+      [ -n "$(live_dockerd)" ] || break
+      sleep 0.2
+    done
+    echo "docker-engine: dockerd $other (pidfile $PIDFILE) runs but does not answer on $SOCKET; left alone (stop it with: bash $0 stop); last lines of $LOG:" >&2
+    tail -20 "$LOG" >&2 2>/dev/null || true
+    return 1
+  fi
   command -v dockerd >/dev/null || { echo "docker-engine: no dockerd (apt-get install docker.io)" >&2; return 1; }
   mkdir -p "$RUN_DIR" "$DATA_ROOT"
   made_bridge=0
@@ -44,26 +65,53 @@ start() {
     ip addr add "$BRIDGE_ADDRESS" dev "$BRIDGE"
   fi
   ip link set "$BRIDGE" up
-  # setsid: the engine outlives the shell that started it and gets none of its terminal's signals.
-  setsid dockerd --host "$DOCKER_HOST" --data-root "$DATA_ROOT" --exec-root "$RUN_DIR/exec" --pidfile "$PIDFILE" \
-    --containerd-namespace l4fleet --containerd-plugins-namespace l4fleet-plugins --bridge "$BRIDGE" \
-    --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false >"$LOG" 2>&1 </dev/null &
+  # setsid: the engine outlives the shell that started it and gets none of its terminal's signals; --wait: should
+  # setsid have to fork, $! still lives exactly as long as dockerd (the loop below watches it).
+  setsid --wait dockerd --host "$DOCKER_HOST" --data-root "$DATA_ROOT" --exec-root "$RUN_DIR/exec" \
+    --pidfile "$PIDFILE" --containerd-namespace l4fleet --containerd-plugins-namespace l4fleet-plugins \
+    --bridge "$BRIDGE" --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false >"$LOG" 2>&1 </dev/null &
   local pid=$!
+  local exited=""
   for _ in $(seq $((START_TIMEOUT_S * 5))); do
     if answers; then
       echo "export DOCKER_HOST=$DOCKER_HOST"
       echo "L4FLEET_DOCKER_STARTED=1"
       return 0
     fi
+    # A dockerd that already exited will not answer: say so now, not after the whole timeout.
+    if ! kill -0 "$pid" 2>/dev/null; then
+      local code=0
+      wait "$pid" || code=$?
+      answers && {
+        echo "export DOCKER_HOST=$DOCKER_HOST"
+        echo "L4FLEET_DOCKER_STARTED=1"
+        return 0
+      }
+      exited="exited with code $code"
+      break
+    fi
     sleep 0.2
   done
-  echo "docker-engine: dockerd did not answer on $SOCKET within ${START_TIMEOUT_S} s; last lines of $LOG:" >&2
+  if [ -n "$exited" ]; then
+    echo "docker-engine: dockerd $exited before it answered on $SOCKET; last lines of $LOG:" >&2
+  else
+    echo "docker-engine: dockerd did not answer on $SOCKET within ${START_TIMEOUT_S} s; last lines of $LOG:" >&2
+  fi
   tail -20 "$LOG" >&2
-  # A half-started engine left running would hold the socket and data root for the next start: undo this one.
-  halt "$pid"
-  unmount_exec_root
+  # A half-started engine left running would hold the socket and data root for the next start: undo this one (only
+  # this one: should another start's dockerd own the pidfile by now, its exec root's mounts are its own).
+  [ -n "$exited" ] || halt "$pid"
+  [ -n "$(live_dockerd)" ] || unmount_exec_root
   [ "$made_bridge" = 0 ] || ip link del "$BRIDGE" 2>/dev/null || true
   return 1
+}
+
+# The pid in PIDFILE if a dockerd runs with it (a stale pidfile, or a pid since reused by another program: nothing).
+live_dockerd() {
+  local p
+  p=$(cat "$PIDFILE" 2>/dev/null) || return 0
+  [ -n "$p" ] && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = dockerd ] && echo "$p"
+  return 0
 }
 
 # Stops process PID: TERM, then KILL after STOP_TIMEOUT_S.
@@ -74,7 +122,8 @@ halt() {
     sleep 0.2
   done
   kill -0 "$1" 2>/dev/null && kill -9 "$1" 2>/dev/null || true
-  rm -f "$PIDFILE"
+  # Only its own pidfile: one naming another dockerd is that engine's.
+  [ "$(cat "$PIDFILE" 2>/dev/null)" != "$1" ] || rm -f "$PIDFILE"
 }
 
 # dockerd leaves its network-namespace bind mounts under the exec root when it is stopped: remove them too.

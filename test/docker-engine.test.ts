@@ -3,7 +3,7 @@
  * on PATH and its own run directory (no engine is started, no link is made), it must stop the dockerd it started
  * and remove the bridge it made before exiting non-zero, so a retry finds nothing of the failed start.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +62,80 @@ describe('scripts/docker-engine.sh', () => {
     } finally {
       if (dockerdPid > 0 && alive(dockerdPid)) process.kill(dockerdPid, 'SIGKILL');
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** A scratch dir with `docker`, `dockerd`, `ip` and `umount` stubs (`dockerd`'s body given) first on PATH. */
+function stubbed(dockerd: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'l4fleet-docker-engine-'));
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  const stubs: Record<string, string> = {
+    docker: 'exit 1', // never answers
+    dockerd,
+    ip: `echo "$*" >>"${dir}/ip.log"; case "$*" in "link show"*) exit 1 ;; esac; exit 0`,
+    umount: `echo "$*" >>"${dir}/umount.log"; exit 0`,
+  };
+  for (const [name, body] of Object.entries(stubs)) {
+    writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
+    chmodSync(join(bin, name), 0o755);
+  }
+  const env = {
+    PATH: `${bin}:${process.env.PATH ?? ''}`,
+    L4FLEET_DOCKER_RUN_DIR: join(dir, 'run'),
+    L4FLEET_DOCKER_DATA_ROOT: join(dir, 'data'),
+    L4FLEET_DOCKER_START_TIMEOUT_S: '20',
+  };
+  const start = () => {
+    const r = spawnSync('bash', [SCRIPT, 'start'], { env, encoding: 'utf8', timeout: 60_000 });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const read = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8') : '');
+  return { dir, bin, env, start, read };
+}
+
+describe('scripts/docker-engine.sh start - a dockerd that cannot run', () => {
+  test('docker-engine - a dockerd that exits at once is reported with its code and log, and its bridge removed', () => {
+    const s = stubbed('echo "failed to start daemon: pid file found" >&2; exit 3');
+    try {
+      const r = s.start();
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain('dockerd exited with code 3');
+      expect(r.stderr).toContain('failed to start daemon: pid file found');
+      expect(r.stderr).not.toContain('did not answer');
+      expect(s.read('ip.log')).toContain('link del l4f-docker0');
+    } finally {
+      rmSync(s.dir, { recursive: true, force: true });
+    }
+  });
+
+  test('docker-engine - a live dockerd named by the pidfile that does not answer is left alone, named', () => {
+    const s = stubbed('exit 0');
+    // Another engine's dockerd (a process named dockerd) that runs but does not answer (yet).
+    const other = join(s.dir, 'other', 'dockerd');
+    mkdirSync(join(s.dir, 'other'));
+    writeFileSync(other, '#!/bin/sh\nwhile :; do sleep 1; done\n');
+    chmodSync(other, 0o755);
+    const live = spawn(other, [], { stdio: 'ignore' });
+    try {
+      mkdirSync(join(s.dir, 'run'));
+      writeFileSync(join(s.dir, 'run', 'dockerd.pid'), String(live.pid));
+      const r = spawnSync('bash', [SCRIPT, 'start'], {
+        env: { ...s.env, L4FLEET_DOCKER_START_TIMEOUT_S: '1' },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`dockerd ${live.pid}`);
+      // Nothing of the other engine's is touched: its pidfile, its exec root's mounts, a bridge.
+      expect(readFileSync(join(s.dir, 'run', 'dockerd.pid'), 'utf8')).toBe(String(live.pid));
+      expect(s.read('umount.log')).toBe('');
+      expect(s.read('ip.log')).not.toContain('link del');
+      expect(alive(live.pid as number)).toBe(true);
+    } finally {
+      live.kill('SIGKILL');
+      rmSync(s.dir, { recursive: true, force: true });
     }
   });
 });
