@@ -3,7 +3,8 @@
  * there (the mount lives in the driver's mount namespace; `ip netns exec` would give each command a fresh
  * /sys, which is why the loader joins only the network namespace, by setns(): platform notes).
  */
-import { mkdirSync, statfsSync } from 'node:fs';
+import { mkdirSync, readdirSync, statfsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { DataPlaneError } from '../errors.js';
 import type { Exec } from '../exec.js';
 
@@ -18,9 +19,35 @@ export function isBpffs(path: string): boolean {
   }
 }
 
-/** Makes `path` a mounted bpffs (mounting one when it is not); returns whether it mounted. */
+/** The first few entries of `path` when it is a directory with any; none when it is empty or not there. */
+function entriesOf(path: string): string[] {
+  try {
+    return readdirSync(path).slice(0, 3);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Makes `path` a mounted bpffs (mounting one when it is not); returns whether it mounted. `/` and a non-empty
+ * directory are refused: a bpffs mounted there hides what it holds (the whole filesystem, for `/`) from every process
+ * of the mount namespace until it is unmounted.
+ */
 export async function ensureBpffs(path: string, exec: Exec): Promise<boolean> {
   if (isBpffs(path)) return false;
+  if (resolve(path) === '/') {
+    throw new DataPlaneError(
+      'OPTIONS_INVALID',
+      `bpffsPath: "${path}" is the root directory: a bpffs mounted there would hide the whole filesystem`,
+    );
+  }
+  const entries = entriesOf(path);
+  if (entries.length > 0) {
+    throw new DataPlaneError(
+      'OPTIONS_INVALID',
+      `bpffsPath: "${path}" is a non-empty directory (${entries.join(', ')}) and not a bpffs: a bpffs mounted there would hide its files`,
+    );
+  }
   try {
     mkdirSync(path, { recursive: true });
   } catch (err) {
