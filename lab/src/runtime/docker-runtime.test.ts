@@ -136,3 +136,28 @@ describe('docker runtime - a container that exits ends the lab waits, named', ()
     expect(exits.exited(routerState)).toBeUndefined();
   });
 });
+
+describe('docker runtime - lab images are never pulled', () => {
+  beforeEach(() => {
+    docker.calls = [];
+    docker.missingImages = [];
+  });
+
+  test('docker runtime - up refuses naming the images the engine lacks and build-images.sh', async () => {
+    docker.missingImages = ['l4fleet/agent:latest', 'l4fleet/control:latest'];
+    await expect(dockerRuntime.resolveMode('auto')).rejects.toThrow(
+      /lacks the lab images l4fleet\/agent:latest, l4fleet\/control:latest .*deploy\/docker\/build-images\.sh/,
+    );
+  });
+
+  test('docker runtime - with every image: agent mode', async () => {
+    await expect(dockerRuntime.resolveMode('auto')).resolves.toBe('agent');
+  });
+
+  test('docker runtime - the agent image bpf check runs with --pull never', async () => {
+    await dockerRuntime.bpfMissing();
+    const runs = docker.calls.filter((c) => c[0] === 'docker' && c[1] === 'run');
+    expect(runs).toHaveLength(1);
+    expect(runs[0]?.slice(0, 5)).toEqual(['docker', 'run', '--rm', '--pull', 'never']);
+  });
+});

@@ -23,6 +23,7 @@ import {
   containerName,
   createContainer,
   dockerAvailable,
+  missingLabImages,
   releaseContainer,
 } from './docker.js';
 import { recordEtcdMember, startEtcdMember, stopEtcdMember } from './docker-etcd.js';
@@ -111,6 +112,13 @@ export const dockerRuntime: LabRuntime = {
       throw new LabError(
         'RUNTIME_UNSUPPORTED',
         '--runtime docker: no Docker engine answers (start dockerd, set DOCKER_HOST, build the images with deploy/docker/build-images.sh)',
+      );
+    }
+    const missing = await missingLabImages();
+    if (missing.length > 0) {
+      throw new LabError(
+        'RUNTIME_UNSUPPORTED',
+        `--runtime docker: the Docker engine lacks the lab images ${missing.join(', ')} (never pulled from a registry); build them with deploy/docker/build-images.sh`,
       );
     }
     return 'agent';

@@ -100,3 +100,17 @@ describe('docker runtime - VIPs on the backends lo', () => {
     expect(vipsEnv(spec)?.split('=')[1]?.split(',')).toHaveLength(topology.vips.length);
   });
 });
+
+describe('docker runtime - images only from this engine', () => {
+  test.each(['router', 'node1', 'backend1', 'control', 'client'])(
+    'the %s container is run with --pull never, before its image',
+    (host) => {
+      const topology = dockerTopology({ id: 'x8' });
+      const spec = containerSpec(topology, hostOf(topology, host), (h) => `/s/${h}`);
+      const pull = spec.indexOf('--pull');
+      expect(pull).toBeGreaterThan(0);
+      expect(spec[pull + 1]).toBe('never');
+      expect(pull).toBeLessThan(spec.findIndex((a) => a.startsWith('l4fleet/')));
+    },
+  );
+});

@@ -33,6 +33,23 @@ const IMAGE_OF: Readonly<Record<string, string>> = {
   control: 'l4fleet/control:latest',
 };
 
+/**
+ * The lab images this Docker engine lacks, in IMAGE_OF's order; empty when it has all. They are only ever built here
+ * (deploy/docker/build-images.sh): every `docker run` of the lab says `--pull never`, so a missing one is refused
+ * rather than pulled from a registry (where anyone may publish an l4fleet/agent, which the lab runs with NET_ADMIN).
+ */
+export async function missingLabImages(): Promise<string[]> {
+  const missing: string[] = [];
+  for (const image of new Set(Object.values(IMAGE_OF))) {
+    const r = await run(['docker', 'image', 'inspect', '--format', '{{.Id}}', image], {
+      allowFailure: true,
+      timeoutMs: 10_000,
+    });
+    if (r.code !== 0) missing.push(image);
+  }
+  return missing;
+}
+
 export function docker(args: readonly string[], timeoutMs = 60_000) {
   return run(['docker', ...args], { timeoutMs });
 }
@@ -80,10 +97,8 @@ export async function agentImageBpfMissing(): Promise<BpfMissing | undefined> {
     ...files.map((f) => `[ -e ${f} ] || { echo ${f}; exit 0; }`),
     "ldconfig -p | grep -q 'libbpf[.]so[.]1 ' || echo libbpf.so.1",
   ].join('; ');
-  const r = await run(['docker', 'run', '--rm', '--network', 'none', '--entrypoint', '/bin/sh', image, '-c', check], {
-    allowFailure: true,
-    timeoutMs: 60_000,
-  });
+  const argv = ['docker', 'run', '--rm', '--pull', 'never', '--network', 'none', '--entrypoint', '/bin/sh', image];
+  const r = await run([...argv, '-c', check], { allowFailure: true, timeoutMs: 60_000 });
   const hint = 'build the images again with deploy/docker/build-images.sh (after npm run build with clang installed)';
   if (r.code !== 0) return { what: `image ${image}`, hint };
   const what = r.stdout.trim();
@@ -146,6 +161,9 @@ export function containerSpec(topology: Topology, host: LabHost, hostDirOf: (h: 
   return [
     'run',
     '-d',
+    // Only the images built here (missingLabImages): never one from a registry.
+    '--pull',
+    'never',
     '--name',
     containerName(host),
     '--hostname',
