@@ -97,6 +97,30 @@ describe('cli - fleet commands on the memory store', () => {
     expect((await cli('frobnicate')).code).toBe(2);
   });
 
+  // `help nosuch` printed only the usage (exit 2), never saying what was wrong; `nosuch` alone does say it.
+  test.each([
+    [['help', 'nosuch'], 'Usage: l4fleet [options] [command]'],
+    [['member', 'help', 'nosuch'], 'Usage: l4fleet member [options] [command]'],
+    [['help', 'member', 'nosuch'], 'Usage: l4fleet member [options] [command]'],
+  ])('%j: the unknown command is named first, then the usage, exit 2', async (argv, usage) => {
+    const r = await cli(...argv);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+    expect(r.err.startsWith("error: unknown command 'nosuch'")).toBe(true);
+    expect(r.err).toContain(usage);
+  });
+
+  test.each([
+    [['help'], 'Usage: l4fleet [options] [command]'],
+    [['help', 'member'], 'Usage: l4fleet member [options] [command]'],
+    [['member', 'help', 'weight'], 'Usage: l4fleet member weight [options] <pool> <member> <weight>'],
+    [['help', 'member', 'weight'], 'Usage: l4fleet member weight [options] <pool> <member> <weight>'],
+  ])('%j: the help on stdout, exit 0', async (argv, usage) => {
+    const r = await cli(...argv);
+    expect(r).toMatchObject({ code: 0, err: '' });
+    expect(r.out.startsWith(usage)).toBe(true);
+  });
+
   test('get vips -o json has the fields of the file; explain flow names slot and backend', async () => {
     await cli('apply', '-f', file('c.yaml', FLEET), '--new-fleet');
     // Two live nodes, one of them announcing the VIP (its status record), and one whose lease is gone.

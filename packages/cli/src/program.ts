@@ -43,7 +43,38 @@ export function createProgram(io: CliIo = processIo, deps: CliDeps = {}): Comman
   registerAgent(program, io, deps.agent);
   registerBackend(program, io);
   registerEvents(program, io);
+  addHelpCommands(program);
   return program;
+}
+
+/**
+ * Commander's built-in `help NAME` printed only the usage for a NAME it does not know (exit 2), never saying what was
+ * wrong, while `l4fleet nosuch` says "unknown command". Each group that had the built-in one gets a `help` command of
+ * its own instead: `help [command...]` walks down the names given; an unknown one is named first, then that group's
+ * usage (showHelpAfterError), exit 2 as any usage error.
+ */
+function addHelpCommands(group: Command): void {
+  for (const sub of group.commands) addHelpCommands(sub);
+  // The built-in one is listed by the Help class without being one of group.commands (only groups without an action).
+  const builtIn = group
+    .createHelp()
+    .visibleCommands(group)
+    .some((c) => c.name() === 'help' && !group.commands.includes(c));
+  if (!builtIn) return;
+  group.helpCommand(false);
+  group
+    .command('help')
+    .description('display help for command')
+    .argument('[command...]', 'a command, then its subcommands')
+    .action((names: string[]) => {
+      let target = group;
+      for (const name of names) {
+        const next = target.commands.find((c) => c.name() === name || c.aliases().includes(name));
+        if (!next) target.error(`error: unknown command '${name}'`, { code: 'commander.unknownCommand' });
+        target = next;
+      }
+      target.help();
+    });
 }
 
 /** Runs the CLI on `argv` (without node and script) and returns the exit code; never calls process.exit. */
