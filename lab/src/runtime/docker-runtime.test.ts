@@ -30,10 +30,10 @@ vi.mock('@l4fleet/process', async (importOriginal) => ({
       if (missing.length === 0) return ok('[]');
       return { code: 1, stdout: '', stderr: missing.map((i) => `Error: No such image: ${i}\n`).join('') };
     }
-    if (argv[1] === 'inspect' && argv[3]?.includes('Labels')) {
+    if (argv[1] === 'container' && argv[2] === 'inspect') {
       const name = argv.at(-1) ?? '';
       const label = docker.labels.get(name);
-      if (label === undefined) return { code: 1, stdout: '', stderr: `Error: No such object: ${name}` };
+      if (label === undefined) return { code: 1, stdout: '', stderr: `Error: No such container: ${name}` };
       return ok(`${label}\n`);
     }
     if (argv[1] === 'inspect') return ok('4242\n');

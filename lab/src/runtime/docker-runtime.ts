@@ -25,6 +25,7 @@ import {
   dockerAvailable,
   missingLabImages,
   releaseContainer,
+  removeContainer,
 } from './docker.js';
 import { recordEtcdMember, startEtcdMember, stopEtcdMember } from './docker-etcd.js';
 import { watchContainer } from './docker-wait.js';
@@ -140,7 +141,8 @@ export const dockerRuntime: LabRuntime = {
   startHost: (lab, host) => replaceContainer(lab, host),
   async removeHost(lab, host) {
     const name = containerName(hostOf(lab.topology, host));
-    await run(['docker', 'rm', '-f', name], { allowFailure: true, timeoutMs: 60_000 });
+    // Its output first: after a failed add-node the container's log is the only record of why.
+    await removeContainer(lab.id, name, lab.hostDir(host));
     await run(['ip', 'netns', 'delete', name], { allowFailure: true });
   },
   // The container exited with its service: a new one is created and wired like one added later.

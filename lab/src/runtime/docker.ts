@@ -201,8 +201,7 @@ export async function createContainer(
   hostDirOf: (h: string) => string,
 ): Promise<number> {
   const name = containerName(host);
-  await keepContainerLogs(name, hostDirOf(host.name));
-  await docker(['rm', '-f', name]).catch(() => undefined);
+  await removeContainer(topology.id, name, hostDirOf(host.name));
   await docker(containerSpec(topology, host, hostDirOf));
   const pid = Number((await docker(['inspect', '-f', '{{.State.Pid}}', name])).stdout.trim());
   if (!Number.isInteger(pid) || pid <= 0) throw new LabError('COMMAND_FAILED', `container "${name}" has no pid`);
@@ -211,15 +210,48 @@ export async function createContainer(
   return pid;
 }
 
+/**
+ * Removes container `name` of lab `id` (`docker rm -f`), its output kept first in `dir`/container.log; nothing when
+ * there is none. A container of that name without the label `l4fleet.lab=<id>` is someone else's: it is refused
+ * (LabError naming it and its label), never removed.
+ */
+export async function removeContainer(id: string, name: string, dir: string): Promise<void> {
+  if (!(await labContainerExists(id, name))) return;
+  await keepContainerLogs(name, dir);
+  await run(['docker', 'rm', '-f', name], { allowFailure: true, timeoutMs: 60_000 });
+}
+
+/** Whether lab `id`'s container `name` exists; throws if a container of that name is not the lab's. */
+async function labContainerExists(id: string, name: string): Promise<boolean> {
+  const r = await run(['docker', 'container', 'inspect', '-f', `{{index .Config.Labels "${LAB_LABEL}"}}`, name], {
+    allowFailure: true,
+    timeoutMs: 30_000,
+  });
+  if (r.code !== 0) {
+    if (/no such (container|object)/i.test(r.stderr)) return false;
+    throw new LabError(
+      'COMMAND_FAILED',
+      `docker container inspect ${name} failed: ${r.stderr.trim() || `exit ${r.code}`}`,
+    );
+  }
+  const label = r.stdout.trim();
+  if (label === id) return true;
+  const has = label === '' || label === '<no value>' ? `no label ${LAB_LABEL}` : `label ${LAB_LABEL}=${label}`;
+  throw new LabError(
+    'COMMAND_FAILED',
+    `container "${name}" is not lab "${id}"'s (it has ${has}): left alone; remove or rename it (docker rm -f ${name}) if it is unused`,
+  );
+}
+
 /** Where a host's replaced containers' output is kept (appended), beside its other files. */
 export const CONTAINER_LOG = 'container.log';
 
 /**
  * The output of the host's old container, appended to `<host dir>/container.log` before `docker rm -f` deletes it
- * with the container: after `lab kill`/`restart` or a failed backend, what the daemons said before is still there.
- * The running container's own is `docker logs <name>`. No old container: nothing.
+ * with the container: after `lab kill`/`restart`, a failed backend or a failed add-node, what the daemons said
+ * before is still there. The running container's own is `docker logs <name>`. No old container: nothing.
  */
-async function keepContainerLogs(name: string, dir: string): Promise<void> {
+export async function keepContainerLogs(name: string, dir: string): Promise<void> {
   const logs = await run(['docker', 'logs', '--timestamps', name], { allowFailure: true, timeoutMs: 30_000 }).catch(
     () => undefined,
   );
