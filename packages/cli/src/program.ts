@@ -67,10 +67,11 @@ function addHelpCommands(group: Command): void {
     .description('display help for command')
     .argument('[command...]', 'a command, then its subcommands')
     .action((names: string[]) => {
-      let target = group;
+      let target: Command = group;
       for (const name of names) {
         const next = target.commands.find((c) => c.name() === name || c.aliases().includes(name));
-        if (!next) target.error(`error: unknown command '${name}'`, { code: 'commander.unknownCommand' });
+        if (next === undefined)
+          return target.error(`error: unknown command '${name}'`, { code: 'commander.unknownCommand' });
         target = next;
       }
       target.help();
