@@ -18,6 +18,7 @@ export {
   PidLockTimeoutError,
   pidLockHolderRuns,
   readPidLockHolder,
+  releasePidLock,
   tryTakePidLock,
 } from './pid-lock.js';
 export { pidStartTime } from './pid-start.js';

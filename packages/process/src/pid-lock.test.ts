@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import {
   acquirePidLock,
   PidLockTimeoutError,
@@ -12,6 +12,27 @@ import {
   tryTakePidLock,
 } from './index.js';
 
+/** Run before the real call (then cleared), to interleave other takers inside one taker's steps. */
+const hooks: {
+  rename?: ((from: string, to: string) => Promise<void>) | undefined;
+  link?: ((from: string, to: string) => Promise<void>) | undefined;
+} = {};
+
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs/promises')>();
+  return {
+    ...real,
+    rename: async (from: string, to: string) => {
+      await hooks.rename?.(from, to);
+      return real.rename(from, to);
+    },
+    link: async (from: string, to: string) => {
+      await hooks.link?.(from, to);
+      return real.link(from, to);
+    },
+  };
+});
+
 describe('pid lock - a lock file naming its holder by pid and start time', () => {
   let dir: string;
   let path: string;
@@ -19,7 +40,11 @@ describe('pid lock - a lock file naming its holder by pid and start time', () =>
     dir = mkdtempSync(join(tmpdir(), 'l4f-pid-lock-'));
     path = join(dir, 'sub', 'x.lock');
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => {
+    hooks.rename = undefined;
+    hooks.link = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   test('pid lock - pidStartTime: field 22 of /proc/PID/stat for a running pid, undefined for a gone one', () => {
     const stat = readFileSync('/proc/self/stat', 'utf8');
@@ -99,5 +124,56 @@ describe('pid lock - a lock file naming its holder by pid and start time', () =>
     const err = await readPidLockHolder(path).catch((e: unknown) => e);
     expect(err).toMatchObject({ name: 'ProcessError', code: 'LOCK_UNREADABLE', message: `${path}: unreadable lock` });
     expect((err as Error).cause).toMatchObject({ code: 'EISDIR' });
+  });
+
+  test('pid lock - three takers racing on a stale lock: exactly one takes it, and the file names that one', async () => {
+    await tryTakePidLock(path, 'first');
+    writeFileSync(path, JSON.stringify({ pid: spawnSync('true').pid, command: 'old' }));
+    // B reads the stale holder; A runs inside B's first rename of the lock (bounded: a taker serialised behind B
+    // cannot end before B does); C inside the first link onto the lock after that.
+    let a: Promise<unknown> | undefined;
+    let c: Promise<unknown> | undefined;
+    hooks.rename = async (from) => {
+      if (from !== path) return;
+      hooks.rename = undefined;
+      a = tryTakePidLock(path, 'a');
+      await Promise.race([a, new Promise((r) => setTimeout(r, 500))]);
+      hooks.link = async (_, to) => {
+        if (to !== path) return;
+        hooks.link = undefined;
+        c = tryTakePidLock(path, 'c');
+        await c;
+      };
+    };
+    const b = await tryTakePidLock(path, 'b');
+    const outcomes = { a: await a, b, c: await c } as Record<string, { outcome: string } | undefined>;
+    const takers = Object.keys(outcomes).filter((k) => outcomes[k]?.outcome === 'taken');
+    expect(takers).toHaveLength(1);
+    expect(await readPidLockHolder(path)).toMatchObject({ command: takers[0] });
+    expect(readdirSync(join(dir, 'sub'))).toEqual(['x.lock']);
+  });
+
+  test('pid lock - a takeover guard left by a taker that died is stale: the stale lock is still taken over', async () => {
+    await tryTakePidLock(path, 'first');
+    const dead = JSON.stringify({ pid: spawnSync('true').pid, command: 'old' });
+    writeFileSync(path, dead);
+    writeFileSync(`${path}.takeover`, dead);
+    expect(await tryTakePidLock(path, 'next')).toEqual({ outcome: 'taken', createdDir: false });
+    expect(await readPidLockHolder(path)).toMatchObject({ pid: process.pid, command: 'next' });
+    expect(readdirSync(join(dir, 'sub'))).toEqual(['x.lock']);
+  });
+
+  test('pid lock - release removes the file only while it still names this process', async () => {
+    const lock = await acquirePidLock(path, 'up');
+    // Another (live) holder's file in its place, as after a wrong takeover: not ours to remove.
+    const other = JSON.stringify({ pid: 1, start: pidStartTime(1), command: 'other' });
+    writeFileSync(path, other);
+    await lock.release();
+    expect(readFileSync(path, 'utf8')).toBe(other);
+    rmSync(path);
+    await lock.release();
+    const again = await acquirePidLock(path, 'again');
+    await again.release();
+    expect(await readPidLockHolder(path)).toBe('gone');
   });
 });

@@ -37,7 +37,7 @@ export interface PidLock {
   readonly path: string;
   /** The lock's directory did not exist: taking the lock made it. */
   readonly createdDir: boolean;
-  /** Removes the lock file (the directory stays). */
+  /** Removes the lock file if it still names this process (releasePidLock); the directory stays. */
   release(): Promise<void>;
 }
 
@@ -105,47 +105,123 @@ export async function readPidLockHolder(path: string): Promise<PidLockHolder | u
   }
 }
 
+/** How long a taker that found the lock stale waits for another's takeover of it to end, in ms. */
+const TAKEOVER_WAIT_MS = 2_000;
+/** Interval between looks at another's takeover guard, in ms (a takeover is a few file operations). */
+const TAKEOVER_POLL_MS = 10;
+
+/** Links a fully written temporary file holding `text` at `target`; false when `target` exists. */
+async function linkNew(target: string, text: string, unique: () => string): Promise<boolean> {
+  const tmp = unique();
+  await writeFile(tmp, text, { mode: 0o644, flag: 'wx' });
+  try {
+    await link(tmp, target);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return false;
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
+/**
+ * Removes the stale file at `path`: moved aside first, and put back (given way to) when what was moved turns out to
+ * run (taken between the caller's read and the move). Returns that live holder, or undefined when the stale file is
+ * gone (or was gone already).
+ */
+async function removeStale(path: string, unique: () => string): Promise<PidLockHolder | undefined> {
+  const aside = unique();
+  try {
+    await rename(path, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const moved = await readPidLockHolder(aside);
+  if (moved !== 'gone' && moved && pidLockHolderRuns(moved)) {
+    await link(aside, path).catch(() => undefined);
+    await rm(aside, { force: true });
+    return moved;
+  }
+  await rm(aside, { force: true });
+  return undefined;
+}
+
+/**
+ * Takes `guard`, the one-at-a-time right to take over the stale lock it guards, waiting TAKEOVER_WAIT_MS at most for a
+ * live taker's takeover to end; false when it did not. A guard left by a taker that died in its takeover is stale
+ * like a lock, and removed the same way (that removal is the one step left unguarded: it races only with another
+ * taker dying inside its own takeover).
+ */
+async function takeGuard(guard: string, text: string, unique: () => string): Promise<boolean> {
+  const deadlineMs = performance.now() + TAKEOVER_WAIT_MS;
+  for (;;) {
+    if (await linkNew(guard, text, unique)) return true;
+    const holder = await readPidLockHolder(guard);
+    const runs = holder !== 'gone' && holder !== undefined && pidLockHolderRuns(holder);
+    if (holder !== 'gone' && !runs) await removeStale(guard, unique);
+    if (performance.now() >= deadlineMs) return false;
+    if (runs) await sleep(TAKEOVER_POLL_MS);
+  }
+}
+
+/** Whether the file at `path` names this process (its pid and start time). */
+async function namesMe(path: string): Promise<boolean> {
+  const holder = await readPidLockHolder(path).catch(() => undefined);
+  return (
+    holder !== undefined &&
+    holder !== 'gone' &&
+    holder.pid === process.pid &&
+    holder.start === pidStartTime(process.pid)
+  );
+}
+
+/**
+ * Removes the lock at `path` if it still names this process (pid and start time); a file naming another holder is
+ * that holder's and stays (removing it by name would hand the lock to a third while the other still works under it).
+ * Nothing is left to remove once it is gone. Safe against a holder changing between the read and the removal: a live
+ * holder's file (ours) is never taken over.
+ */
+export async function releasePidLock(path: string): Promise<void> {
+  if (await namesMe(path)) await rm(path, { force: true });
+}
+
 /**
  * One try at the lock at `path` for `command`, making its directory if missing; a stale lock is taken over. File
  * system errors other than the ones the scheme expects are thrown as they are (LOCK_UNREADABLE for a lock file that
  * cannot be read).
+ *
+ * Takeovers run one at a time, behind a guard file (`<path>.takeover`, made like the lock, stale like it): the check
+ * "stale" and the removal are two steps, and with unguarded takeovers three takers could each act on what another had
+ * just changed (B reads the stale holder; A takes it over and links its own; B moves A's live lock aside; C finds the
+ * path free and takes it; B cannot put A's back): A and C both held it. Under the guard the stale file can change
+ * only by a takeover (excluded) or a new taker's link (only once it is gone), so the re-read is still true at removal.
  */
 export async function tryTakePidLock(path: string, command: string): Promise<PidLockAttempt> {
   const createdDir = (await mkdir(dirname(path), { recursive: true, mode: 0o755 })) !== undefined;
   const start = pidStartTime(process.pid);
   const me: PidLockHolder = { pid: process.pid, command, ...(start === undefined ? {} : { start }) };
+  const text = `${JSON.stringify(me)}\n`;
   // Per-process random names: two takers never write the same temporary file.
   const unique = () => `${path}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  const guard = `${path}.takeover`;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const tmp = unique();
-    await writeFile(tmp, `${JSON.stringify(me)}\n`, { mode: 0o644, flag: 'wx' });
-    try {
-      await link(tmp, path);
-      return { outcome: 'taken', createdDir };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    } finally {
-      await rm(tmp, { force: true });
-    }
+    if (await linkNew(path, text, unique)) return { outcome: 'taken', createdDir };
     const holder = await readPidLockHolder(path);
     if (holder === 'gone') continue;
     if (holder && pidLockHolderRuns(holder)) return { outcome: 'held', holder };
-    // Stale. Moved aside first: of several finding it stale, one moves it; a mover that finds it moved a live lock
-    // (taken between its read and its rename) puts it back and gives way.
-    const aside = unique();
+    if (!(await takeGuard(guard, text, unique))) continue;
     try {
-      await rename(path, aside);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw err;
+      // Read again under the guard: another's takeover may have ended between the first read and the guard.
+      const now = await readPidLockHolder(path);
+      if (now === 'gone') continue;
+      if (now && pidLockHolderRuns(now)) return { outcome: 'held', holder: now };
+      const live = await removeStale(path, unique);
+      if (live) return { outcome: 'held', holder: live };
+    } finally {
+      await releasePidLock(guard);
     }
-    const moved = await readPidLockHolder(aside);
-    if (moved !== 'gone' && moved && pidLockHolderRuns(moved)) {
-      await link(aside, path).catch(() => undefined);
-      await rm(aside, { force: true });
-      return { outcome: 'held', holder: moved };
-    }
-    await rm(aside, { force: true });
   }
   const holder = await readPidLockHolder(path);
   return { outcome: 'contended', holder: holder === 'gone' ? undefined : holder };
@@ -164,7 +240,7 @@ export async function acquirePidLock(path: string, command: string, options: Pid
   for (;;) {
     const attempt = await tryTakePidLock(path, command);
     if (attempt.outcome === 'taken') {
-      return { path, createdDir: attempt.createdDir, release: () => rm(path, { force: true }) };
+      return { path, createdDir: attempt.createdDir, release: () => releasePidLock(path) };
     }
     if (performance.now() >= deadlineMs) throw new PidLockTimeoutError(path, attempt.holder, waitMs);
     if (!told) {
