@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
@@ -115,6 +115,21 @@ describe('lab resources - down of a docker lab', () => {
     });
     const found = await downLab('dk2');
     expect(found.warnings.join('\n')).toMatch(/lab "dk2" runs in Docker.*no Docker engine answers/);
+    expect(found.warnings.join('\n')).toContain('eval "$(bash scripts/docker-engine.sh start)"');
+  });
+
+  test('lab resources - a broken state file and no engine answering: down says the lab may have containers left', async () => {
+    mkdirSync(join(dir, 'dk3'));
+    writeFileSync(join(dir, 'dk3', 'state.json'), '{"version": 1, "id": "dk3", "runt');
+    const found = await downLab('dk3');
+    expect(found.warnings.join('\n')).toMatch(/lab "dk3" may run in Docker.*label l4fleet\.lab=dk3/);
+    expect(found.warnings.join('\n')).toContain('eval "$(bash scripts/docker-engine.sh start)"');
+  });
+
+  test('lab resources - no state but the lab namespaces and no engine answering: down says so too', async () => {
+    machine.netns = 'l4f-dk4-router (id: 5)\nl4f-dk4-node1 (id: 6)';
+    const found = await downLab('dk4');
+    expect(found.warnings.join('\n')).toMatch(/lab "dk4" may run in Docker/);
   });
 
   test('lab resources - a netns lab with no engine: no warning', async () => {

@@ -44,6 +44,7 @@ export async function listLabResources(id: string): Promise<LabResources> {
 export async function downLab(id: string): Promise<LabDown> {
   requireRoot();
   const found = await listLabResources(id);
+  const stateDirFound = existsSync(labDir(id));
   let state: LabState | undefined;
   try {
     state = readState(id);
@@ -63,11 +64,20 @@ export async function downLab(id: string): Promise<LabDown> {
   const warnings: string[] = [];
   const containers = await removeLabContainers(id);
   // The state goes below, but the containers stay: say so, so the user starts the engine and runs `down --all`
-  // (which finds them by their label).
-  if (containers === undefined && state?.runtime === 'docker') {
-    warnings.push(
-      `lab "${id}" runs in Docker but no Docker engine answers: its containers (label ${LAB_LABEL}=${id}) were not removed; start the engine (or set DOCKER_HOST) and run lab down --all`,
-    );
+  // (which finds them by their label). Also when the state cannot tell (broken, or gone with the lab's namespaces
+  // left): the lab may be a Docker one.
+  if (containers === undefined) {
+    const start = `start the engine (eval "$(bash scripts/docker-engine.sh start)", or set DOCKER_HOST) and run lab down --all`;
+    const labelled = `label ${LAB_LABEL}=${id}`;
+    if (state?.runtime === 'docker') {
+      warnings.push(
+        `lab "${id}" runs in Docker but no Docker engine answers: its containers (${labelled}) were not removed; ${start}`,
+      );
+    } else if (state === undefined && (stateDirFound || found.namespaces.length > 0)) {
+      warnings.push(
+        `lab "${id}" may run in Docker (its state cannot be read) but no Docker engine answers: its containers (${labelled}), if any, were not removed; ${start}`,
+      );
+    }
   }
   // The bpf nodes' and backends' pins (bpffs.ts) go with their file systems; before the state dir is removed.
   await unmountBpffsUnder(labDir(id));
