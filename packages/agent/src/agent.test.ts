@@ -482,6 +482,42 @@ describe('agent - drain and lifecycle', () => {
     ]);
   });
 
+  // shutdown() began the drain while a reload's setPeers was in flight: the peers changed mid RFC 8326 graceful
+  // shutdown and the reload was reported applied. The drain now begins once the reload in flight has ended.
+  test('a reload applying its peers when shutdown() begins: the drain waits for it, then starts', async () => {
+    const { nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    const g = gate();
+    let applying: () => void = () => undefined;
+    const inFlight = new Promise<void>((r) => {
+      applying = r;
+    });
+    const setPeers = n.speaker.setPeers.bind(n.speaker);
+    n.speaker.setPeers = async (peers) => {
+      applying();
+      await g.opened;
+      await setPeers(peers);
+      n.ops.push(`peers:${peers.map((p) => p.address).join(',')}`);
+    };
+    n.ops.length = 0;
+    const reloading = n.agent.reload(reloadOf('198.18.0.3').load);
+    await Promise.race([inFlight, reloading]);
+    const stopping = n.agent.shutdown();
+    // Queued behind the one in flight, a later reload is refused; the one in flight keeps the drain from starting.
+    const later = n.agent.reload(reloadOf('198.18.0.4').load);
+    expect(n.agent.status().state).toBe('serving');
+    g.release();
+    await expect(reloading).resolves.toMatchObject({ changed: expect.arrayContaining(['bgp.peers']) });
+    await expect(later).rejects.toThrow('reload refused, nothing changed: the agent is exiting');
+    await stopping;
+    expect(n.ops.filter((o) => o.startsWith('routes:') || o.startsWith('peers:'))).toEqual([
+      'peers:198.18.0.3',
+      'routes:198.51.100.10/32+gshut,198.51.100.11/32+gshut',
+      'routes:',
+    ]);
+    expect(n.agent.status().state).toBe('stopped');
+  });
+
   test('SIGTERM path: stopping (events, status) once the routes are withdrawn, before the forwarding wait', async () => {
     const store = new MemoryFleetStore();
     await store.apply(fleetFile);

@@ -9,7 +9,7 @@ import { createAggregator } from './aggregate/aggregator.js';
 import { createVtyshBfdd } from './bfd/bfdd.js';
 import { createBfdController } from './bfd/controller.js';
 import { createBgpSessions } from './bgp/sessions.js';
-import { sleep, systemClock } from './clock.js';
+import { sleep, systemClock, withTimeout } from './clock.js';
 import { systemHost } from './config/host.js';
 import { preflightProblems } from './config/preflight.js';
 import { createReloader } from './config/reloader.js';
@@ -31,6 +31,9 @@ import { checkedMembers, healthTargets } from './serve/plan.js';
 import { createReconciler } from './serve/reconciler.js';
 
 export type { Agent, AgentDeps, AgentStatus, AgentStatusReport } from './agent-api.js';
+
+/** How long shutdown() waits for a reload applying when it began, ms: one gobgpd call's deadline (the default). */
+const RELOAD_SETTLE_MS = 5_000;
 
 export function createAgent(deps: AgentDeps): Agent {
   const { config, store, speaker, dataPlane } = deps;
@@ -336,6 +339,19 @@ export function createAgent(deps: AgentDeps): Agent {
     async shutdown() {
       shuttingDown = true;
       log.info({ event: 'shutdownStarted', state: lifecycle.state });
+      // A reload past its last exiting() check (handing gobgpd and bfdd its peers) when SIGTERM came: its changes
+      // would land mid RFC 8326 graceful shutdown, the reload reported applied. Wait for it (bounded: a gobgpd call's
+      // deadline); past that it stops before its next step, refused saying what it applied. The later reloads are
+      // refused from shuttingDown on.
+      const applying = reloader.applying();
+      if (applying) {
+        try {
+          await withTimeout(clock, applying, RELOAD_SETTLE_MS, 'the reload applying');
+        } catch {
+          log.warn({ event: 'reloadStillApplying', ms: RELOAD_SETTLE_MS });
+          reloader.stopApplying();
+        }
+      }
       lifecycle.beginShutdown();
       await lifecycle.drained();
       await reconciler.request();

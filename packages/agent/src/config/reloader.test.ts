@@ -316,6 +316,45 @@ describe('agent reload', () => {
   });
 });
 
+describe('agent reload - shutdown() while a reload applies', () => {
+  test('applying() is the reload in flight; stopApplying() stops it before its next step, refused naming both parts', async () => {
+    const on = configWith({}, { bfd: { enabled: true } });
+    let opened: () => void = () => undefined;
+    const gate = new Promise<void>((r) => {
+      opened = r;
+    });
+    const speaker = createFakeSpeaker();
+    const { reloader, bfdPeers, emitted } = await setUp(on, {}, speaker);
+    expect(reloader.applying()).toBeUndefined();
+    const setPeers = speaker.setPeers.bind(speaker);
+    let entered: () => void = () => undefined;
+    const inSetPeers = new Promise<void>((r) => {
+      entered = r;
+    });
+    speaker.setPeers = async (peers) => {
+      entered();
+      await gate;
+      await setPeers(peers);
+    };
+    const reloading = reloader.reload(async () => configWith({ peers: [ROUTER, ROUTER2] }, { bfd: { enabled: true } }));
+    await inSetPeers;
+    const applying = reloader.applying();
+    expect(applying).toBeInstanceOf(Promise);
+    reloader.stopApplying();
+    opened();
+    await expect(reloading).rejects.toThrow(
+      'reload refused: the agent began exiting while it applied; applied: bgp.peers; not applied: bfd.peers',
+    );
+    await applying;
+    expect(reloader.applying()).toBeUndefined();
+    expect(bfdPeers).toEqual([]);
+    expect(emitted.at(-1)).toMatchObject({
+      kind: 'config.reload',
+      data: { result: 'refused', changed: ['bfd.peers'] },
+    });
+  });
+});
+
 describe('agent reload - a step that fails half way', () => {
   test('peers gobgpd rejects after deleting the removed ones are rolled back: refused, the old session back', async () => {
     const speaker = rejectingSpeaker(new Set([ROUTER2.address]));

@@ -20,6 +20,18 @@ import type { AgentConfig, LogLevel } from './types.js';
 export interface Reloader {
   /** Queued behind the reloads before it; refused when `exiting()` holds as it starts or before it applies. */
   reload(load: () => Promise<AgentConfig>): Promise<ReloadPlan>;
+  /**
+   * The reload applying now (past its last `exiting()` check, handing its changes to gobgpd and bfdd), settling when
+   * it ended either way; undefined when none is. shutdown() waits for it before the drain begins: the changes of a
+   * reload begun before the drain must not land in the middle of it.
+   */
+  applying(): Promise<void> | undefined;
+  /**
+   * shutdown() waited for `applying()` as long as it can: the reload still applying stops before its next step,
+   * refused naming the steps it applied and those it did not (the applied ones stay: undoing them mid-drain would be
+   * one more change to the peers).
+   */
+  stopApplying(): void;
 }
 
 export interface ReloaderOptions {
@@ -82,6 +94,10 @@ export function createReloader(opts: ReloaderOptions): Reloader {
   const readCa = opts.readHealthCa ?? readHealthCa;
   /** Steps whose daemon may not hold what `running` says: a step failed and its rollback failed too. */
   const unsettled = new Set<string>();
+  /** The reload past its last exiting() check, settling when it ended (Reloader.applying). */
+  let inFlight: Promise<void> | undefined;
+  /** stopApplying() was called: a reload applying stops before its next step. */
+  let stopped = false;
 
   /**
    * A TLS file whose field is unchanged but whose content is not what the agent read at its start. One that cannot
@@ -162,6 +178,16 @@ export function createReloader(opts: ReloaderOptions): Reloader {
    */
   const applySteps = async (steps: readonly LiveStep[], next: AgentConfig): Promise<void> => {
     for (const [i, step] of steps.entries()) {
+      if (stopped) {
+        const applied = steps.slice(0, i).map((s) => s.name);
+        const rest = steps.slice(i).map((s) => s.name);
+        for (const name of applied) unsettled.add(name);
+        throw new AgentError(
+          'RELOAD_REFUSED',
+          `reload refused: the agent began exiting while it applied; applied: ${applied.join(', ')}; not applied: ${rest.join(', ')}`,
+          { problems: rest.map((path) => ({ path, message: 'not applied: the agent is exiting' })) },
+        );
+      }
       try {
         await step.apply(next);
         unsettled.delete(step.name);
@@ -227,7 +253,16 @@ export function createReloader(opts: ReloaderOptions): Reloader {
       const steps = liveSteps(plan, next);
       // load() awaited the file: the drain may have begun since.
       refuseWhenExiting();
-      await applySteps(steps, next);
+      const apply = applySteps(steps, next);
+      inFlight = apply.then(
+        () => undefined,
+        () => undefined,
+      );
+      try {
+        await apply;
+      } finally {
+        inFlight = undefined;
+      }
       if (plan.changed.includes('logLevel')) {
         if (opts.setLogLevel) opts.setLogLevel(next.logLevel);
         else opts.logger.level = next.logLevel;
@@ -262,6 +297,10 @@ export function createReloader(opts: ReloaderOptions): Reloader {
       const result = chain.then(() => once(load));
       chain = result.catch(() => undefined);
       return result;
+    },
+    applying: () => inFlight,
+    stopApplying() {
+      stopped = true;
     },
   };
 }
