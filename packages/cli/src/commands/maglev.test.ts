@@ -41,6 +41,12 @@ describe('cli - maglev table and slot refuse what they would misread', () => {
     [['maglev', 'table', '-b', 'a=1=2'], 'backends: "a=1=2" is not NAME[=WEIGHT]'],
     [['maglev', 'table', '-b', 'a,b', '-b', 'c'], '-b, --backends: given twice ("a,b", then "c"); give it once'],
     [['maglev', 'slot', '1.2.3.4:1000', '5.6.7.8:80/tcp/x'], 'dst: "5.6.7.8:80/tcp/x" is not DST:DPORT[/tcp|udp]'],
+    // Each built a table with no backends (or fewer than written) and exited 0.
+    [['maglev', 'table', '-b', ''], '-b: "" lists no backends'],
+    [['maglev', 'table', '-b', ',,'], '-b: item 1 of ",," is empty'],
+    [['maglev', 'table', '-b', 'a,,b'], '-b: item 2 of "a,,b" is empty'],
+    [['maglev', 'table', '-b', 'a,b,'], '-b: item 3 of "a,b," is empty'],
+    [['maglev', 'table', '-b', 'a,=2'], '-b: item 2 of "a,=2" has no name'],
   ])('%j: usage error naming it', async (argv, message) => {
     expect(await cli(...argv)).toEqual({ code: 2, out: '', err: `error: ${message}` });
   });

@@ -16,16 +16,20 @@ import { CliError, type CliIo, EXIT_USAGE } from '../io.js';
 import { integerOption, onceOption } from '../options.js';
 import { outputFormat } from './context.js';
 
+/**
+ * `-b a,b=2,c`. An empty list or item is refused, not skipped: `-b ''` built a table of no backends and `-b a,,b` one
+ * of two, both with exit 0, and a script's unset variable (`-b "$A,$B"`) went unnoticed.
+ */
 function parseBackends(list: string): { name: string; weight?: number }[] {
-  return list
-    .split(',')
-    .filter((s) => s.length > 0)
-    .map((item) => {
-      const [name, weight, ...rest] = item.split('=');
-      if (rest.length > 0) throw new CliError(`backends: ${JSON.stringify(item)} is not NAME[=WEIGHT]`, EXIT_USAGE);
-      if (weight === undefined) return { name: name as string };
-      return { name: name as string, weight: integerOption(weight, `backends: ${name} weight`, 0, MAX_MEMBER_WEIGHT) };
-    });
+  if (list === '') throw new CliError('-b: "" lists no backends', EXIT_USAGE);
+  return list.split(',').map((item, i) => {
+    if (item === '') throw new CliError(`-b: item ${i + 1} of ${JSON.stringify(list)} is empty`, EXIT_USAGE);
+    const [name, weight, ...rest] = item.split('=');
+    if (rest.length > 0) throw new CliError(`backends: ${JSON.stringify(item)} is not NAME[=WEIGHT]`, EXIT_USAGE);
+    if (name === '') throw new CliError(`-b: item ${i + 1} of ${JSON.stringify(list)} has no name`, EXIT_USAGE);
+    if (weight === undefined) return { name: name as string };
+    return { name: name as string, weight: integerOption(weight, `backends: ${name} weight`, 0, MAX_MEMBER_WEIGHT) };
+  });
 }
 
 /**
