@@ -1,6 +1,10 @@
-import { describe, expect, test } from 'vitest';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, test } from 'vitest';
 import { DataPlaneError } from '../errors.js';
-import { createReplyReader, OP_CHAINED, Op, parseStart, requestHeader } from './loader.js';
+import { createReplyReader, OP_CHAINED, Op, parseStart, requestHeader, startLoader } from './loader.js';
 
 const frame = (status: number, body: Buffer): Buffer => {
   const h = Buffer.alloc(8);
@@ -119,5 +123,59 @@ describe('bpf loader start reply - garbage is refused', () => {
     expect(err).toBeInstanceOf(DataPlaneError);
     expect((err as DataPlaneError).code).toBe('BPF_FAILED');
     expect((err as Error).message).toMatch(message);
+  });
+});
+
+/**
+ * A stand-in for l4fleet-bpf whose start fails as libbpf's does over a pinned flow map of another size: the reply
+ * first, then libbpf's lines on stderr (the order the driver may see them in), then exit 1.
+ */
+const FAILING_LOADER = `#!/usr/bin/env node
+const h = Buffer.alloc(8);
+const body = Buffer.from('load node.bpf.o (pins in /sys/fs/bpf/l4fleet): Invalid argument');
+h.writeUInt32LE(22, 0);
+h.writeUInt32LE(body.length, 4);
+process.stdout.write(Buffer.concat([h, body]), () => {
+  setTimeout(() => {
+    process.stderr.write("libbpf: couldn't reuse pinned map at '/sys/fs/bpf/l4fleet/l4f_flows4': parameter mismatch\\n");
+    process.stderr.write("libbpf: map 'l4f_flows4': error reusing pinned map\\n");
+    process.stderr.write("libbpf: map 'l4f_flows4': failed to create: Invalid argument(-22)\\n");
+    process.stderr.write("libbpf: failed to load object 'node.bpf.o'\\n", () => process.exit(1));
+  }, 50);
+});
+`;
+
+describe('bpf loader - a failed start', () => {
+  let dir: string | undefined;
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  test("says what libbpf wrote on stderr (couldn't reuse pinned map), also when it comes after the reply", async () => {
+    dir = mkdtempSync(join(tmpdir(), 'l4f-loader-'));
+    const loaderPath = join(dir, 'l4fleet-bpf');
+    writeFileSync(loaderPath, FAILING_LOADER);
+    chmodSync(loaderPath, 0o755);
+    const l = startLoader({
+      pinDir: '/sys/fs/bpf/l4fleet',
+      iface: 'eth0',
+      flowTableSize: 1024,
+      xdp: 'off',
+      logger: pino({ level: 'silent' }),
+      loaderPath,
+      objectPath: join(dir, 'node.bpf.o'),
+    });
+    const err = await l.started.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(DataPlaneError);
+    expect((err as DataPlaneError).code).toBe('BPF_FAILED');
+    expect((err as Error).message).toMatch(/start: load node\.bpf\.o .*: Invalid argument/);
+    expect((err as Error).message).toContain(
+      "couldn't reuse pinned map at '/sys/fs/bpf/l4fleet/l4f_flows4': parameter mismatch",
+    );
+    await l.close();
   });
 });

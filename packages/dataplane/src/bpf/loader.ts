@@ -17,6 +17,13 @@ export const BPF_NODE_OBJECT_PATH = fileURLToPath(new URL('../../native/bin/bpf/
 
 /** A request that has not answered by then is taken as lost: the process is killed. */
 const REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * How long a failed start waits for the loader's stderr to end (it exits right after the reply) before reporting:
+ * libbpf's lines say why (`couldn't reuse pinned map ...: parameter mismatch`) and may arrive after the reply.
+ */
+const START_STDERR_WAIT_MS = 1_000;
+/** Lines of stderr in a failed start's error: libbpf explains a refused load over four lines or so. */
+const START_STDERR_LINES = 6;
 
 export const Op = {
   update: 1,
@@ -214,23 +221,45 @@ export function startLoader(opts: LoaderOptions): Loader {
     gone ??= err;
     for (const p of pending.splice(0)) p.reject(err);
   };
+  /** The last `lines` lines of stderr, as a suffix of an error message. */
+  const tail = (lines: number): string =>
+    stderrTail ? `: ${stderrTail.trim().split('\n').slice(-lines).join(' | ')}` : '';
+  let stderrEnded = false;
+  const stderrEnd: (() => void)[] = [];
+  /** Resolves once stderr ended (the loader exited), or after `ms`. */
+  const stderrDrained = (ms: number): Promise<void> =>
+    stderrEnded
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, ms);
+          stderrEnd.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
   child.stdout.on('data', (d: Buffer) => {
     for (const { status, body } of replies(d)) {
       const p = pending.shift();
       if (!p) continue;
+      const why = `l4fleet-bpf: ${p.what}: ${body.toString('utf8')}`;
       if (status === 0) p.resolve(body);
-      else p.reject(new DataPlaneError('BPF_FAILED', `l4fleet-bpf: ${p.what}: ${body.toString('utf8')}`));
+      else if (p.what !== 'start') p.reject(new DataPlaneError('BPF_FAILED', why));
+      // The loader exits after a failed start: its stderr (libbpf's reasons) is read to the end first.
+      else
+        void stderrDrained(START_STDERR_WAIT_MS).then(() =>
+          p.reject(new DataPlaneError('BPF_FAILED', `${why}${tail(START_STDERR_LINES)}`)),
+        );
     }
   });
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (d: string) => {
     stderrTail = (stderrTail + d).slice(-2000);
   });
-  const lost = (why: string): DataPlaneError =>
-    new DataPlaneError(
-      'BPF_LOADER_LOST',
-      `l4fleet-bpf ${why}${stderrTail ? `: ${stderrTail.trim().split('\n').slice(-3).join(' | ')}` : ''}`,
-    );
+  child.stderr.on('close', () => {
+    stderrEnded = true;
+    for (const f of stderrEnd.splice(0)) f();
+  });
+  const lost = (why: string): DataPlaneError => new DataPlaneError('BPF_LOADER_LOST', `l4fleet-bpf ${why}${tail(3)}`);
   child.on('error', (err) => fail(lost(`could not run (${err.message})`)));
   child.on('exit', (code, signal) => fail(lost(`exited (${signal ?? `code ${code}`})`)));
   child.stdin.on('error', () => {}); // the exit handler reports why
