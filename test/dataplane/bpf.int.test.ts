@@ -548,6 +548,55 @@ describe.skipIf(!built)('bpf data plane', () => {
     expect((await topo.node.run(['tc', 'filter', 'show', 'dev', 'eth0', 'ingress'])).stdout).not.toContain('l4f_node');
   }, 60_000);
 
+  test.each([
+    ['a mark past every id (0xffffffff: the dump looped for ever)', 4, ['0xff', '0xff', '0xff', '0xff']],
+    [
+      'a value of 8 bytes (another layout: the lookup wrote past the mark)',
+      8,
+      ['9', '0', '0', '0', '0', '0', '0', '0'],
+    ],
+  ])(
+    'restart over a bad backends high-water mark pin - %s: replaced by a rescan, the maps read back unchanged',
+    async (_, valueSize, value) => {
+      const t = vipTable({ address: VIP4, port: 1610, protocol: 'tcp', size: 251 });
+      const first = bpf();
+      await first.apply([t]);
+      await first.close();
+      const pin = `${BPFFS}/t${pins}/l4f_backend_hwm`;
+      rmSync(pin);
+      const tool = (...args: string[]): string => {
+        const r = spawnSync('bpftool', args, { encoding: 'utf8' });
+        expect(r.status, `bpftool ${args.join(' ')}: ${r.stderr}`).toBe(0);
+        return r.stdout;
+      };
+      tool('map', 'create', pin, 'type', 'array', 'key', '4', 'value', String(valueSize), 'entries', '1', 'name', 'l4f_backend_hwm');
+      tool('map', 'update', 'pinned', pin, 'key', '0', '0', '0', '0', 'value', ...value);
+
+      const second = bpf();
+      const again = await second.apply([t]);
+      expect(again.transactions).toBe(0);
+      expect(again.vips.map((v) => v.action)).toEqual(['unchanged']);
+      // Rescanned: the highest backend id in use + 1 (three backends, ids 0-2), in a 4-byte value again.
+      const [entry] = JSON.parse(tool('-j', 'map', 'dump', 'pinned', pin)) as { value: string[] }[];
+      expect(entry?.value.map((b) => Number(b))).toEqual([3, 0, 0, 0]);
+    },
+    60_000,
+  );
+
+  test('restart with another flowTableSize - the start fails naming both sizes, not only EINVAL', async () => {
+    const t = vipTable({ address: VIP4, port: 1611, protocol: 'tcp', size: 251 });
+    const first = bpf({ flowTableSize: 1024 });
+    await first.apply([t]);
+    await first.close();
+    const second = bpf({ flowTableSize: 2048 });
+    await expect(second.apply([t])).rejects.toMatchObject({
+      code: 'BPF_FAILED',
+      message: expect.stringMatching(/flowTableSize 2048, pinned maps have 1024 \(.*\/l4f_flows4\)/),
+    });
+    // The pins and the program are left as they were: removed with the size they have.
+    await bpf({ flowTableSize: 1024 }).close({ removeState: true });
+  }, 60_000);
+
   test('static MAC - a backend given with a mac gets the frame at that address, not at its neighbour entry', async () => {
     const macs = await Promise.all(
       topo.backends.map(async (b) => (await b.run(['cat', '/sys/class/net/eth0/address'])).stdout.trim()),

@@ -106,7 +106,8 @@ void dump(void)
 		size_t at = o.len;
 		uint32_t n = 0;
 		put32(&o, 0);
-		for (uint32_t start = 0; start < hwm; start += 4096) {
+		/* Bounded by the array too: the loop cannot wrap past 2^32 whatever the mark (pins.c checks it). */
+		for (uint32_t start = 0; start < hwm && start < L4F_MAX_BACKENDS; start += 4096) {
 			uint32_t count = hwm - start < 4096 ? hwm - start : 4096, in = start, out_b;
 			LIBBPF_OPTS(bpf_map_batch_opts, bo);
 			/* ARRAY lookup_batch: in_batch = the first index, out_batch = the next */

@@ -46,13 +46,23 @@ int hwm_open(int fresh, char *msg, size_t msglen)
 {
 	uint32_t zero = 0;
 	int fd = pinned(HWM_PIN);
-	if (fd >= 0 && !fresh) {
-		if (bpf_map_lookup_elem(fd, &zero, &hwm) == 0) {
+	if (fd >= 0) {
+		/* Sizes before the lookup (a pin of another layout would be copied past the mark); a mark past
+		 * L4F_MAX_BACKENDS, which no id reaches, is unreadable too: rescanned (a dump reads up to the mark). */
+		struct bpf_map_info info = {0};
+		uint32_t il = sizeof(info), mark;
+		if (bpf_obj_get_info_by_fd(fd, &info, &il) || info.key_size != sizeof(zero) ||
+		    info.value_size != sizeof(mark) || info.max_entries < 1) {
+			close(fd); /* another layout: replaced below */
+			fd = -1;
+		} else if (!fresh && bpf_map_lookup_elem(fd, &zero, &mark) == 0 && mark <= L4F_MAX_BACKENDS) {
+			hwm = mark;
 			hwm_fd = fd;
 			return 0;
+		} else if (!fresh) {
+			close(fd); /* unreadable: replaced below */
+			fd = -1;
 		}
-		close(fd); /* unreadable: replaced below */
-		fd = -1;
 	}
 	uint32_t mark = 0;
 	int err = fresh ? 0 : scan_backends(&mark);

@@ -52,7 +52,8 @@ static int same_pinned_maps(int attached, int loaded)
 
 int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	/* libbpf's warnings go to stderr (the driver logs its tail when the loader fails); debug output not. */
+	/* libbpf's warnings go to stderr (the driver puts its tail in the error of a failed start or a lost loader);
+	 * debug output not. */
 	if (level == LIBBPF_DEBUG) return 0;
 	return vfprintf(stderr, fmt, ap);
 }
@@ -148,8 +149,12 @@ static int reuse(uint64_t hash, uint32_t flows)
 	uint32_t zero = 0;
 	int mfd = pinned("l4f_meta");
 	if (mfd < 0) return 0;
-	int ok = bpf_map_lookup_elem(mfd, &zero, &meta) == 0 && hash != 0 && meta.object_hash == hash &&
-		 meta.flows == flows;
+	/* Sizes first: a pin of another build with a larger value would be copied past `meta` by the lookup. */
+	struct bpf_map_info mi = {0};
+	uint32_t mil = sizeof(mi);
+	int ok = bpf_obj_get_info_by_fd(mfd, &mi, &mil) == 0 && mi.key_size == sizeof(zero) &&
+		 mi.value_size == sizeof(meta) && bpf_map_lookup_elem(mfd, &zero, &meta) == 0 && hash != 0 &&
+		 meta.object_hash == hash && meta.flows == flows;
 	close(mfd);
 	LIBBPF_OPTS(bpf_tc_opts, q, .handle = TC_HANDLE, .priority = TC_PRIORITY);
 	if (!ok || bpf_tc_query(&hook, &q) != 0 || q.prog_id != meta.prog_id || !xdp_matches()) return 0;
@@ -170,10 +175,38 @@ static void remember(uint64_t hash, uint32_t flows)
 	if (fd >= 0) bpf_map_update_elem(fd, &zero, &meta, BPF_ANY);
 }
 
+/*
+ * Whether the pinned flow maps, when there are any, have `flows` entries. libbpf refuses to reuse a pin of another
+ * size ("couldn't reuse pinned map ...: parameter mismatch", on stderr) and the load fails with EINVAL alone; this
+ * says it in the driver's terms. Returns 0 or EINVAL (msg then says which map and both sizes).
+ */
+static int flows_pinned_size(uint32_t flows, char *msg, size_t msglen)
+{
+	static const char *const names[] = {"l4f_flows4", "l4f_flows6"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		int fd = pinned(names[i]);
+		if (fd < 0) continue;
+		struct bpf_map_info info = {0};
+		uint32_t il = sizeof(info);
+		int got = bpf_obj_get_info_by_fd(fd, &info, &il) == 0;
+		close(fd);
+		if (got && info.max_entries != flows) {
+			snprintf(msg, msglen,
+				 "flowTableSize %u, pinned maps have %u (%s/%s): a flow map is sized when first pinned; "
+				 "close with removeState once to resize it",
+				 flows, info.max_entries, pin_dir, names[i]);
+			return EINVAL;
+		}
+	}
+	return 0;
+}
+
 /* The full path: open and load the object (libbpf reuses the pins that match and creates and pins the maps that
  * have none, e.g. a map new in this object), attach unless the same program over the same maps is attached. */
 static int load(const char *object, uint64_t hash, uint32_t flows, const char *ifname, char *msg, size_t msglen)
 {
+	int ferr = flows_pinned_size(flows, msg, msglen);
+	if (ferr) return ferr;
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = pin_dir);
 	obj = bpf_object__open_file(object, &oo);
 	if (!obj) {
