@@ -307,6 +307,7 @@ describe('dashboard server', () => {
     for (const c of columns) {
       expect(c).toEqual({
         t: expect.any(Number),
+        prevT: expect.any(Number),
         packetsPerNode: { n1: expect.any(Number) },
         flowsPerNode: { n1: 4 },
         packetsPerBackend: { '198.18.0.21:80': expect.any(Number) },

@@ -61,6 +61,36 @@ describe('metrics-history', () => {
     expect(h.packetsPerNode.n1).toEqual([null, 100, 100]);
   });
 
+  test('metrics-history - a wall clock stepped back moves the held columns back with it: the time axis stays sorted', async () => {
+    const readings = [exposition(0, 1), exposition(200, 1), exposition(400, 1), exposition(600, 1)];
+    const rec = createMetricsRecorder({
+      targets: new Map([['n1', 'http://n1/metrics']]),
+      fetchText: async () => readings.shift() ?? '',
+    });
+    await rec.tick(3_600_000, 0);
+    await rec.tick(3_602_000, 2_000);
+    // NTP steps the wall clock an hour back between two scrapes 2 s apart (the steady clock goes on).
+    await rec.tick(4_000, 4_000);
+    expect(rec.history().t).toEqual([0, 2, 4]);
+    expect(rec.lastColumn()).toMatchObject({ t: 4, prevT: 2 });
+    await rec.tick(6_000, 6_000);
+    expect(rec.history().t).toEqual([0, 2, 4, 6]);
+    expect(rec.history().packetsPerNode.n1).toEqual([null, 100, 100, 100]);
+    expect(rec.lastColumn()).toMatchObject({ t: 6, prevT: 4 });
+  });
+
+  test('metrics-history - a wall clock stepped back by exactly one scrape still gives a later column', async () => {
+    const rec = createMetricsRecorder({
+      targets: new Map([['n1', 'http://n1/metrics']]),
+      fetchText: async () => exposition(0, 1),
+    });
+    await rec.tick(10_000, 0);
+    await rec.tick(12_000, 2_000);
+    await rec.tick(12_000, 4_000); // stepped back 2 s: same wall reading as the last column
+    expect(rec.history().t).toEqual([8, 10, 12]);
+    expect(rec.lastColumn()).toMatchObject({ t: 12, prevT: 10 });
+  });
+
   test('metrics-history - an unreachable agent gives a gap and an error, and recovers', async () => {
     let fail = true;
     const rec = createMetricsRecorder({

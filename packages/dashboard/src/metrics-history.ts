@@ -40,6 +40,12 @@ export interface MetricsHistory {
 export interface MetricsColumn {
   /** Unix seconds. */
   readonly t: number;
+  /**
+   * The time of the column before this one as the server holds it now (null: none). A page whose last column is not
+   * this one missed a column or holds times the server moved (the wall clock stepped back): it takes the whole
+   * history again rather than append out of order.
+   */
+  readonly prevT: number | null;
   readonly packetsPerNode: Record<string, number | null>;
   readonly flowsPerNode: Record<string, number | null>;
   readonly packetsPerBackend: Record<string, number | null>;
@@ -108,10 +114,14 @@ export interface MetricsRecorder {
   /**
    * Scrapes every target once and appends a column at `nowMs` (wall clock, Unix ms: the time axis). `steadyMs` is a
    * steady clock's reading at the same moment (performance.now()): rates divide by its gap between scrapes, so an NTP
-   * step of the wall clock shows no column of near-zero (step forward) or missing (step back) traffic.
+   * step of the wall clock shows no column of near-zero (step forward) or missing (step back) traffic. A wall clock
+   * that went back to or before the last column moves every column held back with it (their spacing kept, by the
+   * steady clock): the axis stays sorted, as uPlot needs, and says the time the wall clock says now.
    */
   tick(nowMs: number, steadyMs: number): Promise<void>;
 }
+
+const roundS = (s: number) => Math.round(s * 10) / 10;
 
 function push(series: Series, key: string, at: number, value: number | null, capacity: number): void {
   let col = series[key];
@@ -145,6 +155,15 @@ export function createMetricsRecorder(opts: {
     before === undefined || now < before || dtS <= 0 ? null : (now - before) / dtS;
 
   let last: MetricsColumn | undefined;
+  /** The steady clock's reading at the last column (spaces the columns moved back by a wall clock step). */
+  let lastSteadyMs: number | undefined;
+  /** Moves every column back so the last one is the steady gap before `atS` (which is not after it). */
+  const stepBack = (atS: number, steadyMs: number) => {
+    const lastT = h.t.at(-1) as number;
+    const gapS = Math.max(0.1, roundS((steadyMs - (lastSteadyMs ?? steadyMs)) / 1000));
+    const shiftS = lastT + gapS - atS;
+    for (let i = 0; i < h.t.length; i++) h.t[i] = roundS((h.t[i] as number) - shiftS);
+  };
   // Every series present after a tick had its value for that tick pushed: its last one is the tick's.
   const newest = (series: Series) =>
     Object.fromEntries(Object.entries(series).map(([k, col]) => [k, col.at(-1) ?? null]));
@@ -164,7 +183,10 @@ export function createMetricsRecorder(opts: {
         }),
       );
       const column = h.t.length;
+      if (column > 0 && atS <= (h.t.at(-1) as number)) stepBack(atS, steadyMs);
+      const prevT = h.t.at(-1) ?? null;
       h.t.push(atS);
+      lastSteadyMs = steadyMs;
       const backendRates = new Map<string, number | null>();
       for (const s of scraped) {
         const samples: Sample[] | undefined = s.samples;
@@ -203,6 +225,7 @@ export function createMetricsRecorder(opts: {
       }
       last = {
         t: atS,
+        prevT,
         packetsPerNode: newest(h.packetsPerNode),
         flowsPerNode: newest(h.flowsPerNode),
         packetsPerBackend: newest(h.packetsPerBackend),
