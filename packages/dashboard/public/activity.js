@@ -48,10 +48,12 @@ function flowRows(tbody, attr, names, counts, open, flag) {
   );
 }
 
-/** The live flows of `lab watch`: per node, per backend, broken, longest pause; marked stale when ticks stop. */
-export function renderFlows(section, f, staleMs = 5_000) {
+/**
+ * The live flows of `lab watch`: per node, per backend, broken, longest pause; marked stale when ticks stop.
+ * `ageMs`: since the record arrived, on the browser's steady clock (`f.at` is the lab host's clock, not this one's).
+ */
+export function renderFlows(section, f, ageMs, staleMs = 5_000) {
   section.hidden = false;
-  const age = Date.now() - Date.parse(f.at);
   const summary = section.querySelector('#flows-summary');
   summary.replaceChildren(
     `lab ${f.lab} · flows ${f.total} · open ${f.open} · `,
@@ -59,7 +61,7 @@ export function renderFlows(section, f, staleMs = 5_000) {
     ' · ',
     el('span', { 'data-field': 'longestPause' }, `longest pause ${f.longestPauseMs} ms`),
     ` · at ${new Date(f.at).toLocaleTimeString()}`,
-    age > staleMs ? el('span', { class: 'badge warn', 'data-field': 'stale' }, 'stale: lab watch stopped?') : '',
+    ageMs > staleMs ? el('span', { class: 'badge warn', 'data-field': 'stale' }, 'stale: lab watch stopped?') : '',
   );
   const extra = (all, known) =>
     Object.keys(all)

@@ -1,6 +1,8 @@
 /**
  * The page: follows /api/stream (server-sent events) and re-renders; actions ask for confirmation and send the
- * token as a bearer header (kept in sessionStorage for this tab only).
+ * token as a bearer header (kept in sessionStorage for this tab only). While the stream is not live the page says
+ * what it shows is the last state known (dimmed, "last known") and its write buttons are off: a drain must not be
+ * decided on a stale view.
  */
 
 import { renderChanges, renderFlows, renderTimeline } from './activity.js';
@@ -10,7 +12,7 @@ import { renderMembers, renderNodes, renderVips } from './render.js';
 import { createTimelineList } from './timeline-list.js';
 
 const $ = (id) => document.getElementById(id);
-const state = { writes: false, view: undefined };
+const state = { writes: false, live: false, view: undefined };
 const charts = createCharts($('charts'), $('charts-note'));
 const tokenInput = $('token');
 tokenInput.value = sessionStorage.getItem('l4fleet-token') ?? '';
@@ -56,15 +58,17 @@ function render() {
   if (!v) return;
   void refreshChanges(v.revision);
   $('summary').textContent =
-    `revision ${v.revision} · leader ${v.leader ?? '(none)'} · ${v.nodes.length} nodes · ${v.vips.length} VIPs`;
+    `${state.live ? '' : 'last known: '}revision ${v.revision} · leader ${v.leader ?? '(none)'} · ${v.nodes.length} nodes · ${v.vips.length} VIPs`;
   $('writes').textContent = state.writes ? 'writes enabled' : 'read-only (no token configured)';
   $('writes').className = `badge ${state.writes ? 'on' : 'warn'}`;
   $('token-box').hidden = !state.writes;
   $('problems').hidden = v.problems.length === 0;
-  $('problems').textContent = v.problems.join('\n');
-  renderNodes($('nodes').tBodies[0], v, state.writes, act);
-  renderVips($('vips').tBodies[0], v, state.writes, act);
-  renderMembers($('members').tBodies[0], v, state.writes, act);
+  // One line each: several problems (etcd down, a table mismatch) must not run together.
+  $('problems').replaceChildren(...v.problems.map((p) => el('div', { class: 'problem' }, p)));
+  const writes = state.writes && state.live;
+  renderNodes($('nodes').tBodies[0], v, writes, act);
+  renderVips($('vips').tBodies[0], v, writes, act);
+  renderMembers($('members').tBodies[0], v, writes, act);
   const select = $('explain').elements.vip;
   const chosen = select.value;
   select.replaceChildren(...v.vips.map((x) => el('option', { value: x.key, selected: x.key === chosen }, x.key)));
@@ -90,35 +94,117 @@ $('explain').addEventListener('submit', async (ev) => {
 
 $('all-probes').addEventListener('change', (ev) => $('timeline').classList.toggle('hide-probes', !ev.target.checked));
 
+/** The server's heartbeat (src/sse.ts SSE_HEARTBEAT_MS) until its first `ping` says how often it comes. */
+const HEARTBEAT_MS = 15_000;
+/** No event for this many heartbeats: the connection is dead though it never errored (half-open TCP). */
+const SILENT_HEARTBEATS = 2.5;
+/** A new EventSource after one the browser gave up on: 1 s, doubling up to 30 s, back to 1 s once one works. */
+const RETRY_FIRST_MS = 1_000;
+const RETRY_MAX_MS = 30_000;
+
 const live = $('live');
-const stream = new EventSource('/api/stream');
-stream.addEventListener('open', () => {
-  live.textContent = 'live';
-  live.className = 'badge on';
-});
-stream.addEventListener('error', () => {
-  live.textContent = 'reconnecting';
-  live.className = 'badge off';
-});
+function showLink(on, text) {
+  live.textContent = text;
+  live.className = `badge ${on ? 'on' : 'off'}`;
+  if (state.live === on) return;
+  state.live = on;
+  document.body.classList.toggle('stale', !on);
+  render();
+}
+
 // The timeline's ids are the server process's: a hello from another process (the dashboard restarted) clears it.
 const timelineList = createTimelineList();
-stream.addEventListener('hello', (e) => {
-  const hello = JSON.parse(e.data);
-  state.writes = hello.writes;
-  if (timelineList.hello(hello.instance)) $('timeline').replaceChildren();
-  render();
-});
-stream.addEventListener('view', (e) => {
-  state.view = JSON.parse(e.data);
-  render();
-});
-stream.addEventListener('timeline', (e) => renderTimeline($('timeline'), JSON.parse(e.data), timelineList));
-stream.addEventListener('metrics', (e) => charts.update(JSON.parse(e.data)));
-stream.addEventListener('metrics-column', (e) => charts.append(JSON.parse(e.data)));
+/** The last flows record and performance.now() when it came: its age is the browser's, not the lab host's clock. */
 let flows;
-stream.addEventListener('flows', (e) => {
-  flows = JSON.parse(e.data);
-  renderFlows($('flows-section'), flows);
-});
+const handlers = {
+  hello(data) {
+    state.writes = data.writes;
+    if (timelineList.hello(data.instance)) $('timeline').replaceChildren();
+    render();
+  },
+  view(data) {
+    state.view = data;
+    render();
+  },
+  timeline: (data) => renderTimeline($('timeline'), data, timelineList),
+  metrics: (data) => charts.update(data),
+  'metrics-column'(data) {
+    // Not the column after the page's last (the server moved its time axis back after a wall clock step): a new
+    // stream sends the whole history again, where skipping would freeze the charts until the clock caught up.
+    if (charts.append(data) === 'out-of-step') reopen('reloading charts');
+  },
+  flows(data) {
+    flows = { record: data, atMs: performance.now() };
+    renderFlows($('flows-section'), data, 0);
+  },
+  ping(data) {
+    if (Number.isFinite(data?.everyMs) && data.everyMs > 0) heartbeatMs = data.everyMs;
+  },
+};
+
+let stream;
+let heartbeatMs = HEARTBEAT_MS;
+let retryMs = RETRY_FIRST_MS;
+let retryTimer;
+let silenceTimer;
+
+/** Arms (again) the check that something arrives within SILENT_HEARTBEATS heartbeats. */
+function watchSilence() {
+  clearTimeout(silenceTimer);
+  const limitMs = SILENT_HEARTBEATS * heartbeatMs;
+  silenceTimer = setTimeout(() => reopen(`stale: nothing for ${Math.round(limitMs / 1000)} s`), limitMs);
+}
+
+function connect() {
+  retryTimer = undefined;
+  const es = new EventSource('/api/stream');
+  stream = es;
+  const mine = (fn) => (e) => {
+    if (es === stream) fn(e);
+  };
+  es.addEventListener(
+    'open',
+    mine(() => {
+      showLink(true, 'live');
+      watchSilence();
+    }),
+  );
+  es.addEventListener(
+    'error',
+    mine(() => {
+      // CLOSED: the browser gave up (a response that was not a 200 event stream, as a proxy's 502 while the
+      // dashboard restarts; WHATWG HTML §9.2) and never retries: a new EventSource must. Otherwise it retries itself.
+      if (es.readyState === EventSource.CLOSED) reopen('reconnecting');
+      else showLink(false, 'reconnecting');
+    }),
+  );
+  for (const [name, fn] of Object.entries(handlers)) {
+    es.addEventListener(
+      name,
+      mine((e) => {
+        if (name === 'hello') retryMs = RETRY_FIRST_MS; // the server answered with its stream: it works again
+        try {
+          fn(JSON.parse(e.data));
+        } finally {
+          if (es === stream) watchSilence(); // after a ping: with the interval it gave
+        }
+      }),
+    );
+  }
+  watchSilence();
+}
+
+/** Drops the current stream and opens a new one after the backoff (one pending at a time). */
+function reopen(why) {
+  stream?.close();
+  stream = undefined;
+  clearTimeout(silenceTimer);
+  showLink(false, why);
+  if (retryTimer !== undefined) return;
+  retryTimer = setTimeout(connect, retryMs);
+  retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+}
+
+connect();
 // Ticks arrive every second while `lab watch` runs: re-render so the panel says so once they stop.
-setInterval(() => flows && renderFlows($('flows-section'), flows), 2_000);
+setInterval(() => flows && renderFlows($('flows-section'), flows.record, performance.now() - flows.atMs), 2_000);

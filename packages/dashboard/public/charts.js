@@ -13,11 +13,15 @@ const HEIGHT_PX = 180;
 
 /**
  * Appends a `metrics-column` record (src/metrics-history.ts MetricsColumn) to `history` as the server did: a new
- * series starts with gaps, a series the column lacks is gone, and only the last `capacity` columns are kept. A column
- * not newer than the last one held is skipped.
+ * series starts with gaps, a series the column lacks is gone, and only the last `capacity` columns are kept.
+ * 'appended'; 'held' when the history has that column already; 'out-of-step' (history untouched) when the column does
+ * not follow the last one held (the server moved its times back after a wall clock step, or a column was missed):
+ * the page must take the server's whole history again, or it would skip every column until the clock caught up.
  */
 export function appendColumn(history, column) {
-  if (history.t.length && column.t <= history.t[history.t.length - 1]) return history;
+  const last = history.t.at(-1) ?? null;
+  if (last === column.t && (history.t.at(-2) ?? null) === column.prevT) return 'held';
+  if (last !== column.prevT) return 'out-of-step';
   const before = history.t.length;
   history.t.push(column.t);
   for (const c of CHARTS) {
@@ -37,17 +41,19 @@ export function appendColumn(history, column) {
     for (const c of CHARTS)
       for (const col of Object.values(history[c.key])) col.splice(0, col.length - column.capacity);
   }
-  return history;
+  return 'appended';
 }
 
 export function createCharts(container, note) {
   const made = new Map(); // key -> { plot, names }
   let history;
   return {
-    /** A `metrics-column` record: appended to the history the page holds, then drawn. */
+    /** A `metrics-column` record: appended to the history the page holds, then drawn. What appendColumn says. */
     append(column) {
-      if (!history) return; // the full history comes first on every (re)connect
-      this.update(appendColumn(history, column));
+      if (!history) return 'held'; // the full history comes first on every (re)connect
+      const result = appendColumn(history, column);
+      if (result === 'appended') this.update(history);
+      return result;
     },
     /** A `metrics` record: the whole history (on connect). */
     update(full) {
@@ -59,9 +65,10 @@ export function createCharts(container, note) {
         let chart = made.get(c.key);
         if (!chart || chart.names.join() !== names.join()) {
           chart?.plot.destroy();
-          chart?.box.remove();
           const box = el('div', { 'data-chart': c.key });
-          container.append(box);
+          // In the old one's place: the charts keep their order when one's series change.
+          if (chart) chart.box.replaceWith(box);
+          else container.append(box);
           const plot = new globalThis.uPlot(
             {
               title: c.title,

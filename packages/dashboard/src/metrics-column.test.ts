@@ -51,4 +51,30 @@ describe('metrics-column', () => {
     appendColumn(page, rec.lastColumn() as NonNullable<ReturnType<typeof rec.lastColumn>>);
     expect(page).toEqual(rec.history());
   });
+
+  test("metrics-column - a column that does not follow the page's last one (clock stepped back) asks for the whole history", async () => {
+    const rec = createMetricsRecorder({
+      targets: new Map([['n1', 'http://n1/metrics']]),
+      fetchText: async () => body(1, {}),
+    });
+    await rec.tick(3_600_000, 0);
+    await rec.tick(3_602_000, 2_000);
+    const page = structuredClone(rec.history()) as MetricsHistory;
+    await rec.tick(4_000, 4_000); // NTP stepped the wall clock an hour back
+    const column = rec.lastColumn() as NonNullable<ReturnType<typeof rec.lastColumn>>;
+    expect(appendColumn(page, column)).toBe('out-of-step');
+    expect(page.t).toEqual([3600, 3602]); // untouched: the page takes the server's history instead
+  });
+
+  test("metrics-column - a column that follows the page's last one is appended", async () => {
+    const rec = createMetricsRecorder({
+      targets: new Map([['n1', 'http://n1/metrics']]),
+      fetchText: async () => body(1, {}),
+    });
+    await rec.tick(0, 0);
+    const page = structuredClone(rec.history()) as MetricsHistory;
+    await rec.tick(2_000, 2_000);
+    expect(appendColumn(page, rec.lastColumn() as NonNullable<ReturnType<typeof rec.lastColumn>>)).toBe('appended');
+    expect(page).toEqual(rec.history());
+  });
 });

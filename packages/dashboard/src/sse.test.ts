@@ -103,6 +103,15 @@ describe('sse hub', () => {
     expect(hub.size()).toBe(0);
   });
 
+  test('sse - the heartbeat is a named ping event (a page sees it: comments never reach its scripts) saying how often', async () => {
+    hub = createSseHub(10);
+    const res = fakeResponse();
+    attach(hub, res);
+    for (let i = 0; i < 500 && res.written.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(res.written[1]).toBe(sseRecord('ping', { everyMs: 10 }));
+    expect(res.written[1]).toBe('event: ping\ndata: {"everyMs":10}\n\n');
+  });
+
   test('sse - the heartbeat too skips and ends a stream that stopped reading', async () => {
     hub = createSseHub(10);
     const stuck = fakeResponse();

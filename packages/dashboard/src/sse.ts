@@ -1,10 +1,16 @@
 /**
  * Server-sent events (WHATWG HTML §9.2): one long response per page, `event: NAME` + `data: JSON` records. The
- * browser's EventSource reconnects by itself; each (re)connect first gets the full state, then changes.
+ * browser's EventSource reconnects by itself after a network error (not after a failed response, such as a proxy's
+ * 502 while the dashboard restarts: the page then opens a new one, public/app.js); each (re)connect first gets the
+ * full state, then changes.
  */
 import type { ServerResponse } from 'node:http';
 
-/** Comment line sent this often so proxies and the browser keep an idle stream open. */
+/**
+ * A `ping` event (`data: {"everyMs": N}`) sent this often: proxies keep an idle stream open, and the page, which
+ * sees named events (never comments), marks itself stale and reconnects when none came for 2.5 of them (a half-open
+ * connection never errors).
+ */
 export const SSE_HEARTBEAT_MS = 15_000;
 /**
  * A stream with more than this still unsent besides the full-state record it is sending (4 MiB: a page that stopped
@@ -63,17 +69,18 @@ export function createSseHub(heartbeatMs = SSE_HEARTBEAT_MS): SseHub {
     cut(s);
     return false;
   };
-  const sendTo = (s: Stream, event: string | null, text: string) => {
+  const sendTo = (s: Stream, event: string, text: string) => {
     if (!keeps(s)) return;
-    if (event === null || !latestOnly.has(event)) {
+    if (!latestOnly.has(event)) {
       s.res.write(text);
       return;
     }
     s.waiting.set(event, text);
     if (s.inFlightBytes === 0) sendWaiting(s);
   };
+  const ping = sseRecord('ping', { everyMs: heartbeatMs });
   const heartbeat = setInterval(() => {
-    for (const s of streams.values()) sendTo(s, null, ': keepalive\n\n');
+    for (const s of streams.values()) sendTo(s, 'ping', ping);
   }, heartbeatMs);
   heartbeat.unref();
   return {
