@@ -137,7 +137,7 @@ describe('cli - against a real etcd', () => {
     expect(JSON.parse((await cli(g, 'get', 'nodes', '-o', 'json')).out)).toEqual([]);
     expect((await cli(g, 'node', 'drain', 'lb7', '--force')).code).toBe(0);
     const nodes = JSON.parse((await cli(g, 'get', 'nodes', '-o', 'json')).out);
-    expect(nodes).toEqual([{ name: 'lb7', drained: true }]);
+    expect(nodes).toEqual([{ name: 'lb7', lease: false, drained: true, record: null, status: null }]);
     const st = await cli(g, 'status');
     expect(st.out).toContain('Desired revision:');
     expect(st.out).toMatch(/lb7\s+gone\s+yes/);

@@ -150,6 +150,23 @@ describe('cli - fleet commands on the memory store', () => {
     expect(['be1', '198.18.0.22:80']).toContain(ex.backend); // the draining member takes no new flows
   });
 
+  // A node whose lease was gone printed `{"name":"lb9","drained":true}`: no record, status or lease key at all.
+  test('get nodes -o json: every node has lease, drained, record and status, null when there is none', async () => {
+    const report = { tables: {}, bgp: {}, failStatic: false, desiredRevision: 1, announced: [] };
+    await (await store.registerNode({ name: 'lb1', address: '198.18.0.1' })).reportStatus(report);
+    await store.setNodeDrain('lb9', true);
+    const r = await cli('get', 'nodes', '-o', 'json');
+    expect(r.code).toBe(0);
+    const nodes = JSON.parse(r.out) as Record<string, unknown>[];
+    expect(nodes.map((n) => Object.keys(n))).toEqual([
+      ['name', 'lease', 'drained', 'record', 'status'],
+      ['name', 'lease', 'drained', 'record', 'status'],
+    ]);
+    expect(nodes[0]).toMatchObject({ name: 'lb1', lease: true, drained: false, record: { address: '198.18.0.1' } });
+    expect(nodes[0]?.status).toMatchObject({ desiredRevision: 1, announced: [] });
+    expect(nodes[1]).toEqual({ name: 'lb9', lease: false, drained: true, record: null, status: null });
+  });
+
   test('member drain/enable/add/remove and node drain', async () => {
     await cli('apply', '-f', file('d.yaml', FLEET), '--new-fleet');
     expect((await cli('member', 'drain', 'web', 'be1')).code).toBe(0);

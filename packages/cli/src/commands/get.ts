@@ -15,7 +15,7 @@ import {
   vipKey,
   vipStateOf,
 } from '@l4fleet/config';
-import type { FleetStore } from '@l4fleet/store';
+import type { FleetStore, NodeRecord, NodeStatusReport, NodeView } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { integerOption } from '../options.js';
@@ -75,6 +75,27 @@ async function storedFleet(store: FleetStore, cmd: Command): Promise<Fleet> {
   throw new CliError(`no fleet under prefix ${JSON.stringify(prefix)} (a wrong --prefix or --etcd?)`, EXIT_FAILURE);
 }
 
+/**
+ * A node as `get nodes -o json|yaml` prints it: every key on every node, `null` for what it has not (no record once
+ * its lease is gone, no status before its first report); undefined fields were dropped by JSON, so a drained node
+ * without a lease printed only its name and flag. `lease` as `status -o json` has it.
+ */
+function nodeData(n: NodeView): {
+  name: string;
+  lease: boolean;
+  drained: boolean;
+  record: NodeRecord | null;
+  status: NodeStatusReport | null;
+} {
+  return {
+    name: n.name,
+    lease: n.record !== undefined,
+    drained: n.drained,
+    record: n.record ?? null,
+    status: n.status ?? null,
+  };
+}
+
 export function registerGet(program: Command, ctx: FleetCommandContext): void {
   program
     .command('get')
@@ -113,7 +134,7 @@ export function registerGet(program: Command, ctx: FleetCommandContext): void {
         }
         if (kind.startsWith('node')) {
           const nodes = await store.listNodes();
-          if (format !== 'table') return ctx.io.out(renderData(format, nodes));
+          if (format !== 'table') return ctx.io.out(renderData(format, nodes.map(nodeData)));
           const rows = nodes.map((n) => [
             n.name,
             n.record ? 'up' : 'gone',
