@@ -125,6 +125,80 @@ describe('ineffectiveSettings: valid settings apply notes', () => {
     });
   });
 
+  describe('a profile field the data planes of a forwarding do not apply (design 0012, which field applies where)', () => {
+    const withProfile = (forwarding: string, profile: object, extra: object = {}) =>
+      parseFleet({
+        hashSeed: 7,
+        pools: [{ name: 'web', forwarding, members: [member('a', 21)] }],
+        vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', profile, ...extra }],
+      });
+    const profileNotes = (fleet: ReturnType<typeof withProfile>) =>
+      ineffectiveSettings(fleet).filter((n) => n.path.includes('.profile.'));
+    const l2Why =
+      'under forwarding l2 (direct server return) nftables nodes apply only the idle timeout (they see one direction of a flow: no handshake, no close, and an expired flow is hashed again, not dropped) and bpf nodes no profile field (their LRU flow table has no timeouts)';
+
+    test('l2: handshake, close and onTimeout are applied by proxy nodes only; the idle timeout is not noted', () => {
+      const fleet = withProfile('l2', {
+        idleTimeoutS: 5,
+        tcpHandshakeTimeoutS: 2,
+        tcpCloseTimeoutS: 3,
+        onTimeout: 'reset',
+      });
+      expect(profileNotes(fleet)).toEqual([
+        {
+          path: 'vips[0].profile.tcpHandshakeTimeoutS',
+          message: `2 is applied to 198.51.100.10:80/tcp by proxy nodes only: ${l2Why}`,
+        },
+        {
+          path: 'vips[0].profile.tcpCloseTimeoutS',
+          message: `3 is applied to 198.51.100.10:80/tcp by proxy nodes only: ${l2Why}`,
+        },
+        {
+          path: 'vips[0].profile.onTimeout',
+          message: `"reset" is applied to 198.51.100.10:80/tcp by proxy nodes only: ${l2Why}`,
+        },
+      ]);
+    });
+
+    test.each(['ipip', 'gre', 'gue'])(
+      '%s: every field that is not the default is applied by proxy nodes only',
+      (fw) => {
+        const notes = profileNotes(withProfile(fw, { idleTimeoutS: 5, tcpCloseTimeoutS: 3 }));
+        const why = `bpf nodes, which serve ${fw} (nftables nodes refuse it), apply no profile field (their LRU flow table has no timeouts: entries leave when it is full)`;
+        expect(notes).toEqual([
+          {
+            path: 'vips[0].profile.idleTimeoutS',
+            message: `5 is applied to 198.51.100.10:80/tcp by proxy nodes only: ${why}`,
+          },
+          {
+            path: 'vips[0].profile.tcpCloseTimeoutS',
+            message: `3 is applied to 198.51.100.10:80/tcp by proxy nodes only: ${why}`,
+          },
+        ]);
+      },
+    );
+
+    test('a UDP VIP on gue: its idle timeout is noted', () => {
+      const fleet = withProfile('gue', { idleTimeoutS: 5 }, { protocol: 'udp' });
+      expect(profileNotes(fleet).map((n) => n.path)).toEqual(['vips[0].profile.idleTimeoutS']);
+    });
+
+    test('defaults (written or not), nat, a disabled VIP and the idle timeout at l2 are not noted', () => {
+      const defaults = { idleTimeoutS: 300, tcpHandshakeTimeoutS: 10, tcpCloseTimeoutS: 10, onTimeout: 'drop' };
+      expect(profileNotes(withProfile('gue', defaults))).toEqual([]);
+      expect(profileNotes(withProfile('gue', {}))).toEqual([]);
+      expect(profileNotes(withProfile('l2', { idleTimeoutS: 5 }))).toEqual([]);
+      const udpDefault = withProfile('gue', { idleTimeoutS: 30 }, { protocol: 'udp' });
+      expect(profileNotes(udpDefault)).toEqual([]);
+      expect(
+        profileNotes(withProfile('nat', { idleTimeoutS: 5, tcpHandshakeTimeoutS: 2, onTimeout: 'reset' })),
+      ).toEqual([]);
+      expect(profileNotes(withProfile('gue', { idleTimeoutS: 5 }, { state: 'disabled' }))).toEqual([]);
+      // A draining VIP is still served: its flows still time out (or not) by the profile.
+      expect(profileNotes(withProfile('gue', { idleTimeoutS: 5 }, { state: 'draining' }))).toHaveLength(1);
+    });
+  });
+
   describe('VIP x member pairs beyond what bpf nodes hold', () => {
     /**
      * `vips` VIPs on one pool of `members` members, the first `disabled` of them disabled; `extra` VIP fields for the

@@ -14,11 +14,16 @@
  *   the whole desired state, every VIP, and keep serving the last one they took, so in a mixed fleet later edits
  *   reach only the other nodes and the drivers' tables diverge. A fleet of the nodes that serve it is fine, so it is
  *   a note.
+ * - A VIP profile field that differs from its protocol's default where the kernel data planes do not apply it (design
+ *   note 0012, "Which field applies where"): under l2 nftables nodes apply only the idle timeout, under ipip, gre and
+ *   gue (bpf nodes only) no field. Proxy nodes apply every field, so in a proxy fleet it does what it says: a note.
  */
 import { buildTable } from '@l4fleet/maglev';
 import { minActiveMembersOf } from './backup-activation.js';
 import type { ConfigProblem } from './errors.js';
+import { showValue } from './fields.js';
 import { BPF_MAX_VIP_MEMBERS } from './limits.js';
+import { defaultProfile, type VipProfile } from './profile.js';
 import { secondChanceActive } from './second-chance.js';
 import { backendsForPool, tableMembers } from './table.js';
 import type { Fleet, Forwarding, Pool } from './types.js';
@@ -168,6 +173,60 @@ function forwardingNotes(fleet: Fleet): ConfigProblem[] {
   return out;
 }
 
+const PROFILE_FIELDS: readonly (keyof VipProfile)[] = [
+  'idleTimeoutS',
+  'tcpHandshakeTimeoutS',
+  'tcpCloseTimeoutS',
+  'onTimeout',
+];
+
+/**
+ * Per direct-return forwarding, the profile fields its kernel data planes ignore and why. `nat` is absent: nftables
+ * applies every field as conntrack timeouts (and bpf nodes refuse nat altogether: forwardingNotes).
+ */
+function ignoredProfileFields(
+  forwarding: Forwarding,
+): { fields: readonly (keyof VipProfile)[]; why: string } | undefined {
+  if (forwarding === 'l2') {
+    return {
+      fields: ['tcpHandshakeTimeoutS', 'tcpCloseTimeoutS', 'onTimeout'],
+      why:
+        'under forwarding l2 (direct server return) nftables nodes apply only the idle timeout (they see one ' +
+        'direction of a flow: no handshake, no close, and an expired flow is hashed again, not dropped) and bpf ' +
+        'nodes no profile field (their LRU flow table has no timeouts)',
+    };
+  }
+  if (forwarding === 'nat') return undefined;
+  return {
+    fields: PROFILE_FIELDS,
+    why:
+      `bpf nodes, which serve ${forwarding} (nftables nodes refuse it), apply no profile field (their LRU flow ` +
+      'table has no timeouts: entries leave when it is full)',
+  };
+}
+
+/** A note per field of a served VIP's profile that is not its protocol's default and its forwarding's nodes ignore. */
+function profileNotes(fleet: Fleet): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const pools = new Map(fleet.pools.map((p) => [p.name, p]));
+  fleet.vips.forEach((vip, k) => {
+    const pool = pools.get(vip.pool);
+    if (!pool || !vip.profile || !vipServed(vip)) return;
+    const ignored = ignoredProfileFields(pool.forwarding);
+    if (!ignored) return;
+    const dflt = defaultProfile(vip.protocol);
+    for (const field of ignored.fields) {
+      const value = vip.profile[field];
+      if (value === undefined || value === dflt[field]) continue;
+      out.push({
+        path: `vips[${k}].profile.${field}`,
+        message: `${showValue(value)} is applied to ${vipKey(vip)} by proxy nodes only: ${ignored.why}`,
+      });
+    }
+  });
+  return out;
+}
+
 /** Notes for `apply` (path and message, as problems are shown); empty when every setting does what it says. */
 export function ineffectiveSettings(fleet: Fleet): ConfigProblem[] {
   const out: ConfigProblem[] = [];
@@ -205,6 +264,7 @@ export function ineffectiveSettings(fleet: Fleet): ConfigProblem[] {
     }
   });
   out.push(...forwardingNotes(fleet));
+  out.push(...profileNotes(fleet));
   const pairs = pairsNote(fleet);
   if (pairs) out.push(pairs);
   return out;
