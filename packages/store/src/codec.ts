@@ -158,8 +158,28 @@ export function encodeDocument(
   };
 }
 
+/**
+ * A failure of a record's checks that is no StoreError (a RangeError of a document nested thousands deep, a
+ * TypeError): still the record's fault, so INVALID_RECORD naming the key, which watchers skip and `l4fleet recover`
+ * replaces. Left as it was, it became INTERNAL, which a watcher retries and recover refuses.
+ */
+function unreadable(key: string, field: string, err: unknown): StoreError {
+  if (err instanceof StoreError) return err;
+  const why = err instanceof RangeError ? 'nested too deep to check' : 'cannot be checked';
+  const detail = err instanceof Error ? `${err.name}: ${err.message.split('\n')[0]}` : 'not an Error';
+  return invalidRecord(key, `${field}: ${why} (${detail.length > 120 ? `${detail.slice(0, 120)}...` : detail})`, err);
+}
+
 /** Pointer fields checked against their own claims before a single chunk is fetched (docs/design/0002, Bounds). */
 export function decodePointer(key: string, value: Buffer): Pointer {
+  try {
+    return checkPointer(key, value);
+  } catch (err) {
+    throw unreadable(key, 'value', err);
+  }
+}
+
+function checkPointer(key: string, value: Buffer): Pointer {
   const p = parseRecord(key, value, MAX_POINTER_BYTES) as Partial<Record<keyof Pointer, unknown>>;
   const bad = (field: string, v: unknown, what: string) => invalidRecord(key, `${field} ${shown(v)} ${what}`);
   if (p.schema !== DOCUMENT_SCHEMA) throw bad('schema', p.schema, `is not ${DOCUMENT_SCHEMA}`);
@@ -198,7 +218,12 @@ export function decodePointer(key: string, value: Buffer): Pointer {
   if (p.encoding === 'inline') {
     if (typeof p.document !== 'object' || p.document === null) throw bad('document', p.document, 'is not an object');
     // The writer hashed JSON.stringify of this very object; JSON.parse + JSON.stringify gives the same bytes back.
-    const json = Buffer.from(JSON.stringify(p.document));
+    let json: Buffer;
+    try {
+      json = Buffer.from(JSON.stringify(p.document));
+    } catch (err) {
+      throw unreadable(key, 'document', err);
+    }
     if (json.length !== bytes) throw bad('bytes', bytes, `is not the inline document's size ${json.length}`);
     const sum = createHash('sha256').update(json).digest('hex');
     if (sum !== p.sha256) throw bad('sha256', p.sha256, `is not the inline document's sha256 ${sum}`);
@@ -263,7 +288,7 @@ function validateDocument(pointerKey: string, pointer: Pointer, doc: { schema?: 
     if (err instanceof ConfigError) {
       throw invalidRecord(pointerKey, `document.fleet: ${err.problems.map(formatProblem).join('; ')}`, err);
     }
-    throw err;
+    throw unreadable(pointerKey, 'document.fleet', err);
   }
   if (fleet.hashSeed !== pointer.hashSeed) {
     throw invalidRecord(

@@ -18,11 +18,20 @@ class FakeNamespace {
   compactedBelow = 0;
   /** Keys other than the pointer (decided/, history/ records). */
   others: string[] = [];
+  /** Chunk reads (any key but the pointer) at this revision fail with a plain Error (no StoreError, no etcd code). */
+  failChunkReadsAt = -1;
+  /** Chunk reads done, for the bound on retries. */
+  chunkReads = 0;
   readonly watchers: (EventEmitter & { cancel(): Promise<void> })[] = [];
 
-  get(_key: string) {
+  get(key: string) {
     let at = 0;
     const exec = async () => {
+      if (key !== keys.pointer) {
+        this.chunkReads += 1;
+        if (at === this.failChunkReadsAt) throw new Error('unexpected reply');
+        return { header: { revision: String(this.revision) }, kvs: [] };
+      }
       if (at > 0 && at < this.compactedBelow) {
         throw new Error('etcdserver: mvcc: required revision has been compacted');
       }
@@ -179,5 +188,76 @@ describe('store desired - resync', () => {
     expect(updates).toEqual([{ fleet: { pools: [], vips: [] }, revision: 0, generation: '' }]);
     ns.others.push('history/web');
     await expect(new DesiredStore(ctxOf(ns)).getDesired()).rejects.toThrow('history/web remains');
+  });
+
+  const put = (value: Buffer | string, modRevision: number) => ({
+    type: 'Put',
+    kv: {
+      key: Buffer.from(keys.pointer),
+      value: Buffer.from(value),
+      mod_revision: String(modRevision),
+      create_revision: '1',
+    },
+  });
+  const pointerOf = (f: unknown, generation: string) =>
+    JSON.stringify(encodeDocument(f as typeof fleet, generation, new Date(0)).pointer);
+
+  test('store desired - an inline document with an address {toString: 1} is skipped; the next apply is delivered', async () => {
+    const ns = new FakeNamespace();
+    ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
+    const updates: DesiredState[] = [];
+    const errors: StoreError[] = [];
+    watch = await new DesiredStore(ctxOf(ns)).watchDesired({
+      onUpdate: (s) => updates.push(s),
+      onError: (e) => errors.push(e),
+    });
+    const bad = { ...fleet, pools: [{ ...fleet.pools[0], members: [{ address: { toString: 1 }, port: 80 }] }] };
+    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(pointerOf(bad, 'g2'), 11)] });
+    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(pointerOf(fleet, 'g3'), 12)] });
+    await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 12]), { timeout: 5_000 });
+    expect(errors.map((e) => e.code)).toEqual(['INVALID_RECORD']);
+    expect(errors[0]?.message).toContain(
+      `${keys.pointer}: document.fleet: pools[0].members[0].address: {"toString":1}`,
+    );
+  });
+
+  test('store desired - a pointer whose inline document nests 5,000 deep is INVALID_RECORD naming the key', async () => {
+    const ns = new FakeNamespace();
+    ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
+    const updates: DesiredState[] = [];
+    const errors: StoreError[] = [];
+    watch = await new DesiredStore(ctxOf(ns)).watchDesired({
+      onUpdate: (s) => updates.push(s),
+      onError: (e) => errors.push(e),
+    });
+    const good = JSON.parse(pointerOf(fleet, 'g2')) as Record<string, unknown>;
+    const deep = `${'['.repeat(5_000)}${']'.repeat(5_000)}`;
+    const text = JSON.stringify({ ...good, document: { schema: 1, fleet: 0 } }).replace('"fleet":0', `"fleet":${deep}`);
+    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(text, 11)] });
+    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(pointerOf(fleet, 'g3'), 12)] });
+    await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 12]), { timeout: 5_000 });
+    expect(errors.map((e) => e.code)).toEqual(['INVALID_RECORD']);
+    expect(errors[0]?.key).toBe(keys.pointer);
+    expect(errors[0]?.message).toContain(`${keys.pointer}: document: `);
+  });
+
+  test('store desired - a generation read failing with an error no retry helps is reported once and skipped', async () => {
+    const ns = new FakeNamespace();
+    ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
+    const updates: DesiredState[] = [];
+    const errors: StoreError[] = [];
+    watch = await new DesiredStore(ctxOf(ns)).watchDesired({
+      onUpdate: (s) => updates.push(s),
+      onError: (e) => errors.push(e),
+    });
+    // A chunked pointer at revision 11 whose chunk reads fail with an error etcd's codes do not name (INTERNAL).
+    const chunked = { ...JSON.parse(pointerOf(fleet, 'g2')), encoding: 'json', chunks: 1 };
+    delete chunked.document;
+    ns.failChunkReadsAt = 11;
+    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(JSON.stringify(chunked), 11)] });
+    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(pointerOf(fleet, 'g3'), 12)] });
+    await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 12]), { timeout: 10_000 });
+    expect(errors.map((e) => e.code)).toEqual(['INTERNAL']);
+    expect(errors[0]?.message).toContain('revision 11');
   });
 });

@@ -46,6 +46,9 @@ interface ReadPointer {
   readonly salvagedSeed: number | undefined;
 }
 
+/** Reads of one desired revision failing with an error that is not retryable before it is skipped (watchDesired). */
+const NON_TRANSIENT_ATTEMPTS = 3;
+
 /** Failures after which a sent request may still have been applied (or may still be, once etcd resumes). */
 const MAYBE_SENT: ReadonlySet<string> = new Set(['UNAVAILABLE', 'TIMEOUT', 'INTERNAL']);
 
@@ -281,7 +284,9 @@ export class DesiredStore {
               continue;
             }
             // Read the generation as of this event's revision; retry while etcd is unreachable, re-read all if
-            // that revision was compacted meanwhile.
+            // that revision was compacted meanwhile. An error no retry is known to help (INTERNAL, AUTH) is tried
+            // NON_TRANSIENT_ATTEMPTS times, then reported and skipped: retried for ever, it held every later apply
+            // back (this loop serializes events), while the last good fleet keeps serving either way.
             for (let attempt = 0; !closed; attempt++) {
               try {
                 const fleet = await this.readFleet(pointer, ev.modRevision);
@@ -295,6 +300,14 @@ export class DesiredStore {
                 }
                 if (e.code === 'COMPACTED') {
                   await resync();
+                  break;
+                }
+                if (!e.retryable) {
+                  if (attempt + 1 < NON_TRANSIENT_ATTEMPTS) {
+                    await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt)));
+                    continue;
+                  }
+                  onError(skipped(e, ev.modRevision, pointer.generation));
                   break;
                 }
                 onError(e);
@@ -324,6 +337,16 @@ function deletedByHand(left: string | undefined): StoreError {
     `${keys.pointer}: deleted outside l4fleet${evidence}; keeping the last good fleet; ` +
       'replace it with `l4fleet recover -f FILE --yes`',
     { key: keys.pointer },
+  );
+}
+
+/** A desired revision a watcher gave up on: its error's code, the revision and what keeps serving. */
+function skipped(e: StoreError, revision: number, generation: string): StoreError {
+  return new StoreError(
+    e.code,
+    `${e.message}; desired revision ${revision} (generation ${generation}) skipped after ${NON_TRANSIENT_ATTEMPTS} ` +
+      'attempts: the last good fleet keeps serving until a later apply',
+    { cause: e, key: keys.pointer },
   );
 }
 
