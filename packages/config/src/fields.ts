@@ -60,6 +60,15 @@ export function showValue(v: unknown): string {
 }
 
 /**
+ * What a parser keeps in place of a refused value so it can go on and report every problem: a string as written,
+ * anything else as showValue shows it. String(v) threw on `{toString: 1}` (TypeError) and on a list nested
+ * thousands deep (RangeError), which escaped the parser as no ConfigError at all.
+ */
+export function valueText(v: unknown): string {
+  return typeof v === 'string' ? v : showValue(v);
+}
+
+/**
  * A value of the wrong shape (a map where a list belongs, a string or list where a section belongs) as a message
  * shows it: by its kind alone, never by what it holds. A peer written without its `- ` makes bgp.peers a map holding
  * the peer's password, and `nats: "token ..."` is the token: showValue would print both. Numbers, booleans and null

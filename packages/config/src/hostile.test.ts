@@ -442,3 +442,77 @@ describe('config hostile - fleet text', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });
+
+describe('config hostile - values that are not plain data', () => {
+  test.each<[string, Raw, string]>([
+    [
+      'a VIP address {toString: 1}',
+      fleetWith({ vip: { address: { toString: 1 } } }),
+      'vips[0].address: {"toString":1} is not an IPv4 or IPv6 address',
+    ],
+    [
+      'a member address {toString: 1}',
+      fleetWith({ members: [{ address: { toString: 1 }, port: 80 }] }),
+      'pools[0].members[0].address: {"toString":1} is not an IPv4 or IPv6 address',
+    ],
+    [
+      'a member address nested 100,000 deep',
+      fleetWith({
+        members: [
+          {
+            address: (() => {
+              let deep: unknown = 1;
+              for (let i = 0; i < 100_000; i++) deep = [deep];
+              return deep;
+            })(),
+            port: 80,
+          },
+        ],
+      }),
+      'pools[0].members[0].address: [[[[...]]]] is not an IPv4 or IPv6 address',
+    ],
+  ])('%s is a ConfigError naming the field', (_name, raw, expected) => {
+    const err = refusal(() => parseFleet(raw));
+    expect(err.code).toBe('INVALID');
+    expect(err.message).toContain(expected);
+  });
+
+  const good = 'pools:\n  - name: web\n    members: [{address: 198.18.0.21, port: 80}]\n';
+  // YAML 1.1 reads 1:20 as 80 (sexagesimal), 0120 as 80 (octal) and 1_0 as 10; fleet files are YAML 1.2.
+  test.each<[string, string, number | string]>([
+    ['1:20', 'a string, not a port', '"1:20" is not a port'],
+    ['1_0', 'a string, not a port', '"1_0" is not a port'],
+    ['0120', 'decimal', 120],
+  ])('port: %s is read as YAML 1.2 (%s); under a YAML 1.1 header the file is refused', (port, _what, said) => {
+    const text = `${good}vips: [{address: 198.51.100.10, port: ${port}, protocol: tcp, pool: web}]\n`;
+    if (typeof said === 'number') expect(parseFleetText(text).vips[0]?.port).toBe(said);
+    else expect(refusal(() => parseFleetText(text)).message).toContain(`vips[0].port: ${said}`);
+    expect(refusal(() => parseFleetText(`%YAML 1.1\n---\n${text}`)).message).toContain('a %YAML 1.1 directive');
+  });
+
+  test('a %YAML 1.1 header is refused naming the directive; 1.2 is accepted', () => {
+    const err = refusal(() => parseFleetText(`%YAML 1.1\n---\n${good}`));
+    expect(err.code).toBe('SYNTAX');
+    expect(err.message).toBe('not valid YAML: a %YAML 1.1 directive at line 1, column 1: fleet files are YAML 1.2');
+    expect(parseFleetText(`%YAML 1.2\n---\n${good}`).pools[0]?.name).toBe('web');
+  });
+
+  test('a merge key (<<) is refused as an unknown field, with or without a %YAML 1.1 header', () => {
+    const text = 'm: &m {port: 80}\npools:\n  - name: web\n    members: [{address: 198.18.0.21, <<: *m}]\n';
+    expect(refusal(() => parseFleetText(text)).message).toContain('pools[0].members[0].<<: is not a known field');
+    expect(refusal(() => parseFleetText(`%YAML 1.1\n---\n${text}`)).message).toContain('a %YAML 1.1 directive');
+  });
+
+  test.each<[string, string, string]>([
+    ['an unknown tag', 'pools:\n  - name: !secret web1\n', 'an unknown tag !secret at line 2, column 11'],
+    ['a js tag', 'pools:\n  - name: !!js/function "x"\n', 'an unknown tag !!js/function at line 2, column 11'],
+    ['a timestamp', 'hashSeed: !!timestamp 2001-01-01\n', 'an unknown tag !!timestamp at line 1, column 11'],
+    ['a binary', 'hashSeed: !!binary aGVsbG8=\n', 'an unknown tag !!binary at line 1, column 11'],
+    ['a set', 'pools: !!set {a: null}\n', 'an unknown tag !!set at line 1, column 8'],
+    ['an omap', 'pools: !!omap [{a: 1}]\n', 'an unknown tag !!omap at line 1, column 8'],
+  ])('%s is refused naming the tag, line and column', (_name, text, expected) => {
+    const err = refusal(() => parseFleetText(text));
+    expect(err.code).toBe('SYNTAX');
+    expect(err.message).toContain(expected);
+  });
+});

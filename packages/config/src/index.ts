@@ -42,6 +42,7 @@ export {
   sectionField,
   showValue,
   stringField,
+  valueText,
 } from './fields.js';
 export {
   DEFAULT_DNS_QUERY_TYPE,

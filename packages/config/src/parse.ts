@@ -3,7 +3,6 @@
  * each with its path and value (`vips[0].port: 70000 is not a port (1-65535)`).
  */
 import { assertTableSize, MaglevError } from '@l4fleet/maglev';
-import { parse as parseYaml } from 'yaml';
 import { additionalHealthChecksField, healthChecksRequiredField } from './additional-health-checks.js';
 import { endpointText } from './address.js';
 import { minActiveMembersField } from './backup-activation.js';
@@ -25,6 +24,7 @@ import {
   oneOfField as oneOf,
   Problems,
   showValue as show,
+  valueText,
 } from './fields.js';
 import { healthCheckField } from './health-check.js';
 import { duplicateJsonKey } from './json-keys.js';
@@ -34,7 +34,6 @@ import {
   fleetSizeProblems,
   fleetTextProblem,
   MAX_FLEET_BYTES,
-  MAX_YAML_ALIASES,
   utf8Bytes,
 } from './limits.js';
 import { minUpMembersField } from './min-up-members.js';
@@ -48,6 +47,7 @@ import { sourceRangeFileProblems, sourceRangesField } from './source-ranges.js';
 import type { Fleet, Forwarding, Member, MemberState, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
 import { vipStateField } from './vip-state.js';
+import { readFleetYaml } from './yaml-text.js';
 
 const NAME = /^[A-Za-z0-9[][A-Za-z0-9._:@[\]-]{0,127}$/;
 const MAX_U32 = 0xffff_ffff;
@@ -80,7 +80,7 @@ function member(p: Problems, path: string, v: unknown): ParsedMember | undefined
   const backup = boolField(p, `${path}.backup`, v.backup, false);
   const addr = address(p, `${path}.address`, v.address);
   const prt = port(p, `${path}.port`, v.port);
-  let name = addr ? endpointText(addr.address, prt) : String(v.address);
+  let name = addr ? endpointText(addr.address, prt) : valueText(v.address);
   if (v.name !== undefined) {
     if (typeof v.name !== 'string' || !NAME.test(v.name)) {
       p.add(
@@ -93,7 +93,7 @@ function member(p: Problems, path: string, v: unknown): ParsedMember | undefined
   }
   return {
     name,
-    address: addr?.address ?? String(v.address),
+    address: addr?.address ?? valueText(v.address),
     port: prt,
     weight: int(p, `${path}.weight`, v.weight, 0, MAX_MEMBER_WEIGHT, 'a weight', DEFAULT_MEMBER_WEIGHT),
     state: oneOf<MemberState>(p, `${path}.state`, v.state, ['active', 'draining', 'disabled'], 'active'),
@@ -242,7 +242,7 @@ function vip(p: Problems, path: string, v: unknown, pools: ReadonlyMap<string, P
   }
   const sourceRanges = sourceRangesField(p, `${path}.sourceRanges`, v.sourceRanges, addr?.family);
   return {
-    address: addr?.address ?? String(v.address),
+    address: addr?.address ?? valueText(v.address),
     port: prt,
     protocol,
     pool: typeof v.pool === 'string' ? v.pool : '',
@@ -303,7 +303,7 @@ export function parseFleet(raw: unknown): Fleet {
   return fleet;
 }
 
-/** Parses fleet text: JSON if `format` says so or the text starts with `{`, else YAML (1.2, which accepts 0x hex). */
+/** Parses fleet text: JSON if `format` says so or the text starts with `{`, else YAML (1.2 core schema, yaml-text.ts). */
 export function parseFleetText(text: string, format?: 'yaml' | 'json'): Fleet {
   // A UTF-8 byte order mark (some Windows editors write one) is not part of the text: JSON.parse refused it with an
   // invisible character, while the YAML reader skipped it.
@@ -315,16 +315,14 @@ export function parseFleetText(text: string, format?: 'yaml' | 'json'): Fleet {
   const shape = fleetTextProblem(text, !asJson);
   if (shape) throw new ConfigError('TOO_LARGE', [shape]);
   let raw: unknown;
-  try {
-    raw = asJson
-      ? JSON.parse(text)
-      : parseYaml(text, { prettyErrors: false, uniqueKeys: true, maxAliasCount: MAX_YAML_ALIASES });
-  } catch (err) {
-    const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    throw new ConfigError('SYNTAX', [{ path: '', message: `not valid ${asJson ? 'JSON' : 'YAML'}: ${msg}` }], {
-      cause: err,
-    });
-  }
+  if (asJson) {
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
+      throw new ConfigError('SYNTAX', [{ path: '', message: `not valid JSON: ${msg}` }], { cause: err });
+    }
+  } else raw = readFleetYaml(text);
   const duplicate = asJson ? duplicateJsonKey(text) : undefined;
   if (duplicate) {
     const message = `not valid JSON: the key "${duplicate.key}" is given more than once (JSON.parse would keep the last)`;

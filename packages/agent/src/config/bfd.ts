@@ -11,6 +11,7 @@ import {
   sectionField as section,
   showValue as show,
   stringField as str,
+  valueText,
 } from '@l4fleet/config';
 import * as d from './defaults.js';
 import type { BfdPeerSection, BfdSection, BgpSection, NodeSection } from './types.js';
@@ -76,7 +77,7 @@ export function parseBfd(p: Problems, v: unknown, node: NodeSection, bgp: BgpSec
     o.peers === undefined
       ? bgp.peers.map((b) => b.address)
       : list(p, 'bfd.peers', o.peers).map((a, i) => {
-          const address = addressField(p, `bfd.peers[${i}]`, a)?.address ?? String(a);
+          const address = addressField(p, `bfd.peers[${i}]`, a)?.address ?? valueText(a);
           // bfdd needs the interface of a link-local peer (as gobgpd does, parse.ts), and there is no field for it.
           if (isLinkLocal6(address)) {
             p.add(

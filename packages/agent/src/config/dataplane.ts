@@ -11,6 +11,7 @@ import {
   sectionField as section,
   showValue as show,
   stringField as str,
+  valueText,
 } from '@l4fleet/config';
 import * as d from './defaults.js';
 import {
@@ -52,7 +53,7 @@ const ONLY: Partial<Record<(typeof FIELDS)[number], readonly DataPlaneDriver[]>>
 const PIN_NAME = /^[A-Za-z0-9_-]{1,64}$/; // one directory under the bpffs mount (the driver's own rule)
 
 function addr(p: Problems, path: string, v: unknown, family?: 4 | 6): string {
-  return addressField(p, path, v, family)?.address ?? String(v);
+  return addressField(p, path, v, family)?.address ?? valueText(v);
 }
 
 /** Validates `raw.dataplane`; `node` gives the bpf driver's default encapsulation sources (the next hops). */

@@ -13,6 +13,7 @@ import {
   sectionField as section,
   showValue as show,
   stringField as str,
+  valueText,
 } from '@l4fleet/config';
 import { ETCD_ENDPOINT_FORM, etcdEndpointProblems } from '@l4fleet/store';
 import type { TlsFiles } from './types.js';
@@ -54,7 +55,7 @@ function secretKind(v: unknown): string {
 }
 
 export function addr(p: Problems, path: string, v: unknown, family?: 4 | 6): string {
-  return addressField(p, path, v, family)?.address ?? String(v);
+  return addressField(p, path, v, family)?.address ?? valueText(v);
 }
 
 /**
@@ -126,7 +127,7 @@ export function urls(p: Problems, path: string, v: unknown, schemes: readonly st
     if (!url || !schemes.includes(url.protocol.replace(/:$/, ''))) {
       const shown = typeof u === 'string' ? JSON.stringify(maskUrlUserinfo(u)) : show(u);
       p.add(`${path}[${i}]`, `${shown} is not a URL (${schemes.map((s) => `${s}://`).join(' or ')}HOST:PORT)`);
-      return String(u);
+      return valueText(u);
     }
     if (url.username !== '' || url.password !== '' || (u as string).includes('@')) {
       p.add(

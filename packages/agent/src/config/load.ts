@@ -1,4 +1,7 @@
-/** Reads agent.yaml (YAML 1.2; JSON is YAML too), applies flag overrides, validates. */
+/**
+ * Reads agent.yaml (YAML 1.2, core schema; JSON is YAML too), applies flag overrides, validates. A `%YAML 1.1`
+ * header is refused: it switched the yaml library to 1.1 (`1:20` read as 80, `yes` as true, `<<` merging maps).
+ */
 import { readFile } from 'node:fs/promises';
 import { LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import { AgentError } from '../errors.js';
@@ -30,9 +33,11 @@ const YAML_PROBLEMS: Readonly<Record<string, string>> = {
   MULTIPLE_DOCS: 'more than one YAML document (---)',
   MULTIPLE_TAGS: 'more than one tag (!NAME) on a value',
   NON_STRING_KEY: 'a key that is not a string',
+  NESTED_TOO_DEEP: 'maps or lists nested too deep',
   RESOURCE_EXHAUSTION: 'too many aliases (an alias bomb)',
   TAB_AS_INDENT: 'a tab used as indentation: use spaces',
   TAG_RESOLVE_FAILED: 'an unknown tag (!NAME): a value starting with ! must be quoted',
+  VERSION_1_1: 'a %YAML 1.1 directive: agent.yaml is YAML 1.2',
   UNEXPECTED_TOKEN: 'unexpected text',
 };
 
@@ -45,13 +50,37 @@ function invalidYaml(lines: LineCounter, offset: number, code: string): AgentErr
 
 function parseYamlText(text: string): unknown {
   const lines = new LineCounter();
-  // Warnings too: an unknown tag (`password: !x`) would otherwise make the value '' and print the tag on stderr.
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines, logLevel: 'silent' });
+  let doc: ReturnType<typeof parseDocument>;
+  try {
+    // Warnings too: an unknown tag (`password: !x`) would otherwise make the value '' and print the tag on stderr.
+    // The core schema without known tags: !!timestamp, !!binary, !!set and !!omap are unknown tags, not a Date or
+    // bytes no field expects, and a %YAML 1.1 header cannot bring back 1.1's scalars or merge keys.
+    doc = parseDocument(text, {
+      prettyErrors: false,
+      uniqueKeys: true,
+      lineCounter: lines,
+      logLevel: 'silent',
+      schema: 'core',
+      resolveKnownTags: false,
+    });
+  } catch {
+    throw invalidYaml(lines, 0, 'NESTED_TOO_DEEP'); // the parser's stack ran out
+  }
   const first: YAMLError | undefined = doc.errors[0] ?? doc.warnings[0];
-  if (first) throw invalidYaml(lines, first.pos[0], first.code);
+  if (first) {
+    // The yaml library reports a stack overflow while composing (a nesting thousands deep) with the code of an
+    // alias bomb; only its message tells them apart.
+    const deep = first.code === 'RESOURCE_EXHAUSTION' && /call stack/i.test(first.message);
+    throw invalidYaml(lines, first.pos[0], deep ? 'NESTED_TOO_DEEP' : first.code);
+  }
+  if (doc.directives?.yaml.explicit && doc.directives.yaml.version !== '1.2') {
+    throw invalidYaml(lines, Math.max(0, text.search(/^%YAML\b/m)), 'VERSION_1_1');
+  }
   try {
     return doc.toJS();
-  } catch {
+  } catch (err) {
+    // A nesting deep enough to exhaust the stack (RangeError) is told apart from what follows.
+    if (err instanceof RangeError) throw invalidYaml(lines, 0, 'NESTED_TOO_DEEP');
     // Found only here: an alias whose anchor is not set (`password: *secret`, the message quotes the name) or an
     // alias bomb (both ReferenceError).
     let unresolved: number | undefined;

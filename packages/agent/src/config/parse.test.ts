@@ -462,3 +462,85 @@ describe('agent config - a password in a URL without a scheme', () => {
     expect(problems.join('\n')).not.toContain('N3wS3cret');
   });
 });
+
+describe('agent config - values that are not plain data', () => {
+  const bad = { toString: 1 };
+  test.each<[string, Record<string, unknown>]>([
+    ['node.address', { ...minimal, node: { ...minimal.node, address: bad } }],
+    ['bgp.routerId', { ...minimal, bgp: { ...minimal.bgp, routerId: bad } }],
+    ['bgp.peers[0].address', { ...minimal, bgp: { ...minimal.bgp, peers: [{ address: bad, asn: 65000 }] } }],
+    [
+      'bgp.peers[0].localAddress',
+      { ...minimal, bgp: { ...minimal.bgp, peers: [{ address: '198.18.0.1', asn: 65000, localAddress: bad }] } },
+    ],
+    ['bgp.listenAddresses[0]', { ...minimal, bgp: { ...minimal.bgp, listenAddresses: [bad] } }],
+    ['bgp.communities[0]', { ...minimal, bgp: { ...minimal.bgp, communities: [bad] } }],
+    ['bfd.peers[0]', { ...minimal, bfd: { peers: [bad] } }],
+    ['health.sourceAddress', { ...minimal, health: { sourceAddress: bad } }],
+    ['nats.servers[0]', { ...minimal, nats: { servers: [bad] } }],
+    ['dataplane.proxyBindAddress', { ...minimal, dataplane: { driver: 'proxy', proxyBindAddress: bad } }],
+  ])('%s: {toString: 1} is a problem naming the field, not a TypeError', (path, raw) => {
+    const problems = problemsOf(raw);
+    expect(problems.find((p) => p.startsWith(`${path}: {"toString":1} is not`))).toBeDefined();
+  });
+
+  test('an address nested 100,000 deep is shown cut short', () => {
+    let deep: unknown = '198.18.0.11';
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    expect(problemsOf({ ...minimal, node: { ...minimal.node, address: deep } })).toContain(
+      'node.address: [[[[...]]]] is not an IPv4 address',
+    );
+  });
+});
+
+describe('agent config - YAML 1.2 only', () => {
+  const text = (extra: string) =>
+    [
+      'node: {name: node1, interface: eth0, address: 198.18.0.11}',
+      'etcd: {endpoints: ["http://127.0.0.1:2379"]}',
+      'bgp:',
+      '  asn: 65001',
+      '  peers:',
+      '    - {address: 198.18.0.1, asn: 65000}',
+      extra,
+      '',
+    ].join('\n');
+
+  // YAML 1.1 reads 1:20 as 80 (sexagesimal), 0120 as 80 (octal), 1_0 as 10, yes as true, and merges `<<`.
+  test.each(['1:20', '1_0'])(
+    'bgp.listenPort: %s is a string in YAML 1.2; under a YAML 1.1 header the file is refused',
+    (port) => {
+      const body = text(`  listenPort: ${port}`);
+      let err: AgentError | undefined;
+      try {
+        parseAgentConfigText(`%YAML 1.1\n---\n${body}`);
+      } catch (e) {
+        err = e as AgentError;
+      }
+      expect(err?.code).toBe('CONFIG_INVALID');
+      expect(err?.message).toBe('not valid YAML at line 1, column 1: a %YAML 1.1 directive: agent.yaml is YAML 1.2');
+      expect(() => parseAgentConfigText(body)).toThrow(/bgp\.listenPort: "1(:20|_0)" is not/);
+    },
+  );
+
+  test('a merge key (<<) is a plain key: refused as an unknown field', () => {
+    const body = [
+      'm: &m {asn: 65000}',
+      text('').replace('{address: 198.18.0.1, asn: 65000}', '{address: 198.18.0.1, <<: *m}'),
+    ];
+    expect(() => parseAgentConfigText(body.join('\n'))).toThrow(/bgp\.peers\[0\]\.<<: is not a known field/);
+  });
+
+  test('a list nested 5,000 deep is "nested too deep", not an alias bomb', () => {
+    const deep = `x: ${'['.repeat(5_000)}${']'.repeat(5_000)}\n`;
+    let err: AgentError | undefined;
+    try {
+      parseAgentConfigText(deep);
+    } catch (e) {
+      err = e as AgentError;
+    }
+    expect(err?.code).toBe('CONFIG_INVALID');
+    expect(err?.message).toMatch(/nested too deep/);
+    expect(err?.message).not.toMatch(/alias/);
+  });
+});

@@ -12,6 +12,7 @@ import {
   showValue as show,
   stringField as str,
   unusableAddress,
+  valueText,
 } from '@l4fleet/config';
 import { longestRenewalGapMs } from '@l4fleet/store';
 import { AgentError } from '../errors.js';
@@ -34,7 +35,7 @@ function nextHop(p: Problems, path: string, v: unknown, family: 4 | 6): string {
   const a = addressField(p, path, v, family);
   const why = a ? unusableAddress(a.address) : undefined;
   if (why) p.add(path, `${show(v)} is ${why}: not a next hop a router can forward to`);
-  return a?.address ?? String(v);
+  return a?.address ?? valueText(v);
 }
 
 function node(p: Problems, v: unknown): NodeSection {
@@ -62,7 +63,7 @@ function communities(p: Problems, v: unknown): string[] {
     const m = typeof c === 'string' ? COMMUNITY.exec(c) : null;
     if (!m || Number(m[1]) > 65_535 || Number(m[2]) > 65_535) {
       p.add(path, `${show(c)} is not a community ASN:VALUE (each 0-65535)`);
-      return String(c);
+      return valueText(c);
     }
     const canonical = `${Number(m[1])}:${Number(m[2])}`;
     const first = seen.get(canonical);
@@ -142,13 +143,13 @@ function peer(p: Problems, path: string, v: unknown): PeerSection {
     );
   }
   return {
-    address: address?.address ?? String(o.address),
+    address: address?.address ?? valueText(o.address),
     asn: int(p, `${path}.asn`, o.asn, 1, MAX_ASN, 'an ASN'),
     ...(password !== undefined ? { password } : {}),
     holdTimeS,
     keepaliveS,
     port: int(p, `${path}.port`, o.port, 1, 65_535, 'a port', d.DEFAULT_BGP_PORT),
-    ...(o.localAddress !== undefined ? { localAddress: local?.address ?? String(o.localAddress) } : {}),
+    ...(o.localAddress !== undefined ? { localAddress: local?.address ?? valueText(o.localAddress) } : {}),
     passive: bool(p, `${path}.passive`, o.passive, false),
     ...(o.ebgpMultihopTtl !== undefined
       ? { ebgpMultihopTtl: int(p, `${path}.ebgpMultihopTtl`, o.ebgpMultihopTtl, 1, 255, 'a TTL') }
