@@ -1,10 +1,15 @@
 /** The real host adapter of `--check`, against this machine (read-only: it creates nothing). */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
+import type { AgentError } from '../errors.js';
 import { systemHost } from './host.js';
+import { parseAgentConfig } from './parse.js';
+import { preflightProblems } from './preflight.js';
+import { MAX_TLS_FILE_BYTES, readHealthCa, readTlsFiles } from './tls-files.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'l4fleet-host-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -25,14 +30,58 @@ describe('host facts - this machine', () => {
   test('files, directories and programs', () => {
     const f = join(dir, 'ca.pem');
     writeFileSync(f, 'x');
-    expect(host.canRead(f)).toBe(true);
-    expect(host.canRead(dir)).toBe(false); // a directory is not a PEM file
-    expect(host.canRead(join(dir, 'missing.pem'))).toBe(false);
+    expect(host.canRead(f, 'etcd.tls.key')).toBe(true);
+    expect(host.canRead(dir, 'etcd.tls.key')).toBe('is not a regular file'); // a directory is not a PEM file
+    expect(host.canRead(join(dir, 'missing.pem'), 'etcd.tls.key')).toBe('cannot be read (ENOENT)');
     expect(host.canWriteDir(join(dir, 'state', 'sub'))).toBe(true); // creatable below a writable directory
     expect(host.canWriteDir(f)).toBe(false); // a file where the directory should be
     expect(host.canWriteDir(join(f, 'state'))).toBe(false); // below a file: can never be created
     expect(host.onPath('sh')).toBe(true);
     expect(host.onPath('l4fleet-no-such-program')).toBe(false);
+  });
+
+  // canRead passed what the start refuses (access(2) R_OK, no directory): `--check`, run by the unit before every
+  // start, said OK and the start failed. It now reads the file as the start does (tls-files.ts), in its words.
+  test('TLS files: --check refuses what the start refuses, in the same words', () => {
+    const empty = join(dir, 'empty.pem');
+    writeFileSync(empty, '');
+    const fifo = join(dir, 'ca.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const huge = join(dir, 'huge.pem');
+    writeFileSync(huge, '');
+    truncateSync(huge, MAX_TLS_FILE_BYTES + 1);
+    const config = parseAgentConfig({
+      node: { name: 'n1', interface: 'lo', address: '198.18.0.11' },
+      bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }] },
+      etcd: { endpoints: ['https://127.0.0.1:2379'], tls: { ca: fifo, cert: '/dev/zero', key: huge } },
+      nats: { servers: ['tls://127.0.0.1:4222'], tls: { ca: empty } },
+      health: { caFile: empty },
+      state: { enabled: false },
+      dataplane: { driver: 'dry-run' },
+    });
+    const problems = preflightProblems(config, host).filter((p) => /tls|caFile/.test(p.path));
+    const startSays = (read: () => unknown) => {
+      try {
+        read();
+      } catch (err) {
+        return (err as AgentError).problems;
+      }
+      return [];
+    };
+    expect(problems).toEqual([
+      ...startSays(() => readTlsFiles('etcd', { ca: fifo })),
+      ...startSays(() => readTlsFiles('etcd', { cert: '/dev/zero' })),
+      ...startSays(() => readTlsFiles('etcd', { key: huge })),
+      ...startSays(() => readTlsFiles('nats', { ca: empty })),
+      ...startSays(() => readHealthCa(empty)),
+    ]);
+    expect(problems.map((p) => p.message)).toEqual([
+      `"${fifo}" is not a regular file`,
+      '"/dev/zero" is not a regular file',
+      `"${huge}" is ${MAX_TLS_FILE_BYTES + 1} bytes, more than ${MAX_TLS_FILE_BYTES} (MAX_TLS_FILE_BYTES)`,
+      `"${empty}" is empty`,
+      `"${empty}" is empty`,
+    ]);
   });
 
   test.runIf(process.getuid?.() === 0)('root holds CAP_NET_ADMIN and CAP_SYS_ADMIN', () => {

@@ -6,14 +6,19 @@ import { accessSync, constants, existsSync, readFileSync, statfsSync, statSync }
 import { networkInterfaces } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { bpfAvailable } from '@l4fleet/dataplane';
+import { tlsFileProblem } from './tls-files.js';
 
 export interface HostFacts {
   /** Whether a network interface of this name exists (in this network namespace). */
   hasInterface(name: string): boolean;
   /** Whether `address` is assigned to an interface of this host. */
   isLocalAddress(address: string): boolean;
-  /** Whether the file can be opened for reading. */
-  canRead(path: string): boolean;
+  /**
+   * Whether the start can read the file agent.yaml's `field` names (`etcd.tls.ca`, `health.caFile`): true, or why not
+   * in the start's words (`is not a regular file`, `is empty`; tls-files.ts readTlsFile, the start's own check). A bare
+   * false says only that it cannot be read.
+   */
+  canRead(path: string, field: string): boolean | string;
   /** Whether the directory exists and is writable, or its nearest existing parent is (so it can be created). */
   canWriteDir(path: string): boolean;
   /** Whether an executable of this name is on PATH. */
@@ -69,7 +74,9 @@ export function systemHost(): HostFacts {
         (list ?? []).some((a) => a.address.toLowerCase() === want),
       );
     },
-    canRead: (path) => accessible(path, constants.R_OK) && !statSync(path).isDirectory(),
+    // The start's own read (access(2) R_OK passed a FIFO, /dev/zero, an oversized or an empty file, all of which the
+    // start refuses: `--check`, run before every start, said OK and the start failed).
+    canRead: (path, field) => tlsFileProblem(field, path) ?? true,
     canWriteDir(path) {
       let dir = path;
       for (let i = 0; i < 64; i++) {

@@ -10,7 +10,7 @@ import type { AgentConfigProblem } from '../errors.js';
 import { DRAIN_ANNOUNCE_WAIT_MS } from '../lifecycle/lifecycle.js';
 import { DATA_PLANE_DRIVER_SPECS } from '../serve/drivers.js';
 import type { HostFacts } from './host.js';
-import type { AgentConfig, TlsFiles } from './types.js';
+import type { AgentConfig } from './types.js';
 
 const UNSPECIFIED = new Set(['0.0.0.0', '::']);
 
@@ -55,16 +55,19 @@ export function preflightProblems(config: AgentConfig, host: HostFacts): AgentCo
     bound('metrics.listen', metricsHost, '/metrics binds it');
   }
 
-  const files = (path: string, tls: TlsFiles | undefined) => {
-    for (const k of ['ca', 'cert', 'key'] as const) {
-      const f = tls?.[k];
-      if (f !== undefined && !host.canRead(f)) add(`${path}.${k}`, `"${f}" cannot be read`);
-    }
+  // Read as the start reads them (host.canRead: tls-files.ts readTlsFile), so --check refuses what the start would.
+  const file = (path: string, f: string | undefined) => {
+    if (f === undefined) return;
+    const ok = host.canRead(f, path);
+    if (ok !== true) add(path, `"${f}" ${ok === false ? 'cannot be read' : ok}`);
   };
-  files('etcd.tls', config.etcd.tls);
-  files('nats.tls', config.nats.tls);
-  const caFile = config.health.caFile;
-  if (caFile !== undefined && !host.canRead(caFile)) add('health.caFile', `"${caFile}" cannot be read`);
+  for (const [section, tls] of [
+    ['etcd.tls', config.etcd.tls],
+    ['nats.tls', config.nats.tls],
+  ] as const) {
+    for (const k of ['ca', 'cert', 'key'] as const) file(`${section}.${k}`, tls?.[k]);
+  }
+  file('health.caFile', config.health.caFile);
   if (config.state.enabled && !host.canWriteDir(config.state.dir)) {
     add('state.dir', `"${config.state.dir}" cannot be created or written (the last good state is saved there)`);
   }

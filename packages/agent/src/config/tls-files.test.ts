@@ -63,7 +63,7 @@ describe('readHealthCa - health.caFile, checked before the agent uses it', () =>
         return join(dir, 'empty.pem');
       },
       'CONFIG_INVALID',
-      'holds no PEM certificate',
+      'is empty',
     ],
     ['a key, not a certificate', async () => join(dir, 'server.key'), 'CONFIG_INVALID', 'holds no PEM certificate'],
     [
@@ -247,4 +247,41 @@ describe('readTlsFiles - etcd.tls and nats.tls, read once at the start', () => {
     expect(err.message).toBe(`etcd.tls.key: "${file}" ${why}`);
     expect(err.problems).toEqual([{ path: 'etcd.tls.key', message: `"${file}" ${why}` }]);
   });
+
+  // An empty nats.tls.ca became ca '' (Node's tls: the default public roots, the private CA silently replaced); an
+  // empty etcd CA failed every handshake without naming the field; a CA or certificate file holding no certificate the
+  // same. Refused at the start like health.caFile, by the same check.
+  test.each<[string, 'ca' | 'cert' | 'key', () => Promise<string>, string]>([
+    ['an empty CA', 'ca', async () => written('empty-ca.pem', ''), 'is empty'],
+    ['an empty certificate', 'cert', async () => written('empty-cert.pem', ''), 'is empty'],
+    ['an empty key', 'key', async () => written('empty-key.pem', ''), 'is empty'],
+    [
+      'a CA holding no certificate',
+      'ca',
+      async () => written('not-a-ca.pem', 'not a certificate\n'),
+      'holds no PEM certificate (-----BEGIN CERTIFICATE-----)',
+    ],
+    ['a key where the certificate is due', 'cert', async () => join(dir, 'client.key'), 'holds no PEM certificate'],
+    [
+      'a corrupt CA',
+      'ca',
+      async () =>
+        written('corrupt-ca.pem', caPem.toString().replace(/^(-----BEGIN CERTIFICATE-----\n)(.{10})/m, '$1AAAAAAAAAA')),
+      'certificate 1 of 1 does not parse',
+    ],
+  ])('refused as CONFIG_INVALID naming the field and the file: %s', async (_what, field, make, why) => {
+    const file = await make();
+    const tls = { ca: join(dir, 'ca.pem'), cert: join(dir, 'client.pem'), key: join(dir, 'client.key'), [field]: file };
+    const err = refused('nats', tls);
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.message.startsWith(`nats.tls.${field}: "${file}" ${why}`)).toBe(true);
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]?.path).toBe(`nats.tls.${field}`);
+    expect(`nats.tls.${field}: ${err.problems[0]?.message}`).toBe(err.message);
+  });
 });
+
+async function written(name: string, content: string): Promise<string> {
+  await writeFile(join(dir, name), content);
+  return join(dir, name);
+}

@@ -27,6 +27,11 @@ export interface TlsFile {
 
 /** A certificate, key or CA bundle is KiB; a system bundle ~220 KiB. Past this a digest reads the file as unreadable. */
 export const MAX_TLS_FILE_BYTES = 16 * 1024 * 1024; // 16 MiB
+/** A bundle of roots is a few hundred KiB at most (Mozilla's whole store is ~220 KiB). */
+export const MAX_HEALTH_CA_FILE_BYTES = 1024 * 1024; // 1 MiB
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+/** The field of the health probes' roots, read with its own bound. */
+const HEALTH_CA_FIELD = 'health.caFile';
 
 /** Why `readRegularFile` read nothing: the file is not a regular file, or is larger than the bound. */
 class NotReadable extends Error {
@@ -62,32 +67,93 @@ function readRegularFile(file: string, maxBytes: number): Buffer {
  * the constant).
  */
 function readConfigFile(path: string, file: string, maxBytes: number, bound: string): Buffer {
-  const refuse = (code: 'CONFIG_UNREADABLE' | 'CONFIG_INVALID', why: string, cause: unknown): never => {
+  const refuse = (code: 'CONFIG_UNREADABLE' | 'CONFIG_INVALID', why: string, cause?: unknown): never => {
     const problem = { path, message: `"${file}" ${why}` };
-    throw new AgentError(code, `${path}: ${problem.message}`, { problems: [problem], cause });
+    throw new AgentError(code, `${path}: ${problem.message}`, {
+      problems: [problem],
+      ...(cause === undefined ? {} : { cause }),
+    });
   };
+  let content: Buffer;
   try {
-    return readRegularFile(file, maxBytes);
+    content = readRegularFile(file, maxBytes);
   } catch (err) {
     if (err instanceof NotReadable) {
       return refuse('CONFIG_INVALID', `is ${err.message}${err.tooLarge ? ` (${bound})` : ''}`, err);
     }
     return refuse('CONFIG_UNREADABLE', `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, err);
   }
+  // An empty CA was no error to Node: tls's ca '' means its default public roots (a private CA silently replaced by
+  // public trust), and grpc's empty rootCertificate failed every handshake without naming the field.
+  if (content.length === 0) refuse('CONFIG_INVALID', 'is empty');
+  return content;
 }
 
 /**
- * The files of `section`.tls (etcd, nats), read once (runtime.ts, before anything starts): a file that is missing,
- * no regular file (a FIFO, /dev/stdin, /dev/zero) or over MAX_TLS_FILE_BYTES refuses the start naming the field
- * (`nats.tls.ca`) and the file. Only a regular file is ever read, so nothing here can block the event loop.
+ * `pem` (read from `file` for field `path`) holds at least one PEM certificate and every one parses, or an AgentError
+ * CONFIG_INVALID naming the field, the file and why: a CA or certificate that does not parse would otherwise fail
+ * every handshake (every probe, each check then deciding its members down) without naming the file.
+ */
+function checkCertificates(path: string, file: string, pem: Buffer): void {
+  const refuse = (why: string, cause?: unknown): never => {
+    const problem = { path, message: `"${file}" ${why}` };
+    throw new AgentError('CONFIG_INVALID', `${path}: ${problem.message}`, {
+      problems: [problem],
+      ...(cause === undefined ? {} : { cause }),
+    });
+  };
+  const blocks = pem.toString('latin1').match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) refuse('holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
+  blocks.forEach((block, i) => {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      refuse(`certificate ${i + 1} of ${blocks.length} does not parse (${(err as Error).message})`, err);
+    }
+  });
+}
+
+/**
+ * The file agent.yaml's field `path` names (`etcd.tls.ca`, `nats.tls.key`, `health.caFile`), read and checked as the
+ * start reads it: a regular file within its bound (MAX_HEALTH_CA_FILE_BYTES for health.caFile, MAX_TLS_FILE_BYTES
+ * else), not empty, and for a CA or certificate holding PEM certificates that parse. One check for the start, a
+ * reload and `--check` (host.ts canRead), so --check says what the start would. Throws an AgentError naming the
+ * field and the file: CONFIG_UNREADABLE (cannot be opened: its errno) or CONFIG_INVALID.
+ */
+export function readTlsFile(path: string, file: string): Buffer {
+  const health = path === HEALTH_CA_FIELD;
+  const content = health
+    ? readConfigFile(path, file, MAX_HEALTH_CA_FILE_BYTES, 'MAX_HEALTH_CA_FILE_BYTES')
+    : readConfigFile(path, file, MAX_TLS_FILE_BYTES, 'MAX_TLS_FILE_BYTES');
+  if (!path.endsWith('.key')) checkCertificates(path, file, content);
+  return content;
+}
+
+/** Why the start would refuse the file field `path` names (readTlsFile), in its words (`is empty`); undefined: none. */
+export function tlsFileProblem(path: string, file: string): string | undefined {
+  try {
+    readTlsFile(path, file);
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof AgentError)) throw err;
+    const message = err.problems[0]?.message ?? err.message;
+    const quoted = `"${file}" `;
+    return message.startsWith(quoted) ? message.slice(quoted.length) : message;
+  }
+}
+
+/**
+ * The files of `section`.tls (etcd, nats), read once (runtime.ts, before anything starts) with readTlsFile: a file
+ * that is missing, no regular file (a FIFO, /dev/stdin, /dev/zero), over MAX_TLS_FILE_BYTES, empty, or (ca, cert)
+ * holding no certificate that parses refuses the start naming the field (`nats.tls.ca`) and the file. Only a regular
+ * file is ever read, so nothing here can block the event loop.
  */
 export function readTlsFiles(section: 'etcd' | 'nats', tls: TlsFiles | undefined): TlsContent | undefined {
   if (tls === undefined) return undefined;
   const out: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
   for (const k of ['ca', 'cert', 'key'] as const) {
     const file = tls[k];
-    if (file !== undefined)
-      out[k] = readConfigFile(`${section}.tls.${k}`, file, MAX_TLS_FILE_BYTES, 'MAX_TLS_FILE_BYTES');
+    if (file !== undefined) out[k] = readTlsFile(`${section}.tls.${k}`, file);
   }
   return out;
 }
@@ -113,40 +179,15 @@ export function tlsFileDigests(config: AgentConfig): Map<string, TlsFile> {
   add('etcd', config.etcd.tls);
   add('nats', config.nats.tls);
   const caFile = config.health.caFile;
-  if (caFile !== undefined) out.set('health.caFile', tlsFile(caFile));
+  if (caFile !== undefined) out.set(HEALTH_CA_FIELD, tlsFile(caFile));
   return out;
 }
 
-/** A bundle of roots is a few hundred KiB at most (Mozilla's whole store is ~220 KiB). */
-export const MAX_HEALTH_CA_FILE_BYTES = 1024 * 1024; // 1 MiB
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
-
 /**
- * health.caFile's roots, checked before the agent uses them: a regular file of at most 1 MiB whose every PEM
- * certificate parses, with at least one. A bad file refuses the start naming the field, the file and why (a TLS
- * option that does not parse would otherwise fail every probe, each check then deciding its members down).
+ * health.caFile's roots, checked before the agent uses them (readTlsFile): a regular file of at most 1 MiB whose
+ * every PEM certificate parses, with at least one. A bad file refuses the start naming the field, the file and why (a
+ * TLS option that does not parse would otherwise fail every probe, each check then deciding its members down).
  */
 export function readHealthCa(file: string): Buffer {
-  const refuse = (code: 'CONFIG_UNREADABLE' | 'CONFIG_INVALID', why: string, cause?: unknown): never => {
-    const problem = { path: 'health.caFile', message: `"${file}" ${why}` };
-    throw new AgentError(code, `health.caFile: ${problem.message}`, {
-      problems: [problem],
-      ...(cause === undefined ? {} : { cause }),
-    });
-  };
-  const pem = readConfigFile('health.caFile', file, MAX_HEALTH_CA_FILE_BYTES, 'MAX_HEALTH_CA_FILE_BYTES');
-  const blocks = pem.toString('latin1').match(PEM_CERTIFICATE) ?? [];
-  if (blocks.length === 0) refuse('CONFIG_INVALID', 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
-  blocks.forEach((block, i) => {
-    try {
-      new X509Certificate(block);
-    } catch (err) {
-      refuse(
-        'CONFIG_INVALID',
-        `certificate ${i + 1} of ${blocks.length} does not parse (${(err as Error).message})`,
-        err,
-      );
-    }
-  });
-  return pem;
+  return readTlsFile(HEALTH_CA_FIELD, file);
 }

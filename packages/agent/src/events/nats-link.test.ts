@@ -1,7 +1,8 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { makeCerts } from '@l4fleet/daemons';
 import pino from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { createManualClock } from '../clock.js';
@@ -259,10 +260,14 @@ describe('nats link - TLS files', () => {
     expect(nats.calls).toBe(0);
   });
 
-  test('the files are read once: a connection made after one was deleted still has its copy', async () => {
+  test('the files are read once: a connection made after one was deleted still has its copy', {
+    timeout: 30_000,
+  }, async () => {
     dir = await mkdtemp(join(tmpdir(), 'l4fleet-nats-tls-'));
+    // A real CA: the start refuses a file holding no PEM certificate (tls-files.ts readTlsFile).
+    await makeCerts(dir);
     const ca = join(dir, 'ca.pem');
-    await writeFile(ca, 'the CA read at the start');
+    const pem = await readFile(ca, 'utf8');
     const clock = createManualClock();
     const log = capture();
     link = createNatsLink({ config: { ...config, tls: { ca } }, name: 'n1', logger: log.logger, clock });
@@ -272,7 +277,7 @@ describe('nats link - TLS files', () => {
     nats.conns[0]?.closeForGood(new Error('Authorization Violation'));
     await clock.advance(10_000);
     expect(link.isConnected()).toBe(true);
-    expect(nats.tls).toEqual([{ ca: 'the CA read at the start' }, { ca: 'the CA read at the start' }]);
+    expect(nats.tls).toEqual([{ ca: pem }, { ca: pem }]);
     expect(log.events()).not.toContain('natsConnectFailed');
   });
 
