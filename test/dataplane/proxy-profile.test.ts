@@ -1,7 +1,8 @@
 /**
  * The proxy driver applies a VIP's profile as socket timeouts (design note 0012), on loopback: an idle TCP connection
  * is closed (drop) or reset (reset) at idleTimeoutS, a closing one at tcpCloseTimeoutS, a UDP session ends at
- * idleTimeoutS; a table without a profile keeps the behaviour before profiles (no idle timeout).
+ * idleTimeoutS; the connect to the member is bounded by tcpHandshakeTimeoutS alone; a table without a profile keeps the
+ * behaviour before profiles (no idle timeout, the driver's connectTimeoutMs).
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -9,7 +10,7 @@ import type { VipProfile } from '@l4fleet/config';
 import { createProxyDataPlane, type DataPlane, type VipTable } from '@l4fleet/dataplane';
 import { buildTable, type Protocol } from '@l4fleet/maglev';
 import { pino } from 'pino';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { freePort } from './proxy-harness.js';
 
 const logger = pino({ level: 'silent' });
@@ -182,6 +183,31 @@ describe('proxy profile', () => {
     sock.end();
     await Promise.race([ended, new Promise((r) => setTimeout(r, 8_000))]);
     expect(got.split(';').filter(Boolean)).toHaveLength(12);
+  });
+
+  /** The socket timeouts the proxy sets while one connection through it echoes once (ms, every socket). */
+  async function timeoutsSet(port: number): Promise<number[]> {
+    const spy = vi.spyOn(net.Socket.prototype, 'setTimeout');
+    cleanups.push(() => spy.mockRestore());
+    await idleOutcome(port, 0);
+    return spy.mock.calls.map((c) => c[0]);
+  }
+
+  test.each([
+    ['the default 10 s (not the driver connect timeout 5 s)', 10, 10_000],
+    ['30 s: above the driver connect timeout, not cut to it', 30, 30_000],
+    ['2 s', 2, 2_000],
+  ])('tcp handshake timeout - the connect to the member is bounded by tcpHandshakeTimeoutS: %s', async (_n, s, ms) => {
+    const { port } = await proxyWith('tcp', tcpProfile({ idleTimeoutS: 60, tcpHandshakeTimeoutS: s }));
+    const set = await timeoutsSet(port);
+    // The member connect's timer, then the client's idle timer (60 s), and the connect timer cleared (0).
+    expect(set).toContain(ms);
+    expect(set.filter((v) => v !== 0 && v !== 60_000)).toEqual([ms]);
+  });
+
+  test('no profile in the table - the connect to the member is bounded by the driver connect timeout', async () => {
+    const { port } = await proxyWith('tcp');
+    expect((await timeoutsSet(port)).filter((v) => v !== 0)).toEqual([5_000]);
   });
 
   test('udp idle timeout - a session ends after idleTimeoutS', async () => {

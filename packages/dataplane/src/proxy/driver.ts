@@ -29,6 +29,10 @@ export interface ProxyDataPlaneOptions {
   readonly flowTimeoutUdpS?: number;
   /** UDP sessions per VIP; when full the least recently used one is closed. */
   readonly flowTableSize?: number;
+  /**
+   * Bound of the connect to a member for tables without a profile (default DEFAULT_CONNECT_TIMEOUT_MS); a table's
+   * profile.tcpHandshakeTimeoutS replaces it.
+   */
   readonly connectTimeoutMs?: number;
   readonly logger: Logger;
 }

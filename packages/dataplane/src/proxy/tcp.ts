@@ -35,8 +35,9 @@ export interface SourceFilter {
 /**
  * The VIP's profile as socket timeouts (design note 0012), read for each new connection so an apply changes it for
  * new connections: idle (no byte either way) ends both connections, with a RST each under `onTimeout: reset`, else
- * closed; the handshake timeout bounds the connect to the member (the client's handshake is the kernel's); the close
- * timeout ends both once either side has sent its FIN and no byte has passed either way for that long. Absent: no idle or close timeout (the proxy before profiles).
+ * closed; the handshake timeout alone bounds the connect to the member (the client's handshake is the kernel's); the
+ * close timeout ends both once either side has sent its FIN and no byte has passed either way for that long. Absent:
+ * no idle or close timeout, and the driver's connectTimeoutMs bounds the connect (the proxy before profiles).
  */
 export interface ProfileHolder {
   profile?: ResolvedProfile | undefined;
@@ -76,9 +77,9 @@ export async function listenTcp(opts: {
     tally.add(1, 0);
     selector.opened(backend);
     const profile = opts.profile.profile;
-    const connectMs = profile
-      ? Math.min(opts.connectTimeoutMs, profile.tcpHandshakeTimeoutS * 1000)
-      : opts.connectTimeoutMs;
+    // The profile's handshake timeout alone (1-600 s, default 10 s): capped by connectTimeoutMs (5 s by default, which
+    // the agent never sets) it cut every profile's to 5 s. connectTimeoutMs is for tables without a profile.
+    const connectMs = profile ? profile.tcpHandshakeTimeoutS * 1000 : opts.connectTimeoutMs;
     const upstream = net.connect({ host: backend.address, port: backend.port, noDelay: true, allowHalfOpen: true });
     upstream.setTimeout(connectMs, () => upstream.destroy(new Error('connect timeout')));
     upstream.once('connect', () => upstream.setTimeout(0));
