@@ -54,6 +54,7 @@ export { createSseHub, SSE_HEARTBEAT_MS, SSE_MAX_BUFFERED_BYTES, type SseHub, ss
 export {
   createTimeline,
   isUnchangedProbe,
+  MAX_AGENT_EVENT_CHARS,
   parseAgentEvent,
   TIMELINE_CAPACITY,
   TIMELINE_PROBE_CAPACITY,

@@ -4,6 +4,8 @@
  * are kept in a buffer of their own, so they never push actions and withdrawals out.
  */
 import { randomUUID } from 'node:crypto';
+import { NODE_NAME, showValue } from '@l4fleet/config';
+import { DashboardError } from './errors.js';
 
 /** Entries kept (oldest dropped first), unchanged probes apart: a few minutes of a busy fleet; the page shows the tail. */
 export const TIMELINE_CAPACITY = 500;
@@ -84,15 +86,53 @@ export function createTimeline(capacity = TIMELINE_CAPACITY, probeCapacity = TIM
 }
 
 /**
+ * Longest agent event message taken, in characters (of the decoded text). An agent's largest events (state.rejected, config.reload) carry an error of at most ~100 problems,
+ * well within it; 500 kept entries of this size are ~32 MiB of snapshot JSON, where 500 of ~1 MB made
+ * JSON.stringify of the snapshot throw and every page's state request fail.
+ */
+export const MAX_AGENT_EVENT_CHARS = 64 * 1024;
+/**
+ * An event kind: two subject tokens (docs/design/0006-agent.md), as `vip.announced`. A pattern, not the agent's
+ * EVENT_KINDS list, so a newer agent's kinds still show on an older dashboard.
+ */
+const EVENT_KIND = /^[a-z][a-z0-9-]{0,31}\.[a-z][a-z0-9-]{0,31}$/;
+/** Longest `at` text: an ISO time is 24 characters (27 with microseconds, 29 with an offset). */
+const MAX_AT_CHARS = 40;
+
+function refuse(field: string, value: unknown, what: string): never {
+  throw new DashboardError('BAD_REQUEST', `${field}: ${showValue(value)} is not ${what}`);
+}
+
+/**
  * An agent event as received on NATS (docs/design/0006-agent.md), checked before it enters the timeline: a
- * malformed message is reported, never shown as if it were an event.
+ * malformed message is refused (DashboardError BAD_REQUEST naming the field and the value, bounded), never shown as
+ * if it were an event. The dashboard logs and drops it.
  */
 export function parseAgentEvent(text: string): Omit<TimelineEntry, 'id'> {
-  const ev = JSON.parse(text) as Record<string, unknown>;
-  const { kind, node, at, data } = ev;
-  if (typeof kind !== 'string' || typeof node !== 'string' || typeof at !== 'string') {
-    throw new TypeError(`event: kind, node and at must be strings (got ${JSON.stringify({ kind, node, at })})`);
+  if (text.length > MAX_AGENT_EVENT_CHARS) {
+    throw new DashboardError(
+      'BAD_REQUEST',
+      `event: ${text.length} characters is more than the limit of ${MAX_AGENT_EVENT_CHARS} (MAX_AGENT_EVENT_CHARS)`,
+    );
   }
-  const fields = typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : {};
-  return { kind, node, at, data: fields };
+  let ev: unknown;
+  try {
+    ev = JSON.parse(text);
+  } catch (err) {
+    throw new DashboardError('BAD_REQUEST', `event: not JSON: ${(err as Error).message.slice(0, 120)}`, {
+      cause: err,
+    });
+  }
+  if (typeof ev !== 'object' || ev === null || Array.isArray(ev)) refuse('event', ev, 'an object');
+  const { kind, node, at, data } = ev as Record<string, unknown>;
+  if (typeof kind !== 'string' || !EVENT_KIND.test(kind))
+    refuse('event.kind', kind, 'an event kind (as vip.announced)');
+  if (typeof node !== 'string' || !NODE_NAME.test(node)) refuse('event.node', node, 'a node name');
+  if (typeof at !== 'string' || at.length > MAX_AT_CHARS || Number.isNaN(Date.parse(at))) {
+    refuse('event.at', at, 'an ISO time');
+  }
+  if (data !== undefined && (typeof data !== 'object' || data === null || Array.isArray(data))) {
+    refuse('event.data', data, 'an object');
+  }
+  return { kind, node, at, data: (data ?? {}) as Record<string, unknown> };
 }
