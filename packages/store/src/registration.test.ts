@@ -26,6 +26,14 @@ class FakeNamespace {
   grantGate: Promise<void> | undefined;
   /** Lease ids revoked. */
   readonly revokedIds: string[] = [];
+  /** How long each grant, txn and revoke takes, in ms (timers: fake ones in the tests that set it). */
+  callMs = 0;
+  /** Txns committed. */
+  commits = 0;
+
+  private async slow(): Promise<void> {
+    if (this.callMs > 0) await new Promise((r) => setTimeout(r, this.callMs));
+  }
 
   lease() {
     let id = '';
@@ -34,13 +42,17 @@ class FakeNamespace {
         this.grants += 1;
         const n = this.grants;
         if (this.grantGate) await this.grantGate;
+        await this.slow();
         if (this.failGrants) throw new Error('etcd unavailable');
         id = String(n);
         return id;
       },
       on: (_event: 'lost', fn: (err: Error) => void) => void this.lost.push(fn),
       release: () => undefined,
-      revoke: async () => void this.revokedIds.push(id),
+      revoke: async () => {
+        await this.slow();
+        this.revokedIds.push(id);
+      },
       revoked: () => false,
       keepaliveOnce: async () => undefined,
     };
@@ -64,6 +76,8 @@ class FakeNamespace {
         return txn;
       },
       commit: async () => {
+        await this.slow();
+        this.commits += 1;
         const bytes = ops.reduce((n, op) => n + op.key.length + (op.value?.length ?? 0), 0);
         if (bytes > ETCD_MAX_REQUEST_BYTES) throw new Error('etcdserver: request is too large');
         if (this.failNext > 0) {
@@ -259,6 +273,28 @@ describe('store registration - re-registration after a lost lease', () => {
     expect(s.ns.revokedIds).toContain(inFlight);
   });
 
+  // With each etcd call at 800 ms of a 1000 ms attempt, the grant in flight went on to write the node's records (a
+  // txn) before it saw `closed` and revoked: close(), bounded by two attempts, resolved at 2000 ms, the revoke landed
+  // at 2300 ms, so the agent closed the etcd client under it and the lease (and records) stayed for the TTL.
+  test('store registration - a slow grant in flight at close() is revoked before anything is written, within the bound', async () => {
+    const s = await lostRegistration();
+    s.ns.callMs = 800;
+    const commits = s.ns.commits;
+    s.loseLease();
+    await vi.advanceTimersByTimeAsync(100);
+    const inFlight = String(s.ns.grants);
+    let revokedAtClose: string[] | undefined;
+    const closing = reg?.close().then(() => {
+      revokedAtClose = [...s.ns.revokedIds];
+    });
+    reg = undefined;
+    await vi.advanceTimersByTimeAsync(10_000);
+    await closing;
+    expect(revokedAtClose).toContain(inFlight);
+    expect(s.ns.commits).toBe(commits);
+    expect(s.reregistered()).toBe(0);
+  });
+
   test('store registration - close() does not wait past its bound for a grant etcd never answers', async () => {
     const s = await lostRegistration();
     s.ns.grantGate = new Promise<void>(() => undefined);
@@ -269,7 +305,9 @@ describe('store registration - re-registration after a lost lease', () => {
       closed = true;
     });
     reg = undefined;
-    await vi.advanceTimersByTimeAsync(2_000);
+    await vi.advanceTimersByTimeAsync(2_999);
+    expect(closed).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
     expect(closed).toBe(true);
     await closing;
   });

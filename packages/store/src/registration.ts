@@ -24,6 +24,12 @@ export const DEFAULT_LEASE_TTL_S = 10;
 export const REREGISTER_RETRY_MS = 500;
 export const REREGISTER_RETRY_MAX_MS = 5_000;
 
+/**
+ * How many attempts (attemptMs each) close() waits for a re-registration in flight: its grant, the txn it may have
+ * under way when it sees `closed`, and the revoke of its lease (grantAndWrite).
+ */
+const CLOSE_WAIT_ATTEMPTS = 3;
+
 type Op = { key: string; value?: string };
 
 export class EtcdNodeRegistration implements NodeRegistration {
@@ -70,31 +76,45 @@ export class EtcdNodeRegistration implements NodeRegistration {
     return reg;
   }
 
-  /** Grants a lease and writes everything this node publishes on it. */
+  /**
+   * Grants a lease and writes everything this node publishes on it. `closed` is looked at right after the grant and
+   * between the txns: a close() meanwhile revokes the new lease before (more) is written, so the grant, at most one
+   * txn and the revoke fit close()'s bound (CLOSE_WAIT_ATTEMPTS); writing everything first made the revoke land after
+   * close() had resolved and the caller had closed the etcd client, the lease and records then staying for the TTL.
+   */
   private async grantAndWrite(): Promise<void> {
     const lease = this.ns.lease(this.ttlS, { autoKeepAlive: false });
-    try {
-      this.leaseId = await lease.grant();
-      const ops: Op[] = [{ key: keys.node(this.name), value: this.record }];
-      for (const [pool, v] of this.health) ops.push({ key: keys.healthPool(this.name, pool), value: v });
-      if (this.status !== undefined) ops.push({ key: keys.status(this.name), value: this.status });
-      // A pool's report too large to write must not keep the node from registering: it is left out (and logged).
-      for (const err of await this.write(ops)) {
-        this.log.warn({ event: 'healthReportTooLarge', node: this.name, key: err.key, err: err.message });
-        for (const [pool] of this.health) if (keys.healthPool(this.name, pool) === err.key) this.health.delete(pool);
-      }
-    } catch (err) {
-      lease.release();
-      await lease.revoke().catch(() => undefined);
-      throw toStoreError(err, `register node ${this.name}`);
-    }
-    if (this.closed) {
+    const closedMeanwhile = async (): Promise<never> => {
       // close() or abandon() ran while this grant was in flight: keeping the lease would keep a closed node
       // registered (renewed until the process exits). A close revokes it; an abandon lets it expire, as it would have.
       lease.release();
       if (!this.abandoned) await lease.revoke().catch(() => undefined);
       throw new StoreError('CLOSED', `node ${this.name}: registration closed`);
+    };
+    try {
+      this.leaseId = await lease.grant();
+    } catch (err) {
+      lease.release();
+      await lease.revoke().catch(() => undefined);
+      throw toStoreError(err, `register node ${this.name}`);
     }
+    if (this.closed) await closedMeanwhile();
+    try {
+      const ops: Op[] = [{ key: keys.node(this.name), value: this.record }];
+      for (const [pool, v] of this.health) ops.push({ key: keys.healthPool(this.name, pool), value: v });
+      if (this.status !== undefined) ops.push({ key: keys.status(this.name), value: this.status });
+      // A pool's report too large to write must not keep the node from registering: it is left out (and logged).
+      for (const err of await this.write(ops, () => this.closed)) {
+        this.log.warn({ event: 'healthReportTooLarge', node: this.name, key: err.key, err: err.message });
+        for (const [pool] of this.health) if (keys.healthPool(this.name, pool) === err.key) this.health.delete(pool);
+      }
+    } catch (err) {
+      if (err instanceof StoreError && err.code === 'CLOSED') await closedMeanwhile();
+      lease.release();
+      await lease.revoke().catch(() => undefined);
+      throw toStoreError(err, `register node ${this.name}`);
+    }
+    if (this.closed) await closedMeanwhile();
     this.lease = lease;
     lease.on('lost', (err) => this.onLost(lease, err));
     const leaseId = this.leaseId;
@@ -161,14 +181,16 @@ export class EtcdNodeRegistration implements NodeRegistration {
    * Puts (with the lease) and deletes in txns below etcd's op and size limits. A put beyond MAX_TXN_BYTES (one
    * pool's health of a huge pool) is not sent: etcd would refuse the whole txn without naming the key, and the
    * pools after it would never be written. Its key is deleted instead (no stale report of that pool is left behind)
-   * and its refusal returned, naming the key and the size, once everything else is written.
+   * and its refusal returned, naming the key and the size, once everything else is written. A txn is not sent once
+   * `stop()` holds (a StoreError CLOSED instead).
    */
-  private async write(ops: readonly Op[]): Promise<StoreError[]> {
+  private async write(ops: readonly Op[], stop: () => boolean = () => false): Promise<StoreError[]> {
     const refused: StoreError[] = [];
     let batch: Op[] = [];
     let bytes = 0;
     const flush = async () => {
       if (batch.length === 0) return;
+      if (stop()) throw new StoreError('CLOSED', `node ${this.name}: registration closed`);
       const txn = this.ns.if(keys.node(this.name), 'Create', '>', -1); // always true: a plain multi-op txn
       await txn
         .then(
@@ -265,12 +287,13 @@ export class EtcdNodeRegistration implements NodeRegistration {
     this.keeper?.stop();
     // A re-registration grant in flight revokes its own lease once it sees `closed` (grantAndWrite): wait for it, so
     // the caller does not close the etcd client under it (the lease and records would then stay for the TTL). Bounded
-    // by two attempts: a grant etcd never answers must not hold the agent's exit.
+    // by CLOSE_WAIT_ATTEMPTS attempts (the grant, a txn under way, the revoke): a grant etcd never answers must not
+    // hold the agent's exit.
     let bound: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       this.queue.catch(() => undefined),
       new Promise<void>((resolve) => {
-        bound = setTimeout(resolve, 2 * this.attemptMs);
+        bound = setTimeout(resolve, CLOSE_WAIT_ATTEMPTS * this.attemptMs);
       }),
     ]);
     clearTimeout(bound);
