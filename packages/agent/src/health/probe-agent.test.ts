@@ -23,6 +23,13 @@ describe('agent check - what a reply line says (HAProxy agent-check words)', () 
     expect(agentReplyState(line)).toEqual(state);
   });
 
+  test('control characters in the description are spaces in the reason (it reaches etcd, NATS and terminals)', () => {
+    // ESC ] 0 ; ... BEL retitles a terminal, ESC [ 2 J clears it, U+009B is the one-character CSI.
+    const reason = agentReplyState('drain # \u001b]0;pwned\u0007\u001b[2Jbye\u009b1m\u007f.').reason;
+    expect(reason).toBe('agent says drain: ]0;pwned [2Jbye 1m .');
+    expect(reason).not.toMatch(/\p{Cc}/u);
+  });
+
   test('a long description is cut in the reason', () => {
     expect(agentReplyState(`drain #${'x'.repeat(500)}`).reason).toBe(`agent says drain: ${'x'.repeat(80)}`);
   });

@@ -35,13 +35,17 @@ export function agentReplyState(line: string): { ok: boolean; reason?: string } 
     .split(/[\s,]+/)
     .map((w) => w.toLowerCase())
     .filter((w) => w !== '');
+  // Control characters are spaces: the reason travels through etcd and NATS to `get members` and the dashboard, and
+  // an escape sequence there would retitle or clear an operator's terminal.
   const description =
     hash < 0
       ? ''
       : line
           .slice(hash + 1)
+          .replace(/[\p{Cc}\s]+/gu, ' ')
           .trim()
-          .slice(0, SHOWN_DESCRIPTION_CHARS);
+          .slice(0, SHOWN_DESCRIPTION_CHARS)
+          .trim();
   const down = words.find((w) => DOWN_WORDS.has(w));
   if (down) return { ok: false, reason: `agent says ${down}${description ? `: ${description}` : ''}` };
   return { ok: true };

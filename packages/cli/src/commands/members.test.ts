@@ -107,6 +107,21 @@ describe('cli - get members', () => {
     });
   });
 
+  test('control characters of a stored reason are printed escaped, never raw (an older agent may have stored them)', async () => {
+    await (await store.registerNode({ name: 'lb3' })).reportStatus({
+      ...base,
+      probeFailures: {
+        'web/a': { reason: 'agent says drain: \u001b]0;pwned\u0007\u001b[2J\u009b1m', sinceMs: Date.UTC(2026, 11, 5) },
+      },
+    });
+    const table = (await cli('get', 'members', '--pool', 'web')).out;
+    expect(table).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    expect(table).toContain('lb3: agent says drain: \\x1b]0;pwned\\x07\\x1b[2J\\x9b1m');
+    const json = (await cli('get', 'members', '--pool', 'web', '-o', 'json')).out;
+    expect(json).not.toMatch(/[\u007f-\u009f]|\\u001b/);
+    expect(JSON.parse(json)[0].probeFailures.lb3.reason).toBe('agent says drain: \\x1b]0;pwned\\x07\\x1b[2J\\x9b1m');
+  });
+
   test('a pool not in the fleet, and the members-only flags on another kind, are refused by name', async () => {
     const unknown = await cli('get', 'members', '--pool', 'api');
     expect([unknown.code, unknown.err]).toEqual([
