@@ -109,10 +109,21 @@ describe('config forwarding nat', () => {
     expect(directReturnProblems(f).map((p) => p.path)).toEqual(['pools[0].members[0].port']);
   });
 
-  test('a loopback member is still refused under nat (it would be the node itself)', () => {
-    const f = parseFleet(fleet({}, { members: [m('127.0.0.1', 8443)] }));
-    expect(directReturnProblems(f).map((p) => p.path)).toEqual(['pools[0].members[0].address']);
-  });
+  test.each([
+    ['127.0.0.1', '198.51.100.10'],
+    ['::1', '2001:db8:1::10'],
+  ])(
+    "a loopback member (%s) is still refused under nat, for nat's reason: the kernel drops DNAT to loopback",
+    (address, vip) => {
+      const f = parseFleet(fleet({ address: vip }, { members: [m(address, 8443)] }));
+      expect(directReturnProblems(f)).toEqual([
+        {
+          path: 'pools[0].members[0].address',
+          message: `"${address}" is a loopback address: forwarding nat rewrites the destination in prerouting, and the kernel drops a packet from another interface rewritten to loopback (a martian destination)`,
+        },
+      ]);
+    },
+  );
 
   test('an address served by nat and by direct return is refused, naming both VIPs', () => {
     const raw = {

@@ -3,9 +3,9 @@
  * `apply` and fail later, far from the file (nodes refusing the whole state, a health check that never passes, a
  * VIP no client can reach). fleetSemanticProblems() holds everywhere and runs in parseFleet() once the per-field
  * checks passed, so indices match the file. directReturnProblems() holds for the kernel data planes (nftables,
- * eBPF: every forwarding mode is direct server return) but not for the userspace proxy, which connects to members
- * itself (loopback backends and other ports work there): the CLI checks it at apply unless told the fleet is
- * proxy-only.
+ * eBPF: direct server return, and nftables' nat, which cannot reach a loopback member either) but not for the
+ * userspace proxy, which connects to members itself (loopback backends and other ports work there): the CLI checks it
+ * at apply unless told the fleet is proxy-only.
  */
 
 import { healthCheckPath, healthChecksOf } from './additional-health-checks.js';
@@ -119,17 +119,23 @@ export function fleetSemanticProblems(fleet: Fleet): ConfigProblem[] {
 /**
  * Rules of direct server return (nftables and eBPF data planes, every forwarding mode): the packet reaches the
  * member unchanged, so the member listens on the VIP's port and is another host (a loopback member would be the
- * node itself). The nodes refuse the whole state otherwise; the CLI says it at apply instead.
+ * node itself). The nodes refuse the whole state otherwise; the CLI says it at apply instead. A loopback member is
+ * refused under `nat` too, for its own reason: the DNAT happens in prerouting, and the kernel drops a packet that came
+ * in on another interface and now goes to loopback (IPv4 without route_localnet; IPv6 always).
  */
 export function directReturnProblems(fleet: Fleet): ConfigProblem[] {
   const out: ConfigProblem[] = [];
   const poolIndex = new Map(fleet.pools.map((p, i) => [p.name, i]));
   fleet.pools.forEach((pool, i) => {
+    const why =
+      pool.forwarding === 'nat'
+        ? 'forwarding nat rewrites the destination in prerouting, and the kernel drops a packet from another interface rewritten to loopback (a martian destination)'
+        : 'with direct server return that is the node itself';
     pool.members.forEach((m, j) => {
       if (isLoopback(m.address)) {
         out.push({
           path: `pools[${i}].members[${j}].address`,
-          message: `"${m.address}" is a loopback address: with direct server return that is the node itself`,
+          message: `"${m.address}" is a loopback address: ${why}`,
         });
       }
     });
