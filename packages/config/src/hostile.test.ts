@@ -8,6 +8,7 @@ import { unusableAddress } from './address-use.js';
 import { ConfigError, formatProblem } from './errors.js';
 import { showValue } from './fields.js';
 import {
+  fleetTextProblem,
   MAX_FLEET_BYTES,
   MAX_FLEET_DEPTH,
   MAX_MEMBERS_PER_POOL,
@@ -15,6 +16,7 @@ import {
   MAX_PROBLEMS_REPORTED,
   MAX_TOTAL_MEMBERS,
   MAX_VIPS,
+  MAX_YAML_INDENT_COLUMNS,
   MAX_YAML_NODES,
 } from './limits.js';
 import { parseFleet, parseFleetText } from './parse.js';
@@ -514,5 +516,27 @@ describe('config hostile - values that are not plain data', () => {
     const err = refusal(() => parseFleetText(text));
     expect(err.code).toBe('SYNTAX');
     expect(err.message).toContain(expected);
+  });
+});
+
+describe('config hostile - block nesting is bounded before parsing (fleetTextProblem)', () => {
+  // Only the pre-check: 5,000 levels parsed three times in one process ran the yaml library out of memory.
+  test.each<[string, string]>([
+    ['a sequence of sequences on one line', `vips:\n  ${'- '.repeat(5_000)}1\n`],
+    ['the same at the end of the text', `vips:\n  ${'- '.repeat(5_000)}`],
+    ['maps nested by indentation alone', Array.from({ length: 300 }, (_, i) => `${' '.repeat(i)}k${i}:`).join('\n')],
+    ['? and : indicators', `${'? '.repeat(100)}${': '.repeat(100)}x\n`],
+  ])('%s is refused naming the line', (_name, text) => {
+    expect(fleetTextProblem(text, true)?.message).toMatch(
+      /^the fleet file indents line \d+ more than 256 columns .*\(MAX_YAML_INDENT_COLUMNS\)$/,
+    );
+  });
+
+  test('a fleet indented with 8 spaces, a block scalar and JSON are not', () => {
+    const deep = `pools:\n        - name: web\n          members:\n                - address: 198.18.0.21\n                  port: 80\n`;
+    expect(fleetTextProblem(deep, true)).toBeUndefined();
+    expect(fleetTextProblem(`a: |\n${' '.repeat(MAX_YAML_INDENT_COLUMNS)}x\n`, true)).toBeUndefined();
+    expect(fleetTextProblem(`{"a": "${' '.repeat(1_000)}"}`, false)).toBeUndefined();
+    expect(fleetTextProblem(`x: "${'- '.repeat(1_000)}"\n`, true)).toBeUndefined();
   });
 });

@@ -55,6 +55,13 @@ export const MAX_YAML_NODES = 1_500_000;
 /** Bracket nesting depth of a fleet file (a fleet needs 4: `{pools: [{members: [{`). */
 export const MAX_FLEET_DEPTH = 32;
 /**
+ * Columns of a YAML line's block indentation: its leading spaces and the `- `, `? ` and `: ` indicators before its
+ * content. Each block level needs at least one column, so this bounds block nesting as MAX_FLEET_DEPTH bounds
+ * brackets: `- - - ... 1` 5,000 deep overflowed the yaml library's stack, and parsed three times in one process
+ * ran it out of memory. A fleet written with 8-space indents needs under 60.
+ */
+export const MAX_YAML_INDENT_COLUMNS = 256;
+/**
  * YAML alias uses per file, weighted by the aliases inside the anchored node (the `yaml` library's maxAliasCount):
  * nested alias ("billion laughs") bombs of 6 levels and more are refused. Aliases resolve to shared objects and the
  * count bounds below are checked per reference, so a fleet can reuse one anchored health check in every pool.
@@ -126,23 +133,47 @@ export function fleetBytesProblem(bytes: number, source = 'fleet file'): ConfigP
   };
 }
 
+/** Whether `c` is a YAML block indicator (`-`, `?`, `:`) when followed by a space or tab. */
+const isIndicator = (c: number): boolean => c === 0x2d || c === 0x3f || c === 0x3a;
+
 /**
  * Cheap shape checks of fleet text before a parser sees it: no NUL byte (not text), bracket depth, and for YAML
- * the node estimate above. One pass, no allocation.
+ * the block indentation and the node estimate above. One pass, no allocation.
  */
 export function fleetTextProblem(text: string, yaml: boolean): ConfigProblem | undefined {
   let marks = 0;
   let depth = 0;
   let maxDepth = 0;
+  let line = 1;
+  // Columns of block indentation of the current line; -1 once its content began.
+  let indent = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0) return { path: '', message: `the fleet file has a NUL byte at offset ${n(i)}: not text` };
+    if (yaml && indent >= 0) {
+      const next = text.charCodeAt(i + 1);
+      const indicator = isIndicator(c) && (next === 0x20 || next === 0x09);
+      if (c === 0x20) indent += 1;
+      else if (indicator) indent += 2;
+      else if (c !== 0x0a) indent = -1;
+      if (indicator) i += 1; // the space after it, counted above
+      if (indent > MAX_YAML_INDENT_COLUMNS) {
+        return {
+          path: '',
+          message: `the fleet file indents line ${n(line)} more than ${MAX_YAML_INDENT_COLUMNS} columns (spaces and - ? : indicators), the limit of block nesting (MAX_YAML_INDENT_COLUMNS)`,
+        };
+      }
+    }
     if (c === 0x5b || c === 0x7b) {
       marks += 1;
       depth += 1;
       if (depth > maxDepth) maxDepth = depth;
     } else if (c === 0x5d || c === 0x7d) depth = Math.max(0, depth - 1);
     else if (c === 0x0a || c === 0x2c) marks += 1;
+    if (c === 0x0a) {
+      line += 1;
+      indent = 0;
+    }
   }
   // Brackets inside quoted strings count too: an upper bound, never an underestimate.
   if (maxDepth > MAX_FLEET_DEPTH) {
