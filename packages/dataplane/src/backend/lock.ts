@@ -9,8 +9,14 @@
  * pid no longer runs, or runs with another start time (the pid was reused; the file is in /run, so a reboot clears it
  * anyway), and is taken over.
  */
-import { rm, rmdir } from 'node:fs/promises';
-import { type PidLockAttempt, type PidLockHolder, ProcessError, tryTakePidLock } from '@l4fleet/process';
+import { rmdir } from 'node:fs/promises';
+import {
+  type PidLockAttempt,
+  type PidLockHolder,
+  ProcessError,
+  releasePidLock,
+  tryTakePidLock,
+} from '@l4fleet/process';
 import { DataPlaneError } from '../errors.js';
 
 export type BackendCommand = 'setup' | 'teardown' | 'status';
@@ -19,7 +25,7 @@ export interface BackendLock {
   readonly path: string;
   /** The state directory did not exist: the lock made it (setup records this; release removes it when empty). */
   readonly createdDir: boolean;
-  /** Removes the lock, then the directory when the lock made it or `removeDir` (and nothing else is in it). */
+  /** Removes the lock (if it still names this process), then the directory when the lock made it or `removeDir` (and nothing else is in it). */
   release(removeDir?: boolean): Promise<void>;
 }
 
@@ -58,7 +64,8 @@ export async function acquireLock(path: string, command: BackendCommand): Promis
     path,
     createdDir,
     release: async (removeDir = false) => {
-      await rm(path, { force: true });
+      // Only while the file still names this process: one a stale-lock takeover gave another holder stays theirs.
+      await releasePidLock(path);
       if (createdDir || removeDir) await rmdir(dir).catch(() => undefined);
     },
   };
