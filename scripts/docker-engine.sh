@@ -134,7 +134,10 @@ unmount_exec_root() {
 }
 
 stop() {
-  [ -f "$PIDFILE" ] && halt "$(cat "$PIDFILE")"
+  # Only a dockerd: a stale pidfile's pid may since belong to another program, which stop must not kill.
+  local p
+  p=$(live_dockerd)
+  [ -z "$p" ] || halt "$p"
   rm -f "$PIDFILE"
   unmount_exec_root
   ip link del "$BRIDGE" 2>/dev/null || true

@@ -138,4 +138,21 @@ describe('scripts/docker-engine.sh start - a dockerd that cannot run', () => {
       rmSync(s.dir, { recursive: true, force: true });
     }
   });
+
+  test('docker-engine - stop leaves alone a process that is not dockerd named by a stale pidfile', () => {
+    const s = stubbed('exit 1');
+    // The pid a dead dockerd left in its pidfile, since reused by another program.
+    const live = spawn('sleep', ['300'], { stdio: 'ignore' });
+    try {
+      mkdirSync(join(s.dir, 'run'));
+      writeFileSync(join(s.dir, 'run', 'dockerd.pid'), String(live.pid));
+      const r = spawnSync('bash', [SCRIPT, 'stop'], { env: s.env, encoding: 'utf8', timeout: 60_000 });
+      expect(r.status).toBe(0);
+      expect(alive(live.pid as number), 'the other program still runs').toBe(true);
+      expect(existsSync(join(s.dir, 'run', 'dockerd.pid')), 'the stale pidfile is removed').toBe(false);
+    } finally {
+      live.kill('SIGKILL');
+      rmSync(s.dir, { recursive: true, force: true });
+    }
+  });
 });
