@@ -8,12 +8,17 @@ import { type Fleet, parseFleet } from '@l4fleet/config';
 import type { DesiredState, FleetStore, StoreError } from '@l4fleet/store';
 import { afterEach, describe, expect, test } from 'vitest';
 import { until } from './eventually.js';
+import { describeNodeContract } from './store-contract-nodes.js';
+import { describeRecordContract } from './store-contract-records.js';
 
 export interface ContractFleet {
   /** Another client of this fleet (the fake: the same instance). Closed by the suite. */
   open(): FleetStore;
-  /** Writes a pointer that does not decode, as someone with etcdctl would. */
-  corruptPointer(): Promise<void>;
+  /**
+   * Writes a pointer that does not decode, as someone with etcdctl would; with `hashSeed`, that field of it still
+   * reads (a recovery keeps it), without, there is none to keep.
+   */
+  corruptPointer(hashSeed?: number): Promise<void>;
   /** Compacts the history below `revision`, as `etcdctl compact` does (on etcd: for every fleet of that etcd). */
   compact(revision: number): Promise<void>;
 }
@@ -51,6 +56,8 @@ export function describeStoreContract(name: string, factory: ContractFactory): v
     afterEach(async () => {
       for (const s of opened.splice(0)) await s.close().catch(() => undefined);
     });
+    describeRecordContract(fleet);
+    describeNodeContract(fleet);
 
     test('apply: revision guard, the generated seed is kept, an explicit one wins', async () => {
       const s = (await fleet()).open();

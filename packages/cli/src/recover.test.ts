@@ -35,7 +35,7 @@ describe('cli - recovery from a corrupt desired state', () => {
   });
 
   test('a corrupt pointer blocks apply with the key and the way to recover; recover needs --yes', async () => {
-    store.corruptDesired();
+    store.corruptDesired(0x5eed); // broken elsewhere: its hashSeed field still reads, so recovery keeps it
     const f = fleetFile('two.yaml', 2);
     const blocked = await cli('apply', '-f', f);
     expect(blocked.code).toBe(EXIT_FAILURE);
@@ -53,6 +53,16 @@ describe('cli - recovery from a corrupt desired state', () => {
     expect(now.fleet.pools[0]?.members.length).toBe(2);
     expect(now.fleet.hashSeed).toBe(0x5eed);
     expect((await cli('apply', '-f', fleetFile('three.yaml', 3))).code).toBe(0);
+  });
+
+  test('a corrupt pointer with no readable seed and a file with none: recover says the seed is new and every flow moves', async () => {
+    // The last good fleet's seed (0x5eed) is gone with the pointer: etcd holds no readable copy of it to keep.
+    store.corruptDesired();
+    const done = await cli('recover', '-f', fleetFile('two-new.yaml', 2), '--yes');
+    expect(done.err).toBe('');
+    expect(done.code).toBe(0);
+    expect(done.out).toMatch(/hash seed 0x[0-9a-f]+ \(NEW: .*every flow moves\)/);
+    expect((await store.getDesired()).fleet.pools[0]?.members).toHaveLength(2);
   });
 
   test('recover refuses a fleet the nftables and eBPF data planes refuse, as apply does; --proxy-only allows it', async () => {

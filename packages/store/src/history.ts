@@ -6,7 +6,7 @@
  * on some nodes and not on others).
  */
 import type { PoolHistory, TableHistory } from '@l4fleet/config';
-import { toStoreError } from './errors.js';
+import { StoreError, toStoreError } from './errors.js';
 import { writeFencedPrefix } from './fenced-write.js';
 import { decodePoolHistory, encodePoolHistory } from './history-record.js';
 import { keys, MAX_TXN_BYTES } from './layout.js';
@@ -35,6 +35,22 @@ export function fittedHistoryValue(h: PoolHistory): string | undefined {
     if (putBytes(keys.historyPool(h.pool), value) <= MAX_TXN_BYTES) return value; // the bound writeFencedPrefix checks
   }
   return undefined;
+}
+
+/**
+ * Each key of `history` is its record's pool: the record is stored under `history/<key>` and names its pool, so a
+ * mismatch would write a record every reader refuses (its key is not its pool) and, as the write makes `history/`
+ * exactly the map, delete the good record of the pool it names.
+ */
+export function checkHistoryKeys(history: TableHistory): void {
+  for (const [key, h] of history) {
+    if (key !== h.pool) {
+      throw new StoreError(
+        'INVALID_STATE',
+        `write table history: key ${JSON.stringify(key)} holds the history of pool ${JSON.stringify(h.pool)} (each key must be its record's pool)`,
+      );
+    }
+  }
 }
 
 /** A table history record: `history/<pool>`, the key checked (a longer key is an invalid record, not pool <last>). */
@@ -67,6 +83,7 @@ export class HistoryStore {
    * not keep the other pools' records from being updated or expired.
    */
   async writeTableHistory(history: TableHistory, options: { leadership?: Leadership } = {}): Promise<void> {
+    checkHistoryKeys(history);
     const wanted = new Map<string, string>();
     for (const [pool, h] of history) {
       const value = fittedHistoryValue(h);

@@ -15,8 +15,8 @@ const fleet = (n: number) =>
 describeStoreContract('memory fake', async () => {
   const store = new MemoryFleetStore();
   return {
-    open: () => store,
-    corruptPointer: async () => store.corruptDesired(),
+    open: () => store.client(),
+    corruptPointer: async (hashSeed) => store.corruptDesired(hashSeed),
     compact: async (revision) => store.compactDesiredHistory(revision),
   };
 });

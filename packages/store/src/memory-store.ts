@@ -1,21 +1,27 @@
 /**
  * An in-memory FleetStore for unit tests of the agent and the CLI: same interface and semantics as the etcd one
  * (revision guard, seed generation, snapshots to watchers, leased records), no etcd. `expireNode(name)` plays a
- * lease expiry, `corruptDesired()` plays a hand-written invalid pointer. test/support/store-contract.ts runs one
- * suite of behaviour against this fake and the etcd store, so the two cannot drift.
+ * lease expiry, `corruptDesired()` plays a hand-written invalid pointer, `client()` opens another client of the same
+ * fleet (memory-fleet.ts holds what they share). test/support/store-contract.ts runs one suite of behaviour against
+ * this fake and the etcd store, so the two cannot drift.
+ *
+ * Watches are delivered as etcd's are: after the write, not inside it (each delivery queued as a microtask with the
+ * state as the write left it). A watcher that throws does not fail the write, and one that writes from its callback
+ * does not make the others miss a state or see one twice (FleetStore.watchDesired: every change once, in order).
  */
 import { randomBytes } from 'node:crypto';
 import type { Fleet, MemberRamp, MemberStatus, PoolHistory, TableHistory } from '@l4fleet/config';
 import { appliedByText } from './codec.js';
-import { EMPTY_FLEET } from './desired.js';
-import { StoreError } from './errors.js';
-import { fittedHistoryValue } from './history.js';
+import { StoreError, toStoreError } from './errors.js';
+import { checkHistoryKeys, fittedHistoryValue } from './history.js';
 import { decodePoolHistory } from './history-record.js';
-import { keys, NODE_NAME } from './layout.js';
-import { MemoryDesiredHistory } from './memory-desired-history.js';
+import { keys } from './layout.js';
+import { type MemoryCandidate, MemoryFleet, sameMap, type Topic } from './memory-fleet.js';
+import { assertSameRegistration } from './nodes.js';
 import { decodePoolStatus } from './record-check.js';
 import { encodeDecidedPools, groupByPool, memberEntries, rampEntries } from './records.js';
 import { DEFAULT_LEASE_TTL_S } from './registration.js';
+import { assertNodeName } from './store-context.js';
 import type {
   ApplyOptions,
   ApplyResult,
@@ -28,7 +34,6 @@ import type {
   Leadership,
   NodeInfo,
   NodeLease,
-  NodeRecord,
   NodeRegistration,
   NodeRegistrationOptions,
   NodeStatusReport,
@@ -38,133 +43,154 @@ import type {
   WatchListener,
 } from './types.js';
 
-type Topic = 'desired' | 'nodes' | 'health' | 'decided' | 'history' | 'leader';
-
 export class MemoryFleetStore implements FleetStore {
-  private revision = 0;
-  private desired: DesiredState = { fleet: EMPTY_FLEET, revision: 0, generation: '' };
-  private readonly nodes = new Map<string, NodeRecord>();
-  private readonly drains = new Set<string>();
-  private readonly statuses = new Map<string, NodeStatusReport>();
-  /** Node -> its lease; no clock runs here: a renewed lease stays full until ageLease() plays time passing. */
-  private readonly leases = new Map<string, NodeLease>();
-  private readonly health = new Map<string, Map<string, MemberStatus>>();
-  /** Pool -> the decided record as etcd would hold it (encoded, and decoded on read like the etcd store does). */
-  private readonly decided = new Map<string, string>();
-  /** Pool -> the history record as etcd would hold it (encoded, and decoded on read like the etcd store does). */
-  private readonly history = new Map<string, string>();
-  private readonly candidates: { node: string; elected: () => void; handle: Leadership & { drop(): void } }[] = [];
-  private readonly listeners = new Map<Topic, Set<() => void>>();
   private closed = false;
+  /** This client's open watches, ended by close(). */
+  private readonly watches = new Set<() => void>();
+  /** This client's registrations by node name: a second registerNode of a name is checked against the first. */
+  private readonly registrations = new Map<string, { reg: NodeRegistration; info: NodeInfo; ttlS: number }>();
+  /** This client's campaigns, waiting or leading: close() ends them as the etcd store's close() does. */
+  private readonly campaigns = new Set<MemoryCandidate>();
 
-  private bump(topic: Topic): void {
-    this.revision += 1;
-    for (const fn of this.listeners.get(topic) ?? []) fn();
+  /** `fleet`: the shared state of another client (client() passes it); absent, a new empty fleet. */
+  constructor(private readonly fleet: MemoryFleet = new MemoryFleet()) {}
+
+  /** Another client of the same fleet (as a second EtcdFleetStore on the same etcd prefix). */
+  client(): MemoryFleetStore {
+    return new MemoryFleetStore(this.fleet);
   }
 
   private assertOpen(): void {
     if (this.closed) throw new StoreError('CLOSED', 'memory store: closed');
   }
 
-  /** `initial`: deliver the current state at once (not for a corrupt pointer: there is none, like etcd). */
+  /**
+   * A watch of `topic`: `read` runs at each write (and at once when `initial`: not for a corrupt pointer, there is
+   * none, like etcd), its value handed to the listener in a microtask, in order, until close().
+   */
   private subscribe<T>(topic: Topic, read: () => T, listener: WatchListener<T>, initial = true): Watch {
     this.assertOpen();
-    const fn = () => listener.onUpdate(read());
-    let set = this.listeners.get(topic);
-    if (!set) this.listeners.set(topic, (set = new Set()));
-    set.add(fn);
-    if (initial) fn();
-    return { close: async () => void set.delete(fn) };
+    let open = true;
+    const deliver = () => {
+      const value = read();
+      queueMicrotask(() => {
+        if (!open) return;
+        try {
+          listener.onUpdate(value);
+        } catch (err) {
+          // Like the etcd store's watch handler: the listener's failure is reported to it, never the writer's.
+          listener.onError?.(toStoreError(err, `watch ${topic}: listener`));
+        }
+      });
+    };
+    let set = this.fleet.listeners.get(topic);
+    if (!set) this.fleet.listeners.set(topic, (set = new Set()));
+    set.add(deliver);
+    if (initial) deliver();
+    const stop = () => {
+      open = false;
+      set.delete(deliver);
+      this.watches.delete(stop);
+    };
+    this.watches.add(stop);
+    return { close: async () => stop() };
   }
-
-  /** Every write of the pointer, as etcd's history holds them. */
-  private readonly past = new MemoryDesiredHistory();
 
   /** Plays `etcdctl compact`: writes before `revision` are gone from the history. */
   compactDesiredHistory(revision: number): void {
-    this.past.compact(revision);
+    this.fleet.past.compact(revision);
   }
 
   async getDesiredHistory(options: { readonly limit: number }): Promise<DesiredHistory> {
     this.assertOpen();
-    return this.past.history(options.limit);
+    return this.fleet.past.history(options.limit);
   }
 
   async getDesiredAt(revision: number): Promise<DesiredState & { readonly appliedAt: string }> {
     this.assertOpen();
-    return this.past.at(revision);
+    return this.fleet.past.at(revision);
   }
-
-  /** The pointer's revision: the last apply's, or the corruption's. */
-  private pointerRevision = 0;
-  /** Set by corruptDesired() until the next apply: what the etcd store reports for a pointer that does not decode. */
-  private corrupt: StoreError | undefined;
-  private readonly errorListeners = new Set<(e: StoreError) => void>();
 
   async getDesired(): Promise<DesiredState> {
     this.assertOpen();
-    if (this.corrupt) throw this.corrupt;
-    return this.desired;
+    if (this.fleet.corrupt) throw this.fleet.corrupt;
+    return this.fleet.desired;
   }
 
   async apply(fleet: Fleet, options: ApplyOptions = {}): Promise<ApplyResult> {
     this.assertOpen();
-    if (options.recoverInvalid && !this.corrupt) {
+    const f = this.fleet;
+    if (options.recoverInvalid && !f.corrupt) {
       throw new StoreError(
         'CONFLICT',
-        `recover: the desired state reads fine (${keys.pointer} at revision ${this.pointerRevision}); nothing to recover: apply normally`,
+        `recover: the desired state reads fine (${keys.pointer} at revision ${f.pointerRevision}); nothing to recover: apply normally`,
         { key: keys.pointer },
       );
     }
-    const expect = options.expectRevision ?? this.pointerRevision;
-    if (expect !== this.pointerRevision) {
+    const expect = options.expectRevision ?? f.pointerRevision;
+    if (expect !== f.pointerRevision) {
       throw new StoreError(
         'CONFLICT',
-        `apply: the desired state changed since revision ${expect} (now ${this.pointerRevision}); re-read and retry`,
+        `apply: the desired state changed since revision ${expect} (now ${f.pointerRevision}); re-read and retry`,
       );
     }
-    const stored = this.desired.fleet.hashSeed;
+    // As the etcd store (desired.ts): over a corrupt pointer only the seed it still holds readably is kept; the last
+    // good fleet's is not read back.
+    const stored = f.corrupt ? f.corruptSeed : f.desired.fleet.hashSeed;
     const hashSeed = fleet.hashSeed ?? stored ?? randomBytes(4).readUInt32BE(0);
     const seedSource =
-      fleet.hashSeed !== undefined ? 'fleet' : stored === undefined ? 'new' : this.corrupt ? 'salvaged' : 'stored';
-    const generation = `mem-${this.revision + 1}`;
-    this.desired = { fleet: structuredClone({ ...fleet, hashSeed }), revision: this.revision + 1, generation };
-    this.pointerRevision = this.desired.revision;
-    this.corrupt = undefined;
-    this.bump('desired');
-    const bytes = JSON.stringify(this.desired.fleet).length;
+      fleet.hashSeed !== undefined ? 'fleet' : stored === undefined ? 'new' : f.corrupt ? 'salvaged' : 'stored';
+    const generation = `mem-${f.revision + 1}`;
+    f.desired = { fleet: structuredClone({ ...fleet, hashSeed }), revision: f.revision + 1, generation };
+    f.pointerRevision = f.desired.revision;
+    f.corrupt = undefined;
+    f.corruptSeed = undefined;
+    f.bump('desired');
+    const bytes = JSON.stringify(f.desired.fleet).length;
     const appliedAt = new Date().toISOString();
     const by = options.by === undefined ? '' : appliedByText(options.by);
-    this.past.record(
-      { revision: this.desired.revision, generation, appliedAt, bytes, ...(by === '' ? {} : { appliedBy: by }) },
-      this.desired.fleet,
+    f.past.record(
+      { revision: f.desired.revision, generation, appliedAt, bytes, ...(by === '' ? {} : { appliedBy: by }) },
+      f.desired.fleet,
     );
-    return { revision: this.desired.revision, generation, hashSeed, seedSource, bytes, chunks: 1 };
+    return { revision: f.desired.revision, generation, hashSeed, seedSource, bytes, chunks: 1 };
   }
 
   /**
    * Plays a hand-written pointer that does not decode: watchers get `INVALID_RECORD` and keep their last good
-   * state, getDesired() rejects, until an apply (or a recovery: apply with recoverInvalid) replaces it.
+   * state, getDesired() rejects, until an apply (or a recovery: apply with recoverInvalid) replaces it. `hashSeed`:
+   * the seed field it still holds readably, which a recovery keeps (without one, a recovery draws a new seed).
    */
-  corruptDesired(): void {
-    this.revision += 1;
-    this.pointerRevision = this.revision;
-    this.corrupt = new StoreError('INVALID_RECORD', `${keys.pointer}: schema undefined is not 1 (memory store)`, {
+  corruptDesired(hashSeed?: number): void {
+    const f = this.fleet;
+    f.revision += 1;
+    f.pointerRevision = f.revision;
+    f.corrupt = new StoreError('INVALID_RECORD', `${keys.pointer}: schema undefined is not 1 (memory store)`, {
       key: keys.pointer,
     });
-    const invalid = this.corrupt.message;
-    this.past.record({ revision: this.revision, generation: '', appliedAt: '', bytes: 0, invalid });
-    for (const fn of this.errorListeners) fn(this.corrupt);
+    f.corruptSeed = hashSeed;
+    const invalid = f.corrupt.message;
+    f.past.record({ revision: f.revision, generation: '', appliedAt: '', bytes: 0, invalid });
+    for (const fn of f.errorListeners) fn(f.corrupt);
   }
 
   async watchDesired(listener: WatchListener<DesiredState>): Promise<Watch> {
-    const onError = (e: StoreError) => listener.onError?.(e);
-    this.errorListeners.add(onError);
-    const w = this.subscribe('desired', () => this.desired, listener, !this.corrupt);
-    if (this.corrupt) onError(this.corrupt);
+    const f = this.fleet;
+    const w = this.subscribe('desired', () => f.desired, listener, !f.corrupt);
+    let open = true;
+    // Queued like the updates, so an error comes after the states written before it.
+    const onError = (e: StoreError) => queueMicrotask(() => open && listener.onError?.(e));
+    const stop = () => {
+      open = false;
+      f.errorListeners.delete(onError);
+      this.watches.delete(stop);
+    };
+    f.errorListeners.add(onError);
+    this.watches.add(stop);
+    if (f.corrupt) onError(f.corrupt);
     return {
       close: async () => {
-        this.errorListeners.delete(onError);
+        stop();
         await w.close();
       },
     };
@@ -172,119 +198,129 @@ export class MemoryFleetStore implements FleetStore {
 
   async registerNode(info: NodeInfo, options: NodeRegistrationOptions = {}): Promise<NodeRegistration> {
     this.assertOpen();
-    if (!NODE_NAME.test(info.name))
-      throw new StoreError('INVALID_STATE', `node: ${JSON.stringify(info.name)} is not a node name`);
-    this.nodes.set(info.name, { ...info, registeredAt: new Date().toISOString() });
+    assertNodeName(info.name);
     const ttlS = options.leaseTtlS ?? DEFAULT_LEASE_TTL_S;
-    this.leases.set(info.name, { remainingS: ttlS, grantedS: ttlS });
-    this.bump('nodes');
+    const held = this.registrations.get(info.name);
+    if (held) {
+      assertSameRegistration(held, info, ttlS);
+      return held.reg;
+    }
+    const f = this.fleet;
+    f.nodes.set(info.name, { ...info, registeredAt: new Date().toISOString() });
+    f.leases.set(info.name, { remainingS: ttlS, grantedS: ttlS });
+    f.bump('nodes');
     let open = true;
-    return {
+    const closed = () => new StoreError('CLOSED', `node ${info.name}: registration closed`);
+    const reg: NodeRegistration = {
       name: info.name,
       reportHealth: async (members) => {
-        if (!open) throw new StoreError('CLOSED', `node ${info.name}: registration closed`);
+        if (!open) throw closed();
         await this.reportHealth(info.name, members);
       },
-      reportStatus: async (status) => {
-        if (!open) throw new StoreError('CLOSED', `node ${info.name}: registration closed`);
-        this.statuses.set(info.name, { ...status, at: status.at ?? new Date().toISOString() });
-        this.bump('nodes');
+      reportStatus: async (status: NodeStatusReport) => {
+        if (!open) throw closed();
+        f.statuses.set(info.name, { ...status, at: status.at ?? new Date().toISOString() });
+        f.bump('nodes');
       },
       close: async () => {
+        if (!open) return;
         open = false;
-        this.expireNode(info.name);
+        this.registrations.delete(info.name);
+        f.expireNode(info.name);
       },
     };
+    this.registrations.set(info.name, { reg, info, ttlS });
+    return reg;
   }
 
   async nodeLeases(): Promise<ReadonlyMap<string, NodeLease>> {
     this.assertOpen();
-    return new Map(this.leases);
+    return new Map(this.fleet.leases);
   }
 
   /** Plays a node's agent not renewing for `seconds`: its lease's remaining time falls (not below 0). */
   ageLease(name: string, seconds: number): void {
-    const lease = this.leases.get(name);
-    if (lease) this.leases.set(name, { ...lease, remainingS: Math.max(0, lease.remainingS - seconds) });
+    const lease = this.fleet.leases.get(name);
+    if (lease) this.fleet.leases.set(name, { ...lease, remainingS: Math.max(0, lease.remainingS - seconds) });
   }
 
   /** Plays the expiry of a node's lease: its record, health reports and status vanish. */
   expireNode(name: string): void {
-    this.leases.delete(name);
-    this.nodes.delete(name);
-    this.statuses.delete(name);
-    this.health.delete(name);
-    this.bump('nodes');
-    this.bump('health');
-  }
-
-  private views(): NodeView[] {
-    const names = new Set([...this.nodes.keys(), ...this.drains, ...this.statuses.keys()]);
-    return [...names].sort().map((name) => ({
-      name,
-      record: this.nodes.get(name),
-      drained: this.drains.has(name),
-      status: this.statuses.get(name),
-    }));
+    this.fleet.expireNode(name);
   }
 
   async listNodes(): Promise<NodeView[]> {
     this.assertOpen();
-    return this.views();
+    return this.fleet.views();
   }
 
   async watchNodes(listener: WatchListener<NodeView[]>): Promise<Watch> {
-    return this.subscribe('nodes', () => this.views(), listener);
+    return this.subscribe('nodes', () => this.fleet.views(), listener);
   }
 
   async setNodeDrain(name: string, drained: boolean): Promise<void> {
     this.assertOpen();
-    if (drained) this.drains.add(name);
-    else this.drains.delete(name);
-    this.bump('nodes');
+    assertNodeName(name);
+    if (drained) this.fleet.drains.add(name);
+    else this.fleet.drains.delete(name);
+    this.fleet.bump('nodes');
   }
 
   async reportHealth(node: string, members: ReadonlyMap<string, MemberStatus>): Promise<void> {
     this.assertOpen();
-    if (!this.nodes.has(node)) throw new StoreError('NOT_FOUND', `node ${node}: not registered`);
+    const f = this.fleet;
+    if (!f.nodes.has(node)) throw new StoreError('NOT_FOUND', `node ${node}: not registered`);
     groupByPool(members); // validates the member keys like the etcd store
-    this.health.set(node, new Map(members));
-    this.bump('health');
-  }
-
-  private reports(): HealthReport[] {
-    return [...this.health.keys()].sort().map((node) => ({ node, members: new Map(this.health.get(node)) }));
+    const was = f.health.get(node);
+    if (members.size === 0 ? was === undefined : sameMap(was, members)) return; // etcd: only changed pools written
+    // An empty report deletes every health/<node>/<pool> in etcd: the node has no report left.
+    if (members.size === 0) f.health.delete(node);
+    else f.health.set(node, new Map(members));
+    f.bump('health');
   }
 
   async listHealthReports(): Promise<HealthReport[]> {
     this.assertOpen();
-    return this.reports();
+    return this.fleet.reports();
   }
 
   async watchHealthReports(listener: WatchListener<HealthReport[]>): Promise<Watch> {
-    return this.subscribe('health', () => this.reports(), listener);
+    return this.subscribe('health', () => this.fleet.reports(), listener);
   }
 
   private decidedState(): DecidedState {
     const decided = new Map<string, MemberStatus>();
     const ramps = new Map<string, MemberRamp>();
-    for (const [pool, value] of this.decided) {
+    for (const [pool, value] of this.fleet.decided) {
       const rec = decodePoolStatus(keys.decidedPool(pool), Buffer.from(value));
       for (const [member, s] of memberEntries(rec)) decided.set(member, s);
       for (const [member, r] of rampEntries(rec)) ramps.set(member, r);
     }
-    return { decided, ramps, revision: this.revision };
+    return { decided, ramps, revision: this.fleet.revision };
+  }
+
+  private assertLeading(leadership: Leadership | undefined, what: string): void {
+    if (leadership && !leadership.isLeader()) {
+      throw new StoreError('LEASE_LOST', `${what}: ${leadership.node} is not the leader`);
+    }
   }
 
   async writeDecided(decided: ReadonlyMap<string, MemberStatus>, options: DecidedWriteOptions = {}): Promise<void> {
     this.assertOpen();
-    if (options.leadership && !options.leadership.isLeader()) {
-      throw new StoreError('LEASE_LOST', `write decided: ${options.leadership.node} is not the leader`);
-    }
+    this.assertLeading(options.leadership, 'write decided');
+    const next = new Map(this.fleet.decided);
     for (const [pool, value] of encodeDecidedPools(decided, options.ramps ?? new Map(), options.pools)) {
-      this.decided.set(pool, value);
+      next.set(pool, value);
     }
-    this.bump('decided');
+    this.replace(this.fleet.decided, next, 'decided');
+  }
+
+  /** Makes `records` exactly `next`; a watch event only when a record changed (etcd: unchanged puts are skipped). */
+  private replace(records: Map<string, string>, next: ReadonlyMap<string, string>, topic: Topic): void {
+    if (sameMap(records, next)) return;
+    records.clear();
+    for (const [k, v] of next) records.set(k, v);
+    this.fleet.bump(topic);
   }
 
   async getDecided(): Promise<DecidedState> {
@@ -298,23 +334,22 @@ export class MemoryFleetStore implements FleetStore {
 
   private historyState(): TableHistoryState {
     const history = new Map<string, PoolHistory>();
-    for (const [pool, value] of this.history) {
+    for (const [pool, value] of this.fleet.history) {
       history.set(pool, decodePoolHistory(keys.historyPool(pool), Buffer.from(value)));
     }
-    return { history, revision: this.revision };
+    return { history, revision: this.fleet.revision };
   }
 
   async writeTableHistory(history: TableHistory, options: { leadership?: Leadership } = {}): Promise<void> {
     this.assertOpen();
-    if (options.leadership && !options.leadership.isLeader()) {
-      throw new StoreError('LEASE_LOST', `write table history: ${options.leadership.node} is not the leader`);
-    }
-    this.history.clear();
+    this.assertLeading(options.leadership, 'write table history');
+    checkHistoryKeys(history);
+    const next = new Map<string, string>();
     for (const [pool, h] of history) {
       const value = fittedHistoryValue(h);
-      if (value !== undefined) this.history.set(pool, value);
+      if (value !== undefined) next.set(pool, value);
     }
-    this.bump('history');
+    this.replace(this.fleet.history, next, 'history');
   }
 
   async getTableHistory(): Promise<TableHistoryState> {
@@ -328,58 +363,39 @@ export class MemoryFleetStore implements FleetStore {
 
   async campaign(node: string): Promise<Leadership> {
     this.assertOpen();
-    return await new Promise<Leadership>((resolve) => {
-      let leader = false;
-      let resolveLost: (e: StoreError | undefined) => void = () => undefined;
-      const lost = new Promise<StoreError | undefined>((r) => (resolveLost = r));
-      const handle = {
-        node,
-        lost,
-        isLeader: () => leader,
-        resign: async () => handle.drop(),
-        drop: () => {
-          const i = this.candidates.findIndex((c) => c.handle === handle);
-          if (i < 0) return;
-          this.candidates.splice(i, 1);
-          const was = leader;
-          leader = false;
-          resolveLost(undefined);
-          if (was) this.promote();
-        },
-      };
-      this.candidates.push({
-        node,
-        handle,
-        elected: () => {
-          leader = true;
-          resolve(handle);
-        },
-      });
-      if (this.candidates.length === 1) this.promote();
-    });
-  }
-
-  private promote(): void {
-    const next = this.candidates[0];
-    next?.elected();
-    this.bump('leader');
+    assertNodeName(node);
+    return await this.fleet.campaign(node, this.campaigns);
   }
 
   async getLeader(): Promise<string | undefined> {
     this.assertOpen();
-    return this.candidates[0]?.handle.isLeader() ? this.candidates[0].node : undefined;
+    return this.fleet.leader();
   }
 
+  /** Like etcd's: the current leader, then each change once. */
   async observeLeader(listener: WatchListener<string | undefined>): Promise<Watch> {
-    return this.subscribe(
-      'leader',
-      () => (this.candidates[0]?.handle.isLeader() ? this.candidates[0].node : undefined),
-      listener,
-    );
+    let last: string | undefined | null = null;
+    const onUpdate = (leader: string | undefined) => {
+      if (leader === last) return;
+      last = leader;
+      listener.onUpdate(leader);
+    };
+    return this.subscribe('leader', () => this.fleet.leader(), { ...listener, onUpdate });
   }
 
+  /**
+   * Ends this client as the etcd store's close() does: its watches stop, its leaderships end (the next candidate
+   * is elected), its waiting campaigns are refused CLOSED and its registrations go (etcd leaves their leases to
+   * expire, as a crash does: played here as that expiry at once). Other clients of the fleet go on.
+   */
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
-    this.listeners.clear();
+    for (const stop of [...this.watches]) stop();
+    for (const c of [...this.campaigns]) c.end(new StoreError('CLOSED', `campaign of ${c.node}: the store was closed`));
+    for (const name of [...this.registrations.keys()]) {
+      this.registrations.delete(name);
+      this.fleet.expireNode(name);
+    }
   }
 }

@@ -18,7 +18,7 @@ import {
 } from './record-check.js';
 import { warnInvalidRecord, watchRecordGroup } from './record-family.js';
 import { memberEntries } from './records.js';
-import { EtcdNodeRegistration } from './registration.js';
+import { DEFAULT_LEASE_TTL_S, EtcdNodeRegistration } from './registration.js';
 import { assertNodeName, type StoreContext } from './store-context.js';
 import type {
   HealthReport,
@@ -81,8 +81,28 @@ function healthReports(snap: ReadonlyMap<string, CachedKv<PoolStatusRecord>>): H
   return [...byNode].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([node, members]) => ({ node, members }));
 }
 
+/**
+ * registerNode() of a name this client holds a registration of: the same info and lease TTL is that registration;
+ * anything else is refused, naming the field (the node record etcd holds would silently keep the first one's).
+ */
+export function assertSameRegistration(
+  held: { readonly info: NodeInfo; readonly ttlS: number },
+  info: NodeInfo,
+  ttlS: number,
+): void {
+  const show = (v: unknown) => (v === undefined ? 'none' : JSON.stringify(v));
+  const differs = (field: string, was: unknown, now: unknown) =>
+    new StoreError(
+      'INVALID_STATE',
+      `register node ${JSON.stringify(info.name)}: registered already through this store with ${field} ${show(was)}, not ${show(now)}; close that registration first`,
+    );
+  if (held.info.address !== info.address) throw differs('address', held.info.address, info.address);
+  if (held.info.version !== info.version) throw differs('version', held.info.version, info.version);
+  if (held.ttlS !== ttlS) throw differs('leaseTtlS', held.ttlS, ttlS);
+}
+
 export class NodeStore {
-  private readonly registrations = new Map<string, EtcdNodeRegistration>();
+  private readonly registrations = new Map<string, { readonly reg: EtcdNodeRegistration; readonly ttlS: number }>();
 
   private readonly warnInvalid: (err: StoreError) => void;
 
@@ -92,10 +112,14 @@ export class NodeStore {
 
   async registerNode(info: NodeInfo, options: NodeRegistrationOptions = {}): Promise<NodeRegistration> {
     assertNodeName(info.name);
-    const existing = this.registrations.get(info.name);
-    if (existing) return existing;
+    const ttlS = options.leaseTtlS ?? DEFAULT_LEASE_TTL_S;
+    const held = this.registrations.get(info.name);
+    if (held) {
+      assertSameRegistration({ info: held.reg.info, ttlS: held.ttlS }, info, ttlS);
+      return held.reg;
+    }
     const reg = await EtcdNodeRegistration.create(this.ctx.ns, info, options, this.ctx.log, this.ctx.attemptMs);
-    this.registrations.set(info.name, reg);
+    this.registrations.set(info.name, { reg, ttlS });
     const close = reg.close.bind(reg);
     return Object.assign(reg, {
       close: async () => {
@@ -173,9 +197,10 @@ export class NodeStore {
   }
 
   async reportHealth(node: string, members: ReadonlyMap<string, MemberStatus>): Promise<void> {
-    const reg = this.registrations.get(node);
-    if (!reg) throw new StoreError('NOT_FOUND', `node ${node}: not registered through this store (registerNode first)`);
-    await reg.reportHealth(members);
+    const held = this.registrations.get(node);
+    if (!held)
+      throw new StoreError('NOT_FOUND', `node ${node}: not registered through this store (registerNode first)`);
+    await held.reg.reportHealth(members);
   }
 
   async listHealthReports(): Promise<HealthReport[]> {
@@ -195,7 +220,7 @@ export class NodeStore {
 
   /** Leases are not revoked: like a crash, they expire after their TTL (close() a registration to leave at once). */
   abandonAll(): void {
-    for (const reg of this.registrations.values()) reg.abandon();
+    for (const { reg } of this.registrations.values()) reg.abandon();
     this.registrations.clear();
   }
 }

@@ -19,8 +19,9 @@ describeStoreContract('etcd (real)', async () => {
   const prefix = `/contract-${Math.random().toString(36).slice(2, 8)}`;
   return {
     open: () => new EtcdFleetStore({ endpoints: etcd.endpoints, prefix, logger }),
-    corruptPointer: async () => {
-      await etcd.etcdctl('put', `${prefix}/v1/desired/current`, '{"schema":1}');
+    corruptPointer: async (hashSeed) => {
+      const pointer = hashSeed === undefined ? { schema: 1 } : { schema: 1, hashSeed };
+      await etcd.etcdctl('put', `${prefix}/v1/desired/current`, JSON.stringify(pointer));
     },
     compact: async (revision) => {
       await etcd.etcdctl('compact', String(revision));

@@ -1,0 +1,72 @@
+/**
+ * Contract cases of nodes, health reports and a client's close() (run by describeStoreContract in
+ * store-contract.ts against the fake and a real etcd).
+ */
+import type { FleetStore, StoreError } from '@l4fleet/store';
+import { expect, test } from 'vitest';
+import { until } from './eventually.js';
+import type { ContractFleet } from './store-contract.js';
+
+const wait = <T>(what: string, fn: () => T | Promise<T>) => until(what, fn, 10_000, 20);
+
+export function describeNodeContract(fleet: () => Promise<ContractFleet & { open(): FleetStore }>): void {
+  test('registerNode twice on one client: the same info is the same registration, other info is refused naming the field', async () => {
+    const s = (await fleet()).open();
+    const reg = await s.registerNode({ name: 'lb1', address: '198.18.2.1' });
+    expect(await s.registerNode({ name: 'lb1', address: '198.18.2.1' })).toBe(reg);
+    const other = await s.registerNode({ name: 'lb1', address: '198.18.2.2' }).catch((e: StoreError) => e);
+    expect(other).toMatchObject({ code: 'INVALID_STATE' });
+    expect((other as StoreError).message).toMatch(/"lb1".*address "198\.18\.2\.1".*"198\.18\.2\.2"/);
+    const ttl = await s.registerNode({ name: 'lb1', address: '198.18.2.1' }, { leaseTtlS: 30 }).catch((e) => e);
+    expect(ttl).toMatchObject({ code: 'INVALID_STATE', message: expect.stringContaining('leaseTtlS') });
+    expect((await s.listNodes())[0]?.record?.address).toBe('198.18.2.1');
+    await reg.close();
+    const again = await s.registerNode({ name: 'lb1', address: '198.18.2.2' });
+    expect((await s.listNodes())[0]?.record?.address).toBe('198.18.2.2');
+    await again.close();
+  });
+
+  test('setNodeDrain refuses what is not a node name', async () => {
+    const s = (await fleet()).open();
+    await expect(s.setNodeDrain('a/b', true)).rejects.toMatchObject({ code: 'INVALID_STATE' });
+    expect(await s.listNodes()).toEqual([]);
+  });
+
+  test('health reports: watched per node; an empty report removes the node', async () => {
+    const f = await fleet();
+    const [agent, cli] = [f.open(), f.open()];
+    const seen: string[] = [];
+    const watch = await cli.watchHealthReports({
+      onUpdate: (r) => seen.push(r.map((h) => `${h.node}:${h.members.size}`).join()),
+    });
+    const reg = await agent.registerNode({ name: 'lb1' });
+    await reg.reportHealth(
+      new Map([
+        ['web/a', 'up'],
+        ['api/b', 'down'],
+      ]),
+    );
+    await wait('report watched', () => seen.at(-1) === 'lb1:2');
+    await reg.reportHealth(new Map());
+    expect(await cli.listHealthReports()).toEqual([]);
+    await wait('empty report watched', () => seen.at(-1) === '');
+    await reg.close();
+    await watch.close();
+  });
+
+  test('close(): the client leadership ends (the next candidate is elected) and its registrations go', async () => {
+    const f = await fleet();
+    const [a, b] = [f.open(), f.open()];
+    const la = await a.campaign('lb1');
+    const pb = b.campaign('lb2');
+    await a.registerNode({ name: 'lb1' }, { leaseTtlS: 2 }); // etcd: left to expire, as a crash leaves it
+    await a.close();
+    expect(la.isLeader()).toBe(false);
+    expect(await la.lost).toBeUndefined();
+    const lb = await pb;
+    expect(lb.isLeader()).toBe(true);
+    expect(await b.getLeader()).toBe('lb2');
+    await wait('the registration gone', async () => (await b.listNodes()).length === 0);
+    await lb.resign();
+  });
+}
