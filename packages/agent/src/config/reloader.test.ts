@@ -192,12 +192,15 @@ describe('agent reload', () => {
     const dir = mkdtempSync(join(tmpdir(), 'l4fleet-reload-tls-'));
     try {
       const cert = join(dir, 'node1.pem');
-      writeFileSync(cert, 'certificate 1');
+      // Two real certificates: the start (and so a restart) takes only PEM certificates that parse.
+      for (const d of ['one', 'two']) mkdirSync(join(dir, d));
+      const [one, two] = [await makeCerts(join(dir, 'one')), await makeCerts(join(dir, 'two'))];
+      writeFileSync(cert, one.cert);
       const withTls = () =>
         configWith({}, { etcd: { endpoints: ['https://198.19.0.2:2379'], tls: { cert, key: cert } } });
       const { reloader, speaker } = await setUp(withTls(), { tlsFiles: tlsFileDigests });
       expect((await reloader.reload(async () => withTls())).changed).toEqual([]); // the same content: nothing to say
-      writeFileSync(cert, 'certificate 2');
+      writeFileSync(cert, two.cert);
       await expect(
         reloader.reload(async () =>
           configWith(
@@ -240,6 +243,33 @@ describe('agent reload', () => {
         await expect(reloader.reload(async () => withTls({ peers: [ROUTER, ROUTER2] }))).rejects.toThrow(
           `reload refused, nothing changed: nats.tls.cert: "${cert}" cannot be read (${why}): the running agent keeps ` +
             'its copy; a restart would fail --check',
+        );
+        expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER.address]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  test.each([
+    ['empty', '', 'is empty'],
+    ['holding no certificate (half written)', '-----BEGIN CERT', 'holds no PEM certificate'],
+  ])(
+    'a TLS certificate renewed in place %s is named as what a restart would refuse, not as renewed',
+    async (_what, content, why) => {
+      const dir = mkdtempSync(join(tmpdir(), 'l4fleet-reload-tls-'));
+      try {
+        const cert = join(dir, 'node1.pem');
+        mkdirSync(join(dir, 'one'));
+        writeFileSync(cert, (await makeCerts(join(dir, 'one'))).cert);
+        const withTls = (bgp: Record<string, unknown> = {}) =>
+          configWith(bgp, { nats: { servers: ['tls://198.19.0.2:4222'], tls: { cert, key: cert } } });
+        const { reloader, speaker } = await setUp(withTls(), { tlsFiles: tlsFileDigests });
+        writeFileSync(cert, content);
+        await expect(reloader.reload(async () => withTls({ peers: [ROUTER, ROUTER2] }))).rejects.toThrow(
+          new RegExp(
+            `nats\\.tls\\.cert: "${cert}" ${why}.*: the running agent keeps its copy; a restart would fail --check`,
+          ),
         );
         expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER.address]);
       } finally {

@@ -101,7 +101,8 @@ export function createReloader(opts: ReloaderOptions): Reloader {
 
   /**
    * A TLS file whose field is unchanged but whose content is not what the agent read at its start. One that cannot
-   * be read now (deleted, a directory) is said so: a restart would not use it but fail --check, the node down.
+   * be read now (deleted, a directory), or holds what the start refuses (empty, no certificate), is said so: a restart
+   * would not use it but fail --check, the node down.
    */
   const renewedTls = (files: ReadonlyMap<string, TlsFile>): AgentConfigProblem[] =>
     [...files].flatMap(([path, now]) => {
@@ -110,7 +111,9 @@ export function createReloader(opts: ReloaderOptions): Reloader {
         return [];
       const message = now.unreadable
         ? `"${now.file}" cannot be read (${now.unreadable}): the running agent keeps its copy; a restart would fail --check`
-        : `"${now.file}" changed since the agent read it at its start: only a restart uses it`;
+        : now.refused
+          ? `"${now.file}" ${now.refused}: the running agent keeps its copy; a restart would fail --check`
+          : `"${now.file}" changed since the agent read it at its start: only a restart uses it`;
       return [{ path, message }];
     });
 

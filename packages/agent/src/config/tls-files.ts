@@ -23,6 +23,8 @@ export interface TlsFile {
   readonly digest: string;
   /** Why the file could not be read, when it could not: an errno code, `not a regular file` or its size. */
   readonly unreadable?: string;
+  /** Why the start would refuse what it holds (readTlsFile: `is empty`, `holds no PEM certificate ...`), if it would. */
+  readonly refused?: string;
 }
 
 /** A certificate, key or CA bundle is KiB; a system bundle ~220 KiB. Past this a digest reads the file as unreadable. */
@@ -136,9 +138,7 @@ export function tlsFileProblem(path: string, file: string): string | undefined {
     return undefined;
   } catch (err) {
     if (!(err instanceof AgentError)) throw err;
-    const message = err.problems[0]?.message ?? err.message;
-    const quoted = `"${file}" `;
-    return message.startsWith(quoted) ? message.slice(quoted.length) : message;
+    return problemOf(err, file);
   }
 }
 
@@ -158,12 +158,34 @@ export function readTlsFiles(section: 'etcd' | 'nats', tls: TlsFiles | undefined
   return out;
 }
 
-function tlsFile(file: string): TlsFile {
+/** The problem of `err` (an AgentError of readConfigFile or checkCertificates) without its leading `"FILE" `. */
+function problemOf(err: AgentError, file: string): string {
+  const message = err.problems[0]?.message ?? err.message;
+  const quoted = `"${file}" `;
+  return message.startsWith(quoted) ? message.slice(quoted.length) : message;
+}
+
+/**
+ * The digest of the file field `path` names, and whether the start would take it (a CA renewed in place as an empty
+ * or half-written file is read fine but refused by readTlsFile: a reload says a restart would fail --check).
+ */
+function tlsFile(path: string, file: string): TlsFile {
+  let content: Buffer;
   try {
-    return { file, digest: createHash('sha256').update(readRegularFile(file, MAX_TLS_FILE_BYTES)).digest('hex') };
+    content = readRegularFile(file, MAX_TLS_FILE_BYTES);
   } catch (err) {
     const why = err instanceof NotReadable ? err.message : ((err as NodeJS.ErrnoException).code ?? 'error');
     return { file, digest: `unreadable (${why})`, unreadable: why };
+  }
+  const digest = createHash('sha256').update(content).digest('hex');
+  if (content.length === 0) return { file, digest, refused: 'is empty' };
+  if (path.endsWith('.key')) return { file, digest };
+  try {
+    checkCertificates(path, file, content);
+    return { file, digest };
+  } catch (err) {
+    if (!(err instanceof AgentError)) throw err;
+    return { file, digest, refused: problemOf(err, file) };
   }
 }
 
@@ -173,13 +195,13 @@ export function tlsFileDigests(config: AgentConfig): Map<string, TlsFile> {
   const add = (section: string, tls: TlsFiles | undefined) => {
     for (const k of ['ca', 'cert', 'key'] as const) {
       const file = tls?.[k];
-      if (file !== undefined) out.set(`${section}.tls.${k}`, tlsFile(file));
+      if (file !== undefined) out.set(`${section}.tls.${k}`, tlsFile(`${section}.tls.${k}`, file));
     }
   };
   add('etcd', config.etcd.tls);
   add('nats', config.nats.tls);
   const caFile = config.health.caFile;
-  if (caFile !== undefined) out.set(HEALTH_CA_FIELD, tlsFile(caFile));
+  if (caFile !== undefined) out.set(HEALTH_CA_FIELD, tlsFile(HEALTH_CA_FIELD, caFile));
   return out;
 }
 
