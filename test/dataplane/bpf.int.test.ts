@@ -569,7 +569,21 @@ describe.skipIf(!built)('bpf data plane', () => {
         expect(r.status, `bpftool ${args.join(' ')}: ${r.stderr}`).toBe(0);
         return r.stdout;
       };
-      tool('map', 'create', pin, 'type', 'array', 'key', '4', 'value', String(valueSize), 'entries', '1', 'name', 'l4f_backend_hwm');
+      tool(
+        'map',
+        'create',
+        pin,
+        'type',
+        'array',
+        'key',
+        '4',
+        'value',
+        String(valueSize),
+        'entries',
+        '1',
+        'name',
+        'l4f_backend_hwm',
+      );
       tool('map', 'update', 'pinned', pin, 'key', '0', '0', '0', '0', 'value', ...value);
 
       const second = bpf();
