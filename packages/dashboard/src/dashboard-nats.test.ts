@@ -5,10 +5,16 @@ import { afterEach, describe, expect, test, vi } from 'vitest';
 import { type Dashboard, startDashboard } from './dashboard.js';
 
 /** followEvents as a recorder that follows until the dashboard closes (nothing is dialled). */
-const followed = vi.hoisted(() => ({ calls: [] as { servers: readonly string[]; subject: string; auth?: unknown }[] }));
+interface Followed {
+  servers: readonly string[];
+  subject: string;
+  auth?: unknown;
+  onMessage?: (text: string) => void;
+}
+const followed = vi.hoisted(() => ({ calls: [] as Followed[] }));
 vi.mock('@l4fleet/agent', async (importOriginal) => ({
   ...(await importOriginal<typeof import('@l4fleet/agent')>()),
-  followEvents: async (opts: { servers: readonly string[]; subject: string; auth?: unknown; signal?: AbortSignal }) => {
+  followEvents: async (opts: Followed & { signal?: AbortSignal }) => {
     followed.calls.push(opts);
     await new Promise<void>((resolve) => {
       if (opts.signal?.aborted) resolve();
@@ -50,5 +56,21 @@ describe('dashboard - NATS login', () => {
     });
     await vi.waitFor(() => expect(followed.calls).toHaveLength(1), { timeout: 5_000 });
     expect(followed.calls[0]?.auth).toBeUndefined();
+  });
+
+  test('a publisher of junk: one warning counts the rejections, not one warning per message', async () => {
+    const lines: { level: number; event?: string; rejectedSinceWarn?: number }[] = [];
+    const sink = { write: (line: string) => lines.push(JSON.parse(line)) };
+    dash = await startDashboard({
+      store,
+      logger: pino({ level: 'debug' }, sink),
+      listen: '127.0.0.1:0',
+      nats: { servers: ['nats://127.0.0.1:4222'], subject: 's' },
+    });
+    await vi.waitFor(() => expect(followed.calls).toHaveLength(1), { timeout: 5_000 });
+    for (let i = 0; i < 100; i++) followed.calls[0]?.onMessage?.(`junk ${i}`);
+    const rejected = lines.filter((l) => l.event === 'eventRejected');
+    expect(rejected).toHaveLength(100); // each is logged, at debug past the first
+    expect(rejected.filter((l) => l.level >= 40)).toEqual([expect.objectContaining({ rejectedSinceWarn: 0 })]);
   });
 });

@@ -20,6 +20,11 @@ import { createTimeline, parseAgentEvent } from './timeline.js';
 
 /** Wait before following NATS again after the connection failed or ended. */
 export const NATS_RETRY_MS = 2_000;
+/**
+ * A rejected NATS message (not an agent event, too large) is warned at most once per this long per subject, the
+ * warning counting the ones rejected since: anyone who may publish on the subject could otherwise fill the log.
+ */
+export const REJECTED_WARN_EVERY_MS = 60_000;
 /** The fleet's writes the page's "Changes" lists (`l4fleet history` shows more). */
 export const CHANGES_ON_PAGE = 10;
 
@@ -114,6 +119,19 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   const abort = new AbortController();
   /** Follows one subject until close, again NATS_RETRY_MS after the connection failed or ended. */
   const follow = async (servers: readonly string[], subject: string, onMessage: (text: string) => void) => {
+    let warnedAtMs: number | undefined;
+    let rejectedSinceWarn = 0;
+    const rejected = (err: unknown) => {
+      const now = performance.now();
+      if (warnedAtMs !== undefined && now - warnedAtMs < REJECTED_WARN_EVERY_MS) {
+        rejectedSinceWarn++;
+        log.debug({ event: 'eventRejected', subject, err: (err as Error).message });
+        return;
+      }
+      log.warn({ event: 'eventRejected', subject, err: (err as Error).message, rejectedSinceWarn });
+      warnedAtMs = now;
+      rejectedSinceWarn = 0;
+    };
     while (!closed) {
       try {
         await followEvents({
@@ -125,7 +143,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
             try {
               onMessage(text);
             } catch (err) {
-              log.warn({ event: 'eventRejected', subject, err: (err as Error).message });
+              rejected(err);
             }
           },
         });
