@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { parseFleet } from '@l4fleet/config';
-import type { Namespace } from 'etcd3';
+import { GRPCCancelledError, GRPCInternalError, type Namespace } from 'etcd3';
 import pino from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { encodeDocument } from './codec.js';
@@ -18,8 +18,12 @@ class FakeNamespace {
   compactedBelow = 0;
   /** Keys other than the pointer (decided/, history/ records). */
   others: string[] = [];
-  /** Chunk reads (any key but the pointer) at this revision fail with a plain Error (no StoreError, no etcd code). */
+  /** Chunk reads (any key but the pointer) at this revision fail, with the errors of chunkErrors in turn. */
   failChunkReadsAt = -1;
+  /** What the failing chunk reads throw, one per read; when empty, those reads return `chunk`. */
+  chunkErrors: Error[] = [];
+  /** The value of every chunk key (undefined: missing). */
+  chunk: Buffer | undefined;
   /** Chunk reads done, for the bound on retries. */
   chunkReads = 0;
   readonly watchers: (EventEmitter & { cancel(): Promise<void> })[] = [];
@@ -29,8 +33,12 @@ class FakeNamespace {
     const exec = async () => {
       if (key !== keys.pointer) {
         this.chunkReads += 1;
-        if (at === this.failChunkReadsAt) throw new Error('unexpected reply');
-        return { header: { revision: String(this.revision) }, kvs: [] };
+        const failure = at === this.failChunkReadsAt ? this.chunkErrors.shift() : undefined;
+        if (failure !== undefined) throw failure;
+        return {
+          header: { revision: String(this.revision) },
+          kvs: this.chunk === undefined ? [] : [{ value: this.chunk, mod_revision: String(at) }],
+        };
       }
       if (at > 0 && at < this.compactedBelow) {
         throw new Error('etcdserver: mvcc: required revision has been compacted');
@@ -241,7 +249,16 @@ describe('store desired - resync', () => {
     expect(errors[0]?.message).toContain(`${keys.pointer}: document: `);
   });
 
-  test('store desired - a generation read failing with an error no retry helps is reported once and skipped', async () => {
+  /** The one-chunk (encoding json) form of the inline pointer of `f`, and its chunk. */
+  const chunkedOf = (f: unknown, generation: string) => {
+    const { document, ...rest } = JSON.parse(pointerOf(f, generation)) as Record<string, unknown>;
+    return {
+      pointer: JSON.stringify({ ...rest, encoding: 'json', chunks: 1 }),
+      chunk: Buffer.from(JSON.stringify(document)),
+    };
+  };
+
+  test('store desired - a generation read failing with the record at fault (too large) is reported once and skipped', async () => {
     const ns = new FakeNamespace();
     ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
     const updates: DesiredState[] = [];
@@ -250,14 +267,46 @@ describe('store desired - resync', () => {
       onUpdate: (s) => updates.push(s),
       onError: (e) => errors.push(e),
     });
-    // A chunked pointer at revision 11 whose chunk reads fail with an error etcd's codes do not name (INTERNAL).
-    const chunked = { ...JSON.parse(pointerOf(fleet, 'g2')), encoding: 'json', chunks: 1 };
-    delete chunked.document;
+    // A chunked pointer at revision 11 whose chunk is more than the client takes: every read of it fails the same.
+    const chunked = chunkedOf(fleet, 'g2');
+    ns.chunk = chunked.chunk;
     ns.failChunkReadsAt = 11;
-    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(JSON.stringify(chunked), 11)] });
+    ns.chunkErrors = Array.from(
+      { length: 10 },
+      () => new Error('8 RESOURCE_EXHAUSTED: Received message larger than max (4194400 vs. 4194304)'),
+    );
+    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(chunked.pointer, 11)] });
     ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(pointerOf(fleet, 'g3'), 12)] });
     await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 12]), { timeout: 10_000 });
-    expect(errors.map((e) => e.code)).toEqual(['INTERNAL']);
+    expect(errors.map((e) => e.code)).toEqual(['TOO_LARGE']);
     expect(errors[0]?.message).toContain('revision 11');
+  });
+
+  test('store desired - a generation read failing with gRPC INTERNAL or CANCELLED (etcd restarting) is retried and delivered', async () => {
+    const ns = new FakeNamespace();
+    ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
+    const updates: DesiredState[] = [];
+    const errors: StoreError[] = [];
+    watch = await new DesiredStore(ctxOf(ns)).watchDesired({
+      onUpdate: (s) => updates.push(s),
+      onError: (e) => errors.push(e),
+    });
+    // etcd going away mid-read: grpc-js ends the stream with RST_STREAM (code 13) or cancels the call (code 1).
+    // Skipped, this revision would never be read again (the watch resumes after it): this node would keep the old
+    // fleet while its peers run the new one.
+    const chunked = chunkedOf(fleet, 'g2');
+    ns.chunk = chunked.chunk;
+    ns.failChunkReadsAt = 11;
+    ns.chunkErrors = [
+      new GRPCInternalError('Received RST_STREAM with code 2 triggered by internal client error: read ECONNRESET'),
+      new GRPCCancelledError('Call cancelled'),
+      new GRPCInternalError('Received RST_STREAM with code 2 (Internal server error)'),
+    ];
+    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(chunked.pointer, 11)] });
+    await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 11]), { timeout: 10_000 });
+    expect(updates[1]?.generation).toBe('g2');
+    expect(ns.chunkErrors).toEqual([]);
+    expect(errors.map((e) => e.code)).toEqual(['INTERNAL', 'INTERNAL', 'INTERNAL']);
+    expect(errors.filter((e) => e.message.includes('skipped'))).toEqual([]);
   });
 });

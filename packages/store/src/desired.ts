@@ -46,8 +46,20 @@ interface ReadPointer {
   readonly salvagedSeed: number | undefined;
 }
 
-/** Reads of one desired revision failing with an error that is not retryable before it is skipped (watchDesired). */
+/**
+ * Reads of one desired revision failing with an error that is the record's own fault (RECORD_FAULT) before the watch
+ * skips it (watchDesired).
+ */
 const NON_TRANSIENT_ATTEMPTS = 3;
+
+/**
+ * Read failures of a desired revision that are the record's fault, which no retry of the same revision helps: the
+ * watch skips that revision after NON_TRANSIENT_ATTEMPTS. INVALID_RECORD (the checks, and decodePointer's wrap of a
+ * RangeError/TypeError) is skipped at once. Not INTERNAL or AUTH: etcd restarting ends reads with gRPC INTERNAL
+ * (RST_STREAM) or CANCELLED, which toStoreError cannot tell from a bug, and a skipped revision is never read again
+ * (the watch resumes after it), so that node would keep the old fleet while its peers run the new one.
+ */
+const RECORD_FAULT: ReadonlySet<string> = new Set(['TOO_LARGE']);
 
 /** Failures after which a sent request may still have been applied (or may still be, once etcd resumes). */
 const MAYBE_SENT: ReadonlySet<string> = new Set(['UNAVAILABLE', 'TIMEOUT', 'INTERNAL']);
@@ -283,10 +295,10 @@ export class DesiredStore {
               onError(toStoreError(err, 'watch desired state'));
               continue;
             }
-            // Read the generation as of this event's revision; retry while etcd is unreachable, re-read all if
-            // that revision was compacted meanwhile. An error no retry is known to help (INTERNAL, AUTH) is tried
-            // NON_TRANSIENT_ATTEMPTS times, then reported and skipped: retried for ever, it held every later apply
-            // back (this loop serializes events), while the last good fleet keeps serving either way.
+            // Read the generation as of this event's revision; retry (capped backoff) while etcd fails, re-read
+            // all if that revision was compacted meanwhile. Only a failure that is the record's fault (RECORD_FAULT)
+            // is tried NON_TRANSIENT_ATTEMPTS times, then reported and skipped: retried for ever, it held every
+            // later apply back (this loop serializes events), while the last good fleet keeps serving either way.
             for (let attempt = 0; !closed; attempt++) {
               try {
                 const fleet = await this.readFleet(pointer, ev.modRevision);
@@ -302,7 +314,7 @@ export class DesiredStore {
                   await resync();
                   break;
                 }
-                if (!e.retryable) {
+                if (RECORD_FAULT.has(e.code)) {
                   if (attempt + 1 < NON_TRANSIENT_ATTEMPTS) {
                     await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt)));
                     continue;
