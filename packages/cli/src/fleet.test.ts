@@ -115,6 +115,8 @@ describe('cli - fleet commands on the memory store', () => {
     [['help', 'member'], 'Usage: l4fleet member [options] [command]'],
     [['member', 'help', 'weight'], 'Usage: l4fleet member weight [options] <pool> <member> <weight>'],
     [['help', 'member', 'weight'], 'Usage: l4fleet member weight [options] <pool> <member> <weight>'],
+    // The words after a command without subcommands are its arguments, as with commander's built-in help.
+    [['help', 'get', 'nodes'], 'Usage: l4fleet get [options] <kind>'],
   ])('%j: the help on stdout, exit 0', async (argv, usage) => {
     const r = await cli(...argv);
     expect(r).toMatchObject({ code: 0, err: '' });

@@ -51,7 +51,8 @@ export function createProgram(io: CliIo = processIo, deps: CliDeps = {}): Comman
  * Commander's built-in `help NAME` printed only the usage for a NAME it does not know (exit 2), never saying what was
  * wrong, while `l4fleet nosuch` says "unknown command". Each group that had the built-in one gets a `help` command of
  * its own instead: `help [command...]` walks down the names given; an unknown one is named first, then that group's
- * usage (showHelpAfterError), exit 2 as any usage error.
+ * usage (showHelpAfterError), exit 2 as any usage error. Words after a command without subcommands are its arguments
+ * (`help get nodes` is get's help, as commander's built-in one gave).
  */
 function addHelpCommands(group: Command): void {
   for (const sub of group.commands) addHelpCommands(sub);
@@ -69,6 +70,8 @@ function addHelpCommands(group: Command): void {
     .action((names: string[]) => {
       let target: Command = group;
       for (const name of names) {
+        // A command without subcommands takes the words after it as its arguments (`help get nodes`: get's help).
+        if (target !== group && target.commands.length === 0) break;
         const next = target.commands.find((c) => c.name() === name || c.aliases().includes(name));
         if (next === undefined)
           return target.error(`error: unknown command '${name}'`, { code: 'commander.unknownCommand' });
