@@ -1,8 +1,8 @@
 /**
  * The page: follows /api/stream (server-sent events) and re-renders; actions ask for confirmation and send the
- * token as a bearer header (kept in sessionStorage for this tab only). While the stream is not live the page says
- * what it shows is the last state known (dimmed, "last known") and its write buttons are off: a drain must not be
- * decided on a stale view.
+ * token as a bearer header (kept in sessionStorage for this tab only). Until a stream has sent its own view the page
+ * says what it shows is the last state known (dimmed, "last known") and its write buttons are off: a drain must not
+ * be decided on a stale view.
  */
 
 import { renderChanges, renderFlows, renderTimeline } from './activity.js';
@@ -98,6 +98,13 @@ $('all-probes').addEventListener('change', (ev) => $('timeline').classList.toggl
 const HEARTBEAT_MS = 15_000;
 /** No event for this many heartbeats: the connection is dead though it never errored (half-open TCP). */
 const SILENT_HEARTBEATS = 2.5;
+/**
+ * Until a stream's full state is in (its first `metrics`, the last record the server sends on connect: src/server.ts),
+ * each record may take this long. The pings are written behind the view (~22 MiB at 100 VIPs of 1,000 members) and
+ * the timeline (up to 500 entries of 64 KiB), which a slow link (a VPN) needs minutes for: cut after 2.5 heartbeats,
+ * every new stream would be sent it all again and cut again, and the page would never become live.
+ */
+const LOADING_LIMIT_MS = 10 * 60_000;
 /** A new EventSource after one the browser gave up on: 1 s, doubling up to 30 s, back to 1 s once one works. */
 const RETRY_FIRST_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
@@ -124,10 +131,14 @@ const handlers = {
   },
   view(data) {
     state.view = data;
-    render();
+    if (state.live) render();
+    else showLink(true, 'live'); // this stream's own view: what the page shows is current again
   },
   timeline: (data) => renderTimeline($('timeline'), data, timelineList),
-  metrics: (data) => charts.update(data),
+  metrics(data) {
+    loadedMs ??= performance.now() - openedAtMs; // first: a chart that fails to draw still ends the full state
+    charts.update(data);
+  },
   'metrics-column'(data) {
     // Not the column after the page's last (the server moved its time axis back after a wall clock step): a new
     // stream sends the whole history again, where skipping would freeze the charts until the clock caught up.
@@ -147,16 +158,24 @@ let heartbeatMs = HEARTBEAT_MS;
 let retryMs = RETRY_FIRST_MS;
 let retryTimer;
 let silenceTimer;
+/** performance.now() at this connection's `open`, and how long its full state then took (undefined: still coming). */
+let openedAtMs = 0;
+let loadedMs;
 
-/** Arms (again) the check that something arrives within SILENT_HEARTBEATS heartbeats. */
+/**
+ * Arms (again) the check that something arrives in time: LOADING_LIMIT_MS while the full state comes, then
+ * SILENT_HEARTBEATS heartbeats plus the time the full state took, as a later view takes about as long and holds back
+ * the pings written behind it (a half-open connection is still found, later on a slower link).
+ */
 function watchSilence() {
   clearTimeout(silenceTimer);
-  const limitMs = SILENT_HEARTBEATS * heartbeatMs;
+  const limitMs = loadedMs === undefined ? LOADING_LIMIT_MS : SILENT_HEARTBEATS * heartbeatMs + loadedMs;
   silenceTimer = setTimeout(() => reopen(`stale: nothing for ${Math.round(limitMs / 1000)} s`), limitMs);
 }
 
 function connect() {
   retryTimer = undefined;
+  loadedMs = 0; // until it opens: the heartbeat limit, as before any full state
   const es = new EventSource('/api/stream');
   stream = es;
   const mine = (fn) => (e) => {
@@ -165,7 +184,11 @@ function connect() {
   es.addEventListener(
     'open',
     mine(() => {
-      showLink(true, 'live');
+      // Not live yet: until this stream's view comes, the page shows the last one (stale, writes off), and a drain
+      // must not be decided on it. Also after the browser's own retry, which opens the same EventSource again.
+      showLink(false, 'loading');
+      openedAtMs = performance.now();
+      loadedMs = undefined;
       watchSilence();
     }),
   );

@@ -381,12 +381,14 @@ describe('page', () => {
     vi.unstubAllGlobals();
   });
 
-  /** Opens the newest stream and sends what the server sends on connect. */
+  /** Opens the newest stream and sends what the server sends on connect (src/server.ts /api/stream), at once. */
   const connected = (view = viewRecord()) => {
     const es = page.stream();
     es.open();
     es.send('hello', { writes: true, instance: 'i1' });
     es.send('view', view);
+    es.send('timeline', []);
+    es.send('metrics', emptyMetrics());
     return es;
   };
   const drainButton = () => page.$('nodes').querySelector('button[data-action="drain"]') as FakeElement;
@@ -438,9 +440,94 @@ describe('page', () => {
     expect(drainButton().disabled).toBe(true);
     await vi.advanceTimersByTimeAsync(5_000);
     expect(page.streams).toHaveLength(1);
+    es.open(); // the old view is still all the page has: live only once the new stream's view came
+    expect(page.$('live').textContent).toBe('loading');
+    expect(stale()).toBe(true);
+    expect(drainButton().disabled).toBe(true);
+    es.send('hello', { writes: true, instance: 'i1' });
+    es.send('view', viewRecord({ revision: 8 }));
+    expect(page.$('live').textContent).toBe('live');
+    expect(page.$('summary').textContent).toMatch(/^revision 8/);
+    expect(drainButton().disabled).toBe(false);
+  });
+
+  test('page - a reopened stream is not live before its view: the last one stays "last known", writes off', async () => {
+    connected();
+    page.stream().fail(FakeEventSource.CLOSED);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(page.streams).toHaveLength(2);
+    const es = page.stream();
     es.open();
+    expect(page.$('live').textContent).toBe('loading');
+    expect(page.$('live').className).toBe('badge off');
+    expect(stale()).toBe(true);
+    expect(page.$('summary').textContent).toMatch(/^last known: revision 7/);
+    expect(drainButton().disabled).toBe(true);
+    es.send('hello', { writes: true, instance: 'i1' });
+    expect(stale()).toBe(true);
+    expect(drainButton().disabled).toBe(true);
+    es.send('view', viewRecord({ revision: 9 }));
+    expect(page.$('live').textContent).toBe('live');
+    expect(stale()).toBe(false);
+    expect(page.$('summary').textContent).toMatch(/^revision 9/);
+    expect(drainButton().disabled).toBe(false);
+  });
+
+  test('page - a full state that takes longer than 2.5 heartbeats to arrive (a slow link) is not cut', async () => {
+    const es = page.stream();
+    es.open();
+    es.send('hello', { writes: true, instance: 'i1' });
+    // The view (~22 MiB at 100 VIPs of 1,000 members) is in transit, the pings written behind it.
+    for (let round = 0; round < 3; round++) {
+      await vi.advanceTimersByTimeAsync(37_500);
+      expect(page.streams).toHaveLength(1);
+      expect(es.closed).toBe(false);
+    }
+    es.send('view', viewRecord());
     expect(page.$('live').textContent).toBe('live');
     expect(drainButton().disabled).toBe(false);
+    await vi.advanceTimersByTimeAsync(37_500); // the timeline (up to 500 entries of 64 KiB) after it
+    expect(es.closed).toBe(false);
+    es.send('timeline', []);
+    es.send('metrics', emptyMetrics()); // the full state took 150 s
+    es.send('ping', { everyMs: 15_000 });
+    // A later view takes as long and holds back the pings behind it: 2.5 heartbeats + 150 s before it counts as dead.
+    await vi.advanceTimersByTimeAsync(187_000);
+    expect(es.closed).toBe(false);
+    es.send('view', viewRecord({ revision: 8 }));
+    es.send('ping', { everyMs: 15_000 });
+    await vi.advanceTimersByTimeAsync(187_000);
+    expect(page.$('live').textContent).toBe('live');
+    await vi.advanceTimersByTimeAsync(1_000); // then silence (a half-open connection) is still found
+    expect(page.$('live').textContent).toMatch(/^stale/);
+    expect(stale()).toBe(true);
+    expect(es.closed).toBe(true);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(page.streams).toHaveLength(2);
+  });
+
+  test('page - a full state still not complete after 10 minutes: stale, and a new stream', async () => {
+    const es = page.stream();
+    es.open();
+    es.send('hello', { writes: true, instance: 'i1' });
+    await vi.advanceTimersByTimeAsync(599_000);
+    expect(es.closed).toBe(false);
+    es.send('view', viewRecord());
+    await vi.advanceTimersByTimeAsync(599_000); // each record of the full state restarts the bound
+    expect(es.closed).toBe(false);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(es.closed).toBe(true);
+    expect(page.$('live').textContent).toMatch(/^stale/);
+    expect(drainButton().disabled).toBe(true);
+  });
+
+  test('page - a fast full state: 2.5 heartbeats of silence after it reopen the stream', async () => {
+    const es = connected();
+    await vi.advanceTimersByTimeAsync(37_400);
+    expect(es.closed).toBe(false);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(es.closed).toBe(true);
+    expect(page.$('live').textContent).toMatch(/^stale/);
   });
 
   test('page - nothing for 2.5 heartbeats (a half-open connection): stale, and a new stream', async () => {
