@@ -56,7 +56,7 @@ export function createAgent(deps: AgentDeps): Agent {
     ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
   });
   if (deps.nats) events.setTransport(deps.nats);
-  metrics.setDataPlaneSource(() => dataPlane.counters());
+  metrics.setDataPlaneSource(() => dataPlane.counters(), log);
 
   const inputs = createServedInputs();
   // Slow start of members the operator starts: held at the first step until the aggregator's ramp arrives.

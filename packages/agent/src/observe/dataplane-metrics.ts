@@ -4,6 +4,7 @@
  */
 
 import type { DataPlaneCounters } from '@l4fleet/dataplane';
+import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 
 type ReadCounters = () => Promise<DataPlaneCounters | undefined>;
@@ -15,22 +16,53 @@ type ReadCounters = () => Promise<DataPlaneCounters | undefined>;
  */
 export const DEFAULT_DATAPLANE_READ_TIMEOUT_MS = 1_000;
 
+export interface DataPlaneReader {
+  /** The reading a scrape serves: undefined before the first answer, and after a read that failed. */
+  read: ReadCounters;
+  /** 1 after a read that answered, 0 after one that failed; undefined before the first finished. */
+  up(): 0 | 1 | undefined;
+  /** The driver's counters, once it is up; `logger` hears of each run of failed reads (its first, and its end). */
+  setSource(fn: (() => Promise<DataPlaneCounters>) | undefined, logger?: Logger): void;
+}
+
 /**
  * One data-plane read per scrape; the source is set once the driver is up. A read slower than `timeoutMs` leaves the
  * scrape with the last reading (none before the first), and goes on in the background for the next scrape: never two
- * reads at once.
+ * reads at once. A read that fails drops the last reading: its series go missing (and `up()` says 0) until a read
+ * answers again, since a frozen counter would read as a VIP without traffic (design note 0006, Metrics).
  */
-export function createDataPlaneReader(opts: { timeoutMs?: number } = {}): {
-  read: ReadCounters;
-  setSource(fn: (() => Promise<DataPlaneCounters>) | undefined): void;
-} {
+export function createDataPlaneReader(opts: { timeoutMs?: number } = {}): DataPlaneReader {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_DATAPLANE_READ_TIMEOUT_MS;
   let dpSource: (() => Promise<DataPlaneCounters>) | undefined;
+  let log: Logger | undefined;
   let dpCache: DataPlaneCounters | undefined;
+  let lastUp: 0 | 1 | undefined;
+  /** Reads failed in a row: the first is logged, the others are counted into the recovery's line. */
+  let failedReads = 0;
   /** The source's read in flight, possibly from an earlier scrape that stopped waiting for it. */
   let pending: Promise<void> | undefined;
   /** What the gauges of the scrape now running wait for. */
   let scrape: Promise<DataPlaneCounters | undefined> | undefined;
+
+  const answered = (c: DataPlaneCounters): void => {
+    dpCache = c;
+    lastUp = 1;
+    if (failedReads > 0)
+      log?.info({ event: 'dataPlaneCountersRecovered', failedReads }, 'data-plane counters read again');
+    failedReads = 0;
+  };
+  const failed = (err: unknown): void => {
+    dpCache = undefined;
+    lastUp = 0;
+    failedReads += 1;
+    if (failedReads === 1) {
+      log?.warn(
+        { event: 'dataPlaneCountersFailed', err },
+        'data-plane counters could not be read: the l4fleet_dataplane_* series are missing until a read answers',
+      );
+    }
+  };
+
   // prom-client collects all metrics of a scrape concurrently: the data-plane gauges share one read per scrape.
   const read: ReadCounters = () => {
     const source = dpSource;
@@ -39,12 +71,7 @@ export function createDataPlaneReader(opts: { timeoutMs?: number } = {}): {
     if (!pending) {
       const p: Promise<void> = Promise.resolve()
         .then(source)
-        .then(
-          (c) => {
-            dpCache = c;
-          },
-          () => undefined, // keep the last reading: a scrape must not fail because nft was slow once
-        )
+        .then(answered, failed)
         .finally(() => {
           if (pending === p) pending = undefined;
         });
@@ -65,14 +92,34 @@ export function createDataPlaneReader(opts: { timeoutMs?: number } = {}): {
 
   return {
     read,
-    setSource(fn) {
+    up: () => (dpSource ? lastUp : undefined),
+    setSource(fn, logger) {
       dpSource = fn;
+      log = logger;
     },
   };
 }
 
-/** Registers the `l4fleet_dataplane_*` gauges on `registers`, each filled from `read` when scraped. */
-export function registerDataPlaneGauges(registers: Registry[], read: ReadCounters): void {
+/**
+ * Registers the `l4fleet_dataplane_*` gauges on `registers`, each filled from `reader` when scraped. Without a reading
+ * (driver not up, first read not answered, last read failed) they have no sample: absent, never a 0 that reads as an
+ * idle node; `l4fleet_dataplane_counters_up` says which.
+ */
+export function registerDataPlaneGauges(registers: Registry[], reader: DataPlaneReader): void {
+  const { read } = reader;
+  new Gauge({
+    name: 'l4fleet_dataplane_counters_up',
+    help:
+      '1 while the data-plane counters read (the last read answered), 0 after a read failed: the other ' +
+      'l4fleet_dataplane_* series are missing then (cannot read, not no traffic); absent before the first read',
+    registers,
+    async collect() {
+      await read();
+      const up = reader.up();
+      if (up === undefined) this.remove();
+      else this.set(up);
+    },
+  });
   new Gauge({
     name: 'l4fleet_dataplane_vip_packets',
     help: 'packets that entered the forwarding path of each VIP',
@@ -124,7 +171,9 @@ export function registerDataPlaneGauges(registers: Registry[], read: ReadCounter
       'drivers). The backends count what they did with them: l4fleet backend status',
     registers,
     async collect() {
-      this.set((await read())?.secondChance?.tagged.packets ?? 0);
+      const c = await read();
+      if (c === undefined) this.remove();
+      else this.set(c.secondChance?.tagged.packets ?? 0);
     },
   });
   new Gauge({
@@ -134,7 +183,9 @@ export function registerDataPlaneGauges(registers: Registry[], read: ReadCounter
       '0 without it)',
     registers,
     async collect() {
-      this.set((await read())?.xdp?.forwarded.packets ?? 0);
+      const c = await read();
+      if (c === undefined) this.remove();
+      else this.set(c.xdp?.forwarded.packets ?? 0);
     },
   });
   new Gauge({
@@ -159,7 +210,9 @@ export function registerDataPlaneGauges(registers: Registry[], read: ReadCounter
     help: 'flow-affinity entries in the data plane',
     registers,
     async collect() {
-      this.set((await read())?.flowTable.entries ?? 0);
+      const c = await read();
+      if (c === undefined) this.remove();
+      else this.set(c.flowTable.entries);
     },
   });
 }

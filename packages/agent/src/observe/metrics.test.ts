@@ -1,4 +1,5 @@
 import type { DataPlaneCounters } from '@l4fleet/dataplane';
+import pino from 'pino';
 import { describe, expect, test } from 'vitest';
 import { createAgentMetrics, recordDecided } from './metrics.js';
 
@@ -13,6 +14,13 @@ function counters(extra: Partial<DataPlaneCounters> = {}): DataPlaneCounters {
     ...extra,
   };
 }
+
+/** Rejects after 5 s: a scrape that waits on the data plane for ever fails the test instead of hanging it. */
+const bounded = <T>(p: Promise<T>): Promise<T> =>
+  Promise.race([
+    p,
+    new Promise<T>((_, reject) => setTimeout(() => reject(new Error('the scrape waited for the data plane')), 5_000)),
+  ]);
 
 async function scrape(c: DataPlaneCounters): Promise<string> {
   const m = createAgentMetrics({ node: 'node1', fleet: 'default', defaultMetrics: false });
@@ -157,13 +165,6 @@ describe('agent metrics - series at start', () => {
 });
 
 describe('agent metrics - a slow data plane', () => {
-  /** Rejects after 5 s: a scrape that waits on the data plane for ever fails the test instead of hanging it. */
-  const bounded = <T>(p: Promise<T>): Promise<T> =>
-    Promise.race([
-      p,
-      new Promise<T>((_, reject) => setTimeout(() => reject(new Error('the scrape waited for the data plane')), 5_000)),
-    ]);
-
   // Prometheus gives up on a scrape after scrape_timeout (4 s in deploy/grafana): a data-plane read stuck behind an
   // apply must not take the agent's other metrics with it (L4fleetAgentDown on a live agent).
   test('a read that does not answer: the scrape answers with the last reading, and no second read starts', async () => {
@@ -200,5 +201,66 @@ describe('agent metrics - a slow data plane', () => {
     const text = await bounded(m.registry.metrics());
     expect(text).toMatch(/^l4fleet_fail_static\{node="node1",fleet="default"\} 0$/m);
     expect(text).not.toMatch(/^l4fleet_dataplane_vip_packets\{/m);
+  });
+});
+
+describe('agent metrics - a data plane that cannot be read', () => {
+  // A failed read is not a slow one: keeping its last reading would show a flat counter (rate() 0) for a VIP that may
+  // still carry connections, and the operator guide's drain says to disable the VIP once its traffic stops.
+  test('a read that fails: the data-plane series go missing and counters_up says 0 until a read answers again', async () => {
+    const m = createAgentMetrics({ node: 'node1', fleet: 'default', defaultMetrics: false });
+    const answers: (DataPlaneCounters | Error)[] = [
+      counters({ secondChance: { tagged: { packets: 4, bytes: 400 } } }),
+      new Error('nft -j list table: table l4fleet does not exist'),
+      counters(),
+    ];
+    m.setDataPlaneSource(async () => {
+      const a = answers.shift();
+      if (a === undefined || a instanceof Error) throw a ?? new Error('no more answers');
+      return a;
+    });
+    const ok = await bounded(m.registry.metrics());
+    expect(ok).toMatch(/^l4fleet_dataplane_counters_up\{node="node1",fleet="default"\} 1$/m);
+    expect(ok).toMatch(/^l4fleet_dataplane_vip_packets\{vip="198.51.100.10:80\/tcp",[^}]*\} 7$/m);
+
+    const failed = await bounded(m.registry.metrics());
+    expect(failed).toMatch(/^l4fleet_dataplane_counters_up\{node="node1",fleet="default"\} 0$/m);
+    // No sample of any data-plane gauge: absent, not a 0 that reads as an idle node.
+    expect(failed.split('\n').filter((l) => /^l4fleet_dataplane_(?!counters_up)/.test(l))).toEqual([]);
+    expect(failed).toMatch(/^l4fleet_fail_static\{node="node1",fleet="default"\} 0$/m);
+
+    const back = await bounded(m.registry.metrics());
+    expect(back).toMatch(/^l4fleet_dataplane_counters_up\{node="node1",fleet="default"\} 1$/m);
+    expect(back).toMatch(/^l4fleet_dataplane_flow_entries\{[^}]*\} 3$/m);
+  });
+
+  test('a run of failed reads is logged once, with the error, and its end once', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const m = createAgentMetrics({ node: 'node1', fleet: 'default', defaultMetrics: false });
+    let fail = true;
+    m.setDataPlaneSource(async () => {
+      if (fail) throw new Error('nft -j list table: table l4fleet does not exist');
+      return counters();
+    }, log);
+    for (let i = 0; i < 3; i++) await bounded(m.registry.metrics());
+    fail = false;
+    await bounded(m.registry.metrics());
+    await bounded(m.registry.metrics());
+    expect(lines.map((l) => [l.event, l.level])).toEqual([
+      ['dataPlaneCountersFailed', 40],
+      ['dataPlaneCountersRecovered', 30],
+    ]);
+    expect(lines[0]?.err).toMatchObject({ message: expect.stringContaining('table l4fleet does not exist') });
+    expect(lines[1]?.failedReads).toBe(3);
+  });
+
+  test('before the driver is up: no data-plane samples, counters_up included', async () => {
+    const text = await createAgentMetrics({
+      node: 'node1',
+      fleet: 'default',
+      defaultMetrics: false,
+    }).registry.metrics();
+    expect(text.split('\n').filter((l) => /^l4fleet_dataplane_/.test(l))).toEqual([]);
   });
 });

@@ -5,6 +5,7 @@
 
 import type { MemberRamps, MemberStatus } from '@l4fleet/config';
 import type { DataPlaneCounters } from '@l4fleet/dataplane';
+import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { RecordFamily } from '../etcd/rejected-records.js';
 import type { ObservedStatus } from '../health/hysteresis.js';
@@ -69,8 +70,11 @@ export interface AgentMetrics {
   setSessionState(peer: string, state: string): void;
   /** Drops a peer's session series (the peer left agent.yaml on a reload). */
   forgetSession(peer: string): void;
-  /** Reads data-plane counters on each scrape. */
-  setDataPlaneSource(fn: (() => Promise<DataPlaneCounters>) | undefined): void;
+  /**
+   * Reads data-plane counters on each scrape; `logger` hears of a run of failed reads (its first and its end), which
+   * the metrics show as `l4fleet_dataplane_counters_up` 0 with the other data-plane series missing.
+   */
+  setDataPlaneSource(fn: (() => Promise<DataPlaneCounters>) | undefined, logger?: Logger): void;
   /** This node's view of a member (l4fleet_member_observed: 1 up, 0 down, -1 unknown). */
   setMemberObserved(member: string, status: ObservedStatus): void;
   /** Drops the observed series of members not in `probed` (removed, disabled: no longer probed). */
@@ -272,7 +276,7 @@ export function createAgentMetrics(opts: AgentMetricsOptions): AgentMetrics {
       registers: r,
     }),
   };
-  registerDataPlaneGauges(r, dp.read);
+  registerDataPlaneGauges(r, dp);
   // A labelled counter has no series until its first inc(): it would appear at 1 with the first event, which increase()
   // does not count, so an alert on it would miss the first error after each start. Every known label value starts at 0.
   for (const result of ['ok', 'error']) m.tableAppliesTotal.inc({ result }, 0);
@@ -323,8 +327,8 @@ export function createAgentMetrics(opts: AgentMetricsOptions): AgentMetrics {
     forgetSession(peer) {
       for (const s of SESSION_STATES) m.bgpSessionState.remove({ peer, state: s });
     },
-    setDataPlaneSource(fn) {
-      dp.setSource(fn);
+    setDataPlaneSource(fn, logger) {
+      dp.setSource(fn, logger);
     },
   };
 }
