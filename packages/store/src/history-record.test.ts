@@ -72,6 +72,25 @@ describe('store history - the record', () => {
     expect((err as Error).message).toContain(message);
   });
 
+  // shown() stringified the whole value: a RangeError escaped as no StoreError, so the rejection was not signalled.
+  test.each([
+    ['a row', 'current', 'current[0]: [[['],
+    ['an earlier table', 'earlier', 'earlier[0]: [[['],
+  ])('%s nested 20,000 deep is refused as INVALID_RECORD naming the key and the field', (_what, field, message) => {
+    const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+    const json = `{"pool":"web","current":[],"earlier":[],"${field}":[${deep}]}`;
+    let err: unknown;
+    try {
+      decodePoolHistory(KEY, raw(json));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(StoreError);
+    expect((err as StoreError).code).toBe('INVALID_RECORD');
+    expect((err as StoreError).key).toBe(KEY);
+    expect((err as Error).message).toContain(`${KEY}: ${message}`);
+  });
+
   test('a record over MAX_RECORD_BYTES is refused before parsing', () => {
     expect(() => decodePoolHistory(KEY, Buffer.alloc(MAX_RECORD_BYTES + 1, 32))).toThrow(
       `history/web: value: ${MAX_RECORD_BYTES + 1} bytes is more than the limit`,

@@ -1,6 +1,10 @@
+import { EventEmitter } from 'node:events';
 import type { Namespace } from 'etcd3';
+import type { Logger } from 'pino';
 import { describe, expect, test } from 'vitest';
-import { readPrefix } from './prefix-cache.js';
+import { decodeDecided } from './decided.js';
+import { StoreError } from './errors.js';
+import { PrefixCache, readPrefix } from './prefix-cache.js';
 
 /** The client's receive limit (connection.ts): a larger range response fails (RESOURCE_EXHAUSTED). */
 const MAX_RECEIVE_BYTES = 64 * 1024 * 1024;
@@ -52,7 +56,22 @@ function fakeNamespace(kv: Map<string, Buffer>, currentRevision: number) {
     };
     return b;
   };
-  return { ns: { getAll } as unknown as Namespace, reads };
+  // Watchers driven by hand (watch.test.ts): the test emits their `data`.
+  const watchers: EventEmitter[] = [];
+  const watch = () => {
+    const b = {
+      prefix: () => b,
+      key: () => b,
+      startRevision: () => b,
+      watcher: () => {
+        const w = Object.assign(new EventEmitter(), { cancel: async () => undefined });
+        watchers.push(w);
+        return w;
+      },
+    };
+    return b;
+  };
+  return { ns: { getAll, watch } as unknown as Namespace, reads, watchers };
 }
 
 describe('store prefix cache - read', () => {
@@ -74,5 +93,59 @@ describe('store prefix cache - read', () => {
     expect(revision).toBe(77);
     expect(reads.length).toBeGreaterThan(1);
     expect(reads.slice(1).every((r) => r === 77)).toBe(true);
+  });
+});
+
+/** JSON text of a list nested `depth` deep: JSON.parse reads it, JSON.stringify of it overflows the stack. */
+const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+const deepDecided = Buffer.from(`{"pool":"web","members":{"a":${nested(20_000)}}}`);
+const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+describe('store prefix cache - a record no decoder can show', () => {
+  // A RangeError out of a decoder became INTERNAL with no key: the agent did not count the record as rejected, and
+  // a refused decided/<pool> was not filled from the state file (docs/design/0002).
+  test('decided/web nested 20,000 deep: INVALID_RECORD with key decided/web, the other pools read', async () => {
+    const kv = new Map([
+      ['decided/web', deepDecided],
+      ['decided/api', Buffer.from('{"pool":"api","members":{"a":"up"}}')],
+    ]);
+    const { ns } = fakeNamespace(kv, 9);
+    const errors: StoreError[] = [];
+    const { entries } = await readPrefix(ns, 'decided/', decodeDecided, (e) => errors.push(e));
+    expect([...entries.keys()]).toEqual(['decided/api']);
+    expect(errors.map((e) => [e.code, e.key])).toEqual([['INVALID_RECORD', 'decided/web']]);
+  });
+
+  test.each([
+    ['a RangeError', new RangeError('Maximum call stack size exceeded'), 'nested too deep to check'],
+    ['a TypeError', new TypeError('x is not a function'), 'cannot be checked'],
+  ])('a decoder throwing %s: INVALID_RECORD naming the key, read and watched', async (_what, thrown, why) => {
+    const kv = new Map([['decided/web', Buffer.from('{}')]]);
+    const { ns, watchers } = fakeNamespace(kv, 9);
+    const decode = () => {
+      throw thrown;
+    };
+    const errors: StoreError[] = [];
+    await readPrefix(ns, 'decided/', decode, (e) => errors.push(e));
+    const cache = new PrefixCache(
+      ns,
+      'decided/',
+      { decode, onChange: () => undefined, onError: (e) => errors.push(e) },
+      'keep-last-good',
+      quiet as unknown as Logger,
+    );
+    await cache.start();
+    const put = { type: 'Put', kv: { key: Buffer.from('decided/web'), value: Buffer.from('{}'), mod_revision: '10' } };
+    watchers
+      .at(-1)
+      ?.emit('data', { header: { revision: '10' }, events: [{ ...put, kv: { ...put.kv, create_revision: '2' } }] });
+    await cache.close();
+    expect(errors.length).toBe(3); // readPrefix, the cache's load, the watched put
+    for (const e of errors) {
+      expect(e).toBeInstanceOf(StoreError);
+      expect([e.code, e.key]).toEqual(['INVALID_RECORD', 'decided/web']);
+      expect(e.message).toContain(`decided/web: value: ${why} (${thrown.name}: ${thrown.message})`);
+      expect(e.cause).toBe(thrown);
+    }
   });
 });

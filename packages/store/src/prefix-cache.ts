@@ -13,6 +13,7 @@ import { type IKeyValue, type Namespace, Range } from 'etcd3';
 import type { Logger } from 'pino';
 import { invalidRecord, type StoreError, toStoreError } from './errors.js';
 import { MAX_KEYS_PER_FAMILY } from './limits.js';
+import { undecodable } from './record-check.js';
 import { ResumableWatch } from './watch.js';
 
 export interface CachedKv<T> {
@@ -21,7 +22,10 @@ export interface CachedKv<T> {
   readonly modRevision: number;
 }
 
-/** Decodes a value or throws StoreError `INVALID_RECORD` (record-check.ts). */
+/**
+ * Decodes a value or throws StoreError `INVALID_RECORD` (record-check.ts). Anything else it throws is reported as
+ * `INVALID_RECORD` of that key too (record-check.ts undecodable): never as INTERNAL without a key.
+ */
 export type Decode<T> = (key: string, value: Buffer) => T;
 
 /** What a rejected put does to a key already cached: drop it, or keep serving its last good value. */
@@ -75,7 +79,7 @@ export async function readPrefix<T>(
         modRevision: Number(kv.mod_revision),
       });
     } catch (err) {
-      onError(toStoreError(err, `decode ${key}`));
+      onError(undecodable(key, 'value', err));
     }
   }
   if (res.kvs.length > MAX_KEYS_PER_FAMILY) {
@@ -108,7 +112,7 @@ export class PrefixCache<T> {
       decoded = this.handlers.decode(key, value);
     } catch (err) {
       if (this.onInvalid === 'skip') this.entries.delete(key);
-      this.handlers.onError(toStoreError(err, `decode ${key}`));
+      this.handlers.onError(undecodable(key, 'value', err));
       return;
     }
     if (!this.entries.has(key) && this.entries.size >= MAX_KEYS_PER_FAMILY) {

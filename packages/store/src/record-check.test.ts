@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { decodeNodeStatus } from './record-check.js';
+import { StoreError } from './errors.js';
+import { decodeDrain, decodeNodeRecord, decodeNodeStatus, decodePoolStatus, shown } from './record-check.js';
 
 const family = 'v1/status/';
 const key = `${family}lb1`;
@@ -38,5 +39,58 @@ describe('store record-check - node status', () => {
     expect(() => decode({ ...status, bfd: { '198.18.0.1': 7 } })).toThrow(
       /^v1\/status\/lb1: bfd\.198\.18\.0\.1: 7 is not a string$/,
     );
+  });
+});
+
+/** JSON text of a list nested `depth` deep: JSON.parse reads it, JSON.stringify of it overflows the stack. */
+const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+
+describe('store record-check - a value nested thousands deep', () => {
+  // shown() stringified the whole value: a RangeError escaped as no StoreError (INTERNAL, no key), so the agent did not
+  // count, log or fall back for the record.
+  test.each([
+    ['node record', 'nodes/lb1', `{"name":${nested(20_000)}}`, 'name: [[[', () => decodeNodeRecord],
+    ['drain flag', 'drains/lb1', `{"drained":${nested(20_000)}}`, 'drained: [[[', () => decodeDrain],
+    [
+      'node status',
+      'status/lb1',
+      `{"tables":{},"bgp":{},"announced":[],"failStatic":${nested(20_000)},"desiredRevision":1}`,
+      'failStatic: [[[',
+      () => decodeNodeStatus,
+    ],
+    [
+      'decided member',
+      'decided/web',
+      `{"pool":"web","members":{"a":${nested(20_000)}}}`,
+      'members.a: [[[',
+      () => decodePoolStatus,
+    ],
+    [
+      'decided ramp',
+      'decided/web',
+      `{"pool":"web","members":{"a":"up"},"ramp":{"a":${nested(20_000)}}}`,
+      'ramp.a: [[[',
+      () => decodePoolStatus,
+    ],
+    ['decided pool', 'decided/web', `{"pool":${nested(20_000)},"members":{}}`, 'pool: [[[', () => decodePoolStatus],
+  ])('%s: refused as INVALID_RECORD naming the key and the field, the value cut short', (_what, k, json, field, fn) => {
+    const decoder = fn() as (key: string, value: Buffer, family: string) => unknown;
+    let err: unknown;
+    try {
+      decoder(k, Buffer.from(json), k.slice(0, k.indexOf('/') + 1));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(StoreError);
+    expect((err as StoreError).code).toBe('INVALID_RECORD');
+    expect((err as StoreError).key).toBe(k);
+    expect((err as Error).message).toContain(`${k}: ${field}`);
+    expect((err as Error).message.length).toBeLessThan(300);
+  });
+
+  test('shown() of any JSON value is a short text', () => {
+    expect(shown(JSON.parse(nested(50_000)))).toMatch(/^\[\[\[.{0,60}$/);
+    expect(shown(undefined)).toBe('undefined');
+    expect(shown({ a: 1 })).toBe('{"a":1}');
   });
 });

@@ -5,8 +5,8 @@
  * value otherwise. Nothing read from etcd is used before it passed one of these (issue 12: a hand-written record of
  * the wrong shape must never be taken as "up" nor show as `undefined`/`NaN`).
  */
-import { isRampPercent, type MemberRamp, type MemberStatus } from '@l4fleet/config';
-import { invalidRecord } from './errors.js';
+import { isRampPercent, type MemberRamp, type MemberStatus, showValue } from '@l4fleet/config';
+import { invalidRecord, StoreError } from './errors.js';
 import { NODE_NAME } from './layout.js';
 import {
   MAX_MEMBERS_PER_RECORD,
@@ -20,10 +20,26 @@ import { BFD_SESSION_STATES, BFD_STATE_UNKNOWN, type NodeRecord, type NodeStatus
 
 type Raw = Record<string, unknown>;
 
-/** A value for a message: JSON, cut at 60 characters. */
+/**
+ * A value for a message: JSON of its first levels and items (@l4fleet/config showValue), cut at 60 characters.
+ * JSON.stringify of the whole value threw RangeError on a hand-written record nested thousands deep (JSON.parse reads
+ * it): no INVALID_RECORD, no key, so the record was not reported as refused.
+ */
 export function shown(v: unknown): string {
-  const text = v === undefined ? 'undefined' : (JSON.stringify(v) ?? String(v));
+  const text = v === undefined ? 'undefined' : showValue(v);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/**
+ * A decoder's failure as StoreError `INVALID_RECORD` naming `key` and `field`: a StoreError as it is, anything else
+ * (a RangeError of a check that recursed too deep, a TypeError) with its first line and kept as the cause. A record
+ * must never fail as INTERNAL without its key: the agent counts, logs and falls back on refused records by key.
+ */
+export function undecodable(key: string, field: string, err: unknown): StoreError {
+  if (err instanceof StoreError) return err;
+  const why = err instanceof RangeError ? 'nested too deep to check' : 'cannot be checked';
+  const detail = err instanceof Error ? `${err.name}: ${err.message.split('\n')[0]}` : 'not an Error';
+  return invalidRecord(key, `${field}: ${why} (${detail.length > 120 ? `${detail.slice(0, 120)}...` : detail})`, err);
 }
 
 /** Parses a record's JSON object, bounded by `maxBytes`. */

@@ -220,6 +220,42 @@ describe('last state - rejected files', () => {
     expect((err as Error).message).toBe(`x.json: body is ${kind}, not an object`);
   });
 
+  // show() stringified the whole value: a field nested thousands deep threw RangeError ("Maximum call stack size
+  // exceeded", no code, no field) and lastStateIgnored logged code undefined.
+  test.each([
+    ['revision', '"revision":42', 'revision [[['],
+    ['drained', '"drained":false', 'drained [[['],
+    ['a decided value', '"web/m0":"up"', 'decided.web/m0: [[['],
+    ['a ramp', '"decided":{', 'ramps.web/m0: [[['],
+    ['a history record', '"decided":{', 'history.web: [[['],
+  ])('%s nested 20,000 deep: STATE_INVALID naming the field', (what, from, message) => {
+    const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+    const data = encodeLastState(stateOf(fleetOf(3)), identity);
+    const header = JSON.parse(data.subarray(0, data.indexOf(0x0a)).toString('utf8'));
+    const body = data.subarray(data.indexOf(0x0a) + 1).toString('utf8');
+    expect(body).toContain(from);
+    const to =
+      what === 'a ramp'
+        ? `"ramps":{"web/m0":${deep}},${from}`
+        : what === 'a history record'
+          ? `"history":{"web":${deep}},${from}`
+          : `${from.slice(0, from.lastIndexOf(':') + 1)}${deep}`;
+    const b = Buffer.from(body.replace(from, to));
+    header.bytes = b.length;
+    header.sha256 = createHash('sha256').update(b).digest('hex');
+    const forged = Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), b]);
+    let err: unknown;
+    try {
+      decodeLastState('x.json', forged, identity, { nowMs: NOW, maxAgeMs: 0 });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(AgentError);
+    expect((err as AgentError).code).toBe('STATE_INVALID');
+    expect((err as Error).message).toContain(`x.json: ${message}`);
+    expect((err as Error).message.length).toBeLessThan(300);
+  });
+
   test('bounded size: a file over maxBytes is neither written nor read', async () => {
     const big = stateOf(fleetOf(3_000));
     const size = encodeLastState(big, identity).length;

@@ -13,7 +13,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Fleet, MemberRamp, MemberRamps, MemberStatus, PoolHistory, TableHistory } from '@l4fleet/config';
+import {
+  type Fleet,
+  type MemberRamp,
+  type MemberRamps,
+  type MemberStatus,
+  type PoolHistory,
+  showValue,
+  type TableHistory,
+} from '@l4fleet/config';
 import {
   decodeDocument,
   decodeMemberRamp,
@@ -172,7 +180,12 @@ export function encodeLastState(s: LastState, identity: StateIdentity): Buffer {
 
 const invalid = (file: string, msg: string, cause?: unknown) =>
   new AgentError('STATE_INVALID', `${file}: ${msg}`, cause === undefined ? undefined : { cause });
-const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
+/**
+ * A value for a message, of bounded length and depth (@l4fleet/config showValue, as the store's record checks):
+ * JSON.stringify of a value nested thousands deep threw RangeError, which reached lastStateIgnored with no code and
+ * no field.
+ */
+const show = (v: unknown): string => (v === undefined ? 'undefined' : showValue(v));
 
 /** Validates a state file; `file` names it in every message. */
 export function decodeLastState(
@@ -273,8 +286,11 @@ export function decodeLastState(
       b.chunks.map((c) => Buffer.from(c, 'base64')),
     );
   } catch (err) {
+    if (err instanceof AgentError) throw err;
     if (err instanceof StoreError) throw new AgentError('STATE_INVALID', err.message, { cause: err });
-    throw err;
+    // Whatever else a check throws (a RangeError of one that recursed too deep) is still a file that does not read.
+    const detail = err instanceof Error ? `${err.name}: ${err.message.split('\n')[0]?.slice(0, 120)}` : 'not an Error';
+    throw invalid(file, `body cannot be checked (${detail})`, err);
   }
   const revision = b.revision as number;
   return {
