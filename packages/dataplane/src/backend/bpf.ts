@@ -38,12 +38,13 @@ export async function readBackendObject(path: string): Promise<BackendObject> {
   try {
     bytes = await readFile(path);
   } catch (err) {
-    throw new DataPlaneError(
-      'BACKEND_HOST_UNSUITABLE',
-      `bpf object ${path}: missing (build @l4fleet/dataplane with clang: apt-get install clang llvm libbpf-dev, ` +
-        'then npm run build)',
-      { cause: err },
-    );
+    // Only a missing file means the package was built without clang; EACCES, EISDIR, EIO... have other causes.
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'missing (build @l4fleet/dataplane with clang: apt-get install clang llvm libbpf-dev, then npm run build)'
+        : `cannot be read: ${code ?? (err as Error).message}`;
+    throw new DataPlaneError('BACKEND_HOST_UNSUITABLE', `bpf object ${path}: ${why}`, { cause: err });
   }
   return { path, sha256: createHash('sha256').update(bytes).digest('hex') };
 }

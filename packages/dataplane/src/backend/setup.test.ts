@@ -259,6 +259,129 @@ describe('backend host', () => {
     expect(await readRecord(recordPath(deps.stateDir, NETNS))).toBeUndefined();
   });
 
+  test('backend host - a setup whose rollback fails keeps the record and the ARP settings, names each failed step; teardown then finishes', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    const failing: Exec = async (argv, input) => {
+      const line = argv.join(' ');
+      if (line.startsWith('bpftool prog load')) return { code: 255, stdout: '', stderr: 'libbpf: prog refused' };
+      if (line.startsWith('ip addr del'))
+        return { code: 2, stdout: '', stderr: 'RTNETLINK answers: Operation not permitted' };
+      return host.exec(argv, input);
+    };
+    const setup = setupBackend(INPUT, { ...deps, exec: failing });
+    await expect(setup).rejects.toThrow(
+      /bpftool prog load .*: exit 255: libbpf: prog refused; the rollback failed too/,
+    );
+    await expect(setup).rejects.toThrow(
+      'ip addr del 2001:db8::7/128 dev lo: exit 2: RTNETLINK answers: Operation not permitted; ' +
+        'ip addr del 198.51.100.7/32 dev lo: exit 2: RTNETLINK answers: Operation not permitted',
+    );
+    await expect(setup).rejects.toThrow(
+      'sysctl net/ipv4/conf/all/arp_announce kept at 2, not restored to 0 while a VIP setup added is on lo',
+    );
+    await expect(setup).rejects.toThrow('run l4fleet backend teardown');
+    // The VIPs stay on lo: lo must stay silent for them on the LAN, and the record tells teardown what to undo.
+    expect(host.lo.size).toBe(2);
+    expect(host.sysctls.get('net/ipv4/conf/all/arp_ignore')).toBe('1');
+    expect(host.sysctls.get('net/ipv4/conf/all/arp_announce')).toBe('2');
+    const path = recordPath(deps.stateDir, NETNS);
+    expect((await readRecord(path))?.addedVips).toEqual(['198.51.100.7/32', '2001:db8::7/128']);
+    const down = await teardownBackend(deps);
+    expect(down.wasSetUp).toBe(true);
+    expect(down.leftAlone).toEqual([]);
+    expect([...host.lo.values()]).toEqual([]);
+    expect(Object.fromEntries(host.sysctls)).toEqual(PRISTINE);
+    expect(await readRecord(path)).toBeUndefined();
+  });
+
+  test('backend host - a teardown whose ip addr del fails keeps the VIP, arp_ignore/arp_announce and the record, and fails naming the stderr; the next teardown finishes', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    await setupBackend(INPUT, deps);
+    const failing: Exec = async (argv, input) =>
+      argv.join(' ') === 'ip addr del 198.51.100.7/32 dev lo'
+        ? { code: 2, stdout: '', stderr: 'RTNETLINK answers: Operation not permitted' }
+        : host.exec(argv, input);
+    const down = teardownBackend({ ...deps, exec: failing });
+    await expect(down).rejects.toThrow(/^backend teardown did not finish: .* is kept/);
+    await expect(down).rejects.toThrow(
+      'left alone: vip 198.51.100.7/32 is still on lo: ip addr del 198.51.100.7/32 dev lo: exit 2: ' +
+        'RTNETLINK answers: Operation not permitted',
+    );
+    await expect(down).rejects.toThrow(
+      'left alone: sysctl net/ipv4/conf/all/arp_ignore kept at 1, not restored to 0 while a VIP setup added is on lo',
+    );
+    await expect(down).rejects.toThrow('vip      2001:db8::7/128 removed from lo');
+    expect([...host.lo.values()]).toEqual(['198.51.100.7/32']);
+    expect(host.sysctls.get('net/ipv4/conf/all/arp_ignore')).toBe('1');
+    expect(host.sysctls.get('net/ipv4/conf/all/arp_announce')).toBe('2');
+    expect(host.sysctls.get('net/ipv4/conf/eth0/rp_filter')).toBe('0');
+    expect(host.tc).toEqual({ clsact: false, filter: undefined });
+    const path = recordPath(deps.stateDir, NETNS);
+    const kept = await readRecord(path);
+    expect(kept?.addedVips).toEqual(['198.51.100.7/32']);
+    expect(kept?.sysctls.map((s) => s.key)).toEqual(['net/ipv4/conf/all/arp_ignore', 'net/ipv4/conf/all/arp_announce']);
+    const again = await teardownBackend(deps);
+    expect(again.leftAlone).toEqual([]);
+    expect(again.changes.map((c) => c.what)).toEqual(['vip', 'sysctl', 'sysctl']);
+    expect([...host.lo.values()]).toEqual([]);
+    expect(Object.fromEntries(host.sysctls)).toEqual(PRISTINE);
+    expect(existsSync(deps.stateDir)).toBe(false);
+  });
+
+  test('backend host - a teardown whose tc qdisc del and rm -rf of the pins fail says so and keeps the record; the next teardown finishes', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    await setupBackend(INPUT, deps);
+    const failing: Exec = async (argv, input) => {
+      const line = argv.join(' ');
+      if (line.startsWith('tc qdisc del'))
+        return { code: 2, stdout: '', stderr: 'RTNETLINK answers: Device or resource busy' };
+      if (line.startsWith('rm -rf'))
+        return { code: 1, stdout: '', stderr: 'rm: cannot remove: Operation not permitted' };
+      return host.exec(argv, input);
+    };
+    const down = teardownBackend({ ...deps, exec: failing });
+    await expect(down).rejects.toThrow(
+      'left alone: clsact on eth0 is still there: tc qdisc del dev eth0 clsact: exit 2: RTNETLINK answers: Device or resource busy',
+    );
+    await expect(down).rejects.toThrow(
+      'left alone: pins under /sys/fs/bpf/l4fleet-backend are still there: rm -rf /sys/fs/bpf/l4fleet-backend: exit 1: ' +
+        'rm: cannot remove: Operation not permitted',
+    );
+    expect(host.tc.clsact).toBe(true);
+    expect(host.paths.size).toBeGreaterThan(0);
+    // Nothing holds a VIP: the ARP settings go back.
+    expect(host.lo.size).toBe(0);
+    expect(Object.fromEntries(host.sysctls)).toEqual(PRISTINE);
+    expect((await readRecord(recordPath(deps.stateDir, NETNS)))?.clsactCreated).toBe(true);
+    const again = await teardownBackend(deps);
+    expect(again.leftAlone).toEqual([]);
+    expect(again.changes.map((c) => c.what)).toEqual(['qdisc', 'program']);
+    expect(host.tc.clsact).toBe(false);
+    expect([...host.paths]).toEqual([]);
+    expect(existsSync(deps.stateDir)).toBe(false);
+  });
+
+  test('backend host - a teardown whose tc filter del fails keeps the filter and its qdisc in the record; the next teardown removes both', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    await setupBackend(INPUT, deps);
+    const failing: Exec = async (argv, input) =>
+      argv.join(' ').startsWith('tc filter del')
+        ? { code: 2, stdout: '', stderr: 'RTNETLINK answers: Operation not permitted' }
+        : host.exec(argv, input);
+    await expect(teardownBackend({ ...deps, exec: failing })).rejects.toThrow(
+      'left alone: eth0 ingress pref 1 still holds our filter: tc filter del dev eth0 ingress pref 1: exit 2',
+    );
+    expect(host.tc.clsact).toBe(true);
+    const again = await teardownBackend(deps);
+    expect(again.leftAlone).toEqual([]);
+    expect(again.changes.map((c) => c.what)).toEqual(['filter', 'qdisc']);
+    expect(host.tc).toEqual({ clsact: false, filter: undefined });
+  });
+
   test.each([
     ['stateDir', '--state-dir'],
     ['bpffs', '--bpffs'],

@@ -194,13 +194,13 @@ async function setupLocked(opts: BackendSetupOptions, ctx: SetupContext): Promis
     ...fields,
   });
 
-  const undo: (() => Promise<unknown>)[] = [];
+  const undo: Undo[] = [];
   const changes: BackendChange[] = [];
   try {
     // 0. The intent, before the first change: everything this setup may change, so a setup killed part-way
     // (where no undo runs) leaves a record the next setup keeps as its own and teardown undoes. The VIPs it is
     // about to remove stay listed (and in vips, which they must be one of) until it has.
-    undo.push(() => (prev ? writeRecord(path, prev) : removeRecord(path, false)));
+    undo.push({ kind: 'record', run: () => (prev ? writeRecord(path, prev) : removeRecord(path, false)) });
     await writeRecord(
       path,
       record({
@@ -213,18 +213,23 @@ async function setupLocked(opts: BackendSetupOptions, ctx: SetupContext): Promis
     for (const [key, value] of sysctlWrites) {
       const before = current.get(key) ?? '';
       await sysctlSet(exec, [[key, value]]);
-      undo.push(() => sysctlSet(exec, [[key, before]]));
+      const arp = key === keys.arpIgnore || key === keys.arpAnnounce;
+      undo.push({
+        kind: arp ? 'arp' : 'other',
+        run: () => sysctlSet(exec, [[key, before]]),
+        kept: `sysctl ${key} kept at ${value}, not restored to ${before} while a VIP setup added is on lo`,
+      });
       changes.push({ what: 'sysctl', detail: `${key} ${before} -> ${value}` });
     }
     // 2. VIPs on lo.
     for (const cidr of toAdd) {
       await mustRun(exec, ['ip', 'addr', 'add', cidr, 'dev', 'lo']);
-      undo.push(() => exec(['ip', 'addr', 'del', cidr, 'dev', 'lo']));
+      undo.push({ kind: 'vip', run: () => mustRun(exec, ['ip', 'addr', 'del', cidr, 'dev', 'lo']) });
       changes.push({ what: 'vip', detail: `${cidr} added to lo` });
     }
     for (const cidr of toRemove) {
       await mustRun(exec, ['ip', 'addr', 'del', cidr, 'dev', 'lo']);
-      undo.push(() => exec(['ip', 'addr', 'add', cidr, 'dev', 'lo']));
+      undo.push({ kind: 'other', run: () => mustRun(exec, ['ip', 'addr', 'add', cidr, 'dev', 'lo']) });
       changes.push({ what: 'vip', detail: `${cidr} removed from lo (no longer a VIP)` });
     }
     // 3. The program: a new generation only when the object changed (an upgrade; its counters start at 0).
@@ -232,9 +237,12 @@ async function setupLocked(opts: BackendSetupOptions, ctx: SetupContext): Promis
     if (fresh) {
       const baseExisted = await exists(exec, base);
       // Registered before the load: a refused object leaves the directories mkdir made.
-      undo.push(async () => {
-        await exec(['rm', '-rf', pinDir]);
-        if (!baseExisted) await exec(['rmdir', base]);
+      undo.push({
+        kind: 'other',
+        run: async () => {
+          await mustRun(exec, ['rm', '-rf', pinDir]);
+          if (!baseExisted) await mustRun(exec, ['rmdir', base]);
+        },
       });
       // A generation without its program is what a setup killed during the load left: start it afresh.
       if (await exists(exec, pinDir)) await mustRun(exec, ['rm', '-rf', pinDir]);
@@ -243,19 +251,19 @@ async function setupLocked(opts: BackendSetupOptions, ctx: SetupContext): Promis
     }
     // 4. The allow lists and the config, filled before the filter sees a packet.
     const written = await syncMaps(exec, pinDir, desiredMaps(opts));
-    if (!fresh && restore) undo.push(() => syncMaps(exec, pinDir, restore));
+    if (!fresh && restore) undo.push({ kind: 'other', run: () => syncMaps(exec, pinDir, restore) });
     if (written > 0) changes.push({ what: 'maps', detail: `${written} entries written or deleted` });
     // 5. clsact, then our filter (replace is atomic for the packets in flight).
     if (!(await hasClsact(exec, ifname))) {
       await mustRun(exec, ['tc', 'qdisc', 'add', 'dev', ifname, 'clsact']);
-      undo.push(() => exec(['tc', 'qdisc', 'del', 'dev', ifname, 'clsact']));
+      undo.push({ kind: 'other', run: () => mustRun(exec, ['tc', 'qdisc', 'del', 'dev', ifname, 'clsact']) });
       changes.push({ what: 'qdisc', detail: `clsact added to ${ifname}` });
     }
     const progId = await pinnedProgId(exec, pinDir);
     if (ours?.progId !== progId) {
       await attachFilter(exec, ifname, pinDir);
       const back = prev && prev.pinDir !== pinDir && ours ? prev.pinDir : undefined;
-      undo.push(() => (back ? attachFilter(exec, ifname, back) : detachFilter(exec, ifname)));
+      undo.push({ kind: 'other', run: () => (back ? attachFilter(exec, ifname, back) : detachFilter(exec, ifname)) });
       changes.push({ what: 'filter', detail: `${ifname} ingress pref ${TC_PREF}: program ${progId}` });
     }
     await writeRecord(path, record({ vips: opts.vips.map((v) => v.text), addedVips }));
@@ -267,10 +275,55 @@ async function setupLocked(opts: BackendSetupOptions, ctx: SetupContext): Promis
       changes: [...changes, ...(await prune(exec, base, pinDir))],
     };
   } catch (err) {
-    for (const u of undo.reverse()) await u().catch(() => undefined);
-    if (err instanceof DataPlaneError) throw err;
-    throw new DataPlaneError('BACKEND_SETUP_FAILED', `backend setup: ${(err as Error).message}`, { cause: err });
+    const failed = await rollback(undo);
+    const code = err instanceof DataPlaneError ? err.code : 'BACKEND_SETUP_FAILED';
+    const message = err instanceof DataPlaneError ? err.message : `backend setup: ${(err as Error).message}`;
+    if (failed.length === 0) {
+      if (err instanceof DataPlaneError) throw err;
+      throw new DataPlaneError(code, message, { cause: err });
+    }
+    throw new DataPlaneError(
+      code,
+      `${message}; the rollback failed too (${failed.join('; ')}): the record ${path} is kept, ` +
+        'run l4fleet backend teardown to undo the rest',
+      { cause: err },
+    );
   }
+}
+
+/**
+ * One step's undo. `vip` takes a VIP setup added off lo again; `arp` restores arp_ignore or arp_announce, which
+ * must wait for every such VIP to be gone: with a VIP left on lo and arp_ignore 0, the host answers ARP for the VIP
+ * on the LAN and takes its traffic from the fleet's nodes. `record` puts the record back as before setup.
+ */
+interface Undo {
+  readonly kind: 'record' | 'vip' | 'arp' | 'other';
+  readonly run: () => Promise<unknown>;
+  /** Why an `arp` step is skipped. */
+  readonly kept?: string;
+}
+
+/**
+ * Runs the undo steps in reverse, each whatever the others did; returns what failed or was kept (empty when the
+ * host is as it was). After a failure the intent record (step 0) stays, so teardown can finish the job.
+ */
+async function rollback(undo: readonly Undo[]): Promise<string[]> {
+  const failed: string[] = [];
+  let vipLeft = false;
+  for (const u of [...undo].reverse()) {
+    if (u.kind === 'record' && failed.length > 0) continue;
+    if (u.kind === 'arp' && vipLeft) {
+      failed.push(u.kept ?? 'an ARP sysctl kept');
+      continue;
+    }
+    try {
+      await u.run();
+    } catch (err) {
+      failed.push((err as Error).message);
+      if (u.kind === 'vip') vipLeft = true;
+    }
+  }
+  return failed;
 }
 
 /** What the maps held after the previous setup, for the undo; undefined when its options no longer parse. */

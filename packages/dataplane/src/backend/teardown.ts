@@ -8,18 +8,31 @@ import { DataPlaneError } from '../errors.js';
 import type { Exec } from '../exec.js';
 import { counterDump, detachFilter, PIN_BASE_NAME, PROGRAM_NAME, TC_PREF } from './bpf.js';
 import { type BackendCounters, parseCounterDump } from './counters.js';
-import { canonicalCidr, loopbackAddresses, netnsId, requireTools, sysctlGet, sysctlSet, tcFilters } from './host.js';
+import {
+  canonicalCidr,
+  loopbackAddresses,
+  mustRun,
+  netnsId,
+  requireTools,
+  sysctlGet,
+  sysctlSet,
+  tcFilters,
+} from './host.js';
 import { acquireLock, type BackendCommand, type BackendLock, lockPath } from './lock.js';
 import { parseHostDirs } from './options.js';
-import { type BackendRecord, readRecord, recordPath, removeRecord } from './record.js';
+import { type BackendRecord, readRecord, recordPath, removeRecord, type SysctlChange, writeRecord } from './record.js';
 import { type BackendChange, type BackendHostDeps, TOOLS } from './setup.js';
+import { sysctlKeys } from './sysctl-plan.js';
 
 export interface BackendTeardownReport {
   readonly recordPath: string;
   /** False when there was no record: nothing was set up here (teardown is then a no-op). */
   readonly wasSetUp: boolean;
   readonly changes: readonly BackendChange[];
-  /** What teardown found changed by someone else and left as it is. */
+  /**
+   * What teardown found changed by someone else and left as it is. A step that failed (with the command's stderr)
+   * is listed too, but then teardown throws BACKEND_SETUP_FAILED with the whole report in its message.
+   */
   readonly leftAlone: readonly string[];
 }
 
@@ -56,27 +69,44 @@ export async function teardownBackend(deps: BackendHostDeps): Promise<BackendTea
 async function undoSetup(exec: Exec, path: string, r: BackendRecord): Promise<BackendTeardownReport> {
   const changes: BackendChange[] = [];
   const leftAlone: string[] = [];
+  // What a failed command left to do: kept in the record, so teardown run again finishes it.
+  let failed = false;
+  const attempt = async (step: () => Promise<unknown>, what: string): Promise<boolean> => {
+    try {
+      await step();
+      return true;
+    } catch (err) {
+      failed = true;
+      leftAlone.push(`${what}: ${(err as Error).message}`);
+      return false;
+    }
+  };
   // An incomplete record (a setup killed part-way) lists what setup was about to change: what it never got to
   // is skipped without a word.
   const unfinished = r.incomplete === true;
+  let clsactLeft = false;
   const linkUp = (await exec(['ip', 'link', 'show', 'dev', r.interface])).code === 0;
   if (!linkUp) leftAlone.push(`interface ${r.interface} is gone (its filter and qdisc went with it)`);
   if (linkUp) {
     const ours = (await tcFilters(exec, r.interface, 'ingress')).find((f) => f.pref === TC_PREF);
     if (ours?.progName === PROGRAM_NAME) {
-      await detachFilter(exec, r.interface);
-      changes.push({ what: 'filter', detail: `${r.interface} ingress pref ${TC_PREF} removed` });
+      const what = `${r.interface} ingress pref ${TC_PREF} still holds our filter`;
+      if (await attempt(() => detachFilter(exec, r.interface), what)) {
+        changes.push({ what: 'filter', detail: `${r.interface} ingress pref ${TC_PREF} removed` });
+      } else clsactLeft = r.clsactCreated; // the qdisc holds our filter: it goes when the filter can
     } else if (ours) {
       leftAlone.push(`${r.interface} ingress pref ${TC_PREF} now holds another ${ours.kind} filter`);
     }
-    if (r.clsactCreated) {
+    if (r.clsactCreated && !clsactLeft) {
       const others = [
         ...(await tcFilters(exec, r.interface, 'ingress')),
         ...(await tcFilters(exec, r.interface, 'egress')),
       ];
       if (others.length === 0) {
-        const del = await exec(['tc', 'qdisc', 'del', 'dev', r.interface, 'clsact']);
-        if (del.code === 0) changes.push({ what: 'qdisc', detail: `clsact removed from ${r.interface}` });
+        const del = ['tc', 'qdisc', 'del', 'dev', r.interface, 'clsact'];
+        if (await attempt(() => mustRun(exec, del), `clsact on ${r.interface} is still there`)) {
+          changes.push({ what: 'qdisc', detail: `clsact removed from ${r.interface}` });
+        } else clsactLeft = true;
       } else {
         leftAlone.push(`clsact on ${r.interface}: ${others.length} other filter(s) use it now`);
       }
@@ -84,18 +114,26 @@ async function undoSetup(exec: Exec, path: string, r: BackendRecord): Promise<Ba
   }
   const base = `${r.bpffs}/${PIN_BASE_NAME}`;
   if ((await exec(['test', '-e', base])).code === 0) {
-    await exec(['rm', '-rf', base]);
-    changes.push({ what: 'program', detail: `pins under ${base} removed` });
+    if (await attempt(() => mustRun(exec, ['rm', '-rf', base]), `pins under ${base} are still there`)) {
+      changes.push({ what: 'program', detail: `pins under ${base} removed` });
+    }
   }
   const onLo = new Set((await loopbackAddresses(exec)).values());
+  const vipsLeft: string[] = [];
   for (const cidr of r.addedVips.map(canonicalCidr)) {
     if (!onLo.has(cidr)) {
       if (!unfinished) leftAlone.push(`vip ${cidr} was already removed from lo`);
       continue;
     }
-    const del = await exec(['ip', 'addr', 'del', cidr, 'dev', 'lo']);
-    if (del.code === 0) changes.push({ what: 'vip', detail: `${cidr} removed from lo` });
+    const del = ['ip', 'addr', 'del', cidr, 'dev', 'lo'];
+    if (await attempt(() => mustRun(exec, del), `vip ${cidr} is still on lo`)) {
+      changes.push({ what: 'vip', detail: `${cidr} removed from lo` });
+    } else vipsLeft.push(cidr);
   }
+  // With a VIP setup added still on lo, arp_ignore/arp_announce stay as setup set them: back at 0 the host would
+  // answer ARP for the VIP on the LAN and take its traffic from the fleet's nodes.
+  const { arpIgnore, arpAnnounce } = sysctlKeys(r.interface);
+  const sysctlsLeft: SysctlChange[] = [];
   const keys = r.sysctls.map((s) => s.key).filter((k) => k.startsWith('net/ipv4/conf/all/') || linkUp);
   const now = keys.length > 0 ? await sysctlGet(exec, keys) : [];
   for (const s of [...r.sysctls].reverse()) {
@@ -106,12 +144,38 @@ async function undoSetup(exec: Exec, path: string, r: BackendRecord): Promise<Ba
       leftAlone.push(`sysctl ${s.key} is ${now[i]} (setup set ${s.set}): changed since, not restored to ${s.before}`);
       continue;
     }
-    await sysctlSet(exec, [[s.key, s.before]]);
-    changes.push({ what: 'sysctl', detail: `${s.key} ${s.set} -> ${s.before}` });
+    if (vipsLeft.length > 0 && (s.key === arpIgnore || s.key === arpAnnounce)) {
+      failed = true;
+      sysctlsLeft.unshift(s);
+      leftAlone.push(`sysctl ${s.key} kept at ${s.set}, not restored to ${s.before} while a VIP setup added is on lo`);
+      continue;
+    }
+    if (await attempt(() => sysctlSet(exec, [[s.key, s.before]]), `sysctl ${s.key} is still ${s.set}`)) {
+      changes.push({ what: 'sysctl', detail: `${s.key} ${s.set} -> ${s.before}` });
+    } else sysctlsLeft.unshift(s);
+  }
+  const report = { recordPath: path, wasSetUp: true, changes, leftAlone };
+  if (failed) {
+    // The record now lists only what is left, so the next teardown neither repeats nor reports what this one did.
+    await writeRecord(path, { ...r, clsactCreated: clsactLeft, addedVips: vipsLeft, sysctls: sysctlsLeft });
+    throw new DataPlaneError('BACKEND_SETUP_FAILED', teardownFailure(report));
   }
   // The directory goes after the lock, which is still in it (teardownBackend).
   await removeRecord(path, false);
-  return { recordPath: path, wasSetUp: true, changes, leftAlone };
+  return report;
+}
+
+/**
+ * A teardown that could not undo everything fails (the CLI exits non-zero) with the whole report: what it did,
+ * what it left and why (each failed command with its stderr).
+ */
+function teardownFailure(report: BackendTeardownReport): string {
+  return [
+    `backend teardown did not finish: the record ${report.recordPath} is kept, listing what is left; fix the cause ` +
+      'and run l4fleet backend teardown again',
+    ...report.changes.map((c) => `  ${c.what.padEnd(8)} ${c.detail}`),
+    ...report.leftAlone.map((l) => `  left alone: ${l}`),
+  ].join('\n');
 }
 
 export interface BackendStatus {
