@@ -8,8 +8,8 @@ import type { ServerResponse } from 'node:http';
 
 /**
  * A `ping` event (`data: {"everyMs": N}`) sent this often: proxies keep an idle stream open, and the page, which
- * sees named events (never comments), marks itself stale and reconnects when none came for 2.5 of them (a half-open
- * connection never errors).
+ * sees named events (never comments), marks itself stale and reconnects when none came for 2.5 of them plus the time
+ * its full state took to arrive (a half-open connection never errors; public/app.js).
  */
 export const SSE_HEARTBEAT_MS = 15_000;
 /**

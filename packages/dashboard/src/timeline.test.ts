@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { DashboardError } from './errors.js';
-import { MAX_AGENT_EVENT_CHARS, parseAgentEvent } from './timeline.js';
+import { createTimeline, MAX_AGENT_EVENT_CHARS, parseAgentEvent, TIMELINE_MAX_CHARS } from './timeline.js';
 
 const event = (o: Record<string, unknown> = {}) =>
   JSON.stringify({
@@ -60,5 +60,26 @@ describe('dashboard timeline - parseAgentEvent', () => {
   test('500 events of the largest size kept still make a snapshot JSON.stringify can write', () => {
     const big = parseAgentEvent(event({ data: { reason: 'x'.repeat(MAX_AGENT_EVENT_CHARS - 400) } }));
     expect(JSON.stringify(Array.from({ length: 500 }, () => big)).length).toBeLessThan(64 * 1024 * 1024);
+  });
+});
+
+describe('dashboard timeline - bounded in size', () => {
+  test('500 events near the largest size: the kept timeline stays within TIMELINE_MAX_CHARS, the newest kept', () => {
+    const t = createTimeline();
+    const big = (i: number) => parseAgentEvent(event({ data: { i, reason: 'x'.repeat(MAX_AGENT_EVENT_CHARS - 400) } }));
+    for (let i = 0; i < 500; i++) t.add(big(i));
+    const kept = t.list();
+    expect(JSON.stringify(kept).length).toBeLessThanOrEqual(TIMELINE_MAX_CHARS + 1024);
+    expect(kept.length).toBeGreaterThan(1);
+    expect(kept.at(-1)?.data.i).toBe(499);
+    expect(kept.map((e) => e.data.i)).toEqual(kept.map((_, k) => 500 - kept.length + k)); // the newest, in order
+  });
+
+  test('small events are bounded by count only; one event larger than the limit is still kept alone', () => {
+    const t = createTimeline(5, 5, 1000);
+    for (let i = 0; i < 8; i++) t.add(parseAgentEvent(event({ data: { i } })));
+    expect(t.list().map((e) => e.data.i)).toEqual([3, 4, 5, 6, 7]);
+    t.add(parseAgentEvent(event({ data: { i: 8, reason: 'y'.repeat(2000) } })));
+    expect(t.list().map((e) => e.data.i)).toEqual([8]);
   });
 });

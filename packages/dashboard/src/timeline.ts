@@ -11,6 +11,13 @@ import { DashboardError } from './errors.js';
 export const TIMELINE_CAPACITY = 500;
 /** Unchanged health probes kept (oldest dropped first): the page shows them only when asked for. */
 export const TIMELINE_PROBE_CAPACITY = 100;
+/**
+ * The kept entries' JSON together at most this many characters (oldest dropped first, probes or not; the newest is
+ * always kept): every page is sent the whole timeline when it connects, in the same stream as the view, and a stream
+ * with more than SSE_MAX_BUFFERED_BYTES (4 MiB) unsent besides the view is cut, so 500 entries near
+ * MAX_AGENT_EVENT_CHARS (~32 MiB) would cut every new page at once, for good. An agent's events are ~0.2-2 KiB.
+ */
+export const TIMELINE_MAX_CHARS = 1024 * 1024;
 
 export interface TimelineEntry {
   /** Sequence of this dashboard process (the page uses it to skip entries it has; `Timeline.instance` names it). */
@@ -61,10 +68,23 @@ function mergeById(a: readonly TimelineEntry[], b: readonly TimelineEntry[]): Ti
   return out;
 }
 
-export function createTimeline(capacity = TIMELINE_CAPACITY, probeCapacity = TIMELINE_PROBE_CAPACITY): Timeline {
+export function createTimeline(
+  capacity = TIMELINE_CAPACITY,
+  probeCapacity = TIMELINE_PROBE_CAPACITY,
+  maxChars = TIMELINE_MAX_CHARS,
+): Timeline {
   const entries: TimelineEntry[] = [];
   const probes: TimelineEntry[] = [];
   const listeners = new Set<(entry: TimelineEntry) => void>();
+  /** Entry id -> the length of its JSON, for every kept entry; `chars` is their sum. */
+  const sizes = new Map<number, number>();
+  let chars = 0;
+  const drop = (list: TimelineEntry[], count: number) => {
+    for (const gone of list.splice(0, count)) {
+      chars -= sizes.get(gone.id) ?? 0;
+      sizes.delete(gone.id);
+    }
+  };
   let next = 1;
   return {
     instance: randomUUID(),
@@ -73,7 +93,18 @@ export function createTimeline(capacity = TIMELINE_CAPACITY, probeCapacity = TIM
       const kept = isUnchangedProbe(entry) ? probes : entries;
       const limit = kept === probes ? probeCapacity : capacity;
       kept.push(entry);
-      if (kept.length > limit) kept.splice(0, kept.length - limit);
+      const size = JSON.stringify(entry).length;
+      sizes.set(entry.id, size);
+      chars += size;
+      if (kept.length > limit) drop(kept, kept.length - limit);
+      while (chars > maxChars && entries.length + probes.length > 1) {
+        const a = entries[0];
+        const b = probes[0];
+        // The oldest of the two lists (each is in id order), never the entry just added.
+        const fromEntries = b === undefined || (a !== undefined && a.id < b.id);
+        if ((fromEntries ? a : b)?.id === entry.id) break;
+        drop(fromEntries ? entries : probes, 1);
+      }
       for (const l of listeners) l(entry);
       return entry;
     },
