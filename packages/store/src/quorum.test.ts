@@ -1,6 +1,13 @@
 import { describe, expect, test } from 'vitest';
 import { StoreError } from './errors.js';
-import { type EndpointStatus, explainWriteFailure, noQuorumMessage, quorumOf, unreachableMessage } from './quorum.js';
+import {
+  type EndpointStatus,
+  endpointStatuses,
+  explainWriteFailure,
+  noQuorumMessage,
+  quorumOf,
+  unreachableMessage,
+} from './quorum.js';
 
 const A = 'http://127.0.0.1:2379';
 const B = 'http://127.0.0.1:12379';
@@ -46,7 +53,9 @@ describe('store quorum - the no-quorum message', () => {
   test('a single endpoint that does not answer: named, the code stays; one that answers: unchanged', async () => {
     const sentence = `etcd at ${A} does not answer (is it running, and is that its client URL, https:// if it serves TLS?)`;
     expect(unreachableMessage([silent(A)])).toBe(sentence);
-    for (const s of [[led(A)], [lost(A)], [silent(A), silent(B)], []]) expect(unreachableMessage(s)).toBeUndefined();
+    for (const s of [[led(A)], [lost(A)], [led(A), led(B), silent(C)], [lost(A), silent(B)], []]) {
+      expect(unreachableMessage(s)).toBeUndefined();
+    }
     const err = new StoreError('UNAVAILABLE', 'etcd read leader: 14 UNAVAILABLE: No connection established');
     const out = (await explainWriteFailure(err, [A], async () =>
       Promise.reject(new Error('ECONNREFUSED')),
@@ -77,5 +86,70 @@ describe('store quorum - the no-quorum message', () => {
     expect(await explainWriteFailure(conflict, [A], async () => ({ leader: '0' }))).toBe(conflict);
     const err = new StoreError('TIMEOUT', 'etcd apply: deadline');
     expect(await explainWriteFailure(err, [A, B, C], async () => ({ leader: '8e9e05c52164694d' }))).toBe(err);
+  });
+
+  test('the probe keeps why an endpoint did not answer', async () => {
+    const statuses = await endpointStatuses([A, B], async (e) => {
+      if (e === A) return { leader: '8e9e05c52164694d' };
+      throw new Error('14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED\nmore');
+    });
+    expect(statuses).toEqual([
+      { endpoint: A, answered: true, hasLeader: true },
+      {
+        endpoint: B,
+        answered: false,
+        hasLeader: false,
+        error: '14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED',
+      },
+    ]);
+  });
+});
+
+// Three endpoints that all failed (a wrong CA, port or firewall) said "the etcd cluster has no quorum ... writes are
+// refused until a majority is back": the operator went to repair Raft on a healthy cluster.
+describe('store quorum - several endpoints, none or too few answering', () => {
+  const refused = new Error('14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED');
+  const badCa = new Error(
+    '14 UNAVAILABLE: No connection established. Last error: Error: unable to verify the first certificate',
+  );
+  const err = new StoreError('UNAVAILABLE', 'etcd apply: 14 UNAVAILABLE: No connection established');
+
+  test('none answers, the TLS handshake failed on each: says no endpoint answers, and TLS; never quorum', async () => {
+    const out = (await explainWriteFailure(err, [A, B, C], async () => Promise.reject(badCa))) as StoreError;
+    expect(out.code).toBe('UNAVAILABLE');
+    expect(out.cause).toBe(err);
+    expect(out.message).toBe(
+      `no etcd endpoint answers (${A}, ${B}, ${C}): the TLS handshake failed (check the CA that signed the ` +
+        `certificates, and the client certificate and key if etcd asks for one); ${err.message}`,
+    );
+  });
+
+  test('none answers (refused): says no endpoint answers, with what to check; never quorum', async () => {
+    const out = (await explainWriteFailure(err, [A, B, C], async () => Promise.reject(refused))) as StoreError;
+    expect(out.message).toBe(
+      `no etcd endpoint answers (${A}, ${B}, ${C}): are they running, and are those their client URLs ` +
+        `(https:// if etcd serves TLS), reachable from here?; ${err.message}`,
+    );
+  });
+
+  test('a minority answers, each with a leader: names who answered and who did not; never quorum', () => {
+    const statuses = [led(A), { ...silent(B), error: refused.message }, { ...silent(C), error: refused.message }];
+    expect(noQuorumMessage(statuses)).toBeUndefined();
+    expect(unreachableMessage(statuses)).toBe(
+      `1 of 3 etcd endpoints answers, with a leader (${A}); no answer: ${B}, ${C}: are they running, and are those ` +
+        'their client URLs (https:// if etcd serves TLS), reachable from here?',
+    );
+  });
+
+  test('two endpoints, the one silent named alone', () => {
+    expect(unreachableMessage([led(A), silent(B)])).toBe(
+      `1 of 2 etcd endpoints answers, with a leader (${A}); no answer: ${B}: is it running, and is that its client ` +
+        'URL (https:// if etcd serves TLS), reachable from here?',
+    );
+  });
+
+  test('one member answering without a leader is still a lost quorum', () => {
+    expect(noQuorumMessage([lost(A), silent(B), silent(C)])).toMatch(/^the etcd cluster has no quorum \(1 of 3/);
+    expect(noQuorumMessage([silent(A), silent(B), silent(C)])).toBeUndefined();
   });
 });
