@@ -16,7 +16,7 @@ vi.mock('@l4fleet/process', async (importOriginal) => ({
     throw new Error('wiring failed: RTNETLINK answers: File exists');
   }),
   namespacePids: vi.fn(async () => []),
-  killAll: vi.fn(async () => {}),
+  killAll: vi.fn(async (): Promise<number[]> => []), // every pid gone
 }));
 
 // The readiness waits of `up` only record the time each is given; `onEtcd` runs inside the first.

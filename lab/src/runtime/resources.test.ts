@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
@@ -10,6 +10,12 @@ const machine = vi.hoisted(() => ({
   dockerLabels: undefined as string | undefined,
   calls: [] as string[][],
   killed: [] as number[],
+  /** Pids killAll reports alive after its wait (a process in D state). */
+  survivors: [] as number[],
+  /** `ip ... del NAME` commands that fail, by NAME, with this stderr. */
+  delFails: new Map<string, string>(),
+  /** Output of `ip -o link show`. */
+  links: '' as string,
 }));
 vi.mock('@l4fleet/process', async (importOriginal) => ({
   ...(await importOriginal<typeof import('@l4fleet/process')>()),
@@ -17,6 +23,9 @@ vi.mock('@l4fleet/process', async (importOriginal) => ({
     machine.calls.push(argv);
     const ok = (stdout: string) => ({ code: 0, stdout, stderr: '' });
     if (argv[0] === 'ip' && argv[1] === 'netns' && argv[2] === 'list') return ok(machine.netns);
+    if (argv[0] === 'ip' && argv[1] === '-o' && argv[2] === 'link') return ok(machine.links);
+    const delFail = argv[0] === 'ip' && argv.at(-2) === 'del' ? machine.delFails.get(argv.at(-1) ?? '') : undefined;
+    if (delFail !== undefined) return { code: 1, stdout: '', stderr: delFail };
     if (argv[0] === 'docker') {
       if (machine.dockerLabels === undefined) return { code: 1, stdout: '', stderr: 'Cannot connect' };
       if (argv.includes('--format')) return ok(machine.dockerLabels);
@@ -27,6 +36,7 @@ vi.mock('@l4fleet/process', async (importOriginal) => ({
   namespacePids: vi.fn(async (ns: string) => (ns.startsWith('l4f-l4f-') ? [4242] : [])),
   killAll: vi.fn(async (pids: number[]) => {
     machine.killed.push(...pids);
+    return pids.filter((p) => machine.survivors.includes(p));
   }),
   sleep: vi.fn(async () => {}),
 }));
@@ -78,7 +88,7 @@ describe('lab resources - which labs `down --all` removes', () => {
   });
 });
 
-describe('lab resources - down of a docker lab', () => {
+describe('lab resources - down', () => {
   let dir: string;
   let uid: ReturnType<typeof vi.spyOn> | undefined;
   const saved = process.env.L4FLEET_LAB_STATE_DIR;
@@ -90,6 +100,9 @@ describe('lab resources - down of a docker lab', () => {
     machine.netns = '';
     machine.dockerLabels = undefined;
     machine.calls = [];
+    machine.survivors = [];
+    machine.delFails = new Map();
+    machine.links = '';
   });
   afterEach(() => {
     uid?.mockRestore();
@@ -161,5 +174,59 @@ describe('lab resources - down of a docker lab', () => {
     machine.killed = [];
     await downLab('nn2');
     expect(machine.killed.sort()).toEqual([gobgpd, agent].sort());
+  });
+
+  test('lab resources - a process that outlives SIGKILL: down names it and keeps the state, so a later down retries', async () => {
+    const { writeState, readState } = await import('./state.js');
+    const { labDir } = await import('./state.js');
+    const { pidStartTime } = await import('@l4fleet/process');
+    writeState({
+      version: 1,
+      id: 'nn3',
+      runtime: 'netns',
+      mode: 'agent',
+      controlSlot: 0,
+      clients: 1,
+      backends: 1,
+      nodeIndexes: [1],
+      killed: [],
+      pids: { node1: { agent: process.pid } },
+      starts: { node1: { agent: pidStartTime(process.pid) ?? '' } },
+      createdAt: new Date(0).toISOString(),
+    });
+    machine.survivors = [process.pid];
+    const found = await downLab('nn3');
+    expect(found.warnings.join('\n')).toMatch(new RegExp(`lab "nn3".*pid ${process.pid}.*SIGKILL`));
+    expect(found.warnings.join('\n')).toMatch(/state .*kept.*lab down/);
+    expect(existsSync(labDir('nn3'))).toBe(true);
+    expect(readState('nn3')?.pids).toEqual({ node1: { agent: process.pid } });
+
+    // It ended meanwhile: the next down removes the state.
+    machine.survivors = [];
+    expect((await downLab('nn3')).warnings).toEqual([]);
+    expect(existsSync(labDir('nn3'))).toBe(false);
+  });
+
+  test('lab resources - a namespace or host interface that will not delete: down names it with the error, keeps the state', async () => {
+    const { labDir } = await import('./state.js');
+    mkdirSync(join(dir, 'nn4'));
+    machine.dockerLabels = ''; // an engine that answers, with no lab containers
+    machine.netns = 'l4f-nn4-node1 (id: 9)\nl4f-nn4-router (id: 10)';
+    machine.links = '7: l4f-nn4-h@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP\n';
+    machine.delFails.set(
+      'l4f-nn4-node1',
+      'Cannot remove namespace file "/run/netns/l4f-nn4-node1": Device or resource busy',
+    );
+    machine.delFails.set('l4f-nn4-h', 'RTNETLINK answers: Operation not permitted');
+    const found = await downLab('nn4');
+    const text = found.warnings.join('\n');
+    expect(text).toMatch(/ip netns del l4f-nn4-node1.*Device or resource busy/);
+    expect(text).toMatch(/ip link del l4f-nn4-h.*Operation not permitted/);
+    expect(text).not.toMatch(/l4f-nn4-router/);
+    expect(existsSync(labDir('nn4'))).toBe(true);
+
+    machine.delFails = new Map();
+    expect((await downLab('nn4')).warnings).toEqual([]);
+    expect(existsSync(labDir('nn4'))).toBe(false);
   });
 });

@@ -40,7 +40,11 @@ export async function listLabResources(id: string): Promise<LabResources> {
   return { namespaces, hostInterfaces };
 }
 
-/** Removes every process, namespace, interface and state file of lab `id`; works without (or with a broken) state. */
+/**
+ * Removes every process, namespace, interface and state file of lab `id`; works without (or with a broken) state.
+ * What will not go (a process that outlives SIGKILL, a namespace or interface whose delete fails) is in `warnings`,
+ * and then the state file stays, so a later `down` retries.
+ */
 export async function downLab(id: string): Promise<LabDown> {
   requireRoot();
   const found = await listLabResources(id);
@@ -58,10 +62,17 @@ export async function downLab(id: string): Promise<LabDown> {
     }
   }
   for (const ns of found.namespaces) for (const pid of await namespacePids(ns)) pids.add(pid);
-  await killAll([...pids]);
-  for (const ns of found.namespaces) await run(['ip', 'netns', 'del', ns], { allowFailure: true });
-  for (const iface of found.hostInterfaces) await run(['ip', 'link', 'del', iface], { allowFailure: true });
   const warnings: string[] = [];
+  const survivors = await killAll([...pids]);
+  if (survivors.length > 0) {
+    const list = survivors.join(', ');
+    warnings.push(
+      `lab "${id}": ${survivors.length === 1 ? 'pid' : 'pids'} ${list} still running after SIGKILL (in D state, ` +
+        `waiting on the kernel, or another user's): ps -o pid,stat,wchan:32,args -p ${survivors.join(',')}`,
+    );
+  }
+  const failedDeletes = await deleteAll(id, found);
+  warnings.push(...failedDeletes);
   const containers = await removeLabContainers(id);
   // The state goes below, but the containers stay: say so, so the user starts the engine and runs `down --all`
   // (which finds them by their label). Also when the state cannot tell (broken, or gone with the lab's namespaces
@@ -81,10 +92,39 @@ export async function downLab(id: string): Promise<LabDown> {
   }
   // The bpf nodes' and backends' pins (bpffs.ts) go with their file systems; before the state dir is removed.
   await unmountBpffsUnder(labDir(id));
-  removeState(id);
+  // Something left (a process, a namespace, the host interface): the state stays, so the next `down` (and `up`,
+  // which runs one first) finds the recorded pids again and retries; without it only the name prefix would.
+  if (survivors.length > 0 || failedDeletes.length > 0) {
+    if (stateDirFound) warnings.push(`lab "${id}": its state (${labDir(id)}) is kept; lab down retries what is left`);
+  } else {
+    removeState(id);
+  }
   // The kernel frees a namespace once its last process is gone; give it a moment so a following up starts clean.
   await sleep(50);
   return { ...found, warnings };
+}
+
+/**
+ * Deletes the lab's namespaces and host interface; returns a warning for each delete that failed and left its object
+ * behind (a host interface that went with its peer's namespace meanwhile failed to delete but is gone: no warning).
+ */
+async function deleteAll(id: string, found: LabResources): Promise<string[]> {
+  const failed = new Map<string, string>();
+  for (const ns of found.namespaces) {
+    const r = await run(['ip', 'netns', 'del', ns], { allowFailure: true });
+    if (r.code !== 0) failed.set(`ns:${ns}`, `ip netns del ${ns}: ${r.stderr.trim() || `exit ${r.code}`}`);
+  }
+  for (const iface of found.hostInterfaces) {
+    const r = await run(['ip', 'link', 'del', iface], { allowFailure: true });
+    if (r.code !== 0) failed.set(`link:${iface}`, `ip link del ${iface}: ${r.stderr.trim() || `exit ${r.code}`}`);
+  }
+  if (failed.size === 0) return [];
+  const left = await listLabResources(id);
+  const stillThere = new Set([
+    ...left.namespaces.map((n) => `ns:${n}`),
+    ...left.hostInterfaces.map((i) => `link:${i}`),
+  ]);
+  return [...failed].filter(([key]) => stillThere.has(key)).map(([, why]) => `lab "${id}": ${why}`);
 }
 
 /**

@@ -1,5 +1,5 @@
 /** Why a program could not be run, or a pid lock taken. Stable strings: callers and tests switch on them. */
-export type ProcessErrorCode = 'COMMAND_FAILED' | 'LOCK_UNREADABLE' | 'NOT_STARTED' | 'TIMEOUT';
+export type ProcessErrorCode = 'COMMAND_FAILED' | 'LOCK_UNREADABLE' | 'NOT_STARTED' | 'SIGNAL_FAILED' | 'TIMEOUT';
 
 /** The one error type of @l4fleet/process; `message` names the command and what it said. */
 export class ProcessError extends Error {
