@@ -539,4 +539,14 @@ describe('config hostile - block nesting is bounded before parsing (fleetTextPro
     expect(fleetTextProblem(`{"a": "${' '.repeat(1_000)}"}`, false)).toBeUndefined();
     expect(fleetTextProblem(`x: "${'- '.repeat(1_000)}"\n`, true)).toBeUndefined();
   });
+
+  test('a blank line of spaces and an indented comment are no nesting: a valid fleet with them is taken', () => {
+    // Only lines with content nest; a line of 300 spaces (an editor's leftover) or a comment at column 300 is not one.
+    const blank = ' '.repeat(300);
+    const text = `pools:\n  - name: web\n${blank}\n${blank}\r\n${' '.repeat(300)}# members below\n    members: [{address: 198.18.0.21, port: 80}]\n${' '.repeat(300)}`;
+    expect(fleetTextProblem(text, true)).toBeUndefined();
+    expect(parseFleetText(text).pools[0]?.members).toHaveLength(1);
+    // Content after those spaces is refused as before.
+    expect(fleetTextProblem(`a:\n${blank}b: 1\n`, true)?.message).toMatch(/indents line 2 more than 256 columns/);
+  });
 });

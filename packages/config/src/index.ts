@@ -88,6 +88,7 @@ export {
   MAX_YAML_INDENT_COLUMNS,
   MAX_YAML_NODES,
   MIN_PROFILE_TIMEOUT_S,
+  textShapeProblem,
   utf8Bytes,
 } from './limits.js';
 export {

@@ -58,7 +58,8 @@ export const MAX_FLEET_DEPTH = 32;
  * Columns of a YAML line's block indentation: its leading spaces and the `- `, `? ` and `: ` indicators before its
  * content. Each block level needs at least one column, so this bounds block nesting as MAX_FLEET_DEPTH bounds
  * brackets: `- - - ... 1` 5,000 deep overflowed the yaml library's stack, and parsed three times in one process
- * ran it out of memory. A fleet written with 8-space indents needs under 60.
+ * ran it out of memory. A fleet written with 8-space indents needs under 60. Only lines with content count: a blank
+ * line or a comment nests nothing, however far it is indented.
  */
 export const MAX_YAML_INDENT_COLUMNS = 256;
 /**
@@ -136,59 +137,79 @@ export function fleetBytesProblem(bytes: number, source = 'fleet file'): ConfigP
 /** Whether `c` is a YAML block indicator (`-`, `?`, `:`) when followed by a space or tab. */
 const isIndicator = (c: number): boolean => c === 0x2d || c === 0x3f || c === 0x3a;
 
+/** Whether `c` ends the indentation of a line without content: a tab or a carriage return (`\r\n` line ends). */
+const isBlank = (c: number): boolean => c === 0x09 || c === 0x0d;
+
 /**
- * Cheap shape checks of fleet text before a parser sees it: no NUL byte (not text), bracket depth, and for YAML
- * the block indentation and the node estimate above. One pass, no allocation.
+ * Cheap shape checks of YAML or JSON text before a parser sees it: no NUL byte (not text), bracket depth, and for
+ * YAML the block indentation and the node estimate above. One pass, no allocation. `source` names the text in the
+ * messages (`fleet file`, `config file "/etc/l4fleet/agent.yaml"`): agent.yaml is checked with the same bounds,
+ * since the yaml library left with its stack run out by a deep nesting aborted a later parse of the same process
+ * (a reload's) out of memory, uncatchable.
  */
-export function fleetTextProblem(text: string, yaml: boolean): ConfigProblem | undefined {
+export function textShapeProblem(text: string, yaml: boolean, source: string): ConfigProblem | undefined {
   let marks = 0;
   let depth = 0;
   let maxDepth = 0;
+  let deepLine = 0;
   let line = 1;
   // Columns of block indentation of the current line; -1 once its content began.
   let indent = 0;
+  // Whether the current line nests: a `- ? :` indicator or content (not a comment) after its indentation. A line
+  // of spaces alone, or of spaces and a comment, nests nothing however far it is indented.
+  let nests = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c === 0) return { path: '', message: `the fleet file has a NUL byte at offset ${n(i)}: not text` };
-    if (yaml && indent >= 0) {
+    if (c === 0) return { path: '', message: `the ${source} has a NUL byte at offset ${n(i)}: not text` };
+    if (yaml && indent >= 0 && c !== 0x0a) {
       const next = text.charCodeAt(i + 1);
       const indicator = isIndicator(c) && (next === 0x20 || next === 0x09);
       if (c === 0x20) indent += 1;
-      else if (indicator) indent += 2;
-      else if (c !== 0x0a) indent = -1;
-      if (indicator) i += 1; // the space after it, counted above
-      if (indent > MAX_YAML_INDENT_COLUMNS) {
+      else if (indicator) {
+        indent += 2;
+        nests = true;
+        i += 1; // the space after it, counted above
+      } else if (!isBlank(c)) nests ||= c !== 0x23; // content, or a comment (#)
+      if (nests && indent > MAX_YAML_INDENT_COLUMNS) {
         return {
           path: '',
-          message: `the fleet file indents line ${n(line)} more than ${MAX_YAML_INDENT_COLUMNS} columns (spaces and - ? : indicators), the limit of block nesting (MAX_YAML_INDENT_COLUMNS)`,
+          message: `the ${source} indents line ${n(line)} more than ${MAX_YAML_INDENT_COLUMNS} columns (spaces and - ? : indicators), the limit of block nesting (MAX_YAML_INDENT_COLUMNS)`,
         };
       }
+      if (c !== 0x20 && !indicator && !isBlank(c)) indent = -1;
     }
     if (c === 0x5b || c === 0x7b) {
       marks += 1;
       depth += 1;
       if (depth > maxDepth) maxDepth = depth;
+      if (depth === MAX_FLEET_DEPTH + 1 && deepLine === 0) deepLine = line;
     } else if (c === 0x5d || c === 0x7d) depth = Math.max(0, depth - 1);
     else if (c === 0x0a || c === 0x2c) marks += 1;
     if (c === 0x0a) {
       line += 1;
       indent = 0;
+      nests = false;
     }
   }
   // Brackets inside quoted strings count too: an upper bound, never an underestimate.
   if (maxDepth > MAX_FLEET_DEPTH) {
     return {
       path: '',
-      message: `the fleet file nests brackets ${n(maxDepth)} deep, more than the limit of ${MAX_FLEET_DEPTH} (MAX_FLEET_DEPTH)`,
+      message: `the ${source} nests brackets ${n(maxDepth)} deep, more than the limit of ${MAX_FLEET_DEPTH} (MAX_FLEET_DEPTH), from line ${n(deepLine)}`,
     };
   }
   if (yaml && marks > MAX_YAML_NODES) {
     return {
       path: '',
-      message: `the fleet file has about ${n(marks)} YAML nodes (lines, commas, brackets), more than the limit of ${n(MAX_YAML_NODES)} (MAX_YAML_NODES); use JSON for fleets this large`,
+      message: `the ${source} has about ${n(marks)} YAML nodes (lines, commas, brackets), more than the limit of ${n(MAX_YAML_NODES)} (MAX_YAML_NODES); use JSON for fleets this large`,
     };
   }
   return undefined;
+}
+
+/** textShapeProblem() of a fleet file. */
+export function fleetTextProblem(text: string, yaml: boolean): ConfigProblem | undefined {
+  return textShapeProblem(text, yaml, 'fleet file');
 }
 
 /**

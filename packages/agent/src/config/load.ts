@@ -1,8 +1,14 @@
 /**
  * Reads agent.yaml (YAML 1.2, core schema; JSON is YAML too), applies flag overrides, validates. A `%YAML 1.1`
  * header is refused: it switched the yaml library to 1.1 (`1:20` read as 80, `yes` as true, `<<` merging maps).
+ *
+ * Before the yaml library sees the text it is bounded (MAX_AGENT_CONFIG_BYTES) and scanned by @l4fleet/config's
+ * textShapeProblem, as fleet files are (bracket depth, block indentation, node estimate): a nesting thousands deep
+ * ran the library's stack out, and a later parse in the same process (the reload SIGHUP runs) then aborted Node out
+ * of memory, uncatchable, taking the running agent and its BGP sessions down.
  */
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { textShapeProblem, utf8Bytes } from '@l4fleet/config';
 import { LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import { AgentError } from '../errors.js';
 import { applyOverrides, type ConfigOverrides } from './overrides.js';
@@ -48,7 +54,32 @@ function invalidYaml(lines: LineCounter, offset: number, code: string): AgentErr
   return new AgentError('CONFIG_INVALID', msg, { problems: [{ path: '', message: msg }] });
 }
 
-function parseYamlText(text: string): unknown {
+/** agent.yaml's size, in bytes (UTF-8): a full example is ~2 KiB; this leaves room for any comments and peers. */
+export const MAX_AGENT_CONFIG_BYTES = 1024 * 1024; // 1 MiB
+
+const n = (v: number): string => v.toLocaleString('en-US');
+
+/** `bytes` undefined: reading stopped past the bound (a pipe or a device has no size). */
+function tooLarge(source: string, bytes: number | undefined): AgentError {
+  const limit = `the limit of ${n(MAX_AGENT_CONFIG_BYTES)} bytes (MAX_AGENT_CONFIG_BYTES)`;
+  const msg =
+    bytes === undefined
+      ? `the ${source} holds more than ${limit}`
+      : `the ${source} is ${n(bytes)} bytes, more than ${limit}`;
+  return new AgentError('CONFIG_INVALID', msg, { problems: [{ path: '', message: msg }] });
+}
+
+/** The size and shape bounds, before any parser sees the text. */
+function checkText(text: string, source: string): void {
+  // The character count bounds the byte count from below: a huge text is refused without a pass over it.
+  const bytes = text.length > MAX_AGENT_CONFIG_BYTES ? text.length : utf8Bytes(text);
+  if (bytes > MAX_AGENT_CONFIG_BYTES) throw tooLarge(source, bytes);
+  const shape = textShapeProblem(text, true, source);
+  if (shape) throw new AgentError('CONFIG_INVALID', shape.message, { problems: [shape] });
+}
+
+function parseYamlText(text: string, source: string): unknown {
+  checkText(text, source);
   const lines = new LineCounter();
   let doc: ReturnType<typeof parseDocument>;
   try {
@@ -97,9 +128,37 @@ function parseYamlText(text: string): unknown {
   }
 }
 
-export function parseAgentConfigText(text: string, overrides: ConfigOverrides = {}): AgentConfig {
-  const raw = parseYamlText(text);
+/** `source` names the text in a size or shape refusal (loadAgentConfig: `config file "PATH"`). */
+export function parseAgentConfigText(
+  text: string,
+  overrides: ConfigOverrides = {},
+  source = 'config file',
+): AgentConfig {
+  const raw = parseYamlText(text, source);
   return parseAgentConfig(applyOverrides(raw ?? {}, overrides));
+}
+
+/**
+ * The text of `file`, read up to MAX_AGENT_CONFIG_BYTES + 1 bytes: a huge file (or /dev/zero) is refused at the
+ * bound instead of being read whole into memory.
+ */
+async function readConfigText(file: string): Promise<string> {
+  const handle = await open(file, 'r');
+  try {
+    const st = await handle.stat();
+    if (st.isFile() && st.size > MAX_AGENT_CONFIG_BYTES) throw tooLarge(`config file "${file}"`, st.size);
+    const buf = Buffer.allocUnsafe(MAX_AGENT_CONFIG_BYTES + 1);
+    let total = 0;
+    while (total < buf.length) {
+      const { bytesRead } = await handle.read(buf, total, buf.length - total, null);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+    }
+    if (total > MAX_AGENT_CONFIG_BYTES) throw tooLarge(`config file "${file}"`, undefined);
+    return buf.subarray(0, total).toString('utf8');
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Loads `file` (absent file: flags alone must make a valid config). */
@@ -107,11 +166,12 @@ export async function loadAgentConfig(file: string | undefined, overrides: Confi
   if (file === undefined) return parseAgentConfig(applyOverrides({}, overrides));
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readConfigText(file);
   } catch (err) {
+    if (err instanceof AgentError) throw err;
     throw new AgentError('CONFIG_UNREADABLE', `config file "${file}" cannot be read: ${(err as Error).message}`, {
       cause: err,
     });
   }
-  return parseAgentConfigText(text, overrides);
+  return parseAgentConfigText(text, overrides, `config file "${file}"`);
 }

@@ -1,6 +1,9 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { AgentError } from '../errors.js';
-import { parseAgentConfigText } from './load.js';
+import { loadAgentConfig, MAX_AGENT_CONFIG_BYTES, parseAgentConfigText } from './load.js';
 import { applyOverrides } from './overrides.js';
 import { parseAgentConfig } from './parse.js';
 
@@ -531,16 +534,67 @@ describe('agent config - YAML 1.2 only', () => {
     expect(() => parseAgentConfigText(body.join('\n'))).toThrow(/bgp\.peers\[0\]\.<<: is not a known field/);
   });
 
-  test('a list nested 5,000 deep is "nested too deep", not an alias bomb', () => {
-    const deep = `x: ${'['.repeat(5_000)}${']'.repeat(5_000)}\n`;
-    let err: AgentError | undefined;
-    try {
-      parseAgentConfigText(deep);
-    } catch (e) {
-      err = e as AgentError;
+  // Only the pre-check (textShapeProblem) may see these: a nesting deep enough to run the yaml library's stack out left
+  // it broken, and a later parse in the same process (a reload's) aborted Node out of memory, uncatchable.
+  test.each<[string, string, RegExp]>([
+    [
+      'a list nested 5,000 deep in brackets',
+      `x: ${'['.repeat(5_000)}${']'.repeat(5_000)}\n`,
+      /nests brackets 5,000 deep, .*\(MAX_FLEET_DEPTH\), from line 1$/,
+    ],
+    [
+      'lists nested 40 deep in brackets',
+      `x: ${'['.repeat(40)}1${']'.repeat(40)}\n`,
+      /nests brackets 40 deep, .*\(MAX_FLEET_DEPTH\), from line 1$/,
+    ],
+    [
+      'lists nested 200 deep in blocks',
+      `x:\n  ${'- '.repeat(200)}1\n`,
+      /indents line 2 more than 256 columns.*\(MAX_YAML_INDENT_COLUMNS\)/,
+    ],
+    [
+      'maps nested 300 deep by indentation',
+      Array.from({ length: 300 }, (_, i) => `${' '.repeat(i)}k${i}:`).join('\n'),
+      /indents line 258 more than 256 columns.*\(MAX_YAML_INDENT_COLUMNS\)/,
+    ],
+  ])('%s is refused before parsing, every time it is read', (_name, text, expected) => {
+    for (let i = 0; i < 3; i++) {
+      let err: AgentError | undefined;
+      try {
+        parseAgentConfigText(text);
+      } catch (e) {
+        err = e as AgentError;
+      }
+      expect(err?.code).toBe('CONFIG_INVALID');
+      expect(err?.message).toMatch(/^the config file /);
+      expect(err?.message).toMatch(expected);
+      expect(err?.problems).toEqual([{ path: '', message: err?.message }]);
     }
-    expect(err?.code).toBe('CONFIG_INVALID');
-    expect(err?.message).toMatch(/nested too deep/);
-    expect(err?.message).not.toMatch(/alias/);
+  });
+
+  test('a file over MAX_AGENT_CONFIG_BYTES is refused by its size, naming the file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'l4fleet-agent-yaml-'));
+    try {
+      const file = join(dir, 'agent.yaml');
+      writeFileSync(file, `# ${'x'.repeat(2 * MAX_AGENT_CONFIG_BYTES)}\n`);
+      await expect(loadAgentConfig(file)).rejects.toMatchObject({
+        code: 'CONFIG_INVALID',
+        message: `the config file "${file}" is 2,097,155 bytes, more than the limit of 1,048,576 bytes (MAX_AGENT_CONFIG_BYTES)`,
+      });
+      // A device has no size: read up to the bound, not whole.
+      await expect(loadAgentConfig('/dev/zero')).rejects.toThrow(
+        'the config file "/dev/zero" holds more than the limit of 1,048,576 bytes (MAX_AGENT_CONFIG_BYTES)',
+      );
+      writeFileSync(file, `x:\n  ${'- '.repeat(200)}1\n`);
+      await expect(loadAgentConfig(file)).rejects.toThrow(`the config file "${file}" indents line 2 more than 256`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a text over MAX_AGENT_CONFIG_BYTES is refused by its size before parsing', () => {
+    expect(() => parseAgentConfigText(`# ${'x'.repeat(MAX_AGENT_CONFIG_BYTES)}\n`)).toThrow(
+      'the config file is 1,048,579 bytes, more than the limit of 1,048,576 bytes (MAX_AGENT_CONFIG_BYTES)',
+    );
   });
 });
