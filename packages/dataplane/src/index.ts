@@ -24,6 +24,7 @@ export {
   backendStatus,
   teardownBackend,
 } from './backend/teardown.js';
+export { bpffsPathProblem } from './bpf/bpffs.js';
 export { type BpfDataPlane, createBpfDataPlane, type ProgramRun, type ProgramStats } from './bpf/driver.js';
 export { BPF_LOADER_PATH, BPF_NODE_OBJECT_PATH, bpfAvailable, type XdpMode } from './bpf/loader.js';
 export {

@@ -1,6 +1,6 @@
 /** The real host adapter of `--check`, against this machine (read-only: it creates nothing). */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,5 +102,18 @@ describe('host facts - this machine', () => {
     }
     expect(host.isBpffs(dir)).toBe(false); // tmpfs or the root file system
     expect(host.isBpffs(join(dir, 'missing'))).toBe(false);
+  });
+
+  test('a bpffsPath the start would refuse is told in its words: /, a non-empty directory; a missing one is not', () => {
+    expect(host.bpffsPathProblem('/')).toBe(
+      '"/" is the root directory: a bpffs mounted there would hide the whole filesystem',
+    );
+    const full = join(dir, 'full');
+    mkdirSync(full, { recursive: true });
+    writeFileSync(join(full, 'keep'), 'x');
+    expect(host.bpffsPathProblem(full)).toBe(
+      `"${full}" is a non-empty directory (keep) and not a bpffs: a bpffs mounted there would hide its files`,
+    );
+    expect(host.bpffsPathProblem(join(dir, 'missing'))).toBeUndefined();
   });
 });

@@ -5,7 +5,7 @@
 import { accessSync, constants, existsSync, readFileSync, statfsSync, statSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
-import { bpfAvailable } from '@l4fleet/dataplane';
+import { bpfAvailable, bpffsPathProblem } from '@l4fleet/dataplane';
 import { tlsFileProblem } from './tls-files.js';
 
 export interface HostFacts {
@@ -33,6 +33,11 @@ export interface HostFacts {
   hasSysAdmin(): boolean;
   /** Whether `path` is a mounted bpffs (statfs f_type BPF_FS_MAGIC). */
   isBpffs(path: string): boolean;
+  /**
+   * Why the bpf driver's start refuses to mount a bpffs at `path` (`/`, a non-empty directory that is no bpffs), in the
+   * start's words (@l4fleet/dataplane's bpffsPathProblem, the start's own check); undefined when it would not.
+   */
+  bpffsPathProblem(path: string): string | undefined;
   /** Whether `path` is a Unix socket (bfdd's vty socket: bfdd runs). */
   isSocket(path: string): boolean;
 }
@@ -110,6 +115,7 @@ export function systemHost(): HostFacts {
         return false;
       }
     },
+    bpffsPathProblem: (path) => bpffsPathProblem(path),
     isSocket(path) {
       try {
         return statSync(path).isSocket();

@@ -1,3 +1,7 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bpffsPathProblem } from '@l4fleet/dataplane';
 import { pino } from 'pino';
 import { describe, expect, test } from 'vitest';
 import type { HostFacts } from '../config/host.js';
@@ -29,6 +33,7 @@ function host(change: Partial<HostFacts> = {}): HostFacts {
     forwarding: () => true,
     hasSysAdmin: () => false, // as under the unit
     isBpffs: (p) => p === '/sys/fs/bpf',
+    bpffsPathProblem: () => undefined,
     isSocket: () => true,
     ...change,
   };
@@ -74,6 +79,32 @@ describe('agent drivers - bpf', () => {
         host({ hasSysAdmin: () => true }),
       ),
     ).toEqual([]);
+  });
+
+  test('--check names a bpffsPath the start refuses (/, a non-empty directory) in its words, with or without CAP_SYS_ADMIN', () => {
+    // The start never mounts a bpffs over / or over files (bpffs.ts); --check asked only whether it could mount.
+    const dir = mkdtempSync(join(tmpdir(), 'l4fleet-bpffs-'));
+    try {
+      writeFileSync(join(dir, 'keep'), 'x');
+      for (const hasSysAdmin of [true, false]) {
+        const at = (path: string) =>
+          messages(
+            DATA_PLANE_DRIVER_SPECS.bpf.prerequisites(
+              bpfConfig({ bpffsPath: path }),
+              host({ hasSysAdmin: () => hasSysAdmin, isBpffs: () => false, bpffsPathProblem }),
+            ),
+          );
+        expect(at('/')).toEqual([`dataplane.bpffsPath: ${bpffsPathProblem('/')}`]);
+        expect(at('/')[0]).toBe(
+          'dataplane.bpffsPath: "/" is the root directory: a bpffs mounted there would hide the whole filesystem',
+        );
+        expect(at(dir)).toEqual([
+          `dataplane.bpffsPath: "${dir}" is a non-empty directory (keep) and not a bpffs: a bpffs mounted there would hide its files`,
+        ]);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('--check refuses an encapsulation source that is not this host', () => {

@@ -78,9 +78,13 @@ export const DATA_PLANE_DRIVER_SPECS: { readonly [K in DataPlaneDriver]: DataPla
         });
       }
       // The driver mounts a bpffs at bpffsPath when none is there, which needs CAP_SYS_ADMIN; the unit grants none
-      // (systemd mounts /sys/fs/bpf at boot): without a bpffs there, the start would fail on the mount.
+      // (systemd mounts /sys/fs/bpf at boot): without a bpffs there, the start would fail on the mount. It never
+      // mounts over / or a non-empty directory, with or without the capability: that comes first, in its words
+      // (advising `mount -t bpf bpf /etc` would hide /etc).
       const bpffs = config.dataplane.bpffsPath ?? DEFAULT_BPFFS_PATH;
-      if (!host.isBpffs(bpffs) && !host.hasSysAdmin()) {
+      const refused = host.bpffsPathProblem(bpffs);
+      if (refused !== undefined) problems.push({ path: 'dataplane.bpffsPath', message: refused });
+      else if (!host.isBpffs(bpffs) && !host.hasSysAdmin()) {
         problems.push({
           path: 'dataplane.bpffsPath',
           message: `"${bpffs}" is not a mounted bpffs, and this process cannot mount one (no CAP_SYS_ADMIN): mount it first (mount -t bpf bpf ${bpffs}, or an fstab line), or use ${DEFAULT_BPFFS_PATH}, which systemd mounts at boot`,

@@ -37,6 +37,7 @@ function host(change: Partial<HostFacts> = {}): HostFacts {
     forwarding: () => true,
     hasSysAdmin: () => false,
     isBpffs: () => true,
+    bpffsPathProblem: () => undefined,
     isSocket: () => true,
     ...change,
   };

@@ -29,25 +29,28 @@ function entriesOf(path: string): string[] {
 }
 
 /**
- * Makes `path` a mounted bpffs (mounting one when it is not); returns whether it mounted. `/` and a non-empty
- * directory are refused: a bpffs mounted there hides what it holds (the whole filesystem, for `/`) from every process
- * of the mount namespace until it is unmounted.
+ * Why a bpffs may not be mounted at `path`, in the words the start refuses it with (after `bpffsPath: `); undefined
+ * when it is a bpffs already or may get one. `/` and a non-empty directory are refused: a bpffs mounted there hides
+ * what it holds (the whole filesystem, for `/`) from every process of the mount namespace until it is unmounted.
+ * `l4fleet agent --check` asks the same (the agent's HostFacts), so it never says OK to a start that refuses.
  */
-export async function ensureBpffs(path: string, exec: Exec): Promise<boolean> {
-  if (isBpffs(path)) return false;
+export function bpffsPathProblem(path: string): string | undefined {
+  if (isBpffs(path)) return undefined;
   if (resolve(path) === '/') {
-    throw new DataPlaneError(
-      'OPTIONS_INVALID',
-      `bpffsPath: "${path}" is the root directory: a bpffs mounted there would hide the whole filesystem`,
-    );
+    return `"${path}" is the root directory: a bpffs mounted there would hide the whole filesystem`;
   }
   const entries = entriesOf(path);
   if (entries.length > 0) {
-    throw new DataPlaneError(
-      'OPTIONS_INVALID',
-      `bpffsPath: "${path}" is a non-empty directory (${entries.join(', ')}) and not a bpffs: a bpffs mounted there would hide its files`,
-    );
+    return `"${path}" is a non-empty directory (${entries.join(', ')}) and not a bpffs: a bpffs mounted there would hide its files`;
   }
+  return undefined;
+}
+
+/** Makes `path` a mounted bpffs (mounting one when it is not, where bpffsPathProblem allows); returns whether it mounted. */
+export async function ensureBpffs(path: string, exec: Exec): Promise<boolean> {
+  if (isBpffs(path)) return false;
+  const problem = bpffsPathProblem(path);
+  if (problem !== undefined) throw new DataPlaneError('OPTIONS_INVALID', `bpffsPath: ${problem}`);
   try {
     mkdirSync(path, { recursive: true });
   } catch (err) {
