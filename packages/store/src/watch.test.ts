@@ -29,7 +29,9 @@ function fakeNamespace() {
     };
     return b;
   };
-  return { ns: { watch } as unknown as Namespace, watchers, current: () => watchers[watchers.length - 1] };
+  // The range read a server cancel is checked with (restartAfterCancel): the revision is there, not compacted.
+  const get = () => ({ revision: () => ({ exec: async () => ({ kvs: [] }) }) });
+  return { ns: { watch, get } as unknown as Namespace, watchers, current: () => watchers[watchers.length - 1] };
 }
 
 /** A logger recording the level and event of each line. */
@@ -150,6 +152,124 @@ describe('store watch - an etcd outage', () => {
     expect(watchers.length).toBe(1);
     expect(errors.map((e) => e.code)).toEqual(['COMPACTED', 'UNAVAILABLE']);
     expect(warned().length).toBe(1);
+    await w.close();
+  });
+});
+
+/** A watch response of one put at `rev`. */
+const putAt = (rev: number) => ({
+  header: { revision: String(rev) },
+  events: [
+    {
+      type: 'Put',
+      kv: { key: Buffer.from('nodes/a'), value: Buffer.from('{}'), mod_revision: String(rev), create_revision: '1' },
+    },
+  ],
+});
+
+/** Unhandled rejections while `fn` runs, the event loop turned (really) once after it. */
+async function unhandledDuring(fn: () => Promise<void>): Promise<unknown[]> {
+  const seen: unknown[] = [];
+  const listener = (reason: unknown) => seen.push(reason);
+  process.on('unhandledRejection', listener);
+  try {
+    await fn();
+    vi.useRealTimers();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  } finally {
+    process.off('unhandledRejection', listener);
+  }
+  return seen;
+}
+
+// A throwing onError left the handler chain rejected: every later batch was skipped (the watch went on advancing its
+// revision, so they were lost), and the rejection was unhandled, which ends a Node 20 process.
+describe('store watch - a handler that throws', () => {
+  test('onEvents and then onError throw: logged, the next batch is still delivered, no unhandled rejection', async () => {
+    const { ns, current } = fakeNamespace();
+    const { log, lines } = recordingLogger();
+    const delivered: number[] = [];
+    let w: ResumableWatch | undefined;
+    const unhandled = await unhandledDuring(async () => {
+      w = new ResumableWatch(
+        ns,
+        { prefix: 'nodes/' },
+        5,
+        {
+          onEvents: (events) => {
+            const rev = events[0]?.modRevision ?? 0;
+            if (rev === 6) throw new Error('handler bug');
+            delivered.push(rev);
+          },
+          resync: async () => 5,
+          onError: () => {
+            throw new Error('onError bug');
+          },
+        },
+        log,
+      );
+      w.start();
+      current()?.emit('data', putAt(6));
+      await vi.advanceTimersByTimeAsync(10);
+      current()?.emit('data', putAt(7));
+      await vi.advanceTimersByTimeAsync(10);
+    });
+    expect(unhandled).toEqual([]);
+    expect(delivered).toEqual([7]);
+    expect(lines.filter((l) => l.event === 'watchHandlerFailed').map((l) => l.level)).toEqual(['error']);
+    await w?.close();
+  });
+
+  test('onError throws on a server cancel: logged, the watch restarts, no unhandled rejection', async () => {
+    const { ns, current, watchers } = fakeNamespace();
+    const { log, lines } = recordingLogger();
+    let w: ResumableWatch | undefined;
+    const unhandled = await unhandledDuring(async () => {
+      w = new ResumableWatch(
+        ns,
+        { prefix: 'nodes/' },
+        5,
+        {
+          onEvents: () => undefined,
+          resync: async () => 5,
+          onError: () => {
+            throw new Error('onError bug');
+          },
+        },
+        log,
+      );
+      w.start();
+      current()?.emit('error', new Error('Watcher canceled: '));
+      await vi.advanceTimersByTimeAsync(2_000);
+    });
+    expect(unhandled).toEqual([]);
+    expect(watchers.length).toBe(2);
+    expect(lines.some((l) => l.event === 'watchHandlerFailed')).toBe(true);
+    await w?.close();
+  });
+
+  test('onError throws on a disconnect or an error event: contained, the watch restarts', async () => {
+    const { ns, current, watchers } = fakeNamespace();
+    const { log } = recordingLogger();
+    const w = new ResumableWatch(
+      ns,
+      { prefix: 'nodes/' },
+      5,
+      {
+        onEvents: () => undefined,
+        resync: async () => 5,
+        onError: () => {
+          throw new Error('onError bug');
+        },
+      },
+      log,
+    );
+    w.start();
+    expect(() => current()?.emit('disconnected', unavailable())).not.toThrow();
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(() => current()?.emit('error', new Error('Permission denied'))).not.toThrow();
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(watchers.length).toBe(3);
     await w.close();
   });
 });

@@ -16,6 +16,9 @@
  * every watch of the agent, the aggregator and the dashboard (each warning again) repeated it: lines per second per
  * node for the whole outage. The watch is back when etcd acknowledges its creation ('connected': a quiet prefix gets
  * no data after a reconnect) or sends data; the next failure is reported again.
+ *
+ * A handler that throws does not end the watch: onEvents' error goes to onError, and onError's own is logged
+ * (`watchHandlerFailed`); the later batches are still delivered.
  */
 import type { Namespace, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
@@ -50,6 +53,16 @@ const SERVER_CANCEL = /Watcher canceled/;
  * deadline: the store closes its watches one after another.
  */
 export const WATCH_CANCEL_WAIT_MS = 1_000;
+
+/** The first line of what a handler threw, for a log line. */
+function messageOf(err: unknown): string {
+  if (err instanceof Error) return err.message.split('\n')[0] ?? '';
+  try {
+    return String(err).split('\n')[0] ?? '';
+  } catch {
+    return 'not an Error'; // String() throws on an object without a prototype
+  }
+}
 
 export class ResumableWatch {
   private watcher: Watcher | undefined;
@@ -110,10 +123,11 @@ export class ResumableWatch {
       }
       if (events.length === 0) return;
       this.afterRevision = (events[events.length - 1] as WatchEvent).modRevision;
-      // Serialize handlers: an async handler (reading a generation) must finish before the next batch.
+      // Serialize handlers: an async handler (reading a generation) must finish before the next batch. report()
+      // never throws, so the chain never stays rejected (which skipped every later batch).
       this.chain = this.chain
         .then(() => this.handlers.onEvents(events))
-        .catch((err) => this.handlers.onError(toStoreError(err, 'watch handler')));
+        .catch((err) => this.report(toStoreError(err, 'watch handler')));
     });
     w.on('disconnected', (err) => {
       if (this.watcher !== w || this.closed) return;
@@ -127,7 +141,7 @@ export class ResumableWatch {
         this.restartAfterCancel(w, mapped);
         return;
       }
-      this.handlers.onError(mapped);
+      this.report(mapped);
       this.restart(w, mapped.code === 'COMPACTED');
     });
   }
@@ -150,16 +164,32 @@ export class ResumableWatch {
       .then((compacted) => {
         if (this.closed) return;
         if (compacted) {
-          this.handlers.onError(
+          this.report(
             new StoreError('COMPACTED', `etcd watch: resume revision ${at} was compacted; re-reading everything`, {
               cause: cancel,
             }),
           );
         } else {
-          this.handlers.onError(cancel);
+          this.report(cancel);
         }
         this.restart(old, compacted);
+      })
+      .catch((err) => {
+        // Nothing above should throw; if it does, say so rather than leave an unhandled rejection (fatal in Node).
+        this.log.error({ event: 'watchRestartFailed', after: this.afterRevision, err: messageOf(err) });
       });
+  }
+
+  /**
+   * Hands `err` to onError; a handler that throws is logged, not thrown on: thrown into etcd3's event emitter or a
+   * promise chain it ended the watch (every later batch skipped) and, as an unhandled rejection, the process.
+   */
+  private report(err: StoreError): void {
+    try {
+      this.handlers.onError(err);
+    } catch (thrown) {
+      this.log.error({ event: 'watchHandlerFailed', handler: 'onError', code: err.code, err: messageOf(thrown) });
+    }
   }
 
   /**
@@ -175,7 +205,7 @@ export class ResumableWatch {
     }
     this.outage = err.code;
     this.log.warn(line);
-    this.handlers.onError(err);
+    this.report(err);
   }
 
   /** The watch is live again: the next failure starts a new outage. */
