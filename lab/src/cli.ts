@@ -212,6 +212,8 @@ export function createLabProgram(io: LabIo = processIo): Command {
         const found = await Lab.down(id, log);
         io.out(`lab "${id}": removed ${found.namespaces.length} namespaces`);
         for (const w of found.warnings) io.err(`warning: ${w}`);
+        // Each warning is something left behind (a process, a namespace, containers): a script must not read success.
+        if (found.warnings.length > 0) process.exitCode = 1;
       }
     });
 
