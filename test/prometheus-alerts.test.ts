@@ -115,6 +115,17 @@ const CASES: Case[] = [
     fires: [{ node: 'n1', fleet: 'lab', peer: '198.18.0.1' }],
   },
   {
+    // n2's reads fail for more than a minute; n1's failed once and answered again.
+    alert: 'L4fleetDataPlaneCountersUnreadable',
+    series: {
+      [`l4fleet_dataplane_counters_up{${n('n1')}}`]: '1 0 1x20',
+      [`l4fleet_dataplane_counters_up{${n('n2')}}`]: '1 0x20',
+    },
+    quietAt: '30s',
+    at: '1m30s',
+    fires: [{ node: 'n2', fleet: 'lab' }],
+  },
+  {
     alert: 'L4fleetDataPlaneFailed',
     series: {
       [`l4fleet_bfd_admin_down{${n('n1', 'peer="198.18.0.1"')}}`]: '0x20',
