@@ -20,7 +20,7 @@ import {
 import { invalidRecord, StoreError } from './errors.js';
 import { CHUNK_BYTES, GZIP_THRESHOLD_BYTES, INLINE_MAX_BYTES } from './layout.js';
 import { MAX_DOCUMENT_BYTES, MAX_DOCUMENT_JSON_BYTES, MAX_POINTER_BYTES } from './limits.js';
-import { parseRecord, shown } from './record-check.js';
+import { parseRecord, shown, undecodable } from './record-check.js';
 
 export const DOCUMENT_SCHEMA = 1;
 
@@ -158,24 +158,12 @@ export function encodeDocument(
   };
 }
 
-/**
- * A failure of a record's checks that is no StoreError (a RangeError of a document nested thousands deep, a
- * TypeError): still the record's fault, so INVALID_RECORD naming the key, which watchers skip and `l4fleet recover`
- * replaces. Left as it was, it became INTERNAL, which a watcher retries and recover refuses.
- */
-function unreadable(key: string, field: string, err: unknown): StoreError {
-  if (err instanceof StoreError) return err;
-  const why = err instanceof RangeError ? 'nested too deep to check' : 'cannot be checked';
-  const detail = err instanceof Error ? `${err.name}: ${err.message.split('\n')[0]}` : 'not an Error';
-  return invalidRecord(key, `${field}: ${why} (${detail.length > 120 ? `${detail.slice(0, 120)}...` : detail})`, err);
-}
-
 /** Pointer fields checked against their own claims before a single chunk is fetched (docs/design/0002, Bounds). */
 export function decodePointer(key: string, value: Buffer): Pointer {
   try {
     return checkPointer(key, value);
   } catch (err) {
-    throw unreadable(key, 'value', err);
+    throw undecodable(key, 'value', err);
   }
 }
 
@@ -222,7 +210,7 @@ function checkPointer(key: string, value: Buffer): Pointer {
     try {
       json = Buffer.from(JSON.stringify(p.document));
     } catch (err) {
-      throw unreadable(key, 'document', err);
+      throw undecodable(key, 'document', err);
     }
     if (json.length !== bytes) throw bad('bytes', bytes, `is not the inline document's size ${json.length}`);
     const sum = createHash('sha256').update(json).digest('hex');
@@ -288,7 +276,7 @@ function validateDocument(pointerKey: string, pointer: Pointer, doc: { schema?: 
     if (err instanceof ConfigError) {
       throw invalidRecord(pointerKey, `document.fleet: ${err.problems.map(formatProblem).join('; ')}`, err);
     }
-    throw unreadable(pointerKey, 'document.fleet', err);
+    throw undecodable(pointerKey, 'document.fleet', err);
   }
   if (fleet.hashSeed !== pointer.hashSeed) {
     throw invalidRecord(
