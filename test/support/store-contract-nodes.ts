@@ -54,6 +54,71 @@ export function describeNodeContract(fleet: () => Promise<ContractFleet & { open
     await watch.close();
   });
 
+  // A restarted agent (a rolling upgrade: the new version) registers its node on a new client while the old process
+  // still holds the name: etcd keeps each key on the lease of its last put, so closing the old one takes only what
+  // it still holds, never the new agent's record.
+  const status = (desiredRevision: number) => ({
+    tables: {},
+    announced: [],
+    bgp: {},
+    failStatic: false,
+    desiredRevision,
+  });
+  const healthOf = async (s: FleetStore) =>
+    Object.fromEntries((await s.listHealthReports()).map((r) => [r.node, Object.fromEntries(r.members)]));
+
+  test('a node registered again by another client: closing the first registration takes only what is still on its lease', async () => {
+    const f = await fleet();
+    const [a, b, cli] = [f.open(), f.open(), f.open()];
+    const old = await a.registerNode({ name: 'lb1', address: '198.18.2.1', version: '1.0.0' });
+    await old.reportStatus(status(1));
+    await old.reportHealth(
+      new Map([
+        ['web/a', 'up'],
+        ['api/b', 'down'],
+      ]),
+    );
+    const fresh = await b.registerNode({ name: 'lb1', address: '198.18.2.1', version: '1.1.0' }, { leaseTtlS: 30 });
+    // The record is the new agent's (on its lease); the status and health it has not written yet are the old one's.
+    expect(await cli.listNodes()).toMatchObject([
+      { name: 'lb1', record: { version: '1.1.0' }, status: { desiredRevision: 1 } },
+    ]);
+    expect((await cli.nodeLeases()).get('lb1')?.grantedS).toBe(30);
+    await fresh.reportHealth(new Map([['web/a', 'down']]));
+    expect(await healthOf(cli)).toEqual({ lb1: { 'web/a': 'down', 'api/b': 'down' } });
+    await old.close();
+    const [view] = await cli.listNodes();
+    expect(view).toMatchObject({ name: 'lb1', record: { version: '1.1.0' } });
+    expect(view?.status).toBeUndefined();
+    expect(await healthOf(cli)).toEqual({ lb1: { 'web/a': 'down' } });
+    expect((await cli.nodeLeases()).get('lb1')?.grantedS).toBe(30);
+    await fresh.reportStatus(status(2));
+    await a.close(); // its registration is closed already: nothing more goes
+    expect(await cli.listNodes()).toMatchObject([
+      { name: 'lb1', record: { version: '1.1.0' }, status: { desiredRevision: 2 } },
+    ]);
+    await fresh.close();
+    expect(await cli.listNodes()).toEqual([]);
+    expect(await cli.listHealthReports()).toEqual([]);
+  });
+
+  test("a node registered again by another client: the first client's close() leaves the new registration", async () => {
+    const f = await fleet();
+    const [a, b, cli] = [f.open(), f.open(), f.open()];
+    const old = await a.registerNode({ name: 'lb1', version: '1.0.0' }, { leaseTtlS: 2 }); // etcd: left to expire
+    await old.reportStatus(status(1));
+    await old.reportHealth(new Map([['web/a', 'up']]));
+    const fresh = await b.registerNode({ name: 'lb1', version: '1.1.0' });
+    await fresh.reportHealth(new Map([['api/b', 'down']]));
+    await a.close();
+    await wait('the old lease ended', async () => (await cli.listNodes())[0]?.status === undefined);
+    await wait('its health gone', async () => (await cli.listHealthReports())[0]?.members.size === 1);
+    expect(await cli.listNodes()).toMatchObject([{ name: 'lb1', record: { version: '1.1.0' } }]);
+    expect(await healthOf(cli)).toEqual({ lb1: { 'api/b': 'down' } });
+    await fresh.close();
+    expect(await cli.listNodes()).toEqual([]);
+  });
+
   test('close(): the client leadership ends (the next candidate is elected) and its registrations go', async () => {
     const f = await fleet();
     const [a, b] = [f.open(), f.open()];

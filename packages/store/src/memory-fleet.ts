@@ -7,6 +7,7 @@ import type { MemberStatus } from '@l4fleet/config';
 import { EMPTY_FLEET } from './desired.js';
 import type { StoreError } from './errors.js';
 import { MemoryDesiredHistory } from './memory-desired-history.js';
+import { memberEntries } from './records.js';
 import type {
   DesiredState,
   HealthReport,
@@ -31,15 +32,36 @@ export interface MemoryCandidate {
   end(closed?: StoreError): void;
 }
 
+/**
+ * A node registration's lease: the records put with it (the node record, the status, each pool's health) go when it
+ * ends (close(): a revoke; a client's close() or expireNode(): its expiry), but only those still on it: as in etcd
+ * each key is on the lease of its last put, so a node registered again by another client (a restarted agent) keeps
+ * what that one has written when the first registration ends.
+ */
+export class MemoryLease {
+  /** No clock runs here: a renewed lease stays full until ageLease() plays time passing. */
+  remainingS: number;
+  ended = false;
+
+  constructor(readonly grantedS: number) {
+    this.remainingS = grantedS;
+  }
+}
+
+/** A record as etcd holds it with the lease of its last put. */
+export interface Leased<T> {
+  readonly value: T;
+  readonly lease: MemoryLease;
+}
+
 export class MemoryFleet {
   revision = 0;
   desired: DesiredState = { fleet: EMPTY_FLEET, revision: 0, generation: '' };
-  readonly nodes = new Map<string, NodeRecord>();
+  readonly nodes = new Map<string, Leased<NodeRecord>>();
   readonly drains = new Set<string>();
-  readonly statuses = new Map<string, NodeStatusReport>();
-  /** Node -> its lease; no clock runs here: a renewed lease stays full until ageLease() plays time passing. */
-  readonly leases = new Map<string, NodeLease>();
-  readonly health = new Map<string, Map<string, MemberStatus>>();
+  readonly statuses = new Map<string, Leased<NodeStatusReport>>();
+  /** Node -> pool -> that pool's members as `health/<node>/<pool>` holds them. */
+  readonly health = new Map<string, Map<string, Leased<Readonly<Record<string, MemberStatus>>>>>();
   /** Pool -> the decided record as etcd would hold it (encoded, and decoded on read like the etcd store does). */
   readonly decided = new Map<string, string>();
   /** Pool -> the history record as etcd would hold it (encoded, and decoded on read like the etcd store does). */
@@ -113,23 +135,72 @@ export class MemoryFleet {
     const names = new Set([...this.nodes.keys(), ...this.drains, ...this.statuses.keys()]);
     return [...names].sort().map((name) => ({
       name,
-      record: this.nodes.get(name),
+      record: this.nodes.get(name)?.value,
       drained: this.drains.has(name),
-      status: this.statuses.get(name),
+      status: this.statuses.get(name)?.value,
     }));
   }
 
   reports(): HealthReport[] {
-    return [...this.health.keys()].sort().map((node) => ({ node, members: new Map(this.health.get(node)) }));
+    return [...this.health]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([node, pools]) => ({
+        node,
+        members: new Map([...pools].flatMap(([pool, { value }]) => memberEntries({ pool, members: value }))),
+      }));
   }
 
-  /** Plays the expiry of a node's lease: its record, health reports and status vanish. */
-  expireNode(name: string): void {
-    this.leases.delete(name);
-    this.nodes.delete(name);
-    this.statuses.delete(name);
-    this.health.delete(name);
-    this.bump('nodes');
-    this.bump('health');
+  /** Each node's lease as etcd answers for the one its `nodes/<name>` key is on. */
+  leases(): Map<string, NodeLease> {
+    const leases = new Map<string, NodeLease>();
+    for (const [name, { lease }] of this.nodes) {
+      leases.set(name, { remainingS: lease.remainingS, grantedS: lease.grantedS });
+    }
+    return leases;
+  }
+
+  /** Puts (`members`) or deletes (undefined) `health/<node>/<pool>`, on `lease`. */
+  setHealth(
+    node: string,
+    pool: string,
+    members: Readonly<Record<string, MemberStatus>> | undefined,
+    lease: MemoryLease,
+  ): void {
+    let pools = this.health.get(node);
+    if (members !== undefined) {
+      if (!pools) this.health.set(node, (pools = new Map()));
+      pools.set(pool, { value: members, lease });
+    } else if (pools?.delete(pool) && pools.size === 0) {
+      this.health.delete(node);
+    }
+  }
+
+  /**
+   * Ends `lease` (revoked or expired): the records still on it vanish, a watch event for each family that lost one
+   * (etcd: a delete event per key; none when no key is left on it).
+   */
+  endLease(lease: MemoryLease): void {
+    if (lease.ended) return;
+    lease.ended = true;
+    const drop = <T>(records: Map<string, Leased<T>>): boolean => {
+      const gone = [...records].filter(([, r]) => r.lease === lease).map(([k]) => k);
+      for (const k of gone) records.delete(k);
+      return gone.length > 0;
+    };
+    const nodes = [drop(this.nodes), drop(this.statuses)].includes(true);
+    let health = false;
+    for (const [node, pools] of [...this.health]) {
+      if (!drop(pools)) continue;
+      health = true;
+      if (pools.size === 0) this.health.delete(node);
+    }
+    if (nodes) this.bump('nodes');
+    if (health) this.bump('health');
+  }
+
+  /** The leases holding any record of node `name` (its record, status, health). */
+  leasesOf(name: string): Set<MemoryLease> {
+    const held = [this.nodes.get(name), this.statuses.get(name), ...(this.health.get(name)?.values() ?? [])];
+    return new Set(held.flatMap((r) => (r === undefined ? [] : [r.lease])));
   }
 }

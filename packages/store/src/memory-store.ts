@@ -1,7 +1,7 @@
 /**
  * An in-memory FleetStore for unit tests of the agent and the CLI: same interface and semantics as the etcd one
- * (revision guard, seed generation, snapshots to watchers, leased records), no etcd. `expireNode(name)` plays a
- * lease expiry, `corruptDesired()` plays a hand-written invalid pointer, `client()` opens another client of the same
+ * (revision guard, seed generation, snapshots to watchers, leased records: each registration has its own lease, each
+ * record goes with the lease of its last put), no etcd. `expireNode(name)` plays a lease expiry, `corruptDesired()` plays a hand-written invalid pointer, `client()` opens another client of the same
  * fleet (memory-fleet.ts holds what they share). test/support/store-contract.ts runs one suite of behaviour against
  * this fake and the etcd store, so the two cannot drift.
  *
@@ -16,10 +16,11 @@ import { StoreError, toStoreError } from './errors.js';
 import { checkHistoryKeys, fittedHistoryValue } from './history.js';
 import { decodePoolHistory } from './history-record.js';
 import { keys } from './layout.js';
-import { type MemoryCandidate, MemoryFleet, sameMap, type Topic } from './memory-fleet.js';
+import { type MemoryCandidate, MemoryFleet, type MemoryLease, sameMap, type Topic } from './memory-fleet.js';
+import { memoryRegistration } from './memory-registration.js';
 import { assertSameRegistration } from './nodes.js';
 import { decodePoolStatus } from './record-check.js';
-import { encodeDecidedPools, groupByPool, memberEntries, rampEntries } from './records.js';
+import { encodeDecidedPools, memberEntries, rampEntries } from './records.js';
 import { DEFAULT_LEASE_TTL_S } from './registration.js';
 import { assertNodeName } from './store-context.js';
 import type {
@@ -36,7 +37,6 @@ import type {
   NodeLease,
   NodeRegistration,
   NodeRegistrationOptions,
-  NodeStatusReport,
   NodeView,
   TableHistoryState,
   Watch,
@@ -48,7 +48,10 @@ export class MemoryFleetStore implements FleetStore {
   /** This client's open watches, ended by close(). */
   private readonly watches = new Set<() => void>();
   /** This client's registrations by node name: a second registerNode of a name is checked against the first. */
-  private readonly registrations = new Map<string, { reg: NodeRegistration; info: NodeInfo; ttlS: number }>();
+  private readonly registrations = new Map<
+    string,
+    { reg: NodeRegistration; info: NodeInfo; ttlS: number; lease: MemoryLease }
+  >();
   /** This client's campaigns, waiting or leading: close() ends them as the etcd store's close() does. */
   private readonly campaigns = new Set<MemoryCandidate>();
 
@@ -205,48 +208,25 @@ export class MemoryFleetStore implements FleetStore {
       assertSameRegistration(held, info, ttlS);
       return held.reg;
     }
-    const f = this.fleet;
-    f.nodes.set(info.name, { ...info, registeredAt: new Date().toISOString() });
-    f.leases.set(info.name, { remainingS: ttlS, grantedS: ttlS });
-    f.bump('nodes');
-    let open = true;
-    const closed = () => new StoreError('CLOSED', `node ${info.name}: registration closed`);
-    const reg: NodeRegistration = {
-      name: info.name,
-      reportHealth: async (members) => {
-        if (!open) throw closed();
-        await this.reportHealth(info.name, members);
-      },
-      reportStatus: async (status: NodeStatusReport) => {
-        if (!open) throw closed();
-        f.statuses.set(info.name, { ...status, at: status.at ?? new Date().toISOString() });
-        f.bump('nodes');
-      },
-      close: async () => {
-        if (!open) return;
-        open = false;
-        this.registrations.delete(info.name);
-        f.expireNode(info.name);
-      },
-    };
-    this.registrations.set(info.name, { reg, info, ttlS });
+    const { reg, lease } = memoryRegistration(this.fleet, info, ttlS, () => this.registrations.delete(info.name));
+    this.registrations.set(info.name, { reg, info, ttlS, lease });
     return reg;
   }
 
   async nodeLeases(): Promise<ReadonlyMap<string, NodeLease>> {
     this.assertOpen();
-    return new Map(this.fleet.leases);
+    return this.fleet.leases();
   }
 
   /** Plays a node's agent not renewing for `seconds`: its lease's remaining time falls (not below 0). */
   ageLease(name: string, seconds: number): void {
-    const lease = this.fleet.leases.get(name);
-    if (lease) this.fleet.leases.set(name, { ...lease, remainingS: Math.max(0, lease.remainingS - seconds) });
+    const lease = this.fleet.nodes.get(name)?.lease;
+    if (lease) lease.remainingS = Math.max(0, lease.remainingS - seconds);
   }
 
-  /** Plays the expiry of a node's lease: its record, health reports and status vanish. */
+  /** Plays the expiry of the leases holding a node's records: its record, health reports and status vanish. */
   expireNode(name: string): void {
-    this.fleet.expireNode(name);
+    for (const lease of this.fleet.leasesOf(name)) this.fleet.endLease(lease);
   }
 
   async listNodes(): Promise<NodeView[]> {
@@ -266,17 +246,14 @@ export class MemoryFleetStore implements FleetStore {
     this.fleet.bump('nodes');
   }
 
+  /** Through this client's registration of `node`, as the etcd store's (nodes.ts). */
   async reportHealth(node: string, members: ReadonlyMap<string, MemberStatus>): Promise<void> {
     this.assertOpen();
-    const f = this.fleet;
-    if (!f.nodes.has(node)) throw new StoreError('NOT_FOUND', `node ${node}: not registered`);
-    groupByPool(members); // validates the member keys like the etcd store
-    const was = f.health.get(node);
-    if (members.size === 0 ? was === undefined : sameMap(was, members)) return; // etcd: only changed pools written
-    // An empty report deletes every health/<node>/<pool> in etcd: the node has no report left.
-    if (members.size === 0) f.health.delete(node);
-    else f.health.set(node, new Map(members));
-    f.bump('health');
+    const held = this.registrations.get(node);
+    if (!held) {
+      throw new StoreError('NOT_FOUND', `node ${node}: not registered through this store (registerNode first)`);
+    }
+    await held.reg.reportHealth(members);
   }
 
   async listHealthReports(): Promise<HealthReport[]> {
@@ -386,16 +363,17 @@ export class MemoryFleetStore implements FleetStore {
   /**
    * Ends this client as the etcd store's close() does: its watches stop, its leaderships end (the next candidate
    * is elected), its waiting campaigns are refused CLOSED and its registrations go (etcd leaves their leases to
-   * expire, as a crash does: played here as that expiry at once). Other clients of the fleet go on.
+   * expire, as a crash does: played here as that expiry at once), taking only the records still on their leases (a
+   * node registered again by another client keeps what that client wrote). Other clients of the fleet go on.
    */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const stop of [...this.watches]) stop();
     for (const c of [...this.campaigns]) c.end(new StoreError('CLOSED', `campaign of ${c.node}: the store was closed`));
-    for (const name of [...this.registrations.keys()]) {
+    for (const [name, { lease }] of [...this.registrations]) {
       this.registrations.delete(name);
-      this.fleet.expireNode(name);
+      this.fleet.endLease(lease);
     }
   }
 }
