@@ -204,3 +204,4 @@ export {
   vipStateOf,
   withVipState,
 } from './vip-state.js';
+export { STRICT_YAML_OPTIONS } from './yaml-text.js';

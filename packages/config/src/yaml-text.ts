@@ -13,6 +13,20 @@ import { MAX_YAML_ALIASES } from './limits.js';
 
 const CORE_TAG_PREFIX = 'tag:yaml.org,2002:';
 
+/**
+ * The yaml library's options for every file l4fleet reads (fleet files here, agent.yaml in @l4fleet/agent), with a
+ * LineCounter of the caller's: duplicate keys refused; warnings kept (logLevel silent: nothing on stderr) for the
+ * caller to refuse; YAML 1.2's core schema without known tags, so !!timestamp, !!binary, !!set and !!omap are unknown
+ * tags and a %YAML 1.1 header cannot bring back 1.1's scalars (`1:20`, `0120`, `yes`) or merge keys.
+ */
+export const STRICT_YAML_OPTIONS = {
+  prettyErrors: false,
+  uniqueKeys: true,
+  logLevel: 'silent',
+  schema: 'core',
+  resolveKnownTags: false,
+} as const;
+
 function syntax(message: string, cause?: unknown): ConfigError {
   return new ConfigError('SYNTAX', [{ path: '', message: `not valid YAML: ${message}` }], { cause });
 }
@@ -40,14 +54,7 @@ function describe(e: YAMLError, lines: LineCounter): string {
 export function readFleetYaml(text: string): unknown {
   const lines = new LineCounter();
   try {
-    const doc = parseDocument(text, {
-      prettyErrors: false,
-      uniqueKeys: true,
-      lineCounter: lines,
-      logLevel: 'silent',
-      schema: 'core',
-      resolveKnownTags: false,
-    });
+    const doc = parseDocument(text, { ...STRICT_YAML_OPTIONS, lineCounter: lines });
     const first: YAMLError | undefined = doc.errors[0] ?? doc.warnings[0];
     if (first) throw syntax(describe(first, lines));
     const version = doc.directives?.yaml;

@@ -8,7 +8,7 @@
  * of memory, uncatchable, taking the running agent and its BGP sessions down.
  */
 import { open } from 'node:fs/promises';
-import { textShapeProblem, utf8Bytes } from '@l4fleet/config';
+import { STRICT_YAML_OPTIONS, textShapeProblem, utf8Bytes } from '@l4fleet/config';
 import { LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import { AgentError } from '../errors.js';
 import { applyOverrides, type ConfigOverrides } from './overrides.js';
@@ -84,16 +84,9 @@ function parseYamlText(text: string, source: string): unknown {
   let doc: ReturnType<typeof parseDocument>;
   try {
     // Warnings too: an unknown tag (`password: !x`) would otherwise make the value '' and print the tag on stderr.
-    // The core schema without known tags: !!timestamp, !!binary, !!set and !!omap are unknown tags, not a Date or
-    // bytes no field expects, and a %YAML 1.1 header cannot bring back 1.1's scalars or merge keys.
-    doc = parseDocument(text, {
-      prettyErrors: false,
-      uniqueKeys: true,
-      lineCounter: lines,
-      logLevel: 'silent',
-      schema: 'core',
-      resolveKnownTags: false,
-    });
+    // The core schema without known tags (STRICT_YAML_OPTIONS, as fleet files): !!timestamp, !!binary, !!set and
+    // !!omap are unknown tags, and a %YAML 1.1 header cannot bring back 1.1's scalars or merge keys.
+    doc = parseDocument(text, { ...STRICT_YAML_OPTIONS, lineCounter: lines });
   } catch {
     throw invalidYaml(lines, 0, 'NESTED_TOO_DEEP'); // the parser's stack ran out
   }
