@@ -2,11 +2,14 @@
  * Byte layouts of the node program's map keys and values (native/bpf/node-maps.h, host byte order except
  * where the header says network order) and of the loader's dump and stats replies (native/bpf-loader/).
  */
-import { BPF_MAX_VIP_MEMBERS, addressText as familyAddressText } from '@l4fleet/config';
+import { BPF_MAX_VIP_MEMBERS } from '@l4fleet/config';
 import { MAX_TABLE_SIZE } from '@l4fleet/maglev';
-import { DataPlaneError } from '../errors.js';
 import { hexToAddress } from '../nft/names.js';
 import type { Forwarding } from '../types.js';
+import { addr16, familyOf, keyAddress, unreadable } from './codec-bytes.js';
+import { decodeRanges, type KernelRanges } from './codec-ranges.js';
+
+export { encodeSourceKey, type KernelRanges, rangeKey, SOURCE_KEY_BYTES } from './codec-ranges.js';
 
 /** An address from its bytes in hex, in canonical text (RFC 5952 for IPv6). */
 export function addressText(hex: string): string {
@@ -31,8 +34,6 @@ export const VIP_BYTES = 24;
 export const ADDR_KEY_BYTES = 20;
 export const BACKEND_BYTES = 28;
 export const CONFIG_BYTES = 24;
-/** struct l4f_src_key: u32 prefix length (32 + the prefix's), u32 VIP id, address[16] (src/bpf/source-ranges.ts). */
-export const SOURCE_KEY_BYTES = 24;
 
 const FWD: readonly Forwarding[] = ['l2', 'ipip', 'gre', 'gue'];
 const PROTO = { tcp: 6, udp: 17 } as const;
@@ -91,37 +92,6 @@ export interface BackendValue {
 export interface ConfigValue {
   readonly src4?: string;
   readonly src6?: string;
-}
-
-/**
- * A byte read back from the kernel that this driver never writes. Coercing it to a default would let the model
- * match the desired state, and the corrupt entry would never be rewritten: the read-back fails instead.
- */
-function unreadable(map: string, key: string, field: string, value: number | string, want: string): DataPlaneError {
-  return new DataPlaneError('BPF_STATE_UNREADABLE', `${map} ${key}: ${field}: ${value} is not ${want}`);
-}
-
-function familyOf(value: number | undefined, map: string, key: string): 4 | 6 {
-  if (value === 4 || value === 6) return value;
-  throw unreadable(map, key, 'family', value ?? -1, '4 or 6');
-}
-
-/**
- * The address of a key at `b[at]` (16 bytes) in its family: an IPv4 key with a byte set past its first 4 is refused.
- * node.bpf.c looks IPv4 addresses up with bytes 4-15 zero, so such an entry never matches a packet; read as the
- * clean address, the model would match the desired state, nothing would rewrite it, and a delete by the clean key
- * would leave it pinned.
- */
-function keyAddress(b: Buffer, at: number, family: 4 | 6, map: string, key: string): string {
-  if (family === 4 && b.subarray(at + 4, at + 16).some((x) => x !== 0))
-    throw unreadable(map, key, 'address', b.toString('hex', at, at + 16), 'an IPv4 address (bytes 4-15 zero)');
-  return b.toString('hex', at, at + (family === 4 ? 4 : 16));
-}
-
-function addr16(hex: string): Buffer {
-  const b = Buffer.alloc(16);
-  Buffer.from(hex, 'hex').copy(b);
-  return b;
 }
 
 export function encodeVipKey(k: VipKey): Buffer {
@@ -190,77 +160,6 @@ export function decodeVip(b: Buffer, at: number, key: string): VipValue {
     sourceRanges: ((b[at + 20] as number) & VIP_SOURCE_RANGES) !== 0,
     draining: ((b[at + 20] as number) & VIP_DRAINING) !== 0,
   };
-}
-
-/**
- * `<address bytes zero-padded to 16, hex>/<length>`: a source prefix as l4f_src_ranges keys it, without its family
- * (src/bpf/source-ranges.ts).
- */
-export const rangeKey = (bytes: Uint8Array, length: number): string =>
-  `${Buffer.from(bytes).toString('hex').padEnd(32, '0')}/${length}`;
-
-/** The l4f_src_ranges key of `range` (a rangeKey) for the VIP `vipId`: {u32 32 + length, u32 vip id, address[16]}. */
-export function encodeSourceKey(vipId: number, range: string): Buffer {
-  const [hex, length] = range.split('/') as [string, string];
-  const b = Buffer.alloc(SOURCE_KEY_BYTES);
-  b.writeUInt32LE(32 + Number(length), 0);
-  b.writeUInt32LE(vipId, 4);
-  Buffer.from(hex, 'hex').copy(b, 8);
-  return b;
-}
-
-/** Per VIP id: its l4f_src_ranges entries, canonical prefix text -> rangeKey (src/bpf/source-ranges.ts). */
-export type KernelRanges = Map<number, ReadonlyMap<string, string>>;
-
-/** Whether any of the 16 address bytes at `b[at]` has a bit set past the first `length` bits. */
-function hostBits(b: Buffer, at: number, length: number): boolean {
-  for (let i = length >> 3; i < 16; i++) {
-    const keep = i === length >> 3 ? (0xff00 >> (length & 7)) & 0xff : 0;
-    if (((b[at + i] as number) & ~keep & 0xff) !== 0) return true;
-  }
-  return false;
-}
-
-/**
- * The l4f_src_ranges keys of a dump (u32 n, n x key) from `at`, each named by its canonical text in the family of
- * the VIP with its id (a key has no family); a key of an id no VIP has is named by its rangeKey, so it matches no
- * desired prefix and the next apply deletes it. Read from the reply's bytes: a restart names up to 32,768 keys.
- * A key the driver never writes (a length past its family's, bits set past the length) is refused: named as the
- * canonical prefix it resembles, the plan would add that prefix's key and then delete this one, which in the trie
- * is the same entry, leaving the VIP flagged with no entry (every source dropped) and the model saying present.
- */
-function decodeRanges(b: Buffer, at: number, families: ReadonlyMap<number, 4 | 6>): KernelRanges {
-  const out = new Map<number, Map<string, string>>();
-  const n = b.readUInt32LE(at);
-  for (let i = 0, k = at + 4; i < n; i++, k += SOURCE_KEY_BYTES) {
-    const length = b.readUInt32LE(k) - 32;
-    const vipId = b.readUInt32LE(k + 4);
-    const key = `${b.toString('hex', k + 8, k + SOURCE_KEY_BYTES)}/${length}`;
-    const family = families.get(vipId);
-    const label = `key ${b.toString('hex', k, k + SOURCE_KEY_BYTES)}`;
-    const max = family === 4 ? 32 : 128;
-    if (length < 0 || length > max) {
-      const vip = family === undefined ? 'no VIP has its id' : `the VIP is IPv${family}`;
-      throw unreadable('l4f_src_ranges', label, 'length', length, `0-${max} (${vip})`);
-    }
-    const address =
-      family === 4
-        ? `${b[k + 8]}.${b[k + 9]}.${b[k + 10]}.${b[k + 11]}`
-        : family === 6
-          ? familyAddressText(6, b.subarray(k + 8, k + SOURCE_KEY_BYTES))
-          : undefined;
-    if (hostBits(b, k + 8, length)) {
-      const text = address ?? b.toString('hex', k + 8, k + SOURCE_KEY_BYTES);
-      throw new DataPlaneError(
-        'BPF_STATE_UNREADABLE',
-        `l4f_src_ranges ${label}: address: ${text} has bits set past /${length}`,
-      );
-    }
-    const named = out.get(vipId) ?? new Map<string, string>();
-    named.set(address === undefined ? key : `${address}/${length}`, key);
-    out.set(vipId, named);
-  }
-  return out;
 }
 
 export function encodeAddrKey(family: 4 | 6, addressHex: string): Buffer {

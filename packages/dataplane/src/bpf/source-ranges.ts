@@ -5,11 +5,11 @@
  * the flag test). This plans the trie's entries against what it holds: only the prefixes that differ are written,
  * never the VIP's slot table or its flows.
  *
- * The driver keeps the trie as, per VIP id, canonical prefix text -> rangeKey (codec.ts: the key's bytes, for a
+ * The driver keeps the trie as, per VIP id, canonical prefix text -> rangeKey (codec-ranges.ts: the key's bytes, for a
  * delete). Desired prefixes arrive as canonical text (validate.ts refuses any other spelling), so an apply that
  * changes nothing compares strings and encodes nothing: at 16,384 prefixes a rangeKey per prefix and apply cost
  * ~10 ms of planning. The text of an entry read back from the kernel (whose key has no family) is made once, from
- * its VIP's family (codec.ts decodeRanges).
+ * its VIP's family (codec-ranges.ts decodeRanges).
  */
 import { MAX_TOTAL_SOURCE_RANGES, type SourcePrefix } from '@l4fleet/config';
 import { encodeSourceKey, type KernelRanges, rangeKey } from './codec.js';
