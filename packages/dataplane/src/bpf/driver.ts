@@ -6,14 +6,14 @@
  */
 import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { vipKey } from '@l4fleet/config';
 import { DataPlaneError } from '../errors.js';
 import { createExec } from '../exec.js';
-import type { ApplyResult, DataPlane, DataPlaneCounters, TrafficCounter, VipTable } from '../types.js';
+import type { ApplyResult, DataPlane, DataPlaneCounters, VipTable } from '../types.js';
 import { type NormalizedVip, validateDesired } from '../validate.js';
 import { ensureBpffs } from './bpffs.js';
-import { addressText, decodeDump, STAT } from './codec.js';
+import { decodeDump } from './codec.js';
 import { decodeCounters } from './counters.js';
+import { counterKey, reportCounters } from './counters-report.js';
 import { type Loader, Op, type Request, startLoader } from './loader.js';
 import { type BpfDataPlaneOptions, checkOptions } from './options.js';
 import { type KernelState, planApply, stateFromDump } from './plan.js';
@@ -45,8 +45,6 @@ export interface BpfDataPlane extends DataPlane {
   settled(): Promise<void>;
 }
 
-/** A backend as counters() reports it: by address and MAC, summed over the VIPs it serves. */
-const counterKey = (addressHex: string, mac: string | undefined): string => `${addressHex}/${mac ?? ''}`;
 /** A duration for the logs: ms to 0.1. */
 const ms = (x: number): number => Math.round(x * 10) / 10;
 const DUMP = { op: Op.dump, payload: Buffer.alloc(0), what: 'dump' } as const;
@@ -318,46 +316,7 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
     }
     const [raw] = await sendNow([{ op: Op.stats, payload: Buffer.alloc(0), what: 'stats' }]);
     const c = decodeCounters(raw as Buffer);
-    const zero = (): TrafficCounter => ({ packets: 0, bytes: 0 });
-    const vips = [...state.vips.values()].map((v) => ({
-      vip: vipKey({ address: addressText(v.key.addressHex), port: v.key.port, protocol: v.key.protocol }),
-      ...(c.vips.get(v.value.id) ?? zero()),
-    }));
-    const byAddress = new Map<string, { address: string; mac?: string; packets: number; bytes: number }>();
-    for (const [id, b] of state.backends) {
-      const k = counterKey(b.addressHex, b.mac);
-      const t = c.backends.get(id) ?? zero();
-      const have = byAddress.get(k);
-      if (have) {
-        have.packets += t.packets;
-        have.bytes += t.bytes;
-      } else if (b.live || t.packets > 0 || members.has(k)) {
-        byAddress.set(k, { address: addressText(b.addressHex), ...(b.mac ? { mac: b.mac } : {}), ...t });
-      }
-    }
-    const stat = (i: number): TrafficCounter => c.stats.get(i) ?? zero();
-    return {
-      vips,
-      backends: [...byAddress.values()],
-      drops: {
-        port: stat(STAT.port),
-        'no-backend': stat(STAT['no-backend']),
-        source: stat(STAT.source),
-        fragment: stat(STAT.fragment),
-        'too-big': stat(STAT['too-big']),
-        'no-source': stat(STAT['no-source']),
-        'encap-failed': stat(STAT['encap-failed']),
-      },
-      // An LRU is never full: it evicts the least recently used flow instead (it then follows the table).
-      flowTable: { entries: c.flows4 + c.flows6, fullPackets: 0 },
-      secondChance: { tagged: stat(STAT.secondChanceTagged) },
-      ...(xdp === 'native' ? { xdp: { forwarded: stat(STAT.xdpForwarded) } } : {}),
-      icmp: {
-        echoReplied: stat(STAT.icmpEcho),
-        errorsForwarded: stat(STAT.icmpForwarded),
-        errorsUnmatched: stat(STAT.icmpUnmatched),
-      },
-    };
+    return reportCounters(state, c, members, xdp);
   }
 
   return {
