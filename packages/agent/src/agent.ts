@@ -9,7 +9,7 @@ import { createAggregator } from './aggregate/aggregator.js';
 import { createVtyshBfdd } from './bfd/bfdd.js';
 import { createBfdController } from './bfd/controller.js';
 import { createBgpSessions } from './bgp/sessions.js';
-import { sleep, systemClock, withTimeout } from './clock.js';
+import { systemClock } from './clock.js';
 import { systemHost } from './config/host.js';
 import { preflightProblems } from './config/preflight.js';
 import { createReloader } from './config/reloader.js';
@@ -23,6 +23,7 @@ import { followPeerHealth } from './events/peer-health.js';
 import { createEventPublisher } from './events/publisher.js';
 import { createHealthChecker, probeFailuresReport } from './health/checker.js';
 import { createLifecycle } from './lifecycle/lifecycle.js';
+import { shutdownSequence } from './lifecycle/shutdown.js';
 import { createAgentMetrics, recordDecided } from './observe/metrics.js';
 import { createLastStateKeeper } from './persist/keeper.js';
 import { createServedInputs } from './serve/inputs.js';
@@ -31,9 +32,6 @@ import { checkedMembers, healthTargets } from './serve/plan.js';
 import { createReconciler } from './serve/reconciler.js';
 
 export type { Agent, AgentDeps, AgentStatus, AgentStatusReport } from './agent-api.js';
-
-/** How long shutdown() waits for a reload applying when it began, ms: one gobgpd call's deadline (the default). */
-const RELOAD_SETTLE_MS = 5_000;
 
 export function createAgent(deps: AgentDeps): Agent {
   const { config, store, speaker, dataPlane } = deps;
@@ -338,32 +336,15 @@ export function createAgent(deps: AgentDeps): Agent {
     },
     async shutdown() {
       shuttingDown = true;
-      log.info({ event: 'shutdownStarted', state: lifecycle.state });
-      // A reload past its last exiting() check (handing gobgpd and bfdd its peers) when SIGTERM came: its changes
-      // would land mid RFC 8326 graceful shutdown, the reload reported applied. Wait for it (bounded: a gobgpd call's
-      // deadline); past that it stops before its next step, refused saying what it applied. The later reloads are
-      // refused from shuttingDown on.
-      const applying = reloader.applying();
-      if (applying) {
-        try {
-          await withTimeout(clock, applying, RELOAD_SETTLE_MS, 'the reload applying');
-        } catch {
-          log.warn({ event: 'reloadStillApplying', ms: RELOAD_SETTLE_MS });
-          reloader.stopApplying();
-        }
-      }
-      lifecycle.beginShutdown();
-      await lifecycle.drained();
-      await reconciler.request();
-      const { routesPending, unconfirmedRoutes } = reconciler.served;
-      // gobgpd away: the withdraw is pending, and gobgpd may announce what it last confirmed (none confirmed since the
-      // start: whatever it held before).
-      if (routesPending) log.warn({ event: 'routesMayRemain', prefixes: unconfirmedRoutes });
-      // Withdrawn: stopping (node.state, /readyz 503) while the router moves the flows the node still forwards.
-      lifecycle.stop('sigterm');
-      log.info({ event: 'forwardingAfterWithdraw', ms: config.drain.forwardAfterWithdrawMs });
-      await sleep(clock, config.drain.forwardAfterWithdrawMs);
-      await this.close();
+      await shutdownSequence({
+        lifecycle,
+        reconciler,
+        reloader,
+        clock,
+        logger: log,
+        forwardAfterWithdrawMs: config.drain.forwardAfterWithdrawMs,
+        close: () => this.close(),
+      });
     },
     async close() {
       if (closed) return;
