@@ -140,6 +140,18 @@ describe('lab - state in memory and on disk', () => {
     return state;
   }
 
+  test('lab - up over a stale lab whose down left a process: refused naming it, the state (its pids) kept', async () => {
+    const { killAll } = await import('@l4fleet/process');
+    const stale = labState({ pids: { node1: { agent: 4242 } } });
+    writeState(stale); // no namespace listed: not healthy, so up takes it down first
+    vi.mocked(killAll).mockResolvedValueOnce([4242]); // one survives SIGKILL (D state)
+    const err = await Lab.up({ id: 't1', nodes: 3, backends: 4, mode: 'static' }).catch((e) => e);
+    expect((err as Error).message).toMatch(
+      /lab "t1": the previous lab is not fully removed \(.*4242.*\); run lab down/,
+    );
+    expect(readState('t1')?.pids).toEqual(stale.pids);
+  });
+
   test('lab - up on a healthy lab with other options fails naming each one and both values; nothing changes', async () => {
     const state = healthyLab();
     const err = await Lab.up({ id: 't1', nodes: 2, backends: 4, dataplane: 'bpf', mode: 'auto' }).catch((e) => e);
