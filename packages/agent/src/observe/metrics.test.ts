@@ -1,4 +1,4 @@
-import type { DataPlaneCounters } from '@l4fleet/dataplane';
+import { createNftablesDataPlane, type DataPlaneCounters } from '@l4fleet/dataplane';
 import pino from 'pino';
 import { describe, expect, test } from 'vitest';
 import { createAgentMetrics, recordDecided } from './metrics.js';
@@ -253,6 +253,26 @@ describe('agent metrics - a data plane that cannot be read', () => {
     ]);
     expect(lines[0]?.err).toMatchObject({ message: expect.stringContaining('table l4fleet does not exist') });
     expect(lines[1]?.failedReads).toBe(3);
+  });
+
+  // The agent sets the source at its start; the netdev table is written by the first apply, which waits for etcd.
+  test('an nftables node before its first apply: counters_up 1 and no warning, not an unreadable data plane', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const dataPlane = createNftablesDataPlane({
+      interface: 'eth0',
+      logger: pino({ level: 'silent' }),
+      deltaWriter: 'nft',
+      // A kernel without l4fleet's tables yet.
+      exec: async (argv) => ({ code: 1, stdout: '', stderr: `Error: No such file or directory\n${argv.join(' ')}` }),
+    });
+    const m = createAgentMetrics({ node: 'node1', fleet: 'default', defaultMetrics: false });
+    m.setDataPlaneSource(() => dataPlane.counters(), log);
+    const text = await bounded(m.registry.metrics());
+    expect(text).toMatch(/^l4fleet_dataplane_counters_up\{node="node1",fleet="default"\} 1$/m);
+    expect(text).toMatch(/^l4fleet_dataplane_flow_entries\{node="node1",fleet="default"\} 0$/m);
+    expect(lines.filter((l) => l.event === 'dataPlaneCountersFailed')).toEqual([]);
+    await dataPlane.close();
   });
 
   test('before the driver is up: no data-plane samples, counters_up included', async () => {

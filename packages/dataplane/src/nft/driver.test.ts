@@ -248,6 +248,44 @@ describe('nftables driver', () => {
     }, 120_000);
   });
 
+  describe('counters while the netdev table is absent', () => {
+    /** A kernel without l4fleet's tables: every nft listing answers No such file or directory. */
+    const noTables: Exec = async (argv) => missing(argv.join(' '));
+
+    // The agent reads counters from its start, and the table is written by the first apply (after etcd answers):
+    // until then an absent table is the expected state, not an unreadable one (l4fleet_dataplane_counters_up 0).
+    test('nftables driver - before any apply, an absent table reads as empty counters', async () => {
+      const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec: noTables, deltaWriter: 'nft' });
+      const zero = { packets: 0, bytes: 0 };
+      expect(await dp.counters()).toEqual({
+        vips: [],
+        backends: [],
+        drops: { port: zero, 'no-backend': zero, source: zero },
+        flowTable: { entries: 0, fullPackets: 0 },
+        icmp: { echoReplied: zero },
+      });
+      await dp.close();
+    });
+
+    // `nft flush ruleset` after an apply took the forwarding away: that is what L4fleetDataPlaneCountersUnreadable
+    // is for.
+    test('nftables driver - after an apply, an absent table is unreadable', async () => {
+      const kernel = fakeKernel({});
+      let flushed = false;
+      const exec: Exec = (argv, input) =>
+        flushed && argv[0] === 'nft' ? noTables(argv, input) : kernel.exec(argv, input);
+      const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec, deltaWriter: 'nft' });
+      await dp.apply([vip()]);
+      flushed = true;
+      await expect(dp.counters()).rejects.toMatchObject({
+        name: 'DataPlaneError',
+        code: 'NFT_STATE_UNREADABLE',
+        message: expect.stringContaining('No such file or directory'),
+      });
+      await dp.close();
+    });
+  });
+
   test('nftables driver - a write that fails outside nft names the VIP and slot counts', async () => {
     const kernel = fakeKernel({});
     const exec: Exec = async (argv, input) => {

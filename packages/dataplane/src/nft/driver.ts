@@ -149,6 +149,8 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
   let layout: Layout | undefined;
   /** undefined: not read from the kernel yet. */
   let state: KernelState | null | undefined;
+  /** An apply has written the netdev table: from then on, a table missing was taken away (`nft flush ruleset`). */
+  let tableWritten = false;
   let closed = false;
   let queue: Promise<unknown> = Promise.resolve();
 
@@ -293,6 +295,7 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
     };
     await writePlan(plan);
     state = plan.next;
+    tableWritten = true;
     // Refused here, the netdev table has this apply's changes and the moving VIPs still; the next apply retries.
     const natResult = await nat.apply(natVips);
     const removal = moving.size === 0 ? undefined : planApply(state, vips, layout, echo);
@@ -328,10 +331,15 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
   async function countersNow(): Promise<DataPlaneCounters> {
     if (closed) throw new DataPlaneError('CLOSED', 'counters: the nftables data plane is closed');
     const r = await exec(['nft', '-j', 'list', 'counters', 'table', 'netdev', table]);
-    if (r.code !== 0) throw new DataPlaneError('NFT_STATE_UNREADABLE', `nft list counters: ${r.stderr.trim()}`);
+    // Not written yet (a fresh node, a reboot, an agent waiting for etcd): no VIP, no drop, no flow, as nat-table.ts.
+    const notYet = r.code !== 0 && !tableWritten && /No such file or directory/.test(r.stderr);
+    if (r.code !== 0 && !notYet) {
+      throw new DataPlaneError('NFT_STATE_UNREADABLE', `nft list counters: ${r.stderr.trim()}`);
+    }
     const byName = new Map<string, TrafficCounter>();
-    for (const o of (JSON.parse(r.stdout) as { nftables: { counter?: { name: string } & TrafficCounter }[] })
-      .nftables) {
+    for (const o of notYet
+      ? []
+      : (JSON.parse(r.stdout) as { nftables: { counter?: { name: string } & TrafficCounter }[] }).nftables) {
       if (o.counter) byName.set(o.counter.name, { packets: o.counter.packets, bytes: o.counter.bytes });
     }
     const zero = { packets: 0, bytes: 0 };
@@ -353,7 +361,7 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       ...(byName.get(backendCounter(b.id)) ?? zero),
     }));
     let entries = 0;
-    for (const f of [4, 6] as const) {
+    for (const f of notYet ? [] : ([4, 6] as const)) {
       for (const p of ['tcp', 'udp'] as const) entries += await countElements(exec, table, 'map', flowsMap(f, p));
     }
     return {
