@@ -13,8 +13,13 @@ vi.mock('@l4fleet/agent', async (importOriginal) => ({
   ...(await importOriginal<typeof import('@l4fleet/agent')>()),
   followEvents: async (opts: FollowEventsOptions) => {
     followed.calls.push(opts);
-    // The messages a test queued, as NATS would deliver them.
-    for (const [text, subject] of followed.messages) opts.onMessage(text, subject);
+    // The messages a test queued, as NATS would deliver them: until `max` were delivered or the signal aborts.
+    let delivered = 0;
+    for (const [text, subject] of followed.messages) {
+      if (opts.signal?.aborted || (opts.max !== undefined && delivered >= opts.max)) break;
+      delivered += 1;
+      opts.onMessage(text, subject);
+    }
   },
 }));
 
@@ -207,4 +212,34 @@ describe('cli events - -o json prints one JSON object per line', () => {
       expect(r.err.split('\n')).toHaveLength(1);
     },
   );
+});
+
+describe('cli events - --count counts the events printed', () => {
+  beforeEach(() => {
+    followed.calls.length = 0;
+  });
+  afterEach(() => {
+    followed.messages.length = 0;
+  });
+  const SUBJECT = 'l4fleet.default.vip.announced.lb1';
+
+  // Counted as NATS messages, a skipped one used up `--count 1 -o json`: exit 0 with nothing for `| jq`.
+  test('-o json --count 1: a message that is not JSON is skipped, not counted; the next object is printed', async () => {
+    followed.messages.push(
+      ['not json', SUBJECT],
+      ['{"kind":"vip.announced"}', SUBJECT],
+      ['{"kind":"vip.withdrawn"}', SUBJECT],
+    );
+    const r = await events('--nats', 'nats://127.0.0.1:4222', '-o', 'json', '--count', '1');
+    expect(r.code).toBe(0);
+    expect(r.out).toBe('{"kind":"vip.announced"}');
+    expect(r.err).toContain(`warning: ${SUBJECT}: not JSON, skipped:`);
+  });
+
+  test('text --count 2: every message is a line, two printed, the follow ended', async () => {
+    followed.messages.push(['not json', SUBJECT], ['{"kind":"vip.announced"}', SUBJECT], ['{"kind":"x"}', SUBJECT]);
+    const r = await events('--nats', 'nats://127.0.0.1:4222', '--count', '2');
+    expect(r).toMatchObject({ code: 0, err: '' });
+    expect(r.out.split('\n')).toEqual([`${SUBJECT} not json`, '- - vip.announced']);
+  });
 });

@@ -120,9 +120,9 @@ const EXCERPT_CHARS = 120;
 /**
  * `-o json`: the message re-encoded on one line, so each line is one object for `jq` and line-oriented tools (NATS
  * hands over whatever was published: an agent's pretty-printed JSON, or another publisher's text on our subjects).
- * What is not a JSON object goes to stderr as a warning naming the subject; stdout stays parseable.
+ * What is not a JSON object goes to stderr as a warning naming the subject; stdout stays parseable. True when printed.
  */
-function jsonLine(io: CliIo, text: string, subject: string): void {
+function jsonLine(io: CliIo, text: string, subject: string): boolean {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -131,10 +131,21 @@ function jsonLine(io: CliIo, text: string, subject: string): void {
   }
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
     io.out(JSON.stringify(value));
-    return;
+    return true;
   }
   const more = text.length > EXCERPT_CHARS ? `... (${text.length} chars)` : '';
   io.err(`warning: ${subject}: not JSON, skipped: ${JSON.stringify(text.slice(0, EXCERPT_CHARS))}${more}`);
+  return false;
+}
+
+/** A text line for people: an event as formatEventLine, anything else as `<subject> <text>`. */
+function textLine(io: CliIo, text: string, subject: string): boolean {
+  try {
+    io.out(formatEventLine(JSON.parse(text) as Parameters<typeof formatEventLine>[0]));
+  } catch {
+    io.out(`${subject} ${text}`);
+  }
+  return true;
 }
 
 export function registerEvents(program: Command, io: CliIo): void {
@@ -151,7 +162,7 @@ export function registerEvents(program: Command, io: CliIo): void {
     .option('--kind <kind>', `only this kind: ${EVENT_KINDS.join(' | ')}`)
     .option('--subject-prefix <prefix>', 'first subject token', 'l4fleet')
     .option('-o, --output <format>', 'text | json (one JSON object per line)', 'text')
-    .option('--count <n>', 'exit after n events')
+    .option('--count <n>', 'exit after n events printed (-o json: skipped messages do not count)')
     .option('--timeout-ms <ms>', 'exit after this long (status 0; at most 2147483647)');
   addNatsLoginOptions(command).action(async (flags: EventsFlags) => {
     if (flags.output !== 'text' && flags.output !== 'json') {
@@ -178,20 +189,22 @@ export function registerEvents(program: Command, io: CliIo): void {
     const timer = timeoutMs ? setTimeout(() => abort.abort(), timeoutMs) : undefined;
     const onSigint = () => abort.abort();
     process.once('SIGINT', onSigint);
+    // --count counts the events printed, so no `max` for followEvents: that counts NATS messages, and one that
+    // -o json skips used up `--count 1 -o json`, exiting 0 with nothing for `| jq`. The follow ends by the abort.
+    let printed = 0;
+    const print = flags.output === 'json' ? jsonLine : textLine;
     try {
       await followEvents({
         servers,
         auth,
         subject,
-        ...(count ? { max: count } : {}),
         signal: abort.signal,
         onMessage(text, subject) {
-          if (flags.output === 'json') return jsonLine(io, text, subject);
-          try {
-            io.out(formatEventLine(JSON.parse(text) as Parameters<typeof formatEventLine>[0]));
-          } catch {
-            io.out(`${subject} ${text}`);
-          }
+          // Messages nats.js had queued before the abort stopped the subscription are not printed.
+          if (count !== undefined && printed >= count) return;
+          if (!print(io, text, subject)) return;
+          printed += 1;
+          if (count !== undefined && printed >= count) abort.abort();
         },
       });
     } catch (err) {
