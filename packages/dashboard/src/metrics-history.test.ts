@@ -181,6 +181,58 @@ describe('metrics-history', () => {
     expect(samples.find((x) => x.name === 'l4fleet_dataplane_flow_entries')?.value).toBe(3);
   });
 
+  test('metrics-history - a real agent whose data-plane counters cannot be read is a gap and an error, not 0 packets/s', async () => {
+    const m = createAgentMetrics({ node: 'n1', fleet: 'f', defaultMetrics: false });
+    // Reads 1-2 answer, 3-5 fail (the agent then keeps the families declared with no sample, counters_up 0), 6-7 answer.
+    let reads = 0;
+    m.setDataPlaneSource(async () => {
+      reads += 1;
+      if (reads >= 3 && reads <= 5) throw new Error('bpf map read failed');
+      return {
+        vips: [{ vip: '198.51.100.10:80/tcp', packets: reads * 500, bytes: reads * 50_000 }],
+        backends: [{ address: '198.18.1.1', packets: reads * 500, bytes: reads * 50_000 }],
+        drops: { 'no-backend': { packets: reads * 10, bytes: reads * 600 } } as never,
+        flowTable: { entries: 3, fullPackets: 0 },
+      };
+    });
+    const rec = createMetricsRecorder({
+      targets: new Map([['n1', 'http://n1/metrics']]),
+      fetchText: async () => m.registry.metrics(),
+    });
+    const errors: Record<string, string>[] = [];
+    for (let i = 0; i < 7; i++) {
+      await rec.tick(i * 2_000, i * 2_000);
+      errors.push({ ...rec.history().errors });
+    }
+    const h = rec.history();
+    expect(h.packetsPerNode.n1).toEqual([null, 250, null, null, null, null, 250]);
+    expect(h.dropsPerNode.n1).toEqual([null, 5, null, null, null, null, 5]);
+    expect(h.flowsPerNode.n1).toEqual([3, 3, null, null, null, 3, 3]);
+    expect(h.packetsPerBackend['198.18.1.1']).toEqual([null, 250, null, null, null, null, 250]);
+    const unreadable = 'http://n1/metrics: data-plane counters unreadable (l4fleet_dataplane_counters_up 0)';
+    expect(errors).toEqual([{}, {}, { n1: unreadable }, { n1: unreadable }, { n1: unreadable }, {}, {}]);
+    expect(rec.lastColumn()?.errors).toEqual({});
+  });
+
+  test('metrics-history - a real agent whose data plane is not up yet is a gap and says so, not an idle node', async () => {
+    const m = createAgentMetrics({ node: 'n1', fleet: 'f', defaultMetrics: false });
+    const rec = createMetricsRecorder({
+      targets: new Map([['n1', 'http://n1/metrics']]),
+      fetchText: async () => m.registry.metrics(),
+    });
+    await rec.tick(0, 0);
+    await rec.tick(2_000, 2_000);
+    const h = rec.history();
+    expect([h.packetsPerNode.n1, h.dropsPerNode.n1, h.flowsPerNode.n1]).toEqual([
+      [null, null],
+      [null, null],
+      [null, null],
+    ]);
+    expect(h.errors).toEqual({
+      n1: 'http://n1/metrics: no data-plane counters read yet (l4fleet_dataplane_flow_entries has no sample)',
+    });
+  });
+
   test('metrics-history - an agent without VIPs yet (families declared, no samples) is scraped fine', async () => {
     const body = [
       '# HELP l4fleet_dataplane_vip_packets packets',

@@ -1,7 +1,8 @@
 /**
  * Packets and flows over the last minutes, from the agents' /metrics (packages/agent/src/observe/metrics.ts).
  * Every tick scrapes all agents at once and appends one column (same time for every node), so the page's charts
- * share one time axis. Packet counters become rates here; a counter that went down (agent restart) gives a gap.
+ * share one time axis. Packet counters become rates here; a counter that went down (agent restart) gives a gap, as
+ * does an agent that answers without its data-plane counters (dataPlaneProblem): never a 0 that reads as no traffic.
  */
 import { firstValue, parseExposition, type Sample, sampleText, sumBy } from './prom-text.js';
 
@@ -17,6 +18,8 @@ export const VIP_PACKETS = 'l4fleet_dataplane_vip_packets';
 export const BACKEND_PACKETS = 'l4fleet_dataplane_backend_packets';
 export const FLOW_ENTRIES = 'l4fleet_dataplane_flow_entries';
 export const DROPS = 'l4fleet_dataplane_drops_packets';
+/** 1 while the agent reads its data-plane counters, 0 after a read failed (its other families then have no sample). */
+export const COUNTERS_UP = 'l4fleet_dataplane_counters_up';
 
 export type Series = Record<string, (number | null)[]>;
 
@@ -73,6 +76,19 @@ export function agentSamples(url: string, text: string): Sample[] {
   const bad = samples.find((x) => CHARTED.has(x.name) && !Number.isFinite(x.value));
   if (bad) throw new Error(`${url}: ${sampleText(bad)} is ${bad.value}, not a finite number`);
   return samples;
+}
+
+/**
+ * Why the agent's data-plane counters are not in `samples` (undefined: they are). An agent that cannot read them
+ * (counters_up 0) or has not read them yet (driver not up, first read not answered) keeps the families declared with
+ * no sample: summed, that is 0 packets/s, the "VIP without traffic" reading the operator guide's drain waits for. The
+ * flow-entry count is there with every reading (0 on an idle node), so its absence says there is no reading.
+ */
+export function dataPlaneProblem(samples: readonly Sample[]): string | undefined {
+  if (firstValue(samples, COUNTERS_UP) === 0) return `data-plane counters unreadable (${COUNTERS_UP} 0)`;
+  if (firstValue(samples, FLOW_ENTRIES) === undefined)
+    return `no data-plane counters read yet (${FLOW_ENTRIES} has no sample)`;
+  return undefined;
 }
 
 /**
@@ -176,7 +192,10 @@ export function createMetricsRecorder(opts: {
       const scraped = await Promise.all(
         [...opts.targets].map(async ([node, url]) => {
           try {
-            return { node, samples: agentSamples(url, await fetchText(url, SCRAPE_TIMEOUT_MS)) };
+            const samples = agentSamples(url, await fetchText(url, SCRAPE_TIMEOUT_MS));
+            // Answered, but without counters: charted as a gap with the reason, as an agent that does not answer.
+            const problem = dataPlaneProblem(samples);
+            return problem === undefined ? { node, samples } : { node, error: `${url}: ${problem}` };
           } catch (err) {
             return { node, error: (err as Error).message };
           }
