@@ -95,7 +95,7 @@ export function createCharts(container, note) {
         }
       }
       const down = Object.entries(history.errors ?? {});
-      note.textContent = down.length ? `not scraped: ${down.map(([n, e]) => `${n} (${e})`).join(', ')}` : '';
+      note.textContent = down.length ? `no data from: ${down.map(([n, e]) => `${n} (${e})`).join(', ')}` : '';
       if (!history.t.length)
         note.textContent = 'no agent /metrics configured or scraped yet (--agent-metrics NODE=URL)';
     },
