@@ -306,7 +306,8 @@ describe('store desired - resync', () => {
     await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 11]), { timeout: 10_000 });
     expect(updates[1]?.generation).toBe('g2');
     expect(ns.chunkErrors).toEqual([]);
-    expect(errors.map((e) => e.code)).toEqual(['INTERNAL', 'INTERNAL', 'INTERNAL']);
+    // A member restarting is UNAVAILABLE (errors.ts).
+    expect(errors.map((e) => e.code)).toEqual(['UNAVAILABLE', 'UNAVAILABLE', 'UNAVAILABLE']);
     expect(errors.filter((e) => e.message.includes('skipped'))).toEqual([]);
   });
 });

@@ -1,7 +1,15 @@
-import { GRPCUnavailableError } from 'etcd3';
+import {
+  EtcdPermissionDeniedError,
+  GRPCAbortedError,
+  GRPCCancelledError,
+  GRPCDeadlineExceededError,
+  GRPCInternalError,
+  GRPCUnavailableError,
+  GRPCUnknownError,
+} from 'etcd3';
 import pino from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { ENDPOINT_PROBE_MIN_MS, EndpointDownError, EndpointHealth } from './endpoint-health.js';
+import { ENDPOINT_PROBE_MIN_MS, EndpointDownError, EndpointHealth, isEndpointFailure } from './endpoint-health.js';
 
 const log = pino({ level: 'silent' });
 
@@ -75,6 +83,48 @@ describe('store - endpoint health', () => {
     await expect(h.execute(() => 'skipped')).rejects.toBeInstanceOf(EndpointDownError);
     everyDown = true;
     expect(await h.execute(() => 'through')).toBe('through');
+    h.close();
+  });
+
+  // A member restarting (GOAWAY, its streams reset) ends calls with gRPC INTERNAL "Received RST_STREAM" or CANCELLED:
+  // with several endpoints the call must move to the next member (connection.ts retries what this accepts), as
+  // etcd3 itself counts these as recoverable. Only a failure on the member's side counts: grpc-js's own
+  // "Cancelled on client" is etcd3 closing a watch stream whose last watcher went (no fault of the endpoint).
+  test.each([
+    ['unreachable', new GRPCUnavailableError('14 UNAVAILABLE: No connection established'), true],
+    ['past the deadline', new GRPCDeadlineExceededError('4 DEADLINE_EXCEEDED: Deadline exceeded'), true],
+    [
+      'stream reset (member restarting)',
+      new GRPCInternalError('13 INTERNAL: Received RST_STREAM with code 2 (Internal server error)'),
+      true,
+    ],
+    [
+      'stream reset on a client error',
+      new GRPCInternalError(
+        '13 INTERNAL: Received RST_STREAM with code 2 triggered by internal client error: read ECONNRESET',
+      ),
+      true,
+    ],
+    ['connection dropped', new GRPCInternalError('13 INTERNAL: Connection dropped'), true],
+    ['call cancelled by the member', new GRPCCancelledError('1 CANCELLED: Call cancelled'), true],
+    ['unknown', new GRPCUnknownError('2 UNKNOWN: Stream removed'), true],
+    ['aborted', new GRPCAbortedError('10 ABORTED: transport is closing'), true],
+    ['cancelled by this client', new GRPCCancelledError('1 CANCELLED: Cancelled on client'), false],
+    ['another INTERNAL', new GRPCInternalError('13 INTERNAL: some bug'), false],
+    ['no permission', new EtcdPermissionDeniedError('7 PERMISSION_DENIED: etcdserver: permission denied'), false],
+    ['a plain Error', new Error('Received RST_STREAM with code 2'), false],
+  ])('%s: endpoint failure %s', (_what, err, failure) => {
+    expect(isEndpointFailure(err)).toBe(failure);
+  });
+
+  test('a member answering RST_STREAM is marked down (the next call skips it)', async () => {
+    const h = new EndpointHealth('http://127.0.0.1:1', () => new Promise(() => undefined), log);
+    await expect(
+      h.execute(() => {
+        throw new GRPCInternalError('13 INTERNAL: Received RST_STREAM with code 2 (Internal server error)');
+      }),
+    ).rejects.toBeInstanceOf(GRPCInternalError);
+    expect(h.isDown).toBe(true);
     h.close();
   });
 });

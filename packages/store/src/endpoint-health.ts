@@ -1,6 +1,6 @@
 /**
  * Per-endpoint health for etcd3's `faultHandling.host`: an endpoint on which a call or a stream failed
- * (UNAVAILABLE, DEADLINE_EXCEEDED) is marked down and skipped (etcd3 then uses the next host of the call's shuffle)
+ * (isEndpointFailure: UNAVAILABLE, DEADLINE_EXCEEDED, a member restarting) is marked down and skipped (etcd3 then uses the next host of the call's shuffle)
  * until a probe of its own, a unary read with a deadline, answers. The probe runs after ENDPOINT_PROBE_MIN_MS,
  * doubling to ENDPOINT_PROBE_MAX_MS while the endpoint stays down. When every endpoint is down, calls go through
  * again (a frozen leader makes the other members fail too until they elect a new one).
@@ -17,16 +17,34 @@ import {
   type IPolicy,
   type ISuccessEvent,
 } from 'cockatiel';
-import { GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
+import { GRPCAbortedError, GRPCDeadlineExceededError, GRPCUnavailableError, GRPCUnknownError } from 'etcd3';
 import type { Logger } from 'pino';
+import { isConnectionLoss } from './errors.js';
 
 /** First probe of a down endpoint, and the most the probes back off to. */
 export const ENDPOINT_PROBE_MIN_MS = 1_000;
 export const ENDPOINT_PROBE_MAX_MS = 30_000;
 
-/** Errors after which another endpoint may succeed. */
+/**
+ * grpc-js's status for a call this client cancelled itself: etcd3 cancels a watch stream whose last watcher closed,
+ * and the stream's error reaches the endpoint's policy (markFailed). No fault of the endpoint.
+ */
+const CANCELLED_HERE = /Cancelled on client/;
+
+/**
+ * Errors after which another endpoint may succeed: unreachable, past the deadline, or the member going away under
+ * the call (RST_STREAM, GOAWAY, cancelled by it: isConnectionLoss), and UNKNOWN and ABORTED, which etcd3 counts as
+ * recoverable too. Only UNAVAILABLE and DEADLINE_EXCEEDED moved on before: a member restarting failed the call (a CLI
+ * command, an apply) while two others were healthy. By the error's class, as etcd3 types it.
+ */
 export function isEndpointFailure(err: unknown): boolean {
-  return err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError;
+  if (isConnectionLoss(err)) return !CANCELLED_HERE.test((err as Error).message);
+  return (
+    err instanceof GRPCUnavailableError ||
+    err instanceof GRPCDeadlineExceededError ||
+    err instanceof GRPCUnknownError ||
+    err instanceof GRPCAbortedError
+  );
 }
 
 /** Thrown instead of calling a down endpoint; etcd3 moves to the next host (the message maps to UNAVAILABLE). */

@@ -1,4 +1,13 @@
-import { GRPCInvalidArgumentError, GRPCResourceExhastedError, GRPCUnavailableError } from 'etcd3';
+import {
+  EtcdError,
+  GRPCAbortedError,
+  GRPCCancelledError,
+  GRPCInternalError,
+  GRPCInvalidArgumentError,
+  GRPCResourceExhastedError,
+  GRPCUnavailableError,
+  GRPCUnknownError,
+} from 'etcd3';
 import { describe, expect, test } from 'vitest';
 import { StoreError, toStoreError } from './errors.js';
 
@@ -75,5 +84,68 @@ describe('store errors - RESOURCE_EXHAUSTED is not always a size', () => {
     ],
   ])('%s: %s', (_what, raw, code) => {
     expect(toStoreError(raw, 'put').code).toBe(code);
+  });
+});
+
+describe('store errors - a member restarting', () => {
+  // etcd going away mid-call (GOAWAY, its streams reset) ends the call with gRPC INTERNAL "Received RST_STREAM" or
+  // CANCELLED: a retry (on another member, or once it is back) can help, as with UNAVAILABLE.
+  test.each([
+    ['stream reset', new GRPCInternalError('13 INTERNAL: Received RST_STREAM with code 2 (Internal server error)')],
+    [
+      'stream reset on a client error',
+      new GRPCInternalError('Received RST_STREAM with code 2 triggered by internal client error: read ECONNRESET'),
+    ],
+    ['connection dropped', new GRPCInternalError('13 INTERNAL: Connection dropped')],
+    ['call cancelled', new GRPCCancelledError('1 CANCELLED: Call cancelled')],
+  ])('%s: UNAVAILABLE, retryable', (_what, raw) => {
+    const err = toStoreError(raw, 'get');
+    expect(err.code).toBe('UNAVAILABLE');
+    expect(err.retryable).toBe(true);
+    expect(err.cause).toBe(raw);
+  });
+
+  // The class decides, not the word: watch.ts restarts a watch on etcd3's `Watcher canceled` (an EtcdError), which
+  // must stay INTERNAL; other INTERNAL, UNKNOWN and ABORTED answers say nothing of a restart.
+  test.each([
+    ['a cancel of a watch by the server', new EtcdError('Watcher canceled: ')],
+    ['the same, uncast', new Error('Watcher canceled: ')],
+    ['another INTERNAL', new GRPCInternalError('13 INTERNAL: grpc: error unmarshalling request')],
+    ['UNKNOWN', new GRPCUnknownError('2 UNKNOWN: something')],
+    ['ABORTED', new GRPCAbortedError('10 ABORTED: something')],
+  ])('%s: INTERNAL', (_what, raw) => {
+    expect(toStoreError(raw, 'watch').code).toBe('INTERNAL');
+  });
+});
+
+/** What grpc-js hands etcd3's WatchManager, which emits it to the watchers as it is (no castGrpcError). */
+function rawGrpcError(code: number, message: string): Error {
+  return Object.assign(new Error(message), { code, details: message.replace(/^\d+ \w+: /, '') });
+}
+
+describe('store errors - raw grpc-js errors (watch streams)', () => {
+  test.each([
+    ['no permission', rawGrpcError(7, '7 PERMISSION_DENIED: etcdserver: permission denied'), 'AUTH'],
+    ['not authenticated', rawGrpcError(16, '16 UNAUTHENTICATED: etcdserver: invalid auth token'), 'AUTH'],
+    ['past the deadline', rawGrpcError(4, '4 DEADLINE_EXCEEDED: Deadline exceeded'), 'TIMEOUT'],
+    ['bandwidth', rawGrpcError(8, '8 RESOURCE_EXHAUSTED: Bandwidth exhausted or memory limit exceeded'), 'UNAVAILABLE'],
+    ['unreachable', rawGrpcError(14, '14 UNAVAILABLE: Connection dropped'), 'UNAVAILABLE'],
+    [
+      'stream reset',
+      rawGrpcError(13, '13 INTERNAL: Received RST_STREAM with code 2 (Internal server error)'),
+      'UNAVAILABLE',
+    ],
+    ['another INTERNAL', rawGrpcError(13, '13 INTERNAL: some bug'), 'INTERNAL'],
+  ])('%s: %s', (_what, raw, code) => {
+    const err = toStoreError(raw, 'watch');
+    expect(err.code).toBe(code);
+    expect(err.message).toBe(`etcd watch: ${raw.message}`);
+  });
+
+  test('a Node error with a string code is not taken for gRPC', () => {
+    const raw = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:2379'), { code: 'ECONNREFUSED' });
+    expect(toStoreError(raw, 'get').code).toBe('UNAVAILABLE');
+    const other = Object.assign(new Error('7 is a number'), { code: 'EPERM' });
+    expect(toStoreError(other, 'get').code).toBe('INTERNAL');
   });
 });

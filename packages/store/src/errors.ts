@@ -5,11 +5,14 @@
 import { isBrokenCircuitError } from 'cockatiel';
 import {
   ClientClosedError,
+  castGrpcError,
   EtcdAuthenticationFailedError,
   EtcdInvalidAuthTokenError,
   EtcdLeaseInvalidError,
   EtcdPermissionDeniedError,
+  GRPCCancelledError,
   GRPCDeadlineExceededError,
+  GRPCInternalError,
   GRPCResourceExhastedError,
   GRPCUnauthenticatedError,
   GRPCUnavailableError,
@@ -115,13 +118,42 @@ const TOO_LARGE = /too large|too many operations|larger than max/i;
 const NO_SPACE_TEXT =
   "etcd's database is full (NOSPACE alarm): compact, defrag and disarm (etcdctl compact, etcdctl defrag, etcdctl alarm disarm)";
 
+/**
+ * grpc-js's words for a stream the connection took down with it (a member restarting: GOAWAY, RST_STREAM; or the
+ * socket closing), in a gRPC INTERNAL. Only these INTERNALs: another one may be a bug a retry repeats.
+ */
+const STREAM_RESET = /RST_STREAM|Connection dropped/;
+
+/**
+ * The call ended because its connection to the member went (a restart, GOAWAY): a retry, on another member or once
+ * this one is back, can help. gRPC says so with INTERNAL "Received RST_STREAM ..." or CANCELLED, which etcd3 counts
+ * as recoverable too. Decided by the error's class, never by the word "cancel": etcd3's `Watcher canceled` (an
+ * EtcdError) is a cancel by the server that watch.ts handles itself.
+ */
+export function isConnectionLoss(err: unknown): boolean {
+  return err instanceof GRPCCancelledError || (err instanceof GRPCInternalError && STREAM_RESET.test(err.message));
+}
+
+/**
+ * A raw grpc-js error (a plain Error with a numeric gRPC status code) as etcd3 would have typed it. etcd3 casts the
+ * errors of unary calls, but its WatchManager hands a watch stream's error to the watchers as grpc-js made it: read
+ * as it is, `7 PERMISSION_DENIED` was INTERNAL (not AUTH) and `4 DEADLINE_EXCEEDED` UNAVAILABLE (not TIMEOUT).
+ */
+function typed(err: unknown): unknown {
+  if (err instanceof Error && err.constructor === Error && typeof (err as { code?: unknown }).code === 'number') {
+    return castGrpcError(err);
+  }
+  return err;
+}
+
 /** Maps anything thrown by the etcd3 client into a StoreError; `op` says what was being done. */
-export function toStoreError(err: unknown, op: string): StoreError {
-  if (err instanceof StoreError) return err;
+export function toStoreError(thrown: unknown, op: string): StoreError {
+  if (thrown instanceof StoreError) return thrown;
+  const err = typed(thrown);
   const msg = messageOf(err);
-  if (NO_SPACE.test(msg)) return new StoreError('NO_SPACE', `etcd ${op}: ${NO_SPACE_TEXT} (${msg})`, { cause: err });
+  if (NO_SPACE.test(msg)) return new StoreError('NO_SPACE', `etcd ${op}: ${NO_SPACE_TEXT} (${msg})`, { cause: thrown });
   const code: StoreErrorCode =
-    err instanceof GRPCUnavailableError
+    err instanceof GRPCUnavailableError || isConnectionLoss(err)
       ? 'UNAVAILABLE'
       : err instanceof GRPCDeadlineExceededError
         ? 'TIMEOUT'
@@ -147,5 +179,5 @@ export function toStoreError(err: unknown, op: string): StoreError {
                           /No connection established|connect ECONNREFUSED|unavailable|Deadline/i.test(msg)
                         ? 'UNAVAILABLE'
                         : 'INTERNAL';
-  return new StoreError(code, `etcd ${op}: ${msg}`, { cause: err });
+  return new StoreError(code, `etcd ${op}: ${msg}`, { cause: thrown });
 }
