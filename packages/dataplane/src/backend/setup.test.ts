@@ -1,135 +1,18 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
-import { addressText } from '@l4fleet/config';
-import { parseAddress } from '@l4fleet/maglev';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { relative } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { Exec } from '../exec.js';
-import { toHex } from '../validate.js';
 import { readRecord, recordPath, writeRecord } from './record.js';
 import { setupBackend } from './setup.js';
+import { DEAD_PID, fakeHost, hostDeps as fakeHostDeps, INPUT, NETNS, PRISTINE } from './setup-fake-host.test-helper.js';
 import { backendStatus, teardownBackend } from './teardown.js';
 
-const NETNS = 'net:[4026531840]';
-/** Above any pid_max (2^22): no process has it. */
-const DEAD_PID = 2 ** 31 - 1;
-/** A host as a distribution leaves it: nothing as a backend needs it yet. */
-const PRISTINE = {
-  'net/ipv4/conf/all/arp_ignore': '0',
-  'net/ipv4/conf/all/arp_announce': '0',
-  'net/ipv4/conf/all/rp_filter': '1',
-  'net/ipv4/conf/eth0/rp_filter': '0',
-};
-const INPUT = { vips: ['198.51.100.7', '2001:db8::7'], nodes: ['198.18.0.1'], forwarding: 'gue', interface: 'eth0' };
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-/**
- * A host as ip, tc, sysctl and bpftool answer for it, in memory: `lo` holds addresses as the kernel prints them
- * (canonical text), paths exist once made, sysctls (default: already as a backend needs them) are read and written,
- * the clsact qdisc and our filter come and go. `hang(prefix)` makes the next command starting with `prefix` wait
- * until released (a setup stopped there, as by a kill); `reached` resolves when it gets there.
- */
-function fakeHost(initialSysctls: Record<string, string> = {}) {
-  const lo = new Map<string, string>(); // hex -> `address/prefixlen`, as `ip -j addr` prints it
-  const paths = new Set<string>();
-  const sysctls = new Map(Object.entries(initialSysctls));
-  const tc = { clsact: false, filter: undefined as string | undefined };
-  const hangs: { prefix: string; reached: () => void; release: Promise<void> }[] = [];
-  const ok = (stdout = '') => ({ code: 0, stdout, stderr: '' });
-  const hexOf = (cidr: string) => toHex(parseAddress(cidr.split('/')[0] as string).bytes);
-  const exec: Exec = async (argv) => {
-    const [cmd, ...args] = argv;
-    const line = argv.join(' ');
-    const h = hangs.findIndex((x) => line.startsWith(x.prefix));
-    if (h >= 0) {
-      const [x] = hangs.splice(h, 1);
-      x?.reached();
-      await x?.release;
-    }
-    if (cmd === 'readlink') return ok(`${NETNS}\n`);
-    if (cmd === 'stat') return ok('bpf_fs\n');
-    if (cmd === 'sysctl' && args[0] === '-n')
-      return ok(
-        `${args
-          .slice(1)
-          .map((k) => sysctls.get(k) ?? '2')
-          .join('\n')}\n`,
-      );
-    if (cmd === 'sysctl' && args[0] === '-qw') {
-      for (const kv of args.slice(1)) sysctls.set(kv.split('=')[0] as string, kv.split('=')[1] as string);
-      return ok();
-    }
-    if (line === 'ip -j addr show dev lo') {
-      return ok(
-        JSON.stringify([
-          { addr_info: [...lo.values()].map((c) => ({ local: c.split('/')[0], prefixlen: Number(c.split('/')[1]) })) },
-        ]),
-      );
-    }
-    if (cmd === 'ip' && args[0] === 'addr' && (args[1] === 'add' || args[1] === 'del')) {
-      const cidr = args[2] as string;
-      const hex = hexOf(cidr);
-      if (args[1] === 'del') {
-        if (!lo.has(hex)) return { code: 2, stdout: '', stderr: 'RTNETLINK answers: Cannot assign requested address' };
-        lo.delete(hex);
-      } else {
-        const p = parseAddress(cidr.split('/')[0] as string);
-        lo.set(hex, `${addressText(p.family, p.bytes)}/${cidr.split('/')[1]}`);
-      }
-      return ok();
-    }
-    if (cmd === 'test') {
-      // A directory exists while anything is under it (mkdir -p made its parents).
-      const p = args[1] as string;
-      return [...paths].some((x) => x === p || x.startsWith(`${p}/`)) ? ok() : { code: 1, stdout: '', stderr: '' };
-    }
-    if (cmd === 'mkdir') paths.add(args.at(-1) as string);
-    if (line.startsWith('bpftool prog load')) paths.add(args[3] as string);
-    if (cmd === 'rm') for (const p of [...paths]) if (p.startsWith(args[1] as string)) paths.delete(p);
-    if (line.startsWith('bpftool -j map dump')) return ok('[]');
-    if (line.startsWith('bpftool -j prog show')) return ok('{"id":42}');
-    if (line.startsWith('tc -j qdisc show')) return ok(JSON.stringify(tc.clsact ? [{ kind: 'clsact' }] : []));
-    if (line.startsWith('tc -j filter show')) {
-      const ingress = args.at(-1) === 'ingress' && tc.filter !== undefined;
-      return ok(
-        JSON.stringify(ingress ? [{ pref: 1, kind: 'bpf', options: { prog: { id: 42, name: 'l4fb_ingress' } } }] : []),
-      );
-    }
-    if (line.startsWith('tc qdisc add')) tc.clsact = true;
-    if (line.startsWith('tc qdisc del')) Object.assign(tc, { clsact: false, filter: undefined });
-    if (line.startsWith('tc filter replace')) tc.filter = args.at(-1);
-    if (line.startsWith('tc filter del')) tc.filter = undefined;
-    return ok();
-  };
-  const hang = (prefix: string) => {
-    let reached = () => {};
-    let release = () => {};
-    const at = new Promise<void>((r) => {
-      reached = r;
-    });
-    hangs.push({
-      prefix,
-      reached: () => reached(),
-      release: new Promise<void>((r) => {
-        release = r;
-      }),
-    });
-    return { reached: at, release: () => release() };
-  };
-  return { exec, lo, paths, sysctls, tc, hang };
-}
-
-async function hostDeps(exec: Exec) {
-  const dir = await mkdtemp(join(tmpdir(), 'l4fleet-backend-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  const objectPath = join(dir, 'backend.bpf.o');
-  await writeFile(objectPath, 'not really an object');
-  return { exec, bpffs: '/sys/fs/bpf', stateDir: join(dir, 'state'), objectPath };
-}
+const hostDeps = (exec: Exec) => fakeHostDeps(exec, cleanups);
 
 describe('backend host', () => {
   test('backend host - a VIP given as non-canonical IPv6 text is recorded as the kernel prints it, kept by a second setup, removed by teardown', async () => {
@@ -248,6 +131,62 @@ describe('backend host', () => {
     expect(await readRecord(recordPath(deps.stateDir, NETNS))).toBeUndefined();
   });
 
+  test('backend host - a setup killed before it added clsact is torn down without a setup again: the qdisc it never made is skipped', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    const stop = host.hang('bpftool prog load');
+    void setupBackend(INPUT, deps);
+    await stop.reached;
+    await writeFile(`${deps.stateDir}/backend-net4026531840.lock`, JSON.stringify({ pid: DEAD_PID, command: 'setup' }));
+    expect((await readRecord(recordPath(deps.stateDir, NETNS)))?.clsactCreated).toBe(true);
+    const down = await teardownBackend(deps);
+    expect(down.leftAlone).toEqual([]);
+    expect(down.changes.map((c) => c.what)).toEqual(['program', 'vip', 'vip', 'sysctl', 'sysctl', 'sysctl']);
+    expect([...host.lo.values()]).toEqual([]);
+    expect(Object.fromEntries(host.sysctls)).toEqual(PRISTINE);
+    expect([...host.paths]).toEqual([]);
+    expect(await readRecord(recordPath(deps.stateDir, NETNS))).toBeUndefined();
+  });
+
+  test('backend host - a clsact removed by hand after setup: teardown finishes, saying so', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    await setupBackend(INPUT, deps);
+    await host.exec(['tc', 'qdisc', 'del', 'dev', 'eth0', 'clsact']);
+    const down = await teardownBackend(deps);
+    expect(down.leftAlone).toEqual(['clsact on eth0 already removed']);
+    expect(Object.fromEntries(host.sysctls)).toEqual(PRISTINE);
+    expect(existsSync(deps.stateDir)).toBe(false);
+  });
+
+  test.each([
+    ['tc filter del dev eth0 ingress pref 1', 'filter'],
+    ['tc qdisc del dev eth0 clsact', 'qdisc'],
+    ['ip addr del 198.51.100.7/32 dev lo', 'vip'],
+  ])(
+    "backend host - teardown's %s failing because someone removed it just before counts as removed",
+    async (race, what) => {
+      const host = fakeHost(PRISTINE);
+      const deps = await hostDeps(host.exec);
+      await setupBackend(INPUT, deps);
+      let raced = false;
+      const racing: Exec = async (argv, input) => {
+        if (!raced && argv.join(' ') === race) {
+          raced = true;
+          expect((await host.exec(argv)).code).toBe(0);
+        }
+        return host.exec(argv, input);
+      };
+      const down = await teardownBackend({ ...deps, exec: racing });
+      expect(raced).toBe(true);
+      expect(down.leftAlone).toEqual([]);
+      expect(down.changes.map((c) => c.what)).toContain(what);
+      expect(host.tc).toEqual({ clsact: false, filter: undefined });
+      expect([...host.lo.values()]).toEqual([]);
+      expect(existsSync(deps.stateDir)).toBe(false);
+    },
+  );
+
   test('backend host - a setup that fails part-way leaves the host and the record as they were', async () => {
     const host = fakeHost(PRISTINE);
     const deps = await hostDeps(host.exec);
@@ -256,6 +195,36 @@ describe('backend host', () => {
     await expect(setupBackend(INPUT, { ...deps, exec: failing })).rejects.toThrow('tc filter replace');
     expect(host.lo.size).toBe(0);
     expect(Object.fromEntries(host.sysctls)).toEqual(PRISTINE);
+    expect(await readRecord(recordPath(deps.stateDir, NETNS))).toBeUndefined();
+  });
+
+  test('backend host - a setup whose mkdir -p of the pins is refused rolls back all of its changes, with no directory to remove', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    const failing: Exec = async (argv, input) =>
+      argv[0] === 'mkdir'
+        ? { code: 1, stdout: '', stderr: `mkdir: cannot create directory '${argv.at(-1)}': Permission denied` }
+        : host.exec(argv, input);
+    const setup = setupBackend(INPUT, { ...deps, exec: failing });
+    await expect(setup).rejects.toThrow(/^mkdir -p .*: exit 1: mkdir: cannot create directory .*: Permission denied$/);
+    expect(host.lo.size).toBe(0);
+    expect(Object.fromEntries(host.sysctls)).toEqual(PRISTINE);
+    expect(await readRecord(recordPath(deps.stateDir, NETNS))).toBeUndefined();
+  });
+
+  test('backend host - a VIP removed by hand while a setup fails: the rollback takes it as removed and restores the ARP settings', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    const failing: Exec = async (argv, input) => {
+      if (!argv.join(' ').startsWith('bpftool prog load')) return host.exec(argv, input);
+      await host.exec(['ip', 'addr', 'del', '198.51.100.7/32', 'dev', 'lo']);
+      return { code: 255, stdout: '', stderr: 'libbpf: prog refused' };
+    };
+    const setup = setupBackend(INPUT, { ...deps, exec: failing });
+    await expect(setup).rejects.toThrow(/: exit 255: libbpf: prog refused$/);
+    expect(host.lo.size).toBe(0);
+    expect(Object.fromEntries(host.sysctls)).toEqual(PRISTINE);
+    expect([...host.paths]).toEqual([]);
     expect(await readRecord(recordPath(deps.stateDir, NETNS))).toBeUndefined();
   });
 

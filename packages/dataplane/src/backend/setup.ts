@@ -87,6 +87,29 @@ export const TOOLS = ['ip', 'tc', 'bpftool', 'sysctl', 'stat', 'readlink'] as co
 const prefixOf = (a: HostAddress): string => `${addressText(a.family, a.bytes)}/${a.family === 4 ? 32 : 128}`;
 const exists = async (exec: Exec, path: string): Promise<boolean> => (await exec(['test', '-e', path])).code === 0;
 
+/**
+ * Runs one undo or teardown step; when it fails, `done` says whether the host is already as the step would leave
+ * it (what it deletes is gone: removed by hand, by a rollback, or never made by a setup stopped before it got
+ * there; what it adds is there). `ip addr del`, `tc ... del` and `rmdir` fail on what is not there, which is what
+ * the step wanted. Only a step that failed with the host not as wanted throws, with the step's own error.
+ */
+export async function unlessDone(step: () => Promise<unknown>, done: () => Promise<boolean>): Promise<void> {
+  try {
+    await step();
+  } catch (err) {
+    // A check that cannot tell counts as not done: the step's failure stands.
+    if (!(await done().catch(() => false))) throw err;
+  }
+}
+
+/** `cidr` (in the kernel's text, as loopbackAddresses() gives it) is on lo. */
+export const isOnLo = async (exec: Exec, cidr: string): Promise<boolean> =>
+  [...(await loopbackAddresses(exec)).values()].includes(cidr);
+
+/** Our program is the filter at clsact ingress priority TC_PREF on `ifname`. */
+export const ourFilterOn = async (exec: Exec, ifname: string): Promise<boolean> =>
+  (await tcFilters(exec, ifname, 'ingress')).some((f) => f.pref === TC_PREF && f.progName === PROGRAM_NAME);
+
 export async function setupBackend(input: BackendSetupInput, deps: BackendHostDeps): Promise<BackendSetupReport> {
   const opts = parseBackendSetupOptions(input);
   const { bpffs, stateDir } = parseHostDirs(deps);
@@ -224,24 +247,31 @@ async function setupLocked(opts: BackendSetupOptions, ctx: SetupContext): Promis
     // 2. VIPs on lo.
     for (const cidr of toAdd) {
       await mustRun(exec, ['ip', 'addr', 'add', cidr, 'dev', 'lo']);
-      undo.push({ kind: 'vip', run: () => mustRun(exec, ['ip', 'addr', 'del', cidr, 'dev', 'lo']) });
+      const del = () => mustRun(exec, ['ip', 'addr', 'del', cidr, 'dev', 'lo']);
+      undo.push({ kind: 'vip', run: () => unlessDone(del, async () => !(await isOnLo(exec, cidr))) });
       changes.push({ what: 'vip', detail: `${cidr} added to lo` });
     }
     for (const cidr of toRemove) {
       await mustRun(exec, ['ip', 'addr', 'del', cidr, 'dev', 'lo']);
-      undo.push({ kind: 'other', run: () => mustRun(exec, ['ip', 'addr', 'add', cidr, 'dev', 'lo']) });
+      const add = () => mustRun(exec, ['ip', 'addr', 'add', cidr, 'dev', 'lo']);
+      undo.push({ kind: 'other', run: () => unlessDone(add, () => isOnLo(exec, cidr)) });
       changes.push({ what: 'vip', detail: `${cidr} removed from lo (no longer a VIP)` });
     }
     // 3. The program: a new generation only when the object changed (an upgrade; its counters start at 0).
     const fresh = !(await exists(exec, `${pinDir}/prog`));
     if (fresh) {
       const baseExisted = await exists(exec, base);
-      // Registered before the load: a refused object leaves the directories mkdir made.
+      // Registered before the load: a refused object leaves the directories mkdir made (none, if mkdir failed:
+      // rm -f of nothing succeeds, rmdir of nothing is done).
       undo.push({
         kind: 'other',
         run: async () => {
           await mustRun(exec, ['rm', '-rf', pinDir]);
-          if (!baseExisted) await mustRun(exec, ['rmdir', base]);
+          if (baseExisted) return;
+          await unlessDone(
+            () => mustRun(exec, ['rmdir', base]),
+            async () => !(await exists(exec, base)),
+          );
         },
       });
       // A generation without its program is what a setup killed during the load left: start it afresh.
@@ -256,14 +286,20 @@ async function setupLocked(opts: BackendSetupOptions, ctx: SetupContext): Promis
     // 5. clsact, then our filter (replace is atomic for the packets in flight).
     if (!(await hasClsact(exec, ifname))) {
       await mustRun(exec, ['tc', 'qdisc', 'add', 'dev', ifname, 'clsact']);
-      undo.push({ kind: 'other', run: () => mustRun(exec, ['tc', 'qdisc', 'del', 'dev', ifname, 'clsact']) });
+      const del = () => mustRun(exec, ['tc', 'qdisc', 'del', 'dev', ifname, 'clsact']);
+      undo.push({ kind: 'other', run: () => unlessDone(del, async () => !(await hasClsact(exec, ifname))) });
       changes.push({ what: 'qdisc', detail: `clsact added to ${ifname}` });
     }
     const progId = await pinnedProgId(exec, pinDir);
     if (ours?.progId !== progId) {
       await attachFilter(exec, ifname, pinDir);
       const back = prev && prev.pinDir !== pinDir && ours ? prev.pinDir : undefined;
-      undo.push({ kind: 'other', run: () => (back ? attachFilter(exec, ifname, back) : detachFilter(exec, ifname)) });
+      const detach = () =>
+        unlessDone(
+          () => detachFilter(exec, ifname),
+          async () => !(await ourFilterOn(exec, ifname)),
+        );
+      undo.push({ kind: 'other', run: () => (back ? attachFilter(exec, ifname, back) : detach()) });
       changes.push({ what: 'filter', detail: `${ifname} ingress pref ${TC_PREF}: program ${progId}` });
     }
     await writeRecord(path, record({ vips: opts.vips.map((v) => v.text), addedVips }));

@@ -10,6 +10,7 @@ import { counterDump, detachFilter, PIN_BASE_NAME, PROGRAM_NAME, TC_PREF } from 
 import { type BackendCounters, parseCounterDump } from './counters.js';
 import {
   canonicalCidr,
+  hasClsact,
   loopbackAddresses,
   mustRun,
   netnsId,
@@ -21,7 +22,7 @@ import {
 import { acquireLock, type BackendCommand, type BackendLock, lockPath } from './lock.js';
 import { parseHostDirs } from './options.js';
 import { type BackendRecord, readRecord, recordPath, removeRecord, type SysctlChange, writeRecord } from './record.js';
-import { type BackendChange, type BackendHostDeps, TOOLS } from './setup.js';
+import { type BackendChange, type BackendHostDeps, isOnLo, ourFilterOn, TOOLS, unlessDone } from './setup.js';
 import { sysctlKeys } from './sysctl-plan.js';
 
 export interface BackendTeardownReport {
@@ -91,20 +92,26 @@ async function undoSetup(exec: Exec, path: string, r: BackendRecord): Promise<Ba
     const ours = (await tcFilters(exec, r.interface, 'ingress')).find((f) => f.pref === TC_PREF);
     if (ours?.progName === PROGRAM_NAME) {
       const what = `${r.interface} ingress pref ${TC_PREF} still holds our filter`;
-      if (await attempt(() => detachFilter(exec, r.interface), what)) {
+      const detach = () => detachFilter(exec, r.interface);
+      if (await attempt(() => unlessDone(detach, async () => !(await ourFilterOn(exec, r.interface))), what)) {
         changes.push({ what: 'filter', detail: `${r.interface} ingress pref ${TC_PREF} removed` });
       } else clsactLeft = r.clsactCreated; // the qdisc holds our filter: it goes when the filter can
     } else if (ours) {
       leftAlone.push(`${r.interface} ingress pref ${TC_PREF} now holds another ${ours.kind} filter`);
     }
-    if (r.clsactCreated && !clsactLeft) {
+    // clsactCreated is in the intent record from the start: a setup stopped before it added the qdisc, or one whose
+    // rollback removed it, never made it; an operator may have removed it by hand. Gone is what teardown wants.
+    if (r.clsactCreated && !clsactLeft && !(await hasClsact(exec, r.interface))) {
+      if (!unfinished) leftAlone.push(`clsact on ${r.interface} already removed`);
+    } else if (r.clsactCreated && !clsactLeft) {
       const others = [
         ...(await tcFilters(exec, r.interface, 'ingress')),
         ...(await tcFilters(exec, r.interface, 'egress')),
       ];
       if (others.length === 0) {
-        const del = ['tc', 'qdisc', 'del', 'dev', r.interface, 'clsact'];
-        if (await attempt(() => mustRun(exec, del), `clsact on ${r.interface} is still there`)) {
+        const del = () => mustRun(exec, ['tc', 'qdisc', 'del', 'dev', r.interface, 'clsact']);
+        const gone = async () => !(await hasClsact(exec, r.interface));
+        if (await attempt(() => unlessDone(del, gone), `clsact on ${r.interface} is still there`)) {
           changes.push({ what: 'qdisc', detail: `clsact removed from ${r.interface}` });
         } else clsactLeft = true;
       } else {
@@ -125,8 +132,8 @@ async function undoSetup(exec: Exec, path: string, r: BackendRecord): Promise<Ba
       if (!unfinished) leftAlone.push(`vip ${cidr} was already removed from lo`);
       continue;
     }
-    const del = ['ip', 'addr', 'del', cidr, 'dev', 'lo'];
-    if (await attempt(() => mustRun(exec, del), `vip ${cidr} is still on lo`)) {
+    const del = () => mustRun(exec, ['ip', 'addr', 'del', cidr, 'dev', 'lo']);
+    if (await attempt(() => unlessDone(del, async () => !(await isOnLo(exec, cidr))), `vip ${cidr} is still on lo`)) {
       changes.push({ what: 'vip', detail: `${cidr} removed from lo` });
     } else vipsLeft.push(cidr);
   }
