@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { parseFleet } from '@l4fleet/config';
-import { GRPCCancelledError, GRPCInternalError, type Namespace } from 'etcd3';
-import pino from 'pino';
+import { GRPCCancelledError, GRPCInternalError, GRPCUnavailableError, type Namespace } from 'etcd3';
+import pino, { type Logger } from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { encodeDocument } from './codec.js';
 import { DesiredStore } from './desired.js';
@@ -26,6 +26,8 @@ class FakeNamespace {
   chunk: Buffer | undefined;
   /** Chunk reads done, for the bound on retries. */
   chunkReads = 0;
+  /** What the next reads of the pointer throw, one per read. */
+  pointerErrors: Error[] = [];
   readonly watchers: (EventEmitter & { cancel(): Promise<void> })[] = [];
 
   get(key: string) {
@@ -40,6 +42,8 @@ class FakeNamespace {
           kvs: this.chunk === undefined ? [] : [{ value: this.chunk, mod_revision: String(at) }],
         };
       }
+      const failure = this.pointerErrors.shift();
+      if (failure !== undefined) throw failure;
       if (at > 0 && at < this.compactedBelow) {
         throw new Error('etcdserver: mvcc: required revision has been compacted');
       }
@@ -306,8 +310,113 @@ describe('store desired - resync', () => {
     await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 11]), { timeout: 10_000 });
     expect(updates[1]?.generation).toBe('g2');
     expect(ns.chunkErrors).toEqual([]);
-    // A member restarting is UNAVAILABLE (errors.ts).
-    expect(errors.map((e) => e.code)).toEqual(['UNAVAILABLE', 'UNAVAILABLE', 'UNAVAILABLE']);
+    // A member restarting is UNAVAILABLE (errors.ts), and the retries of one outage are reported once.
+    expect(errors.map((e) => e.code)).toEqual(['UNAVAILABLE']);
     expect(errors.filter((e) => e.message.includes('skipped'))).toEqual([]);
+  });
+
+  // A generation's revision compacted before it was read: the watch re-reads everything. That re-read failing (etcd
+  // going away) ended the handler; the watch had already passed the event, so its revision was never read again and
+  // the node kept the old fleet until the next apply.
+  test('store desired - a re-read after a compacted generation read that fails is retried until it reads', async () => {
+    const ns = new FakeNamespace();
+    ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
+    const updates: DesiredState[] = [];
+    const errors: StoreError[] = [];
+    watch = await new DesiredStore(ctxOf(ns)).watchDesired({
+      onUpdate: (s) => updates.push(s),
+      onError: (e) => errors.push(e),
+    });
+    const chunked = chunkedOf(fleet, 'g2');
+    ns.chunk = chunked.chunk;
+    ns.failChunkReadsAt = 11;
+    ns.chunkErrors = [new Error('etcdserver: mvcc: required revision has been compacted')];
+    ns.pointerErrors = [new GRPCUnavailableError('14 UNAVAILABLE: No connection established')];
+    ns.pointer = { value: Buffer.from(chunked.pointer), modRevision: 11 };
+    ns.revision = 12;
+    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(chunked.pointer, 11)] });
+    await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 11]), { timeout: 5_000 });
+    expect(updates[1]?.generation).toBe('g2');
+    expect(ns.pointerErrors).toEqual([]);
+    expect(errors.map((e) => e.code)).toEqual(['UNAVAILABLE']);
+  });
+
+  // The re-read reads the state as of now: the events after the compacted one in the same response are older than
+  // it, and delivered after it they took the node back to an older fleet.
+  test('store desired - after a re-read, older events of the same response are not delivered', async () => {
+    const ns = new FakeNamespace();
+    ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
+    const updates: DesiredState[] = [];
+    watch = await new DesiredStore(ctxOf(ns)).watchDesired({ onUpdate: (s) => updates.push(s) });
+    const chunked = chunkedOf(fleet, 'g2');
+    ns.chunk = chunked.chunk;
+    ns.failChunkReadsAt = 11;
+    ns.chunkErrors = [new Error('etcdserver: mvcc: required revision has been compacted')];
+    ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g4')), modRevision: 13 };
+    ns.revision = 14;
+    ns.watchers[0]?.emit('data', {
+      header: { revision: '14' },
+      events: [put(chunked.pointer, 11), put(pointerOf(fleet, 'g3'), 12)],
+    });
+    await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 13]), { timeout: 5_000 });
+    // A later response holding what the re-read covered (the watch resumes after the last event it passed on).
+    ns.watchers[0]?.emit('data', { header: { revision: '14' }, events: [put(pointerOf(fleet, 'g4'), 13)] });
+    ns.watchers[0]?.emit('data', { header: { revision: '15' }, events: [put(pointerOf(fleet, 'g5'), 15)] });
+    await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 13, 15]), { timeout: 5_000 });
+    expect(updates.map((u) => u.generation)).toEqual(['g1', 'g4', 'g5']);
+  });
+
+  // Each retry of a generation read (every 2 s at most) was a warning and an onError, and the agent warned again:
+  // an outage or a refused read (AUTH) cost each node lines every 2 s for as long as it lasted.
+  test('store desired - a generation read failing 6 times with UNAVAILABLE: one onError, one warning, repeats at debug', async () => {
+    vi.useFakeTimers();
+    try {
+      const ns = new FakeNamespace();
+      ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
+      const lines: { level: string; event: string }[] = [];
+      const at = (level: string) => (o: { event: string }) => lines.push({ level, event: o.event });
+      const log = { warn: at('warn'), info: at('info'), debug: at('debug'), error: at('error') } as unknown as Logger;
+      const ctx = { ns: ns as unknown as Namespace, log, closers: new Set() } as unknown as StoreContext;
+      const updates: DesiredState[] = [];
+      const errors: StoreError[] = [];
+      watch = await new DesiredStore(ctx).watchDesired({
+        onUpdate: (s) => updates.push(s),
+        onError: (e) => errors.push(e),
+      });
+      const chunked = chunkedOf(fleet, 'g2');
+      ns.chunk = chunked.chunk;
+      ns.failChunkReadsAt = 11;
+      ns.chunkErrors = Array.from({ length: 6 }, () => new GRPCUnavailableError('14 UNAVAILABLE: Connection dropped'));
+      ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(chunked.pointer, 11)] });
+      await vi.advanceTimersByTimeAsync(30_000);
+      expect(updates.map((u) => u.revision)).toEqual([5, 11]);
+      expect(ns.chunkErrors).toEqual([]);
+      expect(errors.map((e) => e.code)).toEqual(['UNAVAILABLE']);
+      expect(lines.filter((l) => l.level === 'warn')).toHaveLength(1);
+      expect(lines.filter((l) => l.level === 'debug' && l.event === 'desiredWatchError')).toHaveLength(5);
+    } finally {
+      await watch?.close();
+      watch = undefined;
+      vi.useRealTimers();
+    }
+  });
+
+  test('store desired - a failure of another code during the retries is reported', async () => {
+    const ns = new FakeNamespace();
+    ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
+    const updates: DesiredState[] = [];
+    const errors: StoreError[] = [];
+    watch = await new DesiredStore(ctxOf(ns)).watchDesired({
+      onUpdate: (s) => updates.push(s),
+      onError: (e) => errors.push(e),
+    });
+    const chunked = chunkedOf(fleet, 'g2');
+    ns.chunk = chunked.chunk;
+    ns.failChunkReadsAt = 11;
+    const denied = Object.assign(new Error('7 PERMISSION_DENIED: etcdserver: permission denied'), { code: 7 });
+    ns.chunkErrors = [new GRPCUnavailableError('14 UNAVAILABLE'), new GRPCUnavailableError('14 UNAVAILABLE'), denied];
+    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(chunked.pointer, 11)] });
+    await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 11]), { timeout: 5_000 });
+    expect(errors.map((e) => e.code)).toEqual(['UNAVAILABLE', 'AUTH']);
   });
 });

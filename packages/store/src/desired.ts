@@ -16,8 +16,9 @@ import {
   type Pointer,
   salvageHashSeed,
 } from './codec.js';
+import { deletedByHand, outcomeUnknown, skipped } from './desired-errors.js';
 import { desiredAt, desiredHistory } from './desired-history.js';
-import { StoreError, toStoreError } from './errors.js';
+import { StoreError, type StoreErrorCode, toStoreError } from './errors.js';
 import { keys } from './layout.js';
 import type { StoreContext } from './store-context.js';
 import { tracked } from './store-context.js';
@@ -246,6 +247,24 @@ export class DesiredStore {
       log.warn({ event: 'desiredWatchError', code: err.code, err: err.message });
       listener.onError?.(err);
     };
+    // Reads retried until they succeed report the first failure and each change of code, repeats at debug (as
+    // ResumableWatch.failed): each retry warned and called onError (and the agent warned again), two lines per node
+    // every 2 s for a whole outage or refusal. A read that succeeds ends the run.
+    let failing: StoreErrorCode | undefined;
+    const retryFailed = (err: StoreError) => {
+      if (failing === err.code) return log.debug({ event: 'desiredWatchError', code: err.code, err: err.message });
+      failing = err.code;
+      onError(err);
+    };
+    let wake: () => void = () => undefined; // ends a pause at close()
+    const pause = (attempt: number) =>
+      new Promise<void>((r) => {
+        const timer = setTimeout(r, Math.min(2_000, 100 * 2 ** attempt));
+        wake = () => {
+          clearTimeout(timer);
+          r();
+        };
+      });
     let lastDelivered = -1;
     const deliver = (s: DesiredState) => {
       if (s.revision === lastDelivered) return;
@@ -274,6 +293,20 @@ export class DesiredStore {
       return cur.headerRevision;
     };
     let closed = false;
+    // What a re-read after a compacted generation read delivered is as of this revision: events up to it are older.
+    let resyncedAt = 0;
+    const resyncUntilRead = async (): Promise<void> => {
+      for (let attempt = 0; !closed; attempt++) {
+        try {
+          resyncedAt = await resync();
+          failing = undefined;
+          return;
+        } catch (err) {
+          retryFailed(toStoreError(err, 'watch desired state (re-read after compaction)'));
+          await pause(attempt);
+        }
+      }
+    };
     const after = await resync().catch((err) => {
       throw toStoreError(err, 'watch desired state');
     });
@@ -284,6 +317,7 @@ export class DesiredStore {
       {
         onEvents: async (events) => {
           for (const ev of events) {
+            if (ev.modRevision <= resyncedAt) continue;
             if (ev.type === 'delete') {
               onError(deletedByHand(undefined));
               continue;
@@ -302,6 +336,7 @@ export class DesiredStore {
             for (let attempt = 0; !closed; attempt++) {
               try {
                 const fleet = await this.readFleet(pointer, ev.modRevision);
+                failing = undefined;
                 deliver({ fleet, revision: ev.modRevision, generation: pointer.generation });
                 break;
               } catch (err) {
@@ -311,19 +346,21 @@ export class DesiredStore {
                   break;
                 }
                 if (e.code === 'COMPACTED') {
-                  await resync();
-                  break;
+                  // Until it reads: thrown, it ended the handler and the watch, already past this event, never
+                  // read it again (the node kept the old fleet until the next apply). The rest of the batch is older.
+                  await resyncUntilRead();
+                  return;
                 }
                 if (RECORD_FAULT.has(e.code)) {
                   if (attempt + 1 < NON_TRANSIENT_ATTEMPTS) {
-                    await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt)));
+                    await pause(attempt);
                     continue;
                   }
-                  onError(skipped(e, ev.modRevision, pointer.generation));
+                  onError(skipped(e, ev.modRevision, pointer.generation, NON_TRANSIENT_ATTEMPTS));
                   break;
                 }
-                onError(e);
-                await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt)));
+                retryFailed(e);
+                await pause(attempt);
               }
             }
           }
@@ -336,39 +373,8 @@ export class DesiredStore {
     watch.start();
     return tracked(this.ctx, async () => {
       closed = true;
+      wake();
       await watch.close();
     });
   }
-}
-
-/** The pointer is gone but the fleet was served (`left`: a record that says so, when one was read). */
-function deletedByHand(left: string | undefined): StoreError {
-  const evidence = left === undefined ? '' : ` (${left} remains from the fleet it named)`;
-  return new StoreError(
-    'INVALID_RECORD',
-    `${keys.pointer}: deleted outside l4fleet${evidence}; keeping the last good fleet; ` +
-      'replace it with `l4fleet recover -f FILE --yes`',
-    { key: keys.pointer },
-  );
-}
-
-/** A desired revision a watcher gave up on: its error's code, the revision and what keeps serving. */
-function skipped(e: StoreError, revision: number, generation: string): StoreError {
-  return new StoreError(
-    e.code,
-    `${e.message}; desired revision ${revision} (generation ${generation}) skipped after ${NON_TRANSIENT_ATTEMPTS} ` +
-      'attempts: the last good fleet keeps serving until a later apply',
-    { cause: e, key: keys.pointer },
-  );
-}
-
-function outcomeUnknown(generation: string, sha256: string, fromRevision: number, cause: StoreError): StoreError {
-  return new StoreError(
-    'OUTCOME_UNKNOWN',
-    `apply: outcome unknown: the switch of ${keys.pointer} to generation ${generation} (sha256 ${sha256}) was sent ` +
-      `and etcd did not answer (${cause.message}); the fleet may or may not be live, now or once etcd resumes. ` +
-      `It is live if ${keys.pointer} names generation ${generation} (its revision is then above ${fromRevision}); ` +
-      'applying the same fleet again is safe (the revision guard refuses a stale switch)',
-    { cause, key: keys.pointer },
-  );
 }
