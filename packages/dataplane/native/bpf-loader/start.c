@@ -193,8 +193,9 @@ static int flows_pinned_size(uint32_t flows, char *msg, size_t msglen)
 		if (got && info.max_entries != flows) {
 			snprintf(msg, msglen,
 				 "flowTableSize %u, pinned maps have %u (%s/%s): a flow map is sized when first pinned; "
-				 "close with removeState once to resize it",
-				 flows, info.max_entries, pin_dir, names[i]);
+				 "to resize it, stop the agent (the node withdraws its VIPs and forwards none meanwhile), "
+				 "remove the pins directory %s, then start it (its flows start empty)",
+				 flows, info.max_entries, pin_dir, names[i], pin_dir);
 			return EINVAL;
 		}
 	}
