@@ -274,3 +274,50 @@ describe('aggregator - observations kept', () => {
     expect(agg.observationsKept).toBe(2);
   });
 });
+
+/** A store whose campaign() is refused with the codes of `codes` in turn, the last one for good. */
+class RefusedCampaignStore extends MemoryFleetStore {
+  attempts = 0;
+  constructor(private readonly codes: readonly ('AUTH' | 'UNAVAILABLE')[]) {
+    super();
+  }
+  override async campaign(): Promise<never> {
+    const code = this.codes[Math.min(this.attempts, this.codes.length - 1)] ?? 'AUTH';
+    this.attempts += 1;
+    throw new StoreError(code, `campaign of n1: etcdserver: ${code === 'AUTH' ? 'permission denied' : 'unavailable'}`);
+  }
+}
+
+/** An aggregator over `store` whose warnings (and campaignFailed lines of any level) are recorded. */
+function withLines(store: MemoryFleetStore) {
+  const clock = createManualClock(1_700_000_000_000);
+  const lines: { level: number; event: string; code?: string }[] = [];
+  const logged = pino({ level: 'debug' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+  const agg = createAggregator({ node: 'n1', store, logger: logged, clock });
+  open.push(agg);
+  return { clock, agg, lines, warned: () => lines.filter((l) => l.level >= 40) };
+}
+
+describe('aggregator - a refused campaign', () => {
+  // No permission on election/: retried for ever with nothing above debug, so no node led, nothing was decided, and
+  // the operator saw nothing.
+  test('refused for good (AUTH) for 60 s: one warning naming the code; the retries at debug', async () => {
+    const store = new RefusedCampaignStore(['AUTH']);
+    const { clock, agg, lines, warned } = withLines(store);
+    agg.start();
+    await clock.advance(60_000);
+    expect(store.attempts).toBeGreaterThan(10);
+    expect(warned()).toHaveLength(1);
+    expect(warned()[0]).toMatchObject({ event: 'campaignFailed', code: 'AUTH' });
+    expect(lines.filter((l) => l.event === 'campaignFailed' && l.level === 20).length).toBe(store.attempts - 1);
+    expect(agg.isLeader).toBe(false);
+  });
+
+  test('a failure of another code is warned again', async () => {
+    const store = new RefusedCampaignStore(['UNAVAILABLE', 'UNAVAILABLE', 'AUTH']);
+    const { clock, agg, warned } = withLines(store);
+    agg.start();
+    await clock.advance(10_000);
+    expect(warned().map((l) => l.code)).toEqual(['UNAVAILABLE', 'AUTH']);
+  });
+});

@@ -309,10 +309,15 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
     reportWatch = undefined;
   };
 
+  // A refused campaign is warned when it starts failing and when its code changes, the retries (one a second) at
+  // debug. All at debug, a campaign refused for good (AUTH: no permission on election/) went on unseen: no node led,
+  // nothing was decided. A campaign that goes through ends the run.
+  let campaignFailing: string | undefined;
   const loop = async (): Promise<void> => {
     while (!closed) {
       try {
         const l = await opts.store.campaign(opts.node, { leaseTtlS: opts.leaseTtlS ?? DEFAULT_LEASE_TTL_S });
+        campaignFailing = undefined;
         if (closed) {
           await l.resign().catch(() => undefined);
           return;
@@ -320,7 +325,11 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
         await lead(l);
       } catch (err) {
         if (closed) return;
-        log.debug({ event: 'campaignFailed', err: (err as Error).message });
+        const code = String((err as Partial<StoreError>).code ?? 'INTERNAL');
+        const line = { event: 'campaignFailed', code, err: (err as Error).message };
+        if (code === campaignFailing) log.debug(line);
+        else log.warn(line);
+        campaignFailing = code;
       }
       if (!closed) await sleep(clock, RETRY_MS);
     }
