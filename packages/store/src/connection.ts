@@ -6,7 +6,8 @@
  *
  * With two or more endpoints:
  * - each attempt has a deadline of `dialTimeoutMs` (a hung endpoint, e.g. SIGSTOP, is abandoned within it);
- * - a failed attempt (UNAVAILABLE, DEADLINE_EXCEEDED) is retried on the next endpoint of the call's shuffle, with a
+ * - a failed attempt (UNAVAILABLE, DEADLINE_EXCEEDED; a member restarting: RST_STREAM, CANCELLED; UNKNOWN, ABORTED:
+ *   endpoint-health.ts isEndpointFailure) is retried on the next endpoint of the call's shuffle, with a
  *   short backoff, for about callTimeoutMs in all (a frozen leader also stalls the other members until they elect
  *   a new one, ~1-2 s); every write the store makes is safe to repeat (puts of fixed values, txns guarded by
  *   revisions, and apply's pointer txn recognises its own earlier success by its generation id);
