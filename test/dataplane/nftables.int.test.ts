@@ -362,6 +362,23 @@ describe('nftables data plane', () => {
     expect((await dp.counters()).drops['no-backend'].packets).toBeGreaterThanOrEqual(1);
   });
 
+  test("counters - before the first apply the kernel's absent table reads as empty; once applied, a table deleted by hand is unreadable", async () => {
+    // Absent at the start: an earlier test whose close failed would have left its table.
+    await topo.node.run(['nft', 'delete', 'table', 'netdev', 'l4fleet'], { allowFailure: true });
+    const dp = dataPlane();
+    const zero = { packets: 0, bytes: 0 };
+    expect(await dp.counters()).toEqual({
+      vips: [],
+      backends: [],
+      drops: { port: zero, 'no-backend': zero, source: zero },
+      flowTable: { entries: 0, fullPackets: 0 },
+      icmp: { echoReplied: zero },
+    });
+    await dp.apply([vipTable({ address: VIP4, port: 80, protocol: 'tcp' })]);
+    await topo.node.run(['nft', 'delete', 'table', 'netdev', 'l4fleet']);
+    await expect(dp.counters()).rejects.toMatchObject({ code: 'NFT_STATE_UNREADABLE' });
+  });
+
   test('full flow table - forwarding degrades to stateless, never drops', async () => {
     const dp = dataPlane({ flowTableSize: 8 });
     const t = vipTable({ address: VIP4, port: 80, protocol: 'udp' });
