@@ -6,7 +6,8 @@
  * objects first (npm run build would too).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import type { BackendCounters, FamilyPair } from '@l4fleet/dataplane';
 import { run } from '@l4fleet/process';
 import { environmentFile, expandCommand, unitFile, unitValue } from '@l4fleet/test-support/systemd';
@@ -14,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   BACKEND,
   type BackendHostBed,
+  CLI_BIN,
   createBackendHostBed,
   ECHO_CLIENT_PY,
   ECHO_SERVER_PY,
@@ -322,6 +324,31 @@ for ident in (7, 8, 9):
     const st = await bed.cli(['status']);
     expect(st.code).toBe(1);
     expect(st.stderr).toMatch(/not set up/);
+  });
+
+  test('backend host - teardown finishes when the clsact qdisc was removed by hand, saying so; the host is as before', async () => {
+    await mustCli(setupArgs('gue'));
+    await bed.backend.run(['tc', 'qdisc', 'del', 'dev', 'eth0', 'clsact']);
+    const out = await mustCli(['teardown']);
+    expect(out).toMatch(/torn down/);
+    expect(out).toContain('left alone: clsact on eth0 already removed');
+    expect(await hostState()).toBe(pristine);
+  });
+
+  test('backend host - a setup whose mkdir of the pins fails (a read-only bpf file system) undoes its changes, keeps no record', async () => {
+    const ro = mkdtempSync(`${tmpdir()}/l4bh-ro-`);
+    try {
+      await run(['mount', '-t', 'bpf', '-o', 'ro', 'bpf', ro]);
+      const args = [...setupArgs('gue'), '--bpffs', ro, '--state-dir', bed.stateDir];
+      const r = await bed.backend.run(['node', CLI_BIN, 'backend', ...args], { allowFailure: true });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/mkdir -p .*: exit 1: .*Read-only file system/);
+      expect(r.stderr).not.toMatch(/rollback failed/);
+      expect(await hostState()).toBe(pristine);
+    } finally {
+      await run(['umount', ro], { allowFailure: true });
+      rmSync(ro, { recursive: true, force: true });
+    }
   });
 
   test('backend host - deploy/systemd/l4fleet-backend.service: its ExecStart, ExecReload and ExecStop with deploy/examples/backend.env', async () => {
