@@ -23,7 +23,7 @@ export {
 } from './pid-lock.js';
 export { pidStartTime } from './pid-start.js';
 export { isAlive, killAll, namespacePids, signal } from './pids.js';
-export { canConnect, freePort } from './ports.js';
+export { canConnect, ephemeralPortLow, FREE_PORT_LOWEST, freePort } from './ports.js';
 export {
   DEFAULT_COMMAND_TIMEOUT_MS,
   inNamespace,
