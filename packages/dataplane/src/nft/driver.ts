@@ -3,26 +3,16 @@
  * ruleset.ts for the packet path and plan.ts for how a desired state becomes one nft transaction.
  */
 import { performance } from 'node:perf_hooks';
-import { vipKey } from '@l4fleet/config';
 import type { Logger } from 'pino';
 import { DataPlaneError } from '../errors.js';
 import { createExec, type Exec, type ExecResult } from '../exec.js';
 import type { ApplyResult, DataPlane, DataPlaneCounters, TrafficCounter, VipTable } from '../types.js';
 import { type NormalizedVip, validateDesired } from '../validate.js';
 import { createBatchWriter, NFT_BATCH_PATH, nftBatchAvailable } from './batch.js';
+import { nftCountersReport } from './counters-report.js';
 import { echoAddress } from './echo.js';
 import { planFold } from './fold.js';
-import {
-  backendCounter,
-  DROP_NO_BACKEND,
-  DROP_PORT,
-  DROP_SOURCE,
-  FLOW_TABLE_FULL,
-  flowsMap,
-  hexToAddress,
-  ICMP_ECHO,
-  parseVipKey,
-} from './names.js';
+import { flowsMap } from './names.js';
 import { createNatTable } from './nat-table.js';
 import { nftStatements, type Op, renderBatch } from './ops.js';
 import { type KernelState, type Plan, planApply } from './plan.js';
@@ -67,11 +57,6 @@ export interface NftablesDataPlaneOptions {
 }
 
 const IDENTIFIER = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
-
-const sum = (a: TrafficCounter, b: TrafficCounter): TrafficCounter => ({
-  packets: a.packets + b.packets,
-  bytes: a.bytes + b.bytes,
-});
 
 /**
  * NAT VIPs go to the NAT table, the others to the netdev table. An address served by both would have its NAT ports
@@ -342,39 +327,12 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       : (JSON.parse(r.stdout) as { nftables: { counter?: { name: string } & TrafficCounter }[] }).nftables) {
       if (o.counter) byName.set(o.counter.name, { packets: o.counter.packets, bytes: o.counter.bytes });
     }
-    const zero = { packets: 0, bytes: 0 };
     const natCounters = await nat.counters();
-    const vips = [...byName]
-      .filter(([name]) => parseVipKey(name))
-      .map(([name, c]) => {
-        const k = parseVipKey(name) as NonNullable<ReturnType<typeof parseVipKey>>;
-        const label =
-          state?.vips.get(name)?.label ??
-          vipKey({ address: hexToAddress(k.addressHex), port: k.port, protocol: k.protocol });
-        return { vip: label, ...c };
-      })
-      // NAT VIPs: connections (their chain sees the first packet of each), design note 0012.
-      .concat([...natCounters.vips].map(([vip, c]) => ({ vip, ...c })));
-    const backends = [...(state?.backends.values() ?? [])].map((b) => ({
-      address: hexToAddress(b.addressHex),
-      ...(b.mac ? { mac: b.mac } : {}),
-      ...(byName.get(backendCounter(b.id)) ?? zero),
-    }));
     let entries = 0;
     for (const f of notYet ? [] : ([4, 6] as const)) {
       for (const p of ['tcp', 'udp'] as const) entries += await countElements(exec, table, 'map', flowsMap(f, p));
     }
-    return {
-      vips,
-      backends,
-      drops: {
-        port: sum(byName.get(DROP_PORT) ?? zero, natCounters.port),
-        'no-backend': sum(byName.get(DROP_NO_BACKEND) ?? zero, natCounters.noBackend),
-        source: sum(byName.get(DROP_SOURCE) ?? zero, natCounters.source),
-      },
-      flowTable: { entries, fullPackets: byName.get(FLOW_TABLE_FULL)?.packets ?? 0 },
-      icmp: { echoReplied: byName.get(ICMP_ECHO) ?? zero },
-    };
+    return nftCountersReport(byName, natCounters, state, entries);
   }
 
   return {
