@@ -379,6 +379,39 @@ describe('nftables data plane', () => {
     await expect(dp.counters()).rejects.toMatchObject({ code: 'NFT_STATE_UNREADABLE' });
   });
 
+  test("counters - the kernel's absent NAT table reads as empty until an apply writes it and after the apply that removes it; deleted by hand in between, it is unreadable, named", async () => {
+    await topo.node.run(['nft', 'delete', 'table', 'inet', 'l4fleet_nat'], { allowFailure: true });
+    const before = (await topo.node.run(['sysctl', '-n', 'net.ipv4.ip_forward'])).stdout.trim();
+    // A NAT VIP needs the node to forward (NAT_FORWARDING_DISABLED otherwise); this topology's node does not.
+    await topo.node.run(['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    try {
+      const dp = dataPlane();
+      const direct = vipTable({ address: VIP4, port: 80, protocol: 'tcp' });
+      const nat: VipTable = {
+        ...vipTable({ address: '198.51.100.78', port: 443, protocol: 'tcp' }),
+        forwarding: 'nat',
+      };
+      const natTableThere = async (): Promise<boolean> =>
+        (await topo.node.run(['nft', 'list', 'table', 'inet', 'l4fleet_nat'], { allowFailure: true })).code === 0;
+      await dp.apply([direct]);
+      expect(await natTableThere()).toBe(false);
+      expect((await dp.counters()).vips.map((v) => v.vip)).toEqual([`${VIP4}:80/tcp`]);
+      await dp.apply([direct, nat]);
+      expect((await dp.counters()).vips.map((v) => v.vip).sort()).toEqual([`${VIP4}:80/tcp`, '198.51.100.78:443/tcp']);
+      await dp.apply([direct]);
+      expect(await natTableThere()).toBe(false);
+      expect((await dp.counters()).vips.map((v) => v.vip)).toEqual([`${VIP4}:80/tcp`]);
+      await dp.apply([direct, nat]);
+      await topo.node.run(['nft', 'delete', 'table', 'inet', 'l4fleet_nat']);
+      const err = await dp.counters().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DataPlaneError);
+      expect(err).toMatchObject({ code: 'NFT_STATE_UNREADABLE' });
+      expect((err as Error).message).toMatch(/inet l4fleet_nat.*No such file or directory/s);
+    } finally {
+      await topo.node.run(['sysctl', '-qw', `net.ipv4.ip_forward=${before}`]);
+    }
+  });
+
   test('full flow table - forwarding degrades to stateless, never drops', async () => {
     const dp = dataPlane({ flowTableSize: 8 });
     const t = vipTable({ address: VIP4, port: 80, protocol: 'udp' });

@@ -286,6 +286,53 @@ describe('nftables driver', () => {
     });
   });
 
+  describe('counters while the NAT table is absent', () => {
+    const natVip = (): VipTable =>
+      vip({ forwarding: 'nat', vip: { address: '198.18.2.9', port: 443, protocol: 'tcp' } });
+    const zero = { packets: 0, bytes: 0 };
+    /** The fake kernel, except that once `gone.nat` is set the NAT table is not there (`nft delete table inet`). */
+    function natDeletable(): { exec: Exec; gone: { nat: boolean } } {
+      const kernel = fakeKernel({});
+      const gone = { nat: false };
+      const exec: Exec = (argv, input) =>
+        gone.nat && argv.join(' ').includes('table inet l4fleet_nat')
+          ? Promise.resolve(missing(argv.join(' ')))
+          : kernel.exec(argv, input);
+      return { exec, gone };
+    }
+
+    // Deleted by hand after an apply wrote it: the NAT VIPs are no longer forwarded, which
+    // L4fleetDataPlaneCountersUnreadable is for (as for the netdev table), not zero connections.
+    test('nftables driver - after an apply wrote the NAT table, a NAT table deleted by hand is unreadable, named', async () => {
+      const { exec, gone } = natDeletable();
+      const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec, deltaWriter: 'nft' });
+      await dp.apply([vip(), natVip()]);
+      expect((await dp.counters()).drops.port).toEqual(zero);
+      gone.nat = true;
+      await expect(dp.counters()).rejects.toMatchObject({
+        name: 'DataPlaneError',
+        code: 'NFT_STATE_UNREADABLE',
+        message: expect.stringMatching(/inet l4fleet_nat.*No such file or directory/s),
+      });
+      await dp.close();
+    });
+
+    test.each([
+      ['no apply yet', [] as (() => VipTable)[][]],
+      ['applies of l2 VIPs only', [[vip]]],
+      ['an apply that removed the last NAT VIP', [[vip, natVip], [vip]]],
+    ])('nftables driver - after %s, an absent NAT table reads as no NAT counters', async (_what, applies) => {
+      const { exec, gone } = natDeletable();
+      const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec, deltaWriter: 'nft' });
+      for (const a of applies) await dp.apply(a.map((f) => f()));
+      gone.nat = true;
+      const c = await dp.counters();
+      expect(c.vips.map((v) => v.vip)).toEqual([]);
+      expect(c.drops).toEqual({ port: zero, 'no-backend': zero, source: zero });
+      await dp.close();
+    });
+  });
+
   test('nftables driver - a write that fails outside nft names the VIP and slot counts', async () => {
     const kernel = fakeKernel({});
     const exec: Exec = async (argv, input) => {

@@ -94,6 +94,13 @@ export function createNatTable(opts: { exec: Exec; table: string; log: Logger; n
   const { exec, table, log } = opts;
   /** undefined: not read yet; null: no table. */
   let state: NatState | null | undefined;
+  /**
+   * The last apply that committed left a NAT table (a refused one changed nothing, so it keeps the value): from then
+   * on a table missing was taken away (`nft delete table inet T`, `nft flush ruleset`) and its VIPs are not forwarded,
+   * which counters() reports as unreadable, as the driver does for its netdev table. Before that, or after an apply
+   * that removed the last NAT VIP, no table is the expected state.
+   */
+  let written = false;
 
   async function read(): Promise<NatState | null> {
     const r = await exec(['nft', '-t', 'list', 'table', 'inet', table]);
@@ -139,6 +146,7 @@ export function createNatTable(opts: { exec: Exec; table: string; log: Logger; n
         }
       }
       state = plan.next;
+      written = plan.next !== null;
       return {
         vips: plan.vips,
         slotsChanged: plan.slotsChanged,
@@ -153,8 +161,13 @@ export function createNatTable(opts: { exec: Exec; table: string; log: Logger; n
       if (state === null) return none;
       const r = await exec(['nft', '-j', 'list', 'counters', 'table', 'inet', table]);
       if (r.code !== 0) {
-        if (/No such file or directory/.test(r.stderr)) return none;
-        throw new DataPlaneError('NFT_STATE_UNREADABLE', `nft list counters (nat table): ${r.stderr.trim()}`);
+        const absent = /No such file or directory/.test(r.stderr);
+        if (absent && !written) return none;
+        throw new DataPlaneError(
+          'NFT_STATE_UNREADABLE',
+          `nft list counters table inet ${table}${absent ? ' (the NAT table the last apply wrote is gone)' : ''}: ` +
+            r.stderr.trim(),
+        );
       }
       const byName = new Map<string, TrafficCounter>();
       for (const o of (JSON.parse(r.stdout) as { nftables: { counter?: { name: string } & TrafficCounter }[] })
@@ -181,6 +194,7 @@ export function createNatTable(opts: { exec: Exec; table: string; log: Logger; n
         throw new DataPlaneError('NFT_FAILED', `nft delete table inet ${table}: ${r.stderr.trim()}`);
       }
       state = null;
+      written = false;
     },
     forget() {
       state = undefined;
