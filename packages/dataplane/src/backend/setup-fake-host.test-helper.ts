@@ -32,7 +32,8 @@ export const INPUT = {
 /**
  * A host as ip, tc, sysctl and bpftool answer for it, in memory: `lo` holds addresses as the kernel prints them
  * (canonical text), paths exist once made, sysctls (default: already as a backend needs them) are read and written,
- * the clsact qdisc and our filter come and go. A delete of what is not there fails as the kernel or coreutils
+ * the clsact qdisc and our filter come and go, `ls` lists what is under a directory. A delete of what is not there
+ * fails as the kernel or coreutils
  * answer it (`ip addr del`, `tc qdisc del`, `tc filter del`, `rmdir`), and so does an add of what is. `hang(prefix)` makes the next command starting with `prefix` wait
  * until released (a setup stopped there, as by a kill); `reached` resolves when it gets there.
  */
@@ -92,6 +93,18 @@ export function fakeHost(initialSysctls: Record<string, string> = {}) {
       // A directory exists while anything is under it (mkdir -p made its parents).
       const p = args[1] as string;
       return paths.has(p) || under(p).length > 0 ? ok() : fail(1, '');
+    }
+    if (cmd === 'ls') {
+      // The names directly under the directory, one a line, as ls prints them when its output is not a terminal.
+      const p = args.at(-1) as string;
+      if (!paths.has(p) && under(p).length === 0) return fail(2, `ls: cannot access '${p}': No such file or directory`);
+      const names = new Set(under(p).map((x) => x.slice(p.length + 1).split('/')[0] as string));
+      return ok(
+        [...names]
+          .sort()
+          .map((n) => `${n}\n`)
+          .join(''),
+      );
     }
     if (cmd === 'rmdir') {
       const p = args[0] as string;

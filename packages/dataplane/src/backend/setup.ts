@@ -44,6 +44,7 @@ import {
   parseBackendSetupOptions,
   parseHostDirs,
 } from './options.js';
+import { prune } from './prune.js';
 import {
   type BackendRecord,
   RECORD_VERSION,
@@ -79,6 +80,11 @@ export interface BackendSetupReport {
   readonly progId: number;
   /** Empty when the host already was exactly as asked. */
   readonly changes: readonly BackendChange[];
+  /**
+   * What setup could not tidy up, though the host is as asked: a previous program generation whose pins could not
+   * be removed, with rm's stderr (the next setup tries again). Empty when there was nothing to say.
+   */
+  readonly warnings: readonly string[];
 }
 
 export const TOOLS = ['ip', 'tc', 'bpftool', 'sysctl', 'stat', 'readlink'] as const;
@@ -303,12 +309,15 @@ async function setupLocked(opts: BackendSetupOptions, ctx: SetupContext): Promis
       changes.push({ what: 'filter', detail: `${ifname} ingress pref ${TC_PREF}: program ${progId}` });
     }
     await writeRecord(path, record({ vips: opts.vips.map((v) => v.text), addedVips }));
+    // After the record: the setup is done, and prune never throws (its failures are warnings).
+    const pruned = await prune(exec, base, pinDir);
     return {
       interface: ifname,
       recordPath: path,
       pinDir,
       progId,
-      changes: [...changes, ...(await prune(exec, base, pinDir))],
+      changes: [...changes, ...pruned.changes],
+      warnings: pruned.warnings,
     };
   } catch (err) {
     const failed = await rollback(undo);
@@ -369,18 +378,6 @@ function previousMaps(prev: BackendRecord): MapContents | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Removes program generations other than `keep` (after an upgrade the filter no longer refers to them). */
-async function prune(exec: Exec, base: string, keep: string): Promise<BackendChange[]> {
-  const changes: BackendChange[] = [];
-  const r = await exec(['ls', base]);
-  for (const dir of r.code === 0 ? r.stdout.split('\n').filter(Boolean) : []) {
-    if (`${base}/${dir}` === keep) continue;
-    await exec(['rm', '-rf', `${base}/${dir}`]);
-    changes.push({ what: 'program', detail: `previous generation ${base}/${dir} removed` });
-  }
-  return changes;
 }
 
 /** The options a record was made with, as setup input (for undo and status). */
