@@ -141,14 +141,21 @@ async function undoSetup(exec: Exec, path: string, r: BackendRecord): Promise<Ba
   // answer ARP for the VIP on the LAN and take its traffic from the fleet's nodes.
   const { arpIgnore, arpAnnounce } = sysctlKeys(r.interface);
   const sysctlsLeft: SysctlChange[] = [];
-  const keys = r.sysctls.map((s) => s.key).filter((k) => k.startsWith('net/ipv4/conf/all/') || linkUp);
-  const now = keys.length > 0 ? await sysctlGet(exec, keys) : [];
   for (const s of [...r.sysctls].reverse()) {
-    const i = keys.indexOf(s.key);
-    if (i < 0) continue;
-    if (now[i] !== s.set) {
-      if (unfinished && now[i] === s.before) continue;
-      leftAlone.push(`sysctl ${s.key} is ${now[i]} (setup set ${s.set}): changed since, not restored to ${s.before}`);
+    if (!s.key.startsWith('net/ipv4/conf/all/') && !linkUp) continue; // the interface's keys went with it
+    // Each key read on its own: one that cannot be read (EACCES, EIO) keeps only itself in the record.
+    let now: string;
+    try {
+      [now = ''] = await sysctlGet(exec, [s.key]);
+    } catch (err) {
+      failed = true;
+      sysctlsLeft.unshift(s);
+      leftAlone.push(`sysctl ${s.key} cannot be read, not restored to ${s.before}: ${(err as Error).message}`);
+      continue;
+    }
+    if (now !== s.set) {
+      if (unfinished && now === s.before) continue;
+      leftAlone.push(`sysctl ${s.key} is ${now} (setup set ${s.set}): changed since, not restored to ${s.before}`);
       continue;
     }
     if (vipsLeft.length > 0 && (s.key === arpIgnore || s.key === arpAnnounce)) {
