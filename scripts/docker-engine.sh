@@ -13,13 +13,18 @@
 #                                     again, its bridge removed, and the exit is non-zero; one that exits first is
 #                                     reported at once with its exit code and log; a live dockerd the pidfile names
 #                                     (another start's) is waited for, never touched
-#   scripts/docker-engine.sh stop     stops it (its containers with it) and removes the bridge
+#   scripts/docker-engine.sh stop     stops it (its containers with it) and removes the bridge; after a dockerd that
+#                                     had to be killed (or had died) also its containers that outlived it and the
+#                                     mounts it left at or below the data root (said on stderr)
 #   scripts/docker-engine.sh status   exit 0 if it answers
 # Needs root and dockerd (`apt-get install docker.io`: scripts/install-system-deps.sh --docker).
 set -euo pipefail
 
 RUN_DIR=${L4FLEET_DOCKER_RUN_DIR:-/run/l4fleet-docker}
 DATA_ROOT=${L4FLEET_DOCKER_DATA_ROOT:-/var/lib/l4fleet-docker}
+# As /proc/self/mountinfo spells it (no symlink, no trailing slash).
+DATA_ROOT_REAL=$(realpath -m "$DATA_ROOT")
+MOUNTINFO=/proc/self/mountinfo
 SOCKET=$RUN_DIR/docker.sock
 PIDFILE=$RUN_DIR/dockerd.pid
 LOG=$RUN_DIR/dockerd.log
@@ -133,12 +138,67 @@ unmount_exec_root() {
   done
 }
 
+# A dockerd that did not exit cleanly (halt's KILL after STOP_TIMEOUT_S, a crash) leaves its containers running: its
+# containerd goes with it, but each container's shim outlives it, and the container keeps its overlay mounted under
+# the data root. They are this engine's by its own runc root and containerd socket: removed with runc, shims stopped.
+reap_containers() {
+  local runc_root=$RUN_DIR/exec/runtime-runc/l4fleet id p
+  if [ -d "$runc_root" ] && command -v runc >/dev/null; then
+    for id in $(runc --root "$runc_root" list -q 2>/dev/null); do
+      echo "docker-engine: container $id outlived dockerd: removed (runc delete --force)" >&2
+      runc --root "$runc_root" delete --force "$id" >/dev/null 2>&1 || true
+    done
+  fi
+  local address=$RUN_DIR/exec/containerd/containerd.sock
+  for p in /proc/[0-9]*; do
+    case "$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" in
+      *containerd-shim*" -address $address "*) kill -9 "${p#/proc/}" 2>/dev/null || true ;;
+    esac
+  done
+}
+
+# Whether the top mount at the data root is a bind mount of that same directory (same device, same path inside it as
+# under its parent mount): dockerd's own (it makes the data root a mount point to share it), never a file system the
+# machine mounts there (another device, or another directory of it).
+data_root_self_bind() {
+  awk -v path="$DATA_ROOT_REAL" '
+    { dev[$1] = $3; root[$1] = $4; point[$1] = $5; if ($5 == path) { top = $1; parent = $2 } }
+    END {
+      if (top == "" || !(parent in dev) || dev[parent] != dev[top]) exit 1
+      expected = root[parent] "/" substr(path, length(point[parent]) + 1)
+      gsub(/\/+/, "/", expected)
+      exit(expected == root[top] ? 0 : 1)
+    }' "$MOUNTINFO"
+}
+
+# dockerd unmounts its data root's bind mount only on a clean exit; one killed leaves it (and a later dockerd takes
+# it for the machine's own mount and never unmounts it): after dockerd is gone, the mounts below the data root
+# (overlays of containers that outlived it), deepest first, then the data root's bind mount. Nothing outside it.
+unmount_data_root() {
+  local n=0 m
+  for m in $(awk -v root="$DATA_ROOT_REAL/" 'index($5, root) == 1 { print $5 }' "$MOUNTINFO" | tac); do
+    if umount "$m" 2>/dev/null; then n=$((n + 1)); fi
+  done
+  for _ in 1 2 3; do
+    data_root_self_bind || break
+    umount "$DATA_ROOT_REAL" || break
+    n=$((n + 1))
+  done
+  rm -f "$RUN_DIR/exec/unmount-on-shutdown"
+  [ "$n" -eq 0 ] || echo "docker-engine: unmounted $n mount(s) at or below $DATA_ROOT_REAL that dockerd left (it did not exit cleanly)" >&2
+}
+
 stop() {
   # Only a dockerd: a stale pidfile's pid may since belong to another program, which stop must not kill.
   local p
   p=$(live_dockerd)
   [ -z "$p" ] || halt "$p"
   rm -f "$PIDFILE"
+  # What a dockerd that did not exit cleanly left, only once none of ours runs (its containers and mounts are live).
+  if [ -z "$(live_dockerd)" ]; then
+    reap_containers
+    unmount_data_root
+  fi
   unmount_exec_root
   ip link del "$BRIDGE" 2>/dev/null || true
   echo "docker-engine: stopped"

@@ -66,8 +66,11 @@ describe('scripts/docker-engine.sh', () => {
   });
 });
 
-/** A scratch dir with `docker`, `dockerd`, `ip` and `umount` stubs (`dockerd`'s body given) first on PATH. */
-function stubbed(dockerd: string) {
+/**
+ * A scratch dir with `docker`, `dockerd`, `ip` and `umount` stubs (`dockerd`'s body given) first on PATH; `umount`
+ * real with `realUmount`.
+ */
+function stubbed(dockerd: string, realUmount = false) {
   const dir = mkdtempSync(join(tmpdir(), 'l4fleet-docker-engine-'));
   const bin = join(dir, 'bin');
   mkdirSync(bin);
@@ -77,6 +80,7 @@ function stubbed(dockerd: string) {
     ip: `echo "$*" >>"${dir}/ip.log"; case "$*" in "link show"*) exit 1 ;; esac; exit 0`,
     umount: `echo "$*" >>"${dir}/umount.log"; exit 0`,
   };
+  if (realUmount) delete stubs.umount;
   for (const [name, body] of Object.entries(stubs)) {
     writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
     chmodSync(join(bin, name), 0o755);
@@ -152,6 +156,60 @@ describe('scripts/docker-engine.sh start - a dockerd that cannot run', () => {
       expect(existsSync(join(s.dir, 'run', 'dockerd.pid')), 'the stale pidfile is removed').toBe(false);
     } finally {
       live.kill('SIGKILL');
+      rmSync(s.dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** The mount points at or below `path` in this process's mount table. */
+function mountsAt(path: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4] ?? '')
+    .filter((point) => point === path || point.startsWith(`${path}/`));
+}
+
+// Real mounts in a scratch data root (root only): what a dockerd killed by halt's KILL leaves, and what is not its.
+describe.skipIf(process.getuid?.() !== 0)('scripts/docker-engine.sh stop - mounts a dockerd left', () => {
+  const unmountAll = (path: string) => {
+    for (const point of mountsAt(path).reverse()) spawnSync('umount', [point]);
+  };
+
+  test('docker-engine - stop after a killed dockerd removes its data root bind mount and the mounts below it', () => {
+    const s = stubbed('exit 1', true);
+    const data = join(s.dir, 'data');
+    const merged = join(data, 'overlay2', 'abc', 'merged');
+    try {
+      mkdirSync(merged, { recursive: true });
+      execFileSync('mount', ['--bind', data, data]);
+      execFileSync('mount', ['-t', 'tmpfs', 'l4fleet-test', merged]);
+      expect(mountsAt(data)).toEqual([data, merged]);
+      const r = spawnSync('bash', [SCRIPT, 'stop'], { env: s.env, encoding: 'utf8', timeout: 60_000 });
+      expect(r.status).toBe(0);
+      expect(mountsAt(data)).toEqual([]);
+      expect(r.stderr).toContain(`unmounted 2 mount(s) at or below ${data}`);
+    } finally {
+      unmountAll(data);
+      rmSync(s.dir, { recursive: true, force: true });
+    }
+  });
+
+  test.each([
+    ['a file system mounted there', (_dir: string, data: string) => ['-t', 'tmpfs', 'l4fleet-test', data]],
+    ['a bind mount of another directory', (dir: string, data: string) => ['--bind', join(dir, 'elsewhere'), data]],
+  ])('docker-engine - stop leaves alone %s at the data root', (_what, args) => {
+    const s = stubbed('exit 1', true);
+    const data = join(s.dir, 'data');
+    try {
+      mkdirSync(data);
+      mkdirSync(join(s.dir, 'elsewhere'));
+      execFileSync('mount', args(s.dir, data));
+      const r = spawnSync('bash', [SCRIPT, 'stop'], { env: s.env, encoding: 'utf8', timeout: 60_000 });
+      expect(r.status).toBe(0);
+      expect(mountsAt(data)).toEqual([data]);
+      expect(r.stderr).not.toContain('unmounted');
+    } finally {
+      unmountAll(data);
       rmSync(s.dir, { recursive: true, force: true });
     }
   });
