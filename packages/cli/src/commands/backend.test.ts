@@ -2,6 +2,7 @@
 import { describe, expect, test } from 'vitest';
 import { type CliIo, EXIT_USAGE } from '../io.js';
 import { runCli } from '../program.js';
+import { printSetup } from './backend.js';
 
 async function cli(...argv: string[]) {
   const out: string[] = [];
@@ -25,5 +26,28 @@ describe('cli - backend host directories', () => {
     const r = await cli(...argv);
     expect(r.code).toBe(EXIT_USAGE);
     expect(r.err).toContain(message);
+  });
+});
+
+describe('cli - backend setup text report', () => {
+  // setup's prune warnings (a previous program generation left) were only in -o json; text printed none.
+  test('a warning of the report goes to stderr as "warning: ...", the changes to stdout', () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    printSetup(
+      {
+        interface: 'eth0',
+        recordPath: '/run/l4fleet/backend.json',
+        pinDir: '/sys/fs/bpf/l4fleet-backend/v3',
+        progId: 7,
+        changes: [{ what: 'vip', detail: '198.51.100.7/32 on lo' }],
+        warnings: ['previous generation /sys/fs/bpf/l4fleet-backend/v2 not removed: rm -rf: exit 1: busy'],
+      },
+      { out: (t) => out.push(t), err: (t) => err.push(t) },
+    );
+    expect(out.join('\n')).toContain('198.51.100.7/32 on lo');
+    expect(err).toEqual([
+      'warning: previous generation /sys/fs/bpf/l4fleet-backend/v2 not removed: rm -rf: exit 1: busy',
+    ]);
   });
 });

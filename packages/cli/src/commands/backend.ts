@@ -5,6 +5,7 @@
  */
 import {
   type BackendHostDeps,
+  type BackendSetupReport,
   backendStatus,
   createExec,
   DataPlaneError,
@@ -54,6 +55,17 @@ function rethrow(err: unknown): never {
     });
   }
   throw err;
+}
+
+/**
+ * setup's text report. Its warnings (a previous program generation it could not prune) go to stderr: setup itself
+ * succeeded, but the operator should know what was left behind (the next setup tries again).
+ */
+export function printSetup(report: BackendSetupReport, io: CliIo): void {
+  io.out(`backend: set up on ${report.interface} (program ${report.progId}, pins ${report.pinDir})`);
+  if (report.changes.length === 0) io.out('  no changes: already set up as asked');
+  for (const c of report.changes) io.out(`  ${c.what.padEnd(8)} ${c.detail}`);
+  for (const w of report.warnings) io.err(`warning: ${w}`);
 }
 
 function output(value: string): 'text' | 'json' {
@@ -111,9 +123,7 @@ export function registerBackend(program: Command, io: CliIo): void {
       io.out(JSON.stringify(report, null, 2));
       return;
     }
-    io.out(`backend: set up on ${report.interface} (program ${report.progId}, pins ${report.pinDir})`);
-    if (report.changes.length === 0) io.out('  no changes: already set up as asked');
-    for (const c of report.changes) io.out(`  ${c.what.padEnd(8)} ${c.detail}`);
+    printSetup(report, io);
   });
 
   hostOptions(
