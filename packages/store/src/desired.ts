@@ -49,7 +49,8 @@ interface ReadPointer {
 
 /**
  * Reads of one desired revision failing with an error that is the record's own fault (RECORD_FAULT) before the watch
- * skips it (watchDesired).
+ * skips it (watchDesired): the event loop's reads at the event's revision, and the full re-reads of the same pointer
+ * revision (after a compacted read, or a resumed watch).
  */
 const NON_TRANSIENT_ATTEMPTS = 3;
 
@@ -249,7 +250,8 @@ export class DesiredStore {
     };
     // Reads retried until they succeed report the first failure and each change of code, repeats at debug (as
     // ResumableWatch.failed): each retry warned and called onError (and the agent warned again), two lines per node
-    // every 2 s for a whole outage or refusal. A read that succeeds ends the run.
+    // every 2 s for a whole outage or refusal. One event's read loop is one run, however it ends (read, skipped,
+    // invalid): reset when it starts, since a run left set by a skip hid the next outage at debug.
     let failing: StoreErrorCode | undefined;
     const retryFailed = (err: StoreError) => {
       if (failing === err.code) return log.debug({ event: 'desiredWatchError', code: err.code, err: err.message });
@@ -265,6 +267,10 @@ export class DesiredStore {
           r();
         };
       });
+    // Full re-reads of a pointer revision that failed with the record at fault: tried NON_TRANSIENT_ATTEMPTS times
+    // (by resyncUntilRead or the resumed watch's resync alike), then reported and skipped as the event loop does;
+    // retried for ever, each node read a generation too large to read every 2 s and never said it was skipped.
+    const faults = { revision: -1, attempts: 0 };
     let lastDelivered = -1;
     const deliver = (s: DesiredState) => {
       if (s.revision === lastDelivered) return;
@@ -286,8 +292,13 @@ export class DesiredStore {
           deliver({ fleet, revision: cur.modRevision, generation: cur.pointer.generation });
         } catch (err) {
           const e = toStoreError(err, 'read desired state');
-          if (e.code !== 'INVALID_RECORD') throw e;
-          onError(e);
+          if (RECORD_FAULT.has(e.code)) {
+            if (faults.revision !== cur.modRevision) Object.assign(faults, { revision: cur.modRevision, attempts: 0 });
+            faults.attempts += 1;
+            if (faults.attempts < NON_TRANSIENT_ATTEMPTS) throw e;
+            onError(skipped(e, cur.modRevision, cur.pointer.generation, NON_TRANSIENT_ATTEMPTS));
+          } else if (e.code !== 'INVALID_RECORD') throw e;
+          else onError(e);
         }
       }
       return cur.headerRevision;
@@ -299,10 +310,11 @@ export class DesiredStore {
       for (let attempt = 0; !closed; attempt++) {
         try {
           resyncedAt = await resync();
-          failing = undefined;
           return;
         } catch (err) {
-          retryFailed(toStoreError(err, 'watch desired state (re-read after compaction)'));
+          const e = toStoreError(err, 'watch desired state (re-read after compaction)');
+          // The record's fault is reported once resync gives up on it (skipped), as in the event loop.
+          if (!RECORD_FAULT.has(e.code)) retryFailed(e);
           await pause(attempt);
         }
       }
@@ -333,10 +345,10 @@ export class DesiredStore {
             // all if that revision was compacted meanwhile. Only a failure that is the record's fault (RECORD_FAULT)
             // is tried NON_TRANSIENT_ATTEMPTS times, then reported and skipped: retried for ever, it held every
             // later apply back (this loop serializes events), while the last good fleet keeps serving either way.
+            failing = undefined;
             for (let attempt = 0; !closed; attempt++) {
               try {
                 const fleet = await this.readFleet(pointer, ev.modRevision);
-                failing = undefined;
                 deliver({ fleet, revision: ev.modRevision, generation: pointer.generation });
                 break;
               } catch (err) {
