@@ -26,6 +26,30 @@ export function describeNodeContract(fleet: () => Promise<ContractFleet & { open
     await again.close();
   });
 
+  // Asked again before the first call resolved (nothing awaited in between): still one registration, one lease, as
+  // asked one after the other. Checked before the create, two creates each registered the node on a lease of its own.
+  test('registerNode twice at once on one client: one registration; the same info is it, other info is refused naming the field', async () => {
+    const f = await fleet();
+    const [s, cli] = [f.open(), f.open()];
+    const first = s.registerNode({ name: 'lb1', address: '198.18.2.1' });
+    const same = s.registerNode({ name: 'lb1', address: '198.18.2.1' });
+    const other = s.registerNode({ name: 'lb1', address: '198.18.2.2' }).catch((e: StoreError) => e);
+    const reg = await first;
+    expect(await same).toBe(reg);
+    expect(await other).toMatchObject({ code: 'INVALID_STATE' });
+    expect(((await other) as StoreError).message).toMatch(/"lb1".*address "198\.18\.2\.1".*"198\.18\.2\.2"/);
+    expect((await cli.listNodes()).map((n) => n.record?.address)).toEqual(['198.18.2.1']);
+    // The one lease revoked, the node is gone: no second registration keeps it.
+    await reg.close();
+    expect(await cli.listNodes()).toEqual([]);
+    const again = await s.registerNode({ name: 'lb1', address: '198.18.2.2' });
+    expect((await cli.listNodes()).map((n) => n.record?.address)).toEqual(['198.18.2.2']);
+    // The first one closed again does not let go of the name the second holds now.
+    await reg.close();
+    expect(await s.registerNode({ name: 'lb1', address: '198.18.2.2' })).toBe(again);
+    await again.close();
+  });
+
   test('setNodeDrain refuses what is not a node name', async () => {
     const s = (await fleet()).open();
     await expect(s.setNodeDrain('a/b', true)).rejects.toMatchObject({ code: 'INVALID_STATE' });

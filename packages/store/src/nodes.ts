@@ -101,8 +101,20 @@ export function assertSameRegistration(
   if (held.ttlS !== ttlS) throw differs('leaseTtlS', held.ttlS, ttlS);
 }
 
+/** A name this client registers: `reg` once its create went through (`created` resolved). */
+interface HeldName {
+  readonly info: NodeInfo;
+  readonly ttlS: number;
+  readonly created: Promise<EtcdNodeRegistration>;
+  reg?: EtcdNodeRegistration;
+}
+
 export class NodeStore {
-  private readonly registrations = new Map<string, { readonly reg: EtcdNodeRegistration; readonly ttlS: number }>();
+  /**
+   * This client's registrations by node name, each held from its registerNode call on, before the create's first
+   * await: a second call for the name while etcd grants the lease finds it, as one made after the first resolved.
+   */
+  private readonly registrations = new Map<string, HeldName>();
 
   private readonly warnInvalid: (err: StoreError) => void;
 
@@ -110,23 +122,44 @@ export class NodeStore {
     this.warnInvalid = warnInvalidRecord(ctx);
   }
 
+  /**
+   * One registration per name on this client: a second call, made before or after the first resolved, is that
+   * registration (its create's result, a failure included) when the info and TTL are the same, else refused.
+   */
   async registerNode(info: NodeInfo, options: NodeRegistrationOptions = {}): Promise<NodeRegistration> {
     assertNodeName(info.name);
     const ttlS = options.leaseTtlS ?? DEFAULT_LEASE_TTL_S;
     const held = this.registrations.get(info.name);
     if (held) {
-      assertSameRegistration({ info: held.reg.info, ttlS: held.ttlS }, info, ttlS);
-      return held.reg;
+      assertSameRegistration(held, info, ttlS);
+      return await held.created;
     }
-    const reg = await EtcdNodeRegistration.create(this.ctx.ns, info, options, this.ctx.log, this.ctx.attemptMs);
-    this.registrations.set(info.name, { reg, ttlS });
-    const close = reg.close.bind(reg);
-    return Object.assign(reg, {
-      close: async () => {
-        this.registrations.delete(info.name);
-        await close();
+    const created = EtcdNodeRegistration.create(this.ctx.ns, info, options, this.ctx.log, this.ctx.attemptMs).then(
+      (reg) => {
+        // The store closed meanwhile (abandonAll let go of the name): not kept, as the registrations it ended.
+        if (this.registrations.get(info.name) !== entry) {
+          reg.abandon();
+          throw new StoreError('CLOSED', `register node ${JSON.stringify(info.name)}: the store was closed`);
+        }
+        entry.reg = reg;
+        const close = reg.close.bind(reg);
+        return Object.assign(reg, {
+          close: async () => {
+            // Only this registration's hold: closed again after the name was registered anew, it keeps that one.
+            if (this.registrations.get(info.name) === entry) this.registrations.delete(info.name);
+            await close();
+          },
+        });
       },
-    });
+      (err: unknown) => {
+        // Not registered: the name is free for the next call.
+        if (this.registrations.get(info.name) === entry) this.registrations.delete(info.name);
+        throw err;
+      },
+    );
+    const entry: HeldName = { info, ttlS, created };
+    this.registrations.set(info.name, entry);
+    return await created;
   }
 
   async listNodes(): Promise<NodeView[]> {
@@ -198,9 +231,10 @@ export class NodeStore {
 
   async reportHealth(node: string, members: ReadonlyMap<string, MemberStatus>): Promise<void> {
     const held = this.registrations.get(node);
-    if (!held)
-      throw new StoreError('NOT_FOUND', `node ${node}: not registered through this store (registerNode first)`);
-    await held.reg.reportHealth(members);
+    // A registration still being created is waited for, as its registerNode is; one that failed is not registered.
+    const reg = held?.reg ?? (await held?.created.catch(() => undefined));
+    if (!reg) throw new StoreError('NOT_FOUND', `node ${node}: not registered through this store (registerNode first)`);
+    await reg.reportHealth(members);
   }
 
   async listHealthReports(): Promise<HealthReport[]> {
@@ -220,7 +254,8 @@ export class NodeStore {
 
   /** Leases are not revoked: like a crash, they expire after their TTL (close() a registration to leave at once). */
   abandonAll(): void {
-    for (const { reg } of this.registrations.values()) reg.abandon();
+    // One still being created is abandoned when its create resolves (registerNode).
+    for (const { reg } of this.registrations.values()) reg?.abandon();
     this.registrations.clear();
   }
 }

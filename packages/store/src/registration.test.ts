@@ -4,7 +4,9 @@ import pino from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { StoreError } from './errors.js';
 import { keys } from './layout.js';
+import { NodeStore } from './nodes.js';
 import { EtcdNodeRegistration, REREGISTER_RETRY_MAX_MS, REREGISTER_RETRY_MS } from './registration.js';
+import type { StoreContext } from './store-context.js';
 
 /** etcd's default --max-request-bytes: 1.5 MiB. */
 const ETCD_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
@@ -310,5 +312,42 @@ describe('store registration - re-registration after a lost lease', () => {
     await vi.advanceTimersByTimeAsync(1);
     expect(closed).toBe(true);
     await closing;
+  });
+});
+
+describe('store registration - registerNode of one name twice at once (nodes.ts)', () => {
+  const store = (ns: FakeNamespace) =>
+    new NodeStore({
+      ns: ns as unknown as Namespace,
+      log: pino({ level: 'silent' }),
+      attemptMs: 1_000,
+    } as unknown as StoreContext);
+
+  test('store registration - the second call waits for the first: one grant, the same registration', async () => {
+    const ns = new FakeNamespace();
+    const nodes = store(ns);
+    const [a, b] = await Promise.all([nodes.registerNode({ name: 'lb1' }), nodes.registerNode({ name: 'lb1' })]);
+    expect(b).toBe(a);
+    expect(ns.grants).toBe(1);
+    await a.close();
+  });
+
+  // The name is held from the call on, and let go when the create fails: else no later call could register it.
+  test('store registration - a create that fails fails both calls and lets go of the name', async () => {
+    const ns = new FakeNamespace();
+    ns.failGrants = true;
+    const nodes = store(ns);
+    const [e1, e2] = await Promise.all([
+      nodes.registerNode({ name: 'lb1' }).catch((e: unknown) => e),
+      nodes.registerNode({ name: 'lb1' }).catch((e: unknown) => e),
+    ]);
+    expect(e1).toBeInstanceOf(StoreError);
+    expect(e2).toBe(e1);
+    expect(ns.grants).toBe(1);
+    await expect(nodes.reportHealth('lb1', new Map())).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    ns.failGrants = false;
+    const reg = await nodes.registerNode({ name: 'lb1' });
+    expect(ns.kv.has(keys.node('lb1'))).toBe(true);
+    await reg.close();
   });
 });
