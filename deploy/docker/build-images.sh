@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the lab images locally (no registry exists): a Debian 12 base from debootstrap, imported into Docker,
 # then the agent (with its gobgpd sidecar), router (FRR), backend (identity server) and control (etcd, NATS) images.
-# Needs root, debootstrap, a running dockerd and a built workspace (npm run build). Usage: deploy/docker/build-images.sh
+# Needs root, debootstrap, a running dockerd and a built workspace (npm run build). Build them again after every
+# git pull or edit and build: the lab's Docker runtime refuses images of another tree. Usage: deploy/docker/build-images.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BASE=l4fleet/base:bookworm
@@ -21,14 +22,25 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
   tar -C "$rootfs" -c . | docker import - "$BASE"
 fi
 
+# What the images are built from, as labels: the Docker runtime computes the same digests from the tree it runs from
+# and refuses images whose labels differ (lab/src/runtime/image-tree.ts: the staged runtime files and the Dockerfiles
+# and entrypoints), so a git pull or an edit and `npm run build` never leaves the lab running old code unnoticed.
+[ -f lab/dist/runtime/image-tree.js ] || { echo "build-images: lab/dist/runtime/image-tree.js missing: run npm run build first" >&2; exit 1; }
+digests=$(node --input-type=module -e \
+  'const { imageTree } = await import("./lab/dist/runtime/image-tree.js"); const t = imageTree(process.cwd()); console.log(t.tree, t.recipe);')
+read -r tree recipe <<<"$digests"
+[ -n "$tree" ] && [ -n "$recipe" ] || { echo "build-images: no tree digest from lab/dist/runtime/image-tree.js" >&2; exit 1; }
+
 # Debian 12 ships Node 18; the workspace needs Node 20: the images get this machine's node binary.
 rm -rf "$stage" && mkdir -p "$stage"
 cp "$(command -v node)" "$stage/node"
 bash scripts/stage-runtime.sh "$stage"
 
 for image in control router backend agent; do
-  docker build --network host -t "l4fleet/$image:latest" -f "deploy/docker/$image/Dockerfile" deploy/docker
+  docker build --network host --label "l4fleet.tree=$tree" --label "l4fleet.recipe=$recipe" \
+    -t "l4fleet/$image:latest" -f "deploy/docker/$image/Dockerfile" deploy/docker
 done
+echo "build-images: l4fleet/{control,router,backend,agent}:latest built from l4fleet.tree=$tree l4fleet.recipe=$recipe"
 
 # Each rebuild leaves the image it replaced untagged (a few hundred MB each): remove those of l4fleet's images only.
 docker image prune -f --filter label=l4fleet.image >/dev/null

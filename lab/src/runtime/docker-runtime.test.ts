@@ -15,6 +15,10 @@ const docker = vi.hoisted(() => ({
   labels: new Map<string, string>(),
   /** Images `docker image inspect` does not find. */
   missingImages: [] as string[],
+  /** The labels `docker image inspect` reports per image; absent: those build-images.sh gives one of this tree. */
+  imageLabels: new Map<string, Record<string, string> | null>(),
+  /** This tree's labels (set once image-tree.ts is imported). */
+  treeLabels: {} as Record<string, string>,
   logs: { code: 1, stdout: '', stderr: 'Error: No such container' },
 }));
 vi.mock('@l4fleet/process', async (importOriginal) => ({
@@ -27,8 +31,12 @@ vi.mock('@l4fleet/process', async (importOriginal) => ({
     if (argv[1] === 'logs') return docker.logs;
     if (argv[1] === 'image' && argv[2] === 'inspect') {
       const missing = argv.slice(3).filter((i) => docker.missingImages.includes(i));
-      if (missing.length === 0) return ok('[]');
-      return { code: 1, stdout: '', stderr: missing.map((i) => `Error: No such image: ${i}\n`).join('') };
+      if (missing.length > 0) {
+        return { code: 1, stdout: '', stderr: missing.map((i) => `Error: No such image: ${i}\n`).join('') };
+      }
+      const image = argv.at(-1) ?? '';
+      const labels = docker.imageLabels.has(image) ? docker.imageLabels.get(image) : docker.treeLabels;
+      return ok(`${JSON.stringify(labels)}\n`);
     }
     if (argv[1] === 'container' && argv[2] === 'inspect') {
       const name = argv.at(-1) ?? '';
@@ -43,6 +51,9 @@ vi.mock('@l4fleet/process', async (importOriginal) => ({
 }));
 
 const { dockerRuntime } = await import('./docker-runtime.js');
+const { IMAGE_RECIPE_LABEL, IMAGE_TREE_LABEL, imageTree } = await import('./image-tree.js');
+const tree = imageTree();
+docker.treeLabels = { [IMAGE_TREE_LABEL]: tree.tree, [IMAGE_RECIPE_LABEL]: tree.recipe ?? '' };
 const { DaemonExits } = await import('./daemon-exits.js');
 const { stopContainerWatches } = await import('./docker-wait.js');
 
@@ -141,6 +152,7 @@ describe('docker runtime - lab images are never pulled', () => {
   beforeEach(() => {
     docker.calls = [];
     docker.missingImages = [];
+    docker.imageLabels.clear();
   });
 
   test('docker runtime - up refuses naming the images the engine lacks and build-images.sh', async () => {
@@ -159,5 +171,50 @@ describe('docker runtime - lab images are never pulled', () => {
     const runs = docker.calls.filter((c) => c[0] === 'docker' && c[1] === 'run');
     expect(runs).toHaveLength(1);
     expect(runs[0]?.slice(0, 5)).toEqual(['docker', 'run', '--rm', '--pull', 'never']);
+  });
+});
+
+describe('docker runtime - lab images built from another tree are refused, never run', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'l4f-docker-tree-'));
+    docker.calls = [];
+    docker.missingImages = [];
+    docker.imageLabels.clear();
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('docker runtime - up refuses an image of an older tree, naming it, both digests and build-images.sh', async () => {
+    docker.imageLabels.set('l4fleet/agent:latest', { ...docker.treeLabels, [IMAGE_TREE_LABEL]: 'f00d' });
+    const up = dockerRuntime.resolveMode('auto');
+    await expect(up).rejects.toMatchObject({ code: 'RUNTIME_UNSUPPORTED' });
+    await expect(up).rejects.toThrow(
+      `the lab images l4fleet/agent:latest (l4fleet.tree=f00d, this tree's ${tree.tree}) were built from another tree`,
+    );
+    await expect(up).rejects.toThrow(/build them again with deploy\/docker\/build-images\.sh \(after npm run build\)$/);
+  });
+
+  test.each([
+    [
+      'without the labels (built before they were set)',
+      null,
+      `l4fleet/backend:latest (l4fleet.tree=(none), this tree's ${tree.tree}`,
+    ],
+    [
+      'of other Dockerfiles or entrypoints',
+      { ...docker.treeLabels, [IMAGE_RECIPE_LABEL]: 'beef' },
+      `l4fleet/backend:latest (l4fleet.recipe=beef, this tree's ${tree.recipe}`,
+    ],
+  ])('docker runtime - up refuses an image %s', async (_what, labels, named) => {
+    docker.imageLabels.set('l4fleet/backend:latest', labels);
+    await expect(dockerRuntime.resolveMode('auto')).rejects.toThrow(named);
+  });
+
+  test('docker runtime - add-node refuses a node image of an older tree before making anything', async () => {
+    docker.imageLabels.set('l4fleet/agent:latest', { ...docker.treeLabels, [IMAGE_TREE_LABEL]: 'f00d' });
+    const exits = new DaemonExits();
+    const lab = fakeLab('dr4', dir, [], exits);
+    await expect(dockerRuntime.startHost(lab, 'node1')).rejects.toThrow(/l4fleet\/agent:latest \(l4fleet\.tree=f00d/);
+    expect(docker.calls.filter((c) => c[1] === 'run' || c[1] === 'rm')).toEqual([]);
   });
 });

@@ -19,11 +19,12 @@ import { forgetBackendHost, setupBackend, setupBackends } from './backend-setup.
 import { prepareNodeBfdd } from './bfd.js';
 import {
   agentImageBpfMissing,
+  assertLabImages,
   CONTAINER_LOG,
   containerName,
   createContainer,
   dockerAvailable,
-  missingLabImages,
+  imageOf,
   releaseContainer,
   removeContainer,
 } from './docker.js';
@@ -70,12 +71,15 @@ async function prepareNode(lab: LabContext, node: string): Promise<void> {
 }
 
 /**
- * A (new) container for one host, wired and released. A new backend container is a new network namespace: its old
+ * A (new) container for one host, wired and released; refused before anything is made when its image is missing or
+ * built from another tree (docker.ts, assertLabImages). A new backend container is a new network namespace: its old
  * setup is forgotten and it is set up again; `peers`: every backend is, because the host is new to the others (second
  * chance peers), or only this one (it was restored).
  */
 async function replaceContainer(lab: LabContext, host: string, peers: 'all' | 'self' = 'all'): Promise<void> {
   const { kind } = hostOf(lab.topology, host);
+  // Its image may have been rebuilt, or the tree changed, since `lab up`: never old code silently.
+  await assertLabImages([imageOf(kind)]);
   if (kind === 'node') await prepareNode(lab, host);
   if (kind === 'backend') await forgetBackendHost(lab, host);
   await createContainerFor(lab, host);
@@ -115,13 +119,8 @@ export const dockerRuntime: LabRuntime = {
         '--runtime docker: no Docker engine answers (start dockerd, set DOCKER_HOST, build the images with deploy/docker/build-images.sh)',
       );
     }
-    const missing = await missingLabImages();
-    if (missing.length > 0) {
-      throw new LabError(
-        'RUNTIME_UNSUPPORTED',
-        `--runtime docker: the Docker engine lacks the lab images ${missing.join(', ')} (never pulled from a registry); build them with deploy/docker/build-images.sh`,
-      );
-    }
+    // Missing, or built from another tree (after a git pull or an edit): refused before anything is made.
+    await assertLabImages();
     return 'agent';
   },
   bpfMissing: agentImageBpfMissing,

@@ -16,6 +16,7 @@ import { agentConfigPath } from './agent.js';
 import { nodeBfddConfigPath } from './bfd.js';
 import { bpffsDir } from './bpffs.js';
 import { etcdArgv, natsArgv } from './control.js';
+import { type ImageTree, imageTree, imageTreeDifferences, LAB_ROOT } from './image-tree.js';
 import type { BpfMissing } from './up-data-path.js';
 
 export const READY_FILE = '/run/l4f-ready';
@@ -33,21 +34,82 @@ const IMAGE_OF: Readonly<Record<string, string>> = {
   control: 'l4fleet/control:latest',
 };
 
+/** The lab image a host of `kind` runs (LabError for a kind that has none). */
+export function imageOf(kind: string): string {
+  const image = IMAGE_OF[kind];
+  if (!image) throw new LabError('RUNTIME_UNSUPPORTED', `host kind "${kind}" has no container image`);
+  return image;
+}
+
+/** Every lab image, each once, in IMAGE_OF's order. */
+export function labImages(): string[] {
+  return [...new Set(Object.values(IMAGE_OF))];
+}
+
+/** What this Docker engine lacks of `images`, and which of them were built from another tree than `current`. */
+export interface LabImagesState {
+  readonly missing: string[];
+  /** Each as `<image> (<what differs>)`, image-tree.ts's phrases. */
+  readonly stale: string[];
+}
+
 /**
- * The lab images this Docker engine lacks, in IMAGE_OF's order; empty when it has all. They are only ever built here
+ * The lab images (default: all) this Docker engine lacks or holds from another tree. They are only ever built here
  * (deploy/docker/build-images.sh): every `docker run` of the lab says `--pull never`, so a missing one is refused
- * rather than pulled from a registry (where anyone may publish an l4fleet/agent, which the lab runs with NET_ADMIN).
+ * rather than pulled from a registry (where anyone may publish an l4fleet/agent, which the lab runs with NET_ADMIN);
+ * one whose labels differ from the tree the lab runs from would run old code (image-tree.ts).
  */
-export async function missingLabImages(): Promise<string[]> {
+export async function labImagesState(
+  images: readonly string[] = labImages(),
+  current: ImageTree = imageTree(),
+): Promise<LabImagesState> {
   const missing: string[] = [];
-  for (const image of new Set(Object.values(IMAGE_OF))) {
-    const r = await run(['docker', 'image', 'inspect', '--format', '{{.Id}}', image], {
+  const stale: string[] = [];
+  for (const image of images) {
+    const r = await run(['docker', 'image', 'inspect', '--format', '{{json .Config.Labels}}', image], {
       allowFailure: true,
       timeoutMs: 10_000,
     });
-    if (r.code !== 0) missing.push(image);
+    if (r.code !== 0) {
+      missing.push(image);
+      continue;
+    }
+    const differences = imageTreeDifferences(imageLabels(image, r.stdout), current);
+    if (differences.length > 0) stale.push(`${image} (${differences.join('; ')})`);
   }
-  return missing;
+  return { missing, stale };
+}
+
+/** `docker image inspect`'s `{{json .Config.Labels}}`: an object, or null for an image without labels. */
+function imageLabels(image: string, json: string): Record<string, string> {
+  try {
+    return (JSON.parse(json) as Record<string, string> | null) ?? {};
+  } catch (cause) {
+    throw new LabError('COMMAND_FAILED', `docker image inspect ${image}: labels "${json.trim()}" are no JSON`, {
+      cause,
+    });
+  }
+}
+
+/**
+ * Refuses (LabError RUNTIME_UNSUPPORTED) when the engine lacks one of `images` or holds one built from another tree,
+ * naming them, the digests and the command that builds them; nothing is made before. `lab up` checks every image,
+ * a host made later (add-node, restart, a restored backend) its own.
+ */
+export async function assertLabImages(images: readonly string[] = labImages()): Promise<void> {
+  const { missing, stale } = await labImagesState(images);
+  if (missing.length > 0) {
+    throw new LabError(
+      'RUNTIME_UNSUPPORTED',
+      `--runtime docker: the Docker engine lacks the lab images ${missing.join(', ')} (never pulled from a registry); build them with deploy/docker/build-images.sh`,
+    );
+  }
+  if (stale.length > 0) {
+    throw new LabError(
+      'RUNTIME_UNSUPPORTED',
+      `--runtime docker: the lab images ${stale.join(', ')} were built from another tree than this one (${LAB_ROOT}), so they would run its old code; build them again with deploy/docker/build-images.sh (after npm run build)`,
+    );
+  }
 }
 
 export function docker(args: readonly string[], timeoutMs = 60_000) {
@@ -161,7 +223,7 @@ export function containerSpec(topology: Topology, host: LabHost, hostDirOf: (h: 
   return [
     'run',
     '-d',
-    // Only the images built here (missingLabImages): never one from a registry.
+    // Only the images built here (labImagesState): never one from a registry.
     '--pull',
     'never',
     '--name',
