@@ -180,12 +180,17 @@ describe('lab cli - down', () => {
   test('lab cli - down that leaves something behind (its warnings) exits 1; a clean one exits 0', async () => {
     const { Lab } = await import('./runtime/lab.js');
     const down = vi.spyOn(Lab, 'down');
-    down.mockResolvedValueOnce({ namespaces: ['l4f-d1-node1'], hostInterfaces: [], warnings: ['pid 7 still running'] });
+    down.mockResolvedValueOnce({
+      namespaces: ['l4f-d1-node1'],
+      hostInterfaces: [],
+      warnings: ['pid 7 still running'],
+      left: ['pid 7 still running'],
+    });
     const left = await cli('down', '--id', 'd1');
     expect(left).toMatchObject({ code: 1, out: expect.stringContaining('lab "d1"') });
     expect(left.err).toContain('warning: pid 7 still running');
     process.exitCode = undefined;
-    down.mockResolvedValueOnce({ namespaces: ['l4f-d1-node1'], hostInterfaces: [], warnings: [] });
+    down.mockResolvedValueOnce({ namespaces: ['l4f-d1-node1'], hostInterfaces: [], warnings: [], left: [] });
     expect(await cli('down', '--id', 'd1')).toMatchObject({ code: 0, err: '' });
   });
 });

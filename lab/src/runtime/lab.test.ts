@@ -4,12 +4,20 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 
 // Nothing is made or killed here: `run` answers as if every command worked, and no process runs in any namespace.
-const machine = vi.hoisted(() => ({ netns: '', calls: [] as string[] }));
+// `failing`: commands that fail instead, with their answer.
+const machine = vi.hoisted(() => ({
+  netns: '',
+  calls: [] as string[],
+  failing: new Map<string, { code: number; stderr: string }>(),
+}));
 vi.mock('@l4fleet/process', async (importOriginal) => ({
   ...(await importOriginal<typeof import('@l4fleet/process')>()),
   run: vi.fn(async (argv: string[]) => {
-    machine.calls.push(argv.join(' '));
-    return { code: 0, stdout: argv.join(' ') === 'ip netns list' ? machine.netns : '', stderr: '' };
+    const line = argv.join(' ');
+    machine.calls.push(line);
+    const failure = machine.failing.get(line);
+    if (failure) return { ...failure, stdout: '' };
+    return { code: 0, stdout: line === 'ip netns list' ? machine.netns : '', stderr: '' };
   }),
   // A host's wiring (netns-plan.ts) that fails half way.
   runScript: vi.fn(async () => {
@@ -79,6 +87,7 @@ describe('lab - state in memory and on disk', () => {
     process.env.L4FLEET_LAB_STATE_DIR = dir;
     machine.netns = '';
     machine.calls = [];
+    machine.failing.clear();
     // up asks for root before anything else; nothing here needs it (run is mocked).
     uid = vi.spyOn(process, 'getuid').mockReturnValue(0);
   });
@@ -150,6 +159,27 @@ describe('lab - state in memory and on disk', () => {
       /lab "t1": the previous lab is not fully removed \(.*4242.*\); run lab down/,
     );
     expect(readState('t1')?.pids).toEqual(stale.pids);
+  });
+
+  // The state dir removed by hand: down finds the old lab by name prefix only, and up went on to wire over the
+  // namespace that would not delete, failing later with an unrelated 'RTNETLINK answers: File exists'.
+  test('lab - up over leftovers found by name only (no state) whose delete fails: refused naming them, nothing built', async () => {
+    const build = vi.spyOn(netnsRuntime, 'build').mockResolvedValue();
+    try {
+      machine.netns = 'l4f-t1-node1 (id: 3)';
+      machine.failing.set('ip netns del l4f-t1-node1', {
+        code: 1,
+        stderr: 'Cannot remove namespace: Device or resource busy',
+      });
+      const err = await Lab.up({ id: 't1', nodes: 3, backends: 4, mode: 'static' }).catch((e) => e);
+      expect((err as Error).message).toMatch(
+        /lab "t1": the previous lab is not fully removed \(.*ip netns del l4f-t1-node1: .*Device or resource busy.*\); run lab down --id t1/,
+      );
+      expect(build).not.toHaveBeenCalled();
+      expect(readState('t1')).toBeUndefined();
+    } finally {
+      build.mockRestore();
+    }
   });
 
   test('lab - up on a healthy lab with other options fails naming each one and both values; nothing changes', async () => {

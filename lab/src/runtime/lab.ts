@@ -6,7 +6,6 @@
  * lab-ready.ts, lab-health.ts) and see the lab as a LabCore (lab-core.ts); this class holds the state and hands them
  * that view. Its options are in lab-options.ts.
  */
-import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { LabError } from '../errors.js';
 import { buildTopology, hostOf, hostsOfKind, isEtcdMember, type Topology } from '../topology/model.js';
@@ -171,9 +170,10 @@ export class Lab implements LabContext {
       options.log?.warn({ event: 'labStale', id }, 'removing a stale lab first');
     }
     const down = await downLab(id);
-    // Something of the old lab is left (a process in D state, a namespace that will not delete): downLab kept its
-    // state so a later down retries. Building over it would overwrite that state, losing the recorded pids.
-    if (existsSync(labDir(id))) {
+    // Something of the old lab is left (a process in D state, a namespace that will not delete): building over it
+    // would overwrite the state downLab kept (losing the recorded pids) or, when there was none (found by name only),
+    // wire over a namespace that is still there and fail later on an unrelated 'RTNETLINK answers: File exists'.
+    if (down.left.length > 0) {
       throw new LabError(
         'COMMAND_FAILED',
         `lab "${id}": the previous lab is not fully removed (${down.warnings.join('; ')}); run lab down --id ${id} once it can be`,

@@ -22,6 +22,11 @@ export interface LabResources {
 export interface LabDown extends LabResources {
   /** What `down` could not remove and why (the CLI prints these); empty when all went. */
   readonly warnings: string[];
+  /**
+   * What of the lab is still there: pids that outlived SIGKILL and namespaces or interfaces whose delete failed, one
+   * line each (also in `warnings`). `up` refuses to build over them, whether or not a state dir was kept for them.
+   */
+  readonly left: string[];
 }
 
 /** What exists of lab `id` right now, found by name prefix (not from the state file). */
@@ -62,17 +67,17 @@ export async function downLab(id: string): Promise<LabDown> {
     }
   }
   for (const ns of found.namespaces) for (const pid of await namespacePids(ns)) pids.add(pid);
-  const warnings: string[] = [];
+  const left: string[] = [];
   const survivors = await killAll([...pids]);
   if (survivors.length > 0) {
     const list = survivors.join(', ');
-    warnings.push(
+    left.push(
       `lab "${id}": ${survivors.length === 1 ? 'pid' : 'pids'} ${list} still running after SIGKILL (in D state, ` +
         `waiting on the kernel, or another user's): ps -o pid,stat,wchan:32,args -p ${survivors.join(',')}`,
     );
   }
-  const failedDeletes = await deleteAll(id, found);
-  warnings.push(...failedDeletes);
+  left.push(...(await deleteAll(id, found)));
+  const warnings = [...left];
   const containers = await removeLabContainers(id);
   // The state goes below, but the containers stay: say so, so the user starts the engine and runs `down --all`
   // (which finds them by their label). Also when the state cannot tell (broken, or gone with the lab's namespaces
@@ -94,14 +99,14 @@ export async function downLab(id: string): Promise<LabDown> {
   await unmountBpffsUnder(labDir(id));
   // Something left (a process, a namespace, the host interface): the state stays, so the next `down` (and `up`,
   // which runs one first) finds the recorded pids again and retries; without it only the name prefix would.
-  if (survivors.length > 0 || failedDeletes.length > 0) {
+  if (left.length > 0) {
     if (stateDirFound) warnings.push(`lab "${id}": its state (${labDir(id)}) is kept; lab down retries what is left`);
   } else {
     removeState(id);
   }
   // The kernel frees a namespace once its last process is gone; give it a moment so a following up starts clean.
   await sleep(50);
-  return { ...found, warnings };
+  return { ...found, warnings, left };
 }
 
 /**
