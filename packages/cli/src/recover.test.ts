@@ -62,7 +62,56 @@ describe('cli - recovery from a corrupt desired state', () => {
     expect(done.err).toBe('');
     expect(done.code).toBe(0);
     expect(done.out).toMatch(/hash seed 0x[0-9a-f]+ \(NEW: .*every flow moves\)/);
+    expect(done.out).toContain('note: the nodes served hash seed 0x5eed (revision 1): nearly every flow moves');
     expect((await store.getDesired()).fleet.pools[0]?.members).toHaveLength(2);
+  });
+
+  test('recover over a fleet that served another hash seed needs --change-seed, naming both seeds', async () => {
+    // Another fleet's backup (or a hand-edited file): its seed rebuilds every table, as an apply's would.
+    store.corruptDesired(0x5eed);
+    const f = fleetFile('other-seed.yaml', 2, 'hashSeed: 0x1234\n');
+    const preview = await cli('recover', '-f', f);
+    expect(preview.code).toBe(EXIT_FAILURE);
+    expect(preview.err).toContain('hashSeed: 0x5eed -> 0x1234');
+    expect(preview.err).toContain('needs --change-seed');
+    const refused = await cli('recover', '-f', f, '--yes');
+    expect(refused.code).toBe(EXIT_FAILURE);
+    expect(refused.err).toContain('hashSeed: 0x5eed -> 0x1234');
+    expect(refused.err).toContain('every flow moves');
+    expect(refused.err).toContain('pass --change-seed to do it');
+    await expect(store.getDesired()).rejects.toMatchObject({ code: 'INVALID_RECORD' });
+    const done = await cli('recover', '-f', f, '--yes', '--change-seed');
+    expect(done.err).toBe('');
+    expect(done.code).toBe(0);
+    expect(done.out).toContain('hash seed 0x1234 (from the file)');
+    expect((await store.getDesired()).fleet.hashSeed).toBe(0x1234);
+  });
+
+  test('recover with the hash seed the fleet served needs no --change-seed; the preview shows both', async () => {
+    store.corruptDesired(0x5eed);
+    const f = fleetFile('same-seed.yaml', 2, 'hashSeed: 0x5eed\n');
+    const preview = await cli('recover', '-f', f);
+    expect(preview.code).toBe(EXIT_FAILURE);
+    expect(preview.err).toContain('hash seed: the file sets 0x5eed; the last write that reads (revision 1) has 0x5eed');
+    const done = await cli('recover', '-f', f, '--yes');
+    expect(done.err).toBe('');
+    expect(done.code).toBe(0);
+    expect((await store.getDesired()).fleet.hashSeed).toBe(0x5eed);
+  });
+
+  test('recover where etcd compacted every write that reads says the served seed cannot be checked', async () => {
+    store.corruptDesired(0x5eed);
+    store.compactDesiredHistory(2); // only the broken write (revision 2) is left
+    const f = fleetFile('compacted.yaml', 2, 'hashSeed: 0x1234\n');
+    const preview = await cli('recover', '-f', f);
+    expect(preview.err).toContain('the seed the nodes serve cannot be checked');
+    const done = await cli('recover', '-f', f, '--yes', '-o', 'json');
+    expect(done.err).toBe('');
+    expect(done.code).toBe(0);
+    expect(JSON.parse(done.out)).toMatchObject({
+      lastReadable: null,
+      result: { hashSeed: 0x1234, seedSource: 'fleet' },
+    });
   });
 
   test('recover refuses a fleet the nftables and eBPF data planes refuse, as apply does; --proxy-only allows it', async () => {

@@ -3,8 +3,10 @@
  * `<prefix>/v1/desired/current` that does not decode, one naming missing or bad chunks, or one deleted by hand while
  * the fleet's decided or history records remain) with the fleet in FILE.
  * `apply` cannot do it: it reads the current state first (for the diff and its guards) and a broken one blocks it.
- * The store keeps the broken pointer's hash seed when that field is still readable (flows stay where they are);
- * the write is guarded by the broken pointer's revision, and refused when the state reads fine (then: apply).
+ * The seed is the file's, else the broken pointer's when that field is still readable (flows stay where they are),
+ * else new; a file whose seed differs from the one the nodes still serve needs --change-seed, as apply does
+ * (recover-seed.ts). The write is guarded by the broken pointer's revision, and refused when the state reads fine
+ * (then: apply).
  * docs/design/0002-etcd-layout.md, "Recovering a corrupt pointer"; README Troubleshooting.
  */
 import { directReturnProblems, formatProblem } from '@l4fleet/config';
@@ -14,6 +16,7 @@ import { CliError, EXIT_FAILURE } from '../io.js';
 import { onceOption } from '../options.js';
 import { readFleetFile } from './apply.js';
 import { type FleetCommandContext, outputFormat, renderData, withStore, writer } from './context.js';
+import { lastReadableSeed, seedChange, seedLine } from './recover-seed.js';
 import { outcomeUnknown } from './store-errors.js';
 
 const SEED_SOURCE = {
@@ -27,6 +30,14 @@ const SEED_SOURCE = {
 const PROXY_HINT =
   'these hold for the nftables and eBPF data planes (direct server return); a fleet served only by the proxy data plane may pass --proxy-only';
 
+interface RecoverOptions {
+  readonly file: string;
+  readonly yes?: boolean;
+  readonly output: string;
+  readonly proxyOnly?: boolean;
+  readonly changeSeed?: boolean;
+}
+
 export function registerRecover(program: Command, ctx: FleetCommandContext): void {
   program
     .command('recover')
@@ -39,7 +50,11 @@ export function registerRecover(program: Command, ctx: FleetCommandContext): voi
     .option('--yes', 'really replace it (without: show the problem and what would be done)')
     .option('-o, --output <format>', 'table | json', 'table')
     .option('--proxy-only', 'every node runs the proxy data plane: members may be on other ports or loopback')
-    .action(async (opts: { file: string; yes?: boolean; output: string; proxyOnly?: boolean }, cmd: Command) => {
+    .option(
+      '--change-seed',
+      "allow the file's hash seed where the fleet the nodes serve has another (every flow moves)",
+    )
+    .action(async (opts: RecoverOptions, cmd: Command) => {
       const format = outputFormat(opts.output, ['table', 'json']);
       const fleet = readFleetFile(opts.file);
       // The kernel data planes refuse these (direct server return); checked before etcd as apply does, so a fleet
@@ -57,26 +72,45 @@ export function registerRecover(program: Command, ctx: FleetCommandContext): voi
         if (!problem) {
           throw new CliError('recover: the desired state reads fine; nothing to recover (use apply)', EXIT_FAILURE);
         }
+        const served = await lastReadableSeed(store);
+        const change = seedChange(served, fleet);
         if (!opts.yes) {
           throw new CliError(
             [
               problem.message,
+              seedLine(served, fleet),
+              ...(change === undefined
+                ? []
+                : [`${opts.changeSeed ? 'note (--change-seed)' : 'needs --change-seed'}: ${change}`]),
               `recover: would replace it with ${opts.file} (${fleet.vips.length} VIPs, ${fleet.pools.length} pools); ` +
                 'pass --yes to do it',
             ],
             EXIT_FAILURE,
           );
         }
+        if (change !== undefined && !opts.changeSeed) {
+          throw new CliError(`recover: ${change}; pass --change-seed to do it`, EXIT_FAILURE);
+        }
         const result = await store
           .apply(fleet, { recoverInvalid: true, by: writer(cmd) })
           .catch((err: unknown) => Promise.reject(outcomeUnknown(err, `l4fleet apply -f ${opts.file} --dry-run`)));
         const seed = `hash seed 0x${result.hashSeed.toString(16)} (${SEED_SOURCE[result.seedSource ?? 'stored']})`;
+        // A stored seed other than the served one (--change-seed, or a file without one where the broken pointer's
+        // field held another or none): said after the fact too, since only the store reads that field, at the write.
+        const moved =
+          served !== undefined && served.hashSeed !== result.hashSeed
+            ? [
+                `note: the nodes served hash seed 0x${served.hashSeed.toString(16)} (revision ${served.revision}): ` +
+                  'nearly every flow moves to another backend',
+              ]
+            : [];
         ctx.io.out(
           format === 'json'
-            ? renderData('json', { replaced: problem.message, result })
+            ? renderData('json', { replaced: problem.message, lastReadable: served ?? null, result })
             : [
                 `replaced: ${problem.message}`,
                 `recovered: revision ${result.revision}, generation ${result.generation}, ${seed}`,
+                ...moved,
               ].join('\n'),
         );
       });
