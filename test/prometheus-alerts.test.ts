@@ -412,3 +412,35 @@ describe('deploy/grafana/alerts.yml', () => {
     expect(r.code).toBe(0);
   });
 });
+
+// What each runbook tells the operator to do must be true of the units and data planes it acts on.
+describe('deploy/grafana/alerts.yml - runbooks', () => {
+  const AGENT_UNIT = fileURLToPath(new URL('../deploy/systemd/l4fleet-agent.service', import.meta.url));
+  const description = (alert: string): string => {
+    const rule = rules.find((r) => r.alert === alert);
+    if (!rule) throw new Error(`alerts.yml: no alert ${alert}`);
+    return (rule.annotations.description ?? '').replace(/\s+/g, ' ');
+  };
+
+  test('runbook - L4fleetGobgpdUnreachable: restarting gobgpd restarts the agent (its unit Requires= it), so --check first', () => {
+    // Requires= propagates an explicit restart: the agent drains, stops and starts cold, its ExecStartPre --check first.
+    expect(readFileSync(AGENT_UNIT, 'utf8')).toMatch(/^Requires=.*\bl4fleet-gobgpd\.service\b/m);
+    const d = description('L4fleetGobgpdUnreachable');
+    expect(d).toContain('systemctl restart l4fleet-gobgpd');
+    expect(d).toContain('restarts l4fleet-agent too');
+    expect(d).toContain('l4fleet agent --config /etc/l4fleet/agent.yaml --check');
+    expect(d.indexOf('--check')).toBeLessThan(d.indexOf('systemctl restart l4fleet-gobgpd'));
+  });
+
+  test('runbook - L4fleetAgentDown: a proxy node forwards nothing without its agent; stop gobgpd there', () => {
+    const d = description('L4fleetAgentDown');
+    expect(d).toMatch(/proxy data plane/);
+    expect(d).toContain('systemctl stop l4fleet-gobgpd');
+  });
+
+  test('runbook - L4fleetVipNotAnnounced: an IPv6 VIP on a node without node.address6 is the first thing to check', () => {
+    const d = description('L4fleetVipNotAnnounced');
+    expect(d).toContain('node.address6');
+    expect(d.indexOf('node.address6')).toBeLessThan(d.indexOf('gobgp global rib'));
+  });
+});
