@@ -22,19 +22,21 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
   tar -C "$rootfs" -c . | docker import - "$BASE"
 fi
 
-# What the images are built from, as labels: the Docker runtime computes the same digests from the tree it runs from
-# and refuses images whose labels differ (lab/src/runtime/image-tree.ts: the staged runtime files and the Dockerfiles
-# and entrypoints), so a git pull or an edit and `npm run build` never leaves the lab running old code unnoticed.
-[ -f lab/dist/runtime/image-tree.js ] || { echo "build-images: lab/dist/runtime/image-tree.js missing: run npm run build first" >&2; exit 1; }
-digests=$(node --input-type=module -e \
-  'const { imageTree } = await import("./lab/dist/runtime/image-tree.js"); const t = imageTree(process.cwd()); console.log(t.tree, t.recipe);')
-read -r tree recipe <<<"$digests"
-[ -n "$tree" ] && [ -n "$recipe" ] || { echo "build-images: no tree digest from lab/dist/runtime/image-tree.js" >&2; exit 1; }
-
 # Debian 12 ships Node 18; the workspace needs Node 20: the images get this machine's node binary.
 rm -rf "$stage" && mkdir -p "$stage"
 cp "$(command -v node)" "$stage/node"
 bash scripts/stage-runtime.sh "$stage"
+
+# What the images are built from, as labels: the Docker runtime computes the same digests from the tree it runs from
+# and refuses images whose labels differ (lab/src/runtime/image-tree.ts), so a git pull or an edit and
+# `npm run build` never leaves the lab running old code unnoticed. The tree digest is taken of the staged copy itself
+# (laid out like the checkout), so it is what went into the images even if the checkout is rebuilt meanwhile; the
+# recipe digest of deploy/docker's Dockerfiles and entrypoints.
+digests=$(node --input-type=module -e '
+  const { imageTree } = await import("./lab/dist/runtime/image-tree.js");
+  console.log(imageTree(process.argv[1]).tree, imageTree(process.cwd()).recipe);' "$stage")
+read -r tree recipe <<<"$digests"
+[ -n "$tree" ] && [ -n "$recipe" ] || { echo "build-images: no digests from lab/dist/runtime/image-tree.js" >&2; exit 1; }
 
 for image in control router backend agent; do
   docker build --network host --label "l4fleet.tree=$tree" --label "l4fleet.recipe=$recipe" \

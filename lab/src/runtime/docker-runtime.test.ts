@@ -194,6 +194,14 @@ describe('docker runtime - lab images built from another tree are refused, never
     await expect(up).rejects.toThrow(/build them again with deploy\/docker\/build-images\.sh \(after npm run build\)$/);
   });
 
+  test('docker runtime - images built together from an older tree are named once with what differs', async () => {
+    const old = { ...docker.treeLabels, [IMAGE_TREE_LABEL]: 'f00d' };
+    for (const image of ['l4fleet/router:latest', 'l4fleet/agent:latest']) docker.imageLabels.set(image, old);
+    await expect(dockerRuntime.resolveMode('auto')).rejects.toThrow(
+      `the lab images l4fleet/router:latest, l4fleet/agent:latest (l4fleet.tree=f00d, this tree's ${tree.tree}) were built`,
+    );
+  });
+
   test.each([
     [
       'without the labels (built before they were set)',

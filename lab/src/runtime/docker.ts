@@ -46,11 +46,16 @@ export function labImages(): string[] {
   return [...new Set(Object.values(IMAGE_OF))];
 }
 
+/** A lab image built from another tree, with what differs (image-tree.ts's phrases, joined by "; "). */
+export interface StaleLabImage {
+  readonly image: string;
+  readonly differences: string;
+}
+
 /** What this Docker engine lacks of `images`, and which of them were built from another tree than `current`. */
 export interface LabImagesState {
   readonly missing: string[];
-  /** Each as `<image> (<what differs>)`, image-tree.ts's phrases. */
-  readonly stale: string[];
+  readonly stale: StaleLabImage[];
 }
 
 /**
@@ -64,7 +69,7 @@ export async function labImagesState(
   current: ImageTree = imageTree(),
 ): Promise<LabImagesState> {
   const missing: string[] = [];
-  const stale: string[] = [];
+  const stale: StaleLabImage[] = [];
   for (const image of images) {
     const r = await run(['docker', 'image', 'inspect', '--format', '{{json .Config.Labels}}', image], {
       allowFailure: true,
@@ -75,7 +80,7 @@ export async function labImagesState(
       continue;
     }
     const differences = imageTreeDifferences(imageLabels(image, r.stdout), current);
-    if (differences.length > 0) stale.push(`${image} (${differences.join('; ')})`);
+    if (differences.length > 0) stale.push({ image, differences: differences.join('; ') });
   }
   return { missing, stale };
 }
@@ -105,9 +110,14 @@ export async function assertLabImages(images: readonly string[] = labImages()): 
     );
   }
   if (stale.length > 0) {
+    // Images built together differ alike: each difference once, with the images that have it.
+    const byDifference = new Map<string, string[]>();
+    for (const { image, differences } of stale)
+      byDifference.set(differences, [...(byDifference.get(differences) ?? []), image]);
+    const named = [...byDifference].map(([differences, alike]) => `${alike.join(', ')} (${differences})`);
     throw new LabError(
       'RUNTIME_UNSUPPORTED',
-      `--runtime docker: the lab images ${stale.join(', ')} were built from another tree than this one (${LAB_ROOT}), so they would run its old code; build them again with deploy/docker/build-images.sh (after npm run build)`,
+      `--runtime docker: the lab images ${named.join(', ')} were built from another tree than this one (${LAB_ROOT}), so they would run its old code; build them again with deploy/docker/build-images.sh (after npm run build)`,
     );
   }
 }
