@@ -56,13 +56,8 @@ export async function nameServer(name: string, host = '127.0.0.1'): Promise<Name
   throw new Error('no free port pair');
 }
 
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, host, r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+/** One implementation for every test: outside the ephemeral range, never the same port twice (packages/process). */
+export { freePort } from '@l4fleet/process';
 
 export function table(
   servers: readonly NamedServer[],

@@ -1,18 +1,6 @@
-import { createServer } from 'node:net';
 import { describe, expect, test, vi } from 'vitest';
 import { ProcessError } from './errors.js';
-import {
-  ephemeralPortLow,
-  FREE_PORT_LOWEST,
-  freePort,
-  inNamespace,
-  isAlive,
-  run,
-  runScript,
-  signal,
-  spawnChild,
-  waitFor,
-} from './index.js';
+import { inNamespace, isAlive, run, runScript, signal, spawnChild, waitFor } from './index.js';
 
 describe('process - run', () => {
   test('collects stdout and stderr and feeds stdin', async () => {
@@ -116,21 +104,6 @@ describe('process - children and waiting', () => {
       expect(value).toBe('up');
     } finally {
       vi.useRealTimers();
-    }
-  });
-
-  test('freePort returns a bindable port below the ephemeral range (no outgoing connection can take it meanwhile)', async () => {
-    const low = ephemeralPortLow();
-    for (let i = 0; i < 20; i++) {
-      const port = await freePort();
-      expect(port).toBeGreaterThanOrEqual(FREE_PORT_LOWEST);
-      expect(port).toBeLessThan(low);
-      // Bindable: a server listens on it.
-      await new Promise<void>((resolve, reject) => {
-        const server = createServer();
-        server.once('error', reject);
-        server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
-      });
     }
   });
 });
