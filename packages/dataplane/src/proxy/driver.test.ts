@@ -2,6 +2,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { buildTable, type Protocol } from '@l4fleet/maglev';
+import { freePort } from '@l4fleet/process';
 import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { VipTable } from '../types.js';
@@ -32,14 +33,6 @@ async function member(host = HOST): Promise<number> {
     tcp.close();
     udp.close();
   });
-  return port;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, HOST, r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
   return port;
 }
 

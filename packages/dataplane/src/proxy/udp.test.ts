@@ -6,6 +6,7 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { buildTable } from '@l4fleet/maglev';
+import { freePort } from '@l4fleet/process';
 import { pino } from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import type { VipTable } from '../types.js';
@@ -28,14 +29,6 @@ async function boundSocket(): Promise<dgram.Socket> {
   await new Promise<void>((r) => s.bind(0, HOST, r));
   cleanups.push(() => new Promise<void>((r) => s.close(() => r())));
   return s;
-}
-
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, HOST, r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /** An echo member, a listener for one VIP in front of it, and a client that has had one answer through it. */
