@@ -36,6 +36,16 @@ async function example(name: string, file: URL = GUIDE): Promise<string> {
   return text;
 }
 
+/** The text of `text` from the heading `heading` to the next heading of the same or a higher level. */
+function section(text: string, heading: string): string {
+  const start = text.indexOf(`\n${heading}`);
+  if (start < 0) throw new Error(`docs/operator-guide.md: no heading "${heading}"`);
+  const level = /^#+/.exec(heading)?.[0] ?? '##';
+  const rest = text.slice(start + heading.length + 1);
+  const end = rest.search(new RegExp(`\n#{1,${level.length}} `));
+  return end < 0 ? rest : rest.slice(0, end);
+}
+
 /** Known fields per section, read from the parsers' own "is not a known field (known: ...)" problems. */
 function knownFields(parse: () => unknown): Map<string, string[]> {
   const out = new Map<string, string[]>();
@@ -187,6 +197,40 @@ describe('docs/operator-guide.md', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  test('guide - adding a node: encapsulating backends take its addresses in --nodes before it starts (they drop strangers)', async () => {
+    const add = section(await readFile(GUIDE, 'utf8'), '## 3. Adding a node');
+    // docs/backend-host.md: a packet whose outer source is not in --nodes is dropped; the lab's add-node does the same
+    // (lab-nodes.ts: setupBackends before the host starts).
+    const backends = add.search(
+      /`--nodes`[\s\S]*\/etc\/l4fleet\/backend\.env[\s\S]*`systemctl reload l4fleet-backend`/,
+    );
+    expect(backends).toBeGreaterThan(-1);
+    expect(backends).toBeLessThan(add.indexOf('Start it'));
+    expect(add).toMatch(/`node\.address`[^.]*`node\.address6`/);
+  });
+
+  test("guide - removing a node: its addresses leave the backends' --nodes only after the node is gone", async () => {
+    const remove = section(await readFile(GUIDE, 'utf8'), '### Removing a node');
+    const gone = remove.indexOf('systemctl disable --now l4fleet-agent l4fleet-gobgpd');
+    expect(gone).toBeGreaterThan(-1);
+    expect(remove.indexOf('l4fleet node drain')).toBeLessThan(gone);
+    const backends = remove.search(/`--nodes`[\s\S]*`systemctl reload l4fleet-backend`/);
+    expect(backends).toBeGreaterThan(gone);
+    expect(remove).toContain("-c 'write memory'");
+  });
+
+  test('guide - adding a node survives a reboot: units enabled (install.sh enables none), the router config written', async () => {
+    const install = await readFile(new URL('../scripts/install.sh', import.meta.url), 'utf8');
+    expect(install.split('\n').filter((l) => !l.startsWith('#') && /systemctl (enable|start)/.test(l))).toEqual([]);
+    const add = section(await readFile(GUIDE, 'utf8'), '## 3. Adding a node');
+    expect(add).toContain('`systemctl enable --now l4fleet-gobgpd l4fleet-agent`');
+    expect(add).not.toMatch(/systemctl start l4fleet/);
+    const vtysh = /`(vtysh -c [^`]*)`/.exec(add)?.[1] ?? '';
+    expect(vtysh).toMatch(/-c 'neighbor 198\.18\.2\.14 peer-group NODES' -c 'end' -c 'write memory'$/);
+    // BIRD reads its file at `birdc configure`: the new protocol goes into it, so a restart keeps it too.
+    expect(add).toMatch(/BIRD: [^.]*\/etc\/bird\/bird\.conf/);
   });
 
   test("guide - the router sysctls are the test routers' and take effect in a namespace", async () => {
