@@ -17,7 +17,13 @@ export {
   planReload,
   type ReloadPlan,
 } from './config/reload.js';
-export { MAX_HEALTH_CA_FILE_BYTES, readHealthCa } from './config/tls-files.js';
+export {
+  MAX_HEALTH_CA_FILE_BYTES,
+  MAX_TLS_FILE_BYTES,
+  readHealthCa,
+  readTlsFile,
+  type TlsFileKind,
+} from './config/tls-files.js';
 export {
   type AgentConfig,
   type BfdPeerSection,

@@ -675,10 +675,11 @@ describe('cli - --etcd is checked before etcd is dialled', () => {
   });
 
   // A named file that cannot be read is exit 1 everywhere (apply -f was; --cacert, --cert, --key and
-  // dashboard --token-file were 2): the command line was right, the file is not.
+  // dashboard --token-file were 2): the command line was right, the file is not. The etcd TLS files in the agent's
+  // words (readTlsFile, as probe --ca-file); more in commands/context.test.ts.
   test.each([
-    [['--cacert', '/nonexistent/ca.pem', 'get', 'vips'], '--cacert: cannot read /nonexistent/ca.pem: ENOENT'],
-    [['--key', tmpdir(), 'get', 'vips'], `--key: cannot read ${tmpdir()}: EISDIR`],
+    [['--cacert', '/nonexistent/ca.pem', 'get', 'vips'], '--cacert: "/nonexistent/ca.pem" cannot be read (ENOENT)'],
+    [['--key', tmpdir(), 'get', 'vips'], `--key: "${tmpdir()}" is not a regular file`],
     [['dashboard', '--token-file', '/nonexistent/token'], '--token-file: cannot read /nonexistent/token: ENOENT'],
     [['apply', '-f', '/nonexistent/fleet.yaml'], '-f: cannot read /nonexistent/fleet.yaml: ENOENT'],
   ])('%j: exit 1 naming the flag and the file', async (argv, message) => {

@@ -10,6 +10,7 @@ import {
   MAX_HEALTH_CA_FILE_BYTES,
   MAX_TLS_FILE_BYTES,
   readHealthCa,
+  readTlsFile,
   readTlsFiles,
   tlsFileDigests,
 } from './tls-files.js';
@@ -278,6 +279,17 @@ describe('readTlsFiles - etcd.tls and nats.tls, read once at the start', () => {
     expect(err.problems).toHaveLength(1);
     expect(err.problems[0]?.path).toBe(`nats.tls.${field}`);
     expect(`nats.tls.${field}: ${err.problems[0]?.message}`).toBe(err.message);
+  });
+});
+
+describe('readTlsFile - a field of another name (the CLI: --cacert, --key) says what its file holds', () => {
+  test('kind "key": a key is taken under a name not ending .key; "certificates": a key is refused', () => {
+    const key = join(dir, 'client.key');
+    expect(readTlsFile('--key', key, 'key').toString()).toContain('PRIVATE KEY-----');
+    expect(() => readTlsFile('--cert', key, 'certificates')).toThrow(`--cert: "${key}" holds no PEM certificate`);
+    expect(() => readTlsFile('--nats-ca', join(dir, 'missing.pem'), 'certificates')).toThrow(
+      `--nats-ca: "${join(dir, 'missing.pem')}" cannot be read (ENOENT)`,
+    );
   });
 });
 

@@ -115,19 +115,28 @@ function checkCertificates(path: string, file: string, pem: Buffer): void {
   });
 }
 
+/** What a TLS file holds: PEM certificates (a CA bundle, a certificate chain), each checked to parse, or a key. */
+export type TlsFileKind = 'certificates' | 'key';
+
 /**
  * The file agent.yaml's field `path` names (`etcd.tls.ca`, `nats.tls.key`, `health.caFile`), read and checked as the
  * start reads it: a regular file within its bound (MAX_HEALTH_CA_FILE_BYTES for health.caFile, MAX_TLS_FILE_BYTES
  * else), not empty, and for a CA or certificate holding PEM certificates that parse. One check for the start, a
  * reload and `--check` (host.ts canRead), so --check says what the start would. Throws an AgentError naming the
- * field and the file: CONFIG_UNREADABLE (cannot be opened: its errno) or CONFIG_INVALID.
+ * field and the file: CONFIG_UNREADABLE (cannot be opened: its errno) or CONFIG_INVALID. `kind` defaults by the
+ * field's name (`*.key`: a key); the CLI's file flags (`--nats-ca`, `--cacert`, `--key`) name theirs, read by the
+ * same rules.
  */
-export function readTlsFile(path: string, file: string): Buffer {
+export function readTlsFile(
+  path: string,
+  file: string,
+  kind: TlsFileKind = path.endsWith('.key') ? 'key' : 'certificates',
+): Buffer {
   const health = path === HEALTH_CA_FIELD;
   const content = health
     ? readConfigFile(path, file, MAX_HEALTH_CA_FILE_BYTES, 'MAX_HEALTH_CA_FILE_BYTES')
     : readConfigFile(path, file, MAX_TLS_FILE_BYTES, 'MAX_TLS_FILE_BYTES');
-  if (!path.endsWith('.key')) checkCertificates(path, file, content);
+  if (kind === 'certificates') checkCertificates(path, file, content);
   return content;
 }
 

@@ -2,13 +2,14 @@
  * What fleet commands share: the global connection flags, opening the store (injectable for tests), output
  * formats, and the mapping of library errors to CLI exit codes (config problems: 1, one line each).
  */
-import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
+import type { TlsFileKind } from '@l4fleet/agent';
 import { ConfigError, formatProblem, maskUserinfo } from '@l4fleet/config';
 import { ETCD_ENDPOINT_FORM, EtcdFleetStore, etcdEndpointProblems, type FleetStore, StoreError } from '@l4fleet/store';
 import { type Command, Option } from 'commander';
 import pino, { type Logger } from 'pino';
 import { stringify as toYaml } from 'yaml';
+import { readPemFlag } from '../flag-files.js';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE, processIo } from '../io.js';
 import { storeErrorHints } from './store-errors.js';
 
@@ -79,14 +80,9 @@ export function addConnectionOptions(program: Command): void {
     .addOption(new Option('--prefix <prefix>', 'etcd key prefix').default('/l4fleet'));
 }
 
-function readPem(file: string | undefined, flag: string): Buffer | undefined {
-  if (file === undefined) return undefined;
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    // Exit 1, as apply -f: the command line named a file, and the file is what is wrong.
-    throw new CliError(`${flag}: cannot read ${file}: ${(err as Error).message}`, EXIT_FAILURE, { cause: err });
-  }
+/** --cacert, --cert or --key, checked as the agent checks etcd.tls (readPemFlag): an empty CA failed every handshake. */
+function readPem(file: string | undefined, flag: string, kind: TlsFileKind): Buffer | undefined {
+  return file === undefined ? undefined : readPemFlag(flag, file, kind);
 }
 
 export const openEtcdStore: OpenStore = (flags, log) => {
@@ -108,9 +104,9 @@ export const openEtcdStore: OpenStore = (flags, log) => {
   if ((flags.user === undefined) !== (flags.password === undefined)) {
     throw new CliError('--user and --password: give both or neither', EXIT_USAGE);
   }
-  const ca = readPem(flags.cacert, '--cacert');
-  const cert = readPem(flags.cert, '--cert');
-  const key = readPem(flags.key, '--key');
+  const ca = readPem(flags.cacert, '--cacert', 'certificates');
+  const cert = readPem(flags.cert, '--cert', 'certificates');
+  const key = readPem(flags.key, '--key', 'key');
   return new EtcdFleetStore({
     endpoints,
     ...(ca || cert || key

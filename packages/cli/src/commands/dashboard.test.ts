@@ -1,11 +1,15 @@
-/** `l4fleet dashboard`: the NATS login flags reach startDashboard; a --nats URL with userinfo is a usage error. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+/**
+ * `l4fleet dashboard`: the NATS login flags and the write token reach startDashboard; a --nats URL with userinfo is a
+ * usage error; a file flag naming a file that is not what it should be is exit 1 before anything starts.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DashboardOptions } from '@l4fleet/dashboard';
 import { MemoryFleetStore } from '@l4fleet/store';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import type { CliIo } from '../io.js';
+import { writeTestPem } from '../pem.test-helper.js';
 import { runCli } from '../program.js';
 
 /** startDashboard as a recorder that refuses to start, so the command ends (it would serve until a signal). */
@@ -45,14 +49,13 @@ describe('cli dashboard - a secured NATS for the timeline', () => {
 
   test('--nats-token-file and --nats-ca reach startDashboard', async () => {
     const token = join(dir, 'token');
-    const ca = join(dir, 'ca.pem');
     writeFileSync(token, 'nats-token-of-the-fleet\n');
-    writeFileSync(ca, 'PEM\n');
+    const ca = writeTestPem(dir).cert;
     const r = await dashboard('--nats', 'tls://198.19.0.2:4222', '--nats-token-file', token, '--nats-ca', ca);
     expect(r.err).toBe('error: recorded, not started');
     expect(nats()).toMatchObject({
       servers: ['tls://198.19.0.2:4222'],
-      auth: { token: 'nats-token-of-the-fleet', ca: 'PEM\n' },
+      auth: { token: 'nats-token-of-the-fleet', ca: readFileSync(ca, 'utf8') },
     });
   });
 
@@ -87,9 +90,67 @@ describe('cli dashboard - a secured NATS for the timeline', () => {
   test('--nats-ca that cannot be read: exit 1 naming the flag', async () => {
     const r = await dashboard('--nats', 'nats://127.0.0.1:4222', '--nats-ca', '/nonexistent/ca.pem');
     expect(r.code).toBe(1);
-    expect(r.err).toBe(
-      "error: --nats-ca: cannot read /nonexistent/ca.pem: ENOENT: no such file or directory, open '/nonexistent/ca.pem'",
-    );
+    expect(r.err).toBe('error: --nats-ca: "/nonexistent/ca.pem" cannot be read (ENOENT)');
     expect(started.calls).toEqual([]);
+  });
+
+  // nats.js skips an empty `ca`: the timeline's NATS login (its token) went to any publicly trusted server.
+  test.each([
+    ['', 'is empty'],
+    ['PEM\n', 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)'],
+  ])('--nats-ca holding %j: exit 1 naming the flag and the file, not started', async (text, why) => {
+    const ca = join(dir, 'ca.pem');
+    writeFileSync(ca, text);
+    const r = await dashboard('--nats', 'tls://198.19.0.2:4222', '--nats-ca', ca);
+    expect(r).toMatchObject({ code: 1, out: '' });
+    expect(r.err).toBe(`error: --nats-ca: "${ca}" ${why}`);
+    expect(started.calls).toEqual([]);
+  });
+});
+
+describe('cli dashboard - the write token', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'l4fleet-dashboard-'));
+    started.calls.length = 0;
+  });
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const token = () => (started.calls[0] as DashboardOptions | undefined)?.token;
+
+  test('--token-file: its content, trimmed, reaches startDashboard', async () => {
+    const file = join(dir, 'token');
+    writeFileSync(file, 'dashboard-token-of-the-fleet\n');
+    await dashboard('--token-file', file);
+    expect(token()).toBe('dashboard-token-of-the-fleet');
+  });
+
+  // The operator asked for writes: an empty or blank file (a failed provisioning, a truncated copy) served the page
+  // read-only without a word. Refused as an empty --nats-token-file is (one reader for both).
+  test.each(['', '\n', ' \t\n'])(
+    '--token-file of %j: exit 1 naming the flag and the file, not started',
+    async (text) => {
+      const file = join(dir, 'token');
+      writeFileSync(file, text);
+      const r = await dashboard('--token-file', file);
+      expect(r).toMatchObject({ code: 1, out: '' });
+      expect(r.err).toBe(`error: --token-file: ${file} is empty`);
+      expect(started.calls).toEqual([]);
+    },
+  );
+
+  test('an empty L4FLEET_DASHBOARD_TOKEN: read-only, as documented (no token)', async () => {
+    vi.stubEnv('L4FLEET_DASHBOARD_TOKEN', '');
+    await dashboard();
+    expect(started.calls).toHaveLength(1);
+    expect(token()).toBeUndefined();
+  });
+
+  test('L4FLEET_DASHBOARD_TOKEN gives the token', async () => {
+    vi.stubEnv('L4FLEET_DASHBOARD_TOKEN', 'dashboard-token-of-the-fleet');
+    await dashboard();
+    expect(token()).toBe('dashboard-token-of-the-fleet');
   });
 });

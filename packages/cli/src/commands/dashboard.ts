@@ -3,7 +3,6 @@
  * their /metrics, until SIGTERM or SIGINT. Prints the URL on stdout once it listens. Writes need a token from
  * --token-file or L4FLEET_DASHBOARD_TOKEN (never a flag value: it would show in `ps`); without one, read-only.
  */
-import { readFileSync } from 'node:fs';
 import { eventFilter } from '@l4fleet/agent';
 import {
   DashboardError,
@@ -14,6 +13,7 @@ import {
 } from '@l4fleet/dashboard';
 import { type Command, Option } from 'commander';
 import pino from 'pino';
+import { readSecretFlag } from '../flag-files.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { asCliError, type ConnectionFlags, type FleetCommandContext } from './context.js';
 import { addNatsLoginOptions, type NatsFlags, natsAuth, natsServers } from './events.js';
@@ -28,15 +28,13 @@ interface DashboardFlags extends NatsFlags {
   readonly logLevel: string;
 }
 
+/**
+ * The write token: --token-file (an empty or blank file refused, as --nats-token-file: it is a failed provisioning, not
+ * a read-only choice), else L4FLEET_DASHBOARD_TOKEN, where an empty value is the documented read-only switch.
+ */
 function readToken(flags: DashboardFlags): string | undefined {
   if (flags.tokenFile === undefined) return process.env.L4FLEET_DASHBOARD_TOKEN || undefined;
-  try {
-    return readFileSync(flags.tokenFile, 'utf8').trim();
-  } catch (err) {
-    throw new CliError(`--token-file: cannot read ${flags.tokenFile}: ${(err as Error).message}`, EXIT_FAILURE, {
-      cause: err,
-    });
-  }
+  return readSecretFlag('--token-file', flags.tokenFile);
 }
 
 export function registerDashboard(program: Command, ctx: FleetCommandContext): void {

@@ -1,10 +1,11 @@
 /** `l4fleet events`: its flags are checked before NATS is dialled, and its login options reach followEvents. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FollowEventsOptions } from '@l4fleet/agent';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import type { CliIo } from '../io.js';
+import { writeTestPem } from '../pem.test-helper.js';
 import { runCli } from '../program.js';
 
 /** followEvents as a recorder: what the command would dial NATS with (nothing is dialled). */
@@ -80,14 +81,11 @@ describe('cli events - a secured NATS (--nats-token-file, --nats-user, --nats-ca
 
   test('--nats-token-file and --nats-ca reach followEvents (the token trimmed, the CA as PEM text)', async () => {
     const token = file('token', 'nats-token-of-the-fleet\n');
-    const ca = file('ca.pem', '-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n');
+    const ca = writeTestPem(dir).cert;
     const r = await events('--nats', 'tls://198.19.0.2:4222', '--nats-token-file', token, '--nats-ca', ca);
     expect(r).toMatchObject({ code: 0, err: '' });
     expect((followed.calls[0] as FollowEventsOptions).servers).toEqual(['tls://198.19.0.2:4222']);
-    expect(auth()).toEqual({
-      token: 'nats-token-of-the-fleet',
-      ca: '-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n',
-    });
+    expect(auth()).toEqual({ token: 'nats-token-of-the-fleet', ca: readFileSync(ca, 'utf8') });
   });
 
   test('L4FLEET_NATS_TOKEN gives the token', async () => {
@@ -156,7 +154,7 @@ describe('cli events - a secured NATS (--nats-token-file, --nats-user, --nats-ca
 
   test.each([
     [['--nats-token-file', '/nonexistent/token'], '--nats-token-file: cannot read /nonexistent/token: ENOENT', 1],
-    [['--nats-ca', '/nonexistent/ca.pem'], '--nats-ca: cannot read /nonexistent/ca.pem: ENOENT', 1],
+    [['--nats-ca', '/nonexistent/ca.pem'], '--nats-ca: "/nonexistent/ca.pem" cannot be read (ENOENT)', 1],
   ])('%j: exit 1 naming the flag and the file', async (argv, message, code) => {
     const r = await events('--nats', 'nats://127.0.0.1:4222', ...argv);
     expect(r.code).toBe(code);
@@ -164,10 +162,46 @@ describe('cli events - a secured NATS (--nats-token-file, --nats-user, --nats-ca
     expect(followed.calls).toEqual([]);
   });
 
-  test('an empty token file: usage error', async () => {
-    const r = await events('--nats', 'nats://127.0.0.1:4222', '--nats-token-file', file('token', '\n'));
-    expect(r).toMatchObject({ code: 2 });
+  // An empty or blank token file (a failed provisioning) is no token: exit 1 as any file that is not what it
+  // should be (README "Exit codes"), never a login without one.
+  test.each(['', '\n', ' \t\n'])('a token file of %j: exit 1 naming the flag and the file', async (text) => {
+    const r = await events('--nats', 'nats://127.0.0.1:4222', '--nats-token-file', file('token', text));
+    expect(r).toMatchObject({ code: 1, out: '' });
     expect(r.err).toBe(`error: --nats-token-file: ${join(dir, 'token')} is empty`);
+    expect(followed.calls).toEqual([]);
+  });
+
+  // nats.js skips an empty `ca` (node_transport: `else if (ca)`): Node's public roots were trusted and the token sent
+  // to any server with a publicly trusted certificate. The agent's own reader (readTlsFile) refuses these files.
+  test.each<[string, () => string, string]>([
+    ['empty', () => file('ca.pem', ''), 'is empty'],
+    ['no certificate', () => file('ca.pem', 'PEM\n'), 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)'],
+    [
+      'a certificate that does not parse',
+      () => file('ca.pem', '-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n'),
+      'certificate 1 of 1 does not parse',
+    ],
+    [
+      'a directory',
+      () => {
+        mkdirSync(join(dir, 'ca.pem'));
+        return join(dir, 'ca.pem');
+      },
+      'is not a regular file',
+    ],
+  ])('--nats-ca %s: exit 1 naming the flag and the file, NATS not dialled', async (_, make, why) => {
+    const ca = make();
+    const r = await events(
+      '--nats',
+      'tls://198.19.0.2:4222',
+      '--nats-token-file',
+      file('token', 't0k3n'),
+      '--nats-ca',
+      ca,
+    );
+    expect(r).toMatchObject({ code: 1, out: '' });
+    expect(r.err).toContain(`error: --nats-ca: "${ca}" ${why}`);
+    expect(followed.calls).toEqual([]);
   });
 });
 

@@ -2,10 +2,10 @@
  * `l4fleet events`: follows the agents' NATS events (subjects `<prefix>.<fleet>.<kind>.<node>`, see
  * docs/design/0006-agent.md), as text lines for people or JSON lines for scripts, until interrupted or `--count`.
  */
-import { readFileSync } from 'node:fs';
 import { AgentError, EVENT_KINDS, eventFilter, type FollowEventsOptions, followEvents } from '@l4fleet/agent';
 import { maskUserinfo } from '@l4fleet/config';
 import type { Command } from 'commander';
+import { readPemFlag, readSecretFlag } from '../flag-files.js';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { integerOption } from '../options.js';
 
@@ -45,22 +45,11 @@ export function natsServers(text: string): string[] {
   return servers;
 }
 
-function readFlagFile(flag: string, file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    // Exit 1, as --token-file and --cacert: the command line was right, the file is not.
-    throw new CliError(`${flag}: cannot read ${file}: ${(err as Error).message}`, EXIT_FAILURE, { cause: err });
-  }
-}
-
 /** The login of --nats-token-file / L4FLEET_NATS_TOKEN, --nats-user + L4FLEET_NATS_PASSWORD and --nats-ca. */
 export function natsAuth(flags: NatsFlags): NonNullable<FollowEventsOptions['auth']> {
   let token: string | undefined;
-  if (flags.natsTokenFile !== undefined) {
-    token = readFlagFile('--nats-token-file', flags.natsTokenFile).trim();
-    if (token === '') throw new CliError(`--nats-token-file: ${flags.natsTokenFile} is empty`, EXIT_USAGE);
-  } else token = process.env.L4FLEET_NATS_TOKEN || undefined;
+  if (flags.natsTokenFile !== undefined) token = readSecretFlag('--nats-token-file', flags.natsTokenFile);
+  else token = process.env.L4FLEET_NATS_TOKEN || undefined;
   const password = process.env.L4FLEET_NATS_PASSWORD || undefined;
   if (flags.natsUser !== undefined) {
     if (flags.natsUser.trim() === '')
@@ -75,7 +64,8 @@ export function natsAuth(flags: NatsFlags): NonNullable<FollowEventsOptions['aut
   } else if (password !== undefined) {
     throw new CliError('L4FLEET_NATS_PASSWORD is set: it needs --nats-user', EXIT_USAGE);
   }
-  const ca = flags.natsCa !== undefined ? readFlagFile('--nats-ca', flags.natsCa) : undefined;
+  // Checked as the agent checks nats.tls.ca: nats.js skips an empty `ca` and trusts Node's public roots instead.
+  const ca = flags.natsCa !== undefined ? readPemFlag('--nats-ca', flags.natsCa, 'certificates').toString() : undefined;
   return {
     ...(token !== undefined ? { token } : {}),
     ...(flags.natsUser !== undefined && password !== undefined ? { user: flags.natsUser, password } : {}),

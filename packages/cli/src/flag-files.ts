@@ -1,0 +1,53 @@
+/**
+ * The files the CLI's flags name for TLS and logins: one reader for PEM files (--cacert, --cert, --key, --nats-ca)
+ * and one for secrets (--token-file, --nats-token-file), so no flag takes an empty or blank file for "none". Every
+ * refusal is exit 1 naming the flag and the file (README "Exit codes": the command line was right, the file is not).
+ */
+import { AgentError, readTlsFile, type TlsFileKind } from '@l4fleet/agent';
+import { readBounded } from './bounded-read.js';
+import { CliError, EXIT_FAILURE } from './io.js';
+
+/** A token is tens of bytes; past this the file is not a token (a key, a log, /dev/zero) and is not read on. */
+export const MAX_SECRET_FILE_BYTES = 64 * 1024; // 64 KiB
+
+/**
+ * The PEM file `flag` names, read by the agent's rules for etcd.tls and nats.tls (readTlsFile): a regular file within
+ * MAX_TLS_FILE_BYTES, not empty, and for certificates holding PEM certificates that all parse. An empty CA is the
+ * danger: Node's tls (and nats.js, which skips an empty `ca`) then trusts its public roots, and a login went to any
+ * server with a publicly trusted certificate; an empty etcd CA failed every handshake without naming the flag.
+ */
+export function readPemFlag(flag: string, file: string, kind: TlsFileKind): Buffer {
+  try {
+    return readTlsFile(flag, file, kind);
+  } catch (err) {
+    // The agent's message names the field, here the flag: `--nats-ca: "FILE" is empty`, as probe --ca-file.
+    if (err instanceof AgentError) throw new CliError(err.message, EXIT_FAILURE, { cause: err });
+    throw err;
+  }
+}
+
+/**
+ * The secret in the file `flag` names, trimmed: at most MAX_SECRET_FILE_BYTES, read in chunks, so a pipe
+ * (`--token-file <(vault ...)`) still works and /dev/zero costs 64 KiB. An empty or blank file is refused: it is a
+ * failed provisioning, not a choice (a dashboard asked for a write token served read-only without a word; no token
+ * is said by leaving the flag out).
+ */
+export function readSecretFlag(flag: string, file: string): string {
+  let read: ReturnType<typeof readBounded>;
+  try {
+    // './-': readBounded reads stdin for '-'; a secret flag has always named a file, '-' included.
+    read = readBounded(file === '-' ? './-' : file, MAX_SECRET_FILE_BYTES);
+  } catch (err) {
+    throw new CliError(`${flag}: cannot read ${file}: ${(err as Error).message}`, EXIT_FAILURE, { cause: err });
+  }
+  if ('tooLarge' in read) {
+    const size = read.exact ? `${read.tooLarge} bytes, ` : '';
+    throw new CliError(
+      `${flag}: ${file} is ${size}more than ${MAX_SECRET_FILE_BYTES} bytes (MAX_SECRET_FILE_BYTES): not a secret`,
+      EXIT_FAILURE,
+    );
+  }
+  const secret = read.text.trim();
+  if (secret === '') throw new CliError(`${flag}: ${file} is empty`, EXIT_FAILURE);
+  return secret;
+}
