@@ -20,7 +20,7 @@ describe('l4fleet dashboard options', () => {
   test.each([
     [['--agent-metrics', 'n1'], /--agent-metrics: "n1" is not NODE=http:\/\/HOST:PORT\[\/metrics\]/],
     [['--agent-metrics', 'n1=http://a:1,n1=http://b:1'], /--agent-metrics: node "n1" given twice/],
-    [['--listen', 'nowhere'], /listen: "nowhere" is not HOST:PORT/],
+    [['--listen', 'nowhere'], /listen: "nowhere" is not ADDRESS:PORT/],
   ])('dashboard %j: exit 2', async (flags, message) => {
     const r = await cli(['dashboard', '--listen', '127.0.0.1:0', ...flags]);
     expect(r.code).toBe(2);

@@ -1,5 +1,6 @@
 /** A typed, promise-based wrapper over GobgpApi; every gRPC failure becomes a BgpError here, once. */
 import { type ClientReadableStream, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { canonicalAddress, isHostName, showValue } from '@l4fleet/config';
 import { type ApiObject, apiFamily, fromApiPath, type HeldPath, isLocalPath, toApiPath, toApiPeer } from './codec.js';
 import { BgpError, fromGrpcError } from './errors.js';
 import { GLOBAL_TABLE } from './learnt-policy.js';
@@ -10,32 +11,78 @@ import type { CanonicalAdvertisement, CanonicalGlobal, CanonicalPeer, IpFamily }
 export const DEFAULT_CALL_TIMEOUT_MS = 5_000;
 
 export interface GobgpClientOptions {
-  /** `127.0.0.1:50051`, `[::1]:50051`, `localhost:50051` or `unix:/run/gobgpd.sock`. */
+  /** `127.0.0.1:50051`, `[::1]:50051` (any loopback address), `localhost:50051` or `unix:/run/gobgpd.sock`. */
   address: string;
   /** Allow a non-loopback API address (gobgpd's API has no authentication); default false. */
   allowRemoteApi?: boolean;
   callTimeoutMs?: number;
 }
 
-const LOOPBACK_HOST = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\]|localhost)$/;
+/** The forms an API address takes, for messages. */
+const API_ADDRESS_FORM = 'HOST:PORT (port 1-65535; IPv6 as [ADDRESS]:PORT) or unix:/PATH';
 
-/** Refuses API addresses off the host unless asked: anyone who reaches gobgpd's API can announce any route. */
+/**
+ * Whether `host` (of `[V6]:PORT` when `bracketed`) is this host's loopback: 127.0.0.0/8, ::1, 127.0.0.0/8 mapped into
+ * IPv6 (::ffff:127.x.y.z), or localhost; any other address or DNS name is remote. Compared in canonical form
+ * (@l4fleet/config canonicalAddress), so [0:0:0:0:0:0:0:1] and [::ffff:127.0.0.1] are found in any spelling.
+ * Undefined when `host` is neither an address of its form nor a name (300.1.1.1, 127.1, [foo]).
+ */
+function hostIsLoopback(host: string, bracketed: boolean): boolean | undefined {
+  let a: { family: 4 | 6; address: string } | undefined;
+  try {
+    a = canonicalAddress(host);
+  } catch {
+    if (bracketed || !isHostName(host)) return undefined;
+    return host === 'localhost';
+  }
+  if (a.family !== (bracketed ? 6 : 4)) return undefined;
+  if (a.family === 4) return a.address.startsWith('127.');
+  return a.address === '::1' || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(a.address);
+}
+
+/** `unix:/PATH` or `unix:///PATH` (gRPC's forms of an absolute path; `unix://x/y` would name a host x). */
+function unixProblem(address: string): string | undefined {
+  const path = address.startsWith('unix://') ? address.slice('unix://'.length) : address.slice('unix:'.length);
+  if (path.length > 1 && path.startsWith('/') && !path.includes('\0')) return undefined;
+  return `${showValue(address)} is not unix:/ABSOLUTE/PATH (or unix:///ABSOLUTE/PATH)`;
+}
+
+/**
+ * Why `address` cannot be gobgpd's API address, or undefined when it can: `"VALUE" is not ...`, to go after the
+ * field that held it (the agent's bgp.gobgpdAddress) or the option (`address`). Off the host only with
+ * `allowRemoteApi`: anyone who reaches gobgpd's API can announce any route. The advice to set that option is left
+ * to the caller who has it (GobgpClient): agent.yaml has none.
+ */
+export function apiAddressProblem(address: unknown, allowRemoteApi = false): string | undefined {
+  if (typeof address !== 'string') return `${showValue(address)} is not a gRPC address: ${API_ADDRESS_FORM}`;
+  if (address.startsWith('unix:')) return unixProblem(address);
+  const m = /^(?:\[([^\]]*)\]|([^:[\]]+)):(\d{1,5})$/.exec(address);
+  const port = m ? Number(m[3]) : 0;
+  const loopback = m ? hostIsLoopback((m[1] ?? m[2]) as string, m[1] !== undefined) : undefined;
+  if (loopback === undefined || port < 1 || port > 65_535) {
+    return `${showValue(address)} is not ${API_ADDRESS_FORM}`;
+  }
+  if (loopback || allowRemoteApi) return undefined;
+  return `${showValue(address)} is not on this host (loopback: 127.0.0.0/8, ::1 or localhost; or unix:/PATH): gobgpd's API is unauthenticated, and whoever reaches it can announce any route`;
+}
+
+/** apiAddressProblem as a BgpError API_ADDRESS_INVALID; the address unchanged when it is usable. */
 export function validateApiAddress(address: unknown, allowRemoteApi = false): string {
-  if (typeof address !== 'string' || address === '') {
-    throw new BgpError('API_ADDRESS_INVALID', `address ${String(address)} is not a gRPC address`);
+  const why = apiAddressProblem(address, allowRemoteApi);
+  if (why !== undefined) throw new BgpError('API_ADDRESS_INVALID', `address ${why}`);
+  return address as string;
+}
+
+/** validateApiAddress, naming the option that lets a remote address through (the option's caller can set it). */
+function clientApiAddress(address: unknown, allowRemoteApi = false): string {
+  validateApiAddress(address, true);
+  try {
+    return validateApiAddress(address, allowRemoteApi);
+  } catch (err) {
+    throw new BgpError('API_ADDRESS_INVALID', `${(err as Error).message}; allowRemoteApi: true takes it anyway`, {
+      cause: err,
+    });
   }
-  if (address.startsWith('unix:')) return address;
-  const m = /^(.*):(\d{1,5})$/.exec(address);
-  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
-    throw new BgpError('API_ADDRESS_INVALID', `address "${address}" is not host:port or unix:/path`);
-  }
-  if (!LOOPBACK_HOST.test(m[1] as string) && !allowRemoteApi) {
-    throw new BgpError(
-      'API_ADDRESS_INVALID',
-      `address "${address}" is not loopback; gobgpd's API is unauthenticated, set allowRemoteApi to use it anyway`,
-    );
-  }
-  return address;
 }
 
 export interface GobgpGlobal {
@@ -56,7 +103,7 @@ export class GobgpClient {
   private readonly callTimeoutMs: number;
 
   constructor(opts: GobgpClientOptions) {
-    this.address = validateApiAddress(opts.address, opts.allowRemoteApi);
+    this.address = clientApiAddress(opts.address, opts.allowRemoteApi);
     this.callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     const Ctor = gobgpClientConstructor();
     // No gRPC keepalive pings: gobgpd's Go server enforces a 5 min minimum and answers faster pings with GOAWAY.

@@ -2,7 +2,7 @@ export { Backoff, type BackoffOptions, DEFAULT_BACKOFF_INITIAL_MS, DEFAULT_BACKO
 export type { HeldPath } from './codec.js';
 export { BgpError, type BgpErrorCode, fromGrpcError } from './errors.js';
 export { createFakeSpeaker, type FakeSpeaker } from './fake-speaker.js';
-export { DEFAULT_CALL_TIMEOUT_MS, validateApiAddress } from './gobgp-client.js';
+export { apiAddressProblem, DEFAULT_CALL_TIMEOUT_MS, validateApiAddress } from './gobgp-client.js';
 export {
   createGobgpSpeaker,
   DEFAULT_CONNECT_TIMEOUT_MS,

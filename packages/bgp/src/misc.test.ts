@@ -4,7 +4,7 @@ import { Backoff } from './backoff.js';
 import { BgpError, fromGrpcError } from './errors.js';
 import { EventHub } from './event-hub.js';
 import { createFakeSpeaker } from './fake-speaker.js';
-import { validateApiAddress } from './gobgp-client.js';
+import { apiAddressProblem, GobgpClient, validateApiAddress } from './gobgp-client.js';
 
 function grpcError(code: number, details: string): Error {
   return Object.assign(new Error(`${code} ${details}`), { code, details });
@@ -31,15 +31,58 @@ describe('errors - gRPC mapping', () => {
 });
 
 describe('gobgp client - API address', () => {
-  test.each(['127.0.0.1:50051', '[::1]:50051', 'localhost:50051', 'unix:/run/gobgpd.sock'])('%s is accepted', (a) => {
+  test.each([
+    '127.0.0.1:50051',
+    '127.0.0.2:50051',
+    '[::1]:50051',
+    'localhost:50051',
+    'unix:/run/gobgpd.sock',
+    'unix:///run/gobgpd.sock',
+    // Loopback in any spelling: the regex of the host took only 127.x.y.z, [::1] and localhost.
+    '[::ffff:127.0.0.1]:50051',
+    '[0:0:0:0:0:0:0:1]:50051',
+    '[::FFFF:7F00:1]:50051',
+  ])('%s is accepted', (a) => {
     expect(validateApiAddress(a)).toBe(a);
+    expect(apiAddressProblem(a)).toBeUndefined();
   });
-  test('a non-loopback address needs allowRemoteApi', () => {
-    expect(() => validateApiAddress('198.18.0.5:50051')).toThrow(/not loopback/);
-    expect(validateApiAddress('198.18.0.5:50051', true)).toBe('198.18.0.5:50051');
+
+  test('a non-loopback address or a name other than localhost needs allowRemoteApi', () => {
+    for (const a of ['198.18.0.5:50051', '[2001:db8::5]:50051', '[::ffff:198.18.0.5]:50051', 'gobgpd.example:50051']) {
+      expect(() => validateApiAddress(a)).toThrow(/is not on this host/);
+      expect(validateApiAddress(a, true)).toBe(a);
+    }
   });
-  test.each(['127.0.0.1', '127.0.0.1:0', '', ':50051'])('%s is refused', (a) => {
-    expect(() => validateApiAddress(a)).toThrow(BgpError);
+
+  test('the problem names the value, says why, and leaves the advice to the caller', () => {
+    const why = apiAddressProblem('198.18.0.5:50051');
+    expect(why).toBe(
+      `"198.18.0.5:50051" is not on this host (loopback: 127.0.0.0/8, ::1 or localhost; or unix:/PATH): gobgpd's API is unauthenticated, and whoever reaches it can announce any route`,
+    );
+    expect(why).not.toContain('allowRemoteApi');
+    // The client, whose caller has the option, names it.
+    expect(() => new GobgpClient({ address: '198.18.0.5:50051' })).toThrow(
+      `address ${why}; allowRemoteApi: true takes it anyway`,
+    );
+  });
+
+  test.each([
+    '127.0.0.1',
+    '127.0.0.1:0',
+    '127.0.0.1:65536',
+    '',
+    ':50051',
+    '::1:50051',
+    '[127.0.0.1]:50051',
+    '[foo]:50051',
+    '300.1.1.1:50051',
+    '127.1:50051',
+    'unix:',
+    'unix:run/gobgpd.sock',
+    'unix://run/gobgpd.sock',
+  ])('%j is refused, even with allowRemoteApi', (a) => {
+    expect(() => validateApiAddress(a, true)).toThrow(BgpError);
+    expect(apiAddressProblem(a, true)).toMatch(new RegExp(`^${JSON.stringify(a).replace(/[.[\]]/g, '\\$&')} is not `));
   });
 });
 

@@ -91,6 +91,7 @@ export {
   textShapeProblem,
   utf8Bytes,
 } from './limits.js';
+export { LISTEN_ADDRESS_FORM, type ListenAddress, parseListenAddress } from './listen-address.js';
 export {
   type AnnouncementChange,
   announcementChanges,

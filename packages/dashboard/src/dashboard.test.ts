@@ -320,7 +320,7 @@ describe('dashboard server', () => {
 
   test('dashboard - a bad listen address or a short token fails the start naming the option', async () => {
     await expect(startDashboard({ store, logger, listen: 'nowhere' })).rejects.toThrow(
-      /listen: "nowhere" is not HOST:PORT/,
+      /listen: "nowhere" is not ADDRESS:PORT/,
     );
     await expect(startDashboard({ store, logger, listen: '127.0.0.1:0', token: 'short' })).rejects.toThrow(
       /token: 5 characters/,

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { DashboardError } from './errors.js';
-import { parseMetricsTargets } from './options.js';
+import { parseListen, parseMetricsTargets } from './options.js';
 
 describe('options', () => {
   test('options - --agent-metrics: NODE=URL pairs; a bare host:port gets /metrics', () => {
@@ -85,4 +85,32 @@ describe('options', () => {
       'agent-metrics: "n1=http://***@host:99999": "http://***@host:99999" is not a URL',
     );
   });
+
+  test.each([
+    ['127.0.0.1:9470', '127.0.0.1', 9470],
+    ['0.0.0.0:0', '0.0.0.0', 0],
+    ['localhost:9470', 'localhost', 9470],
+    ['[0:0:0:0:0:0:0:1]:9470', '::1', 9470],
+  ])('options - --listen %j: the address canonical (the URL printed is what was bound)', (text, host, port) => {
+    expect(parseListen(text)).toEqual({ host, port });
+  });
+
+  // 0:0 bound 0.0.0.0 and printed http://0:PORT/; 127.1 (inet_aton shorthand) bound 127.0.0.1; a name other than
+  // localhost, or 300.1.1.1, failed at the bind with getaddrinfo's ENOTFOUND.
+  test.each(['0:0', '127.1:0', '300.1.1.1:9470', 'dashboard.example:9470', 'nowhere', '127.0.0.1:65536', '[x]:1'])(
+    'options - --listen %j is OPTION_INVALID naming the option and the value',
+    (text) => {
+      let caught: unknown;
+      try {
+        parseListen(text);
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(DashboardError);
+      expect(caught).toMatchObject({ code: 'OPTION_INVALID' });
+      expect((caught as Error).message).toMatch(
+        new RegExp(`^listen: ${JSON.stringify(text).replace(/[.[\]]/g, '\\$&')} is not ADDRESS:PORT`),
+      );
+    },
+  );
 });

@@ -1,5 +1,5 @@
 /** The dashboard's options, validated at the edge: every problem names the option and the value. */
-import { maskUserinfo } from '@l4fleet/config';
+import { maskUserinfo, parseListenAddress } from '@l4fleet/config';
 import { DashboardError } from './errors.js';
 
 /** Loopback only unless told otherwise: reads are open, so the default must not expose the fleet. */
@@ -10,14 +10,19 @@ export interface ListenAddress {
   readonly port: number;
 }
 
-/** `HOST:PORT` or `[V6]:PORT`; port 0 picks a free one. */
+/**
+ * `ADDRESS:PORT`, `[V6]:PORT` or `localhost:PORT`, the address canonical (so the URL printed is what was bound); port 0
+ * picks a free one. @l4fleet/config's rule, shared with the agent's metrics.listen and `backend agent --listen`: a
+ * name or `300.1.1.1` failed only at the bind (getaddrinfo ENOTFOUND), and `0:0` bound 0.0.0.0 but printed
+ * http://0:PORT/.
+ */
 export function parseListen(text: string): ListenAddress {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
-  const port = Number(m?.[2]);
-  if (!m || !Number.isInteger(port) || port > 65_535) {
-    throw new DashboardError('OPTION_INVALID', `listen: ${JSON.stringify(text)} is not HOST:PORT ([V6]:PORT)`);
+  try {
+    const { host, port } = parseListenAddress(text, 'listen');
+    return { host, port };
+  } catch (err) {
+    throw new DashboardError('OPTION_INVALID', (err as Error).message, { cause: err });
   }
-  return { host: m[1] as string, port };
 }
 
 /**

@@ -1,15 +1,16 @@
 /**
- * Field readers of agent.yaml that several sections share: addresses, HOST:PORT listeners and dials, the interface
+ * Field readers of agent.yaml that several sections share: addresses, ADDRESS:PORT listeners, the interface
  * name, URL lists and TLS file sets. Each adds a problem naming the path and the value, and returns a placeholder so
  * parsing goes on and every problem is reported at once.
  */
-import { isIP } from 'node:net';
 import {
   addressField,
+  type ConfigError,
   listField as list,
   maskUserinfo as maskUrlUserinfo,
   maskUserinfoInText,
   type Problems,
+  parseListenAddress,
   sectionField as section,
   showValue as show,
   stringField as str,
@@ -59,31 +60,19 @@ export function addr(p: Problems, path: string, v: unknown, family?: 4 | 6): str
 }
 
 /**
- * `HOST:PORT` or `[V6]:PORT`. The port may be 0 only where `allowZeroPort` (a free port: the tests' agents bind one
- * and log it). With `numericHost`, a listener's: an IPv4 address, `[IPv6]` or localhost, the forms a bind takes
- * (`*:9469` or `[foo]:9469` failed only at the bind).
+ * A listener's `ADDRESS:PORT` (`[V6]:PORT`, `localhost:PORT`; port 0: a free one, the tests' agents bind one and log
+ * it), as @l4fleet/config parseListenAddress reads every listener's (`backend agent --listen`, the dashboard's
+ * --listen): the forms a bind takes as written (`*:9469`, `[foo]:9469` or `300.1.1.1:9469` failed only at the bind),
+ * kept canonical.
  */
-export function hostPort(
-  p: Problems,
-  path: string,
-  v: unknown,
-  dflt: string,
-  opts: { readonly allowZeroPort?: boolean; readonly numericHost?: boolean } = {},
-): string {
+export function listenAddress(p: Problems, path: string, v: unknown, dflt: string): string {
   if (v === undefined) return dflt;
-  const v6 = typeof v === 'string' ? /^\[([^\]]+)\]:(\d{1,5})$/.exec(v) : null;
-  const m = v6 ?? (typeof v === 'string' ? /^([^:[\]]+):(\d{1,5})$/.exec(v) : null);
-  const port = m ? Number(m[2]) : -1;
-  const host = m?.[1] ?? '';
-  const numeric = v6 ? isIP(host) === 6 : isIP(host) === 4 || host === 'localhost';
-  if (!m || port > 65_535 || (port === 0 && !opts.allowZeroPort) || (opts.numericHost && !numeric)) {
-    const what = opts.numericHost
-      ? 'ADDRESS:PORT (an IPv4 address or localhost; IPv6 as [ADDR]:PORT)'
-      : 'HOST:PORT (IPv6 as [ADDR]:PORT)';
-    p.add(path, `${show(v)} is not ${what}`);
-    return dflt;
+  try {
+    return parseListenAddress(v, path).text;
+  } catch (err) {
+    for (const problem of (err as ConfigError).problems) p.add(problem.path, problem.message);
+    return valueText(v);
   }
-  return v as string;
 }
 
 export function ifname(p: Problems, v: unknown): string {

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LISTEN_ADDRESS_FORM } from '@l4fleet/config';
 import { describe, expect, test } from 'vitest';
 import { AgentError } from '../errors.js';
 import { loadAgentConfig, MAX_AGENT_CONFIG_BYTES, parseAgentConfigText } from './load.js';
@@ -150,7 +151,7 @@ describe('agent config - parse', () => {
         'bgp.communities[1]: "70000:1" is not a community ASN:VALUE (each 0-65535)',
         'etcd.endpoints[0]: "ftp://x" is not http(s)://HOST:PORT (PORT 1-65535; no user, path or query)',
         'nats: user and password go together',
-        'metrics.listen: "localhost" is not ADDRESS:PORT (an IPv4 address or localhost; IPv6 as [ADDR]:PORT)',
+        `metrics.listen: "localhost" is not ${LISTEN_ADDRESS_FORM}`,
         'dataplane.driver: "ebpf" is not one of nftables | bpf | proxy | dry-run',
         'dataplane.flowTimeoutTcpS: 0 is not seconds (1-604800)',
         'dataplane.flowTableSize: 1.5 is not a number of entries (1-16777216)',
@@ -272,18 +273,73 @@ describe('agent config - parse', () => {
     expect(parseAgentConfig({ ...minimal, node: { ...minimal.node, interface: name } }).node.interface).toBe(name);
   });
 
-  // The metrics listener binds a numeric address (or localhost): `*` or `[foo]` failed only at the bind.
-  test.each(['*:9469', '[foo]:9469', 'metrics.example:9469', '127.0.0.1:65536', '[::1]:x', '198.18.0.11'])(
-    'metrics.listen %j is refused',
-    (listen) => {
-      expect(problemsOf({ ...minimal, metrics: { listen } })).toEqual([expect.stringMatching(/^metrics\.listen: /)]);
+  // The metrics listener binds a numeric address (or localhost): `*` or `[foo]` failed only at the bind. The rule is
+  // @l4fleet/config parseListenAddress, as for `backend agent --listen` and the dashboard's --listen.
+  test.each([
+    '*:9469',
+    '[foo]:9469',
+    'metrics.example:9469',
+    '127.0.0.1:65536',
+    '[::1]:x',
+    '198.18.0.11',
+    '300.1.1.1:9469',
+    '127.1:9469',
+    '0:9469',
+  ])('metrics.listen %j is refused', (listen) => {
+    expect(problemsOf({ ...minimal, metrics: { listen } })).toEqual([
+      `metrics.listen: ${JSON.stringify(listen)} is not ${LISTEN_ADDRESS_FORM}`,
+    ]);
+  });
+
+  test.each([
+    ['127.0.0.1:9469', '127.0.0.1:9469'],
+    ['[::1]:9469', '[::1]:9469'],
+    ['0.0.0.0:9469', '0.0.0.0:9469'],
+    ['[::]:9469', '[::]:9469'],
+    ['localhost:9469', 'localhost:9469'],
+    ['127.0.0.1:0', '127.0.0.1:0'],
+    ['[0:0:0:0:0:0:0:1]:9469', '[::1]:9469'],
+    ['[2001:DB8::11]:9469', '[2001:db8::11]:9469'],
+  ])('metrics.listen %j is taken, canonical', (listen, canonical) => {
+    expect(parseAgentConfig({ ...minimal, metrics: { listen } }).metrics.listen).toBe(canonical);
+  });
+
+  // createGobgpSpeaker refused what the parse took (any HOST:PORT): --check passed and the start failed. The speaker's
+  // own rule now, with loopback in any spelling and gobgpd's unix socket.
+  test.each([
+    '127.0.0.1:50051',
+    '127.0.0.2:50051',
+    '[::1]:50051',
+    '[0:0:0:0:0:0:0:1]:50051',
+    '[::ffff:127.0.0.1]:50051',
+    'localhost:50051',
+    'unix:/run/gobgpd.sock',
+    'unix:///run/gobgpd.sock',
+  ])('bgp.gobgpdAddress %j is taken', (gobgpdAddress) => {
+    expect(parseAgentConfig({ ...minimal, bgp: { ...minimal.bgp, gobgpdAddress } }).bgp.gobgpdAddress).toBe(
+      gobgpdAddress,
+    );
+  });
+
+  test.each(['198.18.0.5:50051', '[2001:db8::5]:50051', 'gobgpd.example:50051'])(
+    'bgp.gobgpdAddress %j (off the host) is refused, and no option is offered that agent.yaml does not have',
+    (gobgpdAddress) => {
+      const problems = problemsOf({ ...minimal, bgp: { ...minimal.bgp, gobgpdAddress } });
+      expect(problems).toEqual([
+        `bgp.gobgpdAddress: ${JSON.stringify(gobgpdAddress)} is not on this host (loopback: 127.0.0.0/8, ::1 or localhost; or unix:/PATH): gobgpd's API is unauthenticated, and whoever reaches it can announce any route`,
+      ]);
+      expect(problems[0]).not.toContain('allowRemoteApi');
     },
   );
 
-  test.each(['127.0.0.1:9469', '[::1]:9469', '0.0.0.0:9469', '[::]:9469', 'localhost:9469', '127.0.0.1:0'])(
-    'metrics.listen %j is taken',
-    (listen) => {
-      expect(parseAgentConfig({ ...minimal, metrics: { listen } }).metrics.listen).toBe(listen);
+  test.each(['127.0.0.1', '127.0.0.1:0', '300.1.1.1:50051', 'unix:run/gobgpd.sock', 50051])(
+    'bgp.gobgpdAddress %j is refused, naming the value',
+    (gobgpdAddress) => {
+      expect(problemsOf({ ...minimal, bgp: { ...minimal.bgp, gobgpdAddress } })).toEqual([
+        expect.stringMatching(
+          new RegExp(`^bgp\\.gobgpdAddress: ${JSON.stringify(gobgpdAddress).replace(/[.]/g, '\\.')} is not `),
+        ),
+      ]);
     },
   );
 

@@ -1,3 +1,4 @@
+import { apiAddressProblem } from '@l4fleet/bgp';
 import {
   addressField,
   boolField as bool,
@@ -19,7 +20,7 @@ import { AgentError } from '../errors.js';
 import { isLinkLocal6, parseBfd } from './bfd.js';
 import { parseDataPlane } from './dataplane.js';
 import * as d from './defaults.js';
-import { addr, etcdUrls, hostPort, ifname, optStr, sourceAddress, tls, urls } from './fields.js';
+import { addr, etcdUrls, ifname, listenAddress, optStr, sourceAddress, tls, urls } from './fields.js';
 import type { AgentConfig, BgpSection, EtcdSection, LogLevel, NatsSection, NodeSection, PeerSection } from './types.js';
 
 const MAX_ASN = 0xffff_ffff;
@@ -157,6 +158,20 @@ function peer(p: Problems, path: string, v: unknown): PeerSection {
   };
 }
 
+/**
+ * bgp.gobgpdAddress, by the speaker's own rule (@l4fleet/bgp apiAddressProblem): a loopback address in any spelling,
+ * localhost, or gobgpd's unix socket (`unix:/PATH`). Any HOST:PORT passed here before, and createGobgpSpeaker then
+ * refused an address off the host at the start, after --check and preflight had passed. agent.yaml has no
+ * allowRemoteApi: gobgpd's API is unauthenticated, and its sidecar runs on the node (deploy/systemd).
+ */
+function gobgpdAddress(p: Problems, v: unknown): string {
+  if (v === undefined) return d.DEFAULT_GOBGPD_ADDRESS;
+  const why = apiAddressProblem(v);
+  if (why === undefined) return v as string;
+  p.add('bgp.gobgpdAddress', why);
+  return valueText(v);
+}
+
 function bgp(p: Problems, v: unknown, nodeAddress: string): BgpSection {
   const o = section(
     p,
@@ -187,7 +202,7 @@ function bgp(p: Problems, v: unknown, nodeAddress: string): BgpSection {
           ),
         }
       : {}),
-    gobgpdAddress: hostPort(p, 'bgp.gobgpdAddress', o.gobgpdAddress, d.DEFAULT_GOBGPD_ADDRESS),
+    gobgpdAddress: gobgpdAddress(p, o.gobgpdAddress),
     peers,
     communities: communities(p, o.communities),
     gracefulShutdownMs: int(
@@ -320,10 +335,7 @@ export function parseAgentConfig(raw: unknown): AgentConfig {
     etcd: etcd(p, raw.etcd),
     nats: nats(p, raw.nats),
     metrics: {
-      listen: hostPort(p, 'metrics.listen', m.listen, d.DEFAULT_METRICS_LISTEN, {
-        allowZeroPort: true,
-        numericHost: true,
-      }),
+      listen: listenAddress(p, 'metrics.listen', m.listen, d.DEFAULT_METRICS_LISTEN),
     },
     dataplane: parseDataPlane(p, raw.dataplane, n),
     health: {

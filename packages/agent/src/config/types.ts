@@ -46,7 +46,10 @@ export interface BgpSection {
   readonly listenPort: number;
   /** Addresses gobgpd's listener binds (with listenPort >= 0); default GoBGP's (every address). */
   readonly listenAddresses?: readonly string[];
-  /** gobgpd gRPC API `HOST:PORT`; default 127.0.0.1:50051. */
+  /**
+   * gobgpd's gRPC API on this host: a loopback `ADDRESS:PORT` (127.0.0.0/8, `[::1]`), `localhost:PORT` or
+   * `unix:/PATH`; default 127.0.0.1:50051. The API is unauthenticated: no address off the host is taken.
+   */
   readonly gobgpdAddress: string;
   readonly peers: readonly PeerSection[];
   /** Standard communities on every VIP route, `ASN:VALUE`; default none. */
@@ -83,7 +86,10 @@ export interface NatsSection {
 }
 
 export interface MetricsSection {
-  /** `HOST:PORT` of /metrics, /healthz, /readyz; default 127.0.0.1:9469 (loopback: metrics are not public). */
+  /**
+   * `ADDRESS:PORT` (`[V6]:PORT`, `localhost:PORT`; canonical) of /metrics, /healthz, /readyz; default 127.0.0.1:9469
+   * (loopback: metrics are not public).
+   */
   readonly listen: string;
 }
 

@@ -128,12 +128,33 @@ describe('l4fleet backend agent - answering the node probe', () => {
     }
   });
 
-  test('--listen values: IPv4 and [IPv6] with a port; anything else is refused naming it', () => {
-    expect(listenAddress('0.0.0.0:9777')).toEqual({ host: '0.0.0.0', port: 9777 });
-    expect(listenAddress('[2001:db8::1]:9777')).toEqual({ host: '2001:db8::1', port: 9777 });
-    for (const bad of ['9777', 'localhost:9777', '0.0.0.0:70000', '2001:db8::1:9777']) {
-      expect(() => listenAddress(bad)).toThrow(`--listen ${JSON.stringify(bad)}: not ADDR:PORT`);
+  test('--listen values: IPv4, [IPv6] and localhost with a port, canonical; anything else is refused naming it', () => {
+    expect(listenAddress('0.0.0.0:9777')).toMatchObject({ host: '0.0.0.0', port: 9777 });
+    expect(listenAddress('[2001:DB8:0::1]:9777')).toMatchObject({ host: '2001:db8::1', port: 9777 });
+    expect(listenAddress('localhost:9777')).toMatchObject({ host: 'localhost', port: 9777 });
+    // 300.1.1.1 failed at the bind with 'getaddrinfo ENOTFOUND', naming no flag; 0 and 127.1 (inet_aton shorthand)
+    // bound 0.0.0.0 and 127.0.0.1 while the command reported listening on 0:PORT.
+    for (const bad of ['9777', '0.0.0.0:70000', '2001:db8::1:9777', '300.1.1.1:9777', '0:0', '127.1:0']) {
+      expect(() => listenAddress(bad)).toThrow(`--listen: ${JSON.stringify(bad)} is not ADDRESS:PORT`);
     }
+  });
+
+  test('--listen: the address is reported back in canonical form, as bound', async () => {
+    const r = await startResponder({ listen: ['[0:0:0:0:0:0:0:1]:0', '127.0.0.1:0'], stateFile, logger });
+    try {
+      expect(r.addresses).toEqual([
+        expect.stringMatching(/^\[::1\]:[1-9]\d*$/),
+        expect.stringMatching(/^127\.0\.0\.1:[1-9]/),
+      ]);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('--listen 300.1.1.1:9777 is refused before any bind, naming the flag', async () => {
+    await expect(startResponder({ listen: ['300.1.1.1:9777'], stateFile, logger })).rejects.toThrow(
+      /^--listen: "300\.1\.1\.1:9777" is not ADDRESS:PORT/,
+    );
   });
 });
 

@@ -10,6 +10,7 @@
  * (a bad or unreadable file since the start), it answers `down` with the problem as its reason (unreadState).
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { type ListenAddress, parseListenAddress } from '@l4fleet/config';
 import type { Logger } from 'pino';
 import {
   type BackendState,
@@ -39,7 +40,7 @@ export const DEFAULT_AGENT_PORT = 9777;
 export const DEFAULT_AGENT_LISTEN = `[::]:${DEFAULT_AGENT_PORT}`;
 
 export interface ResponderOptions {
-  /** `ADDR:PORT` or `[v6]:PORT` to listen on (port 0: the kernel picks one). */
+  /** `ADDR:PORT`, `[v6]:PORT` or `localhost:PORT` to listen on (port 0: the kernel picks one). */
   readonly listen: readonly string[];
   readonly stateFile: string;
   readonly logger: Logger;
@@ -48,21 +49,20 @@ export interface ResponderOptions {
 }
 
 export interface Responder {
-  /** Where it listens, as `ADDR:PORT` (`[v6]:PORT`), in the order given. */
+  /** Where it listens, as `ADDR:PORT` (`[v6]:PORT`) with the address canonical and the port bound, in the order given. */
   readonly addresses: readonly string[];
   /** The state it answers now (the last good one read). */
   readonly state: () => BackendState;
   close(): Promise<void>;
 }
 
-/** Splits `ADDR:PORT` / `[v6]:PORT`; a clear error naming the flag's value otherwise. */
-export function listenAddress(text: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(text);
-  const port = m ? Number(m[3]) : -1;
-  if (!m || port > 65_535) {
-    throw new Error(`--listen ${JSON.stringify(text)}: not ADDR:PORT or [IPv6]:PORT (e.g. ${DEFAULT_AGENT_LISTEN})`);
-  }
-  return { host: (m[1] ?? m[2]) as string, port };
+/**
+ * One --listen value (@l4fleet/config parseListenAddress, the agent's and the dashboard's rule): an address a bind
+ * takes as written, canonical. Throws ConfigError naming the flag and the value: `300.1.1.1:9777` failed only at the
+ * bind (getaddrinfo ENOTFOUND), and `0:0` bound 0.0.0.0 while reported as listening on 0:PORT.
+ */
+export function listenAddress(text: string): ListenAddress {
+  return parseListenAddress(text, '--listen');
 }
 
 /**
@@ -76,6 +76,8 @@ export function unreadState(problem: string): BackendState {
 }
 
 export async function startResponder(opts: ResponderOptions): Promise<Responder> {
+  // Every value checked before anything is read or bound: a bad second one must not leave the first bound.
+  const listens = opts.listen.map(listenAddress);
   const log = opts.logger;
   let current: BackendState | undefined;
   let lastProblem = '';
@@ -124,8 +126,7 @@ export async function startResponder(opts: ResponderOptions): Promise<Responder>
   const servers: Server[] = [];
   const addresses: string[] = [];
   try {
-    for (const text of opts.listen) {
-      const { host: asked, port } = listenAddress(text);
+    for (const { host: asked, port, text } of listens) {
       const bind = (host: string): Promise<Server> => {
         const server = createServer(serve);
         server.maxConnections = MAX_AGENT_CONNECTIONS;
