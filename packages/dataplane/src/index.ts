@@ -68,4 +68,4 @@ export type {
   VipBackend,
   VipTable,
 } from './types.js';
-export { keepsFlows } from './types.js';
+export { keepsFlows, nothingVerified } from './types.js';

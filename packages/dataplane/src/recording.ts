@@ -4,7 +4,14 @@
  */
 import { DataPlaneError } from './errors.js';
 import { changedSlots } from './slots.js';
-import type { ApplyResult, DataPlane, DataPlaneCounters, VipApplyReport, VipTable } from './types.js';
+import {
+  type ApplyResult,
+  type DataPlane,
+  type DataPlaneCounters,
+  nothingVerified,
+  type VipApplyReport,
+  type VipTable,
+} from './types.js';
 import { validateDesired } from './validate.js';
 
 export interface RecordingDataPlane extends DataPlane {
@@ -15,6 +22,15 @@ export interface RecordingDataPlane extends DataPlane {
   readonly closed: boolean;
   /** Makes the next apply() throw this error (once), as a failing kernel would. */
   failNext(err: Error): void;
+  /** verify() calls so far (failed ones included). */
+  readonly verified: number;
+  /**
+   * Makes the next verify() report drift (once), as a kernel changed by hand would: every current VIP repaired
+   * (`updated`, all its slots), one transaction.
+   */
+  driftNext(): void;
+  /** Makes the next verify() throw this error (once). */
+  failNextVerify(err: Error): void;
 }
 
 export function createRecordingDataPlane(opts: { requireSamePort?: boolean } = {}): RecordingDataPlane {
@@ -22,6 +38,9 @@ export function createRecordingDataPlane(opts: { requireSamePort?: boolean } = {
   let current = new Map<string, { label: string; table: VipTable }>();
   let closed = false;
   let failure: Error | undefined;
+  let verified = 0;
+  let drift = false;
+  let verifyFailure: Error | undefined;
   return {
     get applied() {
       return applied;
@@ -34,6 +53,42 @@ export function createRecordingDataPlane(opts: { requireSamePort?: boolean } = {
     },
     failNext(err) {
       failure = err;
+    },
+    get verified() {
+      return verified;
+    },
+    driftNext() {
+      drift = true;
+    },
+    failNextVerify(err) {
+      verifyFailure = err;
+    },
+    async verify(): Promise<ApplyResult> {
+      verified += 1;
+      if (closed) throw new DataPlaneError('CLOSED', 'verify: the data plane is closed');
+      if (verifyFailure) {
+        const err = verifyFailure;
+        verifyFailure = undefined;
+        throw err;
+      }
+      const repaired = drift && current.size > 0;
+      drift = false;
+      if (applied.length === 0) return nothingVerified();
+      const vips: VipApplyReport[] = [...current.values()].map((v) => ({
+        vip: v.label,
+        action: repaired ? 'updated' : 'unchanged',
+        slotsChanged: repaired ? v.table.slots.length : 0,
+        rulesReplaced: false,
+      }));
+      return {
+        vips,
+        slotsChanged: vips.reduce((n, v) => n + v.slotsChanged, 0),
+        backendsAdded: 0,
+        backendsRemoved: 0,
+        tableCreated: false,
+        transactions: repaired ? 1 : 0,
+        durationMs: 0,
+      };
     },
     async apply(desired): Promise<ApplyResult> {
       if (closed) throw new DataPlaneError('CLOSED', 'apply: the data plane is closed');

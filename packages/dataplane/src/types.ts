@@ -148,10 +148,29 @@ export interface DataPlaneCounters {
   };
 }
 
+/** verify() before the first apply: nothing to compare with, nothing done. */
+export function nothingVerified(): ApplyResult {
+  return {
+    vips: [],
+    slotsChanged: 0,
+    backendsAdded: 0,
+    backendsRemoved: 0,
+    tableCreated: false,
+    transactions: 0,
+    durationMs: 0,
+  };
+}
+
 export interface DataPlane {
   /** Makes the forwarding state exactly `desired` (the whole set); the driver computes and applies the delta. */
   apply(desired: readonly VipTable[]): Promise<ApplyResult>;
   counters(): Promise<DataPlaneCounters>;
+  /**
+   * Reads the forwarding state back from the kernel and repairs whatever differs from the last apply (drift: a table,
+   * map element, chain, tc filter or map entry changed or deleted by hand). The result is an apply's: `transactions`
+   * 0 when nothing differed. Before the first apply, it does nothing. Serialised with apply().
+   */
+  verify(): Promise<ApplyResult>;
   /** Stops the driver. nftables: the kernel state stays (forwarding survives a restart) unless asked. */
   close(opts?: { readonly removeState?: boolean }): Promise<void>;
 }

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { DataPlaneError } from '../errors.js';
 import { createExec } from '../exec.js';
-import type { ApplyResult, DataPlane, DataPlaneCounters, VipTable } from '../types.js';
+import { type ApplyResult, type DataPlane, type DataPlaneCounters, nothingVerified, type VipTable } from '../types.js';
 import { type NormalizedVip, validateDesired } from '../validate.js';
 import { ensureBpffs } from './bpffs.js';
 import { decodeDump } from './codec.js';
@@ -60,6 +60,8 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
   let loader: Loader | undefined;
   let state: KernelState | undefined;
   let closed = false;
+  /** The last desired state an apply was given (undefined: none yet): verify() compares the kernel with it. */
+  let last: readonly VipTable[] | undefined;
   let queue: Promise<unknown> = Promise.resolve();
   let sweepTimer: NodeJS.Timeout | undefined;
   /** The read-back sent with the loader's start (see ensureLoader), until an apply or counters takes it. */
@@ -232,6 +234,7 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
 
   async function applyNow(desired: readonly VipTable[]): Promise<ApplyResult> {
     if (closed) throw new DataPlaneError('CLOSED', 'apply: the bpf data plane is closed');
+    last = desired;
     const started = performance.now();
     // Named in a refusal: in a fleet of mixed data planes it says which nodes refuse (and keep the last state).
     const vips = validateDesired(desired, {
@@ -322,6 +325,11 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
   return {
     apply: (desired) => serial(() => applyNow(desired)),
     counters: () => serial(countersNow),
+    verify: () =>
+      serial(async () => {
+        if (closed) throw new DataPlaneError('CLOSED', 'verify: the bpf data plane is closed');
+        return last === undefined ? nothingVerified() : applyNow(last);
+      }),
     clearFlows: () =>
       serial(async () => {
         await sendNow([{ op: Op.flowsClear, payload: Buffer.alloc(0), what: 'flows-clear' }]);

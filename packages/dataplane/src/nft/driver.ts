@@ -6,7 +6,14 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { DataPlaneError } from '../errors.js';
 import { createExec, type Exec, type ExecResult } from '../exec.js';
-import type { ApplyResult, DataPlane, DataPlaneCounters, TrafficCounter, VipTable } from '../types.js';
+import {
+  type ApplyResult,
+  type DataPlane,
+  type DataPlaneCounters,
+  nothingVerified,
+  type TrafficCounter,
+  type VipTable,
+} from '../types.js';
 import { type NormalizedVip, validateDesired } from '../validate.js';
 import { createBatchWriter, NFT_BATCH_PATH, nftBatchAvailable } from './batch.js';
 import { nftCountersReport } from './counters-report.js';
@@ -137,6 +144,8 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
   /** An apply has written the netdev table: from then on, a table missing was taken away (`nft flush ruleset`). */
   let tableWritten = false;
   let closed = false;
+  /** The last desired state an apply was given (undefined: none yet): verify() compares the kernel with it. */
+  let last: readonly VipTable[] | undefined;
   let queue: Promise<unknown> = Promise.resolve();
 
   /** Applies never interleave: each plans against the state the previous one left. */
@@ -244,6 +253,7 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
 
   async function applyNow(desired: readonly VipTable[]): Promise<ApplyResult> {
     if (closed) throw new DataPlaneError('CLOSED', 'apply: the nftables data plane is closed');
+    last = desired;
     const started = performance.now();
     const all = validateDesired(desired, { requireSamePort: true, forwarding: ['l2', 'nat'], driver: 'nftables' });
     const { direct: vips, nat: natVips } = splitNat(all);
@@ -346,6 +356,11 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       }
     },
     counters: () => serial(countersNow),
+    verify: () =>
+      serial(async () => {
+        if (closed) throw new DataPlaneError('CLOSED', 'verify: the nftables data plane is closed');
+        return last === undefined ? nothingVerified() : applyNow(last);
+      }),
     close: (closeOpts) =>
       serial(async () => {
         if (closed) return;

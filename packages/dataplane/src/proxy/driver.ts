@@ -10,7 +10,15 @@ import { type IpFamily, parseAddress } from '@l4fleet/maglev';
 import type { Logger } from 'pino';
 import { DataPlaneError } from '../errors.js';
 import { changedSlots } from '../slots.js';
-import type { ApplyResult, DataPlane, DataPlaneCounters, VipApplyReport, VipBackend, VipTable } from '../types.js';
+import {
+  type ApplyResult,
+  type DataPlane,
+  type DataPlaneCounters,
+  nothingVerified,
+  type VipApplyReport,
+  type VipBackend,
+  type VipTable,
+} from '../types.js';
 import { type NormalizedVip, validateDesired } from '../validate.js';
 import { BackendSelector, type ProxySelection, unmapAddress } from './select.js';
 import { type ProxyStats, Tally } from './stats.js';
@@ -111,6 +119,8 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
   const noBackend = new Tally();
   const sourceDrops = new Tally();
   let closed = false;
+  /** The last accepted desired state: verify() applies it again (undefined: no apply yet). */
+  let last: readonly VipTable[] | undefined;
   let queue: Promise<unknown> = Promise.resolve();
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = queue.then(fn, fn);
@@ -172,8 +182,9 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
     }
   }
 
-  async function applyNow(desired: readonly VipTable[]): Promise<ApplyResult> {
-    if (closed) throw new DataPlaneError('CLOSED', 'apply: the proxy data plane is closed');
+  /** `verifying`: verify()'s re-apply, logged only when it changed something. */
+  async function applyNow(desired: readonly VipTable[], verifying = false): Promise<ApplyResult> {
+    if (closed) throw new DataPlaneError('CLOSED', `${verifying ? 'verify' : 'apply'}: the proxy data plane is closed`);
     const started = performance.now();
     // The proxy connects to members itself: every forwarding mode (nat included) means the same to it.
     const vips = validateDesired(desired, {
@@ -289,8 +300,10 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
       transactions: reports.filter((r) => r.action === 'added' || r.action === 'removed').length,
       durationMs: performance.now() - started,
     };
+    last = desired;
+    if (verifying && result.transactions === 0) return result;
     log.info({
-      event: 'applied',
+      event: verifying ? 'verified' : 'applied',
       vips: vips.length,
       slotsChanged,
       durationMs: Math.round(result.durationMs * 10) / 10,
@@ -300,6 +313,13 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
 
   return {
     apply: (desired) => serial(() => applyNow(desired)),
+    // The proxy's state is this process's own (listeners, selectors): nothing outside it changes it, so the re-apply
+    // of the last desired state finds every listener in place and makes no transaction.
+    verify: () =>
+      serial(async () => {
+        if (closed) throw new DataPlaneError('CLOSED', 'verify: the proxy data plane is closed');
+        return last === undefined ? nothingVerified() : applyNow(last, true);
+      }),
     counters: async (): Promise<DataPlaneCounters> => ({
       vips: [...running.values()].map((r) => ({
         vip: r.label,
