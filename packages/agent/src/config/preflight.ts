@@ -5,7 +5,7 @@
  * and its value, like a parse problem. Warnings (preflightWarnings) are what the agent survives: said, never fatal.
  */
 import { join } from 'node:path';
-import { unusableAddress } from '@l4fleet/config';
+import { parseListenAddress, unusableAddress } from '@l4fleet/config';
 import type { AgentConfigProblem } from '../errors.js';
 import { DRAIN_ANNOUNCE_WAIT_MS } from '../lifecycle/lifecycle.js';
 import { DATA_PLANE_DRIVER_SPECS } from '../serve/drivers.js';
@@ -50,10 +50,8 @@ export function preflightProblems(config: AgentConfig, host: HostFacts): AgentCo
     if (why && !/loopback|link-local/.test(why)) add(`bgp.peers[${i}].address`, `"${p.address}" is ${why}`);
   });
   if (config.bgp.routerId === '0.0.0.0') add('bgp.routerId', '"0.0.0.0" is not a BGP identifier (RFC 6286: non-zero)');
-  const metricsHost = /^\[?([^\]]+)\]?:\d+$/.exec(config.metrics.listen)?.[1];
-  if (metricsHost !== undefined && /^[\d.]+$|:/.test(metricsHost)) {
-    bound('metrics.listen', metricsHost, '/metrics binds it');
-  }
+  const metricsHost = parseListenAddress(config.metrics.listen, 'metrics.listen').host;
+  if (metricsHost !== 'localhost') bound('metrics.listen', metricsHost, '/metrics binds it');
 
   // Read as the start reads them (host.canRead: tls-files.ts readTlsFile), so --check refuses what the start would.
   const file = (path: string, f: string | undefined) => {

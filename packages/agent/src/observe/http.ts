@@ -1,6 +1,7 @@
 /** /metrics (Prometheus text), /healthz (the process answers), /readyz (the node serves its desired state). */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { parseListenAddress } from '@l4fleet/config';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { AgentError } from '../errors.js';
@@ -22,9 +23,8 @@ export async function startObservabilityServer(opts: {
   readiness: () => Readiness;
   logger: Logger;
 }): Promise<ObservabilityServer> {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(opts.listen) ?? /^([^:]+):(\d+)$/.exec(opts.listen);
-  const host = m?.[1] ?? '127.0.0.1';
-  const port = Number(m?.[2] ?? 0);
+  // Validated by the config's parse already; the one reader of a listener's address (no second regex to drift).
+  const { host, port } = parseListenAddress(opts.listen, 'metrics.listen');
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -41,7 +41,7 @@ export function registerDashboard(program: Command, ctx: FleetCommandContext): v
   const command = program
     .command('dashboard')
     .description('serve the live fleet page (nodes, VIPs, members, charts, events, explain, drains) until SIGTERM')
-    .option('--listen <host:port>', 'address to serve on (loopback unless told otherwise)', DEFAULT_LISTEN)
+    .option('--listen <address:port>', 'address to serve on (loopback unless told otherwise)', DEFAULT_LISTEN)
     .option('--token-file <file>', 'bearer token for writes (or env L4FLEET_DASHBOARD_TOKEN); none: read-only')
     .addOption(new Option('--nats <urls>', 'NATS servers for the event timeline, comma-separated').env('L4FLEET_NATS'))
     .option('--fleet <name>', 'fleet name in NATS subjects', 'default')
