@@ -151,7 +151,7 @@ reap_containers() {
   fi
   local address=$RUN_DIR/exec/containerd/containerd.sock
   for p in /proc/[0-9]*; do
-    case "$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" in
+    case "$(tr '\0' ' ' 2>/dev/null <"$p/cmdline")" in
       *containerd-shim*" -address $address "*) kill -9 "${p#/proc/}" 2>/dev/null || true ;;
     esac
   done
