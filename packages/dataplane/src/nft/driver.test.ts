@@ -207,6 +207,135 @@ describe('nftables driver', () => {
     });
   });
 
+  describe('verify', () => {
+    const key = 'v_c6120201_tcp_80';
+    const skeleton = [
+      'table netdev l4fleet {',
+      `\tcomment "l4fleet layout=3 dev=eth0 mac=${MAC} tcp=300 udp=30 flows=65536"`,
+      '\tcounter drop_source {',
+      '\t}',
+      '\tmap echo4 {',
+      '\t}',
+      '\tmap echo6 {',
+      '\t}',
+      '\tchain echo_c6120201 {',
+      '\t}',
+      `\tchain ${key} {`,
+      `\t\tcounter name "${key}" comment "l4fleet vip hash=5-tuple seed=7 size=13 syn=table"`,
+      '\t}',
+      '}',
+    ].join('\n');
+    const jump = `add element netdev l4fleet vips4 { 198.18.2.1 . tcp . 80 : jump ${key} }`;
+
+    /** fakeKernel whose maps and sets hold what the driver's `add element` lines wrote (JSON as nft -j lists it). */
+    function statefulKernel(): ReturnType<typeof fakeKernel> & { elems: Record<string, unknown[]> } {
+      const elems: Record<string, unknown[]> = {};
+      const k = fakeKernel({ table: skeleton, elems });
+      const value = (x: string): unknown => {
+        const verdict = /^(jump|goto) (\S+)$/.exec(x);
+        if (verdict) return { [verdict[1] as string]: { target: verdict[2] } };
+        if (/^\d+$/.test(x)) return Number(x);
+        return x.replace(/^"(.*)"$/, '$1');
+      };
+      const key = (x: string): unknown => {
+        const parts = x.split(' . ');
+        return parts.length > 1 ? { concat: parts.map(value) } : value(x);
+      };
+      const exec: Exec = async (argv, input) => {
+        const r = await k.exec(argv, input);
+        if (argv.join(' ') !== 'nft -f -') return r;
+        // The script as fakeKernel recorded it (a streamed input is read once).
+        for (const line of (k.scripts.at(-1) as string).split('\n')) {
+          const m = /^add element netdev l4fleet (\S+) \{ (.*) \}$/.exec(line);
+          if (!m) continue;
+          const list = (elems[m[1] as string] ??= []);
+          for (const e of (m[2] as string).split(', ')) {
+            const [k0, v] = e.split(' : ');
+            list.push(v === undefined ? key(k0 as string) : [key(k0 as string), value(v)]);
+          }
+        }
+        return r;
+      };
+      return { ...k, exec, elems };
+    }
+
+    test('nftables driver - verify before any apply reads and writes nothing', async () => {
+      const kernel = statefulKernel();
+      const calls: string[] = [];
+      const exec: Exec = (argv, input) => {
+        calls.push(argv.join(' '));
+        return kernel.exec(argv, input);
+      };
+      const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec, deltaWriter: 'nft' });
+      expect((await dp.verify()).transactions).toBe(0);
+      expect(calls).toEqual([]);
+      await dp.close();
+    });
+
+    test('nftables driver - verify with the kernel as the last apply left it writes nothing', async () => {
+      const kernel = statefulKernel();
+      const dp = createNftablesDataPlane({
+        interface: 'eth0',
+        logger,
+        exec: kernel.exec,
+        deltaWriter: 'nft',
+        foldDelayMs: 3_600_000,
+      });
+      await dp.apply([vip()]);
+      const written = kernel.scripts.length;
+      const result = await dp.verify();
+      expect(result.transactions).toBe(0);
+      expect(result.vips).toEqual([expect.objectContaining({ vip: '198.18.2.1:80/tcp', action: 'unchanged' })]);
+      expect(kernel.scripts.length).toBe(written);
+      await dp.close();
+    });
+
+    test('nftables driver - verify writes back a VIP jump element deleted by hand since the last apply', async () => {
+      const kernel = statefulKernel();
+      const dp = createNftablesDataPlane({
+        interface: 'eth0',
+        logger,
+        exec: kernel.exec,
+        deltaWriter: 'nft',
+        foldDelayMs: 3_600_000,
+      });
+      await dp.apply([vip()]);
+      // The apply of the same state plans against the driver's model: it does not see the element gone.
+      kernel.elems.vips4 = [];
+      expect((await dp.apply([vip()])).transactions).toBe(0);
+      const written = kernel.scripts.length;
+      const result = await dp.verify();
+      expect(result.transactions).toBe(1);
+      expect(result.vips).toEqual([expect.objectContaining({ vip: '198.18.2.1:80/tcp', action: 'updated' })]);
+      expect(kernel.scripts.slice(written).join('\n')).toContain(jump);
+      expect((await dp.verify()).transactions).toBe(0);
+      await dp.close();
+    });
+
+    test('nftables driver - verify recreates the netdev table deleted by hand', async () => {
+      const kernel = fakeKernel({ table: skeleton });
+      const none = fakeKernel({});
+      let deleted = false;
+      const exec: Exec = (argv, input) =>
+        (deleted && argv.join(' ').startsWith('nft -t list table netdev') ? none : kernel).exec(argv, input);
+      const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec, deltaWriter: 'nft' });
+      await dp.apply([vip()]);
+      deleted = true;
+      const written = kernel.scripts.length;
+      const result = await dp.verify();
+      expect(result.tableCreated).toBe(true);
+      expect(result.transactions).toBe(1);
+      expect(kernel.scripts.slice(written).join('\n')).toContain(`add map netdev l4fleet ${key}_slots`);
+      await dp.close();
+    });
+
+    test('nftables driver - verify after close is refused', async () => {
+      const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec: fakeKernel({}).exec, deltaWriter: 'nft' });
+      await dp.close();
+      await expect(dp.verify()).rejects.toMatchObject({ code: 'CLOSED' });
+    });
+  });
+
   describe('a script larger than a JS string', () => {
     /** Default-size tables (65,537 slots) of one 8-member pool: ~1.3 M characters of nft script each. */
     const VIPS = 450;

@@ -251,9 +251,13 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
     if (slots > 0) log.debug({ event: 'folded', slots, durationMs: Math.round(performance.now() - started) });
   }
 
-  async function applyNow(desired: readonly VipTable[]): Promise<ApplyResult> {
-    if (closed) throw new DataPlaneError('CLOSED', 'apply: the nftables data plane is closed');
-    last = desired;
+  /**
+   * `verifying`: verify()'s apply of the last desired state, after both tables' models were dropped: it plans against
+   * what the kernel holds now, so it writes exactly what was changed or deleted since (and logs only then).
+   */
+  async function applyNow(desired: readonly VipTable[], verifying = false): Promise<ApplyResult> {
+    if (closed)
+      throw new DataPlaneError('CLOSED', `${verifying ? 'verify' : 'apply'}: the nftables data plane is closed`);
     const started = performance.now();
     const all = validateDesired(desired, { requireSamePort: true, forwarding: ['l2', 'nat'], driver: 'nftables' });
     const { direct: vips, nat: natVips } = splitNat(all);
@@ -262,7 +266,7 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
     await nat.checkForwarding(natVips);
     if (state === undefined) {
       state = await readKernelState(exec, table, layoutSignature(layout));
-      log.info({ event: 'kernelStateRead', exists: state !== null, vips: state?.vips.size ?? 0 });
+      if (!verifying) log.info({ event: 'kernelStateRead', exists: state !== null, vips: state?.vips.size ?? 0 });
     }
     // Pings are answered for every VIP address, NAT ones too: the netdev hook sees them first (echo.ts).
     const echo = new Set(all.map((v) => echoAddress(v.family, v.addressHex)));
@@ -292,7 +296,7 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
     state = plan.next;
     tableWritten = true;
     // Refused here, the netdev table has this apply's changes and the moving VIPs still; the next apply retries.
-    const natResult = await nat.apply(natVips);
+    const natResult = await (verifying ? nat.verify(natVips) : nat.apply(natVips));
     const removal = moving.size === 0 ? undefined : planApply(state, vips, layout, echo);
     if (removal !== undefined) {
       await writePlan(removal);
@@ -309,8 +313,10 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       transactions: transactions + natResult.transactions,
       durationMs: performance.now() - started,
     };
-    log.info({
-      event: 'applied',
+    last = desired;
+    if (verifying && result.transactions === 0) return result;
+    (verifying ? log.warn.bind(log) : log.info.bind(log))({
+      event: verifying ? 'driftRepaired' : 'applied',
       vips: vips.length,
       natVips: natVips.length,
       changed: plan.vips.filter((v) => v.action !== 'unchanged').length,
@@ -345,22 +351,33 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
     return nftCountersReport(byName, natCounters, state, entries);
   }
 
+  /**
+   * Drops the models of both tables, as after a refused transaction, so that the apply of the last desired state reads
+   * the kernel again and plans against it: drift (an element, a chain's rules, a whole table changed or deleted by
+   * hand) is written back through the normal plan, and a kernel that still matches gets no transaction.
+   */
+  async function verifyNow(): Promise<ApplyResult> {
+    if (closed) throw new DataPlaneError('CLOSED', 'verify: the nftables data plane is closed');
+    if (last === undefined) return nothingVerified();
+    state = undefined;
+    return applyNow(last, true);
+  }
+
+  /** Counts as an apply for the fold (which waits for it) and schedules the next fold step after it. */
+  async function asApply(fn: () => Promise<ApplyResult>): Promise<ApplyResult> {
+    applying += 1;
+    try {
+      return await serial(fn);
+    } finally {
+      applying -= 1;
+      scheduleFold();
+    }
+  }
+
   return {
-    apply: async (desired) => {
-      applying += 1;
-      try {
-        return await serial(() => applyNow(desired));
-      } finally {
-        applying -= 1;
-        scheduleFold();
-      }
-    },
+    apply: (desired) => asApply(() => applyNow(desired)),
     counters: () => serial(countersNow),
-    verify: () =>
-      serial(async () => {
-        if (closed) throw new DataPlaneError('CLOSED', 'verify: the nftables data plane is closed');
-        return last === undefined ? nothingVerified() : applyNow(last);
-      }),
+    verify: () => asApply(verifyNow),
     close: (closeOpts) =>
       serial(async () => {
         if (closed) return;

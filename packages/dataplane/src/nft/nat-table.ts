@@ -81,6 +81,12 @@ export interface NatTable {
     source: TrafficCounter;
   }>;
   remove(): Promise<void>;
+  /**
+   * apply() of the last desired NAT VIPs for the driver's verify(): its read-back knows no rule or slot (a plan from it
+   * rewrites every VIP), so the table is first compared, as `nft -s list table` prints it (no counter values), with
+   * the listing taken after the last write; only a table that differs (or is gone) is read and rewritten.
+   */
+  verify(vips: readonly NormalizedVip[]): Promise<Awaited<ReturnType<NatTable['apply']>>>;
   /** Forget what was written (after a failed transaction): the next apply reads the table again. */
   forget(): void;
 }
@@ -101,6 +107,16 @@ export function createNatTable(opts: { exec: Exec; table: string; log: Logger; n
    * that removed the last NAT VIP, no table is the expected state.
    */
   let written = false;
+  /** `nft -s list table` after the last write ('' for no table); undefined: not taken since the last read. */
+  let listing: string | undefined;
+
+  /** The table as `nft -s list table` prints it (set and map elements included, counter values not), '' when absent. */
+  async function list(): Promise<string> {
+    const r = await exec(['nft', '-s', 'list', 'table', 'inet', table]);
+    if (r.code === 0) return r.stdout;
+    if (/No such file or directory/.test(r.stderr)) return '';
+    throw new DataPlaneError('NFT_STATE_UNREADABLE', `nft -s list table inet ${table}: ${r.stderr.trim()}`);
+  }
 
   async function read(): Promise<NatState | null> {
     const r = await exec(['nft', '-t', 'list', 'table', 'inet', table]);
@@ -126,33 +142,51 @@ export function createNatTable(opts: { exec: Exec; table: string; log: Logger; n
     }
   }
 
+  async function apply(vips: readonly NormalizedVip[]): Promise<Awaited<ReturnType<NatTable['apply']>>> {
+    if (state === undefined) {
+      state = await read();
+      if (state) log.info({ event: 'natTableRead', vips: state.vips.size, timeouts: state.timeouts.size });
+    }
+    const plan = planNat(state, vips, table);
+    if (plan.lines.length > 0) {
+      const r = await exec(['nft', '-f', '-'], `${plan.lines.join('\n')}\n`);
+      if (r.code !== 0) {
+        state = undefined;
+        listing = undefined;
+        throw new DataPlaneError(
+          'NFT_FAILED',
+          `nft -f (nat table): ${r.stderr.trim().split('\n').slice(0, 6).join(' | ')}`,
+          { cause: r.stderr },
+        );
+      }
+    }
+    state = plan.next;
+    written = plan.next !== null;
+    // Without NAT VIPs and without a table nothing is listed: verify() then finds '' unless a table appeared.
+    if (plan.lines.length > 0 || listing === undefined) listing = plan.next === null ? '' : await list();
+    return {
+      vips: plan.vips,
+      slotsChanged: plan.slotsChanged,
+      tableCreated: plan.tableCreated,
+      transactions: plan.lines.length > 0 ? 1 : 0,
+    };
+  }
+
   return {
     checkForwarding,
-    async apply(vips) {
-      if (state === undefined) {
-        state = await read();
-        if (state) log.info({ event: 'natTableRead', vips: state.vips.size, timeouts: state.timeouts.size });
-      }
-      const plan = planNat(state, vips, table);
-      if (plan.lines.length > 0) {
-        const r = await exec(['nft', '-f', '-'], `${plan.lines.join('\n')}\n`);
-        if (r.code !== 0) {
-          state = undefined;
-          throw new DataPlaneError(
-            'NFT_FAILED',
-            `nft -f (nat table): ${r.stderr.trim().split('\n').slice(0, 6).join(' | ')}`,
-            { cause: r.stderr },
+    apply,
+    async verify(vips) {
+      const now = listing === undefined ? undefined : await list();
+      if (now === undefined || now !== listing) {
+        if (now !== undefined)
+          log.warn(
+            { event: 'natTableDrift', vips: vips.length },
+            `nft table inet ${table} differs from the last apply: rewriting it`,
           );
-        }
+        state = undefined;
+        listing = undefined;
       }
-      state = plan.next;
-      written = plan.next !== null;
-      return {
-        vips: plan.vips,
-        slotsChanged: plan.slotsChanged,
-        tableCreated: plan.tableCreated,
-        transactions: plan.lines.length > 0 ? 1 : 0,
-      };
+      return apply(vips);
     },
     async counters() {
       const zero = { packets: 0, bytes: 0 };
@@ -195,9 +229,11 @@ export function createNatTable(opts: { exec: Exec; table: string; log: Logger; n
       }
       state = null;
       written = false;
+      listing = '';
     },
     forget() {
       state = undefined;
+      listing = undefined;
     },
   };
 }
