@@ -145,6 +145,15 @@ const CASES: Case[] = [
     fires: [{ node: 'n1', fleet: 'lab', result: 'error' }],
   },
   {
+    alert: 'L4fleetDataPlaneDrift',
+    series: {
+      [`l4fleet_table_drift_repairs_total{${n('n1')}}`]: '_ 0 1x20',
+      [`l4fleet_table_drift_repairs_total{${n('n2')}}`]: '_ 0x20',
+    },
+    at: '1m',
+    fires: [{ node: 'n1', fleet: 'lab' }],
+  },
+  {
     alert: 'L4fleetVipNoBackend',
     series: {
       [`l4fleet_table_usable_backends{${n('n1', vip)}}`]: '2 0x20',

@@ -84,6 +84,7 @@ function startNode(
       ops.push(`apply:${d.length}`);
       return r;
     },
+    verify: () => dataPlane.verify(),
     counters: () => dataPlane.counters(),
     close: () => dataPlane.close(),
   };

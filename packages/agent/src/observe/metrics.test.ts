@@ -126,6 +126,7 @@ describe('agent metrics - series at start', () => {
     for (const line of [
       'l4fleet_table_applies_total{result="ok"} 0',
       'l4fleet_table_applies_total{result="error"} 0',
+      'l4fleet_table_drift_repairs_total 0',
       'l4fleet_config_reloads_total{result="applied"} 0',
       'l4fleet_config_reloads_total{result="refused"} 0',
       'l4fleet_health_probes_total{result="ok"} 0',

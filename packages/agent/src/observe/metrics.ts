@@ -48,6 +48,7 @@ export interface AgentMetrics {
   readonly tableUsableBackends: Gauge<'vip'>;
   readonly tableApplySeconds: Histogram;
   readonly tableAppliesTotal: Counter<'result'>;
+  readonly tableDriftRepairsTotal: Counter;
   readonly desiredRevision: Gauge;
   readonly memberObserved: Gauge<'member'>;
   readonly memberDecided: Gauge<'member'>;
@@ -201,6 +202,13 @@ export function createAgentMetrics(opts: AgentMetricsOptions): AgentMetrics {
       name: 'l4fleet_table_applies_total',
       help: 'data-plane applies by result',
       labelNames: ['result'],
+      registers: r,
+    }),
+    tableDriftRepairsTotal: new Counter({
+      name: 'l4fleet_table_drift_repairs_total',
+      help:
+        'periodic verifies that found the kernel state changed behind the agent (by hand, another program) and ' +
+        'repaired it',
       registers: r,
     }),
     desiredRevision: new Gauge({

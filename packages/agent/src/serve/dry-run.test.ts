@@ -41,4 +41,14 @@ describe('dry-run data plane', () => {
     ]);
     expect(dp.tables.length).toBe(1);
   });
+
+  test('verify: nothing to repair, transactions 0, before and after an apply', async () => {
+    const dp = createDryRunDataPlane();
+    expect(await dp.verify()).toMatchObject({ vips: [], transactions: 0 });
+    await dp.apply(planTables(fleet(1), new Map(), new Map()).map((t) => toDataPlaneTable(t.table)));
+    const r = await dp.verify();
+    expect(r.transactions).toBe(0);
+    expect(r.vips.map((v) => v.action)).toEqual(['unchanged', 'unchanged']);
+    expect(dp.applies).toBe(1);
+  });
 });

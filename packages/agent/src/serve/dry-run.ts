@@ -75,6 +75,24 @@ export function createDryRunDataPlane(): DryRunDataPlane {
         durationMs: performance.now() - started,
       };
     },
+    /** Nothing to read back: a dry run forwards nothing, so nothing can drift. */
+    async verify(): Promise<ApplyResult> {
+      if (closed) throw new AgentError('CLOSED', 'dry-run data plane: verify after close');
+      return {
+        vips: [...current.values()].map((t) => ({
+          vip: label(t),
+          action: 'unchanged' as const,
+          slotsChanged: 0,
+          rulesReplaced: false,
+        })),
+        slotsChanged: 0,
+        backendsAdded: 0,
+        backendsRemoved: 0,
+        tableCreated: false,
+        transactions: 0,
+        durationMs: 0,
+      };
+    },
     async counters(): Promise<DataPlaneCounters> {
       const zero = { packets: 0, bytes: 0 };
       return {

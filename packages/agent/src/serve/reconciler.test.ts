@@ -1,6 +1,6 @@
 import { BgpError, createFakeSpeaker } from '@l4fleet/bgp';
 import { type DecidedStatus, type Fleet, parseFleet } from '@l4fleet/config';
-import { createRecordingDataPlane, DataPlaneError } from '@l4fleet/dataplane';
+import { createRecordingDataPlane, type DataPlane, DataPlaneError } from '@l4fleet/dataplane';
 import pino from 'pino';
 import { describe, expect, test } from 'vitest';
 import { createManualClock } from '../clock.js';
@@ -8,6 +8,7 @@ import { createEventPublisher } from '../events/publisher.js';
 import type { AgentEvent } from '../events/subjects.js';
 import { createAgentMetrics } from '../observe/metrics.js';
 import { createReconciler, type ServeInputs } from './reconciler.js';
+import { DEFAULT_DATAPLANE_VERIFY_INTERVAL_MS } from './verify.js';
 
 const pool = { name: 'web', members: [{ name: 'a', address: '198.18.0.21', port: 80 }] };
 const api = { name: 'api', members: [{ name: 'x', address: '198.18.0.31', port: 443 }] };
@@ -15,10 +16,37 @@ const WEB = { address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', 
 const API = { address: '198.51.100.20', port: 443, protocol: 'tcp', pool: 'api', tableSize: 251 } as const;
 const fleetOf = (vips: readonly object[]): Fleet => parseFleet({ hashSeed: 7, pools: [pool, api], vips });
 
-function setup() {
+interface LogLine {
+  readonly level: number;
+  readonly event?: string;
+  readonly [k: string]: unknown;
+}
+
+function setup(opts: { verifyIntervalMs?: number } = {}) {
   const clock = createManualClock(1_000);
-  const logger = pino({ level: 'silent' });
+  const logs: LogLine[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
   const dataPlane = createRecordingDataPlane();
+  /** The data plane's calls in order; an apply held at `gate` shows as apply-start until it returns. */
+  const ops: string[] = [];
+  const gate: { beforeApply?: () => Promise<void> } = {};
+  const dp: DataPlane = {
+    apply: async (d) => {
+      ops.push('apply-start');
+      try {
+        await gate.beforeApply?.();
+        return await dataPlane.apply(d);
+      } finally {
+        ops.push('apply-end');
+      }
+    },
+    verify: async () => {
+      ops.push('verify');
+      return dataPlane.verify();
+    },
+    counters: () => dataPlane.counters(),
+    close: () => dataPlane.close(),
+  };
   const speaker = createFakeSpeaker();
   const seen: AgentEvent[] = [];
   const events = createEventPublisher({
@@ -41,7 +69,7 @@ function setup() {
   const metrics = createAgentMetrics({ node: 'node1', fleet: 'f', defaultMetrics: false });
   const reconciler = createReconciler({
     inputs: () => inputs,
-    dataPlane,
+    dataPlane: dp,
     speaker,
     routeContext: { nextHop4: '198.18.0.11', communities: [] },
     events,
@@ -50,11 +78,12 @@ function setup() {
     clock,
     onDataPlaneApply: (ok) => applies.push(ok),
     onDrainAnnounced: () => drainAnnounced.push(clock.now()),
+    ...(opts.verifyIntervalMs === undefined ? {} : { verifyIntervalMs: opts.verifyIntervalMs }),
   });
   const set = (p: Partial<ServeInputs>) => {
     inputs = { ...inputs, ...p, revision: inputs.revision + 1 };
   };
-  return { clock, dataPlane, speaker, seen, applies, drainAnnounced, reconciler, set, metrics };
+  return { clock, dataPlane, speaker, seen, applies, drainAnnounced, reconciler, set, metrics, logs, ops, gate };
 }
 
 describe('reconciler - data plane failures', () => {
@@ -306,6 +335,110 @@ describe('reconciler - drain announcement', () => {
       expect(t.speaker.advertised.length).toBeGreaterThan(0);
       expect(t.speaker.advertised.every((a) => a.communities?.includes('65535:0'))).toBe(true);
       expect(t.drainAnnounced).toHaveLength(1);
+    } finally {
+      t.reconciler.close();
+    }
+  });
+});
+
+// Only a changed table signature ran an apply, and nothing read the kernel back: an nft table or element deleted by hand,
+// or a bpf program's clsact removed, black-holed the node's ECMP share while /readyz said 200 and BGP announced.
+describe('reconciler - data plane verify', () => {
+  /** The default interval (the tests below rely on it). */
+  const MINUTE_MS = 60_000;
+  const verifies = (t: ReturnType<typeof setup>) => t.ops.filter((o) => o === 'verify').length;
+  const counted = async (t: ReturnType<typeof setup>) =>
+    (await t.metrics.tableDriftRepairsTotal.get()).values[0]?.value;
+
+  test('drift: verify runs each interval, repairs, and says so in a warning and l4fleet_table_drift_repairs_total', async () => {
+    expect(DEFAULT_DATAPLANE_VERIFY_INTERVAL_MS).toBe(MINUTE_MS);
+    const t = setup();
+    try {
+      await t.reconciler.request();
+      expect(await counted(t)).toBe(0);
+      t.dataPlane.driftNext();
+      await t.clock.advance(MINUTE_MS - 1);
+      expect(verifies(t)).toBe(0);
+      await t.clock.advance(1);
+      expect(verifies(t)).toBe(1);
+      expect(await counted(t)).toBe(1);
+      const warned = t.logs.filter((l) => l.event === 'dataPlaneDriftRepaired');
+      expect(warned).toHaveLength(1);
+      expect(warned[0]).toMatchObject({
+        level: 40,
+        vips: ['198.51.100.10:80/tcp', '198.51.100.20:443/tcp'],
+        transactions: 1,
+      });
+      // Nothing differed since: no warning, no count; the check goes on every interval, with no apply.
+      for (let i = 0; i < 5; i++) await t.clock.advance(MINUTE_MS);
+      expect(verifies(t)).toBe(6);
+      expect(await counted(t)).toBe(1);
+      expect(t.logs.filter((l) => l.event === 'dataPlaneDriftRepaired')).toHaveLength(1);
+      expect(t.dataPlane.applied).toHaveLength(1);
+    } finally {
+      t.reconciler.close();
+    }
+  });
+
+  test('no verify while an apply fails and retries, nor during an apply: after it, in turn', async () => {
+    const t = setup();
+    try {
+      await t.reconciler.request();
+      // Failing: the retries apply on the backoff; the verify waits for an apply that went through.
+      t.gate.beforeApply = async () => {
+        throw new DataPlaneError('NFT_FAILED', 'nft: refused');
+      };
+      t.set({ decided: new Map([['web/a', 'down']]) });
+      await t.reconciler.request();
+      await t.clock.advance(3 * MINUTE_MS);
+      expect(t.applies.filter((ok) => !ok).length).toBeGreaterThan(5);
+      expect(verifies(t)).toBe(0);
+      // In flight when the interval comes round: the verify runs after the apply, never beside it.
+      let release = (): void => undefined;
+      t.gate.beforeApply = () => new Promise<void>((resolve) => (release = resolve));
+      await t.clock.advance(10_000); // the retry starts, and waits at the gate
+      expect(t.ops.at(-1)).toBe('apply-start');
+      await t.clock.advance(2 * MINUTE_MS);
+      expect(verifies(t)).toBe(0);
+      release();
+      await t.clock.advance(0);
+      expect(t.applies.at(-1)).toBe(true);
+      const end = t.ops.lastIndexOf('apply-end');
+      expect(t.ops.indexOf('verify')).toBeGreaterThan(end);
+      expect(t.ops.slice(end + 1)).toEqual(['verify']);
+    } finally {
+      t.reconciler.close();
+    }
+  });
+
+  test('verifyIntervalMs 0: never verified', async () => {
+    const t = setup({ verifyIntervalMs: 0 });
+    try {
+      await t.reconciler.request();
+      await t.clock.advance(10 * MINUTE_MS);
+      expect(verifies(t)).toBe(0);
+    } finally {
+      t.reconciler.close();
+    }
+  });
+
+  test('verify throwing is a failed apply: tablesApplyFailed, the error count, BFD told, retried; the retry applies', async () => {
+    const t = setup();
+    const errors = async () =>
+      (await t.metrics.tableAppliesTotal.get()).values.find((v) => v.labels.result === 'error')?.value;
+    try {
+      await t.reconciler.request();
+      t.dataPlane.failNextVerify(new DataPlaneError('NFT_FAILED', 'nft: table l4fleet: No such file or directory'));
+      await t.clock.advance(MINUTE_MS);
+      expect(verifies(t)).toBe(1);
+      expect(t.applies).toEqual([true, false]);
+      expect(await errors()).toBe(1);
+      expect(t.logs.filter((l) => l.event === 'tablesApplyFailed')).toEqual([
+        expect.objectContaining({ level: 50, code: 'NFT_FAILED', err: expect.stringContaining('No such file') }),
+      ]);
+      await t.clock.advance(1_000); // the retry: the same tables applied in full
+      expect(t.applies).toEqual([true, false, true]);
+      expect(t.dataPlane.applied).toHaveLength(2);
     } finally {
       t.reconciler.close();
     }

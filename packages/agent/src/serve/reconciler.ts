@@ -1,7 +1,8 @@
 /**
  * Turns (desired state, decided status, node state) into forwarding and routes, in the order that never
  * blackholes: withdraw routes that must go, program the data plane, then announce (ARCHITECTURE step 5).
- * Runs one pass at a time; requests while a pass runs coalesce into one more pass.
+ * Runs one pass at a time; requests while a pass runs coalesce into one more pass. Between passes it reads the data
+ * plane back each verifyIntervalMs and repairs what changed behind it (DataPlane.verify), in the same queue.
  */
 import { type Advertisement, GRACEFUL_SHUTDOWN_COMMUNITY, type Speaker } from '@l4fleet/bgp';
 import type { DecidedStatus, Fleet, MemberRamps, TableHistory } from '@l4fleet/config';
@@ -23,6 +24,7 @@ import {
   withCommunity,
   withdrawReason,
 } from './plan.js';
+import { createVerifyTimer, DEFAULT_DATAPLANE_VERIFY_INTERVAL_MS, verifyDataPlane } from './verify.js';
 
 /** RFC 8326 GRACEFUL_SHUTDOWN well-known community: bgp's constant, under the name the agent's API has used. */
 export const GRACEFUL_SHUTDOWN = GRACEFUL_SHUTDOWN_COMMUNITY;
@@ -88,6 +90,11 @@ export interface ReconcilerOptions {
   readonly onDataPlaneApply?: (ok: boolean) => void;
   /** A draining pass handed the GRACEFUL_SHUTDOWN set to the speaker and gobgpd took it: the graceful window may start. */
   readonly onDrainAnnounced?: () => void;
+  /**
+   * The data plane is verified (read back, drift repaired) every this many ms once an apply went through, while no
+   * apply is running, queued or failing; 0 never. Default DEFAULT_DATAPLANE_VERIFY_INTERVAL_MS (60 s).
+   */
+  readonly verifyIntervalMs?: number;
 }
 
 export function createReconciler(opts: ReconcilerOptions): Reconciler {
@@ -129,6 +136,12 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     retryTimer = clock.setTimeout(() => void request(), Math.min(RETRY_MS * 2 ** (failures - 1), RETRY_MAX_MS));
   };
   let closed = false;
+  /** The verify interval came round: the loop verifies once no pass is queued (a tick during a pass waits for it). */
+  let verifyDue = false;
+  const verifyTimer = createVerifyTimer(clock, opts.verifyIntervalMs ?? DEFAULT_DATAPLANE_VERIFY_INTERVAL_MS, () => {
+    verifyDue = true;
+    running ??= loop();
+  });
 
   const served = (): ServedState => ({
     tables,
@@ -207,6 +220,32 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
       log.info({ event: 'vipWithdrawn', prefix, reason: r });
     }
     countAnnounced();
+  };
+
+  /** An apply or a verify failed: the error count, BFD told (AdminDown, 0010), the log, a retry on the backoff. */
+  const dataPlaneFailed = (err: unknown, during: 'apply' | 'verify'): void => {
+    metrics.tableAppliesTotal.inc({ result: 'error' });
+    opts.onDataPlaneApply?.(false);
+    // The data plane may now hold part of the failed tables (or of what a verify repaired), and the next pass must apply
+    // (and report, so BFD lifts AdminDown) even when the fleet went back to the tables applied before: forget them.
+    dpSignature = undefined;
+    const code = (err as { code?: string }).code;
+    log.error({ event: 'tablesApplyFailed', during, err: (err as Error).message, code });
+    retryLater();
+  };
+
+  /**
+   * Reads the data plane back and repairs drift. Only over tables the last apply put there: after a failed apply (or
+   * none yet) the retry's apply writes everything anyway. A verify that fails is a failed apply: the node that cannot
+   * repair its forwarding leaves ECMP (BFD) and retries, like one that cannot take its tables.
+   */
+  const verify = async (): Promise<void> => {
+    if (!applied || dpSignature === undefined || failures > 0) return;
+    try {
+      await verifyDataPlane(opts.dataPlane, metrics, log);
+    } catch (err) {
+      if (!closed) dataPlaneFailed(err, 'verify');
+    }
   };
 
   const pass = async (): Promise<void> => {
@@ -290,6 +329,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
         appliedRevision = inp.revision;
         applied = true;
         metrics.desiredRevision.set(inp.revision);
+        verifyTimer.start();
         log.info({
           event: 'tablesApplied',
           vips: planned.length,
@@ -298,16 +338,10 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
           ms: Math.round(seconds * 1000),
         });
       } catch (err) {
-        metrics.tableAppliesTotal.inc({ result: 'error' });
-        opts.onDataPlaneApply?.(false);
-        // The data plane may now hold part of the failed tables, and the next pass must apply (and report, so BFD lifts
-        // AdminDown, 0010) even when the fleet went back to the tables applied before: forget what was applied.
-        dpSignature = undefined;
-        log.error({ event: 'tablesApplyFailed', err: (err as Error).message, code: (err as { code?: string }).code });
+        dataPlaneFailed(err, 'apply');
         // Announce nothing new over a data plane that did not take the tables (step 1 already withdrew what must go;
-        // what stays announced is served by the tables the data plane holds); retry.
+        // what stays announced is served by the tables the data plane holds).
         previousTables = planned;
-        retryLater();
         return;
       }
     } else if (applied && appliedRevision !== inp.revision) {
@@ -335,29 +369,40 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     previousTables = planned;
   };
 
+  /** One pass, its failure counted, its pending-routes pass armed, its outcome told. */
+  const passOnce = async (): Promise<void> => {
+    try {
+      const before = failures;
+      if (!closed) await pass();
+      // A pass whose apply failed scheduled its retry (and counted) itself; one that went through resets the count.
+      const failed = failures !== before;
+      if (!failed) failures = 0;
+      // Routes gobgpd did not confirm: a pass each RETRY_MS sends them again (nothing else would without a new input);
+      // the speaker fails those at once while gobgpd is away, and the plan comes from the table cache. Not after a
+      // failed apply: its retry brings the next pass on the backoff (a state refused for good would otherwise be
+      // planned and applied again each second, and a pass that fails its apply never reaches the announce).
+      clock.clearTimeout(pendingTimer);
+      if (routesPending && !failed && !closed) pendingTimer = clock.setTimeout(() => void request(), RETRY_MS);
+      opts.onServedChange?.(served());
+    } catch (err) {
+      log.error({ event: 'reconcileFailed', err: (err as Error).message });
+      retryLater();
+    }
+  };
+
   const loop = async (): Promise<void> => {
     do {
       again = false;
       const batch = waiters;
       waiters = [];
-      try {
-        const before = failures;
-        if (!closed) await pass();
-        // A pass whose apply failed scheduled its retry (and counted) itself; one that went through resets the count.
-        const failed = failures !== before;
-        if (!failed) failures = 0;
-        // Routes gobgpd did not confirm: a pass each RETRY_MS sends them again (nothing else would without a new input);
-        // the speaker fails those at once while gobgpd is away, and the plan comes from the table cache. Not after a
-        // failed apply: its retry brings the next pass on the backoff (a state refused for good would otherwise be
-        // planned and applied again each second, and a pass that fails its apply never reaches the announce).
-        clock.clearTimeout(pendingTimer);
-        if (routesPending && !failed && !closed) pendingTimer = clock.setTimeout(() => void request(), RETRY_MS);
-        opts.onServedChange?.(served());
-      } catch (err) {
-        log.error({ event: 'reconcileFailed', err: (err as Error).message });
-        retryLater();
-      }
+      // A loop the verify timer started has no pass to run.
+      if (batch.length > 0) await passOnce();
       for (const w of batch) w();
+      // After the pass, and only when no request is queued: a verify reads back what the last apply wrote.
+      if (verifyDue && !again && !closed) {
+        verifyDue = false;
+        await verify();
+      }
     } while (again && !closed);
     running = undefined;
   };
@@ -378,6 +423,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
       closed = true;
       clock.clearTimeout(retryTimer);
       clock.clearTimeout(pendingTimer);
+      verifyTimer.close();
       for (const w of waiters) w();
       waiters = [];
     },
