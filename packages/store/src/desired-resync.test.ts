@@ -342,7 +342,9 @@ describe('store desired - resync', () => {
   });
 
   // The re-read reads the state as of now: the events after the compacted one in the same response are older than
-  // it, and delivered after it they took the node back to an older fleet.
+  // it, and delivered after it they took the node back to an older fleet. A later response can also carry events the
+  // re-read already covered (the watch resumes after the last event it passed on): an older one (g4@13) would take the
+  // node back, and the one at the re-read's own revision (g4b@14) would deliver that fleet a second time.
   test('store desired - after a re-read, older events of the same response are not delivered', async () => {
     const ns = new FakeNamespace();
     ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
@@ -352,18 +354,20 @@ describe('store desired - resync', () => {
     ns.chunk = chunked.chunk;
     ns.failChunkReadsAt = 11;
     ns.chunkErrors = [new Error('etcdserver: mvcc: required revision has been compacted')];
-    ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g4')), modRevision: 13 };
+    ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g4b')), modRevision: 14 };
     ns.revision = 14;
     ns.watchers[0]?.emit('data', {
       header: { revision: '14' },
       events: [put(chunked.pointer, 11), put(pointerOf(fleet, 'g3'), 12)],
     });
-    await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 13]), { timeout: 5_000 });
-    // A later response holding what the re-read covered (the watch resumes after the last event it passed on).
-    ns.watchers[0]?.emit('data', { header: { revision: '14' }, events: [put(pointerOf(fleet, 'g4'), 13)] });
+    await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 14]), { timeout: 5_000 });
+    ns.watchers[0]?.emit('data', {
+      header: { revision: '14' },
+      events: [put(pointerOf(fleet, 'g4'), 13), put(pointerOf(fleet, 'g4b'), 14)],
+    });
     ns.watchers[0]?.emit('data', { header: { revision: '15' }, events: [put(pointerOf(fleet, 'g5'), 15)] });
-    await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 13, 15]), { timeout: 5_000 });
-    expect(updates.map((u) => u.generation)).toEqual(['g1', 'g4', 'g5']);
+    await vi.waitFor(() => expect(updates.map((u) => u.revision)).toContain(15), { timeout: 5_000 });
+    expect(updates.map((u) => `${u.generation}@${u.revision}`)).toEqual(['g1@5', 'g4b@14', 'g5@15']);
   });
 
   // Each retry of a generation read (every 2 s at most) was a warning and an onError, and the agent warned again:
@@ -507,6 +511,48 @@ describe('store desired - resync', () => {
     } finally {
       await watch?.close();
       watch = undefined;
+      vi.useRealTimers();
+    }
+  });
+
+  // close() during a retry's pause ended the pause (wake): without it the handler slept out its backoff (up to 2 s)
+  // and close() - an agent's shutdown - waited for it. Fake timers: nothing moves the pause's timer but close().
+  test('store desired - close() during the pause between generation read retries resolves without the pause ending', async () => {
+    vi.useFakeTimers();
+    const turns = async (until: () => boolean) => {
+      for (let i = 0; i < 200 && !until(); i++) await Promise.resolve();
+    };
+    let closing: Promise<void> | undefined;
+    let resolved = false;
+    try {
+      const ns = new FakeNamespace();
+      ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
+      const errors: StoreError[] = [];
+      const w = await new DesiredStore(ctxOf(ns)).watchDesired({
+        onUpdate: () => undefined,
+        onError: (e) => errors.push(e),
+      });
+      const chunked = chunkedOf(fleet, 'g2');
+      ns.chunk = chunked.chunk;
+      ns.failChunkReadsAt = 11;
+      ns.chunkErrors = Array.from(
+        { length: 100 },
+        () => new GRPCUnavailableError('14 UNAVAILABLE: Connection dropped'),
+      );
+      ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(chunked.pointer, 11)] });
+      // The first read failed (reported) and the handler is in its pause.
+      await turns(() => errors.length > 0);
+      expect(errors.map((e) => e.code)).toEqual(['UNAVAILABLE']);
+      closing = w.close().then(() => {
+        resolved = true;
+      });
+      await turns(() => resolved);
+      expect(resolved).toBe(true);
+      expect(ns.chunkReads).toBe(1);
+    } finally {
+      // Bounded either way: a close() still waiting gets its timers run out before the real ones return.
+      if (!resolved) await vi.advanceTimersByTimeAsync(5_000);
+      await closing;
       vi.useRealTimers();
     }
   });

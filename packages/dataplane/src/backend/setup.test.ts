@@ -1,15 +1,32 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { relative } from 'node:path';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import type { Exec } from '../exec.js';
 import { readRecord, recordPath, writeRecord } from './record.js';
 import { setupBackend } from './setup.js';
 import { DEAD_PID, fakeHost, hostDeps as fakeHostDeps, INPUT, NETNS, PRISTINE } from './setup-fake-host.test-helper.js';
 import { backendStatus, teardownBackend } from './teardown.js';
 
+// The record's writes as the real ones, but for the one a test makes fail (a full disk under the state directory).
+const recordWrites = vi.hoisted(() => ({ failNext: false }));
+vi.mock('./record.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('./record.js')>();
+  return {
+    ...real,
+    writeRecord: async (...args: Parameters<typeof real.writeRecord>) => {
+      if (recordWrites.failNext) {
+        recordWrites.failNext = false;
+        throw Object.assign(new Error(`ENOSPC: no space left on device, write '${args[0]}'`), { code: 'ENOSPC' });
+      }
+      return real.writeRecord(...args);
+    },
+  };
+});
+
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
+  recordWrites.failNext = false;
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 const hostDeps = (exec: Exec) => fakeHostDeps(exec, cleanups);
@@ -226,6 +243,75 @@ describe('backend host', () => {
     expect(Object.fromEntries(host.sysctls)).toEqual(PRISTINE);
     expect([...host.paths]).toEqual([]);
     expect(await readRecord(recordPath(deps.stateDir, NETNS))).toBeUndefined();
+  });
+
+  // The rollback's `tc qdisc del` of the clsact it added fails on a qdisc no longer there: the host is as the undo
+  // wanted, so the rollback is clean (no "rollback failed too", no record kept for a teardown with nothing to do).
+  test('backend host - the filter attach fails and clsact was removed by hand meanwhile: a clean rollback, no record kept', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    const failing: Exec = async (argv, input) => {
+      if (!argv.join(' ').startsWith('tc filter replace')) return host.exec(argv, input);
+      host.tc.clsact = false;
+      return { code: 2, stdout: '', stderr: 'Error: Filter with specified priority/protocol not found.' };
+    };
+    const setup = setupBackend(INPUT, { ...deps, exec: failing });
+    await expect(setup).rejects.toThrow(/^tc filter replace .*: exit 2: Error: Filter with specified priority/);
+    await expect(setup).rejects.not.toThrow('the rollback failed too');
+    expect(host.tc).toEqual({ clsact: false, filter: undefined });
+    expect(host.lo.size).toBe(0);
+    expect(Object.fromEntries(host.sysctls)).toEqual(PRISTINE);
+    expect([...host.paths]).toEqual([]);
+    expect(await readRecord(recordPath(deps.stateDir, NETNS))).toBeUndefined();
+  });
+
+  // The same for the filter: its `tc filter del` fails on a filter no longer there, which is what the undo wanted.
+  test('backend host - the record write fails and the filter was removed by hand meanwhile: a clean rollback, no record kept', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    const failing: Exec = async (argv, input) => {
+      const r = await host.exec(argv, input);
+      if (argv.join(' ').startsWith('tc filter replace')) {
+        host.tc.filter = undefined;
+        recordWrites.failNext = true;
+      }
+      return r;
+    };
+    const setup = setupBackend(INPUT, { ...deps, exec: failing });
+    await expect(setup).rejects.toThrow(/^backend setup: ENOSPC: no space left on device, write '.*'$/);
+    expect(host.tc).toEqual({ clsact: false, filter: undefined });
+    expect(host.lo.size).toBe(0);
+    expect(Object.fromEntries(host.sysctls)).toEqual(PRISTINE);
+    expect([...host.paths]).toEqual([]);
+    expect(await readRecord(recordPath(deps.stateDir, NETNS))).toBeUndefined();
+  });
+
+  // A check that cannot tell whether the host is as the undo wanted counts as not: the undo's own failure stands.
+  test('backend host - an undo step that fails while its check fails too is a failed rollback naming the step, the record kept', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    let attachFailed = false;
+    const failing: Exec = async (argv, input) => {
+      const line = argv.join(' ');
+      if (line.startsWith('tc filter replace')) {
+        attachFailed = true;
+        return { code: 2, stdout: '', stderr: 'Error: bpf: prog refused' };
+      }
+      if (attachFailed && line.startsWith('tc qdisc del'))
+        return { code: 2, stdout: '', stderr: 'RTNETLINK answers: Operation not permitted' };
+      if (attachFailed && line.startsWith('tc -j qdisc show'))
+        return { code: 1, stdout: '', stderr: 'Cannot send dump request: Operation not permitted' };
+      return host.exec(argv, input);
+    };
+    const setup = setupBackend(INPUT, { ...deps, exec: failing });
+    await expect(setup).rejects.toThrow(
+      /^tc filter replace .*: exit 2: Error: bpf: prog refused; the rollback failed too/,
+    );
+    await expect(setup).rejects.toThrow(
+      'tc qdisc del dev eth0 clsact: exit 2: RTNETLINK answers: Operation not permitted',
+    );
+    expect(host.tc.clsact).toBe(true);
+    expect(await readRecord(recordPath(deps.stateDir, NETNS))).toMatchObject({ clsactCreated: true });
   });
 
   test('backend host - a setup whose rollback fails keeps the record and the ARP settings, names each failed step; teardown then finishes', async () => {
