@@ -82,3 +82,25 @@ describe.skipIf(!existsSync(BIN) || process.platform !== 'linux')('l4fleet bin -
     }
   });
 });
+
+describe.skipIf(!existsSync(BIN))('l4fleet bin - a reader that went away (`| head -1`, `| true`)', () => {
+  // stdout's reader closed: every write failed with EPIPE and, nothing listening for 'error' on stdout, Node threw
+  // "Unhandled 'error' event" with a stack trace, exit 1, for a command that had done all it was asked.
+  test('stdout closed before the output: no stack trace, exit 0 (the command did its work)', async () => {
+    // `maglev table` needs no etcd; its output is one write, made after the pipe is gone.
+    const child = spawn(process.execPath, [BIN, 'maglev', 'table', '-b', 'a,b', '-o', 'json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('close', (code, signal) => resolve({ code, signal })),
+    );
+    const end = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 20_000))]);
+    if (end === 'hung') child.kill('SIGKILL');
+    expect(stderr).not.toContain("Unhandled 'error'");
+    expect(stderr).toBe('');
+    expect(end).toEqual({ code: 0, signal: null });
+  });
+});

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { agentCommandRan, holdEarlyHangup } from './early-hangup.js';
+import { endQuietlyOnClosedOutput } from './io.js';
 import { dropIpServernameWarning } from './warnings.js';
 
 // The node agent gets `systemctl reload` (SIGHUP) at any time, also in the first second, before the program below
@@ -9,6 +10,8 @@ import { dropIpServernameWarning } from './warnings.js';
 // (`get members --pool agent`, `backend agent`: program.ts).
 if (process.argv.slice(2).includes('agent')) holdEarlyHangup();
 dropIpServernameWarning();
+// A reader that went away (`| head -1`) ends that output, not the command with a stack trace (io.ts).
+endQuietlyOnClosedOutput();
 const { runCli } = await import('./program.js');
 const code = await runCli(process.argv.slice(2));
 // Ending by itself, Node first closes its signal handlers (SIGHUP's default, exit, is back) and then takes some ms to

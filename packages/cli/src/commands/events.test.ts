@@ -9,7 +9,13 @@ import { writeTestPem } from '../pem.test-helper.js';
 import { runCli } from '../program.js';
 
 /** followEvents as a recorder: what the command would dial NATS with (nothing is dialled). */
-const followed = vi.hoisted(() => ({ calls: [] as unknown[], messages: [] as [text: string, subject: string][] }));
+const followed = vi.hoisted(() => ({
+  calls: [] as unknown[],
+  messages: [] as [text: string, subject: string][],
+  /** Then follows on (as on a quiet fleet) until the signal aborts; onFollowing runs once it does. */
+  untilAborted: false,
+  onFollowing: () => {},
+}));
 vi.mock('@l4fleet/agent', async (importOriginal) => ({
   ...(await importOriginal<typeof import('@l4fleet/agent')>()),
   followEvents: async (opts: FollowEventsOptions) => {
@@ -21,6 +27,12 @@ vi.mock('@l4fleet/agent', async (importOriginal) => ({
       delivered += 1;
       opts.onMessage(text, subject);
     }
+    if (!followed.untilAborted || opts.signal?.aborted) return;
+    const signal = opts.signal;
+    const stopped = new Promise<void>((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true }));
+    followed.onFollowing();
+    // Bounded: a test whose stop never came ends here (and fails on the status).
+    await Promise.race([stopped, new Promise((r) => setTimeout(r, 10_000))]);
   },
 }));
 
@@ -275,5 +287,46 @@ describe('cli events - --count counts the events printed', () => {
     const r = await events('--nats', 'nats://127.0.0.1:4222', '--count', '2');
     expect(r).toMatchObject({ code: 0, err: '' });
     expect(r.out.split('\n')).toEqual([`${SUBJECT} not json`, '- - vip.announced']);
+  });
+});
+
+describe('cli events - how a follow ends: the exit status tells an interrupt from an end it was asked for', () => {
+  beforeEach(() => {
+    followed.calls.length = 0;
+    followed.untilAborted = true;
+  });
+  afterEach(() => {
+    followed.untilAborted = false;
+    followed.onFollowing = () => {};
+  });
+
+  // Ctrl-C aborted the follow and the action returned normally: exit 0, as for --count or --timeout-ms.
+  test('SIGINT (Ctrl-C): exit 130, no error line; its handler removed', async () => {
+    const before = new Set(process.listeners('SIGINT'));
+    let ours: (() => void)[] = [];
+    followed.onFollowing = () => {
+      // The command's own handler, called directly: emitting SIGINT would reach the test runner's too.
+      ours = process.listeners('SIGINT').filter((l) => !before.has(l)) as (() => void)[];
+      for (const l of ours) l();
+    };
+    const r = await events('--nats', 'nats://127.0.0.1:4222');
+    expect(ours).toHaveLength(1);
+    expect(r).toEqual({ code: 130, out: '', err: '' });
+    expect(process.listeners('SIGINT').filter((l) => !before.has(l))).toEqual([]);
+  });
+
+  test('--timeout-ms: exit 0', async () => {
+    const r = await events('--nats', 'nats://127.0.0.1:4222', '--timeout-ms', '1');
+    expect(r).toEqual({ code: 0, out: '', err: '' });
+  });
+
+  // `l4fleet events -o json | head -1`: the follow went on after the reader had gone, then died of EPIPE.
+  test("stdout's reader gone (io.closed): the follow stops, exit 0", async () => {
+    const closed = new AbortController();
+    followed.onFollowing = () => closed.abort();
+    const io: CliIo = { out: () => {}, err: () => {}, closed: closed.signal };
+    expect(await runCli(['events', '--nats', 'nats://127.0.0.1:4222'], io)).toBe(0);
+    expect(followed.calls).toHaveLength(1);
+    expect((followed.calls[0] as FollowEventsOptions).signal?.aborted).toBe(true);
   });
 });

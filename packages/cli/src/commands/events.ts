@@ -6,7 +6,7 @@ import { AgentError, EVENT_KINDS, eventFilter, type FollowEventsOptions, followE
 import { maskUserinfo } from '@l4fleet/config';
 import type { Command } from 'commander';
 import { readPemFlag, readSecretFlag } from '../flag-files.js';
-import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+import { CliError, type CliIo, EXIT_FAILURE, EXIT_SIGINT, EXIT_USAGE } from '../io.js';
 import { integerOption } from '../options.js';
 
 /** The NATS login flags `events` and `dashboard` share (the operator guide's secured NATS: tls://, a CA, a token). */
@@ -153,7 +153,7 @@ export function registerEvents(program: Command, io: CliIo): void {
     .option('--subject-prefix <prefix>', 'first subject token', 'l4fleet')
     .option('-o, --output <format>', 'text | json (one JSON object per line)', 'text')
     .option('--count <n>', 'exit after n events printed (-o json: skipped messages do not count)')
-    .option('--timeout-ms <ms>', 'exit after this long (status 0; at most 2147483647)');
+    .option('--timeout-ms <ms>', 'exit after this long (status 0; at most 2147483647); Ctrl-C exits 130');
   addNatsLoginOptions(command).action(async (flags: EventsFlags) => {
     if (flags.output !== 'text' && flags.output !== 'json') {
       throw new CliError(`--output: ${JSON.stringify(flags.output)} is not text | json`, EXIT_USAGE);
@@ -177,8 +177,18 @@ export function registerEvents(program: Command, io: CliIo): void {
     const auth = natsAuth(flags);
     const abort = new AbortController();
     const timer = timeoutMs ? setTimeout(() => abort.abort(), timeoutMs) : undefined;
-    const onSigint = () => abort.abort();
+    // Ctrl-C ends the follow with 130 (a shell's status for a command SIGINT ended), so a script tells it from the end
+    // --count or --timeout-ms asked for (0); SIGTERM keeps Node's default, death by the signal (143).
+    let interrupted = false;
+    const onSigint = () => {
+      interrupted = true;
+      abort.abort();
+    };
     process.once('SIGINT', onSigint);
+    // `| head -1`: the reader has gone, so nothing more is printed; following on would only wait (exit 0, io.ts).
+    const onClosed = () => abort.abort();
+    io.closed?.addEventListener('abort', onClosed, { once: true });
+    if (io.closed?.aborted) abort.abort();
     // --count counts the events printed, so no `max` for followEvents: that counts NATS messages, and one that
     // -o json skips used up `--count 1 -o json`, exiting 0 with nothing for `| jq`. The follow ends by the abort.
     let printed = 0;
@@ -203,6 +213,8 @@ export function registerEvents(program: Command, io: CliIo): void {
     } finally {
       if (timer) clearTimeout(timer);
       process.removeListener('SIGINT', onSigint);
+      io.closed?.removeEventListener('abort', onClosed);
     }
+    if (interrupted) throw new CliError([], EXIT_SIGINT);
   });
 }
