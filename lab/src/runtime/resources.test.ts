@@ -14,6 +14,8 @@ const machine = vi.hoisted(() => ({
   survivors: [] as number[],
   /** `ip ... del NAME` commands that fail, by NAME, with this stderr. */
   delFails: new Map<string, string>(),
+  /** Called with NAME for each `ip ... del NAME`, before its answer (what the machine changes meanwhile). */
+  onDel: undefined as ((name: string) => void) | undefined,
   /** Output of `ip -o link show`. */
   links: '' as string,
 }));
@@ -24,6 +26,7 @@ vi.mock('@l4fleet/process', async (importOriginal) => ({
     const ok = (stdout: string) => ({ code: 0, stdout, stderr: '' });
     if (argv[0] === 'ip' && argv[1] === 'netns' && argv[2] === 'list') return ok(machine.netns);
     if (argv[0] === 'ip' && argv[1] === '-o' && argv[2] === 'link') return ok(machine.links);
+    if (argv[0] === 'ip' && argv.at(-2) === 'del') machine.onDel?.(argv.at(-1) ?? '');
     const delFail = argv[0] === 'ip' && argv.at(-2) === 'del' ? machine.delFails.get(argv.at(-1) ?? '') : undefined;
     if (delFail !== undefined) return { code: 1, stdout: '', stderr: delFail };
     if (argv[0] === 'docker') {
@@ -102,6 +105,7 @@ describe('lab resources - down', () => {
     machine.calls = [];
     machine.survivors = [];
     machine.delFails = new Map();
+    machine.onDel = undefined;
     machine.links = '';
   });
   afterEach(() => {
@@ -228,5 +232,24 @@ describe('lab resources - down', () => {
     machine.delFails = new Map();
     expect((await downLab('nn4')).warnings).toEqual([]);
     expect(existsSync(labDir('nn4'))).toBe(false);
+  });
+
+  // The host interface is one end of a veth pair: it goes when its peer's namespace is deleted, and its own delete
+  // then fails on a device that is gone. What down wanted is done: no warning, and the state goes.
+  test('lab resources - a host interface whose delete fails but is gone by the next listing: no warning, the state removed', async () => {
+    const { labDir } = await import('./state.js');
+    mkdirSync(join(dir, 'nn5'));
+    machine.dockerLabels = '';
+    machine.netns = 'l4f-nn5-node1 (id: 9)';
+    machine.links = '7: l4f-nn5-h@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP\n';
+    machine.delFails.set('l4f-nn5-h', 'Cannot find device "l4f-nn5-h"');
+    machine.onDel = (name) => {
+      if (name === 'l4f-nn5-h') machine.links = '';
+    };
+    const down = await downLab('nn5');
+    expect(machine.calls).toContainEqual(['ip', 'link', 'del', 'l4f-nn5-h']);
+    expect(down.warnings).toEqual([]);
+    expect(down.left).toEqual([]);
+    expect(existsSync(labDir('nn5'))).toBe(false);
   });
 });
