@@ -131,6 +131,7 @@ export function createAgent(deps: AgentDeps): Agent {
     metrics,
     logger: log,
     clock,
+    verifyIntervalMs: config.dataplane.verifyIntervalS * 1000,
     onDataPlaneApply: (ok) => bfd.setDataPlaneHealthy(ok),
     onDrainAnnounced: () => lifecycle.drainAnnounced(),
     onServedChange: (s) => {

@@ -35,6 +35,7 @@ describe('agent config - dataplane bpf', () => {
       bpffsPath: '/sys/fs/bpf',
       pinName: 'l4fleet',
       xdp: 'off',
+      verifyIntervalS: 60,
     });
   });
 
@@ -110,6 +111,7 @@ describe('agent config - dataplane bpf', () => {
     expect(parseAgentConfig(withDataPlane({ driver: 'nftables' })).dataplane).toEqual({
       driver: 'nftables',
       table: 'l4fleet',
+      verifyIntervalS: 60,
     });
   });
 });
@@ -122,5 +124,28 @@ describe('agent config - dataplane flow timeouts', () => {
       "dataplane.flowTimeoutUdpS: 60 has no effect since VIP profiles (design note 0012): a VIP's flows idle out at its vips[].profile.idleTimeoutS (default 300 s TCP, 30 s UDP); set that in the fleet and remove this",
     ]);
     expect(parseAgentConfig(withDataPlane({ driver: 'nftables' })).dataplane.warnings).toBeUndefined();
+  });
+});
+
+// The reconciler's verify (DataPlane.verify: state changed by hand repaired) runs every minute; a node where something
+// else rewrites the tables on purpose, or a very large one, may set it, and 0 turns it off.
+describe('agent config - dataplane.verifyIntervalS', () => {
+  test('default 60 s for every driver; 0 is off; kept when given', () => {
+    for (const driver of ['nftables', 'bpf', 'proxy', 'dry-run']) {
+      expect(parseAgentConfig(withDataPlane({ driver })).dataplane.verifyIntervalS).toBe(60);
+    }
+    expect(parseAgentConfig(withDataPlane({ verifyIntervalS: 0 })).dataplane.verifyIntervalS).toBe(0);
+    expect(parseAgentConfig(withDataPlane({ verifyIntervalS: 600 })).dataplane.verifyIntervalS).toBe(600);
+  });
+
+  test.each([
+    [-1, '-1'],
+    [1.5, '1.5'],
+    ['60', '"60"'],
+    [86_401, '86401'],
+  ])('%j is refused naming the field and the value', (v, shown) => {
+    expect(problemsOf(withDataPlane({ verifyIntervalS: v }))).toEqual([
+      `dataplane.verifyIntervalS: ${shown} is not seconds, 0 for off (0-86400)`,
+    ]);
   });
 });

@@ -35,6 +35,7 @@ const FIELDS = [
   'bpffsPath',
   'pinName',
   'xdp',
+  'verifyIntervalS',
 ] as const;
 
 /** Fields only one driver reads; the rest are shared or harmless (`table` has a default every driver carries). */
@@ -103,6 +104,15 @@ export function parseDataPlane(p: Problems, v: unknown, node: NodeSection): Data
         }
       : {}),
     ...(driver === 'bpf' ? bpfOptions(p, dp, node) : {}),
+    verifyIntervalS: int(
+      p,
+      'dataplane.verifyIntervalS',
+      dp.verifyIntervalS,
+      0,
+      86_400,
+      'seconds, 0 for off',
+      d.DEFAULT_DATAPLANE_VERIFY_INTERVAL_S,
+    ),
     ...(warnings.length > 0 ? { warnings } : {}),
   };
 }

@@ -31,6 +31,11 @@ export const DEFAULT_NFT_TABLE = 'l4fleet';
 /** dataplane.bpffsPath and dataplane.pinName: the bpf driver's own defaults. */
 export const DEFAULT_BPFFS_PATH = DATAPLANE_BPFFS_PATH;
 export const DEFAULT_BPF_PIN_NAME = DATAPLANE_PIN_NAME;
+/**
+ * dataplane.verifyIntervalS: how often the agent reads its data plane back and repairs what changed behind it (by
+ * hand, another program); a hand edit costs at most about this long of the node's share of the traffic.
+ */
+export const DEFAULT_DATAPLANE_VERIFY_INTERVAL_S = 60;
 export const DEFAULT_MAX_CONCURRENT_PROBES = 256;
 export const DEFAULT_FORWARD_AFTER_WITHDRAW_MS = 3_000; // > BGP UPDATE propagation + FIB reprogramming
 export const DEFAULT_STATE_DIR = '/var/lib/l4fleet'; // FHS: variable state that survives a reboot

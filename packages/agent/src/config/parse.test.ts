@@ -42,7 +42,7 @@ describe('agent config - parse', () => {
     expect(c.etcd).toMatchObject({ prefix: '/l4fleet', dialTimeoutMs: 2_000, leaseTtlS: 10 });
     expect(c.nats).toMatchObject({ servers: [], subjectPrefix: 'l4fleet', maxPendingEvents: 1_000 });
     expect(c.metrics.listen).toBe('127.0.0.1:9469');
-    expect(c.dataplane).toEqual({ driver: 'nftables', table: 'l4fleet' });
+    expect(c.dataplane).toEqual({ driver: 'nftables', table: 'l4fleet', verifyIntervalS: 60 });
     const tuned = parseAgentConfig({
       ...minimal,
       dataplane: { flowTimeoutTcpS: 600, flowTimeoutUdpS: 10, flowTableSize: 262_144, deltaWriter: 'nft' },
@@ -54,6 +54,7 @@ describe('agent config - parse', () => {
       flowTimeoutUdpS: 10,
       flowTableSize: 262_144,
       deltaWriter: 'nft',
+      verifyIntervalS: 60,
       // Still passed to the driver, but without effect since profiles (dataplane.test.ts).
       warnings: [
         expect.stringContaining('dataplane.flowTimeoutTcpS: 600'),

@@ -122,6 +122,11 @@ export interface DataPlaneSection {
   readonly pinName?: string;
   /** bpf: `native` adds the XDP fast path in front of the tc program (a NIC driver with native XDP); default off. */
   readonly xdp?: 'off' | 'native';
+  /**
+   * Seconds between two reads of the data plane back from the kernel, each repairing what changed behind the agent
+   * (DataPlane.verify); 0 never; default 60.
+   */
+  readonly verifyIntervalS: number;
 }
 
 export type DeltaWriter = 'auto' | 'netlink' | 'nft';

@@ -7,10 +7,11 @@
 import type { DataPlane } from '@l4fleet/dataplane';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
+import { DEFAULT_DATAPLANE_VERIFY_INTERVAL_S } from '../config/defaults.js';
 import type { AgentMetrics } from '../observe/metrics.js';
 
-/** How often the data plane is read back and repaired, ms (1 min: a hand edit costs at most that much traffic). */
-export const DEFAULT_DATAPLANE_VERIFY_INTERVAL_MS = 60_000;
+/** How often the data plane is read back and repaired, ms: agent.yaml's default dataplane.verifyIntervalS. */
+export const DEFAULT_DATAPLANE_VERIFY_INTERVAL_MS = DEFAULT_DATAPLANE_VERIFY_INTERVAL_S * 1000;
 
 export interface VerifyTimer {
   /** Starts the period (the first apply went through); again, nothing. */
