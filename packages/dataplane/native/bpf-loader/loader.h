@@ -45,6 +45,7 @@ enum op {
 	OP_TABLE_PREV = 11,  /* u32 index, u32 n, n x u32 slot, n x u32 previous owner id + 1 (0 none): second chance */
 	OP_TABLE_SEAT = 12,  /* u32 index, u32 size: make a table ready there ahead of its create (ahead.c) */
 	OP_SEAT_WAIT = 13,   /* answered once the seat asked for is ready (or given up) */
+	OP_ATTACH_CHECK = 14, /* answered 0 while the program is attached where the start put it, else the errno (attach_check) */
 };
 
 /*

@@ -113,9 +113,14 @@ int main(int argc, char **argv)
 			continue;
 		}
 		h[0] &= ~OP_CHAINED;
-		/* A send of writes (an apply) goes only to maps a program on the interface still reads (start.c). */
+		/*
+		 * A send of writes (an apply) goes only to maps a program on the interface still reads (start.c); a send
+		 * of counters (OP_STATS) does not report a program no packet reaches: the driver then restarts this
+		 * loader, whose start attaches it again. OP_ATTACH_CHECK asks only that (an apply with nothing to write,
+		 * verify).
+		 */
 		if (first && (h[0] == OP_UPDATE || h[0] == OP_DELETE || h[0] == OP_TABLE_CREATE || h[0] == OP_TABLE_WRITE ||
-			      h[0] == OP_TABLE_PREV)) {
+			      h[0] == OP_TABLE_PREV || h[0] == OP_STATS || h[0] == OP_ATTACH_CHECK)) {
 			int aerr = attach_check(msg, sizeof(msg));
 			if (aerr) {
 				reply_err(aerr, "%s", msg);
@@ -164,6 +169,7 @@ int main(int argc, char **argv)
 		case OP_REMOVE: remove_all(); break;
 		case OP_PROG_INFO: prog_info(); break;
 		case OP_TABLE_SEAT: seat_want(buf, h[1]); break;
+		case OP_ATTACH_CHECK: reply(0, NULL, 0); break;
 		case OP_SEAT_WAIT:
 			seat_settle();
 			reply(0, NULL, 0);

@@ -225,3 +225,56 @@ describe('bpf driver - a loader that died', () => {
     await dp.close();
   });
 });
+
+describe('bpf driver - verify and the attach check', () => {
+  const backends = [0, 1, 2].map((i) => ({ name: `b${i}`, address: `198.18.90.${10 + i}`, port: 80 }));
+  const desired = [
+    {
+      vip: { address: '198.51.100.43', port: 80, protocol: 'tcp' as const },
+      hash: '5-tuple' as const,
+      seed: 7,
+      backends,
+      slots: buildTable(backends, 251),
+    },
+  ];
+  const ops = (): number[] => lines('ops').map(Number);
+
+  test('verify before any apply starts no loader and reports nothing', async () => {
+    const dp = fakeDriver();
+    expect((await dp.verify()).transactions).toBe(0);
+    expect(pids()).toEqual([]);
+    await dp.close();
+  });
+
+  test('verify checks the attachment, then reads the maps back (a dump) before it plans', async () => {
+    const dp = fakeDriver();
+    await dp.apply(desired);
+    const before = ops().length;
+    await dp.verify();
+    expect(ops().slice(before, before + 2)).toEqual([Op.attachCheck, Op.dump]);
+    expect(pids()).toHaveLength(1);
+    await dp.close();
+  });
+
+  test('verify over a program no longer attached starts a new loader (whose start attaches it) and counts that repair', async () => {
+    const dp = fakeDriver({ FAKE_FAIL_ON_OP: String(Op.attachCheck) });
+    await dp.apply(desired);
+    vi.stubEnv('FAKE_FAIL_ON_OP', '');
+    const r = await dp.verify();
+    expect(pids()).toHaveLength(2);
+    expect(alive(pids()[0] as number)).toBe(false);
+    expect(r.transactions).toBeGreaterThan(0);
+    expect(r.vips.map((v) => v.action)).not.toContain('unchanged');
+    await dp.close();
+  });
+
+  test('an apply with nothing to write checks the attachment: refused, it fails and the next apply starts a new loader', async () => {
+    const dp = fakeDriver({ FAKE_FAIL_ON_OP: String(Op.attachCheck) });
+    await dp.apply(desired);
+    await expect(dp.apply(desired)).rejects.toMatchObject({ code: 'BPF_FAILED' });
+    vi.stubEnv('FAKE_FAIL_ON_OP', '');
+    await dp.apply(desired);
+    expect(pids()).toHaveLength(2);
+    await dp.close();
+  });
+});

@@ -49,6 +49,7 @@ export interface BpfDataPlane extends DataPlane {
 const ms = (x: number): number => Math.round(x * 10) / 10;
 const DUMP = { op: Op.dump, payload: Buffer.alloc(0), what: 'dump' } as const;
 const SEAT_WAIT = { op: Op.seatWait, payload: Buffer.alloc(0), what: 'seat-wait' } as const;
+const ATTACH_CHECK = { op: Op.attachCheck, payload: Buffer.alloc(0), what: 'attach-check' } as const;
 /** Between sweeps while retired tables are due (each sweep deletes at most SWEEP_MAX_DELETES). */
 const SWEEP_PAUSE_MS = 20;
 
@@ -74,6 +75,8 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
    * listed only while it has counted packets.
    */
   let members = new Set<string>();
+  /** How the running loader's start found the program: `attached` when it had to attach it (LoaderStart). */
+  let startAttach: string | undefined;
 
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = queue.then(fn, fn);
@@ -111,6 +114,7 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       const s = await l.started;
       log.info({ event: 'programLoaded', attach: s.attach, progId: s.progId, from: s.from, fresh, xdp: s.xdp });
       seat = s.seat; // a seat left by the previous loader, adopted (ahead.c)
+      startAttach = s.attach;
       for (const family of s.xdp?.forwardingOff ?? []) {
         log.warn(
           { event: 'xdpIdle', family },
@@ -232,9 +236,9 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
     sweepTimer.unref();
   }
 
-  async function applyNow(desired: readonly VipTable[]): Promise<ApplyResult> {
-    if (closed) throw new DataPlaneError('CLOSED', 'apply: the bpf data plane is closed');
-    last = desired;
+  /** `verifying`: verify()'s apply of the last desired state over maps just read back (logged only when it wrote). */
+  async function applyNow(desired: readonly VipTable[], verifying = false): Promise<ApplyResult> {
+    if (closed) throw new DataPlaneError('CLOSED', `${verifying ? 'verify' : 'apply'}: the bpf data plane is closed`);
     const started = performance.now();
     // Named in a refusal: in a fleet of mixed data planes it says which nodes refuse (and keep the last state).
     const vips = validateDesired(desired, {
@@ -249,7 +253,8 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       const loaded = await loadState(l, fresh);
       ({ loader: l, fresh } = loaded);
       state = loaded.state;
-      log.info({ event: 'kernelStateRead', vips: state.vips.size, backends: state.backends.size, fresh });
+      if (!verifying)
+        log.info({ event: 'kernelStateRead', vips: state.vips.size, backends: state.backends.size, fresh });
     }
     const read = performance.now();
     const plan = planApply(state, vips, config, read);
@@ -265,6 +270,16 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
         throw err;
       }
       if (seatAsk) seat = seatAsk;
+    } else {
+      // Nothing to write: still, the program must be where the start attached it (tc qdisc del, an interface made
+      // again), or this apply would report a state no packet reaches. Failed: the next call starts a new loader,
+      // whose start attaches it again.
+      try {
+        await l.send([ATTACH_CHECK]);
+      } catch (err) {
+        await reset();
+        throw err;
+      }
     }
     state = plan.next;
     members = new Set(vips.flatMap((v) => v.backends.map((b) => counterKey(b.addressHex, b.mac))));
@@ -278,8 +293,10 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       transactions: plan.requests.length,
       durationMs: performance.now() - started,
     };
-    log.info({
-      event: 'applied',
+    last = desired;
+    if (verifying && result.transactions === 0) return result;
+    (verifying ? log.warn.bind(log) : log.info.bind(log))({
+      event: verifying ? 'driftRepaired' : 'applied',
       vips: vips.length,
       changed: plan.vips.filter((v) => v.action !== 'unchanged').length,
       slotsChanged: result.slotsChanged,
@@ -292,6 +309,36 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       sendMs: ms(result.durationMs - (planned - started)),
       durationMs: ms(result.durationMs),
     });
+    return result;
+  }
+
+  /**
+   * Checks that the program is attached (a loader whose check fails, or that is gone, is replaced by a new one, whose
+   * start attaches it again: one transaction), then reads the pinned maps back as a restarted driver does and applies
+   * the last desired state over them: map entries changed or deleted by hand are written again.
+   */
+  async function verifyNow(): Promise<ApplyResult> {
+    if (closed) throw new DataPlaneError('CLOSED', 'verify: the bpf data plane is closed');
+    if (last === undefined) return nothingVerified();
+    const before = loader;
+    if (loader !== undefined && loader.gone() === undefined) {
+      try {
+        await loader.send([ATTACH_CHECK]);
+      } catch (err) {
+        log.warn({ event: 'bpfDetached', err }, `${(err as Error).message}: starting a new loader, which attaches it`);
+        await reset();
+      }
+    }
+    state = undefined;
+    const r = await applyNow(last, true);
+    if (loader === before || startAttach !== 'attached') return r;
+    // The new loader attached the program: that is the repair, whatever the maps needed.
+    const result: ApplyResult = {
+      ...r,
+      vips: r.vips.map((v) => (v.action === 'unchanged' ? { ...v, action: 'updated' } : v)),
+      transactions: r.transactions + 1,
+    };
+    log.warn({ event: 'driftRepaired', reattached: true, requests: r.transactions, durationMs: ms(r.durationMs) });
     return result;
   }
 
@@ -325,11 +372,7 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
   return {
     apply: (desired) => serial(() => applyNow(desired)),
     counters: () => serial(countersNow),
-    verify: () =>
-      serial(async () => {
-        if (closed) throw new DataPlaneError('CLOSED', 'verify: the bpf data plane is closed');
-        return last === undefined ? nothingVerified() : applyNow(last);
-      }),
+    verify: () => serial(verifyNow),
     clearFlows: () =>
       serial(async () => {
         await sendNow([{ op: Op.flowsClear, payload: Buffer.alloc(0), what: 'flows-clear' }]);

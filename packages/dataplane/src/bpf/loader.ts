@@ -42,6 +42,8 @@ export const Op = {
   tableSeat: 12,
   /** Answered once that table is ready (or given up). */
   seatWait: 13,
+  /** Answered ok while the program is attached where the loader's start put it (native/bpf-loader/start.c). */
+  attachCheck: 14,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
