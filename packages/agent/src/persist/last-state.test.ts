@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Fleet, type MemberStatus, parseFleet } from '@l4fleet/config';
-import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { AgentError } from '../errors.js';
 import {
   createLastStateFile,
@@ -12,6 +12,20 @@ import {
   isStateNotSavable,
   type LastState,
 } from './last-state.js';
+
+// The store's decoders as they are, but for a history check a test makes throw what no check should (a bug in it):
+// no state file reaches that otherwise, and the file must still be STATE_INVALID, not the bare error.
+const storeFaults = vi.hoisted(() => ({ historyThrows: undefined as Error | undefined }));
+vi.mock('@l4fleet/store', async (importOriginal) => {
+  const real = await importOriginal<typeof import('@l4fleet/store')>();
+  return {
+    ...real,
+    decodePoolHistory: (...args: Parameters<typeof real.decodePoolHistory>) => {
+      if (storeFaults.historyThrows) throw storeFaults.historyThrows;
+      return real.decodePoolHistory(...args);
+    },
+  };
+});
 
 const identity = { node: 'n1', fleet: 'default', etcdPrefix: '/l4fleet' };
 const NOW = Date.parse('2026-01-10T12:00:00Z');
@@ -254,6 +268,35 @@ describe('last state - rejected files', () => {
     expect((err as AgentError).code).toBe('STATE_INVALID');
     expect((err as Error).message).toContain(`x.json: ${message}`);
     expect((err as Error).message.length).toBeLessThan(300);
+  });
+
+  // The catch-all after the typed errors: anything else a check throws is still a file that does not read, reported
+  // as such (lastStateIgnored logs its code and the file), its first line kept and bounded, the error its cause.
+  test('a check throwing an untyped error (RangeError) is STATE_INVALID naming the file, the error as its cause', () => {
+    const data = encodeLastState(stateOf(fleetOf(3)), identity);
+    const header = JSON.parse(data.subarray(0, data.indexOf(0x0a)).toString('utf8'));
+    const body = data.subarray(data.indexOf(0x0a) + 1).toString('utf8');
+    expect(body).toContain('"decided":{');
+    const b = Buffer.from(body.replace('"decided":{', '"history":{"web":"{}"},"decided":{'));
+    header.bytes = b.length;
+    header.sha256 = createHash('sha256').update(b).digest('hex');
+    const forged = Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), b]);
+    const thrown = new RangeError(`Maximum call stack size exceeded\n${'x'.repeat(500)}`);
+    storeFaults.historyThrows = thrown;
+    let err: unknown;
+    try {
+      decodeLastState('x.json', forged, identity, { nowMs: NOW, maxAgeMs: 0 });
+    } catch (e) {
+      err = e;
+    } finally {
+      storeFaults.historyThrows = undefined;
+    }
+    expect(err).toBeInstanceOf(AgentError);
+    expect((err as AgentError).code).toBe('STATE_INVALID');
+    expect((err as Error).message).toBe(
+      'x.json: body cannot be checked (RangeError: Maximum call stack size exceeded)',
+    );
+    expect((err as Error).cause).toBe(thrown);
   });
 
   test('bounded size: a file over maxBytes is neither written nor read', async () => {
