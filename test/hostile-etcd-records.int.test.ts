@@ -239,9 +239,10 @@ describe('hostile records - desired/current and its chunks: every read is refuse
     await watch.close();
   });
 
-  test('recover --yes replaces a corrupt pointer, keeping its hash seed', async () => {
+  test('recover --yes replaces a corrupt pointer, keeping the hash seed the nodes serve', async () => {
     const { prefix, key } = await fleetPrefix(smallFleet);
-    await raw.put(key('desired/current')).value('{"hashSeed":7,"chunks":1000000000}');
+    // The broken pointer's own seed field (9) is not what the nodes serve (7, the last write that reads).
+    await raw.put(key('desired/current')).value('{"hashSeed":9,"chunks":1000000000}');
     const f = join(dir, 'recover.yaml');
     writeFileSync(f, 'pools: []\nvips: []\n');
     const before = await revision();
@@ -251,7 +252,7 @@ describe('hostile records - desired/current and its chunks: every read is refuse
     expect(await revision()).toBe(before);
     const done = await cli(prefix, 'recover', '-f', f, '--yes');
     expect(done.err).toBe('');
-    expect(done.out).toContain('hash seed 0x7 (kept from the broken pointer)');
+    expect(done.out).toContain('hash seed 0x7 (the one the nodes serve; the file sets none)');
     expect((await cli(prefix, 'get', 'vips')).code).toBe(0);
   });
 });

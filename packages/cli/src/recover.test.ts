@@ -48,21 +48,62 @@ describe('cli - recovery from a corrupt desired state', () => {
     const done = await cli('recover', '-f', f, '--yes');
     expect(done.err).toBe('');
     expect(done.code).toBe(0);
-    expect(done.out).toContain('hash seed 0x5eed (kept from the broken pointer)');
+    expect(done.out).toContain('hash seed 0x5eed (the one the nodes serve; the file sets none)');
     const now = await store.getDesired();
     expect(now.fleet.pools[0]?.members.length).toBe(2);
     expect(now.fleet.hashSeed).toBe(0x5eed);
     expect((await cli('apply', '-f', fleetFile('three.yaml', 3))).code).toBe(0);
   });
 
-  test('a corrupt pointer with no readable seed and a file with none: recover says the seed is new and every flow moves', async () => {
-    // The last good fleet's seed (0x5eed) is gone with the pointer: etcd holds no readable copy of it to keep.
+  test.each([
+    ['no readable seed', undefined],
+    ['another seed', 0x9999],
+  ])('a corrupt pointer with %s and a file with none: recover stores the seed the nodes serve', async (_, broken) => {
+    // The broken pointer's own field (gone, or another value) is not what the nodes hold: the last write that reads
+    // is, and storing anything else would move nearly every flow without --change-seed.
+    store.corruptDesired(broken);
+    const f = fleetFile('two-noseed.yaml', 2);
+    const preview = await cli('recover', '-f', f);
+    expect(preview.code).toBe(EXIT_FAILURE);
+    expect(preview.err).toContain('hash seed: the file sets none, so 0x5eed, the seed the nodes serve, is stored');
+    expect(preview.err).not.toContain('--change-seed');
+    const done = await cli('recover', '-f', f, '--yes');
+    expect(done.err).toBe('');
+    expect(done.code).toBe(0);
+    expect(done.out).toContain('hash seed 0x5eed (the one the nodes serve; the file sets none)');
+    expect(done.out).not.toContain('note:');
+    const now = await store.getDesired();
+    expect(now.fleet.hashSeed).toBe(0x5eed);
+    expect(now.fleet.pools[0]?.members).toHaveLength(2);
+    store.corruptDesired(broken); // again, for the JSON form
+    const json = await cli('recover', '-f', f, '--yes', '-o', 'json');
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.out)).toMatchObject({ seedSource: 'served', result: { hashSeed: 0x5eed } });
+  });
+
+  test('a file with no seed where etcd compacted every write that reads: the served seed is unknown, and recover says so', async () => {
+    store.corruptDesired(0x9999);
+    store.compactDesiredHistory(2); // only the broken write (revision 2) is left
+    const f = fleetFile('noseed-compacted.yaml', 2);
+    const preview = await cli('recover', '-f', f);
+    expect(preview.err).toContain("the broken pointer's own hashSeed is kept where it still reads");
+    expect(preview.err).toContain('the seed the nodes serve cannot be checked');
+    const done = await cli('recover', '-f', f, '--yes');
+    expect(done.err).toBe('');
+    expect(done.code).toBe(0);
+    expect(done.out).toContain('hash seed 0x9999 (kept from the broken pointer)');
+    expect(done.out).toContain('note: the seed the nodes serve could not be read');
+    expect((await store.getDesired()).fleet.hashSeed).toBe(0x9999);
+  });
+
+  test('a corrupt pointer with no readable seed, a file with none and no write that reads: the seed is new', async () => {
     store.corruptDesired();
+    store.compactDesiredHistory(2);
     const done = await cli('recover', '-f', fleetFile('two-new.yaml', 2), '--yes');
     expect(done.err).toBe('');
     expect(done.code).toBe(0);
     expect(done.out).toMatch(/hash seed 0x[0-9a-f]+ \(NEW: .*every flow moves\)/);
-    expect(done.out).toContain('note: the nodes served hash seed 0x5eed (revision 1): nearly every flow moves');
+    expect(done.out).toContain('note: the seed the nodes serve could not be read');
     expect((await store.getDesired()).fleet.pools[0]?.members).toHaveLength(2);
   });
 

@@ -3,7 +3,9 @@
  * the broken state), so the seed that decides whether flows move is that fleet's: a file with another one (another
  * fleet's backup, a hand-edited copy) rebuilds every table (Maglev §3.4), which `apply` allows only with --change-seed,
  * and so does recover. The broken pointer's own seed field is read inside the store, which does not hand it out before
- * the write; the last write that still reads whole, from etcd's history, is what the nodes hold.
+ * the write; the last write that still reads whole, from etcd's history, is what the nodes hold. A file that sets no
+ * seed is therefore stored with that one (seedToStore): the broken pointer's field may hold another value or none,
+ * and keeping it, or drawing a new one, would move nearly every flow without --change-seed.
  */
 import type { Fleet } from '@l4fleet/config';
 import { type FleetStore, StoreError } from '@l4fleet/store';
@@ -49,12 +51,22 @@ export function seedChange(served: ServedSeed | undefined, fleet: Fleet): string
   );
 }
 
+/**
+ * The fleet recover stores: a file without a seed gets the one the nodes serve when that is known; otherwise the file
+ * as it is (then the store keeps the broken pointer's seed where it still reads, else draws one).
+ */
+export function seedToStore(served: ServedSeed | undefined, fleet: Fleet): Fleet {
+  return fleet.hashSeed === undefined && served !== undefined ? { ...fleet, hashSeed: served.hashSeed } : fleet;
+}
+
 /** Both seeds, for the preview. */
 export function seedLine(served: ServedSeed | undefined, fleet: Fleet): string {
   const file =
-    fleet.hashSeed === undefined
-      ? "the file sets none (the broken pointer's own hashSeed is kept where it still reads, else a new one is drawn and every flow moves)"
-      : `the file sets ${hex(fleet.hashSeed)}`;
+    fleet.hashSeed !== undefined
+      ? `the file sets ${hex(fleet.hashSeed)}`
+      : served !== undefined
+        ? `the file sets none, so ${hex(served.hashSeed)}, the seed the nodes serve, is stored`
+        : "the file sets none (the broken pointer's own hashSeed is kept where it still reads, else a new one is drawn and every flow moves)";
   const last =
     served === undefined
       ? `no write etcd's history still holds reads whole (its last ${RECOVER_HISTORY_WRITES} looked at; compacted, or the pointer deleted by hand): the seed the nodes serve cannot be checked`

@@ -3,9 +3,9 @@
  * `<prefix>/v1/desired/current` that does not decode, one naming missing or bad chunks, or one deleted by hand while
  * the fleet's decided or history records remain) with the fleet in FILE.
  * `apply` cannot do it: it reads the current state first (for the diff and its guards) and a broken one blocks it.
- * The seed is the file's, else the broken pointer's when that field is still readable (flows stay where they are),
- * else new; a file whose seed differs from the one the nodes still serve needs --change-seed, as apply does
- * (recover-seed.ts). The write is guarded by the broken pointer's revision, and refused when the state reads fine
+ * The seed is the file's, else the one the nodes still serve (the last write that reads, from etcd's history), else,
+ * when no such write is left, the broken pointer's when that field is still readable, else new; a file whose seed
+ * differs from the one the nodes serve needs --change-seed, as apply does (recover-seed.ts). The write is guarded by the broken pointer's revision, and refused when the state reads fine
  * (then: apply).
  * docs/design/0002-etcd-layout.md, "Recovering a corrupt pointer"; README Troubleshooting.
  */
@@ -16,10 +16,11 @@ import { CliError, EXIT_FAILURE } from '../io.js';
 import { onceOption } from '../options.js';
 import { readFleetFile } from './apply.js';
 import { type FleetCommandContext, outputFormat, renderData, withStore, writer } from './context.js';
-import { lastReadableSeed, seedChange, seedLine } from './recover-seed.js';
+import { lastReadableSeed, seedChange, seedLine, seedToStore } from './recover-seed.js';
 import { outcomeUnknown } from './store-errors.js';
 
 const SEED_SOURCE = {
+  served: 'the one the nodes serve; the file sets none',
   fleet: 'from the file',
   stored: 'kept',
   salvaged: 'kept from the broken pointer',
@@ -91,22 +92,30 @@ export function registerRecover(program: Command, ctx: FleetCommandContext): voi
         if (change !== undefined && !opts.changeSeed) {
           throw new CliError(`recover: ${change}; pass --change-seed to do it`, EXIT_FAILURE);
         }
+        const stored = seedToStore(served, fleet);
         const result = await store
-          .apply(fleet, { recoverInvalid: true, by: writer(cmd) })
+          .apply(stored, { recoverInvalid: true, by: writer(cmd) })
           .catch((err: unknown) => Promise.reject(outcomeUnknown(err, `l4fleet apply -f ${opts.file} --dry-run`)));
-        const seed = `hash seed 0x${result.hashSeed.toString(16)} (${SEED_SOURCE[result.seedSource ?? 'stored']})`;
-        // A stored seed other than the served one (--change-seed, or a file without one where the broken pointer's
-        // field held another or none): said after the fact too, since only the store reads that field, at the write.
+        const seedSource = stored === fleet ? (result.seedSource ?? 'stored') : 'served';
+        const seed = `hash seed 0x${result.hashSeed.toString(16)} (${SEED_SOURCE[seedSource]})`;
+        // A stored seed other than the served one (--change-seed) is said after the fact too; so is a file without a
+        // seed when no write that reads is left, since the seed stored then (the broken pointer's, or new) may not be
+        // the one the nodes serve.
         const moved =
           served !== undefined && served.hashSeed !== result.hashSeed
             ? [
                 `note: the nodes served hash seed 0x${served.hashSeed.toString(16)} (revision ${served.revision}): ` +
                   'nearly every flow moves to another backend',
               ]
-            : [];
+            : served === undefined && fleet.hashSeed === undefined
+              ? [
+                  `note: the seed the nodes serve could not be read (no write in etcd's history reads whole): ` +
+                    'flows move unless it was this one',
+                ]
+              : [];
         ctx.io.out(
           format === 'json'
-            ? renderData('json', { replaced: problem.message, lastReadable: served ?? null, result })
+            ? renderData('json', { replaced: problem.message, lastReadable: served ?? null, seedSource, result })
             : [
                 `replaced: ${problem.message}`,
                 `recovered: revision ${result.revision}, generation ${result.generation}, ${seed}`,
