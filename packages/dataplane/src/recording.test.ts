@@ -39,4 +39,19 @@ describe('recording data plane', () => {
     await dp.close();
     await expect(dp.apply([t])).rejects.toMatchObject({ code: 'CLOSED' });
   });
+
+  test('verify - nothing before an apply; no drift unless driftNext; failNextVerify throws once', async () => {
+    const dp = createRecordingDataPlane();
+    expect(await dp.verify()).toMatchObject({ vips: [], transactions: 0 });
+    await dp.apply([t]);
+    expect(await dp.verify()).toMatchObject({ vips: [{ action: 'unchanged' }], transactions: 0 });
+    dp.driftNext();
+    expect(await dp.verify()).toMatchObject({ vips: [{ action: 'updated', slotsChanged: 13 }], transactions: 1 });
+    expect((await dp.verify()).transactions).toBe(0);
+    dp.failNextVerify(new DataPlaneError('NFT_FAILED', 'gone'));
+    await expect(dp.verify()).rejects.toThrow('gone');
+    expect(dp.verified).toBe(5);
+    await dp.close();
+    await expect(dp.verify()).rejects.toMatchObject({ code: 'CLOSED' });
+  });
 });

@@ -191,6 +191,21 @@ describe('proxy driver', () => {
     expect((err as Error).message).toContain(`${field}: ${shown}`);
   });
 
+  test('proxy driver - verify does nothing before an apply; after one, it keeps the listeners and open connections', async () => {
+    const t = await table('tcp', await member());
+    const dp = createProxyDataPlane({ logger });
+    cleanups.push(() => dp.close());
+    expect(await dp.verify()).toMatchObject({ vips: [], transactions: 0 });
+    await dp.apply([t]);
+    expect(await connectOutcome(t.vip.port)).toBe('connected');
+    const r = await dp.verify();
+    expect(r.transactions).toBe(0);
+    expect(r.vips.map((v) => v.action)).toEqual(['unchanged']);
+    expect(await connectOutcome(t.vip.port)).toBe('connected');
+    await dp.close();
+    await expect(dp.verify()).rejects.toMatchObject({ code: 'CLOSED' });
+  });
+
   test('proxy driver - backend counters keep only the members of running or draining VIPs', async () => {
     const [p1, p2] = [await member(), await member()];
     const t = await table('udp', p1);
