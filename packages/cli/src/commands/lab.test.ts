@@ -1,7 +1,11 @@
 /** `l4fleet lab ...` hands its arguments to l4fleet-lab, which prints its own errors. */
-import { describe, expect, test } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
 import type { CliIo } from '../io.js';
 import { runCli } from '../program.js';
+import { runLab } from './lab.js';
 
 describe('cli - lab', () => {
   test('a failing lab command keeps its exit status and adds no second error line of its own', async () => {
@@ -11,5 +15,89 @@ describe('cli - lab', () => {
     const code = await runCli(['lab', 'no-such-lab-command'], io);
     expect(code).toBe(2);
     expect(err).toEqual([]);
+  });
+});
+
+describe('cli - lab: a signal to l4fleet reaches l4fleet-lab', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'l4fleet-lab-signal-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /**
+   * A stand-in for l4fleet-lab: says it is ready in `ready`, records the signal it gets in `got`, then dies of it
+   * (handler removed, the signal sent to itself) as a lab command without a handler would.
+   */
+  function stub(name: string): { command: { file: string; args: string[] }; ready: string; got: string } {
+    const ready = join(dir, `${name}.ready`);
+    const got = join(dir, `${name}.got`);
+    const script = join(dir, `${name}.mjs`);
+    writeFileSync(
+      script,
+      `import { writeFileSync } from 'node:fs';
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => {
+    writeFileSync(${JSON.stringify(got)}, sig);
+    process.kill(process.pid, sig);
+  });
+}
+writeFileSync(${JSON.stringify(ready)}, 'ready');
+setTimeout(() => {}, 20_000);
+`,
+    );
+    return { command: { file: process.execPath, args: [script] }, ready, got };
+  }
+
+  /** Runs the stub under runLab and, once it is ready, calls the wrapper's own handler for `sig` (not process.emit:
+   * that reaches the test runner's handlers too). */
+  async function signalled(sig: NodeJS.Signals, name: string, foreground = false) {
+    const s = stub(name);
+    const before = new Set(process.listeners(sig));
+    const result = runLab([], { command: s.command, foreground: () => foreground }).then(
+      (code) => ({ code }),
+      (err: Error & { exitCode?: number }) => ({ code: err.exitCode, message: err.message }),
+    );
+    // Bounded: until the stub is ready (10 s at most).
+    for (let i = 0; i < 200 && !existsSync(s.ready); i++) await new Promise((r) => setTimeout(r, 50));
+    const handlers = process.listeners(sig).filter((l) => !before.has(l)) as ((s: NodeJS.Signals) => void)[];
+    for (const h of handlers) h(sig);
+    const end = await Promise.race([result, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000))]);
+    const leftover = process.listeners(sig).filter((l) => !before.has(l));
+    return {
+      handlers: handlers.length,
+      end,
+      got: existsSync(s.got) ? readFileSync(s.got, 'utf8') : undefined,
+      leftover,
+    };
+  }
+
+  // `kill -TERM <l4fleet>` ended the wrapper (143) and left `lab up` running orphaned, holding the lab's lock.
+  test('SIGTERM is forwarded; the child died of it: exit 143 (128 + 15), the handler removed', async () => {
+    const r = await signalled('SIGTERM', 'term');
+    expect(r.handlers).toBe(1);
+    expect(r.got).toBe('SIGTERM');
+    expect(r.end).toEqual({ code: 143, message: 'lab: ended by SIGTERM' });
+    expect(r.leftover).toEqual([]);
+  });
+
+  test("SIGHUP and SIGINT are forwarded when l4fleet is not in a terminal's foreground (a script, kill)", async () => {
+    expect((await signalled('SIGHUP', 'hup')).end).toEqual({ code: 129, message: 'lab: ended by SIGHUP' });
+    const r = await signalled('SIGINT', 'int');
+    expect(r.got).toBe('SIGINT');
+    expect(r.end).toEqual({ code: 130, message: 'lab: ended by SIGINT' });
+  });
+
+  // In the terminal's foreground, Ctrl-C reached l4fleet-lab itself: a forwarded copy would be a second Ctrl-C.
+  test("in the terminal's foreground SIGINT is not forwarded (the terminal sent it to the lab too); SIGTERM is", async () => {
+    const s = stub('fg');
+    const before = { INT: new Set(process.listeners('SIGINT')), TERM: new Set(process.listeners('SIGTERM')) };
+    const result = runLab([], { command: s.command, foreground: () => true }).catch((err: { exitCode?: number }) => ({
+      code: err.exitCode,
+    }));
+    for (let i = 0; i < 200 && !existsSync(s.ready); i++) await new Promise((r) => setTimeout(r, 50));
+    for (const h of process.listeners('SIGINT').filter((l) => !before.INT.has(l))) (h as (s: string) => void)('SIGINT');
+    for (const h of process.listeners('SIGTERM').filter((l) => !before.TERM.has(l)))
+      (h as (s: string) => void)('SIGTERM');
+    const end = await Promise.race([result, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000))]);
+    expect(end).toEqual({ code: 143 });
+    expect(readFileSync(s.got, 'utf8')).toBe('SIGTERM');
   });
 });

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { CliError } from '../io.js';
@@ -25,17 +26,57 @@ export function labCommand(): { file: string; args: string[] } {
   return { file: 'l4fleet-lab', args: [] };
 }
 
-/** Runs `l4fleet-lab ARGS...` with inherited stdio; resolves to its exit status. */
-export function runLab(args: readonly string[]): Promise<number> {
-  const { file, args: pre } = labCommand();
+/** The signals `l4fleet` passes on to l4fleet-lab: a stop (systemd, `kill`, Ctrl-C, a hangup) is the lab command's. */
+const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * Whether this process is in its terminal's foreground process group (/proc/self/stat: pgrp, then tpgid 3 fields
+ * later). l4fleet-lab runs in our group: a terminal's Ctrl-C or hangup reaches it already, and a second, forwarded
+ * copy would be taken for a second Ctrl-C (l4fleet-lab's "again: exit at once", watch's end without its summary).
+ */
+export function inTerminalForeground(): boolean {
+  try {
+    const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]?.split(' ') ?? [];
+    const pgrp = Number(fields[2]);
+    return Number(fields[5]) === pgrp && pgrp > 0;
+  } catch {
+    return false;
+  }
+}
+
+export interface RunLabDeps {
+  /** The command line of l4fleet-lab (default: labCommand()). */
+  readonly command?: { file: string; args: string[] };
+  /** Default: inTerminalForeground(). */
+  readonly foreground?: () => boolean;
+}
+
+/**
+ * Runs `l4fleet-lab ARGS...` with inherited stdio; resolves to its exit status. For the child's lifetime SIGINT,
+ * SIGTERM and SIGHUP are passed on to it (SIGINT and SIGHUP only when not in the terminal's foreground, which sent
+ * them to the child already): ended by its default, `l4fleet` left the lab command running orphaned, holding the lab's
+ * lock (a following `lab down` waited for it). A child a signal ended: 128 + its number, as a shell reports it.
+ */
+export function runLab(args: readonly string[], deps: RunLabDeps = {}): Promise<number> {
+  const { file, args: pre } = deps.command ?? labCommand();
+  const foreground = deps.foreground ?? inTerminalForeground;
   return new Promise<number>((resolve, reject) => {
     const child = spawn(file, [...pre, ...args], { stdio: 'inherit' });
-    child.on('error', (err) =>
-      reject(new CliError(`lab: cannot run ${file} (build the workspace: npm ci && npm run build)`, 1, { cause: err })),
-    );
+    const forward = (sig: NodeJS.Signals) => {
+      if (sig === 'SIGTERM' || !foreground()) child.kill(sig);
+    };
+    for (const sig of FORWARDED) process.on(sig, forward);
+    const done = () => {
+      for (const sig of FORWARDED) process.removeListener(sig, forward);
+    };
+    child.on('error', (err) => {
+      done();
+      reject(new CliError(`lab: cannot run ${file} (build the workspace: npm ci && npm run build)`, 1, { cause: err }));
+    });
     child.on('exit', (c, signal) => {
+      done();
       // A lab killed by a signal printed nothing about it: say so here. An exit status came with its own message.
-      if (c === null && signal) reject(new CliError(`lab: ended by ${signal}`, 1));
+      if (c === null && signal) reject(new CliError(`lab: ended by ${signal}`, 128 + (constants.signals[signal] ?? 0)));
       else resolve(c ?? 0);
     });
   });
