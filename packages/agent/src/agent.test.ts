@@ -7,6 +7,9 @@ import { twoPoolFleet } from '@l4fleet/test-support/fleets';
 import pino from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import { type Agent, createAgent } from './agent.js';
+import type { AgentDeps } from './agent-api.js';
+import type { Bfdd } from './bfd/bfdd.js';
+import { createManualClock } from './clock.js';
 import { parseAgentConfig } from './config/parse.js';
 import type { AgentEvent } from './events/subjects.js';
 import type { Probe } from './health/probe.js';
@@ -60,6 +63,8 @@ function startNode(
   i: number,
   reuse?: { speaker: FakeSpeaker; dataPlane: RecordingDataPlane },
   log: pino.Logger = logger,
+  /** Deps in place of the defaults (a manual clock, a bfdd, another config). */
+  more: Partial<AgentDeps> = {},
 ): Node {
   const speaker = reuse?.speaker ?? createFakeSpeaker();
   const dataPlane = reuse?.dataPlane ?? createRecordingDataPlane({ requireSamePort: false });
@@ -114,6 +119,7 @@ function startNode(
     logger: log,
     probe: probeFor(name),
     onEvent: (e) => events.push(e),
+    ...more,
   });
   running.push(agent);
   return { name, agent, speaker, dataPlane, ops, routes, events, gate };
@@ -517,6 +523,86 @@ describe('agent - drain and lifecycle', () => {
       'routes:',
     ]);
     expect(n.agent.status().state).toBe('stopped');
+  });
+
+  // Past RELOAD_SETTLE_MS (5 s) shutdown() stops waiting for the reload applying and drains; stopApplying() stops
+  // that reload before its next step, refused naming what it applied and what not: without it the reload went on
+  // (bfdd given the new peer mid RFC 8326 graceful shutdown) and was reported applied. The test above releases its
+  // reload in time, so only this one reaches the timeout. Time is a manual clock: the 5 s pass in advance().
+  test('a reload whose setPeers has not settled 5 s after shutdown() began: the drain starts, the reload stops before its next step', async () => {
+    const clock = createManualClock();
+    const store = new MemoryFleetStore();
+    await store.apply(fleetFile);
+    const configOf = (peer: string) =>
+      parseAgentConfig({
+        node: { name: 'n1', interface: 'eth0', address: '198.18.0.11' },
+        bgp: { asn: 65001, peers: [{ address: peer, asn: 65000 }], gracefulShutdownMs: 150 },
+        bfd: { enabled: true },
+        etcd: { endpoints: ['http://127.0.0.1:2379'], leaseTtlS: 5 },
+        dataplane: { driver: 'dry-run' },
+        drain: { forwardAfterWithdrawMs: 50 },
+      });
+    // A bfdd whose sessions come up when configured; each configure is an op (`bfd:PEER`).
+    const sink = { ops: [] as string[] };
+    const sessions = new Map<string, string>();
+    const bfdd: Bfdd = {
+      sessions: async () => [...sessions].map(([peer, local]) => ({ peer, local, status: 'up', sinceS: 0 })),
+      configure: async (p) => {
+        sink.ops.push(`bfd:${p.address}`);
+        sessions.set(p.address, p.localAddress);
+      },
+      remove: async (p) => {
+        sink.ops.push(`bfd:-${p.address}`);
+        sessions.delete(p.address);
+      },
+    };
+    const lines: { event?: string }[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const n = startNode(store, 'n1', 0, undefined, log, { clock, bfdd, config: configOf('198.18.0.1') });
+    sink.ops = n.ops;
+    await n.agent.start();
+    for (let i = 0; i < 100 && !n.ops.includes('routes:198.51.100.10/32,198.51.100.11/32'); i++)
+      await clock.advance(100);
+    expect(n.agent.status().state).toBe('serving');
+    const g = gate();
+    let applying: () => void = () => undefined;
+    const inFlight = new Promise<void>((r) => {
+      applying = r;
+    });
+    const setPeers = n.speaker.setPeers.bind(n.speaker);
+    n.speaker.setPeers = async (peers) => {
+      n.ops.push(`peers:${peers.map((p) => p.address).join(',')}`);
+      applying();
+      await g.opened;
+      await setPeers(peers);
+    };
+    n.ops.length = 0;
+    const reloading = n.agent.reload(async () => configOf('198.18.0.3'));
+    await Promise.race([inFlight, reloading]);
+    const stopping = n.agent.shutdown();
+    let stopped = false;
+    void stopping.then(() => {
+      stopped = true;
+    });
+    await clock.advance(4_999);
+    expect(n.agent.status().state).toBe('serving');
+    await clock.advance(1);
+    expect(lines.some((l) => l.event === 'reloadStillApplying')).toBe(true);
+    expect(n.agent.status().state).toBe('draining');
+    const gshut = 'routes:198.51.100.10/32+gshut,198.51.100.11/32+gshut';
+    for (let i = 0; i < 100 && !n.ops.includes(gshut); i++) await clock.advance(10);
+    expect(n.ops).toContain(gshut);
+    // gobgpd answers at last: the reload stops before its next step (bfd.peers).
+    g.release();
+    await expect(reloading).rejects.toThrow(
+      'reload refused: the agent began exiting while it applied; applied: bgp.peers; not applied: bfd.peers',
+    );
+    for (let i = 0; i < 200 && !stopped; i++) await clock.advance(100);
+    expect(stopped).toBe(true);
+    expect(n.agent.status().state).toBe('stopped');
+    const afterGshut = n.ops.slice(n.ops.indexOf(gshut));
+    expect(afterGshut.filter((o) => o.startsWith('peers:') || o.startsWith('bfd:'))).toEqual([]);
+    expect(n.ops.filter((o) => o.startsWith('peers:') || o.startsWith('bfd:'))).toEqual(['peers:198.18.0.3']);
   });
 
   test('SIGTERM path: stopping (events, status) once the routes are withdrawn, before the forwarding wait', async () => {
