@@ -18,6 +18,7 @@ export {
   type ReloadPlan,
 } from './config/reload.js';
 export {
+  checkTlsContent,
   MAX_HEALTH_CA_FILE_BYTES,
   MAX_TLS_FILE_BYTES,
   readHealthCa,

@@ -1,9 +1,11 @@
-import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { MAX_SECRET_FILE_BYTES, readSecretFlag } from './flag-files.js';
+import { MAX_SECRET_FILE_BYTES, readPemFlag, readSecretFlag } from './flag-files.js';
 import { CliError } from './io.js';
+import { writeTestPem } from './pem.test-helper.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'l4fleet-flag-files-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -40,5 +42,92 @@ describe('cli flag files - a secret file is bounded and never empty', () => {
     const err = refusal('/dev/zero');
     expect(err.exitCode).toBe(1);
     expect(err.message).toContain(`--token-file: /dev/zero is more than ${MAX_SECRET_FILE_BYTES} bytes`);
+  });
+});
+
+/**
+ * A FIFO at a fresh path whose writer (a shell: its redirect opens the FIFO at once, so the read's open cannot wait
+ * for ever) writes `source`'s content, or nothing. The read runs synchronously, so the writer is another process.
+ */
+function fifoOf(name: string, source?: string): { path: string; writer: ChildProcess } {
+  const path = join(dir, name);
+  execFileSync('mkfifo', [path]);
+  const script = source === undefined ? ': > "$1"' : 'cat "$2" > "$1"';
+  const writer = spawn('sh', ['-c', script, 'sh', path, ...(source === undefined ? [] : [source])], {
+    stdio: 'ignore',
+  });
+  return { path, writer };
+}
+
+function pemRefusal(flag: string, file: string): CliError {
+  try {
+    readPemFlag(flag, file, 'certificates');
+  } catch (err) {
+    expect(err).toBeInstanceOf(CliError);
+    return err as CliError;
+  }
+  throw new Error(`expected ${file} to be refused`);
+}
+
+describe('cli flag files - a PEM flag takes a pipe (--cacert <(vault ...)) and checks it as the agent does', () => {
+  // 1034f4a read these flags by the agent's regular-file rule (which keeps a FIFO from holding the agent's event
+  // loop): `--cacert <(vault ...)` became '"/dev/fd/63" is not a regular file', exit 1. A one-shot command may wait.
+  test('a CA through a FIFO is taken, byte for byte', () => {
+    const pem = writeTestPem(dir);
+    const { path, writer } = fifoOf('ca.fifo', pem.cert);
+    try {
+      expect(readPemFlag('--cacert', path, 'certificates').toString()).toBe(readFileSync(pem.cert, 'utf8'));
+    } finally {
+      writer.kill();
+    }
+  });
+
+  test('a key through a FIFO is taken (not read as certificates)', () => {
+    const pem = writeTestPem(dir);
+    const { path, writer } = fifoOf('key.fifo', pem.key);
+    try {
+      expect(readPemFlag('--key', path, 'key').toString()).toBe(readFileSync(pem.key, 'utf8'));
+    } finally {
+      writer.kill();
+    }
+  });
+
+  test('an empty pipe: refused naming the flag and the file, exit 1', () => {
+    const { path, writer } = fifoOf('empty.fifo');
+    try {
+      const err = pemRefusal('--nats-ca', path);
+      expect(err.exitCode).toBe(1);
+      expect(err.message).toBe(`--nats-ca: "${path}" is empty`);
+    } finally {
+      writer.kill();
+    }
+  });
+
+  test("a pipe holding no certificate: refused in the agent's words", () => {
+    const text = join(dir, 'not-pem');
+    writeFileSync(text, 'PEM\n');
+    const { path, writer } = fifoOf('text.fifo', text);
+    try {
+      expect(pemRefusal('--cacert', path).message).toBe(
+        `--cacert: "${path}" holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+      );
+    } finally {
+      writer.kill();
+    }
+  });
+
+  test('/dev/zero (endless): refused once past MAX_TLS_FILE_BYTES, exit 1', () => {
+    const err = pemRefusal('--cacert', '/dev/zero');
+    expect(err.exitCode).toBe(1);
+    expect(err.message).toBe(`--cacert: "/dev/zero" is more than 16777216 bytes (MAX_TLS_FILE_BYTES)`);
+  });
+
+  test('a regular file over the bound: refused by its size before it is read', () => {
+    const f = join(dir, 'big.pem');
+    writeFileSync(f, '');
+    truncateSync(f, 16 * 1024 * 1024 + 1);
+    expect(pemRefusal('--cacert', f).message).toBe(
+      `--cacert: "${f}" is 16777217 bytes, more than 16777216 (MAX_TLS_FILE_BYTES)`,
+    );
   });
 });

@@ -3,7 +3,7 @@
  * and one for secrets (--token-file, --nats-token-file), so no flag takes an empty or blank file for "none". Every
  * refusal is exit 1 naming the flag and the file (README "Exit codes": the command line was right, the file is not).
  */
-import { AgentError, readTlsFile, type TlsFileKind } from '@l4fleet/agent';
+import { AgentError, checkTlsContent, MAX_TLS_FILE_BYTES, type TlsFileKind } from '@l4fleet/agent';
 import { readBounded } from './bounded-read.js';
 import { CliError, EXIT_FAILURE } from './io.js';
 
@@ -11,19 +11,43 @@ import { CliError, EXIT_FAILURE } from './io.js';
 export const MAX_SECRET_FILE_BYTES = 64 * 1024; // 64 KiB
 
 /**
- * The PEM file `flag` names, read by the agent's rules for etcd.tls and nats.tls (readTlsFile): a regular file within
+ * The PEM file `flag` names, checked by the agent's rules for etcd.tls and nats.tls (checkTlsContent): at most
  * MAX_TLS_FILE_BYTES, not empty, and for certificates holding PEM certificates that all parse. An empty CA is the
  * danger: Node's tls (and nats.js, which skips an empty `ca`) then trusts its public roots, and a login went to any
  * server with a publicly trusted certificate; an empty etcd CA failed every handshake without naming the flag.
+ * Read as the secret flags read (readBounded), not by the agent's regular-file rule: that rule keeps a FIFO from
+ * holding the long-running agent's event loop, while a one-shot command may wait for its writer, so
+ * `--cacert <(vault ...)` works, and /dev/zero costs MAX_TLS_FILE_BYTES.
  */
 export function readPemFlag(flag: string, file: string, kind: TlsFileKind): Buffer {
+  // The agent's words (`--nats-ca: "FILE" is empty`, as probe --ca-file), each naming the flag and the file.
+  const refuse = (why: string, cause?: unknown): never => {
+    throw new CliError(`${flag}: "${file}" ${why}`, EXIT_FAILURE, cause === undefined ? undefined : { cause });
+  };
+  let read: ReturnType<typeof readBounded>;
   try {
-    return readTlsFile(flag, file, kind);
+    // './-': readBounded reads stdin for '-'; a PEM flag has always named a file, '-' included.
+    read = readBounded(file === '-' ? './-' : file, MAX_TLS_FILE_BYTES);
   } catch (err) {
-    // The agent's message names the field, here the flag: `--nats-ca: "FILE" is empty`, as probe --ca-file.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR') return refuse('is not a regular file or a pipe (a directory)', err);
+    return refuse(`cannot be read (${code ?? (err as Error).message})`, err);
+  }
+  if ('tooLarge' in read) {
+    const size = read.exact
+      ? `${read.tooLarge} bytes, more than ${MAX_TLS_FILE_BYTES}`
+      : `more than ${MAX_TLS_FILE_BYTES} bytes`;
+    return refuse(`is ${size} (MAX_TLS_FILE_BYTES)`);
+  }
+  // PEM is ASCII: the UTF-8 text readBounded returns gives back the bytes that were read.
+  const content = Buffer.from(read.text, 'utf8');
+  try {
+    checkTlsContent(flag, file, content, kind);
+  } catch (err) {
     if (err instanceof AgentError) throw new CliError(err.message, EXIT_FAILURE, { cause: err });
     throw err;
   }
+  return content;
 }
 
 /**

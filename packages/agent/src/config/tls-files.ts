@@ -66,7 +66,7 @@ function readRegularFile(file: string, maxBytes: number): Buffer {
 /**
  * `file`, read with readRegularFile, or an AgentError naming `path` (the field) and the file: CONFIG_UNREADABLE when it
  * cannot be opened (its errno), CONFIG_INVALID when it is no regular file or larger than `maxBytes` (`bound` names
- * the constant).
+ * the constant). What it holds is checkTlsContent's.
  */
 function readConfigFile(path: string, file: string, maxBytes: number, bound: string): Buffer {
   const refuse = (code: 'CONFIG_UNREADABLE' | 'CONFIG_INVALID', why: string, cause?: unknown): never => {
@@ -85,9 +85,6 @@ function readConfigFile(path: string, file: string, maxBytes: number, bound: str
     }
     return refuse('CONFIG_UNREADABLE', `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, err);
   }
-  // An empty CA was no error to Node: tls's ca '' means its default public roots (a private CA silently replaced by
-  // public trust), and grpc's empty rootCertificate failed every handshake without naming the field.
-  if (content.length === 0) refuse('CONFIG_INVALID', 'is empty');
   return content;
 }
 
@@ -119,6 +116,21 @@ function checkCertificates(path: string, file: string, pem: Buffer): void {
 export type TlsFileKind = 'certificates' | 'key';
 
 /**
+ * The checks of what a TLS file holds, however it was read (readTlsFile here; the CLI's PEM flags read pipes too):
+ * not empty, and for `certificates` at least one PEM certificate, every one parsing. Throws an AgentError
+ * CONFIG_INVALID naming `path` (the field or flag) and `file`.
+ */
+export function checkTlsContent(path: string, file: string, content: Buffer, kind: TlsFileKind): void {
+  // An empty CA was no error to Node: tls's ca '' means its default public roots (a private CA silently replaced by
+  // public trust), and grpc's empty rootCertificate failed every handshake without naming the field.
+  if (content.length === 0) {
+    const problem = { path, message: `"${file}" is empty` };
+    throw new AgentError('CONFIG_INVALID', `${path}: ${problem.message}`, { problems: [problem] });
+  }
+  if (kind === 'certificates') checkCertificates(path, file, content);
+}
+
+/**
  * The file agent.yaml's field `path` names (`etcd.tls.ca`, `nats.tls.key`, `health.caFile`), read and checked as the
  * start reads it: a regular file within its bound (MAX_HEALTH_CA_FILE_BYTES for health.caFile, MAX_TLS_FILE_BYTES
  * else), not empty, and for a CA or certificate holding PEM certificates that parse. One check for the start, a
@@ -136,7 +148,7 @@ export function readTlsFile(
   const content = health
     ? readConfigFile(path, file, MAX_HEALTH_CA_FILE_BYTES, 'MAX_HEALTH_CA_FILE_BYTES')
     : readConfigFile(path, file, MAX_TLS_FILE_BYTES, 'MAX_TLS_FILE_BYTES');
-  if (kind === 'certificates') checkCertificates(path, file, content);
+  checkTlsContent(path, file, content, kind);
   return content;
 }
 

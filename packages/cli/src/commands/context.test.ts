@@ -52,10 +52,13 @@ describe('cli context - the etcd TLS files (--cacert, --cert, --key)', () => {
     expect(r.err).toContain(`error: ${flag}: "${path}" ${why}`);
   });
 
-  test.each(['--cacert', '--cert', '--key'])('%s naming a directory: exit 1, not a regular file', async (flag) => {
-    const sub = join(dir, 'sub');
-    mkdirSync(sub);
-    const r = await etcdCli(flag, sub);
-    expect(r).toEqual({ code: 1, err: `error: ${flag}: "${sub}" is not a regular file` });
-  });
+  test.each(['--cacert', '--cert', '--key'])(
+    '%s naming a directory: exit 1, not a regular file or a pipe',
+    async (flag) => {
+      const sub = join(dir, 'sub');
+      mkdirSync(sub);
+      const r = await etcdCli(flag, sub);
+      expect(r).toEqual({ code: 1, err: `error: ${flag}: "${sub}" is not a regular file or a pipe (a directory)` });
+    },
+  );
 });
