@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { LabError } from './errors.js';
 import { publishLabFlows } from './flows/publish.js';
 import { checkVerdict, DEFAULT_WATCH_MAX_PAUSE_MS, watch } from './flows/watch.js';
+import { interruptible, LabInterrupted } from './interrupt.js';
 import { Lab, type UpOptions } from './runtime/lab.js';
 import { listLabIds } from './runtime/resources.js';
 import { repoRoot } from './runtime/scripts.js';
@@ -260,7 +261,9 @@ export function createLabProgram(io: LabIo = processIo): Command {
     .command('add-node')
     .description('add a balancer node; prints its name on the last line')
     .action(async (_o, cmd: Command) => {
-      io.out(await Lab.open(labId(cmd), log).addNode());
+      // Ctrl-C / SIGTERM: the add stops and undoes itself (interrupt.ts), exit 130 / 143.
+      const lab = Lab.open(labId(cmd), log);
+      io.out(await interruptible('add-node', io, (signal) => lab.addNode(undefined, signal)));
     });
 
   program
@@ -384,7 +387,10 @@ export function createLabProgram(io: LabIo = processIo): Command {
   return program;
 }
 
-/** Runs `l4fleet-lab` on argv (without node and script); returns the exit code: 0 ok, 1 failed, 2 usage. */
+/**
+ * Runs `l4fleet-lab` on argv (without node and script); returns the exit code: 0 ok, 1 failed, 2 usage, 130 / 143 an
+ * add-node stopped (and undone) by SIGINT / SIGTERM.
+ */
 export async function runLabCli(argv: readonly string[], io: LabIo = processIo): Promise<number> {
   try {
     await createLabProgram(io).parseAsync([...argv], { from: 'user' });
@@ -392,6 +398,7 @@ export async function runLabCli(argv: readonly string[], io: LabIo = processIo):
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     io.err(`error: ${err instanceof Error ? err.message : String(err)}`);
+    if (err instanceof LabInterrupted) return err.exitCode;
     return err instanceof LabError && err.code === 'OPTION_INVALID' ? 2 : 1;
   }
 }

@@ -9,7 +9,8 @@ export type LabErrorCode =
   | 'LAB_NOT_RUNNING'
   | 'RUNTIME_UNSUPPORTED'
   | 'BPF_UNAVAILABLE'
-  | 'CHECK_FAILED';
+  | 'CHECK_FAILED'
+  | 'INTERRUPTED';
 
 /** The one error type of @l4fleet/lab; `message` names the offending field, host or command. */
 export class LabError extends Error {

@@ -10,8 +10,14 @@ import { waitInEcmp } from './readiness.js';
 import { appendEvent } from './state.js';
 import { readDrainFlags } from './status.js';
 
-/** Adds the next node and makes it the router's neighbor (the router dials it, frr.ts); returns its name. */
-export async function addNode(core: LabCore, readyTimeoutMs: number): Promise<string> {
+/**
+ * Adds the next node and makes it the router's neighbor (the router dials it, frr.ts); returns its name. `signal`
+ * (l4fleet-lab's SIGINT / SIGTERM, interrupt.ts) is checked between the steps and ends the wait for the router: an
+ * add stopped there undoes itself as a failed one does, where the process ending by the signal left the node in the
+ * state with no namespace and no pids (the next `up` then took the whole lab for stale and removed it).
+ */
+export async function addNode(core: LabCore, readyTimeoutMs: number, signal?: AbortSignal): Promise<string> {
+  signal?.throwIfAborted();
   const index = nextNodeIndex(core.topology);
   const name = nodeName(index);
   // In the state before anything is made, so `down` after a crash from here on finds the node's processes.
@@ -20,26 +26,33 @@ export async function addNode(core: LabCore, readyTimeoutMs: number): Promise<st
   try {
     // Encapsulating backends accept the new node's packets before the router can send it a flow.
     await setupBackends(core);
+    signal?.throwIfAborted();
     await core.runtime.startHost(core, name);
+    signal?.throwIfAborted();
     await forgetRouterNeighborCache(core, name);
     const address = attachmentOf(core.topology, 'fabric', name).ipv4;
     neighbor = true;
     await addNeighbor(core.ns('router'), routerPaths(core.id), core.topology, address);
+    signal?.throwIfAborted();
     // The node's daemons and the router's: one that died is why the route never comes.
-    await waitInEcmp(
-      core.topology,
-      name,
-      readyTimeoutMs,
-      core.giveUp((host) => host === name || host === 'router'),
+    const daemonExited = core.giveUp((host) => host === name || host === 'router');
+    await waitInEcmp(core.topology, name, readyTimeoutMs, () =>
+      signal?.aborted ? reasonText(signal.reason) : daemonExited(),
     );
   } catch (err) {
     await undoAddNode(core, name, neighbor).catch((undoErr: unknown) =>
       core.log?.warn({ event: 'addNodeUndoFailed', node: name, err: undoErr }, 'lab down removes what is left'),
     );
+    // Stopped by the signal: its reason (the wait's give-up error names it only in its text).
+    if (signal?.aborted) throw signal.reason;
     throw err;
   }
   appendEvent(core.id, { event: 'nodeAdded', host: name });
   return name;
+}
+
+function reasonText(reason: unknown): string {
+  return reason instanceof Error ? reason.message : String(reason);
 }
 
 /**

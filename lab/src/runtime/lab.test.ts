@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
@@ -242,5 +242,56 @@ describe('lab - state in memory and on disk', () => {
     // The next add-node tries node4 again (and fails the same way): the failed one left nothing behind.
     await expect(Lab.open('t1').addNode()).rejects.toThrow('wiring failed');
     expect(readState('t1')?.nodeIndexes).toEqual([1, 2, 3]);
+  });
+
+  // The node's index is saved before its host is made; Ctrl-C or SIGTERM then (no handler: the process just ended) left
+  // a node with no namespace and no pids in state.json, and the next `up` took the whole lab for stale and removed it.
+  test('lab - an add-node interrupted once its node is in the state undoes itself: the state as before', async () => {
+    const state = labState();
+    writeState(state);
+    const abort = new AbortController();
+    const interrupted = new Error('interrupted by SIGINT');
+    let saved: number[] | undefined;
+    const start = vi.spyOn(netnsRuntime, 'startHost').mockImplementation(async () => {
+      saved = readState('t1')?.nodeIndexes;
+      abort.abort(interrupted);
+    });
+    try {
+      // Bounded: not interrupted, the add waits for the router's route (never there here) 2 s, then fails otherwise.
+      await expect(Lab.open('t1').addNode(2_000, abort.signal)).rejects.toBe(interrupted);
+    } finally {
+      start.mockRestore();
+    }
+    expect(saved).toEqual([1, 2, 3, 4]);
+    expect(readState('t1')).toEqual(state);
+    expect(machine.calls).toContain('ip netns del l4f-t1-node4');
+  });
+
+  test('lab - an add-node interrupted while it waits for the router: it stops waiting and undoes itself', async () => {
+    const state = labState();
+    writeState(state);
+    const abort = new AbortController();
+    const interrupted = new Error('interrupted by SIGTERM');
+    const start = vi.spyOn(netnsRuntime, 'startHost').mockResolvedValue();
+    mkdirSync(join(dir, 't1', 'router'), { recursive: true }); // the router's bgpd.conf, rewritten with the neighbor
+    const timer = setTimeout(() => abort.abort(interrupted), 300);
+    try {
+      // Not interrupted, the wait would last its 10 s and fail as a timeout: the abort ends it at once.
+      await expect(Lab.open('t1').addNode(10_000, abort.signal)).rejects.toThrow('interrupted by SIGTERM');
+    } finally {
+      clearTimeout(timer);
+      start.mockRestore();
+    }
+    expect(readState('t1')).toEqual(state);
+  });
+
+  test('lab - an add-node interrupted before it starts changes nothing', async () => {
+    const state = labState();
+    writeState(state);
+    const abort = new AbortController();
+    abort.abort(new Error('interrupted by SIGINT'));
+    await expect(Lab.open('t1').addNode(2_000, abort.signal)).rejects.toThrow('interrupted by SIGINT');
+    expect(readState('t1')).toEqual(state);
+    expect(machine.calls).not.toContain('ip netns del l4f-t1-node4');
   });
 });

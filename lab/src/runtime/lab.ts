@@ -315,10 +315,13 @@ export class Lab implements LabContext {
     return labHealthy(this.#core);
   }
 
-  /** Adds the next node and makes it the router's neighbor; returns its name (lab-nodes.ts). */
-  addNode(readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<string> {
+  /**
+   * Adds the next node and makes it the router's neighbor; returns its name (lab-nodes.ts). Aborting `signal` stops
+   * the add between its steps and undoes it.
+   */
+  addNode(readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS, signal?: AbortSignal): Promise<string> {
     return this.locked('add-node', async () => {
-      const name = await addNode(this.#core, readyTimeoutMs);
+      const name = await addNode(this.#core, readyTimeoutMs, signal);
       // Restarted with the new node's agent in its /metrics list (dashboard.ts).
       if (labDashboard(this.state, this.topology)) await restartLabDashboard(this.#core);
       return name;
