@@ -4,26 +4,22 @@
  * Runs one pass at a time; requests while a pass runs coalesce into one more pass. Between passes it reads the data
  * plane back each verifyIntervalMs and repairs what changed behind it (DataPlane.verify), in the same queue.
  */
-import { type Advertisement, GRACEFUL_SHUTDOWN_COMMUNITY, type Speaker } from '@l4fleet/bgp';
-import type { DecidedStatus, Fleet, MemberRamps, TableHistory } from '@l4fleet/config';
-import type { DataPlane } from '@l4fleet/dataplane';
-import type { Logger } from 'pino';
-import { type Clock, systemClock } from '../clock.js';
-import type { EventPublisher } from '../events/publisher.js';
-import type { AgentMetrics } from '../observe/metrics.js';
+import { type Advertisement, GRACEFUL_SHUTDOWN_COMMUNITY } from '@l4fleet/bgp';
+import { systemClock } from '../clock.js';
 import {
   announcedVips,
   hostPrefix,
   type PlannedTable,
   plannedRoutes,
   planTables,
-  type RouteContext,
   sameRoutes,
   tablesSignature,
   toDataPlaneTable,
   withCommunity,
   withdrawReason,
 } from './plan.js';
+import type { Reconciler, ReconcilerOptions, ServedState } from './reconciler-types.js';
+import { recordApplied } from './table-metrics.js';
 import { createVerifyTimer, DEFAULT_DATAPLANE_VERIFY_INTERVAL_MS, verifyDataPlane } from './verify.js';
 
 /** RFC 8326 GRACEFUL_SHUTDOWN well-known community: bgp's constant, under the name the agent's API has used. */
@@ -37,65 +33,7 @@ export const RETRY_MS = 1_000;
  */
 export const RETRY_MAX_MS = 10_000;
 
-/** What a pass needs to know; read fresh at the start of each pass. */
-export interface ServeInputs {
-  readonly fleet: Fleet | undefined;
-  readonly revision: number;
-  readonly decided: DecidedStatus;
-  /** The decided slow-start steps (from the same records as `decided`). */
-  readonly ramps: MemberRamps;
-  /** The table history (second chance, 0011): the tables' previous owners. */
-  readonly history?: TableHistory;
-  /** serving: announce usable VIPs; draining: announce with GRACEFUL_SHUTDOWN; withdrawn: announce nothing. */
-  readonly routeMode: 'serving' | 'draining' | 'withdrawn';
-}
-
-export interface ServedState {
-  readonly tables: readonly PlannedTable[];
-  /** vipKey -> checksum of the table the data plane holds. */
-  readonly checksums: ReadonlyMap<string, string>;
-  readonly routes: ReadonlyMap<string, Advertisement>;
-  readonly announcedVips: readonly string[];
-  readonly appliedRevision: number;
-  /** At least one pass programmed the data plane. */
-  readonly applied: boolean;
-  /**
-   * gobgpd did not confirm `routes` (away: the speaker re-applies them when it is back, and passes send them again
-   * until it confirms): the prefixes it may still announce, those it last confirmed; empty when confirmed.
-   */
-  readonly unconfirmedRoutes: readonly string[];
-  /** gobgpd has not confirmed the last route set (it may never have confirmed one since the start). */
-  readonly routesPending: boolean;
-}
-
-export interface Reconciler {
-  /** Asks for a pass; resolves when a pass that started after this call finished. */
-  request(): Promise<void>;
-  readonly served: ServedState;
-  close(): void;
-}
-
-export interface ReconcilerOptions {
-  readonly inputs: () => ServeInputs;
-  readonly dataPlane: DataPlane;
-  readonly speaker: Speaker;
-  readonly routeContext: RouteContext;
-  readonly events: EventPublisher;
-  readonly metrics: AgentMetrics;
-  readonly logger: Logger;
-  readonly clock?: Clock;
-  /** Called after every pass that changed something (status record, readiness). */
-  readonly onServedChange?: (s: ServedState) => void;
-  /** Called after every data-plane apply: whether the data plane took the tables (BFD follows it, 0010). */
-  readonly onDataPlaneApply?: (ok: boolean) => void;
-  /** A draining pass handed the GRACEFUL_SHUTDOWN set to the speaker and gobgpd took it: the graceful window may start. */
-  readonly onDrainAnnounced?: () => void;
-  /**
-   * The data plane is verified (read back, drift repaired) every this many ms once an apply went through, while no
-   * apply is running, queued or failing; 0 never. Default DEFAULT_DATAPLANE_VERIFY_INTERVAL_MS (60 s).
-   */
-  readonly verifyIntervalMs?: number;
-}
+export type { Reconciler, ReconcilerOptions, ServedState, ServeInputs } from './reconciler-types.js';
 
 export function createReconciler(opts: ReconcilerOptions): Reconciler {
   const clock = opts.clock ?? systemClock;
@@ -295,36 +233,15 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
         metrics.tableApplySeconds.observe(seconds);
         metrics.tableAppliesTotal.inc({ result: 'ok' });
         opts.onDataPlaneApply?.(true);
-        const slotsByVip = new Map(res.vips.map((v) => [v.vip, v.slotsChanged]));
-        const next = new Map<string, string>();
-        for (const t of planned) {
-          next.set(t.key, t.table.checksum);
-          if (checksums.get(t.key) !== t.table.checksum) {
-            events.emit('table.applied', {
-              vip: t.key,
-              checksum: t.table.checksum,
-              slotsChanged: slotsByVip.get(t.key) ?? 0,
-              durationMs: Math.round(seconds * 1000),
-              revision: inp.revision,
-            });
-            metrics.tableChecksum.remove({ vip: t.key, checksum: checksums.get(t.key) ?? '' });
-            metrics.tableChecksum.set({ vip: t.key, checksum: t.table.checksum }, 1);
-          }
-          metrics.tableUsableBackends.set({ vip: t.key }, t.usableBackends);
-          metrics.tableBackupServing.set({ vip: t.key }, t.backupServing ? 1 : 0);
-        }
-        for (const [vip, sum] of checksums) {
-          if (!next.has(vip)) {
-            metrics.tableChecksum.remove({ vip, checksum: sum });
-            metrics.tableUsableBackends.remove({ vip });
-            metrics.tableBackupServing.remove({ vip });
-            metrics.tableBelowMinUpMembers.remove({ vip });
-            metrics.vipAnnounced.remove({ vip });
-            markedVips.delete(vip);
-          }
-        }
+        checksums = recordApplied(planned, res, {
+          seconds,
+          revision: inp.revision,
+          checksums,
+          markedVips,
+          events,
+          metrics,
+        });
         countAnnounced();
-        checksums = next;
         dpSignature = sig;
         appliedRevision = inp.revision;
         applied = true;
