@@ -48,4 +48,29 @@ describe('listen address - parse', () => {
     const shown = text === undefined ? 'missing' : JSON.stringify(text);
     expect((caught as Error).message).toBe(`metrics.listen: ${shown} is not ${LISTEN_ADDRESS_FORM}`);
   });
+
+  // A deliberate rule since cd67ad4 (the old isIP check took it): a zoned IPv6 link-local address. It is reachable
+  // from one link only, its zone is this host's interface name (no canonical form, RFC 5952, holds one), and a
+  // listener that should be reached from one link listens on [::] or a routed address behind a firewall rule instead.
+  test.each(['metrics.listen', '--listen'])(
+    '%s: a zoned link-local address ([fe80::1%%eth0]:9469) is refused, naming the field',
+    (field) => {
+      let caught: unknown;
+      try {
+        parseListenAddress('[fe80::1%eth0]:9469', field);
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toMatchObject({ code: 'INVALID', problems: [{ path: field }] });
+      expect((caught as Error).message).toBe(`${field}: "[fe80::1%eth0]:9469" is not ${LISTEN_ADDRESS_FORM}`);
+    },
+  );
+
+  test('the same link-local address without a zone is taken (the zone is what is refused)', () => {
+    expect(parseListenAddress('[fe80::1]:9469', 'metrics.listen')).toEqual({
+      host: 'fe80::1',
+      port: 9469,
+      text: '[fe80::1]:9469',
+    });
+  });
 });
