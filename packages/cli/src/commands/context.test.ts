@@ -1,6 +1,7 @@
 /**
- * The global etcd TLS flags (--cacert, --cert, --key): read by the agent's own rules (readTlsFile) before the store
- * is opened, so a file that is not what it should be is named, flag and file, instead of failing every handshake.
+ * The global etcd TLS flags (--cacert, --cert, --key): checked by the agent's own rules (checkTlsContent; read from a
+ * file or a pipe, flag-files.ts) before the store is opened, so a file that is not what it should be is named, flag
+ * and file, instead of failing every handshake.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
