@@ -4,6 +4,7 @@ import { describe, expect, test } from 'vitest';
 import type { Exec } from '../exec.js';
 import type { VipTable } from '../types.js';
 import { createNftablesDataPlane } from './driver.js';
+import { baseChainHook, baseChainRules, forwardChainRules } from './ruleset.js';
 
 const logger = pino({ level: 'silent' });
 const MAC = '02:00:00:00:00:01';
@@ -209,10 +210,18 @@ describe('nftables driver', () => {
 
   describe('verify', () => {
     const key = 'v_c6120201_tcp_80';
+    const layout = { iface: 'eth0', ifaceMac: MAC };
     const skeleton = [
       'table netdev l4fleet {',
       `\tcomment "l4fleet layout=3 dev=eth0 mac=${MAC} tcp=300 udp=30 flows=65536"`,
       '\tcounter drop_source {',
+      '\t}',
+      '\tchain ingress {',
+      `\t\t${baseChainHook(layout)}`,
+      ...baseChainRules().map((r) => `\t\t${r}`),
+      '\t}',
+      '\tchain forward {',
+      ...forwardChainRules(layout).map((r) => `\t\t${r}`),
       '\t}',
       '\tmap echo4 {',
       '\t}',
@@ -309,6 +318,31 @@ describe('nftables driver', () => {
       expect(result.vips).toEqual([expect.objectContaining({ vip: '198.18.2.1:80/tcp', action: 'updated' })]);
       expect(kernel.scripts.slice(written).join('\n')).toContain(jump);
       expect((await dp.verify()).transactions).toBe(0);
+      await dp.close();
+    });
+
+    test('nftables driver - verify writes the ingress chain again when it was flushed by hand', async () => {
+      const kernel = statefulKernel();
+      const flushed = fakeKernel({ table: skeleton.replace(/\tchain ingress \{\n(\t\t.*\n)*/, '\tchain ingress {\n') });
+      let flush = false;
+      const exec: Exec = (argv, input) =>
+        (flush && argv.join(' ').startsWith('nft -t list table netdev') ? flushed : kernel).exec(argv, input);
+      const dp = createNftablesDataPlane({
+        interface: 'eth0',
+        logger,
+        exec,
+        deltaWriter: 'nft',
+        foldDelayMs: 3_600_000,
+      });
+      await dp.apply([vip()]);
+      flush = true;
+      const written = kernel.scripts.length;
+      const result = await dp.verify();
+      expect(result.transactions).toBe(1);
+      const script = kernel.scripts.slice(written).join('\n');
+      expect(script).toContain('flush chain netdev l4fleet ingress');
+      for (const r of baseChainRules()) expect(script).toContain(`add rule netdev l4fleet ingress ${r}`);
+      expect(script).not.toContain('flush chain netdev l4fleet forward');
       await dp.close();
     });
 

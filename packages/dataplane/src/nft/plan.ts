@@ -18,6 +18,7 @@ import {
   backendCounter,
   backendsMap,
   DROP_SOURCE,
+  FORWARD_CHAIN,
   hexToAddress,
   liveSet,
   MACS,
@@ -28,8 +29,10 @@ import {
 } from './names.js';
 import type { ElementValue, Op } from './ops.js';
 import {
+  baseChainHook,
   baseChainRules,
   baseTable,
+  forwardChainRules,
   type Layout,
   layoutSignature,
   type VipShape,
@@ -98,6 +101,11 @@ export interface KernelState {
    * maps (written by an older version); the plan adds them and the ingress rules that use them, once.
    */
   readonly echoAddresses?: ReadonlySet<string>;
+  /**
+   * The base chains (`ingress`, `forward`) read back without their rules, or with another number of them (flushed or
+   * edited by hand): the plan writes them again, in one transaction with the rest. Absent: none.
+   */
+  readonly baseChainsDiffer?: ReadonlySet<string>;
   /** Of `echoAddresses`, those read back without their `echo4`/`echo6` element (deleted by hand). Absent: none. */
   readonly echoUnmapped?: ReadonlySet<string>;
   /**
@@ -166,8 +174,18 @@ export function planApply(
       // A table from before the echo maps: they are added, and the ingress chain's rules written again in the order a
       // new table has (in the same transaction: no packet sees the chain half written). The flow maps stay.
       for (const text of echoObjectsAdded(t)) nft(text);
+    }
+    if (current?.echoAddresses === undefined || current.baseChainsDiffer?.has(BASE_CHAIN)) {
+      // Read back without its rules: `add chain` first, so one deleted by hand is made again (an existing one stays).
+      if (current?.baseChainsDiffer?.has(BASE_CHAIN))
+        nft(`add chain netdev ${t} ${BASE_CHAIN} { ${baseChainHook(layout)} }`);
       nft(`flush chain netdev ${t} ${BASE_CHAIN}`);
       for (const r of baseChainRules()) nft(`add rule netdev ${t} ${BASE_CHAIN} ${r}`);
+    }
+    if (current?.baseChainsDiffer?.has(FORWARD_CHAIN)) {
+      nft(`add chain netdev ${t} ${FORWARD_CHAIN}`);
+      nft(`flush chain netdev ${t} ${FORWARD_CHAIN}`);
+      for (const r of forwardChainRules(layout)) nft(`add rule netdev ${t} ${FORWARD_CHAIN} ${r}`);
     }
   }
   const base: KernelState = tableCreated

@@ -83,6 +83,11 @@ export function baseChainRules(): string[] {
   ];
 }
 
+/** The ingress chain's hook on the node's interface. */
+export function baseChainHook(l: Pick<Layout, 'iface'>): string {
+  return `type filter hook ingress device ${JSON.stringify(l.iface)} priority 0; policy accept;`;
+}
+
 /** The whole table, empty of VIPs and backends. */
 export function baseTable(l: Layout): string {
   const lines: string[] = [`table netdev ${l.table} {`, `  comment "${layoutSignature(l)}"`];
@@ -106,22 +111,24 @@ export function baseTable(l: Layout): string {
   lines.push(`  map ${MACS} { type mark : ether_addr; }`);
   lines.push(`  map ${BACKEND_COUNTERS} { type mark : counter; }`);
   lines.push(...echoDeclarations());
-  const dev = JSON.stringify(l.iface);
-  lines.push(`  chain ${BASE_CHAIN} {`, `    type filter hook ingress device ${dev} priority 0; policy accept;`);
+  lines.push(`  chain ${BASE_CHAIN} {`, `    ${baseChainHook(l)}`);
   for (const r of baseChainRules()) lines.push(`    ${r}`);
   lines.push('  }');
-  lines.push(
-    `  chain ${FORWARD_CHAIN} {`,
-    `    counter name meta mark map @${BACKEND_COUNTERS}`,
+  lines.push(`  chain ${FORWARD_CHAIN} {`, ...forwardChainRules(l).map((r) => `    ${r}`), '  }', '}');
+  return `${lines.join('\n')}\n`;
+}
+
+/** The forward chain's rules (every VIP chain ends there); how many does not depend on the layout's values. */
+export function forwardChainRules(l: Pick<Layout, 'iface' | 'ifaceMac'>): string[] {
+  const dev = JSON.stringify(l.iface);
+  return [
+    `counter name meta mark map @${BACKEND_COUNTERS}`,
     // A static MAC: rewrite both addresses (the source must be ours, or the switch learns the client's
     // router on our port). A lookup miss ends this rule and the next ones resolve the neighbour.
-    `    ether daddr set meta mark map @${MACS} ether saddr set ${l.ifaceMac} fwd to ${dev}`,
-    ...FAMILIES.map((f) => `    meta protocol ${l3(f)} fwd ${l3(f)} to meta mark map @${backendsMap(f)} device ${dev}`),
-    `    counter name "${DROP_NO_BACKEND}" drop`,
-    '  }',
-    '}',
-  );
-  return `${lines.join('\n')}\n`;
+    `ether daddr set meta mark map @${MACS} ether saddr set ${l.ifaceMac} fwd to ${dev}`,
+    ...FAMILIES.map((f) => `meta protocol ${l3(f)} fwd ${l3(f)} to meta mark map @${backendsMap(f)} device ${dev}`),
+    `counter name "${DROP_NO_BACKEND}" drop`,
+  ];
 }
 
 export interface VipShape {

@@ -13,9 +13,11 @@ import { echoAddress } from './echo.js';
 import {
   BACKEND_COUNTERS,
   BACKEND_ID_BIT,
+  BASE_CHAIN,
   backendsMap,
   DROP_SOURCE,
   echoMap,
+  FORWARD_CHAIN,
   hexToAddress,
   liveSet,
   MACS,
@@ -27,6 +29,7 @@ import {
   vipsMap,
 } from './names.js';
 import { backendIdentity, type KernelBackend, type KernelState, type KernelVip } from './plan.js';
+import { baseChainRules, forwardChainRules } from './ruleset.js';
 
 type Elem = unknown;
 
@@ -65,9 +68,12 @@ export function parseSkeleton(text: string): {
   chains: Map<string, string>;
   counters: Set<string>;
   echoAddresses: Set<string> | undefined;
+  /** Rules in the `ingress` and `forward` chains (absent: no such chain). */
+  baseRules: Map<string, number>;
 } {
   let layoutSignature = '';
   const chains = new Map<string, string>();
+  const baseRules = new Map<string, number>();
   const counters = new Set<string>();
   const echo = new Set<string>();
   let echoMaps = 0;
@@ -82,15 +88,19 @@ export function parseSkeleton(text: string): {
     const c = /^\tchain (\S+) \{$/.exec(line);
     if (c) {
       chain = c[1] as string;
+      if (chain === BASE_CHAIN || chain === FORWARD_CHAIN) baseRules.set(chain, 0);
       if (parseVipKey(chain)) chains.set(chain, '');
       const hex = parseEchoChain(chain);
       if (hex !== undefined) echo.add(echoAddress(hex.length === 8 ? 4 : 6, hex));
       continue;
     }
+    if (chain !== undefined && baseRules.has(chain) && /^\t\t(?!type )\S/.test(line)) {
+      baseRules.set(chain, (baseRules.get(chain) as number) + 1);
+    }
     const rule = /comment "(l4fleet vip [^"]*)"$/.exec(line);
     if (rule && chain !== undefined && chains.has(chain)) chains.set(chain, rule[1] as string);
   }
-  return { layoutSignature, chains, counters, echoAddresses: echoMaps === 2 ? echo : undefined };
+  return { layoutSignature, chains, counters, echoAddresses: echoMaps === 2 ? echo : undefined, baseRules };
 }
 
 /**
@@ -190,8 +200,16 @@ export async function readKernelState(exec: Exec, table: string, layoutSignature
       ...(jumps.has(key) ? {} : { jumpMissing: true }),
     });
   }
+  // A base chain flushed or edited by hand: every packet to a VIP passes both, so they are written again whole. The
+  // number of rules tells (the text of a rule as nft lists it is not the text the plan writes).
+  const wanted = new Map([
+    [BASE_CHAIN, baseChainRules().length],
+    [FORWARD_CHAIN, forwardChainRules({ iface: '', ifaceMac: '' }).length],
+  ]);
+  const baseChainsDiffer = new Set([...wanted].filter(([c, n]) => skeleton.baseRules.get(c) !== n).map(([c]) => c));
   return {
     layoutSignature: skeleton.layoutSignature,
+    ...(baseChainsDiffer.size > 0 ? { baseChainsDiffer } : {}),
     vips,
     backends,
     maxBackendId,
