@@ -243,6 +243,9 @@ describe('cli events - -o json prints one JSON object per line', () => {
     ['text', 'not json at all', 'not json at all'],
     ['JSON cut short over two lines', '{"at":\n', '{\\"at\\":\\n'],
     ['a JSON number, not an object', '42', '42'],
+    // jq .kind fails on both ('Cannot index array'), so neither may reach stdout.
+    ['a JSON array', '[1,2]', '[1,2]'],
+    ['JSON null', 'null', 'null'],
     ['1000 characters', 'x'.repeat(1000), `${'x'.repeat(120)}"... (1000 chars)`],
   ])(
     'a message that is not a JSON object (%s): a warning naming the subject on stderr, nothing on stdout',
