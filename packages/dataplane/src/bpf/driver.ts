@@ -247,6 +247,8 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       driver: 'bpf',
     });
     checkNodeAddresses(vips);
+    // What verify() restores from here on, also when the send below fails (the next apply or verify retries it).
+    last = desired;
     const validated = performance.now();
     let { loader: l, fresh } = await ensureLoader();
     if (state === undefined) {
@@ -293,7 +295,6 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       transactions: plan.requests.length,
       durationMs: performance.now() - started,
     };
-    last = desired;
     if (verifying && result.transactions === 0) return result;
     (verifying ? log.warn.bind(log) : log.info.bind(log))({
       event: verifying ? 'driftRepaired' : 'applied',

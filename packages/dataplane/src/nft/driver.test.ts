@@ -112,6 +112,8 @@ describe('nftables driver', () => {
     expect(err).toMatchObject({ code: 'NFT_FAILED' });
     // The l2 VIP keeps being served: no netdev transaction took its chain or its jump away, then or on a retry.
     await expect(dp.apply([vip({ forwarding: 'nat' })])).rejects.toMatchObject({ code: 'NFT_FAILED' });
+    // verify() retries the failed apply's state (the latest), rather than restoring the one before it.
+    await expect(dp.verify()).rejects.toMatchObject({ code: 'NFT_FAILED' });
     expect(kernel.scripts.some(chainGone)).toBe(false);
     expect(kernel.scripts.some((s) => s.includes('delete element netdev l4fleet vips4'))).toBe(false);
     await dp.close();

@@ -264,6 +264,9 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
     layout ??= await resolveLayout();
     // Before the netdev table is written: a VIP moved from l2 to nat leaves it, and would then be served by neither.
     await nat.checkForwarding(natVips);
+    // What verify() restores from here on, also when a transaction below fails (the next apply or verify retries it):
+    // restoring the state before would undo what this apply already committed.
+    last = desired;
     if (state === undefined) {
       state = await readKernelState(exec, table, layoutSignature(layout));
       if (!verifying) log.info({ event: 'kernelStateRead', exists: state !== null, vips: state?.vips.size ?? 0 });
@@ -313,7 +316,6 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       transactions: transactions + natResult.transactions,
       durationMs: performance.now() - started,
     };
-    last = desired;
     if (verifying && result.transactions === 0) return result;
     (verifying ? log.warn.bind(log) : log.info.bind(log))({
       event: verifying ? 'driftRepaired' : 'applied',
