@@ -1,10 +1,12 @@
 /**
  * `l4fleet dashboard`: the NATS login flags and the write token reach startDashboard; a --nats URL with userinfo is a
- * usage error; a file flag naming a file that is not what it should be is exit 1 before anything starts.
+ * usage error, as is a bad --listen (named as typed); a file flag naming a file that is not what it should be is exit 1
+ * before anything starts.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LISTEN_ADDRESS_FORM } from '@l4fleet/config';
 import type { DashboardOptions } from '@l4fleet/dashboard';
 import { MemoryFleetStore } from '@l4fleet/store';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
@@ -153,4 +155,24 @@ describe('cli dashboard - the write token', () => {
     await dashboard();
     expect(token()).toBe('dashboard-token-of-the-fleet');
   });
+});
+
+// The README says a bad listen address is refused naming the flag: the command said `error: listen: ...`, the
+// library's option name, which is not what the operator typed.
+describe('cli dashboard - --listen', () => {
+  beforeEach(() => {
+    started.calls.length = 0;
+  });
+
+  test.each(['[fe80::1%eth0]:9470', 'dashboard.example:9470', '127.1:9470', '127.0.0.1'])(
+    '--listen %j: usage error naming the flag and the value, not started',
+    async (listen) => {
+      const err: string[] = [];
+      const io: CliIo = { out: () => undefined, err: (t) => err.push(t) };
+      const code = await runCli(['dashboard', '--listen', listen], io, { openStore: () => new MemoryFleetStore() });
+      expect(code).toBe(2);
+      expect(err.join('\n')).toBe(`error: --listen: ${JSON.stringify(listen)} is not ${LISTEN_ADDRESS_FORM}`);
+      expect(started.calls).toEqual([]);
+    },
+  );
 });

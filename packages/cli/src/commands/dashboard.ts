@@ -4,6 +4,7 @@
  * --token-file or L4FLEET_DASHBOARD_TOKEN (never a flag value: it would show in `ps`); without one, read-only.
  */
 import { eventFilter } from '@l4fleet/agent';
+import { parseListenAddress } from '@l4fleet/config';
 import {
   DashboardError,
   DEFAULT_LISTEN,
@@ -54,6 +55,12 @@ export function registerDashboard(program: Command, ctx: FleetCommandContext): v
       metricsTargets = parseMetricsTargets(flags.agentMetrics);
     } catch (err) {
       throw new CliError(`--${(err as Error).message}`, EXIT_USAGE, { cause: err });
+    }
+    // --listen before anything opens, named as typed: startDashboard's own check names its option `listen`.
+    try {
+      parseListenAddress(flags.listen, '--listen');
+    } catch (err) {
+      throw new CliError((err as Error).message, EXIT_USAGE, { cause: err });
     }
     // The subjects before anything opens: a bad --fleet or --subject-prefix is a usage error naming the flag.
     let subject: string;
