@@ -59,6 +59,21 @@ describe('deploy/grafana', () => {
     expect(problems).toEqual([]);
   });
 
+  // L4fleetDataPlaneDrift's runbook is "find who changes the node, and when": the dashboard showed no repairs, so the
+  // when was only in the agent's log. The Tables row (the panels after its row header, before the next) shows them.
+  test('grafana - the Tables row shows drift repairs per node over time', () => {
+    const start = dashboard.panels.findIndex((p) => p.type === 'row' && p.title === 'Tables');
+    const end = dashboard.panels.findIndex((p, i) => i > start && p.type === 'row');
+    const tables = dashboard.panels.slice(start + 1, end === -1 ? undefined : end);
+    const exprs = tables.flatMap((p) =>
+      p.type === 'timeseries' ? ((p as { targets?: { expr: string }[] }).targets ?? []).map((t) => t.expr) : [],
+    );
+    expect(exprs).toContain(
+      'sum by (node) (increase(l4fleet_table_drift_repairs_total{fleet=~"$fleet", node=~"$node"}[$__rate_interval]))',
+    );
+    expect(read('README.md')).toMatch(/- Tables: [^\n]*\bdrift repairs\b/);
+  });
+
   test('grafana - panels have unique ids and use the provisioned datasource; the provider path is a directory', () => {
     const ds = parseYaml(read('provisioning/datasources/prometheus.yaml')) as {
       datasources: { uid: string; type: string }[];
