@@ -62,8 +62,9 @@ export interface ReconcilerOptions {
   /** A draining pass handed the GRACEFUL_SHUTDOWN set to the speaker and gobgpd took it: the graceful window may start. */
   readonly onDrainAnnounced?: () => void;
   /**
-   * The data plane is verified (read back, drift repaired) every this many ms once an apply went through, while no
-   * apply is running, queued or failing; 0 never. Default DEFAULT_DATAPLANE_VERIFY_INTERVAL_MS (60 s).
+   * The data plane is verified (read back, drift repaired) this many ms after the last verify ended (the first: after
+   * the first apply that went through), or VERIFY_SPACING_FACTOR times the last verify's duration when that is longer,
+   * while no apply is running, queued or failing; 0 never. Default DEFAULT_DATAPLANE_VERIFY_INTERVAL_MS (60 s).
    */
   readonly verifyIntervalMs?: number;
 }

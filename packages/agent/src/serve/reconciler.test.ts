@@ -3,7 +3,7 @@ import { type DecidedStatus, type Fleet, parseFleet } from '@l4fleet/config';
 import { createRecordingDataPlane, type DataPlane, DataPlaneError } from '@l4fleet/dataplane';
 import pino from 'pino';
 import { describe, expect, test } from 'vitest';
-import { createManualClock } from '../clock.js';
+import { createManualClock, sleep } from '../clock.js';
 import { createEventPublisher } from '../events/publisher.js';
 import type { AgentEvent } from '../events/subjects.js';
 import { createAgentMetrics } from '../observe/metrics.js';
@@ -25,11 +25,14 @@ interface LogLine {
 function setup(opts: { verifyIntervalMs?: number } = {}) {
   const clock = createManualClock(1_000);
   const logs: LogLine[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
   const dataPlane = createRecordingDataPlane();
-  /** The data plane's calls in order; an apply held at `gate` shows as apply-start until it returns. */
+  /**
+   * The data plane's calls in order; an apply held at `gate` shows as apply-start until it returns, a verify that
+   * takes `gate.verifyMs` of the clock's time as verify until it returns (then verify-end).
+   */
   const ops: string[] = [];
-  const gate: { beforeApply?: () => Promise<void> } = {};
+  const gate: { beforeApply?: () => Promise<void>; verifyMs?: number } = {};
   const dp: DataPlane = {
     apply: async (d) => {
       ops.push('apply-start');
@@ -42,7 +45,12 @@ function setup(opts: { verifyIntervalMs?: number } = {}) {
     },
     verify: async () => {
       ops.push('verify');
-      return dataPlane.verify();
+      try {
+        if (gate.verifyMs) await sleep(clock, gate.verifyMs);
+        return await dataPlane.verify();
+      } finally {
+        ops.push('verify-end');
+      }
     },
     counters: () => dataPlane.counters(),
     close: () => dataPlane.close(),
@@ -405,7 +413,63 @@ describe('reconciler - data plane verify', () => {
       expect(t.applies.at(-1)).toBe(true);
       const end = t.ops.lastIndexOf('apply-end');
       expect(t.ops.indexOf('verify')).toBeGreaterThan(end);
-      expect(t.ops.slice(end + 1)).toEqual(['verify']);
+      expect(t.ops.slice(end + 1)).toEqual(['verify', 'verify-end']);
+    } finally {
+      t.reconciler.close();
+    }
+  });
+
+  test('the next verify is due max(interval, 10 x the last one) after the last one ended: verify takes at most a small share of the time', async () => {
+    const t = setup();
+    try {
+      await t.reconciler.request(); // applied at 0 (the clock's own origin)
+      // A verify of 1 s: 10 s < the interval, so the next is due the interval after the end (61 s + 60 s).
+      t.gate.verifyMs = 1_000;
+      await t.clock.advance(MINUTE_MS);
+      expect(verifies(t)).toBe(1);
+      await t.clock.advance(1_000); // it ends at 61 s
+      expect(t.ops.at(-1)).toBe('verify-end');
+      // A verify of 9 s (a large nftables VIP): the next one is due 90 s after it ended, not each minute.
+      t.gate.verifyMs = 9_000;
+      await t.clock.advance(MINUTE_MS - 1); // 120.999 s
+      expect(verifies(t)).toBe(1);
+      await t.clock.advance(1); // 121 s: the second starts, and ends at 130 s
+      expect(verifies(t)).toBe(2);
+      await t.clock.advance(9_000 + 90_000 - 1); // 219.999 s
+      expect(verifies(t)).toBe(2);
+      await t.clock.advance(1); // 220 s = 130 s + 10 x 9 s
+      expect(verifies(t)).toBe(3);
+      // A verify that repaired nothing says how long it took at debug.
+      expect(t.logs.filter((l) => l.event === 'dataPlaneVerified').map((l) => [l.level, l.ms])).toEqual([
+        [20, 1_000],
+        [20, 9_000],
+      ]);
+    } finally {
+      t.reconciler.close();
+    }
+  });
+
+  test('a verify that repaired says how long it took; a pass requested during a verify runs after it', async () => {
+    const t = setup();
+    try {
+      await t.reconciler.request();
+      t.gate.verifyMs = 2_000;
+      t.dataPlane.driftNext();
+      await t.clock.advance(MINUTE_MS + 1_000); // the verify is half way through
+      let passed = false;
+      const requested = t.reconciler.request().then(() => {
+        passed = true;
+      });
+      t.set({ decided: new Map([['web/a', 'down']]) });
+      await t.clock.advance(999);
+      expect(passed).toBe(false);
+      expect(t.ops.at(-1)).toBe('verify');
+      await t.clock.advance(1);
+      await requested;
+      expect(t.ops.slice(-3)).toEqual(['verify-end', 'apply-start', 'apply-end']);
+      expect(t.logs.filter((l) => l.event === 'dataPlaneDriftRepaired')).toEqual([
+        expect.objectContaining({ level: 40, ms: 2_000, transactions: 1 }),
+      ]);
     } finally {
       t.reconciler.close();
     }

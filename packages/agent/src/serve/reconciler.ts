@@ -2,7 +2,8 @@
  * Turns (desired state, decided status, node state) into forwarding and routes, in the order that never
  * blackholes: withdraw routes that must go, program the data plane, then announce (ARCHITECTURE step 5).
  * Runs one pass at a time; requests while a pass runs coalesce into one more pass. Between passes it reads the data
- * plane back each verifyIntervalMs and repairs what changed behind it (DataPlane.verify), in the same queue.
+ * plane back and repairs what changed behind it (DataPlane.verify), in the same queue: verifyIntervalMs after the
+ * last verify ended, or 10 times its duration when longer (verify.ts), since a pass requested meanwhile waits for it.
  */
 import { type Advertisement, GRACEFUL_SHUTDOWN_COMMUNITY } from '@l4fleet/bgp';
 import { systemClock } from '../clock.js';
@@ -74,7 +75,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     retryTimer = clock.setTimeout(() => void request(), Math.min(RETRY_MS * 2 ** (failures - 1), RETRY_MAX_MS));
   };
   let closed = false;
-  /** The verify interval came round: the loop verifies once no pass is queued (a tick during a pass waits for it). */
+  /** A verify is due: the loop verifies once no pass is queued (one due during a pass waits for it). */
   let verifyDue = false;
   const verifyTimer = createVerifyTimer(clock, opts.verifyIntervalMs ?? DEFAULT_DATAPLANE_VERIFY_INTERVAL_MS, () => {
     verifyDue = true;
@@ -178,12 +179,18 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
    * repair its forwarding leaves ECMP (BFD) and retries, like one that cannot take its tables.
    */
   const verify = async (): Promise<void> => {
-    if (!applied || dpSignature === undefined || failures > 0) return;
+    if (!applied || dpSignature === undefined || failures > 0) {
+      verifyTimer.ended(0);
+      return;
+    }
+    const started = clock.monoMs();
     try {
-      await verifyDataPlane(opts.dataPlane, metrics, log);
+      await verifyDataPlane(opts.dataPlane, metrics, log, clock);
     } catch (err) {
       if (!closed) dataPlaneFailed(err, 'verify');
     }
+    // Spaced by its duration too (verify.ts): a pass requested meanwhile waited for it.
+    verifyTimer.ended(clock.monoMs() - started);
   };
 
   const pass = async (): Promise<void> => {

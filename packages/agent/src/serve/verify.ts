@@ -2,7 +2,8 @@
  * The periodic read-back of the data plane (DataPlane.verify). A pass applies only when a table changes, so state
  * changed behind the agent, by hand or by another program (an nft table or element deleted, a bpf program's clsact
  * removed), black-holed the node's ECMP share, with /readyz 200 and the routes announced, until the next table change.
- * The reconciler runs the verify in its own queue (never beside an apply) and handles its failure as an apply's.
+ * The reconciler runs the verify in its own queue (never beside an apply; a pass requested meanwhile waits for it, at
+ * most one verify's duration) and handles its failure as an apply's.
  */
 import type { DataPlane } from '@l4fleet/dataplane';
 import type { Logger } from 'pino';
@@ -13,28 +14,53 @@ import type { AgentMetrics } from '../observe/metrics.js';
 /** How often the data plane is read back and repaired, ms: agent.yaml's default dataplane.verifyIntervalS. */
 export const DEFAULT_DATAPLANE_VERIFY_INTERVAL_MS = DEFAULT_DATAPLANE_VERIFY_INTERVAL_S * 1000;
 
+/**
+ * The next verify is due this many times the last one's duration after it ended, when that is longer than the
+ * interval: a verify holds the reconciler's queue (a pass a health change requests waits behind it) and its cost grows
+ * with the fleet (nftables ~1 s per 65,537-slot VIP), so it takes at most 1/11 of the agent's time, whatever the size.
+ */
+export const VERIFY_SPACING_FACTOR = 10;
+
+/** When the next verify is due, ms after the last one ended: max(intervalMs, VERIFY_SPACING_FACTOR x its duration). */
+export function verifySpacingMs(intervalMs: number, lastDurationMs: number): number {
+  return Math.max(intervalMs, Math.ceil(VERIFY_SPACING_FACTOR * lastDurationMs));
+}
+
 export interface VerifyTimer {
-  /** Starts the period (the first apply went through); again, nothing. */
+  /** Starts the period (the first apply went through): due `intervalMs` from now; again, nothing. */
   start(): void;
+  /**
+   * The verify the last onDue asked for ended (or was skipped: 0), having taken `durationMs`: the next is due
+   * verifySpacingMs(intervalMs, durationMs) from now.
+   */
+  ended(durationMs: number): void;
   close(): void;
 }
 
-/** Calls `onDue` every `intervalMs` from the first start(), until close(); `intervalMs` 0 (or less): never. */
+/**
+ * Calls `onDue` `intervalMs` after start(), then each time verifySpacingMs after the ended() that follows it (none
+ * while a verify is due or running), until close(); `intervalMs` 0 (or less): never.
+ */
 export function createVerifyTimer(clock: Clock, intervalMs: number, onDue: () => void): VerifyTimer {
   let timer: unknown;
-  let armed = false;
+  /** idle: not started; armed: a timer runs; due: onDue was called, its verify has not ended yet. */
+  let phase: 'idle' | 'armed' | 'due' = 'idle';
   let closed = false;
-  const arm = (): void => {
-    if (intervalMs <= 0 || armed || closed) return;
-    armed = true;
+  const arm = (ms: number): void => {
+    if (intervalMs <= 0 || closed) return;
+    phase = 'armed';
     timer = clock.setTimeout(() => {
-      armed = false;
-      arm();
+      phase = 'due';
       onDue();
-    }, intervalMs);
+    }, ms);
   };
   return {
-    start: arm,
+    start() {
+      if (phase === 'idle') arm(intervalMs);
+    },
+    ended(durationMs) {
+      if (phase === 'due') arm(verifySpacingMs(intervalMs, durationMs));
+    },
     close() {
       closed = true;
       clock.clearTimeout(timer);
@@ -44,12 +70,23 @@ export function createVerifyTimer(clock: Clock, intervalMs: number, onDue: () =>
 
 /**
  * One verify: drift it repaired is a warning naming the VIPs it touched, and l4fleet_table_drift_repairs_total
- * (someone keeps changing the node's forwarding: find who). Throws what verify throws.
+ * (someone keeps changing the node's forwarding: find who); either way its duration (`ms`, at debug when it repaired
+ * nothing). Throws what verify throws.
  */
-export async function verifyDataPlane(dataPlane: DataPlane, metrics: AgentMetrics, log: Logger): Promise<void> {
+export async function verifyDataPlane(
+  dataPlane: DataPlane,
+  metrics: AgentMetrics,
+  log: Logger,
+  clock: Clock,
+): Promise<void> {
+  const started = clock.monoMs();
   const res = await dataPlane.verify();
-  if (res.transactions === 0) return;
+  const ms = Math.round(clock.monoMs() - started);
+  if (res.transactions === 0) {
+    log.debug({ event: 'dataPlaneVerified', ms });
+    return;
+  }
   metrics.tableDriftRepairsTotal.inc();
   const vips = res.vips.filter((v) => v.action !== 'unchanged').map((v) => v.vip);
-  log.warn({ event: 'dataPlaneDriftRepaired', vips, transactions: res.transactions });
+  log.warn({ event: 'dataPlaneDriftRepaired', vips, transactions: res.transactions, ms });
 }
