@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, test, vi } from 'vitest';
+import { REPEAT_SIGNAL_WINDOW_MS } from '../interrupt.js';
 import type { Lab } from '../runtime/lab.js';
 import { buildTopology } from '../topology/model.js';
 import { summarize } from './summary.js';
@@ -146,5 +147,80 @@ describe('lab watch - check verdict', () => {
     expect(checkVerdict(summary(722, 1), 5_000).line).toMatch(/^watch --check: 1 flows broke \(/);
     const none = checkVerdict(summarize({ at: 0, markAt: 0, flows: [] }, new Map()), 5_000);
     expect(none).toMatchObject({ ok: false, line: expect.stringMatching(/^watch --check: no flow is open \(/) });
+  });
+});
+
+describe('lab watch - stopped by a signal', () => {
+  const lab = { id: 'lab', mode: 'agent', topology: buildTopology(), killed: [], refresh: () => undefined };
+
+  /**
+   * The handlers watch() added for `sig`, called directly (process.emit would reach the runner's too); raw, so that a
+   * `once` handler removes itself as a signal's would.
+   */
+  function send(sig: NodeJS.Signals, before: Set<unknown>): void {
+    for (const h of added(sig, before)) (h as (s: NodeJS.Signals) => void)(sig);
+  }
+  const added = (sig: NodeJS.Signals, before: Set<unknown>) => process.rawListeners(sig).filter((l) => !before.has(l));
+
+  // `timeout 60 l4fleet lab watch`: SIGTERM to the lab, then to the whole group, so watch got it again forwarded by
+  // `l4fleet lab`; with its handler gone after the first, the copy ended it by default, without its summary.
+  test('the same signal twice at once (a process group, forwarded) stops it once: it ends with its summary', async () => {
+    vi.useFakeTimers();
+    const before = new Set<unknown>(process.rawListeners('SIGTERM'));
+    const exits: number[] = [];
+    const exit = ((code: number) => {
+      exits.push(code);
+    }) as (code: number) => never;
+    const frames: string[] = [];
+    let result: unknown;
+    void watch(lab as unknown as Lab, {
+      tcpFlows: 1,
+      udpFlows: 0,
+      json: true,
+      tickMs: 1_000,
+      write: (t) => frames.push(t),
+      exit,
+    }).then((r) => {
+      result = r;
+    });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(frames).toHaveLength(1);
+    send('SIGTERM', before);
+    await vi.advanceTimersByTimeAsync(5);
+    // Still handled: a signal with no listener left ends the process by its default action.
+    expect(added('SIGTERM', before)).toHaveLength(1);
+    send('SIGTERM', before);
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(exits).toEqual([]);
+    expect(result).toMatchObject({ summary: { total: 0 } });
+    expect(added('SIGTERM', before)).toEqual([]);
+  });
+
+  test('a second Ctrl-C later than that exits at once (130)', async () => {
+    vi.useFakeTimers();
+    const before = new Set<unknown>(process.rawListeners('SIGINT'));
+    const exits: number[] = [];
+    const exit = ((code: number) => {
+      exits.push(code);
+    }) as (code: number) => never;
+    // A 10 s tick: watch still waits for it (the stop is seen at the next tick) when the second Ctrl-C comes.
+    const done = watch(lab as unknown as Lab, {
+      tcpFlows: 1,
+      udpFlows: 0,
+      json: true,
+      tickMs: 10_000,
+      write: () => {},
+      exit,
+    });
+    await vi.advanceTimersByTimeAsync(10_000);
+    send('SIGINT', before);
+    send('SIGINT', before);
+    expect(exits).toEqual([]);
+    await vi.advanceTimersByTimeAsync(REPEAT_SIGNAL_WINDOW_MS);
+    send('SIGINT', before);
+    expect(exits).toEqual([130]);
+    await vi.advanceTimersByTimeAsync(10_000);
+    await done;
+    expect(added('SIGINT', before)).toEqual([]);
   });
 });

@@ -3,6 +3,7 @@
  * broken flows, the longest pause, and a timeline (lab events from `lab` commands plus changes of the router's ECMP
  * next hops, which is how a drain or a dead node shows up). `--json`: one JSON object per tick instead.
  */
+import { onStopSignals, signalExitCode } from '../interrupt.js';
 import type { Lab } from '../runtime/lab.js';
 import { type LabEvent, readEvents } from '../runtime/state.js';
 import { routerNextHops } from '../runtime/status.js';
@@ -21,6 +22,8 @@ export interface WatchOptions {
   readonly write: (text: string) => void;
   /** Called with every tick (e.g. to publish it for the dashboard, publish.ts). */
   readonly onTick?: (tick: WatchTick) => void;
+  /** Ends the process at once (default process.exit): a second SIGINT / SIGTERM. */
+  readonly exit?: (code: number) => never;
 }
 
 export interface WatchTick {
@@ -62,11 +65,15 @@ export async function watch(lab: Lab, options: WatchOptions): Promise<WatchResul
   let consumed = seen;
   let brokenBefore = 0;
   let stopping = false;
-  const stop = () => {
-    stopping = true;
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  // The first signal stops the view (the summary follows); the same one again at once is that signal delivered twice
+  // (to the process group, and forwarded by `l4fleet lab`): with the handler gone it ended watch without the summary.
+  // A later one exits at once.
+  const removeHandlers = onStopSignals(['SIGINT', 'SIGTERM'], {
+    first: () => {
+      stopping = true;
+    },
+    again: (sig) => (options.exit ?? process.exit)(signalExitCode(sig)),
+  });
   try {
     while (!stopping && (options.durationMs === undefined || performance.now() - startedAt < options.durationMs)) {
       await new Promise((r) => setTimeout(r, options.tickMs ?? 1_000));
@@ -108,9 +115,11 @@ export async function watch(lab: Lab, options: WatchOptions): Promise<WatchResul
     }
     return { summary: await flows.summary() };
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-    await flows.stop();
+    try {
+      await flows.stop();
+    } finally {
+      removeHandlers();
+    }
   }
 }
 

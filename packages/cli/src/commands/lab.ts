@@ -26,44 +26,31 @@ export function labCommand(): { file: string; args: string[] } {
   return { file: 'l4fleet-lab', args: [] };
 }
 
-/** The signals `l4fleet` passes on to l4fleet-lab: a stop (systemd, `kill`, Ctrl-C, a hangup) is the lab command's. */
-const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-
 /**
- * Whether this process is in its terminal's foreground process group (/proc/self/stat: pgrp, then tpgid 3 fields
- * later). l4fleet-lab runs in our group: a terminal's Ctrl-C or hangup reaches it already, and a second, forwarded
- * copy would be taken for a second Ctrl-C (l4fleet-lab's "again: exit at once", watch's end without its summary).
+ * The signals `l4fleet` passes on to l4fleet-lab: a stop (systemd, `kill`, Ctrl-C, a hangup) is the lab command's.
+ * Always, also when the same signal reached l4fleet-lab already (a terminal's Ctrl-C or hangup, `timeout`, a signal
+ * to the process group): l4fleet-lab takes a copy that soon after for the one signal (REPEAT_SIGNAL_WINDOW_MS in
+ * lab/src/interrupt.ts). Not forwarding in a terminal's foreground lost a `kill -INT <l4fleet>` from another shell.
  */
-export function inTerminalForeground(): boolean {
-  try {
-    const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]?.split(' ') ?? [];
-    const pgrp = Number(fields[2]);
-    return Number(fields[5]) === pgrp && pgrp > 0;
-  } catch {
-    return false;
-  }
-}
+const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 export interface RunLabDeps {
   /** The command line of l4fleet-lab (default: labCommand()). */
   readonly command?: { file: string; args: string[] };
-  /** Default: inTerminalForeground(). */
-  readonly foreground?: () => boolean;
 }
 
 /**
  * Runs `l4fleet-lab ARGS...` with inherited stdio; resolves to its exit status. For the child's lifetime SIGINT,
- * SIGTERM and SIGHUP are passed on to it (SIGINT and SIGHUP only when not in the terminal's foreground, which sent
- * them to the child already): ended by its default, `l4fleet` left the lab command running orphaned, holding the lab's
- * lock (a following `lab down` waited for it). A child a signal ended: 128 + its number, as a shell reports it.
+ * SIGTERM and SIGHUP are passed on to it: ended by its default, `l4fleet` left the lab command running orphaned,
+ * holding the lab's lock (a following `lab down` waited for it). A child a signal ended: 128 + its number, as a shell
+ * reports it.
  */
 export function runLab(args: readonly string[], deps: RunLabDeps = {}): Promise<number> {
   const { file, args: pre } = deps.command ?? labCommand();
-  const foreground = deps.foreground ?? inTerminalForeground;
   return new Promise<number>((resolve, reject) => {
     const child = spawn(file, [...pre, ...args], { stdio: 'inherit' });
     const forward = (sig: NodeJS.Signals) => {
-      if (sig === 'SIGTERM' || !foreground()) child.kill(sig);
+      child.kill(sig);
     };
     for (const sig of FORWARDED) process.on(sig, forward);
     const done = () => {
