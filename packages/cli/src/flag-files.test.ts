@@ -131,3 +131,47 @@ describe('cli flag files - a PEM flag takes a pipe (--cacert <(vault ...)) and c
     );
   });
 });
+
+describe('cli flag files - a pipe is read once per process', () => {
+  // `l4fleet rollback --cacert <(cat ca.pem)` opens the store twice (history, then apply): the second read of
+  // /dev/fd/63 found the pipe drained, '--cacert: "/dev/fd/63" is empty', exit 1. The writer here opens the FIFO a
+  // second time with nothing in it, as a drained pipe reads.
+  function drainedAfterOne(name: string, source: string): { path: string; writer: ChildProcess } {
+    const path = join(dir, name);
+    execFileSync('mkfifo', [path]);
+    const writer = spawn('sh', ['-c', 'cat "$2" > "$1"; : > "$1"', 'sh', path, source], { stdio: 'ignore' });
+    return { path, writer };
+  }
+
+  test('a PEM flag naming a FIFO twice: the same content both times', () => {
+    const pem = writeTestPem(dir);
+    const { path, writer } = drainedAfterOne('twice-ca.fifo', pem.cert);
+    try {
+      const first = readPemFlag('--cacert', path, 'certificates').toString();
+      expect(first).toBe(readFileSync(pem.cert, 'utf8'));
+      expect(readPemFlag('--cacert', path, 'certificates').toString()).toBe(first);
+    } finally {
+      writer.kill();
+    }
+  });
+
+  test('a secret flag naming a FIFO twice: the same secret both times', () => {
+    const token = join(dir, 'twice-token');
+    writeFileSync(token, 'tok-of-the-fleet\n');
+    const { path, writer } = drainedAfterOne('twice-token.fifo', token);
+    try {
+      expect(readSecretFlag('--token-file', path)).toBe('tok-of-the-fleet');
+      expect(readSecretFlag('--token-file', path)).toBe('tok-of-the-fleet');
+    } finally {
+      writer.kill();
+    }
+  });
+
+  test('a regular file is read again: a change between reads is seen', () => {
+    const f = join(dir, 'rotated-token');
+    writeFileSync(f, 'one\n');
+    expect(readSecretFlag('--token-file', f)).toBe('one');
+    writeFileSync(f, 'two\n');
+    expect(readSecretFlag('--token-file', f)).toBe('two');
+  });
+});

@@ -3,9 +3,43 @@
  * and one for secrets (--token-file, --nats-token-file), so no flag takes an empty or blank file for "none". Every
  * refusal is exit 1 naming the flag and the file (README "Exit codes": the command line was right, the file is not).
  */
+import { statSync } from 'node:fs';
 import { AgentError, checkTlsContent, MAX_TLS_FILE_BYTES, type TlsFileKind } from '@l4fleet/agent';
 import { readBounded } from './bounded-read.js';
 import { CliError, EXIT_FAILURE } from './io.js';
+
+type BoundedRead = ReturnType<typeof readBounded>;
+
+/** What each pipe, FIFO or device a flag named gave (or the error), by its path and bound: see readFlagFile. */
+const readOnce = new Map<string, { read: BoundedRead } | { error: unknown }>();
+
+/**
+ * readBounded(file, limit), once per process for a file that does not read the same again: a pipe
+ * (`--cacert <(cat ca.pem)`), a FIFO, a device. `l4fleet rollback` opens the store twice (history, then apply), and
+ * the second read of /dev/fd/63 found the pipe drained: '--cacert: "/dev/fd/63" is empty', exit 1. A regular file
+ * reads the same again, so it is read each time (one rewritten in between is seen as it is now).
+ */
+function readFlagFile(file: string, limit: number): BoundedRead {
+  let regular = false;
+  try {
+    regular = statSync(file).isFile();
+  } catch {
+    // missing or unreadable: readBounded's error names why, and is kept like a read
+  }
+  if (regular) return readBounded(file, limit);
+  const key = `${limit}\0${file}`;
+  let got = readOnce.get(key);
+  if (got === undefined) {
+    try {
+      got = { read: readBounded(file, limit) };
+    } catch (error) {
+      got = { error };
+    }
+    readOnce.set(key, got);
+  }
+  if ('error' in got) throw got.error;
+  return got.read;
+}
 
 /** A token is tens of bytes; past this the file is not a token (a key, a log, /dev/zero) and is not read on. */
 export const MAX_SECRET_FILE_BYTES = 64 * 1024; // 64 KiB
@@ -24,10 +58,10 @@ export function readPemFlag(flag: string, file: string, kind: TlsFileKind): Buff
   const refuse = (why: string, cause?: unknown): never => {
     throw new CliError(`${flag}: "${file}" ${why}`, EXIT_FAILURE, cause === undefined ? undefined : { cause });
   };
-  let read: ReturnType<typeof readBounded>;
+  let read: BoundedRead;
   try {
     // './-': readBounded reads stdin for '-'; a PEM flag has always named a file, '-' included.
-    read = readBounded(file === '-' ? './-' : file, MAX_TLS_FILE_BYTES);
+    read = readFlagFile(file === '-' ? './-' : file, MAX_TLS_FILE_BYTES);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EISDIR') return refuse('is not a regular file or a pipe (a directory)', err);
@@ -57,10 +91,10 @@ export function readPemFlag(flag: string, file: string, kind: TlsFileKind): Buff
  * is said by leaving the flag out).
  */
 export function readSecretFlag(flag: string, file: string): string {
-  let read: ReturnType<typeof readBounded>;
+  let read: BoundedRead;
   try {
     // './-': readBounded reads stdin for '-'; a secret flag has always named a file, '-' included.
-    read = readBounded(file === '-' ? './-' : file, MAX_SECRET_FILE_BYTES);
+    read = readFlagFile(file === '-' ? './-' : file, MAX_SECRET_FILE_BYTES);
   } catch (err) {
     throw new CliError(`${flag}: cannot read ${file}: ${(err as Error).message}`, EXIT_FAILURE, { cause: err });
   }
