@@ -268,6 +268,45 @@ describe('bpf driver - verify and the attach check', () => {
     await dp.close();
   });
 
+  // A scrape of /metrics (every 5 s) reads counters() far more often than verify() runs: the loader's attach check on
+  // OP_STATS finds a removed program first, and the next loader attaches it again. The verify after that must still
+  // say so, or l4fleet_table_drift_repairs_total never moves and L4fleetDataPlaneDrift never fires.
+  test.each([
+    ['counters', Op.stats, (dp: BpfDataPlane) => dp.counters()],
+    ['an apply with nothing to write', Op.attachCheck, (dp: BpfDataPlane) => dp.apply(desired)],
+  ])(
+    "a program %s found detached and a new loader attached again is the next verify's repair (once)",
+    async (_, op, call) => {
+      const dp = fakeDriver({ FAKE_FAIL_ON_OP: String(op) }); // the first loader's check fails: the program is gone
+      await dp.apply(desired);
+      await expect(call(dp)).rejects.toMatchObject({ code: 'BPF_FAILED' });
+      vi.stubEnv('FAKE_FAIL_ON_OP', '');
+      await call(dp); // the new loader's start attaches the program
+      expect(pids()).toHaveLength(2);
+      const r = await dp.verify();
+      expect(r.vips.map((v) => v.action)).not.toContain('unchanged');
+      // What verify reports with nothing detached (the fake's dump is empty, so it writes the VIP again each time).
+      const baseline = (await dp.verify()).transactions;
+      expect(r.transactions).toBe(baseline + 1);
+      expect(pids()).toHaveLength(2);
+      await dp.close();
+    },
+  );
+
+  test('the loader started over wiped pins (a value this driver never writes) attaches the program: no drift to report', async () => {
+    const key = encodeVipKey({ family: 4, addressHex: 'c6336428', port: 80, protocol: 'tcp' });
+    const value = Buffer.alloc(VIP_BYTES);
+    value.writeUInt32LE(5000, 0);
+    const one = Buffer.alloc(4);
+    one.writeUInt32LE(1);
+    const dp = fakeDriver({ FAKE_DUMP: Buffer.concat([one, key, value, EMPTY_DUMP.subarray(4)]).toString('hex') });
+    await dp.apply(desired); // the first loader's dump is refused, its pins removed, a second loader starts
+    expect(pids()).toHaveLength(2);
+    const first = (await dp.verify()).transactions;
+    expect(first).toBe((await dp.verify()).transactions);
+    await dp.close();
+  });
+
   test('an apply with nothing to write checks the attachment: refused, it fails and the next apply starts a new loader', async () => {
     const dp = fakeDriver({ FAKE_FAIL_ON_OP: String(Op.attachCheck) });
     await dp.apply(desired);

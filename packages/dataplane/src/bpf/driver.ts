@@ -75,8 +75,16 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
    * listed only while it has counted packets.
    */
   let members = new Set<string>();
-  /** How the running loader's start found the program: `attached` when it had to attach it (LoaderStart). */
-  let startAttach: string | undefined;
+  /** A loader of this driver started before: a later start that had to attach the program found it detached. */
+  let startedBefore = false;
+  /** The pins were removed on purpose (state this driver never writes): the next start's attach is no drift. */
+  let pinsRemoved = false;
+  /**
+   * A loader started since the last verify attached the program again (someone detached it: tc qdisc del, the
+   * interface made again), found by a check outside verify (counters, which /metrics scrapes every few seconds, or an
+   * apply with nothing to write). The next verify reports it as a repair, or the agent would never count the drift.
+   */
+  let reattached = false;
 
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = queue.then(fn, fn);
@@ -114,7 +122,12 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       const s = await l.started;
       log.info({ event: 'programLoaded', attach: s.attach, progId: s.progId, from: s.from, fresh, xdp: s.xdp });
       seat = s.seat; // a seat left by the previous loader, adopted (ahead.c)
-      startAttach = s.attach;
+      if (startedBefore && !pinsRemoved && s.attach === 'attached') {
+        reattached = true;
+        log.warn({ event: 'bpfReattached', progId: s.progId }, 'the program was not attached: attached it again');
+      }
+      startedBefore = true;
+      pinsRemoved = false;
       for (const family of s.xdp?.forwardingOff ?? []) {
         log.warn(
           { event: 'xdpIdle', family },
@@ -174,6 +187,7 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
         throw unreadable(err);
       }
       log.error({ event: 'bpfStateWiped', err }, `${pinDir}: ${err.message}: removing the pins, starting over`);
+      pinsRemoved = true;
       try {
         await l.send([{ op: Op.remove, payload: Buffer.alloc(0), what: 'remove' }]);
       } finally {
@@ -315,13 +329,13 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
 
   /**
    * Checks that the program is attached (a loader whose check fails, or that is gone, is replaced by a new one, whose
-   * start attaches it again: one transaction), then reads the pinned maps back as a restarted driver does and applies
-   * the last desired state over them: map entries changed or deleted by hand are written again.
+   * start attaches it again: one transaction, as is a re-attach since the last verify), then reads the pinned maps back
+   * as a restarted driver does and applies the last desired state over them: map entries changed or deleted by hand
+   * are written again.
    */
   async function verifyNow(): Promise<ApplyResult> {
     if (closed) throw new DataPlaneError('CLOSED', 'verify: the bpf data plane is closed');
     if (last === undefined) return nothingVerified();
-    const before = loader;
     if (loader !== undefined && loader.gone() === undefined) {
       try {
         await loader.send([ATTACH_CHECK]);
@@ -332,8 +346,10 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
     }
     state = undefined;
     const r = await applyNow(last, true);
-    if (loader === before || startAttach !== 'attached') return r;
-    // The new loader attached the program: that is the repair, whatever the maps needed.
+    if (!reattached) return r;
+    // A new loader attached the program (this verify's, or one since the last): that is the repair, whatever the maps
+    // needed. Reported once; a verify that failed above leaves it to the next.
+    reattached = false;
     const result: ApplyResult = {
       ...r,
       vips: r.vips.map((v) => (v.action === 'unchanged' ? { ...v, action: 'updated' } : v)),
