@@ -113,9 +113,16 @@ export function registerRecover(program: Command, ctx: FleetCommandContext): voi
                     'flows move unless it was this one',
                 ]
               : [];
+        // In JSON, result.seedSource is this one too: the store's said 'fleet' when the fleet it was handed carried the
+        // served seed (seedToStore), beside a top-level 'served'.
         ctx.io.out(
           format === 'json'
-            ? renderData('json', { replaced: problem.message, lastReadable: served ?? null, seedSource, result })
+            ? renderData('json', {
+                replaced: problem.message,
+                lastReadable: served ?? null,
+                seedSource,
+                result: { ...result, seedSource },
+              })
             : [
                 `replaced: ${problem.message}`,
                 `recovered: revision ${result.revision}, generation ${result.generation}, ${seed}`,
