@@ -8,42 +8,20 @@ import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { DataPlaneError } from '../errors.js';
 import { createExec } from '../exec.js';
-import { type ApplyResult, type DataPlane, type DataPlaneCounters, nothingVerified, type VipTable } from '../types.js';
+import { type ApplyResult, type DataPlaneCounters, nothingVerified, type VipTable } from '../types.js';
 import { type NormalizedVip, validateDesired } from '../validate.js';
 import { ensureBpffs } from './bpffs.js';
 import { decodeDump } from './codec.js';
 import { decodeCounters } from './counters.js';
 import { counterKey, reportCounters } from './counters-report.js';
+import { type BpfDataPlane, decodeProgramStats } from './driver-types.js';
 import { type Loader, Op, type Request, startLoader } from './loader.js';
 import { type BpfDataPlaneOptions, checkOptions } from './options.js';
 import { type KernelState, planApply, stateFromDump } from './plan.js';
 import { nextSeat, type Seat, seatRequest } from './seat.js';
 import { planSweep, RETIRE_AFTER_MS } from './sweep.js';
 
-/** A program's id and, with kernel.bpf_stats_enabled=1, its total run time and run count. */
-export interface ProgramRun {
-  readonly progId: number;
-  readonly runTimeNs: number;
-  readonly runCount: number;
-}
-
-/** The tc program's run figures, and the XDP program's when the fast path is attached. */
-export interface ProgramStats extends ProgramRun {
-  readonly xdp?: ProgramRun;
-}
-
-/** Extra operations for benches and tests; the agent needs only DataPlane. */
-export interface BpfDataPlane extends DataPlane {
-  /** Empties both flow LRUs (benches measure first packets with it). */
-  clearFlows(): Promise<void>;
-  /** The attached program's id and, with kernel.bpf_stats_enabled=1, its total run time and run count. */
-  programStats(): Promise<ProgramStats>;
-  /**
-   * Resolves once the loader has made the next new VIP's table ready (src/bpf/seat.ts), which it does after
-   * an apply, off the request path; tests that compare the maps wait for it.
-   */
-  settled(): Promise<void>;
-}
+export type { BpfDataPlane, ProgramRun, ProgramStats } from './driver-types.js';
 
 /** A duration for the logs: ms to 0.1. */
 const ms = (x: number): number => Math.round(x * 10) / 10;
@@ -397,13 +375,7 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
     programStats: () =>
       serial(async () => {
         const [b] = await sendNow([{ op: Op.progInfo, payload: Buffer.alloc(0), what: 'prog-info' }]);
-        const r = b as Buffer;
-        const run = (at: number): ProgramRun => ({
-          progId: r.readUInt32LE(at),
-          runTimeNs: Number(r.readBigUInt64LE(at + 4)),
-          runCount: Number(r.readBigUInt64LE(at + 12)),
-        });
-        return { ...run(0), ...(r.length >= 40 ? { xdp: run(20) } : {}) };
+        return decodeProgramStats(b as Buffer);
       }),
     settled: () =>
       serial(async () => {
