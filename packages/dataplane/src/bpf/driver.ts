@@ -9,14 +9,14 @@ import { performance } from 'node:perf_hooks';
 import { DataPlaneError } from '../errors.js';
 import { createExec } from '../exec.js';
 import { type ApplyResult, type DataPlaneCounters, nothingVerified, type VipTable } from '../types.js';
-import { type NormalizedVip, validateDesired } from '../validate.js';
+import { validateDesired } from '../validate.js';
 import { ensureBpffs } from './bpffs.js';
 import { decodeDump } from './codec.js';
 import { decodeCounters } from './counters.js';
 import { counterKey, reportCounters } from './counters-report.js';
 import { type BpfDataPlane, decodeProgramStats } from './driver-types.js';
 import { type Loader, Op, type Request, startLoader } from './loader.js';
-import { type BpfDataPlaneOptions, checkOptions } from './options.js';
+import { type BpfDataPlaneOptions, checkNodeAddresses, checkOptions } from './options.js';
 import { type KernelState, planApply, stateFromDump } from './plan.js';
 import { nextSeat, type Seat, seatRequest } from './seat.js';
 import { planSweep, RETIRE_AFTER_MS } from './sweep.js';
@@ -181,18 +181,6 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
     }
   }
 
-  function checkNodeAddresses(vips: readonly NormalizedVip[]): void {
-    for (const v of vips) {
-      if (v.forwarding === 'l2') continue;
-      if ((v.family === 4 ? config.src4 : config.src6) === undefined) {
-        throw new DataPlaneError(
-          'NODE_ADDRESS_MISSING',
-          `vip ${v.label}: forwarding "${v.forwarding}" needs an IPv${v.family} node address (nodeAddresses: ${JSON.stringify(opts.nodeAddresses ?? [])})`,
-        );
-      }
-    }
-  }
-
   /** The seat to ask the loader for after this state, when it differs from the one asked for last. */
   function seatChange(next: KernelState, createdSize?: number, again = false): Seat | undefined {
     const want = nextSeat(next, seat, createdSize);
@@ -238,7 +226,7 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       forwarding: ['l2', 'ipip', 'gre', 'gue'],
       driver: 'bpf',
     });
-    checkNodeAddresses(vips);
+    checkNodeAddresses(vips, config, opts.nodeAddresses);
     // What verify() restores from here on, also when the send below fails (the next apply or verify retries it).
     last = desired;
     const validated = performance.now();

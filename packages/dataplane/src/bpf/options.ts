@@ -3,6 +3,7 @@ import { parseAddress } from '@l4fleet/maglev';
 import type { Logger } from 'pino';
 import { DataPlaneError } from '../errors.js';
 import type { Exec } from '../exec.js';
+import type { NormalizedVip } from '../validate.js';
 import type { ConfigValue } from './codec.js';
 import { bpfAvailable, type XdpMode } from './loader.js';
 
@@ -110,4 +111,24 @@ export function checkOptions(opts: BpfDataPlaneOptions): CheckedOptions {
     );
   }
   return { pinDir: `${bpffsPath.replace(/\/+$/, '')}/${pinName}`, bpffsPath, flowTableSize, xdp, config };
+}
+
+/**
+ * Refuses a desired state with an encapsulating VIP of a family the node has no address of (the outer source):
+ * before anything is written, so the kernel state stays as it was.
+ */
+export function checkNodeAddresses(
+  vips: readonly NormalizedVip[],
+  config: ConfigValue,
+  nodeAddresses: BpfDataPlaneOptions['nodeAddresses'],
+): void {
+  for (const v of vips) {
+    if (v.forwarding === 'l2') continue;
+    if ((v.family === 4 ? config.src4 : config.src6) === undefined) {
+      throw new DataPlaneError(
+        'NODE_ADDRESS_MISSING',
+        `vip ${v.label}: forwarding "${v.forwarding}" needs an IPv${v.family} node address (nodeAddresses: ${JSON.stringify(nodeAddresses ?? [])})`,
+      );
+    }
+  }
 }
