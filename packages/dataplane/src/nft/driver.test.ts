@@ -54,6 +54,8 @@ function fakeKernel(k: {
       return { code: 0, stdout: '', stderr: '' };
     }
     if (line.startsWith('nft -t list table netdev')) return k.table === undefined ? missing(line) : ok(k.table);
+    // verify()'s light read: every netdev table's skeleton (here the driver's alone, or none).
+    if (line === 'nft -t list ruleset netdev') return ok(k.table ?? '');
     if (line.startsWith('nft -t list table inet')) return missing(line);
     const name = argv[argv.length - 1] as string;
     if (k.absent?.includes(name)) return missing(line);
@@ -213,6 +215,18 @@ describe('nftables driver', () => {
   describe('verify', () => {
     const key = 'v_c6120201_tcp_80';
     const layout = { iface: 'eth0', ifaceMac: MAC };
+    const objects = [
+      ...['vips4', 'vips6', 'backends4', 'backends6', 'echo4', 'echo6', 'macs', 'backend_counters'].map(
+        (m) => `map ${m}`,
+      ),
+      ...['flows4_tcp', 'flows4_udp', 'flows6_tcp', 'flows6_udp', 'flows6b_tcp', 'flows6b_udp'].map((m) => `map ${m}`),
+      ...['vipaddrs4', 'vipaddrs6', 'exact6_tcp', 'exact6_udp'].map((m) => `set ${m}`),
+    ];
+    /** Both the light read (ruleset) and the full read (table) list the table's skeleton. */
+    const listsSkeleton = (argv: readonly string[]): boolean =>
+      /^nft -t list (table|ruleset) netdev/.test(argv.join(' '));
+    /** The full read: the table's own listing (the light read lists the ruleset) and then every map's elements. */
+    const fullRead = (calls: readonly string[]): boolean => calls.some((c) => c.startsWith('nft -t list table netdev'));
     const skeleton = [
       'table netdev l4fleet {',
       `\tcomment "l4fleet layout=3 dev=eth0 mac=${MAC} tcp=300 udp=30 flows=65536"`,
@@ -225,10 +239,8 @@ describe('nftables driver', () => {
       '\tchain forward {',
       ...forwardChainRules(layout).map((r) => `\t\t${r}`),
       '\t}',
-      '\tmap echo4 {',
-      '\t}',
-      '\tmap echo6 {',
-      '\t}',
+      // Every map and set as nft -t lists them (no elements): the light read checks that each is there.
+      ...[...objects, `map ${key}_slots`, `map ${key}_over`, `set ${key}_live`].flatMap((o) => [`\t${o} {`, '\t}']),
       '\tchain echo_c6120201 {',
       '\t}',
       `\tchain ${key} {`,
@@ -283,30 +295,73 @@ describe('nftables driver', () => {
       await dp.close();
     });
 
-    test('nftables driver - verify with the kernel as the last apply left it writes nothing', async () => {
+    /** statefulKernel, recording every command line after `from` is set (the apply before it is not of interest). */
+    function recorded(kernel: ReturnType<typeof statefulKernel>): { exec: Exec; calls: string[] } {
+      const calls: string[] = [];
+      const exec: Exec = (argv, input) => {
+        calls.push(argv.join(' '));
+        return kernel.exec(argv, input);
+      };
+      return { exec, calls };
+    }
+
+    test('nftables driver - verify with the kernel as the last apply left it writes nothing and reads no slot map', async () => {
       const kernel = statefulKernel();
+      const { exec, calls } = recorded(kernel);
       const dp = createNftablesDataPlane({
         interface: 'eth0',
         logger,
-        exec: kernel.exec,
+        exec,
         deltaWriter: 'nft',
         foldDelayMs: 3_600_000,
       });
       await dp.apply([vip()]);
       const written = kernel.scripts.length;
+      calls.length = 0;
       const result = await dp.verify();
       expect(result.transactions).toBe(0);
       expect(result.vips).toEqual([expect.objectContaining({ vip: '198.18.2.1:80/tcp', action: 'unchanged' })]);
       expect(kernel.scripts.length).toBe(written);
+      // The light read only: the skeleton of the netdev tables and the per-VIP routing maps, never a slot map.
+      expect(fullRead(calls)).toBe(false);
+      expect(calls).toContain('nft -t list ruleset netdev');
+      expect(calls).toContain('nft -j list map netdev l4fleet vips4');
+      expect(calls.filter((c) => /_(slots|over|live)$/.test(c))).toEqual([]);
+      await dp.close();
+    });
+
+    test('nftables driver - verify finds a VIP slot map deleted by hand and reads the table whole', async () => {
+      const kernel = statefulKernel();
+      const gone = fakeKernel({ table: skeleton.replace(`\tmap ${key}_slots {\n\t}\n`, '') });
+      let deleted = false;
+      const { exec, calls } = recorded({
+        ...kernel,
+        exec: (argv, input) => (deleted && listsSkeleton(argv) ? gone : kernel).exec(argv, input),
+      });
+      const dp = createNftablesDataPlane({
+        interface: 'eth0',
+        logger,
+        exec,
+        deltaWriter: 'nft',
+        foldDelayMs: 3_600_000,
+      });
+      await dp.apply([vip()]);
+      expect(gone).not.toBe(kernel);
+      deleted = true;
+      calls.length = 0;
+      await dp.verify();
+      expect(fullRead(calls)).toBe(true);
+      expect(calls).toContain(`nft -j list map netdev l4fleet ${key}_slots`);
       await dp.close();
     });
 
     test('nftables driver - verify writes back a VIP jump element deleted by hand since the last apply', async () => {
       const kernel = statefulKernel();
+      const { exec, calls } = recorded(kernel);
       const dp = createNftablesDataPlane({
         interface: 'eth0',
         logger,
-        exec: kernel.exec,
+        exec,
         deltaWriter: 'nft',
         foldDelayMs: 3_600_000,
       });
@@ -315,7 +370,10 @@ describe('nftables driver', () => {
       kernel.elems.vips4 = [];
       expect((await dp.apply([vip()])).transactions).toBe(0);
       const written = kernel.scripts.length;
+      calls.length = 0;
       const result = await dp.verify();
+      // The light read found the element gone: the table was read whole and planned against, as a restart does.
+      expect(fullRead(calls)).toBe(true);
       expect(result.transactions).toBe(1);
       expect(result.vips).toEqual([expect.objectContaining({ vip: '198.18.2.1:80/tcp', action: 'updated' })]);
       expect(kernel.scripts.slice(written).join('\n')).toContain(jump);
@@ -327,8 +385,7 @@ describe('nftables driver', () => {
       const kernel = statefulKernel();
       const flushed = fakeKernel({ table: skeleton.replace(/\tchain ingress \{\n(\t\t.*\n)*/, '\tchain ingress {\n') });
       let flush = false;
-      const exec: Exec = (argv, input) =>
-        (flush && argv.join(' ').startsWith('nft -t list table netdev') ? flushed : kernel).exec(argv, input);
+      const exec: Exec = (argv, input) => (flush && listsSkeleton(argv) ? flushed : kernel).exec(argv, input);
       const dp = createNftablesDataPlane({
         interface: 'eth0',
         logger,
@@ -352,8 +409,7 @@ describe('nftables driver', () => {
       const kernel = fakeKernel({ table: skeleton });
       const none = fakeKernel({});
       let deleted = false;
-      const exec: Exec = (argv, input) =>
-        (deleted && argv.join(' ').startsWith('nft -t list table netdev') ? none : kernel).exec(argv, input);
+      const exec: Exec = (argv, input) => (deleted && listsSkeleton(argv) ? none : kernel).exec(argv, input);
       const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec, deltaWriter: 'nft' });
       await dp.apply([vip()]);
       deleted = true;

@@ -17,6 +17,7 @@ import {
 import { type NormalizedVip, validateDesired } from '../validate.js';
 import { createBatchWriter, NFT_BATCH_PATH, nftBatchAvailable } from './batch.js';
 import { nftCountersReport } from './counters-report.js';
+import { findDrift } from './drift.js';
 import { echoAddress } from './echo.js';
 import { planFold } from './fold.js';
 import { flowsMap } from './names.js';
@@ -252,8 +253,8 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
   }
 
   /**
-   * `verifying`: verify()'s apply of the last desired state, after both tables' models were dropped: it plans against
-   * what the kernel holds now, so it writes exactly what was changed or deleted since (and logs only then).
+   * `verifying`: verify()'s apply of the last desired state (verifyNow): it writes exactly what was changed or deleted
+   * since (and logs only then).
    */
   async function applyNow(desired: readonly VipTable[], verifying = false): Promise<ApplyResult> {
     if (closed)
@@ -354,13 +355,19 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
   }
 
   /**
-   * Drops the models of both tables, as after a refused transaction, so that the apply of the last desired state reads
-   * the kernel again and plans against it: drift (an element, a chain's rules, a whole table changed or deleted by
-   * hand) is written back through the normal plan, and a kernel that still matches gets no transaction.
+   * The light read (drift.ts, ~60 ms however many slots) compares the netdev table with the model; only a difference
+   * (or no model: a failed write dropped it) drops the model, so the apply reads the whole table again as a restart
+   * does (~1 s per 65,537-slot VIP) and writes the drift back through the normal plan. Either way the apply of the last
+   * desired state runs (nothing to write when nothing differs) and verifies the NAT table by its listing.
    */
   async function verifyNow(): Promise<ApplyResult> {
     if (closed) throw new DataPlaneError('CLOSED', 'verify: the nftables data plane is closed');
     if (last === undefined) return nothingVerified();
+    if (state && layout) {
+      const drift = await findDrift(exec, state, layout);
+      if (drift === undefined) return applyNow(last, true);
+      log.warn({ event: 'driftFound', drift });
+    }
     state = undefined;
     return applyNow(last, true);
   }

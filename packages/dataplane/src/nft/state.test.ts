@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { parseSkeleton } from './state.js';
+import { parseSkeleton, tableBlock } from './state.js';
 
 describe('parseSkeleton', () => {
   test('reads the layout comment and each VIP chain signature', () => {
@@ -22,5 +22,21 @@ describe('parseSkeleton', () => {
       ['v_c0000201_tcp_80', 'l4fleet vip hash=5-tuple seed=7 size=13'],
       ['v_20010db8000000000000000000000001_udp_53', ''],
     ]);
+  });
+});
+
+describe('tableBlock', () => {
+  const table = (name: string, body: string[]): string[] => [`table netdev ${name} {`, ...body, '}'];
+  const ours = table('l4fleet', ['\tmap vips4 {', '\t\ttype ipv4_addr . inet_proto . inet_service : verdict', '\t}']);
+  const listing = [...table('l4fleet2', ['\tmap other {', '\t}']), ...ours, ...table('x', ['\tset s {', '\t}'])];
+
+  test("cuts the driver's table out of a ruleset listing of several netdev tables", () => {
+    expect(tableBlock(listing.join('\n'), 'l4fleet')).toBe(ours.join('\n'));
+    expect(parseSkeleton(tableBlock(listing.join('\n'), 'l4fleet') as string).objects).toEqual(new Set(['vips4']));
+  });
+
+  test('a listing without the table (none, or others only) has no block', () => {
+    expect(tableBlock('', 'l4fleet')).toBeUndefined();
+    expect(tableBlock(table('l4fleet2', []).join('\n'), 'l4fleet')).toBeUndefined();
   });
 });

@@ -70,12 +70,15 @@ export function parseSkeleton(text: string): {
   echoAddresses: Set<string> | undefined;
   /** Rules in the `ingress` and `forward` chains (absent: no such chain). */
   baseRules: Map<string, number>;
+  /** Names of the table's maps and sets (listed without their elements). */
+  objects: Set<string>;
 } {
   let layoutSignature = '';
   const chains = new Map<string, string>();
   const baseRules = new Map<string, number>();
   const counters = new Set<string>();
   const echo = new Set<string>();
+  const objects = new Set<string>();
   let echoMaps = 0;
   let chain: string | undefined;
   for (const line of text.split('\n')) {
@@ -85,6 +88,8 @@ export function parseSkeleton(text: string): {
     if (counter) counters.add(counter[1] as string);
     const map = /^\tmap (\S+) \{$/.exec(line);
     if (map && (map[1] === echoMap(4) || map[1] === echoMap(6))) echoMaps += 1;
+    const object = /^\t(?:map|set) (\S+) \{$/.exec(line);
+    if (object) objects.add(object[1] as string);
     const c = /^\tchain (\S+) \{$/.exec(line);
     if (c) {
       chain = c[1] as string;
@@ -100,7 +105,67 @@ export function parseSkeleton(text: string): {
     const rule = /comment "(l4fleet vip [^"]*)"$/.exec(line);
     if (rule && chain !== undefined && chains.has(chain)) chains.set(chain, rule[1] as string);
   }
-  return { layoutSignature, chains, counters, echoAddresses: echoMaps === 2 ? echo : undefined, baseRules };
+  return { layoutSignature, chains, counters, echoAddresses: echoMaps === 2 ? echo : undefined, baseRules, objects };
+}
+
+/**
+ * The block of `table netdev <table>` in an `nft -t list ruleset netdev` listing, as `nft -t list table` prints it;
+ * undefined when the listing has no such table. The ruleset listing is the cheap one: on nft 1.0.6 `-t list table`
+ * fetches every set element before omitting them (~0.4-0.6 s with a 65,537-slot map), `-t list ruleset` does not
+ * (~10 ms).
+ */
+export function tableBlock(listing: string, table: string): string | undefined {
+  const lines = listing.split('\n');
+  const start = lines.indexOf(`table netdev ${table} {`);
+  if (start < 0) return undefined;
+  const end = lines.indexOf('}', start);
+  return lines.slice(start, end < 0 ? undefined : end + 1).join('\n');
+}
+
+/** The base chains whose number of rules is not the one the driver writes (flushed or edited by hand). */
+export function baseChainsDiffering(baseRules: ReadonlyMap<string, number>): Set<string> {
+  // The text of a rule as nft lists it is not the text the plan writes: the number of rules tells.
+  const wanted = new Map([
+    [BASE_CHAIN, baseChainRules().length],
+    [FORWARD_CHAIN, forwardChainRules({ iface: '', ifaceMac: '' }).length],
+  ]);
+  return new Set([...wanted].filter(([c, n]) => baseRules.get(c) !== n).map(([c]) => c));
+}
+
+/**
+ * The elements that route packets to what the chains hold, one per VIP (or VIP address): VIP keys whose `vips4`/
+ * `vips6` element jumps to their own chain, addresses (`family|hex`) in `vipaddrs4`/`vipaddrs6`, and, `withEcho`,
+ * addresses with an `echo4`/`echo6` element.
+ */
+export async function readRouting(
+  exec: Exec,
+  table: string,
+  withEcho: boolean,
+): Promise<{ jumps: Set<string>; vipAddresses: Set<string>; echoMapped: Set<string> }> {
+  const jumps = new Set<string>();
+  const vipAddresses = new Set<string>();
+  const echoMapped = new Set<string>();
+  const hexOf = (address: string): string => toHex(parseAddress(address).bytes);
+  for (const family of [4, 6] as IpFamily[]) {
+    for (const e of await elements(exec, table, 'map', vipsMap(family))) {
+      const [k, verdict] = e as [{ concat?: [string, string, number] }, { jump?: { target?: string } }];
+      const target = verdict?.jump?.target;
+      const [address, protocol, port] = k?.concat ?? [];
+      // Only an element that jumps to its own VIP's chain counts (the key names the chain: names.ts).
+      if (target !== undefined && address !== undefined && target === `v_${hexOf(address)}_${protocol}_${port}`) {
+        jumps.add(target);
+      }
+    }
+    for (const e of await elements(exec, table, 'set', vipAddressesSet(family))) {
+      if (typeof e === 'string') vipAddresses.add(echoAddress(family, hexOf(e)));
+    }
+    if (!withEcho) continue;
+    for (const e of await elements(exec, table, 'map', echoMap(family))) {
+      const [address] = e as [unknown];
+      if (typeof address === 'string') echoMapped.add(echoAddress(family, hexOf(address)));
+    }
+  }
+  return { jumps, vipAddresses, echoMapped };
 }
 
 /**
@@ -145,29 +210,7 @@ export async function readKernelState(exec: Exec, table: string, layoutSignature
     }
   }
   // The elements that route packets to what the chains hold: one deleted by hand is written again by the plan.
-  const jumps = new Set<string>();
-  const vipAddresses = new Set<string>();
-  const echoMapped = new Set<string>();
-  const hexOf = (address: string): string => toHex(parseAddress(address).bytes);
-  for (const family of [4, 6] as IpFamily[]) {
-    for (const e of await elements(exec, table, 'map', vipsMap(family))) {
-      const [k, verdict] = e as [{ concat?: [string, string, number] }, { jump?: { target?: string } }];
-      const target = verdict?.jump?.target;
-      const [address, protocol, port] = k?.concat ?? [];
-      // Only an element that jumps to its own VIP's chain counts (the key names the chain: names.ts).
-      if (target !== undefined && address !== undefined && target === `v_${hexOf(address)}_${protocol}_${port}`) {
-        jumps.add(target);
-      }
-    }
-    for (const e of await elements(exec, table, 'set', vipAddressesSet(family))) {
-      if (typeof e === 'string') vipAddresses.add(echoAddress(family, hexOf(e)));
-    }
-    if (skeleton.echoAddresses === undefined) continue;
-    for (const e of await elements(exec, table, 'map', echoMap(family))) {
-      const [address] = e as [unknown];
-      if (typeof address === 'string') echoMapped.add(echoAddress(family, hexOf(address)));
-    }
-  }
+  const { jumps, vipAddresses, echoMapped } = await readRouting(exec, table, skeleton.echoAddresses !== undefined);
   const vips = new Map<string, KernelVip>();
   for (const [key, signature] of skeleton.chains) {
     const k = parseVipKey(key) as NonNullable<ReturnType<typeof parseVipKey>>;
@@ -200,13 +243,8 @@ export async function readKernelState(exec: Exec, table: string, layoutSignature
       ...(jumps.has(key) ? {} : { jumpMissing: true }),
     });
   }
-  // A base chain flushed or edited by hand: every packet to a VIP passes both, so they are written again whole. The
-  // number of rules tells (the text of a rule as nft lists it is not the text the plan writes).
-  const wanted = new Map([
-    [BASE_CHAIN, baseChainRules().length],
-    [FORWARD_CHAIN, forwardChainRules({ iface: '', ifaceMac: '' }).length],
-  ]);
-  const baseChainsDiffer = new Set([...wanted].filter(([c, n]) => skeleton.baseRules.get(c) !== n).map(([c]) => c));
+  // A base chain flushed or edited by hand: every packet to a VIP passes both, so they are written again whole.
+  const baseChainsDiffer = baseChainsDiffering(skeleton.baseRules);
   return {
     layoutSignature: skeleton.layoutSignature,
     ...(baseChainsDiffer.size > 0 ? { baseChainsDiffer } : {}),

@@ -1,0 +1,79 @@
+/**
+ * verify()'s light read of the netdev table: what is small and what makes a whole VIP, or the node, stop forwarding
+ * when changed by hand, compared with the driver's model (KernelState). The full read (readKernelState) lists every
+ * slot map's elements (65,537 per default-size VIP: ~1 s each, several at load), and verify runs every
+ * dataplane.verifyIntervalS serialised with apply, so a health change waiting behind it waited that long; this read
+ * costs about the same whatever the slot counts. Only when it finds a difference does verify fall back to the full
+ * read and plan (the repair itself is a restart's).
+ *
+ * Read: the table's skeleton (its comment, base chains' rule counts, each VIP chain's signature, the echo chains, the
+ * names of its maps and sets) and the elements of the maps holding one element per VIP or address (vips4/6,
+ * vipaddrs4/6, echo4/6). Not read: slot, overlay and live elements (only that each map is there), backend and flow
+ * maps' elements. A slot-map element edited by hand is therefore not found by verify; the full read of a restart
+ * (or of the next verify that finds anything else) finds it.
+ */
+
+import { DataPlaneError } from '../errors.js';
+import type { Exec } from '../exec.js';
+import { echoAddress } from './echo.js';
+import { DROP_SOURCE, liveSet, overlayMap, slotsMap } from './names.js';
+import type { KernelState } from './plan.js';
+import { baseTable, type Layout } from './ruleset.js';
+import { baseChainsDiffering, parseSkeleton, readRouting, tableBlock } from './state.js';
+
+/** The maps and sets of a new table (baseTable): every one must still be there. */
+function tableObjects(layout: Layout): string[] {
+  return [...baseTable(layout).matchAll(/^ {2}(?:map|set) (\S+) \{/gm)].map((m) => m[1] as string);
+}
+
+/**
+ * The first difference found between the kernel's netdev table and `state` (a sentence naming the object), or
+ * undefined when none of what this reads differs. An unreadable listing is a difference too (the full read then
+ * reports it, or repairs what made it so).
+ */
+export async function findDrift(exec: Exec, state: KernelState, layout: Layout): Promise<string | undefined> {
+  const t = layout.table;
+  try {
+    const r = await exec(['nft', '-t', 'list', 'ruleset', 'netdev']);
+    if (r.code !== 0) return `nft -t list ruleset netdev: ${r.stderr.trim() || `exit ${r.code}`}`;
+    const block = tableBlock(r.stdout, t);
+    if (block === undefined) return `table netdev ${t} is missing`;
+    const s = parseSkeleton(block);
+    if (s.layoutSignature !== state.layoutSignature) {
+      return `table comment ${JSON.stringify(s.layoutSignature)} is not ${JSON.stringify(state.layoutSignature)}`;
+    }
+    for (const chain of baseChainsDiffering(s.baseRules)) {
+      return `chain ${chain}: ${s.baseRules.get(chain) ?? 'missing, no'} rules, not as written`;
+    }
+    if (state.dropSourceCounter === true && !s.counters.has(DROP_SOURCE)) return `counter ${DROP_SOURCE} is missing`;
+    for (const [key, v] of state.vips) {
+      const signature = s.chains.get(key);
+      if (signature === undefined) return `chain ${key} is missing`;
+      if (signature !== v.signature) return `chain ${key}: rules "${signature}", written "${v.signature}"`;
+    }
+    for (const key of s.chains.keys()) if (!state.vips.has(key)) return `chain ${key} is not one the driver wrote`;
+    if (state.echoAddresses !== undefined) {
+      const listed = s.echoAddresses ?? new Set<string>();
+      for (const a of state.echoAddresses) if (!listed.has(a)) return `echo chain of ${a} is missing`;
+      for (const a of listed) if (!state.echoAddresses.has(a)) return `echo chain of ${a} is not one the driver wrote`;
+    }
+    const perVip = [...state.vips.keys()].flatMap((k) => [slotsMap(k), overlayMap(k), liveSet(k)]);
+    for (const o of [...tableObjects(layout), ...perVip]) if (!s.objects.has(o)) return `map or set ${o} is missing`;
+
+    const routing = await readRouting(exec, t, s.echoAddresses !== undefined);
+    for (const v of state.vips.values()) {
+      if (!v.jumpMissing && !routing.jumps.has(v.key)) return `the vips${v.family} element of ${v.key} is missing`;
+    }
+    const addresses =
+      state.vipAddresses ?? new Set([...state.vips.values()].map((v) => echoAddress(v.family, v.addressHex)));
+    for (const a of addresses) if (!routing.vipAddresses.has(a)) return `the vipaddrs element of ${a} is missing`;
+    for (const a of routing.vipAddresses) if (!addresses.has(a)) return `the vipaddrs element of ${a} is not written`;
+    for (const a of state.echoAddresses ?? []) {
+      if (!state.echoUnmapped?.has(a) && !routing.echoMapped.has(a)) return `the echo element of ${a} is missing`;
+    }
+    return undefined;
+  } catch (err) {
+    if (err instanceof DataPlaneError && err.code === 'NFT_STATE_UNREADABLE') return err.message;
+    throw err;
+  }
+}
