@@ -14,7 +14,7 @@ import {
   type TrafficCounter,
   type VipTable,
 } from '../types.js';
-import { type NormalizedVip, validateDesired } from '../validate.js';
+import { validateDesired } from '../validate.js';
 import { createBatchWriter, NFT_BATCH_PATH, nftBatchAvailable } from './batch.js';
 import { nftCountersReport } from './counters-report.js';
 import { findDrift } from './drift.js';
@@ -25,6 +25,7 @@ import { createNatTable } from './nat-table.js';
 import { nftStatements, type Op, renderBatch } from './ops.js';
 import { type KernelState, type Plan, planApply } from './plan.js';
 import { type Layout, layoutSignature } from './ruleset.js';
+import { splitNat } from './split-nat.js';
 import { countElements, readKernelState } from './state.js';
 
 export const DEFAULT_TABLE_NAME = 'l4fleet';
@@ -65,26 +66,6 @@ export interface NftablesDataPlaneOptions {
 }
 
 const IDENTIFIER = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
-
-/**
- * NAT VIPs go to the NAT table, the others to the netdev table. An address served by both would have its NAT ports
- * dropped by the netdev table's port filter, so it is refused (parseFleet refuses it too).
- */
-function splitNat(vips: readonly NormalizedVip[]): { direct: NormalizedVip[]; nat: NormalizedVip[] } {
-  const direct = vips.filter((v) => v.forwarding !== 'nat');
-  const nat = vips.filter((v) => v.forwarding === 'nat');
-  const directAddresses = new Map(direct.map((v) => [v.addressHex, v.label]));
-  for (const v of nat) {
-    const other = directAddresses.get(v.addressHex);
-    if (other !== undefined) {
-      throw new DataPlaneError(
-        'VIP_INVALID',
-        `vip ${v.label}: forwarding "nat" on the address of vip ${other}, which is direct server return: an address is served by one of the two`,
-      );
-    }
-  }
-  return { direct, nat };
-}
 
 function positiveInt(name: string, v: number | undefined, dflt: number, max: number): number {
   const x = v ?? dflt;
