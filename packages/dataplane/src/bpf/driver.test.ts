@@ -31,7 +31,9 @@ const reply = (status, body) => {
   h.writeUInt32LE(body.length, 4);
   process.stdout.write(Buffer.concat([h, body]));
 };
-reply(0, Buffer.from('attached 7 object chain'));
+const starts = (process.env.FAKE_STARTS || 'attached 7 object chain').split('|');
+const nth = fs.readFileSync(dir + '/pids', 'utf8').trim().split('\\n').length - 1;
+reply(0, Buffer.from(starts[Math.min(nth, starts.length - 1)]));
 let buf = Buffer.alloc(0);
 process.stdin.on('data', (d) => {
   buf = Buffer.concat([buf, d]);
@@ -292,6 +294,22 @@ describe('bpf driver - verify and the attach check', () => {
       await dp.close();
     },
   );
+
+  // `ip link set dev X xdp off` by hand: the attach check fails, and the new loader's start finds the tc program
+  // unchanged (its reply says `unchanged`) but attaches XDP again: a new XDP program id. That is a repair too.
+  test("an XDP program removed by hand and attached again by the next loader (tc unchanged) is the next verify's repair", async () => {
+    const dp = fakeDriver({
+      FAKE_FAIL_ON_OP: String(Op.attachCheck),
+      FAKE_STARTS: 'attached 7 object xdp 9 chain|unchanged 7 object xdp 10 chain|unchanged 7 object xdp 10 chain',
+    });
+    await dp.apply(desired);
+    vi.stubEnv('FAKE_FAIL_ON_OP', '');
+    const r = await dp.verify(); // the check fails, a new loader starts and attaches XDP again
+    expect(pids()).toHaveLength(2);
+    const baseline = (await dp.verify()).transactions;
+    expect(r.transactions).toBe(baseline + 1);
+    await dp.close();
+  });
 
   test('the loader started over wiped pins (a value this driver never writes) attaches the program: no drift to report', async () => {
     const key = encodeVipKey({ family: 4, addressHex: 'c6336428', port: 80, protocol: 'tcp' });

@@ -63,6 +63,8 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
    * apply with nothing to write). The next verify reports it as a repair, or the agent would never count the drift.
    */
   let reattached = false;
+  /** The XDP program id the last loader's start reported (`xdp: native`): a new one after a start is a re-attach. */
+  let xdpProgId: number | undefined;
 
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = queue.then(fn, fn);
@@ -100,10 +102,17 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
       const s = await l.started;
       log.info({ event: 'programLoaded', attach: s.attach, progId: s.progId, from: s.from, fresh, xdp: s.xdp });
       seat = s.seat; // a seat left by the previous loader, adopted (ahead.c)
-      if (startedBefore && !pinsRemoved && s.attach === 'attached') {
+      // A tc program attached again, or (tc unchanged) an XDP program: the loader's load() attaches XDP anew when
+      // the old one is gone (`ip link set dev X xdp off`), which the reply shows only as a new XDP program id.
+      const xdpAgain = s.xdp !== undefined && xdpProgId !== undefined && s.xdp.progId !== xdpProgId;
+      if (startedBefore && !pinsRemoved && (s.attach === 'attached' || xdpAgain)) {
         reattached = true;
-        log.warn({ event: 'bpfReattached', progId: s.progId }, 'the program was not attached: attached it again');
+        log.warn(
+          { event: 'bpfReattached', progId: s.progId, xdpProgId: s.xdp?.progId },
+          `the ${s.attach === 'attached' ? 'program' : 'XDP program'} was not attached: attached it again`,
+        );
       }
+      xdpProgId = s.xdp?.progId;
       startedBefore = true;
       pinsRemoved = false;
       for (const family of s.xdp?.forwardingOff ?? []) {
