@@ -28,8 +28,9 @@ function tableObjects(layout: Layout): string[] {
 
 /**
  * The first difference found between the kernel's netdev table and `state` (a sentence naming the object), or
- * undefined when none of what this reads differs. An unreadable listing is a difference too (the full read then
- * reports it, or repairs what made it so).
+ * undefined when none of what this reads differs. A listing nft answers with an error is a difference too (the full
+ * read then reports it, or repairs what made it so). One that could not be taken at all (exec rejects: nft timed out
+ * or did not start) is thrown, and the caller drops its model (verifyNow in driver.ts).
  */
 export async function findDrift(exec: Exec, state: KernelState, layout: Layout): Promise<string | undefined> {
   const t = layout.table;

@@ -1,4 +1,5 @@
 import { buildTable } from '@l4fleet/maglev';
+import { ProcessError } from '@l4fleet/process';
 import { pino } from 'pino';
 import { describe, expect, test } from 'vitest';
 import type { Exec } from '../exec.js';
@@ -378,6 +379,43 @@ describe('nftables driver', () => {
       expect(result.vips).toEqual([expect.objectContaining({ vip: '198.18.2.1:80/tcp', action: 'updated' })]);
       expect(kernel.scripts.slice(written).join('\n')).toContain(jump);
       expect((await dp.verify()).transactions).toBe(0);
+      await dp.close();
+    });
+
+    // A light read that cannot be taken (nft timed out, or could not start) is no proof the kernel matches: the
+    // agent counts the failed verify as a failed apply and retries it with an apply, which must then read the table
+    // whole rather than plan against the model and call the node healthy without having checked anything.
+    test('nftables driver - after a light read that timed out, the next apply reads the table whole and repairs it', async () => {
+      const kernel = statefulKernel();
+      let timeOut = false;
+      const { exec, calls } = recorded({
+        ...kernel,
+        exec: async (argv, input) => {
+          if (timeOut && argv.join(' ') === 'nft -t list ruleset netdev') {
+            timeOut = false;
+            throw new ProcessError('TIMEOUT', 'command "nft -t list ruleset netdev" did not finish within 30000 ms');
+          }
+          return kernel.exec(argv, input);
+        },
+      });
+      const dp = createNftablesDataPlane({
+        interface: 'eth0',
+        logger,
+        exec,
+        deltaWriter: 'nft',
+        foldDelayMs: 3_600_000,
+      });
+      await dp.apply([vip()]);
+      // Deleted by hand: only a read of the kernel finds it.
+      kernel.elems.vips4 = [];
+      timeOut = true;
+      await expect(dp.verify()).rejects.toMatchObject({ name: 'ProcessError', code: 'TIMEOUT' });
+      const written = kernel.scripts.length;
+      calls.length = 0;
+      const result = await dp.apply([vip()]);
+      expect(fullRead(calls)).toBe(true);
+      expect(result.transactions).toBe(1);
+      expect(kernel.scripts.slice(written).join('\n')).toContain(jump);
       await dp.close();
     });
 

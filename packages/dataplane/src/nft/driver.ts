@@ -339,13 +339,24 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
    * The light read (drift.ts, ~60 ms however many slots) compares the netdev table with the model; only a difference
    * (or no model: a failed write dropped it) drops the model, so the apply reads the whole table again as a restart
    * does (~1 s per 65,537-slot VIP) and writes the drift back through the normal plan. Either way the apply of the last
-   * desired state runs (nothing to write when nothing differs) and verifies the NAT table by its listing.
+   * desired state runs (nothing to write when nothing differs) and verifies the NAT table by its listing. A light
+   * read that cannot be taken at all drops the model and fails the verify.
    */
   async function verifyNow(): Promise<ApplyResult> {
     if (closed) throw new DataPlaneError('CLOSED', 'verify: the nftables data plane is closed');
     if (last === undefined) return nothingVerified();
     if (state && layout) {
-      const drift = await findDrift(exec, state, layout);
+      let drift: string | undefined;
+      try {
+        drift = await findDrift(exec, state, layout);
+      } catch (err) {
+        // The light read could not be taken (nft timed out or did not start): nothing was compared. The verify fails
+        // (the agent takes its node out and retries with an apply), and the model is dropped as after a refused write,
+        // so that apply reads the table whole and repairs it, or fails on the same nft. Not the full read here at
+        // once: after a timeout it would most likely time out too, another 30 s with every apply waiting behind it.
+        state = undefined;
+        throw err;
+      }
       if (drift === undefined) return applyNow(last, true);
       log.warn({ event: 'driftFound', drift });
     }
