@@ -38,7 +38,7 @@ interface Node {
   routes: Advertisement[][];
   events: AgentEvent[];
   /** Before each data-plane apply: may wait or throw (a slow or refusing data plane). */
-  gate: { beforeApply?: () => Promise<void> };
+  gate: { beforeApply?: () => Promise<void>; beforeVerify?: () => Promise<void> };
 }
 
 const running: Agent[] = [];
@@ -89,7 +89,10 @@ function startNode(
       ops.push(`apply:${d.length}`);
       return r;
     },
-    verify: () => dataPlane.verify(),
+    verify: async () => {
+      await gate.beforeVerify?.();
+      return dataPlane.verify();
+    },
     counters: () => dataPlane.counters(),
     close: () => dataPlane.close(),
   };
@@ -401,6 +404,39 @@ describe('agent - drain and lifecycle', () => {
     await new Promise((r) => setTimeout(r, 400));
     release();
     await stopping;
+    expect(n.ops.filter((o) => o.startsWith('routes:'))).toEqual([
+      'routes:198.51.100.10/32+gshut,198.51.100.11/32+gshut',
+      'routes:',
+    ]);
+  });
+
+  // A periodic verify holding the reconciler's queue 10 s when SIGTERM came: the draining pass queued behind it, the
+  // DRAIN_ANNOUNCE_WAIT_MS fallback (5 s) started the window, the window (150 ms) ran out, and the queued pass
+  // withdrew everything: no router saw GRACEFUL_SHUTDOWN. Time is a manual clock; the verify sleeps on it.
+  test('a verify holding the queue 10 s when SIGTERM comes: GRACEFUL_SHUTDOWN still goes out before the withdraw', async () => {
+    const clock = createManualClock();
+    const store = new MemoryFleetStore();
+    await store.apply(fleetFile);
+    const n = startNode(store, 'n1', 0, undefined, logger, { clock });
+    await n.agent.start();
+    for (let i = 0; i < 100 && !n.ops.includes('routes:198.51.100.10/32,198.51.100.11/32'); i++)
+      await clock.advance(100);
+    expect(n.agent.status().state).toBe('serving');
+    let verifying = false;
+    n.gate.beforeVerify = async () => {
+      verifying = true;
+      await new Promise<void>((r) => clock.setTimeout(r, 10_000));
+    };
+    // The first verify is due dataplane.verifyIntervalS (60 s) after the first apply.
+    for (let i = 0; i < 200 && !verifying; i++) await clock.advance(1_000);
+    expect(verifying).toBe(true);
+    n.ops.length = 0;
+    let stopped = false;
+    void n.agent.shutdown().then(() => {
+      stopped = true;
+    });
+    for (let i = 0; i < 600 && !stopped; i++) await clock.advance(100);
+    expect(stopped).toBe(true);
     expect(n.ops.filter((o) => o.startsWith('routes:'))).toEqual([
       'routes:198.51.100.10/32+gshut,198.51.100.11/32+gshut',
       'routes:',

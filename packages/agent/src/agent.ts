@@ -134,6 +134,7 @@ export function createAgent(deps: AgentDeps): Agent {
     verifyIntervalMs: config.dataplane.verifyIntervalS * 1000,
     onDataPlaneApply: (ok) => bfd.setDataPlaneHealthy(ok),
     onDrainAnnounced: () => lifecycle.drainAnnounced(),
+    onDrainPassBegan: () => lifecycle.drainPassBegan(),
     onServedChange: (s) => {
       if (s.applied && lifecycle.markReady()) {
         log.info({ event: 'nodeReady', revision: s.appliedRevision, vips: s.tables.length });

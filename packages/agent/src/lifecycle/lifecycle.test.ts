@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { createManualClock } from '../clock.js';
 import { createAgentMetrics } from '../observe/metrics.js';
 import { createServedInputs } from '../serve/inputs.js';
-import { createLifecycle, DRAIN_ANNOUNCE_WAIT_MS } from './lifecycle.js';
+import { createLifecycle, DRAIN_ANNOUNCE_WAIT_MS, DRAIN_PASS_WAIT_MAX_MS } from './lifecycle.js';
 
 const GRACEFUL_MS = 2_000;
 
@@ -58,7 +58,7 @@ describe('lifecycle - on the injected clock', () => {
     ]);
   });
 
-  test('a drain whose announcement never goes out still ends (the window starts after DRAIN_ANNOUNCE_WAIT_MS)', async () => {
+  test('a drain whose announcement never goes out still ends (the window starts DRAIN_ANNOUNCE_WAIT_MS after its pass began)', async () => {
     const { clock, inputs, lifecycle, seen } = setup();
     inputs.setDesired({ fleet: twoPoolFleet({ type: 'none' }), revision: 3, generation: 'g' });
     inputs.setDecided(new Map(), new Map());
@@ -66,6 +66,7 @@ describe('lifecycle - on the injected clock', () => {
     inputs.setHistory(new Map());
     lifecycle.maybeReady();
     lifecycle.beginShutdown();
+    lifecycle.drainPassBegan();
     const drained = lifecycle.drained().then(() => 'drained');
     await clock.advance(DRAIN_ANNOUNCE_WAIT_MS + GRACEFUL_MS - 1);
     expect(lifecycle.state).toBe('draining');
@@ -81,7 +82,7 @@ describe('lifecycle - on the injected clock', () => {
     ]);
   });
 
-  test('announced after the fallback started the window (a pass slower than 5 s before it): the whole window from then', async () => {
+  test('announced after the fallback started the window (gobgpd took it 6.5 s late): the whole window from then', async () => {
     const { clock, inputs, lifecycle } = setup();
     inputs.setDesired({ fleet: twoPoolFleet({ type: 'none' }), revision: 3, generation: 'g' });
     inputs.setDecided(new Map(), new Map());
@@ -89,11 +90,46 @@ describe('lifecycle - on the injected clock', () => {
     inputs.setHistory(new Map());
     lifecycle.maybeReady();
     lifecycle.setLocalDrain(true);
-    await clock.advance(DRAIN_ANNOUNCE_WAIT_MS + 1_500); // the pass before the draining one took 6.5 s
+    lifecycle.drainPassBegan();
+    await clock.advance(DRAIN_ANNOUNCE_WAIT_MS + 1_500); // the set was pending (gobgpd away) 6.5 s
     lifecycle.drainAnnounced(); // GRACEFUL_SHUTDOWN goes out now
     await clock.advance(GRACEFUL_MS - 1);
     expect(lifecycle.state).toBe('draining');
     lifecycle.drainAnnounced(); // a later pass saying it again does not restart it
+    await clock.advance(1);
+    expect(lifecycle.state).toBe('drained');
+  });
+
+  // A verify (or a pass) holding the reconciler's queue when the drain began: the fallback ran from the drain, the
+  // window ran out behind the verify, and the queued pass withdrew without GRACEFUL_SHUTDOWN ever sent.
+  test('the fallback runs from the first draining pass, not from the drain: a queue held 10 s does not use it up', async () => {
+    const { clock, inputs, lifecycle } = setup();
+    inputs.setDesired({ fleet: twoPoolFleet({ type: 'none' }), revision: 3, generation: 'g' });
+    inputs.setDecided(new Map(), new Map());
+    inputs.setNodes(false);
+    inputs.setHistory(new Map());
+    lifecycle.maybeReady();
+    lifecycle.beginShutdown();
+    await clock.advance(10_000); // a verify holds the queue
+    expect(lifecycle.routeMode()).toBe('draining');
+    lifecycle.drainPassBegan();
+    lifecycle.drainPassBegan(); // a second draining pass (the set pending) does not move the fallback
+    await clock.advance(DRAIN_ANNOUNCE_WAIT_MS + GRACEFUL_MS - 1);
+    expect(lifecycle.state).toBe('draining');
+    await clock.advance(1);
+    expect(lifecycle.state).toBe('drained');
+  });
+
+  test('no draining pass within DRAIN_PASS_WAIT_MAX_MS (the queue stuck): the window starts anyway, the drain ends', async () => {
+    const { clock, inputs, lifecycle } = setup();
+    inputs.setDesired({ fleet: twoPoolFleet({ type: 'none' }), revision: 3, generation: 'g' });
+    inputs.setDecided(new Map(), new Map());
+    inputs.setNodes(false);
+    inputs.setHistory(new Map());
+    lifecycle.maybeReady();
+    lifecycle.beginShutdown();
+    await clock.advance(DRAIN_PASS_WAIT_MAX_MS + GRACEFUL_MS - 1);
+    expect(lifecycle.state).toBe('draining');
     await clock.advance(1);
     expect(lifecycle.state).toBe('drained');
   });

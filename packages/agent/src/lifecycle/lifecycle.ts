@@ -2,9 +2,10 @@
  * Drives the node's lifecycle (node-state.ts is the pure transition table) from the agent's wishes: ready once all
  * inputs are known, drain when the operator's flag or a local drain (SIGTERM) asks for it, drained after the RFC 8326
  * graceful-shutdown window. The window runs from when gobgpd took the routes carrying GRACEFUL_SHUTDOWN
- * (drainAnnounced; a set the speaker deferred while gobgpd was away does not count), not from the state change: a pass still running (a slow data plane apply) would otherwise use up
- * the window, and the next pass would withdraw without the router ever seeing the community. Also holds readiness:
- * the first pass that programmed the data plane.
+ * (drainAnnounced; a set the speaker deferred while gobgpd was away does not count), not from the state change: a pass
+ * or verify still running (a slow data plane apply or read-back) would otherwise use up the window, and the next pass
+ * would withdraw without the router ever seeing the community. Also holds readiness: the first pass that programmed the
+ * data plane.
  */
 import type { Logger } from 'pino';
 import { type Clock, withTimeout } from '../clock.js';
@@ -18,9 +19,19 @@ export const READY_TIMEOUT_MS = 30_000;
 const DRAIN_POLL_MS = 50;
 /**
  * A drain whose GRACEFUL_SHUTDOWN gobgpd has not taken (it refused the set, or was away and the set is pending) starts
- * its window this long after the drain began anyway, so a drain (and the SIGTERM path) always ends, ms.
+ * its window this long after its first draining pass began anyway, so a drain (and the SIGTERM path) always ends, ms.
+ * Counted from that pass, not from the state change: the fallback is for a set handed to gobgpd and not confirmed, not
+ * for one never sent. A pass or a periodic verify still holding the reconciler's queue (an nftables verify that repairs
+ * drift takes ~1 s per 65,537-slot VIP) would otherwise use it up, the window would run out behind it, and the queued
+ * pass would read 'withdrawn' and withdraw without any router seeing the community.
  */
 export const DRAIN_ANNOUNCE_WAIT_MS = 5_000;
+/**
+ * The cap on waiting for that first draining pass, ms: past it the fallback runs as if the pass had begun. The queue is
+ * held only by a data-plane call, each bounded by its own deadline (an nft exec's is 30 s); one held longer is stuck,
+ * and the drain (the SIGTERM path) must still end.
+ */
+export const DRAIN_PASS_WAIT_MAX_MS = 30_000;
 
 export type RouteMode = 'serving' | 'draining' | 'withdrawn';
 
@@ -56,6 +67,11 @@ export interface Lifecycle {
    * fallback when it never goes out).
    */
   drainAnnounced(): void;
+  /**
+   * A draining pass began (it sends the GRACEFUL_SHUTDOWN set first thing): the DRAIN_ANNOUNCE_WAIT_MS fallback starts
+   * from the first of a drain.
+   */
+  drainPassBegan(): void;
   /** Resolves once the graceful-shutdown window of a drain is over (at once if not draining). */
   drained(): Promise<void>;
   stop(reason: string): void;
@@ -78,6 +94,8 @@ export function createLifecycle(opts: LifecycleOptions): Lifecycle {
   let windowStarted = false;
   /** The window was started by the fallback, before the community went out: its announcement restarts it, once. */
   let windowEarly = false;
+  /** This drain's first draining pass began: the DRAIN_ANNOUNCE_WAIT_MS fallback runs (drainTimer). */
+  let passBegan = false;
   let ready = false;
   const readyWaiters: (() => void)[] = [];
   metrics.setNodeState(state);
@@ -91,14 +109,18 @@ export function createLifecycle(opts: LifecycleOptions): Lifecycle {
     clock.clearTimeout(drainTimer);
     windowStarted = false;
     windowEarly = false;
+    passBegan = false;
     if (state === 'draining') {
-      drainTimer = clock.setTimeout(() => {
-        log.warn({ event: 'drainAnnounceTimeout', waitedMs: DRAIN_ANNOUNCE_WAIT_MS });
-        startWindow();
-        windowEarly = true;
-      }, DRAIN_ANNOUNCE_WAIT_MS);
+      drainTimer = clock.setTimeout(() => fallback('drainPassTimeout', DRAIN_PASS_WAIT_MAX_MS), DRAIN_PASS_WAIT_MAX_MS);
     }
     opts.onTransition(state, previous, reason);
+  };
+
+  /** The window starts before the announcement: a late announcement restarts it (drainAnnounced), once. */
+  const fallback = (event: string, waitedMs: number): void => {
+    log.warn({ event, waitedMs });
+    startWindow();
+    windowEarly = true;
   };
 
   const startWindow = (): void => {
@@ -153,6 +175,15 @@ export function createLifecycle(opts: LifecycleOptions): Lifecycle {
         log.info({ event: 'drainAnnouncedLate', windowMs: opts.gracefulShutdownMs });
       }
       startWindow();
+    },
+    drainPassBegan() {
+      if (state !== 'draining' || passBegan || windowStarted) return;
+      passBegan = true;
+      clock.clearTimeout(drainTimer);
+      drainTimer = clock.setTimeout(
+        () => fallback('drainAnnounceTimeout', DRAIN_ANNOUNCE_WAIT_MS),
+        DRAIN_ANNOUNCE_WAIT_MS,
+      );
     },
     drained() {
       return new Promise<void>((resolve) => {

@@ -61,6 +61,8 @@ export interface ReconcilerOptions {
   readonly onDataPlaneApply?: (ok: boolean) => void;
   /** A draining pass handed the GRACEFUL_SHUTDOWN set to the speaker and gobgpd took it: the graceful window may start. */
   readonly onDrainAnnounced?: () => void;
+  /** A draining pass began (it sends the GRACEFUL_SHUTDOWN set before anything else): the lifecycle's fallback starts. */
+  readonly onDrainPassBegan?: () => void;
   /**
    * The data plane is verified (read back, drift repaired) this many ms after the last verify ended (the first: after
    * the first apply that went through), or VERIFY_SPACING_FACTOR times the last verify's duration when that is longer,

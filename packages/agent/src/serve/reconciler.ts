@@ -195,6 +195,9 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
 
   const pass = async (): Promise<void> => {
     const inp = opts.inputs();
+    // The lifecycle's DRAIN_ANNOUNCE_WAIT_MS fallback runs from here, not from the drain: a pass or verify holding the
+    // queue must not use it up before the GRACEFUL_SHUTDOWN set is even sent.
+    if (inp.routeMode === 'draining') opts.onDrainPassBegan?.();
     const fleet = inp.fleet;
     if (!fleet) return;
     const started = performance.now();
