@@ -40,7 +40,7 @@ export interface ServedState {
 }
 
 export interface Reconciler {
-  /** Asks for a pass; resolves when a pass that started after this call finished. */
+  /** Asks for a pass; resolves when a pass that started after this call finished (at once after close(): none will). */
   request(): Promise<void>;
   readonly served: ServedState;
   close(): void;

@@ -475,6 +475,27 @@ describe('reconciler - data plane verify', () => {
     }
   });
 
+  // close() resolved the waiters present then; a request after it set `again` on the running loop, which ended on
+  // `closed` without resolving it: agent.reconcile()/drain() after close() hung.
+  test('a request after close() while a verify still runs resolves (no pass), and so does one after it ended', async () => {
+    const t = setup();
+    await t.reconciler.request();
+    t.gate.verifyMs = 5_000;
+    await t.clock.advance(MINUTE_MS); // the verify runs
+    expect(t.ops.at(-1)).toBe('verify');
+    t.reconciler.close();
+    let resolved = false;
+    const late = t.reconciler.request().then(() => {
+      resolved = true;
+    });
+    await t.clock.advance(0);
+    expect(resolved).toBe(true);
+    await t.clock.advance(5_000); // the verify ends
+    await late;
+    await t.reconciler.request();
+    expect(t.dataPlane.applied).toHaveLength(1);
+  });
+
   test('verifyIntervalMs 0: never verified', async () => {
     const t = setup({ verifyIntervalMs: 0 });
     try {

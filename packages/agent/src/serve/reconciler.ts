@@ -335,6 +335,8 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
   };
 
   const request = (): Promise<void> => {
+    // Closed: no pass will run, and a loop still running (a verify) would end on `closed` without resolving it.
+    if (closed) return Promise.resolve();
     const done = new Promise<void>((resolve) => waiters.push(resolve));
     if (running) again = true;
     else running = loop();
