@@ -140,6 +140,23 @@ const CASES: Case[] = [
       // Before the agent started: no sample; from its first scrape on, 0 until the first error.
       [`l4fleet_table_applies_total{${n('n1', 'result="error"')}}`]: '_ 0 1x20',
       [`l4fleet_table_applies_total{${n('n1', 'result="ok"')}}`]: '_ 0+1x21',
+      // n2's periodic verify failed (a failed read-back, no table refused): L4fleetDataPlaneVerifyErrors, not this.
+      [`l4fleet_table_applies_total{${n('n2', 'result="error"')}}`]: '_ 0x21',
+      [`l4fleet_table_verifies_total{${n('n2', 'result="error"')}}`]: '_ 0 1x20',
+    },
+    at: '1m',
+    fires: [{ node: 'n1', fleet: 'lab', result: 'error' }],
+  },
+  {
+    alert: 'L4fleetDataPlaneVerifyErrors',
+    series: {
+      [`l4fleet_table_verifies_total{${n('n1', 'result="error"')}}`]: '_ 0 1x20',
+      [`l4fleet_table_verifies_total{${n('n1', 'result="repaired"')}}`]: '_ 0x21',
+      [`l4fleet_table_verifies_total{${n('n2', 'result="error"')}}`]: '_ 0x21',
+      [`l4fleet_table_verifies_total{${n('n2', 'result="repaired"')}}`]: '_ 0 1x20',
+      // n3's apply failed (the kernel refused its tables): L4fleetTableApplyErrors, not this.
+      [`l4fleet_table_applies_total{${n('n3', 'result="error"')}}`]: '_ 0 1x20',
+      [`l4fleet_table_verifies_total{${n('n3', 'result="error"')}}`]: '_ 0x21',
     },
     at: '1m',
     fires: [{ node: 'n1', fleet: 'lab', result: 'error' }],

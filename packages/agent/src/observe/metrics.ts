@@ -49,6 +49,7 @@ export interface AgentMetrics {
   readonly tableApplySeconds: Histogram;
   readonly tableAppliesTotal: Counter<'result'>;
   readonly tableDriftRepairsTotal: Counter;
+  readonly tableVerifiesTotal: Counter<'result'>;
   readonly desiredRevision: Gauge;
   readonly memberObserved: Gauge<'member'>;
   readonly memberDecided: Gauge<'member'>;
@@ -200,7 +201,7 @@ export function createAgentMetrics(opts: AgentMetricsOptions): AgentMetrics {
     }),
     tableAppliesTotal: new Counter({
       name: 'l4fleet_table_applies_total',
-      help: 'data-plane applies by result',
+      help: 'data-plane applies by result (the periodic verifies are counted apart: l4fleet_table_verifies_total)',
       labelNames: ['result'],
       registers: r,
     }),
@@ -209,6 +210,14 @@ export function createAgentMetrics(opts: AgentMetricsOptions): AgentMetrics {
       help:
         'periodic verifies that found the kernel state changed behind the agent (by hand, another program) and ' +
         'repaired it',
+      registers: r,
+    }),
+    tableVerifiesTotal: new Counter({
+      name: 'l4fleet_table_verifies_total',
+      help:
+        'periodic data-plane verifies by result: ok (nothing differed), repaired (drift put back), error (the ' +
+        'read-back or the repair failed: handled as a failed apply, BFD AdminDown and a retry)',
+      labelNames: ['result'],
       registers: r,
     }),
     desiredRevision: new Gauge({
@@ -288,6 +297,7 @@ export function createAgentMetrics(opts: AgentMetricsOptions): AgentMetrics {
   // A labelled counter has no series until its first inc(): it would appear at 1 with the first event, which increase()
   // does not count, so an alert on it would miss the first error after each start. Every known label value starts at 0.
   for (const result of ['ok', 'error']) m.tableAppliesTotal.inc({ result }, 0);
+  for (const result of ['ok', 'repaired', 'error']) m.tableVerifiesTotal.inc({ result }, 0);
   for (const result of ['applied', 'refused']) m.configReloadsTotal.inc({ result }, 0);
   for (const result of ['ok', 'fail']) m.probesTotal.inc({ result }, 0);
   for (const result of ['ok', 'error']) m.lastStateSavesTotal.inc({ result }, 0);

@@ -507,19 +507,31 @@ describe('reconciler - data plane verify', () => {
     }
   });
 
-  test('verify throwing is a failed apply: tablesApplyFailed, the error count, BFD told, retried; the retry applies', async () => {
+  // A verify failure was counted as l4fleet_table_applies_total{result="error"}: L4fleetTableApplyErrors ("the kernel
+  // refused a table or VIP change") fired for a failed read-back, and no verify was ever counted ok.
+  test('verify throwing is handled as a failed apply (tablesApplyFailed during verify, BFD told, retried), counted as a failed verify', async () => {
     const t = setup();
-    const errors = async () =>
-      (await t.metrics.tableAppliesTotal.get()).values.find((v) => v.labels.result === 'error')?.value;
+    const counts = async (c: typeof t.metrics.tableAppliesTotal) =>
+      Object.fromEntries((await c.get()).values.map((v) => [v.labels.result, v.value]));
     try {
       await t.reconciler.request();
+      await t.clock.advance(MINUTE_MS);
+      t.dataPlane.driftNext();
+      await t.clock.advance(MINUTE_MS);
+      expect(await counts(t.metrics.tableVerifiesTotal)).toEqual({ ok: 1, repaired: 1, error: 0 });
       t.dataPlane.failNextVerify(new DataPlaneError('NFT_FAILED', 'nft: table l4fleet: No such file or directory'));
       await t.clock.advance(MINUTE_MS);
-      expect(verifies(t)).toBe(1);
+      expect(verifies(t)).toBe(3);
       expect(t.applies).toEqual([true, false]);
-      expect(await errors()).toBe(1);
+      expect(await counts(t.metrics.tableVerifiesTotal)).toEqual({ ok: 1, repaired: 1, error: 1 });
+      expect(await counts(t.metrics.tableAppliesTotal)).toEqual({ ok: 1, error: 0 });
       expect(t.logs.filter((l) => l.event === 'tablesApplyFailed')).toEqual([
-        expect.objectContaining({ level: 50, code: 'NFT_FAILED', err: expect.stringContaining('No such file') }),
+        expect.objectContaining({
+          level: 50,
+          during: 'verify',
+          code: 'NFT_FAILED',
+          err: expect.stringContaining('No such file'),
+        }),
       ]);
       await t.clock.advance(1_000); // the retry: the same tables applied in full
       expect(t.applies).toEqual([true, false, true]);

@@ -161,9 +161,12 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     countAnnounced();
   };
 
-  /** An apply or a verify failed: the error count, BFD told (AdminDown, 0010), the log, a retry on the backoff. */
+  /**
+   * An apply or a verify failed: BFD told (AdminDown, 0010), the log, a retry on the backoff; an apply's error counted
+   * (a verify's is in l4fleet_table_verifies_total: verifyDataPlane).
+   */
   const dataPlaneFailed = (err: unknown, during: 'apply' | 'verify'): void => {
-    metrics.tableAppliesTotal.inc({ result: 'error' });
+    if (during === 'apply') metrics.tableAppliesTotal.inc({ result: 'error' });
     opts.onDataPlaneApply?.(false);
     // The data plane may now hold part of the failed tables (or of what a verify repaired), and the next pass must apply
     // (and report, so BFD lifts AdminDown) even when the fleet went back to the tables applied before: forget them.

@@ -71,7 +71,8 @@ export function createVerifyTimer(clock: Clock, intervalMs: number, onDue: () =>
 /**
  * One verify: drift it repaired is a warning naming the VIPs it touched, and l4fleet_table_drift_repairs_total
  * (someone keeps changing the node's forwarding: find who); either way its duration (`ms`, at debug when it repaired
- * nothing). Throws what verify throws.
+ * nothing). Counted in l4fleet_table_verifies_total by result, apart from the applies: a failed read-back is no table
+ * the kernel refused, and must not raise the apply-error alerts. Throws what verify throws.
  */
 export async function verifyDataPlane(
   dataPlane: DataPlane,
@@ -80,12 +81,20 @@ export async function verifyDataPlane(
   clock: Clock,
 ): Promise<void> {
   const started = clock.monoMs();
-  const res = await dataPlane.verify();
+  let res: Awaited<ReturnType<DataPlane['verify']>>;
+  try {
+    res = await dataPlane.verify();
+  } catch (err) {
+    metrics.tableVerifiesTotal.inc({ result: 'error' });
+    throw err;
+  }
   const ms = Math.round(clock.monoMs() - started);
   if (res.transactions === 0) {
+    metrics.tableVerifiesTotal.inc({ result: 'ok' });
     log.debug({ event: 'dataPlaneVerified', ms });
     return;
   }
+  metrics.tableVerifiesTotal.inc({ result: 'repaired' });
   metrics.tableDriftRepairsTotal.inc();
   const vips = res.vips.filter((v) => v.action !== 'unchanged').map((v) => v.vip);
   log.warn({ event: 'dataPlaneDriftRepaired', vips, transactions: res.transactions, ms });
