@@ -470,3 +470,17 @@ describe('deploy/grafana/alerts.yml - runbooks', () => {
     expect(d.indexOf('node.address6')).toBeLessThan(d.indexOf('gobgp global rib'));
   });
 });
+
+describe('alert count in the docs', () => {
+  // README and the operator guide each state how many rules alerts.yml holds; a rule added without them went
+  // unnoticed twice (21 after L4fleetDataPlaneDrift, 22 after L4fleetDataPlaneVerifyErrors).
+  test.each([
+    ['README.md', /with (\d+) alerting\s+rules/],
+    ['docs/operator-guide.md', /holds Prometheus alerting rules over these metrics \((\d+),/],
+  ])('%s names the number of rules in alerts.yml', (doc, pattern) => {
+    const text = readFileSync(fileURLToPath(new URL(`../${doc}`, import.meta.url)), 'utf8');
+    const stated = pattern.exec(text)?.[1];
+    expect(stated, `${doc}: no sentence matching ${pattern}`).toBeDefined();
+    expect(Number(stated)).toBe(rules.length);
+  });
+});
