@@ -11,6 +11,7 @@ import {
   changedSlots,
   type DataPlane,
   type DataPlaneCounters,
+  nothingVerified,
   type VipApplyReport,
   type VipTable,
 } from '@l4fleet/dataplane';
@@ -79,18 +80,13 @@ export function createDryRunDataPlane(): DryRunDataPlane {
     async verify(): Promise<ApplyResult> {
       if (closed) throw new AgentError('CLOSED', 'dry-run data plane: verify after close');
       return {
+        ...nothingVerified(),
         vips: [...current.values()].map((t) => ({
           vip: label(t),
           action: 'unchanged' as const,
           slotsChanged: 0,
           rulesReplaced: false,
         })),
-        slotsChanged: 0,
-        backendsAdded: 0,
-        backendsRemoved: 0,
-        tableCreated: false,
-        transactions: 0,
-        durationMs: 0,
       };
     },
     async counters(): Promise<DataPlaneCounters> {
