@@ -161,6 +161,26 @@ describe('agent - serving', () => {
     );
   });
 
+  // pino writes a key bound twice twice; the CLI's logger binds `node` and each component its `component`, and log
+  // pipelines with strict duplicate-field checks (Elasticsearch) reject such lines.
+  test('every log line binds each key once (node, component), with the caller binding node already', async () => {
+    const raw: string[] = [];
+    const log = pino({ level: 'debug', base: { node: 'n1' } }, { write: (l: string) => void raw.push(l) });
+    const store = new MemoryFleetStore();
+    await store.apply(fleetFile);
+    const n = startNode(store, 'n1', 0, undefined, log);
+    await n.agent.start();
+    await n.agent.whenReady(5_000);
+    await until('routes', () => n.ops.some((o) => o.startsWith('routes:198')));
+    const components = new Set(raw.map((l) => (JSON.parse(l) as { component?: string }).component));
+    // The components whose lines are checked: the agent's own and those naming their own.
+    expect([...components]).toEqual(expect.arrayContaining(['agent', 'serve', 'aggregator']));
+    const repeated = raw.filter(
+      (l) => (l.match(/"node":/g) ?? []).length > 1 || (l.match(/"component":/g) ?? []).length > 1,
+    );
+    expect(repeated).toEqual([]);
+  });
+
   test('a write that moves no table: nothing programmed, the node reports the new revision (status, metric)', async () => {
     const { store, nodes } = await fleetOf(1);
     const n = nodes[0] as Node;

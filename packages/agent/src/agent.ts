@@ -37,7 +37,11 @@ export function createAgent(deps: AgentDeps): Agent {
   const { config, store, speaker, dataPlane } = deps;
   const node = config.node.name;
   const clock = deps.clock ?? systemClock;
-  const log = deps.logger.child({ component: 'agent', node });
+  // Each key bound once: pino writes a key bound twice twice in every line (the CLI's logger binds `node` already,
+  // and each component its own `component`), and log pipelines with strict duplicate-field checks (Elasticsearch)
+  // reject such lines. Components naming their own `component` get `base`; the agent's own lines say `agent`.
+  const base = deps.logger.bindings().node === undefined ? deps.logger.child({ node }) : deps.logger;
+  const log = base.child({ component: 'agent' });
   const metrics = deps.metrics ?? createAgentMetrics({ node, fleet: config.fleet });
   const natsPrefix = config.nats.subjectPrefix;
   let closed = false;
@@ -79,7 +83,7 @@ export function createAgent(deps: AgentDeps): Agent {
   const aggregator = createAggregator({
     node,
     store,
-    logger: log,
+    logger: base,
     clock,
     leaseTtlS: config.etcd.leaseTtlS,
     onLeadership: (l) => metrics.aggregatorLeader.set(l ? 1 : 0),
@@ -87,7 +91,7 @@ export function createAgent(deps: AgentDeps): Agent {
     onRejectedRecord: (family, err) => rejected.report(family, err),
   });
   const checker = createHealthChecker({
-    logger: log.child({ component: 'health' }),
+    logger: base.child({ component: 'health' }),
     clock,
     maxConcurrentProbes: config.health.maxConcurrentProbes,
     ...(deps.probe ? { probe: deps.probe } : {}),
@@ -129,7 +133,7 @@ export function createAgent(deps: AgentDeps): Agent {
     },
     events,
     metrics,
-    logger: log,
+    logger: base,
     clock,
     verifyIntervalMs: config.dataplane.verifyIntervalS * 1000,
     onDataPlaneApply: (ok) => bfd.setDataPlaneHealthy(ok),
@@ -157,7 +161,7 @@ export function createAgent(deps: AgentDeps): Agent {
     clock,
     metrics,
     events,
-    logger: log,
+    logger: base,
     onChange: () => reports.status(),
   });
   const bfdStates = () => (config.bfd.enabled ? { bfd: bfd.states() } : {});
