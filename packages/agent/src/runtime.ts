@@ -45,7 +45,8 @@ function createStore(config: AgentConfig, logger: Logger, tls: TlsContent | unde
     endpoints: config.etcd.endpoints,
     prefix: config.etcd.prefix,
     dialTimeoutMs: config.etcd.dialTimeoutMs,
-    logger: logger.child({ component: 'store' }),
+    // The store binds its own `component: 'store'` (pino would write a key bound twice twice).
+    logger,
     ...(tls ? { tls } : {}),
     ...(config.etcd.user !== undefined && config.etcd.password !== undefined
       ? { auth: { username: config.etcd.user, password: config.etcd.password } }
