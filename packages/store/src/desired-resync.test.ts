@@ -94,6 +94,63 @@ const fleet = {
   hashSeed: 1,
 };
 
+const ctxOf = (ns: FakeNamespace, log: Logger = pino({ level: 'silent' })) =>
+  ({ ns: ns as unknown as Namespace, log, closers: new Set() }) as unknown as StoreContext;
+
+const put = (value: Buffer | string, modRevision: number) => ({
+  type: 'Put',
+  kv: {
+    key: Buffer.from(keys.pointer),
+    value: Buffer.from(value),
+    mod_revision: String(modRevision),
+    create_revision: '1',
+  },
+});
+const pointerOf = (f: unknown, generation: string) =>
+  JSON.stringify(encodeDocument(f as typeof fleet, generation, new Date(0)).pointer);
+/** The stored pointer record holding `text`, last written at `modRevision`. */
+const pointerAt = (text: string, modRevision: number) => ({ value: Buffer.from(text), modRevision });
+
+/** The one-chunk (encoding json) form of the inline pointer of `f`, and its chunk. */
+const chunkedOf = (f: unknown, generation: string) => {
+  const { document, ...rest } = JSON.parse(pointerOf(f, generation)) as Record<string, unknown>;
+  return {
+    pointer: JSON.stringify({ ...rest, encoding: 'json', chunks: 1 }),
+    chunk: Buffer.from(JSON.stringify(document)),
+  };
+};
+
+/** A namespace whose pointer holds `fleet` inline, as generation g1 written at revision 5. */
+const namespaceAtG1 = () => {
+  const ns = new FakeNamespace();
+  ns.pointer = pointerAt(pointerOf(fleet, 'g1'), 5);
+  return ns;
+};
+
+/**
+ * Makes `fleet` chunked as generation g2, its chunk reads at revision `at` failing with `chunkErrors` in turn;
+ * returns the pointer text for the test to put.
+ */
+const chunkedG2Failing = (ns: FakeNamespace, at: number, chunkErrors: Error[]) => {
+  const chunked = chunkedOf(fleet, 'g2');
+  ns.chunk = chunked.chunk;
+  ns.failChunkReadsAt = at;
+  ns.chunkErrors = chunkErrors;
+  return chunked.pointer;
+};
+
+/** One watch response at `revision` (none of `events`: a progress notification), to the first watcher. */
+const respond = (ns: FakeNamespace, revision: number, ...events: ReturnType<typeof put>[]) =>
+  ns.watchers[0]?.emit('data', { header: { revision: String(revision) }, events });
+/** The first watcher cancelled by the server; etcd3 1.1 passes on only this, whatever the cause. */
+const cancelByServer = (ns: FakeNamespace) => ns.watchers[0]?.emit('error', new Error('Watcher canceled: '));
+
+const times = (n: number, make: () => Error) => Array.from({ length: n }, make);
+const compacted = () => new Error('etcdserver: mvcc: required revision has been compacted');
+/** A read larger than the client takes; `sizes` as grpc-js words them. */
+const tooLarge = (sizes = '4194400 vs. 4194304') =>
+  new Error(`8 RESOURCE_EXHAUSTED: Received message larger than max (${sizes})`);
+
 describe('store desired - resync', () => {
   let watch: Watch | undefined;
   afterEach(async () => {
@@ -101,30 +158,43 @@ describe('store desired - resync', () => {
     watch = undefined;
   });
 
-  test('store desired - a pointer deleted by hand and found absent on a resync keeps the last good fleet', async () => {
-    const ns = new FakeNamespace();
-    ns.pointer = {
-      value: Buffer.from(JSON.stringify(encodeDocument(fleet, 'g1', new Date(0)).pointer)),
-      modRevision: 5,
-    };
-    const ctx = {
-      ns: ns as unknown as Namespace,
-      log: pino({ level: 'silent' }),
-      closers: new Set(),
-    } as unknown as StoreContext;
+  /**
+   * Starts watchDesired on `ns`, collecting what it delivers and reports. The watch is closed after the test
+   * unless `closedByTest`.
+   */
+  const watched = async (ns: FakeNamespace, opts: { log?: Logger; closedByTest?: boolean } = {}) => {
     const updates: DesiredState[] = [];
     const errors: StoreError[] = [];
-    watch = await new DesiredStore(ctx).watchDesired({
+    const w = await new DesiredStore(ctxOf(ns, opts.log)).watchDesired({
       onUpdate: (s) => updates.push(s),
       onError: (e) => errors.push(e),
     });
+    if (!opts.closedByTest) watch = w;
+    return { updates, errors, w };
+  };
+
+  /** Runs `body` under fake timers, closing its watch before the real timers return. */
+  const withFakeTimers = async (body: () => Promise<void>) => {
+    vi.useFakeTimers();
+    try {
+      await body();
+    } finally {
+      await watch?.close();
+      watch = undefined;
+      vi.useRealTimers();
+    }
+  };
+
+  test('store desired - a pointer deleted by hand and found absent on a resync keeps the last good fleet', async () => {
+    const ns = namespaceAtG1();
+    const { updates, errors } = await watched(ns);
     expect(updates.map((u) => u.revision)).toEqual([5]);
     // Deleted by hand while the watch was away; its resume revision is compacted: the watch re-reads everything.
     // etcd 3.4 cancels it with compact_revision set and an empty cancel_reason; etcd3 1.1 passes on only this.
     ns.pointer = undefined;
     ns.revision = 20;
     ns.compactedBelow = 15;
-    ns.watchers[0]?.emit('error', new Error('Watcher canceled: '));
+    cancelByServer(ns);
     await vi.waitFor(() => expect(ns.watchers).toHaveLength(2));
     expect(errors.map((e) => e.code)).toContain('COMPACTED');
     expect(updates.map((u) => u.revision)).toEqual([5]);
@@ -134,44 +204,24 @@ describe('store desired - resync', () => {
     expect(invalid[0]?.message).toContain(`${keys.pointer}: `);
   });
 
-  const ctxOf = (ns: FakeNamespace) =>
-    ({ ns: ns as unknown as Namespace, log: pino({ level: 'silent' }), closers: new Set() }) as unknown as StoreContext;
-
   test('store desired - a server cancel of a watch whose revision was not compacted restarts it without a resync', async () => {
-    const ns = new FakeNamespace();
-    ns.pointer = {
-      value: Buffer.from(JSON.stringify(encodeDocument(fleet, 'g1', new Date(0)).pointer)),
-      modRevision: 5,
-    };
-    const errors: StoreError[] = [];
-    const updates: DesiredState[] = [];
-    watch = await new DesiredStore(ctxOf(ns)).watchDesired({
-      onUpdate: (s) => updates.push(s),
-      onError: (e) => errors.push(e),
-    });
+    const ns = namespaceAtG1();
+    const { updates, errors } = await watched(ns);
     ns.pointer = undefined; // a resync would report it (INVALID_RECORD); a plain restart does not read it
-    ns.watchers[0]?.emit('error', new Error('Watcher canceled: '));
+    cancelByServer(ns);
     await vi.waitFor(() => expect(ns.watchers).toHaveLength(2));
     expect(errors.map((e) => e.code)).toEqual(['INTERNAL']);
     expect(updates.map((u) => u.revision)).toEqual([5]);
   });
 
   test('store desired - a progress notification moves the resume revision of a quiet watch', async () => {
-    const ns = new FakeNamespace();
-    ns.pointer = {
-      value: Buffer.from(JSON.stringify(encodeDocument(fleet, 'g1', new Date(0)).pointer)),
-      modRevision: 5,
-    };
-    const errors: StoreError[] = [];
-    watch = await new DesiredStore(ctxOf(ns)).watchDesired({
-      onUpdate: () => undefined,
-      onError: (e) => errors.push(e),
-    });
-    ns.watchers[0]?.emit('data', { header: { revision: '40' }, events: [] });
+    const ns = namespaceAtG1();
+    const { errors } = await watched(ns);
+    respond(ns, 40);
     // Compacted up to 30: without the progress the resume revision (6) would be compacted and need a resync.
     ns.compactedBelow = 30;
     ns.pointer = undefined;
-    ns.watchers[0]?.emit('error', new Error('Watcher canceled: '));
+    cancelByServer(ns);
     await vi.waitFor(() => expect(ns.watchers).toHaveLength(2));
     expect(errors.map((e) => e.code)).toEqual(['INTERNAL']);
   });
@@ -179,12 +229,7 @@ describe('store desired - resync', () => {
   test('store desired - a restarted watcher finding no pointer but decided records refuses, not the empty fleet', async () => {
     const ns = new FakeNamespace();
     ns.others = ['decided/web'];
-    const updates: DesiredState[] = [];
-    const errors: StoreError[] = [];
-    watch = await new DesiredStore(ctxOf(ns)).watchDesired({
-      onUpdate: (s) => updates.push(s),
-      onError: (e) => errors.push(e),
-    });
+    const { updates, errors } = await watched(ns);
     expect(updates).toEqual([]);
     expect(errors.map((e) => e.code)).toEqual(['INVALID_RECORD']);
     expect(errors[0]?.message).toContain('desired/current: deleted outside l4fleet (decided/web remains');
@@ -195,37 +240,18 @@ describe('store desired - resync', () => {
   test('store desired - no pointer and no records (before the first apply) is the empty fleet', async () => {
     const ns = new FakeNamespace();
     ns.others = ['nodes/lb1', 'drain/lb1'];
-    const updates: DesiredState[] = [];
-    watch = await new DesiredStore(ctxOf(ns)).watchDesired({ onUpdate: (s) => updates.push(s) });
+    const { updates } = await watched(ns);
     expect(updates).toEqual([{ fleet: { pools: [], vips: [] }, revision: 0, generation: '' }]);
     ns.others.push('history/web');
     await expect(new DesiredStore(ctxOf(ns)).getDesired()).rejects.toThrow('history/web remains');
   });
 
-  const put = (value: Buffer | string, modRevision: number) => ({
-    type: 'Put',
-    kv: {
-      key: Buffer.from(keys.pointer),
-      value: Buffer.from(value),
-      mod_revision: String(modRevision),
-      create_revision: '1',
-    },
-  });
-  const pointerOf = (f: unknown, generation: string) =>
-    JSON.stringify(encodeDocument(f as typeof fleet, generation, new Date(0)).pointer);
-
   test('store desired - an inline document with an address {toString: 1} is skipped; the next apply is delivered', async () => {
-    const ns = new FakeNamespace();
-    ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
-    const updates: DesiredState[] = [];
-    const errors: StoreError[] = [];
-    watch = await new DesiredStore(ctxOf(ns)).watchDesired({
-      onUpdate: (s) => updates.push(s),
-      onError: (e) => errors.push(e),
-    });
+    const ns = namespaceAtG1();
+    const { updates, errors } = await watched(ns);
     const bad = { ...fleet, pools: [{ ...fleet.pools[0], members: [{ address: { toString: 1 }, port: 80 }] }] };
-    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(pointerOf(bad, 'g2'), 11)] });
-    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(pointerOf(fleet, 'g3'), 12)] });
+    respond(ns, 12, put(pointerOf(bad, 'g2'), 11));
+    respond(ns, 12, put(pointerOf(fleet, 'g3'), 12));
     await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 12]), { timeout: 5_000 });
     expect(errors.map((e) => e.code)).toEqual(['INVALID_RECORD']);
     expect(errors[0]?.message).toContain(
@@ -234,79 +260,43 @@ describe('store desired - resync', () => {
   });
 
   test('store desired - a pointer whose inline document nests 5,000 deep is INVALID_RECORD naming the key', async () => {
-    const ns = new FakeNamespace();
-    ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
-    const updates: DesiredState[] = [];
-    const errors: StoreError[] = [];
-    watch = await new DesiredStore(ctxOf(ns)).watchDesired({
-      onUpdate: (s) => updates.push(s),
-      onError: (e) => errors.push(e),
-    });
+    const ns = namespaceAtG1();
+    const { updates, errors } = await watched(ns);
     const good = JSON.parse(pointerOf(fleet, 'g2')) as Record<string, unknown>;
     const deep = `${'['.repeat(5_000)}${']'.repeat(5_000)}`;
     const text = JSON.stringify({ ...good, document: { schema: 1, fleet: 0 } }).replace('"fleet":0', `"fleet":${deep}`);
-    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(text, 11)] });
-    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(pointerOf(fleet, 'g3'), 12)] });
+    respond(ns, 12, put(text, 11));
+    respond(ns, 12, put(pointerOf(fleet, 'g3'), 12));
     await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 12]), { timeout: 5_000 });
     expect(errors.map((e) => e.code)).toEqual(['INVALID_RECORD']);
     expect(errors[0]?.key).toBe(keys.pointer);
     expect(errors[0]?.message).toContain(`${keys.pointer}: document: `);
   });
 
-  /** The one-chunk (encoding json) form of the inline pointer of `f`, and its chunk. */
-  const chunkedOf = (f: unknown, generation: string) => {
-    const { document, ...rest } = JSON.parse(pointerOf(f, generation)) as Record<string, unknown>;
-    return {
-      pointer: JSON.stringify({ ...rest, encoding: 'json', chunks: 1 }),
-      chunk: Buffer.from(JSON.stringify(document)),
-    };
-  };
-
   test('store desired - a generation read failing with the record at fault (too large) is reported once and skipped', async () => {
-    const ns = new FakeNamespace();
-    ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
-    const updates: DesiredState[] = [];
-    const errors: StoreError[] = [];
-    watch = await new DesiredStore(ctxOf(ns)).watchDesired({
-      onUpdate: (s) => updates.push(s),
-      onError: (e) => errors.push(e),
-    });
+    const ns = namespaceAtG1();
+    const { updates, errors } = await watched(ns);
     // A chunked pointer at revision 11 whose chunk is more than the client takes: every read of it fails the same.
-    const chunked = chunkedOf(fleet, 'g2');
-    ns.chunk = chunked.chunk;
-    ns.failChunkReadsAt = 11;
-    ns.chunkErrors = Array.from(
-      { length: 10 },
-      () => new Error('8 RESOURCE_EXHAUSTED: Received message larger than max (4194400 vs. 4194304)'),
-    );
-    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(chunked.pointer, 11)] });
-    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(pointerOf(fleet, 'g3'), 12)] });
+    const chunked = chunkedG2Failing(ns, 11, times(10, tooLarge));
+    respond(ns, 12, put(chunked, 11));
+    respond(ns, 12, put(pointerOf(fleet, 'g3'), 12));
     await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 12]), { timeout: 10_000 });
     expect(errors.map((e) => e.code)).toEqual(['TOO_LARGE']);
     expect(errors[0]?.message).toContain('revision 11');
   });
 
   test('store desired - a generation read failing with gRPC INTERNAL or CANCELLED (etcd restarting) is retried and delivered', async () => {
-    const ns = new FakeNamespace();
-    ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
-    const updates: DesiredState[] = [];
-    const errors: StoreError[] = [];
-    watch = await new DesiredStore(ctxOf(ns)).watchDesired({
-      onUpdate: (s) => updates.push(s),
-      onError: (e) => errors.push(e),
-    });
+    const ns = namespaceAtG1();
+    const { updates, errors } = await watched(ns);
     // etcd going away mid-read: grpc-js ends the stream with RST_STREAM (code 13) or cancels the call (code 1).
     // Skipped, this revision would never be read again (the watch resumes after it): this node would keep the old
     // fleet while its peers run the new one.
-    const chunked = chunkedOf(fleet, 'g2');
-    ns.chunk = chunked.chunk;
-    ns.failChunkReadsAt = 11;
-    ns.chunkErrors = [
+    const chunked = chunkedG2Failing(ns, 11, [
       new GRPCInternalError('Received RST_STREAM with code 2 triggered by internal client error: read ECONNRESET'),
       new GRPCCancelledError('Call cancelled'),
       new GRPCInternalError('Received RST_STREAM with code 2 (Internal server error)'),
-    ];
-    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(chunked.pointer, 11)] });
+    ]);
+    respond(ns, 12, put(chunked, 11));
     await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 11]), { timeout: 10_000 });
     expect(updates[1]?.generation).toBe('g2');
     expect(ns.chunkErrors).toEqual([]);
@@ -319,22 +309,13 @@ describe('store desired - resync', () => {
   // going away) ended the handler; the watch had already passed the event, so its revision was never read again and
   // the node kept the old fleet until the next apply.
   test('store desired - a re-read after a compacted generation read that fails is retried until it reads', async () => {
-    const ns = new FakeNamespace();
-    ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
-    const updates: DesiredState[] = [];
-    const errors: StoreError[] = [];
-    watch = await new DesiredStore(ctxOf(ns)).watchDesired({
-      onUpdate: (s) => updates.push(s),
-      onError: (e) => errors.push(e),
-    });
-    const chunked = chunkedOf(fleet, 'g2');
-    ns.chunk = chunked.chunk;
-    ns.failChunkReadsAt = 11;
-    ns.chunkErrors = [new Error('etcdserver: mvcc: required revision has been compacted')];
+    const ns = namespaceAtG1();
+    const { updates, errors } = await watched(ns);
+    const chunked = chunkedG2Failing(ns, 11, [compacted()]);
     ns.pointerErrors = [new GRPCUnavailableError('14 UNAVAILABLE: No connection established')];
-    ns.pointer = { value: Buffer.from(chunked.pointer), modRevision: 11 };
+    ns.pointer = pointerAt(chunked, 11);
     ns.revision = 12;
-    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(chunked.pointer, 11)] });
+    respond(ns, 12, put(chunked, 11));
     await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 11]), { timeout: 5_000 });
     expect(updates[1]?.generation).toBe('g2');
     expect(ns.pointerErrors).toEqual([]);
@@ -346,26 +327,15 @@ describe('store desired - resync', () => {
   // re-read already covered (the watch resumes after the last event it passed on): an older one (g4@13) would take the
   // node back, and the one at the re-read's own revision (g4b@14) would deliver that fleet a second time.
   test('store desired - after a re-read, older events of the same response are not delivered', async () => {
-    const ns = new FakeNamespace();
-    ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
-    const updates: DesiredState[] = [];
-    watch = await new DesiredStore(ctxOf(ns)).watchDesired({ onUpdate: (s) => updates.push(s) });
-    const chunked = chunkedOf(fleet, 'g2');
-    ns.chunk = chunked.chunk;
-    ns.failChunkReadsAt = 11;
-    ns.chunkErrors = [new Error('etcdserver: mvcc: required revision has been compacted')];
-    ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g4b')), modRevision: 14 };
+    const ns = namespaceAtG1();
+    const { updates } = await watched(ns);
+    const chunked = chunkedG2Failing(ns, 11, [compacted()]);
+    ns.pointer = pointerAt(pointerOf(fleet, 'g4b'), 14);
     ns.revision = 14;
-    ns.watchers[0]?.emit('data', {
-      header: { revision: '14' },
-      events: [put(chunked.pointer, 11), put(pointerOf(fleet, 'g3'), 12)],
-    });
+    respond(ns, 14, put(chunked, 11), put(pointerOf(fleet, 'g3'), 12));
     await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 14]), { timeout: 5_000 });
-    ns.watchers[0]?.emit('data', {
-      header: { revision: '14' },
-      events: [put(pointerOf(fleet, 'g4'), 13), put(pointerOf(fleet, 'g4b'), 14)],
-    });
-    ns.watchers[0]?.emit('data', { header: { revision: '15' }, events: [put(pointerOf(fleet, 'g5'), 15)] });
+    respond(ns, 14, put(pointerOf(fleet, 'g4'), 13), put(pointerOf(fleet, 'g4b'), 14));
+    respond(ns, 15, put(pointerOf(fleet, 'g5'), 15));
     await vi.waitFor(() => expect(updates.map((u) => u.revision)).toContain(15), { timeout: 5_000 });
     expect(updates.map((u) => `${u.generation}@${u.revision}`)).toEqual(['g1@5', 'g4b@14', 'g5@15']);
   });
@@ -373,64 +343,37 @@ describe('store desired - resync', () => {
   // Each retry of a generation read (every 2 s at most) was a warning and an onError, and the agent warned again:
   // an outage or a refused read (AUTH) cost each node lines every 2 s for as long as it lasted.
   test('store desired - a generation read failing 6 times with UNAVAILABLE: one onError, one warning, repeats at debug', async () => {
-    vi.useFakeTimers();
-    try {
-      const ns = new FakeNamespace();
-      ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
+    await withFakeTimers(async () => {
+      const ns = namespaceAtG1();
       const lines: { level: string; event: string }[] = [];
       const at = (level: string) => (o: { event: string }) => lines.push({ level, event: o.event });
       const log = { warn: at('warn'), info: at('info'), debug: at('debug'), error: at('error') } as unknown as Logger;
-      const ctx = { ns: ns as unknown as Namespace, log, closers: new Set() } as unknown as StoreContext;
-      const updates: DesiredState[] = [];
-      const errors: StoreError[] = [];
-      watch = await new DesiredStore(ctx).watchDesired({
-        onUpdate: (s) => updates.push(s),
-        onError: (e) => errors.push(e),
-      });
-      const chunked = chunkedOf(fleet, 'g2');
-      ns.chunk = chunked.chunk;
-      ns.failChunkReadsAt = 11;
-      ns.chunkErrors = Array.from({ length: 6 }, () => new GRPCUnavailableError('14 UNAVAILABLE: Connection dropped'));
-      ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(chunked.pointer, 11)] });
+      const { updates, errors } = await watched(ns, { log });
+      const chunked = chunkedG2Failing(
+        ns,
+        11,
+        times(6, () => new GRPCUnavailableError('14 UNAVAILABLE: Connection dropped')),
+      );
+      respond(ns, 12, put(chunked, 11));
       await vi.advanceTimersByTimeAsync(30_000);
       expect(updates.map((u) => u.revision)).toEqual([5, 11]);
       expect(ns.chunkErrors).toEqual([]);
       expect(errors.map((e) => e.code)).toEqual(['UNAVAILABLE']);
       expect(lines.filter((l) => l.level === 'warn')).toHaveLength(1);
       expect(lines.filter((l) => l.level === 'debug' && l.event === 'desiredWatchError')).toHaveLength(5);
-    } finally {
-      await watch?.close();
-      watch = undefined;
-      vi.useRealTimers();
-    }
+    });
   });
 
   // A generation too large to read, found by the re-read after a compacted read: that re-read was retried every 2 s
   // for ever (a >64 MiB read each time, on every node), never reporting the skip the event loop reports.
   test('store desired - a re-read after compaction failing with the record at fault (too large) is skipped after 3 attempts', async () => {
-    vi.useFakeTimers();
-    try {
-      const ns = new FakeNamespace();
-      ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
-      const updates: DesiredState[] = [];
-      const errors: StoreError[] = [];
-      watch = await new DesiredStore(ctxOf(ns)).watchDesired({
-        onUpdate: (s) => updates.push(s),
-        onError: (e) => errors.push(e),
-      });
-      const chunked = chunkedOf(fleet, 'g2');
-      ns.chunk = chunked.chunk;
-      ns.failChunkReadsAt = 11;
-      ns.chunkErrors = [
-        new Error('etcdserver: mvcc: required revision has been compacted'),
-        ...Array.from(
-          { length: 1_000 },
-          () => new Error('8 RESOURCE_EXHAUSTED: Received message larger than max (67108900 vs. 67108864)'),
-        ),
-      ];
-      ns.pointer = { value: Buffer.from(chunked.pointer), modRevision: 11 };
+    await withFakeTimers(async () => {
+      const ns = namespaceAtG1();
+      const { updates, errors } = await watched(ns);
+      const chunked = chunkedG2Failing(ns, 11, [compacted(), ...times(1_000, () => tooLarge('67108900 vs. 67108864'))]);
+      ns.pointer = pointerAt(chunked, 11);
       ns.revision = 11;
-      ns.watchers[0]?.emit('data', { header: { revision: '11' }, events: [put(chunked.pointer, 11)] });
+      respond(ns, 11, put(chunked, 11));
       await vi.advanceTimersByTimeAsync(10 * 60_000);
       // The compacted read, then three reads of the re-read.
       expect(ns.chunkReads).toBe(4);
@@ -438,140 +381,102 @@ describe('store desired - resync', () => {
       expect(errors[0]?.message).toContain('desired revision 11 (generation g2) skipped after 3 attempts');
       expect(updates.map((u) => u.revision)).toEqual([5]);
       // The watch goes on: the next apply is delivered.
-      ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(pointerOf(fleet, 'g3'), 12)] });
+      respond(ns, 12, put(pointerOf(fleet, 'g3'), 12));
       await vi.advanceTimersByTimeAsync(1_000);
       expect(updates.map((u) => u.revision)).toEqual([5, 12]);
-    } finally {
-      await watch?.close();
-      watch = undefined;
-      vi.useRealTimers();
-    }
+    });
   });
 
   test('store desired - a resumed watch whose resync fails with the record at fault is skipped after 3 attempts', async () => {
-    vi.useFakeTimers();
-    try {
-      const ns = new FakeNamespace();
-      ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
-      const errors: StoreError[] = [];
-      watch = await new DesiredStore(ctxOf(ns)).watchDesired({
-        onUpdate: () => undefined,
-        onError: (e) => errors.push(e),
-      });
-      const chunked = chunkedOf(fleet, 'g2');
-      ns.chunk = chunked.chunk;
-      ns.failChunkReadsAt = 20;
-      ns.chunkErrors = Array.from(
-        { length: 1_000 },
-        () => new Error('8 RESOURCE_EXHAUSTED: Received message larger than max (67108900 vs. 67108864)'),
+    await withFakeTimers(async () => {
+      const ns = namespaceAtG1();
+      const { errors } = await watched(ns);
+      const chunked = chunkedG2Failing(
+        ns,
+        20,
+        times(1_000, () => tooLarge('67108900 vs. 67108864')),
       );
-      ns.pointer = { value: Buffer.from(chunked.pointer), modRevision: 11 };
+      ns.pointer = pointerAt(chunked, 11);
       ns.revision = 20;
       ns.compactedBelow = 15;
-      ns.watchers[0]?.emit('error', new Error('Watcher canceled: '));
+      cancelByServer(ns);
       await vi.advanceTimersByTimeAsync(10 * 60_000);
       expect(ns.chunkReads).toBe(3);
       expect(ns.watchers).toHaveLength(2);
       const skips = errors.filter((e) => e.message.includes('skipped after 3 attempts'));
       expect(skips.map((e) => e.code)).toEqual(['TOO_LARGE']);
-    } finally {
-      await watch?.close();
-      watch = undefined;
-      vi.useRealTimers();
-    }
+    });
   });
 
   // The run of reported failures ended only on a read that succeeded: after a run ending in a skip the next outage,
   // of a later apply, was logged at debug only (no onError, no warning).
   test('store desired - an outage after a skipped revision is reported again', async () => {
-    vi.useFakeTimers();
-    try {
-      const ns = new FakeNamespace();
-      ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
-      const updates: DesiredState[] = [];
-      const errors: StoreError[] = [];
-      watch = await new DesiredStore(ctxOf(ns)).watchDesired({
-        onUpdate: (s) => updates.push(s),
-        onError: (e) => errors.push(e),
-      });
-      const chunked = chunkedOf(fleet, 'g2');
-      ns.chunk = chunked.chunk;
-      ns.failChunkReadsAt = 11;
-      const tooLarge = () => new Error('8 RESOURCE_EXHAUSTED: Received message larger than max (4194400 vs. 4194304)');
-      ns.chunkErrors = [new GRPCUnavailableError('14 UNAVAILABLE'), tooLarge(), tooLarge(), tooLarge()];
-      ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(chunked.pointer, 11)] });
+    await withFakeTimers(async () => {
+      const ns = namespaceAtG1();
+      const { updates, errors } = await watched(ns);
+      const chunked = chunkedG2Failing(ns, 11, [
+        new GRPCUnavailableError('14 UNAVAILABLE'),
+        tooLarge(),
+        tooLarge(),
+        tooLarge(),
+      ]);
+      respond(ns, 12, put(chunked, 11));
       await vi.advanceTimersByTimeAsync(30_000);
       expect(errors.map((e) => e.code)).toEqual(['UNAVAILABLE', 'TOO_LARGE']);
       ns.failChunkReadsAt = 13;
       ns.chunkErrors = [new GRPCUnavailableError('14 UNAVAILABLE')];
-      ns.watchers[0]?.emit('data', { header: { revision: '13' }, events: [put(chunkedOf(fleet, 'g3').pointer, 13)] });
+      respond(ns, 13, put(chunkedOf(fleet, 'g3').pointer, 13));
       await vi.advanceTimersByTimeAsync(30_000);
       expect(updates.map((u) => u.revision)).toEqual([5, 13]);
       expect(errors.map((e) => e.code)).toEqual(['UNAVAILABLE', 'TOO_LARGE', 'UNAVAILABLE']);
-    } finally {
-      await watch?.close();
-      watch = undefined;
-      vi.useRealTimers();
-    }
+    });
   });
 
   // close() during a retry's pause ended the pause (wake): without it the handler slept out its backoff (up to 2 s)
   // and close() - an agent's shutdown - waited for it. Fake timers: nothing moves the pause's timer but close().
   test('store desired - close() during the pause between generation read retries resolves without the pause ending', async () => {
-    vi.useFakeTimers();
     const turns = async (until: () => boolean) => {
       for (let i = 0; i < 200 && !until(); i++) await Promise.resolve();
     };
     let closing: Promise<void> | undefined;
     let resolved = false;
-    try {
-      const ns = new FakeNamespace();
-      ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
-      const errors: StoreError[] = [];
-      const w = await new DesiredStore(ctxOf(ns)).watchDesired({
-        onUpdate: () => undefined,
-        onError: (e) => errors.push(e),
-      });
-      const chunked = chunkedOf(fleet, 'g2');
-      ns.chunk = chunked.chunk;
-      ns.failChunkReadsAt = 11;
-      ns.chunkErrors = Array.from(
-        { length: 100 },
-        () => new GRPCUnavailableError('14 UNAVAILABLE: Connection dropped'),
-      );
-      ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(chunked.pointer, 11)] });
-      // The first read failed (reported) and the handler is in its pause.
-      await turns(() => errors.length > 0);
-      expect(errors.map((e) => e.code)).toEqual(['UNAVAILABLE']);
-      closing = w.close().then(() => {
-        resolved = true;
-      });
-      await turns(() => resolved);
-      expect(resolved).toBe(true);
-      expect(ns.chunkReads).toBe(1);
-    } finally {
-      // Bounded either way: a close() still waiting gets its timers run out before the real ones return.
-      if (!resolved) await vi.advanceTimersByTimeAsync(5_000);
-      await closing;
-      vi.useRealTimers();
-    }
+    await withFakeTimers(async () => {
+      try {
+        const ns = namespaceAtG1();
+        const { errors, w } = await watched(ns, { closedByTest: true });
+        const chunked = chunkedG2Failing(
+          ns,
+          11,
+          times(100, () => new GRPCUnavailableError('14 UNAVAILABLE: Connection dropped')),
+        );
+        respond(ns, 12, put(chunked, 11));
+        // The first read failed (reported) and the handler is in its pause.
+        await turns(() => errors.length > 0);
+        expect(errors.map((e) => e.code)).toEqual(['UNAVAILABLE']);
+        closing = w.close().then(() => {
+          resolved = true;
+        });
+        await turns(() => resolved);
+        expect(resolved).toBe(true);
+        expect(ns.chunkReads).toBe(1);
+      } finally {
+        // Bounded either way: a close() still waiting gets its timers run out before the real ones return.
+        if (!resolved) await vi.advanceTimersByTimeAsync(5_000);
+        await closing;
+      }
+    });
   });
 
   test('store desired - a failure of another code during the retries is reported', async () => {
-    const ns = new FakeNamespace();
-    ns.pointer = { value: Buffer.from(pointerOf(fleet, 'g1')), modRevision: 5 };
-    const updates: DesiredState[] = [];
-    const errors: StoreError[] = [];
-    watch = await new DesiredStore(ctxOf(ns)).watchDesired({
-      onUpdate: (s) => updates.push(s),
-      onError: (e) => errors.push(e),
-    });
-    const chunked = chunkedOf(fleet, 'g2');
-    ns.chunk = chunked.chunk;
-    ns.failChunkReadsAt = 11;
+    const ns = namespaceAtG1();
+    const { updates, errors } = await watched(ns);
     const denied = Object.assign(new Error('7 PERMISSION_DENIED: etcdserver: permission denied'), { code: 7 });
-    ns.chunkErrors = [new GRPCUnavailableError('14 UNAVAILABLE'), new GRPCUnavailableError('14 UNAVAILABLE'), denied];
-    ns.watchers[0]?.emit('data', { header: { revision: '12' }, events: [put(chunked.pointer, 11)] });
+    const chunked = chunkedG2Failing(ns, 11, [
+      new GRPCUnavailableError('14 UNAVAILABLE'),
+      new GRPCUnavailableError('14 UNAVAILABLE'),
+      denied,
+    ]);
+    respond(ns, 12, put(chunked, 11));
     await vi.waitFor(() => expect(updates.map((u) => u.revision)).toEqual([5, 11]), { timeout: 5_000 });
     expect(errors.map((e) => e.code)).toEqual(['UNAVAILABLE', 'AUTH']);
   });
