@@ -149,6 +149,21 @@ describe('bpf driver - unreadable state', () => {
   });
 });
 
+describe('bpf driver - counters before any apply', () => {
+  // A loader whose read-back failed is dropped: kept, every later counters() would ask the same broken loader again
+  // (c97823e), and /metrics would say counters_up 0 until an apply, which on a steady fleet may never come.
+  test('a counters() whose read-back of the maps fails drops that loader: the next counters() starts a new one and answers', async () => {
+    const dp = fakeDriver({ FAKE_FAIL_ON_OP: String(Op.dump) });
+    await expect(dp.counters()).rejects.toMatchObject({ name: 'DataPlaneError' });
+    vi.stubEnv('FAKE_FAIL_ON_OP', '');
+    await expect(dp.counters()).resolves.toMatchObject({ vips: [] });
+    const [first, second] = pids();
+    expect(first !== undefined && alive(first)).toBe(false);
+    expect(second !== undefined && alive(second)).toBe(true);
+    await dp.close();
+  });
+});
+
 describe('bpf driver - forwarding', () => {
   test('a nat VIP is refused before the loader starts, naming the bpf data plane (in a mixed fleet, which nodes refuse)', async () => {
     const dp = fakeDriver();
