@@ -7,9 +7,9 @@
 import { join } from 'node:path';
 import { parseListenAddress, unusableAddress } from '@l4fleet/config';
 import type { AgentConfigProblem } from '../errors.js';
-import { DRAIN_ANNOUNCE_WAIT_MS } from '../lifecycle/lifecycle.js';
 import { DATA_PLANE_DRIVER_SPECS } from '../serve/drivers.js';
 import type { HostFacts } from './host.js';
+import { sigtermDrainWarning } from './stop-budget.js';
 import type { AgentConfig } from './types.js';
 
 const UNSPECIFIED = new Set(['0.0.0.0', '::']);
@@ -76,7 +76,7 @@ export function preflightProblems(config: AgentConfig, host: HostFacts): AgentCo
 
 /**
  * What `--check` says without failing: the unit runs it before every start, and the agent survives these. A SIGTERM
- * drain longer than the shipped unit's TimeoutStopSec allows (sigtermDrainWarning). bfdd: the
+ * drain that may take longer, at its worst, than the shipped unit's TimeoutStopSec allows (stop-budget.ts). bfdd: the
  * agent talks to it through its vty socket, and nothing starts bfdd for it (Debian's frr ships bfdd=no in
  * /etc/frr/daemons); while it is away the agent says so (bfddUnreachable, l4fleet_bfdd_reachable 0), BGP runs
  * without BFD, and the sessions are configured once it answers (0010), so an agent (re)started while frr restarts
@@ -93,28 +93,4 @@ export function preflightWarnings(config: AgentConfig, host: HostFacts): AgentCo
   const stopWarning = sigtermDrainWarning(config);
   if (stopWarning) warnings.push(stopWarning);
   return warnings;
-}
-
-/** deploy/systemd/l4fleet-agent.service's TimeoutStopSec, s. */
-export const UNIT_TIMEOUT_STOP_S = 15;
-/** What the unit's stop timeout must leave past the drain's two waits (the withdraw passes, closing), s. */
-const STOP_MARGIN_S = 3;
-
-/**
- * A SIGTERM drain announces GRACEFUL_SHUTDOWN for bgp.gracefulShutdownMs, then forwards for
- * drain.forwardAfterWithdrawMs: past the shipped unit's TimeoutStopSec, systemd kills the agent mid-drain (routes
- * withdrawn without the graceful phase, or flows cut). The config accepts either up to 600 s, so it is said here.
- * The window starts when gobgpd took the announcement; with gobgpd away or refusing it, DRAIN_ANNOUNCE_WAIT_MS after
- * the drain began: that wait counts too.
- */
-function sigtermDrainWarning(config: AgentConfig): AgentConfigProblem | undefined {
-  const graceful = config.bgp.gracefulShutdownMs;
-  const forward = config.drain.forwardAfterWithdrawMs;
-  const sum = graceful + forward + DRAIN_ANNOUNCE_WAIT_MS;
-  const allowedMs = (UNIT_TIMEOUT_STOP_S - STOP_MARGIN_S) * 1000;
-  if (sum <= allowedMs) return undefined;
-  return {
-    path: 'drain.forwardAfterWithdrawMs',
-    message: `bgp.gracefulShutdownMs (${graceful}) + drain.forwardAfterWithdrawMs (${forward}) + the ${DRAIN_ANNOUNCE_WAIT_MS} ms a drain waits for GRACEFUL_SHUTDOWN to go out (DRAIN_ANNOUNCE_WAIT_MS: gobgpd away or refusing it) is ${sum} ms, more than the ${allowedMs} ms the shipped unit leaves a SIGTERM drain (TimeoutStopSec=${UNIT_TIMEOUT_STOP_S}): systemd would kill the agent mid-drain; raise TimeoutStopSec (a drop-in) to at least ${Math.ceil(sum / 1000) + STOP_MARGIN_S} s`,
-  };
 }
