@@ -27,9 +27,13 @@ const DRAIN_POLL_MS = 50;
  */
 export const DRAIN_ANNOUNCE_WAIT_MS = 5_000;
 /**
- * The cap on waiting for that first draining pass, ms: past it the fallback runs as if the pass had begun. The queue is
- * held only by a data-plane call, each bounded by its own deadline (an nft exec's is 30 s); one held longer is stuck,
- * and the drain (the SIGTERM path) must still end.
+ * The cap on waiting for that first draining pass, ms: past it the fallback runs as if the pass had begun, so the drain
+ * (the SIGTERM path) ends inside the stop budget (config/stop-budget.ts). The queue is held only by data-plane calls,
+ * each exec bounded by its own deadline, but not by this cap: a streamed nft write may take 30 s plus 1 us per
+ * character (a first apply of 40 default-size VIPs ~13 s quiet, longer under load). A call that holds the queue past
+ * this cap and the graceful window after it leaves the queued pass to read 'withdrawn': the routes are withdrawn
+ * without GRACEFUL_SHUTDOWN (logged as drainPassTimeout before it), a plain withdrawal rather than a stop SIGKILLed
+ * mid-drain by the unit's TimeoutStopSec.
  */
 export const DRAIN_PASS_WAIT_MAX_MS = 30_000;
 
