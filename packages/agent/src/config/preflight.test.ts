@@ -75,7 +75,7 @@ describe('agent preflight - stop timing', () => {
       {
         path: 'drain.forwardAfterWithdrawMs',
         message:
-          "a SIGTERM drain may take 58000 ms: up to 30000 ms for its first pass to begin (DRAIN_PASS_WAIT_MAX_MS: a data-plane apply or verify holding the reconciler's queue), up to 5000 ms more for gobgpd to take GRACEFUL_SHUTDOWN (DRAIN_ANNOUNCE_WAIT_MS: gobgpd away or refusing it), bgp.gracefulShutdownMs (10000) twice (taken late, the window starts again, once), then drain.forwardAfterWithdrawMs (3000); more than the 57000 ms the shipped unit leaves a SIGTERM drain (TimeoutStopSec=60): systemd would kill the agent mid-drain; raise TimeoutStopSec (a drop-in) to at least 61 s",
+          "a SIGTERM drain may take 63000 ms: up to 5000 ms for a reload applying to settle (RELOAD_SETTLE_MS), up to 30000 ms for its first pass to begin (DRAIN_PASS_WAIT_MAX_MS: a data-plane apply or verify holding the reconciler's queue), up to 5000 ms more for gobgpd to take GRACEFUL_SHUTDOWN (DRAIN_ANNOUNCE_WAIT_MS: gobgpd away or refusing it), bgp.gracefulShutdownMs (10000) twice (taken late, the window starts again, once), then drain.forwardAfterWithdrawMs (3000); more than the 57000 ms the shipped unit leaves a SIGTERM drain (TimeoutStopSec=60): systemd would kill the agent mid-drain; raise TimeoutStopSec (a drop-in) to at least 66 s",
       },
     ]);
     expect(preflightProblems(timed(10_000, 3_000), host())).toEqual([]);
@@ -85,18 +85,19 @@ describe('agent preflight - stop timing', () => {
   // drain waits up to DRAIN_PASS_WAIT_MAX_MS (30 s) for a verify or apply holding the queue before its 5 s start, and
   // GRACEFUL_SHUTDOWN taken after the fallback started the window starts it again: the defaults may take 42 s, and
   // --check said the stop fit a unit that SIGKILLs at 15 s.
-  test('the shipped unit takes the default drain at its worst (30 s + 5 s + 2 x 2 s + 3 s, and the 3 s margin), and --check compares against its TimeoutStopSec', () => {
+  // A reload applying when SIGTERM came is let settle first, up to RELOAD_SETTLE_MS (5 s): 47 s.
+  test('the shipped unit takes the default drain at its worst (5 s + 30 s + 5 s + 2 x 2 s + 3 s, and the 3 s margin), and --check compares against its TimeoutStopSec', () => {
     const timeoutStopS = Number(unitValue(unitFile('l4fleet-agent.service'), 'TimeoutStopSec'));
     expect(timeoutStopS).toBe(UNIT_TIMEOUT_STOP_S);
-    expect(timeoutStopS).toBeGreaterThanOrEqual(30 + 5 + 2 * 2 + 3 + 3);
+    expect(timeoutStopS).toBeGreaterThanOrEqual(5 + 30 + 5 + 2 * 2 + 3 + 3);
     expect(preflightWarnings(parseAgentConfig(raw({ enabled: false })), host())).toEqual([]);
   });
 
   test.each([
-    { gracefulShutdownMs: 9_500, forwardAfterWithdrawMs: 3_000, warns: false }, // exactly 57 s at worst
-    { gracefulShutdownMs: 9_500, forwardAfterWithdrawMs: 3_001, warns: true },
+    { gracefulShutdownMs: 7_000, forwardAfterWithdrawMs: 3_000, warns: false }, // exactly 57 s at worst
+    { gracefulShutdownMs: 7_000, forwardAfterWithdrawMs: 3_001, warns: true },
     // The same sum of the two fields, but the window may run twice: 1 ms more of it is 2 ms more of the stop.
-    { gracefulShutdownMs: 9_501, forwardAfterWithdrawMs: 2_999, warns: true },
+    { gracefulShutdownMs: 7_001, forwardAfterWithdrawMs: 2_999, warns: true },
   ])(
     'graceful $gracefulShutdownMs ms + forward $forwardAfterWithdrawMs ms: warns $warns',
     ({ gracefulShutdownMs, forwardAfterWithdrawMs, warns }) => {

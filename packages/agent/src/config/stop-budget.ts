@@ -1,12 +1,12 @@
 /**
  * Whether a SIGTERM drain fits the shipped unit's stop timeout (`l4fleet agent --check` warns when it may not):
  * past TimeoutStopSec systemd SIGKILLs the agent mid-drain (routes withdrawn without the RFC 8326 graceful phase, or
- * flows cut). Counted at its worst: each wait the lifecycle's drain may take. Not counted: the withdraw pass's own
- * data-plane and gobgpd calls and closing (STOP_MARGIN_S; milliseconds, usually), and the up to 5 s shutdown() first
- * waits for a reload applying when SIGTERM came (shutdown.ts RELOAD_SETTLE_MS).
+ * flows cut). Counted at its worst: each wait shutdown() and the lifecycle's drain may take. Not counted: the withdraw
+ * pass's own data-plane and gobgpd calls and closing (STOP_MARGIN_S; milliseconds, usually).
  */
 import type { AgentConfigProblem } from '../errors.js';
 import { DRAIN_ANNOUNCE_WAIT_MS, DRAIN_PASS_WAIT_MAX_MS } from '../lifecycle/lifecycle.js';
+import { RELOAD_SETTLE_MS } from '../lifecycle/shutdown.js';
 import type { AgentConfig } from './types.js';
 
 /** deploy/systemd/l4fleet-agent.service's TimeoutStopSec, s (preflight.test.ts reads the unit to keep them equal). */
@@ -15,7 +15,8 @@ export const UNIT_TIMEOUT_STOP_S = 60;
 const STOP_MARGIN_S = 3;
 
 /**
- * The longest a SIGTERM drain may wait, ms. Before the graceful window: up to DRAIN_PASS_WAIT_MAX_MS for the first
+ * The longest a SIGTERM drain may wait, ms. First up to RELOAD_SETTLE_MS for a reload applying when SIGTERM came
+ * (shutdown() lets it settle before draining). Before the graceful window: up to DRAIN_PASS_WAIT_MAX_MS for the first
  * draining pass (a verify or apply holding the reconciler's queue when SIGTERM came; the agent does not know the
  * unit's budget, so it cannot cut this short), and from a pass that began just before that cap, DRAIN_ANNOUNCE_WAIT_MS
  * more for gobgpd to take GRACEFUL_SHUTDOWN. The window, bgp.gracefulShutdownMs, may run twice: a fallback window
@@ -24,7 +25,13 @@ const STOP_MARGIN_S = 3;
  */
 export function sigtermDrainWorstMs(config: AgentConfig): number {
   const graceful = config.bgp.gracefulShutdownMs;
-  return DRAIN_PASS_WAIT_MAX_MS + DRAIN_ANNOUNCE_WAIT_MS + 2 * graceful + config.drain.forwardAfterWithdrawMs;
+  return (
+    RELOAD_SETTLE_MS +
+    DRAIN_PASS_WAIT_MAX_MS +
+    DRAIN_ANNOUNCE_WAIT_MS +
+    2 * graceful +
+    config.drain.forwardAfterWithdrawMs
+  );
 }
 
 /** The warning when that worst case passes what the shipped unit leaves a drain; undefined when it fits. */
@@ -33,6 +40,7 @@ export function sigtermDrainWarning(config: AgentConfig): AgentConfigProblem | u
   const allowedMs = (UNIT_TIMEOUT_STOP_S - STOP_MARGIN_S) * 1000;
   if (worst <= allowedMs) return undefined;
   const waits = [
+    `up to ${RELOAD_SETTLE_MS} ms for a reload applying to settle (RELOAD_SETTLE_MS)`,
     `up to ${DRAIN_PASS_WAIT_MAX_MS} ms for its first pass to begin (DRAIN_PASS_WAIT_MAX_MS: a data-plane apply or verify holding the reconciler's queue)`,
     `up to ${DRAIN_ANNOUNCE_WAIT_MS} ms more for gobgpd to take GRACEFUL_SHUTDOWN (DRAIN_ANNOUNCE_WAIT_MS: gobgpd away or refusing it)`,
     `bgp.gracefulShutdownMs (${config.bgp.gracefulShutdownMs}) twice (taken late, the window starts again, once)`,

@@ -9,7 +9,7 @@ import type { Reconciler } from '../serve/reconciler.js';
 import type { Lifecycle } from './lifecycle.js';
 
 /** How long shutdown() waits for a reload applying when it began, ms: one gobgpd call's deadline (the default). */
-const RELOAD_SETTLE_MS = 5_000;
+export const RELOAD_SETTLE_MS = 5_000;
 
 export interface ShutdownDeps {
   readonly lifecycle: Lifecycle;
