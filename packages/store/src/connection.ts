@@ -6,12 +6,14 @@
  *
  * With two or more endpoints:
  * - each attempt has a deadline of `dialTimeoutMs` (a hung endpoint, e.g. SIGSTOP, is abandoned within it);
- * - a failed attempt (UNAVAILABLE, DEADLINE_EXCEEDED; a member restarting: RST_STREAM, CANCELLED; UNKNOWN, ABORTED:
- *   endpoint-health.ts isEndpointFailure) is retried on the next endpoint of the call's shuffle, with a
- *   short backoff, for about callTimeoutMs in all (a frozen leader also stalls the other members until they elect
- *   a new one, ~1-2 s); every write the store makes is safe to repeat (puts of fixed values, txns guarded by
- *   revisions, and apply's pointer txn recognises its own earlier success by its generation id);
- * - an endpoint that failed is skipped until a probe of its own answers (endpoint-health.ts);
+ * - a failed attempt (UNAVAILABLE, DEADLINE_EXCEEDED; a member restarting: RST_STREAM, CANCELLED; UNKNOWN:
+ *   endpoint-health.ts isEndpointFailure; and the cluster's passing state: a leader change, etcd overloaded, ABORTED:
+ *   errors.ts isTransient) is retried on the next endpoint of the call's shuffle, with a short backoff, for about
+ *   callTimeoutMs in all (a frozen leader also stalls the other members until they elect a new one, ~1-2 s); every
+ *   write the store makes is safe to repeat (puts of fixed values, txns guarded by revisions, and apply's pointer
+ *   txn recognises its own earlier success by its generation id);
+ * - an endpoint that failed is skipped until a probe of its own answers (endpoint-health.ts); one that answered a
+ *   transient error is not (every member answers so during an election), and may take the retry;
  * - the stream then moves to another endpoint (below).
  * With one endpoint nothing is retried and nothing is held down: callers see failures at once (each call within
  * callTimeoutMs), and the first call after an etcd restart goes through.
@@ -23,10 +25,11 @@
  * ended by systemd's SIGKILL). A lease is not kept on such a stream: each renewal has the attempt deadline
  * (lease-keeper.ts).
  */
-import { ExponentialBackoff, handleWhen, type IBackoff, noop, retry } from 'cockatiel';
+import { ExponentialBackoff, handleWhen, type IBackoff, noop, type RetryPolicy, retry } from 'cockatiel';
 import { Etcd3, type IOptions, type Namespace } from 'etcd3';
 import type { Logger } from 'pino';
 import { EndpointDownError, EndpointHealth, isEndpointFailure } from './endpoint-health.js';
+import { isTransient } from './errors.js';
 import { DEFAULT_PREFIX, keys, layoutNamespace } from './layout.js';
 
 export interface EtcdStoreOptions {
@@ -71,9 +74,25 @@ export const ENDPOINT_KEEPALIVE_TIMEOUT_MS = 1_000;
 /** gRPC's 4 MiB default receive limit is below a large generation read; etcd sends up to its own limits. */
 const MAX_RECEIVE_BYTES = 64 * 1024 * 1024;
 
-/** Worth another attempt: an endpoint failed, or every endpoint is held down right now (one will be tried again). */
+/**
+ * Worth another attempt: an endpoint failed, every endpoint is held down right now (one will be tried again), or the
+ * cluster answered with its passing state (a leader change, overloaded, ABORTED).
+ */
 function isRetryable(err: Error): boolean {
-  return isEndpointFailure(err) || err instanceof EndpointDownError;
+  return isEndpointFailure(err) || isTransient(err) || err instanceof EndpointDownError;
+}
+
+/**
+ * etcd3's `faultHandling.global` with several endpoints: each attempt takes the next endpoint of the call's shuffle.
+ * Bounded whatever the error: about callTimeoutMs in all (each attempt is bounded by attemptMs), at least one attempt
+ * per endpoint; then the caller gets the last error (a transient one as a retryable StoreError: its own loop, with
+ * its own backoff, decides whether to go on).
+ */
+export function endpointRetry(o: { endpoints: number; callTimeoutMs: number; attemptMs: number }): RetryPolicy {
+  return retry(handleWhen(isRetryable), {
+    maxAttempts: Math.max(o.endpoints, Math.floor(o.callTimeoutMs / o.attemptMs)) - 1,
+    backoff: new ExponentialBackoff({ initialDelay: RETRY_BACKOFF_MIN_MS, maxDelay: RETRY_BACKOFF_MAX_MS }),
+  });
 }
 
 export interface Connection {
@@ -131,13 +150,7 @@ export function connect(options: EtcdStoreOptions): Connection {
             return health;
           }
         : () => noop,
-      global: several
-        ? retry(handleWhen(isRetryable), {
-            // About callTimeoutMs in all: each attempt is bounded by attemptMs.
-            maxAttempts: Math.max(hosts.length, Math.floor(callTimeoutMs / attemptMs)) - 1,
-            backoff: new ExponentialBackoff({ initialDelay: RETRY_BACKOFF_MIN_MS, maxDelay: RETRY_BACKOFF_MAX_MS }),
-          })
-        : noop,
+      global: several ? endpointRetry({ endpoints: hosts.length, callTimeoutMs, attemptMs }) : noop,
       // etcd3 calls .next() on this itself (its typing says IBackoff, its code wants the factory).
       watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }) as unknown as IBackoff<unknown>,
     },

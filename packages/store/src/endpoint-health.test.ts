@@ -108,13 +108,44 @@ describe('store - endpoint health', () => {
     ['connection dropped', new GRPCInternalError('13 INTERNAL: Connection dropped'), true],
     ['call cancelled by the member', new GRPCCancelledError('1 CANCELLED: Call cancelled'), true],
     ['unknown', new GRPCUnknownError('2 UNKNOWN: Stream removed'), true],
-    ['aborted', new GRPCAbortedError('10 ABORTED: transport is closing'), true],
+    ['no leader (this member is cut off)', new GRPCUnavailableError('14 UNAVAILABLE: etcdserver: no leader'), true],
+    [
+      'request timed out, its connection lost',
+      new GRPCUnavailableError('14 UNAVAILABLE: etcdserver: request timed out, possibly due to connection lost'),
+      true,
+    ],
+    // The cluster's state, not this member's (errors.ts isTransient): retried, the member not held down.
+    ['aborted', new GRPCAbortedError('10 ABORTED: transport is closing'), false],
+    ['leader changed', new GRPCUnavailableError('14 UNAVAILABLE: etcdserver: leader changed'), false],
+    ['request timed out', new GRPCUnavailableError('14 UNAVAILABLE: etcdserver: request timed out'), false],
+    ['too many requests', new GRPCUnknownError('2 UNKNOWN: etcdserver: too many requests'), false],
     ['cancelled by this client', new GRPCCancelledError('1 CANCELLED: Cancelled on client'), false],
     ['another INTERNAL', new GRPCInternalError('13 INTERNAL: some bug'), false],
     ['no permission', new EtcdPermissionDeniedError('7 PERMISSION_DENIED: etcdserver: permission denied'), false],
     ['a plain Error', new Error('Received RST_STREAM with code 2'), false],
   ])('%s: endpoint failure %s', (_what, err, failure) => {
     expect(isEndpointFailure(err)).toBe(failure);
+  });
+
+  // A leader change fails the calls in flight on every member alike: holding the member that answered down for a
+  // probe (1 s, doubling while the election lasts) took healthy members out, and with all of them down every call
+  // went through anyway. connection.ts retries these with its backoff; the same member may take the retry.
+  test.each([
+    ['leader changed', new GRPCUnavailableError('14 UNAVAILABLE: etcdserver: leader changed')],
+    ['too many requests', new GRPCUnknownError('2 UNKNOWN: etcdserver: too many requests')],
+    ['aborted', new GRPCAbortedError('10 ABORTED: something')],
+  ])('a member answering %s stays up (the next call may use it)', async (_what, err) => {
+    let probes = 0;
+    const h = new EndpointHealth('http://127.0.0.1:1', async () => void (probes += 1), log);
+    await expect(
+      h.execute(() => {
+        throw err;
+      }),
+    ).rejects.toBe(err);
+    expect(h.isDown).toBe(false);
+    expect(await h.execute(() => 'next')).toBe('next');
+    expect(probes).toBe(0);
+    h.close();
   });
 
   test('a member answering RST_STREAM is marked down (the next call skips it)', async () => {

@@ -1,9 +1,10 @@
 /**
  * Per-endpoint health for etcd3's `faultHandling.host`: an endpoint on which a call or a stream failed
- * (isEndpointFailure: UNAVAILABLE, DEADLINE_EXCEEDED, a member restarting) is marked down and skipped (etcd3 then uses the next host of the call's shuffle)
- * until a probe of its own, a unary read with a deadline, answers. The probe runs after ENDPOINT_PROBE_MIN_MS,
- * doubling to ENDPOINT_PROBE_MAX_MS while the endpoint stays down. When every endpoint is down, calls go through
- * again (a frozen leader makes the other members fail too until they elect a new one).
+ * (isEndpointFailure: UNAVAILABLE, DEADLINE_EXCEEDED, a member restarting; not a leader change or etcd overloaded)
+ * is marked down and skipped (etcd3 then uses the next host of the call's shuffle) until a probe of its own, a
+ * unary read with a deadline, answers. The probe runs after ENDPOINT_PROBE_MIN_MS, doubling to ENDPOINT_PROBE_MAX_MS
+ * while the endpoint stays down. When every endpoint is down, calls go through again (a frozen leader makes the
+ * other members fail too until they elect a new one).
  *
  * Why not cockatiel's circuit breaker: its half-open trial is decided by whatever call comes next, and etcd3 counts
  * opening a stream (watch, lease keepalive) as a success as soon as the stream object exists. A stream opened on a
@@ -17,9 +18,9 @@ import {
   type IPolicy,
   type ISuccessEvent,
 } from 'cockatiel';
-import { GRPCAbortedError, GRPCDeadlineExceededError, GRPCUnavailableError, GRPCUnknownError } from 'etcd3';
+import { GRPCDeadlineExceededError, GRPCUnavailableError, GRPCUnknownError } from 'etcd3';
 import type { Logger } from 'pino';
-import { isConnectionLoss } from './errors.js';
+import { isConnectionLoss, isTransient } from './errors.js';
 
 /** First probe of a down endpoint, and the most the probes back off to. */
 export const ENDPOINT_PROBE_MIN_MS = 1_000;
@@ -33,17 +34,19 @@ const CANCELLED_HERE = /Cancelled on client/;
 
 /**
  * Errors after which another endpoint may succeed: unreachable, past the deadline, or the member going away under
- * the call (RST_STREAM, GOAWAY, cancelled by it: isConnectionLoss), and UNKNOWN and ABORTED, which etcd3 counts as
- * recoverable too. Only UNAVAILABLE and DEADLINE_EXCEEDED moved on before: a member restarting failed the call (a CLI
- * command, an apply) while two others were healthy. By the error's class, as etcd3 types it.
+ * the call (RST_STREAM, GOAWAY, cancelled by it: isConnectionLoss), and UNKNOWN, which etcd3 counts as recoverable
+ * too. Only UNAVAILABLE and DEADLINE_EXCEEDED moved on before: a member restarting failed the call (a CLI command, an
+ * apply) while two others were healthy. By the error's class, as etcd3 types it.
+ *
+ * Not the cluster's passing state (errors.ts isTransient: a leader change, etcd overloaded, ABORTED): every member
+ * answers so alike for a moment, and holding the one that said it down for a probe (1 s, doubling while an election
+ * lasts) took healthy members out of use. connection.ts retries those with its backoff, this member allowed.
  */
 export function isEndpointFailure(err: unknown): boolean {
+  if (isTransient(err)) return false;
   if (isConnectionLoss(err)) return !CANCELLED_HERE.test((err as Error).message);
   return (
-    err instanceof GRPCUnavailableError ||
-    err instanceof GRPCDeadlineExceededError ||
-    err instanceof GRPCUnknownError ||
-    err instanceof GRPCAbortedError
+    err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError || err instanceof GRPCUnknownError
   );
 }
 

@@ -9,7 +9,7 @@ import {
   GRPCUnknownError,
 } from 'etcd3';
 import { describe, expect, test } from 'vitest';
-import { StoreError, toStoreError } from './errors.js';
+import { isTransient, StoreError, toStoreError } from './errors.js';
 
 describe('store errors - toStoreError', () => {
   test("gRPC's unreachable error: UNAVAILABLE, the operation named, without grpc-js's empty 'Resolution note:'", () => {
@@ -106,15 +106,69 @@ describe('store errors - a member restarting', () => {
   });
 
   // The class decides, not the word: watch.ts restarts a watch on etcd3's `Watcher canceled` (an EtcdError), which
-  // must stay INTERNAL; other INTERNAL, UNKNOWN and ABORTED answers say nothing of a restart.
+  // must stay INTERNAL; other INTERNAL and UNKNOWN answers say nothing of a restart.
   test.each([
     ['a cancel of a watch by the server', new EtcdError('Watcher canceled: ')],
     ['the same, uncast', new Error('Watcher canceled: ')],
     ['another INTERNAL', new GRPCInternalError('13 INTERNAL: grpc: error unmarshalling request')],
     ['UNKNOWN', new GRPCUnknownError('2 UNKNOWN: something')],
-    ['ABORTED', new GRPCAbortedError('10 ABORTED: something')],
   ])('%s: INTERNAL', (_what, raw) => {
     expect(toStoreError(raw, 'watch').code).toBe('INTERNAL');
+  });
+});
+
+describe('store errors - etcd electing a leader or overloaded: transient', () => {
+  // gRPC's status code guide: ABORTED is "typically a concurrency issue ... the client should retry at a higher
+  // level". etcd answers a leader change, a proposal that did not commit in time and an applier falling behind with
+  // these words; etcd's own map sends "too many requests" as UNKNOWN (its EtcdError has no gRPC status), and a raft
+  // proposal dropped in a leader transfer is not in the map at all (UNKNOWN). Read as INTERNAL, a CLI apply failed
+  // as a bug and callers that go by `retryable` gave up on what a retry a moment later settles.
+  test.each([
+    ['ABORTED', new GRPCAbortedError('10 ABORTED: something')],
+    ['too many requests, as etcd sends it', new GRPCUnknownError('2 UNKNOWN: etcdserver: too many requests')],
+    [
+      'too many requests, RESOURCE_EXHAUSTED',
+      new GRPCResourceExhastedError('8 RESOURCE_EXHAUSTED: etcdserver: too many requests'),
+    ],
+    ['leader changed, UNKNOWN', new GRPCUnknownError('2 UNKNOWN: etcdserver: leader changed')],
+    ['leader changed, UNAVAILABLE', new GRPCUnavailableError('14 UNAVAILABLE: etcdserver: leader changed')],
+    ['request timed out, UNKNOWN', new GRPCUnknownError('2 UNKNOWN: etcdserver: request timed out')],
+    [
+      'request timed out after a leader failure',
+      new GRPCUnknownError('2 UNKNOWN: etcdserver: request timed out, possibly due to previous leader failure'),
+    ],
+    ['raft proposal dropped (leader transfer)', new GRPCUnknownError('2 UNKNOWN: raft proposal dropped')],
+    ['ABORTED on a watch stream (raw grpc-js)', rawGrpcError(10, '10 ABORTED: something')],
+    ['leader changed on a watch stream (raw grpc-js)', rawGrpcError(2, '2 UNKNOWN: etcdserver: leader changed')],
+  ])('%s: UNAVAILABLE, retryable, transient', (_what, raw) => {
+    const err = toStoreError(raw, 'apply');
+    expect(err.code).toBe('UNAVAILABLE');
+    expect(err.retryable).toBe(true);
+    expect(err.message).toBe(`etcd apply: ${raw.message}`);
+    expect(err.cause).toBe(raw);
+    expect(isTransient(raw)).toBe(true);
+  });
+
+  // Not transient: a genuine UNKNOWN (as before, INTERNAL), and what is one member's fault (no leader: it is cut off
+  // from the others; its connection to them lost), which endpoint-health.ts holds down so calls go elsewhere.
+  test.each([
+    ['a genuine UNKNOWN', new GRPCUnknownError('2 UNKNOWN: something'), 'INTERNAL'],
+    ['no leader', new GRPCUnavailableError('14 UNAVAILABLE: etcdserver: no leader'), 'UNAVAILABLE'],
+    [
+      'request timed out, connection lost',
+      new GRPCUnavailableError('14 UNAVAILABLE: etcdserver: request timed out, possibly due to connection lost'),
+      'UNAVAILABLE',
+    ],
+    ['unreachable', new GRPCUnavailableError('14 UNAVAILABLE: No connection established'), 'UNAVAILABLE'],
+    [
+      'the words in a watch cancel (an EtcdError)',
+      new EtcdError('Watcher canceled: etcdserver: leader changed'),
+      'INTERNAL',
+    ],
+    ['the words in a plain Error', new Error('etcdserver: too many requests'), 'INTERNAL'],
+  ])('%s: not transient (%s)', (_what, raw, code) => {
+    expect(isTransient(raw)).toBe(false);
+    expect(toStoreError(raw, 'get').code).toBe(code);
   });
 });
 

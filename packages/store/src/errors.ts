@@ -10,8 +10,10 @@ import {
   EtcdInvalidAuthTokenError,
   EtcdLeaseInvalidError,
   EtcdPermissionDeniedError,
+  GRPCAbortedError,
   GRPCCancelledError,
   GRPCDeadlineExceededError,
+  GRPCGenericError,
   GRPCInternalError,
   GRPCResourceExhastedError,
   GRPCUnauthenticatedError,
@@ -19,7 +21,10 @@ import {
 } from 'etcd3';
 
 export type StoreErrorCode =
-  /** etcd is unreachable or restarting (retryable). */
+  /**
+   * etcd is unreachable or restarting, or answered that a retry shortly will do (electing a leader, overloaded,
+   * gRPC ABORTED: isTransient) (retryable).
+   */
   | 'UNAVAILABLE'
   /** A call ran past its deadline (retryable). */
   | 'TIMEOUT'
@@ -135,6 +140,28 @@ export function isConnectionLoss(err: unknown): boolean {
 }
 
 /**
+ * etcd's words for the cluster's passing state, in any gRPC status (rpctypes/error.go, v3rpc/util.go): a leader change
+ * ("leader changed"; "raft proposal dropped" during a leader transfer, sent as UNKNOWN since etcd's map lacks it), a
+ * proposal not committed in time ("request timed out", "... possibly due to previous leader failure", "... waiting
+ * for the applied index took too long"), the applier behind ("too many requests", sent as UNKNOWN: etcd maps it to a
+ * client-side EtcdError without a gRPC status). Not "no leader" nor "request timed out, possibly due to connection
+ * lost": that member is cut off from the others, and another member answers (endpoint-health.ts holds it down).
+ */
+const ETCD_TRANSIENT =
+  /etcdserver: (?:leader changed|too many requests|request timed out(?!, possibly due to connection lost))|raft proposal dropped/;
+
+/**
+ * A failure the same call, repeated shortly, is expected to get past, on this member or another: gRPC ABORTED ("the
+ * client should retry at a higher level", gRPC's status code guide) and etcd's ETCD_TRANSIENT answers. Only gRPC
+ * errors as etcd3 types them: etcd3's `Watcher canceled: ...` (an EtcdError) is a cancel watch.ts handles itself.
+ * connection.ts retries these (boundedly) without holding the member down; toStoreError makes them UNAVAILABLE.
+ */
+export function isTransient(err: unknown): boolean {
+  const e = typed(err);
+  return e instanceof GRPCAbortedError || (e instanceof GRPCGenericError && ETCD_TRANSIENT.test(e.message));
+}
+
+/**
  * A raw grpc-js error (a plain Error with a numeric gRPC status code) as etcd3 would have typed it. etcd3 casts the
  * errors of unary calls, but its WatchManager hands a watch stream's error to the watchers as grpc-js made it: read
  * as it is, `7 PERMISSION_DENIED` was INTERNAL (not AUTH) and `4 DEADLINE_EXCEEDED` UNAVAILABLE (not TIMEOUT).
@@ -170,8 +197,9 @@ export function toStoreError(thrown: unknown, op: string): StoreError {
                 ? 'COMPACTED'
                 : TOO_LARGE.test(msg)
                   ? 'TOO_LARGE'
-                  : // etcd overloaded ("too many requests") or another resource short for now: a retry can help.
-                    err instanceof GRPCResourceExhastedError
+                  : // etcd overloaded ("too many requests") or another resource short for now, a leader change,
+                    // ABORTED: a retry can help.
+                    err instanceof GRPCResourceExhastedError || isTransient(err)
                     ? 'UNAVAILABLE'
                     : /certificate|handshake|SSL|TLS|ECONNRESET.*secure/i.test(msg)
                       ? 'AUTH'
