@@ -419,6 +419,73 @@ describe('nftables driver', () => {
       await dp.close();
     });
 
+    const natVip = vip({ vip: { address: '198.18.2.2', port: 80, protocol: 'tcp' }, forwarding: 'nat' });
+    /** statefulKernel, recorded, whose command line `line` times out once `timeOut.on` is set (and only once). */
+    function timingOut(kernel: ReturnType<typeof statefulKernel>, line: string) {
+      const timeOut = { on: false };
+      const r = recorded({
+        ...kernel,
+        exec: async (argv, input) => {
+          if (timeOut.on && argv.join(' ') === line) {
+            timeOut.on = false;
+            throw new ProcessError('TIMEOUT', `command "${line}" did not finish within 30000 ms`);
+          }
+          return kernel.exec(argv, input);
+        },
+      });
+      return { ...r, timeOut };
+    }
+    /** The NAT table was written again (the fake kernel never lists one, as after `nft delete table inet`). */
+    const natWritten = (scripts: readonly string[]): boolean =>
+      scripts.some((s) => s.includes('table inet l4fleet_nat'));
+
+    // The NAT table's side of the test above: its listing timed out, so verify compared nothing; the retry must read
+    // the NAT table (deleted by hand here) rather than plan against the last write and put the node back announced.
+    test('nftables driver - after a NAT table listing that timed out, the next apply reads the NAT table and rewrites it', async () => {
+      const kernel = statefulKernel();
+      const { exec, calls, timeOut } = timingOut(kernel, 'nft -s list table inet l4fleet_nat');
+      const dp = createNftablesDataPlane({
+        interface: 'eth0',
+        logger,
+        exec,
+        deltaWriter: 'nft',
+        foldDelayMs: 3_600_000,
+      });
+      await dp.apply([vip(), natVip]);
+      timeOut.on = true;
+      await expect(dp.verify()).rejects.toMatchObject({ name: 'ProcessError', code: 'TIMEOUT' });
+      const written = kernel.scripts.length;
+      calls.length = 0;
+      const result = await dp.apply([vip(), natVip]);
+      expect(calls).toContain('nft -t list table inet l4fleet_nat');
+      expect(result.transactions).toBe(1);
+      expect(natWritten(kernel.scripts.slice(written))).toBe(true);
+      await dp.close();
+    });
+
+    // A light read of the netdev table that timed out fails the verify before the NAT table's turn: the retry must
+    // read the NAT table too, not only the netdev one.
+    test('nftables driver - after a light read that timed out, the next apply reads the NAT table too', async () => {
+      const kernel = statefulKernel();
+      const { exec, calls, timeOut } = timingOut(kernel, 'nft -t list ruleset netdev');
+      const dp = createNftablesDataPlane({
+        interface: 'eth0',
+        logger,
+        exec,
+        deltaWriter: 'nft',
+        foldDelayMs: 3_600_000,
+      });
+      await dp.apply([vip(), natVip]);
+      timeOut.on = true;
+      await expect(dp.verify()).rejects.toMatchObject({ name: 'ProcessError', code: 'TIMEOUT' });
+      const written = kernel.scripts.length;
+      calls.length = 0;
+      await dp.apply([vip(), natVip]);
+      expect(calls).toContain('nft -t list table inet l4fleet_nat');
+      expect(natWritten(kernel.scripts.slice(written))).toBe(true);
+      await dp.close();
+    });
+
     test('nftables driver - verify writes the ingress chain again when it was flushed by hand', async () => {
       const kernel = statefulKernel();
       const flushed = fakeKernel({ table: skeleton.replace(/\tchain ingress \{\n(\t\t.*\n)*/, '\tchain ingress {\n') });

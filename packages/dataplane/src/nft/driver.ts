@@ -340,7 +340,7 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
    * (or no model: a failed write dropped it) drops the model, so the apply reads the whole table again as a restart
    * does (~1 s per 65,537-slot VIP) and writes the drift back through the normal plan. Either way the apply of the last
    * desired state runs (nothing to write when nothing differs) and verifies the NAT table by its listing. A light
-   * read that cannot be taken at all drops the model and fails the verify.
+   * read (or NAT listing) that cannot be taken at all drops both tables' models and fails the verify.
    */
   async function verifyNow(): Promise<ApplyResult> {
     if (closed) throw new DataPlaneError('CLOSED', 'verify: the nftables data plane is closed');
@@ -354,7 +354,9 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
         // (the agent takes its node out and retries with an apply), and the model is dropped as after a refused write,
         // so that apply reads the table whole and repairs it, or fails on the same nft. Not the full read here at
         // once: after a timeout it would most likely time out too, another 30 s with every apply waiting behind it.
+        // The NAT table's verify did not run either: that apply reads it whole too (nat.verify forgets on its own).
         state = undefined;
+        nat.forget();
         throw err;
       }
       if (drift === undefined) return applyNow(last, true);

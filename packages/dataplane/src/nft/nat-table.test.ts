@@ -1,4 +1,5 @@
 import { buildTable } from '@l4fleet/maglev';
+import { ProcessError } from '@l4fleet/process';
 import { pino } from 'pino';
 import { describe, expect, test } from 'vitest';
 import type { Exec } from '../exec.js';
@@ -20,20 +21,36 @@ const vips = validateDesired(
   { requireSamePort: false, forwarding: ['nat'], driver: 'nftables' },
 );
 
-/** The NAT table as nft answers for it: `listing` is what `nft -s list table inet` prints; scripts are recorded. */
-function kernel(): { exec: Exec; scripts: string[]; listing: { text: string } } {
+/**
+ * The NAT table as nft answers for it: `listing` is what `nft -s list table inet` prints (undefined: the table is
+ * gone); scripts are recorded; every command line is in `calls`; a command line in `timeOut` times out once.
+ */
+function kernel(): {
+  exec: Exec;
+  scripts: string[];
+  calls: string[];
+  listing: { text: string | undefined };
+  timeOut: Set<string>;
+} {
   const scripts: string[] = [];
-  const listing = { text: 'table inet l4fleet_nat { }' };
+  const calls: string[] = [];
+  const listing: { text: string | undefined } = { text: 'table inet l4fleet_nat { }' };
+  const timeOut = new Set<string>();
+  const gone = { code: 1, stdout: '', stderr: 'Error: No such file or directory' };
   const exec: Exec = async (argv, input) => {
     const line = argv.join(' ');
+    calls.push(line);
+    if (timeOut.delete(line)) throw new ProcessError('TIMEOUT', `command "${line}" did not finish within 30000 ms`);
     if (line === 'nft -f -') {
       scripts.push(String(input));
+      listing.text = 'table inet l4fleet_nat { }';
       return { code: 0, stdout: '', stderr: '' };
     }
-    if (line.startsWith('nft -s list table inet')) return { code: 0, stdout: listing.text, stderr: '' };
-    return { code: 1, stdout: '', stderr: 'Error: No such file or directory' };
+    if (line.startsWith('nft -s list table inet'))
+      return listing.text === undefined ? gone : { code: 0, stdout: listing.text, stderr: '' };
+    return gone;
   };
-  return { exec, scripts, listing };
+  return { exec, scripts, calls, listing, timeOut };
 }
 
 describe('nat table verify', () => {
@@ -57,5 +74,37 @@ describe('nat table verify', () => {
     expect(k.scripts).toHaveLength(2);
     // The listing after the repair is the new reference: nothing more to do.
     expect((await nat.verify(vips)).transactions).toBe(0);
+  });
+
+  // A verify that could not list the table compared nothing: the agent fails it and retries with an apply, which must
+  // read the table rather than plan against the last write and report success with the table still gone.
+  test('nat table - after a verify whose listing timed out, the next apply reads the table and writes it again', async () => {
+    const k = kernel();
+    const nat = createNatTable({ exec: k.exec, table: 'l4fleet_nat', log: pino({ level: 'silent' }) });
+    await nat.apply(vips);
+    // Deleted by hand (`nft delete table inet l4fleet_nat`).
+    k.listing.text = undefined;
+    k.timeOut.add('nft -s list table inet l4fleet_nat');
+    await expect(nat.verify(vips)).rejects.toMatchObject({ name: 'ProcessError', code: 'TIMEOUT' });
+    k.calls.length = 0;
+    const r = await nat.apply(vips);
+    expect(k.calls).toContain('nft -t list table inet l4fleet_nat');
+    expect(r.transactions).toBe(1);
+    expect(r.tableCreated).toBe(true);
+    expect(k.scripts).toHaveLength(2);
+  });
+
+  test('nat table - after a write that timed out, the next apply reads the table again', async () => {
+    const k = kernel();
+    const nat = createNatTable({ exec: k.exec, table: 'l4fleet_nat', log: pino({ level: 'silent' }) });
+    await nat.apply(vips);
+    k.timeOut.add('nft -f -');
+    await expect(nat.apply([])).rejects.toMatchObject({ name: 'ProcessError', code: 'TIMEOUT' });
+    // nft was killed after it had committed the removal: the table is gone.
+    k.listing.text = undefined;
+    k.calls.length = 0;
+    const r = await nat.apply(vips);
+    expect(k.calls).toContain('nft -t list table inet l4fleet_nat');
+    expect(r.transactions).toBe(1);
   });
 });

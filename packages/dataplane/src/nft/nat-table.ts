@@ -87,7 +87,11 @@ export interface NatTable {
    * the listing taken after the last write; only a table that differs (or is gone) is read and rewritten.
    */
   verify(vips: readonly NormalizedVip[]): Promise<Awaited<ReturnType<NatTable['apply']>>>;
-  /** Forget what was written (after a failed transaction): the next apply reads the table again. */
+  /**
+   * Drops the model: the next apply reads the table whole. apply() and verify() do it themselves when they throw; the
+   * driver calls it when its verify fails before the NAT table's turn (its light read of the netdev table), so the
+   * retry checks the NAT table too.
+   */
   forget(): void;
 }
 
@@ -142,6 +146,26 @@ export function createNatTable(opts: { exec: Exec; table: string; log: Logger; n
     }
   }
 
+  function forget(): void {
+    state = undefined;
+    listing = undefined;
+  }
+
+  /**
+   * Runs an apply or a verify; when it throws (a write refused or lost, a read or listing that timed out or could not
+   * start), what it read or wrote is unproven: the model is dropped, so the retry (the agent's, after a failed verify)
+   * reads the table whole and writes whatever differs, rather than planning against the model, writing nothing and
+   * reporting a table that is gone as applied.
+   */
+  async function orForget<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      forget();
+      throw err;
+    }
+  }
+
   async function apply(vips: readonly NormalizedVip[]): Promise<Awaited<ReturnType<NatTable['apply']>>> {
     if (state === undefined) {
       state = await read();
@@ -151,8 +175,6 @@ export function createNatTable(opts: { exec: Exec; table: string; log: Logger; n
     if (plan.lines.length > 0) {
       const r = await exec(['nft', '-f', '-'], `${plan.lines.join('\n')}\n`);
       if (r.code !== 0) {
-        state = undefined;
-        listing = undefined;
         throw new DataPlaneError(
           'NFT_FAILED',
           `nft -f (nat table): ${r.stderr.trim().split('\n').slice(0, 6).join(' | ')}`,
@@ -174,20 +196,20 @@ export function createNatTable(opts: { exec: Exec; table: string; log: Logger; n
 
   return {
     checkForwarding,
-    apply,
-    async verify(vips) {
-      const now = listing === undefined ? undefined : await list();
-      if (now === undefined || now !== listing) {
-        if (now !== undefined)
-          log.warn(
-            { event: 'natTableDrift', vips: vips.length },
-            `nft table inet ${table} differs from the last apply: rewriting it`,
-          );
-        state = undefined;
-        listing = undefined;
-      }
-      return apply(vips);
-    },
+    apply: (vips) => orForget(() => apply(vips)),
+    verify: (vips) =>
+      orForget(async () => {
+        const now = listing === undefined ? undefined : await list();
+        if (now === undefined || now !== listing) {
+          if (now !== undefined)
+            log.warn(
+              { event: 'natTableDrift', vips: vips.length },
+              `nft table inet ${table} differs from the last apply: rewriting it`,
+            );
+          forget();
+        }
+        return apply(vips);
+      }),
     async counters() {
       const zero = { packets: 0, bytes: 0 };
       const vips = new Map<string, TrafficCounter>();
@@ -231,9 +253,6 @@ export function createNatTable(opts: { exec: Exec; table: string; log: Logger; n
       written = false;
       listing = '';
     },
-    forget() {
-      state = undefined;
-      listing = undefined;
-    },
+    forget,
   };
 }
