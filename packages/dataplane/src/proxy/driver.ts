@@ -20,7 +20,9 @@ import {
   type VipTable,
 } from '../types.js';
 import { type NormalizedVip, validateDesired } from '../validate.js';
+import { listenLabel, relistenLost } from './lost.js';
 import { BackendSelector, type ProxySelection, unmapAddress } from './select.js';
+import { nodeSockets, type ProxySockets } from './sockets.js';
 import { type ProxyStats, Tally } from './stats.js';
 import { listenTcp, type ProfileHolder, type SourceFilter, type VipListener } from './tcp.js';
 import { listenUdp } from './udp.js';
@@ -43,6 +45,8 @@ export interface ProxyDataPlaneOptions {
    */
   readonly connectTimeoutMs?: number;
   readonly logger: Logger;
+  /** Where the VIPs' listening sockets come from; default Node's net and dgram (nodeSockets). */
+  readonly sockets?: ProxySockets;
 }
 
 interface RunningVip {
@@ -50,6 +54,8 @@ interface RunningVip {
   label: string;
   /** Where the listener is bound (bindKey()): a VIP taking over a removed one's bind takes over its listener. */
   readonly bind: string;
+  /** The listener's address as logs and errors name it (listenLabel). */
+  readonly listen: string;
   table: VipTable;
   readonly selector: BackendSelector;
   readonly listener: VipListener;
@@ -112,6 +118,7 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
     3_600_000,
   );
   const log = opts.logger.child({ component: 'dataplane', driver: 'proxy' });
+  const sockets = opts.sockets ?? nodeSockets;
   const running = new Map<string, RunningVip>();
   /** Removed TCP VIPs whose connections still drain (their listener closed): close() ends them. */
   const draining = new Set<RunningVip>();
@@ -139,6 +146,7 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
     const stats: ProxyStats = { vip: new Tally(), backends: backendTallies, noBackend, source: sourceDrops };
     const profile = profileOf(v);
     const source: SourceFilter = { admits: sourceAdmits(v.table.sourceRanges) };
+    const listen = listenLabel(host, port, protocol);
     try {
       const listener =
         protocol === 'tcp'
@@ -151,6 +159,7 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
               profile,
               source,
               log,
+              sockets,
             })
           : await listenUdp({
               host,
@@ -161,11 +170,13 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
               maxSessions,
               source,
               log,
+              sockets,
             });
       return {
         key: v.key,
         label: v.label,
         bind: bindKey(v),
+        listen,
         table: v.table,
         selector,
         listener,
@@ -176,7 +187,7 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
     } catch (err) {
       throw new DataPlaneError(
         'LISTEN_FAILED',
-        `vip ${v.label}: cannot listen on ${host}:${port}/${protocol}: ${(err as Error).message}`,
+        `vip ${v.label}: cannot listen on ${listen}: ${(err as Error).message}`,
         { cause: err },
       );
     }
@@ -221,9 +232,15 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
       const v = byBind.get(r.bind);
       if (v !== undefined && !wanted.has(r.key) && !running.has(v.key)) takenOver.set(v.key, r);
     }
-    // Open every new listener first: if one fails, close those and keep the previous state whole.
+    // Open every new listener first: if one fails, close those and keep the previous state whole. Before them, the
+    // listeners of VIPs that stay (or are taken over) that were lost under the proxy open again (lost.ts).
     const added: RunningVip[] = [];
+    let reopened: Set<RunningVip>;
     try {
+      reopened = await relistenLost(
+        [...running.values()].filter((r) => byBind.has(r.bind)),
+        log,
+      );
       for (const v of vips) if (!running.has(v.key) && !takenOver.has(v.key)) added.push(await start(v));
     } catch (err) {
       await Promise.all(added.map((r) => r.listener.close(false)));
@@ -271,9 +288,13 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
       r.selector.setTable(v.table);
       r.listener.tableChanged();
       slotsChanged += changed;
+      const listenerChanged = reopened.has(r);
       reports.push({
         vip: v.label,
-        action: changed || rulesReplaced || poolChanged || rangesChanged || profileChanged ? 'updated' : 'unchanged',
+        action:
+          changed || rulesReplaced || poolChanged || rangesChanged || profileChanged || listenerChanged
+            ? 'updated'
+            : 'unchanged',
         slotsChanged: changed,
         rulesReplaced,
       });
@@ -297,13 +318,14 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
       backendsAdded: 0,
       backendsRemoved: 0,
       tableCreated: false,
-      transactions: reports.filter((r) => r.action === 'added' || r.action === 'removed').length,
+      // A reopened listener is one listener change more.
+      transactions: reports.filter((r) => r.action === 'added' || r.action === 'removed').length + reopened.size,
       durationMs: performance.now() - started,
     };
     last = desired;
     if (verifying && result.transactions === 0) return result;
-    log.info({
-      event: verifying ? 'verified' : 'applied',
+    (verifying ? log.warn.bind(log) : log.info.bind(log))({
+      event: verifying ? 'driftRepaired' : 'applied',
       vips: vips.length,
       slotsChanged,
       durationMs: Math.round(result.durationMs * 10) / 10,
@@ -313,8 +335,8 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
 
   return {
     apply: (desired) => serial(() => applyNow(desired)),
-    // The proxy's state is this process's own (listeners, selectors): nothing outside it changes it, so the re-apply
-    // of the last desired state finds every listener in place and makes no transaction.
+    // The proxy's state is this process's own (listeners, selectors), but a listening socket can be lost under it
+    // (lost.ts): the re-apply of the last desired state opens those again, a transaction each; else it makes none.
     verify: () =>
       serial(async () => {
         if (closed) throw new DataPlaneError('CLOSED', 'verify: the proxy data plane is closed');

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { VipBackend } from '../types.js';
 import type { ResolvedProfile } from '../vip-profile.js';
 import type { BackendSelector } from './select.js';
+import { nodeSockets, type ProxySockets } from './sockets.js';
 import { backendTally, type ProxyStats } from './stats.js';
 
 export interface VipListener {
@@ -15,6 +16,16 @@ export interface VipListener {
   close(drain: boolean): Promise<void>;
   /** Flows in progress (connections or UDP sessions). */
   readonly flows: number;
+  /**
+   * The listening socket is open. False once it closed other than through close() (closed under the proxy, or gone
+   * with an error): the VIP takes no new flow, while the node still announces it, until relisten().
+   */
+  readonly listening: boolean;
+  /**
+   * Opens a new listening socket on the same address and port after the last was lost; the flows in progress, the
+   * selector and the counters stay. Rejects with the bind's error (EADDRINUSE: another socket took the port).
+   */
+  relisten(): Promise<void>;
   /**
    * The table changed: flows to a backend that left the pool end (Maglev would re-hash them), and so do flows from a
    * client its sourceRanges no longer admit (the kernel drivers filter before flow affinity: their next packet drops).
@@ -52,11 +63,12 @@ export async function listenTcp(opts: {
   profile: ProfileHolder;
   source: SourceFilter;
   log: Logger;
+  sockets?: ProxySockets;
 }): Promise<VipListener> {
   const { selector, stats } = opts;
   // `src` is kept because a destroyed socket no longer reports its remoteAddress.
   const conns = new Map<net.Socket, { upstream: net.Socket; backend: VipBackend; src: string }>();
-  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (client) => {
+  const onConnection = (client: net.Socket): void => {
     const src = client.remoteAddress ?? '';
     if (!opts.source.admits(src)) {
       // The kernel completed the handshake before the proxy saw the client, so the refusal is a reset (RST, the
@@ -111,19 +123,39 @@ export async function listenTcp(opts: {
       finish();
       if (!client.writableEnded) client.end();
     });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: opts.host, port: opts.port, exclusive: true }, () => {
-      server.off('error', reject);
-      resolve();
+  };
+  /**
+   * node emits a server's 'close' once its listening socket is closed and every connection it accepted has ended,
+   * once: one promise per server ever listening (a lost one's connections go on beside its successor's).
+   */
+  const ended: Promise<void>[] = [];
+  const open = async (): Promise<net.Server> => {
+    const s = (opts.sockets ?? nodeSockets).tcpServer({ allowHalfOpen: true, noDelay: true }, onConnection);
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.listen({ host: opts.host, port: opts.port, exclusive: true }, () => {
+        s.off('error', reject);
+        resolve();
+      });
     });
-  });
-  // node emits a server's 'close' once its listening socket is closed and every connection has ended, once.
-  const ended = new Promise<void>((resolve) => server.once('close', () => resolve()));
+    // After the bind node emits 'error' for a failed accept (EMFILE, ENFILE) and goes on listening. Unheard, the
+    // error was thrown out of the event loop and ended the agent; a server it leaves closed is verify's to repair.
+    s.on('error', (err: NodeJS.ErrnoException) =>
+      opts.log.warn({ event: 'listenerError', host: opts.host, port: opts.port, code: err.code, err: err.message }),
+    );
+    ended.push(new Promise<void>((resolve) => s.once('close', () => resolve())));
+    return s;
+  };
+  let server = await open();
   return {
     get flows() {
       return conns.size;
+    },
+    get listening() {
+      return server.listening;
+    },
+    async relisten() {
+      server = await open();
     },
     tableChanged() {
       for (const [client, c] of conns) {
@@ -142,7 +174,7 @@ export async function listenTcp(opts: {
         client.destroy();
         c.upstream.destroy();
       }
-      await ended;
+      await Promise.all(ended);
     },
   };
 }

@@ -9,6 +9,7 @@ import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
 import type { VipBackend } from '../types.js';
 import type { BackendSelector } from './select.js';
+import { nodeSockets, type ProxySockets } from './sockets.js';
 import { backendTally, type ProxyStats } from './stats.js';
 import type { SourceFilter, VipListener } from './tcp.js';
 
@@ -31,10 +32,10 @@ export async function listenUdp(opts: {
   maxSessions: number;
   source: SourceFilter;
   log: Logger;
+  sockets?: ProxySockets;
 }): Promise<VipListener> {
   const { selector, stats } = opts;
   const sessions = new Map<string, Session>();
-  const socket = dgram.createSocket({ type: isIPv6(opts.host) ? 'udp6' : 'udp4', reuseAddr: false });
   const end = (key: string, s: Session): void => {
     sessions.delete(key);
     selector.closed(s.backend);
@@ -46,7 +47,7 @@ export async function listenUdp(opts: {
     sessions.delete(key);
     sessions.set(key, s);
   };
-  socket.on('message', (msg, rinfo) => {
+  const onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
     // Before the session lookup, as the kernel drivers filter before flow affinity: a refused datagram creates no
     // session and reaches no backend. Counted as one packet of its payload bytes, like the VIP's own counter.
     if (!opts.source.admits(rinfo.address)) {
@@ -74,7 +75,13 @@ export async function listenUdp(opts: {
       upstream.on('message', (reply) => {
         // A member that keeps sending keeps the session, as a client does; an ended session's socket is closed.
         if (sessions.get(key) === created) touch(key, created);
-        socket.send(reply, rinfo.port, rinfo.address);
+        // `socket` is the VIP's socket now: after a relisten, the new one (same address and port, as the client expects).
+        try {
+          socket.send(reply, rinfo.port, rinfo.address);
+        } catch {
+          // The VIP's socket was closed under the proxy (ERR_SOCKET_DGRAM_NOT_RUNNING): the reply is lost, as a
+          // datagram may be, until verify binds the socket again.
+        }
       });
       upstream.connect(backend.port, backend.address);
       s = created;
@@ -92,7 +99,7 @@ export async function listenUdp(opts: {
     } catch {
       session.upstream.once('connect', send);
     }
-  });
+  };
   const sweep = setInterval(
     () => {
       const now = performance.now();
@@ -102,16 +109,38 @@ export async function listenUdp(opts: {
     Math.min(1000, opts.timeoutMs()),
   );
   sweep.unref();
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind({ address: opts.host, port: opts.port, exclusive: true }, () => {
-      socket.off('error', reject);
-      resolve();
-    });
-  });
+  const open = async (): Promise<dgram.Socket> => {
+    const s = (opts.sockets ?? nodeSockets).udpSocket({ type: isIPv6(opts.host) ? 'udp6' : 'udp4', reuseAddr: false });
+    s.on('message', onMessage);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.bind({ address: opts.host, port: opts.port, exclusive: true }, () => {
+          s.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      // A socket whose bind failed still holds its handle (a TCP server's does not).
+      s.close();
+      throw err;
+    }
+    // Unheard, an 'error' after the bind would be thrown out of the event loop and end the agent.
+    s.on('error', (err: NodeJS.ErrnoException) =>
+      opts.log.warn({ event: 'listenerError', host: opts.host, port: opts.port, code: err.code, err: err.message }),
+    );
+    return s;
+  };
+  let socket = await open();
   return {
     get flows() {
       return sessions.size;
+    },
+    get listening() {
+      return bound(socket);
+    },
+    async relisten() {
+      socket = await open();
     },
     tableChanged() {
       for (const [key, s] of sessions) if (!selector.has(s.backend) || !opts.source.admits(s.src)) end(key, s);
@@ -119,7 +148,22 @@ export async function listenUdp(opts: {
     close() {
       clearInterval(sweep);
       for (const [key, s] of sessions) end(key, s);
+      // Closed under the proxy already: close() would throw ERR_SOCKET_DGRAM_NOT_RUNNING.
+      if (!bound(socket)) return Promise.resolve();
       return new Promise((resolve) => socket.close(() => resolve()));
     },
   };
+}
+
+/**
+ * Whether the socket is bound and open: dgram has no `listening` as a server has, and address() throws once the
+ * socket is closed (ERR_SOCKET_DGRAM_NOT_RUNNING) or while it is not bound. Asked at apply and verify only.
+ */
+function bound(s: dgram.Socket): boolean {
+  try {
+    s.address();
+    return true;
+  } catch {
+    return false;
+  }
 }

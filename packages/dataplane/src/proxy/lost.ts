@@ -1,0 +1,57 @@
+/**
+ * Listeners lost under the proxy: a VIP's listening socket closed other than by the driver (closed by a fault, or gone
+ * with an error after its bind). The VIP then takes no new connection or datagram while the agent reports ready and
+ * the node announces it, so every apply and verify opens such a listener again, and counts it as a listener change
+ * (verify reports it as a repair, as the kernel drivers do a rule deleted by hand).
+ */
+import { isIPv6 } from 'node:net';
+import type { Logger } from 'pino';
+import { DataPlaneError } from '../errors.js';
+import type { VipListener } from './tcp.js';
+
+export interface ListeningVip {
+  /** The VIP's label (`address:port/protocol`). */
+  readonly label: string;
+  /** Where its listener is bound (listenLabel). */
+  readonly listen: string;
+  readonly listener: VipListener;
+}
+
+/** `host:port/protocol`, an IPv6 host in brackets: where a listener is bound, for logs and errors. */
+export function listenLabel(host: string, port: number, protocol: string): string {
+  return `${isIPv6(host) ? `[${host}]` : host}:${port}/${protocol}`;
+}
+
+/**
+ * Opens the listener of each VIP in `vips` that lost it again and returns those it opened. Every lost listener is
+ * tried; any that cannot listen (another socket took the port) fails the call with LISTEN_FAILED naming each VIP and
+ * where it listened (the others stay open: they are the state the driver had before).
+ */
+export async function relistenLost<T extends ListeningVip>(vips: Iterable<T>, log: Logger): Promise<Set<T>> {
+  const opened = new Set<T>();
+  const failures: DataPlaneError[] = [];
+  for (const v of vips) {
+    if (v.listener.listening) continue;
+    log.warn({ event: 'listenerLost', vip: v.label, listen: v.listen });
+    try {
+      await v.listener.relisten();
+      opened.add(v);
+      log.warn({ event: 'listenerReopened', vip: v.label, listen: v.listen });
+    } catch (err) {
+      failures.push(
+        new DataPlaneError(
+          'LISTEN_FAILED',
+          `vip ${v.label}: its listener on ${v.listen} was lost and cannot listen again: ${(err as Error).message}`,
+          { cause: err },
+        ),
+      );
+    }
+  }
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1) {
+    throw new DataPlaneError('LISTEN_FAILED', failures.map((f) => f.message).join('; '), {
+      cause: new AggregateError(failures),
+    });
+  }
+  return opened;
+}
