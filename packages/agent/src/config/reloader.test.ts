@@ -383,6 +383,50 @@ describe('agent reload - shutdown() while a reload applies', () => {
       data: { result: 'refused', changed: ['bfd.peers'] },
     });
   });
+
+  test('a step that fails once the drain began is not rolled back (no change to the peers mid-drain): unsettled, said so', async () => {
+    let opened: () => void = () => undefined;
+    const gate = new Promise<void>((r) => {
+      opened = r;
+    });
+    const rejecting = rejectingSpeaker(new Set([ROUTER2.address]));
+    const calls: string[][] = [];
+    let entered: () => void = () => undefined;
+    const inSetPeers = new Promise<void>((r) => {
+      entered = r;
+    });
+    let gated = false; // the start's setPeers (setUp) passes
+    const speaker = Object.create(rejecting, {
+      setPeers: {
+        value: async (peers: readonly Peer[]) => {
+          if (gated) {
+            calls.push(peers.map((p) => p.address));
+            entered();
+            await gate;
+          }
+          await rejecting.setPeers(peers);
+        },
+      },
+    }) as typeof rejecting;
+    const { reloader, emitted } = await setUp(configWith(), {}, speaker);
+    gated = true;
+    // ROUTER replaced by ROUTER2, which gobgpd refuses after deleting ROUTER.
+    const reloading = reloader.reload(async () => configWith({ peers: [ROUTER2] }));
+    await inSetPeers;
+    reloader.stopApplying();
+    opened();
+    await expect(reloading).rejects.toThrow(
+      'reload refused: bgp.peers: AddPeer 198.18.2.2: rejected by gobgpd; the agent began exiting while it applied: ' +
+        'not rolled back (bgp.peers), the next reload applies it again',
+    );
+    await expect(reloading).rejects.toMatchObject({ code: 'RELOAD_REFUSED', problems: [{ path: 'bgp.peers' }] });
+    expect(calls).toEqual([[ROUTER2.address]]); // ROUTER was not added back during the drain
+    expect(speaker.peers).toEqual([]);
+    expect(emitted.at(-1)).toMatchObject({
+      kind: 'config.reload',
+      data: { result: 'refused', changed: ['bgp.peers'] },
+    });
+  });
 });
 
 describe('agent reload - a step that fails half way', () => {

@@ -29,7 +29,7 @@ export interface Reloader {
   /**
    * shutdown() waited for `applying()` as long as it can: the reload still applying stops before its next step,
    * refused naming the steps it applied and those it did not (the applied ones stay: undoing them mid-drain would be
-   * one more change to the peers).
+   * one more change to the peers). A step that fails from then on is not rolled back either, for the same reason.
    */
   stopApplying(): void;
 }
@@ -178,6 +178,7 @@ export function createReloader(opts: ReloaderOptions): Reloader {
    * Applies `steps` in order. When one throws, the steps done and the failed one are given the running config
    * again (a rollback: the deleted router session back), and the reload is refused saying so; a step whose rollback
    * fails too is unsettled, and the next reload applies it whatever its plan says. Never "nothing changed" then.
+   * Once stopApplying() was called there is no rollback: the steps done and the failed one are unsettled.
    */
   const applySteps = async (steps: readonly LiveStep[], next: AgentConfig): Promise<void> => {
     for (const [i, step] of steps.entries()) {
@@ -195,6 +196,27 @@ export function createReloader(opts: ReloaderOptions): Reloader {
         await step.apply(next);
         unsettled.delete(step.name);
       } catch (err) {
+        const message = (err as Error).message;
+        if (stopped) {
+          // The drain began while this step applied: a rollback would be one more change to the peers mid RFC 8326
+          // graceful shutdown (stopApplying). The steps done and the failed one stay as they are, unsettled.
+          const touched = steps.slice(0, i + 1).map((s) => s.name);
+          const rest = steps.slice(i + 1).map((s) => s.name);
+          for (const name of touched) unsettled.add(name);
+          const held = rest.length > 0 ? `; not applied: ${rest.join(', ')}` : '';
+          throw new AgentError(
+            'RELOAD_REFUSED',
+            `reload refused: ${step.name}: ${message}; the agent began exiting while it applied: not rolled back ` +
+              `(${touched.join(', ')}), the next reload applies it again${held}`,
+            {
+              cause: err,
+              problems: [
+                { path: step.name, message },
+                ...rest.map((path) => ({ path, message: 'not applied: the agent is exiting' })),
+              ],
+            },
+          );
+        }
         const failed: string[] = [];
         for (const done of steps.slice(0, i + 1).reverse()) {
           try {
@@ -212,7 +234,6 @@ export function createReloader(opts: ReloaderOptions): Reloader {
                 .map((s) => s.name)
                 .join(', ')})`
             : `the rollback failed too (${failed.join('; ')}): the next reload applies it again`;
-        const message = (err as Error).message;
         throw new AgentError('RELOAD_REFUSED', `reload refused: ${step.name}: ${message}; ${undone}`, {
           cause: err,
           problems: [{ path: step.name, message }],
