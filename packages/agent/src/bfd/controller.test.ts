@@ -253,6 +253,74 @@ describe('bfd controller - sessions in the node bfdd', () => {
     t.bfd.close();
   });
 
+  // A removal queued while bfdd did not answer was kept when the next reload put the peer back: the first pass bfdd
+  // answered deleted the live session and created it again, so the router saw BFD go down and dropped the BGP session
+  // (`neighbor X bfd`) and the node's routes, for a config that ended as it started.
+  test('a peer removed while bfdd is down and put back before it answers: its session is not removed', async () => {
+    const t = setup();
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    t.fake.setDown(true);
+    await t.bfd.setPeers([]);
+    await t.bfd.setPeers(config.peers);
+    t.fake.setDown(false);
+    await t.clock.advance(1_000);
+    expect(t.fake.calls.filter((c) => c.peer === `-${ROUTER}`)).toEqual([]);
+    expect(t.fake.sessions.has(ROUTER)).toBe(true);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'up' });
+    expect(await t.metric('l4fleet_bfd_session_up')).toBe(1);
+    t.bfd.close();
+  });
+
+  test('a peer put back with new timers while bfdd is down: configured with them, not removed', async () => {
+    const t = setup();
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    t.fake.setDown(true);
+    await t.bfd.setPeers([]);
+    await t.bfd.setTimers({ receiveIntervalMs: 300, transmitIntervalMs: 200, detectMultiplier: 5 });
+    await t.bfd.setPeers(config.peers);
+    t.fake.setDown(false);
+    await t.clock.advance(1_000);
+    expect(t.fake.calls.filter((c) => c.peer === `-${ROUTER}`)).toEqual([]);
+    expect(t.fake.timers.at(-1)).toBe('300/200 x5');
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'up' });
+    t.bfd.close();
+  });
+
+  test('a peer put back with another local address while bfdd is down: the old session goes, the new one is made', async () => {
+    const t = setup();
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    t.fake.setDown(true);
+    await t.bfd.setPeers([]);
+    await t.bfd.setPeers([{ address: ROUTER, localAddress: '198.18.2.12' }]);
+    t.fake.setDown(false);
+    await t.clock.advance(1_000);
+    expect(t.fake.calls.slice(1)).toEqual([
+      { peer: `-${ROUTER}`, shutdown: undefined },
+      { peer: ROUTER, shutdown: undefined },
+    ]);
+    expect(t.fake.sessions.get(ROUTER)?.local).toBe('198.18.2.12');
+    t.bfd.close();
+  });
+
+  test('a peer added while bfdd is down and taken out before it answers: never created', async () => {
+    const t = setup();
+    const ROUTER2 = '198.18.2.2';
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    t.fake.setDown(true);
+    await t.bfd.setPeers([...config.peers, { address: ROUTER2, localAddress: '198.18.2.11' }]);
+    await t.bfd.setPeers(config.peers);
+    t.fake.setDown(false);
+    await t.clock.advance(1_000);
+    expect(t.fake.calls.filter((c) => c.peer === ROUTER2)).toEqual([]);
+    expect([...t.fake.sessions.keys()]).toEqual([ROUTER]);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'up' });
+    t.bfd.close();
+  });
+
   // docs/design/0010-bfd.md: unknown is not up. bfdd answers but has lost the session (restarted) and refuses to
   // configure it again: the last state ('up') must not be claimed on.
   test('bfdd without the session and configure refused: no state claimed, metric 0', async () => {

@@ -39,7 +39,8 @@ export interface BfdController {
   setDataPlaneHealthy(ok: boolean): void;
   /**
    * A reload's peer list (config/reload.ts): new peers are configured, removed ones (or one whose local address
-   * changed) taken out of bfdd, with their state and metric series, in the next pass; resolves when it ran.
+   * changed) taken out of bfdd, with their state and metric series, in the next pass; resolves when it ran. A peer
+   * whose removal is still queued (bfdd did not answer) and that the list has again keeps its session.
    */
   setPeers(peers: readonly BfdPeerSection[]): Promise<void>;
   /**
@@ -211,6 +212,12 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
     },
     async setPeers(next) {
       const keep = new Set(next.map((p) => `${p.address} ${p.localAddress}`));
+      // A removal an earlier reload queued while bfdd did not answer, for a peer this list keeps: its session is still
+      // in bfdd, so it must stay. Removing it would flap the router's BFD session and, with `neighbor X bfd`, drop the
+      // BGP session and the node's routes. It is not in `configured` any more, so the next pass configures it again
+      // (idempotent) with the current timers. A peer put back with another localAddress has another key: the old
+      // session is still removed.
+      for (const key of keep) toRemove.delete(key);
       for (const p of peers) {
         if (keep.has(`${p.address} ${p.localAddress}`)) continue;
         toRemove.set(`${p.address} ${p.localAddress}`, p);
