@@ -52,6 +52,7 @@ export {
   type ProxyDataPlaneOptions,
 } from './proxy/driver.js';
 export type { ProxySelection } from './proxy/select.js';
+export { nodeSockets, type ProxySockets } from './proxy/sockets.js';
 export { createRecordingDataPlane, type RecordingDataPlane } from './recording.js';
 export { changedSlotIndices, changedSlots } from './slots.js';
 export type {

@@ -18,9 +18,21 @@ interface Session {
   readonly src: string;
   readonly backend: VipBackend;
   readonly upstream: dgram.Socket;
+  /**
+   * The client's datagrams that came before the upstream's connect completed (up to PENDING_DATAGRAMS_MAX), sent once
+   * it does; undefined once connected.
+   */
+  pending: Buffer[] | undefined;
   /** performance.now() of the last datagram either way: a steady clock, so an NTP step ends or keeps no session. */
   lastSeenMs: number;
 }
+
+/**
+ * Datagrams a session holds while its socket to the member connects (a route lookup, done within a tick or two):
+ * enough for a client's first burst (a QUIC Initial flight, a DNS query and its retries). Past it the arriving datagram
+ * is dropped, as a full socket buffer drops it.
+ */
+export const PENDING_DATAGRAMS_MAX = 8;
 
 export async function listenUdp(opts: {
   host: string;
@@ -68,10 +80,36 @@ export async function listenUdp(opts: {
         end(oldKey, oldest);
       }
       const upstream = dgram.createSocket(isIPv6(backend.address) ? 'udp6' : 'udp4');
-      upstream.on('error', (err) =>
-        opts.log.debug({ event: 'upstreamError', backend: backend.name, err: err.message }),
-      );
-      const created: Session = { src: rinfo.address, backend, upstream, lastSeenMs: 0 };
+      const created: Session = { src: rinfo.address, backend, upstream, pending: [], lastSeenMs: 0 };
+      upstream.on('error', (err: NodeJS.ErrnoException) => {
+        if (!created.pending) {
+          // After the connect (an ICMP port unreachable read back as ECONNREFUSED, say): the member may answer
+          // the next datagram, so the session goes on.
+          opts.log.debug({ event: 'upstreamError', backend: backend.name, code: err.code, err: err.message });
+          return;
+        }
+        // The connect failed: no route to the member (ENETUNREACH, a blackhole or prohibit route; EACCES for a
+        // broadcast address), as health probes see it (agent health/probe.ts). The socket stays unconnected for good,
+        // so the session ends, its held datagrams dropped, and the client's next datagram opens a new session with
+        // the backend picked again: the client is served as soon as the route is back, not black-holed for as long
+        // as it keeps sending.
+        opts.log.debug({
+          event: 'upstreamConnectFailed',
+          backend: backend.name,
+          code: err.code,
+          err: err.message,
+          dropped: created.pending.length,
+        });
+        created.pending = undefined;
+        if (sessions.get(key) === created) end(key, created);
+      });
+      upstream.once('connect', () => {
+        const held = created.pending ?? [];
+        created.pending = undefined;
+        // An ended session's socket is closed: its held datagrams go with it.
+        if (sessions.get(key) !== created) return;
+        for (const m of held) upstream.send(m);
+      });
       upstream.on('message', (reply) => {
         // A member that keeps sending keeps the session, as a client does; an ended session's socket is closed.
         if (sessions.get(key) === created) touch(key, created);
@@ -92,13 +130,11 @@ export async function listenUdp(opts: {
     touch(key, session);
     stats.vip.add(1, msg.length);
     backendTally(stats, session.backend.address).add(1, msg.length);
-    const send = (): void => session.upstream.send(msg);
-    // connect() is asynchronous; sending before it completes throws ERR_SOCKET_DGRAM_NOT_CONNECTED.
-    try {
-      send();
-    } catch {
-      session.upstream.once('connect', send);
-    }
+    // connect() is asynchronous; sending before it completes throws ERR_SOCKET_DGRAM_NOT_CONNECTED, so the datagram
+    // waits for it in the session, bounded (one listener per datagram kept every datagram of a session that never
+    // connected).
+    if (!session.pending) session.upstream.send(msg);
+    else if (session.pending.length < PENDING_DATAGRAMS_MAX) session.pending.push(msg);
   };
   const sweep = setInterval(
     () => {
