@@ -100,6 +100,11 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
   /** undefined until setAdvertisements. */
   private desiredPaths: Map<string, CanonicalAdvertisement> | undefined;
   private readonly states = new Map<string, { asn: number; state: SessionState }>();
+  /**
+   * The localAddress of every peer this speaker added and gobgpd still holds, by address: gobgpd's own report cannot
+   * tell a configured source from the kernel's (reconcile.ts SentLocalAddresses).
+   */
+  private readonly sentLocalAddresses = new Map<string, string>();
   private readonly importPolicy: LearntPolicyKeeper;
   private readonly paths: PathApplier;
 
@@ -212,14 +217,21 @@ class GobgpSpeakerImpl implements GobgpSpeaker {
     const desired = this.desiredPeers;
     if (!desired) return;
     const current = (await this.client.listPeers()).map(fromApiPeer);
-    const plan = planPeers(current, desired);
+    // A peer gobgpd no longer holds (gobgpd restarted, deleted by hand) is added again: what was sent counts no more.
+    const held = new Set(current.map((p) => p.address));
+    for (const address of this.sentLocalAddresses.keys()) {
+      if (!held.has(address)) this.sentLocalAddresses.delete(address);
+    }
+    const plan = planPeers(current, desired, this.sentLocalAddresses);
     for (const address of plan.remove) {
       await this.client.deletePeer(address);
       this.states.delete(address);
+      this.sentLocalAddresses.delete(address);
       this.log.info({ event: 'peerDeleted', peer: address });
     }
     for (const peer of plan.add) {
       await this.client.addPeer(peer);
+      this.sentLocalAddresses.set(peer.address, peer.localAddress);
       this.log.info({ event: 'peerAdded', peer: peer.address, asn: peer.asn, holdTimeS: peer.holdTimeS });
     }
   }

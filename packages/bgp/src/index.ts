@@ -14,7 +14,7 @@ export {
   GRACEFUL_SHUTDOWN_COMMUNITY,
 } from './gobgp-speaker.js';
 export { GOBGP_PROTO_PATH, PROTO_LOADER_OPTIONS } from './proto.js';
-export { type PathPlan, type PeerPlan, planPaths, planPeers } from './reconcile.js';
+export { type PathPlan, type PeerPlan, planPaths, planPeers, type SentLocalAddresses } from './reconcile.js';
 export type {
   Advertisement,
   GlobalConfig,

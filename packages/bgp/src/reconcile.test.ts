@@ -141,3 +141,59 @@ describe('reconcile - peers', () => {
     expect(plan.add).toHaveLength(1);
   });
 });
+
+// gobgpd cannot say whether a reported source was configured or chosen by the kernel; the speaker knows what it
+// configured (`sent`, by peer address) and compares localAddress against that. A reload removing a localAddress
+// left gobgpd on the old source while BFD moved to the new one.
+describe('reconcile - peers: the localAddress this speaker configured', () => {
+  const address = '198.18.2.254';
+  const peerWith = (localAddress: string) => ({ address, asn: 65000, ...(localAddress ? { localAddress } : {}) });
+  const established = (source: string, localAddress = '') => {
+    const row = toApiPeer(canonicalPeer(peerWith(localAddress)));
+    return fromApiPeer({ ...row, transport: { ...row.transport, local_address: source } });
+  };
+  const want = (localAddress = '') => canonicalPeers([peerWith(localAddress)]);
+  const sent = (localAddress: string) => new Map([[address, localAddress]]);
+  const recreated = { add: [canonicalPeer({ address, asn: 65000 })], remove: [address] };
+
+  test('removed at reload, the session not up (gobgpd reports it as configured): deleted and added again', () => {
+    const held = [...canonicalPeers([{ address, asn: 65000, localAddress: '198.18.3.11' }]).values()].map((p) =>
+      fromApiPeer(toApiPeer(p)),
+    );
+    expect(planPeers(held, want(), sent('198.18.3.11'))).toEqual(recreated);
+  });
+
+  test('removed at reload, the session up from it: deleted and added again', () => {
+    expect(planPeers([established('198.18.3.11', '198.18.3.11')], want(), sent('198.18.3.11'))).toEqual(recreated);
+  });
+
+  test('added, the same address the kernel chose for the session: deleted and added again (gobgpd binds it)', () => {
+    const plan = planPeers([established('198.18.3.11')], want('198.18.3.11'), sent(''));
+    expect(plan.remove).toEqual([address]);
+    expect(plan.add.map((p) => p.localAddress)).toEqual(['198.18.3.11']);
+  });
+
+  test.each([
+    ['none configured, none wanted, the kernel chose a source', '198.18.2.11', '', ''],
+    ['configured, still wanted, the session from it', '198.18.3.11', '198.18.3.11', '198.18.3.11'],
+  ])('%s: untouched', (_name, source, configured, wanted) => {
+    expect(planPeers([established(source, configured)], want(wanted), sent(configured))).toEqual({
+      add: [],
+      remove: [],
+    });
+  });
+
+  test('configured, still wanted, but the session from another source (changed by hand): deleted and added again', () => {
+    const plan = planPeers([established('198.18.2.11', '198.18.3.11')], want('198.18.3.11'), sent('198.18.3.11'));
+    expect(plan.remove).toEqual([address]);
+  });
+
+  // A speaker started against a running gobgpd (agent restart) did not configure its peers and cannot tell the two
+  // apart: it leaves an established session alone rather than reset every peer at every agent restart.
+  test('a peer this speaker did not configure, none wanted, the session from some source: untouched', () => {
+    expect(planPeers([established('198.18.3.11', '198.18.3.11')], want(), new Map())).toEqual({
+      add: [],
+      remove: [],
+    });
+  });
+});

@@ -61,13 +61,26 @@ export interface PeerPlan {
 }
 
 /**
- * Settings gobgpd cannot report back faithfully are compared only when they are configured. ListPeer reports an
- * established session's real source address as transport.local_address (GoBGP 3.10 merges the session state into
- * the config), so with no localAddress configured the kernel's choice would look like a change and the peer would
- * be re-created (session reset, VIPs withdrawn at the router) at every resync. The price: removing a configured
- * localAddress takes effect only when the peer is next re-created (another setting changes, gobgpd restarts).
+ * The localAddress this speaker configured in gobgpd (its AddPeer), by peer address; '' for none. gobgpd cannot say:
+ * ListPeer reports the source of the last established session as transport.local_address, configured or chosen by
+ * the kernel (GoBGP 3.10 merges the session state into the config, and keeps it after the session goes down).
  */
-function samePeer(have: CanonicalPeer, want: CanonicalPeer): boolean {
+export type SentLocalAddresses = ReadonlyMap<string, string>;
+
+/**
+ * Is the session's source what is wanted? Where this speaker configured the peer, what it sent must be what is
+ * wanted: a removed localAddress would otherwise look unchanged (the session still runs from it) and gobgpd kept
+ * the old source while BFD moved to the new one; an added one the kernel happened to choose would never be bound.
+ * Where it did not (a speaker started against a running gobgpd: an agent restart), only a wanted address can be
+ * checked: an unset one is not compared, or the kernel's choice would look like a change and every peer would be
+ * re-created (session reset, VIPs withdrawn at the router) at every agent restart.
+ */
+function sameSource(have: CanonicalPeer, want: CanonicalPeer, sent: string | undefined): boolean {
+  if (sent !== undefined && sent !== want.localAddress) return false;
+  return want.localAddress === '' || have.localAddress === want.localAddress;
+}
+
+function samePeer(have: CanonicalPeer, want: CanonicalPeer, sent: string | undefined): boolean {
   return (
     have.asn === want.asn &&
     have.password === want.password &&
@@ -75,20 +88,25 @@ function samePeer(have: CanonicalPeer, want: CanonicalPeer): boolean {
     have.keepaliveS === want.keepaliveS &&
     have.connectRetryS === want.connectRetryS &&
     have.port === want.port &&
-    (want.localAddress === '' || have.localAddress === want.localAddress) &&
+    sameSource(have, want, sent) &&
     have.passive === want.passive &&
     have.ebgpMultihopTtl === want.ebgpMultihopTtl &&
     have.description === want.description
   );
 }
 
-export function planPeers(current: readonly CanonicalPeer[], desired: ReadonlyMap<string, CanonicalPeer>): PeerPlan {
+/** `sent`: what this speaker configured (SentLocalAddresses); a peer missing from it is compared as above. */
+export function planPeers(
+  current: readonly CanonicalPeer[],
+  desired: ReadonlyMap<string, CanonicalPeer>,
+  sent: SentLocalAddresses = new Map(),
+): PeerPlan {
   const held = new Map(current.map((p) => [p.address, p]));
   const add: CanonicalPeer[] = [];
   const remove: string[] = [];
   for (const [address, want] of desired) {
     const have = held.get(address);
-    if (have && samePeer(have, want)) continue;
+    if (have && samePeer(have, want, sent.get(address))) continue;
     if (have) remove.push(address);
     add.push(want);
   }
