@@ -7,12 +7,12 @@
  * ran the library's stack out, and a later parse in the same process (the reload SIGHUP runs) then aborted Node out
  * of memory, uncatchable, taking the running agent and its BGP sessions down.
  */
-import { open } from 'node:fs/promises';
 import { STRICT_YAML_OPTIONS, textShapeProblem, utf8Bytes } from '@l4fleet/config';
 import { LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import { AgentError } from '../errors.js';
 import { applyOverrides, type ConfigOverrides } from './overrides.js';
 import { parseAgentConfig } from './parse.js';
+import { NotReadable, readRegularFile } from './regular-file.js';
 import type { AgentConfig } from './types.js';
 
 /**
@@ -59,13 +59,8 @@ export const MAX_AGENT_CONFIG_BYTES = 1024 * 1024; // 1 MiB
 
 const n = (v: number): string => v.toLocaleString('en-US');
 
-/** `bytes` undefined: reading stopped past the bound (a pipe or a device has no size). */
-function tooLarge(source: string, bytes: number | undefined): AgentError {
-  const limit = `the limit of ${n(MAX_AGENT_CONFIG_BYTES)} bytes (MAX_AGENT_CONFIG_BYTES)`;
-  const msg =
-    bytes === undefined
-      ? `the ${source} holds more than ${limit}`
-      : `the ${source} is ${n(bytes)} bytes, more than ${limit}`;
+function tooLarge(source: string, bytes: number): AgentError {
+  const msg = `the ${source} is ${n(bytes)} bytes, more than the limit of ${n(MAX_AGENT_CONFIG_BYTES)} bytes (MAX_AGENT_CONFIG_BYTES)`;
   return new AgentError('CONFIG_INVALID', msg, { problems: [{ path: '', message: msg }] });
 }
 
@@ -132,25 +127,16 @@ export function parseAgentConfigText(
 }
 
 /**
- * The text of `file`, read up to MAX_AGENT_CONFIG_BYTES + 1 bytes: a huge file (or /dev/zero) is refused at the
- * bound instead of being read whole into memory.
+ * The text of `file`, a regular file of at most MAX_AGENT_CONFIG_BYTES (readRegularFile): a larger one is refused by
+ * its size, unread. Anything else is refused unread too (NotReadable): a FIFO at the path blocked the open until a
+ * writer came, hanging the start, --check, or the reload and every SIGHUP merged behind it; /dev/zero never ends.
  */
-async function readConfigText(file: string): Promise<string> {
-  const handle = await open(file, 'r');
+function readConfigText(file: string): string {
   try {
-    const st = await handle.stat();
-    if (st.isFile() && st.size > MAX_AGENT_CONFIG_BYTES) throw tooLarge(`config file "${file}"`, st.size);
-    const buf = Buffer.allocUnsafe(MAX_AGENT_CONFIG_BYTES + 1);
-    let total = 0;
-    while (total < buf.length) {
-      const { bytesRead } = await handle.read(buf, total, buf.length - total, null);
-      if (bytesRead === 0) break;
-      total += bytesRead;
-    }
-    if (total > MAX_AGENT_CONFIG_BYTES) throw tooLarge(`config file "${file}"`, undefined);
-    return buf.subarray(0, total).toString('utf8');
-  } finally {
-    await handle.close();
+    return readRegularFile(file, MAX_AGENT_CONFIG_BYTES).toString('utf8');
+  } catch (err) {
+    if (err instanceof NotReadable && err.bytes !== undefined) throw tooLarge(`config file "${file}"`, err.bytes);
+    throw err;
   }
 }
 
@@ -159,7 +145,7 @@ export async function loadAgentConfig(file: string | undefined, overrides: Confi
   if (file === undefined) return parseAgentConfig(applyOverrides({}, overrides));
   let text: string;
   try {
-    text = await readConfigText(file);
+    text = readConfigText(file);
   } catch (err) {
     if (err instanceof AgentError) throw err;
     throw new AgentError('CONFIG_UNREADABLE', `config file "${file}" cannot be read: ${(err as Error).message}`, {

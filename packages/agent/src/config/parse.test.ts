@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LISTEN_ADDRESS_FORM } from '@l4fleet/config';
@@ -638,13 +639,39 @@ describe('agent config - YAML 1.2 only', () => {
         code: 'CONFIG_INVALID',
         message: `the config file "${file}" is 2,097,155 bytes, more than the limit of 1,048,576 bytes (MAX_AGENT_CONFIG_BYTES)`,
       });
-      // A device has no size: read up to the bound, not whole.
-      await expect(loadAgentConfig('/dev/zero')).rejects.toThrow(
-        'the config file "/dev/zero" holds more than the limit of 1,048,576 bytes (MAX_AGENT_CONFIG_BYTES)',
-      );
+      // A device is not read at all (/dev/zero never ends): see the FIFO's test below.
+      await expect(loadAgentConfig('/dev/zero')).rejects.toMatchObject({
+        code: 'CONFIG_UNREADABLE',
+        message: 'config file "/dev/zero" cannot be read: not a regular file',
+      });
       writeFileSync(file, `x:\n  ${'- '.repeat(200)}1\n`);
       await expect(loadAgentConfig(file)).rejects.toThrow(`the config file "${file}" indents line 2 more than 256`);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a FIFO at the path is refused unread, naming it: opening it waited for a writer, and every reload behind it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'l4fleet-agent-yaml-'));
+    const fifo = join(dir, 'agent.yaml');
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      execFileSync('mkfifo', [fifo]);
+      const waited = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('loadAgentConfig still waiting on the FIFO after 5 s')), 5_000);
+      });
+      await expect(Promise.race([loadAgentConfig(fifo), waited])).rejects.toMatchObject({
+        code: 'CONFIG_UNREADABLE',
+        message: `config file "${fifo}" cannot be read: not a regular file`,
+      });
+    } finally {
+      clearTimeout(timer);
+      // An open still blocked on the FIFO (the defect) is let go: a writer opens it, and closes at once.
+      try {
+        closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+      } catch {
+        // no reader waiting (ENXIO): nothing to let go
+      }
       rmSync(dir, { recursive: true, force: true });
     }
   });

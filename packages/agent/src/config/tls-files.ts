@@ -6,8 +6,8 @@
  * copy. health.caFile is read again by a reload that finds it changed.
  */
 import { createHash, X509Certificate } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { AgentError } from '../errors.js';
+import { NotReadable, readRegularFile } from './regular-file.js';
 import type { AgentConfig, TlsFiles } from './types.js';
 
 /** The content of one section's TLS files (etcd.tls, nats.tls), as read at the start. */
@@ -34,34 +34,6 @@ export const MAX_HEALTH_CA_FILE_BYTES = 1024 * 1024; // 1 MiB
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 /** The field of the health probes' roots, read with its own bound. */
 const HEALTH_CA_FIELD = 'health.caFile';
-
-/** Why `readRegularFile` read nothing: the file is not a regular file, or is larger than the bound. */
-class NotReadable extends Error {
-  constructor(
-    message: string,
-    readonly tooLarge = false,
-  ) {
-    super(message);
-  }
-}
-
-/**
- * The content of `file` if it is a regular file of at most `maxBytes`; anything else is never read. Opened
- * non-blocking and checked on the open descriptor (no window to swap the path): a FIFO (or /dev/stdin) named in
- * agent.yaml held readFileSync, and with it the event loop (leases, probes, /metrics), until a writer came, and
- * /dev/zero never ends. O_NONBLOCK changes nothing for a regular file's read.
- */
-function readRegularFile(file: string, maxBytes: number): Buffer {
-  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new NotReadable('not a regular file');
-    if (st.size > maxBytes) throw new NotReadable(`${st.size} bytes, more than ${maxBytes}`, true);
-    return readFileSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /**
  * `file`, read with readRegularFile, or an AgentError naming `path` (the field) and the file: CONFIG_UNREADABLE when it
