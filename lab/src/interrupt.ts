@@ -6,8 +6,11 @@
 import { constants } from 'node:os';
 import { LabError } from './errors.js';
 
-/** SIGHUP too: an ssh session that dropped (also forwarded by `l4fleet lab`) ended add-node with no undo. */
-const SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/**
+ * The signals that stop a lab command (add-node, watch). SIGHUP too: an ssh session that dropped or a terminal that
+ * closed (also forwarded by `l4fleet lab`) ended add-node with no undo and watch without its summary.
+ */
+export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /**
  * The same signal again this soon after the first is that signal delivered twice, not a second request. A signal sent
@@ -85,7 +88,7 @@ export async function interruptible<T>(
 ): Promise<T> {
   const abort = new AbortController();
   let first: NodeJS.Signals | undefined;
-  const remove = onStopSignals(SIGNALS, {
+  const remove = onStopSignals(STOP_SIGNALS, {
     first: (sig) => {
       first = sig;
       const after = REPEAT_SIGNAL_WINDOW_MS / 1000;

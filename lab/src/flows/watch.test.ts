@@ -6,11 +6,16 @@ import { summarize } from './summary.js';
 import type { FlowSample } from './types.js';
 import { checkVerdict, DEFAULT_WATCH_MAX_PAUSE_MS, render, type WatchTick, watch } from './watch.js';
 
-// watch() over a lab with no namespaces: flows, events and the router's next hops are stubbed.
+// watch() over a lab with no namespaces: flows, events and the router's next hops are stubbed. The flow worker reports
+// `worker.flows`; once `worker.gone` names how it ended, summary() fails as FlowRun's does for a worker that exited.
+const worker = vi.hoisted(() => ({ flows: [] as FlowSample[], gone: undefined as string | undefined }));
 vi.mock('./run.js', () => ({
   FlowRun: {
     start: async () => ({
-      summary: async () => summarize({ at: 0, markAt: 0, flows: [] }, new Map()),
+      summary: async () => {
+        if (worker.gone !== undefined) throw new Error(`flow worker exited (${worker.gone})`);
+        return summarize({ at: 0, markAt: 0, flows: worker.flows }, new Map());
+      },
       stop: async () => ({ at: 0, markAt: 0, flows: [] }),
     }),
   },
@@ -26,6 +31,8 @@ vi.mock('../runtime/status.js', async (importOriginal) => ({
 
 afterEach(() => {
   vi.useRealTimers();
+  worker.flows = [];
+  worker.gone = undefined;
 });
 
 function flow(id: number, backend: string): FlowSample {
@@ -194,6 +201,83 @@ describe('lab watch - stopped by a signal', () => {
     expect(exits).toEqual([]);
     expect(result).toMatchObject({ summary: { total: 0 } });
     expect(added('SIGTERM', before)).toEqual([]);
+  });
+
+  // SIGHUP (an ssh session that dropped, a terminal closed, `kill -HUP`) had no handler: Node's default ended watch
+  // at once, without the summary or the --check verdict, and the flow worker lost its parent mid-run.
+  test.each(['SIGINT', 'SIGTERM', 'SIGHUP'] as const)(
+    '%s stops it: it ends with its summary, handler removed',
+    async (sig) => {
+      vi.useFakeTimers();
+      const before = new Set<unknown>(process.rawListeners(sig));
+      const exits: number[] = [];
+      const exit = ((code: number) => {
+        exits.push(code);
+      }) as (code: number) => never;
+      const frames: string[] = [];
+      let result: unknown;
+      void watch(lab as unknown as Lab, {
+        tcpFlows: 1,
+        udpFlows: 0,
+        json: true,
+        tickMs: 1_000,
+        write: (t) => frames.push(t),
+        exit,
+      }).then((r) => {
+        result = r;
+      });
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(frames).toHaveLength(1);
+      expect(added(sig, before), `no ${sig} handler: the signal's default action ends watch`).toHaveLength(1);
+      send(sig, before);
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(exits).toEqual([]);
+      expect(result).toMatchObject({ summary: { total: 0, broken: 0 } });
+      expect(added(sig, before)).toEqual([]);
+    },
+  );
+
+  // A terminal's Ctrl-C or hangup, `timeout` or a CI cancel signal the whole process group: the flow worker too, which
+  // SIGINT and SIGHUP end and SIGTERM stops. The tick after the signal then failed on the worker's exit ('flow worker
+  // exited'): watch ended with that error, exit 1, without its summary or the --check verdict.
+  test.each([
+    ['SIGINT', 'signal SIGINT'],
+    ['SIGTERM', 'code 0'],
+    ['SIGHUP', 'signal SIGHUP'],
+  ] as const)(
+    '%s to the process group ends the flow worker too: watch ends with the flows as last seen',
+    async (sig, end) => {
+      vi.useFakeTimers();
+      worker.flows = [flow(1, 'backend1'), flow(2, 'backend2'), { ...flow(3, 'backend1'), state: 'broken' }];
+      const before = new Set<unknown>(process.rawListeners(sig));
+      const frames: string[] = [];
+      const settled = watch(lab as unknown as Lab, {
+        tcpFlows: 3,
+        udpFlows: 0,
+        json: true,
+        tickMs: 1_000,
+        write: (t) => frames.push(t),
+        exit: (() => undefined) as unknown as (code: number) => never,
+      }).catch((e: unknown) => e);
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(frames).toHaveLength(1);
+      send(sig, before);
+      worker.gone = end;
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(await settled).toMatchObject({ summary: { total: 3, open: 2, broken: 1 } });
+      expect(added(sig, before)).toEqual([]);
+    },
+  );
+
+  test('a flow worker that dies while nothing stopped watch still ends it with the error (not a summary)', async () => {
+    vi.useFakeTimers();
+    worker.flows = [flow(1, 'backend1')];
+    const done = watch(lab as unknown as Lab, { tcpFlows: 1, udpFlows: 0, json: true, tickMs: 1_000, write: () => {} });
+    const settled = done.catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(1_000);
+    worker.gone = 'code 1';
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(String(await settled)).toContain('flow worker exited (code 1)');
   });
 
   test('a second Ctrl-C later than that exits at once (130)', async () => {

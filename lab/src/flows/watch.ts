@@ -3,7 +3,7 @@
  * broken flows, the longest pause, and a timeline (lab events from `lab` commands plus changes of the router's ECMP
  * next hops, which is how a drain or a dead node shows up). `--json`: one JSON object per tick instead.
  */
-import { onStopSignals, signalExitCode } from '../interrupt.js';
+import { onStopSignals, STOP_SIGNALS, signalExitCode } from '../interrupt.js';
 import type { Lab } from '../runtime/lab.js';
 import { type LabEvent, readEvents } from '../runtime/state.js';
 import { routerNextHops } from '../runtime/status.js';
@@ -17,12 +17,12 @@ export interface WatchOptions {
   readonly json: boolean;
   /** Refresh period; default 1 s. */
   readonly tickMs?: number;
-  /** Stop after this long once the flows are open (default: until SIGINT/SIGTERM). */
+  /** Stop after this long once the flows are open (default: until SIGINT, SIGTERM or SIGHUP). */
   readonly durationMs?: number;
   readonly write: (text: string) => void;
   /** Called with every tick (e.g. to publish it for the dashboard, publish.ts). */
   readonly onTick?: (tick: WatchTick) => void;
-  /** Ends the process at once (default process.exit): a second SIGINT / SIGTERM. */
+  /** Ends the process at once (default process.exit): a second SIGINT / SIGTERM / SIGHUP. */
   readonly exit?: (code: number) => never;
 }
 
@@ -67,16 +67,34 @@ export async function watch(lab: Lab, options: WatchOptions): Promise<WatchResul
   let stopping = false;
   // The first signal stops the view (the summary follows); the same one again at once is that signal delivered twice
   // (to the process group, and forwarded by `l4fleet lab`): with the handler gone it ended watch without the summary.
-  // A later one exits at once.
-  const removeHandlers = onStopSignals(['SIGINT', 'SIGTERM'], {
+  // A later one exits at once. SIGHUP (an ssh session that dropped, a terminal closed) too: unhandled, its default
+  // ended watch without the summary or the --check verdict.
+  const removeHandlers = onStopSignals(STOP_SIGNALS, {
     first: () => {
       stopping = true;
     },
     again: (sig) => (options.exit ?? process.exit)(signalExitCode(sig)),
   });
+  /**
+   * The flows now; undefined if a signal stopped watch and the worker is gone since (the same signal ended it), so the
+   * summary is the flows as last seen. A worker that failed while nothing stopped watch ends it with that error.
+   */
+  const summaryUnlessStopped = async (): Promise<FlowSummary | undefined> => {
+    try {
+      return await flows.summary();
+    } catch (err) {
+      if (stopping) return undefined;
+      throw err;
+    }
+  };
   try {
+    // The flows as last seen: what a stop by a signal ends with when the worker is gone by then.
+    let seenSummary = await flows.summary();
     while (!stopping && (options.durationMs === undefined || performance.now() - startedAt < options.durationMs)) {
       await new Promise((r) => setTimeout(r, options.tickMs ?? 1_000));
+      // A terminal's Ctrl-C or hangup, `timeout` and a CI cancel signal the whole process group, the flow worker too
+      // (SIGINT and SIGHUP end it, SIGTERM stops it): a tick after the signal failed on its exit, without the summary.
+      if (stopping) break;
       lab.refresh();
       nodeByAddress = nodesByAddress(lab);
       const fresh: LabEvent[] = [];
@@ -91,7 +109,9 @@ export async function watch(lab: Lab, options: WatchOptions): Promise<WatchResul
         fresh.push({ at: new Date().toISOString(), event: 'nextHopRemoved', host: nodeByAddress.get(gw) ?? gw });
       }
       hops = now;
-      const summary = await flows.summary();
+      const summary = await summaryUnlessStopped();
+      if (summary === undefined) break;
+      seenSummary = summary;
       if (summary.broken > brokenBefore) {
         fresh.push({
           at: new Date().toISOString(),
@@ -113,7 +133,7 @@ export async function watch(lab: Lab, options: WatchOptions): Promise<WatchResul
       options.onTick?.(tick);
       options.write(options.json ? JSON.stringify(tick) : render(lab, tick, timeline, startedAt));
     }
-    return { summary: await flows.summary() };
+    return { summary: (await summaryUnlessStopped()) ?? seenSummary };
   } finally {
     try {
       await flows.stop();
