@@ -9,6 +9,7 @@ import { LabError } from './errors.js';
 import { publishLabFlows } from './flows/publish.js';
 import { checkVerdict, DEFAULT_WATCH_MAX_PAUSE_MS, watch } from './flows/watch.js';
 import { interruptible, LabInterrupted } from './interrupt.js';
+import { lineWriter } from './output.js';
 import { Lab, type UpOptions } from './runtime/lab.js';
 import { listLabIds } from './runtime/resources.js';
 import { repoRoot } from './runtime/scripts.js';
@@ -28,10 +29,8 @@ export interface LabIo {
   err(text: string): void;
 }
 
-const processIo: LabIo = {
-  out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
-  err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
-};
+/** stdout and stderr; one that went away (a hung-up terminal, a pipe's reader gone) is dropped quietly (output.ts). */
+const processIo: LabIo = { out: lineWriter(process.stdout), err: lineWriter(process.stderr) };
 
 export { MAX_FLOWS, upSummary };
 

@@ -1,0 +1,46 @@
+/**
+ * lineWriter(): the lab CLI's stdout and stderr when they go away under a running command (`lab watch`): a terminal
+ * that hung up (EIO: an ssh session that dropped, whose SIGHUP also stops watch) or a pipe's reader that left (EPIPE).
+ */
+import { EventEmitter } from 'node:events';
+import { describe, expect, test } from 'vitest';
+import { lineWriter } from './output.js';
+
+/** A stream as Node's: a failed write is reported later as an 'error' event, which throws with no listener. */
+class FakeStream extends EventEmitter {
+  readonly written: string[] = [];
+  write(text: string): boolean {
+    this.written.push(text);
+    return true;
+  }
+  fail(code: string): void {
+    this.emit('error', Object.assign(new Error(`write ${code}`), { code }));
+  }
+}
+
+describe('lab output - a stream that went away', () => {
+  test.each(['EIO', 'EPIPE'])('%s ends that output quietly: no uncaught error, later writes dropped', (code) => {
+    const stream = new FakeStream();
+    const write = lineWriter(stream);
+    write('frame 1');
+    // With nothing listening for 'error', this threw: an uncaught exception that ended watch before its summary.
+    expect(() => stream.fail(code)).not.toThrow();
+    write('frame 2');
+    write('watch --check: ok\n');
+    expect(stream.written).toEqual(['frame 1\n']);
+  });
+
+  test('any other error still throws (a failure, not an output that went away)', () => {
+    const stream = new FakeStream();
+    lineWriter(stream)('x');
+    expect(() => stream.fail('ENOSPC')).toThrow('write ENOSPC');
+  });
+
+  test('each text is one line: a newline added only when missing', () => {
+    const stream = new FakeStream();
+    const write = lineWriter(stream);
+    write('a');
+    write('b\n');
+    expect(stream.written).toEqual(['a\n', 'b\n']);
+  });
+});
