@@ -175,6 +175,12 @@ describe('agent config - parse', () => {
       { ...minimal, bgp: { ...minimal.bgp, peers: [{ address: '198.18.0.1', asn: 1, password: 'é'.repeat(80) }] } },
       ['bgp.peers[0].password: is 160 bytes; TCP MD5 keys are at most 80 bytes (Linux TCP_MD5SIG_MAXKEYLEN)'],
     ],
+    // RFC 6286: the BGP identifier is non-zero; bgp's speaker refuses 0.0.0.0 for good (ROUTER_ID_INVALID), so the
+    // agent's BGP setup would fail every 5 s and never announce.
+    [
+      { ...minimal, bgp: { ...minimal.bgp, routerId: '0.0.0.0' } },
+      ['bgp.routerId: "0.0.0.0" is not a BGP identifier (RFC 6286: non-zero)'],
+    ],
     // gobgpd takes 0 as no port; bgp's speaker refuses it for good (1-65535, or -1 for no listener).
     [{ ...minimal, bgp: { ...minimal.bgp, listenPort: 0 } }, ['bgp.listenPort: 0 is not a port (1-65535) or -1']],
     [

@@ -191,9 +191,14 @@ function bgp(p: Problems, v: unknown, nodeAddress: string): BgpSection {
   const listenPort = int(p, 'bgp.listenPort', o.listenPort, -1, 65_535, 'a port or -1', d.DEFAULT_BGP_LISTEN_PORT);
   // -1 is gobgpd's "no listener"; 0 the speaker refuses for good (validatePort), so setup would fail every 5 s.
   if (listenPort === 0) p.add('bgp.listenPort', '0 is not a port (1-65535) or -1');
+  const routerId = o.routerId === undefined ? nodeAddress : addr(p, 'bgp.routerId', o.routerId, 4);
+  // RFC 6286 §2.1: non-zero. bgp's speaker refuses 0.0.0.0 for good (validateRouterId), so BGP setup would fail every
+  // 5 s and never announce. Left out, it is node.address, where 0.0.0.0 is refused as a next hop.
+  if (o.routerId !== undefined && routerId === '0.0.0.0')
+    p.add('bgp.routerId', '"0.0.0.0" is not a BGP identifier (RFC 6286: non-zero)');
   return {
     asn: int(p, 'bgp.asn', o.asn, 1, MAX_ASN, 'an ASN'),
-    routerId: o.routerId === undefined ? nodeAddress : addr(p, 'bgp.routerId', o.routerId, 4),
+    routerId,
     listenPort,
     ...(o.listenAddresses !== undefined
       ? {

@@ -49,7 +49,6 @@ export function preflightProblems(config: AgentConfig, host: HostFacts): AgentCo
     // a real setup. An IPv6 link-local peer never gets here: parse refuses it (it needs a zone, which no field takes).
     if (why && !/loopback|link-local/.test(why)) add(`bgp.peers[${i}].address`, `"${p.address}" is ${why}`);
   });
-  if (config.bgp.routerId === '0.0.0.0') add('bgp.routerId', '"0.0.0.0" is not a BGP identifier (RFC 6286: non-zero)');
   const metricsHost = parseListenAddress(config.metrics.listen, 'metrics.listen').host;
   if (metricsHost !== 'localhost') bound('metrics.listen', metricsHost, '/metrics binds it');
 

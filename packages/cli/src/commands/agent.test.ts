@@ -148,6 +148,11 @@ describe('cli agent - --check refuses an agent.yaml this host cannot run', () =>
       config: set('node.address', '224.0.0.5'),
       message: 'node.address: "224.0.0.5" is a multicast address (224.0.0.0/4)',
     },
+    {
+      name: 'router id 0.0.0.0',
+      config: set('bgp.routerId', '0.0.0.0'),
+      message: 'bgp.routerId: "0.0.0.0" is not a BGP identifier (RFC 6286: non-zero)',
+    },
   ])('$name: exit 2 (a config problem), the field and the value named', async ({ name, config, message }) => {
     const r = await agent(['--config', file(`${name.replaceAll(' ', '-')}.yaml`, config), '--check']);
     expect(r).toMatchObject({ code: 2, started: 0, out: '' });
@@ -204,11 +209,6 @@ describe('cli agent - --check refuses an agent.yaml this host cannot run', () =>
       name: 'peer session source not local',
       config: set('bgp.peers', [{ address: '198.18.0.1', asn: 65000, localAddress: '198.18.0.12' }]),
       message: 'bgp.peers[0].localAddress: "198.18.0.12" is not assigned to any interface on this host',
-    },
-    {
-      name: 'router id 0.0.0.0',
-      config: set('bgp.routerId', '0.0.0.0'),
-      message: 'bgp.routerId: "0.0.0.0" is not a BGP identifier',
     },
     {
       name: 'proxy bind address not local',
