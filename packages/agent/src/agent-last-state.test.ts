@@ -338,14 +338,18 @@ describe('agent - last good state across restarts', () => {
 
 /**
  * The store refusing `decided/web` on its first read (a newer aggregator's member state this node cannot decode):
- * the store has no last good record to keep, so the state file's decisions for the pool stand in (0002).
+ * the store has no last good record to keep and reports the pool refused (refusedPools) until a record it reads is
+ * written for it, so the state file's decisions for the pool stand in (0002).
  */
 class RefusingDecided extends MemoryFleetStore {
   override async watchDecided(l: Parameters<MemoryFleetStore['watchDecided']>[0]) {
     l.onError?.(
       new StoreError('INVALID_RECORD', 'decided/web: members.c: "draining" is not up | down', { key: 'decided/web' }),
     );
-    return await super.watchDecided(l);
+    return await super.watchDecided({
+      onUpdate: (d) => l.onUpdate(d.pools?.has('web') ? d : { ...d, refusedPools: new Set(['web']) }),
+      ...(l.onError ? { onError: (err) => l.onError?.(err) } : {}),
+    });
   }
 }
 
@@ -401,6 +405,32 @@ describe('agent - a decided record refused on the first read', () => {
     await until('etcd decision served', () => again.agent.status().decided['web/c'] === 'down');
     expect(again.agent.status().decided).toMatchObject({ 'web/b': 'up' });
     expect(webSlots(again, '198.18.0.22')).toBeGreaterThan(0);
+  });
+
+  // The aggregator writes decided/web with no member for a removed pool whose slow start ended: every node reading
+  // it holds no decision for web, and so must this one, or it alone would count web/b down once web is back.
+  test('a record with no member written for the pool: the file stops standing in (b up, as on every node)', async () => {
+    const inner = new MemoryFleetStore();
+    await inner.apply(checkedFleet);
+    await inner.campaign('n0');
+    await inner.writeDecided(new Map(WEB_B_DOWN));
+    await servedOnce(inner, inner);
+
+    const refusing = new RefusingDecided();
+    await refusing.apply(checkedFleet);
+    await refusing.campaign('n0');
+    await refusing.writeDecided(new Map([['dns/d1', 'up']]));
+    const lines: { event?: string; pool?: string }[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const again = startNode(refusing, undefined, stateFile(), log);
+    await again.agent.start();
+    await again.agent.whenReady(5_000);
+    expect(webSlots(again, '198.18.0.22')).toBe(0);
+
+    await refusing.writeDecided(new Map([['dns/d1', 'up']]), { pools: ['web'] });
+    await until('web decisions gone', () => again.agent.status().decided['web/b'] === undefined);
+    expect(webSlots(again, '198.18.0.22')).toBeGreaterThan(0);
+    expect(lines.find((l) => l.event === 'decidedPoolReadable')).toMatchObject({ pool: 'web' });
   });
 
   test('no state file: the pool has no decisions (its members count as up, as before), said in an error log', async () => {

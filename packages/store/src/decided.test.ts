@@ -3,8 +3,10 @@ import { GRPCResourceExhastedError } from 'etcd3';
 import pino from 'pino';
 import { describe, expect, test } from 'vitest';
 import { DecidedStore } from './decided.js';
+import { fakeNamespace, watchEvent } from './fake-namespace.test-helper.js';
 import { keys } from './layout.js';
 import type { StoreContext } from './store-context.js';
+import type { DecidedState } from './types.js';
 
 /** etcd's default --max-request-bytes: 1.5 MiB. */
 const ETCD_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
@@ -72,5 +74,61 @@ describe('store decided - etcd refusing every write', () => {
     expect(err).toMatchObject({ code: 'TOO_LARGE', key: keys.decidedPool('big') });
     expect((err as Error).message).not.toMatch(/other records written/);
     expect(kv.size).toBe(0);
+  });
+});
+
+/** The decided store over a fake etcd holding `records` (key -> value) at revision 9, for reads and watches. */
+function readingStore(records: Record<string, string>) {
+  const kv = new Map(Object.entries(records).map(([k, v]) => [k, Buffer.from(v)] as const));
+  const { ns, watchers } = fakeNamespace(kv, 9);
+  const ctx = { ns, log: pino({ level: 'silent' }), client: {}, closers: new Set() } as unknown as StoreContext;
+  return { store: new DecidedStore(ctx), watchers };
+}
+
+/** What a state says of its pools: the pools served, those refused with none served, the members decided. */
+const pools = (d: DecidedState) => ({
+  pools: [...(d.pools ?? [])].sort(),
+  refused: [...(d.refusedPools ?? [])].sort(),
+  decided: [...d.decided.keys()].sort(),
+});
+
+const RECORDS = {
+  'decided/web': '{"pool":"web","members":{"a":"draining"}}', // a member state this version cannot decode
+  'decided/api': '{"pool":"api","members":{"x":"down"}}',
+  'decided/gone': '{"pool":"gone","members":{}}', // a removed pool whose slow start ended: written with no member
+  'decided/a/web': '{"pool":"web","members":{}}', // a longer key: an invalid record, of no pool
+};
+
+// The agent stands the state file's decisions in for a pool only while its key holds a record refused here
+// (agent etcd/decided-fallback.ts): which keys are there, readable or refused, must be in the state, as decisions
+// alone do not tell a record with no member, or a key deleted, from a refused one.
+describe('store decided - the pools a state holds', () => {
+  test('getDecided: readable pools (one with no member among them) and refused ones; a longer key is no pool', async () => {
+    const { store } = readingStore(RECORDS);
+    expect(pools(await store.getDecided())).toEqual({
+      pools: ['api', 'gone'],
+      refused: ['web'],
+      decided: ['api/x'],
+    });
+  });
+
+  test('watchDecided: refused until a good record or a delete; one going bad keeps its last good record', async () => {
+    const { store, watchers } = readingStore(RECORDS);
+    const seen: ReturnType<typeof pools>[] = [];
+    const watch = await store.watchDecided({ onUpdate: (d) => void seen.push(pools(d)) });
+    const emit = (revision: number, key: string, value?: string) =>
+      watchers.at(-1)?.emit('data', watchEvent(revision, key, value));
+    emit(10, 'decided/web', '{"pool":"web","members":{}}');
+    emit(11, 'decided/web', RECORDS['decided/web']);
+    emit(12, 'decided/api');
+    emit(13, 'decided/api', '{"pool":"api","members":{"x":"draining"}}');
+    await watch.close();
+    expect(seen).toEqual([
+      { pools: ['api', 'gone'], refused: ['web'], decided: ['api/x'] },
+      { pools: ['api', 'gone', 'web'], refused: [], decided: ['api/x'] },
+      { pools: ['api', 'gone', 'web'], refused: [], decided: ['api/x'] }, // web's last good (empty) record served
+      { pools: ['gone', 'web'], refused: [], decided: [] },
+      { pools: ['gone', 'web'], refused: ['api'], decided: [] },
+    ]);
   });
 });

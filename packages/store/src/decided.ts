@@ -6,7 +6,7 @@
 import type { MemberRamp, MemberStatus } from '@l4fleet/config';
 import { toStoreError } from './errors.js';
 import { writeFencedPrefix } from './fenced-write.js';
-import { keys } from './layout.js';
+import { keys, NODE_NAME } from './layout.js';
 import type { CachedKv } from './prefix-cache.js';
 import { checkPoolKey, decodePoolStatus, type PoolStatusRecord } from './record-check.js';
 import { type PoolRecordFamily, readPoolRecords, watchPoolRecords } from './record-family.js';
@@ -26,6 +26,28 @@ function rampMap(snap: ReadonlyMap<string, CachedKv<PoolStatusRecord>>): Map<str
   return out;
 }
 
+/** The pool a `decided/<pool>` key names; undefined for a key that names none (a longer key, the prefix itself). */
+function poolOfKey(key: string): string | undefined {
+  const pool = key.slice(keys.decided.length);
+  return NODE_NAME.test(pool) ? pool : undefined;
+}
+
+/**
+ * Which `decided/<pool>` keys the state holds: the pools whose record is served (a record with no member among them)
+ * and those whose key holds a refused record with none served instead. Decisions alone do not tell these apart
+ * from a key deleted (the agent's decided-fallback.ts stands its state file in for the refused ones only).
+ */
+function poolSets(records: ReadonlyMap<string, CachedKv<PoolStatusRecord>>, refused: ReadonlySet<string>) {
+  const pools = new Set<string>();
+  for (const { value } of records.values()) pools.add(value.pool);
+  const refusedPools = new Set<string>();
+  for (const key of refused) {
+    const pool = poolOfKey(key);
+    if (pool !== undefined && !pools.has(pool)) refusedPools.add(pool);
+  }
+  return { pools, refusedPools };
+}
+
 /** A decided record: `decided/<pool>`, the key checked (a longer key is an invalid record, not pool <last>). */
 export const decodeDecided = (k: string, v: Buffer): PoolStatusRecord => {
   checkPoolKey(k, keys.decided);
@@ -36,7 +58,12 @@ const decidedRecords: PoolRecordFamily<PoolStatusRecord, DecidedState> = {
   prefix: keys.decided,
   decode: decodeDecided,
   what: 'read decided status',
-  toState: (records, revision) => ({ decided: decidedMap(records), ramps: rampMap(records), revision }),
+  toState: (records, revision, refused) => ({
+    decided: decidedMap(records),
+    ramps: rampMap(records),
+    revision,
+    ...poolSets(records, refused),
+  }),
 };
 
 export class DecidedStore {

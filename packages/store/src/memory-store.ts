@@ -273,7 +273,14 @@ export class MemoryFleetStore implements FleetStore {
       for (const [member, s] of memberEntries(rec)) decided.set(member, s);
       for (const [member, r] of rampEntries(rec)) ramps.set(member, r);
     }
-    return { decided, ramps, revision: this.fleet.revision };
+    // Every record here was written by writeDecided, which encodes only what decodes: none is refused.
+    return {
+      decided,
+      ramps,
+      revision: this.fleet.revision,
+      pools: new Set(this.fleet.decided.keys()),
+      refusedPools: new Set(),
+    };
   }
 
   private assertLeading(leadership: Leadership | undefined, what: string): void {

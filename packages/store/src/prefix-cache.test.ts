@@ -1,78 +1,9 @@
-import { EventEmitter } from 'node:events';
-import type { Namespace } from 'etcd3';
 import type { Logger } from 'pino';
 import { describe, expect, test } from 'vitest';
 import { decodeDecided } from './decided.js';
 import { StoreError } from './errors.js';
-import { PrefixCache, readPrefix } from './prefix-cache.js';
-
-/** The client's receive limit (connection.ts): a larger range response fails (RESOURCE_EXHAUSTED). */
-const MAX_RECEIVE_BYTES = 64 * 1024 * 1024;
-
-/**
- * Just what readPrefix uses of a namespace: range reads (prefix or [start, end)), limit, revision. A response beyond
- * the client's receive limit fails as gRPC's does; every read's revision is recorded.
- */
-function fakeNamespace(kv: Map<string, Buffer>, currentRevision: number) {
-  const reads: number[] = [];
-  const getAll = () => {
-    let start = '';
-    let end = '';
-    let limit = 0;
-    let revision = 0;
-    const b = {
-      prefix: (p: string) => {
-        start = p;
-        end = `${p.slice(0, -1)}${String.fromCharCode(p.charCodeAt(p.length - 1) + 1)}`;
-        return b;
-      },
-      inRange: (r: { start: Buffer; end: Buffer }) => {
-        start = r.start.toString();
-        end = r.end.toString();
-        return b;
-      },
-      limit: (n: number) => {
-        limit = n;
-        return b;
-      },
-      revision: (rev: number | string) => {
-        revision = Number(rev);
-        return b;
-      },
-      exec: async () => {
-        reads.push(revision);
-        const all = [...kv].filter(([k]) => k >= start && k < end).sort(([a], [c]) => (a < c ? -1 : 1));
-        const page = limit > 0 ? all.slice(0, limit) : all;
-        const bytes = page.reduce((n, [k, v]) => n + k.length + v.length, 0);
-        if (bytes > MAX_RECEIVE_BYTES) {
-          throw new Error(`8 RESOURCE_EXHAUSTED: Received message larger than max (${bytes} vs ${MAX_RECEIVE_BYTES})`);
-        }
-        return {
-          header: { revision: String(currentRevision) },
-          more: page.length < all.length,
-          kvs: page.map(([k, v]) => ({ key: Buffer.from(k), value: v, create_revision: '2', mod_revision: '3' })),
-        };
-      },
-    };
-    return b;
-  };
-  // Watchers driven by hand (watch.test.ts): the test emits their `data`.
-  const watchers: EventEmitter[] = [];
-  const watch = () => {
-    const b = {
-      prefix: () => b,
-      key: () => b,
-      startRevision: () => b,
-      watcher: () => {
-        const w = Object.assign(new EventEmitter(), { cancel: async () => undefined });
-        watchers.push(w);
-        return w;
-      },
-    };
-    return b;
-  };
-  return { ns: { getAll, watch } as unknown as Namespace, reads, watchers };
-}
+import { fakeNamespace, watchEvent } from './fake-namespace.test-helper.js';
+import { type OnInvalid, PrefixCache, readPrefix } from './prefix-cache.js';
 
 describe('store prefix cache - read', () => {
   test('a prefix larger than one response (100 records of 1 MiB) is read whole in pages, all at one revision', async () => {
@@ -148,4 +79,64 @@ describe('store prefix cache - a record no decoder can show', () => {
       expect(e.cause).toBe(thrown);
     }
   });
+});
+
+const good = (pool: string) => `{"pool":"${pool}","members":{"a":"up"}}`;
+const BAD = '{"pool":"web","members":{"a":"draining"}}'; // a member state this version cannot decode
+
+describe('store prefix cache - refused keys', () => {
+  test('readPrefix: the keys whose value was refused, beside the good entries', async () => {
+    const kv = new Map([
+      ['decided/web', Buffer.from(BAD)],
+      ['decided/api', Buffer.from(good('api'))],
+    ]);
+    const { ns } = fakeNamespace(kv, 9);
+    const { entries, refused } = await readPrefix(ns, 'decided/', decodeDecided, () => undefined);
+    expect([...entries.keys()]).toEqual(['decided/api']);
+    expect([...refused]).toEqual(['decided/web']);
+  });
+
+  // A decided/<pool> refused on the first read is filled from the agent's state file only while it stays refused:
+  // a good value or a delete of the key must show, or the file's decisions would outlive the record on one node.
+  test.each(['keep-last-good', 'skip'] as const)(
+    '%s: a key is refused from a bad value until a good value or its delete',
+    async (onInvalid: OnInvalid) => {
+      const kv = new Map([
+        ['decided/web', Buffer.from(BAD)],
+        ['decided/api', Buffer.from(good('api'))],
+      ]);
+      const { ns, watchers } = fakeNamespace(kv, 9);
+      const seen: { keys: string[]; refused: string[]; revision: number }[] = [];
+      const cache = new PrefixCache(
+        ns,
+        'decided/',
+        {
+          decode: decodeDecided,
+          onChange: (snapshot, revision, refused) =>
+            seen.push({ keys: [...snapshot.keys()].sort(), refused: [...refused], revision }),
+          onError: () => undefined,
+        },
+        onInvalid,
+        quiet as unknown as Logger,
+      );
+      await cache.start();
+      const emit = (revision: number, key: string, value?: string) =>
+        watchers.at(-1)?.emit('data', watchEvent(revision, key, value));
+      emit(10, 'decided/web', good('web'));
+      emit(11, 'decided/web', BAD);
+      emit(12, 'decided/web');
+      emit(13, 'decided/web', BAD);
+      emit(14, 'decided/web');
+      await cache.close();
+      const kept = onInvalid === 'keep-last-good' ? ['decided/api', 'decided/web'] : ['decided/api'];
+      expect(seen).toEqual([
+        { keys: ['decided/api'], refused: ['decided/web'], revision: 9 },
+        { keys: ['decided/api', 'decided/web'], refused: [], revision: 10 },
+        { keys: kept, refused: ['decided/web'], revision: 11 }, // a running watch: the last good value, if kept
+        { keys: ['decided/api'], refused: [], revision: 12 },
+        { keys: ['decided/api'], refused: ['decided/web'], revision: 13 },
+        { keys: ['decided/api'], refused: [], revision: 14 },
+      ]);
+    },
+  );
 });

@@ -7,7 +7,9 @@
  * reported through onError (StoreError `INVALID_RECORD`) and is not used: the key is left out (`skip`, for list
  * families such as nodes and health reports) or keeps its last good value (`keep-last-good`, for decided status).
  * On the first load there is no last good value: a key refused then is left out, as with `skip` (the agent fills a
- * refused decided pool from its state file: agent etcd/decided-fallback.ts, docs/design/0002).
+ * refused decided pool from its state file: agent etcd/decided-fallback.ts, docs/design/0002). Each change also
+ * reports the keys whose current value was refused (until a good value or a delete of the key): what a reader
+ * needs to tell a refused key from a deleted one, which the values alone do not show.
  */
 import { type IKeyValue, type Namespace, Range } from 'etcd3';
 import type { Logger } from 'pino';
@@ -60,16 +62,20 @@ export async function rangeInPages(ns: Namespace, prefix: string, max: number) {
   return { kvs, revision };
 }
 
-/** The decoded values under `prefix` at one revision; bad ones reported to `onError` and left out. */
+/**
+ * The decoded values under `prefix` at one revision; bad ones reported to `onError`, left out of `entries` and their
+ * keys listed in `refused`.
+ */
 export async function readPrefix<T>(
   ns: Namespace,
   prefix: string,
   decode: Decode<T>,
   onError: (err: StoreError) => void,
-): Promise<{ entries: Map<string, CachedKv<T>>; revision: number }> {
+): Promise<{ entries: Map<string, CachedKv<T>>; refused: Set<string>; revision: number }> {
   // One more than the bound: more keys than that is itself a problem to report.
   const res = await rangeInPages(ns, prefix, MAX_KEYS_PER_FAMILY + 1);
   const entries = new Map<string, CachedKv<T>>();
+  const refused = new Set<string>();
   for (const kv of res.kvs.slice(0, MAX_KEYS_PER_FAMILY)) {
     const key = kv.key.toString();
     try {
@@ -79,23 +85,27 @@ export async function readPrefix<T>(
         modRevision: Number(kv.mod_revision),
       });
     } catch (err) {
+      refused.add(key);
       onError(undecodable(key, 'value', err));
     }
   }
   if (res.kvs.length > MAX_KEYS_PER_FAMILY) {
     onError(invalidRecord(prefix, `keys: more than the limit of ${MAX_KEYS_PER_FAMILY}; the rest are ignored`));
   }
-  return { entries, revision: res.revision };
+  return { entries, refused, revision: res.revision };
 }
 
 export interface PrefixCacheHandlers<T> {
   decode: Decode<T>;
-  onChange(snapshot: ReadonlyMap<string, CachedKv<T>>, revision: number): void;
+  /** `refused`: the keys whose current value was refused (with `keep-last-good`, some still in `snapshot`). */
+  onChange(snapshot: ReadonlyMap<string, CachedKv<T>>, revision: number, refused: ReadonlySet<string>): void;
   onError(err: StoreError): void;
 }
 
 export class PrefixCache<T> {
   private entries = new Map<string, CachedKv<T>>();
+  /** Keys whose current value did not decode: dropped by a good value or a delete. */
+  private refused = new Set<string>();
   private watch: ResumableWatch | undefined;
 
   constructor(
@@ -112,9 +122,11 @@ export class PrefixCache<T> {
       decoded = this.handlers.decode(key, value);
     } catch (err) {
       if (this.onInvalid === 'skip') this.entries.delete(key);
+      this.refused.add(key);
       this.handlers.onError(undecodable(key, 'value', err));
       return;
     }
+    this.refused.delete(key);
     if (!this.entries.has(key) && this.entries.size >= MAX_KEYS_PER_FAMILY) {
       this.handlers.onError(
         invalidRecord(key, `key: more than the limit of ${MAX_KEYS_PER_FAMILY} under ${this.prefix}`),
@@ -126,17 +138,16 @@ export class PrefixCache<T> {
 
   /** Full read; returns the header revision the snapshot is at. */
   private async load(): Promise<number> {
-    const rejected = new Set<string>();
-    const { entries, revision } = await readPrefix(this.ns, this.prefix, this.handlers.decode, (err) => {
-      if (err.key !== undefined) rejected.add(err.key);
-      this.handlers.onError(err);
-    });
+    const { entries, refused, revision } = await readPrefix(this.ns, this.prefix, this.handlers.decode, (err) =>
+      this.handlers.onError(err),
+    );
     if (this.onInvalid === 'keep-last-good') {
       // A key whose new value is bad keeps its old one; a key deleted meanwhile goes.
-      for (const [key, old] of this.entries) if (rejected.has(key) && !entries.has(key)) entries.set(key, old);
+      for (const [key, old] of this.entries) if (refused.has(key) && !entries.has(key)) entries.set(key, old);
     }
     this.entries = entries;
-    this.handlers.onChange(new Map(this.entries), revision);
+    this.refused = refused;
+    this.handlers.onChange(new Map(this.entries), revision, new Set(this.refused));
     return revision;
   }
 
@@ -155,11 +166,15 @@ export class PrefixCache<T> {
         onEvents: (events) => {
           for (const ev of events) {
             if (ev.type === 'put') this.put(ev.key, ev.value, ev.createRevision, ev.modRevision);
-            else this.entries.delete(ev.key);
+            else {
+              this.entries.delete(ev.key);
+              this.refused.delete(ev.key);
+            }
           }
           this.handlers.onChange(
             new Map(this.entries),
             (events[events.length - 1] as { modRevision: number }).modRevision,
+            new Set(this.refused),
           );
         },
         resync: () => this.load(),
@@ -178,6 +193,8 @@ export class PrefixCache<T> {
 /** A typed view of one cache of a group. */
 export interface CacheView<T> {
   snapshot(): ReadonlyMap<string, CachedKv<T>>;
+  /** The keys whose current value was refused (PrefixCacheHandlers.onChange). */
+  refused(): ReadonlySet<string>;
 }
 
 /**
@@ -198,13 +215,15 @@ export class PrefixCacheGroup {
 
   add<T>(prefix: string, decode: Decode<T>, onInvalid: OnInvalid = 'skip'): CacheView<T> {
     let snap: ReadonlyMap<string, CachedKv<T>> = new Map();
+    let refused: ReadonlySet<string> = new Set();
     const cache = new PrefixCache<T>(
       this.ns,
       prefix,
       {
         decode,
-        onChange: (s, rev) => {
+        onChange: (s, rev, r) => {
           snap = s;
+          refused = r;
           this.revision = Math.max(this.revision, rev);
           if (this.started) this.emit(this.revision);
         },
@@ -214,7 +233,7 @@ export class PrefixCacheGroup {
       this.log,
     );
     this.caches.push(cache);
-    return { snapshot: () => snap };
+    return { snapshot: () => snap, refused: () => refused };
   }
 
   async start(emit: (revision: number) => void): Promise<void> {

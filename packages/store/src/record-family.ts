@@ -37,20 +37,25 @@ export async function watchRecordGroup(
 
 /**
  * A family of per-pool records written by the aggregator (decided status, table history): `toState` turns the
- * decoded records at one revision into what readers get.
+ * decoded records at one revision, and the keys whose value was refused, into what readers get.
  */
 export interface PoolRecordFamily<T, S> {
   readonly prefix: string;
   readonly decode: Decode<T>;
   /** What the store was doing, for errors: `read decided status`. */
   readonly what: string;
-  readonly toState: (records: ReadonlyMap<string, CachedKv<T>>, revision: number) => S;
+  readonly toState: (
+    records: ReadonlyMap<string, CachedKv<T>>,
+    revision: number,
+    /** Keys whose current value the store refused; in a watch, some keep their last good record in `records`. */
+    refused: ReadonlySet<string>,
+  ) => S;
 }
 
 export async function readPoolRecords<T, S>(ctx: StoreContext, family: PoolRecordFamily<T, S>): Promise<S> {
   try {
-    const { entries, revision } = await readPrefix(ctx.ns, family.prefix, family.decode, warnInvalidRecord(ctx));
-    return family.toState(entries, revision);
+    const read = await readPrefix(ctx.ns, family.prefix, family.decode, warnInvalidRecord(ctx));
+    return family.toState(read.entries, read.revision, read.refused);
   } catch (err) {
     throw toStoreError(err, family.what);
   }
@@ -67,6 +72,6 @@ export async function watchPoolRecords<T, S>(
 ): Promise<Watch> {
   return await watchRecordGroup(ctx, listener.onError?.bind(listener), (group) => {
     const records = group.add(family.prefix, family.decode, 'keep-last-good');
-    return (revision) => listener.onUpdate(family.toState(records.snapshot(), revision));
+    return (revision) => listener.onUpdate(family.toState(records.snapshot(), revision, records.refused()));
   });
 }

@@ -171,6 +171,19 @@ export interface DecidedState {
   /** Member key -> its slow-start step (@l4fleet/config slow-start.ts); only members `up` in `decided`. */
   readonly ramps: MemberRamps;
   readonly revision: number;
+  /**
+   * Pools whose `decided/<pool>` record is served: read now or, in a watch, the last good one kept. A record with no
+   * member (the aggregator writes one for a removed pool whose slow start ended) is here with no decision in
+   * `decided`. The stores always set it; absent in a state built by hand.
+   */
+  readonly pools?: ReadonlySet<string>;
+  /**
+   * Pools whose `decided/<pool>` key holds a record the store refused, with no good one served instead (a refusal on
+   * a watch's first read; a watch keeps a refused key's last good record, that pool is in `pools`). Its members have
+   * no decision here while every node that reads the record has some (the agent's state file stands in for them:
+   * agent etcd/decided-fallback.ts). A pool leaves it on a good record or a delete of its key. Absent: none.
+   */
+  readonly refusedPools?: ReadonlySet<string>;
 }
 
 /** The table history of every pool with second chance (`history/<pool>`, docs/design/0011-second-chance.md). */

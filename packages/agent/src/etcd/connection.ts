@@ -79,10 +79,9 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
       }),
     () =>
       store.watchDecided({
-        // The store reports a refused record before it delivers the state without it (prefix-cache.ts).
+        // The state names the pools whose record was refused with none served (refusedPools): the fallback fills them.
         onUpdate: (d) => opts.onDecided(opts.decidedFallback?.fill(d) ?? d),
         onError: (err) => {
-          if (isRejectedRecord(err) && err.key !== undefined) opts.decidedFallback?.refused(err.key);
           if (!common('decided', err)) log.warn({ event: 'decidedWatchError', code: err.code, err: err.message });
         },
       }),

@@ -42,10 +42,19 @@ async function fallbackWith(file: { state?: Partial<LastState>; failure?: Error 
   return { fallback, lines, events: (event: string) => lines.filter((l) => l.event === event) };
 }
 
-const state = (decided: [string, MemberStatus][], ramps: [string, MemberRamp][] = [], revision = 10): DecidedState => ({
+/**
+ * A decided state as the store delivers it: `decided` and `ramps`, the pools whose record is served (`pools`, the
+ * pools of `decided` unless given) and those whose key holds a record the store refused with none served instead.
+ */
+const state = (
+  decided: [string, MemberStatus][],
+  opts: { ramps?: [string, MemberRamp][]; revision?: number; pools?: string[]; refused?: string[] } = {},
+): DecidedState => ({
   decided: new Map(decided),
-  ramps: new Map(ramps),
-  revision,
+  ramps: new Map(opts.ramps ?? []),
+  revision: opts.revision ?? 10,
+  pools: new Set(opts.pools ?? decided.map(([k]) => k.slice(0, k.indexOf('/')))),
+  refusedPools: new Set(opts.refused ?? []),
 });
 
 const FILE: Partial<LastState> = {
@@ -65,12 +74,13 @@ describe('agent decided fallback', () => {
     const { fallback } = await fallbackWith({ state: FILE });
     const d = state([['web/a', 'up']]);
     expect(fallback.fill(d)).toBe(d);
+    const handMade = { decided: new Map(), ramps: new Map(), revision: 3 }; // no pool sets: nothing refused
+    expect(fallback.fill(handMade)).toBe(handMade);
   });
 
   test('decided fallback - a refused pool takes the file decisions and the ramps of its up members, once logged', async () => {
     const { fallback, events } = await fallbackWith({ state: FILE });
-    fallback.refused('decided/web');
-    const out = fallback.fill(state([['api/x', 'up']]));
+    const out = fallback.fill(state([['api/x', 'up']], { refused: ['web'] }));
     expect([...out.decided]).toEqual([
       ['api/x', 'up'], // etcd's: api was not refused, the file's api/x stays unused
       ['web/a', 'down'],
@@ -78,21 +88,42 @@ describe('agent decided fallback', () => {
     ]);
     expect([...out.ramps]).toEqual([['web/b', { percent: 25, sinceMs: 1_000 }]]);
     expect(out.revision).toBe(10);
-    fallback.fill(state([['api/x', 'down']], [], 11));
+    fallback.fill(state([['api/x', 'down']], { revision: 11, refused: ['web'] }));
     expect(events('decidedFromStateFile')).toEqual([expect.objectContaining({ level: 40, pool: 'web', members: 2 })]);
   });
 
   test('decided fallback - a readable record for the pool wins: the file stops standing in, said once', async () => {
     const { fallback, events } = await fallbackWith({ state: FILE });
-    fallback.refused('decided/web');
-    fallback.fill(state([]));
-    const out = fallback.fill(state([['web/a', 'up']], [], 11));
+    fallback.fill(state([], { refused: ['web'] }));
+    const out = fallback.fill(state([['web/a', 'up']], { revision: 11 }));
     expect([...out.decided]).toEqual([['web/a', 'up']]);
     expect(out.ramps.size).toBe(0);
-    // No longer refused: a later state without the pool is etcd's as it came.
-    const later = state([], [], 12);
+    const later = state([], { revision: 12 });
     expect(fallback.fill(later)).toBe(later);
     expect(events('decidedPoolReadable')).toEqual([expect.objectContaining({ level: 30, pool: 'web' })]);
+  });
+
+  // The aggregator writes decided/<pool> with no member for a removed pool that had one in slow start: every node
+  // that reads it holds no decision for the pool. The file's (web/a down) kept on this node only would count web/a
+  // down here alone once the pool is created again: a different table on this node.
+  test('decided fallback - a readable record with no member ends the stand-in: the pool has no decisions', async () => {
+    const { fallback, events } = await fallbackWith({ state: FILE });
+    expect(fallback.fill(state([], { refused: ['web'] })).decided.get('web/a')).toBe('down');
+    const empty = state([['api/x', 'up']], { revision: 11, pools: ['api', 'web'] });
+    const out = fallback.fill(empty);
+    expect([...out.decided]).toEqual([['api/x', 'up']]);
+    expect(out.ramps.size).toBe(0);
+    expect(events('decidedPoolReadable')).toEqual([expect.objectContaining({ level: 30, pool: 'web' })]);
+  });
+
+  test('decided fallback - the refused key deleted ends the stand-in: the pool has no decisions, said once', async () => {
+    const { fallback, events } = await fallbackWith({ state: FILE });
+    fallback.fill(state([], { refused: ['web'] }));
+    const gone = state([['api/x', 'up']], { revision: 11 });
+    expect([...fallback.fill(gone).decided]).toEqual([['api/x', 'up']]);
+    fallback.fill(state([['api/x', 'down']], { revision: 12 }));
+    expect(events('decidedPoolDeleted')).toEqual([expect.objectContaining({ level: 30, pool: 'web' })]);
+    expect(events('decidedPoolReadable')).toEqual([]);
   });
 
   test.each([
@@ -112,30 +143,25 @@ describe('agent decided fallback', () => {
     'decided fallback - %s: the pool keeps no decisions, one error log names why',
     async (_, file, reason) => {
       const { fallback, events } = await fallbackWith(file);
-      fallback.refused('decided/web');
-      const out = fallback.fill(state([['api/x', 'up']]));
+      const out = fallback.fill(state([['api/x', 'up']], { refused: ['web'] }));
       expect([...out.decided]).toEqual([['api/x', 'up']]);
-      fallback.fill(state([['api/x', 'down']], [], 11));
+      fallback.fill(state([['api/x', 'down']], { revision: 11, refused: ['web'] }));
       expect(events('decidedPoolUnknown')).toEqual([expect.objectContaining({ level: 50, pool: 'web', reason })]);
     },
   );
 
-  test('decided fallback - keys that name no decided pool are not pools', async () => {
-    const { fallback } = await fallbackWith({ state: FILE });
-    for (const key of ['decided/', 'decided/a/web', 'history/web', 'health/n1/web']) fallback.refused(key);
-    const d = state([]);
-    expect(fallback.fill(d)).toBe(d);
-  });
-
   // The aggregator never deletes decided/<pool> (store decided.ts writes with deleteOthers: false; design 0002
   // "decided keeps removed pools"): a refused record outlives its pool, and the nodes that can read it keep its
-  // decisions. The file's stand in for it as long as etcd delivers none, whatever the fleet holds, so a pool
-  // re-created under the same name starts with the same decisions on every node.
-  test('decided fallback - a refused pool keeps the file decisions while etcd delivers none for it', async () => {
-    const { fallback } = await fallbackWith({ state: FILE });
-    fallback.refused('decided/web');
-    let out = fallback.fill(state([]));
-    for (let rev = 11; rev <= 20; rev++) out = fallback.fill(state([['api/x', 'up']], [], rev));
+  // decisions. The file's stand in for it as long as its key holds a record this node refuses, whatever else etcd
+  // delivers, so a pool re-created under the same name starts with the same decisions on every node.
+  test('decided fallback - a refused key keeps the file decisions standing in, whatever else etcd delivers', async () => {
+    const { fallback, events } = await fallbackWith({ state: FILE });
+    let out = fallback.fill(state([], { refused: ['web'] }));
+    for (let revision = 11; revision <= 20; revision++) {
+      out = fallback.fill(state([['api/x', 'up']], { revision, refused: ['web'] }));
+    }
     expect(out.decided.get('web/a')).toBe('down');
+    expect(events('decidedFromStateFile').length).toBe(1);
+    expect(events('decidedPoolReadable')).toEqual([]);
   });
 });

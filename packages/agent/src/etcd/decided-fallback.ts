@@ -3,8 +3,10 @@
  * `keep-last-good`), but on a node's first read there is none to keep: the pool would arrive with no decisions, and
  * a member with no decision counts as up (config table.ts), so members the fleet decided down would take slots on
  * this node only (a record from a newer aggregator, say a member state this version cannot decode). The state file
- * holds this node's last good decisions: while etcd has none for a refused pool, the file's stand in. Without them
- * the pool keeps no decisions, as before, and an error log says so (docs/design/0002 "Records a node cannot read").
+ * holds this node's last good decisions: for each pool the store reports refused with none served (DecidedState
+ * `refusedPools`), the file's stand in. They stop when the key holds a record this node reads, even one with no
+ * member (what every node reading it holds: no decision), or is deleted. Without them the pool keeps no decisions,
+ * as before, and an error log says so (docs/design/0002 "Records a node cannot read").
  */
 import type { MemberRamp, MemberStatus } from '@l4fleet/config';
 import { type DecidedState, keys } from '@l4fleet/store';
@@ -14,17 +16,8 @@ import type { LastStateStore } from '../persist/last-state.js';
 export interface DecidedFallback {
   /** Reads the state file's decisions; call once, before the decided watch starts. Never throws. */
   load(): Promise<void>;
-  /** The store refused the record at `key` (its key relative to the layout, `decided/<pool>`). */
-  refused(key: string): void;
-  /** `d`, with each refused pool etcd delivered no decisions for taken from the state file when it has them. */
+  /** `d`, with each pool it reports refused (`refusedPools`) taken from the state file when it has them. */
   fill(d: DecidedState): DecidedState;
-}
-
-/** The pool of a `decided/<pool>` key; undefined for any other key (the prefix itself, a longer key). */
-function poolOf(key: string): string | undefined {
-  if (!key.startsWith(keys.decided)) return undefined;
-  const pool = key.slice(keys.decided.length);
-  return pool === '' || pool.includes('/') ? undefined : pool;
 }
 
 const inPool = (pool: string, memberKey: string): boolean => memberKey.startsWith(`${pool}/`);
@@ -33,9 +26,7 @@ export function createDecidedFallback(file: LastStateStore | undefined, log: Log
   let saved: { decided: ReadonlyMap<string, MemberStatus>; ramps: ReadonlyMap<string, MemberRamp> } | undefined;
   /** Why the file has no decisions to give (set by load()). */
   let missing = 'no state file';
-  /** Pools whose record was refused and that etcd has delivered no decisions for since. */
-  const refusedPools = new Set<string>();
-  /** What was last said about each refused pool: said again only when it changes. */
+  /** What was last said about each pool refused in the last state: said again only when it changes. */
   const said = new Map<string, 'file' | 'unknown'>();
 
   return {
@@ -52,21 +43,18 @@ export function createDecidedFallback(file: LastStateStore | undefined, log: Log
         missing = `state file not usable: ${(err as Error).message}`;
       }
     },
-    refused(key) {
-      const pool = poolOf(key);
-      if (pool !== undefined) refusedPools.add(pool);
-    },
     fill(d) {
-      if (refusedPools.size === 0) return d;
+      const refused = d.refusedPools ?? new Set<string>();
+      for (const pool of [...said.keys()]) {
+        if (refused.has(pool)) continue;
+        // etcd's decisions are served again: a record this node reads (maybe with no member), or none at all.
+        said.delete(pool);
+        log.info({ event: d.pools?.has(pool) ? 'decidedPoolReadable' : 'decidedPoolDeleted', pool });
+      }
+      if (refused.size === 0) return d;
       const decided = new Map(d.decided);
       const ramps = new Map(d.ramps);
-      for (const pool of [...refusedPools]) {
-        if ([...d.decided.keys()].some((k) => inPool(pool, k))) {
-          // A record this node can read (or the store's last good one): etcd's decisions are served again.
-          refusedPools.delete(pool);
-          if (said.delete(pool)) log.info({ event: 'decidedPoolReadable', pool });
-          continue;
-        }
+      for (const pool of refused) {
         const own = [...(saved?.decided ?? [])].filter(([k]) => inPool(pool, k));
         if (own.length > 0) {
           for (const [k, s] of own) decided.set(k, s);
@@ -78,7 +66,7 @@ export function createDecidedFallback(file: LastStateStore | undefined, log: Log
               pool,
               key: keys.decidedPool(pool),
               members: own.length,
-              effect: 'the state file decisions serve until a record this node can read comes',
+              effect: 'the state file decisions serve until the key holds a record this node can read, or is deleted',
             });
           }
         } else if (said.get(pool) !== 'unknown') {
