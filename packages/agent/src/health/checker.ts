@@ -15,12 +15,14 @@
  * from each node instead of 1,000.
  */
 import { checkLabel, type HealthCheck } from '@l4fleet/config';
-import { MAX_PROBE_FAILURES_PER_STATUS } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../clock.js';
 import { DEFAULT_MAX_CONCURRENT_PROBES } from '../config/defaults.js';
 import { Hysteresis, type ObservedStatus } from './hysteresis.js';
 import { type Probe, type ProbeOptions, type ProbeResult, type ProbeTarget, probeMember } from './probe.js';
+import { type ProbeFailure, shortReason } from './probe-failures.js';
+
+export { MAX_PROBE_REASON_CHARS, type ProbeFailure, probeFailuresReport } from './probe-failures.js';
 
 export interface HealthTarget {
   /** memberKey(pool, member): `${pool}/${member}`. */
@@ -59,12 +61,6 @@ export interface HealthCheckerOptions {
   readonly sourceAddress?: string;
   /** Roots for https checks with verifyCertificate (the agent's health.caFile, read at start). */
   readonly ca?: Buffer;
-}
-
-/** Why this node sees a member down: the reason of the probe that took it down, and when. */
-export interface ProbeFailure {
-  readonly reason: string;
-  readonly sinceMs: number;
 }
 
 export interface HealthChecker {
@@ -369,32 +365,5 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
       byMember.clear();
       members.clear();
     },
-  };
-}
-
-/**
- * A reason as the status record keeps it: at most MAX_PROBE_REASON_CHARS (the store refuses a status with a text over
- * 1,024 characters; an error message from a library could be longer).
- */
-export const MAX_PROBE_REASON_CHARS = 200;
-function shortReason(reason: string | undefined): string {
-  const r = reason ?? 'failed';
-  return r.length <= MAX_PROBE_REASON_CHARS ? r : `${r.slice(0, MAX_PROBE_REASON_CHARS - 3)}...`;
-}
-
-/**
- * The status record's `probeFailures` (@l4fleet/store NodeStatusReport): at most MAX_PROBE_FAILURES_PER_STATUS,
- * the first by key, the rest counted; nothing when no member is down.
- */
-export function probeFailuresReport(failures: ReadonlyMap<string, ProbeFailure>): {
-  probeFailures?: Record<string, ProbeFailure>;
-  probeFailuresOmitted?: number;
-} {
-  if (failures.size === 0) return {};
-  const keys = [...failures.keys()].sort().slice(0, MAX_PROBE_FAILURES_PER_STATUS);
-  const omitted = failures.size - keys.length;
-  return {
-    probeFailures: Object.fromEntries(keys.map((k) => [k, failures.get(k) as ProbeFailure])),
-    ...(omitted > 0 ? { probeFailuresOmitted: omitted } : {}),
   };
 }
