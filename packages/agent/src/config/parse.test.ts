@@ -163,6 +163,7 @@ describe('agent config - parse', () => {
     expect(problems.length).toBe(18);
   });
 
+  const LISTENER_CLASH = ": gobgpd's second listener on the port would fail (EADDRINUSE), and BGP setup with it";
   test.each([
     [{}, ['node: missing', 'bgp: missing', 'etcd: missing']],
     [{ ...minimal, bgp: { asn: 65001, peers: [] } }, ['bgp.peers: no peers: the node could never announce a VIP']],
@@ -181,6 +182,28 @@ describe('agent config - parse', () => {
       { ...minimal, bgp: { ...minimal.bgp, routerId: '0.0.0.0' } },
       ['bgp.routerId: "0.0.0.0" is not a BGP identifier (RFC 6286: non-zero)'],
     ],
+    // gobgpd's StartBgp binds one listener per address on listenPort: a second bind of the same address, or of one a
+    // wildcard of its family already holds, fails (EADDRINUSE) and BGP setup with it, every 5 s.
+    [
+      { ...minimal, bgp: { ...minimal.bgp, listenPort: 179, listenAddresses: ['198.18.0.11', '198.18.0.11'] } },
+      [`bgp.listenAddresses[1]: "198.18.0.11" duplicates bgp.listenAddresses[0]${LISTENER_CLASH}`],
+    ],
+    [
+      { ...minimal, bgp: { ...minimal.bgp, listenPort: 179, listenAddresses: ['2001:db8::11', '2001:DB8:0::11'] } },
+      [`bgp.listenAddresses[1]: "2001:db8::11" duplicates bgp.listenAddresses[0]${LISTENER_CLASH}`],
+    ],
+    [
+      { ...minimal, bgp: { ...minimal.bgp, listenPort: 179, listenAddresses: ['198.18.0.11', '::', '0.0.0.0'] } },
+      [
+        `bgp.listenAddresses[2]: "0.0.0.0" overlaps bgp.listenAddresses[0] ("198.18.0.11"): "0.0.0.0" is every IPv4 address${LISTENER_CLASH}`,
+      ],
+    ],
+    [
+      { ...minimal, bgp: { ...minimal.bgp, listenPort: 179, listenAddresses: ['::', '2001:db8::11'] } },
+      [
+        `bgp.listenAddresses[1]: "2001:db8::11" overlaps bgp.listenAddresses[0] ("::"): "::" is every IPv6 address${LISTENER_CLASH}`,
+      ],
+    ],
     // gobgpd takes 0 as no port; bgp's speaker refuses it for good (1-65535, or -1 for no listener).
     [{ ...minimal, bgp: { ...minimal.bgp, listenPort: 0 } }, ['bgp.listenPort: 0 is not a port (1-65535) or -1']],
     [
@@ -189,6 +212,15 @@ describe('agent config - parse', () => {
     ],
   ])('refused: %j', (raw, expected) => {
     expect(problemsOf(raw)).toEqual(expect.arrayContaining(expected));
+  });
+
+  test.each([
+    [['0.0.0.0', '::']], // gobgpd's default: its IPv6 wildcard listener is IPv6-only
+    [['198.18.0.11', '2001:db8::11']],
+    [['198.18.0.11', '198.18.0.12', '::']],
+  ])('bgp.listenAddresses %j: one listener each, taken', (listenAddresses) => {
+    const c = parseAgentConfig({ ...minimal, bgp: { ...minimal.bgp, listenPort: 179, listenAddresses } });
+    expect(c.bgp.listenAddresses).toEqual(listenAddresses);
   });
 
   // gobgpd dials the peer from localAddress: of the other family it cannot (and BFD took the same pair).

@@ -18,6 +18,7 @@ import {
 import { longestRenewalGapMs } from '@l4fleet/store';
 import { AgentError } from '../errors.js';
 import { isLinkLocal6, parseBfd } from './bfd.js';
+import { listenAddresses } from './bgp-listen.js';
 import { parseDataPlane } from './dataplane.js';
 import * as d from './defaults.js';
 import { addr, etcdUrls, ifname, listenAddress, optStr, sourceAddress, tls, urls } from './fields.js';
@@ -200,13 +201,7 @@ function bgp(p: Problems, v: unknown, nodeAddress: string): BgpSection {
     asn: int(p, 'bgp.asn', o.asn, 1, MAX_ASN, 'an ASN'),
     routerId,
     listenPort,
-    ...(o.listenAddresses !== undefined
-      ? {
-          listenAddresses: list(p, 'bgp.listenAddresses', o.listenAddresses).map((a, i) =>
-            addr(p, `bgp.listenAddresses[${i}]`, a),
-          ),
-        }
-      : {}),
+    ...(o.listenAddresses !== undefined ? { listenAddresses: listenAddresses(p, o.listenAddresses) } : {}),
     gobgpdAddress: gobgpdAddress(p, o.gobgpdAddress),
     peers,
     communities: communities(p, o.communities),
