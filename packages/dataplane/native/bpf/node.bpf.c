@@ -19,7 +19,9 @@
  *      neighbour table for the backend address), or encapsulated to the backend's address with the node's
  *      own address as source, DF set, TTL 64: ipip (IPv4 proto 4 / IPv6 next header 41), gre (RFC 2784 basic
  *      4-byte header), gue (GUE variant 1, draft-ietf-intarea-gue §5: the inner IP header right after the
- *      UDP header; source port from the flow hash so ECMP among the backends spreads flows; checksum 0).
+ *      UDP header; source port from the flow hash so ECMP among the backends spreads flows; checksum 0; a
+ *      packet second chance tags is variant 0: a GUE header and private data naming the previous owner,
+ *      12 bytes more over IPv4, 24 over IPv6: docs/design/0011-second-chance.md).
  *      The kernel routes the outer packet (bpf_redirect_neigh: FIB lookup and neighbour resolution).
  * ICMP "fragmentation needed" (IPv4 type 3 code 4) and "packet too big" (ICMPv6 type 2) to a VIP address are
  * about a backend's reply (source = the VIP): the flow is the embedded header reversed, and the ICMP goes to
@@ -27,7 +29,7 @@
  * An echo request (ping: ICMP type 8, ICMPv6 type 128) to a VIP address is answered by the node that receives it,
  * from the VIP (echo_reply): the reply is the request turned around, out of the interface it came in on.
  * A packet that would exceed the MTU once encapsulated is dropped and counted (L4F_DROP_TOO_BIG): backends
- * advertise an MSS that leaves room for the header (docs/design/0007-bpf-dataplane.md).
+ * advertise an MSS that leaves room for the header, a tagged one's included (docs/design/0007-bpf-dataplane.md).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
