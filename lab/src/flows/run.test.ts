@@ -1,5 +1,11 @@
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
+import { waitFor } from '@l4fleet/process';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import type { Lab } from '../runtime/lab.js';
 import { buildTopology } from '../topology/model.js';
@@ -162,5 +168,137 @@ describe('lab flows - run', () => {
     await expect(FlowRun.start(lab, { tcpFlows: 1, udpFlows: 0, openTimeoutMs: 60_000 })).rejects.toThrow(
       /cannot start flow worker: spawn \/nonexistent\/l4fleet-flow-worker ENOENT/,
     );
+  });
+});
+
+/**
+ * A lab command in a process group of its own (as a shell runs one): it starts the real flow worker (worker-main, no
+ * flows) through FlowRun, says `ready` once the worker reports, and keeps it until told on stdin: `mark` (a round trip
+ * to the worker), `stop` (FlowRun.stop), `exit` (process.exit(130) with the run not stopped, as a second Ctrl-C to
+ * watch does). The signals it gets are only printed. The fake lab's "namespace exec" writes the worker's pid to
+ * `argv[1]` and execs it, as `ip netns exec` does.
+ */
+const PARENT_JS = `
+  const { FlowRun } = await import(${JSON.stringify(pathToFileURL(join(import.meta.dirname, 'run.ts')).href)});
+  const pidFile = process.argv[1];
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => console.log(sig));
+  const lab = { killed: [], execArgv: (_host, argv) => ['sh', '-c', 'echo $$ > "$0"; exec "$@"', pidFile, ...argv] };
+  const flows = await FlowRun.start(lab, { client: 'client', tcpFlows: 0, udpFlows: 0, reportMs: 50 });
+  // No flows to answer: start returns at once. Ready once the worker reports (report throws after 10 s without one).
+  while (flows.report.at === 0) await new Promise((r) => setTimeout(r, 20));
+  console.log('ready');
+  const { createInterface } = await import('node:readline');
+  createInterface({ input: process.stdin }).on('line', async (line) => {
+    try {
+      if (line === 'mark') await flows.mark();
+      if (line === 'stop') await flows.stop();
+      if (line === 'exit') process.exit(130);
+      console.log(line + ' ok');
+    } catch (err) {
+      console.log(line + ' failed: ' + err.message);
+    }
+  });`;
+
+/** Whether `pid` is a live process (a zombie, exited but not yet reaped by its new parent, is not). */
+function alive(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** The process group of `pid` (field 5 of /proc/PID/stat). */
+function processGroup(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[2]);
+}
+
+describe('lab flows - run: the worker and the lab command that started it', () => {
+  let dir: string | undefined;
+  let parent: ChildProcess | undefined;
+  let workerPid: number | undefined;
+  afterEach(() => {
+    for (const kill of [
+      () => parent?.pid && process.kill(-parent.pid, 'SIGKILL'),
+      () => workerPid && process.kill(workerPid, 'SIGKILL'),
+    ]) {
+      try {
+        kill();
+      } catch {
+        // already gone
+      }
+    }
+    parent = undefined;
+    workerPid = undefined;
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  /** Starts the lab command (own process group) and waits until its flow run has started; `ask` sends one line. */
+  async function startParent() {
+    dir = mkdtempSync(join(tmpdir(), 'l4fleet-flow-run-'));
+    const pidFile = join(dir, 'worker.pid');
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', PARENT_JS, pidFile], {
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    parent = child;
+    const lines: string[] = [];
+    let stderr = '';
+    createInterface({ input: child.stdout }).on('line', (l) => lines.push(l));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const seen = (line: string, timeoutMs = 10_000) =>
+      waitFor(
+        `lab command printing "${line}"`,
+        async () => (lines.includes(line) ? true : undefined),
+        timeoutMs,
+        20,
+        () => (child.exitCode !== null || child.signalCode !== null ? `it exited: ${stderr.trim()}` : undefined),
+      );
+    /** Sends `cmd`; the line it answers ("mark ok", "mark failed: ..."). */
+    const ask = async (cmd: string): Promise<string> => {
+      const at = lines.length;
+      child.stdin.write(`${cmd}\n`);
+      return waitFor(
+        `answer to "${cmd}"`,
+        async () => lines.slice(at).find((l) => l.startsWith(`${cmd} `)),
+        10_000,
+        20,
+        () => (child.exitCode !== null || child.signalCode !== null ? `it exited: ${stderr.trim()}` : undefined),
+      );
+    };
+    await seen('ready', 30_000);
+    workerPid = Number(readFileSync(pidFile, 'utf8'));
+    expect(alive(workerPid)).toBe(true);
+    return { child, pid: workerPid, seen, ask };
+  }
+
+  const gone = (pid: number, what: string) => waitFor(what, async () => (alive(pid) ? undefined : true), 10_000, 20);
+
+  // A terminal's Ctrl-C or hangup and `timeout`'s SIGTERM go to the whole process group: the flow worker was in the
+  // lab command's, so SIGINT and SIGHUP ended it and SIGTERM stopped it while the command handled the signal its own
+  // way (add-node's undo, watch's summary), its flows gone underneath ("flow worker exited").
+  test("lab flows - a signal to the lab command's process group does not reach the worker; stop() still ends it", async () => {
+    const { child, pid, seen, ask } = await startParent();
+    if (child.pid === undefined) throw new Error('no pid');
+    expect(processGroup(pid)).not.toBe(processGroup(child.pid));
+    for (const sig of ['SIGINT', 'SIGHUP', 'SIGTERM'] as const) {
+      process.kill(-child.pid, sig);
+      await seen(sig);
+      expect(await ask('mark'), `after ${sig} to the group`).toBe('mark ok');
+    }
+    expect(alive(pid)).toBe(true);
+    expect(await ask('stop')).toBe('stop ok');
+    await gone(pid, 'worker gone after stop()');
+  });
+
+  // Out of the command's process group, a worker no longer goes with the group's kill: its stdin closing must end it.
+  test.each([
+    ['killed (SIGKILL)', (c: ChildProcess) => c.kill('SIGKILL')],
+    ['exiting without stopping the run', (c: ChildProcess) => c.stdin?.write('exit\n')],
+  ])('lab flows - a lab command %s leaves no worker behind', async (_how, end) => {
+    const { child, pid } = await startParent();
+    end(child);
+    await gone(pid, 'worker gone after its lab command');
   });
 });

@@ -68,7 +68,12 @@ export class FlowRun {
       }
     });
     child.stderr.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4_000)));
+    // Out of the host's process group, the worker no longer goes with a kill of that group: a host that exits without
+    // stop() (process.exit on a second Ctrl-C, an uncaught error) kills it on the way out.
+    const killAtExit = () => child.kill('SIGKILL');
+    process.on('exit', killAtExit);
     child.on('exit', (code, signal) => {
+      process.off('exit', killAtExit);
       this.exited = true;
       this.exitStatus = code !== null ? `code ${code}` : `signal ${signal}`;
     });
@@ -76,6 +81,7 @@ export class FlowRun {
     // uncaught exception that ends the host: `lab watch` or the whole test file.
     child.on('error', (err) => {
       if (child.pid !== undefined) return; // a failed kill of a running worker: its exit still comes
+      process.off('exit', killAtExit);
       this.exited = true;
       this.spawnError ??= err.message;
     });
@@ -102,7 +108,12 @@ export class FlowRun {
       String(options.reportMs ?? 250),
     ]);
     const [cmd, ...args] = argv;
-    const child = spawn(cmd ?? 'ip', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // A process group (and session) of its own: a terminal's Ctrl-C or hangup, `timeout`'s or a CI cancel's SIGTERM go
+    // to the lab command's whole group, and reached the worker too (SIGINT and SIGHUP ended it, SIGTERM stopped it)
+    // while the command handled the signal its own way (add-node's undo, watch's summary): its flows died underneath
+    // with "flow worker exited". Not unref'd: the command still owns it, and ends it by stop(), by the 'exit' hook
+    // below, or (killed outright) by its stdin closing, which the worker takes as stop.
+    const child = spawn(cmd ?? 'ip', args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const flowRun = new FlowRun(lab, child, options.staleAfterMs ?? DEFAULT_FLOW_REPORT_STALE_MS);
     try {
       const report = await flowRun.waitAnswered(options.tcpFlows + options.udpFlows, options.openTimeoutMs ?? 30_000);

@@ -2,6 +2,7 @@
  * Entry point of the flow worker, started by FlowRun inside the client namespace:
  *   node flows/worker-main.js --tcp 198.51.100.10:80 --udp 198.51.100.11:7000 --tcp-flows 200 --udp-flows 50
  * Reads JSON commands (WorkerCommand) on stdin, writes one JSON WorkerReport per line on stdout every --report-ms.
+ * Stops on the `stop` command, SIGTERM, or the end of stdin (its lab command is gone).
  */
 import { createInterface } from 'node:readline';
 import type { FlowTarget, WorkerCommand } from './types.js';
@@ -30,8 +31,20 @@ worker.open(num('--tcp-flows', 0), num('--udp-flows', 0));
 const write = () => process.stdout.write(`${JSON.stringify(worker.report())}\n`);
 const timer = setInterval(write, num('--report-ms', 500));
 
+/** Time for the final report to be written before the worker exits without it. */
+const STOP_EXIT_MS = 2_000;
+let stopping = false;
+
+/**
+ * The `stop` command, SIGTERM, or stdin closing: the last is how a worker learns that its lab command died without
+ * stopping it (killed outright). In a process group of its own (run.ts), nothing else would end it.
+ */
 function stop(): void {
+  if (stopping) return;
+  stopping = true;
   clearInterval(timer);
+  // The final report goes to a parent that may be gone or not reading: the worker exits without it after a bound.
+  setTimeout(() => process.exit(0), STOP_EXIT_MS);
   process.stdout.write(`${JSON.stringify(worker.stop())}\n`, () => process.exit(0));
 }
 

@@ -1,7 +1,10 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createInterface } from 'node:readline';
 import { sleep, waitFor } from '@l4fleet/process';
 import { afterEach, describe, expect, test } from 'vitest';
-import type { FlowSample } from './types.js';
+import { scriptArgv } from '../runtime/scripts.js';
+import type { FlowSample, WorkerReport } from './types.js';
 import { FlowWorker } from './worker.js';
 
 /** An identity server on loopback that answers each line with `backend=b1` while `answering` is set. */
@@ -135,5 +138,29 @@ describe('lab flows - worker', () => {
     const pause = flow()?.maxPauseMs ?? -1;
     expect(Number.isInteger(pause)).toBe(true);
     expect(pause).toBe(87);
+  });
+});
+
+describe('lab flows - worker-main', () => {
+  let child: ChildProcess | undefined;
+  afterEach(() => {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    child = undefined;
+  });
+
+  // In a process group of its own (run.ts), the worker no longer goes with a kill of its lab command's group: the end
+  // of its stdin (the command died, even by SIGKILL) is what tells it to stop.
+  test('lab flows - the worker stops when its stdin ends: its final report, exit 0', async () => {
+    const [cmd = process.execPath, ...args] = scriptArgv('flows/worker-main');
+    const c = spawn(cmd, [...args, '--report-ms', '50'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    child = c;
+    const reports: WorkerReport[] = [];
+    createInterface({ input: c.stdout }).on('line', (l) => reports.push(JSON.parse(l) as WorkerReport));
+    await waitFor('a first report', async () => (reports.length > 0 ? true : undefined), 20_000, 20);
+    c.stdin.end();
+    const exited = (): true | undefined => (c.exitCode !== null || c.signalCode !== null ? true : undefined);
+    await waitFor('the worker exiting after its stdin ended', async () => exited(), 10_000, 20);
+    expect({ code: c.exitCode, signal: c.signalCode }).toEqual({ code: 0, signal: null });
+    expect(reports.at(-1)?.flows).toEqual([]);
   });
 });
