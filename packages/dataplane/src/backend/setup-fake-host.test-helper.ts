@@ -36,6 +36,9 @@ export const INPUT = {
  * fails as the kernel or coreutils
  * answer it (`ip addr del`, `tc qdisc del`, `tc filter del`, `rmdir`), and so does an add of what is. `hang(prefix)` makes the next command starting with `prefix` wait
  * until released (a setup stopped there, as by a kill); `reached` resolves when it gets there.
+ * `maps` holds each pinned map's entries (path -> key hex -> value hex, as syncMaps writes them): `map dump` prints
+ * them, `bpftool batch` applies its lines in order and, as bpftool does, stops at the first that fails, the ones
+ * before it staying applied; `batch.failAt` (0-based, once) makes that line fail (ENOMEM, memlock, a kill).
  */
 export function fakeHost(initialSysctls: Record<string, string> = {}) {
   const lo = new Map<string, string>(); // hex -> `address/prefixlen`, as `ip -j addr` prints it
@@ -45,9 +48,30 @@ export function fakeHost(initialSysctls: Record<string, string> = {}) {
   const hangs: { prefix: string; reached: () => void; release: Promise<void> }[] = [];
   const ok = (stdout = '') => ({ code: 0, stdout, stderr: '' });
   const fail = (code: number, stderr: string) => ({ code, stdout: '', stderr: `${stderr}\n` });
+  const maps = new Map<string, Map<string, string>>();
+  const batch = { failAt: undefined as number | undefined };
+  const unspaced = (bytes: string) => bytes.split(' ').join('');
+  const spacedBytes = (h: string) => (h.match(/../g) ?? []).map((b) => `0x${b}`);
+  const runBatch = (script: string) => {
+    const lines = script.split('\n').filter((l) => l.trim() !== '');
+    for (const [i, l] of lines.entries()) {
+      if (batch.failAt === i) {
+        batch.failAt = undefined;
+        return fail(255, `Error: update failed: Cannot allocate memory\nError: processed ${i} commands`);
+      }
+      const m = /^map (update|delete) pinned (\S+) key hex ([0-9a-f ]+?)(?: value hex ([0-9a-f ]+))?$/.exec(l);
+      if (!m) return fail(255, `Error: unrecognised batch line: ${l}`);
+      const [, op, path, key, value] = m as unknown as [string, string, string, string, string | undefined];
+      const entries = maps.get(path) ?? new Map<string, string>();
+      maps.set(path, entries);
+      if (op === 'update') entries.set(unspaced(key), unspaced(value ?? ''));
+      else if (!entries.delete(unspaced(key))) return fail(255, 'Error: delete failed: No such file or directory');
+    }
+    return ok();
+  };
   const under = (p: string) => [...paths].filter((x) => x.startsWith(`${p}/`));
   const hexOf = (cidr: string) => toHex(parseAddress(cidr.split('/')[0] as string).bytes);
-  const exec: Exec = async (argv) => {
+  const exec: Exec = async (argv, input) => {
     const [cmd, ...args] = argv;
     const line = argv.join(' ');
     const h = hangs.findIndex((x) => line.startsWith(x.prefix));
@@ -119,8 +143,16 @@ export function fakeHost(initialSysctls: Record<string, string> = {}) {
       paths.add(p);
     }
     if (line.startsWith('bpftool prog load')) paths.add(args[3] as string);
-    if (cmd === 'rm') for (const p of [...paths]) if (p.startsWith(args[1] as string)) paths.delete(p);
-    if (line.startsWith('bpftool -j map dump')) return ok('[]');
+    if (cmd === 'rm') {
+      for (const p of [...paths]) if (p.startsWith(args[1] as string)) paths.delete(p);
+      for (const p of [...maps.keys()]) if (p.startsWith(args[1] as string)) maps.delete(p);
+    }
+    if (line.startsWith('bpftool -j map dump')) {
+      const entries = [...(maps.get(args.at(-1) as string) ?? [])];
+      return ok(JSON.stringify(entries.map(([k, v]) => ({ key: spacedBytes(k), value: spacedBytes(v) }))));
+    }
+    if (line === 'bpftool batch file -')
+      return runBatch(typeof input === 'string' ? input : [...(input ?? [])].join(''));
     if (line.startsWith('bpftool -j prog show')) return ok('{"id":42}');
     if (line.startsWith('tc -j qdisc show')) return ok(JSON.stringify(tc.clsact ? [{ kind: 'clsact' }] : []));
     if (line.startsWith('tc -j filter show')) {
@@ -164,7 +196,7 @@ export function fakeHost(initialSysctls: Record<string, string> = {}) {
     });
     return { reached: at, release: () => release() };
   };
-  return { exec, lo, paths, sysctls, tc, hang };
+  return { exec, lo, paths, sysctls, tc, maps, batch, hang };
 }
 
 export async function hostDeps(exec: Exec, cleanups: (() => Promise<unknown>)[]) {

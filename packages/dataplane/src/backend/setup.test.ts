@@ -437,6 +437,48 @@ describe('backend host', () => {
     expect(host.tc).toEqual({ clsact: false, filter: undefined });
   });
 
+  // bpftool batch stops at its first failing line and keeps the ones before: a re-run (systemctl reload) that
+  // changes --nodes deletes the old node, then fails to add the new one. The rollback must put the old one back.
+  test('backend host - a second setup whose map batch fails after its delete puts the maps back as they were', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    const report = await setupBackend(INPUT, deps);
+    const nodes4 = `${report.pinDir}/maps/l4fb_nodes4`;
+    expect([...(host.maps.get(nodes4) ?? [])]).toEqual([['c6120001', '01']]);
+    const before = new Map([...host.maps].map(([k, v]) => [k, new Map(v)]));
+    const batches: string[] = [];
+    const recording: Exec = async (argv, input) => {
+      if (argv[1] === 'batch') batches.push(String(input));
+      return host.exec(argv, input);
+    };
+    host.batch.failAt = 1;
+    const setup = setupBackend({ ...INPUT, nodes: ['198.18.0.2'] }, { ...deps, exec: recording });
+    await expect(setup).rejects.toThrow(/^bpftool batch file -: exit 255: .*Cannot allocate memory/);
+    await expect(setup).rejects.not.toThrow('the rollback failed too');
+    expect(batches).toHaveLength(2);
+    expect(host.maps).toEqual(before);
+    expect((await readRecord(report.recordPath))?.nodes).toEqual(['198.18.0.1']);
+  });
+
+  test('backend host - a second setup failing after its maps changed, with a record whose options no longer parse, keeps the record and says to tear down', async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    const report = await setupBackend(INPUT, deps);
+    const old = await readRecord(report.recordPath);
+    if (!old) throw new Error('no record');
+    // An older setup's record the parser now refuses: its allow lists cannot be rebuilt for the undo.
+    const unparsable = { ...old, nodes: ['198.18.0.1', '198.18.0.1'] };
+    await writeRecord(report.recordPath, unparsable);
+    host.batch.failAt = 1;
+    const setup = setupBackend({ ...INPUT, nodes: ['198.18.0.2'] }, deps);
+    await expect(setup).rejects.toThrow(/^bpftool batch file -: exit 255: .*; the rollback failed too \(/);
+    await expect(setup).rejects.toThrow(
+      `${report.pinDir}/maps: not restored: the previous setup's options in ${report.recordPath} no longer parse`,
+    );
+    await expect(setup).rejects.toThrow('run l4fleet backend teardown');
+    expect((await readRecord(report.recordPath))?.incomplete).toBe(true);
+  });
+
   test.each([
     ['stateDir', '--state-dir'],
     ['bpffs', '--bpffs'],

@@ -179,8 +179,8 @@ async function setupLocked(opts: BackendSetupOptions, ctx: SetupContext): Promis
   const current = new Map(keyList.map((k, i) => [k, values[i] as string]));
   const onLo = await loopbackAddresses(exec);
   const clsactThere = await hasClsact(exec, ifname);
-  // Read before any change: a record of an older setup whose options no longer parse gives no map undo.
-  const restore = prev ? previousMaps(prev) : undefined;
+  // Read before any change; only a generation already loaded (so with a previous record) has maps to put back.
+  const restore = prev ? previousMaps(prev, path) : { why: `no record of a previous setup in ${path}` };
 
   // The plan. The value before the FIRST setup is what teardown restores.
   const sysctlWrites = planSysctls(keys, current);
@@ -285,9 +285,15 @@ async function setupLocked(opts: BackendSetupOptions, ctx: SetupContext): Promis
       await loadProgram(exec, object, pinDir);
       changes.push({ what: 'program', detail: `${object.path} loaded, pinned at ${pinDir}` });
     }
-    // 4. The allow lists and the config, filled before the filter sees a packet.
+    // 4. The allow lists and the config, filled before the filter sees a packet. The undo first: bpftool batch
+    // stops at its first failing line, keeping those before (a node's delete without its update); syncMaps diffs,
+    // so it puts back the previous entries after any part. A fresh generation's maps go with its pins.
+    const putBack = async () => {
+      if ('why' in restore) throw new Error(`${pinDir}/maps: not restored: ${restore.why}`);
+      return syncMaps(exec, pinDir, restore.maps);
+    };
+    if (!fresh) undo.push({ kind: 'other', run: putBack });
     const written = await syncMaps(exec, pinDir, desiredMaps(opts));
-    if (!fresh && restore) undo.push({ kind: 'other', run: () => syncMaps(exec, pinDir, restore) });
     if (written > 0) changes.push({ what: 'maps', detail: `${written} entries written or deleted` });
     // 5. clsact, then our filter (replace is atomic for the packets in flight).
     if (!(await hasClsact(exec, ifname))) {
@@ -371,12 +377,13 @@ async function rollback(undo: readonly Undo[]): Promise<string[]> {
   return failed;
 }
 
-/** What the maps held after the previous setup, for the undo; undefined when its options no longer parse. */
-function previousMaps(prev: BackendRecord): MapContents | undefined {
+/** What the maps held after the previous setup, for the undo; or why not (its options no longer parse). */
+function previousMaps(prev: BackendRecord, path: string): { readonly maps: MapContents } | { readonly why: string } {
   try {
-    return desiredMaps(parseBackendSetupOptions(recordInput(prev)));
-  } catch {
-    return undefined;
+    return { maps: desiredMaps(parseBackendSetupOptions(recordInput(prev))) };
+  } catch (err) {
+    const problems = (err as Error).message.replaceAll('\n', '; ');
+    return { why: `the previous setup's options in ${path} no longer parse (${problems})` };
   }
 }
 
