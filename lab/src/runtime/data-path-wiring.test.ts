@@ -31,6 +31,30 @@ describe('lab data path - wiring', () => {
     expect(hostScript(nftables, 'backend1')).toContain('198.51.100.10/32 dev lo');
   });
 
+  test('encapsulated backends: default routes advertise an MSS whose encapsulated segment fits the 1,500-byte links', () => {
+    // docs/backend-host.md "MTU and MSS", 0007 "MTU": a node drops a non-GSO packet that no longer fits (too-big, no
+    // ICMP), so the backend's SYN-ACK must keep the client's segments small: gue with second chance's 12 / 24 bytes.
+    const expected = { gue: [1420, 1368], ipip: [1440, 1400], gre: [1436, 1396] } as const;
+    for (const [forwarding, [v4, v6]] of Object.entries(expected)) {
+      const t = buildTopology({ id: 't', dataplane: 'bpf', backendNetwork: 'routed', forwarding: forwarding as 'gue' });
+      const script = hostScript(t, 'backend2');
+      expect(script, forwarding).toContain(`ip -n l4f-t-backend2 route replace default via 198.18.3.1 advmss ${v4}`);
+      expect(script, forwarding).toContain(
+        `ip -n l4f-t-backend2 -6 route replace default via 2001:db8:3::1 advmss ${v6}`,
+      );
+      // Only the backends: the client's and nodes' routes keep the kernel's MSS (their replies are not encapsulated).
+      expect(hostScript(t, 'node1'), forwarding).not.toContain('advmss');
+      expect(hostScript(t, 'client'), forwarding).not.toContain('advmss');
+    }
+    // The lab's default (bpf, routed, gue).
+    expect(hostScript(buildTopology({ id: 't' }), 'backend1')).toContain('via 198.18.3.1 advmss 1420');
+    // Nothing added on the way to the backend: the kernel's MSS.
+    expect(hostScript(nftables, 'backend1')).not.toContain('advmss');
+    expect(
+      hostScript(buildTopology({ id: 't', forwarding: 'nat', backendNetwork: 'routed' }), 'backend1'),
+    ).not.toContain('advmss');
+  });
+
   test('nat: nodes forward IP (both families); backends hold no VIP and listen on the members port only', () => {
     const nat = buildTopology({ id: 't', forwarding: 'nat' });
     expect(hostScript(nat, 'node1')).toMatch(

@@ -15,6 +15,7 @@ import {
   type Segment,
   type Topology,
 } from '../topology/model.js';
+import { backendAdvmss } from './backend-mss.js';
 
 /** Name of a bridge port in the hub namespace; unique per hub and within IFNAMSIZ (15). */
 export function hubPortName(segment: Segment, host: string): string {
@@ -143,6 +144,11 @@ export function hostConfigScript(topology: Topology, host: LabHost): string[] {
     case 'backend': {
       // Routed backends: their gateway is the router's address on their own segment.
       const gw = attachmentOf(topology, backendSegmentOf(topology).name, 'router');
+      // Encapsulated forwarding: an MSS that leaves room for the nodes' outer headers (backend-mss.ts).
+      const advmss = (family: 4 | 6) => {
+        const mss = backendAdvmss(topology.dataPath.forwarding, family);
+        return mss === undefined ? '' : ` advmss ${mss}`;
+      };
       const lines = [
         // DSR: the VIPs sit on lo; the backend must neither answer ARP for them nor use them as ARP source.
         ...sysctl(n, {
@@ -151,8 +157,8 @@ export function hostConfigScript(topology: Topology, host: LabHost): string[] {
           'net.ipv4.conf.all.rp_filter': 0,
           'net.ipv4.conf.default.rp_filter': 0,
         }),
-        `ip -n ${n} route replace default via ${gw.ipv4}`,
-        `ip -n ${n} -6 route replace default via ${gw.ipv6}`,
+        `ip -n ${n} route replace default via ${gw.ipv4}${advmss(4)}`,
+        `ip -n ${n} -6 route replace default via ${gw.ipv6}${advmss(6)}`,
       ];
       // Encapsulated forwarding: `l4fleet backend setup` puts the VIPs on lo (backend-setup.ts), as on a real host.
       // NAT: the members see their own address as the destination; no VIP on the backend.
