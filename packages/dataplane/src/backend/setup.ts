@@ -88,7 +88,6 @@ export interface BackendSetupReport {
 }
 
 export const TOOLS = ['ip', 'tc', 'bpftool', 'sysctl', 'stat', 'readlink'] as const;
-
 /** In the kernel's text (loopbackAddresses()), which the record is compared with: not as typed (`2001:DB8::1`). */
 const prefixOf = (a: HostAddress): string => `${addressText(a.family, a.bytes)}/${a.family === 4 ? 32 : 128}`;
 const exists = async (exec: Exec, path: string): Promise<boolean> => (await exec(['test', '-e', path])).code === 0;
