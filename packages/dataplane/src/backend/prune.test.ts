@@ -51,4 +51,30 @@ describe('backend prune', () => {
     expect(again.changes).toContainEqual({ what: 'program', detail: `previous generation ${old} removed` });
     expect([...host.paths].filter((p) => p.startsWith(old))).toEqual([]);
   });
+
+  test("backend prune - a pin base that cannot be listed is a warning naming it and ls's stderr, not a failure; the next setup looks again", async () => {
+    const host = fakeHost(PRISTINE);
+    const deps = await hostDeps(host.exec);
+    const old = (await setupBackend(INPUT, deps)).pinDir;
+    const base = old.slice(0, old.lastIndexOf('/'));
+    await writeFile(deps.objectPath, 'a newer object');
+    // ls exits 2 with nothing on stdout: read as an empty list, the failure would pass for "nothing to prune".
+    const failing: Exec = async (argv, input) =>
+      argv.join(' ') === `ls ${base}`
+        ? { code: 2, stdout: '', stderr: `ls: cannot open directory '${base}': Permission denied\n` }
+        : host.exec(argv, input);
+    const report = await setupBackend(INPUT, { ...deps, exec: failing });
+    expect(report.warnings).toHaveLength(1);
+    expect(report.warnings[0]).toMatch(/previous generations under .* not looked for: .*the next setup tries again/);
+    expect(report.warnings).toEqual([
+      `previous generations under ${base} not looked for: ls ${base}: exit 2: ls: cannot open directory ` +
+        `'${base}': Permission denied (the next setup tries again)`,
+    ]);
+    expect(report.changes.map((c) => c.detail)).not.toContain(`previous generation ${old} removed`);
+    expect([...host.paths]).toContain(`${report.pinDir}/prog`);
+    expect([...host.paths].filter((p) => p.startsWith(old)).length).toBeGreaterThan(0);
+    const again = await setupBackend(INPUT, deps);
+    expect(again.warnings).toEqual([]);
+    expect(again.changes).toContainEqual({ what: 'program', detail: `previous generation ${old} removed` });
+  });
 });
