@@ -4,6 +4,7 @@ import type { HealthCheck } from '@l4fleet/config';
 import { MAX_PROBE_FAILURES_PER_STATUS } from '@l4fleet/store';
 import pino from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
+import { createManualClock } from '../clock.js';
 import { createHealthChecker, type HealthObservation, MAX_PROBE_REASON_CHARS, probeFailuresReport } from './checker.js';
 import type { Probe, ProbeResult } from './probe.js';
 
@@ -239,6 +240,37 @@ describe('health checker - a member with several checks (pools[].additionalHealt
     // One member, one key: the aggregator and the status record never see the checks apart.
     expect(new Set(seen.map((o) => o.key))).toEqual(new Set(['web/a']));
     expect(seen.filter((o) => o.changed).map((o) => o.status)).toEqual(['up', 'down', 'up']);
+    c.close();
+  });
+
+  // failures() ordered the checks by wall-clock time: a step back between two failures (NTP, an operator) made the
+  // later one look older, and the status record, `l4fleet status` and the dashboard blamed the member's own port
+  // when the shared database check had failed first.
+  test('the wall clock stepped back between two failures: the reason is still the check that failed first', async () => {
+    const clock = createManualClock(1_000_000_000_000);
+    let ownUp = true;
+    let dbUp = true;
+    const database: HealthCheck = { ...check, address: '198.51.100.9', port: 5432, rise: 1, fall: 1 };
+    const own: HealthCheck = { ...check, rise: 1, fall: 1 };
+    const probe: Probe = async (t) => {
+      const up = t.port === 5432 ? dbUp : ownUp;
+      return up ? { ok: true, latencyMs: 1 } : { ok: false, latencyMs: 1, reason: t.port === 5432 ? 'DB' : 'OWN' };
+    };
+    const c = createHealthChecker({ probe, logger, clock, onObservation: () => undefined });
+    c.setTargets([{ key: 'web/w0', address: '127.0.0.1', port: 80, checks: [own, database] }]);
+    await clock.advance(3_000);
+    expect(c.observed().get('web/w0')).toBe('up');
+    dbUp = false;
+    await clock.advance(3_000);
+    expect(c.observed().get('web/w0')).toBe('down');
+    const dbDownAtMs = c.failures().get('web/w0')?.sinceMs;
+    clock.stepWall(-600_000);
+    ownUp = false;
+    await clock.advance(3_000);
+    expect(c.failures().get('web/w0')).toEqual({
+      reason: 'check 2 of 2 (tcp at 198.51.100.9 port 5432): DB',
+      sinceMs: dbDownAtMs,
+    });
     c.close();
   });
 

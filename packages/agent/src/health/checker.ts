@@ -100,8 +100,11 @@ interface Running {
   members: ReadonlyMap<string, string>;
   readonly identity: string;
   readonly hysteresis: Hysteresis;
-  /** Set when it went down (the probe's own reason, unlabelled); cleared when it comes back. */
-  failure: ProbeFailure | undefined;
+  /**
+   * Set when it went down (the probe's own reason, unlabelled); cleared when it comes back. `sinceMono` (steady time)
+   * orders a member's failed checks: a wall-clock step between two failures must not make the later one look older.
+   */
+  failure: (ProbeFailure & { readonly sinceMono: number }) | undefined;
   timer: unknown;
   stopped: boolean;
 }
@@ -229,8 +232,9 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
       log.error({ event: 'healthObserverFailed', err });
     }
     const checkChangedTo = r.hysteresis.observe(result.ok);
-    if (checkChangedTo === 'down') r.failure = { reason: result.reason ?? 'failed', sinceMs: clock.now() };
-    else if (checkChangedTo) r.failure = undefined;
+    if (checkChangedTo === 'down') {
+      r.failure = { reason: result.reason ?? 'failed', sinceMs: clock.now(), sinceMono: clock.monoMs() };
+    } else if (checkChangedTo) r.failure = undefined;
     for (const [key, label] of r.members) observeMember(key, r, label, result);
     const elapsedMs = clock.monoMs() - startedMs;
     schedule(r, Math.min(r.check.intervalMs, Math.max(0, r.check.intervalMs - elapsedMs)));
@@ -336,15 +340,17 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
       return new Map([...members].map(([k, m]) => [k, m.status]));
     },
     failures() {
-      // The member's failure: that of its check down longest (the one that took it down while others still pass);
-      // when it need not pass all its checks, how many are down, since one failed check alone does not take it down.
+      // The member's failure: that of its check down longest (the one that took it down while others still pass), by
+      // steady time (a wall-clock step back would make a later failure look older; its wall-clock sinceMs is only the
+      // time written out); when it need not pass all its checks, how many are down, since one failed check alone does
+      // not take it down.
       const out = new Map<string, ProbeFailure>();
       for (const [key, m] of members) {
         if (m.status !== 'down') continue;
         const runs = byMember.get(key) ?? [];
         const downs = runs.filter((r) => r.failure !== undefined);
         const first = downs.reduce<Running | undefined>(
-          (a, r) => (a?.failure && r.failure && a.failure.sinceMs <= r.failure.sinceMs ? a : r),
+          (a, r) => (a?.failure && r.failure && a.failure.sinceMono <= r.failure.sinceMono ? a : r),
           undefined,
         );
         if (!first?.failure) continue;
