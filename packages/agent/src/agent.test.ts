@@ -168,13 +168,33 @@ describe('agent - serving', () => {
     const log = pino({ level: 'debug', base: { node: 'n1' } }, { write: (l: string) => void raw.push(l) });
     const store = new MemoryFleetStore();
     await store.apply(fleetFile);
-    const n = startNode(store, 'n1', 0, undefined, log);
+    // BFD on, with a bfdd whose sessions come up when configured: the controller logs the peer it configures.
+    const sessions = new Map<string, string>();
+    const bfdd: Bfdd = {
+      sessions: async () => [...sessions].map(([peer, local]) => ({ peer, local, status: 'up', sinceS: 0 })),
+      configure: async (p) => void sessions.set(p.address, p.localAddress),
+      remove: async (p) => void sessions.delete(p.address),
+    };
+    const config = parseAgentConfig({
+      node: { name: 'n1', interface: 'eth0', address: '198.18.0.11' },
+      bgp: { asn: 65001, peers: [{ address: '198.18.0.1', asn: 65000 }], gracefulShutdownMs: 150 },
+      bfd: { enabled: true },
+      etcd: { endpoints: ['http://127.0.0.1:2379'], leaseTtlS: 5 },
+      dataplane: { driver: 'dry-run' },
+      drain: { forwardAfterWithdrawMs: 50 },
+    });
+    const n = startNode(store, 'n1', 0, undefined, log, { bfdd, config });
     await n.agent.start();
     await n.agent.whenReady(5_000);
     await until('routes', () => n.ops.some((o) => o.startsWith('routes:198')));
-    const components = new Set(raw.map((l) => (JSON.parse(l) as { component?: string }).component));
-    // The components whose lines are checked: the agent's own and those naming their own.
-    expect([...components]).toEqual(expect.arrayContaining(['agent', 'serve', 'aggregator']));
+    // A member going down: the health checker logs what it observed.
+    failing.set('n1', new Set(['198.18.0.21']));
+    await until('web/a observed down', () => n.agent.status().observed['web/a'] === 'down');
+    const componentsOf = () => new Set(raw.map((l) => (JSON.parse(l) as { component?: string }).component));
+    await until('a bfd line', () => componentsOf().has('bfd'));
+    // The components whose lines are checked: the agent's own and those naming their own (the health checker's
+    // and the BFD controller's are bound by the agent and by the controller itself, from the agent's base logger).
+    expect([...componentsOf()]).toEqual(expect.arrayContaining(['agent', 'serve', 'aggregator', 'health', 'bfd']));
     const repeated = raw.filter(
       (l) => (l.match(/"node":/g) ?? []).length > 1 || (l.match(/"component":/g) ?? []).length > 1,
     );
