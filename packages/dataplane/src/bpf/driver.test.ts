@@ -4,7 +4,17 @@ import { join } from 'node:path';
 import { buildTable } from '@l4fleet/maglev';
 import pino from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { encodeVipKey, VIP_BYTES } from './codec.js';
+import {
+  ADDR_KEY_BYTES,
+  addressText,
+  BACKEND_BYTES,
+  CONFIG_BYTES,
+  decodeDump,
+  encodeVipKey,
+  MapId,
+  VIP_BYTES,
+  VIP_KEY_BYTES,
+} from './codec.js';
 import { type BpfDataPlane, createBpfDataPlane } from './driver.js';
 import { Op } from './loader.js';
 
@@ -18,8 +28,9 @@ const EMPTY_DUMP = Buffer.alloc(4 + 4 + 4 + 4 + 24 + 4);
  * A stand-in for l4fleet-bpf: answers the start and every request with status 0, but op 9 (remove) with
  * FAKE_REMOVE_STATUS (19, ENODEV: what the real loader answered for an interface deleted under it), and op 6 (dump)
  * with FAKE_DUMP until a remove succeeded, then with empty maps, op 7 (stats) with all counters zero
- * and op 10 (prog-info) with zeros. Appends its pid to FAKE_DIR/pids and each op to
- * FAKE_DIR/ops. It refuses op FAKE_FAIL_ON_OP (status 5, EIO).
+ * and op 10 (prog-info) with zeros. Appends its pid to FAKE_DIR/pids, each op to FAKE_DIR/ops, and each request it
+ * ran (op and payload in hex) to FAKE_DIR/done. It refuses op FAKE_FAIL_ON_OP (status 5, EIO) and, as the loader
+ * does (OP_CHAINED), runs no request of the same send after a refused one.
  */
 const FAKE_LOADER = `#!/usr/bin/env node
 const fs = require('node:fs');
@@ -35,16 +46,26 @@ const starts = (process.env.FAKE_STARTS || 'attached 7 object chain').split('|')
 const nth = fs.readFileSync(dir + '/pids', 'utf8').trim().split('\\n').length - 1;
 reply(0, Buffer.from(starts[Math.min(nth, starts.length - 1)]));
 let buf = Buffer.alloc(0);
+let chainFailed = false;
 process.stdin.on('data', (d) => {
   buf = Buffer.concat([buf, d]);
   while (buf.length >= 8 && buf.length >= 8 + buf.readUInt32LE(4)) {
+    const chained = (buf.readUInt32LE(0) & 0x80000000) !== 0;
     const op = buf.readUInt32LE(0) & 0x7fffffff;
+    const payload = buf.subarray(8, 8 + buf.readUInt32LE(4));
     buf = buf.subarray(8 + buf.readUInt32LE(4));
     fs.appendFileSync(dir + '/ops', op + '\\n');
+    if (!chained) chainFailed = false;
+    else if (chainFailed) {
+      reply(125, Buffer.from('not run: an earlier request of this apply failed'));
+      continue;
+    }
     if (op === Number(process.env.FAKE_FAIL_ON_OP)) {
+      chainFailed = true;
       reply(5, Buffer.from('Input/output error'));
       continue;
     }
+    fs.appendFileSync(dir + '/done', op + ' ' + payload.toString('hex') + '\\n');
     const removeStatus = Number(process.env.FAKE_REMOVE_STATUS ?? 0);
     if (op === 9 && removeStatus !== 0) reply(removeStatus, Buffer.from('detaching from ifindex 5: No such device'));
     else if (op === 9) {
@@ -99,6 +120,67 @@ const lines = (name: string): string[] =>
         .filter((l) => l !== '')
     : [];
 const pids = (): number[] => lines('pids').map(Number);
+
+/** Key and value bytes of each map an OP_UPDATE / OP_DELETE names (codec.ts MapId; source ranges not modelled). */
+const ELEMENT_BYTES: Record<number, [key: number, value: number]> = {
+  [MapId.vips]: [VIP_KEY_BYTES, VIP_BYTES],
+  [MapId.vipAddrs]: [ADDR_KEY_BYTES, 4],
+  [MapId.backends]: [4, BACKEND_BYTES],
+  [MapId.config]: [4, CONFIG_BYTES],
+};
+
+/**
+ * What the pinned maps hold after the requests the fakes ran (FAKE_DIR/done), in the loader's OP_DUMP layout (maps.c
+ * dump()): given as FAKE_DUMP to the next loader, it reads back what the last one wrote, as the real pins would.
+ */
+function pinnedDump(): Buffer {
+  const maps = new Map<number, Map<string, Buffer>>(Object.keys(ELEMENT_BYTES).map((m) => [Number(m), new Map()]));
+  const tables = new Map<number, Uint32Array>();
+  for (const line of lines('done')) {
+    const [opText, hex] = line.split(' ') as [string, string];
+    const op = Number(opText);
+    const p = Buffer.from(hex, 'hex');
+    if (op === Op.update || op === Op.delete) {
+      const map = p.readUInt32LE(0);
+      const [k, v] = ELEMENT_BYTES[map] ?? [];
+      if (k === undefined || v === undefined) throw new Error(`map ${map} is not modelled by pinnedDump`);
+      const size = op === Op.update ? k + v : k;
+      for (let i = 0, at = 8; i < p.readUInt32LE(4); i++, at += size) {
+        const key = p.toString('hex', at, at + k);
+        if (op === Op.update) maps.get(map)?.set(key, p.subarray(at, at + size));
+        else maps.get(map)?.delete(key);
+      }
+    } else if (op === Op.tableCreate) {
+      tables.set(
+        p.readUInt32LE(0),
+        new Uint32Array(p.readUInt32LE(4)).map((_, s) => p.readUInt32LE(8 + 4 * s)),
+      );
+    } else if (op === Op.tableWrite) {
+      const table = tables.get(p.readUInt32LE(0)) as Uint32Array;
+      const n = p.readUInt32LE(4);
+      for (let i = 0; i < n; i++) table[p.readUInt32LE(8 + 4 * i)] = p.readUInt32LE(8 + 4 * (n + i));
+    } else if (op === Op.tableDelete) tables.delete(p.readUInt32LE(0));
+    else if (op === Op.remove) {
+      for (const m of maps.values()) m.clear();
+      tables.clear();
+    } else if (op === Op.tablePrev) throw new Error('previous owners are not modelled by pinnedDump');
+  }
+  const u32 = (...v: number[]): Buffer => Buffer.from(Uint32Array.from(v).buffer);
+  const entries = (map: number): Buffer[] => {
+    const m = maps.get(map) as Map<string, Buffer>;
+    return [u32(m.size), ...m.values()];
+  };
+  const config = maps.get(MapId.config)?.values().next().value?.subarray(4);
+  return Buffer.concat([
+    ...entries(MapId.vips),
+    ...entries(MapId.vipAddrs),
+    ...entries(MapId.backends),
+    u32(config ? 1 : 0),
+    config ?? Buffer.alloc(CONFIG_BYTES),
+    u32(tables.size),
+    ...[...tables].flatMap(([idx, t]) => [u32(idx, t.length), Buffer.from(t.buffer)]),
+  ]);
+}
 
 afterEach(() => {
   vi.unstubAllEnvs();
@@ -277,11 +359,14 @@ describe('bpf driver - verify and the attach check', () => {
     const dp = fakeDriver({ FAKE_FAIL_ON_OP: String(Op.attachCheck) });
     await dp.apply(desired);
     vi.stubEnv('FAKE_FAIL_ON_OP', '');
+    // The new loader reads back what the first wrote: the maps need nothing, the re-attach is the whole repair.
+    vi.stubEnv('FAKE_DUMP', pinnedDump().toString('hex'));
     const r = await dp.verify();
     expect(pids()).toHaveLength(2);
     expect(alive(pids()[0] as number)).toBe(false);
-    expect(r.transactions).toBeGreaterThan(0);
-    expect(r.vips.map((v) => v.action)).not.toContain('unchanged');
+    expect(r.transactions).toBe(1);
+    // Each VIP named as repaired (the agent's driftRepaired warning lists the VIPs not 'unchanged').
+    expect(r.vips.map((v) => v.action)).toEqual(['updated']);
     await dp.close();
   });
 
@@ -298,12 +383,18 @@ describe('bpf driver - verify and the attach check', () => {
       await dp.apply(desired);
       await expect(call(dp)).rejects.toMatchObject({ code: 'BPF_FAILED' });
       vi.stubEnv('FAKE_FAIL_ON_OP', '');
+      // The new loader reads back what the first wrote: the maps need nothing, the re-attach is the whole repair.
+      vi.stubEnv('FAKE_DUMP', pinnedDump().toString('hex'));
       await call(dp); // the new loader's start attaches the program
       expect(pids()).toHaveLength(2);
       const r = await dp.verify();
-      expect(r.vips.map((v) => v.action)).not.toContain('unchanged');
-      // What verify reports with nothing detached (the fake's dump is empty, so it writes the VIP again each time).
+      // Each VIP named as repaired, though its maps were right (the agent's driftRepaired warning lists the VIPs
+      // not 'unchanged': none would be named).
+      expect(r.vips.length).toBeGreaterThan(0);
+      expect(r.vips.every((v) => v.action !== 'unchanged')).toBe(true);
+      // What verify reports with nothing detached: nothing to write.
       const baseline = (await dp.verify()).transactions;
+      expect(baseline).toBe(0);
       expect(r.transactions).toBe(baseline + 1);
       expect(pids()).toHaveLength(2);
       await dp.close();
@@ -319,9 +410,12 @@ describe('bpf driver - verify and the attach check', () => {
     });
     await dp.apply(desired);
     vi.stubEnv('FAKE_FAIL_ON_OP', '');
+    vi.stubEnv('FAKE_DUMP', pinnedDump().toString('hex')); // the pins as the first loader left them
     const r = await dp.verify(); // the check fails, a new loader starts and attaches XDP again
     expect(pids()).toHaveLength(2);
+    expect(r.vips.map((v) => v.action)).toEqual(['updated']);
     const baseline = (await dp.verify()).transactions;
+    expect(baseline).toBe(0);
     expect(r.transactions).toBe(baseline + 1);
     await dp.close();
   });
@@ -347,6 +441,41 @@ describe('bpf driver - verify and the attach check', () => {
     vi.stubEnv('FAKE_FAIL_ON_OP', '');
     await dp.apply(desired);
     expect(pids()).toHaveLength(2);
+    await dp.close();
+  });
+});
+
+describe('bpf driver - verify after a refused apply', () => {
+  const vip = { address: '198.51.100.44', port: 80, protocol: 'tcp' as const };
+  const addresses = (net: number): string[] => [0, 1, 2].map((i) => `198.18.${net}.${10 + i}`);
+  const desired = (net: number) => {
+    const backends = addresses(net).map((address, i) => ({ name: `n${net}-${i}`, address, port: 80 }));
+    return [{ vip, hash: '5-tuple' as const, seed: 7, backends, slots: buildTable(backends, 251) }];
+  };
+
+  // The refused apply's backends were written before its table write failed; a verify restoring the state from before
+  // it would mark them down again and put the old backends back in the table, undoing what that apply committed,
+  // until the next apply (0a8b883: the mutation check found no test that failed without it).
+  test("verify after an apply the loader refused part-way restores that apply's state, not the one before it", async () => {
+    const dp = fakeDriver({ FAKE_FAIL_ON_OP: String(Op.tableWrite) }); // the first apply creates the table
+    await dp.apply(desired(90));
+    await expect(dp.apply(desired(91))).rejects.toMatchObject({ code: 'BPF_FAILED' });
+    vi.stubEnv('FAKE_FAIL_ON_OP', '');
+    const liveIn = (d: ReturnType<typeof decodeDump>): string[] =>
+      [...d.backends.values()]
+        .filter((b) => b.live)
+        .map((b) => addressText(b.addressHex))
+        .sort();
+    // What the refused apply committed: the new backends, live beside the old ones, the table still the old one's.
+    const before = pinnedDump();
+    expect(liveIn(decodeDump(before))).toEqual([...addresses(90), ...addresses(91)]);
+    vi.stubEnv('FAKE_DUMP', before.toString('hex')); // the next loader reads back the pins the first one wrote
+    await dp.verify();
+    const after = decodeDump(pinnedDump());
+    expect(liveIn(after)).toEqual(addresses(91));
+    const slots = after.tables.get(after.vips[0]?.value.table as number) as Uint32Array;
+    const inTable = new Set([...slots].map((id) => addressText(after.backends.get(id)?.addressHex as string)));
+    expect([...inTable].sort()).toEqual(addresses(91));
     await dp.close();
   });
 });
