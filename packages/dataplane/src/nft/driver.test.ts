@@ -616,14 +616,21 @@ describe('nftables driver', () => {
     const natVip = (): VipTable =>
       vip({ forwarding: 'nat', vip: { address: '198.18.2.9', port: 443, protocol: 'tcp' } });
     const zero = { packets: 0, bytes: 0 };
-    /** The fake kernel, except that once `gone.nat` is set the NAT table is not there (`nft delete table inet`). */
-    function natDeletable(): { exec: Exec; gone: { nat: boolean } } {
+    /**
+     * The fake kernel, except that once `gone.nat` is set the NAT table is not there (`nft delete table inet`), and
+     * while `gone.lightRead` is set verify's light read times out.
+     */
+    function natDeletable(): { exec: Exec; gone: { nat: boolean; lightRead: boolean } } {
       const kernel = fakeKernel({});
-      const gone = { nat: false };
-      const exec: Exec = (argv, input) =>
-        gone.nat && argv.join(' ').includes('table inet l4fleet_nat')
-          ? Promise.resolve(missing(argv.join(' ')))
+      const gone = { nat: false, lightRead: false };
+      const exec: Exec = (argv, input) => {
+        const line = argv.join(' ');
+        if (gone.lightRead && line === 'nft -t list ruleset netdev')
+          return Promise.reject(new ProcessError('TIMEOUT', `command "${line}" did not finish within 30000 ms`));
+        return gone.nat && line.includes('table inet l4fleet_nat')
+          ? Promise.resolve(missing(line))
           : kernel.exec(argv, input);
+      };
       return { exec, gone };
     }
 
@@ -652,6 +659,24 @@ describe('nftables driver', () => {
       const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec, deltaWriter: 'nft' });
       for (const a of applies) await dp.apply(a.map((f) => f()));
       gone.nat = true;
+      const c = await dp.counters();
+      expect(c.vips.map((v) => v.vip)).toEqual([]);
+      expect(c.drops).toEqual({ port: zero, 'no-backend': zero, source: zero });
+      await dp.close();
+    });
+
+    // A verify whose light read failed drops the NAT model too (nat.forget): counters() then asks nft about a NAT table
+    // the last apply removed on purpose, and must not call its absence unreadable (a false
+    // L4fleetDataPlaneCountersUnreadable on every scrape until the agent's next apply).
+    test('nftables driver - after an apply that removed the last NAT VIP and a verify that failed, an absent NAT table reads as no NAT counters', async () => {
+      const { exec, gone } = natDeletable();
+      const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec, deltaWriter: 'nft' });
+      await dp.apply([vip(), natVip()]);
+      await dp.apply([vip()]);
+      gone.nat = true;
+      gone.lightRead = true;
+      await expect(dp.verify()).rejects.toMatchObject({ name: 'ProcessError', code: 'TIMEOUT' });
+      gone.lightRead = false;
       const c = await dp.counters();
       expect(c.vips.map((v) => v.vip)).toEqual([]);
       expect(c.drops).toEqual({ port: zero, 'no-backend': zero, source: zero });

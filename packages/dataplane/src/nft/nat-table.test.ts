@@ -108,3 +108,36 @@ describe('nat table verify', () => {
     expect(r.transactions).toBe(1);
   });
 });
+
+// The model dropped (forget(): a verify or apply that failed) sends counters() to nft, which answers that no NAT table
+// exists. Unreadable only if the last change left one (deleted by hand: its VIPs are not forwarded); after an apply
+// that removed the last NAT VIP, or remove(), no table is what was asked for: no NAT counters, not
+// NFT_STATE_UNREADABLE (a false L4fleetDataPlaneCountersUnreadable).
+describe('nat table counters with the table absent', () => {
+  const none = { packets: 0, bytes: 0 };
+
+  test('nat table - after an apply that wrote it, a table gone is unreadable', async () => {
+    const k = kernel();
+    const nat = createNatTable({ exec: k.exec, table: 'l4fleet_nat', log: pino({ level: 'silent' }) });
+    await nat.apply(vips);
+    nat.forget();
+    await expect(nat.counters()).rejects.toMatchObject({
+      code: 'NFT_STATE_UNREADABLE',
+      message: expect.stringContaining('the NAT table the last apply wrote is gone'),
+    });
+  });
+
+  test.each([
+    ['an apply that removed the last NAT VIP', (nat: ReturnType<typeof createNatTable>) => nat.apply([])],
+    ['remove()', (nat: ReturnType<typeof createNatTable>) => nat.remove()],
+  ])('nat table - after %s and the model dropped, a table absent reads as no NAT counters', async (_, clear) => {
+    const k = kernel();
+    const nat = createNatTable({ exec: k.exec, table: 'l4fleet_nat', log: pino({ level: 'silent' }) });
+    await nat.apply(vips);
+    await clear(nat);
+    nat.forget();
+    const c = await nat.counters();
+    expect(k.calls).toContain('nft -j list counters table inet l4fleet_nat');
+    expect(c).toEqual({ vips: new Map(), port: none, noBackend: none, source: none });
+  });
+});
