@@ -74,6 +74,30 @@ describe('process - freePort', () => {
     }
   });
 
+  // The list of ports handed out lately is bounded (256, RECENT_MAX): unbounded, a long test run's process would grow it
+  // without end and, in a small range, exclude every port. The random pick is steered: P first, then other ports.
+  test('process - freePort remembers the last 256 ports it handed out, no more: the one 257 calls ago may come again', async () => {
+    kernel.range = '32768\t60999\n';
+    const P_PICK = 0.0005; // 20008: ports 20000-32767 and 61000-65535 are the 17,304 candidates
+    let next = 1;
+    let steer: 'p' | 'others' = 'p';
+    // Each other pick a distinct port, never P's: j / 1000 of 17,304 candidates, j from 1 up.
+    const random = vi.spyOn(Math, 'random').mockImplementation(() => (steer === 'p' ? P_PICK : next++ / 1000));
+    try {
+      const p = await freePort();
+      expect(p, `the candidate ${p} the pick steers to is free`).toBeLessThan(32_768);
+      steer = 'others';
+      for (let i = 0; i < 255; i++) expect(await freePort()).not.toBe(p);
+      // 256 handed out, P among them: the pick of P is skipped (a port the kernel picks instead), which is the 257th.
+      steer = 'p';
+      expect(await freePort()).not.toBe(p);
+      // P was handed out 257 calls ago: out of the list, it may be handed out again.
+      expect(await freePort()).toBe(p);
+    } finally {
+      random.mockRestore();
+    }
+  });
+
   test('process - ephemeralPortLow reads the range; an unreadable one is the default 32768', () => {
     kernel.range = '40000\t50000\n';
     expect(ephemeralPortLow()).toBe(40_000);
