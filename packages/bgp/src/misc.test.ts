@@ -84,6 +84,26 @@ describe('gobgp client - API address', () => {
     expect(() => validateApiAddress(a, true)).toThrow(BgpError);
     expect(apiAddressProblem(a, true)).toMatch(new RegExp(`^${JSON.stringify(a).replace(/[.[\]]/g, '\\$&')} is not `));
   });
+
+  // Only an address that is well formed but remote gets the advice: allowRemoteApi takes no malformed one.
+  test.each(['300.1.1.1:50051', 'host:port:x', '127.0.0.1:0', 'unix:run/gobgpd.sock'])(
+    'the client refuses %j naming the value, without the allowRemoteApi advice',
+    (a) => {
+      for (const allowRemoteApi of [false, true]) {
+        let err: unknown;
+        try {
+          new GobgpClient({ address: a, allowRemoteApi });
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(BgpError);
+        expect(err).toMatchObject({ code: 'API_ADDRESS_INVALID' });
+        expect((err as Error).message).toBe(`address ${apiAddressProblem(a, true)}`);
+        expect((err as Error).message).toContain(JSON.stringify(a));
+        expect((err as Error).message).not.toContain('allowRemoteApi');
+      }
+    },
+  );
 });
 
 describe('backoff', () => {
