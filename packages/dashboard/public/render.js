@@ -184,6 +184,47 @@ function vipButtons(v, writes, act) {
   return v.state === 'draining' ? [enable, disable] : [drain, disable];
 }
 
+/**
+ * A member's health cell (src/fleet-view.ts MemberHealth): how many nodes see it up, down or not at all, the few that
+ * disagree with the decision by name (the server names at most 8 and counts the rest), and why nodes see it down.
+ */
+function memberHealth(m) {
+  const h = m.health;
+  const counts = [
+    ['up', h.up],
+    ['down', h.down],
+    ['unknown', h.unknown],
+  ].filter(([, n]) => n > 0);
+  const more = (n, what) => (n > 0 ? ` and ${n} more${what}` : '');
+  const only = h.disagree.length === 1 && h.disagreeOmitted === 0 ? h.disagree[0] : undefined;
+  return [
+    el(
+      'div',
+      { 'data-field': 'health-counts' },
+      counts.map(([s, n], i) => [i > 0 ? ' ' : '', badge(`${n} ${s}`, s)]),
+    ),
+    only
+      ? el('div', { class: 'note', 'data-field': 'disagree' }, `${only.node} sees it ${only.status} alone`)
+      : h.disagree.length > 0
+        ? el(
+            'div',
+            { class: 'note', 'data-field': 'disagree' },
+            `disagree: ${h.disagree.map((d) => `${d.node} ${d.status}`).join(', ')}${more(h.disagreeOmitted, '')}`,
+          )
+        : '',
+    Object.entries(m.downReasons).map(([node, why]) =>
+      el('div', { class: 'note', 'data-field': 'down-reason' }, `${node}: ${why}`),
+    ),
+    m.downReasonsOmitted > 0
+      ? el(
+          'div',
+          { class: 'note', 'data-field': 'down-reasons-omitted' },
+          more(m.downReasonsOmitted, ' nodes with a reason').trim(),
+        )
+      : '',
+  ];
+}
+
 export function renderMembers(tbody, view, writes, act) {
   const rows = [];
   for (const p of view.pools) {
@@ -214,14 +255,7 @@ export function renderMembers(tbody, view, writes, act) {
               ? ''
               : el('div', { class: 'note', 'data-field': 'slow-start' }, `slow start ${m.slowStartPercent}%`),
           ),
-          el(
-            'td',
-            {},
-            Object.entries(m.health).map(([node, s]) => el('span', {}, badge(`${node} ${s}`, s), ' ')),
-            Object.entries(m.downReasons ?? {}).map(([node, why]) =>
-              el('div', { class: 'note', 'data-field': 'down-reason' }, `${node}: ${why}`),
-            ),
-          ),
+          el('td', {}, memberHealth(m)),
           el(
             'td',
             {},

@@ -14,6 +14,7 @@ import { type LabFlows, parseLabFlows } from './lab-flows.js';
 import { watchFleet } from './live-fleet.js';
 import { createMetricsRecorder, type FetchText, SCRAPE_INTERVAL_MS } from './metrics-history.js';
 import { DEFAULT_LISTEN, parseListen } from './options.js';
+import { serveViews } from './served-view.js';
 import { createServer } from './server.js';
 import { createSseHub } from './sse.js';
 import { createTimeline, parseAgentEvent } from './timeline.js';
@@ -69,7 +70,8 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     targets: opts.metricsTargets ?? new Map(),
     ...(opts.fetchText ? { fetchText: opts.fetchText } : {}),
   });
-  const fleet = await watchFleet(opts.store, log);
+  // The pages are served the last view that could be sent: one that cannot be serialised keeps the one before.
+  const fleet = serveViews(await watchFleet(opts.store, log), hub, log);
   const actions = createActions(opts.store, timeline);
   let labFlows: LabFlows | null = null;
   // The changes behind one desired revision never change (compaction only drops older writes): every page asking at
@@ -98,10 +100,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     changes: () => changesOnce(fleet.view().revision),
   });
 
-  const unsubscribe = [
-    fleet.subscribe((v) => hub.broadcast('view', v)),
-    timeline.subscribe((e) => hub.broadcast('timeline', [e])),
-  ];
+  const unsubscribe = [timeline.subscribe((e) => hub.broadcast('timeline', [e]))];
   let closed = false;
   const scrape = async () => {
     await metrics.tick(Date.now(), performance.now());

@@ -223,9 +223,14 @@ describe('fleet-view', () => {
     expect(at(decided, off)).toBeNull();
   });
 
-  test('fleet-view - members carry each node view and the decision', () => {
+  test('fleet-view - members carry the decision, how many nodes see them up / down / not at all, and who disagrees', () => {
     const a = view.pools[0]?.members.find((m) => m.name === 'a');
-    expect(a).toMatchObject({ decided: 'down', health: { n1: 'down', n2: 'up' }, endpoint: '198.18.0.21:80' });
+    // n1 sees a down as decided, n2 sees it up (it disagrees), n3 (live) reports nothing of it.
+    expect(a).toMatchObject({
+      decided: 'down',
+      health: { up: 1, down: 1, unknown: 1, disagree: [{ node: 'n2', status: 'up' }], disagreeOmitted: 0 },
+      endpoint: '198.18.0.21:80',
+    });
     expect(view.pools[0]?.members.find((m) => m.name === 'b')?.decided).toBe('unknown');
     expect(view.pools[0]?.healthCheck).toBe('tcp, every 2000 ms, timeout 1000 ms, rise 2, fall 4');
   });
@@ -311,6 +316,67 @@ describe('fleet-view', () => {
     const byName = new Map(v.pools[0]?.members.map((m) => [m.name, m.downReasons]));
     expect(byName.get('a')).toEqual({ n1: 'status 503 (expected 200)', n2: 'timeout' });
     expect(byName.get('b')).toEqual({});
+  });
+
+  /** A live node named at full length (63 characters, the most a node name may have), numbered `i`. */
+  const longName = (i: number) => `node-${String(i).padStart(3, '0')}-${'x'.repeat(54)}`;
+  /** Fleet inputs with `count` live nodes: every one sees every member up, except those of `down` (with a reason). */
+  const fleetOfNodes = (count: number, down: readonly number[]): FleetInputs => {
+    const names = Array.from({ length: count }, (_, i) => longName(i));
+    const statuses = (name: string) =>
+      new Map<string, MemberStatus>(
+        ['web/a', 'web/b', 'web/c'].map((k) => [k, down.includes(names.indexOf(name)) ? 'down' : 'up']),
+      );
+    return {
+      desired: { fleet, revision: 3, generation: 'g' },
+      decided: { decided: new Map([['web/b', 'up' as const]]), ramps: new Map(), revision: 4 },
+      nodes: names.map((n) => {
+        const v = node(n, expected);
+        if (!down.includes(names.indexOf(n))) return v;
+        const failure = { reason: 'connect ECONNREFUSED 198.18.0.22:80', sinceMs: 1 };
+        return {
+          ...v,
+          status: { ...(v.status as NonNullable<NodeView['status']>), probeFailures: { 'web/b': failure } },
+        };
+      }),
+      health: names.map((n) => ({ node: n, members: statuses(n) })),
+      leader: undefined,
+    };
+  };
+  const memberB = (inputs: FleetInputs) => buildFleetView(inputs).pools[0]?.members.find((m) => m.name === 'b');
+
+  test("fleet-view - a member's record grows with the nodes that disagree, not with the nodes: 60 more that agree add nothing", () => {
+    // One node of 40 sees b down alone (the fleet decided it up); then 60 more nodes see it up, as decided.
+    const alone = memberB(fleetOfNodes(40, [7]));
+    const more = memberB(fleetOfNodes(100, [7]));
+    expect(alone?.health).toEqual({
+      up: 39,
+      down: 1,
+      unknown: 0,
+      disagree: [{ node: longName(7), status: 'down' }],
+      disagreeOmitted: 0,
+    });
+    expect(alone?.downReasons).toEqual({ [longName(7)]: 'connect ECONNREFUSED 198.18.0.22:80' });
+    expect(more?.health).toMatchObject({ up: 99, down: 1, disagree: alone?.health.disagree });
+    expect(JSON.stringify(more).length).toBe(JSON.stringify(alone).length);
+  });
+
+  test('fleet-view - at most 8 disagreeing nodes and 8 down reasons are named per member (first by name), the rest counted', () => {
+    const down = Array.from({ length: 20 }, (_, i) => 40 + i);
+    const b = memberB(fleetOfNodes(64, down));
+    expect(b?.health).toMatchObject({ up: 44, down: 20, unknown: 0, disagreeOmitted: 12 });
+    expect(b?.health.disagree).toEqual(down.slice(0, 8).map((i) => ({ node: longName(i), status: 'down' })));
+    expect(Object.keys(b?.downReasons ?? {})).toEqual(down.slice(0, 8).map(longName));
+    expect(b?.downReasonsOmitted).toBe(12);
+    // A member not yet decided is held to up (tables count it up): the nodes that see it down disagree.
+    const a = buildFleetView(fleetOfNodes(64, down)).pools[0]?.members.find((m) => m.name === 'a');
+    expect(a).toMatchObject({ decided: 'unknown', health: { up: 44, down: 20, disagreeOmitted: 12 } });
+  });
+
+  test("fleet-view - the view's pools and members grow with members, not members x nodes", () => {
+    // 40 and 99 nodes: the same number of digits in every count.
+    const size = (nodes: number) => JSON.stringify(buildFleetView(fleetOfNodes(nodes, [])).pools).length;
+    expect(size(99)).toBe(size(40));
   });
 
   test('fleet-view - a fleet without a seed still lists its VIPs and says why there is no table', () => {

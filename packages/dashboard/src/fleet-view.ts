@@ -27,6 +27,7 @@ import {
 import { NO_BACKEND } from '@l4fleet/maglev';
 import type { DecidedState, DesiredState, HealthReport, NodeView, TableHistoryState } from '@l4fleet/store';
 import { ETCD_REACHABLE, type EtcdReachability } from './etcd-check.js';
+import { type MemberHealth, memberHealthOf } from './member-health.js';
 
 export interface FleetInputs {
   readonly desired: DesiredState;
@@ -96,10 +97,14 @@ export interface MemberRow {
   readonly decided: MemberStatus | 'unknown';
   /** Slow start: the part of its weight the member has while it ramps up, %; null: its whole weight. */
   readonly slowStartPercent: number | null;
-  /** Node -> that node's own health view. */
-  readonly health: Readonly<Record<string, MemberStatus>>;
-  /** Node -> why that node sees the member down (its status record's probeFailures: the probe that took it down). */
+  /** What the nodes' own health views say of the member: counts, and the nodes that disagree with the decision. */
+  readonly health: MemberHealth;
+  /**
+   * Node -> why that node sees the member down (its status record's probeFailures: the probe that took it down); at
+   * most MAX_NODES_NAMED (member-health.ts), first by node name, the rest counted in downReasonsOmitted.
+   */
   readonly downReasons: Readonly<Record<string, string>>;
+  readonly downReasonsOmitted: number;
 }
 
 export interface PoolRow {
@@ -302,6 +307,8 @@ function vipRows(
   });
 }
 
+const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
 /**
  * `notWatching`: why the etcd watches are not open yet (live-fleet.ts retries them); null once they are. `tables`:
  * the previous views' table rows (live-fleet.ts keeps one cache); by default every table is built.
@@ -320,7 +327,7 @@ export function buildFleetView(
   // draining VIP keeps its table), so a disabled one is no mismatch and a draining one is checked.
   const expected = new Map(vips.filter((v) => vipServed(v)).map((v) => [v.key, v.checksum]));
   const nodeRows: NodeRow[] = [...nodes]
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .sort((a, b) => byName(a.name, b.name))
     .map((n) => ({
       name: n.name,
       alive: n.record !== undefined,
@@ -348,31 +355,22 @@ export function buildFleetView(
     if (extra.length > 0)
       problems.push(`node ${n.name} still holds tables for VIPs the fleet does not serve: ${extra.join(' ')}`);
   }
+  const memberHealth = memberHealthOf(nodes, health);
   const pools: PoolRow[] = desired.fleet.pools.map((p) => ({
     name: p.name,
     healthCheck: healthChecksText(p),
     backupsServing: p.members.some((m) => m.backup === true) && backupsServe(p, decided.decided),
     members: p.members.map((m) => {
       const key = memberKey(p.name, m);
-      const views: Record<string, MemberStatus> = {};
-      for (const r of health) {
-        const s = r.members.get(key);
-        if (s) views[r.node] = s;
-      }
-      const reasons: Record<string, string> = {};
-      for (const n of nodes) {
-        const f = n.status?.probeFailures?.[key];
-        if (f) reasons[n.name] = f.reason;
-      }
+      const status = decided.decided.get(key) ?? 'unknown';
       return {
         name: m.name,
         endpoint: endpointText(m.address, m.port),
         weight: m.weight,
         state: m.state,
-        decided: decided.decided.get(key) ?? 'unknown',
+        decided: status,
         slowStartPercent: decided.ramps.get(key)?.percent ?? null,
-        health: views,
-        downReasons: reasons,
+        ...memberHealth(key, status),
       };
     }),
   }));

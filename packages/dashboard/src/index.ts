@@ -31,6 +31,7 @@ export {
   WATCH_RETRY_MS,
   watchFleet,
 } from './live-fleet.js';
+export { MAX_NODES_NAMED, type MemberHealth, type MemberHealthRow } from './member-health.js';
 export {
   BACKEND_PACKETS,
   createMetricsRecorder,
@@ -50,6 +51,7 @@ export {
 } from './metrics-history.js';
 export { DEFAULT_LISTEN, type ListenAddress, parseListen, parseMetricsTargets } from './options.js';
 export { firstValue, parsePrometheusText, type Sample, sumBy } from './prom-text.js';
+export { serveViews } from './served-view.js';
 export { createSseHub, SSE_HEARTBEAT_MS, SSE_MAX_BUFFERED_BYTES, type SseHub, sseRecord } from './sse.js';
 export {
   createTimeline,

@@ -4,7 +4,7 @@ import { buildVipTable, parseFleet, type Vip, vipKey } from '@l4fleet/config';
 import { type DesiredState, MemoryFleetStore, StoreError, type Watch, type WatchListener } from '@l4fleet/store';
 import pino from 'pino';
 import { describe, expect, test, vi } from 'vitest';
-import { buildFleetView, createVipTableCache } from './fleet-view.js';
+import { buildFleetView, createVipTableCache, type FleetView, type VipTableCache } from './fleet-view.js';
 import { type LiveFleet, watchFleet } from './live-fleet.js';
 
 const logger = pino({ level: 'silent' });
@@ -162,6 +162,60 @@ describe('live fleet - rebuilds', () => {
       expect(build.mock.calls.map((c) => vipKey(c[1] as Vip))).toEqual(['198.51.100.12:80/tcp']);
       expect(fleet.view().vips[1]?.checksum).not.toBe(before.vips[1]?.checksum);
       expect(fleet.view()).toEqual(buildFleetView(fleet.inputs()));
+    } finally {
+      await fleet.close();
+      await store.close();
+    }
+  });
+});
+
+describe('live fleet - a rebuild that throws', () => {
+  test('keeps the last view, tells no subscriber, warns once a minute (the rest counted) and recovers', async () => {
+    const clock = createManualClock();
+    const store = new MemoryFleetStore();
+    await store.apply(
+      parseFleet({
+        hashSeed: 5,
+        pools: [{ name: 'web', members: [{ name: 'a', address: '198.18.0.21', port: 80 }] }],
+        vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
+      }),
+    );
+    // The tables are built inside the view's build: a cache that throws makes the whole build throw.
+    const cache = createVipTableCache();
+    let failure: Error | undefined;
+    const vipTables: VipTableCache = {
+      forView(...args) {
+        if (failure) throw failure;
+        return cache.forView(...args);
+      },
+    };
+    const log = pino({ level: 'silent' });
+    const warn = vi.spyOn(log, 'warn');
+    const fleet = await watchFleet(store, log, { clock, vipTables });
+    const seen: FleetView[] = [];
+    const flip = async (status: 'up' | 'down') => {
+      await store.writeDecided(new Map([['web/a', status]]));
+      await clock.advance(100);
+    };
+    try {
+      await clock.advance(100);
+      const good = fleet.view();
+      fleet.subscribe((v) => seen.push(v));
+      failure = new RangeError('Invalid string length');
+      await flip('down');
+      await flip('up');
+      expect(fleet.view()).toBe(good);
+      expect(seen).toEqual([]);
+      const failed = () => warn.mock.calls.filter((c) => (c[0] as { event?: string }).event === 'viewBuildFailed');
+      expect(failed()).toEqual([[{ event: 'viewBuildFailed', err: 'Invalid string length', heldBack: 0 }]]);
+      await clock.advance(60_000);
+      await flip('down');
+      expect(failed()[1]).toEqual([{ event: 'viewBuildFailed', err: 'Invalid string length', heldBack: 1 }]);
+      failure = undefined;
+      await flip('up');
+      expect(seen).toHaveLength(1);
+      expect(fleet.view().pools[0]?.members[0]?.decided).toBe('up');
+      expect(fleet.view().decidedRevision).toBeGreaterThan(good.decidedRevision);
     } finally {
       await fleet.close();
       await store.close();

@@ -18,6 +18,7 @@ import {
   type FleetView,
   type VipTableCache,
 } from './fleet-view.js';
+import { warnEvery } from './warn-every.js';
 
 /** Coalescing delay between an etcd change and the rebuilt view. */
 export const REBUILD_DELAY_MS = 100;
@@ -94,12 +95,32 @@ export async function watchFleet(store: FleetStore, logger: Logger, opts: LiveFl
   const build = () => buildFleetView(inputs, etcd?.state(), notWatching, tables);
   let current = build();
   const listeners = new Set<(view: FleetView) => void>();
+  const warn = warnEvery(logger, () => clock.monoMs());
+  /**
+   * A new view for the pages, or none: a build that throws (a bug, or a view past what memory holds) runs in a timer,
+   * where nothing would catch it and the process would end. The last good view keeps serving, as for bad stored input.
+   */
+  const rebuild = (): boolean => {
+    try {
+      current = build();
+      return true;
+    } catch (err) {
+      warn('viewBuildFailed', err);
+      return false;
+    }
+  };
   let timer: unknown;
   const schedule = () => {
     timer ??= clock.setTimeout(() => {
       timer = undefined;
-      current = build();
-      for (const l of listeners) l(current);
+      if (!rebuild()) return;
+      for (const l of listeners) {
+        try {
+          l(current);
+        } catch (err) {
+          warn('viewListenerFailed', err);
+        }
+      }
     }, REBUILD_DELAY_MS);
   };
   const set =
@@ -147,7 +168,7 @@ export async function watchFleet(store: FleetStore, logger: Logger, opts: LiveFl
     },
   });
   await open();
-  current = build();
+  rebuild();
   return {
     view: () => current,
     inputs: () => inputs,

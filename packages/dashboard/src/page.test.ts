@@ -547,6 +547,50 @@ describe('page', () => {
     expect(page.streams).toHaveLength(2);
   });
 
+  /** A pool `web` with member `a`, decided up, with these health fields (src/fleet-view.ts MemberRow). */
+  const memberView = (health: Record<string, unknown>, downReasons: Record<string, string>, downReasonsOmitted = 0) =>
+    viewRecord({
+      pools: [
+        {
+          name: 'web',
+          healthCheck: 'tcp',
+          backupsServing: false,
+          members: [
+            {
+              ...{ name: 'a', endpoint: '198.18.0.21:80', weight: 1, state: 'active', decided: 'up' },
+              ...{ slowStartPercent: null, health, downReasons, downReasonsOmitted },
+            },
+          ],
+        },
+      ],
+    });
+  const memberField = (field: string) =>
+    page
+      .$('members')
+      .querySelectorAll(`tr[data-member="web/a"] [data-field="${field}"]`)
+      .map((e) => e.textContent);
+
+  test('page - a member shows how many nodes see it up and down, and names the one that disagrees with its reason', () => {
+    const health = { up: 63, down: 1, unknown: 0, disagree: [{ node: 'n7', status: 'down' }], disagreeOmitted: 0 };
+    connected(memberView(health, { n7: 'ECONNREFUSED' }));
+    expect(memberField('health-counts')).toEqual(['63 up 1 down']);
+    expect(memberField('disagree')).toEqual(['n7 sees it down alone']);
+    expect(memberField('down-reason')).toEqual(['n7: ECONNREFUSED']);
+  });
+
+  test('page - of many disagreeing nodes the page names those sent and counts the rest', () => {
+    const disagree = Array.from({ length: 8 }, (_, i) => ({ node: `n${i + 1}`, status: 'down' }));
+    const health = { up: 44, down: 20, unknown: 2, disagree, disagreeOmitted: 12 };
+    const reasons = Object.fromEntries(disagree.map((d) => [d.node, 'timeout']));
+    connected(memberView(health, reasons, 12));
+    expect(memberField('health-counts')).toEqual(['44 up 20 down 2 unknown']);
+    expect(memberField('disagree')).toEqual([
+      'disagree: n1 down, n2 down, n3 down, n4 down, n5 down, n6 down, n7 down, n8 down and 12 more',
+    ]);
+    expect(memberField('down-reason')).toHaveLength(8);
+    expect(memberField('down-reasons-omitted')).toEqual(['and 12 more nodes with a reason']);
+  });
+
   test('page - several problems are one line each', () => {
     connected(viewRecord({ problems: ['etcd unreachable since 2026-01-01T00:00:00Z', 'n2: table checksum mismatch'] }));
     const lines = page.$('problems').children.map((c) => c.textContent);

@@ -1,0 +1,73 @@
+/** The view the pages are served: each one the streams could be sent, never one that cannot be serialised. */
+import { createManualClock } from '@l4fleet/agent';
+import pino from 'pino';
+import { describe, expect, test, vi } from 'vitest';
+import type { FleetView } from './fleet-view.js';
+import type { LiveFleet } from './live-fleet.js';
+import { serveViews } from './served-view.js';
+import { createSseHub } from './sse.js';
+
+/** A view as far as these tests look at it: its revision. */
+const viewAt = (revision: number) => ({ revision }) as unknown as FleetView;
+/** A view whose JSON is past what a string holds (as 130,000 members of 64 nodes were). */
+const tooLarge = (revision: number) =>
+  ({
+    revision,
+    toJSON() {
+      throw new RangeError('Invalid string length');
+    },
+  }) as unknown as FleetView;
+
+/** A live fleet the test drives: `rebuilt` is what its rebuild timer does with a new view. */
+function fakeFleet(first: FleetView) {
+  let current = first;
+  const listeners = new Set<(v: FleetView) => void>();
+  const fleet: LiveFleet = {
+    view: () => current,
+    inputs: () => {
+      throw new Error('not used');
+    },
+    subscribe(l) {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+    close: vi.fn(async () => undefined),
+  };
+  const rebuilt = (v: FleetView) => {
+    current = v;
+    for (const l of listeners) l(v);
+  };
+  return { fleet, rebuilt, listeners };
+}
+
+describe('served view', () => {
+  test('a view that cannot be serialised is not sent or served: the last good one stays, one warning a minute', async () => {
+    const clock = createManualClock();
+    const log = pino({ level: 'silent' });
+    const warn = vi.spyOn(log, 'warn');
+    const hub = createSseHub();
+    const { fleet, rebuilt, listeners } = fakeFleet(viewAt(1));
+    const served = serveViews(fleet, hub, log, clock);
+    try {
+      expect(served.view().revision).toBe(1);
+      rebuilt(viewAt(2));
+      expect(served.view().revision).toBe(2);
+
+      expect(() => rebuilt(tooLarge(3))).not.toThrow();
+      rebuilt(tooLarge(4));
+      expect(served.view().revision).toBe(2);
+      expect(warn.mock.calls).toEqual([[{ event: 'viewNotSent', err: 'Invalid string length', heldBack: 0 }]]);
+      await clock.advance(60_000);
+      rebuilt(tooLarge(5));
+      expect(warn.mock.calls[1]).toEqual([{ event: 'viewNotSent', err: 'Invalid string length', heldBack: 1 }]);
+
+      rebuilt(viewAt(6));
+      expect(served.view().revision).toBe(6);
+    } finally {
+      await served.close();
+      hub.close();
+    }
+    expect(listeners.size).toBe(0);
+    expect(fleet.close).toHaveBeenCalledOnce();
+  });
+});

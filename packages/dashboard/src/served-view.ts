@@ -1,0 +1,43 @@
+/**
+ * The view the pages are served: each rebuilt view is sent to the open streams (serialised once, sse.ts) and served
+ * from then on (to pages that connect, and `/api/state`). One that cannot be serialised (a view past what a
+ * JavaScript string holds: `RangeError: Invalid string length`) would throw inside the rebuild timer, where nothing
+ * catches it, and end the dashboard; it is neither sent nor served, the pages keep the last good view, and the failure
+ * is logged at most once a minute (warn-every.ts), as for bad stored input.
+ */
+import { type Clock, systemClock } from '@l4fleet/agent';
+import type { Logger } from 'pino';
+import type { LiveFleet } from './live-fleet.js';
+import type { SseHub } from './sse.js';
+import { warnEvery } from './warn-every.js';
+
+/**
+ * `fleet` with view() the last view sent; close() also stops sending. The first view (built when the fleet opened)
+ * is served as it is: nothing has been sent yet to compare it with.
+ */
+export function serveViews(
+  fleet: LiveFleet,
+  hub: Pick<SseHub, 'broadcast'>,
+  logger: Logger,
+  clock: Pick<Clock, 'monoMs'> = systemClock,
+): LiveFleet {
+  let served = fleet.view();
+  const warn = warnEvery(logger, () => clock.monoMs());
+  const unsubscribe = fleet.subscribe((view) => {
+    try {
+      hub.broadcast('view', view);
+      served = view;
+    } catch (err) {
+      warn('viewNotSent', err);
+    }
+  });
+  return {
+    view: () => served,
+    inputs: () => fleet.inputs(),
+    subscribe: (listener) => fleet.subscribe(listener),
+    async close() {
+      unsubscribe();
+      await fleet.close();
+    },
+  };
+}
