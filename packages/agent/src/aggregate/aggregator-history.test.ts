@@ -167,6 +167,38 @@ describe('aggregator - table history stamped ahead of the clock', () => {
   });
 });
 
+describe("aggregator - table history when the leader's wall clock steps (NTP)", () => {
+  // An hour forward (past retainS) would drop the tables at the next step; an hour back kept them an hour (then
+  // 5 min, the cap on times ahead) longer. Either way they expire retainS after they were replaced, on steady time.
+  test.each([
+    ['forward past retainS', 3_601_000],
+    ['back two hours', -7_200_000],
+  ])('stepped %s: tables it recorded stay, and expire at retainS of steady time', async (_name, stepMs) => {
+    const clock = createManualClock(T0);
+    const store = new MemoryFleetStore();
+    const agg = createAggregator({ node: 'n1', store, logger, clock });
+    open.push(agg);
+    await store.watchTableHistory({ onUpdate: (s) => agg.setHistory(s.history) });
+    agg.start();
+    await clock.advance(10);
+    const earlier = async () =>
+      (await store.getTableHistory()).history.get('web')?.earlier.map((t) => t.members.length);
+    agg.setFleet(fleetOf(3, 3_600));
+    await clock.advance(10);
+    agg.setFleet(fleetOf(4, 3_600));
+    await clock.advance(10); // the table of 3 replaced at steady 25 ms
+    expect(await earlier()).toEqual([3]);
+    clock.stepWall(stepMs);
+    agg.setFleet(fleetOf(5, 3_600));
+    await clock.advance(3_000); // the table of 4 replaced at steady 35 ms
+    expect(await earlier()).toEqual([4, 3]);
+    await clock.advance(3_600_000 - 3_030 - 100);
+    expect(await earlier()).toEqual([4, 3]);
+    await clock.advance(200);
+    expect(await earlier()).toEqual([]);
+  });
+});
+
 describe('aggregator - a refused history write', () => {
   test('is logged as tableHistoryWriteFailed with the store code, not as a failed decision write', async () => {
     const lines: { event?: string; code?: string }[] = [];

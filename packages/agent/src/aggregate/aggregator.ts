@@ -5,7 +5,8 @@
  * fenced by the leadership; a failed write is retried by one timer, however many events arrive meanwhile.
  * With the decisions it writes the slow-start ramps (slow-start.ts) into the same records, and after them it records
  * the table history of second-chance pools (history.ts, 0011), fenced the same way. A write whose only failure is a
- * pool's record too large for etcd (the other pools written) counts as written (decided-refusal.ts).
+ * pool's record too large for etcd (the other pools written) counts as written (decided-refusal.ts). The times in
+ * those records are wall-clock times; what this leader stamped ages on its steady clock (own-stamps.ts).
  */
 import { type Fleet, type MemberRamps, type MemberStatus, startedMembers, type TableHistory } from '@l4fleet/config';
 import type { FleetStore, Leadership, StoreError, Watch } from '@l4fleet/store';
@@ -17,9 +18,10 @@ import type { ObservedStatus } from '../health/hysteresis.js';
 import { timerDelayMs } from './clock-bounds.js';
 import { decideAll, decisionDelta } from './decide.js';
 import { createRefusals, isPartialRefusal } from './decided-refusal.js';
-import { nextTableHistory } from './history.js';
+import { historyStamps, nextTableHistory } from './history.js';
 import { createObservations } from './observations.js';
-import { nextRamps } from './slow-start.js';
+import { createOwnStamps, createWallSteps } from './own-stamps.js';
+import { nextRamps, rampChanges } from './slow-start.js';
 
 /** Kept here too: the aggregator's tests and callers know the lead time by this module. */
 export { OBSERVATION_LEAD_MS } from './observations.js';
@@ -91,6 +93,10 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
   let rampSteps: ReadonlySet<string> = new Set();
   let expiryTimer: unknown;
   let rewriteHistory = false;
+  /** The ramps' `sinceMs` and the tables' `untilMs` this leader holds (own-stamps.ts). */
+  const heldRamps = createOwnStamps(clock);
+  const heldTables = createOwnStamps(clock);
+  const wallStep = createWallSteps(clock);
   let leadership: Leadership | undefined;
   let reportWatch: Watch | undefined;
   /** The report watch of this term delivered the reports: until then there is nothing to decide from. */
@@ -131,6 +137,8 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
         const next = decideAll(members, observed.reports, observed.live, current);
         const delta = decisionDelta(current, next);
         const now = clock.now();
+        const stepMs = wallStep();
+        if (stepMs !== 0) log.warn({ event: 'wallClockStepped', stepMs }); // the held times move with it
         const ramp = fleet
           ? nextRamps({
               fleet,
@@ -139,10 +147,15 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
               ramps: currentRamps,
               started: new Set(started),
               nowMs: now,
+              held: heldRamps.steps(),
             })
-          : { ramps: new Map(currentRamps), changed: false, begun: [], capped: [] };
-        for (const member of ramp.capped) {
-          log.warn({ event: 'rampTimeCapped', member, sinceMs: currentRamps.get(member)?.sinceMs, nowMs: now });
+          : { ramps: new Map(currentRamps), changed: false, begun: [], capped: [], limited: [] };
+        for (const [event, list] of [
+          ['rampTimeCapped', ramp.capped],
+          ['rampTakeoverLimited', ramp.limited],
+        ] as const) {
+          for (const member of list)
+            log.warn({ event, member, sinceMs: currentRamps.get(member)?.sinceMs, nowMs: now });
         }
         const startedNow = [...started];
         const retry = retryRefused;
@@ -154,10 +167,12 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
           written = next;
           writtenRamps = ramp.ramps;
           for (const [member, status] of delta.set) log.info({ event: 'memberDecided', member, status });
-          logRamps(currentRamps, ramp.ramps);
+          for (const c of rampChanges(currentRamps, ramp.ramps)) log.info({ event: 'memberSlowStart', ...c });
           if (delta.set.size > 0 || delta.remove.length > 0)
             opts.onDecisionsWritten?.(delta.set.size + delta.remove.length);
         }
+        // Written, or as etcd has them: held from now on (a failed write threw: the ones held before stay held).
+        if (fleet) heldRamps.hold([...ramp.ramps].map(([member, r]) => [member, r.sinceMs]));
         for (const k of startedNow) started.delete(k);
         clock.clearTimeout(rampTimer);
         rampTimer =
@@ -209,18 +224,6 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
     }
   };
 
-  /** Each ramp that began, stepped or ended, in the log (the decided records say the same to every node). */
-  const logRamps = (before: MemberRamps, after: MemberRamps): void => {
-    for (const [member, r] of after) {
-      const was = before.get(member);
-      if (was?.percent === r.percent && was.sinceMs === r.sinceMs) continue;
-      log.info({ event: 'memberSlowStart', member, percent: r.percent, sinceMs: r.sinceMs });
-    }
-    for (const member of before.keys()) {
-      if (!after.has(member)) log.info({ event: 'memberSlowStart', member, percent: 100 });
-    }
-  };
-
   /** The table-history step after the decisions (the decided map nodes will build from); re-run at each expiry. */
   const recordHistory = async (
     lead: Leadership,
@@ -229,7 +232,8 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
   ): Promise<void> => {
     if (!fleet) return;
     const nowMs = clock.now();
-    const step = nextTableHistory(fleet, decidedNow, rampsNow, writtenHistory ?? storedHistory, nowMs, rampSteps);
+    const stored = writtenHistory ?? storedHistory;
+    const step = nextTableHistory(fleet, decidedNow, rampsNow, stored, nowMs, rampSteps, heldTables.steps());
     for (const pool of step.capped) log.warn({ event: 'tableHistoryTimeCapped', pool, nowMs });
     if (step.changed || rewriteHistory) {
       const rewrite = !step.changed;
@@ -249,6 +253,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
       log.info({ event: rewrite ? 'tableHistoryRewritten' : 'tableHistoryWritten', pools: step.history.size });
     }
     rampSteps = step.rampSteps; // written, or what etcd holds already
+    heldTables.hold(historyStamps(step.history));
     clock.clearTimeout(expiryTimer);
     expiryTimer =
       step.nextExpiryMs === undefined
@@ -288,6 +293,8 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
     writtenRamps = undefined;
     writtenHistory = undefined;
     rampSteps = new Set();
+    heldRamps.clear(); // what etcd holds now is taken over (slow-start.ts, history.ts)
+    heldTables.clear();
     started.clear();
     refusals.cleared();
     retryRefused = false;

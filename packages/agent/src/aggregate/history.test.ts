@@ -52,6 +52,20 @@ describe('aggregate history - the writer step', () => {
     expect(l2.history.size).toBe(0);
   });
 
+  test("a table the leader recorded moves with its wall clock's steps: it expires retainS of steady time on", () => {
+    const s1 = nextTableHistory(fleetOf(3), up, NO_RAMPS, new Map(), 1_000);
+    const s2 = nextTableHistory(fleetOf(4), up, NO_RAMPS, s1.history, 2_000);
+    // The wall clock stepped an hour forward since: on the wall clock alone the table was an hour old, and dropped.
+    const later = 2_000 + 3_600_000 + 10_000;
+    expect(nextTableHistory(fleetOf(4), up, NO_RAMPS, s2.history, later).history.get('web')?.earlier).toEqual([]);
+    const held = nextTableHistory(fleetOf(4), up, NO_RAMPS, s2.history, later, new Set(), (pool, untilMs) =>
+      pool === 'web' && untilMs === 2_000 ? 3_600_000 : undefined,
+    );
+    expect(held.changed).toBe(true); // written back in the new wall time
+    expect(held.history.get('web')?.earlier.map((t) => t.untilMs)).toEqual([3_602_000]);
+    expect(held.nextExpiryMs).toBe(3_662_000);
+  });
+
   test('a slow-start ramp takes one place: its steps replace each other, the table from before it stays', () => {
     const f = fleetOf(3, 'gue', 3_600);
     const be3 = 'web/198.18.0.3:80';

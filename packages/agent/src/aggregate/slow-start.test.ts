@@ -107,6 +107,24 @@ describe('slow start - the aggregator step', () => {
     expect(step({ ramps: new Map([['web/b', { percent: 90, sinceMs: T0 }]]) }).ramps.size).toBe(0);
   });
 
+  test("a ramp this leader holds moves with its wall clock's steps; one it takes over moves one step up at most", () => {
+    const up = status([['web/b', 'up']]);
+    const at20 = new Map([['web/b', { percent: 20, sinceMs: T0 - 1_000 }]]);
+    // Its own, the wall clock stepped 10 min forward since: the same step, in the new wall time (a write).
+    const own = step({ before: up, after: up, ramps: at20, nowMs: T0 + 600_000, held: () => 600_000 });
+    expect(own).toMatchObject({ changed: true, limited: [], nextStepMs: T0 + 600_000 + 1_000 });
+    expect(own.ramps.get('web/b')).toEqual({ percent: 20, sinceMs: T0 + 599_000 });
+    // Taken over by a leader 10 min ahead: the next step, begun now, not the whole weight.
+    const taken = step({ before: up, after: up, ramps: at20, nowMs: T0 + 600_000, held: () => undefined });
+    expect(taken).toMatchObject({ changed: true, limited: ['web/b'], nextStepMs: T0 + 600_000 + 2_000 });
+    expect(taken.ramps.get('web/b')).toEqual({ percent: 40, sinceMs: T0 + 600_000 - 2_000 });
+    // One step up is taken as it is; from the last step, the whole weight.
+    const near = step({ before: up, after: up, ramps: at20, nowMs: T0 + 1_500, held: () => undefined });
+    expect(near).toMatchObject({ limited: [], ramps: new Map([['web/b', { percent: 40, sinceMs: T0 - 1_000 }]]) });
+    const at80 = new Map([['web/b', { percent: 80, sinceMs: T0 - 7_000 }]]);
+    expect(step({ before: up, after: up, ramps: at80, nowMs: T0 + 600_000, held: () => undefined }).ramps.size).toBe(0);
+  });
+
   test('a member started by the fleet ramps too, also with health check none (no decisions)', () => {
     const r = step({ fleet: fleetOf({ slowStartS: 8, type: 'none' }), started: new Set(['web/b']) });
     expect(r.ramps).toEqual(new Map([['web/b', { percent: 20, sinceMs: T0 }]]));
@@ -200,6 +218,51 @@ describe('slow start - through the aggregator and a store', () => {
     expect(percents.every((p, i) => i === 0 || p >= (percents[i - 1] as number))).toBe(true);
     expect(percents.at(-1)).toBe(100);
     expect(new Set(percents)).toEqual(new Set([20, 40, 60, 80, 100]));
+  });
+
+  test("the leader's wall clock stepped forward 10 min mid-ramp: the step stays, the ramp goes on by steady time", async () => {
+    const { clock, store, agg, report } = await leader(fleetOf({ slowStartS: 600 }));
+    const ramp = async () => (await store.getDecided()).ramps.get('web/a');
+    await report('down');
+    await clock.advance(5_000);
+    await report('up');
+    await clock.advance(100);
+    const began = await ramp();
+    expect(began?.percent).toBe(20);
+    clock.stepWall(10 * 60_000); // NTP: steady time and the timers go on
+    agg.setLiveNodes(new Set(NODES)); // anything that makes the leader decide again
+    await clock.advance(3_000);
+    // Not the whole weight at once: the ramp's time moved with the wall clock, in the record too (in its new time).
+    expect(await ramp()).toEqual({ percent: 20, sinceMs: (began?.sinceMs as number) + 10 * 60_000 });
+    await clock.advance(150_000 - 3_100 - 100); // each step a quarter of 600 s of steady time from the return
+    expect((await ramp())?.percent).toBe(20);
+    await clock.advance(200);
+    expect((await ramp())?.percent).toBe(40);
+  });
+
+  test('a new leader whose clock is 10 min ahead moves a ramp one step up at most, then on by steady time', async () => {
+    const { clock, store, agg } = await leader(fleetOf({ slowStartS: 600, b: 'draining' }));
+    agg.setFleet(fleetOf({ slowStartS: 600 }));
+    await clock.advance(20);
+    expect((await store.getDecided()).ramps.get('web/b')?.percent).toBe(20);
+    await agg.close();
+    const ahead = createManualClock(clock.now() + 10 * 60_000);
+    const next = createAggregator({ node: 'n2', store, logger, clock: ahead });
+    open.push(next);
+    await store.watchDecided({ onUpdate: (d) => next.setDecided(d.decided, d.ramps) });
+    next.setMembers(['web/a', 'web/b']);
+    next.setLiveNodes(new Set(NODES));
+    next.setFleet(fleetOf({ slowStartS: 600 }));
+    next.start();
+    await ahead.advance(20);
+    expect(next.isLeader).toBe(true);
+    // Its clock says the ramp is over: it takes the next step, begun now, not the whole weight at once.
+    const took = (await store.getDecided()).ramps.get('web/b');
+    expect(took?.percent).toBe(40);
+    await ahead.advance(150_000 - 100);
+    expect((await store.getDecided()).ramps.get('web/b')?.percent).toBe(40);
+    await ahead.advance(200);
+    expect((await store.getDecided()).ramps.get('web/b')?.percent).toBe(60);
   });
 
   test('a ramp stamped 30 days ahead in etcd: the leader arms no timer beyond 2^31-1 ms and the ramp ends', async () => {

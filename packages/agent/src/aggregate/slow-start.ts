@@ -7,13 +7,20 @@
  * decided down, or its pool's slow start is turned off. A newly elected aggregator carries on the ramps it reads
  * from etcd; it does not start ramps for what happened before it led.
  *
- * `sinceMs` is a wall-clock time (every leader must read it), so clocks disagree about it: a leader whose clock is
- * behind the one that began the ramp (a new leader behind the old one, or NTP stepping this one back) would compute
- * an earlier step, and the tables would move back and forth (80 % -> 40 % -> 80 %), or past the 5 min bound start
- * the ramp over at 20 %. So a leader never writes a step below the stored one: it re-bases `sinceMs` to where the
- * stored step begins at its own now (rampSinceForPercent), and the ramp goes on up from there. A clock ahead (a new
- * leader ahead of the old one, or stepped forward) is taken as it is: the ramp steps on sooner, or ends early with
- * the member at its whole weight, which only ever moves the tables up.
+ * `sinceMs` is a wall-clock time (every leader must read it), and wall clocks disagree and step. Three rules keep the
+ * tables from moving back, and a cold member from being handed its whole weight at once:
+ * - A ramp this leader began or already held ages on its steady clock (own-stamps.ts): when its wall clock steps
+ *   (NTP, either way), `sinceMs` moves with the step and is written back in the new wall time, so the step lasts
+ *   as long as it would have (a forward step of 10 min no longer ended a ramp at 20 %).
+ * - A leader never writes a step below the stored one: with its clock behind the ramp's (a new leader behind the old
+ *   one), it would compute an earlier step, and the tables would move back and forth (80 % -> 40 % -> 80 %), or past
+ *   the 5 min bound (clock-bounds.ts) start the ramp over at 20 %. It re-bases `sinceMs` to where the stored step
+ *   begins at its own now (rampSinceForPercent), and the ramp goes on up from there.
+ * - A ramp it takes over (read from etcd, another leader's) moves at most one step up: with its clock ahead of the
+ *   old leader's it would compute a later step, or the ramp's end; it takes the step after the stored one, begun
+ *   now (the whole weight only from the last step). So a failover, however far ahead the new leader's clock, moves a
+ *   member up by one step at most; with clocks that agree it changes nothing while the failover is shorter than a
+ *   step (slowStartS / 4), and a longer one lengthens the ramp by less than the failover took (no step is skipped).
  */
 import {
   type DecidedStatus,
@@ -23,11 +30,13 @@ import {
   memberKey,
   nextRampStepMs,
   type Pool,
+  RAMP_PERCENTS,
   rampPercentAt,
   rampSinceForPercent,
   slowStartOf,
 } from '@l4fleet/config';
 import { latestBelievedMs } from './clock-bounds.js';
+import { type HeldStep, WALL_CLOCK_ONLY } from './own-stamps.js';
 
 export interface RampStep {
   /** The ramps to store (memberKey -> ramp). */
@@ -41,6 +50,8 @@ export interface RampStep {
    * the log): capped to that bound, or re-based to keep the stored step; not a time a clock ahead gave it.
    */
   readonly capped: readonly string[];
+  /** Members whose ramp was taken over and held to the step after the stored one (for the log). */
+  readonly limited: readonly string[];
   /** When the next step of any ramp is due (ms since the epoch): run the step again then. */
   readonly nextStepMs?: number;
 }
@@ -56,6 +67,11 @@ export interface RampInputs {
   /** Members that were set active or added since the last step (startedMembers). */
   readonly started: ReadonlySet<string>;
   readonly nowMs: number;
+  /**
+   * How this leader holds each stored ramp's `sinceMs` (by member key, own-stamps.ts): its own, with the wall
+   * clock's step since, or undefined: taken over now. Default: every ramp its own, no step (the wall clock alone).
+   */
+  readonly held?: HeldStep;
 }
 
 /** Whether the member of `pool` may ramp: slow start on, the member active and not decided down. */
@@ -71,20 +87,39 @@ export function nextRamps(inp: RampInputs): RampStep {
   const ramps = new Map<string, MemberRamp>();
   const begun: string[] = [];
   const capped: string[] = [];
+  const limited: string[] = [];
+  const held = inp.held ?? WALL_CLOCK_ONLY;
   const latestMs = latestBelievedMs(inp.nowMs);
   let next: number | undefined;
-  /** `storedPercent`: the step etcd holds, which the ramp must not go below (0 for a ramp begun now). */
-  const consider = (pool: Pool | undefined, key: string, name: string, stored: number, storedPercent = 0): void => {
+  /**
+   * `storedPercent`: the step etcd holds, which the ramp must not go below (0 for a ramp begun now); `takenOver`:
+   * another leader's ramp, which moves at most one step above it (see the module's comment).
+   */
+  const consider = (
+    pool: Pool | undefined,
+    key: string,
+    name: string,
+    stored: number,
+    storedPercent = 0,
+    takenOver = false,
+  ): void => {
     if (!pool || ramps.has(key) || !mayRamp(pool, name, key, inp.after)) return;
     const slowStartS = slowStartOf(pool);
     let sinceMs = stored;
     let percent = rampPercentAt(sinceMs, inp.nowMs, slowStartS);
     if (percent !== undefined && percent < storedPercent) {
-      // This clock is behind the ramp's: keep the stored step (see the module's comment).
+      // This clock is behind the ramp's: keep the stored step.
       const rebasedMs = rampSinceForPercent(storedPercent, inp.nowMs, slowStartS);
       if (rebasedMs === undefined) return; // above the last step: the whole weight, not a lower step
       sinceMs = rebasedMs;
       percent = rampPercentAt(sinceMs, inp.nowMs, slowStartS);
+    }
+    const stepUp = takenOver ? RAMP_PERCENTS.find((p) => p > storedPercent) : undefined;
+    if (stepUp !== undefined && (percent === undefined || percent > stepUp)) {
+      // This clock is ahead of the ramp's: one step up, begun now (rampSinceForPercent is defined for a step).
+      sinceMs = rampSinceForPercent(stepUp, inp.nowMs, slowStartS) as number;
+      percent = stepUp;
+      limited.push(key);
     }
     if (percent === undefined) return;
     ramps.set(key, { percent, sinceMs });
@@ -105,8 +140,12 @@ export function nextRamps(inp: RampInputs): RampStep {
   }
   for (const [key, r] of inp.ramps) {
     const i = key.indexOf('/');
-    const ahead = r.sinceMs > latestMs;
-    consider(pools.get(key.slice(0, i)), key, key.slice(i + 1), ahead ? latestMs : r.sinceMs, r.percent);
+    const stepMs = held(key, r.sinceMs);
+    // Its own ramp moves with the wall clock's step: it goes on by steady time (written back in the new wall time).
+    const sinceMs = Math.max(0, r.sinceMs + (stepMs ?? 0));
+    const ahead = sinceMs > latestMs;
+    const pool = pools.get(key.slice(0, i));
+    consider(pool, key, key.slice(i + 1), ahead ? latestMs : sinceMs, r.percent, stepMs === undefined);
     if (ahead && ramps.has(key)) capped.push(key);
   }
   return {
@@ -114,6 +153,7 @@ export function nextRamps(inp: RampInputs): RampStep {
     changed: !sameRamps(inp.ramps, ramps),
     begun,
     capped,
+    limited,
     ...(next === undefined ? {} : { nextStepMs: next }),
   };
 }
@@ -125,4 +165,18 @@ export function sameRamps(a: MemberRamps, b: MemberRamps): boolean {
     if (o?.percent !== r.percent || o.sinceMs !== r.sinceMs) return false;
   }
   return true;
+}
+
+/** Each ramp that began, stepped or ended (100: the whole weight), for the log (`memberSlowStart`). */
+export function rampChanges(
+  before: MemberRamps,
+  after: MemberRamps,
+): { member: string; percent: number; sinceMs?: number }[] {
+  const out: { member: string; percent: number; sinceMs?: number }[] = [];
+  for (const [member, r] of after) {
+    const was = before.get(member);
+    if (was?.percent !== r.percent || was.sinceMs !== r.sinceMs) out.push({ member, ...r });
+  }
+  for (const member of before.keys()) if (!after.has(member)) out.push({ member, percent: 100 });
+  return out;
 }

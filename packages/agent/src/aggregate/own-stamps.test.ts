@@ -1,0 +1,52 @@
+import { describe, expect, test } from 'vitest';
+import { createManualClock } from '../clock.js';
+import { createOwnStamps } from './own-stamps.js';
+
+const T0 = 1_700_000_000_000;
+
+describe('own stamps - the wall clock steps since a time was held', () => {
+  test('a time not held is undefined (taken over); one held has the step since, either way', async () => {
+    const clock = createManualClock(T0);
+    const stamps = createOwnStamps(clock);
+    stamps.hold([['web/a', T0]]);
+    expect(stamps.steps()('web/a', T0 + 1)).toBeUndefined();
+    expect(stamps.steps()('web/b', T0)).toBeUndefined();
+    await clock.advance(60_000); // time passing is no step
+    expect(stamps.steps()('web/a', T0)).toBe(0);
+    clock.stepWall(600_000);
+    expect(stamps.steps()('web/a', T0)).toBe(600_000);
+    clock.stepWall(-3_600_000);
+    expect(stamps.steps()('web/a', T0)).toBe(-3_000_000);
+    stamps.clear();
+    expect(stamps.steps()('web/a', T0)).toBeUndefined();
+  });
+
+  test('steps under 1 s are jitter, but add up while the time is held unshifted', () => {
+    const clock = createManualClock(T0);
+    const stamps = createOwnStamps(clock);
+    stamps.hold([['web/a', T0]]);
+    clock.stepWall(600);
+    expect(stamps.steps()('web/a', T0)).toBe(0);
+    stamps.hold([['web/a', T0]]);
+    clock.stepWall(600);
+    expect(stamps.steps()('web/a', T0)).toBe(1_200);
+  });
+
+  test('the time a shift replaced stays known (a late echo of the record); keys not held now are forgotten', () => {
+    const clock = createManualClock(T0);
+    const stamps = createOwnStamps(clock);
+    stamps.hold([
+      ['web', T0],
+      ['web', T0 + 5],
+      ['api', T0],
+    ]);
+    clock.stepWall(600_000);
+    stamps.hold([
+      ['web', T0 + 600_000],
+      ['web', T0 + 600_005],
+    ]);
+    const steps = stamps.steps();
+    expect([steps('web', T0), steps('web', T0 + 5), steps('web', T0 + 600_000)]).toEqual([600_000, 600_000, 0]);
+    expect(steps('api', T0)).toBeUndefined();
+  });
+});
