@@ -613,6 +613,84 @@ vips:
     );
   });
 
+  test('apply and recover list at most 100 direct-return problems, count the rest, and end with the --proxy-only hint', async () => {
+    // A fleet written for the proxy data plane: 200 pools of 25 loopback members, one VIP each, 5,000 problems.
+    const pools = Array.from({ length: 200 }, (_, p) => ({
+      name: `p${p}`,
+      members: Array.from({ length: 25 }, (_, m) => ({ name: `m${m}`, address: `127.0.${p}.${m + 1}`, port: 80 })),
+    }));
+    const vips = pools.map((p, k) => ({ address: `198.51.100.${k + 1}`, port: 80, protocol: 'tcp', pool: p.name }));
+    const f = file('loopback.json', JSON.stringify({ hashSeed: 7, pools, vips }));
+    for (const argv of [
+      ['apply', '-f', f, '--dry-run'],
+      ['recover', '-f', f],
+    ]) {
+      const r = await cli(...argv);
+      expect(r.code).toBe(1);
+      const lines = r.err.split('\n');
+      expect(lines.length).toBeLessThanOrEqual(102);
+      expect(r.err).toContain('... and 4,900 more problems');
+      expect(lines.at(-1)).toContain('may pass --proxy-only');
+    }
+    expect((await cli('apply', '-f', f, '--dry-run', '--proxy-only')).code).toBe(0);
+  });
+
+  test('a member edit lists at most 100 direct-return problems', async () => {
+    // One pool behind 150 VIPs on port 80: a member on port 81 breaks each of them.
+    const vips = Array.from({ length: 150 }, (_, k) => ({
+      address: `198.51.100.${k + 1}`,
+      port: 80,
+      protocol: 'tcp',
+      pool: 'web',
+    }));
+    const fleet = { hashSeed: 7, pools: [{ name: 'web', members: [{ address: '198.18.0.21', port: 80 }] }], vips };
+    expect((await cli('apply', '-f', file('many-vips.json', JSON.stringify(fleet)), '--new-fleet')).code).toBe(0);
+    const r = await cli('member', 'add', 'web', '198.18.0.22:81');
+    expect(r.code).toBe(1);
+    expect(r.err.split('\n').length).toBeLessThanOrEqual(101);
+    expect(r.err).toContain('... and 50 more problems');
+  });
+
+  test('apply notes the members a table has no slot for in one line per pool and table, with the count', async () => {
+    // One heavy member and 1,999 at weight 1 in a 2,003-slot table: nearly all of them own no slot.
+    const members = Array.from({ length: 2_000 }, (_, m) => ({
+      name: `m${m}`,
+      address: `198.18.${m >> 8}.${m & 255}`,
+      port: 80,
+      weight: m === 0 ? 65_535 : 1,
+    }));
+    const fleet = {
+      hashSeed: 7,
+      pools: [{ name: 'web', members }],
+      vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 2003 }],
+    };
+    const r = await cli('apply', '-f', file('slotless.json', JSON.stringify(fleet)), '--dry-run');
+    expect(r.code).toBe(0);
+    const notes = r.out.split('\n').filter((l) => l.startsWith('note: '));
+    expect(notes).toEqual([
+      expect.stringMatching(
+        /^note: pools\[0\]\.members: 1,9\d\d members get no slot of vips\[0\] 198\.51\.100\.10:80\/tcp's 2003-slot table .*: members\[\d+\] "m\d+" \(weight 1\), .* and 1,9\d\d more; they take no new flows/,
+      ),
+    ]);
+  });
+
+  test('apply lists at most 100 notes and counts the rest', async () => {
+    // 150 l2 VIPs, each with a handshake timeout nftables and bpf nodes ignore: 150 notes.
+    const vips = Array.from({ length: 150 }, (_, k) => ({
+      address: `198.51.100.${k + 1}`,
+      port: 80,
+      protocol: 'tcp',
+      pool: 'web',
+      profile: { tcpHandshakeTimeoutS: 7 },
+    }));
+    const fleet = { hashSeed: 7, pools: [{ name: 'web', members: [{ address: '198.18.0.21', port: 80 }] }], vips };
+    const r = await cli('apply', '-f', file('many-notes.json', JSON.stringify(fleet)), '--dry-run');
+    expect(r.code).toBe(0);
+    const notes = r.out.split('\n').filter((l) => l.startsWith('note: '));
+    expect(notes).toHaveLength(101);
+    expect(notes.at(-1)).toBe('note: ... and 50 more notes');
+  });
+
   test('describe vip shows members with state and share', async () => {
     await cli('apply', '-f', file('f.yaml', FLEET), '--new-fleet');
     const r = await cli('describe', 'vip', '198.51.100.10:80/tcp');

@@ -54,6 +54,22 @@ describe('ineffectiveSettings: valid settings apply notes', () => {
     expect(ineffectiveSettings(fleet).map((n) => n.path)).toEqual(['pools[0].members[1].weight']);
   });
 
+  test('past 5 members one table has no slot for, one note for the pool and table names 3 and counts the rest', () => {
+    const tiny = (count: number) => Array.from({ length: count }, (_, t) => member(`tiny${t}`, 22 + t, { weight: 1 }));
+    const five = ineffectiveSettings(fleetOf({ members: [member('big', 21, { weight: 65_535 }), ...tiny(5)] }));
+    expect(five.map((n) => n.path)).toEqual([1, 2, 3, 4, 5].map((j) => `pools[0].members[${j}].weight`));
+    const six = ineffectiveSettings(fleetOf({ members: [member('big', 21, { weight: 65_535 }), ...tiny(6)] }));
+    expect(six).toEqual([
+      {
+        path: 'pools[0].members',
+        message:
+          `6 members get no slot of vips[0] 198.51.100.10:80/tcp's 251-slot table (each one's share of the pool's ` +
+          `weight is under one slot): members[1] "tiny0" (weight 1), members[2] "tiny1" (weight 1), members[3] ` +
+          `"tiny2" (weight 1) and 3 more; they take no new flows; raise their weights or the VIP's tableSize`,
+      },
+    ]);
+  });
+
   test('minActiveMembers above the primaries (with backups) says the backups always serve', () => {
     const pool = (minActiveMembers: number) => ({
       members: [member('a', 21), member('b', 22), member('s', 29, { backup: true })],

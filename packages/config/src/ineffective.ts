@@ -5,7 +5,8 @@
  *
  * - A member whose weight share is under one slot of a VIP's table (Maglev §3.4: each turn claims one slot, and a
  *   backend takes turns in proportion to its weight) owns no slot, so it takes no new flows although its weight is
- *   above 0, and it still counts as a primary taking flows for `minActiveMembers`.
+ *   above 0, and it still counts as a primary taking flows for `minActiveMembers`. Past 5 in one table they are one
+ *   note for the pool, naming 3 and counting the rest.
  * - `minActiveMembers` above the pool's primaries: the backups take flows always, the primaries all up or not.
  * - More VIP x member pairs than the bpf data plane holds (BPF_MAX_VIP_MEMBERS): bpf nodes refuse the whole state
  *   and keep serving the last one; nftables and proxy nodes serve it, so it is a note and not a problem. With second
@@ -26,7 +27,7 @@ import { BPF_MAX_VIP_MEMBERS } from './limits.js';
 import { defaultProfile, type VipProfile } from './profile.js';
 import { secondChanceActive } from './second-chance.js';
 import { backendsForPool, tableMembers } from './table.js';
-import type { Fleet, Forwarding, Pool } from './types.js';
+import type { Fleet, Forwarding, Pool, Vip } from './types.js';
 import { vipKey } from './vip-key.js';
 import { servedVips, vipServed } from './vip-state.js';
 
@@ -64,6 +65,42 @@ function slotlessMembers(pool: Pool, weights: PoolWeights, size: number): string
   return weights.backends.flatMap((b, i) =>
     (b.weight ?? 0) > 0 && owned[i] === 0 ? [members[i]?.name ?? b.name] : [],
   );
+}
+
+/**
+ * Up to this many members one table has no slot for are noted one by one (path to each weight); more are one note
+ * naming SLOTLESS_NAMED of them and counting the rest: a pool of 20,000 members behind one heavy one would otherwise
+ * print 20,000 notes.
+ */
+const SLOTLESS_NOTED_EACH = 5;
+const SLOTLESS_NAMED = 3;
+
+/** The notes for the members `indexes` (in pool.members) that vips[k]'s table has no slot for. */
+function slotlessNotes(pool: Pool, i: number, indexes: readonly number[], vip: Vip, k: number): ConfigProblem[] {
+  const table = `vips[${k}] ${vipKey(vip)}'s ${vip.tableSize}-slot table`;
+  if (indexes.length <= SLOTLESS_NOTED_EACH) {
+    return indexes.flatMap((j) => {
+      const m = pool.members[j];
+      if (!m) return [];
+      return [
+        {
+          path: `pools[${i}].members[${j}].weight`,
+          message: `${m.weight} gives member "${m.name}" no slot of ${table} (its share of the pool's weight is under one slot): it takes no new flows; raise its weight or the VIP's tableSize`,
+        },
+      ];
+    });
+  }
+  const n = (v: number): string => v.toLocaleString('en-US');
+  const named = indexes
+    .slice(0, SLOTLESS_NAMED)
+    .map((j) => `members[${j}] "${pool.members[j]?.name}" (weight ${pool.members[j]?.weight})`)
+    .join(', ');
+  return [
+    {
+      path: `pools[${i}].members`,
+      message: `${n(indexes.length)} members get no slot of ${table} (each one's share of the pool's weight is under one slot): ${named} and ${n(indexes.length - SLOTLESS_NAMED)} more; they take no new flows; raise their weights or the VIP's tableSize`,
+    },
+  ];
 }
 
 /**
@@ -243,6 +280,8 @@ export function ineffectiveSettings(fleet: Fleet): ConfigProblem[] {
   });
   const poolIndex = new Map(fleet.pools.map((p, i) => [p.name, i]));
   const weights = new Map<number, PoolWeights>();
+  // Member name -> index in pool.members, per pool: a findIndex per slotless member was O(members²) in one pool.
+  const memberIndex = new Map<number, Map<string, number>>();
   const checked = new Set<string>();
   fleet.vips.forEach((vip, k) => {
     const i = poolIndex.get(vip.pool);
@@ -252,16 +291,17 @@ export function ineffectiveSettings(fleet: Fleet): ConfigProblem[] {
     checked.add(`${i}/${vip.tableSize}`);
     let w = weights.get(i);
     if (!w) weights.set(i, (w = poolWeights(pool)));
+    let index = memberIndex.get(i);
+    if (!index) memberIndex.set(i, (index = new Map(pool.members.map((m, j) => [m.name, j]))));
+    const fresh: number[] = [];
     for (const name of slotlessMembers(pool, w, vip.tableSize)) {
-      const j = pool.members.findIndex((m) => m.name === name);
-      const m = pool.members[j];
-      if (!m || noted.has(`${i}/${j}`)) continue;
+      const j = index.get(name);
+      if (j === undefined || noted.has(`${i}/${j}`)) continue;
       noted.add(`${i}/${j}`);
-      out.push({
-        path: `pools[${i}].members[${j}].weight`,
-        message: `${m.weight} gives member "${name}" no slot of vips[${k}] ${vipKey(vip)}'s ${vip.tableSize}-slot table (its share of the pool's weight is under one slot): it takes no new flows; raise its weight or the VIP's tableSize`,
-      });
+      fresh.push(j);
     }
+    fresh.sort((x, y) => x - y); // the file's order, not the table's (by name: m1, m10, m100)
+    out.push(...slotlessNotes(pool, i, fresh, vip, k));
   });
   out.push(...forwardingNotes(fleet));
   out.push(...profileNotes(fleet));

@@ -2,6 +2,7 @@
 import {
   type AnnouncementChange,
   announcementChanges,
+  capProblems,
   type DecidedStatus,
   diffFleets,
   directReturnProblems,
@@ -74,9 +75,10 @@ export async function applyFleet(
   dryRunCommand: string,
 ): Promise<void> {
   const format = outputFormat(opts.output, ['table', 'json']);
-  // The kernel data planes refuse these (direct server return); say it here, before etcd, not on every node.
+  // The kernel data planes refuse these (direct server return); say it here, before etcd, not on every node. Capped
+  // as parseFleet's problems are (one per loopback member otherwise), so the hint after them stays in sight.
   const dsr = opts.proxyOnly ? [] : directReturnProblems(fleet);
-  if (dsr.length > 0) throw new CliError([...dsr.map(formatProblem), PROXY_HINT], EXIT_FAILURE);
+  if (dsr.length > 0) throw new CliError([...capProblems(dsr).map(formatProblem), PROXY_HINT], EXIT_FAILURE);
   await withStore(ctx, cmd, async (store) => {
     const current = await store.getDesired();
     const { decided, ramps } = await store.getDecided();

@@ -7,6 +7,7 @@ import {
   ConfigError,
   type ConfigProblem,
   canonicalAddress,
+  capProblems,
   directReturnProblems,
   type Fleet,
   formatProblem,
@@ -96,7 +97,7 @@ async function editPool(
 function keepsDirectReturn(before: Fleet, after: Fleet): void {
   if (directReturnProblems(before).length > 0) return;
   const broken = directReturnProblems(after);
-  if (broken.length > 0) throw new CliError(broken.map(formatProblem), EXIT_FAILURE);
+  if (broken.length > 0) throw new CliError(capProblems(broken).map(formatProblem), EXIT_FAILURE);
 }
 
 /** A member already in `state` is left alone: no revision written, as `member weight` and the VIP edits. */

@@ -9,7 +9,7 @@
  * (then: apply).
  * docs/design/0002-etcd-layout.md, "Recovering a corrupt pointer"; README Troubleshooting.
  */
-import { directReturnProblems, formatProblem } from '@l4fleet/config';
+import { capProblems, directReturnProblems, formatProblem } from '@l4fleet/config';
 import { StoreError } from '@l4fleet/store';
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE } from '../io.js';
@@ -59,9 +59,9 @@ export function registerRecover(program: Command, ctx: FleetCommandContext): voi
       const format = outputFormat(opts.output, ['table', 'json']);
       const fleet = readFleetFile(opts.file);
       // The kernel data planes refuse these (direct server return); checked before etcd as apply does, so a fleet
-      // every nftables/eBPF node refuses is found here, not on each node after the write.
+      // every nftables/eBPF node refuses is found here, not on each node after the write; capped as apply does.
       const dsr = opts.proxyOnly ? [] : directReturnProblems(fleet);
-      if (dsr.length > 0) throw new CliError([...dsr.map(formatProblem), PROXY_HINT], EXIT_FAILURE);
+      if (dsr.length > 0) throw new CliError([...capProblems(dsr).map(formatProblem), PROXY_HINT], EXIT_FAILURE);
       await withStore(ctx, cmd, async (store) => {
         const problem = await store.getDesired().then(
           () => undefined,
