@@ -2,7 +2,8 @@
  * The aggregator: one node at a time (etcd3 Election through the store) turns the nodes' health reports into
  * decided member status and writes it to etcd. Reports arrive by etcd (leased, the truth: they vanish with their
  * node) and by NATS (faster; optional); observations.ts keeps them. A decision is written only when it changes,
- * fenced by the leadership; a failed write is retried by one timer, however many events arrive meanwhile.
+ * fenced by the leadership (decided-write.ts); a failed write is retried by one timer, however many events arrive
+ * meanwhile.
  * With the decisions it writes the slow-start ramps (slow-start.ts) into the same records, and after them it records
  * the table history of second-chance pools (history.ts, 0011), fenced the same way. A write whose only failure is a
  * pool's record too large for etcd (the other pools written) counts as written (decided-refusal.ts). The times in
@@ -17,7 +18,8 @@ import { isRejectedRecord, type RecordFamily } from '../etcd/rejected-records.js
 import type { ObservedStatus } from '../health/hysteresis.js';
 import { timerDelayMs } from './clock-bounds.js';
 import { decideAll, decisionDelta } from './decide.js';
-import { createRefusals, isPartialRefusal } from './decided-refusal.js';
+import { createRefusals } from './decided-refusal.js';
+import { writeDecided } from './decided-write.js';
 import { historyStamps, nextTableHistory } from './history.js';
 import { createObservations } from './observations.js';
 import { createOwnStamps, createWallSteps } from './own-stamps.js';
@@ -109,6 +111,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
   let dirty = false;
   /** Records of pools etcd refused as too large (decided-refusal.ts); `retryRefused`: its retry is due. */
   const refusals = createRefusals();
+  const decidedWrite = { store: opts.store, refusals, log };
   let retryRefused = false;
   /** Errors recordHistory logged already (as tableHistoryWriteFailed), for the retry's catch. */
   const historyFailures = new WeakSet<object>();
@@ -119,6 +122,16 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
       timer = undefined;
       void recompute();
     }, RECOMPUTE_DELAY_MS);
+  };
+
+  /** The one retry (of a failed write, or of the records etcd refused: `refused`, decided-write.ts). */
+  const retryIn = (ms: number, refused: boolean): void => {
+    clock.clearTimeout(retryTimer);
+    retryTimer = clock.setTimeout(() => {
+      retryTimer = undefined;
+      if (refused) retryRefused = true;
+      void recompute();
+    }, ms);
   };
 
   const recompute = async (): Promise<void> => {
@@ -163,7 +176,8 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
         if (delta.set.size > 0 || delta.remove.length > 0 || ramp.changed || retry) {
           // Pools that had a ramp are written even when nothing is left in them, so no ended ramp stays behind.
           const pools = [...currentRamps.keys()].map((k) => k.slice(0, k.indexOf('/')));
-          await writeDecided(lead, next, ramp.ramps, pools);
+          const refusedRetryMs = await writeDecided(decidedWrite, lead, next, ramp.ramps, pools);
+          if (refusedRetryMs !== undefined) retryIn(refusedRetryMs, true);
           written = next;
           writtenRamps = ramp.ramps;
           for (const [member, status] of delta.set) log.info({ event: 'memberDecided', member, status });
@@ -188,39 +202,9 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
       writtenRamps = undefined;
       writtenHistory = undefined;
       rampSteps = new Set(); // what etcd holds is not known now: keep the next step
-      clock.clearTimeout(retryTimer);
-      retryTimer = clock.setTimeout(() => {
-        retryTimer = undefined;
-        void recompute();
-      }, RETRY_MS);
+      retryIn(RETRY_MS, false);
     } finally {
       writing = false;
-    }
-  };
-
-  /**
-   * The decided write. A refusal of some pools' records, the others written, returns as a write: logged once per
-   * distinct refusal and tried again after a back-off (decided-refusal.ts). Any other failure throws.
-   */
-  const writeDecided = async (
-    lead: Leadership,
-    next: ReadonlyMap<string, MemberStatus>,
-    ramps: MemberRamps,
-    pools: readonly string[],
-  ): Promise<void> => {
-    try {
-      await opts.store.writeDecided(next, { leadership: lead, ramps, pools });
-      if (refusals.cleared()) log.info({ event: 'decisionWriteRefusalEnded' });
-    } catch (err) {
-      if (!isPartialRefusal(err)) throw err;
-      const { changed, retryMs } = refusals.refused(err);
-      if (changed) log.warn({ event: 'decisionWriteRefused', code: err.code, key: err.key, err: err.message, retryMs });
-      clock.clearTimeout(retryTimer);
-      retryTimer = clock.setTimeout(() => {
-        retryTimer = undefined;
-        retryRefused = true;
-        void recompute();
-      }, retryMs);
     }
   };
 
