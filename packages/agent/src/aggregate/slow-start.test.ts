@@ -140,6 +140,64 @@ describe('slow start - the aggregator step', () => {
     expect(startedMembers({ pools: [], vips: [] }, fleetOf({ slowStartS: 8 })).size).toBe(0);
     expect(startedMembers(fleetOf({ slowStartS: 8 }), fleetOf({ slowStartS: 8, b: 'draining' })).size).toBe(0);
   });
+
+  test('a big pool coming back at once: every member ramps, and each member is read a bounded number of times', () => {
+    // A lookup of the member by name per member considered (pool.members.find) made a pass quadratic in the pool:
+    // 20,000 members took 1.5 s of the agent's event loop (health probes, etcd keep-alives) at every recompute.
+    const N = 20_000;
+    const names = Array.from({ length: N }, (_, i) => `m${i}`);
+    const parsed = parseFleet({
+      hashSeed: 7,
+      pools: [
+        {
+          name: 'big',
+          healthCheck: { type: 'tcp' },
+          slowStartS: 8,
+          members: names.map((name, i) => ({
+            name,
+            address: '198.18.0.1',
+            port: 1_000 + i,
+            ...(i === 7 ? { state: 'draining' } : {}),
+          })),
+        },
+      ],
+      vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'big' }],
+    });
+    // Every read of a member out of the pool's list is counted (find, filter, for-of and indexing alike); far past
+    // a linear count the pass is stopped, so a quadratic one fails at once instead of running for seconds.
+    let reads = 0;
+    const budget = 20 * N;
+    const members = new Proxy(parsed.pools[0]?.members ?? [], {
+      get(target, prop, receiver) {
+        if (typeof prop === 'string' && /^\d+$/.test(prop) && ++reads > budget) {
+          throw new Error(`more than ${budget} reads of the pool's ${N} members in one pass`);
+        }
+        return Reflect.get(target, prop, receiver);
+      },
+    });
+    const fleet: Fleet = { ...parsed, pools: parsed.pools.map((p) => ({ ...p, members })) };
+    const keys = names.map((n) => `big/${n}`);
+    const all = (s: MemberStatus) => new Map(keys.map((k): [string, MemberStatus] => [k, s]));
+    const base = { fleet, ramps: new Map(), started: new Set<string>(), nowMs: T0 };
+
+    const back = nextRamps({ ...base, before: all('down'), after: all('up') });
+    expect(reads).toBeLessThanOrEqual(3 * N);
+    expect(back.ramps.size).toBe(N - 1); // all but the draining one
+    expect(back.begun).toHaveLength(N - 1);
+    expect(back.ramps.has('big/m7')).toBe(false);
+    for (const r of back.ramps.values()) expect(r).toEqual({ percent: 20, sinceMs: T0 });
+
+    // The next pass steps every stored ramp (each looked up in its pool); one member decided down again loses its.
+    reads = 0;
+    const after = all('up');
+    after.set('big/m3', 'down');
+    const next = nextRamps({ ...base, before: all('up'), after, ramps: back.ramps, nowMs: T0 + 2_000 });
+    expect(reads).toBeLessThanOrEqual(3 * N);
+    expect(next.ramps.size).toBe(N - 2);
+    expect(next.ramps.has('big/m3')).toBe(false);
+    expect(next.ramps.get('big/m19999')).toEqual({ percent: 40, sinceMs: T0 });
+    expect(next.begun).toEqual([]);
+  });
 });
 
 describe('slow start - through the aggregator and a store', () => {

@@ -25,6 +25,7 @@
 import {
   type DecidedStatus,
   type Fleet,
+  type Member,
   type MemberRamp,
   type MemberRamps,
   memberKey,
@@ -74,16 +75,26 @@ export interface RampInputs {
   readonly held?: HeldStep;
 }
 
-/** Whether the member of `pool` may ramp: slow start on, the member active and not decided down. */
-function mayRamp(pool: Pool, name: string, key: string, after: DecidedStatus): boolean {
+/** Whether `member` of `pool` may ramp (undefined: not in the pool): slow start on, active, not decided down. */
+function mayRamp(pool: Pool, member: Member | undefined, key: string, after: DecidedStatus): boolean {
   if (slowStartOf(pool) === 0) return false;
-  const member = pool.members.find((m) => m.name === name);
   if (member?.state !== 'active' || member.weight === 0) return false;
   return pool.healthCheck.type === 'none' || after.get(key) !== 'down';
 }
 
 export function nextRamps(inp: RampInputs): RampStep {
   const pools = new Map(inp.fleet.pools.map((p) => [p.name, p]));
+  /**
+   * Per pool, its members by name, built at the first stored ramp of the pool. A search of the pool per member made
+   * each pass quadratic in the pool: 20,000 members coming back at once took 1.5 s of the leader's event loop, which
+   * also runs the health probes and the etcd keep-alives, at every recompute.
+   */
+  const byName = new Map<string, Map<string, Member>>();
+  const memberOf = (pool: Pool, name: string): Member | undefined => {
+    let members = byName.get(pool.name);
+    if (!members) byName.set(pool.name, (members = new Map(pool.members.map((m) => [m.name, m]))));
+    return members.get(name);
+  };
   const ramps = new Map<string, MemberRamp>();
   const begun: string[] = [];
   const capped: string[] = [];
@@ -96,14 +107,14 @@ export function nextRamps(inp: RampInputs): RampStep {
    * another leader's ramp, which moves at most one step above it (see the module's comment).
    */
   const consider = (
-    pool: Pool | undefined,
+    pool: Pool,
     key: string,
-    name: string,
+    member: Member | undefined,
     stored: number,
     storedPercent = 0,
     takenOver = false,
   ): void => {
-    if (!pool || ramps.has(key) || !mayRamp(pool, name, key, inp.after)) return;
+    if (ramps.has(key) || !mayRamp(pool, member, key, inp.after)) return;
     const slowStartS = slowStartOf(pool);
     let sinceMs = stored;
     let percent = rampPercentAt(sinceMs, inp.nowMs, slowStartS);
@@ -133,7 +144,7 @@ export function nextRamps(inp: RampInputs): RampStep {
         pool.healthCheck.type !== 'none' && inp.before.get(key) === 'down' && inp.after.get(key) === 'up';
       if (returned || inp.started.has(key)) {
         const had = ramps.size;
-        consider(pool, key, m.name, inp.nowMs);
+        consider(pool, key, m, inp.nowMs);
         if (ramps.size > had) begun.push(key);
       }
     }
@@ -145,7 +156,8 @@ export function nextRamps(inp: RampInputs): RampStep {
     const sinceMs = Math.max(0, r.sinceMs + (stepMs ?? 0));
     const ahead = sinceMs > latestMs;
     const pool = pools.get(key.slice(0, i));
-    consider(pool, key, key.slice(i + 1), ahead ? latestMs : sinceMs, r.percent, stepMs === undefined);
+    if (!pool) continue; // its pool is gone: the ramp ends
+    consider(pool, key, memberOf(pool, key.slice(i + 1)), ahead ? latestMs : sinceMs, r.percent, stepMs === undefined);
     if (ahead && ramps.has(key)) capped.push(key);
   }
   return {
