@@ -2,14 +2,16 @@
  * `npm run bench` for @l4fleet/maglev: table build time (median of many runs) at the paper's sizes, churn for
  * remove-one and add-one, heap used by a build, the ratio to a plain C loop of the same algorithm compiled
  * and timed in this same run (bench/reference.c, needs gcc; skipped with a note when absent), and the fill loop
- * alone as WebAssembly and as the TypeScript reference loop (src/fill.ts) on the same cursors.
+ * alone as WebAssembly and as the TypeScript reference loop (src/fill.ts) on the same cursors, and the pathological
+ * weighted build (one member at 65,535, 19,999 at 1) through the per-backend wasm loop and through fill()'s grouped
+ * loop (src/fill-grouped.ts), with a check that both built the same table.
  * Paper (NSDI'16 §5.3): 1.8 ms at M = 65,537 and 22.9 ms at M = 655,373 (C, their hardware).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fillUniformTs } from '../src/fill.js';
+import { fill, fillUniformTs } from '../src/fill.js';
 import { fillWasm } from '../src/fill-wasm.js';
 import { FILL_WASM_BASE64 } from '../src/fill-wasm-bytes.js';
 import { buildNamedTable, buildTable, churn, tableStats } from '../src/index.js';
@@ -105,6 +107,40 @@ function fillLoop(size: number, n: number): Record<string, number> {
 }
 const fillRows = [fillLoop(65_537, 1_000), fillLoop(655_373, 1_000)];
 
+/**
+ * The weighted build that visits every backend every round (src/fill-grouped.ts): one member at weight 65,535 and
+ * 19,999 at 1 earn 1 and 1/65,535 a round, ~50,000 rounds of 20,000 visits in the per-backend loop. That loop
+ * (the wasm, which fill() used for every weighted table before) runs once, it takes seconds; fill() (the grouped
+ * loop here) runs RUNS times after a warm-up. Same cursors as fillLoop(); the two tables must be equal.
+ */
+const pathological = (() => {
+  const size = 65_537;
+  const n = 20_000;
+  const cursor0 = new Int32Array(2 * n);
+  const owner = Int32Array.from({ length: n }, (_, k) => k);
+  for (let k = 0; k < n; k++) {
+    cursor0[2 * k] = (Math.imul(k + 1, 0x9e3779b1) >>> 0) % size;
+    cursor0[2 * k + 1] = ((Math.imul(k + 1, 0x85ebca6b) >>> 0) % (size - 1)) + 1;
+  }
+  const rate = new Float64Array(n).fill(1 / 65_535);
+  rate[0] = 1;
+  const perBackend = new Int32Array(size);
+  let t0 = performance.now();
+  fillWasm(perBackend, cursor0.slice(), owner, rate);
+  const perBackendMs = performance.now() - t0;
+  const grouped = new Int32Array(size);
+  let path = '';
+  for (let i = 0; i < 3; i++) path = fill(grouped, cursor0.slice(), owner, rate);
+  const times: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    t0 = performance.now();
+    fill(grouped, cursor0.slice(), owner, rate);
+    times.push(performance.now() - t0);
+  }
+  const identical = grouped.every((v, i) => v === perBackend[i]);
+  return { size, backends: n, perBackendMs, groupedMs: median(times), path, identical };
+})();
+
 // Linear in N: churn() maps names once (an indexOf per name was quadratic: seconds at N = 50,000) and tableStats()
 // loops instead of spreading 100,000 arguments into Math.max (a call-stack overflow).
 const large = (() => {
@@ -158,8 +194,20 @@ for (const r of fillRows) {
   );
 }
 console.log(
+  `maglev: weighted, 1 member at 65,535 + 19,999 at 1, M = 65,537: per-backend wasm loop ${f(pathological.perBackendMs, 0)} ms (1 run), fill() ${pathological.path} ${f(pathological.groupedMs)} ms (median of ${RUNS}), same table: ${pathological.identical ? 'yes' : 'NO'}`,
+);
+console.log(
   `maglev: N = 100,000, M = 1,000,003: churn (remove-one) ${f(large.churnMs, 1)} ms, tableStats ${f(large.statsMs, 1)} ms`,
 );
 console.log(
-  JSON.stringify({ bench: 'maglev', runs: RUNS, build: rows, churn: churnRows, fill: fillRows, wasmBytes, large }),
+  JSON.stringify({
+    bench: 'maglev',
+    runs: RUNS,
+    build: rows,
+    churn: churnRows,
+    fill: fillRows,
+    wasmBytes,
+    pathological,
+    large,
+  }),
 );

@@ -3,38 +3,42 @@
  * preferred free slot. It is the hot path (M claims, each probing a permutation), so it runs as WebAssembly
  * (wasm/fill.wat: ~1.5x faster than V8's code for the same loop at M = 65,537, the bench's fill-loop line; see
  * the package README); the TypeScript loops below are the reference the wasm is tested against slot by slot, and
- * the fallback where WebAssembly is unavailable (--jitless).
+ * the fallback where WebAssembly is unavailable (--jitless). Weighted pools of many members sharing few rates that
+ * earn little a round take src/fill-grouped.ts instead (one credit per distinct rate; the same table).
  */
+import { claim } from './fill-claim.js';
+import { fillWeightedGroupedTs, groupingPays, rateClasses } from './fill-grouped.js';
 import { fillWasm, wasmAvailable } from './fill-wasm.js';
+
+/** Which loop filled the table (for tests and the bench; the table is the same whichever ran). */
+export type FillPath = 'wasm-uniform' | 'wasm-weighted' | 'ts-uniform' | 'ts-weighted' | 'ts-grouped';
 
 /**
  * Fills `table` (its prior content is ignored). cursor[2k] / cursor[2k+1]: backend k's next slot and skip; owner[k]: the
- * value written for k; rate[k]: weight / maxWeight in (0, 1].
+ * value written for k; rate[k]: weight / maxWeight in (0, 1]. Weighted tables whose many backends share few rates
+ * and earn little per round go through the grouped loop (src/fill-grouped.ts: one credit per distinct rate, the
+ * same table); the rest through the wasm loops, or the TypeScript ones where WebAssembly is unavailable.
  */
-export function fill(table: Int32Array, cursor: Int32Array, owner: Int32Array, rate: Float64Array): void {
+export function fill(table: Int32Array, cursor: Int32Array, owner: Int32Array, rate: Float64Array): FillPath {
   let uniform = true;
   for (let k = 0; k < rate.length; k++) if (rate[k] !== 1) uniform = false;
-  if (wasmAvailable()) fillWasm(table, cursor, owner, uniform ? undefined : rate);
-  else if (uniform) fillUniformTs(table.fill(-1), cursor, owner);
+  if (!uniform) {
+    const classes = rateClasses(rate);
+    if (groupingPays(table.length, rate, classes)) {
+      fillWeightedGroupedTs(table.fill(-1), cursor, owner, rate, classes);
+      return 'ts-grouped';
+    }
+  }
+  if (wasmAvailable()) {
+    fillWasm(table, cursor, owner, uniform ? undefined : rate);
+    return uniform ? 'wasm-uniform' : 'wasm-weighted';
+  }
+  if (uniform) fillUniformTs(table.fill(-1), cursor, owner);
   else fillWeightedTs(table.fill(-1), cursor, owner, rate);
+  return uniform ? 'ts-uniform' : 'ts-weighted';
 }
 
 // The TypeScript reference loops (the wasm module implements the same two).
-
-/** Backend k claims its next free preferred slot; returns true when that filled the table. */
-function claim(table: Int32Array, cursor: Int32Array, owner: Int32Array, k: number, filled: number): boolean {
-  const size = table.length;
-  const s = cursor[2 * k + 1] as number;
-  let p = cursor[2 * k] as number;
-  while ((table[p] as number) !== -1) {
-    p += s;
-    if (p >= size) p -= size;
-  }
-  table[p] = owner[k] as number;
-  p += s;
-  cursor[2 * k] = p >= size ? p - size : p;
-  return filled + 1 === size;
-}
 
 /** Equal weights: plain round robin of turns (Pseudocode 1). `table` must be all -1. */
 export function fillUniformTs(table: Int32Array, cursor: Int32Array, owner: Int32Array): void {
