@@ -118,11 +118,25 @@ describe('slow start - the aggregator step', () => {
     const taken = step({ before: up, after: up, ramps: at20, nowMs: T0 + 600_000, held: () => undefined });
     expect(taken).toMatchObject({ changed: true, limited: ['web/b'], nextStepMs: T0 + 600_000 + 2_000 });
     expect(taken.ramps.get('web/b')).toEqual({ percent: 40, sinceMs: T0 + 600_000 - 2_000 });
-    // One step up is taken as it is; from the last step, the whole weight.
+    // One step up is taken, begun now too (a clock ahead by up to a step more gives no sooner a next one); from the
+    // last step, the whole weight.
     const near = step({ before: up, after: up, ramps: at20, nowMs: T0 + 1_500, held: () => undefined });
-    expect(near).toMatchObject({ limited: [], ramps: new Map([['web/b', { percent: 40, sinceMs: T0 - 1_000 }]]) });
+    expect(near).toMatchObject({ limited: [], ramps: new Map([['web/b', { percent: 40, sinceMs: T0 - 500 }]]) });
     const at80 = new Map([['web/b', { percent: 80, sinceMs: T0 - 7_000 }]]);
     expect(step({ before: up, after: up, ramps: at80, nowMs: T0 + 600_000, held: () => undefined }).ramps.size).toBe(0);
+  });
+
+  test('a ramp taken over at exactly the next step by the new clock: that step is begun now, not the old time', () => {
+    // The stored 20 % began at T0; a new leader's clock puts T0 + 3,900 ms in the second step. Kept at T0, the third
+    // step came 100 ms later: a clock 1 to 2 steps ahead moved the ramp two steps in seconds.
+    const up = status([['web/b', 'up']]);
+    const at20 = new Map([['web/b', { percent: 20, sinceMs: T0 }]]);
+    const taken = step({ before: up, after: up, ramps: at20, nowMs: T0 + 3_900, held: () => undefined });
+    expect(taken.ramps.get('web/b')).toEqual({ percent: 40, sinceMs: T0 + 3_900 - 2_000 });
+    expect((taken.nextStepMs as number) - (T0 + 3_900)).toBe(2_000);
+    // Its own ramp (no takeover) steps on its time as before.
+    const own = step({ before: up, after: up, ramps: at20, nowMs: T0 + 3_900 });
+    expect(own.ramps.get('web/b')).toEqual({ percent: 40, sinceMs: T0 });
   });
 
   test('a member started by the fleet ramps too, also with health check none (no decisions)', () => {
@@ -298,30 +312,38 @@ describe('slow start - through the aggregator and a store', () => {
     expect((await ramp())?.percent).toBe(40);
   });
 
-  test('a new leader whose clock is 10 min ahead moves a ramp one step up at most, then on by steady time', async () => {
-    const { clock, store, agg } = await leader(fleetOf({ slowStartS: 600, b: 'draining' }));
-    agg.setFleet(fleetOf({ slowStartS: 600 }));
-    await clock.advance(20);
-    expect((await store.getDecided()).ramps.get('web/b')?.percent).toBe(20);
-    await agg.close();
-    const ahead = createManualClock(clock.now() + 10 * 60_000);
-    const next = createAggregator({ node: 'n2', store, logger, clock: ahead });
-    open.push(next);
-    await store.watchDecided({ onUpdate: (d) => next.setDecided(d.decided, d.ramps) });
-    next.setMembers(['web/a', 'web/b']);
-    next.setLiveNodes(new Set(NODES));
-    next.setFleet(fleetOf({ slowStartS: 600 }));
-    next.start();
-    await ahead.advance(20);
-    expect(next.isLeader).toBe(true);
-    // Its clock says the ramp is over: it takes the next step, begun now, not the whole weight at once.
-    const took = (await store.getDecided()).ramps.get('web/b');
-    expect(took?.percent).toBe(40);
-    await ahead.advance(150_000 - 100);
-    expect((await store.getDecided()).ramps.get('web/b')?.percent).toBe(40);
-    await ahead.advance(200);
-    expect((await store.getDecided()).ramps.get('web/b')?.percent).toBe(60);
-  });
+  // 280 s is between one and two steps (150 s each): the new clock gives exactly the next step, which must be begun
+  // now too (kept at the old time, the step after came 20 s later).
+  test.each([
+    ['10 min', 10 * 60_000],
+    ['280 s', 280_000],
+  ])(
+    'a new leader whose clock is %s ahead moves a ramp one step up at most, then on by steady time',
+    async (_n, aheadMs) => {
+      const { clock, store, agg } = await leader(fleetOf({ slowStartS: 600, b: 'draining' }));
+      agg.setFleet(fleetOf({ slowStartS: 600 }));
+      await clock.advance(20);
+      expect((await store.getDecided()).ramps.get('web/b')?.percent).toBe(20);
+      await agg.close();
+      const ahead = createManualClock(clock.now() + aheadMs);
+      const next = createAggregator({ node: 'n2', store, logger, clock: ahead });
+      open.push(next);
+      await store.watchDecided({ onUpdate: (d) => next.setDecided(d.decided, d.ramps) });
+      next.setMembers(['web/a', 'web/b']);
+      next.setLiveNodes(new Set(NODES));
+      next.setFleet(fleetOf({ slowStartS: 600 }));
+      next.start();
+      await ahead.advance(20);
+      expect(next.isLeader).toBe(true);
+      // Its clock says the ramp is over: it takes the next step, begun now, not the whole weight at once.
+      const took = (await store.getDecided()).ramps.get('web/b');
+      expect(took?.percent).toBe(40);
+      await ahead.advance(150_000 - 100);
+      expect((await store.getDecided()).ramps.get('web/b')?.percent).toBe(40);
+      await ahead.advance(200);
+      expect((await store.getDecided()).ramps.get('web/b')?.percent).toBe(60);
+    },
+  );
 
   test('a ramp stamped 30 days ahead in etcd: the leader arms no timer beyond 2^31-1 ms and the ramp ends', async () => {
     const manual = createManualClock(T0);

@@ -17,10 +17,12 @@
  *   the 5 min bound (clock-bounds.ts) start the ramp over at 20 %. It re-bases `sinceMs` to where the stored step
  *   begins at its own now (rampSinceForPercent), and the ramp goes on up from there.
  * - A ramp it takes over (read from etcd, another leader's) moves at most one step up: with its clock ahead of the
- *   old leader's it would compute a later step, or the ramp's end; it takes the step after the stored one, begun
- *   now (the whole weight only from the last step). So a failover, however far ahead the new leader's clock, moves a
- *   member up by one step at most; with clocks that agree it changes nothing while the failover is shorter than a
- *   step (slowStartS / 4), and a longer one lengthens the ramp by less than the failover took (no step is skipped).
+ *   old leader's it would compute a later step, or the ramp's end; whenever its clock puts the ramp past the stored
+ *   step, it takes the step after the stored one, begun now (the whole weight only from the last step). Begun now
+ *   also when its clock gives exactly that step: kept at the old leader's time, a clock 1 to 2 steps ahead gave the
+ *   step after it within seconds. So a failover, however far ahead the new leader's clock, moves a member up by one
+ *   step at most, that step lasting slowStartS / 4; with clocks that agree it changes nothing unless a step came due
+ *   during the failover, and then lengthens the ramp by less than the failover took (no step is skipped).
  */
 import {
   type DecidedStatus,
@@ -126,11 +128,13 @@ export function nextRamps(inp: RampInputs): RampStep {
       percent = rampPercentAt(sinceMs, inp.nowMs, slowStartS);
     }
     const stepUp = takenOver ? RAMP_PERCENTS.find((p) => p > storedPercent) : undefined;
-    if (stepUp !== undefined && (percent === undefined || percent > stepUp)) {
-      // This clock is ahead of the ramp's: one step up, begun now (rampSinceForPercent is defined for a step).
+    if (stepUp !== undefined && (percent === undefined || percent >= stepUp)) {
+      // Any step up of a ramp taken over is begun now (rampSinceForPercent is defined for a step): kept at the old
+      // leader's time, a clock one to two steps ahead gave the step after it within seconds. Logged only when this
+      // clock gave more than that one step.
+      if (percent !== stepUp) limited.push(key);
       sinceMs = rampSinceForPercent(stepUp, inp.nowMs, slowStartS) as number;
       percent = stepUp;
-      limited.push(key);
     }
     if (percent === undefined) return;
     ramps.set(key, { percent, sinceMs });
