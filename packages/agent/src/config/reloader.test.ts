@@ -29,7 +29,7 @@ const configWith = (bgp: Record<string, unknown> = {}, rest: Record<string, unkn
   });
 
 type Extra = Partial<
-  Pick<Parameters<typeof createReloader>[0], 'preflight' | 'tlsFiles' | 'setLogLevel' | 'health' | 'logger'>
+  Pick<Parameters<typeof createReloader>[0], 'preflight' | 'tlsFiles' | 'setLogLevel' | 'health' | 'logger' | 'bfd'>
 >;
 
 /**
@@ -426,6 +426,48 @@ describe('agent reload - shutdown() while a reload applies', () => {
       kind: 'config.reload',
       data: { result: 'refused', changed: ['bgp.peers'] },
     });
+  });
+  test('a rollback under way when the drain begins stops there: the steps not yet undone are left as they are, unsettled', async () => {
+    const on = (bgp: Record<string, unknown> = {}) => configWith(bgp, { bfd: { enabled: true } });
+    let opened: () => void = () => undefined;
+    const gate = new Promise<void>((r) => {
+      opened = r;
+    });
+    let entered: () => void = () => undefined;
+    const inRollback = new Promise<void>((r) => {
+      entered = r;
+    });
+    let bfdCalls = 0;
+    // bfdd refuses the new peers, then hangs on the rollback (held on the gate).
+    const bfd = {
+      setPeers: async () => {
+        bfdCalls += 1;
+        if (bfdCalls === 1) throw new Error('bfdd: refused');
+        entered();
+        await gate;
+      },
+      setTimers: async () => undefined,
+    };
+    const speaker = createFakeSpeaker();
+    const { reloader, emitted } = await setUp(on(), { bfd }, speaker);
+    const calls: string[][] = [];
+    const setPeers = speaker.setPeers.bind(speaker);
+    speaker.setPeers = async (peers) => {
+      calls.push(peers.map((p) => p.address));
+      await setPeers(peers);
+    };
+    const reloading = reloader.reload(async () => on({ peers: [ROUTER2] }));
+    await inRollback; // bfd.peers failed, its rollback held; bgp.peers not yet undone
+    reloader.stopApplying();
+    opened();
+    await expect(reloading).rejects.toThrow(
+      'reload refused: bfd.peers: bfdd: refused; rolled back to the running config (bfd.peers); the agent began ' +
+        'exiting while it rolled back: not rolled back (bgp.peers), the next reload applies it again',
+    );
+    await expect(reloading).rejects.toMatchObject({ code: 'RELOAD_REFUSED', problems: [{ path: 'bfd.peers' }] });
+    expect(calls).toEqual([[ROUTER2.address]]); // ROUTER not added back to gobgpd mid-drain
+    expect(speaker.peers.map((p) => p.address)).toEqual([ROUTER2.address]);
+    expect(emitted.at(-1)).toMatchObject({ kind: 'config.reload', data: { result: 'refused' } });
   });
 });
 

@@ -84,6 +84,23 @@ interface LiveStep {
 const NEEDS_RESTART = 'changed: only a restart applies it (a restart drains the node first)';
 const EXITING = 'reload refused, nothing changed: the agent is exiting';
 
+/** What a rollback did, for the refusal: all undone, or which were, which failed, which the drain left as applied. */
+function rollbackSaid(
+  touched: readonly LiveStep[],
+  undone: readonly string[],
+  failed: readonly string[],
+  left: readonly string[],
+): string {
+  if (failed.length === 0 && left.length === 0)
+    return `rolled back to the running config (${touched.map((s) => s.name).join(', ')})`;
+  const parts = [
+    ...(undone.length > 0 ? [`rolled back to the running config (${undone.join(', ')})`] : []),
+    ...(failed.length > 0 ? [`the rollback failed too (${failed.join('; ')})`] : []),
+    ...(left.length > 0 ? [`the agent began exiting while it rolled back: not rolled back (${left.join(', ')})`] : []),
+  ];
+  return `${parts.join('; ')}${left.length > 0 ? ',' : ':'} the next reload applies it again`;
+}
+
 export function createReloader(opts: ReloaderOptions): Reloader {
   let running = opts.config;
   let chain: Promise<unknown> = Promise.resolve();
@@ -178,7 +195,8 @@ export function createReloader(opts: ReloaderOptions): Reloader {
    * Applies `steps` in order. When one throws, the steps done and the failed one are given the running config
    * again (a rollback: the deleted router session back), and the reload is refused saying so; a step whose rollback
    * fails too is unsettled, and the next reload applies it whatever its plan says. Never "nothing changed" then.
-   * Once stopApplying() was called there is no rollback: the steps done and the failed one are unsettled.
+   * Once stopApplying() was called there is no rollback: the steps done and the failed one are unsettled; a rollback
+   * under way then stops before its next step, the steps it has not undone unsettled.
    */
   const applySteps = async (steps: readonly LiveStep[], next: AgentConfig): Promise<void> => {
     for (const [i, step] of steps.entries()) {
@@ -217,27 +235,36 @@ export function createReloader(opts: ReloaderOptions): Reloader {
             },
           );
         }
+        const touched = steps.slice(0, i + 1);
+        const undone: string[] = [];
         const failed: string[] = [];
-        for (const done of steps.slice(0, i + 1).reverse()) {
+        let left: string[] = [];
+        const order = [...touched].reverse();
+        for (const [k, done] of order.entries()) {
+          if (stopped) {
+            // The drain began during an earlier undo (a slow bfdd): no further change to the peers mid RFC 8326
+            // graceful shutdown, as when a step fails after stopApplying(). These stay as applied, unsettled.
+            left = order.slice(k).map((s) => s.name);
+            for (const name of left) unsettled.add(name);
+            break;
+          }
           try {
             await done.apply(running);
             unsettled.delete(done.name);
+            undone.push(done.name);
           } catch (rollbackErr) {
             unsettled.add(done.name);
             failed.push(`${done.name}: ${(rollbackErr as Error).message}`);
           }
         }
-        const undone =
-          failed.length === 0
-            ? `rolled back to the running config (${steps
-                .slice(0, i + 1)
-                .map((s) => s.name)
-                .join(', ')})`
-            : `the rollback failed too (${failed.join('; ')}): the next reload applies it again`;
-        throw new AgentError('RELOAD_REFUSED', `reload refused: ${step.name}: ${message}; ${undone}`, {
-          cause: err,
-          problems: [{ path: step.name, message }],
-        });
+        throw new AgentError(
+          'RELOAD_REFUSED',
+          `reload refused: ${step.name}: ${message}; ${rollbackSaid(touched, undone, failed, left)}`,
+          {
+            cause: err,
+            problems: [{ path: step.name, message }],
+          },
+        );
       }
     }
   };
