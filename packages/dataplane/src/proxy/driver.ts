@@ -20,7 +20,7 @@ import {
   type VipTable,
 } from '../types.js';
 import { type NormalizedVip, validateDesired } from '../validate.js';
-import { listenLabel, relistenLost } from './lost.js';
+import { joinFailures, listenLabel, relistenLost } from './lost.js';
 import { BackendSelector, type ProxySelection, unmapAddress } from './select.js';
 import { nodeSockets, type ProxySockets } from './sockets.js';
 import { type ProxyStats, Tally } from './stats.js';
@@ -232,19 +232,20 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
       const v = byBind.get(r.bind);
       if (v !== undefined && !wanted.has(r.key) && !running.has(v.key)) takenOver.set(v.key, r);
     }
-    // Open every new listener first: if one fails, close those and keep the previous state whole. Before them, the
-    // listeners of VIPs that stay (or are taken over) that were lost under the proxy open again (lost.ts).
+    // Before the new listeners, the lost listeners of VIPs that stay (or are taken over) open again (lost.ts). One
+    // that cannot fails the apply only once every other change is made, its own table included (right once it
+    // listens again): another process on one VIP's port must not keep the other VIPs' tables stale.
+    const { opened: reopened, failure: relistenFailure } = await relistenLost(
+      [...running.values()].filter((r) => byBind.has(r.bind)),
+      log,
+    );
+    // Open every new listener first: if one fails, close those and keep the previous state whole.
     const added: RunningVip[] = [];
-    let reopened: Set<RunningVip>;
     try {
-      reopened = await relistenLost(
-        [...running.values()].filter((r) => byBind.has(r.bind)),
-        log,
-      );
       for (const v of vips) if (!running.has(v.key) && !takenOver.has(v.key)) added.push(await start(v));
     } catch (err) {
       await Promise.all(added.map((r) => r.listener.close(false)));
-      throw err;
+      throw (relistenFailure && joinFailures([relistenFailure, err as DataPlaneError])) ?? err;
     }
     const reports: VipApplyReport[] = [];
     let slotsChanged = 0;
@@ -323,13 +324,16 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
       durationMs: performance.now() - started,
     };
     last = desired;
-    if (verifying && result.transactions === 0) return result;
-    (verifying ? log.warn.bind(log) : log.info.bind(log))({
-      event: verifying ? 'driftRepaired' : 'applied',
-      vips: vips.length,
-      slotsChanged,
-      durationMs: Math.round(result.durationMs * 10) / 10,
-    });
+    if (!verifying || result.transactions > 0) {
+      (verifying ? log.warn.bind(log) : log.info.bind(log))({
+        event: verifying ? 'driftRepaired' : 'applied',
+        vips: vips.length,
+        slotsChanged,
+        durationMs: Math.round(result.durationMs * 10) / 10,
+      });
+    }
+    // Everything else is in place (and `last`, so verify tries the listener again): the apply still fails, naming it.
+    if (relistenFailure) throw relistenFailure;
     return result;
   }
 

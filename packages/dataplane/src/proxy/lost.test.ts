@@ -2,7 +2,9 @@
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
+import { buildTable } from '@l4fleet/maglev';
 import { afterEach, describe, expect, test } from 'vitest';
+import type { VipTable } from '../types.js';
 import { createProxyDataPlane } from './driver.js';
 import { cleanups, connectOutcome, echoOutcome, HOST, logger, member, table } from './driver.test-helper.js';
 import { nodeSockets, type ProxySockets } from './sockets.js';
@@ -113,6 +115,51 @@ describe('proxy driver - lost listeners', () => {
     expect(r.transactions).toBe(1);
     expect(r.vips).toEqual([expect.objectContaining({ action: 'updated' })]);
     expect(await echoOutcome(t.vip.port, HOST)).toBe('ping');
+  });
+
+  test('proxy driver - a lost listener that cannot listen again fails apply and verify naming its VIP, yet every other change is made: the other VIPs and its own table', async () => {
+    const m0 = await member();
+    const a = await table('tcp', m0);
+    const b = await table('tcp', m0);
+    // m1 names itself: a client through a VIP sees which member its table chose.
+    const m1 = net.createServer((c) => c.end('m1'));
+    await new Promise<void>((r) => m1.listen(0, HOST, r));
+    cleanups.push(() => m1.close());
+    const m1Backends = [{ name: 'm1', address: HOST, port: (m1.address() as net.AddressInfo).port }];
+    const toM1 = (t: VipTable): VipTable => ({ ...t, backends: m1Backends, slots: buildTable(m1Backends, 251) });
+    const sockets = keptSockets();
+    const dp = createProxyDataPlane({ logger, sockets });
+    cleanups.push(() => dp.close());
+    await dp.apply([a, b]);
+    expect(await echoOutcome(b.vip.port, HOST)).toBe('ping');
+    // A's listener is lost and another process takes its port.
+    sockets.tcp[0]?.close();
+    const squatter = net.createServer((c) => c.destroy());
+    await new Promise<void>((resolve, reject) => {
+      squatter.once('error', reject);
+      squatter.listen(a.vip.port, HOST, resolve);
+    });
+    cleanups.push(() => squatter.close());
+    const err = await dp.apply([toM1(a), toM1(b)]).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'LISTEN_FAILED', cause: expect.objectContaining({ code: 'EADDRINUSE' }) });
+    expect((err as Error).message).toContain(`vip ${HOST}:${a.vip.port}/tcp`);
+    expect((err as Error).message).not.toContain(`vip ${HOST}:${b.vip.port}/tcp`);
+    // B's table changed all the same: its clients reach m1.
+    expect(await echoOutcome(b.vip.port, HOST)).toBe('m1');
+    // verify re-applies that state: it fails for A again, B stays as it is.
+    const verr = await dp.verify().catch((e: unknown) => e);
+    expect(verr).toMatchObject({ code: 'LISTEN_FAILED' });
+    expect((verr as Error).message).toContain(`vip ${HOST}:${a.vip.port}/tcp`);
+    expect(await echoOutcome(b.vip.port, HOST)).toBe('m1');
+    // Once the port is free, verify opens A again, with the table of the failed apply.
+    await new Promise<void>((r) => squatter.close(() => r()));
+    const r = await dp.verify();
+    expect(r.transactions).toBe(1);
+    expect(r.vips).toEqual([
+      expect.objectContaining({ vip: `${HOST}:${a.vip.port}/tcp`, action: 'updated' }),
+      expect.objectContaining({ vip: `${HOST}:${b.vip.port}/tcp`, action: 'unchanged' }),
+    ]);
+    expect(await echoOutcome(a.vip.port, HOST)).toBe('m1');
   });
 
   test('proxy driver - an error a listener emits after its bind is logged, not thrown; a listener still listening needs no repair', async () => {

@@ -2,7 +2,8 @@
  * Listeners lost under the proxy: a VIP's listening socket closed other than by the driver (closed by a fault, or gone
  * with an error after its bind). The VIP then takes no new connection or datagram while the agent reports ready and
  * the node announces it, so every apply and verify opens such a listener again, and counts it as a listener change
- * (verify reports it as a repair, as the kernel drivers do a rule deleted by hand).
+ * (verify reports it as a repair, as the kernel drivers do a rule deleted by hand). One that cannot listen again fails
+ * the apply or verify, after the driver made every other change of it.
  */
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
@@ -22,12 +23,23 @@ export function listenLabel(host: string, port: number, protocol: string): strin
   return `${isIPv6(host) ? `[${host}]` : host}:${port}/${protocol}`;
 }
 
+export interface Relistened<T> {
+  /** The VIPs whose listener opened again. */
+  readonly opened: Set<T>;
+  /**
+   * LISTEN_FAILED naming each VIP that cannot listen again (another socket took the port) and where it listened;
+   * undefined when none failed.
+   */
+  readonly failure: DataPlaneError | undefined;
+}
+
 /**
- * Opens the listener of each VIP in `vips` that lost it again and returns those it opened. Every lost listener is
- * tried; any that cannot listen (another socket took the port) fails the call with LISTEN_FAILED naming each VIP and
- * where it listened (the others stay open: they are the state the driver had before).
+ * Opens the listener of each VIP in `vips` that lost it again. Every lost listener is tried; the failures are returned,
+ * not thrown, so that the caller makes every other change of its apply before it fails it (a VIP whose port another
+ * process took must not hold back the table changes of the others: members taken out by health would keep their
+ * slots on every VIP of the node).
  */
-export async function relistenLost<T extends ListeningVip>(vips: Iterable<T>, log: Logger): Promise<Set<T>> {
+export async function relistenLost<T extends ListeningVip>(vips: Iterable<T>, log: Logger): Promise<Relistened<T>> {
   const opened = new Set<T>();
   const failures: DataPlaneError[] = [];
   for (const v of vips) {
@@ -47,11 +59,13 @@ export async function relistenLost<T extends ListeningVip>(vips: Iterable<T>, lo
       );
     }
   }
-  if (failures.length === 1) throw failures[0];
-  if (failures.length > 1) {
-    throw new DataPlaneError('LISTEN_FAILED', failures.map((f) => f.message).join('; '), {
-      cause: new AggregateError(failures),
-    });
-  }
-  return opened;
+  return { opened, failure: joinFailures(failures) };
+}
+
+/** One LISTEN_FAILED of several: their messages joined, each kept as a cause. */
+export function joinFailures(failures: readonly DataPlaneError[]): DataPlaneError | undefined {
+  if (failures.length <= 1) return failures[0];
+  return new DataPlaneError('LISTEN_FAILED', failures.map((f) => f.message).join('; '), {
+    cause: new AggregateError(failures),
+  });
 }
