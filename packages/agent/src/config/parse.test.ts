@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, constants, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LISTEN_ADDRESS_FORM } from '@l4fleet/config';
+import { canonicalAddress, LISTEN_ADDRESS_FORM } from '@l4fleet/config';
 import { describe, expect, test } from 'vitest';
 import { AgentError } from '../errors.js';
 import { loadAgentConfig, MAX_AGENT_CONFIG_BYTES, parseAgentConfigText } from './load.js';
@@ -204,6 +204,24 @@ describe('agent config - parse', () => {
         `bgp.listenAddresses[1]: "2001:db8::11" overlaps bgp.listenAddresses[0] ("::"): "::" is every IPv6 address${LISTENER_CLASH}`,
       ],
     ],
+    // gobgpd opens an IPv4-mapped address (::ffff:a.b.c.d) as an IPv4 listener (GoBGP newTCPListener: To4() != nil),
+    // on a.b.c.d: it clashes with 0.0.0.0 and with a.b.c.d as an IPv4 address would.
+    [
+      { ...minimal, bgp: { ...minimal.bgp, listenPort: 179, listenAddresses: ['0.0.0.0', '::ffff:198.18.0.11'] } },
+      [
+        `bgp.listenAddresses[1]: "::ffff:c612:b" (IPv4-mapped 198.18.0.11) overlaps bgp.listenAddresses[0] ("0.0.0.0"): "0.0.0.0" is every IPv4 address${LISTENER_CLASH}`,
+      ],
+    ],
+    [
+      { ...minimal, bgp: { ...minimal.bgp, listenPort: 179, listenAddresses: ['198.18.0.11', '::ffff:198.18.0.11'] } },
+      [
+        `bgp.listenAddresses[1]: "::ffff:c612:b" (IPv4-mapped 198.18.0.11) duplicates bgp.listenAddresses[0]${LISTENER_CLASH}`,
+      ],
+    ],
+    [
+      { ...minimal, bgp: { ...minimal.bgp, listenPort: 179, listenAddresses: ['0.0.0.0', '::ffff:0.0.0.0'] } },
+      [`bgp.listenAddresses[1]: "::ffff:0:0" (IPv4-mapped 0.0.0.0) duplicates bgp.listenAddresses[0]${LISTENER_CLASH}`],
+    ],
     // gobgpd takes 0 as no port; bgp's speaker refuses it for good (1-65535, or -1 for no listener).
     [{ ...minimal, bgp: { ...minimal.bgp, listenPort: 0 } }, ['bgp.listenPort: 0 is not a port (1-65535) or -1']],
     [
@@ -218,10 +236,20 @@ describe('agent config - parse', () => {
     [['0.0.0.0', '::']], // gobgpd's default: its IPv6 wildcard listener is IPv6-only
     [['198.18.0.11', '2001:db8::11']],
     [['198.18.0.11', '198.18.0.12', '::']],
+    [['::', '::ffff:198.18.0.11']], // the mapped one is an IPv4 listener; '::' is IPv6-only
   ])('bgp.listenAddresses %j: one listener each, taken', (listenAddresses) => {
     const c = parseAgentConfig({ ...minimal, bgp: { ...minimal.bgp, listenPort: 179, listenAddresses } });
-    expect(c.bgp.listenAddresses).toEqual(listenAddresses);
+    expect(c.bgp.listenAddresses).toEqual(listenAddresses.map((a) => canonicalAddress(a).address));
   });
+
+  // listenPort -1: gobgpd opens no listener, so nothing can clash.
+  test.each([[['198.18.0.11', '198.18.0.11']], [['0.0.0.0', '198.18.0.11']]])(
+    'bgp.listenAddresses %j with listenPort -1: no listener, no clash',
+    (listenAddresses) => {
+      const c = parseAgentConfig({ ...minimal, bgp: { ...minimal.bgp, listenPort: -1, listenAddresses } });
+      expect(c.bgp.listenAddresses).toEqual(listenAddresses);
+    },
+  );
 
   // gobgpd dials the peer from localAddress: of the other family it cannot (and BFD took the same pair).
   const node6 = { ...minimal.node, address6: '2001:db8:1::11' };

@@ -201,7 +201,7 @@ function bgp(p: Problems, v: unknown, nodeAddress: string): BgpSection {
     asn: int(p, 'bgp.asn', o.asn, 1, MAX_ASN, 'an ASN'),
     routerId,
     listenPort,
-    ...(o.listenAddresses !== undefined ? { listenAddresses: listenAddresses(p, o.listenAddresses) } : {}),
+    ...(o.listenAddresses !== undefined ? { listenAddresses: listenAddresses(p, o.listenAddresses, listenPort) } : {}),
     gobgpdAddress: gobgpdAddress(p, o.gobgpdAddress),
     peers,
     communities: communities(p, o.communities),
