@@ -486,6 +486,39 @@ describe('nftables driver', () => {
       await dp.close();
     });
 
+    // The light read found drift, so the verify read the netdev table whole and wrote the repair; either of those failed
+    // before the NAT table's turn: the retry must read the NAT table too, or a NAT table gone with `nft flush ruleset`
+    // stays gone while the node is reported applied.
+    test.each([
+      ['its full read', 'nft -t list table netdev l4fleet'],
+      ['its repair write', 'nft -f -'],
+    ])(
+      'nftables driver - after a verify whose netdev repair timed out in %s, the next apply reads the NAT table too',
+      async (_, line) => {
+        const kernel = statefulKernel();
+        const { exec, calls, timeOut } = timingOut(kernel, line);
+        const dp = createNftablesDataPlane({
+          interface: 'eth0',
+          logger,
+          exec,
+          deltaWriter: 'nft',
+          foldDelayMs: 3_600_000,
+        });
+        await dp.apply([vip(), natVip]);
+        // Netdev drift, which the light read finds.
+        kernel.elems.vips4 = [];
+        timeOut.on = true;
+        await expect(dp.verify()).rejects.toBeDefined();
+        expect(timeOut.on).toBe(false);
+        const written = kernel.scripts.length;
+        calls.length = 0;
+        await dp.apply([vip(), natVip]);
+        expect(calls).toContain('nft -t list table inet l4fleet_nat');
+        expect(natWritten(kernel.scripts.slice(written))).toBe(true);
+        await dp.close();
+      },
+    );
+
     test('nftables driver - verify writes the ingress chain again when it was flushed by hand', async () => {
       const kernel = statefulKernel();
       const flushed = fakeKernel({ table: skeleton.replace(/\tchain ingress \{\n(\t\t.*\n)*/, '\tchain ingress {\n') });

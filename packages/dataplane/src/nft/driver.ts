@@ -275,31 +275,39 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
    * The light read (drift.ts, ~60 ms however many slots) compares the netdev table with the model; only a difference
    * (or no model: a failed write dropped it) drops the model, so the apply reads the whole table again as a restart
    * does (~1 s per 65,537-slot VIP) and writes the drift back through the normal plan. Either way the apply of the last
-   * desired state runs (nothing to write when nothing differs) and verifies the NAT table by its listing. A light
-   * read (or NAT listing) that cannot be taken at all drops both tables' models and fails the verify.
+   * desired state runs (nothing to write when nothing differs) and verifies the NAT table by its listing. A verify that
+   * fails drops the NAT table's model, or both after a failed light read or repair (below).
    */
   async function verifyNow(): Promise<ApplyResult> {
     if (closed) throw new DataPlaneError('CLOSED', 'verify: the nftables data plane is closed');
     if (last === undefined) return nothingVerified();
-    if (state && layout) {
-      let drift: string | undefined;
-      try {
-        drift = await findDrift(exec, state, layout);
-      } catch (err) {
-        // The light read could not be taken (nft timed out or did not start): nothing was compared. The verify fails
-        // (the agent takes its node out and retries with an apply), and the model is dropped as after a refused write,
-        // so that apply reads the table whole and repairs it, or fails on the same nft. Not the full read here at
-        // once: after a timeout it would most likely time out too, another 30 s with every apply waiting behind it.
-        // The NAT table's verify did not run either: that apply reads it whole too (nat.verify forgets on its own).
-        state = undefined;
-        nat.forget();
-        throw err;
+    try {
+      if (state && layout) {
+        let drift: string | undefined;
+        try {
+          drift = await findDrift(exec, state, layout);
+        } catch (err) {
+          // The light read could not be taken (nft timed out or did not start): nothing was compared. The verify fails
+          // (the agent takes its node out and retries with an apply), and the model is dropped as after a refused
+          // write, so that apply reads the table whole and repairs it, or fails on the same nft. Not the full read here
+          // at once: after a timeout it would most likely time out too, another 30 s with every apply waiting behind it.
+          state = undefined;
+          throw err;
+        }
+        if (drift === undefined) return await applyNow(last, true);
+        log.warn({ event: 'driftFound', drift });
       }
-      if (drift === undefined) return applyNow(last, true);
-      log.warn({ event: 'driftFound', drift });
+      state = undefined;
+      return await applyNow(last, true);
+    } catch (err) {
+      // The NAT table's verify may not have run: the light read, the full read or the repair of the netdev table failed
+      // before its turn (each drops the netdev model). The retry apply must then read the NAT table whole too, or it
+      // plans against the model, writes nothing, and a NAT table gone with `nft flush ruleset` stays gone while the
+      // node is reported applied. (nat.verify forgets on its own when it fails; a NAT listing that timed out leaves the
+      // netdev model, just checked.)
+      nat.forget();
+      throw err;
     }
-    state = undefined;
-    return applyNow(last, true);
   }
 
   /** Counts as an apply for the fold (which waits for it) and schedules the next fold step after it. */
