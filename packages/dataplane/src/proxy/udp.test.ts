@@ -139,6 +139,10 @@ describe('proxy udp - a session whose member cannot be reached', () => {
     expect(Math.max(...made.map((s) => s.listenerCount('connect')))).toBeLessThanOrEqual(1);
     // Every session opened was closed again: least-connections would otherwise shun the member for good.
     expect(selector.active.size).toBe(0);
+    // None of them reached the member: the VIP counts what its clients sent, the member nothing (no no-backend drop:
+    // a backend was chosen).
+    expect(stats.backends.get(UNREACHABLE.address) ?? new Tally()).toMatchObject({ packets: 0, bytes: 0 });
+    expect(stats.noBackend.packets).toBe(0);
   });
 
   test('proxy udp - after a failed connect (a route blip) the next datagram opens a new session, and the client is served', async () => {
@@ -186,5 +190,11 @@ describe('proxy udp - a session whose member cannot be reached', () => {
     await vi.waitFor(() => expect(received).toContain('after'), WAIT);
     // The first ones, in order: a full queue drops the datagram that arrives, as a full socket buffer does.
     expect(received).toEqual([...Array.from({ length: PENDING_DATAGRAMS_MAX }, (_, i) => `d${i}`), 'after']);
+    // The member is counted what it was sent, not the datagrams dropped past the bound; the VIP everything.
+    expect(stats.backends.get(HOST)).toMatchObject({
+      packets: received.length,
+      bytes: received.reduce((n, d) => n + d.length, 0),
+    });
+    expect(stats.vip.packets).toBe(DATAGRAMS + 1);
   });
 });

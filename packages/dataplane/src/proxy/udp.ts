@@ -53,6 +53,15 @@ export async function listenUdp(opts: {
     selector.closed(s.backend);
     s.upstream.close();
   };
+  /**
+   * What reaches a member's counter: the datagrams sent to it. Those the session drops itself (past
+   * PENDING_DATAGRAMS_MAX, or held when the connect fails) count for the VIP only: no drop reason fits them (a backend
+   * was chosen, so not `no-backend`), and the drop reasons are every driver's and the agent's metric labels.
+   */
+  const forward = (s: Session, msg: Buffer): void => {
+    s.upstream.send(msg);
+    backendTally(stats, s.backend.address).add(1, msg.length);
+  };
   /** A datagram either way: the session is not idle (design note 0012), and is the most recently used (Map order). */
   const touch = (key: string, s: Session): void => {
     s.lastSeenMs = performance.now();
@@ -108,7 +117,7 @@ export async function listenUdp(opts: {
         created.pending = undefined;
         // An ended session's socket is closed: its held datagrams go with it.
         if (sessions.get(key) !== created) return;
-        for (const m of held) upstream.send(m);
+        for (const m of held) forward(created, m);
       });
       upstream.on('message', (reply) => {
         // A member that keeps sending keeps the session, as a client does; an ended session's socket is closed.
@@ -129,11 +138,10 @@ export async function listenUdp(opts: {
     const session = s;
     touch(key, session);
     stats.vip.add(1, msg.length);
-    backendTally(stats, session.backend.address).add(1, msg.length);
     // connect() is asynchronous; sending before it completes throws ERR_SOCKET_DGRAM_NOT_CONNECTED, so the datagram
     // waits for it in the session, bounded (one listener per datagram kept every datagram of a session that never
-    // connected).
-    if (!session.pending) session.upstream.send(msg);
+    // connected). Past the bound it is dropped: counted for the VIP, not for the member (forward).
+    if (!session.pending) forward(session, msg);
     else if (session.pending.length < PENDING_DATAGRAMS_MAX) session.pending.push(msg);
   };
   const sweep = setInterval(
