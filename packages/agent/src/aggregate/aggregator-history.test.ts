@@ -2,7 +2,7 @@ import { parseFleet } from '@l4fleet/config';
 import { MemoryFleetStore, StoreError, toStoreError } from '@l4fleet/store';
 import pino from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
-import { createManualClock } from '../clock.js';
+import { createManualClock, type ManualClock } from '../clock.js';
 import { type Aggregator, createAggregator } from './aggregator.js';
 import { RefusingPoolStore } from './refusing-store.test-helper.js';
 
@@ -189,6 +189,49 @@ describe("aggregator - table history when the leader's wall clock steps (NTP)", 
     await clock.advance(10); // the table of 3 replaced at steady 25 ms
     expect(await earlier()).toEqual([3]);
     clock.stepWall(stepMs);
+    agg.setFleet(fleetOf(5, 3_600));
+    await clock.advance(3_000); // the table of 4 replaced at steady 35 ms
+    expect(await earlier()).toEqual([4, 3]);
+    await clock.advance(3_600_000 - 3_030 - 100);
+    expect(await earlier()).toEqual([4, 3]);
+    await clock.advance(200);
+    expect(await earlier()).toEqual([]);
+  });
+});
+
+describe('aggregator - the wall clock steps while the history write is in etcd', () => {
+  test('the step is applied: the table that write replaced stays, and expires at retainS of steady time', async () => {
+    // The history's times were read before the write, the wall clock's offset after it: a step in between was never
+    // applied, and the next recompute judged the table replaced in that write an hour old and dropped it.
+    class SteppingStore extends MemoryFleetStore {
+      stepInNextWrite = false;
+      constructor(private readonly clock: ManualClock) {
+        super();
+      }
+      override async writeTableHistory(...args: Parameters<MemoryFleetStore['writeTableHistory']>) {
+        await super.writeTableHistory(...args);
+        if (this.stepInNextWrite) {
+          this.stepInNextWrite = false;
+          this.clock.stepWall(3_601_000); // NTP, past retainS, while the write was still on its way back
+        }
+      }
+    }
+    const clock = createManualClock(T0);
+    const store = new SteppingStore(clock);
+    const agg = createAggregator({ node: 'n1', store, logger, clock });
+    open.push(agg);
+    await store.watchTableHistory({ onUpdate: (s) => agg.setHistory(s.history) });
+    agg.start();
+    await clock.advance(10);
+    const earlier = async () =>
+      (await store.getTableHistory()).history.get('web')?.earlier.map((t) => t.members.length);
+    agg.setFleet(fleetOf(3, 3_600));
+    await clock.advance(10);
+    store.stepInNextWrite = true;
+    agg.setFleet(fleetOf(4, 3_600));
+    await clock.advance(10); // the table of 3 replaced at steady 25 ms, the step inside that write
+    expect(store.stepInNextWrite).toBe(false);
+    expect(await earlier()).toEqual([3]);
     agg.setFleet(fleetOf(5, 3_600));
     await clock.advance(3_000); // the table of 4 replaced at steady 35 ms
     expect(await earlier()).toEqual([4, 3]);

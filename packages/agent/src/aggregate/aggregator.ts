@@ -150,6 +150,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
         const next = decideAll(members, observed.reports, observed.live, current);
         const delta = decisionDelta(current, next);
         const now = clock.now();
+        const heldNow = heldRamps.steps(); // read with `now`: the ramps' times are in this wall time
         const stepMs = wallStep();
         if (stepMs !== 0) log.warn({ event: 'wallClockStepped', stepMs }); // the held times move with it
         const ramp = fleet
@@ -160,7 +161,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
               ramps: currentRamps,
               started: new Set(started),
               nowMs: now,
-              held: heldRamps.steps(),
+              held: heldNow,
             })
           : { ramps: new Map(currentRamps), changed: false, begun: [], capped: [], limited: [] };
         for (const [event, list] of [
@@ -185,8 +186,13 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
           if (delta.set.size > 0 || delta.remove.length > 0)
             opts.onDecisionsWritten?.(delta.set.size + delta.remove.length);
         }
-        // Written, or as etcd has them: held from now on (a failed write threw: the ones held before stay held).
-        if (fleet) heldRamps.hold([...ramp.ramps].map(([member, r]) => [member, r.sinceMs]));
+        // Written, or as etcd has them: held from now on (a failed write threw: the ones held before stay held), in
+        // the wall time of `now`, not of the write's end: a wall-clock step during the write moves them next pass.
+        if (fleet)
+          heldRamps.hold(
+            [...ramp.ramps].map(([m, r]) => [m, r.sinceMs]),
+            heldNow,
+          );
         for (const k of startedNow) started.delete(k);
         clock.clearTimeout(rampTimer);
         rampTimer =
@@ -216,8 +222,9 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
   ): Promise<void> => {
     if (!fleet) return;
     const nowMs = clock.now();
+    const heldNow = heldTables.steps(); // read with `nowMs`, and held as of it (a step during the write moves them)
     const stored = writtenHistory ?? storedHistory;
-    const step = nextTableHistory(fleet, decidedNow, rampsNow, stored, nowMs, rampSteps, heldTables.steps());
+    const step = nextTableHistory(fleet, decidedNow, rampsNow, stored, nowMs, rampSteps, heldNow);
     for (const pool of step.capped) log.warn({ event: 'tableHistoryTimeCapped', pool, nowMs });
     if (step.changed || rewriteHistory) {
       const rewrite = !step.changed;
@@ -237,7 +244,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
       log.info({ event: rewrite ? 'tableHistoryRewritten' : 'tableHistoryWritten', pools: step.history.size });
     }
     rampSteps = step.rampSteps; // written, or what etcd holds already
-    heldTables.hold(historyStamps(step.history));
+    heldTables.hold(historyStamps(step.history), heldNow);
     clock.clearTimeout(expiryTimer);
     expiryTimer =
       step.nextExpiryMs === undefined

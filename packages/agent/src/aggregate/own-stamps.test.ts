@@ -8,7 +8,7 @@ describe('own stamps - the wall clock steps since a time was held', () => {
   test('a time not held is undefined (taken over); one held has the step since, either way', async () => {
     const clock = createManualClock(T0);
     const stamps = createOwnStamps(clock);
-    stamps.hold([['web/a', T0]]);
+    stamps.hold([['web/a', T0]], stamps.steps());
     expect(stamps.steps()('web/a', T0 + 1)).toBeUndefined();
     expect(stamps.steps()('web/b', T0)).toBeUndefined();
     await clock.advance(60_000); // time passing is no step
@@ -21,13 +21,22 @@ describe('own stamps - the wall clock steps since a time was held', () => {
     expect(stamps.steps()('web/a', T0)).toBeUndefined();
   });
 
+  test('times are held as of the steps read with them: a step between (during the write) shows at the next', () => {
+    const clock = createManualClock(T0);
+    const stamps = createOwnStamps(clock);
+    const asOf = stamps.steps(); // the computation reads its now: T0 is in this wall time
+    clock.stepWall(600_000); // while the write is in etcd
+    stamps.hold([['web/a', T0]], asOf);
+    expect(stamps.steps()('web/a', T0)).toBe(600_000);
+  });
+
   test('steps under 1 s are jitter, but add up while the time is held unshifted', () => {
     const clock = createManualClock(T0);
     const stamps = createOwnStamps(clock);
-    stamps.hold([['web/a', T0]]);
+    stamps.hold([['web/a', T0]], stamps.steps());
     clock.stepWall(600);
     expect(stamps.steps()('web/a', T0)).toBe(0);
-    stamps.hold([['web/a', T0]]);
+    stamps.hold([['web/a', T0]], stamps.steps());
     clock.stepWall(600);
     expect(stamps.steps()('web/a', T0)).toBe(1_200);
   });
@@ -35,16 +44,22 @@ describe('own stamps - the wall clock steps since a time was held', () => {
   test('the time a shift replaced stays known (a late echo of the record); keys not held now are forgotten', () => {
     const clock = createManualClock(T0);
     const stamps = createOwnStamps(clock);
-    stamps.hold([
-      ['web', T0],
-      ['web', T0 + 5],
-      ['api', T0],
-    ]);
+    stamps.hold(
+      [
+        ['web', T0],
+        ['web', T0 + 5],
+        ['api', T0],
+      ],
+      stamps.steps(),
+    );
     clock.stepWall(600_000);
-    stamps.hold([
-      ['web', T0 + 600_000],
-      ['web', T0 + 600_005],
-    ]);
+    stamps.hold(
+      [
+        ['web', T0 + 600_000],
+        ['web', T0 + 600_005],
+      ],
+      stamps.steps(),
+    );
     const steps = stamps.steps();
     expect([steps('web', T0), steps('web', T0 + 5), steps('web', T0 + 600_000)]).toEqual([600_000, 600_000, 0]);
     expect(steps('api', T0)).toBeUndefined();

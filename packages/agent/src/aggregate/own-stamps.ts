@@ -28,11 +28,20 @@ export const WALL_CLOCK_ONLY: HeldStep = () => 0;
  */
 const VERSIONS_PER_KEY = 16;
 
+/** The steps as of one reading of the wall clock, with its offset from steady time then (`offsetMs`). */
+export type HeldSteps = HeldStep & { readonly offsetMs: number };
+
 export interface OwnStamps {
-  /** The step of each time held, as of the wall clock now (call once per computation). */
-  steps(): HeldStep;
-  /** After a write (or when nothing needed writing): the times the leader holds now; keys not named are forgotten. */
-  hold(stamps: Iterable<readonly [key: string, atMs: number]>): void;
+  /** The step of each time held, as of the wall clock now: call once per computation, as it reads its now. */
+  steps(): HeldSteps;
+  /**
+   * After a write (or when nothing needed writing): the times the leader holds now, in the wall time of `asOf` (the
+   * steps the computation that made them read); keys not named are forgotten. Not the offset at the call: a step
+   * of the wall clock while the write was in etcd (seconds, at times) was then never applied, and a ramp begun in
+   * that write ended at once, a table it replaced was dropped at the next recompute. Taken as of `asOf`, the step
+   * shows at the next steps() and moves them.
+   */
+  hold(stamps: Iterable<readonly [key: string, atMs: number]>, asOf: { readonly offsetMs: number }): void;
   /** A new term: nothing is held (what etcd has is taken over again). */
   clear(): void;
 }
@@ -46,15 +55,15 @@ export function createOwnStamps(clock: Clock): OwnStamps {
   return {
     steps() {
       const offsetMs = wallOffsetMs(clock);
-      return (key, atMs) => {
+      const step: HeldStep = (key, atMs) => {
         const then = held.get(key)?.get(atMs);
         if (then === undefined) return undefined;
         const stepMs = offsetMs - then;
         return Math.abs(stepMs) < WALL_STEP_MIN_MS ? 0 : Math.round(stepMs);
       };
+      return Object.assign(step, { offsetMs });
     },
-    hold(stamps) {
-      const offsetMs = wallOffsetMs(clock);
+    hold(stamps, { offsetMs }) {
       const next = new Map<string, Map<number, number>>();
       for (const [key, atMs] of stamps) {
         let versions = next.get(key);

@@ -2,7 +2,7 @@ import { type DecidedStatus, type Fleet, type MemberStatus, parseFleet, startedM
 import { type DecidedState, MemoryFleetStore } from '@l4fleet/store';
 import pino from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
-import { createManualClock } from '../clock.js';
+import { createManualClock, type ManualClock } from '../clock.js';
 import { type Aggregator, createAggregator } from './aggregator.js';
 import { RefusingPoolStore } from './refusing-store.test-helper.js';
 import { nextRamps } from './slow-start.js';
@@ -220,10 +220,13 @@ describe('slow start - through the aggregator and a store', () => {
     for (const a of open.splice(0)) await a.close();
   });
 
-  /** n1 leads over a memory store; the decided watch feeds it back, as the agent does. */
-  async function leader(fleet: Fleet) {
+  /** n1 leads over a memory store (or `storeOf`'s); the decided watch feeds it back, as the agent does. */
+  async function leader<S extends MemoryFleetStore = MemoryFleetStore>(
+    fleet: Fleet,
+    storeOf: (clock: ManualClock) => S = () => new MemoryFleetStore() as S,
+  ) {
     const clock = createManualClock(T0);
-    const store = new MemoryFleetStore();
+    const store = storeOf(clock);
     const agg = createAggregator({ node: 'n1', store, logger, clock });
     open.push(agg);
     const seen: DecidedState[] = [];
@@ -307,6 +310,43 @@ describe('slow start - through the aggregator and a store', () => {
     // Not the whole weight at once: the ramp's time moved with the wall clock, in the record too (in its new time).
     expect(await ramp()).toEqual({ percent: 20, sinceMs: (began?.sinceMs as number) + 10 * 60_000 });
     await clock.advance(150_000 - 3_100 - 100); // each step a quarter of 600 s of steady time from the return
+    expect((await ramp())?.percent).toBe(20);
+    await clock.advance(200);
+    expect((await ramp())?.percent).toBe(40);
+  });
+
+  test('the wall clock stepped forward 10 min while the write that began the ramp was in etcd: the step stays', async () => {
+    // The ramp's time was read before the write, the wall clock's offset after it: the step in between was never
+    // applied, and the ramp, 10 min old on the new wall clock, ended 3 s after it began.
+    class SteppingStore extends MemoryFleetStore {
+      stepInNextRamp = false;
+      constructor(private readonly clock: ManualClock) {
+        super();
+      }
+      override async writeDecided(...args: Parameters<MemoryFleetStore['writeDecided']>) {
+        await super.writeDecided(...args);
+        if (this.stepInNextRamp && args[1]?.ramps?.has('web/a')) {
+          this.stepInNextRamp = false;
+          this.clock.stepWall(10 * 60_000); // NTP, while the write was still on its way back
+        }
+      }
+    }
+    const { clock, store, agg, report } = await leader(fleetOf({ slowStartS: 600 }), (c) => new SteppingStore(c));
+    const ramp = async () => (await store.getDecided()).ramps.get('web/a');
+    await report('down');
+    await clock.advance(5_000);
+    store.stepInNextRamp = true;
+    await report('up');
+    await clock.advance(100);
+    const began = await ramp();
+    expect(began?.percent).toBe(20);
+    expect(store.stepInNextRamp).toBe(false); // stepped inside that write
+    // Moved with the step, in the record too (the echo of the write made the leader decide again): in the new time.
+    expect(began?.sinceMs).toBeGreaterThan(T0 + 10 * 60_000);
+    agg.setLiveNodes(new Set(NODES)); // anything that makes the leader decide again
+    await clock.advance(3_000);
+    expect(await ramp()).toEqual(began);
+    await clock.advance(150_000 - 3_100 - 100);
     expect((await ramp())?.percent).toBe(20);
     await clock.advance(200);
     expect((await ramp())?.percent).toBe(40);
