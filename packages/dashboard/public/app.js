@@ -12,7 +12,7 @@ import { renderMembers, renderNodes, renderVips } from './render.js';
 import { createTimelineList } from './timeline-list.js';
 
 const $ = (id) => document.getElementById(id);
-const state = { writes: false, live: false, view: undefined };
+const state = { writes: false, live: false, view: undefined, outdated: false };
 const charts = createCharts($('charts'), $('charts-note'));
 const tokenInput = $('token');
 tokenInput.value = sessionStorage.getItem('l4fleet-token') ?? '';
@@ -58,7 +58,8 @@ function render() {
   if (!v) return;
   void refreshChanges(v.revision);
   $('summary').textContent =
-    `${state.live ? '' : 'last known: '}revision ${v.revision} · leader ${v.leader ?? '(none)'} · ${v.nodes.length} nodes · ${v.vips.length} VIPs`;
+    `${state.live ? '' : 'last known: '}revision ${v.revision} · leader ${v.leader ?? '(none)'} · ${v.nodes.length} nodes · ${v.vips.length} VIPs` +
+    (state.outdated ? ' · this page is older than the dashboard: reload it' : '');
   $('writes').textContent = state.writes ? 'writes enabled' : 'read-only (no token configured)';
   $('writes').className = `badge ${state.writes ? 'on' : 'warn'}`;
   $('token-box').hidden = !state.writes;
@@ -119,12 +120,51 @@ function showLink(on, text) {
   render();
 }
 
+/**
+ * The build this page's scripts are (src/assets.ts writes it into index.html); empty or absent (the file as on disk):
+ * unknown, never compared.
+ */
+const LOADED_BUILD = $('build')?.getAttribute('content') || undefined;
+/** sessionStorage key: the builds this tab already reloaded for (JSON array), so a reload happens once per build. */
+const RELOADED_FOR = 'l4fleet-reloaded-for';
+/** Builds remembered: enough for any upgrade, and the list stays small. */
+const RELOADED_KEPT = 16;
+
+/**
+ * Reloads the page when the dashboard serves another build than the one its scripts are: they were loaded once, and
+ * would draw the new build's views with the old code (a member's health as `disagree [object Object]`). At most once
+ * per build in a tab, so a reload that comes back with the old scripts (a cache, a proxy, two dashboards of
+ * different builds behind one address) never loops: the page then runs on and says it is older. True: reloading.
+ */
+function reloadForBuild(build) {
+  if (LOADED_BUILD === undefined || typeof build !== 'string' || build === '' || build === LOADED_BUILD) return false;
+  let done;
+  try {
+    done = JSON.parse(sessionStorage.getItem(RELOADED_FOR) ?? '[]');
+  } catch {
+    done = [];
+  }
+  if (!Array.isArray(done)) done = [];
+  if (done.includes(build)) {
+    state.outdated = true;
+    return false;
+  }
+  sessionStorage.setItem(RELOADED_FOR, JSON.stringify([...done, build].slice(-RELOADED_KEPT)));
+  location.reload();
+  return true;
+}
+
 // The timeline's ids are the server process's: a hello from another process (the dashboard restarted) clears it.
 const timelineList = createTimelineList();
 /** The last flows record and performance.now() when it came: its age is the browser's, not the lab host's clock. */
 let flows;
 const handlers = {
   hello(data) {
+    if (reloadForBuild(data.build)) {
+      // Nothing more of this stream: its view is the new build's, for the new scripts.
+      stop('reloading (new version)');
+      return;
+    }
     state.writes = data.writes;
     if (timelineList.hello(data.instance)) $('timeline').replaceChildren();
     render();
@@ -215,6 +255,16 @@ function connect() {
     );
   }
   watchSilence();
+}
+
+/** Drops the current stream and opens none (the page is reloading). */
+function stop(why) {
+  stream?.close();
+  stream = undefined;
+  clearTimeout(silenceTimer);
+  clearTimeout(retryTimer);
+  retryTimer = undefined;
+  showLink(false, why);
 }
 
 /** Drops the current stream and opens a new one after the backoff (one pending at a time). */

@@ -275,6 +275,17 @@ describe('dashboard server', () => {
     expect(second).not.toBe(first);
   });
 
+  test('dashboard - hello names the build of the page served, so a page left open across an upgrade reloads', async () => {
+    dash = await startDashboard({ store, logger, listen: '127.0.0.1:0' });
+    const events = await readStream(dash.url, (evs) => evs.some((e) => e.event === 'hello'));
+    const build = (events.find((e) => e.event === 'hello')?.data as { build?: unknown } | undefined)?.build;
+    expect(build).toMatch(/^[0-9a-f]{16}$/);
+    const html = await (await fetch(dash.url)).text();
+    expect(/<meta id="build" name="l4fleet-build" content="([^"]*)">/.exec(html)?.[1]).toBe(build);
+    const state = (await (await fetch(`${dash.url}api/state`)).json()) as { build?: unknown };
+    expect(state.build).toBe(build);
+  });
+
   test('dashboard - each scrape sends pages its one new column, not the whole history again', async () => {
     let packets = 0;
     const body = () =>

@@ -7,7 +7,7 @@ import { type FollowEventsOptions, followEvents } from '@l4fleet/agent';
 import { type DesiredChanges, desiredChanges, type FleetStore } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { createActions } from './actions.js';
-import { loadAssets } from './assets.js';
+import { loadPageAssets } from './assets.js';
 import { createWriteGuard } from './auth.js';
 import { DashboardError } from './errors.js';
 import { type LabFlows, parseLabFlows } from './lab-flows.js';
@@ -63,7 +63,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   const log = opts.logger.child({ component: 'dashboard' });
   const listen = parseListen(opts.listen ?? DEFAULT_LISTEN);
   const guard = createWriteGuard(opts.token);
-  const assets = await loadAssets();
+  const { assets, build } = await loadPageAssets();
   const timeline = createTimeline();
   const hub = createSseHub();
   const metrics = createMetricsRecorder({
@@ -90,6 +90,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   const app = createServer({
     logger: log,
     assets,
+    build,
     fleet,
     timeline,
     metrics,

@@ -8,7 +8,8 @@ export type DashboardErrorCode =
   | 'WRITES_DISABLED'
   | 'UNAUTHORIZED'
   | 'FOREIGN_ORIGIN'
-  | 'UNSUPPORTED_MEDIA_TYPE';
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'ASSETS_INVALID';
 
 /** HTTP status per code: what a browser or script sees. */
 export const HTTP_STATUS: Readonly<Record<DashboardErrorCode, number>> = {
@@ -21,6 +22,7 @@ export const HTTP_STATUS: Readonly<Record<DashboardErrorCode, number>> = {
   UNAUTHORIZED: 401,
   FOREIGN_ORIGIN: 403,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  ASSETS_INVALID: 500,
 };
 
 /** The one error type of @l4fleet/dashboard. */

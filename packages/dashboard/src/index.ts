@@ -1,5 +1,14 @@
 export { type ActionResult, type Actions, createActions, type MemberAction } from './actions.js';
-export { ASSET_PATHS, loadAssets } from './assets.js';
+export {
+  ASSET_PATHS,
+  type Asset,
+  assetsBuild,
+  BUILD_META,
+  loadAssets,
+  loadPageAssets,
+  type PageAssets,
+  withBuild,
+} from './assets.js';
 export { createWriteGuard, MIN_TOKEN_LENGTH, type WriteGuard } from './auth.js';
 export { type Dashboard, type DashboardOptions, NATS_RETRY_MS, startDashboard } from './dashboard.js';
 export { DashboardError, type DashboardErrorCode, HTTP_STATUS } from './errors.js';

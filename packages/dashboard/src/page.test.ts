@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+import { withBuild } from './assets.js';
 
 class FakeNode {
   parent: FakeElement | undefined;
@@ -266,21 +267,33 @@ interface Page {
   stream(): FakeEventSource;
   /** The POSTs the page sent. */
   readonly posts: string[];
+  /** How many times the page called location.reload(). */
+  reloads(): number;
+}
+
+interface PageOptions {
+  /** The build the served index.html carries (src/assets.ts fills it in); none: the file as it is on disk. */
+  readonly build?: string;
+  /** The tab's sessionStorage, kept across loads of the page (a reload keeps it); none: a new, empty one. */
+  readonly storage?: Map<string, string>;
 }
 
 /**
  * Loads public/app.js afresh into a page built from public/index.html. Call vi.useFakeTimers() first to drive the
  * page's timers; undo with vi.unstubAllGlobals() (and vi.useRealTimers()).
  */
-async function loadPage(): Promise<Page> {
-  const html = readFileSync(fileURLToPath(new URL('../public/index.html', import.meta.url)), 'utf8');
+async function loadPage(opts: PageOptions = {}): Promise<Page> {
+  const file = readFileSync(fileURLToPath(new URL('../public/index.html', import.meta.url)), 'utf8');
+  const html = opts.build === undefined ? file : withBuild(file, opts.build);
   const root = parsePage(html);
   const byId = (id: string) => root.all().find((e) => e.id === id) ?? null;
   const body = new FakeElement('body');
   const posts: string[] = [];
   FakeEventSource.made.length = 0;
   FakeUplot.made.length = 0;
-  const storage = new Map<string, string>();
+  const storage = opts.storage ?? new Map<string, string>();
+  let reloads = 0;
+  vi.stubGlobal('location', { reload: () => reloads++ });
   vi.stubGlobal('Node', FakeNode);
   vi.stubGlobal('document', {
     body,
@@ -314,6 +327,7 @@ async function loadPage(): Promise<Page> {
     streams: FakeEventSource.made,
     stream: () => FakeEventSource.made.at(-1) as FakeEventSource,
     posts,
+    reloads: () => reloads,
   };
 }
 
@@ -652,5 +666,81 @@ describe('page', () => {
     again.send('metrics-column', { ...column, t: 6, prevT: 4, packetsPerNode: { n1: 4 } });
     expect(again.closed).toBe(false);
     expect(page.$('live').textContent).toBe('live');
+  });
+});
+
+describe('page build', () => {
+  afterEach(() => {
+    vi.clearAllTimers();
+    vi.useRealTimers();
+    vi.unstubAllGlobals();
+  });
+  /** A page of `build` that has just been (re)loaded in a tab whose sessionStorage is `storage`. */
+  const pageOf = async (build: string | undefined, storage: Map<string, string>) => {
+    vi.clearAllTimers(); // the page before this one is gone: none of its timers may open streams in this one's list
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance', 'Date'] });
+    return loadPage({ ...(build === undefined ? {} : { build }), storage });
+  };
+  /** The server's first records on a new stream (src/server.ts /api/stream) up to the hello; the view apart. */
+  const hello = (p: Page, data: Record<string, unknown>) => {
+    const es = p.stream();
+    es.open();
+    es.send('hello', { writes: true, ...data });
+    return es;
+  };
+
+  test('page build - a hello from a dashboard serving another build reloads the page once, before its view is drawn', async () => {
+    const storage = new Map<string, string>();
+    const page = await pageOf('b1', storage);
+    const first = hello(page, { instance: 'i1', build: 'b1' });
+    first.send('view', viewRecord());
+    expect(page.reloads()).toBe(0);
+    expect(page.$('summary').textContent).toMatch(/^revision 7/);
+
+    // The dashboard restarts on a new build under the open page: the page's old scripts must not draw its views.
+    first.fail(FakeEventSource.CLOSED);
+    await vi.advanceTimersByTimeAsync(1_000);
+    const second = hello(page, { instance: 'i2', build: 'b2' });
+    expect(page.reloads()).toBe(1);
+    expect(second.closed).toBe(true);
+    second.send('view', viewRecord({ revision: 8 }));
+    expect(page.$('summary').textContent).not.toMatch(/revision 8/);
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(page.streams).toHaveLength(2); // nothing reopened behind the reload
+
+    // The reload came back with the old build (a cache, a proxy): no second reload, the page says it is older.
+    const stale = await pageOf('b1', storage);
+    const again = hello(stale, { instance: 'i2', build: 'b2' });
+    again.send('view', viewRecord({ revision: 8 }));
+    expect(stale.reloads()).toBe(0);
+    expect(again.closed).toBe(false);
+    expect(stale.$('summary').textContent).toMatch(/^revision 8 .*reload/);
+  });
+
+  test('page build - at most one reload per build in a tab, even between two dashboards of different builds', async () => {
+    const storage = new Map<string, string>();
+    const one = await pageOf('b1', storage);
+    hello(one, { instance: 'i2', build: 'b2' });
+    expect(one.reloads()).toBe(1);
+    const two = await pageOf('b2', storage);
+    hello(two, { instance: 'i1', build: 'b1' }); // a proxy in front of both sent this one to the old dashboard
+    expect(two.reloads()).toBe(1);
+    const three = await pageOf('b1', storage);
+    hello(three, { instance: 'i2', build: 'b2' });
+    expect(three.reloads()).toBe(0);
+  });
+
+  test('page build - the same build, or a build missing from the page or the hello, never reloads', async () => {
+    const storage = new Map<string, string>();
+    const same = await pageOf('b1', storage);
+    hello(same, { instance: 'i2', build: 'b1' });
+    expect(same.reloads()).toBe(0);
+    const fromOlder = await pageOf('b1', storage);
+    hello(fromOlder, { instance: 'i2' }); // a dashboard from before builds were sent
+    expect(fromOlder.reloads()).toBe(0);
+    const unfilled = await pageOf(undefined, storage); // index.html as on disk, no build in it
+    hello(unfilled, { instance: 'i2', build: 'b2' });
+    expect(unfilled.reloads()).toBe(0);
+    expect(storage.size).toBe(0);
   });
 });

@@ -19,6 +19,8 @@ import type { Timeline } from './timeline.js';
 export interface ServerDeps {
   readonly logger: Logger;
   readonly assets: ReadonlyMap<string, Asset>;
+  /** The assets' build (assetsBuild), in index.html and in `hello`: a page of another build reloads itself. */
+  readonly build: string;
   readonly fleet: LiveFleet;
   readonly timeline: Timeline;
   readonly metrics: MetricsRecorder;
@@ -111,6 +113,8 @@ export function snapshot(deps: ServerDeps) {
     writes: deps.guard.enabled,
     /** The timeline's ids are this process's (Timeline.instance). */
     instance: deps.timeline.instance,
+    /** The page's build: a page loaded from another one reloads (public/app.js). */
+    build: deps.build,
     view: deps.fleet.view(),
     timeline: deps.timeline.list(),
     metrics: deps.metrics.history(),
@@ -149,7 +153,7 @@ export function createServer(deps: ServerDeps): FastifyInstance {
     reply.hijack();
     const s = snapshot(deps);
     deps.hub.attach(reply.raw, [
-      ['hello', { writes: s.writes, instance: s.instance }],
+      ['hello', { writes: s.writes, instance: s.instance, build: s.build }],
       ['view', s.view],
       ['timeline', s.timeline],
       ['metrics', s.metrics],
