@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import type { AgentError } from '../errors.js';
-import { systemHost } from './host.js';
+import { readUnitStopTimeout, type SystemctlRun, systemHost } from './host.js';
 import { parseAgentConfig } from './parse.js';
 import { preflightProblems } from './preflight.js';
 import { MAX_TLS_FILE_BYTES, readHealthCa, readTlsFiles } from './tls-files.js';
@@ -115,5 +115,59 @@ describe('host facts - this machine', () => {
       `"${full}" is a non-empty directory (keep) and not a bpffs: a bpffs mounted there would hide its files`,
     );
     expect(host.bpffsPathProblem(join(dir, 'missing'))).toBeUndefined();
+  });
+});
+
+describe('host facts - the unit stop timeout in force', () => {
+  const ran = (r: Partial<SystemctlRun>) => {
+    const asked: (readonly string[])[] = [];
+    const got = readUnitStopTimeout((args) => {
+      asked.push(args);
+      return { status: 0, stdout: '', stderr: '', ...r };
+    });
+    return { got, asked };
+  };
+
+  test('a loaded unit: its TimeoutStopUSec as printed, asked of l4fleet-agent.service with LoadState', () => {
+    const { got, asked } = ran({ stdout: 'LoadState=loaded\nTimeoutStopUSec=18s\n' });
+    expect(got).toEqual({ shown: '18s' });
+    expect(asked).toEqual([['show', '-p', 'LoadState', '-p', 'TimeoutStopUSec', 'l4fleet-agent.service']]);
+    // The order systemctl prints them in is not the order asked.
+    expect(ran({ stdout: 'TimeoutStopUSec=1min 30s\nLoadState=loaded\n' }).got).toEqual({ shown: '1min 30s' });
+  });
+
+  test.each([
+    [
+      'a unit systemd does not know (it still prints the default timeout)',
+      { stdout: 'LoadState=not-found\nTimeoutStopUSec=1min 30s\n' },
+      'l4fleet-agent.service is not loaded (LoadState=not-found)',
+    ],
+    [
+      'no systemd as PID 1',
+      {
+        status: 1,
+        stderr:
+          "System has not been booted with systemd as init system (PID 1). Can't operate.\nFailed to connect to bus: Host is down\n",
+      },
+      "systemctl show failed: System has not been booted with systemd as init system (PID 1). Can't operate.",
+    ],
+    [
+      'no systemctl',
+      { status: null, error: Object.assign(new Error('spawnSync systemctl ENOENT'), { code: 'ENOENT' }) },
+      'systemctl is not installed',
+    ],
+    [
+      'systemctl stuck (killed at the timeout)',
+      { status: null, error: Object.assign(new Error('spawnSync systemctl ETIMEDOUT'), { code: 'ETIMEDOUT' }) },
+      'systemctl show did not answer within 5000 ms',
+    ],
+    ['no TimeoutStopUSec printed', { stdout: 'LoadState=loaded\n' }, 'systemctl show printed no TimeoutStopUSec'],
+  ])('%s: unread, saying why', (_, r, why) => {
+    expect(ran(r).got).toEqual({ unread: why });
+  });
+
+  test('this machine: read or unread, never a throw', () => {
+    const got = host.unitStopTimeout();
+    expect('shown' in got || 'unread' in got).toBe(true);
   });
 });

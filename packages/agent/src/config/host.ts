@@ -1,12 +1,21 @@
 /**
  * What `l4fleet agent --check` asks of the machine, read-only: interfaces, local addresses, files, programs on
- * PATH and capabilities. Injected, so the checks are tested against a described host and never touch the real one.
+ * PATH, capabilities and the agent unit's stop timeout in force. Injected, so the checks are tested against a
+ * described host and never touch the real one.
  */
+import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync, statfsSync, statSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { bpfAvailable, bpffsPathProblem } from '@l4fleet/dataplane';
+import { AGENT_UNIT } from './stop-budget.js';
 import { tlsFileProblem } from './tls-files.js';
+
+/**
+ * The agent unit's stop timeout in force, drop-ins included, as systemd prints it (`shown`: `1min`, `18s`,
+ * `infinity`), or why it could not be read (`unread`: no systemctl, systemd not PID 1, the unit not loaded).
+ */
+export type UnitStopTimeout = { readonly shown: string } | { readonly unread: string };
 
 export interface HostFacts {
   /** Whether a network interface of this name exists (in this network namespace). */
@@ -40,6 +49,47 @@ export interface HostFacts {
   bpffsPathProblem(path: string): string | undefined;
   /** Whether `path` is a Unix socket (bfdd's vty socket: bfdd runs). */
   isSocket(path: string): boolean;
+  /** l4fleet-agent.service's TimeoutStopUSec in force (stop-budget.ts compares the SIGTERM drain with it). */
+  unitStopTimeout(): UnitStopTimeout;
+}
+
+/** What a run of systemctl gave: spawnSync's fields the read looks at. */
+export interface SystemctlRun {
+  readonly error?: Error;
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+/** How long `systemctl show` may take, ms: --check runs before every start and must not hang on a stuck bus. */
+export const SYSTEMCTL_TIMEOUT_MS = 5_000;
+
+const runSystemctl = (args: readonly string[]): SystemctlRun =>
+  spawnSync('systemctl', args, { encoding: 'utf8', timeout: SYSTEMCTL_TIMEOUT_MS });
+
+/**
+ * The unit's TimeoutStopUSec in force, read with `systemctl show` (LoadState too: for a unit it does not know,
+ * systemctl still prints the manager's default timeout). `run` is systemctl (a fake in tests).
+ */
+export function readUnitStopTimeout(run: (args: readonly string[]) => SystemctlRun = runSystemctl): UnitStopTimeout {
+  const r = run(['show', '-p', 'LoadState', '-p', 'TimeoutStopUSec', AGENT_UNIT]);
+  const code = (r.error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT') return { unread: 'systemctl is not installed' };
+  if (code === 'ETIMEDOUT') return { unread: `systemctl show did not answer within ${SYSTEMCTL_TIMEOUT_MS} ms` };
+  if (r.error) return { unread: `systemctl show failed: ${r.error.message}` };
+  if (r.status !== 0) {
+    // "System has not been booted with systemd as init system (PID 1). Can't operate." and the like.
+    const why = r.stderr.trim().split('\n')[0] || `exit status ${r.status ?? 'none (killed)'}`;
+    return { unread: `systemctl show failed: ${why}` };
+  }
+  const props = new Map<string, string>();
+  for (const line of r.stdout.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) props.set(line.slice(0, eq), line.slice(eq + 1).trim());
+  }
+  const load = props.get('LoadState');
+  if (load !== 'loaded') return { unread: `${AGENT_UNIT} is not loaded (LoadState=${load ?? 'unknown'})` };
+  const shown = props.get('TimeoutStopUSec');
+  return shown === undefined ? { unread: 'systemctl show printed no TimeoutStopUSec' } : { shown };
 }
 
 /** Capability bits in /proc/self/status CapEff (linux/capability.h). */
@@ -123,5 +173,6 @@ export function systemHost(): HostFacts {
         return false;
       }
     },
+    unitStopTimeout: () => readUnitStopTimeout(),
   };
 }

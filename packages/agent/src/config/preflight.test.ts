@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest';
 import type { HostFacts } from './host.js';
 import { parseAgentConfig } from './parse.js';
 import { preflightProblems, preflightWarnings } from './preflight.js';
-import { UNIT_TIMEOUT_STOP_S } from './stop-budget.js';
+import { parseTimespanMs, UNIT_TIMEOUT_STOP_S } from './stop-budget.js';
 
 const raw = (bfd: object) => ({
   node: { name: 'lb1', interface: 'eth0', address: '198.18.0.11' },
@@ -29,6 +29,7 @@ function host(change: Partial<HostFacts> = {}): HostFacts {
     isBpffs: () => true,
     bpffsPathProblem: () => undefined,
     isSocket: () => true,
+    unitStopTimeout: () => ({ shown: '1min' }), // the shipped unit, no drop-in
     ...change,
   };
 }
@@ -75,7 +76,7 @@ describe('agent preflight - stop timing', () => {
       {
         path: 'drain.forwardAfterWithdrawMs',
         message:
-          "a SIGTERM drain may take 63000 ms: up to 5000 ms for a reload applying to settle (RELOAD_SETTLE_MS), up to 30000 ms for its first pass to begin (DRAIN_PASS_WAIT_MAX_MS: a data-plane apply or verify holding the reconciler's queue), up to 5000 ms more for gobgpd to take GRACEFUL_SHUTDOWN (DRAIN_ANNOUNCE_WAIT_MS: gobgpd away or refusing it), bgp.gracefulShutdownMs (10000) twice (taken late, the window starts again, once), then drain.forwardAfterWithdrawMs (3000); more than the 57000 ms the shipped unit leaves a SIGTERM drain (TimeoutStopSec=60): systemd would kill the agent mid-drain; raise TimeoutStopSec (a drop-in) to at least 66 s",
+          "a SIGTERM drain may take 63000 ms: up to 5000 ms for a reload applying to settle (RELOAD_SETTLE_MS), up to 30000 ms for its first pass to begin (DRAIN_PASS_WAIT_MAX_MS: a data-plane apply or verify holding the reconciler's queue), up to 5000 ms more for gobgpd to take GRACEFUL_SHUTDOWN (DRAIN_ANNOUNCE_WAIT_MS: gobgpd away or refusing it), bgp.gracefulShutdownMs (10000) twice (taken late, the window starts again, once), then drain.forwardAfterWithdrawMs (3000); more than the 57000 ms a TimeoutStopSec of 60 s leaves a SIGTERM drain (the unit in force: systemctl show l4fleet-agent.service, TimeoutStopUSec=1min): systemd would kill the agent mid-drain; raise TimeoutStopSec (a drop-in) to at least 66 s",
       },
     ]);
     expect(preflightProblems(timed(10_000, 3_000), host())).toEqual([]);
@@ -106,4 +107,73 @@ describe('agent preflight - stop timing', () => {
       );
     },
   );
+
+  // Before TimeoutStopSec=60, --check advised raising TimeoutStopSec in a drop-in past 12 s (to 18 s, say). install.sh
+  // replaces the unit and leaves drop-ins, so that 18 s still overrides the shipped 60 s; --check compared the worst
+  // case (47 s with the defaults) with the shipped 60 s, said nothing, and systemd SIGKILLed the agent mid-drain.
+  const defaults = () => parseAgentConfig(raw({ enabled: false }));
+  test('a drop-in left from the earlier advice (TimeoutStopSec=18 in force): a warning naming 18 s, where it was read, and to remove or raise it', () => {
+    expect(preflightWarnings(defaults(), host({ unitStopTimeout: () => ({ shown: '18s' }) }))).toEqual([
+      {
+        path: 'drain.forwardAfterWithdrawMs',
+        message:
+          "a SIGTERM drain may take 47000 ms: up to 5000 ms for a reload applying to settle (RELOAD_SETTLE_MS), up to 30000 ms for its first pass to begin (DRAIN_PASS_WAIT_MAX_MS: a data-plane apply or verify holding the reconciler's queue), up to 5000 ms more for gobgpd to take GRACEFUL_SHUTDOWN (DRAIN_ANNOUNCE_WAIT_MS: gobgpd away or refusing it), bgp.gracefulShutdownMs (2000) twice (taken late, the window starts again, once), then drain.forwardAfterWithdrawMs (3000); more than the 15000 ms a TimeoutStopSec of 18 s leaves a SIGTERM drain (the unit in force: systemctl show l4fleet-agent.service, TimeoutStopUSec=18s; the shipped unit has 60 s, so a drop-in or an edited unit lowers it: systemctl cat l4fleet-agent.service shows which): systemd would kill the agent mid-drain; remove that setting (the shipped 60 s fits) or raise it to at least 50 s",
+      },
+    ]);
+  });
+
+  test.each([
+    { shown: '1min 30s', graceful: 10_000, warns: false }, // 63 s at worst, 87 s left by 90 s
+    { shown: '1min 5s', graceful: 10_000, warns: true }, // 62 s left by 65 s
+    { shown: 'infinity', graceful: 60_000, warns: false },
+    { shown: '50s', graceful: 2_000, warns: false }, // the defaults' 47 s, exactly what 50 s leaves
+    { shown: '49.999000s', graceful: 2_000, warns: true },
+  ])('the unit in force at $shown, graceful $graceful ms: warns $warns', ({ shown, graceful, warns }) => {
+    const w = preflightWarnings(timed(graceful, 3_000), host({ unitStopTimeout: () => ({ shown }) }));
+    expect(w.map((p) => p.path)).toEqual(warns ? ['drain.forwardAfterWithdrawMs'] : []);
+  });
+
+  test('the unit in force unread (not loaded, no systemd): the shipped 60 s is used, and the warning says so and why', () => {
+    const notLoaded = host({
+      unitStopTimeout: () => ({ unread: 'l4fleet-agent.service is not loaded (LoadState=not-found)' }),
+    });
+    expect(preflightWarnings(defaults(), notLoaded)).toEqual([]);
+    const [w] = preflightWarnings(timed(10_000, 3_000), notLoaded);
+    expect(w?.message).toContain(
+      "more than the 57000 ms a TimeoutStopSec of 60 s leaves a SIGTERM drain (the shipped unit's; the unit in force could not be read: l4fleet-agent.service is not loaded (LoadState=not-found)): systemd would kill the agent mid-drain; raise TimeoutStopSec (a drop-in) to at least 66 s",
+    );
+  });
+
+  test('unparsable systemctl output: the shipped value, no crash, and the warning quotes what was printed', () => {
+    const odd = host({ unitStopTimeout: () => ({ shown: 'soon' }) });
+    expect(preflightWarnings(defaults(), odd)).toEqual([]);
+    const [w] = preflightWarnings(timed(10_000, 3_000), odd);
+    expect(w?.message).toContain(
+      `a TimeoutStopSec of 60 s leaves a SIGTERM drain (the shipped unit's; the unit in force could not be read: systemctl show printed TimeoutStopUSec="soon", no time span)`,
+    );
+  });
+});
+
+describe('agent preflight - systemd time spans', () => {
+  // systemd's format_timespan(): units y, month, w, d, h, min, s, ms, us; fractions below a minute; `infinity`.
+  test.each([
+    ['18s', 18_000],
+    ['1min', 60_000],
+    ['1min 30s', 90_000],
+    ['1h 2min 3s', 3_723_000],
+    ['1d', 86_400_000],
+    ['1w 1d', 691_200_000],
+    ['1.500000s', 1_500],
+    ['500ms', 500],
+    ['1s 250ms', 1_250],
+    ['100us', 0.1],
+    ['infinity', Number.POSITIVE_INFINITY],
+    ['0', Number.POSITIVE_INFINITY], // TimeoutStopSec=0 turns the timeout off
+  ])('%s is %d ms', (shown, ms) => {
+    expect(parseTimespanMs(shown)).toBe(ms);
+  });
+
+  test.each(['', 'soon', '18', '18 s', '-1s', '1min 1min', 's', '1.s', '1e3s'])('"%s" is no time span', (shown) => {
+    expect(parseTimespanMs(shown)).toBeUndefined();
+  });
 });

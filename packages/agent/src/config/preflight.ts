@@ -75,7 +75,7 @@ export function preflightProblems(config: AgentConfig, host: HostFacts): AgentCo
 
 /**
  * What `--check` says without failing: the unit runs it before every start, and the agent survives these. A SIGTERM
- * drain that may take longer, at its worst, than the shipped unit's TimeoutStopSec allows (stop-budget.ts). bfdd: the
+ * drain that may take longer, at its worst, than the unit's TimeoutStopSec in force allows (stop-budget.ts). bfdd: the
  * agent talks to it through its vty socket, and nothing starts bfdd for it (Debian's frr ships bfdd=no in
  * /etc/frr/daemons); while it is away the agent says so (bfddUnreachable, l4fleet_bfdd_reachable 0), BGP runs
  * without BFD, and the sessions are configured once it answers (0010), so an agent (re)started while frr restarts
@@ -89,7 +89,7 @@ export function preflightWarnings(config: AgentConfig, host: HostFacts): AgentCo
       message: `"${config.bfd.vtyDir}" has no bfdd.vty socket: bfdd is not running (Debian's frr starts it with bfdd=yes in /etc/frr/daemons, then systemctl restart frr); the agent runs BGP without BFD until it answers`,
     });
   }
-  const stopWarning = sigtermDrainWarning(config);
+  const stopWarning = sigtermDrainWarning(config, host.unitStopTimeout());
   if (stopWarning) warnings.push(stopWarning);
   return warnings;
 }

@@ -35,6 +35,7 @@ function host(change: Partial<HostFacts> = {}): HostFacts {
     isBpffs: (p) => p === '/sys/fs/bpf',
     bpffsPathProblem: () => undefined,
     isSocket: () => true,
+    unitStopTimeout: () => ({ shown: '1min' }),
     ...change,
   };
 }

@@ -39,6 +39,7 @@ function host(change: Partial<HostFacts> = {}): HostFacts {
     isBpffs: () => true,
     bpffsPathProblem: () => undefined,
     isSocket: () => true,
+    unitStopTimeout: () => ({ shown: '1min' }),
     ...change,
   };
 }
