@@ -41,6 +41,9 @@ let agentFile: (peers: readonly string[]) => ReturnType<typeof parseAgentConfig>
 };
 let broken = false;
 const events: AgentEvent[] = [];
+let newAgent: () => Agent = () => {
+  throw new Error('not set up');
+};
 
 /** The router's view of the node's session (`up`, `down`, ...), or `absent`. */
 async function routerState(): Promise<string> {
@@ -95,21 +98,23 @@ describe.skipIf(!isRoot)('agent bfd - the node session follows the data plane (r
           pollIntervalMs: 200,
         },
       });
-    agent = createAgent({
-      config: agentFile([ROUTER]),
-      store,
-      speaker: createFakeSpeaker(),
-      dataPlane: {
-        ...dataPlane,
-        apply: async (d) => {
-          if (broken) throw new Error('data plane broken (test)');
-          return dataPlane.apply(d);
+    newAgent = () =>
+      createAgent({
+        config: agentFile([ROUTER]),
+        store,
+        speaker: createFakeSpeaker(),
+        dataPlane: {
+          ...dataPlane,
+          apply: async (d) => {
+            if (broken) throw new Error('data plane broken (test)');
+            return dataPlane.apply(d);
+          },
         },
-      },
-      logger,
-      probe: async () => ({ ok: true, latencyMs: 1 }),
-      onEvent: (e) => events.push(e),
-    });
+        logger,
+        probe: async () => ({ ok: true, latencyMs: 1 }),
+        onEvent: (e) => events.push(e),
+      });
+    agent = newAgent();
     await agent.start();
     await agent.whenReady(10_000);
     (globalThis as { l4bfdStore?: MemoryFleetStore }).l4bfdStore = store;
@@ -228,4 +233,38 @@ describe.skipIf(!isRoot)('agent bfd - the node session follows the data plane (r
     expect(Number((await routerPeer())?.uptime)).toBeGreaterThanOrEqual(upBefore);
     expect(agent?.status().bfd).toEqual({ [ROUTER]: 'up' });
   }, 30_000);
+
+  // bfdd keys a single-hop session by the peer address only: `peer X local-address NEW` over a session on OLD succeeds
+  // and leaves it on OLD, recording NEW in bfdd's config, after which every `no peer X` is refused (FRR 8.4.4). A
+  // restarted agent (agent.yaml's local address edited while it was stopped) reported that session up, on the wrong
+  // source, for good; it must replace it.
+  test('an agent restarted over a session on another local address replaces it, and the router sees it up', async () => {
+    const OLD = '198.18.250.5';
+    const nodeVty = join(dir, 'node', 'vty');
+    const nodeSession = async () =>
+      parseBfdPeers(await vtysh(undefined, nodeVty, 'show bfd peers json')).find((p) => p.peer === ROUTER);
+    await waitRouter('up', 10_000);
+    await agent?.close();
+    agent = undefined;
+    await run(['ip', '-n', nodeNs, 'addr', 'add', `${OLD}/32`, 'dev', 'eth0']);
+    // As a reload to NODE whose removal of OLD failed would leave it: the session on OLD, NODE in bfdd's config.
+    await vtysh(
+      undefined,
+      nodeVty,
+      'configure terminal',
+      'bfd',
+      `no peer ${ROUTER} local-address ${NODE}`,
+      `peer ${ROUTER} local-address ${OLD}`,
+      'exit',
+      `peer ${ROUTER} local-address ${NODE}`,
+    );
+    expect((await nodeSession())?.local).toBe(OLD);
+    await waitRouter('down', 5_000); // the router's session is with NODE: nothing comes from it now
+    agent = newAgent();
+    await agent.start();
+    await agent.whenReady(10_000);
+    await until('the node session on NODE', async () => (await nodeSession())?.local === NODE, 5_000, 50);
+    await waitRouter('up', 10_000);
+    await until('agent sees up', () => agent?.status().bfd?.[ROUTER] === 'up', 5_000, 20);
+  }, 40_000);
 });

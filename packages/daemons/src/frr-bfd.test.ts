@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { bfdPeerCommands, bfdTimers, frrBfddConfig, parseBfdPeers } from './frr-bfd.js';
+import { bfdPeerCommands, bfdPeerRemoveCommands, bfdTimers, frrBfddConfig, parseBfdPeers } from './frr-bfd.js';
 import { frrBgpdConfig } from './frr-config.js';
 
 describe('frr bfd - config text', () => {
@@ -41,6 +41,18 @@ describe('frr bfd - vtysh commands for a peer', () => {
       'transmit-interval 100',
       'detect-multiplier 3',
       ...tail,
+    ]);
+  });
+
+  // bfdd refuses every `no peer` once a `peer` line with another local address was recorded over the session; the
+  // session's own line first puts its config back in step (FRR 8.4.4, measured).
+  test("removal: the session's own peer line first, then `no peer` from the bfd node", () => {
+    expect(bfdPeerRemoveCommands(peer)).toEqual([
+      'configure terminal',
+      'bfd',
+      'peer 198.18.2.1 local-address 198.18.2.11',
+      'exit',
+      'no peer 198.18.2.1 local-address 198.18.2.11',
     ]);
   });
 });

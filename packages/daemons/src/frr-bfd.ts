@@ -74,7 +74,10 @@ export function frrBfddConfig(opts: BfddOptions): string {
  * vtysh commands (`-c` each, in order) that configure `p` in a running bfdd: the same lines as bfdd.conf, so a peer
  * set up at run time (by the node agent) and one from the file are the same peer. `shutdown` true sets the session
  * AdminDown (RFC 5880 §6.8.16: the remote system takes the session down at once, without a detection timeout), false
- * lifts it; undefined leaves the admin state as it is. Idempotent: bfdd keeps an existing session and its state.
+ * lifts it; undefined leaves the admin state as it is. Idempotent for the same local address: bfdd keeps an existing
+ * session and its state. Not a change of local address: bfdd keys a single-hop session by the peer address only, so
+ * on a session with another local address these lines succeed and change nothing but the address recorded in
+ * bfdd's configuration (measured, FRR 8.4.4); replace such a session with bfdPeerRemoveCommands first.
  */
 export function bfdPeerCommands(p: BfdPeer, shutdown?: boolean): string[] {
   return [
@@ -87,11 +90,22 @@ export function bfdPeerCommands(p: BfdPeer, shutdown?: boolean): string[] {
 }
 
 /**
- * vtysh commands that remove the session with `p` from a running bfdd (a peer taken out of agent.yaml on a reload).
- * The peer's other end sees AdminDown first when FRR sends it, else the session times out there.
+ * vtysh commands that remove the session with `p` from a running bfdd, `p.localAddress` being the local address the
+ * session runs on (`local` in `show bfd peers json`). The peer's other end sees AdminDown first when FRR sends it,
+ * else the session times out there. bfdd (FRR 8.4.4, measured) deletes the peer's session whatever local address
+ * `no peer` names, but refuses it ("% Configuration failed. Error type: validation", for ever) once a `peer` line
+ * with another local address has recorded that one in its configuration while the session stayed on its own; so the
+ * session's own `peer` line comes first and puts the configuration back in step (a no-op when it already is). On a
+ * peer bfdd has no session for, the lines create one and delete it: send them for a session bfdd has.
  */
 export function bfdPeerRemoveCommands(p: Pick<BfdPeer, 'address' | 'localAddress'>): string[] {
-  return ['configure terminal', 'bfd', `no peer ${p.address} local-address ${p.localAddress}`];
+  return [
+    'configure terminal',
+    'bfd',
+    `peer ${p.address} local-address ${p.localAddress}`,
+    'exit',
+    `no peer ${p.address} local-address ${p.localAddress}`,
+  ];
 }
 
 /** One session from `show bfd peers json`. */

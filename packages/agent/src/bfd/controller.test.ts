@@ -1,4 +1,4 @@
-import type { BfdPeer, BfdPeerState } from '@l4fleet/daemons';
+import { type BfdPeer, type BfdPeerState, bfdPeerCommands, bfdPeerRemoveCommands } from '@l4fleet/daemons';
 import pino from 'pino';
 import { describe, expect, test } from 'vitest';
 import { createManualClock } from '../clock.js';
@@ -9,6 +9,8 @@ import type { Bfdd } from './bfdd.js';
 import { createBfdController } from './controller.js';
 
 const ROUTER = '198.18.2.1';
+const LOCAL = '198.18.2.11';
+const OTHER_LOCAL = '198.18.2.12';
 const config: BfdSection = {
   enabled: true,
   vtyDir: '/run/test',
@@ -20,9 +22,18 @@ const config: BfdSection = {
   followDataPlane: true,
 };
 
-/** A bfdd in memory: sessions come up when configured, AdminDown follows `shutdown`; `down` makes it unreachable. */
+/**
+ * A bfdd in memory that runs the vtysh lines the real Bfdd sends (bfdPeerCommands, bfdPeerRemoveCommands) the way
+ * FRR 8.4.4's bfdd does (measured by rev-bfdd): a single-hop session is keyed by the peer address only.
+ * `peer X local-address L` on an existing X keeps the session on its own local address and records L in the
+ * northbound config only; `no peer X local-address L` deletes X's session whatever L (and succeeds for a session
+ * bfdd does not have), but fails with a validation error while X's recorded local address is not its session's.
+ * Sessions come up when created, AdminDown follows `shutdown`; `down` makes it unreachable.
+ */
 function fakeBfdd() {
   const sessions = new Map<string, BfdPeerState>();
+  /** The local address each session's northbound config holds (the last `peer X local-address L`). */
+  const recorded = new Map<string, string>();
   const calls: { peer: string; shutdown: boolean | undefined }[] = [];
   /** The timers of each configure call, as `rx/tx xMULT`. */
   const timers: string[] = [];
@@ -31,6 +42,30 @@ function fakeBfdd() {
   let refuseConfigure = false;
   /** configure of this peer waits for `release` (a slow vtysh), and `entered` says it is waiting. */
   let held: { peer: string; entered: () => void; gate: Promise<void> } | undefined;
+  /** Runs vtysh lines in order; the first that fails throws (vtysh stops there). */
+  const run = (lines: readonly string[]): void => {
+    let current: string | undefined;
+    for (const line of lines) {
+      const add = /^peer (\S+) local-address (\S+)$/.exec(line);
+      const del = /^no peer (\S+) local-address (\S+)$/.exec(line);
+      if (add) {
+        const [, peer, local] = add as unknown as [string, string, string];
+        if (!sessions.has(peer)) sessions.set(peer, { peer, local, status: 'up', sinceS: 0 });
+        recorded.set(peer, local);
+        current = peer;
+      } else if (del) {
+        const [, peer] = del as unknown as [string, string];
+        const s = sessions.get(peer);
+        if (s === undefined) continue;
+        if (recorded.get(peer) !== s.local) throw new Error('vtysh: % Configuration failed. Error type: validation');
+        sessions.delete(peer);
+        recorded.delete(peer);
+      } else if ((line === 'shutdown' || line === 'no shutdown') && current !== undefined) {
+        const s = sessions.get(current);
+        if (s) sessions.set(current, { ...s, status: line === 'shutdown' ? 'shutdown' : 'down' });
+      }
+    }
+  };
   const bfdd: Bfdd = {
     async sessions() {
       if (down) throw new Error('vtysh: bfdd is not running');
@@ -45,14 +80,12 @@ function fakeBfdd() {
       }
       calls.push({ peer: p.address, shutdown });
       timers.push(`${p.receiveIntervalMs}/${p.transmitIntervalMs} x${p.detectMultiplier}`);
-      const was = sessions.get(p.address)?.status;
-      const status = shutdown ? 'shutdown' : shutdown === false ? 'down' : (was ?? 'up');
-      sessions.set(p.address, { peer: p.address, local: p.localAddress, status, sinceS: 0 });
+      run(bfdPeerCommands(p, shutdown));
     },
     async remove(p) {
       if (down) throw new Error('vtysh: bfdd is not running');
       calls.push({ peer: `-${p.address}`, shutdown: undefined });
-      sessions.delete(p.address);
+      run(bfdPeerRemoveCommands(p));
     },
   };
   return {
@@ -60,7 +93,14 @@ function fakeBfdd() {
     calls,
     timers,
     sessions,
-    setStatus: (status: string) => sessions.set(ROUTER, { peer: ROUTER, local: '', status, sinceS: 0 }),
+    setStatus: (status: string) =>
+      sessions.set(ROUTER, { peer: ROUTER, local: LOCAL, ...sessions.get(ROUTER), status, sinceS: 0 }),
+    /** bfdd already has ROUTER's session on `local` (an earlier agent made it), its config recording `recordedLocal`. */
+    seed: (local: string, recordedLocal = local) => {
+      sessions.set(ROUTER, { peer: ROUTER, local, status: 'up', sinceS: 0 });
+      recorded.set(ROUTER, recordedLocal);
+    },
+    recorded,
     setDown: (d: boolean) => {
       down = d;
     },
@@ -302,6 +342,84 @@ describe('bfd controller - sessions in the node bfdd', () => {
       { peer: ROUTER, shutdown: undefined },
     ]);
     expect(t.fake.sessions.get(ROUTER)?.local).toBe('198.18.2.12');
+    t.bfd.close();
+  });
+
+  // bfdd keys a single-hop session by the peer address only. The removal queue was keyed by address and local address:
+  // A -> B -> A while bfdd did not answer took (X, A) out of the queue but left (X, B), a session bfdd never had, and
+  // `no peer X local-address B` deleted the live (X, A) session; the router saw BFD down and dropped the BGP session and
+  // the node's routes, for a config that ended as it started.
+  test('a peer moved to another local address and back while bfdd is down: its session is not removed', async () => {
+    const t = setup();
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    t.fake.setDown(true);
+    await t.bfd.setPeers([{ address: ROUTER, localAddress: OTHER_LOCAL }]);
+    await t.bfd.setPeers([{ address: ROUTER, localAddress: LOCAL }]);
+    t.fake.setDown(false);
+    await t.clock.advance(1_000);
+    expect(t.fake.calls.filter((c) => c.peer === `-${ROUTER}`)).toEqual([]);
+    expect(t.fake.sessions.get(ROUTER)?.local).toBe(LOCAL);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'up' });
+    t.bfd.close();
+  });
+
+  // A configure of an existing peer with another local address changes nothing in bfdd (the session stays on the old
+  // one): the agent reported `up` for a session on the wrong source, for good.
+  test('a restarted agent over a session on another local address: the session is replaced by the wanted one', async () => {
+    const t = setup();
+    t.fake.seed(OTHER_LOCAL);
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    expect(t.fake.calls).toEqual([
+      { peer: `-${ROUTER}`, shutdown: undefined },
+      { peer: ROUTER, shutdown: undefined },
+    ]);
+    expect(t.fake.sessions.get(ROUTER)?.local).toBe(LOCAL);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'up' });
+    await t.clock.advance(2_000);
+    expect(t.fake.calls).toHaveLength(2); // replaced once
+    t.bfd.close();
+  });
+
+  test('a restarted agent over an AdminDown session on another local address: made again AdminDown', async () => {
+    const t = setup();
+    t.fake.seed(OTHER_LOCAL);
+    t.fake.setStatus('shutdown'); // the agent before held it for a failed data plane
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    expect(t.fake.calls.at(-1)).toEqual({ peer: ROUTER, shutdown: true });
+    expect(t.fake.sessions.get(ROUTER)).toMatchObject({ local: LOCAL, status: 'shutdown' });
+    t.bfd.setDataPlaneHealthy(true);
+    await t.clock.advance(0);
+    expect(t.fake.calls.at(-1)).toEqual({ peer: ROUTER, shutdown: false });
+    t.bfd.close();
+  });
+
+  // A reload whose removal failed and whose configure succeeded leaves bfdd's config recording the new local address
+  // while the session runs on the old one: every `no peer` fails from there until the config is put back in step.
+  test('a session whose bfdd config records another local address: replaced, then removable', async () => {
+    const t = setup();
+    t.fake.seed(OTHER_LOCAL, LOCAL);
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    expect(t.fake.sessions.get(ROUTER)?.local).toBe(LOCAL);
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'up' });
+    await t.bfd.setPeers([]);
+    expect(t.fake.sessions.has(ROUTER)).toBe(false);
+    t.bfd.close();
+  });
+
+  test('a removed peer whose bfdd config records another local address is still removed', async () => {
+    const t = setup();
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    // A configure with .12 over the .11 session (a reload to .12 whose removal of .11 failed, an older agent's).
+    t.fake.recorded.set(ROUTER, OTHER_LOCAL);
+    await t.bfd.setPeers([]);
+    expect(t.fake.sessions.has(ROUTER)).toBe(false);
+    await t.clock.advance(1_000);
+    expect(t.fake.calls.filter((c) => c.peer === `-${ROUTER}`)).toHaveLength(1);
     t.bfd.close();
   });
 

@@ -6,7 +6,7 @@
  * come back when an apply succeeds. AdminDown (RFC 5880 §6.8.16) makes the router's session go down on the next
  * packet, with diagnostic "neighbor signaled session down", and bgpd drops the node's routes (RFC 5882 §4.3).
  */
-import type { BfdPeer } from '@l4fleet/daemons';
+import type { BfdPeer, BfdPeerState } from '@l4fleet/daemons';
 import type { BfdSessionState } from '@l4fleet/store';
 import { BFD_SESSION_STATES } from '@l4fleet/store';
 import type { Logger } from 'pino';
@@ -38,9 +38,10 @@ export interface BfdController {
    */
   setDataPlaneHealthy(ok: boolean): void;
   /**
-   * A reload's peer list (config/reload.ts): new peers are configured, removed ones (or one whose local address
-   * changed) taken out of bfdd, with their state and metric series, in the next pass; resolves when it ran. A peer
-   * whose removal is still queued (bfdd did not answer) and that the list has again keeps its session.
+   * A reload's peer list (config/reload.ts): new peers are configured, removed ones taken out of bfdd, with their
+   * state and metric series, and one whose session runs on another local address replaced, in the next pass; resolves
+   * when it ran. A peer whose removal is still queued (bfdd did not answer) and that the list has again keeps its
+   * session when that runs on the wanted local address.
    */
   setPeers(peers: readonly BfdPeerSection[]): Promise<void>;
   /**
@@ -57,6 +58,14 @@ export type BfdTimers = Pick<BfdSection, 'receiveIntervalMs' | 'transmitInterval
 
 const isState = (s: string): s is BfdSessionState => (BFD_SESSION_STATES as readonly string[]).includes(s);
 
+/**
+ * The local address bfdd runs `s` on, undefined when it reports none (bfdd leaves `local` out for a session without
+ * one, e.g. one bgpd registered on an interface). The agent's own peers always have one: agent.yaml resolves every
+ * peer's localAddress (the BGP peer's, else node.address or node.address6), so a session is compared only when
+ * both are known, and both are canonical text (config addressField; bfdd prints with inet_ntop).
+ */
+const sessionLocal = (s: BfdPeerState): string | undefined => (s.local ? s.local : undefined);
+
 export function createBfdController(opts: BfdControllerOptions): BfdController {
   const { config, bfdd, clock, metrics, events } = opts;
   const log = opts.logger.child({ component: 'bfd' });
@@ -67,7 +76,12 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
   };
   const toPeer = (p: BfdPeerSection): BfdPeer => ({ address: p.address, localAddress: p.localAddress, ...timers });
   let peers: BfdPeer[] = config.peers.map(toPeer);
-  /** Sessions a reload took out of agent.yaml, removed from bfdd by the next pass (passes never overlap). */
+  /**
+   * Sessions a reload took out of agent.yaml, removed from bfdd by the next pass (passes never overlap). Keyed by the
+   * peer address, as bfdd keys its single-hop sessions: `no peer X local-address ANY` deletes X's session whatever
+   * its local address, so a removal must never outlive a reload that puts X back (the pass compares its local
+   * address then).
+   */
   const toRemove = new Map<string, BfdPeer>();
   const states = new Map<string, BfdSessionState>();
   /** undefined until the first apply: a starting agent leaves the admin state as it finds it. */
@@ -115,17 +129,22 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
     else log.warn({ event: 'bfddUnreachable', vtyDir: config.vtyDir, err: (err as Error)?.message });
   };
 
+  /**
+   * Removes `address`'s session from bfdd, named with the local address it runs on (bfdPeerRemoveCommands puts bfdd's
+   * config back in step with it first); false when bfdd refused (logged, `event` naming why it was removed).
+   */
+  const removeSession = async (address: string, localAddress: string, event: string): Promise<boolean> => {
+    try {
+      await bfdd.remove({ address, localAddress });
+      return true;
+    } catch (err) {
+      log.warn({ event, peer: address, localAddress, err: (err as Error).message }); // next pass again
+      return false;
+    }
+  };
+
   /** One pass: read the sessions, configure what is missing, hold or lift AdminDown, publish the states. */
   const pass = async (): Promise<void> => {
-    for (const [key, peer] of toRemove) {
-      try {
-        await bfdd.remove(peer);
-        toRemove.delete(key);
-        log.info({ event: 'bfdPeerRemoved', peer: peer.address, localAddress: peer.localAddress });
-      } catch (err) {
-        log.warn({ event: 'bfdRemoveFailed', peer: peer.address, err: (err as Error).message }); // next pass again
-      }
-    }
     let sessions: Awaited<ReturnType<Bfdd['sessions']>>;
     try {
       sessions = await bfdd.sessions();
@@ -142,9 +161,34 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
     }
     const shutdown = wantShutdown();
     const started = generation;
+    for (const [address, peer] of toRemove) {
+      const s = sessions.find((x) => x.peer === address);
+      // Gone already (bfdd restarted): nothing to send (`no peer` would succeed, but the re-sync line would create it).
+      if (s !== undefined && !(await removeSession(address, sessionLocal(s) ?? peer.localAddress, 'bfdRemoveFailed'))) {
+        continue;
+      }
+      if (generation !== started) return; // a reload may have put it back meanwhile: the pass it asked for decides
+      toRemove.delete(address);
+      log.info({ event: 'bfdPeerRemoved', peer: address, localAddress: peer.localAddress });
+    }
     for (const peer of peers) {
       if (generation !== started) return;
-      const s = sessions.find((x) => x.peer === peer.address);
+      let s = sessions.find((x) => x.peer === peer.address);
+      const local = s === undefined ? undefined : sessionLocal(s);
+      /** A replaced session that was AdminDown is made AdminDown while the data plane is not known yet. */
+      let keepDown: true | undefined;
+      if (s !== undefined && local !== undefined && local !== peer.localAddress) {
+        // bfdd keys the session by the peer address only: configuring another local address over it succeeds and
+        // changes nothing, so the session (made by an agent before a restart with another agent.yaml, or left by a
+        // reload whose removal failed) would run on the wrong source for good. Replaced: removed, then made below.
+        forgetState(peer.address);
+        if (!(await removeSession(peer.address, local, 'bfdReplaceFailed'))) continue;
+        if (generation !== started) return;
+        log.info({ event: 'bfdPeerReplaced', peer: peer.address, from: local, localAddress: peer.localAddress });
+        configured.delete(peer.address);
+        if (s.status === 'shutdown') keepDown = true;
+        s = undefined;
+      }
       if (s === undefined) forgetState(peer.address);
       const adminDown = s?.status === 'shutdown';
       const fix = shutdown !== undefined && s !== undefined && adminDown !== shutdown;
@@ -154,7 +198,7 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
       }
       // New to this agent (configure once: timers from agent.yaml), gone from bfdd (restarted), or the admin state to change.
       try {
-        await bfdd.configure(peer, shutdown);
+        await bfdd.configure(peer, shutdown ?? keepDown);
       } catch (err) {
         log.warn({ event: 'bfdConfigureFailed', peer: peer.address, err: (err as Error).message });
         continue;
@@ -211,16 +255,20 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
       if (config.enabled && config.followDataPlane) void request();
     },
     async setPeers(next) {
-      const keep = new Set(next.map((p) => `${p.address} ${p.localAddress}`));
-      // A removal an earlier reload queued while bfdd did not answer, for a peer this list keeps: its session is still
-      // in bfdd, so it must stay. Removing it would flap the router's BFD session and, with `neighbor X bfd`, drop the
-      // BGP session and the node's routes. It is not in `configured` any more, so the next pass configures it again
-      // (idempotent) with the current timers. A peer put back with another localAddress has another key: the old
-      // session is still removed.
-      for (const key of keep) toRemove.delete(key);
+      const wanted = new Map(next.map((p) => [p.address, p.localAddress]));
+      // A removal an earlier reload queued while bfdd did not answer, for a peer address this list keeps: dropped.
+      // bfdd keys the session by the address only, so any `no peer X` deletes the one it has, which may be the very
+      // session wanted (A -> B -> A): that would flap the router's BFD session and, with `neighbor X bfd`, drop the BGP
+      // session and the node's routes. The pass compares bfdd's session with the wanted local address instead and
+      // replaces it only when they differ; otherwise it configures it again (idempotent) with the current timers.
+      for (const address of wanted.keys()) toRemove.delete(address);
       for (const p of peers) {
-        if (keep.has(`${p.address} ${p.localAddress}`)) continue;
-        toRemove.set(`${p.address} ${p.localAddress}`, p);
+        if (wanted.has(p.address)) {
+          // Another local address: the next pass finds the session on the old one and replaces it.
+          if (wanted.get(p.address) !== p.localAddress) configured.delete(p.address);
+          continue;
+        }
+        toRemove.set(p.address, p);
         configured.delete(p.address);
         states.delete(p.address);
         metrics.bfdSessionUp.remove({ peer: p.address });
