@@ -417,7 +417,7 @@ describe('agent reload - shutdown() while a reload applies', () => {
     opened();
     await expect(reloading).rejects.toThrow(
       'reload refused: bgp.peers: AddPeer 198.18.2.2: rejected by gobgpd; the agent began exiting while it applied: ' +
-        'not rolled back (bgp.peers), the next reload applies it again',
+        'not rolled back (bgp.peers), the next start applies the file',
     );
     await expect(reloading).rejects.toMatchObject({ code: 'RELOAD_REFUSED', problems: [{ path: 'bgp.peers' }] });
     expect(calls).toEqual([[ROUTER2.address]]); // ROUTER was not added back during the drain
@@ -462,7 +462,7 @@ describe('agent reload - shutdown() while a reload applies', () => {
     opened();
     await expect(reloading).rejects.toThrow(
       'reload refused: bfd.peers: bfdd: refused; rolled back to the running config (bfd.peers); the agent began ' +
-        'exiting while it rolled back: not rolled back (bgp.peers), the next reload applies it again',
+        'exiting while it rolled back: not rolled back (bgp.peers), the next start applies the file',
     );
     await expect(reloading).rejects.toMatchObject({ code: 'RELOAD_REFUSED', problems: [{ path: 'bfd.peers' }] });
     expect(calls).toEqual([[ROUTER2.address]]); // ROUTER not added back to gobgpd mid-drain

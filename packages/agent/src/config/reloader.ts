@@ -98,7 +98,8 @@ function rollbackSaid(
     ...(failed.length > 0 ? [`the rollback failed too (${failed.join('; ')})`] : []),
     ...(left.length > 0 ? [`the agent began exiting while it rolled back: not rolled back (${left.join(', ')})`] : []),
   ];
-  return `${parts.join('; ')}${left.length > 0 ? ',' : ':'} the next reload applies it again`;
+  // Exiting, no reload follows: the next start applies the file whole.
+  return `${parts.join('; ')}${left.length > 0 ? ', the next start applies the file' : ': the next reload applies it again'}`;
 }
 
 export function createReloader(opts: ReloaderOptions): Reloader {
@@ -225,7 +226,7 @@ export function createReloader(opts: ReloaderOptions): Reloader {
           throw new AgentError(
             'RELOAD_REFUSED',
             `reload refused: ${step.name}: ${message}; the agent began exiting while it applied: not rolled back ` +
-              `(${touched.join(', ')}), the next reload applies it again${held}`,
+              `(${touched.join(', ')}), the next start applies the file${held}`,
             {
               cause: err,
               problems: [
