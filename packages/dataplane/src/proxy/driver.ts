@@ -325,11 +325,13 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
     };
     last = desired;
     if (!verifying || result.transactions > 0) {
-      (verifying ? log.warn.bind(log) : log.info.bind(log))({
+      (verifying || relistenFailure ? log.warn.bind(log) : log.info.bind(log))({
         event: verifying ? 'driftRepaired' : 'applied',
         vips: vips.length,
         slotsChanged,
         durationMs: Math.round(result.durationMs * 10) / 10,
+        // The rest is in place but the call fails: the log says so, not a clean apply before the agent's failure.
+        ...(relistenFailure ? { listenFailed: relistenFailure.message } : {}),
       });
     }
     // Everything else is in place (and `last`, so verify tries the listener again): the apply still fails, naming it.

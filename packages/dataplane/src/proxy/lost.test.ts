@@ -3,6 +3,7 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
 import { buildTable } from '@l4fleet/maglev';
+import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { VipTable } from '../types.js';
 import { createProxyDataPlane } from './driver.js';
@@ -128,7 +129,9 @@ describe('proxy driver - lost listeners', () => {
     const m1Backends = [{ name: 'm1', address: HOST, port: (m1.address() as net.AddressInfo).port }];
     const toM1 = (t: VipTable): VipTable => ({ ...t, backends: m1Backends, slots: buildTable(m1Backends, 251) });
     const sockets = keptSockets();
-    const dp = createProxyDataPlane({ logger, sockets });
+    const lines: Record<string, unknown>[] = [];
+    const captured = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const dp = createProxyDataPlane({ logger: captured, sockets });
     cleanups.push(() => dp.close());
     await dp.apply([a, b]);
     expect(await echoOutcome(b.vip.port, HOST)).toBe('ping');
@@ -144,6 +147,11 @@ describe('proxy driver - lost listeners', () => {
     expect(err).toMatchObject({ code: 'LISTEN_FAILED', cause: expect.objectContaining({ code: 'EADDRINUSE' }) });
     expect((err as Error).message).toContain(`vip ${HOST}:${a.vip.port}/tcp`);
     expect((err as Error).message).not.toContain(`vip ${HOST}:${b.vip.port}/tcp`);
+    // Its log line says the apply failed too: not a clean 'applied' before the agent's failure.
+    expect(lines.filter((l) => l.event === 'applied').at(-1)).toMatchObject({
+      level: 40,
+      listenFailed: expect.stringContaining(`${a.vip.port}`),
+    });
     // B's table changed all the same: its clients reach m1.
     expect(await echoOutcome(b.vip.port, HOST)).toBe('m1');
     // verify re-applies that state: it fails for A again, B stays as it is.
