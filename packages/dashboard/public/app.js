@@ -125,26 +125,44 @@ function showLink(on, text) {
  * unknown, never compared.
  */
 const LOADED_BUILD = $('build')?.getAttribute('content') || undefined;
-/** sessionStorage key: the builds this tab already reloaded for (JSON array), so a reload happens once per build. */
+/**
+ * sessionStorage key: the builds this tab reloaded for and has not yet been served as its own build since (JSON
+ * array). A build stays in it while reloads for it come back with other scripts, so they never loop.
+ */
 const RELOADED_FOR = 'l4fleet-reloaded-for';
 /** Builds remembered: enough for any upgrade, and the list stays small. */
 const RELOADED_KEPT = 16;
 
+function reloadedFor() {
+  try {
+    const done = JSON.parse(sessionStorage.getItem(RELOADED_FOR) ?? '[]');
+    return Array.isArray(done) ? done : [];
+  } catch {
+    return [];
+  }
+}
+
 /**
  * Reloads the page when the dashboard serves another build than the one its scripts are: they were loaded once, and
- * would draw the new build's views with the old code (a member's health as `disagree [object Object]`). At most once
- * per build in a tab, so a reload that comes back with the old scripts (a cache, a proxy, two dashboards of
- * different builds behind one address) never loops: the page then runs on and says it is older. True: reloading.
+ * would draw the new build's views with the old code (a member's health as `disagree [object Object]`). Once per build
+ * until the dashboard serves this page its own build, so a reload that comes back with the old scripts (a cache, a
+ * proxy, two dashboards of different builds behind one address) never loops: the page then runs on and says it is
+ * older. True: reloading.
  */
 function reloadForBuild(build) {
-  if (LOADED_BUILD === undefined || typeof build !== 'string' || build === '' || build === LOADED_BUILD) return false;
-  let done;
-  try {
-    done = JSON.parse(sessionStorage.getItem(RELOADED_FOR) ?? '[]');
-  } catch {
-    done = [];
+  if (LOADED_BUILD === undefined || typeof build !== 'string' || build === '') {
+    state.outdated = false; // nothing to compare: no note that could be wrong
+    return false;
   }
-  if (!Array.isArray(done)) done = [];
+  const done = reloadedFor();
+  if (build === LOADED_BUILD) {
+    state.outdated = false; // a rollback, or the proxy's other dashboard: these scripts are the dashboard's again
+    // Page and dashboard agree, so a reload for this build (if any) arrived: forget it, or a later change back to it
+    // (upgrade, roll back, upgrade again) would find it here and draw its views with the old scripts. Not when the
+    // page merely loads: behind a proxy alternating two builds, every reload would land and reload again.
+    if (done.includes(build)) sessionStorage.setItem(RELOADED_FOR, JSON.stringify(done.filter((b) => b !== build)));
+    return false;
+  }
   if (done.includes(build)) {
     state.outdated = true;
     return false;

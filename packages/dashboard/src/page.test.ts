@@ -717,6 +717,7 @@ describe('page build', () => {
     expect(stale.$('summary').textContent).toMatch(/^revision 8 .*reload/);
   });
 
+  // No page here is served its own build (each stream went to the other dashboard), so none drops a build from the list.
   test('page build - at most one reload per build in a tab, even between two dashboards of different builds', async () => {
     const storage = new Map<string, string>();
     const one = await pageOf('b1', storage);
@@ -728,6 +729,59 @@ describe('page build', () => {
     const three = await pageOf('b1', storage);
     hello(three, { instance: 'i2', build: 'b2' });
     expect(three.reloads()).toBe(0);
+  });
+
+  /** The dashboard restarts under `p` (its stream fails, the page opens another): the new stream's hello. */
+  const restart = async (p: Page, data: Record<string, unknown>) => {
+    p.stream().fail(FakeEventSource.CLOSED);
+    await vi.advanceTimersByTimeAsync(1_000);
+    return hello(p, data);
+  };
+
+  test('page build - upgrade, roll back, upgrade again: each reloads the page that the dashboard had served its own build', async () => {
+    const storage = new Map<string, string>();
+    const p1 = await pageOf('b1', storage);
+    hello(p1, { instance: 'i1', build: 'b1' }).send('view', viewRecord());
+    await restart(p1, { instance: 'i2', build: 'b2' }); // upgrade
+    expect(p1.reloads()).toBe(1);
+
+    const p2 = await pageOf('b2', storage); // the reload came back with the new scripts, and the dashboard is b2
+    hello(p2, { instance: 'i2', build: 'b2' }).send('view', viewRecord({ revision: 8 }));
+    await restart(p2, { instance: 'i3', build: 'b1' }); // rolled back
+    expect(p2.reloads()).toBe(1);
+
+    const p3 = await pageOf('b1', storage);
+    hello(p3, { instance: 'i3', build: 'b1' }).send('view', viewRecord({ revision: 8 }));
+    const again = await restart(p3, { instance: 'i4', build: 'b2' }); // upgraded again: b1's scripts must not draw b2
+    again.send('view', viewRecord({ revision: 9 }));
+    expect(p3.reloads()).toBe(1);
+    expect(again.closed).toBe(true);
+    expect(p3.$('summary').textContent).not.toMatch(/revision 9/);
+
+    // That reload comes back stale (a cache): it still does not loop, as b2 was never served to a b2 page since.
+    const stale = await pageOf('b1', storage);
+    hello(stale, { instance: 'i4', build: 'b2' }).send('view', viewRecord({ revision: 9 }));
+    expect(stale.reloads()).toBe(0);
+    expect(stale.$('summary').textContent).toMatch(/^revision 9 .*older/);
+  });
+
+  test("page build - the note that the page is older goes once the dashboard serves the page's build again", async () => {
+    const storage = new Map<string, string>([['l4fleet-reloaded-for', JSON.stringify(['b2'])]]);
+    const page = await pageOf('b1', storage); // a reload for b2 that came back with b1's scripts
+    hello(page, { instance: 'i2', build: 'b2' }).send('view', viewRecord({ revision: 8 }));
+    expect(page.reloads()).toBe(0);
+    expect(page.$('summary').textContent).toMatch(/older/);
+
+    const back = await restart(page, { instance: 'i3', build: 'b1' }); // rolled back, or the proxy's other dashboard
+    back.send('view', viewRecord({ revision: 9 }));
+    expect(page.$('summary').textContent).toMatch(/^revision 9/);
+    expect(page.$('summary').textContent).not.toMatch(/older/);
+
+    await restart(page, { instance: 'i4', build: 'b2' }).then((es) => es.send('view', viewRecord({ revision: 10 })));
+    expect(page.$('summary').textContent).toMatch(/^revision 10 .*older/);
+    const unknown = await restart(page, { instance: 'i5' }); // a dashboard from before builds were sent
+    unknown.send('view', viewRecord({ revision: 11 }));
+    expect(page.$('summary').textContent).not.toMatch(/older/);
   });
 
   test('page build - the same build, or a build missing from the page or the hello, never reloads', async () => {
