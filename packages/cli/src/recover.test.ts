@@ -132,6 +132,26 @@ describe('cli - recovery from a corrupt desired state', () => {
     expect((await store.getDesired()).fleet.hashSeed).toBe(0x1234);
   });
 
+  // 635be16: an outage while reading the last write that reads was taken like a write that does not read (skipped):
+  // the walk found no served seed, and a file with another fleet's seed was stored without --change-seed.
+  test('recover whose read of the last write that reads fails (etcd unavailable) fails and writes nothing', async () => {
+    store.corruptDesired(0x5eed);
+    const readAt = store.getDesiredAt.bind(store);
+    const asked: number[] = [];
+    store.getDesiredAt = async (revision) => {
+      asked.push(revision);
+      if (revision === 1) throw new StoreError('UNAVAILABLE', 'get desired at revision 1: etcd request timed out');
+      return readAt(revision);
+    };
+    const f = fleetFile('other-seed-unavailable.yaml', 2, 'hashSeed: 0x1234\n');
+    const r = await cli('recover', '-f', f, '--yes');
+    expect(asked).toEqual([1]);
+    expect(r.code).toBe(EXIT_FAILURE);
+    expect(r.err).toContain('etcd request timed out');
+    expect(r.out).toBe('');
+    await expect(store.getDesired()).rejects.toMatchObject({ code: 'INVALID_RECORD' });
+  });
+
   test('recover with the hash seed the fleet served needs no --change-seed; the preview shows both', async () => {
     store.corruptDesired(0x5eed);
     const f = fleetFile('same-seed.yaml', 2, 'hashSeed: 0x5eed\n');
