@@ -1,5 +1,14 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -164,6 +173,59 @@ describe('cli flag files - a pipe is read once per process', () => {
       expect(readSecretFlag('--token-file', path)).toBe('tok-of-the-fleet');
     } finally {
       writer.kill();
+    }
+  });
+
+  /**
+   * Ends `writer` and lets go of any writer it left blocked in open() of the FIFO at `path` (one no read reached):
+   * a read end opened without waiting wakes it, and closed at once it ends on its first write (SIGPIPE).
+   */
+  function release(path: string, writer: ChildProcess): void {
+    writer.kill();
+    closeSync(openSync(path, constants.O_RDONLY | constants.O_NONBLOCK));
+  }
+
+  // b1618c7: a pipe read once under one flag's bound is not another flag's read: cached by path alone, a 70 KiB pipe
+  // read for --cacert (bound 16 MiB) was then taken as a 70 KiB secret, past MAX_SECRET_FILE_BYTES.
+  test("a FIFO read by a PEM flag and then by a secret flag is read again, under the secret's bound", () => {
+    const big = join(dir, 'big-text');
+    writeFileSync(big, 'x'.repeat(70 * 1024));
+    const path = join(dir, 'pem-then-token.fifo');
+    const go = join(dir, 'pem-then-token.go');
+    execFileSync('mkfifo', [path]);
+    // The second copy waits for `go`, made once the first read is over: opened while that read still drained the
+    // first, it would be read with it, and the second read would wait for a writer for ever.
+    const script = 'cat "$2" > "$1"; while [ ! -e "$3" ]; do sleep 0.01; done; cat "$2" > "$1"';
+    const writer = spawn('sh', ['-c', script, 'sh', path, big, go], { stdio: 'ignore' });
+    try {
+      expect(pemRefusal('--cacert', path).message).toBe(
+        `--cacert: "${path}" holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+      );
+      writeFileSync(go, '');
+      expect(refusal(path).message).toBe(
+        `--token-file: ${path} is more than ${MAX_SECRET_FILE_BYTES} bytes (MAX_SECRET_FILE_BYTES): not a secret`,
+      );
+    } finally {
+      writeFileSync(go, '');
+      release(path, writer);
+    }
+  });
+
+  // b1618c7: a read that failed is kept as a read is: not kept, the second use of the flag read what the path held
+  // then, and reported another error than the first (or none) for the same flag in the same command.
+  test('a failed read is kept: the second read of the path reports the same error, not what the path holds now', () => {
+    const token = join(dir, 'late-token');
+    writeFileSync(token, 'tok-that-came-late\n');
+    const path = join(dir, 'late.fifo');
+    const first = refusal(path);
+    expect(first.message).toContain(`--token-file: cannot read ${path}: `);
+    expect(first.message).toContain('ENOENT');
+    // The path is now a FIFO whose writer has the token: not read, the first read's error stands.
+    const { writer } = fifoOf('late.fifo', token);
+    try {
+      expect(refusal(path).message).toBe(first.message);
+    } finally {
+      release(path, writer);
     }
   });
 
