@@ -350,4 +350,21 @@ describe('store registration - registerNode of one name twice at once (nodes.ts)
     expect(ns.kv.has(keys.node('lb1'))).toBe(true);
     await reg.close();
   });
+
+  // 41b580d: an old registration closed a second time let go of the name a newer one held: the next registerNode
+  // made a second lease beside it, and reportHealth answered NOT_FOUND for a node that was registered.
+  test('store registration - an old registration closed again keeps the newer registration of its name', async () => {
+    const ns = new FakeNamespace();
+    const nodes = store(ns);
+    const r1 = await nodes.registerNode({ name: 'lb1' });
+    await r1.close();
+    const r2 = await nodes.registerNode({ name: 'lb1' });
+    expect(r2).not.toBe(r1);
+    await r1.close();
+    expect(await nodes.registerNode({ name: 'lb1' })).toBe(r2);
+    expect(ns.grants).toBe(2);
+    await nodes.reportHealth('lb1', new Map([['web/a', 'up']]));
+    expect(JSON.parse(ns.kv.get(keys.healthPool('lb1', 'web')) ?? '{}').members).toEqual({ a: 'up' });
+    await r2.close();
+  });
 });
