@@ -408,6 +408,46 @@ describe('store desired - resync', () => {
     });
   });
 
+  // 134eca5: the count of attempts is per revision. Carried over, a later revision with the record at fault was skipped
+  // after one read (its count already past the bound), where a read that might have gone through was owed two more.
+  test('store desired - a second revision failing with the record at fault in a resync gets its own 3 attempts', async () => {
+    await withFakeTimers(async () => {
+      const ns = namespaceAtG1();
+      const { errors } = await watched(ns);
+      const cancelLatest = () => ns.watchers.at(-1)?.emit('error', new Error('Watcher canceled: '));
+      ns.pointer = pointerAt(
+        chunkedG2Failing(
+          ns,
+          20,
+          times(3, () => tooLarge('67108900 vs. 67108864')),
+        ),
+        11,
+      );
+      ns.revision = 20;
+      ns.compactedBelow = 15;
+      cancelLatest();
+      await vi.advanceTimersByTimeAsync(10 * 60_000);
+      expect(ns.chunkReads).toBe(3);
+      expect(ns.watchers).toHaveLength(2);
+      // Another apply, at revision 21, too large as well, found by the resync of the next resume after compaction.
+      ns.pointer = pointerAt(chunkedOf(fleet, 'g3').pointer, 21);
+      ns.failChunkReadsAt = 30;
+      ns.chunkErrors = times(3, () => tooLarge('67108900 vs. 67108864'));
+      ns.revision = 30;
+      ns.compactedBelow = 25;
+      cancelLatest();
+      await vi.advanceTimersByTimeAsync(10 * 60_000);
+      expect(ns.chunkReads).toBe(6);
+      expect(ns.chunkErrors).toEqual([]);
+      expect(ns.watchers).toHaveLength(3);
+      const skips = errors.filter((e) => e.message.includes('skipped after 3 attempts'));
+      expect(skips.map((e) => e.message.match(/desired revision \d+ \(generation \w+\)/)?.[0])).toEqual([
+        'desired revision 11 (generation g2)',
+        'desired revision 21 (generation g3)',
+      ]);
+    });
+  });
+
   // The run of reported failures ended only on a read that succeeded: after a run ending in a skip the next outage,
   // of a later apply, was logged at debug only (no onError, no warning).
   test('store desired - an outage after a skipped revision is reported again', async () => {
