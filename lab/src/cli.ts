@@ -9,7 +9,7 @@ import { LabError } from './errors.js';
 import { publishLabFlows } from './flows/publish.js';
 import { checkVerdict, DEFAULT_WATCH_MAX_PAUSE_MS, watch } from './flows/watch.js';
 import { interruptible, LabInterrupted } from './interrupt.js';
-import { lineWriter } from './output.js';
+import { labLogLevel, lineWriter } from './output.js';
 import { Lab, type UpOptions } from './runtime/lab.js';
 import { listLabIds } from './runtime/resources.js';
 import { repoRoot } from './runtime/scripts.js';
@@ -35,7 +35,7 @@ const processIo: LabIo = { out: lineWriter(process.stdout), err: lineWriter(proc
 export { MAX_FLOWS, upSummary };
 
 export function createLabProgram(io: LabIo = processIo): Command {
-  const log = pino({ level: process.env.L4FLEET_LOG_LEVEL ?? 'info' }, pino.destination(2));
+  const log = pino({ level: labLogLevel(process.env, process.stderr.isTTY === true) }, pino.destination(2));
   const program = new Command('l4fleet-lab')
     .description('A lab fleet on this machine: client -> FRR router (ECMP) -> balancer nodes -> backends, etcd, NATS')
     .option('--id <id>', 'lab id, part of every name (l4f-<id>-...); env L4FLEET_LAB_ID', undefined)

@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { describe, expect, test } from 'vitest';
-import { lineWriter } from './output.js';
+import { labLogLevel, lineWriter } from './output.js';
 
 /** A stream as Node's: a failed write is reported later as an 'error' event, which throws with no listener. */
 class FakeStream extends EventEmitter {
@@ -43,4 +43,18 @@ describe('lab output - a stream that went away', () => {
     write('b\n');
     expect(stream.written).toEqual(['a\n', 'b\n']);
   });
+});
+
+describe('lab log level', () => {
+  test.each([
+    { env: {}, terminal: true, level: 'warn' },
+    { env: {}, terminal: false, level: 'info' },
+    { env: { L4FLEET_LOG_LEVEL: 'debug' }, terminal: true, level: 'debug' },
+    { env: { L4FLEET_LOG_LEVEL: 'info' }, terminal: false, level: 'info' },
+  ])(
+    '$env at a terminal $terminal: $level (JSON event lines only for scripts and logs, or when asked)',
+    ({ env, terminal, level }) => {
+      expect(labLogLevel(env, terminal)).toBe(level);
+    },
+  );
 });

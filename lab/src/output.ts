@@ -31,3 +31,12 @@ export function lineWriter(stream: OutputStream): (text: string) => void {
     if (!gone) stream.write(text.endsWith('\n') ? text : `${text}\n`);
   };
 }
+
+/**
+ * The lab's own log level: L4FLEET_LOG_LEVEL when set; else `warn` for a person at a terminal (the commands print
+ * their own readable lines: a JSON log line among them, `{"level":30,...,"event":"dashboardUp"}`, read as noise),
+ * `info` for a script or CI log, which keeps every event.
+ */
+export function labLogLevel(env: NodeJS.ProcessEnv, stderrIsTerminal: boolean): string {
+  return env.L4FLEET_LOG_LEVEL ?? (stderrIsTerminal ? 'warn' : 'info');
+}

@@ -245,7 +245,11 @@ export function registerMember(program: Command, ctx: FleetCommandContext): void
   ] as const) {
     node
       .command(name)
-      .description(drained ? 'withdraw the node from BGP (flag survives agent restarts)' : 'clear the drain flag')
+      .description(
+        drained
+          ? 'RFC 8326 graceful shutdown, then withdraw the node from BGP (flag survives agent restarts)'
+          : 'clear the drain flag',
+      )
       .argument('<name>', 'node name')
       .option('--force', `${name} a node that is not registered (yet): the flag waits for it`)
       .action(async (nodeName: string, opts: { force?: boolean }, cmd: Command) => {
