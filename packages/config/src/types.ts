@@ -134,7 +134,8 @@ export interface Member {
 /**
  * How a node hands a flow's packets to a pool's backends. `l2`: the frame unchanged to the backend's MAC
  * (backends on the node's segment). `ipip` (IPv4-in-IPv4 / IPv6-in-IPv6), `gre` (RFC 2784, 4-byte header) and
- * `gue` (GUE variant 1, draft-ietf-intarea-gue §5: IP directly in UDP): encapsulated to the backend's address,
+ * `gue` (GUE variant 1, draft-ietf-intarea-gue §5: IP directly in UDP; variant 0 with the previous owner in its
+ * private data for a packet second chance tags, docs/design/0011): encapsulated to the backend's address,
  * so backends can sit anywhere routed (bpf data plane only; nftables refuses them). `nat`: the node rewrites the
  * destination to the member's address and port and the source to its own address (conntrack), so members need no VIP
  * and may listen on another port; replies return through the node (nftables data plane only; design note 0012).
