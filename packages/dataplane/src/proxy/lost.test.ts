@@ -181,4 +181,26 @@ describe('proxy driver - lost listeners', () => {
     expect(await dp.verify()).toMatchObject({ transactions: 0 });
     expect(await echoOutcome(t.vip.port, HOST)).toBe('ping');
   });
+
+  test('proxy driver - an error a UDP socket emits after its bind is logged as listenerError, not thrown; the socket still bound needs no repair', async () => {
+    const t = await table('udp', await member());
+    const sockets = keptSockets();
+    const lines: Record<string, unknown>[] = [];
+    const captured = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const dp = createProxyDataPlane({ logger: captured, sockets });
+    cleanups.push(() => dp.close());
+    await dp.apply([t]);
+    // What node emits when a send fails (EPERM from a firewall): the socket stays bound. Without a listener: thrown.
+    expect(() =>
+      sockets.udp[0]?.emit('error', Object.assign(new Error('send EPERM'), { code: 'EPERM' })),
+    ).not.toThrow();
+    expect(lines.filter((l) => l.event === 'listenerError')).toEqual([
+      expect.objectContaining({ level: 40, port: t.vip.port, code: 'EPERM' }),
+    ]);
+    expect(await dp.verify()).toMatchObject({ transactions: 0 });
+    const client = dgram.createSocket('udp4');
+    cleanups.push(() => client.close());
+    await new Promise<void>((r) => client.bind(0, HOST, r));
+    expect(await udpEcho(client, t.vip.port, 'still')).toBe('still');
+  });
 });
