@@ -423,6 +423,22 @@ describe('bfd controller - sessions in the node bfdd', () => {
     t.bfd.close();
   });
 
+  // bfdd keys the session by the peer address and refuses `no peer` once a `peer` line with another local address
+  // is recorded: a removal named with agent.yaml's local address, not the session's, never removed it.
+  test('a restarted agent whose peer runs on another local address in bfdd, removed before any pass replaced it: removed', async () => {
+    const t = setup();
+    t.fake.seed(OTHER_LOCAL);
+    t.fake.setDown(true);
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    await t.bfd.setPeers([]);
+    t.fake.setDown(false);
+    await t.clock.advance(1_000);
+    await t.clock.advance(1_000);
+    expect(t.fake.sessions.has(ROUTER)).toBe(false);
+    t.bfd.close();
+  });
+
   test('a peer added while bfdd is down and taken out before it answers: never created', async () => {
     const t = setup();
     const ROUTER2 = '198.18.2.2';
