@@ -1,6 +1,6 @@
 /** The real host adapter of `--check`, against this machine (read-only: it creates nothing). */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -165,6 +165,24 @@ describe('host facts - the unit stop timeout in force', () => {
   ])('%s: unread, saying why', (_, r, why) => {
     expect(ran(r).got).toEqual({ unread: why });
   });
+
+  // --check is the unit's ExecStartPre: a systemctl stuck on D-Bus must not hang every start. The real runner, with a
+  // `systemctl` on PATH that sleeps past the bound and then would print nothing (an unbounded run reads "not loaded").
+  test('the real runner: a systemctl that does not answer is killed at the bound, unread, and gone', () => {
+    const bin = mkdtempSync(join(tmpdir(), 'l4fleet-systemctl-'));
+    const pidFile = join(bin, 'pid');
+    writeFileSync(join(bin, 'systemctl'), `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 8\n`, { mode: 0o755 });
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path ?? ''}`;
+    try {
+      expect(readUnitStopTimeout()).toEqual({ unread: 'systemctl show did not answer within 5000 ms' });
+      const pid = Number(readFileSync(pidFile, 'utf8'));
+      expect(() => process.kill(pid, 0), `stub systemctl ${pid} still running`).toThrow(/ESRCH/);
+    } finally {
+      process.env.PATH = path;
+      rmSync(bin, { recursive: true, force: true });
+    }
+  }, 15_000);
 
   test('this machine: read or unread, never a throw', () => {
     const got = host.unitStopTimeout();
