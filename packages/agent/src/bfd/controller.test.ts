@@ -449,7 +449,8 @@ describe('bfd controller - sessions in the node bfdd', () => {
     await t.bfd.setPeers(config.peers);
     t.fake.setDown(false);
     await t.clock.advance(1_000);
-    expect(t.fake.calls.filter((c) => c.peer === ROUTER2)).toEqual([]);
+    // Neither configured nor removed: removal lines for a session bfdd never had would create it and delete it.
+    expect(t.fake.calls.filter((c) => c.peer.endsWith(ROUTER2))).toEqual([]);
     expect([...t.fake.sessions.keys()]).toEqual([ROUTER]);
     expect(t.bfd.states()).toEqual({ [ROUTER]: 'up' });
     t.bfd.close();
