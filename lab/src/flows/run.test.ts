@@ -175,8 +175,8 @@ describe('lab flows - run', () => {
  * A lab command in a process group of its own (as a shell runs one): it starts the real flow worker (worker-main, no
  * flows) through FlowRun, says `ready` once the worker reports, and keeps it until told on stdin: `mark` (a round trip
  * to the worker), `stop` (FlowRun.stop), `exit` (process.exit(130) with the run not stopped, as a second Ctrl-C to
- * watch does). The signals it gets are only printed. The fake lab's "namespace exec" writes the worker's pid to
- * `argv[1]` and execs it, as `ip netns exec` does.
+ * watch does), `exit-held` (the same, a child of its own holding the worker's pipes open). The signals it gets are only
+ * printed. The fake lab's "namespace exec" writes the worker's pid to `argv[1]` and execs it, as `ip netns exec` does.
  */
 const PARENT_JS = `
   const { FlowRun } = await import(${JSON.stringify(pathToFileURL(join(import.meta.dirname, 'run.ts')).href)});
@@ -193,6 +193,13 @@ const PARENT_JS = `
       if (line === 'mark') await flows.mark();
       if (line === 'stop') await flows.stop();
       if (line === 'exit') process.exit(130);
+      if (line === 'exit-held') {
+        // A process of the command's group keeps the worker's pipes open: its stdin does not end when the command does.
+        const { spawn } = await import('node:child_process');
+        const { stdin, stdout, stderr } = flows.child;
+        spawn('sleep', ['30'], { stdio: ['ignore', 'ignore', 'ignore', stdin, stdout, stderr] });
+        process.exit(130);
+      }
       console.log(line + ' ok');
     } catch (err) {
       console.log(line + ' failed: ' + err.message);
@@ -300,5 +307,13 @@ describe('lab flows - run: the worker and the lab command that started it', () =
     const { child, pid } = await startParent();
     end(child);
     await gone(pid, 'worker gone after its lab command');
+  });
+
+  // Its stdin held open by another process (a child of the command that outlives it), the worker would not learn the
+  // command is gone: the command's 'exit' hook kills it.
+  test('lab flows - a lab command exiting without stopping the run leaves no worker behind, its stdin held open', async () => {
+    const { child, pid } = await startParent();
+    child.stdin?.write('exit-held\n');
+    await gone(pid, 'worker gone after its lab command exited');
   });
 });
