@@ -163,4 +163,28 @@ describe('lab flows - worker-main', () => {
     expect({ code: c.exitCode, signal: c.signalCode }).toEqual({ code: 0, signal: null });
     expect(reports.at(-1)?.flows).toEqual([]);
   });
+
+  // The final report goes to a lab command that may no longer read: with its stdout pipe full the write never ends, and
+  // the worker must exit without it (STOP_EXIT_MS) instead of running on with its flows.
+  test('lab flows - the worker told to stop exits even when its stdout is full and never read', async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const address = closed.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    await new Promise((r) => closed.close(r));
+    const [cmd = process.execPath, ...args] = scriptArgv('flows/worker-main');
+    // 200 refused flows: reports of tens of KB every ms fill the pipe and the unread stream's buffer at once.
+    const flowArgs = ['--tcp', `127.0.0.1:${port}`, '--tcp-flows', '200', '--report-ms', '1'];
+    const c = spawn(cmd, [...args, ...flowArgs], { stdio: ['pipe', 'pipe', 'pipe'] });
+    child = c;
+    c.stdout.pause();
+    const full = () => (c.stdout.readableLength >= c.stdout.readableHighWaterMark ? true : undefined);
+    await waitFor("the worker's unread stdout buffered to its high-water mark", async () => full(), 20_000, 20);
+    // The kernel pipe behind it fills from the next few reports.
+    await sleep(500);
+    c.stdin.write('{"cmd":"stop"}\n');
+    const exited = (): true | undefined => (c.exitCode !== null || c.signalCode !== null ? true : undefined);
+    await waitFor('the worker exiting after stop with its stdout full', async () => exited(), 5_000, 20);
+    expect({ code: c.exitCode, signal: c.signalCode }).toEqual({ code: 0, signal: null });
+  });
 });
