@@ -51,10 +51,20 @@ describe('lab log level', () => {
     { env: {}, terminal: false, level: 'info' },
     { env: { L4FLEET_LOG_LEVEL: 'debug' }, terminal: true, level: 'debug' },
     { env: { L4FLEET_LOG_LEVEL: 'info' }, terminal: false, level: 'info' },
+    { env: { L4FLEET_LOG_LEVEL: '' }, terminal: true, level: 'warn' },
   ])(
     '$env at a terminal $terminal: $level (JSON event lines only for scripts and logs, or when asked)',
     ({ env, terminal, level }) => {
       expect(labLogLevel(env, terminal)).toBe(level);
     },
+  );
+});
+
+test('lab log level: an unknown L4FLEET_LOG_LEVEL is refused naming the variable and the levels (pino said "default level:verbose must be included in custom levels")', () => {
+  expect(() => labLogLevel({ L4FLEET_LOG_LEVEL: 'verbose' }, true)).toThrow(
+    expect.objectContaining({
+      code: 'OPTION_INVALID',
+      message: expect.stringMatching(/^L4FLEET_LOG_LEVEL "verbose": one of fatal, /),
+    }),
   );
 });

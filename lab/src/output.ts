@@ -6,6 +6,7 @@
  * that ended watch before it stopped its flow worker and closed its dashboard feed. Later writes to an output that went
  * away are dropped; the command ends as it would have (watch with its summary and its --check status).
  */
+import { LabError } from './errors.js';
 
 /** Errors that mean the reader is gone, not that the command failed. */
 const GONE = new Set(['EIO', 'EPIPE']);
@@ -38,5 +39,14 @@ export function lineWriter(stream: OutputStream): (text: string) => void {
  * `info` for a script or CI log, which keeps every event.
  */
 export function labLogLevel(env: NodeJS.ProcessEnv, stderrIsTerminal: boolean): string {
-  return env.L4FLEET_LOG_LEVEL ?? (stderrIsTerminal ? 'warn' : 'info');
+  const asked = env.L4FLEET_LOG_LEVEL;
+  // Empty as unset (`export L4FLEET_LOG_LEVEL=`); an unknown one refused naming the variable, not pino's own words.
+  if (asked === undefined || asked === '') return stderrIsTerminal ? 'warn' : 'info';
+  if (!LOG_LEVELS.includes(asked)) {
+    throw new LabError('OPTION_INVALID', `L4FLEET_LOG_LEVEL ${JSON.stringify(asked)}: one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return asked;
 }
+
+/** pino's levels. */
+const LOG_LEVELS: readonly string[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
