@@ -13,8 +13,11 @@ import { addr } from './fields.js';
 const WILDCARDS: Readonly<Record<string, string>> = { '0.0.0.0': 'IPv4', '::': 'IPv6' };
 const CLASH = ": gobgpd's second listener on the port would fail (EADDRINUSE), and BGP setup with it";
 
-/** The address a listener is opened on: ::ffff:a.b.c.d (canonical: ::ffff:XXXX:XXXX) as a.b.c.d, else itself. */
-function bound(a: string): string {
+/**
+ * The address a listener is opened on: ::ffff:a.b.c.d (canonical: ::ffff:XXXX:XXXX) as a.b.c.d, else itself. Also
+ * what preflight asks the host about: the interfaces list a.b.c.d, never its mapped spelling.
+ */
+export function bound(a: string): string {
   const m = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(a);
   if (!m) return a;
   const [hi, lo] = [Number.parseInt(m[1] as string, 16), Number.parseInt(m[2] as string, 16)];
@@ -22,7 +25,8 @@ function bound(a: string): string {
 }
 
 const familyOf = (a: string): string => (a.includes(':') ? 'IPv6' : 'IPv4');
-const shown = (a: string): string => (bound(a) === a ? `"${a}"` : `"${a}" (IPv4-mapped ${bound(a)})`);
+/** `a` as written in problems: `"::ffff:c612:b" (IPv4-mapped 198.18.0.11)`, or `"a"`. */
+export const shown = (a: string): string => (bound(a) === a ? `"${a}"` : `"${a}" (IPv4-mapped ${bound(a)})`);
 
 export function listenAddresses(p: Problems, v: unknown, listenPort: number): string[] {
   const path = 'bgp.listenAddresses';

@@ -177,3 +177,29 @@ describe('agent preflight - systemd time spans', () => {
     expect(parseTimespanMs(shown)).toBeUndefined();
   });
 });
+
+// gobgpd opens an IPv4-mapped listen address (::ffff:a.b.c.d) as an IPv4 listener on a.b.c.d (bgp-listen.ts), and
+// os.networkInterfaces() lists a.b.c.d, never its mapped spelling: --check (the unit's ExecStartPre) asks about a.b.c.d.
+describe('agent preflight - bgp.listenAddresses', () => {
+  const listening = (listenAddresses: string[]) =>
+    parseAgentConfig({ ...raw({}), bgp: { ...raw({}).bgp, listenPort: 179, listenAddresses } });
+
+  test('an IPv4-mapped address is checked as the IPv4 address gobgpd binds: local, so no problem', () => {
+    expect(preflightProblems(listening(['::', '::ffff:198.18.0.11']), host())).toEqual([]);
+  });
+
+  test('::ffff:0.0.0.0 is bound as 0.0.0.0, the unspecified address: not "not assigned"', () => {
+    const problems = preflightProblems(listening(['::ffff:0.0.0.0']), host());
+    expect(problems.filter((p) => p.message.includes('not assigned'))).toEqual([]);
+  });
+
+  test('an IPv4-mapped address the host does not own is named as written, with the address bound', () => {
+    expect(preflightProblems(listening(['::ffff:198.18.0.99']), host())).toEqual([
+      {
+        path: 'bgp.listenAddresses[0]',
+        message:
+          '"::ffff:c612:63" (IPv4-mapped 198.18.0.99) is not assigned to any interface on this host (gobgpd\'s listener binds it)',
+      },
+    ]);
+  });
+});

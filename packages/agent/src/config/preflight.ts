@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { parseListenAddress, unusableAddress } from '@l4fleet/config';
 import type { AgentConfigProblem } from '../errors.js';
 import { DATA_PLANE_DRIVER_SPECS } from '../serve/drivers.js';
+import { bound as listenerAddress, shown as shownListenAddress } from './bgp-listen.js';
 import type { HostFacts } from './host.js';
 import { sigtermDrainWarning } from './stop-budget.js';
 import type { AgentConfig } from './types.js';
@@ -34,13 +35,16 @@ export function preflightProblems(config: AgentConfig, host: HostFacts): AgentCo
   nextHop('node.address6', config.node.address6, 'the next hop announced for IPv6 VIPs');
 
   // Addresses a socket binds: bind(2) fails with EADDRNOTAVAIL unless they are local (or unspecified).
-  const bound = (path: string, address: string | undefined, what: string) => {
+  // `shown`: the value as written, when the address bound differs from it.
+  const bound = (path: string, address: string | undefined, what: string, shown = `"${address}"`) => {
     if (address === undefined || UNSPECIFIED.has(address) || host.isLocalAddress(address)) return;
-    add(path, `"${address}" is not assigned to any interface on this host (${what})`);
+    add(path, `${shown} is not assigned to any interface on this host (${what})`);
   };
   bound('health.sourceAddress', config.health.sourceAddress, 'health probes bind it');
+  // gobgpd binds an IPv4-mapped address (::ffff:a.b.c.d, ::ffff:0.0.0.0 too) as the IPv4 one (bgp-listen.ts).
   for (const [i, a] of (config.bgp.listenAddresses ?? []).entries()) {
-    bound(`bgp.listenAddresses[${i}]`, a, "gobgpd's listener binds it");
+    const path = `bgp.listenAddresses[${i}]`;
+    bound(path, listenerAddress(a), "gobgpd's listener binds it", shownListenAddress(a));
   }
   config.bgp.peers.forEach((p, i) => {
     bound(`bgp.peers[${i}].localAddress`, p.localAddress, 'the BGP session is opened from it');
