@@ -100,6 +100,13 @@ export interface ApplyResult {
   /** Kernel transactions (or proxy listener changes) this apply made; 0 when everything already matched. */
   readonly transactions: number;
   readonly durationMs: number;
+  /**
+   * The VIPs (labels) whose drift this call found and repaired, by whichever call finds it: the proxy reopens a lost
+   * listener on every apply, not only on verify, and an apply's repair must count as drift too (the VIP took no
+   * traffic while announced). The proxy sets it; the kernel drivers repair drift only in verify, whose `transactions`
+   * say so, and leave it out.
+   */
+  readonly repaired?: readonly string[];
 }
 
 export interface TrafficCounter {

@@ -32,13 +32,17 @@ function setup(opts: { verifyIntervalMs?: number } = {}) {
    * takes `gate.verifyMs` of the clock's time as verify until it returns (then verify-end).
    */
   const ops: string[] = [];
-  const gate: { beforeApply?: () => Promise<void>; verifyMs?: number } = {};
+  /** `applyRepaired`: the next apply reports these VIPs' drift as found and repaired (a proxy's lost listener). */
+  const gate: { beforeApply?: () => Promise<void>; verifyMs?: number; applyRepaired?: readonly string[] } = {};
   const dp: DataPlane = {
     apply: async (d) => {
       ops.push('apply-start');
       try {
         await gate.beforeApply?.();
-        return await dataPlane.apply(d);
+        const res = await dataPlane.apply(d);
+        const repaired = gate.applyRepaired;
+        delete gate.applyRepaired;
+        return repaired === undefined ? res : { ...res, repaired };
       } finally {
         ops.push('apply-end');
       }
@@ -383,6 +387,34 @@ describe('reconciler - data plane verify', () => {
       expect(await counted(t)).toBe(1);
       expect(t.logs.filter((l) => l.event === 'dataPlaneDriftRepaired')).toHaveLength(1);
       expect(t.dataPlane.applied).toHaveLength(1);
+    } finally {
+      t.reconciler.close();
+    }
+  });
+
+  test('drift an apply found and repaired (a proxy listener it reopened) counts in l4fleet_table_drift_repairs_total and warns, as a verify does', async () => {
+    const t = setup();
+    try {
+      await t.reconciler.request();
+      expect(await counted(t)).toBe(0);
+      // A routine table change before the next verify: the apply reopens WEB's lost listener.
+      t.gate.applyRepaired = ['198.51.100.10:80/tcp'];
+      t.set({ decided: new Map([['api/x', 'down']]) });
+      await t.reconciler.request();
+      expect(verifies(t)).toBe(0);
+      expect(await counted(t)).toBe(1);
+      const warned = t.logs.filter((l) => l.event === 'dataPlaneDriftRepaired');
+      expect(warned).toHaveLength(1);
+      expect(warned[0]).toMatchObject({ level: 40, vips: ['198.51.100.10:80/tcp'], during: 'apply' });
+      // An apply that repaired nothing (repaired empty or left out) counts nothing.
+      t.gate.applyRepaired = [];
+      t.set({ decided: new Map() });
+      await t.reconciler.request();
+      t.set({ decided: new Map([['web/a', 'down']]) });
+      await t.reconciler.request();
+      expect(t.dataPlane.applied).toHaveLength(4);
+      expect(await counted(t)).toBe(1);
+      expect(t.logs.filter((l) => l.event === 'dataPlaneDriftRepaired')).toHaveLength(1);
     } finally {
       t.reconciler.close();
     }

@@ -21,7 +21,12 @@ import {
 } from './plan.js';
 import type { Reconciler, ReconcilerOptions, ServedState } from './reconciler-types.js';
 import { recordApplied } from './table-metrics.js';
-import { createVerifyTimer, DEFAULT_DATAPLANE_VERIFY_INTERVAL_MS, verifyDataPlane } from './verify.js';
+import {
+  countApplyRepairs,
+  createVerifyTimer,
+  DEFAULT_DATAPLANE_VERIFY_INTERVAL_MS,
+  verifyDataPlane,
+} from './verify.js';
 
 /** RFC 8326 GRACEFUL_SHUTDOWN well-known community: bgp's constant, under the name the agent's API has used. */
 export const GRACEFUL_SHUTDOWN = GRACEFUL_SHUTDOWN_COMMUNITY;
@@ -246,6 +251,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
         metrics.tableApplySeconds.observe(seconds);
         metrics.tableAppliesTotal.inc({ result: 'ok' });
         opts.onDataPlaneApply?.(true);
+        countApplyRepairs(res, metrics, log);
         checksums = recordApplied(planned, res, {
           seconds,
           revision: inp.revision,

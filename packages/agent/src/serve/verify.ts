@@ -5,7 +5,7 @@
  * The reconciler runs the verify in its own queue (never beside an apply; a pass requested meanwhile waits for it, at
  * most one verify's duration) and handles its failure as an apply's.
  */
-import type { DataPlane } from '@l4fleet/dataplane';
+import type { ApplyResult, DataPlane } from '@l4fleet/dataplane';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { DEFAULT_DATAPLANE_VERIFY_INTERVAL_S } from '../config/defaults.js';
@@ -97,5 +97,18 @@ export async function verifyDataPlane(
   metrics.tableVerifiesTotal.inc({ result: 'repaired' });
   metrics.tableDriftRepairsTotal.inc();
   const vips = res.vips.filter((v) => v.action !== 'unchanged').map((v) => v.vip);
-  log.warn({ event: 'dataPlaneDriftRepaired', vips, transactions: res.transactions, ms });
+  log.warn({ event: 'dataPlaneDriftRepaired', during: 'verify', vips, transactions: res.transactions, ms });
+}
+
+/**
+ * Drift an apply found and repaired (ApplyResult.repaired: a proxy listener lost under it, which every apply opens
+ * again, not only verify): counted and logged as a verify's repair, once per apply, or with routine table changes the
+ * apply would repair it before the next verify and L4fleetDataPlaneDrift would never fire for a VIP that took no
+ * traffic while announced. Nothing when the apply repaired nothing.
+ */
+export function countApplyRepairs(res: ApplyResult, metrics: AgentMetrics, log: Logger): void {
+  const vips = res.repaired ?? [];
+  if (vips.length === 0) return;
+  metrics.tableDriftRepairsTotal.inc();
+  log.warn({ event: 'dataPlaneDriftRepaired', during: 'apply', vips, transactions: res.transactions });
 }

@@ -322,6 +322,8 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
       // A reopened listener is one listener change more.
       transactions: reports.filter((r) => r.action === 'added' || r.action === 'removed').length + reopened.size,
       durationMs: performance.now() - started,
+      // Drift, whether an apply or a verify reopened it: the agent counts both (l4fleet_table_drift_repairs_total).
+      repaired: [...reopened].map((r) => r.label),
     };
     last = desired;
     if (!verifying || result.transactions > 0) {

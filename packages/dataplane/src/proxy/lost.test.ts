@@ -72,6 +72,24 @@ describe('proxy driver - lost listeners', () => {
     });
   });
 
+  test('proxy driver - an apply of a table change that reopens a lost listener reports it as repaired (the agent counts it as drift)', async () => {
+    const t = await table('tcp', await member());
+    const sockets = keptSockets();
+    const dp = createProxyDataPlane({ logger, sockets });
+    cleanups.push(() => dp.close());
+    expect((await dp.apply([t])).repaired ?? []).toEqual([]);
+    sockets.tcp[0]?.close();
+    // A routine table change (another VIP) comes before the next verify: the apply reopens the lost listener.
+    const other = await table('tcp', await member());
+    const r = await dp.apply([t, other]);
+    expect(r.repaired).toEqual([`${HOST}:${t.vip.port}/tcp`]);
+    expect(r.transactions).toBe(2);
+    expect(await echoOutcome(t.vip.port, HOST)).toBe('ping');
+    // Reopened once: the next apply and verify find nothing lost.
+    expect((await dp.apply([t])).repaired ?? []).toEqual([]);
+    expect(await dp.verify()).toMatchObject({ transactions: 0, repaired: [] });
+  });
+
   test('proxy driver - verify finds a UDP socket closed behind the driver, binds it again and reports the repair; its session stays', async () => {
     const t = await table('udp', await member());
     const sockets = keptSockets();
