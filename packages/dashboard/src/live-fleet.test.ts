@@ -170,7 +170,7 @@ describe('live fleet - rebuilds', () => {
 });
 
 describe('live fleet - a rebuild that throws', () => {
-  test('keeps the last view, tells no subscriber, warns once a minute (the rest counted) and recovers', async () => {
+  test('keeps the last view marked as held back, tells the subscribers once, warns once a minute (the rest counted) and recovers', async () => {
     const clock = createManualClock();
     const store = new MemoryFleetStore();
     await store.apply(
@@ -204,8 +204,9 @@ describe('live fleet - a rebuild that throws', () => {
       failure = new RangeError('Invalid string length');
       await flip('down');
       await flip('up');
-      expect(fleet.view()).toBe(good);
-      expect(seen).toEqual([]);
+      // The last good view, marked as held back, told once (not again while the failure stays the same).
+      expect(fleet.view()).toEqual({ ...good, problems: [expect.stringMatching(/^view not updated since /)] });
+      expect(seen).toEqual([fleet.view()]);
       const failed = () => warn.mock.calls.filter((c) => (c[0] as { event?: string }).event === 'viewBuildFailed');
       expect(failed()).toEqual([[{ event: 'viewBuildFailed', err: 'Invalid string length', heldBack: 0 }]]);
       await clock.advance(60_000);
@@ -213,9 +214,61 @@ describe('live fleet - a rebuild that throws', () => {
       expect(failed()[1]).toEqual([{ event: 'viewBuildFailed', err: 'Invalid string length', heldBack: 1 }]);
       failure = undefined;
       await flip('up');
-      expect(seen).toHaveLength(1);
+      expect(seen).toHaveLength(2);
+      expect(fleet.view().problems).toEqual([]);
       expect(fleet.view().pools[0]?.members[0]?.decided).toBe('up');
       expect(fleet.view().decidedRevision).toBeGreaterThan(good.decidedRevision);
+    } finally {
+      await fleet.close();
+      await store.close();
+    }
+  });
+});
+
+describe('live fleet - a view held back says so', () => {
+  test('a member decided down while the rebuild throws: the view says it is not updated, until a build succeeds', async () => {
+    const clock = createManualClock(Date.UTC(2026, 11, 6, 21, 0, 0));
+    const store = new MemoryFleetStore();
+    await store.apply(
+      parseFleet({
+        hashSeed: 5,
+        pools: [{ name: 'web', members: [{ name: 'a', address: '198.18.0.21', port: 80 }] }],
+        vips: [{ address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web', tableSize: 251 }],
+      }),
+    );
+    const cache = createVipTableCache();
+    let failure: Error | undefined;
+    const vipTables: VipTableCache = {
+      forView(...args) {
+        if (failure) throw failure;
+        return cache.forView(...args);
+      },
+    };
+    const fleet = await watchFleet(store, logger, { clock, vipTables });
+    const seen: FleetView[] = [];
+    fleet.subscribe((v) => seen.push(v));
+    try {
+      await store.writeDecided(new Map([['web/a', 'up']]));
+      await clock.advance(100);
+      expect(fleet.view().pools[0]?.members[0]?.decided).toBe('up');
+      expect(fleet.view().problems).toEqual([]);
+
+      failure = new RangeError('Invalid string length');
+      await store.writeDecided(new Map([['web/a', 'down']]));
+      await clock.advance(100);
+      await clock.advance(3_600_000);
+      // Still the last good view (web/a up), but it says so: the page and /api/state do not pass it off as current.
+      expect(fleet.view().pools[0]?.members[0]?.decided).toBe('up');
+      const held = ['view not updated since 2026-12-06T21:00:00.200Z: Invalid string length'];
+      expect(fleet.view().problems).toEqual(held);
+      expect(seen.at(-1)?.problems).toEqual(held);
+
+      failure = undefined; // the next change builds a view again
+      await store.writeDecided(new Map([['web/a', 'up']]));
+      await clock.advance(100);
+      expect(fleet.view().pools[0]?.members[0]?.decided).toBe('up');
+      expect(fleet.view().problems).toEqual([]);
+      expect(seen.at(-1)).toBe(fleet.view());
     } finally {
       await fleet.close();
       await store.close();

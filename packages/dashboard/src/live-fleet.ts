@@ -4,6 +4,7 @@
  * so an outage shows on the page instead of a silently stale view. The view is rebuilt at most every
  * REBUILD_DELAY_MS so a burst of changes (a member flip writes health from every node) costs one rebuild and one
  * push to the pages; a rebuild builds only the tables of the VIPs whose inputs changed (fleet-view.ts VipTableCache).
+ * A rebuild that throws shows too: the last good view is served with a problem saying since when it is not updated.
  * Started during an outage, it serves a page that says so and opens the watches when etcd answers (a dashboard
  * started with its host, before etcd, must not exit: there is nobody to restart it).
  */
@@ -18,6 +19,7 @@ import {
   type FleetView,
   type VipTableCache,
 } from './fleet-view.js';
+import { createHoldBack } from './held-view.js';
 import { warnEvery } from './warn-every.js';
 
 /** Coalescing delay between an etcd change and the rebuilt view. */
@@ -93,20 +95,30 @@ export async function watchFleet(store: FleetStore, logger: Logger, opts: LiveFl
   let notWatching: string | null = 'not opened yet';
   let failedAttempts = 0;
   const build = () => buildFleetView(inputs, etcd?.state(), notWatching, tables);
-  let current = build();
+  /** The last view built. */
+  let good = build();
+  /** What view() serves and the listeners were last told: `good`, or `good` marked as held back (held-view.ts). */
+  let current = good;
   const listeners = new Set<(view: FleetView) => void>();
   const warn = warnEvery(logger, () => clock.monoMs());
+  const holdBack = createHoldBack(() => clock.now());
   /**
-   * A new view for the pages, or none: a build that throws (a bug, or a view past what memory holds) runs in a timer,
-   * where nothing would catch it and the process would end. The last good view keeps serving, as for bad stored input.
+   * Whether there is a new view for the pages: a build that throws (a bug, or a view past what memory holds) runs in
+   * a timer, where nothing would catch it and the process would end. The last good view keeps serving, as for bad
+   * stored input, with a problem saying since when it is not updated (told once per failure, not at every change).
    */
   const rebuild = (): boolean => {
     try {
-      current = build();
+      good = build();
+      current = good;
+      holdBack.clear();
       return true;
     } catch (err) {
       warn('viewBuildFailed', err);
-      return false;
+      const held = holdBack.held(good, err);
+      if (held === undefined) return false;
+      current = held;
+      return true;
     }
   };
   let timer: unknown;
