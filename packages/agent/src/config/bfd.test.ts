@@ -77,6 +77,9 @@ describe('agent config - bfd', () => {
     [{ interval: 100 }, 'bfd.interval'],
     // bfdd needs the interface of a link-local peer, and the section has no field for it.
     [{ peers: ['fe80::1'] }, 'bfd.peers[0]: "fe80::1" is a link-local address (fe80::/10)'],
+    // bfdd prints it dotted (::198.18.0.1): the controller never matched the session and re-added it every poll.
+    [{ peers: ['::198.18.0.1'] }, 'bfd.peers[0]: "::198.18.0.1" is an IPv4-compatible address (::/96'],
+    [{ peers: ['::ffff:198.18.0.1'] }, 'bfd.peers[0]: "::ffff:198.18.0.1" is an IPv4-mapped address'],
   ])('%j is refused naming the field and the value', (bfd, says) => {
     expect(problemsOf({ ...minimal, bfd }).join('\n')).toContain(says);
   });

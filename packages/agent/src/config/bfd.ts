@@ -11,6 +11,7 @@ import {
   sectionField as section,
   showValue as show,
   stringField as str,
+  unusableAddress,
   valueText,
 } from '@l4fleet/config';
 import * as d from './defaults.js';
@@ -35,9 +36,26 @@ const MULTIPLIER_MAX = 255;
 
 /**
  * An IPv6 link-local address (fe80::/10) in canonical text (every first group from fe80 to febf): reached or bound
- * only with its interface (RFC 4007 §11), which neither bgp.peers nor bfd.peers can name.
+ * only with its interface (RFC 4007 §11; connect(2) or bind(2) without a scope fails with EINVAL), which neither
+ * bgp.peers, bgp.listenAddresses nor bfd.peers can name.
  */
 export const isLinkLocal6 = (address: string): boolean => /^fe[89ab][0-9a-f]:/.test(address);
+
+/** The problem of a link-local `v` in bgp.peers, bgp.listenAddresses or bfd.peers: one wording for all. */
+export const linkLocal6Problem = (v: unknown): string =>
+  `${show(v)} is a link-local address (fe80::/10): a socket reaches or binds it only with its interface, and a zone` +
+  ' or interface is not supported here; use a global or unique local address';
+
+/**
+ * Why a BGP or BFD peer address or local address (canonical) is refused as IPv4-compatible (::/96 holding an IPv4
+ * address) or IPv4-mapped (::ffff:0:0/96), in node.address6's words (@l4fleet/config unusableAddress); undefined if
+ * it is neither. bfdd prints such an address dotted (`::198.18.0.1`, inet_ntop) where the config has `::c612:1`: the
+ * BFD controller's match of bfdd's sessions by text then never held, and the session was re-added every poll.
+ */
+export function ipv4In6Problem(address: string): string | undefined {
+  const why = unusableAddress(address);
+  return why !== undefined && /IPv4-(mapped|compatible)/.test(why) ? why : undefined;
+}
 
 /**
  * The local address towards `address`: the BGP peer's own, else the node's address of that family. `explicit`: the
@@ -77,14 +95,12 @@ export function parseBfd(p: Problems, v: unknown, node: NodeSection, bgp: BgpSec
     o.peers === undefined
       ? bgp.peers.map((b) => b.address)
       : list(p, 'bfd.peers', o.peers).map((a, i) => {
-          const address = addressField(p, `bfd.peers[${i}]`, a)?.address ?? valueText(a);
+          const address = addressField(p, `bfd.peers[${i}]`, a)?.address;
+          if (address === undefined) return valueText(a);
           // bfdd needs the interface of a link-local peer (as gobgpd does, parse.ts), and there is no field for it.
-          if (isLinkLocal6(address)) {
-            p.add(
-              `bfd.peers[${i}]`,
-              `${show(a)} is a link-local address (fe80::/10): its session needs its interface, and a zone or interface is not supported here`,
-            );
-          }
+          if (isLinkLocal6(address)) p.add(`bfd.peers[${i}]`, linkLocal6Problem(a));
+          const why = ipv4In6Problem(address);
+          if (why) p.add(`bfd.peers[${i}]`, `${show(a)} is ${why}`);
           return address;
         });
   const seen = new Map<string, number>();

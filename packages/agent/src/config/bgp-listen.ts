@@ -6,8 +6,10 @@
  * An IPv4-mapped address (::ffff:a.b.c.d) gobgpd opens as an IPv4 listener on a.b.c.d (newTCPListener picks tcp6 only
  * when ip.To4() is nil), so it is compared as a.b.c.d. A repeat (also in another spelling) or such an overlap would
  * fail BGP setup every 5 s, never announcing: refused. With listenPort -1 gobgpd opens no listener: nothing clashes.
+ * A link-local address is refused whatever the port: no field takes the zone its bind needs.
  */
 import { listField as list, type Problems } from '@l4fleet/config';
+import { isLinkLocal6, linkLocal6Problem } from './bfd.js';
 import { addr } from './fields.js';
 
 const WILDCARDS: Readonly<Record<string, string>> = { '0.0.0.0': 'IPv4', '::': 'IPv6' };
@@ -30,7 +32,12 @@ export const shown = (a: string): string => (bound(a) === a ? `"${a}"` : `"${a}"
 
 export function listenAddresses(p: Problems, v: unknown, listenPort: number): string[] {
   const path = 'bgp.listenAddresses';
-  const addresses = list(p, path, v).map((a, i) => addr(p, `${path}[${i}]`, a));
+  const addresses = list(p, path, v).map((a, i) => {
+    const address = addr(p, `${path}[${i}]`, a);
+    // gobgpd's bind(2) of fe80::/10 without a scope fails with EINVAL (RFC 4007), and BGP setup with it, every 5 s.
+    if (isLinkLocal6(address)) p.add(`${path}[${i}]`, linkLocal6Problem(a));
+    return address;
+  });
   if (listenPort <= 0) return addresses;
   const listeners = addresses.map(bound);
   listeners.forEach((a, i) => {

@@ -285,6 +285,51 @@ describe('agent config - parse', () => {
     },
   );
 
+  // gobgpd's bind of a link-local listener without a scope fails with EINVAL (RFC 4007), every 5 s, past --check.
+  test.each([[['fe80::11']], [['198.18.0.11', 'FEBF::1']]])(
+    'a link-local bgp.listenAddresses entry is refused, as a link-local peer is: %j',
+    (listenAddresses) => {
+      const problems = problemsOf({ ...minimal, bgp: { ...minimal.bgp, listenPort: 179, listenAddresses } });
+      const i = listenAddresses.length - 1;
+      const said = problems.find((m) =>
+        m.startsWith(`bgp.listenAddresses[${i}]: "${listenAddresses[i]}" is a link-local address (fe80::/10)`),
+      );
+      expect(said).toContain('zone');
+    },
+  );
+
+  // bfdd prints an IPv4-compatible address dotted (::198.18.0.1) where the config has ::c612:1, so the BFD
+  // controller never matched its session and re-added it every poll; an IPv4-mapped one is an IPv4 peer in disguise.
+  // Refused with node.address6's words (@l4fleet/config unusableAddress).
+  test.each([
+    ['address', { address: '::198.18.0.1', asn: 65000 }, '"::198.18.0.1"', 'an IPv4-compatible address (::/96'],
+    ['address', { address: '::ffff:198.18.0.1', asn: 65000 }, '"::ffff:198.18.0.1"', 'an IPv4-mapped address'],
+    [
+      'localAddress',
+      { address: '2001:db8:1::1', asn: 65000, localAddress: '::198.18.0.11' },
+      '"::198.18.0.11"',
+      'an IPv4-compatible address (::/96',
+    ],
+    [
+      'localAddress',
+      { address: '2001:db8:1::1', asn: 65000, localAddress: '::ffff:c612:b' },
+      '"::ffff:c612:b"',
+      'an IPv4-mapped address',
+    ],
+  ])('an IPv4-compatible or -mapped peer %s is refused: %j', (field, peer, shown, why) => {
+    const problems = problemsOf({ ...minimal, node: node6, bgp: { ...minimal.bgp, peers: [peer] } });
+    expect(problems.some((m) => m.startsWith(`bgp.peers[0].${field}: ${shown} is ${why}`))).toBe(true);
+  });
+
+  test.each(['::2', '::ffff:0:1:2', '64:ff9b::c612:1'])('peer %s (not IPv4-compatible or -mapped) is taken', (a) => {
+    const c = parseAgentConfig({
+      ...minimal,
+      node: node6,
+      bgp: { ...minimal.bgp, peers: [{ address: a, asn: 65000 }] },
+    });
+    expect(c.bgp.peers[0]?.address).toBe(canonicalAddress(a).address);
+  });
+
   // The router forwards VIP traffic to node.address / address6: one it cannot forward to blackholes every VIP.
   // preflight (--check, reload) also asks whether the host owns it; this is the part that needs no host.
   test.each([

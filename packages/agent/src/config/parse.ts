@@ -17,7 +17,7 @@ import {
 } from '@l4fleet/config';
 import { longestRenewalGapMs } from '@l4fleet/store';
 import { AgentError } from '../errors.js';
-import { isLinkLocal6, parseBfd } from './bfd.js';
+import { ipv4In6Problem, isLinkLocal6, linkLocal6Problem, parseBfd } from './bfd.js';
 import { listenAddresses } from './bgp-listen.js';
 import { parseDataPlane } from './dataplane.js';
 import * as d from './defaults.js';
@@ -87,17 +87,14 @@ function communities(p: Problems, v: unknown): string[] {
 /**
  * A BGP peer's address or local address. An IPv6 link-local one is refused: a socket reaches or binds it only with
  * its interface (fe80::1%eth0, RFC 4007 §11; connect(2) without a scope fails with EINVAL), and neither the
- * section nor the address parser takes a zone.
+ * section nor the address parser takes a zone. So is an IPv4-compatible or -mapped one (bfd.ts ipv4In6Problem):
+ * BFD takes the same pair, and bfdd shows it in another spelling.
  */
 function peerAddress(p: Problems, path: string, v: unknown): { family: 4 | 6; address: string } | undefined {
   const a = addressField(p, path, v);
-  if (a && isLinkLocal6(a.address)) {
-    p.add(
-      path,
-      `${show(v)} is a link-local address (fe80::/10): a session to or from it needs its interface, and a zone or` +
-        ' interface is not supported here; peer on a global or unique local address',
-    );
-  }
+  if (a && isLinkLocal6(a.address)) p.add(path, linkLocal6Problem(v));
+  const why = a ? ipv4In6Problem(a.address) : undefined;
+  if (why) p.add(path, `${show(v)} is ${why}`);
   return a;
 }
 
