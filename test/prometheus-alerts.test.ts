@@ -469,6 +469,13 @@ describe('deploy/grafana/alerts.yml - runbooks', () => {
     expect(d).toContain('node.address6');
     expect(d.indexOf('node.address6')).toBeLessThan(d.indexOf('gobgp global rib'));
   });
+
+  test('runbook - L4fleetBfdSessionDown: names bfdReplaceFailed, a session on another source bfdd will not remove', () => {
+    // The agent logs it (docs/design/0010-bfd.md) while the session runs on the wrong local address, metric 0.
+    const d = description('L4fleetBfdSessionDown');
+    expect(d).toContain('bfdReplaceFailed');
+    expect(d).toContain('another local address');
+  });
 });
 
 describe('alert count in the docs', () => {

@@ -40,6 +40,8 @@ function fakeBfdd() {
   let down = false;
   /** configure refuses (bfdd answers, but not to this) while set. */
   let refuseConfigure = false;
+  /** remove refuses with this message (bfdd answers, but will not delete the session) while set. */
+  let refuseRemove: string | undefined;
   /** configure of this peer waits for `release` (a slow vtysh), and `entered` says it is waiting. */
   let held: { peer: string; entered: () => void; gate: Promise<void> } | undefined;
   /** Runs vtysh lines in order; the first that fails throws (vtysh stops there). */
@@ -85,6 +87,7 @@ function fakeBfdd() {
     async remove(p) {
       if (down) throw new Error('vtysh: bfdd is not running');
       calls.push({ peer: `-${p.address}`, shutdown: undefined });
+      if (refuseRemove !== undefined) throw new Error(refuseRemove);
       run(bfdPeerRemoveCommands(p));
     },
   };
@@ -106,6 +109,9 @@ function fakeBfdd() {
     },
     setRefuseConfigure: (r: boolean) => {
       refuseConfigure = r;
+    },
+    setRefuseRemove: (message: string | undefined) => {
+      refuseRemove = message;
     },
     /** Holds the next configure of `peer`: resolves `entered` once it waits, and gives the release. */
     hold(peer: string): { entered: Promise<void>; release: () => void } {
@@ -131,6 +137,9 @@ function fakeBfdd() {
 
 function setup(cfg: BfdSection = config) {
   const clock = createManualClock();
+  /** The controller's log lines, parsed (pino writes each line to the stream at once). */
+  const logs: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line)) });
   const metrics = createAgentMetrics({ node: 'node1', fleet: 'f', defaultMetrics: false });
   const events: AgentEvent['data'][] = [];
   const fake = fakeBfdd();
@@ -141,12 +150,17 @@ function setup(cfg: BfdSection = config) {
     clock,
     metrics,
     events: { emit: (_kind: string, data: AgentEvent['data']) => events.push(data) } as never,
-    logger: pino({ level: 'silent' }),
+    logger,
     onChange: () => changes++,
   });
   const metric = async (name: string) =>
     (await metrics.registry.getSingleMetric(name)?.get())?.values.find((v) => v.labels.peer === ROUTER)?.value;
-  return { clock, bfd, fake, events, metric, metrics, changes: () => changes };
+  /** The log lines of `event`, with the fields a test compares. */
+  const logged = (event: string) =>
+    logs
+      .filter((l) => l.event === event)
+      .map(({ level, peer, err, repeated, failure }) => ({ level, peer, err, repeated, failure }));
+  return { clock, bfd, fake, events, metric, metrics, changes: () => changes, logs, logged };
 }
 
 describe('bfd controller - sessions in the node bfdd', () => {
@@ -510,5 +524,101 @@ describe('bfd controller - sessions in the node bfdd', () => {
     await t.clock.advance(5_000);
     expect(t.fake.calls).toEqual([]);
     expect(t.bfd.states()).toEqual({});
+  });
+});
+
+// A failure bfdd repeats at every poll (1 s) was logged at every poll: 86,400 warn lines a day per peer for one
+// refused removal. Now: at once when it starts or its message changes, then once a minute with the count held back.
+describe('bfd controller - a failure repeated at every poll', () => {
+  const REFUSED = 'vtysh: % Configuration failed. Error type: validation';
+  const WARN = 40;
+  const INFO = 30;
+
+  test('a session on another local address bfdd will not remove: one warn, then one a minute with the repeats', async () => {
+    const t = setup();
+    t.fake.seed(OTHER_LOCAL);
+    t.fake.setRefuseRemove(REFUSED);
+    t.bfd.start();
+    await t.clock.advance(0);
+    for (let i = 0; i < 60; i++) await t.clock.advance(1_000); // 61 polls, 0 s .. 60 s
+    expect(t.fake.calls.filter((c) => c.peer === `-${ROUTER}`)).toHaveLength(61); // still tried at every poll
+    expect(t.logged('bfdReplaceFailed')).toEqual([
+      { level: WARN, peer: ROUTER, err: REFUSED, repeated: undefined, failure: undefined },
+      { level: WARN, peer: ROUTER, err: REFUSED, repeated: 59, failure: undefined },
+    ]);
+    expect(await t.metric('l4fleet_bfd_session_up')).toBe(0); // unknown is not up, as before
+    await t.clock.advance(1_000); // held back
+    // Another message is another failure: logged at the next poll, with the repeats of the one before it.
+    t.fake.setRefuseRemove('vtysh: bfdd timed out');
+    await t.clock.advance(1_000);
+    expect(t.logged('bfdReplaceFailed')).toHaveLength(3);
+    expect(t.logged('bfdReplaceFailed')[2]).toMatchObject({ err: 'vtysh: bfdd timed out', repeated: undefined });
+    expect(t.logs.filter((l) => l.event === 'bfdReplaceFailed')[2]?.previous).toEqual({ err: REFUSED, repeated: 1 });
+    await t.clock.advance(1_000); // held back
+    expect(t.logged('bfdReplaceFailed')).toHaveLength(3);
+    // bfdd removes it: the failure clears with one info line, and the replacement is logged as before.
+    t.fake.setRefuseRemove(undefined);
+    await t.clock.advance(1_000);
+    expect(t.logged('bfdFailureCleared')).toEqual([
+      { level: INFO, peer: ROUTER, err: undefined, repeated: 1, failure: 'bfdReplaceFailed' },
+    ]);
+    expect(t.logged('bfdPeerReplaced')).toHaveLength(1);
+    expect(t.fake.sessions.get(ROUTER)?.local).toBe(LOCAL);
+    await t.clock.advance(1_000); // the next poll reads the new session
+    expect(t.bfd.states()).toEqual({ [ROUTER]: 'up' });
+    expect(t.logged('bfdFailureCleared')).toHaveLength(1);
+    t.bfd.close();
+  });
+
+  test('a failure that clears and comes back is logged at once', async () => {
+    const t = setup();
+    t.fake.seed(OTHER_LOCAL);
+    t.fake.setRefuseRemove(REFUSED);
+    t.bfd.start();
+    await t.clock.advance(0);
+    await t.clock.advance(1_000);
+    t.fake.setRefuseRemove(undefined);
+    await t.clock.advance(1_000);
+    expect(t.fake.sessions.get(ROUTER)?.local).toBe(LOCAL);
+    t.fake.setRefuseRemove(REFUSED);
+    await t.bfd.setPeers([{ address: ROUTER, localAddress: OTHER_LOCAL }]); // to be replaced again, refused again
+    await t.clock.advance(1_000);
+    expect(t.logged('bfdReplaceFailed').map((l) => l.repeated)).toEqual([undefined, undefined]);
+    t.bfd.close();
+  });
+
+  test('a removal bfdd keeps refusing: one warn, then one a minute', async () => {
+    const t = setup();
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    t.fake.setRefuseRemove(REFUSED);
+    await t.bfd.setPeers([]);
+    for (let i = 0; i < 60; i++) await t.clock.advance(1_000);
+    expect(t.logged('bfdRemoveFailed').map((l) => [l.level, l.repeated])).toEqual([
+      [WARN, undefined],
+      [WARN, 59],
+    ]);
+    t.fake.setRefuseRemove(undefined);
+    await t.clock.advance(1_000);
+    expect(t.logged('bfdFailureCleared')).toMatchObject([{ peer: ROUTER, failure: 'bfdRemoveFailed' }]);
+    expect(t.fake.sessions.has(ROUTER)).toBe(false);
+    t.bfd.close();
+  });
+
+  test('a configure bfdd keeps refusing: one warn, then one a minute', async () => {
+    const t = setup();
+    t.fake.setRefuseConfigure(true);
+    t.bfd.start();
+    await t.clock.advance(0);
+    for (let i = 0; i < 60; i++) await t.clock.advance(1_000);
+    expect(t.logged('bfdConfigureFailed').map((l) => [l.level, l.repeated])).toEqual([
+      [WARN, undefined],
+      [WARN, 59],
+    ]);
+    t.fake.setRefuseConfigure(false);
+    await t.clock.advance(1_000);
+    expect(t.logged('bfdFailureCleared')).toMatchObject([{ peer: ROUTER, failure: 'bfdConfigureFailed', repeated: 0 }]);
+    expect(t.logged('bfdPeerConfigured')).toHaveLength(1);
+    t.bfd.close();
   });
 });

@@ -56,6 +56,22 @@ export interface BfdController {
 /** The timers of every session the agent keeps (agent.yaml `bfd`). */
 export type BfdTimers = Pick<BfdSection, 'receiveIntervalMs' | 'transmitIntervalMs' | 'detectMultiplier'>;
 
+/**
+ * How often a failure repeated at every poll is logged again (ms, steady clock). A session bfdd will not remove or
+ * configure fails at every poll (1 s by default): logged each time, one peer made 86,400 warn lines a day.
+ */
+const REPEAT_LOG_MS = 60_000;
+
+/** The failures a poll retries, as logged (the `event` of their warn line). */
+type RetriedFailure = 'bfdReplaceFailed' | 'bfdRemoveFailed' | 'bfdConfigureFailed';
+
+/** A failure last logged at `loggedMs` with message `err`; `held` repeats since were not logged. */
+interface Failing {
+  readonly err: string;
+  readonly loggedMs: number;
+  held: number;
+}
+
 const isState = (s: string): s is BfdSessionState => (BFD_SESSION_STATES as readonly string[]).includes(s);
 
 /**
@@ -99,6 +115,52 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
    * configured with the old one), and the change has already asked for the pass that follows.
    */
   let generation = 0;
+  /** Failures a poll retries, per event and peer address (`event peer`), while they last. */
+  const failing = new Map<string, Failing>();
+
+  /**
+   * Logs a failure the next poll retries: at warn when it starts or its message changes, then at most every
+   * REPEAT_LOG_MS with `repeated`, the repeats held back since the last line. The metrics are not touched here:
+   * every pass sets them as before.
+   */
+  const warnFailure = (
+    event: RetriedFailure,
+    peer: string,
+    err: unknown,
+    fields: Record<string, string> = {},
+  ): void => {
+    const key = `${event} ${peer}`;
+    const message = (err as Error)?.message ?? String(err);
+    const now = clock.monoMs();
+    const f = failing.get(key);
+    if (f !== undefined && f.err === message && now - f.loggedMs < REPEAT_LOG_MS) {
+      f.held++;
+      return;
+    }
+    // The repeats held back since the last line: of this message, or of the one it replaces (`previous`).
+    const held =
+      f === undefined || f.held === 0
+        ? {}
+        : f.err === message
+          ? { repeated: f.held }
+          : { previous: { err: f.err, repeated: f.held } };
+    log.warn({ event, peer, ...fields, err: message, ...held });
+    failing.set(key, { err: message, loggedMs: now, held: 0 });
+  };
+
+  /** `event` no longer fails for `peer`: one info line (with the repeats not logged yet) if it did. */
+  const clearFailure = (event: RetriedFailure, peer: string): void => {
+    const key = `${event} ${peer}`;
+    const f = failing.get(key);
+    if (f === undefined) return;
+    failing.delete(key);
+    log.info({ event: 'bfdFailureCleared', failure: event, peer, repeated: f.held });
+  };
+
+  /** `peer` left the list (or a queued removal of it was dropped): its failures are no one's concern any more. */
+  const forgetFailures = (peer: string, events: readonly RetriedFailure[]): void => {
+    for (const e of events) failing.delete(`${e} ${peer}`);
+  };
 
   const wantShutdown = (): boolean | undefined =>
     !config.followDataPlane || dataPlaneOk === undefined ? undefined : !dataPlaneOk;
@@ -131,14 +193,16 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
 
   /**
    * Removes `address`'s session from bfdd, named with the local address it runs on (bfdPeerRemoveCommands puts bfdd's
-   * config back in step with it first); false when bfdd refused (logged, `event` naming why it was removed).
+   * config back in step with it first); false when bfdd refused (logged by warnFailure, `event` naming why it was
+   * removed; bfdReplaceFailed: a session on another local address than agent.yaml's that bfdd will not remove).
    */
-  const removeSession = async (address: string, localAddress: string, event: string): Promise<boolean> => {
+  const removeSession = async (address: string, localAddress: string, event: RetriedFailure): Promise<boolean> => {
     try {
       await bfdd.remove({ address, localAddress });
+      clearFailure(event, address);
       return true;
     } catch (err) {
-      log.warn({ event, peer: address, localAddress, err: (err as Error).message }); // next pass again
+      warnFailure(event, address, err, { localAddress }); // next pass again
       return false;
     }
   };
@@ -167,6 +231,7 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
       if (s !== undefined && !(await removeSession(address, sessionLocal(s) ?? peer.localAddress, 'bfdRemoveFailed'))) {
         continue;
       }
+      if (s === undefined) clearFailure('bfdRemoveFailed', address);
       if (generation !== started) return; // a reload may have put it back meanwhile: the pass it asked for decides
       toRemove.delete(address);
       log.info({ event: 'bfdPeerRemoved', peer: address, localAddress: peer.localAddress });
@@ -188,6 +253,8 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
         configured.delete(peer.address);
         if (s.status === 'shutdown') keepDown = true;
         s = undefined;
+      } else {
+        clearFailure('bfdReplaceFailed', peer.address); // none to replace (any more): bfdd dropped the old one
       }
       if (s === undefined) forgetState(peer.address);
       const adminDown = s?.status === 'shutdown';
@@ -200,9 +267,10 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
       try {
         await bfdd.configure(peer, shutdown ?? keepDown);
       } catch (err) {
-        log.warn({ event: 'bfdConfigureFailed', peer: peer.address, err: (err as Error).message });
+        warnFailure('bfdConfigureFailed', peer.address, err);
         continue;
       }
+      clearFailure('bfdConfigureFailed', peer.address);
       // A reload ran meanwhile: this peer may be gone (its removal is queued for the next pass) or have new timers.
       if (generation !== started) return;
       configured.add(peer.address);
@@ -261,7 +329,9 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
       // session wanted (A -> B -> A): that would flap the router's BFD session and, with `neighbor X bfd`, drop the BGP
       // session and the node's routes. The pass compares bfdd's session with the wanted local address instead and
       // replaces it only when they differ; otherwise it configures it again (idempotent) with the current timers.
-      for (const address of wanted.keys()) toRemove.delete(address);
+      for (const address of wanted.keys()) {
+        if (toRemove.delete(address)) forgetFailures(address, ['bfdRemoveFailed']);
+      }
       for (const p of peers) {
         if (wanted.has(p.address)) {
           // Another local address: the next pass finds the session on the old one and replaces it.
@@ -269,6 +339,7 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
           continue;
         }
         toRemove.set(p.address, p);
+        forgetFailures(p.address, ['bfdReplaceFailed', 'bfdConfigureFailed']);
         configured.delete(p.address);
         states.delete(p.address);
         metrics.bfdSessionUp.remove({ peer: p.address });
