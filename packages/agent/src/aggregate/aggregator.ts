@@ -164,12 +164,18 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
               held: heldNow,
             })
           : { ramps: new Map(currentRamps), changed: false, begun: [], capped: [], limited: [] };
-        for (const [event, list] of [
-          ['rampTimeCapped', ramp.capped],
-          ['rampTakeoverLimited', ramp.limited],
-        ] as const) {
-          for (const member of list)
-            log.warn({ event, member, sinceMs: currentRamps.get(member)?.sinceMs, nowMs: now });
+        // One line per event and pool (count, first 5), not per member: a 20,000-member pool is taken over at once.
+        for (const event of ['rampTimeCapped', 'rampTakeoverLimited'] as const) {
+          const byPool = new Map<string, string[]>();
+          for (const k of event === 'rampTimeCapped' ? ramp.capped : ramp.limited) {
+            const pool = k.slice(0, k.indexOf('/'));
+            if (!byPool.has(pool)) byPool.set(pool, []);
+            byPool.get(pool)?.push(k);
+          }
+          for (const [pool, keys] of byPool) {
+            const sinceMs = currentRamps.get(keys[0] as string)?.sinceMs; // the first one's
+            log.warn({ event, pool, count: keys.length, members: keys.slice(0, 5), sinceMs, nowMs: now });
+          }
         }
         const startedNow = [...started];
         const retry = retryRefused;

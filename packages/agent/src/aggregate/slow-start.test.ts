@@ -418,6 +418,58 @@ describe('slow start - through the aggregator and a store', () => {
     expect(Math.max(...delays)).toBeLessThanOrEqual(2 ** 31 - 1);
   });
 
+  // A new leader took over a 20,000-member pool's ramps and warned once per member: 20,000 lines in one pass.
+  test('ramps taken over in bulk (50 limited in one pool, 50 capped in another): one warning per event and pool, naming 5', async () => {
+    const N = 50;
+    const names = Array.from({ length: N }, (_, i) => `m${i}`);
+    const pool = (name: string, octet: number) => ({
+      name,
+      healthCheck: { type: 'none' },
+      slowStartS: 600,
+      members: names.map((m, i) => ({ name: m, address: `198.18.${octet}.${i + 1}`, port: 80 })),
+    });
+    const fleet = parseFleet({
+      hashSeed: 7,
+      pools: [pool('web', 1), pool('api', 2)],
+      vips: [
+        { address: '198.51.100.10', port: 80, protocol: 'tcp', pool: 'web' },
+        { address: '198.51.100.20', port: 80, protocol: 'tcp', pool: 'api' },
+      ],
+    });
+    const keys = (p: string) => names.map((m) => `${p}/${m}`);
+    const store = new MemoryFleetStore();
+    // web's ramps began 10 min before this leader's clock (more than one step: limited); api's 1 h after it (capped).
+    await store.writeDecided(new Map([...keys('web'), ...keys('api')].map((k) => [k, 'up'])), {
+      ramps: new Map([
+        ...keys('web').map((k) => [k, { percent: 20, sinceMs: T0 - 10 * 60_000 }] as const),
+        ...keys('api').map((k) => [k, { percent: 20, sinceMs: T0 + 3_600_000 }] as const),
+      ]),
+      pools: ['web', 'api'],
+    });
+    const clock = createManualClock(T0);
+    const lines: { level: number; event?: string; [k: string]: unknown }[] = [];
+    const logged = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const agg = createAggregator({ node: 'n1', store, logger: logged, clock });
+    open.push(agg);
+    await store.watchDecided({ onUpdate: (d) => agg.setDecided(d.decided, d.ramps) });
+    agg.setMembers([...keys('web'), ...keys('api')]);
+    agg.setLiveNodes(new Set(NODES));
+    agg.setFleet(fleet);
+    agg.start();
+    await clock.advance(20);
+    expect(agg.isLeader).toBe(true);
+    expect((await store.getDecided()).ramps.get('web/m0')?.percent).toBe(40);
+    const limited = lines.filter((l) => l.event === 'rampTakeoverLimited');
+    const capped = lines.filter((l) => l.event === 'rampTimeCapped');
+    expect(limited).toEqual([expect.objectContaining({ level: 40, pool: 'web', count: N })]);
+    expect(capped).toEqual([expect.objectContaining({ level: 40, pool: 'api', count: N })]);
+    // At most 5 members named, each of the line's pool.
+    for (const [line, p] of [[limited[0], 'web'] as const, [capped[0], 'api'] as const]) {
+      expect(line?.members).toHaveLength(5);
+      for (const m of (line?.members ?? []) as string[]) expect(keys(p)).toContain(m);
+    }
+  });
+
   test('a member set active by the operator ramps; a new leader carries the ramp on and starts none', async () => {
     const { clock, store, agg } = await leader(fleetOf({ slowStartS: 8, b: 'draining' }));
     agg.setFleet(fleetOf({ slowStartS: 8 }));
