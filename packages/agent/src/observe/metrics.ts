@@ -208,8 +208,8 @@ export function createAgentMetrics(opts: AgentMetricsOptions): AgentMetrics {
     tableDriftRepairsTotal: new Counter({
       name: 'l4fleet_table_drift_repairs_total',
       help:
-        'periodic verifies that found the kernel state changed behind the agent (by hand, another program) and ' +
-        'repaired it',
+        'verifies (and applies: a proxy listener reopened) that found the data-plane state changed behind the agent ' +
+        '(by hand, another program, a lost socket) and repaired it',
       registers: r,
     }),
     tableVerifiesTotal: new Counter({
