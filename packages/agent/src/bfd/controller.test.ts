@@ -622,3 +622,22 @@ describe('bfd controller - a failure repeated at every poll', () => {
     t.bfd.close();
   });
 });
+
+describe('bfd controller - bfdd prints addresses its own way', () => {
+  // FRR's inet_ntop writes an IPv4-compatible address dotted (`::198.18.0.11`) where the config writes `::c612:b`:
+  // compared as printed, the session's local address never matched and the session was replaced at every poll.
+  test('a session bfdd lists in another spelling of the same addresses is kept, not replaced at each poll', async () => {
+    const peer = { address: '2001:db8:2::1', localAddress: '2001:db8:2::11' };
+    const t = setup({ ...config, peers: [peer] });
+    const spelled = (a: string) => a.replace('2001:db8:2::', '2001:DB8:2:0:0:0:0:');
+    const sessions = t.fake.bfdd.sessions;
+    t.fake.bfdd.sessions = async () =>
+      (await sessions()).map((s) => ({ ...s, peer: spelled(s.peer), ...(s.local ? { local: spelled(s.local) } : {}) }));
+    t.bfd.start();
+    for (let i = 0; i < 4; i++) await t.clock.advance(1_000);
+    expect(t.fake.calls.filter((c) => c.peer.startsWith('-'))).toEqual([]);
+    expect(t.logged('bfdPeerReplaced')).toEqual([]);
+    expect(t.fake.calls).toHaveLength(1);
+    t.bfd.close();
+  });
+});

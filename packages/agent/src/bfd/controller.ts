@@ -6,6 +6,7 @@
  * come back when an apply succeeds. AdminDown (RFC 5880 §6.8.16) makes the router's session go down on the next
  * packet, with diagnostic "neighbor signaled session down", and bgpd drops the node's routes (RFC 5882 §4.3).
  */
+import { canonicalAddress } from '@l4fleet/config';
 import type { BfdPeer, BfdPeerState } from '@l4fleet/daemons';
 import type { BfdSessionState } from '@l4fleet/store';
 import { BFD_SESSION_STATES } from '@l4fleet/store';
@@ -81,6 +82,22 @@ const isState = (s: string): s is BfdSessionState => (BFD_SESSION_STATES as read
  * both are known, and both are canonical text (config addressField; bfdd prints with inet_ntop).
  */
 const sessionLocal = (s: BfdPeerState): string | undefined => (s.local ? s.local : undefined);
+
+/**
+ * bfdd's addresses in the config's canonical text, so they compare as strings with agent.yaml's: FRR prints with its
+ * own inet_ntop, which writes an IPv4-compatible address dotted (`::198.18.0.11`) where the config writes `::c612:b`;
+ * compared as printed, such a session would be replaced at every poll. Text that does not parse is kept as it is.
+ */
+function canonicalSession(s: BfdPeerState): BfdPeerState {
+  const canon = (text: string): string => {
+    try {
+      return canonicalAddress(text).address;
+    } catch {
+      return text;
+    }
+  };
+  return { ...s, peer: canon(s.peer), ...(s.local ? { local: canon(s.local) } : {}) };
+}
 
 export function createBfdController(opts: BfdControllerOptions): BfdController {
   const { config, bfdd, clock, metrics, events } = opts;
@@ -211,7 +228,7 @@ export function createBfdController(opts: BfdControllerOptions): BfdController {
   const pass = async (): Promise<void> => {
     let sessions: Awaited<ReturnType<Bfdd['sessions']>>;
     try {
-      sessions = await bfdd.sessions();
+      sessions = (await bfdd.sessions()).map(canonicalSession);
       setReachable(true);
     } catch (err) {
       setReachable(false, err);
