@@ -23,6 +23,7 @@ import { writeDecided } from './decided-write.js';
 import { historyStamps, nextTableHistory } from './history.js';
 import { createObservations } from './observations.js';
 import { createOwnStamps, createWallSteps } from './own-stamps.js';
+import { warnRamps } from './ramp-warnings.js';
 import { nextRamps, rampChanges } from './slow-start.js';
 
 /** Kept here too: the aggregator's tests and callers know the lead time by this module. */
@@ -164,19 +165,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
               held: heldNow,
             })
           : { ramps: new Map(currentRamps), changed: false, begun: [], capped: [], limited: [] };
-        // One line per event and pool (count, first 5), not per member: a 20,000-member pool is taken over at once.
-        for (const event of ['rampTimeCapped', 'rampTakeoverLimited'] as const) {
-          const byPool = new Map<string, string[]>();
-          for (const k of event === 'rampTimeCapped' ? ramp.capped : ramp.limited) {
-            const pool = k.slice(0, k.indexOf('/'));
-            if (!byPool.has(pool)) byPool.set(pool, []);
-            byPool.get(pool)?.push(k);
-          }
-          for (const [pool, keys] of byPool) {
-            const sinceMs = currentRamps.get(keys[0] as string)?.sinceMs; // the first one's
-            log.warn({ event, pool, count: keys.length, members: keys.slice(0, 5), sinceMs, nowMs: now });
-          }
-        }
+        warnRamps(log, ramp, currentRamps, now);
         const startedNow = [...started];
         const retry = retryRefused;
         retryRefused = false;
