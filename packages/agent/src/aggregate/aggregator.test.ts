@@ -1,5 +1,5 @@
 import type { MemberStatus } from '@l4fleet/config';
-import { MemoryFleetStore, StoreError } from '@l4fleet/store';
+import { type Leadership, MemoryFleetStore, StoreError } from '@l4fleet/store';
 import pino from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createManualClock } from '../clock.js';
@@ -319,5 +319,62 @@ describe('aggregator - a refused campaign', () => {
     agg.start();
     await clock.advance(10_000);
     expect(warned().map((l) => l.code)).toEqual(['UNAVAILABLE', 'AUTH']);
+  });
+});
+
+/** A store whose decided writes land, then wait for `release()` (a slow etcd answer); its leaderships are kept. */
+class HeldWritesStore extends MemoryFleetStore {
+  readonly leaderships: Leadership[] = [];
+  private gate: Promise<void> | undefined;
+  private open: (() => void) | undefined;
+  hold(): void {
+    this.gate = new Promise((resolve) => {
+      this.open = resolve;
+    });
+  }
+  release(): void {
+    this.open?.();
+    this.gate = undefined;
+  }
+  override async campaign(...args: Parameters<MemoryFleetStore['campaign']>) {
+    const l = await super.campaign(...args);
+    this.leaderships.push(l);
+    return l;
+  }
+  override async writeDecided(...args: Parameters<MemoryFleetStore['writeDecided']>) {
+    await super.writeDecided(...args);
+    await this.gate;
+  }
+}
+
+describe('aggregator - leadership lost and regained during a write', () => {
+  // Term 1's write was in flight: term 2's recomputes found `writing` and left it to term 1's loop, which ended
+  // (its leadership gone) without running them; the member kept its old status until an unrelated event.
+  test('what term 2 asked for while term 1 wrote is decided once the write ends', async () => {
+    const clock = createManualClock(1_700_000_000_000);
+    const store = new HeldWritesStore();
+    const agg = createAggregator({ node: 'n1', store, logger, clock });
+    open.push(agg);
+    const regs = await Promise.all(NODES.map((n) => store.registerNode({ name: n, address: '198.18.0.1' })));
+    for (const r of regs) await r.reportHealth(new Map([[MEMBER, 'up']]));
+    agg.setMembers([MEMBER]);
+    agg.setLiveNodes(new Set(NODES));
+    agg.start();
+    await clock.advance(20);
+    const decided = async () => (await store.getDecided()).decided.get(MEMBER);
+    expect(await decided()).toBe('up');
+    store.hold();
+    for (const r of regs) await r.reportHealth(new Map([[MEMBER, 'down']]));
+    await clock.advance(20);
+    expect(await decided()).toBe('down'); // written; the write's answer held
+    await store.leaderships[0]?.resign();
+    await clock.advance(1_150);
+    expect(store.leaderships).toHaveLength(2);
+    expect(agg.isLeader).toBe(true);
+    for (const r of regs) await r.reportHealth(new Map([[MEMBER, 'up']]));
+    await clock.advance(50);
+    store.release();
+    for (let i = 0; i < 20; i++) await clock.advance(1_000);
+    expect(await decided()).toBe('up');
   });
 });

@@ -173,6 +173,9 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
           // Pools that had a ramp are written even when nothing is left in them, so no ended ramp stays behind.
           const pools = [...currentRamps.keys()].map((k) => k.slice(0, k.indexOf('/')));
           const refusedRetryMs = await writeDecided(decidedWrite, lead, next, ramp.ramps, pools);
+          // Leadership lost (and maybe won again) during the write: what this term wrote is not the new term's to
+          // hold (lead() started it from etcd's state); the finally hands it what was asked for meanwhile.
+          if (lead !== leadership) return;
           if (refusedRetryMs !== undefined) retryIn(refusedRetryMs, true);
           written = next;
           writtenRamps = ramp.ramps;
@@ -206,6 +209,8 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
       retryIn(RETRY_MS, false);
     } finally {
       writing = false;
+      // A newer term's recomputes found `writing` and left it to this loop, which ended with its own term: run them.
+      if (dirty && leadership !== lead) schedule();
     }
   };
 
@@ -227,6 +232,7 @@ export function createAggregator(opts: AggregatorOptions): Aggregator {
       rewriteHistory = false; // before the await: a record refused during the write asks again
       try {
         await opts.store.writeTableHistory(step.history, { leadership: lead });
+        if (lead !== leadership) return; // a newer term holds what etcd has, not what this one wrote
       } catch (err) {
         // The retry must still rewrite the refused record (step.changed alone would be false then).
         if (wasAsked) rewriteHistory = true;
