@@ -13,8 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { MAX_SECRET_FILE_BYTES, readPemFlag, readSecretFlag } from './flag-files.js';
-import { CliError } from './io.js';
+import { CliError, type CliIo } from './io.js';
 import { writeTestPem } from './pem.test-helper.js';
+import { runCli } from './program.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'l4fleet-flag-files-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -235,5 +236,60 @@ describe('cli flag files - a pipe is read once per process', () => {
     expect(readSecretFlag('--token-file', f)).toBe('one');
     writeFileSync(f, 'two\n');
     expect(readSecretFlag('--token-file', f)).toBe('two');
+  });
+});
+
+/** Runs `l4fleet ARGV` with a store opener that records the flags it was given and opens nothing. */
+async function cli(...argv: string[]): Promise<{ code: number; err: string; opened: Record<string, unknown>[] }> {
+  const err: string[] = [];
+  const io: CliIo = { out: () => undefined, err: (t) => err.push(t) };
+  const opened: Record<string, unknown>[] = [];
+  const code = await runCli(argv, io, {
+    openStore: (flags) => {
+      opened.push({ ...flags });
+      throw new CliError('the test opens no store', 1);
+    },
+  });
+  return { code, err: err.join('\n'), opened };
+}
+
+// README "CLI reference": an option that names one file or list given twice is refused (exit 2). These took the
+// last one silently: `--etcd http://127.0.0.1:1 --etcd http://127.0.0.1:2 get vips` contacted :2.
+describe('cli flag files - an option naming one file or list given twice is refused, exit 2', () => {
+  const a = join(dir, 'a.pem');
+  const b = join(dir, 'b.pem');
+  test.each([
+    {
+      argv: ['--etcd', 'http://127.0.0.1:1', '--etcd', 'http://127.0.0.1:2', 'get', 'vips'],
+      flag: '--etcd',
+      x: 'http://127.0.0.1:1',
+      y: 'http://127.0.0.1:2',
+    },
+    { argv: ['--cacert', a, '--cacert', b, 'get', 'vips'], flag: '--cacert', x: a, y: b },
+    { argv: ['--cert', a, 'get', 'vips', '--cert', b], flag: '--cert', x: a, y: b },
+    { argv: ['--key', a, '--key', b, 'status'], flag: '--key', x: a, y: b },
+    { argv: ['dashboard', '--token-file', a, '--token-file', b], flag: '--token-file', x: a, y: b },
+    { argv: ['probe', 'web', '--ca-file', a, '--ca-file', b], flag: '--ca-file', x: a, y: b },
+    { argv: ['backend', 'state', '--state-file', a, '--state-file', b], flag: '--state-file', x: a, y: b },
+    { argv: ['backend', 'agent', '--state-file', a, '--state-file', b], flag: '--state-file', x: a, y: b },
+  ])('$flag twice: usage error naming both, nothing opened', async ({ argv, flag, x, y }) => {
+    const r = await cli(...argv);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${flag}: given twice (${JSON.stringify(x)}, then ${JSON.stringify(y)}); give it once`);
+    expect(r.opened).toEqual([]);
+  });
+
+  test('--etcd from L4FLEET_ETCD alone is taken; the flag given once wins over it', async () => {
+    const saved = process.env.L4FLEET_ETCD;
+    process.env.L4FLEET_ETCD = 'http://127.0.0.1:3';
+    try {
+      expect((await cli('get', 'vips')).opened).toMatchObject([{ etcd: 'http://127.0.0.1:3' }]);
+      expect((await cli('--etcd', 'http://127.0.0.1:4', 'get', 'vips')).opened).toMatchObject([
+        { etcd: 'http://127.0.0.1:4' },
+      ]);
+    } finally {
+      if (saved === undefined) delete process.env.L4FLEET_ETCD;
+      else process.env.L4FLEET_ETCD = saved;
+    }
   });
 });

@@ -19,15 +19,16 @@ import {
 } from '../backend-agent/state-file.js';
 import { releaseEarlyHangup } from '../early-hangup.js';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+import { onceOption } from '../options.js';
 
 interface StateFlags {
-  readonly stateFile: string;
+  readonly stateFile?: string;
   readonly reason?: string;
   readonly output: string;
 }
 
 interface AgentFlags {
-  readonly stateFile: string;
+  readonly stateFile?: string;
   readonly listen: string[];
 }
 
@@ -35,6 +36,18 @@ const asCliError = (err: unknown, code: number): never => {
   if (err instanceof BackendStateError) throw new CliError(err.message, code, { cause: err });
   throw err;
 };
+
+/**
+ * --state-file, refused when given twice (onceOption; commander kept the last, silently). Its default is applied in
+ * the action, not by commander: a commander default reaches the parser as a previous value, as a first --state-file.
+ */
+function stateFileOption(description: string): [string, string, (value: string, previous?: string) => string] {
+  return [
+    '--state-file <file>',
+    `${description} (default: ${JSON.stringify(DEFAULT_BACKEND_STATE_FILE)})`,
+    onceOption('--state-file'),
+  ];
+}
 
 /** The state a new one replaces, or why the file held none (unreadable, not a state, oversized). */
 async function previousState(file: string): Promise<BackendState | { readonly invalid: string }> {
@@ -52,9 +65,10 @@ export function registerBackendAgent(backend: Command, io: CliIo): void {
     .description(`show or set what this backend's agent tells the fleet's agent checks (${BACKEND_STATES.join(' | ')})`)
     .argument('[state]', 'the new state; none: show the current one')
     .option('--reason <text>', 'why, shown in every node\'s reason ("agent says drain: TEXT")')
-    .option('--state-file <file>', 'the state file the agent answers', DEFAULT_BACKEND_STATE_FILE)
+    .option(...stateFileOption('the state file the agent answers'))
     .option('-o, --output <format>', 'text | json', 'text')
-    .action(async (word: string | undefined, flags: StateFlags) => {
+    .action(async (word: string | undefined, given: StateFlags) => {
+      const flags = { ...given, stateFile: given.stateFile ?? DEFAULT_BACKEND_STATE_FILE };
       if (flags.output !== 'text' && flags.output !== 'json') {
         throw new CliError(`--output ${JSON.stringify(flags.output)}: not one of text | json`, EXIT_USAGE);
       }
@@ -104,8 +118,9 @@ export function registerBackendAgent(backend: Command, io: CliIo): void {
       `ADDR:PORT or [IPv6]:PORT to listen on (the pool's agent check port; the default is every IPv4 and IPv6 address)`,
       [DEFAULT_AGENT_LISTEN],
     )
-    .option('--state-file <file>', 'the state file to answer', DEFAULT_BACKEND_STATE_FILE)
-    .action(async (flags: AgentFlags) => {
+    .option(...stateFileOption('the state file to answer'))
+    .action(async (given: AgentFlags) => {
+      const flags = { ...given, stateFile: given.stateFile ?? DEFAULT_BACKEND_STATE_FILE };
       // bin.ts holds SIGHUP for any command line with `agent` in it (the node agent's reload); this one has none.
       releaseEarlyHangup();
       const logger = pino({ base: { component: 'backend-agent' } });

@@ -6,6 +6,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MemoryFleetStore } from '@l4fleet/store';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { CliIo } from '../io.js';
 import { writeTestPem } from '../pem.test-helper.js';
@@ -62,4 +63,36 @@ describe('cli context - the etcd TLS files (--cacert, --cert, --key)', () => {
       expect(r).toEqual({ code: 1, err: `error: ${flag}: "${sub}" is not a regular file or a pipe (a directory)` });
     },
   );
+});
+
+// pino was handed any L4FLEET_LOG_LEVEL: `verbose` failed every store command with pino's "default level:verbose must
+// be included in custom levels" (exit 1, the variable never named), and an empty one failed too.
+describe('cli context - L4FLEET_LOG_LEVEL', () => {
+  const saved = process.env.L4FLEET_LOG_LEVEL;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.L4FLEET_LOG_LEVEL;
+    else process.env.L4FLEET_LOG_LEVEL = saved;
+  });
+  async function getVips() {
+    const out: string[] = [];
+    const err: string[] = [];
+    const io: CliIo = { out: (t) => out.push(t), err: (t) => err.push(t) };
+    const code = await runCli(['get', 'vips', '-o', 'json'], io, { openStore: () => new MemoryFleetStore() });
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  }
+
+  test('an unknown level: usage error naming the variable, the value and the levels (exit 2)', async () => {
+    process.env.L4FLEET_LOG_LEVEL = 'verbose';
+    const r = await getVips();
+    expect(r.code).toBe(2);
+    expect(r.err).toBe(
+      'error: L4FLEET_LOG_LEVEL: "verbose" is not one of fatal, error, warn, info, debug, trace, silent',
+    );
+  });
+
+  test.each(['', 'debug', 'silent'])('%j is taken (empty as unset)', async (level) => {
+    process.env.L4FLEET_LOG_LEVEL = level;
+    const r = await getVips();
+    expect(r).toMatchObject({ code: 0, out: '[]' });
+  });
 });

@@ -4,13 +4,14 @@
  */
 import { hostname, userInfo } from 'node:os';
 import type { TlsFileKind } from '@l4fleet/agent';
-import { ConfigError, formatProblem, maskUserinfo } from '@l4fleet/config';
+import { ConfigError, formatProblem, logLevelFromEnv, maskUserinfo } from '@l4fleet/config';
 import { ETCD_ENDPOINT_FORM, EtcdFleetStore, etcdEndpointProblems, type FleetStore, StoreError } from '@l4fleet/store';
 import { type Command, Option } from 'commander';
 import pino, { type Logger } from 'pino';
 import { stringify as toYaml } from 'yaml';
 import { readPemFlag } from '../flag-files.js';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE, processIo } from '../io.js';
+import { onceOption } from '../options.js';
 import { storeErrorHints } from './store-errors.js';
 
 export interface ConnectionFlags {
@@ -34,9 +35,10 @@ export type OpenStore = (flags: ConnectionFlags, log?: Logger) => FleetStore;
  * checked") and says so only in its log: silent, a command showed the fleet without it (status then expected every
  * node to count the refused pool's members up, and showed each node differing with no reason). Each refused record
  * is said once on stderr, key and reason; the rest of the store's log shows at L4FLEET_LOG_LEVEL (default silent),
- * as pino JSON.
+ * as pino JSON. An empty L4FLEET_LOG_LEVEL is unset; an unknown one is a usage error naming it (logLevelFromEnv):
+ * handed to pino, every store command failed in pino's words, exit 1, the variable never named.
  */
-export function storeLogger(io: CliIo, level = process.env.L4FLEET_LOG_LEVEL ?? 'silent'): Logger {
+export function storeLogger(io: CliIo, level = envLogLevel()): Logger {
   const shownFrom = pino.levels.values[level] ?? Number.POSITIVE_INFINITY;
   const said = new Set<string>();
   const write = (line: string): void => {
@@ -57,11 +59,19 @@ export function storeLogger(io: CliIo, level = process.env.L4FLEET_LOG_LEVEL ?? 
     }
     if ((entry.level ?? 0) >= shownFrom) io.err(line.trimEnd());
   };
-  // warn at least: the store logs refused records at warn (store record-family.ts warnInvalidRecord). A level pino
-  // does not know is passed on, for pino to refuse as before.
-  const known = level === 'silent' || level in pino.levels.values;
-  const at = !known || shownFrom < (pino.levels.values.warn as number) ? level : 'warn';
+  // warn at least: the store logs refused records at warn (store record-family.ts warnInvalidRecord).
+  const at = shownFrom < (pino.levels.values.warn as number) ? level : 'warn';
   return pino({ level: at }, { write });
+}
+
+/** L4FLEET_LOG_LEVEL, default silent; unknown: a usage error (exit 2) naming the variable, the value and the levels. */
+function envLogLevel(): string {
+  try {
+    return logLevelFromEnv(process.env) ?? 'silent';
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.problems.map(formatProblem), EXIT_USAGE, { cause: err });
+    throw err;
+  }
 }
 
 export interface FleetCommandContext {
@@ -71,10 +81,20 @@ export interface FleetCommandContext {
 
 export function addConnectionOptions(program: Command): void {
   program
-    .addOption(new Option('--etcd <endpoints>', 'etcd client URLs, comma-separated').env('L4FLEET_ETCD'))
-    .addOption(new Option('--cacert <file>', 'PEM CA that signed the etcd server certificate'))
-    .addOption(new Option('--cert <file>', 'PEM client certificate (etcd --client-cert-auth)'))
-    .addOption(new Option('--key <file>', 'PEM client key'))
+    // Each given twice is refused (onceOption): commander kept the last, and `--etcd A --etcd B` contacted B alone.
+    // L4FLEET_ETCD is read only when --etcd is not given, with no value before it.
+    .addOption(
+      new Option('--etcd <endpoints>', 'etcd client URLs, comma-separated')
+        .env('L4FLEET_ETCD')
+        .argParser(onceOption('--etcd')),
+    )
+    .addOption(
+      new Option('--cacert <file>', 'PEM CA that signed the etcd server certificate').argParser(onceOption('--cacert')),
+    )
+    .addOption(
+      new Option('--cert <file>', 'PEM client certificate (etcd --client-cert-auth)').argParser(onceOption('--cert')),
+    )
+    .addOption(new Option('--key <file>', 'PEM client key').argParser(onceOption('--key')))
     .addOption(new Option('--user <name>', 'etcd user'))
     .addOption(new Option('--password <password>', 'etcd password').env('L4FLEET_ETCD_PASSWORD'))
     .addOption(new Option('--prefix <prefix>', 'etcd key prefix').default('/l4fleet'));

@@ -16,6 +16,7 @@ import { type Command, Option } from 'commander';
 import pino from 'pino';
 import { readSecretFlag } from '../flag-files.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+import { onceOption } from '../options.js';
 import { asCliError, type ConnectionFlags, type FleetCommandContext } from './context.js';
 import { addNatsLoginOptions, type NatsFlags, natsAuth, natsServers } from './events.js';
 
@@ -43,7 +44,11 @@ export function registerDashboard(program: Command, ctx: FleetCommandContext): v
     .command('dashboard')
     .description('serve the live fleet page (nodes, VIPs, members, charts, events, explain, drains) until SIGTERM')
     .option('--listen <address:port>', 'address to serve on (loopback unless told otherwise)', DEFAULT_LISTEN)
-    .option('--token-file <file>', 'bearer token for writes (or env L4FLEET_DASHBOARD_TOKEN); none: read-only')
+    .option(
+      '--token-file <file>',
+      'bearer token for writes (or env L4FLEET_DASHBOARD_TOKEN); none: read-only',
+      onceOption('--token-file'),
+    )
     .addOption(new Option('--nats <urls>', 'NATS servers for the event timeline, comma-separated').env('L4FLEET_NATS'))
     .option('--fleet <name>', 'fleet name in NATS subjects', 'default')
     .option('--subject-prefix <prefix>', 'first NATS subject token', 'l4fleet')

@@ -116,7 +116,11 @@ export function registerProbe(program: Command, ctx: FleetCommandContext): void 
     .description("run a pool's health checks once against its members, from this host (exit 1 if one fails)")
     .argument('<pool>', 'pool name')
     .argument('[members...]', 'member names (default: every member of the pool)')
-    .option('--ca-file <file>', 'PEM roots for checks with verifyCertificate (agent.yaml health.caFile)')
+    .option(
+      '--ca-file <file>',
+      'PEM roots for checks with verifyCertificate (agent.yaml health.caFile)',
+      onceOption('--ca-file'),
+    )
     .option('--source <address>', 'source address of the probes (agent.yaml health.sourceAddress)')
     .option(
       '-f, --file <file>',
