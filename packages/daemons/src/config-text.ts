@@ -18,8 +18,14 @@ function shown(value: string): string {
   );
 }
 
+/**
+ * The error for a refused value, naming `where` and the value; a password's value is not shown (`where` ends in
+ * `.password`): the message goes to logs and terminals, and a password refused for one stray character is otherwise
+ * the real password.
+ */
 function invalid(where: string, value: string, why: string): DaemonError {
-  return new DaemonError('INVALID_CONFIG', `${where} ${shown(value)}: ${why}`);
+  const what = where.endsWith('.password') ? '(value not shown)' : shown(value);
+  return new DaemonError('INVALID_CONFIG', `${where} ${what}: ${why}`);
 }
 
 /**

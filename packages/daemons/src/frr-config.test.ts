@@ -22,13 +22,13 @@ describe('frr config - values that would break or inject config lines', () => {
       'a newline in a password',
       { neighbors: [{ address: '198.18.2.11', asn: 65001, password: 'x\n neighbor 198.18.9.9 remote-as 1' }] },
       'neighbors[0].password',
-      '"x\\n neighbor 198.18.9.9 remote-as 1": has whitespace or a control character',
+      '(value not shown): has whitespace or a control character',
     ],
     [
       'a space in a password',
       { neighbors: [{ address: '198.18.2.11', asn: 65001, password: 'two words' }] },
       'neighbors[0].password',
-      '"two words": has whitespace or a control character',
+      '(value not shown): has whitespace or a control character',
     ],
     [
       'a neighbour that is not an address',
@@ -69,6 +69,23 @@ describe('frr config - values that would break or inject config lines', () => {
         message: `frr bgpd config ${field} ${why}`,
       }),
     );
+  });
+
+  test('a refused password is not repeated in the error (it ends up in logs and terminals)', () => {
+    const secret = 'S3cret pw';
+    const build = () =>
+      frrBgpdConfig({
+        ...base,
+        neighbors: [],
+        peerGroup: { name: 'NODES', asn: 65001, members: [], password: secret },
+      });
+    expect(build).toThrow(
+      expect.objectContaining({
+        code: 'INVALID_CONFIG',
+        message: 'frr bgpd config peerGroup.password (value not shown): has whitespace or a control character',
+      }),
+    );
+    expect(build).not.toThrow(expect.objectContaining({ message: expect.stringContaining('S3cret') }));
   });
 
   test.each<[string, Parameters<typeof frrBfddConfig>[0], string]>([
