@@ -199,6 +199,40 @@ describe('cli - recovery from a corrupt desired state', () => {
     expect((await store.getDesired()).fleet.pools[0]?.members[0]?.address).toBe('127.0.0.1');
   });
 
+  // -o json without --yes printed no JSON: the preview went to stderr as an error, and a script could not read it.
+  test('-o json without --yes: the preview as one JSON object on stdout, exit 1, nothing written', async () => {
+    store.corruptDesired(0x5eed);
+    const f = fleetFile('json-preview.yaml', 2, 'hashSeed: 0x1234\n');
+    const preview = await cli('recover', '-f', f, '-o', 'json');
+    expect(preview.code).toBe(EXIT_FAILURE);
+    expect(JSON.parse(preview.out)).toEqual({
+      done: false,
+      problem: expect.stringContaining('desired/current: '),
+      lastReadable: { revision: 1, hashSeed: 0x5eed },
+      seed: expect.stringContaining('hash seed: the file sets 0x1234'),
+      seedChange: expect.stringContaining('hashSeed: 0x5eed -> 0x1234'),
+      needsChangeSeed: true,
+      wouldReplaceWith: { file: f, vips: 1, pools: 1 },
+    });
+    expect(preview.err).toContain('pass --yes to do it');
+    await expect(store.getDesired()).rejects.toMatchObject({ code: 'INVALID_RECORD' });
+    const allowed = await cli('recover', '-f', f, '-o', 'json', '--change-seed');
+    expect(JSON.parse(allowed.out)).toMatchObject({ done: false, needsChangeSeed: false });
+  });
+
+  test('-o json --yes: the notes said after a table write are in `notes`', async () => {
+    store.corruptDesired(0x5eed);
+    const f = fleetFile('json-notes.yaml', 2, 'hashSeed: 0x1234\n');
+    const done = await cli('recover', '-f', f, '--yes', '--change-seed', '-o', 'json');
+    expect(done.code).toBe(0);
+    expect(JSON.parse(done.out)).toMatchObject({
+      done: true,
+      result: { hashSeed: 0x1234 },
+      // without the `note: ` of the text, as apply's JSON `notes`
+      notes: ['the nodes served hash seed 0x5eed (revision 1): nearly every flow moves to another backend'],
+    });
+  });
+
   test('recover refuses a desired state that reads fine', async () => {
     const r = await cli('recover', '-f', fleetFile('one.yaml', 1), '--yes');
     expect(r.code).toBe(EXIT_FAILURE);

@@ -75,6 +75,24 @@ export function registerRecover(program: Command, ctx: FleetCommandContext): voi
         }
         const served = await lastReadableSeed(store);
         const change = seedChange(served, fleet);
+        const would =
+          `recover: would replace it with ${opts.file} (${fleet.vips.length} VIPs, ${fleet.pools.length} pools); ` +
+          'pass --yes to do it';
+        if (!opts.yes && format === 'json') {
+          // The preview on stdout for a script (done: false); the exit stays 1 with the reason on stderr.
+          ctx.io.out(
+            renderData('json', {
+              done: false,
+              problem: problem.message,
+              lastReadable: served ?? null,
+              seed: seedLine(served, fleet),
+              seedChange: change ?? null,
+              needsChangeSeed: change !== undefined && !opts.changeSeed,
+              wouldReplaceWith: { file: opts.file, vips: fleet.vips.length, pools: fleet.pools.length },
+            }),
+          );
+          throw new CliError(would, EXIT_FAILURE);
+        }
         if (!opts.yes) {
           throw new CliError(
             [
@@ -83,8 +101,7 @@ export function registerRecover(program: Command, ctx: FleetCommandContext): voi
               ...(change === undefined
                 ? []
                 : [`${opts.changeSeed ? 'note (--change-seed)' : 'needs --change-seed'}: ${change}`]),
-              `recover: would replace it with ${opts.file} (${fleet.vips.length} VIPs, ${fleet.pools.length} pools); ` +
-                'pass --yes to do it',
+              would,
             ],
             EXIT_FAILURE,
           );
@@ -101,15 +118,15 @@ export function registerRecover(program: Command, ctx: FleetCommandContext): voi
         // A stored seed other than the served one (--change-seed) is said after the fact too; so is a file without a
         // seed when no write that reads is left, since the seed stored then (the broken pointer's, or new) may not be
         // the one the nodes serve.
-        const moved =
+        const notes =
           served !== undefined && served.hashSeed !== result.hashSeed
             ? [
-                `note: the nodes served hash seed 0x${served.hashSeed.toString(16)} (revision ${served.revision}): ` +
+                `the nodes served hash seed 0x${served.hashSeed.toString(16)} (revision ${served.revision}): ` +
                   'nearly every flow moves to another backend',
               ]
             : served === undefined && fleet.hashSeed === undefined
               ? [
-                  `note: the seed the nodes serve could not be read (no write in etcd's history reads whole): ` +
+                  `the seed the nodes serve could not be read (no write in etcd's history reads whole): ` +
                     'flows move unless it was this one',
                 ]
               : [];
@@ -118,15 +135,17 @@ export function registerRecover(program: Command, ctx: FleetCommandContext): voi
         ctx.io.out(
           format === 'json'
             ? renderData('json', {
+                done: true,
                 replaced: problem.message,
                 lastReadable: served ?? null,
                 seedSource,
                 result: { ...result, seedSource },
+                notes,
               })
             : [
                 `replaced: ${problem.message}`,
                 `recovered: revision ${result.revision}, generation ${result.generation}, ${seed}`,
-                ...moved,
+                ...notes.map((n) => `note: ${n}`),
               ].join('\n'),
         );
       });
