@@ -143,6 +143,25 @@ export function describeNodeContract(fleet: () => Promise<ContractFleet & { open
     expect(await cli.listNodes()).toEqual([]);
   });
 
+  // Two agents given the same node.name: the second wrote over the first's record, and when it stopped its lease
+  // took the record with it while the first ran on, gone from `get nodes` and from the aggregator's live nodes.
+  test('a name another agent (another address) holds is refused naming the key and the holder; free again once it goes', async () => {
+    const f = await fleet();
+    const [a, b, cli] = [f.open(), f.open(), f.open()];
+    const first = await a.registerNode({ name: 'lb1', address: '198.18.2.1' });
+    const refused = await b.registerNode({ name: 'lb1', address: '198.18.2.2' }).catch((e: StoreError) => e);
+    expect(refused).toMatchObject({ code: 'CONFLICT', retryable: true });
+    expect((refused as StoreError).message).toMatch(
+      /nodes\/lb1: node\.name "lb1" is already registered by 198\.18\.2\.1.*; node names must be unique/,
+    );
+    expect(await cli.listNodes()).toMatchObject([{ name: 'lb1', record: { address: '198.18.2.1' } }]);
+    await first.close();
+    const second = await b.registerNode({ name: 'lb1', address: '198.18.2.2' });
+    expect(await cli.listNodes()).toMatchObject([{ name: 'lb1', record: { address: '198.18.2.2' } }]);
+    await second.close();
+    expect(await cli.listNodes()).toEqual([]);
+  });
+
   test('close(): the client leadership ends (the next candidate is elected) and its registrations go', async () => {
     const f = await fleet();
     const [a, b] = [f.open(), f.open()];

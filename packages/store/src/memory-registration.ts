@@ -2,9 +2,12 @@
  * A node registration of the in-memory fake (memory-store.ts), as the etcd one (registration.ts): its own lease
  * carries the node record, the status and each pool's health; each key stays on the lease of its last put, so ending
  * this lease takes only what is still on it (a node registered again by another client keeps that one's records).
+ * A name another agent (another address) holds is refused (node-claim.ts).
  */
 import { StoreError } from './errors.js';
+import { keys } from './layout.js';
 import { type MemoryFleet, MemoryLease } from './memory-fleet.js';
+import { claimRefusal } from './node-claim.js';
 import { encodePoolStatus, groupByPool } from './records.js';
 import type { NodeInfo, NodeRegistration, NodeStatusReport } from './types.js';
 
@@ -16,6 +19,15 @@ export function memoryRegistration(
   onClose: () => void,
 ): { reg: NodeRegistration; lease: MemoryLease } {
   const { name } = info;
+  // Another agent's live record of the name is refused as the etcd store does (node-claim.ts).
+  const held = f.nodes.get(name);
+  if (held && !held.lease.ended) {
+    const refusal = claimRefusal(name, keys.node(name), info.address, {
+      address: held.value.address,
+      lease: undefined,
+    });
+    if (refusal) throw refusal;
+  }
   const lease = new MemoryLease(ttlS);
   f.nodes.set(name, { value: { ...info, registeredAt: new Date().toISOString() }, lease });
   f.bump('nodes');

@@ -1,12 +1,13 @@
 import type { MemberStatus } from '@l4fleet/config';
 import type { Namespace } from 'etcd3';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { StoreError } from './errors.js';
 import { keys } from './layout.js';
 import { NodeStore } from './nodes.js';
 import { EtcdNodeRegistration, REREGISTER_RETRY_MAX_MS, REREGISTER_RETRY_MS } from './registration.js';
 import type { StoreContext } from './store-context.js';
+import type { NodeRegistrationOptions } from './types.js';
 
 /** etcd's default --max-request-bytes: 1.5 MiB. */
 const ETCD_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
@@ -54,14 +55,49 @@ class FakeNamespace {
       revoke: async () => {
         await this.slow();
         this.revokedIds.push(id);
+        // etcd deletes the keys still on a revoked lease.
+        for (const [key, held] of this.leases) if (held === id) this.remove(key);
       },
       revoked: () => false,
       keepaliveOnce: async () => undefined,
     };
   }
 
+  /** Each key's lease ('0': none) and mod revision, as etcd keeps them. */
+  readonly leases = new Map<string, string>();
+  readonly mods = new Map<string, number>();
+  revision = 1;
+
+  remove(key: string): void {
+    this.kv.delete(key);
+    this.leases.delete(key);
+    this.mods.delete(key);
+  }
+
+  /** Puts `key` as another client would (a node's record on lease `lease`). */
+  putAs(key: string, value: string, lease: string): void {
+    this.revision += 1;
+    this.kv.set(key, value);
+    this.leases.set(key, lease);
+    this.mods.set(key, this.revision);
+  }
+
+  get(key: string) {
+    return {
+      exec: async () => {
+        const value = this.kv.get(key);
+        if (value === undefined) return { kvs: [] };
+        return {
+          kvs: [
+            { value: Buffer.from(value), lease: this.leases.get(key) ?? '0', mod_revision: String(this.mods.get(key)) },
+          ],
+        };
+      },
+    };
+  }
+
   put(key: string) {
-    const op = { key, value: '', lease: () => op };
+    const op = { key, value: '', leaseId: '0', lease: (l: string) => Object.assign(op, { leaseId: l }) };
     return { value: (v: string) => Object.assign(op, { value: v }) };
   }
 
@@ -69,8 +105,10 @@ class FakeNamespace {
     return { key: (key: string) => ({ key, delete: true }) };
   }
 
-  if() {
-    let ops: { key: string; value?: string; delete?: boolean }[] = [];
+  if(key: string, target: 'Create' | 'Mod', _cmp: string, value: number | string) {
+    // The registration's compares: `Create > -1` (always true) and `Mod == n` (0: absent).
+    const holds = () => target === 'Create' || (this.mods.get(key) ?? 0) === Number(value);
+    let ops: { key: string; value?: string; delete?: boolean; leaseId?: string }[] = [];
     const txn = {
       // biome-ignore lint/suspicious/noThenProperty: etcd3's txn builder is called `then`
       then: (...o: typeof ops) => {
@@ -86,10 +124,12 @@ class FakeNamespace {
           this.failNext -= 1;
           throw new Error('etcd request timed out');
         }
+        if (!holds()) return { succeeded: false };
         for (const op of ops) {
-          if (op.delete) this.kv.delete(op.key);
-          else this.kv.set(op.key, op.value as string);
+          if (op.delete) this.remove(op.key);
+          else this.putAs(op.key, op.value as string, op.leaseId ?? '0');
         }
+        return { succeeded: true };
       },
     };
     return txn;
@@ -366,5 +406,83 @@ describe('store registration - registerNode of one name twice at once (nodes.ts)
     await nodes.reportHealth('lb1', new Map([['web/a', 'up']]));
     expect(JSON.parse(ns.kv.get(keys.healthPool('lb1', 'web')) ?? '{}').members).toEqual({ a: 'up' });
     await r2.close();
+  });
+});
+
+describe('store registration - node names are unique', () => {
+  const silent = pino({ level: 'silent' });
+  const create = (ns: FakeNamespace, address: string, options: NodeRegistrationOptions = {}, log: Logger = silent) =>
+    EtcdNodeRegistration.create(ns as unknown as Namespace, { name: 'lb1', address }, options, log, 1_000);
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  // A second agent with the same node.name wrote over the first's record; when it stopped, its lease took the record
+  // with it while the first ran on unregistered (gone from `get nodes`, its votes lost to the aggregator).
+  test('store registration - a name held by an agent at another address is refused naming the key and the holder', async () => {
+    const ns = new FakeNamespace();
+    const first = await create(ns, '198.18.0.1');
+    const err = await create(ns, '198.18.0.2').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'CONFLICT', key: keys.node('lb1') });
+    expect((err as Error).message).toBe(
+      `register node lb1: ${keys.node('lb1')}: node.name "lb1" is already registered by 198.18.0.1 (lease 1); node names must be unique`,
+    );
+    expect(JSON.parse(ns.kv.get(keys.node('lb1')) ?? '{}').address).toBe('198.18.0.1');
+    expect(ns.leases.get(keys.node('lb1'))).toBe('1');
+    expect(ns.revokedIds).toEqual(['2']); // the refused one's lease
+    await first.close();
+    expect(ns.kv.has(keys.node('lb1'))).toBe(false);
+    const second = await create(ns, '198.18.0.2');
+    expect(JSON.parse(ns.kv.get(keys.node('lb1')) ?? '{}').address).toBe('198.18.0.2');
+    await second.close();
+  });
+
+  // The same node restarted (or upgraded) while its old lease lives: the old process ends only what is still on its lease.
+  test('store registration - the same address takes the record over; a record on no lease is taken', async () => {
+    const ns = new FakeNamespace();
+    ns.putAs(keys.node('lb1'), JSON.stringify({ name: 'lb1', address: '198.18.0.9' }), '0');
+    const old = await create(ns, '198.18.0.1');
+    const fresh = await create(ns, '198.18.0.1');
+    expect(ns.leases.get(keys.node('lb1'))).toBe('2');
+    await old.close();
+    expect(ns.kv.has(keys.node('lb1'))).toBe(true);
+    await fresh.close();
+  });
+
+  test('store registration - a record put by another agent between the read and the write is not written over', async () => {
+    const ns = new FakeNamespace();
+    const get = ns.get.bind(ns);
+    ns.get = (key: string) => ({
+      exec: async () => {
+        const read = await get(key).exec();
+        ns.putAs(key, JSON.stringify({ name: 'lb1', address: '198.18.0.2' }), '77');
+        return read;
+      },
+    });
+    await expect(create(ns, '198.18.0.1')).rejects.toMatchObject({ code: 'CONFLICT', key: keys.node('lb1') });
+    expect(ns.leases.get(keys.node('lb1'))).toBe('77');
+  });
+
+  test('store registration - a re-registration refused by another holder retries until that lease ends', async () => {
+    vi.useFakeTimers();
+    const ns = new FakeNamespace();
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    let reregistered = 0;
+    const reg = await create(ns, '198.18.0.1', { onReregistered: () => void (reregistered += 1) }, log);
+    // Its lease expired (etcd away): the record went with it, and another agent registered the name meanwhile.
+    ns.remove(keys.node('lb1'));
+    ns.putAs(keys.node('lb1'), JSON.stringify({ name: 'lb1', address: '198.18.0.2' }), '77');
+    ns.lost.at(-1)?.(new Error('lease expired'));
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(reregistered).toBe(0);
+    const refused = lines.filter((l) => l.event === 'nodeReregisterFailed');
+    expect(refused.length).toBeGreaterThan(1);
+    expect(refused[0]?.err).toMatch(/node.name "lb1" is already registered by 198.18.0.2 \(lease 77\)/);
+    ns.remove(keys.node('lb1')); // the other agent's lease ended
+    await vi.advanceTimersByTimeAsync(REREGISTER_RETRY_MAX_MS);
+    expect(reregistered).toBe(1);
+    expect(JSON.parse(ns.kv.get(keys.node('lb1')) ?? '{}').address).toBe('198.18.0.1');
+    await reg.close();
   });
 });

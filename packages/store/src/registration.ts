@@ -2,7 +2,8 @@
  * A node's registration: one lease carries the node record, its health reports and its status record, so all of
  * them vanish when the agent dies (etcd lease expiry). If the lease is lost while the agent lives (etcd down longer
  * than the TTL), the registration grants a new lease and re-writes everything it last published. The lease is
- * renewed by lease-keeper.ts (each renewal with a deadline), not by etcd3's one long stream.
+ * renewed by lease-keeper.ts (each renewal with a deadline), not by etcd3's one long stream. A node record another
+ * agent holds is not written over (node-claim.ts): the registration is refused, a re-registration retries.
  */
 import type { MemberStatus } from '@l4fleet/config';
 import type { Lease, Namespace } from 'etcd3';
@@ -10,6 +11,7 @@ import type { Logger } from 'pino';
 import { StoreError, toStoreError } from './errors.js';
 import { keys, MAX_TXN_BYTES, MAX_TXN_OPS } from './layout.js';
 import { LeaseKeeper } from './lease-keeper.js';
+import { claimRefusal, holderAddress } from './node-claim.js';
 import { encodePoolStatus, groupByPool } from './records.js';
 import { oversizedPut, putBytes } from './request-size.js';
 import type { NodeInfo, NodeRecord, NodeRegistration, NodeRegistrationOptions, NodeStatusReport } from './types.js';
@@ -103,8 +105,9 @@ export class EtcdNodeRegistration implements NodeRegistration {
       const ops: Op[] = [{ key: keys.node(this.name), value: this.record }];
       for (const [pool, v] of this.health) ops.push({ key: keys.healthPool(this.name, pool), value: v });
       if (this.status !== undefined) ops.push({ key: keys.status(this.name), value: this.status });
+      const claimedAt = await this.claim();
       // A pool's report too large to write must not keep the node from registering: it is left out (and logged).
-      for (const err of await this.write(ops, () => this.closed)) {
+      for (const err of await this.write(ops, () => this.closed, claimedAt)) {
         this.log.warn({ event: 'healthReportTooLarge', node: this.name, key: err.key, err: err.message });
         for (const [pool] of this.health) if (keys.healthPool(this.name, pool) === err.key) this.health.delete(pool);
       }
@@ -126,6 +129,26 @@ export class EtcdNodeRegistration implements NodeRegistration {
     });
     this.keeper.start();
     this.log.info({ event: 'nodeRegistered', node: this.name, lease: this.leaseId, ttlS: this.ttlS });
+  }
+
+  /**
+   * Reads the node's record and says whether this agent may take it (node-claim.ts): a CONFLICT naming the holder
+   * when another agent's live lease holds it (create() fails, a re-registration retries until that lease ends).
+   * Returns the record's mod revision (0: absent), which the write of the record is fenced on.
+   */
+  private async claim(): Promise<string> {
+    const key = keys.node(this.name);
+    const kv = (await this.ns.get(key).exec()).kvs[0];
+    if (!kv) return '0';
+    const lease = String(kv.lease ?? '0');
+    if (lease !== '0' && lease !== this.leaseId) {
+      const refusal = claimRefusal(this.name, key, this.info.address, {
+        address: holderAddress(kv.value.toString()),
+        lease,
+      });
+      if (refusal) throw refusal;
+    }
+    return String(kv.mod_revision);
   }
 
   private onLost(lease: Lease, err: Error): void {
@@ -184,15 +207,23 @@ export class EtcdNodeRegistration implements NodeRegistration {
    * and its refusal returned, naming the key and the size, once everything else is written. A txn is not sent once
    * `stop()` holds (a StoreError CLOSED instead).
    */
-  private async write(ops: readonly Op[], stop: () => boolean = () => false): Promise<StoreError[]> {
+  private async write(
+    ops: readonly Op[],
+    stop: () => boolean = () => false,
+    claimedAt?: string,
+  ): Promise<StoreError[]> {
     const refused: StoreError[] = [];
     let batch: Op[] = [];
     let bytes = 0;
+    let fence = claimedAt;
     const flush = async () => {
       if (batch.length === 0) return;
       if (stop()) throw new StoreError('CLOSED', `node ${this.name}: registration closed`);
-      const txn = this.ns.if(keys.node(this.name), 'Create', '>', -1); // always true: a plain multi-op txn
-      await txn
+      const node = keys.node(this.name);
+      // The first txn of a registration holds the record: fenced on the revision claim() read it at, so an agent
+      // registering the name meanwhile is not written over. Else always true: a plain multi-op txn.
+      const txn = fence === undefined ? this.ns.if(node, 'Create', '>', -1) : this.ns.if(node, 'Mod', '==', fence);
+      const res = await txn
         .then(
           ...batch.map((op) =>
             op.value === undefined
@@ -201,6 +232,11 @@ export class EtcdNodeRegistration implements NodeRegistration {
           ),
         )
         .commit();
+      if (fence !== undefined && !res.succeeded)
+        throw new StoreError('CONFLICT', `register node ${this.name}: ${node} changed while registering`, {
+          key: node,
+        });
+      fence = undefined;
       batch = [];
       bytes = 0;
     };

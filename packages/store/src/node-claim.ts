@@ -1,0 +1,39 @@
+/**
+ * Who may put a node's record (`nodes/<name>`): node names must be unique (operator guide, node.name). The key is
+ * taken when it is absent, on no lease (written by hand), or held by an agent of the same address: the same node
+ * restarted or upgraded while its old lease lives (etcd keeps each key on the lease of its last put, so the old
+ * one's end takes only what is still on it). Held by another address, it is another agent's: writing over it made
+ * both register, and the one that stopped first deleted the other's record with its lease. Shared by the etcd
+ * registration (registration.ts) and the in-memory fake (memory-registration.ts), so both refuse alike.
+ */
+import { StoreError } from './errors.js';
+
+/** The record's holder: the address in its value (undefined when it has none or cannot be read). */
+export function holderAddress(value: string): string | undefined {
+  try {
+    const address = (JSON.parse(value) as { address?: unknown }).address;
+    return typeof address === 'string' ? address : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The refusal (CONFLICT, retried by the caller until the holder's lease ends) when `key` is held by a live lease
+ * of an agent at another address than `address`; undefined when this agent may take it.
+ */
+export function claimRefusal(
+  name: string,
+  key: string,
+  address: string | undefined,
+  holder: { readonly address: string | undefined; readonly lease: string | undefined },
+): StoreError | undefined {
+  if (holder.address === address) return undefined;
+  const by = holder.address === undefined ? 'a node without an address' : holder.address;
+  const lease = holder.lease === undefined ? '' : ` (lease ${holder.lease})`;
+  return new StoreError(
+    'CONFLICT',
+    `register node ${name}: ${key}: node.name "${name}" is already registered by ${by}${lease}; node names must be unique`,
+    { key },
+  );
+}
