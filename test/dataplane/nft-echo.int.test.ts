@@ -1,7 +1,7 @@
 /**
  * Ping to a VIP address in the nftables driver against the kernel, in network namespaces (root): the netdev table
  * answers an echo request to a VIP address from the VIP (icmp.echoReplied), IPv4 and IPv6, for direct-return (l2) and
- * NAT addresses alike; fragments are not answered (drops.port); an address whose VIPs are gone loses its echo chain;
+ * NAT addresses alike; fragments are not answered (drops.fragment); an address whose VIPs are gone loses its echo chain;
  * a table written before the echo maps is upgraded in place (flows kept), and a restart over it writes nothing.
  * Design: docs/design/0004-dataplane.md "ICMP to a VIP"; rules: packages/dataplane/src/nft/echo.ts.
  */
@@ -65,13 +65,14 @@ describe('nftables ping - l2 (direct server return)', () => {
     expect(c.backends.reduce((n, b) => n + b.packets, 0)).toBe(0);
   }, 60_000);
 
-  test('fragments: an echo request larger than the MTU is not answered; its fragments meet the port filter', async () => {
+  test('fragments: an echo request larger than the MTU is not answered; its fragments are dropped as fragments (as in bpf)', async () => {
     const dp = dps.open();
     await dp.apply([vip(dsr.VIP4), vip(dsr.VIP6)]);
     for (const a of [dsr.VIP4, dsr.VIP6]) expect(await ping(topo.client, a, 2_000), a).toHaveLength(0);
     const c = await dp.counters();
     expect(c.icmp?.echoReplied.packets).toBe(0);
-    expect(c.drops.port.packets).toBeGreaterThanOrEqual(2 * 2 * COUNT);
+    expect(c.drops.fragment?.packets).toBeGreaterThanOrEqual(2 * 2 * COUNT);
+    expect(c.drops.port.packets).toBe(0);
   }, 60_000);
 
   test('an address whose VIPs are removed loses its echo chain and is not answered; one left keeps it', async () => {
@@ -97,9 +98,11 @@ describe('nftables ping - l2 (direct server return)', () => {
     }));
     await dsr.sendFlows(topo, kept);
     await first.close();
-    // What the previous version left: the ingress chain without the echo rules, no echo maps, chains or counter.
+    // What a version before the echo maps left: the ingress chain without the echo (and fragment) rules, no echo maps,
+    // chains or counter, no drop_fragment counter.
     const old = [
       `flush chain netdev ${TABLE} ingress`,
+      `delete counter netdev ${TABLE} drop_fragment`,
       ...[4, 6].map(
         (f) =>
           `add rule netdev ${TABLE} ingress meta pkttype host ${f === 4 ? 'ip' : 'ip6'} daddr . meta l4proto . th dport vmap @vips${f}`,
@@ -117,7 +120,7 @@ describe('nftables ping - l2 (direct server return)', () => {
       `delete counter netdev ${TABLE} icmp_echo`,
     ];
     await topo.node.run(['nft', '-f', '-'], { input: `${old.join('\n')}\n` });
-    expect(await listing(topo.node)).not.toMatch(/echo/);
+    expect(await listing(topo.node)).not.toMatch(/echo|drop_fragment/);
     expect(await ping(topo.client, dsr.VIP4)).toHaveLength(0);
 
     const second = dps.open();

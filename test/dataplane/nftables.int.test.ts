@@ -79,6 +79,26 @@ function vipTable(opts: {
   };
 }
 
+/**
+ * Sends UDP datagrams of `size` bytes, each from its own socket (`src`, `sport`) to `dst` port 53; `option`: behind an
+ * IPv6 hop-by-hop or destination options header (8 bytes: the next header, which the kernel fills, length 0, PadN).
+ */
+const ODD_DATAGRAMS_PY = `
+import json, socket, sys, time
+PADDED = bytes([0, 0, 1, 4, 0, 0, 0, 0])
+for d in json.load(sys.stdin):
+    fam = socket.AF_INET6 if ':' in d['dst'] else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.bind((d['src'], d['sport']))
+    if d.get('option') == 'hop-by-hop':
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_HOPOPTS, PADDED)
+    elif d.get('option') == 'destination':
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_DSTOPTS, PADDED)
+    s.sendto(b'x' * d['size'], (d['dst'], 53))
+    s.close()
+time.sleep(0.3)
+`;
+
 /** `n` flows to VIP4:80, source ports from `sport`, from one client address or many (`src`). */
 function flowsToVip4(n: number, sport: number, protocol: Protocol, src: (i: number) => string = () => CLIENT4): Flow[] {
   return Array.from({ length: n }, (_x, i) => ({ src: src(i), sport: sport + i, dst: VIP4, dport: 80, protocol }));
@@ -353,6 +373,43 @@ describe('nftables data plane', () => {
     expect(c.vips).toEqual([expect.objectContaining({ vip: `${VIP4}:80/tcp`, packets: expect.any(Number) })]);
   });
 
+  test('not VIP traffic, as in bpf - IPv4 fragments (the first too) and IPv6 packets with an extension header to a VIP port are dropped (fragment, port): not counted for the VIP, not remembered, not forwarded', async () => {
+    const dp = dataPlane();
+    const tables = [VIP4, VIP6].map((address) => vipTable({ address, port: 53, protocol: 'udp' }));
+    await dp.apply(tables);
+    // One ordinary datagram per family first: the VIPs forward, and what they count and remember is the baseline.
+    const control: Flow[] = [CLIENT4, CLIENT6].map((src, i) => ({
+      src,
+      sport: 34_500 + i,
+      dst: i === 0 ? VIP4 : VIP6,
+      dport: 53,
+      protocol: 'udp',
+    }));
+    await sendFlows(control);
+    const seen = await landings();
+    for (const [i, f] of control.entries()) {
+      expect(seen.get(flowKey(f)), f.dst).toEqual([expected(tables[i] as VipTable, f)]);
+    }
+    const before = await dp.counters();
+    const datagrams = [
+      // 3,000 bytes over a 1,500-byte link: the client's kernel sends fragments (IPv6: behind a fragment header).
+      { src: CLIENT4, sport: 34_510, dst: VIP4, size: 3_000 },
+      { src: CLIENT6, sport: 34_511, dst: VIP6, size: 3_000 },
+      // One small datagram each behind a hop-by-hop and a destination options header.
+      { src: CLIENT6, sport: 34_512, dst: VIP6, size: 8, option: 'hop-by-hop' },
+      { src: CLIENT6, sport: 34_513, dst: VIP6, size: 8, option: 'destination' },
+    ];
+    await topo.client.run(['python3', '-c', ODD_DATAGRAMS_PY], { input: JSON.stringify(datagrams), timeoutMs: 30_000 });
+    const after = await dp.counters();
+    expect(after.vips).toEqual(before.vips);
+    expect(after.flowTable.entries).toBe(before.flowTable.entries);
+    // At least two fragments per datagram, each counted once; the option headers count as other ports do.
+    expect((after.drops.fragment?.packets ?? 0) - (before.drops.fragment?.packets ?? 0)).toBeGreaterThanOrEqual(4);
+    expect(after.drops.port.packets - before.drops.port.packets).toBeGreaterThanOrEqual(2);
+    const landed = await landings();
+    for (const d of datagrams) expect(landed.get(`${d.src}|udp|${d.sport}`), String(d.sport)).toBeUndefined();
+  });
+
   test('no backend - slots without a backend drop and count instead of forwarding', async () => {
     const dp = dataPlane();
     const t = vipTable({ address: VIP4, port: 80, protocol: 'tcp' });
@@ -370,7 +427,7 @@ describe('nftables data plane', () => {
     expect(await dp.counters()).toEqual({
       vips: [],
       backends: [],
-      drops: { port: zero, 'no-backend': zero, source: zero },
+      drops: { port: zero, 'no-backend': zero, source: zero, fragment: zero },
       flowTable: { entries: 0, fullPackets: 0 },
       icmp: { echoReplied: zero },
     });
@@ -687,6 +744,51 @@ describe('nftables data plane', () => {
     expect(removed.vips.map((v) => v.action)).toEqual(['unchanged', 'removed']);
     const listing = (await topo.node.run(['nft', '-t', 'list', 'table', 'netdev', 'l4fleet'])).stdout;
     expect(listing).not.toContain('v_c633644d_tcp_80');
+  });
+
+  test('upgrade - a table from before the fragment rules (6 ingress rules, no drop_fragment) gets its ingress chain in place: flows kept, no new table; a restart over it writes nothing', async () => {
+    const tables = [vipTable({ address: VIP4, port: 80, protocol: 'udp' })];
+    const first = dataPlane();
+    await first.apply(tables);
+    await sendFlows([{ src: CLIENT4, sport: 38_100, dst: VIP4, dport: 80, protocol: 'udp' }]);
+    await first.close();
+    // The ingress chain as the version before wrote it.
+    const hostV4 = 'meta pkttype host ip';
+    const hostV6 = 'meta pkttype host ip6';
+    const previous = [
+      `${hostV4} daddr . meta l4proto . th dport vmap @vips4`,
+      `${hostV6} daddr . meta l4proto . th dport vmap @vips6`,
+      `${hostV4} frag-off & 0x3fff == 0 icmp type echo-request ip daddr vmap @echo4`,
+      `${hostV6} nexthdr 58 icmpv6 type echo-request ip6 daddr vmap @echo6`,
+      `${hostV4} daddr @vipaddrs4 counter name "drop_port" drop`,
+      `${hostV6} daddr @vipaddrs6 counter name "drop_port" drop`,
+    ];
+    const script = [
+      'flush chain netdev l4fleet ingress',
+      'delete counter netdev l4fleet drop_fragment',
+      ...previous.map((r) => `add rule netdev l4fleet ingress ${r}`),
+    ];
+    await topo.node.run(['nft', '-f', '-'], { input: `${script.join('\n')}\n` });
+    const list = async (): Promise<string> =>
+      (await topo.node.run(['nft', '-t', 'list', 'table', 'netdev', 'l4fleet'])).stdout.replace(
+        /packets \d+ bytes \d+/g,
+        '',
+      );
+    expect(await list()).not.toContain('drop_fragment');
+
+    const second = dataPlane();
+    const upgraded = await second.apply(tables);
+    expect(upgraded).toMatchObject({ tableCreated: false, transactions: 1, slotsChanged: 0 });
+    expect((await second.counters()).flowTable.entries).toBe(1);
+    const text = await list();
+    expect(text).toContain('counter drop_fragment {');
+    expect(text).toContain('ip6 daddr . ip6 nexthdr . th dport vmap @vips6');
+    expect(text.match(/counter name "drop_fragment" drop/g)).toHaveLength(2);
+    await second.close();
+
+    const again = await dataPlane().apply(tables);
+    expect(again.transactions).toBe(0);
+    expect(await list()).toBe(text);
   });
 
   test('restart - elements deleted by hand (a VIP jump, its address, its echo element) are written again, and traffic comes back', async () => {

@@ -117,11 +117,12 @@ export interface TrafficCounter {
 /** `source`: a client outside the VIP's `sourceRanges` (every driver). */
 export type DropReason = 'port' | 'no-backend' | 'source';
 /**
- * Drops only the bpf driver has: `fragment` (IPv4 fragments, and IPv6 packets whose next header is a fragment
- * header, to a VIP address: no ports to hash; another IPv6 extension header, hop-by-hop, routing, destination
- * options or AH, is not followed and counts as `port`, as node.bpf.c reads only the first next header),
- * `too-big` (would exceed the MTU once encapsulated), `no-source` (no node address of the family to encapsulate
- * from), `encap-failed` (the kernel refused to grow or write the packet).
+ * Drops only the kernel drivers have: `fragment` (bpf and nftables: IPv4 fragments, and IPv6 packets whose next
+ * header is a fragment header, to a VIP address: no ports to hash; another IPv6 extension header, hop-by-hop,
+ * routing, destination options or AH, is not followed and counts as `port`, as node.bpf.c reads only the first next
+ * header, and nft's ingress chain matches it: src/nft/ruleset.ts baseChainRules); bpf only: `too-big` (would exceed
+ * the MTU once encapsulated), `no-source` (no node address of the family to encapsulate from), `encap-failed` (the
+ * kernel refused to grow or write the packet).
  */
 export type BpfDropReason = 'fragment' | 'too-big' | 'no-source' | 'encap-failed';
 

@@ -6,6 +6,7 @@ import { vipKey } from '@l4fleet/config';
 import type { DataPlaneCounters, TrafficCounter } from '../types.js';
 import {
   backendCounter,
+  DROP_FRAGMENT,
   DROP_NO_BACKEND,
   DROP_PORT,
   DROP_SOURCE,
@@ -56,6 +57,8 @@ export function nftCountersReport(
       port: sum(byName.get(DROP_PORT) ?? zero, natCounters.port),
       'no-backend': sum(byName.get(DROP_NO_BACKEND) ?? zero, natCounters.noBackend),
       source: sum(byName.get(DROP_SOURCE) ?? zero, natCounters.source),
+      // The netdev table's only: the NAT table sits behind the IP stack's reassembly and sees whole datagrams.
+      fragment: byName.get(DROP_FRAGMENT) ?? zero,
     },
     flowTable: { entries, fullPackets: byName.get(FLOW_TABLE_FULL)?.packets ?? 0 },
     icmp: { echoReplied: byName.get(ICMP_ECHO) ?? zero },

@@ -619,7 +619,7 @@ describe('nftables driver', () => {
       expect(await dp.counters()).toEqual({
         vips: [],
         backends: [],
-        drops: { port: zero, 'no-backend': zero, source: zero },
+        drops: { port: zero, 'no-backend': zero, source: zero, fragment: zero },
         flowTable: { entries: 0, fullPackets: 0 },
         icmp: { echoReplied: zero },
       });
@@ -694,7 +694,7 @@ describe('nftables driver', () => {
       gone.nat = true;
       const c = await dp.counters();
       expect(c.vips.map((v) => v.vip)).toEqual([]);
-      expect(c.drops).toEqual({ port: zero, 'no-backend': zero, source: zero });
+      expect(c.drops).toEqual({ port: zero, 'no-backend': zero, source: zero, fragment: zero });
       await dp.close();
     });
 
@@ -712,7 +712,7 @@ describe('nftables driver', () => {
       gone.lightRead = false;
       const c = await dp.counters();
       expect(c.vips.map((v) => v.vip)).toEqual([]);
-      expect(c.drops).toEqual({ port: zero, 'no-backend': zero, source: zero });
+      expect(c.drops).toEqual({ port: zero, 'no-backend': zero, source: zero, fragment: zero });
       await dp.close();
     });
   });

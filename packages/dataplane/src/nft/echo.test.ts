@@ -44,11 +44,12 @@ describe('ping to a VIP address (nftables)', () => {
     );
   });
 
-  test('the ingress chain: VIP traffic first, then unfragmented echo requests, then the port filter', () => {
+  test('the ingress chain: VIP traffic first, then unfragmented echo requests, then fragments and the port filter', () => {
     const rules = baseChainRules();
     expect(rules.slice(2, 4)).toEqual(echoDispatchRules());
     expect(rules[0]).toMatch(/vmap @vips4$/);
-    expect(rules[4]).toMatch(/@vipaddrs4 counter name "drop_port" drop$/);
+    expect(rules[4]).toMatch(/@vipaddrs4 counter name "drop_fragment" drop$/);
+    expect(rules[6]).toMatch(/@vipaddrs4 counter name "drop_port" drop$/);
     expect(echoDispatchRules()[0]).toContain('ip frag-off & 0x3fff == 0 icmp type echo-request');
     expect(echoDispatchRules()[1]).toContain('ip6 nexthdr 58 icmpv6 type echo-request');
     // No protocol name nft would look up in /etc/protocols (minimal images have none; tcp and udp nft knows itself).

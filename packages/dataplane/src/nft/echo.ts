@@ -12,7 +12,8 @@
  * (type), ICMPv6's (type, and the addresses in its pseudo-header). Pure.
  *
  * Fragments are not answered (only the first holds the ICMP header, and a reply to it alone would be half an
- * answer): an IPv4 fragment or an IPv6 packet with any extension header meets the port filter, as in bpf.
+ * answer): an IPv4 fragment, or an IPv6 packet with a fragment header first, is dropped as `drop_fragment`, one with
+ * any other extension header meets the port filter, as in bpf (ruleset.ts baseChainRules).
  */
 import type { IpFamily } from '@l4fleet/maglev';
 import { echoChain, echoMap, hexToAddress, ICMP_ECHO } from './names.js';

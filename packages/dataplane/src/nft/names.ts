@@ -17,6 +17,8 @@ export const DROP_PORT = 'drop_port';
 export const DROP_NO_BACKEND = 'drop_no_backend';
 /** Packets from a client outside the VIP's sourceRanges (source-ranges.ts). */
 export const DROP_SOURCE = 'drop_source';
+/** IPv4 fragments, and IPv6 packets whose first next header is a fragment header, to a VIP address (as bpf's). */
+export const DROP_FRAGMENT = 'drop_fragment';
 export const FLOW_TABLE_FULL = 'flow_table_full';
 /** Echo requests (ping) the table answered from a VIP address (echo.ts). */
 export const ICMP_ECHO = 'icmp_echo';

@@ -18,6 +18,7 @@ import {
   BASE_CHAIN,
   backendCounter,
   backendsMap,
+  DROP_FRAGMENT,
   DROP_SOURCE,
   FORWARD_CHAIN,
   hexToAddress,
@@ -101,6 +102,9 @@ export function planApply(
       for (const text of echoObjectsAdded(t)) nft(text);
     }
     if (current?.echoAddresses === undefined || current.baseChainsDiffer?.has(BASE_CHAIN)) {
+      // The fragment rules count into it, and a table from before them lacks it (its ingress chain has two rules
+      // fewer, so it is rewritten here); `add` leaves an existing counter alone.
+      nft(`add counter netdev ${t} ${DROP_FRAGMENT}`);
       // Read back without its rules: `add chain` first, so one deleted by hand is made again (an existing one stays).
       if (current?.baseChainsDiffer?.has(BASE_CHAIN))
         nft(`add chain netdev ${t} ${BASE_CHAIN} { ${baseChainHook(layout)} }`);

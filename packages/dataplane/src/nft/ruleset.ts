@@ -3,9 +3,10 @@
  *
  *   ingress (hook on the node's interface): frames addressed to this host (`meta pkttype host`: a bridge
  *     floods frames for a downed port, and without the match every node would forward them) whose
- *     daddr . l4proto . dport is a VIP jump to that VIP's chain; anything else to a VIP address is dropped
- *     and counted (port filtering), but for pings, which the VIP address's echo chain answers (echo.ts);
- *     everything else passes untouched.
+ *     daddr . l4proto . dport is a VIP jump to that VIP's chain: unfragmented IPv4, IPv6 with TCP / UDP right after
+ *     its header, as the bpf driver reads them (baseChainRules); anything else to a VIP address is dropped
+ *     and counted (fragments apart, the rest port filtering), but for pings, which the VIP address's echo chain
+ *     answers (echo.ts); everything else passes untouched.
  *   <vip> chain: a client outside the VIP's sourceRanges is dropped and counted first, before flow affinity, so
  *     removing a prefix also stops the flows open from it (source-ranges.ts). Then an existing flow keeps its
  *     backend (Maglev §3.3 connection tracking, here an nft dynamic map keyed by the 5-tuple, value = backend
@@ -23,6 +24,7 @@ import {
   BACKEND_ID_BIT,
   BASE_CHAIN,
   backendsMap,
+  DROP_FRAGMENT,
   DROP_NO_BACKEND,
   DROP_PORT,
   DROP_SOURCE,
@@ -66,19 +68,39 @@ const l3 = (f: IpFamily): string => (f === 4 ? 'ip' : 'ip6');
 const addrType = (f: IpFamily): string => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
 
 /**
- * The table's own counters. DROP_SOURCE came later: a table written before it lacks it, and the plan adds it once
- * (plan.ts, KernelState.dropSourceCounter) rather than laying the table out anew, which would empty its flow maps.
+ * The table's own counters. DROP_SOURCE and DROP_FRAGMENT came later: a table written before them lacks them, and the
+ * plan adds them once (plan.ts: KernelState.dropSourceCounter; DROP_FRAGMENT with the ingress chain that counts into
+ * it) rather than laying the table out anew, which would empty its flow maps.
  */
-export const BASE_COUNTERS = [DROP_PORT, DROP_NO_BACKEND, FLOW_TABLE_FULL, DROP_SOURCE] as const;
+export const BASE_COUNTERS = [DROP_PORT, DROP_NO_BACKEND, FLOW_TABLE_FULL, DROP_SOURCE, DROP_FRAGMENT] as const;
+
+/** IPv6's next header number of the fragment header (RFC 8200 §4.5); a number, as nft would look `ipv6-frag` up. */
+const IPV6_FRAGMENT_HEADER = 44;
 
 /**
- * The ingress chain's rules: VIP traffic to its VIP's chain, then pings to VIP addresses answered (echo.ts), then the
- * port filter. Also what a table written before the echo maps gets once (plan.ts), in the same order.
+ * The ingress chain's rules: VIP traffic to its VIP's chain, then pings to VIP addresses answered (echo.ts), then
+ * fragments and the port filter. Also what a table written before the echo maps gets once (plan.ts), in the same
+ * order.
+ *
+ * VIP traffic is what the bpf driver takes for it (node.bpf.c ingress4 / ingress6), so a fleet mixing both drivers
+ * sends a packet to the same backend, or drops it, whichever node ECMP picks: an unfragmented IPv4 packet (nft reads
+ * the ports of a first fragment, and would forward it alone, its later fragments dropped), an IPv6 packet with TCP /
+ * UDP right after its header: `ip6 nexthdr` in the key, not `meta l4proto`, which the netdev hook finds behind
+ * hop-by-hop, routing, destination options, AH and fragment headers (ipv6_find_hdr). What is left meets the drops
+ * below, counted as bpf counts it: an IPv4 fragment, an IPv6 packet whose next header is a fragment header
+ * `drop_fragment`, any other `drop_port`.
+ *
+ * Two rules more than the chain had before the fragment rules: a table written then is read back with another
+ * number of ingress rules (state.ts baseChainsDiffering), and the plan writes its chain again, flow maps kept.
  */
 export function baseChainRules(): string[] {
   return [
-    ...FAMILIES.map((f) => `meta pkttype host ${l3(f)} daddr . meta l4proto . th dport vmap @${vipsMap(f)}`),
+    `meta pkttype host ip frag-off & 0x3fff == 0 ip daddr . meta l4proto . th dport vmap @${vipsMap(4)}`,
+    `meta pkttype host ip6 daddr . ip6 nexthdr . th dport vmap @${vipsMap(6)}`,
     ...echoDispatchRules(),
+    `meta pkttype host ip frag-off & 0x3fff != 0 ip daddr @${vipAddressesSet(4)} counter name "${DROP_FRAGMENT}" drop`,
+    `meta pkttype host ip6 nexthdr ${IPV6_FRAGMENT_HEADER} ip6 daddr @${vipAddressesSet(6)} ` +
+      `counter name "${DROP_FRAGMENT}" drop`,
     ...FAMILIES.map((f) => `meta pkttype host ${l3(f)} daddr @${vipAddressesSet(f)} counter name "${DROP_PORT}" drop`),
   ];
 }
