@@ -4,6 +4,7 @@ import { LabError } from './errors.js';
 import type { LabStatus } from './runtime/status.js';
 import { UP_OPTION_FLAGS } from './runtime/up-conflicts.js';
 import type { LabDataPath } from './topology/data-path.js';
+import { isLabId, LAB_ID_RULE } from './topology/lab-id.js';
 import { DEFAULT_LAB_ID } from './topology/model.js';
 
 /**
@@ -59,8 +60,22 @@ export function givenUpOptions(cmd: Command): Set<string> {
   return given;
 }
 
+/**
+ * The lab id of every command: --id, else L4FLEET_LAB_ID (empty is unset), else the default; checked here for every
+ * command (not only `up`'s topology): the id names the state directory `down` removes, so `--id ..` would remove the
+ * state root's parent (as root, `/run`).
+ */
 export function labId(cmd: Command): string {
-  return (cmd.optsWithGlobals() as { id?: string }).id ?? process.env.L4FLEET_LAB_ID ?? DEFAULT_LAB_ID;
+  const option = (cmd.optsWithGlobals() as { id?: string }).id;
+  const env = process.env.L4FLEET_LAB_ID;
+  const [id, from] =
+    option !== undefined
+      ? [option, '--id']
+      : env !== undefined && env !== ''
+        ? [env, 'L4FLEET_LAB_ID']
+        : [DEFAULT_LAB_ID, 'lab id'];
+  if (!isLabId(id)) throw new LabError('OPTION_INVALID', `${from} "${id}" is not a lab id: it must be ${LAB_ID_RULE}`);
+  return id;
 }
 
 /** Labs side by side need their own control network: the env default lets scripts pick one for every `up`. */

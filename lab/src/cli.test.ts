@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
@@ -9,6 +9,16 @@ vi.mock('@l4fleet/process', async (importOriginal) => ({
   ...(await importOriginal<typeof import('@l4fleet/process')>()),
   run: processes.run,
 }));
+
+// `watch` and its dashboard publisher pass through to the real ones unless a test gives one run of them.
+vi.mock('./flows/watch.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('./flows/watch.js')>();
+  return { ...real, watch: vi.fn(real.watch) };
+});
+vi.mock('./flows/publish.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('./flows/publish.js')>();
+  return { ...real, publishLabFlows: vi.fn(real.publishLabFlows) };
+});
 
 const { runLabCli, upSummary } = await import('./cli.js');
 
@@ -192,5 +202,145 @@ describe('lab cli - down', () => {
     process.exitCode = undefined;
     down.mockResolvedValueOnce({ namespaces: ['l4f-d1-node1'], hostInterfaces: [], warnings: [], left: [] });
     expect(await cli('down', '--id', 'd1')).toMatchObject({ code: 0, err: '' });
+  });
+});
+
+/** Beside the lab id tests' state root and above it, within their sandbox. */
+const SENTINELS = ['precious', 's1/precious', 's1/s2/precious'];
+
+describe('lab cli - lab id', () => {
+  let dir: string;
+  let root: string;
+  const saved = { state: process.env.L4FLEET_LAB_STATE_DIR, id: process.env.L4FLEET_LAB_ID };
+  beforeEach(() => {
+    // The state root three levels down in a sandbox, so no id below (at most two `..`) reaches out of it, with a
+    // sentinel at each level a path escape would remove.
+    dir = mkdtempSync(join(tmpdir(), 'l4f-lab-id-'));
+    root = join(dir, 's1', 's2', 'state');
+    mkdirSync(join(root, 'a', 'b'), { recursive: true });
+    for (const d of SENTINELS) mkdirSync(join(dir, d), { recursive: true });
+    process.env.L4FLEET_LAB_STATE_DIR = root;
+    delete process.env.L4FLEET_LAB_ID;
+  });
+  afterEach(() => {
+    for (const [name, value] of [
+      ['L4FLEET_LAB_STATE_DIR', saved.state],
+      ['L4FLEET_LAB_ID', saved.id],
+    ] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    vi.restoreAllMocks();
+    process.exitCode = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function untouched(): void {
+    for (const d of SENTINELS) expect(existsSync(join(dir, d))).toBe(true);
+    expect(existsSync(join(root, 'a', 'b'))).toBe(true);
+  }
+
+  test.each([['..'], [''], ['a/b'], ['../..'], ['../precious'], ['LAB'], ['toolongid']])(
+    'lab cli - down --id %j is a usage error naming --id, the value and the rule; nothing is removed',
+    async (id) => {
+      const { Lab } = await import('./runtime/lab.js');
+      const down = vi.spyOn(Lab, 'down');
+      const { code, err } = await cli('down', '--id', id);
+      expect(err).toContain(`--id "${id}" is not a lab id: it must be 1-8 of [a-z0-9]`);
+      expect(code).toBe(2);
+      expect(down).not.toHaveBeenCalled();
+      untouched();
+    },
+  );
+
+  test.each([['..'], ['a/b']])(
+    'lab cli - L4FLEET_LAB_ID=%j is a usage error naming the variable; nothing is removed',
+    async (id) => {
+      process.env.L4FLEET_LAB_ID = id;
+      const { code, err } = await cli('down');
+      expect(err).toContain(`L4FLEET_LAB_ID "${id}" is not a lab id: it must be 1-8 of [a-z0-9]`);
+      expect(code).toBe(2);
+      untouched();
+    },
+  );
+
+  test.each([
+    [['status']],
+    [['kill', 'node1']],
+    [['watch']],
+    [['exec', 'client', 'true']],
+    [['export', '--format', 'fleet']],
+  ])('lab cli - %j with --id .. is a usage error too', async (args) => {
+    const { code, err } = await cli('--id', '..', ...args);
+    expect(err).toContain('--id ".." is not a lab id');
+    expect(code).toBe(2);
+    untouched();
+  });
+
+  test('lab cli - an empty L4FLEET_LAB_ID is unset: the default lab', async () => {
+    process.env.L4FLEET_LAB_ID = '';
+    const { Lab } = await import('./runtime/lab.js');
+    const down = vi
+      .spyOn(Lab, 'down')
+      .mockResolvedValue({ namespaces: [], hostInterfaces: [], warnings: [], left: [] });
+    expect(await cli('down')).toMatchObject({ code: 0, out: 'lab "lab": removed 0 namespaces' });
+    expect(down).toHaveBeenCalledWith('lab', expect.anything());
+    untouched();
+  });
+});
+
+describe('lab cli - watch --check', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+    process.exitCode = undefined;
+  });
+
+  const summary = {
+    ...{ at: 0, total: 3, open: 3, broken: 0, perNode: {}, perBackend: {}, longestPauseMs: 120 },
+    ...{ newFlows: { total: 0, perNode: {}, perBackend: {} }, brokenFlows: [] },
+  };
+
+  /** Runs `watch` on a fake lab whose flows write two ticks and end with `end`. */
+  async function watchWith(end: typeof summary, ...args: string[]) {
+    const { Lab } = await import('./runtime/lab.js');
+    const { watch } = await import('./flows/watch.js');
+    const { publishLabFlows } = await import('./flows/publish.js');
+    vi.spyOn(Lab, 'open').mockReturnValue({ id: 'w1' } as unknown as ReturnType<typeof Lab.open>);
+    vi.mocked(publishLabFlows).mockResolvedValueOnce({ publish: () => {}, close: async () => {} });
+    vi.mocked(watch).mockImplementationOnce(async (_lab, o) => {
+      o.write(JSON.stringify({ tick: 1 }));
+      o.write(JSON.stringify({ tick: 2 }));
+      return { summary: end };
+    });
+    const lines: string[] = [];
+    let err = '';
+    const code = await runLabCli(['--id', 'w1', 'watch', ...args], {
+      out: (t) => lines.push(t),
+      err: (t) => (err += t),
+    });
+    return { code, lines, err };
+  }
+
+  test('lab cli - watch --json --check: every stdout line is a JSON object, the verdict too', async () => {
+    const { code, lines } = await watchWith(summary, '--json', '--check');
+    expect(code).toBe(0);
+    const objects = lines.map((l) => JSON.parse(l) as unknown);
+    expect(objects.at(-1)).toEqual({
+      check: { ok: true, line: expect.stringMatching(/^watch --check: ok \(flows 3 {2}open 3/) },
+    });
+  });
+
+  test('lab cli - watch --json --check that fails: the verdict as JSON on stdout, the reason on stderr, exit 1', async () => {
+    const { code, lines, err } = await watchWith({ ...summary, broken: 1 }, '--json', '--check');
+    expect(code).toBe(1);
+    const objects = lines.map((l) => JSON.parse(l) as unknown);
+    expect(objects.at(-1)).toEqual({ check: { ok: false, line: expect.stringContaining('1 flows broke') } });
+    expect(err).toContain('1 flows broke');
+  });
+
+  test('lab cli - watch --check without --json: the verdict as a text line', async () => {
+    const { code, lines } = await watchWith(summary, '--check');
+    expect(code).toBe(0);
+    expect(lines.at(-1)).toMatch(/^watch --check: ok \(/);
   });
 });

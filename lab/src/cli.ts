@@ -292,8 +292,11 @@ export function createLabProgram(io: LabIo = processIo): Command {
       }).finally(() => flowsOut.close());
       if (!o.check) return;
       const verdict = checkVerdict(summary, o.maxPauseMs);
+      // With --json stdout stays JSON lines to the end: the verdict is one more object, also when it fails (the
+      // reason then on stderr too, exit 1).
+      if (o.json) io.out(JSON.stringify({ check: verdict }));
       if (!verdict.ok) throw new LabError('CHECK_FAILED', verdict.line);
-      io.out(verdict.line);
+      if (!o.json) io.out(verdict.line);
     });
 
   program

@@ -11,6 +11,7 @@ import { run } from '@l4fleet/process';
 import { LabError } from '../errors.js';
 import { vipSpec } from '../topology/containerlab.js';
 import { memberPort, vipsOnBackendLo } from '../topology/data-path.js';
+import { isLabId } from '../topology/lab-id.js';
 import { backendAttachment, type LabHost, type Topology } from '../topology/model.js';
 import { agentConfigPath } from './agent.js';
 import { nodeBfddConfigPath } from './bfd.js';
@@ -364,5 +365,5 @@ export async function labContainerIds(): Promise<string[] | undefined> {
   ).catch(() => undefined);
   if (ps?.code !== 0) return undefined;
   // Only ids a lab can have: a label set by hand to something else names no lab `down` could remove.
-  return [...new Set(ps.stdout.split('\n').map((s) => s.trim()))].filter((s) => /^[a-z0-9]{1,8}$/.test(s));
+  return [...new Set(ps.stdout.split('\n').map((s) => s.trim()))].filter(isLabId);
 }

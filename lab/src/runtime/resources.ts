@@ -5,6 +5,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { killAll, namespacePids, pidStartTime, run, sleep } from '@l4fleet/process';
 import { LabError } from '../errors.js';
+import { isLabId } from '../topology/lab-id.js';
 import { hostIfaceOf, LAB_PREFIX, labIdOfNamespace } from '../topology/model.js';
 import { unmountBpffsUnder } from './bpffs.js';
 import { LAB_LABEL, labContainerIds, removeLabContainers } from './docker.js';
@@ -162,7 +163,7 @@ export async function listLabIds(): Promise<LabIds> {
   const root = stateRoot();
   if (existsSync(root)) {
     for (const entry of readdirSync(root, { withFileTypes: true })) {
-      if (entry.isDirectory() && /^[a-z0-9]{1,8}$/.test(entry.name)) owned.add(entry.name);
+      if (entry.isDirectory() && isLabId(entry.name)) owned.add(entry.name);
     }
   }
   for (const id of (await labContainerIds()) ?? []) owned.add(id);

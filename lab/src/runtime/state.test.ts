@@ -176,3 +176,47 @@ describe('lab events - appended only while the lab is there', () => {
     expect(existsSync(labDir('x'))).toBe(false);
   });
 });
+
+describe('lab state dir - only a direct child of the state root', () => {
+  let dir: string;
+  let root: string;
+  const saved = process.env.L4FLEET_LAB_STATE_DIR;
+  beforeEach(() => {
+    // The state root two levels down in a sandbox, so no id below (at most one `..`) reaches out of it, with a
+    // sibling a path escape would reach.
+    dir = mkdtempSync(join(tmpdir(), 'l4f-lab-statedir-'));
+    root = join(dir, 's1', 'state');
+    mkdirSync(join(root, 'a', 'b'), { recursive: true });
+    mkdirSync(join(dir, 's1', 'precious'));
+    process.env.L4FLEET_LAB_STATE_DIR = root;
+  });
+  afterEach(() => {
+    if (saved === undefined) delete process.env.L4FLEET_LAB_STATE_DIR;
+    else process.env.L4FLEET_LAB_STATE_DIR = saved;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test.each(['..', '', '.', 'a/b', '../precious', 'a/../precious', 'x/', '/tmp'])(
+    'lab state dir - id %j is refused by labDir and removeState, nothing is removed',
+    (id) => {
+      expect(() => labDir(id)).toThrow(LabError);
+      expect(() => labDir(id)).toThrow(`"${id}"`);
+      expect(() => removeState(id)).toThrow(LabError);
+      expect(existsSync(join(dir, 's1', 'precious'))).toBe(true);
+      expect(existsSync(join(root, 'a', 'b'))).toBe(true);
+    },
+  );
+
+  test('lab state dir - a lab id is a directory directly in the state root; removeState removes only it', () => {
+    expect(labDir('lab')).toBe(join(root, 'lab'));
+    writeState(good);
+    removeState('x');
+    expect(existsSync(labDir('x'))).toBe(false);
+    expect(existsSync(join(root, 'a', 'b'))).toBe(true);
+  });
+
+  test('lab state dir - an empty L4FLEET_LAB_STATE_DIR is unset (not the working directory)', () => {
+    process.env.L4FLEET_LAB_STATE_DIR = '';
+    expect(labDir('lab')).toBe('/run/l4fleet-lab/lab');
+  });
+});

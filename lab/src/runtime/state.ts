@@ -3,11 +3,12 @@
  * finds the running lab. One directory per lab id under the state root.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { pidStartTime } from '@l4fleet/process';
 import type { Logger } from 'pino';
 import { LabError } from '../errors.js';
 import type { BackendNetwork, LabDataPlane, LabForwarding } from '../topology/data-path.js';
+import { LAB_ID_RULE } from '../topology/lab-id.js';
 import type { LabBfd } from '../topology/model.js';
 import { checkLabState } from './state-check.js';
 
@@ -52,12 +53,27 @@ export interface LabState {
   upAt?: string;
 }
 
+/** Empty is unset: an empty root would put every lab's directory (which `down` removes) in the working directory. */
 export function stateRoot(): string {
-  return process.env.L4FLEET_LAB_STATE_DIR ?? DEFAULT_STATE_ROOT;
+  const env = process.env.L4FLEET_LAB_STATE_DIR;
+  return env === undefined || env === '' ? DEFAULT_STATE_ROOT : env;
 }
 
+/**
+ * Lab `id`'s directory: always a directory directly in the state root, else OPTION_INVALID. The commands check the id
+ * (cli-options.ts labId); this holds for every other caller too, since `down` removes the directory recursively (as
+ * root): an id of `..`, `a/b`, `/x` or the empty one must never name the root, its parent or anything else.
+ */
 export function labDir(id: string): string {
-  return join(stateRoot(), id);
+  const root = resolve(stateRoot());
+  const dir = resolve(root, id);
+  if (dirname(dir) !== root || basename(dir) !== id) {
+    throw new LabError(
+      'OPTION_INVALID',
+      `lab id "${id}" does not name a directory directly in the lab state root ${root}: refused (a lab id is ${LAB_ID_RULE})`,
+    );
+  }
+  return dir;
 }
 
 export function hostDir(id: string, host: string): string {
@@ -102,6 +118,7 @@ export function writeState(state: LabState): void {
   renameSync(tmp, join(dir, 'state.json'));
 }
 
+/** Removes lab `id`'s directory; labDir refuses an id that names anything but a directory in the state root. */
 export function removeState(id: string): void {
   rmSync(labDir(id), { recursive: true, force: true });
 }

@@ -12,6 +12,7 @@
  */
 import { LabError } from '../errors.js';
 import { type DataPathOptions, dataPathOf, type LabDataPath } from './data-path.js';
+import { isLabId, LAB_ID_CHARS, LAB_ID_RULE } from './lab-id.js';
 
 /** Every namespace, interface in the root namespace, nft table and container the lab makes starts with this. */
 export const LAB_PREFIX = 'l4f-';
@@ -162,7 +163,7 @@ export function namespaceOf(id: string, host: string): string {
  * containers before it takes one for a lab (runtime/resources.ts).
  */
 export function labIdOfNamespace(namespace: string): string | undefined {
-  return new RegExp(`^${LAB_PREFIX}([a-z0-9]{1,8})-`).exec(namespace)?.[1];
+  return new RegExp(`^${LAB_PREFIX}(${LAB_ID_CHARS})-`).exec(namespace)?.[1];
 }
 
 /** The root-namespace end of the control link; at most 15 characters (IFNAMSIZ). */
@@ -190,7 +191,7 @@ function checkCount(field: string, value: number, min: number, max: number): voi
 
 export function buildTopology(options: TopologyOptions = {}): Topology {
   const id = options.id ?? DEFAULT_LAB_ID;
-  if (!/^[a-z0-9]{1,8}$/.test(id)) throw new LabError('OPTION_INVALID', `lab id "${id}" must be 1-8 of [a-z0-9]`);
+  if (!isLabId(id)) throw new LabError('OPTION_INVALID', `lab id "${id}" must be ${LAB_ID_RULE}`);
   // Counts are checked before anything is made of them: `--nodes 1e10` must name the option, not fail in Array.from.
   if (options.nodeIndexes === undefined) checkCount('nodes', options.nodes ?? DEFAULT_NODES, 1, MAX_NODES);
   const nodeIndexes = [...(options.nodeIndexes ?? range(1, options.nodes ?? DEFAULT_NODES))].sort((a, b) => a - b);
