@@ -2,6 +2,7 @@
  * What the bpf node puts on the wire, seen by a raw (AF_PACKET) socket in a backend namespace: packet taps
  * run before tc ingress, so the encapsulated frame is captured even where a decapsulating program runs.
  */
+import type { DataPlane, DataPlaneCounters } from '@l4fleet/dataplane';
 import { type Flow, flowHash } from '@l4fleet/maglev';
 import type { NetnsHost } from '@l4fleet/test-support/netns';
 import { expect } from 'vitest';
@@ -205,4 +206,67 @@ export function expectEncapsulated(
     expect(p.udp).toMatchObject({ sport: 0xc000 | (hash & 0x3fff), dport: want.guePort, checksum: 0 });
   }
   if (v6) expect(p.flowLabel).toBe(hash & 0xfffff);
+}
+
+/**
+ * A UDP datagram sent as a raw Ethernet frame (AF_PACKET) from `iface` of the sending host to `dstMac`: what no
+ * socket would send, for the node's parsing. `ipLength`: the value of the IP length field (IPv4 total length,
+ * IPv6 payload length) instead of the true one; `vlan`: an 802.1Q tag with that VLAN id.
+ */
+export interface RawDatagram {
+  readonly src: string;
+  readonly dst: string;
+  readonly sport: number;
+  readonly dport: number;
+  readonly ipLength?: number;
+  readonly vlan?: number;
+}
+
+const SEND_PY = `
+import json, socket, struct, sys
+def csum(b):
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); return ~(s + (s >> 16)) & 0xffff
+iface, dst_mac, specs = sys.argv[1], bytes.fromhex(sys.argv[2].replace(':', '')), json.loads(sys.argv[3])
+src_mac = bytes.fromhex(open('/sys/class/net/%s/address' % iface).read().strip().replace(':', ''))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((iface, 0))
+for p in specs:
+    v6 = ':' in p['dst']
+    udp = struct.pack('!HHHH', p['sport'], p['dport'], 9, 0) + b'x'
+    if v6:
+        src, dst = socket.inet_pton(socket.AF_INET6, p['src']), socket.inet_pton(socket.AF_INET6, p['dst'])
+        n = p.get('ipLength', len(udp))
+        ip = struct.pack('!IHBB16s16s', 0x60000000, n, 17, 64, src, dst)
+        et = b'\\x86\\xdd'
+    else:
+        src, dst = socket.inet_aton(p['src']), socket.inet_aton(p['dst'])
+        n = p.get('ipLength', 20 + len(udp))
+        ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, n, 0, 0x4000, 64, 17, 0, src, dst)
+        ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+        et = b'\\x08\\x00'
+    tag = struct.pack('!HH', 0x8100, p['vlan']) if 'vlan' in p else b''
+    s.send(dst_mac + src_mac + tag + et + ip + udp)
+`;
+
+/** Sends `frames` from `host`'s `iface` to `dstMac`, in order. */
+export async function sendRawDatagrams(
+  host: NetnsHost,
+  iface: string,
+  dstMac: string,
+  frames: readonly RawDatagram[],
+): Promise<void> {
+  await host.run(['python3', '-c', SEND_PY, iface, dstMac, JSON.stringify(frames)]);
+}
+
+/** The driver's counters once `ready` holds of them (polled, for at most 5 s; then the last read, for the asserts). */
+export async function countersWhen(
+  dp: DataPlane,
+  ready: (c: DataPlaneCounters) => boolean,
+): Promise<DataPlaneCounters> {
+  let c = await dp.counters();
+  for (let i = 0; i < 50 && !ready(c); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    c = await dp.counters();
+  }
+  return c;
 }

@@ -23,7 +23,14 @@ import type { NetnsHost } from '@l4fleet/test-support/netns';
 import { buildXdpPass, xdpPass } from '@l4fleet/test-support/xdp-pass';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { type CapturedPacket, captureEncapsulated, expectEncapsulated } from './bpf-wire.js';
+import {
+  type CapturedPacket,
+  captureEncapsulated,
+  countersWhen,
+  expectEncapsulated,
+  type RawDatagram,
+  sendRawDatagrams,
+} from './bpf-wire.js';
 import {
   backend4,
   backend6,
@@ -211,6 +218,27 @@ for _ in range(5):
     const c = await dp.counters();
     expect(c.xdp?.forwarded.packets).toBe(0);
     expect(c.vips.reduce((n, v) => n + v.packets, 0)).toBe(0);
+  }, 60_000);
+
+  test('short packets - an IP length field that leaves no room for the ports, or runs past the frame, is passed to tc, which drops it as port', async () => {
+    const dp = bpf();
+    await dp.apply([vipTable(VIP4, 2310, 'udp'), vipTable(VIP6, 2310, 'udp')]);
+    await warmNeighbours(topo.node, BACKENDS);
+    const mac = (await topo.node.sh('cat /sys/class/net/eth0/address')).trim();
+    const v4 = { src: CLIENT4, dst: VIP4, sport: 23_100, dport: 2310 };
+    const v6 = { src: CLIENT6, dst: VIP6, sport: 23_100, dport: 2310 };
+    const bad: RawDatagram[] = [
+      { ...v4, ipLength: 20 },
+      { ...v4, ipLength: 20 + 9 + 100 },
+      { ...v6, ipLength: 0 },
+      { ...v6, ipLength: 9 + 100 },
+    ];
+    // From the router's bridge to the node's MAC, the good ones last: once they are counted, the rest were seen.
+    await sendRawDatagrams(topo.router, 'br0', mac, [...bad, ...bad, v4, v6]);
+    const c = await countersWhen(dp, (x) => x.vips.reduce((n, v) => n + v.packets, 0) >= 2);
+    expect(c.vips.map((v) => v.packets)).toEqual([1, 1]);
+    expect(c.drops.port.packets).toBe(2 * bad.length);
+    expect(c.xdp?.forwarded.packets ?? 0).toBeLessThanOrEqual(2);
   }, 60_000);
 
   test.each(['ipip', 'gre', 'gue'] as const)(

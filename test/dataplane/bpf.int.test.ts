@@ -23,7 +23,14 @@ import { decodeDump, encodeVip, encodeVipKey, MapId } from '../../packages/datap
 import { Op, startLoader } from '../../packages/dataplane/src/bpf/loader.js';
 import { DEFAULT_BPF_FLOW_TABLE_SIZE } from '../../packages/dataplane/src/bpf/options.js';
 import { dsrBpfDriver } from './bpf-driver.js';
-import { type CapturedPacket, captureEncapsulated, expectEncapsulated } from './bpf-wire.js';
+import {
+  type CapturedPacket,
+  captureEncapsulated,
+  countersWhen,
+  expectEncapsulated,
+  type RawDatagram,
+  sendRawDatagrams,
+} from './bpf-wire.js';
 import { ON_MEMBER_DOWN_CASES, ON_MEMBER_DOWN_TITLE, onMemberDownCase, withDown } from './member-down.js';
 import {
   backend4,
@@ -754,6 +761,48 @@ s6.sendto(msg6, (vip6, 0))
     const c = await dp.counters();
     expect(c.drops['too-big']?.packets).toBe(1);
     expect(c.vips[0]?.packets).toBe(2);
+  }, 60_000);
+
+  test('short packets - an IP length field that leaves no room for the ports, or runs past the frame, is not TCP / UDP: dropped as port, never counted as the VIP or forwarded', async () => {
+    const dp = bpf();
+    await dp.apply([
+      vipTable({ address: VIP4, port: 1900, protocol: 'udp' }),
+      vipTable({ address: VIP6, port: 1900, protocol: 'udp' }),
+    ]);
+    const mac = (await topo.node.sh('cat /sys/class/net/eth0/address')).trim();
+    const v4 = { src: CLIENT4, dst: VIP4, sport: 29_000, dport: 1900 };
+    const v6 = { src: CLIENT6, dst: VIP6, sport: 29_000, dport: 1900 };
+    // The bad ones first, then one good datagram per family: once those are counted, the ones before were seen.
+    const bad: RawDatagram[] = [
+      { ...v4, ipLength: 20 }, // the IP header alone: the "ports" are padding after it
+      { ...v4, ipLength: 20 + 9 + 100 }, // 100 bytes more than the frame holds
+      { ...v6, ipLength: 0 },
+      { ...v6, ipLength: 9 + 100 },
+    ];
+    await sendRawDatagrams(topo.router, 'br0', mac, [...bad, ...bad, v4, v6]);
+    const c = await countersWhen(dp, (x) => x.vips.reduce((n, v) => n + v.packets, 0) >= 2);
+    expect(c.vips.map((v) => v.packets)).toEqual([1, 1]);
+    expect(c.drops.port.packets).toBe(2 * bad.length);
+  }, 60_000);
+
+  test('VLAN - a tagged frame on the interface belongs to its VLAN device: not served (not counted, not forwarded tagged)', async () => {
+    const dp = bpf();
+    await dp.apply([
+      vipTable({ address: VIP4, port: 1901, protocol: 'udp' }),
+      vipTable({ address: VIP6, port: 1901, protocol: 'udp' }),
+    ]);
+    const mac = (await topo.node.sh('cat /sys/class/net/eth0/address')).trim();
+    const v4 = { src: CLIENT4, dst: VIP4, sport: 29_100, dport: 1901 };
+    const v6 = { src: CLIENT6, dst: VIP6, sport: 29_100, dport: 1901 };
+    const tagged: RawDatagram[] = [
+      { ...v4, vlan: 100 },
+      { ...v6, vlan: 100 },
+    ];
+    await sendRawDatagrams(topo.router, 'br0', mac, [...tagged, ...tagged, v4, v6]);
+    const c = await countersWhen(dp, (x) => x.vips.reduce((n, v) => n + v.packets, 0) >= 2);
+    expect(c.vips.map((v) => v.packets)).toEqual([1, 1]);
+    expect(c.backends.reduce((n, b) => n + b.packets, 0)).toBe(2);
+    expect(c.drops.port.packets).toBe(0);
   }, 60_000);
 
   test('bad input - typed errors naming field and value; the maps and the program stay as they were', async () => {

@@ -7,9 +7,11 @@
  * live backend, and whose next hop the kernel's FIB already knows out of the same interface (bpf_fib_lookup:
  * route and neighbour entry, and the MTU with the outer header). That packet leaves by XDP_TX, rewritten in
  * place: Ethernet addresses for `l2`, the outer header pushed in front (bpf_xdp_adjust_head) for ipip, gre and gue.
- * Everything else gets XDP_PASS untouched, and the tc program does all it does today: an unresolved neighbour
- * (bpf_redirect_neigh asks ARP / ND), a packet too big to encapsulate (dropped and counted), ICMP errors about a
- * VIP flow, drops by reason, the node's own traffic. So tc stays the complete data plane, and XDP a shortcut in
+ * A packet whose IP length field leaves no room for the ports or runs past the frame is not TCP or UDP to a port
+ * (the 4 bytes are padding or a trailer): passed, and tc treats it as such. Everything else gets XDP_PASS
+ * untouched, and the tc program does all it does today: an unresolved neighbour (bpf_redirect_neigh asks ARP / ND),
+ * a packet too big to encapsulate (dropped and counted), ICMP errors about a VIP flow, drops by reason, the node's
+ * own traffic. So tc stays the complete data plane, and XDP a shortcut in
  * front of it that counts each packet it sends itself (L4F_XDP_TX) and no other; the one exception is a source
  * outside a VIP's source ranges, which XDP drops and counts itself (L4F_DROP_SOURCE, as tc would).
  *
@@ -129,6 +131,10 @@ static __always_inline int xdp4(struct xdp_md *ctx, void *data, void *end)
 	__u16 *ports = (void *)(ip + 1);
 	if ((void *)(ports + 2) > end)
 		return XDP_PASS;
+	/* ports outside the packet its length says, or a length past the frame: not L4 (tc: ports_inside) */
+	__u32 len = bpf_ntohs(ip->tot_len);
+	if (len < 20 + 4 || len > (__u32)(end - data) - ETH_HLEN)
+		return XDP_PASS;
 	struct l4f_vip_key vk = {.port = ports[1], .proto = proto, .family = L4F_FAMILY_V4};
 	__builtin_memcpy(vk.addr, &ip->daddr, 4);
 	struct l4f_vip *vip = bpf_map_lookup_elem(&l4f_vips, &vk);
@@ -157,6 +163,9 @@ static __always_inline int xdp6(struct xdp_md *ctx, void *data, void *end)
 		return XDP_PASS;
 	__u16 *ports = (void *)(ip + 1);
 	if ((void *)(ports + 2) > end)
+		return XDP_PASS;
+	__u32 len = bpf_ntohs(ip->payload_len);
+	if (len < 4 || len > (__u32)(end - data) - ETH_HLEN - 40)
 		return XDP_PASS;
 	struct l4f_vip_key vk = {.port = ports[1], .proto = next, .family = L4F_FAMILY_V6};
 	__builtin_memcpy(vk.addr, &ip->daddr, 16);

@@ -3,7 +3,8 @@
  * l4fleet node: Maglev forwarding at tc ingress (clsact, direct action) on the node's interface, and optionally
  * in front of it an XDP fast path (node-xdp.h) that forwards what it can and hands everything else to this one.
  *
- * A packet addressed to this host (PACKET_HOST) whose destination is a VIP address (headers read in place):
+ * An untagged packet (l4f_node: VLANs) addressed to this host (PACKET_HOST) whose destination is a VIP address
+ * (headers read in place):
  *   1. VIP lookup by (address, port, protocol), first, for TCP and UDP; a packet to a VIP address with no VIP
  *      on its port or protocol is dropped and counted. A VIP with source ranges (sourceRanges) drops and counts
  *      a packet from any other source here, before its own counter and before step 2 (node-core.h
@@ -253,9 +254,29 @@ static __always_inline void pull_headers(struct __sk_buff *skb, __u32 need)
 }
 
 /*
+ * The IP length field (IPv4 total length / IPv6 payload length + 40) as the kernel reads it: 0 in a GRO'd BIG TCP
+ * packet means the frame's length (iph_totlen, ipv6_payload_len).
+ */
+static __always_inline __u32 ip_len(struct __sk_buff *skb, __u32 field)
+{
+	return field == 0 && skb->gso_size ? skb->len - ETH_HLEN : field;
+}
+
+/*
+ * Whether the ports at `l4` (bytes into the IP packet) lie inside the packet its length field describes, and that
+ * packet inside the frame: else the 4 bytes read as ports are Ethernet padding or a trailer, and the packet is not
+ * TCP or UDP to a port (nftables: nft_set_pktinfo_ipv4_ingress; the IP layer drops a truncated packet).
+ */
+static __always_inline int ports_inside(struct __sk_buff *skb, __u32 len, __u32 l4)
+{
+	return len >= l4 + 4 && len <= skb->len - ETH_HLEN;
+}
+
+/*
  * A TCP or UDP packet is looked up as a VIP (address, port, protocol) first: one hash lookup for the traffic this
  * node exists for. Anything else, or no such VIP, is ours only if its destination is a VIP address (dropped and
- * counted, or an ICMP error about a VIP flow); the node's own traffic passes.
+ * counted, or an ICMP error about a VIP flow); the node's own traffic passes. A packet whose length field leaves
+ * no room for its ports, or runs past the frame, is "anything else" (ports_inside): to a VIP address, L4F_DROP_PORT.
  */
 static __always_inline int ingress4(struct __sk_buff *skb)
 {
@@ -268,7 +289,8 @@ static __always_inline int ingress4(struct __sk_buff *skb)
 	__u8 proto = ip->protocol;
 	int fragment = (ip->frag_off & bpf_htons(0x3fff)) != 0;
 	__u32 l4 = ETH_HLEN + ip->ihl * 4;
-	if (!fragment && (proto == IPPROTO_TCP || proto == IPPROTO_UDP)) {
+	if (!fragment && (proto == IPPROTO_TCP || proto == IPPROTO_UDP) &&
+	    ports_inside(skb, ip_len(skb, bpf_ntohs(ip->tot_len)), ip->ihl * 4)) {
 		__u16 *ports = (void *)ip + ip->ihl * 4;
 		if ((void *)(ports + 2) <= end) {
 			struct l4f_vip_key vk = {.port = ports[1], .proto = proto, .family = L4F_FAMILY_V4};
@@ -304,7 +326,8 @@ static __always_inline int ingress6(struct __sk_buff *skb)
 	if ((void *)(ip + 1) > end)
 		return TC_ACT_OK;
 	__u8 next = ip->nexthdr;
-	if (next == IPPROTO_TCP || next == IPPROTO_UDP) {
+	if ((next == IPPROTO_TCP || next == IPPROTO_UDP) &&
+	    ports_inside(skb, ip_len(skb, ip->payload_len ? bpf_ntohs(ip->payload_len) + 40 : 0), 40)) {
 		__u16 *ports = (void *)(ip + 1);
 		if ((void *)(ports + 2) <= end) {
 			struct l4f_vip_key vk = {.port = ports[1], .proto = next, .family = L4F_FAMILY_V6};
@@ -336,6 +359,15 @@ int l4f_node(struct __sk_buff *skb)
 {
 	if (skb->pkt_type != PACKET_HOST)
 		return TC_ACT_OK; /* flooded frames for other hosts: never forward them (duplicates at backends) */
+	/*
+	 * An 802.1Q / 802.1ad tagged frame: the kernel has moved its tag into the skb before tc (skb_vlan_untag, or the
+	 * NIC's rx VLAN offload), and it belongs to that VLAN's device, whose stack takes it after this hook. Forwarded
+	 * here it would leave this interface still tagged (bpf_redirect keeps the tag), an encapsulated one toward a
+	 * next hop found on the untagged network. Not served: the configured interface serves untagged frames; a VLAN
+	 * device configured as the interface sees its frames untagged (docs/design/0007, "Packet path").
+	 */
+	if (skb->vlan_present)
+		return TC_ACT_OK;
 	if (skb->protocol == bpf_htons(ETH_P_IP))
 		return ingress4(skb);
 	if (skb->protocol == bpf_htons(ETH_P_IPV6))
