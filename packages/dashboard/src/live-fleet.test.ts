@@ -275,3 +275,69 @@ describe('live fleet - a view held back says so', () => {
     }
   });
 });
+
+describe('live fleet - a second hold after a recovery', () => {
+  test('fails, recovers, fails again with the same message: the view says so again, since the new failure', async () => {
+    const clock = createManualClock(Date.UTC(2026, 11, 6, 21, 0, 0));
+    const store = await outageStore();
+    store.mode = 'up';
+    const cache = createVipTableCache();
+    let failure: Error | undefined;
+    const vipTables: VipTableCache = {
+      forView(...args) {
+        if (failure) throw failure;
+        return cache.forView(...args);
+      },
+    };
+    const fleet = await watchFleet(store, logger, { clock, vipTables });
+    const flip = async (status: 'up' | 'down') => {
+      await store.writeDecided(new Map([['web/a', status]]));
+      await clock.advance(100);
+    };
+    try {
+      failure = new RangeError('Invalid string length');
+      await flip('down');
+      expect(fleet.view().problems[0]).toBe('view not updated since 2026-12-06T21:00:00.100Z: Invalid string length');
+      failure = undefined;
+      await flip('up');
+      expect(fleet.view().problems).toEqual([]);
+      await clock.advance(3_600_000);
+      failure = new RangeError('Invalid string length');
+      await flip('down');
+      // A new hold: not the old line (which would be told as nothing new, leaving the view unmarked).
+      expect(fleet.view().pools[0]?.members[0]?.decided).toBe('up');
+      expect(fleet.view().problems[0]).toBe('view not updated since 2026-12-06T22:00:00.300Z: Invalid string length');
+    } finally {
+      await fleet.close();
+      await store.close();
+    }
+  });
+});
+
+describe('live fleet - a view listener that throws', () => {
+  test('the other listeners are still told, one viewListenerFailed warning, nothing thrown out of the rebuild', async () => {
+    const clock = createManualClock();
+    const store = await outageStore();
+    store.mode = 'up';
+    const log = pino({ level: 'silent' });
+    const warn = vi.spyOn(log, 'warn');
+    const fleet = await watchFleet(store, log, { clock });
+    const seen: FleetView[] = [];
+    try {
+      await clock.advance(100);
+      fleet.subscribe(() => {
+        throw new Error('page gone');
+      });
+      fleet.subscribe((v) => seen.push(v));
+      await store.writeDecided(new Map([['web/a', 'down']]));
+      await clock.advance(100); // the rebuild timer runs here: a throw out of it would reject this
+      expect(seen).toHaveLength(1);
+      expect(seen[0]?.pools[0]?.members[0]?.decided).toBe('down');
+      const failed = warn.mock.calls.filter((c) => (c[0] as { event?: string }).event === 'viewListenerFailed');
+      expect(failed).toEqual([[{ event: 'viewListenerFailed', err: 'page gone', heldBack: 0 }]]);
+    } finally {
+      await fleet.close();
+      await store.close();
+    }
+  });
+});
