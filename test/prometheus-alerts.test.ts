@@ -476,6 +476,13 @@ describe('deploy/grafana/alerts.yml - runbooks', () => {
     expect(d).toContain('bfdReplaceFailed');
     expect(d).toContain('another local address');
   });
+
+  test("runbook - L4fleetDataPlaneDrift: an apply reopening a proxy VIP's lost listener counts too, with its log event", () => {
+    // The proxy reopens a lost listener on every apply, not only on verify (l4fleet_table_drift_repairs_total's help).
+    const d = description('L4fleetDataPlaneDrift');
+    expect(d).toContain("an apply that reopened a proxy VIP's lost listener");
+    expect(d).toContain('listenerLost');
+  });
 });
 
 describe('alert count in the docs', () => {

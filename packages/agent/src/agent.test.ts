@@ -751,6 +751,61 @@ describe('agent - drain and lifecycle', () => {
     ]);
   });
 
+  // A restart knows nothing of what gobgpd still holds from the run before (the agent killed, the speaker kept them):
+  // a pass that could not go far enough to set routes left them announced after SIGTERM said stopped.
+  describe('restarted without ever setting routes, gobgpd still announcing the previous run', () => {
+    /** n1 serving with both VIPs, closed (gobgpd keeps the routes), and a second agent on the same speaker. */
+    async function restarted(store: MemoryFleetStore, before?: () => Promise<void> | void, log = logger) {
+      const { nodes } = await fleetOf(1, store);
+      const n = nodes[0] as Node;
+      await until('announced', () => n.speaker.advertised.length === 2);
+      await n.agent.close();
+      expect(n.speaker.advertised).toHaveLength(2);
+      await before?.();
+      return startNode(store, 'n1', 0, { speaker: n.speaker, dataPlane: n.dataPlane }, log);
+    }
+
+    test('desired state etcd refuses (corrupt), no state file: SIGTERM still withdraws them', async () => {
+      const store = new MemoryFleetStore();
+      const again = await restarted(store, () => store.corruptDesired());
+      await again.agent.start();
+      await again.agent.shutdown();
+      expect(again.agent.status().state).toBe('stopped');
+      expect(again.speaker.advertised).toEqual([]);
+    });
+
+    test('a data plane refusing every apply: SIGTERM still withdraws them, without waiting out DRAIN_ANNOUNCE_WAIT_MS', async () => {
+      const store = new MemoryFleetStore();
+      const lines: { event?: string }[] = [];
+      const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+      const again = await restarted(store, undefined, log);
+      again.gate.beforeApply = async () => {
+        throw new Error('refused');
+      };
+      await again.agent.start();
+      await until('apply failed', () => again.ops.includes('apply-fail'));
+      expect(again.speaker.advertised).toHaveLength(2);
+      await again.agent.shutdown();
+      expect(again.agent.status().state).toBe('stopped');
+      expect(again.speaker.advertised).toEqual([]);
+      expect(again.ops.filter((o) => o.startsWith('routes:'))).toEqual(['routes:']);
+      // Withdrawn by the draining pass itself: the drain did not end by its fallback.
+      expect(lines.filter((l) => l.event === 'drainAnnounceTimeout')).toEqual([]);
+    });
+
+    test('its drain flag set and a data plane refusing every apply: drained withdraws them', async () => {
+      const store = new MemoryFleetStore();
+      const again = await restarted(store, () => store.setNodeDrain('n1', true));
+      again.gate.beforeApply = async () => {
+        throw new Error('refused');
+      };
+      await again.agent.start();
+      await until('drained', () => again.agent.status().state === 'drained');
+      await until('withdrawn', () => again.speaker.advertised.length === 0);
+      expect(again.ops.filter((o) => o.startsWith('routes:'))).toEqual(['routes:']);
+    });
+  });
+
   test('a restart reconciles without withdrawing what stays announced', async () => {
     const store = new MemoryFleetStore();
     const { nodes } = await fleetOf(1, store);

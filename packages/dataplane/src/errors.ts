@@ -35,9 +35,15 @@ export type DataPlaneErrorCode =
 export class DataPlaneError extends Error {
   override readonly name = 'DataPlaneError';
   readonly code: DataPlaneErrorCode;
+  /**
+   * ApplyResult.repaired of a call that failed after it repaired drift (the proxy reopened some lost listeners, then
+   * one could not listen again): the agent counts those as drift even though the call failed. Absent otherwise.
+   */
+  readonly repaired?: readonly string[];
 
-  constructor(code: DataPlaneErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: DataPlaneErrorCode, message: string, options?: { cause?: unknown; repaired?: readonly string[] }) {
     super(message, options);
     this.code = code;
+    if (options?.repaired !== undefined) this.repaired = options.repaired;
   }
 }

@@ -420,6 +420,57 @@ describe('reconciler - data plane verify', () => {
     }
   });
 
+  // The proxy reopened A's lost listener, then B's could not listen again: the apply failed, and A's repair (its
+  // listener open again, so no later call finds it lost) was never counted nor warned.
+  test('an apply or a verify that fails after repairing drift (DataPlaneError.repaired) counts it and warns before the failure', async () => {
+    const t = setup();
+    const lost = (repaired: readonly string[]) =>
+      new DataPlaneError('LISTEN_FAILED', 'vip 198.51.100.20:443/tcp: its listener was lost and cannot listen again', {
+        repaired,
+      });
+    try {
+      await t.reconciler.request();
+      t.dataPlane.failNext(lost(['198.51.100.10:80/tcp']));
+      t.set({ decided: new Map([['api/x', 'down']]) });
+      await t.reconciler.request();
+      expect(t.applies).toEqual([true, false]);
+      expect(await counted(t)).toBe(1);
+      const events = () =>
+        t.logs.filter((l) => l.event === 'dataPlaneDriftRepaired' || l.event === 'tablesApplyFailed');
+      expect(events()).toEqual([
+        expect.objectContaining({
+          event: 'dataPlaneDriftRepaired',
+          level: 40,
+          during: 'apply',
+          vips: ['198.51.100.10:80/tcp'],
+        }),
+        expect.objectContaining({ event: 'tablesApplyFailed', during: 'apply', code: 'LISTEN_FAILED' }),
+      ]);
+      await t.clock.advance(1_000); // the retry goes through
+      expect(t.applies).toEqual([true, false, true]);
+      // A verify failing the same way counts its repair too; one that repaired nothing (empty) counts nothing.
+      t.dataPlane.failNextVerify(lost(['198.51.100.10:80/tcp']));
+      await t.clock.advance(MINUTE_MS);
+      expect(verifies(t)).toBe(1);
+      expect(await counted(t)).toBe(2);
+      expect(events().slice(2)).toEqual([
+        expect.objectContaining({
+          event: 'dataPlaneDriftRepaired',
+          level: 40,
+          during: 'verify',
+          vips: ['198.51.100.10:80/tcp'],
+        }),
+        expect.objectContaining({ event: 'tablesApplyFailed', during: 'verify', code: 'LISTEN_FAILED' }),
+      ]);
+      t.dataPlane.failNext(lost([]));
+      t.set({ decided: new Map() });
+      await t.reconciler.request();
+      expect(await counted(t)).toBe(2);
+    } finally {
+      t.reconciler.close();
+    }
+  });
+
   test('no verify while an apply fails and retries, nor during an apply: after it, in turn', async () => {
     const t = setup();
     try {

@@ -23,8 +23,10 @@ import type { Reconciler, ReconcilerOptions, ServedState } from './reconciler-ty
 import { recordApplied } from './table-metrics.js';
 import {
   countApplyRepairs,
+  countRepaired,
   createVerifyTimer,
   DEFAULT_DATAPLANE_VERIFY_INTERVAL_MS,
+  repairedBy,
   verifyDataPlane,
 } from './verify.js';
 
@@ -171,7 +173,11 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
    * (a verify's is in l4fleet_table_verifies_total: verifyDataPlane).
    */
   const dataPlaneFailed = (err: unknown, during: 'apply' | 'verify'): void => {
-    if (during === 'apply') metrics.tableAppliesTotal.inc({ result: 'error' });
+    if (during === 'apply') {
+      metrics.tableAppliesTotal.inc({ result: 'error' });
+      // What it repaired before it failed (verifyDataPlane counts a verify's): those listeners are open again.
+      countRepaired(repairedBy(err), 'apply', metrics, log);
+    }
     opts.onDataPlaneApply?.(false);
     // The data plane may now hold part of the failed tables (or of what a verify repaired), and the next pass must apply
     // (and report, so BFD lifts AdminDown) even when the fleet went back to the tables applied before: forget them.
@@ -201,13 +207,28 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     verifyTimer.ended(clock.monoMs() - started);
   };
 
+  /**
+   * A pass with no fleet, not serving: draining keeps the routes it knows, marked GRACEFUL_SHUTDOWN; withdrawn, or
+   * routes unknown (gobgpd may hold the previous run's), none. Sent again while gobgpd has not confirmed it.
+   */
+  const withdrawUnplanned = async (mode: 'draining' | 'withdrawn'): Promise<void> => {
+    const want = mode === 'draining' && routes ? (drainRoutes ??= withCommunity(routes, GRACEFUL_SHUTDOWN)) : new Map();
+    if (!routes || routesPending || !sameRoutes(routes, want)) await setRoutes(new Map(want), mode);
+    if (mode === 'draining' && !routesPending) opts.onDrainAnnounced?.();
+  };
+
   const pass = async (): Promise<void> => {
     const inp = opts.inputs();
     // The lifecycle's DRAIN_ANNOUNCE_WAIT_MS fallback runs from here, not from the drain: a pass or verify holding the
     // queue must not use it up before the GRACEFUL_SHUTDOWN set is even sent.
     if (inp.routeMode === 'draining') opts.onDrainPassBegan?.();
     const fleet = inp.fleet;
-    if (!fleet) return;
+    if (!fleet) {
+      // Nothing to plan from (desired state refused, no state file), yet a node not serving must not leave routes to
+      // gobgpd, after a restart the previous run's too (routes unknown): SIGTERM says gobgpd holds none (0006).
+      if (inp.routeMode !== 'serving') await withdrawUnplanned(inp.routeMode);
+      return;
+    }
     const started = performance.now();
     const planned = planTables(fleet, inp.decided, tableCache, inp.history, inp.ramps);
     const usable = plannedRoutes(planned, opts.routeContext);
@@ -217,7 +238,8 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
       want = usable;
     } else if (inp.routeMode === 'draining') {
       // RFC 8326: keep what was announced, marked, so the router prefers other nodes before the withdraw.
-      drainRoutes ??= withCommunity(routes ?? usable, GRACEFUL_SHUTDOWN);
+      // Routes unknown (none set since a restart): none is known announced, and step 1 withdraws whatever gobgpd holds.
+      drainRoutes ??= withCommunity(routes ?? new Map(), GRACEFUL_SHUTDOWN);
       want = new Map([...drainRoutes].filter(([p]) => usable.has(p)));
     } else {
       drainRoutes = undefined;
@@ -228,14 +250,17 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     // 1. Withdraw first what must go (no route may point at a table about to lose its last backend). A drain only adds
     // GRACEFUL_SHUTDOWN to routes announced already (nothing new): sent here too, so a data plane that refuses the
     // tables (step 2 returns) or takes long does not hold it back while the graceful window runs.
+    // Not serving with routes unknown (none set since a restart): gobgpd may hold the previous run's, withdrawn here
+    // as if none were known, before the apply and whatever it does (refused, or holding the queue).
     const draining = inp.routeMode === 'draining';
     const sendsBefore = sends;
-    if (routes) {
+    const known = routes ?? (inp.routeMode === 'serving' ? undefined : new Map<string, Advertisement>());
+    if (known) {
       const keep = new Map(
-        [...routes].flatMap(([p, r]) => (want.has(p) ? [[p, draining ? (want.get(p) ?? r) : r]] : [])),
+        [...known].flatMap(([p, r]) => (want.has(p) ? [[p, draining ? (want.get(p) ?? r) : r]] : [])),
       );
       // A draining set gobgpd did not take yet (away) is sent again here too, for the same reason.
-      if (keep.size < routes.size || (draining && (routesPending || !sameRoutes(keep, routes))))
+      if (!routes || keep.size < known.size || (draining && (routesPending || !sameRoutes(keep, known))))
         await setRoutes(keep, inp.routeMode === 'serving' ? (p) => withdrawReason(p, fleet, planned) : inp.routeMode);
       // Only once gobgpd took it: a deferred set never reached a router, and the window would run out unseen (the
       // lifecycle's DRAIN_ANNOUNCE_WAIT_MS fallback ends a drain whose set never goes out).

@@ -86,6 +86,8 @@ export async function verifyDataPlane(
     res = await dataPlane.verify();
   } catch (err) {
     metrics.tableVerifiesTotal.inc({ result: 'error' });
+    // Failed after it repaired some drift (a proxy listener reopened, another that cannot listen): counted all the same.
+    countRepaired(repairedBy(err), 'verify', metrics, log);
     throw err;
   }
   const ms = Math.round(clock.monoMs() - started);
@@ -107,8 +109,28 @@ export async function verifyDataPlane(
  * traffic while announced. Nothing when the apply repaired nothing.
  */
 export function countApplyRepairs(res: ApplyResult, metrics: AgentMetrics, log: Logger): void {
-  const vips = res.repaired ?? [];
+  countRepaired(res.repaired ?? [], 'apply', metrics, log, { transactions: res.transactions });
+}
+
+/**
+ * The VIPs a data-plane call that threw repaired before it failed (DataPlaneError.repaired: the proxy reopened some lost
+ * listeners, then one could not listen again); none for any other error. Those listeners are open again, so no later
+ * call finds them lost: counted from the failure, or never.
+ */
+export function repairedBy(err: unknown): readonly string[] {
+  const repaired = (err as { repaired?: unknown } | undefined)?.repaired;
+  return Array.isArray(repaired) ? (repaired as string[]) : [];
+}
+
+/** Drift repaired (`vips` non-empty): l4fleet_table_drift_repairs_total once, and dataPlaneDriftRepaired naming them. */
+export function countRepaired(
+  vips: readonly string[],
+  during: 'apply' | 'verify',
+  metrics: AgentMetrics,
+  log: Logger,
+  extra: Record<string, unknown> = {},
+): void {
   if (vips.length === 0) return;
   metrics.tableDriftRepairsTotal.inc();
-  log.warn({ event: 'dataPlaneDriftRepaired', during: 'apply', vips, transactions: res.transactions });
+  log.warn({ event: 'dataPlaneDriftRepaired', during, vips, ...extra });
 }

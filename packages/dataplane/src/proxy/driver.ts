@@ -20,7 +20,7 @@ import {
   type VipTable,
 } from '../types.js';
 import { type NormalizedVip, validateDesired } from '../validate.js';
-import { joinFailures, listenLabel, relistenLost } from './lost.js';
+import { joinFailures, listenLabel, relistenLost, withRepaired } from './lost.js';
 import { BackendSelector, type ProxySelection, unmapAddress } from './select.js';
 import { nodeSockets, type ProxySockets } from './sockets.js';
 import { type ProxyStats, Tally } from './stats.js';
@@ -245,7 +245,7 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
       for (const v of vips) if (!running.has(v.key) && !takenOver.has(v.key)) added.push(await start(v));
     } catch (err) {
       await Promise.all(added.map((r) => r.listener.close(false)));
-      throw (relistenFailure && joinFailures([relistenFailure, err as DataPlaneError])) ?? err;
+      throw withRepaired((relistenFailure && joinFailures([relistenFailure, err as DataPlaneError])) ?? err, reopened);
     }
     const reports: VipApplyReport[] = [];
     let slotsChanged = 0;
@@ -337,7 +337,8 @@ export function createProxyDataPlane(opts: ProxyDataPlaneOptions): DataPlane {
       });
     }
     // Everything else is in place (and `last`, so verify tries the listener again): the apply still fails, naming it.
-    if (relistenFailure) throw relistenFailure;
+    // It carries the listeners it did reopen: counted as drift all the same (the next call finds them listening).
+    if (relistenFailure) throw withRepaired(relistenFailure, reopened);
     return result;
   }
 

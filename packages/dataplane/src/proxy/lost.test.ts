@@ -188,6 +188,34 @@ describe('proxy driver - lost listeners', () => {
     expect(await echoOutcome(a.vip.port, HOST)).toBe('m1');
   });
 
+  test('proxy driver - an apply (or verify) failing on one lost listener still reports the others it reopened, on its error: repaired, counted once', async () => {
+    const m0 = await member();
+    const a = await table('tcp', m0);
+    const b = await table('tcp', m0);
+    const sockets = keptSockets();
+    const dp = createProxyDataPlane({ logger, sockets });
+    cleanups.push(() => dp.close());
+    await dp.apply([a, b]);
+    // Both listeners are lost; another process takes B's port.
+    for (const s of sockets.tcp) s.close();
+    const squatter = net.createServer((c) => c.destroy());
+    await new Promise<void>((resolve, reject) => {
+      squatter.once('error', reject);
+      squatter.listen(b.vip.port, HOST, resolve);
+    });
+    cleanups.push(() => squatter.close());
+    const err = await dp.apply([a, b]).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'LISTEN_FAILED', repaired: [`${HOST}:${a.vip.port}/tcp`] });
+    expect((err as Error).message).toContain(`vip ${HOST}:${b.vip.port}/tcp`);
+    expect(await echoOutcome(a.vip.port, HOST)).toBe('ping');
+    // A verify failing on B the same way reopened nothing more: its error says none.
+    const verr = await dp.verify().catch((e: unknown) => e);
+    expect(verr).toMatchObject({ code: 'LISTEN_FAILED', repaired: [] });
+    // Once B's port is free, the next apply reopens B only: A's repair was reported once, by the failed apply.
+    await new Promise<void>((r) => squatter.close(() => r()));
+    expect((await dp.apply([a, b])).repaired).toEqual([`${HOST}:${b.vip.port}/tcp`]);
+  });
+
   test('proxy driver - an error a listener emits after its bind is logged, not thrown; a listener still listening needs no repair', async () => {
     const t = await table('tcp', await member());
     const sockets = keptSockets();

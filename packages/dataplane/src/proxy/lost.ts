@@ -69,3 +69,18 @@ export function joinFailures(failures: readonly DataPlaneError[]): DataPlaneErro
     cause: new AggregateError(failures),
   });
 }
+
+/**
+ * `err` carrying the labels of the VIPs in `reopened` as DataPlaneError.repaired: a call that reopened lost listeners
+ * and then failed still repaired them, and the caller counts that drift (it would otherwise never be counted: the
+ * next call finds them listening). Anything but a DataPlaneError is returned as it is.
+ */
+export function withRepaired(err: unknown, reopened: ReadonlySet<{ readonly label: string }>): unknown {
+  if (!(err instanceof DataPlaneError)) return err;
+  const carried = new DataPlaneError(err.code, err.message, {
+    cause: err.cause,
+    repaired: [...reopened].map((r) => r.label),
+  });
+  if (err.stack !== undefined) carried.stack = err.stack;
+  return carried;
+}
