@@ -110,4 +110,33 @@ describe('served view', () => {
       await served.close();
     }
   });
+
+  test('not sent, sent, not sent again with the same message: the line is shown again, since the new failure', async () => {
+    const clock = createManualClock(Date.UTC(2026, 11, 6, 21, 0, 0));
+    const hub = {
+      broadcast(_event: string, data: unknown) {
+        sseRecord('view', data);
+      },
+    };
+    const { fleet, rebuilt } = fakeFleet(viewAt(1));
+    const served = serveViews(fleet, hub, pino({ level: 'silent' }), clock);
+    try {
+      rebuilt(tooLarge(2));
+      expect(served.view().problems).toEqual([
+        'view not updated since 2026-12-06T21:00:00.000Z: Invalid string length',
+      ]);
+      await clock.advance(5_000);
+      rebuilt(viewAt(3));
+      expect(served.view()).toEqual(viewAt(3));
+      await clock.advance(5_000);
+      rebuilt(tooLarge(4));
+      // A new hold: not the first one's line (told as nothing new, which would leave view 3 served unmarked).
+      expect(served.view()).toEqual({
+        revision: 3,
+        problems: ['view not updated since 2026-12-06T21:00:10.000Z: Invalid string length'],
+      });
+    } finally {
+      await served.close();
+    }
+  });
 });
