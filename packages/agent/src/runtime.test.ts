@@ -1,6 +1,7 @@
 /** runAgent's reads before anything starts: the TLS files the etcd client and the NATS link are handed. */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFakeSpeaker } from '@l4fleet/bgp';
@@ -87,3 +88,80 @@ describe('runAgent - etcd.tls and nats.tls', () => {
     expect(err).toMatchObject({ code: 'CONFIG_UNREADABLE', message: `etcd.tls.ca: "${ca}" cannot be read (ENOENT)` });
   });
 });
+
+// 'l4fleet agent' told the agent of a SIGTERM only once runAgent resolved: by then start() had made the node serve
+// and announce without the graceful-shutdown community, and the drain ran after that. Aborted while starting, the
+// shutdown begins at once (starting goes straight to drained: nothing announced).
+describe('runAgent - a signal aborted while the agent starts', () => {
+  test('the shutdown begins at once; runAgent resolves once the start settles, with the agent stopped', async () => {
+    const store = new MemoryFleetStore();
+    const speaker = createFakeSpeaker();
+    const register = store.registerNode.bind(store);
+    let called: () => void = () => undefined;
+    const registering = new Promise<void>((resolve) => (called = resolve));
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    store.registerNode = async (...args) => {
+      called();
+      await released; // the start waits here (etcd slow to answer)
+      return register(...args);
+    };
+    const starting = new AbortController();
+    const config = parseAgentConfig({
+      ...base,
+      etcd: { endpoints: ['http://127.0.0.1:2379'] },
+      drain: { forwardAfterWithdrawMs: 0 },
+    });
+    const run = runAgent(config, {
+      logger,
+      store,
+      speaker,
+      dataPlane: createRecordingDataPlane(),
+      signal: starting.signal,
+    });
+    await waitFor(registering, 'the start to register the node');
+    starting.abort();
+    release();
+    running = await waitFor(run, 'runAgent to resolve');
+    // Not serving: withdrawn and stopping (the shutdown's close may still run), never announced.
+    expect(['stopping', 'stopped']).toContain(running.agent.status().state);
+    await waitFor(running.shutdown(), 'the shutdown to finish');
+    expect(running.agent.status().state).toBe('stopped');
+    expect(speaker.history.flat()).toEqual([]);
+  });
+});
+
+describe('runAgent - a start that fails closes what it built', () => {
+  test('metrics port in use: the speaker and the data plane are closed too', async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (busy.address() as AddressInfo).port;
+      const speaker = createFakeSpeaker();
+      const dataPlane = createRecordingDataPlane();
+      const config = parseAgentConfig({
+        ...base,
+        etcd: { endpoints: ['http://127.0.0.1:2379'] },
+        metrics: { listen: `127.0.0.1:${port}` },
+      });
+      await expect(runAgent(config, { logger, store: new MemoryFleetStore(), speaker, dataPlane })).rejects.toThrow();
+      expect(dataPlane.closed).toBe(true);
+      await expect(speaker.setAdvertisements([])).rejects.toMatchObject({ code: 'CLOSED' });
+    } finally {
+      await new Promise((resolve) => busy.close(resolve));
+    }
+  });
+});
+
+/** `p`, or a failure naming what did not happen within 10 s (never a hang). */
+async function waitFor<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`waited 10 s for ${what}`)), 10_000);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -35,6 +35,13 @@ export interface RunAgentOptions {
   readonly dataPlane?: DataPlane;
   /** Time for the agent and this runtime; default the system clock. */
   readonly clock?: Clock;
+  /**
+   * Aborted (SIGTERM) while the agent starts: its shutdown begins at once, not once the start is done. From
+   * `starting` the lifecycle goes straight to drained, so nothing is announced; the start then settles (close() ends
+   * its wait for etcd) and runAgent resolves with the agent stopped, its shutdown() finishing the rest. Aborted after
+   * the start, it does nothing: the caller calls shutdown().
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** How often the event counters are copied into their gauges, ms. */
@@ -105,6 +112,16 @@ export async function runAgent(config: AgentConfig, opts: RunAgentOptions): Prom
       : {}),
   });
   const a = agent;
+  // One shutdown of the agent, begun by the signal while starting or by shutdown(), whichever comes first.
+  let shuttingDown: Promise<void> | undefined;
+  const shutdownAgent = (): Promise<void> => {
+    shuttingDown ??= a.shutdown();
+    return shuttingDown;
+  };
+  const onAbort = (): void => {
+    logger.info({ event: 'shutdownWhileStarting' });
+    shutdownAgent().catch((err: unknown) => logger.error({ event: 'shutdownFailed', err }));
+  };
   let server: ObservabilityServer | undefined;
   try {
     server = await startObservabilityServer({
@@ -125,11 +142,24 @@ export async function runAgent(config: AgentConfig, opts: RunAgentOptions): Prom
         };
       },
     });
-    await a.start();
+    // start() first, then the signal: a shutdown begun before start() would have its close() undone by the start
+    // (the BGP and BFD loops started after they were closed). Begun while start() is pending it is clean.
+    const started = a.start();
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await started;
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
   } catch (err) {
+    // Everything built here is closed (a metrics port in use left the speaker, data plane and store open).
     await a.close().catch(() => undefined);
-    await server?.close();
-    await nats?.close();
+    await server?.close().catch(() => undefined);
+    await nats?.close().catch(() => undefined);
+    await speaker.close().catch(() => undefined);
+    await dataPlane.close().catch(() => undefined);
+    if (!opts.store) await store.close().catch(() => undefined);
     throw err;
   }
   const srv = server;
@@ -156,7 +186,7 @@ export async function runAgent(config: AgentConfig, opts: RunAgentOptions): Prom
     metricsAddress: srv.address,
     async shutdown() {
       clock.clearTimeout(refresh);
-      await a.shutdown();
+      await shutdownAgent();
       await finish();
     },
     async close() {

@@ -413,6 +413,35 @@ describe('cli agent - SIGTERM while starting', () => {
     expect(process.listenerCount('SIGTERM')).toBe(before);
   });
 
+  // The agent was told only once runAgent resolved: by then start() had made the node serve and announce without the
+  // graceful-shutdown community, then drained. The first signal now aborts runAgent's signal, while it starts.
+  test('the first signal aborts the start (runAgent begins the shutdown at once); the agent is then shut down', async () => {
+    const calls: string[] = [];
+    let abortedDuringStart: boolean | undefined;
+    const fake = {
+      agent: {} as never,
+      metricsAddress: '127.0.0.1:0',
+      shutdown: async () => void calls.push('shutdown'),
+      close: async () => void calls.push('close'),
+    };
+    const code = await Promise.race([
+      run({
+        host: host(),
+        exit: () => undefined,
+        runAgent: async (_config, opts) => {
+          expect(opts.signal?.aborted).toBe(false);
+          process.emit('SIGTERM', 'SIGTERM');
+          abortedDuringStart = opts.signal?.aborted;
+          return fake;
+        },
+      }),
+      new Promise((r) => setTimeout(() => r('no exit within 5 s'), 5_000)),
+    ]);
+    expect(code).toBe(0);
+    expect(abortedDuringStart).toBe(true);
+    expect(calls).toEqual(['shutdown']);
+  });
+
   test('a start that does not finish: a second signal exits at once; a failed start removes the handlers', async () => {
     const before = process.listenerCount('SIGINT');
     const exits: number[] = [];

@@ -1,8 +1,9 @@
 /**
  * `l4fleet agent --config agent.yaml`: runs the node agent in the foreground until SIGTERM or SIGINT, which drain
  * the node (RFC 8326 graceful shutdown, withdraw, keep forwarding a while) before exiting. A second signal exits at
- * once without draining. A signal while the agent starts drains once the start is done, or exits (0) if the start
- * has not finished within START_STOP_WAIT_MS (waiting for etcd, say). SIGHUP (`systemctl reload`) reads the file
+ * once without draining. A signal while the agent starts begins the shutdown at once (runAgent's signal: the node
+ * goes from starting straight to drained, announcing nothing), or exits (0) if the start has not settled within
+ * START_STOP_WAIT_MS (waiting for etcd, say). SIGHUP (`systemctl reload`) reads the file
  * again: a change of bgp.peers (and bfd.peers and BFD's timers, logLevel, health.sourceAddress,
  * health.maxConcurrentProbes and health.caFile, also a CA rotated in place) is applied live, anything else is
  * refused, naming the fields, and the agent runs on unchanged (config/reload.ts in @l4fleet/agent); from the first
@@ -238,8 +239,11 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
     hangup.logger(logger);
     const exit = deps.exit ?? ((code: number) => process.exit(code));
     // SIGTERM and SIGINT are handled from before the start (Node's default would kill a half-started agent, and the
-    // start can wait long for etcd): one while starting drains once the start is done, or exits after
-    // START_STOP_WAIT_MS; a second one exits at once.
+    // start can wait long for etcd): one while starting aborts `starting`, so runAgent begins the shutdown at once
+    // (told only once the start was done, the node had served and announced without the graceful-shutdown
+    // community, then drained), and exits after START_STOP_WAIT_MS if the start has not settled; a second one exits
+    // at once.
+    const starting = new AbortController();
     let agent: Awaited<ReturnType<typeof runAgent>> | undefined;
     let signals = 0;
     let startWait: ReturnType<typeof setTimeout> | undefined;
@@ -265,7 +269,8 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
         drain(agent);
         return;
       }
-      logger.info({ event: 'signal', signal: sig, action: 'drain and exit once started', waitMs: START_STOP_WAIT_MS });
+      logger.info({ event: 'signal', signal: sig, action: 'shut down while starting', waitMs: START_STOP_WAIT_MS });
+      starting.abort();
       startWait = setTimeout(() => {
         logger.warn({ event: 'startAbandoned', signal: sig, waitedMs: START_STOP_WAIT_MS });
         exit(0);
@@ -276,7 +281,11 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
     process.on('SIGINT', onSignal);
     try {
       try {
-        agent = await (deps.runAgent ?? runAgent)(config, { logger, version: agentVersion() });
+        agent = await (deps.runAgent ?? runAgent)(config, {
+          logger,
+          version: agentVersion(),
+          signal: starting.signal,
+        });
       } catch (err) {
         throw new CliError(`agent: ${(err as Error).message}`, EXIT_FAILURE, { cause: err });
       } finally {
@@ -286,7 +295,8 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
       hangup.running(agent);
       logger.info({ event: 'agentRunning', metrics: agent.metricsAddress });
       if (signals > 0) {
-        logger.info({ event: 'signal', action: 'drain and exit (signalled while starting)' });
+        // The shutdown runAgent began when signalled; shutdown() waits for it, then closes the rest.
+        logger.info({ event: 'signal', action: 'finish the shutdown begun while starting' });
         drain(agent);
       }
       await done;
