@@ -64,4 +64,15 @@ describe('own stamps - the wall clock steps since a time was held', () => {
     expect([steps('web', T0), steps('web', T0 + 5), steps('web', T0 + 600_000)]).toEqual([600_000, 600_000, 0]);
     expect(steps('api', T0)).toBeUndefined();
   });
+
+  test('one key held at 20 times in turn keeps the 16 latest: the oldest is forgotten (taken over if read again)', () => {
+    const clock = createManualClock(T0);
+    const stamps = createOwnStamps(clock);
+    for (let i = 0; i < 20; i++) stamps.hold([['web', T0 + i]], stamps.steps());
+    const steps = stamps.steps();
+    const known = Array.from({ length: 20 }, (_, i) => steps('web', T0 + i) !== undefined);
+    expect(steps('web', T0)).toBeUndefined();
+    expect(steps('web', T0 + 19)).toBe(0);
+    expect(known).toEqual([...Array(4).fill(false), ...Array(16).fill(true)]);
+  });
 });
