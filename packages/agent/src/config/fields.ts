@@ -17,6 +17,7 @@ import {
   valueText,
 } from '@l4fleet/config';
 import { ETCD_ENDPOINT_FORM, etcdEndpointProblems } from '@l4fleet/store';
+import { ipv4In6Problem } from './bfd.js';
 import type { TlsFiles } from './types.js';
 
 /**
@@ -84,11 +85,21 @@ export function ifname(p: Problems, v: unknown): string {
   return name;
 }
 
-/** A probe source: a socket bound to the unspecified address is what no source address gives. */
+/**
+ * A probe source: a socket bound to the unspecified address is what no source address gives. An IPv4-mapped or
+ * IPv4-compatible one is no IPv6 source either, and no interface lists it (--check said it was on none, a false
+ * reason): refused in node.address6's words (bfd.ts ipv4In6Problem), which say to write the IPv4 address.
+ */
 export function sourceAddress(p: Problems, v: unknown): string {
-  const a = addr(p, 'health.sourceAddress', v);
-  if (a === '0.0.0.0' || a === '::')
-    p.add('health.sourceAddress', `${show(v)} is the unspecified address: leave the field out for the kernel's choice`);
+  const path = 'health.sourceAddress';
+  const a = addressField(p, path, v)?.address;
+  if (a === undefined) return valueText(v);
+  const why = ipv4In6Problem(a);
+  if (a === '0.0.0.0' || a === '::') {
+    p.add(path, `${show(v)} is the unspecified address: leave the field out for the kernel's choice`);
+  } else if (why) {
+    p.add(path, `${show(v)} is ${why}`);
+  }
   return a;
 }
 

@@ -463,6 +463,22 @@ describe('agent config - parse', () => {
     ]);
   });
 
+  // An IPv4-mapped or -compatible source is no IPv6 source (--check then said it was on no interface): node.address6's
+  // words name why and what to write instead.
+  test.each([
+    ['::ffff:198.18.0.11', 'an IPv4-mapped address (::ffff:0:0/96; write the IPv4 address)'],
+    ['::ffff:0.0.0.0', 'an IPv4-mapped address (::ffff:0:0/96; write the IPv4 address)'],
+    ['::198.18.0.11', 'an IPv4-compatible address (::/96, deprecated by RFC 4291 §2.5.5.1; write the IPv4 address)'],
+  ])('health.sourceAddress %j is refused as node.address6 refuses it', (sourceAddress, why) => {
+    expect(problemsOf({ ...minimal, health: { sourceAddress } })).toEqual([
+      `health.sourceAddress: ${JSON.stringify(sourceAddress)} is ${why}`,
+    ]);
+  });
+
+  test.each(['198.18.0.11', '2001:db8::11', '::2'])('health.sourceAddress %j is taken', (sourceAddress) => {
+    expect(parseAgentConfig({ ...minimal, health: { sourceAddress } }).health.sourceAddress).toBe(sourceAddress);
+  });
+
   test('YAML text with flag overrides: flags win and are validated with the same paths', () => {
     const text = [
       'node: { name: node1, interface: eth0, address: 198.18.0.11 }',

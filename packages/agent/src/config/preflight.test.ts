@@ -203,3 +203,22 @@ describe('agent preflight - bgp.listenAddresses', () => {
     ]);
   });
 });
+
+describe('agent preflight - health.sourceAddress', () => {
+  test('an IPv4-mapped source never reaches --check as "not assigned": parse refuses it, naming why', () => {
+    expect(() => parseAgentConfig({ ...raw({}), health: { sourceAddress: '::ffff:198.18.0.11' } })).toThrow(
+      'health.sourceAddress: "::ffff:198.18.0.11" is an IPv4-mapped address (::ffff:0:0/96; write the IPv4 address)',
+    );
+  });
+
+  test('a source the host owns passes; one it does not is named', () => {
+    const source = (sourceAddress: string) => parseAgentConfig({ ...raw({}), health: { sourceAddress } });
+    expect(preflightProblems(source('198.18.0.11'), host())).toEqual([]);
+    expect(preflightProblems(source('198.18.0.12'), host())).toEqual([
+      {
+        path: 'health.sourceAddress',
+        message: '"198.18.0.12" is not assigned to any interface on this host (health probes bind it)',
+      },
+    ]);
+  });
+});
