@@ -623,6 +623,83 @@ describe('bfd controller - a failure repeated at every poll', () => {
   });
 });
 
+describe('bfd controller - a failure that ends without the retry succeeding', () => {
+  const REFUSED = 'vtysh: % Configuration failed. Error type: validation';
+  const WARN = 40;
+
+  test('a removal refused, then bfdd lists no session for the peer: the failure clears (removed, nothing to send)', async () => {
+    const t = setup();
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    t.fake.setRefuseRemove(REFUSED);
+    await t.bfd.setPeers([]);
+    expect(t.logged('bfdRemoveFailed')).toHaveLength(1);
+    t.fake.sessions.delete(ROUTER); // bfdd restarted without it
+    await t.clock.advance(1_000);
+    expect(t.logged('bfdFailureCleared')).toMatchObject([{ peer: ROUTER, failure: 'bfdRemoveFailed', repeated: 0 }]);
+    expect(t.logged('bfdPeerRemoved')).toHaveLength(1);
+    t.bfd.close();
+  });
+
+  test('a replacement refused, then the session on the old local address is gone: the failure clears', async () => {
+    const t = setup();
+    t.fake.seed(OTHER_LOCAL);
+    t.fake.setRefuseRemove(REFUSED);
+    t.bfd.start();
+    await t.clock.advance(0);
+    expect(t.logged('bfdReplaceFailed')).toHaveLength(1);
+    t.fake.sessions.delete(ROUTER); // bfdd dropped the old one (restarted)
+    await t.clock.advance(1_000);
+    expect(t.logged('bfdFailureCleared')).toMatchObject([{ peer: ROUTER, failure: 'bfdReplaceFailed', repeated: 0 }]);
+    expect(t.fake.sessions.get(ROUTER)?.local).toBe(LOCAL); // made on the wanted address
+    t.bfd.close();
+  });
+
+  test('a removal refused, the peer put back, then removed again with the same refusal: a fresh warn line', async () => {
+    const t = setup();
+    t.bfd.start();
+    await t.clock.advance(1_000);
+    t.fake.setRefuseRemove(REFUSED);
+    await t.bfd.setPeers([]);
+    await t.bfd.setPeers(config.peers); // the queued removal is dropped, and its failure with it
+    await t.bfd.setPeers([]);
+    expect(t.logged('bfdRemoveFailed').map((l) => [l.level, l.repeated])).toEqual([
+      [WARN, undefined],
+      [WARN, undefined],
+    ]);
+    t.bfd.close();
+  });
+
+  test('a replacement refused, the peer taken out, then put back with the same refusal: a fresh warn line', async () => {
+    const t = setup();
+    t.fake.seed(OTHER_LOCAL);
+    t.fake.setRefuseRemove(REFUSED);
+    t.bfd.start();
+    await t.clock.advance(0);
+    await t.bfd.setPeers([]); // its failures are no one's concern any more (the removal is refused too)
+    await t.bfd.setPeers(config.peers);
+    expect(t.logged('bfdReplaceFailed').map((l) => [l.level, l.repeated])).toEqual([
+      [WARN, undefined],
+      [WARN, undefined],
+    ]);
+    t.bfd.close();
+  });
+
+  test('a configure refused, the peer taken out, then put back with the same refusal: a fresh warn line', async () => {
+    const t = setup();
+    t.fake.setRefuseConfigure(true);
+    t.bfd.start();
+    await t.clock.advance(0);
+    await t.bfd.setPeers([]); // its failures are no one's concern any more
+    await t.bfd.setPeers(config.peers);
+    expect(t.logged('bfdConfigureFailed').map((l) => [l.level, l.repeated])).toEqual([
+      [WARN, undefined],
+      [WARN, undefined],
+    ]);
+    t.bfd.close();
+  });
+});
+
 describe('bfd controller - bfdd prints addresses its own way', () => {
   // FRR's inet_ntop writes an IPv4-compatible address dotted (`::198.18.0.11`) where the config writes `::c612:b`:
   // compared as printed, the session's local address never matched and the session was replaced at every poll.
