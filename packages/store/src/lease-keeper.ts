@@ -34,6 +34,8 @@ export interface LeaseKeeperOptions {
   readonly attemptMs: number;
   /** A renewal failed; it is tried again after RENEW_RETRY_MS, doubling up to the renewal interval. */
   readonly onRenewFailed: (err: Error) => void;
+  /** A renewal was answered (the lease lives); not awaited. */
+  readonly onRenewed?: () => void;
 }
 
 export class LeaseKeeper {
@@ -72,6 +74,7 @@ export class LeaseKeeper {
       await this.lease.keepaliveOnce({ deadline: Date.now() + this.options.attemptMs });
       this.retryMs = RENEW_RETRY_MS;
       this.schedule(this.intervalMs);
+      this.options.onRenewed?.();
     } catch (err) {
       if (this.stopped || err instanceof EtcdLeaseInvalidError) return; // etcd3 emitted 'lost'
       this.options.onRenewFailed(err instanceof Error ? err : new Error(String(err)));

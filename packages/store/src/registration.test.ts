@@ -486,3 +486,35 @@ describe('store registration - node names are unique', () => {
     await reg.close();
   });
 });
+
+describe('store registration - a node record deleted while the lease lives', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  // Deleted by hand (etcdctl del) or by the lease of a successor at the same address that stopped first: the agent
+  // ran on, its lease renewed, with no record (gone from `get nodes` and from the aggregator's live nodes).
+  test('store registration - the record is written again at the next renewal; one another agent put is left', async () => {
+    vi.useFakeTimers();
+    const ns = new FakeNamespace();
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const reg = await EtcdNodeRegistration.create(
+      ns as unknown as Namespace,
+      { name: 'lb1', address: '198.18.0.1' },
+      { leaseTtlS: 9 },
+      log,
+      1_000,
+    );
+    ns.remove(keys.node('lb1'));
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(JSON.parse(ns.kv.get(keys.node('lb1')) ?? '{}').address).toBe('198.18.0.1');
+    expect(ns.leases.get(keys.node('lb1'))).toBe('1');
+    expect(lines.filter((l) => l.event === 'nodeRecordRestored')).toHaveLength(1);
+    // Taken over by a successor at the same address: its record stays.
+    ns.putAs(keys.node('lb1'), JSON.stringify({ name: 'lb1', address: '198.18.0.1' }), '5');
+    await vi.advanceTimersByTimeAsync(9_000);
+    expect(ns.leases.get(keys.node('lb1'))).toBe('5');
+    await reg.close();
+  });
+});

@@ -47,6 +47,8 @@ export class EtcdNodeRegistration implements NodeRegistration {
   private readonly record: string;
   private readonly ttlS: number;
   private queue: Promise<unknown> = Promise.resolve();
+  /** A restoreRecord() is under way. */
+  private restoring = false;
   /** The pause before the next re-registration attempt: close() and abandon() end it at once. */
   private retryWait: { timer: NodeJS.Timeout; end: () => void } | undefined;
 
@@ -126,6 +128,7 @@ export class EtcdNodeRegistration implements NodeRegistration {
       attemptMs: this.attemptMs,
       onRenewFailed: (err) =>
         this.log.warn({ event: 'leaseRenewFailed', node: this.name, lease: leaseId, err: err.message }),
+      onRenewed: () => void this.restoreRecord(lease),
     });
     this.keeper.start();
     this.log.info({ event: 'nodeRegistered', node: this.name, lease: this.leaseId, ttlS: this.ttlS });
@@ -149,6 +152,30 @@ export class EtcdNodeRegistration implements NodeRegistration {
       if (refusal) throw refusal;
     }
     return String(kv.mod_revision);
+  }
+
+  /**
+   * Writes the node's record again when it is gone while the lease lives (deleted by hand, or by the lease of a
+   * successor at the same address that stopped first): else the agent ran on unregistered, gone from `get nodes` and
+   * from the aggregator's live nodes. Looked at after each renewal; only an absent record is written (fenced on
+   * that: one another agent put is left). A failure is left to the next renewal.
+   */
+  private async restoreRecord(lease: Lease): Promise<void> {
+    if (this.restoring || this.closed || this.lease !== lease) return;
+    this.restoring = true;
+    try {
+      if ((await this.ns.get(keys.node(this.name)).exec()).kvs.length > 0) return;
+      await this.write(
+        [{ key: keys.node(this.name), value: this.record }],
+        () => this.closed || this.lease !== lease,
+        '0',
+      );
+      this.log.warn({ event: 'nodeRecordRestored', node: this.name, lease: this.leaseId });
+    } catch (err) {
+      this.log.debug({ event: 'nodeRecordRestoreFailed', node: this.name, err: (err as Error).message });
+    } finally {
+      this.restoring = false;
+    }
   }
 
   private onLost(lease: Lease, err: Error): void {

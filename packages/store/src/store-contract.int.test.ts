@@ -1,5 +1,6 @@
 /** The FleetStore contract suite (test/support/store-contract.ts) against the etcd store on a real etcd. */
 import { type EtcdHandle, startEtcd } from '@l4fleet/test-support/etcd';
+import { until } from '@l4fleet/test-support/eventually';
 import { contractFleet, describeStoreContract } from '@l4fleet/test-support/store-contract';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -56,6 +57,25 @@ describe('store desired history - a pointer deleted by hand (etcd only: the fake
       } finally {
         await fresh.close();
       }
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('store registration - a node record deleted by hand (etcd only: the fake renews nothing)', () => {
+  test('store registration - the record is written again after the next renewal, on the same lease', async () => {
+    const prefix = `/contract-${Math.random().toString(36).slice(2, 8)}`;
+    const s = new EtcdFleetStore({ endpoints: etcd.endpoints, prefix, logger });
+    try {
+      const reg = await s.registerNode({ name: 'lb1', address: '198.18.2.1' }, { leaseTtlS: 3 });
+      await etcd.etcdctl('del', `${prefix}/v1/nodes/lb1`);
+      expect(await s.listNodes()).toEqual([]);
+      await until('the record back', async () => (await s.listNodes()).length === 1, 10_000, 50);
+      expect((await s.listNodes())[0]?.record?.address).toBe('198.18.2.1');
+      expect((await s.nodeLeases()).get('lb1')?.grantedS).toBe(3); // on the registration's lease: close() takes it
+      await reg.close();
+      expect(await s.listNodes()).toEqual([]);
     } finally {
       await s.close();
     }
