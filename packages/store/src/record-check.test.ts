@@ -94,3 +94,42 @@ describe('store record-check - a value nested thousands deep', () => {
     expect(shown({ a: 1 })).toBe('{"a":1}');
   });
 });
+
+describe('store record-check - node record', () => {
+  const nodeKey = 'nodes/lb1';
+  const decodeNode = (rec: object) => decodeNodeRecord(nodeKey, Buffer.from(JSON.stringify(rec)), 'nodes/');
+  const good = { name: 'lb1', address: '198.18.0.11', version: '1.2.3', registeredAt: '2026-12-06T10:00:00.000Z' };
+
+  test.each(['198.18.0.11', '2001:db8::11'])('an address %s (what the agent writes: node.address) is kept', (a) => {
+    expect(decodeNode({ ...good, address: a })).toEqual({ ...good, address: a });
+  });
+
+  test('a record without address or version is kept (both optional)', () => {
+    expect(decodeNode({ name: 'lb1', registeredAt: good.registeredAt })).toEqual({
+      name: 'lb1',
+      registeredAt: good.registeredAt,
+    });
+  });
+
+  // `get nodes` prints the address for people: an escape sequence in it would retitle or clear their terminal.
+  test.each([
+    ['an escape sequence', '198.18.0.11\u001b]0;owned\u0007', 'address: "198.18.0.11\\u001b]0;owned\\u0007"'],
+    ['a newline', '198.18.0.11\nlb9  up', 'address: "198.18.0.11\\nlb9  up"'],
+    ['a host name', 'lb1.example', 'address: "lb1.example"'],
+    ['a number', 7, 'address: 7'],
+  ])('an address that is %s is refused as INVALID_RECORD naming the field and the value', (_, address, message) => {
+    expect(() => decodeNode({ ...good, address })).toThrow(
+      expect.objectContaining({
+        name: 'StoreError',
+        code: 'INVALID_RECORD',
+        message: `${nodeKey}: ${message} is not an IP address`,
+      }),
+    );
+  });
+
+  test('a version holding a control character is refused, naming the field', () => {
+    expect(() => decodeNode({ ...good, version: '1.2.3\u009b2J' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_RECORD', message: expect.stringMatching(/^nodes\/lb1: version: /) }),
+    );
+  });
+});

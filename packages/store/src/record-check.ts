@@ -5,6 +5,7 @@
  * value otherwise. Nothing read from etcd is used before it passed one of these (issue 12: a hand-written record of
  * the wrong shape must never be taken as "up" nor show as `undefined`/`NaN`).
  */
+import { isIP } from 'node:net';
 import { isRampPercent, type MemberRamp, type MemberStatus, showValue } from '@l4fleet/config';
 import { invalidRecord, StoreError } from './errors.js';
 import { NODE_NAME } from './layout.js';
@@ -19,6 +20,9 @@ import {
 import { BFD_SESSION_STATES, BFD_STATE_UNKNOWN, type NodeRecord, type NodeStatusReport } from './types.js';
 
 type Raw = Record<string, unknown>;
+
+/** Text without control characters (C0, DEL, C1): a node's version is shown in a terminal. */
+const NO_CONTROL = /^\P{Cc}*$/u;
 
 /**
  * A value for a message: JSON of its first levels and items (@l4fleet/config showValue), cut at 60 characters.
@@ -124,8 +128,13 @@ export function decodeNodeRecord(key: string, value: Buffer, family: string): No
   const rec = parseRecord(key, value);
   const name = text(key, rec, 'name', NODE_NAME);
   if (name !== node) throw invalidRecord(key, `name: ${shown(name)} is not the key's node ${shown(node)}`);
-  const address = optionalText(key, rec, 'address');
-  const version = optionalText(key, rec, 'version');
+  // `get nodes` prints both for people: the agent writes node.address (an IP address) and its package version, so
+  // anything else (a newline, an escape sequence that would retitle or clear a terminal) is not the agent's.
+  const address = rec.address;
+  if (address !== undefined && (typeof address !== 'string' || isIP(address) === 0)) {
+    throw invalidRecord(key, `address: ${shown(address)} is not an IP address`);
+  }
+  const version = rec.version === undefined ? undefined : text(key, rec, 'version', NO_CONTROL);
   return {
     name,
     ...(address === undefined ? {} : { address }),
