@@ -169,6 +169,17 @@ describe('cli - fleet commands on the memory store', () => {
     expect(nodes[1]).toEqual({ name: 'lb9', lease: false, drained: true, record: null, status: null });
   });
 
+  // A node record is etcd data: one written by hand (or by an older agent) with a newline or an escape sequence in its
+  // address forged a row or took over the terminal. The store now refuses such an address; the table escapes anyway.
+  test('get nodes: control characters in a cell are shown as \\xNN, never printed raw', async () => {
+    await store.registerNode({ name: 'lb1', address: '198.18.0.1\u001b]0;owned\u0007\nlb9  up', version: '1' });
+    const r = await cli('get', 'nodes');
+    expect(r.code).toBe(0);
+    expect([...r.out].filter((c) => '\u001b\u009b\u0007'.includes(c))).toEqual([]); // ESC, CSI, BEL
+    expect(r.out.split('\n')).toHaveLength(2);
+    expect(r.out).toContain('198.18.0.1\\x1b]0;owned\\x07\\x0alb9  up');
+  });
+
   test('member drain/enable/add/remove and node drain', async () => {
     await cli('apply', '-f', file('d.yaml', FLEET), '--new-fleet');
     expect((await cli('member', 'drain', 'web', 'be1')).code).toBe(0);

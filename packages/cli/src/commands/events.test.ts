@@ -100,6 +100,17 @@ describe('cli events - a secured NATS (--nats-token-file, --nats-user, --nats-ca
     expect(auth()).toEqual({ token: 'nats-token-of-the-fleet', ca: readFileSync(ca, 'utf8') });
   });
 
+  // commander kept the last of a repeated option: `--nats-ca a.pem --nats-ca b.pem` trusted b.pem alone, silently.
+  test.each(['--nats-token-file', '--nats-ca'])(
+    '%s given twice: usage error naming it, nothing dialled',
+    async (flag) => {
+      const r = await events('--nats', 'tls://198.19.0.2:4222', flag, file('a', 'x'), flag, file('b', 'y'));
+      expect(r).toMatchObject({ code: 2, out: '' });
+      expect(r.err).toContain(`error: ${flag}: given twice (`);
+      expect(followed.calls).toEqual([]);
+    },
+  );
+
   test('L4FLEET_NATS_TOKEN gives the token', async () => {
     vi.stubEnv('L4FLEET_NATS_TOKEN', 't0k3n');
     expect((await events('--nats', 'nats://127.0.0.1:4222')).code).toBe(0);
@@ -283,6 +294,25 @@ describe('cli events - --count counts the events printed', () => {
     expect(r.code).toBe(0);
     expect(r.out).toBe('{"kind":"vip.announced"}');
     expect(r.err).toContain(`warning: ${SUBJECT}: not JSON, skipped:`);
+  });
+
+  // An event's fields and a message that is not JSON are a publisher's words: an escape sequence in one would retitle
+  // or clear the terminal, a newline would pass for an event line of its own.
+  test('text: control characters in an event or in a message that is not JSON are shown escaped', async () => {
+    const ev = {
+      at: '2026-01-01T00:00:00.000Z',
+      node: 'lb1\u001b[2J',
+      kind: 'member.down',
+      data: { reason: 'drain # \u009b2J\u001b]0;owned\u0007', detail: { why: '\u009b' } },
+    };
+    followed.messages.push([JSON.stringify(ev), SUBJECT], ['raw \u001b]0;owned\u0007\nlb9 vip.announced', SUBJECT]);
+    const r = await events('--nats', 'nats://127.0.0.1:4222', '--count', '2');
+    expect(r).toMatchObject({ code: 0, err: '' });
+    expect([...r.out].filter((c) => '\u001b\u009b\u0007'.includes(c))).toEqual([]); // ESC, CSI, BEL
+    expect(r.out.split('\n')).toEqual([
+      '2026-01-01T00:00:00.000Z lb1\\x1b[2J member.down reason=drain # \\x9b2J\\x1b]0;owned\\x07 detail={"why":"\\x9b"}',
+      `${SUBJECT} raw \\x1b]0;owned\\x07\\x0alb9 vip.announced`,
+    ]);
   });
 
   test('text --count 2: every message is a line, two printed, the follow ended', async () => {

@@ -7,7 +7,8 @@ import { maskUserinfo } from '@l4fleet/config';
 import type { Command } from 'commander';
 import { readPemFlag, readSecretFlag } from '../flag-files.js';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_SIGINT, EXIT_USAGE } from '../io.js';
-import { integerOption } from '../options.js';
+import { integerOption, onceOption } from '../options.js';
+import { printableText } from '../printable.js';
 
 /** The NATS login flags `events` and `dashboard` share (the operator guide's secured NATS: tls://, a CA, a token). */
 export interface NatsFlags {
@@ -16,12 +17,15 @@ export interface NatsFlags {
   readonly natsCa?: string;
 }
 
-/** Adds --nats-token-file, --nats-user and --nats-ca (secrets from files or the environment, never a flag: `ps`). */
+/**
+ * Adds --nats-token-file, --nats-user and --nats-ca (secrets from files or the environment, never a flag: `ps`). The
+ * two naming a file are refused when given twice (onceOption): commander kept the last, silently.
+ */
 export function addNatsLoginOptions(command: Command): Command {
   return command
-    .option('--nats-token-file <file>', 'NATS token (or env L4FLEET_NATS_TOKEN)')
+    .option('--nats-token-file <file>', 'NATS token (or env L4FLEET_NATS_TOKEN)', onceOption('--nats-token-file'))
     .option('--nats-user <name>', 'NATS user; the password from env L4FLEET_NATS_PASSWORD')
-    .option('--nats-ca <file>', "PEM CA that signed the NATS servers' certificates (TLS)");
+    .option('--nats-ca <file>', "PEM CA that signed the NATS servers' certificates (TLS)", onceOption('--nats-ca'));
 }
 
 const USERINFO_HINT =
@@ -91,7 +95,10 @@ function positive(v: string | undefined, flag: string, max = Number.MAX_SAFE_INT
   return v === undefined ? undefined : integerOption(v, flag, 1, max);
 }
 
-/** `2026-01-01T00:00:00.000Z node1 vip.announced vip=198.51.100.10:80/tcp prefix=...`. */
+/**
+ * `2026-01-01T00:00:00.000Z node1 vip.announced vip=198.51.100.10:80/tcp prefix=...`. An event is a publisher's
+ * words: its control characters are shown as `\xNN` (printableText), so none retitles the terminal or starts a line.
+ */
 export function formatEventLine(ev: {
   at?: string;
   node?: string;
@@ -101,7 +108,7 @@ export function formatEventLine(ev: {
   const fields = Object.entries(ev.data ?? {})
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
     .join(' ');
-  return `${ev.at ?? '-'} ${ev.node ?? '-'} ${ev.kind ?? '-'} ${fields}`.trimEnd();
+  return printableText(`${ev.at ?? '-'} ${ev.node ?? '-'} ${ev.kind ?? '-'} ${fields}`.trimEnd());
 }
 
 /** How much of a message that is not JSON a warning shows: enough to recognise it, not a whole payload. */
@@ -124,16 +131,19 @@ function jsonLine(io: CliIo, text: string, subject: string): boolean {
     return true;
   }
   const more = text.length > EXCERPT_CHARS ? `... (${text.length} chars)` : '';
-  io.err(`warning: ${subject}: not JSON, skipped: ${JSON.stringify(text.slice(0, EXCERPT_CHARS))}${more}`);
+  // For people (stderr): JSON.stringify keeps C1 (CSI 0x9b) raw.
+  io.err(
+    printableText(`warning: ${subject}: not JSON, skipped: ${JSON.stringify(text.slice(0, EXCERPT_CHARS))}${more}`),
+  );
   return false;
 }
 
-/** A text line for people: an event as formatEventLine, anything else as `<subject> <text>`. */
+/** A text line for people: an event as formatEventLine, anything else as `<subject> <text>` (escaped alike). */
 function textLine(io: CliIo, text: string, subject: string): boolean {
   try {
     io.out(formatEventLine(JSON.parse(text) as Parameters<typeof formatEventLine>[0]));
   } catch {
-    io.out(`${subject} ${text}`);
+    io.out(printableText(`${subject} ${text}`));
   }
   return true;
 }

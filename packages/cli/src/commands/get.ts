@@ -19,13 +19,13 @@ import type { FleetStore, NodeRecord, NodeStatusReport, NodeView } from '@l4flee
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { integerOption } from '../options.js';
+import { renderTable } from '../table.js';
 import {
   type ConnectionFlags,
   type FleetCommandContext,
   outputFormat,
   percent,
   renderData,
-  renderTable,
   withStore,
 } from './context.js';
 import { checkTypesText, healthCheckLines } from './health-checks.js';

@@ -15,19 +15,11 @@ import {
 } from '@l4fleet/config';
 import type { NodeView } from '@l4fleet/store';
 import { CliError, EXIT_FAILURE } from '../io.js';
-import { renderTable } from './context.js';
+import { printableText } from '../printable.js';
+import { renderTable } from '../table.js';
 
 /** Node -> why that node sees the member down, and since when (ISO). */
 export type MemberProbeFailures = Record<string, { readonly reason: string; readonly since: string }>;
-
-/**
- * `text` with each control character as `\xNN`: a reason is a backend agent's own words (probe-agent.ts) carried
- * through etcd, and records written by older agents may hold an escape sequence that would retitle or clear the
- * operator's terminal. JSON.stringify would keep U+007F-U+009F (C1, CSI among them) raw too.
- */
-export function printableText(text: string): string {
-  return text.replace(/\p{Cc}/gu, (c) => `\\x${(c.codePointAt(0) ?? 0).toString(16).padStart(2, '0')}`);
-}
 
 /** `pool/member` -> the nodes that see it down, from every node's status record (probeFailures). */
 export function probeFailuresByMember(nodes: readonly NodeView[]): Map<string, MemberProbeFailures> {

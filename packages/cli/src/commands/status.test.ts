@@ -108,6 +108,32 @@ describe('cli status - a node alone in seeing members down', () => {
   });
 });
 
+describe('cli status - text from status records is shown escaped', () => {
+  // A reason is a backend agent's words and a refused record's message quotes etcd data: an escape sequence in one
+  // would retitle or clear the operator's terminal (`get members` escaped the same reasons already).
+  test('probe-failure reasons, member keys and the last refused record: control characters as \\xNN; -o json as written', async () => {
+    const store = new MemoryFleetStore();
+    await store.apply(twoPoolFleet({ type: 'tcp' }));
+    await writeDecided(store, { 'web/a': 'up', 'web/b': 'up' });
+    const reason = 'drain # \u009b2J\u001b]0;owned\u0007';
+    const error = 'nodes/lb9: address: "\u001b[2J" is not an IP address\u009b';
+    await (await store.registerNode({ name: 'lb3' })).reportStatus({
+      ...base,
+      probeFailures: { 'web/a': { reason, sinceMs: 1 }, 'web/b\u001b[1m': { reason: 'timeout', sinceMs: 1 } },
+      rejectedRecords: { total: 1, byFamily: { nodes: 1 }, last: { family: 'nodes', code: 'INVALID_RECORD', error } },
+    } as NodeStatusReport);
+    const r = await status(store);
+    expect(r.code).toBe(0);
+    expect([...r.out].filter((c) => '\u001b\u009b\u0007'.includes(c))).toEqual([]); // ESC, CSI, BEL
+    expect(r.out).toContain('web/a (drain # \\x9b2J\\x1b]0;owned\\x07), web/b\\x1b[1m (timeout)');
+    expect(r.out).toContain('last: nodes/lb9: address: "\\x1b[2J" is not an IP address\\x9b');
+    const json = JSON.parse((await status(store, '-o', 'json')).out);
+    const lb3 = json.nodes.find((n: { name: string }) => n.name === 'lb3');
+    expect(lb3.seesDownAlone['web/a']).toBe(reason);
+    expect(lb3.lastRejected).toBe(error);
+  });
+});
+
 describe('cli status - a disabled VIP', () => {
   test('counted as disabled, and a node without its table is not flagged (no node serves it)', async () => {
     const store = new MemoryFleetStore();

@@ -2,7 +2,9 @@
 import { announcementRule, buildVipTable, type Fleet, type MemberRamps, servedVips, vipKey } from '@l4fleet/config';
 import type { NodeLease, NodeView } from '@l4fleet/store';
 import type { Command } from 'commander';
-import { type FleetCommandContext, outputFormat, renderData, renderTable, withStore } from './context.js';
+import { printableText } from '../printable.js';
+import { renderTable } from '../table.js';
+import { type FleetCommandContext, outputFormat, renderData, withStore } from './context.js';
 
 export interface NodeCheck {
   readonly name: string;
@@ -151,7 +153,10 @@ export function checkNodes(
   });
 }
 
-/** `Node n3 sees 2 member(s) down that the fleet decides up: web/be1 (timeout), web/be2 (timeout); ...` */
+/**
+ * `Node n3 sees 2 member(s) down that the fleet decides up: web/be1 (timeout), web/be2 (timeout); ...`. The members
+ * and reasons are the node's status record's (etcd data, a backend agent's words): shown through printableText.
+ */
 function loneViewLines(checks: readonly NodeCheck[]): string[] {
   return checks.flatMap((c) => {
     const views = Object.entries(c.seesDownAlone);
@@ -163,7 +168,7 @@ function loneViewLines(checks: readonly NodeCheck[]): string[] {
         `Node ${c.name} sees ${c.seesDownOmitted} member(s) down beyond the ones its status record lists (some may be ones the fleet decides up); ${check}`,
       ];
     }
-    const shown = views.slice(0, SHOWN_LONE_VIEWS).map(([m, why]) => `${m} (${why})`);
+    const shown = views.slice(0, SHOWN_LONE_VIEWS).map(([m, why]) => printableText(`${m} (${why})`));
     const more = views.length > SHOWN_LONE_VIEWS ? ` and ${views.length - SHOWN_LONE_VIEWS} more` : '';
     const omitted = c.seesDownOmitted > 0 ? `, and ${c.seesDownOmitted} more down its status record does not list` : '';
     return [
@@ -256,16 +261,18 @@ export function registerStatus(program: Command, ctx: FleetCommandContext): void
           [
             `Desired revision: ${desired.revision}${
               last
-                ? ` (applied ${last.appliedAt}${last.appliedBy ? ` by ${last.appliedBy}` : ''}; \`l4fleet history\`)`
+                ? ` (applied ${last.appliedAt}${last.appliedBy ? ` by ${printableText(last.appliedBy)}` : ''}; \`l4fleet history\`)`
                 : ''
             }`,
             `VIPs: ${summary.vips}${vipStates(summary)}  pools: ${summary.pools}  members: ${summary.members} (active ${summary.active}, draining ${summary.draining}, disabled ${summary.disabled}, decided down ${summary.down}${summary.slowStart ? `, in slow start ${summary.slowStart}` : ''})`,
             ...withdrawn.map((w) => `VIP ${w.vip} withdrawn by every node: ${w.reason}`),
-            `Aggregator leader: ${leader ?? '(none)'}`,
+            `Aggregator leader: ${leader === undefined ? '(none)' : printableText(leader)}`,
             `Nodes: ${checks.filter((c) => c.lease).length} registered${lateText(checks)}, ${checks.filter((c) => c.drained).length} drained, ${differing.length} with differing tables`,
             ...(leaseError ? [`Lease times not read (LEASE shows up for every registered node): ${leaseError}`] : []),
+            // The store's message quotes the refused value: etcd data, escaped for the terminal.
             ...rejecting.map(
-              (c) => `Node ${c.name} rejected ${c.rejectedRecords} record(s) from etcd; last: ${c.lastRejected}`,
+              (c) =>
+                `Node ${c.name} rejected ${c.rejectedRecords} record(s) from etcd; last: ${printableText(c.lastRejected ?? '')}`,
             ),
             ...loneViewLines(checks),
             '',
