@@ -797,4 +797,18 @@ describe('page build', () => {
     expect(unfilled.reloads()).toBe(0);
     expect(storage.size).toBe(0);
   });
+
+  test('page build - a tab that reloaded for 20 builds remembers the 16 latest only (the list stays small)', async () => {
+    const storage = new Map<string, string>();
+    const builds = Array.from({ length: 20 }, (_, i) => `b${i + 1}`);
+    for (const build of builds) {
+      const page = await pageOf('b0', storage); // each reload came back with the old scripts
+      hello(page, { instance: `i-${build}`, build });
+      expect(page.reloads()).toBe(1);
+    }
+    expect(JSON.parse(storage.get('l4fleet-reloaded-for') ?? '')).toEqual(builds.slice(-16));
+    const latest = await pageOf('b0', storage);
+    hello(latest, { instance: 'i-b20', build: 'b20' });
+    expect(latest.reloads()).toBe(0); // still once per build for the ones kept
+  });
 });
