@@ -205,6 +205,24 @@ describe('cli - fleet history and rollback', () => {
     expect((await store.getDesired()).fleet.hashSeed).toBe(0x5eed);
   });
 
+  test('history table: a writer read from etcd with ESC, CSI (0x9b) or BEL is printed escaped; -o json keeps it', async () => {
+    // The store's codec refuses such a writer today; the table must not rely on that (a fake etcd hands it over).
+    const hostile = 'ci\u001b]0;owned\u0007\u009b2J';
+    store = new (class extends MemoryFleetStore {
+      override async getDesiredHistory(options: { readonly limit: number }) {
+        const h = await super.getDesiredHistory(options);
+        return { ...h, revisions: h.revisions.map((r) => ({ ...r, appliedBy: `${hostile} (l4fleet apply)` })) };
+      }
+    })();
+    expect((await cli('apply', '-f', file('x.yaml', FLEET), '--new-fleet')).code).toBe(0);
+    const r = await cli('history');
+    expect(r.code).toBe(0);
+    expect(r.out).not.toMatch(/\p{Cc}(?<!\n)/u);
+    expect(r.out.split('\n')[1]).toContain('ci\\x1b]0;owned\\x07\\x9b2J');
+    const json = JSON.parse((await cli('history', '-o', 'json')).out);
+    expect(json.revisions[0].appliedBy).toBe(`${hostile} (l4fleet apply)`);
+  });
+
   test('who, by default: the local user and host, and the etcd user when one is given', async () => {
     vi.stubEnv('L4FLEET_WRITER', '');
     await cli('apply', '-f', file('w.yaml', FLEET), '--new-fleet');

@@ -180,21 +180,6 @@ export function renderData(format: 'json' | 'yaml', data: unknown): string {
   return format === 'json' ? JSON.stringify(data, null, 2) : toYaml(data).trimEnd();
 }
 
-/** A left-aligned text table with a header row (for people). */
-export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  // A loop, not Math.max(...rows): spreading 100,000+ rows into one call overflows the stack.
-  const widths = header.map((h) => h.length);
-  for (const r of rows) {
-    for (let i = 0; i < widths.length; i++) widths[i] = Math.max(widths[i] as number, (r[i] ?? '').length);
-  }
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number)))
-      .join('  ')
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join('\n');
-}
-
 export function percent(fraction: number): string {
   return `${(100 * fraction).toFixed(2)}%`;
 }

@@ -16,8 +16,9 @@ import {
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE } from '../io.js';
 import { integerOption } from '../options.js';
+import { renderTable } from '../table.js';
 import { type ApplyFleetOptions, applyFleet, changeLine } from './apply.js';
-import { type FleetCommandContext, outputFormat, renderData, renderTable, withStore } from './context.js';
+import { type FleetCommandContext, outputFormat, renderData, withStore } from './context.js';
 
 /** Writes listed by default. */
 export const DEFAULT_HISTORY_LIMIT = 10;

@@ -23,8 +23,9 @@ import {
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { onceOption } from '../options.js';
+import { renderTable } from '../table.js';
 import { readFleetFile } from './apply.js';
-import { type FleetCommandContext, outputFormat, renderData, renderTable, withStore } from './context.js';
+import { type FleetCommandContext, outputFormat, renderData, withStore } from './context.js';
 import { healthCheckLines } from './health-checks.js';
 
 /** Probes in flight at once (the agent's health.maxConcurrentProbes default is 256; a person waits for these). */
