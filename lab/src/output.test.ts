@@ -3,6 +3,7 @@
  * that hung up (EIO: an ssh session that dropped, whose SIGHUP also stops watch) or a pipe's reader that left (EPIPE).
  */
 import { EventEmitter } from 'node:events';
+import { ConfigError } from '@l4fleet/config';
 import { describe, expect, test } from 'vitest';
 import { labLogLevel, lineWriter } from './output.js';
 
@@ -64,7 +65,9 @@ test('lab log level: an unknown L4FLEET_LOG_LEVEL is refused naming the variable
   expect(() => labLogLevel({ L4FLEET_LOG_LEVEL: 'verbose' }, true)).toThrow(
     expect.objectContaining({
       code: 'OPTION_INVALID',
-      message: expect.stringMatching(/^L4FLEET_LOG_LEVEL "verbose": one of fatal, /),
+      // The words every l4fleet process uses (logLevelFromEnv, @l4fleet/config), kept as the cause.
+      message: 'L4FLEET_LOG_LEVEL: "verbose" is not one of fatal, error, warn, info, debug, trace, silent',
+      cause: expect.any(ConfigError),
     }),
   );
 });

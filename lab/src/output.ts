@@ -6,6 +6,7 @@
  * that ended watch before it stopped its flow worker and closed its dashboard feed. Later writes to an output that went
  * away are dropped; the command ends as it would have (watch with its summary and its --check status).
  */
+import { ConfigError, type LogLevelName, logLevelFromEnv } from '@l4fleet/config';
 import { LabError } from './errors.js';
 
 /** Errors that mean the reader is gone, not that the command failed. */
@@ -36,17 +37,16 @@ export function lineWriter(stream: OutputStream): (text: string) => void {
 /**
  * The lab's own log level: L4FLEET_LOG_LEVEL when set; else `warn` for a person at a terminal (the commands print
  * their own readable lines: a JSON log line among them, `{"level":30,...,"event":"dashboardUp"}`, read as noise),
- * `info` for a script or CI log, which keeps every event.
+ * `info` for a script or CI log, which keeps every event. Read as every l4fleet process reads it (logLevelFromEnv:
+ * empty is unset, an unknown one is refused naming the variable); refused here as a usage error (exit 2).
  */
-export function labLogLevel(env: NodeJS.ProcessEnv, stderrIsTerminal: boolean): string {
-  const asked = env.L4FLEET_LOG_LEVEL;
-  // Empty as unset (`export L4FLEET_LOG_LEVEL=`); an unknown one refused naming the variable, not pino's own words.
-  if (asked === undefined || asked === '') return stderrIsTerminal ? 'warn' : 'info';
-  if (!LOG_LEVELS.includes(asked)) {
-    throw new LabError('OPTION_INVALID', `L4FLEET_LOG_LEVEL ${JSON.stringify(asked)}: one of ${LOG_LEVELS.join(', ')}`);
+export function labLogLevel(env: NodeJS.ProcessEnv, stderrIsTerminal: boolean): LogLevelName {
+  let asked: LogLevelName | undefined;
+  try {
+    asked = logLevelFromEnv(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    throw new LabError('OPTION_INVALID', err.message, { cause: err });
   }
-  return asked;
+  return asked ?? (stderrIsTerminal ? 'warn' : 'info');
 }
-
-/** pino's levels. */
-const LOG_LEVELS: readonly string[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
