@@ -27,7 +27,11 @@ export function bound(a: string): string {
 }
 
 const familyOf = (a: string): string => (a.includes(':') ? 'IPv6' : 'IPv4');
-/** `a` as written in problems: `"::ffff:c612:b" (IPv4-mapped 198.18.0.11)`, or `"a"`. */
+/**
+ * `a` in problems, in the canonical text the parsed address keeps (addr(): `::ffff:198.18.0.11` in the file is shown as
+ * `::ffff:c612:b`, not as the file wrote it), with the IPv4 address a mapped one binds: `"::ffff:c612:b" (IPv4-mapped
+ * 198.18.0.11)`, or `"a"`.
+ */
 export const shown = (a: string): string => (bound(a) === a ? `"${a}"` : `"${a}" (IPv4-mapped ${bound(a)})`);
 
 export function listenAddresses(p: Problems, v: unknown, listenPort: number): string[] {
