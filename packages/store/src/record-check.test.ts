@@ -93,6 +93,23 @@ describe('store record-check - a value nested thousands deep', () => {
     expect(shown(undefined)).toBe('undefined');
     expect(shown({ a: 1 })).toBe('{"a":1}');
   });
+
+  test('shown() escapes C1 controls and DEL as JSON escapes C0: a hostile value puts no raw CSI into logs', () => {
+    // JSON.stringify escapes U+0000-U+001F only; U+009B is CSI, read by terminals as ESC [.
+    expect(shown('a\u009b2J\u007f\u0085\u001bz')).toBe('"a\\u009b2J\\u007f\\u0085\\u001bz"');
+    expect(shown({ 'k\u009b': ['\u009f'] })).toBe('{"k\\u009b":["\\u009f"]}');
+    // In a refused record's message too, the key and field named.
+    const err = (() => {
+      try {
+        decodeNodeRecord('nodes/lb1', Buffer.from(JSON.stringify({ name: 'lb1', address: '\u009b2J' })), 'nodes/');
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error('not refused');
+    })();
+    expect(err.message).toContain('address: "\\u009b2J" is not an IP address');
+    expect(err.message).not.toMatch(/[\u007f-\u009f]/);
+  });
 });
 
 describe('store record-check - node record', () => {
