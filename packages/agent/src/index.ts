@@ -4,6 +4,7 @@ export { decideAll, decideMember, decisionDelta, type HealthReports } from './ag
 export { type Bfdd, createVtyshBfdd } from './bfd/bfdd.js';
 export { type BfdController, type BfdControllerOptions, createBfdController } from './bfd/controller.js';
 export { type Clock, createManualClock, type ManualClock, systemClock, withTimeout } from './clock.js';
+export { ipv4In6Problem } from './config/bfd.js';
 export * as agentConfigDefaults from './config/defaults.js';
 export { type HostFacts, systemHost } from './config/host.js';
 export { loadAgentConfig, parseAgentConfigText } from './config/load.js';

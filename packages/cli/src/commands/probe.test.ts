@@ -249,6 +249,19 @@ describe('l4fleet probe', () => {
       out: '',
     });
   });
+
+  // The agent's health.sourceAddress refuses these (no interface lists them): probe, run to see what the node's checks
+  // see, refuses them alike, in the same words.
+  test.each([
+    ['::ffff:198.18.0.11', 'an IPv4-mapped address (::ffff:0:0/96; write the IPv4 address)'],
+    ['::c612:b', 'an IPv4-compatible address (::/96, deprecated by RFC 4291 §2.5.5.1; write the IPv4 address)'],
+  ])('--source %j (IPv4 in IPv6) is a usage error, as health.sourceAddress refuses it', async (source, why) => {
+    expect(await cli('probe', 'web', '--source', source)).toMatchObject({
+      code: 2,
+      err: `error: --source: ${JSON.stringify(source)} is ${why}`,
+      out: '',
+    });
+  });
 });
 
 describe('probeChecks', () => {

@@ -10,7 +10,14 @@
  * checks expect, 1 otherwise.
  */
 import { isIP } from 'node:net';
-import { type Probe, type ProbeOptions, type ProbeResult, probeMember, readHealthCa } from '@l4fleet/agent';
+import {
+  ipv4In6Problem,
+  type Probe,
+  type ProbeOptions,
+  type ProbeResult,
+  probeMember,
+  readHealthCa,
+} from '@l4fleet/agent';
 import {
   checkLabel,
   endpointText,
@@ -135,6 +142,9 @@ export function registerProbe(program: Command, ctx: FleetCommandContext): void 
       if (opts.source !== undefined && isIP(opts.source) === 0) {
         throw new CliError(`--source: ${JSON.stringify(opts.source)} is not an IPv4 or IPv6 address`, EXIT_USAGE);
       }
+      // As health.sourceAddress refuses it (no interface lists ::ffff:a.b.c.d): probe shows what the node's checks see.
+      const inV6 = opts.source === undefined ? undefined : ipv4In6Problem(opts.source);
+      if (inV6) throw new CliError(`--source: ${JSON.stringify(opts.source)} is ${inV6}`, EXIT_USAGE);
       let ca: Buffer | undefined;
       try {
         ca = opts.caFile === undefined ? undefined : readHealthCa(opts.caFile);
