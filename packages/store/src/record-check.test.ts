@@ -112,6 +112,30 @@ describe('store record-check - a value nested thousands deep', () => {
   });
 });
 
+describe('store record-check - map keys in a refused field', () => {
+  // A record's map key (a member's name, a BGP peer) is part of the field a refusal names: raw, an ESC, CSI or newline
+  // in it reached agent logs and l4fleet's errors as the value's did.
+  const hostile = 'a\u001b]0;x\u0007\u009b2J\nforged';
+  const json = (o: object) => Buffer.from(JSON.stringify(o));
+  test.each([
+    [
+      'decided member',
+      () => decodePoolStatus('decided/web', json({ pool: 'web', members: { [hostile]: 'sideways' } })),
+    ],
+    [
+      'decided ramp',
+      () =>
+        decodePoolStatus('decided/web', json({ pool: 'web', members: { [hostile]: 'up' }, ramp: { [hostile]: 7 } })),
+    ],
+    ['bgp peer', () => decodeNodeStatus(key, json({ ...status, bgp: { [hostile]: 1 } }), family)],
+    ['probe failure', () => decodeNodeStatus(key, json({ ...status, probeFailures: { [hostile]: 1 } }), family)],
+  ])('%s: the key is escaped in the field named', (_what, decodeIt) => {
+    expect(decodeIt).toThrow(StoreError);
+    expect(decodeIt).toThrow('a\\u001b]0;x\\u0007\\u009b2J\\u000aforged');
+    expect(decodeIt).not.toThrow(/\p{Cc}/u);
+  });
+});
+
 describe('store record-check - node record', () => {
   const nodeKey = 'nodes/lb1';
   const decodeNode = (rec: object) => decodeNodeRecord(nodeKey, Buffer.from(JSON.stringify(rec)), 'nodes/');

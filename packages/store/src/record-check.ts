@@ -40,6 +40,14 @@ export function shown(v: unknown): string {
 }
 
 /**
+ * A record's map key (a member's name, a BGP peer) as part of the field a message names, cut at 60 characters, each
+ * control character as `\uXXXX`: raw, an ESC, CSI or newline in one reached logs and errors as a value's would.
+ */
+function keyShown(k: string): string {
+  return k.slice(0, 60).replace(/\p{Cc}/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
  * A decoder's failure as StoreError `INVALID_RECORD` naming `key` and `field`: a StoreError as it is, anything else
  * (a RangeError of a check that recursed too deep, a TypeError) with its first line and kept as the cause. A record
  * must never fail as INTERNAL without its key: the agent counts, logs and falls back on refused records by key.
@@ -96,7 +104,7 @@ function stringMap(key: string, rec: Raw, field: string, max: number): Record<st
   const m = mapField(key, rec, field, max);
   for (const [k, v] of Object.entries(m)) {
     if (k.length > MAX_TEXT_CHARS || typeof v !== 'string' || v.length > MAX_TEXT_CHARS) {
-      throw invalidRecord(key, `${field}.${k.slice(0, 60)}: ${shown(v)} is not a string`);
+      throw invalidRecord(key, `${field}.${keyShown(k)}: ${shown(v)} is not a string`);
     }
   }
   return m as Record<string, string>;
@@ -196,7 +204,7 @@ export function decodeNodeStatus(key: string, value: Buffer, family: string): No
   if (rec.probeFailures !== undefined) {
     const failures = mapField(key, rec, 'probeFailures', MAX_PROBE_FAILURES_PER_STATUS);
     for (const [member, f] of Object.entries(failures)) {
-      const at = `probeFailures.${member.slice(0, 60)}`;
+      const at = `probeFailures.${keyShown(member)}`;
       const r = f as Raw;
       if (member.length > MAX_TEXT_CHARS || typeof f !== 'object' || f === null || Array.isArray(f)) {
         throw invalidRecord(key, `${at}: ${shown(f)} is not {reason, sinceMs}`);
@@ -238,12 +246,12 @@ export function decodePoolStatus(key: string, value: Buffer): PoolStatusRecord {
   const members = mapField(key, rec, 'members', MAX_MEMBERS_PER_RECORD);
   for (const [m, s] of Object.entries(members)) {
     if (m.length === 0 || m.length > MAX_TEXT_CHARS) throw invalidRecord(key, `members: ${shown(m)} is not a member`);
-    if (s !== 'up' && s !== 'down') throw invalidRecord(key, `members.${m}: ${shown(s)} is not up | down`);
+    if (s !== 'up' && s !== 'down') throw invalidRecord(key, `members.${keyShown(m)}: ${shown(s)} is not up | down`);
   }
   if (rec.ramp === undefined) return { pool, members: members as Record<string, MemberStatus> };
   const ramp: Record<string, MemberRamp> = {};
   for (const [m, r] of Object.entries(mapField(key, rec, 'ramp', MAX_MEMBERS_PER_RECORD))) {
-    ramp[m] = decodeMemberRamp(key, `ramp.${m.slice(0, 60)}`, r, members[m]);
+    ramp[m] = decodeMemberRamp(key, `ramp.${keyShown(m)}`, r, members[m]);
   }
   return { pool, members: members as Record<string, MemberStatus>, ramp };
 }
