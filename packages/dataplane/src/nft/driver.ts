@@ -49,6 +49,7 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
     exec,
     table: `${table}_nat`,
     log,
+    interface: opts.interface,
     ...(opts.netns === undefined ? {} : { netns: opts.netns }),
   });
   const batchWriter = haveBatch

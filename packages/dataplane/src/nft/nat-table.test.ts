@@ -56,7 +56,12 @@ function kernel(): {
 describe('nat table verify', () => {
   test('nat table - verify with the table as the last apply left it writes nothing', async () => {
     const k = kernel();
-    const nat = createNatTable({ exec: k.exec, table: 'l4fleet_nat', log: pino({ level: 'silent' }) });
+    const nat = createNatTable({
+      exec: k.exec,
+      table: 'l4fleet_nat',
+      log: pino({ level: 'silent' }),
+      interface: 'eth0',
+    });
     expect((await nat.apply(vips)).transactions).toBe(1);
     const r = await nat.verify(vips);
     expect(r.transactions).toBe(0);
@@ -66,7 +71,12 @@ describe('nat table verify', () => {
 
   test('nat table - verify rewrites a table that differs from the listing after the last apply', async () => {
     const k = kernel();
-    const nat = createNatTable({ exec: k.exec, table: 'l4fleet_nat', log: pino({ level: 'silent' }) });
+    const nat = createNatTable({
+      exec: k.exec,
+      table: 'l4fleet_nat',
+      log: pino({ level: 'silent' }),
+      interface: 'eth0',
+    });
     await nat.apply(vips);
     k.listing.text = 'table inet l4fleet_nat { chain flushed { } }';
     const r = await nat.verify(vips);
@@ -80,7 +90,12 @@ describe('nat table verify', () => {
   // read the table rather than plan against the last write and report success with the table still gone.
   test('nat table - after a verify whose listing timed out, the next apply reads the table and writes it again', async () => {
     const k = kernel();
-    const nat = createNatTable({ exec: k.exec, table: 'l4fleet_nat', log: pino({ level: 'silent' }) });
+    const nat = createNatTable({
+      exec: k.exec,
+      table: 'l4fleet_nat',
+      log: pino({ level: 'silent' }),
+      interface: 'eth0',
+    });
     await nat.apply(vips);
     // Deleted by hand (`nft delete table inet l4fleet_nat`).
     k.listing.text = undefined;
@@ -96,7 +111,12 @@ describe('nat table verify', () => {
 
   test('nat table - after a write that timed out, the next apply reads the table again', async () => {
     const k = kernel();
-    const nat = createNatTable({ exec: k.exec, table: 'l4fleet_nat', log: pino({ level: 'silent' }) });
+    const nat = createNatTable({
+      exec: k.exec,
+      table: 'l4fleet_nat',
+      log: pino({ level: 'silent' }),
+      interface: 'eth0',
+    });
     await nat.apply(vips);
     k.timeOut.add('nft -f -');
     await expect(nat.apply([])).rejects.toMatchObject({ name: 'ProcessError', code: 'TIMEOUT' });
@@ -118,7 +138,12 @@ describe('nat table counters with the table absent', () => {
 
   test('nat table - after an apply that wrote it, a table gone is unreadable', async () => {
     const k = kernel();
-    const nat = createNatTable({ exec: k.exec, table: 'l4fleet_nat', log: pino({ level: 'silent' }) });
+    const nat = createNatTable({
+      exec: k.exec,
+      table: 'l4fleet_nat',
+      log: pino({ level: 'silent' }),
+      interface: 'eth0',
+    });
     await nat.apply(vips);
     nat.forget();
     await expect(nat.counters()).rejects.toMatchObject({
@@ -132,12 +157,77 @@ describe('nat table counters with the table absent', () => {
     ['remove()', (nat: ReturnType<typeof createNatTable>) => nat.remove()],
   ])('nat table - after %s and the model dropped, a table absent reads as no NAT counters', async (_, clear) => {
     const k = kernel();
-    const nat = createNatTable({ exec: k.exec, table: 'l4fleet_nat', log: pino({ level: 'silent' }) });
+    const nat = createNatTable({
+      exec: k.exec,
+      table: 'l4fleet_nat',
+      log: pino({ level: 'silent' }),
+      interface: 'eth0',
+    });
     await nat.apply(vips);
     await clear(nat);
     nat.forget();
     const c = await nat.counters();
     expect(k.calls).toContain('nft -j list counters table inet l4fleet_nat');
     expect(c).toEqual({ vips: new Map(), port: none, noBackend: none, source: none });
+  });
+});
+
+// IPv4 forwards what arrives on an interface whose own net.ipv4.conf.IF.forwarding is 1 (ip-sysctl.rst): ip_forward=1
+// with the data plane's interface set to 0 afterwards drops every NATed packet while the VIP is announced. IPv6 has
+// no per-interface switch (net.ipv6.conf.IF.forwarding is its host/router behaviour): all.forwarding decides there.
+describe('nat table forwarding check', () => {
+  function sysctls(values: Record<string, string>): { exec: Exec; calls: string[] } {
+    const calls: string[] = [];
+    const exec: Exec = async (argv) => {
+      calls.push(argv.join(' '));
+      const key = argv[0] === 'sysctl' && argv[1] === '-n' ? argv[2] : undefined;
+      if (key !== undefined && values[key] !== undefined) return { code: 0, stdout: `${values[key]}\n`, stderr: '' };
+      return { code: 255, stdout: '', stderr: `sysctl: cannot stat /proc/sys/${key}: No such file or directory` };
+    };
+    return { exec, calls };
+  }
+  const natTable = (exec: Exec, iface: string) =>
+    createNatTable({ exec, table: 'l4fleet_nat', log: pino({ level: 'silent' }), interface: iface });
+
+  test('nat table - ip_forward 1 with the interface at 0 is refused, naming the interface key and its value', async () => {
+    const k = sysctls({ 'net.ipv4.ip_forward': '1', 'net.ipv4.conf.eth0.forwarding': '0' });
+    await expect(natTable(k.exec, 'eth0').checkForwarding(vips)).rejects.toMatchObject({
+      code: 'NAT_FORWARDING_DISABLED',
+      message: expect.stringMatching(/net\.ipv4\.conf\.eth0\.forwarding=1 .*found "0"/),
+    });
+  });
+
+  test('nat table - ip_forward 0 is still refused, naming it', async () => {
+    const k = sysctls({ 'net.ipv4.ip_forward': '0', 'net.ipv4.conf.eth0.forwarding': '1' });
+    await expect(natTable(k.exec, 'eth0').checkForwarding(vips)).rejects.toMatchObject({
+      code: 'NAT_FORWARDING_DISABLED',
+      message: expect.stringMatching(/net\.ipv4\.ip_forward=1 .*found "0"/),
+    });
+  });
+
+  test('nat table - both at 1 passes; a VLAN interface is read with its dots as sysctl writes them', async () => {
+    const k = sysctls({ 'net.ipv4.ip_forward': '1', 'net.ipv4.conf.eth0/100.forwarding': '1' });
+    await expect(natTable(k.exec, 'eth0.100').checkForwarding(vips)).resolves.toBeUndefined();
+    expect(k.calls).toEqual(['sysctl -n net.ipv4.ip_forward', 'sysctl -n net.ipv4.conf.eth0/100.forwarding']);
+  });
+
+  test('nat table - IPv6 reads all.forwarding only', async () => {
+    const b6 = [1, 2].map((i) => ({ name: `b${i}`, address: `2001:db8::${i}`, port: 8080 }));
+    const v6 = validateDesired(
+      [
+        {
+          vip: { address: '2001:db8:2::2', port: 80, protocol: 'tcp' },
+          hash: '5-tuple',
+          seed: 7,
+          backends: b6,
+          slots: buildTable(b6, 13),
+          forwarding: 'nat',
+        },
+      ],
+      { requireSamePort: false, forwarding: ['nat'], driver: 'nftables' },
+    );
+    const k = sysctls({ 'net.ipv6.conf.all.forwarding': '1', 'net.ipv6.conf.eth0.forwarding': '0' });
+    await expect(natTable(k.exec, 'eth0').checkForwarding(v6)).resolves.toBeUndefined();
+    expect(k.calls).toEqual(['sysctl -n net.ipv6.conf.all.forwarding']);
   });
 });

@@ -95,12 +95,27 @@ export interface NatTable {
   forget(): void;
 }
 
-const FORWARDING_SYSCTL: Record<IpFamily, string> = {
-  4: 'net.ipv4.ip_forward',
-  6: 'net.ipv6.conf.all.forwarding',
-};
+/**
+ * The sysctls that must read 1 for the kernel to forward a family's NATed packets that arrive on `iface`. IPv4
+ * forwards what arrives on an interface whose own conf.IF.forwarding is 1 (ip-sysctl.rst: "packets received _on_
+ * this interface"), and ip_forward=1 followed by conf.IF.forwarding=0 leaves that interface off; ip_forward stays
+ * checked, as before. IPv6 has no per-interface switch (conf.IF.forwarding is the interface's host or router
+ * behaviour): ip6_forward() reads all.forwarding only.
+ */
+export function forwardingSysctls(family: IpFamily, iface: string): readonly string[] {
+  // sysctl(8) reads a key's dots as slashes: a VLAN interface `eth0.100` is written `eth0/100` in the key.
+  if (family === 4) return ['net.ipv4.ip_forward', `net.ipv4.conf.${iface.replaceAll('.', '/')}.forwarding`];
+  return ['net.ipv6.conf.all.forwarding'];
+}
 
-export function createNatTable(opts: { exec: Exec; table: string; log: Logger; netns?: string }): NatTable {
+export function createNatTable(opts: {
+  exec: Exec;
+  table: string;
+  log: Logger;
+  /** The data plane's interface, where the VIPs' packets arrive (its IPv4 forwarding is checked). */
+  interface: string;
+  netns?: string;
+}): NatTable {
   const { exec, table, log } = opts;
   /** undefined: not read yet; null: no table. */
   let state: NatState | null | undefined;
@@ -134,15 +149,17 @@ export function createNatTable(opts: { exec: Exec; table: string; log: Logger; n
   /** NAT forwards through the node's IP stack: without forwarding on, the kernel would drop every NATed packet. */
   async function checkForwarding(vips: readonly NormalizedVip[]): Promise<void> {
     for (const f of [4, 6] as const) {
-      if (!vips.some((v) => v.family === f)) continue;
-      const r = await exec(['sysctl', '-n', FORWARDING_SYSCTL[f]]);
-      if (r.code === 0 && r.stdout.trim() === '1') continue;
-      const first = vips.find((v) => v.family === f) as NormalizedVip;
-      throw new DataPlaneError(
-        'NAT_FORWARDING_DISABLED',
-        `vip ${first.label}: forwarding "nat" needs ${FORWARDING_SYSCTL[f]}=1 on the node` +
-          `${opts.netns ? ` (netns "${opts.netns}")` : ''}, found ${JSON.stringify(r.stdout.trim() || r.stderr.trim())}`,
-      );
+      const first = vips.find((v) => v.family === f);
+      if (first === undefined) continue;
+      for (const key of forwardingSysctls(f, opts.interface)) {
+        const r = await exec(['sysctl', '-n', key]);
+        if (r.code === 0 && r.stdout.trim() === '1') continue;
+        throw new DataPlaneError(
+          'NAT_FORWARDING_DISABLED',
+          `vip ${first.label}: forwarding "nat" needs ${key}=1 on the node` +
+            `${opts.netns ? ` (netns "${opts.netns}")` : ''}, found ${JSON.stringify(r.stdout.trim() || r.stderr.trim())}`,
+        );
+      }
     }
   }
 
