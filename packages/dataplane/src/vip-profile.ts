@@ -43,6 +43,18 @@ export function resolveProfile(label: string, protocol: Protocol, p: VipProfile 
   if (protocol === 'udp' && given.onTimeout === 'reset') {
     throw new DataPlaneError('VIP_INVALID', `vip ${label}: profile.onTimeout: "reset" applies only to tcp VIPs`);
   }
+  if (protocol === 'udp') {
+    // Refused, not ignored: parseFleet refuses them on a udp VIP too, so a caller that sends one has a bug.
+    for (const field of ['tcpHandshakeTimeoutS', 'tcpCloseTimeoutS'] as const) {
+      const v: unknown = given[field];
+      if (v !== undefined) {
+        throw new DataPlaneError(
+          'VIP_INVALID',
+          `vip ${label}: profile.${field}: ${JSON.stringify(v) ?? String(v)} applies only to tcp VIPs`,
+        );
+      }
+    }
+  }
   return {
     idleTimeoutS: seconds(label, 'idleTimeoutS', given.idleTimeoutS, MAX_IDLE_TIMEOUT_S),
     // UDP has no handshake or close: the fields are absent there, and carried as 0 so a resolved profile is complete.

@@ -1,3 +1,4 @@
+import { parseFleet } from '@l4fleet/config';
 import { buildTable } from '@l4fleet/maglev';
 import { describe, expect, test } from 'vitest';
 import { DataPlaneError } from '../errors.js';
@@ -186,6 +187,36 @@ describe('nat validation', () => {
     expect(refusal(() => norm({ ...udp, profile: { idleTimeoutS: 5, onTimeout: 'reset' } })).message).toBe(
       'vip 198.51.100.1:53/udp: profile.onTimeout: "reset" applies only to tcp VIPs',
     );
+  });
+
+  // The data plane validates its whole input: a TCP field on a udp VIP is an error upstream (parseFleet refuses it),
+  // not a value to ignore, even one out of range.
+  test.each([
+    ['tcpHandshakeTimeoutS', 5, '5'],
+    ['tcpCloseTimeoutS', 99_999, '99999'],
+  ])('a udp VIP with profile.%s is refused naming the field and the value', (field, value, shown) => {
+    const udp = nat(2, { vip: { address: '198.51.100.1', port: 53, protocol: 'udp' } });
+    const err = refusal(() => norm({ ...udp, profile: { idleTimeoutS: 5, onTimeout: 'drop', [field]: value } }));
+    expect(err.code).toBe('VIP_INVALID');
+    expect(err.message).toBe(`vip 198.51.100.1:53/udp: profile.${field}: ${shown} applies only to tcp VIPs`);
+  });
+
+  test("a udp VIP's profile as parseFleet stores it, default or set, is accepted", () => {
+    const fleet = parseFleet({
+      hashSeed: 1,
+      pools: [{ name: 'dns', forwarding: 'nat', members: [{ address: '198.18.0.1', port: 5353 }] }],
+      vips: [
+        { address: '198.51.100.1', port: 53, protocol: 'udp', pool: 'dns' },
+        { address: '198.51.100.1', port: 54, protocol: 'udp', pool: 'dns', profile: { idleTimeoutS: 9 } },
+      ],
+    });
+    for (const vip of fleet.vips) {
+      const udp = nat(2, { vip: { address: vip.address, port: vip.port, protocol: vip.protocol } });
+      expect(norm({ ...udp, ...(vip.profile ? { profile: vip.profile } : {}) })[0]?.profile).toMatchObject({
+        idleTimeoutS: vip.port === 53 ? 30 : 9,
+        onTimeout: 'drop',
+      });
+    }
   });
 });
 
