@@ -54,4 +54,17 @@ describe('recording data plane', () => {
     await dp.close();
     await expect(dp.verify()).rejects.toMatchObject({ code: 'CLOSED' });
   });
+
+  // It stands in for the nftables driver: a NAT table is taken (the agent's NAT paths are testable), an encapsulating
+  // one refused with the driver's own error.
+  test('validates as the nftables driver: nat taken, gue refused naming the driver', async () => {
+    const dp = createRecordingDataPlane();
+    const nat: VipTable = { ...t, forwarding: 'nat', backends: backends.map((b) => ({ ...b, port: 8080 })) };
+    expect((await dp.apply([nat])).vips[0]?.action).toBe('added');
+    await expect(dp.apply([{ ...t, forwarding: 'gue' }])).rejects.toMatchObject({
+      code: 'FORWARDING_UNSUPPORTED',
+      message: expect.stringContaining('not supported by the nftables data plane'),
+    });
+    expect(dp.current).toEqual([nat]);
+  });
 });

@@ -1,6 +1,7 @@
 /**
  * A data plane that forwards nothing and records what it was asked: for the agent's unit tests and
- * benches. It validates like the nftables driver (same errors) and reports deltas by slot.
+ * benches. It validates like the nftables driver (same errors: `l2` and `nat` taken, the encapsulated modes refused)
+ * and reports deltas by slot.
  */
 import { DataPlaneError } from './errors.js';
 import { changedSlots } from './slots.js';
@@ -93,7 +94,12 @@ export function createRecordingDataPlane(opts: { requireSamePort?: boolean } = {
     async apply(desired): Promise<ApplyResult> {
       if (closed) throw new DataPlaneError('CLOSED', 'apply: the data plane is closed');
       const started = performance.now();
-      const vips = validateDesired(desired, { requireSamePort: opts.requireSamePort ?? true });
+      // As nft/driver.ts validates: l2 and nat taken, the encapsulated modes refused naming the driver.
+      const vips = validateDesired(desired, {
+        requireSamePort: opts.requireSamePort ?? true,
+        forwarding: ['l2', 'nat'],
+        driver: 'nftables',
+      });
       if (failure) {
         const err = failure;
         failure = undefined;
