@@ -1,5 +1,5 @@
 import { createServer as createHttpServer } from 'node:http';
-import { type AddressInfo, createServer } from 'node:net';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import type { HealthCheck } from '@l4fleet/config';
 import { MAX_PROBE_FAILURES_PER_STATUS } from '@l4fleet/store';
 import pino from 'pino';
@@ -482,6 +482,122 @@ describe('health checker - a member with several checks (pools[].additionalHealt
       c.close();
       for (const { s } of servers) await new Promise((r) => s.close(r));
       if (dependency.listening) await new Promise((r) => dependency.close(r));
+    }
+  });
+});
+
+// A probe in flight used to run on after its member was removed, its check changed or the checker closed: its socket
+// and its maxConcurrentProbes slot were held until its own timeoutMs (up to an hour), so other pools' probes queued.
+describe('health checker - a probe in flight ends with its check', () => {
+  /** A probe that ends only when its signal aborts; the signals it was given, in order. */
+  const hangingProbe = () => {
+    const signals: (AbortSignal | undefined)[] = [];
+    const probe: Probe = (_t, _c, o) => {
+      signals.push(o?.signal);
+      return new Promise<ProbeResult>((resolve) =>
+        o?.signal?.addEventListener('abort', () => resolve({ ok: false, latencyMs: 0, reason: 'stopped' })),
+      );
+    };
+    return { probe, signals };
+  };
+  const hangs: HealthCheck = { ...check, intervalMs: 1_000, timeoutMs: 3_000_000 };
+
+  test.each([
+    ['the member is removed', (c: ReturnType<typeof createHealthChecker>) => c.setTargets([])],
+    [
+      'its check changes',
+      (c: ReturnType<typeof createHealthChecker>) =>
+        c.setTargets([{ key: 'p/a', address: '127.0.0.1', port: 80, checks: [{ ...hangs, timeoutMs: 500 }] }]),
+    ],
+    ['the checker closes', (c: ReturnType<typeof createHealthChecker>) => c.close()],
+  ])('%s: the probe in flight is aborted', async (_what, change) => {
+    vi.useFakeTimers();
+    const { probe, signals } = hangingProbe();
+    const c = createHealthChecker({ probe, logger, onObservation: () => undefined });
+    c.setTargets([{ key: 'p/a', address: '127.0.0.1', port: 80, checks: [hangs] }]);
+    await vi.advanceTimersByTimeAsync(hangs.intervalMs);
+    expect(signals).toHaveLength(1);
+    expect(signals[0]?.aborted).toBe(false);
+    change(c);
+    expect(signals[0]?.aborted).toBe(true);
+    c.close();
+  });
+
+  test('real sockets: a hung member removed gives its slot to the next member at once, and its socket is closed', async () => {
+    // maxConcurrentProbes 1: while the removed member's probe held its slot, the new member was never probed.
+    const serverSides: Socket[] = [];
+    const hung = createServer((s) => {
+      s.on('error', () => undefined);
+      serverSides.push(s);
+    });
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+    const tmp = createServer();
+    await new Promise<void>((r) => tmp.listen(0, '127.0.0.1', r));
+    const closedPort = (tmp.address() as AddressInfo).port;
+    await new Promise((r) => tmp.close(r));
+    const seen: HealthObservation[] = [];
+    const c = createHealthChecker({ logger, maxConcurrentProbes: 1, onObservation: (o) => seen.push(o) });
+    const waitFor = async (what: string, cond: () => boolean) => {
+      for (let i = 0; i < 100 && !cond(); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(cond(), what).toBe(true);
+    };
+    try {
+      const fast = { intervalMs: 200, timeoutMs: 100, rise: 1, fall: 1 };
+      c.setTargets([
+        {
+          key: 'p/hung',
+          address: '127.0.0.1',
+          port: (hung.address() as AddressInfo).port,
+          checks: [{ type: 'tcp', expect: 'never', intervalMs: 200, timeoutMs: 3_000_000, rise: 1, fall: 1 }],
+        },
+      ]);
+      await waitFor('the hung member is probed', () => serverSides.length === 1);
+      const closed = new Promise<void>((r) => serverSides[0]?.once('close', () => r()));
+      c.setTargets([{ key: 'p/ok', address: '127.0.0.1', port: closedPort, checks: [{ type: 'tcp', ...fast }] }]);
+      await waitFor('the new member is probed', () => seen.some((o) => o.key === 'p/ok'));
+      expect(seen.find((o) => o.key === 'p/ok')?.result.reason).toBe('ECONNREFUSED');
+      expect(seen.some((o) => o.key === 'p/hung')).toBe(false); // the stopped probe's result is dropped
+      let isClosed = false;
+      void closed.then(() => {
+        isClosed = true;
+      });
+      await waitFor("the removed member's socket is closed", () => isClosed);
+    } finally {
+      c.close();
+      for (const s of serverSides) s.destroy();
+      await new Promise((r) => hung.close(r));
+    }
+  });
+
+  test("real sockets: close() closes a probe's socket in flight", async () => {
+    const serverSides: Socket[] = [];
+    const hung = createServer((s) => {
+      s.on('error', () => undefined);
+      serverSides.push(s);
+    });
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+    const c = createHealthChecker({ logger, onObservation: () => undefined });
+    try {
+      c.setTargets([
+        {
+          key: 'p/hung',
+          address: '127.0.0.1',
+          port: (hung.address() as AddressInfo).port,
+          checks: [{ type: 'tcp', expect: 'never', intervalMs: 200, timeoutMs: 3_000_000, rise: 1, fall: 1 }],
+        },
+      ]);
+      for (let i = 0; i < 100 && serverSides.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(serverSides).toHaveLength(1);
+      let isClosed = false;
+      serverSides[0]?.once('close', () => {
+        isClosed = true;
+      });
+      c.close();
+      for (let i = 0; i < 100 && !isClosed; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(isClosed).toBe(true);
+    } finally {
+      for (const s of serverSides) s.destroy();
+      await new Promise((r) => hung.close(r));
     }
   });
 });

@@ -20,6 +20,7 @@ import { type Clock, systemClock } from '../clock.js';
 import { DEFAULT_MAX_CONCURRENT_PROBES } from '../config/defaults.js';
 import { Hysteresis, type ObservedStatus } from './hysteresis.js';
 import { type Probe, type ProbeOptions, type ProbeResult, type ProbeTarget, probeMember } from './probe.js';
+import { STOPPED_REASON } from './probe-common.js';
 import { type ProbeFailure, shortReason } from './probe-failures.js';
 
 export { MAX_PROBE_REASON_CHARS, type ProbeFailure, probeFailuresReport } from './probe-failures.js';
@@ -107,6 +108,8 @@ interface Running {
   failure: (ProbeFailure & { readonly sinceMono: number }) | undefined;
   timer: unknown;
   stopped: boolean;
+  /** Aborts the probe in flight (stop()): it closes its socket and gives back its slot now, not at its timeoutMs. */
+  probing: AbortController | undefined;
 }
 
 /** A member's combined status and the endpoint it belongs to (a new endpoint starts from `unknown`). */
@@ -216,12 +219,15 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
     await acquire();
     let result: ProbeResult;
     try {
-      result = r.stopped
-        ? { ok: false, latencyMs: 0, reason: 'stopped' }
-        : await probe(r.target, r.check, probeOptions);
+      if (r.stopped) result = { ok: false, latencyMs: 0, reason: STOPPED_REASON };
+      else {
+        r.probing = new AbortController();
+        result = await probe(r.target, r.check, { ...probeOptions, signal: r.probing.signal });
+      }
     } catch (err) {
       result = { ok: false, latencyMs: 0, reason: err instanceof Error ? err.message : String(err) };
     } finally {
+      r.probing = undefined;
       release();
     }
     if (r.stopped || closed) return;
@@ -260,9 +266,15 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
     notify({ key, result, status: after, changed, atMs: clock.now() });
   };
 
+  /**
+   * No more probes of `r`, and its probe in flight ends now: a hung member removed, or a check whose too-long timeoutMs
+   * was just fixed, would otherwise keep its socket and its concurrency slot for up to that timeoutMs (an hour), while
+   * every other pool's probes queue behind it. Its `stopped` result is dropped (runOnce).
+   */
   const stop = (r: Running): void => {
     r.stopped = true;
     clock.clearTimeout(r.timer);
+    r.probing?.abort();
   };
 
   return {
@@ -310,6 +322,7 @@ export function createHealthChecker(opts: HealthCheckerOptions): HealthChecker {
           failure: undefined,
           timer: undefined,
           stopped: false,
+          probing: undefined,
         };
         running.set(key, r);
         schedule(r, offsetMs(key, w.check.intervalMs));

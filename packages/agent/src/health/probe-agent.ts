@@ -63,7 +63,7 @@ export const probeAgent: PortProbe = (target, port, check, opts) =>
       port,
       ...(opts?.sourceAddress ? { localAddress: opts.sourceAddress } : {}),
     });
-    const finish = timedFinisher(started, check.timeoutMs, resolve, () => sock.destroy());
+    const finish = timedFinisher(started, check.timeoutMs, resolve, () => sock.destroy(), { signal: opts?.signal });
     let seen = Buffer.alloc(0);
     const decide = () => {
       const text = seen.toString('utf8');

@@ -33,6 +33,12 @@ export interface ProbeOptions {
    * bundled public roots, plus NODE_EXTRA_CA_CERTS.
    */
   readonly ca?: string | Buffer;
+  /**
+   * Ends the probe when aborted (the checker stops its check: member removed, check changed, checker closed): its
+   * socket is closed at once and it resolves down with STOPPED_REASON, instead of holding the socket and its
+   * concurrency slot until its timeoutMs.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** `opts` for a probe of `address`: without `sourceAddress` when it is of the other family (or no address at all). */
@@ -73,21 +79,33 @@ export function guarded<A extends unknown[]>(finish: Finish, listener: (...args:
 export const errCode = (err: unknown): string =>
   (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
 
+/** The reason of a probe ended by its signal (its check was stopped); the checker drops such a result. */
+export const STOPPED_REASON = 'stopped';
+
 /**
- * finisher() with the probe's timeout: at `timeoutMs` after now the probe ends down with `timeoutReason()` (read
- * then, so it can say what the probe saw meanwhile), and any end clears the timer before `cleanup`.
+ * finisher() with the probe's timeout and its signal: at `timeoutMs` after now the probe ends down with
+ * `timeoutReason()` (read then, so it can say what the probe saw meanwhile), and when `signal` aborts (now or later) it
+ * ends at once, down with STOPPED_REASON; either way `cleanup` closes its socket. Any end clears the timer and the
+ * abort listener first.
  */
 export function timedFinisher(
   started: number,
   timeoutMs: number,
   resolve: (r: ProbeResult) => void,
   cleanup: () => void,
-  timeoutReason: () => string = () => 'timeout',
+  opts: { readonly signal?: AbortSignal | undefined; readonly timeoutReason?: () => string } = {},
 ): Finish {
+  const { signal, timeoutReason = () => 'timeout' } = opts;
+  const onAbort = () => finish(false, STOPPED_REASON);
   const timer = setTimeout(() => finish(false, timeoutReason()), timeoutMs);
   const finish = finisher(started, resolve, () => {
     clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
     cleanup();
   });
+  // An already aborted signal ends the probe now: its socket is closed before any of its events (they come on a
+  // later tick), and the listeners its caller adds next see an ended probe.
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
   return finish;
 }

@@ -152,8 +152,11 @@ export const probeGrpc: PortProbe = (target, port, check, opts) =>
           }
         : {}),
     });
-    const finish = timedFinisher(started, check.timeoutMs, resolve, () => session.destroy());
+    const finish = timedFinisher(started, check.timeoutMs, resolve, () => session.destroy(), {
+      signal: opts?.signal,
+    });
     session.once('error', (err) => finish(false, reasonOf(err)));
+    if (session.destroyed) return; // stopped before it started (an aborted signal): request() would throw
     const req = session.request({
       ':method': 'POST',
       ':path': GRPC_HEALTH_CHECK_PATH,

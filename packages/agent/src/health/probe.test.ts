@@ -1,6 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { type AddressInfo, createServer, type Server } from 'node:net';
+import { type AddressInfo, createServer, type Server, type Socket as TcpSocket } from 'node:net';
 import type { HealthCheck } from '@l4fleet/config';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { probeMember } from './probe.js';
@@ -16,11 +16,22 @@ const check = (c: Partial<HealthCheck>): HealthCheck => ({
 const portOf = (s: Server | HttpServer | Socket) =>
   ('address' in s ? (s.address() as AddressInfo) : ((s as Server).address() as AddressInfo)).port;
 
+/** `p`, or a failure after `ms`: a probe that ignores its end would otherwise hold the test for its whole timeout. */
+const settled = <T>(p: Promise<T>, ms = 5_000): Promise<T> =>
+  Promise.race([
+    p,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not settled within ${ms} ms`)), ms).unref()),
+  ]);
+
 let tcp: Server;
 let http: HttpServer;
 let silentHttp: HttpServer;
 let udp: Socket;
 let closedPort: number;
+/** Accepts and never answers, nor closes. */
+let hung: Server;
+/** Answers any request with 101 Switching Protocols. */
+let switching: Server;
 /** The request methods the http server saw, in order. */
 const methods: string[] = [];
 
@@ -37,6 +48,15 @@ beforeAll(async () => {
   udp = createSocket('udp4');
   udp.on('message', (msg, rinfo) => udp.send(Buffer.concat([Buffer.from('echo '), msg]), rinfo.port, rinfo.address));
   await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+  hung = createServer((c) => c.on('error', () => undefined));
+  await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+  switching = createServer((c) => {
+    c.on('error', () => undefined);
+    c.once('data', () =>
+      c.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'),
+    );
+  });
+  await new Promise<void>((r) => switching.listen(0, '127.0.0.1', r));
   const tmp = createServer();
   await new Promise<void>((r) => tmp.listen(0, '127.0.0.1', r));
   closedPort = portOf(tmp);
@@ -45,6 +65,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   tcp.close();
+  hung.close();
+  switching.close();
   http.closeAllConnections();
   http.close();
   silentHttp.closeAllConnections();
@@ -158,6 +180,49 @@ describe('probe - real sockets on loopback', () => {
       await new Promise((r) => setTimeout(r, 50)); // a throw a tick later would land here, as an unhandled error
     },
   );
+
+  test('tcp: a probe stopped by its signal closes its socket at once (the server sees the close) and is "stopped"', async () => {
+    // Accepts and never answers: only the timeout (50 minutes here) would end the probe.
+    let serverSide: TcpSocket | undefined;
+    const accepted = new Promise<void>((r) => {
+      hung.once('connection', (c) => {
+        serverSide = c;
+        r();
+      });
+    });
+    const ac = new AbortController();
+    const probing = probeMember(
+      { address: '127.0.0.1', port: portOf(hung) },
+      check({ expect: 'never', timeoutMs: 3_000_000 }),
+      { signal: ac.signal },
+    );
+    await accepted;
+    const closed = new Promise<void>((r) => serverSide?.once('close', () => r()));
+    ac.abort();
+    expect(await settled(probing)).toMatchObject({ ok: false, reason: 'stopped' });
+    await settled(closed);
+  });
+
+  test.each(['tcp', 'http', 'udp', 'dns', 'agent', 'grpc'] as const)(
+    '%s: a signal aborted before the probe starts ends it at once, stopped',
+    async (type) => {
+      const ac = new AbortController();
+      ac.abort();
+      const r = await settled(
+        probeMember({ address: '127.0.0.1', port: portOf(hung) }, check({ type, timeoutMs: 3_000_000 }), {
+          signal: ac.signal,
+        }),
+      );
+      expect(r).toMatchObject({ ok: false, reason: 'stopped' });
+    },
+  );
+
+  test('http: 101 Switching Protocols (never asked for) is down at once with its status, not a timeout', async () => {
+    const r = await settled(
+      probeMember({ address: '127.0.0.1', port: portOf(switching) }, check({ type: 'http', timeoutMs: 3_000_000 })),
+    );
+    expect(r).toMatchObject({ ok: false, reason: 'status 101 (expected 200)' });
+  });
 
   test('none: always up', async () => {
     expect(await probeMember({ address: '198.18.255.1', port: 9 }, check({ type: 'none' }))).toMatchObject({

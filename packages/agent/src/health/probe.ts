@@ -47,7 +47,7 @@ function probeTcp(target: ProbeTarget, port: number, check: HealthCheck, opts?: 
       ...(opts?.sourceAddress ? { localAddress: opts.sourceAddress } : {}),
     };
     const sock = check.tls ? tlsConnect({ ...where, ...tlsClientOptions(check, opts) }) : connect(where);
-    const finish = timedFinisher(started, check.timeoutMs, resolve, () => sock.destroy());
+    const finish = timedFinisher(started, check.timeoutMs, resolve, () => sock.destroy(), { signal: opts?.signal });
     const reply = check.expect === undefined ? undefined : createReplyMatcher(check.expect);
     sock.once(check.tls ? 'secureConnect' : 'connect', () => {
       if (check.payload !== undefined) sock.write(check.payload, 'utf8');
@@ -96,7 +96,7 @@ function probeHttp(target: ProbeTarget, port: number, check: HealthCheck, opts?:
     } as const;
     const req =
       scheme === 'https' ? httpsRequest({ ...options, ...tlsClientOptions(check, opts) }) : httpRequest(options);
-    const finish = timedFinisher(started, check.timeoutMs, resolve, () => req.destroy());
+    const finish = timedFinisher(started, check.timeoutMs, resolve, () => req.destroy(), { signal: opts?.signal });
     req.once(
       'response',
       guarded(finish, (res: IncomingMessage) => {
@@ -136,6 +136,17 @@ function probeHttp(target: ProbeTarget, port: number, check: HealthCheck, opts?:
             finish(false, verdict.ok ? cut : `${verdict.reason}; ${cut}`);
           }),
         );
+      }),
+    );
+    // 101 Switching Protocols (never asked for: a WebSocket-only endpoint, a proxy) comes as 'upgrade', never as
+    // 'response': without this listener Node drops the socket and the probe waited out its whole timeoutMs.
+    req.once(
+      'upgrade',
+      guarded(finish, (res: IncomingMessage, socket: { destroy(): void }) => {
+        socket.destroy();
+        const code = res.statusCode ?? 0;
+        if (statusExpected(check, code)) finish(true);
+        else finish(false, `status ${code} (expected ${check.expectStatus ?? DEFAULT_HTTP_EXPECT_STATUS})`);
       }),
     );
     req.once('error', (err) => finish(false, errCode(err)));
@@ -186,18 +197,23 @@ function probeUdp(
     const started = performance.now();
     const sock = createSocket(target.address.includes(':') ? 'udp6' : 'udp4');
     let ignored: string | undefined;
+    let closed = false;
     const finish = timedFinisher(
       started,
       timeoutMs,
       resolve,
       () => {
+        closed = true;
         try {
           sock.close();
         } catch {
           // already closed
         }
       },
-      () => (ignored ? `timeout (ignored a reply: ${ignored})` : 'timeout'),
+      {
+        signal: opts?.signal,
+        timeoutReason: () => (ignored ? `timeout (ignored a reply: ${ignored})` : 'timeout'),
+      },
     );
     sock.once('error', (err) => finish(false, errCode(err)));
     sock.on(
@@ -211,16 +227,21 @@ function probeUdp(
     // A failed connect() (ENETUNREACH, a blackhole or prohibit route, EACCES for a broadcast address) comes to this
     // callback, not to 'error': sending on the unconnected socket would throw ERR_SOCKET_BAD_PORT a tick later, an
     // uncaught exception that ends the agent.
-    const send = () =>
+    // A probe stopped before it starts (or while binding) has a closed socket: connect() there would throw.
+    const send = () => {
+      if (closed) return;
       sock.connect(port, target.address, (connectErr?: Error) => {
         if (connectErr) {
           finish(false, errCode(connectErr));
           return;
         }
+        if (closed) return;
         sock.send(datagram, (err) => {
           if (err) finish(false, errCode(err));
         });
       });
+    };
+    if (closed) return;
     if (opts?.sourceAddress) sock.bind({ address: opts.sourceAddress, port: 0 }, send);
     else send();
   });
