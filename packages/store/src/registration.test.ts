@@ -97,7 +97,17 @@ class FakeNamespace {
   }
 
   put(key: string) {
-    const op = { key, value: '', leaseId: '0', lease: (l: string) => Object.assign(op, { leaseId: l }) };
+    const op = {
+      key,
+      value: '',
+      leaseId: '0',
+      lease: (l: string) => Object.assign(op, { leaseId: l }),
+      // A put on its own (reportStatus): no compare, no txn.
+      exec: async () => {
+        await this.slow();
+        this.putAs(op.key, op.value, op.leaseId);
+      },
+    };
     return { value: (v: string) => Object.assign(op, { value: v }) };
   }
 
@@ -429,7 +439,9 @@ describe('store registration - node names are unique', () => {
     );
     expect(JSON.parse(ns.kv.get(keys.node('lb1')) ?? '{}').address).toBe('198.18.0.1');
     expect(ns.leases.get(keys.node('lb1'))).toBe('1');
-    expect(ns.revokedIds).toEqual(['2']); // the refused one's lease
+    // Refused on the read, before a grant: no lease granted and revoked per attempt.
+    expect(ns.grants).toBe(1);
+    expect(ns.revokedIds).toEqual([]);
     await first.close();
     expect(ns.kv.has(keys.node('lb1'))).toBe(false);
     const second = await create(ns, '198.18.0.2');
@@ -516,5 +528,36 @@ describe('store registration - a node record deleted while the lease lives', () 
     await vi.advanceTimersByTimeAsync(9_000);
     expect(ns.leases.get(keys.node('lb1'))).toBe('5');
     await reg.close();
+  });
+
+  // A successor at the same address took the record over, reported its own health and status, and stopped: its revoke
+  // took all three. Writing back the record alone left the node live with no reports (reportHealth writes only the
+  // pools that changed), so a dead backend it saw was never decided down.
+  test('store registration - the health reports and status go back with the record', async () => {
+    vi.useFakeTimers();
+    const ns = new FakeNamespace();
+    const reg = await EtcdNodeRegistration.create(
+      ns as unknown as Namespace,
+      { name: 'lb1', address: '198.18.0.1' },
+      { leaseTtlS: 9 },
+      pino({ level: 'silent' }),
+      1_000,
+    );
+    await reg.reportHealth(new Map([['web/a', 'down']]));
+    await reg.reportStatus({ tables: {}, announced: [], bgp: {}, failStatic: false, desiredRevision: 3 });
+    const mine = [keys.node('lb1'), keys.healthPool('lb1', 'web'), keys.status('lb1')];
+    // The successor's takeover (each key now on its lease 5), then its stop: the revoke deletes them all.
+    for (const key of mine) ns.putAs(key, ns.kv.get(key) ?? '', '5');
+    for (const key of mine) ns.remove(key);
+    await vi.advanceTimersByTimeAsync(3_000);
+    for (const key of mine) expect(ns.leases.get(key), key).toBe('1');
+    expect(JSON.parse(ns.kv.get(keys.healthPool('lb1', 'web')) ?? '{}').members).toEqual({ a: 'down' });
+    expect(JSON.parse(ns.kv.get(keys.status('lb1')) ?? '{}').desiredRevision).toBe(3);
+    // The same view again writes nothing more: it is what etcd holds.
+    const commits = ns.commits;
+    await reg.reportHealth(new Map([['web/a', 'down']]));
+    expect(ns.commits).toBe(commits);
+    await reg.close();
+    for (const key of mine) expect(ns.kv.has(key), key).toBe(false);
   });
 });

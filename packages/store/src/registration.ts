@@ -3,7 +3,8 @@
  * them vanish when the agent dies (etcd lease expiry). If the lease is lost while the agent lives (etcd down longer
  * than the TTL), the registration grants a new lease and re-writes everything it last published. The lease is
  * renewed by lease-keeper.ts (each renewal with a deadline), not by etcd3's one long stream. A node record another
- * agent holds is not written over (node-claim.ts): the registration is refused, a re-registration retries.
+ * agent holds is not written over (node-claim.ts): the registration is refused, a re-registration retries. A record
+ * gone while the lease lives is written again with the reports (restoreRecord).
  */
 import type { MemberStatus } from '@l4fleet/config';
 import type { Lease, Namespace } from 'etcd3';
@@ -49,6 +50,8 @@ export class EtcdNodeRegistration implements NodeRegistration {
   private queue: Promise<unknown> = Promise.resolve();
   /** A restoreRecord() is under way. */
   private restoring = false;
+  /** Counts the changes of `health` and `status`: a restore that raced a report writes them again. */
+  private published = 0;
   /** The pause before the next re-registration attempt: close() and abandon() end it at once. */
   private retryWait: { timer: NodeJS.Timeout; end: () => void } | undefined;
 
@@ -81,12 +84,21 @@ export class EtcdNodeRegistration implements NodeRegistration {
   }
 
   /**
-   * Grants a lease and writes everything this node publishes on it. `closed` is looked at right after the grant and
-   * between the txns: a close() meanwhile revokes the new lease before (more) is written, so the grant, at most one
-   * txn and the revoke fit close()'s bound (CLOSE_WAIT_ATTEMPTS); writing everything first made the revoke land after
-   * close() had resolved and the caller had closed the etcd client, the lease and records then staying for the TTL.
+   * Grants a lease and writes everything this node publishes on it. The claim is read first: a name another agent
+   * holds is refused with one read, not a grant and a revoke each attempt. `closed` is looked at right after the
+   * grant and between the txns: a close() meanwhile revokes the new lease before (more) is written, so the grant, at
+   * most one txn and the revoke fit close()'s bound (CLOSE_WAIT_ATTEMPTS); writing everything first made the revoke
+   * land after close() had resolved and the caller had closed the etcd client, the lease and records then staying
+   * for the TTL.
    */
   private async grantAndWrite(): Promise<void> {
+    let claimedAt: string;
+    try {
+      claimedAt = await this.claim();
+    } catch (err) {
+      throw toStoreError(err, `register node ${this.name}`);
+    }
+    if (this.closed) throw new StoreError('CLOSED', `node ${this.name}: registration closed`);
     const lease = this.ns.lease(this.ttlS, { autoKeepAlive: false });
     const closedMeanwhile = async (): Promise<never> => {
       // close() or abandon() ran while this grant was in flight: keeping the lease would keep a closed node
@@ -104,15 +116,7 @@ export class EtcdNodeRegistration implements NodeRegistration {
     }
     if (this.closed) await closedMeanwhile();
     try {
-      const ops: Op[] = [{ key: keys.node(this.name), value: this.record }];
-      for (const [pool, v] of this.health) ops.push({ key: keys.healthPool(this.name, pool), value: v });
-      if (this.status !== undefined) ops.push({ key: keys.status(this.name), value: this.status });
-      const claimedAt = await this.claim();
-      // A pool's report too large to write must not keep the node from registering: it is left out (and logged).
-      for (const err of await this.write(ops, () => this.closed, claimedAt)) {
-        this.log.warn({ event: 'healthReportTooLarge', node: this.name, key: err.key, err: err.message });
-        for (const [pool] of this.health) if (keys.healthPool(this.name, pool) === err.key) this.health.delete(pool);
-      }
+      await this.publish(() => this.closed, claimedAt);
     } catch (err) {
       if (err instanceof StoreError && err.code === 'CLOSED') await closedMeanwhile();
       lease.release();
@@ -132,6 +136,21 @@ export class EtcdNodeRegistration implements NodeRegistration {
     });
     this.keeper.start();
     this.log.info({ event: 'nodeRegistered', node: this.name, lease: this.leaseId, ttlS: this.ttlS });
+  }
+
+  /**
+   * Writes everything this node publishes (its record, each pool's health, its status) on the current lease, the
+   * first txn (the one holding the record) fenced on the record's mod revision `fence` ('0': absent). A pool's report
+   * too large to write must not keep the node registered without the others: it is left out (and logged).
+   */
+  private async publish(stop: () => boolean, fence: string): Promise<void> {
+    const ops: Op[] = [{ key: keys.node(this.name), value: this.record }];
+    for (const [pool, v] of this.health) ops.push({ key: keys.healthPool(this.name, pool), value: v });
+    if (this.status !== undefined) ops.push({ key: keys.status(this.name), value: this.status });
+    for (const err of await this.write(ops, stop, fence)) {
+      this.log.warn({ event: 'healthReportTooLarge', node: this.name, key: err.key, err: err.message });
+      for (const [pool] of this.health) if (keys.healthPool(this.name, pool) === err.key) this.health.delete(pool);
+    }
   }
 
   /**
@@ -158,18 +177,24 @@ export class EtcdNodeRegistration implements NodeRegistration {
    * Writes the node's record again when it is gone while the lease lives (deleted by hand, or by the lease of a
    * successor at the same address that stopped first): else the agent ran on unregistered, gone from `get nodes` and
    * from the aggregator's live nodes. Looked at after each renewal; only an absent record is written (fenced on
-   * that: one another agent put is left). A failure is left to the next renewal.
+   * that: one another agent put is left). The health reports and status go back with it, as on a new lease: the
+   * successor's revoke took those too, and reportHealth writes only pools whose view changed, so the node counted
+   * live while reporting nothing (a backend it saw dead never decided down). A report written while this ran may
+   * have landed before it: then the current reports are written once more. A failure is left to the next renewal.
    */
   private async restoreRecord(lease: Lease): Promise<void> {
     if (this.restoring || this.closed || this.lease !== lease) return;
     this.restoring = true;
+    const stop = () => this.closed || this.lease !== lease;
     try {
       if ((await this.ns.get(keys.node(this.name)).exec()).kvs.length > 0) return;
-      await this.write(
-        [{ key: keys.node(this.name), value: this.record }],
-        () => this.closed || this.lease !== lease,
-        '0',
-      );
+      const seen = this.published;
+      await this.publish(stop, '0');
+      if (this.published !== seen) {
+        const ops: Op[] = [...this.health].map(([pool, v]) => ({ key: keys.healthPool(this.name, pool), value: v }));
+        if (this.status !== undefined) ops.push({ key: keys.status(this.name), value: this.status });
+        await this.write(ops, stop);
+      }
       this.log.warn({ event: 'nodeRecordRestored', node: this.name, lease: this.leaseId });
     } catch (err) {
       this.log.debug({ event: 'nodeRecordRestoreFailed', node: this.name, err: (err as Error).message });
@@ -311,6 +336,7 @@ export class EtcdNodeRegistration implements NodeRegistration {
     this.health.clear();
     const refusedKeys = new Set(refused.map((e) => e.key));
     for (const [pool, v] of next) if (!refusedKeys.has(keys.healthPool(this.name, pool))) this.health.set(pool, v);
+    this.published += 1;
     const first = refused[0];
     if (first) {
       const names = refused.map((e) => e.key).join(', ');
@@ -325,6 +351,7 @@ export class EtcdNodeRegistration implements NodeRegistration {
   async reportStatus(status: NodeStatusReport): Promise<void> {
     this.assertOpen();
     this.status = JSON.stringify({ ...status, at: status.at ?? new Date().toISOString() });
+    this.published += 1;
     if (!this.lease) return;
     try {
       await this.ns.put(keys.status(this.name)).value(this.status).lease(this.leaseId).exec();
