@@ -53,4 +53,12 @@ describe('config fields - showValue', () => {
     expect(showValue({ address: '198.18.2.1', asn: 65000 })).toBe('{"address":"198.18.2.1","asn":65000}');
     expect(showValue(undefined)).toBe('missing');
   });
+
+  test('DEL and C1 controls are escaped as \\uXXXX, as JSON escapes C0: a hostile value puts no raw CSI into logs', () => {
+    // JSON.stringify escapes U+0000-U+001F only; U+009B is CSI, read by terminals as ESC [.
+    expect(showValue('a\u009b2J\u007f\u0085\u001bz')).toBe('"a\\u009b2J\\u007f\\u0085\\u001bz"');
+    expect(showValue({ 'k\u009b': ['\u009f'] })).toBe('{"k\\u009b":["\\u009f"]}');
+    expect(showValue('\u009b'.repeat(500))).not.toMatch(/\p{Cc}/u);
+    expect(showValue('\u0080\u00a0')).toBe('"\\u0080\u00a0"'); // U+00A0 (no-break space) is not a control
+  });
 });

@@ -4,6 +4,7 @@
  * parseAgentConfig(), so both files report problems in the same words.
  */
 import { canonicalAddress } from './address.js';
+import { escapeControls } from './control-text.js';
 import type { ConfigProblem } from './errors.js';
 
 export type RawObject = Record<string, unknown>;
@@ -30,14 +31,23 @@ const SHOWN_KEY_CHARS = 40;
 const SECRET_KEY = /password|token|secret/i;
 
 /**
+ * JSON text of a string or key, DEL and C1 escaped as `\uXXXX` like C0 (JSON.stringify keeps them raw, and U+009B is
+ * a terminal's CSI): messages reach logs and terminals.
+ */
+function quoted(s: string): string {
+  return escapeControls(JSON.stringify(s));
+}
+
+/**
  * JSON text of `v`, but of at most SHOWN_ITEMS items per level and SHOWN_DEPTH levels (no recursion past them), the
- * values under a SECRET_KEY shown as "<hidden>".
+ * values under a SECRET_KEY shown as "<hidden>", no control character raw.
  */
 function brief(v: unknown, depth: number): string {
   if (v === null || typeof v !== 'object') {
-    if (typeof v === 'string' && v.length > MAX_SHOWN_CHARS) return `${JSON.stringify(v.slice(0, MAX_SHOWN_CHARS))}...`;
+    if (typeof v === 'string')
+      return v.length > MAX_SHOWN_CHARS ? `${quoted(v.slice(0, MAX_SHOWN_CHARS))}...` : quoted(v);
     if (typeof v === 'number' && !Number.isFinite(v)) return String(v); // JSON would say null
-    return JSON.stringify(v) ?? String(v);
+    return escapeControls(JSON.stringify(v) ?? String(v));
   }
   if (depth >= SHOWN_DEPTH) return Array.isArray(v) ? '[...]' : '{...}';
   if (Array.isArray(v)) {
@@ -48,11 +58,14 @@ function brief(v: unknown, depth: number): string {
   const items = keys
     .slice(0, SHOWN_ITEMS)
     .filter((k) => (v as RawObject)[k] !== undefined)
-    .map((k) => `${JSON.stringify(k)}:${SECRET_KEY.test(k) ? '"<hidden>"' : brief((v as RawObject)[k], depth + 1)}`);
+    .map((k) => `${quoted(k)}:${SECRET_KEY.test(k) ? '"<hidden>"' : brief((v as RawObject)[k], depth + 1)}`);
   return `{${items.join(',')}${keys.length > SHOWN_ITEMS ? `,... ${keys.length} keys` : ''}}`;
 }
 
-/** A value as a message shows it: strings quoted, `missing` for undefined; long or deep values cut short. */
+/**
+ * A value as a message shows it: strings quoted, `missing` for undefined; long or deep values cut short; every
+ * control character (C0, DEL, C1) escaped as `\uXXXX`.
+ */
 export function showValue(v: unknown): string {
   if (v === undefined) return 'missing';
   const text = brief(v, 0);

@@ -11,6 +11,7 @@ export { addressText, canonicalAddress, endpointText } from './address.js';
 export { unusableAddress } from './address-use.js';
 export { DEFAULT_MIN_ACTIVE_MEMBERS, minActiveMembersField, minActiveMembersOf } from './backup-activation.js';
 export { predictChurn, type VipChurn } from './churn.js';
+export { escapeControls } from './control-text.js';
 export {
   DEFAULT_GUE_PORT,
   DEFAULT_HEALTH_FALL,

@@ -6,7 +6,7 @@
  * the wrong shape must never be taken as "up" nor show as `undefined`/`NaN`).
  */
 import { isIP } from 'node:net';
-import { isRampPercent, type MemberRamp, type MemberStatus, showValue } from '@l4fleet/config';
+import { escapeControls, isRampPercent, type MemberRamp, type MemberStatus, showValue } from '@l4fleet/config';
 import { invalidRecord, StoreError } from './errors.js';
 import { NODE_NAME } from './layout.js';
 import {
@@ -24,18 +24,14 @@ type Raw = Record<string, unknown>;
 /** Text without control characters (C0, DEL, C1): a node's version is shown in a terminal. */
 const NO_CONTROL = /^\P{Cc}*$/u;
 
-/** DEL and the C1 controls, which JSON.stringify (and so showValue) keeps raw. */
-const DEL_C1 = /[\u007f-\u009f]/g;
-
 /**
  * A value for a message: JSON of its first levels and items (@l4fleet/config showValue), cut at 60 characters.
  * JSON.stringify of the whole value threw RangeError on a hand-written record nested thousands deep (JSON.parse reads
- * it): no INVALID_RECORD, no key, so the record was not reported as refused. DEL and C1 are escaped as `\uXXXX` too:
- * JSON escapes C0 only, and a record's U+009B (CSI, a terminal's ESC [) reached agent logs and `l4fleet` errors raw.
+ * it): no INVALID_RECORD, no key, so the record was not reported as refused. showValue escapes every control
+ * character (C0, DEL, C1) as `\uXXXX`: a record's U+009B (CSI, a terminal's ESC [) must not reach logs raw.
  */
 export function shown(v: unknown): string {
-  const json = v === undefined ? 'undefined' : showValue(v);
-  const text = json.replace(DEL_C1, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const text = v === undefined ? 'undefined' : showValue(v);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
@@ -44,7 +40,7 @@ export function shown(v: unknown): string {
  * control character as `\uXXXX`: raw, an ESC, CSI or newline in one reached logs and errors as a value's would.
  */
 function keyShown(k: string): string {
-  return k.slice(0, 60).replace(/\p{Cc}/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return escapeControls(k.slice(0, 60));
 }
 
 /**
