@@ -9,7 +9,7 @@ import {
   GRPCUnknownError,
 } from 'etcd3';
 import { describe, expect, test } from 'vitest';
-import { isTransient, StoreError, toStoreError } from './errors.js';
+import { invalidRecord, isTransient, StoreError, toStoreError } from './errors.js';
 
 describe('store errors - toStoreError', () => {
   test("gRPC's unreachable error: UNAVAILABLE, the operation named, without grpc-js's empty 'Resolution note:'", () => {
@@ -201,5 +201,26 @@ describe('store errors - raw grpc-js errors (watch streams)', () => {
     expect(toStoreError(raw, 'get').code).toBe('UNAVAILABLE');
     const other = Object.assign(new Error('7 is a number'), { code: 'EPERM' });
     expect(toStoreError(other, 'get').code).toBe('INTERNAL');
+  });
+});
+
+describe('store errors - invalidRecord', () => {
+  // An etcd key holds any bytes (a hand-written key under the fleet prefix): raw at the start of the message, an ESC,
+  // CSI or newline in it reached agent logs and l4fleet's errors.
+  test('control characters in the key are escaped as \\uXXXX in the message; err.key keeps the key as it is', () => {
+    const key = '/l4fleet/nodes/a\u001b]0;x\u0007\u009b2J\u007f\nforged';
+    const err = invalidRecord(key, 'key: "..." is not a node name');
+    expect(err.code).toBe('INVALID_RECORD');
+    expect(err.key).toBe(key);
+    expect(err.message).toBe(
+      '/l4fleet/nodes/a\\u001b]0;x\\u0007\\u009b2J\\u007f\\u000aforged: key: "..." is not a node name',
+    );
+    expect(err.message).not.toMatch(/\p{Cc}/u);
+  });
+
+  test('a key without control characters is shown as it is', () => {
+    expect(invalidRecord('/l4fleet/nodes/lb1', 'name: 1 is not a string').message).toBe(
+      '/l4fleet/nodes/lb1: name: 1 is not a string',
+    );
   });
 });

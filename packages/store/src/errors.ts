@@ -2,6 +2,7 @@
  * StoreError: etcd and gRPC failures mapped once, here at the adapter, into codes that say whether a retry can
  * help (the etcd3 client's own typed errors, house style "map gRPC and etcd failures once").
  */
+import { escapeControls } from '@l4fleet/config';
 import { isBrokenCircuitError } from 'cockatiel';
 import {
   ClientClosedError,
@@ -93,9 +94,16 @@ export class StoreError extends Error {
   }
 }
 
-/** A record read from etcd that is not used: `key: field: value is not ...` (the message names all three). */
+/**
+ * A record read from etcd that is not used: `key: field: value is not ...` (the message names all three). An etcd
+ * key holds any bytes (one written by hand under the fleet prefix): the message shows its control characters as
+ * `\uXXXX`, or an ESC, CSI or newline in it reached logs and terminals raw; `key` keeps the key as it is.
+ */
 export function invalidRecord(key: string, message: string, cause?: unknown): StoreError {
-  return new StoreError('INVALID_RECORD', `${key}: ${message}`, { key, ...(cause === undefined ? {} : { cause }) });
+  return new StoreError('INVALID_RECORD', `${escapeControls(key)}: ${message}`, {
+    key,
+    ...(cause === undefined ? {} : { cause }),
+  });
 }
 
 /** grpc-js ends "No connection established" with "Resolution note: " even when it has no note. */

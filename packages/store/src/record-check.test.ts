@@ -136,6 +136,19 @@ describe('store record-check - map keys in a refused field', () => {
   });
 });
 
+describe('store record-check - a hostile etcd key', () => {
+  // A hand-written key under the fleet prefix can hold any bytes: the message starts with the key, escaped.
+  test('a node key with control characters: refused, the key escaped in the message', () => {
+    const hostileKey = 'nodes/a\u009b2J\u001b]0;x\u0007';
+    const decodeIt = () => decodeNodeRecord(hostileKey, Buffer.from('{}'), 'nodes/');
+    expect(decodeIt).toThrow(StoreError);
+    expect(decodeIt).toThrow(
+      'nodes/a\\u009b2J\\u001b]0;x\\u0007: key: "a\\u009b2J\\u001b]0;x\\u0007" is not a node name',
+    );
+    expect(decodeIt).not.toThrow(/\p{Cc}/u);
+  });
+});
+
 describe('store record-check - node record', () => {
   const nodeKey = 'nodes/lb1';
   const decodeNode = (rec: object) => decodeNodeRecord(nodeKey, Buffer.from(JSON.stringify(rec)), 'nodes/');
