@@ -262,6 +262,18 @@ describe('l4fleet probe', () => {
       out: '',
     });
   });
+  // health.sourceAddress refuses the unspecified address (a socket bound to it is what no source address gives):
+  // probe refuses it alike, in the same words (--source named where the agent names its field).
+  test.each([['0.0.0.0'], ['::'], ['0::0'], ['0:0:0:0:0:0:0:0']])(
+    '--source %j (the unspecified address) is a usage error, as health.sourceAddress refuses it',
+    async (source) => {
+      expect(await cli('probe', 'web', '--source', source)).toMatchObject({
+        code: 2,
+        err: `error: --source: ${JSON.stringify(source)} is the unspecified address: leave --source out for the kernel's choice`,
+        out: '',
+      });
+    },
+  );
 });
 
 describe('probeChecks', () => {

@@ -19,6 +19,7 @@ import {
   readHealthCa,
 } from '@l4fleet/agent';
 import {
+  canonicalAddress,
   checkLabel,
   endpointText,
   type Fleet,
@@ -118,6 +119,19 @@ async function inBatches<T, R>(items: readonly T[], size: number, fn: (t: T) => 
   return out;
 }
 
+/**
+ * 0.0.0.0 or :: in any spelling (`0::0`), as health.sourceAddress takes it (canonical text). An address
+ * canonicalAddress cannot read (isIP took it, e.g. with a zone) is not the unspecified one: the bind decides.
+ */
+function isUnspecified(address: string): boolean {
+  try {
+    const canonical = canonicalAddress(address).address;
+    return canonical === '0.0.0.0' || canonical === '::';
+  } catch {
+    return false;
+  }
+}
+
 export function registerProbe(program: Command, ctx: FleetCommandContext): void {
   program
     .command('probe')
@@ -145,6 +159,14 @@ export function registerProbe(program: Command, ctx: FleetCommandContext): void 
       // As health.sourceAddress refuses it (no interface lists ::ffff:a.b.c.d): probe shows what the node's checks see.
       const inV6 = opts.source === undefined ? undefined : ipv4In6Problem(opts.source);
       if (inV6) throw new CliError(`--source: ${JSON.stringify(opts.source)} is ${inV6}`, EXIT_USAGE);
+      // As health.sourceAddress refuses it too: bound to 0.0.0.0 or ::, the probe's socket takes the kernel's choice,
+      // what leaving --source out gives, while the command line says a source was chosen.
+      if (opts.source !== undefined && isUnspecified(opts.source)) {
+        throw new CliError(
+          `--source: ${JSON.stringify(opts.source)} is the unspecified address: leave --source out for the kernel's choice`,
+          EXIT_USAGE,
+        );
+      }
       let ca: Buffer | undefined;
       try {
         ca = opts.caFile === undefined ? undefined : readHealthCa(opts.caFile);
