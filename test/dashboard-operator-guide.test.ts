@@ -245,6 +245,41 @@ describe('docs/operator-guide.md', () => {
     expect(out.split('\n').slice(0, 2)).toEqual(['1', '1']);
   });
 
+  // Under nat a disabled member keeps its open connections (conntrack); the row's command must cut exactly those.
+  test("guide - a disabled member's NAT connections: the state row's conntrack command deletes that member's only", async () => {
+    const row = (await readFile(GUIDE, 'utf8')).split('\n').find((l) => l.startsWith('| `pools[].members[].state` |'));
+    expect(row).toContain('under `forwarding: nat` a disabled or removed member');
+    const cut = /`(conntrack -D [^`]*)`/.exec(row ?? '')?.[1];
+    expect(cut).toBe('conntrack -D -p tcp --orig-dst VIP --orig-port-dst PORT --reply-src MEMBER');
+    // A connection's entry as the NAT rules leave it: client -> VIP:80, answered by the member's port 8080.
+    const entry = (client: string, vip: string, member: string, sport: number) =>
+      `conntrack -I -p tcp -s ${client} -d ${vip} --sport ${sport} --dport 80 -r ${member} -q ${client} ` +
+      `--reply-port-src 8080 --reply-port-dst ${sport} --state ESTABLISHED -u SEEN_REPLY -t 300`;
+    const v4 = (cut as string).replace('VIP', '198.51.100.10').replace('PORT', '80').replace('MEMBER', '198.18.0.21');
+    // The family follows the addresses: the same command cuts an IPv6 VIP's connections.
+    const v6 = (cut as string)
+      .replace('VIP', '2001:db8:100::10')
+      .replace('PORT', '80')
+      .replace('MEMBER', '2001:db8:1::21');
+    const script = [
+      entry('198.18.1.7', '198.51.100.10', '198.18.0.21', 40_000),
+      entry('198.18.1.7', '198.51.100.10', '198.18.0.22', 40_001),
+      entry('2001:db8:2::7', '2001:db8:100::10', '2001:db8:1::21', 40_000),
+      entry('2001:db8:2::7', '2001:db8:100::10', '2001:db8:1::22', 40_001),
+      v4,
+      v6,
+    ].join('\n');
+    const out = await inNamespace(script, [
+      'sh',
+      '-c',
+      'conntrack -L -f ipv4 2>/dev/null; conntrack -L -f ipv6 2>/dev/null',
+    ]);
+    const left = out.split('\n').filter((l) => l.startsWith('tcp'));
+    expect(left).toHaveLength(2);
+    expect(left.join('\n')).toMatch(/src=198\.18\.0\.22 /);
+    expect(left.join('\n')).toMatch(/src=2001:db8:1::22 /);
+  });
+
   test('guide - the l2 backend setup runs in a namespace: ARP quiet for the VIPs, VIPs on lo', async () => {
     const out = await inNamespace(await example('backend-l2'), [
       'sh',
