@@ -13,7 +13,7 @@
  * stay on it, which is what HAProxy's drain does.
  */
 import { connect } from 'node:net';
-import { errCode, guarded, type PortProbe, timedFinisher } from './probe-common.js';
+import { errCode, guarded, type PortProbe, printable, timedFinisher } from './probe-common.js';
 
 /** The longest agent reply read: a state, a weight and a short description fit many times over. */
 export const MAX_AGENT_REPLY_BYTES = 1_024;
@@ -35,15 +35,11 @@ export function agentReplyState(line: string): { ok: boolean; reason?: string } 
     .split(/[\s,]+/)
     .map((w) => w.toLowerCase())
     .filter((w) => w !== '');
-  // Control characters are spaces: the reason travels through etcd and NATS to `get members` and the dashboard, and
-  // an escape sequence there would retitle or clear an operator's terminal.
+  // Control characters are spaces (printable), before the cut, so that the description keeps its 80 shown characters.
   const description =
     hash < 0
       ? ''
-      : line
-          .slice(hash + 1)
-          .replace(/[\p{Cc}\s]+/gu, ' ')
-          .trim()
+      : printable(line.slice(hash + 1))
           .slice(0, SHOWN_DESCRIPTION_CHARS)
           .trim();
   const down = words.find((w) => DOWN_WORDS.has(w));

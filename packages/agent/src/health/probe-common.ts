@@ -48,14 +48,29 @@ export function optionsFor(address: string, opts?: ProbeOptions): ProbeOptions |
   return rest;
 }
 
-/** Ends a probe once: the first call resolves (with the time since `started`) and cleans up; later calls do nothing. */
+/**
+ * `text` with every run of control characters (C0, DEL, C1: \p{Cc}) and white space made one space. A reason quotes
+ * what a member sent (a reply, a grpc-message, an agent's description) and travels to etcd status records, NATS
+ * `member.health` events, logs, `get members` and the dashboard: an escape sequence there (ESC, BEL, or C1's CSI
+ * 0x9b, which JSON.stringify leaves raw) would retitle or clear an operator's terminal.
+ */
+export const printable = (text: string): string => text.replace(/[\p{Cc}\s]+/gu, ' ').trim();
+
+/**
+ * Ends a probe once: the first call resolves (with the time since `started`) and cleans up; later calls do nothing.
+ * Every probe's reason passes here, so here it is made printable.
+ */
 export function finisher(started: number, resolve: (r: ProbeResult) => void, cleanup: () => void): Finish {
   let done = false;
   return (ok, reason) => {
     if (done) return;
     done = true;
     cleanup();
-    resolve({ ok, latencyMs: performance.now() - started, ...(reason === undefined ? {} : { reason }) });
+    resolve({
+      ok,
+      latencyMs: performance.now() - started,
+      ...(reason === undefined ? {} : { reason: printable(reason) }),
+    });
   };
 }
 

@@ -207,6 +207,23 @@ describe('probe - payload and expect', () => {
   });
 });
 
+describe('probe - what a member sends reaches no terminal', () => {
+  test('tcp: a reply with ESC, BEL and C1 (0x9b, CSI) is quoted in the reason without any control character', async () => {
+    const evil = await listen(
+      createServer((c) =>
+        c.end(Buffer.concat([Buffer.from('\x1b]0;owned\x07 \u009b2J', 'utf8'), Buffer.from([0x9b])])),
+      ),
+    );
+    try {
+      const r = await probeMember({ address: '127.0.0.1', port: portOf(evil) }, check({ expect: 'ok' }));
+      expect(r).toMatchObject({ ok: false, reason: expect.stringMatching(/^reply lacks "ok" \(got ".*owned.*"\)$/) });
+      expect(r.reason).not.toMatch(/\p{Cc}/u);
+    } finally {
+      evil.close();
+    }
+  });
+});
+
 describe('reply matcher', () => {
   test('finds text split across chunks, and multi-byte text', () => {
     const m = createReplyMatcher('+PONG');
@@ -216,6 +233,40 @@ describe('reply matcher', () => {
     const bytes = Buffer.from('un café');
     expect(u.push(bytes.subarray(0, 6))).toBe(false); // splits the é
     expect(u.push(bytes.subarray(6))).toBe(true);
+  });
+
+  test('searches each byte a bounded number of times: a reply dripped one byte per chunk is linear, not quadratic', () => {
+    const m = createReplyMatcher('needle');
+    for (let i = 0; i < 10_000; i++) expect(m.push(Buffer.from('x'))).toBe(false);
+    // Each push searches its chunk plus the last wanted.length - 1 bytes seen before it, never all of them again.
+    expect(m.searchedBytes).toBeLessThanOrEqual(10_000 * 'needle'.length);
+    const n = createReplyMatcher('needle');
+    for (const b of Buffer.from('xxneedlexx')) if (n.push(Buffer.from([b]))) break;
+    expect(n.full).toBe(false);
+    expect(createReplyMatcher('needle').push(Buffer.from('xxneedle'))).toBe(true);
+  });
+
+  test('the same answers as searching everything seen, for text split anywhere across chunks and at the cap', () => {
+    const wanted = 'ab\u00e9cd';
+    const bytes = Buffer.from(`zzz${wanted}zz`);
+    // Every split of the reply into three chunks.
+    for (let i = 0; i <= bytes.length; i++) {
+      for (let j = i; j <= bytes.length; j++) {
+        const m = createReplyMatcher(wanted);
+        const parts = [bytes.subarray(0, i), bytes.subarray(i, j), bytes.subarray(j)];
+        let seen = Buffer.alloc(0);
+        parts.forEach((part, k) => {
+          seen = Buffer.concat([seen, part]);
+          expect(m.push(part), `split ${i},${j} chunk ${k}`).toBe(seen.includes(Buffer.from(wanted)));
+        });
+      }
+    }
+    // Ending exactly at the cap, split across the last two chunks: found.
+    const m = createReplyMatcher('needle');
+    expect(m.push(Buffer.alloc(MAX_PROBE_REPLY_BYTES - 6, 'x'))).toBe(false);
+    expect(m.push(Buffer.from('nee'))).toBe(false);
+    expect(m.push(Buffer.from('dle'))).toBe(true);
+    expect(m.full).toBe(true);
   });
 
   test('stops keeping bytes at the cap', () => {

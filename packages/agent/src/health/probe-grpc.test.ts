@@ -154,6 +154,76 @@ describe('probe - grpc (gRPC Health Checking Protocol)', () => {
     }
   });
 
+  /** A SERVING reply with these trailers, from a real HTTP/2 server, for each set of trailers: the probe's results. */
+  const probeWithTrailers = async (trailers: Record<string, string>[]) => {
+    let sent: Record<string, string> = {};
+    const h2: Http2Server = createHttp2Server();
+    h2.on('stream', (stream) => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers(sent));
+      stream.end(Buffer.from([0, 0, 0, 0, 2, 0x08, 1])); // SERVING
+    });
+    await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
+    try {
+      const port = (h2.address() as AddressInfo).port;
+      const out = [];
+      for (const t of trailers) {
+        sent = t;
+        out.push(await probeMember(member(port), check()));
+      }
+      return out;
+    } finally {
+      await new Promise((r) => h2.close(r));
+    }
+  };
+
+  test('grpc-status that is not a decimal code ("", "0x0", "+0", "0.0"): down, named, never read as 0 (OK)', async () => {
+    const values = ['', '0x0', '+0', '0.0', '-0', `0${'x'.repeat(500)}`];
+    const [ok, ...results] = await probeWithTrailers(['0', ...values].map((v) => ({ 'grpc-status': v })));
+    expect(ok).toMatchObject({ ok: true }); // the same reply with grpc-status 0: up
+    results.forEach((r, i) => {
+      expect(r, values[i]).toMatchObject({ ok: false });
+      expect(r.reason, values[i]).toMatch(/^grpc-status ".*" is not a status code$/);
+    });
+    expect(results[1]?.reason).toBe('grpc-status "0x0" is not a status code');
+    expect((results[5]?.reason ?? '').length).toBeLessThan(100); // cut
+  });
+
+  test('a reply dripped one byte per DATA frame is read whole: SERVING is up, NOT_SERVING down', async () => {
+    let status = 1;
+    const h2: Http2Server = createHttp2Server();
+    h2.on('stream', (stream) => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      const bytes = [0, 0, 0, 0, 2, 0x08, status];
+      const next = (): void => {
+        const b = bytes.shift();
+        if (b === undefined) stream.end();
+        else stream.write(Buffer.from([b]), next);
+      };
+      next();
+    });
+    await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
+    try {
+      const port = (h2.address() as AddressInfo).port;
+      expect(await probeMember(member(port), check())).toMatchObject({ ok: true });
+      status = 2;
+      expect(await probeMember(member(port), check())).toMatchObject({
+        ok: false,
+        reason: 'serving status NOT_SERVING',
+      });
+    } finally {
+      await new Promise((r) => h2.close(r));
+    }
+  });
+
+  test('grpc-message with terminal escapes (percent-encoded ESC, BEL, C1 CSI): none reaches the reason', async () => {
+    const [r] = await probeWithTrailers([{ 'grpc-status': '14', 'grpc-message': '%1B]0;owned%07%1B[2J%C2%9B2Jgone' }]);
+    expect(r).toMatchObject({ ok: false });
+    expect(r?.reason).toMatch(/^grpc-status 14 \(UNAVAILABLE\): .*owned.*gone$/);
+    expect(r?.reason).not.toMatch(/\p{Cc}/u);
+  });
+
   test('messages: the request as protobuf encodes it; replies with other fields, none, or broken bytes', () => {
     expect([...healthCheckRequest('')]).toEqual([0, 0, 0, 0, 0]);
     expect([...healthCheckRequest('a.B')]).toEqual([0, 0, 0, 0, 5, 0x0a, 3, 0x61, 0x2e, 0x42]);

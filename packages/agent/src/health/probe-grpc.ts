@@ -41,6 +41,10 @@ const GRPC_CODE_HINTS: Readonly<Record<number, string>> = {
   12: 'the server has no grpc.health.v1 service',
 };
 const SHOWN_MESSAGE_CHARS = 120;
+/** A grpc-status header as a code: decimal digits (codes are 0-16; a newer one still reads as "unknown code"). */
+const GRPC_STATUS_TEXT = /^\d{1,3}$/;
+/** Characters of a grpc-status that is not a code kept in the reason. */
+const SHOWN_STATUS_CHARS = 20;
 
 /** A protobuf varint (base 128, little end first). */
 function varint(n: number): number[] {
@@ -169,7 +173,10 @@ export const probeGrpc: PortProbe = (target, port, check, opts) =>
     let httpStatus = 0;
     let grpcStatus: string | undefined;
     let grpcMessage: string | undefined;
-    let body = Buffer.alloc(0);
+    // The chunks kept (at most MAX_PROBE_REPLY_BYTES in all), joined once at the end: joining at every chunk copied
+    // everything read again each time, quadratic for a server that drips its reply.
+    const chunks: Buffer[] = [];
+    let bodyBytes = 0;
     const fromHeaders = (h: Record<string, unknown>) => {
       if (typeof h['grpc-status'] === 'string') grpcStatus = h['grpc-status'];
       if (typeof h['grpc-message'] === 'string') grpcMessage = h['grpc-message'];
@@ -180,19 +187,31 @@ export const probeGrpc: PortProbe = (target, port, check, opts) =>
     });
     req.once('trailers', (trailers) => fromHeaders(trailers));
     req.on('data', (chunk: Buffer) => {
-      body = Buffer.concat([body, chunk.subarray(0, MAX_PROBE_REPLY_BYTES - body.length)]);
+      const kept = chunk.subarray(0, MAX_PROBE_REPLY_BYTES - bodyBytes);
+      if (kept.length === 0) return;
+      chunks.push(kept);
+      bodyBytes += kept.length;
     });
     req.once(
       'end',
       guarded(finish, () => {
         if (httpStatus !== 200) return finish(false, `HTTP status ${httpStatus} (expected 200: is it a gRPC server?)`);
         if (grpcStatus === undefined) return finish(false, 'no grpc-status in the reply');
+        // Decimal digits only (gRPC over HTTP/2: Status → 1*DIGIT): Number() read "", "0x0", "+0" and "0.0" as 0,
+        // OK, and took such a member up.
+        if (!GRPC_STATUS_TEXT.test(grpcStatus)) {
+          const cut = grpcStatus.length > SHOWN_STATUS_CHARS ? '...' : '';
+          return finish(
+            false,
+            `grpc-status ${JSON.stringify(grpcStatus.slice(0, SHOWN_STATUS_CHARS) + cut)} is not a status code`,
+          );
+        }
         const code = Number(grpcStatus);
         if (code !== 0) {
           const message = grpcMessage ? `: ${grpcMessageText(grpcMessage).slice(0, SHOWN_MESSAGE_CHARS)}` : '';
           return finish(false, `${codeText(code)}${message}`);
         }
-        const status = servingStatus(body);
+        const status = servingStatus(Buffer.concat(chunks, bodyBytes));
         if (typeof status === 'string') return finish(false, status);
         finish(
           status === SERVING,

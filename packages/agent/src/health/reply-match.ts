@@ -14,28 +14,49 @@ export interface ReplyMatcher {
   push(chunk: Buffer): boolean;
   /** MAX_PROBE_REPLY_BYTES read without the text: the probe stops reading. */
   readonly full: boolean;
+  /** Bytes searched so far, all pushes together: at most (chunk + text length) per push, whatever came before. */
+  readonly searchedBytes: number;
   /** The failure's reason: `body lacks "ok" (got "maintenance")`. */
   lacks(what: 'reply' | 'body'): string;
   /** The failure's reason when the text must not be there: `body contains "MAINTENANCE" (expectNot)`. */
   contains(what: 'reply' | 'body', field: string): string;
 }
 
+/**
+ * Each push copies its chunk once into one buffer of MAX_PROBE_REPLY_BYTES and searches only what can hold a match
+ * that was not there before: the last `text length - 1` bytes already seen, and the chunk. Concatenating and
+ * searching everything seen at every chunk was quadratic: a member dripping its reply a byte per write cost a probe
+ * about 250 ms of the agent's CPU.
+ */
 export function createReplyMatcher(expect: string): ReplyMatcher {
   const wanted = Buffer.from(expect, 'utf8');
-  let seen = Buffer.alloc(0);
+  let seen: Buffer | undefined; // allocated at the first chunk: a datagram's matcher may never get one
+  let length = 0;
+  let searchedBytes = 0;
+  let found = false;
   return {
     push(chunk) {
-      const room = MAX_PROBE_REPLY_BYTES - seen.length;
+      if (found) return true; // as when everything seen was searched again
+      const room = MAX_PROBE_REPLY_BYTES - length;
       if (room <= 0) return false;
-      seen = Buffer.concat([seen, chunk.subarray(0, room)]);
-      return seen.includes(wanted);
+      seen ??= Buffer.allocUnsafe(MAX_PROBE_REPLY_BYTES);
+      const from = Math.max(0, length - Math.max(0, wanted.length - 1));
+      length += chunk.copy(seen, length, 0, Math.min(chunk.length, room));
+      searchedBytes += length - from;
+      found = seen.subarray(from, length).includes(wanted);
+      return found;
     },
     get full() {
-      return seen.length >= MAX_PROBE_REPLY_BYTES;
+      return length >= MAX_PROBE_REPLY_BYTES;
+    },
+    get searchedBytes() {
+      return searchedBytes;
     },
     lacks(what) {
-      const text = seen.toString('utf8', 0, Math.min(seen.length, SHOWN_REPLY_CHARS * 4)).slice(0, SHOWN_REPLY_CHARS);
-      const more = seen.length > Buffer.byteLength(text) ? '...' : '';
+      const text = (seen ?? Buffer.alloc(0))
+        .toString('utf8', 0, Math.min(length, SHOWN_REPLY_CHARS * 4))
+        .slice(0, SHOWN_REPLY_CHARS);
+      const more = length > Buffer.byteLength(text) ? '...' : '';
       const within = this.full ? ` in its first ${MAX_PROBE_REPLY_BYTES} bytes` : '';
       return `${what} lacks ${JSON.stringify(expect)}${within} (got ${JSON.stringify(text)}${more})`;
     },
