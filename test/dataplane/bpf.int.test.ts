@@ -785,7 +785,7 @@ s6.sendto(msg6, (vip6, 0))
     expect(c.drops.port.packets).toBe(2 * bad.length);
   }, 60_000);
 
-  test('VLAN - a tagged frame on the interface belongs to its VLAN device: not served (not counted, not forwarded tagged)', async () => {
+  test('VLAN - a tagged frame (VLAN id != 0) belongs to its VLAN device: not served (not counted, not forwarded tagged); a priority-tagged one (id 0) is served', async () => {
     const dp = bpf();
     await dp.apply([
       vipTable({ address: VIP4, port: 1901, protocol: 'udp' }),
@@ -798,10 +798,15 @@ s6.sendto(msg6, (vip6, 0))
       { ...v4, vlan: 100 },
       { ...v6, vlan: 100 },
     ];
-    await sendRawDatagrams(topo.router, 'br0', mac, [...tagged, ...tagged, v4, v6]);
-    const c = await countersWhen(dp, (x) => x.vips.reduce((n, v) => n + v.packets, 0) >= 2);
-    expect(c.vips.map((v) => v.packets)).toEqual([1, 1]);
-    expect(c.backends.reduce((n, b) => n + b.packets, 0)).toBe(2);
+    // 802.1p priority tags (VLAN id 0): the kernel hands them to this interface as untagged frames, so they are ours.
+    const priority: RawDatagram[] = [
+      { ...v4, vlan: 0 },
+      { ...v6, vlan: 0 },
+    ];
+    await sendRawDatagrams(topo.router, 'br0', mac, [...tagged, ...tagged, ...priority, v4, v6]);
+    const c = await countersWhen(dp, (x) => x.vips.reduce((n, v) => n + v.packets, 0) >= 4);
+    expect(c.vips.map((v) => v.packets)).toEqual([2, 2]);
+    expect(c.backends.reduce((n, b) => n + b.packets, 0)).toBe(4);
     expect(c.drops.port.packets).toBe(0);
   }, 60_000);
 

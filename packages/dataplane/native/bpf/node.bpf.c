@@ -3,8 +3,8 @@
  * l4fleet node: Maglev forwarding at tc ingress (clsact, direct action) on the node's interface, and optionally
  * in front of it an XDP fast path (node-xdp.h) that forwards what it can and hands everything else to this one.
  *
- * An untagged packet (l4f_node: VLANs) addressed to this host (PACKET_HOST) whose destination is a VIP address
- * (headers read in place):
+ * An untagged or priority-tagged packet (VLAN id 0; l4f_node: VLANs) addressed to this host (PACKET_HOST) whose
+ * destination is a VIP address (headers read in place):
  *   1. VIP lookup by (address, port, protocol), first, for TCP and UDP; a packet to a VIP address with no VIP
  *      on its port or protocol is dropped and counted. A VIP with source ranges (sourceRanges) drops and counts
  *      a packet from any other source here, before its own counter and before step 2 (node-core.h
@@ -361,12 +361,16 @@ int l4f_node(struct __sk_buff *skb)
 		return TC_ACT_OK; /* flooded frames for other hosts: never forward them (duplicates at backends) */
 	/*
 	 * An 802.1Q / 802.1ad tagged frame: the kernel has moved its tag into the skb before tc (skb_vlan_untag, or the
-	 * NIC's rx VLAN offload), and it belongs to that VLAN's device, whose stack takes it after this hook. Forwarded
-	 * here it would leave this interface still tagged (bpf_redirect keeps the tag), an encapsulated one toward a
-	 * next hop found on the untagged network. Not served: the configured interface serves untagged frames; a VLAN
-	 * device configured as the interface sees its frames untagged (docs/design/0007, "Packet path").
+	 * NIC's rx VLAN offload), and one with a VLAN id belongs to that VLAN's device, whose stack takes it after this
+	 * hook. Forwarded here it would leave this interface still tagged (bpf_redirect keeps the tag), an encapsulated
+	 * one toward a next hop found on the untagged network. Not served: the configured interface serves untagged
+	 * frames; a VLAN device configured as the interface sees its frames untagged (docs/design/0007, "Packet path").
+	 * VLAN id 0 is an 802.1p priority tag (switches and DCB setups add it): the kernel delivers that frame to this
+	 * interface as an untagged one (__netif_receive_skb_core clears the tag), and nftables serves it, so it is
+	 * served here too. Its tag is kept, as nftables' fwd keeps it: a backend sees the same frame from either
+	 * driver, its priority included (a receiver treats a priority-tagged frame as untagged).
 	 */
-	if (skb->vlan_present)
+	if (skb->vlan_present && (skb->vlan_tci & 0x0fff) != 0)
 		return TC_ACT_OK;
 	if (skb->protocol == bpf_htons(ETH_P_IP))
 		return ingress4(skb);
