@@ -16,6 +16,7 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { NFT_BATCH_PATH } from '../../packages/dataplane/src/nft/batch.js';
 import { FLOW_KEY_SEEDS } from '../../packages/dataplane/src/nft/ruleset.js';
+import { countersWhen, type RawDatagram, sendRawDatagrams } from './bpf-wire.js';
 import { ON_MEMBER_DOWN_CASES, ON_MEMBER_DOWN_TITLE, onMemberDownCase } from './member-down.js';
 import {
   backend4,
@@ -410,6 +411,29 @@ describe('nftables data plane', () => {
     for (const d of datagrams) expect(landed.get(`${d.src}|udp|${d.sport}`), String(d.sport)).toBeUndefined();
   });
 
+  test('VLAN, as in bpf - a tagged frame (VLAN id != 0) belongs to its VLAN device: not counted, not forwarded tagged; a priority-tagged one (id 0) is served', async () => {
+    const dp = dataPlane();
+    const tables = [VIP4, VIP6].map((address) => vipTable({ address, port: 1901, protocol: 'udp' }));
+    await dp.apply(tables);
+    const mac = (await topo.node.sh('cat /sys/class/net/eth0/address')).trim();
+    const v4 = { src: CLIENT4, dst: VIP4, sport: 29_100, dport: 1901 };
+    const v6 = { src: CLIENT6, dst: VIP6, sport: 29_100, dport: 1901 };
+    const tagged: RawDatagram[] = [
+      { ...v4, vlan: 100 },
+      { ...v6, vlan: 100 },
+    ];
+    // 802.1p priority tags (VLAN id 0): the kernel hands them to this interface as untagged frames, so they are ours.
+    const priority: RawDatagram[] = [
+      { ...v4, vlan: 0 },
+      { ...v6, vlan: 0 },
+    ];
+    await sendRawDatagrams(topo.router, 'br0', mac, [...tagged, ...tagged, ...priority, v4, v6]);
+    const c = await countersWhen(dp, (x) => x.vips.reduce((n, v) => n + v.packets, 0) >= 4);
+    expect(c.vips.map((v) => v.packets)).toEqual([2, 2]);
+    expect(c.backends.reduce((n, b) => n + b.packets, 0)).toBe(4);
+    expect(c.drops.port.packets).toBe(0);
+  });
+
   test('no backend - slots without a backend drop and count instead of forwarding', async () => {
     const dp = dataPlane();
     const t = vipTable({ address: VIP4, port: 80, protocol: 'tcp' });
@@ -746,7 +770,7 @@ describe('nftables data plane', () => {
     expect(listing).not.toContain('v_c633644d_tcp_80');
   });
 
-  test('upgrade - a table from before the fragment rules (6 ingress rules, no drop_fragment) gets its ingress chain in place: flows kept, no new table; a restart over it writes nothing', async () => {
+  test('upgrade - a table from before the fragment rules (6 ingress rules, no drop_fragment), or from before the VLAN rule (8), gets its ingress chain in place: flows kept, no new table; a restart over it writes nothing', async () => {
     const tables = [vipTable({ address: VIP4, port: 80, protocol: 'udp' })];
     const first = dataPlane();
     await first.apply(tables);
@@ -789,7 +813,31 @@ describe('nftables data plane', () => {
     const again = await dataPlane().apply(tables);
     expect(again.transactions).toBe(0);
     expect(await list()).toBe(text);
-  });
+    await (open.at(-1) as DataPlane).close();
+
+    // A table from the version before the VLAN rule: its ingress chain had the fragment rules but not the first one.
+    const vlanRule = /^\s*ether type \{ 8021q, 8021ad \} .*accept\n/m;
+    expect(text).toMatch(vlanRule);
+    const beforeVlan = [
+      `${hostV4} frag-off & 0x3fff == 0 ip daddr . meta l4proto . th dport vmap @vips4`,
+      `${hostV6} daddr . ip6 nexthdr . th dport vmap @vips6`,
+      ...previous.slice(2, 4),
+      `${hostV4} frag-off & 0x3fff != 0 ip daddr @vipaddrs4 counter name "drop_fragment" drop`,
+      `${hostV6} nexthdr 44 ip6 daddr @vipaddrs6 counter name "drop_fragment" drop`,
+      ...previous.slice(4),
+    ];
+    await topo.node.run(['nft', '-f', '-'], {
+      input: `${['flush chain netdev l4fleet ingress', ...beforeVlan.map((r) => `add rule netdev l4fleet ingress ${r}`)].join('\n')}\n`,
+    });
+    expect(await list()).not.toMatch(vlanRule);
+    const third = dataPlane();
+    expect(await third.apply(tables)).toMatchObject({ tableCreated: false, transactions: 1, slotsChanged: 0 });
+    expect((await third.counters()).flowTable.entries).toBe(1);
+    expect(await list()).toBe(text);
+    await third.close();
+    expect((await dataPlane().apply(tables)).transactions).toBe(0);
+    expect(await list()).toBe(text);
+  }, 120_000);
 
   test('restart - elements deleted by hand (a VIP jump, its address, its echo element) are written again, and traffic comes back', async () => {
     const t = vipTable({ address: VIP4, port: 80, protocol: 'udp' });

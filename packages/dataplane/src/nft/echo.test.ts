@@ -44,12 +44,13 @@ describe('ping to a VIP address (nftables)', () => {
     );
   });
 
-  test('the ingress chain: VIP traffic first, then unfragmented echo requests, then fragments and the port filter', () => {
+  test('the ingress chain: VLAN-tagged frames left alone first, then VIP traffic, then unfragmented echo requests, then fragments and the port filter', () => {
     const rules = baseChainRules();
-    expect(rules.slice(2, 4)).toEqual(echoDispatchRules());
-    expect(rules[0]).toMatch(/vmap @vips4$/);
-    expect(rules[4]).toMatch(/@vipaddrs4 counter name "drop_fragment" drop$/);
-    expect(rules[6]).toMatch(/@vipaddrs4 counter name "drop_port" drop$/);
+    expect(rules[0]).toMatch(/^ether type \{ 8021q, 8021ad \} .* accept$/);
+    expect(rules.slice(3, 5)).toEqual(echoDispatchRules());
+    expect(rules[1]).toMatch(/vmap @vips4$/);
+    expect(rules[5]).toMatch(/@vipaddrs4 counter name "drop_fragment" drop$/);
+    expect(rules[7]).toMatch(/@vipaddrs4 counter name "drop_port" drop$/);
     expect(echoDispatchRules()[0]).toContain('ip frag-off & 0x3fff == 0 icmp type echo-request');
     expect(echoDispatchRules()[1]).toContain('ip6 nexthdr 58 icmpv6 type echo-request');
     // No protocol name nft would look up in /etc/protocols (minimal images have none; tcp and udp nft knows itself).

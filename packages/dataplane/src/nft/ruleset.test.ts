@@ -32,19 +32,46 @@ function vip(address: string): VipTable {
 }
 const norm = (...t: VipTable[]) => validateDesired(t, { requireSamePort: true });
 
-/** The ingress chain as the version before this one wrote it (6 rules, no drop_fragment counter). */
+/** The ingress chain as the version before the fragment rules wrote it (6 rules, no drop_fragment counter). */
 const PREVIOUS_INGRESS_RULES = 6;
+/** The ingress chain as the version before the VLAN rule wrote it (8 rules: the fragment rules, no VLAN rule). */
+const BEFORE_VLAN_INGRESS_RULES = 8;
 
 describe('ingress chain: which packets are VIP traffic (as bpf)', () => {
+  test('VLAN: a frame tagged with a VLAN id (802.1Q or 802.1ad, the tag the kernel moved into the skb) is left to its VLAN device first; a priority tag (id 0) is not', () => {
+    // nft reads the offloaded tag back in place (nft_payload_copy_vlan): ether type at 12, the TCI at 14.
+    expect(baseChainRules()[0]).toBe('ether type { 8021q, 8021ad } @ll,112,16 & 0x0fff != 0 accept');
+  });
+
+  test('a table from the version before the VLAN rule (8 ingress rules): its ingress chain is read as differing, written again', () => {
+    const forward = forwardChainRules(layout).length;
+    expect(
+      baseChainsDiffering(
+        new Map([
+          [BASE_CHAIN, BEFORE_VLAN_INGRESS_RULES],
+          [FORWARD_CHAIN, forward],
+        ]),
+      ),
+    ).toEqual(new Set([BASE_CHAIN]));
+    expect(
+      baseChainsDiffering(
+        new Map([
+          [BASE_CHAIN, baseChainRules().length],
+          [FORWARD_CHAIN, forward],
+        ]),
+      ),
+    ).toEqual(new Set());
+  });
+
   test('IPv4: only an unfragmented packet is looked up as VIP traffic (a first fragment carries ports too)', () => {
-    expect(baseChainRules()[0]).toBe(
+    expect(baseChainRules()[1]).toBe(
       'meta pkttype host ip frag-off & 0x3fff == 0 ip daddr . meta l4proto . th dport vmap @vips4',
     );
   });
 
   test('IPv6: the lookup keys on the header right after the fixed one (ip6 nexthdr), so an extension header never matches', () => {
     // meta l4proto and th would be found behind hop-by-hop, routing, destination options, AH and a first fragment.
-    expect(baseChainRules()[1]).toBe('meta pkttype host ip6 daddr . ip6 nexthdr . th dport vmap @vips6');
+    expect(baseChainRules()[2]).toBe('meta pkttype host ip6 daddr . ip6 nexthdr . th dport vmap @vips6');
   });
 
   test('fragments to a VIP address are dropped and counted drop_fragment, before the port filter', () => {
@@ -55,8 +82,8 @@ describe('ingress chain: which packets are VIP traffic (as bpf)', () => {
     // 44: the IPv6 fragment header (a number: nft would resolve `ipv6-frag` through /etc/protocols).
     const v6 = rules.indexOf('meta pkttype host ip6 nexthdr 44 ip6 daddr @vipaddrs6 counter name "drop_fragment" drop');
     const port = rules.findIndex((r) => r.endsWith('counter name "drop_port" drop'));
-    expect(v4).toBeGreaterThan(1);
-    expect(v6).toBeGreaterThan(1);
+    expect(v4).toBeGreaterThan(2);
+    expect(v6).toBeGreaterThan(2);
     expect(port).toBeGreaterThan(Math.max(v4, v6));
     expect(baseTable(layout)).toContain(`counter ${DROP_FRAGMENT} { }`);
   });

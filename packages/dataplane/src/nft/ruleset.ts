@@ -1,9 +1,9 @@
 /**
  * The nft text the driver loads. One table of the netdev family owned by l4fleet:
  *
- *   ingress (hook on the node's interface): frames addressed to this host (`meta pkttype host`: a bridge
- *     floods frames for a downed port, and without the match every node would forward them) whose
- *     daddr . l4proto . dport is a VIP jump to that VIP's chain: unfragmented IPv4, IPv6 with TCP / UDP right after
+ *   ingress (hook on the node's interface): untagged or priority-tagged (VLAN id 0) frames addressed to this host
+ *     (`meta pkttype host`: a bridge floods frames for a downed port, and without the match every node would forward
+ *     them) whose daddr . l4proto . dport is a VIP jump to that VIP's chain: unfragmented IPv4, IPv6 with TCP / UDP right after
  *     its header, as the bpf driver reads them (baseChainRules); anything else to a VIP address is dropped
  *     and counted (fragments apart, the rest port filtering), but for pings, which the VIP address's echo chain
  *     answers (echo.ts); everything else passes untouched.
@@ -78,7 +78,17 @@ export const BASE_COUNTERS = [DROP_PORT, DROP_NO_BACKEND, FLOW_TABLE_FULL, DROP_
 const IPV6_FRAGMENT_HEADER = 44;
 
 /**
- * The ingress chain's rules: VIP traffic to its VIP's chain, then pings to VIP addresses answered (echo.ts), then
+ * A frame tagged with a VLAN id: the kernel moved its 802.1Q / 802.1ad tag into the skb before this hook (skb_vlan_untag,
+ * or the NIC's rx VLAN offload), so `ip daddr` and the vmaps see the packet inside, but the frame belongs to that VLAN's
+ * device, whose stack takes it after this hook; fwd would send it out of this interface still tagged. nft reads the
+ * moved tag back in place (nft_payload_copy_vlan: the tag's type at byte 12, the TCI at 14); `vlan id` would check
+ * 802.1Q alone. VLAN id 0 is an 802.1p priority tag: the kernel delivers that frame here as an untagged one, so it is
+ * served, its tag kept by fwd. As the bpf driver (node.bpf.c l4f_node).
+ */
+const VLAN_TAGGED = 'ether type { 8021q, 8021ad } @ll,112,16 & 0x0fff != 0';
+
+/**
+ * The ingress chain's rules: a frame of a VLAN left to its VLAN device, VIP traffic to its VIP's chain, then pings to VIP addresses answered (echo.ts), then
  * fragments and the port filter. Also what a table written before the echo maps gets once (plan.ts), in the same
  * order.
  *
@@ -90,11 +100,13 @@ const IPV6_FRAGMENT_HEADER = 44;
  * below, counted as bpf counts it: an IPv4 fragment, an IPv6 packet whose next header is a fragment header
  * `drop_fragment`, any other `drop_port`.
  *
- * Two rules more than the chain had before the fragment rules: a table written then is read back with another
- * number of ingress rules (state.ts baseChainsDiffering), and the plan writes its chain again, flow maps kept.
+ * Two rules more than the chain had before the fragment rules, and one more (the VLAN rule) than it had with them: a
+ * table written by either version is read back with another number of ingress rules (state.ts baseChainsDiffering),
+ * and the plan writes its chain again, flow maps kept.
  */
 export function baseChainRules(): string[] {
   return [
+    `${VLAN_TAGGED} accept`,
     `meta pkttype host ip frag-off & 0x3fff == 0 ip daddr . meta l4proto . th dport vmap @${vipsMap(4)}`,
     `meta pkttype host ip6 daddr . ip6 nexthdr . th dport vmap @${vipsMap(6)}`,
     ...echoDispatchRules(),
