@@ -1,7 +1,8 @@
 /**
  * Ping to a VIP address in the nftables driver against the kernel, in network namespaces (root): the netdev table
  * answers an echo request to a VIP address from the VIP (icmp.echoReplied), IPv4 and IPv6, for direct-return (l2) and
- * NAT addresses alike; fragments are not answered (drops.fragment); an address whose VIPs are gone loses its echo chain;
+ * NAT addresses alike; fragments are not answered (drops.fragment; to a NAT address the stack reassembles them and the
+ * NAT table drops the request as port); an address whose VIPs are gone loses its echo chain;
  * a table written before the echo maps is upgraded in place (flows kept), and a restart over it writes nothing.
  * Design: docs/design/0004-dataplane.md "ICMP to a VIP"; rules: packages/dataplane/src/nft/echo.ts.
  */
@@ -158,5 +159,17 @@ describe('nftables ping - nat', () => {
     const c = await dp.counters();
     expect(c.icmp?.echoReplied.packets).toBe(2 * COUNT);
     expect(c.drops.port.packets).toBe(0);
+  }, 60_000);
+
+  test("fragments: a NAT address is not in the netdev table's fragment drop (direct-return addresses only): the stack reassembles a large ping, and the NAT table drops it as port, unanswered", async () => {
+    const dp = dps.open();
+    await dp.apply([vip(nat.NAT_VIP4, { nat: true }), vip(nat.NAT_VIP6, { nat: true })]);
+    for (const a of [nat.NAT_VIP4, nat.NAT_VIP6]) expect(await ping(topo.client, a, 2_000), a).toHaveLength(0);
+    const c = await dp.counters();
+    expect(c.icmp?.echoReplied.packets).toBe(0);
+    expect(c.drops.fragment?.packets ?? 0).toBe(0);
+    // Whole requests (the NAT table runs after conntrack's defragmentation), not their fragments: 2,000 bytes of data.
+    expect(c.drops.port.packets).toBeGreaterThanOrEqual(2 * COUNT);
+    expect(c.drops.port.bytes).toBeGreaterThanOrEqual(2_000 * c.drops.port.packets);
   }, 60_000);
 });
