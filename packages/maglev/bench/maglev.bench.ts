@@ -4,7 +4,8 @@
  * and timed in this same run (bench/reference.c, needs gcc; skipped with a note when absent), and the fill loop
  * alone as WebAssembly and as the TypeScript reference loop (src/fill.ts) on the same cursors, and the pathological
  * weighted build (one member at 65,535, 19,999 at 1) through the per-backend wasm loop and through fill()'s grouped
- * loop (src/fill-grouped.ts), with a check that both built the same table.
+ * loop (src/fill-grouped.ts), with a check that both built the same table, and the pools of one member at 65,535
+ * over hundreds of distinct small weights through the loop fill() took before src/fill-events.ts and through fill().
  * Paper (NSDI'16 §5.3): 1.8 ms at M = 65,537 and 22.9 ms at M = 655,373 (C, their hardware).
  */
 import { execFileSync } from 'node:child_process';
@@ -12,6 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fill, fillUniformTs } from '../src/fill.js';
+import { fillWeightedGroupedTs, groupingPays, rateClasses } from '../src/fill-grouped.js';
 import { fillWasm } from '../src/fill-wasm.js';
 import { FILL_WASM_BASE64 } from '../src/fill-wasm-bytes.js';
 import { buildNamedTable, buildTable, churn, tableStats } from '../src/index.js';
@@ -141,6 +143,72 @@ const pathological = (() => {
   return { size, backends: n, perBackendMs, groupedMs: median(times), path, identical };
 })();
 
+/**
+ * One member at 65,535 over hundreds of distinct small weights (or slow-start steps of them): ~M / 2 rounds, and
+ * grouping saves nothing, so the loop fill() took before src/fill-events.ts (the wasm per-backend one, or the grouped
+ * one where groupingPays) visits hundreds of credits a round. That loop runs once; fill() (now the event-driven
+ * loop) runs a few times after a warm-up, median. Same cursors as fillLoop(); the two tables must be equal.
+ * BENCH_DISTINCT_SIZES overrides the table sizes (comma-separated; the 2,097,143 rows take ~15 s of old loops).
+ */
+const distinctShapes: { name: string; weights: number[] }[] = [
+  { name: '65,535 + 361 at 1..361', weights: [65_535, ...Array.from({ length: 361 }, (_, i) => i + 1)] },
+  {
+    name: '65,535 + 810 at (i+1)*20/100',
+    weights: [65_535, ...Array.from({ length: 810 }, (_, i) => ((i + 1) * 20) / 100)],
+  },
+  {
+    name: '65,535 + 447 at 1..447 + 99,552 at 1',
+    weights: [65_535, ...Array.from({ length: 447 }, (_, i) => i + 1), ...Array(99_552).fill(1)],
+  },
+];
+/** Wall time and this process's CPU time (user + system): on a loaded machine the CPU time is the steadier one. */
+function timed(run: () => void): { ms: number; cpuMs: number } {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  run();
+  const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000 };
+}
+const distinctSizes = (process.env.BENCH_DISTINCT_SIZES ?? '65537,2097143').split(',').map(Number);
+const distinct = distinctSizes.flatMap((size) =>
+  distinctShapes
+    .filter(({ weights }) => weights.length < size)
+    .map(({ name, weights }) => {
+      const n = weights.length;
+      const top = Math.max(...weights);
+      const rate = Float64Array.from(weights, (w) => w / top);
+      const owner = Int32Array.from({ length: n }, (_, k) => k);
+      const cursor0 = new Int32Array(2 * n);
+      for (let k = 0; k < n; k++) {
+        cursor0[2 * k] = (Math.imul(k + 1, 0x9e3779b1) >>> 0) % size;
+        cursor0[2 * k + 1] = ((Math.imul(k + 1, 0x85ebca6b) >>> 0) % (size - 1)) + 1;
+      }
+      const classes = rateClasses(rate);
+      const oldPath = groupingPays(size, rate, classes) ? 'ts-grouped' : 'wasm-weighted';
+      const before = new Int32Array(size);
+      const old = timed(() => {
+        if (oldPath === 'ts-grouped') fillWeightedGroupedTs(before.fill(-1), cursor0.slice(), owner, rate, classes);
+        else fillWasm(before, cursor0.slice(), owner, rate);
+      });
+      const now = new Int32Array(size);
+      let path = fill(now, cursor0.slice(), owner, rate); // warm-up
+      const runs = Array.from({ length: 5 }, () => timed(() => (path = fill(now, cursor0.slice(), owner, rate))));
+      const identical = now.every((v, i) => v === before[i]);
+      return {
+        size,
+        shape: name,
+        oldPath,
+        oldMs: old.ms,
+        oldCpuMs: old.cpuMs,
+        path,
+        newMs: median(runs.map((r) => r.ms)),
+        newCpuMs: median(runs.map((r) => r.cpuMs)),
+        identical,
+      };
+    }),
+);
+
 // Linear in N: churn() maps names once (an indexOf per name was quadratic: seconds at N = 50,000) and tableStats()
 // loops instead of spreading 100,000 arguments into Math.max (a call-stack overflow).
 const large = (() => {
@@ -197,6 +265,19 @@ console.log(
   `maglev: weighted, 1 member at 65,535 + 19,999 at 1, M = 65,537: per-backend wasm loop ${f(pathological.perBackendMs, 0)} ms (1 run), fill() ${pathological.path} ${f(pathological.groupedMs)} ms (median of ${RUNS}), same table: ${pathological.identical ? 'yes' : 'NO'}`,
 );
 console.log(
+  'maglev: weighted, one member at 65,535 over distinct small weights: the loop fill() took before (1 run) vs fill() now (median of 5), wall ms (CPU ms)',
+);
+console.log(
+  'M        pool                                   before                        now                        same',
+);
+for (const r of distinct) {
+  const before = `${r.oldPath} ${f(r.oldMs, 0)} (${f(r.oldCpuMs, 0)})`;
+  const now = `${r.path} ${f(r.newMs, 0)} (${f(r.newCpuMs, 0)})`;
+  console.log(
+    `${String(r.size).padEnd(8)} ${r.shape.padEnd(38)} ${before.padEnd(29)} ${now.padEnd(26)} ${r.identical ? 'yes' : 'NO'}`,
+  );
+}
+console.log(
   `maglev: N = 100,000, M = 1,000,003: churn (remove-one) ${f(large.churnMs, 1)} ms, tableStats ${f(large.statsMs, 1)} ms`,
 );
 console.log(
@@ -208,6 +289,7 @@ console.log(
     fill: fillRows,
     wasmBytes,
     pathological,
+    distinct,
     large,
   }),
 );

@@ -4,27 +4,58 @@
  * (wasm/fill.wat: ~1.5x faster than V8's code for the same loop at M = 65,537, the bench's fill-loop line; see
  * the package README); the TypeScript loops below are the reference the wasm is tested against slot by slot, and
  * the fallback where WebAssembly is unavailable (--jitless). Weighted pools of many members sharing few rates that
- * earn little a round take src/fill-grouped.ts instead (one credit per distinct rate; the same table).
+ * earn little a round take src/fill-grouped.ts instead (one credit per distinct rate; the same table), and pools
+ * whose many rounds are mostly spent visiting credits that earn little (one member at the top weight over hundreds
+ * of distinct small weights) src/fill-events.ts (turns scheduled class by class; the same table).
  */
 import { claim } from './fill-claim.js';
+import { EVENTS_STEPS_PER_SLOT, eventsApply, eventsCost, fillWeightedEventsTs } from './fill-events.js';
 import { fillWeightedGroupedTs, groupingPays, rateClasses } from './fill-grouped.js';
 import { fillWasm, wasmAvailable } from './fill-wasm.js';
 
 /** Which loop filled the table (for tests and the bench; the table is the same whichever ran). */
-export type FillPath = 'wasm-uniform' | 'wasm-weighted' | 'ts-uniform' | 'ts-weighted' | 'ts-grouped';
+export type FillPath = 'wasm-uniform' | 'wasm-weighted' | 'ts-uniform' | 'ts-weighted' | 'ts-grouped' | 'ts-events';
+
+/**
+ * The event-driven loop is taken only when its estimate is below this share of the chosen loop's: the estimates
+ * are rough (a claim costs more or less with the table's cache behaviour), and where they are close the loop
+ * fill() took before the event-driven one existed stays.
+ */
+export const EVENTS_MARGIN = 0.8;
+
+/** Claims in the wasm loop, in its own credit steps (~35 ns at M = 2,097,143 vs ~4 ns a step). */
+const WASM_STEPS_PER_SLOT = 9;
 
 /**
  * Fills `table` (its prior content is ignored). cursor[2k] / cursor[2k+1]: backend k's next slot and skip; owner[k]: the
  * value written for k; rate[k]: weight / maxWeight in (0, 1]. Weighted tables whose many backends share few rates
  * and earn little per round go through the grouped loop (src/fill-grouped.ts: one credit per distinct rate, the
- * same table); the rest through the wasm loops, or the TypeScript ones where WebAssembly is unavailable.
+ * same table); those where even that visits far more credits than turns are taken, through the event-driven loop
+ * (src/fill-events.ts, where its estimate beats the chosen loop's by EVENTS_MARGIN); the rest through the wasm
+ * loops, or the TypeScript ones where WebAssembly is unavailable. Every path builds the same table.
  */
 export function fill(table: Int32Array, cursor: Int32Array, owner: Int32Array, rate: Float64Array): FillPath {
   let uniform = true;
   for (let k = 0; k < rate.length; k++) if (rate[k] !== 1) uniform = false;
   if (!uniform) {
     const classes = rateClasses(rate);
-    if (groupingPays(table.length, rate, classes)) {
+    const size = table.length;
+    const grouped = groupingPays(size, rate, classes);
+    if (eventsApply(rate)) {
+      let perRound = 0;
+      for (let k = 0; k < rate.length; k++) perRound += rate[k] as number;
+      const rounds = size / perRound;
+      // The loop chosen so far, in wasm credit steps: rounds x classes for the grouped one (its claims as the
+      // events loop's), rounds x backends for the wasm one.
+      const chosen = grouped
+        ? rounds * classes.rates.length + EVENTS_STEPS_PER_SLOT * size
+        : rounds * rate.length + WASM_STEPS_PER_SLOT * size;
+      if (eventsCost(size, rate, classes) < EVENTS_MARGIN * chosen) {
+        fillWeightedEventsTs(table.fill(-1), cursor, owner, rate, classes);
+        return 'ts-events';
+      }
+    }
+    if (grouped) {
       fillWeightedGroupedTs(table.fill(-1), cursor, owner, rate, classes);
       return 'ts-grouped';
     }
