@@ -152,7 +152,7 @@ export function describeNodeContract(fleet: () => Promise<ContractFleet & { open
     const refused = await b.registerNode({ name: 'lb1', address: '198.18.2.2' }).catch((e: StoreError) => e);
     expect(refused).toMatchObject({ code: 'CONFLICT', retryable: true });
     expect((refused as StoreError).message).toMatch(
-      /nodes\/lb1: node\.name "lb1" is already registered by 198\.18\.2\.1.*; node names must be unique/,
+      /nodes\/lb1: node\.name "lb1" is already registered by 198\.18\.2\.1 \(lease [0-9a-f]+\); node names must be unique$/,
     );
     expect(await cli.listNodes()).toMatchObject([{ name: 'lb1', record: { address: '198.18.2.1' } }]);
     await first.close();
@@ -160,6 +160,34 @@ export function describeNodeContract(fleet: () => Promise<ContractFleet & { open
     expect(await cli.listNodes()).toMatchObject([{ name: 'lb1', record: { address: '198.18.2.2' } }]);
     await second.close();
     expect(await cli.listNodes()).toEqual([]);
+  });
+
+  // A successor at the same address (the node restarted while its old process lived on) took the record over, wrote
+  // its own reports, and stopped first: its lease took the record, the health and the status while the first
+  // agent's lease lives. Written back as a renewal finds it gone: the record, and the reports the first one last
+  // wrote (the record alone left a live node reporting nothing: its reports are written only when they change).
+  test('a record gone while its lease lives (a same-address successor stopped first) is written again with the health and status', async () => {
+    const f = await fleet();
+    const [a, b, cli] = [f.open(), f.open(), f.open()];
+    const first = await a.registerNode({ name: 'lb1', address: '198.18.2.1', version: '1.0.0' }, { leaseTtlS: 3 });
+    await first.reportStatus(status(1));
+    await first.reportHealth(new Map([['web/a', 'down']]));
+    const successor = await b.registerNode({ name: 'lb1', address: '198.18.2.1', version: '1.1.0' });
+    await successor.reportStatus(status(2));
+    await successor.reportHealth(new Map([['web/a', 'up']]));
+    await successor.close();
+    await wait('the record, status and health back', async () => {
+      const [view] = await cli.listNodes();
+      return view?.record !== undefined && view.status !== undefined && (await cli.listHealthReports()).length === 1;
+    });
+    expect(await cli.listNodes()).toMatchObject([
+      { name: 'lb1', record: { address: '198.18.2.1', version: '1.0.0' }, status: { desiredRevision: 1 } },
+    ]);
+    expect(await healthOf(cli)).toEqual({ lb1: { 'web/a': 'down' } });
+    expect((await cli.nodeLeases()).get('lb1')?.grantedS).toBe(3); // on the first one's lease: its close() takes it
+    await first.close();
+    expect(await cli.listNodes()).toEqual([]);
+    expect(await cli.listHealthReports()).toEqual([]);
   });
 
   test('close(): the client leadership ends (the next candidate is elected) and its registrations go', async () => {
