@@ -2,7 +2,9 @@
  * The node's etcd session: registers the node on its lease, then watches the desired state, the decided status,
  * the node list and the table history, retrying each step until it works or the agent closes. Watch errors are sorted here: a record the
  * store rejected is reported (the last good state keeps serving), an unreachable etcd asks for a fail-static probe,
- * the rest is logged (the store's watches recover by themselves).
+ * the rest is logged (the store's watches recover by themselves). A node.name another agent holds (CONFLICT) is no
+ * outage: etcd answered, so no fail-static; the node stays unregistered (no watches, not ready: it must not serve
+ * under a name another node has), says so with what to do, and asks again less and less often.
  */
 import type {
   DecidedState,
@@ -22,6 +24,14 @@ import type { Reports } from './reports.js';
 
 /** Pause between attempts to register or to start the watches, ms. */
 export const ETCD_RETRY_MS = 1_000;
+/**
+ * While another agent holds node.name, the pause between attempts doubles from ETCD_RETRY_MS up to the lease TTL
+ * (the holder's record goes within its TTL when it is gone), but never past REGISTER_REFUSED_MAX_MS: a TTL of up
+ * to 3,600 s must not keep a node out an hour after the name is free.
+ */
+export const REGISTER_REFUSED_MAX_MS = 30_000;
+/** A refusal by the same holder is warned again (with the count since) at most this often, ms. */
+export const REGISTER_REFUSED_WARN_MS = 60_000;
 
 export interface EtcdConnectionOptions {
   readonly store: FleetStore;
@@ -118,6 +128,37 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
     }
   };
 
+  const refusedMaxMs = Math.min(REGISTER_REFUSED_MAX_MS, Math.max(ETCD_RETRY_MS, opts.leaseTtlS * 1000));
+  /** What to do about a refused name, in the warning (the store's message names the key and the holder). */
+  const refusedHint = (key: string): string =>
+    `node names must be unique: give this node its own node.name, or stop the agent holding the name. If the holder ` +
+    `is this host under its old node.address (the address edited after a crash, or a replacement host), its record ` +
+    `goes when its lease expires (within its etcd.leaseTtlS; ${opts.leaseTtlS} s here), or delete it now: ` +
+    `etcdctl del <etcd.prefix>/v1/${key} (etcd.prefix: /l4fleet by default). Tried again every ` +
+    `${refusedMaxMs / 1_000} s at most`;
+  /** The refusals of node.name in a row: each holder (its message) warned once, again after REGISTER_REFUSED_WARN_MS. */
+  const refusals = { inRow: 0, sinceWarned: 0, warnedFor: '', warnedAtMs: 0 };
+
+  /** Logs a refusal of node.name and returns the pause before the next attempt, ms. */
+  const refused = (err: StoreError): number => {
+    refusals.inRow += 1;
+    refusals.sinceWarned += 1;
+    const retryMs = Math.min(ETCD_RETRY_MS * 2 ** (refusals.inRow - 1), refusedMaxMs);
+    const now = clock.monoMs();
+    const warn = err.message !== refusals.warnedFor || now - refusals.warnedAtMs >= REGISTER_REFUSED_WARN_MS;
+    const key = err.key ?? `nodes/${opts.node.name}`;
+    log[warn ? 'warn' : 'debug']({
+      event: 'registerRefused',
+      key,
+      refusals: refusals.sinceWarned,
+      retryMs,
+      err: err.message,
+      ...(warn ? { hint: refusedHint(key) } : {}),
+    });
+    if (warn) Object.assign(refusals, { sinceWarned: 0, warnedFor: err.message, warnedAtMs: now });
+    return retryMs;
+  };
+
   const register = async (): Promise<void> => {
     const { name, address, version } = opts.node;
     while (!closed) {
@@ -144,10 +185,18 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
         }
         reports.setRegistration(registration);
         failStatic.setReachable(true, 'registered');
+        if (refusals.inRow > 0) log.info({ event: 'registeredAfterRefusals', refusals: refusals.inRow });
         reports.health();
         reports.status();
         return;
       } catch (err) {
+        if ((err as StoreError).code === 'CONFLICT') {
+          // etcd answered: the name is taken, which fail-static (serving as if etcd were away) does not help.
+          failStatic.setReachable(true, 'registerRefused');
+          await sleep(clock, refused(err as StoreError));
+          continue;
+        }
+        refusals.inRow = 0;
         failStatic.setReachable(false, 'registerFailed');
         log.warn({ event: 'registerFailed', err: (err as Error).message });
         await sleep(clock, ETCD_RETRY_MS);
