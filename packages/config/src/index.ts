@@ -93,7 +93,7 @@ export {
   utf8Bytes,
 } from './limits.js';
 export { LISTEN_ADDRESS_FORM, type ListenAddress, parseListenAddress } from './listen-address.js';
-export { LOG_LEVELS, type LogLevelName, logLevelFromEnv } from './log-level.js';
+export { LOG_LEVELS, type LogLevelName, logLevelFromEnv, logLevelNamed } from './log-level.js';
 export {
   type AnnouncementChange,
   announcementChanges,

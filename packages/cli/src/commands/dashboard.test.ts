@@ -176,3 +176,35 @@ describe('cli dashboard - --listen', () => {
     },
   );
 });
+
+// pino handed an unknown level failed after the store opened, in its own words ("default level:bogus must be
+// included in custom levels"), exit 1, the flag never named; every other level setting is a usage error.
+describe('cli dashboard - --log-level', () => {
+  beforeEach(() => {
+    started.calls.length = 0;
+  });
+
+  test.each(['bogus', '', 'INFO'])(
+    '--log-level %j: usage error naming the flag and the value, store never opened',
+    async (level) => {
+      const err: string[] = [];
+      const io: CliIo = { out: () => undefined, err: (t) => err.push(t) };
+      const openStore = vi.fn(() => new MemoryFleetStore());
+      const code = await runCli(['dashboard', '--listen', '127.0.0.1:0', '--log-level', level], io, { openStore });
+      expect(code).toBe(2);
+      expect(err.join('\n')).toBe(
+        `error: --log-level: ${JSON.stringify(level)} is not one of fatal, error, warn, info, debug, trace, silent`,
+      );
+      expect(openStore).not.toHaveBeenCalled();
+      expect(started.calls).toEqual([]);
+    },
+  );
+
+  test('--log-level debug: accepted, handed on', async () => {
+    const { code, err } = await dashboard('--log-level', 'debug');
+    expect(err).toBe('error: recorded, not started');
+    expect(code).toBe(2);
+    expect(started.calls).toHaveLength(1);
+    expect((started.calls[0] as DashboardOptions).logger.level).toBe('debug');
+  });
+});

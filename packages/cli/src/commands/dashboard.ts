@@ -4,7 +4,7 @@
  * --token-file or L4FLEET_DASHBOARD_TOKEN (never a flag value: it would show in `ps`); without one, read-only.
  */
 import { eventFilter } from '@l4fleet/agent';
-import { parseListenAddress } from '@l4fleet/config';
+import { ConfigError, formatProblem, LOG_LEVELS, logLevelNamed, parseListenAddress } from '@l4fleet/config';
 import {
   DashboardError,
   DEFAULT_LISTEN,
@@ -53,7 +53,7 @@ export function registerDashboard(program: Command, ctx: FleetCommandContext): v
     .option('--fleet <name>', 'fleet name in NATS subjects', 'default')
     .option('--subject-prefix <prefix>', 'first NATS subject token', 'l4fleet')
     .option('--agent-metrics <list>', "agents' /metrics: NODE=http://HOST:PORT[,NODE=...]")
-    .option('--log-level <level>', 'pino level (logs go to stderr)', 'info');
+    .option('--log-level <level>', `${LOG_LEVELS.join(' | ')} (logs go to stderr)`, 'info');
   addNatsLoginOptions(command).action(async (flags: DashboardFlags, cmd: Command) => {
     let metricsTargets: Map<string, string>;
     try {
@@ -67,6 +67,15 @@ export function registerDashboard(program: Command, ctx: FleetCommandContext): v
     } catch (err) {
       throw new CliError((err as Error).message, EXIT_USAGE, { cause: err });
     }
+    // The level before anything opens: pino handed an unknown one failed after the store opened, in its own words
+    // ("default level:bogus must be included in custom levels"), exit 1, the flag never named.
+    let level: string;
+    try {
+      level = logLevelNamed(flags.logLevel, '--log-level');
+    } catch (err) {
+      if (err instanceof ConfigError) throw new CliError(err.problems.map(formatProblem), EXIT_USAGE, { cause: err });
+      throw err;
+    }
     // The subjects before anything opens: a bad --fleet or --subject-prefix is a usage error naming the flag.
     let subject: string;
     try {
@@ -79,7 +88,7 @@ export function registerDashboard(program: Command, ctx: FleetCommandContext): v
     const auth = servers.length ? natsAuth(flags) : {};
     const token = readToken(flags);
     const store = ctx.openStore(cmd.optsWithGlobals() as ConnectionFlags);
-    const logger = pino({ level: flags.logLevel }, pino.destination(2));
+    const logger = pino({ level }, pino.destination(2));
     let dashboard: Awaited<ReturnType<typeof startDashboard>>;
     try {
       dashboard = await startDashboard({
