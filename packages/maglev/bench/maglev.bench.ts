@@ -3,8 +3,8 @@
  * remove-one and add-one, heap used by a build, the ratio to a plain C loop of the same algorithm compiled
  * and timed in this same run (bench/reference.c, needs gcc; skipped with a note when absent), and the fill loop
  * alone as WebAssembly and as the TypeScript reference loop (src/fill.ts) on the same cursors, and the pathological
- * weighted build (one member at 65,535, 19,999 at 1) through the per-backend wasm loop and through fill()'s grouped
- * loop (src/fill-grouped.ts), with a check that both built the same table, and the pools of one member at 65,535
+ * weighted build (one member at 65,535, 19,999 at 1) through the per-backend wasm loop and through fill() (the
+ * event-driven loop, src/fill-events.ts), with a check that both built the same table, and the pools of one member at 65,535
  * over hundreds of distinct small weights through the loop fill() took before src/fill-events.ts and through fill().
  * Paper (NSDI'16 §5.3): 1.8 ms at M = 65,537 and 22.9 ms at M = 655,373 (C, their hardware).
  */
@@ -113,7 +113,8 @@ const fillRows = [fillLoop(65_537, 1_000), fillLoop(655_373, 1_000)];
  * The weighted build that visits every backend every round (src/fill-grouped.ts): one member at weight 65,535 and
  * 19,999 at 1 earn 1 and 1/65,535 a round, ~50,000 rounds of 20,000 visits in the per-backend loop. That loop
  * (the wasm, which fill() used for every weighted table before) runs once, it takes seconds; fill() (the grouped
- * loop here) runs RUNS times after a warm-up. Same cursors as fillLoop(); the two tables must be equal.
+ * loop first, the event-driven one since src/fill-events.ts; `groupedMs` keeps its name in the JSON) runs RUNS
+ * times after a warm-up. Same cursors as fillLoop(); the two tables must be equal.
  */
 const pathological = (() => {
   const size = 65_537;

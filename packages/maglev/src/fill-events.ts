@@ -10,11 +10,13 @@
  * wait in a heap keyed by (round, class) for the round of their next turn; the members of the classes due in a round
  * claim in ascending index order, as in the reference loop, until the table is full. The same claims in the same
  * order: the same table and cursors, bit for bit. Cost: per turn of a class, ~log2(1 / rate) walk steps and a heap
- * operation, instead of rounds x classes; the claims run in TypeScript (~3x the wasm's at M = 2,097,143).
+ * operation, instead of rounds x classes. The turns are scheduled first, then claimed in that order by the wasm
+ * module's claimTurns (fillWeightedEventsWasm; a TypeScript claim costs ~3x at M = 2,097,143) or in TypeScript.
  */
 import { claim } from './fill-claim.js';
 import { MIN_WALK_RATE, turnAfter } from './fill-credit-walk.js';
 import { type RateClasses, rateClasses } from './fill-grouped.js';
+import { fillWasmTurns } from './fill-wasm.js';
 
 /** Whether fillWeightedEventsTs() takes these rates: all in [MIN_WALK_RATE, 1], at least one exactly 1. */
 export function eventsApply(rate: Float64Array): boolean {
@@ -28,34 +30,40 @@ export function eventsApply(rate: Float64Array): boolean {
 }
 
 /**
- * Estimated cost of fillWeightedEventsTs, in steps of the wasm per-backend loop (one backend's credit in one round,
- * ~4 ns), so fill() can weigh it against rounds x backends (wasm) and rounds x classes (grouped). Per slot a claim
- * in TypeScript (~33 steps; the wasm's ~9); per turn of a class of rate r < 1 (~rounds x r of them) a fixed part, the
- * walk's binades above 8r (~5 steps each) and the heap's levels (~2 each). Fitted at M = 2,097,143 on the bench's
- * shapes (one member at 65,535 over distinct small weights: estimate within ~15 % of the measured time).
+ * Estimated cost of the event-driven fill, in steps of the wasm per-backend loop (one backend's credit in one round,
+ * ~2-3.5 ns), so fill() can weigh it against rounds x backends (wasm) and rounds x classes (grouped). Per slot a
+ * claim (`claimSteps`: ~10 in wasm, ~60 in TypeScript at M = 2,097,143) and writing its turn (~3); per turn of a
+ * class of rate r < 1 (~rounds x r of them) a fixed part, the walk's binades above 8r and the heap's levels. Fitted
+ * on `npm run bench`-style pools at M = 2,097,143 (one member at 65,535 over 30-810 distinct weights, 100-2,000
+ * members of weights 1..N, 1,000 random weights): it overestimates by up to ~40 %, so fill() errs toward the older
+ * loops.
  */
-export function eventsCost(size: number, rate: Float64Array, classes: RateClasses): number {
+export function eventsCost(size: number, rate: Float64Array, classes: RateClasses, claimSteps: number): number {
   let perRound = 0;
   for (let k = 0; k < rate.length; k++) perRound += rate[k] as number;
   const rounds = size / perRound;
-  const heapSteps = 2 * Math.log2(classes.rates.length + 1);
-  let steps = EVENTS_STEPS_PER_SLOT * size;
+  const heapSteps = EVENTS_STEPS_PER_HEAP_LEVEL * Math.log2(classes.rates.length + 1);
+  let steps = (claimSteps + EVENTS_STEPS_PER_SLOT) * size;
   for (const r of classes.rates) {
     if (r === 1) continue;
     const binades = Math.max(0, -Math.log2(8 * r));
-    steps += (Math.min(rounds * r, size) + 1) * (EVENTS_STEPS_PER_TURN + 5 * binades + heapSteps);
+    const turns = Math.min(rounds * r, size) + 1;
+    steps += turns * (EVENTS_STEPS_PER_TURN + EVENTS_STEPS_PER_BINADE * binades + heapSteps);
   }
   return steps;
 }
 /** See eventsCost(). */
-export const EVENTS_STEPS_PER_SLOT = 33;
+const EVENTS_STEPS_PER_SLOT = 3;
 /** See eventsCost(). */
-export const EVENTS_STEPS_PER_TURN = 16;
+const EVENTS_STEPS_PER_TURN = 30;
+/** See eventsCost(). */
+const EVENTS_STEPS_PER_BINADE = 20;
+/** See eventsCost(). */
+const EVENTS_STEPS_PER_HEAP_LEVEL = 8;
 
 /**
- * Weighted fill by turns; the same table and cursors as fillWeightedTs. `table` must be all -1; `rate` must satisfy
- * eventsApply() (a rate of 1 takes a turn every round, so the table is full within M rounds: later turns are never
- * computed). `classes` defaults to rateClasses(rate).
+ * Weighted fill by turns, claims in TypeScript; the same table and cursors as fillWeightedTs. `table` must be all -1;
+ * `rate` must satisfy eventsApply(). `classes` defaults to rateClasses(rate).
  */
 export function fillWeightedEventsTs(
   table: Int32Array,
@@ -64,8 +72,29 @@ export function fillWeightedEventsTs(
   rate: Float64Array,
   classes: RateClasses = rateClasses(rate),
 ): void {
+  const turns = scheduleTurns(table.length, rate, classes);
+  for (let i = 0; i < turns.length; i++) claim(table, cursor, owner, turns[i] as number, i);
+}
+
+/** The same with the claims in WebAssembly (src/fill-wasm.ts), ~3x faster a claim at M = 2,097,143. */
+export function fillWeightedEventsWasm(
+  table: Int32Array,
+  cursor: Int32Array,
+  owner: Int32Array,
+  rate: Float64Array,
+  classes: RateClasses = rateClasses(rate),
+): void {
+  fillWasmTurns(table, cursor, owner, scheduleTurns(table.length, rate, classes));
+}
+
+/**
+ * The backend of each of the `size` turns that fill a table, in the reference loop's order (round ascending, then
+ * index). `rate` must satisfy eventsApply(): a class of rate 1 takes a turn every round, so `size` turns come within
+ * `size` rounds, and later turns are never computed.
+ */
+export function scheduleTurns(size: number, rate: Float64Array, classes: RateClasses = rateClasses(rate)): Int32Array {
   if (!eventsApply(rate)) throw new RangeError('rate: every rate must be in [2^-60, 1] and one of them exactly 1');
-  const size = table.length;
+  const turns = new Int32Array(size);
   const { rates, start, members } = classes;
   const d = rates.length;
   const credit = new Float64Array(d);
@@ -120,7 +149,7 @@ export function fillWeightedEventsTs(
   const everyTo = start[every + 1] as number;
 
   const due = new Int32Array(d);
-  const batch = new Int32Array(owner.length);
+  const batch = new Int32Array(rate.length);
   for (let round = 0, filled = 0; round <= lastRound; round++) {
     // The classes due this round besides the rate-1 one, their members gathered in batch.
     const next = (round + 1) * d;
@@ -138,7 +167,8 @@ export function fillWeightedEventsTs(
     let b = 0;
     while (a < everyTo || b < len) {
       const k = b >= len || (a < everyTo && (members[a] as number) < (batch[b] as number)) ? members[a++] : batch[b++];
-      if (claim(table, cursor, owner, k as number, filled++)) return;
+      turns[filled++] = k as number;
+      if (filled === size) return turns;
     }
     for (let i = 0; i < f; i++) {
       const j = due[i] as number;

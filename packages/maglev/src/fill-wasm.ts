@@ -28,11 +28,12 @@ interface FillExports {
     rate: number,
     credit: number,
   ): void;
+  claimTurns(table: number, cursor: number, owner: number, size: number, turns: number): void;
 }
 
 const PAGE_BYTES = 65_536;
-// One instance per process, created on first use (a 495-byte module compiles in well under a millisecond).
-// Its memory only grows, to the largest table built so far (4 bytes a slot + 32 a backend).
+// One instance per process, created on first use (a 666-byte module compiles in well under a millisecond).
+// Its memory only grows, to the largest table built so far (4 bytes a slot + 32 a backend; 8 a slot with turns).
 let instance: FillExports | null | undefined;
 
 function exports(): FillExports | null {
@@ -76,6 +77,33 @@ export function fillWasm(table: Int32Array, cursor: Int32Array, owner: Int32Arra
   } else {
     wasm.fillUniform(tableAt, cursorAt, ownerAt, n, size);
   }
+  table.set(new Int32Array(buffer, tableAt, size));
+  cursor.set(new Int32Array(buffer, cursorAt, 2 * n));
+}
+
+/**
+ * Claims in the order `turns` gives (turns[i]: the backend whose claim is the i-th; table.length of them fill the
+ * table), as src/fill-events.ts schedules them; the same claims as the TypeScript loop over `turns`.
+ */
+export function fillWasmTurns(table: Int32Array, cursor: Int32Array, owner: Int32Array, turns: Int32Array): void {
+  const wasm = exports();
+  if (!wasm) throw new Error('WebAssembly is unavailable');
+  const size = table.length;
+  const n = owner.length;
+  if (turns.length !== size) throw new RangeError(`turns: ${turns.length} turns for a table of ${size} slots`);
+  const tableAt = 0;
+  const cursorAt = tableAt + 4 * size;
+  const ownerAt = cursorAt + 8 * n;
+  const turnsAt = ownerAt + 4 * n;
+  const needed = turnsAt + 4 * size;
+  const memory = wasm.memory;
+  if (memory.buffer.byteLength < needed) memory.grow(Math.ceil((needed - memory.buffer.byteLength) / PAGE_BYTES));
+  const buffer = memory.buffer;
+  new Int32Array(buffer, tableAt, size).fill(-1);
+  new Int32Array(buffer, cursorAt, 2 * n).set(cursor);
+  new Int32Array(buffer, ownerAt, n).set(owner);
+  new Int32Array(buffer, turnsAt, size).set(turns);
+  wasm.claimTurns(tableAt, cursorAt, ownerAt, size, turnsAt);
   table.set(new Int32Array(buffer, tableAt, size));
   cursor.set(new Int32Array(buffer, cursorAt, 2 * n));
 }

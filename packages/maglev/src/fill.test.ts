@@ -130,7 +130,7 @@ describe('maglev fill - the grouped weighted loop (one credit per distinct rate)
     );
   });
 
-  test('fill() takes the grouped loop for one member at 65535 and 2,000 at 1, and builds the reference table', () => {
+  test('fill() takes the event-driven loop (claims in wasm; the grouped one claims in TypeScript) for one member at 65535 and 2,000 at 1, and builds the reference table', () => {
     const size = 4_093;
     const weights = [65_535, ...Array(2_000).fill(1)];
     const rate = ratesOf(weights);
@@ -139,7 +139,7 @@ describe('maglev fill - the grouped weighted loop (one credit per distinct rate)
     const ref = new Int32Array(size).fill(-1);
     fillWeightedTs(ref, cursor.slice(), owner, rate);
     const table = new Int32Array(size);
-    expect(fill(table, cursor.slice(), owner, rate)).toBe('ts-grouped');
+    expect(fill(table, cursor.slice(), owner, rate)).toBe('wasm-events');
     expect(table).toEqual(ref);
   });
 

@@ -9,12 +9,19 @@
  * of distinct small weights) src/fill-events.ts (turns scheduled class by class; the same table).
  */
 import { claim } from './fill-claim.js';
-import { EVENTS_STEPS_PER_SLOT, eventsApply, eventsCost, fillWeightedEventsTs } from './fill-events.js';
+import { eventsApply, eventsCost, fillWeightedEventsTs, fillWeightedEventsWasm } from './fill-events.js';
 import { fillWeightedGroupedTs, groupingPays, rateClasses } from './fill-grouped.js';
 import { fillWasm, wasmAvailable } from './fill-wasm.js';
 
 /** Which loop filled the table (for tests and the bench; the table is the same whichever ran). */
-export type FillPath = 'wasm-uniform' | 'wasm-weighted' | 'ts-uniform' | 'ts-weighted' | 'ts-grouped' | 'ts-events';
+export type FillPath =
+  | 'wasm-uniform'
+  | 'wasm-weighted'
+  | 'wasm-events'
+  | 'ts-uniform'
+  | 'ts-weighted'
+  | 'ts-grouped'
+  | 'ts-events';
 
 /**
  * The event-driven loop is taken only when its estimate is below this share of the chosen loop's: the estimates
@@ -23,8 +30,14 @@ export type FillPath = 'wasm-uniform' | 'wasm-weighted' | 'ts-uniform' | 'ts-wei
  */
 export const EVENTS_MARGIN = 0.8;
 
-/** Claims in the wasm loop, in its own credit steps (~35 ns at M = 2,097,143 vs ~4 ns a step). */
-const WASM_STEPS_PER_SLOT = 9;
+/**
+ * A claim, in the wasm per-backend loop's credit steps (~2-3.5 ns at M = 2,097,143): ~20 ns in wasm, ~120 ns in
+ * TypeScript (cache misses on a 8 MiB table dominate; measured with npm run bench's pools).
+ */
+const WASM_CLAIM_STEPS = 10;
+const TS_CLAIM_STEPS = 60;
+/** The grouped loop's credit step, in the wasm loop's (TypeScript, and the batch sort of classes due together). */
+const GROUPED_STEP_STEPS = 2;
 
 /**
  * Fills `table` (its prior content is ignored). cursor[2k] / cursor[2k+1]: backend k's next slot and skip; owner[k]: the
@@ -45,12 +58,17 @@ export function fill(table: Int32Array, cursor: Int32Array, owner: Int32Array, r
       let perRound = 0;
       for (let k = 0; k < rate.length; k++) perRound += rate[k] as number;
       const rounds = size / perRound;
-      // The loop chosen so far, in wasm credit steps: rounds x classes for the grouped one (its claims as the
-      // events loop's), rounds x backends for the wasm one.
+      const wasm = wasmAvailable();
+      // The loop chosen so far, in wasm credit steps: rounds x classes and claims in TypeScript for the grouped
+      // one, rounds x backends (and wasm claims) for the wasm one.
       const chosen = grouped
-        ? rounds * classes.rates.length + EVENTS_STEPS_PER_SLOT * size
-        : rounds * rate.length + WASM_STEPS_PER_SLOT * size;
-      if (eventsCost(size, rate, classes) < EVENTS_MARGIN * chosen) {
+        ? GROUPED_STEP_STEPS * rounds * classes.rates.length + TS_CLAIM_STEPS * size
+        : rounds * rate.length + WASM_CLAIM_STEPS * size;
+      if (eventsCost(size, rate, classes, wasm ? WASM_CLAIM_STEPS : TS_CLAIM_STEPS) < EVENTS_MARGIN * chosen) {
+        if (wasm) {
+          fillWeightedEventsWasm(table, cursor, owner, rate, classes);
+          return 'wasm-events';
+        }
         fillWeightedEventsTs(table.fill(-1), cursor, owner, rate, classes);
         return 'ts-events';
       }

@@ -7,6 +7,7 @@
 ;;   owner  i32[n]      the index, in the caller's backend list, written into the table
 ;;   rate   f64[n]      weight / maxWeight (weighted fill only)
 ;;   credit f64[n]      zeroed (weighted fill only)
+;;   turns  i32[size]   the backend k of each turn in order (claimTurns only)
 (module
   (memory (export "memory") 1)
 
@@ -77,4 +78,31 @@
         (local.set $k (i32.add (local.get $k) (i32.const 1)))
         (br_if $turn (i32.lt_u (local.get $k) (local.get $n))))
       (br $round)))
+
+  ;; Turns given in order (src/fill-events.ts schedules them): turn i is backend turns[i]'s claim. `size` turns fill
+  ;; the table, each claiming one slot.
+  (func (export "claimTurns") (param $table i32) (param $cursor i32) (param $owner i32) (param $size i32)
+                              (param $turns i32)
+    (local $i i32) (local $k i32) (local $cp i32) (local $p i32) (local $s i32)
+    (loop $turn
+      (local.set $k (i32.load (i32.add (local.get $turns) (i32.shl (local.get $i) (i32.const 2)))))
+      (local.set $cp (i32.add (local.get $cursor) (i32.shl (local.get $k) (i32.const 3))))
+      (local.set $p (i32.load (local.get $cp)))
+      (local.set $s (i32.load offset=4 (local.get $cp)))
+      (block $free
+        (loop $probe
+          (br_if $free (i32.eq (i32.load (i32.add (local.get $table) (i32.shl (local.get $p) (i32.const 2))))
+                               (i32.const -1)))
+          (local.set $p (i32.add (local.get $p) (local.get $s)))
+          (if (i32.ge_u (local.get $p) (local.get $size))
+            (then (local.set $p (i32.sub (local.get $p) (local.get $size)))))
+          (br $probe)))
+      (i32.store (i32.add (local.get $table) (i32.shl (local.get $p) (i32.const 2)))
+                 (i32.load (i32.add (local.get $owner) (i32.shl (local.get $k) (i32.const 2)))))
+      (local.set $p (i32.add (local.get $p) (local.get $s)))
+      (if (i32.ge_u (local.get $p) (local.get $size))
+        (then (local.set $p (i32.sub (local.get $p) (local.get $size)))))
+      (i32.store (local.get $cp) (local.get $p))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $turn (i32.lt_u (local.get $i) (local.get $size)))))
 )
