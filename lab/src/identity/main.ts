@@ -1,22 +1,31 @@
 /**
- * Entry point run inside each backend namespace:
- *   node identity/main.js --name backend1 --listen tcp:::80 --listen udp:198.51.100.11:7000
- * Prints `ready` once every socket is bound (the lab waits for that line in the log).
+ * Entry point run inside each backend namespace (and by the backend image's entrypoint, with its arguments):
+ *   node identity/main.js --name backend1 --listen tcp:[::]:80 --listen udp:198.51.100.11:7000
+ * Prints `ready` once every socket is bound (the lab waits for that line in the log). A bad argument is the usage
+ * line and the error, exit 2; a socket that cannot be bound is the error, exit 1 (neither a stack trace).
  */
-import { parseListenSpec, startIdentityServer } from './server.js';
+import { LabError } from '../errors.js';
+import { IDENTITY_USAGE, type IdentityServer, parseIdentityArgs, startIdentityServer } from './server.js';
 
-const args = process.argv.slice(2);
-let name = '';
-const listen = [];
-for (let i = 0; i < args.length; i++) {
-  if (args[i] === '--name') name = args[++i] ?? '';
-  else if (args[i] === '--listen') listen.push(parseListenSpec(args[++i] ?? ''));
+function fail(text: string, code: number): never {
+  process.stderr.write(text);
+  process.exit(code);
 }
-if (!name || listen.length === 0) {
-  process.stderr.write('usage: identity --name NAME --listen PROTO:ADDRESS:PORT...\n');
-  process.exit(2);
+
+let options: ReturnType<typeof parseIdentityArgs>;
+try {
+  options = parseIdentityArgs(process.argv.slice(2));
+} catch (err) {
+  if (!(err instanceof LabError)) throw err;
+  fail(`${IDENTITY_USAGE}\nidentity: ${err.message}\n`, 2);
 }
-const server = await startIdentityServer({ name, listen });
+let server: IdentityServer;
+try {
+  server = await startIdentityServer(options);
+} catch (err) {
+  if (!(err instanceof LabError)) throw err;
+  fail(`identity: ${err.message}\n`, 1);
+}
 process.stdout.write(`ready ${JSON.stringify(server.bound)}\n`);
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.on(sig, () => {

@@ -1,8 +1,16 @@
+import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { LabError } from '../errors.js';
-import { type IdentityServer, parseListenSpec, startIdentityServer } from './server.js';
+import { scriptArgv } from '../runtime/scripts.js';
+import {
+  IDENTITY_USAGE,
+  type IdentityServer,
+  parseIdentityArgs,
+  parseListenSpec,
+  startIdentityServer,
+} from './server.js';
 
 let server: IdentityServer | undefined;
 afterEach(async () => {
@@ -74,5 +82,44 @@ describe('lab identity server - the contract', () => {
 
   test.each(['sctp:1.2.3.4:80', 'tcp:1.2.3.4', 'udp:1.2.3.4:70000'])('bad listen spec %s is refused', (text) => {
     expect(() => parseListenSpec(text)).toThrow(LabError);
+  });
+});
+
+// The backend image's entrypoint hands its arguments ("$@") to identity/main: main.ts's own example
+// (`--listen tcp:::80`) was refused with a LabError stack trace, exit 1, and a misspelt option was ignored.
+describe('lab identity server - its arguments', () => {
+  test('the documented example: --listen tcp:[::]:80 and a UDP VIP', () => {
+    expect(
+      parseIdentityArgs(['--name', 'backend1', '--listen', 'tcp:[::]:80', '--listen', 'udp:198.51.100.11:7000']),
+    ).toEqual({
+      name: 'backend1',
+      listen: [
+        { protocol: 'tcp', address: '::', port: 80 },
+        { protocol: 'udp', address: '198.51.100.11', port: 7000 },
+      ],
+    });
+  });
+
+  test.each([
+    [['--name', 'b1', '--lsiten', 'tcp:[::]:80'], 'unknown argument "--lsiten"'],
+    [['--name', 'b1', '--listen', 'tcp:[::]:80', 'extra'], 'unknown argument "extra"'],
+    [['--name', 'b1', '--listen', 'tcp:::80'], 'listen "tcp:::80" is not PROTO:ADDRESS:PORT'],
+    [['--name', 'b1', '--listen'], '--listen needs a value'],
+    [['--name'], '--name needs a value'],
+    [['--listen', 'tcp:[::]:80'], '--name is required'],
+    [['--name', 'b1'], 'at least one --listen is required'],
+  ])('%j is refused: %s', (args, message) => {
+    expect(() => parseIdentityArgs(args)).toThrow(new LabError('OPTION_INVALID', message));
+  });
+
+  test('main: a bad argument is the usage line and the error, exit 2, no stack trace', () => {
+    const [node, ...argv] = scriptArgv('identity/main');
+    const run = spawnSync(node as string, [...argv, '--name', 'b1', '--listen', 'tcp:::80'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toBe(`${IDENTITY_USAGE}\nidentity: listen "tcp:::80" is not PROTO:ADDRESS:PORT\n`);
+    expect(run.stdout).toBe('');
   });
 });

@@ -40,6 +40,32 @@ export function parseListenSpec(text: string): ListenSpec {
   return { protocol: m[1] as 'tcp' | 'udp', address, port };
 }
 
+/** The usage line of identity/main (the backend image's entrypoint hands it its own arguments). */
+export const IDENTITY_USAGE = 'usage: identity --name NAME --listen PROTO:ADDRESS:PORT [--listen ...]';
+
+/**
+ * identity/main's arguments (`--name NAME`, `--listen SPEC` one or more): anything else is refused (LabError
+ * OPTION_INVALID), so a misspelt `--lsiten` is not a server silently listening on fewer sockets than asked.
+ * `--name` given again replaces the first: the image's entrypoint sets it from L4FLEET_BACKEND_NAME before "$@".
+ */
+export function parseIdentityArgs(args: readonly string[]): IdentityServerOptions {
+  let name = '';
+  const listen: ListenSpec[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg !== '--name' && arg !== '--listen') {
+      throw new LabError('OPTION_INVALID', `unknown argument ${JSON.stringify(arg)}`);
+    }
+    const value = args[++i];
+    if (value === undefined) throw new LabError('OPTION_INVALID', `${arg} needs a value`);
+    if (arg === '--name') name = value;
+    else listen.push(parseListenSpec(value));
+  }
+  if (!name) throw new LabError('OPTION_INVALID', '--name is required');
+  if (listen.length === 0) throw new LabError('OPTION_INVALID', 'at least one --listen is required');
+  return { name, listen };
+}
+
 export async function startIdentityServer(options: IdentityServerOptions): Promise<IdentityServer> {
   const hello = greeting(options.name);
   const prefix = Buffer.from(`backend=${options.name} `);
