@@ -29,6 +29,43 @@ describe('cli - backend host directories', () => {
   });
 });
 
+// commander keeps the last of a repeated option: setup was made on the second --interface (or object, port,
+// directory) silently, while the README says an option naming one file given twice is refused.
+describe('cli - backend options given twice', () => {
+  test.each([
+    [
+      [...SETUP, '--object', '/a/backend.bpf.o', '--object', '/b/backend.bpf.o'],
+      '--object',
+      '/a/backend.bpf.o',
+      '/b/backend.bpf.o',
+    ],
+    [[...SETUP, '--state-dir', '/run/a', '--state-dir', '/run/b'], '--state-dir', '/run/a', '/run/b'],
+    [[...SETUP, '--bpffs', '/sys/fs/bpf', '--bpffs', '/mnt/bpf'], '--bpffs', '/sys/fs/bpf', '/mnt/bpf'],
+    [[...SETUP, '--interface', 'eth0', '--interface', 'eth1'], '--interface', 'eth0', 'eth1'],
+    [[...SETUP, '--gue-port', '6080', '--gue-port', '6081'], '--gue-port', '6080', '6081'],
+    [['backend', 'teardown', '--state-dir', '/run/a', '--state-dir', '/run/b'], '--state-dir', '/run/a', '/run/b'],
+    [['backend', 'teardown', '--bpffs', '/sys/fs/bpf', '--bpffs', '/mnt/bpf'], '--bpffs', '/sys/fs/bpf', '/mnt/bpf'],
+    [['backend', 'status', '--state-dir', '/run/a', '--state-dir', '/run/b'], '--state-dir', '/run/a', '/run/b'],
+    [['backend', 'status', '--bpffs', '/sys/fs/bpf', '--bpffs', '/mnt/bpf'], '--bpffs', '/sys/fs/bpf', '/mnt/bpf'],
+  ])('%j is a usage error naming %s and both values', async (argv, flag, first, second) => {
+    const r = await cli(...argv);
+    expect(r.code).toBe(EXIT_USAGE);
+    expect(r.err).toBe(
+      `error: ${flag}: given twice (${JSON.stringify(first)}, then ${JSON.stringify(second)}); give it once`,
+    );
+  });
+
+  // The defaults are applied by the command, not by commander (a commander default reaches the parser as a first
+  // value): the help still names them.
+  test.each(['setup', 'teardown', 'status'])('backend %s --help names the default directories', async (sub) => {
+    const r = await cli('backend', sub, '--help');
+    expect(r.code).toBe(0);
+    const help = r.out.replace(/\s+/g, ' '); // commander wraps the descriptions
+    expect(help).toContain('(default: "/sys/fs/bpf")');
+    expect(help).toContain('(default: "/run/l4fleet")');
+  });
+});
+
 describe('cli - backend setup text report', () => {
   // setup's prune warnings (a previous program generation left) were only in -o json; text printed none.
   test('a warning of the report goes to stderr as "warning: ...", the changes to stdout', () => {

@@ -19,11 +19,13 @@ import {
 } from '@l4fleet/dataplane';
 import type { Command } from 'commander';
 import { CliError, type CliIo, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
+import { onceOption } from '../options.js';
 import { registerBackendAgent } from './backend-agent.js';
 
+/** As commander gives them: the directories' defaults are applied by hostDirs. */
 interface HostFlags {
-  readonly bpffs: string;
-  readonly stateDir: string;
+  readonly bpffs?: string;
+  readonly stateDir?: string;
   readonly object?: string;
   readonly output: string;
 }
@@ -42,8 +44,8 @@ interface SetupFlags extends HostFlags {
 function deps(flags: HostFlags): BackendHostDeps {
   return {
     exec: createExec(),
-    bpffs: flags.bpffs,
-    stateDir: flags.stateDir,
+    bpffs: flags.bpffs ?? DEFAULT_BPFFS_DIR,
+    stateDir: flags.stateDir ?? DEFAULT_STATE_DIR,
     ...(flags.object === undefined ? {} : { objectPath: flags.object }),
   };
 }
@@ -75,10 +77,23 @@ function output(value: string): 'text' | 'json' {
   return value;
 }
 
+/**
+ * The options setup, teardown and status share. --bpffs and --state-dir are refused when given twice (onceOption;
+ * commander kept the last, silently), so their defaults are applied in deps(), not by commander: a commander default
+ * reaches the parser as a previous value, as a first --bpffs.
+ */
 function hostOptions(cmd: Command): Command {
   return cmd
-    .option('--bpffs <dir>', 'mounted bpf file system for the pins', DEFAULT_BPFFS_DIR)
-    .option('--state-dir <dir>', 'where the record of the setup is kept (teardown reads it)', DEFAULT_STATE_DIR)
+    .option(
+      '--bpffs <dir>',
+      `mounted bpf file system for the pins (default: ${JSON.stringify(DEFAULT_BPFFS_DIR)})`,
+      onceOption('--bpffs'),
+    )
+    .option(
+      '--state-dir <dir>',
+      `where the record of the setup is kept (teardown reads it) (default: ${JSON.stringify(DEFAULT_STATE_DIR)})`,
+      onceOption('--state-dir'),
+    )
     .option('-o, --output <format>', 'text | json', 'text');
 }
 
@@ -97,14 +112,26 @@ export function registerBackend(program: Command, io: CliIo): void {
       .option('--vip <addr...>', 'the VIP addresses this backend serves (IPv4 and/or IPv6)')
       .option('--forwarding <mode...>', `encapsulation the nodes use: ${FORWARDING_MODES.join(' | ')}`)
       .option('--nodes <addr...>', "addresses of the fleet's nodes (outer sources allowed; all others dropped)")
-      .option('--gue-port <port>', `UDP destination port of gue (default ${DEFAULT_GUE_PORT})`)
-      .option('--interface <ifname>', 'interface facing the nodes (default: that of the default route)')
+      .option(
+        '--gue-port <port>',
+        `UDP destination port of gue (default ${DEFAULT_GUE_PORT})`,
+        onceOption('--gue-port'),
+      )
+      .option(
+        '--interface <ifname>',
+        'interface facing the nodes (default: that of the default route)',
+        onceOption('--interface'),
+      )
       .option(
         '--peers <addr...>',
         "the other backends' addresses (second chance: they forward flows they do not own here)",
       )
       .option('--no-second-chance', 'never forward a packet to the previous owner the node named (decapsulate it here)')
-      .option('--object <file>', 'compiled backend.bpf.o (default: the one built with @l4fleet/dataplane)'),
+      .option(
+        '--object <file>',
+        'compiled backend.bpf.o (default: the one built with @l4fleet/dataplane)',
+        onceOption('--object'),
+      ),
   ).action(async (flags: SetupFlags) => {
     const format = output(flags.output);
     const report = await setupBackend(
