@@ -250,6 +250,19 @@ describe('l4fleet probe', () => {
     });
   });
 
+  // health.sourceAddress takes no zone (its address parser reads none): probe refuses one alike, as a usage error
+  // naming --source (it reached the IPv4-in-IPv6 check, which threw naming a field `address`, exit 1).
+  test.each([['fe80::1%eth0'], ['::%eth0'], ['2001:db8::11%1']])(
+    '--source %j (with a zone) is a usage error naming it, as health.sourceAddress refuses it',
+    async (source) => {
+      expect(await cli('probe', 'web', '--source', source)).toMatchObject({
+        code: 2,
+        err: `error: --source: ${JSON.stringify(source)} is not an IPv4 or IPv6 address`,
+        out: '',
+      });
+    },
+  );
+
   // The agent's health.sourceAddress refuses these (no interface lists them): probe, run to see what the node's checks
   // see, refuses them alike, in the same words.
   test.each([

@@ -9,7 +9,6 @@
  * (`check 2 of 2 (tcp port 9100): ECONNREFUSED`, the agent's reason). Exit 0 when every probed member answered as its
  * checks expect, 1 otherwise.
  */
-import { isIP } from 'node:net';
 import {
   ipv4In6Problem,
   type Probe,
@@ -119,17 +118,20 @@ async function inBatches<T, R>(items: readonly T[], size: number, fn: (t: T) => 
   return out;
 }
 
-/**
- * 0.0.0.0 or :: in any spelling (`0::0`), as health.sourceAddress takes it (canonical text). An address
- * canonicalAddress cannot read (isIP took it, e.g. with a zone) is not the unspecified one: the bind decides.
- */
-function isUnspecified(address: string): boolean {
+/** An address health.sourceAddress reads (canonicalAddress): isIP also takes a zone (fe80::1%eth0), which it does not. */
+function isAddress(text: string): boolean {
   try {
-    const canonical = canonicalAddress(address).address;
-    return canonical === '0.0.0.0' || canonical === '::';
+    canonicalAddress(text);
+    return true;
   } catch {
     return false;
   }
+}
+
+/** 0.0.0.0 or :: in any spelling (`0::0`), as health.sourceAddress takes it (canonical text); `address` is one. */
+function isUnspecified(address: string): boolean {
+  const canonical = canonicalAddress(address).address;
+  return canonical === '0.0.0.0' || canonical === '::';
 }
 
 export function registerProbe(program: Command, ctx: FleetCommandContext): void {
@@ -153,7 +155,8 @@ export function registerProbe(program: Command, ctx: FleetCommandContext): void 
     .action(async (poolName: string, names: string[], opts: ProbeOptionsFlags, cmd: Command) => {
       const format = outputFormat(opts.output);
       // Checked up front: the socket's bind would fail each probe with `Invalid IP address` (exit 1, no field named).
-      if (opts.source !== undefined && isIP(opts.source) === 0) {
+      // A zone (fe80::1%eth0) is refused as health.sourceAddress refuses it: its address parser reads none.
+      if (opts.source !== undefined && !isAddress(opts.source)) {
         throw new CliError(`--source: ${JSON.stringify(opts.source)} is not an IPv4 or IPv6 address`, EXIT_USAGE);
       }
       // As health.sourceAddress refuses it (no interface lists ::ffff:a.b.c.d): probe shows what the node's checks see.
