@@ -152,6 +152,15 @@ describe('lab cli - options', () => {
     expect(out).toContain('the longest pause passed --max-pause-ms');
   });
 
+  // status prints text unless -o json: its help said "the lab as JSON", and a script piping it to jq got text.
+  test('lab cli - status --help says text by default, -o json for scripts', async () => {
+    const { out } = await cli('status', '--help');
+    const help = out.replace(/\s+/g, ' '); // commander wraps the description
+    expect(help).not.toContain('as JSON');
+    expect(help).toContain('(-o json for scripts)');
+    expect(help).toMatch(/-o, --output <format>.*default: "text"\)/);
+  });
+
   test('lab cli - whole numbers in range pass: export prints the fleet, watch on no lab says so (exit 1)', async () => {
     expect((await cli('export', '--format', 'fleet', '--nodes', '5')).code).toBe(0);
     const watch = await cli('watch', '--flows', '28232', '--udp', '0');

@@ -156,7 +156,9 @@ export function createLabProgram(io: LabIo = processIo): Command {
 
   program
     .command('status')
-    .description('the lab as JSON: etcd, VIPs, nodes (BGP, BFD, drained, announced), backends, router next hops')
+    .description(
+      'the lab: etcd, VIPs, nodes (BGP, BFD, drained, announced), backends, router next hops (-o json for scripts)',
+    )
     .addOption(new Option('-o, --output <format>', 'output format').choices(['json', 'text']).default('text'))
     .action(async (o, cmd: Command) => {
       const s = await Lab.open(labId(cmd), log).status();
