@@ -224,6 +224,17 @@ describe('probe - real sockets on loopback', () => {
     expect(r).toMatchObject({ ok: false, reason: 'status 101 (expected 200)' });
   });
 
+  test('http: 101 is down even when a 1xx-inclusive expectStatus takes it: a 1xx is never a final answer', async () => {
+    // A WebSocket-only endpoint has no body to hold expect or expectNot: 101 taken as up would pass it unread.
+    const at = { address: '127.0.0.1', port: portOf(switching) };
+    for (const c of [{ expect: 'ok' }, { expectNot: 'maintenance' }, {}]) {
+      const r = await settled(
+        probeMember(at, check({ type: 'http', expectStatus: '100-399', timeoutMs: 3_000_000, ...c })),
+      );
+      expect(r, JSON.stringify(c)).toMatchObject({ ok: false, reason: 'status 101 (expected 100-399)' });
+    }
+  });
+
   test('none: always up', async () => {
     expect(await probeMember({ address: '198.18.255.1', port: 9 }, check({ type: 'none' }))).toMatchObject({
       ok: true,

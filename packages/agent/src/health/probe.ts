@@ -139,14 +139,14 @@ function probeHttp(target: ProbeTarget, port: number, check: HealthCheck, opts?:
       }),
     );
     // 101 Switching Protocols (never asked for: a WebSocket-only endpoint, a proxy) comes as 'upgrade', never as
-    // 'response': without this listener Node drops the socket and the probe waited out its whole timeoutMs.
+    // 'response': without this listener Node drops the socket and the probe waited out its whole timeoutMs. It is
+    // down whatever expectStatus says: a 1xx is never a final answer (config's healthCheckProblems), and a
+    // 1xx-inclusive range ("100-399") taking it would pass the member without reading a body for expect/expectNot.
     req.once(
       'upgrade',
       guarded(finish, (res: IncomingMessage, socket: { destroy(): void }) => {
         socket.destroy();
-        const code = res.statusCode ?? 0;
-        if (statusExpected(check, code)) finish(true);
-        else finish(false, `status ${code} (expected ${check.expectStatus ?? DEFAULT_HTTP_EXPECT_STATUS})`);
+        finish(false, `status ${res.statusCode ?? 0} (expected ${check.expectStatus ?? DEFAULT_HTTP_EXPECT_STATUS})`);
       }),
     );
     req.once('error', (err) => finish(false, errCode(err)));
