@@ -74,6 +74,38 @@ describe('cli events - subject flags', () => {
   });
 });
 
+// dashboard.env sourced, where an empty L4FLEET_NATS means no timeline: events said `--nats: no servers in ""`,
+// blaming a flag never given. Empty is unset, as for every other l4fleet variable.
+describe('cli events - L4FLEET_NATS', () => {
+  beforeEach(() => {
+    followed.calls.length = 0;
+  });
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+  const servers = () => (followed.calls[0] as FollowEventsOptions | undefined)?.servers;
+
+  test('empty: the default server', async () => {
+    vi.stubEnv('L4FLEET_NATS', '');
+    const r = await events();
+    expect(r).toMatchObject({ code: 0, err: '' });
+    expect(servers()).toEqual(['nats://127.0.0.1:4222']);
+  });
+
+  test('set: its servers', async () => {
+    vi.stubEnv('L4FLEET_NATS', 'nats://198.19.0.2:4222,nats://198.19.0.3:4222');
+    expect((await events()).code).toBe(0);
+    expect(servers()).toEqual(['nats://198.19.0.2:4222', 'nats://198.19.0.3:4222']);
+  });
+
+  test('an empty --nats given is still refused, naming it', async () => {
+    vi.stubEnv('L4FLEET_NATS', 'nats://198.19.0.2:4222');
+    const r = await events('--nats', '');
+    expect(r).toMatchObject({ code: 2, err: 'error: --nats: no servers in ""' });
+    expect(followed.calls).toEqual([]);
+  });
+});
+
 describe('cli events - a secured NATS (--nats-token-file, --nats-user, --nats-ca)', () => {
   let dir: string;
   beforeEach(() => {

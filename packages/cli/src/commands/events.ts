@@ -155,7 +155,8 @@ export function registerEvents(program: Command, io: CliIo): void {
     .option(
       '--nats <urls>',
       'NATS servers, comma-separated (env L4FLEET_NATS)',
-      process.env.L4FLEET_NATS ?? 'nats://127.0.0.1:4222',
+      // An empty L4FLEET_NATS is unset (dashboard.env leaves it empty for no timeline): it was `--nats: no servers`.
+      process.env.L4FLEET_NATS || 'nats://127.0.0.1:4222',
     )
     .option('--fleet <name>', 'fleet name', 'default')
     .option('--node <name>', 'only this node')
