@@ -3,14 +3,25 @@
  * one implementation for every concern of the store: a record that does not decode is logged (`invalidRecord`,
  * naming the key) and reported to the caller's onError; the good ones are delivered.
  */
+import { escapeControls } from '@l4fleet/config';
 import { type StoreError, toStoreError } from './errors.js';
 import { type CachedKv, type Decode, PrefixCacheGroup, readPrefix } from './prefix-cache.js';
 import { type StoreContext, tracked } from './store-context.js';
 import type { Watch, WatchListener } from './types.js';
 
-/** Logs a record the store refused, naming its key and the reason. */
+/**
+ * Logs a record the store refused, naming its key and the reason. The key is logged with its control characters
+ * escaped (as the message shows it): pino escapes C0 only, and a CSI (U+009B) in a hand-written key reached the log
+ * raw; err.key keeps it as it is.
+ */
 export function warnInvalidRecord(ctx: StoreContext): (err: StoreError) => void {
-  return (err) => ctx.log.warn({ event: 'invalidRecord', key: err.key, code: err.code, err: err.message });
+  return (err) =>
+    ctx.log.warn({
+      event: 'invalidRecord',
+      ...(err.key === undefined ? {} : { key: escapeControls(err.key) }),
+      code: err.code,
+      err: err.message,
+    });
 }
 
 /**

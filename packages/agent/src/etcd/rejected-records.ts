@@ -4,6 +4,7 @@
  * last good state. Here each one becomes a log line, an event, a metric and a line in the node's status record,
  * so an operator learns that someone wrote a bad key (issue 12: "a bad record is reported").
  */
+import { escapeControls } from '@l4fleet/config';
 import type { StoreError, StoreErrorCode } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
@@ -23,7 +24,7 @@ export interface RejectedRecords {
   readonly byFamily: Readonly<Partial<Record<RecordFamily, number>>>;
   /**
    * The most recent one: its family and key, the store's message (key, field and value) and when, ISO; key and
-   * message cut to MAX_REJECTED_KEY_CHARS / MAX_REJECTED_ERROR_CHARS.
+   * message with control characters as `\uXXXX`, cut to MAX_REJECTED_KEY_CHARS / MAX_REJECTED_ERROR_CHARS.
    */
   readonly last: {
     readonly family: RecordFamily;
@@ -76,10 +77,14 @@ export function createRejectedRecords(opts: RejectedRecordsOptions): RejectedRec
   let total = 0;
   let last: RejectedRecords['last'] | undefined;
 
-  /** The key (when known) and the message, cut to their bounds. */
+  /**
+   * The key (when known) and the message, control characters escaped, then cut to their bounds. An etcd key holds
+   * any bytes: JSON (pino's, the event's, the status record's) escapes C0 only, and a CSI (U+009B) in a hand-written
+   * key reached the log, NATS and `l4fleet status` raw. err.key keeps it as it is.
+   */
   const described = (err: StoreError): { key?: string; error: string } => ({
-    ...(err.key ? { key: cutText(err.key, MAX_REJECTED_KEY_CHARS) } : {}),
-    error: cutText(err.message, MAX_REJECTED_ERROR_CHARS),
+    ...(err.key ? { key: cutText(escapeControls(err.key), MAX_REJECTED_KEY_CHARS) } : {}),
+    error: cutText(escapeControls(err.message), MAX_REJECTED_ERROR_CHARS),
   });
 
   const note = (family: RecordFamily, err: StoreError): void => {
