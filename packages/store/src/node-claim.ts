@@ -6,7 +6,9 @@
  * both register, and the one that stopped first deleted the other's record with its lease. Shared by the etcd
  * registration (registration.ts) and the in-memory fake (memory-registration.ts), so both refuse alike.
  */
+import { isIP } from 'node:net';
 import { StoreError } from './errors.js';
+import { shown } from './record-check.js';
 
 /** The record's holder: the address in its value (undefined when it has none or cannot be read). */
 export function holderAddress(value: string): string | undefined {
@@ -16,6 +18,17 @@ export function holderAddress(value: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The holder for the CONFLICT message, which registerRefused logs on every retry. Its address comes from the raw
+ * record (not decoded: any record on a live lease holds the key), so one that is not an IP address, or a long one, is
+ * shown as the store shows a refused value (control characters as `\uXXXX`, cut at 60 characters): a hand-written
+ * `"\u009b2J..."` of 100,000 chars put a raw CSI and all of it into the message.
+ */
+function holderShown(address: string | undefined): string {
+  if (address === undefined) return 'a node without an address';
+  return isIP(address) !== 0 && address.length <= 60 ? address : `an unreadable address ${shown(address)}`;
 }
 
 /**
@@ -29,7 +42,7 @@ export function claimRefusal(
   holder: { readonly address: string | undefined; readonly lease: string | undefined },
 ): StoreError | undefined {
   if (holder.address === address) return undefined;
-  const by = holder.address === undefined ? 'a node without an address' : holder.address;
+  const by = holderShown(holder.address);
   const lease = holder.lease === undefined ? '' : ` (lease ${holder.lease})`;
   return new StoreError(
     'CONFLICT',

@@ -449,6 +449,20 @@ describe('store registration - node names are unique', () => {
     await second.close();
   });
 
+  // The holder's address is read from the raw record (the claim does not decode it): a hand-written one on a live lease
+  // put a CSI and 100,000 chars into the CONFLICT message, logged by registerRefused on every retry.
+  test('store registration - a holder whose address is not an IP is shown escaped and cut', async () => {
+    const ns = new FakeNamespace();
+    ns.putAs(keys.node('lb1'), JSON.stringify({ name: 'lb1', address: `\u009b2J${'x'.repeat(100_000)}` }), '7');
+    const err = await create(ns, '198.18.0.1').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'CONFLICT', key: keys.node('lb1') });
+    const message = (err as Error).message;
+    expect([...message].filter((c) => (c.codePointAt(0) ?? 0) < 0x20 || (c.codePointAt(0) ?? 0) >= 0x7f)).toEqual([]);
+    expect(message.length).toBeLessThan(250);
+    expect(message).toContain('is already registered by an unreadable address "\\u009b2Jxxx');
+    expect(message).toContain('(lease 7); node names must be unique');
+  });
+
   // The same node restarted (or upgraded) while its old lease lives: the old process ends only what is still on its lease.
   test('store registration - the same address takes the record over; a record on no lease is taken', async () => {
     const ns = new FakeNamespace();
