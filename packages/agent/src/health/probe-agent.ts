@@ -13,7 +13,7 @@
  * stay on it, which is what HAProxy's drain does.
  */
 import { connect } from 'node:net';
-import { errCode, guarded, type PortProbe, printable, timedFinisher } from './probe-common.js';
+import { errCode, guarded, type PortProbe, timedFinisher } from './probe-common.js';
 
 /** The longest agent reply read: a state, a weight and a short description fit many times over. */
 export const MAX_AGENT_REPLY_BYTES = 1_024;
@@ -26,6 +26,12 @@ export const AGENT_DOWN_WORDS: readonly string[] = ['drain', 'maint', 'down', 's
 const DOWN_WORDS = new Set(AGENT_DOWN_WORDS);
 
 /**
+ * `text` with every run of control characters (C0, DEL, C1: \p{Cc}) and white space made one space, trimmed: for an
+ * agent's description, unquoted free text read as words, where a tab or a line end is a space.
+ */
+const spaced = (text: string): string => text.replace(/[\p{Cc}\s]+/gu, ' ').trim();
+
+/**
  * What an agent's reply line says: `{ok: true}` for up (or no state word), `{ok: false, reason}` for a down word,
  * the first one it names (`agent says drain: deploying v42`). Case-insensitive, as HAProxy reads it.
  */
@@ -35,11 +41,12 @@ export function agentReplyState(line: string): { ok: boolean; reason?: string } 
     .split(/[\s,]+/)
     .map((w) => w.toLowerCase())
     .filter((w) => w !== '');
-  // Control characters are spaces (printable), before the cut, so that the description keeps its 80 shown characters.
+  // The description is free text, not quoted: its control characters are spaces (spaced), before the cut, so that it
+  // keeps its 80 shown characters instead of spending them on `\uXXXX`.
   const description =
     hash < 0
       ? ''
-      : printable(line.slice(hash + 1))
+      : spaced(line.slice(hash + 1))
           .slice(0, SHOWN_DESCRIPTION_CHARS)
           .trim();
   const down = words.find((w) => DOWN_WORDS.has(w));

@@ -1,6 +1,6 @@
 /** What every probe type shares: its target, options and result, and how a probe ends exactly once. */
 import { isIP } from 'node:net';
-import type { HealthCheck } from '@l4fleet/config';
+import { escapeControls, type HealthCheck } from '@l4fleet/config';
 
 export interface ProbeTarget {
   readonly address: string;
@@ -49,16 +49,13 @@ export function optionsFor(address: string, opts?: ProbeOptions): ProbeOptions |
 }
 
 /**
- * `text` with every run of control characters (C0, DEL, C1: \p{Cc}) and white space made one space. A reason quotes
- * what a member sent (a reply, a grpc-message, an agent's description) and travels to etcd status records, NATS
- * `member.health` events, logs, `get members` and the dashboard: an escape sequence there (ESC, BEL, or C1's CSI
- * 0x9b, which JSON.stringify leaves raw) would retitle or clear an operator's terminal.
- */
-export const printable = (text: string): string => text.replace(/[\p{Cc}\s]+/gu, ' ').trim();
-
-/**
  * Ends a probe once: the first call resolves (with the time since `started`) and cleans up; later calls do nothing.
- * Every probe's reason passes here, so here it is made printable.
+ * Every probe's reason passes here, so here its control characters (C0, DEL, C1: \p{Cc}) become `\uXXXX`
+ * (escapeControls). A reason quotes what a member sent (a reply, a grpc-message, an agent's description) and travels
+ * to etcd status records, NATS `member.health` events, logs, `get members` and the dashboard: an escape sequence there
+ * (ESC, BEL, or C1's CSI 0x9b, which JSON.stringify leaves raw) would retitle or clear an operator's terminal, and a
+ * line end would start a line of its own. Nothing else changes: white space in the quoted parts (the check's
+ * `expect`, the member's reply) is quoted as it is, two spaces or a no-break space included.
  */
 export function finisher(started: number, resolve: (r: ProbeResult) => void, cleanup: () => void): Finish {
   let done = false;
@@ -69,7 +66,7 @@ export function finisher(started: number, resolve: (r: ProbeResult) => void, cle
     resolve({
       ok,
       latencyMs: performance.now() - started,
-      ...(reason === undefined ? {} : { reason: printable(reason) }),
+      ...(reason === undefined ? {} : { reason: escapeControls(reason) }),
     });
   };
 }

@@ -216,10 +216,32 @@ describe('probe - what a member sends reaches no terminal', () => {
     );
     try {
       const r = await probeMember({ address: '127.0.0.1', port: portOf(evil) }, check({ expect: 'ok' }));
-      expect(r).toMatchObject({ ok: false, reason: expect.stringMatching(/^reply lacks "ok" \(got ".*owned.*"\)$/) });
+      // JSON quoting escapes C0 (ESC, BEL); DEL and C1 it leaves raw, so they are escaped the same way after it. The
+      // lone 0x9b byte is no UTF-8: U+FFFD.
+      expect(r).toMatchObject({
+        ok: false,
+        reason: 'reply lacks "ok" (got "\\u001b]0;owned\\u0007 \\u009b2J\ufffd")',
+      });
       expect(r.reason).not.toMatch(/\p{Cc}/u);
     } finally {
       evil.close();
+    }
+  });
+
+  test('tcp: white space in expect and in the reply is quoted exactly: two spaces, a no-break space, DEL', async () => {
+    const replying = await listen(createServer((c) => c.end('status: OK ready\u00a0now\u007f')));
+    try {
+      const at = { address: '127.0.0.1', port: portOf(replying) };
+      expect(await probeMember(at, check({ expect: 'status:  OK' }))).toMatchObject({
+        ok: false,
+        reason: 'reply lacks "status:  OK" (got "status: OK ready\u00a0now\\u007f")',
+      });
+      expect(await probeMember(at, check({ expect: 'ready now' }))).toMatchObject({
+        ok: false,
+        reason: 'reply lacks "ready now" (got "status: OK ready\u00a0now\\u007f")',
+      });
+    } finally {
+      replying.close();
     }
   });
 });

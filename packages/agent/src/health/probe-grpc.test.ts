@@ -217,10 +217,14 @@ describe('probe - grpc (gRPC Health Checking Protocol)', () => {
     }
   });
 
-  test('grpc-message with terminal escapes (percent-encoded ESC, BEL, C1 CSI): none reaches the reason', async () => {
-    const [r] = await probeWithTrailers([{ 'grpc-status': '14', 'grpc-message': '%1B]0;owned%07%1B[2J%C2%9B2Jgone' }]);
-    expect(r).toMatchObject({ ok: false });
-    expect(r?.reason).toMatch(/^grpc-status 14 \(UNAVAILABLE\): .*owned.*gone$/);
+  test('grpc-message with terminal escapes and a line end (percent-encoded ESC, BEL, C1 CSI, LF): escaped, one line', async () => {
+    const [r] = await probeWithTrailers([
+      { 'grpc-status': '14', 'grpc-message': '%1B]0;owned%07%1B[2J%C2%9B2J%0Agone  now' },
+    ]);
+    expect(r).toMatchObject({
+      ok: false,
+      reason: 'grpc-status 14 (UNAVAILABLE): \\u001b]0;owned\\u0007\\u001b[2J\\u009b2J\\u000agone  now',
+    });
     expect(r?.reason).not.toMatch(/\p{Cc}/u);
   });
 
