@@ -26,6 +26,23 @@ export function describeNodeContract(fleet: () => Promise<ContractFleet & { open
     await again.close();
   });
 
+  // Readers refuse a node record whose address is not an IP address or whose version holds a control character (or is
+  // over 1,024 chars): the etcd store wrote one and then refused it on every read, while the fake never decoded it.
+  test.each([
+    ['an address with a CSI', { address: '\u009b2J' }, 'node.address: "\\u009b2J" is not an IP address'],
+    ['a host name', { address: 'lb1.example' }, 'node.address: "lb1.example" is not an IP address'],
+    ['a version with an ESC', { version: '1.0\u001b[2J' }, 'node.version: "1.0\\u001b[2J" holds a control character'],
+    ['a version of 1,025 chars', { version: 'v'.repeat(1_025) }, 'is over 1,024 characters'],
+  ])('registerNode refuses info readers would refuse, naming the field and the value (%s)', async (_, info, why) => {
+    const s = (await fleet()).open();
+    const err = await s.registerNode({ name: 'lb1', ...info }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'INVALID_STATE', message: expect.stringContaining(why) });
+    expect(await s.listNodes()).toEqual([]);
+    const reg = await s.registerNode({ name: 'lb1', address: '2001:db8::1', version: '1.0.0 (build 7)' });
+    expect((await s.listNodes())[0]?.record).toMatchObject({ address: '2001:db8::1', version: '1.0.0 (build 7)' });
+    await reg.close();
+  });
+
   // Asked again before the first call resolved (nothing awaited in between): still one registration, one lease, as
   // asked one after the other. Checked before the create, two creates each registered the node on a lease of its own.
   test('registerNode twice at once on one client: one registration; the same info is it, other info is refused naming the field', async () => {

@@ -170,9 +170,11 @@ describe('cli - fleet commands on the memory store', () => {
   });
 
   // A node record is etcd data: one written by hand (or by an older agent) with a newline or an escape sequence in its
-  // address forged a row or took over the terminal. The store now refuses such an address; the table escapes anyway.
+  // address forged a row or took over the terminal. The store now refuses such an address (registerNode and its
+  // readers); the table escapes anyway (the fake's record is overwritten, as by etcdctl, since the fake reads unchecked).
   test('get nodes: control characters in a cell are shown as \\xNN, never printed raw', async () => {
-    await store.registerNode({ name: 'lb1', address: '198.18.0.1\u001b]0;owned\u0007\nlb9  up', version: '1' });
+    await store.registerNode({ name: 'lb1', address: '198.18.0.1', version: '1' });
+    store.overwriteNodeRecord('lb1', { address: '198.18.0.1\u001b]0;owned\u0007\nlb9  up' });
     const r = await cli('get', 'nodes');
     expect(r.code).toBe(0);
     expect([...r.out].filter((c) => '\u001b\u009b\u0007'.includes(c))).toEqual([]); // ESC, CSI, BEL

@@ -18,6 +18,7 @@ import { decodePoolHistory } from './history-record.js';
 import { keys } from './layout.js';
 import { type MemoryCandidate, MemoryFleet, type MemoryLease, sameMap, type Topic } from './memory-fleet.js';
 import { memoryRegistration } from './memory-registration.js';
+import { assertNodeInfo } from './node-claim.js';
 import { assertSameRegistration } from './nodes.js';
 import { decodePoolStatus } from './record-check.js';
 import { encodeDecidedPools, memberEntries, rampEntries } from './records.js';
@@ -35,6 +36,7 @@ import type {
   Leadership,
   NodeInfo,
   NodeLease,
+  NodeRecord,
   NodeRegistration,
   NodeRegistrationOptions,
   NodeView,
@@ -202,6 +204,7 @@ export class MemoryFleetStore implements FleetStore {
   async registerNode(info: NodeInfo, options: NodeRegistrationOptions = {}): Promise<NodeRegistration> {
     this.assertOpen();
     assertNodeName(info.name);
+    assertNodeInfo(info);
     const ttlS = options.leaseTtlS ?? DEFAULT_LEASE_TTL_S;
     const held = this.registrations.get(info.name);
     if (held) {
@@ -222,6 +225,18 @@ export class MemoryFleetStore implements FleetStore {
   ageLease(name: string, seconds: number): void {
     const lease = this.fleet.nodes.get(name)?.lease;
     if (lease) lease.remainingS = Math.max(0, lease.remainingS - seconds);
+  }
+
+  /**
+   * Plays a registered node's record rewritten by hand (etcdctl put on its lease) with `fields`, unchecked: for tests
+   * of what readers show of a record registerNode refuses to write. The fake reads without decoding; the etcd store
+   * would refuse such a record (INVALID_RECORD).
+   */
+  overwriteNodeRecord(name: string, fields: Partial<NodeRecord>): void {
+    const held = this.fleet.nodes.get(name);
+    if (!held) throw new Error(`node ${JSON.stringify(name)}: not registered`);
+    this.fleet.nodes.set(name, { ...held, value: { ...held.value, ...fields } });
+    this.fleet.bump('nodes');
   }
 
   /** Plays the expiry of the leases holding a node's records: its record, health reports and status vanish. */

@@ -8,7 +8,31 @@
  */
 import { isIP } from 'node:net';
 import { StoreError } from './errors.js';
+import { MAX_TEXT_CHARS } from './limits.js';
 import { shown } from './record-check.js';
+import type { NodeInfo } from './types.js';
+
+/** Control characters (C0, DEL, C1): the readers' rule for a node's version (record-check.ts decodeNodeRecord). */
+const CONTROL = /\p{Cc}/u;
+
+/**
+ * Refuses (INVALID_STATE, naming the field and the value) a node's info that readers would refuse in its record
+ * (record-check.ts decodeNodeRecord): an address that is not an IP address, a version with a control character or
+ * over MAX_TEXT_CHARS. Written anyway, the etcd store refused its own record on every read (an INVALID_RECORD each
+ * watch, the node gone from `get nodes`), while the fake, which never decodes, took it. Both stores call it.
+ */
+export function assertNodeInfo(info: NodeInfo): void {
+  const refuse = (field: string, v: string, why: string) =>
+    new StoreError('INVALID_STATE', `register node ${info.name}: node.${field}: ${shown(v)} ${why}`);
+  if (info.address !== undefined && isIP(info.address) === 0) {
+    throw refuse('address', info.address, 'is not an IP address');
+  }
+  const version = info.version;
+  if (version !== undefined && version.length > MAX_TEXT_CHARS) {
+    throw refuse('version', version, `is over ${MAX_TEXT_CHARS.toLocaleString('en-US')} characters`);
+  }
+  if (version !== undefined && CONTROL.test(version)) throw refuse('version', version, 'holds a control character');
+}
 
 /** The record's holder: the address in its value (undefined when it has none or cannot be read). */
 export function holderAddress(value: string): string | undefined {

@@ -7,6 +7,7 @@ import type { MemberStatus } from '@l4fleet/config';
 import { invalidRecord, StoreError, toStoreError } from './errors.js';
 import { keys, NODE_NAME } from './layout.js';
 import { MAX_KEYS_PER_FAMILY } from './limits.js';
+import { assertNodeInfo } from './node-claim.js';
 import { type CachedKv, rangeInPages, readPrefix } from './prefix-cache.js';
 import {
   checkHealthKey,
@@ -128,6 +129,7 @@ export class NodeStore {
    */
   async registerNode(info: NodeInfo, options: NodeRegistrationOptions = {}): Promise<NodeRegistration> {
     assertNodeName(info.name);
+    assertNodeInfo(info);
     const ttlS = options.leaseTtlS ?? DEFAULT_LEASE_TTL_S;
     const held = this.registrations.get(info.name);
     if (held) {

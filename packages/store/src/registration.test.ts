@@ -373,6 +373,26 @@ describe('store registration - registerNode of one name twice at once (nodes.ts)
       attemptMs: 1_000,
     } as unknown as StoreContext);
 
+  // decodeNodeRecord refuses these: written, the record was refused on every read (the fake is held to this by the
+  // store contract; the etcd one here, without an etcd).
+  test('store registration - info readers would refuse is refused before anything is written', async () => {
+    const ns = new FakeNamespace();
+    const nodes = store(ns);
+    await expect(nodes.registerNode({ name: 'lb1', address: '\u009b2J' })).rejects.toMatchObject({
+      code: 'INVALID_STATE',
+      message: 'register node lb1: node.address: "\\u009b2J" is not an IP address',
+    });
+    await expect(nodes.registerNode({ name: 'lb1', version: 'v\u0085' })).rejects.toMatchObject({
+      code: 'INVALID_STATE',
+      message: 'register node lb1: node.version: "v\\u0085" holds a control character',
+    });
+    expect(ns.kv.size).toBe(0);
+    expect(ns.grants).toBe(0);
+    const reg = await nodes.registerNode({ name: 'lb1', address: '198.18.0.1', version: '1.0.0' });
+    expect(JSON.parse(ns.kv.get(keys.node('lb1')) ?? '{}')).toMatchObject({ address: '198.18.0.1', version: '1.0.0' });
+    await reg.close();
+  });
+
   test('store registration - the second call waits for the first: one grant, the same registration', async () => {
     const ns = new FakeNamespace();
     const nodes = store(ns);

@@ -75,12 +75,16 @@ export interface DesiredHistory {
   readonly pointerDeleted?: true;
 }
 
-/** What an agent registers about itself. */
+/**
+ * What an agent registers about itself. registerNode refuses (INVALID_STATE, naming the field and the value) what
+ * readers of the record would refuse: a name that is not a node name, an address that is not an IP address, a version
+ * with a control character or over 1,024 chars.
+ */
 export interface NodeInfo {
   readonly name: string;
-  /** Address the node is reachable at (for operators), optional. */
+  /** Address the node is reachable at (for operators), optional: an IPv4 or IPv6 address. */
   readonly address?: string;
-  /** Agent version, optional. */
+  /** Agent version, optional: no control characters (`get nodes` prints it), at most 1,024 chars. */
   readonly version?: string;
 }
 
