@@ -67,4 +67,22 @@ describe('recording data plane', () => {
     });
     expect(dp.current).toEqual([nat]);
   });
+
+  test('validates as the nftables driver: nat on the address of an l2 VIP is refused, the state stays', async () => {
+    const dp = createRecordingDataPlane();
+    const l2: VipTable = { ...t, vip: { address: '198.51.100.10', port: 80, protocol: 'tcp' } };
+    const nat: VipTable = {
+      ...t,
+      vip: { address: '198.51.100.10', port: 443, protocol: 'tcp' },
+      forwarding: 'nat',
+      backends: backends.map((b) => ({ ...b, port: 8443 })),
+    };
+    await dp.apply([l2]);
+    await expect(dp.apply([l2, nat])).rejects.toMatchObject({
+      code: 'VIP_INVALID',
+      message: expect.stringMatching(/forwarding "nat" on the address of vip .*, which is direct server return/),
+    });
+    expect(dp.current).toEqual([l2]);
+    expect(dp.applied).toHaveLength(1);
+  });
 });

@@ -1,9 +1,10 @@
 /**
  * A data plane that forwards nothing and records what it was asked: for the agent's unit tests and
- * benches. It validates like the nftables driver (same errors: `l2` and `nat` taken, the encapsulated modes refused)
- * and reports deltas by slot.
+ * benches. It validates like the nftables driver (same errors: `l2` and `nat` taken, the encapsulated modes refused,
+ * `nat` on the address of an `l2` VIP refused) and reports deltas by slot.
  */
 import { DataPlaneError } from './errors.js';
+import { splitNat } from './nft/split-nat.js';
 import { changedSlots } from './slots.js';
 import {
   type ApplyResult,
@@ -94,12 +95,14 @@ export function createRecordingDataPlane(opts: { requireSamePort?: boolean } = {
     async apply(desired): Promise<ApplyResult> {
       if (closed) throw new DataPlaneError('CLOSED', 'apply: the data plane is closed');
       const started = performance.now();
-      // As nft/driver.ts validates: l2 and nat taken, the encapsulated modes refused naming the driver.
+      // As nft/driver.ts validates: l2 and nat taken, the encapsulated modes refused naming the driver, and (its
+      // splitNat) nat on the address of a direct server return VIP refused, so a test passing here passes there.
       const vips = validateDesired(desired, {
         requireSamePort: opts.requireSamePort ?? true,
         forwarding: ['l2', 'nat'],
         driver: 'nftables',
       });
+      splitNat(vips);
       if (failure) {
         const err = failure;
         failure = undefined;
