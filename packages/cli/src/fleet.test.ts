@@ -277,6 +277,23 @@ describe('cli - fleet commands on the memory store', () => {
     expect(d.out).toMatch(/sorry\s+198\.18\.0\.29:80\s+1\s+active backup\s+undecided\s+[1-9]\d*\s/);
   });
 
+  // A reason from a node's status record (an older agent's, or written by hand) may hold an escape sequence: the text
+  // lines escape it; -o json keeps it as stored, as `status -o json` and `get members -o json` do.
+  test('describe vip: a probe failure reason with control characters is escaped in text, as stored in -o json', async () => {
+    await cli('apply', '-f', file('pfc.yaml', FLEET), '--new-fleet');
+    const status = { tables: {}, announced: [], bgp: {}, failStatic: false, desiredRevision: 1 };
+    const reason = 'down\u001b]0;owned\u0007\u009b2J\nlb9: up';
+    await (await store.registerNode({ name: 'lb1' })).reportStatus({
+      ...status,
+      probeFailures: { 'web/be1': { reason, sinceMs: Date.UTC(2026, 11, 4, 22, 0, 0) } },
+    });
+    const r = await cli('describe', 'vip', '198.51.100.10:80/tcp');
+    expect([...r.out].filter((c) => c !== '\n' && /\p{Cc}/u.test(c))).toEqual([]);
+    expect(r.out).toContain('  be1  lb1: down\\x1b]0;owned\\x07\\x9b2J\\x0alb9: up since 2026-12-04T22:00:00.000Z');
+    const json = JSON.parse((await cli('describe', 'vip', '198.51.100.10:80/tcp', '-o', 'json')).out);
+    expect(json.members[0].probeFailures.lb1.reason).toBe(reason);
+  });
+
   test("describe vip names, per node, why a member is seen down (the status records' probeFailures)", async () => {
     await cli('apply', '-f', file('pf.yaml', FLEET), '--new-fleet');
     const status = { tables: {}, announced: [], bgp: {}, failStatic: false, desiredRevision: 1 };

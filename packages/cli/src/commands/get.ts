@@ -19,6 +19,7 @@ import type { FleetStore, NodeRecord, NodeStatusReport, NodeView } from '@l4flee
 import type { Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../io.js';
 import { integerOption } from '../options.js';
+import { printableText } from '../printable.js';
 import { renderTable } from '../table.js';
 import {
   type ConnectionFlags,
@@ -34,7 +35,10 @@ import { type MemberProbeFailures, memberRows, membersTable, probeFailuresByMemb
 
 const NO_BACKEND_NAME = '(none)';
 
-/** `Probe failures:` and a line per member some node sees down: `be1  n1: status 503 (expected 200) since ...`. */
+/**
+ * `Probe failures:` and a line per member some node sees down: `be1  n1: status 503 (expected 200) since ...`. The
+ * reason is printed escaped (printableText): it comes from a node's status record as stored.
+ */
 function probeFailureLines(
   members: readonly { name: string; probeFailures?: MemberProbeFailures | undefined }[],
 ): string[] {
@@ -42,7 +46,7 @@ function probeFailureLines(
     m.probeFailures
       ? [
           `  ${m.name}  ${Object.entries(m.probeFailures)
-            .map(([node, f]) => `${node}: ${f.reason} since ${f.since}`)
+            .map(([node, f]) => `${node}: ${printableText(f.reason)} since ${f.since}`)
             .join('; ')}`,
         ]
       : [],

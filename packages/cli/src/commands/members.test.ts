@@ -107,7 +107,9 @@ describe('cli - get members', () => {
     });
   });
 
-  test('control characters of a stored reason are printed escaped, never raw (an older agent may have stored them)', async () => {
+  // The table escapes them; -o json keeps the reason as stored, as `status -o json` does (printable.ts: scripts read
+  // JSON, which escapes C0): it held `\\x1b` text, unlike status's, for the same reason of the same node.
+  test('control characters of a stored reason are printed escaped in the table, as stored in -o json (an older agent may have stored them)', async () => {
     await (await store.registerNode({ name: 'lb3' })).reportStatus({
       ...base,
       probeFailures: {
@@ -118,8 +120,9 @@ describe('cli - get members', () => {
     expect(table).not.toMatch(/[^\P{Cc}\n]/u); // no control character but the line ends
     expect(table).toContain('lb3: agent says drain: \\x1b]0;pwned\\x07\\x1b[2J\\x9b1m');
     const json = (await cli('get', 'members', '--pool', 'web', '-o', 'json')).out;
-    expect(json).not.toMatch(/[\u007f-\u009f]|\\u001b/);
-    expect(JSON.parse(json)[0].probeFailures.lb3.reason).toBe('agent says drain: \\x1b]0;pwned\\x07\\x1b[2J\\x9b1m');
+    expect(JSON.parse(json)[0].probeFailures.lb3.reason).toBe(
+      'agent says drain: \u001b]0;pwned\u0007\u001b[2J\u009b1m',
+    );
   });
 
   test('a pool not in the fleet, and the members-only flags on another kind, are refused by name', async () => {

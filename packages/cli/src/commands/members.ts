@@ -15,19 +15,22 @@ import {
 } from '@l4fleet/config';
 import type { NodeView } from '@l4fleet/store';
 import { CliError, EXIT_FAILURE } from '../io.js';
-import { printableText } from '../printable.js';
 import { renderTable } from '../table.js';
 
 /** Node -> why that node sees the member down, and since when (ISO). */
 export type MemberProbeFailures = Record<string, { readonly reason: string; readonly since: string }>;
 
-/** `pool/member` -> the nodes that see it down, from every node's status record (probeFailures). */
+/**
+ * `pool/member` -> the nodes that see it down, from every node's status record (probeFailures). Reasons as stored:
+ * these rows are `-o json` too, which keeps them as `status -o json` does (printable.ts); the text renderings
+ * (membersTable's renderTable, describe vip's lines) escape them.
+ */
 export function probeFailuresByMember(nodes: readonly NodeView[]): Map<string, MemberProbeFailures> {
   const out = new Map<string, MemberProbeFailures>();
   for (const n of nodes) {
     for (const [key, f] of Object.entries(n.status?.probeFailures ?? {})) {
       const entry = out.get(key) ?? {};
-      entry[n.name] = { reason: printableText(f.reason), since: new Date(f.sinceMs).toISOString() };
+      entry[n.name] = { reason: f.reason, since: new Date(f.sinceMs).toISOString() };
       out.set(key, entry);
     }
   }
@@ -105,7 +108,10 @@ export function memberRows(
   return filter.down ? rows.filter(needsLook) : rows;
 }
 
-/** The table of `get members`: REASON has each node that sees the member down, `node: reason`. */
+/**
+ * The table of `get members`: REASON has each node that sees the member down, `node: reason` (escaped by renderTable,
+ * as every cell).
+ */
 export function membersTable(rows: readonly MemberRow[]): string {
   return renderTable(
     ['POOL', 'MEMBER', 'ENDPOINT', 'STATE', 'WEIGHT', 'DECIDED', 'NEW FLOWS', 'SEEN DOWN BY'],
