@@ -351,6 +351,24 @@ describe('reconciler - drain announcement', () => {
       t.reconciler.close();
     }
   });
+
+  // A drain begun before any route was set (the first apply refused): the routes known announced are none, and the
+  // drain must keep that, not mark and announce every usable VIP with GRACEFUL_SHUTDOWN once the tables go in.
+  test('a drain begun before any route was set announces no VIP, GRACEFUL_SHUTDOWN or not', async () => {
+    const t = setup();
+    try {
+      t.dataPlane.failNext(new DataPlaneError('NFT_FAILED', 'nft: refused'));
+      await t.reconciler.request();
+      expect(t.applies).toEqual([false]);
+      t.set({ routeMode: 'draining' });
+      await t.reconciler.request();
+      await t.clock.advance(5_000); // any retry
+      expect(t.applies).toContain(true);
+      expect(t.speaker.advertised).toEqual([]);
+    } finally {
+      t.reconciler.close();
+    }
+  });
 });
 
 // Only a changed table signature ran an apply, and nothing read the kernel back: an nft table or element deleted by hand,
