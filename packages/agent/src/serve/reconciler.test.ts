@@ -369,6 +369,20 @@ describe('reconciler - drain announcement', () => {
       t.reconciler.close();
     }
   });
+
+  // No fleet to plan from (desired state refused, no state file) while draining: gobgpd is told to hold no route, and
+  // once it took that the window starts, or the lifecycle waits out its fallback for an announcement already made.
+  test('draining with no fleet: the withdraw gobgpd took starts the window', async () => {
+    const t = setup();
+    try {
+      t.set({ fleet: undefined, routeMode: 'draining' });
+      await t.reconciler.request();
+      expect(t.speaker.advertised).toEqual([]);
+      expect(t.drainAnnounced).toHaveLength(1);
+    } finally {
+      t.reconciler.close();
+    }
+  });
 });
 
 // Only a changed table signature ran an apply, and nothing read the kernel back: an nft table or element deleted by hand,
