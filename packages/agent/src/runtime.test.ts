@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createFakeSpeaker } from '@l4fleet/bgp';
 import { createRecordingDataPlane } from '@l4fleet/dataplane';
 import { MemoryFleetStore } from '@l4fleet/store';
+import { twoPoolFleet } from '@l4fleet/test-support/fleets';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { parseAgentConfig } from './config/parse.js';
@@ -127,6 +128,31 @@ describe('runAgent - a signal aborted while the agent starts', () => {
     expect(['stopping', 'stopped']).toContain(running.agent.status().state);
     await waitFor(running.shutdown(), 'the shutdown to finish');
     expect(running.agent.status().state).toBe('stopped');
+    expect(speaker.history.flat()).toEqual([]);
+  });
+
+  // A SIGTERM that came before runAgent was even called (the signal already aborted): addEventListener never fires for
+  // it, so runAgent checks `aborted` itself, or the agent would start, serve and announce as if no SIGTERM had come.
+  test('aborted before runAgent is called: the shutdown begins at once, nothing announced', async () => {
+    const store = new MemoryFleetStore();
+    // Unchecked pools: their members are up from the start, so a start left alone announces both VIPs.
+    await store.apply(twoPoolFleet({ type: 'none' }));
+    const speaker = createFakeSpeaker();
+    const starting = new AbortController();
+    starting.abort();
+    const config = parseAgentConfig({
+      ...base,
+      etcd: { endpoints: ['http://127.0.0.1:2379'] },
+      drain: { forwardAfterWithdrawMs: 0 },
+    });
+    running = await waitFor(
+      runAgent(config, { logger, store, speaker, dataPlane: createRecordingDataPlane(), signal: starting.signal }),
+      'runAgent to resolve',
+    );
+    expect(['stopping', 'stopped']).toContain(running.agent.status().state);
+    await waitFor(running.shutdown(), 'the shutdown to finish');
+    expect(running.agent.status().state).toBe('stopped');
+    // From starting straight to drained: no route ever set, GRACEFUL_SHUTDOWN or not.
     expect(speaker.history.flat()).toEqual([]);
   });
 });
