@@ -509,26 +509,37 @@ describe('store registration - node names are unique', () => {
     expect(ns.leases.get(keys.node('lb1'))).toBe('77');
   });
 
-  test('store registration - a re-registration refused by another holder retries until that lease ends', async () => {
+  // The lease lost (etcd partitioned longer than the TTL) and the name registered by another host meanwhile: the
+  // re-registration was refused with CONFLICT forever (nodeReregisterFailed once, then debug) while the agent served,
+  // announced and obeyed the other host's drain flag as that node.
+  test('store registration - a re-registration refused by another holder: onNameTaken, no more attempts, reports refused', async () => {
     vi.useFakeTimers();
     const ns = new FakeNamespace();
-    const lines: Record<string, unknown>[] = [];
-    const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const taken: StoreError[] = [];
     let reregistered = 0;
-    const reg = await create(ns, '198.18.0.1', { onReregistered: () => void (reregistered += 1) }, log);
+    const reg = await create(ns, '198.18.0.1', {
+      onReregistered: () => void (reregistered += 1),
+      onNameTaken: (err) => void taken.push(err),
+    });
     // Its lease expired (etcd away): the record went with it, and another agent registered the name meanwhile.
     ns.remove(keys.node('lb1'));
     ns.putAs(keys.node('lb1'), JSON.stringify({ name: 'lb1', address: '198.18.0.2' }), '77');
     ns.lost.at(-1)?.(new Error('lease expired'));
     await vi.advanceTimersByTimeAsync(20_000);
     expect(reregistered).toBe(0);
-    const refused = lines.filter((l) => l.event === 'nodeReregisterFailed');
-    expect(refused.length).toBeGreaterThan(1);
-    expect(refused[0]?.err).toMatch(/node.name "lb1" is already registered by 198.18.0.2 \(lease 77\)/);
-    ns.remove(keys.node('lb1')); // the other agent's lease ended
-    await vi.advanceTimersByTimeAsync(REREGISTER_RETRY_MAX_MS);
-    expect(reregistered).toBe(1);
-    expect(JSON.parse(ns.kv.get(keys.node('lb1')) ?? '{}').address).toBe('198.18.0.1');
+    expect(taken).toHaveLength(1);
+    expect(taken[0]).toMatchObject({ code: 'CONFLICT', key: keys.node('lb1') });
+    expect(taken[0]?.message).toMatch(/node.name "lb1" is already registered by 198.18.0.2 \(lease 77\)/);
+    const grants = ns.grants;
+    ns.remove(keys.node('lb1')); // the other agent's lease ended: this one does not come back by itself
+    await vi.advanceTimersByTimeAsync(REREGISTER_RETRY_MAX_MS * 4);
+    expect(ns.grants).toBe(grants);
+    expect(reregistered).toBe(0);
+    await expect(reg.reportHealth(new Map([['web/a', 'up']]))).rejects.toMatchObject({ code: 'CONFLICT' });
+    await expect(
+      reg.reportStatus({ tables: {}, announced: [], bgp: {}, failStatic: false, desiredRevision: 1 }),
+    ).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect(ns.kv.size).toBe(0);
     await reg.close();
   });
 });
@@ -593,5 +604,73 @@ describe('store registration - a node record deleted while the lease lives', () 
     expect(ns.commits).toBe(commits);
     await reg.close();
     for (const key of mine) expect(ns.kv.has(key), key).toBe(false);
+  });
+  // Its record deleted (the etcdctl del the guide recommends) and the name registered by another address: the restore
+  // returned quietly, and this agent renewed on, writing health and status over the winner's on its own lease.
+  test('store registration - a record another address holds found at a renewal: onNameTaken, reports refused', async () => {
+    vi.useFakeTimers();
+    const ns = new FakeNamespace();
+    const taken: StoreError[] = [];
+    const reg = await EtcdNodeRegistration.create(
+      ns as unknown as Namespace,
+      { name: 'lb1', address: '198.18.0.1' },
+      { leaseTtlS: 9, onNameTaken: (err) => void taken.push(err) },
+      pino({ level: 'silent' }),
+      1_000,
+    );
+    ns.remove(keys.node('lb1'));
+    ns.putAs(keys.node('lb1'), JSON.stringify({ name: 'lb1', address: '198.18.0.2' }), '5');
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(taken).toHaveLength(1);
+    expect(taken[0]).toMatchObject({ code: 'CONFLICT', key: keys.node('lb1') });
+    expect(taken[0]?.message).toMatch(/already registered by 198\.18\.0\.2 \(lease 5\)/);
+    await expect(reg.reportHealth(new Map([['web/a', 'up']]))).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect(ns.kv.has(keys.healthPool('lb1', 'web'))).toBe(false);
+    await vi.advanceTimersByTimeAsync(9_000);
+    expect(taken).toHaveLength(1);
+    expect(ns.leases.get(keys.node('lb1'))).toBe('5');
+    await reg.close();
+  });
+
+  // A report landing while the restore's txn is in flight: the txn wrote the view from before it, so the report is
+  // written once more after it (else etcd kept the older view until that pool changed again).
+  test('store registration - a report landing while the restore writes is written again after it', async () => {
+    vi.useFakeTimers();
+    const ns = new FakeNamespace();
+    const reg = await EtcdNodeRegistration.create(
+      ns as unknown as Namespace,
+      { name: 'lb1', address: '198.18.0.1' },
+      { leaseTtlS: 9 },
+      pino({ level: 'silent' }),
+      1_000,
+    );
+    await reg.reportHealth(new Map([['web/a', 'up']]));
+    ns.remove(keys.node('lb1'));
+    ns.remove(keys.healthPool('lb1', 'web'));
+    // Hold the restore's txn (the one fenced on the absent record) until the report below has run.
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const txnOf = ns.if.bind(ns);
+    let held = false;
+    ns.if = (key, target, cmp, value) => {
+      const txn = txnOf(key, target, cmp, value);
+      if (held || target !== 'Mod') return txn;
+      held = true;
+      const commit = txn.commit;
+      txn.commit = async () => {
+        await gate;
+        return commit();
+      };
+      return txn;
+    };
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(held).toBe(true);
+    // The report: no lease-less path, it writes on the lease at once (and lands before the restore's txn).
+    await reg.reportHealth(new Map([['web/a', 'down']]));
+    release();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(JSON.parse(ns.kv.get(keys.healthPool('lb1', 'web')) ?? '{}').members).toEqual({ a: 'down' });
+    expect(JSON.parse(ns.kv.get(keys.node('lb1')) ?? '{}').address).toBe('198.18.0.1');
+    await reg.close();
   });
 });

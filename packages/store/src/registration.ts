@@ -3,8 +3,9 @@
  * them vanish when the agent dies (etcd lease expiry). If the lease is lost while the agent lives (etcd down longer
  * than the TTL), the registration grants a new lease and re-writes everything it last published. The lease is
  * renewed by lease-keeper.ts (each renewal with a deadline), not by etcd3's one long stream. A node record another
- * agent holds is not written over (node-claim.ts): the registration is refused, a re-registration retries. A record
- * gone while the lease lives is written again with the reports (restoreRecord).
+ * agent holds is not written over (node-claim.ts): the registration is refused. Found held by another address later
+ * (a re-registration refused, or at a renewal), the name is taken: onNameTaken, and no more attempts or reports.
+ * A record gone while the lease lives is written again with the reports (restoreRecord).
  */
 import type { MemberStatus } from '@l4fleet/config';
 import type { Lease, Namespace } from 'etcd3';
@@ -20,7 +21,8 @@ import type { NodeInfo, NodeRecord, NodeRegistration, NodeRegistrationOptions, N
 export const DEFAULT_LEASE_TTL_S = 10;
 /**
  * Re-registration after a lost lease is tried again after REREGISTER_RETRY_MS, doubling up to
- * REREGISTER_RETRY_MAX_MS (0.5, 1, 2, 4, 5, 5 ... s) while etcd refuses it, and at once again after the next loss
+ * REREGISTER_RETRY_MAX_MS (0.5, 1, 2, 4, 5, 5 ... s) while etcd fails it (not when another address holds the name:
+ * that ends it, nameTaken), and at once again after the next loss
  * once it went through. Every 500 ms made a long outage 121 failed grants and warnings a minute per node; 5 s keeps
  * the node's return within a few seconds of etcd's.
  */
@@ -52,6 +54,10 @@ export class EtcdNodeRegistration implements NodeRegistration {
   private restoring = false;
   /** Counts the changes of `health` and `status`: a restore that raced a report writes them again. */
   private published = 0;
+  /** claim()'s last refusal: a re-registration refused so ends (nameTaken); other failures are retried. */
+  private refusal: StoreError | undefined;
+  /** The refusal once another address holds the name (nameTaken): reports are refused with it from then on. */
+  private taken: StoreError | undefined;
   /** The pause before the next re-registration attempt: close() and abandon() end it at once. */
   private retryWait: { timer: NodeJS.Timeout; end: () => void } | undefined;
 
@@ -155,7 +161,7 @@ export class EtcdNodeRegistration implements NodeRegistration {
 
   /**
    * Reads the node's record and says whether this agent may take it (node-claim.ts): a CONFLICT naming the holder
-   * when another agent's live lease holds it (create() fails, a re-registration retries until that lease ends).
+   * when another agent's live lease holds it (create() fails; a re-registration ends: nameTaken).
    * Returns the record's mod revision (0: absent), which the write of the record is fenced on.
    */
   private async claim(): Promise<string> {
@@ -168,7 +174,7 @@ export class EtcdNodeRegistration implements NodeRegistration {
         address: holderAddress(kv.value.toString()),
         lease,
       });
-      if (refusal) throw refusal;
+      if (refusal) throw (this.refusal = refusal);
     }
     return String(kv.mod_revision);
   }
@@ -187,7 +193,16 @@ export class EtcdNodeRegistration implements NodeRegistration {
     this.restoring = true;
     const stop = () => this.closed || this.lease !== lease;
     try {
-      if ((await this.ns.get(keys.node(this.name)).exec()).kvs.length > 0) return;
+      const kv = (await this.ns.get(keys.node(this.name)).exec()).kvs[0];
+      if (kv) {
+        // Same address (a successor of this node) or no lease (hand-written): left. Another address: taken.
+        const lease = String(kv.lease ?? '0');
+        const holder = { address: holderAddress(kv.value.toString()), lease };
+        const key = keys.node(this.name);
+        const refusal = lease === '0' ? undefined : claimRefusal(this.name, key, this.info.address, holder);
+        if (refusal) this.nameTaken(refusal);
+        return;
+      }
       const seen = this.published;
       await this.publish(stop, '0');
       if (this.published !== seen) {
@@ -222,6 +237,7 @@ export class EtcdNodeRegistration implements NodeRegistration {
           return;
         } catch (e) {
           if (this.closed) return;
+          if (e instanceof StoreError && e === this.refusal) return this.nameTaken(e);
           failures += 1;
           const retryMs = Math.min(REREGISTER_RETRY_MS * 2 ** (failures - 1), REREGISTER_RETRY_MAX_MS);
           // Said once per loss; the attempts after it (etcd still away) at debug.
@@ -306,8 +322,23 @@ export class EtcdNodeRegistration implements NodeRegistration {
     return refused;
   }
 
+  /**
+   * Another address holds the name: this agent is no longer that node. Said once (onNameTaken); reports are refused
+   * from then on, so nothing more is written under the name (a write on this lease would take the holder's keys).
+   */
+  private nameTaken(err: StoreError): void {
+    if (this.taken || this.closed) return;
+    this.taken = err;
+    this.options.onNameTaken?.(err);
+  }
+
   private assertOpen(): void {
     if (this.closed) throw new StoreError('CLOSED', `node ${this.name}: registration closed`);
+    if (this.taken)
+      throw new StoreError('CONFLICT', `node ${this.name}: reports stopped: ${this.taken.message}`, {
+        cause: this.taken,
+        ...(this.taken.key === undefined ? {} : { key: this.taken.key }),
+      });
   }
 
   async reportHealth(members: ReadonlyMap<string, MemberStatus>): Promise<void> {

@@ -204,6 +204,12 @@ export interface NodeRegistrationOptions {
   readonly onLeaseLost?: (err: StoreError) => void;
   /** Called when the node is registered again on a new lease, with its health and status re-written. */
   readonly onReregistered?: () => void;
+  /**
+   * Called once when the name turns out held by another address (a CONFLICT naming the key and the holder): a
+   * re-registration refused, or the record found so at a renewal. The registration then stops acting as that node:
+   * no more attempts, reportHealth and reportStatus refused (CONFLICT); close() still ends its own lease.
+   */
+  readonly onNameTaken?: (err: StoreError) => void;
 }
 
 /** A registered node; its keys live on one lease kept alive until close(). */
