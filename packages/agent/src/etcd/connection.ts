@@ -4,7 +4,9 @@
  * store rejected is reported (the last good state keeps serving), an unreachable etcd asks for a fail-static probe,
  * the rest is logged (the store's watches recover by themselves). A node.name another agent holds (CONFLICT) is no
  * outage: etcd answered, so no fail-static; the node stays unregistered (no watches, not ready: it must not serve
- * under a name another node has), says so with what to do, and asks again less and less often.
+ * under a name another node has), says so with what to do, and asks again less and less often. A node already
+ * serving (from its state file, or registered and then its re-registration refused, or its record found held by
+ * another address) learns the name is taken instead: nodeNameTaken (an error) and onNameTaken, and no watches.
  */
 import type {
   DecidedState,
@@ -54,6 +56,13 @@ export interface EtcdConnectionOptions {
   readonly onHistoryRejected?: () => void;
   /** The stored desired state was refused (INVALID_RECORD, or INVALID_STATE); nothing was delivered. */
   readonly onStateRejected: (err: StoreError) => void;
+  /** The node serves its state file (started without etcd): a refused node.name then is taken (onNameTaken). */
+  readonly servingStateFile?: () => boolean;
+  /**
+   * Called once when this serving node's node.name turns out held by another address (the CONFLICT naming the key
+   * and the holder): the node must stop acting as that node (the agent drains and exits). Registration stops.
+   */
+  readonly onNameTaken?: (err: StoreError) => void;
 }
 
 export interface EtcdConnection {
@@ -67,6 +76,8 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
   const log = opts.logger;
   const watches: Watch[] = [];
   let closed = false;
+  /** The name was found taken while serving (nameTaken): no more attempts, no watches. */
+  let taken = false;
 
   /** Handles what every watch may report; returns false for the errors left to the caller. */
   const common = (family: RecordFamily, err: StoreError): boolean => {
@@ -159,6 +170,15 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
     return retryMs;
   };
 
+  /** The name is another node's while this one serves: said as an error, once, and handed to the agent. */
+  const nameTaken = (err: StoreError): void => {
+    if (taken || closed) return;
+    taken = true;
+    const key = err.key ?? `nodes/${opts.node.name}`;
+    log.error({ event: 'nodeNameTaken', key, err: err.message, action: 'stop acting as this node' });
+    opts.onNameTaken?.(err);
+  };
+
   const register = async (): Promise<void> => {
     const { name, address, version } = opts.node;
     while (!closed) {
@@ -175,6 +195,7 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
               log.info({ event: 'reregistered' });
               reports.reregistered();
             },
+            onNameTaken: nameTaken,
           },
         );
         if (closed) {
@@ -193,6 +214,8 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
         if ((err as StoreError).code === 'CONFLICT') {
           // etcd answered: the name is taken, which fail-static (serving as if etcd were away) does not help.
           failStatic.setReachable(true, 'registerRefused');
+          // Serving the state file under the name: it is another node's, so this one stops, not waits.
+          if (opts.servingStateFile?.()) return nameTaken(err as StoreError);
           await sleep(clock, refused(err as StoreError));
           continue;
         }
@@ -207,7 +230,7 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
   return {
     async connect() {
       await register();
-      while (!closed) {
+      while (!closed && !taken) {
         try {
           await startWatches();
           return;
