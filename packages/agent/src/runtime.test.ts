@@ -9,10 +9,29 @@ import { createRecordingDataPlane } from '@l4fleet/dataplane';
 import { MemoryFleetStore } from '@l4fleet/store';
 import { twoPoolFleet } from '@l4fleet/test-support/fleets';
 import pino from 'pino';
-import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { parseAgentConfig } from './config/parse.js';
 import { AgentError } from './errors.js';
 import { type RunningAgent, runAgent } from './runtime.js';
+
+// The etcd stores runAgent builds itself (none passed in), each told when closed: runAgent has no store factory to
+// inject, and a store left open keeps its etcd client's channels and a node's lease keepalive.
+const built = vi.hoisted(() => ({ etcdStores: [] as { closes: number }[] }));
+vi.mock('@l4fleet/store', async (importOriginal) => {
+  const real = await importOriginal<typeof import('@l4fleet/store')>();
+  class ObservedEtcdFleetStore extends real.EtcdFleetStore {
+    readonly seen = { closes: 0 };
+    constructor(...args: ConstructorParameters<typeof real.EtcdFleetStore>) {
+      super(...args);
+      built.etcdStores.push(this.seen);
+    }
+    override async close(): Promise<void> {
+      this.seen.closes += 1;
+      await super.close();
+    }
+  }
+  return { ...real, EtcdFleetStore: ObservedEtcdFleetStore };
+});
 
 const logger = pino({ level: 'silent' });
 const base = {
@@ -173,6 +192,27 @@ describe('runAgent - a start that fails closes what it built', () => {
       await expect(runAgent(config, { logger, store: new MemoryFleetStore(), speaker, dataPlane })).rejects.toThrow();
       expect(dataPlane.closed).toBe(true);
       await expect(speaker.setAdvertisements([])).rejects.toMatchObject({ code: 'CLOSED' });
+    } finally {
+      await new Promise((resolve) => busy.close(resolve));
+    }
+  });
+
+  test('metrics port in use, no store given: the etcd store runAgent built is closed', async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (busy.address() as AddressInfo).port;
+      const config = parseAgentConfig({
+        ...base,
+        // Never dialled: the start fails at the metrics listener, before the agent reads anything.
+        etcd: { endpoints: ['http://127.0.0.1:1'] },
+        metrics: { listen: `127.0.0.1:${port}` },
+      });
+      built.etcdStores.length = 0;
+      await expect(
+        runAgent(config, { logger, speaker: createFakeSpeaker(), dataPlane: createRecordingDataPlane() }),
+      ).rejects.toThrow();
+      expect(built.etcdStores).toEqual([{ closes: 1 }]);
     } finally {
       await new Promise((resolve) => busy.close(resolve));
     }
