@@ -377,4 +377,55 @@ describe('aggregator - leadership lost and regained during a write', () => {
     for (let i = 0; i < 20; i++) await clock.advance(1_000);
     expect(await decided()).toBe('up');
   });
+
+  // Term 1's loop going on after its write's answer as if it still led would log memberDecided and count the write
+  // (onDecisionsWritten) in term 2's time, and hand term 2 its `written`, ramp timer and started members.
+  test("term 1's write answered after term 2 began is neither logged nor counted: only term 2's decision is", async () => {
+    const clock = createManualClock(1_700_000_000_000);
+    const store = new HeldWritesStore();
+    const lines: { event?: string; member?: string; status?: string }[] = [];
+    const recorded = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const counted: number[] = [];
+    const agg = createAggregator({
+      node: 'n1',
+      store,
+      logger: recorded,
+      clock,
+      onDecisionsWritten: (n) => counted.push(n),
+    });
+    open.push(agg);
+    // As the agent does: the decided state etcd holds comes back by the watch.
+    const watch = await store.watchDecided({ onUpdate: (s) => agg.setDecided(s.decided, s.ramps) });
+    try {
+      const regs = await Promise.all(NODES.map((n) => store.registerNode({ name: n, address: '198.18.0.1' })));
+      for (const r of regs) await r.reportHealth(new Map([[MEMBER, 'up']]));
+      agg.setMembers([MEMBER]);
+      agg.setLiveNodes(new Set(NODES));
+      agg.start();
+      await clock.advance(20);
+      const decided = async () => (await store.getDecided()).decided.get(MEMBER);
+      expect(await decided()).toBe('up');
+      store.hold();
+      for (const r of regs) await r.reportHealth(new Map([[MEMBER, 'down']]));
+      await clock.advance(20);
+      expect(await decided()).toBe('down'); // term 1's write landed; its answer is held
+      await store.leaderships[0]?.resign();
+      await clock.advance(1_150);
+      expect(store.leaderships).toHaveLength(2);
+      for (const r of regs) await r.reportHealth(new Map([[MEMBER, 'up']]));
+      await clock.advance(50);
+      const before = { lines: lines.length, counted: counted.length };
+      store.release();
+      for (let i = 0; i < 5; i++) await clock.advance(1_000);
+      expect(await decided()).toBe('up');
+      const decisions = lines
+        .slice(before.lines)
+        .filter((l) => l.event === 'memberDecided')
+        .map((l) => l.status);
+      expect(decisions, "term 2's decision only").toEqual(['up']);
+      expect(counted.slice(before.counted)).toEqual([1]);
+    } finally {
+      await watch.close();
+    }
+  });
 });
