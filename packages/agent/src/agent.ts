@@ -5,6 +5,7 @@
  * in-memory store, the fake speaker, the recording data plane and a manual clock.
  */
 import type { Agent, AgentDeps, AgentStatusReport } from './agent-api.js';
+import { createAgentEvents } from './agent-events.js';
 import { createAggregator } from './aggregate/aggregator.js';
 import { createVtyshBfdd } from './bfd/bfdd.js';
 import { createBfdController } from './bfd/controller.js';
@@ -20,7 +21,6 @@ import { createFailStatic, etcdProbeTimeoutMs } from './etcd/fail-static.js';
 import { createRejectedRecords, isRejectedRecord } from './etcd/rejected-records.js';
 import { createReports } from './etcd/reports.js';
 import { followPeerHealth } from './events/peer-health.js';
-import { createEventPublisher } from './events/publisher.js';
 import { createHealthChecker, probeFailuresReport } from './health/checker.js';
 import { createLifecycle } from './lifecycle/lifecycle.js';
 import { shutdownSequence } from './lifecycle/shutdown.js';
@@ -48,16 +48,7 @@ export function createAgent(deps: AgentDeps): Agent {
   /** shutdown() began: a reload is refused from then on. */
   let shuttingDown = false;
 
-  const events = createEventPublisher({
-    prefix: natsPrefix,
-    fleet: config.fleet,
-    node,
-    maxPending: config.nats.maxPendingEvents,
-    logger: log,
-    now: () => clock.now(),
-    ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
-  });
-  if (deps.nats) events.setTransport(deps.nats);
+  const events = createAgentEvents(deps, clock, log);
   metrics.setDataPlaneSource(() => dataPlane.counters(), log);
 
   const inputs = createServedInputs();
