@@ -1,5 +1,5 @@
 import { parseFleet } from '@l4fleet/config';
-import { MemoryFleetStore, StoreError, toStoreError } from '@l4fleet/store';
+import { type Leadership, MemoryFleetStore, StoreError, toStoreError } from '@l4fleet/store';
 import pino from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createManualClock, type ManualClock } from '../clock.js';
@@ -371,5 +371,72 @@ describe('aggregator - etcd full (NOSPACE alarm)', () => {
     await clock.advance(1_100);
     expect((await store.getDecided()).decided.get('web/198.18.0.1:80')).toBe('up');
     expect(counted).toEqual([1]);
+  });
+});
+
+/** History writes land at once, their answers held while `hold()`ed (etcd slow to answer); leaderships kept. */
+class HeldHistoryStore extends MemoryFleetStore {
+  readonly leaderships: Leadership[] = [];
+  private gate: Promise<void> | undefined;
+  private open: (() => void) | undefined;
+  hold(): void {
+    this.gate = new Promise((resolve) => {
+      this.open = resolve;
+    });
+  }
+  release(): void {
+    this.open?.();
+    this.gate = undefined;
+  }
+  override async campaign(...args: Parameters<MemoryFleetStore['campaign']>) {
+    const l = await super.campaign(...args);
+    this.leaderships.push(l);
+    return l;
+  }
+  override async writeTableHistory(...args: Parameters<MemoryFleetStore['writeTableHistory']>) {
+    await super.writeTableHistory(...args);
+    await this.gate;
+  }
+}
+
+describe('aggregator - leadership lost and regained during a history write', () => {
+  // Term 1's loop going on after the write's answer as if it still led would log the write in term 2's time and hand
+  // term 2 its written history, ramp steps, held stamps and expiry timer.
+  test("term 1's history write answered after term 2 began is not logged as term 2's", async () => {
+    const clock = createManualClock(T0);
+    const store = new HeldHistoryStore();
+    const lines: { event?: string }[] = [];
+    const recorded = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const agg = createAggregator({ node: 'n1', store, logger: recorded, clock });
+    open.push(agg);
+    // As the agent does: the history etcd holds comes back by the watch.
+    const watch = await store.watchTableHistory({ onUpdate: (s) => agg.setHistory(s.history) });
+    try {
+      agg.start();
+      await clock.advance(10);
+      agg.setFleet(fleetOf(3));
+      await clock.advance(10);
+      const history = async () => (await store.getTableHistory()).history.get('web');
+      expect((await history())?.current).toHaveLength(3);
+      store.hold();
+      agg.setFleet(fleetOf(4));
+      await clock.advance(10);
+      expect((await history())?.current).toHaveLength(4); // term 1's write landed; its answer is held
+      await store.leaderships[0]?.resign();
+      await clock.advance(1_150);
+      expect(store.leaderships).toHaveLength(2);
+      expect(agg.isLeader).toBe(true);
+      const before = lines.length;
+      store.release();
+      for (let i = 0; i < 5; i++) await clock.advance(1_000);
+      expect((await history())?.current).toHaveLength(4);
+      // Term 2 found the history etcd holds current: nothing of its own to write, and term 1's write is not its.
+      const written = lines
+        .slice(before)
+        .filter((l) => l.event === 'tableHistoryWritten' || l.event === 'tableHistoryRewritten');
+      expect(written).toEqual([]);
+    } finally {
+      await watch.close();
+    }
   });
 });
