@@ -2,7 +2,7 @@
 import type { Speaker } from '@l4fleet/bgp';
 import type { MemberStatus } from '@l4fleet/config';
 import type { DataPlane } from '@l4fleet/dataplane';
-import type { BfdSessionState, FleetStore, NodeStatusReport } from '@l4fleet/store';
+import type { BfdSessionState, FleetStore, NodeStatusReport, StoreError } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import type { Bfdd } from './bfd/bfdd.js';
 import type { Clock } from './clock.js';
@@ -42,6 +42,13 @@ export interface AgentDeps {
   readonly host?: HostFacts;
   /** Every event the agent emits, locally (tests). */
   readonly onEvent?: (e: AgentEvent) => void;
+  /**
+   * This serving node's node.name is held by another address (a CONFLICT naming the key and the holder): its
+   * re-registration refused, its record found so, or etcd back with it while the state file is served. The agent
+   * logs nodeNameTaken, writes no more reports under the name and starts no watches; it keeps its routes until the
+   * caller stops it: runAgent shuts it down (drain: withdraw) and tells its own caller (RunAgentOptions.onNameTaken).
+   */
+  readonly onNameTaken?: (err: StoreError) => void;
 }
 
 export interface AgentStatus {

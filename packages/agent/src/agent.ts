@@ -285,6 +285,8 @@ export function createAgent(deps: AgentDeps): Agent {
       // or it would stay `starting` (never ready, no routes) until the desired state is repaired.
       if (lifecycle.state === 'starting' && !inputs.fleet) void keeper.restore(`stateRejected: ${err.code}`);
     },
+    servingStateFile: () => inputs.source === 'lastState',
+    onNameTaken: (err) => deps.onNameTaken?.(err),
   });
 
   /** Registers, starts the watches, the NATS health subscription and the aggregator; retries until closed. */

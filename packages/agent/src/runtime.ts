@@ -4,7 +4,7 @@
  */
 import { createGobgpSpeaker, type Speaker } from '@l4fleet/bgp';
 import type { DataPlane } from '@l4fleet/dataplane';
-import { EtcdFleetStore, type FleetStore } from '@l4fleet/store';
+import { EtcdFleetStore, type FleetStore, type StoreError } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { type Agent, createAgent } from './agent.js';
 import { type Clock, systemClock } from './clock.js';
@@ -42,6 +42,13 @@ export interface RunAgentOptions {
    * the start, it does nothing: the caller calls shutdown().
    */
   readonly signal?: AbortSignal;
+  /**
+   * The node's node.name turned out held by another address while it served (AgentDeps.onNameTaken): runAgent has
+   * begun the agent's shutdown (drain: withdraw routes, stop) and calls this so the caller ends the process with a
+   * failure (`l4fleet agent` exits 1; systemd's Restart=on-failure starts it again, refused until the name is free).
+   * The caller's shutdown() waits for that drain and closes the rest.
+   */
+  readonly onNameTaken?: (err: StoreError) => void;
 }
 
 /** How often the event counters are copied into their gauges, ms. */
@@ -91,6 +98,11 @@ export async function runAgent(config: AgentConfig, opts: RunAgentOptions): Prom
   }
   agent = createAgent({
     config,
+    onNameTaken: (err) => {
+      logger.info({ event: 'shutdownNameTaken', action: 'drain; the caller exits with a failure' });
+      shutdownAgent().catch((e: unknown) => logger.error({ event: 'shutdownFailed', err: e }));
+      opts.onNameTaken?.(err);
+    },
     clock,
     ...(healthCa ? { healthCa } : {}),
     store,

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HostFacts } from '@l4fleet/agent';
+import { StoreError } from '@l4fleet/store';
 import { until as waitUntil } from '@l4fleet/test-support/eventually';
 import { afterAll, describe, expect, test } from 'vitest';
 import type { CliIo } from '../io.js';
@@ -440,6 +441,50 @@ describe('cli agent - SIGTERM while starting', () => {
     expect(code).toBe(0);
     expect(abortedDuringStart).toBe(true);
     expect(calls).toEqual(['shutdown']);
+  });
+
+  // The node's name turned out another address's while it served: runAgent began the drain and says so; the command
+  // finished it and exited 0, so systemd's Restart=on-failure never started the agent again.
+  test('a node.name taken while serving: the agent is shut down and the command fails (1) naming the holder', async () => {
+    const calls: string[] = [];
+    const err: string[] = [];
+    let taken: unknown;
+    const fake = {
+      agent: {} as never,
+      metricsAddress: '127.0.0.1:0',
+      shutdown: async () => void calls.push('shutdown'),
+      close: async () => void calls.push('close'),
+    };
+    const saved = process.exitCode;
+    const code = await Promise.race([
+      runCli(
+        ['agent', '--config', f],
+        { out: () => undefined, err: (t) => void err.push(t) },
+        {
+          agent: {
+            host: host(),
+            exit: () => undefined,
+            runAgent: async (_config, opts) => {
+              taken = opts.onNameTaken;
+              setTimeout(
+                () =>
+                  opts.onNameTaken?.(
+                    new StoreError('CONFLICT', 'node.name "lb1" is already registered by 198.18.0.12'),
+                  ),
+                10,
+              );
+              return fake;
+            },
+          },
+        },
+      ),
+      new Promise((r) => setTimeout(() => r('no exit within 5 s'), 5_000)),
+    ]);
+    process.exitCode = saved;
+    expect(taken).toBeTypeOf('function');
+    expect(code).toBe(1);
+    expect(calls).toEqual(['shutdown']);
+    expect(err.join('\n')).toMatch(/already registered by 198\.18\.0\.12/);
   });
 
   test('a start that does not finish: a second signal exits at once; a failed start removes the handlers', async () => {

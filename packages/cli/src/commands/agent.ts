@@ -7,7 +7,8 @@
  * again: a change of bgp.peers (and bfd.peers and BFD's timers, logLevel, health.sourceAddress,
  * health.maxConcurrentProbes and health.caFile, also a CA rotated in place) is applied live, anything else is
  * refused, naming the fields, and the agent runs on unchanged (config/reload.ts in @l4fleet/agent); from the first
- * SIGTERM or SIGINT on, SIGHUP is ignored (the drain keeps its config). Flags override the file. `--check`
+ * SIGTERM or SIGINT on, SIGHUP is ignored (the drain keeps its config). A node.name found held by another address
+ * while serving drains the node the same way and exits 1. Flags override the file. `--check`
  * validates the config and what this host must offer (addresses, interface, files, the data plane's needs), prints
  * the effective config and exits: it never starts anything. Exit codes: 0 ok, 2 the config or the command line is wrong, 1 the host cannot run it.
  */
@@ -277,6 +278,17 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
       }, START_STOP_WAIT_MS);
       startWait.unref();
     };
+    // The node's name turned out another node's while it served: runAgent began the drain; exit 1 once it is done
+    // (systemd's Restart=on-failure starts it again, refused and unrouted until the name is free).
+    let taken: Error | undefined;
+    const nameTaken = (err: Error): void => {
+      if (taken) return;
+      taken = err;
+      process.exitCode = EXIT_FAILURE; // also for the fallback exit below
+      logger.error({ event: 'exiting', reason: 'nodeNameTaken', code: EXIT_FAILURE, err: err.message });
+      hangup.exiting();
+      if (agent && signals === 0) drain(agent);
+    };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     try {
@@ -285,6 +297,7 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
           logger,
           version: agentVersion(),
           signal: starting.signal,
+          onNameTaken: nameTaken,
         });
       } catch (err) {
         throw new CliError(`agent: ${(err as Error).message}`, EXIT_FAILURE, { cause: err });
@@ -294,7 +307,7 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
       // From here SIGHUP reloads: the agent logs and counts each outcome; the same flags override the file.
       hangup.running(agent);
       logger.info({ event: 'agentRunning', metrics: agent.metricsAddress });
-      if (signals > 0) {
+      if (signals > 0 || taken) {
         // The shutdown runAgent began when signalled; shutdown() waits for it, then closes the rest.
         logger.info({ event: 'signal', action: 'finish the shutdown begun while starting' });
         drain(agent);
@@ -306,5 +319,6 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
     }
     // Everything is closed; should a client library still hold a handle, do not hang the node's shutdown on it.
     setTimeout(() => exit(Number(process.exitCode ?? 0)), 3_000).unref();
+    if (taken) throw new CliError(`agent: ${taken.message}`, EXIT_FAILURE, { cause: taken });
   }
 }
