@@ -293,7 +293,7 @@ export function createAgent(deps: AgentDeps): Agent {
   const connectEtcd = async (): Promise<void> => {
     await decidedFallback.load(); // before the decided watch: its first read may need the file's decisions
     await connection.connect();
-    if (closed) return;
+    if (closed || connection.nameTaken) return; // not this node's: no aggregator, no peer health
     if (deps.nats) {
       followPeerHealth(deps.nats, {
         prefix: natsPrefix,

@@ -66,8 +66,10 @@ export interface EtcdConnectionOptions {
 }
 
 export interface EtcdConnection {
-  /** Registers, then starts the watches; resolves once both worked, or when closed. */
+  /** Registers, then starts the watches; resolves once both worked, or when closed, or when the name is taken. */
   connect(): Promise<void>;
+  /** The name was found held by another address while serving (onNameTaken was called): nothing more starts. */
+  readonly nameTaken: boolean;
   close(): Promise<void>;
 }
 
@@ -228,6 +230,9 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
   };
 
   return {
+    get nameTaken() {
+      return taken;
+    },
     async connect() {
       await register();
       while (!closed && !taken) {
