@@ -63,13 +63,8 @@ export function fillWasm(table: Int32Array, cursor: Int32Array, owner: Int32Arra
   const tableAt = creditAt + 8 * n;
   const cursorAt = tableAt + 4 * size;
   const ownerAt = cursorAt + 8 * n;
-  const needed = ownerAt + 4 * n;
-  const memory = wasm.memory;
-  if (memory.buffer.byteLength < needed) memory.grow(Math.ceil((needed - memory.buffer.byteLength) / PAGE_BYTES));
-  const buffer = memory.buffer;
-  new Int32Array(buffer, tableAt, size).fill(-1);
-  new Int32Array(buffer, cursorAt, 2 * n).set(cursor);
-  new Int32Array(buffer, ownerAt, n).set(owner);
+  const at = { table: tableAt, cursor: cursorAt, owner: ownerAt };
+  const buffer = stage(wasm.memory, ownerAt + 4 * n, at, table, cursor, owner);
   if (rate) {
     new Float64Array(buffer, rateAt, n).set(rate);
     new Float64Array(buffer, creditAt, n).fill(0);
@@ -77,8 +72,7 @@ export function fillWasm(table: Int32Array, cursor: Int32Array, owner: Int32Arra
   } else {
     wasm.fillUniform(tableAt, cursorAt, ownerAt, n, size);
   }
-  table.set(new Int32Array(buffer, tableAt, size));
-  cursor.set(new Int32Array(buffer, cursorAt, 2 * n));
+  unstage(buffer, at, table, cursor);
 }
 
 /**
@@ -95,15 +89,40 @@ export function fillWasmTurns(table: Int32Array, cursor: Int32Array, owner: Int3
   const cursorAt = tableAt + 4 * size;
   const ownerAt = cursorAt + 8 * n;
   const turnsAt = ownerAt + 4 * n;
-  const needed = turnsAt + 4 * size;
-  const memory = wasm.memory;
-  if (memory.buffer.byteLength < needed) memory.grow(Math.ceil((needed - memory.buffer.byteLength) / PAGE_BYTES));
-  const buffer = memory.buffer;
-  new Int32Array(buffer, tableAt, size).fill(-1);
-  new Int32Array(buffer, cursorAt, 2 * n).set(cursor);
-  new Int32Array(buffer, ownerAt, n).set(owner);
+  const at = { table: tableAt, cursor: cursorAt, owner: ownerAt };
+  const buffer = stage(wasm.memory, turnsAt + 4 * size, at, table, cursor, owner);
   new Int32Array(buffer, turnsAt, size).set(turns);
   wasm.claimTurns(tableAt, cursorAt, ownerAt, size, turnsAt);
-  table.set(new Int32Array(buffer, tableAt, size));
-  cursor.set(new Int32Array(buffer, cursorAt, 2 * n));
+  unstage(buffer, at, table, cursor);
+}
+
+/** Where a fill's i32 arrays sit in the module's memory (byte offsets). */
+interface Offsets {
+  readonly table: number;
+  readonly cursor: number;
+  readonly owner: number;
+}
+
+/** Grows the memory to `neededBytes` if short, then copies in an empty table, the cursors and the owners. */
+function stage(
+  memory: WebAssembly.Memory,
+  neededBytes: number,
+  at: Offsets,
+  table: Int32Array,
+  cursor: Int32Array,
+  owner: Int32Array,
+): ArrayBuffer {
+  const short = neededBytes - memory.buffer.byteLength;
+  if (short > 0) memory.grow(Math.ceil(short / PAGE_BYTES));
+  const buffer = memory.buffer;
+  new Int32Array(buffer, at.table, table.length).fill(-1);
+  new Int32Array(buffer, at.cursor, cursor.length).set(cursor);
+  new Int32Array(buffer, at.owner, owner.length).set(owner);
+  return buffer;
+}
+
+/** Copies the filled table and the cursors where they left off back out. */
+function unstage(buffer: ArrayBuffer, at: Offsets, table: Int32Array, cursor: Int32Array): void {
+  table.set(new Int32Array(buffer, at.table, table.length));
+  cursor.set(new Int32Array(buffer, at.cursor, cursor.length));
 }
