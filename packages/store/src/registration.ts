@@ -5,17 +5,18 @@
  * renewed by lease-keeper.ts (each renewal with a deadline), not by etcd3's one long stream. A node record another
  * agent holds is not written over (node-claim.ts): the registration is refused. Found held by another address later
  * (a re-registration refused, or at a renewal), the name is taken: onNameTaken, and no more attempts or reports.
- * A record gone while the lease lives is written again with the reports (restoreRecord).
+ * A record gone while the lease lives is written again with the reports (restoreRecord). The txns that write it all
+ * are registration-write.ts.
  */
 import type { MemberStatus } from '@l4fleet/config';
 import type { Lease, Namespace } from 'etcd3';
 import type { Logger } from 'pino';
 import { StoreError, toStoreError } from './errors.js';
-import { keys, MAX_TXN_BYTES, MAX_TXN_OPS } from './layout.js';
+import { keys } from './layout.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { claimRefusal, holderAddress } from './node-claim.js';
 import { encodePoolStatus, groupByPool } from './records.js';
-import { oversizedPut, putBytes } from './request-size.js';
+import { type Op, writeRegistration } from './registration-write.js';
 import type { NodeInfo, NodeRecord, NodeRegistration, NodeRegistrationOptions, NodeStatusReport } from './types.js';
 
 export const DEFAULT_LEASE_TTL_S = 10;
@@ -34,8 +35,6 @@ export const REREGISTER_RETRY_MAX_MS = 5_000;
  * under way when it sees `closed`, and the revoke of its lease (grantAndWrite).
  */
 const CLOSE_WAIT_ATTEMPTS = 3;
-
-type Op = { key: string; value?: string };
 
 export class EtcdNodeRegistration implements NodeRegistration {
   private lease: Lease | undefined;
@@ -268,58 +267,9 @@ export class EtcdNodeRegistration implements NodeRegistration {
     });
   }
 
-  /**
-   * Puts (with the lease) and deletes in txns below etcd's op and size limits. A put beyond MAX_TXN_BYTES (one
-   * pool's health of a huge pool) is not sent: etcd would refuse the whole txn without naming the key, and the
-   * pools after it would never be written. Its key is deleted instead (no stale report of that pool is left behind)
-   * and its refusal returned, naming the key and the size, once everything else is written. A txn is not sent once
-   * `stop()` holds (a StoreError CLOSED instead).
-   */
-  private async write(
-    ops: readonly Op[],
-    stop: () => boolean = () => false,
-    claimedAt?: string,
-  ): Promise<StoreError[]> {
-    const refused: StoreError[] = [];
-    let batch: Op[] = [];
-    let bytes = 0;
-    let fence = claimedAt;
-    const flush = async () => {
-      if (batch.length === 0) return;
-      if (stop()) throw new StoreError('CLOSED', `node ${this.name}: registration closed`);
-      const node = keys.node(this.name);
-      // The first txn of a registration holds the record: fenced on the revision claim() read it at, so an agent
-      // registering the name meanwhile is not written over. Else always true: a plain multi-op txn.
-      const txn = fence === undefined ? this.ns.if(node, 'Create', '>', -1) : this.ns.if(node, 'Mod', '==', fence);
-      const res = await txn
-        .then(
-          ...batch.map((op) =>
-            op.value === undefined
-              ? this.ns.delete().key(op.key)
-              : this.ns.put(op.key).value(op.value).lease(this.leaseId),
-          ),
-        )
-        .commit();
-      if (fence !== undefined && !res.succeeded)
-        throw new StoreError('CONFLICT', `register node ${this.name}: ${node} changed while registering`, {
-          key: node,
-        });
-      fence = undefined;
-      batch = [];
-      bytes = 0;
-    };
-    for (const wanted of ops) {
-      const tooLarge =
-        wanted.value === undefined ? undefined : oversizedPut(`node ${this.name}`, wanted.key, wanted.value);
-      if (tooLarge) refused.push(tooLarge);
-      const op: Op = tooLarge ? { key: wanted.key } : wanted;
-      const size = putBytes(op.key, op.value ?? '');
-      if (batch.length >= MAX_TXN_OPS || bytes + size > MAX_TXN_BYTES) await flush();
-      batch.push(op);
-      bytes += size;
-    }
-    await flush();
-    return refused;
+  /** Writes `ops` on the current lease (registration-write.ts). */
+  private write(ops: readonly Op[], stop?: () => boolean, claimedAt?: string): Promise<StoreError[]> {
+    return writeRegistration(this.ns, this.name, () => this.leaseId, ops, stop, claimedAt);
   }
 
   /**
