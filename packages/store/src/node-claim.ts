@@ -56,8 +56,11 @@ function holderShown(address: string | undefined): string {
 }
 
 /**
- * The refusal (CONFLICT, retried by the caller until the holder's lease ends) when `key` is held by a live lease
- * of an agent at another address than `address`; undefined when this agent may take it.
+ * The refusal (CONFLICT) when `key` is held by a live lease of an agent at another address than `address`;
+ * undefined when this agent may take it. Only a node not yet serving retries it, until the holder's lease ends (the
+ * agent's etcd connection, at start). A node already serving (from its state file, or registered and then refused
+ * on re-registration or found out at a renewal: registration.ts) takes it as the name taken: onNameTaken, and the
+ * agent drains and exits 1.
  */
 export function claimRefusal(
   name: string,
