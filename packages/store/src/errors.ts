@@ -67,6 +67,13 @@ export type StoreErrorCode =
   /** Anything else etcd or the client reported. */
   | 'INTERNAL';
 
+/**
+ * What a StoreError means beyond its code, where callers act on the difference. `nameTaken`: node.name is held by a
+ * live lease of an agent at another address (node-claim.ts claimRefusal), a CONFLICT as a fenced write that lost a
+ * race is (registration-write.ts); a serving agent stops on the first (it is another node's name), retries the second.
+ */
+export type StoreErrorReason = 'nameTaken';
+
 const RETRYABLE: ReadonlySet<StoreErrorCode> = new Set([
   'UNAVAILABLE',
   'TIMEOUT',
@@ -85,12 +92,19 @@ export class StoreError extends Error {
 
   /** The etcd key (relative to the layout namespace) the error is about, when there is one. */
   readonly key: string | undefined;
+  /** What it means beyond the code (StoreErrorReason), when callers must tell it apart from others of its code. */
+  readonly reason: StoreErrorReason | undefined;
 
-  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown; key?: string }) {
+  constructor(
+    code: StoreErrorCode,
+    message: string,
+    options?: { cause?: unknown; key?: string; reason?: StoreErrorReason },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.retryable = RETRYABLE.has(code);
     this.key = options?.key;
+    this.reason = options?.reason;
   }
 }
 

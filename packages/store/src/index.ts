@@ -19,7 +19,7 @@ export { type DesiredChange, type DesiredChanges, desiredChanges } from './desir
 export { MAX_DESIRED_HISTORY } from './desired-history.js';
 export { ENDPOINT_PROBE_MAX_MS, ENDPOINT_PROBE_MIN_MS } from './endpoint-health.js';
 export { ETCD_ENDPOINT_FORM, type EtcdEndpointProblem, etcdEndpointProblems } from './endpoint-url.js';
-export { StoreError, type StoreErrorCode, toStoreError } from './errors.js';
+export { StoreError, type StoreErrorCode, type StoreErrorReason, toStoreError } from './errors.js';
 export { EtcdFleetStore } from './etcd-store.js';
 export { fittedHistoryValue } from './history.js';
 export { decodePoolHistory, encodePoolHistory, MAX_TABLES_PER_HISTORY } from './history-record.js';
@@ -49,6 +49,7 @@ export {
   MAX_VIPS_PER_STATUS,
 } from './limits.js';
 export { MemoryFleetStore } from './memory-store.js';
+export { isNameTaken } from './node-claim.js';
 export {
   editFleet,
   editPoolMembers,

@@ -74,6 +74,16 @@ export function claimRefusal(
   return new StoreError(
     'CONFLICT',
     `register node ${name}: ${key}: node.name "${name}" is already registered by ${by}${lease}; node names must be unique`,
-    { key },
+    { key, reason: 'nameTaken' },
   );
+}
+
+/**
+ * Whether `err` is a holder's refusal of the name (claimRefusal), by its reason: a CONFLICT alone may be the fenced
+ * write of the record finding it changed since claim() read it (registration-write.ts), e.g. this node's previous
+ * lease expiring meanwhile, which the next attempt gets past. Read as a field, not by class: the agent and the store
+ * may load two copies of the module.
+ */
+export function isNameTaken(err: unknown): err is StoreError {
+  return typeof err === 'object' && err !== null && (err as { reason?: unknown }).reason === 'nameTaken';
 }

@@ -44,6 +44,9 @@ export async function writeRegistration(
         ),
       )
       .commit();
+    // Changed since claim() read it: another agent registered the name, or the previous process of this node's lease
+    // expired and took the record. A CONFLICT without reason 'nameTaken': the next attempt reads the record again, and
+    // only a holder at another address found then refuses the name.
     if (fence !== undefined && !res.succeeded)
       throw new StoreError('CONFLICT', `register node ${name}: ${node} changed while registering`, {
         key: node,

@@ -4,6 +4,7 @@ import pino, { type Logger } from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { StoreError } from './errors.js';
 import { keys } from './layout.js';
+import { isNameTaken } from './node-claim.js';
 import { NodeStore } from './nodes.js';
 import { EtcdNodeRegistration, REREGISTER_RETRY_MAX_MS, REREGISTER_RETRY_MS } from './registration.js';
 import type { StoreContext } from './store-context.js';
@@ -507,6 +508,31 @@ describe('store registration - node names are unique', () => {
     });
     await expect(create(ns, '198.18.0.1')).rejects.toMatchObject({ code: 'CONFLICT', key: keys.node('lb1') });
     expect(ns.leases.get(keys.node('lb1'))).toBe('77');
+  });
+
+  // The node restarted at once after a crash: its previous process's record (same address, live lease) is taken, and
+  // that lease expires while the grant is in flight, so the fenced write finds the record changed. Thrown as the
+  // holder's refusal was (CONFLICT alone), the agent serving its state file took the name as taken: drained, exit 1.
+  test("store registration - the error from a failed revision check is distinguishable from a holder's refusal", async () => {
+    const ns = new FakeNamespace();
+    ns.putAs(keys.node('lb1'), JSON.stringify({ name: 'lb1', address: '198.18.0.1' }), '77');
+    let release: () => void = () => undefined;
+    ns.grantGate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const created = create(ns, '198.18.0.1').catch((e: unknown) => e);
+    await vi.waitFor(() => expect(ns.grants).toBe(1), { timeout: 5_000 });
+    ns.remove(keys.node('lb1')); // the old process's lease expired: its record went with it
+    release();
+    const err = await created;
+    expect(err).toBeInstanceOf(StoreError);
+    expect(err).toMatchObject({ retryable: true, key: keys.node('lb1') });
+    expect((err as Error).message).toMatch(/changed while registering/);
+    expect(isNameTaken(err)).toBe(false);
+    // A holder at another address is one.
+    ns.putAs(keys.node('lb1'), JSON.stringify({ name: 'lb1', address: '198.18.0.2' }), '78');
+    const refusal = await create(ns, '198.18.0.1').catch((e: unknown) => e);
+    expect(isNameTaken(refusal)).toBe(true);
   });
 
   // The lease lost (etcd partitioned longer than the TTL) and the name registered by another host meanwhile: the

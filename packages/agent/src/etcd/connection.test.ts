@@ -131,6 +131,38 @@ describe('etcd connection - a serving node whose node.name another address took'
     await t.connection.close();
   });
 
+  // The node restarted quickly after a crash, serving its state file; its previous process's lease expired while
+  // it registered, so the fenced write of its record failed. That race was taken as the name taken: drain, exit 1.
+  test("etcd connection - a 'changed while registering' CONFLICT while serving the state file is retried, not taken", async () => {
+    const fleet = new MemoryFleetStore();
+    const store = fleet.client();
+    let calls = 0;
+    const racing = Object.create(store) as MemoryFleetStore;
+    racing.registerNode = async (info, o) => {
+      calls += 1;
+      if (calls === 1) {
+        throw new StoreError('CONFLICT', 'register node lb1: nodes/lb1 changed while registering', {
+          key: 'nodes/lb1',
+        });
+      }
+      return store.registerNode(info, o);
+    };
+    const taken: StoreError[] = [];
+    const t = setup(racing, { servingStateFile: () => true, onNameTaken: (err) => void taken.push(err) });
+    let connected = false;
+    void t.connection.connect().then(() => void (connected = true));
+    for (let s = 0; s < 10 && !connected; s += 1) await t.clock.advance(1_000);
+    expect(connected).toBe(true);
+    expect(taken).toEqual([]);
+    expect(t.connection.nameTaken).toBe(false);
+    expect(t.attempts()).toBe(2);
+    expect((await fleet.listNodes()).map((n) => n.record?.address)).toEqual(['198.18.0.1']);
+    expect(t.lines.filter((l) => l.event === 'nodeNameTaken' || l.event === 'registerRefused')).toEqual([]);
+    t.failStatic.close();
+    t.reports.close();
+    await t.connection.close();
+  });
+
   // The registration's own finding (a re-registration refused, a record held by another address at a renewal).
   test('etcd connection - the registration finding the name taken: nodeNameTaken once, onNameTaken', async () => {
     const fleet = new MemoryFleetStore();

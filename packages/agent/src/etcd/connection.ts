@@ -8,14 +8,15 @@
  * serving (from its state file, or registered and then its re-registration refused, or its record found held by
  * another address) learns the name is taken instead: nodeNameTaken (an error) and onNameTaken, and no watches.
  */
-import type {
-  DecidedState,
-  DesiredState,
-  FleetStore,
-  NodeView,
-  StoreError,
-  TableHistoryState,
-  Watch,
+import {
+  type DecidedState,
+  type DesiredState,
+  type FleetStore,
+  isNameTaken,
+  type NodeView,
+  type StoreError,
+  type TableHistoryState,
+  type Watch,
 } from '@l4fleet/store';
 import type { Logger } from 'pino';
 import { type Clock, sleep } from '../clock.js';
@@ -183,6 +184,8 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
 
   const register = async (): Promise<void> => {
     const { name, address, version } = opts.node;
+    /** Fenced writes of the record lost in a row (the record changed since it was read). */
+    let raced = 0;
     while (!closed) {
       try {
         const registration = await store.registerNode(
@@ -213,14 +216,26 @@ export function createEtcdConnection(opts: EtcdConnectionOptions): EtcdConnectio
         reports.status();
         return;
       } catch (err) {
-        if ((err as StoreError).code === 'CONFLICT') {
+        if (isNameTaken(err)) {
+          raced = 0;
           // etcd answered: the name is taken, which fail-static (serving as if etcd were away) does not help.
           failStatic.setReachable(true, 'registerRefused');
           // Serving the state file under the name: it is another node's, so this one stops, not waits.
-          if (opts.servingStateFile?.()) return nameTaken(err as StoreError);
-          await sleep(clock, refused(err as StoreError));
+          if (opts.servingStateFile?.()) return nameTaken(err);
+          await sleep(clock, refused(err));
           continue;
         }
+        if ((err as StoreError).code === 'CONFLICT') {
+          // The record changed between the store's read and its fenced write (this node's previous lease expiring
+          // after a quick restart, or another agent registering): no refusal, and no outage. Tried again at once (it
+          // reads the record again: a holder at another address is refused then), after ETCD_RETRY_MS if it recurs.
+          raced += 1;
+          failStatic.setReachable(true, 'registerRaced');
+          log.info({ event: 'registerRaced', err: (err as Error).message });
+          if (raced > 1) await sleep(clock, ETCD_RETRY_MS);
+          continue;
+        }
+        raced = 0;
         refusals.inRow = 0;
         failStatic.setReachable(false, 'registerFailed');
         log.warn({ event: 'registerFailed', err: (err as Error).message });
