@@ -601,6 +601,41 @@ describe('agent - drain and lifecycle', () => {
     expect(n.agent.status().state).toBe('stopped');
   });
 
+  // shutdown() waits for the reload in flight before the drain, the node still serving meanwhile: a desired-state
+  // change then got a full serving pass, a new VIP announced without GRACEFUL_SHUTDOWN, then marked and withdrawn.
+  test('a VIP added while shutdown() waits for a reload in flight is never announced', async () => {
+    const { store, nodes } = await fleetOf(1);
+    const n = nodes[0] as Node;
+    const g = gate();
+    let applying: () => void = () => undefined;
+    const inFlight = new Promise<void>((r) => {
+      applying = r;
+    });
+    const setPeers = n.speaker.setPeers.bind(n.speaker);
+    n.speaker.setPeers = async (peers) => {
+      applying();
+      await g.opened;
+      await setPeers(peers);
+    };
+    const reloading = n.agent.reload(reloadOf('198.18.0.3').load);
+    await Promise.race([inFlight, reloading]);
+    n.ops.length = 0;
+    const stopping = n.agent.shutdown();
+    const web = fleetFile.vips.find((v) => v.address === '198.51.100.10') as (typeof fleetFile.vips)[number];
+    await store.apply({ ...fleetFile, vips: [...fleetFile.vips, { ...web, address: '198.51.100.12' }] });
+    // The pass for the new revision ran (its tables applied) while shutdown() still waits for the reload.
+    await until('new revision applied', () => n.ops.some((o) => o.startsWith('apply:')));
+    expect(n.agent.status().state).toBe('serving');
+    g.release();
+    await reloading;
+    await stopping;
+    expect(n.routes.flat().map((a) => a.prefix)).not.toContain('198.51.100.12/32');
+    expect(n.ops.filter((o) => o.startsWith('routes:'))).toEqual([
+      'routes:198.51.100.10/32+gshut,198.51.100.11/32+gshut',
+      'routes:',
+    ]);
+  });
+
   // Past RELOAD_SETTLE_MS (5 s) shutdown() stops waiting for the reload applying and drains; stopApplying() stops
   // that reload before its next step, refused naming what it applied and what not: without it the reload went on
   // (bfdd given the new peer mid RFC 8326 graceful shutdown) and was reported applied. The test above releases its

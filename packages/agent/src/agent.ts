@@ -114,6 +114,7 @@ export function createAgent(deps: AgentDeps): Agent {
       ramps: pendingRamps.merged(inputs.ramps),
       history: inputs.history,
       routeMode: lifecycle.routeMode(),
+      announceNew: !shuttingDown,
     }),
     dataPlane,
     speaker,

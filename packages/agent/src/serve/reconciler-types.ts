@@ -19,6 +19,8 @@ export interface ServeInputs {
   readonly history?: TableHistory;
   /** serving: announce usable VIPs; draining: announce with GRACEFUL_SHUTDOWN; withdrawn: announce nothing. */
   readonly routeMode: 'serving' | 'draining' | 'withdrawn';
+  /** false from shutdown() on: serving announces only prefixes announced already (default true). */
+  readonly announceNew?: boolean;
 }
 
 export interface ServedState {

@@ -235,7 +235,8 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     let want: Map<string, Advertisement>;
     if (inp.routeMode === 'serving') {
       drainRoutes = undefined;
-      want = usable;
+      // shutdown() began (its drain waits for a reload applying): what is not announced yet never will be.
+      want = inp.announceNew === false ? new Map([...usable].filter(([p]) => routes?.has(p))) : usable;
     } else if (inp.routeMode === 'draining') {
       // RFC 8326: keep what was announced, marked, so the router prefers other nodes before the withdraw.
       // Routes unknown (none set since a restart): none is known announced, and step 1 withdraws whatever gobgpd holds.
