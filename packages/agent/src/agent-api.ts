@@ -71,6 +71,8 @@ export interface AgentStatus {
   readonly inputSource: InputSource;
   /** Records the store refused since the start; undefined: none. */
   readonly rejectedRecords?: RejectedRecords;
+  /** The data plane refused the last apply (it serves desiredRevision's tables still); undefined: none since. */
+  readonly dataPlaneRefused?: { readonly revision: number; readonly reason: string };
 }
 
 /** The status record the node writes (`l4fleet status`): the store's, plus the records it had to reject. */

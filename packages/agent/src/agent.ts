@@ -386,6 +386,7 @@ export function createAgent(deps: AgentDeps): Agent {
         ...bfdStates(),
         inputSource: inputs.source,
         ...(r ? { rejectedRecords: r } : {}),
+        ...(s.refused ? { dataPlaneRefused: s.refused } : {}),
       };
     },
     metrics,

@@ -176,6 +176,57 @@ describe('runAgent - a signal aborted while the agent starts', () => {
   });
 });
 
+// /readyz said 200 "ready" while the data plane refused every apply since: readiness stays (a start gate; the node
+// serves the tables it holds), and the body names the refused revision, the one served and why.
+describe('runAgent - /readyz', () => {
+  test('a data plane refusing a later revision: still 200, the body names the refusal until an apply goes through', async () => {
+    const store = new MemoryFleetStore();
+    const fleet = twoPoolFleet({ type: 'none' });
+    await store.apply(fleet);
+    const recording = createRecordingDataPlane();
+    let refuse = false;
+    const dataPlane = {
+      ...recording,
+      apply: async (t: Parameters<typeof recording.apply>[0]) => {
+        if (refuse) throw new Error('table too large');
+        return recording.apply(t);
+      },
+    };
+    const config = parseAgentConfig({
+      ...base,
+      etcd: { endpoints: ['http://127.0.0.1:2379'] },
+      drain: { forwardAfterWithdrawMs: 0 },
+    });
+    running = await waitFor(
+      runAgent(config, { logger, store, speaker: createFakeSpeaker(), dataPlane }),
+      'runAgent to resolve',
+    );
+    await waitFor(running.agent.whenReady(5_000), 'the agent to be ready');
+    const readyz = async () => {
+      const res = await fetch(`http://${running?.metricsAddress}/readyz`);
+      return { status: res.status, body: (await res.text()).trim() };
+    };
+    expect(await readyz()).toEqual({ status: 200, body: 'ready' });
+    const serving = running.agent.status().desiredRevision;
+    refuse = true;
+    const [p0, ...rest] = fleet.pools;
+    const second = await store.apply({
+      ...fleet,
+      pools: [{ ...p0, members: p0?.members.slice(1) ?? [] }, ...rest] as typeof fleet.pools,
+    });
+    const want = `ready; data plane refused revision ${second.revision} (serving ${serving}): table too large`;
+    let seen = await readyz();
+    for (let i = 0; i < 200 && seen.body !== want; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      seen = await readyz();
+    }
+    expect(seen).toEqual({ status: 200, body: want });
+    refuse = false;
+    await running.agent.reconcile();
+    expect(await readyz()).toEqual({ status: 200, body: 'ready' });
+  });
+});
+
 describe('runAgent - a start that fails closes what it built', () => {
   test('metrics port in use: the speaker and the data plane are closed too', async () => {
     const busy = createServer();

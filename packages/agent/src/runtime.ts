@@ -140,17 +140,22 @@ export async function runAgent(config: AgentConfig, opts: RunAgentOptions): Prom
       listen: config.metrics.listen,
       registry: metrics.registry,
       logger,
+      // Ready stays once reached (a start gate): a data plane refusing a later revision serves the tables it holds,
+      // and the body says so (0006: /readyz).
       readiness: () => {
         const s = a.status();
         if (s.state === 'stopping' || s.state === 'stopped') return { ready: false, reason: s.state };
         if (!s.ready) return { ready: false, reason: 'waiting for the desired state' };
-        if (!s.failStatic) return { ready: true, reason: 'ready' };
+        const base = !s.failStatic
+          ? 'ready'
+          : s.inputSource === 'lastState'
+            ? `ready (fail-static: etcd unreachable; serving the state file, revision ${s.desiredRevision})`
+            : 'ready (fail-static: etcd unreachable)';
+        const r = s.dataPlaneRefused;
+        if (!r) return { ready: true, reason: base };
         return {
           ready: true,
-          reason:
-            s.inputSource === 'lastState'
-              ? `ready (fail-static: etcd unreachable; serving the state file, revision ${s.desiredRevision})`
-              : 'ready (fail-static: etcd unreachable)',
+          reason: `${base}; data plane refused revision ${r.revision} (serving ${s.desiredRevision}): ${r.reason}`,
         };
       },
     });

@@ -39,6 +39,8 @@ export interface ServedState {
   readonly unconfirmedRoutes: readonly string[];
   /** gobgpd has not confirmed the last route set (it may never have confirmed one since the start). */
   readonly routesPending: boolean;
+  /** The data plane refused the last apply, of this revision, for this reason; undefined once one went through. */
+  readonly refused?: { readonly revision: number; readonly reason: string };
 }
 
 export interface Reconciler {

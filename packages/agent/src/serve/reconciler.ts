@@ -67,6 +67,8 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
   /** setAdvertisements calls so far: a pass sends a pending set again only when it sent nothing else. */
   let sends = 0;
   let appliedRevision = 0;
+  /** The data plane refused the last apply (kept until one goes through): the revision and why, for /readyz. */
+  let refused: { revision: number; reason: string } | undefined;
   /** The VIPs l4fleet_vip_announced says 1 for (and vip.announced was published): per VIP, not per prefix. */
   const markedVips = new Set<string>();
   let applied = false;
@@ -98,6 +100,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     applied,
     unconfirmedRoutes: routesPending ? [...(confirmed ?? new Map()).keys()].sort() : [],
     routesPending,
+    ...(refused ? { refused } : {}),
   });
 
   /** l4fleet_vips_announced: the VIPs l4fleet_vip_announced says 1 for (two on one address are two). */
@@ -290,6 +293,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
         dpSignature = sig;
         appliedRevision = inp.revision;
         applied = true;
+        refused = undefined;
         metrics.desiredRevision.set(inp.revision);
         verifyTimer.start();
         log.info({
@@ -301,6 +305,7 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
         });
       } catch (err) {
         dataPlaneFailed(err, 'apply');
+        refused = { revision: inp.revision, reason: (err as Error).message };
         // Announce nothing new over a data plane that did not take the tables (step 1 already withdrew what must go;
         // what stays announced is served by the tables the data plane holds).
         previousTables = planned;
