@@ -487,6 +487,54 @@ describe('cli agent - SIGTERM while starting', () => {
     expect(err.join('\n')).toMatch(/already registered by 198\.18\.0\.12/);
   });
 
+  // A shutdown() that rejected was logged and the command exited 0: systemd's Restart=on-failure and the operator saw
+  // a clean stop. A close() rejecting on the second signal was an unhandled rejection (a crash with a stack).
+  const failing = async (fake: { shutdown: () => Promise<void>; close: () => Promise<void> }) => {
+    const err: string[] = [];
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => void unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    const saved = process.exitCode;
+    try {
+      const code = await Promise.race([
+        runCli(
+          ['agent', '--config', f],
+          { out: () => undefined, err: (t) => void err.push(t) },
+          {
+            agent: {
+              host: host(),
+              exit: () => undefined,
+              runAgent: async () => {
+                process.emit('SIGTERM', 'SIGTERM');
+                return { agent: {} as never, metricsAddress: '127.0.0.1:0', ...fake };
+              },
+            },
+          },
+        ),
+        new Promise((r) => setTimeout(() => r('no exit within 5 s'), 5_000)),
+      ]);
+      // A rejection left unhandled is reported on a later turn.
+      await new Promise((r) => setTimeout(r, 50));
+      return { code, err: err.join('\n'), unhandled, exitCode: process.exitCode };
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      process.exitCode = saved;
+    }
+  };
+
+  test('shutdown() rejecting: the command fails (1) saying so', async () => {
+    const r = await failing({
+      shutdown: async () => {
+        throw new Error('gobgpd refused the withdraw');
+      },
+      close: async () => undefined,
+    });
+    expect(r.code).toBe(1);
+    expect(r.exitCode).toBe(1);
+    expect(r.err).toMatch(/shutdown failed: gobgpd refused the withdraw/);
+    expect(r.unhandled).toEqual([]);
+  });
+
   test('a start that does not finish: a second signal exits at once; a failed start removes the handlers', async () => {
     const before = process.listenerCount('SIGINT');
     const exits: number[] = [];

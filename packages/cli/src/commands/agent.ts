@@ -250,11 +250,16 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
     let startWait: ReturnType<typeof setTimeout> | undefined;
     let finished: () => void = () => undefined;
     const done = new Promise<void>((resolve) => (finished = resolve));
+    // A shutdown or close that failed: the command fails (1) once done, so systemd and the operator see a failed stop.
+    let failed: { what: string; err: unknown } | undefined;
+    const fail = (what: string, event: string, err: unknown): void => {
+      logger.error({ event, err });
+      process.exitCode = EXIT_FAILURE; // also for the fallback exit below
+      failed ??= { what, err };
+      finished();
+    };
     const drain = (a: NonNullable<typeof agent>): void => {
-      void a.shutdown().then(finished, (err: unknown) => {
-        logger.error({ event: 'shutdownFailed', err });
-        finished();
-      });
+      void a.shutdown().then(finished, (err: unknown) => fail('shutdown', 'shutdownFailed', err));
     };
     const onSignal = (sig: NodeJS.Signals) => {
       signals += 1;
@@ -320,5 +325,9 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
     // Everything is closed; should a client library still hold a handle, do not hang the node's shutdown on it.
     setTimeout(() => exit(Number(process.exitCode ?? 0)), 3_000).unref();
     if (taken) throw new CliError(`agent: ${taken.message}`, EXIT_FAILURE, { cause: taken });
+    if (failed) {
+      const why = failed.err instanceof Error ? failed.err.message : String(failed.err);
+      throw new CliError(`agent: ${failed.what} failed: ${why}`, EXIT_FAILURE, { cause: failed.err });
+    }
   }
 }
