@@ -535,6 +535,22 @@ describe('cli agent - SIGTERM while starting', () => {
     expect(r.unhandled).toEqual([]);
   });
 
+  test('a second signal whose close() rejects: no unhandled rejection, the command fails (1) saying so', async () => {
+    const r = await failing({
+      shutdown: () => {
+        process.emit('SIGTERM', 'SIGTERM'); // the second signal while the drain runs
+        return new Promise<void>(() => undefined);
+      },
+      close: async () => {
+        throw new Error('gobgpd unreachable');
+      },
+    });
+    expect(r.unhandled).toEqual([]);
+    expect(r.code).toBe(1);
+    expect(r.exitCode).toBe(1);
+    expect(r.err).toMatch(/close failed: gobgpd unreachable/);
+  });
+
   test('a start that does not finish: a second signal exits at once; a failed start removes the handlers', async () => {
     const before = process.listenerCount('SIGINT');
     const exits: number[] = [];

@@ -266,7 +266,7 @@ export function registerAgent(program: Command, io: CliIo, deps: AgentCommandDep
       hangup.exiting();
       if (signals > 1) {
         logger.warn({ event: 'signal', signal: sig, action: 'exit now' });
-        if (agent) void agent.close().finally(finished);
+        if (agent) void agent.close().then(finished, (err: unknown) => fail('close', 'closeFailed', err));
         else exit(0);
         return;
       }
