@@ -1,8 +1,29 @@
 /** `l4fleet backend setup | teardown | status`: what is refused before the host is read. */
-import { describe, expect, test } from 'vitest';
+import { type BackendHostDeps, DEFAULT_BPFFS_DIR, DEFAULT_STATE_DIR } from '@l4fleet/dataplane';
+import { describe, expect, test, vi } from 'vitest';
 import { type CliIo, EXIT_USAGE } from '../io.js';
 import { runCli } from '../program.js';
 import { printSetup } from './backend.js';
+
+// While capturing, teardown and status do not touch the host: they keep the deps the command built. Otherwise the
+// real ones run (they refuse a relative directory before reading the host).
+const host = vi.hoisted(() => ({ capture: false, calls: [] as { op: string; deps: unknown }[] }));
+vi.mock('@l4fleet/dataplane', async (importOriginal) => {
+  const real = await importOriginal<typeof import('@l4fleet/dataplane')>();
+  return {
+    ...real,
+    teardownBackend: async (deps: BackendHostDeps) => {
+      if (!host.capture) return real.teardownBackend(deps);
+      host.calls.push({ op: 'teardown', deps });
+      return { wasSetUp: false, recordPath: 'x', changes: [], leftAlone: [] };
+    },
+    backendStatus: async (deps: BackendHostDeps) => {
+      if (!host.capture) return real.backendStatus(deps);
+      host.calls.push({ op: 'status', deps });
+      return {};
+    },
+  };
+});
 
 async function cli(...argv: string[]) {
   const out: string[] = [];
@@ -63,6 +84,24 @@ describe('cli - backend options given twice', () => {
     const help = r.out.replace(/\s+/g, ' '); // commander wraps the descriptions
     expect(help).toContain('(default: "/sys/fs/bpf")');
     expect(help).toContain('(default: "/run/l4fleet")');
+  });
+});
+
+describe('cli - backend default directories', () => {
+  // Without --state-dir / --bpffs the command applies the defaults itself (commander has none for them): a missing
+  // default would hand the host code undefined directories.
+  test.each(['teardown', 'status'])('backend %s without directory flags uses the defaults', async (sub) => {
+    host.calls.length = 0;
+    host.capture = true;
+    const r = await cli('backend', sub, '-o', 'json').finally(() => {
+      host.capture = false;
+    });
+    expect(r.code).toBe(0);
+    expect(host.calls).toHaveLength(1);
+    const deps = host.calls[0]?.deps as BackendHostDeps;
+    expect(host.calls[0]?.op).toBe(sub);
+    expect(deps.stateDir).toBe(DEFAULT_STATE_DIR);
+    expect(deps.bpffs).toBe(DEFAULT_BPFFS_DIR);
   });
 });
 
