@@ -4,7 +4,7 @@ import pino from 'pino';
 import { describe, expect, test } from 'vitest';
 import { createManualClock } from '../clock.js';
 import { createAgentMetrics } from '../observe/metrics.js';
-import { createEtcdConnection, type EtcdConnectionOptions } from './connection.js';
+import { createEtcdConnection, ETCD_RETRY_MS, type EtcdConnectionOptions } from './connection.js';
 import { createFailStatic } from './fail-static.js';
 import { createReports } from './reports.js';
 
@@ -280,5 +280,65 @@ describe('etcd connection - refusals of node.name, backed off and warned', () =>
     t.failStatic.close();
     t.reports.close();
     await t.connection.close();
+  });
+});
+
+// A 'changed while registering' CONFLICT (a race, not a refusal or an outage) is retried at once, after ETCD_RETRY_MS
+// if it recurs; it shows etcd answered, and another error between two races starts the count again.
+describe('etcd connection - registration races', () => {
+  const race = () =>
+    new StoreError('CONFLICT', 'register node lb1: nodes/lb1 changed while registering', { key: 'nodes/lb1' });
+  /** registerNode answering per `script` ('race', 'down', then the store): when each call came, and etcdOk then. */
+  function scripted(script: ('race' | 'down')[]) {
+    const fleet = new MemoryFleetStore();
+    const store = fleet.client();
+    const calls: { atMs: number; etcdOk: boolean }[] = [];
+    const ref: { t?: ReturnType<typeof setup> } = {};
+    const racing = Object.create(store) as MemoryFleetStore;
+    racing.registerNode = async (info, o) => {
+      const t = ref.t as ReturnType<typeof setup>;
+      calls.push({ atMs: t.clock.monoMs(), etcdOk: t.failStatic.etcdOk });
+      const next = script[calls.length - 1];
+      if (next === 'race') throw race();
+      if (next === 'down') throw new StoreError('UNAVAILABLE', 'etcd unavailable');
+      return store.registerNode(info, o);
+    };
+    ref.t = setup(racing);
+    return { t: ref.t, calls };
+  }
+  async function connect(t: ReturnType<typeof setup>) {
+    let connected = false;
+    void t.connection.connect().then(() => void (connected = true));
+    for (let s = 0; s < 100 && !connected; s += 1) await t.clock.advance(100);
+    expect(connected).toBe(true);
+  }
+  async function close(t: ReturnType<typeof setup>) {
+    t.failStatic.close();
+    t.reports.close();
+    await t.connection.close();
+  }
+
+  test('etcd connection - three races in a row: the second retried at once, the third after ETCD_RETRY_MS', async () => {
+    const { t, calls } = scripted(['race', 'race', 'race']);
+    await connect(t);
+    const start = calls[0]?.atMs ?? 0;
+    expect(calls.map((c) => c.atMs - start)).toEqual([0, 0, ETCD_RETRY_MS, 2 * ETCD_RETRY_MS]);
+    await close(t);
+  });
+
+  test('etcd connection - a race after an outage: etcd reachable again', async () => {
+    const { t, calls } = scripted(['down', 'race', 'race']);
+    await connect(t);
+    // Third call: right after the race (the second), before any registration succeeded.
+    expect(calls.map((c) => c.etcdOk)).toEqual([true, false, true, true]);
+    await close(t);
+  });
+
+  test('etcd connection - race, another error, race: the second race is retried at once', async () => {
+    const { t, calls } = scripted(['race', 'down', 'race']);
+    await connect(t);
+    const start = calls[0]?.atMs ?? 0;
+    expect(calls.map((c) => c.atMs - start)).toEqual([0, 0, ETCD_RETRY_MS, ETCD_RETRY_MS]);
+    await close(t);
   });
 });
