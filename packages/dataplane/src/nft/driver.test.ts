@@ -105,6 +105,27 @@ describe('nftables driver', () => {
     await dp.close();
   });
 
+  // The NAT table checks the forwarding of the data plane's own interface: checked on another (a constant), a node
+  // forwarding there but not on its VIPs' interface had its NAT VIPs applied, and every NATed packet dropped.
+  test.each([
+    ['eth1', 'net.ipv4.conf.eth1.forwarding'],
+    ['eth0.100', 'net.ipv4.conf.eth0/100.forwarding'],
+  ])('nftables driver - a NAT VIP on %s with %s=0 is refused naming that key', async (iface, key) => {
+    const kernel = fakeKernel({});
+    const exec: Exec = async (argv, input) => {
+      const line = argv.join(' ');
+      if (line === `sysctl -n ${key}`) return ok('0\n');
+      const r = await kernel.exec(argv, input);
+      return line.startsWith('ip -o link show') ? { ...r, stdout: r.stdout.replace('eth0', iface) } : r;
+    };
+    const dp = createNftablesDataPlane({ interface: iface, logger, exec, deltaWriter: 'nft' });
+    const err = await dp.apply([vip({ forwarding: 'nat' })]).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'NAT_FORWARDING_DISABLED' });
+    expect((err as Error).message).toContain(`${key}=1`);
+    expect(kernel.scripts.some((s) => s.includes('table inet'))).toBe(false);
+    await dp.close();
+  });
+
   const chainGone = (script: string): boolean => script.includes('delete chain netdev l4fleet v_c6120201_tcp_80');
 
   test('nftables driver - a VIP moved from l2 to nat whose NAT transaction is refused keeps its netdev chain', async () => {
