@@ -14,7 +14,8 @@ import { makeCerts } from '@l4fleet/daemons';
 import { type GrpcHealthServer, startGrpcHealthServer } from '@l4fleet/test-support/grpc-health';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { probeMember } from './probe.js';
-import { healthCheckRequest, servingStatus } from './probe-grpc.js';
+import { healthCheckRequest, probeGrpcTestHooks, servingStatus } from './probe-grpc.js';
+import { MAX_PROBE_REPLY_BYTES } from './reply-match.js';
 
 const check = (c: Partial<HealthCheck> = {}): HealthCheck => ({
   type: 'grpc',
@@ -213,6 +214,38 @@ describe('probe - grpc (gRPC Health Checking Protocol)', () => {
         reason: 'serving status NOT_SERVING',
       });
     } finally {
+      await new Promise((r) => h2.close(r));
+    }
+  });
+
+  // Past the cap, every further DATA frame of a server that keeps sending was kept as an empty chunk: the list grew
+  // for as long as the server sent, though no byte of it was read.
+  test('a reply past MAX_PROBE_REPLY_BYTES in small frames: the chunks kept stop at the cap, none empty', async () => {
+    const h2: Http2Server = createHttp2Server();
+    const FRAME = 4_096;
+    h2.on('stream', (stream) => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      let left = (2 * MAX_PROBE_REPLY_BYTES) / FRAME;
+      const next = (): void => {
+        left -= 1;
+        if (left < 0) stream.end();
+        else stream.write(Buffer.alloc(FRAME, 1), next);
+      };
+      next();
+    });
+    await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
+    const kept: number[][] = [];
+    probeGrpcTestHooks.onBodyKept = (sizes) => void kept.push([...sizes]);
+    try {
+      const port = (h2.address() as AddressInfo).port;
+      await probeMember(member(port), check({ timeoutMs: 5_000 }));
+      expect(kept).toHaveLength(1);
+      const sizes = kept[0] ?? [];
+      expect(sizes.reduce((a, b) => a + b, 0)).toBe(MAX_PROBE_REPLY_BYTES);
+      expect(sizes.filter((n) => n === 0)).toEqual([]);
+    } finally {
+      probeGrpcTestHooks.onBodyKept = undefined;
       await new Promise((r) => h2.close(r));
     }
   });

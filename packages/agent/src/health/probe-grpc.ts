@@ -142,6 +142,9 @@ const codeText = (code: number): string =>
  * SERVING (`serving status NOT_SERVING`). With `tls`: SNI and the certificate's name from `host`, the certificate
  * checked only with `verifyCertificate` (against health.caFile, else Node's roots), as for https.
  */
+/** For tests: the sizes of the body chunks a probe kept, reported when its reply ends (the cap's bookkeeping). */
+export const probeGrpcTestHooks: { onBodyKept?: (chunkBytes: readonly number[]) => void } = {};
+
 export const probeGrpc: PortProbe = (target, port, check, opts) =>
   new Promise((resolve) => {
     const started = performance.now();
@@ -195,6 +198,7 @@ export const probeGrpc: PortProbe = (target, port, check, opts) =>
     req.once(
       'end',
       guarded(finish, () => {
+        probeGrpcTestHooks.onBodyKept?.(chunks.map((c) => c.length));
         if (httpStatus !== 200) return finish(false, `HTTP status ${httpStatus} (expected 200: is it a gRPC server?)`);
         if (grpcStatus === undefined) return finish(false, 'no grpc-status in the reply');
         // Decimal digits only (gRPC over HTTP/2: Status → 1*DIGIT): Number() read "", "0x0", "+0" and "0.0" as 0,
