@@ -245,7 +245,7 @@ describe('probe - grpc (gRPC Health Checking Protocol)', () => {
       expect(sizes.reduce((a, b) => a + b, 0)).toBe(MAX_PROBE_REPLY_BYTES);
       expect(sizes.filter((n) => n === 0)).toEqual([]);
     } finally {
-      probeGrpcTestHooks.onBodyKept = undefined;
+      delete probeGrpcTestHooks.onBodyKept;
       await new Promise((r) => h2.close(r));
     }
   });
