@@ -228,9 +228,8 @@ export class MemoryFleetStore implements FleetStore {
   }
 
   /**
-   * Plays a registered node's record rewritten by hand (etcdctl put on its lease) with `fields`, unchecked: for tests
-   * of what readers show of a record registerNode refuses to write. The fake reads without decoding; the etcd store
-   * would refuse such a record (INVALID_RECORD).
+   * Plays a node's record rewritten by hand (etcdctl put on its lease), unchecked: for tests of what readers show of a
+   * record registerNode refuses (the fake reads without decoding; the etcd store's readers refuse it: INVALID_RECORD).
    */
   overwriteNodeRecord(name: string, fields: Partial<NodeRecord>): void {
     const held = this.fleet.nodes.get(name);
