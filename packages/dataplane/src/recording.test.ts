@@ -55,10 +55,11 @@ describe('recording data plane', () => {
     await expect(dp.verify()).rejects.toMatchObject({ code: 'CLOSED' });
   });
 
-  // It stands in for the nftables driver: a NAT table is taken (the agent's NAT paths are testable), an encapsulating
-  // one refused with the driver's own error.
+  // It stands in for the driver named: nftables takes a NAT table (the agent's NAT paths are testable) and refuses an
+  // encapsulating one with the driver's own error; bpf the reverse; unnamed, every mode (agents over encapsulated
+  // pools, e.g. test/second-chance-history.int.test.ts, run on it).
   test('validates as the nftables driver: nat taken, gue refused naming the driver', async () => {
-    const dp = createRecordingDataPlane();
+    const dp = createRecordingDataPlane({ driver: 'nftables' });
     const nat: VipTable = { ...t, forwarding: 'nat', backends: backends.map((b) => ({ ...b, port: 8080 })) };
     expect((await dp.apply([nat])).vips[0]?.action).toBe('added');
     await expect(dp.apply([{ ...t, forwarding: 'gue' }])).rejects.toMatchObject({
@@ -66,6 +67,36 @@ describe('recording data plane', () => {
       message: expect.stringContaining('not supported by the nftables data plane'),
     });
     expect(dp.current).toEqual([nat]);
+  });
+
+  test('validates as the bpf driver: gue taken, nat refused naming the driver', async () => {
+    const dp = createRecordingDataPlane({ driver: 'bpf' });
+    const gue: VipTable = { ...t, forwarding: 'gue' };
+    expect((await dp.apply([gue])).vips[0]?.action).toBe('added');
+    const nat: VipTable = { ...t, forwarding: 'nat', backends: backends.map((b) => ({ ...b, port: 8080 })) };
+    await expect(dp.apply([nat])).rejects.toMatchObject({
+      code: 'FORWARDING_UNSUPPORTED',
+      message: expect.stringContaining('bpf'),
+    });
+    expect(dp.current).toEqual([gue]);
+  });
+
+  test('no driver named: every forwarding mode is taken (l2, ipip, gre, gue, nat)', async () => {
+    const dp = createRecordingDataPlane();
+    const modes = ['l2', 'ipip', 'gre', 'gue'] as const;
+    const tables: VipTable[] = modes.map((forwarding, i) => ({
+      ...t,
+      vip: { address: `198.51.100.${20 + i}`, port: 80, protocol: 'tcp' },
+      forwarding,
+    }));
+    const nat: VipTable = {
+      ...t,
+      vip: { address: '198.51.100.30', port: 80, protocol: 'tcp' },
+      forwarding: 'nat',
+      backends: backends.map((b) => ({ ...b, port: 8080 })),
+    };
+    const result = await dp.apply([...tables, nat]);
+    expect(result.vips.map((v) => v.action)).toEqual(['added', 'added', 'added', 'added', 'added']);
   });
 
   test('validates as the nftables driver: nat on the address of an l2 VIP is refused, the state stays', async () => {

@@ -1,7 +1,8 @@
 /**
  * A data plane that forwards nothing and records what it was asked: for the agent's unit tests and
- * benches. It validates like the nftables driver (same errors: `l2` and `nat` taken, the encapsulated modes refused,
- * `nat` on the address of an `l2` VIP refused) and reports deltas by slot.
+ * benches. It validates like the driver it stands for (`driver`: `nftables` takes `l2` and `nat`, `bpf` the
+ * direct-return modes, each refusing the others with that driver's error; default every mode), always refusing `nat`
+ * on the address of a direct-return VIP as nftables does, and reports deltas by slot.
  */
 import { DataPlaneError } from './errors.js';
 import { splitNat } from './nft/split-nat.js';
@@ -10,6 +11,7 @@ import {
   type ApplyResult,
   type DataPlane,
   type DataPlaneCounters,
+  type Forwarding,
   nothingVerified,
   type VipApplyReport,
   type VipTable,
@@ -35,7 +37,17 @@ export interface RecordingDataPlane extends DataPlane {
   failNextVerify(err: Error): void;
 }
 
-export function createRecordingDataPlane(opts: { requireSamePort?: boolean } = {}): RecordingDataPlane {
+/** The forwarding modes each real driver implements (nft/driver.ts, bpf/driver.ts); the fake's default takes all. */
+const FORWARDING_OF: Record<'nftables' | 'bpf' | 'any', readonly Forwarding[]> = {
+  nftables: ['l2', 'nat'],
+  bpf: ['l2', 'ipip', 'gre', 'gue'],
+  any: ['l2', 'ipip', 'gre', 'gue', 'nat'],
+};
+
+export function createRecordingDataPlane(
+  opts: { requireSamePort?: boolean; driver?: 'nftables' | 'bpf' } = {},
+): RecordingDataPlane {
+  const driver = opts.driver ?? 'any';
   const applied: (readonly VipTable[])[] = [];
   let current = new Map<string, { label: string; table: VipTable }>();
   let closed = false;
@@ -95,12 +107,12 @@ export function createRecordingDataPlane(opts: { requireSamePort?: boolean } = {
     async apply(desired): Promise<ApplyResult> {
       if (closed) throw new DataPlaneError('CLOSED', 'apply: the data plane is closed');
       const started = performance.now();
-      // As nft/driver.ts validates: l2 and nat taken, the encapsulated modes refused naming the driver, and (its
+      // As the driver stood for validates (the modes it implements, others refused naming it), and (nftables'
       // splitNat) nat on the address of a direct server return VIP refused, so a test passing here passes there.
       const vips = validateDesired(desired, {
         requireSamePort: opts.requireSamePort ?? true,
-        forwarding: ['l2', 'nat'],
-        driver: 'nftables',
+        forwarding: FORWARDING_OF[driver],
+        ...(driver === 'any' ? {} : { driver }),
       });
       splitNat(vips);
       if (failure) {
