@@ -283,7 +283,7 @@ for ident in (7, 8, 9):
       [setupArgs('gue', ['--gue-port', '70000']), 2, /--gue-port "70000": not a port/],
       [setupArgs('ipip', ['--gue-port', '6081']), 2, /--gue-port 6081: only meaningful with --forwarding gue/],
       [setupArgs('gue').map((a) => (a === NODE[4] ? 'node-1' : a)), 2, /--nodes "node-1": not an IPv4 or IPv6/],
-      [setupArgs('gue', ['--interface', 'nope0']), 1, /--interface nope0: no such interface/],
+      [setupArgs('gue').map((a) => (a === 'eth0' ? 'nope0' : a)), 1, /--interface nope0: no such interface/],
       [
         setupArgs('gue', ['--object', '/nonexistent/backend.bpf.o']),
         1,

@@ -291,7 +291,7 @@ describe('hostile records - nodes, drain, status, health, decided, election', ()
       family: 'nodes',
       key: 'nodes/lb9',
       value: '{"name":"lb9","address":7,"registeredAt":"x"}',
-      says: /nodes\/lb9: address: 7 is not a string/,
+      says: /nodes\/lb9: address: 7 is not an IP address/,
     },
     {
       name: 'drain: drained is not true',
