@@ -59,6 +59,20 @@ export async function addBackendMember(lab: Lab): Promise<string> {
   return name;
 }
 
+/**
+ * The least share of `flows` independent flows that a node or backend whose fair share is `fairShare` takes by
+ * chance in all but about one run in 100,000: 4.3 standard deviations of the binomial count below the fair share.
+ * A fixed 15% for the fourth node failed CI once by chance (gre: 13 of 100 new flows, 2.3 deviations below 25%); this
+ * bound still fails when the new node or backend takes no flows or only a few.
+ */
+export function leastFairShare(flows: number, fairShare: number): number {
+  if (!(flows > 0)) throw new Error(`leastFairShare: flows must be > 0, got ${flows}`);
+  return fairShare - 4.3 * Math.sqrt((fairShare * (1 - fairShare)) / flows);
+}
+
+/** New flows opened after a node joins (the fourth of four, fair share 25%): 200 bound its share at >= 11.8%. */
+export const NEW_NODE_FLOWS = 200;
+
 /** New flows opened after a backend joins, to measure its share. */
 export const NEW_BACKEND_FLOWS = 300;
 /**
