@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFakeSpeaker } from '@l4fleet/bgp';
 import { createRecordingDataPlane } from '@l4fleet/dataplane';
-import { MemoryFleetStore } from '@l4fleet/store';
+import { MemoryFleetStore, StoreError } from '@l4fleet/store';
 import { twoPoolFleet } from '@l4fleet/test-support/fleets';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
@@ -224,6 +224,56 @@ describe('runAgent - /readyz', () => {
     refuse = false;
     await running.agent.reconcile();
     expect(await readyz()).toEqual({ status: 200, body: 'ready' });
+  });
+
+  // Both at once: the refusal's text was joined to a bare "ready", dropping the fail-static part.
+  test('fail-static (etcd unreachable) and an apply refused: the body says both', async () => {
+    const store = new MemoryFleetStore();
+    const fleet = twoPoolFleet({ type: 'none' });
+    await store.apply(fleet);
+    const recording = createRecordingDataPlane();
+    let refuse = false;
+    const dataPlane = {
+      ...recording,
+      apply: async (t: Parameters<typeof recording.apply>[0]) => {
+        if (refuse) throw new Error('table too large');
+        return recording.apply(t);
+      },
+    };
+    const config = parseAgentConfig({
+      ...base,
+      etcd: { endpoints: ['http://127.0.0.1:2379'] },
+      drain: { forwardAfterWithdrawMs: 0 },
+    });
+    running = await waitFor(
+      runAgent(config, { logger, store, speaker: createFakeSpeaker(), dataPlane }),
+      'runAgent to resolve',
+    );
+    await waitFor(running.agent.whenReady(5_000), 'the agent to be ready');
+    const serving = running.agent.status().desiredRevision;
+    // etcd's probe unanswered (the watches, in memory, still deliver): fail-static at the next probe (1 s).
+    store.getLeader = async () => {
+      throw new StoreError('UNAVAILABLE', 'etcd getLeader: connect ECONNREFUSED');
+    };
+    refuse = true;
+    const [p0, ...rest] = fleet.pools;
+    const second = await store.apply({
+      ...fleet,
+      pools: [{ ...p0, members: p0?.members.slice(1) ?? [] }, ...rest] as typeof fleet.pools,
+    });
+    const want =
+      `ready (fail-static: etcd unreachable); data plane refused revision ${second.revision} ` +
+      `(serving ${serving}): table too large`;
+    const readyz = async () => {
+      const res = await fetch(`http://${running?.metricsAddress}/readyz`);
+      return { status: res.status, body: (await res.text()).trim() };
+    };
+    let seen = await readyz();
+    for (let i = 0; i < 200 && seen.body !== want; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      seen = await readyz();
+    }
+    expect(seen).toEqual({ status: 200, body: want });
   });
 });
 
