@@ -2,7 +2,7 @@ import { buildTable } from '@l4fleet/maglev';
 import { describe, expect, test } from 'vitest';
 import { DataPlaneError } from './errors.js';
 import { createRecordingDataPlane } from './recording.js';
-import type { VipTable } from './types.js';
+import type { Forwarding, VipTable } from './types.js';
 
 const backends = [
   { name: 'a', address: '198.18.0.1', port: 80 },
@@ -80,6 +80,36 @@ describe('recording data plane', () => {
     });
     expect(dp.current).toEqual([gue]);
   });
+
+  // Each mode list pinned whole: a mode added to or dropped from one (only nat and gue were looked at) let the agent's
+  // tests pass on a fake that took what the driver refuses, or refused what it takes. The drivers' own lists are
+  // literals in nft/driver.ts (l2, nat) and bpf/driver.ts (l2, ipip, gre, gue), not exported: copied here.
+  const MODES: readonly Forwarding[] = ['l2', 'ipip', 'gre', 'gue', 'nat'];
+  const tableOf = (forwarding: Forwarding): VipTable =>
+    forwarding === 'nat'
+      ? { ...t, forwarding, backends: backends.map((b) => ({ ...b, port: 8080 })) }
+      : { ...t, forwarding };
+  test.each([
+    { driver: 'nftables', takes: ['l2', 'nat'] },
+    { driver: 'bpf', takes: ['l2', 'ipip', 'gre', 'gue'] },
+  ] as const)(
+    'validates as the $driver driver: takes $takes, refuses every other mode naming it',
+    async ({ driver, takes }) => {
+      for (const mode of MODES) {
+        const dp = createRecordingDataPlane({ driver });
+        if ((takes as readonly Forwarding[]).includes(mode)) {
+          expect((await dp.apply([tableOf(mode)])).vips[0]?.action, mode).toBe('added');
+          continue;
+        }
+        const err = await dp.apply([tableOf(mode)]).catch((e: unknown) => e);
+        expect(err, mode).toMatchObject({ code: 'FORWARDING_UNSUPPORTED' });
+        expect((err as Error).message, mode).toContain(
+          `forwarding "${mode}" is not supported by the ${driver} data plane (supported: ${takes.join(' | ')};`,
+        );
+        expect(dp.applied, mode).toEqual([]);
+      }
+    },
+  );
 
   test('no driver named: every forwarding mode is taken (l2, ipip, gre, gue, nat)', async () => {
     const dp = createRecordingDataPlane();
