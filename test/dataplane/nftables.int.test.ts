@@ -925,6 +925,61 @@ describe('nftables data plane', () => {
     expect((await dp.verify()).transactions).toBe(0);
   }, 60_000);
 
+  describe('a VIP chain and its jump deleted by hand, its maps, set and counter left', () => {
+    const key = 'v_c633644d_udp_80';
+    /** t: b0, b1, b2; t2: b1, b2. */
+    const tables = (size: number): { t: VipTable; t2: VipTable; want2: (f: Flow) => number } => {
+      const t = vipTable({ address: VIP4, port: 80, protocol: 'udp', size });
+      const pool = t.backends.slice(1);
+      const t2: VipTable = { ...t, backends: pool, slots: buildTable(pool, size) };
+      // Where a flow to t2 belongs, as an index into the topology's backends (b0 is not in t2's pool).
+      const want2 = (f: Flow): number => t.backends.indexOf(t2.backends[expected(t2, f)] as (typeof pool)[number]);
+      return { t, t2, want2 };
+    };
+    const handEdit = async (): Promise<void> => {
+      await topo.node.run(['nft', 'delete', 'element', 'netdev', 'l4fleet', 'vips4', `{ ${VIP4} . udp . 80 }`]);
+      await topo.node.run(['nft', 'delete', 'chain', 'netdev', 'l4fleet', key]);
+    };
+    const objects = async (): Promise<string[]> => {
+      const r = await topo.node.run(['nft', '-t', 'list', 'table', 'netdev', 'l4fleet']);
+      return [...r.stdout.matchAll(/^\t(?:map|set|counter) (v_\S+) \{$/gm)].map((m) => m[1] as string);
+    };
+
+    test('verify - leftover maps holding another slot map (each of its 65,537 elements refused the apply) are replaced, and traffic comes back', async () => {
+      const { t, t2, want2 } = tables(65_537);
+      const dp = dataPlane();
+      await dp.apply([t]);
+      // t2 moves b0's slots to the overlay: the leftover slot map is t's, the overlay holds t2's changes.
+      await dp.apply([t2]);
+      await handEdit();
+      const repaired = await dp.verify();
+      expect(repaired.vips.map((v) => v.action)).toEqual(['added']);
+      await expectLandings(flowsToVip4(40, 44_000, 'udp', clientSource4), want2);
+      expect((await dp.verify()).transactions).toBe(0);
+      // Its counter stays (it counts on); one of each map and set.
+      expect((await objects()).sort()).toEqual([key, `${key}_live`, `${key}_over`, `${key}_slots`]);
+    }, 60_000);
+
+    test("restart - leftover maps holding the same slot map: their overlay elements go too (they took b0's flows, which left the pool); a VIP no longer desired loses them all", async () => {
+      const { t, t2, want2 } = tables(251);
+      const first = dataPlane();
+      await first.apply([t2]);
+      // Back to t: b0's slots go to the overlay, over the slot map of t2.
+      await first.apply([t]);
+      await first.close();
+      await handEdit();
+      const second = dataPlane();
+      expect((await second.apply([t2])).vips.map((v) => v.action)).toEqual(['added']);
+      await expectLandings(flowsToVip4(40, 44_100, 'udp', clientSource4), want2);
+      expect((await second.verify()).transactions).toBe(0);
+      await second.close();
+      // Left by hand again, and the VIP removed from the desired state: nothing of it stays.
+      await handEdit();
+      expect((await dataPlane().apply([])).transactions).toBe(1);
+      expect(await objects()).toEqual([]);
+    }, 60_000);
+  });
+
   test('restart - a backend removed before it keeps its id: a new backend after the restart gets another, and it gets its own back', async () => {
     const ids = async (): Promise<Map<string, number>> => {
       const r = await topo.node.run(['nft', '-j', 'list', 'map', 'netdev', 'l4fleet', 'backends4']);

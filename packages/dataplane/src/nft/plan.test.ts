@@ -208,6 +208,37 @@ describe('planApply', () => {
     expect(p.vips.map((v) => v.action)).toEqual(['removed']);
   });
 
+  test('a VIP chain and jump deleted by hand, its maps, set and counter left - deleted before the VIP is written again, or for good', () => {
+    const other = vip(1, { vip: { address: '198.18.2.2', port: 80, protocol: 'tcp' } });
+    const key = 'v_c6120201_tcp_80';
+    const full = applied(vip(3), other);
+    // As readKernelState reads it: no chain, so no VIP; its objects listed as leftovers (a 65,537-slot one refused every
+    // apply: `add map` kept the old map, and each slot's element differed from the one stored).
+    const objects = [`map ${key}_slots`, `map ${key}_over`, `set ${key}_live`, `counter ${key}`];
+    const leftovers = new Map([[key, objects.map((o) => ({ kind: o.split(' ')[0], name: o.split(' ')[1] }))]]);
+    const read = { ...full, vips: new Map([...full.vips].filter(([k]) => k !== key)), leftovers } as KernelState;
+    const at = (l: string[], x: string): number => l.findIndex((y) => y === x || y.startsWith(`${x} `));
+    const again = lines(script(planApply(read, norm(vip(3), other), layout)));
+    for (const [kind, name] of objects.slice(0, 3).map((o) => o.split(' '))) {
+      expect(at(again, `delete ${kind} netdev l4t ${name}`)).toBeGreaterThan(-1);
+      expect(at(again, `delete ${kind} netdev l4t ${name}`)).toBeLessThan(at(again, `add ${kind} netdev l4t ${name}`));
+      // Emptied after the add too: a model older than the kernel (no read since) does not know them.
+      expect(at(again, `flush ${kind} netdev l4t ${name}`)).toBeGreaterThan(
+        at(again, `add ${kind} netdev l4t ${name}`),
+      );
+    }
+    // Its counter counts on; the flow maps and the other VIP are not touched.
+    expect(again.filter((l) => l.includes('counter netdev l4t v_'))).toEqual([`add counter netdev l4t ${key}`]);
+    const untouched = (l: string): boolean => !/^(flush|delete) \S+ netdev l4t (flows|exact)|c6120202/.test(l);
+    expect(again.every(untouched)).toBe(true);
+    const gone = planApply(read, norm(other), layout);
+    expect(lines(script(gone))).toEqual(
+      expect.arrayContaining(objects.map((o) => `delete ${o.replace(' ', ' netdev l4t ')}`)),
+    );
+    expect(lines(script(gone)).every(untouched)).toBe(true);
+    expect(script(planApply(gone.next, norm(other), layout))).toBe('');
+  });
+
   test('another layout (interface, timeouts) - the table is replaced in the same transaction', () => {
     const p = planApply(applied(vip(3)), norm(vip(3)), { ...layout, flowTimeoutTcpS: 60 });
     expect(lines(script(p))[0]).toBe('delete table netdev l4t');

@@ -12,6 +12,7 @@ import type { VipApplyReport } from '../types.js';
 import type { NormalizedBackend, NormalizedVip } from '../validate.js';
 import { echoAddress, echoObjectsAdded, planEcho } from './echo.js';
 import { backendIdentity, type KernelBackend, type KernelState, type KernelVip, RETIRED_MAX } from './kernel-state.js';
+import { deleteLeftovers, type WithLeftovers } from './leftovers.js';
 import {
   BACKEND_COUNTERS,
   BACKEND_ID_BIT,
@@ -74,7 +75,7 @@ const vipElement = (v: { addressHex: string; protocol: Protocol; port: number })
  * table keeps forwarding here until that table holds it (the driver removes it in a second plan).
  */
 export function planApply(
-  current: KernelState | null,
+  current: (KernelState & WithLeftovers) | null,
   desired: readonly NormalizedVip[],
   layout: Layout,
   echoAddresses: ReadonlySet<string> = new Set(desired.map((v) => echoAddress(v.family, v.addressHex))),
@@ -116,6 +117,9 @@ export function planApply(
       nft(`flush chain netdev ${t} ${FORWARD_CHAIN}`);
       for (const r of forwardChainRules(layout)) nft(`add rule netdev ${t} ${FORWARD_CHAIN} ${r}`);
     }
+    // Objects of a VIP whose chain was deleted by hand (leftovers.ts): gone before a desired VIP's are added again.
+    const leftovers = current?.leftovers ?? new Map();
+    for (const text of deleteLeftovers(t, leftovers, new Set(desired.map((v) => v.key)))) nft(text);
   }
   const base: KernelState = tableCreated
     ? { layoutSignature: sig, vips: new Map(), backends: new Map(), maxBackendId: current?.maxBackendId ?? 0 }
@@ -217,6 +221,13 @@ export function planApply(
       nft(`add map netdev ${t} ${slotsMap(v.key)} { type mark : mark; }`);
       nft(`add map netdev ${t} ${overlayMap(v.key)} ${overlayDecl}`);
       nft(`add set netdev ${t} ${liveSet(v.key)} { type mark; }`);
+      if (!tableCreated) {
+        // `add` keeps an existing map, and its elements: emptied, in case a model older than the kernel (no read since
+        // the last write) misses leftovers. Empty already otherwise, so this costs nothing.
+        nft(`flush map netdev ${t} ${slotsMap(v.key)}`);
+        nft(`flush map netdev ${t} ${overlayMap(v.key)}`);
+        nft(`flush set netdev ${t} ${liveSet(v.key)}`);
+      }
       nft(`add chain netdev ${t} ${v.key}`);
     } else if (rulesReplaced) {
       nft(`flush chain netdev ${t} ${v.key}`);

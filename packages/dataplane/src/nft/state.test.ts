@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { findLeftovers } from './leftovers.js';
 import { parseSkeleton, tableBlock } from './state.js';
 
 describe('parseSkeleton', () => {
@@ -38,5 +39,38 @@ describe('tableBlock', () => {
   test('a listing without the table (none, or others only) has no block', () => {
     expect(tableBlock('', 'l4fleet')).toBeUndefined();
     expect(tableBlock(table('l4fleet2', []).join('\n'), 'l4fleet')).toBeUndefined();
+  });
+});
+
+describe('findLeftovers', () => {
+  test("a VIP's maps, set and counter without its chain are leftovers, by VIP key; a VIP with its chain has none", () => {
+    const block = (kind: string, name: string): string[] => [`\t${kind} ${name} {`, '\t}'];
+    const whole = 'v_c6120201_tcp_80';
+    const left = 'v_c6120202_tcp_80';
+    const text = [
+      'table netdev l4fleet {',
+      ...block('counter', whole),
+      ...block('counter', left),
+      ...block('counter', 'drop_port'),
+      ...block('map', 'flows4_tcp'),
+      ...[whole, left].flatMap((k) => [...block('map', `${k}_slots`), ...block('map', `${k}_over`)]),
+      ...[whole, left].flatMap((k) => block('set', `${k}_live`)),
+      ...block('chain', whole),
+      '}',
+    ].join('\n');
+    const s = parseSkeleton(text);
+    expect(findLeftovers(s.objects, s.counters, s.chains)).toEqual(
+      new Map([
+        [
+          left,
+          [
+            { kind: 'map', name: `${left}_slots` },
+            { kind: 'map', name: `${left}_over` },
+            { kind: 'set', name: `${left}_live` },
+            { kind: 'counter', name: left },
+          ],
+        ],
+      ]),
+    );
   });
 });

@@ -10,6 +10,7 @@ import { DataPlaneError } from '../errors.js';
 import type { Exec } from '../exec.js';
 import { toHex } from '../validate.js';
 import { echoAddress } from './echo.js';
+import { findLeftovers, type WithLeftovers } from './leftovers.js';
 import {
   BACKEND_COUNTERS,
   BACKEND_ID_BIT,
@@ -172,9 +173,14 @@ export async function readRouting(
  * The kernel's copy of the table, or null when the table does not exist. `layoutSignature`: the driver's layout
  * (layoutSignature()); a table in another layout is read no further than its skeleton, since the plan replaces it
  * whole and uses none of its elements. An older layout may lack maps this one reads (layout 2 had no `<vip>_over`):
- * reading them failed every apply, and the table was never replaced.
+ * reading them failed every apply, and the table was never replaced. The per-VIP objects of a VIP without a chain are
+ * no VIP of the model: they are listed apart (leftovers.ts), for the plan to delete.
  */
-export async function readKernelState(exec: Exec, table: string, layoutSignature: string): Promise<KernelState | null> {
+export async function readKernelState(
+  exec: Exec,
+  table: string,
+  layoutSignature: string,
+): Promise<(KernelState & WithLeftovers) | null> {
   const r = await exec(['nft', '-t', 'list', 'table', 'netdev', table]);
   if (r.code !== 0) {
     if (/No such file or directory/.test(r.stderr)) return null;
@@ -245,9 +251,11 @@ export async function readKernelState(exec: Exec, table: string, layoutSignature
   }
   // A base chain flushed or edited by hand: every packet to a VIP passes both, so they are written again whole.
   const baseChainsDiffer = baseChainsDiffering(skeleton.baseRules);
+  const leftovers = findLeftovers(skeleton.objects, skeleton.counters, skeleton.chains);
   return {
     layoutSignature: skeleton.layoutSignature,
     ...(baseChainsDiffer.size > 0 ? { baseChainsDiffer } : {}),
+    ...(leftovers.size > 0 ? { leftovers } : {}),
     vips,
     backends,
     maxBackendId,
