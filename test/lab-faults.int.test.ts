@@ -16,6 +16,8 @@ import {
   DEFAULT_STATE_ROOT,
   downLab,
   FlowRun,
+  type FlowSample,
+  flowKey,
   hostsOfKind,
   Lab,
   labFleet,
@@ -49,8 +51,21 @@ const SLACK_MS = 3_000;
  * liveness ping it was found at the next 10 s resync plus the 5 s call deadline.
  */
 const HUNG_REPORT_MAX_MS = DEFAULT_LIVENESS_INTERVAL_MS + DEFAULT_LIVENESS_TIMEOUT_MS + 2 * SLACK_MS;
-/** No data-plane event happens in the control-plane scenarios: a pause longer than this is a stall. */
-const CONTROL_PLANE_PAUSE_MS = 1_000;
+/**
+ * No data-plane event happens in the control-plane scenarios, so what the flows' longest pause shows beyond the lab's
+ * own is a stall. The lab's own is the flow worker or the router starved of CPU (lab-e2e's drain step: 279 ms in a
+ * full CI run, 0.9-1.0 s at load 10-16), which a fixed 1 s bound mistook for a stall. So each step is held against
+ * flows the fault cannot have touched, over a window as long: the same flows in a quiet window just before (etcd), or
+ * the other nodes' flows over the same window (agent restarts); it may add this much.
+ */
+const CONTROL_PLANE_EXTRA_PAUSE_MS = 500;
+/**
+ * The etcd steps' windows, from mark to the disruption table: a lab status, then `apply` (0.8-5.2 s; refused after
+ * 5-17 s with no quorum), fail-static (0.2-2.6 s), the settle time. The quiet window before lasts as long, with the
+ * same status read in it; a step done sooner waits out the rest.
+ */
+const KILL_ONE_WINDOW_MS = 15_000;
+const KILL_TWO_WINDOW_MS = 20_000;
 
 let lab: Lab;
 let flows: FlowRun;
@@ -141,6 +156,28 @@ function expectSameMemory(now: RouterMemory, then: RouterMemory): void {
   expect(Math.abs(Number(now.pathUpdated) - Number(then.pathUpdated))).toBeLessThanOrEqual(1);
 }
 
+/** The longest pause since the last mark of the flows `keep` selects; a gap still open counts (the worker's report). */
+function pauseMs(keep: (f: FlowSample) => boolean = () => true): number {
+  return Math.max(0, ...flows.report.flows.filter(keep).map((f) => f.maxPauseMs));
+}
+
+/** Sleeps out what is left of `windowMs` since `startMs`, and at least `minMs`. */
+const waitOut = (startMs: number, windowMs: number, minMs: number) =>
+  sleep(Math.max(minMs, windowMs - (Date.now() - startMs)));
+
+/**
+ * A quiet window of `windowMs` just before a step: marks, reads what the step compares against (forwardingState():
+ * a lab status and every node's metrics, so the quiet window also starts a CLI), waits out the rest; returns that
+ * read and the flows' longest pause over the window.
+ */
+async function quietWindow<T>(windowMs: number, read: () => Promise<T>): Promise<{ value: T; pauseMs: number }> {
+  await flows.mark();
+  const start = Date.now();
+  const value = await read();
+  await waitOut(start, windowMs, 0);
+  return { value, pauseMs: pauseMs() };
+}
+
 /** Polls `ok` every 100 ms; returns ms until it held, or throws naming `what` after `timeoutMs`. */
 async function msUntil(what: string, ok: () => Promise<boolean>, timeoutMs: number): Promise<number> {
   const start = Date.now();
@@ -192,9 +229,11 @@ describe
 
     test('kill one etcd member: 0 broken, no announcement or table change, apply still works', async () => {
       const before = brokenIds(flows);
-      const state = await forwardingState();
       const entries = await failStaticEntries(lab);
+      const quiet = await quietWindow(KILL_ONE_WINDOW_MS, forwardingState);
+      const state = quiet.value;
       await flows.mark();
+      const markedAt = Date.now();
       // etcd1 is every client's first endpoint: the agents and the CLI must fail over.
       await lab.kill('etcd1');
       expect((await lab.status()).etcd.members.find((m) => m.name === 'etcd1')?.killed).toBe(true);
@@ -203,9 +242,14 @@ describe
       const applyMs = Date.now() - t0;
       console.log(`kill etcd1: apply took ${applyMs} ms (exit ${applied.code})`);
       expect(applied.code, applied.stderr).toBe(0);
-      const { s, broken } = await step(flows, 'kill etcd1 (1 of 3)', before, 5_000);
+      await waitOut(markedAt, KILL_ONE_WINDOW_MS, 5_000);
+      const windowMs = Date.now() - markedAt;
+      const { s, broken } = await step(flows, 'kill etcd1 (1 of 3)', before, 0);
+      console.log(
+        `kill etcd1: longest pause ${s.longestPauseMs} ms over ${windowMs} ms; ${quiet.pauseMs} ms over the quiet ${KILL_ONE_WINDOW_MS} ms before`,
+      );
       expect(broken).toEqual([]);
-      expect(s.longestPauseMs).toBeLessThanOrEqual(CONTROL_PLANE_PAUSE_MS);
+      expect(s.longestPauseMs).toBeLessThanOrEqual(quiet.pauseMs + CONTROL_PLANE_EXTRA_PAUSE_MS);
       expect(await forwardingState()).toEqual(state);
       // The agents moved to another member: none of them went fail-static, not even for a moment (the node whose
       // watches were on etcd1 saw them break; its probe, through the other members, answered).
@@ -216,12 +260,14 @@ describe
       expect(failStatic).toEqual(nodes().map((n) => [n, true]));
       await lab.restart('etcd1');
       expect((await lab.status()).etcd.members.every((m) => !m.killed)).toBe(true);
-    }, 120_000);
+    }, 150_000);
 
     test('kill two of three etcd members: fail-static (0 broken, no change), writes refused clearly; restore converges', async () => {
       const before = brokenIds(flows);
-      const state = await forwardingState();
+      const quiet = await quietWindow(KILL_TWO_WINDOW_MS, forwardingState);
+      const state = quiet.value;
       await flows.mark();
+      const markedAt = Date.now();
       await lab.kill('etcd1');
       await lab.kill('etcd2');
       const t0 = Date.now();
@@ -240,9 +286,14 @@ describe
         30_000,
       );
       console.log(`kill etcd1+etcd2: every node fail-static after ${failStaticMs} ms`);
-      const { s, broken } = await step(flows, 'kill etcd1+etcd2 (2 of 3, no quorum)', before, 3_000);
+      await waitOut(markedAt, KILL_TWO_WINDOW_MS, 3_000);
+      const windowMs = Date.now() - markedAt;
+      const { s, broken } = await step(flows, 'kill etcd1+etcd2 (2 of 3, no quorum)', before, 0);
+      console.log(
+        `kill etcd1+etcd2: longest pause ${s.longestPauseMs} ms over ${windowMs} ms; ${quiet.pauseMs} ms over the quiet ${KILL_TWO_WINDOW_MS} ms before`,
+      );
       expect(broken).toEqual([]);
-      expect(s.longestPauseMs).toBeLessThanOrEqual(CONTROL_PLANE_PAUSE_MS);
+      expect(s.longestPauseMs).toBeLessThanOrEqual(quiet.pauseMs + CONTROL_PLANE_EXTRA_PAUSE_MS);
       expect(await forwardingState()).toEqual(state);
 
       const restoredAt = Date.now();
@@ -268,7 +319,7 @@ describe
       const end = await step(flows, 'restore etcd1+etcd2', before, 0);
       expect(end.broken).toEqual([]);
       expect(await forwardingState()).toEqual(state);
-    }, 150_000);
+    }, 180_000);
 
     test('gobgpd hung (SIGSTOP) on a node: the router drops it within the hold time, the agent reports it, SIGCONT brings it back without flapping', async () => {
       const before = brokenIds(flows);
@@ -352,6 +403,7 @@ describe
     test('the agent killed (SIGKILL) 10 times in 30 s on a node: forwarding continues, 0 broken, no route flap', async () => {
       const before = brokenIds(flows);
       const address = fabricIpv4('node2');
+      const carriedBefore = await flows.carriers();
       await flows.mark();
       const memory = await routerMemory('node2');
       let missing = 0;
@@ -371,9 +423,17 @@ describe
           await sleep(50);
         }
       }
-      const { s, broken } = await step(flows, 'agent on node2 killed 10 times in 30 s', before, 1_000);
+      const { broken } = await step(flows, 'agent on node2 killed 10 times in 30 s', before, 1_000);
+      // node2's flows against the other nodes' over the same window: 10 agent starts on 2 cores starve the flow worker
+      // and the router for every flow alike (Node's start took 8.5 s at load 20); only a stall of node2's forwarding
+      // is node2's alone. Flows by the node that carried them before (the route never moved: `missing` below).
+      const open = (f: FlowSample) => f.state === 'open' && carriedBefore.has(flowKey(f.protocol, f.localPort));
+      const onNode2 = (f: FlowSample) => carriedBefore.get(flowKey(f.protocol, f.localPort)) === 'node2';
+      const node2PauseMs = pauseMs((f) => open(f) && onNode2(f));
+      const othersPauseMs = pauseMs((f) => open(f) && !onNode2(f));
+      const node2Flows = flows.report.flows.filter((f) => open(f) && onNode2(f)).length;
       console.log(
-        `agent SIGKILL x10: route without node2 in ${missing} of ${samples} samples over ${Date.now() - start} ms`,
+        `agent SIGKILL x10: route without node2 in ${missing} of ${samples} samples over ${Date.now() - start} ms; node2's ${node2Flows} flows paused <= ${node2PauseMs} ms, the others <= ${othersPauseMs} ms`,
       );
       const after = await routerMemory('node2');
       console.log(
@@ -384,7 +444,8 @@ describe
       expectSameMemory(after, memory);
       expect(broken).toEqual([]);
       expect(missing).toBe(0);
-      expect(s.longestPauseMs).toBeLessThanOrEqual(CONTROL_PLANE_PAUSE_MS);
+      expect(node2Flows).toBeGreaterThan(0);
+      expect(node2PauseMs).toBeLessThanOrEqual(othersPauseMs + CONTROL_PLANE_EXTRA_PAUSE_MS);
       expect(await routerSession('node2')).toBe('Established');
     }, 120_000);
 
