@@ -21,6 +21,7 @@ import {
   DEFAULT_BROKEN_AFTER_MS,
   downLab,
   FlowRun,
+  flowKey,
   hostsOfKind,
   Lab,
   type LabForwarding,
@@ -46,6 +47,8 @@ const ready = (await agentAvailable()) && bpfAvailable() === undefined && proces
 const HEALTH_INTERVAL_MS = 1_000;
 const HEALTH_FALL = 3;
 const WINDOW_MS = 3_000;
+/** What a drain may add to the pause of the flows it moves, over the pause of the flows it does not move (lab-e2e's). */
+const DRAIN_EXTRA_PAUSE_MS = 250;
 
 interface Mode {
   /** The encapsulations (every forwarding the backends decapsulate). */
@@ -163,8 +166,9 @@ describe.skipIf(!ready).sequential.each(MODES)('lab bpf + routed backends - $for
     );
   }, 180_000);
 
-  test('2. drain a node: 0 broken; it receives almost nothing afterwards', async () => {
+  test('2. drain a node: 0 broken; the flows it moves pause <= 250 ms longer than the others; it receives almost nothing afterwards', async () => {
     const before = brokenIds(flows);
+    const carriedBefore = await flows.carriers();
     await flows.mark();
     const status = await lab.status();
     const node1 = status.nodes.find((n) => n.name === 'node1')?.address;
@@ -173,13 +177,24 @@ describe.skipIf(!ready).sequential.each(MODES)('lab bpf + routed backends - $for
     await l4fleet(lab, 'node', 'drain', 'node1');
     const withdrawnMs = await nextHopsWithout(lab, node1 as string, 20_000);
     const { s, broken } = await step(flows, 'drain node1', before, 4_000);
+    // As lab-e2e's drain: the moved flows against the flows that stayed put, over the same window. A pause both see
+    // is the lab's own (the flow worker or the router starved of CPU), not the drain's: an absolute 2 s bound failed on
+    // it (one run here: 1,386 ms longest on the loaded 2-core VM), and would pass a drain that stalls every flow a little.
+    const moved = (f: { protocol: string; localPort: number }) =>
+      carriedBefore.get(flowKey(f.protocol, f.localPort)) === 'node1';
+    const open = flows.report.flows.filter(
+      (f) => f.state === 'open' && carriedBefore.has(flowKey(f.protocol, f.localPort)),
+    );
+    const pause = (fs: typeof open) => Math.max(0, ...fs.map((f) => f.maxPauseMs));
+    const movedPauseMs = pause(open.filter(moved));
+    const stayedPauseMs = pause(open.filter((f) => !moved(f)));
     const w = await window();
     console.log(
-      `drain node1: route withdrawn ${withdrawnMs} ms after the CLI returned; longest pause ${s.longestPauseMs} ms; node1 rx ${w.nodes.get('node1')?.rxPackets} of ${nodeRx(w)}`,
+      `drain node1: route withdrawn ${withdrawnMs} ms after the CLI returned; moved flows (${open.filter(moved).length}) paused <= ${movedPauseMs} ms, the others <= ${stayedPauseMs} ms; node1 rx ${w.nodes.get('node1')?.rxPackets} of ${nodeRx(w)}`,
     );
     expect(broken).toEqual([]);
-    // lab-e2e (nftables) bounds this by 250 ms; one run here measured 1,386 ms on the loaded 2-core VM.
-    expect(s.longestPauseMs).toBeLessThanOrEqual(2_000);
+    expect(open.filter(moved).length).toBeGreaterThan(0);
+    expect(movedPauseMs).toBeLessThanOrEqual(stayedPauseMs + DRAIN_EXTRA_PAUSE_MS);
     // What is left is its control traffic (BGP, BFD, health check answers, ARP), no flow.
     expect((w.nodes.get('node1')?.rxPackets ?? 0) / nodeRx(w)).toBeLessThan(0.05);
     expect(s.perNode.node1 ?? 0).toBe(0);
