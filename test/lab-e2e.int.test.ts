@@ -9,7 +9,6 @@ import {
   DEFAULT_BROKEN_AFTER_MS,
   downLab,
   FlowRun,
-  flowKey,
   hostsOfKind,
   Lab,
   VIP_TCP,
@@ -28,6 +27,7 @@ import {
   nextHopsWithout,
   pingVipsStep,
 } from '@l4fleet/test-support/lab-steps';
+import { DRAIN_EXTRA_PAUSE_MS, nodePauses } from '@l4fleet/test-support/node-pauses';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const agentReady = await agentAvailable();
@@ -36,8 +36,6 @@ const controlSlot = 100 + Math.floor(Math.random() * 150);
 /** The lab fleet's health check (deploy/examples/lab-fleet.yaml): every 1 s, down after 3 failures. */
 const HEALTH_INTERVAL_MS = 1_000;
 const HEALTH_FALL = 3;
-/** What a drain may add to the pause of the flows it moves, over the pause of the flows it does not move. */
-const DRAIN_EXTRA_PAUSE_MS = 250;
 
 let lab: Lab;
 let flows: FlowRun;
@@ -118,20 +116,13 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
     await nextHopsWithout(lab, node1 as string, 20_000);
     const { s, broken } = await step(flows, 'drain node1', before, 4_000);
     expect(broken).toEqual([]);
-    // The moved flows against the flows that stayed put, over the same window: a pause both see is the lab's own
-    // (the flow worker or the router starved of CPU: 279 ms in a full CI run, 0.9-1.0 s at load 10-16), not the
-    // drain's. An absolute bound alone failed on that load, and would pass a drain that stalls every flow a little.
-    const moved = (f: { protocol: string; localPort: number }) =>
-      carriedBefore.get(flowKey(f.protocol, f.localPort)) === 'node1';
-    const open = flows.report.flows.filter(
-      (f) => f.state === 'open' && carriedBefore.has(flowKey(f.protocol, f.localPort)),
+    // The moved flows against those that stayed put (node-pauses.ts says why not an absolute bound).
+    const p = nodePauses(flows, carriedBefore, 'node1');
+    console.log(
+      `drain node1: moved flows (${p.nodeFlows}) paused <= ${p.nodePauseMs} ms, the others <= ${p.othersPauseMs} ms`,
     );
-    const pause = (fs: typeof open) => Math.max(0, ...fs.map((f) => f.maxPauseMs));
-    const movedPauseMs = pause(open.filter(moved));
-    const stayedPauseMs = pause(open.filter((f) => !moved(f)));
-    console.log(`drain node1: moved flows paused <= ${movedPauseMs} ms, the others <= ${stayedPauseMs} ms`);
-    expect(open.filter(moved).length).toBeGreaterThan(0);
-    expect(movedPauseMs).toBeLessThanOrEqual(stayedPauseMs + DRAIN_EXTRA_PAUSE_MS);
+    expect(p.nodeFlows).toBeGreaterThan(0);
+    expect(p.nodePauseMs).toBeLessThanOrEqual(p.othersPauseMs + DRAIN_EXTRA_PAUSE_MS);
     expect(s.perNode.node1 ?? 0).toBe(0);
     expect((await lab.status()).nodes.find((n) => n.name === 'node1')?.announced).toEqual([]);
     await l4fleet(lab, 'node', 'undrain', 'node1');

@@ -16,8 +16,6 @@ import {
   DEFAULT_STATE_ROOT,
   downLab,
   FlowRun,
-  type FlowSample,
-  flowKey,
   hostsOfKind,
   Lab,
   labFleet,
@@ -34,6 +32,7 @@ import {
   sleep,
   step,
 } from '@l4fleet/test-support/lab-scenario';
+import { nodePauses } from '@l4fleet/test-support/node-pauses';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const agentReady = await agentAvailable();
@@ -156,9 +155,9 @@ function expectSameMemory(now: RouterMemory, then: RouterMemory): void {
   expect(Math.abs(Number(now.pathUpdated) - Number(then.pathUpdated))).toBeLessThanOrEqual(1);
 }
 
-/** The longest pause since the last mark of the flows `keep` selects; a gap still open counts (the worker's report). */
-function pauseMs(keep: (f: FlowSample) => boolean = () => true): number {
-  return Math.max(0, ...flows.report.flows.filter(keep).map((f) => f.maxPauseMs));
+/** The longest pause of any flow since the last mark; a gap still open counts (the worker's report). */
+function pauseMs(): number {
+  return Math.max(0, ...flows.report.flows.map((f) => f.maxPauseMs));
 }
 
 /** Sleeps out what is left of `windowMs` since `startMs`, and at least `minMs`. */
@@ -427,11 +426,11 @@ describe
       // node2's flows against the other nodes' over the same window: 10 agent starts on 2 cores starve the flow worker
       // and the router for every flow alike (Node's start took 8.5 s at load 20); only a stall of node2's forwarding
       // is node2's alone. Flows by the node that carried them before (the route never moved: `missing` below).
-      const open = (f: FlowSample) => f.state === 'open' && carriedBefore.has(flowKey(f.protocol, f.localPort));
-      const onNode2 = (f: FlowSample) => carriedBefore.get(flowKey(f.protocol, f.localPort)) === 'node2';
-      const node2PauseMs = pauseMs((f) => open(f) && onNode2(f));
-      const othersPauseMs = pauseMs((f) => open(f) && !onNode2(f));
-      const node2Flows = flows.report.flows.filter((f) => open(f) && onNode2(f)).length;
+      const {
+        nodeFlows: node2Flows,
+        nodePauseMs: node2PauseMs,
+        othersPauseMs,
+      } = nodePauses(flows, carriedBefore, 'node2');
       console.log(
         `agent SIGKILL x10: route without node2 in ${missing} of ${samples} samples over ${Date.now() - start} ms; node2's ${node2Flows} flows paused <= ${node2PauseMs} ms, the others <= ${othersPauseMs} ms`,
       );
