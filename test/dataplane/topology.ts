@@ -188,7 +188,10 @@ print('ready', flush=True)
 threading.Event().wait()
 `;
 
-/** A client holding one TCP connection: each stdin line is sent, each reply line printed. */
+/**
+ * A client holding one TCP connection: each stdin line is sent, each reply line printed. With a fifth argument
+ * `finish`, the end of stdin closes the connection as a peer does: its FIN, then the server's FIN read (at most 10 s).
+ */
 export const LINE_CLIENT_PY = `
 import socket, sys
 src, sport, dst, dport = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
@@ -200,6 +203,11 @@ f = s.makefile('rb')
 for line in sys.stdin:
     s.sendall(b'x\\n')
     print(f.readline().decode().strip(), flush=True)
+if sys.argv[5:] == ['finish']:
+    s.settimeout(10)
+    s.shutdown(socket.SHUT_WR)
+    while s.recv(4096):
+        pass
 `;
 
 /** Sends a datagram from `node` to each of `n` backends (both families) and waits for ARP / ND to answer. */
@@ -218,7 +226,10 @@ time.sleep(0.5)`,
 
 /**
  * A long-lived TCP connection from `client`; ask() sends a line and returns the answering backend's name, or
- * `closed` when the connection died (reset), or `timeout` after `askTimeoutMs`.
+ * `closed` when the connection died (reset), or `timeout` after `askTimeoutMs`. close() kills the client: its
+ * kernel closes the connection after it, unawaited. finish() closes it as a peer does and resolves once the client
+ * has read the server's FIN (or was gone already; killed after `timeoutMs`): the exchange is over but for the
+ * client's last ACK, which has left it (sendingSockets tells when it arrived).
  */
 export function lineClient(
   client: NetnsHost,
@@ -239,6 +250,7 @@ export function lineClient(
     String(sport),
     dst,
     String(dport),
+    'finish',
   ]);
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   return {
@@ -253,7 +265,56 @@ export function lineClient(
       return next.done ? (next.value === 'timeout' ? 'timeout' : 'closed') : String(next.value);
     },
     close: () => child.kill(),
+    async finish(timeoutMs = 15_000): Promise<void> {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.stdin.once('error', () => undefined); // EPIPE: the client died (reset) before its exit was seen
+      child.stdin.end();
+      let timer: NodeJS.Timeout | undefined;
+      const inTime = await Promise.race([
+        exited.then(() => true),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(false), timeoutMs);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      if (!inTime) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
   };
+}
+
+/** TCP states whose socket sends again on its own until answered: a SYN or a FIN not yet acknowledged. */
+const UNANSWERED_STATES = new Set(['SYN-SENT', 'SYN-RECV', 'FIN-WAIT-1', 'CLOSING', 'LAST-ACK']);
+
+/**
+ * The TCP sockets from or to `port` in `hosts` that will retransmit (`ss` lines, each after its namespace): a SYN
+ * (request sockets included) or a FIN not yet acknowledged, or data not yet acknowledged (Send-Q above 0). Left at
+ * the end of a test, they retransmit for up to minutes (RFC 6298 backoff) into whatever a later test set up.
+ */
+export async function sendingSockets(hosts: readonly NetnsHost[], port: number): Promise<string[]> {
+  const out: string[] = [];
+  for (const h of hosts) {
+    const r = await h.run(['ss', '-Htan', `( sport = :${port} or dport = :${port} )`]);
+    for (const line of r.stdout.split('\n').map((l) => l.trim())) {
+      const [state = '', , sendQ = '0'] = line.split(/\s+/);
+      const unacked = (state === 'ESTAB' || state === 'CLOSE-WAIT') && Number(sendQ) > 0;
+      if (UNANSWERED_STATES.has(state) || unacked) out.push(`${h.ns}: ${line}`);
+    }
+  }
+  return out;
+}
+
+/** sendingSockets, polled every 100 ms until there are none or `timeoutMs` passed: what is left then. */
+export async function quietSockets(hosts: readonly NetnsHost[], port: number, timeoutMs = 10_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  let left = await sendingSockets(hosts, port);
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = await sendingSockets(hosts, port);
+  }
+  return left;
 }
 
 /** NAME_SERVER_PY on every backend at `port`; resolves once all listen, with a function that stops them. */
