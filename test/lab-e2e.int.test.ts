@@ -97,7 +97,7 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
     const { s, broken } = await step(flows, `add ${name}`, before, 2_500);
     expect(broken).toEqual([]);
     // A moved flow that the new node dropped would stall rather than break (TCP retransmits; broken after
-    // DEFAULT_BROKEN_AFTER_MS, 15 s): bound the pause too (91-391 ms measured in CI; the kill step allows 4 s).
+    // DEFAULT_BROKEN_AFTER_MS, 15 s): bound the pause too (91-391 ms measured in CI).
     expect(s.longestPauseMs).toBeLessThan(3_000);
     expect((s.newFlows.perNode[name] ?? 0) / s.newFlows.total).toBeGreaterThanOrEqual(
       leastFairShare(s.newFlows.total, 1 / 4),
@@ -129,7 +129,7 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
     await lab.waitNextHops(4, 30_000);
   }, 120_000);
 
-  test('3. kill a node: 0 broken; longest pause <= 4 s (hold timer)', async () => {
+  test('3. kill a node: 0 broken; the router drops it within the hold time + 1 s; each flow resumes by its next retransmission after', async () => {
     await killNodeStep(lab, flows, 'node2', 3);
   }, 60_000);
 
@@ -138,7 +138,7 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab e2e - t
     await addBackendStep(lab, flows, HEALTH_INTERVAL_MS * 2 + 2_000);
   }, 120_000);
 
-  test('5. fail a backend: only its flows break; its share moves to the others within interval x fall + 1 s', async () => {
+  test('5. fail a backend: only its flows break; decided down within interval x fall + timeout, every node applies within 1 s, no new flow reaches it after', async () => {
     const nodes = hostsOfKind(lab.topology, 'node')
       .map((h) => h.name)
       .filter((n) => !lab.killed.includes(n));

@@ -46,7 +46,7 @@ const ready = (await agentAvailable()) && bpfAvailable() === undefined && proces
 const HEALTH_INTERVAL_MS = 1_000;
 const HEALTH_FALL = 3;
 const HEALTH_RISE = 2;
-/** interval x fall + 1 s, the bound test/lab-e2e holds a failed backend's share to; plus the apply on every node. */
+/** interval x fall + 1 s: a failed backend decided down (test/support/member-down.ts) and applied on every node. */
 const MOVE_BOUND_MS = HEALTH_INTERVAL_MS * HEALTH_FALL + 1_000 + 1_000;
 let sport = 45_123;
 /**
