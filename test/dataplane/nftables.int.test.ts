@@ -980,6 +980,95 @@ describe('nftables data plane', () => {
     }, 60_000);
   });
 
+  describe('a VIP chain flushed by hand, then one of its maps, its set or its counter deleted (no rule named it any more)', () => {
+    const key = 'v_c633644d_udp_80';
+    const otherKey = 'v_c633644d_tcp_80';
+    const label = `${VIP4}:80/udp`;
+    /** t and t2 differ in seed only: the same slot map, other rules, so a flow remembered under t may hash elsewhere. */
+    const t = vipTable({ address: VIP4, port: 80, protocol: 'udp', size: 251 });
+    const t2: VipTable = { ...t, seed: SEED + 1 };
+    const other = vipTable({ address: VIP4, port: 80, protocol: 'tcp', size: 251 });
+    /** Flow entries outlive the test (the 30 s default could expire some between two listings). */
+    const dataPlaneLongFlows = (): DataPlane => dataPlane({ flowTimeoutUdpS: 600 });
+    const nftText = async (...args: string[]): Promise<string> =>
+      (await topo.node.run(['nft', ...args])).stdout.replace(/ expires \S+/g, '');
+    /** What the repair must leave as it is: the flow maps' elements (not their expiry) and the other VIP. */
+    const untouched = async (): Promise<string[]> =>
+      Promise.all([
+        nftText('list', 'map', 'netdev', 'l4fleet', 'flows4_udp'),
+        nftText('list', 'map', 'netdev', 'l4fleet', 'flows4_tcp'),
+        nftText('list', 'chain', 'netdev', 'l4fleet', otherKey),
+        nftText('list', 'map', 'netdev', 'l4fleet', `${otherKey}_slots`),
+        nftText('list', 'map', 'netdev', 'l4fleet', `${otherKey}_over`),
+        nftText('list', 'set', 'netdev', 'l4fleet', `${otherKey}_live`),
+      ]);
+    /** Flushes the VIP's chain (so no rule names its objects), then deletes each of `objects` (`kind name`). */
+    const handEdit = async (objects: readonly string[]): Promise<void> => {
+      await topo.node.run(['nft', 'flush', 'chain', 'netdev', 'l4fleet', key]);
+      for (const o of objects)
+        await topo.node.run(['nft', 'delete', ...o.split(' ', 1), 'netdev', 'l4fleet', o.split(' ')[1] as string]);
+    };
+    const packets = async (dp: DataPlane): Promise<number> =>
+      (await dp.counters()).vips.find((v) => v.vip === label)?.packets ?? -1;
+    const remembered = flowsToVip4(40, 45_000, 'udp', clientSource4);
+    const fresh = flowsToVip4(40, 45_100, 'udp', clientSource4);
+
+    /** Flows remembered under t, then t2 written (rules only): the state each case edits by hand. */
+    async function written(dp: DataPlane): Promise<number> {
+      await dp.apply([t, other]);
+      await expectLandings(remembered, (f) => expected(t, f));
+      expect((await dp.apply([t2, other])).vips.map((v) => v.action)).toEqual(['updated', 'unchanged']);
+      // Some of them hash elsewhere under t2: their landing below shows the flow map kept them.
+      expect(remembered.filter((f) => expected(t, f) !== expected(t2, f)).length).toBeGreaterThan(10);
+      return packets(dp);
+    }
+
+    /** After the repair: remembered flows where they were, new ones by t2, nothing else changed. */
+    async function expectRepaired(before: string[]): Promise<void> {
+      expect(await untouched()).toEqual(before);
+      await clearRecorders(topo.backends);
+      await expectLandings(remembered, (f) => expected(t, f));
+      await expectLandings(fresh, (f) => expected(t2, f));
+    }
+
+    test.each([
+      ['map', `${key}_slots`],
+      ['map', `${key}_over`],
+      ['set', `${key}_live`],
+      ['counter', key],
+    ])(
+      'verify - chain flushed and its %s %s deleted: written again, its flows and the other VIP untouched',
+      async (kind, name) => {
+        const dp = dataPlaneLongFlows();
+        const counted = await written(dp);
+        expect(counted).toBeGreaterThanOrEqual(remembered.length);
+        const before = await untouched();
+        await handEdit([`${kind} ${name}`]);
+        const repaired = await dp.verify();
+        expect(repaired.vips.map((v) => v.action)).toEqual(['updated', 'unchanged']);
+        await expectRepaired(before);
+        expect((await dp.verify()).transactions).toBe(0);
+        // A counter kept counts on; one deleted counts from the repair.
+        const now = await packets(dp);
+        if (kind === 'counter') expect(now).toBeLessThan(counted + remembered.length + fresh.length);
+        else expect(now).toBeGreaterThanOrEqual(counted + remembered.length + fresh.length);
+      },
+      60_000,
+    );
+
+    test('restart - chain flushed, its slot map and counter deleted: a new driver writes them again at its first apply', async () => {
+      const first = dataPlaneLongFlows();
+      await written(first);
+      await first.close();
+      const before = await untouched();
+      await handEdit([`map ${key}_slots`, `counter ${key}`]);
+      const second = dataPlaneLongFlows();
+      expect((await second.apply([t2, other])).vips.map((v) => v.action)).toEqual(['updated', 'unchanged']);
+      await expectRepaired(before);
+      expect((await second.verify()).transactions).toBe(0);
+    }, 60_000);
+  });
+
   test('restart - a backend removed before it keeps its id: a new backend after the restart gets another, and it gets its own back', async () => {
     const ids = async (): Promise<Map<string, number>> => {
       const r = await topo.node.run(['nft', '-j', 'list', 'map', 'netdev', 'l4fleet', 'backends4']);

@@ -5,7 +5,7 @@
  * was refused (the whole transaction, each apply and verify after), and with the same slot map the old overlay
  * elements stayed and, consulted first, sent new flows to where the slots pointed before.
  */
-import { parseVipKey } from './names.js';
+import { liveSet, overlayMap, parseVipKey, slotsMap } from './names.js';
 
 export interface LeftoverObject {
   readonly kind: 'map' | 'set' | 'counter';
@@ -58,4 +58,25 @@ export function deleteLeftovers(
     }
   }
   return out;
+}
+
+/**
+ * The reverse: a VIP chain whose objects are not all there. The kernel refuses to delete a map, set or counter a rule
+ * names, so this is a chain flushed by hand (or its rules deleted), then its slot map, overlay, live set or counter
+ * deleted. The read listed the missing map and failed, at every apply and verify; a missing counter failed the `add rule`
+ * naming it instead.
+ */
+export interface WithMissing {
+  /**
+   * readKernelState's addition to a VIP of the model (KernelVip): the names of its objects not in the table. Such a
+   * VIP is read without rules (signature '') or slots (size 0); the plan adds the missing objects before its rules and
+   * deletes none of them. Absent: none.
+   */
+  readonly missing?: ReadonlySet<string>;
+}
+
+/** The per-VIP objects of `key` (its slot map, overlay, live set and counter) not in `objects` or `counters`. */
+export function findMissing(key: string, objects: ReadonlySet<string>, counters: ReadonlySet<string>): Set<string> {
+  const maps = [slotsMap(key), overlayMap(key), liveSet(key)].filter((o) => !objects.has(o));
+  return new Set(counters.has(key) ? maps : [...maps, key]);
 }

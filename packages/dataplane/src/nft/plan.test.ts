@@ -239,6 +239,71 @@ describe('planApply', () => {
     expect(script(planApply(gone.next, norm(other), layout))).toBe('');
   });
 
+  test.each([
+    ['map', 'v_c6120201_tcp_80_slots'],
+    ['map', 'v_c6120201_tcp_80_over'],
+    ['set', 'v_c6120201_tcp_80_live'],
+    ['counter', 'v_c6120201_tcp_80'],
+  ])(
+    'a VIP chain flushed by hand and its %s %s deleted - added again before the rules, the rest written again; nothing missing is deleted',
+    (kind, name) => {
+      const other = vip(1, { vip: { address: '198.18.2.2', port: 80, protocol: 'tcp' } });
+      const key = 'v_c6120201_tcp_80';
+      const full = applied(vip(3), other);
+      const entry = full.vips.get(key);
+      if (entry === undefined) throw new Error('no vip');
+      // As readKernelState reads it: no rules (signature ''), no slots, the live set as listed (none when it is missing).
+      const incomplete = {
+        ...entry,
+        signature: '',
+        base: new Uint32Array(0),
+        overlay: new Uint32Array(0),
+        overlayCount: 0,
+        live: kind === 'set' ? new Set<number>() : entry.live,
+        missing: new Set([name]),
+      };
+      const read: KernelState = { ...full, vips: new Map([...full.vips, [key, incomplete]]) };
+      const p = planApply(read, norm(vip(3), other), layout);
+      const again = lines(script(p));
+      const at = (x: string): number => again.findIndex((y) => y === x || y.startsWith(`${x} `));
+      const firstRule = at(`add rule netdev l4t ${key}`);
+      expect(at(`flush chain netdev l4t ${key}`)).toBeGreaterThan(-1);
+      expect(at(`flush chain netdev l4t ${key}`)).toBeLessThan(firstRule);
+      // The missing object is added before any rule names it; an existing one is not (`add` would keep it, but the
+      // overlay is declared with a size): the overlay is replaced, as after a size change, unless it is the missing one.
+      expect(at(`add ${kind} netdev l4t ${name}`)).toBeGreaterThan(-1);
+      expect(at(`add ${kind} netdev l4t ${name}`)).toBeLessThan(firstRule);
+      const added = again.filter((l) => /^add (counter|map|set) netdev l4t v_c6120201_tcp_80/.test(l));
+      expect(added.map((l) => l.split(' ').slice(0, 5).join(' ')).sort()).toEqual(
+        [...new Set([`add ${kind} netdev l4t ${name}`, `add map netdev l4t ${key}_over`])].sort(),
+      );
+      expect(again.some((l) => l.startsWith(`delete ${kind} netdev l4t ${name}`))).toBe(false);
+      if (name !== `${key}_over`) {
+        expect(at(`delete map netdev l4t ${key}_over`)).toBeLessThan(at(`add map netdev l4t ${key}_over`));
+        expect(at(`delete map netdev l4t ${key}_over`)).toBeGreaterThan(at(`flush chain netdev l4t ${key}`));
+      }
+      // The slot map written whole, after its flush (and its add, when it was the missing one).
+      expect(at(`flush map netdev l4t ${key}_slots`)).toBeGreaterThan(at(`add map netdev l4t ${key}_slots`));
+      expect(again.filter((l) => l.startsWith(`add element netdev l4t ${key}_slots `))).toHaveLength(1);
+      expect(p.slotsChanged).toBe(13);
+      // The VIP's counter counts on (only a missing one is added), the flow maps and the other VIP are not touched.
+      expect(again.some((l) => /^(flush|delete) \S+ netdev l4t (flows|exact)|c6120202/.test(l))).toBe(false);
+      expect(again.some((l) => l.startsWith(`delete counter`))).toBe(false);
+      expect(p.vips.map((v) => v.action)).toEqual(['updated', 'unchanged']);
+      expect(script(planApply(p.next, norm(vip(3), other), layout))).toBe('');
+      // No longer desired: its other objects go, the missing one is not deleted (the transaction would be refused).
+      const gone = lines(script(planApply(read, norm(other), layout)));
+      const objects = [`map ${key}_slots`, `map ${key}_over`, `set ${key}_live`, `counter ${key}`];
+      expect(gone.filter((l) => /^delete (map|set|counter) netdev l4t v_c6120201/.test(l)).sort()).toEqual(
+        objects
+          .filter((o) => o !== `${kind} ${name}`)
+          .map((o) => `delete ${o.replace(' ', ' netdev l4t ')}`)
+          .sort(),
+      );
+      expect(gone).toContain(`delete chain netdev l4t ${key}`);
+    },
+  );
+
   test('another layout (interface, timeouts) - the table is replaced in the same transaction', () => {
     const p = planApply(applied(vip(3)), norm(vip(3)), { ...layout, flowTimeoutTcpS: 60 });
     expect(lines(script(p))[0]).toBe('delete table netdev l4t');

@@ -12,7 +12,7 @@ import type { VipApplyReport } from '../types.js';
 import type { NormalizedBackend, NormalizedVip } from '../validate.js';
 import { echoAddress, echoObjectsAdded, planEcho } from './echo.js';
 import { backendIdentity, type KernelBackend, type KernelState, type KernelVip, RETIRED_MAX } from './kernel-state.js';
-import { deleteLeftovers, type WithLeftovers } from './leftovers.js';
+import { deleteLeftovers, type WithLeftovers, type WithMissing } from './leftovers.js';
 import {
   BACKEND_COUNTERS,
   BACKEND_ID_BIT,
@@ -210,7 +210,7 @@ export function planApply(
     const slots = toBackendIds(v.table.slots, ids);
     // Live: the pool's backends whose remembered flows stay (a down one of a `reselect` VIP is not live).
     const live = new Set([...ids].filter((_, i) => (v.backends[i] as NormalizedBackend).keepsFlows));
-    const old = base.vips.get(v.key);
+    const old: (KernelVip & WithMissing) | undefined = base.vips.get(v.key);
     const sameSize = old !== undefined && old.base.length === slots.length;
     // The overlay is sized to the table (a fixed hash: adds at about half the cost of a growing one).
     const overlayDecl = `{ type mark : mark; size ${slots.length}; }`;
@@ -231,9 +231,15 @@ export function planApply(
       nft(`add chain netdev ${t} ${v.key}`);
     } else if (rulesReplaced) {
       nft(`flush chain netdev ${t} ${v.key}`);
-      if (!sameSize) {
+      // Deleted by hand after a flush of the chain (WithMissing; read without rules or slots): added before the rules
+      // name them. Only those: the VIP's counter counts on, and the overlay is declared with a size (replaced below).
+      const missing = old.missing ?? new Set<string>();
+      if (missing.has(v.key)) nft(`add counter netdev ${t} ${v.key}`);
+      if (missing.has(slotsMap(v.key))) nft(`add map netdev ${t} ${slotsMap(v.key)} { type mark : mark; }`);
+      if (missing.has(liveSet(v.key))) nft(`add set netdev ${t} ${liveSet(v.key)} { type mark; }`);
+      if (!sameSize || missing.has(overlayMap(v.key))) {
         // No rule refers to the overlay once the chain is flushed: replace it by one of the new size.
-        nft(`delete map netdev ${t} ${overlayMap(v.key)}`);
+        if (!missing.has(overlayMap(v.key))) nft(`delete map netdev ${t} ${overlayMap(v.key)}`);
         nft(`add map netdev ${t} ${overlayMap(v.key)} ${overlayDecl}`);
       }
     }
@@ -289,14 +295,16 @@ export function planApply(
     nft(`add element netdev ${t} ${vipAddressesSet(Number(f) as IpFamily)} { ${hexToAddress(hex)} }`);
   }
   for (const v of kept) vips.set(v.key, v);
-  for (const old of base.vips.values()) {
+  for (const old of base.vips.values() as Iterable<KernelVip & WithMissing>) {
     if (vips.has(old.key)) continue;
     if (!old.jumpMissing) nft(`delete element netdev ${t} ${vipsMap(old.family)} { ${vipElement(old)} }`);
     nft(`delete chain netdev ${t} ${old.key}`);
-    nft(`delete map netdev ${t} ${slotsMap(old.key)}`);
-    nft(`delete map netdev ${t} ${overlayMap(old.key)}`);
-    nft(`delete set netdev ${t} ${liveSet(old.key)}`);
-    nft(`delete counter netdev ${t} ${old.key}`);
+    // An object deleted by hand is not deleted again: the kernel would refuse the whole transaction.
+    const there = (name: string): boolean => old.missing?.has(name) !== true;
+    if (there(slotsMap(old.key))) nft(`delete map netdev ${t} ${slotsMap(old.key)}`);
+    if (there(overlayMap(old.key))) nft(`delete map netdev ${t} ${overlayMap(old.key)}`);
+    if (there(liveSet(old.key))) nft(`delete set netdev ${t} ${liveSet(old.key)}`);
+    if (there(old.key)) nft(`delete counter netdev ${t} ${old.key}`);
     reports.push({ vip: old.label, action: 'removed', slotsChanged: old.base.length, rulesReplaced: false });
     slotsChanged += old.base.length;
   }

@@ -1,6 +1,10 @@
 import { describe, expect, test } from 'vitest';
-import { findLeftovers } from './leftovers.js';
-import { parseSkeleton, tableBlock } from './state.js';
+import type { Exec } from '../exec.js';
+import type { KernelVip } from './kernel-state.js';
+import { TEST_LAYOUT } from './layout.test-helper.js';
+import { findLeftovers, type WithMissing } from './leftovers.js';
+import { layoutSignature } from './ruleset.js';
+import { parseSkeleton, readKernelState, tableBlock } from './state.js';
 
 describe('parseSkeleton', () => {
   test('reads the layout comment and each VIP chain signature', () => {
@@ -73,4 +77,104 @@ describe('findLeftovers', () => {
       ]),
     );
   });
+});
+
+describe('readKernelState', () => {
+  const whole = 'v_c6120201_tcp_80';
+  const flushed = 'v_c6120202_tcp_80';
+  const signature = 'l4fleet vip hash=5-tuple seed=7 size=3 syn=table';
+  const [b1, b2] = [0x8000_0001, 0x8000_0002];
+  /** A kernel holding `whole` as written and `flushed` with its chain flushed by hand and `deleted` deleted after. */
+  function kernel(deleted: string): { exec: Exec; listed: string[] } {
+    const elems = new Map<string, unknown[]>([
+      [
+        'backends4',
+        [
+          [b1, '198.18.0.1'],
+          [b2, '198.18.0.2'],
+        ],
+      ],
+      [
+        'backend_counters',
+        [
+          [b1, 'b_80000001'],
+          [b2, 'b_80000002'],
+        ],
+      ],
+      ...[whole, flushed].flatMap((k): [string, unknown[]][] => [
+        [
+          `${k}_slots`,
+          [
+            [0, b1],
+            [1, b2],
+            [2, b1],
+          ],
+        ],
+        [`${k}_over`, [[1, b1]]],
+        [`${k}_live`, [b1, b2]],
+      ]),
+    ]);
+    const sets = new Set(['vipaddrs4', 'vipaddrs6', `${whole}_live`, `${flushed}_live`]);
+    const objects = ['vips4', 'vips6', 'vipaddrs4', 'vipaddrs6', 'backends4', 'backends6', 'macs', 'backend_counters']
+      .concat([whole, flushed].flatMap((k) => [`${k}_slots`, `${k}_over`, `${k}_live`]))
+      .filter((o) => o !== deleted);
+    const counters = [whole, flushed].filter((c) => c !== deleted);
+    const block = (kind: string, name: string, body: string[] = []): string[] => [
+      `\t${kind} ${name} {`,
+      ...body,
+      '\t}',
+    ];
+    const text = [
+      'table netdev l4t {',
+      `\tcomment "${layoutSignature(TEST_LAYOUT)}"`,
+      ...counters.flatMap((c) => block('counter', c)),
+      ...objects.flatMap((o) => block(sets.has(o) ? 'set' : 'map', o)),
+      ...block('chain', whole, [`\t\tcounter name "${whole}" comment "${signature}"`]),
+      ...block('chain', flushed),
+      '}',
+    ].join('\n');
+    const listed: string[] = [];
+    const exec: Exec = async (argv) => {
+      const [, flag, , kind, , , name] = argv;
+      if (flag === '-t') return { code: 0, stdout: text, stderr: '' };
+      listed.push(name as string);
+      if (!objects.includes(name as string)) {
+        return { code: 1, stdout: '', stderr: `Error: No such file or directory\nlist ${kind} netdev l4t ${name}` };
+      }
+      const body = { name, elem: elems.get(name as string) ?? [] };
+      return {
+        code: 0,
+        stdout: JSON.stringify({ nftables: [{ metainfo: {} }, { [kind as string]: body }] }),
+        stderr: '',
+      };
+    };
+    return { exec, listed };
+  }
+
+  test.each([
+    ['map', `${flushed}_slots`],
+    ['map', `${flushed}_over`],
+    ['set', `${flushed}_live`],
+    ['counter', flushed],
+  ])(
+    'a VIP chain flushed by hand and its %s %s deleted - read as incomplete (no rules, no slots), the object named missing, nothing missing listed',
+    async (kind, name) => {
+      const { exec, listed } = kernel(name);
+      const s = await readKernelState(exec, 'l4t', layoutSignature(TEST_LAYOUT));
+      const v = s?.vips.get(flushed) as KernelVip & WithMissing;
+      expect(v.signature).toBe('');
+      expect(v.base).toEqual(new Uint32Array(0));
+      expect(v.overlayCount).toBe(0);
+      expect(v.missing).toEqual(new Set([name]));
+      // The live set as the kernel holds it (the plan deletes and adds against it); none when it is the missing one.
+      expect(v.live).toEqual(kind === 'set' ? new Set() : new Set([b1, b2]));
+      expect(listed).not.toContain(name);
+      // The other VIP is read whole.
+      const w = s?.vips.get(whole) as KernelVip & WithMissing;
+      expect(w.signature).toBe(signature);
+      expect([...w.base]).toEqual([b1, b2, b1]);
+      expect([...w.overlay]).toEqual([0, b1, 0]);
+      expect(w.missing).toBeUndefined();
+    },
+  );
 });

@@ -10,7 +10,7 @@ import { DataPlaneError } from '../errors.js';
 import type { Exec } from '../exec.js';
 import { toHex } from '../validate.js';
 import { echoAddress } from './echo.js';
-import { findLeftovers, type WithLeftovers } from './leftovers.js';
+import { findLeftovers, findMissing, type WithLeftovers, type WithMissing } from './leftovers.js';
 import {
   BACKEND_COUNTERS,
   BACKEND_ID_BIT,
@@ -174,7 +174,8 @@ export async function readRouting(
  * (layoutSignature()); a table in another layout is read no further than its skeleton, since the plan replaces it
  * whole and uses none of its elements. An older layout may lack maps this one reads (layout 2 had no `<vip>_over`):
  * reading them failed every apply, and the table was never replaced. The per-VIP objects of a VIP without a chain are
- * no VIP of the model: they are listed apart (leftovers.ts), for the plan to delete.
+ * no VIP of the model: they are listed apart (leftovers.ts), for the plan to delete; a VIP chain without all of its
+ * objects is read without rules or slots, its missing objects named (WithMissing), for the plan to add.
  */
 export async function readKernelState(
   exec: Exec,
@@ -217,25 +218,32 @@ export async function readKernelState(
   }
   // The elements that route packets to what the chains hold: one deleted by hand is written again by the plan.
   const { jumps, vipAddresses, echoMapped } = await readRouting(exec, table, skeleton.echoAddresses !== undefined);
-  const vips = new Map<string, KernelVip>();
+  const vips = new Map<string, KernelVip & WithMissing>();
   for (const [key, signature] of skeleton.chains) {
     const k = parseVipKey(key) as NonNullable<ReturnType<typeof parseVipKey>>;
-    const size = Number(/size=(\d+)/.exec(signature)?.[1] ?? 0);
+    // Objects deleted by hand (leftovers.ts, WithMissing): not listed (the listing fails), and the VIP read as one
+    // without rules or slots, so the plan writes it again whole, the missing objects first.
+    const missing = findMissing(key, skeleton.objects, skeleton.counters);
+    const size = missing.size > 0 ? 0 : Number(/size=(\d+)/.exec(signature)?.[1] ?? 0);
     const base = new Uint32Array(size);
-    for (const e of await elements(exec, table, 'map', slotsMap(key))) {
-      const [slot, id] = e as [number, number];
-      if (slot < size) base[slot] = id;
-    }
     const overlay = new Uint32Array(size);
     let overlayCount = 0;
-    for (const e of await elements(exec, table, 'map', overlayMap(key))) {
-      const [slot, id] = e as [number, number];
-      if (slot < size) {
-        overlay[slot] = id;
-        overlayCount += 1;
+    if (size > 0) {
+      for (const e of await elements(exec, table, 'map', slotsMap(key))) {
+        const [slot, id] = e as [number, number];
+        if (slot < size) base[slot] = id;
+      }
+      for (const e of await elements(exec, table, 'map', overlayMap(key))) {
+        const [slot, id] = e as [number, number];
+        if (slot < size) {
+          overlay[slot] = id;
+          overlayCount += 1;
+        }
       }
     }
-    const live = new Set((await elements(exec, table, 'set', liveSet(key))).map((e) => e as number));
+    const live = new Set<number>();
+    if (!missing.has(liveSet(key)))
+      for (const e of await elements(exec, table, 'set', liveSet(key))) live.add(e as number);
     vips.set(key, {
       key,
       ...k,
@@ -247,6 +255,7 @@ export async function readKernelState(
       live,
       label: vipKey({ address: hexToAddress(k.addressHex), port: k.port, protocol: k.protocol }),
       ...(jumps.has(key) ? {} : { jumpMissing: true }),
+      ...(missing.size > 0 ? { missing } : {}),
     });
   }
   // A base chain flushed or edited by hand: every packet to a VIP passes both, so they are written again whole.
