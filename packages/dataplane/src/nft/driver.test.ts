@@ -373,7 +373,11 @@ describe('nftables driver', () => {
       calls.length = 0;
       await dp.verify();
       expect(fullRead(calls)).toBe(true);
-      expect(calls).toContain(`nft -j list map netdev l4fleet ${key}_slots`);
+      // The VIP read as incomplete (state.ts): its live set listed, not the missing slot map (that listing fails), which
+      // the repair adds again.
+      expect(calls).toContain(`nft -j list set netdev l4fleet ${key}_live`);
+      expect(calls).not.toContain(`nft -j list map netdev l4fleet ${key}_slots`);
+      expect(kernel.scripts.at(-1)).toContain(`add map netdev l4fleet ${key}_slots { type mark : mark; }`);
       await dp.close();
     });
 
