@@ -309,6 +309,110 @@ describe('nftables nat', () => {
   });
 });
 
+// Hand edits of the NAT table (`nft` run on the node): each one left the VIP unserved, or the table refusing every apply,
+// until the table was deleted. The VIP :80 is repaired; the connection held to :443 meanwhile keeps its member
+// (conntrack: the table is never deleted for a repair).
+describe('nftables nat - hand edits', () => {
+  const KEY = 'v_c6336458_tcp_80';
+  const E = `${NAT_VIP4} . tcp . 80`;
+  const v80 = (members?: readonly string[]): VipTable => ({
+    ...natTable({ address: NAT_VIP4, protocol: 'tcp', port: 80, ...(members ? { members } : {}) }),
+    sourceRanges: [`${NAT_CLIENT4}/32`],
+  });
+  const v443 = (): VipTable => natTable({ address: NAT_VIP4, protocol: 'tcp' });
+  const nft = (...commands: string[]): Promise<string> => topo.node.sh(commands.map((c) => `nft '${c}'`).join(' && '));
+  const listed = async (): Promise<string> =>
+    (await topo.node.run(['nft', '-s', 'list', 'table', 'inet', 'l4fleet_nat'])).stdout;
+  let sport = 22_000;
+  const reply80 = async (): Promise<Answer | undefined> =>
+    (await request([{ src: NAT_CLIENT4, sport: sport++, dst: NAT_VIP4, dport: 80, protocol: 'tcp' }]))[0];
+
+  /** Runs `body` with a connection held to VIP:443, then checks it was served throughout by the same member. */
+  async function holding443(body: () => Promise<void>): Promise<void> {
+    const c = holdConnection(topo.client, NAT_VIP4, 2);
+    try {
+      expect(await c.ready()).toBe('connected');
+      const before = await c.send();
+      expect(before).toMatch(/^m\d /);
+      await body();
+      expect(await c.send()).toBe(before);
+    } finally {
+      c.close();
+    }
+  }
+
+  test.each([
+    ['natvips4', `${E} : jump ${KEY}`],
+    ['natserved4', E],
+    ['nataddrs4', NAT_VIP4],
+    ['natsrc4', `${E} : jump ${KEY}_src`],
+  ])(
+    'an element of %s deleted by hand is written again by verify, which then finds nothing to repair',
+    async (set, element) => {
+      const dp = dataPlane();
+      await dp.apply([v80(), v443()]);
+      await holding443(async () => {
+        await nft(`delete element inet l4fleet_nat ${set} { ${element.split(' : ')[0]} }`);
+        expect((await dp.verify()).transactions).toBe(1);
+        expect(await listed()).toContain(element);
+        expect((await reply80())?.reply).toMatch(/^m\d /);
+        expect((await dp.verify()).transactions).toBe(0);
+      });
+    },
+  );
+
+  // The write after the edit was planned from the model (a pool change): its listing lacked the element, and as
+  // verify's reference it made the edit the norm.
+  test('the natvips element deleted by hand, then a pool change applied: verify writes the element again', async () => {
+    const dp = dataPlane();
+    await dp.apply([v80(), v443()]);
+    await nft(`delete element inet l4fleet_nat natvips4 { ${E} }`);
+    expect((await dp.apply([v80([member4(0), member4(1)]), v443()])).transactions).toBe(1);
+    await dp.verify();
+    await dp.verify();
+    expect(await listed()).toContain(`${E} : jump ${KEY}`);
+    expect((await reply80())?.reply).toMatch(/^m[01] /);
+    expect((await dp.verify()).transactions).toBe(0);
+  });
+
+  // The kernel refuses to delete a chain a jump names: the jump goes first. The slot map, counter and source chain were
+  // left: a restarted driver's `add map` kept the old elements, and a slot of another member was refused ('File exists')
+  // at every apply; the VIP removed, they stayed (the counter reported as the VIP's).
+  test('the chain and its jump deleted by hand: a restarted driver writes the VIP with a new pool, then removes it whole', async () => {
+    const first = dataPlane();
+    await first.apply([v80(), v443()]);
+    await holding443(async () => {
+      await nft(
+        `flush chain inet l4fleet_nat ${KEY}`,
+        `delete element inet l4fleet_nat natvips4 { ${E} }`,
+        `delete chain inet l4fleet_nat ${KEY}`,
+      );
+      await first.close();
+      const dp = dataPlane();
+      expect((await dp.apply([v80([member4(2)]), v443()])).transactions).toBe(1);
+      expect((await reply80())?.reply).toMatch(/^m2 /);
+      expect((await dp.verify()).transactions).toBe(0);
+      await dp.apply([v443()]);
+      const skeleton = (await topo.node.run(['nft', '-t', 'list', 'table', 'inet', 'l4fleet_nat'])).stdout;
+      expect(skeleton).not.toContain(KEY);
+      expect(await listed()).not.toContain(E);
+      expect((await dp.counters()).vips.map((v) => v.vip)).toEqual([`${NAT_VIP4}:443/tcp`]);
+    });
+  });
+
+  // With no rule naming it, the map can be deleted: the rewrite's `add rule ... map @..._slots` was refused every time.
+  test('the chain flushed by hand and its slot map deleted: verify writes both again', async () => {
+    const dp = dataPlane();
+    await dp.apply([v80(), v443()]);
+    await holding443(async () => {
+      await nft(`flush chain inet l4fleet_nat ${KEY}`, `delete map inet l4fleet_nat ${KEY}_slots`);
+      expect((await dp.verify()).transactions).toBe(1);
+      expect((await reply80())?.reply).toMatch(/^m\d /);
+      expect((await dp.verify()).transactions).toBe(0);
+    });
+  });
+});
+
 const hs = (s: number): VipProfile => ({
   idleTimeoutS: 60,
   tcpHandshakeTimeoutS: s,

@@ -147,10 +147,13 @@ describe('nat plan', () => {
         '\tchain v_c6336401_tcp_443 {\n\t}\n}\n',
     );
     expect(served.servedChain).toBe(true);
-    expect(planNat(served, norm(nat(2)), 'l4t_nat').lines.join('\n')).not.toContain('natserved4');
+    // No upgrade; the adopted VIP's element is written again (kept if there), as its others are.
+    const again = planNat(served, norm(nat(2)), 'l4t_nat').lines.join('\n');
+    expect(again).not.toContain('chain served {');
+    expect(again).toContain('add element inet l4t_nat natserved4 { 198.51.100.1 . tcp . 443 }');
   });
 
-  test('an adopted table (after a restart) is rewritten once: rules flushed, slots refilled, no new vmap element', () => {
+  test('an adopted table (after a restart) is rewritten once: rules flushed, slots refilled, no new chain', () => {
     const skeleton = parseNatSkeleton(
       'table inet l4t_nat {\n\tcomment "l4fleet nat layout=1"\n\tct timeout to_tcp4_300_10_10 {\n\t}\n' +
         '\tchain v_c6336401_tcp_443 {\n\t}\n}\n',
@@ -160,7 +163,111 @@ describe('nat plan', () => {
     expect(text).toContain('flush chain inet l4t_nat v_c6336401_tcp_443');
     expect(text).toContain('flush map inet l4t_nat v_c6336401_tcp_443_slots');
     expect(text).not.toContain('add ct timeout');
-    expect(text).not.toContain('natvips4 {');
+    expect(text).not.toContain('add chain');
+  });
+
+  const V = 'v_c6336401_tcp_443';
+  const adoptedText = (extra = ''): string =>
+    'table inet l4t_nat {\n\tcomment "l4fleet nat layout=1"\n\tct timeout to_tcp4_300_10_10 {\n\t}\n' +
+    `\tcounter ${V} {\n\t}\n\tmap ${V}_slots {\n\t}\n\tchain source {\n\t}\n\tchain served {\n\t}\n` +
+    `\tchain ${V} {\n\t}\n${extra}}\n`;
+  const srcChain = (ranges: string): string =>
+    `\tchain ${V}_src {\n\t\tip saddr != { ${ranges} } counter name "nat_drop_source" drop comment "${
+      planNat(null, norm(nat(2, { sourceRanges: [ranges] })), 'l4t_nat')
+        .lines.find((l) => l.includes(`add rule inet l4t_nat ${V}_src`))
+        ?.match(/comment "([^"]*)"/)?.[1]
+    }"\n\t}\n`;
+
+  // Its elements may have been deleted by hand (the read has names only): natvips missing drops every new connection,
+  // natserved every packet, natsrc leaves the ranges unenforced. Adding one that is there keeps it.
+  test("an adopted VIP's natvips, natserved, nataddrs and natsrc elements are written again", () => {
+    const skeleton = parseNatSkeleton(adoptedText(srcChain('10.1.0.0/16')));
+    expect(skeleton.vips.get(V)?.sourceSignature).toMatch(/^l4fleet nat src=/);
+    const lines = planNat(skeleton, norm(nat(2, { sourceRanges: ['10.1.0.0/16'] })), 'l4t_nat').lines;
+    expect(lines).toContain(`add element inet l4t_nat natvips4 { 198.51.100.1 . tcp . 443 : jump ${V} }`);
+    expect(lines).toContain('add element inet l4t_nat natserved4 { 198.51.100.1 . tcp . 443 }');
+    expect(lines).toContain('add element inet l4t_nat nataddrs4 { 198.51.100.1 }');
+    expect(lines).toContain(`add element inet l4t_nat natsrc4 { 198.51.100.1 . tcp . 443 : jump ${V}_src }`);
+    expect(lines).not.toContain(`add chain inet l4t_nat ${V}_src`);
+    // Planned from the model of that write, nothing is written again.
+    const next = planNat(skeleton, norm(nat(2, { sourceRanges: ['10.1.0.0/16'] })), 'l4t_nat').next as NatState;
+    expect(planNat(next, norm(nat(2, { sourceRanges: ['10.1.0.0/16'] })), 'l4t_nat').lines).toEqual([]);
+  });
+
+  // The chain flushed by hand, then its map deleted: `add rule ... map @..._slots` was refused at every verify.
+  test("an adopted VIP's counter and slot map are added (kept if there) before its rules name them", () => {
+    const lines = planNat(parseNatSkeleton(adoptedText()), norm(nat(2)), 'l4t_nat').lines;
+    const at = (s: string): number => lines.findIndex((l) => l.startsWith(s));
+    expect(at(`add counter inet l4t_nat ${V}`)).toBeGreaterThanOrEqual(0);
+    expect(at(`add map inet l4t_nat ${V}_slots `)).toBeGreaterThanOrEqual(0);
+    expect(at(`add map inet l4t_nat ${V}_slots `)).toBeLessThan(at(`flush chain inet l4t_nat ${V}`));
+    expect(at(`add counter inet l4t_nat ${V}`)).toBeLessThan(at(`flush chain inet l4t_nat ${V}`));
+  });
+
+  // A removed adopted VIP's elements may be gone already: `delete` of one absent refused the whole transaction.
+  test('an adopted VIP removed has its elements, map and counter deleted whether there or not', () => {
+    const other = nat(2, { vip: { address: '198.51.100.2', port: 443, protocol: 'tcp' } });
+    const lines = planNat(parseNatSkeleton(adoptedText(srcChain('10.1.0.0/16'))), norm(other), 'l4t_nat').lines;
+    for (const [set, e] of [
+      ['natvips4', `198.51.100.1 . tcp . 443 : jump ${V}`],
+      ['natserved4', '198.51.100.1 . tcp . 443'],
+      ['natsrc4', `198.51.100.1 . tcp . 443 : jump ${V}_src`],
+      ['nataddrs4', '198.51.100.1'],
+    ] as const) {
+      const add = lines.indexOf(`add element inet l4t_nat ${set} { ${e} }`);
+      expect(add, set).toBeGreaterThanOrEqual(0);
+      expect(lines[add + 1], set).toBe(`delete element inet l4t_nat ${set} { ${e.split(' : ')[0]} }`);
+    }
+    expect(lines.indexOf(`add map inet l4t_nat ${V}_slots { type mark : ipv4_addr . inet_service; }`)).toBeLessThan(
+      lines.indexOf(`delete map inet l4t_nat ${V}_slots`),
+    );
+    expect(lines.indexOf(`add counter inet l4t_nat ${V}`)).toBeLessThan(
+      lines.indexOf(`delete counter inet l4t_nat ${V}`),
+    );
+  });
+
+  // The natvips element, then the chain deleted by hand: the map, counter and source chain were left; written again as
+  // new, `add map` kept the old elements ('File exists' on every slot whose member differs, forever).
+  const orphanText = (): string =>
+    'table inet l4t_nat {\n\tcomment "l4fleet nat layout=1"\n\tct timeout to_tcp4_300_10_10 {\n\t}\n' +
+    `\tcounter ${V} {\n\t}\n\tmap ${V}_slots {\n\t}\n\tchain source {\n\t}\n\tchain served {\n\t}\n` +
+    `${srcChain('10.1.0.0/16')}}\n`;
+
+  test("a desired VIP's objects left without its chain are deleted first, its counter kept, the new map emptied", () => {
+    const skeleton = parseNatSkeleton(orphanText());
+    expect([...skeleton.vips.keys()]).toEqual([]);
+    expect(skeleton.orphans?.get(V)).toMatchObject({ slots: true, counter: true, source: true });
+    const lines = planNat(skeleton, norm(nat(2)), 'l4t_nat').lines;
+    const at = (s: string): number => lines.indexOf(s);
+    const srcElement = `198.51.100.1 . tcp . 443 : jump ${V}_src`;
+    expect(at(`add element inet l4t_nat natsrc4 { ${srcElement} }`)).toBe(0);
+    expect(lines.slice(1, 4)).toEqual([
+      'delete element inet l4t_nat natsrc4 { 198.51.100.1 . tcp . 443 }',
+      `delete chain inet l4t_nat ${V}_src`,
+      `delete map inet l4t_nat ${V}_slots`,
+    ]);
+    expect(lines).not.toContain(`delete counter inet l4t_nat ${V}`);
+    expect(at(`flush map inet l4t_nat ${V}_slots`)).toBe(
+      at(`add map inet l4t_nat ${V}_slots { type mark : ipv4_addr . inet_service; }`) + 1,
+    );
+    expect(lines).toContain(`add element inet l4t_nat natvips4 { 198.51.100.1 . tcp . 443 : jump ${V} }`);
+  });
+
+  test("an undesired VIP's objects left without its chain are deleted: map, counter, source, served and address", () => {
+    const other = nat(2, { vip: { address: '198.51.100.2', port: 443, protocol: 'tcp' } });
+    const lines = planNat(parseNatSkeleton(orphanText()), norm(other), 'l4t_nat').lines;
+    expect(lines).toContain(`delete map inet l4t_nat ${V}_slots`);
+    expect(lines).toContain(`delete counter inet l4t_nat ${V}`);
+    expect(lines).toContain(`delete chain inet l4t_nat ${V}_src`);
+    for (const [set, e] of [
+      ['natserved4', '198.51.100.1 . tcp . 443'],
+      ['nataddrs4', '198.51.100.1'],
+    ] as const) {
+      const add = lines.indexOf(`add element inet l4t_nat ${set} { ${e} }`);
+      expect(add, set).toBeGreaterThanOrEqual(0);
+      expect(lines[add + 1], set).toBe(`delete element inet l4t_nat ${set} { ${e} }`);
+    }
+    expect(lines.join('\n')).not.toContain(`add counter inet l4t_nat ${V}`);
   });
 });
 

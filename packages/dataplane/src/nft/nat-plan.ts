@@ -12,6 +12,7 @@ import { type IpFamily, NO_BACKEND, type Protocol } from '@l4fleet/maglev';
 import type { VipApplyReport } from '../types.js';
 import type { NormalizedVip } from '../validate.js';
 import { hexToAddress } from './names.js';
+import { deleteNatOrphans, type NatOrphan, removeElement } from './nat-orphans.js';
 import {
   NAT_ELEMENTS_PER_STATEMENT,
   natAddressesSet,
@@ -63,6 +64,8 @@ export interface NatState {
    * before it existed have not.
    */
   readonly servedChain: boolean;
+  /** A skeleton read's VIP objects left without their VIP chain (nat-orphans.ts), by VIP key. Absent: none. */
+  readonly orphans?: ReadonlyMap<string, NatOrphan>;
 }
 
 export interface NatPlan {
@@ -74,6 +77,8 @@ export interface NatPlan {
   readonly slotsChanged: number;
   readonly tableCreated: boolean;
 }
+
+const addrType = (f: IpFamily): string => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
 
 const vipElement = (v: { addressHex: string; protocol: Protocol; port: number }): string =>
   `${hexToAddress(v.addressHex)} . ${v.protocol} . ${v.port}`;
@@ -118,6 +123,8 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
   } else {
     if (!current.sourceChain) out.push(natSourceUpgrade(table));
     if (!current.servedChain) out.push(natServedUpgrade(table));
+    // Objects of a VIP whose chain was deleted by hand: gone before a desired VIP's are added again.
+    out.push(...deleteNatOrphans(t, current.orphans ?? new Map(), new Set(desired.map((v) => v.key))));
   }
   const base: NatState = tableCreated
     ? {
@@ -128,8 +135,10 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
         servedChain: true,
       }
     : current;
-  // The served set's elements as written: none in a table the served filter is being added to.
+  // The served set's elements as written: none in a table the served filter is being added to. An adopted VIP's (read
+  // as names only, signature '') may have been deleted by hand: written again, as its other elements are.
   const wasServed = (key: string): boolean => base.servedChain && base.vips.has(key);
+  const adopted = (key: string): boolean => base.vips.get(key)?.signature === '';
   const timeouts = new Set(base.timeouts);
   const vips = new Map<string, NatVipState>();
   const reports: VipApplyReport[] = [];
@@ -159,9 +168,15 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
     const old = base.vips.get(v.key);
     const slotsMap = `${t} ${natSlotsMap(v.key)}`;
     const rulesReplaced = old === undefined || old.signature !== signature;
-    if (old === undefined) {
+    if (old === undefined || old.signature === '') {
+      // `add` keeps an object that is there: an adopted VIP's counter or map deleted by hand is written again, before
+      // its rules name them.
       out.push(`add counter ${t} ${v.key}`);
-      out.push(`add map ${slotsMap} { type mark : ${v.family === 4 ? 'ipv4_addr' : 'ipv6_addr'} . inet_service; }`);
+      out.push(`add map ${slotsMap} { type mark : ${addrType(v.family)} . inet_service; }`);
+    }
+    if (old === undefined) {
+      // Emptied, in case a model older than the kernel (no read since the last write) misses a leftover map.
+      if (!tableCreated) out.push(`flush map ${slotsMap}`);
       out.push(`add chain ${t} ${v.key}`);
     } else if (rulesReplaced) {
       out.push(`flush chain ${t} ${v.key}`);
@@ -190,10 +205,10 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
       addElements(out, `add element ${slotsMap}`, adds);
       changed = slots.length;
     }
-    if (old === undefined) {
+    if (old === undefined || adopted(v.key)) {
       out.push(`add element ${t} ${natVipsMap(v.family)} { ${vipElement({ ...v, protocol, port })} : jump ${v.key} }`);
     }
-    if (!wasServed(v.key))
+    if (!wasServed(v.key) || adopted(v.key))
       out.push(`add element ${t} ${natServedSet(v.family)} { ${vipElement({ ...v, protocol, port })} }`);
     // The source filter, in a chain of its own (the raw hook's, see nat-ruleset.ts): rewritten when the ranges change.
     const source = sourceFilterOf(v);
@@ -203,13 +218,21 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
       const srcChain = `${t} ${natSourceChain(v.key)}`;
       const srcElement = `${t} ${natSourceMap(v.family)} { ${vipElement({ ...v, protocol, port })}`;
       if (source === undefined) {
-        out.push(`delete element ${srcElement} }`, `delete chain ${srcChain}`);
+        if (adopted(v.key)) {
+          const e = `${vipElement({ ...v, protocol, port })} : jump ${natSourceChain(v.key)}`;
+          out.push(...removeElement(t, natSourceMap(v.family), e), `delete chain ${srcChain}`);
+        } else out.push(`delete element ${srcElement} }`, `delete chain ${srcChain}`);
       } else if (old?.sourceSignature === undefined) {
         out.push(`add chain ${srcChain}`, `add rule ${srcChain} ${natSourceRule(v.family, source)}`);
         out.push(`add element ${srcElement} : jump ${natSourceChain(v.key)} }`);
       } else {
         out.push(`flush chain ${srcChain}`, `add rule ${srcChain} ${natSourceRule(v.family, source)}`);
       }
+    }
+    if (source !== undefined && old?.sourceSignature !== undefined && adopted(v.key)) {
+      // The chain read back, its element not: written again (kept if there).
+      const srcElement = `${t} ${natSourceMap(v.family)} { ${vipElement({ ...v, protocol, port })}`;
+      out.push(`add element ${srcElement} : jump ${natSourceChain(v.key)} }`);
     }
     vips.set(v.key, {
       key: v.key,
@@ -232,30 +255,45 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
     new Set([...s].map((v) => `${v.family}|${v.addressHex}`));
   const oldAddresses = addresses(base.vips.values());
   const newAddresses = addresses(vips.values());
+  // Addresses whose element may be missing or left by hand: an adopted VIP's, an orphan's.
+  const unsure = addresses([...base.vips.values()].filter((v) => v.signature === ''));
+  const orphanAddresses = addresses(tableCreated ? [] : (current?.orphans?.values() ?? []));
   for (const a of newAddresses) {
-    if (oldAddresses.has(a)) continue;
+    if (oldAddresses.has(a) && !unsure.has(a)) continue;
     const [f, hex] = a.split('|') as [string, string];
     out.push(`add element ${t} ${natAddressesSet(Number(f) as IpFamily)} { ${hexToAddress(hex)} }`);
   }
   for (const old of base.vips.values()) {
     if (vips.has(old.key)) continue;
+    // An adopted VIP's elements may have been deleted by hand: removed whether there or not (nat-orphans.ts).
+    const del = (set: string, element: string): string[] =>
+      old.signature === ''
+        ? removeElement(t, set, element)
+        : [`delete element ${t} ${set} { ${element.split(' : ')[0]} }`];
     if (old.sourceSignature !== undefined) {
-      out.push(`delete element ${t} ${natSourceMap(old.family)} { ${vipElement(old)} }`);
+      out.push(...del(natSourceMap(old.family), `${vipElement(old)} : jump ${natSourceChain(old.key)}`));
       out.push(`delete chain ${t} ${natSourceChain(old.key)}`);
     }
     // Removed from the served set: the connections it has open drop from their next packet (nat-ruleset.ts).
-    if (wasServed(old.key)) out.push(`delete element ${t} ${natServedSet(old.family)} { ${vipElement(old)} }`);
-    out.push(`delete element ${t} ${natVipsMap(old.family)} { ${vipElement(old)} }`);
+    if (wasServed(old.key)) out.push(...del(natServedSet(old.family), vipElement(old)));
+    out.push(...del(natVipsMap(old.family), `${vipElement(old)} : jump ${old.key}`));
+    if (old.signature === '') {
+      // Deleted whether there or not: `add` keeps them if they are.
+      out.push(`add counter ${t} ${old.key}`);
+      out.push(`add map ${t} ${natSlotsMap(old.key)} { type mark : ${addrType(old.family)} . inet_service; }`);
+    }
     out.push(`delete chain ${t} ${old.key}`);
     out.push(`delete map ${t} ${natSlotsMap(old.key)}`);
     out.push(`delete counter ${t} ${old.key}`);
     reports.push({ vip: old.label, action: 'removed', slotsChanged: old.slots.length, rulesReplaced: false });
     slotsChanged += old.slots.length;
   }
-  for (const a of oldAddresses) {
+  for (const a of new Set([...oldAddresses, ...orphanAddresses])) {
     if (newAddresses.has(a)) continue;
     const [f, hex] = a.split('|') as [string, string];
-    out.push(`delete element ${t} ${natAddressesSet(Number(f) as IpFamily)} { ${hexToAddress(hex)} }`);
+    const set = natAddressesSet(Number(f) as IpFamily);
+    if (unsure.has(a) || !oldAddresses.has(a)) out.push(...removeElement(t, set, hexToAddress(hex)));
+    else out.push(`delete element ${t} ${set} { ${hexToAddress(hex)} }`);
   }
   return {
     lines: out,

@@ -10,12 +10,14 @@ import type { Exec } from '../exec.js';
 import type { TrafficCounter, VipApplyReport } from '../types.js';
 import type { NormalizedVip } from '../validate.js';
 import { hexToAddress, parseVipKey } from './names.js';
+import { findNatOrphans, missingFromListing } from './nat-orphans.js';
 import { type NatState, type NatVipState, planNat } from './nat-plan.js';
 import { NAT_DROP_NO_BACKEND, NAT_DROP_PORT, NAT_DROP_SOURCE, NAT_SERVED, NAT_SOURCE } from './nat-ruleset.js';
 
 /**
  * Parses `nft -t list table inet T`: the table comment, the VIP chains, the conntrack timeout objects, whether the
- * source and served filters are there, and each VIP's source chain signature.
+ * source and served filters are there, each VIP's source chain signature, and the objects of VIPs without a chain
+ * (nat-orphans.ts).
  */
 export function parseNatSkeleton(text: string): NatState {
   let layoutSignature = '';
@@ -25,13 +27,21 @@ export function parseNatSkeleton(text: string): NatState {
   let sourceChain = false;
   let servedChain = false;
   let srcOf: string | undefined;
+  const maps = new Set<string>();
+  const counters = new Set<string>();
+  const chains = new Set<string>();
   for (const line of text.split('\n')) {
+    const map = /^\tmap (\S+) \{$/.exec(line);
+    if (map) maps.add(map[1] as string);
+    const counter = /^\tcounter (\S+) \{$/.exec(line);
+    if (counter) counters.add(counter[1] as string);
     const comment = /^\tcomment "(.*)"$/.exec(line);
     if (comment) layoutSignature = comment[1] as string;
     const timeout = /^\tct timeout (\S+) \{$/.exec(line);
     if (timeout) timeouts.add(timeout[1] as string);
     const chain = /^\tchain (\S+) \{$/.exec(line);
     if (chain) {
+      chains.add(chain[1] as string);
       if (chain[1] === NAT_SOURCE) sourceChain = true;
       if (chain[1] === NAT_SERVED) servedChain = true;
       const src = /^(\S+)_src$/.exec(chain[1] as string)?.[1];
@@ -57,7 +67,8 @@ export function parseNatSkeleton(text: string): NatState {
     const v = vips.get(key);
     if (v) vips.set(key, { ...v, sourceSignature });
   }
-  return { vips, timeouts, layoutSignature, sourceChain, servedChain };
+  const orphans = findNatOrphans(maps, counters, chains);
+  return { vips, timeouts, layoutSignature, sourceChain, servedChain, ...(orphans.size > 0 ? { orphans } : {}) };
 }
 
 export interface NatTable {
@@ -203,6 +214,17 @@ export function createNatTable(opts: {
     written = plan.next !== null;
     // Without NAT VIPs and without a table nothing is listed: verify() then finds '' unless a table appeared.
     if (plan.lines.length > 0 || listing === undefined) listing = plan.next === null ? '' : await list();
+    // The listing becomes verify's reference: one lacking what the model wrote (a hand edit the model predates, the
+    // write planned around it) would make the edit the norm. None is kept: the next verify reads the table whole and
+    // rewrites it (an apply before it plans from the model, as it would have).
+    const missing = listing === '' || plan.next === null ? [] : missingFromListing(listing, plan.next.vips.values());
+    if (missing.length > 0) {
+      log.warn(
+        { event: 'natTableIncomplete', missing: missing.slice(0, 6) },
+        `nft table inet ${table} lacks ${missing.length} object(s) of its VIPs after the apply: verify reads it whole`,
+      );
+      listing = undefined;
+    }
     return {
       vips: plan.vips,
       slotsChanged: plan.slotsChanged,
