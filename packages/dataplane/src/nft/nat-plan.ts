@@ -66,6 +66,12 @@ export interface NatState {
   readonly servedChain: boolean;
   /** A skeleton read's VIP objects left without their VIP chain (nat-orphans.ts), by VIP key. Absent: none. */
   readonly orphans?: ReadonlyMap<string, NatOrphan>;
+  /**
+   * The natvips, natserved, nataddrs and natsrc elements a full read listed (set or map name -> elements as nft prints
+   * them; a name absent: none), for the adopted VIPs' elements deleted by hand to be added again. Absent: not read,
+   * taken as written.
+   */
+  readonly elements?: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 export interface NatPlan {
@@ -139,6 +145,9 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
   // as names only, signature '') may have been deleted by hand: written again, as its other elements are.
   const wasServed = (key: string): boolean => base.servedChain && base.vips.has(key);
   const adopted = (key: string): boolean => base.vips.get(key)?.signature === '';
+  const listed = tableCreated ? undefined : current?.elements;
+  const lacks = (key: string, set: string, element: string): boolean =>
+    adopted(key) && listed !== undefined && !(listed.get(set)?.has(element) ?? false);
   const timeouts = new Set(base.timeouts);
   const vips = new Map<string, NatVipState>();
   const reports: VipApplyReport[] = [];
@@ -205,11 +214,12 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
       addElements(out, `add element ${slotsMap}`, adds);
       changed = slots.length;
     }
-    if (old === undefined || adopted(v.key)) {
-      out.push(`add element ${t} ${natVipsMap(v.family)} { ${vipElement({ ...v, protocol, port })} : jump ${v.key} }`);
+    const element = vipElement({ ...v, protocol, port });
+    if (old === undefined || lacks(v.key, natVipsMap(v.family), `${element} : jump ${v.key}`)) {
+      out.push(`add element ${t} ${natVipsMap(v.family)} { ${element} : jump ${v.key} }`);
     }
-    if (!wasServed(v.key) || adopted(v.key))
-      out.push(`add element ${t} ${natServedSet(v.family)} { ${vipElement({ ...v, protocol, port })} }`);
+    if (!wasServed(v.key) || lacks(v.key, natServedSet(v.family), element))
+      out.push(`add element ${t} ${natServedSet(v.family)} { ${element} }`);
     // The source filter, in a chain of its own (the raw hook's, see nat-ruleset.ts): rewritten when the ranges change.
     const source = sourceFilterOf(v);
     const sourceSignature = source === undefined ? undefined : natSourceSignature(source);
@@ -229,10 +239,10 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
         out.push(`flush chain ${srcChain}`, `add rule ${srcChain} ${natSourceRule(v.family, source)}`);
       }
     }
-    if (source !== undefined && old?.sourceSignature !== undefined && adopted(v.key)) {
-      // The chain read back, its element not: written again (kept if there).
-      const srcElement = `${t} ${natSourceMap(v.family)} { ${vipElement({ ...v, protocol, port })}`;
-      out.push(`add element ${srcElement} : jump ${natSourceChain(v.key)} }`);
+    const srcJump = `${element} : jump ${natSourceChain(v.key)}`;
+    if (source !== undefined && old?.sourceSignature !== undefined && lacks(v.key, natSourceMap(v.family), srcJump)) {
+      // The chain read back, its element not (deleted by hand): sourceRanges were not enforced.
+      out.push(`add element ${t} ${natSourceMap(v.family)} { ${srcJump} }`);
     }
     vips.set(v.key, {
       key: v.key,
@@ -259,9 +269,11 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
   const unsure = addresses([...base.vips.values()].filter((v) => v.signature === ''));
   const orphanAddresses = addresses(tableCreated ? [] : (current?.orphans?.values() ?? []));
   for (const a of newAddresses) {
-    if (oldAddresses.has(a) && !unsure.has(a)) continue;
     const [f, hex] = a.split('|') as [string, string];
-    out.push(`add element ${t} ${natAddressesSet(Number(f) as IpFamily)} { ${hexToAddress(hex)} }`);
+    const set = natAddressesSet(Number(f) as IpFamily);
+    const lost = unsure.has(a) && listed !== undefined && !(listed.get(set)?.has(hexToAddress(hex)) ?? false);
+    if (oldAddresses.has(a) && !lost) continue;
+    out.push(`add element ${t} ${set} { ${hexToAddress(hex)} }`);
   }
   for (const old of base.vips.values()) {
     if (vips.has(old.key)) continue;

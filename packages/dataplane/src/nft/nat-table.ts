@@ -10,9 +10,19 @@ import type { Exec } from '../exec.js';
 import type { TrafficCounter, VipApplyReport } from '../types.js';
 import type { NormalizedVip } from '../validate.js';
 import { hexToAddress, parseVipKey } from './names.js';
-import { findNatOrphans, missingFromListing } from './nat-orphans.js';
+import { findNatOrphans, listedElements, missingFromListing } from './nat-orphans.js';
 import { type NatState, type NatVipState, planNat } from './nat-plan.js';
-import { NAT_DROP_NO_BACKEND, NAT_DROP_PORT, NAT_DROP_SOURCE, NAT_SERVED, NAT_SOURCE } from './nat-ruleset.js';
+import {
+  NAT_DROP_NO_BACKEND,
+  NAT_DROP_PORT,
+  NAT_DROP_SOURCE,
+  NAT_SERVED,
+  NAT_SOURCE,
+  natAddressesSet,
+  natServedSet,
+  natSourceMap,
+  natVipsMap,
+} from './nat-ruleset.js';
 
 /**
  * Parses `nft -t list table inet T`: the table comment, the VIP chains, the conntrack timeout objects, whether the
@@ -154,7 +164,29 @@ export function createNatTable(opts: {
       if (/No such file or directory/.test(r.stderr)) return null;
       throw new DataPlaneError('NFT_STATE_UNREADABLE', `nft list table inet ${table}: ${r.stderr.trim()}`);
     }
-    return parseNatSkeleton(r.stdout);
+    const skeleton = parseNatSkeleton(r.stdout);
+    if (skeleton.vips.size === 0) return skeleton;
+    // The routing sets' elements (a few per VIP, unlike the slot maps): an adopted VIP's deleted by hand is added again.
+    const elements = new Map<string, ReadonlySet<string>>();
+    for (const f of [4, 6] as const) {
+      for (const [kind, name] of [
+        ['map', natVipsMap(f)],
+        ['set', natServedSet(f)],
+        ['set', natAddressesSet(f)],
+        ['map', natSourceMap(f)],
+      ] as const) {
+        const e = await exec(['nft', '-s', 'list', kind, 'inet', table, name]);
+        if (e.code !== 0 && /No such file or directory/.test(e.stderr)) continue;
+        if (e.code !== 0) {
+          throw new DataPlaneError(
+            'NFT_STATE_UNREADABLE',
+            `nft list ${kind} inet ${table} ${name}: ${e.stderr.trim()}`,
+          );
+        }
+        for (const [n, set] of listedElements(e.stdout)) elements.set(n, set);
+      }
+    }
+    return { ...skeleton, elements };
   }
 
   /** NAT forwards through the node's IP stack: without forwarding on, the kernel would drop every NATed packet. */
