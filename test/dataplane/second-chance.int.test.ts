@@ -231,14 +231,20 @@ afterEach(async () => {
   // after that (a FIN, a SYN-ACK, data unacknowledged) retransmits for minutes, and a later test's table would send
   // its packets (and the client's resets to them) to another backend: counts that test asserts exactly. One left is
   // this test's failure; killed (a reset through this test's table), it is not the next tests' too.
+  // The node and the backends go also when the wait fails (an ss that failed or timed out): a later test must not
+  // inherit them.
   const ends = topo === undefined ? [] : [topo.client, ...topo.backends];
-  const left = await quietSockets(ends, PORT);
-  if (left.length > 0) {
-    for (const h of ends)
-      await h.sh(`ss -K -tan state connected '( sport = :${PORT} or dport = :${PORT} )' >/dev/null || true`);
+  let left: string[] = [];
+  try {
+    left = await quietSockets(ends, PORT);
+    if (left.length > 0) {
+      for (const h of ends)
+        await h.sh(`ss -K -tan state connected '( sport = :${PORT} or dport = :${PORT} )' >/dev/null || true`);
+    }
+  } finally {
+    for (const dp of open.splice(0)) await dp.close({ removeState: true }).catch(() => undefined);
+    for (const h of hosts) await teardownBackend(h).catch(() => undefined);
   }
-  for (const dp of open.splice(0)) await dp.close({ removeState: true }).catch(() => undefined);
-  for (const h of hosts) await teardownBackend(h).catch(() => undefined);
   expect(left, 'TCP sockets still sending 10 s after the test').toEqual([]);
 });
 

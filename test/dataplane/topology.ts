@@ -296,7 +296,8 @@ const UNANSWERED_STATES = new Set(['SYN-SENT', 'SYN-RECV', 'FIN-WAIT-1', 'CLOSIN
 export async function sendingSockets(hosts: readonly NetnsHost[], port: number): Promise<string[]> {
   const out: string[] = [];
   for (const h of hosts) {
-    const r = await h.run(['ss', '-Htan', `( sport = :${port} or dport = :${port} )`]);
+    // 2 s: the caller polls within a deadline, and one ss hung on a loaded machine must not outlast it.
+    const r = await h.run(['ss', '-Htan', `( sport = :${port} or dport = :${port} )`], { timeoutMs: 2_000 });
     for (const line of r.stdout.split('\n').map((l) => l.trim())) {
       const [state = '', , sendQ = '0'] = line.split(/\s+/);
       const unacked = (state === 'ESTAB' || state === 'CLOSE-WAIT') && Number(sendQ) > 0;
