@@ -13,6 +13,13 @@ import { type Lab, labFleet } from '@l4fleet/lab';
  */
 export const APPLY_AFTER_DECIDED_MAX_MS = 1_000;
 
+/**
+ * How much sooner than the aggregator's decided line a node may apply the decision: the line comes after the etcd
+ * write returns, and the nodes' watches may deliver the write first (a quiet run of 2026-12-07: two nodes applied it
+ * 1-3 ms before the line; a loaded lab delays the aggregator's return more than the watches).
+ */
+export const APPLY_BEFORE_DECIDED_MAX_MS = 500;
+
 /** A pool's health check, as far as its timing goes. */
 export interface CheckTiming {
   readonly intervalMs: number;
@@ -44,19 +51,21 @@ export interface MemberDownRecord {
   /** The first decision "down" of the member, ms after the failure; undefined: none. */
   readonly decidedMs: number | undefined;
   /**
-   * Each node's last table apply between the first observation and the decision + APPLY_AFTER_DECIDED_MAX_MS, ms
-   * after the failure; undefined: none in that window.
+   * Each node's last table apply that changed slots from the decision - APPLY_BEFORE_DECIDED_MAX_MS to the decision +
+   * APPLY_AFTER_DECIDED_MAX_MS, ms after the failure; undefined: none in that window (or no decision).
    */
   readonly appliedMs: Readonly<Record<string, number | undefined>>;
 }
 
 /**
  * Reads `member`'s (pool/name) observations, decision and `nodes`' table applies from an agentTimeline text (lines
- * "+ms node event {detail}"). The aggregator logs its decision once etcd took the write, and the nodes' watches may
- * deliver it sooner: an apply that carries it can come before that line (a run of 2026-12-07: two nodes applied it
- * 1-3 ms before), so a node's apply is looked for from the first observation on. An apply does not say which
- * decision it carries (another pool's may come in the same window), so the per-node check says only that each node
- * applied within the window; the last new flow that reached the backend is what bounds the effect (lab-steps.ts).
+ * "+ms node event {detail}"). A member leaving the tables moves its slots, so only an apply with slotsChanged > 0
+ * counts (the reconciler's tablesApplied line): an apply that moved none (a write that changes no table, another
+ * pool's 0-slot change) carries no decision. The aggregator logs its decision once etcd took the write, and the nodes'
+ * watches may deliver it sooner, so the window opens APPLY_BEFORE_DECIDED_MAX_MS before that line. An apply does not
+ * say which decision it carries (another pool's slots may move in the same window), so the per-node check says only
+ * that each node moved slots within the window; the last new flow that reached the backend is what bounds the effect
+ * (lab-steps.ts).
  */
 export function memberDownRecord(timeline: string, member: string, nodes: readonly string[]): MemberDownRecord {
   const events: { ms: number; node: string; event: string; detail: Record<string, unknown> }[] = [];
@@ -75,9 +84,10 @@ export function memberDownRecord(timeline: string, member: string, nodes: readon
       (e) =>
         e.node === node &&
         e.event === 'tablesApplied' &&
-        observedMs !== undefined &&
+        typeof e.detail.slotsChanged === 'number' &&
+        e.detail.slotsChanged > 0 &&
         decidedMs !== undefined &&
-        e.ms >= observedMs &&
+        e.ms >= decidedMs - APPLY_BEFORE_DECIDED_MAX_MS &&
         e.ms <= decidedMs + APPLY_AFTER_DECIDED_MAX_MS,
     );
     appliedMs[node] = within.at(-1)?.ms;
