@@ -39,7 +39,7 @@ import {
   pingVipsStep,
 } from '@l4fleet/test-support/lab-steps';
 import { backendCounters, liveHosts, nodeRx, trafficWindow } from '@l4fleet/test-support/lab-traffic';
-import { DRAIN_EXTRA_PAUSE_MS, nodePauses } from '@l4fleet/test-support/node-pauses';
+import { DRAIN_EXTRA_PAUSE_MS, DRAIN_MAX_PAUSE_MS, nodePauses } from '@l4fleet/test-support/node-pauses';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const ready = (await agentAvailable()) && bpfAvailable() === undefined && process.getuid?.() === 0;
@@ -164,7 +164,7 @@ describe.skipIf(!ready).sequential.each(MODES)('lab bpf + routed backends - $for
     );
   }, 180_000);
 
-  test('2. drain a node: 0 broken; the flows it moves pause <= 250 ms longer than the others; it receives almost nothing afterwards', async () => {
+  test('2. drain a node: 0 broken; the flows it moves pause <= 250 ms longer than the others, every flow < 3 s; it receives almost nothing afterwards', async () => {
     const before = brokenIds(flows);
     const carriedBefore = await flows.carriers();
     await flows.mark();
@@ -175,16 +175,18 @@ describe.skipIf(!ready).sequential.each(MODES)('lab bpf + routed backends - $for
     await l4fleet(lab, 'node', 'drain', 'node1');
     const withdrawnMs = await nextHopsWithout(lab, node1 as string, 20_000);
     const { s, broken } = await step(flows, 'drain node1', before, 4_000);
-    // As lab-e2e's drain: the moved flows against those that stayed put (node-pauses.ts says why; an absolute 2 s
-    // bound failed here at 1,386 ms on the loaded 2-core VM).
+    // As lab-e2e's drain: the moved flows against those that stayed put (node-pauses.ts says why; one run here paused
+    // every flow 1,386 ms on the loaded 2-core VM, the lab's own stall, under DRAIN_MAX_PAUSE_MS).
     const p = nodePauses(flows, carriedBefore, 'node1');
     const w = await window();
     console.log(
-      `drain node1: route withdrawn ${withdrawnMs} ms after the CLI returned; moved flows (${p.nodeFlows}) paused <= ${p.nodePauseMs} ms, the others <= ${p.othersPauseMs} ms; node1 rx ${w.nodes.get('node1')?.rxPackets} of ${nodeRx(w)}`,
+      `drain node1: route withdrawn ${withdrawnMs} ms after the CLI returned; moved flows (${p.nodeFlows}) paused <= ${p.nodePauseMs} ms, the others <= ${p.othersPauseMs} ms, longest ${s.longestPauseMs} ms; node1 rx ${w.nodes.get('node1')?.rxPackets} of ${nodeRx(w)}`,
     );
     expect(broken).toEqual([]);
     expect(p.nodeFlows).toBeGreaterThan(0);
     expect(p.nodePauseMs).toBeLessThanOrEqual(p.othersPauseMs + DRAIN_EXTRA_PAUSE_MS);
+    // ...and a cap on every flow's pause: a drain that stalls all flows alike passes the check above (node-pauses.ts).
+    expect(s.longestPauseMs).toBeLessThan(DRAIN_MAX_PAUSE_MS);
     // What is left is its control traffic (BGP, BFD, health check answers, ARP), no flow.
     expect((w.nodes.get('node1')?.rxPackets ?? 0) / nodeRx(w)).toBeLessThan(0.05);
     expect(s.perNode.node1 ?? 0).toBe(0);

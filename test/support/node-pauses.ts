@@ -1,14 +1,23 @@
 /**
  * The pauses of the flows one node carried before a step against the pauses of every other flow, over the same
  * window (since the flow run's last mark). A pause both groups see is the lab's own (the flow worker or the router
- * starved of CPU: 279 ms in a full CI run, 0.9-1.0 s at load 10-16 on the 2-core VM), not the step's: absolute
- * bounds failed on that load, and would pass a step that stalls every flow a little. One implementation for the
- * drain steps (lab-e2e, lab-bpf-routed) and the agent-kill loop (lab-faults).
+ * starved of CPU: 279 ms in a full CI run, 0.9-1.0 s at load 10-16 on the 2-core VM), not the step's: tight
+ * absolute bounds failed on that load, and would pass a step that stalls every flow a little. It passes a step that
+ * stalls every flow alike, too: the drains add DRAIN_MAX_PAUSE_MS. One implementation for the drain steps (lab-e2e,
+ * lab-bpf-routed) and the agent-kill loop (lab-faults).
  */
 import { type FlowRun, type FlowSample, flowKey } from '@l4fleet/lab';
 
 /** What a drain may add to the pause of the flows it moves, over the pause of the flows it does not move. */
 export const DRAIN_EXTRA_PAUSE_MS = 250;
+
+/**
+ * The longest pause of any flow in a drain step, ms (exclusive). The relative check above is the drain's own; this cap
+ * catches a drain that stalls every flow, which that check passes (both groups pause alike) and which breaks none
+ * until DEFAULT_BROKEN_AFTER_MS (15 s). The loaded lab's own stalls measured up to ~1.4 s (1,386 ms, lab-bpf-routed
+ * on the 2-core VM); a drain: 237 ms [208, 382] (README); the add-node steps cap the same way.
+ */
+export const DRAIN_MAX_PAUSE_MS = 3_000;
 
 export interface NodePauses {
   /** Open flows `node` carried before the step. */
