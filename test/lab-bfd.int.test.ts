@@ -9,7 +9,7 @@
  */
 import { bpfAvailable, DEFAULT_BACKEND_OBJECT } from '@l4fleet/dataplane';
 import { agentAvailable, DEFAULT_DATA_PATH, downLab, FlowRun, Lab, NFTABLES_DATA_PATH, VIP_TCP } from '@l4fleet/lab';
-import { BFD_REACTION_MS, killAndMeasure } from '@l4fleet/test-support/lab-kill';
+import { BFD_REACTION_MS, bfdTimersUp, killAndMeasure, routerBfdTimers } from '@l4fleet/test-support/lab-kill';
 import { sleep } from '@l4fleet/test-support/lab-scenario';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
@@ -55,7 +55,12 @@ describe.skipIf(!agentReady || process.getuid?.() !== 0).sequential(`lab bfd - k
     expect(s.router.nextHops[`${VIP_TCP.address}/32`]).toHaveLength(3);
   }, 30_000);
 
-  test('kill a node: 0 broken; the router drops it <= 1 s (BFD 0.3 s + 0.7 s); longest pause <= 2 x drop + 0.5 s; its BFD session goes down', async () => {
+  test("kill a node: the router's BFD timers 100 ms x 3; 0 broken; the router drops it <= 1 s (BFD 0.3 s + 0.7 s); longest pause <= 2 x drop + 0.5 s; its BFD session goes down", async () => {
+    // The drop bound is built on the detection time the lab configures: the router's sessions must run it (a BFD at
+    // 200 ms x 3 detects in 600 ms, and 600 ms + its reaction passed the 1 s bound).
+    const timers = await routerBfdTimers(lab, ['node1', 'node2', 'node3']);
+    console.log(`the router's BFD timers per node: ${JSON.stringify(timers)}`);
+    expect(timers).toEqual({ node1: bfdTimersUp(BFD), node2: bfdTimersUp(BFD), node3: bfdTimersUp(BFD) });
     const k = await killAndMeasure(lab, flows, 'node2', 2, {
       name: 'kill node2 (BFD 100 ms x 3)',
       timeoutMs: 10_000,
