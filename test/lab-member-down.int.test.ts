@@ -77,16 +77,17 @@ while time.time() - t0 < seconds:
 `;
 
 /**
- * Opens `n` new UDP flows (one datagram each), from source ports `first`..`first + n - 1`; prints the backend that
- * answered each (`-`: none). Each flow waits 0.3 s for its answer; with `retries`, the flows still unanswered then send
- * their datagram again from the same socket (the same 5-tuple: the node's flow entry, so the same backend) and wait 1 s
- * for any answer, up to `retries` rounds. A loaded CI machine stalls the lab for up to ~1 s, longer than 0.3 s: a run
- * of 650 exchanges lost one now and then, which read as a flow that went nowhere.
+ * Opens `n` new UDP flows (one datagram each), from source ports `first`..`first + n - 1`; prints, per flow, the backend
+ * that answered (`-`: none) and the round that answered it (0: the first datagram; `-1`: none). Each flow waits 0.3 s
+ * for its answer; with `retries`, the flows still unanswered then send their datagram again from the same socket (the
+ * same 5-tuple: the node's flow entry, so the same backend) and wait 1 s for any answer, rounds 1..`retries`. A loaded
+ * CI machine stalls the lab for up to ~1 s, longer than 0.3 s: a run of 650 exchanges lost one now and then, which read
+ * as a flow that went nowhere. The round tells such a stall (a few flows) from a data plane that loses datagrams.
  */
 const FLOWS_PY = `
 import select, socket, sys, time
 vip, port, n, first, retries = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-answers, waiting = ['-'] * n, {}
+answers, rounds, waiting = ['-'] * n, [-1] * n, {}
 def answer(s):
     return s.recv(200).decode().split()[0].removeprefix('backend=')
 for i in range(n):
@@ -95,11 +96,11 @@ for i in range(n):
     s.settimeout(0.3)
     s.sendto(b'flow', (vip, port))
     try:
-        answers[i] = answer(s)
+        answers[i], rounds[i] = answer(s), 0
         s.close()
     except socket.timeout:
         waiting[s] = i
-for _ in range(retries):
+for r in range(1, retries + 1):
     if not waiting:
         break
     for s in waiting:
@@ -108,11 +109,12 @@ for _ in range(retries):
     while waiting and time.time() < deadline:
         readable, _, _ = select.select(list(waiting), [], [], max(0.0, deadline - time.time()))
         for s in readable:
-            answers[waiting.pop(s)] = answer(s)
+            i = waiting.pop(s)
+            answers[i], rounds[i] = answer(s), r
             s.close()
 for s in waiting:
     s.close()
-print('\\n'.join(answers), flush=True)
+print('\\n'.join(f'{a} {r}' for a, r in zip(answers, rounds)), flush=True)
 `;
 
 /**
@@ -124,10 +126,18 @@ print('\\n'.join(answers), flush=True)
 let flowPort = 20_000;
 
 /**
+ * How many of one newFlows() call's flows may go unanswered by their first datagram (answered by a retry, or not at
+ * all). A lab stall of ~1 s costs the flows sent during it, each waiting 0.3 s: up to 4, and one sent just before it.
+ * More is the data plane losing datagrams, which the retries alone would hide: each new flow's first datagram dropped
+ * (every flow retried), or 10 % of them (~30 in each of the three samples of FLOWS = 300).
+ */
+const RETRIED_FLOWS_MAX = 5;
+
+/**
  * Which backend answered each of `n` new flows to the UDP VIP, counted by backend (`-`: no answer). Unanswered flows
- * are sent again up to 3 times (FLOWS_PY). `once`: one 0.3 s try per flow, where no answer is the expected result (a
- * withdrawn, draining or refused VIP: retries would add 3 s per flow and prove nothing more) or in a poll that tries
- * again anyway.
+ * are sent again up to 3 times (FLOWS_PY), and fail the call when more than RETRIED_FLOWS_MAX needed it. `once`: one
+ * 0.3 s try per flow, where no answer is the expected result (a withdrawn, draining or refused VIP: retries would add
+ * 3 s per flow and prove nothing more) or in a poll that tries again anyway.
  */
 async function newFlows(lab: Lab, n: number, opts: { once?: boolean } = {}): Promise<Map<string, number>> {
   const first = flowPort;
@@ -141,7 +151,22 @@ async function newFlows(lab: Lab, n: number, opts: { once?: boolean } = {}): Pro
     { timeoutMs: 60_000 + n * 300 + retries * 1_000, allowFailure: false },
   );
   const counts = new Map<string, number>();
-  for (const b of stdout.trim().split('\n')) counts.set(b, (counts.get(b) ?? 0) + 1);
+  // flows not answered by their first datagram, by the round that answered them ('never': none did)
+  const retried = new Map<string, number>();
+  for (const line of stdout.trim().split('\n')) {
+    const [backend = '-', round = '-1'] = line.split(' ');
+    counts.set(backend, (counts.get(backend) ?? 0) + 1);
+    const by = round === '-1' ? 'never' : `retry ${round}`;
+    if (round !== '0') retried.set(by, (retried.get(by) ?? 0) + 1);
+  }
+  const late = [...retried.values()].reduce((a, b) => a + b, 0);
+  if (retries > 0)
+    expect(
+      late,
+      `${late} of ${n} new UDP flows (source ports ${first}-${first + n - 1}) unanswered 0.3 s after their first ` +
+        `datagram, by the round that answered: ${JSON.stringify(Object.fromEntries(retried))}; a lab stall costs up ` +
+        `to ${RETRIED_FLOWS_MAX}, more is the data plane losing datagrams (a new flow's first, or a share of them)`,
+    ).toBeLessThanOrEqual(RETRIED_FLOWS_MAX);
   return counts;
 }
 
