@@ -20,7 +20,13 @@ import { expect } from 'vitest';
 import { eventually } from './eventually.js';
 import { killAndMeasure } from './lab-kill.js';
 import { agentTimeline, brokenIds, l4fleet, probeFailedBackend, sleep, step } from './lab-scenario.js';
-import { APPLY_AFTER_DECIDED_MAX_MS, decidedBoundMs, labPoolCheck, memberDownRecord } from './member-down.js';
+import {
+  APPLY_AFTER_DECIDED_MAX_MS,
+  APPLY_BEFORE_DECIDED_MAX_MS,
+  decidedBoundMs,
+  labPoolCheck,
+  memberDownRecord,
+} from './member-down.js';
 
 /**
  * Waits until the router's route to the TCP VIP no longer goes through `address`; returns the ms it took. Reads the
@@ -162,7 +168,8 @@ export async function failBackendStep(
   );
   console.log(
     `fail ${backend}: ${member} first observed down ${observedMs} ms after the kill, decided down ${decidedMs} ms ` +
-      `(bound ${decideBound} ms); each node's last table apply from then to the decision + ` +
+      `(bound ${decideBound} ms); each node's last table apply changing slots from the decision - ` +
+      `${APPLY_BEFORE_DECIDED_MAX_MS} ms to the decision + ` +
       `${APPLY_AFTER_DECIDED_MAX_MS} ms, ms after the decision: ${JSON.stringify(applyLagMs)}; new flows reached it ` +
       `until ${lastHitMs} ms (bound: the decision + ${APPLY_AFTER_DECIDED_MAX_MS}); victims ${victims.size}`,
   );
