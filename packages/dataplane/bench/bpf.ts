@@ -187,10 +187,26 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
     const v = on ? 1 : 0;
     await s.node.sh(`sysctl -qw net.ipv4.conf.eth0.forwarding=${v} net.ipv6.conf.eth0.forwarding=${v}`);
   };
+  /**
+   * The bare `fwd` baseline runs with no program on the node's interface. close() leaves the driver's programs
+   * attached (a restarted agent must not interrupt forwarding), so the tc filter and the XDP program an `xdp-*` mode
+   * attached are removed here, and bareInterface checks it before each baseline flood. Until 2026-12-07 the XDP
+   * program stayed: every `fwd` after the first XDP mode measured veth's XDP path (~+400 ns per packet on the Intel
+   * kind), so every extra over it came out low or negative (docs/design/0007, "Measured").
+   */
   const detach = async (): Promise<void> => {
     await dp?.close();
     dp = undefined;
     await s.node.run(['tc', 'filter', 'del', 'dev', 'eth0', 'ingress'], { allowFailure: true });
+    for (const mode of ['xdp', 'xdpgeneric'])
+      await s.node.run(['ip', 'link', 'set', 'dev', 'eth0', mode, 'off'], { allowFailure: true });
+  };
+  const bareInterface = async (): Promise<void> => {
+    const link = (await s.node.run(['ip', '-d', 'link', 'show', 'dev', 'eth0'])).stdout;
+    const tc = (await s.node.run(['tc', 'filter', 'show', 'dev', 'eth0', 'ingress'])).stdout.trim();
+    const xdp = /prog\/xdp\S*\s+id\s+\d+(\s+name\s+\S+)?/.exec(link)?.[0];
+    if (xdp !== undefined || tc !== '')
+      throw new Error(`bpf bench: the fwd baseline's interface is not bare: ${[xdp, tc].filter(Boolean).join('; ')}`);
   };
   const argv = (dst: string, traffic: Traffic, family: 4 | 6): string[] =>
     [flood, dst, FLOOD_PORT, PACKETS, WARMUP_PACKETS, traffic === 'known' ? FLOWS : NEW_FLOW_SOCKETS]
@@ -222,6 +238,7 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
     if (xdp) await xdpSurroundings(true);
     if (mode === 'fwd') {
       await detach();
+      await bareInterface();
       await s.node.run(['nft', '-f', '-'], { input: baseline(family) });
     } else {
       // Empty flow LRUs for a new-flow flood: new pins (chosen while the driver's clearFlows was quadratic in the
