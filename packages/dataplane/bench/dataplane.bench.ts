@@ -1,7 +1,7 @@
 /**
  * Data-plane bench (root; network namespaces): throughput (iperf3) and new connections per second from
  * a client through one node (paths.ts: direct, nftables l2 and nat, HAProxy in TCP mode, the proxy driver,
- * the bpf driver with l2 / gue / ipip); the per-packet CPU cost of the nftables chain and of the bpf program, IPv4
+ * the bpf driver with l2 / gue / ipip, and the bare hop through the node); the per-packet CPU cost of the nftables chain and of the bpf program, IPv4
  * and IPv6, for known flows and for a flow's first packet (per-packet.ts, bpf.ts); then apply latency at
  * M = 65,537 of both drivers. One run; prints tables and a JSON line. Everything it creates (namespaces,
  * processes, pins, bpffs mounts) is removed at the end, after a failure, and on SIGINT/SIGTERM.
@@ -113,6 +113,26 @@ async function measureNat(s: {
   } finally {
     await s.dp.apply(s.l2Tables);
     await s.node.sh(`conntrack -F 2>/dev/null; sysctl -qw net.ipv4.ip_forward=${before}`);
+  }
+}
+
+/**
+ * The hop through the node alone (`node-fwd`): a bare netdev `fwd` of the VIP's TCP ports to the backend, no
+ * l4fleet. Every path through the node pays this hop (two more veths and the router's bridge twice) and direct
+ * does not, so its ratio says how much of a data plane's distance to direct is the topology's (2026-12-07: on the
+ * Intel model-207 kind, with direct at ~52 Gbit/s, the hop alone took ~10%).
+ */
+async function measureNodeHop(node: NetnsHost, runner: PathRunner): Promise<void> {
+  const table = 'l4bench_hop';
+  await node.run(['nft', '-f', '-'], {
+    input:
+      `table netdev ${table} {\n  chain in {\n    type filter hook ingress device "eth0" priority -100; policy accept;\n` +
+      `    meta pkttype host ip daddr ${VIP} tcp dport { ${IPERF_PORT}, ${CPS_PORT} } fwd ip to ${BACKEND} device "eth0"\n  }\n}\n`,
+  });
+  try {
+    await runner.measure('node-fwd', { host: VIP });
+  } finally {
+    await node.run(['nft', 'delete', 'table', 'netdev', table], { allowFailure: true });
   }
 }
 
@@ -252,6 +272,7 @@ async function main(): Promise<void> {
       );
     await dp.close({ removeState: true });
     haproxy.kill('SIGKILL');
+    if (!SKIP.has('paths') && pathSelected('node-fwd')) await measureNodeHop(node, paths);
     // The bpf driver on the same node and path, after nftables is gone from it.
     // A failure of the bpf paths (a backend host that cannot be set up, say) keeps the other figures.
     if (!SKIP.has('paths')) {

@@ -7,6 +7,8 @@
  *               DNAT and SNAT in conntrack on the node, so replies come back through it (design note 0012);
  *   haproxy     Debian's HAProxy in TCP mode on the node (the classic proxy baseline; replies pass it too);
  *   proxy       the userspace proxy driver on the node;
+ *   node-fwd    no l4fleet: a bare nftables `fwd` through the node, the hop every balancer path pays and direct
+ *               does not (dataplane.bench.ts measureNodeHop);
  *   bpf-l2      the bpf driver, l2 DSR;
  *   bpf-gue     the bpf driver, GUE to a backend set up as `l4fleet backend setup` does (decap at tc ingress);
  *   bpf-ipip    the same with IPIP.
@@ -63,6 +65,7 @@ export const PATHS = [
   'nftables-nat',
   'haproxy',
   'proxy',
+  'node-fwd',
   'bpf-l2',
   'bpf-gue',
   'bpf-ipip',
