@@ -224,6 +224,45 @@ describe('nftables driver', () => {
       await dp.close();
     });
 
+    // `: drop` to blackhole the VIP by hand: the element is there, with another verdict. Added on top of it, the jump was
+    // refused (File exists), and with it the whole transaction, at every apply, verify and restart.
+    const dropped = [{ concat: ['198.18.2.1', 'tcp', 80] }, { drop: null }];
+    const deleteJump = 'delete element netdev l4fleet vips4 { 198.18.2.1 . tcp . 80 }';
+
+    test('nftables driver - a VIP whose jump element was rewritten by hand gets it back, deleted first', async () => {
+      const kernel = fakeKernel({ table, elems: { vips4: [dropped], vipaddrs4: ['198.18.2.1'], echo4: [echo] } });
+      const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec: kernel.exec, deltaWriter: 'nft' });
+      const result = await dp.apply([vip()]);
+      expect(result.vips).toEqual([expect.objectContaining({ vip: '198.18.2.1:80/tcp', action: 'updated' })]);
+      const lines = kernel.scripts.join('\n').split('\n');
+      const add = lines.indexOf(repairs[0] as string);
+      expect(add).toBeGreaterThan(-1);
+      expect(lines.indexOf(deleteJump)).toBeGreaterThan(-1);
+      expect(lines.indexOf(deleteJump)).toBeLessThan(add);
+      await dp.close();
+    });
+
+    test('nftables driver - a VIP removed whose jump element was rewritten by hand has it deleted by key', async () => {
+      const kernel = fakeKernel({ table, elems: { vips4: [dropped], vipaddrs4: ['198.18.2.1'], echo4: [echo] } });
+      const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec: kernel.exec, deltaWriter: 'nft' });
+      await dp.apply([]);
+      const script = kernel.scripts.join('\n');
+      // Left there, the element names the chain: the kernel refuses to delete it (the whole transaction).
+      expect(script).toContain(deleteJump);
+      expect(script).toContain(`delete chain netdev l4fleet ${key}`);
+      await dp.close();
+    });
+
+    test('nftables driver - a new VIP whose key has an element of its own (added by hand) gets it replaced', async () => {
+      const kernel = fakeKernel({ table: table.replace(/\tchain v_[\s\S]*?\t\}\n/, ''), elems: { vips4: [dropped] } });
+      const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec: kernel.exec, deltaWriter: 'nft' });
+      await dp.apply([vip()]);
+      const lines = kernel.scripts.join('\n').split('\n');
+      expect(lines.indexOf(deleteJump)).toBeGreaterThan(-1);
+      expect(lines.indexOf(deleteJump)).toBeLessThan(lines.indexOf(repairs[0] as string));
+      await dp.close();
+    });
+
     test('nftables driver - a VIP whose elements are all there gets none of them again', async () => {
       const elems = { vips4: [jump], vipaddrs4: ['198.18.2.1'], echo4: [echo] };
       const kernel = fakeKernel({ table, elems });

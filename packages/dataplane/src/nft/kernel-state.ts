@@ -29,7 +29,10 @@ export interface KernelVip {
   /** Backend ids whose remembered flows stay (its live set): the pool, less `reselect` VIPs' down backends. */
   readonly live: ReadonlySet<number>;
   readonly label: string;
-  /** Read back without its `vips4`/`vips6` jump (deleted by hand): the plan adds it, a removal skips deleting it. */
+  /**
+   * Read back without its `vips4`/`vips6` jump (deleted, or its verdict rewritten, by hand): the plan adds it (deleting
+   * an element of its key first: KernelState.routed), a removal deletes it only when its key is there.
+   */
   readonly jumpMissing?: boolean;
 }
 
@@ -72,6 +75,12 @@ export interface KernelState {
    * ones and deletes the others. Absent: those of `vips` (what the plan wrote).
    */
   readonly vipAddresses?: ReadonlySet<string>;
+  /**
+   * The VIP keys with a `vips4`/`vips6` element as read back (readKernelState), whatever its verdict: one rewritten by
+   * hand (say `: drop`) is there, and an `add` of the VIP's jump would be refused ("File exists", the whole
+   * transaction): the plan deletes it first. Absent: those of `vips` not `jumpMissing` (what the plan wrote).
+   */
+  readonly routed?: ReadonlySet<string>;
 }
 
 /** Retired backends remembered at most (the oldest are forgotten first, and their elements deleted). */

@@ -182,6 +182,9 @@ export function planApply(
     new Set([...s].map((v) => echoAddress(v.family, v.addressHex)));
   const oldAddresses = tableCreated ? new Set<string>() : (base.vipAddresses ?? addresses(base.vips.values()));
   const newAddresses = addresses([...desired, ...kept]);
+  // Keys with a `vips4`/`vips6` element, whatever its verdict (KernelState.routed); a new table has none.
+  const routed = (key: string): boolean =>
+    !tableCreated && (base.routed?.has(key) ?? (base.vips.has(key) && base.vips.get(key)?.jumpMissing !== true));
 
   for (const v of desired) {
     const { protocol, port } = v.table.vip;
@@ -277,7 +280,10 @@ export function planApply(
       label: v.label,
     });
     if (old === undefined || old.jumpMissing) {
-      nft(`add element netdev ${t} ${vipsMap(v.family)} { ${vipElement({ ...v, protocol, port })} : jump ${v.key} }`);
+      const e = vipElement({ ...v, protocol, port });
+      // An element of this key with another verdict (rewritten by hand): the add alone would be refused, File exists.
+      if (routed(v.key)) nft(`delete element netdev ${t} ${vipsMap(v.family)} { ${e} }`);
+      nft(`add element netdev ${t} ${vipsMap(v.family)} { ${e} : jump ${v.key} }`);
     }
     slotsChanged += changed;
     const action =
@@ -297,7 +303,8 @@ export function planApply(
   for (const v of kept) vips.set(v.key, v);
   for (const old of base.vips.values() as Iterable<KernelVip & WithMissing>) {
     if (vips.has(old.key)) continue;
-    if (!old.jumpMissing) nft(`delete element netdev ${t} ${vipsMap(old.family)} { ${vipElement(old)} }`);
+    // By key, whatever its verdict; none there (deleted by hand): no delete, which would fail the transaction.
+    if (routed(old.key)) nft(`delete element netdev ${t} ${vipsMap(old.family)} { ${vipElement(old)} }`);
     nft(`delete chain netdev ${t} ${old.key}`);
     // An object deleted by hand is not deleted again: the kernel would refuse the whole transaction.
     const there = (name: string): boolean => old.missing?.has(name) !== true;

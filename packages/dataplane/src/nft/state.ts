@@ -135,27 +135,29 @@ export function baseChainsDiffering(baseRules: ReadonlyMap<string, number>): Set
 
 /**
  * The elements that route packets to what the chains hold, one per VIP (or VIP address): VIP keys whose `vips4`/
- * `vips6` element jumps to their own chain, addresses (`family|hex`) in `vipaddrs4`/`vipaddrs6`, and, `withEcho`,
- * addresses with an `echo4`/`echo6` element.
+ * `vips6` element jumps to their own chain (`jumps`), VIP keys with an element whatever its verdict (`routed`: one
+ * rewritten by hand, say `: drop`, is in it and not in `jumps`), addresses (`family|hex`) in `vipaddrs4`/`vipaddrs6`,
+ * and, `withEcho`, addresses with an `echo4`/`echo6` element.
  */
 export async function readRouting(
   exec: Exec,
   table: string,
   withEcho: boolean,
-): Promise<{ jumps: Set<string>; vipAddresses: Set<string>; echoMapped: Set<string> }> {
+): Promise<{ jumps: Set<string>; routed: Set<string>; vipAddresses: Set<string>; echoMapped: Set<string> }> {
   const jumps = new Set<string>();
+  const routed = new Set<string>();
   const vipAddresses = new Set<string>();
   const echoMapped = new Set<string>();
   const hexOf = (address: string): string => toHex(parseAddress(address).bytes);
   for (const family of [4, 6] as IpFamily[]) {
     for (const e of await elements(exec, table, 'map', vipsMap(family))) {
       const [k, verdict] = e as [{ concat?: [string, string, number] }, { jump?: { target?: string } }];
-      const target = verdict?.jump?.target;
       const [address, protocol, port] = k?.concat ?? [];
-      // Only an element that jumps to its own VIP's chain counts (the key names the chain: names.ts).
-      if (target !== undefined && address !== undefined && target === `v_${hexOf(address)}_${protocol}_${port}`) {
-        jumps.add(target);
-      }
+      if (address === undefined) continue;
+      // The key names the VIP's chain (names.ts); only an element that jumps to it counts as the VIP's jump.
+      const key = `v_${hexOf(address)}_${protocol}_${port}`;
+      routed.add(key);
+      if (verdict?.jump?.target === key) jumps.add(key);
     }
     for (const e of await elements(exec, table, 'set', vipAddressesSet(family))) {
       if (typeof e === 'string') vipAddresses.add(echoAddress(family, hexOf(e)));
@@ -166,7 +168,7 @@ export async function readRouting(
       if (typeof address === 'string') echoMapped.add(echoAddress(family, hexOf(address)));
     }
   }
-  return { jumps, vipAddresses, echoMapped };
+  return { jumps, routed, vipAddresses, echoMapped };
 }
 
 /**
@@ -217,7 +219,11 @@ export async function readKernelState(
     }
   }
   // The elements that route packets to what the chains hold: one deleted by hand is written again by the plan.
-  const { jumps, vipAddresses, echoMapped } = await readRouting(exec, table, skeleton.echoAddresses !== undefined);
+  const { jumps, routed, vipAddresses, echoMapped } = await readRouting(
+    exec,
+    table,
+    skeleton.echoAddresses !== undefined,
+  );
   const vips = new Map<string, KernelVip & WithMissing>();
   for (const [key, signature] of skeleton.chains) {
     const k = parseVipKey(key) as NonNullable<ReturnType<typeof parseVipKey>>;
@@ -271,6 +277,7 @@ export async function readKernelState(
     retired,
     dropSourceCounter: skeleton.counters.has(DROP_SOURCE),
     vipAddresses,
+    routed,
     ...(skeleton.echoAddresses === undefined
       ? {}
       : {
