@@ -261,6 +261,67 @@ describe('bpf source ranges - plan', () => {
     expect(rangeKeys(cleaned.requests[0] as Request)).toEqual([trieKey(8, 9, '0a')]);
   });
 
+  // Verify after the VIP entry was deleted by hand (or an apply cut between the VIP delete and its entries' delete)
+  // reads id 0's entry with no VIP to name it in a family, so by its key; the re-added VIP gets id 0 back. Matched by
+  // text alone, the plan added that key and, after the VIP entry, deleted the same key: the VIP flagged, no entry.
+  test('entries of an id no VIP holds, read back and given to a VIP with the same prefix: kept, nothing written', () => {
+    const u32 = (x: number) => Buffer.from(Uint32Array.of(x).buffer);
+    const head = [u32(0), u32(0), u32(0), u32(0), Buffer.alloc(CONFIG_BYTES), u32(0), u32(0)];
+    const key = encodeSourceKey(0, rangeKey(Uint8Array.from([10]), 8));
+    const { ranges } = decodeDump(Buffer.concat([...head, u32(1), key]));
+    expect([...(ranges.get(0)?.keys() ?? [])]).toEqual([`0a${'0'.repeat(30)}/8`]);
+    const p = plan({ ...emptyState(), ranges }, [table(['10.0.0.0/8'])]);
+    expect(p.requests.map((r) => r.what)).toEqual([
+      'config',
+      'backends',
+      'table-create 198.51.100.7:80/tcp',
+      'vips',
+      'vip addresses',
+    ]);
+    expect(vipValue(p.next)?.id).toBe(0);
+    expect(vipValue(p.next)?.sourceRanges).toBe(true);
+    expect([...(p.next.ranges.get(0) ?? [])]).toEqual([['10.0.0.0/8', `0a${'0'.repeat(30)}/8`]]);
+    // Named by text now: the next apply sends nothing.
+    expect(plan(p.next, [table(['10.0.0.0/8'])]).requests).toEqual([]);
+  });
+
+  test('an entry named otherwise than its prefix: matched by key, only the other prefixes added and removed', () => {
+    const prefix = (a: number[], length: number): SourcePrefix => {
+      const bytes = Uint8Array.from(a);
+      return { family: 4, bytes, length, text: `${a.join('.')}/${length}` };
+    };
+    const [ten, eleven, twelve] = [prefix([10, 0, 0, 0], 8), prefix([11, 0, 0, 0], 8), prefix([12, 0, 0, 0], 8)];
+    const raw = (p: SourcePrefix) => rangeKey(p.bytes, p.length);
+    const kernel: KernelRanges = new Map([
+      [
+        3,
+        new Map([
+          [raw(ten), raw(ten)],
+          [raw(eleven), raw(eleven)],
+        ]),
+      ],
+    ]);
+    const r = planRanges(kernel, new Map([[3, [ten, twelve]]]));
+    expect(r.ups.map(([k]) => hex(k as Buffer))).toEqual([trieKey(8, 3, '0c')]);
+    expect(r.downs.map(([k]) => hex(k as Buffer))).toEqual([trieKey(8, 3, '0b')]);
+    expect([...(r.next.get(3) ?? [])]).toEqual([
+      ['10.0.0.0/8', raw(ten)],
+      ['12.0.0.0/8', raw(twelve)],
+    ]);
+    // The same key under two names (text and raw) is one trie entry: deleted by neither.
+    const both: KernelRanges = new Map([
+      [
+        3,
+        new Map([
+          ['10.0.0.0/8', raw(ten)],
+          [raw(ten), raw(ten)],
+        ]),
+      ],
+    ]);
+    const b = planRanges(both, new Map([[3, [ten]]]));
+    expect([b.ups.length, b.downs.length]).toEqual([0, 0]);
+  });
+
   test('deletes go first when old and new together would not fit the trie', () => {
     const prefixes = (base: number, n: number): SourcePrefix[] =>
       Array.from({ length: n }, (_x, i) => {

@@ -9,7 +9,8 @@
  * delete). Desired prefixes arrive as canonical text (validate.ts refuses any other spelling), so an apply that
  * changes nothing compares strings and encodes nothing: at 16,384 prefixes a rangeKey per prefix and apply cost
  * ~10 ms of planning. The text of an entry read back from the kernel (whose key has no family) is made once, from
- * its VIP's family (codec-ranges.ts decodeRanges).
+ * its VIP's family (codec-ranges.ts decodeRanges); under an id no VIP holds the text is the key itself, so a VIP
+ * given that id back finds its prefix by key, not by text, and keeps the entry (neither added nor deleted).
  */
 import { MAX_TOTAL_SOURCE_RANGES, type SourcePrefix } from '@l4fleet/config';
 import { encodeSourceKey, type KernelRanges, rangeKey } from './codec.js';
@@ -53,13 +54,18 @@ export function planRanges(
       next.set(id, have);
       continue;
     }
+    // An entry read back under an id no VIP held is named by its key, not its prefix (codec-ranges.ts decodeRanges):
+    // a prefix missing by text may still be there by key, and adding it would write the entry the deletes then remove.
+    const haveKeys = have === undefined ? undefined : new Set(have.values());
     const mine = new Map<string, string>();
     for (const p of prefixes) {
       let k = have?.get(p.text);
       if (k === undefined) {
         k = rangeKey(p.bytes, p.length);
-        ups.push([encodeSourceKey(id, k), ONE]);
-        changed.add(id);
+        if (!haveKeys?.has(k)) {
+          ups.push([encodeSourceKey(id, k), ONE]);
+          changed.add(id);
+        }
       }
       mine.set(p.text, k);
     }
@@ -70,8 +76,11 @@ export function planRanges(
     present += have.size;
     const keep = next.get(id);
     if (keep === have) continue;
-    for (const [text, k] of have) {
-      if (keep?.has(text)) continue;
+    // By key, whatever the name: never delete an entry the next state keeps, nor one entry twice.
+    const done = new Set(keep?.values());
+    for (const k of have.values()) {
+      if (done.has(k)) continue;
+      done.add(k);
       downs.push([encodeSourceKey(id, k)]);
       changed.add(id);
     }
