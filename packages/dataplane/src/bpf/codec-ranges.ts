@@ -38,7 +38,8 @@ function hostBits(b: Buffer, at: number, length: number): boolean {
 /**
  * The l4f_src_ranges keys of a dump (u32 n, n x key) from `at`, each named by its canonical text in the family of
  * the VIP with its id (a key has no family); a key of an id no VIP has is named by its rangeKey: the next apply
- * deletes it, unless a VIP given that id wants its prefix, which planRanges then finds by key and keeps. Read from the reply's bytes: a restart names up to 32,768 keys.
+ * deletes it, unless a VIP given that id wants its prefix, which planRanges then finds by key and keeps. Read from
+ * the reply's bytes: a restart names up to 32,768 keys.
  * A key the driver never writes (a length past its family's, bits set past the length) is refused: named as the
  * canonical prefix it resembles, the plan would add that prefix's key and then delete this one, which in the trie
  * is the same entry, leaving the VIP flagged with no entry (every source dropped) and the model saying present.
