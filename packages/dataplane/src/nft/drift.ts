@@ -7,7 +7,7 @@
  * read and plan (the repair itself is a restart's).
  *
  * Read: the table's skeleton (its comment, base chains' rule counts, each VIP chain's signature, the echo chains, the
- * names of its maps and sets) and the elements of the maps holding one element per VIP or address (vips4/6,
+ * names of its maps, sets and counters) and the elements of the maps holding one element per VIP or address (vips4/6,
  * vipaddrs4/6, echo4/6). Not read: slot, overlay and live elements (only that each map is there), backend and flow
  * maps' elements. A slot-map element edited by hand is therefore not found by verify; the full read of a restart
  * (or of the next verify that finds anything else) finds it.
@@ -15,16 +15,12 @@
 
 import { DataPlaneError } from '../errors.js';
 import type { Exec } from '../exec.js';
+import { missingBaseObjects } from './base-objects.js';
 import { echoAddress } from './echo.js';
-import { DROP_SOURCE, liveSet, overlayMap, slotsMap } from './names.js';
+import { liveSet, overlayMap, slotsMap } from './names.js';
 import type { KernelState } from './plan.js';
-import { baseTable, type Layout } from './ruleset.js';
+import type { Layout } from './ruleset.js';
 import { baseChainsDiffering, parseSkeleton, readRouting, tableBlock } from './state.js';
-
-/** The maps and sets of a new table (baseTable): every one must still be there. */
-function tableObjects(layout: Layout): string[] {
-  return [...baseTable(layout).matchAll(/^ {2}(?:map|set) (\S+) \{/gm)].map((m) => m[1] as string);
-}
 
 /**
  * The first difference found between the kernel's netdev table and `state` (a sentence naming the object), or
@@ -46,7 +42,8 @@ export async function findDrift(exec: Exec, state: KernelState, layout: Layout):
     for (const chain of baseChainsDiffering(s.baseRules)) {
       return `chain ${chain}: ${s.baseRules.get(chain) ?? 'missing, no'} rules, not as written`;
     }
-    if (state.dropSourceCounter === true && !s.counters.has(DROP_SOURCE)) return `counter ${DROP_SOURCE} is missing`;
+    // The table's own objects (base-objects.ts): every one is there once the driver wrote the table.
+    for (const o of missingBaseObjects(s.objects, s.counters)) return `map, set or counter ${o} is missing`;
     for (const [key, v] of state.vips) {
       const signature = s.chains.get(key);
       if (signature === undefined) return `chain ${key} is missing`;
@@ -59,7 +56,7 @@ export async function findDrift(exec: Exec, state: KernelState, layout: Layout):
       for (const a of listed) if (!state.echoAddresses.has(a)) return `echo chain of ${a} is not one the driver wrote`;
     }
     const perVip = [...state.vips.keys()].flatMap((k) => [slotsMap(k), overlayMap(k), liveSet(k)]);
-    for (const o of [...tableObjects(layout), ...perVip]) if (!s.objects.has(o)) return `map or set ${o} is missing`;
+    for (const o of perVip) if (!s.objects.has(o)) return `map or set ${o} is missing`;
 
     const routing = await readRouting(exec, t, s.echoAddresses !== undefined);
     for (const v of state.vips.values()) {

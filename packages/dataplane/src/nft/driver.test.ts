@@ -291,8 +291,9 @@ describe('nftables driver', () => {
     const skeleton = [
       'table netdev l4fleet {',
       `\tcomment "l4fleet layout=3 dev=eth0 mac=${MAC} tcp=300 udp=30 flows=65536"`,
-      '\tcounter drop_source {',
-      '\t}',
+      ...['drop_port', 'drop_no_backend', 'flow_table_full', 'drop_source', 'drop_fragment', 'icmp_echo'].flatMap(
+        (c) => [`\tcounter ${c} {`, '\t}'],
+      ),
       '\tchain ingress {',
       `\t\t${baseChainHook(layout)}`,
       ...baseChainRules().map((r) => `\t\t${r}`),
@@ -417,6 +418,40 @@ describe('nftables driver', () => {
       expect(calls).toContain(`nft -j list set netdev l4fleet ${key}_live`);
       expect(calls).not.toContain(`nft -j list map netdev l4fleet ${key}_slots`);
       expect(kernel.scripts.at(-1)).toContain(`add map netdev l4fleet ${key}_slots { type mark : mark; }`);
+      await dp.close();
+    });
+
+    // No rule names flows4_udp on a node with TCP VIPs only: it can be deleted by hand. Found missing by every verify
+    // (a full read each time), never declared again, and the first UDP VIP was refused at every apply.
+    test('nftables driver - verify declares again a flow map deleted by hand that no rule named, then finds nothing', async () => {
+      const kernel = statefulKernel();
+      const gone = fakeKernel({ table: skeleton.replace('\tmap flows4_udp {\n\t}\n', '') });
+      let deleted = false;
+      const { exec, calls } = recorded({
+        ...kernel,
+        exec: (argv, input) => (deleted && listsSkeleton(argv) ? gone : kernel).exec(argv, input),
+      });
+      const dp = createNftablesDataPlane({
+        interface: 'eth0',
+        logger,
+        exec,
+        deltaWriter: 'nft',
+        foldDelayMs: 3_600_000,
+      });
+      await dp.apply([vip()]);
+      expect(gone).not.toBe(kernel);
+      deleted = true;
+      const written = kernel.scripts.length;
+      const result = await dp.verify();
+      expect(result.transactions).toBe(1);
+      expect(kernel.scripts.slice(written).join('\n')).toMatch(
+        /^add map netdev l4fleet flows4_udp \{ type ipv4_addr /m,
+      );
+      // In the kernel again: the next verify reads the skeleton only and writes nothing.
+      deleted = false;
+      calls.length = 0;
+      expect((await dp.verify()).transactions).toBe(0);
+      expect(fullRead(calls)).toBe(false);
       await dp.close();
     });
 

@@ -81,6 +81,11 @@ export interface KernelState {
    * transaction): the plan deletes it first. Absent: those of `vips` not `jumpMissing` (what the plan wrote).
    */
   readonly routed?: ReadonlySet<string>;
+  /**
+   * The table's own maps, sets and counters (base-objects.ts) read back missing (deleted by hand: one no rule named):
+   * the plan declares them again before any rule names them. Absent: none.
+   */
+  readonly baseMissing?: ReadonlySet<string>;
 }
 
 /** Retired backends remembered at most (the oldest are forgotten first, and their elements deleted). */

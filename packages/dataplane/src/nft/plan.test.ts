@@ -67,6 +67,22 @@ describe('planApply', () => {
     expect(p.vips).toEqual([{ vip: '198.18.2.1:80/tcp', action: 'unchanged', slotsChanged: 0, rulesReplaced: false }]);
   });
 
+  test('base objects read back missing (deleted by hand, no rule named them) - declared again before the first rule, once', () => {
+    const current: KernelState = { ...applied(vip(3)), baseMissing: new Set(['flows4_udp', 'flow_table_full']) };
+    const udp = vip(3, { vip: { address: '198.18.2.2', port: 80, protocol: 'udp' } });
+    const p = lines(script(planApply(current, norm(vip(3), udp), layout)));
+    const declared = p.findIndex((l) =>
+      /^add map netdev l4t flows4_udp \{ type ipv4_addr \. inet_service .* : mark; flags dynamic,timeout; timeout \d+s; size \d+; \}$/.test(
+        l,
+      ),
+    );
+    expect(declared).toBeGreaterThan(-1);
+    expect(p.indexOf('add counter netdev l4t flow_table_full')).toBeGreaterThan(-1);
+    expect(declared).toBeLessThan(p.findIndex((l) => l.startsWith('add rule')));
+    const next = planApply(current, norm(vip(3), udp), layout).next;
+    expect(script(planApply(next, norm(vip(3), udp), layout))).toBe('');
+  });
+
   test('one slot moves - one add to the overlay; moving back deletes it; the slot map is untouched', () => {
     const t = vip(3);
     const slots = Int32Array.from(t.slots);

@@ -10,6 +10,7 @@
 import type { IpFamily, Protocol } from '@l4fleet/maglev';
 import type { VipApplyReport } from '../types.js';
 import type { NormalizedBackend, NormalizedVip } from '../validate.js';
+import { baseObjects } from './base-objects.js';
 import { echoAddress, echoObjectsAdded, planEcho } from './echo.js';
 import { backendIdentity, type KernelBackend, type KernelState, type KernelVip, RETIRED_MAX } from './kernel-state.js';
 import { deleteLeftovers, type WithLeftovers, type WithMissing } from './leftovers.js';
@@ -21,8 +22,10 @@ import {
   backendsMap,
   DROP_FRAGMENT,
   DROP_SOURCE,
+  echoMap,
   FORWARD_CHAIN,
   hexToAddress,
+  ICMP_ECHO,
   liveSet,
   MACS,
   overlayMap,
@@ -93,6 +96,15 @@ export function planApply(
     if (current !== null) nft(`delete table netdev ${t}`);
     nft(baseTable(layout));
   } else {
+    // Base objects deleted by hand (base-objects.ts): declared again before a rule names them, but those the upgrades
+    // below add (a table from before them lacks them too).
+    const upgrades = new Set([
+      ...(current?.dropSourceCounter === true ? [] : [DROP_SOURCE]),
+      ...(current?.echoAddresses === undefined ? [ICMP_ECHO, echoMap(4), echoMap(6), DROP_FRAGMENT] : []),
+      ...(current?.baseChainsDiffer?.has(BASE_CHAIN) ? [DROP_FRAGMENT] : []),
+    ]);
+    const declared = baseObjects(layout);
+    for (const name of current?.baseMissing ?? []) if (!upgrades.has(name)) nft(declared.get(name) as string);
     if (current?.dropSourceCounter !== true) {
       // `add` leaves an existing counter alone, so a wrong guess here costs nothing.
       nft(`add counter netdev ${t} ${DROP_SOURCE}`);

@@ -177,4 +177,15 @@ describe('readKernelState', () => {
       expect(w.missing).toBeUndefined();
     },
   );
+
+  test('base objects deleted by hand are named (baseMissing), those there are not', async () => {
+    const { exec } = kernel('none');
+    const s = await readKernelState(exec, 'l4t', layoutSignature(TEST_LAYOUT));
+    // The kernel lists no flow map and no base counter; it has the routing, backend and counter maps.
+    expect(s?.baseMissing).toContain('flows4_udp');
+    expect(s?.baseMissing).toContain('exact6_tcp');
+    expect(s?.baseMissing).toContain('flow_table_full');
+    expect(s?.baseMissing).not.toContain('vips4');
+    expect(s?.baseMissing).not.toContain('backend_counters');
+  });
 });

@@ -9,6 +9,7 @@ import { type IpFamily, parseAddress } from '@l4fleet/maglev';
 import { DataPlaneError } from '../errors.js';
 import type { Exec } from '../exec.js';
 import { toHex } from '../validate.js';
+import { missingBaseObjects } from './base-objects.js';
 import { echoAddress } from './echo.js';
 import { findLeftovers, findMissing, type WithLeftovers, type WithMissing } from './leftovers.js';
 import {
@@ -267,10 +268,12 @@ export async function readKernelState(
   // A base chain flushed or edited by hand: every packet to a VIP passes both, so they are written again whole.
   const baseChainsDiffer = baseChainsDiffering(skeleton.baseRules);
   const leftovers = findLeftovers(skeleton.objects, skeleton.counters, skeleton.chains);
+  const baseMissing = missingBaseObjects(skeleton.objects, skeleton.counters);
   return {
     layoutSignature: skeleton.layoutSignature,
     ...(baseChainsDiffer.size > 0 ? { baseChainsDiffer } : {}),
     ...(leftovers.size > 0 ? { leftovers } : {}),
+    ...(baseMissing.size > 0 ? { baseMissing } : {}),
     vips,
     backends,
     maxBackendId,
