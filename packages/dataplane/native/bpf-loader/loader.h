@@ -99,6 +99,7 @@ extern int chain_failed;
 void reserve(struct out *o, size_t n);
 void put(struct out *o, const void *d, size_t n);
 int pinned(const char *name);
+int pin_is(const char *name, uint32_t key_size, uint32_t value_size);
 int hwm_open(int fresh, char *msg, size_t msglen);
 int hwm_raise(uint32_t mark);
 int inner(uint32_t idx);

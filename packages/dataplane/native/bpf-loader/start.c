@@ -136,6 +136,13 @@ static int take_fds(int (*fd_of)(const char *), char *msg, size_t msglen)
 static int loaded_fd(const char *name) { return bpf_object__find_map_fd_by_name(obj, name); }
 
 /*
+ * With XDP: whether l4f_ifaces is pinned as node-maps.h lays it out. The fast path writes the interface's MAC into
+ * that pin (xdp_mac) and loads nothing: without it (removed, or another layout) only the full path, which creates
+ * and pins it, can start. Without XDP the map is not used.
+ */
+static int ifaces_pinned(void) { return !xdp_wanted || pin_is("l4f_ifaces", 4, sizeof(struct l4f_iface)); }
+
+/*
  * The restart fast path, taken before the object is opened: l4f_meta says the program attached at our tc
  * handle is the one this object file (same hash) produced, with flow maps of the asked size, and that program
  * is still the one attached. Then nothing needs loading or even parsing (bpf_object__open_file reads the
@@ -157,7 +164,8 @@ static int reuse(uint64_t hash, uint32_t flows)
 		 meta.object_hash == hash && meta.flows == flows;
 	close(mfd);
 	LIBBPF_OPTS(bpf_tc_opts, q, .handle = TC_HANDLE, .priority = TC_PRIORITY);
-	if (!ok || bpf_tc_query(&hook, &q) != 0 || q.prog_id != meta.prog_id || !xdp_matches()) return 0;
+	if (!ok || bpf_tc_query(&hook, &q) != 0 || q.prog_id != meta.prog_id || !xdp_matches() || !ifaces_pinned())
+		return 0;
 	char why[300];
 	if (take_fds(pinned, why, sizeof(why))) {
 		drop_fds();
@@ -316,6 +324,27 @@ int attach_check(char *msg, size_t msglen)
 	return 0;
 }
 
+/*
+ * l4f_backends or l4f_vips was just created empty (its pin was gone) while the flow LRUs kept theirs: backend and
+ * VIP ids start again from 0, and the driver hands them to other addresses (ids.ts never reuses an id while the pins
+ * live, and here they did not), so a remembered flow would go on to whatever backend now has its id (pick() checks
+ * only live and vip_id). Both flow maps are emptied before any apply: the flows re-hash by the table, which every
+ * node shares. Said on stderr. Returns 0 or an errno (msg says which map).
+ */
+static int fresh_ids(int backends, char *msg, size_t msglen)
+{
+	int e4 = clear_flows(flows4_fd, sizeof(struct l4f_flow4));
+	int e6 = e4 ? 0 : clear_flows(flows6_fd, sizeof(struct l4f_flow6));
+	if (e4 || e6) {
+		snprintf(msg, msglen, "clearing l4f_flows%d (%s created anew): %s", e4 ? 4 : 6,
+			 backends ? "l4f_backends" : "l4f_vips", strerror(e4 ? e4 : e6));
+		return e4 ? e4 : e6;
+	}
+	fprintf(stderr, "l4fleet-bpf: %s/%s was not pinned and starts empty: flows remembered over its ids cleared\n",
+		pin_dir, backends ? "l4f_backends" : "l4f_vips");
+	return 0;
+}
+
 int start(const char *object, const char *ifname, uint32_t flows, char *msg, size_t msglen)
 {
 	struct statfs st;
@@ -352,11 +381,12 @@ int start(const char *object, const char *ifname, uint32_t flows, char *msg, siz
 		return e ? e : seat_open(msg, msglen);
 	}
 	/* l4f_backends is created by this load when it has no pin yet: its high-water mark is then 0. */
-	char path[1100];
-	snprintf(path, sizeof(path), "%s/l4f_backends", pin_dir);
-	int fresh = access(path, F_OK) != 0;
+	int fresh = !pin_is("l4f_backends", 0, 0);
+	/* Flows remembered over ids that start again (fresh_ids()): cleared once the load has the maps. */
+	int stale = (fresh || !pin_is("l4f_vips", 0, 0)) && (pin_is("l4f_flows4", 0, 0) || pin_is("l4f_flows6", 0, 0));
 	int err = load(object, hash, flows, ifname, msg, msglen);
 	if (err) return err;
+	if (stale && (err = fresh_ids(fresh, msg, msglen))) return err;
 	xdp_describe(ifname, msg, msglen);
 	err = hwm_open(fresh, msg, msglen); /* msg is only written on failure */
 	if (!err) err = seat_open(msg, msglen);

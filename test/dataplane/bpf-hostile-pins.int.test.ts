@@ -1,0 +1,203 @@
+/**
+ * The bpf loader's start over pins that are partly gone or wrong (root, one network namespace of its own): what an
+ * operator's `rm`, a half-copied pins directory or a hand edit leaves. Each start must neither hand out a backend id
+ * that a remembered flow or a live entry still holds (ids.ts: ids are never reused while the pins live) nor fail
+ * for good:
+ * - l4f_backends or l4f_vips missing (created empty by the load) while the flow LRUs keep their entries: the flows
+ *   are cleared (they re-hash by the table, which every node shares), else a flow of a backend id handed out again
+ *   lands on another backend;
+ * - a backend high-water mark set too low: ids in use at or above it are found (rescan), not handed out again;
+ * - with XDP, l4f_ifaces missing: the start takes the full path and pins a new one, instead of the fast path
+ *   failing on it at every start.
+ * docs/design/0007-bpf-dataplane.md, "Loader and restarts".
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import { type BpfDataPlane, bpfAvailable, createBpfDataPlane, type VipTable } from '@l4fleet/dataplane';
+import { buildTable } from '@l4fleet/maglev';
+import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { type Loaded, loaderLog } from './bpf-driver.js';
+
+const BPFFS = `/run/l4fleet-bpf-hostile-test-${process.pid}`;
+const FLOW_TABLE_SIZE = 4096;
+const built = bpfAvailable() === undefined;
+
+let lab: NetnsLab | undefined;
+let node: NetnsHost;
+let pin = 0;
+const open: BpfDataPlane[] = [];
+
+/** A driver over this test's pins whose `programLoaded` log events are collected. */
+function driver(xdp: 'off' | 'native' = 'off'): { dp: BpfDataPlane; loads: Loaded[] } {
+  const { logger, loads } = loaderLog();
+  const dp = createBpfDataPlane({
+    interface: 'eth0',
+    netns: node.ns,
+    bpffsPath: BPFFS,
+    pinName: `h${pin}`,
+    flowTableSize: FLOW_TABLE_SIZE,
+    xdp,
+    logger,
+  });
+  open.push(dp);
+  return { dp, loads };
+}
+
+/** A VIP on `port` with backends b{i} at 198.18.90.{10 + i} for each i of `ids`. */
+function vip(port: number, ids: readonly number[]): VipTable {
+  const bs = ids.map((i) => ({ name: `b${i}`, address: `198.18.90.${10 + i}`, port }));
+  return {
+    vip: { address: '198.51.100.40', port, protocol: 'tcp' },
+    hash: '5-tuple',
+    seed: 7,
+    backends: bs,
+    slots: buildTable(bs, 4099),
+  };
+}
+
+const pinPath = (name: string): string => `${BPFFS}/h${pin}/${name}`;
+
+function bpftool(args: string[]): string {
+  const r = spawnSync('bpftool', args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`bpftool ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+const hex = (b: Buffer): string[] => [...b].map((x) => x.toString(16).padStart(2, '0'));
+const u32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+};
+
+/** The entries of a pinned hash or LRU map. */
+function entries(name: string): number {
+  return (JSON.parse(bpftool(['-j', 'map', 'dump', 'pinned', pinPath(name)])) as unknown[]).length;
+}
+
+/** A remembered IPv4 flow to the VIP on `port` (struct l4f_flow4 -> l4f_flow_value, node-maps.h) on `backend`. */
+function rememberFlow(port: number, backend: number): void {
+  const key = Buffer.alloc(16);
+  Buffer.from([198, 18, 7, 1]).copy(key, 0); // saddr
+  Buffer.from([198, 51, 100, 40]).copy(key, 4); // daddr
+  key.writeUInt16BE(40_000, 8);
+  key.writeUInt16BE(port, 10);
+  key[12] = 6;
+  const value = Buffer.alloc(12);
+  value.writeUInt32LE(backend, 0);
+  value.writeUInt32LE(0x1234, 4);
+  bpftool(['map', 'update', 'pinned', pinPath('l4f_flows4'), 'key', 'hex', ...hex(key), 'value', 'hex', ...hex(value)]);
+}
+
+/** id -> IPv4 address of the l4f_backends entries in use (family set) among ids 0 to n - 1. */
+function backendIds(n: number): Map<number, string> {
+  const ids = new Map<number, string>();
+  for (let id = 0; id < n; id++) {
+    const out = JSON.parse(
+      bpftool(['-j', 'map', 'lookup', 'pinned', pinPath('l4f_backends'), 'key', 'hex', ...hex(u32(id))]),
+    ) as { value: string[] };
+    const v = Buffer.from(out.value.map((x) => Number(x)));
+    if (v[22] !== 0) ids.set(id, [...v.subarray(0, 4)].join('.'));
+  }
+  return ids;
+}
+
+beforeAll(async () => {
+  if (!built) return;
+  lab = await createNetnsLab('bhp');
+  node = await lab.host('node');
+  await node.sh('ip link add eth0 type veth peer name eth1 && ip link set eth0 up && ip link set eth1 up');
+}, 60_000);
+
+afterEach(async () => {
+  for (const dp of open.splice(0)) await dp.close({ removeState: true }).catch(() => undefined);
+  // A test that failed before its driver removed the state: its pins go all the same.
+  rmSync(`${BPFFS}/h${pin}`, { recursive: true, force: true });
+  pin += 1;
+});
+
+afterAll(async () => {
+  await lab?.cleanup();
+  spawnSync('umount', [BPFFS]);
+  rmSync(BPFFS, { recursive: true, force: true });
+});
+
+describe.skipIf(!built)('bpf loader over hostile pins', () => {
+  test.each(['l4f_backends', 'l4f_vips'])(
+    '%s pin removed while the flow LRUs keep their entries: the flows are cleared, so none lands on an id handed out again',
+    async (removed) => {
+      const first = driver();
+      await first.dp.apply([vip(80, [0, 1, 2])]); // ids 0-2 for b0-b2
+      expect(backendIds(3).get(1)).toBe('198.18.90.11');
+      rememberFlow(80, 1);
+      await first.dp.close();
+
+      // A restart over the same pins keeps the flow (the fix clears only when ids start again).
+      const same = driver();
+      await same.dp.apply([vip(80, [0, 1, 2])]);
+      expect(entries('l4f_flows4')).toBe(1);
+      await same.dp.close();
+
+      rmSync(pinPath(removed));
+      const next = driver();
+      await next.dp.apply([vip(80, [0, 2, 3])]);
+      expect(next.loads.map((l) => l.from)).toEqual(['object']);
+      if (removed === 'l4f_backends') expect(backendIds(3).get(1)).toBe('198.18.90.12'); // id 1 handed out again
+      // Before the fix: 1 (the flow of 198.18.90.11 went on to 198.18.90.12).
+      expect(entries('l4f_flows4')).toBe(0);
+      expect(entries('l4f_flows6')).toBe(0);
+    },
+    60_000,
+  );
+
+  test('backend high-water mark set too low by hand: ids in use above it are found, none is handed out again', async () => {
+    const first = driver();
+    await first.dp.apply([vip(90, [0, 1, 2, 3])]); // ids 0-3 for b0-b3
+    await first.dp.close();
+    bpftool([
+      'map',
+      'update',
+      'pinned',
+      pinPath('l4f_backend_hwm'),
+      'key',
+      'hex',
+      ...hex(u32(0)),
+      'value',
+      'hex',
+      ...hex(u32(1)),
+    ]);
+
+    const next = driver();
+    await next.dp.apply([vip(90, [0, 2, 3])]);
+    expect(next.loads.map((l) => l.from)).toEqual(['pins']);
+    // Before the fix: id 1 = .12, id 2 = .13, id 3 = .13 (ids 1-3 left out of the dump, handed out again).
+    const ids = backendIds(8);
+    expect([ids.get(0), ids.get(2), ids.get(3)]).toEqual(['198.18.90.10', '198.18.90.12', '198.18.90.13']);
+    expect(new Set(ids.values()).size).toBe(ids.size);
+    const mark = JSON.parse(
+      bpftool(['-j', 'map', 'lookup', 'pinned', pinPath('l4f_backend_hwm'), 'key', 'hex', ...hex(u32(0))]),
+    ) as { value: string[] };
+    expect(Buffer.from(mark.value.map((x) => Number(x))).readUInt32LE(0)).toBeGreaterThanOrEqual(4);
+  }, 60_000);
+
+  test('XDP native, l4f_ifaces pin removed: the start takes the full path and pins it again, the next start is fast', async () => {
+    const tables = [vip(100, [0, 1, 2])];
+    const first = driver('native');
+    await first.dp.apply(tables);
+    await first.dp.close();
+    rmSync(pinPath('l4f_ifaces'));
+
+    // Before the fix: every start failed ("xdp: map l4f_ifaces: not found").
+    const next = driver('native');
+    expect((await next.dp.apply(tables)).transactions).toBe(0);
+    expect(next.loads.map((l) => l.from)).toEqual(['object']);
+    expect(existsSync(pinPath('l4f_ifaces'))).toBe(true);
+    expect(entries('l4f_ifaces')).toBe(1);
+    await next.dp.close();
+
+    const fast = driver('native');
+    expect((await fast.dp.apply(tables)).transactions).toBe(0);
+    expect(fast.loads.map((l) => l.from)).toEqual(['pins']);
+  }, 60_000);
+});
