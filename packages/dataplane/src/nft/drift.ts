@@ -48,6 +48,8 @@ export async function findDrift(exec: Exec, state: KernelState, layout: Layout):
       const signature = s.chains.get(key);
       if (signature === undefined) return `chain ${key} is missing`;
       if (signature !== v.signature) return `chain ${key}: rules "${signature}", written "${v.signature}"`;
+      const rules = s.chainRules.get(key);
+      if (v.rules !== undefined && rules !== v.rules) return `chain ${key}: ${rules} rules, written ${v.rules}`;
     }
     for (const key of s.chains.keys()) if (!state.vips.has(key)) return `chain ${key} is not one the driver wrote`;
     if (state.echoAddresses !== undefined) {

@@ -5,7 +5,7 @@ import { describe, expect, test } from 'vitest';
 import type { Exec } from '../exec.js';
 import type { VipTable } from '../types.js';
 import { createNftablesDataPlane } from './driver.js';
-import { baseChainHook, baseChainRules, forwardChainRules } from './ruleset.js';
+import { baseChainHook, baseChainRules, forwardChainRules, type VipShape, vipRules } from './ruleset.js';
 
 const logger = pino({ level: 'silent' });
 const MAC = '02:00:00:00:00:01';
@@ -276,6 +276,7 @@ describe('nftables driver', () => {
   describe('verify', () => {
     const key = 'v_c6120201_tcp_80';
     const layout = { iface: 'eth0', ifaceMac: MAC };
+    const shape: VipShape = { key, family: 4, protocol: 'tcp', hash: '5-tuple', seed: 7, size: 13 };
     const objects = [
       ...['vips4', 'vips6', 'backends4', 'backends6', 'echo4', 'echo6', 'macs', 'backend_counters'].map(
         (m) => `map ${m}`,
@@ -306,7 +307,14 @@ describe('nftables driver', () => {
       '\tchain echo_c6120201 {',
       '\t}',
       `\tchain ${key} {`,
-      `\t\tcounter name "${key}" comment "l4fleet vip hash=5-tuple seed=7 size=13 syn=table"`,
+      // Its rules as written (the light read counts them; it finds the signature in the counter rule's comment).
+      ...vipRules(shape, {
+        ...layout,
+        table: 'l4fleet',
+        flowTimeoutTcpS: 300,
+        flowTimeoutUdpS: 30,
+        flowTableSize: 65_536,
+      }).map((r) => `\t\t${r}`),
       '\t}',
       '}',
     ].join('\n');
@@ -448,6 +456,42 @@ describe('nftables driver', () => {
         /^add map netdev l4fleet flows4_udp \{ type ipv4_addr /m,
       );
       // In the kernel again: the next verify reads the skeleton only and writes nothing.
+      deleted = false;
+      calls.length = 0;
+      expect((await dp.verify()).transactions).toBe(0);
+      expect(fullRead(calls)).toBe(false);
+      await dp.close();
+    });
+
+    // The signature is the counter rule's comment: a chain missing its slot-map lookup still has it. Verify and a
+    // restart found nothing, and every new flow the overlay did not hold was dropped.
+    test('nftables driver - verify rewrites a VIP chain one rule of which was deleted by hand, then finds nothing', async () => {
+      const kernel = statefulKernel();
+      const lookup = `\t\tmeta mark & 0x80000000 == 0 meta mark set meta mark map @${key}_slots\n`;
+      expect(skeleton).toContain(lookup);
+      const gone = fakeKernel({ table: skeleton.replace(lookup, '') });
+      let deleted = false;
+      const { exec, calls } = recorded({
+        ...kernel,
+        exec: (argv, input) => (deleted && listsSkeleton(argv) ? gone : kernel).exec(argv, input),
+      });
+      const dp = createNftablesDataPlane({
+        interface: 'eth0',
+        logger,
+        exec,
+        deltaWriter: 'nft',
+        foldDelayMs: 3_600_000,
+      });
+      await dp.apply([vip()]);
+      deleted = true;
+      const written = kernel.scripts.length;
+      const result = await dp.verify();
+      expect(fullRead(calls)).toBe(true);
+      expect(result.transactions).toBe(1);
+      expect(result.vips).toEqual([expect.objectContaining({ action: 'updated', rulesReplaced: true })]);
+      const script = kernel.scripts.slice(written).join('\n');
+      expect(script).toContain(`flush chain netdev l4fleet ${key}`);
+      expect(script).toContain(`add rule netdev l4fleet ${key} ${lookup.trim()}`);
       deleted = false;
       calls.length = 0;
       expect((await dp.verify()).transactions).toBe(0);

@@ -16,6 +16,12 @@ export interface KernelVip {
   readonly port: number;
   /** vipSignature() of the rules in the kernel; '' when unknown (rules are then rewritten). */
   readonly signature: string;
+  /**
+   * Rules in the VIP's chain: as read back (readKernelState), or as the plan wrote them (vipRules()). A chain with
+   * another number than its signature's rules (one deleted or added by hand: the signature is one rule's comment) is
+   * rewritten by the plan; verify's light read compares it. Absent: not known (not compared).
+   */
+  readonly rules?: number;
   /** The slot map: backend id per slot, 0 where it has no element. */
   readonly base: Uint32Array;
   /**

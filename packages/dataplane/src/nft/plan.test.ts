@@ -204,6 +204,23 @@ describe('planApply', () => {
     expect(planApply(old, norm(vip(3)), layout).ops).toHaveLength(0);
   });
 
+  test('a chain read back with another number of rules than written (one deleted by hand) - rewritten, maps kept', () => {
+    const entry = applied(vip(3)).vips.get('v_c6120201_tcp_80') as NonNullable<ReturnType<KernelState['vips']['get']>>;
+    expect(entry.rules).toBeGreaterThan(1);
+    const read: KernelState = {
+      ...applied(vip(3)),
+      vips: new Map([['v_c6120201_tcp_80', { ...entry, rules: (entry.rules as number) - 1 }]]),
+    };
+    const p = planApply(read, norm(vip(3)), layout);
+    expect(script(p)).toContain('flush chain netdev l4t v_c6120201_tcp_80');
+    expect(lines(script(p)).filter((l) => l.startsWith('add rule netdev l4t v_c6120201_tcp_80'))).toHaveLength(
+      entry.rules as number,
+    );
+    expect(script(p)).not.toMatch(/(flush|delete) map/);
+    expect(p.next.vips.get('v_c6120201_tcp_80')?.rules).toBe(entry.rules);
+    expect(script(planApply(p.next, norm(vip(3)), layout))).toBe('');
+  });
+
   test('table size changes - the slot map is refilled', () => {
     const p = planApply(applied(vip(3)), norm(vip(3, {}, 17)), layout);
     expect(script(p)).toContain('flush map netdev l4t v_c6120201_tcp_80_slots');

@@ -230,7 +230,10 @@ export function planApply(
     // The overlay is sized to the table (a fixed hash: adds at about half the cost of a growing one).
     const overlayDecl = `{ type mark : mark; size ${slots.length}; }`;
 
-    const rulesReplaced = old === undefined || old.signature !== signature;
+    const rules = vipRules(shape, layout);
+    // The signature is one rule's comment: a chain with a rule deleted or added by hand keeps it, not its number.
+    const rulesReplaced =
+      old === undefined || old.signature !== signature || (old.rules !== undefined && old.rules !== rules.length);
     if (old === undefined) {
       nft(`add counter netdev ${t} ${v.key}`);
       nft(`add map netdev ${t} ${slotsMap(v.key)} { type mark : mark; }`);
@@ -258,7 +261,7 @@ export function planApply(
         nft(`add map netdev ${t} ${overlayMap(v.key)} ${overlayDecl}`);
       }
     }
-    if (rulesReplaced) for (const r of vipRules(shape, layout)) nft(`add rule netdev ${t} ${v.key} ${r}`);
+    if (rulesReplaced) for (const r of rules) nft(`add rule netdev ${t} ${v.key} ${r}`);
 
     // Live set: a flow whose backend is not in it (left the pool, or down under `reselect`) is hashed again.
     const oldLive = old?.live ?? new Set<number>();
@@ -287,6 +290,7 @@ export function planApply(
       protocol,
       port,
       signature,
+      rules: rules.length,
       ...kept,
       live,
       label: v.label,

@@ -30,6 +30,33 @@ describe('parseSkeleton', () => {
   });
 });
 
+describe('parseSkeleton - rules per VIP chain', () => {
+  test("counts each VIP chain's rules (a rule deleted by hand leaves the signature), not a wrapped line", () => {
+    const text = [
+      'table netdev l4fleet {',
+      '\tchain ingress {',
+      '\t\ttype filter hook ingress device "eth0" priority filter; policy accept;',
+      '\t\tmeta pkttype host accept',
+      '\t}',
+      '\tchain v_c0000201_tcp_80 {',
+      '\t\tip saddr != { 10.0.0.0/8, 198.18.4.7 } counter name "drop_source" drop',
+      '\t\tcounter name "v_c0000201_tcp_80" comment "l4fleet vip hash=5-tuple seed=7 size=13"',
+      '\t\tmeta mark set jhash ip saddr mod 13 seed 0x7',
+      '\t\t\t     continued',
+      '\t}',
+      '\tchain v_c0000202_tcp_80 {',
+      '\t}',
+      '}',
+    ].join('\n');
+    const s = parseSkeleton(text);
+    expect([...s.chainRules]).toEqual([
+      ['v_c0000201_tcp_80', 3],
+      ['v_c0000202_tcp_80', 0],
+    ]);
+    expect(s.baseRules.get('ingress')).toBe(1);
+  });
+});
+
 describe('tableBlock', () => {
   const table = (name: string, body: string[]): string[] => [`table netdev ${name} {`, ...body, '}'];
   const ours = table('l4fleet', ['\tmap vips4 {', '\t\ttype ipv4_addr . inet_proto . inet_service : verdict', '\t}']);
@@ -175,6 +202,9 @@ describe('readKernelState', () => {
       expect([...w.base]).toEqual([b1, b2, b1]);
       expect([...w.overlay]).toEqual([0, b1, 0]);
       expect(w.missing).toBeUndefined();
+      // Its chain as listed: the counter rule alone (the plan compares with its vipRules()).
+      expect(w.rules).toBe(1);
+      expect(v.rules).toBe(0);
     },
   );
 

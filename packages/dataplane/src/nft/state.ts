@@ -74,6 +74,8 @@ export function parseSkeleton(text: string): {
   baseRules: Map<string, number>;
   /** Names of the table's maps and sets (listed without their elements). */
   objects: Set<string>;
+  /** Rules in each VIP chain (by key): a rule deleted or added by hand leaves the signature, not the number. */
+  chainRules: Map<string, number>;
 } {
   let layoutSignature = '';
   const chains = new Map<string, string>();
@@ -81,6 +83,7 @@ export function parseSkeleton(text: string): {
   const counters = new Set<string>();
   const echo = new Set<string>();
   const objects = new Set<string>();
+  const chainRules = new Map<string, number>();
   let echoMaps = 0;
   let chain: string | undefined;
   for (const line of text.split('\n')) {
@@ -96,18 +99,24 @@ export function parseSkeleton(text: string): {
     if (c) {
       chain = c[1] as string;
       if (chain === BASE_CHAIN || chain === FORWARD_CHAIN) baseRules.set(chain, 0);
-      if (parseVipKey(chain)) chains.set(chain, '');
+      if (parseVipKey(chain)) {
+        chains.set(chain, '');
+        chainRules.set(chain, 0);
+      }
       const hex = parseEchoChain(chain);
       if (hex !== undefined) echo.add(echoAddress(hex.length === 8 ? 4 : 6, hex));
       continue;
     }
-    if (chain !== undefined && baseRules.has(chain) && /^\t\t(?!type )\S/.test(line)) {
-      baseRules.set(chain, (baseRules.get(chain) as number) + 1);
+    // A rule is a line of its own, two tabs in (an anonymous set's elements stay on its line).
+    const counts = chain === undefined ? undefined : baseRules.has(chain) ? baseRules : chainRules;
+    if (chain !== undefined && counts?.has(chain) && /^\t\t(?!type )\S/.test(line)) {
+      counts.set(chain, (counts.get(chain) as number) + 1);
     }
     const rule = /comment "(l4fleet vip [^"]*)"$/.exec(line);
     if (rule && chain !== undefined && chains.has(chain)) chains.set(chain, rule[1] as string);
   }
-  return { layoutSignature, chains, counters, echoAddresses: echoMaps === 2 ? echo : undefined, baseRules, objects };
+  const echoAddresses = echoMaps === 2 ? echo : undefined;
+  return { layoutSignature, chains, counters, echoAddresses, baseRules, objects, chainRules };
 }
 
 /**
@@ -256,6 +265,7 @@ export async function readKernelState(
       ...k,
       // An unreadable size means we cannot trust the slots: an empty signature makes the plan rewrite them.
       signature: size > 0 ? signature : '',
+      rules: skeleton.chainRules.get(key) ?? 0,
       base,
       overlay,
       overlayCount,
