@@ -258,10 +258,34 @@ void seat_settle(void)
 	pthread_mutex_unlock(&mu);
 }
 
+/* Whether a VIP in l4f_vips has table index `idx` (its id * 2 or id * 2 + 1, or its table): no seat, then. */
+static int vip_table(uint32_t idx)
+{
+	char key[sizeof(struct l4f_vip_key)], next[sizeof(struct l4f_vip_key)];
+	struct l4f_vip v;
+	void *prev = NULL;
+	for (uint32_t n = 0; n < L4F_MAX_VIPS && bpf_map_get_next_key(small_fd[0], prev, next) == 0; n++) {
+		memcpy(key, next, sizeof(key));
+		prev = key;
+		if (bpf_map_lookup_elem(small_fd[0], key, &v)) continue; /* deleted meanwhile */
+		if (v.id * 2 == idx || v.id * 2 + 1 == idx || v.table == idx) return 1;
+	}
+	return 0;
+}
+
+/* Whether the `len` bytes at `m` are all zeros (a seat is: fresh, never written; see the top of this file). */
+static int all_zeros(const void *m, size_t len)
+{
+	const uint64_t *w = m;
+	for (size_t i = 0; i < len / 8; i++)
+		if (w[i]) return 0;
+	return 1;
+}
+
 /*
  * At start: opens the seat registry (creating and pinning it when missing) and adopts the seat it names when
- * l4f_tables still holds a table of that size there; then appends " seat INDEX SIZE" to the start reply in
- * msg. Returns 0 or an errno (msg then holds the message).
+ * l4f_tables still holds that very map there, of that size, all zeros, at an index no VIP in l4f_vips has; then
+ * appends " seat INDEX SIZE" to the start reply in msg. Returns 0 or an errno (msg then holds the message).
  */
 int seat_open(char *msg, size_t msglen)
 {
@@ -302,6 +326,13 @@ int seat_open(char *msg, size_t msglen)
 	void *m = MAP_FAILED;
 	if (tfd >= 0 && !bpf_obj_get_info_by_fd(tfd, &info, &il) && info.max_entries == size)
 		m = mmap(NULL, mapped_len(size), PROT_READ | PROT_WRITE, MAP_SHARED, tfd, 0);
+	/* Its own promise (the top of this file): a seat is all zeros and no VIP refers to it. A registry written by
+	 * hand, or by another build, may name a VIP's table: adopted, the next seat request would delete it from
+	 * l4f_tables (make_seat), or a create there would keep its previous owners. */
+	if (m != MAP_FAILED && (vip_table(idx) || !all_zeros(m, 8ull * size))) {
+		munmap(m, mapped_len(size));
+		m = MAP_FAILED;
+	}
 	if (m == MAP_FAILED) {
 		if (tfd >= 0) close(tfd);
 		reg_write(NONE, 0, -1);

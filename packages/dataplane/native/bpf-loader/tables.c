@@ -13,24 +13,57 @@ int create_table(uint32_t size)
 	return bpf_map_create(BPF_MAP_TYPE_ARRAY, "l4f_slots", 4, sizeof(struct l4f_slot), size, &mo);
 }
 
-/* Maps table `fd` (of `size` slots) at `idx`; takes ownership of fd. */
-static int map_inner(uint32_t idx, int fd, uint32_t size)
+/* The id of the map inner_fd[idx] holds; 0 = not read yet (a spare or a seat taken: read on the next inner()). */
+static uint32_t inner_id[L4F_MAX_TABLES];
+
+/* Tables created but not yet in l4f_tables (see tables_flush). */
+static uint32_t pending[L4F_MAX_TABLES];
+static uint32_t n_pending;
+
+static int is_pending(uint32_t idx)
+{
+	for (uint32_t i = 0; i < n_pending; i++)
+		if (pending[i] == idx) return 1;
+	return 0;
+}
+
+/* Maps table `fd` (of `size` slots, map `id`, 0 = unknown) at `idx`; takes ownership of fd. */
+static int map_inner(uint32_t idx, int fd, uint32_t size, uint32_t id)
 {
 	void *m = mmap(NULL, mapped_len(size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED) return -errno;
 	inner_fd[idx] = fd;
 	inner_mem[idx] = m;
 	inner_size[idx] = size;
+	inner_id[idx] = id;
 	return 0;
 }
 
-/* The table at `idx` in l4f_tables, mapped (opened and mapped on first use). */
+/*
+ * The table at `idx` in l4f_tables, mapped (opened and mapped on first use). The map held is checked against
+ * l4f_tables each time (one lookup): a table deleted there by hand is reported absent (-ENOENT), so the dump
+ * leaves it out and the driver's plan creates it again; one replaced there (another map) is opened instead. A
+ * loader that kept its own fd would read and write a map no packet reaches. A table created by this apply and
+ * not yet flushed (tables_flush) is not in l4f_tables yet: it is the one.
+ */
 int inner(uint32_t idx)
 {
 	if (idx >= L4F_MAX_TABLES) return -EINVAL;
-	if (inner_fd[idx] >= 0) return 0;
+	if (inner_fd[idx] >= 0 && is_pending(idx)) return 0;
 	uint32_t id;
-	if (bpf_map_lookup_elem(tables_fd, &idx, &id)) return -ENOENT;
+	if (bpf_map_lookup_elem(tables_fd, &idx, &id)) {
+		forget_inner(idx);
+		return -ENOENT;
+	}
+	if (inner_fd[idx] >= 0) {
+		if (inner_id[idx] == 0) {
+			struct bpf_map_info mi = {0};
+			uint32_t ml = sizeof(mi);
+			if (bpf_obj_get_info_by_fd(inner_fd[idx], &mi, &ml) == 0) inner_id[idx] = mi.id;
+		}
+		if (inner_id[idx] == id) return 0;
+		forget_inner(idx);
+	}
 	int fd = bpf_map_get_fd_by_id(id);
 	if (fd < 0) return -errno;
 	struct bpf_map_info info = {0};
@@ -40,7 +73,7 @@ int inner(uint32_t idx)
 		close(fd);
 		return err;
 	}
-	int err = map_inner(idx, fd, info.max_entries);
+	int err = map_inner(idx, fd, info.max_entries, info.id);
 	if (err) close(fd);
 	return err;
 }
@@ -52,12 +85,9 @@ void forget_inner(uint32_t idx)
 		close(inner_fd[idx]);
 		inner_fd[idx] = -1;
 		inner_mem[idx] = NULL;
+		inner_id[idx] = 0;
 	}
 }
-
-/* Tables created but not yet in l4f_tables (see tables_flush). */
-static uint32_t pending[L4F_MAX_TABLES];
-static uint32_t n_pending;
 
 void table_create(const char *p, uint32_t len)
 {
@@ -73,7 +103,7 @@ void table_create(const char *p, uint32_t len)
 		int fd = create_table(size);
 		if (fd < 0)
 			return reply_err(errno, "table-create %u: bpf_map_create(%u slots): %s", idx, size, strerror(errno));
-		err = map_inner(idx, fd, size);
+		err = map_inner(idx, fd, size, 0);
 		if (err) {
 			close(fd);
 			return reply_err(-err, "table-create %u: mmap of %u slots: %s", idx, size, strerror(-err));
