@@ -59,33 +59,76 @@ const vipElement = (v: { addressHex: string; protocol: Protocol; port: number })
 
 /**
  * `add` then `delete` of an element: gone after, whether or not it was there (nft 1.0.6 has no `destroy`; `add` of an
- * element as it is keeps it, `delete` of one absent refuses the transaction).
+ * element as it is keeps it, `delete` of one absent refuses the transaction). Only for a table whose elements were
+ * not listed: `add` of a map key there with another value (a verdict changed by hand) refuses it too (File exists).
  */
 export function removeElement(t: string, set: string, element: string): string[] {
-  return [`add element ${t} ${set} { ${element} }`, `delete element ${t} ${set} { ${element.split(' : ')[0]} }`];
+  return [`add element ${t} ${set} { ${element} }`, `delete element ${t} ${set} { ${elementKey(element)} }`];
+}
+
+/** An element's key as nft prints it: `198.18.90.1 . tcp . 80` of `198.18.90.1 . tcp . 80 : jump v_…`. */
+export const elementKey = (element: string): string => element.split(' : ')[0] as string;
+
+/** Listed elements (listedElements) -> per set or map, the keys listed, whatever their value. */
+export function listedKeys(listed: ReadonlyMap<string, ReadonlySet<string>>): Map<string, Set<string>> {
+  return new Map([...listed].map(([name, elements]) => [name, new Set([...elements].map(elementKey))]));
+}
+
+/**
+ * The elements a plan reads back, by set or map: `elements` as listed, `keys` with any value (listedKeys); undefined
+ * when not listed (a skeleton read only).
+ */
+export interface Listed {
+  readonly elements: ReadonlyMap<string, ReadonlySet<string>>;
+  readonly keys: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+/**
+ * Statements removing `element` from `set` by its key, whatever its value: `delete` when the key is listed, nothing
+ * when not; removeElement when nothing was listed.
+ */
+export function removeListed(t: string, set: string, element: string, listed: Listed | undefined): string[] {
+  if (listed === undefined) return removeElement(t, set, element);
+  const key = elementKey(element);
+  return listed.keys.get(set)?.has(key) ? [`delete element ${t} ${set} { ${key} }`] : [];
+}
+
+/**
+ * Statements adding `element` to `set`: the kernel cannot change an element's value and refuses `add` of a key there
+ * with another (File exists, the whole transaction), so a key listed with another value (a verdict changed by hand)
+ * is deleted first, in the same transaction.
+ */
+export function putListed(t: string, set: string, element: string, listed: Listed | undefined): string[] {
+  const key = elementKey(element);
+  const stale = listed?.keys.get(set)?.has(key) === true && listed.elements.get(set)?.has(element) !== true;
+  return [...(stale ? [`delete element ${t} ${set} { ${key} }`] : []), `add element ${t} ${set} { ${element} }`];
 }
 
 /**
  * The statements deleting the orphans, first in the transaction (before a desired VIP's objects are added again): the
  * source element and chain, the slot map (with its elements, in one deletion), and, for a VIP not in `desired`, its
- * counter and served element (a desired VIP's counter counts on: `add counter` keeps it). Their addresses are
+ * counter, served and natvips elements (a desired VIP's counter counts on: `add counter` keeps it). Their addresses are
  * returned for the plan to remove from the address set with the other stale ones.
  */
 export function deleteNatOrphans(
   t: string,
   orphans: ReadonlyMap<string, NatOrphan>,
   desired: ReadonlySet<string>,
+  listed?: Listed,
 ): string[] {
   const out: string[] = [];
   for (const o of orphans.values()) {
     if (o.source) {
-      out.push(...removeElement(t, natSourceMap(o.family), `${vipElement(o)} : jump ${natSourceChain(o.key)}`));
+      out.push(...removeListed(t, natSourceMap(o.family), `${vipElement(o)} : jump ${natSourceChain(o.key)}`, listed));
       out.push(`delete chain ${t} ${natSourceChain(o.key)}`);
     }
     if (o.slots) out.push(`delete map ${t} ${natSlotsMap(o.key)}`);
     if (desired.has(o.key)) continue;
     if (o.counter) out.push(`delete counter ${t} ${o.key}`);
-    out.push(...removeElement(t, natServedSet(o.family), vipElement(o)));
+    out.push(...removeListed(t, natServedSet(o.family), vipElement(o), listed));
+    // Its natvips element, left with another verdict before the chain went (a jump to it would have kept the chain):
+    // deleted by key when listed (a desired VIP's is replaced where it is written again).
+    if (listed !== undefined) out.push(...removeListed(t, natVipsMap(o.family), vipElement(o), listed));
   }
   return out;
 }

@@ -12,7 +12,7 @@ import { type IpFamily, NO_BACKEND, type Protocol } from '@l4fleet/maglev';
 import type { VipApplyReport } from '../types.js';
 import type { NormalizedVip } from '../validate.js';
 import { hexToAddress } from './names.js';
-import { deleteNatOrphans, type NatOrphan, removeElement } from './nat-orphans.js';
+import { deleteNatOrphans, type Listed, listedKeys, type NatOrphan, putListed, removeListed } from './nat-orphans.js';
 import {
   NAT_ELEMENTS_PER_STATEMENT,
   natAddressesSet,
@@ -123,6 +123,9 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
     };
   }
   const tableCreated = current === null || current.layoutSignature !== natLayoutSignature();
+  // The elements read back (the key of an element whose value was changed by hand is there, its element is not).
+  const elements = tableCreated ? undefined : current.elements;
+  const listed: Listed | undefined = elements === undefined ? undefined : { elements, keys: listedKeys(elements) };
   if (tableCreated) {
     if (current !== null) out.push(`delete table ${t}`);
     out.push(natBaseTable(table));
@@ -130,7 +133,7 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
     if (!current.sourceChain) out.push(natSourceUpgrade(table));
     if (!current.servedChain) out.push(natServedUpgrade(table));
     // Objects of a VIP whose chain was deleted by hand: gone before a desired VIP's are added again.
-    out.push(...deleteNatOrphans(t, current.orphans ?? new Map(), new Set(desired.map((v) => v.key))));
+    out.push(...deleteNatOrphans(t, current.orphans ?? new Map(), new Set(desired.map((v) => v.key)), listed));
   }
   const base: NatState = tableCreated
     ? {
@@ -145,9 +148,8 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
   // as names only, signature '') may have been deleted by hand: written again, as its other elements are.
   const wasServed = (key: string): boolean => base.servedChain && base.vips.has(key);
   const adopted = (key: string): boolean => base.vips.get(key)?.signature === '';
-  const listed = tableCreated ? undefined : current?.elements;
   const lacks = (key: string, set: string, element: string): boolean =>
-    adopted(key) && listed !== undefined && !(listed.get(set)?.has(element) ?? false);
+    adopted(key) && listed !== undefined && !(listed.elements.get(set)?.has(element) ?? false);
   const timeouts = new Set(base.timeouts);
   const vips = new Map<string, NatVipState>();
   const reports: VipApplyReport[] = [];
@@ -216,7 +218,8 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
     }
     const element = vipElement({ ...v, protocol, port });
     if (old === undefined || lacks(v.key, natVipsMap(v.family), `${element} : jump ${v.key}`)) {
-      out.push(`add element ${t} ${natVipsMap(v.family)} { ${element} : jump ${v.key} }`);
+      // Its key may be there with another verdict (changed by hand): deleted first (putListed).
+      out.push(...putListed(t, natVipsMap(v.family), `${element} : jump ${v.key}`, listed));
     }
     if (!wasServed(v.key) || lacks(v.key, natServedSet(v.family), element))
       out.push(`add element ${t} ${natServedSet(v.family)} { ${element} }`);
@@ -230,7 +233,7 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
       if (source === undefined) {
         if (adopted(v.key)) {
           const e = `${vipElement({ ...v, protocol, port })} : jump ${natSourceChain(v.key)}`;
-          out.push(...removeElement(t, natSourceMap(v.family), e), `delete chain ${srcChain}`);
+          out.push(...removeListed(t, natSourceMap(v.family), e, listed), `delete chain ${srcChain}`);
         } else out.push(`delete element ${srcElement} }`, `delete chain ${srcChain}`);
       } else if (old?.sourceSignature === undefined) {
         out.push(`add chain ${srcChain}`, `add rule ${srcChain} ${natSourceRule(v.family, source)}`);
@@ -242,7 +245,7 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
     const srcJump = `${element} : jump ${natSourceChain(v.key)}`;
     if (source !== undefined && old?.sourceSignature !== undefined && lacks(v.key, natSourceMap(v.family), srcJump)) {
       // The chain read back, its element not (deleted by hand): sourceRanges were not enforced.
-      out.push(`add element ${t} ${natSourceMap(v.family)} { ${srcJump} }`);
+      out.push(...putListed(t, natSourceMap(v.family), srcJump, listed));
     }
     vips.set(v.key, {
       key: v.key,
@@ -271,16 +274,17 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
   for (const a of newAddresses) {
     const [f, hex] = a.split('|') as [string, string];
     const set = natAddressesSet(Number(f) as IpFamily);
-    const lost = unsure.has(a) && listed !== undefined && !(listed.get(set)?.has(hexToAddress(hex)) ?? false);
+    const lost = unsure.has(a) && listed !== undefined && !(listed.elements.get(set)?.has(hexToAddress(hex)) ?? false);
     if (oldAddresses.has(a) && !lost) continue;
     out.push(`add element ${t} ${set} { ${hexToAddress(hex)} }`);
   }
   for (const old of base.vips.values()) {
     if (vips.has(old.key)) continue;
-    // An adopted VIP's elements may have been deleted by hand: removed whether there or not (nat-orphans.ts).
+    // An adopted VIP's elements may have been deleted or changed by hand: removed by key, whatever their value, when
+    // listed; whether there or not when not (nat-orphans.ts).
     const del = (set: string, element: string): string[] =>
       old.signature === ''
-        ? removeElement(t, set, element)
+        ? removeListed(t, set, element, listed)
         : [`delete element ${t} ${set} { ${element.split(' : ')[0]} }`];
     if (old.sourceSignature !== undefined) {
       out.push(...del(natSourceMap(old.family), `${vipElement(old)} : jump ${natSourceChain(old.key)}`));
@@ -304,7 +308,7 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
     if (newAddresses.has(a)) continue;
     const [f, hex] = a.split('|') as [string, string];
     const set = natAddressesSet(Number(f) as IpFamily);
-    if (unsure.has(a) || !oldAddresses.has(a)) out.push(...removeElement(t, set, hexToAddress(hex)));
+    if (unsure.has(a) || !oldAddresses.has(a)) out.push(...removeListed(t, set, hexToAddress(hex), listed));
     else out.push(`delete element ${t} ${set} { ${hexToAddress(hex)} }`);
   }
   return {

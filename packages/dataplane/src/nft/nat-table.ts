@@ -165,8 +165,9 @@ export function createNatTable(opts: {
       throw new DataPlaneError('NFT_STATE_UNREADABLE', `nft list table inet ${table}: ${r.stderr.trim()}`);
     }
     const skeleton = parseNatSkeleton(r.stdout);
-    if (skeleton.vips.size === 0) return skeleton;
-    // The routing sets' elements (a few per VIP, unlike the slot maps): an adopted VIP's deleted by hand is added again.
+    if (skeleton.vips.size === 0 && skeleton.orphans === undefined) return skeleton;
+    // The routing sets' elements (a few per VIP, unlike the slot maps): an adopted VIP's deleted by hand is added again,
+    // one whose value was changed is replaced (deleted first), a removed or orphaned VIP's are deleted by key.
     const elements = new Map<string, ReadonlySet<string>>();
     for (const f of [4, 6] as const) {
       for (const [kind, name] of [
