@@ -151,6 +151,78 @@ describe.skipIf(!built)('bpf loader over hostile pins', () => {
     60_000,
   );
 
+  test('a restart over more than 4,096 backend ids reads every one back: nothing to write, no id handed out again', async () => {
+    // One VIP with 4,097 backends: ids 0-4096, the last one past the dump's first batch of 4,096.
+    const bs = Array.from({ length: 4097 }, (_x, i) => ({
+      name: `m${i}`,
+      address: `198.18.${64 + (i >> 8)}.${i & 255}`,
+      port: 110,
+    }));
+    const tables: VipTable[] = [
+      {
+        vip: { address: '198.51.100.41', port: 110, protocol: 'tcp' },
+        hash: '5-tuple',
+        seed: 7,
+        backends: bs,
+        slots: buildTable(bs, 65_537),
+      },
+    ];
+    const first = driver();
+    await first.dp.apply(tables);
+    await first.dp.close();
+    const next = driver();
+    // Before the fix (maps.c passed the batch's first id as in_batch, which the kernel reads AFTER): id 4096 was
+    // left out of the dump, so the restart wrote its member again under a new id.
+    expect((await next.dp.apply(tables)).transactions).toBe(0);
+    expect(next.loads.map((l) => l.from)).toEqual(['pins']);
+  }, 120_000);
+
+  test("the counters of backend id 1024 (past the stats dump's first batch of 1,024) are read", async () => {
+    const bs = Array.from({ length: 1025 }, (_x, i) => ({
+      name: `m${i}`,
+      address: `198.18.${64 + (i >> 8)}.${i & 255}`,
+      port: 120,
+    }));
+    const tables: VipTable[] = [
+      {
+        vip: { address: '198.51.100.42', port: 120, protocol: 'tcp' },
+        hash: '5-tuple',
+        seed: 7,
+        backends: bs,
+        slots: buildTable(bs, 65_537),
+      },
+    ];
+    const { dp } = driver();
+    await dp.apply(tables);
+    // 7 packets and 700 bytes on backend id 1024 written by hand: bpftool writes the value to every CPU's copy of
+    // a per-CPU array, so the driver's sum is that times the CPUs.
+    const cpus = Number(spawnSync('nproc', ['--all'], { encoding: 'utf8' }).stdout.trim());
+    const counter = Buffer.alloc(16);
+    counter.writeBigUInt64LE(7n, 0);
+    counter.writeBigUInt64LE(700n, 8);
+    bpftool([
+      'map',
+      'update',
+      'pinned',
+      pinPath('l4f_backend_stats'),
+      'key',
+      'hex',
+      ...hex(u32(1024)),
+      'value',
+      'hex',
+      ...hex(counter),
+    ]);
+    const owner = JSON.parse(
+      bpftool(['-j', 'map', 'lookup', 'pinned', pinPath('l4f_backends'), 'key', 'hex', ...hex(u32(1024))]),
+    ) as { value: string[] };
+    const address = Buffer.from(owner.value.map((x) => Number(x)))
+      .subarray(0, 4)
+      .join('.');
+    // Before the fix (maps.c read each batch from the key after its first): id 1024's counter was left out.
+    const counted = (await dp.counters()).backends.filter((b) => b.packets > 0);
+    expect(counted).toEqual([{ address, packets: 7 * cpus, bytes: 700 * cpus }]);
+  }, 120_000);
+
   test('backend high-water mark set too low by hand: ids in use above it are found, none is handed out again', async () => {
     const first = driver();
     await first.dp.apply([vip(90, [0, 1, 2, 3])]); // ids 0-3 for b0-b3

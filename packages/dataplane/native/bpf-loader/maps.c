@@ -108,9 +108,11 @@ void dump(void)
 		put32(&o, 0);
 		/* Bounded by the array too: the loop cannot wrap past 2^32 whatever the mark (pins.c checks it). */
 		for (uint32_t start = 0; start < hwm && start < L4F_MAX_BACKENDS; start += 4096) {
-			uint32_t count = hwm - start < 4096 ? hwm - start : 4096, in = start, out_b;
+			uint32_t count = hwm - start < 4096 ? hwm - start : 4096, in = start - 1, out_b;
 			LIBBPF_OPTS(bpf_map_batch_opts, bo);
-			/* ARRAY lookup_batch: in_batch = the first index, out_batch = the next */
+			/* An array's lookup_batch reads from the key AFTER in_batch (kernel/bpf/syscall.c
+			 * generic_map_lookup_batch: get_next_key), so a batch from `start` passes start - 1; passing
+			 * start skipped ids 4096, 8192, ... (pins.c hwm_scan, 2026-12-07) */
 			if (bpf_map_lookup_batch(small_fd[2], start ? &in : NULL, &out_b, ks, bs, &count, &bo) &&
 			    errno != ENOENT) {
 				int err = errno;
@@ -219,7 +221,8 @@ static int dump_percpu(struct out *o, int fd, uint32_t n)
 	uint32_t found = 0;
 	put32(o, 0);
 	for (uint32_t start = 0; start < n; start += CHUNK) {
-		uint32_t count = n - start < CHUNK ? n - start : CHUNK, in = start, out_b;
+		/* in_batch is the key before the first one read (see the backends' dump above) */
+		uint32_t count = n - start < CHUNK ? n - start : CHUNK, in = start - 1, out_b;
 		LIBBPF_OPTS(bpf_map_batch_opts, bo);
 		if (bpf_map_lookup_batch(fd, start ? &in : NULL, &out_b, ks, vs, &count, &bo) && errno != ENOENT) {
 			free(vs);
