@@ -1,8 +1,8 @@
 /**
  * Hand edits of the NAT table (`nft` run on the node) that verify and a restarted driver did not repair, in network
  * namespaces (root; run under /tmp/l4fleet-lab.lock): a routing element whose verdict was changed (every write after
- * it refused, "File exists"). The connection held to VIP:443 meanwhile keeps its member: a repair never deletes the
- * table.
+ * it refused, "File exists"), and the base chains deleted or flushed (every NAT VIP unserved, verify reporting the
+ * table clean). The connection held to VIP:443 meanwhile keeps its member: a repair never deletes the table.
  */
 import { createNftablesDataPlane, type DataPlane, type VipTable } from '@l4fleet/dataplane';
 import { buildTable } from '@l4fleet/maglev';
@@ -128,6 +128,35 @@ describe('nftables nat - verdicts changed by hand', () => {
     const dp = dataPlane();
     expect((await dp.apply([v443()])).transactions).toBe(1);
     expect(await listed()).not.toContain(E);
+    expect((await dp.verify()).transactions).toBe(0);
+  });
+});
+
+describe('nftables nat - base chains edited by hand', () => {
+  test('postrouting deleted and prerouting flushed: verify writes both again, VIP :80 is served, then nothing', async () => {
+    const dp = dataPlane();
+    await dp.apply([v80(), v443()]);
+    await holding443(async () => {
+      await nft('delete chain inet l4fleet_nat postrouting', 'flush chain inet l4fleet_nat prerouting');
+      expect(await reply80()).toBeUndefined();
+      expect((await dp.verify()).transactions).toBe(1);
+      const text = await listed();
+      expect(text).toContain('ct status dnat ct original ip daddr @nataddrs4 masquerade');
+      expect(text).toContain('ip daddr . meta l4proto . th dport vmap @natvips4');
+      expect(await reply80()).toMatch(/^m\d /);
+      expect((await dp.verify()).transactions).toBe(0);
+    });
+  });
+
+  test('postrouting deleted while the driver was down: the restarted driver writes it again', async () => {
+    const first = dataPlane();
+    await first.apply([v80(), v443()]);
+    await first.close();
+    await nft('delete chain inet l4fleet_nat postrouting');
+    const dp = dataPlane();
+    expect((await dp.apply([v80(), v443()])).transactions).toBe(1);
+    expect(await listed()).toContain('ct status dnat ct original ip daddr @nataddrs4 masquerade');
+    expect(await reply80()).toMatch(/^m\d /);
     expect((await dp.verify()).transactions).toBe(0);
   });
 });

@@ -1,5 +1,6 @@
 /**
- * The NAT plan after hand edits the read sees (nat-orphans.ts): routing elements whose verdict was changed.
+ * The NAT plan after hand edits the read sees (nat-base.ts, nat-orphans.ts): base chains deleted, flushed or edited,
+ * base objects deleted, routing elements whose verdict was changed.
  */
 import { buildTable } from '@l4fleet/maglev';
 import { describe, expect, test } from 'vitest';
@@ -24,6 +25,80 @@ function nat(n: number, opts: Partial<VipTable> = {}, size = 13): VipTable {
 
 const norm = (...t: VipTable[]) =>
   validateDesired(t, { requireSamePort: true, forwarding: ['l2', 'nat'], driver: 'nftables' });
+
+// `nft delete chain inet T postrouting` or `nft flush chain inet T prerouting`: the read looked at the VIP chains only,
+// so neither a restart nor a verify wrote them again, and every NAT VIP stayed without service.
+describe('nat plan - base chains', () => {
+  const V = 'v_c6336401_tcp_443';
+  const read = (base: Parameters<typeof natBaseListing>[0]): NatState =>
+    parseNatSkeleton(
+      `table inet l4t_nat {\n${natBaseListing(base)}\tct timeout to_tcp4_300_10_10 {\n\t}\n` +
+        `\tcounter ${V} {\n\t}\n\tmap ${V}_slots {\n\t}\n\tchain ${V} {\n\t}\n}\n`,
+    );
+  /** The rules the plan writes into `chain`, after its flush. */
+  const rulesOf = (lines: readonly string[], chain: string): string[] =>
+    lines.filter((l) => l.startsWith(`add rule inet l4t_nat ${chain} `));
+
+  test('a base chain deleted or flushed is declared again, flushed and written whole; the others are not touched', () => {
+    const state = read({ without: ['postrouting'], flushed: ['prerouting'] });
+    expect([...(state.base?.chains ?? [])].sort()).toEqual(['postrouting', 'prerouting']);
+    const lines = planNat(state, norm(nat(2)), 'l4t_nat').lines;
+    const created = planNat(null, norm(nat(2)), 'l4t_nat').lines.join('\n');
+    for (const [chain, hook, n] of [
+      ['postrouting', 'type nat hook postrouting priority srcnat; policy accept;', 2],
+      ['prerouting', 'type nat hook prerouting priority dstnat; policy accept;', 4],
+    ] as const) {
+      const add = lines.indexOf(`add chain inet l4t_nat ${chain} { ${hook} }`);
+      expect(add, chain).toBeGreaterThanOrEqual(0);
+      expect(lines[add + 1], chain).toBe(`flush chain inet l4t_nat ${chain}`);
+      const rules = rulesOf(lines, chain);
+      expect(rules, chain).toHaveLength(n);
+      // The rules of a new table, in its order.
+      for (const r of rules) expect(created, r).toContain(`    ${r.replace(`add rule inet l4t_nat ${chain} `, '')}`);
+    }
+    expect(rulesOf(lines, 'prerouting')[0]).toBe(
+      'add rule inet l4t_nat prerouting ip daddr . meta l4proto . th dport vmap @natvips4',
+    );
+    for (const chain of ['forward', 'source', 'served'])
+      expect(lines.join('\n')).not.toContain(`chain inet l4t_nat ${chain}`);
+    // Its objects are declared first (kept if there), before a rule names them.
+    const map = lines.indexOf(
+      'add map inet l4t_nat natvips4 { type ipv4_addr . inet_proto . inet_service : verdict; }',
+    );
+    expect(map).toBeGreaterThanOrEqual(0);
+    expect(map).toBeLessThan(lines.indexOf('flush chain inet l4t_nat prerouting'));
+    expect(lines).toContain('add counter inet l4t_nat nat_drop_port');
+    // Planned from the model of that write, nothing is written again.
+    const next = planNat(state, norm(nat(2)), 'l4t_nat').next as NatState;
+    expect(planNat(next, norm(nat(2)), 'l4t_nat').lines).toEqual([]);
+  });
+
+  test('a base chain with a rule added by hand, and a base object deleted, are written again', () => {
+    const extra = parseNatSkeleton(
+      `table inet l4t_nat {\n${natBaseListing().replace(
+        '\t\ttype filter hook forward priority filter; policy accept;\n',
+        '\t\ttype filter hook forward priority filter; policy accept;\n\t\tip daddr 198.51.100.9 accept\n',
+      )}}\n`,
+    );
+    expect([...(extra.base?.chains ?? [])]).toEqual(['forward']);
+    expect(rulesOf(planNat(extra, norm(nat(2)), 'l4t_nat').lines, 'forward')).toHaveLength(2);
+    const noMap = read({ without: ['natvips6', 'prerouting'] });
+    expect([...(noMap.base?.objects ?? [])]).toEqual(['natvips6']);
+    expect(planNat(noMap, norm(nat(2)), 'l4t_nat').lines).toContain(
+      'add map inet l4t_nat natvips6 { type ipv6_addr . inet_proto . inet_service : verdict; }',
+    );
+  });
+
+  test('a table as written has no base drift: an adopted one rewrites its VIPs only', () => {
+    const state = read({});
+    expect(state.base).toBeUndefined();
+    const lines = planNat(state, norm(nat(2)), 'l4t_nat').lines;
+    expect(lines.join('\n')).not.toMatch(
+      /(add|flush) chain inet l4t_nat (prerouting|postrouting|forward|source|served)/,
+    );
+    expect(lines.join('\n')).not.toMatch(/add (map|set|counter) inet l4t_nat nat/);
+  });
+});
 
 // A verdict changed by hand (`nft add element` refused, so: delete, then add `… : drop`) reads as the element missing;
 // `add element` of its key with the jump was refused (File exists), the whole transaction, at every verify.

@@ -5,6 +5,7 @@ import { DataPlaneError } from '../errors.js';
 import type { VipTable } from '../types.js';
 import { validateDesired } from '../validate.js';
 import { TEST_LAYOUT } from './layout.test-helper.js';
+import { natBaseListing } from './nat-base.test-helper.js';
 import { type NatState, planNat } from './nat-plan.js';
 import { parseNatSkeleton } from './nat-table.js';
 import { planApply } from './plan.js';
@@ -134,25 +135,24 @@ describe('nat plan', () => {
 
   test('a table written before the served filter gets it, with an element per VIP, not a new table', () => {
     const skeleton = parseNatSkeleton(
-      'table inet l4t_nat {\n\tcomment "l4fleet nat layout=1"\n\tct timeout to_tcp4_300_10_10 {\n\t}\n' +
-        '\tchain source {\n\t}\n\tchain v_c6336401_tcp_443 {\n\t}\n}\n',
+      `table inet l4t_nat {\n${natBaseListing({ without: ['served', 'natserved4', 'natserved6'] })}` +
+        '\tct timeout to_tcp4_300_10_10 {\n\t}\n\tchain v_c6336401_tcp_443 {\n\t}\n}\n',
     );
     expect(skeleton.servedChain).toBe(false);
+    // Its upgrade writes the chain with its rules: not one to rewrite (its sets are declared again, kept if there).
+    expect([...(skeleton.base?.chains ?? [])]).toEqual([]);
     const text = planNat(skeleton, norm(nat(2)), 'l4t_nat').lines.join('\n');
     expect(text).not.toContain('delete table');
     expect(text).toContain('chain served {');
     expect(text).toContain('add element inet l4t_nat natserved4 { 198.51.100.1 . tcp . 443 }');
-    const served = parseNatSkeleton(
-      'table inet l4t_nat {\n\tcomment "l4fleet nat layout=1"\n\tchain source {\n\t}\n\tchain served {\n\t}\n' +
-        '\tchain v_c6336401_tcp_443 {\n\t}\n}\n',
-    );
+    const served = parseNatSkeleton(`table inet l4t_nat {\n${natBaseListing()}\tchain v_c6336401_tcp_443 {\n\t}\n}\n`);
     expect(served.servedChain).toBe(true);
     expect(planNat(served, norm(nat(2)), 'l4t_nat').lines.join('\n')).not.toContain('natserved4');
   });
 
   test('an adopted table (after a restart) is rewritten once: rules flushed, slots refilled, no new chain', () => {
     const skeleton = parseNatSkeleton(
-      'table inet l4t_nat {\n\tcomment "l4fleet nat layout=1"\n\tct timeout to_tcp4_300_10_10 {\n\t}\n' +
+      `table inet l4t_nat {\n${natBaseListing()}\tct timeout to_tcp4_300_10_10 {\n\t}\n` +
         '\tchain v_c6336401_tcp_443 {\n\t}\n}\n',
     );
     expect([...skeleton.vips.keys()]).toEqual(['v_c6336401_tcp_443']);
@@ -165,9 +165,8 @@ describe('nat plan', () => {
 
   const V = 'v_c6336401_tcp_443';
   const adoptedText = (extra = ''): string =>
-    'table inet l4t_nat {\n\tcomment "l4fleet nat layout=1"\n\tct timeout to_tcp4_300_10_10 {\n\t}\n' +
-    `\tcounter ${V} {\n\t}\n\tmap ${V}_slots {\n\t}\n\tchain source {\n\t}\n\tchain served {\n\t}\n` +
-    `\tchain ${V} {\n\t}\n${extra}}\n`;
+    `table inet l4t_nat {\n${natBaseListing()}\tct timeout to_tcp4_300_10_10 {\n\t}\n` +
+    `\tcounter ${V} {\n\t}\n\tmap ${V}_slots {\n\t}\n\tchain ${V} {\n\t}\n${extra}}\n`;
   const srcChain = (ranges: string): string =>
     `\tchain ${V}_src {\n\t\tip saddr != { ${ranges} } counter name "nat_drop_source" drop comment "${
       planNat(null, norm(nat(2, { sourceRanges: [ranges] })), 'l4t_nat')
@@ -239,9 +238,8 @@ describe('nat plan', () => {
   // The natvips element, then the chain deleted by hand: the map, counter and source chain were left; written again as
   // new, `add map` kept the old elements ('File exists' on every slot whose member differs, forever).
   const orphanText = (): string =>
-    'table inet l4t_nat {\n\tcomment "l4fleet nat layout=1"\n\tct timeout to_tcp4_300_10_10 {\n\t}\n' +
-    `\tcounter ${V} {\n\t}\n\tmap ${V}_slots {\n\t}\n\tchain source {\n\t}\n\tchain served {\n\t}\n` +
-    `${srcChain('10.1.0.0/16')}}\n`;
+    `table inet l4t_nat {\n${natBaseListing()}\tct timeout to_tcp4_300_10_10 {\n\t}\n` +
+    `\tcounter ${V} {\n\t}\n\tmap ${V}_slots {\n\t}\n${srcChain('10.1.0.0/16')}}\n`;
 
   test("a desired VIP's objects left without its chain are deleted first, its counter kept, the new map emptied", () => {
     const skeleton = parseNatSkeleton(orphanText());

@@ -12,6 +12,7 @@ import { type IpFamily, NO_BACKEND, type Protocol } from '@l4fleet/maglev';
 import type { VipApplyReport } from '../types.js';
 import type { NormalizedVip } from '../validate.js';
 import { hexToAddress } from './names.js';
+import { type NatBaseDrift, repairNatBase } from './nat-base.js';
 import { deleteNatOrphans, type Listed, listedKeys, type NatOrphan, putListed, removeListed } from './nat-orphans.js';
 import {
   NAT_ELEMENTS_PER_STATEMENT,
@@ -72,6 +73,8 @@ export interface NatState {
    * taken as written.
    */
   readonly elements?: ReadonlyMap<string, ReadonlySet<string>>;
+  /** A read's base chains and objects that differ from what a new table holds (nat-base.ts). Absent: none. */
+  readonly base?: NatBaseDrift;
 }
 
 export interface NatPlan {
@@ -130,6 +133,8 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
     if (current !== null) out.push(`delete table ${t}`);
     out.push(natBaseTable(table));
   } else {
+    // Base objects and chains deleted or edited by hand (nat-base.ts): written again before the VIPs' parts.
+    out.push(...repairNatBase(table, current.base));
     if (!current.sourceChain) out.push(natSourceUpgrade(table));
     if (!current.servedChain) out.push(natServedUpgrade(table));
     // Objects of a VIP whose chain was deleted by hand: gone before a desired VIP's are added again.

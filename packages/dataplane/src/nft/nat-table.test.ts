@@ -3,54 +3,50 @@ import { ProcessError } from '@l4fleet/process';
 import { pino } from 'pino';
 import { describe, expect, test } from 'vitest';
 import type { Exec } from '../exec.js';
+import type { VipTable } from '../types.js';
 import { validateDesired } from '../validate.js';
+import { natBaseListing } from './nat-base.test-helper.js';
 import { createNatTable } from './nat-table.js';
 
 const backends = [1, 2].map((i) => ({ name: `b${i}`, address: `198.18.0.${i}`, port: 8080 }));
-const vips = validateDesired(
-  [
-    {
-      vip: { address: '198.18.2.2', port: 80, protocol: 'tcp' },
-      hash: '5-tuple',
-      seed: 7,
-      backends,
-      slots: buildTable(backends, 13),
-      forwarding: 'nat',
-    },
-  ],
-  { requireSamePort: false, forwarding: ['nat'], driver: 'nftables' },
-);
+const vipTable: VipTable = {
+  vip: { address: '198.18.2.2', port: 80, protocol: 'tcp' },
+  hash: '5-tuple',
+  seed: 7,
+  backends,
+  slots: buildTable(backends, 13),
+  forwarding: 'nat',
+};
+const vips = validateDesired([vipTable], { requireSamePort: false, forwarding: ['nat'], driver: 'nftables' });
 
 const KEY = 'v_c6120202_tcp_80';
-/** `nft -s list table` of the table `vips` is written to (its parts missingFromListing checks). */
-const WRITTEN = [
-  'table inet l4fleet_nat {',
-  '\tmap natvips4 {',
-  '\t\ttype ipv4_addr . inet_proto . inet_service : verdict',
-  `\t\telements = { 198.18.2.2 . tcp . 80 : jump ${KEY} }`,
-  '\t}',
-  '\tset nataddrs4 {',
-  '\t\ttype ipv4_addr',
-  '\t\telements = { 198.18.2.2 }',
-  '\t}',
-  '\tset natserved4 {',
-  '\t\ttype ipv4_addr . inet_proto . inet_service',
-  '\t\telements = { 198.18.2.2 . tcp . 80 }',
-  '\t}',
-  `\tmap ${KEY}_slots {`,
-  '\t\ttype mark : ipv4_addr . inet_service',
-  '\t\telements = { 0x00000000 : 198.18.0.2 . 8080,',
-  '\t\t\t     0x00000001 : 198.18.0.1 . 8080 }',
-  '\t}',
-  `\tchain ${KEY} {`,
-  '\t}',
-  '}',
-  '',
-].join('\n');
+/** `nft -s list table` of the table `vips` is written to (its base part, and the parts missingFromListing checks). */
+const written = (base: { without?: string[]; flushed?: string[] } = {}): string =>
+  [
+    'table inet l4fleet_nat {',
+    natBaseListing({
+      ...base,
+      elements: {
+        natvips4: `198.18.2.2 . tcp . 80 : jump ${KEY}`,
+        nataddrs4: '198.18.2.2',
+        natserved4: '198.18.2.2 . tcp . 80',
+      },
+    }).trimEnd(),
+    `\tmap ${KEY}_slots {`,
+    '\t\ttype mark : ipv4_addr . inet_service',
+    '\t\telements = { 0x00000000 : 198.18.0.2 . 8080,',
+    '\t\t\t     0x00000001 : 198.18.0.1 . 8080 }',
+    '\t}',
+    `\tchain ${KEY} {`,
+    '\t}',
+    '}',
+    '',
+  ].join('\n');
+const WRITTEN = written();
 
 /**
  * The NAT table as nft answers for it: `listing` is what `nft -s list table inet` prints (undefined: the table is
- * gone); scripts are recorded; every command line is in `calls`; a command line in `timeOut` times out once.
+ * gone), and `-t list table` too (elements and all), and `-s list map|set` its block; scripts are recorded; every command line is in `calls`; a command line in `timeOut` times out once.
  */
 function kernel(): {
   exec: Exec;
@@ -77,9 +73,15 @@ function kernel(): {
       nextListing.text = undefined;
       return { code: 0, stdout: '', stderr: '' };
     }
-    if (line.startsWith('nft -s list table inet'))
+    if (line.startsWith('nft -s list table inet') || line.startsWith('nft -t list table inet'))
       return listing.text === undefined ? gone : { code: 0, stdout: listing.text, stderr: '' };
-    return gone;
+    // A set or map of the listing, as `nft -s list map inet T name` prints it.
+    const one = /^nft -s list (?:map|set) inet (\S+) (\S+)$/.exec(line);
+    const lines = listing.text?.split('\n') ?? [];
+    const start = lines.findIndex((l) => new RegExp(`^\\t(?:map|set) ${one?.[2]} \\{$`).test(l));
+    if (one === null || start < 0) return gone;
+    const block = lines.slice(start, lines.indexOf('\t}', start) + 1);
+    return { code: 0, stdout: [`table inet ${one[1]} {`, ...block, '}', ''].join('\n'), stderr: '' };
   };
   return { exec, scripts, calls, listing, timeOut, nextListing };
 }
@@ -138,6 +140,55 @@ describe('nat table verify', () => {
     expect(k.scripts.at(-1)).toContain(`add element inet l4fleet_nat natvips4 { 198.18.2.2 . tcp . 80 : jump ${KEY} }`);
     // Written whole, the listing is complete: the reference again.
     expect((await nat.verify(vips)).transactions).toBe(0);
+  });
+
+  // `nft delete chain inet T postrouting` (masquerade) and `nft flush chain inet T prerouting` (the vmap): verify saw
+  // the listing change, rewrote the VIPs only and kept the broken listing as its reference (transactions 1, then 0):
+  // every NAT VIP stayed without service while driftRepaired was logged.
+  test('nat table - a base chain deleted or flushed by hand is written again whole by verify', async () => {
+    const k = kernel();
+    const nat = createNatTable({
+      exec: k.exec,
+      table: 'l4fleet_nat',
+      log: pino({ level: 'silent' }),
+      interface: 'eth0',
+    });
+    await nat.apply(vips);
+    k.listing.text = written({ without: ['postrouting'], flushed: ['prerouting'] });
+    const r = await nat.verify(vips);
+    expect(r.transactions).toBe(1);
+    const script = k.scripts.at(-1) as string;
+    expect(script).toContain('add chain inet l4fleet_nat postrouting { type nat hook postrouting priority srcnat;');
+    expect(script).toContain('add rule inet l4fleet_nat postrouting ct status dnat ct original ip daddr @nataddrs4');
+    expect(script).toContain('flush chain inet l4fleet_nat prerouting');
+    expect(script).toContain('add rule inet l4fleet_nat prerouting ip daddr . meta l4proto . th dport vmap @natvips4');
+    expect(script).not.toContain('chain inet l4fleet_nat forward');
+    // Repaired: the listing is the reference again.
+    expect((await nat.verify(vips)).transactions).toBe(0);
+  });
+
+  test('nat table - a listing after a write that lacks a base chain is no reference: verify reads and rewrites', async () => {
+    const k = kernel();
+    const nat = createNatTable({
+      exec: k.exec,
+      table: 'l4fleet_nat',
+      log: pino({ level: 'silent' }),
+      interface: 'eth0',
+    });
+    await nat.apply(vips);
+    // Deleted by hand after the last read: an apply planned from the model does not know it.
+    k.nextListing.text = written({ without: ['postrouting'] });
+    const changed = validateDesired(
+      [{ ...vipTable, backends: backends.slice(0, 1), slots: buildTable(backends.slice(0, 1), 13) }],
+      { requireSamePort: false, forwarding: ['nat'], driver: 'nftables' },
+    );
+    expect((await nat.apply(changed)).transactions).toBe(1);
+    k.calls.length = 0;
+    const r = await nat.verify(changed);
+    expect(k.calls).toContain('nft -t list table inet l4fleet_nat');
+    expect(r.transactions).toBe(1);
+    expect(k.scripts.at(-1)).toContain('add chain inet l4fleet_nat postrouting');
+    expect((await nat.verify(changed)).transactions).toBe(0);
   });
 
   // A verify that could not list the table compared nothing: the agent fails it and retries with an apply, which must

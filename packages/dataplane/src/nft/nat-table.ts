@@ -10,6 +10,7 @@ import type { Exec } from '../exec.js';
 import type { TrafficCounter, VipApplyReport } from '../types.js';
 import type { NormalizedVip } from '../validate.js';
 import { hexToAddress, parseVipKey } from './names.js';
+import { natBaseDrift } from './nat-base.js';
 import { findNatOrphans, listedElements, missingFromListing } from './nat-orphans.js';
 import { type NatState, type NatVipState, planNat } from './nat-plan.js';
 import {
@@ -26,8 +27,8 @@ import {
 
 /**
  * Parses `nft -t list table inet T`: the table comment, the VIP chains, the conntrack timeout objects, whether the
- * source and served filters are there, each VIP's source chain signature, and the objects of VIPs without a chain
- * (nat-orphans.ts).
+ * source and served filters are there, each VIP's source chain signature, the objects of VIPs without a chain
+ * (nat-orphans.ts), and the base chains and objects that differ from a new table's (nat-base.ts).
  */
 export function parseNatSkeleton(text: string): NatState {
   let layoutSignature = '';
@@ -78,7 +79,16 @@ export function parseNatSkeleton(text: string): NatState {
     if (v) vips.set(key, { ...v, sourceSignature });
   }
   const orphans = findNatOrphans(maps, counters, chains);
-  return { vips, timeouts, layoutSignature, sourceChain, servedChain, ...(orphans.size > 0 ? { orphans } : {}) };
+  const base = natBaseDrift(text);
+  return {
+    vips,
+    timeouts,
+    layoutSignature,
+    sourceChain,
+    servedChain,
+    ...(orphans.size > 0 ? { orphans } : {}),
+    ...(base.chains.size > 0 || base.objects.size > 0 ? { base } : {}),
+  };
 }
 
 export interface NatTable {
@@ -166,8 +176,8 @@ export function createNatTable(opts: {
     }
     const skeleton = parseNatSkeleton(r.stdout);
     if (skeleton.vips.size === 0 && skeleton.orphans === undefined) return skeleton;
-    // The routing sets' elements (a few per VIP, unlike the slot maps): an adopted VIP's deleted by hand is added again,
-    // one whose value was changed is replaced (deleted first), a removed or orphaned VIP's are deleted by key.
+    // The routing sets' elements (a few per VIP, unlike the slot maps): an adopted VIP's deleted by hand is added
+    // again, one whose value was changed is replaced (deleted first), a removed or orphaned VIP's are deleted by key.
     const elements = new Map<string, ReadonlySet<string>>();
     for (const f of [4, 6] as const) {
       for (const [kind, name] of [
@@ -250,7 +260,13 @@ export function createNatTable(opts: {
     // The listing becomes verify's reference: one lacking what the model wrote (a hand edit the model predates, the
     // write planned around it) would make the edit the norm. None is kept: the next verify reads the table whole and
     // rewrites it (an apply before it plans from the model, as it would have).
-    const missing = listing === '' || plan.next === null ? [] : missingFromListing(listing, plan.next.vips.values());
+    // The base chains too: a model older than a chain deleted or flushed by hand wrote the VIPs only.
+    const base = listing === '' || plan.next === null ? undefined : natBaseDrift(listing);
+    const missing = [
+      ...(listing === '' || plan.next === null ? [] : missingFromListing(listing, plan.next.vips.values())),
+      ...[...(base?.chains ?? [])].map((c) => `chain ${c} as written`),
+      ...[...(base?.objects ?? [])].map((o) => `base object ${o}`),
+    ];
     if (missing.length > 0) {
       log.warn(
         { event: 'natTableIncomplete', missing: missing.slice(0, 6) },
