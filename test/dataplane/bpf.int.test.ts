@@ -56,6 +56,13 @@ import {
   VIP6,
 } from './topology.js';
 
+/**
+ * VIP addresses of the tests that count `drops.port` exactly (short packets, VLAN): no other test sends to them, so a
+ * segment an earlier test's socket still retransmits to VIP4 / VIP6 (a port with no VIP in this test) is not ours
+ * there. With VIP4 the VLAN test saw one such drop in about 1 of 5 runs under load (2026-12-07).
+ */
+const RAW_VIP4 = '198.51.100.76';
+const RAW_VIP6 = '2001:db8:77:9::76';
 const logger = pino({ level: 'silent' });
 const SEED = 0x5eed_1234;
 const BACKENDS = 3;
@@ -766,12 +773,12 @@ s6.sendto(msg6, (vip6, 0))
   test('short packets - an IP length field that leaves no room for the ports, or runs past the frame, is not TCP / UDP: dropped as port, never counted as the VIP or forwarded', async () => {
     const dp = bpf();
     await dp.apply([
-      vipTable({ address: VIP4, port: 1900, protocol: 'udp' }),
-      vipTable({ address: VIP6, port: 1900, protocol: 'udp' }),
+      vipTable({ address: RAW_VIP4, port: 1900, protocol: 'udp' }),
+      vipTable({ address: RAW_VIP6, port: 1900, protocol: 'udp' }),
     ]);
     const mac = (await topo.node.sh('cat /sys/class/net/eth0/address')).trim();
-    const v4 = { src: CLIENT4, dst: VIP4, sport: 29_000, dport: 1900 };
-    const v6 = { src: CLIENT6, dst: VIP6, sport: 29_000, dport: 1900 };
+    const v4 = { src: CLIENT4, dst: RAW_VIP4, sport: 29_000, dport: 1900 };
+    const v6 = { src: CLIENT6, dst: RAW_VIP6, sport: 29_000, dport: 1900 };
     // The bad ones first, then one good datagram per family: once those are counted, the ones before were seen.
     const bad: RawDatagram[] = [
       { ...v4, ipLength: 20 }, // the IP header alone: the "ports" are padding after it
@@ -788,12 +795,12 @@ s6.sendto(msg6, (vip6, 0))
   test('VLAN - a tagged frame (VLAN id != 0) belongs to its VLAN device: not served (not counted, not forwarded tagged); a priority-tagged one (id 0) is served', async () => {
     const dp = bpf();
     await dp.apply([
-      vipTable({ address: VIP4, port: 1901, protocol: 'udp' }),
-      vipTable({ address: VIP6, port: 1901, protocol: 'udp' }),
+      vipTable({ address: RAW_VIP4, port: 1901, protocol: 'udp' }),
+      vipTable({ address: RAW_VIP6, port: 1901, protocol: 'udp' }),
     ]);
     const mac = (await topo.node.sh('cat /sys/class/net/eth0/address')).trim();
-    const v4 = { src: CLIENT4, dst: VIP4, sport: 29_100, dport: 1901 };
-    const v6 = { src: CLIENT6, dst: VIP6, sport: 29_100, dport: 1901 };
+    const v4 = { src: CLIENT4, dst: RAW_VIP4, sport: 29_100, dport: 1901 };
+    const v6 = { src: CLIENT6, dst: RAW_VIP6, sport: 29_100, dport: 1901 };
     const tagged: RawDatagram[] = [
       { ...v4, vlan: 100 },
       { ...v6, vlan: 100 },
