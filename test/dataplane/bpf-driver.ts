@@ -1,4 +1,8 @@
-/** Helpers the bpf driver's real-kernel tests share: a driver on the DSR topology's node, and the loader's start log. */
+/**
+ * Helpers the bpf driver's real-kernel tests share: a driver on the DSR topology's node, the loader's start log, and
+ * bpftool for reading and editing pinned maps by hand.
+ */
+import { spawnSync } from 'node:child_process';
 import { type BpfDataPlane, type BpfDataPlaneOptions, createBpfDataPlane } from '@l4fleet/dataplane';
 import { type Logger, pino } from 'pino';
 import { type DsrTopology, NODE4, NODE6 } from './topology.js';
@@ -38,4 +42,21 @@ export function dsrBpfDriver(
     ...opts,
     ...extra,
   });
+}
+
+/** Runs bpftool (the tests' reads and hand edits of pinned maps): its stdout, or an error naming the command. */
+export function bpftool(args: readonly string[]): string {
+  const r = spawnSync('bpftool', args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`bpftool ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** `b` as bpftool's byte arguments after `hex`. */
+export const hexArgs = (b: Buffer): string[] => [...b].map((x) => x.toString(16).padStart(2, '0'));
+
+/** A little-endian u32: an array map's key. */
+export function u32le(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
 }

@@ -17,7 +17,7 @@ import { type BpfDataPlane, bpfAvailable, createBpfDataPlane, type VipTable } fr
 import { buildTable } from '@l4fleet/maglev';
 import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { type Loaded, loaderLog } from './bpf-driver.js';
+import { bpftool, hexArgs, type Loaded, loaderLog, u32le } from './bpf-driver.js';
 
 const BPFFS = `/run/l4fleet-bpf-hostile-test-${process.pid}`;
 const FLOW_TABLE_SIZE = 4096;
@@ -58,19 +58,6 @@ function vip(port: number, ids: readonly number[]): VipTable {
 
 const pinPath = (name: string): string => `${BPFFS}/h${pin}/${name}`;
 
-function bpftool(args: string[]): string {
-  const r = spawnSync('bpftool', args, { encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`bpftool ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-
-const hex = (b: Buffer): string[] => [...b].map((x) => x.toString(16).padStart(2, '0'));
-const u32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n);
-  return b;
-};
-
 /** The entries of a pinned hash or LRU map. */
 function entries(name: string): number {
   return (JSON.parse(bpftool(['-j', 'map', 'dump', 'pinned', pinPath(name)])) as unknown[]).length;
@@ -87,7 +74,18 @@ function rememberFlow(port: number, backend: number): void {
   const value = Buffer.alloc(12);
   value.writeUInt32LE(backend, 0);
   value.writeUInt32LE(0x1234, 4);
-  bpftool(['map', 'update', 'pinned', pinPath('l4f_flows4'), 'key', 'hex', ...hex(key), 'value', 'hex', ...hex(value)]);
+  bpftool([
+    'map',
+    'update',
+    'pinned',
+    pinPath('l4f_flows4'),
+    'key',
+    'hex',
+    ...hexArgs(key),
+    'value',
+    'hex',
+    ...hexArgs(value),
+  ]);
 }
 
 /** id -> IPv4 address of the l4f_backends entries in use (family set) among ids 0 to n - 1. */
@@ -95,7 +93,7 @@ function backendIds(n: number): Map<number, string> {
   const ids = new Map<number, string>();
   for (let id = 0; id < n; id++) {
     const out = JSON.parse(
-      bpftool(['-j', 'map', 'lookup', 'pinned', pinPath('l4f_backends'), 'key', 'hex', ...hex(u32(id))]),
+      bpftool(['-j', 'map', 'lookup', 'pinned', pinPath('l4f_backends'), 'key', 'hex', ...hexArgs(u32le(id))]),
     ) as { value: string[] };
     const v = Buffer.from(out.value.map((x) => Number(x)));
     if (v[22] !== 0) ids.set(id, [...v.subarray(0, 4)].join('.'));
@@ -207,13 +205,13 @@ describe.skipIf(!built)('bpf loader over hostile pins', () => {
       pinPath('l4f_backend_stats'),
       'key',
       'hex',
-      ...hex(u32(1024)),
+      ...hexArgs(u32le(1024)),
       'value',
       'hex',
-      ...hex(counter),
+      ...hexArgs(counter),
     ]);
     const owner = JSON.parse(
-      bpftool(['-j', 'map', 'lookup', 'pinned', pinPath('l4f_backends'), 'key', 'hex', ...hex(u32(1024))]),
+      bpftool(['-j', 'map', 'lookup', 'pinned', pinPath('l4f_backends'), 'key', 'hex', ...hexArgs(u32le(1024))]),
     ) as { value: string[] };
     const address = Buffer.from(owner.value.map((x) => Number(x)))
       .subarray(0, 4)
@@ -234,10 +232,10 @@ describe.skipIf(!built)('bpf loader over hostile pins', () => {
       pinPath('l4f_backend_hwm'),
       'key',
       'hex',
-      ...hex(u32(0)),
+      ...hexArgs(u32le(0)),
       'value',
       'hex',
-      ...hex(u32(1)),
+      ...hexArgs(u32le(1)),
     ]);
 
     const next = driver();
@@ -248,7 +246,7 @@ describe.skipIf(!built)('bpf loader over hostile pins', () => {
     expect([ids.get(0), ids.get(2), ids.get(3)]).toEqual(['198.18.90.10', '198.18.90.12', '198.18.90.13']);
     expect(new Set(ids.values()).size).toBe(ids.size);
     const mark = JSON.parse(
-      bpftool(['-j', 'map', 'lookup', 'pinned', pinPath('l4f_backend_hwm'), 'key', 'hex', ...hex(u32(0))]),
+      bpftool(['-j', 'map', 'lookup', 'pinned', pinPath('l4f_backend_hwm'), 'key', 'hex', ...hexArgs(u32le(0))]),
     ) as { value: string[] };
     expect(Buffer.from(mark.value.map((x) => Number(x))).readUInt32LE(0)).toBeGreaterThanOrEqual(4);
   }, 60_000);

@@ -15,7 +15,7 @@ import { type BpfDataPlane, bpfAvailable, createBpfDataPlane, type VipTable } fr
 import { buildTable } from '@l4fleet/maglev';
 import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { type Loaded, loaderLog } from './bpf-driver.js';
+import { bpftool, type Loaded, loaderLog } from './bpf-driver.js';
 
 const BPFFS = `/run/l4fleet-bpf-hostile-test-${process.pid}`;
 const FLOW_TABLE_SIZE = 4096;
@@ -64,12 +64,6 @@ const u32 = (v: number): string[] => {
   b.writeUInt32LE(v);
   return [...b].map(String);
 };
-
-function bpftool(args: string[]): string {
-  const r = spawnSync('bpftool', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`bpftool ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
 
 function valueBytes(out: string): Buffer {
   const v = (JSON.parse(out) as { value: number | string[] }).value;

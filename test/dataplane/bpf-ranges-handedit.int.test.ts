@@ -13,7 +13,7 @@ import { buildTable } from '@l4fleet/maglev';
 import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { decodeVip, encodeVipKey } from '../../packages/dataplane/src/bpf/codec.js';
-import { loaderLog } from './bpf-driver.js';
+import { bpftool, hexArgs, loaderLog } from './bpf-driver.js';
 
 const BPFFS = `/run/l4fleet-bpf-handedit-test-${process.pid}`;
 const built = bpfAvailable() === undefined;
@@ -50,13 +50,6 @@ function vip(sourceRanges: readonly string[]): VipTable {
 }
 
 const pinPath = (name: string): string => `${BPFFS}/h${pin}/${name}`;
-const hexArgs = (b: Buffer): string[] => [...b].map((x) => x.toString(16));
-
-function bpftool(args: string[]): string {
-  const r = spawnSync('bpftool', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`bpftool ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
 
 /** The keys of l4f_src_ranges, as hex, sorted. */
 function trieKeys(): string[] {

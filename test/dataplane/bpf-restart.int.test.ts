@@ -18,7 +18,7 @@ import { buildTable } from '@l4fleet/maglev';
 import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { encodeVipKey } from '../../packages/dataplane/src/bpf/codec.js';
-import { type Loaded, loaderLog } from './bpf-driver.js';
+import { bpftool, type Loaded, loaderLog } from './bpf-driver.js';
 
 const BPFFS = `/run/l4fleet-bpf-restart-test-${process.pid}`;
 const FLOW_TABLE_SIZE = 4096;
@@ -60,12 +60,6 @@ function vip(port: number, backends: number, firstBackend = 0, slots = 4099): Vi
 }
 
 const pinPath = (name: string): string => `${BPFFS}/r${pin}/${name}`;
-
-function bpftool(args: string[]): string {
-  const r = spawnSync('bpftool', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`bpftool ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
 
 /** The u32 at key 0 of a pinned one-entry array. */
 function pinnedU32(name: string): number {
