@@ -14,19 +14,21 @@ export interface Loaded {
   readonly from: string;
 }
 
-/** A logger that collects the driver's `programLoaded` events into `loads`. */
-export function loaderLog(): { logger: Logger; loads: Loaded[] } {
+/** A logger that collects the driver's `programLoaded` events into `loads`, and every event's name into `events`. */
+export function loaderLog(): { logger: Logger; loads: Loaded[]; events: string[] } {
   const loads: Loaded[] = [];
+  const events: string[] = [];
   const logger = pino(
     { level: 'info' },
     {
       write(line: string) {
         const e = JSON.parse(line) as { event?: string } & Loaded;
+        if (e.event !== undefined) events.push(e.event);
         if (e.event === 'programLoaded') loads.push({ attach: e.attach, progId: e.progId, from: e.from });
       },
     },
   );
-  return { logger, loads };
+  return { logger, loads, events };
 }
 
 /** A bpf driver on the topology's node (eth0, both node addresses) over `bpffsPath`/`pinName`. */

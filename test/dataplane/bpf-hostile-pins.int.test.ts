@@ -29,8 +29,8 @@ let pin = 0;
 const open: BpfDataPlane[] = [];
 
 /** A driver over this test's pins whose `programLoaded` log events are collected. */
-function driver(xdp: 'off' | 'native' = 'off'): { dp: BpfDataPlane; loads: Loaded[] } {
-  const { logger, loads } = loaderLog();
+function driver(xdp: 'off' | 'native' = 'off'): { dp: BpfDataPlane; loads: Loaded[]; events: string[] } {
+  const { logger, loads, events } = loaderLog();
   const dp = createBpfDataPlane({
     interface: 'eth0',
     netns: node.ns,
@@ -41,7 +41,7 @@ function driver(xdp: 'off' | 'native' = 'off'): { dp: BpfDataPlane; loads: Loade
     logger,
   });
   open.push(dp);
-  return { dp, loads };
+  return { dp, loads, events };
 }
 
 /** A VIP on `port` with backends b{i} at 198.18.90.{10 + i} for each i of `ids`. */
@@ -135,6 +135,7 @@ describe.skipIf(!built)('bpf loader over hostile pins', () => {
       const same = driver();
       await same.dp.apply([vip(80, [0, 1, 2])]);
       expect(entries('l4f_flows4')).toBe(1);
+      expect(same.events).not.toContain('bpfFlowsCleared');
       await same.dp.close();
 
       rmSync(pinPath(removed));
@@ -145,6 +146,7 @@ describe.skipIf(!built)('bpf loader over hostile pins', () => {
       // Before the fix: 1 (the flow of 198.18.90.11 went on to 198.18.90.12).
       expect(entries('l4f_flows4')).toBe(0);
       expect(entries('l4f_flows6')).toBe(0);
+      await expect.poll(() => next.events).toContain('bpfFlowsCleared'); // the agent's log says so (loader.ts)
     },
     60_000,
   );

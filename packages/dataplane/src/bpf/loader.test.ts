@@ -179,3 +179,50 @@ describe('bpf loader - a failed start', () => {
     await l.close();
   });
 });
+
+/** A stand-in for l4fleet-bpf whose start succeeds after saying on stderr that it emptied the flow LRUs. */
+const CLEARING_LOADER = `#!/usr/bin/env node
+process.stderr.write('l4fleet-bpf: /sys/fs/bpf/l4fleet/l4f_backends was not pinned and starts empty: flows remembered over its ids cleared\\n', () => {
+  const h = Buffer.alloc(8);
+  const body = Buffer.from('attached 12 object');
+  h.writeUInt32LE(0, 0);
+  h.writeUInt32LE(body.length, 4);
+  process.stdout.write(Buffer.concat([h, body]));
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+});
+`;
+
+describe('bpf loader - a start that emptied the flow LRUs', () => {
+  let dir: string | undefined;
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  test('is logged as a warning (bpfFlowsCleared) naming the map that started empty', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'l4f-loader-'));
+    const loaderPath = join(dir, 'l4fleet-bpf');
+    writeFileSync(loaderPath, CLEARING_LOADER);
+    chmodSync(loaderPath, 0o755);
+    const warnings: { event?: string; detail?: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => warnings.push(JSON.parse(line)) });
+    const l = startLoader({
+      pinDir: '/sys/fs/bpf/l4fleet',
+      iface: 'eth0',
+      flowTableSize: 1024,
+      xdp: 'off',
+      logger,
+      loaderPath,
+      objectPath: join(dir, 'node.bpf.o'),
+    });
+    expect((await l.started).from).toBe('object');
+    await l.close();
+    // stderr and stdout are two pipes: the note may be read after the reply, so it is waited for (2 s at most).
+    await expect
+      .poll(() => warnings.filter((w) => w.event === 'bpfFlowsCleared').map((w) => w.detail))
+      .toEqual([
+        'l4fleet-bpf: /sys/fs/bpf/l4fleet/l4f_backends was not pinned and starts empty: flows remembered over its ids cleared',
+      ]);
+  });
+});

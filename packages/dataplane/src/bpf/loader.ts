@@ -216,6 +216,15 @@ export function startLoader(opts: LoaderOptions): Loader {
   });
   const pending: Pending[] = [];
   const replies = createReplyReader();
+  /**
+   * A line the loader writes on stderr while starting well: the only one is a note that it emptied the flow LRUs,
+   * because l4f_backends or l4f_vips was not pinned and starts empty (native/bpf-loader/start.c: a remembered flow
+   * would follow its id to another backend). Open connections re-hash by the table then: an operator must see it.
+   */
+  const noteLine = (line: string): void => {
+    if (/^l4fleet-bpf: .*flows remembered over its ids cleared$/.test(line))
+      opts.logger.warn({ event: 'bpfFlowsCleared', detail: line }, line);
+  };
   let stderrTail = '';
   let gone: Error | undefined;
 
@@ -254,8 +263,12 @@ export function startLoader(opts: LoaderOptions): Loader {
     }
   });
   child.stderr.setEncoding('utf8');
+  let stderrLine = '';
   child.stderr.on('data', (d: string) => {
     stderrTail = (stderrTail + d).slice(-2000);
+    const lines = (stderrLine + d).split('\n');
+    stderrLine = (lines.pop() as string).slice(-2000);
+    for (const line of lines) noteLine(line);
   });
   child.stderr.on('close', () => {
     stderrEnded = true;
