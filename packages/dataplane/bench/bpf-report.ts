@@ -4,6 +4,13 @@ import { PROFILE_KEY, SOURCE_RANGES } from './bpf.js';
 import { APPLY_RUNS } from './bpf-apply.js';
 import { NIC_HEADROOM_BYTES } from './headroom.js';
 
+/** Known flows; new flows into fresh LRUs; new flows into LRUs filled once and emptied in place (bpf.ts Traffic). */
+const TRAFFIC_LABEL: Record<string, string> = {
+  '': 'known flows          ',
+  New: 'new flows, fresh LRU ',
+  Reused: 'new flows, reused LRU',
+};
+
 export function bpfReport(f: Record<string, number>): string[] {
   const ns = (k: string): string => (f[k] === undefined ? '-' : `${Math.round(f[k] as number)}`);
   const lines: string[] = [];
@@ -15,7 +22,7 @@ export function bpfReport(f: Record<string, number>): string[] {
     );
   }
   for (const fam of perPacket ? ['', '6'] : []) {
-    for (const t of ['', 'New']) {
+    for (const t of ['', 'New', 'Reused']) {
       const base = `bpf${fam}${t}`;
       const label = (m: string): string =>
         m === 'L2Ranges'
@@ -31,9 +38,7 @@ export function bpfReport(f: Record<string, number>): string[] {
           (m) =>
             `${label(m)} +${ns(`${base}${m}ExtraNs`)} [${ns(`${base}${m}ExtraP25Ns`)}..${ns(`${base}${m}ExtraP75Ns`)}] ns (prog ${ns(`${base}${m}ProgNs`)})`,
         );
-      lines.push(
-        `  IPv${fam || '4'} ${t ? 'new flows ' : 'known flows'}: fwd ${ns(`${base}FwdNs`)} ns/pkt; ${cells.join('; ')}`,
-      );
+      lines.push(`  IPv${fam || '4'} ${TRAFFIC_LABEL[t]}: fwd ${ns(`${base}FwdNs`)} ns/pkt; ${cells.join('; ')}`);
     }
   }
   const grown = Object.keys(f).filter((k) => k.startsWith(`${PROFILE_KEY}.`));

@@ -19,8 +19,8 @@
  *             for the node's eth0 (bpf_fib_lookup), both only during these floods. On veth this measures veth's
  *             XDP, not a NIC's: veth copies every skb into a page with 256 bytes of headroom before the program
  *             runs, and builds a new skb at the peer. BENCH_PP_XDP=0 leaves them out.
- * Known flows (16, remembered in the flow LRU) and new flows (every datagram a new 5-tuple; the LRUs are
- * emptied before each such flood), IPv4 and IPv6. Extra = mode - fwd, paired per round (median and
+ * Known flows (16, remembered in the flow LRU) and new flows (every datagram a new 5-tuple), into fresh LRUs and
+ * into reused ones (Traffic below), IPv4 and IPv6. Extra = mode - fwd, paired per round (median and
  * quartiles). The backend counts and drops what arrives, encapsulated or not, in a netdev chain.
  * Cross-check: kernel.bpf_stats_enabled=1 during the bpf floods; run_time_ns / run_cnt of the program is
  * the program's own time per packet (it does not include the redirect's transmit or the extra bytes).
@@ -88,7 +88,16 @@ const MODE_NAME: Partial<Record<Mode, string>> = {
   'xdp-l2': 'XdpL2',
   'xdp-gue': 'XdpGue',
 };
-type Traffic = 'known' | 'new';
+/**
+ * known: 16 flows the LRU remembers. new: every datagram a new 5-tuple, into flow LRUs made anew (new pins) before
+ * each flood, whose free lists hand out elements in memory order. reused: the same new flows into LRUs that were
+ * filled once and emptied in place (the driver's clearFlows), so each insert takes an element from wherever the
+ * last flows left it, as on a node that has run a while (a full LRU evicts too, which costs more still).
+ */
+type Traffic = 'known' | 'new' | 'reused';
+const TRAFFIC_NAME: Record<Traffic, string> = { known: '', new: 'New', reused: 'Reused' };
+/** BENCH_PP_TRACE=1: every flood's figures on stderr, in the order they ran (round, position, mode). */
+const TRACE = process.env.BENCH_PP_TRACE === '1';
 /** BENCH_PP_PROFILE=0: no perf profile of l2 against gue (it needs `perf`, Debian's linux-perf). */
 const PROFILE = process.env.BENCH_PP_PROFILE !== '0' && perfAvailable();
 
@@ -154,6 +163,9 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
   };
   let dp: BpfDataPlane | undefined;
   let dpXdp = false;
+  /** Whether the pinned flow LRUs have held a new-flow flood since they were made (traffic `reused`). */
+  let lruFilled = false;
+  const floodTimeout = { timeoutMs: (FLOOD_MAX_S + 15) * 1000 };
   const passObject = XDP.length > 0 ? buildXdpPass(s.dir) : undefined;
   const tables = (fwd: Forwarding, ranges = false): VipTable[] =>
     [floodVip(s.vip, s.backendAddress), floodVip(s.vip6, s.backendAddress6)].map((t, i) => ({
@@ -246,9 +258,17 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
       if (traffic === 'new') {
         await dp?.close({ removeState: true });
         dp = undefined;
+        lruFilled = false;
       }
       const ranges = mode.endsWith('-ranges');
       await attach((ranges ? mode.slice(4, -'-ranges'.length) : mode.slice(4)) as Forwarding, xdp, ranges);
+      if (traffic === 'reused') {
+        // LRUs made anew since the last fill: one unmeasured flood fills them first (the first flood into fresh
+        // LRUs measured 150-350 ns less per first packet than the next ones, 2026-12-07).
+        if (!lruFilled) await s.client.run(argv(family === 4 ? s.vip : s.vip6, 'new', family), floodTimeout);
+        lruFilled = true;
+        await dp?.clearFlows();
+      }
     }
     try {
       const before = dp ? await dp.programStats() : undefined;
@@ -257,9 +277,7 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
       const p = profile
         ? await profileFlood(['ip', 'netns', 'exec', s.client.ns, ...flood], cpu, s.dir, profile)
         : undefined;
-      const f = p
-        ? p.flood
-        : (JSON.parse((await s.client.run(flood, { timeoutMs: (FLOOD_MAX_S + 15) * 1000 })).stdout) as Flood);
+      const f = p ? p.flood : (JSON.parse((await s.client.run(flood, floodTimeout)).stdout) as Flood);
       const delivered = await sink();
       const lost = Math.max(0, f.sent + WARMUP_PACKETS - delivered);
       if (lost > f.sent * 0.01) {
@@ -286,11 +304,16 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
   try {
     for (let round = 0; round < ROUNDS; round++) {
       for (const family of [4, 6] as const) {
-        for (const traffic of ['known', 'new'] as const) {
+        for (const traffic of ['known', 'new', 'reused'] as const) {
           const modes = traffic === 'known' ? MODES : NEW_MODES;
           for (let i = 0; i < modes.length; i++) {
             const mode = modes[(round + i) % modes.length] as Mode;
-            push(`${family}/${traffic}/${mode}`, await once(mode, family, traffic));
+            const x = await once(mode, family, traffic);
+            push(`${family}/${traffic}/${mode}`, x);
+            if (TRACE)
+              console.error(
+                `trace ${round} ${i} IPv${family} ${traffic} ${mode} ${x.ns.toFixed(0)} prog ${x.progNs.toFixed(0)}`,
+              );
           }
         }
       }
@@ -329,9 +352,9 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
 
   const figures: Record<string, number> = { ...profiled };
   for (const family of [4, 6] as const) {
-    for (const traffic of ['known', 'new'] as const) {
+    for (const traffic of ['known', 'new', 'reused'] as const) {
       const fwd = samples.get(`${family}/${traffic}/fwd`) ?? [];
-      const base = `bpf${family === 6 ? '6' : ''}${traffic === 'new' ? 'New' : ''}`;
+      const base = `bpf${family === 6 ? '6' : ''}${TRAFFIC_NAME[traffic]}`;
       figures[`${base}FwdNs`] = median(fwd.map((x) => x.ns));
       const fwdNic = samples.get(`${family}/${traffic}/fwd-nic`) ?? [];
       if (fwdNic.length > 0) figures[`${base}FwdNicNs`] = median(fwdNic.map((x) => x.ns));
