@@ -43,6 +43,17 @@ describe('batch writer', () => {
     await w.close();
   });
 
+  test('answers "error" naming a VIP\'s set - the VIP it belongs to is named after the kernel\'s text', async () => {
+    const why = 'delete element(s) of set v_c6120201_tcp_80_over (first key 5): No such file or directory';
+    const path = answering('errvip', `error ${why}`);
+    const w = createBatchWriter({ table: 't', logger, path });
+    await expect(w.commit('delete v_c6120201_tcp_80_over 5\n')).rejects.toMatchObject({
+      code: 'NFT_FAILED',
+      message: `l4fleet-nft-batch: ${why} (vip 198.18.2.1:80/tcp: v_c6120201_tcp_80_over)`,
+    });
+    await w.close();
+  });
+
   test('answers "lost" - NFT_BATCH_LOST (the outcome is unknown)', async () => {
     const path = answering('lost', "lost reading the kernel's answer: No buffer space available");
     const w = createBatchWriter({ table: 't', logger, path });

@@ -12,6 +12,7 @@ import { accessSync, constants } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { DataPlaneError } from '../errors.js';
+import { vipsNamedIn } from './names.js';
 
 /** Where the package build puts the binary (same relative path from src/nft and dist/nft). */
 export const NFT_BATCH_PATH = fileURLToPath(new URL('../../native/bin/l4fleet-nft-batch', import.meta.url));
@@ -117,7 +118,9 @@ export function createBatchWriter(opts: BatchWriterOptions): BatchWriter {
         if (line.startsWith('ok')) return;
         // "lost": the kernel's answer could not be read, the batch may have been committed.
         const code = line.startsWith('lost ') ? 'NFT_BATCH_LOST' : 'NFT_FAILED';
-        throw new DataPlaneError(code, `l4fleet-nft-batch: ${line.replace(/^(error|lost) /, '')}`);
+        // The kernel's text names a set (`v_<hex>_tcp_80_over`): the VIP it belongs to is added, as configured.
+        const why = line.replace(/^(error|lost) /, '');
+        throw new DataPlaneError(code, `l4fleet-nft-batch: ${why}${vipsNamedIn(why)}`);
       });
     },
     async close() {

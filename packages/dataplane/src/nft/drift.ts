@@ -6,21 +6,29 @@
  * costs about the same whatever the slot counts. Only when it finds a difference does verify fall back to the full
  * read and plan (the repair itself is a restart's).
  *
- * Read: the table's skeleton (its comment, base chains' rule counts, each VIP chain's signature, the echo chains, the
- * names of its maps, sets and counters) and the elements of the maps holding one element per VIP or address (vips4/6,
- * vipaddrs4/6, echo4/6). Not read: slot, overlay and live elements (only that each map is there), backend and flow
- * maps' elements. A slot-map element edited by hand is therefore not found by verify; the full read of a restart
- * (or of the next verify that finds anything else) finds it.
+ * Read: the table's skeleton (its comment, base chains' rule counts, each VIP chain's signature and rules as listed,
+ * the echo chains, the names of its maps, sets and counters) and the elements of the maps holding one element per VIP
+ * or address (vips4/6, vipaddrs4/6, echo4/6): each one the model holds, with its verdict, and none other (one added by
+ * hand for a key or address no VIP has routes packets the driver never wrote). Not read: slot, overlay and live
+ * elements (only that each map is there), backend and flow maps' elements. A slot-map element edited by hand is
+ * therefore not found by verify; the full read of a restart (or of the next verify that finds anything else) finds it.
  */
 
 import { DataPlaneError } from '../errors.js';
 import type { Exec } from '../exec.js';
 import { missingBaseObjects } from './base-objects.js';
 import { echoAddress } from './echo.js';
-import { liveSet, overlayMap, slotsMap } from './names.js';
+import { echoChain, hexToAddress, liveSet, overlayMap, parseVipKey, slotsMap } from './names.js';
 import type { KernelState } from './plan.js';
 import type { Layout } from './ruleset.js';
 import { baseChainsDiffering, parseSkeleton, readRouting, tableBlock } from './state.js';
+
+const familyOf = (key: string): number | undefined => parseVipKey(key)?.family;
+/** The element of an address (`family|hex`, as the model keeps it) in `map` of its family, as a message names it. */
+const element = (map: string, a: string): string => {
+  const [family, hex] = a.split('|') as [string, string];
+  return `the ${map}${family} element of ${hexToAddress(hex)}`;
+};
 
 /**
  * The first difference found between the kernel's netdev table and `state` (a sentence naming the object), or
@@ -50,6 +58,11 @@ export async function findDrift(exec: Exec, state: KernelState, layout: Layout):
       if (signature !== v.signature) return `chain ${key}: rules "${signature}", written "${v.signature}"`;
       const rules = s.chainRules.get(key);
       if (v.rules !== undefined && rules !== v.rules) return `chain ${key}: ${rules} rules, written ${v.rules}`;
+      // Replaced by hand (`nft replace rule`): the number and the signature kept, the rule's text not.
+      const listed = s.chainTexts.get(key)?.split('\n') ?? [];
+      const was = v.listed?.split('\n') ?? listed;
+      const i = listed.findIndex((r, n) => r !== was[n]);
+      if (i >= 0) return `chain ${key}: rule ${i + 1} is "${listed[i]}", written "${was[i]}"`;
     }
     for (const key of s.chains.keys()) if (!state.vips.has(key)) return `chain ${key} is not one the driver wrote`;
     if (state.echoAddresses !== undefined) {
@@ -61,19 +74,56 @@ export async function findDrift(exec: Exec, state: KernelState, layout: Layout):
     for (const o of perVip) if (!s.objects.has(o)) return `map or set ${o} is missing`;
 
     const routing = await readRouting(exec, t, s.echoAddresses !== undefined);
+    const verdict = (v: string | undefined): string => `\`${v}\``;
     for (const v of state.vips.values()) {
-      if (!v.jumpMissing && !routing.jumps.has(v.key)) return `the vips${v.family} element of ${v.key} is missing`;
+      if (v.jumpMissing || routing.jumps.has(v.key)) continue;
+      const listed = routing.verdicts.get(v.key);
+      // Rewritten by hand (`: drop`, a jump to another chain): it is there, with what it holds.
+      return `the vips${v.family} element of ${v.key} is ${
+        listed === undefined ? 'missing' : `${verdict(listed)}, written ${verdict(`jump ${v.key}`)}`
+      }`;
+    }
+    // Added by hand for a key no VIP of the driver's has (whatever its verdict): the repair deletes it.
+    for (const [key, v] of routing.verdicts) {
+      if (!state.vips.has(key)) return `the vips${familyOf(key)} element of ${key} (${verdict(v)}) is not written`;
     }
     const addresses =
       state.vipAddresses ?? new Set([...state.vips.values()].map((v) => echoAddress(v.family, v.addressHex)));
-    for (const a of addresses) if (!routing.vipAddresses.has(a)) return `the vipaddrs element of ${a} is missing`;
-    for (const a of routing.vipAddresses) if (!addresses.has(a)) return `the vipaddrs element of ${a} is not written`;
+    for (const a of addresses) if (!routing.vipAddresses.has(a)) return `${element('vipaddrs', a)} is missing`;
+    for (const a of routing.vipAddresses) if (!addresses.has(a)) return `${element('vipaddrs', a)} is not written`;
     for (const a of state.echoAddresses ?? []) {
-      if (!state.echoUnmapped?.has(a) && !routing.echoMapped.has(a)) return `the echo element of ${a} is missing`;
+      if (state.echoUnmapped?.has(a) || routing.echoMapped.has(a)) continue;
+      const listed = routing.echoVerdicts.get(a);
+      const written = `goto ${echoChain(a.split('|')[1] as string)}`;
+      return `${element('echo', a)} is ${listed === undefined ? 'missing' : `${verdict(listed)}, written ${verdict(written)}`}`;
+    }
+    for (const [a, v] of routing.echoVerdicts) {
+      if (!state.echoAddresses?.has(a)) return `${element('echo', a)} (${verdict(v)}) is not written`;
     }
     return undefined;
   } catch (err) {
     if (err instanceof DataPlaneError && err.code === 'NFT_STATE_UNREADABLE') return err.message;
     throw err;
   }
+}
+
+/**
+ * `state` with the listing (KernelVip.listed) of each VIP chain it has none of: the chains whose rules the plan has
+ * just written, listed right after the write, so the light read compares the kernel with what this nft lists for what
+ * the plan wrote, not with the plan's own text. One skeleton listing (~10 ms), only after a write of rules (a slot delta
+ * writes none). One that fails leaves them unknown (not compared) until the next read.
+ */
+export async function withListing(exec: Exec, state: KernelState, table: string): Promise<KernelState> {
+  const unknown = [...state.vips.values()].filter((v) => v.listed === undefined);
+  if (unknown.length === 0) return state;
+  const r = await exec(['nft', '-t', 'list', 'ruleset', 'netdev']).catch(() => undefined);
+  const block = r?.code === 0 ? tableBlock(r.stdout, table) : undefined;
+  if (block === undefined) return state;
+  const texts = parseSkeleton(block).chainTexts;
+  const vips = new Map(state.vips);
+  for (const v of unknown) {
+    const listed = texts.get(v.key);
+    if (listed !== undefined) vips.set(v.key, { ...v, listed });
+  }
+  return { ...state, vips };
 }

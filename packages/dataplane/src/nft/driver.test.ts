@@ -2,6 +2,7 @@ import { buildTable } from '@l4fleet/maglev';
 import { ProcessError } from '@l4fleet/process';
 import { pino } from 'pino';
 import { describe, expect, test } from 'vitest';
+import type { DataPlaneError } from '../errors.js';
 import type { Exec } from '../exec.js';
 import type { VipTable } from '../types.js';
 import { createNftablesDataPlane } from './driver.js';
@@ -263,6 +264,28 @@ describe('nftables driver', () => {
       await dp.close();
     });
 
+    // Added by hand for a key and an address no VIP has: a restart's first apply deletes them, first in the transaction
+    // (the vips4 one names the chain of a VIP that goes here), and leaves the desired VIP's own.
+    test('nftables driver - a restart deletes vips4 and echo4 elements of keys and addresses no VIP has, first', async () => {
+      const other = 'v_c6120202_tcp_80';
+      const two = table.replace(`\tchain ${key} {`, `\tchain ${other} {\n\t}\n\tchain ${key} {`);
+      const stray = [{ concat: ['198.18.2.9', 'udp', 53] }, { jump: { target: other } }];
+      const strayEcho = ['198.18.2.9', { accept: null }];
+      const otherJump = [{ concat: ['198.18.2.2', 'tcp', 80] }, { jump: { target: other } }];
+      const elems = { vips4: [jump, otherJump, stray], vipaddrs4: ['198.18.2.1'], echo4: [echo, strayEcho] };
+      const kernel = fakeKernel({ table: two, elems });
+      const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec: kernel.exec, deltaWriter: 'nft' });
+      await dp.apply([vip()]);
+      const lines = kernel.scripts.join('\n').split('\n');
+      const deleteStray = lines.indexOf('delete element netdev l4fleet vips4 { 198.18.2.9 . udp . 53 }');
+      expect(deleteStray).toBeGreaterThan(-1);
+      expect(deleteStray).toBeLessThan(lines.indexOf(`delete chain netdev l4fleet ${other}`));
+      expect(lines).toContain('delete element netdev l4fleet echo4 { 198.18.2.9 }');
+      for (const r of repairs) expect(lines).not.toContain(r);
+      expect(lines.join('\n')).not.toMatch(/198\.18\.2\.1 . tcp/);
+      await dp.close();
+    });
+
     test('nftables driver - a VIP whose elements are all there gets none of them again', async () => {
       const elems = { vips4: [jump], vipaddrs4: ['198.18.2.1'], echo4: [echo] };
       const kernel = fakeKernel({ table, elems });
@@ -321,9 +344,9 @@ describe('nftables driver', () => {
     const jump = `add element netdev l4fleet vips4 { 198.18.2.1 . tcp . 80 : jump ${key} }`;
 
     /** fakeKernel whose maps and sets hold what the driver's `add element` lines wrote (JSON as nft -j lists it). */
-    function statefulKernel(): ReturnType<typeof fakeKernel> & { elems: Record<string, unknown[]> } {
+    function statefulKernel(table = skeleton): ReturnType<typeof fakeKernel> & { elems: Record<string, unknown[]> } {
       const elems: Record<string, unknown[]> = {};
-      const k = fakeKernel({ table: skeleton, elems });
+      const k = fakeKernel({ table, elems });
       const value = (x: string): unknown => {
         const verdict = /^(jump|goto) (\S+)$/.exec(x);
         if (verdict) return { [verdict[1] as string]: { target: verdict[2] } };
@@ -470,10 +493,15 @@ describe('nftables driver', () => {
       const lookup = `\t\tmeta mark & 0x80000000 == 0 meta mark set meta mark map @${key}_slots\n`;
       expect(skeleton).toContain(lookup);
       const gone = fakeKernel({ table: skeleton.replace(lookup, '') });
-      let deleted = false;
+      let written: number | undefined;
+      // Listed without the rule from `written` on, until the driver writes the chain again (the listing right after
+      // that write is the one verify compares with next).
+      const deleted = (): boolean =>
+        written !== undefined &&
+        !kernel.scripts.slice(written).some((x) => x.includes(`flush chain netdev l4fleet ${key}`));
       const { exec, calls } = recorded({
         ...kernel,
-        exec: (argv, input) => (deleted && listsSkeleton(argv) ? gone : kernel).exec(argv, input),
+        exec: (argv, input) => (deleted() && listsSkeleton(argv) ? gone : kernel).exec(argv, input),
       });
       const dp = createNftablesDataPlane({
         interface: 'eth0',
@@ -483,8 +511,7 @@ describe('nftables driver', () => {
         foldDelayMs: 3_600_000,
       });
       await dp.apply([vip()]);
-      deleted = true;
-      const written = kernel.scripts.length;
+      written = kernel.scripts.length;
       const result = await dp.verify();
       expect(fullRead(calls)).toBe(true);
       expect(result.transactions).toBe(1);
@@ -492,7 +519,7 @@ describe('nftables driver', () => {
       const script = kernel.scripts.slice(written).join('\n');
       expect(script).toContain(`flush chain netdev l4fleet ${key}`);
       expect(script).toContain(`add rule netdev l4fleet ${key} ${lookup.trim()}`);
-      deleted = false;
+      expect(deleted()).toBe(false);
       calls.length = 0;
       expect((await dp.verify()).transactions).toBe(0);
       expect(fullRead(calls)).toBe(false);
@@ -702,6 +729,166 @@ describe('nftables driver', () => {
       await dp.close();
     });
 
+    /** A driver on `exec` whose warnings land in `warned` (verify logs what its light read found as `driftFound`). */
+    function warning(exec: Exec): { dp: ReturnType<typeof createNftablesDataPlane>; drift: () => string[] } {
+      const warned: { event?: string; drift?: string }[] = [];
+      const dp = createNftablesDataPlane({
+        interface: 'eth0',
+        logger: pino({ level: 'warn' }, { write: (line: string) => warned.push(JSON.parse(line)) }),
+        exec,
+        deltaWriter: 'nft',
+        foldDelayMs: 3_600_000,
+      });
+      const drift = (): string[] => warned.filter((w) => w.event === 'driftFound').map((w) => w.drift as string);
+      return { dp, drift };
+    }
+
+    // The element is there with another verdict: the light read said "missing", sending whoever read it after a
+    // deleted element that was not deleted.
+    test.each([
+      ['drop', { drop: null }, 'drop'],
+      ['a jump to another chain', { jump: { target: 'echo_c6120201' } }, 'jump echo_c6120201'],
+    ])(
+      'nftables driver - verify names the verdict a VIP jump element was rewritten to by hand (%s)',
+      async (_, v, text) => {
+        const kernel = statefulKernel();
+        const { dp, drift } = warning(kernel.exec);
+        await dp.apply([vip()]);
+        kernel.elems.vips4 = [[{ concat: ['198.18.2.1', 'tcp', 80] }, v]];
+        const written = kernel.scripts.length;
+        expect((await dp.verify()).transactions).toBe(1);
+        expect(drift()).toEqual([`the vips4 element of ${key} is \`${text}\`, written \`jump ${key}\``]);
+        const lines = kernel.scripts.slice(written).join('\n').split('\n');
+        expect(lines.indexOf('delete element netdev l4fleet vips4 { 198.18.2.1 . tcp . 80 }')).toBeGreaterThan(-1);
+        expect(lines.indexOf(jump)).toBeGreaterThan(
+          lines.indexOf('delete element netdev l4fleet vips4 { 198.18.2.1 . tcp . 80 }'),
+        );
+        await dp.close();
+      },
+    );
+
+    // Added by hand for keys and addresses no VIP has: the light read did not look, the full read kept them, and they
+    // routed packets (to a VIP's chain, or `accept`/`drop` them) with the table reported clean.
+    test.each([
+      [
+        'a vips4 element of a key no VIP has, jumping to a VIP chain',
+        'vips4',
+        [{ concat: ['198.18.2.9', 'udp', 53] }, { jump: { target: key } }],
+        'the vips4 element of v_c6120209_udp_53 (`jump v_c6120201_tcp_80`) is not written',
+        'delete element netdev l4fleet vips4 { 198.18.2.9 . udp . 53 }',
+      ],
+      [
+        'a vips6 element of a key no VIP has, `accept`',
+        'vips6',
+        [{ concat: ['2001:db8::9', 'tcp', 443] }, { accept: null }],
+        'the vips6 element of v_20010db8000000000000000000000009_tcp_443 (`accept`) is not written',
+        'delete element netdev l4fleet vips6 { 2001:db8::9 . tcp . 443 }',
+      ],
+      [
+        "an echo4 element of an address no VIP has, going to a VIP address's echo chain",
+        'echo4',
+        ['198.18.2.9', { goto: { target: 'echo_c6120201' } }],
+        'the echo4 element of 198.18.2.9 (`goto echo_c6120201`) is not written',
+        'delete element netdev l4fleet echo4 { 198.18.2.9 }',
+      ],
+    ])(
+      "nftables driver - verify finds %s and deletes it, the VIP's own elements kept",
+      async (_, map, stray, found, deleted) => {
+        const kernel = statefulKernel();
+        const { dp, drift } = warning(kernel.exec);
+        await dp.apply([vip()]);
+        const own = [...(kernel.elems[map] ?? [])];
+        kernel.elems[map] = [...own, stray];
+        const written = kernel.scripts.length;
+        const result = await dp.verify();
+        expect(drift()).toEqual([found]);
+        expect(result.transactions).toBe(1);
+        const script = kernel.scripts.slice(written).join('\n');
+        expect(script.split('\n')).toContain(deleted);
+        // Nothing of the VIP's own: its jump, address and echo element stay.
+        expect(script).not.toMatch(/198\.18\.2\.1\b/);
+        kernel.elems[map] = own;
+        expect((await dp.verify()).transactions).toBe(0);
+        await dp.close();
+      },
+    );
+
+    test('nftables driver - verify names the verdict an echo element was rewritten to, and writes it again (deleted first)', async () => {
+      const kernel = statefulKernel();
+      const { dp, drift } = warning(kernel.exec);
+      await dp.apply([vip()]);
+      kernel.elems.echo4 = [['198.18.2.1', { drop: null }]];
+      const written = kernel.scripts.length;
+      expect((await dp.verify()).transactions).toBe(1);
+      expect(drift()).toEqual(['the echo4 element of 198.18.2.1 is `drop`, written `goto echo_c6120201`']);
+      const lines = kernel.scripts.slice(written).join('\n').split('\n');
+      const del = lines.indexOf('delete element netdev l4fleet echo4 { 198.18.2.1 }');
+      expect(del).toBeGreaterThan(-1);
+      expect(lines.indexOf('add element netdev l4fleet echo4 { 198.18.2.1 : goto echo_c6120201 }')).toBeGreaterThan(
+        del,
+      );
+      expect(lines.join('\n')).not.toContain('add rule netdev l4fleet echo_c6120201');
+      await dp.close();
+    });
+
+    // `nft replace rule`: the chain keeps its number of rules and its signature (the counter rule's comment), and every
+    // new flow the overlay did not hold was dropped with verify and a restart finding nothing.
+    const lookup = `meta mark & 0x80000000 == 0 meta mark set meta mark map @${key}_slots`;
+    const replaced = skeleton.replace(`\t\t${lookup}\n`, '\t\tcounter drop\n');
+
+    test('nftables driver - verify finds a VIP chain rule replaced by hand (count and signature kept) and writes the chain again', async () => {
+      const kernel = statefulKernel();
+      expect(replaced).not.toBe(skeleton);
+      const edited = fakeKernel({ table: replaced });
+      let from: number | undefined;
+      // Listed replaced from `from` on, until the driver writes the chain again.
+      const isReplaced = (): boolean =>
+        from !== undefined && !kernel.scripts.slice(from).some((x) => x.includes(`flush chain netdev l4fleet ${key}`));
+      const { exec, calls } = recorded({
+        ...kernel,
+        exec: (argv, input) => (isReplaced() && listsSkeleton(argv) ? edited : kernel).exec(argv, input),
+      });
+      const { dp, drift } = warning(exec);
+      await dp.apply([vip()]);
+      expect((await dp.verify()).transactions).toBe(0);
+      from = kernel.scripts.length;
+      const result = await dp.verify();
+      expect(drift()).toEqual([`chain ${key}: rule 5 is "counter drop", written "${lookup}"`]);
+      expect(fullRead(calls)).toBe(true);
+      expect(result.transactions).toBe(1);
+      expect(result.vips).toEqual([expect.objectContaining({ action: 'updated', rulesReplaced: true })]);
+      const script = kernel.scripts.slice(from).join('\n');
+      expect(script).toContain(`flush chain netdev l4fleet ${key}`);
+      expect(script).toContain(`add rule netdev l4fleet ${key} ${lookup}`);
+      calls.length = 0;
+      expect((await dp.verify()).transactions).toBe(0);
+      expect(fullRead(calls)).toBe(false);
+      expect(drift()).toHaveLength(1);
+      await dp.close();
+    });
+
+    test('nftables driver - a restart over a VIP chain rule replaced by hand writes the chain again; over one as written, not', async () => {
+      // Its counter listed too: a VIP read without it is read as one without rules (leftovers.ts findMissing).
+      const counted = skeleton.replace('\tchain ingress {', `\tcounter ${key} {\n\t}\n\tchain ingress {`);
+      const kernel = statefulKernel(counted);
+      const first = createNftablesDataPlane({ interface: 'eth0', logger, exec: kernel.exec, deltaWriter: 'nft' });
+      await first.apply([vip()]);
+      await first.close();
+      const again = createNftablesDataPlane({ interface: 'eth0', logger, exec: kernel.exec, deltaWriter: 'nft' });
+      const same = await again.apply([vip()]);
+      expect(same.transactions).toBe(0);
+      expect(same.vips.map((v) => v.rulesReplaced)).toEqual([false]);
+      await again.close();
+      const edited = fakeKernel({ table: counted.replace(`\t\t${lookup}\n`, '\t\tcounter drop\n') });
+      const exec: Exec = (argv, input) => (listsSkeleton(argv) ? edited : kernel).exec(argv, input);
+      const restarted = createNftablesDataPlane({ interface: 'eth0', logger, exec, deltaWriter: 'nft' });
+      const written = kernel.scripts.length;
+      const result = await restarted.apply([vip()]);
+      expect(result.vips.map((v) => v.rulesReplaced)).toEqual([true]);
+      expect(kernel.scripts.slice(written).join('\n')).toContain(`add rule netdev l4fleet ${key} ${lookup}`);
+      await restarted.close();
+    });
+
     test('nftables driver - verify after close is refused', async () => {
       const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec: fakeKernel({}).exec, deltaWriter: 'nft' });
       await dp.close();
@@ -858,6 +1045,31 @@ describe('nftables driver', () => {
       expect(c.drops).toEqual({ port: zero, 'no-backend': zero, source: zero, fragment: zero });
       await dp.close();
     });
+  });
+
+  // A refusal's kernel text names nft objects (`v_<hex>_tcp_80_over`), not the VIP the operator configured.
+  test('nftables driver - a transaction nft refuses names the VIPs of the objects in its text, the kernel text kept', async () => {
+    const kernel = fakeKernel({});
+    const stderr = [
+      '/dev/stdin:40:1-57: Error: Could not process rule: No such file or directory',
+      'delete element netdev l4fleet v_c6120201_tcp_80_over { 5 }',
+      '^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^',
+      '/dev/stdin:41:1-60: Error: Could not process rule: File exists',
+      'add element netdev l4fleet vips6 { 2001:db8::7 . udp . 53 : jump v_20010db8000000000000000000000007_udp_53 }',
+    ].join('\n');
+    const exec: Exec = async (argv, input) => {
+      if (argv.join(' ') === 'nft -f -') return { code: 1, stdout: '', stderr };
+      return kernel.exec(argv, input);
+    };
+    const dp = createNftablesDataPlane({ interface: 'eth0', logger, exec, deltaWriter: 'nft' });
+    const err = (await dp.apply([vip()]).catch((e: unknown) => e)) as DataPlaneError;
+    expect(err).toMatchObject({ name: 'DataPlaneError', code: 'NFT_FAILED' });
+    expect(err.message).toContain('Could not process rule: No such file or directory');
+    expect(err.message).toContain(
+      ' (vip 198.18.2.1:80/tcp: v_c6120201_tcp_80_over; vip [2001:db8::7]:53/udp: v_20010db8000000000000000000000007_udp_53)',
+    );
+    expect(err.cause).toBe(stderr);
+    await dp.close();
   });
 
   test('nftables driver - a write that fails outside nft names the VIP and slot counts', async () => {

@@ -16,10 +16,10 @@ import {
 import { validateDesired } from '../validate.js';
 import { createBatchWriter } from './batch.js';
 import { nftCountersReport } from './counters-report.js';
-import { findDrift } from './drift.js';
+import { findDrift, withListing } from './drift.js';
 import { echoAddress } from './echo.js';
 import { planFold } from './fold.js';
-import { flowsMap } from './names.js';
+import { flowsMap, vipsNamedIn } from './names.js';
 import { createNatTable } from './nat-table.js';
 import { nftStatements, type Op, renderBatch } from './ops.js';
 import { checkOptions, type NftablesDataPlaneOptions } from './options.js';
@@ -126,9 +126,10 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       );
     }
     if (r.code !== 0) {
-      throw new DataPlaneError('NFT_FAILED', `nft -f: ${r.stderr.trim().split('\n').slice(0, 6).join(' | ')}`, {
-        cause: r.stderr,
-      });
+      // nft names the objects of the refused statement (`v_<hex>_tcp_80`, its maps and set): the VIPs they belong to
+      // are added, as configured, after the kernel's text (from all of it, not only the lines kept).
+      const kernel = r.stderr.trim().split('\n').slice(0, 6).join(' | ');
+      throw new DataPlaneError('NFT_FAILED', `nft -f: ${kernel}${vipsNamedIn(r.stderr)}`, { cause: r.stderr });
     }
     return 'nft';
   }
@@ -215,14 +216,14 @@ export function createNftablesDataPlane(opts: NftablesDataPlaneOptions): DataPla
       }
     };
     await writePlan(plan);
-    state = plan.next;
+    state = await withListing(exec, plan.next, table);
     tableWritten = true;
     // Refused here, the netdev table has this apply's changes and the moving VIPs still; the next apply retries.
     const natResult = await (verifying ? nat.verify(natVips) : nat.apply(natVips));
     const removal = moving.size === 0 ? undefined : planApply(state, vips, layout, echo);
     if (removal !== undefined) {
       await writePlan(removal);
-      state = removal.next;
+      state = await withListing(exec, removal.next, table);
     }
     const removed = removal?.vips.filter((v) => v.action === 'removed') ?? [];
     const transactions = [plan, removal].filter((p) => p !== undefined && p.ops.length > 0).length;

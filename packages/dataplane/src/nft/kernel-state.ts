@@ -1,5 +1,6 @@
 /** What the nftables driver believes the kernel holds: its model of the table (plan.ts plans against it). */
 import type { IpFamily, Protocol } from '@l4fleet/maglev';
+import { echoMap, hexToAddress, parseVipKey, vipsMap } from './names.js';
 
 export interface KernelBackend {
   readonly id: number;
@@ -22,6 +23,19 @@ export interface KernelVip {
    * rewritten by the plan; verify's light read compares it. Absent: not known (not compared).
    */
   readonly rules?: number;
+  /**
+   * The chain's rules as nft listed them (state.ts parseSkeleton chainTexts) right after the driver wrote them
+   * (drift.ts withListing) or as read back: verify's light read compares the listing with it, so a rule replaced by
+   * hand (count and signature kept) is found, whatever text this nft version lists for what the plan wrote. Absent:
+   * not known yet (the plan leaves it out for a chain whose rules it writes).
+   */
+  readonly listed?: string;
+  /**
+   * Read back (readKernelState): the chain's listing, which the plan compares with the rules it would write
+   * (state.ts sameRules): one replaced by hand before a restart or a full read is written again. The plan's model never
+   * has it.
+   */
+  readonly readListing?: string;
   /** The slot map: backend id per slot, 0 where it has no element. */
   readonly base: Uint32Array;
   /**
@@ -74,8 +88,17 @@ export interface KernelState {
    * edited by hand): the plan writes them again, in one transaction with the rest. Absent: none.
    */
   readonly baseChainsDiffer?: ReadonlySet<string>;
-  /** Of `echoAddresses`, those read back without their `echo4`/`echo6` element (deleted by hand). Absent: none. */
+  /**
+   * Of `echoAddresses`, those read back without their `echo4`/`echo6` element going to their chain (deleted, or its
+   * verdict rewritten, by hand). Absent: none.
+   */
   readonly echoUnmapped?: ReadonlySet<string>;
+  /**
+   * The addresses whose `echo4`/`echo6` element does not go to their own echo chain (rewritten by hand, or added for
+   * an address with no chain): the plan deletes them before anything else (one may name a chain it deletes), and
+   * writes the desired ones again. Absent: none.
+   */
+  readonly echoStray?: ReadonlySet<string>;
   /**
    * The addresses (`family|hex`) in `vipaddrs4`/`vipaddrs6` as read back (readKernelState); the plan adds the missing
    * ones and deletes the others. Absent: those of `vips` (what the plan wrote).
@@ -84,7 +107,8 @@ export interface KernelState {
   /**
    * The VIP keys with a `vips4`/`vips6` element as read back (readKernelState), whatever its verdict: one rewritten by
    * hand (say `: drop`) is there, and an `add` of the VIP's jump would be refused ("File exists", the whole
-   * transaction): the plan deletes it first. Absent: those of `vips` not `jumpMissing` (what the plan wrote).
+   * transaction): the plan deletes it first. One of a key no VIP has (added by hand) is deleted, before anything else
+   * (it may name a chain the plan deletes). Absent: those of `vips` not `jumpMissing` (what the plan wrote).
    */
   readonly routed?: ReadonlySet<string>;
   /**
@@ -98,3 +122,67 @@ export interface KernelState {
 export const RETIRED_MAX = 65_536;
 
 export const backendIdentity = (addressHex: string, mac?: string): string => `${addressHex}|${mac ?? ''}`;
+
+/**
+ * The deletions of the routing elements added by hand for what no VIP has: a `vips4`/`vips6` element of a key neither
+ * in `current.vips` nor in `desired` (KernelState.routed), and the echo elements not going to their address's chain
+ * (KernelState.echoStray). Each routes packets (to a VIP's chain, or `accept`s or `drop`s them) the driver never
+ * wrote; the plan deletes them before anything else, as one may name a chain it deletes (the kernel would refuse the
+ * whole transaction).
+ */
+export function deleteStrays(table: string, current: KernelState, desired: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (const key of current.routed ?? []) {
+    const k = parseVipKey(key);
+    if (k === undefined || current.vips.has(key) || desired.has(key)) continue;
+    const e = `${hexToAddress(k.addressHex)} . ${k.protocol} . ${k.port}`;
+    out.push(`delete element netdev ${table} ${vipsMap(k.family)} { ${e} }`);
+  }
+  for (const a of current.echoStray ?? []) {
+    const [family, hex] = a.split('|') as [string, string];
+    out.push(`delete element netdev ${table} ${echoMap(Number(family) as IpFamily)} { ${hexToAddress(hex)} }`);
+  }
+  return out;
+}
+
+/**
+ * Whether a VIP chain's `listed` rules (state.ts parseSkeleton chainTexts) are the `written` ones (ruleset.ts
+ * vipRules), compared in one form (canonical()): nft lists what the plan writes in its own. Only a read back (a
+ * restart, a full read) is compared so: verify compares the listing with the one taken right after the write
+ * (drift.ts withListing), whatever this nft lists. A form canonical() misses (an nft other than 1.0.6) costs a rewrite
+ * of the chain's rules (flows kept) at each restart or full read, never at every verify.
+ */
+export function sameRules(listed: string, written: readonly string[]): boolean {
+  return canonical(listed) === canonical(written.join('\n'));
+}
+
+const SECONDS = { d: 86_400, h: 3_600, m: 60, s: 1 } as const;
+
+/**
+ * Rules in one form, as nft 1.0.6 lists them (`meta mark & 0x80000000 == 0` as `meta mark 0x00000000/1`, `tcp flags &
+ * (syn | ack) != syn` as `tcp flags != syn / syn,ack`), then numbers in decimal, durations in seconds (`timeout 5m`
+ * for `timeout 300s`), one space between words, and a sourceRanges set as `{ }`: nft lists it merged, without `/32`,
+ * one prefix without braces; the signature's digest stands for it (and verify compares the listing itself).
+ */
+function canonical(rules: string): string {
+  return rules
+    .split('\n')
+    .map((r) =>
+      r
+        .replace(/\bsaddr != (?:\{[^}]*\}|\S+)/g, 'saddr != { }')
+        .replace(/\bmeta mark & 0x80000000 == 0\b/g, 'meta mark 0x00000000/1')
+        .replace(/\btcp flags & \(syn \| ack\) (==|!=) syn\b/g, (_, op: string) =>
+          op === '==' ? 'tcp flags syn / syn,ack' : 'tcp flags != syn / syn,ack',
+        )
+        .replace(/\b0x[0-9a-f]+\b/g, (hex) => String(Number.parseInt(hex, 16)))
+        .replace(/\btimeout ((?:\d+[dhms])+)\b/g, (_, d: string) => {
+          let n = 0;
+          for (const [, v, unit] of d.matchAll(/(\d+)([dhms])/g))
+            n += Number(v) * SECONDS[unit as keyof typeof SECONDS];
+          return `timeout ${n}s`;
+        })
+        .replace(/\s+/g, ' ')
+        .trim(),
+    )
+    .join('\n');
+}

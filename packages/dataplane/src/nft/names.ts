@@ -2,7 +2,7 @@
  * Names of everything the driver keeps in its nftables table, in one place (as Katran keeps its map
  * names). VIP objects are named from the VIP itself, so a restarted agent finds them again.
  */
-import { addressText } from '@l4fleet/config';
+import { addressText, vipKey } from '@l4fleet/config';
 import type { IpFamily, Protocol } from '@l4fleet/maglev';
 
 /** Bumped when the table's shape changes: an older table is then replaced once, not patched. */
@@ -68,4 +68,26 @@ export function parseVipKey(
  */
 export function hexToAddress(hex: string): string {
   return addressText(hex.length === 8 ? 4 : 6, Buffer.from(hex, 'hex'));
+}
+
+/** The VIP a key names, as the rest of the driver names VIPs (`198.51.100.7:80/tcp`); undefined for another name. */
+export function vipLabel(key: string): string | undefined {
+  const k = parseVipKey(key);
+  return k && vipKey({ address: hexToAddress(k.addressHex), port: k.port, protocol: k.protocol });
+}
+
+/**
+ * The VIPs whose objects (chain, counter, slot map, overlay, live set) `text` names, as ` (vip LABEL: NAME, ...; ...)`,
+ * or '' when it names none: appended to a refusal's kernel text, which names nft objects, not the VIP an operator
+ * configured.
+ */
+export function vipsNamedIn(text: string): string {
+  const byLabel = new Map<string, Set<string>>();
+  for (const m of text.matchAll(/\bv_(?:[0-9a-f]{32}|[0-9a-f]{8})_(?:tcp|udp)_\d+(?:_(?:slots|over|live))?\b/g)) {
+    const name = m[0];
+    const label = vipLabel(name.replace(/_(?:slots|over|live)$/, ''));
+    if (label !== undefined) byLabel.set(label, (byLabel.get(label) ?? new Set()).add(name));
+  }
+  const parts = [...byLabel].map(([label, names]) => `vip ${label}: ${[...names].join(', ')}`);
+  return parts.length === 0 ? '' : ` (${parts.join('; ')})`;
 }

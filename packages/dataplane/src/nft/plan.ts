@@ -12,7 +12,15 @@ import type { VipApplyReport } from '../types.js';
 import type { NormalizedBackend, NormalizedVip } from '../validate.js';
 import { baseObjects } from './base-objects.js';
 import { echoAddress, echoObjectsAdded, planEcho } from './echo.js';
-import { backendIdentity, type KernelBackend, type KernelState, type KernelVip, RETIRED_MAX } from './kernel-state.js';
+import {
+  backendIdentity,
+  deleteStrays,
+  type KernelBackend,
+  type KernelState,
+  type KernelVip,
+  RETIRED_MAX,
+  sameRules,
+} from './kernel-state.js';
 import { deleteLeftovers, type WithLeftovers, type WithMissing } from './leftovers.js';
 import {
   BACKEND_COUNTERS,
@@ -197,6 +205,8 @@ export function planApply(
   // Keys with a `vips4`/`vips6` element, whatever its verdict (KernelState.routed); a new table has none.
   const routed = (key: string): boolean =>
     !tableCreated && (base.routed?.has(key) ?? (base.vips.has(key) && base.vips.get(key)?.jumpMissing !== true));
+  // Elements added by hand for keys and addresses no VIP has (deleteStrays): first, as one may name a chain deleted.
+  if (!tableCreated) for (const text of deleteStrays(t, base, new Set(desired.map((v) => v.key)))) nft(text);
 
   for (const v of desired) {
     const { protocol, port } = v.table.vip;
@@ -231,9 +241,13 @@ export function planApply(
     const overlayDecl = `{ type mark : mark; size ${slots.length}; }`;
 
     const rules = vipRules(shape, layout);
-    // The signature is one rule's comment: a chain with a rule deleted or added by hand keeps it, not its number.
+    // The signature is one rule's comment: a chain with a rule deleted or added by hand keeps it, not its number; one
+    // replaced by hand keeps both, not its listing (read back: readListing).
     const rulesReplaced =
-      old === undefined || old.signature !== signature || (old.rules !== undefined && old.rules !== rules.length);
+      old === undefined ||
+      old.signature !== signature ||
+      (old.rules !== undefined && old.rules !== rules.length) ||
+      (old.readListing !== undefined && !sameRules(old.readListing, rules));
     if (old === undefined) {
       nft(`add counter netdev ${t} ${v.key}`);
       nft(`add map netdev ${t} ${slotsMap(v.key)} { type mark : mark; }`);
@@ -294,6 +308,7 @@ export function planApply(
       ...kept,
       live,
       label: v.label,
+      ...(rulesReplaced || old?.listed === undefined ? {} : { listed: old.listed }),
     });
     if (old === undefined || old.jumpMissing) {
       const e = vipElement({ ...v, protocol, port });

@@ -1,9 +1,9 @@
 import { describe, expect, test } from 'vitest';
 import type { Exec } from '../exec.js';
-import type { KernelVip } from './kernel-state.js';
+import { type KernelVip, sameRules } from './kernel-state.js';
 import { TEST_LAYOUT } from './layout.test-helper.js';
 import { findLeftovers, type WithMissing } from './leftovers.js';
-import { layoutSignature } from './ruleset.js';
+import { layoutSignature, type VipShape, vipRules } from './ruleset.js';
 import { parseSkeleton, readKernelState, tableBlock } from './state.js';
 
 describe('parseSkeleton', () => {
@@ -54,6 +54,33 @@ describe('parseSkeleton - rules per VIP chain', () => {
       ['v_c0000202_tcp_80', 0],
     ]);
     expect(s.baseRules.get('ingress')).toBe(1);
+  });
+
+  // A rule replaced by hand (`nft replace rule`) keeps the number and the signature: the rules' text tells it.
+  test("lists each VIP chain's rules, a wrapped one joined to its line", () => {
+    const text = [
+      'table netdev l4fleet {',
+      '\tchain v_c0000201_tcp_80 {',
+      '\t\tip saddr != { 10.0.0.0/8,',
+      '\t\t\t     198.18.4.7 } counter name "drop_source" drop',
+      '\t\tcounter name "v_c0000201_tcp_80" comment "l4fleet vip hash=5-tuple seed=7 size=13"',
+      '\t\tdrop',
+      '\t}',
+      '\tchain v_c0000202_tcp_80 {',
+      '\t}',
+      '}',
+    ].join('\n');
+    expect([...parseSkeleton(text).chainTexts]).toEqual([
+      [
+        'v_c0000201_tcp_80',
+        [
+          'ip saddr != { 10.0.0.0/8, 198.18.4.7 } counter name "drop_source" drop',
+          'counter name "v_c0000201_tcp_80" comment "l4fleet vip hash=5-tuple seed=7 size=13"',
+          'drop',
+        ].join('\n'),
+      ],
+      ['v_c0000202_tcp_80', ''],
+    ]);
   });
 });
 
@@ -217,5 +244,77 @@ describe('readKernelState', () => {
     expect(s?.baseMissing).toContain('flow_table_full');
     expect(s?.baseMissing).not.toContain('vips4');
     expect(s?.baseMissing).not.toContain('backend_counters');
+  });
+});
+
+// A VIP chain's rules as nft 1.0.6 lists them (two shapes, written by the driver in a namespace): a restart compares
+// them with what it would write (a rule replaced by hand keeps the number and the signature).
+describe('sameRules', () => {
+  const v4: VipShape = {
+    key: 'v_c633644d_tcp_81',
+    family: 4,
+    protocol: 'tcp',
+    hash: '5-tuple',
+    seed: 0x5eed1234,
+    size: 251,
+    reselect: true,
+    source: { prefixes: ['10.0.0.0/8', '198.18.4.0/24', '198.18.5.7/32'], digest: 'aa9691c2375b0231' },
+  };
+  const v6: VipShape = {
+    key: 'v_20010db8007700090000000000000001_tcp_81',
+    family: 6,
+    protocol: 'tcp',
+    hash: '5-tuple',
+    seed: 0x5eed1234,
+    size: 251,
+    draining: true,
+    source: { prefixes: ['2001:db8::/32'], digest: '90c2cbc21bd13638' },
+  };
+  const listed4 = [
+    'ip saddr != { 10.0.0.0/8, 198.18.4.0/24, 198.18.5.7 } counter name "drop_source" drop',
+    'counter name "v_c633644d_tcp_81" comment "l4fleet vip hash=5-tuple seed=1592594996 size=251 syn=table reselect src=aa9691c2375b0231"',
+    'tcp flags != syn / syn,ack meta mark set ip saddr . tcp sport . ip daddr . tcp dport map @flows4_tcp meta mark @v_c633644d_tcp_81_live update @flows4_tcp { ip saddr . tcp sport . ip daddr . tcp dport timeout 5m : meta mark } goto forward',
+    'tcp flags != syn / syn,ack meta mark set ip saddr . tcp sport . ip daddr . tcp dport map @flows4_tcp delete @flows4_tcp { ip saddr . tcp sport . ip daddr . tcp dport : meta mark }',
+    'meta mark set jhash ip saddr . tcp sport . ip daddr . tcp dport mod 251 seed 0x5eed1234',
+    'meta mark set meta mark map @v_c633644d_tcp_81_over',
+    'meta mark 0x00000000/1 meta mark set meta mark map @v_c633644d_tcp_81_slots',
+    'meta mark 0x00000000/1 counter name "drop_no_backend" drop',
+    'meta mark 0x80000000 counter name "drop_no_backend" drop',
+    'tcp flags syn / syn,ack delete @flows4_tcp { ip saddr . tcp sport . ip daddr . tcp dport : meta mark }',
+    'add @flows4_tcp { ip saddr . tcp sport . ip daddr . tcp dport timeout 5m : meta mark } goto forward',
+    'counter name "flow_table_full" goto forward',
+  ];
+  const listed6 = [
+    'ip6 saddr != 2001:db8::/32 counter name "drop_source" drop',
+    'counter name "v_20010db8007700090000000000000001_tcp_81" comment "l4fleet vip hash=5-tuple seed=1592594996 size=251 syn=table src=90c2cbc21bd13638 draining"',
+    'tcp flags != syn / syn,ack meta mark set jhash ip6 saddr . tcp sport . ip6 daddr . tcp dport mod 4294967295 seed 0x9e3779b9',
+    'tcp flags != syn / syn,ack meta mark set meta mark map @flows6_tcp meta mark @v_20010db8007700090000000000000001_tcp_81_live ip6 saddr . tcp sport . ip6 daddr . tcp dport . meta mark @exact6_tcp update @flows6_tcp { jhash ip6 saddr . tcp sport . ip6 daddr . tcp dport mod 4294967295 seed 0x9e3779b9 timeout 5m : meta mark } update @exact6_tcp { ip6 saddr . tcp sport . ip6 daddr . tcp dport . meta mark timeout 5m } goto forward',
+    'tcp flags != syn / syn,ack meta mark set jhash ip6 saddr . tcp sport . ip6 daddr . tcp dport mod 4294967295 seed 0x85ebca6b',
+    'tcp flags != syn / syn,ack meta mark set meta mark map @flows6b_tcp meta mark @v_20010db8007700090000000000000001_tcp_81_live ip6 saddr . tcp sport . ip6 daddr . tcp dport . meta mark @exact6_tcp update @flows6b_tcp { jhash ip6 saddr . tcp sport . ip6 daddr . tcp dport mod 4294967295 seed 0x85ebca6b timeout 5m : meta mark } update @exact6_tcp { ip6 saddr . tcp sport . ip6 daddr . tcp dport . meta mark timeout 5m } goto forward',
+    'tcp flags syn / syn,ack counter name "drop_no_backend" drop',
+    'meta mark set jhash ip6 saddr . tcp sport . ip6 daddr . tcp dport mod 251 seed 0x5eed1234',
+    'meta mark set meta mark map @v_20010db8007700090000000000000001_tcp_81_over',
+    'meta mark 0x00000000/1 meta mark set meta mark map @v_20010db8007700090000000000000001_tcp_81_slots',
+    'meta mark 0x00000000/1 counter name "drop_no_backend" drop',
+    'meta mark 0x80000000 counter name "drop_no_backend" drop',
+    'tcp flags syn / syn,ack delete @flows6_tcp { jhash ip6 saddr . tcp sport . ip6 daddr . tcp dport mod 4294967295 seed 0x9e3779b9 : meta mark } delete @flows6b_tcp { jhash ip6 saddr . tcp sport . ip6 daddr . tcp dport mod 4294967295 seed 0x85ebca6b : meta mark }',
+    'add @flows6_tcp { jhash ip6 saddr . tcp sport . ip6 daddr . tcp dport mod 4294967295 seed 0x9e3779b9 timeout 5m : meta mark } add @flows6b_tcp { jhash ip6 saddr . tcp sport . ip6 daddr . tcp dport mod 4294967295 seed 0x85ebca6b timeout 5m : meta mark } update @exact6_tcp { ip6 saddr . tcp sport . ip6 daddr . tcp dport . meta mark timeout 5m } goto forward',
+    'counter name "flow_table_full" goto forward',
+  ];
+
+  test('the rules as written are the rules as nft lists them', () => {
+    expect(sameRules(listed4.join('\n'), vipRules(v4, TEST_LAYOUT))).toBe(true);
+    expect(sameRules(listed6.join('\n'), vipRules(v6, TEST_LAYOUT))).toBe(true);
+  });
+
+  test('a rule replaced (count and signature kept), another timeout or seed, is not', () => {
+    const replaced = listed4.map((r) => (r.endsWith('_slots') ? 'counter packets 0 bytes 0 drop' : r));
+    expect(sameRules(replaced.join('\n'), vipRules(v4, TEST_LAYOUT))).toBe(false);
+    expect(sameRules(listed4.join('\n'), vipRules(v4, { ...TEST_LAYOUT, flowTimeoutTcpS: 301 }))).toBe(false);
+    expect(sameRules(listed6.join('\n'), vipRules({ ...v6, seed: 7 }, TEST_LAYOUT))).toBe(false);
+    const flags = listed6.map((r) =>
+      r.replace('tcp flags syn / syn,ack counter', 'tcp flags != syn / syn,ack counter'),
+    );
+    expect(sameRules(flags.join('\n'), vipRules(v6, TEST_LAYOUT))).toBe(false);
   });
 });

@@ -18,6 +18,7 @@ import {
   BASE_CHAIN,
   backendsMap,
   DROP_SOURCE,
+  echoChain,
   echoMap,
   FORWARD_CHAIN,
   hexToAddress,
@@ -76,6 +77,11 @@ export function parseSkeleton(text: string): {
   objects: Set<string>;
   /** Rules in each VIP chain (by key): a rule deleted or added by hand leaves the signature, not the number. */
   chainRules: Map<string, number>;
+  /**
+   * Each VIP chain's rules as nft lists them (by key), one a line (a wrapped one joined): a rule replaced by hand
+   * (`nft replace rule`) leaves the signature and the number, not this.
+   */
+  chainTexts: Map<string, string>;
 } {
   let layoutSignature = '';
   const chains = new Map<string, string>();
@@ -84,6 +90,7 @@ export function parseSkeleton(text: string): {
   const echo = new Set<string>();
   const objects = new Set<string>();
   const chainRules = new Map<string, number>();
+  const chainTexts = new Map<string, string[]>();
   let echoMaps = 0;
   let chain: string | undefined;
   for (const line of text.split('\n')) {
@@ -102,6 +109,7 @@ export function parseSkeleton(text: string): {
       if (parseVipKey(chain)) {
         chains.set(chain, '');
         chainRules.set(chain, 0);
+        chainTexts.set(chain, []);
       }
       const hex = parseEchoChain(chain);
       if (hex !== undefined) echo.add(echoAddress(hex.length === 8 ? 4 : 6, hex));
@@ -112,11 +120,16 @@ export function parseSkeleton(text: string): {
     if (chain !== undefined && counts?.has(chain) && /^\t\t(?!type )\S/.test(line)) {
       counts.set(chain, (counts.get(chain) as number) + 1);
     }
+    const texts = chain === undefined ? undefined : chainTexts.get(chain);
+    if (texts !== undefined && /^\t\t(?!type )\S/.test(line)) texts.push(line.trim());
+    else if (texts !== undefined && texts.length > 0 && /^\t\t\s+\S/.test(line))
+      texts.push(`${texts.pop()} ${line.trim()}`);
     const rule = /comment "(l4fleet vip [^"]*)"$/.exec(line);
     if (rule && chain !== undefined && chains.has(chain)) chains.set(chain, rule[1] as string);
   }
   const echoAddresses = echoMaps === 2 ? echo : undefined;
-  return { layoutSignature, chains, counters, echoAddresses, baseRules, objects, chainRules };
+  const texts = new Map([...chainTexts].map(([k, lines]) => [k, lines.join('\n')]));
+  return { layoutSignature, chains, counters, echoAddresses, baseRules, objects, chainRules, chainTexts: texts };
 }
 
 /**
@@ -143,21 +156,41 @@ export function baseChainsDiffering(baseRules: ReadonlyMap<string, number>): Set
   return new Set([...wanted].filter(([c, n]) => baseRules.get(c) !== n).map(([c]) => c));
 }
 
+/** A verdict as nft -j lists it (`{ "jump": { "target": "x" } }`, `{ "drop": null }`) in nft's text: `jump x`. */
+export function verdictText(verdict: unknown): string {
+  const [name, arg] = Object.entries((verdict ?? {}) as Record<string, { target?: string } | null>)[0] ?? ['?'];
+  return arg?.target === undefined ? name : `${name} ${arg.target}`;
+}
+
+/** What readRouting finds in the maps and sets that route packets to the chains. */
+export interface Routing {
+  /** VIP keys whose `vips4`/`vips6` element jumps to their own chain. */
+  readonly jumps: Set<string>;
+  /** VIP keys with an element whatever its verdict: one rewritten by hand (say `: drop`) is here, not in `jumps`. */
+  readonly routed: Set<string>;
+  /** The verdict of each element of `routed` (verdictText): what a rewritten one holds. */
+  readonly verdicts: Map<string, string>;
+  /** Addresses (`family|hex`) in `vipaddrs4`/`vipaddrs6`. */
+  readonly vipAddresses: Set<string>;
+  /** Addresses whose `echo4`/`echo6` element goes to their own echo chain (echo.ts). */
+  readonly echoMapped: Set<string>;
+  /** Every address with an `echo4`/`echo6` element, with its verdict: one added or rewritten by hand is here too. */
+  readonly echoVerdicts: Map<string, string>;
+}
+
 /**
- * The elements that route packets to what the chains hold, one per VIP (or VIP address): VIP keys whose `vips4`/
- * `vips6` element jumps to their own chain (`jumps`), VIP keys with an element whatever its verdict (`routed`: one
- * rewritten by hand, say `: drop`, is in it and not in `jumps`), addresses (`family|hex`) in `vipaddrs4`/`vipaddrs6`,
- * and, `withEcho`, addresses with an `echo4`/`echo6` element.
+ * The elements that route packets to what the chains hold, one per VIP (or VIP address), in `vips4`/`vips6`,
+ * `vipaddrs4`/`vipaddrs6` and, `withEcho`, `echo4`/`echo6` (Routing).
  */
-export async function readRouting(
-  exec: Exec,
-  table: string,
-  withEcho: boolean,
-): Promise<{ jumps: Set<string>; routed: Set<string>; vipAddresses: Set<string>; echoMapped: Set<string> }> {
-  const jumps = new Set<string>();
-  const routed = new Set<string>();
-  const vipAddresses = new Set<string>();
-  const echoMapped = new Set<string>();
+export async function readRouting(exec: Exec, table: string, withEcho: boolean): Promise<Routing> {
+  const r: Routing = {
+    jumps: new Set(),
+    routed: new Set(),
+    verdicts: new Map(),
+    vipAddresses: new Set(),
+    echoMapped: new Set(),
+    echoVerdicts: new Map(),
+  };
   const hexOf = (address: string): string => toHex(parseAddress(address).bytes);
   for (const family of [4, 6] as IpFamily[]) {
     for (const e of await elements(exec, table, 'map', vipsMap(family))) {
@@ -166,19 +199,23 @@ export async function readRouting(
       if (address === undefined) continue;
       // The key names the VIP's chain (names.ts); only an element that jumps to it counts as the VIP's jump.
       const key = `v_${hexOf(address)}_${protocol}_${port}`;
-      routed.add(key);
-      if (verdict?.jump?.target === key) jumps.add(key);
+      r.routed.add(key);
+      r.verdicts.set(key, verdictText(verdict));
+      if (verdict?.jump?.target === key) r.jumps.add(key);
     }
     for (const e of await elements(exec, table, 'set', vipAddressesSet(family))) {
-      if (typeof e === 'string') vipAddresses.add(echoAddress(family, hexOf(e)));
+      if (typeof e === 'string') r.vipAddresses.add(echoAddress(family, hexOf(e)));
     }
     if (!withEcho) continue;
     for (const e of await elements(exec, table, 'map', echoMap(family))) {
-      const [address] = e as [unknown];
-      if (typeof address === 'string') echoMapped.add(echoAddress(family, hexOf(address)));
+      const [address, verdict] = e as [unknown, { goto?: { target?: string } }];
+      if (typeof address !== 'string') continue;
+      const hex = hexOf(address);
+      r.echoVerdicts.set(echoAddress(family, hex), verdictText(verdict));
+      if (verdict?.goto?.target === echoChain(hex)) r.echoMapped.add(echoAddress(family, hex));
     }
   }
-  return { jumps, routed, vipAddresses, echoMapped };
+  return r;
 }
 
 /**
@@ -229,11 +266,13 @@ export async function readKernelState(
     }
   }
   // The elements that route packets to what the chains hold: one deleted by hand is written again by the plan.
-  const { jumps, routed, vipAddresses, echoMapped } = await readRouting(
+  const { jumps, routed, vipAddresses, echoMapped, echoVerdicts } = await readRouting(
     exec,
     table,
     skeleton.echoAddresses !== undefined,
   );
+  // Echo elements not going to their own address's chain (rewritten, or added by hand): the plan deletes them first.
+  const echoStray = new Set([...echoVerdicts.keys()].filter((a) => !echoMapped.has(a)));
   const vips = new Map<string, KernelVip & WithMissing>();
   for (const [key, signature] of skeleton.chains) {
     const k = parseVipKey(key) as NonNullable<ReturnType<typeof parseVipKey>>;
@@ -257,6 +296,7 @@ export async function readKernelState(
         }
       }
     }
+    const listing = skeleton.chainTexts.get(key);
     const live = new Set<number>();
     if (!missing.has(liveSet(key)))
       for (const e of await elements(exec, table, 'set', liveSet(key))) live.add(e as number);
@@ -266,6 +306,7 @@ export async function readKernelState(
       // An unreadable size means we cannot trust the slots: an empty signature makes the plan rewrite them.
       signature: size > 0 ? signature : '',
       rules: skeleton.chainRules.get(key) ?? 0,
+      ...(listing === undefined ? {} : { listed: listing, readListing: listing }),
       base,
       overlay,
       overlayCount,
@@ -296,6 +337,7 @@ export async function readKernelState(
       : {
           echoAddresses: skeleton.echoAddresses,
           echoUnmapped: new Set([...skeleton.echoAddresses].filter((a) => !echoMapped.has(a))),
+          ...(echoStray.size > 0 ? { echoStray } : {}),
         }),
   };
 }
