@@ -4,95 +4,13 @@
  * it refused, "File exists"), and the base chains deleted or flushed (every NAT VIP unserved, verify reporting the
  * table clean). The connection held to VIP:443 meanwhile keeps its member: a repair never deletes the table.
  */
-import { createNftablesDataPlane, type DataPlane, type VipTable } from '@l4fleet/dataplane';
-import { buildTable } from '@l4fleet/maglev';
-import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import {
-  createNatTopology,
-  holdConnection,
-  MEMBER_PORT,
-  MEMBER_SERVER_PY,
-  member4,
-  NAT_CLIENT_PY,
-  NAT_CLIENT4,
-  NAT_VIP4,
-  type NatTopology,
-} from './nat-topology.js';
+import { describe, expect, test } from 'vitest';
+import { useNatHandEdits } from './nat-hand-edits.js';
+import { NAT_VIP4 } from './nat-topology.js';
 
-const logger = pino({ level: 'silent' });
-const MEMBERS = 2;
 const KEY = 'v_c6336458_tcp_80';
 const E = `${NAT_VIP4} . tcp . 80`;
-
-let topo: NatTopology;
-const open: DataPlane[] = [];
-
-function dataPlane(): DataPlane {
-  const dp = createNftablesDataPlane({ interface: 'eth0', netns: topo.node.ns, logger });
-  open.push(dp);
-  return dp;
-}
-
-function natTable(port: number, sourceRanges?: string[]): VipTable {
-  const backends = Array.from({ length: MEMBERS }, (_x, i) => ({
-    name: `m${i}`,
-    address: member4(i),
-    port: MEMBER_PORT,
-  }));
-  return {
-    vip: { address: NAT_VIP4, port, protocol: 'tcp' },
-    hash: '5-tuple',
-    seed: 0x5eed_0019,
-    backends,
-    slots: buildTable(backends, 251),
-    forwarding: 'nat',
-    ...(sourceRanges ? { sourceRanges } : {}),
-  };
-}
-const v80 = (): VipTable => natTable(80, [`${NAT_CLIENT4}/32`]);
-const v443 = (): VipTable => natTable(443);
-
-const nft = (...commands: string[]): Promise<string> => topo.node.sh(commands.map((c) => `nft '${c}'`).join(' && '));
-const listed = async (): Promise<string> =>
-  (await topo.node.run(['nft', '-s', 'list', 'table', 'inet', 'l4fleet_nat'])).stdout;
-let sport = 23_000;
-async function reply80(): Promise<string | undefined> {
-  const r = await topo.client.run(['python3', '-c', NAT_CLIENT_PY], {
-    input: JSON.stringify([{ src: NAT_CLIENT4, sport: sport++, dst: NAT_VIP4, dport: 80, protocol: 'tcp' }]),
-    timeoutMs: 60_000,
-  });
-  return (JSON.parse(r.stdout.trim().split('\n')[0] as string) as { reply?: string }).reply;
-}
-
-/** Runs `body` with a connection held to VIP:443, then checks it was served throughout by the same member. */
-async function holding443(body: () => Promise<void>): Promise<void> {
-  const c = holdConnection(topo.client, NAT_VIP4, 2);
-  try {
-    expect(await c.ready()).toBe('connected');
-    const before = await c.send();
-    expect(before).toMatch(/^m\d /);
-    await body();
-    expect(await c.send()).toBe(before);
-  } finally {
-    c.close();
-  }
-}
-
-beforeAll(async () => {
-  topo = await createNatTopology({ members: MEMBERS });
-  const servers = topo.members.map((m, i) => m.spawn(['python3', '-c', MEMBER_SERVER_PY, `m${i}`, `${MEMBER_PORT}`]));
-  await Promise.all(servers.map((s) => new Promise((r) => s.stdout?.once('data', r))));
-}, 120_000);
-
-afterEach(async () => {
-  for (const dp of open.splice(0)) await dp.close({ removeState: true }).catch(() => undefined);
-  await topo.node.run(['conntrack', '-F']);
-});
-
-afterAll(async () => {
-  await topo?.cleanup();
-});
+const { dataPlane, v80, v443, nft, listed, reply80, holding443 } = useNatHandEdits(4, { members: 2, sport: 23_000 });
 
 describe('nftables nat - verdicts changed by hand', () => {
   test.each([

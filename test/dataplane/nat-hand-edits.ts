@@ -1,0 +1,130 @@
+/**
+ * The bed of the NAT table's hand-edit tests (nat-repair.int.test.ts for IPv4, nat-repair6.int.test.ts for IPv6), in
+ * the NAT topology (nat-topology.ts): per family VIP:80, its sourceRanges the client alone, and VIP:443, both NAT to
+ * the members; `nft` run on the node; a request to :80; a connection held to :443 across an edit and its repair.
+ * useNatHandEdits registers the file's hooks: the namespaces made before the tests and removed after them, even when
+ * one fails; each test's data planes closed with their state, and conntrack flushed, after it.
+ */
+import { createNftablesDataPlane, type DataPlane, type VipTable } from '@l4fleet/dataplane';
+import { buildTable, type IpFamily } from '@l4fleet/maglev';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import {
+  createNatTopology,
+  holdConnection,
+  MEMBER_PORT,
+  MEMBER_SERVER_PY,
+  member4,
+  member6,
+  NAT_CLIENT_PY,
+  NAT_CLIENT4,
+  NAT_CLIENT6,
+  NAT_VIP4,
+  NAT_VIP6,
+  type NatTopology,
+} from './nat-topology.js';
+
+const logger = pino({ level: 'silent' });
+const SEED = 0x5eed_0019;
+const SLOTS = 251;
+
+export interface NatHandEdits {
+  readonly vip: string;
+  readonly client: string;
+  member(i: number): string;
+  /** Valid from the first test on (made in beforeAll). */
+  topo(): NatTopology;
+  /** An nftables data plane on the node, closed with its state after the test. */
+  dataPlane(): DataPlane;
+  /** VIP:80/tcp, sourceRanges the client alone; its backends every member's, or those of `members`. */
+  v80(members?: readonly string[]): VipTable;
+  /** VIP:443/tcp, every member. */
+  v443(): VipTable;
+  /** Each command as one `nft '<command>'` on the node, in order; rejects at the first refused. */
+  nft(...commands: string[]): Promise<string>;
+  /** `nft -s list table inet l4fleet_nat` on the node (elements, no counter values). */
+  listed(): Promise<string>;
+  /** One TCP request from the client to VIP:80: the member's reply (`m1 <peer>`), undefined when none came. */
+  reply80(): Promise<string | undefined>;
+  /** Runs `body` with a connection held to VIP:443, then checks it was served throughout by the same member. */
+  holding443(body: () => Promise<void>): Promise<void>;
+}
+
+/** `sport`: the first source port of reply80 (below the ephemeral range, see nat.int.test.ts). */
+export function useNatHandEdits(family: IpFamily, opts: { members: number; sport: number }): NatHandEdits {
+  const vip = family === 4 ? NAT_VIP4 : NAT_VIP6;
+  const client = family === 4 ? NAT_CLIENT4 : NAT_CLIENT6;
+  const member = family === 4 ? member4 : member6;
+  let topo: NatTopology | undefined;
+  const open: DataPlane[] = [];
+  let sport = opts.sport;
+
+  const node = (): NatTopology => {
+    if (topo === undefined) throw new Error('the NAT topology is made in beforeAll: used before it');
+    return topo;
+  };
+
+  function natTable(port: number, addresses: readonly string[], sourceRanges?: string[]): VipTable {
+    const backends = addresses.map((address, i) => ({ name: `m${i}`, address, port: MEMBER_PORT }));
+    return {
+      vip: { address: vip, port, protocol: 'tcp' },
+      hash: '5-tuple',
+      seed: SEED,
+      backends,
+      slots: buildTable(backends, SLOTS),
+      forwarding: 'nat',
+      ...(sourceRanges ? { sourceRanges } : {}),
+    };
+  }
+  const every = (): string[] => Array.from({ length: opts.members }, (_x, i) => member(i));
+
+  beforeAll(async () => {
+    topo = await createNatTopology({ members: opts.members });
+    const servers = topo.members.map((m, i) => m.spawn(['python3', '-c', MEMBER_SERVER_PY, `m${i}`, `${MEMBER_PORT}`]));
+    await Promise.all(servers.map((s) => new Promise((r) => s.stdout?.once('data', r))));
+  }, 120_000);
+
+  afterEach(async () => {
+    for (const dp of open.splice(0)) await dp.close({ removeState: true }).catch(() => undefined);
+    await topo?.node.run(['conntrack', '-F']);
+  });
+
+  afterAll(async () => {
+    await topo?.cleanup();
+  });
+
+  return {
+    vip,
+    client,
+    member,
+    topo: node,
+    dataPlane() {
+      const dp = createNftablesDataPlane({ interface: 'eth0', netns: node().node.ns, logger });
+      open.push(dp);
+      return dp;
+    },
+    v80: (members) => natTable(80, members ?? every(), [`${client}/${family === 4 ? 32 : 128}`]),
+    v443: () => natTable(443, every()),
+    nft: (...commands) => node().node.sh(commands.map((c) => `nft '${c}'`).join(' && ')),
+    listed: async () => (await node().node.run(['nft', '-s', 'list', 'table', 'inet', 'l4fleet_nat'])).stdout,
+    async reply80() {
+      const r = await node().client.run(['python3', '-c', NAT_CLIENT_PY], {
+        input: JSON.stringify([{ src: client, sport: sport++, dst: vip, dport: 80, protocol: 'tcp' }]),
+        timeoutMs: 60_000,
+      });
+      return (JSON.parse(r.stdout.trim().split('\n')[0] as string) as { reply?: string }).reply;
+    },
+    async holding443(body) {
+      const c = holdConnection(node().client, vip, 2);
+      try {
+        expect(await c.ready()).toBe('connected');
+        const before = await c.send();
+        expect(before).toMatch(/^m\d /);
+        await body();
+        expect(await c.send()).toBe(before);
+      } finally {
+        c.close();
+      }
+    },
+  };
+}
