@@ -6,7 +6,9 @@
  *   goes to the map in l4f_tables or fails, never to a map no packet reaches);
  * - a seat registry (l4f_table_seat) naming a map a VIP refers to, or one that is not all zeros: a restarted loader
  *   must not adopt it (adopted, the next seat request deleted it from l4f_tables, or a VIP's create filled a table
- *   with another's previous owners).
+ *   with another's previous owners);
+ * - a table put by hand at the seat's index while the loader runs: the seat's helper must neither replace nor delete
+ *   it, and a create there must not fill the seat's map, which l4f_tables no longer holds (ahead.c holds()).
  * The setup is bpf-restart.int.test.ts's. docs/design/0007-bpf-dataplane.md, "Loader and restarts".
  */
 import { spawnSync } from 'node:child_process';
@@ -218,5 +220,58 @@ describe.skipIf(!built)('bpf loader, tables changed by hand', () => {
     expect(made).not.toBe(seatId);
     expect(slotOf(made, 0)[1]).toBe(0);
     expect((await next.dp.verify()).transactions).toBe(0);
+  }, 60_000);
+
+  /** A driver whose VIP (id 0, table 0) is applied and whose seat (index 2) is made, with a table put by hand at index 2. */
+  async function seatReplacedByHand(port: number): Promise<{ dp: BpfDataPlane; foreignId: number; seatId: number }> {
+    const { dp } = driver();
+    await dp.apply([vip(port, 3)]);
+    await dp.settled();
+    expect(pinnedU32('l4f_table_seat')).toBe(3); // the seat at index 2, registered
+    const seatId = tableMapId(2) as number;
+    bpftool([
+      'map',
+      'update',
+      'pinned',
+      pinPath('l4f_tables'),
+      'key',
+      ...u32(2),
+      'value',
+      'pinned',
+      foreignTable(4099),
+    ]);
+    const foreignId = tableMapId(2) as number;
+    expect(foreignId).not.toBe(seatId);
+    return { dp, foreignId, seatId };
+  }
+
+  test('seat - a table put by hand over the seat stays when the seat is asked for again at that index, of another size', async () => {
+    const { dp, foreignId } = await seatReplacedByHand(126);
+    // The VIP's table of another size: created at its other index (1), then the seat asked for at index 2, 251 slots.
+    await dp.apply([vip(126, 3, 0, 251)]);
+    await dp.settled();
+    // Before the fix: the helper put a new seat over it (its previous seat was at that index: not looked up).
+    expect(tableMapId(2)).toBe(foreignId);
+    expect(pinnedU32('l4f_table_seat')).toBe(0); // no seat made there
+  }, 60_000);
+
+  test('seat - a table put by hand over the seat stays when the seat moves to another index', async () => {
+    const { dp, foreignId } = await seatReplacedByHand(127);
+    // VIP id 0 removed: the seat asked for at index 0 (which keeps the retired table until the sweep).
+    await dp.apply([]);
+    await dp.settled();
+    // Before the fix: index 2 deleted (the helper deleted its previous seat's index whatever it held by then).
+    expect(tableMapId(2)).toBe(foreignId);
+  }, 60_000);
+
+  test("seat - a new VIP's create at the seat's index after the seat was replaced by hand: its table goes into l4f_tables", async () => {
+    const { dp, foreignId, seatId } = await seatReplacedByHand(128);
+    const two = [vip(128, 3), vip(129, 2, 3)]; // VIP id 1: a create at index 2 of the seat's size
+    await dp.apply(two);
+    // Before the fix: the create filled the seat's map, no longer at index 2, and the VIP pointed at the hand's zeros.
+    const made = tableMapId(2);
+    expect(made).not.toBe(foreignId);
+    expect(made).not.toBe(seatId);
+    expect((await dp.verify()).transactions).toBe(0);
   }, 60_000);
 });

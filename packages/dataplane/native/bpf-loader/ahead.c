@@ -21,8 +21,11 @@
  * Any other request that touches the index first drops the seat (a create of another size replaces it as
  * before). The seat is registered in a one-entry array pinned beside the maps (SEAT_PIN: index + 1, size, map
  * id), written after the insert and cleared before any write of the table, so a restarted loader adopts a seat
- * only while it is still all zeros and unreferenced (and only the very map registered: see seat_open). A seat the registry does not name (the loader killed
- * between the insert and the registry write) is an unreferenced table: the next create there replaces it.
+ * only while it is still all zeros and unreferenced (and only the very map registered: see seat_open). A seat the
+ * registry does not name (the loader killed between the insert and the registry write) is an unreferenced table:
+ * the next create there replaces it. The seat's index is no VIP's, so a hand may put another table there or
+ * delete it while this process runs: the seat is replaced, deleted or filled only while l4f_tables still holds
+ * that very map there (holds()).
  */
 #include "loader.h"
 
@@ -45,19 +48,37 @@ static uint32_t making_idx = NONE; /* cleared by a request at that index: the he
 static uint32_t making_size;
 static uint32_t busy_idx[2] = {NONE, NONE}; /* indices whose l4f_tables entry the helper is changing */
 static uint32_t ready_idx = NONE, ready_size;
+static uint32_t ready_id; /* the seat's map id: what l4f_tables must still hold at ready_idx for it to be ours */
 static int ready_fd = -1;
 static uint32_t *ready_mem;
 static int seat_reg_fd = -1;
 
 static int is_busy(uint32_t idx) { return idx != NONE && (busy_idx[0] == idx || busy_idx[1] == idx); }
 
-/* The registry's value: index + 1 (0 = no seat), size, and the seat map's id (ids are not reused soon). */
-static void reg_write(uint32_t idx, uint32_t size, int fd)
+/* The id of map `fd`, or 0 (none, unreadable). */
+static uint32_t map_id(int fd)
 {
 	struct bpf_map_info info = {0};
-	uint32_t il = sizeof(info), zero = 0;
-	if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &il)) info.id = 0;
-	uint32_t v[3] = {idx == NONE ? 0 : idx + 1, size, info.id};
+	uint32_t il = sizeof(info);
+	return fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &il) == 0 ? info.id : 0;
+}
+
+/*
+ * Whether l4f_tables[idx] holds map `id` (a lookup of a map of maps from user space gives the inner map's id).
+ * The seat's index is no VIP's, so a hand (bpftool) or another process may have put a table there since the
+ * seat was made, or deleted it: only the very map registered is the seat's to replace, delete or fill.
+ */
+static int holds(uint32_t idx, uint32_t id)
+{
+	uint32_t have;
+	return id != 0 && bpf_map_lookup_elem(tables_fd, &idx, &have) == 0 && have == id;
+}
+
+/* The registry's value: index + 1 (0 = no seat), size, and the seat map's id (ids are not reused soon). */
+static void reg_write(uint32_t idx, uint32_t size, uint32_t id)
+{
+	uint32_t zero = 0;
+	uint32_t v[3] = {idx == NONE ? 0 : idx + 1, size, id};
 	if (seat_reg_fd >= 0) bpf_map_update_elem(seat_reg_fd, &zero, v, BPF_ANY);
 }
 
@@ -96,10 +117,11 @@ static void make_seat(void)
 	int fd;
 	uint32_t *mem;
 	int ok = fresh_table(size, &fd, &mem) == 0;
+	uint32_t id = ok ? map_id(fd) : 0;
 	pthread_mutex_lock(&mu);
 	if (ok && making_idx == idx) {
 		/* The previous seat (another index, or this one of another size) leaves l4f_tables first. */
-		uint32_t old = ready_idx, old_size = ready_size;
+		uint32_t old = ready_idx, old_size = ready_size, old_id = ready_id;
 		int old_fd = ready_fd;
 		uint32_t *old_mem = ready_mem;
 		ready_idx = NONE;
@@ -107,22 +129,26 @@ static void make_seat(void)
 		busy_idx[0] = idx;
 		busy_idx[1] = old;
 		pthread_mutex_unlock(&mu);
-		reg_write(NONE, 0, -1);
-		if (old != NONE && old != idx) bpf_map_delete_elem(tables_fd, &old);
+		reg_write(NONE, 0, 0);
+		/* The previous seat's index is deleted only while it still holds that seat (holds(): by map id); a
+		 * table put there since (by hand) stays. */
+		if (old != NONE && old != idx && holds(old, old_id)) bpf_map_delete_elem(tables_fd, &old);
 		drop_table(old_fd, old_mem, old_size);
-		uint32_t v = (uint32_t)fd, id;
-		/* Over an empty index, or our own previous seat there. Another table there (a VIP's retired one) is
-		 * left alone: the seat is not made. A map of maps takes BPF_ANY only, so the index is looked up first
-		 * (no other thread writes it meanwhile: it is busy, and only this process writes l4f_tables). */
-		ok = (old == idx || bpf_map_lookup_elem(tables_fd, &idx, &id)) &&
+		uint32_t v = (uint32_t)fd, have;
+		/* Over an empty index, or our own previous seat there (the same map id). Another table there (a VIP's
+		 * retired one, or one put there by hand, also over our previous seat) is left alone: the seat is not
+		 * made. A map of maps takes BPF_ANY only, so the index is looked up first (no other thread of this
+		 * process writes it meanwhile: it is busy). */
+		ok = id != 0 && (bpf_map_lookup_elem(tables_fd, &idx, &have) || (old == idx && have == old_id)) &&
 		     bpf_map_update_elem(tables_fd, &idx, &v, BPF_ANY) == 0;
-		if (ok) reg_write(idx, size, fd);
+		if (ok) reg_write(idx, size, id);
 		pthread_mutex_lock(&mu);
 		busy_idx[0] = busy_idx[1] = NONE;
 	} else ok = 0;
 	if (ok) {
 		ready_idx = idx;
 		ready_size = size;
+		ready_id = id;
 		ready_fd = fd;
 		ready_mem = mem;
 	} else if (fd >= 0) drop_table(fd, mem, size);
@@ -225,8 +251,10 @@ void seat_want(const char *p, uint32_t len)
 
 /*
  * A request is about to change table `idx`: the seat there (if any) stops being one. With `size` equal to the
- * seat's, it becomes table idx (inner_*; still in l4f_tables) and 1 is returned: the caller only fills it.
- * Otherwise 0: the table the registry named stays in l4f_tables for the caller to replace or delete.
+ * seat's, and l4f_tables still holding the seat there (by map id), it becomes table idx (inner_*) and 1 is
+ * returned: the caller only fills it. Otherwise 0: the table the registry named stays in l4f_tables for the
+ * caller to replace or delete (a create puts its own there at the next flush: a seat replaced or deleted by hand
+ * is no longer at idx, and filling it would leave the VIP's index on the other map, or on none).
  */
 int seat_take(uint32_t idx, uint32_t size)
 {
@@ -236,8 +264,8 @@ int seat_take(uint32_t idx, uint32_t size)
 	if (making_idx == idx) making_idx = NONE; /* the helper drops what it is making */
 	if (want_idx == idx) want_idx = NONE;
 	if (ready_idx == idx) {
-		reg_write(NONE, 0, -1); /* before the first store into it */
-		if (ready_size == size) {
+		reg_write(NONE, 0, 0); /* before the first store into it */
+		if (ready_size == size && holds(idx, ready_id)) {
 			inner_fd[idx] = ready_fd;
 			inner_mem[idx] = ready_mem;
 			inner_size[idx] = size;
@@ -317,7 +345,7 @@ int seat_open(char *msg, size_t msglen)
 	/* The same map the registry names: a loader that knows no seats (an older version, run in between) may have
 	 * put a VIP's table at that index, which must never be taken for a seat. */
 	if (id != rec[2]) {
-		reg_write(NONE, 0, -1);
+		reg_write(NONE, 0, 0);
 		return 0;
 	}
 	int tfd = bpf_map_get_fd_by_id(id);
@@ -335,11 +363,12 @@ int seat_open(char *msg, size_t msglen)
 	}
 	if (m == MAP_FAILED) {
 		if (tfd >= 0) close(tfd);
-		reg_write(NONE, 0, -1);
+		reg_write(NONE, 0, 0);
 		return 0;
 	}
 	ready_idx = idx;
 	ready_size = size;
+	ready_id = id;
 	ready_fd = tfd;
 	ready_mem = m;
 	size_t at = strlen(msg); /* the start reply tells the driver (src/bpf/loader.ts parseStart) */
