@@ -6,6 +6,8 @@
  * - l4f_backends or l4f_vips missing (created empty by the load) while the flow LRUs keep their entries: the flows
  *   are cleared (they re-hash by the table, which every node shares), else a flow of a backend id handed out again
  *   lands on another backend;
+ * - the same, with a start that pinned the new map and then failed (at the tc or XDP attach) in between: the next
+ *   start must still clear the flows (and not take the fast path over a map the attached program does not read);
  * - a backend high-water mark set too low: ids in use at or above it are found (rescan), not handed out again;
  * - with XDP, l4f_ifaces missing: the start takes the full path and pins a new one, instead of the fast path
  *   failing on it at every start.
@@ -29,10 +31,13 @@ let pin = 0;
 const open: BpfDataPlane[] = [];
 
 /** A driver over this test's pins whose `programLoaded` log events are collected. */
-function driver(xdp: 'off' | 'native' = 'off'): { dp: BpfDataPlane; loads: Loaded[]; events: string[] } {
+function driver(
+  xdp: 'off' | 'native' = 'off',
+  iface = 'eth0',
+): { dp: BpfDataPlane; loads: Loaded[]; events: string[] } {
   const { logger, loads, events } = loaderLog();
   const dp = createBpfDataPlane({
-    interface: 'eth0',
+    interface: iface,
     netns: node.ns,
     bpffsPath: BPFFS,
     pinName: `h${pin}`,
@@ -150,6 +155,62 @@ describe.skipIf(!built)('bpf loader over hostile pins', () => {
     },
     60_000,
   );
+
+  test('l4f_backends pin removed, then a start that pins a new one and fails at the tc attach: the next start still clears the flows', async () => {
+    const first = driver();
+    await first.dp.apply([vip(82, [0, 1, 2])]); // ids 0-2 for b0-b2
+    rememberFlow(82, 1);
+    await first.dp.close();
+    rmSync(pinPath('l4f_backends'));
+    // Our filter swapped for one of another kind (u32) at its priority: bpf_tc_attach (kind bpf, prio 1) is refused.
+    await node.sh(
+      'tc filter del dev eth0 ingress && tc filter add dev eth0 ingress prio 1 protocol all u32 match u32 0 0',
+    );
+    try {
+      const failing = driver();
+      await expect(failing.dp.apply([vip(82, [0, 2, 3])])).rejects.toThrow(/attach to eth0 ingress/);
+    } finally {
+      await node.sh('tc filter del dev eth0 ingress');
+    }
+    expect(existsSync(pinPath('l4f_backends'))).toBe(true); // pinned by the failed start's load, empty
+    expect(entries('l4f_flows4')).toBe(1);
+
+    const next = driver();
+    await next.dp.apply([vip(82, [0, 2, 3])]);
+    expect(backendIds(3).get(1)).toBe('198.18.90.12'); // id 1 handed out again
+    // Before the fix: 1 (every pin was there, so this start did not know the flows' ids had started again).
+    expect(entries('l4f_flows4')).toBe(0);
+    await expect.poll(() => next.events).toContain('bpfFlowsCleared');
+    expect(existsSync(pinPath('l4f_flows_stale'))).toBe(false); // the record goes once the flows are cleared
+  }, 60_000);
+
+  test('l4f_backends pin removed, then a start that fails at the XDP attach elsewhere: the next start clears the flows and replaces the program (not the fast path over maps it does not read)', async () => {
+    const first = driver();
+    await first.dp.apply([vip(83, [0, 1, 2])]);
+    const progId = first.loads[0]?.progId;
+    rememberFlow(83, 1);
+    await first.dp.close();
+    rmSync(pinPath('l4f_backends'));
+    // A bridge has no native XDP: a start there loads (pinning a new l4f_backends), attaches at tc, then fails. The
+    // program on eth0 stays, and l4f_meta still names it.
+    await node.sh('ip link add hb0 type bridge && ip link set hb0 up');
+    try {
+      const failing = driver('native', 'hb0');
+      await expect(failing.dp.apply([vip(83, [0, 2, 3])])).rejects.toThrow(/native XDP|native mode/);
+    } finally {
+      await node.sh('ip link del hb0');
+    }
+    expect(entries('l4f_flows4')).toBe(1);
+
+    const next = driver();
+    await next.dp.apply([vip(83, [0, 2, 3])]);
+    // Before the fix: from pins, the program left as it was (reading the l4f_backends whose pin was removed), and
+    // the flow kept.
+    expect(next.loads.map((l) => l.from)).toEqual(['object']);
+    expect(next.loads[0]?.progId).not.toBe(progId);
+    expect(entries('l4f_flows4')).toBe(0);
+    await expect.poll(() => next.events).toContain('bpfFlowsCleared');
+  }, 60_000);
 
   test('a restart over more than 4,096 backend ids reads every one back: nothing to write, no id handed out again', async () => {
     // One VIP with 4,097 backends: ids 0-4096, the last one past the dump's first batch of 4,096.

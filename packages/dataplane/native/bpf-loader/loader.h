@@ -108,6 +108,11 @@ void forget_inner(uint32_t idx);
 size_t mapped_len(uint32_t size);
 int create_table(uint32_t size);
 int tables_flush(char *msg, size_t msglen);
+/* stale.c: flows remembered over ids that start again, recorded in STALE_PIN until they are cleared. */
+#define STALE_PIN "l4f_flows_stale"
+int stale_recorded(void);
+int stale_before_load(int *fresh, char *msg, size_t msglen);
+int stale_clear(char *msg, size_t msglen);
 /* ahead.c: the spare and the seat (tables made ready off the request path); the seat's registry pin. */
 #define SEAT_PIN "l4f_table_seat"
 void want_spare(uint32_t size);

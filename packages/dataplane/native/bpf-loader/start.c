@@ -147,13 +147,14 @@ static int ifaces_pinned(void) { return !xdp_wanted || pin_is("l4f_ifaces", 4, s
  * handle is the one this object file (same hash) produced, with flow maps of the asked size, and that program
  * is still the one attached. Then nothing needs loading or even parsing (bpf_object__open_file reads the
  * 160-200 KB ELF and its BTF; bpf_object__load runs the verifier): the pins are opened by path. Anything else
- * (no meta, another hash or flow size, another or no program attached, a pin missing or of another layout)
- * returns 0 and the start takes the full path.
+ * (no meta, another hash or flow size, another or no program attached, a pin missing or of another layout,
+ * flows still to clear) returns 0 and the start takes the full path.
  */
 static int reuse(uint64_t hash, uint32_t flows)
 {
 	struct l4f_meta meta;
 	uint32_t zero = 0;
+	if (stale_recorded()) return 0; /* flows still to clear, after a failed start (stale.c): the full path does */
 	int mfd = pinned("l4f_meta");
 	if (mfd < 0) return 0;
 	/* Sizes first: a pin of another build with a larger value would be copied past `meta` by the lookup. */
@@ -324,27 +325,6 @@ int attach_check(char *msg, size_t msglen)
 	return 0;
 }
 
-/*
- * l4f_backends or l4f_vips was just created empty (its pin was gone) while the flow LRUs kept theirs: backend and
- * VIP ids start again from 0, and the driver hands them to other addresses (ids.ts never reuses an id while the pins
- * live, and here they did not), so a remembered flow would go on to whatever backend now has its id (pick() checks
- * only live and vip_id). Both flow maps are emptied before any apply: the flows re-hash by the table, which every
- * node shares. Said on stderr. Returns 0 or an errno (msg says which map).
- */
-static int fresh_ids(int backends, char *msg, size_t msglen)
-{
-	int e4 = clear_flows(flows4_fd, sizeof(struct l4f_flow4));
-	int e6 = e4 ? 0 : clear_flows(flows6_fd, sizeof(struct l4f_flow6));
-	if (e4 || e6) {
-		snprintf(msg, msglen, "clearing l4f_flows%d (%s created anew): %s", e4 ? 4 : 6,
-			 backends ? "l4f_backends" : "l4f_vips", strerror(e4 ? e4 : e6));
-		return e4 ? e4 : e6;
-	}
-	fprintf(stderr, "l4fleet-bpf: %s/%s was not pinned and starts empty: flows remembered over its ids cleared\n",
-		pin_dir, backends ? "l4f_backends" : "l4f_vips");
-	return 0;
-}
-
 int start(const char *object, const char *ifname, uint32_t flows, char *msg, size_t msglen)
 {
 	struct statfs st;
@@ -380,13 +360,14 @@ int start(const char *object, const char *ifname, uint32_t flows, char *msg, siz
 		int e = hwm_open(0, msg, msglen); /* msg is only written on failure */
 		return e ? e : seat_open(msg, msglen);
 	}
-	/* l4f_backends is created by this load when it has no pin yet: its high-water mark is then 0. */
-	int fresh = !pin_is("l4f_backends", 0, 0);
-	/* Flows remembered over ids that start again (fresh_ids()): cleared once the load has the maps. */
-	int stale = (fresh || !pin_is("l4f_vips", 0, 0)) && (pin_is("l4f_flows4", 0, 0) || pin_is("l4f_flows6", 0, 0));
-	int err = load(object, hash, flows, ifname, msg, msglen);
+	/* l4f_backends is created by this load when it has no pin yet (`fresh`): its high-water mark is then 0. Flows
+	 * remembered over ids that start again are recorded as such before the load (a start failing after it leaves
+	 * the record: stale.c) and cleared once the load has the maps. */
+	int fresh;
+	int err = stale_before_load(&fresh, msg, msglen);
+	if (!err) err = load(object, hash, flows, ifname, msg, msglen);
+	if (!err) err = stale_clear(msg, msglen);
 	if (err) return err;
-	if (stale && (err = fresh_ids(fresh, msg, msglen))) return err;
 	xdp_describe(ifname, msg, msglen);
 	err = hwm_open(fresh, msg, msglen); /* msg is only written on failure */
 	if (!err) err = seat_open(msg, msglen);

@@ -218,7 +218,7 @@ export function startLoader(opts: LoaderOptions): Loader {
   const replies = createReplyReader();
   /**
    * A line the loader writes on stderr while starting well: the only one is a note that it emptied the flow LRUs,
-   * because l4f_backends or l4f_vips was not pinned and starts empty (native/bpf-loader/start.c: a remembered flow
+   * because l4f_backends or l4f_vips was not pinned and starts empty (native/bpf-loader/stale.c: a remembered flow
    * would follow its id to another backend). Open connections re-hash by the table then: an operator must see it.
    */
   const noteLine = (line: string): void => {
