@@ -1,6 +1,15 @@
 /** Low-level helpers the codec modules share: read-back errors and the 16-byte address fields of map keys. */
 import { DataPlaneError } from '../errors.js';
 
+/** BPF_STATE_UNREADABLE naming the pinned map that holds the value (the driver makes that map anew: repair.ts). */
+export class UnreadableMapError extends DataPlaneError {
+  readonly map: string;
+  constructor(map: string, message: string) {
+    super('BPF_STATE_UNREADABLE', message);
+    this.map = map;
+  }
+}
+
 /**
  * A byte read back from the kernel that this driver never writes. Coercing it to a default would let the model
  * match the desired state, and the corrupt entry would never be rewritten: the read-back fails instead.
@@ -11,8 +20,8 @@ export function unreadable(
   field: string,
   value: number | string,
   want: string,
-): DataPlaneError {
-  return new DataPlaneError('BPF_STATE_UNREADABLE', `${map} ${key}: ${field}: ${value} is not ${want}`);
+): UnreadableMapError {
+  return new UnreadableMapError(map, `${map} ${key}: ${field}: ${value} is not ${want}`);
 }
 
 export function familyOf(value: number | undefined, map: string, key: string): 4 | 6 {

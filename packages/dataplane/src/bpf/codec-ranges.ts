@@ -1,7 +1,6 @@
 /** Byte layout of the l4f_src_ranges keys (native/bpf/node-maps.h) and their read-back from a dump. */
 import { addressText as familyAddressText } from '@l4fleet/config';
-import { DataPlaneError } from '../errors.js';
-import { unreadable } from './codec-bytes.js';
+import { UnreadableMapError, unreadable } from './codec-bytes.js';
 
 /** struct l4f_src_key: u32 prefix length (32 + the prefix's), u32 VIP id, address[16] (src/bpf/source-ranges.ts). */
 export const SOURCE_KEY_BYTES = 24;
@@ -66,8 +65,8 @@ export function decodeRanges(b: Buffer, at: number, families: ReadonlyMap<number
           : undefined;
     if (hostBits(b, k + 8, length)) {
       const text = address ?? b.toString('hex', k + 8, k + SOURCE_KEY_BYTES);
-      throw new DataPlaneError(
-        'BPF_STATE_UNREADABLE',
+      throw new UnreadableMapError(
+        'l4f_src_ranges',
         `l4f_src_ranges ${label}: address: ${text} has bits set past /${length}`,
       );
     }

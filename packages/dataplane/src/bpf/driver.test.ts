@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildTable } from '@l4fleet/maglev';
@@ -27,7 +27,8 @@ const EMPTY_DUMP = Buffer.alloc(4 + 4 + 4 + 4 + 24 + 4);
 /**
  * A stand-in for l4fleet-bpf: answers the start and every request with status 0, but op 9 (remove) with
  * FAKE_REMOVE_STATUS (19, ENODEV: what the real loader answered for an interface deleted under it), and op 6 (dump)
- * with FAKE_DUMP until a remove succeeded, then with empty maps, op 7 (stats) with all counters zero
+ * with FAKE_DUMP until a remove succeeded or the file FAKE_DUMP_PIN (a pin the driver removes to make that map
+ * anew) is gone, then with empty maps, op 7 (stats) with all counters zero
  * and op 10 (prog-info) with zeros. Appends its pid to FAKE_DIR/pids, each op to FAKE_DIR/ops, and each request it
  * ran (op and payload in hex) to FAKE_DIR/done. It refuses op FAKE_FAIL_ON_OP (status 5, EIO) and, as the loader
  * does (OP_CHAINED), runs no request of the same send after a refused one.
@@ -72,7 +73,8 @@ process.stdin.on('data', (d) => {
       fs.writeFileSync(dir + '/removed', '');
       reply(0, Buffer.alloc(0));
     } else if (op === 6) {
-      const wiped = fs.existsSync(dir + '/removed') || !process.env.FAKE_DUMP;
+      const pin = process.env.FAKE_DUMP_PIN;
+      const wiped = fs.existsSync(dir + '/removed') || !process.env.FAKE_DUMP || (!!pin && !fs.existsSync(pin));
       reply(0, Buffer.from(wiped ? '${EMPTY_DUMP.toString('hex')}' : process.env.FAKE_DUMP, 'hex'));
     } else if (op === 7) reply(0, Buffer.alloc(20)); // stats: no VIP, backend or stat counters, no flows
     else if (op === 10) reply(0, Buffer.alloc(20)); // prog-info: program 0, no run figures
@@ -200,7 +202,8 @@ describe('bpf driver - close', () => {
 });
 
 describe('bpf driver - unreadable state', () => {
-  test('a dump holding a value this driver never writes (VIP id 5000) is wiped and the apply starts over on empty maps, instead of every apply failing', async () => {
+  /** A dump whose one VIP has id 5000 (past l4f_tables): BPF_STATE_UNREADABLE naming l4f_vips. */
+  function badVipDump(): string {
     const key = encodeVipKey({ family: 4, addressHex: 'c6336428', port: 80, protocol: 'tcp' });
     const value = Buffer.alloc(VIP_BYTES);
     value.writeUInt32LE(5000, 0);
@@ -208,25 +211,44 @@ describe('bpf driver - unreadable state', () => {
     value.writeUInt32LE(251, 8);
     const one = Buffer.alloc(4);
     one.writeUInt32LE(1);
-    const dump = Buffer.concat([one, key, value, EMPTY_DUMP.subarray(4)]);
-    const dp = fakeDriver({ FAKE_DUMP: dump.toString('hex') });
-    const backends = [0, 1, 2].map((i) => ({ name: `b${i}`, address: `198.18.90.${10 + i}`, port: 80 }));
-    const r = await dp.apply([
-      {
-        vip: { address: '198.51.100.40', port: 80, protocol: 'tcp' },
-        hash: '5-tuple',
-        seed: 7,
-        backends,
-        slots: buildTable(backends, 251),
-      },
-    ]);
+    return Buffer.concat([one, key, value, EMPTY_DUMP.subarray(4)]).toString('hex');
+  }
+  const backends = [0, 1, 2].map((i) => ({ name: `b${i}`, address: `198.18.90.${10 + i}`, port: 80 }));
+  const table = {
+    vip: { address: '198.51.100.40', port: 80, protocol: 'tcp' as const },
+    hash: '5-tuple' as const,
+    seed: 7,
+    backends,
+    slots: buildTable(backends, 251),
+  };
+
+  test('a dump holding a value this driver never writes (VIP id 5000) makes l4f_vips anew alone: its pin removed, no remove of every pin, the apply goes on over the next loader', async () => {
+    const dp = fakeDriver({ FAKE_DUMP: badVipDump() });
+    const pin = join(dir as string, 'bpffs', 'l4fleet', 'l4f_vips');
+    mkdirSync(join(dir as string, 'bpffs', 'l4fleet'), { recursive: true });
+    writeFileSync(pin, '');
+    vi.stubEnv('FAKE_DUMP_PIN', pin);
+    const r = await dp.apply([table]);
     expect(r.vips).toEqual([{ vip: '198.51.100.40:80/tcp', action: 'added', slotsChanged: 251, rulesReplaced: false }]);
-    // The first loader's dump, its remove; the second loader's dump (empty maps), then the apply's writes.
-    expect(lines('ops').slice(0, 3).map(Number)).toEqual([Op.dump, Op.remove, Op.dump]);
+    // Before (every pin removed): dump, remove, dump.
+    expect(lines('ops').slice(0, 2).map(Number)).toEqual([Op.dump, Op.dump]);
+    expect(lines('ops').map(Number)).not.toContain(Op.remove);
+    expect(existsSync(pin)).toBe(false);
+    expect(pids()).toHaveLength(2);
+    await dp.close();
+  });
+
+  test('a map still unreadable after it was made anew is wiped (every pin removed) and the apply starts over on empty maps, instead of every apply failing', async () => {
+    const dp = fakeDriver({ FAKE_DUMP: badVipDump() }); // the stand-in's dump stays bad until a remove
+    const r = await dp.apply([table]);
+    expect(r.vips).toEqual([{ vip: '198.51.100.40:80/tcp', action: 'added', slotsChanged: 251, rulesReplaced: false }]);
+    // The first loader's dump; l4f_vips made anew: the second's dump, its remove; the third's dump (empty maps).
+    expect(lines('ops').slice(0, 4).map(Number)).toEqual([Op.dump, Op.dump, Op.remove, Op.dump]);
     expect(lines('ops').map(Number)).toContain(Op.tableCreate);
-    const [first, second] = pids();
+    const [first, second, third] = pids();
     expect(first !== undefined && alive(first)).toBe(false);
-    expect(second !== undefined && alive(second)).toBe(true);
+    expect(second !== undefined && alive(second)).toBe(false);
+    expect(third !== undefined && alive(third)).toBe(true);
     await dp.close();
   });
 });
@@ -427,8 +449,10 @@ describe('bpf driver - verify and the attach check', () => {
     const one = Buffer.alloc(4);
     one.writeUInt32LE(1);
     const dp = fakeDriver({ FAKE_DUMP: Buffer.concat([one, key, value, EMPTY_DUMP.subarray(4)]).toString('hex') });
-    await dp.apply(desired); // the first loader's dump is refused, its pins removed, a second loader starts
-    expect(pids()).toHaveLength(2);
+    // The first loader's dump is refused (l4f_vips made anew), the second's too (the stand-in's dump stays bad): its
+    // pins removed, a third loader starts.
+    await dp.apply(desired);
+    expect(pids()).toHaveLength(3);
     const first = (await dp.verify()).transactions;
     expect(first).toBe((await dp.verify()).transactions);
     await dp.close();

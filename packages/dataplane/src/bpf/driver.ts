@@ -4,7 +4,7 @@
  * survives the agent; a restarted driver reads them back and writes only what differs (plan.ts).
  * Design: docs/design/0007-bpf-dataplane.md.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { DataPlaneError } from '../errors.js';
 import { createExec } from '../exec.js';
@@ -18,6 +18,7 @@ import { type BpfDataPlane, decodeProgramStats } from './driver-types.js';
 import { type Loader, Op, type Request, startLoader } from './loader.js';
 import { type BpfDataPlaneOptions, checkNodeAddresses, checkOptions } from './options.js';
 import { type KernelState, planApply, stateFromDump } from './plan.js';
+import { mapToRebuild } from './repair.js';
 import { nextSeat, type Seat, seatRequest } from './seat.js';
 import { planSweep, RETIRE_AFTER_MS } from './sweep.js';
 
@@ -156,37 +157,35 @@ export function createBpfDataPlane(opts: BpfDataPlaneOptions): BpfDataPlane {
   }
 
   /**
-   * Reads the maps back. Maps holding a value this driver never writes (BPF_STATE_UNREADABLE from the
-   * codec: a VIP id past l4f_tables, two VIPs on one table, ...) are wiped: the pins are removed and a new loader
-   * starts over empty maps (a short interruption, as removeState), since every apply would refuse them again and
-   * the node would keep the corrupt state for good. Any other failure of the read-back is reported.
+   * Reads the maps back. A map holding a value this driver never writes (BPF_STATE_UNREADABLE) is made anew alone
+   * (repair.ts: its pin removed, the next start creates it); when the error names no such map, or that map was
+   * made anew already, every pin goes (a short interruption, as removeState). Any other failure is reported.
    */
   async function loadState(l: Loader, fresh: boolean): Promise<{ loader: Loader; fresh: boolean; state: KernelState }> {
-    const unreadable = (err: unknown): DataPlaneError =>
-      new DataPlaneError('BPF_STATE_UNREADABLE', `reading the pinned maps in ${pinDir}: ${(err as Error).message}`, {
-        cause: err,
-      });
-    try {
-      return { loader: l, fresh, state: await readState(l) };
-    } catch (err) {
-      if (!(err instanceof DataPlaneError && err.code === 'BPF_STATE_UNREADABLE')) {
-        await reset();
-        throw unreadable(err);
-      }
-      log.error({ event: 'bpfStateWiped', err }, `${pinDir}: ${err.message}: removing the pins, starting over`);
-      pinsRemoved = true;
+    const rebuilt = new Set<string>();
+    for (let wiped = false; ; ) {
       try {
-        await l.send([{ op: Op.remove, payload: Buffer.alloc(0), what: 'remove' }]);
-      } finally {
-        await reset();
+        return { loader: l, fresh, state: await readState(l) };
+      } catch (err) {
+        if (wiped || !(err instanceof DataPlaneError && err.code === 'BPF_STATE_UNREADABLE')) {
+          await reset();
+          const why = `reading the pinned maps in ${pinDir}: ${(err as Error).message}`;
+          throw new DataPlaneError('BPF_STATE_UNREADABLE', why, { cause: err });
+        }
+        pinsRemoved = true; // the start's attach after it is no drift
+        const map = mapToRebuild(err, rebuilt);
+        if (map !== undefined) {
+          log.error({ event: 'bpfMapRebuilt', map, err }, `${pinDir}: ${err.message}: making ${map} anew`);
+          rebuilt.add(map);
+          await reset();
+          rmSync(`${pinDir}/${map}`, { force: true });
+        } else {
+          log.error({ event: 'bpfStateWiped', err }, `${pinDir}: ${err.message}: removing the pins, starting over`);
+          wiped = true;
+          await l.send([{ op: Op.remove, payload: Buffer.alloc(0), what: 'remove' }]).finally(reset);
+        }
+        ({ loader: l, fresh } = await ensureLoader());
       }
-    }
-    const again = await ensureLoader();
-    try {
-      return { ...again, state: await readState(again.loader) };
-    } catch (err) {
-      await reset();
-      throw unreadable(err);
     }
   }
 

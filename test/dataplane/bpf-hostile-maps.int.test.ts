@@ -1,0 +1,183 @@
+/**
+ * The bpf driver over one pinned map holding a value it never writes (root, one network namespace of its own): a key
+ * with a pad byte set in l4f_vip_addrs, two backend ids for one VIP and address in l4f_backends (a hand edit, a
+ * loader of another build). Such a read-back is refused at every apply, so the map must be made anew; before, every
+ * pin went (the program detached, every map and every remembered flow lost). Now only that map is made anew
+ * (src/bpf/repair.ts), the program is replaced over it, and the flow LRUs are emptied only when backend or VIP ids
+ * were lost (native/bpf-loader/stale.c). docs/design/0007-bpf-dataplane.md, "Loader and restarts".
+ */
+import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { type BpfDataPlane, bpfAvailable, createBpfDataPlane, type VipTable } from '@l4fleet/dataplane';
+import { buildTable } from '@l4fleet/maglev';
+import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { bpftool, hexArgs, type Loaded, loaderLog, u32le } from './bpf-driver.js';
+
+const BPFFS = `/run/l4fleet-bpf-hostile-maps-${process.pid}`;
+const built = bpfAvailable() === undefined;
+let lab: NetnsLab | undefined;
+let node: NetnsHost;
+let pin = 0;
+const open: BpfDataPlane[] = [];
+
+function driver(): { dp: BpfDataPlane; loads: Loaded[]; events: string[] } {
+  const { logger, loads, events } = loaderLog();
+  const dp = createBpfDataPlane({
+    interface: 'eth0',
+    netns: node.ns,
+    bpffsPath: BPFFS,
+    pinName: `m${pin}`,
+    flowTableSize: 4096,
+    logger,
+  });
+  open.push(dp);
+  return { dp, loads, events };
+}
+
+/** A VIP on `port` with `n` backends at 198.18.92.{10 + i} (ids 0 to n - 1 on a first apply). */
+function vip(port: number, n = 3): VipTable {
+  const bs = Array.from({ length: n }, (_x, i) => ({ name: `b${i}`, address: `198.18.92.${10 + i}`, port }));
+  return {
+    vip: { address: '198.51.100.43', port, protocol: 'tcp' },
+    hash: '5-tuple',
+    seed: 7,
+    backends: bs,
+    slots: buildTable(bs, 4099),
+  };
+}
+
+const pinPath = (name: string): string => `${BPFFS}/m${pin}/${name}`;
+const mapId = (name: string): number =>
+  (JSON.parse(bpftool(['-j', 'map', 'show', 'pinned', pinPath(name)])) as { id: number }).id;
+const entries = (name: string): number =>
+  (JSON.parse(bpftool(['-j', 'map', 'dump', 'pinned', pinPath(name)])) as unknown[]).length;
+const ids = (): Record<string, number> =>
+  Object.fromEntries(['l4f_vips', 'l4f_vip_addrs', 'l4f_backends', 'l4f_flows4'].map((m) => [m, mapId(m)]));
+
+/** A remembered IPv4 flow to the VIP on `port` (struct l4f_flow4 -> l4f_flow_value, node-maps.h) on `backend`. */
+function rememberFlow(port: number, backend: number): void {
+  const key = Buffer.alloc(16);
+  Buffer.from([198, 18, 7, 1]).copy(key, 0);
+  Buffer.from([198, 51, 100, 43]).copy(key, 4);
+  key.writeUInt16BE(40_000, 8);
+  key.writeUInt16BE(port, 10);
+  key[12] = 6;
+  const value = Buffer.alloc(12);
+  value.writeUInt32LE(backend, 0);
+  bpftool([
+    'map',
+    'update',
+    'pinned',
+    pinPath('l4f_flows4'),
+    'key',
+    'hex',
+    ...hexArgs(key),
+    'value',
+    'hex',
+    ...hexArgs(value),
+  ]);
+}
+
+beforeAll(async () => {
+  if (!built) return;
+  lab = await createNetnsLab('bhm');
+  node = await lab.host('node');
+  await node.sh('ip link add eth0 type veth peer name eth1 && ip link set eth0 up && ip link set eth1 up');
+}, 60_000);
+
+afterEach(async () => {
+  for (const dp of open.splice(0)) await dp.close({ removeState: true }).catch(() => undefined);
+  rmSync(`${BPFFS}/m${pin}`, { recursive: true, force: true });
+  pin += 1;
+});
+
+afterAll(async () => {
+  await lab?.cleanup();
+  spawnSync('umount', [BPFFS]);
+  rmSync(BPFFS, { recursive: true, force: true });
+});
+
+describe.skipIf(!built)('bpf driver, one pinned map with a value it never writes', () => {
+  test('l4f_vip_addrs key with its pad set: that map alone is made anew; the other maps and the remembered flow stay', async () => {
+    const first = driver();
+    await first.dp.apply([vip(80)]);
+    rememberFlow(80, 1);
+    await first.dp.close();
+    const before = ids();
+    const key = Buffer.alloc(20); // struct l4f_addr_key: addr[16], family, pad[3]
+    Buffer.from([198, 51, 100, 99]).copy(key, 0);
+    key[16] = 4;
+    key[17] = 1;
+    bpftool([
+      'map',
+      'update',
+      'pinned',
+      pinPath('l4f_vip_addrs'),
+      'key',
+      'hex',
+      ...hexArgs(key),
+      'value',
+      'hex',
+      ...hexArgs(u32le(1)),
+    ]);
+
+    const next = driver();
+    await next.dp.apply([vip(80)]);
+    // Before: bpfStateWiped, every map new (l4f_vips, l4f_backends, l4f_flows4 of other ids) and the flow gone.
+    expect(next.events).toContain('bpfMapRebuilt');
+    expect(next.events).not.toContain('bpfStateWiped');
+    const after = ids();
+    expect([after.l4f_vips, after.l4f_backends, after.l4f_flows4]).toEqual([
+      before.l4f_vips,
+      before.l4f_backends,
+      before.l4f_flows4,
+    ]);
+    expect(after.l4f_vip_addrs).not.toBe(before.l4f_vip_addrs);
+    expect(entries('l4f_vip_addrs')).toBe(1); // the VIP's address, written again; the bad key gone
+    expect(entries('l4f_flows4')).toBe(1);
+    expect(next.events).not.toContain('bpfFlowsCleared');
+    expect(next.loads.map((l) => `${l.attach} ${l.from}`)).toEqual(['unchanged pins', 'attached object']);
+    expect((await next.dp.verify()).transactions).toBe(0);
+  }, 60_000);
+
+  test('l4f_backends with two ids for one VIP and address: that map alone is made anew, the flows over its ids cleared', async () => {
+    const first = driver();
+    await first.dp.apply([vip(81, 4)]); // backend ids 0-3
+    rememberFlow(81, 1);
+    await first.dp.close();
+    const before = ids();
+    const one = JSON.parse(
+      bpftool(['-j', 'map', 'lookup', 'pinned', pinPath('l4f_backends'), 'key', 'hex', ...hexArgs(u32le(1))]),
+    ) as { value: string[] };
+    const copy = Buffer.from(one.value.map((x) => Number(x)));
+    bpftool([
+      'map',
+      'update',
+      'pinned',
+      pinPath('l4f_backends'),
+      'key',
+      'hex',
+      ...hexArgs(u32le(3)),
+      'value',
+      'hex',
+      ...hexArgs(copy),
+    ]);
+
+    const next = driver();
+    await next.dp.apply([vip(81, 4)]);
+    // Before: bpfStateWiped, l4f_vips new too.
+    expect(next.events).toContain('bpfMapRebuilt');
+    expect(next.events).not.toContain('bpfStateWiped');
+    const after = ids();
+    expect([after.l4f_vips, after.l4f_vip_addrs, after.l4f_flows4]).toEqual([
+      before.l4f_vips,
+      before.l4f_vip_addrs,
+      before.l4f_flows4,
+    ]);
+    expect(after.l4f_backends).not.toBe(before.l4f_backends);
+    expect(entries('l4f_flows4')).toBe(0); // ids started again: the flow of id 1 would follow it elsewhere
+    await expect.poll(() => next.events).toContain('bpfFlowsCleared');
+    expect((await next.dp.verify()).transactions).toBe(0);
+  }, 60_000);
+});
