@@ -4,7 +4,9 @@
  * loader of another build). Such a read-back is refused at every apply, so the map must be made anew; before, every
  * pin went (the program detached, every map and every remembered flow lost). Now only that map is made anew
  * (src/bpf/repair.ts), the program is replaced over it, and the flow LRUs are emptied only when backend or VIP ids
- * were lost (native/bpf-loader/stale.c). docs/design/0007-bpf-dataplane.md, "Loader and restarts".
+ * were lost (native/bpf-loader/stale.c). A pin of another layout than the object's (which libbpf refused at every
+ * start) is made anew by the loader's start alike (native/bpf-loader/layout.c).
+ * docs/design/0007-bpf-dataplane.md, "Loader and restarts".
  */
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -178,6 +180,57 @@ describe.skipIf(!built)('bpf driver, one pinned map with a value it never writes
     expect(after.l4f_backends).not.toBe(before.l4f_backends);
     expect(entries('l4f_flows4')).toBe(0); // ids started again: the flow of id 1 would follow it elsewhere
     await expect.poll(() => next.events).toContain('bpfFlowsCleared');
+    expect((await next.dp.verify()).transactions).toBe(0);
+  }, 60_000);
+
+  /** `name`'s pin replaced by an empty map of another layout (bpftool map create ...), as a hand or a build could. */
+  function otherLayout(name: string, def: readonly string[]): void {
+    rmSync(pinPath(name));
+    bpftool(['map', 'create', pinPath(name), ...def, 'name', name]);
+  }
+  const valueSize = (name: string): number =>
+    (JSON.parse(bpftool(['-j', 'map', 'show', 'pinned', pinPath(name)])) as { bytes_value: number }).bytes_value;
+
+  test('l4f_vip_addrs pinned with another layout: the start makes that map anew (instead of failing at every start); the other maps and the flow stay', async () => {
+    const first = driver();
+    await first.dp.apply([vip(82)]);
+    rememberFlow(82, 1);
+    await first.dp.close();
+    const before = ids();
+    otherLayout('l4f_vip_addrs', ['type', 'hash', 'key', '20', 'value', '8', 'entries', '4096']);
+
+    const next = driver();
+    // Before: refused at every start (libbpf: couldn't reuse pinned map ... parameter mismatch).
+    await next.dp.apply([vip(82)]);
+    await expect.poll(() => next.events).toContain('bpfMapRebuilt');
+    const after = ids();
+    expect([after.l4f_vips, after.l4f_backends, after.l4f_flows4]).toEqual([
+      before.l4f_vips,
+      before.l4f_backends,
+      before.l4f_flows4,
+    ]);
+    expect(valueSize('l4f_vip_addrs')).toBe(4);
+    expect(entries('l4f_vip_addrs')).toBe(1);
+    expect(entries('l4f_flows4')).toBe(1);
+    expect(next.events).not.toContain('bpfFlowsCleared');
+    expect((await next.dp.verify()).transactions).toBe(0);
+  }, 60_000);
+
+  test('l4f_backends pinned with another layout: made anew, the flows over its ids cleared, l4f_vips kept', async () => {
+    const first = driver();
+    await first.dp.apply([vip(83)]);
+    rememberFlow(83, 1);
+    await first.dp.close();
+    const before = ids();
+    otherLayout('l4f_backends', ['type', 'array', 'key', '4', 'value', '32', 'entries', '65536']);
+
+    const next = driver();
+    await next.dp.apply([vip(83)]); // before: refused at every start
+    await expect.poll(() => next.events).toContain('bpfMapRebuilt');
+    await expect.poll(() => next.events).toContain('bpfFlowsCleared');
+    expect(mapId('l4f_vips')).toBe(before.l4f_vips);
+    expect(valueSize('l4f_backends')).not.toBe(32);
+    expect(entries('l4f_flows4')).toBe(0);
     expect((await next.dp.verify()).transactions).toBe(0);
   }, 60_000);
 });

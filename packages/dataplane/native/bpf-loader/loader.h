@@ -113,6 +113,8 @@ int tables_flush(char *msg, size_t msglen);
 int stale_recorded(void);
 int stale_before_load(int *fresh, char *msg, size_t msglen);
 int stale_clear(char *msg, size_t msglen);
+/* layout.c: pins of another definition than the object's, removed before the load (which makes them anew). */
+int pins_fit(struct bpf_object *o, char *msg, size_t msglen);
 /* ahead.c: the spare and the seat (tables made ready off the request path); the seat's registry pin. */
 #define SEAT_PIN "l4f_table_seat"
 void want_spare(uint32_t size);

@@ -213,7 +213,8 @@ static int flows_pinned_size(uint32_t flows, char *msg, size_t msglen)
 
 /* The full path: open and load the object (libbpf reuses the pins that match and creates and pins the maps that
  * have none, e.g. a map new in this object), attach unless the same program over the same maps is attached. */
-static int load(const char *object, uint64_t hash, uint32_t flows, const char *ifname, char *msg, size_t msglen)
+static int load(const char *object, uint64_t hash, uint32_t flows, const char *ifname, int *fresh, char *msg,
+		size_t msglen)
 {
 	int ferr = flows_pinned_size(flows, msg, msglen);
 	if (ferr) return ferr;
@@ -232,7 +233,12 @@ static int load(const char *object, uint64_t hash, uint32_t flows, const char *i
 	/* The XDP program is verified and loaded only when asked for. */
 	struct bpf_program *xdp = bpf_object__find_program_by_name(obj, "l4f_node_xdp");
 	if (xdp) bpf_program__set_autoload(xdp, xdp_wanted);
-	int err = bpf_object__load(obj);
+	/* Pins of another definition are removed first (layout.c); then what the load creates over pinned flows is
+	 * recorded (stale.c), and `fresh` says whether it creates l4f_backends. */
+	int err = pins_fit(obj, msg, msglen);
+	if (!err) err = stale_before_load(fresh, msg, msglen);
+	if (err) return err;
+	err = bpf_object__load(obj);
 	if (err) {
 		snprintf(msg, msglen, "load %s (pins in %s): %s", object, pin_dir, strerror(-err));
 		return -err;
@@ -363,9 +369,8 @@ int start(const char *object, const char *ifname, uint32_t flows, char *msg, siz
 	/* l4f_backends is created by this load when it has no pin yet (`fresh`): its high-water mark is then 0. Flows
 	 * remembered over ids that start again are recorded as such before the load (a start failing after it leaves
 	 * the record: stale.c) and cleared once the load has the maps. */
-	int fresh;
-	int err = stale_before_load(&fresh, msg, msglen);
-	if (!err) err = load(object, hash, flows, ifname, msg, msglen);
+	int fresh = 0;
+	int err = load(object, hash, flows, ifname, &fresh, msg, msglen);
 	if (!err) err = stale_clear(msg, msglen);
 	if (err) return err;
 	xdp_describe(ifname, msg, msglen);

@@ -217,13 +217,16 @@ export function startLoader(opts: LoaderOptions): Loader {
   const pending: Pending[] = [];
   const replies = createReplyReader();
   /**
-   * A line the loader writes on stderr while starting well: the only one is a note that it emptied the flow LRUs,
-   * because l4f_backends or l4f_vips was not pinned and starts empty (native/bpf-loader/stale.c: a remembered flow
-   * would follow its id to another backend). Open connections re-hash by the table then: an operator must see it.
+   * Lines the loader writes on stderr while starting well: a note that it emptied the flow LRUs, because l4f_backends
+   * or l4f_vips was not pinned and starts empty (native/bpf-loader/stale.c: a remembered flow would follow its id to
+   * another backend; open connections re-hash by the table then), and one that it made a map anew whose pin had
+   * another definition than the object's (layout.c: its entries are lost). An operator must see both.
    */
   const noteLine = (line: string): void => {
     if (/^l4fleet-bpf: .*flows remembered over its ids cleared$/.test(line))
       opts.logger.warn({ event: 'bpfFlowsCleared', detail: line }, line);
+    else if (/^l4fleet-bpf: .*: map made anew$/.test(line))
+      opts.logger.warn({ event: 'bpfMapRebuilt', detail: line }, line);
   };
   let stderrTail = '';
   let gone: Error | undefined;
