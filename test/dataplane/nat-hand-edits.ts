@@ -5,6 +5,30 @@
  * useNatHandEdits registers the file's hooks: the namespaces made before the tests and removed after them, even when
  * one fails; each test's data planes closed with their state, and conntrack flushed, after it.
  */
+
+/**
+ * The table as a comparable value: its top-level blocks (chains, maps, sets, objects) sorted, and each set's or map's
+ * elements sorted. The kernel lists a chain written again after the others, and an element added again in its own
+ * place: neither is a difference.
+ */
+export function tableShape(listing: string): string[] {
+  const text = listing.replace(
+    /elements = \{([^}]*)\}/g,
+    (_m, body: string) =>
+      `elements = { ${body
+        .split(',')
+        .map((e) => e.replace(/\s+/g, ' ').trim())
+        .sort()
+        .join(', ')} }`,
+  );
+  const blocks: string[][] = [];
+  for (const line of text.split('\n')) {
+    if (/^\t\S/.test(line) && line !== '\t}') blocks.push([line]);
+    else if (line.startsWith('\t\t') || line === '\t}') blocks.at(-1)?.push(line);
+  }
+  return blocks.map((b) => b.join('\n')).sort();
+}
+
 import { createNftablesDataPlane, type DataPlane, type VipTable } from '@l4fleet/dataplane';
 import { buildTable, type IpFamily } from '@l4fleet/maglev';
 import { pino } from 'pino';
@@ -19,12 +43,16 @@ import {
   NAT_CLIENT_PY,
   NAT_CLIENT4,
   NAT_CLIENT6,
+  NAT_NODE4,
+  NAT_NODE6,
   NAT_VIP4,
   NAT_VIP6,
   type NatTopology,
 } from './nat-topology.js';
 
 const logger = pino({ level: 'silent' });
+/** NatHandEdits.nodeAddress per family: no VIP's. */
+const NODE_ADDRESS = { 4: '198.51.100.89', 6: '2001:db8:88:9::2' } as const;
 const SEED = 0x5eed_0019;
 const SLOTS = 251;
 
@@ -48,6 +76,13 @@ export interface NatHandEdits {
   reply80(): Promise<string | undefined>;
   /** Runs `body` with a connection held to VIP:443, then checks it was served throughout by the same member. */
   holding443(body: () => Promise<void>): Promise<void>;
+  /**
+   * An address no VIP has (198.51.100.89, 2001:db8:88:9::2), the node's own (on its loopback) and routed to it by the
+   * router: the node answers the client's ping to it, unless its NAT table drops what is sent to it.
+   */
+  readonly nodeAddress: string;
+  /** Whether the node answers one ping from the client to `address` (1 s). */
+  pings(address: string): Promise<boolean>;
 }
 
 /** `sport`: the first source port of reply80 (below the ephemeral range, see nat.int.test.ts). */
@@ -55,6 +90,7 @@ export function useNatHandEdits(family: IpFamily, opts: { members: number; sport
   const vip = family === 4 ? NAT_VIP4 : NAT_VIP6;
   const client = family === 4 ? NAT_CLIENT4 : NAT_CLIENT6;
   const member = family === 4 ? member4 : member6;
+  const nodeAddress = NODE_ADDRESS[family];
   let topo: NatTopology | undefined;
   const open: DataPlane[] = [];
   let sport = opts.sport;
@@ -82,6 +118,9 @@ export function useNatHandEdits(family: IpFamily, opts: { members: number; sport
     topo = await createNatTopology({ members: opts.members });
     const servers = topo.members.map((m, i) => m.spawn(['python3', '-c', MEMBER_SERVER_PY, `m${i}`, `${MEMBER_PORT}`]));
     await Promise.all(servers.map((s) => new Promise((r) => s.stdout?.once('data', r))));
+    const [ip, len, via] = family === 4 ? ['ip', 32, NAT_NODE4] : ['ip -6', 128, NAT_NODE6];
+    await topo.node.sh(`${ip} addr add ${nodeAddress}/${len} dev lo`);
+    await topo.router.sh(`${ip} route add ${nodeAddress}/${len} via ${via}`);
   }, 120_000);
 
   afterEach(async () => {
@@ -126,5 +165,26 @@ export function useNatHandEdits(family: IpFamily, opts: { members: number; sport
         c.close();
       }
     },
+    nodeAddress,
+    async pings(address) {
+      const ping = ['ping', ...(family === 6 ? ['-6'] : []), '-c1', '-W1', address];
+      return (await node().client.run(ping, { allowFailure: true })).code === 0;
+    },
   };
+}
+
+/**
+ * Elements added by hand for what no VIP of the bed has, each alone (`nft add element inet l4fleet_nat <set> { … }`):
+ * [set, the element, whether the node then drops what the client sends to nodeAddress]. A natvips one jumping to
+ * VIP:80's chain, so its deletion must leave that chain and its element; a natserved one for another port of the VIP's
+ * address; a nataddrs one for the node's own nodeAddress (every packet to it dropped).
+ */
+export function strayElements(family: IpFamily, vipKey: string): [string, string, boolean][] {
+  const [vip, other] = [family === 4 ? NAT_VIP4 : NAT_VIP6, NODE_ADDRESS[family]];
+  return [
+    [`nataddrs${family}`, other, true],
+    [`natvips${family}`, `${other} . tcp . 80 : jump ${vipKey}`, false],
+    [`natserved${family}`, `${vip} . tcp . 8080`, false],
+    [`natsrc${family}`, `${other} . tcp . 80 : drop`, false],
+  ];
 }

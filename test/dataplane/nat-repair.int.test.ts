@@ -5,12 +5,15 @@
  * table clean). The connection held to VIP:443 meanwhile keeps its member: a repair never deletes the table.
  */
 import { describe, expect, test } from 'vitest';
-import { useNatHandEdits } from './nat-hand-edits.js';
+import { strayElements, tableShape, useNatHandEdits } from './nat-hand-edits.js';
 import { NAT_VIP4 } from './nat-topology.js';
 
 const KEY = 'v_c6336458_tcp_80';
 const E = `${NAT_VIP4} . tcp . 80`;
-const { dataPlane, v80, v443, nft, listed, reply80, holding443 } = useNatHandEdits(4, { members: 2, sport: 23_000 });
+const { dataPlane, v80, v443, nft, listed, reply80, holding443, nodeAddress, pings } = useNatHandEdits(4, {
+  members: 2,
+  sport: 23_000,
+});
 
 describe('nftables nat - verdicts changed by hand', () => {
   test.each([
@@ -77,4 +80,53 @@ describe('nftables nat - base chains edited by hand', () => {
     expect(await reply80()).toMatch(/^m\d /);
     expect((await dp.verify()).transactions).toBe(0);
   });
+});
+
+// `nft add element inet l4fleet_nat nataddrs4 { 198.51.100.89 }`: the node dropped every packet to that address, and
+// neither verify nor a restart deleted it (nor a natvips, natserved or natsrc key no VIP has): the plan wrote the VIPs'
+// own elements only, and verify took the listing with the element as its reference.
+describe('nftables nat - elements added by hand for what no VIP has', () => {
+  const STRAYS = strayElements(4, KEY);
+
+  test.each(STRAYS)(
+    'a %s element `%s`: verify deletes it, the VIPs are served, then verify finds nothing',
+    async (set, element, drops) => {
+      const dp = dataPlane();
+      await dp.apply([v80(), v443()]);
+      const written = tableShape(await listed());
+      expect(await pings(nodeAddress)).toBe(true);
+      await holding443(async () => {
+        await nft(`add element inet l4fleet_nat ${set} { ${element} }`);
+        expect(await listed()).toContain(element);
+        expect(await pings(nodeAddress)).toBe(!drops);
+        expect((await dp.verify()).transactions).toBe(1);
+        expect(await listed()).not.toContain(element);
+        expect(tableShape(await listed())).toEqual(written);
+        expect(await pings(nodeAddress)).toBe(true);
+        expect(await reply80()).toMatch(/^m\d /);
+        expect((await dp.verify()).transactions).toBe(0);
+      });
+    },
+  );
+
+  test.each(STRAYS)(
+    'a %s element `%s` added while the driver was down: the restarted driver deletes it',
+    async (set, element, drops) => {
+      const first = dataPlane();
+      await first.apply([v80(), v443()]);
+      const written = tableShape(await listed());
+      await holding443(async () => {
+        await first.close();
+        await nft(`add element inet l4fleet_nat ${set} { ${element} }`);
+        expect(await listed()).toContain(element);
+        expect(await pings(nodeAddress)).toBe(!drops);
+        const dp = dataPlane();
+        expect((await dp.apply([v80(), v443()])).transactions).toBe(1);
+        expect(tableShape(await listed())).toEqual(written);
+        expect(await pings(nodeAddress)).toBe(true);
+        expect(await reply80()).toMatch(/^m\d /);
+        expect((await dp.verify()).transactions).toBe(0);
+      });
+    },
+  );
 });

@@ -8,39 +8,16 @@
  * table, and conntrack holds the connection's translation).
  */
 import { describe, expect, test } from 'vitest';
-import { useNatHandEdits } from './nat-hand-edits.js';
+import { strayElements, tableShape, useNatHandEdits } from './nat-hand-edits.js';
 import { member6, NAT_VIP6 } from './nat-topology.js';
 
 const KEY = 'v_20010db8008800090000000000000001_tcp_80';
 const E = `${NAT_VIP6} . tcp . 80`;
 const T = 'inet l4fleet_nat';
-const { dataPlane, v80, v443, nft, listed, reply80, holding443, topo } = useNatHandEdits(6, {
+const { dataPlane, v80, v443, nft, listed, reply80, holding443, topo, nodeAddress, pings } = useNatHandEdits(6, {
   members: 3,
   sport: 25_000,
 });
-
-/**
- * The table as a comparable value: its top-level blocks (chains, maps, sets, objects) sorted, and each set's or map's
- * elements sorted. The kernel lists a chain written again after the others, and an element added again in its own
- * place: neither is a difference.
- */
-function tableShape(listing: string): string[] {
-  const text = listing.replace(
-    /elements = \{([^}]*)\}/g,
-    (_m, body: string) =>
-      `elements = { ${body
-        .split(',')
-        .map((e) => e.replace(/\s+/g, ' ').trim())
-        .sort()
-        .join(', ')} }`,
-  );
-  const blocks: string[][] = [];
-  for (const line of text.split('\n')) {
-    if (/^\t\S/.test(line) && line !== '\t}') blocks.push([line]);
-    else if (line.startsWith('\t\t') || line === '\t}') blocks.at(-1)?.push(line);
-  }
-  return blocks.map((b) => b.join('\n')).sort();
-}
 
 /** The handle of the rule of `chain` whose text contains `text` (`nft -a` lists it as `# handle N`). */
 async function ruleHandle(chain: string, text: string): Promise<number> {
@@ -187,4 +164,52 @@ describe('nftables nat IPv6 - hand edits, then the VIP changed', () => {
       expect((await dp.counters()).vips.map((v) => v.vip)).toEqual([`[${NAT_VIP6}]:443/tcp`]);
     });
   });
+});
+
+// `nft add element inet l4fleet_nat nataddrs6 { 2001:db8:88:9::2 }`: the node dropped every packet to that address,
+// and neither verify nor a restart deleted it (nor a natvips6, natserved6 or natsrc6 key no VIP has).
+describe('nftables nat IPv6 - elements added by hand for what no VIP has', () => {
+  const STRAYS = strayElements(6, KEY);
+
+  test.each(STRAYS)(
+    'a %s element `%s`: verify deletes it, the VIPs are served, then verify finds nothing',
+    async (set, element, drops) => {
+      const dp = dataPlane();
+      await dp.apply([v80(), v443()]);
+      const written = tableShape(await listed());
+      expect(await pings(nodeAddress)).toBe(true);
+      await holding443(async () => {
+        await nft(`add element ${T} ${set} { ${element} }`);
+        expect(await listed()).toContain(element);
+        expect(await pings(nodeAddress)).toBe(!drops);
+        expect((await dp.verify()).transactions).toBe(1);
+        expect(await listed()).not.toContain(element);
+        expect(tableShape(await listed())).toEqual(written);
+        expect(await pings(nodeAddress)).toBe(true);
+        expect(await reply80()).toMatch(/^m\d /);
+        expect((await dp.verify()).transactions).toBe(0);
+      });
+    },
+  );
+
+  test.each(STRAYS)(
+    'a %s element `%s` added while the driver was down: the restarted driver deletes it',
+    async (set, element, drops) => {
+      const first = dataPlane();
+      await first.apply([v80(), v443()]);
+      const written = tableShape(await listed());
+      await holding443(async () => {
+        await first.close();
+        await nft(`add element ${T} ${set} { ${element} }`);
+        expect(await listed()).toContain(element);
+        expect(await pings(nodeAddress)).toBe(!drops);
+        const dp = dataPlane();
+        expect((await dp.apply([v80(), v443()])).transactions).toBe(1);
+        expect(tableShape(await listed())).toEqual(written);
+        expect(await pings(nodeAddress)).toBe(true);
+        expect(await reply80()).toMatch(/^m\d /);
+        expect((await dp.verify()).transactions).toBe(0);
+      });
+    },
+  );
 });

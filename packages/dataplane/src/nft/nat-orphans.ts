@@ -8,6 +8,9 @@
  *   after); removed, its counter, map and served and address elements stayed (the counter reported as a VIP's).
  * - Elements missing from a listing: the listing after a write is verify's reference, so a write planned from a model
  *   older than a hand edit (an element deleted) made the edit the reference, and verify never repaired it.
+ * - Strays: natvips, natserved, natsrc and nataddrs elements added by hand for what no VIP has (`nft add element inet T
+ *   nataddrs4 { 198.51.100.9 }`: every packet to that address dropped by the node). The plan wrote the VIPs' own
+ *   elements only, so neither a restart nor a verify deleted them, and the listing after the write kept them.
  */
 import type { IpFamily, Protocol } from '@l4fleet/maglev';
 import { hexToAddress, parseVipKey } from './names.js';
@@ -165,21 +168,73 @@ export function listedElements(listing: string): Map<string, Set<string>> {
   return out;
 }
 
+/** A VIP whose elements a listing is compared with; `sourceSignature` present: it has a source chain (natsrc). */
+export interface ElementsOf {
+  readonly key: string;
+  readonly family: IpFamily;
+  readonly addressHex: string;
+  readonly protocol: Protocol;
+  readonly port: number;
+  readonly sourceSignature?: string;
+}
+
+/** An element no VIP has: in `set`, its key as nft prints it, and the verdict of a map's. */
+export interface NatStray {
+  readonly set: string;
+  readonly key: string;
+  readonly value?: string;
+}
+
+/** As verify's messages name it (drift.ts names the netdev table's so): `the nataddrs4 element of 198.51.100.9 is not written`. */
+export const strayText = (s: NatStray): string =>
+  `the ${s.set} element of ${s.key}${s.value === undefined ? '' : ` (\`${s.value}\`)`} is not written`;
+
+/**
+ * The natvips, natserved, natsrc and nataddrs elements of `listed` (listedElements) whose key is none of `vips`' (any
+ * value: one of a VIP's key with another is the plan's to replace); a natsrc key counts only for a VIP with a source
+ * chain, since one without has no natsrc element and a verdict there (`drop`) would filter its connections.
+ */
+export function natStrays(listed: ReadonlyMap<string, ReadonlySet<string>>, vips: Iterable<ElementsOf>): NatStray[] {
+  const known = new Map<string, Set<string>>();
+  const know = (set: string, key: string): void => {
+    known.set(set, (known.get(set) ?? new Set()).add(key));
+  };
+  for (const v of vips) {
+    know(natVipsMap(v.family), vipElement(v));
+    know(natServedSet(v.family), vipElement(v));
+    know(natAddressesSet(v.family), hexToAddress(v.addressHex));
+    if (v.sourceSignature !== undefined) know(natSourceMap(v.family), vipElement(v));
+  }
+  const out: NatStray[] = [];
+  for (const f of [4, 6] as const) {
+    for (const set of [natVipsMap(f), natServedSet(f), natSourceMap(f), natAddressesSet(f)]) {
+      for (const e of listed.get(set) ?? []) {
+        const [key, value] = e.split(' : ') as [string, string | undefined];
+        if (!known.get(set)?.has(key)) out.push({ set, key, ...(value === undefined ? {} : { value }) });
+      }
+    }
+  }
+  return out;
+}
+
+/** Their deletions by key: first in the transaction, as one may jump to a chain the plan deletes (refused whole). */
+export const deleteNatStrays = (t: string, strays: readonly NatStray[]): string[] =>
+  strays.map((s) => `delete element ${t} ${s.set} { ${s.key} }`);
+
+/**
+ * How a listing after a write differs from the model `vips` (empty: it does not): what it lacks (missingFromListing)
+ * and the elements no VIP has (natStrays). Either way it is no reference for verify.
+ */
+export function listingDiffers(listing: string, vips: Iterable<ElementsOf>): string[] {
+  const all = [...vips];
+  return [...missingFromListing(listing, all), ...natStrays(listedElements(listing), all).map(strayText)];
+}
+
 /**
  * What of the model `vips` the listing lacks (empty: nothing): each VIP's chain and slot map, its natvips, natserved
  * and nataddrs elements, and with source ranges its source chain and natsrc element.
  */
-export function missingFromListing(
-  listing: string,
-  vips: Iterable<{
-    key: string;
-    family: IpFamily;
-    addressHex: string;
-    protocol: Protocol;
-    port: number;
-    sourceSignature?: string;
-  }>,
-): string[] {
+export function missingFromListing(listing: string, vips: Iterable<ElementsOf>): string[] {
   const elements = listedElements(listing);
   const chains = new Set([...listing.matchAll(/^\tchain (\S+) \{$/gm)].map((m) => m[1] as string));
   const missing: string[] = [];

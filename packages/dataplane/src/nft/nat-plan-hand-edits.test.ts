@@ -166,3 +166,93 @@ describe('nat plan - elements whose value was changed by hand', () => {
     expect(back[add - 1]).toBe(`delete element inet l4t_nat natvips4 { ${E} }`);
   });
 });
+
+// `nft add element inet T nataddrs4 { 198.51.100.9 }` (every packet to that address dropped by the node), or a natvips,
+// natserved or natsrc key of a VIP the driver does not have: the plan planned the VIPs' own elements only, so neither a
+// restart nor a verify deleted them, and the listing after the write (verify's reference) kept them.
+describe('nat plan - elements added by hand for what no VIP has', () => {
+  const V = 'v_c6336401_tcp_443';
+  const E = '198.51.100.1 . tcp . 443';
+  const S = '198.51.100.9 . tcp . 80';
+  const S6 = '2001:db8::9 . udp . 53';
+  const AS_WRITTEN = { natvips4: [`${E} : jump ${V}`], natserved4: [E], nataddrs4: ['198.51.100.1'] };
+  const read = (extra: Record<string, string[]>, chains = `\tchain ${V} {\n\t}\n`): NatState => {
+    const listed: Record<string, string[]> = { ...AS_WRITTEN };
+    for (const [set, es] of Object.entries(extra)) listed[set] = [...(listed[set] ?? []), ...es];
+    return {
+      ...parseNatSkeleton(
+        `table inet l4t_nat {\n${natBaseListing()}\tct timeout to_tcp4_300_10_10 {\n\t}\n` +
+          `\tcounter ${V} {\n\t}\n\tmap ${V}_slots {\n\t}\n${chains}}\n`,
+      ),
+      elements: new Map(Object.entries(listed).map(([set, es]) => [set, new Set(es)])),
+    };
+  };
+  const elementLines = (lines: readonly string[]): string[] => lines.filter((l) => / element inet l4t_nat nat/.test(l));
+
+  test.each([
+    ['nataddrs4', '198.51.100.9', '198.51.100.9'],
+    ['natvips4', `${S} : jump ${V}`, S],
+    ['natvips4', `${S} : accept`, S],
+    ['natserved4', '198.51.100.1 . tcp . 8080', '198.51.100.1 . tcp . 8080'],
+    ['natsrc4', `${S} : drop`, S],
+    // The VIP's own key, but it has no sourceRanges: its connections dropped by a verdict the driver never wrote.
+    ['natsrc4', `${E} : drop`, E],
+    ['nataddrs6', '2001:db8::9', '2001:db8::9'],
+    ['natvips6', `${S6} : drop`, S6],
+    ['natserved6', S6, S6],
+    ['natsrc6', `${S6} : accept`, S6],
+  ])('a %s element `%s` is deleted by its key, before the VIPs, whose elements are untouched', (set, element, key) => {
+    const lines = planNat(read({ [set]: [element] }), norm(nat(2)), 'l4t_nat').lines;
+    expect(elementLines(lines)).toEqual([`delete element inet l4t_nat ${set} { ${key} }`]);
+    expect(lines.indexOf(`delete element inet l4t_nat ${set} { ${key} }`)).toBeLessThan(
+      lines.indexOf(`add counter inet l4t_nat ${V}`),
+    );
+    // As written, nothing of the kind.
+    expect(elementLines(planNat(read({}), norm(nat(2)), 'l4t_nat').lines)).toEqual([]);
+  });
+
+  // One jumping to a chain the plan deletes (a VIP removed) would refuse the whole transaction: deleted before it.
+  test("one jumping to a removed VIP's chain is deleted before that chain", () => {
+    const other = nat(2, { vip: { address: '198.51.100.2', port: 443, protocol: 'tcp' } });
+    const lines = planNat(read({ natvips4: [`${S} : jump ${V}`] }), norm(other), 'l4t_nat').lines;
+    const stray = lines.indexOf(`delete element inet l4t_nat natvips4 { ${S} }`);
+    expect(stray).toBeGreaterThanOrEqual(0);
+    expect(stray).toBeLessThan(lines.indexOf(`delete chain inet l4t_nat ${V}`));
+    expect(lines).toContain(`delete element inet l4t_nat natvips4 { ${E} }`);
+  });
+
+  // A desired VIP's key is the plan's to write: a natvips key with another verdict is replaced once (putListed), and a
+  // natsrc key of a VIP given sourceRanges, whose `add` would be refused (File exists), deleted first.
+  test("a desired VIP's keys listed with another verdict are deleted once, then written", () => {
+    const N = '198.51.100.2 . tcp . 443';
+    const added = nat(2, {
+      vip: { address: '198.51.100.2', port: 443, protocol: 'tcp' },
+      sourceRanges: ['10.1.0.0/16'],
+    });
+    const state = read({ natvips4: [`${N} : drop`], natsrc4: [`${N} : accept`], nataddrs4: ['198.51.100.2'] });
+    const lines = planNat(state, norm(nat(2), added), 'l4t_nat').lines;
+    for (const [set, value] of [
+      ['natvips4', 'jump v_c6336402_tcp_443'],
+      ['natsrc4', 'jump v_c6336402_tcp_443_src'],
+    ] as const) {
+      expect(lines.filter((l) => l === `delete element inet l4t_nat ${set} { ${N} }`)).toHaveLength(1);
+      const del = lines.indexOf(`delete element inet l4t_nat ${set} { ${N} }`);
+      expect(del, set).toBeLessThan(lines.indexOf(`add element inet l4t_nat ${set} { ${N} : ${value} }`));
+    }
+    expect(lines.join('\n')).not.toContain('delete element inet l4t_nat nataddrs4');
+  });
+
+  test("an orphan's elements are deleted once, as an orphan's", () => {
+    const state = read({ natsrc4: [`${E} : accept`] }, `\tchain ${V}_src {\n\t}\n`);
+    expect(state.orphans?.get(V)?.source).toBe(true);
+    const other = nat(2, { vip: { address: '198.51.100.2', port: 443, protocol: 'tcp' } });
+    const lines = planNat(state, norm(other), 'l4t_nat').lines;
+    for (const [set, key] of [
+      ['natvips4', E],
+      ['natserved4', E],
+      ['natsrc4', E],
+      ['nataddrs4', '198.51.100.1'],
+    ])
+      expect(lines.filter((l) => l === `delete element inet l4t_nat ${set} { ${key} }`)).toHaveLength(1);
+  });
+});

@@ -13,7 +13,16 @@ import type { VipApplyReport } from '../types.js';
 import type { NormalizedVip } from '../validate.js';
 import { hexToAddress } from './names.js';
 import { type NatBaseDrift, repairNatBase } from './nat-base.js';
-import { deleteNatOrphans, type Listed, listedKeys, type NatOrphan, putListed, removeListed } from './nat-orphans.js';
+import {
+  deleteNatOrphans,
+  deleteNatStrays,
+  type Listed,
+  listedKeys,
+  type NatOrphan,
+  natStrays,
+  putListed,
+  removeListed,
+} from './nat-orphans.js';
 import {
   NAT_ELEMENTS_PER_STATEMENT,
   natAddressesSet,
@@ -137,6 +146,23 @@ export function planNat(current: NatState | null, desired: readonly NormalizedVi
     out.push(...repairNatBase(table, current.base));
     if (!current.sourceChain) out.push(natSourceUpgrade(table));
     if (!current.servedChain) out.push(natServedUpgrade(table));
+    // Elements added by hand for what no VIP has (nat-orphans.ts natStrays): deleted first, one may jump to a chain
+    // deleted below. An adopted VIP's, an orphan's and a desired VIP's keys are the plan's to keep, replace or delete.
+    if (listed !== undefined) {
+      const orphans = [...(current.orphans?.values() ?? [])].map((o) => ({
+        ...o,
+        ...(o.source ? { sourceSignature: '' } : {}),
+      }));
+      const wanted = desired.map(({ key, family, addressHex, table: { vip } }) => ({
+        key,
+        family,
+        addressHex,
+        protocol: vip.protocol,
+        port: vip.port,
+      }));
+      const strays = natStrays(listed.elements, [...current.vips.values(), ...orphans, ...wanted]);
+      out.push(...deleteNatStrays(t, strays));
+    }
     // Objects of a VIP whose chain was deleted by hand: gone before a desired VIP's are added again.
     out.push(...deleteNatOrphans(t, current.orphans ?? new Map(), new Set(desired.map((v) => v.key)), listed));
   }

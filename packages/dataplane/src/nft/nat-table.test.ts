@@ -234,6 +234,94 @@ describe('nat table verify', () => {
   });
 });
 
+// `nft add element inet T nataddrs4 { 198.18.2.9 }` (every packet to that address dropped by the node), or a natvips,
+// natserved or natsrc key no VIP has: verify saw the listing change, rewrote the VIPs only, and took the listing with
+// the element as its reference (transactions 1, then 0); a restarted driver left it too.
+describe('nat table - elements added by hand for what no VIP has', () => {
+  const STRAYS: [string, string, string, string][] = [
+    ['nataddrs4', '198.18.2.2', '198.18.2.2, 198.18.2.9', 'the nataddrs4 element of 198.18.2.9 is not written'],
+    [
+      'natvips4',
+      `198.18.2.2 . tcp . 80 : jump ${KEY}`,
+      `198.18.2.2 . tcp . 80 : jump ${KEY}, 198.18.2.9 . udp . 53 : accept`,
+      'the natvips4 element of 198.18.2.9 . udp . 53 (`accept`) is not written',
+    ],
+  ];
+  const withStray = (was: string, now: string): string =>
+    WRITTEN.replace(`elements = { ${was} }`, `elements = { ${now} }`);
+  const deletion = (set: string, message: string): string =>
+    `delete element inet l4fleet_nat ${set} { ${/ of (.*?)(?: \(`|\s+is not)/.exec(message)?.[1]} }`;
+  const create = (k: ReturnType<typeof kernel>, warned: { msg: string; differences?: string[] }[] = []) =>
+    createNatTable({
+      exec: k.exec,
+      table: 'l4fleet_nat',
+      log: pino({ level: 'warn' }, { write: (line: string) => warned.push(JSON.parse(line)) }),
+      interface: 'eth0',
+    });
+
+  test.each(STRAYS)(
+    'nat table - a %s element added by hand: verify names it, deletes it, then finds nothing',
+    async (set, was, now, message) => {
+      const k = kernel();
+      const warned: { msg: string; differences?: string[] }[] = [];
+      const nat = create(k, warned);
+      await nat.apply(vips);
+      k.listing.text = withStray(was, now);
+      expect(k.listing.text).not.toBe(WRITTEN);
+      expect((await nat.verify(vips)).transactions).toBe(1);
+      expect(warned.find((w) => /differs from the last apply/.test(w.msg))?.differences).toEqual([message]);
+      const script = k.scripts.at(-1) as string;
+      expect(script).toContain(deletion(set, message));
+      // The VIP's own elements are not touched.
+      expect(script).not.toMatch(/element inet l4fleet_nat \S+ \{ 198\.18\.2\.2[ }]/);
+      expect((await nat.verify(vips)).transactions).toBe(0);
+    },
+  );
+
+  test.each(STRAYS)(
+    'nat table - a %s element added while the driver was down: a restart deletes it',
+    async (set, was, now, message) => {
+      const k = kernel();
+      k.listing.text = withStray(was, now);
+      const nat = create(k);
+      expect((await nat.apply(vips)).transactions).toBe(1);
+      expect(k.scripts.at(-1)).toContain(deletion(set, message));
+      expect((await nat.verify(vips)).transactions).toBe(0);
+    },
+  );
+
+  // A table holding no VIP chain (its NAT VIPs deleted by hand) was read as names only: its elements were not listed.
+  test('nat table - a table without VIP chains has its elements read: one no VIP has is deleted', async () => {
+    const k = kernel();
+    k.listing.text = `table inet l4fleet_nat {\n${natBaseListing({ elements: { nataddrs4: '198.18.2.9' } })}}\n`;
+    const nat = create(k);
+    expect((await nat.apply(vips)).transactions).toBe(1);
+    expect(k.scripts.at(-1)).toContain('delete element inet l4fleet_nat nataddrs4 { 198.18.2.9 }');
+  });
+
+  // Added after the last read, then a write planned from the model (a pool change): its listing, as verify's reference,
+  // would make the element the norm.
+  test('nat table - a listing after a write with an element no VIP has is no reference: verify reads and deletes it', async () => {
+    const k = kernel();
+    const warned: { msg: string }[] = [];
+    const nat = create(k, warned);
+    await nat.apply(vips);
+    k.nextListing.text = withStray('198.18.2.2', '198.18.2.2, 198.18.2.9');
+    const changed = validateDesired(
+      [{ ...vipTable, backends: backends.slice(0, 1), slots: buildTable(backends.slice(0, 1), 13) }],
+      { requireSamePort: false, forwarding: ['nat'], driver: 'nftables' },
+    );
+    expect((await nat.apply(changed)).transactions).toBe(1);
+    expect(warned.map((w) => w.msg).join('\n')).toMatch(/after the apply: verify reads it whole/);
+    k.calls.length = 0;
+    const r = await nat.verify(changed);
+    expect(k.calls).toContain('nft -t list table inet l4fleet_nat');
+    expect(r.transactions).toBe(1);
+    expect(k.scripts.at(-1)).toContain('delete element inet l4fleet_nat nataddrs4 { 198.18.2.9 }');
+    expect((await nat.verify(changed)).transactions).toBe(0);
+  });
+});
+
 // The model dropped (forget(): a verify or apply that failed) sends counters() to nft, which answers that no NAT table
 // exists. Unreadable only if the last change left one (deleted by hand: its VIPs are not forwarded); after an apply
 // that removed the last NAT VIP, or remove(), no table is what was asked for: no NAT counters, not

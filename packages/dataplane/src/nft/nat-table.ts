@@ -11,7 +11,7 @@ import type { TrafficCounter, VipApplyReport } from '../types.js';
 import type { NormalizedVip } from '../validate.js';
 import { hexToAddress, parseVipKey } from './names.js';
 import { natBaseDrift } from './nat-base.js';
-import { findNatOrphans, listedElements, missingFromListing } from './nat-orphans.js';
+import { findNatOrphans, listedElements, listingDiffers } from './nat-orphans.js';
 import { type NatState, type NatVipState, planNat } from './nat-plan.js';
 import {
   NAT_DROP_NO_BACKEND,
@@ -175,9 +175,9 @@ export function createNatTable(opts: {
       throw new DataPlaneError('NFT_STATE_UNREADABLE', `nft list table inet ${table}: ${r.stderr.trim()}`);
     }
     const skeleton = parseNatSkeleton(r.stdout);
-    if (skeleton.vips.size === 0 && skeleton.orphans === undefined) return skeleton;
     // The routing sets' elements (a few per VIP, unlike the slot maps): an adopted VIP's deleted by hand is added
-    // again, one whose value was changed is replaced (deleted first), a removed or orphaned VIP's are deleted by key.
+    // again, one whose value was changed is replaced (deleted first), a removed or orphaned VIP's are deleted by key,
+    // and one no VIP has (added by hand) is deleted: read in a table without VIP chains too.
     const elements = new Map<string, ReadonlySet<string>>();
     for (const f of [4, 6] as const) {
       for (const [kind, name] of [
@@ -262,15 +262,16 @@ export function createNatTable(opts: {
     // rewrites it (an apply before it plans from the model, as it would have).
     // The base chains too: a model older than a chain deleted or flushed by hand wrote the VIPs only.
     const base = listing === '' || plan.next === null ? undefined : natBaseDrift(listing);
+    // Elements no VIP has too (natStrays): added by hand after the read the model comes from, the write left them.
     const missing = [
-      ...(listing === '' || plan.next === null ? [] : missingFromListing(listing, plan.next.vips.values())),
+      ...(listing === '' || plan.next === null ? [] : listingDiffers(listing, plan.next.vips.values())),
       ...[...(base?.chains ?? [])].map((c) => `chain ${c} as written`),
       ...[...(base?.objects ?? [])].map((o) => `base object ${o}`),
     ];
     if (missing.length > 0) {
       log.warn(
         { event: 'natTableIncomplete', missing: missing.slice(0, 6) },
-        `nft table inet ${table} lacks ${missing.length} object(s) of its VIPs after the apply: verify reads it whole`,
+        `nft table inet ${table} differs from its VIPs in ${missing.length} place(s) after the apply: verify reads it whole`,
       );
       listing = undefined;
     }
@@ -289,11 +290,15 @@ export function createNatTable(opts: {
       orForget(async () => {
         const now = listing === undefined ? undefined : await list();
         if (now === undefined || now !== listing) {
-          if (now !== undefined)
+          if (now !== undefined) {
+            // What differs from the model, as far as the listing tells (a rule edited by hand: nothing named).
+            const differences =
+              now === '' ? ['the table is gone'] : state ? listingDiffers(now, state.vips.values()) : [];
             log.warn(
-              { event: 'natTableDrift', vips: vips.length },
+              { event: 'natTableDrift', vips: vips.length, differences: differences.slice(0, 6) },
               `nft table inet ${table} differs from the last apply: rewriting it`,
             );
+          }
           forget();
         }
         return apply(vips);
