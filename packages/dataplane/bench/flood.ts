@@ -22,8 +22,11 @@ export const NEW_FLOW_SOURCES = 4_096;
  * RFC 3849 documentation prefix); the bench routes them back to the client on the router.
  */
 export const NEW_FLOW_SOURCE_PREFIXES = { 4: '198.18.176.0/20', 6: '2001:db8:176::/64' } as const;
-/** The bench node's flow-map size: one new-flow flood (155,000 new flows) must fit. */
-export const BENCH_FLOW_TABLE_SIZE = 262_144;
+/**
+ * The bench node's flow-map size: one new-flow flood (155,000 new flows) must fit. BENCH_PP_FLOW_TABLE_SIZE sets
+ * another for the bpf part (65536, the default flowTableSize: a flood then evicts for most of its first packets).
+ */
+export const BENCH_FLOW_TABLE_SIZE = Number(process.env.BENCH_PP_FLOW_TABLE_SIZE ?? 262_144);
 /** The bench node's UDP flow timeout: the entries must outlive their count after a flood (tens of s). */
 export const BENCH_FLOW_TIMEOUT_UDP_S = 300;
 
