@@ -3,7 +3,8 @@
  * the NAT topology (nat-topology.ts): per family VIP:80, its sourceRanges the client alone, and VIP:443, both NAT to
  * the members; `nft` run on the node; a request to :80; a connection held to :443 across an edit and its repair.
  * useNatHandEdits registers the file's hooks: the namespaces made before the tests and removed after them, even when
- * one fails; each test's data planes closed with their state, and conntrack flushed, after it.
+ * one fails; each test's data planes closed with their state, and conntrack flushed, after it. natProbes and
+ * serveMembers also serve nat.int.test.ts, on the topology it makes itself.
  */
 
 /**
@@ -56,7 +57,62 @@ const NODE_ADDRESS = { 4: '198.51.100.89', 6: '2001:db8:88:9::2' } as const;
 const SEED = 0x5eed_0019;
 const SLOTS = 251;
 
-export interface NatHandEdits {
+/**
+ * Starts each member's server (MEMBER_SERVER_PY, named m<i>, on MEMBER_PORT) and waits for its first line (listening).
+ * Apart from createNatTopology, so that a caller holds the topology (and removes it) even when a server never starts.
+ */
+export async function serveMembers(topo: NatTopology): Promise<void> {
+  const servers = topo.members.map((m, i) => m.spawn(['python3', '-c', MEMBER_SERVER_PY, `m${i}`, `${MEMBER_PORT}`]));
+  await Promise.all(servers.map((s) => new Promise((r) => s.stdout?.once('data', r))));
+}
+
+/** What a hand-edit test does on the node and sees from the client, for the family's VIP (NAT_VIP4 or NAT_VIP6). */
+export interface NatProbes {
+  /** Each command as one `nft '<command>'` on the node, in order; rejects at the first refused. */
+  nft(...commands: string[]): Promise<string>;
+  /** `nft -s list table inet l4fleet_nat` on the node (elements, no counter values). */
+  listed(): Promise<string>;
+  /** One TCP request from the client to VIP:80: the member's reply (`m1 <peer>`), undefined when none came. */
+  reply80(): Promise<string | undefined>;
+  /** Runs `body` with a connection held to VIP:443, then checks it was served throughout by the same member. */
+  holding443(body: () => Promise<void>): Promise<void>;
+}
+
+/**
+ * The probes on a NAT topology made elsewhere (`topo` read at each call, so it may be made in a beforeAll), no hooks:
+ * nat.int.test.ts runs them on its own topology; useNatHandEdits on the one it makes. `sport`: reply80's first source
+ * port, one more each request (below the ephemeral range, see nat.int.test.ts).
+ */
+export function natProbes(family: IpFamily, topo: () => NatTopology, opts: { sport: number }): NatProbes {
+  const vip = family === 4 ? NAT_VIP4 : NAT_VIP6;
+  const client = family === 4 ? NAT_CLIENT4 : NAT_CLIENT6;
+  let sport = opts.sport;
+  return {
+    nft: (...commands) => topo().node.sh(commands.map((c) => `nft '${c}'`).join(' && ')),
+    listed: async () => (await topo().node.run(['nft', '-s', 'list', 'table', 'inet', 'l4fleet_nat'])).stdout,
+    async reply80() {
+      const r = await topo().client.run(['python3', '-c', NAT_CLIENT_PY], {
+        input: JSON.stringify([{ src: client, sport: sport++, dst: vip, dport: 80, protocol: 'tcp' }]),
+        timeoutMs: 60_000,
+      });
+      return (JSON.parse(r.stdout.trim().split('\n')[0] as string) as { reply?: string }).reply;
+    },
+    async holding443(body) {
+      const c = holdConnection(topo().client, vip, 2);
+      try {
+        expect(await c.ready()).toBe('connected');
+        const before = await c.send();
+        expect(before).toMatch(/^m\d /);
+        await body();
+        expect(await c.send()).toBe(before);
+      } finally {
+        c.close();
+      }
+    },
+  };
+}
+
+export interface NatHandEdits extends NatProbes {
   readonly vip: string;
   readonly client: string;
   member(i: number): string;
@@ -68,14 +124,6 @@ export interface NatHandEdits {
   v80(members?: readonly string[]): VipTable;
   /** VIP:443/tcp, every member. */
   v443(): VipTable;
-  /** Each command as one `nft '<command>'` on the node, in order; rejects at the first refused. */
-  nft(...commands: string[]): Promise<string>;
-  /** `nft -s list table inet l4fleet_nat` on the node (elements, no counter values). */
-  listed(): Promise<string>;
-  /** One TCP request from the client to VIP:80: the member's reply (`m1 <peer>`), undefined when none came. */
-  reply80(): Promise<string | undefined>;
-  /** Runs `body` with a connection held to VIP:443, then checks it was served throughout by the same member. */
-  holding443(body: () => Promise<void>): Promise<void>;
   /**
    * An address no VIP has (198.51.100.89, 2001:db8:88:9::2), the node's own (on its loopback) and routed to it by the
    * router: the node answers the client's ping to it, unless its NAT table drops what is sent to it.
@@ -93,7 +141,6 @@ export function useNatHandEdits(family: IpFamily, opts: { members: number; sport
   const nodeAddress = NODE_ADDRESS[family];
   let topo: NatTopology | undefined;
   const open: DataPlane[] = [];
-  let sport = opts.sport;
 
   const node = (): NatTopology => {
     if (topo === undefined) throw new Error('the NAT topology is made in beforeAll: used before it');
@@ -116,8 +163,7 @@ export function useNatHandEdits(family: IpFamily, opts: { members: number; sport
 
   beforeAll(async () => {
     topo = await createNatTopology({ members: opts.members });
-    const servers = topo.members.map((m, i) => m.spawn(['python3', '-c', MEMBER_SERVER_PY, `m${i}`, `${MEMBER_PORT}`]));
-    await Promise.all(servers.map((s) => new Promise((r) => s.stdout?.once('data', r))));
+    await serveMembers(topo);
     const [ip, len, via] = family === 4 ? ['ip', 32, NAT_NODE4] : ['ip -6', 128, NAT_NODE6];
     await topo.node.sh(`${ip} addr add ${nodeAddress}/${len} dev lo`);
     await topo.router.sh(`${ip} route add ${nodeAddress}/${len} via ${via}`);
@@ -144,27 +190,7 @@ export function useNatHandEdits(family: IpFamily, opts: { members: number; sport
     },
     v80: (members) => natTable(80, members ?? every(), [`${client}/${family === 4 ? 32 : 128}`]),
     v443: () => natTable(443, every()),
-    nft: (...commands) => node().node.sh(commands.map((c) => `nft '${c}'`).join(' && ')),
-    listed: async () => (await node().node.run(['nft', '-s', 'list', 'table', 'inet', 'l4fleet_nat'])).stdout,
-    async reply80() {
-      const r = await node().client.run(['python3', '-c', NAT_CLIENT_PY], {
-        input: JSON.stringify([{ src: client, sport: sport++, dst: vip, dport: 80, protocol: 'tcp' }]),
-        timeoutMs: 60_000,
-      });
-      return (JSON.parse(r.stdout.trim().split('\n')[0] as string) as { reply?: string }).reply;
-    },
-    async holding443(body) {
-      const c = holdConnection(node().client, vip, 2);
-      try {
-        expect(await c.ready()).toBe('connected');
-        const before = await c.send();
-        expect(before).toMatch(/^m\d /);
-        await body();
-        expect(await c.send()).toBe(before);
-      } finally {
-        c.close();
-      }
-    },
+    ...natProbes(family, node, opts),
     nodeAddress,
     async pings(address) {
       const ping = ['ping', ...(family === 6 ? ['-6'] : []), '-c1', '-W1', address];
