@@ -2,8 +2,8 @@
  * Hand edits of the nftables driver's netdev table (`nft` run on the node) against the kernel, in network namespaces
  * (root; run under /tmp/l4fleet-lab.lock): what verify's light read says it found (the verdict a VIP jump element was
  * rewritten to, not "missing"), elements added by hand for keys and addresses no VIP has (deleted by verify and by a
- * restart, the VIPs' own kept), a rule of a VIP chain replaced by hand (count and signature kept), and a refused
- * transaction naming the VIP of the objects in the kernel's text.
+ * restart, the VIPs' own kept), a rule of a VIP chain replaced by hand (count and signature kept), one of the ingress
+ * chain or of an echo chain (count kept), and a refused transaction naming the VIP of the objects in the kernel's text.
  */
 import {
   createNftablesDataPlane,
@@ -26,6 +26,7 @@ import {
   flowKey,
   installFlowRecorders,
   landings,
+  pingReplies,
   sendFlows,
   VIP4,
   VIP6,
@@ -241,6 +242,74 @@ describe('nftables hand edits - a VIP chain rule replaced by hand', () => {
     const second = dataPlane();
     const restarted = await second.apply([v80(), v81()]);
     expect(restarted.vips.map((v) => v.rulesReplaced)).toEqual([true, false]);
+    await served();
+    expect((await second.verify()).transactions).toBe(0);
+    expect(found).toHaveLength(1);
+  }, 60_000);
+});
+
+describe("nftables hand edits - a rule of the table's own chains replaced by hand", () => {
+  // `nft replace rule` in `ingress` or an echo chain keeps its number of rules, all that verify and a restart compared
+  // there: an `accept` in place of the vips4 lookup left every IPv4 VIP of the node unserved, a `drop` in its echo chain
+  // its pings unanswered, with verify reporting nothing.
+  const ECHO = 'echo_c633644d';
+  /** Replaces the rule of `chain` whose listing matches `rule` by `by`; returns the rule as it was listed. */
+  const replace = async (chain: string, rule: RegExp, by: string): Promise<string> => {
+    const listing = await nft('-a', 'list', 'chain', 'netdev', TABLE, chain);
+    const line = listing.split('\n').find((l) => rule.test(l));
+    const m = /^\s*(.*) # handle (\d+)$/.exec(line ?? '');
+    expect(m, `${chain}: ${rule}`).not.toBeNull();
+    const [, was, handle] = m as unknown as [string, string, string];
+    const count = (text: string): number => text.split('\n').filter((l) => / # handle \d+$/.test(l)).length;
+    await nft('replace', 'rule', 'netdev', TABLE, chain, 'handle', handle, ...by.split(' '));
+    const after = await nft('-a', 'list', 'chain', 'netdev', TABLE, chain);
+    expect(after).not.toContain(was);
+    expect(count(after)).toBe(count(listing));
+    return was;
+  };
+  const pings = (): Promise<string[]> => pingReplies(topo.client, VIP4, { count: 3 });
+
+  test('ingress: an `accept` for the vips4 lookup - verify names it and writes the chain again; a restart too', async () => {
+    const dp = dataPlane();
+    await dp.apply([v80(), v81()]);
+    expect((await dp.verify()).transactions).toBe(0);
+    const was = await replace('ingress', /vmap @vips4/, 'accept');
+    const repaired = await dp.verify();
+    expect(found).toEqual([`chain ingress: rule 2 is "accept", written "${was}"`]);
+    expect(repaired.transactions).toBe(1);
+    expect(repaired.vips.map((v) => v.action)).toEqual(['unchanged', 'unchanged']);
+    expect(await nft('list', 'chain', 'netdev', TABLE, 'ingress')).toContain(was);
+    await served();
+    expect((await dp.verify()).transactions).toBe(0);
+    await dp.close();
+    // Replaced again under no driver: a restart's first apply writes the chain again, no VIP's rules.
+    await replace('ingress', /vmap @vips4/, 'accept');
+    const second = dataPlane();
+    const restarted = await second.apply([v80(), v81()]);
+    expect(restarted.transactions).toBe(1);
+    expect(restarted.vips.map((v) => v.rulesReplaced)).toEqual([false, false]);
+    expect(await nft('list', 'chain', 'netdev', TABLE, 'ingress')).toContain(was);
+    await served();
+    expect((await second.verify()).transactions).toBe(0);
+    expect(found).toHaveLength(1);
+  }, 60_000);
+
+  test("an echo chain's rule replaced by a `drop` - verify names it and writes it again, pings answered; a restart too", async () => {
+    const dp = dataPlane();
+    await dp.apply([v80()]);
+    expect(await pings()).toHaveLength(3);
+    const was = await replace(ECHO, /icmp_echo/, 'drop');
+    expect(await pings()).toHaveLength(0);
+    const repaired = await dp.verify();
+    expect(found).toEqual([`chain ${ECHO}: rule 1 is "drop", written "${was}"`]);
+    expect(repaired.transactions).toBe(1);
+    expect(await pings()).toHaveLength(3);
+    expect((await dp.verify()).transactions).toBe(0);
+    await dp.close();
+    await replace(ECHO, /icmp_echo/, 'drop');
+    const second = dataPlane();
+    expect((await second.apply([v80()])).transactions).toBe(1);
+    expect(await pings()).toHaveLength(3);
     await served();
     expect((await second.verify()).transactions).toBe(0);
     expect(found).toHaveLength(1);

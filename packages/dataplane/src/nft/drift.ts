@@ -7,11 +7,12 @@
  * read and plan (the repair itself is a restart's).
  *
  * Read: the table's skeleton (its comment, base chains' rule counts, each VIP chain's signature and rules as listed,
- * the echo chains, the names of its maps, sets and counters) and the elements of the maps holding one element per VIP
- * or address (vips4/6, vipaddrs4/6, echo4/6): each one the model holds, with its verdict, and none other (one added by
- * hand for a key or address no VIP has routes packets the driver never wrote). Not read: slot, overlay and live
- * elements (only that each map is there), backend and flow maps' elements. A slot-map element edited by hand is
- * therefore not found by verify; the full read of a restart (or of the next verify that finds anything else) finds it.
+ * the echo chains, the rules of `ingress`, `forward` and the echo chains as listed, the names of its maps, sets and
+ * counters) and the elements of the maps holding one element per VIP or address (vips4/6, vipaddrs4/6, echo4/6): each
+ * one the model holds, with its verdict, and none other (one added by hand for a key or address no VIP has routes
+ * packets the driver never wrote). Not read: slot, overlay and live elements (only that each map is there), backend
+ * and flow maps' elements. A slot-map element edited by hand is therefore not found by verify; the full read of a
+ * restart (or of the next verify that finds anything else) finds it.
  */
 
 import { DataPlaneError } from '../errors.js';
@@ -19,6 +20,7 @@ import type { Exec } from '../exec.js';
 import { missingBaseObjects } from './base-objects.js';
 import { echoAddress } from './echo.js';
 import { echoChain, hexToAddress, liveSet, overlayMap, parseVipKey, slotsMap } from './names.js';
+import { ownChains } from './own-chains.js';
 import type { KernelState } from './plan.js';
 import type { Layout } from './ruleset.js';
 import { baseChainsDiffering, parseSkeleton, readRouting, tableBlock } from './state.js';
@@ -29,6 +31,16 @@ const element = (map: string, a: string): string => {
   const [family, hex] = a.split('|') as [string, string];
   return `the ${map}${family} element of ${hexToAddress(hex)}`;
 };
+
+/** The first rule of `chain` whose `listed` text is not the one listed after the write (`was`), as drift names it. */
+function ruleReplaced(chain: string, listed: string, was: string): string | undefined {
+  const rules = listed === '' ? [] : listed.split('\n');
+  const written = was === '' ? [] : was.split('\n');
+  // An echo chain's number of rules is compared nowhere else (flushed, or a rule added, by hand).
+  if (rules.length !== written.length) return `chain ${chain}: ${rules.length} rules, written ${written.length}`;
+  const i = rules.findIndex((r, n) => r !== written[n]);
+  return i < 0 ? undefined : `chain ${chain}: rule ${i + 1} is "${rules[i]}", written "${written[i]}"`;
+}
 
 /**
  * The first difference found between the kernel's netdev table and `state` (a sentence naming the object), or
@@ -50,6 +62,13 @@ export async function findDrift(exec: Exec, state: KernelState, layout: Layout):
     for (const chain of baseChainsDiffering(s.baseRules)) {
       return `chain ${chain}: ${s.baseRules.get(chain) ?? 'missing, no'} rules, not as written`;
     }
+    // The table's own chains (own-chains.ts) with a rule replaced by hand: the number kept, the text not. One not
+    // there is found below (an echo chain missing).
+    for (const [chain, was] of state.listed ?? []) {
+      const listed = s.chainTexts.get(chain);
+      const replaced = listed === undefined ? undefined : ruleReplaced(chain, listed, was);
+      if (replaced !== undefined) return replaced;
+    }
     // The table's own objects (base-objects.ts): every one is there once the driver wrote the table.
     for (const o of missingBaseObjects(s.objects, s.counters)) return `map, set or counter ${o} is missing`;
     for (const [key, v] of state.vips) {
@@ -59,10 +78,9 @@ export async function findDrift(exec: Exec, state: KernelState, layout: Layout):
       const rules = s.chainRules.get(key);
       if (v.rules !== undefined && rules !== v.rules) return `chain ${key}: ${rules} rules, written ${v.rules}`;
       // Replaced by hand (`nft replace rule`): the number and the signature kept, the rule's text not.
-      const listed = s.chainTexts.get(key)?.split('\n') ?? [];
-      const was = v.listed?.split('\n') ?? listed;
-      const i = listed.findIndex((r, n) => r !== was[n]);
-      if (i >= 0) return `chain ${key}: rule ${i + 1} is "${listed[i]}", written "${was[i]}"`;
+      const listed = s.chainTexts.get(key) ?? '';
+      const replaced = ruleReplaced(key, listed, v.listed ?? listed);
+      if (replaced !== undefined) return replaced;
     }
     for (const key of s.chains.keys()) if (!state.vips.has(key)) return `chain ${key} is not one the driver wrote`;
     if (state.echoAddresses !== undefined) {
@@ -108,14 +126,16 @@ export async function findDrift(exec: Exec, state: KernelState, layout: Layout):
 }
 
 /**
- * `state` with the listing (KernelVip.listed) of each VIP chain it has none of: the chains whose rules the plan has
- * just written, listed right after the write, so the light read compares the kernel with what this nft lists for what
- * the plan wrote, not with the plan's own text. One skeleton listing (~10 ms), only after a write of rules (a slot delta
- * writes none). One that fails leaves them unknown (not compared) until the next read.
+ * `state` with the listing (KernelVip.listed, KernelState.listed) of each VIP chain and own chain (own-chains.ts) it
+ * has none of: the chains whose rules the plan has just written, listed right after the write, so the light read
+ * compares the kernel with what this nft lists for what the plan wrote, not with the plan's own text. One skeleton
+ * listing (~10 ms), only after a write of rules (a slot delta writes none). One that fails leaves them unknown (not
+ * compared) until the next read.
  */
 export async function withListing(exec: Exec, state: KernelState, table: string): Promise<KernelState> {
   const unknown = [...state.vips.values()].filter((v) => v.listed === undefined);
-  if (unknown.length === 0) return state;
+  const own = ownChains(state.echoAddresses).filter((c) => state.listed?.has(c) !== true);
+  if (unknown.length === 0 && own.length === 0) return state;
   const r = await exec(['nft', '-t', 'list', 'ruleset', 'netdev']).catch(() => undefined);
   const block = r?.code === 0 ? tableBlock(r.stdout, table) : undefined;
   if (block === undefined) return state;
@@ -125,5 +145,10 @@ export async function withListing(exec: Exec, state: KernelState, table: string)
     const listed = texts.get(v.key);
     if (listed !== undefined) vips.set(v.key, { ...v, listed });
   }
-  return { ...state, vips };
+  const listed = new Map(state.listed);
+  for (const c of own) {
+    const text = texts.get(c);
+    if (text !== undefined) listed.set(c, text);
+  }
+  return { ...state, vips, listed };
 }

@@ -6,6 +6,7 @@ import type { DataPlaneError } from '../errors.js';
 import type { Exec } from '../exec.js';
 import type { VipTable } from '../types.js';
 import { createNftablesDataPlane } from './driver.js';
+import { echoRule } from './echo.js';
 import { baseChainHook, baseChainRules, forwardChainRules, type VipShape, vipRules } from './ruleset.js';
 
 const logger = pino({ level: 'silent' });
@@ -189,6 +190,8 @@ describe('nftables driver', () => {
       '\tmap echo6 {',
       '\t}',
       '\tchain echo_c6120201 {',
+      // Its rule as written: an echo chain listed otherwise is written again (own-chains.ts).
+      `\t\t${echoRule('c6120201', { iface: 'eth0', ifaceMac: MAC })}`,
       '\t}',
       `\tchain ${key} {`,
       `\t\tcounter name "${key}" comment "l4fleet vip hash=5-tuple seed=7 size=13 syn=table"`,
@@ -328,6 +331,7 @@ describe('nftables driver', () => {
       // Every map and set as nft -t lists them (no elements): the light read checks that each is there.
       ...[...objects, `map ${key}_slots`, `map ${key}_over`, `set ${key}_live`].flatMap((o) => [`\t${o} {`, '\t}']),
       '\tchain echo_c6120201 {',
+      `\t\t${echoRule('c6120201', layout)}`,
       '\t}',
       `\tchain ${key} {`,
       // Its rules as written (the light read counts them; it finds the signature in the counter rule's comment).

@@ -116,6 +116,18 @@ export interface KernelState {
    * the plan declares them again before any rule names them. Absent: none.
    */
   readonly baseMissing?: ReadonlySet<string>;
+  /**
+   * The rules of the table's own chains (`ingress`, `forward`, each `echo_<hex>`: own-chains.ts), by chain, as nft
+   * listed them right after the driver wrote them (drift.ts withListing) or as read back: verify's light read compares
+   * the listing with it, so a rule replaced by hand (their number kept) is found. A chain absent: not known yet.
+   */
+  readonly listed?: ReadonlyMap<string, string>;
+  /**
+   * Read back (readKernelState): the same listing, which the plan compares with the rules it would write (sameRules):
+   * a chain with a rule replaced by hand before a restart or a full read is written again. The plan's model never has
+   * it.
+   */
+  readonly readListing?: ReadonlyMap<string, string>;
 }
 
 /** Retired backends remembered at most (the oldest are forgotten first, and their elements deleted). */
@@ -146,11 +158,11 @@ export function deleteStrays(table: string, current: KernelState, desired: Reado
 }
 
 /**
- * Whether a VIP chain's `listed` rules (state.ts parseSkeleton chainTexts) are the `written` ones (ruleset.ts
- * vipRules), compared in one form (canonical()): nft lists what the plan writes in its own. Only a read back (a
- * restart, a full read) is compared so: verify compares the listing with the one taken right after the write
- * (drift.ts withListing), whatever this nft lists. A form canonical() misses (an nft other than 1.0.6) costs a rewrite
- * of the chain's rules (flows kept) at each restart or full read, never at every verify.
+ * Whether a chain's `listed` rules (state.ts parseSkeleton chainTexts) are the `written` ones (ruleset.ts vipRules,
+ * or a chain of the table's own: own-chains.ts), compared in one form (canonical()): nft lists what the plan writes in
+ * its own. Only a read back (a restart, a full read) is compared so: verify compares the listing with the one taken
+ * right after the write (drift.ts withListing), whatever this nft lists. A form canonical() misses (an nft other than
+ * 1.0.6) costs a rewrite of the chain's rules (flows kept) at each restart or full read, never at every verify.
  */
 export function sameRules(listed: string, written: readonly string[]): boolean {
   return canonical(listed) === canonical(written.join('\n'));
@@ -160,7 +172,8 @@ const SECONDS = { d: 86_400, h: 3_600, m: 60, s: 1 } as const;
 
 /**
  * Rules in one form, as nft 1.0.6 lists them (`meta mark & 0x80000000 == 0` as `meta mark 0x00000000/1`, `tcp flags &
- * (syn | ack) != syn` as `tcp flags != syn / syn,ack`), then numbers in decimal, durations in seconds (`timeout 5m`
+ * (syn | ack) != syn` as `tcp flags != syn / syn,ack`, `ip6 nexthdr 58` as `ip6 nexthdr ipv6-icmp`, `icmp type set
+ * echo-reply` as `th sport set th sport & 255`), then numbers in decimal, durations in seconds (`timeout 5m`
  * for `timeout 300s`), one space between words, and a sourceRanges set as `{ }`: nft lists it merged, without `/32`,
  * one prefix without braces; the signature's digest stands for it (and verify compares the listing itself).
  */
@@ -170,6 +183,12 @@ function canonical(rules: string): string {
     .map((r) =>
       r
         .replace(/\bsaddr != (?:\{[^}]*\}|\S+)/g, 'saddr != { }')
+        // nft names IPv6's next headers from /etc/protocols when it has one; the plan writes numbers (ruleset.ts).
+        .replace(/\bnexthdr ipv6-icmp\b/g, 'nexthdr 58')
+        .replace(/\bnexthdr ipv6-frag\b/g, 'nexthdr 44')
+        // An ICMP type set is listed as the 16-bit write it is (type and code): echo-reply is 0, ICMPv6's 129.
+        .replace(/\bicmp type set echo-reply\b/g, 'th sport set th sport & 0xff')
+        .replace(/\bicmpv6 type set echo-reply\b/g, 'th sport set th sport & 0x81ff | 0x8100')
         .replace(/\bmeta mark & 0x80000000 == 0\b/g, 'meta mark 0x00000000/1')
         .replace(/\btcp flags & \(syn \| ack\) (==|!=) syn\b/g, (_, op: string) =>
           op === '==' ? 'tcp flags syn / syn,ack' : 'tcp flags != syn / syn,ack',

@@ -2,12 +2,13 @@ import { buildTable } from '@l4fleet/maglev';
 import { describe, expect, test } from 'vitest';
 import type { VipTable } from '../types.js';
 import { validateDesired } from '../validate.js';
+import { echoRule } from './echo.js';
 import { planFold } from './fold.js';
 import { TEST_LAYOUT } from './layout.test-helper.js';
 import { hexToAddress } from './names.js';
 import { nftStatements, renderBatch, renderNft } from './ops.js';
 import { type KernelBackend, type KernelState, type Plan, planApply, RETIRED_MAX } from './plan.js';
-import type { Layout } from './ruleset.js';
+import { baseChainRules, forwardChainRules, type Layout } from './ruleset.js';
 import { effectiveSlot } from './slot-delta.js';
 
 const layout: Layout = TEST_LAYOUT;
@@ -502,5 +503,53 @@ describe('planApply', () => {
     expect(hexToAddress('c6336458')).toBe('198.51.100.88');
     expect(hexToAddress('20010db8000000000000000000000001')).toBe('2001:db8::1');
     expect(hexToAddress('20010db8007700020000000000000010')).toBe('2001:db8:77:2::10');
+  });
+});
+
+// A rule of the ingress, forward or an echo chain replaced by hand (`nft replace rule`): the number of rules kept, so
+// only the listing read back (KernelState.readListing) tells; the plan writes that chain again, and no other.
+describe("planApply - the table's own chains replaced by hand", () => {
+  const ECHO = 'echo_c6120201';
+  const written = new Map([
+    ['ingress', baseChainRules().join('\n')],
+    ['forward', forwardChainRules(layout).join('\n')],
+    [ECHO, echoRule('c6120201', layout)],
+  ]);
+  /** As readKernelState reads the table the plan wrote, with `edits` (chain -> listing) made by hand. */
+  const readBack = (edits: Record<string, string> = {}): KernelState => {
+    const listing = new Map([...written, ...Object.entries(edits)]);
+    return { ...applied(vip(3)), listed: listing, readListing: listing };
+  };
+
+  test('read back as written - nothing is written, and verify keeps the listing as its reference', () => {
+    const p = planApply(readBack(), norm(vip(3)), layout);
+    expect(script(p)).toBe('');
+    expect(p.next.listed).toEqual(written);
+    expect(p.next.readListing).toBeUndefined();
+  });
+
+  test.each([
+    ['ingress', baseChainRules().map((r) => (r.endsWith('@vips4') ? 'accept' : r))],
+    ['forward', forwardChainRules(layout).map((r) => (r.includes('@backends4') ? 'drop' : r))],
+  ])('a rule of %s replaced - the chain is flushed and written again, alone', (chain, edited) => {
+    const p = planApply(readBack({ [chain]: edited.join('\n') }), norm(vip(3)), layout);
+    const rules = chain === 'ingress' ? baseChainRules() : forwardChainRules(layout);
+    expect(lines(script(p)).filter((l) => !l.includes('add counter') && !l.startsWith('add chain'))).toEqual([
+      `flush chain netdev l4t ${chain}`,
+      ...rules.map((r) => `add rule netdev l4t ${chain} ${r}`),
+    ]);
+    expect(p.vips.map((v) => v.action)).toEqual(['unchanged']);
+    // Listed again after the write (drift.ts withListing): the edited text is no reference.
+    expect(p.next.listed?.has(chain)).toBe(false);
+    expect(p.next.listed?.has(chain === 'ingress' ? 'forward' : 'ingress')).toBe(true);
+  });
+
+  test('the rule of an echo chain replaced - that chain is flushed and its rule written again', () => {
+    const p = planApply(readBack({ [ECHO]: 'counter name "icmp_echo" drop' }), norm(vip(3)), layout);
+    expect(lines(script(p))).toEqual([
+      `flush chain netdev l4t ${ECHO}`,
+      `add rule netdev l4t ${ECHO} ${echoRule('c6120201', layout)}`,
+    ]);
+    expect(p.next.listed?.has(ECHO)).toBe(false);
   });
 });

@@ -31,7 +31,6 @@ import {
   DROP_FRAGMENT,
   DROP_SOURCE,
   echoMap,
-  FORWARD_CHAIN,
   hexToAddress,
   ICMP_ECHO,
   liveSet,
@@ -42,17 +41,8 @@ import {
   vipsMap,
 } from './names.js';
 import type { ElementValue, Op } from './ops.js';
-import {
-  baseChainHook,
-  baseChainRules,
-  baseTable,
-  forwardChainRules,
-  type Layout,
-  layoutSignature,
-  type VipShape,
-  vipRules,
-  vipSignature,
-} from './ruleset.js';
+import { listingKept, ownChainsReplaced, rewriteBaseChains, rewriteEchoChains } from './own-chains.js';
+import { baseTable, type Layout, layoutSignature, type VipShape, vipRules, vipSignature } from './ruleset.js';
 import { diffSlots, fillBase, toBackendIds } from './slot-delta.js';
 import { sourceFilterOf } from './source-ranges.js';
 
@@ -99,6 +89,13 @@ export function planApply(
   };
   const sig = layoutSignature(layout);
   const tableCreated = current === null || current.layoutSignature !== sig;
+  // Own chains with a rule replaced by hand (own-chains.ts): ingress and forward written again as those with another
+  // number of rules are, an echo chain that stays has its rule written again.
+  const replaced =
+    current === null || tableCreated
+      ? { base: new Set<string>(), echo: new Set<string>() }
+      : ownChainsReplaced(current, layout);
+  const baseDiffer = new Set([...(current?.baseChainsDiffer ?? []), ...replaced.base]);
   if (tableCreated) {
     // A table in an older layout (or for another interface) is replaced in the same transaction.
     if (current !== null) nft(`delete table netdev ${t}`);
@@ -109,7 +106,7 @@ export function planApply(
     const upgrades = new Set([
       ...(current?.dropSourceCounter === true ? [] : [DROP_SOURCE]),
       ...(current?.echoAddresses === undefined ? [ICMP_ECHO, echoMap(4), echoMap(6), DROP_FRAGMENT] : []),
-      ...(current?.baseChainsDiffer?.has(BASE_CHAIN) ? [DROP_FRAGMENT] : []),
+      ...(baseDiffer.has(BASE_CHAIN) ? [DROP_FRAGMENT] : []),
     ]);
     const declared = baseObjects(layout);
     for (const name of current?.baseMissing ?? []) if (!upgrades.has(name)) nft(declared.get(name) as string);
@@ -122,21 +119,8 @@ export function planApply(
       // new table has (in the same transaction: no packet sees the chain half written). The flow maps stay.
       for (const text of echoObjectsAdded(t)) nft(text);
     }
-    if (current?.echoAddresses === undefined || current.baseChainsDiffer?.has(BASE_CHAIN)) {
-      // The fragment rules count into it, and a table from before them lacks it (its ingress chain has two rules
-      // fewer, so it is rewritten here); `add` leaves an existing counter alone.
-      nft(`add counter netdev ${t} ${DROP_FRAGMENT}`);
-      // Read back without its rules: `add chain` first, so one deleted by hand is made again (an existing one stays).
-      if (current?.baseChainsDiffer?.has(BASE_CHAIN))
-        nft(`add chain netdev ${t} ${BASE_CHAIN} { ${baseChainHook(layout)} }`);
-      nft(`flush chain netdev ${t} ${BASE_CHAIN}`);
-      for (const r of baseChainRules()) nft(`add rule netdev ${t} ${BASE_CHAIN} ${r}`);
-    }
-    if (current?.baseChainsDiffer?.has(FORWARD_CHAIN)) {
-      nft(`add chain netdev ${t} ${FORWARD_CHAIN}`);
-      nft(`flush chain netdev ${t} ${FORWARD_CHAIN}`);
-      for (const r of forwardChainRules(layout)) nft(`add rule netdev ${t} ${FORWARD_CHAIN} ${r}`);
-    }
+    // Flushed, edited or upgraded: written again whole, in the same transaction (own-chains.ts).
+    for (const text of rewriteBaseChains(layout, current?.echoAddresses === undefined, baseDiffer)) nft(text);
     // Objects of a VIP whose chain was deleted by hand (leftovers.ts): gone before a desired VIP's are added again.
     const leftovers = current?.leftovers ?? new Map();
     for (const text of deleteLeftovers(t, leftovers, new Set(desired.map((v) => v.key)))) nft(text);
@@ -355,6 +339,8 @@ export function planApply(
   const echoInKernel = tableCreated ? new Set<string>() : (current?.echoAddresses ?? new Set<string>());
   const echoUnmapped = tableCreated ? new Set<string>() : (current?.echoUnmapped ?? new Set<string>());
   out.push(...planEcho(t, echoInKernel, echoAddresses, layout, echoUnmapped));
+  const echoReplaced = [...replaced.echo].filter((a) => echoAddresses.has(a));
+  for (const text of rewriteEchoChains(t, echoReplaced, layout)) nft(text);
 
   // A backend that left loses its counter (the mark of a retired one) and keeps its address and MAC elements.
   let backendsRemoved = 0;
@@ -389,6 +375,8 @@ export function planApply(
       dropSourceCounter: true,
       echoAddresses: new Set(echoAddresses),
       vipAddresses: newAddresses,
+      // Verify's reference for the own chains this plan leaves as they are (drift.ts withListing lists the others).
+      ...(tableCreated ? {} : { listed: listingKept(base, echoAddresses, baseDiffer, echoReplaced) }),
     },
     vips: reports,
     slotsChanged,

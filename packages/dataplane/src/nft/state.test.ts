@@ -1,9 +1,10 @@
 import { describe, expect, test } from 'vitest';
 import type { Exec } from '../exec.js';
+import { echoRule } from './echo.js';
 import { type KernelVip, sameRules } from './kernel-state.js';
 import { TEST_LAYOUT } from './layout.test-helper.js';
 import { findLeftovers, type WithMissing } from './leftovers.js';
-import { layoutSignature, type VipShape, vipRules } from './ruleset.js';
+import { baseChainRules, forwardChainRules, layoutSignature, type VipShape, vipRules } from './ruleset.js';
 import { parseSkeleton, readKernelState, tableBlock } from './state.js';
 
 describe('parseSkeleton', () => {
@@ -316,5 +317,74 @@ describe('sameRules', () => {
       r.replace('tcp flags syn / syn,ack counter', 'tcp flags != syn / syn,ack counter'),
     );
     expect(sameRules(flags.join('\n'), vipRules(v6, TEST_LAYOUT))).toBe(false);
+  });
+});
+
+// The table's own chains as nft 1.0.6 lists them (written by the driver in a namespace, TEST_LAYOUT's interface and
+// MAC): a rule replaced by hand keeps their number of rules, so a restart compares the text with what it would write.
+describe("the table's own chains - ingress, forward, echo", () => {
+  const ingress = [
+    'ether type { 8021q, 8021ad } @ll,112,16 & 0xfff != 0x0 accept',
+    'meta pkttype host ip frag-off & 16383 == 0 ip daddr . meta l4proto . th dport vmap @vips4',
+    'meta pkttype host ip6 daddr . ip6 nexthdr . th dport vmap @vips6',
+    'meta pkttype host ip frag-off & 16383 == 0 icmp type echo-request ip daddr vmap @echo4',
+    'meta pkttype host ip6 nexthdr ipv6-icmp icmpv6 type echo-request ip6 daddr vmap @echo6',
+    'meta pkttype host ip frag-off & 16383 != 0 ip daddr @vipaddrs4 counter name "drop_fragment" drop',
+    'meta pkttype host ip6 nexthdr ipv6-frag ip6 daddr @vipaddrs6 counter name "drop_fragment" drop',
+    'meta pkttype host ip daddr @vipaddrs4 counter name "drop_port" drop',
+    'meta pkttype host ip6 daddr @vipaddrs6 counter name "drop_port" drop',
+  ];
+  const forward = [
+    'counter name meta mark map @backend_counters',
+    'ether daddr set meta mark map @macs ether saddr set 02:00:00:00:00:01 fwd to "eth0"',
+    'meta protocol ip fwd ip to meta mark map @backends4 device "eth0"',
+    'meta protocol ip6 fwd ip6 to meta mark map @backends6 device "eth0"',
+    'counter name "drop_no_backend" drop',
+  ];
+  const echo4 =
+    'ip daddr set ip saddr ip saddr set 198.51.100.77 ip ttl set 64 th sport set th sport & 255 ether daddr set ether saddr ether saddr set 02:00:00:00:00:01 counter name "icmp_echo" fwd to "eth0"';
+  const echo6 =
+    'ip6 daddr set ip6 saddr ip6 saddr set 2001:db8:77:9::1 ip6 hoplimit set 64 th sport set th sport & 33279 | 33024 ether daddr set ether saddr ether saddr set 02:00:00:00:00:01 counter name "icmp_echo" fwd to "eth0"';
+  const HEX6 = '20010db8007700090000000000000001';
+  const chain = (name: string, rules: string[], hook?: string): string[] => [
+    `\tchain ${name} {`,
+    ...(hook === undefined ? [] : [`\t\t${hook}`]),
+    ...rules.map((r) => `\t\t${r}`),
+    '\t}',
+  ];
+
+  test("parseSkeleton lists their rules, not the ingress chain's hook", () => {
+    const text = [
+      'table netdev l4fleet {',
+      ...chain('ingress', ingress, 'type filter hook ingress device "eth0" priority filter; policy accept;'),
+      ...chain('forward', forward),
+      ...chain('echo_c633644d', [echo4]),
+      ...chain(`echo_${HEX6}`, [echo6]),
+      '}',
+    ].join('\n');
+    const texts = parseSkeleton(text).chainTexts;
+    expect(texts.get('ingress')).toBe(ingress.join('\n'));
+    expect(texts.get('forward')).toBe(forward.join('\n'));
+    expect(texts.get('echo_c633644d')).toBe(echo4);
+    expect(texts.get(`echo_${HEX6}`)).toBe(echo6);
+  });
+
+  test('the rules as written are the rules as nft lists them (without /etc/protocols too)', () => {
+    expect(sameRules(ingress.join('\n'), baseChainRules())).toBe(true);
+    const numeric = ingress.map((r) => r.replace('ipv6-icmp', '58').replace('ipv6-frag', '44'));
+    expect(sameRules(numeric.join('\n'), baseChainRules())).toBe(true);
+    expect(sameRules(forward.join('\n'), forwardChainRules(TEST_LAYOUT))).toBe(true);
+    expect(sameRules(echo4, [echoRule('c633644d', TEST_LAYOUT)])).toBe(true);
+    expect(sameRules(echo6, [echoRule(HEX6, TEST_LAYOUT)])).toBe(true);
+  });
+
+  test('a rule replaced by hand (the number kept), or another MAC, is not', () => {
+    const accept = ingress.map((r) => (r.endsWith('@vips4') ? 'accept' : r));
+    expect(sameRules(accept.join('\n'), baseChainRules())).toBe(false);
+    expect(sameRules(forward.join('\n'), forwardChainRules({ ...TEST_LAYOUT, ifaceMac: '02:00:00:00:00:02' }))).toBe(
+      false,
+    );
+    expect(sameRules('counter name "icmp_echo" drop', [echoRule('c633644d', TEST_LAYOUT)])).toBe(false);
+    expect(sameRules(echo4.replace('& 255', '& 33279 | 33024'), [echoRule('c633644d', TEST_LAYOUT)])).toBe(false);
   });
 });

@@ -31,6 +31,7 @@ import {
   vipAddressesSet,
   vipsMap,
 } from './names.js';
+import { ownChains } from './own-chains.js';
 import { backendIdentity, type KernelBackend, type KernelState, type KernelVip } from './plan.js';
 import { baseChainRules, forwardChainRules } from './ruleset.js';
 
@@ -78,8 +79,9 @@ export function parseSkeleton(text: string): {
   /** Rules in each VIP chain (by key): a rule deleted or added by hand leaves the signature, not the number. */
   chainRules: Map<string, number>;
   /**
-   * Each VIP chain's rules as nft lists them (by key), one a line (a wrapped one joined): a rule replaced by hand
-   * (`nft replace rule`) leaves the signature and the number, not this.
+   * Each chain's rules as nft lists them (by name: a VIP chain by its key, `ingress`, `forward`, `echo_<hex>`), one a
+   * line (a wrapped one joined; not the base chain's hook): a rule replaced by hand (`nft replace rule`) leaves the
+   * signature and the number, not this.
    */
   chainTexts: Map<string, string>;
 } {
@@ -106,10 +108,10 @@ export function parseSkeleton(text: string): {
     if (c) {
       chain = c[1] as string;
       if (chain === BASE_CHAIN || chain === FORWARD_CHAIN) baseRules.set(chain, 0);
+      chainTexts.set(chain, []);
       if (parseVipKey(chain)) {
         chains.set(chain, '');
         chainRules.set(chain, 0);
-        chainTexts.set(chain, []);
       }
       const hex = parseEchoChain(chain);
       if (hex !== undefined) echo.add(echoAddress(hex.length === 8 ? 4 : 6, hex));
@@ -318,6 +320,12 @@ export async function readKernelState(
   }
   // A base chain flushed or edited by hand: every packet to a VIP passes both, so they are written again whole.
   const baseChainsDiffer = baseChainsDiffering(skeleton.baseRules);
+  // The table's own chains as listed (KernelState.readListing): the plan compares them with what it would write.
+  const listing = new Map<string, string>();
+  for (const c of ownChains(skeleton.echoAddresses)) {
+    const text = skeleton.chainTexts.get(c);
+    if (text !== undefined) listing.set(c, text);
+  }
   const leftovers = findLeftovers(skeleton.objects, skeleton.counters, skeleton.chains);
   const baseMissing = missingBaseObjects(skeleton.objects, skeleton.counters);
   return {
@@ -326,6 +334,8 @@ export async function readKernelState(
     ...(leftovers.size > 0 ? { leftovers } : {}),
     ...(baseMissing.size > 0 ? { baseMissing } : {}),
     vips,
+    listed: listing,
+    readListing: listing,
     backends,
     maxBackendId,
     retired,
