@@ -1,30 +1,14 @@
 import { describe, expect, test } from 'vitest';
 import type { Exec } from '../exec.js';
 import { findDrift, withListing } from './drift.js';
-import { TEST_LAYOUT } from './layout.test-helper.js';
+import { LISTED_FORWARD, LISTED_INGRESS, TEST_LAYOUT } from './layout.test-helper.js';
 import type { KernelState } from './plan.js';
 import { layoutSignature } from './ruleset.js';
 
-// The table's own chains as nft 1.0.6 lists them (TEST_LAYOUT's interface and MAC): a rule of one replaced by hand
-// (`nft replace rule`) keeps its number of rules, which was all verify's light read compared.
-const INGRESS = [
-  'ether type { 8021q, 8021ad } @ll,112,16 & 0xfff != 0x0 accept',
-  'meta pkttype host ip frag-off & 16383 == 0 ip daddr . meta l4proto . th dport vmap @vips4',
-  'meta pkttype host ip6 daddr . ip6 nexthdr . th dport vmap @vips6',
-  'meta pkttype host ip frag-off & 16383 == 0 icmp type echo-request ip daddr vmap @echo4',
-  'meta pkttype host ip6 nexthdr ipv6-icmp icmpv6 type echo-request ip6 daddr vmap @echo6',
-  'meta pkttype host ip frag-off & 16383 != 0 ip daddr @vipaddrs4 counter name "drop_fragment" drop',
-  'meta pkttype host ip6 nexthdr ipv6-frag ip6 daddr @vipaddrs6 counter name "drop_fragment" drop',
-  'meta pkttype host ip daddr @vipaddrs4 counter name "drop_port" drop',
-  'meta pkttype host ip6 daddr @vipaddrs6 counter name "drop_port" drop',
-];
-const FORWARD = [
-  'counter name meta mark map @backend_counters',
-  'ether daddr set meta mark map @macs ether saddr set 02:00:00:00:00:01 fwd to "eth0"',
-  'meta protocol ip fwd ip to meta mark map @backends4 device "eth0"',
-  'meta protocol ip6 fwd ip6 to meta mark map @backends6 device "eth0"',
-  'counter name "drop_no_backend" drop',
-];
+// A rule of the table's own chains replaced by hand keeps their number of rules, which was all verify's light read
+// compared.
+const INGRESS = [...LISTED_INGRESS];
+const FORWARD = [...LISTED_FORWARD];
 const ECHO = 'echo_c6120201';
 const ECHO_RULE =
   'ip daddr set ip saddr ip saddr set 198.18.2.1 ip ttl set 64 th sport set th sport & 255 ether daddr set ether saddr ether saddr set 02:00:00:00:00:01 counter name "icmp_echo" fwd to "eth0"';

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import type { Exec } from '../exec.js';
 import { echoRule } from './echo.js';
 import { type KernelVip, sameRules } from './kernel-state.js';
-import { TEST_LAYOUT } from './layout.test-helper.js';
+import { LISTED_FORWARD, LISTED_INGRESS, TEST_LAYOUT } from './layout.test-helper.js';
 import { findLeftovers, type WithMissing } from './leftovers.js';
 import { baseChainRules, forwardChainRules, layoutSignature, type VipShape, vipRules } from './ruleset.js';
 import { parseSkeleton, readKernelState, tableBlock } from './state.js';
@@ -323,24 +323,8 @@ describe('sameRules', () => {
 // The table's own chains as nft 1.0.6 lists them (written by the driver in a namespace, TEST_LAYOUT's interface and
 // MAC): a rule replaced by hand keeps their number of rules, so a restart compares the text with what it would write.
 describe("the table's own chains - ingress, forward, echo", () => {
-  const ingress = [
-    'ether type { 8021q, 8021ad } @ll,112,16 & 0xfff != 0x0 accept',
-    'meta pkttype host ip frag-off & 16383 == 0 ip daddr . meta l4proto . th dport vmap @vips4',
-    'meta pkttype host ip6 daddr . ip6 nexthdr . th dport vmap @vips6',
-    'meta pkttype host ip frag-off & 16383 == 0 icmp type echo-request ip daddr vmap @echo4',
-    'meta pkttype host ip6 nexthdr ipv6-icmp icmpv6 type echo-request ip6 daddr vmap @echo6',
-    'meta pkttype host ip frag-off & 16383 != 0 ip daddr @vipaddrs4 counter name "drop_fragment" drop',
-    'meta pkttype host ip6 nexthdr ipv6-frag ip6 daddr @vipaddrs6 counter name "drop_fragment" drop',
-    'meta pkttype host ip daddr @vipaddrs4 counter name "drop_port" drop',
-    'meta pkttype host ip6 daddr @vipaddrs6 counter name "drop_port" drop',
-  ];
-  const forward = [
-    'counter name meta mark map @backend_counters',
-    'ether daddr set meta mark map @macs ether saddr set 02:00:00:00:00:01 fwd to "eth0"',
-    'meta protocol ip fwd ip to meta mark map @backends4 device "eth0"',
-    'meta protocol ip6 fwd ip6 to meta mark map @backends6 device "eth0"',
-    'counter name "drop_no_backend" drop',
-  ];
+  const ingress = [...LISTED_INGRESS];
+  const forward = [...LISTED_FORWARD];
   const echo4 =
     'ip daddr set ip saddr ip saddr set 198.51.100.77 ip ttl set 64 th sport set th sport & 255 ether daddr set ether saddr ether saddr set 02:00:00:00:00:01 counter name "icmp_echo" fwd to "eth0"';
   const echo6 =
