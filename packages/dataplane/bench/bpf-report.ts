@@ -4,11 +4,11 @@ import { PROFILE_KEY, SOURCE_RANGES } from './bpf.js';
 import { APPLY_RUNS } from './bpf-apply.js';
 import { NIC_HEADROOM_BYTES } from './headroom.js';
 
-/** Known flows; new flows into fresh LRUs; new flows into LRUs filled once and emptied in place (bpf.ts Traffic). */
+/** Known flows; new flows into fresh flow maps; into maps filled once and emptied in place (bpf.ts Traffic). */
 const TRAFFIC_LABEL: Record<string, string> = {
-  '': 'known flows          ',
-  New: 'new flows, fresh LRU ',
-  Reused: 'new flows, reused LRU',
+  '': 'known flows           ',
+  New: 'new flows, fresh maps ',
+  Reused: 'new flows, reused maps',
 };
 
 export function bpfReport(f: Record<string, number>): string[] {

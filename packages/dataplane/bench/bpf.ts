@@ -19,8 +19,8 @@
  *             for the node's eth0 (bpf_fib_lookup), both only during these floods. On veth this measures veth's
  *             XDP, not a NIC's: veth copies every skb into a page with 256 bytes of headroom before the program
  *             runs, and builds a new skb at the peer. BENCH_PP_XDP=0 leaves them out.
- * Known flows (16, remembered in the flow LRU) and new flows (every datagram a new 5-tuple), into fresh LRUs and
- * into reused ones (Traffic below), IPv4 and IPv6. Extra = mode - fwd, paired per round (median and
+ * Known flows (16, remembered in the flow cache) and new flows (every datagram a new 5-tuple), into fresh flow maps
+ * and into reused ones (Traffic below), IPv4 and IPv6. Extra = mode - fwd, paired per round (median and
  * quartiles). The backend counts and drops what arrives, encapsulated or not, in a netdev chain.
  * Cross-check: kernel.bpf_stats_enabled=1 during the bpf floods; run_time_ns / run_cnt of the program is
  * the program's own time per packet (it does not include the redirect's transmit or the extra bytes).
@@ -89,10 +89,11 @@ const MODE_NAME: Partial<Record<Mode, string>> = {
   'xdp-gue': 'XdpGue',
 };
 /**
- * known: 16 flows the LRU remembers. new: every datagram a new 5-tuple, into flow LRUs made anew (new pins) before
- * each flood, whose free lists hand out elements in memory order. reused: the same new flows into LRUs that were
- * filled once and emptied in place (the driver's clearFlows), so each insert takes an element from wherever the
- * last flows left it, as on a node that has run a while (a full LRU evicts too, which costs more still).
+ * known: 16 flows the flow cache remembers. new: every datagram a new 5-tuple, into flow maps made anew (new pins)
+ * before each flood. reused: the same new flows into maps that were filled once and emptied in place (the driver's
+ * clearFlows), as on a node that has run a while. The two differed for the LRU hash the flows were in until
+ * 2026-12-07 (a fresh LRU's free list hands out elements in memory order: its first packets read 150-350 ns low);
+ * the flow cache's sets are the same lines either way, so they should agree now (0007 "Flow cache").
  */
 type Traffic = 'known' | 'new' | 'reused';
 const TRAFFIC_NAME: Record<Traffic, string> = { known: '', new: 'New', reused: 'Reused' };
@@ -163,7 +164,7 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
   };
   let dp: BpfDataPlane | undefined;
   let dpXdp = false;
-  /** Whether the pinned flow LRUs have held a new-flow flood since they were made (traffic `reused`). */
+  /** Whether the pinned flow maps have held a new-flow flood since they were made (traffic `reused`). */
   let lruFilled = false;
   const floodTimeout = { timeoutMs: (FLOOD_MAX_S + 15) * 1000 };
   const passObject = XDP.length > 0 ? buildXdpPass(s.dir) : undefined;
@@ -253,7 +254,7 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
       await bareInterface();
       await s.node.run(['nft', '-f', '-'], { input: baseline(family) });
     } else {
-      // Empty flow LRUs for a new-flow flood: new pins (chosen while the driver's clearFlows was quadratic in the
+      // Empty flow maps for a new-flow flood: new pins (chosen while the driver's clearFlows was quadratic in the
       // bucket count; it is one batch walk now, issue 14, so either would do).
       if (traffic === 'new') {
         await dp?.close({ removeState: true });
@@ -263,8 +264,8 @@ export async function measureBpfPerPacket(s: BpfBenchSetup): Promise<Record<stri
       const ranges = mode.endsWith('-ranges');
       await attach((ranges ? mode.slice(4, -'-ranges'.length) : mode.slice(4)) as Forwarding, xdp, ranges);
       if (traffic === 'reused') {
-        // LRUs made anew since the last fill: one unmeasured flood fills them first (the first flood into fresh
-        // LRUs measured 150-350 ns less per first packet than the next ones, 2026-12-07).
+        // Maps made anew since the last fill: one unmeasured flood fills them first (the first flood into a fresh
+        // LRU hash measured 150-350 ns less per first packet than the next ones, 2026-12-07).
         if (!lruFilled) await s.client.run(argv(family === 4 ? s.vip : s.vip6, 'new', family), floodTimeout);
         lruFilled = true;
         await dp?.clearFlows();

@@ -3,7 +3,7 @@ import { describe, expect, test } from 'vitest';
 import { parseAddress } from './address.js';
 import { MaglevError } from './errors.js';
 import { type Flow, flowKey, type HashMode, slotOf } from './flow.js';
-import { jhash } from './jhash.js';
+import { jhash, jhashInto } from './jhash.js';
 
 interface KernelVector extends Flow {
   seed: number;
@@ -51,6 +51,19 @@ describe('flow hash - identical to the kernel nftables jhash', () => {
 
   test('jhash of an empty key is the initial value, as the kernel returns it', () => {
     expect(jhash(new Uint8Array(0), 0)).toBe(0xdeadbeef);
+  });
+
+  // lookup3.c's own check (driver5: hashlittle2 with *pb = 0 and *pc = initval is the kernel's jhash, and its second
+  // value is b): the bpf flow cache's set and fingerprint (native/bpf/node-flows.h) are these two.
+  test.each([
+    [0, 0x17770551, 0xce7226e6],
+    [1, 0xcd628161, 0x6cbea4b3],
+  ])("jhashInto gives lookup3 hashlittle2's two values (initval %i)", (initval, c, b) => {
+    const out = new Uint32Array(2);
+    const key = new TextEncoder().encode('Four score and seven years ago');
+    expect(jhashInto(key, initval, out)).toBe(c);
+    expect([...out]).toEqual([c, b]);
+    expect(jhash(key, initval)).toBe(c);
   });
 
   test.each([

@@ -2,7 +2,7 @@ export { type IpFamily, type ParsedAddress, parseAddress } from './address.js';
 export { type Churn, churn, diffTables, type NamedTable, type SlotChange } from './diff.js';
 export { MaglevError, type MaglevErrorCode } from './errors.js';
 export { type Flow, flowHash, flowKey, type HashMode, type Protocol, slotOf } from './flow.js';
-export { jhash, reciprocalScale } from './jhash.js';
+export { jhash, jhashInto, reciprocalScale } from './jhash.js';
 export { type EarlierTable, previousOwners } from './previous.js';
 export { isPrime, nextPrime } from './prime.js';
 export { type TableStats, tableStats } from './stats.js';

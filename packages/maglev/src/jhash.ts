@@ -15,6 +15,17 @@ function word(k: Uint8Array, i: number): number {
 
 /** jhash(key, key.length, initval) as the kernel computes it; returns an unsigned 32-bit value. */
 export function jhash(key: Uint8Array, initval: number): number {
+  return jhashInto(key, initval, scratch);
+}
+
+const scratch = new Uint32Array(2);
+
+/**
+ * jhash(key, key.length, initval), also giving lookup3's second hash (`b` after the final mix, as hashlittle2
+ * returns it): out[0] = the kernel's hash (returned too), out[1] = the second. The bpf data plane's flow cache takes
+ * its set and fingerprint from the two (native/bpf/node-flows.h). Allocates nothing: jhash runs per flow.
+ */
+export function jhashInto(key: Uint8Array, initval: number, out: Uint32Array): number {
   let length = key.length;
   let a = (JHASH_INITVAL + length + initval) | 0;
   let b = a;
@@ -46,7 +57,11 @@ export function jhash(key: Uint8Array, initval: number): number {
     length -= 12;
     i += 12;
   }
-  if (length === 0) return c >>> 0;
+  if (length === 0) {
+    out[0] = c >>> 0;
+    out[1] = b >>> 0;
+    return c >>> 0;
+  }
   // The kernel's switch falls through from case `length` down to case 1.
   const byte = (j: number): number => key[i + j] as number;
   if (length >= 12) c = (c + (byte(11) << 24)) | 0;
@@ -76,6 +91,8 @@ export function jhash(key: Uint8Array, initval: number): number {
   b = (b - rol(a, 14)) | 0;
   c ^= b;
   c = (c - rol(b, 24)) | 0;
+  out[0] = c >>> 0;
+  out[1] = b >>> 0;
   return c >>> 0;
 }
 

@@ -40,7 +40,7 @@ const FIELDS = [
 
 /** Fields only one driver reads; the rest are shared or harmless (`table` has a default every driver carries). */
 const ONLY: Partial<Record<(typeof FIELDS)[number], readonly DataPlaneDriver[]>> = {
-  flowTimeoutTcpS: ['nftables'], // the bpf flow table is an LRU: no idle timeout to set
+  flowTimeoutTcpS: ['nftables'], // the bpf flow cache forgets by CLOCK: no idle timeout to set
   flowTimeoutUdpS: ['nftables'],
   deltaWriter: ['nftables'],
   encapSourceAddress: ['bpf'],

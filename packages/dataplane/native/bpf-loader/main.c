@@ -160,8 +160,8 @@ int main(int argc, char **argv)
 		case OP_DUMP: dump(); break;
 		case OP_STATS: stats(); break;
 		case OP_FLOWS_CLEAR: {
-			int e4 = clear_flows(flows4_fd, sizeof(struct l4f_flow4));
-			int e6 = e4 ? 0 : clear_flows(flows6_fd, sizeof(struct l4f_flow6));
+			int e4 = clear_flows(flows4_fd);
+			int e6 = e4 ? 0 : clear_flows(flows6_fd);
 			if (e4 || e6) reply_err(e4 ? e4 : e6, "flows-clear l4f_flows%d: %s", e4 ? 4 : 6, strerror(e4 ? e4 : e6));
 			else reply(0, NULL, 0);
 			break;

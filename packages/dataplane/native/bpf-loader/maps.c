@@ -246,19 +246,6 @@ static int dump_percpu(struct out *o, int fd, uint32_t n)
 	return 0;
 }
 
-static uint32_t count_keys(int fd, uint32_t ks)
-{
-	char key[64], next[64];
-	void *prev = NULL;
-	uint32_t n = 0;
-	while (n < 0x7fffffff && bpf_map_get_next_key(fd, prev, next) == 0) {
-		memcpy(key, next, ks);
-		prev = key;
-		n++;
-	}
-	return n;
-}
-
 /* Layout: vip counters, backend counters, stats slots (each as dump_percpu), u32 flows4, u32 flows6. */
 void stats(void)
 {
@@ -267,54 +254,10 @@ void stats(void)
 	if (!err) err = dump_percpu(&o, backend_stats_fd, L4F_MAX_BACKENDS);
 	if (!err) err = dump_percpu(&o, stats_fd, L4F_STATS_SLOTS);
 	if (err) return reply_err(-err, "stats: %s", strerror(-err));
-	put32(&o, count_keys(flows4_fd, sizeof(struct l4f_flow4)));
-	put32(&o, count_keys(flows6_fd, sizeof(struct l4f_flow6)));
+	put32(&o, count_flows(flows4_fd));
+	put32(&o, count_flows(flows6_fd));
 	reply(0, o.p, (uint32_t)o.len);
 	free(o.p);
-}
-
-/*
- * Empties a flow LRU in one pass over its buckets. Deleting key by key with get_next_key(NULL) restarted every
- * walk at bucket 0 and rescanned the emptied buckets: quadratic in the bucket count (a 262,144-entry LRU with
- * 60,000 flows did not clear in 30 s). BPF_MAP_LOOKUP_AND_DELETE_BATCH on a hash map (LRU included) walks the
- * buckets once, its cursor being the next bucket (kernel/bpf/hashtab.c __htab_map_lookup_and_delete_batch);
- * ENOENT marks the end. A kernel without it (before 5.6) gets the fallback: one get_next_key walk from the
- * previous key collecting a chunk, deleting the chunk's keys except the last (the walk's cursor), which goes
- * with the next chunk. Flows the program adds meanwhile may survive either way: a clear is a point in time.
- * Returns 0 or an errno.
- */
-#define CLEAR_CHUNK 4096
-int clear_flows(int fd, uint32_t ks)
-{
-	static char keys[CLEAR_CHUNK * 64];
-	static struct l4f_flow_value vals[CLEAR_CHUNK];
-	uint32_t in = 0, out = 0;
-	for (int round = 0; round < 1000000; round++) {
-		uint32_t count = CLEAR_CHUNK;
-		LIBBPF_OPTS(bpf_map_batch_opts, bo);
-		int r = bpf_map_lookup_and_delete_batch(fd, round ? &in : NULL, &out, keys, vals, &count, &bo);
-		if (r && errno == ENOENT) return 0; /* the last buckets: what they held is deleted too */
-		/* 524 is the kernel's ENOTSUPP (no userspace name): the map type has no such batch op */
-		if (r && (errno == EINVAL || errno == 524 || errno == EOPNOTSUPP) && round == 0) break;
-		if (r) return errno; /* ENOSPC: a bucket with more than CLEAR_CHUNK flows, not possible at jhash's spread */
-		in = out;
-	}
-	char prev[64], next[64];
-	int have = 0;
-	for (int round = 0; round < 1000000; round++) {
-		uint32_t n = 0;
-		if (have) memcpy(keys, prev, ks), n = 1; /* the previous chunk's last key: deleted with this chunk */
-		while (n < CLEAR_CHUNK && bpf_map_get_next_key(fd, have ? prev : NULL, next) == 0) {
-			memcpy(prev, next, ks);
-			memcpy(keys + (size_t)n * ks, next, ks);
-			have = 1;
-			n++;
-		}
-		int more = n == CLEAR_CHUNK;
-		for (uint32_t i = 0; i < n - (more ? 1 : 0); i++) bpf_map_delete_elem(fd, keys + (size_t)i * ks);
-		if (!more) return 0;
-	}
-	return 0;
 }
 
 void prog_info(void)

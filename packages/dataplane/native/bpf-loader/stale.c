@@ -71,8 +71,8 @@ int stale_clear(char *msg, size_t msglen)
 {
 	if (!stale) return 0;
 	const char *which = stale & STALE_BACKENDS ? "l4f_backends" : "l4f_vips";
-	int e4 = clear_flows(flows4_fd, sizeof(struct l4f_flow4));
-	int e6 = e4 ? 0 : clear_flows(flows6_fd, sizeof(struct l4f_flow6));
+	int e4 = clear_flows(flows4_fd);
+	int e6 = e4 ? 0 : clear_flows(flows6_fd);
 	if (e4 || e6) {
 		snprintf(msg, msglen, "clearing l4f_flows%d (%s created anew): %s", e4 ? 4 : 6, which,
 			 strerror(e4 ? e4 : e6));

@@ -184,33 +184,6 @@ static void remember(uint64_t hash, uint32_t flows)
 	if (fd >= 0) bpf_map_update_elem(fd, &zero, &meta, BPF_ANY);
 }
 
-/*
- * Whether the pinned flow maps, when there are any, have `flows` entries. libbpf refuses to reuse a pin of another
- * size ("couldn't reuse pinned map ...: parameter mismatch", on stderr) and the load fails with EINVAL alone; this
- * says it in the driver's terms. Returns 0 or EINVAL (msg then says which map and both sizes).
- */
-static int flows_pinned_size(uint32_t flows, char *msg, size_t msglen)
-{
-	static const char *const names[] = {"l4f_flows4", "l4f_flows6"};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		int fd = pinned(names[i]);
-		if (fd < 0) continue;
-		struct bpf_map_info info = {0};
-		uint32_t il = sizeof(info);
-		int got = bpf_obj_get_info_by_fd(fd, &info, &il) == 0;
-		close(fd);
-		if (got && info.max_entries != flows) {
-			snprintf(msg, msglen,
-				 "flowTableSize %u, pinned maps have %u (%s/%s): a flow map is sized when first pinned; "
-				 "to resize it, stop the agent (the node withdraws its VIPs and forwards none meanwhile), "
-				 "remove the pins directory %s, then start it (its flows start empty)",
-				 flows, info.max_entries, pin_dir, names[i], pin_dir);
-			return EINVAL;
-		}
-	}
-	return 0;
-}
-
 /* The full path: open and load the object (libbpf reuses the pins that match and creates and pins the maps that
  * have none, e.g. a map new in this object), attach unless the same program over the same maps is attached. */
 static int load(const char *object, uint64_t hash, uint32_t flows, const char *ifname, int *fresh, char *msg,
@@ -224,9 +197,7 @@ static int load(const char *object, uint64_t hash, uint32_t flows, const char *i
 		snprintf(msg, msglen, "open %s: %s", object, strerror(errno));
 		return errno;
 	}
-	struct bpf_map *f4 = bpf_object__find_map_by_name(obj, "l4f_flows4");
-	struct bpf_map *f6 = bpf_object__find_map_by_name(obj, "l4f_flows6");
-	if (!f4 || !f6 || bpf_map__set_max_entries(f4, flows) || bpf_map__set_max_entries(f6, flows)) {
+	if (size_flows(obj, flows)) {
 		snprintf(msg, msglen, "%s: no flow maps to size", object);
 		return EINVAL;
 	}

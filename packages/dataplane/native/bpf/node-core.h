@@ -13,6 +13,8 @@
 #include <linux/ipv6.h>
 #include <bpf/bpf_endian.h>
 
+#include "node-flows.h"
+#include "node-jhash.h"
 #include "node-map-defs.h"
 
 #define IPPROTO_ICMPV6_ 58
@@ -22,51 +24,6 @@
 #define IPV6_FRAGMENT_ 44
 #define OUTER_TTL 64
 #define GUE_SPORT_BASE 0xc000 /* the dynamic range, RFC 6335 */
-
-/* ---- the kernel's jhash (include/linux/jhash.h, Bob Jenkins' lookup3), as nft_jhash calls it ---- */
-#define JHASH_INITVAL 0xdeadbeef
-static __always_inline __u32 rol32(__u32 w, unsigned int s) { return (w << s) | (w >> (32 - s)); }
-#define JHASH_MIX(a, b, c)                                                                                    \
-	do {                                                                                                 \
-		a -= c; a ^= rol32(c, 4); c += b;                                                            \
-		b -= a; b ^= rol32(a, 6); a += c;                                                            \
-		c -= b; c ^= rol32(b, 8); b += a;                                                            \
-		a -= c; a ^= rol32(c, 16); c += b;                                                           \
-		b -= a; b ^= rol32(a, 19); a += c;                                                           \
-		c -= b; c ^= rol32(b, 4); b += a;                                                            \
-	} while (0)
-#define JHASH_FINAL(a, b, c)                                                                                  \
-	do {                                                                                                 \
-		c ^= b; c -= rol32(b, 14);                                                                   \
-		a ^= c; a -= rol32(c, 11);                                                                   \
-		b ^= a; b -= rol32(a, 25);                                                                   \
-		c ^= b; c -= rol32(b, 16);                                                                   \
-		a ^= c; a -= rol32(c, 4);                                                                    \
-		b ^= a; b -= rol32(a, 14);                                                                   \
-		c ^= b; c -= rol32(b, 24);                                                                   \
-	} while (0)
-
-/* jhash over `n` 32-bit words (n = 1, 4 or 10: every key length here leaves a 4-byte tail). Words are
- * the key's bytes read in CPU (little-endian) order, as the kernel's jhash reads them. */
-static __always_inline __u32 jhash_words(const __u32 *k, int n, __u32 seed)
-{
-	__u32 a, b, c;
-	a = b = c = JHASH_INITVAL + (__u32)(n * 4) + seed;
-	int i = 0;
-#pragma unroll
-	for (int r = 0; r < 3; r++) {
-		if (n - i > 3) {
-			a += k[i];
-			b += k[i + 1];
-			c += k[i + 2];
-			JHASH_MIX(a, b, c);
-			i += 3;
-		}
-	}
-	a += k[n - 1];
-	JHASH_FINAL(a, b, c);
-	return c;
-}
 
 /* nft's register layout of `saddr . sport . daddr . dport` (or `saddr` alone for source-ip). */
 static __always_inline __u32 flow_hash4(__u32 saddr, __u16 sport, __u32 daddr, __u16 dport, __u8 mode, __u32 seed)
@@ -198,27 +155,30 @@ static __always_inline int tcp_syn(const void *th, const void *end)
 }
 
 /*
- * The backend of a flow (`f`: struct l4f_flow4 / l4f_flow6 in `flows`, l4f_flows4 / l4f_flows6): the one the
- * flow was given while it is live for the VIP (Maglev §3.3), else the table's, remembered when `remember` (0 for
- * ICMP errors). Returns 0, or -1 when the slot has no live backend.
- * `syn` (a TCP SYN without ACK) opens a new connection: it takes the table's backend even when the LRU remembers
+ * The backend of a flow (`f`: struct l4f_flow4 / l4f_flow6, `flows`: l4f_flows4 / l4f_flows6 for `v6` 0 / 1): the
+ * one the flow was given while it is live for the VIP (Maglev §3.3), else the table's, remembered when `remember`
+ * (0 for ICMP errors). Returns 0, or -1 when the slot has no live backend.
+ * `syn` (a TCP SYN without ACK) opens a new connection: it takes the table's backend even when the cache remembers
  * its 5-tuple, i.e. a client reusing the port of an earlier connection (Maglev and Katran place new connections by
- * the table too). A remembered backend stays "live" while it is a member of the pool, also when it failed its
- * health checks (the table no longer has it); such a reused port went to the dead backend and was refused
- * (lab test "fail a backend", 2026-12-03: a new flow refused 2 s after every node had dropped the backend).
+ * the table too), and replaces that entry. A remembered backend stays "live" while it is a member of the pool, also
+ * when it failed its health checks (the table no longer has it); such a reused port went to the dead backend and
+ * was refused (lab test "fail a backend", 2026-12-03: a new flow refused 2 s after every node had dropped it).
  *
- * A draining VIP (L4F_VIP_DRAINING) keeps its table, and refuses what opens a flow: a SYN, and a UDP packet the LRU
- * does not remember. A TCP segment of an open connection the LRU does not remember (ECMP moved its flow here from
+ * A draining VIP (L4F_VIP_DRAINING) keeps its table, and refuses what opens a flow: a SYN, and a UDP packet the cache
+ * does not remember. A TCP segment of an open connection the cache does not remember (ECMP moved its flow here from
  * another node: one added, drained or lost) takes the table's backend, as on any VIP, so it reaches the backend that
  * has its socket (Maglev §3.3: every node's table is the same) and is remembered.
  */
-static __always_inline int pick(void *flows, const void *f, const struct l4f_vip *vip, __u32 hash, __u8 proto,
-				int remember, int syn, struct l4f_pick *out)
+static __always_inline int pick(void *flows, const void *f, int v6, const struct l4f_vip *vip, __u32 hash,
+				__u8 proto, int remember, int syn, struct l4f_pick *out)
 {
-	__u64 slot = slot_load(table_slot(vip, hash)); /* before the LRU: see table_slot */
-	struct l4f_flow_value *fv = syn ? NULL : bpf_map_lookup_elem(flows, f);
-	if (fv) {
-		__u32 id = fv->backend, fhash = fv->hash, prev = fv->prev;
+	__u64 slot = slot_load(table_slot(vip, hash)); /* before the cache: see table_slot */
+	struct l4f_flow_ref r;
+	int cached = flow_find(flows, f, v6, &r) == 0;
+	__u64 fv = 0;
+	if (cached && !syn && r.hit >= 0 && flow_read(&r, &fv) == 0) {
+		__u32 id = (__u32)(fv & 0xffff), fhash = (__u32)(fv >> FLOW_HASH_SHIFT) & 0x3fffffff;
+		__u32 prev = (__u32)(fv >> FLOW_PREV_SHIFT) & 0x1ffff;
 		struct l4f_backend *b = bpf_map_lookup_elem(&l4f_backends, &id);
 		if (b && (b->flags & L4F_BACKEND_LIVE) && b->vip_id == vip->id) {
 			out->b = b;
@@ -234,10 +194,8 @@ static __always_inline int pick(void *flows, const void *f, const struct l4f_vip
 	struct l4f_backend *b = slot_backend(slot, &id, &prev);
 	if (!b)
 		return -1;
-	if (remember) {
-		struct l4f_flow_value nv = {.backend = id, .hash = hash, .prev = prev};
-		bpf_map_update_elem(flows, f, &nv, BPF_ANY);
-	}
+	if (remember && cached)
+		flow_write(&r, flow_value(id, prev, hash));
 	out->b = b;
 	out->id = id;
 	out->prev = proto == IPPROTO_TCP ? prev : 0; /* second chance is for TCP: the backend asks for a socket */

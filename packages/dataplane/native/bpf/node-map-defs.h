@@ -74,20 +74,26 @@ struct {
 } l4f_tables SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, L4F_DEFAULT_FLOWS);
-	__type(key, struct l4f_flow4);
-	__type(value, struct l4f_flow_value);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, L4F_DEFAULT_FLOWS / L4F_FLOW_WAYS); /* sets: the loader sizes it (flowTableSize) */
+	__uint(map_flags, BPF_F_MMAPABLE);                       /* the loader counts and clears it in place */
+	__type(key, __u32);
+	__type(value, struct l4f_flow_set);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } l4f_flows4 SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, L4F_DEFAULT_FLOWS);
-	__type(key, struct l4f_flow6);
-	__type(value, struct l4f_flow_value);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, L4F_DEFAULT_FLOWS / L4F_FLOW_WAYS); /* sets: the loader sizes it (flowTableSize) */
+	__uint(map_flags, BPF_F_MMAPABLE);                       /* the loader counts and clears it in place */
+	__type(key, __u32);
+	__type(value, struct l4f_flow_set);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } l4f_flows6 SEC(".maps");
+
+/* The flow maps' number of sets, written by the loader before the load (the map's max_entries, which a program
+ * cannot read): a constant to the verifier. Its own section, so the loader finds it at offset 0. */
+const volatile __u32 l4f_flow_sets SEC(".rodata.flows") = L4F_DEFAULT_FLOWS / L4F_FLOW_WAYS;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

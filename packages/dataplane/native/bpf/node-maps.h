@@ -17,7 +17,9 @@
 /* Two slot tables per VIP (index vip_id * 2 + generation): a whole-table swap fills the idle one, then flips. */
 #define L4F_MAX_TABLES (2 * L4F_MAX_VIPS)
 #define L4F_DEFAULT_TABLE_SLOTS 65537
+/* Flows remembered per family by default (flowTableSize), in sets of L4F_FLOW_WAYS (l4f_flows4 / l4f_flows6). */
 #define L4F_DEFAULT_FLOWS 65536
+#define L4F_FLOW_WAYS 4
 /*
  * Source prefixes over all VIPs (l4f_src_ranges): twice @l4fleet/config's MAX_TOTAL_SOURCE_RANGES (16,384), so an
  * apply that replaces every prefix can add the new ones before it deletes the old (make before break). An LPM trie
@@ -180,10 +182,22 @@ struct l4f_meta {
 	__u32 flows;       /* FLOW_ENTRIES it was started with */
 };
 
-struct l4f_flow_value {
-	__u32 backend;
-	__u32 hash; /* the flow hash, kept for the GUE source port and the IPv6 flow label */
-	__u32 prev; /* second chance: the previous owner's id + 1 when the flow was hashed, 0 = none */
+/*
+ * One remembered flow in a set of the flow cache (l4f_flows4 / l4f_flows6; docs/design/0007 "Flow cache"): two
+ * 8-byte words, each stored whole, so a reader on another CPU sees either word old or new, never torn.
+ *   tag    fingerprint of the 5-tuple (flow_tag, node-core.h), bit 0 always set; 0 = an empty entry
+ *   value  bits 0-15 backend id, bits 16-32 previous owner id + 1 (second chance; 0 = none), bits 33-62 the low 30
+ *          bits of the flow hash (the GUE source port and the IPv6 flow label use 20), bit 63 referenced (CLOCK)
+ */
+struct l4f_flow_entry {
+	__u64 tag;
+	__u64 value;
+};
+
+/* A set: one 64-byte cache line, so a first packet touches one line of the cache (a hash map's bucket, element and
+ * list neighbours were three or four). */
+struct l4f_flow_set {
+	struct l4f_flow_entry way[L4F_FLOW_WAYS];
 };
 
 #endif

@@ -146,7 +146,7 @@ static __always_inline int xdp4(struct xdp_md *ctx, void *data, void *end)
 			      .proto = proto};
 	__u32 hash = flow_hash4(f.saddr, f.sport, f.daddr, f.dport, vip->hash, vip->seed);
 	struct l4f_pick k;
-	if (pick(&l4f_flows4, &f, vip, hash, proto, 1, proto == IPPROTO_TCP && tcp_syn(ports, end), &k))
+	if (pick(&l4f_flows4, &f, 0, vip, hash, proto, 1, proto == IPPROTO_TCP && tcp_syn(ports, end), &k))
 		return XDP_PASS; /* tc drops and counts it (no-backend) */
 	struct bpf_fib_lookup fib = {.l4_protocol = proto, .sport = f.sport, .dport = f.dport, .tos = ip->tos,
 				     .ipv4_src = f.saddr, .ipv4_dst = f.daddr};
@@ -179,7 +179,7 @@ static __always_inline int xdp6(struct xdp_md *ctx, void *data, void *end)
 	__builtin_memcpy(f.daddr, &ip->daddr, 16);
 	__u32 hash = flow_hash6(&f, vip->hash, vip->seed);
 	struct l4f_pick k;
-	if (pick(&l4f_flows6, &f, vip, hash, next, 1, next == IPPROTO_TCP && tcp_syn(ports, end), &k))
+	if (pick(&l4f_flows6, &f, 1, vip, hash, next, 1, next == IPPROTO_TCP && tcp_syn(ports, end), &k))
 		return XDP_PASS;
 	__u32 word0 = bpf_ntohl(*(__u32 *)ip);
 	__u8 tc = (__u8)((word0 >> 20) & 0xff);

@@ -125,7 +125,7 @@ static __always_inline int serve4(struct __sk_buff *skb, const struct l4f_vip *v
 {
 	__u32 hash = flow_hash4(f->saddr, f->sport, f->daddr, f->dport, vip->hash, vip->seed);
 	struct l4f_pick k;
-	if (pick(&l4f_flows4, f, vip, hash, f->proto, remember, syn, &k))
+	if (pick(&l4f_flows4, f, 0, vip, hash, f->proto, remember, syn, &k))
 		return drop(skb, L4F_DROP_NO_BACKEND);
 	__u32 len = skb->len; /* before the outer header: what the ICMP error counted as before */
 	return forwarded(remember, forward(skb, vip, &k, 0, tos), len);
@@ -136,7 +136,7 @@ static __always_inline int serve6(struct __sk_buff *skb, const struct l4f_vip *v
 {
 	__u32 hash = flow_hash6(f, vip->hash, vip->seed);
 	struct l4f_pick k;
-	if (pick(&l4f_flows6, f, vip, hash, f->proto, remember, syn, &k))
+	if (pick(&l4f_flows6, f, 1, vip, hash, f->proto, remember, syn, &k))
 		return drop(skb, L4F_DROP_NO_BACKEND);
 	__u32 len = skb->len;
 	return forwarded(remember, forward(skb, vip, &k, 1, tos), len);

@@ -52,7 +52,7 @@ export function reportCounters(
       'no-source': stat(STAT['no-source']),
       'encap-failed': stat(STAT['encap-failed']),
     },
-    // An LRU is never full: it evicts the least recently used flow instead (it then follows the table).
+    // The flow cache is never full: a full set forgets one of its flows instead (it then follows the table).
     flowTable: { entries: c.flows4 + c.flows6, fullPackets: 0 },
     secondChance: { tagged: stat(STAT.secondChanceTagged) },
     ...(xdp === 'native' ? { xdp: { forwarded: stat(STAT.xdpForwarded) } } : {}),

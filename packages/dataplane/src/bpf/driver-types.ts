@@ -15,7 +15,7 @@ export interface ProgramStats extends ProgramRun {
 
 /** Extra operations for benches and tests; the agent needs only DataPlane. */
 export interface BpfDataPlane extends DataPlane {
-  /** Empties both flow LRUs (benches measure first packets with it). */
+  /** Empties both flow caches (benches measure first packets with it). */
   clearFlows(): Promise<void>;
   /** The attached program's id and, with kernel.bpf_stats_enabled=1, its total run time and run count. */
   programStats(): Promise<ProgramStats>;

@@ -2,7 +2,7 @@
  * VIP and backend ids for a plan (plan.ts). A backend id is per (VIP, backend address), so a desired state needs
  * one per VIP x the distinct addresses of its backends (its pool's members): more than MAX_BACKENDS of those is
  * refused as TOO_LARGE before any id is given (checkBackendIds). Backend ids are never reused while the pins live
- * (a flow LRU entry, which has no idle timeout, may still name one, and pick() would send it to whichever address
+ * (a flow cache entry, which has no idle timeout, may still name one, and pick() would send it to whichever address
  * of the VIP got the id), so a fleet whose backend addresses keep changing runs out after 65,536 with fewer in use
  * (BPF_IDS_EXHAUSTED); removeState frees them (0007 "Maps"). VIP ids are those of the current VIPs.
  */

@@ -217,7 +217,7 @@ export function startLoader(opts: LoaderOptions): Loader {
   const pending: Pending[] = [];
   const replies = createReplyReader();
   /**
-   * Lines the loader writes on stderr while starting well: a note that it emptied the flow LRUs, because l4f_backends
+   * Lines the loader writes on stderr while starting well: a note that it emptied the flow caches, because l4f_backends
    * or l4f_vips was not pinned and starts empty (native/bpf-loader/stale.c: a remembered flow would follow its id to
    * another backend; open connections re-hash by the table then), and one that it made a map anew whose pin had
    * another definition than the object's (layout.c: its entries are lost). An operator must see both.

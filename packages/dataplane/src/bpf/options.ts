@@ -9,7 +9,10 @@ import { bpfAvailable, type XdpMode } from './loader.js';
 
 export const DEFAULT_BPFFS_PATH = '/sys/fs/bpf';
 export const DEFAULT_PIN_NAME = 'l4fleet';
-/** Entries of each flow LRU (IPv4, IPv6); about 5.8 MB for IPv4 at 65,536 (platform notes). */
+/**
+ * Flows each flow cache remembers (IPv4, IPv6: sets of 4, 16 bytes a flow, so 1 MB each at 65,536; native/bpf/
+ * node-flows.h). A set forgets one of its flows when a fifth arrives: size it 2-4x the flows a node holds at once.
+ */
 export const DEFAULT_BPF_FLOW_TABLE_SIZE = 65_536;
 
 export interface BpfDataPlaneOptions {
@@ -21,7 +24,7 @@ export interface BpfDataPlaneOptions {
   readonly bpffsPath?: string;
   /** Pins go to `<bpffsPath>/<pinName>`; one data plane per name. Default "l4fleet". */
   readonly pinName?: string;
-  /** Entries per flow LRU (one for IPv4, one for IPv6); fixed once pinned. Default 65,536. */
+  /** Flows per flow cache (one for IPv4, one for IPv6; sets of 4, rounded up); fixed once pinned. Default 65,536. */
   readonly flowTableSize?: number;
   /**
    * `native`: an XDP program in the NIC driver forwards what it can alone and passes the rest to the tc program

@@ -3,7 +3,7 @@
  * kernel after a restart), as an ordered list of loader requests that changes only what differs.
  *
  * - Backend ids are per (VIP, backend address), MAX_BACKENDS of them (a state needing more is refused whole:
- *   ids.ts checkBackendIds): the slot tables and the flow LRU hold ids, and the program keeps a remembered flow
+ *   ids.ts checkBackendIds): the slot tables and the flow cache hold ids, and the program keeps a remembered flow
  *   only while its id is live for the flow's VIP. A backend leaving a VIP is marked not live (its flows are
  *   hashed again), not deleted: its id is never given to another backend while it is remembered, and a backend
  *   that comes back gets its old id (its old flows are valid again: same machine).

@@ -4,7 +4,7 @@
  * node would keep it for good; before, every pin was removed (the program detached, every map and flow lost, each VIP
  * dark until the apply wrote it again). Now only the map that holds it is made anew: the driver removes its pin and
  * starts a loader, whose full path creates that map, replaces the program atomically (it reads a map the attached
- * one does not: start.c same_pinned_maps) and empties the flow LRUs only when VIP or backend ids were lost
+ * one does not: start.c same_pinned_maps) and empties the flow caches only when VIP or backend ids were lost
  * (l4f_vips, l4f_backends: native/bpf-loader/stale.c). The other maps keep their entries, and the apply writes the
  * new map's. docs/design/0007-bpf-dataplane.md, "Loader and restarts".
  */
