@@ -3,7 +3,7 @@
  * with a pad byte set in l4f_vip_addrs, two backend ids for one VIP and address in l4f_backends (a hand edit, a
  * loader of another build). Such a read-back is refused at every apply, so the map must be made anew; before, every
  * pin went (the program detached, every map and every remembered flow lost). Now only that map is made anew
- * (src/bpf/repair.ts), the program is replaced over it, and the flow LRUs are emptied only when backend or VIP ids
+ * (src/bpf/repair.ts), the program is replaced over it, and the flow caches are emptied only when backend or VIP ids
  * were lost (native/bpf-loader/stale.c). A pin of another layout than the object's (which libbpf refused at every
  * start) is made anew by the loader's start alike (native/bpf-loader/layout.c).
  * docs/design/0007-bpf-dataplane.md, "Loader and restarts".
@@ -11,12 +11,14 @@
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { type BpfDataPlane, bpfAvailable, createBpfDataPlane, type VipTable } from '@l4fleet/dataplane';
-import { buildTable } from '@l4fleet/maglev';
+import { buildTable, type Flow } from '@l4fleet/maglev';
 import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { bpftool, hexArgs, type Loaded, loaderLog, u32le } from './bpf-driver.js';
+import { countFlows, flowKey4, flowSets, writeFlow } from './flow-cache.test-helper.js';
 
 const BPFFS = `/run/l4fleet-bpf-hostile-maps-${process.pid}`;
+const FLOW_TABLE_SIZE = 4096;
 const built = bpfAvailable() === undefined;
 let lab: NetnsLab | undefined;
 let node: NetnsHost;
@@ -30,7 +32,7 @@ function driver(): { dp: BpfDataPlane; loads: Loaded[]; events: string[] } {
     netns: node.ns,
     bpffsPath: BPFFS,
     pinName: `m${pin}`,
-    flowTableSize: 4096,
+    flowTableSize: FLOW_TABLE_SIZE,
     logger,
   });
   open.push(dp);
@@ -52,33 +54,23 @@ function vip(port: number, n = 3): VipTable {
 const pinPath = (name: string): string => `${BPFFS}/m${pin}/${name}`;
 const mapId = (name: string): number =>
   (JSON.parse(bpftool(['-j', 'map', 'show', 'pinned', pinPath(name)])) as { id: number }).id;
+/** The entries of a pinned hash map. */
 const entries = (name: string): number =>
   (JSON.parse(bpftool(['-j', 'map', 'dump', 'pinned', pinPath(name)])) as unknown[]).length;
+/** The flows a flow cache remembers (its non-empty ways; an array map's dump lists every set). */
+const flows = (name: 'l4f_flows4' | 'l4f_flows6'): number => countFlows(pinPath(name));
 const ids = (): Record<string, number> =>
   Object.fromEntries(['l4f_vips', 'l4f_vip_addrs', 'l4f_backends', 'l4f_flows4'].map((m) => [m, mapId(m)]));
 
-/** A remembered IPv4 flow to the VIP on `port` (struct l4f_flow4 -> l4f_flow_value, node-maps.h) on `backend`. */
+/** A remembered TCP flow from 198.18.7.1:40000 to the VIP on `port` on `backend`, in its own set and way. */
 function rememberFlow(port: number, backend: number): void {
-  const key = Buffer.alloc(16);
-  Buffer.from([198, 18, 7, 1]).copy(key, 0);
-  Buffer.from([198, 51, 100, 43]).copy(key, 4);
-  key.writeUInt16BE(40_000, 8);
-  key.writeUInt16BE(port, 10);
-  key[12] = 6;
-  const value = Buffer.alloc(12);
-  value.writeUInt32LE(backend, 0);
-  bpftool([
-    'map',
-    'update',
-    'pinned',
-    pinPath('l4f_flows4'),
-    'key',
-    'hex',
-    ...hexArgs(key),
-    'value',
-    'hex',
-    ...hexArgs(value),
-  ]);
+  const flow: Flow = { src: '198.18.7.1', sport: 40_000, dst: '198.51.100.43', dport: port, protocol: 'tcp' };
+  writeFlow(pinPath('l4f_flows4'), flowSets(FLOW_TABLE_SIZE), flowKey4(flow), {
+    backend,
+    prev: 0,
+    hash: 0x1234,
+    referenced: false,
+  });
 }
 
 beforeAll(async () => {
@@ -137,7 +129,7 @@ describe.skipIf(!built)('bpf driver, one pinned map with a value it never writes
     ]);
     expect(after.l4f_vip_addrs).not.toBe(before.l4f_vip_addrs);
     expect(entries('l4f_vip_addrs')).toBe(1); // the VIP's address, written again; the bad key gone
-    expect(entries('l4f_flows4')).toBe(1);
+    expect(flows('l4f_flows4')).toBe(1);
     expect(next.events).not.toContain('bpfFlowsCleared');
     expect(next.loads.map((l) => `${l.attach} ${l.from}`)).toEqual(['unchanged pins', 'attached object']);
     expect((await next.dp.verify()).transactions).toBe(0);
@@ -178,7 +170,7 @@ describe.skipIf(!built)('bpf driver, one pinned map with a value it never writes
       before.l4f_flows4,
     ]);
     expect(after.l4f_backends).not.toBe(before.l4f_backends);
-    expect(entries('l4f_flows4')).toBe(0); // ids started again: the flow of id 1 would follow it elsewhere
+    expect(flows('l4f_flows4')).toBe(0); // ids started again: the flow of id 1 would follow it elsewhere
     await expect.poll(() => next.events).toContain('bpfFlowsCleared');
     expect((await next.dp.verify()).transactions).toBe(0);
   }, 60_000);
@@ -211,7 +203,7 @@ describe.skipIf(!built)('bpf driver, one pinned map with a value it never writes
     ]);
     expect(valueSize('l4f_vip_addrs')).toBe(4);
     expect(entries('l4f_vip_addrs')).toBe(1);
-    expect(entries('l4f_flows4')).toBe(1);
+    expect(flows('l4f_flows4')).toBe(1);
     expect(next.events).not.toContain('bpfFlowsCleared');
     expect((await next.dp.verify()).transactions).toBe(0);
   }, 60_000);
@@ -230,7 +222,7 @@ describe.skipIf(!built)('bpf driver, one pinned map with a value it never writes
     await expect.poll(() => next.events).toContain('bpfFlowsCleared');
     expect(mapId('l4f_vips')).toBe(before.l4f_vips);
     expect(valueSize('l4f_backends')).not.toBe(32);
-    expect(entries('l4f_flows4')).toBe(0);
+    expect(flows('l4f_flows4')).toBe(0);
     expect((await next.dp.verify()).transactions).toBe(0);
   }, 60_000);
 });

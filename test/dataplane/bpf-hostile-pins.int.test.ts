@@ -3,7 +3,7 @@
  * operator's `rm`, a half-copied pins directory or a hand edit leaves. Each start must neither hand out a backend id
  * that a remembered flow or a live entry still holds (ids.ts: ids are never reused while the pins live) nor fail
  * for good:
- * - l4f_backends or l4f_vips missing (created empty by the load) while the flow LRUs keep their entries: the flows
+ * - l4f_backends or l4f_vips missing (created empty by the load) while the flow caches keep their entries: the flows
  *   are cleared (they re-hash by the table, which every node shares), else a flow of a backend id handed out again
  *   lands on another backend;
  * - the same, with a start that pinned the new map and then failed (at the tc or XDP attach) in between: the next
@@ -16,10 +16,11 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { type BpfDataPlane, bpfAvailable, createBpfDataPlane, type VipTable } from '@l4fleet/dataplane';
-import { buildTable } from '@l4fleet/maglev';
+import { buildTable, type Flow } from '@l4fleet/maglev';
 import { createNetnsLab, type NetnsHost, type NetnsLab } from '@l4fleet/test-support/netns';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { bpftool, hexArgs, type Loaded, loaderLog, u32le } from './bpf-driver.js';
+import { countFlows, flowKey4, flowSets, writeFlow } from './flow-cache.test-helper.js';
 
 const BPFFS = `/run/l4fleet-bpf-hostile-test-${process.pid}`;
 const FLOW_TABLE_SIZE = 4096;
@@ -63,34 +64,23 @@ function vip(port: number, ids: readonly number[]): VipTable {
 
 const pinPath = (name: string): string => `${BPFFS}/h${pin}/${name}`;
 
-/** The entries of a pinned hash or LRU map. */
+/** The entries of a pinned hash map. */
 function entries(name: string): number {
   return (JSON.parse(bpftool(['-j', 'map', 'dump', 'pinned', pinPath(name)])) as unknown[]).length;
 }
 
-/** A remembered IPv4 flow to the VIP on `port` (struct l4f_flow4 -> l4f_flow_value, node-maps.h) on `backend`. */
+/** The flows a flow cache remembers (its non-empty ways; an array map's dump lists every set). */
+const flows = (name: 'l4f_flows4' | 'l4f_flows6'): number => countFlows(pinPath(name));
+
+/** A remembered TCP flow from 198.18.7.1:40000 to the VIP on `port` on `backend`, in its own set and way. */
 function rememberFlow(port: number, backend: number): void {
-  const key = Buffer.alloc(16);
-  Buffer.from([198, 18, 7, 1]).copy(key, 0); // saddr
-  Buffer.from([198, 51, 100, 40]).copy(key, 4); // daddr
-  key.writeUInt16BE(40_000, 8);
-  key.writeUInt16BE(port, 10);
-  key[12] = 6;
-  const value = Buffer.alloc(12);
-  value.writeUInt32LE(backend, 0);
-  value.writeUInt32LE(0x1234, 4);
-  bpftool([
-    'map',
-    'update',
-    'pinned',
-    pinPath('l4f_flows4'),
-    'key',
-    'hex',
-    ...hexArgs(key),
-    'value',
-    'hex',
-    ...hexArgs(value),
-  ]);
+  const flow: Flow = { src: '198.18.7.1', sport: 40_000, dst: '198.51.100.40', dport: port, protocol: 'tcp' };
+  writeFlow(pinPath('l4f_flows4'), flowSets(FLOW_TABLE_SIZE), flowKey4(flow), {
+    backend,
+    prev: 0,
+    hash: 0x1234,
+    referenced: false,
+  });
 }
 
 /** id -> IPv4 address of the l4f_backends entries in use (family set) among ids 0 to n - 1. */
@@ -128,7 +118,7 @@ afterAll(async () => {
 
 describe.skipIf(!built)('bpf loader over hostile pins', () => {
   test.each(['l4f_backends', 'l4f_vips'])(
-    '%s pin removed while the flow LRUs keep their entries: the flows are cleared, so none lands on an id handed out again',
+    '%s pin removed while the flow caches keep their entries: the flows are cleared, so none lands on an id handed out again',
     async (removed) => {
       const first = driver();
       await first.dp.apply([vip(80, [0, 1, 2])]); // ids 0-2 for b0-b2
@@ -139,7 +129,7 @@ describe.skipIf(!built)('bpf loader over hostile pins', () => {
       // A restart over the same pins keeps the flow (the fix clears only when ids start again).
       const same = driver();
       await same.dp.apply([vip(80, [0, 1, 2])]);
-      expect(entries('l4f_flows4')).toBe(1);
+      expect(flows('l4f_flows4')).toBe(1);
       expect(same.events).not.toContain('bpfFlowsCleared');
       await same.dp.close();
 
@@ -149,8 +139,8 @@ describe.skipIf(!built)('bpf loader over hostile pins', () => {
       expect(next.loads.map((l) => l.from)).toEqual(['object']);
       if (removed === 'l4f_backends') expect(backendIds(3).get(1)).toBe('198.18.90.12'); // id 1 handed out again
       // Before the fix: 1 (the flow of 198.18.90.11 went on to 198.18.90.12).
-      expect(entries('l4f_flows4')).toBe(0);
-      expect(entries('l4f_flows6')).toBe(0);
+      expect(flows('l4f_flows4')).toBe(0);
+      expect(flows('l4f_flows6')).toBe(0);
       await expect.poll(() => next.events).toContain('bpfFlowsCleared'); // the agent's log says so (loader.ts)
     },
     60_000,
@@ -173,13 +163,13 @@ describe.skipIf(!built)('bpf loader over hostile pins', () => {
       await node.sh('tc filter del dev eth0 ingress');
     }
     expect(existsSync(pinPath('l4f_backends'))).toBe(true); // pinned by the failed start's load, empty
-    expect(entries('l4f_flows4')).toBe(1);
+    expect(flows('l4f_flows4')).toBe(1);
 
     const next = driver();
     await next.dp.apply([vip(82, [0, 2, 3])]);
     expect(backendIds(3).get(1)).toBe('198.18.90.12'); // id 1 handed out again
     // Before the fix: 1 (every pin was there, so this start did not know the flows' ids had started again).
-    expect(entries('l4f_flows4')).toBe(0);
+    expect(flows('l4f_flows4')).toBe(0);
     await expect.poll(() => next.events).toContain('bpfFlowsCleared');
     expect(existsSync(pinPath('l4f_flows_stale'))).toBe(false); // the record goes once the flows are cleared
   }, 60_000);
@@ -200,7 +190,7 @@ describe.skipIf(!built)('bpf loader over hostile pins', () => {
     } finally {
       await node.sh('ip link del hb0');
     }
-    expect(entries('l4f_flows4')).toBe(1);
+    expect(flows('l4f_flows4')).toBe(1);
 
     const next = driver();
     await next.dp.apply([vip(83, [0, 2, 3])]);
@@ -208,7 +198,7 @@ describe.skipIf(!built)('bpf loader over hostile pins', () => {
     // the flow kept.
     expect(next.loads.map((l) => l.from)).toEqual(['object']);
     expect(next.loads[0]?.progId).not.toBe(progId);
-    expect(entries('l4f_flows4')).toBe(0);
+    expect(flows('l4f_flows4')).toBe(0);
     await expect.poll(() => next.events).toContain('bpfFlowsCleared');
   }, 60_000);
 

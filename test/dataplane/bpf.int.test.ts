@@ -15,7 +15,7 @@ import {
   type Forwarding,
   type VipTable,
 } from '@l4fleet/dataplane';
-import { buildTable, type Flow, type HashMode, NO_BACKEND, type Protocol, slotOf } from '@l4fleet/maglev';
+import { buildTable, type Flow, flowHash, type HashMode, NO_BACKEND, type Protocol, slotOf } from '@l4fleet/maglev';
 import type { NetnsHost } from '@l4fleet/test-support/netns';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
@@ -31,6 +31,7 @@ import {
   type RawDatagram,
   sendRawDatagrams,
 } from './bpf-wire.js';
+import { flowKey4, flowSets, readFlow, writeFlow } from './flow-cache.test-helper.js';
 import { ON_MEMBER_DOWN_CASES, ON_MEMBER_DOWN_TITLE, onMemberDownCase, withDown } from './member-down.js';
 import {
   backend4,
@@ -470,7 +471,7 @@ describe.skipIf(!built)('bpf data plane', () => {
     expect(c.drops['no-backend'].packets).toBe(0);
   }, 60_000);
 
-  test("a new TCP connection (SYN) takes the table's backend even when the flow LRU remembers its 5-tuple (a reused port)", async () => {
+  test("a new TCP connection (SYN) takes the table's backend even when the flow cache remembers its 5-tuple (a reused port), and replaces that entry", async () => {
     const stop = await nameServers(1410);
     try {
       const t = vipTable({ address: VIP4, port: 1410, protocol: 'tcp', size: 251 });
@@ -479,32 +480,23 @@ describe.skipIf(!built)('bpf data plane', () => {
       const flow: Flow = { src: CLIENT4, sport: 31_500, dst: VIP4, dport: 1410, protocol: 'tcp' };
       const table = expected(t, flow);
       const other = (table + 1) % BACKENDS;
-      // What an earlier connection from the same port would have left: the LRU naming another (live) backend.
-      const be16 = (n: number) => [n >> 8, n & 255];
-      const key = [...CLIENT4.split('.'), ...VIP4.split('.')]
-        .map(Number)
-        .concat(be16(31_500), be16(1410), [6, 0, 0, 0]);
-      const value = [other, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-      const hex = (bytes: number[]) => bytes.map((b) => b.toString(16).padStart(2, '0'));
-      const update = spawnSync('bpftool', [
-        'map',
-        'update',
-        'pinned',
-        `${BPFFS}/t${pins}/l4f_flows4`,
-        'key',
-        'hex',
-        ...hex(key),
-        'value',
-        'hex',
-        ...hex(value),
-      ]);
-      expect(update.status, String(update.stderr)).toBe(0);
+      // What an earlier connection from the same port would have left: the cache naming another (live) backend,
+      // in the flow's own set and way (bpf-flow-cache.int.test.ts proves the program finds such an entry).
+      const flows4 = `${BPFFS}/t${pins}/l4f_flows4`;
+      const sets = flowSets(DEFAULT_BPF_FLOW_TABLE_SIZE);
+      writeFlow(flows4, sets, flowKey4(flow), {
+        backend: other,
+        prev: 0,
+        hash: flowHash(flow, SEED),
+        referenced: false,
+      });
       const c = lineClient(CLIENT4, 31_500, VIP4, 1410);
       try {
         expect(await c.ask()).toBe(`b${table}`);
       } finally {
         c.close();
       }
+      expect(readFlow(flows4, sets, flowKey4(flow))?.backend).toBe(table);
     } finally {
       stop();
     }
