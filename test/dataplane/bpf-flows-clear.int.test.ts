@@ -61,7 +61,7 @@ function setLines(dir: string, v6: boolean, n: number): string[] {
     if (w === FLOW_WAYS) continue;
     const b = sets.get(set) ?? Buffer.alloc(16 * FLOW_WAYS);
     b.writeBigUInt64LE(tag, 16 * w);
-    b.writeBigUInt64LE(encodeFlowValue({ backend: 1, prev: 0, hash: i, referenced: false }), 16 * w + 8);
+    b.writeBigUInt64LE(encodeFlowValue({ backend: 1, prev: 0, referenced: false }, tag), 16 * w + 8);
     sets.set(set, b);
     used.set(set, w + 1);
     placed += 1;
@@ -113,7 +113,7 @@ describe.skipIf(!built)('bpf clearFlows', () => {
     expect((await d.counters()).flowTable.entries).toBe(0);
     // The maps stay usable: a flow written after the clear is counted.
     const f = flow(false, 1);
-    writeFlow(`${dir}/${flowMap(f)}`, SETS, flowCacheKey(f), { backend: 1, prev: 0, hash: 1, referenced: false });
+    writeFlow(`${dir}/${flowMap(f)}`, SETS, flowCacheKey(f), { backend: 1, prev: 0, referenced: false });
     expect((await d.counters()).flowTable.entries).toBe(1);
   }, 120_000);
 });

@@ -68,7 +68,6 @@ function rememberFlow(port: number, backend: number): void {
   writeFlow(pinPath('l4f_flows4'), flowSets(FLOW_TABLE_SIZE), flowKey4(flow), {
     backend,
     prev: 0,
-    hash: 0x1234,
     referenced: false,
   });
 }
@@ -223,6 +222,34 @@ describe.skipIf(!built)('bpf driver, one pinned map with a value it never writes
     expect(mapId('l4f_vips')).toBe(before.l4f_vips);
     expect(valueSize('l4f_backends')).not.toBe(32);
     expect(flows('l4f_flows4')).toBe(0);
+    expect((await next.dp.verify()).transactions).toBe(0);
+  }, 60_000);
+
+  test('an upgrade from the flow LRU: l4f_flows4 / l4f_flows6 pinned as the LRU hash of earlier builds are made anew as flow caches, the other maps kept, and the flows are remembered again', async () => {
+    const first = driver();
+    await first.dp.apply([vip(84)]);
+    await first.dp.close();
+    const before = ids();
+    // The earlier builds' definition: LRU hash of struct l4f_flow4 (16 bytes) / l4f_flow6 (40) -> {backend, hash,
+    // prev} (12), flowTableSize entries.
+    otherLayout('l4f_flows4', ['type', 'lru_hash', 'key', '16', 'value', '12', 'entries', '4096']);
+    otherLayout('l4f_flows6', ['type', 'lru_hash', 'key', '40', 'value', '12', 'entries', '4096']);
+
+    const next = driver();
+    // Before (the fast path checked only the small maps' layout): the restart opened the LRU pins as they were, no
+    // map made anew, while the attached program went on with the caches it was loaded with.
+    await next.dp.apply([vip(84)]);
+    await expect.poll(() => next.events).toContain('bpfMapRebuilt');
+    const after = ids();
+    expect([after.l4f_vips, after.l4f_backends]).toEqual([before.l4f_vips, before.l4f_backends]);
+    for (const m of ['l4f_flows4', 'l4f_flows6']) {
+      const show = JSON.parse(bpftool(['-j', 'map', 'show', 'pinned', pinPath(m)])) as { type: string };
+      expect(show.type, m).toBe('array');
+      expect(valueSize(m), m).toBe(64);
+    }
+    rememberFlow(84, 1);
+    expect(flows('l4f_flows4')).toBe(1);
+    expect((await next.dp.counters()).flowTable.entries).toBe(1);
     expect((await next.dp.verify()).transactions).toBe(0);
   }, 60_000);
 });

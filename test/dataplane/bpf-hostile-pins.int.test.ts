@@ -78,7 +78,6 @@ function rememberFlow(port: number, backend: number): void {
   writeFlow(pinPath('l4f_flows4'), flowSets(FLOW_TABLE_SIZE), flowKey4(flow), {
     backend,
     prev: 0,
-    hash: 0x1234,
     referenced: false,
   });
 }

@@ -15,7 +15,7 @@ import {
   type Forwarding,
   type VipTable,
 } from '@l4fleet/dataplane';
-import { buildTable, type Flow, flowHash, type HashMode, NO_BACKEND, type Protocol, slotOf } from '@l4fleet/maglev';
+import { buildTable, type Flow, type HashMode, NO_BACKEND, type Protocol, slotOf } from '@l4fleet/maglev';
 import type { NetnsHost } from '@l4fleet/test-support/netns';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
@@ -487,7 +487,6 @@ describe.skipIf(!built)('bpf data plane', () => {
       writeFlow(flows4, sets, flowKey4(flow), {
         backend: other,
         prev: 0,
-        hash: flowHash(flow, SEED),
         referenced: false,
       });
       const c = lineClient(CLIENT4, 31_500, VIP4, 1410);

@@ -14,8 +14,8 @@ export const FLOW_WAYS = 4;
 /** sizeof(struct l4f_flow_set): one cache line. */
 const SET_BYTES = 64;
 const PREV_SHIFT = 16n;
-const HASH_SHIFT = 33n;
-const HASH_BITS = 0x3fff_ffff;
+const CHECK_SHIFT = 33n;
+const CHECK_BITS = 0x3fff_ffffn;
 const REFERENCED = 1n << 63n;
 const PROTO = { tcp: 6, udp: 17 } as const;
 
@@ -70,27 +70,30 @@ export interface FlowValue {
   readonly backend: number;
   /** The previous owner's backend id + 1, as stored (17 bits; 0 = none): second chance. */
   readonly prev: number;
-  /** The VIP's flow hash; its low 30 bits are stored. */
-  readonly hash: number;
   /** Set by the program on a hit; a set full of flows forgets one not referenced first (CLOCK). */
   readonly referenced: boolean;
 }
 
-export function encodeFlowValue(v: FlowValue): bigint {
+/** The top 30 bits of `tag`, which its flow's value repeats (node-flows.h flow_check). */
+export const flowCheck = (tag: bigint): bigint => (tag >> 34n) & CHECK_BITS;
+
+/** The value of the flow of `tag` (the program trusts a value only with its own flow's check). */
+export function encodeFlowValue(v: FlowValue, tag: bigint): bigint {
   return (
     BigInt(v.backend & 0xffff) |
     (BigInt(v.prev & 0x1_ffff) << PREV_SHIFT) |
-    (BigInt(v.hash & HASH_BITS) << HASH_SHIFT) |
+    (flowCheck(tag) << CHECK_SHIFT) |
     (v.referenced ? REFERENCED : 0n)
   );
 }
 
-export function decodeFlowValue(v: bigint): FlowValue {
+/** A way's value, and whether its check is the one of `tag` (else the program reads the way as a miss). */
+export function decodeFlowValue(v: bigint, tag: bigint): FlowValue & { readonly checked: boolean } {
   return {
     backend: Number(v & 0xffffn),
     prev: Number((v >> PREV_SHIFT) & 0x1_ffffn),
-    hash: Number((v >> HASH_SHIFT) & BigInt(HASH_BITS)),
     referenced: (v & REFERENCED) !== 0n,
+    checked: ((v >> CHECK_SHIFT) & CHECK_BITS) === flowCheck(tag),
   };
 }
 
@@ -148,13 +151,17 @@ export function writeFlow(pinPath: string, sets: number, key: Uint8Array, value:
   const own = ways.findIndex((w) => w.tag === tag);
   const w = own >= 0 ? own : ways.findIndex((x) => x.tag === 0n);
   if (w < 0) throw new Error(`${pinPath}: set ${set} is full, no way for tag 0x${tag.toString(16)}`);
-  ways[w] = { tag, value: typeof value === 'bigint' ? value : encodeFlowValue(value) };
+  ways[w] = { tag, value: typeof value === 'bigint' ? value : encodeFlowValue(value, tag) };
   writeSet(pinPath, set, ways);
 }
 
 /** The remembered flow of `key` (its way in the set the key hashes to), or undefined. */
-export function readFlow(pinPath: string, sets: number, key: Uint8Array): FlowValue | undefined {
+export function readFlow(
+  pinPath: string,
+  sets: number,
+  key: Uint8Array,
+): (FlowValue & { readonly checked: boolean }) | undefined {
   const { set, tag } = flowSlot(key, sets);
   const way = readSet(pinPath, set).find((w) => w.tag === tag);
-  return way === undefined ? undefined : decodeFlowValue(way.value);
+  return way === undefined ? undefined : decodeFlowValue(way.value, tag);
 }

@@ -54,13 +54,26 @@ int size_flows(struct bpf_object *o, uint32_t flows)
 	return 0;
 }
 
+/* Whether `fd` is a flow cache as node-maps.h lays it out (an array of struct l4f_flow_set), filling `info`. */
+static int flow_cache_info(int fd, struct bpf_map_info *info)
+{
+	uint32_t il = sizeof(*info);
+	memset(info, 0, sizeof(*info));
+	return bpf_obj_get_info_by_fd(fd, info, &il) == 0 && info->type == BPF_MAP_TYPE_ARRAY &&
+	       info->key_size == 4 && info->value_size == sizeof(struct l4f_flow_set);
+}
+
+int is_flow_cache(int fd)
+{
+	struct bpf_map_info info;
+	return flow_cache_info(fd, &info);
+}
+
 /* The array's memory, mapped (`len` set), or MAP_FAILED (errno set). */
 static void *map_sets(int fd, int prot, size_t *len)
 {
-	struct bpf_map_info info = {0};
-	uint32_t il = sizeof(info);
-	if (bpf_obj_get_info_by_fd(fd, &info, &il)) return MAP_FAILED;
-	if (info.type != BPF_MAP_TYPE_ARRAY || info.value_size != sizeof(struct l4f_flow_set)) {
+	struct bpf_map_info info;
+	if (!flow_cache_info(fd, &info)) {
 		errno = EINVAL;
 		return MAP_FAILED;
 	}

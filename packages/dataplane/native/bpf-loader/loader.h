@@ -136,6 +136,7 @@ uint32_t flow_sets(uint32_t flows);
 int flows_pinned_size(uint32_t flows, char *msg, size_t msglen);
 int size_flows(struct bpf_object *o, uint32_t flows);
 uint32_t count_flows(int fd);
+int is_flow_cache(int fd);
 void prog_info(void);
 void remove_all(void);
 int quiet(enum libbpf_print_level level, const char *fmt, va_list ap);

@@ -116,6 +116,12 @@ static int take_fds(int (*fd_of)(const char *), char *msg, size_t msglen)
 		snprintf(msg, msglen, "map %s: not found", missing);
 		return ENOENT;
 	}
+	/* A pin of the flow LRU of earlier builds (or a hand's) is not ours: the full path makes it anew (layout.c). */
+	const char *other = !is_flow_cache(flows4_fd) ? "l4f_flows4" : !is_flow_cache(flows6_fd) ? "l4f_flows6" : NULL;
+	if (other) {
+		snprintf(msg, msglen, "map %s: not a flow cache as node-maps.h lays it out", other);
+		return EINVAL;
+	}
 	for (size_t i = 0; i < N_SMALL; i++) {
 		struct bpf_map_info info = {0};
 		uint32_t il = sizeof(info);

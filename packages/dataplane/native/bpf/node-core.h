@@ -173,18 +173,17 @@ static __always_inline int pick(void *flows, const void *f, int v6, const struct
 				__u8 proto, int remember, int syn, struct l4f_pick *out)
 {
 	__u64 slot = slot_load(table_slot(vip, hash)); /* before the cache: see table_slot */
-	struct l4f_flow_ref r;
+	struct l4f_flow_ref r = {};
 	int cached = flow_find(flows, f, v6, &r) == 0;
 	__u64 fv = 0;
 	if (cached && !syn && r.hit >= 0 && flow_read(&r, &fv) == 0) {
-		__u32 id = (__u32)(fv & 0xffff), fhash = (__u32)(fv >> FLOW_HASH_SHIFT) & 0x3fffffff;
-		__u32 prev = (__u32)(fv >> FLOW_PREV_SHIFT) & 0x1ffff;
+		__u32 id = (__u32)(fv & 0xffff), prev = (__u32)(fv >> FLOW_PREV_SHIFT) & 0x1ffff;
 		struct l4f_backend *b = bpf_map_lookup_elem(&l4f_backends, &id);
 		if (b && (b->flags & L4F_BACKEND_LIVE) && b->vip_id == vip->id) {
 			out->b = b;
 			out->id = id;
 			out->prev = proto == IPPROTO_TCP ? prev : 0;
-			out->hash = fhash;
+			out->hash = hash; /* the VIP's hash now: it moves (the GUE source port) only if its seed or mode does */
 			return 0;
 		}
 	}
@@ -195,7 +194,7 @@ static __always_inline int pick(void *flows, const void *f, int v6, const struct
 	if (!b)
 		return -1;
 	if (remember && cached)
-		flow_write(&r, flow_value(id, prev, hash));
+		flow_write(&r, flow_value(&r, id, prev));
 	out->b = b;
 	out->id = id;
 	out->prev = proto == IPPROTO_TCP ? prev : 0; /* second chance is for TCP: the backend asks for a socket */

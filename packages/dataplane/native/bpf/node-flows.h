@@ -16,14 +16,17 @@
  * four (0007: 270-350 ns less program time per first packet). A set full of referenced flows forgets one (CLOCK,
  * as in a page cache): the cache forgets a flow before it is full, which an LRU did not.
  *
- * Without locks. A writer empties an entry's tag, stores its value, then its tag; a reader takes the tag, the
- * value, then the tag again, and trusts the value only when both tags are its flow's. With x86's store order (the
- * only target built: -D__TARGET_ARCH_x86) a reader can never pair one flow's tag with another's value.
+ * Without locks, by validation rather than order: a way's tag and value are two 8-byte words, each stored whole,
+ * and the value repeats 30 bits of its flow's tag (its check). A reader trusts a value only when the tag it found and
+ * the value's check are both its flow's, so a way that another CPU rewrote between the two reads, or that two CPUs
+ * wrote at once (one's tag, the other's value), reads as a miss: that flow takes the table's backend and writes its
+ * own way whole again. Nothing depends on the CPU's store order.
  */
 #define FLOW_SEED 0x9e3779b9u
 #define FLOW_REFERENCED (1ull << 63)
 #define FLOW_PREV_SHIFT 16
-#define FLOW_HASH_SHIFT 33
+#define FLOW_CHECK_SHIFT 33
+#define FLOW_CHECK_MASK 0x3fffffffull
 
 struct l4f_flow_ref {
 	struct l4f_flow_entry *way; /* the set's first entry */
@@ -31,10 +34,16 @@ struct l4f_flow_ref {
 	int hit;                    /* index of the flow's entry, or -1 */
 };
 
-static __always_inline __u64 flow_value(__u32 id, __u32 prev, __u32 hash)
+/* The tag's top 30 bits, which its value repeats. */
+static __always_inline __u64 flow_check(__u64 tag)
+{
+	return (tag >> 34) & FLOW_CHECK_MASK;
+}
+
+static __always_inline __u64 flow_value(const struct l4f_flow_ref *r, __u32 id, __u32 prev)
 {
 	return (__u64)(id & 0xffff) | ((__u64)(prev & 0x1ffff) << FLOW_PREV_SHIFT) |
-	       ((__u64)(hash & 0x3fffffff) << FLOW_HASH_SHIFT);
+	       (flow_check(r->tag) << FLOW_CHECK_SHIFT);
 }
 
 /* The flow's set and fingerprint, and its entry when the set holds it. Returns -1 when the set is missing. */
@@ -55,14 +64,14 @@ static __always_inline int flow_find(void *flows, const __u32 *words, int v6, st
 	return 0;
 }
 
-/* The remembered flow's value (in `v`): 0, or -1 when its entry changed meanwhile (tag, value, tag: see above).
- * Marks it referenced: an atomic add of the top bit, so a concurrent rewrite of the value is never undone (two CPUs
- * adding it at once clear it again, which only makes the entry an earlier candidate to forget). */
+/* The remembered flow's value (in `v`): 0, or -1 when the value is another flow's (see above). Marks it
+ * referenced: an atomic add of the top bit, so a concurrent rewrite of the value is never undone (two CPUs adding
+ * it at once clear it again, which only makes the entry an earlier candidate to forget). */
 static __always_inline int flow_read(struct l4f_flow_ref *r, __u64 *v)
 {
 	struct l4f_flow_entry *e = &r->way[r->hit & (L4F_FLOW_WAYS - 1)];
 	*v = *(volatile __u64 *)&e->value;
-	if (*(volatile __u64 *)&e->tag != r->tag)
+	if (((*v >> FLOW_CHECK_SHIFT) & FLOW_CHECK_MASK) != flow_check(r->tag))
 		return -1;
 	if (!(*v & FLOW_REFERENCED))
 		__sync_fetch_and_add(&e->value, FLOW_REFERENCED);
@@ -76,7 +85,11 @@ static __always_inline void flow_write(struct l4f_flow_ref *r, __u64 value)
 	int w = r->hit;
 #pragma unroll
 	for (int i = 0; i < L4F_FLOW_WAYS; i++)
-		if (w < 0 && (!r->way[i].tag || !(r->way[i].value & FLOW_REFERENCED)))
+		if (w < 0 && !r->way[i].tag)
+			w = i;
+#pragma unroll
+	for (int i = 0; i < L4F_FLOW_WAYS; i++)
+		if (w < 0 && !(r->way[i].value & FLOW_REFERENCED))
 			w = i;
 	if (w < 0) {
 #pragma unroll
@@ -86,8 +99,6 @@ static __always_inline void flow_write(struct l4f_flow_ref *r, __u64 value)
 		w = (int)(r->tag >> 32) & (L4F_FLOW_WAYS - 1);
 	}
 	struct l4f_flow_entry *e = &r->way[w & (L4F_FLOW_WAYS - 1)];
-	if (w != r->hit)
-		*(volatile __u64 *)&e->tag = 0;
 	*(volatile __u64 *)&e->value = value;
 	*(volatile __u64 *)&e->tag = r->tag;
 }

@@ -183,11 +183,11 @@ struct l4f_meta {
 };
 
 /*
- * One remembered flow in a set of the flow cache (l4f_flows4 / l4f_flows6; docs/design/0007 "Flow cache"): two
- * 8-byte words, each stored whole, so a reader on another CPU sees either word old or new, never torn.
- *   tag    fingerprint of the 5-tuple (flow_tag, node-core.h), bit 0 always set; 0 = an empty entry
- *   value  bits 0-15 backend id, bits 16-32 previous owner id + 1 (second chance; 0 = none), bits 33-62 the low 30
- *          bits of the flow hash (the GUE source port and the IPv6 flow label use 20), bit 63 referenced (CLOCK)
+ * One remembered flow in a set of the flow cache (l4f_flows4 / l4f_flows6; node-flows.h, docs/design/0007 "Flow
+ * cache"): two 8-byte words, each stored whole.
+ *   tag    fingerprint of the 5-tuple (flow_find, node-flows.h), bit 0 always set; 0 = an empty entry
+ *   value  bits 0-15 backend id, bits 16-32 previous owner id + 1 (second chance; 0 = none), bits 33-62 the tag's
+ *          top 30 bits (a value is trusted only with its own flow's tag), bit 63 referenced (CLOCK)
  */
 struct l4f_flow_entry {
 	__u64 tag;
