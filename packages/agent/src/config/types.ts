@@ -108,7 +108,7 @@ export interface DataPlaneSection {
   readonly flowTimeoutUdpS?: number;
   /** What the agent accepts but tells the operator about (logged at the start, shown by `--check`). */
   readonly warnings?: readonly string[];
-  /** nftables and bpf: entries per flow map (bpf: per flow cache, one per family); default the driver's (65,536). */
+  /** nftables and bpf: entries per flow map (bpf: per flow cache, one per family); default the driver's (nftables 65,536, bpf 262,144). */
   readonly flowTableSize?: number;
   /** nftables: how element-only deltas reach the kernel; default auto (netlink when built). */
   readonly deltaWriter?: DeltaWriter;

@@ -13,8 +13,8 @@
  * lookup3's second one from the same pass (`words`: struct l4f_flow4 / l4f_flow6 as 4 / 10 words; a seed of its own,
  * so neither depends on the VIP's hash mode or seed). Two flows share an entry only when 63 bits agree.
  * A first packet touches one cold line here, where a hash map's bucket, element and list neighbours were three or
- * four (0007: 270-350 ns less program time per first packet). A set full of referenced flows forgets one (CLOCK,
- * as in a page cache): the cache forgets a flow before it is full, which an LRU did not.
+ * four (0007: 350-440 ns less program time per first packet on one kind). A set full of referenced flows forgets
+ * one (CLOCK, as in a page cache): the cache forgets a flow before it is full, which an LRU did not.
  *
  * Without locks, by validation rather than order: a way's tag and value are two 8-byte words, each stored whole,
  * and the value repeats 30 bits of its flow's tag (its check). A reader trusts a value only when the tag it found and
